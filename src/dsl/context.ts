@@ -1,0 +1,28 @@
+// The tracing context: DSL calls build nodes into the current Context (one interning table).
+import { Context } from '../ir/node.ts';
+import { createBuilder, type NodeBuilder } from '../prims/builder.ts';
+import { userOrigin } from './origin.ts';
+
+let current: Context = new Context();
+let builder: NodeBuilder = createBuilder(current, userOrigin);
+
+export function currentContext(): Context {
+  return current;
+}
+
+/** The builder of the current context, labelling nodes with the user's file:line. */
+export function dslBuilder(): NodeBuilder {
+  return builder;
+}
+
+/** Runs `f` with a fresh (or given) context current, restoring the previous one after. */
+export function withContext<T>(f: () => T, ctx: Context = new Context()): T {
+  const saved = [current, builder] as const;
+  current = ctx;
+  builder = createBuilder(ctx, userOrigin);
+  try {
+    return f();
+  } finally {
+    [current, builder] = saved;
+  }
+}

@@ -1,0 +1,56 @@
+// A model file's contract: a named recurrence builder (static shapes per batch size) and,
+// optionally, the task it trains on (data, loss, optimizer, truncated-BPTT settings).
+import { UnfoldError } from '../ir/errors.ts';
+import type { Tensor } from '../ir/tensor.ts';
+import type { LossSpec } from '../transforms/loss.ts';
+import { checkName } from './recurrence.ts';
+import type { Recurrence } from './recurrence.ts';
+
+export interface OptimizerSpec {
+  readonly name: 'sgd' | 'adam' | 'adamw' | 'rmsprop';
+  readonly lr: number;
+  readonly momentum?: number;
+  readonly dampening?: number;
+  readonly nesterov?: boolean;
+  readonly weightDecay?: number;
+  readonly beta1?: number;
+  readonly beta2?: number;
+  readonly eps?: number;
+  readonly alpha?: number;
+  readonly centered?: boolean;
+}
+
+export interface Window {
+  /** [B, T, I]; absent for input-free systems. */
+  readonly x?: Tensor;
+  /** [B, T, O] targets. */
+  readonly y: Tensor;
+}
+
+export interface TaskDef {
+  readonly batch: number;
+  readonly seqLen: number;
+  readonly steps: number;
+  readonly loss: LossSpec;
+  readonly optimizer: OptimizerSpec;
+  /** Truncated BPTT: the final state of window k, detached, starts window k + 1. */
+  readonly carryState: boolean;
+  readonly clipNorm?: number;
+  readonly seed?: number;
+  /** The data of training step k (0-based). */
+  window(k: number): Window;
+}
+
+export interface ModelDef {
+  readonly name: string;
+  readonly description?: string;
+  build(batch: number): Recurrence;
+  readonly task?: TaskDef;
+}
+
+/** Declares a model file's export. @example export default defineModel({ name: 'sincos', build: (B) => elman({ batch: B, input: 1, hidden: 32, output: 1 }) }) */
+export function defineModel(def: ModelDef): ModelDef {
+  checkName('model', def.name);
+  if (typeof def.build !== 'function') throw new UnfoldError(`model ${def.name}: build must be a function (batch) => recurrence`);
+  return def;
+}

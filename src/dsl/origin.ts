@@ -1,0 +1,28 @@
+// Where the user built a node: the first stack frame outside the compiler's own src/ tree.
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const SRC_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+const FRAME = /\(?((?:file:\/\/)?\/[^():]+|[A-Za-z]:\\[^():]+):(\d+):\d+\)?\s*$/;
+
+function isInternal(file: string): boolean {
+  return file.startsWith(SRC_DIR + path.sep) || file.includes(`${path.sep}node_modules${path.sep}`) || file.startsWith('node:');
+}
+
+/** `graphs/sincos.ts:12` for the innermost user frame of the current stack, or undefined. */
+export function userOrigin(): string | undefined {
+  const saved = Error.stackTraceLimit;
+  Error.stackTraceLimit = 64;
+  const stack = new Error().stack ?? '';
+  Error.stackTraceLimit = saved;
+  for (const line of stack.split('\n').slice(1)) {
+    const m = FRAME.exec(line.trim());
+    if (!m) continue;
+    const file = m[1]!.startsWith('file://') ? fileURLToPath(m[1]!) : m[1]!;
+    if (isInternal(file)) continue;
+    const rel = path.relative(process.cwd(), file);
+    return `${rel.startsWith('..') ? file : rel}:${m[2]}`;
+  }
+  return undefined;
+}

@@ -1,0 +1,51 @@
+// The reference interpreter: evaluates any graph in float64, or in float32 with each value
+// rounded as a Float32Array stores it (Math.fround semantics). Every later stage is checked against it.
+import { UnfoldError } from '../ir/errors.ts';
+import { nodesOf, type Graph } from '../ir/graph.ts';
+import { leafKey } from '../ir/leaf.ts';
+import type { Node } from '../ir/node.ts';
+import { shapeToString, sizeOf, type Tensor } from '../ir/tensor.ts';
+import { primOf } from '../prims/index.ts';
+
+export type Dtype = 'f64' | 'f32';
+
+
+export type Bindings = ReadonlyMap<string, Tensor | Float64Array>;
+
+function round32(a: Float64Array): Float64Array {
+  for (let i = 0; i < a.length; i++) a[i] = Math.fround(a[i]!);
+  return a;
+}
+
+/** Values of every node of `g`, leaves looked up in `params` (param nodes) and `inputs` (input nodes). */
+export function evaluateNodes(g: Graph, params: Bindings, inputs: Bindings, dtype: Dtype = 'f64'): Map<Node, Float64Array> {
+  const values = new Map<Node, Float64Array>();
+  for (const n of nodesOf(g)) {
+    let v: Float64Array;
+    if (n.op === 'param' || n.op === 'input') {
+      const key = leafKey(n);
+      const bound = (n.op === 'param' ? params : inputs).get(key);
+      if (bound === undefined) throw new UnfoldError(`no value bound for ${n.op} "${key}"`);
+      const data = bound instanceof Float64Array ? bound : bound.data;
+      if (!(bound instanceof Float64Array) && bound.shape.join() !== n.shape.join()) {
+        throw new UnfoldError(`${n.op} "${key}": expected shape ${shapeToString(n.shape)}, got ${shapeToString(bound.shape)}`);
+      }
+      if (data.length !== sizeOf(n.shape)) {
+        throw new UnfoldError(`${n.op} "${key}": expected ${sizeOf(n.shape)} values for ${shapeToString(n.shape)}, got ${data.length}`);
+      }
+      v = Float64Array.from(data);
+    } else {
+      const prim = primOf(n.op);
+      if (!prim) throw new UnfoldError(`unknown op "${n.op}"`);
+      v = prim.evaluate(n.inputs.map((x) => values.get(x)!), n.inputs.map((x) => x.shape), n.attrs, n.shape);
+    }
+    values.set(n, dtype === 'f32' ? round32(v) : v);
+  }
+  return values;
+}
+
+/** The graph's outputs, by name. */
+export function evaluate(g: Graph, params: Bindings, inputs: Bindings, dtype: Dtype = 'f64'): Map<string, Tensor> {
+  const values = evaluateNodes(g, params, inputs, dtype);
+  return new Map(g.outputs.map((o) => [o.name, { shape: o.node.shape, data: values.get(o.node)! }]));
+}

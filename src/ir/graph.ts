@@ -1,0 +1,174 @@
+// Graphs: named outputs over immutable nodes; topological order, verification, the text printer
+// and JSON round-trip. Values are named by topological position, never by object identity.
+
+import { UnfoldError } from './errors.ts';
+import { Context, type Attrs, type AttrValue, type Node } from './node.ts';
+import { sameShape, shapeToString, type Shape } from './tensor.ts';
+
+export interface Output {
+  readonly name: string;
+  readonly node: Node;
+}
+
+export interface Graph {
+  readonly outputs: readonly Output[];
+}
+
+export function makeGraph(outputs: Readonly<Record<string, Node>> | readonly Output[]): Graph {
+  const list: Output[] = Array.isArray(outputs)
+    ? [...(outputs as readonly Output[])]
+    : Object.entries(outputs as Record<string, Node>).map(([name, node]) => ({ name, node }));
+  const seen = new Set<string>();
+  for (const o of list) {
+    if (seen.has(o.name)) throw new UnfoldError(`graph: output "${o.name}" is defined twice`);
+    seen.add(o.name);
+  }
+  return Object.freeze({ outputs: Object.freeze(list) });
+}
+
+export function outputNode(g: Graph, name: string): Node {
+  const o = g.outputs.find((x) => x.name === name);
+  if (!o) throw new UnfoldError(`graph has no output "${name}" (outputs: ${g.outputs.map((x) => x.name).join(', ')})`);
+  return o.node;
+}
+
+const topoCache = new WeakMap<object, readonly Node[]>();
+
+/** Nodes reachable from `roots`, inputs before users, in a deterministic DFS post-order. */
+export function topoOrder(roots: readonly Node[]): Node[] {
+  const order: Node[] = [];
+  const state = new Map<Node, 1 | 2>(); // 1 = on stack, 2 = done
+  for (const root of roots) {
+    if (state.get(root) === 2) continue;
+    const stack: [Node, number][] = [[root, 0]];
+    state.set(root, 1);
+    while (stack.length > 0) {
+      const top = stack[stack.length - 1]!;
+      const [node, next] = top;
+      if (next < node.inputs.length) {
+        top[1] = next + 1;
+        const child = node.inputs[next];
+        if (child === undefined) throw new UnfoldError(`verify: input ${next} of a ${node.op} node is undefined`);
+        const s = state.get(child);
+        if (s === 1) throw new UnfoldError(`verify: cycle through a ${child.op} node`);
+        if (s === undefined) {
+          state.set(child, 1);
+          stack.push([child, 0]);
+        }
+      } else {
+        stack.pop();
+        state.set(node, 2);
+        order.push(node);
+      }
+    }
+  }
+  return order;
+}
+
+/** The graph's nodes in topological order (cached per graph object). */
+export function nodesOf(g: Graph): readonly Node[] {
+  let order = topoCache.get(g);
+  if (!order) {
+    order = topoOrder(g.outputs.map((o) => o.node));
+    topoCache.set(g, order);
+  }
+  return order;
+}
+
+/** What verify needs to know of an op; the primitive registry provides it. */
+export interface OpRule {
+  readonly arity: number | 'variadic';
+  shape(inputs: readonly Shape[], attrs: Attrs, declared: Shape): Shape;
+}
+
+/** Checks arity, shapes, acyclicity and that every input is defined. Returns the graph. */
+export function verify(g: Graph, ruleOf: (op: string) => OpRule | undefined): Graph {
+  const order = nodesOf(g);
+  order.forEach((node, i) => {
+    const where = `verify: %${i} (${node.op})`;
+    const rule = ruleOf(node.op);
+    if (!rule) throw new UnfoldError(`${where}: unknown op "${node.op}"`);
+    if (rule.arity !== 'variadic' && node.inputs.length !== rule.arity) {
+      throw new UnfoldError(`${where}: expects ${rule.arity} inputs, has ${node.inputs.length}`);
+    }
+    let expected: Shape;
+    try {
+      expected = rule.shape(node.inputs.map((n) => n.shape), node.attrs, node.shape);
+    } catch (e) {
+      throw new UnfoldError(`${where}: ${(e as Error).message}`);
+    }
+    if (!sameShape(expected, node.shape)) {
+      throw new UnfoldError(`${where}: shape ${shapeToString(node.shape)} but its rule gives ${shapeToString(expected)}`);
+    }
+  });
+  return g;
+}
+
+function formatAttr(v: AttrValue): string {
+  return JSON.stringify(v);
+}
+
+export interface PrintOptions {
+  /** Append `@t` to values bound to a time step. */
+  readonly steps?: boolean;
+}
+
+/** Deterministic text form: `%4 = tanh %3 : [32]`, then `out name = %k` lines. */
+export function printGraph(g: Graph, opts: PrintOptions = {}): string {
+  const order = nodesOf(g);
+  const index = new Map<Node, number>(order.map((n, i) => [n, i]));
+  const lines = order.map((n, i) => {
+    const args = n.inputs.map((x) => `%${index.get(x)}`).join(', ');
+    const keys = Object.keys(n.attrs).sort();
+    const attrs = keys.length ? ` {${keys.map((k) => `${k}=${formatAttr(n.attrs[k]!)}`).join(', ')}}` : '';
+    const step = opts.steps && n.step !== undefined ? ` @${n.step}` : '';
+    return `%${i} = ${n.op}${args ? ' ' + args : ''}${attrs} : ${shapeToString(n.shape)}${step}`;
+  });
+  for (const o of g.outputs) lines.push(`out ${o.name} = %${index.get(o.node)}`);
+  return lines.join('\n') + '\n';
+}
+
+export interface GraphJson {
+  readonly nodes: readonly {
+    op: string;
+    inputs: number[];
+    shape: number[];
+    attrs: Record<string, AttrValue>;
+    step?: number;
+  }[];
+  readonly outputs: readonly { name: string; node: number }[];
+}
+
+export function graphToJson(g: Graph): GraphJson {
+  const order = nodesOf(g);
+  const index = new Map<Node, number>(order.map((n, i) => [n, i]));
+  return {
+    nodes: order.map((n) => ({
+      op: n.op,
+      inputs: n.inputs.map((x) => index.get(x)!),
+      shape: [...n.shape],
+      attrs: { ...n.attrs },
+      ...(n.step !== undefined ? { step: n.step } : {}),
+    })),
+    outputs: g.outputs.map((o) => ({ name: o.name, node: index.get(o.node)! })),
+  };
+}
+
+/** Rebuilds a graph in `ctx` (interned); call `verify` on the result to check it. */
+export function graphFromJson(json: GraphJson, ctx: Context): Graph {
+  const built: Node[] = [];
+  json.nodes.forEach((n, i) => {
+    const inputs = n.inputs.map((k) => {
+      if (!(k >= 0 && k < i)) throw new UnfoldError(`graph JSON: node ${i} refers to node ${k}, which is not before it`);
+      return built[k]!;
+    });
+    built.push(ctx.make({ op: n.op, inputs, shape: n.shape, attrs: n.attrs, ...(n.step !== undefined ? { step: n.step } : {}) }));
+  });
+  return makeGraph(
+    json.outputs.map((o) => {
+      const node = built[o.node];
+      if (!node) throw new UnfoldError(`graph JSON: output "${o.name}" refers to missing node ${o.node}`);
+      return { name: o.name, node };
+    }),
+  );
+}

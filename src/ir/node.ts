@@ -1,0 +1,75 @@
+// IR nodes and the interning context: nodes are immutable, and structurally equal nodes built in
+// one context are the same object (so CSE is free and tests compare by identity).
+
+import type { Shape } from './tensor.ts';
+
+/** Attribute values are plain JSON data, so they can be keyed, printed and serialized. */
+export type AttrValue = number | string | boolean | null | readonly AttrValue[];
+export type Attrs = Readonly<Record<string, AttrValue>>;
+
+export interface Node {
+  /** Creation order within its context: a stable tie-breaker, never printed. */
+  readonly id: number;
+  readonly op: string;
+  readonly inputs: readonly Node[];
+  readonly shape: Shape;
+  readonly attrs: Attrs;
+  /** Time step of an unrolled graph (1..τ; 0 for the initial state); undefined for step-free values. */
+  readonly step: number | undefined;
+  /** Where the user built it (`graphs/sincos.ts:12`), when known. */
+  readonly origin: string | undefined;
+}
+
+/** Canonical text of attrs: keys sorted, so equal attrs give equal keys. */
+export function attrsKey(attrs: Attrs): string {
+  const keys = Object.keys(attrs).sort();
+  return keys.map((k) => `${k}=${JSON.stringify(attrs[k])}`).join(',');
+}
+
+export interface NodeSpec {
+  readonly op: string;
+  readonly inputs: readonly Node[];
+  readonly shape: Shape;
+  readonly attrs?: Attrs;
+  /** Marks a leaf as belonging to a step (inputs x(t), the initial state). */
+  readonly step?: number;
+  readonly origin?: string;
+}
+
+/**
+ * An interning table. `make` returns the existing node when one with the same op, inputs and
+ * attrs exists. The step of a new non-leaf node is the context's current step when any input
+ * is step-bound, else undefined (parameter-only values belong to no step).
+ */
+export class Context {
+  private readonly table = new Map<string, Node>();
+  private nextId = 0;
+  /** Set by unroll while it instantiates step t. */
+  currentStep: number | undefined = undefined;
+
+  make(spec: NodeSpec): Node {
+    const attrs = spec.attrs ?? {};
+    const key = `${spec.op}(${spec.inputs.map((n) => n.id).join(',')}){${attrsKey(attrs)}}[${spec.shape.join(',')}]`;
+    const found = this.table.get(key);
+    if (found) return found;
+    let step = spec.step;
+    if (step === undefined && spec.inputs.some((n) => n.step !== undefined)) {
+      step = this.currentStep ?? Math.max(...spec.inputs.map((n) => n.step ?? 0));
+    }
+    const node: Node = Object.freeze({
+      id: this.nextId++,
+      op: spec.op,
+      inputs: Object.freeze([...spec.inputs]),
+      shape: Object.freeze([...spec.shape]),
+      attrs: Object.freeze({ ...attrs }),
+      step,
+      origin: spec.origin,
+    });
+    this.table.set(key, node);
+    return node;
+  }
+
+  get size(): number {
+    return this.table.size;
+  }
+}

@@ -1,0 +1,167 @@
+// Node construction over the registry: shape rules checked at build time, and algebraic
+// simplification as nodes are made (x*1 -> x, x+0 -> x, zeros pruned), so gradients stay readable.
+import { UnfoldError } from '../ir/errors.ts';
+import type { Context, Attrs, Node } from '../ir/node.ts';
+import { sameShape, sizeOf, type Shape } from '../ir/tensor.ts';
+import { prims, type PrimName } from './index.ts';
+import type { Builder, CompareKind } from './types.ts';
+
+/** The fill value of a constant node with a single repeated value, else undefined. */
+export function fillValue(n: Node): number | undefined {
+  if (n.op !== 'const') return undefined;
+  const v = n.attrs['value'];
+  return typeof v === 'number' ? v : undefined;
+}
+
+export const isZero = (n: Node): boolean => fillValue(n) === 0;
+const isOne = (n: Node): boolean => fillValue(n) === 1;
+
+export interface NodeBuilder extends Builder {
+  readonly ctx: Context;
+  /** Builds any primitive node, checking its shape rule; `origin` labels it for errors and DOT. */
+  make(op: PrimName, inputs: readonly Node[], attrs?: Attrs, declared?: Shape): Node;
+  const(data: readonly number[], shape: Shape): Node;
+  param(name: string, shape: Shape): Node;
+  input(name: string, shape: Shape, attrs?: Attrs, step?: number): Node;
+  max(a: Node, axes: readonly number[]): Node;
+  relu(a: Node): Node;
+  detach(a: Node): Node;
+  concat(xs: readonly Node[], axis: number): Node;
+}
+
+export function createBuilder(ctx: Context, origin: () => string | undefined = () => undefined): NodeBuilder {
+  const make = (op: PrimName, inputs: readonly Node[], attrs: Attrs = {}, declared: Shape = []): Node => {
+    const shape = prims[op].shape(inputs.map((n) => n.shape), attrs, declared);
+    const o = origin();
+    return ctx.make({ op, inputs, shape, attrs, ...(o !== undefined ? { origin: o } : {}) });
+  };
+  const scalar = (value: number, shape: Shape): Node => make('const', [], { value }, shape);
+  const bothFills = (a: Node, c: Node): [number, number] | undefined => {
+    const x = fillValue(a), y = fillValue(c);
+    return x !== undefined && y !== undefined ? [x, y] : undefined;
+  };
+
+  const b: NodeBuilder = {
+    ctx,
+    make,
+    scalar,
+    const: (data, shape) => (data.length > 0 && data.every((v) => v === data[0]) ? scalar(data[0]!, shape) : make('const', [], { data: [...data] }, shape)),
+    param: (name, shape) => make('param', [], { name }, shape),
+    input: (name, shape, attrs = {}, step) => {
+      const o = origin();
+      return ctx.make({ op: 'input', inputs: [], shape, attrs: { name, ...attrs }, ...(step !== undefined ? { step } : {}), ...(o !== undefined ? { origin: o } : {}) });
+    },
+
+    add(a, c) {
+      if (isZero(c)) return a; // x + 0 -> x
+      if (isZero(a)) return c; // 0 + x -> x
+      const f = bothFills(a, c);
+      if (f && sameShape(a.shape, c.shape)) return scalar(f[0] + f[1], a.shape); // fold
+      return make('add', [a, c]);
+    },
+    sub(a, c) {
+      if (isZero(c)) return a; // x - 0 -> x
+      if (isZero(a)) return b.neg(c); // 0 - x -> -x
+      const f = bothFills(a, c);
+      if (f && sameShape(a.shape, c.shape)) return scalar(f[0] - f[1], a.shape);
+      return make('sub', [a, c]);
+    },
+    mul(a, c) {
+      if (isOne(c)) return a; // x * 1 -> x
+      if (isOne(a)) return c; // 1 * x -> x
+      if (sameShape(a.shape, c.shape) && (isZero(a) || isZero(c))) return scalar(0, a.shape); // x * 0 -> 0
+      const f = bothFills(a, c);
+      if (f && sameShape(a.shape, c.shape)) return scalar(f[0] * f[1], a.shape);
+      if (fillValue(c) === -1) return b.neg(a); // x * -1 -> -x
+      return make('mul', [a, c]);
+    },
+    div(a, c) {
+      if (isOne(c)) return a; // x / 1 -> x
+      if (isZero(a) && sameShape(a.shape, c.shape)) return a; // 0 / x -> 0
+      return make('div', [a, c]);
+    },
+    neg(a) {
+      if (a.op === 'neg') return a.inputs[0]!; // --x -> x
+      const f = fillValue(a);
+      if (f !== undefined) return scalar(-f, a.shape);
+      return make('neg', [a]);
+    },
+    exp: (a) => make('exp', [a]),
+    log: (a) => make('log', [a]),
+    tanh: (a) => make('tanh', [a]),
+    sigmoid: (a) => make('sigmoid', [a]),
+    relu: (a) => make('relu', [a]),
+    detach: (a) => (a.op === 'const' ? a : make('detach', [a])),
+    matmul(a, c) {
+      if (isZero(a) || isZero(c)) {
+        const shape = prims.matmul.shape([a.shape, c.shape], {}, []);
+        return scalar(0, shape); // 0 @ x -> 0
+      }
+      return make('matmul', [a, c]);
+    },
+    transpose(a) {
+      if (a.op === 'transpose') return a.inputs[0]!; // (xᵀ)ᵀ -> x
+      const f = fillValue(a);
+      if (f !== undefined && a.shape.length === 2) return scalar(f, [a.shape[1]!, a.shape[0]!]);
+      return make('transpose', [a]);
+    },
+    sum(a, axes) {
+      if (axes.length === 0) return a; // Σ over nothing -> x
+      const f = fillValue(a);
+      const shape = prims.sum.shape([a.shape], { axes: [...axes] }, []);
+      if (f !== undefined) return scalar(f * (sizeOf(a.shape) / sizeOf(shape)), shape); // Σ c -> n c
+      return make('sum', [a], { axes: [...axes] });
+    },
+    max: (a, axes) => (axes.length === 0 ? a : make('max', [a], { axes: [...axes] })),
+    broadcast(a, shape, axes) {
+      if (axes.length === 0) return a;
+      const f = fillValue(a);
+      if (f !== undefined) {
+        prims.broadcast.shape([a.shape], { shape: [...shape], axes: [...axes] }, []);
+        return scalar(f, shape); // broadcast(c) -> c
+      }
+      return make('broadcast', [a], { shape: [...shape], axes: [...axes] });
+    },
+    reshape(a, shape) {
+      if (sameShape(a.shape, shape)) return a;
+      if (a.op === 'reshape') return b.reshape(a.inputs[0]!, shape); // reshape∘reshape -> reshape
+      const f = fillValue(a);
+      if (f !== undefined) {
+        prims.reshape.shape([a.shape], { shape: [...shape] }, []);
+        return scalar(f, shape);
+      }
+      return make('reshape', [a], { shape: [...shape] });
+    },
+    slice(a, axis, start, end) {
+      if (start === 0 && end === a.shape[axis]) return a;
+      const f = fillValue(a);
+      const attrs = { axis, start, end };
+      if (f !== undefined) return scalar(f, prims.slice.shape([a.shape], attrs, []));
+      return make('slice', [a], attrs);
+    },
+    pad(a, axis, before, after) {
+      if (before === 0 && after === 0) return a;
+      const attrs = { axis, before, after };
+      if (isZero(a)) return scalar(0, prims.pad.shape([a.shape], attrs, []));
+      return make('pad', [a], attrs);
+    },
+    concat: (xs, axis) => (xs.length === 1 ? xs[0]! : make('concat', xs, { axis })),
+    where(cond, a, c) {
+      if (a === c) return a; // where(c, x, x) -> x
+      return make('where', [cond, a, c]);
+    },
+    compare: (kind: CompareKind, a, c) => make('compare', [a, c], { kind }),
+  };
+  return b;
+}
+
+/** Runs `f`, turning a shape-rule message into an UnfoldError prefixed with `where`. */
+export function withLocation<T>(where: string | undefined, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof UnfoldError) throw e;
+    const msg = (e as Error).message;
+    throw new UnfoldError(where ? `${where}: ${msg}` : msg);
+  }
+}

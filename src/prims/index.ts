@@ -1,0 +1,51 @@
+// The primitive registry: the one table from op name to its rules. Typed over the union of
+// names, so a primitive missing a rule is a compile error, not a runtime "no gradient for op".
+import type { OpRule } from '../ir/graph.ts';
+import { add } from './add.ts';
+import { broadcast } from './broadcast.ts';
+import { compare } from './compare.ts';
+import { concat } from './concat.ts';
+import { detach } from './detach.ts';
+import { div } from './div.ts';
+import { exp } from './exp.ts';
+import { constant, input, param } from './leaves.ts';
+import { log } from './log.ts';
+import { matmul } from './matmul.ts';
+import { max } from './max.ts';
+import { mul } from './mul.ts';
+import { neg } from './neg.ts';
+import { pad } from './pad.ts';
+import { relu } from './relu.ts';
+import { reshape } from './reshape.ts';
+import { sigmoid } from './sigmoid.ts';
+import { slice } from './slice.ts';
+import { sub } from './sub.ts';
+import { sum } from './sum.ts';
+import { tanh } from './tanh.ts';
+import { transpose } from './transpose.ts';
+import type { PrimDef } from './types.ts';
+import { where } from './where.ts';
+
+export const prims = {
+  param, input, const: constant,
+  add, sub, mul, div, neg, exp, log, tanh, sigmoid, relu, detach, where, compare,
+  matmul, transpose, sum, max, broadcast, reshape, slice, pad, concat,
+} as const satisfies Record<string, PrimDef>;
+
+export type PrimName = keyof typeof prims;
+
+export function isPrimName(op: string): op is PrimName {
+  return Object.hasOwn(prims, op);
+}
+
+export function primOf(op: string): PrimDef | undefined {
+  return isPrimName(op) ? prims[op] : undefined;
+}
+
+/** The rule lookup `verify` needs. */
+export function opRule(op: string): OpRule | undefined {
+  const p = primOf(op);
+  return p && { arity: p.arity, shape: (inputs, attrs, declared) => p.shape(inputs, attrs, declared) };
+}
+
+export type { PrimDef } from './types.ts';

@@ -1,0 +1,78 @@
+// Shared building blocks of primitive definitions: element-wise ops, index helpers for emission.
+
+import type { Attrs } from '../ir/node.ts';
+import { sameShape, shapeToString, sizeOf, type Shape } from '../ir/tensor.ts';
+import type { Buf, PrimDef } from './types.ts';
+
+/** `arr[off + i]`, folding a zero offset and constant indices. */
+export function at(b: Buf, i: string | number): string {
+  if (typeof i === 'number') return `${b.arr}[${b.off + i}]`;
+  return b.off === 0 ? `${b.arr}[${i}]` : `${b.arr}[${b.off} + ${i}]`;
+}
+
+/** A loop over `n` elements, or the body alone when n = 1. `body` gets the index expression. */
+export function loop(n: number, body: (i: string | number) => string, v = 'i'): string {
+  if (n === 1) return body(0);
+  return `for (let ${v} = 0; ${v} < ${n}; ${v}++) { ${body(v)} }`;
+}
+
+export function sameShapes(name: string, inputs: readonly Shape[]): Shape {
+  const first = inputs[0]!;
+  for (const s of inputs) {
+    if (!sameShape(s, first)) {
+      throw new Error(`${name}: shapes ${inputs.map(shapeToString).join(' and ')} differ`);
+    }
+  }
+  return first;
+}
+
+export function intList(attrs: Attrs, key: string): number[] {
+  const v = attrs[key];
+  if (!Array.isArray(v)) throw new Error(`attribute ${key} must be a list of integers`);
+  return v.map((x) => {
+    if (typeof x !== 'number' || !Number.isInteger(x)) throw new Error(`attribute ${key} must be a list of integers`);
+    return x;
+  });
+}
+
+export function intAttr(attrs: Attrs, key: string): number {
+  const v = attrs[key];
+  if (typeof v !== 'number' || !Number.isInteger(v)) throw new Error(`attribute ${key} must be an integer`);
+  return v;
+}
+
+/** An element-wise primitive from its scalar function and scalar emission template. */
+export function elementwise(def: {
+  name: string;
+  arity: number;
+  /** The scalar function; `attrs` select it for ops like compare. */
+  fn: (attrs: Attrs) => (...xs: number[]) => number;
+  scalar: (xs: readonly string[], attrs: Attrs) => string;
+  vjp: PrimDef['vjp'];
+}): PrimDef {
+  return {
+    name: def.name,
+    arity: def.arity,
+    shape: (inputs, attrs) => {
+      def.fn(attrs); // validates attrs
+      return sameShapes(def.name, inputs);
+    },
+    evaluate: (inputs, _s, attrs, shape) => {
+      const n = sizeOf(shape);
+      const out = new Float64Array(n);
+      const f = def.fn(attrs);
+      if (inputs.length === 1) {
+        const a = inputs[0]!;
+        for (let i = 0; i < n; i++) out[i] = f(a[i]!);
+      } else if (inputs.length === 2) {
+        const a = inputs[0]!, b = inputs[1]!;
+        for (let i = 0; i < n; i++) out[i] = f(a[i]!, b[i]!);
+      } else {
+        for (let i = 0; i < n; i++) out[i] = f(...inputs.map((x) => x[i]!));
+      }
+      return out;
+    },
+    vjp: def.vjp,
+    emit: { kind: 'elementwise', scalar: def.scalar },
+  };
+}

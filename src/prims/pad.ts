@@ -1,0 +1,40 @@
+// y = x with `before` and `after` zeros along `axis`;  dx = the middle slice of dy
+import { shapeToString, sizeOf } from '../ir/tensor.ts';
+import { at, intAttr } from './kit.ts';
+import { aroundAxis } from './slice.ts';
+import type { PrimDef } from './types.ts';
+
+export const pad: PrimDef = {
+  name: 'pad',
+  arity: 1,
+  shape: ([x], attrs) => {
+    const axis = intAttr(attrs, 'axis'), before = intAttr(attrs, 'before'), after = intAttr(attrs, 'after');
+    if (!(axis >= 0 && axis < x!.length)) throw new Error(`pad: axis ${axis} out of range for ${shapeToString(x!)}`);
+    if (before < 0 || after < 0) throw new Error(`pad: negative padding ${before}, ${after}`);
+    return x!.map((d, i) => (i === axis ? d + before + after : d));
+  },
+  evaluate: ([x], [s], attrs, shape) => {
+    const axis = intAttr(attrs, 'axis'), before = intAttr(attrs, 'before');
+    const [outer, extent, inner] = aroundAxis(s!, axis);
+    const full = shape[axis]!;
+    const out = new Float64Array(sizeOf(shape));
+    for (let o = 0; o < outer; o++) out.set(x!.subarray(o * extent * inner, (o + 1) * extent * inner), (o * full + before) * inner);
+    return out;
+  },
+  vjp: ({ dy, inputs: [x], attrs }, b) => {
+    const axis = intAttr(attrs, 'axis'), before = intAttr(attrs, 'before');
+    return [b.slice(dy, axis, before, before + x!.shape[axis]!)];
+  },
+  emit: {
+    kind: 'statements',
+    code: ({ out, inputs: [x], inShapes: [s], attrs, shape }) => {
+      const axis = intAttr(attrs, 'axis'), before = intAttr(attrs, 'before');
+      const [outer, extent, inner] = aroundAxis(s!, axis);
+      const span = extent * inner, fullSpan = shape[axis]! * inner;
+      return [
+        `for (let f = 0; f < ${sizeOf(shape)}; f++) ${at(out, 'f')} = 0;`,
+        `for (let o = 0; o < ${outer}; o++) for (let j = 0; j < ${span}; j++) ${at(out, `o * ${fullSpan} + ${before * inner} + j`)} = ${at(x!, `o * ${span} + j`)};`,
+      ].join('\n');
+    },
+  },
+};

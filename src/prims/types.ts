@@ -1,0 +1,72 @@
+// The contract every primitive fulfils: shape rule, evaluation, derivative and emission, in one place.
+
+import type { Attrs, Node } from '../ir/node.ts';
+import type { Shape } from '../ir/tensor.ts';
+
+/** A value in the emitted arena: element i lives at `${arr}[${off} + i]`. */
+export interface Buf {
+  readonly arr: string;
+  readonly off: number;
+}
+
+export interface EmitArgs {
+  readonly out: Buf;
+  readonly inputs: readonly Buf[];
+  readonly inShapes: readonly Shape[];
+  readonly shape: Shape;
+  readonly attrs: Attrs;
+}
+
+/** What a vjp rule receives: the cotangent of the output, the primal output and its inputs. */
+export interface VjpArgs {
+  readonly dy: Node;
+  readonly y: Node;
+  readonly inputs: readonly Node[];
+  readonly attrs: Attrs;
+}
+
+/**
+ * The ops vjp rules build gradients with. Implemented over the registry (src/prims/builder.ts)
+ * with broadcasting and algebraic simplification, so rules stay short and gradients readable.
+ * `null` stands for a zero cotangent throughout.
+ */
+export interface Builder {
+  add(a: Node, b: Node): Node;
+  sub(a: Node, b: Node): Node;
+  mul(a: Node, b: Node): Node;
+  div(a: Node, b: Node): Node;
+  neg(a: Node): Node;
+  exp(a: Node): Node;
+  log(a: Node): Node;
+  tanh(a: Node): Node;
+  sigmoid(a: Node): Node;
+  matmul(a: Node, b: Node): Node;
+  transpose(a: Node): Node;
+  sum(a: Node, axes: readonly number[]): Node;
+  broadcast(a: Node, shape: Shape, axes: readonly number[]): Node;
+  reshape(a: Node, shape: Shape): Node;
+  slice(a: Node, axis: number, start: number, end: number): Node;
+  pad(a: Node, axis: number, before: number, after: number): Node;
+  where(cond: Node, a: Node, b: Node): Node;
+  compare(kind: CompareKind, a: Node, b: Node): Node;
+  scalar(value: number, shape: Shape): Node;
+}
+
+export type CompareKind = 'gt' | 'ge' | 'lt' | 'le' | 'eq';
+
+export interface PrimDef {
+  readonly name: string;
+  /** Number of inputs, or 'variadic' (concat). Leaves have 0. */
+  readonly arity: number | 'variadic';
+  /** Output shape from input shapes; `declared` is the node's own shape (leaves return it). Throws a message on mismatch. */
+  shape(inputs: readonly Shape[], attrs: Attrs, declared: Shape): Shape;
+  /** Float64 evaluation of the op on row-major data. Leaves are bound by the interpreter instead. */
+  evaluate(inputs: readonly Float64Array[], inShapes: readonly Shape[], attrs: Attrs, shape: Shape): Float64Array;
+  /** One cotangent per input (null = zero), built from primitives so gradients are graphs too. */
+  vjp(args: VjpArgs, b: Builder): (Node | null)[];
+  /** Element-wise ops give a scalar template (fusable); others emit whole statements. */
+  readonly emit:
+    | { readonly kind: 'elementwise'; scalar(xs: readonly string[], attrs: Attrs): string }
+    | { readonly kind: 'statements'; code(args: EmitArgs): string }
+    | { readonly kind: 'leaf' };
+}

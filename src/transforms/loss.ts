@@ -1,0 +1,77 @@
+// Losses over an unrolled graph: targets y(t) become per-step leaves `y@t`, the loss a scalar
+// output. mse = mean over all elements (nn.MSELoss), sse = sum, xent = cross-entropy with logits.
+import { UnfoldError } from '../ir/errors.ts';
+import { makeGraph, type Graph } from '../ir/graph.ts';
+import type { Node } from '../ir/node.ts';
+import { sizeOf } from '../ir/tensor.ts';
+import type { NodeBuilder } from '../prims/builder.ts';
+import { stepLeaf, type Unrolled } from './unroll.ts';
+
+export type LossKind = 'mse' | 'sse' | 'xent';
+
+export interface LossSpec {
+  readonly kind: LossKind;
+  /** Every step (default) or only the last. */
+  readonly over?: 'all' | 'last';
+  /** The output compared with the target; default: the recurrence's first output. */
+  readonly output?: string;
+  /** The target's name (leaves `y@t`); default `y`. */
+  readonly target?: string;
+}
+
+export interface Trainable {
+  readonly unrolled: Unrolled;
+  /** `loss`, the unrolled outputs and final states. */
+  readonly graph: Graph;
+  readonly loss: Node;
+  /** targets[t - 1]: the target leaf of step t (undefined for steps the loss skips). */
+  readonly targets: readonly (Node | undefined)[];
+}
+
+/** log-softmax over the last axis, shifted by the detached max for stability. */
+function logSoftmax(b: NodeBuilder, z: Node): Node {
+  const last = z.shape.length - 1;
+  const m = b.broadcast(b.detach(b.max(z, [last])), z.shape, [last]);
+  const shifted = b.sub(z, m);
+  const lse = b.broadcast(b.log(b.sum(b.exp(shifted), [last])), z.shape, [last]);
+  return b.sub(shifted, lse);
+}
+
+export function withLoss(u: Unrolled, spec: LossSpec, b: NodeBuilder): Trainable {
+  const outs = u.rec.outputs;
+  if (outs.length === 0) throw new UnfoldError(`loss: recurrence "${u.rec.name}" has no output to compare with a target`);
+  const k = spec.output === undefined ? 0 : outs.findIndex((o) => o.name === spec.output);
+  if (k < 0) throw new UnfoldError(`loss: no output "${spec.output}" (outputs: ${outs.map((o) => o.name).join(', ')})`);
+  const template = outs[k]!.node;
+  const targetName = spec.target ?? 'y';
+  const steps = spec.over === 'last' ? [u.tau] : Array.from({ length: u.tau }, (_, i) => i + 1);
+  const targets: (Node | undefined)[] = new Array(u.tau).fill(undefined);
+  const ctx = b.ctx;
+  let total: Node | undefined;
+  for (const t of steps) {
+    const o = u.outputs[t - 1]![k]!;
+    const y = stepLeaf(ctx, targetName, template, t, 'target');
+    targets[t - 1] = y;
+    const saved = ctx.currentStep;
+    ctx.currentStep = t;
+    let term: Node;
+    if (spec.kind === 'xent') {
+      term = b.neg(b.sum(b.mul(y, logSoftmax(b, o)), o.shape.map((_, i) => i)));
+    } else {
+      const d = b.sub(o, y);
+      term = b.sum(b.mul(d, d), o.shape.map((_, i) => i));
+    }
+    ctx.currentStep = saved;
+    total = total ? b.add(total, term) : term;
+  }
+  const n = steps.length;
+  // mse averages every element; xent averages over the rows (batch × steps), as PyTorch does.
+  const denom = spec.kind === 'mse' ? n * sizeOf(template.shape) : spec.kind === 'xent' ? n * sizeOf(template.shape.slice(0, -1)) : 1;
+  const loss = b.div(total!, b.scalar(denom, []));
+  return {
+    unrolled: u,
+    graph: makeGraph([{ name: 'loss', node: loss }, ...u.graph.outputs]),
+    loss,
+    targets,
+  };
+}

@@ -1,0 +1,87 @@
+// unroll(recurrence, τ): one DAG with τ copies of the step body; every parameter is one node
+// shared by all steps, and every node knows its step. Time and memory linear in τ.
+import { UnfoldError } from '../ir/errors.ts';
+import { makeGraph, topoOrder, type Graph } from '../ir/graph.ts';
+import type { Context, Node } from '../ir/node.ts';
+import type { Named, Recurrence } from '../dsl/recurrence.ts';
+
+export interface Unrolled {
+  readonly rec: Recurrence;
+  readonly tau: number;
+  /** Outputs `o@t` for every output o and step t = 1..τ, then the final states `s@τ`. */
+  readonly graph: Graph;
+  /** states[t][i]: state i after step t; states[0] are the initial-state leaves `s@0`. */
+  readonly states: readonly (readonly Node[])[];
+  /** inputs[t - 1][i]: input i of step t (leaves `x@t`). */
+  readonly inputs: readonly (readonly Node[])[];
+  /** outputs[t - 1][k]: output k of step t. */
+  readonly outputs: readonly (readonly Node[])[];
+}
+
+export function checkTau(tau: unknown, what = 'τ'): number {
+  if (typeof tau !== 'number' || !Number.isInteger(tau) || tau < 1) {
+    throw new UnfoldError(`${what} must be a positive integer, got ${JSON.stringify(tau)}`);
+  }
+  return tau;
+}
+
+/** A leaf bound per step: `name@t`, made in the image of `like` (its shape and origin). */
+export function stepLeaf(ctx: Context, name: string, like: Node, t: number, role: string): Node {
+  return ctx.make({
+    op: 'input',
+    inputs: [],
+    shape: like.shape,
+    attrs: { name, role, t },
+    step: t,
+    ...(like.origin !== undefined ? { origin: like.origin } : {}),
+  });
+}
+
+/** Re-creates `order` (a template's topological order) with leaves replaced per `subst`. */
+function instantiate(ctx: Context, order: readonly Node[], subst: Map<Node, Node>): Map<Node, Node> {
+  const mapped = new Map(subst);
+  for (const n of order) {
+    if (mapped.has(n)) continue;
+    if (n.inputs.length === 0) {
+      mapped.set(n, n); // params and constants are shared, never copied
+      continue;
+    }
+    const inputs = n.inputs.map((x) => mapped.get(x)!);
+    const same = inputs.every((x, i) => x === n.inputs[i]);
+    mapped.set(n, same ? n : ctx.make({ op: n.op, inputs, shape: n.shape, attrs: n.attrs, ...(n.origin !== undefined ? { origin: n.origin } : {}) }));
+  }
+  return mapped;
+}
+
+export function unroll(rec: Recurrence, tau: number, ctx: Context): Unrolled {
+  checkTau(tau);
+  const nextOrder = topoOrder(rec.next);
+  const outOrder = topoOrder(rec.outputs.map((o) => o.node));
+  const states: Node[][] = [rec.state.map((s) => stepLeaf(ctx, s.name, s.node, 0, 'state'))];
+  const inputs: Node[][] = [];
+  const outputs: Node[][] = [];
+  const saved = ctx.currentStep;
+  try {
+    for (let t = 1; t <= tau; t++) {
+      ctx.currentStep = t;
+      const xs = rec.input.map((x) => stepLeaf(ctx, x.name, x.node, t, 'input'));
+      const bindInputs = (m: Map<Node, Node>): Map<Node, Node> => {
+        rec.input.forEach((x, i) => m.set(x.node, xs[i]!));
+        return m;
+      };
+      const prev = states[t - 1]!;
+      const stepMap = instantiate(ctx, nextOrder, bindInputs(new Map(rec.state.map((s, i) => [s.node, prev[i]!]))));
+      const now = rec.next.map((n) => stepMap.get(n)!);
+      const outMap = instantiate(ctx, outOrder, bindInputs(new Map(rec.state.map((s, i) => [s.node, now[i]!]))));
+      inputs.push(xs);
+      states.push(now);
+      outputs.push(rec.outputs.map((o) => outMap.get(o.node)!));
+    }
+  } finally {
+    ctx.currentStep = saved;
+  }
+  const named: Named[] = [];
+  for (let t = 1; t <= tau; t++) rec.outputs.forEach((o, k) => named.push({ name: `${o.name}@${t}`, node: outputs[t - 1]![k]! }));
+  rec.state.forEach((s, i) => named.push({ name: `${s.name}@${tau}`, node: states[tau]![i]! }));
+  return { rec, tau, graph: makeGraph(named), states, inputs, outputs };
+}
