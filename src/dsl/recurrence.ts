@@ -1,6 +1,7 @@
 // Leaves (param, input, state) and recurrence(): a step graph s(t) = f(s(t-1), x(t); θ) with
 // per-step outputs o(t) = g(s(t), x(t); θ), traced once and validated at the user's line.
 import { UnfoldError } from '../ir/errors.ts';
+import { makeGraph, type Graph } from '../ir/graph.ts';
 import type { Node } from '../ir/node.ts';
 import { sameShape, shapeToString, sizeOf, type Shape } from '../ir/tensor.ts';
 import { dslBuilder } from './context.ts';
@@ -79,7 +80,7 @@ export interface Recurrence {
   readonly params: readonly Named[];
   /** s(t) in terms of the placeholders, aligned with `state`. */
   readonly next: readonly Node[];
-  /** o(t) in terms of the placeholders, where the state placeholders stand for s(t). */
+  /** o(t) in terms of the placeholders (through `next`: outputs read the new state). */
   readonly outputs: readonly Named[];
 }
 
@@ -155,7 +156,10 @@ export function recurrence<S extends Nodes, X extends Nodes = Record<never, Node
     return n;
   });
   for (const key of Object.keys(stepOut ?? {})) if (!(key in s)) at(`step returns "${key}", which is not a state`);
-  const outputs = def.output ? named('output', undefined, def.output(s, x)) : [];
+  // Outputs are traced on the new state s(t), so the step graph reads o(t) = g(f(s(t−1), x(t))).
+  const nextRecord = Object.fromEntries(Object.keys(s).map((k, i) => [k, next[i]!])) as unknown as S;
+  const outputs = def.output ? named('output', undefined, def.output(nextRecord, x)) : [];
+  for (const o of outputs) if (state.some((st) => st.name === o.name)) at(`output "${o.name}" has the name of a state`);
 
   // Every leaf must be declared: an undeclared parameter would silently not train.
   const declared = new Set<Node>([...state, ...input, ...params].map((n) => n.node));
@@ -170,4 +174,12 @@ export function recurrence<S extends Nodes, X extends Nodes = Record<never, Node
     seen.add(n.name);
   }
   return { name: def.name ?? 'model', origin, state, input, params, next, outputs };
+}
+
+/** The step body as a graph: `<state>'` = s(t) from s(t−1), and the per-step outputs. */
+export function stepGraph(rec: Recurrence): Graph {
+  return makeGraph([
+    ...rec.state.map((s, i) => ({ name: `${s.name}'`, node: rec.next[i]! })),
+    ...rec.outputs,
+  ]);
 }

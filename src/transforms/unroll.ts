@@ -55,8 +55,7 @@ function instantiate(ctx: Context, order: readonly Node[], subst: Map<Node, Node
 
 export function unroll(rec: Recurrence, tau: number, ctx: Context): Unrolled {
   checkTau(tau);
-  const nextOrder = topoOrder(rec.next);
-  const outOrder = topoOrder(rec.outputs.map((o) => o.node));
+  const order = topoOrder([...rec.next, ...rec.outputs.map((o) => o.node)]);
   const states: Node[][] = [rec.state.map((s) => stepLeaf(ctx, s.name, s.node, 0, 'state'))];
   const inputs: Node[][] = [];
   const outputs: Node[][] = [];
@@ -65,17 +64,15 @@ export function unroll(rec: Recurrence, tau: number, ctx: Context): Unrolled {
     for (let t = 1; t <= tau; t++) {
       ctx.currentStep = t;
       const xs = rec.input.map((x) => stepLeaf(ctx, x.name, x.node, t, 'input'));
-      const bindInputs = (m: Map<Node, Node>): Map<Node, Node> => {
-        rec.input.forEach((x, i) => m.set(x.node, xs[i]!));
-        return m;
-      };
       const prev = states[t - 1]!;
-      const stepMap = instantiate(ctx, nextOrder, bindInputs(new Map(rec.state.map((s, i) => [s.node, prev[i]!]))));
-      const now = rec.next.map((n) => stepMap.get(n)!);
-      const outMap = instantiate(ctx, outOrder, bindInputs(new Map(rec.state.map((s, i) => [s.node, now[i]!]))));
+      const subst = new Map<Node, Node>([
+        ...rec.state.map((s, i): [Node, Node] => [s.node, prev[i]!]),
+        ...rec.input.map((x, i): [Node, Node] => [x.node, xs[i]!]),
+      ]);
+      const mapped = instantiate(ctx, order, subst);
       inputs.push(xs);
-      states.push(now);
-      outputs.push(rec.outputs.map((o) => outMap.get(o.node)!));
+      states.push(rec.next.map((n) => mapped.get(n)!));
+      outputs.push(rec.outputs.map((o) => mapped.get(o.node)!));
     }
   } finally {
     ctx.currentStep = saved;

@@ -1,0 +1,43 @@
+// `unfold show`: the model's step graph as IR text, and the size of its unrolled form.
+import { nodesOf, printGraph, verify } from '../ir/graph.ts';
+import { opRule } from '../prims/index.ts';
+import { currentContext, dslBuilder } from '../dsl/context.ts';
+import { stepGraph } from '../dsl/recurrence.ts';
+import { unroll } from '../transforms/unroll.ts';
+import { withLoss } from '../transforms/loss.ts';
+import { vjp } from '../transforms/vjp.ts';
+import { intFlag, parse, type Command } from './command.ts';
+import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
+
+export const show: Command = {
+  name: 'show',
+  summary: 'print a model\'s step graph as IR and the size of its unrolled and gradient graphs',
+  usage: `unfold show ${MODEL_USAGE} [--tau N] [--batch B] [--unrolled] [--grad]`,
+  async run(argv) {
+    const { values, positionals } = parse('show', argv, {
+      ...modelOptions,
+      tau: { type: 'string' },
+      batch: { type: 'string' },
+      unrolled: { type: 'boolean' },
+      grad: { type: 'boolean' },
+    });
+    const { model, source } = await resolveModel('show', positionals, values);
+    const batch = intFlag('show', 'batch', values.batch, model.task?.batch ?? 1);
+    const tau = intFlag('show', 'tau', values.tau, model.task?.seqLen ?? 10);
+    const rec = model.build(batch);
+    const step = verify(stepGraph(rec), opRule);
+    const u = unroll(rec, tau, currentContext());
+    const trainable = withLoss(u, model.task?.loss ?? { kind: 'mse' }, dslBuilder());
+    const grad = vjp(trainable.graph, trainable.loss, rec.params.map((p) => p.node), dslBuilder());
+    verify(grad.graph, opRule);
+    const out: string[] = [`# ${model.name} (${source}), batch ${batch}: step graph`, printGraph(step).trimEnd()];
+    if (values.unrolled) out.push(`# unrolled, τ = ${tau}`, printGraph(trainable.graph, { steps: true }).trimEnd());
+    if (values.grad) out.push(`# loss and gradients, τ = ${tau}`, printGraph(grad.graph, { steps: true }).trimEnd());
+    out.push(
+      `# step graph: ${nodesOf(step).length} nodes; parameters: ${rec.params.map((p) => `${p.name} [${p.node.shape.join(', ')}]`).join(', ')}`,
+      `# unrolled τ = ${tau}: ${nodesOf(trainable.graph).length} nodes (loss included); with gradients: ${nodesOf(grad.graph).length} nodes`,
+    );
+    process.stdout.write(out.join('\n') + '\n');
+    return 0;
+  },
+};
