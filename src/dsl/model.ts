@@ -3,7 +3,6 @@
 import { UnfoldError } from '../ir/errors.ts';
 import type { Tensor } from '../ir/tensor.ts';
 import type { LossSpec } from '../transforms/loss.ts';
-import { checkName } from './recurrence.ts';
 import type { Recurrence } from './recurrence.ts';
 
 export interface OptimizerSpec {
@@ -25,6 +24,8 @@ export interface Window {
   readonly x?: Tensor;
   /** [B, T, O] targets. */
   readonly y: Tensor;
+  /** Initial state by state name, in the state's own shape; zeros when absent (and not carried). */
+  readonly initial?: Readonly<Record<string, Tensor>>;
 }
 
 export interface TaskDef {
@@ -50,7 +51,9 @@ export interface ModelDef {
 
 /** Declares a model file's export. @example export default defineModel({ name: 'sincos', build: (B) => elman({ batch: B, input: 1, hidden: 32, output: 1 }) }) */
 export function defineModel(def: ModelDef): ModelDef {
-  checkName('model', def.name);
+  if (typeof def.name !== 'string' || !/^[a-z][a-z0-9]*(-[a-z0-9]+)*$/.test(def.name)) {
+    throw new UnfoldError(`defineModel: name ${JSON.stringify(def.name)} must be kebab-case (it names the codegen/ and out/ folders)`);
+  }
   if (typeof def.build !== 'function') throw new UnfoldError(`model ${def.name}: build must be a function (batch) => recurrence`);
   return def;
 }

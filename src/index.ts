@@ -1,0 +1,14 @@
+// unfold's public API: the DSL a model file is written in (`import { ... } from 'unfold'`).
+export {
+  add, sub, mul, div, neg, exp, log, tanh, sigmoid, relu, detach, matmul, transpose,
+  sum, mean, max, broadcast, reshape, slice, concat, where, gt, lt, ge, le, eq, constant,
+  type Node, type Operand,
+} from './dsl/ops.ts';
+export { param, input, state, recurrence, stepGraph, type Init, type Recurrence, type RecurrenceDef } from './dsl/recurrence.ts';
+export { defineModel, type ModelDef, type TaskDef, type OptimizerSpec, type Window } from './dsl/model.ts';
+export { withContext, currentContext } from './dsl/context.ts';
+export { initialParams, mulberry32 } from './dsl/init.ts';
+export { cell, elman, lstm, gru, cellParamShapes, type CellKind, type CellSpec } from './cells/rnn.ts';
+export { sincosWindow, windowTimes } from './data/sincos.ts';
+export type { Tensor, Shape } from './ir/tensor.ts';
+export { tensor } from './ir/tensor.ts';
