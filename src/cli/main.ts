@@ -1,10 +1,12 @@
 // The CLI entry: dispatches to the commands, prints errors as one clear line (no stack trace).
 import { UnfoldError } from '../ir/errors.ts';
 import { UsageError, type Command } from './command.ts';
+import { compile } from './compile.ts';
 import { show } from './show.ts';
+import { grad } from './grad.ts';
 
 /** Every command, in the order `--help` lists them. */
-export const COMMANDS: readonly Command[] = [show];
+export const COMMANDS: readonly Command[] = [show, compile, grad];
 
 function help(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -4,8 +4,9 @@ import type { Attrs } from '../ir/node.ts';
 import { sameShape, shapeToString, sizeOf, type Shape } from '../ir/tensor.ts';
 import type { Buf, PrimDef } from './types.ts';
 
-/** `arr[off + i]`, folding a zero offset and constant indices. */
+/** `arr[off + i]`, folding a zero offset and constant indices; a literal buffer reads as itself. */
 export function at(b: Buf, i: string | number): string {
+  if (b.literal !== undefined) return b.literal;
   if (typeof i === 'number') return `${b.arr}[${b.off + i}]`;
   return b.off === 0 ? `${b.arr}[${i}]` : `${b.arr}[${b.off} + ${i}]`;
 }

@@ -55,13 +55,14 @@ export const matmul: PrimDef = {
     kind: 'statements',
     code: ({ out, inputs: [a, b], inShapes: [sa, sb] }) => {
       const [m, k, n] = matmulDims(sa!, sb!);
-      // i-p-j order: the inner loop walks b and out with unit stride.
+      // Accumulate in a local (float64) and store once: a Float32Array then rounds exactly as the
+      // interpreter's float32 mode does, once per output element.
       return [
         `for (let i = 0; i < ${m}; i++) {`,
-        `  for (let j = 0; j < ${n}; j++) ${at(out, `i * ${n} + j`)} = 0;`,
-        `  for (let p = 0; p < ${k}; p++) {`,
-        `    const s = ${at(a!, `i * ${k} + p`)};`,
-        `    for (let j = 0; j < ${n}; j++) ${at(out, `i * ${n} + j`)} += s * ${at(b!, `p * ${n} + j`)};`,
+        `  for (let j = 0; j < ${n}; j++) {`,
+        `    let acc = 0;`,
+        `    for (let p = 0; p < ${k}; p++) acc += ${at(a!, `i * ${k} + p`)} * ${at(b!, `p * ${n} + j`)};`,
+        `    ${at(out, `i * ${n} + j`)} = acc;`,
         `  }`,
         `}`,
       ].join('\n');

@@ -1,7 +1,7 @@
 // y = max over `axes` of x;  dx = dy at the maximal elements (every tied one), 0 elsewhere
 import { sizeOf } from '../ir/tensor.ts';
 import { at, intList } from './kit.ts';
-import { checkAxes, dropAxes, reducedIndex, reducedLoop } from './reduce.ts';
+import { checkAxes, dropAxes, reducedIndex, reductionLoop } from './reduce.ts';
 import type { PrimDef } from './types.ts';
 
 export const max: PrimDef = {
@@ -25,10 +25,7 @@ export const max: PrimDef = {
   },
   emit: {
     kind: 'statements',
-    code: ({ out, inputs: [x], inShapes: [s], attrs, shape }) => {
-      const n = sizeOf(shape);
-      const init = n === 1 ? `${at(out, 0)} = -Infinity;` : `for (let r = 0; r < ${n}; r++) ${at(out, 'r')} = -Infinity;`;
-      return `${init}\n${reducedLoop(s!, intList(attrs, 'axes'), (f, r) => `${at(out, r)} = Math.max(${at(out, r)}, ${at(x!, f)});`)}`;
-    },
+    code: ({ out, inputs: [x], inShapes: [s], attrs }) =>
+      reductionLoop(s!, intList(attrs, 'axes'), '-Infinity', (acc, f) => `Math.max(${acc}, ${at(x!, f)})`, (r, acc) => `${at(out, r)} = ${acc};`),
   },
 };

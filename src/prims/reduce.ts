@@ -51,3 +51,27 @@ export function reducedLoop(full: Shape, axes: readonly number[], body: (f: stri
   for (let d = full.length - 1; d >= 0; d--) code = `for (let ${vars[d]} = 0; ${vars[d]} < ${full[d]}; ${vars[d]}++) { ${code} }`;
   return code;
 }
+
+/**
+ * Loop nest computing each element of the reduced tensor in a local accumulator: the kept axes
+ * outside, the reduced axes inside in row-major order (the interpreter's summation order).
+ */
+export function reductionLoop(full: Shape, axes: readonly number[], init: string, step: (acc: string, f: string) => string, store: (r: string, acc: string) => string): string {
+  const kept = full.map((_, d) => d).filter((d) => !axes.includes(d));
+  const fullStrides = stridesOf(full);
+  const keptStrides = stridesOf(dropAxes(full, axes));
+  const v = (d: number) => `i${d}`;
+  const fExpr = full.length ? full.map((_, d) => `${v(d)} * ${fullStrides[d]}`).join(' + ') : '0';
+  const rExpr = kept.length ? kept.map((d, k) => `${v(d)} * ${keptStrides[k]}`).join(' + ') : '0';
+  let inner = `acc = ${step('acc', `(${fExpr})`)};`;
+  for (let k = axes.length - 1; k >= 0; k--) {
+    const d = axes[k]!;
+    inner = `for (let ${v(d)} = 0; ${v(d)} < ${full[d]}; ${v(d)}++) { ${inner} }`;
+  }
+  let code = `{ let acc = ${init}; ${inner} ${store(`(${rExpr})`, 'acc')} }`;
+  for (let k = kept.length - 1; k >= 0; k--) {
+    const d = kept[k]!;
+    code = `for (let ${v(d)} = 0; ${v(d)} < ${full[d]}; ${v(d)}++) { ${code} }`;
+  }
+  return code;
+}

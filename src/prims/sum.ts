@@ -1,7 +1,7 @@
 // y = Σ over `axes` of x (those axes removed);  dx = broadcast(dy) back over the same axes
 import { sizeOf } from '../ir/tensor.ts';
 import { at, intList } from './kit.ts';
-import { checkAxes, dropAxes, reducedIndex, reducedLoop } from './reduce.ts';
+import { checkAxes, dropAxes, reducedIndex, reductionLoop } from './reduce.ts';
 import type { PrimDef } from './types.ts';
 
 export const sum: PrimDef = {
@@ -21,14 +21,7 @@ export const sum: PrimDef = {
   vjp: ({ dy, inputs: [x], attrs }, b) => [b.broadcast(dy, x!.shape, intList(attrs, 'axes'))],
   emit: {
     kind: 'statements',
-    code: ({ out, inputs: [x], inShapes: [s], attrs, shape }) => {
-      const axes = intList(attrs, 'axes');
-      const n = sizeOf(shape);
-      const zero = n === 1 ? `${at(out, 0)} = 0;` : `for (let r = 0; r < ${n}; r++) ${at(out, 'r')} = 0;`;
-      if (axes.length === s!.length) {
-        return `{ let acc = 0; for (let f = 0; f < ${sizeOf(s!)}; f++) acc += ${at(x!, 'f')}; ${at(out, 0)} = acc; }`;
-      }
-      return `${zero}\n${reducedLoop(s!, axes, (f, r) => `${at(out, r)} += ${at(x!, f)};`)}`;
-    },
+    code: ({ out, inputs: [x], inShapes: [s], attrs }) =>
+      reductionLoop(s!, intList(attrs, 'axes'), '0', (acc, f) => `${acc} + ${at(x!, f)}`, (r, acc) => `${at(out, r)} = ${acc};`),
   },
 };

@@ -3,10 +3,11 @@
 import type { Attrs, Node } from '../ir/node.ts';
 import type { Shape } from '../ir/tensor.ts';
 
-/** A value in the emitted arena: element i lives at `${arr}[${off} + i]`. */
+/** A value in the emitted arena: element i lives at `${arr}[${off} + i]`, or is `literal` for every i. */
 export interface Buf {
   readonly arr: string;
   readonly off: number;
+  readonly literal?: string;
 }
 
 export interface EmitArgs {

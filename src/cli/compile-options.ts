@@ -1,0 +1,57 @@
+// The options `compile` and `train` share: what to compile the trainer for, resolved against the
+// model's own task (flags win), with every value validated and named in errors.
+import { UnfoldError } from '../ir/errors.ts';
+import type { ModelDef, OptimizerSpec } from '../dsl/model.ts';
+import type { LossKind } from '../transforms/loss.ts';
+import type { TrainerConfig } from '../emit/trainer.ts';
+import { choiceFlag, intFlag, numberFlag, type Options } from './command.ts';
+
+export const compileOptions = {
+  tau: { type: 'string' },
+  batch: { type: 'string' },
+  dtype: { type: 'string' },
+  optimizer: { type: 'string' },
+  lr: { type: 'string' },
+  momentum: { type: 'string' },
+  'weight-decay': { type: 'string' },
+  'clip-norm': { type: 'string' },
+  'carry-state': { type: 'boolean' },
+  'no-carry-state': { type: 'boolean' },
+  loss: { type: 'string' },
+  seed: { type: 'string' },
+} as const satisfies Options;
+
+export const COMPILE_USAGE = '[--tau T] [--batch B] [--dtype f32|f64] [--optimizer adam|adamw|sgd|rmsprop] [--lr X] [--momentum X] [--weight-decay X] [--clip-norm X] [--carry-state|--no-carry-state] [--loss mse|sse|xent] [--seed S]';
+
+type Values = Partial<Record<keyof typeof compileOptions, string | boolean | undefined>>;
+
+export function trainerConfig(command: string, model: ModelDef, source: string, values: Values, overrides: { tau?: number; batch?: number } = {}): TrainerConfig {
+  const task = model.task;
+  const str = (k: keyof typeof compileOptions) => values[k] as string | undefined;
+  const tau = overrides.tau ?? intFlag(command, 'tau', str('tau'), task?.seqLen ?? (task ? undefined : 10));
+  const batch = overrides.batch ?? intFlag(command, 'batch', str('batch'), task?.batch ?? 1);
+  const dtype = choiceFlag(command, 'dtype', str('dtype'), ['f32', 'f64'], 'f32');
+  const name = choiceFlag(command, 'optimizer', str('optimizer'), ['adam', 'adamw', 'sgd', 'rmsprop'], task?.optimizer.name ?? 'adam');
+  const base: OptimizerSpec = task && task.optimizer.name === name ? task.optimizer : { name, lr: name === 'sgd' ? 0.01 : 0.001 };
+  const positive = (x: number) => x > 0;
+  const lr = numberFlag(command, 'lr', str('lr'), base.lr, positive, 'a positive number')!;
+  const momentum = numberFlag(command, 'momentum', str('momentum'), undefined, (x) => x >= 0 && x < 1, 'in [0, 1)');
+  const weightDecay = numberFlag(command, 'weight-decay', str('weight-decay'), undefined, (x) => x >= 0, 'a non-negative number');
+  if (momentum !== undefined && name !== 'sgd' && name !== 'rmsprop') throw new UnfoldError(`${command}: --momentum applies to sgd and rmsprop, not ${name}`);
+  const optimizer: OptimizerSpec = {
+    ...base, name, lr,
+    ...(momentum !== undefined ? { momentum } : {}),
+    ...(weightDecay !== undefined ? { weightDecay } : {}),
+  };
+  const clipNorm = numberFlag(command, 'clip-norm', str('clip-norm'), task?.clipNorm, positive, 'a positive number');
+  if (values['carry-state'] && values['no-carry-state']) throw new UnfoldError(`${command}: --carry-state and --no-carry-state contradict each other`);
+  const carryState = values['carry-state'] ? true : values['no-carry-state'] ? false : task?.carryState ?? false;
+  const lossKind = choiceFlag<LossKind>(command, 'loss', str('loss'), ['mse', 'sse', 'xent'], task?.loss.kind ?? 'mse');
+  const seed = intFlag(command, 'seed', str('seed'), task?.seed ?? 1234, 0);
+  return {
+    model, source, batch, tau, dtype,
+    loss: { ...(task?.loss ?? {}), kind: lossKind },
+    optimizer, carryState, seed,
+    ...(clipNorm !== undefined ? { clipNorm } : {}),
+  };
+}

@@ -1,0 +1,59 @@
+// Kernel emission: the statements of one planned graph, each primitive through its own emit rule,
+// fused element-wise chains as one loop over a composed scalar expression.
+import type { Node } from '../ir/node.ts';
+import { sizeOf } from '../ir/tensor.ts';
+import { primOf } from '../prims/index.ts';
+import { at } from '../prims/kit.ts';
+import type { Buf } from '../prims/types.ts';
+import type { KernelPlan } from './plan.ts';
+
+function bufOf(plan: KernelPlan, n: Node, arr: string): Buf {
+  const literal = plan.literals.get(n);
+  if (literal !== undefined) return { arr, off: 0, literal };
+  const off = plan.offsets.get(n);
+  if (off === undefined) throw new Error(`emit: no buffer for a ${n.op} node`);
+  return { arr, off };
+}
+
+/** The scalar expression of element `i` of `n`, inlining fused inputs. */
+function scalarExpr(plan: KernelPlan, n: Node, i: string | number, arr: string): string {
+  const prim = primOf(n.op)!;
+  if (prim.emit.kind !== 'elementwise') throw new Error(`emit: ${n.op} is not element-wise`);
+  const args = n.inputs.map((x) => (plan.fused.has(x) ? `(${scalarExpr(plan, x, i, arr)})` : at(bufOf(plan, x, arr), i)));
+  return prim.emit.scalar(args, n.attrs);
+}
+
+function statement(plan: KernelPlan, n: Node, arr: string): string {
+  const prim = primOf(n.op);
+  if (!prim) throw new Error(`emit: unknown op ${n.op}`);
+  const out = bufOf(plan, n, arr);
+  const size = sizeOf(n.shape);
+  switch (prim.emit.kind) {
+    case 'elementwise':
+      return size === 1
+        ? `${at(out, 0)} = ${scalarExpr(plan, n, 0, arr)};`
+        : `for (let i = 0; i < ${size}; i++) ${at(out, 'i')} = ${scalarExpr(plan, n, 'i', arr)};`;
+    case 'statements':
+      return prim.emit.code({
+        out,
+        inputs: n.inputs.map((x) => bufOf(plan, x, arr)),
+        inShapes: n.inputs.map((x) => x.shape),
+        shape: n.shape,
+        attrs: n.attrs,
+      });
+    case 'leaf':
+      throw new Error(`emit: leaf ${n.op} has no statement`);
+  }
+}
+
+/** The kernel's statements, one block per scheduled node, then copies into output slots. */
+export function emitKernel(plan: KernelPlan, arr = 'A'): string[] {
+  const lines = plan.order.map((n) => statement(plan, n, arr));
+  for (const { node, to } of plan.copies) {
+    const src = bufOf(plan, node, arr);
+    const size = sizeOf(node.shape);
+    const dst: Buf = { arr, off: to };
+    lines.push(size === 1 ? `${at(dst, 0)} = ${at(src, 0)};` : `for (let i = 0; i < ${size}; i++) ${at(dst, 'i')} = ${at(src, 'i')};`);
+  }
+  return lines;
+}

@@ -1,0 +1,45 @@
+// Runs an emitted trainer in this process: the module is transpiled (types stripped) and imported
+// from memory, exactly as a user would import the file — no compiler code involved at run time.
+import { ts } from 'ts-morph';
+import type { EmittedTrainer } from './trainer.ts';
+
+export interface TensorData {
+  shape: number[];
+  data: number[];
+}
+
+/** The shape every emitted trainer has (see emitTrainer); input arrays come first, then the target. */
+export interface TrainerInstance {
+  readonly arena: Float32Array | Float64Array;
+  lr: number;
+  carryState: boolean;
+  steps: number;
+  step(...arrays: ArrayLike<number>[]): number;
+  gradients(...arrays: ArrayLike<number>[]): number;
+  predict(...arrays: ArrayLike<number>[]): Float64Array;
+  outputs(out?: Float64Array): Float64Array;
+  getParams(): Record<string, TensorData>;
+  getGrads(): Record<string, TensorData>;
+  setParams(values: Record<string, { data: ArrayLike<number> } | ArrayLike<number>>): void;
+  paramsFinite(): boolean;
+  getState(): Record<string, TensorData>;
+  setState(values: Record<string, ArrayLike<number>>): void;
+  resetState(): void;
+  getInputGrads?(): Record<string, TensorData>;
+  getOptimizerState(): { steps: number; buffers: number[] };
+  setOptimizerState(state: { steps: number; buffers: ArrayLike<number> }): void;
+}
+
+export interface TrainerModule {
+  readonly SPEC: Readonly<Record<string, unknown>>;
+  createTrainer(options?: { seed?: number; params?: Record<string, { data: ArrayLike<number> } | ArrayLike<number>>; lr?: number; carryState?: boolean }): TrainerInstance;
+}
+
+/** Imports an emitted trainer's source as a module. */
+export async function importTrainer(source: string | EmittedTrainer): Promise<TrainerModule> {
+  const text = typeof source === 'string' ? source : source.source;
+  const js = ts.transpileModule(text, {
+    compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, removeComments: false },
+  }).outputText;
+  return (await import(`data:text/javascript;base64,${Buffer.from(js).toString('base64')}`)) as TrainerModule;
+}

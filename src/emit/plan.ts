@@ -1,0 +1,137 @@
+// The memory plan of emitted kernels: one arena, pinned regions (parameters, inputs, outputs,
+// constants) and a temporaries region reused by liveness (first fit). Element-wise values with a
+// single element-wise consumer are fused into it (no buffer, no loop of their own).
+import type { Graph } from '../ir/graph.ts';
+import { nodesOf } from '../ir/graph.ts';
+import type { Node } from '../ir/node.ts';
+import { sizeOf } from '../ir/tensor.ts';
+import { fillValue } from '../prims/builder.ts';
+import { primOf } from '../prims/index.ts';
+
+/** A JS literal that reads back as exactly `x` (finite by the const rule). */
+export function numberLiteral(x: number): string {
+  if (Object.is(x, -0)) return '-0';
+  const s = String(x);
+  return x < 0 ? `(${s})` : s;
+}
+
+export function isElementwise(n: Node): boolean {
+  return primOf(n.op)?.emit.kind === 'elementwise';
+}
+
+/** Grows an arena region by region; offsets are element indices. */
+export class ArenaBuilder {
+  size = 0;
+  reserve(n: number): number {
+    const off = this.size;
+    this.size += n;
+    return off;
+  }
+}
+
+/** First-fit allocation over a free list, coalescing on release. */
+class FreeList {
+  private free: { off: number; size: number }[] = [];
+  top = 0;
+  alloc(size: number): number {
+    const i = this.free.findIndex((b) => b.size >= size);
+    if (i < 0) {
+      const off = this.top;
+      this.top += size;
+      return off;
+    }
+    const b = this.free[i]!;
+    const off = b.off;
+    if (b.size === size) this.free.splice(i, 1);
+    else this.free[i] = { off: b.off + size, size: b.size - size };
+    return off;
+  }
+  release(off: number, size: number): void {
+    this.free.push({ off, size });
+    this.free.sort((a, b) => a.off - b.off);
+    const merged: { off: number; size: number }[] = [];
+    for (const b of this.free) {
+      const last = merged[merged.length - 1];
+      if (last && last.off + last.size === b.off) last.size += b.size;
+      else merged.push({ ...b });
+    }
+    this.free = merged;
+  }
+}
+
+export interface KernelPlan {
+  /** Nodes that get a statement, in order. */
+  readonly order: readonly Node[];
+  /** Where each materialized value lives. */
+  readonly offsets: ReadonlyMap<Node, number>;
+  /** Scalar fills read as literals. */
+  readonly literals: ReadonlyMap<Node, string>;
+  /** Element-wise values fused into their one consumer. */
+  readonly fused: ReadonlySet<Node>;
+  /** Elements of the temporaries region this kernel needs (from `tempBase`). */
+  readonly tempSize: number;
+  /** Named outputs whose value must be copied into their slot at the end (e.g. a leaf or a fill). */
+  readonly copies: readonly { readonly node: Node; readonly to: number }[];
+}
+
+/**
+ * Plans one kernel. `pinned` gives fixed offsets (parameters, inputs, constants and the slots of
+ * named outputs); every other value goes to the temporaries region at `tempBase`.
+ * `outputSlots` maps each named output to its slot: a computed node is written there directly.
+ */
+export function planKernel(g: Graph, pinned: ReadonlyMap<Node, number>, outputSlots: readonly { node: Node; slot: number }[], tempBase: number): KernelPlan {
+  const all = nodesOf(g);
+  const offsets = new Map<Node, number>(pinned);
+  const literals = new Map<Node, string>();
+  const copies: { node: Node; to: number }[] = [];
+  const outputNodes = new Set<Node>();
+  for (const { node, slot } of outputSlots) {
+    const f = fillValue(node);
+    if (node.inputs.length === 0 || f !== undefined || offsets.has(node)) copies.push({ node, to: slot });
+    else offsets.set(node, slot);
+    outputNodes.add(node);
+  }
+
+  const users = new Map<Node, Node[]>();
+  for (const n of all) for (const x of n.inputs) (users.get(x) ?? users.set(x, []).get(x)!).push(n);
+
+  for (const n of all) {
+    const f = fillValue(n);
+    if (f !== undefined && !offsets.has(n)) literals.set(n, numberLiteral(f));
+  }
+  const fused = new Set<Node>();
+  for (const n of all) {
+    if (!isElementwise(n) || offsets.has(n) || outputNodes.has(n) || literals.has(n)) continue;
+    const us = users.get(n) ?? [];
+    // Fused only into a single element-wise reader of the same extent (read once per element).
+    if (us.length === 1 && isElementwise(us[0]!) && us[0]!.inputs.filter((x) => x === n).length === 1 && sizeOf(us[0]!.shape) === sizeOf(n.shape)) {
+      fused.add(n);
+    }
+  }
+  const order = all.filter((n) => n.op !== 'param' && n.op !== 'input' && !literals.has(n) && !fused.has(n));
+
+  // Which materialized buffers each statement reads (through fused inputs).
+  const reads = (n: Node, acc: Node[] = []): Node[] => {
+    for (const x of n.inputs) {
+      if (fused.has(x)) reads(x, acc);
+      else if (!literals.has(x)) acc.push(x);
+    }
+    return acc;
+  };
+  const lastUse = new Map<Node, number>();
+  order.forEach((n, i) => {
+    for (const x of reads(n)) lastUse.set(x, i);
+  });
+  for (const c of copies) lastUse.set(c.node, order.length);
+
+  const temps = new FreeList();
+  order.forEach((n, i) => {
+    if (!offsets.has(n)) offsets.set(n, tempBase + temps.alloc(sizeOf(n.shape)));
+    // Release inputs after allocating the output: kernels like matmul must not write over what they read.
+    for (const x of new Set(reads(n))) {
+      if (lastUse.get(x) === i && !pinned.has(x) && !outputNodes.has(x)) temps.release(offsets.get(x)! - tempBase, sizeOf(x.shape));
+    }
+    if (!lastUse.has(n) && !outputNodes.has(n)) temps.release(offsets.get(n)! - tempBase, sizeOf(n.shape));
+  });
+  return { order, offsets, literals, fused, tempSize: temps.top, copies };
+}

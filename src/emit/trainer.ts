@@ -1,0 +1,488 @@
+// The generated trainer: a standalone TypeScript module (imports nothing) with every shape baked
+// in — forward, loss and backward kernels emitted from the unrolled and gradient graphs, the
+// optimizer step, and one preallocated arena. Same input, same bytes.
+import { Project, Scope, VariableDeclarationKind } from 'ts-morph';
+import type { Node } from '../ir/node.ts';
+import { sizeOf } from '../ir/tensor.ts';
+import { dslBuilder, withContext } from '../dsl/context.ts';
+import { DEFAULT_SEED } from '../dsl/init.ts';
+import type { ModelDef, OptimizerSpec } from '../dsl/model.ts';
+import { initOf } from '../dsl/recurrence.ts';
+import type { LossSpec } from '../transforms/loss.ts';
+import { trainingGraph, type TrainingGraph } from '../transforms/training.ts';
+import { emitKernel } from './kernel.ts';
+import { describeOptimizer, planOptimizer } from './optimizer.ts';
+import { ArenaBuilder, numberLiteral, planKernel } from './plan.ts';
+
+export const COMPILER_VERSION = '0.1.0';
+
+export type Dtype = 'f32' | 'f64';
+
+export interface TrainerConfig {
+  readonly model: ModelDef;
+  /** The graph file or the cell flags, named in the header. */
+  readonly source: string;
+  readonly batch: number;
+  readonly tau: number;
+  readonly dtype: Dtype;
+  readonly loss: LossSpec;
+  readonly optimizer: OptimizerSpec;
+  readonly clipNorm?: number;
+  readonly carryState: boolean;
+  readonly seed?: number;
+  /** Also emit the gradients of the inputs x(t) and of the initial state (for `unfold grad`). */
+  readonly inputGrads?: boolean;
+}
+
+export interface ArenaReport {
+  /** Elements and bytes of the whole arena. */
+  readonly elements: number;
+  readonly bytes: number;
+  readonly regions: Readonly<Record<'params' | 'grads' | 'data' | 'outputs' | 'temporaries' | 'optimizer', number>>;
+}
+
+export interface EmittedTrainer {
+  readonly source: string;
+  readonly arena: ArenaReport;
+  readonly graph: TrainingGraph;
+}
+
+/** MULBERRY32 as emitted: must stay the same function as src/dsl/init.ts (a test compares them). */
+const MULBERRY32 = `function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return function next(): number {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), a | 1) >>> 0;
+    t = (((t + (Math.imul(t ^ (t >>> 7), t | 61) >>> 0)) >>> 0) ^ t) >>> 0;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}`;
+
+interface Slot {
+  readonly name: string;
+  readonly shape: readonly number[];
+  readonly off: number;
+  readonly size: number;
+}
+
+/** Loops copying a [B, T, K] user array into the per-step [B, K] slots (or back, with `reverse`). */
+function sequenceCopy(src: string, slots: readonly number[], B: number, K: number, reverse = false): string {
+  const T = slots.length;
+  const lines: string[] = [];
+  slots.forEach((off, t) => {
+    const seq = `${src}[(b * ${T} + ${t}) * ${K} + k]`;
+    const slot = `A[${off} + b * ${K} + k]`;
+    lines.push(`for (let b = 0; b < ${B}; b++) for (let k = 0; k < ${K}; k++) ${reverse ? `${seq} = ${slot}` : `${slot} = ${seq}`};`);
+  });
+  return lines.join('\n');
+}
+
+function lengthCheck(arg: string, n: number, what: string): string {
+  return `if (${arg}.length !== ${n}) throw new RangeError(\`${what}: expected ${n} values, got \${${arg}.length}\`);`;
+}
+
+export function emitTrainer(cfg: TrainerConfig): EmittedTrainer {
+  return withContext(() => emitInContext(cfg));
+}
+
+function emitInContext(cfg: TrainerConfig): EmittedTrainer {
+  const { batch: B, tau: T } = cfg;
+  const rec = cfg.model.build(B);
+  const tg = trainingGraph(rec, T, cfg.loss, dslBuilder(), { inputGrads: cfg.inputGrads ?? false, stateGrads: cfg.inputGrads ?? false });
+  const u = tg.unrolled;
+  const arena = new ArenaBuilder();
+  const pinned = new Map<Node, number>();
+  const region = (f: () => void): number => {
+    const before = arena.size;
+    f();
+    return arena.size - before;
+  };
+  const slot = (name: string, shape: readonly number[]): Slot => {
+    const size = sizeOf(shape);
+    return { name, shape, off: arena.reserve(size), size };
+  };
+
+  // Parameters and their gradients.
+  const params: Slot[] = [];
+  const grads: Slot[] = [];
+  const paramsSize = region(() => rec.params.forEach((p) => {
+    const s = slot(p.name, p.node.shape);
+    params.push(s);
+    pinned.set(p.node, s.off);
+  }));
+  const gradsSize = region(() => rec.params.forEach((p) => grads.push(slot(p.name, p.node.shape))));
+
+  // Data: inputs x@t, targets y@t, initial states s@0.
+  const inputSlots = rec.input.map((x) => u.inputs.map((xs) => xs[rec.input.indexOf(x)]!));
+  const targetNodes = tg.trainable.targets;
+  const outputTemplate = rec.outputs[0];
+  const dataSize = region(() => {
+    for (const nodes of inputSlots) for (const n of nodes) pinned.set(n, arena.reserve(sizeOf(n.shape)));
+    for (const n of targetNodes) if (n) pinned.set(n, arena.reserve(sizeOf(n.shape)));
+    for (const n of u.states[0]!) pinned.set(n, arena.reserve(sizeOf(n.shape)));
+  });
+
+  // Named outputs: loss, o@t, s@τ (shared by both kernels), gradients.
+  const outputSlot = new Map<string, number>();
+  const outputsSize = region(() => {
+    for (const o of tg.grad.graph.outputs) {
+      if (o.name.startsWith('grad:')) continue;
+      outputSlot.set(o.name, arena.reserve(sizeOf(o.node.shape)));
+    }
+    if (cfg.inputGrads) {
+      for (const o of tg.grad.graph.outputs) {
+        if (o.name.startsWith('grad:') && !rec.params.some((p) => `grad:${p.name}` === o.name)) outputSlot.set(o.name, arena.reserve(sizeOf(o.node.shape)));
+      }
+    }
+  });
+  grads.forEach((g) => outputSlot.set(`grad:${g.name}`, g.off));
+
+  const slotsOf = (names: readonly { name: string; node: Node }[]) =>
+    names.filter((o) => outputSlot.has(o.name)).map((o) => ({ node: o.node, slot: outputSlot.get(o.name)! }));
+  const tempBase = arena.size;
+  const trainPlan = planKernel(tg.grad.graph, pinned, slotsOf(tg.grad.graph.outputs), tempBase);
+  const forwardPlan = planKernel(u.graph, pinned, slotsOf(u.graph.outputs), tempBase);
+  const tempSize = Math.max(trainPlan.tempSize, forwardPlan.tempSize);
+  arena.reserve(tempSize);
+  const optimizer = planOptimizer(
+    cfg.optimizer,
+    params.map((p, i) => ({ name: p.name, size: p.size, paramOff: p.off, gradOff: grads[i]!.off })),
+    arena.size,
+    cfg.clipNorm !== undefined ? { clipNorm: cfg.clipNorm } : {},
+  );
+  const optimizerSize = optimizer.stateSize;
+  arena.reserve(optimizerSize);
+
+  // Constants with data are statements of the kernel like any value (written where they are used).
+  const trainBody = emitKernel(trainPlan);
+  const forwardBody = emitKernel(forwardPlan);
+
+  const I = rec.input.map((x) => sizeOf(x.node.shape) / B);
+  const O = outputTemplate ? sizeOf(outputTemplate.node.shape) / B : 0;
+  const lossOff = outputSlot.get('loss')!;
+  const Arr = cfg.dtype === 'f32' ? 'Float32Array' : 'Float64Array';
+  const stateInfo = rec.state.map((s, i) => ({
+    name: s.name,
+    shape: [...s.node.shape],
+    init: pinned.get(u.states[0]![i]!)!,
+    final: outputSlot.get(`${s.name}@${T}`)!,
+    size: sizeOf(s.node.shape),
+  }));
+  const outputSlots = rec.outputs.map((o) => Array.from({ length: T }, (_, t) => outputSlot.get(`${o.name}@${t + 1}`)!));
+  const targetSlots = targetNodes.map((n) => (n ? pinned.get(n)! : -1));
+  const inputArgs = rec.input.map((x) => x.name);
+  const argName = (name: string) => `in_${name.replace(/\./g, '_')}`;
+
+  const elements = arena.size;
+  const bytes = elements * (cfg.dtype === 'f32' ? 4 : 8);
+  const report: ArenaReport = {
+    elements,
+    bytes,
+    regions: {
+      params: paramsSize, grads: gradsSize, data: dataSize, outputs: outputsSize,
+      temporaries: tempSize, optimizer: optimizerSize,
+    },
+  };
+
+  const paramTable = params.map((p) => {
+    const init = initOf(rec.params.find((q) => q.name === p.name)!.node);
+    const initText = init.kind === 'uniform' ? `{ kind: 'uniform', bound: ${numberLiteral(init.bound)} }`
+      : init.kind === 'fill' ? `{ kind: 'fill', value: ${numberLiteral(init.value)} }`
+      : `{ kind: 'values', data: [${init.data.map(numberLiteral).join(', ')}] }`;
+    return `{ name: ${JSON.stringify(p.name)}, shape: [${p.shape.join(', ')}], offset: ${p.off}, grad: ${grads[params.indexOf(p)]!.off}, size: ${p.size}, init: ${initText} }`;
+  });
+
+  const project = new Project({ useInMemoryFileSystem: true });
+  const sf = project.createSourceFile('trainer.ts', '', { overwrite: true });
+  const seed = cfg.seed ?? cfg.model.task?.seed ?? DEFAULT_SEED;
+  sf.addStatements([
+    `/**`,
+    ` * @generated by unfold ${COMPILER_VERSION} from ${cfg.source} — do not edit; regenerate with \`npm run codegen\`.`,
+    ` * model ${cfg.model.name}: batch ${B}, τ = ${T}, ${cfg.dtype}, loss ${cfg.loss.kind}, ${describeOptimizer(cfg.optimizer)}${cfg.clipNorm !== undefined ? `, clip-norm ${cfg.clipNorm}` : ''}${cfg.carryState ? ', state carried (truncated BPTT)' : ''}.`,
+    ` * Arena: ${elements} elements (${bytes} bytes); nodes: ${trainPlan.order.length} train statements, ${forwardPlan.order.length} forward.`,
+    ` * Standalone: imports nothing.`,
+    ` */`,
+  ].join('\n'));
+  sf.addVariableStatement({
+    isExported: true,
+    declarationKind: VariableDeclarationKind.Const,
+    docs: ['What this trainer was compiled for.'],
+    declarations: [{
+      name: 'SPEC',
+      initializer: `{
+  model: ${JSON.stringify(cfg.model.name)},
+  source: ${JSON.stringify(cfg.source)},
+  compiler: ${JSON.stringify(`unfold ${COMPILER_VERSION}`)},
+  batch: ${B},
+  seqLen: ${T},
+  inputs: [${rec.input.map((x, i) => `{ name: ${JSON.stringify(x.name)}, shape: [${B}, ${T}, ${I[i]}] }`).join(', ')}],
+  target: { shape: [${B}, ${T}, ${O}] },
+  states: [${stateInfo.map((s) => `{ name: ${JSON.stringify(s.name)}, shape: [${s.shape.join(', ')}] }`).join(', ')}],
+  dtype: ${JSON.stringify(cfg.dtype)},
+  loss: ${JSON.stringify(cfg.loss.kind)},
+  optimizer: ${JSON.stringify(describeOptimizer(cfg.optimizer))},
+  lr: ${numberLiteral(cfg.optimizer.lr)},
+  carryState: ${cfg.carryState},
+  seed: ${seed},
+  arenaBytes: ${bytes},
+} as const`,
+    }],
+  });
+  sf.addStatements(`const PARAMS = [\n  ${paramTable.join(',\n  ')},\n] as const;`);
+  sf.addStatements(MULBERRY32);
+  sf.addInterface({
+    name: 'TensorData',
+    isExported: true,
+    properties: [{ name: 'shape', type: 'number[]' }, { name: 'data', type: 'number[]' }],
+  });
+  sf.addInterface({
+    name: 'TrainerOptions',
+    isExported: true,
+    properties: [
+      { name: 'seed', type: 'number', hasQuestionToken: true, docs: ['Seed of the parameter init (mulberry32), default SPEC.seed.'] },
+      { name: 'params', type: 'Record<string, { data: ArrayLike<number> } | ArrayLike<number>>', hasQuestionToken: true, docs: ['Initial parameters by name, instead of the seeded init.'] },
+      { name: 'lr', type: 'number', hasQuestionToken: true },
+      { name: 'carryState', type: 'boolean', hasQuestionToken: true, docs: ['Carry the final state of a window, detached, into the next (truncated BPTT).'] },
+    ],
+  });
+
+  const stepArgs = [...inputArgs.map((n) => ({ name: argName(n), type: 'ArrayLike<number>' })), { name: 'target', type: 'ArrayLike<number>' }];
+  const bindInputs = [
+    ...inputArgs.map((n, i) => `${lengthCheck(argName(n), B * T * I[i]!, `input ${n} [${B}, ${T}, ${I[i]}]`)}\n${sequenceCopy(argName(n), inputSlots[i]!.map((x) => pinned.get(x)!), B, I[i]!)}`),
+  ];
+  const bindTarget = [
+    lengthCheck('target', B * T * O, `target [${B}, ${T}, ${O}]`),
+    ...targetSlots.map((off, t) => (off < 0 ? '' : `for (let b = 0; b < ${B}; b++) for (let k = 0; k < ${O}; k++) A[${off} + b * ${O} + k] = target[(b * ${T} + ${t}) * ${O} + k];`)).filter(Boolean),
+  ];
+
+  sf.addClass({
+    name: 'Trainer',
+    isExported: true,
+    docs: ['Trains the compiled model: `step(x, y)` runs forward, loss, backward and the optimizer on one window.'],
+    properties: [
+      { name: 'arena', type: Arr, isReadonly: true, docs: ['Every value the trainer keeps: parameters, gradients, data, outputs, temporaries, optimizer state.'] },
+      { name: 'lr', type: 'number' },
+      { name: 'carryState', type: 'boolean' },
+      { name: 'steps', type: 'number', initializer: '0', docs: ['Optimizer steps taken (Adam\'s t).'] },
+    ],
+    ctors: [{
+      parameters: [{ name: 'options', type: 'TrainerOptions', initializer: '{}' }],
+      statements: [
+        `this.arena = new ${Arr}(${elements});`,
+        `this.lr = options.lr ?? SPEC.lr;`,
+        `this.carryState = options.carryState ?? SPEC.carryState;`,
+        `this.initParams(options.seed ?? SPEC.seed);`,
+        `if (options.params) this.setParams(options.params);`,
+      ],
+    }],
+    methods: [
+      {
+        name: 'initParams',
+        docs: ['Re-initializes every parameter from a seed, as PyTorch\'s U(−1/√H, 1/√H), in declaration order.'],
+        parameters: [{ name: 'seed', type: 'number' }],
+        returnType: 'void',
+        statements: [
+          'const next = mulberry32(seed);',
+          'const A = this.arena;',
+          'for (const p of PARAMS) {',
+          '  const init = p.init;',
+          '  for (let i = 0; i < p.size; i++) {',
+          "    A[p.offset + i] = init.kind === 'uniform' ? (2 * next() - 1) * init.bound : init.kind === 'fill' ? init.value : init.data[i]!;",
+          '  }',
+          '}',
+        ],
+      },
+      {
+        name: 'step',
+        docs: ['One training step on a window (batch-first arrays, row-major); returns the loss before the update. Throws, leaving the parameters untouched, when the loss or the gradient is not finite.'],
+        parameters: stepArgs,
+        returnType: 'number',
+        statements: [
+          'const A = this.arena;',
+          ...bindInputs,
+          ...bindTarget,
+          'this.train(A);',
+          `const loss = A[${lossOff}];`,
+          'if (!Number.isFinite(loss)) throw new RangeError(`non-finite loss ${loss} at step ${this.steps + 1}`);',
+          'this.steps++;',
+          'if (!this.update(A, this.lr, this.steps)) {',
+          '  this.steps--;',
+          '  throw new RangeError(`non-finite gradient at step ${this.steps + 1}`);',
+          '}',
+          'if (this.carryState) {',
+          ...stateInfo.map((s) => `  for (let i = 0; i < ${s.size}; i++) A[${s.init} + i] = A[${s.final} + i];`),
+          '}',
+          'return loss;',
+        ],
+      },
+      {
+        name: 'gradients',
+        docs: ['Forward, loss and backward without an update (nor a state carry); returns the loss. Read the gradients with getGrads().'],
+        parameters: stepArgs,
+        returnType: 'number',
+        statements: ['const A = this.arena;', ...bindInputs, ...bindTarget, 'this.train(A);', `return A[${lossOff}];`],
+      },
+      {
+        name: 'predict',
+        docs: ['The outputs [B, T, O] for inputs x from the current state, which is left unchanged.'],
+        parameters: [...inputArgs.map((n) => ({ name: argName(n), type: 'ArrayLike<number>' })), { name: 'out', type: 'Float64Array', initializer: `new Float64Array(${B * T * O})` }],
+        returnType: 'Float64Array',
+        statements: ['const A = this.arena;', ...bindInputs, 'this.forward(A);', 'return this.outputs(out);'],
+      },
+      {
+        name: 'outputs',
+        docs: ['The outputs [B, T, O] of the last step, gradients() or predict().'],
+        parameters: [{ name: 'out', type: 'Float64Array', initializer: `new Float64Array(${B * T * O})` }],
+        returnType: 'Float64Array',
+        statements: ['const A = this.arena;', outputSlots[0] ? sequenceCopy('out', outputSlots[0], B, O, true) : '', 'return out;'],
+      },
+      {
+        name: 'getParams',
+        docs: ['The parameters by name (PyTorch names for the built-in cells).'],
+        returnType: 'Record<string, TensorData>',
+        statements: ['return this.read(false);'],
+      },
+      {
+        name: 'getGrads',
+        docs: ['The gradients of the last step or gradients() call, by parameter name.'],
+        returnType: 'Record<string, TensorData>',
+        statements: ['return this.read(true);'],
+      },
+      {
+        name: 'read',
+        scope: Scope.Private,
+        parameters: [{ name: 'grads', type: 'boolean' }],
+        returnType: 'Record<string, TensorData>',
+        statements: [
+          'const out: Record<string, TensorData> = {};',
+          'for (const p of PARAMS) {',
+          '  const off = grads ? p.grad : p.offset;',
+          '  out[p.name] = { shape: [...p.shape], data: Array.from(this.arena.subarray(off, off + p.size)) };',
+          '}',
+          'return out;',
+        ],
+      },
+      {
+        name: 'setParams',
+        docs: ['Sets parameters by name; every name must be known and every size right.'],
+        parameters: [{ name: 'values', type: 'Record<string, { data: ArrayLike<number> } | ArrayLike<number>>' }],
+        returnType: 'void',
+        statements: [
+          'for (const [name, v] of Object.entries(values)) {',
+          '  const p = PARAMS.find((q) => q.name === name);',
+          '  if (!p) throw new RangeError(`unknown parameter ${JSON.stringify(name)} (have ${PARAMS.map((q) => q.name).join(\', \')})`);',
+          "  const data = 'data' in v ? v.data : v;",
+          '  if (data.length !== p.size) throw new RangeError(`parameter ${name}: expected ${p.size} values [${p.shape.join(\', \')}], got ${data.length}`);',
+          '  for (let i = 0; i < p.size; i++) {',
+          '    const x = data[i]!;',
+          '    if (!Number.isFinite(x)) throw new RangeError(`parameter ${name}: value ${i} is not finite`);',
+          '    this.arena[p.offset + i] = x;',
+          '  }',
+          '}',
+        ],
+      },
+      {
+        name: 'paramsFinite',
+        docs: ['Whether every parameter is finite.'],
+        returnType: 'boolean',
+        statements: [`for (let i = 0; i < ${paramsSize}; i++) if (!Number.isFinite(this.arena[${params[0]?.off ?? 0} + i]!)) return false;`, 'return true;'],
+      },
+      {
+        name: 'getState',
+        docs: ['The carried state by name (the initial state of the next step).'],
+        returnType: 'Record<string, TensorData>',
+        statements: [
+          'const A = this.arena;',
+          'return {',
+          ...stateInfo.map((s) => `  ${JSON.stringify(s.name)}: { shape: [${s.shape.join(', ')}], data: Array.from(A.subarray(${s.init}, ${s.init + s.size})) },`),
+          '};',
+        ],
+      },
+      {
+        name: 'setState',
+        docs: ['Sets the initial state of the next step, by state name.'],
+        parameters: [{ name: 'values', type: 'Record<string, ArrayLike<number>>' }],
+        returnType: 'void',
+        statements: [
+          'const A = this.arena;',
+          'for (const [name, v] of Object.entries(values)) {',
+          ...stateInfo.map((s, i) => `  ${i ? 'else ' : ''}if (name === ${JSON.stringify(s.name)}) {\n    if (v.length !== ${s.size}) throw new RangeError(\`state ${s.name}: expected ${s.size} values, got \${v.length}\`);\n    for (let i = 0; i < ${s.size}; i++) A[${s.init} + i] = v[i]!;\n  }`),
+          '  else throw new RangeError(`unknown state ${JSON.stringify(name)}`);',
+          '}',
+        ],
+      },
+      {
+        name: 'resetState',
+        docs: ['Zeros the carried state.'],
+        returnType: 'void',
+        statements: stateInfo.map((s) => `this.arena.fill(0, ${s.init}, ${s.init + s.size});`),
+      },
+      ...(cfg.inputGrads
+        ? [{
+            name: 'getInputGrads',
+            docs: ['Gradients of the inputs [B, T, I] and of the initial states, from the last step or gradients() call.'],
+            returnType: 'Record<string, TensorData>',
+            statements: [
+              'const A = this.arena;',
+              'const out: Record<string, TensorData> = {};',
+              ...rec.input.map((x, i) => {
+                const offs = u.inputs.map((xs) => outputSlot.get(`grad:${x.name}@${u.inputs.indexOf(xs) + 1}`)!);
+                return `{ const g = new Array<number>(${B * T * I[i]!}).fill(0);\n${sequenceCopy('g', offs, B, I[i]!, true)}\nout[${JSON.stringify(x.name)}] = { shape: [${B}, ${T}, ${I[i]}], data: g }; }`;
+              }),
+              ...stateInfo.map((s) => `out[${JSON.stringify(s.name + '0')}] = { shape: [${s.shape.join(', ')}], data: Array.from(A.subarray(${outputSlot.get(`grad:${s.name}@0`)}, ${outputSlot.get(`grad:${s.name}@0`)! + s.size})) };`),
+              'return out;',
+            ],
+          }]
+        : []),
+      {
+        name: 'getOptimizerState',
+        docs: ['The optimizer\'s step count and buffers (moments), for checkpoints.'],
+        returnType: '{ steps: number; buffers: number[] }',
+        statements: [`return { steps: this.steps, buffers: Array.from(this.arena.subarray(${arena.size - optimizerSize}, ${arena.size})) };`],
+      },
+      {
+        name: 'setOptimizerState',
+        parameters: [{ name: 'state', type: '{ steps: number; buffers: ArrayLike<number> }' }],
+        returnType: 'void',
+        statements: [
+          `if (state.buffers.length !== ${optimizerSize}) throw new RangeError(\`optimizer state: expected ${optimizerSize} values, got \${state.buffers.length}\`);`,
+          'this.steps = state.steps;',
+          `for (let i = 0; i < ${optimizerSize}; i++) this.arena[${arena.size - optimizerSize} + i] = state.buffers[i]!;`,
+        ],
+      },
+      {
+        name: 'train',
+        scope: Scope.Private,
+        docs: ['Forward over τ steps, the loss, and the backward pass (BPTT), emitted from the gradient graph.'],
+        parameters: [{ name: 'A', type: Arr }],
+        returnType: 'void',
+        statements: trainBody.join('\n'),
+      },
+      {
+        name: 'forward',
+        scope: Scope.Private,
+        docs: ['Forward over τ steps only, emitted from the unrolled graph.'],
+        parameters: [{ name: 'A', type: Arr }],
+        returnType: 'void',
+        statements: forwardBody.join('\n'),
+      },
+      {
+        name: 'update',
+        scope: Scope.Private,
+        docs: ['The optimizer step; false (and nothing changed) when the gradient is not finite.'],
+        parameters: [{ name: 'A', type: Arr }, { name: 'lr', type: 'number' }, { name: 't', type: 'number' }],
+        returnType: 'boolean',
+        statements: `${optimizer.code}\nreturn true;`,
+      },
+    ],
+  });
+  sf.addFunction({
+    name: 'createTrainer',
+    isExported: true,
+    docs: ['A new trainer: parameters from the seeded init (or `options.params`), zero state.'],
+    parameters: [{ name: 'options', type: 'TrainerOptions', initializer: '{}' }],
+    returnType: 'Trainer',
+    statements: 'return new Trainer(options);',
+  });
+  return { source: sf.getFullText(), arena: report, graph: tg };
+}
