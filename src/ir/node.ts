@@ -8,7 +8,7 @@ export type AttrValue = number | string | boolean | null | readonly AttrValue[];
 export type Attrs = Readonly<Record<string, AttrValue>>;
 
 export interface Node {
-  /** Creation order within its context: a stable tie-breaker, never printed. */
+  /** Creation order (unique across contexts): a stable tie-breaker, never printed. */
   readonly id: number;
   readonly op: string;
   readonly inputs: readonly Node[];
@@ -36,6 +36,10 @@ export interface NodeSpec {
   readonly origin?: string;
 }
 
+// Ids are unique across contexts, not per context: keys are built from input ids, and a recurrence
+// traced in one context may be unrolled into another, where per-context ids would collide.
+let nextId = 0;
+
 /**
  * An interning table. `make` returns the existing node when one with the same op, inputs and
  * attrs exists. The step of a new non-leaf node is the context's current step when any input
@@ -43,7 +47,6 @@ export interface NodeSpec {
  */
 export class Context {
   private readonly table = new Map<string, Node>();
-  private nextId = 0;
   /** Set by unroll while it instantiates step t. */
   currentStep: number | undefined = undefined;
 
@@ -57,7 +60,7 @@ export class Context {
       step = this.currentStep ?? Math.max(...spec.inputs.map((n) => n.step ?? 0));
     }
     const node: Node = Object.freeze({
-      id: this.nextId++,
+      id: nextId++,
       op: spec.op,
       inputs: Object.freeze([...spec.inputs]),
       shape: Object.freeze([...spec.shape]),
