@@ -228,7 +228,11 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
 } as const`,
     }],
   });
-  sf.addStatements(`const PARAMS = [\n  ${paramTable.join(',\n  ')},\n] as const;`);
+  sf.addStatements([
+    "type Init = { kind: 'uniform'; bound: number } | { kind: 'fill'; value: number } | { kind: 'values'; data: readonly number[] };",
+    '/** Where each parameter and its gradient live in the arena, and how it starts. */',
+    `const PARAMS: readonly { name: string; shape: readonly number[]; offset: number; grad: number; size: number; init: Init }[] = [\n  ${paramTable.join(',\n  ')},\n];`,
+  ].join('\n'));
   sf.addStatements(MULBERRY32);
   sf.addInterface({
     name: 'TensorData',

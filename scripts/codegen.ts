@@ -1,0 +1,38 @@
+// `npm run codegen`: regenerates codegen/<model>/trainer.ts for every model in graphs/. The same
+// function feeds the staleness test, so the committed trainers are exactly what this writes.
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadModelFile } from '../src/cli/model-args.ts';
+import { trainerConfig } from '../src/cli/compile-options.ts';
+import { emitTrainer } from '../src/emit/trainer.ts';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+export interface GeneratedFile {
+  /** Relative to the repository root. */
+  readonly path: string;
+  readonly content: string;
+}
+
+/** Every generated trainer, in a deterministic order. */
+export async function codegenFiles(): Promise<GeneratedFile[]> {
+  const graphs = readdirSync(path.join(ROOT, 'graphs')).filter((f) => f.endsWith('.ts')).sort();
+  const out: GeneratedFile[] = [];
+  for (const file of graphs) {
+    const source = `graphs/${file}`;
+    const model = await loadModelFile(path.join(ROOT, source));
+    const emitted = emitTrainer(trainerConfig('codegen', model, source, {}));
+    out.push({ path: `codegen/${model.name}/trainer.ts`, content: emitted.source });
+  }
+  return out;
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  for (const f of await codegenFiles()) {
+    const abs = path.join(ROOT, f.path);
+    mkdirSync(path.dirname(abs), { recursive: true });
+    writeFileSync(abs, f.content);
+    console.log(`wrote ${f.path} (${f.content.length} bytes)`);
+  }
+}

@@ -1,0 +1,152 @@
+// The generated trainer against the interpreter (same graph) and against PyTorch (fixtures):
+// gradients, optimizer trajectories with carried state, determinism, no allocation in step.
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { cell, type CellKind } from '../src/cells/rnn.ts';
+import { defineModel, type ModelDef, type OptimizerSpec } from '../src/dsl/model.ts';
+import { mulberry32 } from '../src/dsl/init.ts';
+import { importTrainer, type TrainerInstance } from '../src/emit/load.ts';
+import { emitTrainer, type Dtype } from '../src/emit/trainer.ts';
+import { evaluate } from '../src/interp/evaluate.ts';
+import { bindSequence, stackSteps } from '../src/interp/sequence.ts';
+import type { Tensor } from '../src/ir/tensor.ts';
+
+interface T { shape: number[]; data: number[] }
+const fixture = (name: string) => JSON.parse(readFileSync(`test/fixtures/torch/${name}.json`, 'utf8'));
+
+function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  expect(a.length).toBe(b.length);
+  let diff = 0, scale = 0;
+  for (let i = 0; i < b.length; i++) {
+    diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
+    scale = Math.max(scale, Math.abs(b[i]!));
+  }
+  return diff / (scale || 1);
+}
+
+function cellModel(fx: { cell: string; input: number; hidden: number; output: number }): ModelDef {
+  const kind = (fx.cell.startsWith('elman') ? 'elman' : fx.cell) as CellKind;
+  const nonlinearity = fx.cell === 'elman-relu' ? 'relu' : 'tanh';
+  return defineModel({ name: 'fixture', build: (batch) => cell(kind, { input: fx.input, hidden: fx.hidden, output: fx.output, batch, nonlinearity }) });
+}
+
+async function compiled(model: ModelDef, batch: number, tau: number, dtype: Dtype, optimizer: OptimizerSpec = { name: 'adam', lr: 0.01 }, extra: { clipNorm?: number; carryState?: boolean } = {}) {
+  const emitted = emitTrainer({
+    model, source: 'test', batch, tau, dtype, loss: { kind: 'mse' }, optimizer,
+    carryState: extra.carryState ?? false, inputGrads: true,
+    ...(extra.clipNorm !== undefined ? { clipNorm: extra.clipNorm } : {}),
+  });
+  return { emitted, module: await importTrainer(emitted) };
+}
+
+const params = (p: Record<string, T>) => Object.fromEntries(Object.entries(p).map(([k, v]) => [k, v.data]));
+
+describe('generated trainer vs PyTorch gradients', () => {
+  const cases = ['cell-elman-batch3', 'cell-elman-relu-mixed', 'cell-lstm-wide-input', 'cell-lstm-hidden1', 'cell-gru-mixed', 'cell-gru-t1', 'cell-elman-seed'];
+  for (const name of cases) {
+    it(`${name}: loss, outputs, final state and every gradient within 1e-9`, async () => {
+      const fx = fixture(name);
+      const { module } = await compiled(cellModel(fx), fx.batch, fx.seqLen, 'f64');
+      const tr = module.createTrainer({ params: params(fx.params) });
+      tr.setState({ h: fx.data.h0.data, ...(fx.data.c0 ? { c: fx.data.c0.data } : {}) });
+      const loss = tr.gradients(fx.data.x.data, fx.data.y.data);
+      expect(Math.abs(loss - fx.loss) / fx.loss).toBeLessThan(1e-12);
+      expect(relErr(tr.outputs(), fx.outputs.data)).toBeLessThan(1e-12);
+      const grads = tr.getGrads();
+      for (const [k, g] of Object.entries(fx.grads as Record<string, T>)) {
+        const ours = grads[k]?.data ?? tr.getInputGrads!()[k === 'h0' ? 'h0' : k === 'c0' ? 'c0' : k]!.data;
+        expect(relErr(ours, g.data), k).toBeLessThan(1e-9);
+      }
+    });
+  }
+});
+
+describe('generated trainer vs the interpreter', () => {
+  for (const kind of ['elman', 'lstm', 'gru'] as const) {
+    it(`${kind}: f64 to 1e-12 and f32 within float32 rounding`, async () => {
+      const spec = { input: 3, hidden: 5, output: 2 };
+      const B = 2, T = 4;
+      const model = defineModel({ name: 'x', build: (b) => cell(kind, { ...spec, batch: b }) });
+      const next = mulberry32(7);
+      const rand = (n: number) => Array.from({ length: n }, () => 2 * next() - 1);
+      const x: Tensor = { shape: [B, T, spec.input], data: Float64Array.from(rand(B * T * spec.input)) };
+      const y: Tensor = { shape: [B, T, spec.output], data: Float64Array.from(rand(B * T * spec.output)) };
+      for (const dtype of ['f64', 'f32'] as const) {
+        const { emitted, module } = await compiled(model, B, T, dtype);
+        const tr = module.createTrainer({ seed: 3 });
+        const loss = tr.gradients(x.data, y.data);
+        const inputs = new Map<string, Float64Array>();
+        bindSequence(inputs, 'x', x, B, T, spec.input);
+        bindSequence(inputs, 'y', y, B, T, spec.output);
+        for (const s of emitted.graph.unrolled.states[0]!) inputs.set(`${String(s.attrs['name'])}@0`, new Float64Array(s.shape[0]! * s.shape[1]!));
+        const paramMap = new Map(Object.entries(tr.getParams()).map(([k, v]) => [k, Float64Array.from(v.data)]));
+        const ref = evaluate(emitted.graph.grad.graph, paramMap, inputs, dtype);
+        const tol = dtype === 'f64' ? 1e-12 : 1e-5;
+        expect(Math.abs(loss - ref.get('loss')!.data[0]!) / Math.abs(loss)).toBeLessThan(tol);
+        const outs = stackSteps(Array.from({ length: T }, (_, t) => ref.get(`o@${t + 1}`)!.data), B, spec.output);
+        expect(relErr(tr.outputs(), outs.data)).toBeLessThan(tol);
+        for (const [k, g] of Object.entries(tr.getGrads())) expect(relErr(g.data, ref.get(`grad:${k}`)!.data), `${dtype} ${k}`).toBeLessThan(tol);
+      }
+    });
+  }
+});
+
+describe('training trajectories replay PyTorch (optimizer, clipping, carried state)', () => {
+  for (const name of ['train-elman', 'train-elman-sgd', 'train-lstm', 'train-gru']) {
+    it(`${name}: losses and parameters after every step within 1e-9`, async () => {
+      const fx = fixture(name);
+      const { amsgrad: _unused, ...optimizer } = fx.optimizer;
+      const { module } = await compiled(cellModel(fx), fx.batch, fx.seqLen, 'f64', optimizer, { clipNorm: fx.clipNorm, carryState: true });
+      const tr = module.createTrainer({ params: params(fx.params0) });
+      fx.windows.forEach((w: { x: T; y: T }, k: number) => {
+        const loss = tr.step(w.x.data, w.y.data);
+        expect(Math.abs(loss - fx.losses[k]) / fx.losses[k], `loss ${k}`).toBeLessThan(1e-9);
+        const after = tr.getParams();
+        for (const [p, v] of Object.entries(fx.paramsAfter[k] as Record<string, T>)) expect(relErr(after[p]!.data, v.data), `${p} after ${k + 1}`).toBeLessThan(1e-9);
+      });
+      // The carried state is the final state of the last window.
+      expect(relErr(tr.getState()['h']!.data, fx.finalState.h.data)).toBeLessThan(1e-9);
+    });
+  }
+});
+
+describe('emitted code', () => {
+  it('is deterministic: compile twice, same bytes', () => {
+    const model = cellModel({ cell: 'gru', input: 2, hidden: 3, output: 1 });
+    const a = emitTrainer({ model, source: 's', batch: 2, tau: 3, dtype: 'f32', loss: { kind: 'mse' }, optimizer: { name: 'adam', lr: 0.1 }, carryState: true });
+    const b = emitTrainer({ model, source: 's', batch: 2, tau: 3, dtype: 'f32', loss: { kind: 'mse' }, optimizer: { name: 'adam', lr: 0.1 }, carryState: true });
+    expect(a.source).toBe(b.source);
+    expect(a.source).toMatch(/^\/\*\*\n \* @generated by unfold \d+\.\d+\.\d+ from s/);
+    expect(a.source).not.toMatch(/^import /m);
+  });
+
+  it('embeds the same PRNG as the compiler', async () => {
+    const { module } = await compiled(cellModel({ cell: 'elman', input: 1, hidden: 4, output: 1 }), 1, 2, 'f64');
+    const next = mulberry32(99);
+    const k = 1 / Math.sqrt(4);
+    const p = module.createTrainer({ seed: 99 }).getParams();
+    const flat = Object.values(p).flatMap((t) => t.data);
+    flat.forEach((v) => expect(v).toBe((2 * next() - 1) * k));
+  });
+
+  it('allocates nothing per step: the heap stays flat over 10,000 steps', async () => {
+    const { module } = await compiled(cellModel({ cell: 'elman', input: 1, hidden: 8, output: 1 }), 1, 10, 'f32', { name: 'adam', lr: 0.01 }, { carryState: true });
+    const tr: TrainerInstance = module.createTrainer();
+    const x = new Float32Array(10).map((_, i) => Math.sin(i)), y = new Float32Array(10).map((_, i) => Math.cos(i));
+    for (let i = 0; i < 2000; i++) tr.step(x, y);
+    const before = process.memoryUsage().heapUsed;
+    for (let i = 0; i < 10_000; i++) tr.step(x, y);
+    const grown = process.memoryUsage().heapUsed - before;
+    // 10,000 steps allocating even one small array each would grow the heap by > 500 kB.
+    expect(grown).toBeLessThan(400_000);
+  });
+
+  it('refuses a non-finite loss without touching the parameters', async () => {
+    const { module } = await compiled(cellModel({ cell: 'elman', input: 1, hidden: 3, output: 1 }), 1, 2, 'f64');
+    const tr = module.createTrainer({ seed: 1 });
+    const before = JSON.stringify(tr.getParams());
+    expect(() => tr.step([1, Number.NaN], [0, 0])).toThrow(/non-finite loss NaN at step 1/);
+    expect(JSON.stringify(tr.getParams())).toBe(before);
+    expect(() => tr.step([1], [0, 0])).toThrow(/input x \[1, 2, 1\]: expected 2 values, got 1/);
+  });
+});
