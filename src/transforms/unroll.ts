@@ -20,7 +20,8 @@ export interface Unrolled {
 
 export function checkTau(tau: unknown, what = 'τ'): number {
   if (typeof tau !== 'number' || !Number.isInteger(tau) || tau < 1) {
-    throw new UnfoldError(`${what} must be a positive integer, got ${JSON.stringify(tau)}`);
+    // String(NaN) is "NaN" where JSON.stringify would print "null".
+    throw new UnfoldError(`${what} must be a positive integer, got ${typeof tau === 'number' ? String(tau) : JSON.stringify(tau) ?? String(tau)}`);
   }
   return tau;
 }
