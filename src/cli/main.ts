@@ -4,9 +4,10 @@ import { UsageError, type Command } from './command.ts';
 import { compile } from './compile.ts';
 import { show } from './show.ts';
 import { grad } from './grad.ts';
+import { gradcheck } from './gradcheck.ts';
 
 /** Every command, in the order `--help` lists them. */
-export const COMMANDS: readonly Command[] = [show, compile, grad];
+export const COMMANDS: readonly Command[] = [show, compile, grad, gradcheck];
 
 function help(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
