@@ -1,0 +1,29 @@
+// The README opens with the two set-up commands, and its DSL example runs as written.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { expect, it } from 'vitest';
+
+const readme = readFileSync('README.md', 'utf8');
+
+it('starts with the set-up commands of a fresh machine, and CI runs its test command', () => {
+  expect(readme.split('\n').slice(0, 6).join('\n')).toBe('# unfold\n\n```sh\nnpm ci && npm start\nnpm test\n```');
+  expect(readFileSync('.ci/run', 'utf8')).toMatch(/\nnpm ci\nnpm test\n$/);
+});
+
+it('has a DSL example that compiles as written', () => {
+  const example = /```ts\n([\s\S]*?)```/.exec(readme)![1]!;
+  expect(example.split('\n').length).toBeLessThanOrEqual(20);
+  // Inside the package (so `from 'unfold'` resolves), outside graphs/ (which other tests list).
+  const dir = `test/.tmp-readme-${process.pid}`;
+  const file = `${dir}/my-rnn.ts`;
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(file, example);
+  try {
+    const r = spawnSync(process.execPath, ['bin/unfold.mjs', 'show', file, '--tau', '3'], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/parameters: W \[16, 16\], U \[16, 1\], b \[16\], V \[1, 16\], c \[1\]/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
