@@ -1,0 +1,165 @@
+// `npm run bench`: the generated trainers on ../shared/bench/workloads.json under the peers'
+// protocol (same init, same data windows, warm-up, 5 timed repeats, median), one JSON line per
+// workload in the peers' format; `--peers` also runs PyTorch and TF.js in the same run and prints ratios.
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { cell, GATES, type CellKind } from '../src/cells/rnn.ts';
+import { sincosWindow } from '../src/data/sincos.ts';
+import { defineModel } from '../src/dsl/model.ts';
+import { importTrainer, type TrainerInstance } from '../src/emit/load.ts';
+import { emitTrainer } from '../src/emit/trainer.ts';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const DEFAULT_WORKLOADS = path.resolve(ROOT, '..', 'shared', 'bench', 'workloads.json');
+
+interface Workload {
+  id: string; fingerprint: string; cell: CellKind; inputSize: number; hiddenSize: number; outputSize: number;
+  seqLen: number; batch: number; optimizer: { name: 'adam'; lr: number }; carryState: boolean; warmupSteps: number;
+}
+interface Spec { initSeed: number; dataCycle: number; workloads: Workload[] }
+
+export function flopsPerStep(w: Workload): number {
+  const G = GATES[w.cell], I = w.inputSize, H = w.hiddenSize, O = w.outputSize, T = w.seqLen, B = w.batch;
+  const fwd = B * T * (2 * G * H * I + 2 * G * H * H + 2 * O * H);
+  const bwd = B * T * (2 * G * H * I + 4 * G * H * H + 4 * O * H) - B * 2 * G * H * H;
+  const params = G * H * I + G * H * H + 2 * G * H + O * H + O;
+  return fwd + bwd + 13 * params;
+}
+
+/** Window k as float32 arrays, as the peers precompute them. */
+function windows(w: Workload, count: number): { x: Float32Array; y: Float32Array }[] {
+  return Array.from({ length: count }, (_, k) => {
+    const d = sincosWindow(k, { batch: w.batch, seqLen: w.seqLen, input: w.inputSize, output: w.outputSize });
+    return { x: Float32Array.from(d.x.data), y: Float32Array.from(d.y.data) };
+  });
+}
+
+/** sha256[:16] of our own data windows and initial parameters: equal to the workload's fingerprint iff both match the peers'. */
+function fingerprint(data: { x: Float32Array; y: Float32Array }[], tr: TrainerInstance): string {
+  const h = createHash('sha256');
+  const put = (a: Float32Array) => h.update(Buffer.from(a.buffer, a.byteOffset, a.byteLength));
+  for (const d of data) { put(d.x); put(d.y); }
+  for (const p of Object.values(tr.getParams())) put(Float32Array.from(p.data));
+  return h.digest('hex').slice(0, 16);
+}
+
+const now = () => performance.now() / 1000;
+
+/** The peers' protocol (common.mjs timeSteps): warm-up, N from the warm-up's second half, 5 repeats, median. */
+function timeSteps(w: Workload, step: (wantLoss: boolean) => number, targetSec: number, repeats: number, fixedSteps: number) {
+  let stepsTotal = 0;
+  const run = (want: boolean) => { stepsTotal++; return step(want); };
+  const t0 = now();
+  const lossFirst = run(true);
+  let lossWarm = lossFirst, done = 1, tHalf: number | null = null, nHalf = 0;
+  while (done < w.warmupSteps) {
+    if (done === Math.floor(w.warmupSteps / 2)) { tHalf = now(); nHalf = done; }
+    lossWarm = run(done === w.warmupSteps - 1);
+    done++;
+  }
+  const t1 = now();
+  const perStep = tHalf !== null && done > nHalf ? (t1 - tHalf) / (done - nHalf) : (t1 - t0) / done;
+  const n = fixedSteps > 0 ? fixedSteps : Math.max(1, Math.round(targetSec / Math.max(perStep, 1e-9)));
+  const reps: number[] = [];
+  let lossLast = NaN;
+  for (let r = 0; r < repeats; r++) {
+    const ts = now();
+    for (let i = 0; i < n; i++) {
+      const last = r === repeats - 1 && i === n - 1;
+      const l = run(last);
+      if (last) lossLast = l;
+    }
+    reps.push(((now() - ts) * 1000) / n);
+  }
+  const med = [...reps].sort((a, b) => a - b)[Math.floor(reps.length / 2)]!;
+  return { stepsTimed: n, repeats, msPerStep: +med.toFixed(5), msPerStepRepeats: reps.map((r) => +r.toFixed(5)), lossFirst, lossWarm, warmupSteps: done, lossLast, stepsTotal };
+}
+
+export async function benchWorkload(w: Workload, spec: Spec, opts: { targetSec: number; repeats: number; steps: number; form?: 'rolled' | 'unrolled' }) {
+  const model = defineModel({ name: w.id, build: (batch) => cell(w.cell, { input: w.inputSize, hidden: w.hiddenSize, output: w.outputSize, batch }) });
+  const tc = now();
+  const emitted = emitTrainer({
+    model, source: `workload ${w.id}`, batch: w.batch, tau: w.seqLen, dtype: 'f32', loss: { kind: 'mse' },
+    optimizer: { name: 'adam', lr: w.optimizer.lr }, carryState: w.carryState, seed: spec.initSeed,
+    ...(opts.form ? { form: opts.form } : {}),
+  });
+  const compileSec = now() - tc;
+  const tr = (await importTrainer(emitted)).createTrainer();
+  const data = windows(w, spec.dataCycle);
+  const fp = fingerprint(data, tr);
+  let k = 0;
+  const result = timeSteps(w, () => {
+    const d = data[k++ % spec.dataCycle]!;
+    return tr.step(d.x, d.y);
+  }, opts.targetSec, opts.repeats, opts.steps);
+  const flops = flopsPerStep(w);
+  return {
+    peer: 'unfold', workload: w.id, threads: 1, ...result,
+    flopsPerStep: flops, gflops: +(flops / (result.msPerStep * 1e-3) / 1e9).toFixed(4),
+    fingerprint: fp, fingerprintOk: fp === w.fingerprint,
+    compileMs: +(compileSec * 1000).toFixed(1), arenaBytes: emitted.arena.bytes, sourceBytes: emitted.source.length,
+    impl: 'unfold generated trainer (f32, unrolled kernels)', version: 'unfold 0.1.0', capped: false,
+  };
+}
+
+/** Runs the peers' own scripts on the same workloads, in this run; returns their result lines. */
+function runPeers(workloadsFile: string, ids: string[]): Record<string, unknown>[] {
+  const peersDir = path.join(path.dirname(workloadsFile), 'peers');
+  const script = path.join(peersDir, 'run_all.sh');
+  if (!existsSync(script)) throw new Error(`--peers: ${script} not found`);
+  const out = path.join(ROOT, 'out', 'bench-peers.jsonl');
+  const r = spawnSync('bash', [script, out, '--peers', 'pytorch-eager,tfjs-wasm,handwritten-js', ...ids], { stdio: ['ignore', 'inherit', 'inherit'] });
+  if (r.status !== 0) throw new Error(`--peers: run_all.sh exited with ${r.status}`);
+  return readFileSync(out, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+async function main(): Promise<number> {
+  const { values, positionals } = parseArgs({
+    options: {
+      workloads: { type: 'string' }, json: { type: 'boolean' }, peers: { type: 'boolean' },
+      'target-sec': { type: 'string' }, repeats: { type: 'string' }, steps: { type: 'string' },
+      form: { type: 'string' },
+    },
+    allowPositionals: true,
+  });
+  const file = path.resolve(values.workloads ?? DEFAULT_WORKLOADS);
+  if (!existsSync(file)) {
+    process.stderr.write(`bench: workloads file ${file} not found (pass --workloads FILE)\n`);
+    return 2;
+  }
+  const spec = JSON.parse(readFileSync(file, 'utf8')) as Spec;
+  const chosen = positionals.length ? positionals.map((id) => {
+    const w = spec.workloads.find((x) => x.id === id);
+    if (!w) throw new Error(`unknown workload ${id} (have ${spec.workloads.map((x) => x.id).join(', ')})`);
+    return w;
+  }) : spec.workloads;
+  const results = [];
+  for (const w of chosen) {
+    const r = await benchWorkload(w, spec, {
+      targetSec: Number(values['target-sec'] ?? 1.5), repeats: Number(values.repeats ?? 5), steps: Number(values.steps ?? 0),
+      ...(values.form ? { form: values.form as 'rolled' | 'unrolled' } : {}),
+    });
+    results.push(r);
+    process.stdout.write(JSON.stringify(r) + '\n');
+  }
+  if (values.peers) {
+    const peers = runPeers(file, chosen.map((w) => w.id));
+    for (const r of results) {
+      const ratios = peers.filter((p) => p['workload'] === r.workload && typeof p['msPerStep'] === 'number').map((p) => ({
+        peer: p['peer'], msPerStep: p['msPerStep'], ratio: +((p['msPerStep'] as number) / r.msPerStep).toFixed(3),
+        lossFirstRelErr: Math.abs((p['lossFirst'] as number) - r.lossFirst) / Math.abs(p['lossFirst'] as number),
+        lossWarmRelErr: Math.abs((p['lossWarm'] as number) - (r.lossWarm as number)) / Math.abs(p['lossWarm'] as number),
+      }));
+      process.stdout.write(JSON.stringify({ workload: r.workload, unfoldMsPerStep: r.msPerStep, ratios }) + '\n');
+    }
+  }
+  return 0;
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  process.exitCode = await main();
+}
