@@ -2,8 +2,20 @@
 // optionally, the task it trains on (data, loss, optimizer, truncated-BPTT settings).
 import { UnfoldError } from '../ir/errors.ts';
 import type { Tensor } from '../ir/tensor.ts';
-import type { LossSpec } from '../transforms/loss.ts';
 import type { Recurrence } from './recurrence.ts';
+
+export type LossKind = 'mse' | 'sse' | 'xent';
+
+/** The loss a task trains on; src/transforms/loss.ts builds it. */
+export interface LossSpec {
+  readonly kind: LossKind;
+  /** Every step (default) or only the last. */
+  readonly over?: 'all' | 'last';
+  /** The output compared with the target; default: the recurrence's first output. */
+  readonly output?: string;
+  /** The target's name (leaves `y@t`); default `y`. */
+  readonly target?: string;
+}
 
 export interface OptimizerSpec {
   readonly name: 'sgd' | 'adam' | 'adamw' | 'rmsprop';

@@ -5,19 +5,11 @@ import { makeGraph, type Graph } from '../ir/graph.ts';
 import type { Node } from '../ir/node.ts';
 import { sizeOf } from '../ir/tensor.ts';
 import type { NodeBuilder } from '../prims/builder.ts';
+import type { LossSpec } from '../dsl/model.ts';
 import { stepLeaf, type Unrolled } from './unroll.ts';
 
-export type LossKind = 'mse' | 'sse' | 'xent';
-
-export interface LossSpec {
-  readonly kind: LossKind;
-  /** Every step (default) or only the last. */
-  readonly over?: 'all' | 'last';
-  /** The output compared with the target; default: the recurrence's first output. */
-  readonly output?: string;
-  /** The target's name (leaves `y@t`); default `y`. */
-  readonly target?: string;
-}
+// The spec is part of a model file's task, so the DSL declares it (dsl must not import transforms).
+export type { LossKind, LossSpec } from '../dsl/model.ts';
 
 export interface Trainable {
   readonly unrolled: Unrolled;
