@@ -1,5 +1,4 @@
-// `unfold grad`: one window's loss, outputs, states and every gradient (parameters, inputs, initial
-// states) as one JSON object, in PyTorch's layout so it can be diffed against a torch run.
+// `unfold grad`: one window's loss, outputs, states and every gradient (params, inputs, initial states) as one JSON object in PyTorch's layout.
 import type { Graph } from '../ir/graph.ts';
 import { UnfoldError } from '../ir/errors.ts';
 import type { Tensor } from '../ir/tensor.ts';

@@ -1,5 +1,4 @@
-// `unfold gradcheck`: the symbolic gradient (vjp of the unrolled graph) against central finite
-// differences in float64, per parameter, input and initial state; exit 1 when any is off by more than --tol.
+// `unfold gradcheck`: the symbolic gradient against central finite differences in float64, per tensor; exit 1 when any is above --tol.
 import { makeGraph } from '../ir/graph.ts';
 import { UnfoldError } from '../ir/errors.ts';
 import { shapeToString, sizeOf, type Shape, type Tensor } from '../ir/tensor.ts';
@@ -7,6 +6,7 @@ import { dslBuilder } from '../dsl/context.ts';
 import { DEFAULT_SEED, initialParams, mulberry32 } from '../dsl/init.ts';
 import type { Recurrence } from '../dsl/recurrence.ts';
 import { evaluate } from '../interp/evaluate.ts';
+import type { LossSpec } from '../transforms/loss.ts';
 import { trainingGraph } from '../transforms/training.ts';
 import { intFlag, numberFlag, parse, UsageError, type Command } from './command.ts';
 import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
@@ -17,6 +17,9 @@ import {
 
 /** Default entries checked one by one per tensor; larger tensors also get a random-projection check. */
 const MAX_ENTRIES = 20;
+
+/** The "tiny" of max(max|fd|, tiny): keeps an all-zero gradient (an unused parameter) from dividing by 0. */
+const FLOOR = 1e-12;
 
 /** One checked tensor: a parameter, an input sequence or an initial state. */
 export interface CheckRow {
@@ -102,7 +105,7 @@ export interface CheckReport {
 }
 
 /** Runs the check on one built model with its data and parameters (float64 throughout). */
-export function checkGradients(rec: Recurrence, data: RunData, params: Map<string, Tensor>, loss: ReturnType<typeof lossOf>, opts: CheckOptions): CheckReport {
+export function checkGradients(rec: Recurrence, data: RunData, params: Map<string, Tensor>, loss: LossSpec, opts: CheckOptions): CheckReport {
   const tg = trainingGraph(rec, data.tau, loss, dslBuilder(), { inputGrads: true, stateGrads: true });
   const inputs = bindData(rec, data);
   const run = collectRun(tg, loss, evaluate(runGraph(tg), params, inputs, 'f64'));
@@ -241,7 +244,7 @@ export const gradcheck: Command = {
     const params = files.params ?? initialParams(rec, seed);
     const paramsSource = values.params ?? `initial parameters (seed ${seed})`;
 
-    const report = checkGradients(rec, data, params, loss, { eps, tol, seed, entries, floor: 1e-12 });
+    const report = checkGradients(rec, data, params, loss, { eps, tol, seed, entries, floor: FLOOR });
     const { worst } = report;
     if (values.json) {
       const obj = {
@@ -255,7 +258,7 @@ export const gradcheck: Command = {
       process.stdout.write(
         `gradcheck ${model.name} (${source}): B = ${data.batch}, T = ${data.tau}, loss ${report.loss}\n` +
           `params: ${paramsSource}; data: ${data.source}; eps ${num(eps)}, tol ${num(tol)}, float64\n` +
-          `rel err = max|sym − fd| / max(max|fd|, 1e-12); projection: |<g,d> − fd| / Σ|g·d| for a random d\n\n` +
+          `rel err = max|sym − fd| / max(max|fd|, ${FLOOR}); projection: |<g,d> − fd| / Σ|g·d| for a random d\n\n` +
           table(report.rows) +
           `\nworst: ${worst.name} (${worst.relErr.toExponential(2)}) — ${report.ok ? `within tolerance ${num(tol)}` : `above tolerance ${num(tol)}`}\n`,
       );

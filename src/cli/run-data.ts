@@ -1,6 +1,4 @@
-// What `grad` and `gradcheck` share: reading params and data files against a model's expected shapes
-// (every tensor named, expected and found shapes), binding them as `x@t`/`y@t`/`s@0`, and reading
-// one evaluated training window back as batch-first tensors. Sequences are [B, T, ...] throughout.
+// What `grad` and `gradcheck` share: params/data files checked against the model (every tensor named, expected vs found), bound as x@t/y@t/s@0, results read back batch-first.
 import { UnfoldError } from '../ir/errors.ts';
 import { makeGraph, type Graph, type Output } from '../ir/graph.ts';
 import type { Node } from '../ir/node.ts';
