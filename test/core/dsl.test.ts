@@ -214,7 +214,8 @@ describe('the CLI', () => {
       fs.writeFileSync(file, source);
       const rel = path.relative(REPO, file);
       const r = spawnSync(process.execPath, ['bin/unfold.mjs', 'show', rel], { cwd: REPO, encoding: 'utf8', timeout: 60_000 });
-      expect(r.stderr).toContain(`${rel}:9: add:`);
+      expect(r.error, 'spawn').toBeUndefined();
+      expect(r.stderr, `stdout: ${r.stdout}`).toContain(`${rel}:9: add:`);
       expect(r.stderr).toContain('[1, 3]');
       expect(r.stderr).toContain('[4]');
       expect(r.stderr).not.toMatch(/^ {4}at /m);

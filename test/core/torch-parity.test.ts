@@ -2,13 +2,13 @@
 // of every parameter, x and the initial state; and a shared parameter's gradient = Σ of its per-step uses.
 import { afterAll, describe, expect, it } from 'vitest';
 import { cell, cellParamShapes, type CellKind } from '../../src/cells/rnn.ts';
-import { dslBuilder, withContext } from '../../src/dsl/context.ts';
+import { currentContext, withContext } from '../../src/dsl/context.ts';
 import { evaluate, evaluateNodes } from '../../src/interp/evaluate.ts';
 import { bindSequence, stackSteps } from '../../src/interp/sequence.ts';
 import { makeGraph, verify } from '../../src/ir/graph.ts';
 import type { Node } from '../../src/ir/node.ts';
 import type { Tensor } from '../../src/ir/tensor.ts';
-import type { NodeBuilder } from '../../src/prims/builder.ts';
+import { createBuilder, type NodeBuilder } from '../../src/prims/builder.ts';
 import { opRule } from '../../src/prims/index.ts';
 import { trainingGraph, type TrainingGraph } from '../../src/transforms/training.ts';
 import { vjp } from '../../src/transforms/vjp.ts';
@@ -45,11 +45,20 @@ interface Built {
   readonly inputs: Map<string, Float64Array>;
 }
 
+const builtCache = new Map<string, Built>();
+
+/** The fixture's cell, its training graph (τ = seqLen, mse, gradients of x and s(0) too) and bindings; built once per fixture. */
 function build(f: CellFixture): Built {
+  let built = builtCache.get(f.file);
+  if (!built) builtCache.set(f.file, (built = buildUncached(f)));
+  return built;
+}
+
+function buildUncached(f: CellFixture): Built {
   const { kind, nonlinearity } = kindOf(f);
   return withContext(() => {
     const rec = cell(kind, { input: f.input, hidden: f.hidden, output: f.output, batch: f.batch, nonlinearity });
-    const b = dslBuilder();
+    const b = createBuilder(currentContext()); // no origin labels: gradient nodes need none, and stack walks cost
     const tg = trainingGraph(rec, f.seqLen, { kind: 'mse' }, b, { inputGrads: true, stateGrads: true });
     const params = new Map(Object.entries(f.params));
     const inputs = new Map<string, Float64Array>();
