@@ -131,7 +131,8 @@ export function recurrence<S extends Nodes, X extends Nodes = Record<never, Node
       if (role !== undefined && !(node.op === 'input' && node.attrs['role'] === role)) {
         return at(`${what}.${key} must be made by ${role}(), got a ${node.op} node`);
       }
-      return { name: String(node.attrs['name'] ?? key), node };
+      // Leaves are named by their own name; outputs by their key, even when the value is a leaf.
+      return { name: role === undefined ? key : String(node.attrs['name'] ?? key), node };
     });
   };
   const state = named('state', 'state', def.state);

@@ -158,8 +158,12 @@ export function graphToJson(g: Graph): GraphJson {
 export function graphFromJson(json: GraphJson, ctx: Context): Graph {
   const built: Node[] = [];
   json.nodes.forEach((n, i) => {
+    if (!Array.isArray(n.shape) || !n.shape.every((d) => Number.isInteger(d) && d >= 0)) {
+      throw new UnfoldError(`graph JSON: node ${i} has shape ${JSON.stringify(n.shape)}, not a list of sizes`);
+    }
+    if (!Array.isArray(n.inputs)) throw new UnfoldError(`graph JSON: node ${i} has no list of inputs`);
     const inputs = n.inputs.map((k) => {
-      if (!(k >= 0 && k < i)) throw new UnfoldError(`graph JSON: node ${i} refers to node ${k}, which is not before it`);
+      if (!(Number.isInteger(k) && k >= 0 && k < i)) throw new UnfoldError(`graph JSON: node ${i} refers to node ${k}, which is not before it`);
       return built[k]!;
     });
     built.push(ctx.make({ op: n.op, inputs, shape: n.shape, attrs: n.attrs, ...(n.step !== undefined ? { step: n.step } : {}) }));

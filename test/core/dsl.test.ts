@@ -180,6 +180,17 @@ describe('recurrence errors', () => {
     });
   });
 
+  it('names outputs by their keys, even when an output is a leaf', () => {
+    withContext(() => {
+      const h = state('h', [2]), x = input('x', [2]), W = param('W', [2]);
+      const rec = recurrence({ state: { h }, input: { x }, params: { W }, step: ({ h }) => ({ h: tanh(h) }), output: (_s, { x }) => ({ echo: x, weight: W }) });
+      expect(rec.outputs.map((o) => o.name)).toEqual(['echo', 'weight']);
+      // An identity step's state as an output is not mistaken for the state itself.
+      const still = recurrence({ state: { h }, params: [], step: ({ h }) => ({ h }), output: ({ h }) => ({ o: h }) });
+      expect(still.outputs.map((o) => o.name)).toEqual(['o']);
+    });
+  });
+
   it('rejects a state not made by state(), and a recurrence without state', () => {
     withContext(() => {
       const x = input('x', [2]);

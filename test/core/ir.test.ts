@@ -169,6 +169,12 @@ describe('verify', () => {
     };
     expect(() => graphFromJson(cyc, new Context())).toThrow(UnfoldError);
     expect(() => graphFromJson({ ...base, outputs: [{ name: 'y', node: 5 }] }, new Context())).toThrow('output "y" refers to missing node 5');
+    const fractional: GraphJson = { nodes: [...base.nodes, { op: 'tanh', inputs: [0.5], shape: [3], attrs: {} }], outputs: [] };
+    expect(() => graphFromJson(fractional, new Context())).toThrow('graph JSON: node 1 refers to node 0.5, which is not before it');
+    const noShape = { nodes: [{ op: 'input', inputs: [], attrs: { name: 'x' } }], outputs: [] } as unknown as GraphJson;
+    expect(() => graphFromJson(noShape, new Context())).toThrow('graph JSON: node 0 has shape undefined, not a list of sizes');
+    const noInputs = { nodes: [{ op: 'input', shape: [2], attrs: { name: 'x' } }], outputs: [] } as unknown as GraphJson;
+    expect(() => graphFromJson(noInputs, new Context())).toThrow('graph JSON: node 0 has no list of inputs');
     // Well-formed JSON with a bad node loads, and verify names the problem.
     const wrongArity: GraphJson = { nodes: [...base.nodes, { op: 'matmul', inputs: [0], shape: [], attrs: {} }], outputs: [{ name: 'y', node: 1 }] };
     expect(() => verify(graphFromJson(wrongArity, new Context()), opRule)).toThrow('verify: %1 (matmul): expects 2 inputs, has 1');
