@@ -8,7 +8,10 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { cell } from '../../src/cells/rnn.ts';
 import { withContext } from '../../src/dsl/context.ts';
-import { add, concat, matmul, mul, slice, sum, tanh } from '../../src/dsl/ops.ts';
+import { add, concat, div, gt, matmul, mean, mul, slice, sub, sum, tanh, where } from '../../src/dsl/ops.ts';
+import { evaluate } from '../../src/interp/evaluate.ts';
+import { makeGraph, verify } from '../../src/ir/graph.ts';
+import { opRule } from '../../src/prims/index.ts';
 import { input, param, recurrence, state } from '../../src/dsl/recurrence.ts';
 import { UnfoldError } from '../../src/ir/errors.ts';
 
@@ -91,6 +94,32 @@ describe('shape errors carry the user\'s file:line', () => {
       expect(e.message).toBe(`${at('not-a-tensor')}: tanh: argument 1 is not a tensor (got number 3)`);
       const s = caught(() => sum(input('q', [2]), 5)); // @bad-axis
       expect(s.message).toBe(`${at('bad-axis')}: sum: axis 5 is out of range for shape [2]`);
+    });
+  });
+});
+
+describe('broadcasting', () => {
+  it('follows numpy: [2,1] + [3] is the [2,3] outer sum, numbers fill, mean and where broadcast too', () => {
+    withContext(() => {
+      const a = input('a', [2, 1]), b = input('b', [3]), c = input('c', [2, 3]);
+      const g = makeGraph({
+        outer: add(a, b),
+        scaled: mul(2, b),
+        rows: sub(c, a),
+        avg: mean(c, 1),
+        pick: where(gt(c, 0), c, 0),
+        ratio: div(b, 4),
+      });
+      verify(g, opRule);
+      const out = evaluate(g, new Map(), new Map([['a', Float64Array.from([10, 20])], ['b', Float64Array.from([1, 2, 3])], ['c', Float64Array.from([1, -2, 3, -4, 5, -6])]]));
+      const v = (k: string) => [...out.get(k)!.data];
+      expect(out.get('outer')!.shape).toEqual([2, 3]);
+      expect(v('outer')).toEqual([11, 12, 13, 21, 22, 23]);
+      expect(v('scaled')).toEqual([2, 4, 6]);
+      expect(v('rows')).toEqual([-9, -12, -7, -24, -15, -26]);
+      v('avg').forEach((x, i) => expect(x).toBeCloseTo([2 / 3, -5 / 3][i]!, 15)); // Σ · (1/n), not Σ / n
+      expect(v('pick')).toEqual([1, 0, 3, 0, 5, 0]);
+      expect(v('ratio')).toEqual([0.25, 0.5, 0.75]);
     });
   });
 });
