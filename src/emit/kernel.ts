@@ -8,6 +8,10 @@ import type { Buf } from '../prims/types.ts';
 import type { KernelPlan } from './plan.ts';
 
 function bufOf(plan: KernelPlan, n: Node, arr: string): Buf {
+  if (plan.views.has(n)) {
+    const src = bufOf(plan, n.inputs[0]!, arr);
+    return { ...src, transposed: !src.transposed };
+  }
   const literal = plan.literals.get(n);
   if (literal !== undefined) return { arr, off: 0, literal };
   const off = plan.offsets.get(n);

@@ -26,6 +26,7 @@ export interface TrainerInstance {
   setState(values: Record<string, ArrayLike<number>>): void;
   resetState(): void;
   getInputGrads?(): Record<string, TensorData>;
+  stateSequence(): Record<string, TensorData>;
   getOptimizerState(): { steps: number; buffers: number[] };
   setOptimizerState(state: { steps: number; buffers: ArrayLike<number> }): void;
 }
@@ -35,11 +36,16 @@ export interface TrainerModule {
   createTrainer(options?: { seed?: number; params?: Record<string, { data: ArrayLike<number> } | ArrayLike<number>>; lr?: number; carryState?: boolean }): TrainerInstance;
 }
 
-/** Imports an emitted trainer's source as a module. */
-export async function importTrainer(source: string | EmittedTrainer): Promise<TrainerModule> {
+/** The trainer as a JavaScript ES module (types stripped, nothing else changed). */
+export function transpileTrainer(source: string | EmittedTrainer): string {
   const text = typeof source === 'string' ? source : source.source;
-  const js = ts.transpileModule(text, {
+  return ts.transpileModule(text, {
     compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, removeComments: false },
   }).outputText;
+}
+
+/** Imports an emitted trainer's source as a module. */
+export async function importTrainer(source: string | EmittedTrainer): Promise<TrainerModule> {
+  const js = transpileTrainer(source);
   return (await import(`data:text/javascript;base64,${Buffer.from(js).toString('base64')}`)) as TrainerModule;
 }

@@ -2,7 +2,6 @@
 // constants) and a temporaries region reused by liveness (first fit). Element-wise values with a
 // single element-wise consumer are fused into it (no buffer, no loop of their own).
 import type { Graph } from '../ir/graph.ts';
-import { nodesOf } from '../ir/graph.ts';
 import type { Node } from '../ir/node.ts';
 import { sizeOf } from '../ir/tensor.ts';
 import { fillValue } from '../prims/builder.ts';
@@ -62,16 +61,49 @@ class FreeList {
 export interface KernelPlan {
   /** Nodes that get a statement, in order. */
   readonly order: readonly Node[];
-  /** Where each materialized value lives. */
-  readonly offsets: ReadonlyMap<Node, number>;
+  /** Where each materialized value lives (an expression for per-step slots inside a loop). */
+  readonly offsets: ReadonlyMap<Node, Offset>;
   /** Scalar fills read as literals. */
   readonly literals: ReadonlyMap<Node, string>;
   /** Element-wise values fused into their one consumer. */
   readonly fused: ReadonlySet<Node>;
+  /** Transposes read only by matrix products, which index their input instead (never materialized). */
+  readonly views: ReadonlySet<Node>;
   /** Elements of the temporaries region this kernel needs (from `tempBase`). */
   readonly tempSize: number;
   /** Named outputs whose value must be copied into their slot at the end (e.g. a leaf or a fill). */
-  readonly copies: readonly { readonly node: Node; readonly to: number }[];
+  readonly copies: readonly { readonly node: Node; readonly to: Offset }[];
+}
+
+/** An element offset in the arena: a number, or an expression such as `p3` (a loop's per-step base). */
+export type Offset = number | string;
+
+/** Nodes the outputs need, inputs first, not looking behind `given` nodes (computed elsewhere). */
+function neededOrder(g: Graph, given: ReadonlyMap<Node, Offset>): Node[] {
+  const order: Node[] = [];
+  const seen = new Set<Node>();
+  const visit = (root: Node) => {
+    const stack: [Node, number][] = [[root, 0]];
+    if (seen.has(root)) return;
+    seen.add(root);
+    while (stack.length) {
+      const top = stack[stack.length - 1]!;
+      const [n, i] = top;
+      if (i < n.inputs.length && !given.has(n)) {
+        top[1]++;
+        const x = n.inputs[i]!;
+        if (!seen.has(x)) {
+          seen.add(x);
+          stack.push([x, 0]);
+        }
+      } else {
+        stack.pop();
+        order.push(n);
+      }
+    }
+  };
+  for (const o of g.outputs) visit(o.node);
+  return order;
 }
 
 /**
@@ -79,11 +111,11 @@ export interface KernelPlan {
  * named outputs); every other value goes to the temporaries region at `tempBase`.
  * `outputSlots` maps each named output to its slot: a computed node is written there directly.
  */
-export function planKernel(g: Graph, pinned: ReadonlyMap<Node, number>, outputSlots: readonly { node: Node; slot: number }[], tempBase: number): KernelPlan {
-  const all = nodesOf(g);
-  const offsets = new Map<Node, number>(pinned);
+export function planKernel(g: Graph, pinned: ReadonlyMap<Node, Offset>, outputSlots: readonly { node: Node; slot: Offset }[], tempBase: number): KernelPlan {
+  const all = neededOrder(g, pinned);
+  const offsets = new Map<Node, Offset>(pinned);
   const literals = new Map<Node, string>();
-  const copies: { node: Node; to: number }[] = [];
+  const copies: { node: Node; to: Offset }[] = [];
   const outputNodes = new Set<Node>();
   for (const { node, slot } of outputSlots) {
     const f = fillValue(node);
@@ -108,12 +140,18 @@ export function planKernel(g: Graph, pinned: ReadonlyMap<Node, number>, outputSl
       fused.add(n);
     }
   }
-  const order = all.filter((n) => n.op !== 'param' && n.op !== 'input' && !literals.has(n) && !fused.has(n));
+  const views = new Set<Node>();
+  for (const n of all) {
+    if (n.op !== 'transpose' || offsets.has(n) || outputNodes.has(n) || literals.has(n.inputs[0]!)) continue;
+    const us = users.get(n) ?? [];
+    if (us.length > 0 && us.every((u) => u.op === 'matmul')) views.add(n);
+  }
+  const order = all.filter((n) => n.op !== 'param' && n.op !== 'input' && !pinned.has(n) && !literals.has(n) && !fused.has(n) && !views.has(n));
 
   // Which materialized buffers each statement reads (through fused inputs).
   const reads = (n: Node, acc: Node[] = []): Node[] => {
     for (const x of n.inputs) {
-      if (fused.has(x)) reads(x, acc);
+      if (fused.has(x) || views.has(x)) reads(x, acc);
       else if (!literals.has(x)) acc.push(x);
     }
     return acc;
@@ -129,9 +167,9 @@ export function planKernel(g: Graph, pinned: ReadonlyMap<Node, number>, outputSl
     if (!offsets.has(n)) offsets.set(n, tempBase + temps.alloc(sizeOf(n.shape)));
     // Release inputs after allocating the output: kernels like matmul must not write over what they read.
     for (const x of new Set(reads(n))) {
-      if (lastUse.get(x) === i && !pinned.has(x) && !outputNodes.has(x)) temps.release(offsets.get(x)! - tempBase, sizeOf(x.shape));
+      if (lastUse.get(x) === i && !pinned.has(x) && !outputNodes.has(x)) temps.release((offsets.get(x) as number) - tempBase, sizeOf(x.shape));
     }
-    if (!lastUse.has(n) && !outputNodes.has(n)) temps.release(offsets.get(n)! - tempBase, sizeOf(n.shape));
+    if (!lastUse.has(n) && !outputNodes.has(n)) temps.release((offsets.get(n) as number) - tempBase, sizeOf(n.shape));
   });
-  return { order, offsets, literals, fused, tempSize: temps.top, copies };
+  return { order, offsets, literals, fused, views, tempSize: temps.top, copies };
 }

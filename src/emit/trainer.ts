@@ -12,7 +12,11 @@ import type { LossSpec } from '../transforms/loss.ts';
 import { trainingGraph, type TrainingGraph } from '../transforms/training.ts';
 import { emitKernel } from './kernel.ts';
 import { describeOptimizer, planOptimizer } from './optimizer.ts';
-import { ArenaBuilder, numberLiteral, planKernel } from './plan.ts';
+import { ArenaBuilder, numberLiteral, planKernel, type Offset } from './plan.ts';
+import { rolledKernels, type Seq } from './rolled.ts';
+import { lossOutputIndex } from '../transforms/loss.ts';
+import { topoOrder } from '../ir/graph.ts';
+import { UnfoldError } from '../ir/errors.ts';
 
 export const COMPILER_VERSION = '0.1.0';
 
@@ -32,19 +36,25 @@ export interface TrainerConfig {
   readonly seed?: number;
   /** Also emit the gradients of the inputs x(t) and of the initial state (for `unfold grad`). */
   readonly inputGrads?: boolean;
+  /** Straight-line code or loops over t; 'auto' (default) picks by size. */
+  readonly form?: Form | 'auto';
 }
+
+export type Form = 'unrolled' | 'rolled';
 
 export interface ArenaReport {
   /** Elements and bytes of the whole arena. */
   readonly elements: number;
   readonly bytes: number;
-  readonly regions: Readonly<Record<'params' | 'grads' | 'data' | 'outputs' | 'temporaries' | 'optimizer', number>>;
+  readonly form: Form;
+  readonly regions: Readonly<Record<'params' | 'grads' | 'data' | 'outputs' | 'residuals' | 'temporaries' | 'optimizer', number>>;
 }
 
 export interface EmittedTrainer {
   readonly source: string;
   readonly arena: ArenaReport;
   readonly graph: TrainingGraph;
+  readonly form: Form;
 }
 
 /** MULBERRY32 as emitted: must stay the same function as src/dsl/init.ts (a test compares them). */
@@ -58,23 +68,18 @@ const MULBERRY32 = `function mulberry32(seed: number): () => number {
   };
 }`;
 
-interface Slot {
+export interface Slot {
   readonly name: string;
   readonly shape: readonly number[];
   readonly off: number;
   readonly size: number;
 }
 
-/** Loops copying a [B, T, K] user array into the per-step [B, K] slots (or back, with `reverse`). */
-function sequenceCopy(src: string, slots: readonly number[], B: number, K: number, reverse = false): string {
-  const T = slots.length;
-  const lines: string[] = [];
-  slots.forEach((off, t) => {
-    const seq = `${src}[(b * ${T} + ${t}) * ${K} + k]`;
-    const slot = `A[${off} + b * ${K} + k]`;
-    lines.push(`for (let b = 0; b < ${B}; b++) for (let k = 0; k < ${K}; k++) ${reverse ? `${seq} = ${slot}` : `${slot} = ${seq}`};`);
-  });
-  return lines.join('\n');
+/** A loop nest copying a batch-first [B, T, K] user array into t-major per-step storage (or back). */
+function sequenceCopy(src: string, q: { base: number; stride: number; count: number }, B: number, T: number, K: number, reverse = false): string {
+  const user = `${src}[(b * ${T} + t) * ${K} + k]`;
+  const slot = `A[${q.base} + t * ${q.stride} + b * ${K} + k]`;
+  return `for (let t = 0; t < ${T}; t++) for (let b = 0; b < ${B}; b++) for (let k = 0; k < ${K}; k++) ${reverse ? `${user} = ${slot}` : `${slot} = ${user}`};`;
 }
 
 function lengthCheck(arg: string, n: number, what: string): string {
@@ -85,26 +90,37 @@ export function emitTrainer(cfg: TrainerConfig): EmittedTrainer {
   return withContext(() => emitInContext(cfg));
 }
 
+/** Straight-line code up to this many step-body nodes × τ; beyond it, loops over t. */
+const UNROLL_LIMIT = 4000;
+
 function emitInContext(cfg: TrainerConfig): EmittedTrainer {
   const { batch: B, tau: T } = cfg;
   const rec = cfg.model.build(B);
-  const tg = trainingGraph(rec, T, cfg.loss, dslBuilder(), { inputGrads: cfg.inputGrads ?? false, stateGrads: cfg.inputGrads ?? false });
+  const b = dslBuilder();
+  const tg = trainingGraph(rec, T, cfg.loss, b, { inputGrads: cfg.inputGrads ?? false, stateGrads: cfg.inputGrads ?? false });
   const u = tg.unrolled;
+  const stepNodes = topoOrder([...rec.next, ...rec.outputs.map((o) => o.node)]).length;
+  const requested = cfg.form ?? 'auto';
+  if (requested === 'rolled' && cfg.loss.over === 'last') throw new UnfoldError('emit: the rolled form needs a loss over every step (--loss-over all); use --form unrolled');
+  const form: Form = requested !== 'auto' ? requested : cfg.loss.over === 'last' || stepNodes * T <= UNROLL_LIMIT ? 'unrolled' : 'rolled';
+
   const arena = new ArenaBuilder();
-  const pinned = new Map<Node, number>();
+  const pinned = new Map<Node, Offset>();
   const region = (f: () => void): number => {
     const before = arena.size;
     f();
     return arena.size - before;
   };
-  const slot = (name: string, shape: readonly number[]): Slot => {
-    const size = sizeOf(shape);
-    return { name, shape, off: arena.reserve(size), size };
-  };
+  const seq = (stride: number, count: number): Seq => ({ base: arena.reserve(stride * count), stride, count });
+  const at = (q: Seq, t: number) => q.base + t * q.stride;
 
   // Parameters and their gradients.
   const params: Slot[] = [];
   const grads: Slot[] = [];
+  const slot = (name: string, shape: readonly number[]): Slot => {
+    const size = sizeOf(shape);
+    return { name, shape, off: arena.reserve(size), size };
+  };
   const paramsSize = region(() => rec.params.forEach((p) => {
     const s = slot(p.name, p.node.shape);
     params.push(s);
@@ -112,37 +128,65 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
   }));
   const gradsSize = region(() => rec.params.forEach((p) => grads.push(slot(p.name, p.node.shape))));
 
-  // Data: inputs x@t, targets y@t, initial states s@0.
-  const inputSlots = rec.input.map((x) => u.inputs.map((xs) => xs[rec.input.indexOf(x)]!));
-  const targetNodes = tg.trainable.targets;
-  const outputTemplate = rec.outputs[0];
+  // Data, t-major: inputs x(t), targets y(t), and every state s(0..τ) (s(0) is set, s(τ) carried).
+  const lossIndex = lossOutputIndex(rec, cfg.loss);
+  const outputTemplate = rec.outputs[lossIndex];
+  const I = rec.input.map((x) => sizeOf(x.node.shape) / B);
+  const O = outputTemplate ? sizeOf(outputTemplate.node.shape) / B : 0;
+  let inputSeqs: Seq[] = [], targetSeq: Seq = { base: 0, stride: 0, count: 0 }, stateSeqs: Seq[] = [];
   const dataSize = region(() => {
-    for (const nodes of inputSlots) for (const n of nodes) pinned.set(n, arena.reserve(sizeOf(n.shape)));
-    for (const n of targetNodes) if (n) pinned.set(n, arena.reserve(sizeOf(n.shape)));
-    for (const n of u.states[0]!) pinned.set(n, arena.reserve(sizeOf(n.shape)));
+    inputSeqs = rec.input.map((x) => seq(sizeOf(x.node.shape), T));
+    targetSeq = seq(B * O, T);
+    stateSeqs = rec.state.map((s) => seq(sizeOf(s.node.shape), T + 1));
   });
-
-  // Named outputs: loss, o@t, s@τ (shared by both kernels), gradients.
-  const outputSlot = new Map<string, number>();
+  // Outputs o(t) of every step, the loss, and (on request) the input and initial-state gradients.
+  let outputSeqs: Seq[] = [], inputGradSeqs: Seq[] = [], stateGradOffs: number[] = [];
+  let lossOff = 0;
   const outputsSize = region(() => {
-    for (const o of tg.grad.graph.outputs) {
-      if (o.name.startsWith('grad:')) continue;
-      outputSlot.set(o.name, arena.reserve(sizeOf(o.node.shape)));
-    }
+    outputSeqs = rec.outputs.map((o) => seq(sizeOf(o.node.shape), T));
+    lossOff = arena.reserve(1);
     if (cfg.inputGrads) {
-      for (const o of tg.grad.graph.outputs) {
-        if (o.name.startsWith('grad:') && !rec.params.some((p) => `grad:${p.name}` === o.name)) outputSlot.set(o.name, arena.reserve(sizeOf(o.node.shape)));
-      }
+      inputGradSeqs = rec.input.map((x) => seq(sizeOf(x.node.shape), T));
+      stateGradOffs = rec.state.map((s) => arena.reserve(sizeOf(s.node.shape)));
     }
   });
-  grads.forEach((g) => outputSlot.set(`grad:${g.name}`, g.off));
 
-  const slotsOf = (names: readonly { name: string; node: Node }[]) =>
-    names.filter((o) => outputSlot.has(o.name)).map((o) => ({ node: o.node, slot: outputSlot.get(o.name)! }));
-  const tempBase = arena.size;
-  const trainPlan = planKernel(tg.grad.graph, pinned, slotsOf(tg.grad.graph.outputs), tempBase);
-  const forwardPlan = planKernel(u.graph, pinned, slotsOf(u.graph.outputs), tempBase);
-  const tempSize = Math.max(trainPlan.tempSize, forwardPlan.tempSize);
+  let trainBody: string[];
+  let forwardBody: string[];
+  let tempSize: number;
+  let extraSize = 0;
+  if (form === 'unrolled') {
+    u.inputs.forEach((xs, t) => xs.forEach((n, i) => pinned.set(n, at(inputSeqs[i]!, t))));
+    tg.trainable.targets.forEach((n, t) => n && pinned.set(n, at(targetSeq, t)));
+    u.states[0]!.forEach((n, i) => pinned.set(n, at(stateSeqs[i]!, 0)));
+    const forwardSlots: { node: Node; slot: Offset }[] = [];
+    for (let t = 1; t <= T; t++) {
+      u.outputs[t - 1]!.forEach((n, k) => forwardSlots.push({ node: n, slot: at(outputSeqs[k]!, t - 1) }));
+      u.states[t]!.forEach((n, i) => forwardSlots.push({ node: n, slot: at(stateSeqs[i]!, t) }));
+    }
+    const gradSlots: { node: Node; slot: Offset }[] = [{ node: tg.trainable.loss, slot: lossOff }];
+    const wrtCount = rec.params.length;
+    tg.grad.grads.forEach((g, j) => {
+      if (j < wrtCount) gradSlots.push({ node: g, slot: grads[j]!.off });
+    });
+    if (cfg.inputGrads) {
+      let j = wrtCount;
+      for (let t = 0; t < T; t++) rec.input.forEach((_, i) => gradSlots.push({ node: tg.grad.grads[j++]!, slot: at(inputGradSeqs[i]!, t) }));
+      rec.state.forEach((_, i) => gradSlots.push({ node: tg.grad.grads[j++]!, slot: stateGradOffs[i]! }));
+    }
+    const tempBase = arena.size;
+    const trainPlan = planKernel(tg.grad.graph, pinned, [...gradSlots, ...forwardSlots], tempBase);
+    const forwardPlan = planKernel(u.graph, pinned, forwardSlots, tempBase);
+    tempSize = Math.max(trainPlan.tempSize, forwardPlan.tempSize);
+    trainBody = emitKernel(trainPlan);
+    forwardBody = emitKernel(forwardPlan);
+  } else {
+    const rolled = rolledKernels(rec, cfg, b, { arena, pinned, inputSeqs, targetSeq, stateSeqs, outputSeqs, inputGradSeqs, stateGradOffs, grads, lossOff, lossIndex });
+    trainBody = rolled.train;
+    forwardBody = rolled.forward;
+    tempSize = rolled.tempSize;
+    extraSize = rolled.extraSize;
+  }
   arena.reserve(tempSize);
   const optimizer = planOptimizer(
     cfg.optimizer,
@@ -153,23 +197,14 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
   const optimizerSize = optimizer.stateSize;
   arena.reserve(optimizerSize);
 
-  // Constants with data are statements of the kernel like any value (written where they are used).
-  const trainBody = emitKernel(trainPlan);
-  const forwardBody = emitKernel(forwardPlan);
-
-  const I = rec.input.map((x) => sizeOf(x.node.shape) / B);
-  const O = outputTemplate ? sizeOf(outputTemplate.node.shape) / B : 0;
-  const lossOff = outputSlot.get('loss')!;
   const Arr = cfg.dtype === 'f32' ? 'Float32Array' : 'Float64Array';
   const stateInfo = rec.state.map((s, i) => ({
     name: s.name,
     shape: [...s.node.shape],
-    init: pinned.get(u.states[0]![i]!)!,
-    final: outputSlot.get(`${s.name}@${T}`)!,
+    init: stateSeqs[i]!.base,
+    final: at(stateSeqs[i]!, T),
     size: sizeOf(s.node.shape),
   }));
-  const outputSlots = rec.outputs.map((o) => Array.from({ length: T }, (_, t) => outputSlot.get(`${o.name}@${t + 1}`)!));
-  const targetSlots = targetNodes.map((n) => (n ? pinned.get(n)! : -1));
   const inputArgs = rec.input.map((x) => x.name);
   const argName = (name: string) => `in_${name.replace(/\./g, '_')}`;
 
@@ -178,9 +213,10 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
   const report: ArenaReport = {
     elements,
     bytes,
+    form,
     regions: {
       params: paramsSize, grads: gradsSize, data: dataSize, outputs: outputsSize,
-      temporaries: tempSize, optimizer: optimizerSize,
+      residuals: extraSize, temporaries: tempSize, optimizer: optimizerSize,
     },
   };
 
@@ -199,7 +235,7 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
     `/**`,
     ` * @generated by unfold ${COMPILER_VERSION} from ${cfg.source} — do not edit; regenerate with \`npm run codegen\`.`,
     ` * model ${cfg.model.name}: batch ${B}, τ = ${T}, ${cfg.dtype}, loss ${cfg.loss.kind}, ${describeOptimizer(cfg.optimizer)}${cfg.clipNorm !== undefined ? `, clip-norm ${cfg.clipNorm}` : ''}${cfg.carryState ? ', state carried (truncated BPTT)' : ''}.`,
-    ` * Arena: ${elements} elements (${bytes} bytes); nodes: ${trainPlan.order.length} train statements, ${forwardPlan.order.length} forward.`,
+    ` * Form: ${form}${form === 'rolled' ? ' (loops over t; the reverse loop applies the step body\'s own VJP)' : ' (straight-line code over the τ steps)'}. Arena: ${elements} elements (${bytes} bytes).`,
     ` * Standalone: imports nothing.`,
     ` */`,
   ].join('\n'));
@@ -252,11 +288,11 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
 
   const stepArgs = [...inputArgs.map((n) => ({ name: argName(n), type: 'ArrayLike<number>' })), { name: 'target', type: 'ArrayLike<number>' }];
   const bindInputs = [
-    ...inputArgs.map((n, i) => `${lengthCheck(argName(n), B * T * I[i]!, `input ${n} [${B}, ${T}, ${I[i]}]`)}\n${sequenceCopy(argName(n), inputSlots[i]!.map((x) => pinned.get(x)!), B, I[i]!)}`),
+    ...inputArgs.map((n, i) => `${lengthCheck(argName(n), B * T * I[i]!, `input ${n} [${B}, ${T}, ${I[i]}]`)}\n${sequenceCopy(argName(n), inputSeqs[i]!, B, T, I[i]!)}`),
   ];
   const bindTarget = [
     lengthCheck('target', B * T * O, `target [${B}, ${T}, ${O}]`),
-    ...targetSlots.map((off, t) => (off < 0 ? '' : `for (let b = 0; b < ${B}; b++) for (let k = 0; k < ${O}; k++) A[${off} + b * ${O} + k] = target[(b * ${T} + ${t}) * ${O} + k];`)).filter(Boolean),
+    sequenceCopy('target', targetSeq, B, T, O),
   ];
 
   sf.addClass({
@@ -338,7 +374,7 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
         docs: ['The outputs [B, T, O] of the last step, gradients() or predict().'],
         parameters: [{ name: 'out', type: 'Float64Array', initializer: `new Float64Array(${B * T * O})` }],
         returnType: 'Float64Array',
-        statements: ['const A = this.arena;', outputSlots[0] ? sequenceCopy('out', outputSlots[0], B, O, true) : '', 'return out;'],
+        statements: ['const A = this.arena;', outputSeqs[lossIndex] ? sequenceCopy('out', outputSeqs[lossIndex]!, B, T, O, true) : '', 'return out;'],
       },
       {
         name: 'getParams',
@@ -403,6 +439,17 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
         ],
       },
       {
+        name: 'stateSequence',
+        docs: ['Every state of the last window, s(0) … s(τ), by state name: shape [τ + 1, ...state shape].'],
+        returnType: 'Record<string, TensorData>',
+        statements: [
+          'const A = this.arena;',
+          'return {',
+          ...stateInfo.map((s, i) => `  ${JSON.stringify(s.name)}: { shape: [${T + 1}, ${s.shape.join(', ')}], data: Array.from(A.subarray(${stateSeqs[i]!.base}, ${stateSeqs[i]!.base + (T + 1) * s.size})) },`),
+          '};',
+        ],
+      },
+      {
         name: 'setState',
         docs: ['Sets the initial state of the next step, by state name.'],
         parameters: [{ name: 'values', type: 'Record<string, ArrayLike<number>>' }],
@@ -430,10 +477,9 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
               'const A = this.arena;',
               'const out: Record<string, TensorData> = {};',
               ...rec.input.map((x, i) => {
-                const offs = u.inputs.map((xs) => outputSlot.get(`grad:${x.name}@${u.inputs.indexOf(xs) + 1}`)!);
-                return `{ const g = new Array<number>(${B * T * I[i]!}).fill(0);\n${sequenceCopy('g', offs, B, I[i]!, true)}\nout[${JSON.stringify(x.name)}] = { shape: [${B}, ${T}, ${I[i]}], data: g }; }`;
+                return `{ const g = new Array<number>(${B * T * I[i]!}).fill(0);\n${sequenceCopy('g', inputGradSeqs[i]!, B, T, I[i]!, true)}\nout[${JSON.stringify(x.name)}] = { shape: [${B}, ${T}, ${I[i]}], data: g }; }`;
               }),
-              ...stateInfo.map((s) => `out[${JSON.stringify(s.name + '0')}] = { shape: [${s.shape.join(', ')}], data: Array.from(A.subarray(${outputSlot.get(`grad:${s.name}@0`)}, ${outputSlot.get(`grad:${s.name}@0`)! + s.size})) };`),
+              ...stateInfo.map((s, i) => `out[${JSON.stringify(s.name + '0')}] = { shape: [${s.shape.join(', ')}], data: Array.from(A.subarray(${stateGradOffs[i]}, ${stateGradOffs[i]! + s.size})) };`),
               'return out;',
             ],
           }]
@@ -488,5 +534,5 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
     returnType: 'Trainer',
     statements: 'return new Trainer(options);',
   });
-  return { source: sf.getFullText(), arena: report, graph: tg };
+  return { source: sf.getFullText(), arena: report, graph: tg, form };
 }

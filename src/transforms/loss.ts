@@ -6,6 +6,7 @@ import type { Node } from '../ir/node.ts';
 import { sizeOf } from '../ir/tensor.ts';
 import type { NodeBuilder } from '../prims/builder.ts';
 import type { LossSpec } from '../dsl/model.ts';
+import type { Recurrence } from '../dsl/recurrence.ts';
 import { stepLeaf, type Unrolled } from './unroll.ts';
 
 // The spec is part of a model file's task, so the DSL declares it (dsl must not import transforms).
@@ -29,12 +30,31 @@ function logSoftmax(b: NodeBuilder, z: Node): Node {
   return b.sub(shifted, lse);
 }
 
-export function withLoss(u: Unrolled, spec: LossSpec, b: NodeBuilder): Trainable {
-  const outs = u.rec.outputs;
-  if (outs.length === 0) throw new UnfoldError(`loss: recurrence "${u.rec.name}" has no output to compare with a target`);
+/** The loss of one step, before averaging: Σ (o − y)² for mse/sse, −Σ y·log softmax(o) for xent. */
+export function stepLossTerm(b: NodeBuilder, kind: LossSpec['kind'], o: Node, y: Node): Node {
+  const all = o.shape.map((_, i) => i);
+  if (kind === 'xent') return b.neg(b.sum(b.mul(y, logSoftmax(b, o)), all));
+  const d = b.sub(o, y);
+  return b.sum(b.mul(d, d), all);
+}
+
+/** What the summed step terms are divided by: mse averages every element; xent the rows (batch × steps), as PyTorch. */
+export function lossDenominator(kind: LossSpec['kind'], outShape: readonly number[], steps: number): number {
+  return kind === 'mse' ? steps * sizeOf(outShape) : kind === 'xent' ? steps * sizeOf(outShape.slice(0, -1)) : 1;
+}
+
+/** The index of the output the loss compares with its target. */
+export function lossOutputIndex(rec: Recurrence, spec: LossSpec): number {
+  const outs = rec.outputs;
+  if (outs.length === 0) throw new UnfoldError(`loss: recurrence "${rec.name}" has no output to compare with a target`);
   const k = spec.output === undefined ? 0 : outs.findIndex((o) => o.name === spec.output);
   if (k < 0) throw new UnfoldError(`loss: no output "${spec.output}" (outputs: ${outs.map((o) => o.name).join(', ')})`);
-  const template = outs[k]!.node;
+  return k;
+}
+
+export function withLoss(u: Unrolled, spec: LossSpec, b: NodeBuilder): Trainable {
+  const k = lossOutputIndex(u.rec, spec);
+  const template = u.rec.outputs[k]!.node;
   const targetName = spec.target ?? 'y';
   const steps = spec.over === 'last' ? [u.tau] : Array.from({ length: u.tau }, (_, i) => i + 1);
   const targets: (Node | undefined)[] = new Array(u.tau).fill(undefined);
@@ -46,20 +66,11 @@ export function withLoss(u: Unrolled, spec: LossSpec, b: NodeBuilder): Trainable
     targets[t - 1] = y;
     const saved = ctx.currentStep;
     ctx.currentStep = t;
-    let term: Node;
-    if (spec.kind === 'xent') {
-      term = b.neg(b.sum(b.mul(y, logSoftmax(b, o)), o.shape.map((_, i) => i)));
-    } else {
-      const d = b.sub(o, y);
-      term = b.sum(b.mul(d, d), o.shape.map((_, i) => i));
-    }
+    const term = stepLossTerm(b, spec.kind, o, y);
     ctx.currentStep = saved;
     total = total ? b.add(total, term) : term;
   }
-  const n = steps.length;
-  // mse averages every element; xent averages over the rows (batch × steps), as PyTorch does.
-  const denom = spec.kind === 'mse' ? n * sizeOf(template.shape) : spec.kind === 'xent' ? n * sizeOf(template.shape.slice(0, -1)) : 1;
-  const loss = b.div(total!, b.scalar(denom, []));
+  const loss = b.div(total!, b.scalar(lossDenominator(spec.kind, template.shape, steps.length), []));
   return {
     unrolled: u,
     graph: makeGraph([{ name: 'loss', node: loss }, ...u.graph.outputs]),

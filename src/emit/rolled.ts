@@ -1,0 +1,206 @@
+// The rolled form of a training step: a forward loop over t that runs the step body and stores
+// each step's residuals, and a reverse loop that applies the step body's own VJP (derived
+// symbolically once, src/transforms/step-vjp.ts). The emitted code does not grow with τ.
+import { makeGraph, topoOrder } from '../ir/graph.ts';
+import type { Node } from '../ir/node.ts';
+import { sizeOf } from '../ir/tensor.ts';
+import type { NodeBuilder } from '../prims/builder.ts';
+import type { Recurrence } from '../dsl/recurrence.ts';
+import { stepVjp } from '../transforms/step-vjp.ts';
+import { emitKernel } from './kernel.ts';
+import { planKernel, type ArenaBuilder, type Offset } from './plan.ts';
+import type { Slot, TrainerConfig } from './trainer.ts';
+
+/** Per-step storage: the value of step t (0-based) at base + t·stride, for `count` steps. */
+export interface Seq {
+  readonly base: number;
+  readonly stride: number;
+  readonly count: number;
+}
+
+/** Local offset names for per-step slots inside a loop over `t`, declared on first use. */
+class LoopOffsets {
+  private readonly names = new Map<string, string>();
+  private readonly decls: string[] = [];
+  at(q: Seq, shift = 0, plus = 0): string {
+    const key = `${q.base}:${q.stride}:${shift}`;
+    let name = this.names.get(key);
+    if (!name) {
+      name = `q${this.names.size}`;
+      this.names.set(key, name);
+      this.decls.push(`const ${name} = ${q.base} + ${shift === 0 ? 't' : `(t + ${shift})`} * ${q.stride};`);
+    }
+    return plus === 0 ? name : `(${name} + ${plus})`;
+  }
+  declarations(): string[] {
+    return this.decls;
+  }
+}
+
+export interface RolledLayout {
+  readonly arena: ArenaBuilder;
+  /** Parameters (and anything else fixed) already placed. */
+  readonly pinned: ReadonlyMap<Node, Offset>;
+  readonly inputSeqs: readonly Seq[];
+  readonly targetSeq: Seq;
+  readonly stateSeqs: readonly Seq[];
+  readonly outputSeqs: readonly Seq[];
+  readonly inputGradSeqs: readonly Seq[];
+  readonly stateGradOffs: readonly number[];
+  readonly grads: readonly Slot[];
+  readonly lossOff: number;
+  readonly lossIndex: number;
+}
+
+export interface RolledKernels {
+  readonly train: string[];
+  readonly forward: string[];
+  readonly tempSize: number;
+  /** Invariants, residuals (τ × per step) and the loop's fixed slots. */
+  readonly extraSize: number;
+  /** Elements of residual storage per step. */
+  readonly residualsPerStep: number;
+}
+
+export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilder, L: RolledLayout): RolledKernels {
+  const T = cfg.tau;
+  const sv = stepVjp(rec, cfg.loss, T, b, { inputGrads: cfg.inputGrads ?? false });
+  const placeholders = new Set<Node>([...rec.state.map((s) => s.node), ...rec.input.map((x) => x.node), sv.target, ...sv.cotangents]);
+  const nexts = rec.next;
+  const outs = rec.outputs.map((o) => o.node);
+  const forwardSet = new Set(topoOrder([...nexts, ...outs, sv.lossTerm]));
+  const backwardOrder = topoOrder(sv.graph.outputs.map((o) => o.node));
+  const all = topoOrder([...nexts, ...outs, sv.lossTerm, ...sv.graph.outputs.map((o) => o.node)]);
+
+  const dependent = new Set<Node>();
+  for (const n of all) if (placeholders.has(n) || n.inputs.some((x) => dependent.has(x))) dependent.add(n);
+
+  // Step-invariant values read inside the loops are computed once, before them. A transpose of a
+  // parameter is left to the loop body, where a product reads it as a view at no cost.
+  const arena = L.arena;
+  const pinned = new Map<Node, Offset>(L.pinned);
+  const start = arena.size;
+  const invariants: Node[] = [];
+  const isInvariant = (n: Node) => n.inputs.length > 0 && !dependent.has(n) && !(n.op === 'transpose' && n.inputs[0]!.op === 'param');
+  const frontier = new Set<Node>();
+  for (const n of all) if (dependent.has(n)) for (const x of n.inputs) if (isInvariant(x)) frontier.add(x);
+  for (const o of [...nexts, ...outs, ...sv.graph.outputs.map((g) => g.node)]) if (isInvariant(o)) frontier.add(o);
+  for (const n of all) {
+    if (!frontier.has(n)) continue;
+    invariants.push(n);
+    pinned.set(n, arena.reserve(sizeOf(n.shape)));
+  }
+
+  // Residuals: forward values the reverse loop reads, stored per step (states and outputs have storage already).
+  const stored = new Set<Node>([...nexts, ...outs]);
+  const residuals: Node[] = [];
+  const isResidual = new Set<Node>();
+  const consider = (x: Node) => {
+    if (forwardSet.has(x) && dependent.has(x) && !placeholders.has(x) && !stored.has(x) && !pinned.has(x) && !isResidual.has(x)) {
+      isResidual.add(x);
+      residuals.push(x);
+    }
+  };
+  for (const n of backwardOrder) if (!forwardSet.has(n)) n.inputs.forEach(consider);
+  for (const o of sv.graph.outputs) consider(o.node);
+  const residualOffset = new Map<Node, number>();
+  let perStep = 0;
+  for (const r of residuals) {
+    residualOffset.set(r, perStep);
+    perStep += sizeOf(r.shape);
+  }
+  const residualSeq: Seq = { base: arena.reserve(perStep * T), stride: perStep, count: T };
+
+  // The loops' fixed slots: ℓ(t), the running state cotangents, and one step's parameter gradients.
+  const lossTermOff = arena.reserve(1);
+  const dsOffs = rec.state.map((s) => arena.reserve(sizeOf(s.node.shape)));
+  const dsNextOffs = rec.state.map((s) => arena.reserve(sizeOf(s.node.shape)));
+  const gradSize = L.grads.reduce((acc, g) => acc + g.size, 0);
+  const scratch = arena.reserve(gradSize);
+  const extraSize = arena.size - start;
+  const tempBase = arena.size;
+
+  // Prologue: the invariants.
+  const prologuePlan = planKernel(makeGraph(invariants.map((n, i) => ({ name: `inv${i}`, node: n }))), L.pinned, invariants.map((n) => ({ node: n, slot: pinned.get(n)! })), tempBase);
+
+  const bindStep = (offs: LoopOffsets, m: Map<Node, Offset>) => {
+    rec.state.forEach((s, i) => m.set(s.node, offs.at(L.stateSeqs[i]!)));
+    rec.input.forEach((x, i) => m.set(x.node, offs.at(L.inputSeqs[i]!)));
+  };
+
+  // Forward loop body (training): s(t), o(t), ℓ(t) and the residuals.
+  const fwdOffs = new LoopOffsets();
+  const fwdPinned = new Map(pinned);
+  bindStep(fwdOffs, fwdPinned);
+  fwdPinned.set(sv.target, fwdOffs.at(L.targetSeq));
+  const fwdSlots: { node: Node; slot: Offset }[] = [
+    ...nexts.map((n, i) => ({ node: n, slot: fwdOffs.at(L.stateSeqs[i]!, 1) })),
+    ...outs.map((n, k) => ({ node: n, slot: fwdOffs.at(L.outputSeqs[k]!) })),
+    { node: sv.lossTerm, slot: lossTermOff },
+    ...residuals.map((r) => ({ node: r, slot: fwdOffs.at(residualSeq, 0, residualOffset.get(r)!) })),
+  ];
+  const fwdPlan = planKernel(makeGraph(fwdSlots.map((s, i) => ({ name: `f${i}`, node: s.node }))), fwdPinned, fwdSlots, tempBase);
+
+  // Reverse loop body: the step VJP, reading the stored values of step t.
+  const bwdOffs = new LoopOffsets();
+  const bwdPinned = new Map(pinned);
+  bindStep(bwdOffs, bwdPinned);
+  bwdPinned.set(sv.target, bwdOffs.at(L.targetSeq));
+  nexts.forEach((n, i) => bwdPinned.set(n, bwdOffs.at(L.stateSeqs[i]!, 1)));
+  outs.forEach((n, k) => bwdPinned.set(n, bwdOffs.at(L.outputSeqs[k]!)));
+  residuals.forEach((r) => bwdPinned.set(r, bwdOffs.at(residualSeq, 0, residualOffset.get(r)!)));
+  sv.cotangents.forEach((c, i) => bwdPinned.set(c, dsOffs[i]!));
+  let scratchAt = scratch;
+  const bwdSlots: { node: Node; slot: Offset }[] = [
+    ...sv.stateGrads.map((g, i) => ({ node: g, slot: dsNextOffs[i]! })),
+    ...sv.paramGrads.map((g, j) => {
+      const slot = scratchAt;
+      scratchAt += L.grads[j]!.size;
+      return { node: g, slot };
+    }),
+    ...sv.inputGrads.map((g, i) => ({ node: g, slot: bwdOffs.at(L.inputGradSeqs[i]!) })),
+  ];
+  const bwdPlan = planKernel(makeGraph(bwdSlots.map((s, i) => ({ name: `b${i}`, node: s.node }))), bwdPinned, bwdSlots, tempBase);
+
+  // Forward loop body (prediction): s(t) and o(t) only.
+  const predOffs = new LoopOffsets();
+  const predPinned = new Map(pinned);
+  bindStep(predOffs, predPinned);
+  const predSlots: { node: Node; slot: Offset }[] = [
+    ...nexts.map((n, i) => ({ node: n, slot: predOffs.at(L.stateSeqs[i]!, 1) })),
+    ...outs.map((n, k) => ({ node: n, slot: predOffs.at(L.outputSeqs[k]!) })),
+  ];
+  const predPlan = planKernel(makeGraph(predSlots.map((s, i) => ({ name: `p${i}`, node: s.node }))), predPinned, predSlots, tempBase);
+
+  const indent = (lines: string[]) => lines.map((l) => l.replace(/^/gm, '  '));
+  const grad0 = L.grads[0]?.off ?? 0;
+  const dsSize = dsOffs.length ? dsNextOffs[0]! - dsOffs[0]! : 0;
+  const prologue = emitKernel(prologuePlan);
+  const train = [
+    ...prologue,
+    'let lossSum = 0;',
+    `for (let t = 0; t < ${T}; t++) {`,
+    ...indent([...fwdOffs.declarations(), ...emitKernel(fwdPlan), `lossSum += A[${lossTermOff}];`]),
+    '}',
+    `A[${L.lossOff}] = lossSum / ${sv.denominator};`,
+    `A.fill(0, ${grad0}, ${grad0 + gradSize});`,
+    ...(dsSize ? [`A.fill(0, ${dsOffs[0]}, ${dsOffs[0]! + dsSize});`] : []),
+    `for (let t = ${T - 1}; t >= 0; t--) {`,
+    ...indent([
+      ...bwdOffs.declarations(),
+      ...emitKernel(bwdPlan),
+      `for (let i = 0; i < ${gradSize}; i++) A[${grad0} + i] += A[${scratch} + i];`,
+      ...(dsSize ? [`for (let i = 0; i < ${dsSize}; i++) A[${dsOffs[0]} + i] = A[${dsNextOffs[0]} + i];`] : []),
+    ]),
+    '}',
+    ...L.stateGradOffs.map((off, i) => `for (let i = 0; i < ${sizeOf(rec.state[i]!.node.shape)}; i++) A[${off} + i] = A[${dsOffs[i]} + i];`),
+  ];
+  const forward = [
+    ...prologue,
+    `for (let t = 0; t < ${T}; t++) {`,
+    ...indent([...predOffs.declarations(), ...emitKernel(predPlan)]),
+    '}',
+  ];
+  const tempSize = Math.max(prologuePlan.tempSize, fwdPlan.tempSize, bwdPlan.tempSize, predPlan.tempSize);
+  return { train, forward, tempSize, extraSize, residualsPerStep: perStep };
+}

@@ -1,0 +1,54 @@
+// The step body's own VJP, for the rolled (looped) form of BPTT: with a cotangent placeholder ds
+// for s(t), J = ℓ(t)/N + Σ ⟨ds, s(t)⟩ is differentiated once, symbolically, and gives
+// ds(t−1), the step's parameter contributions and dx(t). No BPTT is written by hand: the reverse
+// loop just applies this graph from t = τ down to 1.
+import { makeGraph, type Graph } from '../ir/graph.ts';
+import type { Node } from '../ir/node.ts';
+import type { NodeBuilder } from '../prims/builder.ts';
+import type { LossSpec } from '../dsl/model.ts';
+import type { Recurrence } from '../dsl/recurrence.ts';
+import { lossDenominator, lossOutputIndex, stepLossTerm } from './loss.ts';
+import { vjp } from './vjp.ts';
+
+export interface StepVjp {
+  readonly rec: Recurrence;
+  /** The target placeholder y(t) (an input leaf with role 'target'). */
+  readonly target: Node;
+  /** ℓ(t), before averaging; the loss is (Σ_t ℓ(t)) / denominator. */
+  readonly lossTerm: Node;
+  readonly denominator: number;
+  /** Cotangent placeholders ds, aligned with rec.state. */
+  readonly cotangents: readonly Node[];
+  /** ds(t−1) per state, the step's contribution per parameter, dx(t) per input (when asked). */
+  readonly stateGrads: readonly Node[];
+  readonly paramGrads: readonly Node[];
+  readonly inputGrads: readonly Node[];
+  /** All of the above as one graph (outputs `ds:<state>`, `grad:<param>`, `grad:<input>`). */
+  readonly graph: Graph;
+}
+
+export function stepVjp(rec: Recurrence, loss: LossSpec, tau: number, b: NodeBuilder, opts: { inputGrads?: boolean } = {}): StepVjp {
+  const k = lossOutputIndex(rec, loss);
+  const o = rec.outputs[k]!.node;
+  const target = b.input(loss.target ?? 'y', o.shape, { role: 'target' });
+  const lossTerm = stepLossTerm(b, loss.kind, o, target);
+  const denominator = lossDenominator(loss.kind, o.shape, tau);
+  const cotangents = rec.state.map((s) => b.input(`d${s.name}`, s.node.shape, { role: 'cotangent' }));
+  let J = b.div(lossTerm, b.scalar(denominator, []));
+  rec.next.forEach((n, i) => {
+    J = b.add(J, b.sum(b.mul(cotangents[i]!, n), n.shape.map((_, d) => d)));
+  });
+  const states = rec.state.map((s) => s.node);
+  const params = rec.params.map((p) => p.node);
+  const inputs = opts.inputGrads ? rec.input.map((x) => x.node) : [];
+  const { grads } = vjp(makeGraph({ J }), J, [...states, ...params, ...inputs], b);
+  const stateGrads = grads.slice(0, states.length);
+  const paramGrads = grads.slice(states.length, states.length + params.length);
+  const inputGrads = grads.slice(states.length + params.length);
+  const graph = makeGraph([
+    ...rec.state.map((s, i) => ({ name: `ds:${s.name}`, node: stateGrads[i]! })),
+    ...rec.params.map((p, i) => ({ name: `grad:${p.name}`, node: paramGrads[i]! })),
+    ...inputs.map((_, i) => ({ name: `grad:${rec.input[i]!.name}`, node: inputGrads[i]! })),
+  ]);
+  return { rec, target, lossTerm, denominator, cotangents, stateGrads, paramGrads, inputGrads, graph };
+}
