@@ -1,4 +1,4 @@
-// `unfold grad`/`gradcheck` as a user runs them: PyTorch parity, a user graph vs finite differences, f32 vs f64, every bad input as one clear message.
+// `unfold grad`/`gradcheck` as a user runs them: PyTorch parity (interpreter and generated trainer, both forms), a user graph vs finite differences, f32 vs f64, every bad input as one clear message.
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -84,6 +84,18 @@ async function result(key: string): Promise<Run> {
   return r;
 }
 
+const PARITY = ['cell-lstm-batch3', 'cell-gru-batch3', 'cell-elman-mixed'] as const;
+const FORMS = ['unrolled', 'rolled'] as const;
+
+/** A run that must have succeeded quietly with one JSON object on stdout. */
+async function gradOut(key: string): Promise<GradOut> {
+  const r = await result(key);
+  expect(r.stderr).toBe('');
+  expect(r.status).toBe(0);
+  expect(r.stdout.trim().split('\n')).toHaveLength(1);
+  return JSON.parse(r.stdout) as GradOut;
+}
+
 function fixture(name: string): Fixture {
   return JSON.parse(fs.readFileSync(path.join(FIXTURES, `${name}.json`), 'utf8')) as Fixture;
 }
@@ -154,12 +166,17 @@ function dynFd(which: 0 | 1 | 2, eps = 1e-6): number[] {
 beforeAll(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'unfold-cli-grad-'));
 
-  // PyTorch parity: one fixture per cell kind, files written as a user would.
-  for (const name of ['cell-lstm-batch3', 'cell-gru-batch3', 'cell-elman-mixed']) {
+  // PyTorch parity: one fixture per cell kind, files written as a user would; each through the
+  // interpreter and through the generated trainer in both of its forms.
+  for (const name of PARITY) {
     const f = fixture(name);
     const files = ['--params', write(`${name}-params.json`, f.params), '--data', write(`${name}-data.json`, f.data)];
     start(name, ['grad', ...cellArgs(f), ...files]);
-    if (name === 'cell-lstm-batch3') start(`${name}-f32`, ['grad', ...cellArgs(f), ...files, '--dtype', 'f32']);
+    for (const form of FORMS) start(`${name}-${form}`, ['grad', ...cellArgs(f), ...files, '--engine', 'compiled', '--form', form]);
+    if (name === 'cell-lstm-batch3') {
+      start(`${name}-f32`, ['grad', ...cellArgs(f), ...files, '--dtype', 'f32']);
+      start(`${name}-compiled-f32`, ['grad', ...cellArgs(f), ...files, '--dtype', 'f32', '--engine', 'compiled']);
+    }
   }
 
   // An input-free user graph; its initial state given in the state's own shape [1, 2], not [1, 1, 2].
@@ -189,7 +206,7 @@ beforeAll(() => {
   const inf = JSON.stringify(f.data).replace(/"x":\{"shape":\[3,6,2\],"data":\[([^,]+),([^,]+),([^,]+),[^,]+,/, '"x":{"shape":[3,6,2],"data":[$1,$2,$3,1e999,');
   start('bad-inf', ['grad', ...lstm, '--params', goodParams, '--data', write('bad-inf.json', inf)]);
   start('bad-wrt', ['grad', ...lstm, '--params', goodParams, '--data', goodData, '--wrt', 'out.weight,out.bais']);
-  start('compiled', ['grad', ...lstm, '--params', goodParams, '--data', goodData, '--engine', 'compiled']);
+  start('form-interp', ['grad', ...lstm, '--params', goodParams, '--data', goodData, '--form', 'rolled']);
   start('no-data', ['grad', ...lstm, '--params', goodParams]);
 
   // A graph with a declared parameter the loss never reaches, in an ESM folder as a user's would be.
@@ -221,19 +238,27 @@ afterAll(() => {
 });
 
 describe('unfold grad vs PyTorch (float64 fixtures)', () => {
-  it.each(['cell-lstm-batch3', 'cell-gru-batch3', 'cell-elman-mixed'])('%s: loss, outputs, states and every gradient to 1e-9', async (name) => {
-    const r = await result(name);
-    expect(r.stderr).toBe('');
-    expect(r.status).toBe(0);
-    expect(r.stdout.trim().split('\n')).toHaveLength(1); // one JSON object
-    const f = fixture(name);
-    expectClose(JSON.parse(r.stdout) as GradOut, f, 1e-9);
+  it.each(PARITY)('%s: loss, outputs, states and every gradient to 1e-9', async (name) => {
+    expectClose(await gradOut(name), fixture(name), 1e-9);
   });
 
   it('--dtype f32 agrees with float64 to ~1e-5', async () => {
-    const r = await result('cell-lstm-batch3-f32');
-    expect(r.status).toBe(0);
-    expectClose(JSON.parse(r.stdout) as GradOut, fixture('cell-lstm-batch3'), 1e-5);
+    expectClose(await gradOut('cell-lstm-batch3-f32'), fixture('cell-lstm-batch3'), 1e-5);
+  });
+});
+
+describe('unfold grad --engine compiled (the generated trainer)', () => {
+  const cases = PARITY.flatMap((name) => FORMS.map((form) => [name, form] as const));
+  it.each(cases)('%s, --form %s: PyTorch to 1e-9, the interpreter to 1e-12', async (name, form) => {
+    const out = await gradOut(`${name}-${form}`);
+    expectClose(out, fixture(name), 1e-9);
+    expectClose(out, await gradOut(name), 1e-12);
+  });
+
+  it('--dtype f32 agrees with the interpreter at f32 to 1e-5', async () => {
+    const out = await gradOut('cell-lstm-batch3-compiled-f32');
+    expectClose(out, await gradOut('cell-lstm-batch3-f32'), 1e-5);
+    expectClose(out, fixture('cell-lstm-batch3'), 1e-5);
   });
 });
 
@@ -343,10 +368,10 @@ describe('unfold grad: bad input is one clear message', () => {
     expect(out.grads['W']!.data.some((v) => v !== 0)).toBe(true);
   });
 
-  it('usage errors exit 2: --engine compiled (not yet), no --data', async () => {
-    const compiled = await result('compiled');
-    expect(compiled.status).toBe(2);
-    expect(compiled.stderr).toContain('--engine compiled is not available yet');
+  it('usage errors exit 2: --form without --engine compiled, no --data', async () => {
+    const formInterp = await result('form-interp');
+    expect(formInterp.status).toBe(2);
+    expect(formInterp.stderr).toContain('--form applies to --engine compiled only');
     const noData = await result('no-data');
     expect(noData.status).toBe(2);
     expect(noData.stderr).toContain('--data FILE is required');

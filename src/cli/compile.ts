@@ -2,7 +2,6 @@
 import path from 'node:path';
 import { mkdirSync } from 'node:fs';
 import { UnfoldError } from '../ir/errors.ts';
-import { emitTrainer } from '../emit/trainer.ts';
 import { writeFileAtomic } from '../io/atomic-write.ts';
 import { describeOsError } from '../io/atomic-write.ts';
 import { parse, UsageError, type Command } from './command.ts';
@@ -23,6 +22,8 @@ export const compile: Command = {
     if (values.out === undefined) throw new UsageError('compile: -o DIR is required');
     const { model, source } = await resolveModel('compile', positionals, values);
     const cfg = trainerConfig('compile', model, source, values);
+    // Loaded here, not at the top: the emitter pulls in ts-morph (~0.5 s), which every other command would pay.
+    const { emitTrainer } = await import('../emit/trainer.ts');
     const emitted = emitTrainer(cfg);
     const dir = values.out;
     try {

@@ -1,24 +1,94 @@
 // `unfold grad`: one window's loss, outputs, states and every gradient (params, inputs, initial states) as one JSON object in PyTorch's layout.
-import type { Graph } from '../ir/graph.ts';
 import { UnfoldError } from '../ir/errors.ts';
-import type { Tensor } from '../ir/tensor.ts';
+import { shapeToString, sizeOf, type Shape, type Tensor } from '../ir/tensor.ts';
 import { dslBuilder } from '../dsl/context.ts';
+import type { ModelDef } from '../dsl/model.ts';
+import type { Recurrence } from '../dsl/recurrence.ts';
+import type { TensorData } from '../emit/load.ts';
 import { evaluate, type Bindings, type Dtype } from '../interp/evaluate.ts';
+import { stepOf } from '../interp/sequence.ts';
 import { tensorToJson } from '../io/tensor-file.ts';
-import { trainingGraph } from '../transforms/training.ts';
+import type { LossSpec } from '../transforms/loss.ts';
+import { trainingGraph, type TrainingGraph } from '../transforms/training.ts';
 import { choiceFlag, parse, UsageError, type Command } from './command.ts';
 import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
-import { bindData, collectRun, gradTargets, lossOf, readRunFiles, runGraph, type RunResult } from './run-data.ts';
+import { bindData, collectRun, gradTargets, initialKey, lossOf, lossOutput, readRunFiles, runGraph, targetName, type RunData, type RunResult } from './run-data.ts';
 
 export type Engine = 'interpreter' | 'compiled';
+export type FormChoice = 'unrolled' | 'rolled' | 'auto';
+
+/** What both engines answer: runGraph's output values by name, and the training graph they belong to. */
+interface EngineRun {
+  readonly tg: TrainingGraph;
+  /** `loss`, `o@t`, `s@t` (t = 1..T), `grad:<param>`, `grad:<input>@t`, `grad:<state>@0`: what collectRun reads. */
+  readonly values: ReadonlyMap<string, Tensor>;
+}
+
+/** The interpreter: the training graph with every state as an output, evaluated node by node. */
+function runInterpreter(rec: Recurrence, data: RunData, loss: LossSpec, params: Bindings, dtype: Dtype): EngineRun {
+  const tg = trainingGraph(rec, data.tau, loss, dslBuilder(), { inputGrads: true, stateGrads: true });
+  return { tg, values: evaluate(runGraph(tg), params, bindData(rec, data), dtype) };
+}
 
 /**
- * The compiled engine's entry, kept to this one signature so it can be wired in without touching
- * the rest: evaluate `graph` (runGraph's outputs: `loss`, `o@t`, `s@t`, `grad:...`) with generated
- * kernels, exactly as the interpreter's evaluate does, and return every output by name.
+ * The compiled engine: emits the standalone trainer for the same ModelDef at the data's B and T
+ * (with input and initial-state gradients), imports it, and runs one gradients() call without an
+ * update. Its values come back under the interpreter's output names, and the trainer's own
+ * training graph (built from its own build of the model) stands in for the interpreter's, so both
+ * engines go through collectRun and one formatter. Only the output the loss compares is read
+ * back — the trainer keeps the others but exposes just that one, and collectRun needs no other.
  */
-export function runCompiled(_graph: Graph, _params: Bindings, _inputs: Bindings, _dtype: Dtype): Map<string, Tensor> {
-  throw new UsageError('grad: --engine compiled is not available yet (the code generator in src/emit/ does not export a graph runner); use --engine interpreter');
+async function runCompiled(model: ModelDef, source: string, data: RunData, loss: LossSpec, params: ReadonlyMap<string, Tensor>, dtype: Dtype, form: FormChoice): Promise<EngineRun> {
+  // Loaded here, not at the top: ts-morph costs ~0.5 s, which no other grad run should pay.
+  const { emitTrainer } = await import('../emit/trainer.ts');
+  const { importTrainer } = await import('../emit/load.ts');
+  const { batch: B, tau: T } = data;
+  const emitted = emitTrainer({
+    model, source, batch: B, tau: T, dtype, loss,
+    optimizer: { name: 'sgd', lr: 0 }, // never applied: gradients() does not update
+    carryState: false,
+    inputGrads: true,
+    form,
+  });
+  const tg = emitted.graph;
+  const { rec } = tg;
+  const out = lossOutput(rec, loss);
+  // The trainer's arrays are batch-first [B, T, K] over per-step values [B, ...]; a per-step leaf
+  // without that leading B has no such layout.
+  for (const leaf of [...rec.input, out]) {
+    if (leaf.node.shape[0] !== B) {
+      throw new UnfoldError(`grad --engine compiled: "${leaf.name}" has per-step shape ${shapeToString(leaf.node.shape)}, without the batch axis B = ${B} first; use --engine interpreter`);
+    }
+  }
+
+  const trainer = (await importTrainer(emitted)).createTrainer({ params: Object.fromEntries(params) });
+  trainer.setState(Object.fromEntries(rec.state.map((s) => [s.name, data.initial.get(s.name)!.data])));
+  const sequence = (name: string): Float64Array => data.sequences.get(name)!.data;
+  const lossValue = trainer.gradients(...rec.input.map((x) => sequence(x.name)), sequence(targetName(loss)));
+
+  const values = new Map<string, Tensor>();
+  const f64 = (t: TensorData): Tensor => ({ shape: t.shape, data: Float64Array.from(t.data) });
+  /** Per-step [B, ...] blocks of a batch-first [B, T, ...] array, as `<name>@t`. */
+  const steps = (name: string, seq: ArrayLike<number>, step: Shape): void => {
+    const K = sizeOf(step) / B;
+    const flat = { shape: [B, T, K], data: Float64Array.from(seq) };
+    for (let t = 1; t <= T; t++) values.set(`${name}@${t}`, { shape: step, data: stepOf(flat, t) });
+  };
+
+  values.set('loss', { shape: [], data: Float64Array.of(lossValue) });
+  steps(out.name, trainer.outputs(), out.node.shape);
+  const states = trainer.stateSequence(); // [T + 1, ...stateShape], t-major
+  for (const s of rec.state) {
+    const seq = states[s.name]!.data;
+    const size = sizeOf(s.node.shape);
+    for (let t = 1; t <= T; t++) values.set(`${s.name}@${t}`, { shape: s.node.shape, data: Float64Array.from(seq.slice(t * size, (t + 1) * size)) });
+  }
+  const grads = trainer.getGrads();
+  for (const p of rec.params) values.set(`grad:${p.name}`, f64(grads[p.name]!));
+  const inputGrads = trainer.getInputGrads!();
+  for (const x of rec.input) steps(`grad:${x.name}`, inputGrads[x.name]!.data, x.node.shape);
+  for (const s of rec.state) values.set(`grad:${s.name}@0`, f64(inputGrads[initialKey(s.name)]!));
+  return { tg, values };
 }
 
 /** Parses `--wrt a,b`: every name must be one a gradient can be asked of. */
@@ -49,7 +119,7 @@ function formatResult(r: RunResult, wrt: readonly string[]): string {
 export const grad: Command = {
   name: 'grad',
   summary: "one window's loss, outputs, final state and gradients (parameters, inputs, initial states) as JSON",
-  usage: `unfold grad ${MODEL_USAGE} --params FILE --data FILE [--dtype f64|f32] [--engine interpreter|compiled] [--wrt NAME,...]`,
+  usage: `unfold grad ${MODEL_USAGE} --params FILE --data FILE [--dtype f64|f32] [--engine interpreter|compiled [--form unrolled|rolled|auto]] [--wrt NAME,...]`,
   async run(argv) {
     const { values, positionals } = parse('grad', argv, {
       ...modelOptions,
@@ -57,13 +127,16 @@ export const grad: Command = {
       data: { type: 'string' },
       dtype: { type: 'string' },
       engine: { type: 'string' },
+      form: { type: 'string' },
       wrt: { type: 'string' },
     });
-    const { model } = await resolveModel('grad', positionals, values);
+    const { model, source } = await resolveModel('grad', positionals, values);
     if (values.params === undefined) throw new UsageError('grad: --params FILE is required (a tensor file with the model\'s parameters)');
     if (values.data === undefined) throw new UsageError('grad: --data FILE is required (a tensor file with x [B, T, I], y [B, T, O] and optional initial states)');
     const dtype = choiceFlag<Dtype>('grad', 'dtype', values.dtype, ['f64', 'f32'], 'f64');
     const engine = choiceFlag<Engine>('grad', 'engine', values.engine, ['interpreter', 'compiled'], 'interpreter');
+    const form = choiceFlag<FormChoice>('grad', 'form', values.form, ['unrolled', 'rolled', 'auto'], 'auto');
+    if (values.form !== undefined && engine !== 'compiled') throw new UsageError('grad: --form applies to --engine compiled only');
     const loss = lossOf(model);
 
     // The data's shapes give B; the model is built at B, then its parameters are checked.
@@ -75,10 +148,9 @@ export const grad: Command = {
     const valid = gradTargets(rec).map((t) => t.name);
     const wrt = parseWrt(values.wrt, valid) ?? valid;
 
-    const tg = trainingGraph(rec, data.tau, loss, dslBuilder(), { inputGrads: true, stateGrads: true });
-    const graph = runGraph(tg);
-    const inputs = bindData(rec, data);
-    const outputs = engine === 'compiled' ? runCompiled(graph, params, inputs, dtype) : evaluate(graph, params, inputs, dtype);
+    const { tg, values: outputs } = engine === 'compiled'
+      ? await runCompiled(model, source, data, loss, params, dtype, form)
+      : runInterpreter(rec, data, loss, params, dtype);
     const result = collectRun(tg, loss, outputs);
 
     for (const name of result.unused.filter((n) => wrt.includes(n))) {
