@@ -3,11 +3,12 @@ import { UnfoldError } from '../ir/errors.ts';
 import { UsageError, type Command } from './command.ts';
 import { compile } from './compile.ts';
 import { show } from './show.ts';
+import { dot } from './dot.ts';
 import { grad } from './grad.ts';
 import { gradcheck } from './gradcheck.ts';
 
 /** Every command, in the order `--help` lists them. */
-export const COMMANDS: readonly Command[] = [show, compile, grad, gradcheck];
+export const COMMANDS: readonly Command[] = [show, dot, compile, grad, gradcheck];
 
 function help(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

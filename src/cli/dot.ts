@@ -1,0 +1,65 @@
+// `unfold dot`: a model drawn as Graphviz DOT or SVG (folded, unfolded over τ steps, or its gradient
+// graph). Flags are validated before any work; the file is written atomically, or DOT goes to stdout.
+import path from 'node:path';
+import { modelDot } from '../dot/export.ts';
+import { renderSvg } from '../dot/render.ts';
+import { LEVELS, VIEWS, type Level, type View } from '../dot/views.ts';
+import { ELIDE_ABOVE, ELIDE_KEEP, OPS_LEVEL_MAX_STEP_NODES } from '../dot/style.ts';
+import { writeFileAtomic } from '../io/atomic-write.ts';
+import { choiceFlag, intFlag, parse, UsageError, type Command } from './command.ts';
+import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
+
+const USAGE = [
+  `unfold dot ${MODEL_USAGE} --view folded|unfolded|gradient [--tau N] [--level cell|ops] [--full] -o FILE.dot|FILE.svg|-`,
+  `  --tau    steps to unroll (unfolded, gradient); default: the model's training window, else 3`,
+  `  --level  cell: one node per application of f (and g); ops: every primitive. Default: cell for`,
+  `           folded; ops for unfolded and gradient when the step graph has ≤ ${OPS_LEVEL_MAX_STEP_NODES} nodes, else cell`,
+  `  --full   draw every step; otherwise τ > ${ELIDE_ABOVE} shows the first and last ${ELIDE_KEEP} steps and one elision node`,
+  `  -o       .svg renders SVG (Graphviz in WebAssembly), .dot writes DOT, - writes DOT to stdout`,
+].join('\n');
+
+export interface DotOutput {
+  /** The output path, or '-' for stdout. */
+  readonly out: string;
+  readonly content: string;
+}
+
+/** Parses `unfold dot` arguments and produces the file's content (what `run` writes). */
+export async function dotOutput(argv: readonly string[]): Promise<DotOutput> {
+  const { values, positionals } = parse('dot', argv, {
+    ...modelOptions,
+    view: { type: 'string' },
+    tau: { type: 'string' },
+    level: { type: 'string' },
+    full: { type: 'boolean' },
+    out: { type: 'string', short: 'o' },
+  });
+  if (values.view === undefined) throw new UsageError(`dot: --view is required (${VIEWS.join(', ')})`);
+  const view = choiceFlag<View>('dot', 'view', values.view, VIEWS, 'folded');
+  const level = values.level === undefined ? undefined : choiceFlag<Level>('dot', 'level', values.level, LEVELS, 'cell');
+  const tau = values.tau === undefined ? undefined : intFlag('dot', 'tau', values.tau);
+  if (view === 'folded' && (tau !== undefined || values.full)) {
+    throw new UsageError(`dot: ${tau !== undefined ? '--tau' : '--full'} applies to the unfolded and gradient views, not to folded`);
+  }
+  const out = values.out;
+  if (out === undefined || out === '') throw new UsageError('dot: -o FILE.dot, -o FILE.svg or -o - (stdout) is required');
+  const ext = out === '-' ? '.dot' : path.extname(out).toLowerCase();
+  if (ext !== '.dot' && ext !== '.gv' && ext !== '.svg') {
+    throw new UsageError(`dot: -o ${out}: the file must end in .dot, .gv or .svg (or be - for DOT on stdout)`);
+  }
+  const { model } = await resolveModel('dot', positionals, values);
+  const dot = modelDot(model, { view, ...(level ? { level } : {}), ...(tau !== undefined ? { tau } : {}), full: values.full ?? false });
+  return { out, content: ext === '.svg' ? await renderSvg(dot) : dot };
+}
+
+export const dot: Command = {
+  name: 'dot',
+  summary: 'draw a model as DOT or SVG: folded, unfolded over τ steps, or its gradient graph',
+  usage: USAGE,
+  async run(argv) {
+    const { out, content } = await dotOutput(argv);
+    if (out === '-') process.stdout.write(content);
+    else writeFileAtomic(out, content);
+    return 0;
+  },
+};

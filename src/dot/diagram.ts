@@ -1,0 +1,311 @@
+// The drawing model between the IR and DOT: kinds of nodes and edges, grouping of IR nodes into
+// drawn nodes (projection), eliding the middle of a long unrolling, and layout into DotGraph.
+// Everything is ordered by the caller's (topological) order, so the same graph gives the same bytes.
+import type { Node } from '../ir/node.ts';
+import { Html, type DotAttrs, type DotGraph, type DotStatement } from './dot.ts';
+import {
+  ALIGN_EDGE, BACKWARD_ELISION, CHAIN_NODE, CLUSTER, EDGE, EDGE_KIND, EDGE_PRIORITY, ELIDE_ABOVE, ELIDE_KEEP,
+  GATE, GATE_EDGE, GRAPH, LABEL, NODE, NODE_KIND, type EdgeKind, type NodeKind,
+} from './style.ts';
+
+export interface VNode {
+  /** Stable DOT id, derived from positions, steps and indices (never from object identity). */
+  readonly id: string;
+  readonly kind: NodeKind;
+  readonly label: Html;
+  /**
+   * Cluster of time step t (1..τ); 0 = before step 1 (s(0), a parameter's Σ), −1 = before that (a
+   * gradient output); undefined = outside time (parameters, the total loss).
+   */
+  readonly step?: number;
+  readonly backward?: boolean;
+  /** On the state chain: drawn emphasized. */
+  readonly chain?: boolean;
+  /** Nodes with the same row are drawn at one rank (parameters beside s(0), say). */
+  readonly row?: string;
+  /** In a column layout, nodes with the same align key in consecutive steps are kept level. */
+  readonly align?: string;
+  readonly xlabel?: Html;
+}
+
+export interface VEdge {
+  readonly from: string;
+  readonly to: string;
+  readonly kind: EdgeKind;
+  readonly label?: Html;
+  /** The edge closing a loop (the recurrent edge of the folded view): it does not rank its head. */
+  readonly loop?: boolean;
+  /** Laid out head first (drawn the same): a target y sits above the loss it feeds. */
+  readonly flip?: boolean;
+}
+
+export interface Diagram {
+  readonly name: string;
+  readonly title: Html;
+  readonly nodes: readonly VNode[];
+  readonly edges: readonly VEdge[];
+  /** Steps drawn as clusters (0 for the folded view). */
+  readonly tau: number;
+  /** One column (rank) per step, as in the textbook figures; else a block of ranks per step. */
+  readonly columns: boolean;
+}
+
+/** Collects nodes and edges; an edge between the same two nodes is kept once, with the strongest kind. */
+export class DiagramBuilder {
+  private readonly nodes = new Map<string, VNode>();
+  private readonly edges = new Map<string, VEdge>();
+
+  constructor(
+    private readonly name: string,
+    private readonly title: Html,
+    private readonly tau: number,
+    private readonly columns = false,
+  ) {}
+
+  node(n: VNode): void {
+    if (this.nodes.has(n.id)) throw new Error(`diagram: node id ${n.id} used twice`);
+    this.nodes.set(n.id, n);
+  }
+
+  has(id: string): boolean {
+    return this.nodes.has(id);
+  }
+
+  edge(e: VEdge): void {
+    if (e.from === e.to) return;
+    const key = `${e.from}\u0000${e.to}`;
+    const old = this.edges.get(key);
+    if (old === undefined) {
+      this.edges.set(key, e);
+      return;
+    }
+    if (EDGE_PRIORITY.indexOf(e.kind) < EDGE_PRIORITY.indexOf(old.kind)) {
+      this.edges.set(key, { ...old, kind: e.kind });
+    }
+  }
+
+  build(): Diagram {
+    for (const e of this.edges.values()) {
+      if (!this.nodes.has(e.from) || !this.nodes.has(e.to)) throw new Error(`diagram: edge ${e.from} -> ${e.to} has no node`);
+    }
+    return {
+      name: this.name, title: this.title, nodes: [...this.nodes.values()], edges: [...this.edges.values()], tau: this.tau, columns: this.columns,
+    };
+  }
+}
+
+/** Where an IR node is drawn: inside group `key`; its value leaves through `port` (default: `key`). */
+export interface Role {
+  readonly key: string;
+  readonly port?: string;
+}
+
+/**
+ * Edges between drawn nodes from the IR edges. A node without a role is transparent: its
+ * consumers are connected to the drawn nodes it reads from (a transposed weight draws as the
+ * weight itself). Edges inside one group vanish. `kindOf(u, v)` gets the drawn source IR node.
+ */
+export function project(
+  order: readonly Node[],
+  roleOf: (n: Node) => Role | undefined,
+  kindOf: (u: Node, v: Node) => EdgeKind,
+  add: (e: VEdge) => void,
+): void {
+  const sources = new Map<Node, readonly Node[]>();
+  const visible = (u: Node): readonly Node[] => {
+    if (roleOf(u) !== undefined) return [u];
+    const memo = sources.get(u);
+    if (memo) return memo;
+    const seen = new Set<Node>();
+    for (const x of u.inputs) for (const s of visible(x)) seen.add(s);
+    const list = [...seen];
+    sources.set(u, list);
+    return list;
+  };
+  for (const v of order) {
+    const r = roleOf(v);
+    if (r === undefined) continue;
+    for (const u of new Set(v.inputs)) {
+      for (const s of visible(u)) {
+        const rs = roleOf(s)!;
+        // A value used inside its own group (the LSTM's c(t) inside f) is no edge.
+        if (rs.key !== r.key) add({ from: rs.port ?? rs.key, to: r.key, kind: kindOf(s, v) });
+      }
+    }
+  }
+}
+
+/** The steps an elided figure hides, or undefined when it shows them all. */
+export function hiddenSteps(tau: number, full: boolean): { readonly first: number; readonly last: number } | undefined {
+  if (full || tau <= ELIDE_ABOVE) return undefined;
+  return { first: ELIDE_KEEP + 1, last: tau - ELIDE_KEEP };
+}
+
+/**
+ * Replaces the steps hidden by `hiddenSteps` with one elision node (one for the forward nodes and
+ * one for the backward nodes), reconnecting the edges that crossed them. Size: O(ELIDE_KEEP), not O(τ).
+ */
+export function elide(d: Diagram, full: boolean): Diagram {
+  const hidden = hiddenSteps(d.tau, full);
+  if (!hidden) return d;
+  const count = hidden.last - hidden.first + 1;
+  const mapped = new Map<string, string>();
+  const b = new DiagramBuilder(d.name, d.title, d.tau, d.columns);
+  const label = Html.join(
+    `… ${count} steps …`,
+    Html.br(),
+    Html.font(`t = ${hidden.first} … ${hidden.last}`, LABEL.note),
+  );
+  for (const n of d.nodes) {
+    if (n.step !== undefined && n.step >= hidden.first && n.step <= hidden.last) {
+      const id = n.backward ? 'elided_backward' : 'elided';
+      mapped.set(n.id, id);
+      if (!b.has(id)) {
+        b.node({
+          id, kind: 'elision', label, step: hidden.first,
+          ...(n.backward ? { backward: true } : {}),
+          ...(d.columns ? { align: n.backward ? 'backward' : 'chain' } : {}),
+        });
+      }
+    } else {
+      b.node(n);
+    }
+  }
+  for (const e of d.edges) {
+    const from = mapped.get(e.from), to = mapped.get(e.to);
+    b.edge(from === undefined && to === undefined ? e : { ...e, from: from ?? e.from, to: to ?? e.to });
+  }
+  return b.build();
+}
+
+/** The time position of a node for layout: its step, with elision nodes between the kept steps. */
+function timeOf(n: VNode): number | undefined {
+  if (n.kind === 'elision') return (n.step ?? 0) - 0.5;
+  return n.step;
+}
+
+/**
+ * Lays a diagram out as DOT. Unrolled figures run left to right with time as the rank axis, so
+ * the steps cannot come out of order: at --level cell each step is one column (one rank, read
+ * bottom to top like the textbook figures: x, f, s, g, o, L, y), rows held straight by invisible
+ * weighted edges between the same role in consecutive steps; at --level ops each step is a block
+ * of ranks, and an invisible gate between consecutive steps keeps the blocks in sequence. Edges
+ * against time are written forward with `dir=back`, so arrows still point the way values flow.
+ * The folded figure (no time) is drawn bottom to top.
+ */
+export function layout(d: Diagram): DotGraph {
+  const timed = d.tau > 0;
+  const byId = new Map(d.nodes.map((n) => [n.id, n] as const));
+  const nodeStmt = (n: VNode): DotStatement => {
+    const attrs: Record<string, DotAttrs[string]> = { ...NODE_KIND[n.kind] };
+    if (n.kind !== 'delay') attrs['label'] = n.label;
+    if (n.chain) Object.assign(attrs, CHAIN_NODE);
+    if (n.backward && n.kind === 'elision') Object.assign(attrs, BACKWARD_ELISION);
+    if (n.xlabel) attrs['xlabel'] = n.xlabel;
+    return { kind: 'node', id: n.id, attrs };
+  };
+
+  const body: DotStatement[] = [];
+  const clusters = new Map<number, VNode[]>();
+  const outside: VNode[] = [];
+  for (const n of d.nodes) {
+    if (n.step !== undefined && n.step >= 1 && n.kind !== 'elision') {
+      const list = clusters.get(n.step);
+      if (list) list.push(n);
+      else clusters.set(n.step, [n]);
+    } else {
+      outside.push(n);
+    }
+  }
+  for (const n of outside) body.push(nodeStmt(n));
+  for (const t of [...clusters.keys()].sort((a, b) => a - b)) {
+    body.push({ kind: 'subgraph', id: `cluster_t${t}`, attrs: { ...CLUSTER, label: `t = ${t}` }, body: clusters.get(t)!.map(nodeStmt) });
+  }
+
+  // Time slots (s(0), each step, the elision) in order, and their nodes.
+  const slots = new Map<number, VNode[]>();
+  for (const n of d.nodes) {
+    const t = timeOf(n);
+    if (t === undefined) continue;
+    const list = slots.get(t);
+    if (list) list.push(n);
+    else slots.set(t, [n]);
+  }
+  const times = [...slots.keys()].sort((a, b) => a - b);
+
+  const rows = new Map<string, string[]>();
+  for (const n of d.nodes) {
+    if (n.row === undefined) continue;
+    const list = rows.get(n.row);
+    if (list) list.push(n.id);
+    else rows.set(n.row, [n.id]);
+  }
+  if (timed && d.columns) {
+    for (const t of times) {
+      const ids = slots.get(t)!.filter((n) => n.row === undefined).map((n) => n.id);
+      const row = slots.get(t)!.find((n) => n.row !== undefined)?.row;
+      if (row !== undefined) rows.get(row)!.push(...ids);
+      else if (ids.length > 1) body.push({ kind: 'rank', rank: 'same', ids });
+    }
+  }
+  for (const ids of rows.values()) if (ids.length > 1) body.push({ kind: 'rank', rank: 'same', ids });
+
+  for (const e of d.edges) {
+    const a = byId.get(e.from)!, b = byId.get(e.to)!;
+    const ta = timeOf(a), tb = timeOf(b);
+    const attrs: Record<string, DotAttrs[string]> = { ...EDGE_KIND[e.kind] };
+    if (e.label) attrs['label'] = e.label;
+    // A parameter's edges to the later steps, threaded through the steps between, would scramble
+    // the columns (or push the blocks of steps apart); left unconstrained they route around. In
+    // blocks, the edge to the first step still places the parameter just before it.
+    if (e.loop || (timed && e.kind === 'param' && (d.columns || tb === undefined || tb > 1))) attrs['constraint'] = false;
+    const against = timed && ta !== undefined && tb !== undefined && ta > tb;
+    if (against || e.flip) {
+      attrs['dir'] = 'back';
+      body.push({ kind: 'edge', from: e.to, to: e.from, attrs });
+    } else {
+      body.push({ kind: 'edge', from: e.from, to: e.to, attrs });
+    }
+  }
+
+  if (timed) {
+    // Rows: the same role in consecutive steps, tied by a heavy invisible edge, stays level.
+    const last = new Map<string, VNode>();
+    for (const t of times) {
+      for (const n of slots.get(t)!) {
+        if (n.align === undefined) continue;
+        const prev = last.get(n.align);
+        if (prev && timeOf(prev)! < t) body.push({ kind: 'edge', from: prev.id, to: n.id, attrs: ALIGN_EDGE });
+        if (!prev || timeOf(prev)! < t) last.set(n.align, n);
+      }
+    }
+    // A node outside time on a row (the total loss after the last L(t)) continues it.
+    for (const n of d.nodes) {
+      const prev = n.align !== undefined && timeOf(n) === undefined ? last.get(n.align) : undefined;
+      if (prev) body.push({ kind: 'edge', from: prev.id, to: n.id, attrs: ALIGN_EDGE });
+    }
+  }
+  if (timed && !d.columns) {
+    // Blocks: every node of a slot without a consumer in it → gate → every node of the next slot
+    // without a producer in it; so step t + 1 starts to the right of all of step t.
+    const slotOf = new Map<string, number>();
+    for (const [t, list] of slots) for (const n of list) slotOf.set(n.id, t);
+    const hasIn = new Set<string>(), hasOut = new Set<string>();
+    for (const e of d.edges) {
+      if (slotOf.get(e.from) !== undefined && slotOf.get(e.from) === slotOf.get(e.to)) {
+        hasOut.add(e.from);
+        hasIn.add(e.to);
+      }
+    }
+    times.forEach((t, k) => {
+      const next = times[k + 1];
+      if (next === undefined) return;
+      const gate = `_gate${k}`;
+      body.push({ kind: 'node', id: gate, attrs: GATE });
+      for (const n of slots.get(t)!) if (!hasOut.has(n.id)) body.push({ kind: 'edge', from: n.id, to: gate, attrs: GATE_EDGE });
+      for (const n of slots.get(next)!) if (!hasIn.has(n.id)) body.push({ kind: 'edge', from: gate, to: n.id, attrs: GATE_EDGE });
+    });
+  }
+
+  return { name: d.name, graph: { ...GRAPH, rankdir: timed ? 'LR' : 'BT', label: d.title }, node: NODE, edge: EDGE, body };
+}

@@ -1,0 +1,62 @@
+// A model as DOT or SVG: builds the recurrence in a fresh compile context, draws the requested view,
+// elides long unrollings, lays it out. Same model and request, same bytes.
+import { UnfoldError } from '../ir/errors.ts';
+import { dslBuilder, withContext } from '../dsl/context.ts';
+import type { ModelDef } from '../dsl/model.ts';
+import type { Recurrence } from '../dsl/recurrence.ts';
+import { checkTau } from '../transforms/unroll.ts';
+import { elide, layout, type Diagram } from './diagram.ts';
+import { Html, writeDot } from './dot.ts';
+import { renderSvg } from './render.ts';
+import { LABEL, OPS_LEVEL_MAX_STEP_NODES } from './style.ts';
+import { buildView, defaultLevel, type Level, type View } from './views.ts';
+
+/** τ when none is asked for and the model has no training window. */
+export const DEFAULT_TAU = 3;
+
+export interface DotRequest {
+  readonly view: View;
+  /** Default: cell for folded; for unfolded and gradient, ops when the step graph is small. */
+  readonly level?: Level;
+  /** Default: the model's training window (task.seqLen), else DEFAULT_TAU. */
+  readonly tau?: number;
+  /** Draw every step, however large τ is. */
+  readonly full?: boolean;
+}
+
+function build(model: ModelDef, batch: number): Recurrence {
+  try {
+    return model.build(batch);
+  } catch (e) {
+    if (e instanceof UnfoldError) throw e;
+    throw new UnfoldError(`model ${model.name}: build(${batch}) failed: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
+/** The diagram of one view of a model (elided unless `full`). */
+export function modelDiagram(model: ModelDef, req: DotRequest): Diagram {
+  return withContext(() => {
+    const batch = model.task?.batch ?? 1;
+    const rec = build(model, batch);
+    const level = req.level ?? defaultLevel(rec, req.view, OPS_LEVEL_MAX_STEP_NODES);
+    const tau = checkTau(req.tau ?? model.task?.seqLen ?? DEFAULT_TAU);
+    const loss = rec.outputs.length > 0 ? (model.task?.loss ?? { kind: 'mse' as const }) : undefined;
+    const what = req.view === 'folded' ? 'folded' : `${req.view}, τ = ${tau}`;
+    const title = Html.join(
+      `${model.name} — ${what} (${level} level)`,
+      ...(model.description ? [Html.br(), Html.font(model.description, LABEL.note)] : []),
+    );
+    const diagram = buildView(rec, { view: req.view, level, tau, loss, name: `${model.name} ${req.view}`, title }, dslBuilder());
+    return elide(diagram, req.full ?? false);
+  });
+}
+
+/** DOT text of one view of a model. */
+export function modelDot(model: ModelDef, req: DotRequest): string {
+  return writeDot(layout(modelDiagram(model, req)));
+}
+
+/** SVG of one view of a model, rendered by Graphviz (WebAssembly) in process. */
+export async function modelSvg(model: ModelDef, req: DotRequest): Promise<string> {
+  return renderSvg(modelDot(model, req));
+}

@@ -1,0 +1,567 @@
+// The three pictures of a recurrence as diagrams: folded (the step graph, its recurrent edge through
+// a one-step delay), unfolded (a cluster per step, each parameter once) and gradient (backward nodes
+// styled apart, each shared parameter's Σ over steps). Ids come from positions, steps and indices.
+import { UnfoldError } from '../ir/errors.ts';
+import { nodesOf, topoOrder, type Graph } from '../ir/graph.ts';
+import type { Node } from '../ir/node.ts';
+import type { Shape } from '../ir/tensor.ts';
+import { fillValue, type NodeBuilder } from '../prims/builder.ts';
+import { stepGraph, type Recurrence } from '../dsl/recurrence.ts';
+import { withLoss, type LossSpec, type Trainable } from '../transforms/loss.ts';
+import { trainingGraph, type TrainingGraph } from '../transforms/training.ts';
+import { unroll, type Unrolled } from '../transforms/unroll.ts';
+import { Html } from './dot.ts';
+import { DiagramBuilder, project, type Diagram, type Role, type VEdge } from './diagram.ts';
+import { LABEL, type EdgeKind, type NodeKind } from './style.ts';
+
+export const VIEWS = ['folded', 'unfolded', 'gradient'] as const;
+export type View = (typeof VIEWS)[number];
+export const LEVELS = ['cell', 'ops'] as const;
+export type Level = (typeof LEVELS)[number];
+
+export interface ViewSpec {
+  readonly view: View;
+  readonly level: Level;
+  /** Steps to unroll (unfolded and gradient views). */
+  readonly tau: number;
+  /** The loss drawn (and, for the gradient view, differentiated); undefined: no loss. */
+  readonly loss: LossSpec | undefined;
+  /** Names the DOT graph. */
+  readonly name: string;
+  readonly title: Html;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Labels
+
+const shapeText = (s: Shape): string => (s.length === 0 ? 'scalar' : s.join('×'));
+const small = (s: string): Html => Html.font(s, LABEL.shape);
+
+/** `h⁽ᵗ⁾` as the textbooks write it: an italic name with the step as a superscript. */
+function timeVar(name: string, t: number | string): Html {
+  return Html.join(Html.i(name), Html.sup(`(${t})`));
+}
+
+const partial = (of: Html | string): Html => Html.join('∂L/∂', of);
+
+function inlineTimeVar(name: string, t: number | string): Html {
+  return Html.join(Html.i(name), `(${t})`);
+}
+
+function paramLabel(n: Node): Html {
+  return Html.join(String(n.attrs['name']), Html.br(), small(shapeText(n.shape)));
+}
+
+function opText(n: Node): string {
+  const a = n.attrs;
+  switch (n.op) {
+    case 'slice':
+      return `slice[${':, '.repeat(Number(a['axis']))}${String(a['start'])}:${String(a['end'])}]`;
+    case 'sum':
+    case 'max':
+      return `${n.op} over ${Array.isArray(a['axes']) ? (a['axes'] as readonly unknown[]).join(',') : '?'}`;
+    case 'compare':
+      return String(a['kind'] ?? 'compare');
+    default:
+      return n.op;
+  }
+}
+
+function constText(n: Node): string {
+  const v = fillValue(n);
+  if (v !== undefined) return n.shape.length === 0 ? String(v) : `${v} (${shapeText(n.shape)})`;
+  return `const ${shapeText(n.shape)}`;
+}
+
+/** `tanh  1×32` and, for a named value, its name below: `h⁽³⁾ = o⁽³⁾` (a superscript on the first line would be clipped). */
+function opLabel(n: Node, names: readonly Html[]): Html {
+  const op = Html.join(opText(n), '\u2002', small(shapeText(n.shape)));
+  return names.length === 0 ? op : Html.join(op, Html.br(), Html.sep(' = ', names));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Facts shared by the views
+
+/** Nodes computed from parameters and constants only (a transposed weight): drawn with their parameter. */
+function paramOnly(order: readonly Node[]): Set<Node> {
+  const out = new Set<Node>();
+  for (const n of order) {
+    if (n.inputs.length === 0 ? n.op === 'param' || n.op === 'const' : n.inputs.every((x) => out.has(x))) out.add(n);
+  }
+  return out;
+}
+
+/** Non-leaf proper ancestors of `roots` accepted by `keep`, stopping where `keep` fails. */
+function ancestors(roots: readonly Node[], keep: (n: Node) => boolean): Set<Node> {
+  const seen = new Set<Node>();
+  const stack = roots.flatMap((r) => r.inputs.filter((x) => x.inputs.length > 0 && keep(x)));
+  while (stack.length > 0) {
+    const n = stack.pop()!;
+    if (seen.has(n)) continue;
+    seen.add(n);
+    for (const x of n.inputs) if (x.inputs.length > 0 && keep(x) && !seen.has(x)) stack.push(x);
+  }
+  return seen;
+}
+
+/** Nodes of `order` on a path from a node of `from` to a node of `to` (ends excluded from `from`). */
+function between(order: readonly Node[], from: ReadonlySet<Node>, to: ReadonlySet<Node>): Set<Node> {
+  const below = new Set<Node>();
+  for (const n of order) if (!from.has(n) && n.inputs.some((x) => from.has(x) || below.has(x))) below.add(n);
+  return new Set([...below].filter((n) => to.has(n)));
+}
+
+function lossOutputIndex(rec: Recurrence, loss: LossSpec): number {
+  if (rec.outputs.length === 0) throw new UnfoldError(`loss: recurrence "${rec.name}" has no output to compare with a target`);
+  const k = loss.output === undefined ? 0 : rec.outputs.findIndex((o) => o.name === loss.output);
+  if (k < 0) throw new UnfoldError(`loss: no output "${loss.output}" (outputs: ${rec.outputs.map((o) => o.name).join(', ')})`);
+  return k;
+}
+
+/** The unrolled graph's time structure: which node is which state, output, target, and the loss sum. */
+interface Timeline {
+  readonly rec: Recurrence;
+  readonly tau: number;
+  readonly graph: Graph;
+  readonly unrolled: Unrolled;
+  readonly trainable: Trainable | undefined;
+  /** states[t][i] → (t, i), t = 0..τ; the first claim wins when two states are one node. */
+  readonly stateAt: ReadonlyMap<Node, { readonly t: number; readonly i: number }>;
+  readonly outputAt: ReadonlyMap<Node, { readonly t: number; readonly k: number }>;
+  /** The loss node and the adds summing the per-step terms (not the terms). */
+  readonly lossSum: ReadonlySet<Node>;
+}
+
+function timeline(rec: Recurrence, unrolled: Unrolled, trainable: Trainable | undefined): Timeline {
+  const stateAt = new Map<Node, { t: number; i: number }>();
+  unrolled.states.forEach((row, t) => row.forEach((n, i) => { if (!stateAt.has(n)) stateAt.set(n, { t, i }); }));
+  const outputAt = new Map<Node, { t: number; k: number }>();
+  unrolled.outputs.forEach((row, t) => row.forEach((n, k) => { if (!outputAt.has(n)) outputAt.set(n, { t: t + 1, k }); }));
+  const lossSum = new Set<Node>();
+  if (trainable) {
+    // loss = (((term₁ + term₂) + term₃) + …) / n, as withLoss builds it.
+    const terms = trainable.targets.filter((x) => x !== undefined).length;
+    let cur = trainable.loss;
+    if (cur.op === 'div') {
+      lossSum.add(cur);
+      cur = cur.inputs[0]!;
+    }
+    for (let k = 1; k < terms && cur.op === 'add'; k++) {
+      lossSum.add(cur);
+      cur = cur.inputs[0]!;
+    }
+  }
+  return {
+    rec, tau: unrolled.tau, graph: trainable?.graph ?? unrolled.graph, unrolled, trainable, stateAt, outputAt, lossSum,
+  };
+}
+
+/** The nodes on the state chain of each step: from s(t−1) to s(t), inside step t. */
+function chainNodes(tl: Timeline, order: readonly Node[]): Set<Node> {
+  const chain = new Set<Node>();
+  for (let t = 1; t <= tl.tau; t++) {
+    const to = ancestors(tl.unrolled.states[t]!, (n) => n.step === t);
+    for (const n of tl.unrolled.states[t]!) to.add(n);
+    for (const n of between(order, new Set(tl.unrolled.states[t - 1]!), to)) chain.add(n);
+  }
+  return chain;
+}
+
+/** A shared parameter's gradient sum: `top` = Σ, `parts` the adds below it, `post` what maps Σ to ∂L/∂θ. */
+interface Accumulation {
+  readonly params: string[];
+  readonly top: Node;
+  readonly parts: readonly Node[];
+  readonly post: readonly Node[];
+}
+
+/** What the gradient views know of the backward graph. */
+interface Backward {
+  readonly tg: TrainingGraph;
+  readonly forward: ReadonlySet<Node>;
+  /** The step each backward node works for (see `backwardSteps`). */
+  readonly step: ReadonlyMap<Node, number | undefined>;
+  /** Backward nodes carrying a cotangent; the others recompute forward values (1 − h², xᵀ). */
+  readonly carries: ReadonlySet<Node>;
+  readonly accumulations: readonly Accumulation[];
+  readonly accumOf: ReadonlyMap<Node, { readonly index: number; readonly role: 'top' | 'part' | 'post' }>;
+  /** The cotangent seed ∂L/∂L = 1. */
+  readonly seed: Node | undefined;
+}
+
+/**
+ * The step of a backward node. The interning context gives a new node the largest step of its
+ * inputs, so a cotangent flowing back from step t+1 into step t would be filed under t+1 (and,
+ * transitively, most of the backward pass under τ). Here a node carrying a cotangent (one that
+ * depends on the seed ∂L/∂L) belongs to the earliest step among its cotangent inputs; the other
+ * backward nodes (residuals like 1 − h², built from forward values only) keep their own step.
+ */
+function backwardSteps(
+  order: readonly Node[],
+  forward: ReadonlySet<Node>,
+  seed: Node | undefined,
+): { step: Map<Node, number | undefined>; carries: Set<Node> } {
+  const carries = new Set<Node>();
+  const step = new Map<Node, number | undefined>();
+  for (const n of order) {
+    if (forward.has(n)) continue;
+    const cot = n.inputs.filter((x) => carries.has(x) || (x === seed && seed !== undefined));
+    if (n === seed || cot.length > 0) carries.add(n);
+    const steps = cot.map((x) => (x === seed ? undefined : step.get(x))).filter((s): s is number => s !== undefined);
+    step.set(n, steps.length > 0 ? Math.min(...steps) : n.step);
+  }
+  return { step, carries };
+}
+
+/**
+ * For each parameter shared by several steps, the chain of adds where vjp sums its contributions:
+ * the parameter (or the step-free value made of it, like Wᵀ) has k uses in the forward graph, so
+ * its cotangent is ((c₁ + c₂) + …) + c_k; the gradient output is that sum, maybe mapped back
+ * (transposed, summed over a broadcast).
+ */
+function findAccumulations(tg: TrainingGraph, forward: ReadonlySet<Node>): Accumulation[] {
+  const live = topoOrder([tg.trainable.loss]);
+  const uses = new Map<Node, number>();
+  const consumers = new Map<Node, Node[]>();
+  for (const v of live) {
+    for (const x of v.inputs) uses.set(x, (uses.get(x) ?? 0) + 1);
+    for (const x of new Set(v.inputs)) {
+      const list = consumers.get(x);
+      if (list) list.push(v);
+      else consumers.set(x, [v]);
+    }
+  }
+  const byTop = new Map<Node, Accumulation>();
+  const out: Accumulation[] = [];
+  tg.rec.params.forEach((p, i) => {
+    const g = tg.grad.grads[i];
+    if (g === undefined || forward.has(g)) return;
+    let shared = p.node;
+    for (;;) {
+      const cs = consumers.get(shared) ?? [];
+      if (cs.length === 1 && cs[0]!.step === undefined && uses.get(shared) === 1) shared = cs[0]!;
+      else break;
+    }
+    const count = uses.get(shared) ?? 0;
+    if (count < 2) return;
+    const post: Node[] = [];
+    let cur = g;
+    while (cur.op !== 'add' && cur.inputs.length === 1 && !forward.has(cur)) {
+      post.push(cur);
+      cur = cur.inputs[0]!;
+    }
+    if (cur.op !== 'add' || forward.has(cur)) return;
+    const known = byTop.get(cur);
+    if (known) {
+      known.params.push(p.name);
+      return;
+    }
+    const spine = [cur];
+    while (spine.length < count - 1) {
+      const next = spine[spine.length - 1]!.inputs[0]!;
+      if (next.op !== 'add' || forward.has(next) || byTop.has(next)) break;
+      spine.push(next);
+    }
+    const acc: Accumulation = { params: [p.name], top: cur, parts: spine.slice(1), post };
+    byTop.set(cur, acc);
+    out.push(acc);
+  });
+  return out;
+}
+
+function backwardFacts(tg: TrainingGraph): Backward {
+  const forward = new Set(nodesOf(tg.trainable.graph));
+  const order = nodesOf(tg.grad.graph);
+  // vjp seeds the loss with the scalar constant 1.
+  const seed = order.find((n) => n.op === 'const' && n.shape.length === 0 && fillValue(n) === 1);
+  const { step, carries } = backwardSteps(order, forward, seed);
+  const accumulations = findAccumulations(tg, forward);
+  const accumOf = new Map<Node, { index: number; role: 'top' | 'part' | 'post' }>();
+  accumulations.forEach((a, index) => {
+    for (const n of a.post) if (!accumOf.has(n)) accumOf.set(n, { index, role: 'post' });
+    accumOf.set(a.top, { index, role: 'top' });
+    for (const n of a.parts) if (!accumOf.has(n)) accumOf.set(n, { index, role: 'part' });
+  });
+  // Σ and what maps it to ∂L/∂θ are drawn before step 1, beside the parameters.
+  for (const [n, a] of accumOf) if (a.role !== 'part') step.set(n, 0);
+  return { tg, forward, step, carries, accumulations, accumOf, seed };
+}
+
+function accumLabel(a: Accumulation): Html {
+  return Html.join(Html.font(Html.join('Σ', Html.sub(Html.i('t'))), { size: 14 }), ' ', Html.sep(', ', a.params.map((p) => partial(p))));
+}
+
+/** `grad:<name>` outputs of the gradient graph, in order. */
+function gradOutputs(tg: TrainingGraph): { name: string; node: Node }[] {
+  return tg.grad.graph.outputs.filter((o) => o.name.startsWith('grad:')).map((o) => ({ name: o.name.slice('grad:'.length), node: o.node }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Folded view: the step graph
+
+function foldedOps(rec: Recurrence, spec: ViewSpec): Diagram {
+  const b = new DiagramBuilder(spec.name, spec.title, 0);
+  const order = nodesOf(stepGraph(rec));
+  const index = new Map(order.map((n, i) => [n, i] as const));
+  const id = (n: Node): string => `n${index.get(n)}`;
+  const placeholders = new Set(rec.state.map((s) => s.node));
+  const chain = between(order, placeholders, new Set([...ancestors(rec.next, () => true), ...rec.next]));
+  const names = new Map<Node, Html[]>();
+  const name = (n: Node, x: Html): void => {
+    const list = names.get(n);
+    if (list) list.push(x);
+    else names.set(n, [x]);
+  };
+  rec.next.forEach((n, i) => name(n, inlineTimeVar(rec.state[i]!.name, 't')));
+  rec.outputs.forEach((o) => name(o.node, inlineTimeVar(o.name, 't')));
+
+  for (const n of order) {
+    if (n.op === 'param') b.node({ id: id(n), kind: 'param', label: paramLabel(n) });
+    else if (n.op === 'const') b.node({ id: id(n), kind: 'const', label: Html.text(constText(n)) });
+    else if (n.op === 'input') {
+      const isState = n.attrs['role'] === 'state';
+      b.node({ id: id(n), kind: isState ? 'state' : 'input', label: timeVar(String(n.attrs['name']), isState ? 't−1' : 't') });
+    } else b.node({ id: id(n), kind: 'op', label: opLabel(n, names.get(n) ?? []), ...(chain.has(n) ? { chain: true } : {}) });
+  }
+  const params = paramOnly(order);
+  for (const v of order) {
+    for (const u of new Set(v.inputs)) {
+      const kind: EdgeKind = params.has(u) ? 'param' : (chain.has(v) && (chain.has(u) || placeholders.has(u))) ? 'state' : 'data';
+      b.edge({ from: id(u), to: id(v), kind });
+    }
+  }
+  rec.state.forEach((s, i) => {
+    b.node({ id: `delay${i}`, kind: 'delay', label: Html.text('delay'), xlabel: Html.font('delay', LABEL.note) });
+    b.edge({ from: id(rec.next[i]!), to: `delay${i}`, kind: 'state' });
+    b.edge({ from: `delay${i}`, to: id(s.node), kind: 'state', loop: true, label: Html.font('t−1', LABEL.note) });
+  });
+  if (spec.loss) {
+    const k = lossOutputIndex(rec, spec.loss);
+    b.node({ id: 'y', kind: 'target', label: timeVar(spec.loss.target ?? 'y', 't') });
+    b.node({ id: 'L', kind: 'loss', label: Html.i('L') });
+    b.edge({ from: id(rec.outputs[k]!.node), to: 'L', kind: 'data' });
+    b.edge({ from: 'y', to: 'L', kind: 'data', flip: true });
+  }
+  return b.build();
+}
+
+function foldedCell(rec: Recurrence, spec: ViewSpec): Diagram {
+  const b = new DiagramBuilder(spec.name, spec.title, 0);
+  const order = nodesOf(stepGraph(rec));
+  const params = paramOnly(order);
+  const placeholders = new Set(rec.state.map((s) => s.node));
+  const roles = new Map<Node, Role>();
+  rec.params.forEach((p, k) => roles.set(p.node, { key: `p${k}` }));
+  rec.input.forEach((x, i) => roles.set(x.node, { key: `x${i}` }));
+  rec.state.forEach((s, i) => roles.set(s.node, { key: `delay${i}` }));
+  rec.next.forEach((n, i) => { if (!roles.has(n)) roles.set(n, { key: 'f', port: `s${i}` }); });
+  const inner = (n: Node): boolean => !roles.has(n) && !params.has(n);
+  for (const n of ancestors(rec.next, inner)) roles.set(n, { key: 'f' });
+  rec.outputs.forEach((o, k) => { if (!roles.has(o.node)) roles.set(o.node, { key: 'g', port: `o${k}` }); });
+  for (const n of ancestors(rec.outputs.map((o) => o.node), inner)) roles.set(n, { key: 'g' });
+  const used = new Set([...roles.values()].flatMap((r) => [r.key, r.port ?? r.key]));
+
+  rec.params.forEach((p, k) => { if (used.has(`p${k}`)) b.node({ id: `p${k}`, kind: 'param', label: paramLabel(p.node) }); });
+  rec.input.forEach((x, i) => b.node({ id: `x${i}`, kind: 'input', label: timeVar(x.name, 't') }));
+  b.node({ id: 'f', kind: 'cell', label: Html.i('f') });
+  rec.state.forEach((s, i) => {
+    b.node({ id: `s${i}`, kind: 'state', label: timeVar(s.name, 't') });
+    b.node({ id: `delay${i}`, kind: 'delay', label: Html.text('delay'), xlabel: Html.font('delay', LABEL.note) });
+  });
+  if (used.has('g')) b.node({ id: 'g', kind: 'cell', label: Html.i('g') });
+  rec.outputs.forEach((o, k) => { if (used.has(`o${k}`)) b.node({ id: `o${k}`, kind: 'output', label: timeVar(o.name, 't') }); });
+
+  rec.state.forEach((_s, i) => {
+    b.edge({ from: 'f', to: `s${i}`, kind: 'state' });
+    b.edge({ from: `s${i}`, to: `delay${i}`, kind: 'state' });
+  });
+  rec.outputs.forEach((_o, k) => { if (used.has(`o${k}`)) b.edge({ from: 'g', to: `o${k}`, kind: 'data' }); });
+  project(order, (n) => roles.get(n), (u) => (params.has(u) ? 'param' : placeholders.has(u) ? 'state' : 'data'), (e) => {
+    // The recurrent edge: s(t−1) leaves the delay and closes the loop into f.
+    const i = rec.state.findIndex((_s, k) => e.from === `delay${k}`);
+    b.edge(i >= 0 ? { ...e, loop: true, label: timeVar(rec.state[i]!.name, 't−1') } : e);
+  });
+  if (spec.loss) {
+    const k = lossOutputIndex(rec, spec.loss);
+    const r = roles.get(rec.outputs[k]!.node);
+    b.node({ id: 'L', kind: 'loss', label: Html.i('L') });
+    b.node({ id: 'y', kind: 'target', label: timeVar(spec.loss.target ?? 'y', 't') });
+    if (r) b.edge({ from: r.port ?? r.key, to: 'L', kind: 'data' });
+    b.edge({ from: 'y', to: 'L', kind: 'data', flip: true });
+  }
+  return b.build();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Unfolded and gradient views: the unrolled graph, one cluster per step
+
+function unrolledOps(tl: Timeline, spec: ViewSpec, bw: Backward | undefined): Diagram {
+  const b = new DiagramBuilder(spec.name, spec.title, tl.tau);
+  const graph = bw ? bw.tg.grad.graph : tl.graph;
+  const order = nodesOf(graph);
+  const index = new Map(order.map((n, i) => [n, i] as const));
+  const id = (n: Node): string => `n${index.get(n)}`;
+  const isBackward = (n: Node): boolean => bw !== undefined && !bw.forward.has(n);
+  const chain = chainNodes(tl, order);
+  const names = new Map<Node, Html[]>();
+  const name = (n: Node, x: Html): void => {
+    const list = names.get(n);
+    if (list) list.push(x);
+    else names.set(n, [x]);
+  };
+  for (const [n, { t, i }] of tl.stateAt) if (t > 0) name(n, inlineTimeVar(tl.rec.state[i]!.name, t));
+  for (const [n, { t, k }] of tl.outputAt) name(n, inlineTimeVar(tl.rec.outputs[k]!.name, t));
+  if (tl.trainable) name(tl.trainable.loss, Html.i('L'));
+  if (bw) for (const g of gradOutputs(bw.tg)) if (!bw.accumOf.has(g.node) || bw.accumOf.get(g.node)!.role !== 'top') name(g.node, partial(g.name));
+
+  for (const n of order) {
+    const backward = isBackward(n);
+    const step = backward ? bw!.step.get(n) : n.step;
+    const common = { id: id(n), ...(step !== undefined ? { step } : {}), ...(backward ? { backward: true } : {}) };
+    let kind: NodeKind;
+    let label: Html;
+    if (n.op === 'param') [kind, label] = ['param', paramLabel(n)];
+    else if (n.op === 'const') [kind, label] = ['const', Html.text(constText(n))];
+    else if (n.op === 'input') {
+      const role = String(n.attrs['role']);
+      kind = role === 'state' ? 'state' : role === 'target' ? 'target' : 'input';
+      label = timeVar(String(n.attrs['name']), Number(n.attrs['t']));
+    } else if (backward) {
+      const acc = bw!.accumOf.get(n);
+      if (acc?.role === 'top') [kind, label] = ['accum', Html.join(accumLabel(bw!.accumulations[acc.index]!), Html.br(), small(`${n.op} · ${shapeText(n.shape)}`))];
+      else if (acc?.role === 'part') [kind, label] = ['accumPart', Html.text('+')];
+      else [kind, label] = ['grad', opLabel(n, names.get(n) ?? [])];
+    } else [kind, label] = ['op', opLabel(n, names.get(n) ?? [])];
+    // Level rows across the steps: the states, the inputs, the targets.
+    const st = tl.stateAt.get(n);
+    const align = st !== undefined && !backward ? `s${st.i}`
+      : n.op === 'input' ? (n.attrs['role'] === 'input' ? `x:${String(n.attrs['name'])}` : n.attrs['role'] === 'target' ? 'y' : undefined)
+      : undefined;
+    b.node({ ...common, kind, label, ...(chain.has(n) ? { chain: true } : {}), ...(align !== undefined ? { align } : {}) });
+  }
+  const params = paramOnly(order);
+  for (const v of order) {
+    for (const u of new Set(v.inputs)) {
+      let kind: EdgeKind;
+      if (params.has(u)) kind = 'param';
+      else if (isBackward(v)) kind = bw!.carries.has(u) ? 'backward' : 'residual';
+      else if (chain.has(v) && (chain.has(u) || tl.stateAt.has(u))) kind = 'state';
+      else kind = 'data';
+      b.edge({ from: id(u), to: id(v), kind });
+    }
+  }
+  return b.build();
+}
+
+function unrolledCell(tl: Timeline, spec: ViewSpec, bw: Backward | undefined): Diagram {
+  const b = new DiagramBuilder(spec.name, spec.title, tl.tau, true);
+  const { rec, tau, unrolled } = tl;
+  const graph = bw ? bw.tg.grad.graph : tl.graph;
+  const order = nodesOf(graph);
+  const isBackward = (n: Node): boolean => bw !== undefined && !bw.forward.has(n);
+  const roles = new Map<Node, Role>();
+  const targets = tl.trainable?.targets ?? [];
+
+  rec.params.forEach((p, k) => roles.set(p.node, { key: `p${k}` }));
+  unrolled.states[0]!.forEach((n, i) => roles.set(n, { key: `s${i}_t0` }));
+  for (let t = 1; t <= tau; t++) {
+    unrolled.inputs[t - 1]!.forEach((n, i) => roles.set(n, { key: `x${i}_t${t}` }));
+    const y = targets[t - 1];
+    if (y) roles.set(y, { key: `y_t${t}` });
+    unrolled.states[t]!.forEach((n, i) => { if (!roles.has(n)) roles.set(n, { key: `f_t${t}`, port: `s${i}_t${t}` }); });
+    const inStep = (n: Node): boolean => n.step === t && !roles.has(n) && !isBackward(n);
+    for (const n of ancestors(unrolled.states[t]!, inStep)) roles.set(n, { key: `f_t${t}` });
+    unrolled.outputs[t - 1]!.forEach((n, k) => { if (!roles.has(n)) roles.set(n, { key: `g_t${t}`, port: `o${k}_t${t}` }); });
+    for (const n of ancestors(unrolled.outputs[t - 1]!, inStep)) roles.set(n, { key: `g_t${t}` });
+  }
+  // The loss: each step's term and the running sum up to it form L(t) (so the sum runs along the
+  // L row, L(1) → L(2) → …), and the last operation is L.
+  if (tl.trainable) roles.set(tl.trainable.loss, { key: 'L' });
+  for (const n of order) {
+    if (roles.has(n) || n.inputs.length === 0 || isBackward(n) || n.step === undefined || n.step < 1) continue;
+    roles.set(n, { key: `L_t${n.step}` });
+  }
+  if (bw) {
+    // Backward nodes group by the step they work for; a shared parameter's Σ (and what maps it to
+    // ∂L/∂θ) is one node, beside the parameters. The seed ∂L/∂L = 1 reaches every step through its
+    // loss term, so it is not drawn (an edge from L to every step would be noise).
+    for (const n of order) {
+      if (!isBackward(n) || roles.has(n)) continue;
+      const acc = bw.accumOf.get(n);
+      const step = bw.step.get(n);
+      if (acc && acc.role !== 'part') roles.set(n, { key: `acc${acc.index}` });
+      else if (bw.carries.has(n) && step !== undefined && step >= 1) roles.set(n, { key: `B_t${step}` });
+    }
+  }
+  const used = new Set([...roles.values()].flatMap((r) => [r.key, r.port ?? r.key]));
+
+  // Nodes, in reading order: parameters, s(0), then step by step, then the loss and the gradients.
+  // `align` keeps each role on one level across the step columns.
+  type Extra = Partial<{ step: number; row: string; chain: boolean; backward: boolean; align: string }>;
+  const add = (key: string, kind: NodeKind, label: Html, extra: Extra = {}): void => {
+    if (used.has(key)) b.node({ id: key, kind, label, ...extra });
+  };
+  rec.params.forEach((p, k) => add(`p${k}`, 'param', paramLabel(p.node), { row: 'start' }));
+  rec.state.forEach((s, i) => add(`s${i}_t0`, 'state', timeVar(s.name, 0), { step: 0, row: 'start', align: 'chain' }));
+  for (let t = 1; t <= tau; t++) {
+    rec.input.forEach((x, i) => add(`x${i}_t${t}`, 'input', timeVar(x.name, t), { step: t, align: `x${i}` }));
+    add(`f_t${t}`, 'cell', Html.i('f'), { step: t, chain: true, align: 'chain' });
+    rec.state.forEach((s, i) => add(`s${i}_t${t}`, 'state', timeVar(s.name, t), { step: t, align: `s${i}` }));
+    add(`g_t${t}`, 'cell', Html.i('g'), { step: t, align: 'g' });
+    rec.outputs.forEach((o, k) => add(`o${k}_t${t}`, 'output', timeVar(o.name, t), { step: t, align: `o${k}` }));
+    add(`L_t${t}`, 'loss', timeVar('L', t), { step: t, align: 'L' });
+    const y = targets[t - 1];
+    if (y) add(`y_t${t}`, 'target', timeVar(String(y.attrs['name']), t), { step: t, align: 'y' });
+    add(`B_t${t}`, 'grad', Html.sep(', ', rec.state.map((s) => partial(timeVar(s.name, t)))), { step: t, backward: true, align: 'backward' });
+  }
+  add('L', 'loss', Html.i('L'), { align: 'L' });
+  bw?.accumulations.forEach((a, j) => add(`acc${j}`, 'accum', accumLabel(a), { step: 0, backward: true }));
+
+  // Edges: inside each step f → s(t) and g → o(t); the rest from the IR.
+  for (let t = 1; t <= tau; t++) {
+    rec.state.forEach((_s, i) => { if (used.has(`s${i}_t${t}`)) b.edge({ from: `f_t${t}`, to: `s${i}_t${t}`, kind: 'state' }); });
+    rec.outputs.forEach((_o, k) => { if (used.has(`o${k}_t${t}`)) b.edge({ from: `g_t${t}`, to: `o${k}_t${t}`, kind: 'data' }); });
+  }
+  const isState = (u: Node): boolean => tl.stateAt.has(u);
+  const kindOf = (u: Node, v: Node): EdgeKind => {
+    if (u.op === 'param') return 'param';
+    if (isBackward(v)) return bw!.carries.has(u) ? 'backward' : 'residual';
+    if (isState(u) && roles.get(v)?.key.startsWith('f_')) return 'state';
+    return 'data';
+  };
+  // A target is laid out above the loss it feeds, as in the textbook figures.
+  project(order, (n) => roles.get(n), kindOf, (e: VEdge) => b.edge(e));
+  if (bw) {
+    gradOutputs(bw.tg).forEach((g, k) => {
+      const r = roles.get(g.node);
+      b.node({ id: `grad${k}`, kind: 'gradOut', label: partial(g.name), step: -1, backward: true });
+      if (r) b.edge({ from: r.port ?? r.key, to: `grad${k}`, kind: 'backward' });
+    });
+  }
+  return b.build();
+}
+
+/** Builds the diagram of one view of a recurrence; nodes are made with `builder` (its context). */
+export function buildView(rec: Recurrence, spec: ViewSpec, builder: NodeBuilder): Diagram {
+  if (spec.view === 'folded') return spec.level === 'ops' ? foldedOps(rec, spec) : foldedCell(rec, spec);
+  let tl: Timeline;
+  let bw: Backward | undefined;
+  if (spec.view === 'gradient') {
+    if (!spec.loss) throw new UnfoldError('the gradient view needs a loss');
+    lossOutputIndex(rec, spec.loss);
+    const tg = trainingGraph(rec, spec.tau, spec.loss, builder);
+    tl = timeline(rec, tg.unrolled, tg.trainable);
+    bw = backwardFacts(tg);
+  } else {
+    const unrolled = unroll(rec, spec.tau, builder.ctx);
+    const trainable = spec.loss && rec.outputs.length > 0 ? withLoss(unrolled, spec.loss, builder) : undefined;
+    tl = timeline(rec, unrolled, trainable);
+  }
+  return spec.level === 'ops' ? unrolledOps(tl, spec, bw) : unrolledCell(tl, spec, bw);
+}
+
+/** The default level: cell for the folded view; else ops when the step graph is small. */
+export function defaultLevel(rec: Recurrence, view: View, opsMax: number): Level {
+  if (view === 'folded') return 'cell';
+  return nodesOf(stepGraph(rec)).length <= opsMax ? 'ops' : 'cell';
+}
