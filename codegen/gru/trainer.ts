@@ -61,6 +61,8 @@ export interface TrainerOptions {
 export class Trainer {
     /** Every value the trainer keeps: parameters, gradients, data, outputs, temporaries, optimizer state. */
     readonly arena: Float32Array;
+    /** Float64 accumulators of the matrix products (one row block). */
+    private readonly scratch: Float64Array;
     lr: number;
     carryState: boolean;
     /** Optimizer steps taken (Adam's t). */
@@ -68,6 +70,7 @@ export class Trainer {
 
     constructor(options: TrainerOptions = {}) {
         this.arena = new Float32Array(51491);
+        this.scratch = new Float64Array(192);
         this.lr = options.lr ?? SPEC.lr;
         this.carryState = options.carryState ?? SPEC.carryState;
         this.initParams(options.seed ?? SPEC.seed);
@@ -94,7 +97,7 @@ export class Trainer {
         for (let t = 0; t < 10; t++) for (let b = 0; b < 1; b++) for (let k = 0; k < 1; k++) A[6786 + t * 1 + b * 1 + k] = in_x[(b * 10 + t) * 1 + k];
         if (target.length !== 10) throw new RangeError(`target [1, 10, 1]: expected 10 values, got ${target.length}`);
         for (let t = 0; t < 10; t++) for (let b = 0; b < 1; b++) for (let k = 0; k < 1; k++) A[6796 + t * 1 + b * 1 + k] = target[(b * 10 + t) * 1 + k];
-        this.train(A);
+        this.train(A, this.scratch);
         const loss = A[7168];
         if (!Number.isFinite(loss)) throw new RangeError(`non-finite loss ${loss} at step ${this.steps + 1}`);
         this.steps++;
@@ -117,7 +120,7 @@ export class Trainer {
         for (let t = 0; t < 10; t++) for (let b = 0; b < 1; b++) for (let k = 0; k < 1; k++) A[6786 + t * 1 + b * 1 + k] = in_x[(b * 10 + t) * 1 + k];
         if (target.length !== 10) throw new RangeError(`target [1, 10, 1]: expected 10 values, got ${target.length}`);
         for (let t = 0; t < 10; t++) for (let b = 0; b < 1; b++) for (let k = 0; k < 1; k++) A[6796 + t * 1 + b * 1 + k] = target[(b * 10 + t) * 1 + k];
-        this.train(A);
+        this.train(A, this.scratch);
         return A[7168];
     }
 
@@ -126,7 +129,7 @@ export class Trainer {
         const A = this.arena;
         if (in_x.length !== 10) throw new RangeError(`input x [1, 10, 1]: expected 10 values, got ${in_x.length}`);
         for (let t = 0; t < 10; t++) for (let b = 0; b < 1; b++) for (let k = 0; k < 1; k++) A[6786 + t * 1 + b * 1 + k] = in_x[(b * 10 + t) * 1 + k];
-        this.forward(A);
+        this.forward(A, this.scratch);
         return this.outputs(out);
     }
 
@@ -225,936 +228,692 @@ export class Trainer {
     }
 
     /** Forward over τ steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
-    private train(A: Float32Array): void {
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[6786 + i * 1 + p] * A[j * 1 + p];
-            A[7169 + i * 96 + j] = acc;
-          }
-        }
+    private train(A: Float32Array, S: Float64Array): void {
+        for (let i = 0; i < 1; i++) { const a0 = A[6786 + i * 1 + 0]; for (let j = 0; j < 96; j++) A[7169 + i * 96 + j] = a0 * A[j * 1 + 0]; }
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 96; i1++) { A[7265 + (i0 * 96 + i1 * 1)] = A[3168 + (i1 * 1)]; } }
         for (let i = 0; i < 96; i++) A[7361 + i] = A[7169 + i] + A[7265 + i];
         for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7169 + o * 32 + j] = A[7361 + o * 96 + 32 + j];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[6806 + i * 32 + p] * A[96 + j * 32 + p];
-            A[7457 + i * 96 + j] = acc;
+        for (let i = 0; i < 96; i++) for (let j = 0; j < 32; j++) A[7457 + j * 96 + i] = A[96 + i * 32 + j];
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 96; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[6806 + (i + 0) * 32 + p]; const b0 = A[96 + (j + 0) * 32 + p]; c00 += a0 * b0; const b1 = A[96 + (j + 1) * 32 + p]; c01 += a0 * b1; const b2 = A[96 + (j + 2) * 32 + p]; c02 += a0 * b2; const b3 = A[96 + (j + 3) * 32 + p]; c03 += a0 * b3; }
+            A[10529 + (i + 0) * 96 + (j + 0)] = c00;
+            A[10529 + (i + 0) * 96 + (j + 1)] = c01;
+            A[10529 + (i + 0) * 96 + (j + 2)] = c02;
+            A[10529 + (i + 0) * 96 + (j + 3)] = c03;
           }
         }
-        for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 96; i1++) { A[7553 + (i0 * 96 + i1 * 1)] = A[3264 + (i1 * 1)]; } }
-        for (let i = 0; i < 96; i++) A[7649 + i] = A[7457 + i] + A[7553 + i];
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7201 + o * 32 + j] = A[7649 + o * 96 + 32 + j];
+        for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 96; i1++) { A[10625 + (i0 * 96 + i1 * 1)] = A[3264 + (i1 * 1)]; } }
+        for (let i = 0; i < 96; i++) A[10721 + i] = A[10529 + i] + A[10625 + i];
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7201 + o * 32 + j] = A[10721 + o * 96 + 32 + j];
         for (let i = 0; i < 32; i++) A[7233 + i] = 1 / (1 + Math.exp(-((A[7169 + i] + A[7201 + i]))));
         for (let i = 0; i < 32; i++) A[7169 + i] = 1 - A[7233 + i];
         for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7201 + o * 32 + j] = A[7361 + o * 96 + 64 + j];
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7457 + o * 32 + j] = A[7361 + o * 96 + 0 + j];
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7361 + o * 32 + j] = A[7649 + o * 96 + 0 + j];
-        for (let i = 0; i < 32; i++) A[7393 + i] = 1 / (1 + Math.exp(-((A[7457 + i] + A[7361 + i]))));
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7361 + o * 32 + j] = A[7649 + o * 96 + 64 + j];
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[10529 + o * 32 + j] = A[7361 + o * 96 + 0 + j];
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7361 + o * 32 + j] = A[10721 + o * 96 + 0 + j];
+        for (let i = 0; i < 32; i++) A[7393 + i] = 1 / (1 + Math.exp(-((A[10529 + i] + A[7361 + i]))));
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7361 + o * 32 + j] = A[10721 + o * 96 + 64 + j];
         for (let i = 0; i < 32; i++) A[7425 + i] = Math.tanh((A[7201 + i] + (A[7393 + i] * A[7361 + i])));
         for (let i = 0; i < 32; i++) A[6838 + i] = (A[7169 + i] * A[7425 + i]) + (A[7233 + i] * A[6806 + i]);
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[6838 + i * 32 + p] * A[3360 + j * 32 + p];
-            A[7201 + i * 1 + j] = acc;
+        for (let i = 0; i < 1; i++) for (let j = 0; j < 32; j++) A[7201 + j * 1 + i] = A[3360 + i * 32 + j];
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 1; j += 1) {
+            let c00 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[6838 + (i + 0) * 32 + p]; const b0 = A[3360 + (j + 0) * 32 + p]; c00 += a0 * b0; }
+            A[10529 + (i + 0) * 1 + (j + 0)] = c00;
           }
         }
-        for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[7202 + (i0 * 1 + i1 * 1)] = A[3392 + (i1 * 1)]; } }
-        A[7158] = A[7201] + A[7202];
-        A[7201] = A[7158] - A[6796];
-        A[7203] = A[7201] * A[7201];
-        { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[7203 + (i0 * 1 + i1 * 1)]; } } A[7204 + (0)] = acc; }
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[6787 + i * 1 + p] * A[j * 1 + p];
-            A[7457 + i * 96 + j] = acc;
+        for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[10530 + (i0 * 1 + i1 * 1)] = A[3392 + (i1 * 1)]; } }
+        A[7158] = A[10529] + A[10530];
+        A[10529] = A[7158] - A[6796];
+        A[10531] = A[10529] * A[10529];
+        { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[10531 + (i0 * 1 + i1 * 1)]; } } A[10532 + (0)] = acc; }
+        for (let i = 0; i < 1; i++) { const a0 = A[6787 + i * 1 + 0]; for (let j = 0; j < 96; j++) A[10721 + i * 96 + j] = a0 * A[j * 1 + 0]; }
+        for (let i = 0; i < 96; i++) A[10817 + i] = A[10721 + i] + A[7265 + i];
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[10533 + o * 32 + j] = A[10817 + o * 96 + 32 + j];
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 96; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[6838 + (i + 0) * 32 + p]; const b0 = A[96 + (j + 0) * 32 + p]; c00 += a0 * b0; const b1 = A[96 + (j + 1) * 32 + p]; c01 += a0 * b1; const b2 = A[96 + (j + 2) * 32 + p]; c02 += a0 * b2; const b3 = A[96 + (j + 3) * 32 + p]; c03 += a0 * b3; }
+            A[10721 + (i + 0) * 96 + (j + 0)] = c00;
+            A[10721 + (i + 0) * 96 + (j + 1)] = c01;
+            A[10721 + (i + 0) * 96 + (j + 2)] = c02;
+            A[10721 + (i + 0) * 96 + (j + 3)] = c03;
           }
         }
-        for (let i = 0; i < 96; i++) A[7649 + i] = A[7457 + i] + A[7265 + i];
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7457 + o * 32 + j] = A[7649 + o * 96 + 32 + j];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[6838 + i * 32 + p] * A[96 + j * 32 + p];
-            A[7745 + i * 96 + j] = acc;
+        for (let i = 0; i < 96; i++) A[10913 + i] = A[10721 + i] + A[10625 + i];
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[10565 + o * 32 + j] = A[10913 + o * 96 + 32 + j];
+        for (let i = 0; i < 32; i++) A[10721 + i] = 1 / (1 + Math.exp(-((A[10533 + i] + A[10565 + i]))));
+        for (let i = 0; i < 32; i++) A[10533 + i] = 1 - A[10721 + i];
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[10565 + o * 32 + j] = A[10817 + o * 96 + 64 + j];
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[10753 + o * 32 + j] = A[10817 + o * 96 + 0 + j];
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[10785 + o * 32 + j] = A[10913 + o * 96 + 0 + j];
+        for (let i = 0; i < 32; i++) A[10817 + i] = 1 / (1 + Math.exp(-((A[10753 + i] + A[10785 + i]))));
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[10753 + o * 32 + j] = A[10913 + o * 96 + 64 + j];
+        for (let i = 0; i < 32; i++) A[10785 + i] = Math.tanh((A[10565 + i] + (A[10817 + i] * A[10753 + i])));
+        for (let i = 0; i < 32; i++) A[6870 + i] = (A[10533 + i] * A[10785 + i]) + (A[10721 + i] * A[6838 + i]);
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 1; j += 1) {
+            let c00 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[6870 + (i + 0) * 32 + p]; const b0 = A[3360 + (j + 0) * 32 + p]; c00 += a0 * b0; }
+            A[10531 + (i + 0) * 1 + (j + 0)] = c00;
           }
         }
-        for (let i = 0; i < 96; i++) A[7841 + i] = A[7745 + i] + A[7553 + i];
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7489 + o * 32 + j] = A[7841 + o * 96 + 32 + j];
-        for (let i = 0; i < 32; i++) A[7521 + i] = 1 / (1 + Math.exp(-((A[7457 + i] + A[7489 + i]))));
-        for (let i = 0; i < 32; i++) A[7457 + i] = 1 - A[7521 + i];
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7489 + o * 32 + j] = A[7649 + o * 96 + 64 + j];
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7745 + o * 32 + j] = A[7649 + o * 96 + 0 + j];
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7649 + o * 32 + j] = A[7841 + o * 96 + 0 + j];
-        for (let i = 0; i < 32; i++) A[7681 + i] = 1 / (1 + Math.exp(-((A[7745 + i] + A[7649 + i]))));
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7649 + o * 32 + j] = A[7841 + o * 96 + 64 + j];
-        for (let i = 0; i < 32; i++) A[7713 + i] = Math.tanh((A[7489 + i] + (A[7681 + i] * A[7649 + i])));
-        for (let i = 0; i < 32; i++) A[6870 + i] = (A[7457 + i] * A[7713 + i]) + (A[7521 + i] * A[6838 + i]);
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[6870 + i * 32 + p] * A[3360 + j * 32 + p];
-            A[7203 + i * 1 + j] = acc;
+        A[7159] = A[10531] + A[10530];
+        A[10531] = A[7159] - A[6797];
+        A[10565] = A[10531] * A[10531];
+        { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[10565 + (i0 * 1 + i1 * 1)]; } } A[10566 + (0)] = acc; }
+        for (let i = 0; i < 1; i++) { const a0 = A[6788 + i * 1 + 0]; for (let j = 0; j < 96; j++) A[10849 + i * 96 + j] = a0 * A[j * 1 + 0]; }
+        for (let i = 0; i < 96; i++) A[11009 + i] = A[10849 + i] + A[7265 + i];
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[10567 + o * 32 + j] = A[11009 + o * 96 + 32 + j];
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 96; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[6870 + (i + 0) * 32 + p]; const b0 = A[96 + (j + 0) * 32 + p]; c00 += a0 * b0; const b1 = A[96 + (j + 1) * 32 + p]; c01 += a0 * b1; const b2 = A[96 + (j + 2) * 32 + p]; c02 += a0 * b2; const b3 = A[96 + (j + 3) * 32 + p]; c03 += a0 * b3; }
+            A[10849 + (i + 0) * 96 + (j + 0)] = c00;
+            A[10849 + (i + 0) * 96 + (j + 1)] = c01;
+            A[10849 + (i + 0) * 96 + (j + 2)] = c02;
+            A[10849 + (i + 0) * 96 + (j + 3)] = c03;
           }
         }
-        A[7159] = A[7203] + A[7202];
-        A[7203] = A[7159] - A[6797];
-        A[7205] = A[7203] * A[7203];
-        { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[7205 + (i0 * 1 + i1 * 1)]; } } A[7206 + (0)] = acc; }
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[6788 + i * 1 + p] * A[j * 1 + p];
-            A[7745 + i * 96 + j] = acc;
+        for (let i = 0; i < 96; i++) A[11105 + i] = A[10849 + i] + A[10625 + i];
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[10849 + o * 32 + j] = A[11105 + o * 96 + 32 + j];
+        for (let i = 0; i < 32; i++) A[10881 + i] = 1 / (1 + Math.exp(-((A[10567 + i] + A[10849 + i]))));
+        for (let i = 0; i < 32; i++) A[10567 + i] = 1 - A[10881 + i];
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[10849 + o * 32 + j] = A[11009 + o * 96 + 64 + j];
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[10913 + o * 32 + j] = A[11009 + o * 96 + 0 + j];
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[10945 + o * 32 + j] = A[11105 + o * 96 + 0 + j];
+        for (let i = 0; i < 32; i++) A[10977 + i] = 1 / (1 + Math.exp(-((A[10913 + i] + A[10945 + i]))));
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[10913 + o * 32 + j] = A[11105 + o * 96 + 64 + j];
+        for (let i = 0; i < 32; i++) A[10945 + i] = Math.tanh((A[10849 + i] + (A[10977 + i] * A[10913 + i])));
+        for (let i = 0; i < 32; i++) A[6902 + i] = (A[10567 + i] * A[10945 + i]) + (A[10881 + i] * A[6870 + i]);
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 1; j += 1) {
+            let c00 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[6902 + (i + 0) * 32 + p]; const b0 = A[3360 + (j + 0) * 32 + p]; c00 += a0 * b0; }
+            A[10565 + (i + 0) * 1 + (j + 0)] = c00;
           }
         }
-        for (let i = 0; i < 96; i++) A[7841 + i] = A[7745 + i] + A[7265 + i];
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7489 + o * 32 + j] = A[7841 + o * 96 + 32 + j];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[6870 + i * 32 + p] * A[96 + j * 32 + p];
-            A[7745 + i * 96 + j] = acc;
+        A[7160] = A[10565] + A[10530];
+        A[10565] = A[7160] - A[6798];
+        A[10599] = A[10565] * A[10565];
+        { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[10599 + (i0 * 1 + i1 * 1)]; } } A[10600 + (0)] = acc; }
+        for (let i = 0; i < 1; i++) { const a0 = A[6789 + i * 1 + 0]; for (let j = 0; j < 96; j++) A[11009 + i * 96 + j] = a0 * A[j * 1 + 0]; }
+        for (let i = 0; i < 96; i++) A[11105 + i] = A[11009 + i] + A[7265 + i];
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[10849 + o * 32 + j] = A[11105 + o * 96 + 32 + j];
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 96; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[6902 + (i + 0) * 32 + p]; const b0 = A[96 + (j + 0) * 32 + p]; c00 += a0 * b0; const b1 = A[96 + (j + 1) * 32 + p]; c01 += a0 * b1; const b2 = A[96 + (j + 2) * 32 + p]; c02 += a0 * b2; const b3 = A[96 + (j + 3) * 32 + p]; c03 += a0 * b3; }
+            A[11009 + (i + 0) * 96 + (j + 0)] = c00;
+            A[11009 + (i + 0) * 96 + (j + 1)] = c01;
+            A[11009 + (i + 0) * 96 + (j + 2)] = c02;
+            A[11009 + (i + 0) * 96 + (j + 3)] = c03;
           }
         }
-        for (let i = 0; i < 96; i++) A[7937 + i] = A[7745 + i] + A[7553 + i];
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7745 + o * 32 + j] = A[7937 + o * 96 + 32 + j];
-        for (let i = 0; i < 32; i++) A[7777 + i] = 1 / (1 + Math.exp(-((A[7489 + i] + A[7745 + i]))));
-        for (let i = 0; i < 32; i++) A[7489 + i] = 1 - A[7777 + i];
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7745 + o * 32 + j] = A[7841 + o * 96 + 64 + j];
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7809 + o * 32 + j] = A[7841 + o * 96 + 0 + j];
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7841 + o * 32 + j] = A[7937 + o * 96 + 0 + j];
-        for (let i = 0; i < 32; i++) A[7873 + i] = 1 / (1 + Math.exp(-((A[7809 + i] + A[7841 + i]))));
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7809 + o * 32 + j] = A[7937 + o * 96 + 64 + j];
-        for (let i = 0; i < 32; i++) A[7841 + i] = Math.tanh((A[7745 + i] + (A[7873 + i] * A[7809 + i])));
-        for (let i = 0; i < 32; i++) A[6902 + i] = (A[7489 + i] * A[7841 + i]) + (A[7777 + i] * A[6870 + i]);
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[6902 + i * 32 + p] * A[3360 + j * 32 + p];
-            A[7205 + i * 1 + j] = acc;
+        for (let i = 0; i < 96; i++) A[11201 + i] = A[11009 + i] + A[10625 + i];
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[11009 + o * 32 + j] = A[11201 + o * 96 + 32 + j];
+        for (let i = 0; i < 32; i++) A[11041 + i] = 1 / (1 + Math.exp(-((A[10849 + i] + A[11009 + i]))));
+        for (let i = 0; i < 32; i++) A[10849 + i] = 1 - A[11041 + i];
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[11009 + o * 32 + j] = A[11105 + o * 96 + 64 + j];
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[11073 + o * 32 + j] = A[11105 + o * 96 + 0 + j];
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[11105 + o * 32 + j] = A[11201 + o * 96 + 0 + j];
+        for (let i = 0; i < 32; i++) A[11137 + i] = 1 / (1 + Math.exp(-((A[11073 + i] + A[11105 + i]))));
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[11073 + o * 32 + j] = A[11201 + o * 96 + 64 + j];
+        for (let i = 0; i < 32; i++) A[11105 + i] = Math.tanh((A[11009 + i] + (A[11137 + i] * A[11073 + i])));
+        for (let i = 0; i < 32; i++) A[6934 + i] = (A[10849 + i] * A[11105 + i]) + (A[11041 + i] * A[6902 + i]);
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 1; j += 1) {
+            let c00 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[6934 + (i + 0) * 32 + p]; const b0 = A[3360 + (j + 0) * 32 + p]; c00 += a0 * b0; }
+            A[10599 + (i + 0) * 1 + (j + 0)] = c00;
           }
         }
-        A[7160] = A[7205] + A[7202];
-        A[7205] = A[7160] - A[6798];
-        A[7207] = A[7205] * A[7205];
-        { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[7207 + (i0 * 1 + i1 * 1)]; } } A[7208 + (0)] = acc; }
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[6789 + i * 1 + p] * A[j * 1 + p];
-            A[7905 + i * 96 + j] = acc;
+        A[7161] = A[10599] + A[10530];
+        A[10599] = A[7161] - A[6799];
+        A[10601] = A[10599] * A[10599];
+        { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[10601 + (i0 * 1 + i1 * 1)]; } } A[10602 + (0)] = acc; }
+        for (let i = 0; i < 1; i++) { const a0 = A[6790 + i * 1 + 0]; for (let j = 0; j < 96; j++) A[11169 + i * 96 + j] = a0 * A[j * 1 + 0]; }
+        for (let i = 0; i < 96; i++) A[11297 + i] = A[11169 + i] + A[7265 + i];
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[11009 + o * 32 + j] = A[11297 + o * 96 + 32 + j];
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 96; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[6934 + (i + 0) * 32 + p]; const b0 = A[96 + (j + 0) * 32 + p]; c00 += a0 * b0; const b1 = A[96 + (j + 1) * 32 + p]; c01 += a0 * b1; const b2 = A[96 + (j + 2) * 32 + p]; c02 += a0 * b2; const b3 = A[96 + (j + 3) * 32 + p]; c03 += a0 * b3; }
+            A[11169 + (i + 0) * 96 + (j + 0)] = c00;
+            A[11169 + (i + 0) * 96 + (j + 1)] = c01;
+            A[11169 + (i + 0) * 96 + (j + 2)] = c02;
+            A[11169 + (i + 0) * 96 + (j + 3)] = c03;
           }
         }
-        for (let i = 0; i < 96; i++) A[8033 + i] = A[7905 + i] + A[7265 + i];
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7745 + o * 32 + j] = A[8033 + o * 96 + 32 + j];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[6902 + i * 32 + p] * A[96 + j * 32 + p];
-            A[7905 + i * 96 + j] = acc;
+        for (let i = 0; i < 96; i++) A[11393 + i] = A[11169 + i] + A[10625 + i];
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[11169 + o * 32 + j] = A[11393 + o * 96 + 32 + j];
+        for (let i = 0; i < 32; i++) A[11201 + i] = 1 / (1 + Math.exp(-((A[11009 + i] + A[11169 + i]))));
+        for (let i = 0; i < 32; i++) A[11009 + i] = 1 - A[11201 + i];
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[11169 + o * 32 + j] = A[11297 + o * 96 + 64 + j];
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[11233 + o * 32 + j] = A[11297 + o * 96 + 0 + j];
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[11265 + o * 32 + j] = A[11393 + o * 96 + 0 + j];
+        for (let i = 0; i < 32; i++) A[11297 + i] = 1 / (1 + Math.exp(-((A[11233 + i] + A[11265 + i]))));
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[11233 + o * 32 + j] = A[11393 + o * 96 + 64 + j];
+        for (let i = 0; i < 32; i++) A[11265 + i] = Math.tanh((A[11169 + i] + (A[11297 + i] * A[11233 + i])));
+        for (let i = 0; i < 32; i++) A[6966 + i] = (A[11009 + i] * A[11265 + i]) + (A[11201 + i] * A[6934 + i]);
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 1; j += 1) {
+            let c00 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[6966 + (i + 0) * 32 + p]; const b0 = A[3360 + (j + 0) * 32 + p]; c00 += a0 * b0; }
+            A[10601 + (i + 0) * 1 + (j + 0)] = c00;
           }
         }
-        for (let i = 0; i < 96; i++) A[8129 + i] = A[7905 + i] + A[7553 + i];
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7905 + o * 32 + j] = A[8129 + o * 96 + 32 + j];
-        for (let i = 0; i < 32; i++) A[7937 + i] = 1 / (1 + Math.exp(-((A[7745 + i] + A[7905 + i]))));
-        for (let i = 0; i < 32; i++) A[7745 + i] = 1 - A[7937 + i];
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7905 + o * 32 + j] = A[8033 + o * 96 + 64 + j];
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7969 + o * 32 + j] = A[8033 + o * 96 + 0 + j];
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[8001 + o * 32 + j] = A[8129 + o * 96 + 0 + j];
-        for (let i = 0; i < 32; i++) A[8033 + i] = 1 / (1 + Math.exp(-((A[7969 + i] + A[8001 + i]))));
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7969 + o * 32 + j] = A[8129 + o * 96 + 64 + j];
-        for (let i = 0; i < 32; i++) A[8001 + i] = Math.tanh((A[7905 + i] + (A[8033 + i] * A[7969 + i])));
-        for (let i = 0; i < 32; i++) A[6934 + i] = (A[7745 + i] * A[8001 + i]) + (A[7937 + i] * A[6902 + i]);
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[6934 + i * 32 + p] * A[3360 + j * 32 + p];
-            A[7207 + i * 1 + j] = acc;
+        A[7162] = A[10601] + A[10530];
+        A[10601] = A[7162] - A[6800];
+        A[10603] = A[10601] * A[10601];
+        { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[10603 + (i0 * 1 + i1 * 1)]; } } A[10604 + (0)] = acc; }
+        for (let i = 0; i < 1; i++) { const a0 = A[6791 + i * 1 + 0]; for (let j = 0; j < 96; j++) A[11329 + i * 96 + j] = a0 * A[j * 1 + 0]; }
+        for (let i = 0; i < 96; i++) A[11489 + i] = A[11329 + i] + A[7265 + i];
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[11169 + o * 32 + j] = A[11489 + o * 96 + 32 + j];
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 96; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[6966 + (i + 0) * 32 + p]; const b0 = A[96 + (j + 0) * 32 + p]; c00 += a0 * b0; const b1 = A[96 + (j + 1) * 32 + p]; c01 += a0 * b1; const b2 = A[96 + (j + 2) * 32 + p]; c02 += a0 * b2; const b3 = A[96 + (j + 3) * 32 + p]; c03 += a0 * b3; }
+            A[11329 + (i + 0) * 96 + (j + 0)] = c00;
+            A[11329 + (i + 0) * 96 + (j + 1)] = c01;
+            A[11329 + (i + 0) * 96 + (j + 2)] = c02;
+            A[11329 + (i + 0) * 96 + (j + 3)] = c03;
           }
         }
-        A[7161] = A[7207] + A[7202];
-        A[7207] = A[7161] - A[6799];
-        A[7209] = A[7207] * A[7207];
-        { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[7209 + (i0 * 1 + i1 * 1)]; } } A[7210 + (0)] = acc; }
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[6790 + i * 1 + p] * A[j * 1 + p];
-            A[8065 + i * 96 + j] = acc;
+        for (let i = 0; i < 96; i++) A[11585 + i] = A[11329 + i] + A[10625 + i];
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[11329 + o * 32 + j] = A[11585 + o * 96 + 32 + j];
+        for (let i = 0; i < 32; i++) A[11361 + i] = 1 / (1 + Math.exp(-((A[11169 + i] + A[11329 + i]))));
+        for (let i = 0; i < 32; i++) A[11169 + i] = 1 - A[11361 + i];
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[11329 + o * 32 + j] = A[11489 + o * 96 + 64 + j];
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[11393 + o * 32 + j] = A[11489 + o * 96 + 0 + j];
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[11425 + o * 32 + j] = A[11585 + o * 96 + 0 + j];
+        for (let i = 0; i < 32; i++) A[11457 + i] = 1 / (1 + Math.exp(-((A[11393 + i] + A[11425 + i]))));
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[11393 + o * 32 + j] = A[11585 + o * 96 + 64 + j];
+        for (let i = 0; i < 32; i++) A[11425 + i] = Math.tanh((A[11329 + i] + (A[11457 + i] * A[11393 + i])));
+        for (let i = 0; i < 32; i++) A[6998 + i] = (A[11169 + i] * A[11425 + i]) + (A[11361 + i] * A[6966 + i]);
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 1; j += 1) {
+            let c00 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[6998 + (i + 0) * 32 + p]; const b0 = A[3360 + (j + 0) * 32 + p]; c00 += a0 * b0; }
+            A[10603 + (i + 0) * 1 + (j + 0)] = c00;
           }
         }
-        for (let i = 0; i < 96; i++) A[8225 + i] = A[8065 + i] + A[7265 + i];
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7905 + o * 32 + j] = A[8225 + o * 96 + 32 + j];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[6934 + i * 32 + p] * A[96 + j * 32 + p];
-            A[8065 + i * 96 + j] = acc;
+        A[7163] = A[10603] + A[10530];
+        A[10603] = A[7163] - A[6801];
+        A[10605] = A[10603] * A[10603];
+        { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[10605 + (i0 * 1 + i1 * 1)]; } } A[10606 + (0)] = acc; }
+        for (let i = 0; i < 1; i++) { const a0 = A[6792 + i * 1 + 0]; for (let j = 0; j < 96; j++) A[11489 + i * 96 + j] = a0 * A[j * 1 + 0]; }
+        for (let i = 0; i < 96; i++) A[11585 + i] = A[11489 + i] + A[7265 + i];
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[11329 + o * 32 + j] = A[11585 + o * 96 + 32 + j];
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 96; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[6998 + (i + 0) * 32 + p]; const b0 = A[96 + (j + 0) * 32 + p]; c00 += a0 * b0; const b1 = A[96 + (j + 1) * 32 + p]; c01 += a0 * b1; const b2 = A[96 + (j + 2) * 32 + p]; c02 += a0 * b2; const b3 = A[96 + (j + 3) * 32 + p]; c03 += a0 * b3; }
+            A[11489 + (i + 0) * 96 + (j + 0)] = c00;
+            A[11489 + (i + 0) * 96 + (j + 1)] = c01;
+            A[11489 + (i + 0) * 96 + (j + 2)] = c02;
+            A[11489 + (i + 0) * 96 + (j + 3)] = c03;
           }
         }
-        for (let i = 0; i < 96; i++) A[8321 + i] = A[8065 + i] + A[7553 + i];
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[8065 + o * 32 + j] = A[8321 + o * 96 + 32 + j];
-        for (let i = 0; i < 32; i++) A[8097 + i] = 1 / (1 + Math.exp(-((A[7905 + i] + A[8065 + i]))));
-        for (let i = 0; i < 32; i++) A[7905 + i] = 1 - A[8097 + i];
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[8065 + o * 32 + j] = A[8225 + o * 96 + 64 + j];
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[8129 + o * 32 + j] = A[8225 + o * 96 + 0 + j];
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[8161 + o * 32 + j] = A[8321 + o * 96 + 0 + j];
-        for (let i = 0; i < 32; i++) A[8193 + i] = 1 / (1 + Math.exp(-((A[8129 + i] + A[8161 + i]))));
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[8129 + o * 32 + j] = A[8321 + o * 96 + 64 + j];
-        for (let i = 0; i < 32; i++) A[8161 + i] = Math.tanh((A[8065 + i] + (A[8193 + i] * A[8129 + i])));
-        for (let i = 0; i < 32; i++) A[6966 + i] = (A[7905 + i] * A[8161 + i]) + (A[8097 + i] * A[6934 + i]);
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[6966 + i * 32 + p] * A[3360 + j * 32 + p];
-            A[7209 + i * 1 + j] = acc;
+        for (let i = 0; i < 96; i++) A[11681 + i] = A[11489 + i] + A[10625 + i];
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[11489 + o * 32 + j] = A[11681 + o * 96 + 32 + j];
+        for (let i = 0; i < 32; i++) A[11521 + i] = 1 / (1 + Math.exp(-((A[11329 + i] + A[11489 + i]))));
+        for (let i = 0; i < 32; i++) A[11329 + i] = 1 - A[11521 + i];
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[11489 + o * 32 + j] = A[11585 + o * 96 + 64 + j];
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[11553 + o * 32 + j] = A[11585 + o * 96 + 0 + j];
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[11585 + o * 32 + j] = A[11681 + o * 96 + 0 + j];
+        for (let i = 0; i < 32; i++) A[11617 + i] = 1 / (1 + Math.exp(-((A[11553 + i] + A[11585 + i]))));
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[11553 + o * 32 + j] = A[11681 + o * 96 + 64 + j];
+        for (let i = 0; i < 32; i++) A[11585 + i] = Math.tanh((A[11489 + i] + (A[11617 + i] * A[11553 + i])));
+        for (let i = 0; i < 32; i++) A[7030 + i] = (A[11329 + i] * A[11585 + i]) + (A[11521 + i] * A[6998 + i]);
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 1; j += 1) {
+            let c00 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[7030 + (i + 0) * 32 + p]; const b0 = A[3360 + (j + 0) * 32 + p]; c00 += a0 * b0; }
+            A[10605 + (i + 0) * 1 + (j + 0)] = c00;
           }
         }
-        A[7162] = A[7209] + A[7202];
-        A[7209] = A[7162] - A[6800];
-        A[7211] = A[7209] * A[7209];
-        { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[7211 + (i0 * 1 + i1 * 1)]; } } A[7212 + (0)] = acc; }
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[6791 + i * 1 + p] * A[j * 1 + p];
-            A[8225 + i * 96 + j] = acc;
+        A[7164] = A[10605] + A[10530];
+        A[10605] = A[7164] - A[6802];
+        A[10607] = A[10605] * A[10605];
+        { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[10607 + (i0 * 1 + i1 * 1)]; } } A[10608 + (0)] = acc; }
+        for (let i = 0; i < 1; i++) { const a0 = A[6793 + i * 1 + 0]; for (let j = 0; j < 96; j++) A[11649 + i * 96 + j] = a0 * A[j * 1 + 0]; }
+        for (let i = 0; i < 96; i++) A[11777 + i] = A[11649 + i] + A[7265 + i];
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[11489 + o * 32 + j] = A[11777 + o * 96 + 32 + j];
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 96; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[7030 + (i + 0) * 32 + p]; const b0 = A[96 + (j + 0) * 32 + p]; c00 += a0 * b0; const b1 = A[96 + (j + 1) * 32 + p]; c01 += a0 * b1; const b2 = A[96 + (j + 2) * 32 + p]; c02 += a0 * b2; const b3 = A[96 + (j + 3) * 32 + p]; c03 += a0 * b3; }
+            A[11649 + (i + 0) * 96 + (j + 0)] = c00;
+            A[11649 + (i + 0) * 96 + (j + 1)] = c01;
+            A[11649 + (i + 0) * 96 + (j + 2)] = c02;
+            A[11649 + (i + 0) * 96 + (j + 3)] = c03;
           }
         }
-        for (let i = 0; i < 96; i++) A[8321 + i] = A[8225 + i] + A[7265 + i];
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[8065 + o * 32 + j] = A[8321 + o * 96 + 32 + j];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[6966 + i * 32 + p] * A[96 + j * 32 + p];
-            A[8225 + i * 96 + j] = acc;
+        for (let i = 0; i < 96; i++) A[11873 + i] = A[11649 + i] + A[10625 + i];
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[11649 + o * 32 + j] = A[11873 + o * 96 + 32 + j];
+        for (let i = 0; i < 32; i++) A[11681 + i] = 1 / (1 + Math.exp(-((A[11489 + i] + A[11649 + i]))));
+        for (let i = 0; i < 32; i++) A[11489 + i] = 1 - A[11681 + i];
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[11649 + o * 32 + j] = A[11777 + o * 96 + 64 + j];
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[11713 + o * 32 + j] = A[11777 + o * 96 + 0 + j];
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[11745 + o * 32 + j] = A[11873 + o * 96 + 0 + j];
+        for (let i = 0; i < 32; i++) A[11777 + i] = 1 / (1 + Math.exp(-((A[11713 + i] + A[11745 + i]))));
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[11713 + o * 32 + j] = A[11873 + o * 96 + 64 + j];
+        for (let i = 0; i < 32; i++) A[11745 + i] = Math.tanh((A[11649 + i] + (A[11777 + i] * A[11713 + i])));
+        for (let i = 0; i < 32; i++) A[7062 + i] = (A[11489 + i] * A[11745 + i]) + (A[11681 + i] * A[7030 + i]);
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 1; j += 1) {
+            let c00 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[7062 + (i + 0) * 32 + p]; const b0 = A[3360 + (j + 0) * 32 + p]; c00 += a0 * b0; }
+            A[10607 + (i + 0) * 1 + (j + 0)] = c00;
           }
         }
-        for (let i = 0; i < 96; i++) A[8417 + i] = A[8225 + i] + A[7553 + i];
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[8225 + o * 32 + j] = A[8417 + o * 96 + 32 + j];
-        for (let i = 0; i < 32; i++) A[8257 + i] = 1 / (1 + Math.exp(-((A[8065 + i] + A[8225 + i]))));
-        for (let i = 0; i < 32; i++) A[8065 + i] = 1 - A[8257 + i];
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[8225 + o * 32 + j] = A[8321 + o * 96 + 64 + j];
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[8289 + o * 32 + j] = A[8321 + o * 96 + 0 + j];
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[8321 + o * 32 + j] = A[8417 + o * 96 + 0 + j];
-        for (let i = 0; i < 32; i++) A[8353 + i] = 1 / (1 + Math.exp(-((A[8289 + i] + A[8321 + i]))));
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[8289 + o * 32 + j] = A[8417 + o * 96 + 64 + j];
-        for (let i = 0; i < 32; i++) A[8321 + i] = Math.tanh((A[8225 + i] + (A[8353 + i] * A[8289 + i])));
-        for (let i = 0; i < 32; i++) A[6998 + i] = (A[8065 + i] * A[8321 + i]) + (A[8257 + i] * A[6966 + i]);
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[6998 + i * 32 + p] * A[3360 + j * 32 + p];
-            A[7211 + i * 1 + j] = acc;
+        A[7165] = A[10607] + A[10530];
+        A[10607] = A[7165] - A[6803];
+        A[10609] = A[10607] * A[10607];
+        { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[10609 + (i0 * 1 + i1 * 1)]; } } A[10610 + (0)] = acc; }
+        for (let i = 0; i < 1; i++) { const a0 = A[6794 + i * 1 + 0]; for (let j = 0; j < 96; j++) A[11809 + i * 96 + j] = a0 * A[j * 1 + 0]; }
+        for (let i = 0; i < 96; i++) A[11969 + i] = A[11809 + i] + A[7265 + i];
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[11649 + o * 32 + j] = A[11969 + o * 96 + 32 + j];
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 96; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[7062 + (i + 0) * 32 + p]; const b0 = A[96 + (j + 0) * 32 + p]; c00 += a0 * b0; const b1 = A[96 + (j + 1) * 32 + p]; c01 += a0 * b1; const b2 = A[96 + (j + 2) * 32 + p]; c02 += a0 * b2; const b3 = A[96 + (j + 3) * 32 + p]; c03 += a0 * b3; }
+            A[11809 + (i + 0) * 96 + (j + 0)] = c00;
+            A[11809 + (i + 0) * 96 + (j + 1)] = c01;
+            A[11809 + (i + 0) * 96 + (j + 2)] = c02;
+            A[11809 + (i + 0) * 96 + (j + 3)] = c03;
           }
         }
-        A[7163] = A[7211] + A[7202];
-        A[7211] = A[7163] - A[6801];
-        A[7213] = A[7211] * A[7211];
-        { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[7213 + (i0 * 1 + i1 * 1)]; } } A[7214 + (0)] = acc; }
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[6792 + i * 1 + p] * A[j * 1 + p];
-            A[8385 + i * 96 + j] = acc;
+        for (let i = 0; i < 96; i++) A[12065 + i] = A[11809 + i] + A[10625 + i];
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[11809 + o * 32 + j] = A[12065 + o * 96 + 32 + j];
+        for (let i = 0; i < 32; i++) A[11841 + i] = 1 / (1 + Math.exp(-((A[11649 + i] + A[11809 + i]))));
+        for (let i = 0; i < 32; i++) A[11649 + i] = 1 - A[11841 + i];
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[11809 + o * 32 + j] = A[11969 + o * 96 + 64 + j];
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[11873 + o * 32 + j] = A[11969 + o * 96 + 0 + j];
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[11905 + o * 32 + j] = A[12065 + o * 96 + 0 + j];
+        for (let i = 0; i < 32; i++) A[11937 + i] = 1 / (1 + Math.exp(-((A[11873 + i] + A[11905 + i]))));
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[11873 + o * 32 + j] = A[12065 + o * 96 + 64 + j];
+        for (let i = 0; i < 32; i++) A[11905 + i] = Math.tanh((A[11809 + i] + (A[11937 + i] * A[11873 + i])));
+        for (let i = 0; i < 32; i++) A[7094 + i] = (A[11649 + i] * A[11905 + i]) + (A[11841 + i] * A[7062 + i]);
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 1; j += 1) {
+            let c00 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[7094 + (i + 0) * 32 + p]; const b0 = A[3360 + (j + 0) * 32 + p]; c00 += a0 * b0; }
+            A[10609 + (i + 0) * 1 + (j + 0)] = c00;
           }
         }
-        for (let i = 0; i < 96; i++) A[8513 + i] = A[8385 + i] + A[7265 + i];
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[8225 + o * 32 + j] = A[8513 + o * 96 + 32 + j];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[6998 + i * 32 + p] * A[96 + j * 32 + p];
-            A[8385 + i * 96 + j] = acc;
+        A[7166] = A[10609] + A[10530];
+        A[10609] = A[7166] - A[6804];
+        A[10611] = A[10609] * A[10609];
+        { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[10611 + (i0 * 1 + i1 * 1)]; } } A[10612 + (0)] = acc; }
+        for (let i = 0; i < 1; i++) { const a0 = A[6795 + i * 1 + 0]; for (let j = 0; j < 96; j++) A[11969 + i * 96 + j] = a0 * A[j * 1 + 0]; }
+        for (let i = 0; i < 96; i++) A[12065 + i] = A[11969 + i] + A[7265 + i];
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7265 + o * 32 + j] = A[12065 + o * 96 + 32 + j];
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 96; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[7094 + (i + 0) * 32 + p]; const b0 = A[96 + (j + 0) * 32 + p]; c00 += a0 * b0; const b1 = A[96 + (j + 1) * 32 + p]; c01 += a0 * b1; const b2 = A[96 + (j + 2) * 32 + p]; c02 += a0 * b2; const b3 = A[96 + (j + 3) * 32 + p]; c03 += a0 * b3; }
+            A[11969 + (i + 0) * 96 + (j + 0)] = c00;
+            A[11969 + (i + 0) * 96 + (j + 1)] = c01;
+            A[11969 + (i + 0) * 96 + (j + 2)] = c02;
+            A[11969 + (i + 0) * 96 + (j + 3)] = c03;
           }
         }
-        for (let i = 0; i < 96; i++) A[8609 + i] = A[8385 + i] + A[7553 + i];
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[8385 + o * 32 + j] = A[8609 + o * 96 + 32 + j];
-        for (let i = 0; i < 32; i++) A[8417 + i] = 1 / (1 + Math.exp(-((A[8225 + i] + A[8385 + i]))));
-        for (let i = 0; i < 32; i++) A[8225 + i] = 1 - A[8417 + i];
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[8385 + o * 32 + j] = A[8513 + o * 96 + 64 + j];
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[8449 + o * 32 + j] = A[8513 + o * 96 + 0 + j];
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[8481 + o * 32 + j] = A[8609 + o * 96 + 0 + j];
-        for (let i = 0; i < 32; i++) A[8513 + i] = 1 / (1 + Math.exp(-((A[8449 + i] + A[8481 + i]))));
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[8449 + o * 32 + j] = A[8609 + o * 96 + 64 + j];
-        for (let i = 0; i < 32; i++) A[8481 + i] = Math.tanh((A[8385 + i] + (A[8513 + i] * A[8449 + i])));
-        for (let i = 0; i < 32; i++) A[7030 + i] = (A[8225 + i] * A[8481 + i]) + (A[8417 + i] * A[6998 + i]);
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[7030 + i * 32 + p] * A[3360 + j * 32 + p];
-            A[7213 + i * 1 + j] = acc;
-          }
-        }
-        A[7164] = A[7213] + A[7202];
-        A[7213] = A[7164] - A[6802];
-        A[7215] = A[7213] * A[7213];
-        { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[7215 + (i0 * 1 + i1 * 1)]; } } A[7216 + (0)] = acc; }
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[6793 + i * 1 + p] * A[j * 1 + p];
-            A[8545 + i * 96 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 96; i++) A[8705 + i] = A[8545 + i] + A[7265 + i];
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[8385 + o * 32 + j] = A[8705 + o * 96 + 32 + j];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[7030 + i * 32 + p] * A[96 + j * 32 + p];
-            A[8545 + i * 96 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 96; i++) A[8801 + i] = A[8545 + i] + A[7553 + i];
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[8545 + o * 32 + j] = A[8801 + o * 96 + 32 + j];
-        for (let i = 0; i < 32; i++) A[8577 + i] = 1 / (1 + Math.exp(-((A[8385 + i] + A[8545 + i]))));
-        for (let i = 0; i < 32; i++) A[8385 + i] = 1 - A[8577 + i];
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[8545 + o * 32 + j] = A[8705 + o * 96 + 64 + j];
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[8609 + o * 32 + j] = A[8705 + o * 96 + 0 + j];
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[8641 + o * 32 + j] = A[8801 + o * 96 + 0 + j];
-        for (let i = 0; i < 32; i++) A[8673 + i] = 1 / (1 + Math.exp(-((A[8609 + i] + A[8641 + i]))));
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[8609 + o * 32 + j] = A[8801 + o * 96 + 64 + j];
-        for (let i = 0; i < 32; i++) A[8641 + i] = Math.tanh((A[8545 + i] + (A[8673 + i] * A[8609 + i])));
-        for (let i = 0; i < 32; i++) A[7062 + i] = (A[8385 + i] * A[8641 + i]) + (A[8577 + i] * A[7030 + i]);
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[7062 + i * 32 + p] * A[3360 + j * 32 + p];
-            A[7215 + i * 1 + j] = acc;
-          }
-        }
-        A[7165] = A[7215] + A[7202];
-        A[7215] = A[7165] - A[6803];
-        A[7217] = A[7215] * A[7215];
-        { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[7217 + (i0 * 1 + i1 * 1)]; } } A[7218 + (0)] = acc; }
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[6794 + i * 1 + p] * A[j * 1 + p];
-            A[8705 + i * 96 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 96; i++) A[8801 + i] = A[8705 + i] + A[7265 + i];
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[8545 + o * 32 + j] = A[8801 + o * 96 + 32 + j];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[7062 + i * 32 + p] * A[96 + j * 32 + p];
-            A[8705 + i * 96 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 96; i++) A[8897 + i] = A[8705 + i] + A[7553 + i];
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[8705 + o * 32 + j] = A[8897 + o * 96 + 32 + j];
-        for (let i = 0; i < 32; i++) A[8737 + i] = 1 / (1 + Math.exp(-((A[8545 + i] + A[8705 + i]))));
-        for (let i = 0; i < 32; i++) A[8545 + i] = 1 - A[8737 + i];
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[8705 + o * 32 + j] = A[8801 + o * 96 + 64 + j];
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[8769 + o * 32 + j] = A[8801 + o * 96 + 0 + j];
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[8801 + o * 32 + j] = A[8897 + o * 96 + 0 + j];
-        for (let i = 0; i < 32; i++) A[8833 + i] = 1 / (1 + Math.exp(-((A[8769 + i] + A[8801 + i]))));
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[8769 + o * 32 + j] = A[8897 + o * 96 + 64 + j];
-        for (let i = 0; i < 32; i++) A[8801 + i] = Math.tanh((A[8705 + i] + (A[8833 + i] * A[8769 + i])));
-        for (let i = 0; i < 32; i++) A[7094 + i] = (A[8545 + i] * A[8801 + i]) + (A[8737 + i] * A[7062 + i]);
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[7094 + i * 32 + p] * A[3360 + j * 32 + p];
-            A[7217 + i * 1 + j] = acc;
-          }
-        }
-        A[7166] = A[7217] + A[7202];
-        A[7217] = A[7166] - A[6804];
-        A[7219] = A[7217] * A[7217];
-        { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[7219 + (i0 * 1 + i1 * 1)]; } } A[7220 + (0)] = acc; }
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[6795 + i * 1 + p] * A[j * 1 + p];
-            A[8865 + i * 96 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 96; i++) A[8993 + i] = A[8865 + i] + A[7265 + i];
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7265 + o * 32 + j] = A[8993 + o * 96 + 32 + j];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[7094 + i * 32 + p] * A[96 + j * 32 + p];
-            A[8865 + i * 96 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 96; i++) A[9089 + i] = A[8865 + i] + A[7553 + i];
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7297 + o * 32 + j] = A[9089 + o * 96 + 32 + j];
+        for (let i = 0; i < 96; i++) A[12161 + i] = A[11969 + i] + A[10625 + i];
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7297 + o * 32 + j] = A[12161 + o * 96 + 32 + j];
         for (let i = 0; i < 32; i++) A[7329 + i] = 1 / (1 + Math.exp(-((A[7265 + i] + A[7297 + i]))));
         for (let i = 0; i < 32; i++) A[7265 + i] = 1 - A[7329 + i];
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7297 + o * 32 + j] = A[8993 + o * 96 + 64 + j];
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7553 + o * 32 + j] = A[8993 + o * 96 + 0 + j];
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7585 + o * 32 + j] = A[9089 + o * 96 + 0 + j];
-        for (let i = 0; i < 32; i++) A[7617 + i] = 1 / (1 + Math.exp(-((A[7553 + i] + A[7585 + i]))));
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7553 + o * 32 + j] = A[9089 + o * 96 + 64 + j];
-        for (let i = 0; i < 32; i++) A[7585 + i] = Math.tanh((A[7297 + i] + (A[7617 + i] * A[7553 + i])));
-        for (let i = 0; i < 32; i++) A[7126 + i] = (A[7265 + i] * A[7585 + i]) + (A[7329 + i] * A[7094 + i]);
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[7126 + i * 32 + p] * A[3360 + j * 32 + p];
-            A[7219 + i * 1 + j] = acc;
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7297 + o * 32 + j] = A[12065 + o * 96 + 64 + j];
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[10613 + o * 32 + j] = A[12065 + o * 96 + 0 + j];
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[10645 + o * 32 + j] = A[12161 + o * 96 + 0 + j];
+        for (let i = 0; i < 32; i++) A[10677 + i] = 1 / (1 + Math.exp(-((A[10613 + i] + A[10645 + i]))));
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[10613 + o * 32 + j] = A[12161 + o * 96 + 64 + j];
+        for (let i = 0; i < 32; i++) A[10645 + i] = Math.tanh((A[7297 + i] + (A[10677 + i] * A[10613 + i])));
+        for (let i = 0; i < 32; i++) A[7126 + i] = (A[7265 + i] * A[10645 + i]) + (A[7329 + i] * A[7094 + i]);
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 1; j += 1) {
+            let c00 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[7126 + (i + 0) * 32 + p]; const b0 = A[3360 + (j + 0) * 32 + p]; c00 += a0 * b0; }
+            A[7297 + (i + 0) * 1 + (j + 0)] = c00;
           }
         }
-        A[7167] = A[7219] + A[7202];
-        A[7202] = A[7167] - A[6805];
-        A[7219] = A[7202] * A[7202];
-        { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[7219 + (i0 * 1 + i1 * 1)]; } } A[7221 + (0)] = acc; }
-        A[7168] = (((((((((A[7204] + A[7206]) + A[7208]) + A[7210]) + A[7212]) + A[7214]) + A[7216]) + A[7218]) + A[7220]) + A[7221]) / 10;
-        A[7204] = 1 / 10;
-        A[7206] = A[7204];
-        A[7204] = A[7206] * A[7202];
-        A[7202] = A[7204] + A[7204];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[7202 + i * 1 + p] * A[3360 + p * 32 + j];
-            A[7297 + i * 32 + j] = acc;
+        A[7167] = A[7297] + A[10530];
+        A[7297] = A[7167] - A[6805];
+        A[7298] = A[7297] * A[7297];
+        { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[7298 + (i0 * 1 + i1 * 1)]; } } A[7299 + (0)] = acc; }
+        A[7168] = (((((((((A[10532] + A[10566]) + A[10600]) + A[10602]) + A[10604]) + A[10606]) + A[10608]) + A[10610]) + A[10612]) + A[7299]) / 10;
+        A[7298] = 1 / 10;
+        A[7299] = A[7298];
+        A[7298] = A[7299] * A[7297];
+        A[7297] = A[7298] + A[7298];
+        for (let i = 0; i < 1; i++) { const a0 = A[7297 + i * 1 + 0]; for (let j = 0; j < 32; j++) A[11809 + i * 32 + j] = a0 * A[7201 + j * 1 + 0]; }
+        for (let i = 0; i < 32; i++) A[11969 + i] = (A[11809 + i] * A[7265 + i]) * (1 - (A[10645 + i] * A[10645 + i]));
+        for (let i = 0; i < 32; i++) A[12001 + i] = (A[11969 + i] * A[10613 + i]) * (A[10677 + i] * (1 - A[10677 + i]));
+        for (let f = 0; f < 96; f++) A[12033 + f] = 0;
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[12033 + o * 96 + 0 + j] = A[12001 + o * 32 + j];
+        for (let f = 0; f < 96; f++) A[12129 + f] = 0;
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[12129 + o * 96 + 64 + j] = A[11969 + o * 32 + j];
+        for (let i = 0; i < 32; i++) A[10610 + i] = ((A[11809 + i] * A[7094 + i]) + (-((A[11809 + i] * A[10645 + i])))) * (A[7329 + i] * A[7265 + i]);
+        for (let f = 0; f < 96; f++) A[12257 + f] = 0;
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[12257 + o * 96 + 32 + j] = A[10610 + o * 32 + j];
+        for (let i = 0; i < 96; i++) A[12353 + i] = (A[12033 + i] + A[12129 + i]) + A[12257 + i];
+        for (let i = 0; i < 1; i++) { const a0 = A[6795 + 0 * 1 + i]; for (let j = 0; j < 96; j++) A[12129 + i * 96 + j] = a0 * A[12353 + 0 * 96 + j]; }
+        for (let i = 0; i < 32; i++) A[7265 + i] = A[11969 + i] * A[10677 + i];
+        for (let f = 0; f < 96; f++) A[10610 + f] = 0;
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[10610 + o * 96 + 64 + j] = A[7265 + o * 32 + j];
+        for (let i = 0; i < 96; i++) A[12449 + i] = (A[10610 + i] + A[12033 + i]) + A[12257 + i];
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 32; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 96; p++) { const a0 = A[12449 + (i + 0) * 96 + p]; const b0 = A[7457 + (j + 0) * 96 + p]; c00 += a0 * b0; const b1 = A[7457 + (j + 1) * 96 + p]; c01 += a0 * b1; const b2 = A[7457 + (j + 2) * 96 + p]; c02 += a0 * b2; const b3 = A[7457 + (j + 3) * 96 + p]; c03 += a0 * b3; }
+            A[7265 + (i + 0) * 32 + (j + 0)] = c00;
+            A[7265 + (i + 0) * 32 + (j + 1)] = c01;
+            A[7265 + (i + 0) * 32 + (j + 2)] = c02;
+            A[7265 + (i + 0) * 32 + (j + 3)] = c03;
           }
         }
-        for (let i = 0; i < 32; i++) A[8705 + i] = (A[7297 + i] * A[7265 + i]) * (1 - (A[7585 + i] * A[7585 + i]));
-        for (let i = 0; i < 32; i++) A[8865 + i] = (A[8705 + i] * A[7553 + i]) * (A[7617 + i] * (1 - A[7617 + i]));
-        for (let f = 0; f < 96; f++) A[8897 + f] = 0;
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[8897 + o * 96 + 0 + j] = A[8865 + o * 32 + j];
-        for (let f = 0; f < 96; f++) A[8993 + f] = 0;
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[8993 + o * 96 + 64 + j] = A[8705 + o * 32 + j];
-        for (let i = 0; i < 32; i++) A[7553 + i] = ((A[7297 + i] * A[7094 + i]) + (-((A[7297 + i] * A[7585 + i])))) * (A[7329 + i] * A[7265 + i]);
-        for (let f = 0; f < 96; f++) A[9089 + f] = 0;
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[9089 + o * 96 + 32 + j] = A[7553 + o * 32 + j];
-        for (let i = 0; i < 96; i++) A[9185 + i] = (A[8897 + i] + A[8993 + i]) + A[9089 + i];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[6795 + p * 1 + i] * A[9185 + p * 96 + j];
-            A[8993 + i * 96 + j] = acc;
+        A[7298] = A[7299] * A[10609];
+        A[7300] = A[7298] + A[7298];
+        for (let i = 0; i < 1; i++) { const a0 = A[7300 + i * 1 + 0]; for (let j = 0; j < 32; j++) A[10608 + i * 32 + j] = a0 * A[7201 + j * 1 + 0]; }
+        for (let i = 0; i < 32; i++) A[10640 + i] = ((A[11809 + i] * A[7329 + i]) + A[7265 + i]) + A[10608 + i];
+        for (let i = 0; i < 32; i++) A[7265 + i] = (A[10640 + i] * A[11649 + i]) * (1 - (A[11905 + i] * A[11905 + i]));
+        for (let i = 0; i < 32; i++) A[7301 + i] = (A[7265 + i] * A[11873 + i]) * (A[11937 + i] * (1 - A[11937 + i]));
+        for (let f = 0; f < 96; f++) A[11969 + f] = 0;
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[11969 + o * 96 + 0 + j] = A[7301 + o * 32 + j];
+        for (let f = 0; f < 96; f++) A[12225 + f] = 0;
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[12225 + o * 96 + 64 + j] = A[7265 + o * 32 + j];
+        for (let i = 0; i < 32; i++) A[7301 + i] = ((A[10640 + i] * A[7062 + i]) + (-((A[10640 + i] * A[11905 + i])))) * (A[11841 + i] * A[11649 + i]);
+        for (let f = 0; f < 96; f++) A[12545 + f] = 0;
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[12545 + o * 96 + 32 + j] = A[7301 + o * 32 + j];
+        for (let i = 0; i < 96; i++) A[12641 + i] = (A[11969 + i] + A[12225 + i]) + A[12545 + i];
+        for (let i = 0; i < 1; i++) { const a0 = A[6794 + 0 * 1 + i]; for (let j = 0; j < 96; j++) A[12225 + i * 96 + j] = a0 * A[12641 + 0 * 96 + j]; }
+        for (let i = 0; i < 32; i++) A[7301 + i] = A[7265 + i] * A[11937 + i];
+        for (let f = 0; f < 96; f++) A[11873 + f] = 0;
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[11873 + o * 96 + 64 + j] = A[7301 + o * 32 + j];
+        for (let i = 0; i < 96; i++) A[12737 + i] = (A[11873 + i] + A[11969 + i]) + A[12545 + i];
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 32; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 96; p++) { const a0 = A[12737 + (i + 0) * 96 + p]; const b0 = A[7457 + (j + 0) * 96 + p]; c00 += a0 * b0; const b1 = A[7457 + (j + 1) * 96 + p]; c01 += a0 * b1; const b2 = A[7457 + (j + 2) * 96 + p]; c02 += a0 * b2; const b3 = A[7457 + (j + 3) * 96 + p]; c03 += a0 * b3; }
+            A[7265 + (i + 0) * 32 + (j + 0)] = c00;
+            A[7265 + (i + 0) * 32 + (j + 1)] = c01;
+            A[7265 + (i + 0) * 32 + (j + 2)] = c02;
+            A[7265 + (i + 0) * 32 + (j + 3)] = c03;
           }
         }
-        for (let i = 0; i < 32; i++) A[7265 + i] = A[8705 + i] * A[7617 + i];
+        A[7298] = A[7299] * A[10607];
+        A[7301] = A[7298] + A[7298];
+        for (let i = 0; i < 1; i++) { const a0 = A[7301 + i * 1 + 0]; for (let j = 0; j < 32; j++) A[7302 + i * 32 + j] = a0 * A[7201 + j * 1 + 0]; }
+        for (let i = 0; i < 32; i++) A[10606 + i] = ((A[10640 + i] * A[11841 + i]) + A[7265 + i]) + A[7302 + i];
+        for (let i = 0; i < 32; i++) A[7265 + i] = (A[10606 + i] * A[11489 + i]) * (1 - (A[11745 + i] * A[11745 + i]));
+        for (let i = 0; i < 32; i++) A[7302 + i] = (A[7265 + i] * A[11713 + i]) * (A[11777 + i] * (1 - A[11777 + i]));
+        for (let f = 0; f < 96; f++) A[11809 + f] = 0;
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[11809 + o * 96 + 0 + j] = A[7302 + o * 32 + j];
+        for (let f = 0; f < 96; f++) A[11905 + f] = 0;
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[11905 + o * 96 + 64 + j] = A[7265 + o * 32 + j];
+        for (let i = 0; i < 32; i++) A[7302 + i] = ((A[10606 + i] * A[7030 + i]) + (-((A[10606 + i] * A[11745 + i])))) * (A[11681 + i] * A[11489 + i]);
+        for (let f = 0; f < 96; f++) A[12001 + f] = 0;
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[12001 + o * 96 + 32 + j] = A[7302 + o * 32 + j];
+        for (let i = 0; i < 96; i++) A[12545 + i] = (A[11809 + i] + A[11905 + i]) + A[12001 + i];
+        for (let i = 0; i < 1; i++) { const a0 = A[6793 + 0 * 1 + i]; for (let j = 0; j < 96; j++) A[11905 + i * 96 + j] = a0 * A[12545 + 0 * 96 + j]; }
+        for (let i = 0; i < 32; i++) A[7302 + i] = A[7265 + i] * A[11777 + i];
+        for (let f = 0; f < 96; f++) A[11713 + f] = 0;
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[11713 + o * 96 + 64 + j] = A[7302 + o * 32 + j];
+        for (let i = 0; i < 96; i++) A[12833 + i] = (A[11713 + i] + A[11809 + i]) + A[12001 + i];
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 32; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 96; p++) { const a0 = A[12833 + (i + 0) * 96 + p]; const b0 = A[7457 + (j + 0) * 96 + p]; c00 += a0 * b0; const b1 = A[7457 + (j + 1) * 96 + p]; c01 += a0 * b1; const b2 = A[7457 + (j + 2) * 96 + p]; c02 += a0 * b2; const b3 = A[7457 + (j + 3) * 96 + p]; c03 += a0 * b3; }
+            A[7265 + (i + 0) * 32 + (j + 0)] = c00;
+            A[7265 + (i + 0) * 32 + (j + 1)] = c01;
+            A[7265 + (i + 0) * 32 + (j + 2)] = c02;
+            A[7265 + (i + 0) * 32 + (j + 3)] = c03;
+          }
+        }
+        A[7298] = A[7299] * A[10605];
+        A[7302] = A[7298] + A[7298];
+        for (let i = 0; i < 1; i++) { const a0 = A[7302 + i * 1 + 0]; for (let j = 0; j < 32; j++) A[7303 + i * 32 + j] = a0 * A[7201 + j * 1 + 0]; }
+        for (let i = 0; i < 32; i++) A[10638 + i] = ((A[10606 + i] * A[11681 + i]) + A[7265 + i]) + A[7303 + i];
+        for (let i = 0; i < 32; i++) A[7265 + i] = (A[10638 + i] * A[11329 + i]) * (1 - (A[11585 + i] * A[11585 + i]));
+        for (let i = 0; i < 32; i++) A[7303 + i] = (A[7265 + i] * A[11553 + i]) * (A[11617 + i] * (1 - A[11617 + i]));
+        for (let f = 0; f < 96; f++) A[11649 + f] = 0;
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[11649 + o * 96 + 0 + j] = A[7303 + o * 32 + j];
+        for (let f = 0; f < 96; f++) A[11745 + f] = 0;
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[11745 + o * 96 + 64 + j] = A[7265 + o * 32 + j];
+        for (let i = 0; i < 32; i++) A[7303 + i] = ((A[10638 + i] * A[6998 + i]) + (-((A[10638 + i] * A[11585 + i])))) * (A[11521 + i] * A[11329 + i]);
+        for (let f = 0; f < 96; f++) A[12001 + f] = 0;
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[12001 + o * 96 + 32 + j] = A[7303 + o * 32 + j];
+        for (let i = 0; i < 96; i++) A[12929 + i] = (A[11649 + i] + A[11745 + i]) + A[12001 + i];
+        for (let i = 0; i < 1; i++) { const a0 = A[6792 + 0 * 1 + i]; for (let j = 0; j < 96; j++) A[11745 + i * 96 + j] = a0 * A[12929 + 0 * 96 + j]; }
+        for (let i = 0; i < 32; i++) A[7303 + i] = A[7265 + i] * A[11617 + i];
+        for (let f = 0; f < 96; f++) A[11553 + f] = 0;
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[11553 + o * 96 + 64 + j] = A[7303 + o * 32 + j];
+        for (let i = 0; i < 96; i++) A[13025 + i] = (A[11553 + i] + A[11649 + i]) + A[12001 + i];
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 32; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 96; p++) { const a0 = A[13025 + (i + 0) * 96 + p]; const b0 = A[7457 + (j + 0) * 96 + p]; c00 += a0 * b0; const b1 = A[7457 + (j + 1) * 96 + p]; c01 += a0 * b1; const b2 = A[7457 + (j + 2) * 96 + p]; c02 += a0 * b2; const b3 = A[7457 + (j + 3) * 96 + p]; c03 += a0 * b3; }
+            A[7265 + (i + 0) * 32 + (j + 0)] = c00;
+            A[7265 + (i + 0) * 32 + (j + 1)] = c01;
+            A[7265 + (i + 0) * 32 + (j + 2)] = c02;
+            A[7265 + (i + 0) * 32 + (j + 3)] = c03;
+          }
+        }
+        A[7298] = A[7299] * A[10603];
+        A[7303] = A[7298] + A[7298];
+        for (let i = 0; i < 1; i++) { const a0 = A[7303 + i * 1 + 0]; for (let j = 0; j < 32; j++) A[7304 + i * 32 + j] = a0 * A[7201 + j * 1 + 0]; }
+        for (let i = 0; i < 32; i++) A[10602 + i] = ((A[10638 + i] * A[11521 + i]) + A[7265 + i]) + A[7304 + i];
+        for (let i = 0; i < 32; i++) A[7265 + i] = (A[10602 + i] * A[11169 + i]) * (1 - (A[11425 + i] * A[11425 + i]));
+        for (let i = 0; i < 32; i++) A[7304 + i] = (A[7265 + i] * A[11393 + i]) * (A[11457 + i] * (1 - A[11457 + i]));
+        for (let f = 0; f < 96; f++) A[11489 + f] = 0;
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[11489 + o * 96 + 0 + j] = A[7304 + o * 32 + j];
+        for (let f = 0; f < 96; f++) A[11585 + f] = 0;
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[11585 + o * 96 + 64 + j] = A[7265 + o * 32 + j];
+        for (let i = 0; i < 32; i++) A[7304 + i] = ((A[10602 + i] * A[6966 + i]) + (-((A[10602 + i] * A[11425 + i])))) * (A[11361 + i] * A[11169 + i]);
+        for (let f = 0; f < 96; f++) A[12001 + f] = 0;
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[12001 + o * 96 + 32 + j] = A[7304 + o * 32 + j];
+        for (let i = 0; i < 96; i++) A[13121 + i] = (A[11489 + i] + A[11585 + i]) + A[12001 + i];
+        for (let i = 0; i < 1; i++) { const a0 = A[6791 + 0 * 1 + i]; for (let j = 0; j < 96; j++) A[11585 + i * 96 + j] = a0 * A[13121 + 0 * 96 + j]; }
+        for (let i = 0; i < 32; i++) A[7304 + i] = A[7265 + i] * A[11457 + i];
+        for (let f = 0; f < 96; f++) A[11393 + f] = 0;
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[11393 + o * 96 + 64 + j] = A[7304 + o * 32 + j];
+        for (let i = 0; i < 96; i++) A[13217 + i] = (A[11393 + i] + A[11489 + i]) + A[12001 + i];
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 32; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 96; p++) { const a0 = A[13217 + (i + 0) * 96 + p]; const b0 = A[7457 + (j + 0) * 96 + p]; c00 += a0 * b0; const b1 = A[7457 + (j + 1) * 96 + p]; c01 += a0 * b1; const b2 = A[7457 + (j + 2) * 96 + p]; c02 += a0 * b2; const b3 = A[7457 + (j + 3) * 96 + p]; c03 += a0 * b3; }
+            A[7265 + (i + 0) * 32 + (j + 0)] = c00;
+            A[7265 + (i + 0) * 32 + (j + 1)] = c01;
+            A[7265 + (i + 0) * 32 + (j + 2)] = c02;
+            A[7265 + (i + 0) * 32 + (j + 3)] = c03;
+          }
+        }
+        A[7298] = A[7299] * A[10601];
+        A[7304] = A[7298] + A[7298];
+        for (let i = 0; i < 1; i++) { const a0 = A[7304 + i * 1 + 0]; for (let j = 0; j < 32; j++) A[7305 + i * 32 + j] = a0 * A[7201 + j * 1 + 0]; }
+        for (let i = 0; i < 32; i++) A[10634 + i] = ((A[10602 + i] * A[11361 + i]) + A[7265 + i]) + A[7305 + i];
+        for (let i = 0; i < 32; i++) A[7265 + i] = (A[10634 + i] * A[11009 + i]) * (1 - (A[11265 + i] * A[11265 + i]));
+        for (let i = 0; i < 32; i++) A[7305 + i] = (A[7265 + i] * A[11233 + i]) * (A[11297 + i] * (1 - A[11297 + i]));
+        for (let f = 0; f < 96; f++) A[11329 + f] = 0;
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[11329 + o * 96 + 0 + j] = A[7305 + o * 32 + j];
+        for (let f = 0; f < 96; f++) A[11425 + f] = 0;
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[11425 + o * 96 + 64 + j] = A[7265 + o * 32 + j];
+        for (let i = 0; i < 32; i++) A[7305 + i] = ((A[10634 + i] * A[6934 + i]) + (-((A[10634 + i] * A[11265 + i])))) * (A[11201 + i] * A[11009 + i]);
+        for (let f = 0; f < 96; f++) A[12001 + f] = 0;
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[12001 + o * 96 + 32 + j] = A[7305 + o * 32 + j];
+        for (let i = 0; i < 96; i++) A[13313 + i] = (A[11329 + i] + A[11425 + i]) + A[12001 + i];
+        for (let i = 0; i < 1; i++) { const a0 = A[6790 + 0 * 1 + i]; for (let j = 0; j < 96; j++) A[11425 + i * 96 + j] = a0 * A[13313 + 0 * 96 + j]; }
+        for (let i = 0; i < 32; i++) A[7305 + i] = A[7265 + i] * A[11297 + i];
+        for (let f = 0; f < 96; f++) A[11233 + f] = 0;
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[11233 + o * 96 + 64 + j] = A[7305 + o * 32 + j];
+        for (let i = 0; i < 96; i++) A[13409 + i] = (A[11233 + i] + A[11329 + i]) + A[12001 + i];
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 32; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 96; p++) { const a0 = A[13409 + (i + 0) * 96 + p]; const b0 = A[7457 + (j + 0) * 96 + p]; c00 += a0 * b0; const b1 = A[7457 + (j + 1) * 96 + p]; c01 += a0 * b1; const b2 = A[7457 + (j + 2) * 96 + p]; c02 += a0 * b2; const b3 = A[7457 + (j + 3) * 96 + p]; c03 += a0 * b3; }
+            A[7265 + (i + 0) * 32 + (j + 0)] = c00;
+            A[7265 + (i + 0) * 32 + (j + 1)] = c01;
+            A[7265 + (i + 0) * 32 + (j + 2)] = c02;
+            A[7265 + (i + 0) * 32 + (j + 3)] = c03;
+          }
+        }
+        A[7298] = A[7299] * A[10599];
+        A[7305] = A[7298] + A[7298];
+        for (let i = 0; i < 1; i++) { const a0 = A[7305 + i * 1 + 0]; for (let j = 0; j < 32; j++) A[7306 + i * 32 + j] = a0 * A[7201 + j * 1 + 0]; }
+        for (let i = 0; i < 32; i++) A[10599 + i] = ((A[10634 + i] * A[11201 + i]) + A[7265 + i]) + A[7306 + i];
+        for (let i = 0; i < 32; i++) A[7265 + i] = (A[10599 + i] * A[10849 + i]) * (1 - (A[11105 + i] * A[11105 + i]));
+        for (let i = 0; i < 32; i++) A[7306 + i] = (A[7265 + i] * A[11073 + i]) * (A[11137 + i] * (1 - A[11137 + i]));
+        for (let f = 0; f < 96; f++) A[11169 + f] = 0;
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[11169 + o * 96 + 0 + j] = A[7306 + o * 32 + j];
+        for (let f = 0; f < 96; f++) A[11265 + f] = 0;
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[11265 + o * 96 + 64 + j] = A[7265 + o * 32 + j];
+        for (let i = 0; i < 32; i++) A[7306 + i] = ((A[10599 + i] * A[6902 + i]) + (-((A[10599 + i] * A[11105 + i])))) * (A[11041 + i] * A[10849 + i]);
+        for (let f = 0; f < 96; f++) A[12001 + f] = 0;
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[12001 + o * 96 + 32 + j] = A[7306 + o * 32 + j];
+        for (let i = 0; i < 96; i++) A[13505 + i] = (A[11169 + i] + A[11265 + i]) + A[12001 + i];
+        for (let i = 0; i < 1; i++) { const a0 = A[6789 + 0 * 1 + i]; for (let j = 0; j < 96; j++) A[11265 + i * 96 + j] = a0 * A[13505 + 0 * 96 + j]; }
+        for (let i = 0; i < 32; i++) A[7306 + i] = A[7265 + i] * A[11137 + i];
+        for (let f = 0; f < 96; f++) A[11073 + f] = 0;
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[11073 + o * 96 + 64 + j] = A[7306 + o * 32 + j];
+        for (let i = 0; i < 96; i++) A[13601 + i] = (A[11073 + i] + A[11169 + i]) + A[12001 + i];
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 32; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 96; p++) { const a0 = A[13601 + (i + 0) * 96 + p]; const b0 = A[7457 + (j + 0) * 96 + p]; c00 += a0 * b0; const b1 = A[7457 + (j + 1) * 96 + p]; c01 += a0 * b1; const b2 = A[7457 + (j + 2) * 96 + p]; c02 += a0 * b2; const b3 = A[7457 + (j + 3) * 96 + p]; c03 += a0 * b3; }
+            A[7265 + (i + 0) * 32 + (j + 0)] = c00;
+            A[7265 + (i + 0) * 32 + (j + 1)] = c01;
+            A[7265 + (i + 0) * 32 + (j + 2)] = c02;
+            A[7265 + (i + 0) * 32 + (j + 3)] = c03;
+          }
+        }
+        A[7298] = A[7299] * A[10565];
+        A[7306] = A[7298] + A[7298];
+        for (let i = 0; i < 1; i++) { const a0 = A[7306 + i * 1 + 0]; for (let j = 0; j < 32; j++) A[7307 + i * 32 + j] = a0 * A[7201 + j * 1 + 0]; }
+        for (let i = 0; i < 32; i++) A[10631 + i] = ((A[10599 + i] * A[11041 + i]) + A[7265 + i]) + A[7307 + i];
+        for (let i = 0; i < 32; i++) A[7265 + i] = (A[10631 + i] * A[10567 + i]) * (1 - (A[10945 + i] * A[10945 + i]));
+        for (let i = 0; i < 32; i++) A[7307 + i] = (A[7265 + i] * A[10913 + i]) * (A[10977 + i] * (1 - A[10977 + i]));
+        for (let f = 0; f < 96; f++) A[11009 + f] = 0;
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[11009 + o * 96 + 0 + j] = A[7307 + o * 32 + j];
+        for (let f = 0; f < 96; f++) A[11105 + f] = 0;
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[11105 + o * 96 + 64 + j] = A[7265 + o * 32 + j];
+        for (let i = 0; i < 32; i++) A[7307 + i] = ((A[10631 + i] * A[6870 + i]) + (-((A[10631 + i] * A[10945 + i])))) * (A[10881 + i] * A[10567 + i]);
+        for (let f = 0; f < 96; f++) A[12001 + f] = 0;
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[12001 + o * 96 + 32 + j] = A[7307 + o * 32 + j];
+        for (let i = 0; i < 96; i++) A[13697 + i] = (A[11009 + i] + A[11105 + i]) + A[12001 + i];
+        for (let i = 0; i < 1; i++) { const a0 = A[6788 + 0 * 1 + i]; for (let j = 0; j < 96; j++) A[11105 + i * 96 + j] = a0 * A[13697 + 0 * 96 + j]; }
+        for (let i = 0; i < 32; i++) A[7307 + i] = A[7265 + i] * A[10977 + i];
+        for (let f = 0; f < 96; f++) A[10913 + f] = 0;
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[10913 + o * 96 + 64 + j] = A[7307 + o * 32 + j];
+        for (let i = 0; i < 96; i++) A[13793 + i] = (A[10913 + i] + A[11009 + i]) + A[12001 + i];
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 32; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 96; p++) { const a0 = A[13793 + (i + 0) * 96 + p]; const b0 = A[7457 + (j + 0) * 96 + p]; c00 += a0 * b0; const b1 = A[7457 + (j + 1) * 96 + p]; c01 += a0 * b1; const b2 = A[7457 + (j + 2) * 96 + p]; c02 += a0 * b2; const b3 = A[7457 + (j + 3) * 96 + p]; c03 += a0 * b3; }
+            A[7265 + (i + 0) * 32 + (j + 0)] = c00;
+            A[7265 + (i + 0) * 32 + (j + 1)] = c01;
+            A[7265 + (i + 0) * 32 + (j + 2)] = c02;
+            A[7265 + (i + 0) * 32 + (j + 3)] = c03;
+          }
+        }
+        A[7298] = A[7299] * A[10531];
+        A[7307] = A[7298] + A[7298];
+        for (let i = 0; i < 1; i++) { const a0 = A[7307 + i * 1 + 0]; for (let j = 0; j < 32; j++) A[7308 + i * 32 + j] = a0 * A[7201 + j * 1 + 0]; }
+        for (let i = 0; i < 32; i++) A[10565 + i] = ((A[10631 + i] * A[10881 + i]) + A[7265 + i]) + A[7308 + i];
+        for (let i = 0; i < 32; i++) A[7265 + i] = (A[10565 + i] * A[10533 + i]) * (1 - (A[10785 + i] * A[10785 + i]));
+        for (let i = 0; i < 32; i++) A[7308 + i] = (A[7265 + i] * A[10753 + i]) * (A[10817 + i] * (1 - A[10817 + i]));
+        for (let f = 0; f < 96; f++) A[10597 + f] = 0;
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[10597 + o * 96 + 0 + j] = A[7308 + o * 32 + j];
+        for (let f = 0; f < 96; f++) A[10849 + f] = 0;
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[10849 + o * 96 + 64 + j] = A[7265 + o * 32 + j];
+        for (let i = 0; i < 32; i++) A[7308 + i] = ((A[10565 + i] * A[6838 + i]) + (-((A[10565 + i] * A[10785 + i])))) * (A[10721 + i] * A[10533 + i]);
+        for (let f = 0; f < 96; f++) A[10945 + f] = 0;
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[10945 + o * 96 + 32 + j] = A[7308 + o * 32 + j];
+        for (let i = 0; i < 96; i++) A[12001 + i] = (A[10597 + i] + A[10849 + i]) + A[10945 + i];
+        for (let i = 0; i < 1; i++) { const a0 = A[6787 + 0 * 1 + i]; for (let j = 0; j < 96; j++) A[10849 + i * 96 + j] = a0 * A[12001 + 0 * 96 + j]; }
+        for (let i = 0; i < 32; i++) A[7308 + i] = A[7265 + i] * A[10817 + i];
+        for (let f = 0; f < 96; f++) A[10753 + f] = 0;
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[10753 + o * 96 + 64 + j] = A[7308 + o * 32 + j];
+        for (let i = 0; i < 96; i++) A[13889 + i] = (A[10753 + i] + A[10597 + i]) + A[10945 + i];
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 32; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 96; p++) { const a0 = A[13889 + (i + 0) * 96 + p]; const b0 = A[7457 + (j + 0) * 96 + p]; c00 += a0 * b0; const b1 = A[7457 + (j + 1) * 96 + p]; c01 += a0 * b1; const b2 = A[7457 + (j + 2) * 96 + p]; c02 += a0 * b2; const b3 = A[7457 + (j + 3) * 96 + p]; c03 += a0 * b3; }
+            A[7265 + (i + 0) * 32 + (j + 0)] = c00;
+            A[7265 + (i + 0) * 32 + (j + 1)] = c01;
+            A[7265 + (i + 0) * 32 + (j + 2)] = c02;
+            A[7265 + (i + 0) * 32 + (j + 3)] = c03;
+          }
+        }
+        A[7298] = A[7299] * A[10529];
+        A[7299] = A[7298] + A[7298];
+        for (let i = 0; i < 1; i++) { const a0 = A[7299 + i * 1 + 0]; for (let j = 0; j < 32; j++) A[7308 + i * 32 + j] = a0 * A[7201 + j * 1 + 0]; }
+        for (let i = 0; i < 32; i++) A[7201 + i] = ((A[10565 + i] * A[10721 + i]) + A[7265 + i]) + A[7308 + i];
+        for (let i = 0; i < 32; i++) A[7265 + i] = (A[7201 + i] * A[7169 + i]) * (1 - (A[7425 + i] * A[7425 + i]));
+        for (let i = 0; i < 32; i++) A[7308 + i] = (A[7265 + i] * A[7361 + i]) * (A[7393 + i] * (1 - A[7393 + i]));
+        for (let f = 0; f < 96; f++) A[7457 + f] = 0;
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7457 + o * 96 + 0 + j] = A[7308 + o * 32 + j];
         for (let f = 0; f < 96; f++) A[7553 + f] = 0;
         for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7553 + o * 96 + 64 + j] = A[7265 + o * 32 + j];
-        for (let i = 0; i < 96; i++) A[9281 + i] = (A[7553 + i] + A[8897 + i]) + A[9089 + i];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 96; p++) acc += A[9281 + i * 96 + p] * A[96 + p * 32 + j];
-            A[7265 + i * 32 + j] = acc;
-          }
-        }
-        A[7204] = A[7206] * A[7217];
-        A[7208] = A[7204] + A[7204];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[7208 + i * 1 + p] * A[3360 + p * 32 + j];
-            A[7553 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) A[7585 + i] = ((A[7297 + i] * A[7329 + i]) + A[7265 + i]) + A[7553 + i];
-        for (let i = 0; i < 32; i++) A[7265 + i] = (A[7585 + i] * A[8545 + i]) * (1 - (A[8801 + i] * A[8801 + i]));
-        for (let i = 0; i < 32; i++) A[7297 + i] = (A[7265 + i] * A[8769 + i]) * (A[8833 + i] * (1 - A[8833 + i]));
-        for (let f = 0; f < 96; f++) A[8865 + f] = 0;
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[8865 + o * 96 + 0 + j] = A[7297 + o * 32 + j];
-        for (let f = 0; f < 96; f++) A[9089 + f] = 0;
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[9089 + o * 96 + 64 + j] = A[7265 + o * 32 + j];
-        for (let i = 0; i < 32; i++) A[7297 + i] = ((A[7585 + i] * A[7062 + i]) + (-((A[7585 + i] * A[8801 + i])))) * (A[8737 + i] * A[8545 + i]);
-        for (let f = 0; f < 96; f++) A[9377 + f] = 0;
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[9377 + o * 96 + 32 + j] = A[7297 + o * 32 + j];
-        for (let i = 0; i < 96; i++) A[9473 + i] = (A[8865 + i] + A[9089 + i]) + A[9377 + i];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[6794 + p * 1 + i] * A[9473 + p * 96 + j];
-            A[9089 + i * 96 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) A[7297 + i] = A[7265 + i] * A[8833 + i];
-        for (let f = 0; f < 96; f++) A[8769 + f] = 0;
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[8769 + o * 96 + 64 + j] = A[7297 + o * 32 + j];
-        for (let i = 0; i < 96; i++) A[7265 + i] = (A[8769 + i] + A[8865 + i]) + A[9377 + i];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 96; p++) acc += A[7265 + i * 96 + p] * A[96 + p * 32 + j];
-            A[7553 + i * 32 + j] = acc;
-          }
-        }
-        A[7204] = A[7206] * A[7215];
-        A[7210] = A[7204] + A[7204];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[7210 + i * 1 + p] * A[3360 + p * 32 + j];
-            A[7617 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) A[8545 + i] = ((A[7585 + i] * A[8737 + i]) + A[7553 + i]) + A[7617 + i];
-        for (let i = 0; i < 32; i++) A[7553 + i] = (A[8545 + i] * A[8385 + i]) * (1 - (A[8641 + i] * A[8641 + i]));
-        for (let i = 0; i < 32; i++) A[7585 + i] = (A[7553 + i] * A[8609 + i]) * (A[8673 + i] * (1 - A[8673 + i]));
-        for (let f = 0; f < 96; f++) A[8705 + f] = 0;
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[8705 + o * 96 + 0 + j] = A[7585 + o * 32 + j];
-        for (let f = 0; f < 96; f++) A[8801 + f] = 0;
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[8801 + o * 96 + 64 + j] = A[7553 + o * 32 + j];
-        for (let i = 0; i < 32; i++) A[7585 + i] = ((A[8545 + i] * A[7030 + i]) + (-((A[8545 + i] * A[8641 + i])))) * (A[8577 + i] * A[8385 + i]);
-        for (let f = 0; f < 96; f++) A[8897 + f] = 0;
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[8897 + o * 96 + 32 + j] = A[7585 + o * 32 + j];
-        for (let i = 0; i < 96; i++) A[9377 + i] = (A[8705 + i] + A[8801 + i]) + A[8897 + i];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[6793 + p * 1 + i] * A[9377 + p * 96 + j];
-            A[8801 + i * 96 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) A[7585 + i] = A[7553 + i] * A[8673 + i];
-        for (let f = 0; f < 96; f++) A[8609 + f] = 0;
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[8609 + o * 96 + 64 + j] = A[7585 + o * 32 + j];
-        for (let i = 0; i < 96; i++) A[7553 + i] = (A[8609 + i] + A[8705 + i]) + A[8897 + i];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 96; p++) acc += A[7553 + i * 96 + p] * A[96 + p * 32 + j];
-            A[8385 + i * 32 + j] = acc;
-          }
-        }
-        A[7204] = A[7206] * A[7213];
-        A[7212] = A[7204] + A[7204];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[7212 + i * 1 + p] * A[3360 + p * 32 + j];
-            A[8609 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) A[8641 + i] = ((A[8545 + i] * A[8577 + i]) + A[8385 + i]) + A[8609 + i];
-        for (let i = 0; i < 32; i++) A[8385 + i] = (A[8641 + i] * A[8225 + i]) * (1 - (A[8481 + i] * A[8481 + i]));
-        for (let i = 0; i < 32; i++) A[8545 + i] = (A[8385 + i] * A[8449 + i]) * (A[8513 + i] * (1 - A[8513 + i]));
-        for (let f = 0; f < 96; f++) A[8673 + f] = 0;
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[8673 + o * 96 + 0 + j] = A[8545 + o * 32 + j];
-        for (let f = 0; f < 96; f++) A[8545 + f] = 0;
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[8545 + o * 96 + 64 + j] = A[8385 + o * 32 + j];
-        for (let i = 0; i < 32; i++) A[8449 + i] = ((A[8641 + i] * A[6998 + i]) + (-((A[8641 + i] * A[8481 + i])))) * (A[8417 + i] * A[8225 + i]);
-        for (let f = 0; f < 96; f++) A[8897 + f] = 0;
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[8897 + o * 96 + 32 + j] = A[8449 + o * 32 + j];
-        for (let i = 0; i < 96; i++) A[9569 + i] = (A[8673 + i] + A[8545 + i]) + A[8897 + i];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[6792 + p * 1 + i] * A[9569 + p * 96 + j];
-            A[8545 + i * 96 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) A[8225 + i] = A[8385 + i] * A[8513 + i];
-        for (let f = 0; f < 96; f++) A[8449 + f] = 0;
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[8449 + o * 96 + 64 + j] = A[8225 + o * 32 + j];
-        for (let i = 0; i < 96; i++) A[9665 + i] = (A[8449 + i] + A[8673 + i]) + A[8897 + i];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 96; p++) acc += A[9665 + i * 96 + p] * A[96 + p * 32 + j];
-            A[8225 + i * 32 + j] = acc;
-          }
-        }
-        A[7204] = A[7206] * A[7211];
-        A[7211] = A[7204] + A[7204];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[7211 + i * 1 + p] * A[3360 + p * 32 + j];
-            A[8385 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) A[8449 + i] = ((A[8641 + i] * A[8417 + i]) + A[8225 + i]) + A[8385 + i];
-        for (let i = 0; i < 32; i++) A[8225 + i] = (A[8449 + i] * A[8065 + i]) * (1 - (A[8321 + i] * A[8321 + i]));
-        for (let i = 0; i < 32; i++) A[8385 + i] = (A[8225 + i] * A[8289 + i]) * (A[8353 + i] * (1 - A[8353 + i]));
-        for (let f = 0; f < 96; f++) A[8641 + f] = 0;
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[8641 + o * 96 + 0 + j] = A[8385 + o * 32 + j];
-        for (let f = 0; f < 96; f++) A[8897 + f] = 0;
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[8897 + o * 96 + 64 + j] = A[8225 + o * 32 + j];
-        for (let i = 0; i < 32; i++) A[8289 + i] = ((A[8449 + i] * A[6966 + i]) + (-((A[8449 + i] * A[8321 + i])))) * (A[8257 + i] * A[8065 + i]);
-        for (let f = 0; f < 96; f++) A[9761 + f] = 0;
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[9761 + o * 96 + 32 + j] = A[8289 + o * 32 + j];
-        for (let i = 0; i < 96; i++) A[9857 + i] = (A[8641 + i] + A[8897 + i]) + A[9761 + i];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[6791 + p * 1 + i] * A[9857 + p * 96 + j];
-            A[8897 + i * 96 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) A[8065 + i] = A[8225 + i] * A[8353 + i];
-        for (let f = 0; f < 96; f++) A[8289 + f] = 0;
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[8289 + o * 96 + 64 + j] = A[8065 + o * 32 + j];
-        for (let i = 0; i < 96; i++) A[9953 + i] = (A[8289 + i] + A[8641 + i]) + A[9761 + i];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 96; p++) acc += A[9953 + i * 96 + p] * A[96 + p * 32 + j];
-            A[8065 + i * 32 + j] = acc;
-          }
-        }
-        A[7204] = A[7206] * A[7209];
-        A[7209] = A[7204] + A[7204];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[7209 + i * 1 + p] * A[3360 + p * 32 + j];
-            A[8225 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) A[8289 + i] = ((A[8449 + i] * A[8257 + i]) + A[8065 + i]) + A[8225 + i];
-        for (let i = 0; i < 32; i++) A[8065 + i] = (A[8289 + i] * A[7905 + i]) * (1 - (A[8161 + i] * A[8161 + i]));
-        for (let i = 0; i < 32; i++) A[8225 + i] = (A[8065 + i] * A[8129 + i]) * (A[8193 + i] * (1 - A[8193 + i]));
-        for (let f = 0; f < 96; f++) A[8321 + f] = 0;
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[8321 + o * 96 + 0 + j] = A[8225 + o * 32 + j];
-        for (let f = 0; f < 96; f++) A[8417 + f] = 0;
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[8417 + o * 96 + 64 + j] = A[8065 + o * 32 + j];
-        for (let i = 0; i < 32; i++) A[8129 + i] = ((A[8289 + i] * A[6934 + i]) + (-((A[8289 + i] * A[8161 + i])))) * (A[8097 + i] * A[7905 + i]);
-        for (let f = 0; f < 96; f++) A[8641 + f] = 0;
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[8641 + o * 96 + 32 + j] = A[8129 + o * 32 + j];
-        for (let i = 0; i < 96; i++) A[9761 + i] = (A[8321 + i] + A[8417 + i]) + A[8641 + i];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[6790 + p * 1 + i] * A[9761 + p * 96 + j];
-            A[8417 + i * 96 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) A[7905 + i] = A[8065 + i] * A[8193 + i];
-        for (let f = 0; f < 96; f++) A[8129 + f] = 0;
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[8129 + o * 96 + 64 + j] = A[7905 + o * 32 + j];
-        for (let i = 0; i < 96; i++) A[10049 + i] = (A[8129 + i] + A[8321 + i]) + A[8641 + i];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 96; p++) acc += A[10049 + i * 96 + p] * A[96 + p * 32 + j];
-            A[7905 + i * 32 + j] = acc;
-          }
-        }
-        A[7204] = A[7206] * A[7207];
-        A[7207] = A[7204] + A[7204];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[7207 + i * 1 + p] * A[3360 + p * 32 + j];
-            A[8065 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) A[8129 + i] = ((A[8289 + i] * A[8097 + i]) + A[7905 + i]) + A[8065 + i];
-        for (let i = 0; i < 32; i++) A[7905 + i] = (A[8129 + i] * A[7745 + i]) * (1 - (A[8001 + i] * A[8001 + i]));
-        for (let i = 0; i < 32; i++) A[8065 + i] = (A[7905 + i] * A[7969 + i]) * (A[8033 + i] * (1 - A[8033 + i]));
-        for (let f = 0; f < 96; f++) A[8161 + f] = 0;
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[8161 + o * 96 + 0 + j] = A[8065 + o * 32 + j];
-        for (let f = 0; f < 96; f++) A[8257 + f] = 0;
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[8257 + o * 96 + 64 + j] = A[7905 + o * 32 + j];
-        for (let i = 0; i < 32; i++) A[7969 + i] = ((A[8129 + i] * A[6902 + i]) + (-((A[8129 + i] * A[8001 + i])))) * (A[7937 + i] * A[7745 + i]);
-        for (let f = 0; f < 96; f++) A[8641 + f] = 0;
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[8641 + o * 96 + 32 + j] = A[7969 + o * 32 + j];
-        for (let i = 0; i < 96; i++) A[10145 + i] = (A[8161 + i] + A[8257 + i]) + A[8641 + i];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[6789 + p * 1 + i] * A[10145 + p * 96 + j];
-            A[8257 + i * 96 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) A[7745 + i] = A[7905 + i] * A[8033 + i];
-        for (let f = 0; f < 96; f++) A[7969 + f] = 0;
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7969 + o * 96 + 64 + j] = A[7745 + o * 32 + j];
-        for (let i = 0; i < 96; i++) A[10241 + i] = (A[7969 + i] + A[8161 + i]) + A[8641 + i];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 96; p++) acc += A[10241 + i * 96 + p] * A[96 + p * 32 + j];
-            A[7745 + i * 32 + j] = acc;
-          }
-        }
-        A[7204] = A[7206] * A[7205];
-        A[7205] = A[7204] + A[7204];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[7205 + i * 1 + p] * A[3360 + p * 32 + j];
-            A[7905 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) A[7969 + i] = ((A[8129 + i] * A[7937 + i]) + A[7745 + i]) + A[7905 + i];
-        for (let i = 0; i < 32; i++) A[7745 + i] = (A[7969 + i] * A[7489 + i]) * (1 - (A[7841 + i] * A[7841 + i]));
-        for (let i = 0; i < 32; i++) A[7905 + i] = (A[7745 + i] * A[7809 + i]) * (A[7873 + i] * (1 - A[7873 + i]));
-        for (let f = 0; f < 96; f++) A[8001 + f] = 0;
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[8001 + o * 96 + 0 + j] = A[7905 + o * 32 + j];
-        for (let f = 0; f < 96; f++) A[8097 + f] = 0;
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[8097 + o * 96 + 64 + j] = A[7745 + o * 32 + j];
-        for (let i = 0; i < 32; i++) A[7809 + i] = ((A[7969 + i] * A[6870 + i]) + (-((A[7969 + i] * A[7841 + i])))) * (A[7777 + i] * A[7489 + i]);
-        for (let f = 0; f < 96; f++) A[8641 + f] = 0;
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[8641 + o * 96 + 32 + j] = A[7809 + o * 32 + j];
-        for (let i = 0; i < 96; i++) A[10337 + i] = (A[8001 + i] + A[8097 + i]) + A[8641 + i];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[6788 + p * 1 + i] * A[10337 + p * 96 + j];
-            A[8097 + i * 96 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) A[7489 + i] = A[7745 + i] * A[7873 + i];
-        for (let f = 0; f < 96; f++) A[7809 + f] = 0;
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7809 + o * 96 + 64 + j] = A[7489 + o * 32 + j];
-        for (let i = 0; i < 96; i++) A[10433 + i] = (A[7809 + i] + A[8001 + i]) + A[8641 + i];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 96; p++) acc += A[10433 + i * 96 + p] * A[96 + p * 32 + j];
-            A[7489 + i * 32 + j] = acc;
-          }
-        }
-        A[7204] = A[7206] * A[7203];
-        A[7203] = A[7204] + A[7204];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[7203 + i * 1 + p] * A[3360 + p * 32 + j];
-            A[7745 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) A[7809 + i] = ((A[7969 + i] * A[7777 + i]) + A[7489 + i]) + A[7745 + i];
-        for (let i = 0; i < 32; i++) A[7489 + i] = (A[7809 + i] * A[7457 + i]) * (1 - (A[7713 + i] * A[7713 + i]));
-        for (let i = 0; i < 32; i++) A[7745 + i] = (A[7489 + i] * A[7649 + i]) * (A[7681 + i] * (1 - A[7681 + i]));
-        for (let f = 0; f < 96; f++) A[7841 + f] = 0;
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7841 + o * 96 + 0 + j] = A[7745 + o * 32 + j];
-        for (let f = 0; f < 96; f++) A[7937 + f] = 0;
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7937 + o * 96 + 64 + j] = A[7489 + o * 32 + j];
-        for (let i = 0; i < 32; i++) A[7649 + i] = ((A[7809 + i] * A[6838 + i]) + (-((A[7809 + i] * A[7713 + i])))) * (A[7521 + i] * A[7457 + i]);
-        for (let f = 0; f < 96; f++) A[7713 + f] = 0;
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7713 + o * 96 + 32 + j] = A[7649 + o * 32 + j];
-        for (let i = 0; i < 96; i++) A[8641 + i] = (A[7841 + i] + A[7937 + i]) + A[7713 + i];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[6787 + p * 1 + i] * A[8641 + p * 96 + j];
-            A[7937 + i * 96 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) A[7457 + i] = A[7489 + i] * A[7681 + i];
-        for (let f = 0; f < 96; f++) A[10529 + f] = 0;
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[10529 + o * 96 + 64 + j] = A[7457 + o * 32 + j];
-        for (let i = 0; i < 96; i++) A[10625 + i] = (A[10529 + i] + A[7841 + i]) + A[7713 + i];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 96; p++) acc += A[10625 + i * 96 + p] * A[96 + p * 32 + j];
-            A[7457 + i * 32 + j] = acc;
-          }
-        }
-        A[7204] = A[7206] * A[7201];
-        A[7201] = A[7204] + A[7204];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[7201 + i * 1 + p] * A[3360 + p * 32 + j];
-            A[7489 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) A[7649 + i] = ((A[7809 + i] * A[7521 + i]) + A[7457 + i]) + A[7489 + i];
-        for (let i = 0; i < 32; i++) A[7457 + i] = (A[7649 + i] * A[7169 + i]) * (1 - (A[7425 + i] * A[7425 + i]));
-        for (let i = 0; i < 32; i++) A[7489 + i] = (A[7457 + i] * A[7361 + i]) * (A[7393 + i] * (1 - A[7393 + i]));
-        for (let f = 0; f < 96; f++) A[7681 + f] = 0;
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7681 + o * 96 + 0 + j] = A[7489 + o * 32 + j];
-        for (let f = 0; f < 96; f++) A[7777 + f] = 0;
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7777 + o * 96 + 64 + j] = A[7457 + o * 32 + j];
-        for (let i = 0; i < 32; i++) A[7361 + i] = ((A[7649 + i] * A[6806 + i]) + (-((A[7649 + i] * A[7425 + i])))) * (A[7233 + i] * A[7169 + i]);
-        for (let f = 0; f < 96; f++) A[10529 + f] = 0;
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[10529 + o * 96 + 32 + j] = A[7361 + o * 32 + j];
-        for (let i = 0; i < 96; i++) A[10721 + i] = (A[7681 + i] + A[7777 + i]) + A[10529 + i];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[6786 + p * 1 + i] * A[10721 + p * 96 + j];
-            A[7777 + i * 96 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 96; i++) A[10817 + i] = ((((((((A[8993 + i] + A[9089 + i]) + A[8801 + i]) + A[8545 + i]) + A[8897 + i]) + A[8417 + i]) + A[8257 + i]) + A[8097 + i]) + A[7937 + i]) + A[7777 + i];
-        for (let i = 0; i < 1; i++) for (let j = 0; j < 96; j++) A[3393 + j * 1 + i] = A[10817 + i * 96 + j];
-        for (let i = 0; i < 32; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[7094 + p * 32 + i] * A[9281 + p * 96 + j];
-            A[10913 + i * 96 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[7062 + p * 32 + i] * A[7265 + p * 96 + j];
-            A[13985 + i * 96 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[7030 + p * 32 + i] * A[7553 + p * 96 + j];
-            A[17057 + i * 96 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[6998 + p * 32 + i] * A[9665 + p * 96 + j];
-            A[20129 + i * 96 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[6966 + p * 32 + i] * A[9953 + p * 96 + j];
-            A[23201 + i * 96 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[6934 + p * 32 + i] * A[10049 + p * 96 + j];
-            A[26273 + i * 96 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[6902 + p * 32 + i] * A[10241 + p * 96 + j];
-            A[29345 + i * 96 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[6870 + p * 32 + i] * A[10433 + p * 96 + j];
-            A[32417 + i * 96 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[6838 + p * 32 + i] * A[10625 + p * 96 + j];
-            A[35489 + i * 96 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) A[7169 + i] = A[7457 + i] * A[7393 + i];
-        for (let f = 0; f < 96; f++) A[7361 + f] = 0;
-        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7361 + o * 96 + 64 + j] = A[7169 + o * 32 + j];
-        for (let i = 0; i < 96; i++) A[7457 + i] = (A[7361 + i] + A[7681 + i]) + A[10529 + i];
-        for (let i = 0; i < 32; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[6806 + p * 32 + i] * A[7457 + p * 96 + j];
-            A[38561 + i * 96 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 3072; i++) A[41633 + i] = ((((((((A[10913 + i] + A[13985 + i]) + A[17057 + i]) + A[20129 + i]) + A[23201 + i]) + A[26273 + i]) + A[29345 + i]) + A[32417 + i]) + A[35489 + i]) + A[38561 + i];
+        for (let i = 0; i < 32; i++) A[7308 + i] = ((A[7201 + i] * A[6806 + i]) + (-((A[7201 + i] * A[7425 + i])))) * (A[7233 + i] * A[7169 + i]);
+        for (let f = 0; f < 96; f++) A[7169 + f] = 0;
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7169 + o * 96 + 32 + j] = A[7308 + o * 32 + j];
+        for (let i = 0; i < 96; i++) A[7649 + i] = (A[7457 + i] + A[7553 + i]) + A[7169 + i];
+        for (let i = 0; i < 1; i++) { const a0 = A[6786 + 0 * 1 + i]; for (let j = 0; j < 96; j++) A[7553 + i * 96 + j] = a0 * A[7649 + 0 * 96 + j]; }
+        for (let i = 0; i < 96; i++) A[7745 + i] = ((((((((A[12129 + i] + A[12225 + i]) + A[11905 + i]) + A[11745 + i]) + A[11585 + i]) + A[11425 + i]) + A[11265 + i]) + A[11105 + i]) + A[10849 + i]) + A[7553 + i];
+        for (let i = 0; i < 1; i++) for (let j = 0; j < 96; j++) A[3393 + j * 1 + i] = A[7745 + i * 96 + j];
+        for (let i = 0; i < 32; i++) { const a0 = A[7094 + 0 * 32 + i]; for (let j = 0; j < 96; j++) A[7745 + i * 96 + j] = a0 * A[12449 + 0 * 96 + j]; }
+        for (let i = 0; i < 32; i++) { const a0 = A[7062 + 0 * 32 + i]; for (let j = 0; j < 96; j++) A[13985 + i * 96 + j] = a0 * A[12737 + 0 * 96 + j]; }
+        for (let i = 0; i < 32; i++) { const a0 = A[7030 + 0 * 32 + i]; for (let j = 0; j < 96; j++) A[17057 + i * 96 + j] = a0 * A[12833 + 0 * 96 + j]; }
+        for (let i = 0; i < 32; i++) { const a0 = A[6998 + 0 * 32 + i]; for (let j = 0; j < 96; j++) A[20129 + i * 96 + j] = a0 * A[13025 + 0 * 96 + j]; }
+        for (let i = 0; i < 32; i++) { const a0 = A[6966 + 0 * 32 + i]; for (let j = 0; j < 96; j++) A[23201 + i * 96 + j] = a0 * A[13217 + 0 * 96 + j]; }
+        for (let i = 0; i < 32; i++) { const a0 = A[6934 + 0 * 32 + i]; for (let j = 0; j < 96; j++) A[26273 + i * 96 + j] = a0 * A[13409 + 0 * 96 + j]; }
+        for (let i = 0; i < 32; i++) { const a0 = A[6902 + 0 * 32 + i]; for (let j = 0; j < 96; j++) A[29345 + i * 96 + j] = a0 * A[13601 + 0 * 96 + j]; }
+        for (let i = 0; i < 32; i++) { const a0 = A[6870 + 0 * 32 + i]; for (let j = 0; j < 96; j++) A[32417 + i * 96 + j] = a0 * A[13793 + 0 * 96 + j]; }
+        for (let i = 0; i < 32; i++) { const a0 = A[6838 + 0 * 32 + i]; for (let j = 0; j < 96; j++) A[35489 + i * 96 + j] = a0 * A[13889 + 0 * 96 + j]; }
+        for (let i = 0; i < 32; i++) A[7308 + i] = A[7265 + i] * A[7393 + i];
+        for (let f = 0; f < 96; f++) A[7340 + f] = 0;
+        for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7340 + o * 96 + 64 + j] = A[7308 + o * 32 + j];
+        for (let i = 0; i < 96; i++) A[7553 + i] = (A[7340 + i] + A[7457 + i]) + A[7169 + i];
+        for (let i = 0; i < 32; i++) { const a0 = A[6806 + 0 * 32 + i]; for (let j = 0; j < 96; j++) A[38561 + i * 96 + j] = a0 * A[7553 + 0 * 96 + j]; }
+        for (let i = 0; i < 3072; i++) A[41633 + i] = ((((((((A[7745 + i] + A[13985 + i]) + A[17057 + i]) + A[20129 + i]) + A[23201 + i]) + A[26273 + i]) + A[29345 + i]) + A[32417 + i]) + A[35489 + i]) + A[38561 + i];
         for (let i = 0; i < 32; i++) for (let j = 0; j < 96; j++) A[3489 + j * 32 + i] = A[41633 + i * 96 + j];
-        for (let i = 0; i < 96; i++) A[7361 + i] = ((((((((A[9185 + i] + A[9473 + i]) + A[9377 + i]) + A[9569 + i]) + A[9857 + i]) + A[9761 + i]) + A[10145 + i]) + A[10337 + i]) + A[8641 + i]) + A[10721 + i];
-        for (let i1 = 0; i1 < 96; i1++) { { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { acc = acc + A[7361 + (i0 * 96 + i1 * 1)]; } A[6561 + (i1 * 1)] = acc; } }
-        for (let i = 0; i < 96; i++) A[7361 + i] = ((((((((A[9281 + i] + A[7265 + i]) + A[7553 + i]) + A[9665 + i]) + A[9953 + i]) + A[10049 + i]) + A[10241 + i]) + A[10433 + i]) + A[10625 + i]) + A[7457 + i];
-        for (let i1 = 0; i1 < 96; i1++) { { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { acc = acc + A[7361 + (i0 * 96 + i1 * 1)]; } A[6657 + (i1 * 1)] = acc; } }
-        for (let i = 0; i < 32; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[7126 + p * 32 + i] * A[7202 + p * 1 + j];
-            A[7169 + i * 1 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[7094 + p * 32 + i] * A[7208 + p * 1 + j];
-            A[7213 + i * 1 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[7062 + p * 32 + i] * A[7210 + p * 1 + j];
-            A[7245 + i * 1 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[7030 + p * 32 + i] * A[7212 + p * 1 + j];
-            A[7277 + i * 1 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[6998 + p * 32 + i] * A[7211 + p * 1 + j];
-            A[7309 + i * 1 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[6966 + p * 32 + i] * A[7209 + p * 1 + j];
-            A[7341 + i * 1 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[6934 + p * 32 + i] * A[7207 + p * 1 + j];
-            A[7373 + i * 1 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[6902 + p * 32 + i] * A[7205 + p * 1 + j];
-            A[7405 + i * 1 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[6870 + p * 32 + i] * A[7203 + p * 1 + j];
-            A[7437 + i * 1 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[6838 + p * 32 + i] * A[7201 + p * 1 + j];
-            A[7469 + i * 1 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) A[7501 + i] = ((((((((A[7169 + i] + A[7213 + i]) + A[7245 + i]) + A[7277 + i]) + A[7309 + i]) + A[7341 + i]) + A[7373 + i]) + A[7405 + i]) + A[7437 + i]) + A[7469 + i];
-        for (let i = 0; i < 32; i++) for (let j = 0; j < 1; j++) A[6753 + j * 32 + i] = A[7501 + i * 1 + j];
-        A[7169] = ((((((((A[7202] + A[7208]) + A[7210]) + A[7212]) + A[7211]) + A[7209]) + A[7207]) + A[7205]) + A[7203]) + A[7201];
+        for (let i = 0; i < 96; i++) A[7169 + i] = ((((((((A[12353 + i] + A[12641 + i]) + A[12545 + i]) + A[12929 + i]) + A[13121 + i]) + A[13313 + i]) + A[13505 + i]) + A[13697 + i]) + A[12001 + i]) + A[7649 + i];
+        for (let i1 = 0; i1 < 96; i1++) { { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { acc = acc + A[7169 + (i0 * 96 + i1 * 1)]; } A[6561 + (i1 * 1)] = acc; } }
+        for (let i = 0; i < 96; i++) A[7169 + i] = ((((((((A[12449 + i] + A[12737 + i]) + A[12833 + i]) + A[13025 + i]) + A[13217 + i]) + A[13409 + i]) + A[13601 + i]) + A[13793 + i]) + A[13889 + i]) + A[7553 + i];
+        for (let i1 = 0; i1 < 96; i1++) { { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { acc = acc + A[7169 + (i0 * 96 + i1 * 1)]; } A[6657 + (i1 * 1)] = acc; } }
+        for (let i = 0; i < 32; i++) { const a0 = A[7126 + 0 * 32 + i]; for (let j = 0; j < 1; j++) A[7169 + i * 1 + j] = a0 * A[7297 + 0 * 1 + j]; }
+        for (let i = 0; i < 32; i++) { const a0 = A[7094 + 0 * 32 + i]; for (let j = 0; j < 1; j++) A[7201 + i * 1 + j] = a0 * A[7300 + 0 * 1 + j]; }
+        for (let i = 0; i < 32; i++) { const a0 = A[7062 + 0 * 32 + i]; for (let j = 0; j < 1; j++) A[7233 + i * 1 + j] = a0 * A[7301 + 0 * 1 + j]; }
+        for (let i = 0; i < 32; i++) { const a0 = A[7030 + 0 * 32 + i]; for (let j = 0; j < 1; j++) A[7265 + i * 1 + j] = a0 * A[7302 + 0 * 1 + j]; }
+        for (let i = 0; i < 32; i++) { const a0 = A[6998 + 0 * 32 + i]; for (let j = 0; j < 1; j++) A[7308 + i * 1 + j] = a0 * A[7303 + 0 * 1 + j]; }
+        for (let i = 0; i < 32; i++) { const a0 = A[6966 + 0 * 32 + i]; for (let j = 0; j < 1; j++) A[7340 + i * 1 + j] = a0 * A[7304 + 0 * 1 + j]; }
+        for (let i = 0; i < 32; i++) { const a0 = A[6934 + 0 * 32 + i]; for (let j = 0; j < 1; j++) A[7372 + i * 1 + j] = a0 * A[7305 + 0 * 1 + j]; }
+        for (let i = 0; i < 32; i++) { const a0 = A[6902 + 0 * 32 + i]; for (let j = 0; j < 1; j++) A[7404 + i * 1 + j] = a0 * A[7306 + 0 * 1 + j]; }
+        for (let i = 0; i < 32; i++) { const a0 = A[6870 + 0 * 32 + i]; for (let j = 0; j < 1; j++) A[7436 + i * 1 + j] = a0 * A[7307 + 0 * 1 + j]; }
+        for (let i = 0; i < 32; i++) { const a0 = A[6838 + 0 * 32 + i]; for (let j = 0; j < 1; j++) A[7468 + i * 1 + j] = a0 * A[7299 + 0 * 1 + j]; }
+        for (let i = 0; i < 32; i++) A[7500 + i] = ((((((((A[7169 + i] + A[7201 + i]) + A[7233 + i]) + A[7265 + i]) + A[7308 + i]) + A[7340 + i]) + A[7372 + i]) + A[7404 + i]) + A[7436 + i]) + A[7468 + i];
+        for (let i = 0; i < 32; i++) for (let j = 0; j < 1; j++) A[6753 + j * 32 + i] = A[7500 + i * 1 + j];
+        A[7169] = ((((((((A[7297] + A[7300]) + A[7301]) + A[7302]) + A[7303]) + A[7304]) + A[7305]) + A[7306]) + A[7307]) + A[7299];
         for (let i1 = 0; i1 < 1; i1++) { { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { acc = acc + A[7169 + (i0 * 1 + i1 * 1)]; } A[6785 + (i1 * 1)] = acc; } }
     }
 
     /** Forward over τ steps only, emitted from the unrolled graph. */
-    private forward(A: Float32Array): void {
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[6786 + i * 1 + p] * A[j * 1 + p];
-            A[7169 + i * 96 + j] = acc;
-          }
-        }
+    private forward(A: Float32Array, S: Float64Array): void {
+        for (let i = 0; i < 1; i++) { const a0 = A[6786 + i * 1 + 0]; for (let j = 0; j < 96; j++) A[7169 + i * 96 + j] = a0 * A[j * 1 + 0]; }
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 96; i1++) { A[7265 + (i0 * 96 + i1 * 1)] = A[3168 + (i1 * 1)]; } }
         for (let i = 0; i < 96; i++) A[7361 + i] = A[7169 + i] + A[7265 + i];
         for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7169 + o * 32 + j] = A[7361 + o * 96 + 32 + j];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[6806 + i * 32 + p] * A[96 + j * 32 + p];
-            A[7457 + i * 96 + j] = acc;
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 96; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[6806 + (i + 0) * 32 + p]; const b0 = A[96 + (j + 0) * 32 + p]; c00 += a0 * b0; const b1 = A[96 + (j + 1) * 32 + p]; c01 += a0 * b1; const b2 = A[96 + (j + 2) * 32 + p]; c02 += a0 * b2; const b3 = A[96 + (j + 3) * 32 + p]; c03 += a0 * b3; }
+            A[7457 + (i + 0) * 96 + (j + 0)] = c00;
+            A[7457 + (i + 0) * 96 + (j + 1)] = c01;
+            A[7457 + (i + 0) * 96 + (j + 2)] = c02;
+            A[7457 + (i + 0) * 96 + (j + 3)] = c03;
           }
         }
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 96; i1++) { A[7553 + (i0 * 96 + i1 * 1)] = A[3264 + (i1 * 1)]; } }
@@ -1166,29 +925,26 @@ export class Trainer {
         for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7361 + o * 32 + j] = A[7649 + o * 96 + 0 + j];
         for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7393 + o * 32 + j] = A[7649 + o * 96 + 64 + j];
         for (let i = 0; i < 32; i++) A[6838 + i] = ((1 - A[7233 + i]) * (Math.tanh((A[7169 + i] + ((1 / (1 + Math.exp(-((A[7201 + i] + A[7361 + i]))))) * A[7393 + i]))))) + (A[7233 + i] * A[6806 + i]);
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[6838 + i * 32 + p] * A[3360 + j * 32 + p];
-            A[7169 + i * 1 + j] = acc;
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 1; j += 1) {
+            let c00 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[6838 + (i + 0) * 32 + p]; const b0 = A[3360 + (j + 0) * 32 + p]; c00 += a0 * b0; }
+            A[7169 + (i + 0) * 1 + (j + 0)] = c00;
           }
         }
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[7170 + (i0 * 1 + i1 * 1)] = A[3392 + (i1 * 1)]; } }
         A[7158] = A[7169] + A[7170];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[6787 + i * 1 + p] * A[j * 1 + p];
-            A[7361 + i * 96 + j] = acc;
-          }
-        }
+        for (let i = 0; i < 1; i++) { const a0 = A[6787 + i * 1 + 0]; for (let j = 0; j < 96; j++) A[7361 + i * 96 + j] = a0 * A[j * 1 + 0]; }
         for (let i = 0; i < 96; i++) A[7457 + i] = A[7361 + i] + A[7265 + i];
         for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7171 + o * 32 + j] = A[7457 + o * 96 + 32 + j];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[6838 + i * 32 + p] * A[96 + j * 32 + p];
-            A[7361 + i * 96 + j] = acc;
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 96; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[6838 + (i + 0) * 32 + p]; const b0 = A[96 + (j + 0) * 32 + p]; c00 += a0 * b0; const b1 = A[96 + (j + 1) * 32 + p]; c01 += a0 * b1; const b2 = A[96 + (j + 2) * 32 + p]; c02 += a0 * b2; const b3 = A[96 + (j + 3) * 32 + p]; c03 += a0 * b3; }
+            A[7361 + (i + 0) * 96 + (j + 0)] = c00;
+            A[7361 + (i + 0) * 96 + (j + 1)] = c01;
+            A[7361 + (i + 0) * 96 + (j + 2)] = c02;
+            A[7361 + (i + 0) * 96 + (j + 3)] = c03;
           }
         }
         for (let i = 0; i < 96; i++) A[7649 + i] = A[7361 + i] + A[7553 + i];
@@ -1199,28 +955,25 @@ export class Trainer {
         for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7393 + o * 32 + j] = A[7649 + o * 96 + 0 + j];
         for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7425 + o * 32 + j] = A[7649 + o * 96 + 64 + j];
         for (let i = 0; i < 32; i++) A[6870 + i] = ((1 - A[7361 + i]) * (Math.tanh((A[7171 + i] + ((1 / (1 + Math.exp(-((A[7203 + i] + A[7393 + i]))))) * A[7425 + i]))))) + (A[7361 + i] * A[6838 + i]);
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[6870 + i * 32 + p] * A[3360 + j * 32 + p];
-            A[7169 + i * 1 + j] = acc;
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 1; j += 1) {
+            let c00 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[6870 + (i + 0) * 32 + p]; const b0 = A[3360 + (j + 0) * 32 + p]; c00 += a0 * b0; }
+            A[7169 + (i + 0) * 1 + (j + 0)] = c00;
           }
         }
         A[7159] = A[7169] + A[7170];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[6788 + i * 1 + p] * A[j * 1 + p];
-            A[7361 + i * 96 + j] = acc;
-          }
-        }
+        for (let i = 0; i < 1; i++) { const a0 = A[6788 + i * 1 + 0]; for (let j = 0; j < 96; j++) A[7361 + i * 96 + j] = a0 * A[j * 1 + 0]; }
         for (let i = 0; i < 96; i++) A[7457 + i] = A[7361 + i] + A[7265 + i];
         for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7171 + o * 32 + j] = A[7457 + o * 96 + 32 + j];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[6870 + i * 32 + p] * A[96 + j * 32 + p];
-            A[7361 + i * 96 + j] = acc;
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 96; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[6870 + (i + 0) * 32 + p]; const b0 = A[96 + (j + 0) * 32 + p]; c00 += a0 * b0; const b1 = A[96 + (j + 1) * 32 + p]; c01 += a0 * b1; const b2 = A[96 + (j + 2) * 32 + p]; c02 += a0 * b2; const b3 = A[96 + (j + 3) * 32 + p]; c03 += a0 * b3; }
+            A[7361 + (i + 0) * 96 + (j + 0)] = c00;
+            A[7361 + (i + 0) * 96 + (j + 1)] = c01;
+            A[7361 + (i + 0) * 96 + (j + 2)] = c02;
+            A[7361 + (i + 0) * 96 + (j + 3)] = c03;
           }
         }
         for (let i = 0; i < 96; i++) A[7649 + i] = A[7361 + i] + A[7553 + i];
@@ -1231,28 +984,25 @@ export class Trainer {
         for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7393 + o * 32 + j] = A[7649 + o * 96 + 0 + j];
         for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7425 + o * 32 + j] = A[7649 + o * 96 + 64 + j];
         for (let i = 0; i < 32; i++) A[6902 + i] = ((1 - A[7361 + i]) * (Math.tanh((A[7171 + i] + ((1 / (1 + Math.exp(-((A[7203 + i] + A[7393 + i]))))) * A[7425 + i]))))) + (A[7361 + i] * A[6870 + i]);
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[6902 + i * 32 + p] * A[3360 + j * 32 + p];
-            A[7169 + i * 1 + j] = acc;
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 1; j += 1) {
+            let c00 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[6902 + (i + 0) * 32 + p]; const b0 = A[3360 + (j + 0) * 32 + p]; c00 += a0 * b0; }
+            A[7169 + (i + 0) * 1 + (j + 0)] = c00;
           }
         }
         A[7160] = A[7169] + A[7170];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[6789 + i * 1 + p] * A[j * 1 + p];
-            A[7361 + i * 96 + j] = acc;
-          }
-        }
+        for (let i = 0; i < 1; i++) { const a0 = A[6789 + i * 1 + 0]; for (let j = 0; j < 96; j++) A[7361 + i * 96 + j] = a0 * A[j * 1 + 0]; }
         for (let i = 0; i < 96; i++) A[7457 + i] = A[7361 + i] + A[7265 + i];
         for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7171 + o * 32 + j] = A[7457 + o * 96 + 32 + j];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[6902 + i * 32 + p] * A[96 + j * 32 + p];
-            A[7361 + i * 96 + j] = acc;
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 96; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[6902 + (i + 0) * 32 + p]; const b0 = A[96 + (j + 0) * 32 + p]; c00 += a0 * b0; const b1 = A[96 + (j + 1) * 32 + p]; c01 += a0 * b1; const b2 = A[96 + (j + 2) * 32 + p]; c02 += a0 * b2; const b3 = A[96 + (j + 3) * 32 + p]; c03 += a0 * b3; }
+            A[7361 + (i + 0) * 96 + (j + 0)] = c00;
+            A[7361 + (i + 0) * 96 + (j + 1)] = c01;
+            A[7361 + (i + 0) * 96 + (j + 2)] = c02;
+            A[7361 + (i + 0) * 96 + (j + 3)] = c03;
           }
         }
         for (let i = 0; i < 96; i++) A[7649 + i] = A[7361 + i] + A[7553 + i];
@@ -1263,28 +1013,25 @@ export class Trainer {
         for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7393 + o * 32 + j] = A[7649 + o * 96 + 0 + j];
         for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7425 + o * 32 + j] = A[7649 + o * 96 + 64 + j];
         for (let i = 0; i < 32; i++) A[6934 + i] = ((1 - A[7361 + i]) * (Math.tanh((A[7171 + i] + ((1 / (1 + Math.exp(-((A[7203 + i] + A[7393 + i]))))) * A[7425 + i]))))) + (A[7361 + i] * A[6902 + i]);
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[6934 + i * 32 + p] * A[3360 + j * 32 + p];
-            A[7169 + i * 1 + j] = acc;
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 1; j += 1) {
+            let c00 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[6934 + (i + 0) * 32 + p]; const b0 = A[3360 + (j + 0) * 32 + p]; c00 += a0 * b0; }
+            A[7169 + (i + 0) * 1 + (j + 0)] = c00;
           }
         }
         A[7161] = A[7169] + A[7170];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[6790 + i * 1 + p] * A[j * 1 + p];
-            A[7361 + i * 96 + j] = acc;
-          }
-        }
+        for (let i = 0; i < 1; i++) { const a0 = A[6790 + i * 1 + 0]; for (let j = 0; j < 96; j++) A[7361 + i * 96 + j] = a0 * A[j * 1 + 0]; }
         for (let i = 0; i < 96; i++) A[7457 + i] = A[7361 + i] + A[7265 + i];
         for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7171 + o * 32 + j] = A[7457 + o * 96 + 32 + j];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[6934 + i * 32 + p] * A[96 + j * 32 + p];
-            A[7361 + i * 96 + j] = acc;
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 96; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[6934 + (i + 0) * 32 + p]; const b0 = A[96 + (j + 0) * 32 + p]; c00 += a0 * b0; const b1 = A[96 + (j + 1) * 32 + p]; c01 += a0 * b1; const b2 = A[96 + (j + 2) * 32 + p]; c02 += a0 * b2; const b3 = A[96 + (j + 3) * 32 + p]; c03 += a0 * b3; }
+            A[7361 + (i + 0) * 96 + (j + 0)] = c00;
+            A[7361 + (i + 0) * 96 + (j + 1)] = c01;
+            A[7361 + (i + 0) * 96 + (j + 2)] = c02;
+            A[7361 + (i + 0) * 96 + (j + 3)] = c03;
           }
         }
         for (let i = 0; i < 96; i++) A[7649 + i] = A[7361 + i] + A[7553 + i];
@@ -1295,28 +1042,25 @@ export class Trainer {
         for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7393 + o * 32 + j] = A[7649 + o * 96 + 0 + j];
         for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7425 + o * 32 + j] = A[7649 + o * 96 + 64 + j];
         for (let i = 0; i < 32; i++) A[6966 + i] = ((1 - A[7361 + i]) * (Math.tanh((A[7171 + i] + ((1 / (1 + Math.exp(-((A[7203 + i] + A[7393 + i]))))) * A[7425 + i]))))) + (A[7361 + i] * A[6934 + i]);
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[6966 + i * 32 + p] * A[3360 + j * 32 + p];
-            A[7169 + i * 1 + j] = acc;
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 1; j += 1) {
+            let c00 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[6966 + (i + 0) * 32 + p]; const b0 = A[3360 + (j + 0) * 32 + p]; c00 += a0 * b0; }
+            A[7169 + (i + 0) * 1 + (j + 0)] = c00;
           }
         }
         A[7162] = A[7169] + A[7170];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[6791 + i * 1 + p] * A[j * 1 + p];
-            A[7361 + i * 96 + j] = acc;
-          }
-        }
+        for (let i = 0; i < 1; i++) { const a0 = A[6791 + i * 1 + 0]; for (let j = 0; j < 96; j++) A[7361 + i * 96 + j] = a0 * A[j * 1 + 0]; }
         for (let i = 0; i < 96; i++) A[7457 + i] = A[7361 + i] + A[7265 + i];
         for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7171 + o * 32 + j] = A[7457 + o * 96 + 32 + j];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[6966 + i * 32 + p] * A[96 + j * 32 + p];
-            A[7361 + i * 96 + j] = acc;
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 96; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[6966 + (i + 0) * 32 + p]; const b0 = A[96 + (j + 0) * 32 + p]; c00 += a0 * b0; const b1 = A[96 + (j + 1) * 32 + p]; c01 += a0 * b1; const b2 = A[96 + (j + 2) * 32 + p]; c02 += a0 * b2; const b3 = A[96 + (j + 3) * 32 + p]; c03 += a0 * b3; }
+            A[7361 + (i + 0) * 96 + (j + 0)] = c00;
+            A[7361 + (i + 0) * 96 + (j + 1)] = c01;
+            A[7361 + (i + 0) * 96 + (j + 2)] = c02;
+            A[7361 + (i + 0) * 96 + (j + 3)] = c03;
           }
         }
         for (let i = 0; i < 96; i++) A[7649 + i] = A[7361 + i] + A[7553 + i];
@@ -1327,28 +1071,25 @@ export class Trainer {
         for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7393 + o * 32 + j] = A[7649 + o * 96 + 0 + j];
         for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7425 + o * 32 + j] = A[7649 + o * 96 + 64 + j];
         for (let i = 0; i < 32; i++) A[6998 + i] = ((1 - A[7361 + i]) * (Math.tanh((A[7171 + i] + ((1 / (1 + Math.exp(-((A[7203 + i] + A[7393 + i]))))) * A[7425 + i]))))) + (A[7361 + i] * A[6966 + i]);
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[6998 + i * 32 + p] * A[3360 + j * 32 + p];
-            A[7169 + i * 1 + j] = acc;
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 1; j += 1) {
+            let c00 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[6998 + (i + 0) * 32 + p]; const b0 = A[3360 + (j + 0) * 32 + p]; c00 += a0 * b0; }
+            A[7169 + (i + 0) * 1 + (j + 0)] = c00;
           }
         }
         A[7163] = A[7169] + A[7170];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[6792 + i * 1 + p] * A[j * 1 + p];
-            A[7361 + i * 96 + j] = acc;
-          }
-        }
+        for (let i = 0; i < 1; i++) { const a0 = A[6792 + i * 1 + 0]; for (let j = 0; j < 96; j++) A[7361 + i * 96 + j] = a0 * A[j * 1 + 0]; }
         for (let i = 0; i < 96; i++) A[7457 + i] = A[7361 + i] + A[7265 + i];
         for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7171 + o * 32 + j] = A[7457 + o * 96 + 32 + j];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[6998 + i * 32 + p] * A[96 + j * 32 + p];
-            A[7361 + i * 96 + j] = acc;
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 96; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[6998 + (i + 0) * 32 + p]; const b0 = A[96 + (j + 0) * 32 + p]; c00 += a0 * b0; const b1 = A[96 + (j + 1) * 32 + p]; c01 += a0 * b1; const b2 = A[96 + (j + 2) * 32 + p]; c02 += a0 * b2; const b3 = A[96 + (j + 3) * 32 + p]; c03 += a0 * b3; }
+            A[7361 + (i + 0) * 96 + (j + 0)] = c00;
+            A[7361 + (i + 0) * 96 + (j + 1)] = c01;
+            A[7361 + (i + 0) * 96 + (j + 2)] = c02;
+            A[7361 + (i + 0) * 96 + (j + 3)] = c03;
           }
         }
         for (let i = 0; i < 96; i++) A[7649 + i] = A[7361 + i] + A[7553 + i];
@@ -1359,28 +1100,25 @@ export class Trainer {
         for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7393 + o * 32 + j] = A[7649 + o * 96 + 0 + j];
         for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7425 + o * 32 + j] = A[7649 + o * 96 + 64 + j];
         for (let i = 0; i < 32; i++) A[7030 + i] = ((1 - A[7361 + i]) * (Math.tanh((A[7171 + i] + ((1 / (1 + Math.exp(-((A[7203 + i] + A[7393 + i]))))) * A[7425 + i]))))) + (A[7361 + i] * A[6998 + i]);
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[7030 + i * 32 + p] * A[3360 + j * 32 + p];
-            A[7169 + i * 1 + j] = acc;
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 1; j += 1) {
+            let c00 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[7030 + (i + 0) * 32 + p]; const b0 = A[3360 + (j + 0) * 32 + p]; c00 += a0 * b0; }
+            A[7169 + (i + 0) * 1 + (j + 0)] = c00;
           }
         }
         A[7164] = A[7169] + A[7170];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[6793 + i * 1 + p] * A[j * 1 + p];
-            A[7361 + i * 96 + j] = acc;
-          }
-        }
+        for (let i = 0; i < 1; i++) { const a0 = A[6793 + i * 1 + 0]; for (let j = 0; j < 96; j++) A[7361 + i * 96 + j] = a0 * A[j * 1 + 0]; }
         for (let i = 0; i < 96; i++) A[7457 + i] = A[7361 + i] + A[7265 + i];
         for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7171 + o * 32 + j] = A[7457 + o * 96 + 32 + j];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[7030 + i * 32 + p] * A[96 + j * 32 + p];
-            A[7361 + i * 96 + j] = acc;
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 96; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[7030 + (i + 0) * 32 + p]; const b0 = A[96 + (j + 0) * 32 + p]; c00 += a0 * b0; const b1 = A[96 + (j + 1) * 32 + p]; c01 += a0 * b1; const b2 = A[96 + (j + 2) * 32 + p]; c02 += a0 * b2; const b3 = A[96 + (j + 3) * 32 + p]; c03 += a0 * b3; }
+            A[7361 + (i + 0) * 96 + (j + 0)] = c00;
+            A[7361 + (i + 0) * 96 + (j + 1)] = c01;
+            A[7361 + (i + 0) * 96 + (j + 2)] = c02;
+            A[7361 + (i + 0) * 96 + (j + 3)] = c03;
           }
         }
         for (let i = 0; i < 96; i++) A[7649 + i] = A[7361 + i] + A[7553 + i];
@@ -1391,28 +1129,25 @@ export class Trainer {
         for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7393 + o * 32 + j] = A[7649 + o * 96 + 0 + j];
         for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7425 + o * 32 + j] = A[7649 + o * 96 + 64 + j];
         for (let i = 0; i < 32; i++) A[7062 + i] = ((1 - A[7361 + i]) * (Math.tanh((A[7171 + i] + ((1 / (1 + Math.exp(-((A[7203 + i] + A[7393 + i]))))) * A[7425 + i]))))) + (A[7361 + i] * A[7030 + i]);
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[7062 + i * 32 + p] * A[3360 + j * 32 + p];
-            A[7169 + i * 1 + j] = acc;
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 1; j += 1) {
+            let c00 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[7062 + (i + 0) * 32 + p]; const b0 = A[3360 + (j + 0) * 32 + p]; c00 += a0 * b0; }
+            A[7169 + (i + 0) * 1 + (j + 0)] = c00;
           }
         }
         A[7165] = A[7169] + A[7170];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[6794 + i * 1 + p] * A[j * 1 + p];
-            A[7361 + i * 96 + j] = acc;
-          }
-        }
+        for (let i = 0; i < 1; i++) { const a0 = A[6794 + i * 1 + 0]; for (let j = 0; j < 96; j++) A[7361 + i * 96 + j] = a0 * A[j * 1 + 0]; }
         for (let i = 0; i < 96; i++) A[7457 + i] = A[7361 + i] + A[7265 + i];
         for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7171 + o * 32 + j] = A[7457 + o * 96 + 32 + j];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[7062 + i * 32 + p] * A[96 + j * 32 + p];
-            A[7361 + i * 96 + j] = acc;
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 96; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[7062 + (i + 0) * 32 + p]; const b0 = A[96 + (j + 0) * 32 + p]; c00 += a0 * b0; const b1 = A[96 + (j + 1) * 32 + p]; c01 += a0 * b1; const b2 = A[96 + (j + 2) * 32 + p]; c02 += a0 * b2; const b3 = A[96 + (j + 3) * 32 + p]; c03 += a0 * b3; }
+            A[7361 + (i + 0) * 96 + (j + 0)] = c00;
+            A[7361 + (i + 0) * 96 + (j + 1)] = c01;
+            A[7361 + (i + 0) * 96 + (j + 2)] = c02;
+            A[7361 + (i + 0) * 96 + (j + 3)] = c03;
           }
         }
         for (let i = 0; i < 96; i++) A[7649 + i] = A[7361 + i] + A[7553 + i];
@@ -1423,28 +1158,25 @@ export class Trainer {
         for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7393 + o * 32 + j] = A[7649 + o * 96 + 0 + j];
         for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7425 + o * 32 + j] = A[7649 + o * 96 + 64 + j];
         for (let i = 0; i < 32; i++) A[7094 + i] = ((1 - A[7361 + i]) * (Math.tanh((A[7171 + i] + ((1 / (1 + Math.exp(-((A[7203 + i] + A[7393 + i]))))) * A[7425 + i]))))) + (A[7361 + i] * A[7062 + i]);
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[7094 + i * 32 + p] * A[3360 + j * 32 + p];
-            A[7169 + i * 1 + j] = acc;
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 1; j += 1) {
+            let c00 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[7094 + (i + 0) * 32 + p]; const b0 = A[3360 + (j + 0) * 32 + p]; c00 += a0 * b0; }
+            A[7169 + (i + 0) * 1 + (j + 0)] = c00;
           }
         }
         A[7166] = A[7169] + A[7170];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[6795 + i * 1 + p] * A[j * 1 + p];
-            A[7361 + i * 96 + j] = acc;
-          }
-        }
+        for (let i = 0; i < 1; i++) { const a0 = A[6795 + i * 1 + 0]; for (let j = 0; j < 96; j++) A[7361 + i * 96 + j] = a0 * A[j * 1 + 0]; }
         for (let i = 0; i < 96; i++) A[7457 + i] = A[7361 + i] + A[7265 + i];
         for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7171 + o * 32 + j] = A[7457 + o * 96 + 32 + j];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 96; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[7094 + i * 32 + p] * A[96 + j * 32 + p];
-            A[7203 + i * 96 + j] = acc;
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 96; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[7094 + (i + 0) * 32 + p]; const b0 = A[96 + (j + 0) * 32 + p]; c00 += a0 * b0; const b1 = A[96 + (j + 1) * 32 + p]; c01 += a0 * b1; const b2 = A[96 + (j + 2) * 32 + p]; c02 += a0 * b2; const b3 = A[96 + (j + 3) * 32 + p]; c03 += a0 * b3; }
+            A[7203 + (i + 0) * 96 + (j + 0)] = c00;
+            A[7203 + (i + 0) * 96 + (j + 1)] = c01;
+            A[7203 + (i + 0) * 96 + (j + 2)] = c02;
+            A[7203 + (i + 0) * 96 + (j + 3)] = c03;
           }
         }
         for (let i = 0; i < 96; i++) A[7299 + i] = A[7203 + i] + A[7553 + i];
@@ -1455,11 +1187,11 @@ export class Trainer {
         for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7267 + o * 32 + j] = A[7299 + o * 96 + 0 + j];
         for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[7395 + o * 32 + j] = A[7299 + o * 96 + 64 + j];
         for (let i = 0; i < 32; i++) A[7126 + i] = ((1 - A[7235 + i]) * (Math.tanh((A[7171 + i] + ((1 / (1 + Math.exp(-((A[7203 + i] + A[7267 + i]))))) * A[7395 + i]))))) + (A[7235 + i] * A[7094 + i]);
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[7126 + i * 32 + p] * A[3360 + j * 32 + p];
-            A[7169 + i * 1 + j] = acc;
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 1; j += 1) {
+            let c00 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[7126 + (i + 0) * 32 + p]; const b0 = A[3360 + (j + 0) * 32 + p]; c00 += a0 * b0; }
+            A[7169 + (i + 0) * 1 + (j + 0)] = c00;
           }
         }
         A[7167] = A[7169] + A[7170];

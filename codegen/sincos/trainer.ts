@@ -61,6 +61,8 @@ export interface TrainerOptions {
 export class Trainer {
     /** Every value the trainer keeps: parameters, gradients, data, outputs, temporaries, optimizer state. */
     readonly arena: Float32Array;
+    /** Float64 accumulators of the matrix products (one row block). */
+    private readonly scratch: Float64Array;
     lr: number;
     carryState: boolean;
     /** Optimizer steps taken (Adam's t). */
@@ -68,6 +70,7 @@ export class Trainer {
 
     constructor(options: TrainerOptions = {}) {
         this.arena = new Float32Array(16963);
+        this.scratch = new Float64Array(64);
         this.lr = options.lr ?? SPEC.lr;
         this.carryState = options.carryState ?? SPEC.carryState;
         this.initParams(options.seed ?? SPEC.seed);
@@ -94,7 +97,7 @@ export class Trainer {
         for (let t = 0; t < 10; t++) for (let b = 0; b < 1; b++) for (let k = 0; k < 1; k++) A[2306 + t * 1 + b * 1 + k] = in_x[(b * 10 + t) * 1 + k];
         if (target.length !== 10) throw new RangeError(`target [1, 10, 1]: expected 10 values, got ${target.length}`);
         for (let t = 0; t < 10; t++) for (let b = 0; b < 1; b++) for (let k = 0; k < 1; k++) A[2316 + t * 1 + b * 1 + k] = target[(b * 10 + t) * 1 + k];
-        this.train(A);
+        this.train(A, this.scratch);
         const loss = A[2688];
         if (!Number.isFinite(loss)) throw new RangeError(`non-finite loss ${loss} at step ${this.steps + 1}`);
         this.steps++;
@@ -117,7 +120,7 @@ export class Trainer {
         for (let t = 0; t < 10; t++) for (let b = 0; b < 1; b++) for (let k = 0; k < 1; k++) A[2306 + t * 1 + b * 1 + k] = in_x[(b * 10 + t) * 1 + k];
         if (target.length !== 10) throw new RangeError(`target [1, 10, 1]: expected 10 values, got ${target.length}`);
         for (let t = 0; t < 10; t++) for (let b = 0; b < 1; b++) for (let k = 0; k < 1; k++) A[2316 + t * 1 + b * 1 + k] = target[(b * 10 + t) * 1 + k];
-        this.train(A);
+        this.train(A, this.scratch);
         return A[2688];
     }
 
@@ -126,7 +129,7 @@ export class Trainer {
         const A = this.arena;
         if (in_x.length !== 10) throw new RangeError(`input x [1, 10, 1]: expected 10 values, got ${in_x.length}`);
         for (let t = 0; t < 10; t++) for (let b = 0; b < 1; b++) for (let k = 0; k < 1; k++) A[2306 + t * 1 + b * 1 + k] = in_x[(b * 10 + t) * 1 + k];
-        this.forward(A);
+        this.forward(A, this.scratch);
         return this.outputs(out);
     }
 
@@ -225,891 +228,620 @@ export class Trainer {
     }
 
     /** Forward over τ steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
-    private train(A: Float32Array): void {
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2306 + i * 1 + p] * A[j * 1 + p];
-            A[2689 + i * 32 + j] = acc;
-          }
-        }
+    private train(A: Float32Array, S: Float64Array): void {
+        for (let i = 0; i < 1; i++) { const a0 = A[2306 + i * 1 + 0]; for (let j = 0; j < 32; j++) A[2689 + i * 32 + j] = a0 * A[j * 1 + 0]; }
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[2721 + (i0 * 32 + i1 * 1)] = A[1056 + (i1 * 1)]; } }
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[2326 + i * 32 + p] * A[32 + j * 32 + p];
-            A[2753 + i * 32 + j] = acc;
-          }
-        }
-        for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[2785 + (i0 * 32 + i1 * 1)] = A[1088 + (i1 * 1)]; } }
-        for (let i = 0; i < 32; i++) A[2358 + i] = Math.tanh(((A[2689 + i] + A[2721 + i]) + (A[2753 + i] + A[2785 + i])));
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[2358 + i * 32 + p] * A[1120 + j * 32 + p];
-            A[2689 + i * 1 + j] = acc;
-          }
-        }
-        for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[2690 + (i0 * 1 + i1 * 1)] = A[1152 + (i1 * 1)]; } }
-        A[2678] = A[2689] + A[2690];
-        A[2689] = A[2678] - A[2316];
-        A[2691] = A[2689] * A[2689];
-        { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[2691 + (i0 * 1 + i1 * 1)]; } } A[2692 + (0)] = acc; }
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2307 + i * 1 + p] * A[j * 1 + p];
-            A[2753 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[2358 + i * 32 + p] * A[32 + j * 32 + p];
-            A[2817 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) A[2390 + i] = Math.tanh(((A[2753 + i] + A[2721 + i]) + (A[2817 + i] + A[2785 + i])));
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[2390 + i * 32 + p] * A[1120 + j * 32 + p];
-            A[2691 + i * 1 + j] = acc;
-          }
-        }
-        A[2679] = A[2691] + A[2690];
-        A[2691] = A[2679] - A[2317];
-        A[2693] = A[2691] * A[2691];
-        { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[2693 + (i0 * 1 + i1 * 1)]; } } A[2694 + (0)] = acc; }
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2308 + i * 1 + p] * A[j * 1 + p];
-            A[2753 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[2390 + i * 32 + p] * A[32 + j * 32 + p];
-            A[2817 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) A[2422 + i] = Math.tanh(((A[2753 + i] + A[2721 + i]) + (A[2817 + i] + A[2785 + i])));
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[2422 + i * 32 + p] * A[1120 + j * 32 + p];
-            A[2693 + i * 1 + j] = acc;
-          }
-        }
-        A[2680] = A[2693] + A[2690];
-        A[2693] = A[2680] - A[2318];
-        A[2695] = A[2693] * A[2693];
-        { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[2695 + (i0 * 1 + i1 * 1)]; } } A[2696 + (0)] = acc; }
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2309 + i * 1 + p] * A[j * 1 + p];
-            A[2753 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[2422 + i * 32 + p] * A[32 + j * 32 + p];
-            A[2817 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) A[2454 + i] = Math.tanh(((A[2753 + i] + A[2721 + i]) + (A[2817 + i] + A[2785 + i])));
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[2454 + i * 32 + p] * A[1120 + j * 32 + p];
-            A[2695 + i * 1 + j] = acc;
-          }
-        }
-        A[2681] = A[2695] + A[2690];
-        A[2695] = A[2681] - A[2319];
-        A[2697] = A[2695] * A[2695];
-        { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[2697 + (i0 * 1 + i1 * 1)]; } } A[2698 + (0)] = acc; }
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2310 + i * 1 + p] * A[j * 1 + p];
-            A[2753 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[2454 + i * 32 + p] * A[32 + j * 32 + p];
-            A[2817 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) A[2486 + i] = Math.tanh(((A[2753 + i] + A[2721 + i]) + (A[2817 + i] + A[2785 + i])));
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[2486 + i * 32 + p] * A[1120 + j * 32 + p];
-            A[2697 + i * 1 + j] = acc;
-          }
-        }
-        A[2682] = A[2697] + A[2690];
-        A[2697] = A[2682] - A[2320];
-        A[2699] = A[2697] * A[2697];
-        { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[2699 + (i0 * 1 + i1 * 1)]; } } A[2700 + (0)] = acc; }
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2311 + i * 1 + p] * A[j * 1 + p];
-            A[2753 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[2486 + i * 32 + p] * A[32 + j * 32 + p];
-            A[2817 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) A[2518 + i] = Math.tanh(((A[2753 + i] + A[2721 + i]) + (A[2817 + i] + A[2785 + i])));
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[2518 + i * 32 + p] * A[1120 + j * 32 + p];
-            A[2699 + i * 1 + j] = acc;
-          }
-        }
-        A[2683] = A[2699] + A[2690];
-        A[2699] = A[2683] - A[2321];
-        A[2701] = A[2699] * A[2699];
-        { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[2701 + (i0 * 1 + i1 * 1)]; } } A[2702 + (0)] = acc; }
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2312 + i * 1 + p] * A[j * 1 + p];
-            A[2753 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[2518 + i * 32 + p] * A[32 + j * 32 + p];
-            A[2817 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) A[2550 + i] = Math.tanh(((A[2753 + i] + A[2721 + i]) + (A[2817 + i] + A[2785 + i])));
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[2550 + i * 32 + p] * A[1120 + j * 32 + p];
-            A[2701 + i * 1 + j] = acc;
-          }
-        }
-        A[2684] = A[2701] + A[2690];
-        A[2701] = A[2684] - A[2322];
-        A[2703] = A[2701] * A[2701];
-        { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[2703 + (i0 * 1 + i1 * 1)]; } } A[2704 + (0)] = acc; }
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2313 + i * 1 + p] * A[j * 1 + p];
-            A[2753 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[2550 + i * 32 + p] * A[32 + j * 32 + p];
-            A[2817 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) A[2582 + i] = Math.tanh(((A[2753 + i] + A[2721 + i]) + (A[2817 + i] + A[2785 + i])));
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[2582 + i * 32 + p] * A[1120 + j * 32 + p];
-            A[2703 + i * 1 + j] = acc;
-          }
-        }
-        A[2685] = A[2703] + A[2690];
-        A[2703] = A[2685] - A[2323];
-        A[2705] = A[2703] * A[2703];
-        { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[2705 + (i0 * 1 + i1 * 1)]; } } A[2706 + (0)] = acc; }
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2314 + i * 1 + p] * A[j * 1 + p];
-            A[2753 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[2582 + i * 32 + p] * A[32 + j * 32 + p];
-            A[2817 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) A[2614 + i] = Math.tanh(((A[2753 + i] + A[2721 + i]) + (A[2817 + i] + A[2785 + i])));
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[2614 + i * 32 + p] * A[1120 + j * 32 + p];
-            A[2705 + i * 1 + j] = acc;
-          }
-        }
-        A[2686] = A[2705] + A[2690];
-        A[2705] = A[2686] - A[2324];
-        A[2707] = A[2705] * A[2705];
-        { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[2707 + (i0 * 1 + i1 * 1)]; } } A[2708 + (0)] = acc; }
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2315 + i * 1 + p] * A[j * 1 + p];
-            A[2753 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[2614 + i * 32 + p] * A[32 + j * 32 + p];
-            A[2817 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) A[2646 + i] = Math.tanh(((A[2753 + i] + A[2721 + i]) + (A[2817 + i] + A[2785 + i])));
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[2646 + i * 32 + p] * A[1120 + j * 32 + p];
-            A[2707 + i * 1 + j] = acc;
-          }
-        }
-        A[2687] = A[2707] + A[2690];
-        A[2690] = A[2687] - A[2325];
-        A[2707] = A[2690] * A[2690];
-        { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[2707 + (i0 * 1 + i1 * 1)]; } } A[2709 + (0)] = acc; }
-        A[2688] = (((((((((A[2692] + A[2694]) + A[2696]) + A[2698]) + A[2700]) + A[2702]) + A[2704]) + A[2706]) + A[2708]) + A[2709]) / 10;
-        A[2692] = 1 / 10;
-        A[2694] = A[2692];
-        A[2692] = A[2694] * A[2690];
-        A[2690] = A[2692] + A[2692];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2690 + i * 1 + p] * A[1120 + p * 32 + j];
-            A[2706 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) A[2738 + i] = A[2706 + i] * (1 - (A[2646 + i] * A[2646 + i]));
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2315 + p * 1 + i] * A[2738 + p * 32 + j];
-            A[2706 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[2738 + i * 32 + p] * A[32 + p * 32 + j];
-            A[2770 + i * 32 + j] = acc;
-          }
-        }
-        A[2692] = A[2694] * A[2705];
-        A[2696] = A[2692] + A[2692];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2696 + i * 1 + p] * A[1120 + p * 32 + j];
-            A[2802 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) A[2849 + i] = (A[2770 + i] + A[2802 + i]) * (1 - (A[2614 + i] * A[2614 + i]));
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2314 + p * 1 + i] * A[2849 + p * 32 + j];
-            A[2770 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[2849 + i * 32 + p] * A[32 + p * 32 + j];
-            A[2802 + i * 32 + j] = acc;
-          }
-        }
-        A[2692] = A[2694] * A[2703];
-        A[2698] = A[2692] + A[2692];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2698 + i * 1 + p] * A[1120 + p * 32 + j];
-            A[2881 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) A[2913 + i] = (A[2802 + i] + A[2881 + i]) * (1 - (A[2582 + i] * A[2582 + i]));
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2313 + p * 1 + i] * A[2913 + p * 32 + j];
-            A[2802 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[2913 + i * 32 + p] * A[32 + p * 32 + j];
-            A[2881 + i * 32 + j] = acc;
-          }
-        }
-        A[2692] = A[2694] * A[2701];
-        A[2700] = A[2692] + A[2692];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2700 + i * 1 + p] * A[1120 + p * 32 + j];
-            A[2945 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) A[2977 + i] = (A[2881 + i] + A[2945 + i]) * (1 - (A[2550 + i] * A[2550 + i]));
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2312 + p * 1 + i] * A[2977 + p * 32 + j];
-            A[2881 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[2977 + i * 32 + p] * A[32 + p * 32 + j];
-            A[2945 + i * 32 + j] = acc;
-          }
-        }
-        A[2692] = A[2694] * A[2699];
-        A[2699] = A[2692] + A[2692];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2699 + i * 1 + p] * A[1120 + p * 32 + j];
-            A[3009 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) A[3041 + i] = (A[2945 + i] + A[3009 + i]) * (1 - (A[2518 + i] * A[2518 + i]));
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2311 + p * 1 + i] * A[3041 + p * 32 + j];
-            A[2945 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[3041 + i * 32 + p] * A[32 + p * 32 + j];
-            A[3009 + i * 32 + j] = acc;
-          }
-        }
-        A[2692] = A[2694] * A[2697];
-        A[2697] = A[2692] + A[2692];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2697 + i * 1 + p] * A[1120 + p * 32 + j];
-            A[3073 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) A[3105 + i] = (A[3009 + i] + A[3073 + i]) * (1 - (A[2486 + i] * A[2486 + i]));
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2310 + p * 1 + i] * A[3105 + p * 32 + j];
-            A[3009 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[3105 + i * 32 + p] * A[32 + p * 32 + j];
-            A[3073 + i * 32 + j] = acc;
-          }
-        }
-        A[2692] = A[2694] * A[2695];
-        A[2695] = A[2692] + A[2692];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2695 + i * 1 + p] * A[1120 + p * 32 + j];
-            A[3137 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) A[3169 + i] = (A[3073 + i] + A[3137 + i]) * (1 - (A[2454 + i] * A[2454 + i]));
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2309 + p * 1 + i] * A[3169 + p * 32 + j];
-            A[3073 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[3169 + i * 32 + p] * A[32 + p * 32 + j];
-            A[3137 + i * 32 + j] = acc;
-          }
-        }
-        A[2692] = A[2694] * A[2693];
-        A[2693] = A[2692] + A[2692];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2693 + i * 1 + p] * A[1120 + p * 32 + j];
-            A[3201 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) A[3233 + i] = (A[3137 + i] + A[3201 + i]) * (1 - (A[2422 + i] * A[2422 + i]));
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2308 + p * 1 + i] * A[3233 + p * 32 + j];
-            A[3137 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[3233 + i * 32 + p] * A[32 + p * 32 + j];
-            A[3201 + i * 32 + j] = acc;
-          }
-        }
-        A[2692] = A[2694] * A[2691];
-        A[2691] = A[2692] + A[2692];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2691 + i * 1 + p] * A[1120 + p * 32 + j];
-            A[3265 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) A[3297 + i] = (A[3201 + i] + A[3265 + i]) * (1 - (A[2390 + i] * A[2390 + i]));
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2307 + p * 1 + i] * A[3297 + p * 32 + j];
-            A[3201 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[3297 + i * 32 + p] * A[32 + p * 32 + j];
-            A[3265 + i * 32 + j] = acc;
-          }
-        }
-        A[2692] = A[2694] * A[2689];
-        A[2689] = A[2692] + A[2692];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2689 + i * 1 + p] * A[1120 + p * 32 + j];
-            A[3329 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) A[3361 + i] = (A[3265 + i] + A[3329 + i]) * (1 - (A[2358 + i] * A[2358 + i]));
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2306 + p * 1 + i] * A[3361 + p * 32 + j];
-            A[3265 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) A[3329 + i] = ((((((((A[2706 + i] + A[2770 + i]) + A[2802 + i]) + A[2881 + i]) + A[2945 + i]) + A[3009 + i]) + A[3073 + i]) + A[3137 + i]) + A[3201 + i]) + A[3265 + i];
-        for (let i = 0; i < 1; i++) for (let j = 0; j < 32; j++) A[1153 + j * 1 + i] = A[3329 + i * 32 + j];
-        for (let i = 0; i < 32; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2614 + p * 32 + i] * A[2738 + p * 32 + j];
-            A[3393 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2582 + p * 32 + i] * A[2849 + p * 32 + j];
-            A[4417 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2550 + p * 32 + i] * A[2913 + p * 32 + j];
-            A[5441 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2518 + p * 32 + i] * A[2977 + p * 32 + j];
-            A[6465 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2486 + p * 32 + i] * A[3041 + p * 32 + j];
-            A[7489 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2454 + p * 32 + i] * A[3105 + p * 32 + j];
-            A[8513 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2422 + p * 32 + i] * A[3169 + p * 32 + j];
-            A[9537 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2390 + p * 32 + i] * A[3233 + p * 32 + j];
-            A[10561 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2358 + p * 32 + i] * A[3297 + p * 32 + j];
-            A[11585 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2326 + p * 32 + i] * A[3361 + p * 32 + j];
-            A[12609 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 1024; i++) A[13633 + i] = ((((((((A[3393 + i] + A[4417 + i]) + A[5441 + i]) + A[6465 + i]) + A[7489 + i]) + A[8513 + i]) + A[9537 + i]) + A[10561 + i]) + A[11585 + i]) + A[12609 + i];
+        for (let i = 0; i < 32; i++) for (let j = 0; j < 32; j++) A[2753 + j * 32 + i] = A[32 + i * 32 + j];
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 32; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[2326 + (i + 0) * 32 + p]; const b0 = A[32 + (j + 0) * 32 + p]; c00 += a0 * b0; const b1 = A[32 + (j + 1) * 32 + p]; c01 += a0 * b1; const b2 = A[32 + (j + 2) * 32 + p]; c02 += a0 * b2; const b3 = A[32 + (j + 3) * 32 + p]; c03 += a0 * b3; }
+            A[3777 + (i + 0) * 32 + (j + 0)] = c00;
+            A[3777 + (i + 0) * 32 + (j + 1)] = c01;
+            A[3777 + (i + 0) * 32 + (j + 2)] = c02;
+            A[3777 + (i + 0) * 32 + (j + 3)] = c03;
+          }
+        }
+        for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[3809 + (i0 * 32 + i1 * 1)] = A[1088 + (i1 * 1)]; } }
+        for (let i = 0; i < 32; i++) A[2358 + i] = Math.tanh(((A[2689 + i] + A[2721 + i]) + (A[3777 + i] + A[3809 + i])));
+        for (let i = 0; i < 1; i++) for (let j = 0; j < 32; j++) A[2689 + j * 1 + i] = A[1120 + i * 32 + j];
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 1; j += 1) {
+            let c00 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[2358 + (i + 0) * 32 + p]; const b0 = A[1120 + (j + 0) * 32 + p]; c00 += a0 * b0; }
+            A[3777 + (i + 0) * 1 + (j + 0)] = c00;
+          }
+        }
+        for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[3778 + (i0 * 1 + i1 * 1)] = A[1152 + (i1 * 1)]; } }
+        A[2678] = A[3777] + A[3778];
+        A[3777] = A[2678] - A[2316];
+        A[3779] = A[3777] * A[3777];
+        { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[3779 + (i0 * 1 + i1 * 1)]; } } A[3780 + (0)] = acc; }
+        for (let i = 0; i < 1; i++) { const a0 = A[2307 + i * 1 + 0]; for (let j = 0; j < 32; j++) A[3841 + i * 32 + j] = a0 * A[j * 1 + 0]; }
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 32; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[2358 + (i + 0) * 32 + p]; const b0 = A[32 + (j + 0) * 32 + p]; c00 += a0 * b0; const b1 = A[32 + (j + 1) * 32 + p]; c01 += a0 * b1; const b2 = A[32 + (j + 2) * 32 + p]; c02 += a0 * b2; const b3 = A[32 + (j + 3) * 32 + p]; c03 += a0 * b3; }
+            A[3873 + (i + 0) * 32 + (j + 0)] = c00;
+            A[3873 + (i + 0) * 32 + (j + 1)] = c01;
+            A[3873 + (i + 0) * 32 + (j + 2)] = c02;
+            A[3873 + (i + 0) * 32 + (j + 3)] = c03;
+          }
+        }
+        for (let i = 0; i < 32; i++) A[2390 + i] = Math.tanh(((A[3841 + i] + A[2721 + i]) + (A[3873 + i] + A[3809 + i])));
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 1; j += 1) {
+            let c00 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[2390 + (i + 0) * 32 + p]; const b0 = A[1120 + (j + 0) * 32 + p]; c00 += a0 * b0; }
+            A[3779 + (i + 0) * 1 + (j + 0)] = c00;
+          }
+        }
+        A[2679] = A[3779] + A[3778];
+        A[3779] = A[2679] - A[2317];
+        A[3781] = A[3779] * A[3779];
+        { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[3781 + (i0 * 1 + i1 * 1)]; } } A[3782 + (0)] = acc; }
+        for (let i = 0; i < 1; i++) { const a0 = A[2308 + i * 1 + 0]; for (let j = 0; j < 32; j++) A[3841 + i * 32 + j] = a0 * A[j * 1 + 0]; }
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 32; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[2390 + (i + 0) * 32 + p]; const b0 = A[32 + (j + 0) * 32 + p]; c00 += a0 * b0; const b1 = A[32 + (j + 1) * 32 + p]; c01 += a0 * b1; const b2 = A[32 + (j + 2) * 32 + p]; c02 += a0 * b2; const b3 = A[32 + (j + 3) * 32 + p]; c03 += a0 * b3; }
+            A[3873 + (i + 0) * 32 + (j + 0)] = c00;
+            A[3873 + (i + 0) * 32 + (j + 1)] = c01;
+            A[3873 + (i + 0) * 32 + (j + 2)] = c02;
+            A[3873 + (i + 0) * 32 + (j + 3)] = c03;
+          }
+        }
+        for (let i = 0; i < 32; i++) A[2422 + i] = Math.tanh(((A[3841 + i] + A[2721 + i]) + (A[3873 + i] + A[3809 + i])));
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 1; j += 1) {
+            let c00 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[2422 + (i + 0) * 32 + p]; const b0 = A[1120 + (j + 0) * 32 + p]; c00 += a0 * b0; }
+            A[3781 + (i + 0) * 1 + (j + 0)] = c00;
+          }
+        }
+        A[2680] = A[3781] + A[3778];
+        A[3781] = A[2680] - A[2318];
+        A[3783] = A[3781] * A[3781];
+        { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[3783 + (i0 * 1 + i1 * 1)]; } } A[3784 + (0)] = acc; }
+        for (let i = 0; i < 1; i++) { const a0 = A[2309 + i * 1 + 0]; for (let j = 0; j < 32; j++) A[3841 + i * 32 + j] = a0 * A[j * 1 + 0]; }
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 32; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[2422 + (i + 0) * 32 + p]; const b0 = A[32 + (j + 0) * 32 + p]; c00 += a0 * b0; const b1 = A[32 + (j + 1) * 32 + p]; c01 += a0 * b1; const b2 = A[32 + (j + 2) * 32 + p]; c02 += a0 * b2; const b3 = A[32 + (j + 3) * 32 + p]; c03 += a0 * b3; }
+            A[3873 + (i + 0) * 32 + (j + 0)] = c00;
+            A[3873 + (i + 0) * 32 + (j + 1)] = c01;
+            A[3873 + (i + 0) * 32 + (j + 2)] = c02;
+            A[3873 + (i + 0) * 32 + (j + 3)] = c03;
+          }
+        }
+        for (let i = 0; i < 32; i++) A[2454 + i] = Math.tanh(((A[3841 + i] + A[2721 + i]) + (A[3873 + i] + A[3809 + i])));
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 1; j += 1) {
+            let c00 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[2454 + (i + 0) * 32 + p]; const b0 = A[1120 + (j + 0) * 32 + p]; c00 += a0 * b0; }
+            A[3783 + (i + 0) * 1 + (j + 0)] = c00;
+          }
+        }
+        A[2681] = A[3783] + A[3778];
+        A[3783] = A[2681] - A[2319];
+        A[3785] = A[3783] * A[3783];
+        { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[3785 + (i0 * 1 + i1 * 1)]; } } A[3786 + (0)] = acc; }
+        for (let i = 0; i < 1; i++) { const a0 = A[2310 + i * 1 + 0]; for (let j = 0; j < 32; j++) A[3841 + i * 32 + j] = a0 * A[j * 1 + 0]; }
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 32; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[2454 + (i + 0) * 32 + p]; const b0 = A[32 + (j + 0) * 32 + p]; c00 += a0 * b0; const b1 = A[32 + (j + 1) * 32 + p]; c01 += a0 * b1; const b2 = A[32 + (j + 2) * 32 + p]; c02 += a0 * b2; const b3 = A[32 + (j + 3) * 32 + p]; c03 += a0 * b3; }
+            A[3873 + (i + 0) * 32 + (j + 0)] = c00;
+            A[3873 + (i + 0) * 32 + (j + 1)] = c01;
+            A[3873 + (i + 0) * 32 + (j + 2)] = c02;
+            A[3873 + (i + 0) * 32 + (j + 3)] = c03;
+          }
+        }
+        for (let i = 0; i < 32; i++) A[2486 + i] = Math.tanh(((A[3841 + i] + A[2721 + i]) + (A[3873 + i] + A[3809 + i])));
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 1; j += 1) {
+            let c00 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[2486 + (i + 0) * 32 + p]; const b0 = A[1120 + (j + 0) * 32 + p]; c00 += a0 * b0; }
+            A[3785 + (i + 0) * 1 + (j + 0)] = c00;
+          }
+        }
+        A[2682] = A[3785] + A[3778];
+        A[3785] = A[2682] - A[2320];
+        A[3787] = A[3785] * A[3785];
+        { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[3787 + (i0 * 1 + i1 * 1)]; } } A[3788 + (0)] = acc; }
+        for (let i = 0; i < 1; i++) { const a0 = A[2311 + i * 1 + 0]; for (let j = 0; j < 32; j++) A[3841 + i * 32 + j] = a0 * A[j * 1 + 0]; }
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 32; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[2486 + (i + 0) * 32 + p]; const b0 = A[32 + (j + 0) * 32 + p]; c00 += a0 * b0; const b1 = A[32 + (j + 1) * 32 + p]; c01 += a0 * b1; const b2 = A[32 + (j + 2) * 32 + p]; c02 += a0 * b2; const b3 = A[32 + (j + 3) * 32 + p]; c03 += a0 * b3; }
+            A[3873 + (i + 0) * 32 + (j + 0)] = c00;
+            A[3873 + (i + 0) * 32 + (j + 1)] = c01;
+            A[3873 + (i + 0) * 32 + (j + 2)] = c02;
+            A[3873 + (i + 0) * 32 + (j + 3)] = c03;
+          }
+        }
+        for (let i = 0; i < 32; i++) A[2518 + i] = Math.tanh(((A[3841 + i] + A[2721 + i]) + (A[3873 + i] + A[3809 + i])));
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 1; j += 1) {
+            let c00 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[2518 + (i + 0) * 32 + p]; const b0 = A[1120 + (j + 0) * 32 + p]; c00 += a0 * b0; }
+            A[3787 + (i + 0) * 1 + (j + 0)] = c00;
+          }
+        }
+        A[2683] = A[3787] + A[3778];
+        A[3787] = A[2683] - A[2321];
+        A[3789] = A[3787] * A[3787];
+        { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[3789 + (i0 * 1 + i1 * 1)]; } } A[3790 + (0)] = acc; }
+        for (let i = 0; i < 1; i++) { const a0 = A[2312 + i * 1 + 0]; for (let j = 0; j < 32; j++) A[3841 + i * 32 + j] = a0 * A[j * 1 + 0]; }
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 32; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[2518 + (i + 0) * 32 + p]; const b0 = A[32 + (j + 0) * 32 + p]; c00 += a0 * b0; const b1 = A[32 + (j + 1) * 32 + p]; c01 += a0 * b1; const b2 = A[32 + (j + 2) * 32 + p]; c02 += a0 * b2; const b3 = A[32 + (j + 3) * 32 + p]; c03 += a0 * b3; }
+            A[3873 + (i + 0) * 32 + (j + 0)] = c00;
+            A[3873 + (i + 0) * 32 + (j + 1)] = c01;
+            A[3873 + (i + 0) * 32 + (j + 2)] = c02;
+            A[3873 + (i + 0) * 32 + (j + 3)] = c03;
+          }
+        }
+        for (let i = 0; i < 32; i++) A[2550 + i] = Math.tanh(((A[3841 + i] + A[2721 + i]) + (A[3873 + i] + A[3809 + i])));
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 1; j += 1) {
+            let c00 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[2550 + (i + 0) * 32 + p]; const b0 = A[1120 + (j + 0) * 32 + p]; c00 += a0 * b0; }
+            A[3789 + (i + 0) * 1 + (j + 0)] = c00;
+          }
+        }
+        A[2684] = A[3789] + A[3778];
+        A[3789] = A[2684] - A[2322];
+        A[3791] = A[3789] * A[3789];
+        { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[3791 + (i0 * 1 + i1 * 1)]; } } A[3792 + (0)] = acc; }
+        for (let i = 0; i < 1; i++) { const a0 = A[2313 + i * 1 + 0]; for (let j = 0; j < 32; j++) A[3841 + i * 32 + j] = a0 * A[j * 1 + 0]; }
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 32; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[2550 + (i + 0) * 32 + p]; const b0 = A[32 + (j + 0) * 32 + p]; c00 += a0 * b0; const b1 = A[32 + (j + 1) * 32 + p]; c01 += a0 * b1; const b2 = A[32 + (j + 2) * 32 + p]; c02 += a0 * b2; const b3 = A[32 + (j + 3) * 32 + p]; c03 += a0 * b3; }
+            A[3873 + (i + 0) * 32 + (j + 0)] = c00;
+            A[3873 + (i + 0) * 32 + (j + 1)] = c01;
+            A[3873 + (i + 0) * 32 + (j + 2)] = c02;
+            A[3873 + (i + 0) * 32 + (j + 3)] = c03;
+          }
+        }
+        for (let i = 0; i < 32; i++) A[2582 + i] = Math.tanh(((A[3841 + i] + A[2721 + i]) + (A[3873 + i] + A[3809 + i])));
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 1; j += 1) {
+            let c00 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[2582 + (i + 0) * 32 + p]; const b0 = A[1120 + (j + 0) * 32 + p]; c00 += a0 * b0; }
+            A[3791 + (i + 0) * 1 + (j + 0)] = c00;
+          }
+        }
+        A[2685] = A[3791] + A[3778];
+        A[3791] = A[2685] - A[2323];
+        A[3793] = A[3791] * A[3791];
+        { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[3793 + (i0 * 1 + i1 * 1)]; } } A[3794 + (0)] = acc; }
+        for (let i = 0; i < 1; i++) { const a0 = A[2314 + i * 1 + 0]; for (let j = 0; j < 32; j++) A[3841 + i * 32 + j] = a0 * A[j * 1 + 0]; }
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 32; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[2582 + (i + 0) * 32 + p]; const b0 = A[32 + (j + 0) * 32 + p]; c00 += a0 * b0; const b1 = A[32 + (j + 1) * 32 + p]; c01 += a0 * b1; const b2 = A[32 + (j + 2) * 32 + p]; c02 += a0 * b2; const b3 = A[32 + (j + 3) * 32 + p]; c03 += a0 * b3; }
+            A[3873 + (i + 0) * 32 + (j + 0)] = c00;
+            A[3873 + (i + 0) * 32 + (j + 1)] = c01;
+            A[3873 + (i + 0) * 32 + (j + 2)] = c02;
+            A[3873 + (i + 0) * 32 + (j + 3)] = c03;
+          }
+        }
+        for (let i = 0; i < 32; i++) A[2614 + i] = Math.tanh(((A[3841 + i] + A[2721 + i]) + (A[3873 + i] + A[3809 + i])));
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 1; j += 1) {
+            let c00 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[2614 + (i + 0) * 32 + p]; const b0 = A[1120 + (j + 0) * 32 + p]; c00 += a0 * b0; }
+            A[3793 + (i + 0) * 1 + (j + 0)] = c00;
+          }
+        }
+        A[2686] = A[3793] + A[3778];
+        A[3793] = A[2686] - A[2324];
+        A[3795] = A[3793] * A[3793];
+        { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[3795 + (i0 * 1 + i1 * 1)]; } } A[3796 + (0)] = acc; }
+        for (let i = 0; i < 1; i++) { const a0 = A[2315 + i * 1 + 0]; for (let j = 0; j < 32; j++) A[3841 + i * 32 + j] = a0 * A[j * 1 + 0]; }
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 32; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[2614 + (i + 0) * 32 + p]; const b0 = A[32 + (j + 0) * 32 + p]; c00 += a0 * b0; const b1 = A[32 + (j + 1) * 32 + p]; c01 += a0 * b1; const b2 = A[32 + (j + 2) * 32 + p]; c02 += a0 * b2; const b3 = A[32 + (j + 3) * 32 + p]; c03 += a0 * b3; }
+            A[3873 + (i + 0) * 32 + (j + 0)] = c00;
+            A[3873 + (i + 0) * 32 + (j + 1)] = c01;
+            A[3873 + (i + 0) * 32 + (j + 2)] = c02;
+            A[3873 + (i + 0) * 32 + (j + 3)] = c03;
+          }
+        }
+        for (let i = 0; i < 32; i++) A[2646 + i] = Math.tanh(((A[3841 + i] + A[2721 + i]) + (A[3873 + i] + A[3809 + i])));
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 1; j += 1) {
+            let c00 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[2646 + (i + 0) * 32 + p]; const b0 = A[1120 + (j + 0) * 32 + p]; c00 += a0 * b0; }
+            A[2721 + (i + 0) * 1 + (j + 0)] = c00;
+          }
+        }
+        A[2687] = A[2721] + A[3778];
+        A[2721] = A[2687] - A[2325];
+        A[2722] = A[2721] * A[2721];
+        { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[2722 + (i0 * 1 + i1 * 1)]; } } A[2723 + (0)] = acc; }
+        A[2688] = (((((((((A[3780] + A[3782]) + A[3784]) + A[3786]) + A[3788]) + A[3790]) + A[3792]) + A[3794]) + A[3796]) + A[2723]) / 10;
+        A[2722] = 1 / 10;
+        A[2723] = A[2722];
+        A[2722] = A[2723] * A[2721];
+        A[2721] = A[2722] + A[2722];
+        for (let i = 0; i < 1; i++) { const a0 = A[2721 + i * 1 + 0]; for (let j = 0; j < 32; j++) A[3794 + i * 32 + j] = a0 * A[2689 + j * 1 + 0]; }
+        for (let i = 0; i < 32; i++) A[3826 + i] = A[3794 + i] * (1 - (A[2646 + i] * A[2646 + i]));
+        for (let i = 0; i < 1; i++) { const a0 = A[2315 + 0 * 1 + i]; for (let j = 0; j < 32; j++) A[3794 + i * 32 + j] = a0 * A[3826 + 0 * 32 + j]; }
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 32; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[3826 + (i + 0) * 32 + p]; const b0 = A[2753 + (j + 0) * 32 + p]; c00 += a0 * b0; const b1 = A[2753 + (j + 1) * 32 + p]; c01 += a0 * b1; const b2 = A[2753 + (j + 2) * 32 + p]; c02 += a0 * b2; const b3 = A[2753 + (j + 3) * 32 + p]; c03 += a0 * b3; }
+            A[3858 + (i + 0) * 32 + (j + 0)] = c00;
+            A[3858 + (i + 0) * 32 + (j + 1)] = c01;
+            A[3858 + (i + 0) * 32 + (j + 2)] = c02;
+            A[3858 + (i + 0) * 32 + (j + 3)] = c03;
+          }
+        }
+        A[2722] = A[2723] * A[3793];
+        A[2724] = A[2722] + A[2722];
+        for (let i = 0; i < 1; i++) { const a0 = A[2724 + i * 1 + 0]; for (let j = 0; j < 32; j++) A[3905 + i * 32 + j] = a0 * A[2689 + j * 1 + 0]; }
+        for (let i = 0; i < 32; i++) A[3937 + i] = (A[3858 + i] + A[3905 + i]) * (1 - (A[2614 + i] * A[2614 + i]));
+        for (let i = 0; i < 1; i++) { const a0 = A[2314 + 0 * 1 + i]; for (let j = 0; j < 32; j++) A[3858 + i * 32 + j] = a0 * A[3937 + 0 * 32 + j]; }
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 32; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[3937 + (i + 0) * 32 + p]; const b0 = A[2753 + (j + 0) * 32 + p]; c00 += a0 * b0; const b1 = A[2753 + (j + 1) * 32 + p]; c01 += a0 * b1; const b2 = A[2753 + (j + 2) * 32 + p]; c02 += a0 * b2; const b3 = A[2753 + (j + 3) * 32 + p]; c03 += a0 * b3; }
+            A[3890 + (i + 0) * 32 + (j + 0)] = c00;
+            A[3890 + (i + 0) * 32 + (j + 1)] = c01;
+            A[3890 + (i + 0) * 32 + (j + 2)] = c02;
+            A[3890 + (i + 0) * 32 + (j + 3)] = c03;
+          }
+        }
+        A[2722] = A[2723] * A[3791];
+        A[2725] = A[2722] + A[2722];
+        for (let i = 0; i < 1; i++) { const a0 = A[2725 + i * 1 + 0]; for (let j = 0; j < 32; j++) A[3969 + i * 32 + j] = a0 * A[2689 + j * 1 + 0]; }
+        for (let i = 0; i < 32; i++) A[4001 + i] = (A[3890 + i] + A[3969 + i]) * (1 - (A[2582 + i] * A[2582 + i]));
+        for (let i = 0; i < 1; i++) { const a0 = A[2313 + 0 * 1 + i]; for (let j = 0; j < 32; j++) A[3890 + i * 32 + j] = a0 * A[4001 + 0 * 32 + j]; }
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 32; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[4001 + (i + 0) * 32 + p]; const b0 = A[2753 + (j + 0) * 32 + p]; c00 += a0 * b0; const b1 = A[2753 + (j + 1) * 32 + p]; c01 += a0 * b1; const b2 = A[2753 + (j + 2) * 32 + p]; c02 += a0 * b2; const b3 = A[2753 + (j + 3) * 32 + p]; c03 += a0 * b3; }
+            A[3969 + (i + 0) * 32 + (j + 0)] = c00;
+            A[3969 + (i + 0) * 32 + (j + 1)] = c01;
+            A[3969 + (i + 0) * 32 + (j + 2)] = c02;
+            A[3969 + (i + 0) * 32 + (j + 3)] = c03;
+          }
+        }
+        A[2722] = A[2723] * A[3789];
+        A[2726] = A[2722] + A[2722];
+        for (let i = 0; i < 1; i++) { const a0 = A[2726 + i * 1 + 0]; for (let j = 0; j < 32; j++) A[4033 + i * 32 + j] = a0 * A[2689 + j * 1 + 0]; }
+        for (let i = 0; i < 32; i++) A[4065 + i] = (A[3969 + i] + A[4033 + i]) * (1 - (A[2550 + i] * A[2550 + i]));
+        for (let i = 0; i < 1; i++) { const a0 = A[2312 + 0 * 1 + i]; for (let j = 0; j < 32; j++) A[3969 + i * 32 + j] = a0 * A[4065 + 0 * 32 + j]; }
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 32; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[4065 + (i + 0) * 32 + p]; const b0 = A[2753 + (j + 0) * 32 + p]; c00 += a0 * b0; const b1 = A[2753 + (j + 1) * 32 + p]; c01 += a0 * b1; const b2 = A[2753 + (j + 2) * 32 + p]; c02 += a0 * b2; const b3 = A[2753 + (j + 3) * 32 + p]; c03 += a0 * b3; }
+            A[4033 + (i + 0) * 32 + (j + 0)] = c00;
+            A[4033 + (i + 0) * 32 + (j + 1)] = c01;
+            A[4033 + (i + 0) * 32 + (j + 2)] = c02;
+            A[4033 + (i + 0) * 32 + (j + 3)] = c03;
+          }
+        }
+        A[2722] = A[2723] * A[3787];
+        A[2727] = A[2722] + A[2722];
+        for (let i = 0; i < 1; i++) { const a0 = A[2727 + i * 1 + 0]; for (let j = 0; j < 32; j++) A[4097 + i * 32 + j] = a0 * A[2689 + j * 1 + 0]; }
+        for (let i = 0; i < 32; i++) A[4129 + i] = (A[4033 + i] + A[4097 + i]) * (1 - (A[2518 + i] * A[2518 + i]));
+        for (let i = 0; i < 1; i++) { const a0 = A[2311 + 0 * 1 + i]; for (let j = 0; j < 32; j++) A[4033 + i * 32 + j] = a0 * A[4129 + 0 * 32 + j]; }
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 32; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[4129 + (i + 0) * 32 + p]; const b0 = A[2753 + (j + 0) * 32 + p]; c00 += a0 * b0; const b1 = A[2753 + (j + 1) * 32 + p]; c01 += a0 * b1; const b2 = A[2753 + (j + 2) * 32 + p]; c02 += a0 * b2; const b3 = A[2753 + (j + 3) * 32 + p]; c03 += a0 * b3; }
+            A[4097 + (i + 0) * 32 + (j + 0)] = c00;
+            A[4097 + (i + 0) * 32 + (j + 1)] = c01;
+            A[4097 + (i + 0) * 32 + (j + 2)] = c02;
+            A[4097 + (i + 0) * 32 + (j + 3)] = c03;
+          }
+        }
+        A[2722] = A[2723] * A[3785];
+        A[2728] = A[2722] + A[2722];
+        for (let i = 0; i < 1; i++) { const a0 = A[2728 + i * 1 + 0]; for (let j = 0; j < 32; j++) A[4161 + i * 32 + j] = a0 * A[2689 + j * 1 + 0]; }
+        for (let i = 0; i < 32; i++) A[4193 + i] = (A[4097 + i] + A[4161 + i]) * (1 - (A[2486 + i] * A[2486 + i]));
+        for (let i = 0; i < 1; i++) { const a0 = A[2310 + 0 * 1 + i]; for (let j = 0; j < 32; j++) A[4097 + i * 32 + j] = a0 * A[4193 + 0 * 32 + j]; }
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 32; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[4193 + (i + 0) * 32 + p]; const b0 = A[2753 + (j + 0) * 32 + p]; c00 += a0 * b0; const b1 = A[2753 + (j + 1) * 32 + p]; c01 += a0 * b1; const b2 = A[2753 + (j + 2) * 32 + p]; c02 += a0 * b2; const b3 = A[2753 + (j + 3) * 32 + p]; c03 += a0 * b3; }
+            A[4161 + (i + 0) * 32 + (j + 0)] = c00;
+            A[4161 + (i + 0) * 32 + (j + 1)] = c01;
+            A[4161 + (i + 0) * 32 + (j + 2)] = c02;
+            A[4161 + (i + 0) * 32 + (j + 3)] = c03;
+          }
+        }
+        A[2722] = A[2723] * A[3783];
+        A[2729] = A[2722] + A[2722];
+        for (let i = 0; i < 1; i++) { const a0 = A[2729 + i * 1 + 0]; for (let j = 0; j < 32; j++) A[4225 + i * 32 + j] = a0 * A[2689 + j * 1 + 0]; }
+        for (let i = 0; i < 32; i++) A[4257 + i] = (A[4161 + i] + A[4225 + i]) * (1 - (A[2454 + i] * A[2454 + i]));
+        for (let i = 0; i < 1; i++) { const a0 = A[2309 + 0 * 1 + i]; for (let j = 0; j < 32; j++) A[4161 + i * 32 + j] = a0 * A[4257 + 0 * 32 + j]; }
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 32; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[4257 + (i + 0) * 32 + p]; const b0 = A[2753 + (j + 0) * 32 + p]; c00 += a0 * b0; const b1 = A[2753 + (j + 1) * 32 + p]; c01 += a0 * b1; const b2 = A[2753 + (j + 2) * 32 + p]; c02 += a0 * b2; const b3 = A[2753 + (j + 3) * 32 + p]; c03 += a0 * b3; }
+            A[4225 + (i + 0) * 32 + (j + 0)] = c00;
+            A[4225 + (i + 0) * 32 + (j + 1)] = c01;
+            A[4225 + (i + 0) * 32 + (j + 2)] = c02;
+            A[4225 + (i + 0) * 32 + (j + 3)] = c03;
+          }
+        }
+        A[2722] = A[2723] * A[3781];
+        A[2730] = A[2722] + A[2722];
+        for (let i = 0; i < 1; i++) { const a0 = A[2730 + i * 1 + 0]; for (let j = 0; j < 32; j++) A[4289 + i * 32 + j] = a0 * A[2689 + j * 1 + 0]; }
+        for (let i = 0; i < 32; i++) A[4321 + i] = (A[4225 + i] + A[4289 + i]) * (1 - (A[2422 + i] * A[2422 + i]));
+        for (let i = 0; i < 1; i++) { const a0 = A[2308 + 0 * 1 + i]; for (let j = 0; j < 32; j++) A[4225 + i * 32 + j] = a0 * A[4321 + 0 * 32 + j]; }
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 32; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[4321 + (i + 0) * 32 + p]; const b0 = A[2753 + (j + 0) * 32 + p]; c00 += a0 * b0; const b1 = A[2753 + (j + 1) * 32 + p]; c01 += a0 * b1; const b2 = A[2753 + (j + 2) * 32 + p]; c02 += a0 * b2; const b3 = A[2753 + (j + 3) * 32 + p]; c03 += a0 * b3; }
+            A[4289 + (i + 0) * 32 + (j + 0)] = c00;
+            A[4289 + (i + 0) * 32 + (j + 1)] = c01;
+            A[4289 + (i + 0) * 32 + (j + 2)] = c02;
+            A[4289 + (i + 0) * 32 + (j + 3)] = c03;
+          }
+        }
+        A[2722] = A[2723] * A[3779];
+        A[2731] = A[2722] + A[2722];
+        for (let i = 0; i < 1; i++) { const a0 = A[2731 + i * 1 + 0]; for (let j = 0; j < 32; j++) A[4353 + i * 32 + j] = a0 * A[2689 + j * 1 + 0]; }
+        for (let i = 0; i < 32; i++) A[4385 + i] = (A[4289 + i] + A[4353 + i]) * (1 - (A[2390 + i] * A[2390 + i]));
+        for (let i = 0; i < 1; i++) { const a0 = A[2307 + 0 * 1 + i]; for (let j = 0; j < 32; j++) A[4289 + i * 32 + j] = a0 * A[4385 + 0 * 32 + j]; }
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 32; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[4385 + (i + 0) * 32 + p]; const b0 = A[2753 + (j + 0) * 32 + p]; c00 += a0 * b0; const b1 = A[2753 + (j + 1) * 32 + p]; c01 += a0 * b1; const b2 = A[2753 + (j + 2) * 32 + p]; c02 += a0 * b2; const b3 = A[2753 + (j + 3) * 32 + p]; c03 += a0 * b3; }
+            A[4353 + (i + 0) * 32 + (j + 0)] = c00;
+            A[4353 + (i + 0) * 32 + (j + 1)] = c01;
+            A[4353 + (i + 0) * 32 + (j + 2)] = c02;
+            A[4353 + (i + 0) * 32 + (j + 3)] = c03;
+          }
+        }
+        A[2722] = A[2723] * A[3777];
+        A[2723] = A[2722] + A[2722];
+        for (let i = 0; i < 1; i++) { const a0 = A[2723 + i * 1 + 0]; for (let j = 0; j < 32; j++) A[2732 + i * 32 + j] = a0 * A[2689 + j * 1 + 0]; }
+        for (let i = 0; i < 32; i++) A[2689 + i] = (A[4353 + i] + A[2732 + i]) * (1 - (A[2358 + i] * A[2358 + i]));
+        for (let i = 0; i < 1; i++) { const a0 = A[2306 + 0 * 1 + i]; for (let j = 0; j < 32; j++) A[2732 + i * 32 + j] = a0 * A[2689 + 0 * 32 + j]; }
+        for (let i = 0; i < 32; i++) A[2764 + i] = ((((((((A[3794 + i] + A[3858 + i]) + A[3890 + i]) + A[3969 + i]) + A[4033 + i]) + A[4097 + i]) + A[4161 + i]) + A[4225 + i]) + A[4289 + i]) + A[2732 + i];
+        for (let i = 0; i < 1; i++) for (let j = 0; j < 32; j++) A[1153 + j * 1 + i] = A[2764 + i * 32 + j];
+        for (let i = 0; i < 32; i++) { const a0 = A[2614 + 0 * 32 + i]; for (let j = 0; j < 32; j++) A[2732 + i * 32 + j] = a0 * A[3826 + 0 * 32 + j]; }
+        for (let i = 0; i < 32; i++) { const a0 = A[2582 + 0 * 32 + i]; for (let j = 0; j < 32; j++) A[4417 + i * 32 + j] = a0 * A[3937 + 0 * 32 + j]; }
+        for (let i = 0; i < 32; i++) { const a0 = A[2550 + 0 * 32 + i]; for (let j = 0; j < 32; j++) A[5441 + i * 32 + j] = a0 * A[4001 + 0 * 32 + j]; }
+        for (let i = 0; i < 32; i++) { const a0 = A[2518 + 0 * 32 + i]; for (let j = 0; j < 32; j++) A[6465 + i * 32 + j] = a0 * A[4065 + 0 * 32 + j]; }
+        for (let i = 0; i < 32; i++) { const a0 = A[2486 + 0 * 32 + i]; for (let j = 0; j < 32; j++) A[7489 + i * 32 + j] = a0 * A[4129 + 0 * 32 + j]; }
+        for (let i = 0; i < 32; i++) { const a0 = A[2454 + 0 * 32 + i]; for (let j = 0; j < 32; j++) A[8513 + i * 32 + j] = a0 * A[4193 + 0 * 32 + j]; }
+        for (let i = 0; i < 32; i++) { const a0 = A[2422 + 0 * 32 + i]; for (let j = 0; j < 32; j++) A[9537 + i * 32 + j] = a0 * A[4257 + 0 * 32 + j]; }
+        for (let i = 0; i < 32; i++) { const a0 = A[2390 + 0 * 32 + i]; for (let j = 0; j < 32; j++) A[10561 + i * 32 + j] = a0 * A[4321 + 0 * 32 + j]; }
+        for (let i = 0; i < 32; i++) { const a0 = A[2358 + 0 * 32 + i]; for (let j = 0; j < 32; j++) A[11585 + i * 32 + j] = a0 * A[4385 + 0 * 32 + j]; }
+        for (let i = 0; i < 32; i++) { const a0 = A[2326 + 0 * 32 + i]; for (let j = 0; j < 32; j++) A[12609 + i * 32 + j] = a0 * A[2689 + 0 * 32 + j]; }
+        for (let i = 0; i < 1024; i++) A[13633 + i] = ((((((((A[2732 + i] + A[4417 + i]) + A[5441 + i]) + A[6465 + i]) + A[7489 + i]) + A[8513 + i]) + A[9537 + i]) + A[10561 + i]) + A[11585 + i]) + A[12609 + i];
         for (let i = 0; i < 32; i++) for (let j = 0; j < 32; j++) A[1185 + j * 32 + i] = A[13633 + i * 32 + j];
-        for (let i = 0; i < 32; i++) A[2701 + i] = ((((((((A[2738 + i] + A[2849 + i]) + A[2913 + i]) + A[2977 + i]) + A[3041 + i]) + A[3105 + i]) + A[3169 + i]) + A[3233 + i]) + A[3297 + i]) + A[3361 + i];
-        for (let i1 = 0; i1 < 32; i1++) { { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { acc = acc + A[2701 + (i0 * 32 + i1 * 1)]; } A[2209 + (i1 * 1)] = acc; } }
-        for (let i = 0; i < 32; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2646 + p * 32 + i] * A[2690 + p * 1 + j];
-            A[2701 + i * 1 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2614 + p * 32 + i] * A[2696 + p * 1 + j];
-            A[2733 + i * 1 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2582 + p * 32 + i] * A[2698 + p * 1 + j];
-            A[2765 + i * 1 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2550 + p * 32 + i] * A[2700 + p * 1 + j];
-            A[2797 + i * 1 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2518 + p * 32 + i] * A[2699 + p * 1 + j];
-            A[2829 + i * 1 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2486 + p * 32 + i] * A[2697 + p * 1 + j];
-            A[2861 + i * 1 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2454 + p * 32 + i] * A[2695 + p * 1 + j];
-            A[2893 + i * 1 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2422 + p * 32 + i] * A[2693 + p * 1 + j];
-            A[2925 + i * 1 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2390 + p * 32 + i] * A[2691 + p * 1 + j];
-            A[2957 + i * 1 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2358 + p * 32 + i] * A[2689 + p * 1 + j];
-            A[2989 + i * 1 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 32; i++) A[3021 + i] = ((((((((A[2701 + i] + A[2733 + i]) + A[2765 + i]) + A[2797 + i]) + A[2829 + i]) + A[2861 + i]) + A[2893 + i]) + A[2925 + i]) + A[2957 + i]) + A[2989 + i];
-        for (let i = 0; i < 32; i++) for (let j = 0; j < 1; j++) A[2273 + j * 32 + i] = A[3021 + i * 1 + j];
-        A[2692] = ((((((((A[2690] + A[2696]) + A[2698]) + A[2700]) + A[2699]) + A[2697]) + A[2695]) + A[2693]) + A[2691]) + A[2689];
-        for (let i1 = 0; i1 < 1; i1++) { { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { acc = acc + A[2692 + (i0 * 1 + i1 * 1)]; } A[2305 + (i1 * 1)] = acc; } }
+        for (let i = 0; i < 32; i++) A[2732 + i] = ((((((((A[3826 + i] + A[3937 + i]) + A[4001 + i]) + A[4065 + i]) + A[4129 + i]) + A[4193 + i]) + A[4257 + i]) + A[4321 + i]) + A[4385 + i]) + A[2689 + i];
+        for (let i1 = 0; i1 < 32; i1++) { { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { acc = acc + A[2732 + (i0 * 32 + i1 * 1)]; } A[2209 + (i1 * 1)] = acc; } }
+        for (let i = 0; i < 32; i++) { const a0 = A[2646 + 0 * 32 + i]; for (let j = 0; j < 1; j++) A[2689 + i * 1 + j] = a0 * A[2721 + 0 * 1 + j]; }
+        for (let i = 0; i < 32; i++) { const a0 = A[2614 + 0 * 32 + i]; for (let j = 0; j < 1; j++) A[2732 + i * 1 + j] = a0 * A[2724 + 0 * 1 + j]; }
+        for (let i = 0; i < 32; i++) { const a0 = A[2582 + 0 * 32 + i]; for (let j = 0; j < 1; j++) A[2764 + i * 1 + j] = a0 * A[2725 + 0 * 1 + j]; }
+        for (let i = 0; i < 32; i++) { const a0 = A[2550 + 0 * 32 + i]; for (let j = 0; j < 1; j++) A[2796 + i * 1 + j] = a0 * A[2726 + 0 * 1 + j]; }
+        for (let i = 0; i < 32; i++) { const a0 = A[2518 + 0 * 32 + i]; for (let j = 0; j < 1; j++) A[2828 + i * 1 + j] = a0 * A[2727 + 0 * 1 + j]; }
+        for (let i = 0; i < 32; i++) { const a0 = A[2486 + 0 * 32 + i]; for (let j = 0; j < 1; j++) A[2860 + i * 1 + j] = a0 * A[2728 + 0 * 1 + j]; }
+        for (let i = 0; i < 32; i++) { const a0 = A[2454 + 0 * 32 + i]; for (let j = 0; j < 1; j++) A[2892 + i * 1 + j] = a0 * A[2729 + 0 * 1 + j]; }
+        for (let i = 0; i < 32; i++) { const a0 = A[2422 + 0 * 32 + i]; for (let j = 0; j < 1; j++) A[2924 + i * 1 + j] = a0 * A[2730 + 0 * 1 + j]; }
+        for (let i = 0; i < 32; i++) { const a0 = A[2390 + 0 * 32 + i]; for (let j = 0; j < 1; j++) A[2956 + i * 1 + j] = a0 * A[2731 + 0 * 1 + j]; }
+        for (let i = 0; i < 32; i++) { const a0 = A[2358 + 0 * 32 + i]; for (let j = 0; j < 1; j++) A[2988 + i * 1 + j] = a0 * A[2723 + 0 * 1 + j]; }
+        for (let i = 0; i < 32; i++) A[3020 + i] = ((((((((A[2689 + i] + A[2732 + i]) + A[2764 + i]) + A[2796 + i]) + A[2828 + i]) + A[2860 + i]) + A[2892 + i]) + A[2924 + i]) + A[2956 + i]) + A[2988 + i];
+        for (let i = 0; i < 32; i++) for (let j = 0; j < 1; j++) A[2273 + j * 32 + i] = A[3020 + i * 1 + j];
+        A[2689] = ((((((((A[2721] + A[2724]) + A[2725]) + A[2726]) + A[2727]) + A[2728]) + A[2729]) + A[2730]) + A[2731]) + A[2723];
+        for (let i1 = 0; i1 < 1; i1++) { { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { acc = acc + A[2689 + (i0 * 1 + i1 * 1)]; } A[2305 + (i1 * 1)] = acc; } }
         for (let i = 0; i < 32; i++) A[2241 + i] = A[2209 + i];
     }
 
     /** Forward over τ steps only, emitted from the unrolled graph. */
-    private forward(A: Float32Array): void {
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2306 + i * 1 + p] * A[j * 1 + p];
-            A[2689 + i * 32 + j] = acc;
-          }
-        }
+    private forward(A: Float32Array, S: Float64Array): void {
+        for (let i = 0; i < 1; i++) { const a0 = A[2306 + i * 1 + 0]; for (let j = 0; j < 32; j++) A[2689 + i * 32 + j] = a0 * A[j * 1 + 0]; }
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[2721 + (i0 * 32 + i1 * 1)] = A[1056 + (i1 * 1)]; } }
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[2326 + i * 32 + p] * A[32 + j * 32 + p];
-            A[2753 + i * 32 + j] = acc;
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 32; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[2326 + (i + 0) * 32 + p]; const b0 = A[32 + (j + 0) * 32 + p]; c00 += a0 * b0; const b1 = A[32 + (j + 1) * 32 + p]; c01 += a0 * b1; const b2 = A[32 + (j + 2) * 32 + p]; c02 += a0 * b2; const b3 = A[32 + (j + 3) * 32 + p]; c03 += a0 * b3; }
+            A[2753 + (i + 0) * 32 + (j + 0)] = c00;
+            A[2753 + (i + 0) * 32 + (j + 1)] = c01;
+            A[2753 + (i + 0) * 32 + (j + 2)] = c02;
+            A[2753 + (i + 0) * 32 + (j + 3)] = c03;
           }
         }
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[2785 + (i0 * 32 + i1 * 1)] = A[1088 + (i1 * 1)]; } }
         for (let i = 0; i < 32; i++) A[2358 + i] = Math.tanh(((A[2689 + i] + A[2721 + i]) + (A[2753 + i] + A[2785 + i])));
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[2358 + i * 32 + p] * A[1120 + j * 32 + p];
-            A[2689 + i * 1 + j] = acc;
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 1; j += 1) {
+            let c00 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[2358 + (i + 0) * 32 + p]; const b0 = A[1120 + (j + 0) * 32 + p]; c00 += a0 * b0; }
+            A[2689 + (i + 0) * 1 + (j + 0)] = c00;
           }
         }
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[2690 + (i0 * 1 + i1 * 1)] = A[1152 + (i1 * 1)]; } }
         A[2678] = A[2689] + A[2690];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2307 + i * 1 + p] * A[j * 1 + p];
-            A[2753 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[2358 + i * 32 + p] * A[32 + j * 32 + p];
-            A[2817 + i * 32 + j] = acc;
+        for (let i = 0; i < 1; i++) { const a0 = A[2307 + i * 1 + 0]; for (let j = 0; j < 32; j++) A[2753 + i * 32 + j] = a0 * A[j * 1 + 0]; }
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 32; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[2358 + (i + 0) * 32 + p]; const b0 = A[32 + (j + 0) * 32 + p]; c00 += a0 * b0; const b1 = A[32 + (j + 1) * 32 + p]; c01 += a0 * b1; const b2 = A[32 + (j + 2) * 32 + p]; c02 += a0 * b2; const b3 = A[32 + (j + 3) * 32 + p]; c03 += a0 * b3; }
+            A[2817 + (i + 0) * 32 + (j + 0)] = c00;
+            A[2817 + (i + 0) * 32 + (j + 1)] = c01;
+            A[2817 + (i + 0) * 32 + (j + 2)] = c02;
+            A[2817 + (i + 0) * 32 + (j + 3)] = c03;
           }
         }
         for (let i = 0; i < 32; i++) A[2390 + i] = Math.tanh(((A[2753 + i] + A[2721 + i]) + (A[2817 + i] + A[2785 + i])));
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[2390 + i * 32 + p] * A[1120 + j * 32 + p];
-            A[2689 + i * 1 + j] = acc;
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 1; j += 1) {
+            let c00 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[2390 + (i + 0) * 32 + p]; const b0 = A[1120 + (j + 0) * 32 + p]; c00 += a0 * b0; }
+            A[2689 + (i + 0) * 1 + (j + 0)] = c00;
           }
         }
         A[2679] = A[2689] + A[2690];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2308 + i * 1 + p] * A[j * 1 + p];
-            A[2753 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[2390 + i * 32 + p] * A[32 + j * 32 + p];
-            A[2817 + i * 32 + j] = acc;
+        for (let i = 0; i < 1; i++) { const a0 = A[2308 + i * 1 + 0]; for (let j = 0; j < 32; j++) A[2753 + i * 32 + j] = a0 * A[j * 1 + 0]; }
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 32; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[2390 + (i + 0) * 32 + p]; const b0 = A[32 + (j + 0) * 32 + p]; c00 += a0 * b0; const b1 = A[32 + (j + 1) * 32 + p]; c01 += a0 * b1; const b2 = A[32 + (j + 2) * 32 + p]; c02 += a0 * b2; const b3 = A[32 + (j + 3) * 32 + p]; c03 += a0 * b3; }
+            A[2817 + (i + 0) * 32 + (j + 0)] = c00;
+            A[2817 + (i + 0) * 32 + (j + 1)] = c01;
+            A[2817 + (i + 0) * 32 + (j + 2)] = c02;
+            A[2817 + (i + 0) * 32 + (j + 3)] = c03;
           }
         }
         for (let i = 0; i < 32; i++) A[2422 + i] = Math.tanh(((A[2753 + i] + A[2721 + i]) + (A[2817 + i] + A[2785 + i])));
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[2422 + i * 32 + p] * A[1120 + j * 32 + p];
-            A[2689 + i * 1 + j] = acc;
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 1; j += 1) {
+            let c00 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[2422 + (i + 0) * 32 + p]; const b0 = A[1120 + (j + 0) * 32 + p]; c00 += a0 * b0; }
+            A[2689 + (i + 0) * 1 + (j + 0)] = c00;
           }
         }
         A[2680] = A[2689] + A[2690];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2309 + i * 1 + p] * A[j * 1 + p];
-            A[2753 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[2422 + i * 32 + p] * A[32 + j * 32 + p];
-            A[2817 + i * 32 + j] = acc;
+        for (let i = 0; i < 1; i++) { const a0 = A[2309 + i * 1 + 0]; for (let j = 0; j < 32; j++) A[2753 + i * 32 + j] = a0 * A[j * 1 + 0]; }
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 32; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[2422 + (i + 0) * 32 + p]; const b0 = A[32 + (j + 0) * 32 + p]; c00 += a0 * b0; const b1 = A[32 + (j + 1) * 32 + p]; c01 += a0 * b1; const b2 = A[32 + (j + 2) * 32 + p]; c02 += a0 * b2; const b3 = A[32 + (j + 3) * 32 + p]; c03 += a0 * b3; }
+            A[2817 + (i + 0) * 32 + (j + 0)] = c00;
+            A[2817 + (i + 0) * 32 + (j + 1)] = c01;
+            A[2817 + (i + 0) * 32 + (j + 2)] = c02;
+            A[2817 + (i + 0) * 32 + (j + 3)] = c03;
           }
         }
         for (let i = 0; i < 32; i++) A[2454 + i] = Math.tanh(((A[2753 + i] + A[2721 + i]) + (A[2817 + i] + A[2785 + i])));
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[2454 + i * 32 + p] * A[1120 + j * 32 + p];
-            A[2689 + i * 1 + j] = acc;
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 1; j += 1) {
+            let c00 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[2454 + (i + 0) * 32 + p]; const b0 = A[1120 + (j + 0) * 32 + p]; c00 += a0 * b0; }
+            A[2689 + (i + 0) * 1 + (j + 0)] = c00;
           }
         }
         A[2681] = A[2689] + A[2690];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2310 + i * 1 + p] * A[j * 1 + p];
-            A[2753 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[2454 + i * 32 + p] * A[32 + j * 32 + p];
-            A[2817 + i * 32 + j] = acc;
+        for (let i = 0; i < 1; i++) { const a0 = A[2310 + i * 1 + 0]; for (let j = 0; j < 32; j++) A[2753 + i * 32 + j] = a0 * A[j * 1 + 0]; }
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 32; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[2454 + (i + 0) * 32 + p]; const b0 = A[32 + (j + 0) * 32 + p]; c00 += a0 * b0; const b1 = A[32 + (j + 1) * 32 + p]; c01 += a0 * b1; const b2 = A[32 + (j + 2) * 32 + p]; c02 += a0 * b2; const b3 = A[32 + (j + 3) * 32 + p]; c03 += a0 * b3; }
+            A[2817 + (i + 0) * 32 + (j + 0)] = c00;
+            A[2817 + (i + 0) * 32 + (j + 1)] = c01;
+            A[2817 + (i + 0) * 32 + (j + 2)] = c02;
+            A[2817 + (i + 0) * 32 + (j + 3)] = c03;
           }
         }
         for (let i = 0; i < 32; i++) A[2486 + i] = Math.tanh(((A[2753 + i] + A[2721 + i]) + (A[2817 + i] + A[2785 + i])));
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[2486 + i * 32 + p] * A[1120 + j * 32 + p];
-            A[2689 + i * 1 + j] = acc;
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 1; j += 1) {
+            let c00 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[2486 + (i + 0) * 32 + p]; const b0 = A[1120 + (j + 0) * 32 + p]; c00 += a0 * b0; }
+            A[2689 + (i + 0) * 1 + (j + 0)] = c00;
           }
         }
         A[2682] = A[2689] + A[2690];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2311 + i * 1 + p] * A[j * 1 + p];
-            A[2753 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[2486 + i * 32 + p] * A[32 + j * 32 + p];
-            A[2817 + i * 32 + j] = acc;
+        for (let i = 0; i < 1; i++) { const a0 = A[2311 + i * 1 + 0]; for (let j = 0; j < 32; j++) A[2753 + i * 32 + j] = a0 * A[j * 1 + 0]; }
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 32; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[2486 + (i + 0) * 32 + p]; const b0 = A[32 + (j + 0) * 32 + p]; c00 += a0 * b0; const b1 = A[32 + (j + 1) * 32 + p]; c01 += a0 * b1; const b2 = A[32 + (j + 2) * 32 + p]; c02 += a0 * b2; const b3 = A[32 + (j + 3) * 32 + p]; c03 += a0 * b3; }
+            A[2817 + (i + 0) * 32 + (j + 0)] = c00;
+            A[2817 + (i + 0) * 32 + (j + 1)] = c01;
+            A[2817 + (i + 0) * 32 + (j + 2)] = c02;
+            A[2817 + (i + 0) * 32 + (j + 3)] = c03;
           }
         }
         for (let i = 0; i < 32; i++) A[2518 + i] = Math.tanh(((A[2753 + i] + A[2721 + i]) + (A[2817 + i] + A[2785 + i])));
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[2518 + i * 32 + p] * A[1120 + j * 32 + p];
-            A[2689 + i * 1 + j] = acc;
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 1; j += 1) {
+            let c00 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[2518 + (i + 0) * 32 + p]; const b0 = A[1120 + (j + 0) * 32 + p]; c00 += a0 * b0; }
+            A[2689 + (i + 0) * 1 + (j + 0)] = c00;
           }
         }
         A[2683] = A[2689] + A[2690];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2312 + i * 1 + p] * A[j * 1 + p];
-            A[2753 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[2518 + i * 32 + p] * A[32 + j * 32 + p];
-            A[2817 + i * 32 + j] = acc;
+        for (let i = 0; i < 1; i++) { const a0 = A[2312 + i * 1 + 0]; for (let j = 0; j < 32; j++) A[2753 + i * 32 + j] = a0 * A[j * 1 + 0]; }
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 32; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[2518 + (i + 0) * 32 + p]; const b0 = A[32 + (j + 0) * 32 + p]; c00 += a0 * b0; const b1 = A[32 + (j + 1) * 32 + p]; c01 += a0 * b1; const b2 = A[32 + (j + 2) * 32 + p]; c02 += a0 * b2; const b3 = A[32 + (j + 3) * 32 + p]; c03 += a0 * b3; }
+            A[2817 + (i + 0) * 32 + (j + 0)] = c00;
+            A[2817 + (i + 0) * 32 + (j + 1)] = c01;
+            A[2817 + (i + 0) * 32 + (j + 2)] = c02;
+            A[2817 + (i + 0) * 32 + (j + 3)] = c03;
           }
         }
         for (let i = 0; i < 32; i++) A[2550 + i] = Math.tanh(((A[2753 + i] + A[2721 + i]) + (A[2817 + i] + A[2785 + i])));
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[2550 + i * 32 + p] * A[1120 + j * 32 + p];
-            A[2689 + i * 1 + j] = acc;
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 1; j += 1) {
+            let c00 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[2550 + (i + 0) * 32 + p]; const b0 = A[1120 + (j + 0) * 32 + p]; c00 += a0 * b0; }
+            A[2689 + (i + 0) * 1 + (j + 0)] = c00;
           }
         }
         A[2684] = A[2689] + A[2690];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2313 + i * 1 + p] * A[j * 1 + p];
-            A[2753 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[2550 + i * 32 + p] * A[32 + j * 32 + p];
-            A[2817 + i * 32 + j] = acc;
+        for (let i = 0; i < 1; i++) { const a0 = A[2313 + i * 1 + 0]; for (let j = 0; j < 32; j++) A[2753 + i * 32 + j] = a0 * A[j * 1 + 0]; }
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 32; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[2550 + (i + 0) * 32 + p]; const b0 = A[32 + (j + 0) * 32 + p]; c00 += a0 * b0; const b1 = A[32 + (j + 1) * 32 + p]; c01 += a0 * b1; const b2 = A[32 + (j + 2) * 32 + p]; c02 += a0 * b2; const b3 = A[32 + (j + 3) * 32 + p]; c03 += a0 * b3; }
+            A[2817 + (i + 0) * 32 + (j + 0)] = c00;
+            A[2817 + (i + 0) * 32 + (j + 1)] = c01;
+            A[2817 + (i + 0) * 32 + (j + 2)] = c02;
+            A[2817 + (i + 0) * 32 + (j + 3)] = c03;
           }
         }
         for (let i = 0; i < 32; i++) A[2582 + i] = Math.tanh(((A[2753 + i] + A[2721 + i]) + (A[2817 + i] + A[2785 + i])));
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[2582 + i * 32 + p] * A[1120 + j * 32 + p];
-            A[2689 + i * 1 + j] = acc;
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 1; j += 1) {
+            let c00 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[2582 + (i + 0) * 32 + p]; const b0 = A[1120 + (j + 0) * 32 + p]; c00 += a0 * b0; }
+            A[2689 + (i + 0) * 1 + (j + 0)] = c00;
           }
         }
         A[2685] = A[2689] + A[2690];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2314 + i * 1 + p] * A[j * 1 + p];
-            A[2753 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[2582 + i * 32 + p] * A[32 + j * 32 + p];
-            A[2817 + i * 32 + j] = acc;
+        for (let i = 0; i < 1; i++) { const a0 = A[2314 + i * 1 + 0]; for (let j = 0; j < 32; j++) A[2753 + i * 32 + j] = a0 * A[j * 1 + 0]; }
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 32; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[2582 + (i + 0) * 32 + p]; const b0 = A[32 + (j + 0) * 32 + p]; c00 += a0 * b0; const b1 = A[32 + (j + 1) * 32 + p]; c01 += a0 * b1; const b2 = A[32 + (j + 2) * 32 + p]; c02 += a0 * b2; const b3 = A[32 + (j + 3) * 32 + p]; c03 += a0 * b3; }
+            A[2817 + (i + 0) * 32 + (j + 0)] = c00;
+            A[2817 + (i + 0) * 32 + (j + 1)] = c01;
+            A[2817 + (i + 0) * 32 + (j + 2)] = c02;
+            A[2817 + (i + 0) * 32 + (j + 3)] = c03;
           }
         }
         for (let i = 0; i < 32; i++) A[2614 + i] = Math.tanh(((A[2753 + i] + A[2721 + i]) + (A[2817 + i] + A[2785 + i])));
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[2614 + i * 32 + p] * A[1120 + j * 32 + p];
-            A[2689 + i * 1 + j] = acc;
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 1; j += 1) {
+            let c00 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[2614 + (i + 0) * 32 + p]; const b0 = A[1120 + (j + 0) * 32 + p]; c00 += a0 * b0; }
+            A[2689 + (i + 0) * 1 + (j + 0)] = c00;
           }
         }
         A[2686] = A[2689] + A[2690];
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 1; p++) acc += A[2315 + i * 1 + p] * A[j * 1 + p];
-            A[2753 + i * 32 + j] = acc;
-          }
-        }
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 32; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[2614 + i * 32 + p] * A[32 + j * 32 + p];
-            A[2817 + i * 32 + j] = acc;
+        for (let i = 0; i < 1; i++) { const a0 = A[2315 + i * 1 + 0]; for (let j = 0; j < 32; j++) A[2753 + i * 32 + j] = a0 * A[j * 1 + 0]; }
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 32; j += 4) {
+            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[2614 + (i + 0) * 32 + p]; const b0 = A[32 + (j + 0) * 32 + p]; c00 += a0 * b0; const b1 = A[32 + (j + 1) * 32 + p]; c01 += a0 * b1; const b2 = A[32 + (j + 2) * 32 + p]; c02 += a0 * b2; const b3 = A[32 + (j + 3) * 32 + p]; c03 += a0 * b3; }
+            A[2817 + (i + 0) * 32 + (j + 0)] = c00;
+            A[2817 + (i + 0) * 32 + (j + 1)] = c01;
+            A[2817 + (i + 0) * 32 + (j + 2)] = c02;
+            A[2817 + (i + 0) * 32 + (j + 3)] = c03;
           }
         }
         for (let i = 0; i < 32; i++) A[2646 + i] = Math.tanh(((A[2753 + i] + A[2721 + i]) + (A[2817 + i] + A[2785 + i])));
-        for (let i = 0; i < 1; i++) {
-          for (let j = 0; j < 1; j++) {
-            let acc = 0;
-            for (let p = 0; p < 32; p++) acc += A[2646 + i * 32 + p] * A[1120 + j * 32 + p];
-            A[2689 + i * 1 + j] = acc;
+        for (let i = 0; i < 1; i += 1) {
+          for (let j = 0; j < 1; j += 1) {
+            let c00 = 0;
+            for (let p = 0; p < 32; p++) { const a0 = A[2646 + (i + 0) * 32 + p]; const b0 = A[1120 + (j + 0) * 32 + p]; c00 += a0 * b0; }
+            A[2689 + (i + 0) * 1 + (j + 0)] = c00;
           }
         }
         A[2687] = A[2689] + A[2690];

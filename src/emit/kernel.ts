@@ -7,16 +7,35 @@ import { at } from '../prims/kit.ts';
 import type { Buf } from '../prims/types.ts';
 import type { KernelPlan } from './plan.ts';
 
-function bufOf(plan: KernelPlan, n: Node, arr: string): Buf {
-  if (plan.views.has(n)) {
-    const src = bufOf(plan, n.inputs[0]!, arr);
-    return { ...src, transposed: !src.transposed };
+/** The kernels' float64 scratch array (see scratchSize). */
+export const SCRATCH = 'S';
+
+/** Elements of scratch the planned statements need. */
+export function scratchSize(plan: KernelPlan): number {
+  let n = 0;
+  for (const node of plan.order) {
+    const e = primOf(node.op)?.emit;
+    if (e?.kind === 'statements' && e.scratch) n = Math.max(n, e.scratch(node.inputs.map((x) => x.shape)));
   }
+  return n;
+}
+
+function bufOf(plan: KernelPlan, n: Node, arr: string): Buf {
+  if (plan.views.has(n)) return operandOf(plan, n, arr);
+
   const literal = plan.literals.get(n);
   if (literal !== undefined) return { arr, off: 0, literal };
   const off = plan.offsets.get(n);
   if (off === undefined) throw new Error(`emit: no buffer for a ${n.op} node`);
   return { arr, off };
+}
+
+/** A product's operand: a transpose is read through its source with swapped indices. */
+function operandOf(plan: KernelPlan, n: Node, arr: string): Buf {
+  const src = plan.transposedSource.get(n);
+  if (!src) return bufOf(plan, n, arr);
+  const b = bufOf(plan, src, arr);
+  return { ...b, transposed: !b.transposed };
 }
 
 /** The scalar expression of element `i` of `n`, inlining fused inputs. */
@@ -32,18 +51,22 @@ function statement(plan: KernelPlan, n: Node, arr: string): string {
   if (!prim) throw new Error(`emit: unknown op ${n.op}`);
   const out = bufOf(plan, n, arr);
   const size = sizeOf(n.shape);
+  const accumulate = plan.accumulate.has(n);
+  const store = accumulate ? '+=' : '=';
   switch (prim.emit.kind) {
     case 'elementwise':
       return size === 1
-        ? `${at(out, 0)} = ${scalarExpr(plan, n, 0, arr)};`
-        : `for (let i = 0; i < ${size}; i++) ${at(out, 'i')} = ${scalarExpr(plan, n, 'i', arr)};`;
+        ? `${at(out, 0)} ${store} ${scalarExpr(plan, n, 0, arr)};`
+        : `for (let i = 0; i < ${size}; i++) ${at(out, 'i')} ${store} ${scalarExpr(plan, n, 'i', arr)};`;
     case 'statements':
       return prim.emit.code({
+        scratch: SCRATCH,
         out,
-        inputs: n.inputs.map((x) => bufOf(plan, x, arr)),
+        inputs: n.inputs.map((x) => (n.op === 'matmul' ? operandOf(plan, x, arr) : bufOf(plan, x, arr))),
         inShapes: n.inputs.map((x) => x.shape),
         shape: n.shape,
         attrs: n.attrs,
+        ...(accumulate ? { accumulate } : {}),
       });
     case 'leaf':
       throw new Error(`emit: leaf ${n.op} has no statement`);
@@ -53,11 +76,12 @@ function statement(plan: KernelPlan, n: Node, arr: string): string {
 /** The kernel's statements, one block per scheduled node, then copies into output slots. */
 export function emitKernel(plan: KernelPlan, arr = 'A'): string[] {
   const lines = plan.order.map((n) => statement(plan, n, arr));
-  for (const { node, to } of plan.copies) {
+  for (const { node, to, accumulate } of plan.copies) {
     const src = bufOf(plan, node, arr);
     const size = sizeOf(node.shape);
     const dst: Buf = { arr, off: to };
-    lines.push(size === 1 ? `${at(dst, 0)} = ${at(src, 0)};` : `for (let i = 0; i < ${size}; i++) ${at(dst, 'i')} = ${at(src, 'i')};`);
+    const store = accumulate ? '+=' : '=';
+    lines.push(size === 1 ? `${at(dst, 0)} ${store} ${at(src, 0)};` : `for (let i = 0; i < ${size}; i++) ${at(dst, 'i')} ${store} ${at(src, 'i')};`);
   }
   return lines;
 }

@@ -1,7 +1,10 @@
 // The memory plan of emitted kernels: one arena, pinned regions (parameters, inputs, outputs,
 // constants) and a temporaries region reused by liveness (first fit). Element-wise values with a
 // single element-wise consumer are fused into it (no buffer, no loop of their own).
-import type { Graph } from '../ir/graph.ts';
+import { makeGraph, type Graph } from '../ir/graph.ts';
+import type { Context } from '../ir/node.ts';
+import { runPasses, type Pass } from '../passes/pass.ts';
+import { weightLayout } from '../passes/weight-layout.ts';
 import type { Node } from '../ir/node.ts';
 import { sizeOf } from '../ir/tensor.ts';
 import { fillValue } from '../prims/builder.ts';
@@ -69,10 +72,14 @@ export interface KernelPlan {
   readonly fused: ReadonlySet<Node>;
   /** Transposes read only by matrix products, which index their input instead (never materialized). */
   readonly views: ReadonlySet<Node>;
+  /** For a transpose whose source has a buffer: that source (products read it with swapped indices). */
+  readonly transposedSource: ReadonlyMap<Node, Node>;
   /** Elements of the temporaries region this kernel needs (from `tempBase`). */
   readonly tempSize: number;
+  /** Outputs added into their slot rather than written (gradient accumulation across steps). */
+  readonly accumulate: ReadonlySet<Node>;
   /** Named outputs whose value must be copied into their slot at the end (e.g. a leaf or a fill). */
-  readonly copies: readonly { readonly node: Node; readonly to: Offset }[];
+  readonly copies: readonly { readonly node: Node; readonly to: Offset; readonly accumulate: boolean }[];
 }
 
 /** An element offset in the arena: a number, or an expression such as `p3` (a loop's per-step base). */
@@ -111,21 +118,36 @@ function neededOrder(g: Graph, given: ReadonlyMap<Node, Offset>): Node[] {
  * named outputs); every other value goes to the temporaries region at `tempBase`.
  * `outputSlots` maps each named output to its slot: a computed node is written there directly.
  */
-export function planKernel(g: Graph, pinned: ReadonlyMap<Node, Offset>, outputSlots: readonly { node: Node; slot: Offset }[], tempBase: number): KernelPlan {
+export interface OutputSlot {
+  readonly node: Node;
+  readonly slot: Offset;
+  /** Add the value into the slot instead of writing it (honoured when the node can do so safely). */
+  readonly accumulate?: boolean;
+}
+
+export function planKernel(g: Graph, pinned: ReadonlyMap<Node, Offset>, outputSlots: readonly OutputSlot[], tempBase: number): KernelPlan {
   const all = neededOrder(g, pinned);
   const offsets = new Map<Node, Offset>(pinned);
   const literals = new Map<Node, string>();
-  const copies: { node: Node; to: Offset }[] = [];
+  const copies: { node: Node; to: Offset; accumulate: boolean }[] = [];
   const outputNodes = new Set<Node>();
-  for (const { node, slot } of outputSlots) {
-    const f = fillValue(node);
-    if (node.inputs.length === 0 || f !== undefined || offsets.has(node)) copies.push({ node, to: slot });
-    else offsets.set(node, slot);
-    outputNodes.add(node);
-  }
-
+  const accumulate = new Set<Node>();
   const users = new Map<Node, Node[]>();
   for (const n of all) for (const x of n.inputs) (users.get(x) ?? users.set(x, []).get(x)!).push(n);
+  const outputCount = new Map<Node, number>();
+  for (const { node } of outputSlots) outputCount.set(node, (outputCount.get(node) ?? 0) + 1);
+  for (const { node, slot, accumulate: acc } of outputSlots) {
+    const f = fillValue(node);
+    const e = primOf(node.op)?.emit;
+    // Accumulate in place only when nothing else reads the value (the slot holds a running sum).
+    const inPlace = acc && outputCount.get(node) === 1 && !users.has(node) && (e?.kind === 'elementwise' || (e?.kind === 'statements' && e.accumulates === true));
+    if (node.inputs.length === 0 || f !== undefined || offsets.has(node) || (acc && !inPlace)) copies.push({ node, to: slot, accumulate: acc ?? false });
+    else {
+      offsets.set(node, slot);
+      if (inPlace) accumulate.add(node);
+    }
+    outputNodes.add(node);
+  }
 
   for (const n of all) {
     const f = fillValue(n);
@@ -140,9 +162,17 @@ export function planKernel(g: Graph, pinned: ReadonlyMap<Node, Offset>, outputSl
       fused.add(n);
     }
   }
-  const views = new Set<Node>();
+  // Products read a transposed operand through its source with swapped indices, when the source
+  // has a buffer here; a transpose read only by products is then never materialized (a view).
+  const available = new Set(all);
+  const transposedSource = new Map<Node, Node>();
   for (const n of all) {
-    if (n.op !== 'transpose' || offsets.has(n) || outputNodes.has(n) || literals.has(n.inputs[0]!)) continue;
+    const src = n.inputs[0];
+    if (n.op === 'transpose' && src && !literals.has(src) && !fused.has(src) && (pinned.has(src) || available.has(src))) transposedSource.set(n, src);
+  }
+  const views = new Set<Node>();
+  for (const [n] of transposedSource) {
+    if (offsets.has(n) || outputNodes.has(n)) continue;
     const us = users.get(n) ?? [];
     if (us.length > 0 && us.every((u) => u.op === 'matmul')) views.add(n);
   }
@@ -151,7 +181,9 @@ export function planKernel(g: Graph, pinned: ReadonlyMap<Node, Offset>, outputSl
   // Which materialized buffers each statement reads (through fused inputs).
   const reads = (n: Node, acc: Node[] = []): Node[] => {
     for (const x of n.inputs) {
-      if (fused.has(x) || views.has(x)) reads(x, acc);
+      const seen = n.op === 'matmul' ? transposedSource.get(x) : undefined;
+      if (seen) acc.push(seen);
+      else if (fused.has(x)) reads(x, acc);
       else if (!literals.has(x)) acc.push(x);
     }
     return acc;
@@ -171,5 +203,17 @@ export function planKernel(g: Graph, pinned: ReadonlyMap<Node, Offset>, outputSl
     }
     if (!lastUse.has(n) && !outputNodes.has(n)) temps.release((offsets.get(n) as number) - tempBase, sizeOf(n.shape));
   });
-  return { order, offsets, literals, fused, views, tempSize: temps.top, copies };
+  return { order, offsets, literals, fused, views, transposedSource, accumulate, tempSize: temps.top, copies };
+}
+
+/** The emission pipeline: graph-level passes run on every kernel before planning, in this order. */
+export const EMIT_PASSES: readonly Pass[] = [weightLayout];
+
+/**
+ * Plans a kernel that computes each `slots[i].node` into `slots[i].slot`, after the emission passes
+ * (which may rewrite the nodes: slots are matched by position, not identity).
+ */
+export function planSlots(slots: readonly { node: Node; slot: Offset }[], pinned: ReadonlyMap<Node, Offset>, tempBase: number, ctx: Context): KernelPlan {
+  const g = runPasses(makeGraph(slots.map((s, i) => ({ name: `s${i}`, node: s.node }))), EMIT_PASSES, { ctx });
+  return planKernel(g, pinned, g.outputs.map((o, i) => ({ node: o.node, slot: slots[i]!.slot })), tempBase);
 }

@@ -7,9 +7,10 @@ import { sizeOf } from '../ir/tensor.ts';
 import type { NodeBuilder } from '../prims/builder.ts';
 import type { Recurrence } from '../dsl/recurrence.ts';
 import { stepVjp } from '../transforms/step-vjp.ts';
-import { emitKernel } from './kernel.ts';
-import { planKernel, type ArenaBuilder, type Offset } from './plan.ts';
-import type { Slot, TrainerConfig } from './trainer.ts';
+import { emitKernel, scratchSize } from './kernel.ts';
+import { EMIT_PASSES, planKernel, type ArenaBuilder, type Offset, type OutputSlot } from './plan.ts';
+import { runPasses } from '../passes/pass.ts';
+import type { Slot, TrainerConfig } from './config.ts';
 
 /** Per-step storage: the value of step t (0-based) at base + t·stride, for `count` steps. */
 export interface Seq {
@@ -60,31 +61,50 @@ export interface RolledKernels {
   readonly extraSize: number;
   /** Elements of residual storage per step. */
   readonly residualsPerStep: number;
+  /** Float64 scratch the products need. */
+  readonly scratch: number;
 }
 
 export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilder, L: RolledLayout): RolledKernels {
   const T = cfg.tau;
   const sv = stepVjp(rec, cfg.loss, T, b, { inputGrads: cfg.inputGrads ?? false });
   const placeholders = new Set<Node>([...rec.state.map((s) => s.node), ...rec.input.map((x) => x.node), sv.target, ...sv.cotangents]);
-  const nexts = rec.next;
-  const outs = rec.outputs.map((o) => o.node);
-  const forwardSet = new Set(topoOrder([...nexts, ...outs, sv.lossTerm]));
-  const backwardOrder = topoOrder(sv.graph.outputs.map((o) => o.node));
-  const all = topoOrder([...nexts, ...outs, sv.lossTerm, ...sv.graph.outputs.map((o) => o.node)]);
+  // The emission passes run once over both step graphs, so the loop analysis sees their result.
+  const roots = [...rec.next, ...rec.outputs.map((o) => o.node), sv.lossTerm, ...sv.stateGrads, ...sv.paramGrads, ...sv.inputGrads];
+  const rewritten = runPasses(makeGraph(roots.map((node, i) => ({ name: `r${i}`, node }))), EMIT_PASSES, { ctx: b.ctx }).outputs.map((o) => o.node);
+  let cursor = 0;
+  const take = (n: number) => rewritten.slice(cursor, (cursor += n));
+  const nexts = take(rec.next.length);
+  const outs = take(rec.outputs.length);
+  const [lossTerm] = take(1) as [Node];
+  const stateGrads = take(sv.stateGrads.length);
+  const paramGrads = take(sv.paramGrads.length);
+  const inputGrads = take(sv.inputGrads.length);
+  const backwardRoots = [...stateGrads, ...paramGrads, ...inputGrads];
+  const forwardSet = new Set(topoOrder([...nexts, ...outs, lossTerm]));
+  const backwardOrder = topoOrder(backwardRoots);
+  const all = topoOrder([...nexts, ...outs, lossTerm, ...backwardRoots]);
 
   const dependent = new Set<Node>();
   for (const n of all) if (placeholders.has(n) || n.inputs.some((x) => dependent.has(x))) dependent.add(n);
+  const users = new Map<Node, Node[]>();
+  for (const n of all) for (const x of n.inputs) (users.get(x) ?? users.set(x, []).get(x)!).push(n);
 
-  // Step-invariant values read inside the loops are computed once, before them. A transpose of a
-  // parameter is left to the loop body, where a product reads it as a view at no cost.
+  // Step-invariant values read inside the loops are computed once, before them. A transpose read
+  // only by products stays a view in the loop body (free); what it transposes is computed once.
   const arena = L.arena;
   const pinned = new Map<Node, Offset>(L.pinned);
   const start = arena.size;
   const invariants: Node[] = [];
-  const isInvariant = (n: Node) => n.inputs.length > 0 && !dependent.has(n) && !(n.op === 'transpose' && n.inputs[0]!.op === 'param');
+  const isView = (n: Node) => n.op === 'transpose' && (users.get(n) ?? []).every((u) => u.op === 'matmul');
   const frontier = new Set<Node>();
-  for (const n of all) if (dependent.has(n)) for (const x of n.inputs) if (isInvariant(x)) frontier.add(x);
-  for (const o of [...nexts, ...outs, ...sv.graph.outputs.map((g) => g.node)]) if (isInvariant(o)) frontier.add(o);
+  const need = (x: Node) => {
+    if (x.inputs.length === 0 || dependent.has(x)) return;
+    if (isView(x)) need(x.inputs[0]!);
+    else frontier.add(x);
+  };
+  for (const n of all) if (dependent.has(n)) n.inputs.forEach(need);
+  for (const o of [...nexts, ...outs, ...backwardRoots]) need(o);
   for (const n of all) {
     if (!frontier.has(n)) continue;
     invariants.push(n);
@@ -102,7 +122,7 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilde
     }
   };
   for (const n of backwardOrder) if (!forwardSet.has(n)) n.inputs.forEach(consider);
-  for (const o of sv.graph.outputs) consider(o.node);
+  for (const o of backwardRoots) consider(o);
   const residualOffset = new Map<Node, number>();
   let perStep = 0;
   for (const r of residuals) {
@@ -116,7 +136,6 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilde
   const dsOffs = rec.state.map((s) => arena.reserve(sizeOf(s.node.shape)));
   const dsNextOffs = rec.state.map((s) => arena.reserve(sizeOf(s.node.shape)));
   const gradSize = L.grads.reduce((acc, g) => acc + g.size, 0);
-  const scratch = arena.reserve(gradSize);
   const extraSize = arena.size - start;
   const tempBase = arena.size;
 
@@ -136,7 +155,7 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilde
   const fwdSlots: { node: Node; slot: Offset }[] = [
     ...nexts.map((n, i) => ({ node: n, slot: fwdOffs.at(L.stateSeqs[i]!, 1) })),
     ...outs.map((n, k) => ({ node: n, slot: fwdOffs.at(L.outputSeqs[k]!) })),
-    { node: sv.lossTerm, slot: lossTermOff },
+    { node: lossTerm, slot: lossTermOff },
     ...residuals.map((r) => ({ node: r, slot: fwdOffs.at(residualSeq, 0, residualOffset.get(r)!) })),
   ];
   const fwdPlan = planKernel(makeGraph(fwdSlots.map((s, i) => ({ name: `f${i}`, node: s.node }))), fwdPinned, fwdSlots, tempBase);
@@ -150,15 +169,11 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilde
   outs.forEach((n, k) => bwdPinned.set(n, bwdOffs.at(L.outputSeqs[k]!)));
   residuals.forEach((r) => bwdPinned.set(r, bwdOffs.at(residualSeq, 0, residualOffset.get(r)!)));
   sv.cotangents.forEach((c, i) => bwdPinned.set(c, dsOffs[i]!));
-  let scratchAt = scratch;
-  const bwdSlots: { node: Node; slot: Offset }[] = [
-    ...sv.stateGrads.map((g, i) => ({ node: g, slot: dsNextOffs[i]! })),
-    ...sv.paramGrads.map((g, j) => {
-      const slot = scratchAt;
-      scratchAt += L.grads[j]!.size;
-      return { node: g, slot };
-    }),
-    ...sv.inputGrads.map((g, i) => ({ node: g, slot: bwdOffs.at(L.inputGradSeqs[i]!) })),
+  // Each step's parameter gradient is added into the gradient itself (t = τ … 1, as the unrolled sum).
+  const bwdSlots: OutputSlot[] = [
+    ...stateGrads.map((g, i) => ({ node: g, slot: dsNextOffs[i]! })),
+    ...paramGrads.map((g, j) => ({ node: g, slot: L.grads[j]!.off, accumulate: true })),
+    ...inputGrads.map((g, i) => ({ node: g, slot: bwdOffs.at(L.inputGradSeqs[i]!) })),
   ];
   const bwdPlan = planKernel(makeGraph(bwdSlots.map((s, i) => ({ name: `b${i}`, node: s.node }))), bwdPinned, bwdSlots, tempBase);
 
@@ -189,7 +204,6 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilde
     ...indent([
       ...bwdOffs.declarations(),
       ...emitKernel(bwdPlan),
-      `for (let i = 0; i < ${gradSize}; i++) A[${grad0} + i] += A[${scratch} + i];`,
       ...(dsSize ? [`for (let i = 0; i < ${dsSize}; i++) A[${dsOffs[0]} + i] = A[${dsNextOffs[0]} + i];`] : []),
     ]),
     '}',
@@ -201,6 +215,7 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilde
     ...indent([...predOffs.declarations(), ...emitKernel(predPlan)]),
     '}',
   ];
-  const tempSize = Math.max(prologuePlan.tempSize, fwdPlan.tempSize, bwdPlan.tempSize, predPlan.tempSize);
-  return { train, forward, tempSize, extraSize, residualsPerStep: perStep };
+  const plans = [prologuePlan, fwdPlan, bwdPlan, predPlan];
+  const tempSize = Math.max(...plans.map((p) => p.tempSize));
+  return { train, forward, tempSize, extraSize, residualsPerStep: perStep, scratch: Math.max(...plans.map(scratchSize)) };
 }

@@ -2,45 +2,28 @@
 // in — forward, loss and backward kernels emitted from the unrolled and gradient graphs, the
 // optimizer step, and one preallocated arena. Same input, same bytes.
 import { Project, Scope, VariableDeclarationKind } from 'ts-morph';
+import { UnfoldError } from '../ir/errors.ts';
+import { topoOrder } from '../ir/graph.ts';
 import type { Node } from '../ir/node.ts';
 import { sizeOf } from '../ir/tensor.ts';
-import { dslBuilder, withContext } from '../dsl/context.ts';
+import { createBuilder } from '../prims/builder.ts';
+import { currentContext, withContext } from '../dsl/context.ts';
 import { DEFAULT_SEED } from '../dsl/init.ts';
-import type { ModelDef, OptimizerSpec } from '../dsl/model.ts';
 import { initOf } from '../dsl/recurrence.ts';
-import type { LossSpec } from '../transforms/loss.ts';
-import { trainingGraph, type TrainingGraph } from '../transforms/training.ts';
-import { emitKernel } from './kernel.ts';
-import { describeOptimizer, planOptimizer } from './optimizer.ts';
-import { ArenaBuilder, numberLiteral, planKernel, type Offset } from './plan.ts';
-import { rolledKernels, type Seq } from './rolled.ts';
 import { lossOutputIndex } from '../transforms/loss.ts';
-import { topoOrder } from '../ir/graph.ts';
-import { UnfoldError } from '../ir/errors.ts';
+import { trainingGraph, type TrainingGraph } from '../transforms/training.ts';
+import type { Form, Slot, TrainerConfig } from './config.ts';
+import { emitKernel, SCRATCH, scratchSize } from './kernel.ts';
+import { describeOptimizer, planOptimizer } from './optimizer.ts';
+import { ArenaBuilder, numberLiteral, planSlots, type Offset } from './plan.ts';
+import { rolledKernels, type Seq } from './rolled.ts';
+
+export type { Dtype, Form, Slot, TrainerConfig } from './config.ts';
 
 export const COMPILER_VERSION = '0.1.0';
 
-export type Dtype = 'f32' | 'f64';
 
-export interface TrainerConfig {
-  readonly model: ModelDef;
-  /** The graph file or the cell flags, named in the header. */
-  readonly source: string;
-  readonly batch: number;
-  readonly tau: number;
-  readonly dtype: Dtype;
-  readonly loss: LossSpec;
-  readonly optimizer: OptimizerSpec;
-  readonly clipNorm?: number;
-  readonly carryState: boolean;
-  readonly seed?: number;
-  /** Also emit the gradients of the inputs x(t) and of the initial state (for `unfold grad`). */
-  readonly inputGrads?: boolean;
-  /** Straight-line code or loops over t; 'auto' (default) picks by size. */
-  readonly form?: Form | 'auto';
-}
 
-export type Form = 'unrolled' | 'rolled';
 
 export interface ArenaReport {
   /** Elements and bytes of the whole arena. */
@@ -68,12 +51,6 @@ const MULBERRY32 = `function mulberry32(seed: number): () => number {
   };
 }`;
 
-export interface Slot {
-  readonly name: string;
-  readonly shape: readonly number[];
-  readonly off: number;
-  readonly size: number;
-}
 
 /** A loop nest copying a batch-first [B, T, K] user array into t-major per-step storage (or back). */
 function sequenceCopy(src: string, q: { base: number; stride: number; count: number }, B: number, T: number, K: number, reverse = false): string {
@@ -96,7 +73,9 @@ const UNROLL_LIMIT = 4000;
 function emitInContext(cfg: TrainerConfig): EmittedTrainer {
   const { batch: B, tau: T } = cfg;
   const rec = cfg.model.build(B);
-  const b = dslBuilder();
+  // The model is traced by the DSL (nodes remember the user's line); what the compiler derives
+  // from it is built without reading the stack for every node.
+  const b = createBuilder(currentContext());
   const tg = trainingGraph(rec, T, cfg.loss, b, { inputGrads: cfg.inputGrads ?? false, stateGrads: cfg.inputGrads ?? false });
   const u = tg.unrolled;
   const stepNodes = topoOrder([...rec.next, ...rec.outputs.map((o) => o.node)]).length;
@@ -155,6 +134,7 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
   let forwardBody: string[];
   let tempSize: number;
   let extraSize = 0;
+  let scratch = 0;
   if (form === 'unrolled') {
     u.inputs.forEach((xs, t) => xs.forEach((n, i) => pinned.set(n, at(inputSeqs[i]!, t))));
     tg.trainable.targets.forEach((n, t) => n && pinned.set(n, at(targetSeq, t)));
@@ -175,9 +155,10 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
       rec.state.forEach((_, i) => gradSlots.push({ node: tg.grad.grads[j++]!, slot: stateGradOffs[i]! }));
     }
     const tempBase = arena.size;
-    const trainPlan = planKernel(tg.grad.graph, pinned, [...gradSlots, ...forwardSlots], tempBase);
-    const forwardPlan = planKernel(u.graph, pinned, forwardSlots, tempBase);
+    const trainPlan = planSlots([...gradSlots, ...forwardSlots], pinned, tempBase, b.ctx);
+    const forwardPlan = planSlots(forwardSlots, pinned, tempBase, b.ctx);
     tempSize = Math.max(trainPlan.tempSize, forwardPlan.tempSize);
+    scratch = Math.max(scratchSize(trainPlan), scratchSize(forwardPlan));
     trainBody = emitKernel(trainPlan);
     forwardBody = emitKernel(forwardPlan);
   } else {
@@ -186,6 +167,7 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
     forwardBody = rolled.forward;
     tempSize = rolled.tempSize;
     extraSize = rolled.extraSize;
+    scratch = rolled.scratch;
   }
   arena.reserve(tempSize);
   const optimizer = planOptimizer(
@@ -301,6 +283,7 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
     docs: ['Trains the compiled model: `step(x, y)` runs forward, loss, backward and the optimizer on one window.'],
     properties: [
       { name: 'arena', type: Arr, isReadonly: true, docs: ['Every value the trainer keeps: parameters, gradients, data, outputs, temporaries, optimizer state.'] },
+      { name: 'scratch', type: 'Float64Array', isReadonly: true, scope: Scope.Private, docs: ['Float64 accumulators of the matrix products (one row block).'] },
       { name: 'lr', type: 'number' },
       { name: 'carryState', type: 'boolean' },
       { name: 'steps', type: 'number', initializer: '0', docs: ['Optimizer steps taken (Adam\'s t).'] },
@@ -309,6 +292,7 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
       parameters: [{ name: 'options', type: 'TrainerOptions', initializer: '{}' }],
       statements: [
         `this.arena = new ${Arr}(${elements});`,
+        `this.scratch = new Float64Array(${Math.max(scratch, 1)});`,
         `this.lr = options.lr ?? SPEC.lr;`,
         `this.carryState = options.carryState ?? SPEC.carryState;`,
         `this.initParams(options.seed ?? SPEC.seed);`,
@@ -341,7 +325,7 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
           'const A = this.arena;',
           ...bindInputs,
           ...bindTarget,
-          'this.train(A);',
+          'this.train(A, this.scratch);',
           `const loss = A[${lossOff}];`,
           'if (!Number.isFinite(loss)) throw new RangeError(`non-finite loss ${loss} at step ${this.steps + 1}`);',
           'this.steps++;',
@@ -360,14 +344,14 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
         docs: ['Forward, loss and backward without an update (nor a state carry); returns the loss. Read the gradients with getGrads().'],
         parameters: stepArgs,
         returnType: 'number',
-        statements: ['const A = this.arena;', ...bindInputs, ...bindTarget, 'this.train(A);', `return A[${lossOff}];`],
+        statements: ['const A = this.arena;', ...bindInputs, ...bindTarget, 'this.train(A, this.scratch);', `return A[${lossOff}];`],
       },
       {
         name: 'predict',
         docs: ['The outputs [B, T, O] for inputs x from the current state, which is left unchanged.'],
         parameters: [...inputArgs.map((n) => ({ name: argName(n), type: 'ArrayLike<number>' })), { name: 'out', type: 'Float64Array', initializer: `new Float64Array(${B * T * O})` }],
         returnType: 'Float64Array',
-        statements: ['const A = this.arena;', ...bindInputs, 'this.forward(A);', 'return this.outputs(out);'],
+        statements: ['const A = this.arena;', ...bindInputs, 'this.forward(A, this.scratch);', 'return this.outputs(out);'],
       },
       {
         name: 'outputs',
@@ -504,7 +488,7 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
         name: 'train',
         scope: Scope.Private,
         docs: ['Forward over τ steps, the loss, and the backward pass (BPTT), emitted from the gradient graph.'],
-        parameters: [{ name: 'A', type: Arr }],
+        parameters: [{ name: 'A', type: Arr }, { name: SCRATCH, type: 'Float64Array' }],
         returnType: 'void',
         statements: trainBody.join('\n'),
       },
@@ -512,7 +496,7 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
         name: 'forward',
         scope: Scope.Private,
         docs: ['Forward over τ steps only, emitted from the unrolled graph.'],
-        parameters: [{ name: 'A', type: Arr }],
+        parameters: [{ name: 'A', type: Arr }, { name: SCRATCH, type: 'Float64Array' }],
         returnType: 'void',
         statements: forwardBody.join('\n'),
       },

@@ -101,6 +101,8 @@ export function createBuilder(ctx: Context, origin: () => string | undefined = (
     },
     transpose(a) {
       if (a.op === 'transpose') return a.inputs[0]!; // (xᵀ)ᵀ -> x
+      const [p, q] = a.inputs;
+      if (a.op === 'matmul' && p!.shape.length === 2 && q!.shape.length === 2) return b.matmul(b.transpose(q!), b.transpose(p!)); // (pq)ᵀ -> qᵀpᵀ
       const f = fillValue(a);
       if (f !== undefined && a.shape.length === 2) return scalar(f, [a.shape[1]!, a.shape[0]!]);
       return make('transpose', [a]);

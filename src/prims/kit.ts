@@ -7,8 +7,10 @@ import type { Buf, PrimDef } from './types.ts';
 /** `arr[off + i]`, folding a zero offset and constant indices; a literal buffer reads as itself. */
 export function at(b: Buf, i: string | number): string {
   if (b.literal !== undefined) return b.literal;
-  if (typeof i === 'number') return `${b.arr}[${b.off + i}]`;
-  return b.off === 0 ? `${b.arr}[${i}]` : `${b.arr}[${b.off} + ${i}]`;
+  if (b.transposed) throw new Error('emit: a transposed view reached an element-wise access');
+  if (typeof b.off === 'number' && typeof i === 'number') return `${b.arr}[${b.off + i}]`;
+  if (b.off === 0) return `${b.arr}[${i}]`;
+  return i === 0 ? `${b.arr}[${b.off}]` : `${b.arr}[${b.off} + ${i}]`;
 }
 
 /** A loop over `n` elements, or the body alone when n = 1. `body` gets the index expression. */

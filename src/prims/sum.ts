@@ -21,7 +21,8 @@ export const sum: PrimDef = {
   vjp: ({ dy, inputs: [x], attrs }, b) => [b.broadcast(dy, x!.shape, intList(attrs, 'axes'))],
   emit: {
     kind: 'statements',
-    code: ({ out, inputs: [x], inShapes: [s], attrs }) =>
-      reductionLoop(s!, intList(attrs, 'axes'), '0', (acc, f) => `${acc} + ${at(x!, f)}`, (r, acc) => `${at(out, r)} = ${acc};`),
+    accumulates: true,
+    code: ({ out, inputs: [x], inShapes: [s], attrs, accumulate }) =>
+      reductionLoop(s!, intList(attrs, 'axes'), '0', (acc, f) => `${acc} + ${at(x!, f)}`, (r, acc) => `${at(out, r)} ${accumulate ? '+=' : '='} ${acc};`),
   },
 };

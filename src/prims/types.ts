@@ -3,19 +3,28 @@
 import type { Attrs, Node } from '../ir/node.ts';
 import type { Shape } from '../ir/tensor.ts';
 
-/** A value in the emitted arena: element i lives at `${arr}[${off} + i]`, or is `literal` for every i. */
+/**
+ * A value in the emitted arena: element i lives at `${arr}[${off} + i]`, or is `literal` for every i.
+ * `off` may be an expression (a per-step offset inside a loop). A `transposed` matrix buffer holds
+ * the row-major transpose of the logical value: element (r, c) of an [R, C] value is at c·R + r.
+ */
 export interface Buf {
   readonly arr: string;
-  readonly off: number;
+  readonly off: number | string;
   readonly literal?: string;
+  readonly transposed?: boolean;
 }
 
 export interface EmitArgs {
+  /** A Float64Array of at least `emit.scratch(inShapes)` elements, for kernels that accumulate in float64. */
+  readonly scratch: string;
   readonly out: Buf;
   readonly inputs: readonly Buf[];
   readonly inShapes: readonly Shape[];
   readonly shape: Shape;
   readonly attrs: Attrs;
+  /** Add into `out` instead of overwriting it (gradient accumulation); only for rules that declare `accumulates`. */
+  readonly accumulate?: boolean;
 }
 
 /** What a vjp rule receives: the cotangent of the output, the primal output and its inputs. */
@@ -68,6 +77,6 @@ export interface PrimDef {
   /** Element-wise ops give a scalar template (fusable); others emit whole statements. */
   readonly emit:
     | { readonly kind: 'elementwise'; scalar(xs: readonly string[], attrs: Attrs): string }
-    | { readonly kind: 'statements'; code(args: EmitArgs): string }
+    | { readonly kind: 'statements'; code(args: EmitArgs): string; scratch?(inShapes: readonly Shape[]): number; readonly accumulates?: boolean }
     | { readonly kind: 'leaf' };
 }

@@ -1,0 +1,33 @@
+// What a trainer is compiled for, and the small types the emitters share.
+import type { ModelDef, OptimizerSpec } from '../dsl/model.ts';
+import type { LossSpec } from '../transforms/loss.ts';
+
+export type Dtype = 'f32' | 'f64';
+
+export interface TrainerConfig {
+  readonly model: ModelDef;
+  /** The graph file or the cell flags, named in the header. */
+  readonly source: string;
+  readonly batch: number;
+  readonly tau: number;
+  readonly dtype: Dtype;
+  readonly loss: LossSpec;
+  readonly optimizer: OptimizerSpec;
+  readonly clipNorm?: number;
+  readonly carryState: boolean;
+  readonly seed?: number;
+  /** Also emit the gradients of the inputs x(t) and of the initial state (for `unfold grad`). */
+  readonly inputGrads?: boolean;
+  /** Straight-line code or loops over t; 'auto' (default) picks by size. */
+  readonly form?: Form | 'auto';
+}
+
+export type Form = 'unrolled' | 'rolled';
+
+/** A named region of the arena. */
+export interface Slot {
+  readonly name: string;
+  readonly shape: readonly number[];
+  readonly off: number;
+  readonly size: number;
+}
