@@ -26,7 +26,9 @@ describe('codegen/', () => {
   });
 
   it('the committed sincos trainer learns cos from sin', async () => {
-    const { createTrainer, SPEC } = await import('../codegen/sincos/trainer.ts');
+    // Imported through a variable so the root type-check does not pull generated code into its stricter settings.
+    const file = '../codegen/sincos/trainer.ts';
+    const { createTrainer, SPEC } = (await import(file)) as typeof import('../src/emit/load.ts') extends never ? never : { createTrainer: () => { step(x: ArrayLike<number>, y: ArrayLike<number>): number }; SPEC: { model: string } };
     expect(SPEC.model).toBe('sincos');
     const tr = createTrainer();
     const losses: number[] = [];
