@@ -43,7 +43,9 @@ export function modelDiagram(model: ModelDef, req: DotRequest): Diagram {
     const loss = rec.outputs.length > 0 ? (model.task?.loss ?? { kind: 'mse' as const }) : undefined;
     const what = req.view === 'folded' ? 'folded' : `${req.view}, τ = ${tau}`;
     const title = Html.join(
-      `${model.name} — ${what} (${level} level)`,
+      model.name,
+      Html.br(),
+      Html.font(`${what} · ${level} level`, LABEL.title),
       ...(model.description ? [Html.br(), Html.font(model.description, LABEL.note)] : []),
     );
     const diagram = buildView(rec, { view: req.view, level, tau, loss, name: `${model.name} ${req.view}`, title }, dslBuilder());

@@ -20,7 +20,7 @@ export const GRAPH: DotAttrs = {
   labelloc: 't',
   nodesep: 0.18,
   ranksep: 0.4,
-  pad: 0.15,
+  pad: 0.3,
 };
 
 export const NODE: DotAttrs = { fontname: FONT, fontsize: 11, margin: '0.06,0.03', height: 0.3, penwidth: 1 };
@@ -104,6 +104,7 @@ export const EDGE_KIND: Readonly<Record<EdgeKind, DotAttrs>> = {
 
 /** Colours used inside HTML labels. */
 export const LABEL = {
+  title: { size: 11, color: '#333333' },
   shape: { size: 8, color: '#777777' },
   note: { size: 9, color: '#555555' },
 } as const;

@@ -529,8 +529,12 @@ function unrolledCell(tl: Timeline, spec: ViewSpec, bw: Backward | undefined): D
     if (isState(u) && roles.get(v)?.key.startsWith('f_')) return 'state';
     return 'data';
   };
-  // A target is laid out above the loss it feeds, as in the textbook figures.
-  project(order, (n) => roles.get(n), kindOf, (e: VEdge) => b.edge(e));
+  // A parameter read by the backward pass (Wᵀ·δ) is left out at this level: the forward edges
+  // already show where each parameter enters, and τ more edges from each would bury the figure.
+  const paramIds = new Set(rec.params.map((_p, k) => `p${k}`));
+  project(order, (n) => roles.get(n), kindOf, (e: VEdge) => {
+    if (!(paramIds.has(e.from) && e.to.startsWith('B_'))) b.edge(e);
+  });
   if (bw) {
     gradOutputs(bw.tg).forEach((g, k) => {
       const r = roles.get(g.node);
