@@ -6,9 +6,11 @@ import { show } from './show.ts';
 import { dot } from './dot.ts';
 import { grad } from './grad.ts';
 import { gradcheck } from './gradcheck.ts';
+import { train } from './train.ts';
+import { start } from './start.ts';
 
 /** Every command, in the order `--help` lists them. */
-export const COMMANDS: readonly Command[] = [show, dot, compile, grad, gradcheck];
+export const COMMANDS: readonly Command[] = [show, dot, compile, grad, gradcheck, train, start];
 
 function help(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

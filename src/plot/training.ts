@@ -10,7 +10,8 @@ export interface PlotOptions {
 
 export interface PredictionSeries {
   readonly t: readonly number[];
-  readonly input: readonly number[];
+  /** Absent for an input-free model: the plot then has no input line (and no legend entry). */
+  readonly input?: readonly number[];
   readonly target: readonly number[];
   readonly prediction: readonly number[];
 }
@@ -53,16 +54,21 @@ const SERIES = ['input', 'target', 'prediction'] as const;
 const COLOURS = ['#aaaaaa', '#d62728', '#1f77b4'];
 const DASHES = [[5, 4], [1, 0], [1, 0]];
 
-/** Input, target and prediction against time t, one line each, with a legend. */
+/** Input (when given), target and prediction against time t, one line each, with a legend. */
 export async function predictionPlotSvg(series: PredictionSeries, opts: PlotOptions = {}): Promise<string> {
   const plot = 'prediction plot';
-  for (const name of ['t', ...SERIES] as const) checkFinite(plot, name, series[name]);
-  for (const name of SERIES) {
-    check(series[name].length === series.t.length, () =>
-      `${plot}: ${name} has ${series[name].length} values but t has ${series.t.length}`);
+  // Colours and dashes stay tied to their series when the input is left out.
+  const shown = SERIES.filter((name) => series[name] !== undefined);
+  checkFinite(plot, 't', series.t);
+  for (const name of shown) {
+    const values = series[name]!;
+    checkFinite(plot, name, values);
+    check(values.length === series.t.length, () =>
+      `${plot}: ${name} has ${values.length} values but t has ${series.t.length}`);
   }
-  const values = SERIES.flatMap((name) =>
-    series[name].map((value, i) => ({ t: series.t[i], value, series: name })));
+  const values = shown.flatMap((name) =>
+    series[name]!.map((value, i) => ({ t: series.t[i], value, series: name })));
+  const pick = <T>(all: readonly T[]) => shown.map((name) => all[SERIES.indexOf(name)]!);
   const spec: TopLevelSpec = {
     title: opts.title ?? 'Prediction vs target',
     ...SIZE,
@@ -71,8 +77,8 @@ export async function predictionPlotSvg(series: PredictionSeries, opts: PlotOpti
     encoding: {
       x: { field: 't', type: 'quantitative', title: 'time t', scale: { zero: false, nice: false } },
       y: { field: 'value', type: 'quantitative', title: 'value', scale: { zero: false } },
-      color: { field: 'series', type: 'nominal', title: null, scale: { domain: [...SERIES], range: COLOURS } },
-      strokeDash: { field: 'series', type: 'nominal', title: null, scale: { domain: [...SERIES], range: DASHES } },
+      color: { field: 'series', type: 'nominal', title: null, scale: { domain: [...shown], range: pick(COLOURS) } },
+      strokeDash: { field: 'series', type: 'nominal', title: null, scale: { domain: [...shown], range: pick(DASHES) } },
     },
   };
   return vegaLiteToSvg(spec);

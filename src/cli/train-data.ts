@@ -1,0 +1,232 @@
+// Training data for `unfold train`: the model's own task or a windows file, checked against the model's per-step shapes (every window and tensor named in errors), served as flat batch-first arrays and cut into --tbptt pieces.
+import { UnfoldError } from '../ir/errors.ts';
+import { sameShape, shapeToString, sizeOf, type Shape, type Tensor } from '../ir/tensor.ts';
+import { withContext } from '../dsl/context.ts';
+import type { ModelDef, TaskDef } from '../dsl/model.ts';
+import type { Recurrence } from '../dsl/recurrence.ts';
+import { checkTensorMap, readTensorMap, readWindowsFile } from '../io/tensor-file.ts';
+import type { LossSpec } from '../transforms/loss.ts';
+import { initialKey, lossOutput, paramShapes, probeModel } from './run-data.ts';
+
+/** One window (or --tbptt piece) as the trainer takes it: flat row-major [B, T, I] and [B, T, O]. */
+export interface TrainWindow {
+  /** Absent for an input-free model. */
+  readonly x?: Float64Array;
+  readonly y: Float64Array;
+  /** Initial states by state name, flat in the state's own shape. */
+  readonly initial?: Readonly<Record<string, Float64Array>>;
+}
+
+/** Where the windows come from; every window has the same [B, T, ·] shape. */
+export interface DataSource {
+  /** For messages and the summary: `the task of graphs/sincos.ts`, `w.json (2 windows)`. */
+  readonly describe: string;
+  readonly batch: number;
+  readonly seqLen: number;
+  /** Features per step: I (0 for an input-free model) and O. */
+  readonly input: number;
+  readonly output: number;
+  /** Windows in a file (cycled through); undefined for a task, whose window k is made on demand. */
+  readonly count: number | undefined;
+  /** Window k (0-based, counting every window trained on; a file's windows repeat). */
+  window(k: number): TrainWindow;
+  /** Whether window(k) is the task's own data (whose times the prediction plot may know). */
+  readonly fromTask: boolean;
+}
+
+/** The per-step feature sizes the data must have, from a throwaway build of the model. */
+interface Features {
+  readonly input: number;
+  readonly inputName: string | undefined;
+  readonly output: number;
+  readonly outputName: string;
+}
+
+function features(model: ModelDef, loss: LossSpec): Features {
+  const probe = probeModel(model);
+  if (probe.input.length > 1) {
+    throw new UnfoldError(`model "${model.name}" has ${probe.input.length} inputs (${probe.input.map((x) => x.name).join(', ')}); train feeds one input x per window`);
+  }
+  // A per-step leaf is [B, ...rest]; the data holds [B, T, prod(rest)] (the same row-major values).
+  const perRow = (shape: Shape) => sizeOf(shape.slice(1));
+  const x = probe.input[0];
+  const o = lossOutput(probe, loss);
+  return { input: x ? perRow(x.node.shape) : 0, inputName: x?.name, output: perRow(o.node.shape), outputName: o.name };
+}
+
+/** Checks one window's x and y against the model and against the first window's shapes. */
+function checkWindow(
+  where: string,
+  f: Features,
+  x: Tensor | undefined,
+  y: Tensor,
+  first: { x: Shape | undefined; y: Shape } | undefined,
+  firstWhere: string,
+): string[] {
+  const problems: string[] = [];
+  const rank3 = (t: Tensor, name: string, features: number, what: string) => {
+    if (t.shape.length !== 3 || t.shape[2] !== features || t.shape[0]! < 1 || t.shape[1]! < 1) {
+      problems.push(`${where}.${name} has shape ${shapeToString(t.shape)}; the model's ${what} needs [B, T, ${features}] (batch-first, B and T at least 1)`);
+      return false;
+    }
+    return true;
+  };
+  const yOk = rank3(y, 'y', f.output, `output "${f.outputName}"`);
+  let xOk = false;
+  if (f.inputName === undefined) {
+    if (x !== undefined && sizeOf(x.shape) > 0) {
+      problems.push(`${where}.x has shape ${shapeToString(x.shape)}, but the model has no input; give x as an empty [B, T, 0] (or, for a task, no x)`);
+    }
+  } else if (x === undefined) {
+    problems.push(`${where} has no x; the model's input "${f.inputName}" needs [B, T, ${f.input}]`);
+  } else {
+    xOk = rank3(x, 'x', f.input, `input "${f.inputName}"`);
+  }
+  if (xOk && yOk && (x!.shape[0] !== y.shape[0] || x!.shape[1] !== y.shape[1])) {
+    problems.push(`${where}: x ${shapeToString(x!.shape)} and y ${shapeToString(y.shape)} disagree on B or T`);
+  }
+  if (first !== undefined) {
+    if (yOk && !sameShape(y.shape, first.y)) {
+      problems.push(`${where}.y has shape ${shapeToString(y.shape)}, but ${firstWhere}.y has ${shapeToString(first.y)}; every window must have the same shape`);
+    }
+    if (xOk && first.x !== undefined && !sameShape(x!.shape, first.x)) {
+      problems.push(`${where}.x has shape ${shapeToString(x!.shape)}, but ${firstWhere}.x has ${shapeToString(first.x)}; every window must have the same shape`);
+    }
+  }
+  return problems;
+}
+
+/** A windows file `{"windows": [{"x", "y"}, ...]}`, every window checked before training starts. */
+export function fileSource(file: string, model: ModelDef, loss: LossSpec): DataSource {
+  const f = features(model, loss);
+  const windows = readWindowsFile(file);
+  const first = windows[0]!;
+  const problems: string[] = [];
+  windows.forEach((w, i) => {
+    problems.push(...checkWindow(`${file}: windows[${i}]`, f, w.x, w.y, i === 0 ? undefined : { x: first.x.shape, y: first.y.shape }, 'windows[0]'));
+  });
+  // One problem per line, at most a screenful: the first ones are the ones to fix.
+  if (problems.length > 0) throw new UnfoldError(problems.slice(0, 12).join('\n') + (problems.length > 12 ? `\n(and ${problems.length - 12} more)` : ''));
+  const [B, T] = first.y.shape as [number, number, number];
+  return {
+    describe: `${file} (${windows.length} window${windows.length === 1 ? '' : 's'})`,
+    batch: B, seqLen: T, input: f.input, output: f.output,
+    count: windows.length,
+    fromTask: false,
+    window: (k) => {
+      const w = windows[k % windows.length]!;
+      return f.inputName === undefined ? { y: w.y.data } : { x: w.x.data, y: w.y.data };
+    },
+  };
+}
+
+/** The model's own task: window 0 fixes the shapes, every later window is checked as it is made. */
+export function taskSource(model: ModelDef, task: TaskDef, source: string, loss: LossSpec): DataSource {
+  const f = features(model, loss);
+  const where = (k: number) => `${source}: task window ${k}`;
+  const make = (k: number) => {
+    try {
+      return task.window(k);
+    } catch (e) {
+      if (e instanceof UnfoldError) throw e;
+      throw new UnfoldError(`${where(k)}: the task's window(${k}) threw: ${(e as Error)?.message ?? String(e)}`);
+    }
+  };
+  const w0 = make(0);
+  const check = (k: number, w: ReturnType<TaskDef['window']>) => {
+    const problems = checkWindow(where(k), f, w.x, w.y, k === 0 ? undefined : { x: w0.x?.shape, y: w0.y.shape }, where(0));
+    if (problems.length > 0) throw new UnfoldError(problems.join('\n'));
+  };
+  check(0, w0);
+  const [B, T] = w0.y.shape as [number, number, number];
+  // States are [B, ...]: built once at the data's B to check the task's initial states by shape.
+  let states: ReadonlyMap<string, Shape> | undefined;
+  const initialOf = (k: number, initial: Readonly<Record<string, Tensor>> | undefined) => {
+    if (initial === undefined) return undefined;
+    states ??= new Map(buildAt(model, B).state.map((s) => [s.name, s.node.shape]));
+    const out: Record<string, Float64Array> = {};
+    for (const [name, t] of Object.entries(initial)) {
+      const shape = states.get(name);
+      if (shape === undefined) throw new UnfoldError(`${where(k)}: initial state "${name}" is not a state of the model (states: ${[...states.keys()].join(', ')})`);
+      if (!sameShape(t.shape, shape) && !sameShape(t.shape, [1, ...shape])) {
+        throw new UnfoldError(`${where(k)}: initial state "${name}" has shape ${shapeToString(t.shape)}, expected ${shapeToString(shape)}`);
+      }
+      out[name] = t.data;
+    }
+    return out;
+  };
+  return {
+    describe: `the task of ${source}`,
+    batch: B, seqLen: T, input: f.input, output: f.output,
+    count: undefined,
+    fromTask: true,
+    window: (k) => {
+      const w = k === 0 ? w0 : make(k);
+      if (k !== 0) check(k, w);
+      const initial = initialOf(k, w.initial);
+      return {
+        ...(f.inputName !== undefined ? { x: w.x!.data } : {}),
+        y: w.y.data,
+        ...(initial !== undefined ? { initial } : {}),
+      };
+    },
+  };
+}
+
+/** The model built at batch size B in its own compile context (for parameter and state shapes). */
+export function buildAt(model: ModelDef, batch: number): Recurrence {
+  return withContext(() => model.build(batch));
+}
+
+/** Steps [t0, t0 + K) of a flat [B, T, F] sequence: the --tbptt piece. */
+function sliceSteps(seq: Float64Array, B: number, T: number, F: number, t0: number, K: number): Float64Array {
+  const out = new Float64Array(B * K * F);
+  for (let b = 0; b < B; b++) out.set(seq.subarray((b * T + t0) * F, (b * T + t0 + K) * F), b * K * F);
+  return out;
+}
+
+/** Piece p (K steps) of a window of T steps. */
+export function piece(w: TrainWindow, src: DataSource, p: number, K: number): TrainWindow {
+  const { batch: B, seqLen: T } = src;
+  if (K === T) return w;
+  return {
+    ...(w.x !== undefined ? { x: sliceSteps(w.x, B, T, src.input, p * K, K) } : {}),
+    y: sliceSteps(w.y, B, T, src.output, p * K, K),
+  };
+}
+
+/** A --params file: exactly the model's parameters, plus optional `<state>0` entries (what --save writes). */
+export interface StartValues {
+  readonly params: Map<string, Tensor>;
+  /** Initial states by state name, flat in the state's own shape. */
+  readonly state: Record<string, Float64Array>;
+}
+
+/**
+ * Reads a --params file against the model built at the data's B: every parameter present with its
+ * shape, nothing unknown; `<state>0` entries as [1, ...stateShape] (as --save and `unfold grad`
+ * write them) or the state's own shape. Every problem is reported at once.
+ */
+export function readStartValues(file: string, rec: Recurrence): StartValues {
+  const all = readTensorMap(file);
+  const expected = paramShapes(rec);
+  const params = new Map<string, Tensor>();
+  const states = new Map<string, Tensor>();
+  const stateKeys = new Map(rec.state.filter((s) => !expected.has(initialKey(s.name))).map((s) => [initialKey(s.name), s]));
+  for (const [name, t] of all) (stateKeys.has(name) ? states : params).set(name, t);
+  const problems: string[] = [];
+  try {
+    checkTensorMap(params, expected, { file, kind: 'parameter' });
+  } catch (e) {
+    if (!(e instanceof UnfoldError)) throw e;
+    problems.push(e.message);
+  }
+  const state: Record<string, Float64Array> = {};
+  for (const [key, t] of states) {
+    const s = stateKeys.get(key)!;
+    if (sameShape(t.shape, [1, ...s.node.shape]) || sameShape(t.shape, s.node.shape)) state[s.name] = t.data;
+    else problems.push(`${file}: initial state "${key}" has shape ${shapeToString(t.shape)}, expected ${shapeToString([1, ...s.node.shape])}`);
+  }
+  if (problems.length > 0) throw new UnfoldError(problems.join('\n'));
+  return { params, state };
+}

@@ -1,0 +1,238 @@
+// `unfold train`: compiles a model's trainer and trains it on its own task or a windows file — progress, loss table or JSON lines, atomic checkpoints that never hold non-finite values, and the loss and prediction plots.
+import { accessSync, constants, mkdirSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { UnfoldError } from '../ir/errors.ts';
+import type { Tensor } from '../ir/tensor.ts';
+import type { ModelDef } from '../dsl/model.ts';
+import type { TrainerInstance } from '../emit/load.ts';
+import type { TrainerConfig } from '../emit/trainer.ts';
+import { describeOsError, writeFileAtomic } from '../io/atomic-write.ts';
+import { formatTensorMap } from '../io/tensor-file.ts';
+import { intFlag, parse, UsageError, type Command, type Options } from './command.ts';
+import { compileOptions, trainerConfig } from './compile-options.ts';
+import { modelOptions, resolveModel } from './model-args.ts';
+import { initialKey } from './run-data.ts';
+import { buildAt, fileSource, piece, readStartValues, taskSource, type DataSource, type StartValues, type TrainWindow } from './train-data.ts';
+import { PLOTTED_STEPS, plotRecord, writePlots, type PlotRecord } from './train-plots.ts';
+import { makeReporter, reportMode, summaryText, type Reference } from './train-report.ts';
+
+// The shared compile flags minus --tau and --batch: a window's shape comes from the data.
+const { tau: _tau, batch: _batch, ...sharedOptions } = compileOptions;
+
+export const trainOptions = {
+  ...modelOptions,
+  ...sharedOptions,
+  data: { type: 'string' },
+  params: { type: 'string' },
+  steps: { type: 'string' },
+  save: { type: 'string' },
+  'save-every': { type: 'string' },
+  'log-json': { type: 'boolean' },
+  tbptt: { type: 'string' },
+  out: { type: 'string' },
+  'no-plots': { type: 'boolean' },
+} as const satisfies Options;
+
+export const TRAIN_FLAGS = [
+  '[--data windows.json] [--params init.json] [--optimizer adam|adamw|sgd|rmsprop] [--lr X]',
+  '[--steps N] [--seed S] [--dtype f32|f64] [--carry-state|--no-carry-state] [--clip-norm X]',
+  '[--momentum X] [--weight-decay X] [--loss mse|sse|xent]',
+  '[--save out.json] [--save-every N] [--log-json] [--tbptt K] [--out DIR] [--no-plots]',
+].join('\n    ');
+
+// Shown after every usage error too (main prints `usage`), so the notes stay short.
+export const TRAIN_NOTES = [
+  'No --data: the graph\'s own task (--cell needs --data). --data: {"windows": [{"x": [B,T,I], "y": [B,T,O]}, ...]},',
+  'one step per window, in order, cycled when --steps exceeds them. --tbptt K: pieces of K steps (K divides T), the',
+  'state carried across. --carry-state: window k\'s final state starts window k+1. --params also reads a --save file.',
+].join('\n  ');
+
+/** Extra pictures a caller draws into the output directory (`unfold start`'s graph diagrams). */
+export type ExtraPictures = (model: ModelDef, dir: string) => Promise<string[]>;
+
+export interface TrainRun {
+  /** The graph file every run trains (unfold start), instead of a positional or --cell. */
+  readonly graph?: string;
+  readonly extraPictures?: ExtraPictures;
+}
+
+/** Fails before training when `file` could not be written: a directory, or a directory we cannot write into. */
+function checkWritableFile(flag: string, file: string): void {
+  const abs = path.resolve(file);
+  try {
+    if (statSync(abs).isDirectory()) throw new UnfoldError(`--${flag} ${file}: that is a directory; give a file name`);
+  } catch (e) {
+    if (e instanceof UnfoldError) throw e;
+    // Not there yet: fine, the directory decides.
+  }
+  const dir = path.dirname(abs);
+  try {
+    if (!statSync(dir).isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
+    accessSync(dir, constants.W_OK);
+  } catch (e) {
+    throw new UnfoldError(`--${flag} ${file}: cannot write into ${path.dirname(file)}: ${describeOsError(e)}`);
+  }
+}
+
+function prepareOutDir(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+    accessSync(dir, constants.W_OK);
+  } catch (e) {
+    throw new UnfoldError(`--out ${dir}: cannot create or write the output directory: ${describeOsError(e)}`);
+  }
+}
+
+/** The checkpoint: parameters by name, then (when carried) each state as `<state>0` [1, ...shape]. */
+function checkpointText(trainer: TrainerInstance, withState: boolean): string {
+  const map = new Map<string, Tensor>();
+  for (const [name, t] of Object.entries(trainer.getParams())) map.set(name, { shape: t.shape, data: Float64Array.from(t.data) });
+  if (withState) {
+    for (const [name, t] of Object.entries(trainer.getState())) map.set(initialKey(name), { shape: [1, ...t.shape], data: Float64Array.from(t.data) });
+  }
+  // formatTensorMap refuses NaN/Infinity, so a bad value can never reach the file.
+  return formatTensorMap(map);
+}
+
+/** PyTorch's result on the seed task, printed only when this run is that task. */
+function referenceFor(model: ModelDef, src: DataSource, cfg: TrainerConfig, steps: number): Reference | undefined {
+  const o = cfg.optimizer;
+  if (model.name !== 'sincos' || !src.fromTask || steps !== 60 || cfg.tau !== src.seqLen || o.name !== 'adam' || o.lr !== 0.02 || !cfg.carryState || cfg.clipNorm !== undefined) return undefined;
+  return { what: 'PyTorch on this task (nn.RNN(1, 32) + nn.Linear, Adam lr 0.02, 60 steps)', medianLast10: 0.04 };
+}
+
+export async function runTrain(command: string, argv: readonly string[], run: TrainRun = {}): Promise<number> {
+  const { values: v, positionals } = parse(command, argv, trainOptions);
+
+  // Flags first: a typo should not wait for the model to load.
+  const steps = v.steps === undefined ? undefined : intFlag(command, 'steps', v.steps);
+  const tbptt = v.tbptt === undefined ? undefined : intFlag(command, 'tbptt', v.tbptt);
+  const saveEvery = v['save-every'] === undefined ? undefined : intFlag(command, 'save-every', v['save-every']);
+  if (saveEvery !== undefined && v.save === undefined) throw new UsageError(`${command}: --save-every needs --save FILE`);
+  if (v.out !== undefined && v['no-plots']) throw new UsageError(`${command}: --out and --no-plots contradict each other`);
+  if (run.graph !== undefined && (positionals.length > 0 || v.cell !== undefined)) {
+    throw new UsageError(`${command} always trains ${run.graph}; use \`unfold train\` for another model`);
+  }
+
+  const { model, source } = await resolveModel(command, run.graph !== undefined ? [run.graph] : positionals, v);
+  if (v.cell !== undefined && v.data === undefined) {
+    throw new UsageError(`${command}: --cell ${v.cell} has no task of its own to train on; give --data windows.json`);
+  }
+  if (v.data === undefined && model.task === undefined) {
+    throw new UnfoldError(`model "${model.name}" (${source}) defines no task to train on; give --data windows.json`);
+  }
+  // Validates every shared flag (--lr, --dtype, --optimizer, ...) before any file is read.
+  const probeCfg = trainerConfig(command, model, source, v, { tau: 1, batch: 1 });
+  if (v.save !== undefined) checkWritableFile('save', v.save);
+  const outDir = v['no-plots'] ? undefined : v.out ?? path.join('out', model.name);
+
+  const src = v.data !== undefined ? fileSource(v.data, model, probeCfg.loss) : taskSource(model, model.task!, source, probeCfg.loss);
+  const { batch: B, seqLen: T } = src;
+  const K = tbptt ?? T;
+  if (T % K !== 0) {
+    const divisors = Array.from({ length: T }, (_, i) => i + 1).filter((d) => T % d === 0);
+    throw new UnfoldError(`--tbptt ${K} must divide the window length T = ${T} of ${src.describe} (e.g. ${divisors.join(', ')})`);
+  }
+  const pieces = T / K;
+  const total = steps ?? (src.count ?? model.task!.steps) * pieces;
+  const cfg = trainerConfig(command, model, source, v, { tau: K, batch: B });
+  const carry = cfg.carryState;
+
+  const rec = buildAt(model, B);
+  let start: StartValues | undefined;
+  if (v.params !== undefined) start = readStartValues(v.params, rec);
+  const mode = reportMode(v['log-json'] === true, process.stdout.isTTY);
+  // With --log-json stdout holds the JSON lines only; everything else goes to stderr.
+  const info = mode === 'json' ? process.stderr : process.stdout;
+  if (start && !carry && Object.keys(start.state).length > 0) {
+    process.stderr.write(`note: ${v.params}: ${Object.keys(start.state).map((s) => `"${initialKey(s)}"`).join(', ')} ignored: the state starts each window afresh without --carry-state\n`);
+  }
+  if (outDir !== undefined) prepareOutDir(outDir);
+
+  const c0 = performance.now();
+  // Loaded here, not at the top: ts-morph (~0.5 s) is needed by no other command than compile and train.
+  const [{ emitTrainer }, { importTrainer }] = await Promise.all([import('../emit/trainer.ts'), import('../emit/load.ts')]);
+  const mod = await importTrainer(emitTrainer(cfg));
+  const trainer = mod.createTrainer({
+    ...(cfg.seed !== undefined ? { seed: cfg.seed } : {}),
+    ...(start ? { params: Object.fromEntries(start.params) } : {}),
+    // Pieces of one window always hand their state on; whole windows only with --carry-state.
+    carryState: carry || pieces > 1,
+  });
+  const compileMs = performance.now() - c0;
+
+  const losses: number[] = [];
+  const records: PlotRecord[] = [];
+  let lastSave: number | undefined;
+  const save = (k: number) => {
+    writeFileAtomic(v.save!, checkpointText(trainer, carry));
+    lastSave = k;
+  };
+  const stop = (k: number, reason: string): never => {
+    const kept = lastSave !== undefined ? ` The last checkpoint, ${v.save} (after step ${lastSave}), is left as it was.`
+      : v.save !== undefined ? ` Nothing was saved to ${v.save}.` : '';
+    throw new UnfoldError(`training diverged at step ${k} of ${total}: ${reason}.${kept} Try a smaller --lr, or --clip-norm.`);
+  };
+
+  const reporter = makeReporter(mode, total);
+  const half = total >= 20 ? total >> 1 : undefined;
+  let tHalf = 0;
+  const t0 = performance.now();
+  try {
+    let window: TrainWindow | undefined;
+    for (let s = 0; s < total; s++) {
+      const k = Math.floor(s / pieces);
+      const p = s % pieces;
+      if (p === 0) {
+        window = src.window(k);
+        // With --carry-state only window 0 starts afresh (a task's later initial states give way to the carry).
+        if (!carry || s === 0) {
+          trainer.resetState();
+          const initial = { ...(window.initial ?? {}), ...(carry && s === 0 ? start?.state : {}) };
+          if (Object.keys(initial).length > 0) trainer.setState(initial);
+        }
+      }
+      const part = piece(window!, src, p, K);
+      let loss: number;
+      try {
+        loss = part.x !== undefined ? trainer.step(part.x, part.y) : trainer.step(part.y);
+      } catch (e) {
+        // The trainer refuses a non-finite loss or gradient and leaves the parameters as they were.
+        if (e instanceof RangeError && /non-finite/.test(e.message)) stop(s + 1, e.message.replace(/ at step \d+$/, ''));
+        throw e;
+      }
+      if (!trainer.paramsFinite()) stop(s + 1, 'a parameter is not finite after the update');
+      losses.push(loss);
+      if (outDir !== undefined && s >= total - PLOTTED_STEPS) records.push(plotRecord(src, window!, part, trainer.outputs(), s, k, p, K));
+      reporter.step(s + 1, loss);
+      if (saveEvery !== undefined && (s + 1) % saveEvery === 0 && s + 1 < total) save(s + 1);
+      if (s + 1 === half) tHalf = performance.now();
+    }
+  } finally {
+    reporter.end(losses);
+  }
+  const tEnd = performance.now();
+  const trainMs = tEnd - t0;
+  if (v.save !== undefined) save(total);
+
+  info.write(summaryText({
+    model: model.name, data: src.describe, steps: total, losses, trainMs, compileMs,
+    secondHalfMsPerStep: half !== undefined ? (tEnd - tHalf) / (total - half) : undefined,
+    reference: referenceFor(model, src, cfg, total),
+  }));
+  if (v.save !== undefined) info.write(`saved ${v.save}: parameters${carry ? ` and the carried state (${rec.state.map((s) => initialKey(s.name)).join(', ')})` : ''}\n`);
+  if (outDir !== undefined) {
+    const { files, notes } = await writePlots(outDir, model.name, losses, records);
+    if (run.extraPictures) files.push(...(await run.extraPictures(model, outDir)));
+    for (const n of notes) process.stderr.write(`note: ${n}\n`);
+    if (files.length > 0) info.write(`wrote ${files.join(', ')}\n`);
+  }
+  return 0;
+}
+
+export const train: Command = {
+  name: 'train',
+  summary: 'train a model on its own task or a windows file: progress, checkpoints, loss and prediction plots',
+  usage: `unfold train <graph.ts | --cell elman|lstm|gru --input I --hidden H --output O>\n    ${TRAIN_FLAGS}\n  ${TRAIN_NOTES}`,
+  run: (argv) => runTrain('train', argv),
+};
