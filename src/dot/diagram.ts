@@ -5,7 +5,7 @@ import type { Node } from '../ir/node.ts';
 import { Html, type DotAttrs, type DotGraph, type DotStatement } from './dot.ts';
 import {
   ALIGN_EDGE, BACKWARD_ELISION, CHAIN_NODE, CLUSTER, EDGE, EDGE_KIND, EDGE_PRIORITY, ELIDE_ABOVE, ELIDE_KEEP,
-  GATE, GATE_EDGE, GRAPH, LABEL, NODE, NODE_KIND, type EdgeKind, type NodeKind,
+  GATE, GATE_EDGE, GRAPH, LABEL, LARGE_DIAGRAM_NODES, LARGE_GRAPH, NODE, NODE_KIND, type EdgeKind, type NodeKind,
 } from './style.ts';
 
 export interface VNode {
@@ -26,6 +26,8 @@ export interface VNode {
   /** In a column layout, nodes with the same align key in consecutive steps are kept level. */
   readonly align?: string;
   readonly xlabel?: Html;
+  /** Layout position in time when it is not `step` (a bus relay between steps). */
+  readonly time?: number;
 }
 
 export interface VEdge {
@@ -37,6 +39,8 @@ export interface VEdge {
   readonly loop?: boolean;
   /** Laid out head first (drawn the same): a target y sits above the loss it feeds. */
   readonly flip?: boolean;
+  /** A bus segment (drawn without an arrowhead). */
+  readonly trunk?: boolean;
 }
 
 export interface Diagram {
@@ -180,8 +184,49 @@ export function elide(d: Diagram, full: boolean): Diagram {
 
 /** The time position of a node for layout: its step, with elision nodes between the kept steps. */
 function timeOf(n: VNode): number | undefined {
+  if (n.time !== undefined) return n.time;
   if (n.kind === 'elision') return (n.step ?? 0) - 0.5;
   return n.step;
+}
+
+/**
+ * A node outside time (a parameter, a value made of parameters, a constant) that feeds several
+ * steps gets a bus: a relay point in every step from its first use to its last, chained, with one
+ * short edge from each relay into that step. Edges from one node straight to every step would
+ * span O(τ) ranks each, O(τ²) in all, and Graphviz's layout would grow (and recurse) with them;
+ * a bus keeps the drawing linear in τ. The node is still drawn once, and reaches every step.
+ */
+function withBuses(d: Diagram): Diagram {
+  const byId = new Map(d.nodes.map((n) => [n.id, n] as const));
+  const times = [...new Set(d.nodes.map(timeOf).filter((t): t is number => t !== undefined))].sort((a, b) => a - b);
+  const fanOut = new Map<string, VEdge[]>();
+  for (const e of d.edges) {
+    if (timeOf(byId.get(e.from)!) !== undefined || timeOf(byId.get(e.to)!) === undefined) continue;
+    const list = fanOut.get(e.from);
+    if (list) list.push(e);
+    else fanOut.set(e.from, [e]);
+  }
+  const bussed = new Set<VEdge>();
+  const nodes = [...d.nodes];
+  const edges: VEdge[] = [];
+  for (const [src, list] of fanOut) {
+    const used = new Set(list.map((e) => timeOf(byId.get(e.to)!)!));
+    if (used.size < 2) continue;
+    const first = Math.min(...used), last = Math.max(...used);
+    const span = times.filter((t) => t >= first && t <= last);
+    const kind = list[0]!.kind;
+    const relay = (k: number): string => `_bus_${src}_${k}`;
+    span.forEach((t, k) => {
+      nodes.push({ id: relay(k), kind: 'relay', label: Html.text(''), time: t, ...(byId.get(src)!.backward ? { backward: true } : {}) });
+      edges.push({ from: k === 0 ? src : relay(k - 1), to: relay(k), kind, trunk: true });
+    });
+    for (const e of list) {
+      edges.push({ ...e, from: relay(span.indexOf(timeOf(byId.get(e.to)!)!)) });
+      bussed.add(e);
+    }
+  }
+  if (bussed.size === 0) return d;
+  return { ...d, nodes, edges: [...d.edges.filter((e) => !bussed.has(e)), ...edges] };
 }
 
 /**
@@ -193,12 +238,13 @@ function timeOf(n: VNode): number | undefined {
  * against time are written forward with `dir=back`, so arrows still point the way values flow.
  * The folded figure (no time) is drawn bottom to top.
  */
-export function layout(d: Diagram): DotGraph {
-  const timed = d.tau > 0;
+export function layout(diagram: Diagram): DotGraph {
+  const timed = diagram.tau > 0;
+  const d = timed ? withBuses(diagram) : diagram;
   const byId = new Map(d.nodes.map((n) => [n.id, n] as const));
   const nodeStmt = (n: VNode): DotStatement => {
     const attrs: Record<string, DotAttrs[string]> = { ...NODE_KIND[n.kind] };
-    if (n.kind !== 'delay') attrs['label'] = n.label;
+    if (n.kind !== 'delay' && n.kind !== 'relay') attrs['label'] = n.label;
     if (n.chain) Object.assign(attrs, CHAIN_NODE);
     if (n.backward && n.kind === 'elision') Object.assign(attrs, BACKWARD_ELISION);
     if (n.xlabel) attrs['xlabel'] = n.xlabel;
@@ -209,7 +255,7 @@ export function layout(d: Diagram): DotGraph {
   const clusters = new Map<number, VNode[]>();
   const outside: VNode[] = [];
   for (const n of d.nodes) {
-    if (n.step !== undefined && n.step >= 1 && n.kind !== 'elision') {
+    if (n.step !== undefined && n.step >= 1 && n.kind !== 'elision' && n.kind !== 'relay') {
       const list = clusters.get(n.step);
       if (list) list.push(n);
       else clusters.set(n.step, [n]);
@@ -255,10 +301,8 @@ export function layout(d: Diagram): DotGraph {
     const ta = timeOf(a), tb = timeOf(b);
     const attrs: Record<string, DotAttrs[string]> = { ...EDGE_KIND[e.kind] };
     if (e.label) attrs['label'] = e.label;
-    // A parameter's edges to the later steps, threaded through the steps between, would scramble
-    // the columns (or push the blocks of steps apart); left unconstrained they route around. In
-    // blocks, the edge to the first step still places the parameter just before it.
-    if (e.loop || (timed && e.kind === 'param' && (d.columns || tb === undefined || tb > 1))) attrs['constraint'] = false;
+    if (e.loop) attrs['constraint'] = false;
+    if (e.trunk) attrs['arrowhead'] = 'none';
     const against = timed && ta !== undefined && tb !== undefined && ta > tb;
     if (against || e.flip) {
       attrs['dir'] = 'back';
@@ -307,5 +351,6 @@ export function layout(d: Diagram): DotGraph {
     });
   }
 
-  return { name: d.name, graph: { ...GRAPH, rankdir: timed ? 'LR' : 'BT', label: d.title }, node: NODE, edge: EDGE, body };
+  const graph = { ...GRAPH, rankdir: timed ? 'LR' : 'BT', ...(d.nodes.length > LARGE_DIAGRAM_NODES ? LARGE_GRAPH : {}), label: d.title };
+  return { name: d.name, graph, node: NODE, edge: EDGE, body };
 }

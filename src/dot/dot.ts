@@ -89,7 +89,7 @@ export interface DotGraph {
   readonly body: readonly DotStatement[];
 }
 
-const ATTR_NAME = /^[a-z][a-z_]*$/;
+const ATTR_NAME = /^[a-z][a-z0-9_]*$/;
 
 function value(v: DotValue): string {
   if (v instanceof Html) return `<${v.markup}>`;

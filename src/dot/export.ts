@@ -1,6 +1,7 @@
 // A model as DOT or SVG: builds the recurrence in a fresh compile context, draws the requested view,
 // elides long unrollings, lays it out. Same model and request, same bytes.
 import { UnfoldError } from '../ir/errors.ts';
+import { Context } from '../ir/node.ts';
 import { dslBuilder, withContext } from '../dsl/context.ts';
 import type { ModelDef } from '../dsl/model.ts';
 import type { Recurrence } from '../dsl/recurrence.ts';
@@ -33,8 +34,11 @@ function build(model: ModelDef, batch: number): Recurrence {
   }
 }
 
-/** The diagram of one view of a model (elided unless `full`). */
-export function modelDiagram(model: ModelDef, req: DotRequest): Diagram {
+/**
+ * The diagram of one view of a model (elided unless `full`), built in a fresh compile context, or
+ * in `ctx` (the drawing does not depend on what else a context holds).
+ */
+export function modelDiagram(model: ModelDef, req: DotRequest, ctx: Context = new Context()): Diagram {
   return withContext(() => {
     const batch = model.task?.batch ?? 1;
     const rec = build(model, batch);
@@ -50,12 +54,12 @@ export function modelDiagram(model: ModelDef, req: DotRequest): Diagram {
     );
     const diagram = buildView(rec, { view: req.view, level, tau, loss, name: `${model.name} ${req.view}`, title }, dslBuilder());
     return elide(diagram, req.full ?? false);
-  });
+  }, ctx);
 }
 
 /** DOT text of one view of a model. */
-export function modelDot(model: ModelDef, req: DotRequest): string {
-  return writeDot(layout(modelDiagram(model, req)));
+export function modelDot(model: ModelDef, req: DotRequest, ctx?: Context): string {
+  return writeDot(layout(modelDiagram(model, req, ctx)));
 }
 
 /** SVG of one view of a model, rendered by Graphviz (WebAssembly) in process. */

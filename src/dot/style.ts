@@ -36,6 +36,13 @@ export const CLUSTER: DotAttrs = {
   margin: 6,
 };
 
+/**
+ * Above this many drawn nodes, Graphviz's network simplex and crossing minimisation get iteration
+ * limits (a 100-step gradient at --level ops: 9 minutes → 20 s). Small figures are laid out in full.
+ */
+export const LARGE_DIAGRAM_NODES = 300;
+export const LARGE_GRAPH: DotAttrs = { mclimit: 0.1, nslimit: 1, nslimit1: 1 };
+
 /** Keeps one role level across the step columns. */
 export const ALIGN_EDGE: DotAttrs = { style: 'invis', weight: 12 };
 /** Between the blocks of consecutive steps (--level ops). */
@@ -57,7 +64,8 @@ export type NodeKind =
   | 'grad' // a backward primitive or a backward step group
   | 'accum' // Σ_t ∂L/∂θ, the sum of a shared parameter's contributions
   | 'accumPart' // one add of that sum, inside a step
-  | 'gradOut'; // the named gradient output ∂L/∂θ
+  | 'gradOut' // the named gradient output ∂L/∂θ
+  | 'relay'; // a point on a parameter's bus (layout only)
 
 const VALUE: DotAttrs = { shape: 'ellipse', style: 'filled', margin: '0.03,0.02' };
 
@@ -77,6 +85,7 @@ export const NODE_KIND: Readonly<Record<NodeKind, DotAttrs>> = {
   accum: { shape: 'box', style: 'filled,bold', fillcolor: '#f9e2a6', color: '#b9770e', fontcolor: '#5d3b07' },
   accumPart: { shape: 'circle', style: 'filled', fillcolor: '#f9e2a6', color: '#b9770e', fontcolor: '#5d3b07', fontsize: 9, width: 0.22, height: 0.22, fixedsize: true },
   gradOut: { shape: 'box', style: 'rounded,bold', color: '#b03a2e', fontcolor: '#7b241c' },
+  relay: { shape: 'point', width: 0.03, height: 0.03, color: '#9a9a9a', label: '' },
 };
 
 /** Extra attributes of a node on the state chain (the path from s(t−1) to s(t)). */

@@ -158,11 +158,18 @@ function timeline(rec: Recurrence, unrolled: Unrolled, trainable: Trainable | un
 
 /** The nodes on the state chain of each step: from s(t−1) to s(t), inside step t. */
 function chainNodes(tl: Timeline, order: readonly Node[]): Set<Node> {
+  const byStep = new Map<number, Node[]>();
+  for (const n of order) {
+    if (n.step === undefined) continue;
+    const list = byStep.get(n.step);
+    if (list) list.push(n);
+    else byStep.set(n.step, [n]);
+  }
   const chain = new Set<Node>();
   for (let t = 1; t <= tl.tau; t++) {
     const to = ancestors(tl.unrolled.states[t]!, (n) => n.step === t);
     for (const n of tl.unrolled.states[t]!) to.add(n);
-    for (const n of between(order, new Set(tl.unrolled.states[t - 1]!), to)) chain.add(n);
+    for (const n of between(byStep.get(t) ?? [], new Set(tl.unrolled.states[t - 1]!), to)) chain.add(n);
   }
   return chain;
 }
