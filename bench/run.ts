@@ -3,7 +3,7 @@
 // workload in the peers' format; `--peers` also runs PyTorch and TF.js in the same run and prints ratios.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -102,17 +102,20 @@ export async function benchWorkload(w: Workload, spec: Spec, opts: { targetSec: 
     flopsPerStep: flops, gflops: +(flops / (result.msPerStep * 1e-3) / 1e9).toFixed(4),
     fingerprint: fp, fingerprintOk: fp === w.fingerprint,
     compileMs: +(compileSec * 1000).toFixed(1), arenaBytes: emitted.arena.bytes, sourceBytes: emitted.source.length,
-    impl: 'unfold generated trainer (f32, unrolled kernels)', version: 'unfold 0.1.0', capped: false,
+    form: emitted.form, impl: `unfold generated trainer (f32, ${emitted.form})`, version: 'unfold 0.1.0', capped: false,
   };
 }
 
 /** Runs the peers' own scripts on the same workloads, in this run; returns their result lines. */
-function runPeers(workloadsFile: string, ids: string[]): Record<string, unknown>[] {
-  const peersDir = path.join(path.dirname(workloadsFile), 'peers');
-  const script = path.join(peersDir, 'run_all.sh');
-  if (!existsSync(script)) throw new Error(`--peers: ${script} not found`);
+function runPeers(workloadsFile: string, ids: string[], peers: string): Record<string, unknown>[] {
+  const benchDir = path.dirname(workloadsFile);
+  if (!existsSync(path.join(benchDir, 'peers', 'run_all.sh'))) throw new Error(`--peers: ${benchDir}/peers/run_all.sh not found`);
+  // shared/ is read-only and the peers install their own node_modules: run them from a copy.
+  const copy = path.join(ROOT, 'out', 'peer-bench');
+  mkdirSync(copy, { recursive: true });
+  cpSync(benchDir, copy, { recursive: true, filter: (src) => !src.includes(`${path.sep}node_modules`) && !src.endsWith('.jsonl') && !src.endsWith('.log') });
   const out = path.join(ROOT, 'out', 'bench-peers.jsonl');
-  const r = spawnSync('bash', [script, out, '--peers', 'pytorch-eager,tfjs-wasm,handwritten-js', ...ids], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const r = spawnSync('bash', [path.join(copy, 'peers', 'run_all.sh'), out, '--peers', peers, ...ids], { stdio: ['ignore', 'inherit', 'inherit'] });
   if (r.status !== 0) throw new Error(`--peers: run_all.sh exited with ${r.status}`);
   return readFileSync(out, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
 }
@@ -122,7 +125,7 @@ async function main(): Promise<number> {
     options: {
       workloads: { type: 'string' }, json: { type: 'boolean' }, peers: { type: 'boolean' },
       'target-sec': { type: 'string' }, repeats: { type: 'string' }, steps: { type: 'string' },
-      form: { type: 'string' },
+      form: { type: 'string' }, 'peer-list': { type: 'string' },
     },
     allowPositionals: true,
   });
@@ -147,7 +150,7 @@ async function main(): Promise<number> {
     process.stdout.write(JSON.stringify(r) + '\n');
   }
   if (values.peers) {
-    const peers = runPeers(file, chosen.map((w) => w.id));
+    const peers = runPeers(file, chosen.map((w) => w.id), values['peer-list'] ?? 'pytorch-eager,tfjs-wasm,handwritten-js');
     for (const r of results) {
       const ratios = peers.filter((p) => p['workload'] === r.workload && typeof p['msPerStep'] === 'number').map((p) => ({
         peer: p['peer'], msPerStep: p['msPerStep'], ratio: +((p['msPerStep'] as number) / r.msPerStep).toFixed(3),

@@ -2,29 +2,45 @@
 import path from 'node:path';
 import { mkdirSync } from 'node:fs';
 import { UnfoldError } from '../ir/errors.ts';
-import { writeFileAtomic } from '../io/atomic-write.ts';
-import { describeOsError } from '../io/atomic-write.ts';
-import { parse, UsageError, type Command } from './command.ts';
+import { describeOsError, writeFileAtomic } from '../io/atomic-write.ts';
+import type { Graph } from '../ir/graph.ts';
+import { printGraph } from '../ir/graph.ts';
+import { choiceFlag, parse, UsageError, type Command } from './command.ts';
 import { compileOptions, COMPILE_USAGE, trainerConfig } from './compile-options.ts';
 import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
 
 export const compile: Command = {
   name: 'compile',
   summary: 'emit a standalone TypeScript trainer (forward, loss, backward, optimizer) for a model',
-  usage: `unfold compile ${MODEL_USAGE} ${COMPILE_USAGE} [--json] -o DIR`,
+  usage: `unfold compile ${MODEL_USAGE} ${COMPILE_USAGE} [--form auto|unrolled|rolled] [--dump-ir-after simplify|constant-fold|weight-layout] [--json] -o DIR`,
   async run(argv) {
     const { values, positionals } = parse('compile', argv, {
       ...modelOptions,
       ...compileOptions,
       out: { type: 'string', short: 'o' },
       json: { type: 'boolean' },
+      form: { type: 'string' },
+      'dump-ir-after': { type: 'string' },
     });
     if (values.out === undefined) throw new UsageError('compile: -o DIR is required');
+    const form = choiceFlag('compile', 'form', values.form, ['auto', 'unrolled', 'rolled'], 'auto');
+    const dumpAfter = values['dump-ir-after'];
+    const { EMIT_PASSES } = await import('../emit/plan.ts');
+    if (dumpAfter !== undefined && !EMIT_PASSES.some((p) => p.name === dumpAfter)) {
+      throw new UsageError(`compile: --dump-ir-after: no pass named "${dumpAfter}" (passes, in order: ${EMIT_PASSES.map((p) => p.name).join(', ')})`);
+    }
     const { model, source } = await resolveModel('compile', positionals, values);
-    const cfg = trainerConfig('compile', model, source, values);
+    const dumps: string[] = [];
+    const cfg = {
+      ...trainerConfig('compile', model, source, values),
+      form,
+      // Each kernel graph is printed after the named pass (the rolled form has one: the step body and its VJP).
+      ...(dumpAfter !== undefined ? { onPass: (name: string, g: Graph) => void (name === dumpAfter && dumps.push(printGraph(g))) } : {}),
+    };
     // Loaded here, not at the top: the emitter pulls in ts-morph (~0.5 s), which every other command would pay.
     const { emitTrainer } = await import('../emit/trainer.ts');
     const emitted = emitTrainer(cfg);
+    for (const d of dumps) process.stdout.write(`# IR after ${dumpAfter}\n${d}`);
     const dir = values.out;
     try {
       mkdirSync(dir, { recursive: true });
@@ -35,9 +51,18 @@ export const compile: Command = {
     writeFileAtomic(file, emitted.source);
     const a = emitted.arena;
     if (values.json) {
-      process.stdout.write(JSON.stringify({ file, arenaBytes: a.bytes, arenaElements: a.elements, regions: a.regions, bytesPerElement: cfg.dtype === 'f32' ? 4 : 8 }) + '\n');
+      const bpe = cfg.dtype === 'f32' ? 4 : 8;
+      process.stdout.write(JSON.stringify({
+        file, form: a.form, arenaBytes: a.bytes, arenaElements: a.elements, bytesPerElement: bpe,
+        residualBytes: a.regions.residuals * bpe, residualBytesPerStep: a.residualsPerStep * bpe, regions: a.regions,
+      }) + '\n');
     } else {
-      process.stdout.write(`wrote ${file}\narena: ${a.bytes} bytes (${a.elements} ${cfg.dtype} elements: ${Object.entries(a.regions).map(([k, v]) => `${k} ${v}`).join(', ')})\n`);
+      const bpe = cfg.dtype === 'f32' ? 4 : 8;
+      process.stdout.write([
+        `wrote ${file} (${a.form} form)`,
+        `arena: ${a.bytes} bytes (${a.elements} ${cfg.dtype} elements: ${Object.entries(a.regions).map(([k, v]) => `${k} ${v}`).join(', ')})`,
+        `BPTT residuals: ${a.regions.residuals * bpe} bytes (τ = ${cfg.tau} × ${a.residualsPerStep * bpe} bytes per step)`,
+      ].join('\n') + '\n');
     }
     return 0;
   },

@@ -1,4 +1,5 @@
 // What a trainer is compiled for, and the small types the emitters share.
+import type { Graph } from '../ir/graph.ts';
 import type { ModelDef, OptimizerSpec } from '../dsl/model.ts';
 import type { LossSpec } from '../transforms/loss.ts';
 
@@ -20,6 +21,8 @@ export interface TrainerConfig {
   readonly inputGrads?: boolean;
   /** Straight-line code or loops over t; 'auto' (default) picks by size. */
   readonly form?: Form | 'auto';
+  /** Sees the kernel graph after each emission pass (to dump IR or DOT). */
+  readonly onPass?: (name: string, graph: Graph) => void;
 }
 
 export type Form = 'unrolled' | 'rolled';

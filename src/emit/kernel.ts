@@ -7,19 +7,6 @@ import { at } from '../prims/kit.ts';
 import type { Buf } from '../prims/types.ts';
 import type { KernelPlan } from './plan.ts';
 
-/** The kernels' float64 scratch array (see scratchSize). */
-export const SCRATCH = 'S';
-
-/** Elements of scratch the planned statements need. */
-export function scratchSize(plan: KernelPlan): number {
-  let n = 0;
-  for (const node of plan.order) {
-    const e = primOf(node.op)?.emit;
-    if (e?.kind === 'statements' && e.scratch) n = Math.max(n, e.scratch(node.inputs.map((x) => x.shape)));
-  }
-  return n;
-}
-
 function bufOf(plan: KernelPlan, n: Node, arr: string): Buf {
   if (plan.views.has(n)) return operandOf(plan, n, arr);
 
@@ -60,7 +47,6 @@ function statement(plan: KernelPlan, n: Node, arr: string): string {
         : `for (let i = 0; i < ${size}; i++) ${at(out, 'i')} ${store} ${scalarExpr(plan, n, 'i', arr)};`;
     case 'statements':
       return prim.emit.code({
-        scratch: SCRATCH,
         out,
         inputs: n.inputs.map((x) => (n.op === 'matmul' ? operandOf(plan, x, arr) : bufOf(plan, x, arr))),
         inShapes: n.inputs.map((x) => x.shape),

@@ -4,6 +4,8 @@
 import { makeGraph, type Graph } from '../ir/graph.ts';
 import type { Context } from '../ir/node.ts';
 import { runPasses, type Pass } from '../passes/pass.ts';
+import { constantFold } from '../passes/constant-fold.ts';
+import { simplify } from '../passes/simplify.ts';
 import { weightLayout } from '../passes/weight-layout.ts';
 import type { Node } from '../ir/node.ts';
 import { sizeOf } from '../ir/tensor.ts';
@@ -207,13 +209,16 @@ export function planKernel(g: Graph, pinned: ReadonlyMap<Node, Offset>, outputSl
 }
 
 /** The emission pipeline: graph-level passes run on every kernel before planning, in this order. */
-export const EMIT_PASSES: readonly Pass[] = [weightLayout];
+export const EMIT_PASSES: readonly Pass[] = [simplify, constantFold, weightLayout];
+
+/** Called after each pass with its name and result (`unfold compile --dump-ir-after NAME`). */
+export type OnPass = (name: string, graph: Graph) => void;
 
 /**
  * Plans a kernel that computes each `slots[i].node` into `slots[i].slot`, after the emission passes
  * (which may rewrite the nodes: slots are matched by position, not identity).
  */
-export function planSlots(slots: readonly { node: Node; slot: Offset }[], pinned: ReadonlyMap<Node, Offset>, tempBase: number, ctx: Context): KernelPlan {
-  const g = runPasses(makeGraph(slots.map((s, i) => ({ name: `s${i}`, node: s.node }))), EMIT_PASSES, { ctx });
+export function planSlots(slots: readonly { node: Node; slot: Offset }[], pinned: ReadonlyMap<Node, Offset>, tempBase: number, ctx: Context, onPass?: OnPass, names?: readonly string[]): KernelPlan {
+  const g = runPasses(makeGraph(slots.map((s, i) => ({ name: names?.[i] ?? `s${i}`, node: s.node }))), EMIT_PASSES, { ctx }, onPass);
   return planKernel(g, pinned, g.outputs.map((o, i) => ({ node: o.node, slot: slots[i]!.slot })), tempBase);
 }

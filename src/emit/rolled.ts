@@ -7,7 +7,7 @@ import { sizeOf } from '../ir/tensor.ts';
 import type { NodeBuilder } from '../prims/builder.ts';
 import type { Recurrence } from '../dsl/recurrence.ts';
 import { stepVjp } from '../transforms/step-vjp.ts';
-import { emitKernel, scratchSize } from './kernel.ts';
+import { emitKernel } from './kernel.ts';
 import { EMIT_PASSES, planKernel, type ArenaBuilder, type Offset, type OutputSlot } from './plan.ts';
 import { runPasses } from '../passes/pass.ts';
 import type { Slot, TrainerConfig } from './config.ts';
@@ -57,12 +57,12 @@ export interface RolledKernels {
   readonly train: string[];
   readonly forward: string[];
   readonly tempSize: number;
-  /** Invariants, residuals (τ × per step) and the loop's fixed slots. */
-  readonly extraSize: number;
+  /** Invariants and the loops' fixed slots. */
+  readonly loopSize: number;
+  /** Residual storage: τ × residualsPerStep. */
+  readonly residualSize: number;
   /** Elements of residual storage per step. */
   readonly residualsPerStep: number;
-  /** Float64 scratch the products need. */
-  readonly scratch: number;
 }
 
 export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilder, L: RolledLayout): RolledKernels {
@@ -71,7 +71,11 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilde
   const placeholders = new Set<Node>([...rec.state.map((s) => s.node), ...rec.input.map((x) => x.node), sv.target, ...sv.cotangents]);
   // The emission passes run once over both step graphs, so the loop analysis sees their result.
   const roots = [...rec.next, ...rec.outputs.map((o) => o.node), sv.lossTerm, ...sv.stateGrads, ...sv.paramGrads, ...sv.inputGrads];
-  const rewritten = runPasses(makeGraph(roots.map((node, i) => ({ name: `r${i}`, node }))), EMIT_PASSES, { ctx: b.ctx }).outputs.map((o) => o.node);
+  const rootNames = [
+    ...rec.state.map((s) => `${s.name}'`), ...rec.outputs.map((o) => o.name), 'loss-term',
+    ...rec.state.map((s) => `ds:${s.name}`), ...rec.params.map((p) => `grad:${p.name}`), ...sv.inputGrads.map((_, i) => `grad:${rec.input[i]!.name}`),
+  ];
+  const rewritten = runPasses(makeGraph(roots.map((node, i) => ({ name: rootNames[i]!, node }))), EMIT_PASSES, { ctx: b.ctx }, cfg.onPass).outputs.map((o) => o.node);
   let cursor = 0;
   const take = (n: number) => rewritten.slice(cursor, (cursor += n));
   const nexts = take(rec.next.length);
@@ -136,7 +140,7 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilde
   const dsOffs = rec.state.map((s) => arena.reserve(sizeOf(s.node.shape)));
   const dsNextOffs = rec.state.map((s) => arena.reserve(sizeOf(s.node.shape)));
   const gradSize = L.grads.reduce((acc, g) => acc + g.size, 0);
-  const extraSize = arena.size - start;
+  const loopSize = arena.size - start - perStep * T;
   const tempBase = arena.size;
 
   // Prologue: the invariants.
@@ -217,5 +221,5 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilde
   ];
   const plans = [prologuePlan, fwdPlan, bwdPlan, predPlan];
   const tempSize = Math.max(...plans.map((p) => p.tempSize));
-  return { train, forward, tempSize, extraSize, residualsPerStep: perStep, scratch: Math.max(...plans.map(scratchSize)) };
+  return { train, forward, tempSize, loopSize, residualSize: perStep * T, residualsPerStep: perStep };
 }

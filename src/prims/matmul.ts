@@ -53,72 +53,59 @@ export const matmul: PrimDef = {
   },
   emit: {
     kind: 'statements',
-    scratch: ([sa, sb]) => 2 * matmulDims(sa!, sb!)[2],
     accumulates: true,
-    code: ({ out, inputs: [a, b], inShapes: [sa, sb], scratch, accumulate }) => {
+    code: ({ out, inputs: [a, b], inShapes: [sa, sb], accumulate }) => {
       const [m, k, n] = matmulDims(sa!, sb!);
-      const plain = (x: Buf): Buf => ({ ...x, transposed: false });
-      // Element (i, p) of a and (p, j) of b in their buffers, through a transposed view if given one.
-      const A = (i: string, p: string) => at(plain(a!), a!.transposed ? `${p} * ${m} + ${i}` : `${i} * ${k} + ${p}`);
-      const B = (p: string, j: string) => at(plain(b!), b!.transposed ? `${j} * ${k} + ${p}` : `${p} * ${n} + ${j}`);
+      // Where row i of a and column j of b start, and how far apart consecutive p are in each.
+      const A: Operand = { buf: a!, base: (i) => (a!.transposed ? i : `${i} * ${k}`), step: a!.transposed ? m : 1 };
+      const B: Operand = { buf: b!, base: (j) => (b!.transposed ? `${j} * ${k}` : j), step: b!.transposed ? 1 : n };
       const O = (i: string, j: string) => at(out, `${i} * ${n} + ${j}`);
-      // Every output element sums its products in the order p = 0 … k−1 in a float64 accumulator and
-      // is stored once, so a Float32Array rounds exactly as the interpreter's float32 mode does.
-      const store = accumulate ? '+=' : '=';
-      if (k === 1) {
-        // An outer product: one term per element, nothing to accumulate.
-        return `for (let i = 0; i < ${m}; i++) { const a0 = ${A('i', '0')}; for (let j = 0; j < ${n}; j++) ${O('i', 'j')} ${store} a0 * ${B('0', 'j')}; }`;
-      }
-      if (b!.transposed && !a!.transposed) return dotProducts(m, k, n, A, B, O, store);
-      return rowUpdates(m, k, n, A, B, O, scratch, store);
+      return registerBlocked(m, k, n, A, B, O, accumulate ? '+=' : '=');
     },
   },
 };
 
-type Index = (r: string, c: string) => string;
+interface Operand {
+  readonly buf: Buf;
+  /** Index (within the buffer) where row i of a, or column j of b, starts. */
+  base(ij: string): string;
+  /** Distance between consecutive p. */
+  readonly step: number;
+}
 
 /**
- * b is stored as rows of length k (a transposed view), so each output is a dot product of two
- * contiguous rows; a 2×4 register block reuses every load of a (×4) and of b (×2).
+ * out[i, j] = Σ_p a[i, p] · b[p, j] in register blocks of 2 rows × 4 columns: each load of a serves
+ * four products and each load of b two. The start of every row and column is computed once per
+ * block, so the inner loop only adds p·step. Every element sums p = 0 … k−1 in order in a float64
+ * local and is stored once, so a Float32Array rounds exactly as the interpreter's float32 mode.
  */
-function dotProducts(m: number, k: number, n: number, A: Index, B: Index, O: Index, store: string): string {
+function registerBlocked(m: number, k: number, n: number, A: Operand, B: Operand, O: (i: string, j: string) => string, store: string): string {
+  // 2 × 4 accumulators and 6 loaded values fit x86-64's 16 vector registers without spilling.
   const rows = m % 2 === 0 ? 2 : 1;
   const cols = Math.min(4, n);
-  const block = (r: number, c: number, j0: string): string[] => {
+  const off = (x: Operand, ij: string) => (typeof x.buf.off === 'number' && x.buf.off === 0 ? x.base(ij) : `${x.buf.off} + ${x.base(ij)}`);
+  const pIndex = (v: string, step: number) => (step === 1 ? `${v} + p` : `${v} + p * ${step}`);
+  const block = (c: number, j0: string): string[] => {
     const acc = (ri: number, ci: number) => `c${ri}${ci}`;
-    const lines: string[] = [];
     const decl: string[] = [];
-    for (let ri = 0; ri < r; ri++) for (let ci = 0; ci < c; ci++) decl.push(`${acc(ri, ci)} = 0`);
-    lines.push(`let ${decl.join(', ')};`);
+    for (let ri = 0; ri < rows; ri++) for (let ci = 0; ci < c; ci++) decl.push(`${acc(ri, ci)} = 0`);
+    const lines = [`let ${decl.join(', ')};`];
+    for (let ri = 0; ri < rows; ri++) lines.push(`const ra${ri} = ${off(A, `(i + ${ri})`)};`);
+    for (let ci = 0; ci < c; ci++) lines.push(`const rb${ci} = ${off(B, `(${j0} + ${ci})`)};`);
     const body: string[] = [];
-    for (let ri = 0; ri < r; ri++) body.push(`const a${ri} = ${A(`(i + ${ri})`, 'p')};`);
+    for (let ri = 0; ri < rows; ri++) body.push(`const a${ri} = ${A.buf.arr}[${pIndex(`ra${ri}`, A.step)}];`);
     for (let ci = 0; ci < c; ci++) {
-      body.push(`const b${ci} = ${B('p', `(${j0} + ${ci})`)};`);
-      for (let ri = 0; ri < r; ri++) body.push(`${acc(ri, ci)} += a${ri} * b${ci};`);
+      body.push(`const b${ci} = ${B.buf.arr}[${pIndex(`rb${ci}`, B.step)}];`);
+      for (let ri = 0; ri < rows; ri++) body.push(`${acc(ri, ci)} += a${ri} * b${ci};`);
     }
     lines.push(`for (let p = 0; p < ${k}; p++) { ${body.join(' ')} }`);
-    for (let ri = 0; ri < r; ri++) for (let ci = 0; ci < c; ci++) lines.push(`${O(`(i + ${ri})`, `(${j0} + ${ci})`)} ${store} ${acc(ri, ci)};`);
+    for (let ri = 0; ri < rows; ri++) for (let ci = 0; ci < c; ci++) lines.push(`${O(`(i + ${ri})`, `(${j0} + ${ci})`)} ${store} ${acc(ri, ci)};`);
     return lines;
   };
   const full = Math.floor(n / cols) * cols;
   const lines = [`for (let i = 0; i < ${m}; i += ${rows}) {`];
-  if (full > 0) lines.push(`  for (let j = 0; j < ${full}; j += ${cols}) {`, ...block(rows, cols, 'j').map((l) => `    ${l}`), '  }');
-  if (full < n) lines.push('  {', ...block(rows, n - full, String(full)).map((l) => `    ${l}`), '  }');
-  lines.push('}');
-  return lines.join('\n');
-}
-
-/**
- * Otherwise rows of the output are accumulated in float64 scratch, walking b's rows with unit
- * stride: out[i, :] = Σ_p a[i, p] · b[p, :], two output rows at a time to reuse each load of b.
- */
-function rowUpdates(m: number, k: number, n: number, A: Index, B: Index, O: Index, S: string, store: string): string {
-  const rows = m % 2 === 0 ? 2 : 1;
-  const lines = [`for (let i = 0; i < ${m}; i += ${rows}) {`, `  ${S}.fill(0, 0, ${rows * n});`, `  for (let p = 0; p < ${k}; p++) {`];
-  for (let r = 0; r < rows; r++) lines.push(`    const a${r} = ${A(`(i + ${r})`, 'p')};`);
-  const upd = Array.from({ length: rows }, (_, r) => `${S}[${r ? `${r * n} + ` : ''}j] += a${r} * v;`).join(' ');
-  lines.push(`    for (let j = 0; j < ${n}; j++) { const v = ${B('p', 'j')}; ${upd} }`, '  }');
-  for (let r = 0; r < rows; r++) lines.push(`  for (let j = 0; j < ${n}; j++) ${O(`(i + ${r})`, 'j')} ${store} ${S}[${r ? `${r * n} + ` : ''}j];`);
+  if (full > 0) lines.push(`  for (let j = 0; j < ${full}; j += ${cols}) {`, ...block(cols, 'j').map((l) => `    ${l}`), '  }');
+  if (full < n) lines.push('  {', ...block(n - full, String(full)).map((l) => `    ${l}`), '  }');
   lines.push('}');
   return lines.join('\n');
 }

@@ -16,8 +16,6 @@ export interface Buf {
 }
 
 export interface EmitArgs {
-  /** A Float64Array of at least `emit.scratch(inShapes)` elements, for kernels that accumulate in float64. */
-  readonly scratch: string;
   readonly out: Buf;
   readonly inputs: readonly Buf[];
   readonly inShapes: readonly Shape[];
@@ -77,6 +75,6 @@ export interface PrimDef {
   /** Element-wise ops give a scalar template (fusable); others emit whole statements. */
   readonly emit:
     | { readonly kind: 'elementwise'; scalar(xs: readonly string[], attrs: Attrs): string }
-    | { readonly kind: 'statements'; code(args: EmitArgs): string; scratch?(inShapes: readonly Shape[]): number; readonly accumulates?: boolean }
+    | { readonly kind: 'statements'; code(args: EmitArgs): string; readonly accumulates?: boolean }
     | { readonly kind: 'leaf' };
 }
