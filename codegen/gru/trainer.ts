@@ -240,35 +240,43 @@ export class Trainer {
           const q4 = 7158 + t * 1;
           const q5 = 10466 + t * 161;
           for (let i = 0; i < 1; i += 1) {
-            for (let j = 0; j < 96; j += 4) {
-              let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let j = 0; j < 96; j += 6) {
+              let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
               const ra0 = q1 + (i + 0) * 1;
               const rb0 = (j + 0) * 1;
               const rb1 = (j + 1) * 1;
               const rb2 = (j + 2) * 1;
               const rb3 = (j + 3) * 1;
-              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; const b3 = A[rb3 + p]; c03 += a0 * b3; }
+              const rb4 = (j + 4) * 1;
+              const rb5 = (j + 5) * 1;
+              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; const b3 = A[rb3 + p]; c03 += a0 * b3; const b4 = A[rb4 + p]; c04 += a0 * b4; const b5 = A[rb5 + p]; c05 += a0 * b5; }
               A[12141 + (i + 0) * 96 + (j + 0)] = c00;
               A[12141 + (i + 0) * 96 + (j + 1)] = c01;
               A[12141 + (i + 0) * 96 + (j + 2)] = c02;
               A[12141 + (i + 0) * 96 + (j + 3)] = c03;
+              A[12141 + (i + 0) * 96 + (j + 4)] = c04;
+              A[12141 + (i + 0) * 96 + (j + 5)] = c05;
             }
           }
           for (let i = 0; i < 96; i++) A[12237 + i] = A[12141 + i] + A[7169 + i];
           for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[12141 + o * 32 + j] = A[12237 + o * 96 + 32 + j];
           for (let i = 0; i < 1; i += 1) {
-            for (let j = 0; j < 96; j += 4) {
-              let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let j = 0; j < 96; j += 6) {
+              let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
               const ra0 = q0 + (i + 0) * 32;
               const rb0 = 96 + (j + 0) * 32;
               const rb1 = 96 + (j + 1) * 32;
               const rb2 = 96 + (j + 2) * 32;
               const rb3 = 96 + (j + 3) * 32;
-              for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; const b3 = A[rb3 + p]; c03 += a0 * b3; }
+              const rb4 = 96 + (j + 4) * 32;
+              const rb5 = 96 + (j + 5) * 32;
+              for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; const b3 = A[rb3 + p]; c03 += a0 * b3; const b4 = A[rb4 + p]; c04 += a0 * b4; const b5 = A[rb5 + p]; c05 += a0 * b5; }
               A[12333 + (i + 0) * 96 + (j + 0)] = c00;
               A[12333 + (i + 0) * 96 + (j + 1)] = c01;
               A[12333 + (i + 0) * 96 + (j + 2)] = c02;
               A[12333 + (i + 0) * 96 + (j + 3)] = c03;
+              A[12333 + (i + 0) * 96 + (j + 4)] = c04;
+              A[12333 + (i + 0) * 96 + (j + 5)] = c05;
             }
           }
           for (let i = 0; i < 96; i++) A[12429 + i] = A[12333 + i] + A[10337 + i];
@@ -310,18 +318,31 @@ export class Trainer {
           A[12141] = 0.1 * A[q5];
           A[12142] = A[12141] + A[12141];
           for (let i = 0; i < 1; i += 1) {
-            for (let j = 0; j < 32; j += 4) {
-              let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let j = 0; j < 30; j += 6) {
+              let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
               const ra0 = 12142 + (i + 0) * 1;
               const rb0 = 10433 + (j + 0) * 1;
               const rb1 = 10433 + (j + 1) * 1;
               const rb2 = 10433 + (j + 2) * 1;
               const rb3 = 10433 + (j + 3) * 1;
-              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; const b3 = A[rb3 + p]; c03 += a0 * b3; }
+              const rb4 = 10433 + (j + 4) * 1;
+              const rb5 = 10433 + (j + 5) * 1;
+              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; const b3 = A[rb3 + p]; c03 += a0 * b3; const b4 = A[rb4 + p]; c04 += a0 * b4; const b5 = A[rb5 + p]; c05 += a0 * b5; }
               A[12143 + (i + 0) * 32 + (j + 0)] = c00;
               A[12143 + (i + 0) * 32 + (j + 1)] = c01;
               A[12143 + (i + 0) * 32 + (j + 2)] = c02;
               A[12143 + (i + 0) * 32 + (j + 3)] = c03;
+              A[12143 + (i + 0) * 32 + (j + 4)] = c04;
+              A[12143 + (i + 0) * 32 + (j + 5)] = c05;
+            }
+            {
+              let c00 = 0, c01 = 0;
+              const ra0 = 12142 + (i + 0) * 1;
+              const rb0 = 10433 + (30 + 0) * 1;
+              const rb1 = 10433 + (30 + 1) * 1;
+              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; }
+              A[12143 + (i + 0) * 32 + (30 + 0)] = c00;
+              A[12143 + (i + 0) * 32 + (30 + 1)] = c01;
             }
           }
           for (let i = 0; i < 32; i++) A[12175 + i] = A[12077 + i] + A[12143 + i];
@@ -337,70 +358,123 @@ export class Trainer {
           for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[12431 + o * 96 + 32 + j] = A[12207 + o * 32 + j];
           for (let i = 0; i < 96; i++) A[12527 + i] = (A[12239 + i] + A[12335 + i]) + A[12431 + i];
           for (let i = 0; i < 1; i += 1) {
-            for (let j = 0; j < 32; j += 4) {
-              let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let j = 0; j < 30; j += 6) {
+              let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
               const ra0 = 12527 + (i + 0) * 96;
               const rb0 = 7265 + (j + 0) * 96;
               const rb1 = 7265 + (j + 1) * 96;
               const rb2 = 7265 + (j + 2) * 96;
               const rb3 = 7265 + (j + 3) * 96;
-              for (let p = 0; p < 96; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; const b3 = A[rb3 + p]; c03 += a0 * b3; }
+              const rb4 = 7265 + (j + 4) * 96;
+              const rb5 = 7265 + (j + 5) * 96;
+              for (let p = 0; p < 96; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; const b3 = A[rb3 + p]; c03 += a0 * b3; const b4 = A[rb4 + p]; c04 += a0 * b4; const b5 = A[rb5 + p]; c05 += a0 * b5; }
               A[12207 + (i + 0) * 32 + (j + 0)] = c00;
               A[12207 + (i + 0) * 32 + (j + 1)] = c01;
               A[12207 + (i + 0) * 32 + (j + 2)] = c02;
               A[12207 + (i + 0) * 32 + (j + 3)] = c03;
+              A[12207 + (i + 0) * 32 + (j + 4)] = c04;
+              A[12207 + (i + 0) * 32 + (j + 5)] = c05;
+            }
+            {
+              let c00 = 0, c01 = 0;
+              const ra0 = 12527 + (i + 0) * 96;
+              const rb0 = 7265 + (30 + 0) * 96;
+              const rb1 = 7265 + (30 + 1) * 96;
+              for (let p = 0; p < 96; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; }
+              A[12207 + (i + 0) * 32 + (30 + 0)] = c00;
+              A[12207 + (i + 0) * 32 + (30 + 1)] = c01;
             }
           }
           for (let i = 0; i < 32; i++) A[12109 + i] = (A[12175 + i] * A[(q5 + 1) + i]) + A[12207 + i];
           for (let f = 0; f < 96; f++) A[12175 + f] = 0;
           for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[12175 + o * 96 + 64 + j] = A[12143 + o * 32 + j];
           for (let i = 0; i < 96; i++) A[12623 + i] = (A[12335 + i] + A[12175 + i]) + A[12431 + i];
-          for (let i = 0; i < 96; i += 2) {
+          for (let i = 0; i < 96; i += 4) {
             for (let j = 0; j < 1; j += 1) {
-              let c00 = 0, c10 = 0;
+              let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
               const ra0 = 12623 + (i + 0);
               const ra1 = 12623 + (i + 1);
+              const ra2 = 12623 + (i + 2);
+              const ra3 = 12623 + (i + 3);
               const rb0 = q1 + (j + 0);
-              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p * 96]; const a1 = A[ra1 + p * 96]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; }
+              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p * 96]; const a1 = A[ra1 + p * 96]; const a2 = A[ra2 + p * 96]; const a3 = A[ra3 + p * 96]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
               A[3393 + (i + 0) * 1 + (j + 0)] += c00;
               A[3393 + (i + 1) * 1 + (j + 0)] += c10;
+              A[3393 + (i + 2) * 1 + (j + 0)] += c20;
+              A[3393 + (i + 3) * 1 + (j + 0)] += c30;
             }
           }
-          for (let i = 0; i < 96; i += 2) {
-            for (let j = 0; j < 32; j += 4) {
-              let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c10 = 0, c11 = 0, c12 = 0, c13 = 0;
+          for (let i = 0; i < 96; i += 4) {
+            for (let j = 0; j < 30; j += 3) {
+              let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
               const ra0 = 12527 + (i + 0);
               const ra1 = 12527 + (i + 1);
+              const ra2 = 12527 + (i + 2);
+              const ra3 = 12527 + (i + 3);
               const rb0 = q0 + (j + 0);
               const rb1 = q0 + (j + 1);
               const rb2 = q0 + (j + 2);
-              const rb3 = q0 + (j + 3);
-              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p * 96]; const a1 = A[ra1 + p * 96]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; const b3 = A[rb3 + p * 32]; c03 += a0 * b3; c13 += a1 * b3; }
+              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p * 96]; const a1 = A[ra1 + p * 96]; const a2 = A[ra2 + p * 96]; const a3 = A[ra3 + p * 96]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
               A[3489 + (i + 0) * 32 + (j + 0)] += c00;
               A[3489 + (i + 0) * 32 + (j + 1)] += c01;
               A[3489 + (i + 0) * 32 + (j + 2)] += c02;
-              A[3489 + (i + 0) * 32 + (j + 3)] += c03;
               A[3489 + (i + 1) * 32 + (j + 0)] += c10;
               A[3489 + (i + 1) * 32 + (j + 1)] += c11;
               A[3489 + (i + 1) * 32 + (j + 2)] += c12;
-              A[3489 + (i + 1) * 32 + (j + 3)] += c13;
+              A[3489 + (i + 2) * 32 + (j + 0)] += c20;
+              A[3489 + (i + 2) * 32 + (j + 1)] += c21;
+              A[3489 + (i + 2) * 32 + (j + 2)] += c22;
+              A[3489 + (i + 3) * 32 + (j + 0)] += c30;
+              A[3489 + (i + 3) * 32 + (j + 1)] += c31;
+              A[3489 + (i + 3) * 32 + (j + 2)] += c32;
+            }
+            {
+              let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+              const ra0 = 12527 + (i + 0);
+              const ra1 = 12527 + (i + 1);
+              const ra2 = 12527 + (i + 2);
+              const ra3 = 12527 + (i + 3);
+              const rb0 = q0 + (30 + 0);
+              const rb1 = q0 + (30 + 1);
+              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p * 96]; const a1 = A[ra1 + p * 96]; const a2 = A[ra2 + p * 96]; const a3 = A[ra3 + p * 96]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
+              A[3489 + (i + 0) * 32 + (30 + 0)] += c00;
+              A[3489 + (i + 0) * 32 + (30 + 1)] += c01;
+              A[3489 + (i + 1) * 32 + (30 + 0)] += c10;
+              A[3489 + (i + 1) * 32 + (30 + 1)] += c11;
+              A[3489 + (i + 2) * 32 + (30 + 0)] += c20;
+              A[3489 + (i + 2) * 32 + (30 + 1)] += c21;
+              A[3489 + (i + 3) * 32 + (30 + 0)] += c30;
+              A[3489 + (i + 3) * 32 + (30 + 1)] += c31;
             }
           }
           for (let i1 = 0; i1 < 96; i1++) { { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { acc = acc + A[12623 + (i0 * 96 + i1 * 1)]; } A[6561 + (i1 * 1)] += acc; } }
           for (let i1 = 0; i1 < 96; i1++) { { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { acc = acc + A[12527 + (i0 * 96 + i1 * 1)]; } A[6657 + (i1 * 1)] += acc; } }
           for (let i = 0; i < 1; i += 1) {
-            for (let j = 0; j < 32; j += 4) {
-              let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let j = 0; j < 30; j += 6) {
+              let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
               const ra0 = 12142 + (i + 0);
               const rb0 = q3 + (j + 0);
               const rb1 = q3 + (j + 1);
               const rb2 = q3 + (j + 2);
               const rb3 = q3 + (j + 3);
-              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; const b3 = A[rb3 + p * 32]; c03 += a0 * b3; }
+              const rb4 = q3 + (j + 4);
+              const rb5 = q3 + (j + 5);
+              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; const b3 = A[rb3 + p * 32]; c03 += a0 * b3; const b4 = A[rb4 + p * 32]; c04 += a0 * b4; const b5 = A[rb5 + p * 32]; c05 += a0 * b5; }
               A[6753 + (i + 0) * 32 + (j + 0)] += c00;
               A[6753 + (i + 0) * 32 + (j + 1)] += c01;
               A[6753 + (i + 0) * 32 + (j + 2)] += c02;
               A[6753 + (i + 0) * 32 + (j + 3)] += c03;
+              A[6753 + (i + 0) * 32 + (j + 4)] += c04;
+              A[6753 + (i + 0) * 32 + (j + 5)] += c05;
+            }
+            {
+              let c00 = 0, c01 = 0;
+              const ra0 = 12142 + (i + 0);
+              const rb0 = q3 + (30 + 0);
+              const rb1 = q3 + (30 + 1);
+              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; }
+              A[6753 + (i + 0) * 32 + (30 + 0)] += c00;
+              A[6753 + (i + 0) * 32 + (30 + 1)] += c01;
             }
           }
           for (let i1 = 0; i1 < 1; i1++) { { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { acc = acc + A[12142 + (i0 * 1 + i1 * 1)]; } A[6785 + (i1 * 1)] += acc; } }
@@ -421,35 +495,43 @@ export class Trainer {
           const q2 = 6806 + (t + 1) * 32;
           const q3 = 7158 + t * 1;
           for (let i = 0; i < 1; i += 1) {
-            for (let j = 0; j < 96; j += 4) {
-              let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let j = 0; j < 96; j += 6) {
+              let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
               const ra0 = q1 + (i + 0) * 1;
               const rb0 = (j + 0) * 1;
               const rb1 = (j + 1) * 1;
               const rb2 = (j + 2) * 1;
               const rb3 = (j + 3) * 1;
-              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; const b3 = A[rb3 + p]; c03 += a0 * b3; }
+              const rb4 = (j + 4) * 1;
+              const rb5 = (j + 5) * 1;
+              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; const b3 = A[rb3 + p]; c03 += a0 * b3; const b4 = A[rb4 + p]; c04 += a0 * b4; const b5 = A[rb5 + p]; c05 += a0 * b5; }
               A[12141 + (i + 0) * 96 + (j + 0)] = c00;
               A[12141 + (i + 0) * 96 + (j + 1)] = c01;
               A[12141 + (i + 0) * 96 + (j + 2)] = c02;
               A[12141 + (i + 0) * 96 + (j + 3)] = c03;
+              A[12141 + (i + 0) * 96 + (j + 4)] = c04;
+              A[12141 + (i + 0) * 96 + (j + 5)] = c05;
             }
           }
           for (let i = 0; i < 96; i++) A[12237 + i] = A[12141 + i] + A[7169 + i];
           for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[12141 + o * 32 + j] = A[12237 + o * 96 + 32 + j];
           for (let i = 0; i < 1; i += 1) {
-            for (let j = 0; j < 96; j += 4) {
-              let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let j = 0; j < 96; j += 6) {
+              let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
               const ra0 = q0 + (i + 0) * 32;
               const rb0 = 96 + (j + 0) * 32;
               const rb1 = 96 + (j + 1) * 32;
               const rb2 = 96 + (j + 2) * 32;
               const rb3 = 96 + (j + 3) * 32;
-              for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; const b3 = A[rb3 + p]; c03 += a0 * b3; }
+              const rb4 = 96 + (j + 4) * 32;
+              const rb5 = 96 + (j + 5) * 32;
+              for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; const b3 = A[rb3 + p]; c03 += a0 * b3; const b4 = A[rb4 + p]; c04 += a0 * b4; const b5 = A[rb5 + p]; c05 += a0 * b5; }
               A[12333 + (i + 0) * 96 + (j + 0)] = c00;
               A[12333 + (i + 0) * 96 + (j + 1)] = c01;
               A[12333 + (i + 0) * 96 + (j + 2)] = c02;
               A[12333 + (i + 0) * 96 + (j + 3)] = c03;
+              A[12333 + (i + 0) * 96 + (j + 4)] = c04;
+              A[12333 + (i + 0) * 96 + (j + 5)] = c05;
             }
           }
           for (let i = 0; i < 96; i++) A[12429 + i] = A[12333 + i] + A[10337 + i];

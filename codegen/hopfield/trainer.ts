@@ -226,18 +226,35 @@ export class Trainer {
           const q3 = 880 + t * 16;
           const q4 = 1313 + t * 16;
           for (let i = 0; i < 1; i += 1) {
-            for (let j = 0; j < 16; j += 4) {
-              let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let j = 0; j < 12; j += 6) {
+              let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
               const ra0 = q0 + (i + 0) * 16;
               const rb0 = 1041 + (j + 0) * 16;
               const rb1 = 1041 + (j + 1) * 16;
               const rb2 = 1041 + (j + 2) * 16;
               const rb3 = 1041 + (j + 3) * 16;
-              for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; const b3 = A[rb3 + p]; c03 += a0 * b3; }
+              const rb4 = 1041 + (j + 4) * 16;
+              const rb5 = 1041 + (j + 5) * 16;
+              for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; const b3 = A[rb3 + p]; c03 += a0 * b3; const b4 = A[rb4 + p]; c04 += a0 * b4; const b5 = A[rb5 + p]; c05 += a0 * b5; }
               A[1506 + (i + 0) * 16 + (j + 0)] = c00;
               A[1506 + (i + 0) * 16 + (j + 1)] = c01;
               A[1506 + (i + 0) * 16 + (j + 2)] = c02;
               A[1506 + (i + 0) * 16 + (j + 3)] = c03;
+              A[1506 + (i + 0) * 16 + (j + 4)] = c04;
+              A[1506 + (i + 0) * 16 + (j + 5)] = c05;
+            }
+            {
+              let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+              const ra0 = q0 + (i + 0) * 16;
+              const rb0 = 1041 + (12 + 0) * 16;
+              const rb1 = 1041 + (12 + 1) * 16;
+              const rb2 = 1041 + (12 + 2) * 16;
+              const rb3 = 1041 + (12 + 3) * 16;
+              for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; const b3 = A[rb3 + p]; c03 += a0 * b3; }
+              A[1506 + (i + 0) * 16 + (12 + 0)] = c00;
+              A[1506 + (i + 0) * 16 + (12 + 1)] = c01;
+              A[1506 + (i + 0) * 16 + (12 + 2)] = c02;
+              A[1506 + (i + 0) * 16 + (12 + 3)] = c03;
             }
           }
           for (let i = 0; i < 16; i++) A[q2 + i] = Math.tanh((4 * (A[1506 + i] + A[1297 + i])));
@@ -259,38 +276,73 @@ export class Trainer {
           for (let i = 0; i < 16; i++) A[1506 + i] = 0.00625 * A[q4 + i];
           for (let i = 0; i < 16; i++) A[1522 + i] = ((A[1474 + i] + (A[1506 + i] + A[1506 + i])) * (1 - (A[q3 + i] * A[q3 + i]))) * 4;
           for (let i = 0; i < 1; i += 1) {
-            for (let j = 0; j < 16; j += 4) {
-              let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let j = 0; j < 12; j += 6) {
+              let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
               const ra0 = 1522 + (i + 0) * 16;
               const rb0 = (j + 0) * 16;
               const rb1 = (j + 1) * 16;
               const rb2 = (j + 2) * 16;
               const rb3 = (j + 3) * 16;
-              for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; const b3 = A[rb3 + p]; c03 += a0 * b3; }
+              const rb4 = (j + 4) * 16;
+              const rb5 = (j + 5) * 16;
+              for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; const b3 = A[rb3 + p]; c03 += a0 * b3; const b4 = A[rb4 + p]; c04 += a0 * b4; const b5 = A[rb5 + p]; c05 += a0 * b5; }
               A[1490 + (i + 0) * 16 + (j + 0)] = c00;
               A[1490 + (i + 0) * 16 + (j + 1)] = c01;
               A[1490 + (i + 0) * 16 + (j + 2)] = c02;
               A[1490 + (i + 0) * 16 + (j + 3)] = c03;
+              A[1490 + (i + 0) * 16 + (j + 4)] = c04;
+              A[1490 + (i + 0) * 16 + (j + 5)] = c05;
+            }
+            {
+              let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+              const ra0 = 1522 + (i + 0) * 16;
+              const rb0 = (12 + 0) * 16;
+              const rb1 = (12 + 1) * 16;
+              const rb2 = (12 + 2) * 16;
+              const rb3 = (12 + 3) * 16;
+              for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; const b3 = A[rb3 + p]; c03 += a0 * b3; }
+              A[1490 + (i + 0) * 16 + (12 + 0)] = c00;
+              A[1490 + (i + 0) * 16 + (12 + 1)] = c01;
+              A[1490 + (i + 0) * 16 + (12 + 2)] = c02;
+              A[1490 + (i + 0) * 16 + (12 + 3)] = c03;
             }
           }
-          for (let i = 0; i < 16; i += 2) {
-            for (let j = 0; j < 16; j += 4) {
-              let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c10 = 0, c11 = 0, c12 = 0, c13 = 0;
+          for (let i = 0; i < 16; i += 4) {
+            for (let j = 0; j < 15; j += 3) {
+              let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
               const ra0 = q0 + (i + 0);
               const ra1 = q0 + (i + 1);
+              const ra2 = q0 + (i + 2);
+              const ra3 = q0 + (i + 3);
               const rb0 = 1522 + (j + 0);
               const rb1 = 1522 + (j + 1);
               const rb2 = 1522 + (j + 2);
-              const rb3 = 1522 + (j + 3);
-              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; const b3 = A[rb3 + p * 16]; c03 += a0 * b3; c13 += a1 * b3; }
+              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
               A[272 + (i + 0) * 16 + (j + 0)] += c00;
               A[272 + (i + 0) * 16 + (j + 1)] += c01;
               A[272 + (i + 0) * 16 + (j + 2)] += c02;
-              A[272 + (i + 0) * 16 + (j + 3)] += c03;
               A[272 + (i + 1) * 16 + (j + 0)] += c10;
               A[272 + (i + 1) * 16 + (j + 1)] += c11;
               A[272 + (i + 1) * 16 + (j + 2)] += c12;
-              A[272 + (i + 1) * 16 + (j + 3)] += c13;
+              A[272 + (i + 2) * 16 + (j + 0)] += c20;
+              A[272 + (i + 2) * 16 + (j + 1)] += c21;
+              A[272 + (i + 2) * 16 + (j + 2)] += c22;
+              A[272 + (i + 3) * 16 + (j + 0)] += c30;
+              A[272 + (i + 3) * 16 + (j + 1)] += c31;
+              A[272 + (i + 3) * 16 + (j + 2)] += c32;
+            }
+            {
+              let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+              const ra0 = q0 + (i + 0);
+              const ra1 = q0 + (i + 1);
+              const ra2 = q0 + (i + 2);
+              const ra3 = q0 + (i + 3);
+              const rb0 = 1522 + (15 + 0);
+              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+              A[272 + (i + 0) * 16 + (15 + 0)] += c00;
+              A[272 + (i + 1) * 16 + (15 + 0)] += c10;
+              A[272 + (i + 2) * 16 + (15 + 0)] += c20;
+              A[272 + (i + 3) * 16 + (15 + 0)] += c30;
             }
           }
           for (let i1 = 0; i1 < 16; i1++) { { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { acc = acc + A[1522 + (i0 * 16 + i1 * 1)]; } A[528 + (i1 * 1)] += acc; } }
@@ -307,18 +359,35 @@ export class Trainer {
           const q1 = 704 + (t + 1) * 16;
           const q2 = 880 + t * 16;
           for (let i = 0; i < 1; i += 1) {
-            for (let j = 0; j < 16; j += 4) {
-              let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let j = 0; j < 12; j += 6) {
+              let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
               const ra0 = q0 + (i + 0) * 16;
               const rb0 = 1041 + (j + 0) * 16;
               const rb1 = 1041 + (j + 1) * 16;
               const rb2 = 1041 + (j + 2) * 16;
               const rb3 = 1041 + (j + 3) * 16;
-              for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; const b3 = A[rb3 + p]; c03 += a0 * b3; }
+              const rb4 = 1041 + (j + 4) * 16;
+              const rb5 = 1041 + (j + 5) * 16;
+              for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; const b3 = A[rb3 + p]; c03 += a0 * b3; const b4 = A[rb4 + p]; c04 += a0 * b4; const b5 = A[rb5 + p]; c05 += a0 * b5; }
               A[1506 + (i + 0) * 16 + (j + 0)] = c00;
               A[1506 + (i + 0) * 16 + (j + 1)] = c01;
               A[1506 + (i + 0) * 16 + (j + 2)] = c02;
               A[1506 + (i + 0) * 16 + (j + 3)] = c03;
+              A[1506 + (i + 0) * 16 + (j + 4)] = c04;
+              A[1506 + (i + 0) * 16 + (j + 5)] = c05;
+            }
+            {
+              let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+              const ra0 = q0 + (i + 0) * 16;
+              const rb0 = 1041 + (12 + 0) * 16;
+              const rb1 = 1041 + (12 + 1) * 16;
+              const rb2 = 1041 + (12 + 2) * 16;
+              const rb3 = 1041 + (12 + 3) * 16;
+              for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; const b3 = A[rb3 + p]; c03 += a0 * b3; }
+              A[1506 + (i + 0) * 16 + (12 + 0)] = c00;
+              A[1506 + (i + 0) * 16 + (12 + 1)] = c01;
+              A[1506 + (i + 0) * 16 + (12 + 2)] = c02;
+              A[1506 + (i + 0) * 16 + (12 + 3)] = c03;
             }
           }
           for (let i = 0; i < 16; i++) A[q1 + i] = Math.tanh((4 * (A[1506 + i] + A[1297 + i])));

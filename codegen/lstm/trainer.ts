@@ -251,33 +251,59 @@ export class Trainer {
           const q6 = 9750 + t * 1;
           const q7 = 14146 + t * 161;
           for (let i = 0; i < 1; i += 1) {
-            for (let j = 0; j < 128; j += 4) {
-              let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let j = 0; j < 126; j += 6) {
+              let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
               const ra0 = q2 + (i + 0) * 1;
               const rb0 = (j + 0) * 1;
               const rb1 = (j + 1) * 1;
               const rb2 = (j + 2) * 1;
               const rb3 = (j + 3) * 1;
-              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; const b3 = A[rb3 + p]; c03 += a0 * b3; }
+              const rb4 = (j + 4) * 1;
+              const rb5 = (j + 5) * 1;
+              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; const b3 = A[rb3 + p]; c03 += a0 * b3; const b4 = A[rb4 + p]; c04 += a0 * b4; const b5 = A[rb5 + p]; c05 += a0 * b5; }
               A[15885 + (i + 0) * 128 + (j + 0)] = c00;
               A[15885 + (i + 0) * 128 + (j + 1)] = c01;
               A[15885 + (i + 0) * 128 + (j + 2)] = c02;
               A[15885 + (i + 0) * 128 + (j + 3)] = c03;
+              A[15885 + (i + 0) * 128 + (j + 4)] = c04;
+              A[15885 + (i + 0) * 128 + (j + 5)] = c05;
+            }
+            {
+              let c00 = 0, c01 = 0;
+              const ra0 = q2 + (i + 0) * 1;
+              const rb0 = (126 + 0) * 1;
+              const rb1 = (126 + 1) * 1;
+              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; }
+              A[15885 + (i + 0) * 128 + (126 + 0)] = c00;
+              A[15885 + (i + 0) * 128 + (126 + 1)] = c01;
             }
           }
           for (let i = 0; i < 1; i += 1) {
-            for (let j = 0; j < 128; j += 4) {
-              let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let j = 0; j < 126; j += 6) {
+              let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
               const ra0 = q0 + (i + 0) * 32;
               const rb0 = 128 + (j + 0) * 32;
               const rb1 = 128 + (j + 1) * 32;
               const rb2 = 128 + (j + 2) * 32;
               const rb3 = 128 + (j + 3) * 32;
-              for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; const b3 = A[rb3 + p]; c03 += a0 * b3; }
+              const rb4 = 128 + (j + 4) * 32;
+              const rb5 = 128 + (j + 5) * 32;
+              for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; const b3 = A[rb3 + p]; c03 += a0 * b3; const b4 = A[rb4 + p]; c04 += a0 * b4; const b5 = A[rb5 + p]; c05 += a0 * b5; }
               A[16013 + (i + 0) * 128 + (j + 0)] = c00;
               A[16013 + (i + 0) * 128 + (j + 1)] = c01;
               A[16013 + (i + 0) * 128 + (j + 2)] = c02;
               A[16013 + (i + 0) * 128 + (j + 3)] = c03;
+              A[16013 + (i + 0) * 128 + (j + 4)] = c04;
+              A[16013 + (i + 0) * 128 + (j + 5)] = c05;
+            }
+            {
+              let c00 = 0, c01 = 0;
+              const ra0 = q0 + (i + 0) * 32;
+              const rb0 = 128 + (126 + 0) * 32;
+              const rb1 = 128 + (126 + 1) * 32;
+              for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; }
+              A[16013 + (i + 0) * 128 + (126 + 0)] = c00;
+              A[16013 + (i + 0) * 128 + (126 + 1)] = c01;
             }
           }
           for (let i = 0; i < 128; i++) A[16141 + i] = (A[15885 + i] + A[9761 + i]) + (A[16013 + i] + A[13985 + i]);
@@ -322,18 +348,31 @@ export class Trainer {
           A[15885] = 0.1 * A[q7];
           A[15886] = A[15885] + A[15885];
           for (let i = 0; i < 1; i += 1) {
-            for (let j = 0; j < 32; j += 4) {
-              let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let j = 0; j < 30; j += 6) {
+              let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
               const ra0 = 15886 + (i + 0) * 1;
               const rb0 = 14113 + (j + 0) * 1;
               const rb1 = 14113 + (j + 1) * 1;
               const rb2 = 14113 + (j + 2) * 1;
               const rb3 = 14113 + (j + 3) * 1;
-              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; const b3 = A[rb3 + p]; c03 += a0 * b3; }
+              const rb4 = 14113 + (j + 4) * 1;
+              const rb5 = 14113 + (j + 5) * 1;
+              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; const b3 = A[rb3 + p]; c03 += a0 * b3; const b4 = A[rb4 + p]; c04 += a0 * b4; const b5 = A[rb5 + p]; c05 += a0 * b5; }
               A[15887 + (i + 0) * 32 + (j + 0)] = c00;
               A[15887 + (i + 0) * 32 + (j + 1)] = c01;
               A[15887 + (i + 0) * 32 + (j + 2)] = c02;
               A[15887 + (i + 0) * 32 + (j + 3)] = c03;
+              A[15887 + (i + 0) * 32 + (j + 4)] = c04;
+              A[15887 + (i + 0) * 32 + (j + 5)] = c05;
+            }
+            {
+              let c00 = 0, c01 = 0;
+              const ra0 = 15886 + (i + 0) * 1;
+              const rb0 = 14113 + (30 + 0) * 1;
+              const rb1 = 14113 + (30 + 1) * 1;
+              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; }
+              A[15887 + (i + 0) * 32 + (30 + 0)] = c00;
+              A[15887 + (i + 0) * 32 + (30 + 1)] = c01;
             }
           }
           for (let i = 0; i < 32; i++) A[15919 + i] = A[15757 + i] + A[15887 + i];
@@ -352,66 +391,119 @@ export class Trainer {
           for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[16367 + o * 128 + 96 + j] = A[15951 + o * 32 + j];
           for (let i = 0; i < 128; i++) A[16495 + i] = ((A[15983 + i] + A[16111 + i]) + A[16239 + i]) + A[16367 + i];
           for (let i = 0; i < 1; i += 1) {
-            for (let j = 0; j < 32; j += 4) {
-              let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let j = 0; j < 30; j += 6) {
+              let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
               const ra0 = 16495 + (i + 0) * 128;
               const rb0 = 9889 + (j + 0) * 128;
               const rb1 = 9889 + (j + 1) * 128;
               const rb2 = 9889 + (j + 2) * 128;
               const rb3 = 9889 + (j + 3) * 128;
-              for (let p = 0; p < 128; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; const b3 = A[rb3 + p]; c03 += a0 * b3; }
+              const rb4 = 9889 + (j + 4) * 128;
+              const rb5 = 9889 + (j + 5) * 128;
+              for (let p = 0; p < 128; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; const b3 = A[rb3 + p]; c03 += a0 * b3; const b4 = A[rb4 + p]; c04 += a0 * b4; const b5 = A[rb5 + p]; c05 += a0 * b5; }
               A[15821 + (i + 0) * 32 + (j + 0)] = c00;
               A[15821 + (i + 0) * 32 + (j + 1)] = c01;
               A[15821 + (i + 0) * 32 + (j + 2)] = c02;
               A[15821 + (i + 0) * 32 + (j + 3)] = c03;
+              A[15821 + (i + 0) * 32 + (j + 4)] = c04;
+              A[15821 + (i + 0) * 32 + (j + 5)] = c05;
+            }
+            {
+              let c00 = 0, c01 = 0;
+              const ra0 = 16495 + (i + 0) * 128;
+              const rb0 = 9889 + (30 + 0) * 128;
+              const rb1 = 9889 + (30 + 1) * 128;
+              for (let p = 0; p < 128; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; }
+              A[15821 + (i + 0) * 32 + (30 + 0)] = c00;
+              A[15821 + (i + 0) * 32 + (30 + 1)] = c01;
             }
           }
           for (let i = 0; i < 32; i++) A[15853 + i] = A[15887 + i] * A[(q7 + 129) + i];
-          for (let i = 0; i < 128; i += 2) {
+          for (let i = 0; i < 128; i += 4) {
             for (let j = 0; j < 1; j += 1) {
-              let c00 = 0, c10 = 0;
+              let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
               const ra0 = 16495 + (i + 0);
               const ra1 = 16495 + (i + 1);
+              const ra2 = 16495 + (i + 2);
+              const ra3 = 16495 + (i + 3);
               const rb0 = q2 + (j + 0);
-              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p * 128]; const a1 = A[ra1 + p * 128]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; }
+              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p * 128]; const a1 = A[ra1 + p * 128]; const a2 = A[ra2 + p * 128]; const a3 = A[ra3 + p * 128]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
               A[4513 + (i + 0) * 1 + (j + 0)] += c00;
               A[4513 + (i + 1) * 1 + (j + 0)] += c10;
+              A[4513 + (i + 2) * 1 + (j + 0)] += c20;
+              A[4513 + (i + 3) * 1 + (j + 0)] += c30;
             }
           }
-          for (let i = 0; i < 128; i += 2) {
-            for (let j = 0; j < 32; j += 4) {
-              let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c10 = 0, c11 = 0, c12 = 0, c13 = 0;
+          for (let i = 0; i < 128; i += 4) {
+            for (let j = 0; j < 30; j += 3) {
+              let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
               const ra0 = 16495 + (i + 0);
               const ra1 = 16495 + (i + 1);
+              const ra2 = 16495 + (i + 2);
+              const ra3 = 16495 + (i + 3);
               const rb0 = q0 + (j + 0);
               const rb1 = q0 + (j + 1);
               const rb2 = q0 + (j + 2);
-              const rb3 = q0 + (j + 3);
-              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p * 128]; const a1 = A[ra1 + p * 128]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; const b3 = A[rb3 + p * 32]; c03 += a0 * b3; c13 += a1 * b3; }
+              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p * 128]; const a1 = A[ra1 + p * 128]; const a2 = A[ra2 + p * 128]; const a3 = A[ra3 + p * 128]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
               A[4641 + (i + 0) * 32 + (j + 0)] += c00;
               A[4641 + (i + 0) * 32 + (j + 1)] += c01;
               A[4641 + (i + 0) * 32 + (j + 2)] += c02;
-              A[4641 + (i + 0) * 32 + (j + 3)] += c03;
               A[4641 + (i + 1) * 32 + (j + 0)] += c10;
               A[4641 + (i + 1) * 32 + (j + 1)] += c11;
               A[4641 + (i + 1) * 32 + (j + 2)] += c12;
-              A[4641 + (i + 1) * 32 + (j + 3)] += c13;
+              A[4641 + (i + 2) * 32 + (j + 0)] += c20;
+              A[4641 + (i + 2) * 32 + (j + 1)] += c21;
+              A[4641 + (i + 2) * 32 + (j + 2)] += c22;
+              A[4641 + (i + 3) * 32 + (j + 0)] += c30;
+              A[4641 + (i + 3) * 32 + (j + 1)] += c31;
+              A[4641 + (i + 3) * 32 + (j + 2)] += c32;
+            }
+            {
+              let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+              const ra0 = 16495 + (i + 0);
+              const ra1 = 16495 + (i + 1);
+              const ra2 = 16495 + (i + 2);
+              const ra3 = 16495 + (i + 3);
+              const rb0 = q0 + (30 + 0);
+              const rb1 = q0 + (30 + 1);
+              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p * 128]; const a1 = A[ra1 + p * 128]; const a2 = A[ra2 + p * 128]; const a3 = A[ra3 + p * 128]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
+              A[4641 + (i + 0) * 32 + (30 + 0)] += c00;
+              A[4641 + (i + 0) * 32 + (30 + 1)] += c01;
+              A[4641 + (i + 1) * 32 + (30 + 0)] += c10;
+              A[4641 + (i + 1) * 32 + (30 + 1)] += c11;
+              A[4641 + (i + 2) * 32 + (30 + 0)] += c20;
+              A[4641 + (i + 2) * 32 + (30 + 1)] += c21;
+              A[4641 + (i + 3) * 32 + (30 + 0)] += c30;
+              A[4641 + (i + 3) * 32 + (30 + 1)] += c31;
             }
           }
           for (let i1 = 0; i1 < 128; i1++) { { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { acc = acc + A[16495 + (i0 * 128 + i1 * 1)]; } A[15887 + (i1 * 1)] = acc; } }
           for (let i = 0; i < 1; i += 1) {
-            for (let j = 0; j < 32; j += 4) {
-              let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let j = 0; j < 30; j += 6) {
+              let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
               const ra0 = 15886 + (i + 0);
               const rb0 = q4 + (j + 0);
               const rb1 = q4 + (j + 1);
               const rb2 = q4 + (j + 2);
               const rb3 = q4 + (j + 3);
-              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; const b3 = A[rb3 + p * 32]; c03 += a0 * b3; }
+              const rb4 = q4 + (j + 4);
+              const rb5 = q4 + (j + 5);
+              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; const b3 = A[rb3 + p * 32]; c03 += a0 * b3; const b4 = A[rb4 + p * 32]; c04 += a0 * b4; const b5 = A[rb5 + p * 32]; c05 += a0 * b5; }
               A[8993 + (i + 0) * 32 + (j + 0)] += c00;
               A[8993 + (i + 0) * 32 + (j + 1)] += c01;
               A[8993 + (i + 0) * 32 + (j + 2)] += c02;
               A[8993 + (i + 0) * 32 + (j + 3)] += c03;
+              A[8993 + (i + 0) * 32 + (j + 4)] += c04;
+              A[8993 + (i + 0) * 32 + (j + 5)] += c05;
+            }
+            {
+              let c00 = 0, c01 = 0;
+              const ra0 = 15886 + (i + 0);
+              const rb0 = q4 + (30 + 0);
+              const rb1 = q4 + (30 + 1);
+              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; }
+              A[8993 + (i + 0) * 32 + (30 + 0)] += c00;
+              A[8993 + (i + 0) * 32 + (30 + 1)] += c01;
             }
           }
           for (let i1 = 0; i1 < 1; i1++) { { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { acc = acc + A[15886 + (i0 * 1 + i1 * 1)]; } A[9025 + (i1 * 1)] += acc; } }
@@ -436,33 +528,59 @@ export class Trainer {
           const q4 = 9398 + (t + 1) * 32;
           const q5 = 9750 + t * 1;
           for (let i = 0; i < 1; i += 1) {
-            for (let j = 0; j < 128; j += 4) {
-              let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let j = 0; j < 126; j += 6) {
+              let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
               const ra0 = q2 + (i + 0) * 1;
               const rb0 = (j + 0) * 1;
               const rb1 = (j + 1) * 1;
               const rb2 = (j + 2) * 1;
               const rb3 = (j + 3) * 1;
-              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; const b3 = A[rb3 + p]; c03 += a0 * b3; }
+              const rb4 = (j + 4) * 1;
+              const rb5 = (j + 5) * 1;
+              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; const b3 = A[rb3 + p]; c03 += a0 * b3; const b4 = A[rb4 + p]; c04 += a0 * b4; const b5 = A[rb5 + p]; c05 += a0 * b5; }
               A[15885 + (i + 0) * 128 + (j + 0)] = c00;
               A[15885 + (i + 0) * 128 + (j + 1)] = c01;
               A[15885 + (i + 0) * 128 + (j + 2)] = c02;
               A[15885 + (i + 0) * 128 + (j + 3)] = c03;
+              A[15885 + (i + 0) * 128 + (j + 4)] = c04;
+              A[15885 + (i + 0) * 128 + (j + 5)] = c05;
+            }
+            {
+              let c00 = 0, c01 = 0;
+              const ra0 = q2 + (i + 0) * 1;
+              const rb0 = (126 + 0) * 1;
+              const rb1 = (126 + 1) * 1;
+              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; }
+              A[15885 + (i + 0) * 128 + (126 + 0)] = c00;
+              A[15885 + (i + 0) * 128 + (126 + 1)] = c01;
             }
           }
           for (let i = 0; i < 1; i += 1) {
-            for (let j = 0; j < 128; j += 4) {
-              let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+            for (let j = 0; j < 126; j += 6) {
+              let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
               const ra0 = q0 + (i + 0) * 32;
               const rb0 = 128 + (j + 0) * 32;
               const rb1 = 128 + (j + 1) * 32;
               const rb2 = 128 + (j + 2) * 32;
               const rb3 = 128 + (j + 3) * 32;
-              for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; const b3 = A[rb3 + p]; c03 += a0 * b3; }
+              const rb4 = 128 + (j + 4) * 32;
+              const rb5 = 128 + (j + 5) * 32;
+              for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; const b3 = A[rb3 + p]; c03 += a0 * b3; const b4 = A[rb4 + p]; c04 += a0 * b4; const b5 = A[rb5 + p]; c05 += a0 * b5; }
               A[16013 + (i + 0) * 128 + (j + 0)] = c00;
               A[16013 + (i + 0) * 128 + (j + 1)] = c01;
               A[16013 + (i + 0) * 128 + (j + 2)] = c02;
               A[16013 + (i + 0) * 128 + (j + 3)] = c03;
+              A[16013 + (i + 0) * 128 + (j + 4)] = c04;
+              A[16013 + (i + 0) * 128 + (j + 5)] = c05;
+            }
+            {
+              let c00 = 0, c01 = 0;
+              const ra0 = q0 + (i + 0) * 32;
+              const rb0 = 128 + (126 + 0) * 32;
+              const rb1 = 128 + (126 + 1) * 32;
+              for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; }
+              A[16013 + (i + 0) * 128 + (126 + 0)] = c00;
+              A[16013 + (i + 0) * 128 + (126 + 1)] = c01;
             }
           }
           for (let i = 0; i < 128; i++) A[16141 + i] = (A[15885 + i] + A[9761 + i]) + (A[16013 + i] + A[13985 + i]);
