@@ -45,7 +45,8 @@ beforeAll(() => {
 });
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-describe('unfold dot', () => {
+// Each test spawns its own process and uses its own files: they run side by side.
+describe.concurrent('unfold dot', () => {
   it('writes DOT to stdout with -o -', async () => {
     const r = await cli(['graphs/dynamical-system.ts', '--view', 'unfolded', '--tau', '2', '-o', '-']);
     expect(r.stderr).toBe('');

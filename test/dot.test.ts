@@ -306,16 +306,17 @@ describe('gradient view', () => {
 });
 
 describe('large τ', () => {
-  it('elides the middle: first and last 3 steps and one elision node', () => {
-    for (const view of ['unfolded', 'gradient'] as const) {
+  it('elides the middle: first and last 3 steps and one elision node, whatever τ', () => {
+    // (The gradient view is checked at a smaller τ: differentiating 1000 steps is the core's time, not ours.)
+    for (const [view, tau, small] of [['unfolded', 1000, 100], ['gradient', 200, 20]] as const) {
       for (const level of LEVELS) {
-        const dot = modelDot(model('dynamical-system'), { view, level, tau: 1000 });
+        const dot = modelDot(model('dynamical-system'), { view, level, tau });
         expect(clusters(dot)).toBe(6);
-        expect(dot).toContain('… 994 steps …');
-        for (const t of [1, 2, 3, 998, 999, 1000]) expect(dot).toContain(`"cluster_t${t}"`);
-        const small = modelDot(model('dynamical-system'), { view, level, tau: 100 });
-        expect(edges(dot)).toBe(edges(small));
-        expect(count(dot, /^\s*"[^"]*" \[/gm)).toBe(count(small, /^\s*"[^"]*" \[/gm));
+        expect(dot).toContain(`… ${tau - 6} steps …`);
+        for (const t of [1, 2, 3, tau - 2, tau - 1, tau]) expect(dot).toContain(`"cluster_t${t}"`);
+        const other = modelDot(model('dynamical-system'), { view, level, tau: small });
+        expect(edges(dot)).toBe(edges(other));
+        expect(count(dot, /^\s*"[^"]*" \[/gm)).toBe(count(other, /^\s*"[^"]*" \[/gm));
       }
     }
     expect(clusters(modelDot(model('sincos'), { view: 'unfolded', tau: 8 }))).toBe(8);

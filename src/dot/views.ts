@@ -118,7 +118,7 @@ function lossOutputIndex(rec: Recurrence, loss: LossSpec): number {
   return k;
 }
 
-/** The unrolled graph's time structure: which node is which state, output, target, and the loss sum. */
+/** The unrolled graph's time structure: which node is which state and which output. */
 interface Timeline {
   readonly rec: Recurrence;
   readonly tau: number;
@@ -128,8 +128,6 @@ interface Timeline {
   /** states[t][i] → (t, i), t = 0..τ; the first claim wins when two states are one node. */
   readonly stateAt: ReadonlyMap<Node, { readonly t: number; readonly i: number }>;
   readonly outputAt: ReadonlyMap<Node, { readonly t: number; readonly k: number }>;
-  /** The loss node and the adds summing the per-step terms (not the terms). */
-  readonly lossSum: ReadonlySet<Node>;
 }
 
 function timeline(rec: Recurrence, unrolled: Unrolled, trainable: Trainable | undefined): Timeline {
@@ -137,23 +135,7 @@ function timeline(rec: Recurrence, unrolled: Unrolled, trainable: Trainable | un
   unrolled.states.forEach((row, t) => row.forEach((n, i) => { if (!stateAt.has(n)) stateAt.set(n, { t, i }); }));
   const outputAt = new Map<Node, { t: number; k: number }>();
   unrolled.outputs.forEach((row, t) => row.forEach((n, k) => { if (!outputAt.has(n)) outputAt.set(n, { t: t + 1, k }); }));
-  const lossSum = new Set<Node>();
-  if (trainable) {
-    // loss = (((term₁ + term₂) + term₃) + …) / n, as withLoss builds it.
-    const terms = trainable.targets.filter((x) => x !== undefined).length;
-    let cur = trainable.loss;
-    if (cur.op === 'div') {
-      lossSum.add(cur);
-      cur = cur.inputs[0]!;
-    }
-    for (let k = 1; k < terms && cur.op === 'add'; k++) {
-      lossSum.add(cur);
-      cur = cur.inputs[0]!;
-    }
-  }
-  return {
-    rec, tau: unrolled.tau, graph: trainable?.graph ?? unrolled.graph, unrolled, trainable, stateAt, outputAt, lossSum,
-  };
+  return { rec, tau: unrolled.tau, graph: trainable?.graph ?? unrolled.graph, unrolled, trainable, stateAt, outputAt };
 }
 
 /** The nodes on the state chain of each step: from s(t−1) to s(t), inside step t. */
