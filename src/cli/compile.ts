@@ -1,8 +1,7 @@
 // `unfold compile`: emits a model's standalone trainer module into a directory.
 import path from 'node:path';
-import { mkdirSync } from 'node:fs';
 import { UnfoldError } from '../ir/errors.ts';
-import { describeOsError, writeFileAtomic } from '../io/atomic-write.ts';
+import { describeOsError, makeDirectory, writeFileAtomic } from '../io/atomic-write.ts';
 import type { Graph } from '../ir/graph.ts';
 import { printGraph } from '../ir/graph.ts';
 import { choiceFlag, parse, UsageError, type Command } from './command.ts';
@@ -43,7 +42,7 @@ export const compile: Command = {
     for (const d of dumps) process.stdout.write(`# IR after ${dumpAfter}\n${d}`);
     const dir = values.out;
     try {
-      mkdirSync(dir, { recursive: true });
+      makeDirectory(dir);
     } catch (e) {
       throw new UnfoldError(`cannot create output directory ${dir}: ${describeOsError(e)}`);
     }

@@ -134,3 +134,24 @@ function syncDirectory(dir: string): void {
     }
   }
 }
+
+/**
+ * `mkdir -p` one level at a time. Node's own `mkdirSync(dir, { recursive: true })` spins forever
+ * when a parent exists but refuses children with ENOENT (any path under /proc on Linux: it reads
+ * ENOENT as "parent missing", re-creates the parent, gets EEXIST, and retries the child).
+ */
+export function makeDirectory(dir: string): void {
+  const missing: string[] = [];
+  for (let p = path.resolve(dir); !fs.existsSync(p); p = path.dirname(p)) {
+    missing.push(p);
+    if (path.dirname(p) === p) break;
+  }
+  for (const d of missing.reverse()) {
+    try {
+      fs.mkdirSync(d);
+    } catch (err) {
+      if (errCode(err) !== 'EEXIST') throw err; // created meanwhile by someone else: fine
+    }
+  }
+  if (!fs.statSync(dir).isDirectory()) throw Object.assign(new Error(`file already exists: ${dir}`), { code: 'EEXIST' });
+}

@@ -1,0 +1,174 @@
+// `unfold compile` as a user runs it: --form rolled --json (memory report, a trainer that type-checks under --strict), --dump-ir-after, and each bad invocation as one clear line with its exit code.
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+
+// A test waits for its run, started with the others in beforeAll (tsc adds a few seconds).
+vi.setConfig({ testTimeout: 60_000 });
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const CELL = ['--cell', 'elman', '--input', '1', '--hidden', '8', '--output', '1', '--tau', '20'];
+
+interface Run {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function spawnNode(args: readonly string[]): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { cwd: ROOT });
+    let stdout = '', stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
+}
+
+// Two processes at a time: each is mostly start-up, and more would only compete for the cores.
+const PARALLEL = Math.max(1, Math.min(2, os.availableParallelism()));
+let active = 0;
+const waiting: (() => void)[] = [];
+
+async function run(args: readonly string[]): Promise<Run> {
+  if (active >= PARALLEL) await new Promise<void>((resolve) => waiting.push(resolve));
+  active++;
+  try {
+    return await spawnNode(args);
+  } finally {
+    active--;
+    waiting.shift()?.();
+  }
+}
+
+let dir: string;
+const runs = new Map<string, Promise<Run>>();
+
+/** A run started in beforeAll, awaited by its test. */
+async function result(key: string): Promise<Run> {
+  const r = await runs.get(key)!;
+  // No run, failing or not, may show a stack trace.
+  expect(r.stderr).not.toMatch(/\n\s+at /);
+  expect(r.stderr).not.toContain('    at ');
+  return r;
+}
+
+const TSC = ['node_modules/typescript/bin/tsc', '--noEmit', '--strict', '--target', 'ES2022', '--module', 'NodeNext', '--moduleResolution', 'NodeNext', '--skipLibCheck'];
+
+beforeAll(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'unfold-compile-'));
+  const compile = (key: string, args: readonly string[]) => {
+    const r = run(['bin/unfold.mjs', 'compile', ...args]);
+    runs.set(key, r);
+    return r;
+  };
+  // The type-check of the written trainer starts as soon as the file exists, ahead of the queue (the longest chain).
+  runs.set('tsc', compile('json', [...CELL, '--form', 'rolled', '--json', '-o', path.join(dir, 'json')]).then(() => spawnNode([...TSC, path.join(dir, 'json', 'trainer.ts')])));
+  compile('dump', [...CELL, '--dump-ir-after', 'weight-layout', '-o', path.join(dir, 'dump')]);
+  compile('nope', [...CELL, '--dump-ir-after', 'nope', '-o', path.join(dir, 'nope')]);
+  compile('sideways', [...CELL, '--form', 'sideways', '-o', path.join(dir, 'sideways')]);
+  compile('no-out', [...CELL]);
+  compile('unwritable', [...CELL, '-o', '/proc/x/y']);
+});
+
+afterAll(() => {
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+describe('unfold compile --form rolled --json', () => {
+  it('prints the memory report as one JSON object: rolled, arena bytes, residual bytes = τ × per step', async () => {
+    const r = await result('json');
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout.trim().split('\n')).toHaveLength(1);
+    const report = JSON.parse(r.stdout) as {
+      file: string; form: string; arenaBytes: number; arenaElements: number; bytesPerElement: number;
+      residualBytes: number; residualBytesPerStep: number; regions: Record<string, number>;
+    };
+    expect(report.form).toBe('rolled');
+    expect(report.file).toBe(path.join(dir, 'json', 'trainer.ts'));
+    expect(report.bytesPerElement).toBe(4); // f32 by default
+    expect(report.arenaBytes).toBe(report.arenaElements * 4);
+    expect(report.residualBytesPerStep).toBeGreaterThan(0);
+    expect(report.residualBytes).toBe(20 * report.residualBytesPerStep);
+    expect(report.residualBytes).toBe(report.regions['residuals']! * 4);
+    expect(Object.values(report.regions).reduce((a, b) => a + b, 0)).toBe(report.arenaElements);
+    // The file's own header agrees.
+    const source = fs.readFileSync(report.file, 'utf8');
+    expect(source).toContain(`Form: rolled`);
+    expect(source).toContain(`Arena: ${report.arenaElements} elements (${report.arenaBytes} bytes)`);
+    expect(source).toContain('arenaBytes: ' + report.arenaBytes);
+  });
+
+  it('writes a trainer.ts that type-checks on its own under --strict', async () => {
+    const r = await result('json');
+    expect(r.status).toBe(0);
+    const file = path.join(dir, 'json', 'trainer.ts');
+    expect(fs.existsSync(file)).toBe(true);
+    const tsc = await runs.get('tsc')!;
+    expect(tsc.stdout + tsc.stderr).toBe('');
+    expect(tsc.status).toBe(0);
+  });
+});
+
+describe('unfold compile --dump-ir-after', () => {
+  it('prints the kernel IR after the named pass, then the usual report', async () => {
+    const r = await result('dump');
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout.startsWith('# IR after weight-layout\n%0 = ')).toBe(true);
+    // The rolled form (the default here) has one kernel graph: the step body and its VJP.
+    expect(r.stdout.split('# IR after ').length - 1).toBe(1);
+    const ir = r.stdout.slice(0, r.stdout.indexOf('\nwrote '));
+    for (const name of ["h'", 'o', 'loss-term', 'ds:h', 'grad:rnn.weight_hh_l0', 'grad:out.bias']) expect(ir).toMatch(new RegExp(`^out ${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} = %\\d+$`, 'm'));
+    // weight-layout fired: dh @ W_hh reads W_hh through a transposed copy, (W_hhᵀ)ᵀ.
+    const lines = ir.split('\n');
+    const whh = lines.find((l) => l.includes('param {name="rnn.weight_hh_l0"}'))!.split(' ')[0]!;
+    const inner = lines.find((l) => l.includes(`= transpose ${whh} : [8, 8]`));
+    expect(inner).toBeDefined();
+    expect(lines.some((l) => l.includes(`= transpose ${inner!.split(' ')[0]} : [8, 8]`))).toBe(true);
+    expect(r.stdout).toMatch(/\nwrote .*trainer\.ts \(rolled form\)\n/);
+    expect(fs.existsSync(path.join(dir, 'dump', 'trainer.ts'))).toBe(true);
+  });
+});
+
+describe('unfold compile errors: one line, the right exit code, nothing written', () => {
+  it('--dump-ir-after nope: exit 2, the message lists the passes in order', async () => {
+    const r = await result('nope');
+    expect(r.status).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain('no pass named "nope"');
+    expect(r.stderr).toContain('simplify, constant-fold, weight-layout');
+    expect(fs.existsSync(path.join(dir, 'nope'))).toBe(false);
+  });
+
+  it('--form sideways: exit 2, naming the flag and the choices', async () => {
+    const r = await result('sideways');
+    expect(r.status).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/--form/);
+    expect(r.stderr).toMatch(/sideways/);
+    expect(r.stderr).toMatch(/auto.*unrolled.*rolled/);
+    expect(fs.existsSync(path.join(dir, 'sideways'))).toBe(false);
+  });
+
+  it('no -o: exit 2, saying -o DIR is required', async () => {
+    const r = await result('no-out');
+    expect(r.status).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain('-o DIR is required');
+  });
+
+  it('-o /proc/x/y (cannot be created): exit 1, naming the directory and the reason', async () => {
+    const r = await result('unwritable');
+    expect(r.status).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/^unfold compile: cannot create output directory \/proc\/x\/y: .+/);
+    expect(r.stderr).not.toContain('internal error');
+  });
+});
