@@ -35,7 +35,13 @@ export async function loadModelFile(file: string): Promise<ModelDef> {
     // Point at the first frame inside the user's file, when the loader gives one.
     const frame = (err.stack ?? '').split('\n').find((l) => l.includes(abs));
     const at = frame?.match(/:(\d+):\d+\)?$/);
-    throw new UnfoldError(`cannot load graph file ${file}${at ? `:${at[1]}` : ''}: ${err.message.split('\n')[0]}`);
+    // esbuild's "Transform failed with 1 error:" header says nothing; the lines after it say what and where.
+    const lines = err.message.split('\n').map((l) => l.trim()).filter((l) => l && !/^Transform failed with \d+ errors?:?$/.test(l));
+    let reason = (lines.length ? lines.slice(0, 3).join(' — ') : String(e)).replaceAll(abs, file);
+    if (/require\(\) ES Module|ERR_REQUIRE/.test(reason)) {
+      reason += ` (the file was loaded as CommonJS: name it .mts, or put it in a folder whose package.json has "type": "module")`;
+    }
+    throw new UnfoldError(`cannot load graph file ${file}${at && !reason.includes(`${file}:`) ? `:${at[1]}` : ''}: ${reason}`);
   }
   const def = mod['default'] ?? mod['model'];
   if (!isModelDef(def)) {

@@ -8,6 +8,8 @@ import type { Buf } from '../prims/types.ts';
 import type { KernelPlan } from './plan.ts';
 
 function bufOf(plan: KernelPlan, n: Node, arr: string): Buf {
+  const alias = plan.aliases.get(n);
+  if (alias) return bufOf(plan, alias, arr);
   if (plan.views.has(n)) return operandOf(plan, n, arr);
 
   const literal = plan.literals.get(n);

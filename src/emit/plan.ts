@@ -74,6 +74,8 @@ export interface KernelPlan {
   readonly fused: ReadonlySet<Node>;
   /** Transposes read only by matrix products, which index their input instead (never materialized). */
   readonly views: ReadonlySet<Node>;
+  /** Reshapes that read their input's buffer as it is (the root of a chain of them). */
+  readonly aliases: ReadonlyMap<Node, Node>;
   /** For a transpose whose source has a buffer: that source (products read it with swapped indices). */
   readonly transposedSource: ReadonlyMap<Node, Node>;
   /** Elements of the temporaries region this kernel needs (from `tempBase`). */
@@ -164,6 +166,13 @@ export function planKernel(g: Graph, pinned: ReadonlyMap<Node, Offset>, outputSl
       fused.add(n);
     }
   }
+  // A reshape keeps the row-major data: it reads its input's buffer (an alias), never copies.
+  const aliases = new Map<Node, Node>();
+  for (const n of all) {
+    const src = n.inputs[0];
+    if (n.op === 'reshape' && src && !offsets.has(n) && !outputNodes.has(n) && !fused.has(src)) aliases.set(n, aliases.get(src) ?? src);
+  }
+
   // Products read a transposed operand through its source with swapped indices, when the source
   // has a buffer here; a transpose read only by products is then never materialized (a view).
   const available = new Set(all);
@@ -178,14 +187,14 @@ export function planKernel(g: Graph, pinned: ReadonlyMap<Node, Offset>, outputSl
     const us = users.get(n) ?? [];
     if (us.length > 0 && us.every((u) => u.op === 'matmul')) views.add(n);
   }
-  const order = all.filter((n) => n.op !== 'param' && n.op !== 'input' && !pinned.has(n) && !literals.has(n) && !fused.has(n) && !views.has(n));
+  const order = all.filter((n) => n.op !== 'param' && n.op !== 'input' && !pinned.has(n) && !literals.has(n) && !fused.has(n) && !views.has(n) && !aliases.has(n));
 
   // Which materialized buffers each statement reads (through fused inputs).
   const reads = (n: Node, acc: Node[] = []): Node[] => {
-    for (const x of n.inputs) {
-      const seen = n.op === 'matmul' ? transposedSource.get(x) : undefined;
-      if (seen) acc.push(seen);
-      else if (fused.has(x)) reads(x, acc);
+    for (const input of n.inputs) {
+      const seen = n.op === 'matmul' ? transposedSource.get(input) : undefined;
+      const x = aliases.get(seen ?? input) ?? seen ?? input;
+      if (fused.has(x)) reads(x, acc);
       else if (!literals.has(x)) acc.push(x);
     }
     return acc;
@@ -205,7 +214,7 @@ export function planKernel(g: Graph, pinned: ReadonlyMap<Node, Offset>, outputSl
     }
     if (!lastUse.has(n) && !outputNodes.has(n)) temps.release((offsets.get(n) as number) - tempBase, sizeOf(n.shape));
   });
-  return { order, offsets, literals, fused, views, transposedSource, accumulate, tempSize: temps.top, copies };
+  return { order, offsets, literals, fused, views, aliases, transposedSource, accumulate, tempSize: temps.top, copies };
 }
 
 /** The emission pipeline: graph-level passes run on every kernel before planning, in this order. */

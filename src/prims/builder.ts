@@ -103,6 +103,7 @@ export function createBuilder(ctx: Context, origin: () => string | undefined = (
       if (a.op === 'transpose') return a.inputs[0]!; // (xᵀ)ᵀ -> x
       const [p, q] = a.inputs;
       if (a.op === 'matmul' && p!.shape.length === 2 && q!.shape.length === 2) return b.matmul(b.transpose(q!), b.transpose(p!)); // (pq)ᵀ -> qᵀpᵀ
+      if (a.shape.length === 2 && (a.shape[0] === 1 || a.shape[1] === 1)) return b.reshape(a, [a.shape[1]!, a.shape[0]!]); // vᵀ -> reshape(v): same row-major data
       const f = fillValue(a);
       if (f !== undefined && a.shape.length === 2) return scalar(f, [a.shape[1]!, a.shape[0]!]);
       return make('transpose', [a]);

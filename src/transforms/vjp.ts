@@ -36,11 +36,14 @@ export function vjp(g: Graph, loss: Node, wrt: readonly Node[], b: NodeBuilder):
   const parts = new Map<Node, Node[]>();
   const total = new Map<Node, Node>();
   parts.set(loss, [b.scalar(1, [])]);
+  const saved = b.ctx.currentStep;
   for (let i = order.length - 1; i >= 0; i--) {
     const n = order[i]!;
     const contributions = parts.get(n);
     if (!live.has(n) || !contributions) continue;
     parts.delete(n);
+    // The cotangent of a step-t value and what its rule builds belong to step t.
+    b.ctx.currentStep = n.step;
     const dy = contributions.reduce((acc, c) => b.add(acc, c));
     total.set(n, dy);
     if (n.inputs.length === 0 || isZero(dy)) continue;
@@ -55,6 +58,7 @@ export function vjp(g: Graph, loss: Node, wrt: readonly Node[], b: NodeBuilder):
       else parts.set(x, [c]);
     });
   }
+  b.ctx.currentStep = saved;
   const unused: Node[] = [];
   const grads = wrt.map((w) => {
     const d = total.get(w);
