@@ -248,9 +248,6 @@ export class Trainer {
         A.fill(0, 182, 184);
         for (let t = 19; t >= 0; t--) {
           const q0 = 52 + t * 2;
-          const q1 = 12 + t * 2;
-          const q2 = 52 + (t + 1) * 2;
-          const q3 = 94 + t * 2;
           const q4 = 141 + t * 2;
           for (let i = 0; i < 2; i++) A[186 + i] = 0.025 * A[q4 + i];
           for (let i = 0; i < 2; i++) A[188 + i] = A[182 + i] + (A[186 + i] + A[186 + i]);

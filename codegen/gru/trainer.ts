@@ -313,9 +313,7 @@ export class Trainer {
         for (let t = 9; t >= 0; t--) {
           const q0 = 6806 + t * 32;
           const q1 = 6786 + t * 1;
-          const q2 = 6796 + t * 1;
           const q3 = 6806 + (t + 1) * 32;
-          const q4 = 7158 + t * 1;
           const q5 = 10594 + t * 161;
           A[12269] = 0.1 * A[q5];
           A[12270] = A[12269] + A[12269];

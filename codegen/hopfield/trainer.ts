@@ -269,8 +269,6 @@ export class Trainer {
         A.fill(0, 1474, 1490);
         for (let t = 9; t >= 0; t--) {
           const q0 = 704 + t * 16;
-          const q1 = 544 + t * 16;
-          const q2 = 704 + (t + 1) * 16;
           const q3 = 880 + t * 16;
           const q4 = 1313 + t * 16;
           for (let i = 0; i < 16; i++) A[1506 + i] = 0.00625 * A[q4 + i];

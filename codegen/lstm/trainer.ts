@@ -342,10 +342,7 @@ export class Trainer {
           const q0 = 9046 + t * 32;
           const q1 = 9398 + t * 32;
           const q2 = 9026 + t * 1;
-          const q3 = 9036 + t * 1;
           const q4 = 9046 + (t + 1) * 32;
-          const q5 = 9398 + (t + 1) * 32;
-          const q6 = 9750 + t * 1;
           const q7 = 14306 + t * 161;
           A[16045] = 0.1 * A[q7];
           A[16046] = A[16045] + A[16045];

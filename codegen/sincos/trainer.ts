@@ -319,9 +319,7 @@ export class Trainer {
         for (let t = 9; t >= 0; t--) {
           const q0 = 2326 + t * 32;
           const q1 = 2306 + t * 1;
-          const q2 = 2316 + t * 1;
           const q3 = 2326 + (t + 1) * 32;
-          const q4 = 2678 + t * 1;
           const q5 = 3874 + t * 1;
           A[3949] = 0.1 * A[q5];
           A[3950] = A[3949] + A[3949];

@@ -1,12 +1,12 @@
 // `unfold train`: compiles a model's trainer and trains it on its own task or a windows file — progress, loss table or JSON lines, atomic checkpoints that never hold non-finite values, and the loss and prediction plots.
-import { accessSync, constants, mkdirSync, statSync } from 'node:fs';
+import { accessSync, constants, statSync } from 'node:fs';
 import path from 'node:path';
 import { UnfoldError } from '../ir/errors.ts';
 import type { Tensor } from '../ir/tensor.ts';
 import type { ModelDef } from '../dsl/model.ts';
 import type { TrainerInstance } from '../emit/load.ts';
 import type { TrainerConfig } from '../emit/trainer.ts';
-import { describeOsError, writeFileAtomic } from '../io/atomic-write.ts';
+import { describeOsError, writeFileAtomic, makeDirectory } from '../io/atomic-write.ts';
 import { formatTensorMap } from '../io/tensor-file.ts';
 import { intFlag, parse, UsageError, type Command, type Options } from './command.ts';
 import { compileOptions, trainerConfig } from './compile-options.ts';
@@ -76,7 +76,7 @@ function checkWritableFile(flag: string, file: string): void {
 
 function prepareOutDir(dir: string): void {
   try {
-    mkdirSync(dir, { recursive: true });
+    makeDirectory(dir);
     accessSync(dir, constants.W_OK);
   } catch (e) {
     throw new UnfoldError(`--out ${dir}: cannot create or write the output directory: ${describeOsError(e)}`);

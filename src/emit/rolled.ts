@@ -33,8 +33,10 @@ class LoopOffsets {
     }
     return plus === 0 ? name : `(${name} + ${plus})`;
   }
-  declarations(): string[] {
-    return this.decls;
+  /** The declarations `code` refers to (a slot bound but never read declares nothing). */
+  declarationsFor(code: readonly string[]): string[] {
+    const text = code.join('\n');
+    return this.decls.filter((d) => new RegExp(`\\b${d.split(' ')[1]}\\b`).test(text));
   }
 }
 
@@ -192,6 +194,7 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilde
   const predPlan = planKernel(makeGraph(predSlots.map((s, i) => ({ name: `p${i}`, node: s.node }))), predPinned, predSlots, tempBase);
 
   const indent = (lines: string[]) => lines.map((l) => l.replace(/^/gm, '  '));
+  const withOffsets = (offs: LoopOffsets, body: string[]) => [...offs.declarationsFor(body), ...body];
   const grad0 = L.grads[0]?.off ?? 0;
   const dsSize = dsOffs.length ? dsNextOffs[0]! - dsOffs[0]! : 0;
   const prologue = emitKernel(prologuePlan);
@@ -199,24 +202,23 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilde
     ...prologue,
     'let lossSum = 0;',
     `for (let t = 0; t < ${T}; t++) {`,
-    ...indent([...fwdOffs.declarations(), ...emitKernel(fwdPlan), `lossSum += A[${lossTermOff}];`]),
+    ...indent(withOffsets(fwdOffs, [...emitKernel(fwdPlan), `lossSum += A[${lossTermOff}];`])),
     '}',
     `A[${L.lossOff}] = lossSum / ${sv.denominator};`,
     `A.fill(0, ${grad0}, ${grad0 + gradSize});`,
     ...(dsSize ? [`A.fill(0, ${dsOffs[0]}, ${dsOffs[0]! + dsSize});`] : []),
     `for (let t = ${T - 1}; t >= 0; t--) {`,
-    ...indent([
-      ...bwdOffs.declarations(),
+    ...indent(withOffsets(bwdOffs, [
       ...emitKernel(bwdPlan),
       ...(dsSize ? [`for (let i = 0; i < ${dsSize}; i++) A[${dsOffs[0]} + i] = A[${dsNextOffs[0]} + i];`] : []),
-    ]),
+    ])),
     '}',
     ...L.stateGradOffs.map((off, i) => `for (let i = 0; i < ${sizeOf(rec.state[i]!.node.shape)}; i++) A[${off} + i] = A[${dsOffs[i]} + i];`),
   ];
   const forward = [
     ...prologue,
     `for (let t = 0; t < ${T}; t++) {`,
-    ...indent([...predOffs.declarations(), ...emitKernel(predPlan)]),
+    ...indent(withOffsets(predOffs, emitKernel(predPlan))),
     '}',
   ];
   const plans = [prologuePlan, fwdPlan, bwdPlan, predPlan];

@@ -37,6 +37,7 @@ export interface ArenaReport {
 export interface EmittedTrainer {
   readonly source: string;
   readonly arena: ArenaReport;
+  /** The unrolled training graph the trainer computes (built on first access for the rolled form). */
   readonly graph: TrainingGraph;
   readonly form: Form;
 }
@@ -75,8 +76,11 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
   // The model is traced by the DSL (nodes remember the user's line); what the compiler derives
   // from it is built without reading the stack for every node.
   const b = createBuilder(currentContext());
-  const tg = trainingGraph(rec, T, cfg.loss, b, { inputGrads: cfg.inputGrads ?? false, stateGrads: cfg.inputGrads ?? false });
-  const u = tg.unrolled;
+  // The unrolled training graph is built only when needed (the unrolled form, or a caller that
+  // inspects it): the rolled form works from the step body alone, so its compile time does not grow with τ.
+  let training: TrainingGraph | undefined;
+  const unrolledTraining = (): TrainingGraph =>
+    (training ??= trainingGraph(rec, T, cfg.loss, b, { inputGrads: cfg.inputGrads ?? false, stateGrads: cfg.inputGrads ?? false }));
   const requested = cfg.form ?? 'auto';
   if (requested === 'rolled' && cfg.loss.over === 'last') throw new UnfoldError('emit: the rolled form needs a loss over every step, and this loss is over the last step only; use --form unrolled');
   // The size rule: loops over t unless the loss forces straight-line code. Measured on the seed
@@ -136,6 +140,8 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
   let tempSize: number;
   let loopSize = 0, residualSize = 0, residualsPerStep = 0;
   if (form === 'unrolled') {
+    const tg = unrolledTraining();
+    const u = tg.unrolled;
     u.inputs.forEach((xs, t) => xs.forEach((n, i) => pinned.set(n, at(inputSeqs[i]!, t))));
     tg.trainable.targets.forEach((n, t) => n && pinned.set(n, at(targetSeq, t)));
     u.states[0]!.forEach((n, i) => pinned.set(n, at(stateSeqs[i]!, 0)));
@@ -527,5 +533,12 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
     returnType: 'Trainer',
     statements: 'return new Trainer(options);',
   });
-  return { source: sf.getFullText(), arena: report, graph: tg, form };
+  return {
+    source: sf.getFullText(),
+    arena: report,
+    form,
+    get graph() {
+      return unrolledTraining();
+    },
+  };
 }

@@ -22,7 +22,8 @@ export const weightLayout: Pass = {
     const invariant = invariantNodes(g.outputs.map((o) => o.node));
     return rewrite(g, ctx, (n, inputs) => {
       const w = inputs[1];
-      if (n.op !== 'matmul' || !w || w.shape.length !== 2 || !invariant.has(w) || w.op === 'transpose' || w.op === 'const') return undefined;
+      // Invariance is a property of the original operand (the set was computed before rewriting).
+      if (n.op !== 'matmul' || !w || w.shape.length !== 2 || !invariant.has(n.inputs[1]!) || w.op === 'transpose' || w.op === 'const') return undefined;
       // ctx.make, not the builder: the builder would fold transpose(transpose(W)) back to W.
       const wt = ctx.make({ op: 'transpose', inputs: [w], shape: [w.shape[1]!, w.shape[0]!] });
       const view = ctx.make({ op: 'transpose', inputs: [wt], shape: w.shape });
