@@ -1,7 +1,7 @@
 // `unfold grad`: one window's loss, outputs, states and every gradient (params, inputs, initial states) as one JSON object in PyTorch's layout.
 import { UnfoldError } from '../ir/errors.ts';
 import { shapeToString, sizeOf, type Shape, type Tensor } from '../ir/tensor.ts';
-import { dslBuilder } from '../dsl/context.ts';
+import { derivedBuilder } from '../dsl/context.ts';
 import type { ModelDef } from '../dsl/model.ts';
 import type { Recurrence } from '../dsl/recurrence.ts';
 import type { TensorData } from '../emit/load.ts';
@@ -26,7 +26,7 @@ interface EngineRun {
 
 /** The interpreter: the training graph with every state as an output, evaluated node by node. */
 function runInterpreter(rec: Recurrence, data: RunData, loss: LossSpec, params: Bindings, dtype: Dtype): EngineRun {
-  const tg = trainingGraph(rec, data.tau, loss, dslBuilder(), { inputGrads: true, stateGrads: true });
+  const tg = trainingGraph(rec, data.tau, loss, derivedBuilder(), { inputGrads: true, stateGrads: true });
   return { tg, values: evaluate(runGraph(tg), params, bindData(rec, data), dtype) };
 }
 

@@ -2,7 +2,7 @@
 import { makeGraph } from '../ir/graph.ts';
 import { UnfoldError } from '../ir/errors.ts';
 import { shapeToString, sizeOf, type Shape, type Tensor } from '../ir/tensor.ts';
-import { dslBuilder } from '../dsl/context.ts';
+import { derivedBuilder } from '../dsl/context.ts';
 import { DEFAULT_SEED, initialParams, mulberry32 } from '../dsl/init.ts';
 import type { Recurrence } from '../dsl/recurrence.ts';
 import { evaluate } from '../interp/evaluate.ts';
@@ -106,7 +106,7 @@ export interface CheckReport {
 
 /** Runs the check on one built model with its data and parameters (float64 throughout). */
 export function checkGradients(rec: Recurrence, data: RunData, params: Map<string, Tensor>, loss: LossSpec, opts: CheckOptions): CheckReport {
-  const tg = trainingGraph(rec, data.tau, loss, dslBuilder(), { inputGrads: true, stateGrads: true });
+  const tg = trainingGraph(rec, data.tau, loss, derivedBuilder(), { inputGrads: true, stateGrads: true });
   const inputs = bindData(rec, data);
   const run = collectRun(tg, loss, evaluate(runGraph(tg), params, inputs, 'f64'));
   const lossGraph = makeGraph([{ name: 'loss', node: tg.trainable.loss }]);

@@ -1,7 +1,7 @@
 // `unfold show`: the model's step graph as IR text, and the size of its unrolled form.
 import { nodesOf, printGraph, verify } from '../ir/graph.ts';
 import { opRule } from '../prims/index.ts';
-import { currentContext, dslBuilder } from '../dsl/context.ts';
+import { currentContext, derivedBuilder } from '../dsl/context.ts';
 import { stepGraph } from '../dsl/recurrence.ts';
 import { unroll } from '../transforms/unroll.ts';
 import { withLoss } from '../transforms/loss.ts';
@@ -27,8 +27,8 @@ export const show: Command = {
     const rec = model.build(batch);
     const step = verify(stepGraph(rec), opRule);
     const u = unroll(rec, tau, currentContext());
-    const trainable = withLoss(u, model.task?.loss ?? { kind: 'mse' }, dslBuilder());
-    const grad = vjp(trainable.graph, trainable.loss, rec.params.map((p) => p.node), dslBuilder());
+    const trainable = withLoss(u, model.task?.loss ?? { kind: 'mse' }, derivedBuilder());
+    const grad = vjp(trainable.graph, trainable.loss, rec.params.map((p) => p.node), derivedBuilder());
     verify(grad.graph, opRule);
     const out: string[] = [`# ${model.name} (${source}), batch ${batch}: step graph`, printGraph(step).trimEnd()];
     if (values.unrolled) out.push(`# unrolled, τ = ${tau}`, printGraph(trainable.graph, { steps: true }).trimEnd());

@@ -2,7 +2,7 @@
 // elides long unrollings, lays it out. Same model and request, same bytes.
 import { UnfoldError } from '../ir/errors.ts';
 import { Context } from '../ir/node.ts';
-import { dslBuilder, withContext } from '../dsl/context.ts';
+import { derivedBuilder, withContext } from '../dsl/context.ts';
 import type { ModelDef } from '../dsl/model.ts';
 import type { Recurrence } from '../dsl/recurrence.ts';
 import { checkTau } from '../transforms/unroll.ts';
@@ -52,7 +52,7 @@ export function modelDiagram(model: ModelDef, req: DotRequest, ctx: Context = ne
       Html.font(`${what} · ${level} level`, LABEL.title),
       ...(model.description ? [Html.br(), Html.font(model.description, LABEL.note)] : []),
     );
-    const diagram = buildView(rec, { view: req.view, level, tau, loss, name: `${model.name} ${req.view}`, title }, dslBuilder());
+    const diagram = buildView(rec, { view: req.view, level, tau, loss, name: `${model.name} ${req.view}`, title }, derivedBuilder());
     return elide(diagram, req.full ?? false);
   }, ctx);
 }

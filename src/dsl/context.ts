@@ -15,6 +15,14 @@ export function dslBuilder(): NodeBuilder {
   return builder;
 }
 
+/**
+ * A builder over the current context for what the compiler derives from a traced model (loss,
+ * gradients, unrolled copies): it does not read the call stack for every node, as the DSL must.
+ */
+export function derivedBuilder(): NodeBuilder {
+  return createBuilder(current);
+}
+
 /** Runs `f` with a fresh (or given) context current, restoring the previous one after. */
 export function withContext<T>(f: () => T, ctx: Context = new Context()): T {
   const saved = [current, builder] as const;

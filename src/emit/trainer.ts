@@ -5,8 +5,7 @@ import { Project, Scope, VariableDeclarationKind } from 'ts-morph';
 import { UnfoldError } from '../ir/errors.ts';
 import type { Node } from '../ir/node.ts';
 import { sizeOf } from '../ir/tensor.ts';
-import { createBuilder } from '../prims/builder.ts';
-import { currentContext, withContext } from '../dsl/context.ts';
+import { derivedBuilder, withContext } from '../dsl/context.ts';
 import { DEFAULT_SEED } from '../dsl/init.ts';
 import { initOf } from '../dsl/recurrence.ts';
 import { lossOutputIndex } from '../transforms/loss.ts';
@@ -75,7 +74,7 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
   const rec = cfg.model.build(B);
   // The model is traced by the DSL (nodes remember the user's line); what the compiler derives
   // from it is built without reading the stack for every node.
-  const b = createBuilder(currentContext());
+  const b = derivedBuilder();
   // The unrolled training graph is built only when needed (the unrolled form, or a caller that
   // inspects it): the rolled form works from the step body alone, so its compile time does not grow with τ.
   let training: TrainingGraph | undefined;
