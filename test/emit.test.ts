@@ -138,7 +138,7 @@ describe('emitted code', () => {
     flat.forEach((v) => expect(v).toBe((2 * next() - 1) * k));
   });
 
-  it('keeps the heap flat over 10,000 steps, with no garbage collection during them', async () => {
+  it('keeps the heap flat over 10,000 steps, allocating at most the returned loss', async () => {
     const { emitted } = await compiled(cellModel({ cell: 'elman', input: 1, hidden: 8, output: 1 }), 1, 10, 'f32', { name: 'adam', lr: 0.01 }, { carryState: true });
     // A child process with an explicit gc(), so the measurement is not at the mercy of GC timing.
     const dir = mkdtempSync(path.join(tmpdir(), 'unfold-heap-'));
@@ -148,9 +148,13 @@ describe('emitted code', () => {
       'const tr = createTrainer();',
       'const x = new Float32Array(10).map((_, i) => Math.sin(i)), y = new Float32Array(10).map((_, i) => Math.cos(i));',
       'for (let i = 0; i < 10000; i++) tr.step(x, y);',
-      'gc(); gc(); const before = process.memoryUsage().heapUsed;',
-      'for (let i = 0; i < 10000; i++) tr.step(x, y);',
-      'const during = process.memoryUsage().heapUsed - before;',
+      // Allocation while stepping: the least of three windows (a JIT or GC event can land in one).
+      'let during = Infinity;',
+      'for (let w = 0; w < 3; w++) {',
+      '  gc(); gc(); const before = process.memoryUsage().heapUsed;',
+      '  for (let i = 0; i < 10000; i++) tr.step(x, y);',
+      '  during = Math.min(during, process.memoryUsage().heapUsed - before);',
+      '}',
       // Retention is measured between two later checkpoints, after the JIT has settled.
       'gc(); gc(); const mid = process.memoryUsage().heapUsed;',
       'for (let i = 0; i < 10000; i++) tr.step(x, y);',
@@ -160,8 +164,9 @@ describe('emitted code', () => {
     rmSync(dir, { recursive: true, force: true });
     expect(r.stderr).toBe('');
     const { retained, during } = JSON.parse(r.stdout) as { retained: number; during: number };
-    // Nothing is retained (a leak of 8 bytes a step would show as 80 kB). While stepping, V8 boxes the returned loss (a 16-byte heap number, the
-    // one allocation a JS function returning a float cannot avoid); a per-step array would be far more.
+    // Nothing is retained (a leak of 8 bytes a step would show as 80 kB). While stepping, V8 boxes
+    // the returned loss (a 16-byte heap number, which a JS function returning a float cannot avoid);
+    // any per-step array would be far more.
     expect(retained).toBeLessThan(40_000);
     expect(during / 10_000).toBeLessThan(100);
   });
