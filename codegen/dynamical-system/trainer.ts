@@ -262,20 +262,7 @@ export class Trainer {
               A[184 + (i + 0) * 2 + (j + 1)] = c01;
             }
           }
-          for (let i = 0; i < 2; i += 2) {
-            for (let j = 0; j < 2; j += 2) {
-              let c00 = 0, c01 = 0, c10 = 0, c11 = 0;
-              const ra0 = 188 + (i + 0) * 1;
-              const ra1 = 188 + (i + 1) * 1;
-              const rb0 = q0 + (j + 0);
-              const rb1 = q0 + (j + 1);
-              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const b0 = A[rb0 + p * 2]; c00 += a0 * b0; c10 += a1 * b0; const b1 = A[rb1 + p * 2]; c01 += a0 * b1; c11 += a1 * b1; }
-              A[6 + (i + 0) * 2 + (j + 0)] += c00;
-              A[6 + (i + 0) * 2 + (j + 1)] += c01;
-              A[6 + (i + 1) * 2 + (j + 0)] += c10;
-              A[6 + (i + 1) * 2 + (j + 1)] += c11;
-            }
-          }
+          for (let i = 0; i < 2; i++) { const a0 = A[188 + i * 1]; for (let j = 0; j < 2; j++) A[6 + i * 2 + j] += a0 * A[q0 + j]; }
           for (let i1 = 0; i1 < 2; i1++) { { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { acc = acc + A[188 + (i0 * 2 + i1 * 1)]; } A[10 + (i1 * 1)] += acc; } }
           for (let i = 0; i < 2; i++) A[182 + i] = A[184 + i];
         }

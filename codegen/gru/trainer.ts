@@ -241,25 +241,7 @@ export class Trainer {
           const q3 = 6806 + (t + 1) * 32;
           const q4 = 7158 + t * 1;
           const q5 = 10594 + t * 161;
-          for (let i = 0; i < 1; i += 1) {
-            for (let j = 0; j < 96; j += 6) {
-              let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
-              const ra0 = q1 + (i + 0) * 1;
-              const rb0 = 7169 + (j + 0) * 1;
-              const rb1 = 7169 + (j + 1) * 1;
-              const rb2 = 7169 + (j + 2) * 1;
-              const rb3 = 7169 + (j + 3) * 1;
-              const rb4 = 7169 + (j + 4) * 1;
-              const rb5 = 7169 + (j + 5) * 1;
-              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; const b3 = A[rb3 + p]; c03 += a0 * b3; const b4 = A[rb4 + p]; c04 += a0 * b4; const b5 = A[rb5 + p]; c05 += a0 * b5; }
-              A[12269 + (i + 0) * 96 + (j + 0)] = c00;
-              A[12269 + (i + 0) * 96 + (j + 1)] = c01;
-              A[12269 + (i + 0) * 96 + (j + 2)] = c02;
-              A[12269 + (i + 0) * 96 + (j + 3)] = c03;
-              A[12269 + (i + 0) * 96 + (j + 4)] = c04;
-              A[12269 + (i + 0) * 96 + (j + 5)] = c05;
-            }
-          }
+          for (let i = 0; i < 1; i++) { const a0 = A[q1 + i * 1]; for (let j = 0; j < 96; j++) A[12269 + i * 96 + j] = a0 * A[7169 + j * 1]; }
           for (let i = 0; i < 96; i++) A[12365 + i] = A[12269 + i] + A[7265 + i];
           for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[12269 + o * 32 + j] = A[12365 + o * 96 + 32 + j];
           for (let i = 0; i < 1; i += 1) {
@@ -317,34 +299,7 @@ export class Trainer {
           const q5 = 10594 + t * 161;
           A[12269] = 0.1 * A[q5];
           A[12270] = A[12269] + A[12269];
-          for (let i = 0; i < 1; i += 1) {
-            for (let j = 0; j < 30; j += 6) {
-              let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
-              const ra0 = 12270 + (i + 0) * 1;
-              const rb0 = 10562 + (j + 0) * 1;
-              const rb1 = 10562 + (j + 1) * 1;
-              const rb2 = 10562 + (j + 2) * 1;
-              const rb3 = 10562 + (j + 3) * 1;
-              const rb4 = 10562 + (j + 4) * 1;
-              const rb5 = 10562 + (j + 5) * 1;
-              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; const b3 = A[rb3 + p]; c03 += a0 * b3; const b4 = A[rb4 + p]; c04 += a0 * b4; const b5 = A[rb5 + p]; c05 += a0 * b5; }
-              A[12271 + (i + 0) * 32 + (j + 0)] = c00;
-              A[12271 + (i + 0) * 32 + (j + 1)] = c01;
-              A[12271 + (i + 0) * 32 + (j + 2)] = c02;
-              A[12271 + (i + 0) * 32 + (j + 3)] = c03;
-              A[12271 + (i + 0) * 32 + (j + 4)] = c04;
-              A[12271 + (i + 0) * 32 + (j + 5)] = c05;
-            }
-            {
-              let c00 = 0, c01 = 0;
-              const ra0 = 12270 + (i + 0) * 1;
-              const rb0 = 10562 + (30 + 0) * 1;
-              const rb1 = 10562 + (30 + 1) * 1;
-              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; }
-              A[12271 + (i + 0) * 32 + (30 + 0)] = c00;
-              A[12271 + (i + 0) * 32 + (30 + 1)] = c01;
-            }
-          }
+          for (let i = 0; i < 1; i++) { const a0 = A[12270 + i * 1]; for (let j = 0; j < 32; j++) A[12271 + i * 32 + j] = a0 * A[10562 + j * 1]; }
           for (let i = 0; i < 32; i++) A[12303 + i] = A[12205 + i] + A[12271 + i];
           for (let i = 0; i < 32; i++) A[12271 + i] = (A[12303 + i] * A[(q5 + 33) + i]) * (1 - (A[(q5 + 65) + i] * A[(q5 + 65) + i]));
           for (let i = 0; i < 32; i++) A[12335 + i] = A[12271 + i] * A[(q5 + 97) + i];
@@ -389,86 +344,12 @@ export class Trainer {
           for (let f = 0; f < 96; f++) A[12303 + f] = 0;
           for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[12303 + o * 96 + 64 + j] = A[12271 + o * 32 + j];
           for (let i = 0; i < 96; i++) A[12751 + i] = (A[12463 + i] + A[12303 + i]) + A[12559 + i];
-          for (let i = 0; i < 1; i += 1) {
-            for (let j = 0; j < 96; j += 6) {
-              let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
-              const ra0 = q1 + (i + 0) * 1;
-              const rb0 = 12751 + (j + 0);
-              const rb1 = 12751 + (j + 1);
-              const rb2 = 12751 + (j + 2);
-              const rb3 = 12751 + (j + 3);
-              const rb4 = 12751 + (j + 4);
-              const rb5 = 12751 + (j + 5);
-              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p * 96]; c00 += a0 * b0; const b1 = A[rb1 + p * 96]; c01 += a0 * b1; const b2 = A[rb2 + p * 96]; c02 += a0 * b2; const b3 = A[rb3 + p * 96]; c03 += a0 * b3; const b4 = A[rb4 + p * 96]; c04 += a0 * b4; const b5 = A[rb5 + p * 96]; c05 += a0 * b5; }
-              A[12271 + (i + 0) * 96 + (j + 0)] = c00;
-              A[12271 + (i + 0) * 96 + (j + 1)] = c01;
-              A[12271 + (i + 0) * 96 + (j + 2)] = c02;
-              A[12271 + (i + 0) * 96 + (j + 3)] = c03;
-              A[12271 + (i + 0) * 96 + (j + 4)] = c04;
-              A[12271 + (i + 0) * 96 + (j + 5)] = c05;
-            }
-          }
+          for (let i = 0; i < 1; i++) { const a0 = A[q1 + i * 1]; for (let j = 0; j < 96; j++) A[12271 + i * 96 + j] = a0 * A[12751 + j]; }
           for (let i = 0; i < 96; i++) { A[12367 + i] = A[12271 + i]; }
-          for (let i = 0; i < 96; i += 4) {
-            for (let j = 0; j < 30; j += 3) {
-              let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-              const ra0 = 12655 + (i + 0) * 1;
-              const ra1 = 12655 + (i + 1) * 1;
-              const ra2 = 12655 + (i + 2) * 1;
-              const ra3 = 12655 + (i + 3) * 1;
-              const rb0 = q0 + (j + 0);
-              const rb1 = q0 + (j + 1);
-              const rb2 = q0 + (j + 2);
-              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-              A[3489 + (i + 0) * 32 + (j + 0)] += c00;
-              A[3489 + (i + 0) * 32 + (j + 1)] += c01;
-              A[3489 + (i + 0) * 32 + (j + 2)] += c02;
-              A[3489 + (i + 1) * 32 + (j + 0)] += c10;
-              A[3489 + (i + 1) * 32 + (j + 1)] += c11;
-              A[3489 + (i + 1) * 32 + (j + 2)] += c12;
-              A[3489 + (i + 2) * 32 + (j + 0)] += c20;
-              A[3489 + (i + 2) * 32 + (j + 1)] += c21;
-              A[3489 + (i + 2) * 32 + (j + 2)] += c22;
-              A[3489 + (i + 3) * 32 + (j + 0)] += c30;
-              A[3489 + (i + 3) * 32 + (j + 1)] += c31;
-              A[3489 + (i + 3) * 32 + (j + 2)] += c32;
-            }
-            {
-              let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-              const ra0 = 12655 + (i + 0) * 1;
-              const ra1 = 12655 + (i + 1) * 1;
-              const ra2 = 12655 + (i + 2) * 1;
-              const ra3 = 12655 + (i + 3) * 1;
-              const rb0 = q0 + (30 + 0);
-              const rb1 = q0 + (30 + 1);
-              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
-              A[3489 + (i + 0) * 32 + (30 + 0)] += c00;
-              A[3489 + (i + 0) * 32 + (30 + 1)] += c01;
-              A[3489 + (i + 1) * 32 + (30 + 0)] += c10;
-              A[3489 + (i + 1) * 32 + (30 + 1)] += c11;
-              A[3489 + (i + 2) * 32 + (30 + 0)] += c20;
-              A[3489 + (i + 2) * 32 + (30 + 1)] += c21;
-              A[3489 + (i + 3) * 32 + (30 + 0)] += c30;
-              A[3489 + (i + 3) * 32 + (30 + 1)] += c31;
-            }
-          }
+          for (let i = 0; i < 96; i++) { const a0 = A[12655 + i * 1]; for (let j = 0; j < 32; j++) A[3489 + i * 32 + j] += a0 * A[q0 + j]; }
           for (let i1 = 0; i1 < 96; i1++) { { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { acc = acc + A[12751 + (i0 * 96 + i1 * 1)]; } A[6561 + (i1 * 1)] += acc; } }
           for (let i1 = 0; i1 < 96; i1++) { { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { acc = acc + A[12655 + (i0 * 96 + i1 * 1)]; } A[6657 + (i1 * 1)] += acc; } }
-          for (let i = 0; i < 32; i += 4) {
-            for (let j = 0; j < 1; j += 1) {
-              let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-              const ra0 = q3 + (i + 0) * 1;
-              const ra1 = q3 + (i + 1) * 1;
-              const ra2 = q3 + (i + 2) * 1;
-              const ra3 = q3 + (i + 3) * 1;
-              const rb0 = 12270 + (j + 0);
-              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-              A[12271 + (i + 0) * 1 + (j + 0)] = c00;
-              A[12271 + (i + 1) * 1 + (j + 0)] = c10;
-              A[12271 + (i + 2) * 1 + (j + 0)] = c20;
-              A[12271 + (i + 3) * 1 + (j + 0)] = c30;
-            }
-          }
+          for (let i = 0; i < 32; i++) { const a0 = A[q3 + i * 1]; for (let j = 0; j < 1; j++) A[12271 + i * 1 + j] = a0 * A[12270 + j]; }
           for (let i = 0; i < 32; i++) { A[12303 + i] = A[12271 + i]; }
           for (let i1 = 0; i1 < 1; i1++) { { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { acc = acc + A[12270 + (i0 * 1 + i1 * 1)]; } A[6785 + (i1 * 1)] += acc; } }
           for (let i = 0; i < 96; i++) A[3393 + i] += A[12367 + i];
@@ -491,25 +372,7 @@ export class Trainer {
           const q1 = 6786 + t * 1;
           const q2 = 6806 + (t + 1) * 32;
           const q3 = 7158 + t * 1;
-          for (let i = 0; i < 1; i += 1) {
-            for (let j = 0; j < 96; j += 6) {
-              let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
-              const ra0 = q1 + (i + 0) * 1;
-              const rb0 = 7169 + (j + 0) * 1;
-              const rb1 = 7169 + (j + 1) * 1;
-              const rb2 = 7169 + (j + 2) * 1;
-              const rb3 = 7169 + (j + 3) * 1;
-              const rb4 = 7169 + (j + 4) * 1;
-              const rb5 = 7169 + (j + 5) * 1;
-              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; const b3 = A[rb3 + p]; c03 += a0 * b3; const b4 = A[rb4 + p]; c04 += a0 * b4; const b5 = A[rb5 + p]; c05 += a0 * b5; }
-              A[12269 + (i + 0) * 96 + (j + 0)] = c00;
-              A[12269 + (i + 0) * 96 + (j + 1)] = c01;
-              A[12269 + (i + 0) * 96 + (j + 2)] = c02;
-              A[12269 + (i + 0) * 96 + (j + 3)] = c03;
-              A[12269 + (i + 0) * 96 + (j + 4)] = c04;
-              A[12269 + (i + 0) * 96 + (j + 5)] = c05;
-            }
-          }
+          for (let i = 0; i < 1; i++) { const a0 = A[q1 + i * 1]; for (let j = 0; j < 96; j++) A[12269 + i * 96 + j] = a0 * A[7169 + j * 1]; }
           for (let i = 0; i < 96; i++) A[12365 + i] = A[12269 + i] + A[7265 + i];
           for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[12269 + o * 32 + j] = A[12365 + o * 96 + 32 + j];
           for (let i = 0; i < 1; i += 1) {

@@ -305,44 +305,7 @@ export class Trainer {
               A[1490 + (i + 0) * 16 + (12 + 3)] = c03;
             }
           }
-          for (let i = 0; i < 16; i += 4) {
-            for (let j = 0; j < 15; j += 3) {
-              let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-              const ra0 = q0 + (i + 0) * 1;
-              const ra1 = q0 + (i + 1) * 1;
-              const ra2 = q0 + (i + 2) * 1;
-              const ra3 = q0 + (i + 3) * 1;
-              const rb0 = 1522 + (j + 0);
-              const rb1 = 1522 + (j + 1);
-              const rb2 = 1522 + (j + 2);
-              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-              A[272 + (i + 0) * 16 + (j + 0)] += c00;
-              A[272 + (i + 0) * 16 + (j + 1)] += c01;
-              A[272 + (i + 0) * 16 + (j + 2)] += c02;
-              A[272 + (i + 1) * 16 + (j + 0)] += c10;
-              A[272 + (i + 1) * 16 + (j + 1)] += c11;
-              A[272 + (i + 1) * 16 + (j + 2)] += c12;
-              A[272 + (i + 2) * 16 + (j + 0)] += c20;
-              A[272 + (i + 2) * 16 + (j + 1)] += c21;
-              A[272 + (i + 2) * 16 + (j + 2)] += c22;
-              A[272 + (i + 3) * 16 + (j + 0)] += c30;
-              A[272 + (i + 3) * 16 + (j + 1)] += c31;
-              A[272 + (i + 3) * 16 + (j + 2)] += c32;
-            }
-            {
-              let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-              const ra0 = q0 + (i + 0) * 1;
-              const ra1 = q0 + (i + 1) * 1;
-              const ra2 = q0 + (i + 2) * 1;
-              const ra3 = q0 + (i + 3) * 1;
-              const rb0 = 1522 + (15 + 0);
-              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-              A[272 + (i + 0) * 16 + (15 + 0)] += c00;
-              A[272 + (i + 1) * 16 + (15 + 0)] += c10;
-              A[272 + (i + 2) * 16 + (15 + 0)] += c20;
-              A[272 + (i + 3) * 16 + (15 + 0)] += c30;
-            }
-          }
+          for (let i = 0; i < 16; i++) { const a0 = A[q0 + i * 1]; for (let j = 0; j < 16; j++) A[272 + i * 16 + j] += a0 * A[1522 + j]; }
           for (let i1 = 0; i1 < 16; i1++) { { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { acc = acc + A[1522 + (i0 * 16 + i1 * 1)]; } A[528 + (i1 * 1)] += acc; } }
           for (let i = 0; i < 16; i++) A[1474 + i] = A[1490 + i];
         }

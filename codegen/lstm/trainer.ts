@@ -252,34 +252,7 @@ export class Trainer {
           const q5 = 9398 + (t + 1) * 32;
           const q6 = 9750 + t * 1;
           const q7 = 14306 + t * 161;
-          for (let i = 0; i < 1; i += 1) {
-            for (let j = 0; j < 126; j += 6) {
-              let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
-              const ra0 = q2 + (i + 0) * 1;
-              const rb0 = 9761 + (j + 0) * 1;
-              const rb1 = 9761 + (j + 1) * 1;
-              const rb2 = 9761 + (j + 2) * 1;
-              const rb3 = 9761 + (j + 3) * 1;
-              const rb4 = 9761 + (j + 4) * 1;
-              const rb5 = 9761 + (j + 5) * 1;
-              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; const b3 = A[rb3 + p]; c03 += a0 * b3; const b4 = A[rb4 + p]; c04 += a0 * b4; const b5 = A[rb5 + p]; c05 += a0 * b5; }
-              A[16045 + (i + 0) * 128 + (j + 0)] = c00;
-              A[16045 + (i + 0) * 128 + (j + 1)] = c01;
-              A[16045 + (i + 0) * 128 + (j + 2)] = c02;
-              A[16045 + (i + 0) * 128 + (j + 3)] = c03;
-              A[16045 + (i + 0) * 128 + (j + 4)] = c04;
-              A[16045 + (i + 0) * 128 + (j + 5)] = c05;
-            }
-            {
-              let c00 = 0, c01 = 0;
-              const ra0 = q2 + (i + 0) * 1;
-              const rb0 = 9761 + (126 + 0) * 1;
-              const rb1 = 9761 + (126 + 1) * 1;
-              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; }
-              A[16045 + (i + 0) * 128 + (126 + 0)] = c00;
-              A[16045 + (i + 0) * 128 + (126 + 1)] = c01;
-            }
-          }
+          for (let i = 0; i < 1; i++) { const a0 = A[q2 + i * 1]; for (let j = 0; j < 128; j++) A[16045 + i * 128 + j] = a0 * A[9761 + j * 1]; }
           for (let i = 0; i < 1; i += 1) {
             for (let j = 0; j < 126; j += 6) {
               let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
@@ -346,34 +319,7 @@ export class Trainer {
           const q7 = 14306 + t * 161;
           A[16045] = 0.1 * A[q7];
           A[16046] = A[16045] + A[16045];
-          for (let i = 0; i < 1; i += 1) {
-            for (let j = 0; j < 30; j += 6) {
-              let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
-              const ra0 = 16046 + (i + 0) * 1;
-              const rb0 = 14274 + (j + 0) * 1;
-              const rb1 = 14274 + (j + 1) * 1;
-              const rb2 = 14274 + (j + 2) * 1;
-              const rb3 = 14274 + (j + 3) * 1;
-              const rb4 = 14274 + (j + 4) * 1;
-              const rb5 = 14274 + (j + 5) * 1;
-              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; const b3 = A[rb3 + p]; c03 += a0 * b3; const b4 = A[rb4 + p]; c04 += a0 * b4; const b5 = A[rb5 + p]; c05 += a0 * b5; }
-              A[16047 + (i + 0) * 32 + (j + 0)] = c00;
-              A[16047 + (i + 0) * 32 + (j + 1)] = c01;
-              A[16047 + (i + 0) * 32 + (j + 2)] = c02;
-              A[16047 + (i + 0) * 32 + (j + 3)] = c03;
-              A[16047 + (i + 0) * 32 + (j + 4)] = c04;
-              A[16047 + (i + 0) * 32 + (j + 5)] = c05;
-            }
-            {
-              let c00 = 0, c01 = 0;
-              const ra0 = 16046 + (i + 0) * 1;
-              const rb0 = 14274 + (30 + 0) * 1;
-              const rb1 = 14274 + (30 + 1) * 1;
-              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; }
-              A[16047 + (i + 0) * 32 + (30 + 0)] = c00;
-              A[16047 + (i + 0) * 32 + (30 + 1)] = c01;
-            }
-          }
+          for (let i = 0; i < 1; i++) { const a0 = A[16046 + i * 1]; for (let j = 0; j < 32; j++) A[16047 + i * 32 + j] = a0 * A[14274 + j * 1]; }
           for (let i = 0; i < 32; i++) A[16079 + i] = A[15917 + i] + A[16047 + i];
           for (let i = 0; i < 32; i++) A[16047 + i] = A[15949 + i] + ((A[16079 + i] * A[(q7 + 1) + i]) * (1 - (A[(q7 + 33) + i] * A[(q7 + 33) + i])));
           for (let i = 0; i < 32; i++) A[16111 + i] = (A[16047 + i] * A[(q7 + 65) + i]) * (1 - (A[(q7 + 97) + i] * A[(q7 + 97) + i]));
@@ -418,94 +364,11 @@ export class Trainer {
             }
           }
           for (let i = 0; i < 32; i++) A[16013 + i] = A[16047 + i] * A[(q7 + 129) + i];
-          for (let i = 0; i < 1; i += 1) {
-            for (let j = 0; j < 126; j += 6) {
-              let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
-              const ra0 = q2 + (i + 0) * 1;
-              const rb0 = 16655 + (j + 0);
-              const rb1 = 16655 + (j + 1);
-              const rb2 = 16655 + (j + 2);
-              const rb3 = 16655 + (j + 3);
-              const rb4 = 16655 + (j + 4);
-              const rb5 = 16655 + (j + 5);
-              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p * 128]; c00 += a0 * b0; const b1 = A[rb1 + p * 128]; c01 += a0 * b1; const b2 = A[rb2 + p * 128]; c02 += a0 * b2; const b3 = A[rb3 + p * 128]; c03 += a0 * b3; const b4 = A[rb4 + p * 128]; c04 += a0 * b4; const b5 = A[rb5 + p * 128]; c05 += a0 * b5; }
-              A[16047 + (i + 0) * 128 + (j + 0)] = c00;
-              A[16047 + (i + 0) * 128 + (j + 1)] = c01;
-              A[16047 + (i + 0) * 128 + (j + 2)] = c02;
-              A[16047 + (i + 0) * 128 + (j + 3)] = c03;
-              A[16047 + (i + 0) * 128 + (j + 4)] = c04;
-              A[16047 + (i + 0) * 128 + (j + 5)] = c05;
-            }
-            {
-              let c00 = 0, c01 = 0;
-              const ra0 = q2 + (i + 0) * 1;
-              const rb0 = 16655 + (126 + 0);
-              const rb1 = 16655 + (126 + 1);
-              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p * 128]; c00 += a0 * b0; const b1 = A[rb1 + p * 128]; c01 += a0 * b1; }
-              A[16047 + (i + 0) * 128 + (126 + 0)] = c00;
-              A[16047 + (i + 0) * 128 + (126 + 1)] = c01;
-            }
-          }
+          for (let i = 0; i < 1; i++) { const a0 = A[q2 + i * 1]; for (let j = 0; j < 128; j++) A[16047 + i * 128 + j] = a0 * A[16655 + j]; }
           for (let i = 0; i < 128; i++) { A[16175 + i] = A[16047 + i]; }
-          for (let i = 0; i < 128; i += 4) {
-            for (let j = 0; j < 30; j += 3) {
-              let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-              const ra0 = 16655 + (i + 0) * 1;
-              const ra1 = 16655 + (i + 1) * 1;
-              const ra2 = 16655 + (i + 2) * 1;
-              const ra3 = 16655 + (i + 3) * 1;
-              const rb0 = q0 + (j + 0);
-              const rb1 = q0 + (j + 1);
-              const rb2 = q0 + (j + 2);
-              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-              A[4641 + (i + 0) * 32 + (j + 0)] += c00;
-              A[4641 + (i + 0) * 32 + (j + 1)] += c01;
-              A[4641 + (i + 0) * 32 + (j + 2)] += c02;
-              A[4641 + (i + 1) * 32 + (j + 0)] += c10;
-              A[4641 + (i + 1) * 32 + (j + 1)] += c11;
-              A[4641 + (i + 1) * 32 + (j + 2)] += c12;
-              A[4641 + (i + 2) * 32 + (j + 0)] += c20;
-              A[4641 + (i + 2) * 32 + (j + 1)] += c21;
-              A[4641 + (i + 2) * 32 + (j + 2)] += c22;
-              A[4641 + (i + 3) * 32 + (j + 0)] += c30;
-              A[4641 + (i + 3) * 32 + (j + 1)] += c31;
-              A[4641 + (i + 3) * 32 + (j + 2)] += c32;
-            }
-            {
-              let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-              const ra0 = 16655 + (i + 0) * 1;
-              const ra1 = 16655 + (i + 1) * 1;
-              const ra2 = 16655 + (i + 2) * 1;
-              const ra3 = 16655 + (i + 3) * 1;
-              const rb0 = q0 + (30 + 0);
-              const rb1 = q0 + (30 + 1);
-              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
-              A[4641 + (i + 0) * 32 + (30 + 0)] += c00;
-              A[4641 + (i + 0) * 32 + (30 + 1)] += c01;
-              A[4641 + (i + 1) * 32 + (30 + 0)] += c10;
-              A[4641 + (i + 1) * 32 + (30 + 1)] += c11;
-              A[4641 + (i + 2) * 32 + (30 + 0)] += c20;
-              A[4641 + (i + 2) * 32 + (30 + 1)] += c21;
-              A[4641 + (i + 3) * 32 + (30 + 0)] += c30;
-              A[4641 + (i + 3) * 32 + (30 + 1)] += c31;
-            }
-          }
+          for (let i = 0; i < 128; i++) { const a0 = A[16655 + i * 1]; for (let j = 0; j < 32; j++) A[4641 + i * 32 + j] += a0 * A[q0 + j]; }
           for (let i1 = 0; i1 < 128; i1++) { { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { acc = acc + A[16655 + (i0 * 128 + i1 * 1)]; } A[16047 + (i1 * 1)] = acc; } }
-          for (let i = 0; i < 32; i += 4) {
-            for (let j = 0; j < 1; j += 1) {
-              let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-              const ra0 = q4 + (i + 0) * 1;
-              const ra1 = q4 + (i + 1) * 1;
-              const ra2 = q4 + (i + 2) * 1;
-              const ra3 = q4 + (i + 3) * 1;
-              const rb0 = 16046 + (j + 0);
-              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-              A[16303 + (i + 0) * 1 + (j + 0)] = c00;
-              A[16303 + (i + 1) * 1 + (j + 0)] = c10;
-              A[16303 + (i + 2) * 1 + (j + 0)] = c20;
-              A[16303 + (i + 3) * 1 + (j + 0)] = c30;
-            }
-          }
+          for (let i = 0; i < 32; i++) { const a0 = A[q4 + i * 1]; for (let j = 0; j < 1; j++) A[16303 + i * 1 + j] = a0 * A[16046 + j]; }
           for (let i = 0; i < 32; i++) { A[16335 + i] = A[16303 + i]; }
           for (let i1 = 0; i1 < 1; i1++) { { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { acc = acc + A[16046 + (i0 * 1 + i1 * 1)]; } A[9025 + (i1 * 1)] += acc; } }
           for (let i = 0; i < 128; i++) A[4513 + i] += A[16175 + i];
@@ -532,34 +395,7 @@ export class Trainer {
           const q3 = 9046 + (t + 1) * 32;
           const q4 = 9398 + (t + 1) * 32;
           const q5 = 9750 + t * 1;
-          for (let i = 0; i < 1; i += 1) {
-            for (let j = 0; j < 126; j += 6) {
-              let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
-              const ra0 = q2 + (i + 0) * 1;
-              const rb0 = 9761 + (j + 0) * 1;
-              const rb1 = 9761 + (j + 1) * 1;
-              const rb2 = 9761 + (j + 2) * 1;
-              const rb3 = 9761 + (j + 3) * 1;
-              const rb4 = 9761 + (j + 4) * 1;
-              const rb5 = 9761 + (j + 5) * 1;
-              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; const b3 = A[rb3 + p]; c03 += a0 * b3; const b4 = A[rb4 + p]; c04 += a0 * b4; const b5 = A[rb5 + p]; c05 += a0 * b5; }
-              A[16045 + (i + 0) * 128 + (j + 0)] = c00;
-              A[16045 + (i + 0) * 128 + (j + 1)] = c01;
-              A[16045 + (i + 0) * 128 + (j + 2)] = c02;
-              A[16045 + (i + 0) * 128 + (j + 3)] = c03;
-              A[16045 + (i + 0) * 128 + (j + 4)] = c04;
-              A[16045 + (i + 0) * 128 + (j + 5)] = c05;
-            }
-            {
-              let c00 = 0, c01 = 0;
-              const ra0 = q2 + (i + 0) * 1;
-              const rb0 = 9761 + (126 + 0) * 1;
-              const rb1 = 9761 + (126 + 1) * 1;
-              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; }
-              A[16045 + (i + 0) * 128 + (126 + 0)] = c00;
-              A[16045 + (i + 0) * 128 + (126 + 1)] = c01;
-            }
-          }
+          for (let i = 0; i < 1; i++) { const a0 = A[q2 + i * 1]; for (let j = 0; j < 128; j++) A[16045 + i * 128 + j] = a0 * A[9761 + j * 1]; }
           for (let i = 0; i < 1; i += 1) {
             for (let j = 0; j < 126; j += 6) {
               let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;

@@ -241,34 +241,7 @@ export class Trainer {
           const q3 = 2326 + (t + 1) * 32;
           const q4 = 2678 + t * 1;
           const q5 = 3874 + t * 1;
-          for (let i = 0; i < 1; i += 1) {
-            for (let j = 0; j < 30; j += 6) {
-              let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
-              const ra0 = q1 + (i + 0) * 1;
-              const rb0 = 2689 + (j + 0) * 1;
-              const rb1 = 2689 + (j + 1) * 1;
-              const rb2 = 2689 + (j + 2) * 1;
-              const rb3 = 2689 + (j + 3) * 1;
-              const rb4 = 2689 + (j + 4) * 1;
-              const rb5 = 2689 + (j + 5) * 1;
-              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; const b3 = A[rb3 + p]; c03 += a0 * b3; const b4 = A[rb4 + p]; c04 += a0 * b4; const b5 = A[rb5 + p]; c05 += a0 * b5; }
-              A[3949 + (i + 0) * 32 + (j + 0)] = c00;
-              A[3949 + (i + 0) * 32 + (j + 1)] = c01;
-              A[3949 + (i + 0) * 32 + (j + 2)] = c02;
-              A[3949 + (i + 0) * 32 + (j + 3)] = c03;
-              A[3949 + (i + 0) * 32 + (j + 4)] = c04;
-              A[3949 + (i + 0) * 32 + (j + 5)] = c05;
-            }
-            {
-              let c00 = 0, c01 = 0;
-              const ra0 = q1 + (i + 0) * 1;
-              const rb0 = 2689 + (30 + 0) * 1;
-              const rb1 = 2689 + (30 + 1) * 1;
-              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; }
-              A[3949 + (i + 0) * 32 + (30 + 0)] = c00;
-              A[3949 + (i + 0) * 32 + (30 + 1)] = c01;
-            }
-          }
+          for (let i = 0; i < 1; i++) { const a0 = A[q1 + i * 1]; for (let j = 0; j < 32; j++) A[3949 + i * 32 + j] = a0 * A[2689 + j * 1]; }
           for (let i = 0; i < 1; i += 1) {
             for (let j = 0; j < 30; j += 6) {
               let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
@@ -323,34 +296,7 @@ export class Trainer {
           const q5 = 3874 + t * 1;
           A[3949] = 0.1 * A[q5];
           A[3950] = A[3949] + A[3949];
-          for (let i = 0; i < 1; i += 1) {
-            for (let j = 0; j < 30; j += 6) {
-              let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
-              const ra0 = 3950 + (i + 0) * 1;
-              const rb0 = 3842 + (j + 0) * 1;
-              const rb1 = 3842 + (j + 1) * 1;
-              const rb2 = 3842 + (j + 2) * 1;
-              const rb3 = 3842 + (j + 3) * 1;
-              const rb4 = 3842 + (j + 4) * 1;
-              const rb5 = 3842 + (j + 5) * 1;
-              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; const b3 = A[rb3 + p]; c03 += a0 * b3; const b4 = A[rb4 + p]; c04 += a0 * b4; const b5 = A[rb5 + p]; c05 += a0 * b5; }
-              A[3951 + (i + 0) * 32 + (j + 0)] = c00;
-              A[3951 + (i + 0) * 32 + (j + 1)] = c01;
-              A[3951 + (i + 0) * 32 + (j + 2)] = c02;
-              A[3951 + (i + 0) * 32 + (j + 3)] = c03;
-              A[3951 + (i + 0) * 32 + (j + 4)] = c04;
-              A[3951 + (i + 0) * 32 + (j + 5)] = c05;
-            }
-            {
-              let c00 = 0, c01 = 0;
-              const ra0 = 3950 + (i + 0) * 1;
-              const rb0 = 3842 + (30 + 0) * 1;
-              const rb1 = 3842 + (30 + 1) * 1;
-              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; }
-              A[3951 + (i + 0) * 32 + (30 + 0)] = c00;
-              A[3951 + (i + 0) * 32 + (30 + 1)] = c01;
-            }
-          }
+          for (let i = 0; i < 1; i++) { const a0 = A[3950 + i * 1]; for (let j = 0; j < 32; j++) A[3951 + i * 32 + j] = a0 * A[3842 + j * 1]; }
           for (let i = 0; i < 32; i++) A[3983 + i] = (A[3885 + i] + A[3951 + i]) * (1 - (A[q3 + i] * A[q3 + i]));
           for (let i = 0; i < 1; i += 1) {
             for (let j = 0; j < 30; j += 6) {
@@ -380,94 +326,11 @@ export class Trainer {
               A[3917 + (i + 0) * 32 + (30 + 1)] = c01;
             }
           }
-          for (let i = 0; i < 1; i += 1) {
-            for (let j = 0; j < 30; j += 6) {
-              let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
-              const ra0 = q1 + (i + 0) * 1;
-              const rb0 = 3983 + (j + 0);
-              const rb1 = 3983 + (j + 1);
-              const rb2 = 3983 + (j + 2);
-              const rb3 = 3983 + (j + 3);
-              const rb4 = 3983 + (j + 4);
-              const rb5 = 3983 + (j + 5);
-              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; const b3 = A[rb3 + p * 32]; c03 += a0 * b3; const b4 = A[rb4 + p * 32]; c04 += a0 * b4; const b5 = A[rb5 + p * 32]; c05 += a0 * b5; }
-              A[3951 + (i + 0) * 32 + (j + 0)] = c00;
-              A[3951 + (i + 0) * 32 + (j + 1)] = c01;
-              A[3951 + (i + 0) * 32 + (j + 2)] = c02;
-              A[3951 + (i + 0) * 32 + (j + 3)] = c03;
-              A[3951 + (i + 0) * 32 + (j + 4)] = c04;
-              A[3951 + (i + 0) * 32 + (j + 5)] = c05;
-            }
-            {
-              let c00 = 0, c01 = 0;
-              const ra0 = q1 + (i + 0) * 1;
-              const rb0 = 3983 + (30 + 0);
-              const rb1 = 3983 + (30 + 1);
-              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; }
-              A[3951 + (i + 0) * 32 + (30 + 0)] = c00;
-              A[3951 + (i + 0) * 32 + (30 + 1)] = c01;
-            }
-          }
+          for (let i = 0; i < 1; i++) { const a0 = A[q1 + i * 1]; for (let j = 0; j < 32; j++) A[3951 + i * 32 + j] = a0 * A[3983 + j]; }
           for (let i = 0; i < 32; i++) { A[4015 + i] = A[3951 + i]; }
-          for (let i = 0; i < 32; i += 4) {
-            for (let j = 0; j < 30; j += 3) {
-              let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-              const ra0 = 3983 + (i + 0) * 1;
-              const ra1 = 3983 + (i + 1) * 1;
-              const ra2 = 3983 + (i + 2) * 1;
-              const ra3 = 3983 + (i + 3) * 1;
-              const rb0 = q0 + (j + 0);
-              const rb1 = q0 + (j + 1);
-              const rb2 = q0 + (j + 2);
-              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-              A[1185 + (i + 0) * 32 + (j + 0)] += c00;
-              A[1185 + (i + 0) * 32 + (j + 1)] += c01;
-              A[1185 + (i + 0) * 32 + (j + 2)] += c02;
-              A[1185 + (i + 1) * 32 + (j + 0)] += c10;
-              A[1185 + (i + 1) * 32 + (j + 1)] += c11;
-              A[1185 + (i + 1) * 32 + (j + 2)] += c12;
-              A[1185 + (i + 2) * 32 + (j + 0)] += c20;
-              A[1185 + (i + 2) * 32 + (j + 1)] += c21;
-              A[1185 + (i + 2) * 32 + (j + 2)] += c22;
-              A[1185 + (i + 3) * 32 + (j + 0)] += c30;
-              A[1185 + (i + 3) * 32 + (j + 1)] += c31;
-              A[1185 + (i + 3) * 32 + (j + 2)] += c32;
-            }
-            {
-              let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-              const ra0 = 3983 + (i + 0) * 1;
-              const ra1 = 3983 + (i + 1) * 1;
-              const ra2 = 3983 + (i + 2) * 1;
-              const ra3 = 3983 + (i + 3) * 1;
-              const rb0 = q0 + (30 + 0);
-              const rb1 = q0 + (30 + 1);
-              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
-              A[1185 + (i + 0) * 32 + (30 + 0)] += c00;
-              A[1185 + (i + 0) * 32 + (30 + 1)] += c01;
-              A[1185 + (i + 1) * 32 + (30 + 0)] += c10;
-              A[1185 + (i + 1) * 32 + (30 + 1)] += c11;
-              A[1185 + (i + 2) * 32 + (30 + 0)] += c20;
-              A[1185 + (i + 2) * 32 + (30 + 1)] += c21;
-              A[1185 + (i + 3) * 32 + (30 + 0)] += c30;
-              A[1185 + (i + 3) * 32 + (30 + 1)] += c31;
-            }
-          }
+          for (let i = 0; i < 32; i++) { const a0 = A[3983 + i * 1]; for (let j = 0; j < 32; j++) A[1185 + i * 32 + j] += a0 * A[q0 + j]; }
           for (let i1 = 0; i1 < 32; i1++) { { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { acc = acc + A[3983 + (i0 * 32 + i1 * 1)]; } A[3951 + (i1 * 1)] = acc; } }
-          for (let i = 0; i < 32; i += 4) {
-            for (let j = 0; j < 1; j += 1) {
-              let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-              const ra0 = q3 + (i + 0) * 1;
-              const ra1 = q3 + (i + 1) * 1;
-              const ra2 = q3 + (i + 2) * 1;
-              const ra3 = q3 + (i + 3) * 1;
-              const rb0 = 3950 + (j + 0);
-              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-              A[3983 + (i + 0) * 1 + (j + 0)] = c00;
-              A[3983 + (i + 1) * 1 + (j + 0)] = c10;
-              A[3983 + (i + 2) * 1 + (j + 0)] = c20;
-              A[3983 + (i + 3) * 1 + (j + 0)] = c30;
-            }
-          }
+          for (let i = 0; i < 32; i++) { const a0 = A[q3 + i * 1]; for (let j = 0; j < 1; j++) A[3983 + i * 1 + j] = a0 * A[3950 + j]; }
           for (let i = 0; i < 32; i++) { A[4047 + i] = A[3983 + i]; }
           for (let i1 = 0; i1 < 1; i1++) { { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { acc = acc + A[3950 + (i0 * 1 + i1 * 1)]; } A[2305 + (i1 * 1)] += acc; } }
           for (let i = 0; i < 32; i++) A[1153 + i] += A[4015 + i];
@@ -492,34 +355,7 @@ export class Trainer {
           const q1 = 2306 + t * 1;
           const q2 = 2326 + (t + 1) * 32;
           const q3 = 2678 + t * 1;
-          for (let i = 0; i < 1; i += 1) {
-            for (let j = 0; j < 30; j += 6) {
-              let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
-              const ra0 = q1 + (i + 0) * 1;
-              const rb0 = 2689 + (j + 0) * 1;
-              const rb1 = 2689 + (j + 1) * 1;
-              const rb2 = 2689 + (j + 2) * 1;
-              const rb3 = 2689 + (j + 3) * 1;
-              const rb4 = 2689 + (j + 4) * 1;
-              const rb5 = 2689 + (j + 5) * 1;
-              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; const b3 = A[rb3 + p]; c03 += a0 * b3; const b4 = A[rb4 + p]; c04 += a0 * b4; const b5 = A[rb5 + p]; c05 += a0 * b5; }
-              A[3949 + (i + 0) * 32 + (j + 0)] = c00;
-              A[3949 + (i + 0) * 32 + (j + 1)] = c01;
-              A[3949 + (i + 0) * 32 + (j + 2)] = c02;
-              A[3949 + (i + 0) * 32 + (j + 3)] = c03;
-              A[3949 + (i + 0) * 32 + (j + 4)] = c04;
-              A[3949 + (i + 0) * 32 + (j + 5)] = c05;
-            }
-            {
-              let c00 = 0, c01 = 0;
-              const ra0 = q1 + (i + 0) * 1;
-              const rb0 = 2689 + (30 + 0) * 1;
-              const rb1 = 2689 + (30 + 1) * 1;
-              for (let p = 0; p < 1; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; }
-              A[3949 + (i + 0) * 32 + (30 + 0)] = c00;
-              A[3949 + (i + 0) * 32 + (30 + 1)] = c01;
-            }
-          }
+          for (let i = 0; i < 1; i++) { const a0 = A[q1 + i * 1]; for (let j = 0; j < 32; j++) A[3949 + i * 32 + j] = a0 * A[2689 + j * 1]; }
           for (let i = 0; i < 1; i += 1) {
             for (let j = 0; j < 30; j += 6) {
               let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;

@@ -60,7 +60,14 @@ export const matmul: PrimDef = {
       const A: Operand = { buf: a!, base: (i) => (a!.transposed ? i : `${i} * ${k}`), step: a!.transposed ? m : 1 };
       const B: Operand = { buf: b!, base: (j) => (b!.transposed ? `${j} * ${k}` : j), step: b!.transposed ? 1 : n };
       const O = (i: string, j: string) => at(out, `${i} * ${n} + ${j}`);
-      return registerBlocked(m, k, n, A, B, O, accumulate ? '+=' : '=');
+      const store = accumulate ? '+=' : '=';
+      if (k === 1) {
+        // An outer product (e.g. a weight gradient at batch 1): one term per element, nothing to block.
+        const a0 = `${a!.arr}[${A.buf.off === 0 ? '' : `${A.buf.off} + `}${A.base('i')}]`;
+        const b0 = `${b!.arr}[${B.buf.off === 0 ? '' : `${B.buf.off} + `}${B.base('j')}]`;
+        return `for (let i = 0; i < ${m}; i++) { const a0 = ${a0}; for (let j = 0; j < ${n}; j++) ${O('i', 'j')} ${store} a0 * ${b0}; }`;
+      }
+      return registerBlocked(m, k, n, A, B, O, store);
     },
   },
 };
