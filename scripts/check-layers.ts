@@ -9,14 +9,15 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 /**
  * What each layer (a folder of src/, or `index` for src/index.ts) may import besides itself:
  * cli → emit, dot → passes → transforms → dsl, cells → prims → ir, with the leaves-ish side
- * modules io, plot, data (ir only) and interp (ir, prims) available to the layers above them.
+ * modules io, plot (ir only), data (ir, dsl: a task is data plus its training settings) and interp
+ * (ir, prims) available to the layers above them.
  */
 export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   ir: [],
   prims: ['ir'],
   io: ['ir'],
   plot: ['ir'],
-  data: ['ir'],
+  data: ['ir', 'dsl'],
   interp: ['ir', 'prims'],
   dsl: ['ir', 'prims'],
   cells: ['ir', 'prims', 'dsl'],

@@ -9,6 +9,6 @@ export { defineModel, type ModelDef, type TaskDef, type OptimizerSpec, type Wind
 export { withContext, currentContext } from './dsl/context.ts';
 export { initialParams, mulberry32 } from './dsl/init.ts';
 export { cell, elman, lstm, gru, cellParamShapes, type CellKind, type CellSpec } from './cells/rnn.ts';
-export { sincosWindow, windowTimes } from './data/sincos.ts';
+export { sincosTask, sincosWindow, windowTimes } from './data/sincos.ts';
 export type { Tensor, Shape } from './ir/tensor.ts';
 export { tensor } from './ir/tensor.ts';

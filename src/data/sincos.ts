@@ -2,6 +2,7 @@
 // window k spans [kπ, (k+1)π] at T points (linspace, both ends); channel j and batch row b are
 // phase-shifted by 0.1 j and 2πb/B; x = sin, y = cos.
 import { tensor, type Tensor } from '../ir/tensor.ts';
+import type { TaskDef } from '../dsl/model.ts';
 
 export interface SincosShape {
   readonly batch: number;
@@ -30,4 +31,23 @@ export function sincosWindow(k: number, shape: SincosShape): { x: Tensor; y: Ten
     }
   }
   return { x, y };
+}
+
+/**
+ * The seed task: window k of the sin→cos signal at each training step, MSE, Adam, the hidden state
+ * carried from window to window and detached (truncated BPTT) — the PyTorch tutorial's loop.
+ * @example task: sincosTask() // 10 points per window, 60 steps, Adam lr 0.02, batch 1
+ */
+export function sincosTask(opts: { seqLen?: number; steps?: number; lr?: number; batch?: number; input?: number; output?: number; seed?: number } = {}): TaskDef {
+  const shape = { batch: opts.batch ?? 1, seqLen: opts.seqLen ?? 10, input: opts.input ?? 1, output: opts.output ?? 1 };
+  return {
+    batch: shape.batch,
+    seqLen: shape.seqLen,
+    steps: opts.steps ?? 60,
+    loss: { kind: 'mse' },
+    optimizer: { name: 'adam', lr: opts.lr ?? 0.02 },
+    carryState: true,
+    seed: opts.seed ?? 1234,
+    window: (k) => sincosWindow(k, shape),
+  };
 }
