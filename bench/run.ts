@@ -3,14 +3,14 @@
 // workload in the peers' format; `--peers` also runs PyTorch and TF.js in the same run and prints ratios.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { cell, GATES, type CellKind } from '../src/cells/rnn.ts';
 import { sincosWindow } from '../src/data/sincos.ts';
 import { defineModel } from '../src/dsl/model.ts';
-import { importTrainer, type TrainerInstance } from '../src/emit/load.ts';
+import { importTrainer, transpileTrainer, type TrainerInstance } from '../src/emit/load.ts';
 import { emitTrainer } from '../src/emit/trainer.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -49,36 +49,6 @@ function fingerprint(data: { x: Float32Array; y: Float32Array }[], tr: TrainerIn
 
 const now = () => performance.now() / 1000;
 
-/** The peers' protocol (common.mjs timeSteps): warm-up, N from the warm-up's second half, 5 repeats, median. */
-function timeSteps(w: Workload, step: (wantLoss: boolean) => number, targetSec: number, repeats: number, fixedSteps: number) {
-  let stepsTotal = 0;
-  const run = (want: boolean) => { stepsTotal++; return step(want); };
-  const t0 = now();
-  const lossFirst = run(true);
-  let lossWarm = lossFirst, done = 1, tHalf: number | null = null, nHalf = 0;
-  while (done < w.warmupSteps) {
-    if (done === Math.floor(w.warmupSteps / 2)) { tHalf = now(); nHalf = done; }
-    lossWarm = run(done === w.warmupSteps - 1);
-    done++;
-  }
-  const t1 = now();
-  const perStep = tHalf !== null && done > nHalf ? (t1 - tHalf) / (done - nHalf) : (t1 - t0) / done;
-  const n = fixedSteps > 0 ? fixedSteps : Math.max(1, Math.round(targetSec / Math.max(perStep, 1e-9)));
-  const reps: number[] = [];
-  let lossLast = NaN;
-  for (let r = 0; r < repeats; r++) {
-    const ts = now();
-    for (let i = 0; i < n; i++) {
-      const last = r === repeats - 1 && i === n - 1;
-      const l = run(last);
-      if (last) lossLast = l;
-    }
-    reps.push(((now() - ts) * 1000) / n);
-  }
-  const med = [...reps].sort((a, b) => a - b)[Math.floor(reps.length / 2)]!;
-  return { stepsTimed: n, repeats, msPerStep: +med.toFixed(5), msPerStepRepeats: reps.map((r) => +r.toFixed(5)), lossFirst, lossWarm, warmupSteps: done, lossLast, stepsTotal };
-}
-
 export async function benchWorkload(w: Workload, spec: Spec, opts: { targetSec: number; repeats: number; steps: number; form?: 'rolled' | 'unrolled' }) {
   const model = defineModel({ name: w.id, build: (batch) => cell(w.cell, { input: w.inputSize, hidden: w.hiddenSize, output: w.outputSize, batch }) });
   const tc = now();
@@ -88,14 +58,20 @@ export async function benchWorkload(w: Workload, spec: Spec, opts: { targetSec: 
     ...(opts.form ? { form: opts.form } : {}),
   });
   const compileSec = now() - tc;
-  const tr = (await importTrainer(emitted)).createTrainer();
   const data = windows(w, spec.dataCycle);
-  const fp = fingerprint(data, tr);
-  let k = 0;
-  const result = timeSteps(w, () => {
-    const d = data[k++ % spec.dataCycle]!;
-    return tr.step(d.x, d.y);
-  }, opts.targetSec, opts.repeats, opts.steps);
+  const fp = fingerprint(data, (await importTrainer(emitted)).createTrainer());
+  // The timed steps run in a clean process that loads only the trainer, as a user's program would.
+  const dir = path.join(ROOT, 'out', 'bench', w.id);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(path.join(dir, 'trainer.mjs'), transpileTrainer(emitted));
+  writeFileSync(path.join(dir, 'windows.bin'), Buffer.concat(data.flatMap((d) => [Buffer.from(d.x.buffer), Buffer.from(d.y.buffer)])));
+  writeFileSync(path.join(dir, 'config.json'), JSON.stringify({
+    dataCycle: spec.dataCycle, xSize: data[0]!.x.length, ySize: data[0]!.y.length, warmupSteps: w.warmupSteps,
+    targetSec: opts.targetSec, repeats: opts.repeats, steps: opts.steps,
+  }));
+  const child = spawnSync(process.execPath, [path.join(ROOT, 'bench', 'worker.mjs'), ...['trainer.mjs', 'windows.bin', 'config.json'].map((f) => path.join(dir, f))], { encoding: 'utf8' });
+  if (child.status !== 0) throw new Error(`bench worker failed on ${w.id}: ${child.stderr}`);
+  const result = JSON.parse(child.stdout) as { msPerStep: number; lossFirst: number; lossWarm: number } & Record<string, unknown>;
   const flops = flopsPerStep(w);
   return {
     peer: 'unfold', workload: w.id, threads: 1, ...result,
