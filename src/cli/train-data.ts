@@ -195,11 +195,17 @@ export function piece(w: TrainWindow, src: DataSource, p: number, K: number): Tr
   };
 }
 
-/** A --params file: exactly the model's parameters, plus optional `<state>0` entries (what --save writes). */
+/** Checkpoint entries that hold the optimizer's step count and buffers (Adam's moments, momenta). */
+export const OPTIMIZER_STEPS = 'optimizer.steps';
+export const OPTIMIZER_STATE = 'optimizer.state';
+
+/** A --params file: exactly the model's parameters, plus optional `<state>0` and optimizer entries (what --save writes). */
 export interface StartValues {
   readonly params: Map<string, Tensor>;
   /** Initial states by state name, flat in the state's own shape. */
   readonly state: Record<string, Float64Array>;
+  /** The optimizer's state when the file is a checkpoint, to resume exactly where it stopped. */
+  readonly optimizer?: { readonly steps: number; readonly buffers: Float64Array };
 }
 
 /**
@@ -213,8 +219,19 @@ export function readStartValues(file: string, rec: Recurrence): StartValues {
   const params = new Map<string, Tensor>();
   const states = new Map<string, Tensor>();
   const stateKeys = new Map(rec.state.filter((s) => !expected.has(initialKey(s.name))).map((s) => [initialKey(s.name), s]));
-  for (const [name, t] of all) (stateKeys.has(name) ? states : params).set(name, t);
   const problems: string[] = [];
+  let optimizer: StartValues['optimizer'];
+  const steps = all.get(OPTIMIZER_STEPS), buffers = all.get(OPTIMIZER_STATE);
+  if (steps !== undefined || buffers !== undefined) {
+    const n = steps?.data[0];
+    if (!steps || !buffers || steps.data.length !== 1 || !Number.isInteger(n) || n! < 0) {
+      problems.push(`${file}: "${OPTIMIZER_STEPS}" (one non-negative integer) and "${OPTIMIZER_STATE}" go together`);
+    } else optimizer = { steps: n!, buffers: buffers.data };
+  }
+  for (const [name, t] of all) {
+    if (name === OPTIMIZER_STEPS || name === OPTIMIZER_STATE) continue;
+    (stateKeys.has(name) ? states : params).set(name, t);
+  }
   try {
     checkTensorMap(params, expected, { file, kind: 'parameter' });
   } catch (e) {
@@ -228,5 +245,5 @@ export function readStartValues(file: string, rec: Recurrence): StartValues {
     else problems.push(`${file}: initial state "${key}" has shape ${shapeToString(t.shape)}, expected ${shapeToString([1, ...s.node.shape])}`);
   }
   if (problems.length > 0) throw new UnfoldError(problems.join('\n'));
-  return { params, state };
+  return { params, state, ...(optimizer ? { optimizer } : {}) };
 }

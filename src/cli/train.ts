@@ -12,7 +12,7 @@ import { intFlag, parse, UsageError, type Command, type Options } from './comman
 import { compileOptions, trainerConfig } from './compile-options.ts';
 import { modelOptions, resolveModel } from './model-args.ts';
 import { initialKey } from './run-data.ts';
-import { buildAt, fileSource, piece, readStartValues, taskSource, type DataSource, type StartValues, type TrainWindow } from './train-data.ts';
+import { buildAt, fileSource, OPTIMIZER_STATE, OPTIMIZER_STEPS, piece, readStartValues, taskSource, type DataSource, type StartValues, type TrainWindow } from './train-data.ts';
 import { PLOTTED_STEPS, plotRecord, writePlots, type PlotRecord } from './train-plots.ts';
 import { makeReporter, reportMode, summaryText, type Reference } from './train-report.ts';
 
@@ -83,13 +83,19 @@ function prepareOutDir(dir: string): void {
   }
 }
 
-/** The checkpoint: parameters by name, then (when carried) each state as `<state>0` [1, ...shape]. */
+/**
+ * The checkpoint: parameters by name, then (when carried) each state as `<state>0` [1, ...shape],
+ * then the optimizer's step count and buffers, so that `--params` resumes exactly where it stopped.
+ */
 function checkpointText(trainer: TrainerInstance, withState: boolean): string {
   const map = new Map<string, Tensor>();
   for (const [name, t] of Object.entries(trainer.getParams())) map.set(name, { shape: t.shape, data: Float64Array.from(t.data) });
   if (withState) {
     for (const [name, t] of Object.entries(trainer.getState())) map.set(initialKey(name), { shape: [1, ...t.shape], data: Float64Array.from(t.data) });
   }
+  const opt = trainer.getOptimizerState();
+  map.set(OPTIMIZER_STEPS, { shape: [1], data: Float64Array.of(opt.steps) });
+  map.set(OPTIMIZER_STATE, { shape: [opt.buffers.length], data: Float64Array.from(opt.buffers) });
   // formatTensorMap refuses NaN/Infinity, so a bad value can never reach the file.
   return formatTensorMap(map);
 }
@@ -160,6 +166,11 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
     carryState: carry || pieces > 1,
   });
   const compileMs = performance.now() - c0;
+  if (start?.optimizer) {
+    // A checkpoint of the same optimizer resumes its moments too; another optimizer starts afresh.
+    if (start.optimizer.buffers.length === trainer.getOptimizerState().buffers.length) trainer.setOptimizerState(start.optimizer);
+    else process.stderr.write(`note: ${v.params}: the saved optimizer state does not fit ${cfg.optimizer.name} here; it starts afresh\n`);
+  }
 
   const losses: number[] = [];
   const records: PlotRecord[] = [];
@@ -220,7 +231,7 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
     secondHalfMsPerStep: half !== undefined ? (tEnd - tHalf) / (total - half) : undefined,
     reference: referenceFor(model, src, cfg, total),
   }));
-  if (v.save !== undefined) info.write(`saved ${v.save}: parameters${carry ? ` and the carried state (${rec.state.map((s) => initialKey(s.name)).join(', ')})` : ''}\n`);
+  if (v.save !== undefined) info.write(`saved ${v.save}: parameters${carry ? `, the carried state (${rec.state.map((s) => initialKey(s.name)).join(', ')})` : ''} and the optimizer state\n`);
   if (outDir !== undefined) {
     const { files, notes } = await writePlots(outDir, model.name, losses, records);
     if (run.extraPictures) files.push(...(await run.extraPictures(model, outDir)));
