@@ -8,16 +8,10 @@ import type { NodeBuilder } from '../prims/builder.ts';
 import type { Recurrence } from '../dsl/recurrence.ts';
 import { stepVjp } from '../transforms/step-vjp.ts';
 import { emitKernel } from './kernel.ts';
-import { EMIT_PASSES, planKernel, type ArenaBuilder, type Offset, type OutputSlot } from './plan.ts';
+import { EMIT_PASSES, planKernel, type Offset, type OutputSlot } from './plan.ts';
 import { runPasses } from '../passes/pass.ts';
-import type { Slot, TrainerConfig } from './config.ts';
-
-/** Per-step storage: the value of step t (0-based) at base + t·stride, for `count` steps. */
-export interface Seq {
-  readonly base: number;
-  readonly stride: number;
-  readonly count: number;
-}
+import type { TrainerConfig } from './config.ts';
+import type { KernelLayout, Kernels, Seq } from './layout.ts';
 
 /** Local offset names for per-step slots inside a loop over `t`, declared on first use. */
 class LoopOffsets {
@@ -40,34 +34,7 @@ class LoopOffsets {
   }
 }
 
-export interface RolledLayout {
-  readonly arena: ArenaBuilder;
-  /** Parameters (and anything else fixed) already placed. */
-  readonly pinned: ReadonlyMap<Node, Offset>;
-  readonly inputSeqs: readonly Seq[];
-  readonly targetSeq: Seq;
-  readonly stateSeqs: readonly Seq[];
-  readonly outputSeqs: readonly Seq[];
-  readonly inputGradSeqs: readonly Seq[];
-  readonly stateGradOffs: readonly number[];
-  readonly grads: readonly Slot[];
-  readonly lossOff: number;
-  readonly lossIndex: number;
-}
-
-export interface RolledKernels {
-  readonly train: string[];
-  readonly forward: string[];
-  readonly tempSize: number;
-  /** Invariants and the loops' fixed slots. */
-  readonly loopSize: number;
-  /** Residual storage: τ × residualsPerStep. */
-  readonly residualSize: number;
-  /** Elements of residual storage per step. */
-  readonly residualsPerStep: number;
-}
-
-export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilder, L: RolledLayout): RolledKernels {
+export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilder, L: KernelLayout): Kernels {
   const T = cfg.tau;
   const sv = stepVjp(rec, cfg.loss, T, b, { inputGrads: cfg.inputGrads ?? false });
   const placeholders = new Set<Node>([...rec.state.map((s) => s.node), ...rec.input.map((x) => x.node), sv.target, ...sv.cotangents]);

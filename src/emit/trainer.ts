@@ -11,10 +11,11 @@ import { initOf } from '../dsl/recurrence.ts';
 import { lossOutputIndex } from '../transforms/loss.ts';
 import { trainingGraph, type TrainingGraph } from '../transforms/training.ts';
 import type { Form, Slot, TrainerConfig } from './config.ts';
-import { emitKernel } from './kernel.ts';
 import { describeOptimizer, planOptimizer } from './optimizer.ts';
-import { ArenaBuilder, numberLiteral, planSlots, type Offset } from './plan.ts';
-import { rolledKernels, type Seq } from './rolled.ts';
+import { ArenaBuilder, numberLiteral, type Offset } from './plan.ts';
+import type { KernelLayout, Seq } from './layout.ts';
+import { rolledKernels } from './rolled.ts';
+import { unrolledKernels } from './unrolled.ts';
 
 export type { Dtype, Form, Slot, TrainerConfig } from './config.ts';
 
@@ -134,56 +135,9 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
     }
   });
 
-  let trainBody: string[];
-  let forwardBody: string[];
-  let tempSize: number;
-  let loopSize = 0, residualSize = 0, residualsPerStep = 0;
-  if (form === 'unrolled') {
-    const tg = unrolledTraining();
-    const u = tg.unrolled;
-    u.inputs.forEach((xs, t) => xs.forEach((n, i) => pinned.set(n, at(inputSeqs[i]!, t))));
-    tg.trainable.targets.forEach((n, t) => n && pinned.set(n, at(targetSeq, t)));
-    u.states[0]!.forEach((n, i) => pinned.set(n, at(stateSeqs[i]!, 0)));
-    const forwardSlots: { node: Node; slot: Offset }[] = [];
-    const forwardNames: string[] = [];
-    for (let t = 1; t <= T; t++) {
-      u.outputs[t - 1]!.forEach((n, k) => {
-        forwardSlots.push({ node: n, slot: at(outputSeqs[k]!, t - 1) });
-        forwardNames.push(`${rec.outputs[k]!.name}@${t}`);
-      });
-      u.states[t]!.forEach((n, i) => {
-        forwardSlots.push({ node: n, slot: at(stateSeqs[i]!, t) });
-        forwardNames.push(`${rec.state[i]!.name}@${t}`);
-      });
-    }
-    const gradSlots: { node: Node; slot: Offset }[] = [{ node: tg.trainable.loss, slot: lossOff }];
-    const wrtCount = rec.params.length;
-    tg.grad.grads.forEach((g, j) => {
-      if (j < wrtCount) gradSlots.push({ node: g, slot: grads[j]!.off });
-    });
-    if (cfg.inputGrads) {
-      let j = wrtCount;
-      for (let t = 0; t < T; t++) rec.input.forEach((_, i) => gradSlots.push({ node: tg.grad.grads[j++]!, slot: at(inputGradSeqs[i]!, t) }));
-      rec.state.forEach((_, i) => gradSlots.push({ node: tg.grad.grads[j++]!, slot: stateGradOffs[i]! }));
-    }
-    const tempBase = arena.size;
-    const trainPlan = planSlots([...gradSlots, ...forwardSlots], pinned, tempBase, b.ctx, cfg.onPass, [
-      'loss', ...rec.params.map((p) => `grad:${p.name}`), ...gradSlots.slice(1 + rec.params.length).map((_, i) => `grad:input${i}`),
-      ...forwardNames,
-    ]);
-    const forwardPlan = planSlots(forwardSlots, pinned, tempBase, b.ctx);
-    tempSize = Math.max(trainPlan.tempSize, forwardPlan.tempSize);
-    trainBody = emitKernel(trainPlan);
-    forwardBody = emitKernel(forwardPlan);
-  } else {
-    const rolled = rolledKernels(rec, cfg, b, { arena, pinned, inputSeqs, targetSeq, stateSeqs, outputSeqs, inputGradSeqs, stateGradOffs, grads, lossOff, lossIndex });
-    trainBody = rolled.train;
-    forwardBody = rolled.forward;
-    tempSize = rolled.tempSize;
-    loopSize = rolled.loopSize;
-    residualSize = rolled.residualSize;
-    residualsPerStep = rolled.residualsPerStep;
-  }
+  const layout: KernelLayout = { arena, pinned, inputSeqs, targetSeq, stateSeqs, outputSeqs, inputGradSeqs, stateGradOffs, grads, lossOff, lossIndex };
+  const kernels = form === 'unrolled' ? unrolledKernels(unrolledTraining(), rec, cfg, b, layout) : rolledKernels(rec, cfg, b, layout);
+  const { train: trainBody, forward: forwardBody, tempSize, loopSize, residualSize, residualsPerStep } = kernels;
   arena.reserve(tempSize);
   const optimizer = planOptimizer(
     cfg.optimizer,

@@ -1,0 +1,41 @@
+// The arena layout both forms share, and what a form's kernel builder returns.
+import type { Node } from '../ir/node.ts';
+import type { Slot } from './config.ts';
+import type { ArenaBuilder, Offset } from './plan.ts';
+
+/** Per-step storage: the value of step t (0-based) at base + t·stride, for `count` steps. */
+export interface Seq {
+  readonly base: number;
+  readonly stride: number;
+  readonly count: number;
+}
+
+/** Where the trainer keeps what both forms share: parameters, data, states, outputs, gradients. */
+export interface KernelLayout {
+  readonly arena: ArenaBuilder;
+  /** Parameters (and anything else fixed) already placed. */
+  readonly pinned: ReadonlyMap<Node, Offset>;
+  readonly inputSeqs: readonly Seq[];
+  readonly targetSeq: Seq;
+  readonly stateSeqs: readonly Seq[];
+  readonly outputSeqs: readonly Seq[];
+  readonly inputGradSeqs: readonly Seq[];
+  readonly stateGradOffs: readonly number[];
+  readonly grads: readonly Slot[];
+  readonly lossOff: number;
+  readonly lossIndex: number;
+}
+
+/** A form's kernels: the bodies of the trainer's train and forward methods. */
+export interface Kernels {
+  readonly train: string[];
+  readonly forward: string[];
+  readonly tempSize: number;
+  /** Invariants and the loops' fixed slots (rolled form). */
+  readonly loopSize: number;
+  /** Residual storage: τ × residualsPerStep (rolled form). */
+  readonly residualSize: number;
+  /** Elements of residual storage per step. */
+  readonly residualsPerStep: number;
+}
+

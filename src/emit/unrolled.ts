@@ -1,0 +1,57 @@
+// The unrolled form: straight-line kernels over the τ copies of the step body, planned from the
+// unrolled forward graph and its gradient graph (the whole BPTT spelled out, step by step).
+import type { Node } from '../ir/node.ts';
+import type { NodeBuilder } from '../prims/builder.ts';
+import type { Recurrence } from '../dsl/recurrence.ts';
+import type { TrainingGraph } from '../transforms/training.ts';
+import type { TrainerConfig } from './config.ts';
+import { emitKernel } from './kernel.ts';
+import type { KernelLayout, Kernels, Seq } from './layout.ts';
+import { planSlots, type Offset } from './plan.ts';
+
+export function unrolledKernels(tg: TrainingGraph, rec: Recurrence, cfg: TrainerConfig, b: NodeBuilder, L: KernelLayout): Kernels {
+  const T = cfg.tau;
+  const { arena, inputSeqs, targetSeq, stateSeqs, outputSeqs, inputGradSeqs, stateGradOffs, grads, lossOff } = L;
+  const pinned = new Map<Node, Offset>(L.pinned);
+  const at = (q: Seq, t: number) => q.base + t * q.stride;
+  const u = tg.unrolled;
+  u.inputs.forEach((xs, t) => xs.forEach((n, i) => pinned.set(n, at(inputSeqs[i]!, t))));
+  tg.trainable.targets.forEach((n, t) => n && pinned.set(n, at(targetSeq, t)));
+  u.states[0]!.forEach((n, i) => pinned.set(n, at(stateSeqs[i]!, 0)));
+  const forwardSlots: { node: Node; slot: Offset }[] = [];
+  const forwardNames: string[] = [];
+  for (let t = 1; t <= T; t++) {
+    u.outputs[t - 1]!.forEach((n, k) => {
+      forwardSlots.push({ node: n, slot: at(outputSeqs[k]!, t - 1) });
+      forwardNames.push(`${rec.outputs[k]!.name}@${t}`);
+    });
+    u.states[t]!.forEach((n, i) => {
+      forwardSlots.push({ node: n, slot: at(stateSeqs[i]!, t) });
+      forwardNames.push(`${rec.state[i]!.name}@${t}`);
+    });
+  }
+  const gradSlots: { node: Node; slot: Offset }[] = [{ node: tg.trainable.loss, slot: lossOff }];
+  const wrtCount = rec.params.length;
+  tg.grad.grads.forEach((g, j) => {
+    if (j < wrtCount) gradSlots.push({ node: g, slot: grads[j]!.off });
+  });
+  if (cfg.inputGrads) {
+    let j = wrtCount;
+    for (let t = 0; t < T; t++) rec.input.forEach((_, i) => gradSlots.push({ node: tg.grad.grads[j++]!, slot: at(inputGradSeqs[i]!, t) }));
+    rec.state.forEach((_, i) => gradSlots.push({ node: tg.grad.grads[j++]!, slot: stateGradOffs[i]! }));
+  }
+  const tempBase = arena.size;
+  const trainPlan = planSlots([...gradSlots, ...forwardSlots], pinned, tempBase, b.ctx, cfg.onPass, [
+    'loss', ...rec.params.map((p) => `grad:${p.name}`), ...gradSlots.slice(1 + rec.params.length).map((_, i) => `grad:input${i}`),
+    ...forwardNames,
+  ]);
+  const forwardPlan = planSlots(forwardSlots, pinned, tempBase, b.ctx);
+  return {
+    train: emitKernel(trainPlan),
+    forward: emitKernel(forwardPlan),
+    tempSize: Math.max(trainPlan.tempSize, forwardPlan.tempSize),
+    loopSize: 0,
+    residualSize: 0,
+    residualsPerStep: 0,
+  };
+}
