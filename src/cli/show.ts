@@ -1,11 +1,9 @@
 // `unfold show`: the model's step graph as IR text, and the size of its unrolled form.
 import { nodesOf, printGraph, verify } from '../ir/graph.ts';
 import { opRule } from '../prims/index.ts';
-import { currentContext, derivedBuilder } from '../dsl/context.ts';
+import { derivedBuilder } from '../dsl/context.ts';
 import { stepGraph } from '../dsl/recurrence.ts';
-import { unroll } from '../transforms/unroll.ts';
-import { withLoss } from '../transforms/loss.ts';
-import { vjp } from '../transforms/vjp.ts';
+import { trainingGraph } from '../transforms/training.ts';
 import { intFlag, parse, type Command } from './command.ts';
 import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
 
@@ -26,9 +24,7 @@ export const show: Command = {
     const tau = intFlag('show', 'tau', values.tau, model.task?.seqLen ?? 10);
     const rec = model.build(batch);
     const step = verify(stepGraph(rec), opRule);
-    const u = unroll(rec, tau, currentContext());
-    const trainable = withLoss(u, model.task?.loss ?? { kind: 'mse' }, derivedBuilder());
-    const grad = vjp(trainable.graph, trainable.loss, rec.params.map((p) => p.node), derivedBuilder());
+    const { trainable, grad } = trainingGraph(rec, tau, model.task?.loss ?? { kind: 'mse' }, derivedBuilder());
     verify(grad.graph, opRule);
     const out: string[] = [`# ${model.name} (${source}), batch ${batch}: step graph`, printGraph(step).trimEnd()];
     if (values.unrolled) out.push(`# unrolled, τ = ${tau}`, printGraph(trainable.graph, { steps: true }).trimEnd());

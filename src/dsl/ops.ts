@@ -66,15 +66,20 @@ function expand(b: NodeBuilder, x: Node, shape: Shape): Node {
   return b.broadcast(b.reshape(x, kept), shape, axes);
 }
 
-function binary(op: 'add' | 'sub' | 'mul' | 'div', a: Operand, c: Operand): Node {
+/** Two operands (a number stands for a constant of the other's shape) broadcast together, then `make`. */
+function broadcastPair(op: string, a: Operand, c: Operand, make: (b: NodeBuilder, x: Node, y: Node) => Node): Node {
   if (typeof a === 'number' && typeof c === 'number') return fail(op, 'needs at least one tensor operand');
   return traced(op, (b) => {
     const x = typeof a === 'number' ? b.scalar(a, node(op, c, 2).shape) : node(op, a, 1);
     const y = typeof c === 'number' ? b.scalar(c, x.shape) : node(op, c, 2);
     const shape = broadcastShapes(x.shape, y.shape);
     if (!shape) return fail(op, `shapes ${shapeToString(x.shape)} and ${shapeToString(y.shape)} cannot be broadcast together`);
-    return b[op](expand(b, x, shape), expand(b, y, shape));
+    return make(b, expand(b, x, shape), expand(b, y, shape));
   });
+}
+
+function binary(op: 'add' | 'sub' | 'mul' | 'div', a: Operand, c: Operand): Node {
+  return broadcastPair(op, a, c, (b, x, y) => b[op](x, y));
 }
 
 /** Element-wise a + b (numpy broadcasting). @example add(matmul(W, h), b) */
@@ -192,12 +197,7 @@ export function where(cond: Node, a: Operand, c: Operand): Node {
 }
 
 function comparison(kind: 'gt' | 'ge' | 'lt' | 'le' | 'eq', a: Operand, c: Operand): Node {
-  return traced(kind, (b) => {
-    const x = typeof a === 'number' ? b.scalar(a, node(kind, c, 2).shape) : node(kind, a, 1);
-    const y = typeof c === 'number' ? b.scalar(c, x.shape) : node(kind, c, 2);
-    const shape = broadcastShapes(x.shape, y.shape) ?? fail(kind, `shapes ${shapeToString(x.shape)} and ${shapeToString(y.shape)} cannot be broadcast together`);
-    return b.compare(kind, expand(b, x, shape), expand(b, y, shape));
-  });
+  return broadcastPair(kind, a, c, (b, x, y) => b.compare(kind, x, y));
 }
 
 /** 1 where a > b, else 0. @example where(gt(x, 0), x, 0) */

@@ -1,7 +1,7 @@
 // Leaves (param, input, state) and recurrence(): a step graph s(t) = f(s(t-1), x(t); θ) with
 // per-step outputs o(t) = g(s(t), x(t); θ), traced once and validated at the user's line.
 import { UnfoldError } from '../ir/errors.ts';
-import { makeGraph, type Graph } from '../ir/graph.ts';
+import { makeGraph, topoOrder, type Graph } from '../ir/graph.ts';
 import type { Node } from '../ir/node.ts';
 import { sameShape, shapeToString, sizeOf, type Shape } from '../ir/tensor.ts';
 import { dslBuilder } from './context.ts';
@@ -97,20 +97,6 @@ export interface RecurrenceDef<S extends Nodes, X extends Nodes> {
   readonly output?: (s: S, x: X) => Nodes;
 }
 
-function leaves(roots: readonly Node[]): Node[] {
-  const seen = new Set<Node>();
-  const out: Node[] = [];
-  const stack = [...roots];
-  while (stack.length) {
-    const n = stack.pop()!;
-    if (seen.has(n)) continue;
-    seen.add(n);
-    if (n.inputs.length === 0) out.push(n);
-    stack.push(...n.inputs);
-  }
-  return out;
-}
-
 /**
  * Declares s(t) = f(s(t−1), x(t); θ), o(t) = g(s(t), x(t); θ).
  * @example
@@ -164,7 +150,7 @@ export function recurrence<S extends Nodes, X extends Nodes = Record<never, Node
 
   // Every leaf must be declared: an undeclared parameter would silently not train.
   const declared = new Set<Node>([...state, ...input, ...params].map((n) => n.node));
-  for (const leaf of leaves([...next, ...outputs.map((o) => o.node)])) {
+  for (const leaf of topoOrder([...next, ...outputs.map((o) => o.node)]).filter((n) => n.inputs.length === 0)) {
     if (leaf.op === 'const' || declared.has(leaf)) continue;
     const kind = leaf.op === 'param' ? 'param' : String(leaf.attrs['role'] ?? leaf.op);
     at(`${kind} "${String(leaf.attrs['name'])}" is used but not listed in ${kind === 'param' ? 'params' : kind === 'state' ? 'state' : 'input'}`);

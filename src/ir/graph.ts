@@ -26,12 +26,6 @@ export function makeGraph(outputs: Readonly<Record<string, Node>> | readonly Out
   return Object.freeze({ outputs: Object.freeze(list) });
 }
 
-export function outputNode(g: Graph, name: string): Node {
-  const o = g.outputs.find((x) => x.name === name);
-  if (!o) throw new UnfoldError(`graph has no output "${name}" (outputs: ${g.outputs.map((x) => x.name).join(', ')})`);
-  return o.node;
-}
-
 const topoCache = new WeakMap<object, readonly Node[]>();
 
 /** Nodes reachable from `roots`, inputs before users, in a deterministic DFS post-order. */

@@ -1,6 +1,5 @@
 // Node construction over the registry: shape rules checked at build time, and algebraic
 // simplification as nodes are made (x*1 -> x, x+0 -> x, zeros pruned), so gradients stay readable.
-import { UnfoldError } from '../ir/errors.ts';
 import type { Context, Attrs, Node } from '../ir/node.ts';
 import { sameShape, sizeOf, type Shape } from '../ir/tensor.ts';
 import { prims, type PrimName } from './index.ts';
@@ -156,15 +155,4 @@ export function createBuilder(ctx: Context, origin: () => string | undefined = (
     compare: (kind: CompareKind, a, c) => make('compare', [a, c], { kind }),
   };
   return b;
-}
-
-/** Runs `f`, turning a shape-rule message into an UnfoldError prefixed with `where`. */
-export function withLocation<T>(where: string | undefined, f: () => T): T {
-  try {
-    return f();
-  } catch (e) {
-    if (e instanceof UnfoldError) throw e;
-    const msg = (e as Error).message;
-    throw new UnfoldError(where ? `${where}: ${msg}` : msg);
-  }
 }
