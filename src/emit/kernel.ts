@@ -2,9 +2,9 @@
 // fused element-wise chains as one loop over a composed scalar expression.
 import type { Node } from '../ir/node.ts';
 import { sizeOf } from '../ir/tensor.ts';
-import { primOf } from '../prims/index.ts';
+import { primOf, prims } from '../prims/index.ts';
 import { at } from '../prims/kit.ts';
-import type { Buf } from '../prims/types.ts';
+import type { Buf, EmitHelper, EmitTarget } from '../prims/types.ts';
 import type { KernelPlan } from './plan.ts';
 
 function bufOf(plan: KernelPlan, n: Node, arr: string): Buf {
@@ -28,14 +28,14 @@ function operandOf(plan: KernelPlan, n: Node, arr: string): Buf {
 }
 
 /** The scalar expression of element `i` of `n`, inlining fused inputs. */
-function scalarExpr(plan: KernelPlan, n: Node, i: string | number, arr: string): string {
+function scalarExpr(plan: KernelPlan, n: Node, i: string | number, target: EmitTarget, arr: string): string {
   const prim = primOf(n.op)!;
   if (prim.emit.kind !== 'elementwise') throw new Error(`emit: ${n.op} is not element-wise`);
-  const args = n.inputs.map((x) => (plan.fused.has(x) ? `(${scalarExpr(plan, x, i, arr)})` : at(bufOf(plan, x, arr), i)));
-  return prim.emit.scalar(args, n.attrs);
+  const args = n.inputs.map((x) => (plan.fused.has(x) ? `(${scalarExpr(plan, x, i, target, arr)})` : at(bufOf(plan, x, arr), i)));
+  return prim.emit.scalar(args, n.attrs, target);
 }
 
-function statement(plan: KernelPlan, n: Node, arr: string): string {
+function statement(plan: KernelPlan, n: Node, target: EmitTarget, arr: string): string {
   const prim = primOf(n.op);
   if (!prim) throw new Error(`emit: unknown op ${n.op}`);
   const out = bufOf(plan, n, arr);
@@ -45,8 +45,8 @@ function statement(plan: KernelPlan, n: Node, arr: string): string {
   switch (prim.emit.kind) {
     case 'elementwise':
       return size === 1
-        ? `${at(out, 0)} ${store} ${scalarExpr(plan, n, 0, arr)};`
-        : `for (let i = 0; i < ${size}; i++) ${at(out, 'i')} ${store} ${scalarExpr(plan, n, 'i', arr)};`;
+        ? `${at(out, 0)} ${store} ${scalarExpr(plan, n, 0, target, arr)};`
+        : `for (let i = 0; i < ${size}; i++) ${at(out, 'i')} ${store} ${scalarExpr(plan, n, 'i', target, arr)};`;
     case 'statements':
       return prim.emit.code({
         out,
@@ -62,8 +62,8 @@ function statement(plan: KernelPlan, n: Node, arr: string): string {
 }
 
 /** The kernel's statements, one block per scheduled node, then copies into output slots. */
-export function emitKernel(plan: KernelPlan, arr = 'A'): string[] {
-  const lines = plan.order.map((n) => statement(plan, n, arr));
+export function emitKernel(plan: KernelPlan, target: EmitTarget, arr = 'A'): string[] {
+  const lines = plan.order.map((n) => statement(plan, n, target, arr));
   for (const { node, to, accumulate } of plan.copies) {
     const src = bufOf(plan, node, arr);
     const size = sizeOf(node.shape);
@@ -72,4 +72,15 @@ export function emitKernel(plan: KernelPlan, arr = 'A'): string[] {
     lines.push(size === 1 ? `${at(dst, 0)} ${store} ${at(src, 0)};` : `for (let i = 0; i < ${size}; i++) ${at(dst, 'i')} ${store} ${at(src, 'i')};`);
   }
   return lines;
+}
+
+/** The helper functions (e.g. float32 activations) that emitted code calls, in registry order. */
+export function helpersUsed(code: readonly string[]): EmitHelper[] {
+  const text = code.join('\n');
+  const used: EmitHelper[] = [];
+  for (const prim of Object.values(prims)) {
+    if (prim.emit.kind !== 'elementwise') continue;
+    for (const h of prim.emit.helpers ?? []) if (new RegExp(`\\b${h.name}\\(`).test(text)) used.push(h);
+  }
+  return used;
 }

@@ -2,7 +2,7 @@
 
 import type { Attrs } from '../ir/node.ts';
 import { sameShape, shapeToString, sizeOf, type Shape } from '../ir/tensor.ts';
-import type { Buf, PrimDef } from './types.ts';
+import type { Buf, EmitHelper, EmitTarget, PrimDef } from './types.ts';
 
 /** `arr[off + i]`, folding a zero offset and constant indices; a literal buffer reads as itself. */
 export function at(b: Buf, i: string | number): string {
@@ -50,7 +50,9 @@ export function elementwise(def: {
   arity: number;
   /** The scalar function; `attrs` select it for ops like compare. */
   fn: (attrs: Attrs) => (...xs: number[]) => number;
-  scalar: (xs: readonly string[], attrs: Attrs) => string;
+  scalar: (xs: readonly string[], attrs: Attrs, target: EmitTarget) => string;
+  /** Functions the scalar template may call (defined once in the emitted module). */
+  helpers?: readonly EmitHelper[];
   vjp: PrimDef['vjp'];
 }): PrimDef {
   return {
@@ -76,6 +78,6 @@ export function elementwise(def: {
       return out;
     },
     vjp: def.vjp,
-    emit: { kind: 'elementwise', scalar: def.scalar },
+    emit: { kind: 'elementwise', scalar: def.scalar, ...(def.helpers ? { helpers: def.helpers } : {}) },
   };
 }

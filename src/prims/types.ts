@@ -15,6 +15,21 @@ export interface Buf {
   readonly transposed?: boolean;
 }
 
+/** What emission knows about the target: the arena's element type. */
+export interface EmitTarget {
+  readonly dtype: 'f32' | 'f64';
+}
+
+/**
+ * A function the emitted module defines once when an expression calls it (e.g. a float32
+ * activation), so an element-wise template can stay one expression.
+ */
+export interface EmitHelper {
+  readonly name: string;
+  /** TypeScript source of `function <name>(…)`. */
+  readonly source: string;
+}
+
 export interface EmitArgs {
   readonly out: Buf;
   readonly inputs: readonly Buf[];
@@ -74,7 +89,7 @@ export interface PrimDef {
   vjp(args: VjpArgs, b: Builder): (Node | null)[];
   /** Element-wise ops give a scalar template (fusable); others emit whole statements. */
   readonly emit:
-    | { readonly kind: 'elementwise'; scalar(xs: readonly string[], attrs: Attrs): string }
+    | { readonly kind: 'elementwise'; scalar(xs: readonly string[], attrs: Attrs, target: EmitTarget): string; readonly helpers?: readonly EmitHelper[] }
     | { readonly kind: 'statements'; code(args: EmitArgs): string; readonly accumulates?: boolean }
     | { readonly kind: 'leaf' };
 }
