@@ -11,7 +11,7 @@ import { cell, GATES, type CellKind } from '../src/cells/rnn.ts';
 import { sincosWindow } from '../src/data/sincos.ts';
 import { defineModel } from '../src/dsl/model.ts';
 import { importTrainer, transpileTrainer, type TrainerInstance } from '../src/emit/load.ts';
-import { emitTrainer } from '../src/emit/trainer.ts';
+import { emitTrainer, type HoistMode } from '../src/emit/trainer.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const DEFAULT_WORKLOADS = path.resolve(ROOT, '..', 'shared', 'bench', 'workloads.json');
@@ -49,13 +49,13 @@ function fingerprint(data: { x: Float32Array; y: Float32Array }[], tr: TrainerIn
 
 const now = () => performance.now() / 1000;
 
-export async function benchWorkload(w: Workload, spec: Spec, opts: { targetSec: number; repeats: number; steps: number; form?: 'rolled' | 'unrolled' }) {
+export async function benchWorkload(w: Workload, spec: Spec, opts: { targetSec: number; repeats: number; steps: number; form?: 'rolled' | 'unrolled'; hoist?: HoistMode }) {
   const model = defineModel({ name: w.id, build: (batch) => cell(w.cell, { input: w.inputSize, hidden: w.hiddenSize, output: w.outputSize, batch }) });
   const tc = now();
   const emitted = emitTrainer({
     model, source: `workload ${w.id}`, batch: w.batch, tau: w.seqLen, dtype: 'f32', loss: { kind: 'mse' },
     optimizer: { name: 'adam', lr: w.optimizer.lr }, carryState: w.carryState, seed: spec.initSeed,
-    ...(opts.form ? { form: opts.form } : {}),
+    ...(opts.form ? { form: opts.form } : {}), ...(opts.hoist ? { hoist: opts.hoist } : {}),
   });
   const compileSec = now() - tc;
   const data = windows(w, spec.dataCycle);
@@ -101,10 +101,17 @@ async function main(): Promise<number> {
     options: {
       workloads: { type: 'string' }, json: { type: 'boolean' }, peers: { type: 'boolean' },
       'target-sec': { type: 'string' }, repeats: { type: 'string' }, steps: { type: 'string' },
-      form: { type: 'string' }, 'peer-list': { type: 'string' },
+      form: { type: 'string' }, hoist: { type: 'string' }, 'peer-list': { type: 'string' },
     },
     allowPositionals: true,
   });
+  for (const [flag, allowed] of [['form', ['rolled', 'unrolled']], ['hoist', ['auto', 'on', 'off']]] as const) {
+    const v = values[flag];
+    if (v !== undefined && !(allowed as readonly string[]).includes(v)) {
+      process.stderr.write(`bench: --${flag} must be one of ${allowed.join(', ')}, got ${JSON.stringify(v)}\n`);
+      return 2;
+    }
+  }
   const file = path.resolve(values.workloads ?? DEFAULT_WORKLOADS);
   if (!existsSync(file)) {
     process.stderr.write(`bench: workloads file ${file} not found (pass --workloads FILE)\n`);
@@ -121,6 +128,7 @@ async function main(): Promise<number> {
     const r = await benchWorkload(w, spec, {
       targetSec: Number(values['target-sec'] ?? 1.5), repeats: Number(values.repeats ?? 5), steps: Number(values.steps ?? 0),
       ...(values.form ? { form: values.form as 'rolled' | 'unrolled' } : {}),
+      ...(values.hoist ? { hoist: values.hoist as HoistMode } : {}),
     });
     results.push(r);
     process.stdout.write(JSON.stringify(r) + '\n');

@@ -112,9 +112,10 @@ const MODELS: [string, ModelDef][] = [
 ];
 
 describe('rolled = unrolled = interpreter (f64, B = 2, τ = 5)', () => {
-  for (const [name, model] of MODELS) {
-    it(`${name}: loss, outputs, states, parameter/input/initial-state gradients, and 3 Adam steps`, async () => {
-      const rolled = emitTrainer(config(model, { form: 'rolled' }));
+  // hoist 'on': x(t) @ W_ih for all steps before the loop, weight gradients summed over all steps after it.
+  for (const [name, model] of MODELS) for (const hoist of ['on', 'off'] as const) {
+    it(`${name}, hoist ${hoist}: loss, outputs, states, parameter/input/initial-state gradients, and 3 Adam steps`, async () => {
+      const rolled = emitTrainer(config(model, { form: 'rolled', hoist }));
       const unrolled = emitTrainer(config(model, { form: 'unrolled' }));
       expect([rolled.form, unrolled.form]).toEqual(['rolled', 'unrolled']);
       expect(rolled.arena.residualsPerStep).toBeGreaterThan(0);
@@ -159,8 +160,9 @@ describe('the rolled form does not grow with τ', () => {
   it('τ = 10, 100, 1000: the sources differ only in the digits of τ-dependent constants', () => {
     const [s10, s100, s1000] = [10, 100, 1000].map(compileLong) as [EmittedTrainer, EmittedTrainer, EmittedTrainer];
     for (const e of [s10, s100, s1000]) expect(e.form).toBe('rolled');
-    expect(Math.abs(s1000.source.length - s10.source.length)).toBeLessThan(200);
-    expect(Math.abs(s100.source.length - s10.source.length)).toBeLessThan(200);
+    // Only digits grow (offsets, bounds and the stacked products' τ·B rows): well under 1% here.
+    expect(Math.abs(s1000.source.length - s10.source.length)).toBeLessThan(s10.source.length / 100);
+    expect(Math.abs(s100.source.length - s10.source.length)).toBeLessThan(s10.source.length / 100);
     const loops = (s: string) => s.split('for (').length - 1;
     expect(loops(s1000.source)).toBe(loops(s10.source));
     expect(loops(s100.source)).toBe(loops(s10.source));
@@ -181,6 +183,44 @@ describe('the rolled form does not grow with τ', () => {
     const small = cellModel('elman', { input: 1, hidden: 4, output: 1 });
     const [a, b] = [5, 10].map((tau) => emitTrainer(config(small, { batch: 1, tau, inputGrads: false, form: 'unrolled' })));
     expect(b!.source.length).toBeGreaterThan(a!.source.length * 1.5);
+  });
+});
+
+describe('hoisting products out of the loops over t (src/emit/hoist.ts)', () => {
+  // The seed shape: batch 1, so each step's weight gradient is an outer product (k = 1).
+  const seed = cellModel('elman', { input: 1, hidden: 32, output: 1 });
+  const compileSeed = (hoist: 'on' | 'off' | 'auto') => emitTrainer(config(seed, { batch: 1, tau: 10, dtype: 'f32', inputGrads: false, form: 'rolled', hoist }));
+  // From the reverse loop to the end of train() (the next method's doc comment).
+  const reverseLoop = (src: string) => {
+    const start = src.indexOf('for (let t = 9; t >= 0; t--)');
+    return src.slice(start, src.indexOf('/**', start));
+  };
+
+  it('on (and auto at batch 1): dW_hh is one product with k = τ·B after the reverse loop, not an outer product per step', () => {
+    for (const e of [compileSeed('on'), compileSeed('auto')]) {
+      const body = reverseLoop(e.source);
+      // W_hh's gradient is the second parameter's: 32·32 values after W_ih's 32.
+      const gradWhh = e.source.match(/\{ name: "rnn\.weight_hh_l0", shape: \[32, 32\], offset: \d+, grad: (\d+)/)![1]!;
+      const perStep = new RegExp(`A\\[${gradWhh} \\+ i \\* 32 \\+ j\\] \\+= a0 \\*`);
+      expect(body).not.toMatch(perStep);
+      expect(body).toMatch(new RegExp(`for \\(let p = 0; p < 10; p\\+\\+\\)[^]*A\\[${gradWhh} \\+ \\(i \\+ 0\\) \\* 32 \\+ \\(j \\+ 0\\)\\] \\+= c00;`));
+    }
+    const off = compileSeed('off');
+    const gradWhh = off.source.match(/\{ name: "rnn\.weight_hh_l0", shape: \[32, 32\], offset: \d+, grad: (\d+)/)![1]!;
+    expect(reverseLoop(off.source)).toMatch(new RegExp(`A\\[${gradWhh} \\+ i \\* 32 \\+ j\\] \\+= a0 \\*`));
+  });
+
+  it('the stacked values are counted as per-step storage in the memory report', () => {
+    const [on, off] = [compileSeed('on'), compileSeed('off')];
+    // dz(t) [1, 32] for dW_hh, and the projection x(t) W_ihᵀ [1, 32]: 64 more per step.
+    expect(on.arena.residualsPerStep - off.arena.residualsPerStep).toBe(64);
+    for (const e of [on, off]) expect(e.arena.regions.residuals).toBe(10 * e.arena.residualsPerStep);
+  });
+
+  it('auto at batch 16 keeps per-step products (dot products of 16 rows stay in L1)', () => {
+    const m = cellModel('elman', { input: 8, hidden: 128, output: 8 });
+    const [auto, off] = ['auto', 'off'].map((hoist) => emitTrainer(config(m, { batch: 16, tau: 50, dtype: 'f32', inputGrads: false, form: 'rolled', hoist: hoist as 'auto' | 'off' })));
+    expect(auto!.source).toBe(off!.source);
   });
 });
 

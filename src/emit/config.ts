@@ -21,11 +21,16 @@ export interface TrainerConfig {
   readonly inputGrads?: boolean;
   /** Straight-line code or loops over t; 'auto' (default) picks by size. */
   readonly form?: Form | 'auto';
+  /** Products over all steps at once (input projection, weight gradients); 'auto' (default) decides by size (src/emit/hoist.ts). */
+  readonly hoist?: HoistMode;
   /** Sees the kernel graph after each emission pass (to dump IR or DOT). */
   readonly onPass?: (name: string, graph: Graph) => void;
 }
 
 export type Form = 'unrolled' | 'rolled';
+
+/** Products over all steps: 'auto' decides by the size rule, 'on' and 'off' force it. */
+export type HoistMode = 'auto' | 'on' | 'off';
 
 /** A named region of the arena. */
 export interface Slot {

@@ -12,6 +12,7 @@ import { EMIT_PASSES, planKernel, type Offset, type OutputSlot } from './plan.ts
 import { runPasses } from '../passes/pass.ts';
 import type { TrainerConfig } from './config.ts';
 import type { KernelLayout, Kernels, Seq } from './layout.ts';
+import { hoistGradient, hoistProjection, inputProjections, stackedGradients, type Stacked } from './hoist.ts';
 
 /** Local offset names for per-step slots inside a loop over `t`, declared on first use. */
 class LoopOffsets {
@@ -53,10 +54,9 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilde
   const stateGrads = take(sv.stateGrads.length);
   const paramGrads = take(sv.paramGrads.length);
   const inputGrads = take(sv.inputGrads.length);
-  const backwardRoots = [...stateGrads, ...paramGrads, ...inputGrads];
+  const allBackwardRoots = [...stateGrads, ...paramGrads, ...inputGrads];
   const forwardSet = new Set(topoOrder([...nexts, ...outs, lossTerm]));
-  const backwardOrder = topoOrder(backwardRoots);
-  const all = topoOrder([...nexts, ...outs, lossTerm, ...backwardRoots]);
+  const all = topoOrder([...nexts, ...outs, lossTerm, ...allBackwardRoots]);
 
   const dependent = new Set<Node>();
   for (const n of all) if (placeholders.has(n) || n.inputs.some((x) => dependent.has(x))) dependent.add(n);
@@ -77,15 +77,51 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilde
     else frontier.add(x);
   };
   for (const n of all) if (dependent.has(n)) n.inputs.forEach(need);
-  for (const o of [...nexts, ...outs, ...backwardRoots]) need(o);
+  for (const o of [...nexts, ...outs, ...allBackwardRoots]) need(o);
   for (const n of all) {
     if (!frontier.has(n)) continue;
     invariants.push(n);
     pinned.set(n, arena.reserve(sizeOf(n.shape)));
   }
 
-  // Residuals: forward values the reverse loop reads, stored per step (states and outputs have storage already).
-  const stored = new Set<Node>([...nexts, ...outs]);
+  // Per-step values the trainer stores contiguously over t (stride = size): data, states, outputs.
+  const stackedOf = new Map<Node, Stacked>();
+  rec.state.forEach((s, i) => stackedOf.set(s.node, { seq: L.stateSeqs[i]!, shift: 0 }));
+  nexts.forEach((n, i) => stackedOf.set(n, { seq: L.stateSeqs[i]!, shift: 1 }));
+  rec.input.forEach((x, i) => stackedOf.set(x.node, { seq: L.inputSeqs[i]!, shift: 0 }));
+  outs.forEach((n, k) => stackedOf.set(n, { seq: L.outputSeqs[k]!, shift: 0 }));
+  stackedOf.set(sv.target, { seq: L.targetSeq, shift: 0 });
+  const storageStart = arena.size;
+  const newStack = (n: Node): Stacked => {
+    const size = sizeOf(n.shape);
+    const st = { seq: { base: arena.reserve(size * T), stride: size, count: T }, shift: 0 };
+    stackedOf.set(n, st);
+    return st;
+  };
+  const mode = cfg.hoist ?? 'auto';
+  // Input projections computed over all steps before the forward loop (src/emit/hoist.ts).
+  // Only data rows qualify: a state's rows exist only once the loop has computed them.
+  const dataInputs = new Set(rec.input.map((x) => x.node));
+  const projections = inputProjections(forwardSet, dataInputs, dependent).filter((p) => hoistProjection(mode, p, T));
+  projections.forEach((p) => newStack(p.product));
+  // Weight gradients summed over all steps after the reverse loop: their per-step operands are stored.
+  const stackedGrads = stackedGradients(paramGrads, dependent).filter((g) => hoistGradient(mode, g));
+  const forwardStacks: Node[] = [], backwardStacks: Node[] = [];
+  for (const g of stackedGrads) {
+    for (const x of [g.p, g.q]) {
+      if (stackedOf.has(x)) continue;
+      newStack(x);
+      (forwardSet.has(x) ? forwardStacks : backwardStacks).push(x);
+    }
+  }
+  const stackedParams = new Set(stackedGrads.map((g) => g.param));
+  const loopParamGrads = paramGrads.filter((_, j) => !stackedParams.has(j));
+  const stackSize = arena.size - storageStart;
+
+  // Residuals: forward values the reverse loop reads, stored per step (states, outputs and stacks have storage already).
+  const stored = new Set<Node>([...nexts, ...outs, ...projections.map((p) => p.product), ...forwardStacks]);
+  const backwardRoots = [...stateGrads, ...loopParamGrads, ...inputGrads, ...backwardStacks];
+  const backwardOrder = topoOrder(backwardRoots);
   const residuals: Node[] = [];
   const isResidual = new Set<Node>();
   const consider = (x: Node) => {
@@ -109,15 +145,34 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilde
   const dsOffs = rec.state.map((s) => arena.reserve(sizeOf(s.node.shape)));
   const dsNextOffs = rec.state.map((s) => arena.reserve(sizeOf(s.node.shape)));
   const gradSize = L.grads.reduce((acc, g) => acc + g.size, 0);
-  const loopSize = arena.size - start - perStep * T;
+  const loopSize = arena.size - start - perStep * T - stackSize;
   const tempBase = arena.size;
 
   // Prologue: the invariants.
   const prologuePlan = planKernel(makeGraph(invariants.map((n, i) => ({ name: `inv${i}`, node: n }))), L.pinned, invariants.map((n) => ({ node: n, slot: pinned.get(n)! })), tempBase);
 
+  // The stacked products: rows of all steps as one [τ·B, ·] leaf at the storage of step 0.
+  const stackLeaves = new Map<Node, Node>();
+  const stackPinned = new Map<Node, Offset>(pinned);
+  const allSteps = (x: Node): Node => {
+    let leaf = stackLeaves.get(x);
+    if (!leaf) {
+      const { seq, shift } = stackedOf.get(x)!;
+      leaf = b.input(`stack@${seq.base + shift * seq.stride}`, [T * x.shape[0]!, x.shape[1]!], { role: 'stack' });
+      stackLeaves.set(x, leaf);
+      stackPinned.set(leaf, seq.base + shift * seq.stride);
+    }
+    return leaf;
+  };
+  const projectionSlots = projections.map((p) => ({ node: b.matmul(allSteps(p.rows), p.product.inputs[1]!), slot: stackedOf.get(p.product)!.seq.base }));
+  const projectionPlan = planKernel(makeGraph(projectionSlots.map((s, i) => ({ name: `proj${i}`, node: s.node }))), stackPinned, projectionSlots, tempBase);
+  const gradientSlots: OutputSlot[] = stackedGrads.map((g) => ({ node: b.matmul(b.transpose(allSteps(g.p)), allSteps(g.q)), slot: L.grads[g.param]!.off, accumulate: true }));
+  const gradientPlan = planKernel(makeGraph(gradientSlots.map((s, i) => ({ name: `sum${i}`, node: s.node }))), stackPinned, gradientSlots, tempBase);
+
   const bindStep = (offs: LoopOffsets, m: Map<Node, Offset>) => {
     rec.state.forEach((s, i) => m.set(s.node, offs.at(L.stateSeqs[i]!)));
     rec.input.forEach((x, i) => m.set(x.node, offs.at(L.inputSeqs[i]!)));
+    projections.forEach((p) => m.set(p.product, offs.at(stackedOf.get(p.product)!.seq)));
   };
 
   // Forward loop body (training): s(t), o(t), ℓ(t) and the residuals.
@@ -130,6 +185,7 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilde
     ...outs.map((n, k) => ({ node: n, slot: fwdOffs.at(L.outputSeqs[k]!) })),
     { node: lossTerm, slot: lossTermOff },
     ...residuals.map((r) => ({ node: r, slot: fwdOffs.at(residualSeq, 0, residualOffset.get(r)!) })),
+    ...forwardStacks.map((x) => ({ node: x, slot: fwdOffs.at(stackedOf.get(x)!.seq) })),
   ];
   const fwdPlan = planKernel(makeGraph(fwdSlots.map((s, i) => ({ name: `f${i}`, node: s.node }))), fwdPinned, fwdSlots, tempBase);
 
@@ -141,12 +197,14 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilde
   nexts.forEach((n, i) => bwdPinned.set(n, bwdOffs.at(L.stateSeqs[i]!, 1)));
   outs.forEach((n, k) => bwdPinned.set(n, bwdOffs.at(L.outputSeqs[k]!)));
   residuals.forEach((r) => bwdPinned.set(r, bwdOffs.at(residualSeq, 0, residualOffset.get(r)!)));
+  forwardStacks.forEach((x) => bwdPinned.set(x, bwdOffs.at(stackedOf.get(x)!.seq)));
   sv.cotangents.forEach((c, i) => bwdPinned.set(c, dsOffs[i]!));
   // Each step's parameter gradient is added into the gradient itself (t = τ … 1, as the unrolled sum).
   const bwdSlots: OutputSlot[] = [
     ...stateGrads.map((g, i) => ({ node: g, slot: dsNextOffs[i]! })),
-    ...paramGrads.map((g, j) => ({ node: g, slot: L.grads[j]!.off, accumulate: true })),
+    ...paramGrads.flatMap((g, j) => (stackedParams.has(j) ? [] : [{ node: g, slot: L.grads[j]!.off, accumulate: true }])),
     ...inputGrads.map((g, i) => ({ node: g, slot: bwdOffs.at(L.inputGradSeqs[i]!) })),
+    ...backwardStacks.map((x) => ({ node: x, slot: bwdOffs.at(stackedOf.get(x)!.seq) })),
   ];
   const bwdPlan = planKernel(makeGraph(bwdSlots.map((s, i) => ({ name: `b${i}`, node: s.node }))), bwdPinned, bwdSlots, tempBase);
 
@@ -164,31 +222,32 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilde
   const withOffsets = (offs: LoopOffsets, body: string[]) => [...offs.declarationsFor(body), ...body];
   const grad0 = L.grads[0]?.off ?? 0;
   const dsSize = dsOffs.length ? dsNextOffs[0]! - dsOffs[0]! : 0;
-  const prologue = emitKernel(prologuePlan);
+  const prologue = [...emitKernel(prologuePlan, cfg), ...emitKernel(projectionPlan, cfg)];
   const train = [
     ...prologue,
     'let lossSum = 0;',
     `for (let t = 0; t < ${T}; t++) {`,
-    ...indent(withOffsets(fwdOffs, [...emitKernel(fwdPlan), `lossSum += A[${lossTermOff}];`])),
+    ...indent(withOffsets(fwdOffs, [...emitKernel(fwdPlan, cfg), `lossSum += A[${lossTermOff}];`])),
     '}',
     `A[${L.lossOff}] = lossSum / ${sv.denominator};`,
     `A.fill(0, ${grad0}, ${grad0 + gradSize});`,
     ...(dsSize ? [`A.fill(0, ${dsOffs[0]}, ${dsOffs[0]! + dsSize});`] : []),
     `for (let t = ${T - 1}; t >= 0; t--) {`,
     ...indent(withOffsets(bwdOffs, [
-      ...emitKernel(bwdPlan),
+      ...emitKernel(bwdPlan, cfg),
       ...(dsSize ? [`for (let i = 0; i < ${dsSize}; i++) A[${dsOffs[0]} + i] = A[${dsNextOffs[0]} + i];`] : []),
     ])),
     '}',
+    ...emitKernel(gradientPlan, cfg),
     ...L.stateGradOffs.map((off, i) => `for (let i = 0; i < ${sizeOf(rec.state[i]!.node.shape)}; i++) A[${off} + i] = A[${dsOffs[i]} + i];`),
   ];
   const forward = [
     ...prologue,
     `for (let t = 0; t < ${T}; t++) {`,
-    ...indent(withOffsets(predOffs, emitKernel(predPlan))),
+    ...indent(withOffsets(predOffs, emitKernel(predPlan, cfg))),
     '}',
   ];
-  const plans = [prologuePlan, fwdPlan, bwdPlan, predPlan];
+  const plans = [prologuePlan, projectionPlan, fwdPlan, bwdPlan, predPlan, gradientPlan];
   const tempSize = Math.max(...plans.map((p) => p.tempSize));
-  return { train, forward, tempSize, loopSize, residualSize: perStep * T, residualsPerStep: perStep };
+  return { train, forward, tempSize, loopSize, residualSize: perStep * T + stackSize, residualsPerStep: perStep + stackSize / T };
 }

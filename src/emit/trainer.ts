@@ -14,15 +14,13 @@ import type { Form, Slot, TrainerConfig } from './config.ts';
 import { describeOptimizer, planOptimizer } from './optimizer.ts';
 import { ArenaBuilder, numberLiteral, type Offset } from './plan.ts';
 import type { KernelLayout, Seq } from './layout.ts';
+import { helpersUsed } from './kernel.ts';
 import { rolledKernels } from './rolled.ts';
 import { unrolledKernels } from './unrolled.ts';
 
-export type { Dtype, Form, Slot, TrainerConfig } from './config.ts';
+export type { Dtype, Form, HoistMode, Slot, TrainerConfig } from './config.ts';
 
 export const COMPILER_VERSION = '0.1.0';
-
-
-
 
 export interface ArenaReport {
   /** Elements and bytes of the whole arena. */
@@ -143,7 +141,7 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
     cfg.optimizer,
     params.map((p, i) => ({ name: p.name, size: p.size, paramOff: p.off, gradOff: grads[i]!.off })),
     arena.size,
-    cfg.clipNorm !== undefined ? { clipNorm: cfg.clipNorm } : {},
+    { ...(cfg.clipNorm !== undefined ? { clipNorm: cfg.clipNorm } : {}), float32: cfg.dtype === 'f32' },
   );
   const optimizerSize = optimizer.stateSize;
   arena.reserve(optimizerSize);
@@ -222,6 +220,7 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
     `const PARAMS: readonly { name: string; shape: readonly number[]; offset: number; grad: number; size: number; init: Init }[] = [\n  ${paramTable.join(',\n  ')},\n];`,
   ].join('\n'));
   sf.addStatements(MULBERRY32);
+  for (const h of helpersUsed([...trainBody, ...forwardBody])) sf.addStatements(h.source);
   sf.addInterface({
     name: 'TensorData',
     isExported: true,

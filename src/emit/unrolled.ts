@@ -47,8 +47,8 @@ export function unrolledKernels(tg: TrainingGraph, rec: Recurrence, cfg: Trainer
   ]);
   const forwardPlan = planSlots(forwardSlots, pinned, tempBase, b.ctx);
   return {
-    train: emitKernel(trainPlan),
-    forward: emitKernel(forwardPlan),
+    train: emitKernel(trainPlan, cfg),
+    forward: emitKernel(forwardPlan, cfg),
     tempSize: Math.max(trainPlan.tempSize, forwardPlan.tempSize),
     loopSize: 0,
     residualSize: 0,

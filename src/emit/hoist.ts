@@ -1,0 +1,79 @@
+// Products taken out of the loops over t and computed over all τ steps at once, as one matrix
+// product whose rows are the steps' rows stacked (the trainer stores every step's value
+// contiguously, t-major):
+//   - the input projection x(t) @ W before the forward loop: X_all @ W, X_all = [τ·B, I];
+//   - a weight gradient Σ_t P(t)ᵀ Q(t) after the reverse loop: P_allᵀ Q_all, with k = τ·B.
+// At batch 1 the per-step weight gradient is an outer product that reads and writes all of dW at
+// every step; stacked, each element is a τ-long dot product kept in a register and stored once.
+import type { Node } from '../ir/node.ts';
+import { sizeOf } from '../ir/tensor.ts';
+import type { HoistMode } from './config.ts';
+import type { Seq } from './layout.ts';
+
+
+/** Where step t's value of a per-step node lives: seq.base + (t + shift)·seq.stride, stride = its size. */
+export interface Stacked {
+  readonly seq: Seq;
+  readonly shift: number;
+}
+
+/** A step product x(t) @ W with x(t) a data input (stacked in storage) and W the same at every step. */
+export interface InputProjection {
+  readonly product: Node;
+  readonly rows: Node;
+}
+
+/** A parameter's gradient contribution P(t)ᵀ Q(t) (both [B, ·]): the index of the parameter and P, Q. */
+export interface StackedGradient {
+  readonly param: number;
+  readonly p: Node;
+  readonly q: Node;
+}
+
+const isMatrix = (n: Node) => n.shape.length === 2;
+
+/** Forward products x(t) @ W of a data input (known for every step before the loop) and a step-invariant W. */
+export function inputProjections(forward: Iterable<Node>, dataInputs: ReadonlySet<Node>, dependent: ReadonlySet<Node>): InputProjection[] {
+  const out: InputProjection[] = [];
+  for (const n of forward) {
+    if (n.op !== 'matmul') continue;
+    const [x, w] = n.inputs as [Node, Node];
+    if (isMatrix(x) && isMatrix(w) && dataInputs.has(x) && !dependent.has(w)) out.push({ product: n, rows: x });
+  }
+  return out;
+}
+
+/** P when `n` is Pᵀ: a transpose, or the reshape [1, M] → [M, 1] the simplifier makes of one. */
+function transposed(n: Node): Node | undefined {
+  const src = n.inputs[0];
+  if (!src || !isMatrix(src) || !isMatrix(n)) return undefined;
+  if (n.op === 'transpose') return src;
+  if (n.op === 'reshape' && src.shape[0] === 1 && n.shape[1] === 1) return src;
+  return undefined;
+}
+
+/** Parameter gradients of the form Pᵀ @ Q over per-step matrices with the batch as rows. */
+export function stackedGradients(paramGrads: readonly Node[], dependent: ReadonlySet<Node>): StackedGradient[] {
+  const out: StackedGradient[] = [];
+  paramGrads.forEach((g, param) => {
+    if (g.op !== 'matmul') return;
+    const p = transposed(g.inputs[0]!), q = g.inputs[1]!;
+    if (p && isMatrix(q) && dependent.has(p) && dependent.has(q) && p.shape[0] === q.shape[0]) out.push({ param, p, q });
+  });
+  return out;
+}
+
+/**
+ * The size rule, measured on V8 (see the closing note of issue 7): a weight gradient is stacked
+ * when the per-step product has fewer than 4 rows to sum (batch < 4); at batch 16 the per-step
+ * products are already register-blocked dot products and stay in L1, while the stacked operands
+ * (τ·B rows) would not. An input projection is hoisted when its stacked result stays small
+ * (≤ 64 Ki elements, 256 KiB of float32), so reading it back costs no more than computing it.
+ */
+export function hoistGradient(mode: HoistMode, g: StackedGradient): boolean {
+  return mode === 'on' || (mode === 'auto' && g.p.shape[0]! < 4);
+}
+
+export function hoistProjection(mode: HoistMode, p: InputProjection, tau: number): boolean {
+  return mode === 'on' || (mode === 'auto' && tau * sizeOf(p.product.shape) <= 65536);
+}
