@@ -68,7 +68,8 @@ beforeAll(() => {
   };
   // The type-check of the written trainer starts as soon as the file exists, ahead of the queue (the longest chain).
   runs.set('tsc', compile('json', [...CELL, '--form', 'rolled', '--json', '-o', path.join(dir, 'json')]).then(() => spawnNode([...TSC, path.join(dir, 'json', 'trainer.ts')])));
-  compile('dump', [...CELL, '--dump-ir-after', 'weight-layout', '-o', path.join(dir, 'dump')]);
+  // Hidden 72: W_hh (5184 elements) is above weight-layout's L1 threshold, so the pass fires.
+  compile('dump', ['--cell', 'elman', '--input', '1', '--hidden', '72', '--output', '1', '--tau', '20', '--dump-ir-after', 'weight-layout', '-o', path.join(dir, 'dump')]);
   compile('nope', [...CELL, '--dump-ir-after', 'nope', '-o', path.join(dir, 'nope')]);
   compile('sideways', [...CELL, '--form', 'sideways', '-o', path.join(dir, 'sideways')]);
   compile('no-out', [...CELL]);
@@ -128,9 +129,9 @@ describe('unfold compile --dump-ir-after', () => {
     // weight-layout fired: dh @ W_hh reads W_hh through a transposed copy, (W_hhᵀ)ᵀ.
     const lines = ir.split('\n');
     const whh = lines.find((l) => l.includes('param {name="rnn.weight_hh_l0"}'))!.split(' ')[0]!;
-    const inner = lines.find((l) => l.includes(`= transpose ${whh} : [8, 8]`));
+    const inner = lines.find((l) => l.includes(`= transpose ${whh} : [72, 72]`));
     expect(inner).toBeDefined();
-    expect(lines.some((l) => l.includes(`= transpose ${inner!.split(' ')[0]} : [8, 8]`))).toBe(true);
+    expect(lines.some((l) => l.includes(`= transpose ${inner!.split(' ')[0]} : [72, 72]`))).toBe(true);
     expect(r.stdout).toMatch(/\nwrote .*trainer\.ts \(rolled form\)\n/);
     expect(fs.existsSync(path.join(dir, 'dump', 'trainer.ts'))).toBe(true);
   });

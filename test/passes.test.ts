@@ -12,7 +12,7 @@ import { sizeOf } from '../src/ir/tensor.ts';
 import { constantFold } from '../src/passes/constant-fold.ts';
 import { runPasses, type Pass } from '../src/passes/pass.ts';
 import { simplify } from '../src/passes/simplify.ts';
-import { invariantNodes, weightLayout } from '../src/passes/weight-layout.ts';
+import { invariantNodes, L1_RESIDENT, weightLayout, weightLayoutAbove } from '../src/passes/weight-layout.ts';
 import { createBuilder, type NodeBuilder } from '../src/prims/builder.ts';
 import { opRule } from '../src/prims/index.ts';
 import { trainingGraph } from '../src/transforms/training.ts';
@@ -210,7 +210,24 @@ describe('constant-fold', () => {
   });
 });
 
+// The hand-built and random graphs are small: their products would all stay below the L1 threshold,
+// so these tests run weight-layout on every matrix (the threshold has its own test).
+const everyMatrix = weightLayoutAbove(0);
+const SMALL_PIPELINE = [simplify, constantFold, everyMatrix];
+
 describe('weight-layout', () => {
+  it('leaves a matrix that stays in L1 (≤ L1_RESIDENT elements) in place, and transposes one larger', () => {
+    const ctx = new Context();
+    const b = createBuilder(ctx);
+    const small = makeGraph({ y: b.make('matmul', [b.input('x', [2, 64]), b.param('W', [64, 64])]) });
+    expect(64 * 64).toBeLessThanOrEqual(L1_RESIDENT);
+    expect(weightLayout.run(small, { ctx })).toBe(small);
+    const large = makeGraph({ y: b.make('matmul', [b.input('x', [2, 64]), b.param('V', [64, 65])]) });
+    expect(64 * 65).toBeGreaterThan(L1_RESIDENT);
+    const after = runChecked(weightLayout, large, ctx);
+    expect(printGraph(after)).toContain('= transpose %1 : [65, 64]');
+  });
+
   it('golden: x @ W with W a parameter reads W through a transposed copy, materialized once; the outer transpose is a view', () => {
     const ctx = new Context();
     const b = createBuilder(ctx);
@@ -225,7 +242,7 @@ describe('weight-layout', () => {
       'out y = %3',
       '',
     ].join('\n'));
-    const after = runChecked(weightLayout, g, ctx);
+    const after = runChecked(everyMatrix, g, ctx);
     expect(printGraph(after)).toBe([
       '%0 = input {name="x"} : [2, 3]',
       '%1 = param {name="W"} : [3, 4]',
@@ -236,7 +253,7 @@ describe('weight-layout', () => {
       'out y = %5',
       '',
     ].join('\n'));
-    expect(weightLayout.run(after, { ctx })).toBe(after);
+    expect(everyMatrix.run(after, { ctx })).toBe(after);
     // In the kernel plan: Wᵀ gets a statement (materialized), (Wᵀ)ᵀ none (the product reads Wᵀ with swapped indices).
     const order = nodesOf(after);
     const [, , inner, outer, product] = order as [Node, Node, Node, Node, Node];
@@ -258,7 +275,7 @@ describe('weight-layout', () => {
     const xv = b.make('matmul', [x, V]);
     expect(invariantNodes([xv]).has(V)).toBe(true);
     expect(invariantNodes([xv]).has(xv)).toBe(false);
-    const after = runChecked(weightLayout, makeGraph({ y: xv }), ctx);
+    const after = runChecked(everyMatrix, makeGraph({ y: xv }), ctx);
     expect(printGraph(after)).toBe([
       '%0 = input {name="x"} : [2, 3]',
       '%1 = param {name="V"} : [3, 3]',
@@ -282,7 +299,7 @@ describe('weight-layout', () => {
       vector: b.make('matmul', [x, b.param('v', [3])]),
       elementwise: b.make('tanh', [x]),
     });
-    expect(weightLayout.run(g, { ctx })).toBe(g);
+    expect(everyMatrix.run(g, { ctx })).toBe(g);
   });
 });
 
@@ -293,7 +310,7 @@ describe('weight-layout, nested products', () => {
     const ctx = new Context();
     const b = createBuilder(ctx);
     const g = makeGraph({ y: b.make('matmul', [b.input('x', [2, 3]), b.make('matmul', [b.param('P', [3, 4]), b.param('Q', [4, 5])])]) });
-    const once = runChecked(weightLayout, g, ctx);
+    const once = runChecked(everyMatrix, g, ctx);
     expect(printGraph(once)).toBe([
       '%0 = input {name="x"} : [2, 3]',
       '%1 = param {name="P"} : [3, 4]',
@@ -307,7 +324,7 @@ describe('weight-layout, nested products', () => {
       'out y = %8',
       '',
     ].join('\n'));
-    expect(weightLayout.run(once, { ctx })).toBe(once);
+    expect(everyMatrix.run(once, { ctx })).toBe(once);
   });
 });
 
@@ -336,7 +353,7 @@ describe('the pipeline on a real gradient graph', () => {
 });
 
 describe('random well-shaped graphs (fast-check)', () => {
-  for (const pass of EMIT_PASSES) {
+  for (const pass of SMALL_PIPELINE) {
     it(`${pass.name}: verifies, keeps every output to 1e-12, changes the text whenever it returns a new graph, and (simplify, constant-fold) is a fixed point on its own result`, () => {
       fc.assert(
         fc.property(graphProgram, (prog) => {
@@ -360,7 +377,7 @@ describe('random well-shaped graphs (fast-check)', () => {
         const ctx = new Context();
         const { graph, params, inputs } = buildGraph(prog, ctx);
         let prev = graph;
-        const after = runPasses(graph, EMIT_PASSES, { ctx }, (name, g) => {
+        const after = runPasses(graph, SMALL_PIPELINE, { ctx }, (name, g) => {
           verify(g, opRule);
           if (g !== prev) fired[name]!++;
           prev = g;
