@@ -27,12 +27,30 @@ function operandOf(plan: KernelPlan, n: Node, arr: string): Buf {
   return { ...b, transposed: !b.transposed };
 }
 
-/** The scalar expression of element `i` of `n`, inlining fused inputs. */
-function scalarExpr(plan: KernelPlan, n: Node, i: string | number, target: EmitTarget, arr: string): string {
+/** The scalar expression of element `i` of `n`, inlining fused inputs; `product` stands for an epilogue product's value. */
+function scalarExpr(plan: KernelPlan, n: Node, i: string | number, target: EmitTarget, arr: string, product?: { node: Node; value: string }): string {
   const prim = primOf(n.op)!;
   if (prim.emit.kind !== 'elementwise') throw new Error(`emit: ${n.op} is not element-wise`);
-  const args = n.inputs.map((x) => (plan.fused.has(x) ? `(${scalarExpr(plan, x, i, target, arr)})` : at(bufOf(plan, x, arr), i)));
+  const args = n.inputs.map((x) =>
+    x === product?.node ? product.value
+      : plan.fused.has(x) ? `(${scalarExpr(plan, x, i, target, arr, product)})`
+      : at(bufOf(plan, x, arr), i));
   return prim.emit.scalar(args, n.attrs, target);
+}
+
+/** A matrix product's statement; with `epilogue`, the element-wise chain rooted there is stored instead of the product. */
+function productStatement(plan: KernelPlan, m: Node, out: Buf, accumulate: boolean, arr: string, epilogue?: (value: string, index: string) => string): string {
+  const prim = primOf(m.op)!;
+  if (prim.emit.kind !== 'statements') throw new Error(`emit: ${m.op} has no statement`);
+  return prim.emit.code({
+    out,
+    inputs: m.inputs.map((x) => operandOf(plan, x, arr)),
+    inShapes: m.inputs.map((x) => x.shape),
+    shape: m.shape,
+    attrs: m.attrs,
+    ...(accumulate ? { accumulate } : {}),
+    ...(epilogue ? { epilogue } : {}),
+  });
 }
 
 function statement(plan: KernelPlan, n: Node, target: EmitTarget, arr: string): string {
@@ -42,15 +60,18 @@ function statement(plan: KernelPlan, n: Node, target: EmitTarget, arr: string): 
   const size = sizeOf(n.shape);
   const accumulate = plan.accumulate.has(n);
   const store = accumulate ? '+=' : '=';
+  const product = plan.epilogues.get(n);
+  if (product) return productStatement(plan, product, out, accumulate, arr, (value, index) => scalarExpr(plan, n, index, target, arr, { node: product, value }));
   switch (prim.emit.kind) {
     case 'elementwise':
       return size === 1
         ? `${at(out, 0)} ${store} ${scalarExpr(plan, n, 0, target, arr)};`
         : `for (let i = 0; i < ${size}; i++) ${at(out, 'i')} ${store} ${scalarExpr(plan, n, 'i', target, arr)};`;
     case 'statements':
+      if (n.op === 'matmul') return productStatement(plan, n, out, accumulate, arr);
       return prim.emit.code({
         out,
-        inputs: n.inputs.map((x) => (n.op === 'matmul' ? operandOf(plan, x, arr) : bufOf(plan, x, arr))),
+        inputs: n.inputs.map((x) => bufOf(plan, x, arr)),
         inShapes: n.inputs.map((x) => x.shape),
         shape: n.shape,
         attrs: n.attrs,

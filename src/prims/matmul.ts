@@ -54,20 +54,22 @@ export const matmul: PrimDef = {
   emit: {
     kind: 'statements',
     accumulates: true,
-    code: ({ out, inputs: [a, b], inShapes: [sa, sb], accumulate }) => {
+    code: ({ out, inputs: [a, b], inShapes: [sa, sb], accumulate, epilogue }) => {
       const [m, k, n] = matmulDims(sa!, sb!);
       // Where row i of a and column j of b start, and how far apart consecutive p are in each.
       const A: Operand = { buf: a!, base: (i) => (a!.transposed ? i : `${i} * ${k}`), step: a!.transposed ? m : 1 };
       const B: Operand = { buf: b!, base: (j) => (b!.transposed ? `${j} * ${k}` : j), step: b!.transposed ? 1 : n };
       const O = (i: string, j: string) => at(out, `${i} * ${n} + ${j}`);
       const store = accumulate ? '+=' : '=';
+      const value = (v: string, i: string, j: string) => (epilogue ? epilogue(v, `${i} * ${n} + ${j}`) : v);
       if (k === 1) {
+        if (epilogue) throw new Error('emit: an outer product (k = 1) takes no epilogue');
         // An outer product (e.g. a weight gradient at batch 1): one term per element, nothing to block.
-        const a0 = `${a!.arr}[${A.buf.off === 0 ? '' : `${A.buf.off} + `}${A.base('i')}]`;
-        const b0 = `${b!.arr}[${B.buf.off === 0 ? '' : `${B.buf.off} + `}${B.base('j')}]`;
+        const a0 = a!.literal ?? `${a!.arr}[${A.buf.off === 0 ? '' : `${A.buf.off} + `}${A.base('i')}]`;
+        const b0 = b!.literal ?? `${b!.arr}[${B.buf.off === 0 ? '' : `${B.buf.off} + `}${B.base('j')}]`;
         return `for (let i = 0; i < ${m}; i++) { const a0 = ${a0}; for (let j = 0; j < ${n}; j++) ${O('i', 'j')} ${store} a0 * ${b0}; }`;
       }
-      return registerBlocked(m, k, n, A, B, O, store);
+      return registerBlocked(m, k, n, A, B, O, store, value);
     },
   },
 };
@@ -84,9 +86,10 @@ interface Operand {
  * out[i, j] = Σ_p a[i, p] · b[p, j] in register blocks of rows × cols accumulators: each load of a
  * serves `cols` products and each load of b `rows`. The start of every row and column is computed once per
  * block, so the inner loop only adds p·step. Every element sums p = 0 … k−1 in order in a float64
- * local and is stored once, so a Float32Array rounds exactly as the interpreter's float32 mode.
+ * local and is stored once (through `value`, which may finish an element-wise chain on it), so a
+ * Float32Array rounds exactly as the interpreter's float32 mode.
  */
-function registerBlocked(m: number, k: number, n: number, A: Operand, B: Operand, O: (i: string, j: string) => string, store: string): string {
+function registerBlocked(m: number, k: number, n: number, A: Operand, B: Operand, O: (i: string, j: string) => string, store: string, value: (v: string, i: string, j: string) => string): string {
   // Block shapes measured on V8 (16×128 · 128×512, f32 arena): 4×3 5.6 GFLOP/s, 2×6 5.2, 2×4 4.6,
   // 4×4 4.9 (spills); for a single row, 1×6 4.8 against 1×8 4.5.
   const rows = m % 4 === 0 ? 4 : m % 2 === 0 ? 2 : 1;
@@ -98,16 +101,17 @@ function registerBlocked(m: number, k: number, n: number, A: Operand, B: Operand
     const decl: string[] = [];
     for (let ri = 0; ri < rows; ri++) for (let ci = 0; ci < c; ci++) decl.push(`${acc(ri, ci)} = 0`);
     const lines = [`let ${decl.join(', ')};`];
-    for (let ri = 0; ri < rows; ri++) lines.push(`const ra${ri} = ${off(A, `(i + ${ri})`)};`);
-    for (let ci = 0; ci < c; ci++) lines.push(`const rb${ci} = ${off(B, `(${j0} + ${ci})`)};`);
+    if (A.buf.literal === undefined) for (let ri = 0; ri < rows; ri++) lines.push(`const ra${ri} = ${off(A, `(i + ${ri})`)};`);
+    if (B.buf.literal === undefined) for (let ci = 0; ci < c; ci++) lines.push(`const rb${ci} = ${off(B, `(${j0} + ${ci})`)};`);
     const body: string[] = [];
-    for (let ri = 0; ri < rows; ri++) body.push(`const a${ri} = ${A.buf.arr}[${pIndex(`ra${ri}`, A.step)}];`);
+    // A fill (a literal buffer) reads as its value.
+    for (let ri = 0; ri < rows; ri++) body.push(`const a${ri} = ${A.buf.literal ?? `${A.buf.arr}[${pIndex(`ra${ri}`, A.step)}]`};`);
     for (let ci = 0; ci < c; ci++) {
-      body.push(`const b${ci} = ${B.buf.arr}[${pIndex(`rb${ci}`, B.step)}];`);
+      body.push(`const b${ci} = ${B.buf.literal ?? `${B.buf.arr}[${pIndex(`rb${ci}`, B.step)}]`};`);
       for (let ri = 0; ri < rows; ri++) body.push(`${acc(ri, ci)} += a${ri} * b${ci};`);
     }
     lines.push(`for (let p = 0; p < ${k}; p++) { ${body.join(' ')} }`);
-    for (let ri = 0; ri < rows; ri++) for (let ci = 0; ci < c; ci++) lines.push(`${O(`(i + ${ri})`, `(${j0} + ${ci})`)} ${store} ${acc(ri, ci)};`);
+    for (let ri = 0; ri < rows; ri++) for (let ci = 0; ci < c; ci++) lines.push(`${O(`(i + ${ri})`, `(${j0} + ${ci})`)} ${store} ${value(acc(ri, ci), `(i + ${ri})`, `(${j0} + ${ci})`)};`);
     return lines;
   };
   const full = Math.floor(n / cols) * cols;

@@ -38,6 +38,11 @@ export interface EmitArgs {
   readonly attrs: Attrs;
   /** Add into `out` instead of overwriting it (gradient accumulation); only for rules that declare `accumulates`. */
   readonly accumulate?: boolean;
+  /**
+   * Matrix products only: what to store for the element at row-major `index` whose product value
+   * is the expression `value` (an element-wise chain finished in the product's loop nest).
+   */
+  readonly epilogue?: (value: string, index: string) => string;
 }
 
 /** What a vjp rule receives: the cotangent of the output, the primal output and its inputs. */
