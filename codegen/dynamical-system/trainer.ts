@@ -231,11 +231,10 @@ export class Trainer {
               const rb0 = (j + 0) * 2;
               const rb1 = (j + 1) * 2;
               for (let p = 0; p < 2; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; }
-              A[222 + (i + 0) * 2 + (j + 0)] = c00;
-              A[222 + (i + 0) * 2 + (j + 1)] = c01;
+              A[q2 + (i + 0) * 2 + (j + 0)] = c00 + A[135 + (i + 0) * 2 + (j + 0)];
+              A[q2 + (i + 0) * 2 + (j + 1)] = c01 + A[135 + (i + 0) * 2 + (j + 1)];
             }
           }
-          for (let i = 0; i < 2; i++) A[q2 + i] = A[222 + i] + A[135 + i];
           for (let i = 0; i < 2; i++) A[q4 + i] = A[q2 + i] - A[q1 + i];
           for (let i = 0; i < 2; i++) A[222 + i] = A[q4 + i] * A[q4 + i];
           { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 2; i1++) { acc = acc + A[222 + (i0 * 2 + i1 * 1)]; } } A[217 + (0)] = acc; }
@@ -294,11 +293,10 @@ export class Trainer {
               const rb0 = (j + 0) * 2;
               const rb1 = (j + 1) * 2;
               for (let p = 0; p < 2; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; }
-              A[222 + (i + 0) * 2 + (j + 0)] = c00;
-              A[222 + (i + 0) * 2 + (j + 1)] = c01;
+              A[q1 + (i + 0) * 2 + (j + 0)] = c00 + A[135 + (i + 0) * 2 + (j + 0)];
+              A[q1 + (i + 0) * 2 + (j + 1)] = c01 + A[135 + (i + 0) * 2 + (j + 1)];
             }
           }
-          for (let i = 0; i < 2; i++) A[q1 + i] = A[222 + i] + A[135 + i];
           for (let i = 0; i < 2; i++) A[q2 + i] = A[q1 + i];
         }
     }
