@@ -72,6 +72,9 @@ beforeAll(() => {
   compile('dump', ['--cell', 'elman', '--input', '1', '--hidden', '72', '--output', '1', '--tau', '20', '--dump-ir-after', 'weight-layout', '-o', path.join(dir, 'dump')]);
   compile('nope', [...CELL, '--dump-ir-after', 'nope', '-o', path.join(dir, 'nope')]);
   compile('sideways', [...CELL, '--form', 'sideways', '-o', path.join(dir, 'sideways')]);
+  compile('hoist-on', [...CELL, '--hoist', 'on', '--json', '-o', path.join(dir, 'hoist-on')]);
+  compile('hoist-off', [...CELL, '--hoist', 'off', '--json', '-o', path.join(dir, 'hoist-off')]);
+  compile('hoist-bad', [...CELL, '--hoist', 'maybe', '-o', path.join(dir, 'hoist-bad')]);
   compile('no-out', [...CELL]);
   compile('unwritable', [...CELL, '-o', '/proc/x/y']);
 });
@@ -137,6 +140,18 @@ describe('unfold compile --dump-ir-after', () => {
   });
 });
 
+describe('unfold compile --hoist', () => {
+  it('on stores x(t) W_ihᵀ and dz(t) for every step (8 + 8 floats per step at hidden 8, batch 1); off stores neither', async () => {
+    const [on, off] = [await result('hoist-on'), await result('hoist-off')];
+    for (const r of [on, off]) expect(r.status).toBe(0);
+    const [jon, joff] = [JSON.parse(on.stdout), JSON.parse(off.stdout)];
+    expect(jon.residualBytesPerStep - joff.residualBytesPerStep).toBe(16 * 4);
+    expect(jon.residualBytes).toBe(20 * jon.residualBytesPerStep);
+    const src = fs.readFileSync(path.join(dir, 'hoist-on', 'trainer.ts'), 'utf8');
+    expect(src).toContain('for (let p = 0; p < 20; p++)'); // a weight gradient summed over τ·B = 20 rows
+  });
+});
+
 describe('unfold compile errors: one line, the right exit code, nothing written', () => {
   it('--dump-ir-after nope: exit 2, the message lists the passes in order', async () => {
     const r = await result('nope');
@@ -145,6 +160,16 @@ describe('unfold compile errors: one line, the right exit code, nothing written'
     expect(r.stderr).toContain('no pass named "nope"');
     expect(r.stderr).toContain('simplify, constant-fold, weight-layout');
     expect(fs.existsSync(path.join(dir, 'nope'))).toBe(false);
+  });
+
+  it('--hoist maybe: exit 2, naming the flag and the choices', async () => {
+    const r = await result('hoist-bad');
+    expect(r.status).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/--hoist/);
+    expect(r.stderr).toMatch(/maybe/);
+    expect(r.stderr).toMatch(/auto.*on.*off/);
+    expect(fs.existsSync(path.join(dir, 'hoist-bad'))).toBe(false);
   });
 
   it('--form sideways: exit 2, naming the flag and the choices', async () => {

@@ -19,9 +19,10 @@ export const compileOptions = {
   'no-carry-state': { type: 'boolean' },
   loss: { type: 'string' },
   seed: { type: 'string' },
+  hoist: { type: 'string' },
 } as const satisfies Options;
 
-export const COMPILE_USAGE = '[--tau T] [--batch B] [--dtype f32|f64] [--optimizer adam|adamw|sgd|rmsprop] [--lr X] [--momentum X] [--weight-decay X] [--clip-norm X] [--carry-state|--no-carry-state] [--loss mse|sse|xent] [--seed S]';
+export const COMPILE_USAGE = '[--tau T] [--batch B] [--dtype f32|f64] [--optimizer adam|adamw|sgd|rmsprop] [--lr X] [--momentum X] [--weight-decay X] [--clip-norm X] [--carry-state|--no-carry-state] [--loss mse|sse|xent] [--seed S] [--hoist auto|on|off]';
 
 type Values = Partial<Record<keyof typeof compileOptions, string | boolean | undefined>>;
 
@@ -48,8 +49,10 @@ export function trainerConfig(command: string, model: ModelDef, source: string, 
   const carryState = values['carry-state'] ? true : values['no-carry-state'] ? false : task?.carryState ?? false;
   const lossKind = choiceFlag<LossKind>(command, 'loss', str('loss'), ['mse', 'sse', 'xent'], task?.loss.kind ?? 'mse');
   const seed = intFlag(command, 'seed', str('seed'), task?.seed ?? 1234, 0);
+  // Products over all steps in the rolled form (input projection, weight gradients); auto = by size.
+  const hoist = choiceFlag(command, 'hoist', str('hoist'), ['auto', 'on', 'off'], 'auto');
   return {
-    model, source, batch, tau, dtype,
+    model, source, batch, tau, dtype, hoist,
     loss: { ...(task?.loss ?? {}), kind: lossKind },
     optimizer, carryState, seed,
     ...(clipNorm !== undefined ? { clipNorm } : {}),
