@@ -36,7 +36,7 @@ export const trainOptions = {
 export const TRAIN_FLAGS = [
   '[--data windows.json] [--params init.json] [--optimizer adam|adamw|sgd|rmsprop] [--lr X]',
   '[--steps N] [--seed S] [--dtype f32|f64] [--carry-state|--no-carry-state] [--clip-norm X]',
-  '[--momentum X] [--weight-decay X] [--loss mse|sse|xent]',
+  '[--momentum X] [--weight-decay X] [--loss mse|sse|xent] [--hoist auto|on|off]',
   '[--save out.json] [--save-every N] [--log-json] [--tbptt K] [--out DIR] [--no-plots]',
 ].join('\n    ');
 
