@@ -1,6 +1,7 @@
 // `npm run bench`: the generated trainers on ../shared/bench/workloads.json under the peers'
 // protocol (same init, same data windows, warm-up, 5 timed repeats, median), one JSON line per
-// workload in the peers' format; `--peers` also runs PyTorch and TF.js in the same run and prints ratios.
+// workload in the peers' format; `--peers` also runs PyTorch and TF.js in the same run and prints ratios;
+// `--rounds N` repeats the unfold/PyTorch pairs and reports each side's best round.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -101,7 +102,7 @@ async function main(): Promise<number> {
     options: {
       workloads: { type: 'string' }, json: { type: 'boolean' }, peers: { type: 'boolean' },
       'target-sec': { type: 'string' }, repeats: { type: 'string' }, steps: { type: 'string' },
-      form: { type: 'string' }, hoist: { type: 'string' }, 'peer-list': { type: 'string' },
+      form: { type: 'string' }, hoist: { type: 'string' }, 'peer-list': { type: 'string' }, rounds: { type: 'string' },
     },
     allowPositionals: true,
   });
@@ -111,6 +112,11 @@ async function main(): Promise<number> {
       process.stderr.write(`bench: --${flag} must be one of ${allowed.join(', ')}, got ${JSON.stringify(v)}\n`);
       return 2;
     }
+  }
+  const rounds = Number(values.rounds ?? 1);
+  if (!Number.isInteger(rounds) || rounds < 1) {
+    process.stderr.write(`bench: --rounds must be a positive integer, got ${JSON.stringify(values.rounds)}\n`);
+    return 2;
   }
   const file = path.resolve(values.workloads ?? DEFAULT_WORKLOADS);
   if (!existsSync(file)) {
@@ -123,25 +129,47 @@ async function main(): Promise<number> {
     if (!w) throw new Error(`unknown workload ${id} (have ${spec.workloads.map((x) => x.id).join(', ')})`);
     return w;
   }) : spec.workloads;
-  const results = [];
-  for (const w of chosen) {
-    const r = await benchWorkload(w, spec, {
-      targetSec: Number(values['target-sec'] ?? 1.5), repeats: Number(values.repeats ?? 5), steps: Number(values.steps ?? 0),
-      ...(values.form ? { form: values.form as 'rolled' | 'unrolled' } : {}),
-      ...(values.hoist ? { hoist: values.hoist as HoistMode } : {}),
-    });
-    results.push(r);
-    process.stdout.write(JSON.stringify(r) + '\n');
+  // Each round times every workload with unfold and, right after it, with PyTorch eager (the ratio
+  // targets' reference), so both see the same machine; the other peers run once, at the end. On a
+  // shared machine neighbours only ever add time: the summary takes each side's best round.
+  const peerList = (values['peer-list'] ?? 'pytorch-eager,tfjs-wasm,handwritten-js').split(',');
+  const paired = values.peers && peerList.includes('pytorch-eager');
+  const ours = new Map<string, Awaited<ReturnType<typeof benchWorkload>>[]>();
+  const torch = new Map<string, Record<string, unknown>[]>();
+  for (let round = 1; round <= rounds; round++) {
+    for (const w of chosen) {
+      const r = await benchWorkload(w, spec, {
+        targetSec: Number(values['target-sec'] ?? 1.5), repeats: Number(values.repeats ?? 5), steps: Number(values.steps ?? 0),
+        ...(values.form ? { form: values.form as 'rolled' | 'unrolled' } : {}),
+        ...(values.hoist ? { hoist: values.hoist as HoistMode } : {}),
+      });
+      (ours.get(w.id) ?? ours.set(w.id, []).get(w.id)!).push(r);
+      process.stdout.write(JSON.stringify(rounds > 1 ? { ...r, round } : r) + '\n');
+      if (paired) (torch.get(w.id) ?? torch.set(w.id, []).get(w.id)!).push(...runPeers(file, [w.id], 'pytorch-eager'));
+    }
   }
   if (values.peers) {
-    const peers = runPeers(file, chosen.map((w) => w.id), values['peer-list'] ?? 'pytorch-eager,tfjs-wasm,handwritten-js');
-    for (const r of results) {
-      const ratios = peers.filter((p) => p['workload'] === r.workload && typeof p['msPerStep'] === 'number').map((p) => ({
+    const rest = peerList.filter((p) => p !== 'pytorch-eager');
+    const others = rest.length ? runPeers(file, chosen.map((w) => w.id), rest.join(',')) : [];
+    const best = <T extends { msPerStep: unknown }>(xs: readonly T[]): T => xs.reduce((a, b) => ((b.msPerStep as number) < (a.msPerStep as number) ? b : a));
+    for (const w of chosen) {
+      const r = best(ours.get(w.id)!);
+      const torchRuns = (torch.get(w.id) ?? []).filter((p) => typeof p['msPerStep'] === 'number') as (Record<string, unknown> & { msPerStep: number })[];
+      const peers = [...(torchRuns.length ? [best(torchRuns)] : []), ...others.filter((p) => p['workload'] === w.id && typeof p['msPerStep'] === 'number')];
+      const ratios = peers.map((p) => ({
         peer: p['peer'], msPerStep: p['msPerStep'], ratio: +((p['msPerStep'] as number) / r.msPerStep).toFixed(3),
+        ...(p['peer'] === 'pytorch-eager' && rounds > 1 ? {
+          roundsMsPerStep: torchRuns.map((q) => q.msPerStep),
+          roundRatios: torchRuns.map((q, i) => +(q.msPerStep / ours.get(w.id)![i]!.msPerStep).toFixed(3)),
+        } : {}),
         lossFirstRelErr: Math.abs((p['lossFirst'] as number) - r.lossFirst) / Math.abs(p['lossFirst'] as number),
         lossWarmRelErr: Math.abs((p['lossWarm'] as number) - (r.lossWarm as number)) / Math.abs(p['lossWarm'] as number),
       }));
-      process.stdout.write(JSON.stringify({ workload: r.workload, unfoldMsPerStep: r.msPerStep, ratios }) + '\n');
+      process.stdout.write(JSON.stringify({
+        workload: w.id, unfoldMsPerStep: r.msPerStep,
+        ...(rounds > 1 ? { unfoldRoundsMsPerStep: ours.get(w.id)!.map((x) => x.msPerStep) } : {}),
+        ratios,
+      }) + '\n');
     }
   }
   return 0;
