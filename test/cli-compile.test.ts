@@ -141,11 +141,11 @@ describe('unfold compile --dump-ir-after', () => {
 });
 
 describe('unfold compile --hoist', () => {
-  it('on stores x(t) W_ihᵀ and dz(t) for every step (8 + 8 floats per step at hidden 8, batch 1); off stores neither', async () => {
+  it('on stores x(t) W_ihᵀ, dz(t) and dy(t) for every step (8 + 8 + 1 floats per step at hidden 8, batch 1); off stores none', async () => {
     const [on, off] = [await result('hoist-on'), await result('hoist-off')];
     for (const r of [on, off]) expect(r.status).toBe(0);
     const [jon, joff] = [JSON.parse(on.stdout), JSON.parse(off.stdout)];
-    expect(jon.residualBytesPerStep - joff.residualBytesPerStep).toBe(16 * 4);
+    expect(jon.residualBytesPerStep - joff.residualBytesPerStep).toBe(17 * 4);
     expect(jon.residualBytes).toBe(20 * jon.residualBytesPerStep);
     const src = fs.readFileSync(path.join(dir, 'hoist-on', 'trainer.ts'), 'utf8');
     expect(src).toContain('for (let p = 0; p < 20; p++)'); // a weight gradient summed over τ·B = 20 rows

@@ -212,8 +212,9 @@ describe('hoisting products out of the loops over t (src/emit/hoist.ts)', () => 
 
   it('the stacked values are counted as per-step storage in the memory report', () => {
     const [on, off] = [compileSeed('on'), compileSeed('off')];
-    // dz(t) [1, 32] for dW_hh, and the projection x(t) W_ihᵀ [1, 32]: 64 more per step.
-    expect(on.arena.residualsPerStep - off.arena.residualsPerStep).toBe(64);
+    // dz(t) [1, 32] (for dW_hh, dW_ih and both biases), the projection x(t) W_ihᵀ [1, 32], and
+    // the output's error dy(t) [1, 1] (for the head's weight and bias): 65 more per step.
+    expect(on.arena.residualsPerStep - off.arena.residualsPerStep).toBe(65);
     for (const e of [on, off]) expect(e.arena.regions.residuals).toBe(10 * e.arena.residualsPerStep);
   });
 

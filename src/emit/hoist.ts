@@ -2,10 +2,12 @@
 // product whose rows are the steps' rows stacked (the trainer stores every step's value
 // contiguously, t-major):
 //   - the input projection x(t) @ W before the forward loop: X_all @ W, X_all = [τ·B, I];
-//   - a weight gradient Σ_t P(t)ᵀ Q(t) after the reverse loop: P_allᵀ Q_all, with k = τ·B.
+//   - a weight gradient Σ_t P(t)ᵀ Q(t) after the reverse loop: P_allᵀ Q_all, with k = τ·B
+//     (and a bias gradient Σ_t Σ_b P(t) as the column sums of P_all).
 // At batch 1 the per-step weight gradient is an outer product that reads and writes all of dW at
 // every step; stacked, each element is a τ-long dot product kept in a register and stored once.
 import type { Node } from '../ir/node.ts';
+import type { Builder } from '../prims/types.ts';
 import { sizeOf } from '../ir/tensor.ts';
 import type { HoistMode } from './config.ts';
 import type { Seq } from './layout.ts';
@@ -23,11 +25,19 @@ export interface InputProjection {
   readonly rows: Node;
 }
 
-/** A parameter's gradient contribution P(t)ᵀ Q(t) (both [B, ·]): the index of the parameter and P, Q. */
+/**
+ * A parameter's gradient that is a sum over the batch rows of per-step values — P(t)ᵀ Q(t), or the
+ * column sums of P(t), possibly reshaped — so its sum over steps is the same expression over the
+ * rows of all steps.
+ */
 export interface StackedGradient {
   readonly param: number;
-  readonly p: Node;
-  readonly q: Node;
+  /** The per-step [B, ·] values it reads (stored for every step). */
+  readonly operands: readonly Node[];
+  /** Rows per step (the batch), for the size rule. */
+  readonly batch: number;
+  /** The sum over all steps, given each operand's rows of all steps as one [τ·B, ·] node. */
+  build(allSteps: (x: Node) => Node, b: Builder): Node;
 }
 
 const isMatrix = (n: Node) => n.shape.length === 2;
@@ -43,22 +53,45 @@ export function inputProjections(forward: Iterable<Node>, dataInputs: ReadonlySe
   return out;
 }
 
-/** P when `n` is Pᵀ: a transpose, or the reshape [1, M] → [M, 1] the simplifier makes of one. */
+/** P when `n` is Pᵀ: a transpose, the reshape [1, M] → [M, 1] the simplifier makes of one, or a 1×1 value itself. */
 function transposed(n: Node): Node | undefined {
+  if (!isMatrix(n)) return undefined;
+  if (n.shape[0] === 1 && n.shape[1] === 1) return n;
   const src = n.inputs[0];
-  if (!src || !isMatrix(src) || !isMatrix(n)) return undefined;
+  if (!src || !isMatrix(src)) return undefined;
   if (n.op === 'transpose') return src;
   if (n.op === 'reshape' && src.shape[0] === 1 && n.shape[1] === 1) return src;
   return undefined;
 }
 
-/** Parameter gradients of the form Pᵀ @ Q over per-step matrices with the batch as rows. */
+type Stackable = Omit<StackedGradient, 'param'>;
+
+function stackable(g: Node, dependent: ReadonlySet<Node>): Stackable | undefined {
+  const perStep = (x: Node | undefined): x is Node => x !== undefined && isMatrix(x) && dependent.has(x);
+  if (g.op === 'reshape') {
+    const inner = stackable(g.inputs[0]!, dependent);
+    return inner && { ...inner, build: (all, b) => b.reshape(inner.build(all, b), g.shape) };
+  }
+  if (g.op === 'sum') {
+    const p = g.inputs[0];
+    const axes = g.attrs['axes'];
+    if (!perStep(p) || !Array.isArray(axes) || axes.length !== 1 || axes[0] !== 0) return undefined;
+    return { operands: [p], batch: p.shape[0]!, build: (all, b) => b.sum(all(p), [0]) };
+  }
+  if (g.op === 'matmul') {
+    const p = transposed(g.inputs[0]!), q = g.inputs[1];
+    if (!perStep(p) || !perStep(q) || p.shape[0] !== q.shape[0]) return undefined;
+    return { operands: [p, q], batch: p.shape[0]!, build: (all, b) => b.matmul(b.transpose(all(p)), all(q)) };
+  }
+  return undefined;
+}
+
+/** Parameter gradients that sum per-step values over the batch rows (see StackedGradient). */
 export function stackedGradients(paramGrads: readonly Node[], dependent: ReadonlySet<Node>): StackedGradient[] {
   const out: StackedGradient[] = [];
   paramGrads.forEach((g, param) => {
-    if (g.op !== 'matmul') return;
-    const p = transposed(g.inputs[0]!), q = g.inputs[1]!;
-    if (p && isMatrix(q) && dependent.has(p) && dependent.has(q) && p.shape[0] === q.shape[0]) out.push({ param, p, q });
+    const s = stackable(g, dependent);
+    if (s) out.push({ param, ...s });
   });
   return out;
 }
@@ -71,7 +104,7 @@ export function stackedGradients(paramGrads: readonly Node[], dependent: Readonl
  * (≤ 64 Ki elements, 256 KiB of float32), so reading it back costs no more than computing it.
  */
 export function hoistGradient(mode: HoistMode, g: StackedGradient): boolean {
-  return mode === 'on' || (mode === 'auto' && g.p.shape[0]! < 4);
+  return mode === 'on' || (mode === 'auto' && g.batch < 4);
 }
 
 export function hoistProjection(mode: HoistMode, p: InputProjection, tau: number): boolean {

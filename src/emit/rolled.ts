@@ -108,7 +108,7 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilde
   const stackedGrads = stackedGradients(paramGrads, dependent).filter((g) => hoistGradient(mode, g));
   const forwardStacks: Node[] = [], backwardStacks: Node[] = [];
   for (const g of stackedGrads) {
-    for (const x of [g.p, g.q]) {
+    for (const x of g.operands) {
       if (stackedOf.has(x)) continue;
       newStack(x);
       (forwardSet.has(x) ? forwardStacks : backwardStacks).push(x);
@@ -166,7 +166,7 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilde
   };
   const projectionSlots = projections.map((p) => ({ node: b.matmul(allSteps(p.rows), p.product.inputs[1]!), slot: stackedOf.get(p.product)!.seq.base }));
   const projectionPlan = planKernel(makeGraph(projectionSlots.map((s, i) => ({ name: `proj${i}`, node: s.node }))), stackPinned, projectionSlots, tempBase);
-  const gradientSlots: OutputSlot[] = stackedGrads.map((g) => ({ node: b.matmul(b.transpose(allSteps(g.p)), allSteps(g.q)), slot: L.grads[g.param]!.off, accumulate: true }));
+  const gradientSlots: OutputSlot[] = stackedGrads.map((g) => ({ node: g.build(allSteps, b), slot: L.grads[g.param]!.off, accumulate: true }));
   const gradientPlan = planKernel(makeGraph(gradientSlots.map((s, i) => ({ name: `sum${i}`, node: s.node }))), stackPinned, gradientSlots, tempBase);
 
   const bindStep = (offs: LoopOffsets, m: Map<Node, Offset>) => {
