@@ -141,6 +141,41 @@ describe('simplify', () => {
     });
   }
 
+  it('golden: the vjp of four gate slices, pad + pad + pad + pad over disjoint ranges in any order, is one concat', () => {
+    const ctx = new Context();
+    const b = createBuilder(ctx);
+    const gate = (name: string) => b.input(name, [2, 3]);
+    const [gi, gf, gg, go] = ['i', 'f', 'g', 'o'].map(gate) as [Node, Node, Node, Node];
+    const pad = (x: Node, k: number) => b.make('pad', [x], { axis: 1, before: 3 * k, after: 9 - 3 * k });
+    // Summed as a vjp accumulates them: (i + g) + (o + f).
+    const raw = b.make('add', [b.make('add', [pad(gi, 0), pad(gg, 2)]), b.make('add', [pad(go, 3), pad(gf, 1)])]);
+    const after = runChecked(simplify, makeGraph({ dz: raw }), ctx);
+    expect(printGraph(after)).toBe([
+      '%0 = input {name="i"} : [2, 3]',
+      '%1 = input {name="f"} : [2, 3]',
+      '%2 = input {name="g"} : [2, 3]',
+      '%3 = input {name="o"} : [2, 3]',
+      '%4 = concat %0, %1, %2, %3 {axis=1} : [2, 12]',
+      'out dz = %4',
+      '',
+    ].join('\n'));
+    // Two of them leave a zero gap between and padding around.
+    const two = runChecked(simplify, makeGraph({ d: b.make('add', [pad(gg, 2), pad(gi, 0)]) }), ctx);
+    expect(printGraph(two)).toBe([
+      '%0 = input {name="i"} : [2, 3]',
+      '%1 = const {value=0} : [2, 3]',
+      '%2 = input {name="g"} : [2, 3]',
+      '%3 = concat %0, %1, %2 {axis=1} : [2, 9]',
+      '%4 = pad %3 {after=3, axis=1, before=0} : [2, 12]',
+      'out d = %4',
+      '',
+    ].join('\n'));
+    // Overlapping ranges stay a sum.
+    const overlap = b.make('add', [pad(gi, 0), b.make('pad', [gf], { axis: 1, before: 2, after: 7 })]);
+    const kept = makeGraph({ d: overlap });
+    expect(simplify.run(kept, { ctx })).toBe(kept);
+  });
+
   it('returns the very same graph when no rule applies (a builder-made graph)', () => {
     const ctx = new Context();
     const b = createBuilder(ctx);

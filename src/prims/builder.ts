@@ -40,6 +40,40 @@ export function createBuilder(ctx: Context, origin: () => string | undefined = (
     return x !== undefined && y !== undefined ? [x, y] : undefined;
   };
 
+  /**
+   * pad(x) + pad(y) over disjoint ranges of one axis -> pad(concat(x, 0, y)), in any order of
+   * summation: the gradient of slices that cover a tensor (an LSTM's four gates) is then one
+   * concat instead of four zero-padded copies summed element by element.
+   */
+  type Segment = { readonly x: Node; readonly start: number; readonly len: number };
+  /** The non-zero pieces of a pad (of a concat) along `axis`, where they sit in the padded tensor. */
+  const segmentsOf = (p: Node, axis: number): Segment[] => {
+    const inner = p.inputs[0]!;
+    const parts = inner.op === 'concat' && inner.attrs['axis'] === axis ? inner.inputs : [inner];
+    const out: Segment[] = [];
+    let at = p.attrs['before'] as number;
+    for (const x of parts) {
+      if (!isZero(x)) out.push({ x, start: at, len: x.shape[axis]! });
+      at += x.shape[axis]!;
+    }
+    return out;
+  };
+  const disjointPads = (a: Node, c: Node): Node | undefined => {
+    if (a.op !== 'pad' || c.op !== 'pad' || !sameShape(a.shape, c.shape) || a.attrs['axis'] !== c.attrs['axis']) return undefined;
+    const axis = a.attrs['axis'] as number;
+    const segs = [...segmentsOf(a, axis), ...segmentsOf(c, axis)].sort((u, v) => u.start - v.start);
+    if (segs.length === 0) return undefined;
+    for (let i = 1; i < segs.length; i++) if (segs[i - 1]!.start + segs[i - 1]!.len > segs[i]!.start) return undefined;
+    const parts: Node[] = [];
+    let at = segs[0]!.start;
+    for (const sg of segs) {
+      if (sg.start > at) parts.push(scalar(0, sg.x.shape.map((d, i) => (i === axis ? sg.start - at : d))));
+      parts.push(sg.x);
+      at = sg.start + sg.len;
+    }
+    return b.pad(b.concat(parts, axis), axis, segs[0]!.start, a.shape[axis]! - at);
+  };
+
   const b: NodeBuilder = {
     ctx,
     make,
@@ -56,6 +90,8 @@ export function createBuilder(ctx: Context, origin: () => string | undefined = (
       if (isZero(a)) return c; // 0 + x -> x
       const f = bothFills(a, c);
       if (f && sameShape(a.shape, c.shape)) return scalar(f[0] + f[1], a.shape); // fold
+      const joined = disjointPads(a, c);
+      if (joined) return joined;
       return make('add', [a, c]);
     },
     sub(a, c) {
@@ -147,7 +183,11 @@ export function createBuilder(ctx: Context, origin: () => string | undefined = (
       if (isZero(a)) return scalar(0, prims.pad.shape([a.shape], attrs, []));
       return make('pad', [a], attrs);
     },
-    concat: (xs, axis) => (xs.length === 1 ? xs[0]! : make('concat', xs, { axis })),
+    concat(xs, axis) {
+      // concat(concat(a, b), c) -> concat(a, b, c) along the same axis
+      const flat = xs.flatMap((x) => (x.op === 'concat' && x.attrs['axis'] === axis ? x.inputs : [x]));
+      return flat.length === 1 ? flat[0]! : make('concat', flat, { axis });
+    },
     where(cond, a, c) {
       if (a === c) return a; // where(c, x, x) -> x
       return make('where', [cond, a, c]);

@@ -17,7 +17,7 @@ export const GRAPH_OPS = [
   'constData', 'constExpr',
   // algebra bait (simplify food)
   'mulOne', 'addZero', 'subZero', 'mulZero', 'mulMinusOne', 'divOne', 'negNeg', 'transposeTwice', 'transposeProduct',
-  'sumNoAxes', 'broadcastFill', 'reshapeTwice',
+  'sumNoAxes', 'broadcastFill', 'reshapeTwice', 'padSum',
 ] as const;
 
 export interface GraphInstr {
@@ -136,6 +136,16 @@ export function buildGraph(prog: GraphProgram, ctx: Context): BuiltGraph {
       case 'sumNoAxes': out = mk('sum', [x], { axes: [] }); break; // Σ over no axes
       case 'broadcastFill': out = mk('add', [mk('broadcast', [fill(0.25, x.shape)], { shape: [2, ...x.shape], axes: [0] }), mk('broadcast', [x], { shape: [2, ...x.shape], axes: [0] })]); break;
       case 'reshapeTwice': out = mk('reshape', [mk('reshape', [x], { shape: [sizeOf(x.shape)] })], { shape: [1, sizeOf(x.shape)] }); break;
+      case 'padSum': { // pad(x) + pad(y) + pad(z) into one axis, disjoint or (when q % 3 == 0) overlapping: the vjp of slices
+        const v = fit(b, x, [2, 3]), w = fit(b, y, [2, 1 + (p % 2)]);
+        const n = 8;
+        const pa = mk('pad', [v], { axis: 1, before: 0, after: n - 3 });
+        const wBefore = q % 3 === 0 ? 2 : 3 + (q % 2);
+        const pb = mk('pad', [w], { axis: 1, before: wBefore, after: n - wBefore - w.shape[1]! });
+        const pc = mk('pad', [mk('neg', [v])], { axis: 1, before: n - 3, after: 0 });
+        out = p % 2 ? mk('add', [mk('add', [pa, pc]), pb]) : mk('add', [pb, mk('add', [pc, pa])]);
+        break;
+      }
     }
     pool.push(out);
   }
