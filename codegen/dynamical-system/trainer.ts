@@ -260,7 +260,6 @@ export class Trainer {
               A[220 + (i + 0) * 2 + (j + 1)] = c01;
             }
           }
-          for (let i1 = 0; i1 < 2; i1++) { { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { acc = acc + A[q5 + (i0 * 2 + i1 * 1)]; } A[10 + (i1 * 1)] += acc; } }
           for (let i = 0; i < 2; i++) A[218 + i] = A[220 + i];
         }
         for (let i = 0; i < 2; i += 2) {
@@ -277,6 +276,7 @@ export class Trainer {
             A[6 + (i + 1) * 2 + (j + 1)] += c11;
           }
         }
+        for (let i1 = 0; i1 < 2; i1++) { { let acc = 0; for (let i0 = 0; i0 < 20; i0++) { acc = acc + A[137 + (i0 * 2 + i1 * 1)]; } A[10 + (i1 * 1)] += acc; } }
     }
 
     /** Forward over τ steps only, emitted from the unrolled graph. */

@@ -311,7 +311,6 @@ export class Trainer {
               A[1394 + (i + 0) * 16 + (12 + 3)] = c03;
             }
           }
-          for (let i1 = 0; i1 < 16; i1++) { { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { acc = acc + A[q5 + (i0 * 16 + i1 * 1)]; } A[528 + (i1 * 1)] += acc; } }
           for (let i = 0; i < 16; i++) A[1378 + i] = A[1394 + i];
         }
         for (let i = 0; i < 16; i += 4) {
@@ -352,6 +351,7 @@ export class Trainer {
             A[272 + (i + 3) * 16 + (15 + 0)] += c30;
           }
         }
+        for (let i1 = 0; i1 < 16; i1++) { { let acc = 0; for (let i0 = 0; i0 < 10; i0++) { acc = acc + A[1057 + (i0 * 16 + i1 * 1)]; } A[528 + (i1 * 1)] += acc; } }
     }
 
     /** Forward over τ steps only, emitted from the unrolled graph. */
