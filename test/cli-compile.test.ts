@@ -162,25 +162,17 @@ describe('unfold compile errors: one line, the right exit code, nothing written'
     expect(fs.existsSync(path.join(dir, 'nope'))).toBe(false);
   });
 
-  it('--hoist maybe: exit 2, naming the flag and the choices', async () => {
-    const r = await result('hoist-bad');
-    expect(r.status).toBe(2);
-    expect(r.stdout).toBe('');
-    expect(r.stderr).toMatch(/--hoist/);
-    expect(r.stderr).toMatch(/maybe/);
-    expect(r.stderr).toMatch(/auto.*on.*off/);
-    expect(fs.existsSync(path.join(dir, 'hoist-bad'))).toBe(false);
-  });
-
-  it('--form sideways: exit 2, naming the flag and the choices', async () => {
-    const r = await result('sideways');
-    expect(r.status).toBe(2);
-    expect(r.stdout).toBe('');
-    expect(r.stderr).toMatch(/--form/);
-    expect(r.stderr).toMatch(/sideways/);
-    expect(r.stderr).toMatch(/auto.*unrolled.*rolled/);
-    expect(fs.existsSync(path.join(dir, 'sideways'))).toBe(false);
-  });
+  for (const [key, flag, value, choices] of [['hoist-bad', 'hoist', 'maybe', /auto.*on.*off/], ['sideways', 'form', 'sideways', /auto.*unrolled.*rolled/]] as const) {
+    it(`--${flag} ${value}: exit 2, naming the flag and the choices`, async () => {
+      const r = await result(key);
+      expect(r.status).toBe(2);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toContain(`--${flag}`);
+      expect(r.stderr).toContain(value);
+      expect(r.stderr).toMatch(choices);
+      expect(fs.existsSync(path.join(dir, key))).toBe(false);
+    });
+  }
 
   it('no -o: exit 2, saying -o DIR is required', async () => {
     const r = await result('no-out');

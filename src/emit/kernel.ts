@@ -38,16 +38,20 @@ function scalarExpr(plan: KernelPlan, n: Node, i: string | number, target: EmitT
   return prim.emit.scalar(args, n.attrs, target);
 }
 
-/** A matrix product's statement; with `epilogue`, the element-wise chain rooted there is stored instead of the product. */
-function productStatement(plan: KernelPlan, m: Node, out: Buf, accumulate: boolean, arr: string, epilogue?: (value: string, index: string) => string): string {
-  const prim = primOf(m.op)!;
-  if (prim.emit.kind !== 'statements') throw new Error(`emit: ${m.op} has no statement`);
+/**
+ * The code of a statement primitive (not element-wise) computing `n` into `out`. A product reads a
+ * transposed operand through its source; with `epilogue` it stores the element-wise chain rooted
+ * at `out`'s node instead of its own value.
+ */
+function codeStatement(plan: KernelPlan, n: Node, out: Buf, accumulate: boolean, arr: string, epilogue?: (value: string, index: string) => string): string {
+  const prim = primOf(n.op)!;
+  if (prim.emit.kind !== 'statements') throw new Error(`emit: ${n.op} has no statement`);
   return prim.emit.code({
     out,
-    inputs: m.inputs.map((x) => operandOf(plan, x, arr)),
-    inShapes: m.inputs.map((x) => x.shape),
-    shape: m.shape,
-    attrs: m.attrs,
+    inputs: n.inputs.map((x) => (n.op === 'matmul' ? operandOf(plan, x, arr) : bufOf(plan, x, arr))),
+    inShapes: n.inputs.map((x) => x.shape),
+    shape: n.shape,
+    attrs: n.attrs,
     ...(accumulate ? { accumulate } : {}),
     ...(epilogue ? { epilogue } : {}),
   });
@@ -61,22 +65,14 @@ function statement(plan: KernelPlan, n: Node, target: EmitTarget, arr: string): 
   const accumulate = plan.accumulate.has(n);
   const store = accumulate ? '+=' : '=';
   const product = plan.epilogues.get(n);
-  if (product) return productStatement(plan, product, out, accumulate, arr, (value, index) => scalarExpr(plan, n, index, target, arr, { node: product, value }));
+  if (product) return codeStatement(plan, product, out, accumulate, arr, (value, index) => scalarExpr(plan, n, index, target, arr, { node: product, value }));
   switch (prim.emit.kind) {
     case 'elementwise':
       return size === 1
         ? `${at(out, 0)} ${store} ${scalarExpr(plan, n, 0, target, arr)};`
         : `for (let i = 0; i < ${size}; i++) ${at(out, 'i')} ${store} ${scalarExpr(plan, n, 'i', target, arr)};`;
     case 'statements':
-      if (n.op === 'matmul') return productStatement(plan, n, out, accumulate, arr);
-      return prim.emit.code({
-        out,
-        inputs: n.inputs.map((x) => bufOf(plan, x, arr)),
-        inShapes: n.inputs.map((x) => x.shape),
-        shape: n.shape,
-        attrs: n.attrs,
-        ...(accumulate ? { accumulate } : {}),
-      });
+      return codeStatement(plan, n, out, accumulate, arr);
     case 'leaf':
       throw new Error(`emit: leaf ${n.op} has no statement`);
   }
