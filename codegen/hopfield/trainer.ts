@@ -37,6 +37,7 @@ function mulberry32(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+/** tanh for float32 values: Eigen's rational approximation, within 3 float32 ulp. */
 function tanh32(x: number): number {
   const c = x < -9 ? -9 : x > 9 ? 9 : x;
   const c2 = c * c;

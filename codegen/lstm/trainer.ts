@@ -41,6 +41,7 @@ function mulberry32(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+/** tanh for float32 values: Eigen's rational approximation, within 3 float32 ulp. */
 function tanh32(x: number): number {
   const c = x < -9 ? -9 : x > 9 ? 9 : x;
   const c2 = c * c;
@@ -48,6 +49,7 @@ function tanh32(x: number): number {
   const q = 4.89352518554385e-3 + c2 * (2.268434632439e-3 + c2 * (1.18534705686654e-4 + c2 * 1.19825839466702e-6));
   return p / q;
 }
+/** 1 / (1 + exp(-x)) for float32 values: Eigen's rational approximation on [-3, 15.72], within 3 float32 ulp. */
 function sigmoid32(x: number): number {
   if (!(x >= -3 && x <= 15.7243833541870117)) return 1 / (1 + Math.exp(-x));
   const x2 = x * x;
