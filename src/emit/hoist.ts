@@ -6,12 +6,12 @@
 //     (and a bias gradient Σ_t Σ_b P(t) as the column sums of P_all).
 // At batch 1 the per-step weight gradient is an outer product that reads and writes all of dW at
 // every step; stacked, each element is a τ-long dot product kept in a register and stored once.
+// src/emit/rolled.ts stores the operands and emits the products; this file decides what qualifies.
 import type { Node } from '../ir/node.ts';
-import type { Builder } from '../prims/types.ts';
 import { sizeOf } from '../ir/tensor.ts';
+import type { Builder } from '../prims/types.ts';
 import type { HoistMode } from './config.ts';
 import type { Seq } from './layout.ts';
-
 
 /** Where step t's value of a per-step node lives: seq.base + (t + shift)·seq.stride, stride = its size. */
 export interface Stacked {
