@@ -147,6 +147,8 @@ describe('unfold compile --hoist', () => {
     const [jon, joff] = [JSON.parse(on.stdout), JSON.parse(off.stdout)];
     expect(jon.residualBytesPerStep - joff.residualBytesPerStep).toBe(17 * 4);
     expect(jon.residualBytes).toBe(20 * jon.residualBytesPerStep);
+    expect(jon.hoisted).toEqual({ inputProjections: 1, gradients: ['rnn.weight_ih_l0', 'rnn.weight_hh_l0', 'rnn.bias_ih_l0', 'rnn.bias_hh_l0', 'out.weight', 'out.bias'] });
+    expect(joff.hoisted).toEqual({ inputProjections: 0, gradients: [] });
     const src = fs.readFileSync(path.join(dir, 'hoist-on', 'trainer.ts'), 'utf8');
     expect(src).toContain('for (let p = 0; p < 20; p++)'); // a weight gradient summed over τ·B = 20 rows
   });

@@ -4,9 +4,18 @@ import { UnfoldError } from '../ir/errors.ts';
 import { describeOsError, makeDirectory, writeFileAtomic } from '../io/atomic-write.ts';
 import type { Graph } from '../ir/graph.ts';
 import { printGraph } from '../ir/graph.ts';
+import type { Hoisted } from '../emit/layout.ts';
 import { choiceFlag, parse, UsageError, type Command } from './command.ts';
 import { compileOptions, COMPILE_USAGE, trainerConfig } from './compile-options.ts';
 import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
+
+function describeHoisted(h: Hoisted, rows: number): string {
+  const parts = [
+    ...(h.inputProjections ? [`${h.inputProjections} input projection${h.inputProjections > 1 ? 's' : ''} before the forward loop`] : []),
+    ...(h.gradients.length ? [`the gradients of ${h.gradients.join(', ')} after the reverse loop (${rows} rows)`] : []),
+  ];
+  return parts.length ? parts.join('; ') : 'nothing (--hoist off, or no product qualifies at this size)';
+}
 
 export const compile: Command = {
   name: 'compile',
@@ -53,7 +62,7 @@ export const compile: Command = {
       const bpe = cfg.dtype === 'f32' ? 4 : 8;
       process.stdout.write(JSON.stringify({
         file, form: a.form, arenaBytes: a.bytes, arenaElements: a.elements, bytesPerElement: bpe,
-        residualBytes: a.regions.residuals * bpe, residualBytesPerStep: a.residualsPerStep * bpe, regions: a.regions,
+        residualBytes: a.regions.residuals * bpe, residualBytesPerStep: a.residualsPerStep * bpe, regions: a.regions, hoisted: a.hoisted,
       }) + '\n');
     } else {
       const bpe = cfg.dtype === 'f32' ? 4 : 8;
@@ -61,6 +70,7 @@ export const compile: Command = {
         `wrote ${file} (${a.form} form)`,
         `arena: ${a.bytes} bytes (${a.elements} ${cfg.dtype} elements: ${Object.entries(a.regions).map(([k, v]) => `${k} ${v}`).join(', ')})`,
         `BPTT residuals: ${a.regions.residuals * bpe} bytes (τ = ${cfg.tau} × ${a.residualsPerStep * bpe} bytes per step)`,
+        ...(a.form === 'rolled' ? [`over all steps at once: ${describeHoisted(a.hoisted, cfg.tau * cfg.batch)}`] : []),
       ].join('\n') + '\n');
     }
     return 0;

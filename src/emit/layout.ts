@@ -37,5 +37,13 @@ export interface Kernels {
   readonly residualSize: number;
   /** Elements of residual storage per step. */
   readonly residualsPerStep: number;
+  /** What the rolled form computes over all steps at once instead of in its loops (src/emit/hoist.ts). */
+  readonly hoisted: Hoisted;
 }
 
+
+/** Products taken out of the loops over t: input projections, and parameters whose gradient is summed over all steps. */
+export interface Hoisted {
+  readonly inputProjections: number;
+  readonly gradients: readonly string[];
+}

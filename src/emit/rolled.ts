@@ -249,5 +249,6 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilde
   ];
   const plans = [prologuePlan, projectionPlan, fwdPlan, bwdPlan, predPlan, gradientPlan];
   const tempSize = Math.max(...plans.map((p) => p.tempSize));
-  return { train, forward, tempSize, loopSize, residualSize: perStep * T + stackSize, residualsPerStep: perStep + stackSize / T };
+  const hoisted = { inputProjections: projections.length, gradients: stackedGrads.map((g) => rec.params[g.param]!.name) };
+  return { train, forward, tempSize, loopSize, residualSize: perStep * T + stackSize, residualsPerStep: perStep + stackSize / T, hoisted };
 }

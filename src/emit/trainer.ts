@@ -13,7 +13,7 @@ import { trainingGraph, type TrainingGraph } from '../transforms/training.ts';
 import type { Form, Slot, TrainerConfig } from './config.ts';
 import { describeOptimizer, planOptimizer } from './optimizer.ts';
 import { ArenaBuilder, numberLiteral, type Offset } from './plan.ts';
-import type { KernelLayout, Seq } from './layout.ts';
+import type { Hoisted, KernelLayout, Seq } from './layout.ts';
 import { helpersUsed } from './kernel.ts';
 import { rolledKernels } from './rolled.ts';
 import { unrolledKernels } from './unrolled.ts';
@@ -30,6 +30,8 @@ export interface ArenaReport {
   /** Elements per region; `residuals` = τ × residualsPerStep (the rolled form's BPTT storage). */
   readonly regions: Readonly<Record<'params' | 'grads' | 'data' | 'outputs' | 'residuals' | 'loop' | 'temporaries' | 'optimizer', number>>;
   readonly residualsPerStep: number;
+  /** What the rolled form computes over all steps at once (none in the unrolled form). */
+  readonly hoisted: Hoisted;
 }
 
 export interface EmittedTrainer {
@@ -135,7 +137,7 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
 
   const layout: KernelLayout = { arena, pinned, inputSeqs, targetSeq, stateSeqs, outputSeqs, inputGradSeqs, stateGradOffs, grads, lossOff, lossIndex };
   const kernels = form === 'unrolled' ? unrolledKernels(unrolledTraining(), rec, cfg, b, layout) : rolledKernels(rec, cfg, b, layout);
-  const { train: trainBody, forward: forwardBody, tempSize, loopSize, residualSize, residualsPerStep } = kernels;
+  const { train: trainBody, forward: forwardBody, tempSize, loopSize, residualSize, residualsPerStep, hoisted } = kernels;
   arena.reserve(tempSize);
   const optimizer = planOptimizer(
     cfg.optimizer,
@@ -164,6 +166,7 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
     bytes,
     form,
     residualsPerStep,
+    hoisted,
     regions: {
       params: paramsSize, grads: gradsSize, data: dataSize, outputs: outputsSize,
       residuals: residualSize, loop: loopSize, temporaries: tempSize, optimizer: optimizerSize,

@@ -53,5 +53,6 @@ export function unrolledKernels(tg: TrainingGraph, rec: Recurrence, cfg: Trainer
     loopSize: 0,
     residualSize: 0,
     residualsPerStep: 0,
+    hoisted: { inputProjections: 0, gradients: [] },
   };
 }
