@@ -88,7 +88,7 @@ export interface KernelPlan {
   /**
    * Matrix products computed inside the statement of the element-wise chain that reads them (the
    * chain's root → the product): each element is finished in a register and stored once, e.g.
-   * h' = tanh(z + b + h @ Wᵀ) as one loop nest. The product gets no buffer and no statement.
+   * z = x Uᵀ + b + h Wᵀ as one loop nest. The product gets no buffer and no statement.
    */
   readonly epilogues: ReadonlyMap<Node, Node>;
   /** Transposes read only by matrix products, which index their input instead (never materialized). */
