@@ -3,11 +3,15 @@ import type { Node } from '../ir/node.ts';
 import type { Slot } from './config.ts';
 import type { ArenaBuilder, Offset } from './plan.ts';
 
-/** Per-step storage: the value of step t (0-based) at base + t·stride, for `count` steps. */
+/** Per-step storage: the value of step t (0-based) at base + t·stride (see seqAt). */
 export interface Seq {
   readonly base: number;
   readonly stride: number;
-  readonly count: number;
+}
+
+/** Where step t's value of `q` starts. */
+export function seqAt(q: Seq, t: number): number {
+  return q.base + t * q.stride;
 }
 
 /** Where the trainer keeps what both forms share: parameters, data, states, outputs, gradients. */
@@ -23,7 +27,6 @@ export interface KernelLayout {
   readonly stateGradOffs: readonly number[];
   readonly grads: readonly Slot[];
   readonly lossOff: number;
-  readonly lossIndex: number;
 }
 
 /** A form's kernels: the bodies of the trainer's train and forward methods. */

@@ -1,7 +1,7 @@
 // The memory plan of emitted kernels: one arena, pinned regions (parameters, inputs, outputs,
 // constants) and a temporaries region reused by liveness (first fit). Element-wise values with a
 // single element-wise consumer are fused into it (no buffer, no loop of their own).
-import { makeGraph, type Graph } from '../ir/graph.ts';
+import { makeGraph, topoOrder, type Graph } from '../ir/graph.ts';
 import type { Context } from '../ir/node.ts';
 import { runPasses, type Pass } from '../passes/pass.ts';
 import { constantFold } from '../passes/constant-fold.ts';
@@ -108,34 +108,6 @@ export interface KernelPlan {
 /** An element offset in the arena: a number, or an expression such as `p3` (a loop's per-step base). */
 export type Offset = number | string;
 
-/** Nodes the outputs need, inputs first, not looking behind `given` nodes (computed elsewhere). */
-function neededOrder(g: Graph, given: ReadonlyMap<Node, Offset>): Node[] {
-  const order: Node[] = [];
-  const seen = new Set<Node>();
-  const visit = (root: Node) => {
-    const stack: [Node, number][] = [[root, 0]];
-    if (seen.has(root)) return;
-    seen.add(root);
-    while (stack.length) {
-      const top = stack[stack.length - 1]!;
-      const [n, i] = top;
-      if (i < n.inputs.length && !given.has(n)) {
-        top[1]++;
-        const x = n.inputs[i]!;
-        if (!seen.has(x)) {
-          seen.add(x);
-          stack.push([x, 0]);
-        }
-      } else {
-        stack.pop();
-        order.push(n);
-      }
-    }
-  };
-  for (const o of g.outputs) visit(o.node);
-  return order;
-}
-
 /**
  * Plans one kernel. `pinned` gives fixed offsets (parameters, inputs, constants and the slots of
  * named outputs); every other value goes to the temporaries region at `tempBase`.
@@ -149,7 +121,8 @@ export interface OutputSlot {
 }
 
 export function planKernel(g: Graph, pinned: ReadonlyMap<Node, Offset>, outputSlots: readonly OutputSlot[], tempBase: number): KernelPlan {
-  const all = neededOrder(g, pinned);
+  // What the outputs need, inputs first, not looking behind pinned nodes (computed elsewhere).
+  const all = topoOrder(g.outputs.map((o) => o.node), (n) => pinned.has(n));
   const offsets = new Map<Node, Offset>(pinned);
   const literals = new Map<Node, string>();
   const copies: { node: Node; to: Offset; accumulate: boolean }[] = [];
@@ -236,9 +209,10 @@ export function planKernel(g: Graph, pinned: ReadonlyMap<Node, Offset>, outputSl
     }
     return acc;
   };
+  const readsOf = order.map((n) => [...new Set(reads(n))]);
   const lastUse = new Map<Node, number>();
-  order.forEach((n, i) => {
-    for (const x of reads(n)) lastUse.set(x, i);
+  readsOf.forEach((xs, i) => {
+    for (const x of xs) lastUse.set(x, i);
   });
   for (const c of copies) lastUse.set(c.node, order.length);
 
@@ -246,7 +220,7 @@ export function planKernel(g: Graph, pinned: ReadonlyMap<Node, Offset>, outputSl
   order.forEach((n, i) => {
     if (!offsets.has(n)) offsets.set(n, tempBase + temps.alloc(sizeOf(n.shape)));
     // Release inputs after allocating the output: kernels like matmul must not write over what they read.
-    for (const x of new Set(reads(n))) {
+    for (const x of readsOf[i]!) {
       if (lastUse.get(x) === i && !pinned.has(x) && !outputNodes.has(x)) temps.release((offsets.get(x) as number) - tempBase, sizeOf(x.shape));
     }
     if (!lastUse.has(n) && !outputNodes.has(n)) temps.release((offsets.get(n) as number) - tempBase, sizeOf(n.shape));
@@ -261,10 +235,15 @@ export const EMIT_PASSES: readonly Pass[] = [simplify, constantFold, weightLayou
 export type OnPass = (name: string, graph: Graph) => void;
 
 /**
- * Plans a kernel that computes each `slots[i].node` into `slots[i].slot`, after the emission passes
- * (which may rewrite the nodes: slots are matched by position, not identity).
+ * The slots with their nodes after the emission passes, run once over all of them (the passes may
+ * rewrite nodes, so slots are matched by position, not identity). `names` label the IR dumps.
  */
-export function planSlots(slots: readonly { node: Node; slot: Offset }[], pinned: ReadonlyMap<Node, Offset>, tempBase: number, ctx: Context, onPass?: OnPass, names?: readonly string[]): KernelPlan {
+export function afterPasses<S extends { readonly node: Node }>(slots: readonly S[], ctx: Context, onPass?: OnPass, names?: readonly string[]): S[] {
   const g = runPasses(makeGraph(slots.map((s, i) => ({ name: names?.[i] ?? `s${i}`, node: s.node }))), EMIT_PASSES, { ctx }, onPass);
-  return planKernel(g, pinned, g.outputs.map((o, i) => ({ node: o.node, slot: slots[i]!.slot })), tempBase);
+  return g.outputs.map((o, i) => ({ ...slots[i]!, node: o.node }));
+}
+
+/** Plans a kernel that computes each slot's node into its slot. */
+export function planOutputs(slots: readonly OutputSlot[], pinned: ReadonlyMap<Node, Offset>, tempBase: number): KernelPlan {
+  return planKernel(makeGraph(slots.map((s, i) => ({ name: `s${i}`, node: s.node }))), pinned, slots, tempBase);
 }

@@ -1,17 +1,16 @@
 // The rolled form of a training step: a forward loop over t that runs the step body and stores
 // each step's residuals, and a reverse loop that applies the step body's own VJP (derived
 // symbolically once, src/transforms/step-vjp.ts). The emitted code does not grow with τ.
-import { makeGraph, topoOrder } from '../ir/graph.ts';
+import { topoOrder } from '../ir/graph.ts';
 import type { Node } from '../ir/node.ts';
 import { sizeOf } from '../ir/tensor.ts';
 import type { NodeBuilder } from '../prims/builder.ts';
 import type { Recurrence } from '../dsl/recurrence.ts';
 import { stepVjp } from '../transforms/step-vjp.ts';
 import { emitKernel } from './kernel.ts';
-import { EMIT_PASSES, planKernel, type Offset, type OutputSlot } from './plan.ts';
-import { runPasses } from '../passes/pass.ts';
+import { afterPasses, planOutputs, type Offset, type OutputSlot } from './plan.ts';
 import type { TrainerConfig } from './config.ts';
-import type { KernelLayout, Kernels, Seq } from './layout.ts';
+import { seqAt, type KernelLayout, type Kernels, type Seq } from './layout.ts';
 import { hoistGradient, hoistProjection, inputProjections, stackedGradients, type Stacked } from './hoist.ts';
 
 /** Local offset names for per-step slots inside a loop over `t`, declared on first use. */
@@ -45,7 +44,7 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilde
     ...rec.state.map((s) => `${s.name}'`), ...rec.outputs.map((o) => o.name), 'loss-term',
     ...rec.state.map((s) => `ds:${s.name}`), ...rec.params.map((p) => `grad:${p.name}`), ...sv.inputGrads.map((_, i) => `grad:${rec.input[i]!.name}`),
   ];
-  const rewritten = runPasses(makeGraph(roots.map((node, i) => ({ name: rootNames[i]!, node }))), EMIT_PASSES, { ctx: b.ctx }, cfg.onPass).outputs.map((o) => o.node);
+  const rewritten = afterPasses(roots.map((node) => ({ node })), b.ctx, cfg.onPass, rootNames).map((s) => s.node);
   let cursor = 0;
   const take = (n: number) => rewritten.slice(cursor, (cursor += n));
   const nexts = take(rec.next.length);
@@ -94,7 +93,7 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilde
   const storageStart = arena.size;
   const newStack = (n: Node): Stacked => {
     const size = sizeOf(n.shape);
-    const st = { seq: { base: arena.reserve(size * T), stride: size, count: T }, shift: 0 };
+    const st = { seq: { base: arena.reserve(size * T), stride: size }, shift: 0 };
     stackedOf.set(n, st);
     return st;
   };
@@ -138,7 +137,7 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilde
     residualOffset.set(r, perStep);
     perStep += sizeOf(r.shape);
   }
-  const residualSeq: Seq = { base: arena.reserve(perStep * T), stride: perStep, count: T };
+  const residualSeq: Seq = { base: arena.reserve(perStep * T), stride: perStep };
 
   // The loops' fixed slots: ℓ(t), the running state cotangents, and one step's parameter gradients.
   const lossTermOff = arena.reserve(1);
@@ -149,7 +148,7 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilde
   const tempBase = arena.size;
 
   // Prologue: the invariants.
-  const prologuePlan = planKernel(makeGraph(invariants.map((n, i) => ({ name: `inv${i}`, node: n }))), L.pinned, invariants.map((n) => ({ node: n, slot: pinned.get(n)! })), tempBase);
+  const prologuePlan = planOutputs(invariants.map((n) => ({ node: n, slot: pinned.get(n)! })), L.pinned, tempBase);
 
   // The stacked products: rows of all steps as one [τ·B, ·] leaf at the storage of step 0.
   const stackLeaves = new Map<Node, Node>();
@@ -158,16 +157,17 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilde
     let leaf = stackLeaves.get(x);
     if (!leaf) {
       const { seq, shift } = stackedOf.get(x)!;
-      leaf = b.input(`stack@${seq.base + shift * seq.stride}`, [T * x.shape[0]!, x.shape[1]!], { role: 'stack' });
+      const base = seqAt(seq, shift);
+      leaf = b.input(`stack@${base}`, [T * x.shape[0]!, x.shape[1]!], { role: 'stack' });
       stackLeaves.set(x, leaf);
-      stackPinned.set(leaf, seq.base + shift * seq.stride);
+      stackPinned.set(leaf, base);
     }
     return leaf;
   };
   const projectionSlots = projections.map((p) => ({ node: b.matmul(allSteps(p.rows), p.product.inputs[1]!), slot: stackedOf.get(p.product)!.seq.base }));
-  const projectionPlan = planKernel(makeGraph(projectionSlots.map((s, i) => ({ name: `proj${i}`, node: s.node }))), stackPinned, projectionSlots, tempBase);
+  const projectionPlan = planOutputs(projectionSlots, stackPinned, tempBase);
   const gradientSlots: OutputSlot[] = stackedGrads.map((g) => ({ node: g.build(allSteps, b), slot: L.grads[g.param]!.off, accumulate: true }));
-  const gradientPlan = planKernel(makeGraph(gradientSlots.map((s, i) => ({ name: `sum${i}`, node: s.node }))), stackPinned, gradientSlots, tempBase);
+  const gradientPlan = planOutputs(gradientSlots, stackPinned, tempBase);
 
   const bindStep = (offs: LoopOffsets, m: Map<Node, Offset>) => {
     rec.state.forEach((s, i) => m.set(s.node, offs.at(L.stateSeqs[i]!)));
@@ -187,7 +187,7 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilde
     ...residuals.map((r) => ({ node: r, slot: fwdOffs.at(residualSeq, 0, residualOffset.get(r)!) })),
     ...forwardStacks.map((x) => ({ node: x, slot: fwdOffs.at(stackedOf.get(x)!.seq) })),
   ];
-  const fwdPlan = planKernel(makeGraph(fwdSlots.map((s, i) => ({ name: `f${i}`, node: s.node }))), fwdPinned, fwdSlots, tempBase);
+  const fwdPlan = planOutputs(fwdSlots, fwdPinned, tempBase);
 
   // Reverse loop body: the step VJP, reading the stored values of step t.
   const bwdOffs = new LoopOffsets();
@@ -206,7 +206,7 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilde
     ...inputGrads.map((g, i) => ({ node: g, slot: bwdOffs.at(L.inputGradSeqs[i]!) })),
     ...backwardStacks.map((x) => ({ node: x, slot: bwdOffs.at(stackedOf.get(x)!.seq) })),
   ];
-  const bwdPlan = planKernel(makeGraph(bwdSlots.map((s, i) => ({ name: `b${i}`, node: s.node }))), bwdPinned, bwdSlots, tempBase);
+  const bwdPlan = planOutputs(bwdSlots, bwdPinned, tempBase);
 
   // Forward loop body (prediction): s(t) and o(t) only.
   const predOffs = new LoopOffsets();
@@ -216,7 +216,7 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilde
     ...nexts.map((n, i) => ({ node: n, slot: predOffs.at(L.stateSeqs[i]!, 1) })),
     ...outs.map((n, k) => ({ node: n, slot: predOffs.at(L.outputSeqs[k]!) })),
   ];
-  const predPlan = planKernel(makeGraph(predSlots.map((s, i) => ({ name: `p${i}`, node: s.node }))), predPinned, predSlots, tempBase);
+  const predPlan = planOutputs(predSlots, predPinned, tempBase);
 
   const indent = (lines: string[]) => lines.map((l) => l.replace(/^/gm, '  '));
   const withOffsets = (offs: LoopOffsets, body: string[]) => [...offs.declarationsFor(body), ...body];

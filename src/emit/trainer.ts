@@ -13,7 +13,7 @@ import { trainingGraph, type TrainingGraph } from '../transforms/training.ts';
 import type { Form, Slot, TrainerConfig } from './config.ts';
 import { describeOptimizer, planOptimizer } from './optimizer.ts';
 import { ArenaBuilder, numberLiteral, type Offset } from './plan.ts';
-import type { Hoisted, KernelLayout, Seq } from './layout.ts';
+import { seqAt, type Hoisted, type KernelLayout, type Seq } from './layout.ts';
 import { helpersUsed } from './kernel.ts';
 import { rolledKernels } from './rolled.ts';
 import { unrolledKernels } from './unrolled.ts';
@@ -55,7 +55,7 @@ const MULBERRY32 = `function mulberry32(seed: number): () => number {
 
 
 /** A loop nest copying a batch-first [B, T, K] user array into t-major per-step storage (or back). */
-function sequenceCopy(src: string, q: { base: number; stride: number; count: number }, B: number, T: number, K: number, reverse = false): string {
+function sequenceCopy(src: string, q: Seq, B: number, T: number, K: number, reverse = false): string {
   const user = `${src}[(b * ${T} + t) * ${K} + k]`;
   const slot = `A[${q.base} + t * ${q.stride} + b * ${K} + k]`;
   return `for (let t = 0; t < ${T}; t++) for (let b = 0; b < ${B}; b++) for (let k = 0; k < ${K}; k++) ${reverse ? `${user} = ${slot}` : `${slot} = ${user}`};`;
@@ -95,8 +95,7 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
     f();
     return arena.size - before;
   };
-  const seq = (stride: number, count: number): Seq => ({ base: arena.reserve(stride * count), stride, count });
-  const at = (q: Seq, t: number) => q.base + t * q.stride;
+  const seq = (stride: number, count: number): Seq => ({ base: arena.reserve(stride * count), stride });
 
   // Parameters and their gradients.
   const params: Slot[] = [];
@@ -117,7 +116,7 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
   const outputTemplate = rec.outputs[lossIndex];
   const I = rec.input.map((x) => sizeOf(x.node.shape) / B);
   const O = outputTemplate ? sizeOf(outputTemplate.node.shape) / B : 0;
-  let inputSeqs: Seq[] = [], targetSeq: Seq = { base: 0, stride: 0, count: 0 }, stateSeqs: Seq[] = [];
+  let inputSeqs: Seq[] = [], targetSeq: Seq = { base: 0, stride: 0 }, stateSeqs: Seq[] = [];
   const dataSize = region(() => {
     inputSeqs = rec.input.map((x) => seq(sizeOf(x.node.shape), T));
     targetSeq = seq(B * O, T);
@@ -135,7 +134,7 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
     }
   });
 
-  const layout: KernelLayout = { arena, pinned, inputSeqs, targetSeq, stateSeqs, outputSeqs, inputGradSeqs, stateGradOffs, grads, lossOff, lossIndex };
+  const layout: KernelLayout = { arena, pinned, inputSeqs, targetSeq, stateSeqs, outputSeqs, inputGradSeqs, stateGradOffs, grads, lossOff };
   const kernels = form === 'unrolled' ? unrolledKernels(unrolledTraining(), rec, cfg, b, layout) : rolledKernels(rec, cfg, b, layout);
   const { train: trainBody, forward: forwardBody, tempSize, loopSize, residualSize, residualsPerStep, hoisted } = kernels;
   arena.reserve(tempSize);
@@ -153,7 +152,7 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
     name: s.name,
     shape: [...s.node.shape],
     init: stateSeqs[i]!.base,
-    final: at(stateSeqs[i]!, T),
+    final: seqAt(stateSeqs[i]!, T),
     size: sizeOf(s.node.shape),
   }));
   const inputArgs = rec.input.map((x) => x.name);
@@ -173,12 +172,12 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
     },
   };
 
-  const paramTable = params.map((p) => {
-    const init = initOf(rec.params.find((q) => q.name === p.name)!.node);
+  const paramTable = params.map((p, i) => {
+    const init = initOf(rec.params[i]!.node);
     const initText = init.kind === 'uniform' ? `{ kind: 'uniform', bound: ${numberLiteral(init.bound)} }`
       : init.kind === 'fill' ? `{ kind: 'fill', value: ${numberLiteral(init.value)} }`
       : `{ kind: 'values', data: [${init.data.map(numberLiteral).join(', ')}] }`;
-    return `{ name: ${JSON.stringify(p.name)}, shape: [${p.shape.join(', ')}], offset: ${p.off}, grad: ${grads[params.indexOf(p)]!.off}, size: ${p.size}, init: ${initText} }`;
+    return `{ name: ${JSON.stringify(p.name)}, shape: [${p.shape.join(', ')}], offset: ${p.off}, grad: ${grads[i]!.off}, size: ${p.size}, init: ${initText} }`;
   });
 
   const project = new Project({ useInMemoryFileSystem: true });

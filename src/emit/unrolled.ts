@@ -6,27 +6,26 @@ import type { Recurrence } from '../dsl/recurrence.ts';
 import type { TrainingGraph } from '../transforms/training.ts';
 import type { TrainerConfig } from './config.ts';
 import { emitKernel } from './kernel.ts';
-import type { KernelLayout, Kernels, Seq } from './layout.ts';
-import { planSlots, type Offset } from './plan.ts';
+import { seqAt, type KernelLayout, type Kernels } from './layout.ts';
+import { afterPasses, planOutputs, type Offset } from './plan.ts';
 
 export function unrolledKernels(tg: TrainingGraph, rec: Recurrence, cfg: TrainerConfig, b: NodeBuilder, L: KernelLayout): Kernels {
   const T = cfg.tau;
   const { arena, inputSeqs, targetSeq, stateSeqs, outputSeqs, inputGradSeqs, stateGradOffs, grads, lossOff } = L;
   const pinned = new Map<Node, Offset>(L.pinned);
-  const at = (q: Seq, t: number) => q.base + t * q.stride;
   const u = tg.unrolled;
-  u.inputs.forEach((xs, t) => xs.forEach((n, i) => pinned.set(n, at(inputSeqs[i]!, t))));
-  tg.trainable.targets.forEach((n, t) => n && pinned.set(n, at(targetSeq, t)));
-  u.states[0]!.forEach((n, i) => pinned.set(n, at(stateSeqs[i]!, 0)));
+  u.inputs.forEach((xs, t) => xs.forEach((n, i) => pinned.set(n, seqAt(inputSeqs[i]!, t))));
+  tg.trainable.targets.forEach((n, t) => n && pinned.set(n, seqAt(targetSeq, t)));
+  u.states[0]!.forEach((n, i) => pinned.set(n, seqAt(stateSeqs[i]!, 0)));
   const forwardSlots: { node: Node; slot: Offset }[] = [];
   const forwardNames: string[] = [];
   for (let t = 1; t <= T; t++) {
     u.outputs[t - 1]!.forEach((n, k) => {
-      forwardSlots.push({ node: n, slot: at(outputSeqs[k]!, t - 1) });
+      forwardSlots.push({ node: n, slot: seqAt(outputSeqs[k]!, t - 1) });
       forwardNames.push(`${rec.outputs[k]!.name}@${t}`);
     });
     u.states[t]!.forEach((n, i) => {
-      forwardSlots.push({ node: n, slot: at(stateSeqs[i]!, t) });
+      forwardSlots.push({ node: n, slot: seqAt(stateSeqs[i]!, t) });
       forwardNames.push(`${rec.state[i]!.name}@${t}`);
     });
   }
@@ -37,15 +36,17 @@ export function unrolledKernels(tg: TrainingGraph, rec: Recurrence, cfg: Trainer
   });
   if (cfg.inputGrads) {
     let j = wrtCount;
-    for (let t = 0; t < T; t++) rec.input.forEach((_, i) => gradSlots.push({ node: tg.grad.grads[j++]!, slot: at(inputGradSeqs[i]!, t) }));
+    for (let t = 0; t < T; t++) rec.input.forEach((_, i) => gradSlots.push({ node: tg.grad.grads[j++]!, slot: seqAt(inputGradSeqs[i]!, t) }));
     rec.state.forEach((_, i) => gradSlots.push({ node: tg.grad.grads[j++]!, slot: stateGradOffs[i]! }));
   }
   const tempBase = arena.size;
-  const trainPlan = planSlots([...gradSlots, ...forwardSlots], pinned, tempBase, b.ctx, cfg.onPass, [
+  // The passes run once over both kernels' outputs; the forward kernel plans its part of them.
+  const slots = afterPasses([...gradSlots, ...forwardSlots], b.ctx, cfg.onPass, [
     'loss', ...rec.params.map((p) => `grad:${p.name}`), ...gradSlots.slice(1 + rec.params.length).map((_, i) => `grad:input${i}`),
     ...forwardNames,
   ]);
-  const forwardPlan = planSlots(forwardSlots, pinned, tempBase, b.ctx);
+  const trainPlan = planOutputs(slots, pinned, tempBase);
+  const forwardPlan = planOutputs(slots.slice(gradSlots.length), pinned, tempBase);
   return {
     train: emitKernel(trainPlan, cfg),
     forward: emitKernel(forwardPlan, cfg),

@@ -28,8 +28,11 @@ export function makeGraph(outputs: Readonly<Record<string, Node>> | readonly Out
 
 const topoCache = new WeakMap<object, readonly Node[]>();
 
-/** Nodes reachable from `roots`, inputs before users, in a deterministic DFS post-order. */
-export function topoOrder(roots: readonly Node[]): Node[] {
+/**
+ * Nodes reachable from `roots`, inputs before users, in a deterministic DFS post-order. The walk
+ * does not descend below a node for which `stop` holds (the node itself is still listed).
+ */
+export function topoOrder(roots: readonly Node[], stop?: (n: Node) => boolean): Node[] {
   const order: Node[] = [];
   const state = new Map<Node, 1 | 2>(); // 1 = on stack, 2 = done
   for (const root of roots) {
@@ -39,7 +42,7 @@ export function topoOrder(roots: readonly Node[]): Node[] {
     while (stack.length > 0) {
       const top = stack[stack.length - 1]!;
       const [node, next] = top;
-      if (next < node.inputs.length) {
+      if (next < node.inputs.length && !stop?.(node)) {
         top[1] = next + 1;
         const child = node.inputs[next];
         if (child === undefined) throw new UnfoldError(`verify: input ${next} of a ${node.op} node is undefined`);
