@@ -47,8 +47,19 @@ let nextId = 0;
  */
 export class Context {
   private readonly table = new Map<string, Node>();
-  /** Set by unroll while it instantiates step t. */
+  /** The step new step-bound nodes belong to, while atStep runs (unroll, loss, vjp). */
   currentStep: number | undefined = undefined;
+
+  /** Runs `f` with new step-bound nodes assigned to step `t`, restoring the previous step after (also on a throw). */
+  atStep<T>(t: number | undefined, f: () => T): T {
+    const saved = this.currentStep;
+    this.currentStep = t;
+    try {
+      return f();
+    } finally {
+      this.currentStep = saved;
+    }
+  }
 
   make(spec: NodeSpec): Node {
     const attrs = spec.attrs ?? {};

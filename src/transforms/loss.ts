@@ -64,10 +64,7 @@ export function withLoss(u: Unrolled, spec: LossSpec, b: NodeBuilder): Trainable
     const o = u.outputs[t - 1]![k]!;
     const y = stepLeaf(ctx, targetName, template, t, 'target');
     targets[t - 1] = y;
-    const saved = ctx.currentStep;
-    ctx.currentStep = t;
-    const term = stepLossTerm(b, spec.kind, o, y);
-    ctx.currentStep = saved;
+    const term = ctx.atStep(t, () => stepLossTerm(b, spec.kind, o, y));
     total = total ? b.add(total, term) : term;
   }
   const loss = b.div(total!, b.scalar(lossDenominator(spec.kind, template.shape, steps.length), []));

@@ -60,10 +60,8 @@ export function unroll(rec: Recurrence, tau: number, ctx: Context): Unrolled {
   const states: Node[][] = [rec.state.map((s) => stepLeaf(ctx, s.name, s.node, 0, 'state'))];
   const inputs: Node[][] = [];
   const outputs: Node[][] = [];
-  const saved = ctx.currentStep;
-  try {
-    for (let t = 1; t <= tau; t++) {
-      ctx.currentStep = t;
+  for (let t = 1; t <= tau; t++) {
+    ctx.atStep(t, () => {
       const xs = rec.input.map((x) => stepLeaf(ctx, x.name, x.node, t, 'input'));
       const prev = states[t - 1]!;
       const subst = new Map<Node, Node>([
@@ -74,9 +72,7 @@ export function unroll(rec: Recurrence, tau: number, ctx: Context): Unrolled {
       inputs.push(xs);
       states.push(rec.next.map((n) => mapped.get(n)!));
       outputs.push(rec.outputs.map((o) => mapped.get(o.node)!));
-    }
-  } finally {
-    ctx.currentStep = saved;
+    });
   }
   const named: Named[] = [];
   for (let t = 1; t <= tau; t++) rec.outputs.forEach((o, k) => named.push({ name: `${o.name}@${t}`, node: outputs[t - 1]![k]! }));

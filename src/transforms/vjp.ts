@@ -36,29 +36,28 @@ export function vjp(g: Graph, loss: Node, wrt: readonly Node[], b: NodeBuilder):
   const parts = new Map<Node, Node[]>();
   const total = new Map<Node, Node>();
   parts.set(loss, [b.scalar(1, [])]);
-  const saved = b.ctx.currentStep;
   for (let i = order.length - 1; i >= 0; i--) {
     const n = order[i]!;
     const contributions = parts.get(n);
     if (!live.has(n) || !contributions) continue;
     parts.delete(n);
     // The cotangent of a step-t value and what its rule builds belong to step t.
-    b.ctx.currentStep = n.step;
-    const dy = contributions.reduce((acc, c) => b.add(acc, c));
-    total.set(n, dy);
-    if (n.inputs.length === 0 || isZero(dy)) continue;
-    const rule = primOf(n.op);
-    if (!rule) throw new UnfoldError(`vjp: unknown op "${n.op}"`);
-    const cots = rule.vjp({ dy, y: n, inputs: n.inputs, attrs: n.attrs }, b);
-    n.inputs.forEach((x, k) => {
-      const c = cots[k];
-      if (!c || !live.has(x) || isZero(c)) return;
-      const list = parts.get(x);
-      if (list) list.push(c);
-      else parts.set(x, [c]);
+    b.ctx.atStep(n.step, () => {
+      const dy = contributions.reduce((acc, c) => b.add(acc, c));
+      total.set(n, dy);
+      if (n.inputs.length === 0 || isZero(dy)) return;
+      const rule = primOf(n.op);
+      if (!rule) throw new UnfoldError(`vjp: unknown op "${n.op}"`);
+      const cots = rule.vjp({ dy, y: n, inputs: n.inputs, attrs: n.attrs }, b);
+      n.inputs.forEach((x, k) => {
+        const c = cots[k];
+        if (!c || !live.has(x) || isZero(c)) return;
+        const list = parts.get(x);
+        if (list) list.push(c);
+        else parts.set(x, [c]);
+      });
     });
   }
-  b.ctx.currentStep = saved;
   const unused: Node[] = [];
   const grads = wrt.map((w) => {
     const d = total.get(w);
