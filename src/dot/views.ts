@@ -7,7 +7,7 @@ import type { Node } from '../ir/node.ts';
 import type { Shape } from '../ir/tensor.ts';
 import { fillValue, type NodeBuilder } from '../prims/builder.ts';
 import { stepGraph, type Recurrence } from '../dsl/recurrence.ts';
-import { withLoss, type LossSpec, type Trainable } from '../transforms/loss.ts';
+import { lossOutputIndex, withLoss, type LossSpec, type Trainable } from '../transforms/loss.ts';
 import { trainingGraph, type TrainingGraph } from '../transforms/training.ts';
 import { unroll, type Unrolled } from '../transforms/unroll.ts';
 import { Html } from './dot.ts';
@@ -109,13 +109,6 @@ function between(order: readonly Node[], from: ReadonlySet<Node>, to: ReadonlySe
   const below = new Set<Node>();
   for (const n of order) if (!from.has(n) && n.inputs.some((x) => from.has(x) || below.has(x))) below.add(n);
   return new Set([...below].filter((n) => to.has(n)));
-}
-
-function lossOutputIndex(rec: Recurrence, loss: LossSpec): number {
-  if (rec.outputs.length === 0) throw new UnfoldError(`loss: recurrence "${rec.name}" has no output to compare with a target`);
-  const k = loss.output === undefined ? 0 : rec.outputs.findIndex((o) => o.name === loss.output);
-  if (k < 0) throw new UnfoldError(`loss: no output "${loss.output}" (outputs: ${rec.outputs.map((o) => o.name).join(', ')})`);
-  return k;
 }
 
 /** The unrolled graph's time structure: which node is which state and which output. */
@@ -541,7 +534,6 @@ export function buildView(rec: Recurrence, spec: ViewSpec, builder: NodeBuilder)
   let bw: Backward | undefined;
   if (spec.view === 'gradient') {
     if (!spec.loss) throw new UnfoldError('the gradient view needs a loss');
-    lossOutputIndex(rec, spec.loss);
     const tg = trainingGraph(rec, spec.tau, spec.loss, builder);
     tl = timeline(rec, tg.unrolled, tg.trainable);
     bw = backwardFacts(tg);

@@ -3,7 +3,7 @@
 // numpy-style by inserting explicit reshape/broadcast nodes, so primitives see equal shapes.
 import { UnfoldError } from '../ir/errors.ts';
 import type { Node } from '../ir/node.ts';
-import { shapeToString, sizeOf, type Shape } from '../ir/tensor.ts';
+import { sameShape, shapeToString, sizeOf, type Shape } from '../ir/tensor.ts';
 import type { NodeBuilder } from '../prims/builder.ts';
 import { dslBuilder } from './context.ts';
 import { userOrigin } from './origin.ts';
@@ -158,7 +158,7 @@ export function max(x: Node, axes?: number | readonly number[]): Node {
 export function broadcast(x: Node, shape: readonly number[]): Node {
   const n = node('broadcast', x, 1);
   const target = broadcastShapes(n.shape, shape);
-  if (!target || target.length !== shape.length || target.some((d, i) => d !== shape[i])) {
+  if (!target || !sameShape(target, shape)) {
     return fail('broadcast', `cannot broadcast ${shapeToString(n.shape)} to ${shapeToString(shape)}`);
   }
   return traced('broadcast', (b) => expand(b, n, shape));

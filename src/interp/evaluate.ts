@@ -4,7 +4,7 @@ import { UnfoldError } from '../ir/errors.ts';
 import { nodesOf, type Graph } from '../ir/graph.ts';
 import { leafKey } from '../ir/leaf.ts';
 import type { Node } from '../ir/node.ts';
-import { shapeToString, sizeOf, type Tensor } from '../ir/tensor.ts';
+import { sameShape, shapeToString, sizeOf, type Tensor } from '../ir/tensor.ts';
 import { primOf } from '../prims/index.ts';
 
 export type Dtype = 'f64' | 'f32';
@@ -27,7 +27,7 @@ export function evaluateNodes(g: Graph, params: Bindings, inputs: Bindings, dtyp
       const bound = (n.op === 'param' ? params : inputs).get(key);
       if (bound === undefined) throw new UnfoldError(`no value bound for ${n.op} "${key}"`);
       const data = bound instanceof Float64Array ? bound : bound.data;
-      if (!(bound instanceof Float64Array) && bound.shape.join() !== n.shape.join()) {
+      if (!(bound instanceof Float64Array) && !sameShape(bound.shape, n.shape)) {
         throw new UnfoldError(`${n.op} "${key}": expected shape ${shapeToString(n.shape)}, got ${shapeToString(bound.shape)}`);
       }
       if (data.length !== sizeOf(n.shape)) {

@@ -1,7 +1,7 @@
 // What a pass is: a pure function from graph to graph ({ name, run }), returning the very same
 // graph object when it changes nothing; passes run in one explicit ordered array.
 import type { Graph } from '../ir/graph.ts';
-import { makeGraph, topoOrder } from '../ir/graph.ts';
+import { makeGraph, nodesOf } from '../ir/graph.ts';
 import type { Context, Node } from '../ir/node.ts';
 
 export interface PassContext {
@@ -30,7 +30,7 @@ export function runPasses(graph: Graph, passes: readonly Pass[], pc: PassContext
 export function rewrite(g: Graph, ctx: Context, replace: (n: Node, inputs: readonly Node[]) => Node | undefined): Graph {
   const mapped = new Map<Node, Node>();
   let changed = false;
-  for (const n of topoOrder(g.outputs.map((o) => o.node))) {
+  for (const n of nodesOf(g)) {
     const inputs = n.inputs.map((x) => mapped.get(x)!);
     const same = inputs.every((x, i) => x === n.inputs[i]);
     let out = replace(n, inputs);

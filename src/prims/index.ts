@@ -42,10 +42,7 @@ export function primOf(op: string): PrimDef | undefined {
   return isPrimName(op) ? prims[op] : undefined;
 }
 
-/** The rule lookup `verify` needs. */
-export function opRule(op: string): OpRule | undefined {
-  const p = primOf(op);
-  return p && { arity: p.arity, shape: (inputs, attrs, declared) => p.shape(inputs, attrs, declared) };
-}
+/** The rule lookup `verify` needs: a primitive is its own rule (arity and shape). */
+export const opRule: (op: string) => OpRule | undefined = primOf;
 
 export type { PrimDef } from './types.ts';

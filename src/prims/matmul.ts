@@ -20,8 +20,7 @@ export const matmul: PrimDef = {
     if (a!.length < 1 || a!.length > 2 || b!.length < 1 || b!.length > 2) {
       throw new Error(`matmul: operands must be vectors or matrices, got ${shapeToString(a!)} and ${shapeToString(b!)}`);
     }
-    const kb = b!.length === 2 ? b![0]! : b![0]!;
-    if (a![a!.length - 1] !== kb) {
+    if (a![a!.length - 1] !== b![0]) {
       throw new Error(`matmul: inner dimensions differ: ${shapeToString(a!)} @ ${shapeToString(b!)}`);
     }
     const out: number[] = [];
