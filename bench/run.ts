@@ -12,7 +12,9 @@ import { cell, GATES, type CellKind } from '../src/cells/rnn.ts';
 import { sincosWindow } from '../src/data/sincos.ts';
 import { defineModel } from '../src/dsl/model.ts';
 import { importTrainer, transpileTrainer, type TrainerInstance } from '../src/emit/load.ts';
-import { emitTrainer, type HoistMode } from '../src/emit/trainer.ts';
+import { choiceFlag, intFlag, numberFlag, UsageError } from '../src/cli/command.ts';
+import { HOIST_MODES } from '../src/emit/config.ts';
+import { emitTrainer, type Form, type HoistMode } from '../src/emit/trainer.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const DEFAULT_WORKLOADS = path.resolve(ROOT, '..', 'shared', 'bench', 'workloads.json');
@@ -50,13 +52,13 @@ function fingerprint(data: { x: Float32Array; y: Float32Array }[], tr: TrainerIn
 
 const now = () => performance.now() / 1000;
 
-export async function benchWorkload(w: Workload, spec: Spec, opts: { targetSec: number; repeats: number; steps: number; form?: 'rolled' | 'unrolled'; hoist?: HoistMode }) {
+export async function benchWorkload(w: Workload, spec: Spec, opts: { targetSec: number; repeats: number; steps: number; form: Form | 'auto'; hoist: HoistMode }) {
   const model = defineModel({ name: w.id, build: (batch) => cell(w.cell, { input: w.inputSize, hidden: w.hiddenSize, output: w.outputSize, batch }) });
   const tc = now();
   const emitted = emitTrainer({
     model, source: `workload ${w.id}`, batch: w.batch, tau: w.seqLen, dtype: 'f32', loss: { kind: 'mse' },
     optimizer: { name: 'adam', lr: w.optimizer.lr }, carryState: w.carryState, seed: spec.initSeed,
-    ...(opts.form ? { form: opts.form } : {}), ...(opts.hoist ? { hoist: opts.hoist } : {}),
+    form: opts.form, hoist: opts.hoist,
   });
   const compileSec = now() - tc;
   const data = windows(w, spec.dataCycle);
@@ -106,16 +108,19 @@ async function main(): Promise<number> {
     },
     allowPositionals: true,
   });
-  for (const [flag, allowed] of [['form', ['rolled', 'unrolled']], ['hoist', ['auto', 'on', 'off']]] as const) {
-    const v = values[flag];
-    if (v !== undefined && !(allowed as readonly string[]).includes(v)) {
-      process.stderr.write(`bench: --${flag} must be one of ${allowed.join(', ')}, got ${JSON.stringify(v)}\n`);
-      return 2;
-    }
-  }
-  const rounds = Number(values.rounds ?? 1);
-  if (!Number.isInteger(rounds) || rounds < 1) {
-    process.stderr.write(`bench: --rounds must be a positive integer, got ${JSON.stringify(values.rounds)}\n`);
+  let opts: Parameters<typeof benchWorkload>[2], rounds: number;
+  try {
+    opts = {
+      targetSec: numberFlag('bench', 'target-sec', values['target-sec'], 1.5, (x) => x > 0, 'a positive number')!,
+      repeats: intFlag('bench', 'repeats', values.repeats, 5),
+      steps: intFlag('bench', 'steps', values.steps, 0, 0),
+      form: choiceFlag<Form | 'auto'>('bench', 'form', values.form, ['auto', 'rolled', 'unrolled'], 'auto'),
+      hoist: choiceFlag('bench', 'hoist', values.hoist, HOIST_MODES, 'auto'),
+    };
+    rounds = intFlag('bench', 'rounds', values.rounds, 1);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    process.stderr.write(`${e.message}\n`);
     return 2;
   }
   const file = path.resolve(values.workloads ?? DEFAULT_WORKLOADS);
@@ -138,11 +143,7 @@ async function main(): Promise<number> {
   const torch = new Map<string, Record<string, unknown>[]>();
   for (let round = 1; round <= rounds; round++) {
     for (const w of chosen) {
-      const r = await benchWorkload(w, spec, {
-        targetSec: Number(values['target-sec'] ?? 1.5), repeats: Number(values.repeats ?? 5), steps: Number(values.steps ?? 0),
-        ...(values.form ? { form: values.form as 'rolled' | 'unrolled' } : {}),
-        ...(values.hoist ? { hoist: values.hoist as HoistMode } : {}),
-      });
+      const r = await benchWorkload(w, spec, opts);
       (ours.get(w.id) ?? ours.set(w.id, []).get(w.id)!).push(r);
       process.stdout.write(JSON.stringify(rounds > 1 ? { ...r, round } : r) + '\n');
       if (paired) (torch.get(w.id) ?? torch.set(w.id, []).get(w.id)!).push(...runPeers(file, [w.id], 'pytorch-eager'));

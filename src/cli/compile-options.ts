@@ -3,6 +3,7 @@
 import { UnfoldError } from '../ir/errors.ts';
 import type { ModelDef, OptimizerSpec } from '../dsl/model.ts';
 import type { LossKind } from '../transforms/loss.ts';
+import { HOIST_MODES } from '../emit/config.ts';
 import type { TrainerConfig } from '../emit/trainer.ts';
 import { choiceFlag, intFlag, numberFlag, type Options } from './command.ts';
 
@@ -50,7 +51,7 @@ export function trainerConfig(command: string, model: ModelDef, source: string, 
   const lossKind = choiceFlag<LossKind>(command, 'loss', str('loss'), ['mse', 'sse', 'xent'], task?.loss.kind ?? 'mse');
   const seed = intFlag(command, 'seed', str('seed'), task?.seed ?? 1234, 0);
   // Products over all steps in the rolled form (input projection, weight gradients); auto = by size.
-  const hoist = choiceFlag(command, 'hoist', str('hoist'), ['auto', 'on', 'off'], 'auto');
+  const hoist = choiceFlag(command, 'hoist', str('hoist'), HOIST_MODES, 'auto');
   return {
     model, source, batch, tau, dtype, hoist,
     loss: { ...(task?.loss ?? {}), kind: lossKind },

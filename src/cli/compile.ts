@@ -58,14 +58,13 @@ export const compile: Command = {
     const file = path.join(dir, 'trainer.ts');
     writeFileAtomic(file, emitted.source);
     const a = emitted.arena;
+    const bpe = cfg.dtype === 'f32' ? 4 : 8;
     if (values.json) {
-      const bpe = cfg.dtype === 'f32' ? 4 : 8;
       process.stdout.write(JSON.stringify({
         file, form: a.form, arenaBytes: a.bytes, arenaElements: a.elements, bytesPerElement: bpe,
         residualBytes: a.regions.residuals * bpe, residualBytesPerStep: a.residualsPerStep * bpe, regions: a.regions, hoisted: a.hoisted,
       }) + '\n');
     } else {
-      const bpe = cfg.dtype === 'f32' ? 4 : 8;
       process.stdout.write([
         `wrote ${file} (${a.form} form)`,
         `arena: ${a.bytes} bytes (${a.elements} ${cfg.dtype} elements: ${Object.entries(a.regions).map(([k, v]) => `${k} ${v}`).join(', ')})`,

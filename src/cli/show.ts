@@ -6,6 +6,7 @@ import { stepGraph } from '../dsl/recurrence.ts';
 import { trainingGraph } from '../transforms/training.ts';
 import { intFlag, parse, type Command } from './command.ts';
 import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
+import { lossOf } from './run-data.ts';
 
 export const show: Command = {
   name: 'show',
@@ -24,7 +25,7 @@ export const show: Command = {
     const tau = intFlag('show', 'tau', values.tau, model.task?.seqLen ?? 10);
     const rec = model.build(batch);
     const step = verify(stepGraph(rec), opRule);
-    const { trainable, grad } = trainingGraph(rec, tau, model.task?.loss ?? { kind: 'mse' }, derivedBuilder());
+    const { trainable, grad } = trainingGraph(rec, tau, lossOf(model), derivedBuilder());
     verify(grad.graph, opRule);
     const out: string[] = [`# ${model.name} (${source}), batch ${batch}: step graph`, printGraph(step).trimEnd()];
     if (values.unrolled) out.push(`# unrolled, τ = ${tau}`, printGraph(trainable.graph, { steps: true }).trimEnd());

@@ -10,7 +10,7 @@ import { describeOsError, writeFileAtomic, makeDirectory } from '../io/atomic-wr
 import { formatTensorMap } from '../io/tensor-file.ts';
 import { intFlag, parse, UsageError, type Command, type Options } from './command.ts';
 import { compileOptions, trainerConfig } from './compile-options.ts';
-import { modelOptions, resolveModel } from './model-args.ts';
+import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
 import { initialKey } from './run-data.ts';
 import { buildAt, fileSource, OPTIMIZER_STATE, OPTIMIZER_STEPS, piece, readStartValues, taskSource, type DataSource, type StartValues, type TrainWindow } from './train-data.ts';
 import { PLOTTED_STEPS, plotRecord, writePlots, type PlotRecord } from './train-plots.ts';
@@ -128,11 +128,12 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
     throw new UnfoldError(`model "${model.name}" (${source}) defines no task to train on; give --data windows.json`);
   }
   // Validates every shared flag (--lr, --dtype, --optimizer, ...) before any file is read.
-  const probeCfg = trainerConfig(command, model, source, v, { tau: 1, batch: 1 });
+  // τ and B come from the data (below); nothing else in the config depends on them.
+  const base = trainerConfig(command, model, source, v, { tau: 1, batch: 1 });
   if (v.save !== undefined) checkWritableFile('save', v.save);
   const outDir = v['no-plots'] ? undefined : v.out ?? path.join('out', model.name);
 
-  const src = v.data !== undefined ? fileSource(v.data, model, probeCfg.loss) : taskSource(model, model.task!, source, probeCfg.loss);
+  const src = v.data !== undefined ? fileSource(v.data, model, base.loss) : taskSource(model, model.task!, source, base.loss);
   const { batch: B, seqLen: T } = src;
   const K = tbptt ?? T;
   if (T % K !== 0) {
@@ -141,7 +142,7 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
   }
   const pieces = T / K;
   const total = steps ?? (src.count ?? model.task!.steps) * pieces;
-  const cfg = trainerConfig(command, model, source, v, { tau: K, batch: B });
+  const cfg = { ...base, tau: K, batch: B };
   const carry = cfg.carryState;
 
   const rec = buildAt(model, B);
@@ -244,6 +245,6 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
 export const train: Command = {
   name: 'train',
   summary: 'train a model on its own task or a windows file: progress, checkpoints, loss and prediction plots',
-  usage: `unfold train <graph.ts | --cell elman|lstm|gru --input I --hidden H --output O>\n    ${TRAIN_FLAGS}\n  ${TRAIN_NOTES}`,
+  usage: `unfold train ${MODEL_USAGE}\n    ${TRAIN_FLAGS}\n  ${TRAIN_NOTES}`,
   run: (argv) => runTrain('train', argv),
 };

@@ -30,7 +30,8 @@ export interface TrainerConfig {
 export type Form = 'unrolled' | 'rolled';
 
 /** Products over all steps: 'auto' decides by the size rule, 'on' and 'off' force it. */
-export type HoistMode = 'auto' | 'on' | 'off';
+export const HOIST_MODES = ['auto', 'on', 'off'] as const;
+export type HoistMode = (typeof HOIST_MODES)[number];
 
 /** A named region of the arena. */
 export interface Slot {
