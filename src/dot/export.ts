@@ -1,10 +1,8 @@
 // A model as DOT or SVG: builds the recurrence in a fresh compile context, draws the requested view,
 // elides long unrollings, lays it out. Same model and request, same bytes.
-import { UnfoldError } from '../ir/errors.ts';
 import { Context } from '../ir/node.ts';
 import { derivedBuilder, withContext } from '../dsl/context.ts';
 import type { ModelDef } from '../dsl/model.ts';
-import type { Recurrence } from '../dsl/recurrence.ts';
 import { checkTau } from '../transforms/unroll.ts';
 import { elide, layout, type Diagram } from './diagram.ts';
 import { Html, writeDot } from './dot.ts';
@@ -25,15 +23,6 @@ export interface DotRequest {
   readonly full?: boolean;
 }
 
-function build(model: ModelDef, batch: number): Recurrence {
-  try {
-    return model.build(batch);
-  } catch (e) {
-    if (e instanceof UnfoldError) throw e;
-    throw new UnfoldError(`model ${model.name}: build(${batch}) failed: ${e instanceof Error ? e.message : String(e)}`);
-  }
-}
-
 /**
  * The diagram of one view of a model (elided unless `full`), built in a fresh compile context, or
  * in `ctx` (the drawing does not depend on what else a context holds).
@@ -41,7 +30,7 @@ function build(model: ModelDef, batch: number): Recurrence {
 export function modelDiagram(model: ModelDef, req: DotRequest, ctx: Context = new Context()): Diagram {
   return withContext(() => {
     const batch = model.task?.batch ?? 1;
-    const rec = build(model, batch);
+    const rec = model.build(batch);
     const level = req.level ?? defaultLevel(rec, req.view, OPS_LEVEL_MAX_STEP_NODES);
     const tau = checkTau(req.tau ?? model.task?.seqLen ?? DEFAULT_TAU);
     const loss = rec.outputs.length > 0 ? (model.task?.loss ?? { kind: 'mse' as const }) : undefined;

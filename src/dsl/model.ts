@@ -67,5 +67,17 @@ export function defineModel(def: ModelDef): ModelDef {
     throw new UnfoldError(`defineModel: name ${JSON.stringify(def.name)} must be kebab-case (it names the codegen/ and out/ folders)`);
   }
   if (typeof def.build !== 'function') throw new UnfoldError(`model ${def.name}: build must be a function (batch) => recurrence`);
-  return def;
+  const build = def.build;
+  // What the user's build throws is the user's error (one line, exit 1), wherever it is called.
+  return {
+    ...def,
+    build: (batch) => {
+      try {
+        return build(batch);
+      } catch (e) {
+        if (e instanceof UnfoldError) throw e;
+        throw new UnfoldError(`model ${def.name}: build(${batch}) failed: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    },
+  };
 }

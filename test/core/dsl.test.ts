@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { cell } from '../../src/cells/rnn.ts';
 import { withContext } from '../../src/dsl/context.ts';
+import { defineModel } from '../../src/dsl/model.ts';
 import { add, concat, div, gt, matmul, mean, mul, slice, sub, sum, tanh, where } from '../../src/dsl/ops.ts';
 import { evaluate } from '../../src/interp/evaluate.ts';
 import { makeGraph, verify } from '../../src/ir/graph.ts';
@@ -231,7 +232,36 @@ describe('recurrence errors', () => {
   });
 });
 
+describe('defineModel', () => {
+  it('reports what a user\'s build throws as an UnfoldError naming the model and the batch', () => {
+    const m = defineModel({ name: 'odd', build: () => { throw new Error('hidden size must be even'); } });
+    expect(() => m.build(3)).toThrow(UnfoldError);
+    expect(() => m.build(3)).toThrow('model odd: build(3) failed: hidden size must be even');
+    // The DSL's own errors (file:line) pass through unchanged.
+    const shape = defineModel({ name: 'shape', build: () => { throw new UnfoldError('bad.ts:9: add: shapes differ'); } });
+    expect(() => shape.build(1)).toThrow(/^bad\.ts:9: add: shapes differ$/);
+  });
+});
+
 describe('the CLI', () => {
+  it('a build that throws is the user\'s error in every command: one line, exit 1, no "internal error"', () => {
+    const dir = path.join(REPO, 'test', `tmp-build-${process.pid}`);
+    fs.mkdirSync(dir, { recursive: true });
+    try {
+      const file = path.join(dir, 'odd.ts');
+      fs.writeFileSync(file, "import { defineModel } from 'unfold';\nexport default defineModel({ name: 'odd', build: () => { throw new Error('hidden size must be even'); } });\n");
+      const rel = path.relative(REPO, file);
+      for (const args of [['show', rel], ['compile', rel, '-o', path.join(dir, 'out')], ['gradcheck', rel]]) {
+        const r = spawnSync(process.execPath, ['bin/unfold.mjs', ...args], { cwd: REPO, encoding: 'utf8', timeout: 60_000 });
+        expect(r.stderr, args[0]).toMatch(/^unfold \w+: model odd: build\(\d+\) failed: hidden size must be even\n$/);
+        expect(r.status, args[0]).toBe(1);
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+
   it('prints a shape error in a graph file as one line naming file:line and the shapes, exit code 1', () => {
     const dir = path.join(REPO, 'test', `tmp-dsl-${process.pid}`);
     fs.mkdirSync(dir, { recursive: true });
