@@ -7,5 +7,8 @@ export default defineModel({
   name: 'sincos',
   description: 'Elman RNN 1→32→1 predicting cos(t) from sin(t)',
   build: (batch) => elman({ batch, input: 1, hidden: 32, output: 1 }),
-  task: sincosTask({ seqLen: 10, steps: 60, lr: 0.02 }),
+  task: {
+    ...sincosTask({ seqLen: 10, steps: 60, lr: 0.02 }),
+    reference: { what: 'PyTorch on this task (nn.RNN(1, 32) + nn.Linear, Adam lr 0.02, 60 steps)', medianLast10: 0.04 },
+  },
 });

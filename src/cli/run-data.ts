@@ -58,7 +58,12 @@ export function readParams(file: string, rec: Recurrence): Map<string, Tensor> {
  * loss before the data has told us B (model.build needs B; the data's shapes give it).
  */
 export function probeModel(model: ModelDef): Recurrence {
-  return withContext(() => model.build(model.task?.batch ?? 1));
+  return buildAt(model, model.task?.batch ?? 1);
+}
+
+/** The model built at batch size B in its own compile context (for parameter and state shapes). */
+export function buildAt(model: ModelDef, batch: number): Recurrence {
+  return withContext(() => model.build(batch));
 }
 
 /** One window of data, validated against a built recurrence. */

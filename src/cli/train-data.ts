@@ -1,12 +1,11 @@
 // Training data for `unfold train`: the model's own task or a windows file, checked against the model's per-step shapes (every window and tensor named in errors), served as flat batch-first arrays and cut into --tbptt pieces.
 import { UnfoldError } from '../ir/errors.ts';
 import { sameShape, shapeToString, sizeOf, type Shape, type Tensor } from '../ir/tensor.ts';
-import { withContext } from '../dsl/context.ts';
 import type { ModelDef, TaskDef } from '../dsl/model.ts';
 import type { Recurrence } from '../dsl/recurrence.ts';
 import { checkTensorMap, readTensorMap, readWindowsFile } from '../io/tensor-file.ts';
 import type { LossSpec } from '../transforms/loss.ts';
-import { initialKey, lossOutput, paramShapes, probeModel } from './run-data.ts';
+import { buildAt, initialKey, lossOutput, paramShapes, probeModel } from './run-data.ts';
 
 /** One window (or --tbptt piece) as the trainer takes it: flat row-major [B, T, I] and [B, T, O]. */
 export interface TrainWindow {
@@ -171,11 +170,6 @@ export function taskSource(model: ModelDef, task: TaskDef, source: string, loss:
       };
     },
   };
-}
-
-/** The model built at batch size B in its own compile context (for parameter and state shapes). */
-export function buildAt(model: ModelDef, batch: number): Recurrence {
-  return withContext(() => model.build(batch));
 }
 
 /** Steps [t0, t0 + K) of a flat [B, T, F] sequence: the --tbptt piece. */

@@ -1,5 +1,6 @@
 // What `unfold train` prints while and after it trains: a progress bar on a terminal, one JSON line per step with --log-json (and nothing else on stdout), else a loss table as it goes; then a short summary.
 import cliProgress from 'cli-progress';
+import type { TaskDef } from '../dsl/model.ts';
 
 export type ReportMode = 'json' | 'bar' | 'table';
 
@@ -97,10 +98,7 @@ export function medianOfLast(values: readonly number[], n = 10): number {
 }
 
 /** A published number the run can be held against (only printed when the run is comparable). */
-export interface Reference {
-  readonly what: string;
-  readonly medianLast10: number;
-}
+export type Reference = NonNullable<TaskDef['reference']>;
 
 export interface Summary {
   readonly model: string;

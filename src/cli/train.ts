@@ -11,8 +11,8 @@ import { formatTensorMap } from '../io/tensor-file.ts';
 import { intFlag, parse, UsageError, type Command, type Options } from './command.ts';
 import { compileOptions, trainerConfig } from './compile-options.ts';
 import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
-import { initialKey } from './run-data.ts';
-import { buildAt, fileSource, OPTIMIZER_STATE, OPTIMIZER_STEPS, piece, readStartValues, taskSource, type DataSource, type StartValues, type TrainWindow } from './train-data.ts';
+import { buildAt, initialKey } from './run-data.ts';
+import { fileSource, OPTIMIZER_STATE, OPTIMIZER_STEPS, piece, readStartValues, taskSource, type DataSource, type StartValues, type TrainWindow } from './train-data.ts';
 import { PLOTTED_STEPS, plotRecord, writePlots, type PlotRecord } from './train-plots.ts';
 import { makeReporter, reportMode, summaryText, type Reference } from './train-report.ts';
 
@@ -100,11 +100,12 @@ function checkpointText(trainer: TrainerInstance, withState: boolean): string {
   return formatTensorMap(map);
 }
 
-/** PyTorch's result on the seed task, printed only when this run is that task. */
+/** The task's published result, printed only when this run is that task with its own settings. */
 function referenceFor(model: ModelDef, src: DataSource, cfg: TrainerConfig, steps: number): Reference | undefined {
-  const o = cfg.optimizer;
-  if (model.name !== 'sincos' || !src.fromTask || steps !== 60 || cfg.tau !== src.seqLen || o.name !== 'adam' || o.lr !== 0.02 || !cfg.carryState || cfg.clipNorm !== undefined) return undefined;
-  return { what: 'PyTorch on this task (nn.RNN(1, 32) + nn.Linear, Adam lr 0.02, 60 steps)', medianLast10: 0.04 };
+  const task = model.task, o = cfg.optimizer;
+  if (!task?.reference || !src.fromTask || steps !== task.steps || cfg.tau !== src.seqLen) return undefined;
+  const same = o.name === task.optimizer.name && o.lr === task.optimizer.lr && cfg.carryState === task.carryState && cfg.clipNorm === task.clipNorm;
+  return same ? task.reference : undefined;
 }
 
 export async function runTrain(command: string, argv: readonly string[], run: TrainRun = {}): Promise<number> {

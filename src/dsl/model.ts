@@ -52,6 +52,8 @@ export interface TaskDef {
   readonly seed?: number;
   /** The data of training step k (0-based). */
   window(k: number): Window;
+  /** A published result on this task with exactly these settings (e.g. PyTorch's), shown by `train` beside a run that used them. */
+  readonly reference?: { readonly what: string; readonly medianLast10: number };
 }
 
 export interface ModelDef {
