@@ -103,12 +103,18 @@ function booleanField(o: Readonly<Record<string, unknown>>, key: string, fallbac
   return v;
 }
 
+/** A checked optimizer spec: exactly its optimizer's fields, every PyTorch default filled in. */
+export type ResolvedOptimizer =
+  | { readonly name: 'sgd'; readonly lr: number; readonly momentum: number; readonly dampening: number; readonly nesterov: boolean; readonly weightDecay: number }
+  | { readonly name: 'adam' | 'adamw'; readonly lr: number; readonly beta1: number; readonly beta2: number; readonly eps: number; readonly weightDecay: number }
+  | { readonly name: 'rmsprop'; readonly lr: number; readonly alpha: number; readonly eps: number; readonly weightDecay: number; readonly momentum: number; readonly centered: boolean };
+
 /**
  * Checks an optimizer spec (possibly straight from user JSON) and returns it with every PyTorch
  * default filled in, holding exactly the fields of its optimizer (`amsgrad: false` is dropped).
  * Throws an UnfoldError naming the offending field.
  */
-export function validateOptimizer(spec: unknown): OptimizerSpec {
+export function validateOptimizer(spec: unknown): ResolvedOptimizer {
   if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) fail(`expected an object like { name: 'adam', lr: 0.001 }, got ${show(spec)}`);
   const o = spec as Readonly<Record<string, unknown>>;
   const name = o['name'];
@@ -159,12 +165,12 @@ export function validateOptimizer(spec: unknown): OptimizerSpec {
 export function describeOptimizer(spec: OptimizerSpec): string {
   const s = validateOptimizer(spec);
   const parts = [`lr=${show(s.lr)}`];
-  const wd = s.weightDecay ?? 0;
+  const wd = s.weightDecay;
   switch (s.name) {
     case 'sgd':
       if (s.momentum !== 0) parts.push(`momentum=${show(s.momentum)}`);
       if (s.dampening !== 0) parts.push(`dampening=${show(s.dampening)}`);
-      if (s.nesterov === true) parts.push('nesterov=true');
+      if (s.nesterov) parts.push('nesterov=true');
       if (wd !== 0) parts.push(`weight_decay=${show(wd)}`);
       break;
     case 'adam':
@@ -176,7 +182,7 @@ export function describeOptimizer(spec: OptimizerSpec): string {
       parts.push(`alpha=${show(s.alpha)}`, `eps=${show(s.eps)}`);
       if (wd !== 0) parts.push(`weight_decay=${show(wd)}`);
       if (s.momentum !== 0) parts.push(`momentum=${show(s.momentum)}`);
-      if (s.centered === true) parts.push('centered=true');
+      if (s.centered) parts.push('centered=true');
       break;
   }
   return `${s.name}(${parts.join(', ')})`;
@@ -270,15 +276,15 @@ function gradExpr(gradOff: number, clipped: boolean): string {
   return clipped ? `${read(gradOff)} * gradScale` : read(gradOff);
 }
 
-function ruleFor(s: OptimizerSpec, float32: boolean): Rule {
-  const wd = s.weightDecay ?? 0;
+function ruleFor(s: ResolvedOptimizer, float32: boolean): Rule {
+  const wd = s.weightDecay;
   // `grad.add(param, alpha=wd)` is g + wd*p, skipped entirely when wd == 0 (as PyTorch does, so a
   // non-finite parameter is not turned into NaN through 0 * Infinity).
   const l2 = (p: number, grad: string): string => (wd !== 0 ? `const g = ${grad} + ${lit(wd)} * ${read(p)};` : `const g = ${grad};`);
   switch (s.name) {
     case 'sgd': {
-      const mu = s.momentum ?? 0;
-      const keep = 1 - (s.dampening ?? 0);
+      const mu = s.momentum;
+      const keep = 1 - s.dampening;
       return {
         state: mu !== 0 ? ['momentum_buffer'] : [],
         // `first`: PyTorch creates the buffer as a copy of d on a parameter's first step, with no dampening.
@@ -293,16 +299,16 @@ function ruleFor(s: OptimizerSpec, float32: boolean): Rule {
           // buf.mul_(momentum).add_(d, alpha=1 - dampening)
           lines.push(`const buf = first ? g : ${lit(mu)} * ${read(buf)} + ${keep === 1 ? 'g' : `${lit(keep)} * g`};`, `${at(buf)} = buf;`);
           // nesterov: d.add(buf, alpha=momentum); else d = buf; then param.add_(d, alpha=-lr)
-          lines.push(s.nesterov === true ? `${at(p)} = ${read(p)} + negLr * (g + ${lit(mu)} * buf);` : `${at(p)} = ${read(p)} + negLr * buf;`);
+          lines.push(s.nesterov ? `${at(p)} = ${read(p)} + negLr * (g + ${lit(mu)} * buf);` : `${at(p)} = ${read(p)} + negLr * buf;`);
           return lines;
         },
       };
     }
     case 'adam':
     case 'adamw': {
-      const b1 = s.beta1 ?? 0.9;
-      const b2 = s.beta2 ?? 0.999;
-      const eps = s.eps ?? 1e-8;
+      const b1 = s.beta1;
+      const b2 = s.beta2;
+      const eps = s.eps;
       const decoupled = s.name === 'adamw' && wd !== 0;
       return {
         state: ['exp_avg', 'exp_avg_sq'],
@@ -338,10 +344,10 @@ function ruleFor(s: OptimizerSpec, float32: boolean): Rule {
       };
     }
     case 'rmsprop': {
-      const alpha = s.alpha ?? 0.99;
-      const eps = s.eps ?? 1e-8;
-      const mu = s.momentum ?? 0;
-      const centered = s.centered === true;
+      const alpha = s.alpha;
+      const eps = s.eps;
+      const mu = s.momentum;
+      const centered = s.centered;
       return {
         state: ['square_avg', ...(centered ? ['grad_avg'] : []), ...(mu > 0 ? ['momentum_buffer'] : [])],
         prelude: ['const negLr = -lr;'],
