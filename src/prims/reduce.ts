@@ -15,40 +15,42 @@ export function dropAxes(shape: Shape, axes: readonly number[]): number[] {
   return shape.filter((_, i) => !axes.includes(i));
 }
 
+/** Per dimension of `full`: the stride of that dimension in the reduced tensor, 0 for a removed axis. */
+function reducedStrides(full: Shape, axes: readonly number[]): number[] {
+  const keptStrides = stridesOf(dropAxes(full, axes));
+  let k = 0;
+  return full.map((_, d) => (axes.includes(d) ? 0 : keptStrides[k++]!));
+}
+
 /** For each element of `full`, the flat index of the element of `full` with `axes` removed. */
 export function reducedIndex(full: Shape, axes: readonly number[]): Int32Array {
   const n = sizeOf(full);
-  const kept = dropAxes(full, axes);
-  const keptStrides = stridesOf(kept);
   const fullStrides = stridesOf(full);
+  const coef = reducedStrides(full, axes);
   const out = new Int32Array(n);
   for (let f = 0; f < n; f++) {
-    let r = 0, k = 0;
-    for (let d = 0; d < full.length; d++) {
-      const idx = Math.floor(f / fullStrides[d]!) % full[d]!;
-      if (!axes.includes(d)) r += idx * keptStrides[k++]!;
-    }
+    let r = 0;
+    for (let d = 0; d < full.length; d++) r += (Math.floor(f / fullStrides[d]!) % full[d]!) * coef[d]!;
     out[f] = r;
   }
   return out;
 }
 
+/** The flat index in `full` and in the reduced tensor of the element at loop variables i0, i1, … */
+function indexExprs(full: Shape, axes: readonly number[]): { readonly f: string; readonly r: string } {
+  const fullStrides = stridesOf(full);
+  const coef = reducedStrides(full, axes);
+  const f = full.map((_, d) => `i${d} * ${fullStrides[d]}`).join(' + ');
+  const r = full.flatMap((_, d) => (axes.includes(d) ? [] : [`i${d} * ${coef[d]}`])).join(' + ');
+  return { f: f || '0', r: r || '0' };
+}
+
 /** Loop nest over `full` that gives, for each element, its flat index `f` and reduced index `r`. */
 export function reducedLoop(full: Shape, axes: readonly number[], body: (f: string, r: string) => string): string {
-  const kept = dropAxes(full, axes);
-  const keptStrides = stridesOf(kept);
-  const fullStrides = stridesOf(full);
   if (full.length === 0) return body('0', '0');
-  const vars = full.map((_, d) => `i${d}`);
-  let k = 0;
-  const rTerms: string[] = [];
-  full.forEach((_, d) => {
-    if (!axes.includes(d)) rTerms.push(`${vars[d]} * ${keptStrides[k++]}`);
-  });
-  const fExpr = full.map((_, d) => `${vars[d]} * ${fullStrides[d]}`).join(' + ');
-  const rExpr = rTerms.length ? rTerms.join(' + ') : '0';
-  let code = body(`(${fExpr})`, `(${rExpr})`);
-  for (let d = full.length - 1; d >= 0; d--) code = `for (let ${vars[d]} = 0; ${vars[d]} < ${full[d]}; ${vars[d]}++) { ${code} }`;
+  const { f, r } = indexExprs(full, axes);
+  let code = body(`(${f})`, `(${r})`);
+  for (let d = full.length - 1; d >= 0; d--) code = `for (let i${d} = 0; i${d} < ${full[d]}; i${d}++) { ${code} }`;
   return code;
 }
 
@@ -57,21 +59,12 @@ export function reducedLoop(full: Shape, axes: readonly number[], body: (f: stri
  * outside, the reduced axes inside in row-major order (the interpreter's summation order).
  */
 export function reductionLoop(full: Shape, axes: readonly number[], init: string, step: (acc: string, f: string) => string, store: (r: string, acc: string) => string): string {
+  const { f, r } = indexExprs(full, axes);
+  const loop = (d: number, body: string) => `for (let i${d} = 0; i${d} < ${full[d]}; i${d}++) { ${body} }`;
+  let inner = `acc = ${step('acc', `(${f})`)};`;
+  for (let k = axes.length - 1; k >= 0; k--) inner = loop(axes[k]!, inner);
+  let code = `{ let acc = ${init}; ${inner} ${store(`(${r})`, 'acc')} }`;
   const kept = full.map((_, d) => d).filter((d) => !axes.includes(d));
-  const fullStrides = stridesOf(full);
-  const keptStrides = stridesOf(dropAxes(full, axes));
-  const v = (d: number) => `i${d}`;
-  const fExpr = full.length ? full.map((_, d) => `${v(d)} * ${fullStrides[d]}`).join(' + ') : '0';
-  const rExpr = kept.length ? kept.map((d, k) => `${v(d)} * ${keptStrides[k]}`).join(' + ') : '0';
-  let inner = `acc = ${step('acc', `(${fExpr})`)};`;
-  for (let k = axes.length - 1; k >= 0; k--) {
-    const d = axes[k]!;
-    inner = `for (let ${v(d)} = 0; ${v(d)} < ${full[d]}; ${v(d)}++) { ${inner} }`;
-  }
-  let code = `{ let acc = ${init}; ${inner} ${store(`(${rExpr})`, 'acc')} }`;
-  for (let k = kept.length - 1; k >= 0; k--) {
-    const d = kept[k]!;
-    code = `for (let ${v(d)} = 0; ${v(d)} < ${full[d]}; ${v(d)}++) { ${code} }`;
-  }
+  for (let k = kept.length - 1; k >= 0; k--) code = loop(kept[k]!, code);
   return code;
 }
