@@ -50,6 +50,12 @@ export class Context {
   /** The step new step-bound nodes belong to, while atStep runs (unroll, loss, vjp). */
   currentStep: number | undefined = undefined;
 
+  /** `n` with its inputs replaced: `n` itself when they are the same nodes, else a node like it (op, attrs, shape, step, origin). */
+  remake(n: Node, inputs: readonly Node[]): Node {
+    if (inputs.every((x, i) => x === n.inputs[i])) return n;
+    return this.make({ op: n.op, inputs, shape: n.shape, attrs: n.attrs, ...(n.step !== undefined ? { step: n.step } : {}), ...(n.origin !== undefined ? { origin: n.origin } : {}) });
+  }
+
   /** Runs `f` with new step-bound nodes assigned to step `t`, restoring the previous step after (also on a throw). */
   atStep<T>(t: number | undefined, f: () => T): T {
     const saved = this.currentStep;

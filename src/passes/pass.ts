@@ -32,11 +32,7 @@ export function rewrite(g: Graph, ctx: Context, replace: (n: Node, inputs: reado
   let changed = false;
   for (const n of nodesOf(g)) {
     const inputs = n.inputs.map((x) => mapped.get(x)!);
-    const same = inputs.every((x, i) => x === n.inputs[i]);
-    let out = replace(n, inputs);
-    if (out === undefined) {
-      out = same ? n : ctx.make({ op: n.op, inputs, shape: n.shape, attrs: n.attrs, ...(n.step !== undefined ? { step: n.step } : {}), ...(n.origin !== undefined ? { origin: n.origin } : {}) });
-    }
+    const out = replace(n, inputs) ?? ctx.remake(n, inputs);
     if (out !== n) changed = true;
     mapped.set(n, out);
   }

@@ -47,9 +47,7 @@ function instantiate(ctx: Context, order: readonly Node[], subst: Map<Node, Node
       mapped.set(n, n); // params and constants are shared, never copied
       continue;
     }
-    const inputs = n.inputs.map((x) => mapped.get(x)!);
-    const same = inputs.every((x, i) => x === n.inputs[i]);
-    mapped.set(n, same ? n : ctx.make({ op: n.op, inputs, shape: n.shape, attrs: n.attrs, ...(n.origin !== undefined ? { origin: n.origin } : {}) }));
+    mapped.set(n, ctx.remake(n, n.inputs.map((x) => mapped.get(x)!)));
   }
   return mapped;
 }
