@@ -14,6 +14,7 @@ import { defineModel } from '../src/dsl/model.ts';
 import { importTrainer, transpileTrainer, type TrainerInstance } from '../src/emit/load.ts';
 import { choiceFlag, intFlag, numberFlag, UsageError } from '../src/cli/command.ts';
 import { HOIST_MODES } from '../src/emit/config.ts';
+import { pushTo } from '../src/ir/multimap.ts';
 import { emitTrainer, type Form, type HoistMode } from '../src/emit/trainer.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -144,9 +145,9 @@ async function main(): Promise<number> {
   for (let round = 1; round <= rounds; round++) {
     for (const w of chosen) {
       const r = await benchWorkload(w, spec, opts);
-      (ours.get(w.id) ?? ours.set(w.id, []).get(w.id)!).push(r);
+      pushTo(ours, w.id, r);
       process.stdout.write(JSON.stringify(rounds > 1 ? { ...r, round } : r) + '\n');
-      if (paired) (torch.get(w.id) ?? torch.set(w.id, []).get(w.id)!).push(...runPeers(file, [w.id], 'pytorch-eager'));
+      if (paired) for (const line of runPeers(file, [w.id], 'pytorch-eager')) pushTo(torch, w.id, line);
     }
   }
   if (values.peers) {

@@ -2,6 +2,7 @@
 // drawn nodes (projection), eliding the middle of a long unrolling, and layout into DotGraph.
 // Everything is ordered by the caller's (topological) order, so the same graph gives the same bytes.
 import type { Node } from '../ir/node.ts';
+import { pushTo } from '../ir/multimap.ts';
 import { Html, type DotAttrs, type DotGraph, type DotStatement } from './dot.ts';
 import {
   ALIGN_EDGE, BACKWARD_ELISION, CHAIN_NODE, CLUSTER, EDGE, EDGE_KIND, EDGE_PRIORITY, ELIDE_ABOVE, ELIDE_KEEP,
@@ -202,9 +203,7 @@ function withBuses(d: Diagram): Diagram {
   const fanOut = new Map<string, VEdge[]>();
   for (const e of d.edges) {
     if (timeOf(byId.get(e.from)!) !== undefined || timeOf(byId.get(e.to)!) === undefined) continue;
-    const list = fanOut.get(e.from);
-    if (list) list.push(e);
-    else fanOut.set(e.from, [e]);
+    pushTo(fanOut, e.from, e);
   }
   const bussed = new Set<VEdge>();
   const nodes = [...d.nodes];
@@ -256,9 +255,7 @@ export function layout(diagram: Diagram): DotGraph {
   const outside: VNode[] = [];
   for (const n of d.nodes) {
     if (n.step !== undefined && n.step >= 1 && n.kind !== 'elision' && n.kind !== 'relay') {
-      const list = clusters.get(n.step);
-      if (list) list.push(n);
-      else clusters.set(n.step, [n]);
+      pushTo(clusters, n.step, n);
     } else {
       outside.push(n);
     }
@@ -273,18 +270,14 @@ export function layout(diagram: Diagram): DotGraph {
   for (const n of d.nodes) {
     const t = timeOf(n);
     if (t === undefined) continue;
-    const list = slots.get(t);
-    if (list) list.push(n);
-    else slots.set(t, [n]);
+    pushTo(slots, t, n);
   }
   const times = [...slots.keys()].sort((a, b) => a - b);
 
   const rows = new Map<string, string[]>();
   for (const n of d.nodes) {
     if (n.row === undefined) continue;
-    const list = rows.get(n.row);
-    if (list) list.push(n.id);
-    else rows.set(n.row, [n.id]);
+    pushTo(rows, n.row, n.id);
   }
   if (timed && d.columns) {
     for (const t of times) {

@@ -5,6 +5,7 @@ import { UnfoldError } from '../ir/errors.ts';
 import { nodesOf, topoOrder, type Graph } from '../ir/graph.ts';
 import type { Node } from '../ir/node.ts';
 import type { Shape } from '../ir/tensor.ts';
+import { pushTo } from '../ir/multimap.ts';
 import { fillValue, type NodeBuilder } from '../prims/builder.ts';
 import { stepGraph, type Recurrence } from '../dsl/recurrence.ts';
 import { lossOutputIndex, withLoss, type LossSpec, type Trainable } from '../transforms/loss.ts';
@@ -136,9 +137,7 @@ function chainNodes(tl: Timeline, order: readonly Node[]): Set<Node> {
   const byStep = new Map<number, Node[]>();
   for (const n of order) {
     if (n.step === undefined) continue;
-    const list = byStep.get(n.step);
-    if (list) list.push(n);
-    else byStep.set(n.step, [n]);
+    pushTo(byStep, n.step, n);
   }
   const chain = new Set<Node>();
   for (let t = 1; t <= tl.tau; t++) {
@@ -208,9 +207,7 @@ function findAccumulations(tg: TrainingGraph, forward: ReadonlySet<Node>): Accum
   for (const v of live) {
     for (const x of v.inputs) uses.set(x, (uses.get(x) ?? 0) + 1);
     for (const x of new Set(v.inputs)) {
-      const list = consumers.get(x);
-      if (list) list.push(v);
-      else consumers.set(x, [v]);
+      pushTo(consumers, x, v);
     }
   }
   const byTop = new Map<Node, Accumulation>();
@@ -290,9 +287,7 @@ function foldedOps(rec: Recurrence, spec: ViewSpec): Diagram {
   const chain = between(order, placeholders, new Set([...ancestors(rec.next, () => true), ...rec.next]));
   const names = new Map<Node, Html[]>();
   const name = (n: Node, x: Html): void => {
-    const list = names.get(n);
-    if (list) list.push(x);
-    else names.set(n, [x]);
+    pushTo(names, n, x);
   };
   rec.next.forEach((n, i) => name(n, inlineTimeVar(rec.state[i]!.name, 't')));
   rec.outputs.forEach((o) => name(o.node, inlineTimeVar(o.name, 't')));
@@ -387,9 +382,7 @@ function unrolledOps(tl: Timeline, spec: ViewSpec, bw: Backward | undefined): Di
   const chain = chainNodes(tl, order);
   const names = new Map<Node, Html[]>();
   const name = (n: Node, x: Html): void => {
-    const list = names.get(n);
-    if (list) list.push(x);
-    else names.set(n, [x]);
+    pushTo(names, n, x);
   };
   for (const [n, { t, i }] of tl.stateAt) if (t > 0) name(n, inlineTimeVar(tl.rec.state[i]!.name, t));
   for (const [n, { t, k }] of tl.outputAt) name(n, inlineTimeVar(tl.rec.outputs[k]!.name, t));

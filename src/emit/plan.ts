@@ -9,6 +9,7 @@ import { simplify } from '../passes/simplify.ts';
 import { weightLayout } from '../passes/weight-layout.ts';
 import type { Node } from '../ir/node.ts';
 import { sizeOf } from '../ir/tensor.ts';
+import { pushTo } from '../ir/multimap.ts';
 import { fillValue } from '../prims/builder.ts';
 import { primOf } from '../prims/index.ts';
 import { matmulDims } from '../prims/matmul.ts';
@@ -129,7 +130,7 @@ export function planKernel(g: Graph, pinned: ReadonlyMap<Node, Offset>, outputSl
   const outputNodes = new Set<Node>();
   const accumulate = new Set<Node>();
   const users = new Map<Node, Node[]>();
-  for (const n of all) for (const x of n.inputs) (users.get(x) ?? users.set(x, []).get(x)!).push(n);
+  for (const n of all) for (const x of n.inputs) pushTo(users, x, n);
   const outputCount = new Map<Node, number>();
   for (const { node } of outputSlots) outputCount.set(node, (outputCount.get(node) ?? 0) + 1);
   for (const { node, slot, accumulate: acc } of outputSlots) {

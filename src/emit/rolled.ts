@@ -4,6 +4,7 @@
 import { topoOrder } from '../ir/graph.ts';
 import type { Node } from '../ir/node.ts';
 import { sizeOf } from '../ir/tensor.ts';
+import { pushTo } from '../ir/multimap.ts';
 import type { NodeBuilder } from '../prims/builder.ts';
 import type { Recurrence } from '../dsl/recurrence.ts';
 import { stepVjp } from '../transforms/step-vjp.ts';
@@ -60,7 +61,7 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilde
   const dependent = new Set<Node>();
   for (const n of all) if (placeholders.has(n) || n.inputs.some((x) => dependent.has(x))) dependent.add(n);
   const users = new Map<Node, Node[]>();
-  for (const n of all) for (const x of n.inputs) (users.get(x) ?? users.set(x, []).get(x)!).push(n);
+  for (const n of all) for (const x of n.inputs) pushTo(users, x, n);
 
   // Step-invariant values read inside the loops are computed once, before them. A transpose read
   // only by products stays a view in the loop body (free); what it transposes is computed once.

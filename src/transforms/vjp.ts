@@ -6,6 +6,7 @@ import { makeGraph, topoOrder, type Graph, type Output } from '../ir/graph.ts';
 import { leafKey } from '../ir/leaf.ts';
 import type { Node } from '../ir/node.ts';
 import { shapeToString } from '../ir/tensor.ts';
+import { pushTo } from '../ir/multimap.ts';
 import { isZero, type NodeBuilder } from '../prims/builder.ts';
 import { primOf } from '../prims/index.ts';
 
@@ -52,9 +53,7 @@ export function vjp(g: Graph, loss: Node, wrt: readonly Node[], b: NodeBuilder):
       n.inputs.forEach((x, k) => {
         const c = cots[k];
         if (!c || !live.has(x) || isZero(c)) return;
-        const list = parts.get(x);
-        if (list) list.push(c);
-        else parts.set(x, [c]);
+        pushTo(parts, x, c);
       });
     });
   }
