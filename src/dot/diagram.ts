@@ -27,7 +27,7 @@ export interface VNode {
   /** In a column layout, nodes with the same align key in consecutive steps are kept level. */
   readonly align?: string;
   readonly xlabel?: Html;
-  /** Layout position in time when it is not `step` (a bus relay between steps). */
+  /** Layout position in time when it is not `step` (a bus relay in a step, an elision between kept steps). */
   readonly time?: number;
 }
 
@@ -167,7 +167,7 @@ export function elide(d: Diagram, full: boolean): Diagram {
       mapped.set(n.id, id);
       if (!b.has(id)) {
         b.node({
-          id, kind: 'elision', label, step: hidden.first,
+          id, kind: 'elision', label, time: hidden.first - 0.5,
           ...(n.backward ? { backward: true } : {}),
           ...(d.columns ? { align: n.backward ? 'backward' : 'chain' } : {}),
         });
@@ -183,11 +183,9 @@ export function elide(d: Diagram, full: boolean): Diagram {
   return b.build();
 }
 
-/** The time position of a node for layout: its step, with elision nodes between the kept steps. */
+/** The time position of a node for layout: its step, or the position it was given between steps. */
 function timeOf(n: VNode): number | undefined {
-  if (n.time !== undefined) return n.time;
-  if (n.kind === 'elision') return (n.step ?? 0) - 0.5;
-  return n.step;
+  return n.time ?? n.step;
 }
 
 /**
@@ -254,7 +252,7 @@ export function layout(diagram: Diagram): DotGraph {
   const clusters = new Map<number, VNode[]>();
   const outside: VNode[] = [];
   for (const n of d.nodes) {
-    if (n.step !== undefined && n.step >= 1 && n.kind !== 'elision' && n.kind !== 'relay') {
+    if (n.step !== undefined && n.step >= 1) {
       pushTo(clusters, n.step, n);
     } else {
       outside.push(n);

@@ -166,8 +166,6 @@ interface Backward {
   readonly carries: ReadonlySet<Node>;
   readonly accumulations: readonly Accumulation[];
   readonly accumOf: ReadonlyMap<Node, { readonly index: number; readonly role: 'top' | 'part' | 'post' }>;
-  /** The cotangent seed ∂L/∂L = 1. */
-  readonly seed: Node | undefined;
 }
 
 /**
@@ -263,7 +261,7 @@ function backwardFacts(tg: TrainingGraph): Backward {
   });
   // Σ and what maps it to ∂L/∂θ are drawn before step 1, beside the parameters.
   for (const [n, a] of accumOf) if (a.role !== 'part') step.set(n, 0);
-  return { tg, forward, step, carries, accumulations, accumOf, seed };
+  return { tg, forward, step, carries, accumulations, accumOf };
 }
 
 function accumLabel(a: Accumulation): Html {
