@@ -12,7 +12,7 @@ import { cell, GATES, type CellKind } from '../src/cells/rnn.ts';
 import { sincosWindow } from '../src/data/sincos.ts';
 import { defineModel } from '../src/dsl/model.ts';
 import { importTrainer, transpileTrainer, type TrainerInstance } from '../src/emit/load.ts';
-import { choiceFlag, intFlag, numberFlag, UsageError } from '../src/cli/command.ts';
+import { choiceFlag, intFlag, positiveFlag, UsageError } from '../src/cli/command.ts';
 import { HOIST_MODES } from '../src/emit/config.ts';
 import { pushTo } from '../src/ir/multimap.ts';
 import { emitTrainer, type Form, type HoistMode } from '../src/emit/trainer.ts';
@@ -112,7 +112,7 @@ async function main(): Promise<number> {
   let opts: Parameters<typeof benchWorkload>[2], rounds: number;
   try {
     opts = {
-      targetSec: numberFlag('bench', 'target-sec', values['target-sec'], 1.5, (x) => x > 0, 'a positive number')!,
+      targetSec: positiveFlag('bench', 'target-sec', values['target-sec'], 1.5)!,
       repeats: intFlag('bench', 'repeats', values.repeats, 5),
       steps: intFlag('bench', 'steps', values.steps, 0, 0),
       form: choiceFlag<Form | 'auto'>('bench', 'form', values.form, ['auto', 'rolled', 'unrolled'], 'auto'),

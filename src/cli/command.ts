@@ -37,6 +37,16 @@ export function intFlag(command: string, flag: string, value: string | undefined
   return n;
 }
 
+/** An optional integer flag: undefined when absent, else as intFlag. */
+export function optionalIntFlag(command: string, flag: string, value: string | undefined, min = 1): number | undefined {
+  return value === undefined ? undefined : intFlag(command, flag, value, undefined, min);
+}
+
+/** A number > 0 flag, or a usage error naming it. */
+export function positiveFlag(command: string, flag: string, value: string | undefined, fallback?: number): number | undefined {
+  return numberFlag(command, flag, value, fallback, (x) => x > 0, 'a positive number');
+}
+
 /** A finite number flag, or a usage error naming it. */
 export function numberFlag(command: string, flag: string, value: string | undefined, fallback?: number, check?: (x: number) => boolean, rule = 'a finite number'): number | undefined {
   if (value === undefined) return fallback;

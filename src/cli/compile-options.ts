@@ -5,7 +5,7 @@ import type { ModelDef, OptimizerSpec } from '../dsl/model.ts';
 import type { LossKind } from '../transforms/loss.ts';
 import { HOIST_MODES } from '../emit/config.ts';
 import type { TrainerConfig } from '../emit/trainer.ts';
-import { choiceFlag, intFlag, numberFlag, type Options } from './command.ts';
+import { choiceFlag, intFlag, numberFlag, positiveFlag, type Options } from './command.ts';
 
 export const compileOptions = {
   tau: { type: 'string' },
@@ -35,8 +35,7 @@ export function trainerConfig(command: string, model: ModelDef, source: string, 
   const dtype = choiceFlag(command, 'dtype', str('dtype'), ['f32', 'f64'], 'f32');
   const name = choiceFlag(command, 'optimizer', str('optimizer'), ['adam', 'adamw', 'sgd', 'rmsprop'], task?.optimizer.name ?? 'adam');
   const base: OptimizerSpec = task && task.optimizer.name === name ? task.optimizer : { name, lr: name === 'sgd' ? 0.01 : 0.001 };
-  const positive = (x: number) => x > 0;
-  const lr = numberFlag(command, 'lr', str('lr'), base.lr, positive, 'a positive number')!;
+  const lr = positiveFlag(command, 'lr', str('lr'), base.lr)!;
   const momentum = numberFlag(command, 'momentum', str('momentum'), undefined, (x) => x >= 0 && x < 1, 'in [0, 1)');
   const weightDecay = numberFlag(command, 'weight-decay', str('weight-decay'), undefined, (x) => x >= 0, 'a non-negative number');
   if (momentum !== undefined && name !== 'sgd' && name !== 'rmsprop') throw new UnfoldError(`${command}: --momentum applies to sgd and rmsprop, not ${name}`);
@@ -45,7 +44,7 @@ export function trainerConfig(command: string, model: ModelDef, source: string, 
     ...(momentum !== undefined ? { momentum } : {}),
     ...(weightDecay !== undefined ? { weightDecay } : {}),
   };
-  const clipNorm = numberFlag(command, 'clip-norm', str('clip-norm'), task?.clipNorm, positive, 'a positive number');
+  const clipNorm = positiveFlag(command, 'clip-norm', str('clip-norm'), task?.clipNorm);
   if (values['carry-state'] && values['no-carry-state']) throw new UnfoldError(`${command}: --carry-state and --no-carry-state contradict each other`);
   const carryState = values['carry-state'] ? true : values['no-carry-state'] ? false : task?.carryState ?? false;
   const lossKind = choiceFlag<LossKind>(command, 'loss', str('loss'), ['mse', 'sse', 'xent'], task?.loss.kind ?? 'mse');

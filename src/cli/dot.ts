@@ -6,7 +6,7 @@ import { renderSvg } from '../dot/render.ts';
 import { LEVELS, VIEWS, type Level, type View } from '../dot/views.ts';
 import { ELIDE_ABOVE, ELIDE_KEEP, OPS_LEVEL_MAX_STEP_NODES } from '../dot/style.ts';
 import { writeFileAtomic } from '../io/atomic-write.ts';
-import { choiceFlag, intFlag, parse, UsageError, type Command } from './command.ts';
+import { choiceFlag, optionalIntFlag, parse, UsageError, type Command } from './command.ts';
 import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
 
 const USAGE = [
@@ -37,7 +37,7 @@ export async function dotOutput(argv: readonly string[]): Promise<DotOutput> {
   if (values.view === undefined) throw new UsageError(`dot: --view is required (${VIEWS.join(', ')})`);
   const view = choiceFlag<View>('dot', 'view', values.view, VIEWS, 'folded');
   const level = values.level === undefined ? undefined : choiceFlag<Level>('dot', 'level', values.level, LEVELS, 'cell');
-  const tau = values.tau === undefined ? undefined : intFlag('dot', 'tau', values.tau);
+  const tau = optionalIntFlag('dot', 'tau', values.tau);
   if (view === 'folded' && (tau !== undefined || values.full)) {
     throw new UsageError(`dot: ${tau !== undefined ? '--tau' : '--full'} applies to the unfolded and gradient views, not to folded`);
   }

@@ -8,7 +8,7 @@ import type { Recurrence } from '../dsl/recurrence.ts';
 import { evaluate } from '../interp/evaluate.ts';
 import type { LossSpec } from '../transforms/loss.ts';
 import { trainingGraph } from '../transforms/training.ts';
-import { intFlag, numberFlag, parse, UsageError, type Command } from './command.ts';
+import { intFlag, optionalIntFlag, parse, positiveFlag, UsageError, type Command } from './command.ts';
 import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
 import {
   bindData, collectRun, gradTargets, lossOf, randomData, readRunFiles, runGraph, taskData,
@@ -216,13 +216,12 @@ export const gradcheck: Command = {
       json: { type: 'boolean' },
     });
     const { model, source } = await resolveModel('gradcheck', positionals, values);
-    const positive = (x: number) => x > 0;
-    const eps = numberFlag('gradcheck', 'eps', values.eps, 1e-6, positive, 'a positive number')!;
-    const tol = numberFlag('gradcheck', 'tol', values.tol, 1e-6, positive, 'a positive number')!;
+    const eps = positiveFlag('gradcheck', 'eps', values.eps, 1e-6)!;
+    const tol = positiveFlag('gradcheck', 'tol', values.tol, 1e-6)!;
     const seed = intFlag('gradcheck', 'seed', values.seed, model.task?.seed ?? DEFAULT_SEED, 0);
     const entries = intFlag('gradcheck', 'entries', values.entries, MAX_ENTRIES);
-    const batchFlag = values.batch === undefined ? undefined : intFlag('gradcheck', 'batch', values.batch);
-    const tauFlag = values.tau === undefined ? undefined : intFlag('gradcheck', 'tau', values.tau);
+    const batchFlag = optionalIntFlag('gradcheck', 'batch', values.batch);
+    const tauFlag = optionalIntFlag('gradcheck', 'tau', values.tau);
     const loss = lossOf(model);
     const task = model.task;
 

@@ -8,7 +8,7 @@ import type { TrainerInstance } from '../emit/load.ts';
 import type { TrainerConfig } from '../emit/trainer.ts';
 import { describeOsError, writeFileAtomic, makeDirectory } from '../io/atomic-write.ts';
 import { formatTensorMap } from '../io/tensor-file.ts';
-import { intFlag, parse, UsageError, type Command, type Options } from './command.ts';
+import { optionalIntFlag, parse, UsageError, type Command, type Options } from './command.ts';
 import { compileOptions, trainerConfig } from './compile-options.ts';
 import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
 import { buildAt, initialKey } from './run-data.ts';
@@ -112,9 +112,9 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
   const { values: v, positionals } = parse(command, argv, trainOptions);
 
   // Flags first: a typo should not wait for the model to load.
-  const steps = v.steps === undefined ? undefined : intFlag(command, 'steps', v.steps);
-  const tbptt = v.tbptt === undefined ? undefined : intFlag(command, 'tbptt', v.tbptt);
-  const saveEvery = v['save-every'] === undefined ? undefined : intFlag(command, 'save-every', v['save-every']);
+  const steps = optionalIntFlag(command, 'steps', v.steps);
+  const tbptt = optionalIntFlag(command, 'tbptt', v.tbptt);
+  const saveEvery = optionalIntFlag(command, 'save-every', v['save-every']);
   if (saveEvery !== undefined && v.save === undefined) throw new UsageError(`${command}: --save-every needs --save FILE`);
   if (v.out !== undefined && v['no-plots']) throw new UsageError(`${command}: --out and --no-plots contradict each other`);
   if (run.graph !== undefined && (positionals.length > 0 || v.cell !== undefined)) {
