@@ -241,6 +241,24 @@ describe('checkTensorMap', () => {
     );
   });
 
+  it('accepts a second shape for a name, and adds the note only when a noted name is misshapen', () => {
+    const exp = { x: [2, 3], h0: [1, 2, 4] };
+    const opts = {
+      file: 'd.json', kind: 'data tensor', optional: ['h0'],
+      alsoAccepted: new Map([['h0', [2, 4]]]),
+      misshapedNote: { names: ['h0'], note: '(h0 may also be [2, 4])' },
+    };
+    for (const h0 of [[1, 2, 4], [2, 4]]) {
+      expect(() => checkTensorMap(new Map([['x', tensor([2, 3])], ['h0', tensor(h0)]]), exp, opts)).not.toThrow();
+    }
+    expect(errorOf(() => checkTensorMap(new Map([['x', tensor([2, 3])], ['h0', tensor([4, 2])]]), exp, opts))).toBe(
+      'd.json: data tensor "h0" has shape [4, 2], expected [1, 2, 4]\n(h0 may also be [2, 4])',
+    );
+    expect(errorOf(() => checkTensorMap(new Map([['x', tensor([3, 3])], ['h0', tensor([2, 4])]]), exp, opts))).toBe(
+      'd.json: data tensor "x" has shape [3, 3], expected [2, 3]',
+    );
+  });
+
   it('a negative expected dimension matches any size', () => {
     const found = new Map<string, Tensor>([['x', tensor([7, 3])]]);
     expect(() => checkTensorMap(found, { x: [-1, 3] }, { file: 'd.json', kind: 'data tensor' })).not.toThrow();

@@ -2,7 +2,7 @@
 import { UnfoldError } from '../ir/errors.ts';
 import { makeGraph, type Graph, type Output } from '../ir/graph.ts';
 import type { Node } from '../ir/node.ts';
-import { sameShape, shapeToString, sizeOf, tensor, type Shape, type Tensor } from '../ir/tensor.ts';
+import { shapeToString, sizeOf, tensor, type Shape, type Tensor } from '../ir/tensor.ts';
 import { withContext } from '../dsl/context.ts';
 import { mulberry32 } from '../dsl/init.ts';
 import type { ModelDef, Window } from '../dsl/model.ts';
@@ -131,28 +131,24 @@ export function checkData(tensors: ReadonlyMap<string, Tensor>, rec: Recurrence,
   const { batch, tau } = dims;
   const leaves = sequenceLeaves(rec, loss);
   const expected = new Map<string, readonly number[]>(leaves.map((l) => [l.name, sequenceShape(l.step, tau)]));
-  const normalized = new Map(tensors);
   for (const s of rec.state) {
     const key = initialKey(s.name);
     if (expected.has(key)) {
       throw new UnfoldError(`${source}: the initial state of "${s.name}" is read from "${key}", which is also the name of an input or target; rename one of them`);
     }
     expected.set(key, [1, ...s.node.shape]);
-    const t = tensors.get(key);
+  }
+  const stateKeys = rec.state.map((s) => initialKey(s.name));
+  checkTensorMap(new Map(tensors), expected, {
+    file: source, kind: 'data tensor', optional: stateKeys,
     // The state's own shape is accepted too: same row-major data, without the leading 1.
-    if (t && sameShape(t.shape, s.node.shape)) normalized.set(key, { shape: [1, ...t.shape], data: t.data });
-  }
-  try {
-    checkTensorMap(normalized, expected, { file: source, kind: 'data tensor', optional: rec.state.map((s) => initialKey(s.name)) });
-  } catch (e) {
-    const mentionsState = rec.state.some((s) => e instanceof UnfoldError && e.message.includes(`"${initialKey(s.name)}" has shape`));
-    if (mentionsState) throw new UnfoldError(`${(e as Error).message}\n(an initial state may also be given in the state's own shape, without the leading 1)`);
-    throw e;
-  }
+    alsoAccepted: new Map(rec.state.map((s) => [initialKey(s.name), s.node.shape])),
+    misshapedNote: { names: stateKeys, note: "(an initial state may also be given in the state's own shape, without the leading 1)" },
+  });
   const sequences = new Map(leaves.map((l) => [l.name, tensors.get(l.name)!]));
   const initial = new Map(
     rec.state.map((s) => {
-      const t = normalized.get(initialKey(s.name));
+      const t = tensors.get(initialKey(s.name));
       return [s.name, t ? { shape: s.node.shape, data: t.data } : tensor(s.node.shape)];
     }),
   );

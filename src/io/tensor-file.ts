@@ -326,6 +326,10 @@ export interface CheckTensorMapOptions {
    * there, else accepted with any shape.
    */
   optional?: readonly string[];
+  /** A second shape a name is accepted in (e.g. an initial state without its leading 1). */
+  alsoAccepted?: ReadonlyMap<string, readonly number[]>;
+  /** A closing line added when one of `names` has a wrong shape (how else it may be given). */
+  misshapedNote?: { readonly names: readonly string[]; readonly note: string };
 }
 
 function expectedEntries(
@@ -398,6 +402,7 @@ export function checkTensorMap(
   const expectedNames = new Set(entries.map(([name]) => name));
   const problems: string[] = [];
   const missing: string[] = [];
+  const misshaped: string[] = [];
 
   for (const [name, shape] of entries) {
     const t = found.get(name);
@@ -406,10 +411,11 @@ export function checkTensorMap(
         missing.push(name);
         problems.push(`${file}: missing ${kind} ${quote(name)} (expected shape ${expectedShapeToString(shape)})`);
       }
-    } else if (!shapeMatches(shape, t.shape)) {
+    } else if (!shapeMatches(shape, t.shape) && !shapeMatches(opts.alsoAccepted?.get(name) ?? shape, t.shape)) {
       problems.push(
         `${file}: ${kind} ${quote(name)} has shape ${shapeToString(t.shape)}, expected ${expectedShapeToString(shape)}`,
       );
+      misshaped.push(name);
     }
   }
   const allExpected = entries.map(([name]) => name);
@@ -418,6 +424,8 @@ export function checkTensorMap(
     const guess = closest(name, missing) ?? closest(name, allExpected);
     problems.push(`${file}: unknown ${kind} ${quote(name)}${guess !== undefined ? ` (did you mean ${quote(guess)}?)` : ''}`);
   }
+  const note = opts.misshapedNote;
+  if (note && misshaped.some((name) => note.names.includes(name))) problems.push(note.note);
   if (problems.length > 0) throw new UnfoldError(problems.join('\n'));
 }
 
