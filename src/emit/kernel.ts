@@ -7,34 +7,37 @@ import { at } from '../prims/kit.ts';
 import type { Buf, EmitHelper, EmitTarget } from '../prims/types.ts';
 import type { KernelPlan } from './plan.ts';
 
-function bufOf(plan: KernelPlan, n: Node, arr: string): Buf {
+/** The arena's name in emitted code (the trainer's methods bind it as `const A = this.arena`). */
+const ARENA = 'A';
+
+function bufOf(plan: KernelPlan, n: Node): Buf {
   const alias = plan.aliases.get(n);
-  if (alias) return bufOf(plan, alias, arr);
-  if (plan.views.has(n)) return operandOf(plan, n, arr);
+  if (alias) return bufOf(plan, alias);
+  if (plan.views.has(n)) return operandOf(plan, n);
 
   const literal = plan.literals.get(n);
-  if (literal !== undefined) return { arr, off: 0, literal };
+  if (literal !== undefined) return { arr: ARENA, off: 0, literal };
   const off = plan.offsets.get(n);
   if (off === undefined) throw new Error(`emit: no buffer for a ${n.op} node`);
-  return { arr, off };
+  return { arr: ARENA, off };
 }
 
 /** A product's operand: a transpose is read through its source with swapped indices. */
-function operandOf(plan: KernelPlan, n: Node, arr: string): Buf {
+function operandOf(plan: KernelPlan, n: Node): Buf {
   const src = plan.transposedSource.get(n);
-  if (!src) return bufOf(plan, n, arr);
-  const b = bufOf(plan, src, arr);
+  if (!src) return bufOf(plan, n);
+  const b = bufOf(plan, src);
   return { ...b, transposed: !b.transposed };
 }
 
 /** The scalar expression of element `i` of `n`, inlining fused inputs; `product` stands for an epilogue product's value. */
-function scalarExpr(plan: KernelPlan, n: Node, i: string | number, target: EmitTarget, arr: string, product?: { node: Node; value: string }): string {
+function scalarExpr(plan: KernelPlan, n: Node, i: string | number, target: EmitTarget, product?: { node: Node; value: string }): string {
   const prim = primOf(n.op)!;
   if (prim.emit.kind !== 'elementwise') throw new Error(`emit: ${n.op} is not element-wise`);
   const args = n.inputs.map((x) =>
     x === product?.node ? product.value
-      : plan.fused.has(x) ? `(${scalarExpr(plan, x, i, target, arr, product)})`
-      : at(bufOf(plan, x, arr), i));
+      : plan.fused.has(x) ? `(${scalarExpr(plan, x, i, target, product)})`
+      : at(bufOf(plan, x), i));
   return prim.emit.scalar(args, n.attrs, target);
 }
 
@@ -43,12 +46,12 @@ function scalarExpr(plan: KernelPlan, n: Node, i: string | number, target: EmitT
  * transposed operand through its source; with `epilogue` it stores the element-wise chain rooted
  * at `out`'s node instead of its own value.
  */
-function codeStatement(plan: KernelPlan, n: Node, out: Buf, accumulate: boolean, arr: string, epilogue?: (value: string, index: string) => string): string {
+function codeStatement(plan: KernelPlan, n: Node, out: Buf, accumulate: boolean, epilogue?: (value: string, index: string) => string): string {
   const prim = primOf(n.op)!;
   if (prim.emit.kind !== 'statements') throw new Error(`emit: ${n.op} has no statement`);
   return prim.emit.code({
     out,
-    inputs: n.inputs.map((x) => (n.op === 'matmul' ? operandOf(plan, x, arr) : bufOf(plan, x, arr))),
+    inputs: n.inputs.map((x) => (n.op === 'matmul' ? operandOf(plan, x) : bufOf(plan, x))),
     inShapes: n.inputs.map((x) => x.shape),
     shape: n.shape,
     attrs: n.attrs,
@@ -57,34 +60,34 @@ function codeStatement(plan: KernelPlan, n: Node, out: Buf, accumulate: boolean,
   });
 }
 
-function statement(plan: KernelPlan, n: Node, target: EmitTarget, arr: string): string {
+function statement(plan: KernelPlan, n: Node, target: EmitTarget): string {
   const prim = primOf(n.op);
   if (!prim) throw new Error(`emit: unknown op ${n.op}`);
-  const out = bufOf(plan, n, arr);
+  const out = bufOf(plan, n);
   const size = sizeOf(n.shape);
   const accumulate = plan.accumulate.has(n);
   const store = accumulate ? '+=' : '=';
   const product = plan.epilogues.get(n);
-  if (product) return codeStatement(plan, product, out, accumulate, arr, (value, index) => scalarExpr(plan, n, index, target, arr, { node: product, value }));
+  if (product) return codeStatement(plan, product, out, accumulate, (value, index) => scalarExpr(plan, n, index, target, { node: product, value }));
   switch (prim.emit.kind) {
     case 'elementwise':
       return size === 1
-        ? `${at(out, 0)} ${store} ${scalarExpr(plan, n, 0, target, arr)};`
-        : `for (let i = 0; i < ${size}; i++) ${at(out, 'i')} ${store} ${scalarExpr(plan, n, 'i', target, arr)};`;
+        ? `${at(out, 0)} ${store} ${scalarExpr(plan, n, 0, target)};`
+        : `for (let i = 0; i < ${size}; i++) ${at(out, 'i')} ${store} ${scalarExpr(plan, n, 'i', target)};`;
     case 'statements':
-      return codeStatement(plan, n, out, accumulate, arr);
+      return codeStatement(plan, n, out, accumulate);
     case 'leaf':
       throw new Error(`emit: leaf ${n.op} has no statement`);
   }
 }
 
 /** The kernel's statements, one block per scheduled node, then copies into output slots. */
-export function emitKernel(plan: KernelPlan, target: EmitTarget, arr = 'A'): string[] {
-  const lines = plan.order.map((n) => statement(plan, n, target, arr));
+export function emitKernel(plan: KernelPlan, target: EmitTarget): string[] {
+  const lines = plan.order.map((n) => statement(plan, n, target));
   for (const { node, to, accumulate } of plan.copies) {
-    const src = bufOf(plan, node, arr);
+    const src = bufOf(plan, node);
     const size = sizeOf(node.shape);
-    const dst: Buf = { arr, off: to };
+    const dst: Buf = { arr: ARENA, off: to };
     const store = accumulate ? '+=' : '=';
     lines.push(size === 1 ? `${at(dst, 0)} ${store} ${at(src, 0)};` : `for (let i = 0; i < ${size}; i++) ${at(dst, 'i')} ${store} ${at(src, 'i')};`);
   }
