@@ -2,8 +2,9 @@
 import type { Graph } from '../ir/graph.ts';
 import type { ModelDef, OptimizerSpec } from '../dsl/model.ts';
 import type { LossSpec } from '../transforms/loss.ts';
+import type { Dtype } from '../ir/tensor.ts';
 
-export type Dtype = 'f32' | 'f64';
+export type { Dtype };
 
 export interface TrainerConfig {
   readonly model: ModelDef;

@@ -4,10 +4,10 @@ import { UnfoldError } from '../ir/errors.ts';
 import { nodesOf, type Graph } from '../ir/graph.ts';
 import { leafKey } from '../ir/leaf.ts';
 import type { Node } from '../ir/node.ts';
-import { sameShape, shapeToString, sizeOf, type Tensor } from '../ir/tensor.ts';
+import { sameShape, shapeToString, sizeOf, type Dtype, type Tensor } from '../ir/tensor.ts';
 import { primOf } from '../prims/index.ts';
 
-export type Dtype = 'f64' | 'f32';
+export type { Dtype };
 
 
 export type Bindings = ReadonlyMap<string, Tensor | Float64Array>;

@@ -1,5 +1,8 @@
 // Dense row-major tensors: the values the interpreter, the file formats and the tests exchange.
 
+/** The element type of values: float64, or float32 (rounded after every operation / stored in a Float32Array). */
+export type Dtype = 'f32' | 'f64';
+
 export type Shape = readonly number[];
 
 export interface Tensor {

@@ -1,7 +1,7 @@
 // The contract every primitive fulfils: shape rule, evaluation, derivative and emission, in one place.
 
 import type { Attrs, Node } from '../ir/node.ts';
-import type { Shape } from '../ir/tensor.ts';
+import type { Dtype, Shape } from '../ir/tensor.ts';
 
 /**
  * A value in the emitted arena: element i lives at `${arr}[${off} + i]`, or is `literal` for every i.
@@ -17,7 +17,7 @@ export interface Buf {
 
 /** What emission knows about the target: the arena's element type. */
 export interface EmitTarget {
-  readonly dtype: 'f32' | 'f64';
+  readonly dtype: Dtype;
 }
 
 /**
