@@ -156,8 +156,7 @@ export function checkData(tensors: ReadonlyMap<string, Tensor>, rec: Recurrence,
 }
 
 /** Checks named tensors as `model`'s data: probes it for names, takes B and T from the data, builds it at B. */
-function dataFor(tensors: ReadonlyMap<string, Tensor>, model: ModelDef, loss: LossSpec, source: string): { rec: Recurrence; data: RunData } {
-  const probe = probeModel(model);
+function dataFor(tensors: ReadonlyMap<string, Tensor>, model: ModelDef, loss: LossSpec, source: string, probe = probeModel(model)): { rec: Recurrence; data: RunData } {
   const dims = dataDims(tensors, probe, loss, source, model.task?.batch ?? 1);
   const rec = model.build(dims.batch);
   return { rec, data: checkData(tensors, rec, loss, dims, source) };
@@ -171,14 +170,15 @@ export function readData(file: string, model: ModelDef, loss: LossSpec): { rec: 
 /** A model's task window as data (its x is the first input, y the target), checked like a file. */
 export function taskData(window: Window, model: ModelDef, loss: LossSpec, source: string): { rec: Recurrence; data: RunData } {
   const tensors = new Map<string, Tensor>();
+  const probe = probeModel(model);
   if (window.x !== undefined) {
-    const x = probeModel(model).input[0];
+    const x = probe.input[0];
     if (!x) throw new UnfoldError(`${source}: the task gives x, but the model has no input`);
     tensors.set(x.name, window.x);
   }
   tensors.set(targetName(loss), window.y);
   for (const [name, t] of Object.entries(window.initial ?? {})) tensors.set(initialKey(name), t);
-  return dataFor(tensors, model, loss, source);
+  return dataFor(tensors, model, loss, source, probe);
 }
 
 /**
