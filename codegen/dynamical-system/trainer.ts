@@ -219,26 +219,26 @@ export class Trainer {
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 2; i1++) { A[135 + (i0 * 2 + i1 * 1)] = A[4 + (i1 * 1)]; } }
         let lossSum = 0;
         for (let t = 0; t < 20; t++) {
-          const q0 = 52 + t * 2;
-          const q1 = 12 + t * 2;
-          const q2 = 52 + (t + 1) * 2;
-          const q3 = 94 + t * 2;
-          const q4 = 177 + t * 2;
+          const q0 = 52 + (t + 1) * 2;
+          const q1 = 94 + t * 2;
+          const q2 = 177 + t * 2;
+          const q3 = 52 + t * 2;
+          const q4 = 12 + t * 2;
           for (let i = 0; i < 1; i += 1) {
             for (let j = 0; j < 2; j += 2) {
               let c00 = 0, c01 = 0;
-              const ra0 = q0 + (i + 0) * 2;
+              const ra0 = q3 + (i + 0) * 2;
               const rb0 = (j + 0) * 2;
               const rb1 = (j + 1) * 2;
               for (let p = 0; p < 2; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; }
-              A[q2 + (i + 0) * 2 + (j + 0)] = c00 + A[135 + (i + 0) * 2 + (j + 0)];
-              A[q2 + (i + 0) * 2 + (j + 1)] = c01 + A[135 + (i + 0) * 2 + (j + 1)];
+              A[q0 + (i + 0) * 2 + (j + 0)] = c00 + A[135 + (i + 0) * 2 + (j + 0)];
+              A[q0 + (i + 0) * 2 + (j + 1)] = c01 + A[135 + (i + 0) * 2 + (j + 1)];
             }
           }
-          for (let i = 0; i < 2; i++) A[q4 + i] = A[q2 + i] - A[q1 + i];
-          for (let i = 0; i < 2; i++) A[222 + i] = A[q4 + i] * A[q4 + i];
+          for (let i = 0; i < 2; i++) A[q2 + i] = A[q0 + i] - A[q4 + i];
+          for (let i = 0; i < 2; i++) A[222 + i] = A[q2 + i] * A[q2 + i];
           { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 2; i1++) { acc = acc + A[222 + (i0 * 2 + i1 * 1)]; } } A[217 + (0)] = acc; }
-          for (let i = 0; i < 2; i++) A[q3 + i] = A[q2 + i];
+          for (let i = 0; i < 2; i++) A[q1 + i] = A[q0 + i];
           lossSum += A[217];
         }
         A[134] = lossSum / 40;
@@ -283,21 +283,21 @@ export class Trainer {
     private forward(A: Float32Array): void {
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 2; i1++) { A[135 + (i0 * 2 + i1 * 1)] = A[4 + (i1 * 1)]; } }
         for (let t = 0; t < 20; t++) {
-          const q0 = 52 + t * 2;
-          const q1 = 52 + (t + 1) * 2;
-          const q2 = 94 + t * 2;
+          const q0 = 52 + (t + 1) * 2;
+          const q1 = 94 + t * 2;
+          const q2 = 52 + t * 2;
           for (let i = 0; i < 1; i += 1) {
             for (let j = 0; j < 2; j += 2) {
               let c00 = 0, c01 = 0;
-              const ra0 = q0 + (i + 0) * 2;
+              const ra0 = q2 + (i + 0) * 2;
               const rb0 = (j + 0) * 2;
               const rb1 = (j + 1) * 2;
               for (let p = 0; p < 2; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; }
-              A[q1 + (i + 0) * 2 + (j + 0)] = c00 + A[135 + (i + 0) * 2 + (j + 0)];
-              A[q1 + (i + 0) * 2 + (j + 1)] = c01 + A[135 + (i + 0) * 2 + (j + 1)];
+              A[q0 + (i + 0) * 2 + (j + 0)] = c00 + A[135 + (i + 0) * 2 + (j + 0)];
+              A[q0 + (i + 0) * 2 + (j + 1)] = c01 + A[135 + (i + 0) * 2 + (j + 1)];
             }
           }
-          for (let i = 0; i < 2; i++) A[q2 + i] = A[q1 + i];
+          for (let i = 0; i < 2; i++) A[q1 + i] = A[q0 + i];
         }
     }
 

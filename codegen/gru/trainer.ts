@@ -250,18 +250,18 @@ export class Trainer {
         for (let i = 0; i < 10; i++) { const a0 = A[6786 + i * 1]; for (let j = 0; j < 96; j++) A[7490 + i * 96 + j] = a0 * A[7169 + j]; }
         let lossSum = 0;
         for (let t = 0; t < 10; t++) {
-          const q0 = 6806 + t * 32;
-          const q2 = 7490 + t * 96;
-          const q3 = 6796 + t * 1;
-          const q4 = 6806 + (t + 1) * 32;
-          const q5 = 7158 + t * 1;
-          const q6 = 10380 + t * 161;
-          for (let i = 0; i < 96; i++) A[12055 + i] = A[q2 + i] + A[7265 + i];
+          const q0 = 6806 + (t + 1) * 32;
+          const q1 = 7158 + t * 1;
+          const q2 = 10380 + t * 161;
+          const q3 = 6806 + t * 32;
+          const q5 = 7490 + t * 96;
+          const q6 = 6796 + t * 1;
+          for (let i = 0; i < 96; i++) A[12055 + i] = A[q5 + i] + A[7265 + i];
           for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[12151 + o * 32 + j] = A[12055 + o * 96 + 32 + j];
           for (let i = 0; i < 1; i += 1) {
             for (let j = 0; j < 96; j += 6) {
               let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
-              const ra0 = q0 + (i + 0) * 32;
+              const ra0 = q3 + (i + 0) * 32;
               const rb0 = 96 + (j + 0) * 32;
               const rb1 = 96 + (j + 1) * 32;
               const rb2 = 96 + (j + 2) * 32;
@@ -278,26 +278,26 @@ export class Trainer {
             }
           }
           for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[12279 + o * 32 + j] = A[12183 + o * 96 + 32 + j];
-          for (let i = 0; i < 32; i++) A[(q6 + 1) + i] = sigmoid32((A[12151 + i] + A[12279 + i]));
-          for (let i = 0; i < 32; i++) A[(q6 + 33) + i] = 1 - A[(q6 + 1) + i];
+          for (let i = 0; i < 32; i++) A[(q2 + 1) + i] = sigmoid32((A[12151 + i] + A[12279 + i]));
+          for (let i = 0; i < 32; i++) A[(q2 + 33) + i] = 1 - A[(q2 + 1) + i];
           for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[12151 + o * 32 + j] = A[12055 + o * 96 + 64 + j];
           for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[12279 + o * 32 + j] = A[12055 + o * 96 + 0 + j];
           for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[12055 + o * 32 + j] = A[12183 + o * 96 + 0 + j];
-          for (let i = 0; i < 32; i++) A[(q6 + 129) + i] = sigmoid32((A[12279 + i] + A[12055 + i]));
-          for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[(q6 + 97) + o * 32 + j] = A[12183 + o * 96 + 64 + j];
-          for (let i = 0; i < 32; i++) A[(q6 + 65) + i] = tanh32((A[12151 + i] + (A[(q6 + 129) + i] * A[(q6 + 97) + i])));
-          for (let i = 0; i < 32; i++) A[q4 + i] = (A[(q6 + 33) + i] * A[(q6 + 65) + i]) + (A[(q6 + 1) + i] * A[q0 + i]);
+          for (let i = 0; i < 32; i++) A[(q2 + 129) + i] = sigmoid32((A[12279 + i] + A[12055 + i]));
+          for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[(q2 + 97) + o * 32 + j] = A[12183 + o * 96 + 64 + j];
+          for (let i = 0; i < 32; i++) A[(q2 + 65) + i] = tanh32((A[12151 + i] + (A[(q2 + 129) + i] * A[(q2 + 97) + i])));
+          for (let i = 0; i < 32; i++) A[q0 + i] = (A[(q2 + 33) + i] * A[(q2 + 65) + i]) + (A[(q2 + 1) + i] * A[q3 + i]);
           for (let i = 0; i < 1; i += 1) {
             for (let j = 0; j < 1; j += 1) {
               let c00 = 0;
-              const ra0 = q4 + (i + 0) * 32;
+              const ra0 = q0 + (i + 0) * 32;
               const rb0 = 7457 + (j + 0);
               for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; }
-              A[q5 + (i + 0) * 1 + (j + 0)] = c00 + A[7489 + (i + 0) * 1 + (j + 0)];
+              A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[7489 + (i + 0) * 1 + (j + 0)];
             }
           }
-          A[q6] = A[q5] - A[q3];
-          A[12055] = A[q6] * A[q6];
+          A[q2] = A[q1] - A[q6];
+          A[12055] = A[q2] * A[q2];
           { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[12055 + (i0 * 1 + i1 * 1)]; } } A[11990 + (0)] = acc; }
           lossSum += A[11990];
         }
@@ -453,16 +453,16 @@ export class Trainer {
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[7489 + (i0 * 1 + i1 * 1)] = A[3392 + (i1 * 1)]; } }
         for (let i = 0; i < 10; i++) { const a0 = A[6786 + i * 1]; for (let j = 0; j < 96; j++) A[7490 + i * 96 + j] = a0 * A[7169 + j]; }
         for (let t = 0; t < 10; t++) {
-          const q0 = 6806 + t * 32;
-          const q2 = 7490 + t * 96;
-          const q3 = 6806 + (t + 1) * 32;
-          const q4 = 7158 + t * 1;
-          for (let i = 0; i < 96; i++) A[12055 + i] = A[q2 + i] + A[7265 + i];
+          const q0 = 6806 + (t + 1) * 32;
+          const q1 = 7158 + t * 1;
+          const q2 = 6806 + t * 32;
+          const q4 = 7490 + t * 96;
+          for (let i = 0; i < 96; i++) A[12055 + i] = A[q4 + i] + A[7265 + i];
           for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[12151 + o * 32 + j] = A[12055 + o * 96 + 32 + j];
           for (let i = 0; i < 1; i += 1) {
             for (let j = 0; j < 96; j += 6) {
               let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
-              const ra0 = q0 + (i + 0) * 32;
+              const ra0 = q2 + (i + 0) * 32;
               const rb0 = 96 + (j + 0) * 32;
               const rb1 = 96 + (j + 1) * 32;
               const rb2 = 96 + (j + 2) * 32;
@@ -484,14 +484,14 @@ export class Trainer {
           for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[12279 + o * 32 + j] = A[12055 + o * 96 + 0 + j];
           for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[12055 + o * 32 + j] = A[12183 + o * 96 + 0 + j];
           for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[12087 + o * 32 + j] = A[12183 + o * 96 + 64 + j];
-          for (let i = 0; i < 32; i++) A[q3 + i] = ((1 - A[12311 + i]) * (tanh32((A[12151 + i] + ((sigmoid32((A[12279 + i] + A[12055 + i]))) * A[12087 + i]))))) + (A[12311 + i] * A[q0 + i]);
+          for (let i = 0; i < 32; i++) A[q0 + i] = ((1 - A[12311 + i]) * (tanh32((A[12151 + i] + ((sigmoid32((A[12279 + i] + A[12055 + i]))) * A[12087 + i]))))) + (A[12311 + i] * A[q2 + i]);
           for (let i = 0; i < 1; i += 1) {
             for (let j = 0; j < 1; j += 1) {
               let c00 = 0;
-              const ra0 = q3 + (i + 0) * 32;
+              const ra0 = q0 + (i + 0) * 32;
               const rb0 = 7457 + (j + 0);
               for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; }
-              A[q4 + (i + 0) * 1 + (j + 0)] = c00 + A[7489 + (i + 0) * 1 + (j + 0)];
+              A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[7489 + (i + 0) * 1 + (j + 0)];
             }
           }
         }

@@ -227,15 +227,15 @@ export class Trainer {
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[1041 + (i0 * 16 + i1 * 1)] = A[256 + (i1 * 1)]; } }
         let lossSum = 0;
         for (let t = 0; t < 10; t++) {
-          const q0 = 704 + t * 16;
-          const q1 = 544 + t * 16;
-          const q2 = 704 + (t + 1) * 16;
-          const q3 = 880 + t * 16;
-          const q4 = 1217 + t * 16;
+          const q0 = 704 + (t + 1) * 16;
+          const q1 = 880 + t * 16;
+          const q2 = 1217 + t * 16;
+          const q3 = 704 + t * 16;
+          const q4 = 544 + t * 16;
           for (let i = 0; i < 1; i += 1) {
             for (let j = 0; j < 12; j += 6) {
               let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
-              const ra0 = q0 + (i + 0) * 16;
+              const ra0 = q3 + (i + 0) * 16;
               const rb0 = (j + 0);
               const rb1 = (j + 1);
               const rb2 = (j + 2);
@@ -252,7 +252,7 @@ export class Trainer {
             }
             {
               let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
-              const ra0 = q0 + (i + 0) * 16;
+              const ra0 = q3 + (i + 0) * 16;
               const rb0 = (12 + 0);
               const rb1 = (12 + 1);
               const rb2 = (12 + 2);
@@ -264,11 +264,11 @@ export class Trainer {
               A[1410 + (i + 0) * 16 + (12 + 3)] = c03;
             }
           }
-          for (let i = 0; i < 16; i++) A[q2 + i] = tanh32((4 * (A[1410 + i] + A[1041 + i])));
-          for (let i = 0; i < 16; i++) A[q4 + i] = A[q2 + i] - A[q1 + i];
-          for (let i = 0; i < 16; i++) A[1410 + i] = A[q4 + i] * A[q4 + i];
+          for (let i = 0; i < 16; i++) A[q0 + i] = tanh32((4 * (A[1410 + i] + A[1041 + i])));
+          for (let i = 0; i < 16; i++) A[q2 + i] = A[q0 + i] - A[q4 + i];
+          for (let i = 0; i < 16; i++) A[1410 + i] = A[q2 + i] * A[q2 + i];
           { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 16; i1++) { acc = acc + A[1410 + (i0 * 16 + i1 * 1)]; } } A[1377 + (0)] = acc; }
-          for (let i = 0; i < 16; i++) A[q3 + i] = A[q2 + i];
+          for (let i = 0; i < 16; i++) A[q1 + i] = A[q0 + i];
           lossSum += A[1377];
         }
         A[1040] = lossSum / 160;
@@ -359,13 +359,13 @@ export class Trainer {
     private forward(A: Float32Array): void {
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[1041 + (i0 * 16 + i1 * 1)] = A[256 + (i1 * 1)]; } }
         for (let t = 0; t < 10; t++) {
-          const q0 = 704 + t * 16;
-          const q1 = 704 + (t + 1) * 16;
-          const q2 = 880 + t * 16;
+          const q0 = 704 + (t + 1) * 16;
+          const q1 = 880 + t * 16;
+          const q2 = 704 + t * 16;
           for (let i = 0; i < 1; i += 1) {
             for (let j = 0; j < 12; j += 6) {
               let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
-              const ra0 = q0 + (i + 0) * 16;
+              const ra0 = q2 + (i + 0) * 16;
               const rb0 = (j + 0);
               const rb1 = (j + 1);
               const rb2 = (j + 2);
@@ -382,7 +382,7 @@ export class Trainer {
             }
             {
               let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
-              const ra0 = q0 + (i + 0) * 16;
+              const ra0 = q2 + (i + 0) * 16;
               const rb0 = (12 + 0);
               const rb1 = (12 + 1);
               const rb2 = (12 + 2);
@@ -394,8 +394,8 @@ export class Trainer {
               A[1410 + (i + 0) * 16 + (12 + 3)] = c03;
             }
           }
-          for (let i = 0; i < 16; i++) A[q1 + i] = tanh32((4 * (A[1410 + i] + A[1041 + i])));
-          for (let i = 0; i < 16; i++) A[q2 + i] = A[q1 + i];
+          for (let i = 0; i < 16; i++) A[q0 + i] = tanh32((4 * (A[1410 + i] + A[1041 + i])));
+          for (let i = 0; i < 16; i++) A[q1 + i] = A[q0 + i];
         }
     }
 

@@ -242,16 +242,16 @@ export class Trainer {
         for (let i = 0; i < 10; i++) { const a0 = A[2306 + i * 1]; for (let j = 0; j < 32; j++) A[2818 + i * 32 + j] = a0 * A[2689 + j]; }
         let lossSum = 0;
         for (let t = 0; t < 10; t++) {
-          const q0 = 2326 + t * 32;
-          const q2 = 2818 + t * 32;
-          const q3 = 2316 + t * 1;
-          const q4 = 2326 + (t + 1) * 32;
-          const q5 = 2678 + t * 1;
-          const q6 = 3468 + t * 1;
+          const q0 = 2326 + (t + 1) * 32;
+          const q1 = 2678 + t * 1;
+          const q2 = 3468 + t * 1;
+          const q3 = 2326 + t * 32;
+          const q5 = 2818 + t * 32;
+          const q6 = 2316 + t * 1;
           for (let i = 0; i < 1; i += 1) {
             for (let j = 0; j < 30; j += 6) {
               let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
-              const ra0 = q0 + (i + 0) * 32;
+              const ra0 = q3 + (i + 0) * 32;
               const rb0 = 32 + (j + 0) * 32;
               const rb1 = 32 + (j + 1) * 32;
               const rb2 = 32 + (j + 2) * 32;
@@ -268,7 +268,7 @@ export class Trainer {
             }
             {
               let c00 = 0, c01 = 0;
-              const ra0 = q0 + (i + 0) * 32;
+              const ra0 = q3 + (i + 0) * 32;
               const rb0 = 32 + (30 + 0) * 32;
               const rb1 = 32 + (30 + 1) * 32;
               for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; }
@@ -276,18 +276,18 @@ export class Trainer {
               A[3543 + (i + 0) * 32 + (30 + 1)] = c01;
             }
           }
-          for (let i = 0; i < 32; i++) A[q4 + i] = tanh32(((A[q2 + i] + A[2721 + i]) + (A[3543 + i] + A[2753 + i])));
+          for (let i = 0; i < 32; i++) A[q0 + i] = tanh32(((A[q5 + i] + A[2721 + i]) + (A[3543 + i] + A[2753 + i])));
           for (let i = 0; i < 1; i += 1) {
             for (let j = 0; j < 1; j += 1) {
               let c00 = 0;
-              const ra0 = q4 + (i + 0) * 32;
+              const ra0 = q0 + (i + 0) * 32;
               const rb0 = 2785 + (j + 0);
               for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; }
-              A[q5 + (i + 0) * 1 + (j + 0)] = c00 + A[2817 + (i + 0) * 1 + (j + 0)];
+              A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[2817 + (i + 0) * 1 + (j + 0)];
             }
           }
-          A[q6] = A[q5] - A[q3];
-          A[3543] = A[q6] * A[q6];
+          A[q2] = A[q1] - A[q6];
+          A[3543] = A[q2] * A[q2];
           { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[3543 + (i0 * 1 + i1 * 1)]; } } A[3478 + (0)] = acc; }
           lossSum += A[3478];
         }
@@ -438,14 +438,14 @@ export class Trainer {
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[2817 + (i0 * 1 + i1 * 1)] = A[1152 + (i1 * 1)]; } }
         for (let i = 0; i < 10; i++) { const a0 = A[2306 + i * 1]; for (let j = 0; j < 32; j++) A[2818 + i * 32 + j] = a0 * A[2689 + j]; }
         for (let t = 0; t < 10; t++) {
-          const q0 = 2326 + t * 32;
-          const q2 = 2818 + t * 32;
-          const q3 = 2326 + (t + 1) * 32;
-          const q4 = 2678 + t * 1;
+          const q0 = 2326 + (t + 1) * 32;
+          const q1 = 2678 + t * 1;
+          const q2 = 2326 + t * 32;
+          const q4 = 2818 + t * 32;
           for (let i = 0; i < 1; i += 1) {
             for (let j = 0; j < 30; j += 6) {
               let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
-              const ra0 = q0 + (i + 0) * 32;
+              const ra0 = q2 + (i + 0) * 32;
               const rb0 = 32 + (j + 0) * 32;
               const rb1 = 32 + (j + 1) * 32;
               const rb2 = 32 + (j + 2) * 32;
@@ -462,7 +462,7 @@ export class Trainer {
             }
             {
               let c00 = 0, c01 = 0;
-              const ra0 = q0 + (i + 0) * 32;
+              const ra0 = q2 + (i + 0) * 32;
               const rb0 = 32 + (30 + 0) * 32;
               const rb1 = 32 + (30 + 1) * 32;
               for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; }
@@ -470,14 +470,14 @@ export class Trainer {
               A[3543 + (i + 0) * 32 + (30 + 1)] = c01;
             }
           }
-          for (let i = 0; i < 32; i++) A[q3 + i] = tanh32(((A[q2 + i] + A[2721 + i]) + (A[3543 + i] + A[2753 + i])));
+          for (let i = 0; i < 32; i++) A[q0 + i] = tanh32(((A[q4 + i] + A[2721 + i]) + (A[3543 + i] + A[2753 + i])));
           for (let i = 0; i < 1; i += 1) {
             for (let j = 0; j < 1; j += 1) {
               let c00 = 0;
-              const ra0 = q3 + (i + 0) * 32;
+              const ra0 = q0 + (i + 0) * 32;
               const rb0 = 2785 + (j + 0);
               for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; }
-              A[q4 + (i + 0) * 1 + (j + 0)] = c00 + A[2817 + (i + 0) * 1 + (j + 0)];
+              A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[2817 + (i + 0) * 1 + (j + 0)];
             }
           }
         }

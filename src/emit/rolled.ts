@@ -170,33 +170,35 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilde
   const gradientSlots: OutputSlot[] = stackedGrads.map((g) => ({ node: g.build(allSteps, b), slot: L.grads[g.param]!.off, accumulate: true }));
   const gradientPlan = planOutputs(gradientSlots, stackPinned, tempBase);
 
-  const bindStep = (offs: LoopOffsets, m: Map<Node, Offset>) => {
+  // Where step t's placeholders live, and where its new state and outputs go (all three loops).
+  // An entry a loop does not read costs nothing: declarationsFor drops its offset.
+  const stepBinding = (offs: LoopOffsets): Map<Node, Offset> => {
+    const m = new Map(pinned);
     rec.state.forEach((s, i) => m.set(s.node, offs.at(L.stateSeqs[i]!)));
     rec.input.forEach((x, i) => m.set(x.node, offs.at(L.inputSeqs[i]!)));
     projections.forEach((p) => m.set(p.product, offs.at(stackedOf.get(p.product)!.seq)));
+    m.set(sv.target, offs.at(L.targetSeq));
+    return m;
   };
+  const stepOutputs = (offs: LoopOffsets): OutputSlot[] => [
+    ...nexts.map((n, i) => ({ node: n, slot: offs.at(L.stateSeqs[i]!, 1) })),
+    ...outs.map((n, k) => ({ node: n, slot: offs.at(L.outputSeqs[k]!) })),
+  ];
 
   // Forward loop body (training): s(t), o(t), ℓ(t) and the residuals.
   const fwdOffs = new LoopOffsets();
-  const fwdPinned = new Map(pinned);
-  bindStep(fwdOffs, fwdPinned);
-  fwdPinned.set(sv.target, fwdOffs.at(L.targetSeq));
-  const fwdSlots: { node: Node; slot: Offset }[] = [
-    ...nexts.map((n, i) => ({ node: n, slot: fwdOffs.at(L.stateSeqs[i]!, 1) })),
-    ...outs.map((n, k) => ({ node: n, slot: fwdOffs.at(L.outputSeqs[k]!) })),
+  const fwdSlots: OutputSlot[] = [
+    ...stepOutputs(fwdOffs),
     { node: lossTerm, slot: lossTermOff },
     ...residuals.map((r) => ({ node: r, slot: fwdOffs.at(residualSeq, 0, residualOffset.get(r)!) })),
     ...forwardStacks.map((x) => ({ node: x, slot: fwdOffs.at(stackedOf.get(x)!.seq) })),
   ];
-  const fwdPlan = planOutputs(fwdSlots, fwdPinned, tempBase);
+  const fwdPlan = planOutputs(fwdSlots, stepBinding(fwdOffs), tempBase);
 
   // Reverse loop body: the step VJP, reading the stored values of step t.
   const bwdOffs = new LoopOffsets();
-  const bwdPinned = new Map(pinned);
-  bindStep(bwdOffs, bwdPinned);
-  bwdPinned.set(sv.target, bwdOffs.at(L.targetSeq));
-  nexts.forEach((n, i) => bwdPinned.set(n, bwdOffs.at(L.stateSeqs[i]!, 1)));
-  outs.forEach((n, k) => bwdPinned.set(n, bwdOffs.at(L.outputSeqs[k]!)));
+  const bwdPinned = stepBinding(bwdOffs);
+  for (const { node, slot } of stepOutputs(bwdOffs)) bwdPinned.set(node, slot);
   residuals.forEach((r) => bwdPinned.set(r, bwdOffs.at(residualSeq, 0, residualOffset.get(r)!)));
   forwardStacks.forEach((x) => bwdPinned.set(x, bwdOffs.at(stackedOf.get(x)!.seq)));
   sv.cotangents.forEach((c, i) => bwdPinned.set(c, dsOffs[i]!));
@@ -211,13 +213,7 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilde
 
   // Forward loop body (prediction): s(t) and o(t) only.
   const predOffs = new LoopOffsets();
-  const predPinned = new Map(pinned);
-  bindStep(predOffs, predPinned);
-  const predSlots: { node: Node; slot: Offset }[] = [
-    ...nexts.map((n, i) => ({ node: n, slot: predOffs.at(L.stateSeqs[i]!, 1) })),
-    ...outs.map((n, k) => ({ node: n, slot: predOffs.at(L.outputSeqs[k]!) })),
-  ];
-  const predPlan = planOutputs(predSlots, predPinned, tempBase);
+  const predPlan = planOutputs(stepOutputs(predOffs), stepBinding(predOffs), tempBase);
 
   const indent = (lines: string[]) => lines.map((l) => l.replace(/^/gm, '  '));
   const withOffsets = (offs: LoopOffsets, body: string[]) => [...offs.declarationsFor(body), ...body];
