@@ -1,0 +1,201 @@
+// A small WebAssembly binary encoder: function bodies built op by op (MVP plus the f32x4 SIMD ops the
+// product kernels use) and a module of such functions over one imported memory. Same calls, same bytes.
+
+/** Value types as the binary format spells them. */
+export const I32 = 0x7f;
+export const F32 = 0x7d;
+export const V128 = 0x7b;
+export type ValType = typeof I32 | typeof F32 | typeof V128;
+
+/** Unsigned LEB128. */
+function uleb(out: number[], x: number): void {
+  if (!Number.isInteger(x) || x < 0 || x > 0xffffffff) throw new Error(`wasm encoder: ${x} is not a u32`);
+  do {
+    let byte = x & 0x7f;
+    x >>>= 7;
+    if (x !== 0) byte |= 0x80;
+    out.push(byte);
+  } while (x !== 0);
+}
+
+/** Signed LEB128 of a 32-bit integer. */
+function sleb(out: number[], x: number): void {
+  if (!Number.isInteger(x) || x < -0x80000000 || x > 0x7fffffff) throw new Error(`wasm encoder: ${x} is not an i32`);
+  for (;;) {
+    const byte = x & 0x7f;
+    x >>= 7;
+    if ((x === 0 && (byte & 0x40) === 0) || (x === -1 && (byte & 0x40) !== 0)) {
+      out.push(byte);
+      return;
+    }
+    out.push(byte | 0x80);
+  }
+}
+
+function name(out: number[], s: string): void {
+  const bytes = new TextEncoder().encode(s);
+  uleb(out, bytes.length);
+  out.push(...bytes);
+}
+
+/** One function: its parameters, its locals (declared as it goes) and its body. */
+export class FunctionBuilder {
+  private readonly code: number[] = [];
+  private readonly locals: ValType[] = [];
+  constructor(readonly params: readonly ValType[]) {}
+
+  /** A new local of type `t`; returns its index. */
+  local(t: ValType): number {
+    this.locals.push(t);
+    return this.params.length + this.locals.length - 1;
+  }
+
+  private op(...bytes: number[]): this {
+    this.code.push(...bytes);
+    return this;
+  }
+  private simd(opcode: number): this {
+    this.code.push(0xfd);
+    uleb(this.code, opcode);
+    return this;
+  }
+  private mem(align: number, offset: number): this {
+    uleb(this.code, align);
+    uleb(this.code, offset);
+    return this;
+  }
+
+  // Control: `loop` and `block` take no values and yield none.
+  loop(): this { return this.op(0x03, 0x40); }
+  block(): this { return this.op(0x02, 0x40); }
+  end(): this { return this.op(0x0b); }
+  brIf(depth: number): this { this.op(0x0d); uleb(this.code, depth); return this; }
+
+  localGet(i: number): this { this.op(0x20); uleb(this.code, i); return this; }
+  localSet(i: number): this { this.op(0x21); uleb(this.code, i); return this; }
+  localTee(i: number): this { this.op(0x22); uleb(this.code, i); return this; }
+
+  i32Const(x: number): this { this.op(0x41); sleb(this.code, x); return this; }
+  i32Add(): this { return this.op(0x6a); }
+  i32Sub(): this { return this.op(0x6b); }
+  i32Shl(): this { return this.op(0x74); }
+
+  // Loads and stores take a constant byte offset added to the address on the stack.
+  f32Load(offset = 0): this { return this.op(0x2a).mem(2, offset); }
+  f32Store(offset = 0): this { return this.op(0x38).mem(2, offset); }
+  f32Const(x: number): this {
+    this.op(0x43);
+    const bytes = new Uint8Array(new Float32Array([x]).buffer);
+    for (const byte of bytes) this.code.push(byte);
+    return this;
+  }
+  f32Add(): this { return this.op(0x92); }
+  f32Mul(): this { return this.op(0x94); }
+
+  v128Load(offset = 0): this { return this.simd(0x00).mem(2, offset); }
+  v128Load32Splat(offset = 0): this { return this.simd(0x09).mem(2, offset); }
+  v128Store(offset = 0): this { return this.simd(0x0b).mem(2, offset); }
+  v128Zero(): this {
+    this.simd(0x0c);
+    for (let i = 0; i < 16; i++) this.code.push(0);
+    return this;
+  }
+  f32x4ExtractLane(lane: number): this {
+    if (!Number.isInteger(lane) || lane < 0 || lane > 3) throw new Error(`wasm encoder: lane ${lane} out of range`);
+    return this.simd(0x1f).op(lane);
+  }
+  f32x4Add(): this { return this.simd(0xe4); }
+  f32x4Mul(): this { return this.simd(0xe6); }
+
+  /** The body as the code section holds it: local declarations (runs of one type), code, `end`. */
+  encode(): number[] {
+    const runs: [number, ValType][] = [];
+    for (const t of this.locals) {
+      const last = runs[runs.length - 1];
+      if (last && last[1] === t) last[0]++;
+      else runs.push([1, t]);
+    }
+    const body: number[] = [];
+    uleb(body, runs.length);
+    for (const [count, t] of runs) {
+      uleb(body, count);
+      body.push(t);
+    }
+    append(body, this.code);
+    body.push(0x0b);
+    const out: number[] = [];
+    uleb(out, body.length);
+    append(out, body);
+    return out;
+  }
+}
+
+export interface ModuleFunction {
+  readonly name: string;
+  readonly fn: FunctionBuilder;
+}
+
+/** out.push(...xs) without spreading (a large body would overflow the argument list). */
+function append(out: number[], xs: readonly number[]): void {
+  for (const x of xs) out.push(x);
+}
+
+function section(out: number[], id: number, content: number[]): void {
+  out.push(id);
+  uleb(out, content.length);
+  append(out, content);
+}
+
+/**
+ * A module importing one memory as `env.memory` (`pages` of 64 KiB, initial = maximum: it is never
+ * grown, since growing detaches every typed-array view of it) and exporting each function by name.
+ */
+export function encodeModule(functions: readonly ModuleFunction[], pages: number): Uint8Array {
+  // Function types, deduplicated by signature (all return nothing).
+  const types: string[] = [];
+  const typeOf = functions.map(({ fn }) => {
+    const key = fn.params.join(',');
+    let i = types.indexOf(key);
+    if (i < 0) i = types.push(key) - 1;
+    return i;
+  });
+  const out = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
+  const typeSec: number[] = [];
+  uleb(typeSec, types.length);
+  for (const key of types) {
+    const params = key === '' ? [] : key.split(',').map(Number);
+    typeSec.push(0x60);
+    uleb(typeSec, params.length);
+    typeSec.push(...params);
+    uleb(typeSec, 0);
+  }
+  section(out, 1, typeSec);
+  const importSec: number[] = [];
+  uleb(importSec, 1);
+  name(importSec, 'env');
+  name(importSec, 'memory');
+  importSec.push(0x02, 0x01);
+  uleb(importSec, pages);
+  uleb(importSec, pages);
+  section(out, 2, importSec);
+  const funcSec: number[] = [];
+  uleb(funcSec, functions.length);
+  for (const t of typeOf) uleb(funcSec, t);
+  section(out, 3, funcSec);
+  const exportSec: number[] = [];
+  uleb(exportSec, functions.length);
+  functions.forEach((f, i) => {
+    name(exportSec, f.name);
+    exportSec.push(0x00);
+    uleb(exportSec, i);
+  });
+  section(out, 7, exportSec);
+  const codeSec: number[] = [];
+  uleb(codeSec, functions.length);
+  for (const { fn } of functions) append(codeSec, fn.encode());
+  section(out, 10, codeSec);
+  return Uint8Array.from(out);
+}
+
+/** Bytes of one wasm page. */
+export const PAGE_BYTES = 65536;

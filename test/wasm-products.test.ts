@@ -1,0 +1,124 @@
+// The wasm product kernels against a plain float64 product on random data: every layout (A, B held
+// transposed or not), = and +=, shapes with and without remainders, unaligned offsets; each module
+// validated by wabt, and nothing outside the output written.
+import wabtInit from 'wabt';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { FunctionBuilder, I32, encodeModule } from '../src/emit/wasm/encoder.ts';
+import { ProductTable, pagesFor } from '../src/emit/wasm/module.ts';
+import { productStrategy, type ProductShape } from '../src/emit/wasm/products.ts';
+import { rng } from './helpers/rng.ts';
+
+type Wabt = Awaited<ReturnType<typeof wabtInit>>;
+let wabt: Wabt;
+beforeAll(async () => {
+  wabt = await wabtInit();
+});
+
+function validate(bytes: Uint8Array): string {
+  const mod = wabt.readWasm(bytes, { simd: true });
+  try {
+    mod.validate();
+    return mod.toText({ foldExprs: false, inlineExport: false });
+  } finally {
+    mod.destroy();
+  }
+}
+
+/** Element (i, p) of A / (p, j) of B as the layout holds it. */
+const aAt = (s: ProductShape, i: number, p: number) => (s.transA ? p * s.m + i : i * s.k + p);
+const bAt = (s: ProductShape, p: number, j: number) => (s.transB ? j * s.k + p : p * s.n + j);
+
+/** Runs one product kernel at odd offsets and checks it against float64 and the guard bands. */
+function check(s: ProductShape, seed: number): void {
+  const table = new ProductTable();
+  const call = table.call(s, 'o', 'a', 'b');
+  expect(call).toBe('W.mm0(o, a, b);');
+  const { m, k, n } = s;
+  const r = rng(seed);
+  // Unaligned regions separated by guard bands.
+  const aOff = 3, bOff = aOff + m * k + 5, oOff = bOff + k * n + 7, size = oOff + m * n + 9;
+  const pages = pagesFor(size);
+  const bytes = table.encode(pages);
+  validate(bytes);
+  const memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
+  const mem = new Float32Array(memory.buffer);
+  for (let i = 0; i < size; i++) mem[i] = r.uniform(-1, 1);
+  const before = Float32Array.from(mem);
+  const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } });
+  (inst.exports['mm0'] as (o: number, a: number, b: number) => void)(oOff, aOff, bOff);
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < n; j++) {
+      let want = s.accumulate ? before[oOff + i * n + j]! : 0, scale = Math.abs(want);
+      for (let p = 0; p < k; p++) {
+        const x = before[aOff + aAt(s, i, p)]! * before[bOff + bAt(s, p, j)]!;
+        want += x;
+        scale += Math.abs(x);
+      }
+      const got = mem[oOff + i * n + j]!;
+      // float32 sums: each step rounds by at most 2^-24 of the running magnitude.
+      if (Math.abs(got - want) > (k + 2) * 2 ** -23 * scale) {
+        throw new Error(`${JSON.stringify(s)}: out[${i},${j}] = ${got}, want ${want}`);
+      }
+    }
+  }
+  for (let i = 0; i < size; i++) {
+    if (i >= oOff && i < oOff + m * n) continue;
+    if (mem[i] !== before[i]) throw new Error(`${JSON.stringify(s)}: element ${i} outside the output was written`);
+  }
+}
+
+const SIZES: [number, number, number][] = [
+  [1, 1, 1], [1, 5, 1], [2, 3, 4], [3, 7, 5], [4, 8, 8], [5, 9, 13], [7, 4, 17], [16, 32, 64],
+  [9, 130, 11], [16, 128, 512], [1, 128, 512], [64, 16, 128], [160, 16, 32], [13, 3, 29],
+];
+
+describe('wasm product kernels', () => {
+  for (const [m, k, n] of SIZES) {
+    it(`${m}×${k}·${k}×${n}: every layout, = and +=`, () => {
+      let seed = m * 1000 + k * 10 + n;
+      for (const transA of [false, true]) for (const transB of [false, true]) for (const accumulate of [false, true]) {
+        check({ m, k, n, transA, transB, accumulate }, seed++);
+      }
+    });
+  }
+
+  it('uses each vectorization where it applies', () => {
+    const s = (m: number, k: number, n: number, transA: boolean, transB: boolean): ProductShape => ({ m, k, n, transA, transB, accumulate: false });
+    expect(productStrategy(s(16, 128, 512, false, false))).toBe('columns');
+    expect(productStrategy(s(16, 128, 512, false, true))).toBe('dot');
+    expect(productStrategy(s(128, 16, 512, true, false))).toBe('columns');
+    expect(productStrategy(s(128, 16, 512, true, true))).toBe('rows');
+    expect(productStrategy(s(16, 128, 1, false, false))).toBe('dot');
+    expect(productStrategy(s(2, 3, 2, true, true))).toBe('scalar');
+  });
+
+  it('deduplicates kernels by shape and names them in first-use order', () => {
+    const t = new ProductTable();
+    const a: ProductShape = { m: 4, k: 8, n: 8, transA: false, transB: true, accumulate: false };
+    expect(t.call(a, 0, 16, 48)).toBe('W.mm0(0, 16, 48);');
+    expect(t.call({ ...a, accumulate: true }, 'q0', '(q1 + 4)', 7)).toBe('W.mm1(q0, (q1 + 4), 7);');
+    expect(t.call(a, 1, 2, 3)).toBe('W.mm0(1, 2, 3);');
+    expect(t.kernels.map((x) => x.description)).toEqual(['out[4×8] = A[4×8]·Bᵀ[8×8]', 'out[4×8] += A[4×8]·Bᵀ[8×8]']);
+  });
+
+  it('encodes the same module twice as the same bytes, and prints as text', () => {
+    const t = new ProductTable();
+    t.call({ m: 5, k: 9, n: 13, transA: true, transB: false, accumulate: true }, 0, 0, 0);
+    const x = t.encode(2), y = t.encode(2);
+    expect(Buffer.from(x).equals(Buffer.from(y))).toBe(true);
+    const text = validate(x);
+    expect(text).toContain('(import "env" "memory" (memory (;0;) 2 2))');
+    expect(text).toContain('(export "mm0" (func 0))');
+    expect(text).toContain('f32x4.mul');
+    expect(text).toContain('v128.load32_splat');
+  });
+
+  it('encodes integers as LEB128 (wabt reads back the constants)', () => {
+    const f = new FunctionBuilder([I32]);
+    const x = f.local(I32);
+    for (const c of [0, 63, 64, -64, -65, 127, 128, 624485, -123456, 2 ** 31 - 1, -(2 ** 31)]) f.i32Const(c).localSet(x);
+    const text = validate(encodeModule([{ name: 'f', fn: f }], 1));
+    for (const c of [63, 64, -64, -65, 127, 128, 624485, -123456, 2147483647, -2147483648]) expect(text).toContain(`i32.const ${c}\n`);
+    expect(() => f.i32Const(2 ** 31)).toThrow(/not an i32/);
+  });
+});
