@@ -1,6 +1,7 @@
 // Reverse-mode differentiation as a graph transform: walks back from a scalar loss over the nodes
 // that reach the targets, applies each primitive's vjp rule and sums contributions where a value
-// fans out (a parameter shared by τ steps collects τ of them). The result is an ordinary graph.
+// fans out (a parameter shared by τ steps collects τ of them). The result is an ordinary graph,
+// and a record of how it was formed (what was summed where, from which step), for drawing it.
 import { UnfoldError } from '../ir/errors.ts';
 import { makeGraph, topoOrder, type Graph, type Output } from '../ir/graph.ts';
 import { leafKey } from '../ir/leaf.ts';
@@ -17,6 +18,38 @@ export interface VjpResult {
   readonly grads: readonly Node[];
   /** Targets the loss does not depend on. */
   readonly unused: readonly Node[];
+  /** How each cotangent was formed: the facts the gradient view draws. */
+  readonly record: VjpRecord;
+}
+
+/** One contribution to a value's cotangent: what the vjp rule of a consumer of the value sent back. */
+export interface Contribution {
+  /** The consumer whose rule built it; undefined for the seed ∂L/∂L = 1. */
+  readonly consumer: Node | undefined;
+  /** The step it came from: the consumer's (undefined for a step-free consumer and for the seed). */
+  readonly step: number | undefined;
+  readonly node: Node;
+}
+
+/** How vjp formed the cotangent ∂L/∂value. */
+export interface Cotangent {
+  readonly value: Node;
+  /** The step the cotangent (and the rule run on it) was built in: the value's own step. */
+  readonly step: number | undefined;
+  /** In the order summed: ((parts[0] + parts[1]) + parts[2]) + … */
+  readonly parts: readonly Contribution[];
+  /** sums[k] is the running sum after adding parts[k + 1]; the last is the total (none for one part). */
+  readonly sums: readonly Node[];
+  /** ∂L/∂value: the last of `sums`, or the one part. */
+  readonly total: Node;
+}
+
+export interface VjpRecord {
+  /** The seed ∂L/∂L. */
+  readonly seed: Node;
+  /** Every cotangent, in the order vjp formed them (from the loss back to the targets). */
+  readonly cotangents: readonly Cotangent[];
+  readonly of: ReadonlyMap<Node, Cotangent>;
 }
 
 /** Gradient output name of a target: `grad:W`, `grad:x@3`, or `grad:%k` for an inner node. */
@@ -34,9 +67,11 @@ export function vjp(g: Graph, loss: Node, wrt: readonly Node[], b: NodeBuilder):
   const live = new Set<Node>();
   for (const n of order) if (targets.has(n) || n.inputs.some((x) => live.has(x))) live.add(n);
 
-  const parts = new Map<Node, Node[]>();
+  const parts = new Map<Node, Contribution[]>();
   const total = new Map<Node, Node>();
-  parts.set(loss, [b.scalar(1, [])]);
+  const seed = b.scalar(1, []);
+  const cotangents: Cotangent[] = [];
+  parts.set(loss, [{ consumer: undefined, step: undefined, node: seed }]);
   for (let i = order.length - 1; i >= 0; i--) {
     const n = order[i]!;
     const contributions = parts.get(n);
@@ -44,8 +79,14 @@ export function vjp(g: Graph, loss: Node, wrt: readonly Node[], b: NodeBuilder):
     parts.delete(n);
     // The cotangent of a step-t value and what its rule builds belong to step t.
     b.ctx.atStep(n.step, () => {
-      const dy = contributions.reduce((acc, c) => b.add(acc, c));
+      const sums: Node[] = [];
+      const dy = contributions.map((c) => c.node).reduce((acc, c) => {
+        const sum = b.add(acc, c);
+        sums.push(sum);
+        return sum;
+      });
       total.set(n, dy);
+      cotangents.push({ value: n, step: n.step, parts: contributions, sums, total: dy });
       if (n.inputs.length === 0 || isZero(dy)) return;
       const rule = primOf(n.op);
       if (!rule) throw new UnfoldError(`vjp: unknown op "${n.op}"`);
@@ -53,7 +94,7 @@ export function vjp(g: Graph, loss: Node, wrt: readonly Node[], b: NodeBuilder):
       n.inputs.forEach((x, k) => {
         const c = cots[k];
         if (!c || !live.has(x) || isZero(c)) return;
-        pushTo(parts, x, c);
+        pushTo(parts, x, { consumer: n, step: n.step, node: c });
       });
     });
   }
@@ -71,5 +112,26 @@ export function vjp(g: Graph, loss: Node, wrt: readonly Node[], b: NodeBuilder):
     if (!names.has(name)) outputs.push({ name, node: grads[i]! });
     names.add(name);
   });
-  return { graph: makeGraph(outputs), grads, unused };
+  const record: VjpRecord = { seed, cotangents, of: new Map(cotangents.map((c) => [c.value, c])) };
+  return { graph: makeGraph(outputs), grads, unused, record };
+}
+
+/**
+ * The contributions a step-free value (a parameter, or a value made of parameters such as Wᵀ)
+ * received from the steps: its own parts from step-bound consumers and, through each step-free
+ * consumer (W → Wᵀ → every step), that consumer's. A parameter shared by τ steps has τ or more.
+ */
+export function stepContributions(record: VjpRecord, value: Node): Contribution[] {
+  const out: Contribution[] = [];
+  const seen = new Set<Node>();
+  const visit = (v: Node): void => {
+    if (seen.has(v)) return;
+    seen.add(v);
+    for (const p of record.of.get(v)?.parts ?? []) {
+      if (p.step !== undefined) out.push(p);
+      else if (p.consumer !== undefined) visit(p.consumer);
+    }
+  };
+  visit(value);
+  return out;
 }
