@@ -150,7 +150,7 @@ function section(out: number[], id: number, content: number[]): void {
  * A module importing one memory as `env.memory` (`pages` of 64 KiB, initial = maximum: it is never
  * grown, since growing detaches every typed-array view of it) and exporting each function by name.
  */
-export function encodeModule(functions: readonly ModuleFunction[], pages: number): Uint8Array {
+export function encodeModule(functions: readonly ModuleFunction[], pages: number): Uint8Array<ArrayBuffer> {
   // Function types, deduplicated by signature (all return nothing).
   const types: string[] = [];
   const typeOf = functions.map(({ fn }) => {

@@ -35,7 +35,7 @@ export class ProductTable {
   }
 
   /** The module over a memory of `pages` pages, importing it as env.memory. */
-  encode(pages: number): Uint8Array {
+  encode(pages: number): Uint8Array<ArrayBuffer> {
     return encodeModule(this.kernels.map((k) => ({ name: k.name, fn: productKernel(k.shape) })), pages);
   }
 }
