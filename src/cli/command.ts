@@ -15,9 +15,32 @@ export class UsageError extends UnfoldError {}
 
 export type Options = NonNullable<ParseArgsConfig['options']>;
 
+/**
+ * `--lr -1` as `--lr=-1`: parseArgs takes a value that starts with '-' for an option of its own
+ * ("argument is ambiguous"), so a negative number after a string flag is joined to it here, and
+ * the flag's own check then says whether a negative value is allowed.
+ */
+function joinNegativeValues(argv: readonly string[], options: Options): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') return [...out, ...argv.slice(i)];
+    const next = argv[i + 1];
+    const name = a.startsWith('--') ? a.slice(2) : undefined;
+    const short = /^-[a-zA-Z]$/.test(a) ? Object.entries(options).find(([, o]) => o.short === a.slice(1))?.[0] : undefined;
+    const key = name ?? short;
+    if (key !== undefined && Object.hasOwn(options, key) && options[key]!.type === 'string' && next !== undefined && /^-(\d|\.\d|Infinity$)/.test(next)) {
+      out.push(`${name !== undefined ? a : `--${key}`}=${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
+}
+
 export function parse<O extends Options>(command: string, argv: readonly string[], options: O) {
   try {
-    return parseArgs({ args: [...argv], options: { help: { type: 'boolean', short: 'h' }, ...options }, allowPositionals: true, strict: true });
+    const all = { help: { type: 'boolean', short: 'h' }, ...options } as const;
+    return parseArgs({ args: joinNegativeValues(argv, all), options: all, allowPositionals: true, strict: true });
   } catch (e) {
     const msg = (e as Error).message.replace(/\. To specify a positional argument.*$/s, '');
     throw new UsageError(`${command}: ${msg}`);

@@ -8,6 +8,7 @@ import type { Hoisted } from '../emit/layout.ts';
 import { choiceFlag, parse, UsageError, type Command } from './command.ts';
 import { compileOptions, COMPILE_USAGE, trainerConfig } from './compile-options.ts';
 import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
+import { checkArenaFits } from './arena-limit.ts';
 
 function describeHoisted(h: Hoisted, rows: number): string {
   const parts = [
@@ -46,9 +47,10 @@ export const compile: Command = {
       ...(dumpAfter !== undefined ? { onPass: (name: string, g: Graph) => void (name === dumpAfter && dumps.push(printGraph(g))) } : {}),
     };
     // Loaded here, not at the top: the emitter pulls in ts-morph (~0.5 s), which every other command would pay.
-    const { emitTrainer } = await import('../emit/trainer.ts');
+    const [{ emitTrainer }, { trainerFiles }] = await Promise.all([import('../emit/trainer.ts'), import('../emit/javascript.ts')]);
     const emitted = emitTrainer(cfg);
     for (const d of dumps) process.stdout.write(`# IR after ${dumpAfter}\n${d}`);
+    checkArenaFits(emitted.arena, cfg);
     const dir = values.out;
     try {
       makeDirectory(dir);
@@ -56,17 +58,23 @@ export const compile: Command = {
       throw new UnfoldError(`cannot create output directory ${dir}: ${describeOsError(e)}`);
     }
     const file = path.join(dir, 'trainer.ts');
-    writeFileAtomic(file, emitted.source);
+    // trainer.ts, then trainer.js and trainer.d.ts beside it for plain node and the browser.
+    const files = trainerFiles(emitted.source).map((f) => {
+      const at = path.join(dir, f.name);
+      writeFileAtomic(at, f.content);
+      return at;
+    });
     const a = emitted.arena;
     const bpe = cfg.dtype === 'f32' ? 4 : 8;
     if (values.json) {
       process.stdout.write(JSON.stringify({
-        file, form: a.form, arenaBytes: a.bytes, arenaElements: a.elements, bytesPerElement: bpe,
+        file, files, form: a.form, arenaBytes: a.bytes, arenaElements: a.elements, bytesPerElement: bpe,
         residualBytes: a.regions.residuals * bpe, residualBytesPerStep: a.residualsPerStep * bpe, regions: a.regions, hoisted: a.hoisted,
       }) + '\n');
     } else {
       process.stdout.write([
         `wrote ${file} (${a.form} form)`,
+        `  and trainer.js, trainer.d.ts beside it: the same trainer as plain JavaScript for node and the browser`,
         `arena: ${a.bytes} bytes (${a.elements} ${cfg.dtype} elements: ${Object.entries(a.regions).map(([k, v]) => `${k} ${v}`).join(', ')})`,
         `BPTT residuals: ${a.regions.residuals * bpe} bytes (τ = ${cfg.tau} × ${a.residualsPerStep * bpe} bytes per step)`,
         ...(a.form === 'rolled' ? [`over all steps at once: ${describeHoisted(a.hoisted, cfg.tau * cfg.batch)}`] : []),

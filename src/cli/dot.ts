@@ -8,6 +8,7 @@ import { ELIDE_ABOVE, ELIDE_KEEP, OPS_LEVEL_MAX_STEP_NODES } from '../dot/style.
 import { writeFileAtomic } from '../io/atomic-write.ts';
 import { choiceFlag, optionalIntFlag, parse, UsageError, type Command } from './command.ts';
 import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
+import { checkFullDot } from './dot-size.ts';
 
 const USAGE = [
   `unfold dot ${MODEL_USAGE} --view folded|unfolded|gradient [--tau N] [--level cell|ops] [--full] -o FILE.dot|FILE.svg|-`,
@@ -48,7 +49,9 @@ export async function dotOutput(argv: readonly string[]): Promise<DotOutput> {
     throw new UsageError(`dot: -o ${out}: the file must end in .dot, .gv or .svg (or be - for DOT on stdout)`);
   }
   const { model } = await resolveModel('dot', positionals, values);
-  const dot = modelDot(model, { view, ...(level ? { level } : {}), ...(tau !== undefined ? { tau } : {}), full: values.full ?? false });
+  const req = { view, ...(level ? { level } : {}), ...(tau !== undefined ? { tau } : {}), full: values.full ?? false };
+  checkFullDot(model, req, ext === '.svg', (line) => process.stderr.write(`${line}\n`));
+  const dot = modelDot(model, req);
   return { out, content: ext === '.svg' ? await renderSvg(dot) : dot };
 }
 

@@ -74,12 +74,36 @@ export function defineModel(def: ModelDef): ModelDef {
   return {
     ...def,
     build: (batch) => {
+      let rec: unknown;
       try {
-        return build(batch);
+        rec = build(batch);
       } catch (e) {
         if (e instanceof UnfoldError) throw e;
         throw new UnfoldError(`model ${def.name}: build(${batch}) failed: ${e instanceof Error ? e.message : String(e)}`);
       }
+      // A build that forgot its `return` (or returned something else) is the user's mistake too.
+      if (!isRecurrence(rec)) {
+        throw new UnfoldError(`model ${def.name}: build(${batch}) returned ${describeValue(rec)}, not a recurrence; return recurrence({ state, input, params, step, output }) or a cell such as elman({ ... })`);
+      }
+      return rec;
     },
   };
+}
+
+/** The fields every Recurrence has (what recurrence() and the cells return). */
+function isRecurrence(x: unknown): x is Recurrence {
+  if (typeof x !== 'object' || x === null) return false;
+  const r = x as Record<string, unknown>;
+  return typeof r['name'] === 'string' && ['state', 'input', 'params', 'next', 'outputs'].every((k) => Array.isArray(r[k]));
+}
+
+/** A short description of a wrong value for a message: `undefined`, `a number`, `an object with keys a, b`. */
+function describeValue(x: unknown): string {
+  if (x === undefined || x === null) return String(x);
+  if (Array.isArray(x)) return `an array of ${x.length}`;
+  if (typeof x === 'object') {
+    const keys = Object.keys(x);
+    return keys.length ? `an object with keys ${keys.slice(0, 6).join(', ')}${keys.length > 6 ? ', ...' : ''}` : 'an empty object';
+  }
+  return `a ${typeof x}`;
 }
