@@ -182,6 +182,8 @@ describe('emitted code', () => {
     const before = JSON.stringify(tr.getParams());
     expect(() => tr.step([1, Number.NaN], [0, 0])).toThrow(/non-finite loss NaN at step 1/);
     expect(JSON.stringify(tr.getParams())).toBe(before);
-    expect(() => tr.step([1], [0, 0])).toThrow(/input x \[1, 2, 1\]: expected 2 values, got 1/);
+    // A window of T ≤ τ = 2 steps: x gives T, and the target must agree with it.
+    expect(() => tr.step([1], [0, 0])).toThrow(/target \[1, T, 1\]: expected 1 values \(T = 1\), got 2/);
+    expect(() => tr.step([1, 2, 3], [0, 0, 0])).toThrow(/input x \[1, T, 1\]: expected T · 1 values with 1 ≤ T ≤ 2, got 3/);
   });
 });

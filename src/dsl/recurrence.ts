@@ -82,6 +82,11 @@ export interface Recurrence {
   readonly next: readonly Node[];
   /** o(t) in terms of the placeholders (through `next`: outputs read the new state). */
   readonly outputs: readonly Named[];
+  /**
+   * Under per-row lengths (src/transforms/lengths.ts): the placeholder valid(t) [B, 1], 1 where step t
+   * is within row b's length and 0 after it. Absent for a recurrence over full-length rows.
+   */
+  readonly valid?: Node;
 }
 
 type Nodes = Record<string, Node>;

@@ -27,6 +27,12 @@ export interface KernelLayout {
   readonly stateGradOffs: readonly number[];
   readonly grads: readonly Slot[];
   readonly lossOff: number;
+  /** valid(t) [B, 1] of every step, under per-row lengths. */
+  readonly maskSeq: Seq | undefined;
+  /** The loss weights w(t) [rows] of every step, for a weighted loss. */
+  readonly weightSeq: Seq | undefined;
+  /** The loss normalizer N (one element), set with the window. */
+  readonly normOff: number;
 }
 
 /** A form's kernels: the bodies of the trainer's train and forward methods. */

@@ -36,9 +36,11 @@ class LoopOffsets {
 }
 
 export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilder, L: KernelLayout): Kernels {
-  const T = cfg.tau;
-  const sv = stepVjp(rec, cfg.loss, T, b, { inputGrads: cfg.inputGrads ?? false });
-  const placeholders = new Set<Node>([...rec.state.map((s) => s.node), ...rec.input.map((x) => x.node), sv.target, ...sv.cotangents]);
+  // τ sizes the storage; the loops run over the window's own length T ≤ τ, a runtime value.
+  const tau = cfg.tau;
+  const sv = stepVjp(rec, cfg.loss, b, { inputGrads: cfg.inputGrads ?? false });
+  const perStepLeaves = [...(rec.valid ? [rec.valid] : []), ...(sv.weight ? [sv.weight] : [])];
+  const placeholders = new Set<Node>([...rec.state.map((s) => s.node), ...rec.input.map((x) => x.node), sv.target, ...perStepLeaves, ...sv.cotangents]);
   // The emission passes run once over both step graphs, so the loop analysis sees their result.
   const roots = [...rec.next, ...rec.outputs.map((o) => o.node), sv.lossTerm, ...sv.stateGrads, ...sv.paramGrads, ...sv.inputGrads];
   const rootNames = [
@@ -67,6 +69,7 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilde
   // only by products stays a view in the loop body (free); what it transposes is computed once.
   const arena = L.arena;
   const pinned = new Map<Node, Offset>(L.pinned);
+  pinned.set(sv.normalizer, L.normOff);
   const start = arena.size;
   const invariants: Node[] = [];
   const isView = (n: Node) => n.op === 'transpose' && (users.get(n) ?? []).every((u) => u.op === 'matmul');
@@ -94,7 +97,7 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilde
   const storageStart = arena.size;
   const newStack = (n: Node): Stacked => {
     const size = sizeOf(n.shape);
-    const st = { seq: { base: arena.reserve(size * T), stride: size }, shift: 0 };
+    const st = { seq: { base: arena.reserve(size * tau), stride: size }, shift: 0 };
     stackedOf.set(n, st);
     return st;
   };
@@ -102,7 +105,7 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilde
   // Input projections computed over all steps before the forward loop (src/emit/hoist.ts).
   // Only data rows qualify: a state's rows exist only once the loop has computed them.
   const dataInputs = new Set(rec.input.map((x) => x.node));
-  const projections = inputProjections(forwardSet, dataInputs, dependent).filter((p) => hoistProjection(mode, p, T));
+  const projections = inputProjections(forwardSet, dataInputs, dependent).filter((p) => hoistProjection(mode, p, tau));
   projections.forEach((p) => newStack(p.product));
   // Weight gradients summed over all steps after the reverse loop: their per-step operands are stored.
   const stackedGrads = stackedGradients(paramGrads, dependent).filter((g) => hoistGradient(mode, g));
@@ -138,18 +141,18 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilde
     residualOffset.set(r, perStep);
     perStep += sizeOf(r.shape);
   }
-  const residualSeq: Seq = { base: arena.reserve(perStep * T), stride: perStep };
+  const residualSeq: Seq = { base: arena.reserve(perStep * tau), stride: perStep };
 
   // The loops' fixed slots: ℓ(t), the running state cotangents, and one step's parameter gradients.
   const lossTermOff = arena.reserve(1);
   const dsOffs = rec.state.map((s) => arena.reserve(sizeOf(s.node.shape)));
   const dsNextOffs = rec.state.map((s) => arena.reserve(sizeOf(s.node.shape)));
   const gradSize = L.grads.reduce((acc, g) => acc + g.size, 0);
-  const loopSize = arena.size - start - perStep * T - stackSize;
+  const loopSize = arena.size - start - perStep * tau - stackSize;
   const tempBase = arena.size;
 
   // Prologue: the invariants.
-  const prologuePlan = planOutputs(invariants.map((n) => ({ node: n, slot: pinned.get(n)! })), L.pinned, tempBase);
+  const prologuePlan = planOutputs(invariants.map((n) => ({ node: n, slot: pinned.get(n)! })), new Map(L.pinned).set(sv.normalizer, L.normOff), tempBase);
 
   // The stacked products: rows of all steps as one [τ·B, ·] leaf at the storage of step 0.
   const stackLeaves = new Map<Node, Node>();
@@ -159,7 +162,7 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilde
     if (!leaf) {
       const { seq, shift } = stackedOf.get(x)!;
       const base = seqAt(seq, shift);
-      leaf = b.input(`stack@${base}`, [T * x.shape[0]!, x.shape[1]!], { role: 'stack' });
+      leaf = b.input(`stack@${base}`, [tau * x.shape[0]!, x.shape[1]!], { role: 'stack' });
       stackLeaves.set(x, leaf);
       stackPinned.set(leaf, base);
     }
@@ -178,6 +181,8 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilde
     rec.input.forEach((x, i) => m.set(x.node, offs.at(L.inputSeqs[i]!)));
     projections.forEach((p) => m.set(p.product, offs.at(stackedOf.get(p.product)!.seq)));
     m.set(sv.target, offs.at(L.targetSeq));
+    if (rec.valid) m.set(rec.valid, offs.at(L.maskSeq!));
+    if (sv.weight) m.set(sv.weight, offs.at(L.weightSeq!));
     return m;
   };
   const stepOutputs = (offs: LoopOffsets): OutputSlot[] => [
@@ -220,16 +225,22 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilde
   const grad0 = L.grads[0]?.off ?? 0;
   const dsSize = dsOffs.length ? dsNextOffs[0]! - dsOffs[0]! : 0;
   const prologue = [...emitKernel(prologuePlan, cfg), ...emitKernel(projectionPlan, cfg)];
+  // The stacked gradients sum over all τ steps' rows: a shorter window's rows past T must be zero.
+  const clearPastT = [...forwardStacks, ...backwardStacks].map((x) => {
+    const { seq } = stackedOf.get(x)!;
+    return `if (T < ${tau}) A.fill(0, ${seq.base} + T * ${seq.stride}, ${seqAt(seq, tau)});`;
+  });
   const train = [
     ...prologue,
     'let lossSum = 0;',
-    `for (let t = 0; t < ${T}; t++) {`,
+    'for (let t = 0; t < T; t++) {',
     ...indent(withOffsets(fwdOffs, [...emitKernel(fwdPlan, cfg), `lossSum += A[${lossTermOff}];`])),
     '}',
-    `A[${L.lossOff}] = lossSum / ${sv.denominator};`,
+    `A[${L.lossOff}] = lossSum / A[${L.normOff}];`,
     `A.fill(0, ${grad0}, ${grad0 + gradSize});`,
     ...(dsSize ? [`A.fill(0, ${dsOffs[0]}, ${dsOffs[0]! + dsSize});`] : []),
-    `for (let t = ${T - 1}; t >= 0; t--) {`,
+    ...clearPastT,
+    'for (let t = T - 1; t >= 0; t--) {',
     ...indent(withOffsets(bwdOffs, [
       ...emitKernel(bwdPlan, cfg),
       ...(dsSize ? [`for (let i = 0; i < ${dsSize}; i++) A[${dsOffs[0]} + i] = A[${dsNextOffs[0]} + i];`] : []),
@@ -240,12 +251,12 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilde
   ];
   const forward = [
     ...prologue,
-    `for (let t = 0; t < ${T}; t++) {`,
+    'for (let t = 0; t < T; t++) {',
     ...indent(withOffsets(predOffs, emitKernel(predPlan, cfg))),
     '}',
   ];
   const plans = [prologuePlan, projectionPlan, fwdPlan, bwdPlan, predPlan, gradientPlan];
   const tempSize = Math.max(...plans.map((p) => p.tempSize));
   const hoisted = { inputProjections: projections.length, gradients: stackedGrads.map((g) => rec.params[g.param]!.name) };
-  return { train, forward, tempSize, loopSize, residualSize: perStep * T + stackSize, residualsPerStep: perStep + stackSize / T, hoisted };
+  return { train, forward, tempSize, loopSize, residualSize: perStep * tau + stackSize, residualsPerStep: perStep + stackSize / tau, hoisted };
 }

@@ -15,7 +15,10 @@ export function unrolledKernels(tg: TrainingGraph, rec: Recurrence, cfg: Trainer
   const pinned = new Map<Node, Offset>(L.pinned);
   const u = tg.unrolled;
   u.inputs.forEach((xs, t) => xs.forEach((n, i) => pinned.set(n, seqAt(inputSeqs[i]!, t))));
-  tg.trainable.targets.forEach((n, t) => n && pinned.set(n, seqAt(targetSeq, t)));
+  tg.trainable.targets.forEach((n, t) => pinned.set(n, seqAt(targetSeq, t)));
+  tg.trainable.weights.forEach((n, t) => pinned.set(n, seqAt(L.weightSeq!, t)));
+  u.valid.forEach((n, t) => pinned.set(n, seqAt(L.maskSeq!, t)));
+  if (tg.trainable.normalizer) pinned.set(tg.trainable.normalizer, L.normOff);
   u.states[0]!.forEach((n, i) => pinned.set(n, seqAt(stateSeqs[i]!, 0)));
   const forwardSlots: { node: Node; slot: Offset }[] = [];
   const forwardNames: string[] = [];

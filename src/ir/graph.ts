@@ -62,6 +62,19 @@ export function topoOrder(roots: readonly Node[], stop?: (n: Node) => boolean): 
   return order;
 }
 
+/**
+ * Re-creates `order` (a topological order) with nodes replaced per `subst`: leaves not in `subst`
+ * (parameters, constants) are shared, never copied; a node whose inputs are unchanged is itself.
+ */
+export function substitute(ctx: Context, order: readonly Node[], subst: ReadonlyMap<Node, Node>): Map<Node, Node> {
+  const mapped = new Map(subst);
+  for (const n of order) {
+    if (mapped.has(n)) continue;
+    mapped.set(n, n.inputs.length === 0 ? n : ctx.remake(n, n.inputs.map((x) => mapped.get(x)!)));
+  }
+  return mapped;
+}
+
 /** The graph's nodes in topological order (cached per graph object). */
 export function nodesOf(g: Graph): readonly Node[] {
   let order = topoCache.get(g);

@@ -17,8 +17,12 @@ export interface Trainable {
   /** `loss`, the unrolled outputs and final states. */
   readonly graph: Graph;
   readonly loss: Node;
-  /** targets[t - 1]: the target leaf of step t (undefined for steps the loss skips). */
-  readonly targets: readonly (Node | undefined)[];
+  /** targets[t - 1]: the target leaf of step t. */
+  readonly targets: readonly Node[];
+  /** weights[t - 1]: the weight leaf `loss.w@t` of step t (a weighted loss only, else empty). */
+  readonly weights: readonly Node[];
+  /** The normalizer leaf `loss.N` of a weighted loss (else N is a constant in the graph). */
+  readonly normalizer: Node | undefined;
 }
 
 /** log-softmax over the last axis, shifted by the detached max for stability. */
@@ -32,16 +36,77 @@ function logSoftmax(b: NodeBuilder, z: Node): Node {
 
 /** The loss of one step, before averaging: Σ (o − y)² for mse/sse, −Σ y·log softmax(o) for xent. */
 export function stepLossTerm(b: NodeBuilder, kind: LossSpec['kind'], o: Node, y: Node): Node {
-  const all = o.shape.map((_, i) => i);
-  if (kind === 'xent') return b.neg(b.sum(b.mul(y, logSoftmax(b, o)), all));
+  return b.sum(elementLoss(b, kind, o, y), o.shape.map((_, i) => i));
+}
+
+/** (o − y)² element by element, or −y·log softmax(o). */
+function elementLoss(b: NodeBuilder, kind: LossSpec['kind'], o: Node, y: Node): Node {
+  if (kind === 'xent') return b.neg(b.mul(y, logSoftmax(b, o)));
   const d = b.sub(o, y);
-  return b.sum(b.mul(d, d), all);
+  return b.mul(d, d);
+}
+
+/**
+ * The rows a step's output is compared in, which lengths and per-row loss weights address: its
+ * leading (batch) axis when it has two or more axes; otherwise the whole output is one row.
+ */
+export function lossRows(outShape: readonly number[]): number {
+  return outShape.length >= 2 ? outShape[0]! : 1;
+}
+
+/** The shape of one step's per-row loss weights: [rows], or [] for a one-row output. */
+export function weightShape(outShape: readonly number[]): number[] {
+  return outShape.length >= 2 ? [outShape[0]!] : [];
+}
+
+/** ℓ_b(t): the loss of each row of one step, before weighting and averaging ([rows], or [] for one row). */
+export function stepLossRows(b: NodeBuilder, kind: LossSpec['kind'], o: Node, y: Node): Node {
+  const axes = o.shape.length >= 2 ? o.shape.map((_, i) => i).slice(1) : o.shape.map((_, i) => i);
+  return b.sum(elementLoss(b, kind, o, y), axes);
 }
 
 /** What the summed step terms are divided by: mse averages every element; xent the rows (batch × steps), as PyTorch. */
 export function lossDenominator(kind: LossSpec['kind'], outShape: readonly number[], steps: number): number {
   return kind === 'mse' ? steps * sizeOf(outShape) : kind === 'xent' ? steps * sizeOf(outShape.slice(0, -1)) : 1;
 }
+
+/**
+ * What one compared row-step adds to the denominator N: mse its elements, xent its positions
+ * (elements without the class axis), sse 0 (a plain sum, N = 1).
+ */
+export function lossUnit(kind: LossSpec['kind'], outShape: readonly number[]): number {
+  const perRow = sizeOf(outShape) / lossRows(outShape);
+  return kind === 'mse' ? perRow : kind === 'xent' ? perRow / outShape[outShape.length - 1]! : 0;
+}
+
+/** Which steps of a row the loss compares: every valid one, or the row's own last. */
+export type LossOver = NonNullable<LossSpec['over']>;
+export const LOSS_OVER = ['all', 'last'] as const satisfies readonly LossOver[];
+
+/**
+ * The per-row loss weights w_b(t) of a window, [T][rows]: 1 where the loss compares row b at step t
+ * (t 0-based; 'all': t < lengths[b]; 'last': t = lengths[b] − 1), else 0. The emitted trainer
+ * computes the same table (src/emit/trainer.ts); a test compares them.
+ */
+export function lossWeights(over: LossOver, lengths: readonly number[], T: number): Float64Array[] {
+  return Array.from({ length: T }, (_, t) => Float64Array.from(lengths, (n) => (over === 'last' ? (t === n - 1 ? 1 : 0) : t < n ? 1 : 0)));
+}
+
+/** N of J = Σ_t Σ_b w_b(t) ℓ_b(t) / N: the compared row-steps times the unit (1 for sse). */
+export function lossNormalizer(kind: LossSpec['kind'], outShape: readonly number[], over: LossOver, lengths: readonly number[]): number {
+  const unit = lossUnit(kind, outShape);
+  if (unit === 0) return 1;
+  return unit * (over === 'last' ? lengths.length : lengths.reduce((a, n) => a + n, 0));
+}
+
+/** Whether a loss needs per-row weights: under lengths, or compared on other steps than all. */
+export function isWeighted(spec: LossSpec, lengths: boolean): boolean {
+  return lengths || (spec.over ?? 'all') !== 'all';
+}
+
+/** The loss leaves a weighted loss reads: per-step weights `loss.w@t` and the normalizer `loss.N`. */
+export const LOSS_WEIGHT = 'loss.w';
+export const LOSS_NORM = 'loss.N';
 
 /** The index of the output the loss compares with its target. */
 export function lossOutputIndex(rec: Recurrence, spec: LossSpec): number {
@@ -52,26 +117,40 @@ export function lossOutputIndex(rec: Recurrence, spec: LossSpec): number {
   return k;
 }
 
+/**
+ * The loss over an unrolled graph. Over every step of full-length rows it is (Σ_t ℓ(t)) / N with N
+ * a constant; under lengths or another placement it is Σ_t Σ_b w_b(t) ℓ_b(t) / N with the weights
+ * `loss.w@t` and N `loss.N` as leaves bound from the data (lossWeights, lossNormalizer).
+ */
 export function withLoss(u: Unrolled, spec: LossSpec, b: NodeBuilder): Trainable {
   const k = lossOutputIndex(u.rec, spec);
   const template = u.rec.outputs[k]!.node;
   const targetName = spec.target ?? 'y';
-  const steps = spec.over === 'last' ? [u.tau] : Array.from({ length: u.tau }, (_, i) => i + 1);
-  const targets: (Node | undefined)[] = new Array(u.tau).fill(undefined);
+  const weighted = isWeighted(spec, u.rec.valid !== undefined);
+  const targets: Node[] = [];
+  const weights: Node[] = [];
   const ctx = b.ctx;
   let total: Node | undefined;
-  for (const t of steps) {
+  for (let t = 1; t <= u.tau; t++) {
     const o = u.outputs[t - 1]![k]!;
     const y = stepLeaf(ctx, targetName, template, t, 'target');
-    targets[t - 1] = y;
-    const term = ctx.atStep(t, () => stepLossTerm(b, spec.kind, o, y));
+    targets.push(y);
+    const term = ctx.atStep(t, () => {
+      if (!weighted) return stepLossTerm(b, spec.kind, o, y);
+      const w = ctx.make({ op: 'input', inputs: [], shape: weightShape(template.shape), attrs: { name: LOSS_WEIGHT, role: 'weight', t }, step: t });
+      weights.push(w);
+      return b.sum(b.mul(w, stepLossRows(b, spec.kind, o, y)), weightShape(template.shape).map((_, i) => i));
+    });
     total = total ? b.add(total, term) : term;
   }
-  const loss = b.div(total!, b.scalar(lossDenominator(spec.kind, template.shape, steps.length), []));
+  const normalizer = weighted ? b.input(LOSS_NORM, [], { role: 'normalizer' }) : undefined;
+  const loss = b.div(total!, normalizer ?? b.scalar(lossDenominator(spec.kind, template.shape, u.tau), []));
   return {
     unrolled: u,
     graph: makeGraph([{ name: 'loss', node: loss }, ...u.graph.outputs]),
     loss,
     targets,
+    weights,
+    normalizer,
   };
 }

@@ -1,5 +1,6 @@
 // The step body's own VJP, for the rolled (looped) form of BPTT: with a cotangent placeholder ds
-// for s(t), J = ℓ(t)/N + Σ ⟨ds, s(t)⟩ is differentiated once, symbolically, and gives
+// for s(t), J = Σ_b w_b(t) ℓ_b(t) / N + Σ ⟨ds, s(t)⟩ (or ℓ(t) / N, unweighted) is differentiated
+// once, symbolically, and gives
 // ds(t−1), the step's parameter contributions and dx(t). No BPTT is written by hand: the reverse
 // loop just applies this graph from t = τ down to 1.
 import { makeGraph, type Graph } from '../ir/graph.ts';
@@ -7,16 +8,19 @@ import type { Node } from '../ir/node.ts';
 import type { NodeBuilder } from '../prims/builder.ts';
 import type { LossSpec } from '../dsl/model.ts';
 import type { Recurrence } from '../dsl/recurrence.ts';
-import { lossDenominator, lossOutputIndex, stepLossTerm } from './loss.ts';
+import { isWeighted, LOSS_NORM, LOSS_WEIGHT, lossOutputIndex, stepLossRows, stepLossTerm, weightShape } from './loss.ts';
 import { vjp } from './vjp.ts';
 
 export interface StepVjp {
   readonly rec: Recurrence;
   /** The target placeholder y(t) (an input leaf with role 'target'). */
   readonly target: Node;
-  /** ℓ(t), before averaging; the loss is (Σ_t ℓ(t)) / denominator. */
+  /** Σ_b w_b(t) ℓ_b(t) (weighted) or ℓ(t), before averaging; the loss is (Σ_t lossTerm) / N. */
   readonly lossTerm: Node;
-  readonly denominator: number;
+  /** The per-row weights w(t) [rows] of a weighted loss (see transforms/loss.ts), a per-step placeholder. */
+  readonly weight: Node | undefined;
+  /** N, a placeholder: it depends on the window's length and lengths, known only when the data is. */
+  readonly normalizer: Node;
   /** Cotangent placeholders ds, aligned with rec.state. */
   readonly cotangents: readonly Node[];
   /** ds(t−1) per state, the step's contribution per parameter, dx(t) per input (when asked). */
@@ -27,14 +31,17 @@ export interface StepVjp {
   readonly graph: Graph;
 }
 
-export function stepVjp(rec: Recurrence, loss: LossSpec, tau: number, b: NodeBuilder, opts: { inputGrads?: boolean } = {}): StepVjp {
+export function stepVjp(rec: Recurrence, loss: LossSpec, b: NodeBuilder, opts: { inputGrads?: boolean } = {}): StepVjp {
   const k = lossOutputIndex(rec, loss);
   const o = rec.outputs[k]!.node;
   const target = b.input(loss.target ?? 'y', o.shape, { role: 'target' });
-  const lossTerm = stepLossTerm(b, loss.kind, o, target);
-  const denominator = lossDenominator(loss.kind, o.shape, tau);
+  const weight = isWeighted(loss, rec.valid !== undefined) ? b.input(LOSS_WEIGHT, weightShape(o.shape), { role: 'weight' }) : undefined;
+  const lossTerm = weight
+    ? b.sum(b.mul(weight, stepLossRows(b, loss.kind, o, target)), weight.shape.map((_, i) => i))
+    : stepLossTerm(b, loss.kind, o, target);
+  const normalizer = b.input(LOSS_NORM, [], { role: 'normalizer' });
   const cotangents = rec.state.map((s) => b.input(`d${s.name}`, s.node.shape, { role: 'cotangent' }));
-  let J = b.div(lossTerm, b.scalar(denominator, []));
+  let J = b.div(lossTerm, normalizer);
   rec.next.forEach((n, i) => {
     J = b.add(J, b.sum(b.mul(cotangents[i]!, n), n.shape.map((_, d) => d)));
   });
@@ -50,5 +57,5 @@ export function stepVjp(rec: Recurrence, loss: LossSpec, tau: number, b: NodeBui
     ...rec.params.map((p, i) => ({ name: `grad:${p.name}`, node: paramGrads[i]! })),
     ...inputs.map((_, i) => ({ name: `grad:${rec.input[i]!.name}`, node: inputGrads[i]! })),
   ]);
-  return { rec, target, lossTerm, denominator, cotangents, stateGrads, paramGrads, inputGrads, graph };
+  return { rec, target, lossTerm, weight, normalizer, cotangents, stateGrads, paramGrads, inputGrads, graph };
 }

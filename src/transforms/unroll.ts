@@ -1,7 +1,7 @@
 // unroll(recurrence, τ): one DAG with τ copies of the step body; every parameter is one node
 // shared by all steps, and every node knows its step. Time and memory linear in τ.
 import { UnfoldError } from '../ir/errors.ts';
-import { makeGraph, topoOrder, type Graph } from '../ir/graph.ts';
+import { makeGraph, substitute, topoOrder, type Graph } from '../ir/graph.ts';
 import type { Context, Node } from '../ir/node.ts';
 import type { Named, Recurrence } from '../dsl/recurrence.ts';
 
@@ -16,6 +16,8 @@ export interface Unrolled {
   readonly inputs: readonly (readonly Node[])[];
   /** outputs[t - 1][k]: output k of step t. */
   readonly outputs: readonly (readonly Node[])[];
+  /** valid[t - 1]: the validity leaf `valid@t` of step t, under per-row lengths (else empty). */
+  readonly valid: readonly Node[];
 }
 
 export function checkTau(tau: unknown, what = 'τ'): number {
@@ -38,26 +40,13 @@ export function stepLeaf(ctx: Context, name: string, like: Node, t: number, role
   });
 }
 
-/** Re-creates `order` (a template's topological order) with leaves replaced per `subst`. */
-function instantiate(ctx: Context, order: readonly Node[], subst: Map<Node, Node>): Map<Node, Node> {
-  const mapped = new Map(subst);
-  for (const n of order) {
-    if (mapped.has(n)) continue;
-    if (n.inputs.length === 0) {
-      mapped.set(n, n); // params and constants are shared, never copied
-      continue;
-    }
-    mapped.set(n, ctx.remake(n, n.inputs.map((x) => mapped.get(x)!)));
-  }
-  return mapped;
-}
-
 export function unroll(rec: Recurrence, tau: number, ctx: Context): Unrolled {
   checkTau(tau);
   const order = topoOrder([...rec.next, ...rec.outputs.map((o) => o.node)]);
   const states: Node[][] = [rec.state.map((s) => stepLeaf(ctx, s.name, s.node, 0, 'state'))];
   const inputs: Node[][] = [];
   const outputs: Node[][] = [];
+  const valid: Node[] = [];
   for (let t = 1; t <= tau; t++) {
     ctx.atStep(t, () => {
       const xs = rec.input.map((x) => stepLeaf(ctx, x.name, x.node, t, 'input'));
@@ -66,7 +55,12 @@ export function unroll(rec: Recurrence, tau: number, ctx: Context): Unrolled {
         ...rec.state.map((s, i): [Node, Node] => [s.node, prev[i]!]),
         ...rec.input.map((x, i): [Node, Node] => [x.node, xs[i]!]),
       ]);
-      const mapped = instantiate(ctx, order, subst);
+      if (rec.valid) {
+        const v = stepLeaf(ctx, String(rec.valid.attrs['name']), rec.valid, t, 'mask');
+        subst.set(rec.valid, v);
+        valid.push(v);
+      }
+      const mapped = substitute(ctx, order, subst);
       inputs.push(xs);
       states.push(rec.next.map((n) => mapped.get(n)!));
       outputs.push(rec.outputs.map((o) => mapped.get(o.node)!));
@@ -75,5 +69,5 @@ export function unroll(rec: Recurrence, tau: number, ctx: Context): Unrolled {
   const named: Named[] = [];
   for (let t = 1; t <= tau; t++) rec.outputs.forEach((o, k) => named.push({ name: `${o.name}@${t}`, node: outputs[t - 1]![k]! }));
   rec.state.forEach((s, i) => named.push({ name: `${s.name}@${tau}`, node: states[tau]![i]! }));
-  return { rec, tau, graph: makeGraph(named), states, inputs, outputs };
+  return { rec, tau, graph: makeGraph(named), states, inputs, outputs, valid };
 }
