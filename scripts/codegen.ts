@@ -1,4 +1,4 @@
-// `npm run codegen`: regenerates codegen/<model>/trainer.ts for every model in graphs/. The same
+// `npm run codegen`: regenerates codegen/<model>/trainer.{ts,js,d.ts} for every model in graphs/. The same
 // function feeds the staleness test, so the committed trainers are exactly what this writes.
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { loadModelFile } from '../src/cli/model-args.ts';
 import { trainerConfig } from '../src/cli/compile-options.ts';
 import { emitTrainer } from '../src/emit/trainer.ts';
+import { trainerFiles } from '../src/emit/javascript.ts';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -23,7 +24,7 @@ export async function codegenFiles(): Promise<GeneratedFile[]> {
     const source = `graphs/${file}`;
     const model = await loadModelFile(path.join(ROOT, source));
     const emitted = emitTrainer(trainerConfig('codegen', model, source, {}));
-    out.push({ path: `codegen/${model.name}/trainer.ts`, content: emitted.source });
+    for (const f of trainerFiles(emitted.source)) out.push({ path: `codegen/${model.name}/${f.name}`, content: f.content });
   }
   return out;
 }
