@@ -13,6 +13,7 @@ import { Html, writeDot } from '../src/dot/dot.ts';
 import { escapeHtml, quoteDot } from '../src/dot/escape.ts';
 import { modelDiagram, modelDot, type DotRequest } from '../src/dot/export.ts';
 import { renderSvg } from '../src/dot/render.ts';
+import { NODE_KIND } from '../src/dot/style.ts';
 import { LEVELS, VIEWS } from '../src/dot/views.ts';
 import { nodesOf } from '../src/ir/graph.ts';
 import { Context } from '../src/ir/node.ts';
@@ -50,6 +51,7 @@ const HOSTILE = [
 ];
 
 const count = (text: string, re: RegExp): number => (text.match(re) ?? []).length;
+const steps = (tau: number): number[] => Array.from({ length: tau }, (_, i) => i + 1);
 const clusters = (dot: string): number => count(dot, /subgraph "cluster_t\d+"/g);
 const edges = (dot: string): number => count(dot, /^\s*"[^"]*" -> "/gm);
 
@@ -302,6 +304,92 @@ describe('gradient view', () => {
     const dot = modelDot(model('dynamical-system'), { view: 'gradient', level: 'cell', tau: 3 });
     expect(dot).toContain('∂L/∂A');
     expect(dot).toContain('∂L/∂b');
+  });
+});
+
+/** The visible edges of a DOT text as drawn: `a -> b [dir="back"]` is the edge b → a. */
+function drawnEdges(dot: string): { from: string; to: string; attrs: string }[] {
+  return [...dot.matchAll(/^\s*"([^"]*)" -> "([^"]*)"(?: \[(.*)\])?;$/gm)].filter((m) => !(m[3] ?? '').includes('style="invis"')).map((m) => {
+    const attrs = m[3] ?? '';
+    return attrs.includes('dir="back"') ? { from: m[2]!, to: m[1]!, attrs } : { from: m[1]!, to: m[2]!, attrs };
+  });
+}
+
+/**
+ * What each Σ node of a gradient DOT receives and gives: the nodes feeding it directly or through
+ * its rail (`_rail_<id>_k`), and where its edges go.
+ */
+function accumulators(dot: string): Map<string, { from: Set<string>; to: string[] }> {
+  const style = Object.entries(NODE_KIND.accum).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(', ');
+  const ids = [...dot.matchAll(/^\s*"([^"]*)" \[(.*)\];$/gm)].filter((m) => m[2]!.startsWith(style)).map((m) => m[1]!);
+  const out = new Map<string, { from: Set<string>; to: string[] }>();
+  const edges = drawnEdges(dot);
+  for (const id of ids) {
+    const into = (n: string): boolean => n === id || n.startsWith(`_rail_${id}_`);
+    const from = new Set(edges.filter((e) => into(e.to) && !into(e.from)).map((e) => e.from));
+    out.set(id, { from, to: edges.filter((e) => e.from === id).map((e) => e.to) });
+  }
+  return out;
+}
+
+describe('gradient view: the figure of back-propagation through time', () => {
+  for (const tau of [3, 5]) {
+    it(`golden DOT at τ = ${tau}, every Σ with τ contributions`, () => {
+      for (const m of ['dynamical-system', 'sincos'] as const) {
+        const dot = modelDot(model(m), { view: 'gradient', tau });
+        expect(dot).toMatchSnapshot(`${m} τ=${tau}`);
+        const sums = accumulators(dot);
+        expect(sums.size).toBe(model(m).build(1).params.length);
+        for (const [id, { from, to }] of sums) {
+          expect([...from].sort(), id).toEqual(steps(tau).map((t) => `B_t${t}`).sort());
+          expect(to, id).toHaveLength(1);
+          expect(to[0]).toMatch(/^grad\d+$/);
+        }
+      }
+    });
+  }
+
+  it('for every model: ∂L/∂s(t) runs back from L through every step, each parameter’s Σ gets one contribution per step', () => {
+    for (const m of MODELS) {
+      for (const tau of [3, 5]) {
+        const d = modelDiagram(model(m), { view: 'gradient', level: 'cell', tau });
+        const has = (from: string, to: string): boolean => d.edges.some((e) => e.from === from && e.to === to && e.kind === 'backward');
+        expect(has('L', `B_t${tau}`), m).toBe(true);
+        for (let t = 1; t < tau; t++) expect(has(`B_t${t + 1}`, `B_t${t}`), `${m} τ=${tau} t=${t}`).toBe(true);
+        const params = model(m).build(1).params;
+        const sums = d.nodes.filter((n) => n.kind === 'accum');
+        expect(sums).toHaveLength(params.length);
+        for (const s of sums) {
+          expect(d.edges.filter((e) => e.to === s.id).map((e) => e.from).sort(), `${m} ${s.id}`).toEqual(steps(tau).map((t) => `B_t${t}`).sort());
+          expect(d.edges.filter((e) => e.from === s.id)).toHaveLength(1);
+        }
+        // Nothing else reaches across the steps: the backward groups are joined only to their neighbours.
+        for (const e of d.edges.filter((x) => x.from.startsWith('B_t') && x.to.startsWith('B_t'))) {
+          expect(Number(e.from.slice(3)) - Number(e.to.slice(3))).toBe(1);
+        }
+      }
+    }
+  });
+
+  it('lays each Σ’s contributions on a rail: one relay per step, no edge spanning steps', () => {
+    const dot = modelDot(model('sincos'), { view: 'gradient', tau: 5 });
+    // Σ sits before step 1; relay k of a rail in step k + 1.
+    const slot = (id: string): number | undefined => {
+      const rail = /^_rail_\w+_(\d+)$/.exec(id);
+      if (rail) return Number(rail[1]) + 1;
+      if (/^acc\d+$/.test(id)) return 0;
+      const step = /_t(\d+)$/.exec(id);
+      return step ? Number(step[1]) : undefined;
+    };
+    let checked = 0;
+    for (const e of drawnEdges(dot).filter((x) => x.attrs.includes('dashed'))) {
+      const a = slot(e.from), b = slot(e.to);
+      if (a === undefined || b === undefined) continue;
+      expect(Math.abs(a - b), `${e.from} -> ${e.to}`).toBeLessThanOrEqual(1);
+      checked++;
+    }
+    // The chain (4 edges), and for each of the 6 parameters 5 contributions, 4 rail segments and the end into Σ.
+    expect(checked).toBe(4 + 6 * (5 + 4 + 1));
   });
 });
 

@@ -227,6 +227,50 @@ function withBuses(d: Diagram): Diagram {
 }
 
 /**
+ * The mirror of a bus: a node fed from several later time slots (a parameter's Σ over the steps,
+ * drawn before step 1) gets a rail, a relay point in every slot from the latest source to the
+ * earliest, chained back to the node, with one short edge from each source into its slot's relay.
+ * Edges straight from every step into one node would run across the whole figure, one above the
+ * other; the rail runs along the steps beside them, and the diagram keeps its τ contributions.
+ */
+function withRails(d: Diagram): Diagram {
+  const byId = new Map(d.nodes.map((n) => [n.id, n] as const));
+  const times = [...new Set(d.nodes.map(timeOf).filter((t): t is number => t !== undefined))].sort((a, b) => a - b);
+  const fanIn = new Map<string, VEdge[]>();
+  for (const e of d.edges) {
+    const ta = timeOf(byId.get(e.from)!), tb = timeOf(byId.get(e.to)!);
+    if (ta === undefined || tb === undefined || ta <= tb) continue;
+    pushTo(fanIn, e.to, e);
+  }
+  const railed = new Set<VEdge>();
+  const rails = new Set<string>();
+  const nodes: VNode[] = [];
+  const edges: VEdge[] = [];
+  for (const [sink, list] of fanIn) {
+    const used = new Set(list.map((e) => timeOf(byId.get(e.from)!)!));
+    if (used.size < 2) continue;
+    const first = Math.min(...used), last = Math.max(...used);
+    const span = times.filter((t) => t >= first && t <= last);
+    const relay = (k: number): string => `_rail_${sink}_${k}`;
+    rails.add(sink);
+    span.forEach((t, k) => {
+      // A relay inside a step's cluster can sit right beside the node feeding it.
+      nodes.push({ id: relay(k), kind: 'relay', label: Html.text(''), ...(Number.isInteger(t) && t >= 1 ? { step: t } : { time: t }), align: `_rail_${sink}`, ...(byId.get(sink)!.backward ? { backward: true } : {}) });
+      // Unlike a bus, the rail keeps its arrows: they show the running sum flowing back to the node.
+      edges.push({ from: relay(k), to: k === 0 ? sink : relay(k - 1), kind: list[0]!.kind });
+    });
+    for (const e of list) {
+      edges.push({ ...e, to: relay(span.indexOf(timeOf(byId.get(e.from)!)!)) });
+      railed.add(e);
+    }
+  }
+  if (railed.size === 0) return d;
+  // The node is kept level with its rail, so rails and the nodes they end in come in one order.
+  const sinks = d.nodes.map((n) => (rails.has(n.id) && n.align === undefined ? { ...n, align: `_rail_${n.id}` } : n));
+  return { ...d, nodes: [...sinks, ...nodes], edges: [...d.edges.filter((e) => !railed.has(e)), ...edges] };
+}
+
+/**
  * Lays a diagram out as DOT. Unrolled figures run left to right with time as the rank axis, so
  * the steps cannot come out of order: at --level cell each step is one column (one rank, read
  * bottom to top like the textbook figures: x, f, s, g, o, L, y), rows held straight by invisible
@@ -237,7 +281,7 @@ function withBuses(d: Diagram): Diagram {
  */
 export function layout(diagram: Diagram): DotGraph {
   const timed = diagram.tau > 0;
-  const d = timed ? withBuses(diagram) : diagram;
+  const d = timed ? withRails(withBuses(diagram)) : diagram;
   const byId = new Map(d.nodes.map((n) => [n.id, n] as const));
   const nodeStmt = (n: VNode): DotStatement => {
     const attrs: Record<string, DotAttrs[string]> = { ...NODE_KIND[n.kind] };

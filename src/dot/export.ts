@@ -15,7 +15,7 @@ export const DEFAULT_TAU = 3;
 
 export interface DotRequest {
   readonly view: View;
-  /** Default: cell for folded; for unfolded and gradient, ops when the step graph is small. */
+  /** Default: cell for folded and gradient; for unfolded, ops when the step graph is small. */
   readonly level?: Level;
   /** Default: the model's training window (task.seqLen), else DEFAULT_TAU. */
   readonly tau?: number;

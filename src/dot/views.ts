@@ -2,7 +2,7 @@
 // a one-step delay), unfolded (a cluster per step, each parameter once) and gradient (backward nodes
 // styled apart, each shared parameter's Σ over steps). Ids come from positions, steps and indices.
 import { UnfoldError } from '../ir/errors.ts';
-import { nodesOf, topoOrder, type Graph } from '../ir/graph.ts';
+import { nodesOf, type Graph } from '../ir/graph.ts';
 import type { Node } from '../ir/node.ts';
 import type { Shape } from '../ir/tensor.ts';
 import { pushTo } from '../ir/multimap.ts';
@@ -11,6 +11,7 @@ import { stepGraph, type Recurrence } from '../dsl/recurrence.ts';
 import { lossOutputIndex, withLoss, type LossSpec, type Trainable } from '../transforms/loss.ts';
 import { trainingGraph, type TrainingGraph } from '../transforms/training.ts';
 import { unroll, type Unrolled } from '../transforms/unroll.ts';
+import { stepContributions, type Cotangent, type VjpRecord } from '../transforms/vjp.ts';
 import { Html } from './dot.ts';
 import { DiagramBuilder, project, type Diagram, type Role, type VEdge } from './diagram.ts';
 import { LABEL, type EdgeKind, type NodeKind } from './style.ts';
@@ -148,124 +149,116 @@ function chainNodes(tl: Timeline, order: readonly Node[]): Set<Node> {
   return chain;
 }
 
-/** A shared parameter's gradient sum: `top` = Σ, `parts` the adds below it, `post` what maps Σ to ∂L/∂θ. */
+/**
+ * Where vjp summed a shared parameter's per-step contributions (read from its record): `top` is
+ * the sum Σ, `parts` the running sums below it.
+ * Parameters whose cotangents were summed by the same nodes (two biases added in one place)
+ * share one at --level ops.
+ */
 interface Accumulation {
   readonly params: string[];
   readonly top: Node;
   readonly parts: readonly Node[];
-  readonly post: readonly Node[];
 }
 
-/** What the gradient views know of the backward graph. */
+/** What the gradient views know of the backward graph, all of it from vjp's record. */
 interface Backward {
   readonly tg: TrainingGraph;
+  readonly record: VjpRecord;
   readonly forward: ReadonlySet<Node>;
-  /** The step each backward node works for (see `backwardSteps`). */
+  /** The step each backward node was built for (0: a parameter's Σ and what maps it to ∂L/∂θ). */
   readonly step: ReadonlyMap<Node, number | undefined>;
-  /** Backward nodes carrying a cotangent; the others recompute forward values (1 − h², xᵀ). */
+  /** Backward nodes carrying a cotangent (built from the seed); the others recompute forward values (1 − h², xᵀ). */
   readonly carries: ReadonlySet<Node>;
   readonly accumulations: readonly Accumulation[];
-  readonly accumOf: ReadonlyMap<Node, { readonly index: number; readonly role: 'top' | 'part' | 'post' }>;
+  readonly accumOf: ReadonlyMap<Node, { readonly index: number; readonly role: 'top' | 'part' }>;
+  /** For each parameter (in `rec.params` order), the steps its contributions came from, ascending. */
+  readonly paramSteps: readonly (readonly number[])[];
 }
 
 /**
- * The step of a backward node. The interning context gives a new node the largest step of its
- * inputs, so a cotangent flowing back from step t+1 into step t would be filed under t+1 (and,
- * transitively, most of the backward pass under τ). Here a node carrying a cotangent (one that
- * depends on the seed ∂L/∂L) belongs to the earliest step among its cotangent inputs; the other
- * backward nodes (residuals like 1 − h², built from forward values only) keep their own step.
+ * The step each backward node was built for, from the record: a cotangent's sums and what its
+ * rule built (the nodes between the cotangent and the contributions it sent) belong to the step
+ * of the value differentiated. A step-free value (Wᵀ, shared by every step) has no step: its
+ * running sums are drawn in the step whose contribution each adds, so Σ runs back through time
+ * like ∂L/∂h(t), and what its rule builds (Σ → ∂L/∂W through a transpose) beside the parameters (0).
  */
-function backwardSteps(
-  order: readonly Node[],
-  forward: ReadonlySet<Node>,
-  seed: Node | undefined,
-): { step: Map<Node, number | undefined>; carries: Set<Node> } {
-  const carries = new Set<Node>();
+function backwardSteps(record: VjpRecord, forward: ReadonlySet<Node>): Map<Node, number | undefined> {
+  const sent = new Map<Node, Node[]>();
+  for (const c of record.cotangents) for (const p of c.parts) if (p.consumer) pushTo(sent, p.consumer, p.node);
   const step = new Map<Node, number | undefined>();
-  for (const n of order) {
-    if (forward.has(n)) continue;
-    const cot = n.inputs.filter((x) => carries.has(x) || (x === seed && seed !== undefined));
-    if (n === seed || cot.length > 0) carries.add(n);
-    const steps = cot.map((x) => (x === seed ? undefined : step.get(x))).filter((s): s is number => s !== undefined);
-    step.set(n, steps.length > 0 ? Math.min(...steps) : n.step);
+  const claim = (n: Node, t: number | undefined, stop: Node | undefined): void => {
+    const stack = [n];
+    while (stack.length > 0) {
+      const v = stack.pop()!;
+      // Forward values, and backward ones made of constants and parameters only (a broadcast
+      // 1/N that every step reads), are drawn where they are, outside time; a node is built once.
+      if (v === stop || forward.has(v) || v.step === undefined || step.has(v)) continue;
+      step.set(v, t ?? 0);
+      stack.push(...v.inputs);
+    }
+  };
+  for (const c of record.cotangents) {
+    c.sums.forEach((s, k) => claim(s, c.step ?? c.parts[k + 1]!.step, undefined));
+    for (const out of sent.get(c.value) ?? []) claim(out, c.step, c.total);
   }
-  return { step, carries };
+  return step;
 }
 
-/**
- * For each parameter shared by several steps, the chain of adds where vjp sums its contributions:
- * the parameter (or the step-free value made of it, like Wᵀ) has k uses in the forward graph, so
- * its cotangent is ((c₁ + c₂) + …) + c_k; the gradient output is that sum, maybe mapped back
- * (transposed, summed over a broadcast).
- */
-function findAccumulations(tg: TrainingGraph, forward: ReadonlySet<Node>): Accumulation[] {
-  const live = topoOrder([tg.trainable.loss]);
-  const uses = new Map<Node, number>();
-  const consumers = new Map<Node, Node[]>();
-  for (const v of live) {
-    for (const x of v.inputs) uses.set(x, (uses.get(x) ?? 0) + 1);
-    for (const x of new Set(v.inputs)) {
-      pushTo(consumers, x, v);
-    }
-  }
-  const byTop = new Map<Node, Accumulation>();
-  const out: Accumulation[] = [];
-  tg.rec.params.forEach((p, i) => {
-    const g = tg.grad.grads[i];
-    if (g === undefined || forward.has(g)) return;
-    let shared = p.node;
-    for (;;) {
-      const cs = consumers.get(shared) ?? [];
-      if (cs.length === 1 && cs[0]!.step === undefined && uses.get(shared) === 1) shared = cs[0]!;
-      else break;
-    }
-    const count = uses.get(shared) ?? 0;
-    if (count < 2) return;
-    const post: Node[] = [];
-    let cur = g;
-    while (cur.op !== 'add' && cur.inputs.length === 1 && !forward.has(cur)) {
-      post.push(cur);
-      cur = cur.inputs[0]!;
-    }
-    if (cur.op !== 'add' || forward.has(cur)) return;
-    const known = byTop.get(cur);
-    if (known) {
-      known.params.push(p.name);
-      return;
-    }
-    const spine = [cur];
-    while (spine.length < count - 1) {
-      const next = spine[spine.length - 1]!.inputs[0]!;
-      if (next.op !== 'add' || forward.has(next) || byTop.has(next)) break;
-      spine.push(next);
-    }
-    const acc: Accumulation = { params: [p.name], top: cur, parts: spine.slice(1), post };
-    byTop.set(cur, acc);
-    out.push(acc);
-  });
+/** Backward nodes that depend on the seed ∂L/∂L. */
+function carriers(order: readonly Node[], forward: ReadonlySet<Node>, seed: Node): Set<Node> {
+  const carries = new Set<Node>([seed]);
+  for (const n of order) if (!forward.has(n) && n.inputs.some((x) => carries.has(x))) carries.add(n);
+  return carries;
+}
+
+/** The step-free values whose cotangents summed contributions from the steps, reached from `param`. */
+function accumulators(record: VjpRecord, param: Node): Cotangent[] {
+  const out: Cotangent[] = [];
+  const seen = new Set<Node>();
+  const visit = (v: Node): void => {
+    const c = record.of.get(v);
+    if (!c || seen.has(v)) return;
+    seen.add(v);
+    if (c.parts.some((p) => p.step !== undefined)) out.push(c);
+    for (const p of c.parts) if (p.step === undefined && p.consumer) visit(p.consumer);
+  };
+  visit(param);
   return out;
 }
 
 function backwardFacts(tg: TrainingGraph): Backward {
+  const record = tg.grad.record;
   const forward = new Set(nodesOf(tg.trainable.graph));
   const order = nodesOf(tg.grad.graph);
-  // vjp seeds the loss with the scalar constant 1.
-  const seed = order.find((n) => n.op === 'const' && n.shape.length === 0 && fillValue(n) === 1);
-  const { step, carries } = backwardSteps(order, forward, seed);
-  const accumulations = findAccumulations(tg, forward);
-  const accumOf = new Map<Node, { index: number; role: 'top' | 'part' | 'post' }>();
-  accumulations.forEach((a, index) => {
-    for (const n of a.post) if (!accumOf.has(n)) accumOf.set(n, { index, role: 'post' });
-    accumOf.set(a.top, { index, role: 'top' });
-    for (const n of a.parts) if (!accumOf.has(n)) accumOf.set(n, { index, role: 'part' });
+  const step = backwardSteps(record, forward);
+  const carries = carriers(order, forward, record.seed);
+  const accumulations: Accumulation[] = [];
+  const accumOf = new Map<Node, { index: number; role: 'top' | 'part' }>();
+  const paramSteps = tg.rec.params.map((p) => {
+    for (const c of accumulators(record, p.node)) {
+      if (c.parts.length < 2) continue;
+      const known = accumOf.get(c.total);
+      if (known?.role === 'top') {
+        const names = accumulations[known.index]!.params;
+        if (!names.includes(p.name)) names.push(p.name);
+        continue;
+      }
+      const index = accumulations.length;
+      const parts = c.sums.slice(0, -1);
+      accumulations.push({ params: [p.name], top: c.total, parts });
+      accumOf.set(c.total, { index, role: 'top' });
+      for (const s of parts) if (!accumOf.has(s)) accumOf.set(s, { index, role: 'part' });
+    }
+    return [...new Set(stepContributions(record, p.node).map((c) => c.step!))].sort((a, b) => a - b);
   });
-  // Σ and what maps it to ∂L/∂θ are drawn before step 1, beside the parameters.
-  for (const [n, a] of accumOf) if (a.role !== 'part') step.set(n, 0);
-  return { tg, forward, step, carries, accumulations, accumOf };
+  // Σ is drawn before step 1, beside the parameters.
+  for (const a of accumulations) step.set(a.top, 0);
+  return { tg, record, forward, step, carries, accumulations, accumOf, paramSteps };
 }
 
-function accumLabel(a: Accumulation): Html {
-  return Html.join(Html.font(Html.join('Σ', Html.sub(Html.i('t'))), { size: 14 }), ' ', Html.sep(', ', a.params.map((p) => partial(p))));
+function accumLabel(params: readonly string[]): Html {
+  return Html.join(Html.font(Html.join('Σ', Html.sub(Html.i('t'))), { size: 14 }), ' ', Html.sep(', ', params.map((p) => partial(p))));
 }
 
 /** `grad:<name>` outputs of the gradient graph, in order. */
@@ -401,7 +394,7 @@ function unrolledOps(tl: Timeline, spec: ViewSpec, bw: Backward | undefined): Di
       label = timeVar(String(n.attrs['name']), Number(n.attrs['t']));
     } else if (backward) {
       const acc = bw!.accumOf.get(n);
-      if (acc?.role === 'top') [kind, label] = ['accum', Html.join(accumLabel(bw!.accumulations[acc.index]!), Html.br(), small(`${n.op} · ${shapeText(n.shape)}`))];
+      if (acc?.role === 'top') [kind, label] = ['accum', Html.join(accumLabel(bw!.accumulations[acc.index]!.params), Html.br(), small(`${n.op} · ${shapeText(n.shape)}`))];
       else if (acc?.role === 'part') [kind, label] = ['accumPart', Html.text('+')];
       else [kind, label] = ['grad', opLabel(n, names.get(n) ?? [])];
     } else [kind, label] = ['op', opLabel(n, names.get(n) ?? [])];
@@ -454,18 +447,8 @@ function unrolledCell(tl: Timeline, spec: ViewSpec, bw: Backward | undefined): D
     if (roles.has(n) || n.inputs.length === 0 || isBackward(n) || n.step === undefined || n.step < 1) continue;
     roles.set(n, { key: `L_t${n.step}` });
   }
-  if (bw) {
-    // Backward nodes group by the step they work for; a shared parameter's Σ (and what maps it to
-    // ∂L/∂θ) is one node, beside the parameters. The seed ∂L/∂L = 1 reaches every step through its
-    // loss term, so it is not drawn (an edge from L to every step would be noise).
-    for (const n of order) {
-      if (!isBackward(n) || roles.has(n)) continue;
-      const acc = bw.accumOf.get(n);
-      const step = bw.step.get(n);
-      if (acc && acc.role !== 'part') roles.set(n, { key: `acc${acc.index}` });
-      else if (bw.carries.has(n) && step !== undefined && step >= 1) roles.set(n, { key: `B_t${step}` });
-    }
-  }
+  // The backward pass of step t is one node, ∂L/∂s(t), wherever vjp formed a cotangent in step t.
+  const backwardAt = new Set(bw?.record.cotangents.map((c) => c.step) ?? []);
   const used = new Set([...roles.values()].flatMap((r) => [r.key, r.port ?? r.key]));
 
   // Nodes, in reading order: parameters, s(0), then step by step, then the loss and the gradients.
@@ -485,37 +468,57 @@ function unrolledCell(tl: Timeline, spec: ViewSpec, bw: Backward | undefined): D
     add(`L_t${t}`, 'loss', timeVar('L', t), { step: t, align: 'L' });
     const y = targets[t - 1];
     if (y) add(`y_t${t}`, 'target', timeVar(String(y.attrs['name']), t), { step: t, align: 'y' });
-    add(`B_t${t}`, 'grad', Html.sep(', ', rec.state.map((s) => partial(timeVar(s.name, t)))), { step: t, backward: true, align: 'backward' });
+    if (backwardAt.has(t)) b.node({ id: `B_t${t}`, kind: 'grad', label: Html.sep(', ', rec.state.map((s) => partial(timeVar(s.name, t)))), step: t, backward: true, align: 'backward' });
   }
   add('L', 'loss', Html.i('L'), { align: 'L' });
-  bw?.accumulations.forEach((a, j) => add(`acc${j}`, 'accum', accumLabel(a), { step: 0, backward: true }));
 
   // Edges: inside each step f → s(t) and g → o(t); the rest from the IR.
   for (let t = 1; t <= tau; t++) {
     rec.state.forEach((_s, i) => { if (used.has(`s${i}_t${t}`)) b.edge({ from: `f_t${t}`, to: `s${i}_t${t}`, kind: 'state' }); });
     rec.outputs.forEach((_o, k) => { if (used.has(`o${k}_t${t}`)) b.edge({ from: `g_t${t}`, to: `o${k}_t${t}`, kind: 'data' }); });
   }
-  const isState = (u: Node): boolean => tl.stateAt.has(u);
   const kindOf = (u: Node, v: Node): EdgeKind => {
     if (u.op === 'param') return 'param';
-    if (isBackward(v)) return bw!.carries.has(u) ? 'backward' : 'residual';
-    if (isState(u) && roles.get(v)?.key.startsWith('f_')) return 'state';
+    if (tl.stateAt.has(u) && roles.get(v)?.key.startsWith('f_')) return 'state';
     return 'data';
   };
-  // A parameter read by the backward pass (Wᵀ·δ) is left out at this level: the forward edges
-  // already show where each parameter enters, and τ more edges from each would bury the figure.
-  const paramIds = new Set(rec.params.map((_p, k) => `p${k}`));
-  project(order, (n) => roles.get(n), kindOf, (e: VEdge) => {
-    if (!(paramIds.has(e.from) && e.to.startsWith('B_'))) b.edge(e);
-  });
-  if (bw) {
-    gradOutputs(bw.tg).forEach((g, k) => {
-      const r = roles.get(g.node);
-      b.node({ id: `grad${k}`, kind: 'gradOut', label: partial(g.name), step: -1, backward: true });
-      if (r) b.edge({ from: r.port ?? r.key, to: `grad${k}`, kind: 'backward' });
-    });
-  }
+  // The forward edges from the IR; the backward ones from vjp's record. What the backward pass
+  // reads of the forward one (h(t) for 1 − h², x(t) and h(t−1) for ∂L/∂W, the parameters for
+  // Wᵀ·δ) is left to --level ops: here it would cross every column and bury the chain.
+  project(order, (n) => roles.get(n), kindOf, (e: VEdge) => b.edge(e));
+  if (bw) backwardCells(b, tl, bw);
   return b.build();
+}
+
+/**
+ * The backward pass at --level cell, as vjp's record has it: ∂L/∂L = 1 enters at L; ∂L/∂s(t)
+ * receives what came back from step t + 1 (one dashed edge per pair of steps, the chain back
+ * through time); each parameter's Σ receives one contribution from every step it was used in and
+ * gives ∂L/∂θ.
+ */
+function backwardCells(b: DiagramBuilder, tl: Timeline, bw: Backward): void {
+  const group = (t: number | undefined): string | undefined => (t !== undefined && t >= 1 && b.has(`B_t${t}`) ? `B_t${t}` : undefined);
+  const seedStep = bw.record.of.get(bw.tg.trainable.loss)?.step;
+  const seeded = group(seedStep);
+  if (seeded && b.has('L')) b.edge({ from: 'L', to: seeded, kind: 'backward', flip: true });
+  for (const c of bw.record.cotangents) {
+    const to = group(c.step);
+    for (const p of c.parts) {
+      const from = group(p.step);
+      if (from && to && from !== to) b.edge({ from, to, kind: 'backward' });
+    }
+  }
+  tl.rec.params.forEach((p, k) => {
+    b.node({ id: `grad${k}`, kind: 'gradOut', label: partial(p.name), step: -1, backward: true });
+    const steps = bw.paramSteps[k]!;
+    if (steps.length === 0) return;
+    b.node({ id: `acc${k}`, kind: 'accum', label: accumLabel([p.name]), step: 0, backward: true });
+    for (const t of steps) {
+      const from = group(t);
+      if (from) b.edge({ from, to: `acc${k}`, kind: 'backward' });
+    }
+    b.edge({ from: `acc${k}`, to: `grad${k}`, kind: 'backward' });
+  });
 }
 
 /** Builds the diagram of one view of a recurrence; nodes are made with `builder` (its context). */
@@ -536,8 +539,11 @@ export function buildView(rec: Recurrence, spec: ViewSpec, builder: NodeBuilder)
   return spec.level === 'ops' ? unrolledOps(tl, spec, bw) : unrolledCell(tl, spec, bw);
 }
 
-/** The default level: cell for the folded view; else ops when the step graph is small. */
+/**
+ * The default level: cell for the folded view and for the gradient view (the figure of
+ * back-propagation through time); for the unfolded view, ops when the step graph is small.
+ */
 export function defaultLevel(rec: Recurrence, view: View, opsMax: number): Level {
-  if (view === 'folded') return 'cell';
+  if (view === 'folded' || view === 'gradient') return 'cell';
   return nodesOf(stepGraph(rec)).length <= opsMax ? 'ops' : 'cell';
 }
