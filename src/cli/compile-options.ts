@@ -2,8 +2,8 @@
 // model's own task (flags win), with every value validated and named in errors.
 import { UnfoldError } from '../ir/errors.ts';
 import type { ModelDef, OptimizerSpec } from '../dsl/model.ts';
-import type { LossKind } from '../transforms/loss.ts';
-import { HOIST_MODES } from '../emit/config.ts';
+import { LOSS_OVER, type LossKind, type LossSpec } from '../transforms/loss.ts';
+import { HOIST_MODES, TARGETS } from '../emit/config.ts';
 import type { TrainerConfig } from '../emit/trainer.ts';
 import { choiceFlag, intFlag, numberFlag, positiveFlag, type Options } from './command.ts';
 
@@ -19,13 +19,32 @@ export const compileOptions = {
   'carry-state': { type: 'boolean' },
   'no-carry-state': { type: 'boolean' },
   loss: { type: 'string' },
+  'loss-over': { type: 'string' },
+  varlen: { type: 'boolean' },
   seed: { type: 'string' },
   hoist: { type: 'string' },
+  target: { type: 'string' },
 } as const satisfies Options;
 
-export const COMPILE_USAGE = '[--tau T] [--batch B] [--dtype f32|f64] [--optimizer adam|adamw|sgd|rmsprop] [--lr X] [--momentum X] [--weight-decay X] [--clip-norm X] [--carry-state|--no-carry-state] [--loss mse|sse|xent] [--seed S] [--hoist auto|on|off]';
+export const COMPILE_USAGE = '[--tau T] [--batch B] [--dtype f32|f64] [--optimizer adam|adamw|sgd|rmsprop] [--lr X] [--momentum X] [--weight-decay X] [--clip-norm X] [--carry-state|--no-carry-state] [--loss mse|sse|xent] [--loss-over all|last] [--varlen] [--seed S] [--hoist auto|on|off] [--target ts|wasm]';
 
 type Values = Partial<Record<keyof typeof compileOptions, string | boolean | undefined>>;
+
+/** The flags that choose a loss: `--loss mse|sse|xent` and `--loss-over all|last` (grad, gradcheck, compile, train). */
+export const lossOptions = {
+  loss: { type: 'string' },
+  'loss-over': { type: 'string' },
+} as const satisfies Options;
+
+export const LOSS_USAGE = '[--loss mse|sse|xent] [--loss-over all|last]';
+
+/** The model's task loss (else MSE over every step) with `--loss` and `--loss-over` applied. */
+export function lossSpec(command: string, model: ModelDef, values: { loss?: string | boolean | undefined; 'loss-over'?: string | boolean | undefined }): LossSpec {
+  const task = model.task?.loss;
+  const kind = choiceFlag<LossKind>(command, 'loss', values.loss as string | undefined, ['mse', 'sse', 'xent'], task?.kind ?? 'mse');
+  const over = choiceFlag(command, 'loss-over', values['loss-over'] as string | undefined, LOSS_OVER, task?.over ?? 'all');
+  return { ...(task ?? {}), kind, over };
+}
 
 export function trainerConfig(command: string, model: ModelDef, source: string, values: Values, overrides: { tau?: number; batch?: number } = {}): TrainerConfig {
   const task = model.task;
@@ -47,13 +66,16 @@ export function trainerConfig(command: string, model: ModelDef, source: string, 
   const clipNorm = positiveFlag(command, 'clip-norm', str('clip-norm'), task?.clipNorm);
   if (values['carry-state'] && values['no-carry-state']) throw new UnfoldError(`${command}: --carry-state and --no-carry-state contradict each other`);
   const carryState = values['carry-state'] ? true : values['no-carry-state'] ? false : task?.carryState ?? false;
-  const lossKind = choiceFlag<LossKind>(command, 'loss', str('loss'), ['mse', 'sse', 'xent'], task?.loss.kind ?? 'mse');
   const seed = intFlag(command, 'seed', str('seed'), task?.seed ?? 1234, 0);
   // Products over all steps in the rolled form (input projection, weight gradients); auto = by size.
   const hoist = choiceFlag(command, 'hoist', str('hoist'), HOIST_MODES, 'auto');
+  // What renders the plan: wasm (f32x4 product kernels) by default for f32; ts, the reference, for f64.
+  const target = choiceFlag(command, 'target', str('target'), TARGETS, dtype === 'f32' ? 'wasm' : 'ts');
+  if (target === 'wasm' && dtype !== 'f32') throw new UnfoldError(`${command}: --target wasm computes in float32, not ${dtype}; use --dtype f32, or --target ts`);
   return {
-    model, source, batch, tau, dtype, hoist,
-    loss: { ...(task?.loss ?? {}), kind: lossKind },
+    model, source, batch, tau, dtype, hoist, target,
+    loss: lossSpec(command, model, values),
+    ...(values.varlen ? { lengths: true } : {}),
     optimizer, carryState, seed,
     ...(clipNorm !== undefined ? { clipNorm } : {}),
   };

@@ -12,7 +12,9 @@ import type { LossSpec } from '../transforms/loss.ts';
 import { trainingGraph, type TrainingGraph } from '../transforms/training.ts';
 import { choiceFlag, parse, UsageError, type Command } from './command.ts';
 import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
-import { bindData, collectRun, gradTargets, initialKey, lossOf, lossOutput, readRunFiles, runGraph, targetName, type RunData, type RunResult } from './run-data.ts';
+import { bindData, collectRun, gradTargets, initialKey, lossOutput, readRunFiles, runGraph, targetName, type RunData, type RunResult } from './run-data.ts';
+import { lossOptions, lossSpec, LOSS_USAGE } from './compile-options.ts';
+import { withLengths } from '../transforms/lengths.ts';
 
 export type Engine = 'interpreter' | 'compiled';
 export type FormChoice = 'unrolled' | 'rolled' | 'auto';
@@ -26,8 +28,10 @@ interface EngineRun {
 
 /** The interpreter: the training graph with every state as an output, evaluated node by node. */
 function runInterpreter(rec: Recurrence, data: RunData, loss: LossSpec, params: Bindings, dtype: Dtype): EngineRun {
-  const tg = trainingGraph(rec, data.tau, loss, derivedBuilder(), { inputGrads: true, stateGrads: true });
-  return { tg, values: evaluate(runGraph(tg), params, bindData(rec, data), dtype) };
+  const b = derivedBuilder();
+  const run = data.lengths ? withLengths(rec, b) : rec;
+  const tg = trainingGraph(run, data.tau, loss, b, { inputGrads: true, stateGrads: true });
+  return { tg, values: evaluate(runGraph(tg), params, bindData(run, data, loss), dtype) };
 }
 
 /**
@@ -49,6 +53,7 @@ async function runCompiled(model: ModelDef, source: string, data: RunData, loss:
     carryState: false,
     inputGrads: true,
     form,
+    ...(data.lengths ? { lengths: true } : {}),
   });
   const tg = emitted.graph;
   const { rec } = tg;
@@ -64,7 +69,8 @@ async function runCompiled(model: ModelDef, source: string, data: RunData, loss:
   const trainer = (await importTrainer(emitted)).createTrainer({ params: Object.fromEntries(params) });
   trainer.setState(Object.fromEntries(rec.state.map((s) => [s.name, data.initial.get(s.name)!.data])));
   const sequence = (name: string): Float64Array => data.sequences.get(name)!.data;
-  const lossValue = trainer.gradients(...rec.input.map((x) => sequence(x.name)), sequence(targetName(loss)));
+  const lengths = data.lengths ? [data.lengths] : [];
+  const lossValue = trainer.gradients(...rec.input.map((x) => sequence(x.name)), sequence(targetName(loss)), ...lengths);
 
   const values = new Map<string, Tensor>();
   const f64 = (t: TensorData): Tensor => ({ shape: t.shape, data: Float64Array.from(t.data) });
@@ -91,6 +97,20 @@ async function runCompiled(model: ModelDef, source: string, data: RunData, loss:
   return { tg, values };
 }
 
+/**
+ * One window through either engine: loss, outputs, hidden outputs, final state and every gradient,
+ * batch-first (what `grad` prints). `rec` is the model built at the data's B.
+ */
+export async function runWindow(
+  model: ModelDef, source: string, rec: Recurrence, data: RunData, loss: LossSpec, params: ReadonlyMap<string, Tensor>,
+  opts: { readonly engine: Engine; readonly dtype: Dtype; readonly form: FormChoice },
+): Promise<RunResult> {
+  const { tg, values } = opts.engine === 'compiled'
+    ? await runCompiled(model, source, data, loss, params, opts.dtype, opts.form)
+    : runInterpreter(rec, data, loss, params, opts.dtype);
+  return collectRun(tg, loss, values, data.lengths);
+}
+
 /** Parses `--wrt a,b`: every name must be one a gradient can be asked of. */
 function parseWrt(value: string | undefined, valid: readonly string[]): string[] | undefined {
   if (value === undefined) return undefined;
@@ -104,10 +124,12 @@ function parseWrt(value: string | undefined, valid: readonly string[]): string[]
 }
 
 /** The one JSON object on stdout; non-finite values are refused by tensorToJson, naming the tensor. */
-function formatResult(r: RunResult, wrt: readonly string[]): string {
+function formatResult(r: RunResult, wrt: readonly string[], loss: LossSpec): string {
   if (!Number.isFinite(r.loss)) throw new UnfoldError(`the loss is ${r.loss}; check the parameters and data for overflow`);
   const obj = {
     loss: r.loss,
+    lossKind: loss.kind,
+    lossOver: loss.over ?? 'all',
     outputs: tensorToJson(r.outputs, 'outputs'),
     hiddenOutputs: tensorToJson(r.hiddenOutputs, 'hiddenOutputs'),
     finalState: Object.fromEntries([...r.finalState].map(([k, t]) => [k, tensorToJson(t, `finalState.${k}`)])),
@@ -119,10 +141,11 @@ function formatResult(r: RunResult, wrt: readonly string[]): string {
 export const grad: Command = {
   name: 'grad',
   summary: "one window's loss, outputs, final state and gradients (parameters, inputs, initial states) as JSON",
-  usage: `unfold grad ${MODEL_USAGE} --params FILE --data FILE [--dtype f64|f32] [--engine interpreter|compiled [--form unrolled|rolled|auto]] [--wrt NAME,...]`,
+  usage: `unfold grad ${MODEL_USAGE} --params FILE --data FILE ${LOSS_USAGE} [--dtype f64|f32] [--engine interpreter|compiled [--form unrolled|rolled|auto]] [--wrt NAME,...]`,
   async run(argv) {
     const { values, positionals } = parse('grad', argv, {
       ...modelOptions,
+      ...lossOptions,
       params: { type: 'string' },
       data: { type: 'string' },
       dtype: { type: 'string' },
@@ -137,7 +160,7 @@ export const grad: Command = {
     const engine = choiceFlag<Engine>('grad', 'engine', values.engine, ['interpreter', 'compiled'], 'interpreter');
     const form = choiceFlag<FormChoice>('grad', 'form', values.form, ['unrolled', 'rolled', 'auto'], 'auto');
     if (values.form !== undefined && engine !== 'compiled') throw new UsageError('grad: --form applies to --engine compiled only');
-    const loss = lossOf(model);
+    const loss = lossSpec('grad', model, values);
 
     // The data's shapes give B; the model is built at B, then its parameters are checked.
     const files = readRunFiles(model, loss, { params: values.params, data: values.data }, () => {
@@ -148,15 +171,12 @@ export const grad: Command = {
     const valid = gradTargets(rec).map((t) => t.name);
     const wrt = parseWrt(values.wrt, valid) ?? valid;
 
-    const { tg, values: outputs } = engine === 'compiled'
-      ? await runCompiled(model, source, data, loss, params, dtype, form)
-      : runInterpreter(rec, data, loss, params, dtype);
-    const result = collectRun(tg, loss, outputs);
+    const result = await runWindow(model, source, rec, data, loss, params, { engine, dtype, form });
 
     for (const name of result.unused.filter((n) => wrt.includes(n))) {
       process.stderr.write(`unfold grad: warning: the loss does not depend on "${name}"; its gradient is zero\n`);
     }
-    process.stdout.write(formatResult(result, wrt));
+    process.stdout.write(formatResult(result, wrt, loss));
     return 0;
   },
 };

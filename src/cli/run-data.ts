@@ -8,8 +8,10 @@ import { mulberry32 } from '../dsl/init.ts';
 import type { ModelDef, Window } from '../dsl/model.ts';
 import type { Named, Recurrence } from '../dsl/recurrence.ts';
 import { stackSteps, stepOf } from '../interp/sequence.ts';
-import { checkTensorMap, readParamsFile, readTensorMap } from '../io/tensor-file.ts';
-import type { LossSpec } from '../transforms/loss.ts';
+import { checkTensorMap, readTensorMap } from '../io/tensor-file.ts';
+import { readParamsOnly } from './checkpoint.ts';
+import { isWeighted, LOSS_NORM, LOSS_WEIGHT, lossNormalizer, lossWeights, type LossSpec } from '../transforms/loss.ts';
+import { checkLengths, validTable, VALID } from '../transforms/lengths.ts';
 import type { TrainingGraph } from '../transforms/training.ts';
 
 /** The model's own loss (a task's), else MSE over every step — what `grad` and PyTorch's fixtures use. */
@@ -48,9 +50,9 @@ export function paramShapes(rec: Recurrence): Map<string, readonly number[]> {
   return new Map(rec.params.map((p) => [p.name, p.node.shape]));
 }
 
-/** Reads a params file holding exactly the model's parameters (all problems reported at once). */
+/** Reads a params file holding exactly the model's parameters, or a --save checkpoint's parameters alone (all problems reported at once). */
 export function readParams(file: string, rec: Recurrence): Map<string, Tensor> {
-  return readParamsFile(file, paramShapes(rec));
+  return readParamsOnly(file, paramShapes(rec), rec.state.map((s) => initialKey(s.name)));
 }
 
 /**
@@ -74,6 +76,8 @@ export interface RunData {
   readonly sequences: ReadonlyMap<string, Tensor>;
   /** Initial states by state name, in the state's own shape (zeros where the data gave none). */
   readonly initial: ReadonlyMap<string, Tensor>;
+  /** Valid steps of each batch row (1..T), when the data gave `lengths`: rows past theirs are padding. */
+  readonly lengths?: readonly number[];
   /** What the data is, for reports: a file name, "task window 0", ... */
   readonly source: string;
 }
@@ -139,8 +143,10 @@ export function checkData(tensors: ReadonlyMap<string, Tensor>, rec: Recurrence,
     expected.set(key, [1, ...s.node.shape]);
   }
   const stateKeys = rec.state.map((s) => initialKey(s.name));
+  if (expected.has(LENGTHS)) throw new UnfoldError(`${source}: "${LENGTHS}" names an input, target or initial state and per-row lengths alike; rename it`);
+  expected.set(LENGTHS, [batch]);
   checkTensorMap(new Map(tensors), expected, {
-    file: source, kind: 'data tensor', optional: stateKeys,
+    file: source, kind: 'data tensor', optional: [...stateKeys, LENGTHS],
     // The state's own shape is accepted too: same row-major data, without the leading 1.
     alsoAccepted: new Map(rec.state.map((s) => [initialKey(s.name), s.node.shape])),
     misshapedNote: { names: stateKeys, note: "(an initial state may also be given in the state's own shape, without the leading 1)" },
@@ -152,8 +158,13 @@ export function checkData(tensors: ReadonlyMap<string, Tensor>, rec: Recurrence,
       return [s.name, t ? { shape: s.node.shape, data: t.data } : tensor(s.node.shape)];
     }),
   );
-  return { batch, tau, sequences, initial, source };
+  const lengthsTensor = tensors.get(LENGTHS);
+  const lengths = lengthsTensor && checkLengths(lengthsTensor, batch, tau, source);
+  return { batch, tau, sequences, initial, source, ...(lengths ? { lengths } : {}) };
 }
+
+/** The data key of per-row lengths: `{"lengths": {"shape": [B], "data": [...]}}`. */
+export const LENGTHS = 'lengths';
 
 /** Checks named tensors as `model`'s data: probes it for names, takes B and T from the data, builds it at B. */
 function dataFor(tensors: ReadonlyMap<string, Tensor>, model: ModelDef, loss: LossSpec, source: string, probe = probeModel(model)): { rec: Recurrence; data: RunData } {
@@ -178,6 +189,7 @@ export function taskData(window: Window, model: ModelDef, loss: LossSpec, source
   }
   tensors.set(targetName(loss), window.y);
   for (const [name, t] of Object.entries(window.initial ?? {})) tensors.set(initialKey(name), t);
+  if (window.lengths !== undefined) tensors.set(LENGTHS, window.lengths);
   return dataFor(tensors, model, loss, source, probe);
 }
 
@@ -237,11 +249,21 @@ function stackBlocks(blocks: readonly ArrayLike<number>[], step: Shape): Tensor 
   return { shape, data: stackSteps(blocks, B, sizeOf(step) / B).data };
 }
 
-/** Leaf values of one window: `x@t`, `y@t` for t = 1..T and `s@0`. */
-export function bindData(rec: Recurrence, data: RunData): Map<string, Float64Array> {
+/**
+ * Leaf values of one window: `x@t`, `y@t` for t = 1..T and `s@0`; under lengths `valid@t`; for a
+ * weighted loss (transforms/loss.ts) the weights `loss.w@t` and the normalizer `loss.N`.
+ */
+export function bindData(rec: Recurrence, data: RunData, loss: LossSpec): Map<string, Float64Array> {
   const out = new Map<string, Float64Array>();
   for (const [name, seq] of data.sequences) for (let t = 1; t <= data.tau; t++) out.set(`${name}@${t}`, stepBlock(seq, t));
   for (const s of rec.state) out.set(`${s.name}@0`, data.initial.get(s.name)!.data);
+  if (rec.valid) validTable(data.lengths!, data.tau).forEach((v, t) => out.set(`${VALID}@${t + 1}`, v));
+  if (isWeighted(loss, rec.valid !== undefined)) {
+    const shape = lossOutput(rec, loss).node.shape;
+    const lengths = data.lengths ?? new Array<number>(shape.length >= 2 ? shape[0]! : 1).fill(data.tau);
+    lossWeights(loss.over ?? 'all', lengths, data.tau).forEach((w, t) => out.set(`${LOSS_WEIGHT}@${t + 1}`, w));
+    out.set(LOSS_NORM, Float64Array.of(lossNormalizer(loss.kind, shape, loss.over ?? 'all', lengths)));
+  }
   return out;
 }
 
@@ -285,7 +307,7 @@ export interface RunResult {
   readonly loss: number;
   /** The output the loss compares, [B, T, ...]. */
   readonly outputs: Tensor;
-  /** The first state at every step, [B, T, ...]. */
+  /** The first state at every step, [B, T, ...] (0 at a row's padded steps, as pad_packed_sequence). */
   readonly hiddenOutputs: Tensor;
   /** Each state after step T, [1, ...stateShape]. */
   readonly finalState: Map<string, Tensor>;
@@ -295,8 +317,18 @@ export interface RunResult {
   readonly unused: readonly string[];
 }
 
+/** A batch-first [B, T, ...] sequence with row b's steps from lengths[b] on set to 0 (pad_packed_sequence's padding). */
+function padded(seq: Tensor, lengths: readonly number[] | undefined): Tensor {
+  if (!lengths) return seq;
+  const [B, T] = seq.shape as [number, number];
+  const K = sizeOf(seq.shape) / (B * T);
+  const data = seq.data.slice();
+  for (let b = 0; b < B; b++) data.fill(0, (b * T + lengths[b]!) * K, (b + 1) * T * K);
+  return { shape: seq.shape, data };
+}
+
 /** Reads the named outputs of runGraph(tg) back into batch-first tensors. */
-export function collectRun(tg: TrainingGraph, loss: LossSpec, values: ReadonlyMap<string, Tensor>): RunResult {
+export function collectRun(tg: TrainingGraph, loss: LossSpec, values: ReadonlyMap<string, Tensor>, lengths?: readonly number[]): RunResult {
   const { rec } = tg;
   const T = tg.unrolled.tau;
   const get = (name: string): Tensor => {
@@ -322,7 +354,7 @@ export function collectRun(tg: TrainingGraph, loss: LossSpec, values: ReadonlyMa
   return {
     loss: get('loss').data[0]!,
     outputs: stackBlocks(steps.map((t) => get(`${out.name}@${t}`).data), out.node.shape),
-    hiddenOutputs: stackBlocks(steps.map((t) => get(`${first.name}@${t}`).data), first.node.shape),
+    hiddenOutputs: padded(stackBlocks(steps.map((t) => get(`${first.name}@${t}`).data), first.node.shape), lengths),
     finalState: new Map(rec.state.map((s) => [s.name, { shape: [1, ...s.node.shape], data: get(`${s.name}@${T}`).data }])),
     grads,
     unused,

@@ -9,7 +9,7 @@ export type LossKind = 'mse' | 'sse' | 'xent';
 /** The loss a task trains on; src/transforms/loss.ts builds it. */
 export interface LossSpec {
   readonly kind: LossKind;
-  /** Every step (default) or only the last. */
+  /** Every (valid) step (default), or each row's own last valid step. */
   readonly over?: 'all' | 'last';
   /** The output compared with the target; default: the recurrence's first output. */
   readonly output?: string;
@@ -38,6 +38,8 @@ export interface Window {
   readonly y: Tensor;
   /** Initial state by state name, in the state's own shape; zeros when absent (and not carried). */
   readonly initial?: Readonly<Record<string, Tensor>>;
+  /** [B] valid steps of each row (1..T), as pack_padded_sequence; every row runs all T when absent. */
+  readonly lengths?: Tensor;
 }
 
 export interface TaskDef {

@@ -1,0 +1,97 @@
+// Variable-length batches and loss placement against PyTorch float64 (pack_padded_sequence,
+// enforce_sorted=False): loss, outputs, hidden outputs, final state and every gradient, in the
+// interpreter and in the generated trainer (rolled and unrolled), to 1e-12.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { cell, type CellKind } from '../src/cells/rnn.ts';
+import { runWindow, type Engine, type FormChoice } from '../src/cli/grad.ts';
+import type { RunData } from '../src/cli/run-data.ts';
+import { defineModel } from '../src/dsl/model.ts';
+import type { Tensor } from '../src/ir/tensor.ts';
+import type { LossSpec } from '../src/transforms/loss.ts';
+import { TORCH_DIR } from './helpers/torch.ts';
+
+interface TensorJson {
+  shape: number[];
+  data: number[];
+}
+interface VarlenFixture {
+  cell: CellKind;
+  input: number;
+  hidden: number;
+  output: number;
+  batch: number;
+  seqLen: number;
+  lengths: number[];
+  lossKind: LossSpec['kind'];
+  lossOver: 'all' | 'last';
+  params: Record<string, TensorJson>;
+  data: Record<string, TensorJson>;
+  loss: number;
+  outputs: TensorJson;
+  hiddenOutputs: TensorJson;
+  finalState: Record<string, TensorJson>;
+  grads: Record<string, TensorJson>;
+}
+
+const tensorOf = (j: TensorJson): Tensor => ({ shape: j.shape, data: Float64Array.from(j.data) });
+
+const fixtures = fs.readdirSync(TORCH_DIR).filter((f) => /^varlen-.*\.json$/.test(f)).sort()
+  .map((file) => ({ file, fx: JSON.parse(fs.readFileSync(path.join(TORCH_DIR, file), 'utf8')) as VarlenFixture }));
+
+/** max |a − b| / max(max |b|, 1e-300). */
+function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  expect(a.length).toBe(b.length);
+  let diff = 0, scale = 0;
+  for (let i = 0; i < b.length; i++) {
+    diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
+    scale = Math.max(scale, Math.abs(b[i]!));
+  }
+  return diff / Math.max(scale, 1e-300);
+}
+
+const ENGINES: [Engine, FormChoice][] = [['interpreter', 'auto'], ['compiled', 'rolled'], ['compiled', 'unrolled']];
+
+describe('variable lengths and loss placement = PyTorch float64 (pack_padded_sequence)', () => {
+  it('has fixtures for every cell, lengths 1 and T, over all and last, T up to 40', () => {
+    expect(fixtures.length).toBeGreaterThanOrEqual(24);
+    for (const kind of ['elman', 'lstm', 'gru']) expect(fixtures.filter((f) => f.fx.cell === kind).length).toBeGreaterThanOrEqual(8);
+    expect(fixtures.some((f) => f.fx.lengths.includes(1) && f.fx.lengths.includes(f.fx.seqLen))).toBe(true);
+    expect(Math.max(...fixtures.map((f) => f.fx.seqLen))).toBe(40);
+  });
+
+  for (const { file, fx } of fixtures) {
+    // The unrolled form spells out every step (seconds to compile at T = 40): it is checked on the short windows.
+    for (const [engine, form] of ENGINES.filter(([, f]) => f !== 'unrolled' || fx.seqLen <= 8)) {
+      it(`${file}: ${engine}${engine === 'compiled' ? ` (${form})` : ''}`, async () => {
+        const { batch: B, seqLen: T, hidden: H } = fx;
+        const model = defineModel({ name: 'varlen', build: (b) => cell(fx.cell, { batch: b, input: fx.input, hidden: H, output: fx.output }) });
+        const rec = model.build(B);
+        const initial = new Map<string, Tensor>([['h', { shape: [B, H], data: Float64Array.from(fx.data['h0']!.data) }]]);
+        if (fx.data['c0']) initial.set('c', { shape: [B, H], data: Float64Array.from(fx.data['c0'].data) });
+        const data: RunData = {
+          batch: B, tau: T, source: file, initial, lengths: fx.lengths,
+          sequences: new Map([['x', tensorOf(fx.data['x']!)], ['y', tensorOf(fx.data['y']!)]]),
+        };
+        const params = new Map(Object.entries(fx.params).map(([k, v]) => [k, tensorOf(v)]));
+        const loss: LossSpec = { kind: fx.lossKind, over: fx.lossOver };
+        const r = await runWindow(model, file, rec, data, loss, params, { engine, dtype: 'f64', form });
+        const TOL = 1e-12;
+        expect(Math.abs(r.loss - fx.loss) / Math.abs(fx.loss)).toBeLessThan(TOL);
+        expect(relErr(r.outputs.data, fx.outputs.data)).toBeLessThan(TOL);
+        expect(relErr(r.hiddenOutputs.data, fx.hiddenOutputs.data)).toBeLessThan(TOL);
+        for (const [name, t] of Object.entries(fx.finalState)) expect(relErr(r.finalState.get(name)!.data, t.data), `finalState.${name}`).toBeLessThan(TOL);
+        for (const [name, g] of Object.entries(fx.grads)) expect(relErr(r.grads.get(name)!.data, g.data), `grads.${name}`).toBeLessThan(TOL);
+        // Padded inputs reach nothing: their gradient is exactly 0, and so are the hidden outputs there.
+        const gx = r.grads.get('x')!.data, I = fx.input;
+        for (let b = 0; b < B; b++) {
+          for (let t = fx.lengths[b]!; t < T; t++) {
+            for (let i = 0; i < I; i++) expect(gx[(b * T + t) * I + i]).toBe(0);
+            for (let h = 0; h < H; h++) expect(r.hiddenOutputs.data[(b * T + t) * H + h]).toBe(0);
+          }
+        }
+      });
+    }
+  }
+});
