@@ -155,7 +155,7 @@ describe('unfold train on a windows file', () => {
     const saved = await inProcess('train', ...CELL, '--data', TWO, '--steps', '2', '--carry-state', '--save', ck, ...fast);
     expect(jsonLosses(saved)).toHaveLength(2);
     const file = readTensorMap(ck);
-    expect([...file.keys()]).toEqual(['rnn.weight_ih_l0', 'rnn.weight_hh_l0', 'rnn.bias_ih_l0', 'rnn.bias_hh_l0', 'out.weight', 'out.bias', 'h0', 'optimizer.steps', 'optimizer.state']);
+    expect([...file.keys()]).toEqual(['rnn.weight_ih_l0', 'rnn.weight_hh_l0', 'rnn.bias_ih_l0', 'rnn.bias_hh_l0', 'out.weight', 'out.bias', 'h0', 'optimizer.steps', 'optimizer.state', 'train.steps', 'train.position']);
     expect(file.get('h0')!.shape).toEqual([1, 2, 4]);
     expect([...file.get('optimizer.steps')!.data]).toEqual([2]);
     // Steps 3 and 4 of a longer run (windows 0 and 1 again, state carried) = steps 1 and 2 of a run
@@ -211,7 +211,7 @@ describe('bad input', () => {
       [['graphs/sincos.ts', '--bogus'], /Unknown option '--bogus'/],
       [['graphs/sincos.ts', '--steps', '0'], /--steps must be an integer ≥ 1, got "0"/],
       [['graphs/sincos.ts', '--lr=-1'], /--lr must be a positive number, got "-1"/],
-      [['graphs/sincos.ts', '--lr', '-1'], /'--lr'/],
+      [['graphs/sincos.ts', '--lr', '-1'], /--lr must be a positive number, got "-1"/],
       [['graphs/sincos.ts', '--dtype', 'f16'], /--dtype must be one of f32, f64, got "f16"/],
       [['graphs/sincos.ts', '--tbptt', '3'], /--tbptt 3 must divide the window length T = 10/],
       [['graphs/sincos.ts', '--save-every', '5'], /--save-every needs --save/],

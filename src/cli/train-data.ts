@@ -6,6 +6,7 @@ import type { Recurrence } from '../dsl/recurrence.ts';
 import { checkTensorMap, readTensorMap, readWindowsFile } from '../io/tensor-file.ts';
 import type { LossSpec } from '../transforms/loss.ts';
 import { buildAt, initialKey, lossOutput, paramShapes, probeModel } from './run-data.ts';
+import { isCheckpointEntry, OPTIMIZER_STATE, OPTIMIZER_STEPS, readResume, type Resume } from './checkpoint.ts';
 
 /** One window (or --tbptt piece) as the trainer takes it: flat row-major [B, T, I] and [B, T, O]. */
 export interface TrainWindow {
@@ -189,9 +190,8 @@ export function piece(w: TrainWindow, src: DataSource, p: number, K: number): Tr
   };
 }
 
-/** Checkpoint entries that hold the optimizer's step count and buffers (Adam's moments, momenta). */
-export const OPTIMIZER_STEPS = 'optimizer.steps';
-export const OPTIMIZER_STATE = 'optimizer.state';
+// Checkpoint entries that hold the optimizer's step count and buffers (Adam's moments, momenta).
+export { OPTIMIZER_STATE, OPTIMIZER_STEPS } from './checkpoint.ts';
 
 /** A --params file: exactly the model's parameters, plus optional `<state>0` and optimizer entries (what --save writes). */
 export interface StartValues {
@@ -200,6 +200,8 @@ export interface StartValues {
   readonly state: Record<string, Float64Array>;
   /** The optimizer's state when the file is a checkpoint, to resume exactly where it stopped. */
   readonly optimizer?: { readonly steps: number; readonly buffers: Float64Array };
+  /** Where the checkpointed run stopped, to continue its data from there. */
+  readonly resume?: Resume;
 }
 
 /**
@@ -222,8 +224,9 @@ export function readStartValues(file: string, rec: Recurrence): StartValues {
       problems.push(`${file}: "${OPTIMIZER_STEPS}" (one non-negative integer) and "${OPTIMIZER_STATE}" go together`);
     } else optimizer = { steps: n!, buffers: buffers.data };
   }
+  const resume = readResume(all, file, problems);
   for (const [name, t] of all) {
-    if (name === OPTIMIZER_STEPS || name === OPTIMIZER_STATE) continue;
+    if (isCheckpointEntry(name)) continue;
     (stateKeys.has(name) ? states : params).set(name, t);
   }
   try {
@@ -239,5 +242,5 @@ export function readStartValues(file: string, rec: Recurrence): StartValues {
     else problems.push(`${file}: initial state "${key}" has shape ${shapeToString(t.shape)}, expected ${shapeToString([1, ...s.node.shape])}`);
   }
   if (problems.length > 0) throw new UnfoldError(problems.join('\n'));
-  return { params, state, ...(optimizer ? { optimizer } : {}) };
+  return { params, state, ...(optimizer ? { optimizer } : {}), ...(resume ? { resume } : {}) };
 }

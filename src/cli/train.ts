@@ -4,6 +4,7 @@ import path from 'node:path';
 import { UnfoldError } from '../ir/errors.ts';
 import type { Tensor } from '../ir/tensor.ts';
 import type { ModelDef } from '../dsl/model.ts';
+import type { Recurrence } from '../dsl/recurrence.ts';
 import type { TrainerInstance } from '../emit/load.ts';
 import type { TrainerConfig } from '../emit/trainer.ts';
 import { describeOsError, writeFileAtomic, makeDirectory } from '../io/atomic-write.ts';
@@ -12,7 +13,8 @@ import { optionalIntFlag, parse, UsageError, type Command, type Options } from '
 import { compileOptions, trainerConfig } from './compile-options.ts';
 import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
 import { buildAt, initialKey } from './run-data.ts';
-import { fileSource, OPTIMIZER_STATE, OPTIMIZER_STEPS, piece, readStartValues, taskSource, type DataSource, type StartValues, type TrainWindow } from './train-data.ts';
+import { fileSource, piece, readStartValues, taskSource, type DataSource, type StartValues, type TrainWindow } from './train-data.ts';
+import { checkpointEntries, type Resume } from './checkpoint.ts';
 import { PLOTTED_STEPS, plotRecord, writePlots, type PlotRecord } from './train-plots.ts';
 import { makeReporter, reportMode, summaryText, type Reference } from './train-report.ts';
 
@@ -84,20 +86,35 @@ function prepareOutDir(dir: string): void {
 }
 
 /**
- * The checkpoint: parameters by name, then (when carried) each state as `<state>0` [1, ...shape],
- * then the optimizer's step count and buffers, so that `--params` resumes exactly where it stopped.
+ * The checkpoint: parameters by name, then (when carried, or when it stops inside a window) each
+ * state as `<state>0` [1, ...shape], then the optimizer's step count and buffers and the steps taken
+ * and data position, so that `--params` resumes exactly where it stopped.
  */
-function checkpointText(trainer: TrainerInstance, withState: boolean): string {
+function checkpointText(trainer: TrainerInstance, withState: boolean, at: Resume): string {
   const map = new Map<string, Tensor>();
   for (const [name, t] of Object.entries(trainer.getParams())) map.set(name, { shape: t.shape, data: Float64Array.from(t.data) });
   if (withState) {
     for (const [name, t] of Object.entries(trainer.getState())) map.set(initialKey(name), { shape: [1, ...t.shape], data: Float64Array.from(t.data) });
   }
-  const opt = trainer.getOptimizerState();
-  map.set(OPTIMIZER_STEPS, { shape: [1], data: Float64Array.of(opt.steps) });
-  map.set(OPTIMIZER_STATE, { shape: [opt.buffers.length], data: Float64Array.from(opt.buffers) });
+  for (const [name, t] of checkpointEntries(at, trainer.getOptimizerState())) map.set(name, t);
   // formatTensorMap refuses NaN/Infinity, so a bad value can never reach the file.
   return formatTensorMap(map);
+}
+
+/**
+ * The piece (of K steps, counted over every window) a checkpoint's run stopped before. Its position
+ * must fall on a piece of this run: the same window length, a --tbptt that reaches its step, and
+ * inside a window, the state the pieces carried.
+ */
+function resumePiece(r: Resume, start: StartValues, rec: Recurrence, T: number, K: number, file: string): number {
+  if (r.time >= T || r.time % K !== 0) {
+    throw new UnfoldError(`--params ${file} stopped at step ${r.time} of window ${r.window}, which windows of ${T} steps in pieces of --tbptt ${K} do not start a piece at`);
+  }
+  const missing = r.time > 0 ? rec.state.filter((s) => start.state[s.name] === undefined) : [];
+  if (missing.length > 0) {
+    throw new UnfoldError(`--params ${file} stopped inside window ${r.window} but holds no ${missing.map((s) => `"${initialKey(s.name)}"`).join(', ')} to continue it from`);
+  }
+  return r.window * (T / K) + r.time / K;
 }
 
 /** The task's published result, printed only when this run is that task with its own settings. */
@@ -149,10 +166,13 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
   const rec = buildAt(model, B);
   let start: StartValues | undefined;
   if (v.params !== undefined) start = readStartValues(v.params, rec);
+  // A checkpoint resumes its run: the step count `done0`, and the piece `g0` (counting pieces of K steps over every window) it stopped before.
+  const done0 = start?.resume?.steps ?? 0;
+  const g0 = start?.resume ? resumePiece(start.resume, start, rec, T, K, v.params!) : 0;
   const mode = reportMode(v['log-json'] === true, process.stdout.isTTY);
   // With --log-json stdout holds the JSON lines only; everything else goes to stderr.
   const info = mode === 'json' ? process.stderr : process.stdout;
-  if (start && !carry && Object.keys(start.state).length > 0) {
+  if (start && !carry && g0 % pieces === 0 && Object.keys(start.state).length > 0) {
     process.stderr.write(`note: ${v.params}: ${Object.keys(start.state).map((s) => `"${initialKey(s)}"`).join(', ')} ignored: the state starts each window afresh without --carry-state\n`);
   }
   if (outDir !== undefined) prepareOutDir(outDir);
@@ -177,9 +197,11 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
   const losses: number[] = [];
   const records: PlotRecord[] = [];
   let lastSave: number | undefined;
-  const save = (k: number) => {
-    writeFileAtomic(v.save!, checkpointText(trainer, carry));
-    lastSave = k;
+  /** Saves after `done` steps of this run; inside a window the state its pieces carry is kept too. */
+  const save = (done: number) => {
+    const g = g0 + done;
+    writeFileAtomic(v.save!, checkpointText(trainer, carry || g % pieces !== 0, { steps: done0 + done, window: Math.floor(g / pieces), time: (g % pieces) * K }));
+    lastSave = done;
   };
   const stop = (k: number, reason: string): never => {
     const kept = lastSave !== undefined ? ` The last checkpoint, ${v.save} (after step ${lastSave}), is left as it was.`
@@ -193,15 +215,22 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
   const t0 = performance.now();
   try {
     let window: TrainWindow | undefined;
-    for (let s = 0; s < total; s++) {
+    for (let i = 0; i < total; i++) {
+      // s counts pieces over the whole run, the checkpointed steps before this one included.
+      const s = g0 + i;
       const k = Math.floor(s / pieces);
       const p = s % pieces;
-      if (p === 0) {
+      if (p === 0 || i === 0) {
         window = src.window(k);
-        // With --carry-state only window 0 starts afresh (a task's later initial states give way to the carry).
-        if (!carry || s === 0) {
+        if (p !== 0) {
+          // Resumed inside a window: its pieces carry the state the checkpoint holds.
           trainer.resetState();
-          const initial = { ...(window.initial ?? {}), ...(carry && s === 0 ? start?.state : {}) };
+          trainer.setState(start!.state);
+        } else if (!carry || i === 0) {
+          // With --carry-state only window 0 starts afresh (a task's later initial states give way to the carry);
+          // a resumed run takes up the carried state the checkpoint holds.
+          trainer.resetState();
+          const initial = { ...(!carry || s === 0 ? window.initial ?? {} : {}), ...(carry ? start?.state : {}) };
           if (Object.keys(initial).length > 0) trainer.setState(initial);
         }
       }
@@ -211,15 +240,15 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
         loss = part.x !== undefined ? trainer.step(part.x, part.y) : trainer.step(part.y);
       } catch (e) {
         // The trainer refuses a non-finite loss or gradient and leaves the parameters as they were.
-        if (e instanceof RangeError && /non-finite/.test(e.message)) stop(s + 1, e.message.replace(/ at step \d+$/, ''));
+        if (e instanceof RangeError && /non-finite/.test(e.message)) stop(i + 1, e.message.replace(/ at step \d+$/, ''));
         throw e;
       }
-      if (!trainer.paramsFinite()) stop(s + 1, 'a parameter is not finite after the update');
+      if (!trainer.paramsFinite()) stop(i + 1, 'a parameter is not finite after the update');
       losses.push(loss);
-      if (outDir !== undefined && s >= total - PLOTTED_STEPS) records.push(plotRecord(src, window!, part, trainer.outputs(), s, k, p, K));
-      reporter.step(s + 1, loss);
-      if (saveEvery !== undefined && (s + 1) % saveEvery === 0 && s + 1 < total) save(s + 1);
-      if (s + 1 === half) tHalf = performance.now();
+      if (outDir !== undefined && i >= total - PLOTTED_STEPS) records.push(plotRecord(src, window!, part, trainer.outputs(), s, k, p, K));
+      reporter.step(i + 1, loss);
+      if (saveEvery !== undefined && (i + 1) % saveEvery === 0 && i + 1 < total) save(i + 1);
+      if (i + 1 === half) tHalf = performance.now();
     }
   } finally {
     reporter.end(losses);
@@ -233,7 +262,11 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
     secondHalfMsPerStep: half !== undefined ? (tEnd - tHalf) / (total - half) : undefined,
     reference: referenceFor(model, src, cfg, total),
   }));
-  if (v.save !== undefined) info.write(`saved ${v.save}: parameters${carry ? `, the carried state (${rec.state.map((s) => initialKey(s.name)).join(', ')})` : ''} and the optimizer state\n`);
+  if (v.save !== undefined) {
+    const g = g0 + total;
+    const state = carry || g % pieces !== 0 ? `, the carried state (${rec.state.map((s) => initialKey(s.name)).join(', ')})` : '';
+    info.write(`saved ${v.save}: parameters${state}, the optimizer state and the data position (${done0 + total} steps; --params ${v.save} continues at window ${Math.floor(g / pieces)}${g % pieces ? `, step ${(g % pieces) * K}` : ''})\n`);
+  }
   if (outDir !== undefined) {
     const { files, notes } = await writePlots(outDir, model.name, losses, records);
     if (run.extraPictures) files.push(...(await run.extraPictures(model, outDir)));
