@@ -1,4 +1,4 @@
-// The committed trainer as plain JavaScript (codegen/sincos/trainer.js): plain node 20 imports it with no loader, its trainer.d.ts types a --strict consumer, and real headless Chromium, served a page over a loopback HTTP server, trains the seed model with losses bit-identical to node's.
+// The committed trainer as plain JavaScript (codegen/sincos/trainer.js): plain node 20 imports it with no loader, its trainer.d.ts types a --strict consumer, real headless Chromium, served a page over a loopback HTTP server, trains the seed model with losses bit-identical to node's, and the README's node and web-page examples run as written.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, copyFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -111,36 +111,33 @@ interface PageResult {
   readonly error?: string;
 }
 
-let server: http.Server | undefined;
-let browser: ChildProcess | undefined;
-let profile: string | undefined;
+const servers: http.Server[] = [];
+const browsers: ChildProcess[] = [];
+const profiles: string[] = [];
 
 afterAll(() => {
-  // Our own chromium (and its children, in the group we gave it), by its id.
-  if (browser?.pid !== undefined && browser.exitCode === null) {
+  // Our own chromiums (and their children, in the group each was given), by id.
+  for (const b of browsers) {
+    if (b.pid === undefined || b.exitCode !== null || b.signalCode !== null) continue;
     try {
-      process.kill(-browser.pid, 'SIGKILL');
+      process.kill(-b.pid, 'SIGKILL');
     } catch {
       // already gone
     }
   }
-  server?.close();
-  if (profile) rmSync(profile, { recursive: true, force: true });
+  for (const s of servers) s.close();
+  for (const p of profiles) rmSync(p, { recursive: true, force: true });
 });
 
+type Files = Record<string, { type: string; body: string | Buffer }>;
+
 /**
- * Serves the page, trainer.js and the windows on 127.0.0.1 (an ephemeral port; nothing else is
- * served, a POST body is capped), opens the page in headless Chromium and resolves with what the
- * page posts back. Chromium exiting first is an error carrying its stderr.
+ * Serves `files` (GET, exact paths, nothing else) on 127.0.0.1 at an ephemeral port; a POST to
+ * /result (body capped at 1 MB) goes to `onResult`. Resolves with the port.
  */
-function trainInChromium(chromium: string): Promise<PageResult> {
-  const files: Record<string, { type: string; body: string | Buffer }> = {
-    '/': { type: 'text/html; charset=utf-8', body: PAGE },
-    '/trainer.js': { type: 'text/javascript; charset=utf-8', body: readFileSync(TRAINER_JS) },
-    '/windows.json': { type: 'application/json', body: JSON.stringify(WINDOWS) },
-  };
-  return new Promise((resolve, reject) => {
-    server = http.createServer((req, res) => {
+function serve(files: Files, onResult: (body: string) => void, onError: (e: Error) => void): Promise<number> {
+  return new Promise((resolve) => {
+    const server = http.createServer((req, res) => {
       if (req.method === 'POST' && req.url === '/result') {
         let body = '';
         req.setEncoding('utf8');
@@ -150,11 +147,7 @@ function trainInChromium(chromium: string): Promise<PageResult> {
         });
         req.on('end', () => {
           res.end('ok');
-          try {
-            resolve(JSON.parse(body) as PageResult);
-          } catch (e) {
-            reject(e);
-          }
+          onResult(body);
         });
         return;
       }
@@ -165,30 +158,100 @@ function trainInChromium(chromium: string): Promise<PageResult> {
       }
       res.writeHead(200, { 'content-type': f.type, 'cache-control': 'no-store' }).end(f.body);
     });
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server!.address() as AddressInfo;
-      profile = mkdtempSync(path.join(os.tmpdir(), 'unfold-chromium-'));
-      let stderr = '';
-      browser = spawn(chromium, [
-        '--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run',
-        '--no-default-browser-check', '--disable-extensions', `--user-data-dir=${profile}`, `http://127.0.0.1:${port}/`,
-      ], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
-      browser.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
-      browser.on('error', reject);
-      browser.on('exit', (code, signal) => reject(new Error(`chromium exited (${code ?? signal}) before the page reported:\n${stderr}`)));
+    servers.push(server);
+    server.on('error', onError);
+    server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port));
+  });
+}
+
+/** Starts headless Chromium on `url` in a fresh profile and its own process group; stdout is collected. */
+function chromium(url: string, extra: readonly string[] = []): { child: ChildProcess; output: () => { stdout: string; stderr: string } } {
+  const exe = chromiumPath();
+  if (exe === undefined) throw new Error('chromium is not installed: apt-get install -y chromium (as .ci/run does), or set UNFOLD_CHROMIUM');
+  const profile = mkdtempSync(path.join(os.tmpdir(), 'unfold-chromium-'));
+  profiles.push(profile);
+  const child = spawn(exe, [
+    '--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run',
+    '--no-default-browser-check', '--disable-extensions', `--user-data-dir=${profile}`, ...extra, url,
+  ], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  browsers.push(child);
+  let stdout = '', stderr = '';
+  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+  return { child, output: () => ({ stdout, stderr }) };
+}
+
+/**
+ * Serves the page, trainer.js and the windows, opens the page in headless Chromium and resolves
+ * with what the page posts back. Chromium exiting first is an error carrying its stderr.
+ */
+function trainInChromium(): Promise<PageResult> {
+  const files: Files = {
+    '/': { type: 'text/html; charset=utf-8', body: PAGE },
+    '/trainer.js': { type: 'text/javascript; charset=utf-8', body: readFileSync(TRAINER_JS) },
+    '/windows.json': { type: 'application/json', body: JSON.stringify(WINDOWS) },
+  };
+  return new Promise((resolve, reject) => {
+    const parse = (body: string) => {
+      try {
+        resolve(JSON.parse(body) as PageResult);
+      } catch (e) {
+        reject(e as Error);
+      }
+    };
+    void serve(files, parse, reject).then((port) => {
+      const { child, output } = chromium(`http://127.0.0.1:${port}/`);
+      child.on('error', reject);
+      child.on('exit', (code, signal) => reject(new Error(`chromium exited (${code ?? signal}) before the page reported:\n${output().stderr}`)));
     });
   });
 }
 
+/** A fenced block of the README, by its language tag. */
+function readmeBlock(lang: string): string {
+  const m = new RegExp('```' + lang + '\\n([\\s\\S]*?)```').exec(readFileSync(path.join(ROOT, 'README.md'), 'utf8'));
+  expect(m, `README.md has a \`\`\`${lang} block`).not.toBeNull();
+  return m![1]!;
+}
+
 describe('codegen/sincos/trainer.js in headless Chromium', () => {
   it('a page imports trainer.js over loopback HTTP and trains the seed model: losses bit-identical to node', async () => {
-    const chromium = chromiumPath();
-    expect(chromium, 'chromium is not installed: apt-get install -y chromium (as .ci/run does), or set UNFOLD_CHROMIUM').toBeDefined();
-    const [page, here] = await Promise.all([trainInChromium(chromium!), lossesHere()]);
+    expect(chromiumPath(), 'chromium is not installed: apt-get install -y chromium (as .ci/run does), or set UNFOLD_CHROMIUM').toBeDefined();
+    const [page, here] = await Promise.all([trainInChromium(), lossesHere()]);
     expect(page.error).toBeUndefined();
     expect(page.model).toBe('sincos');
     expect(page.losses).toHaveLength(STEPS);
     expect(bits(page.losses!)).toEqual(bits(here));
+  });
+});
+
+describe("the README's examples", () => {
+  it('the plain-node example runs as written from the repository root', () => {
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', readmeBlock('js')], { cwd: ROOT, encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^0\.\d+ \[/);
+    expect(r.stdout).toContain("'rnn.weight_ih_l0'");
+  });
+
+  it('the web page, served from the repository layout, trains in headless Chromium: 60 steps, the loss falling', async () => {
+    const port = await serve({
+      '/sincos.html': { type: 'text/html; charset=utf-8', body: readmeBlock('html') },
+      '/codegen/sincos/trainer.js': { type: 'text/javascript; charset=utf-8', body: readFileSync(TRAINER_JS) },
+    }, () => undefined, (e) => {
+      throw e;
+    });
+    // --dump-dom prints the document once the page has loaded (its module script has run) and exits.
+    const { child, output } = chromium(`http://127.0.0.1:${port}/sincos.html`, ['--dump-dom']);
+    const code = await new Promise<number | null>((resolve, reject) => {
+      child.on('error', reject);
+      child.on('exit', resolve);
+    });
+    const { stdout, stderr } = output();
+    expect(code, stderr).toBe(0);
+    const lines = [...stdout.matchAll(/step (\d+): loss ([\d.]+)/g)];
+    expect(lines.map((m) => Number(m[1]))).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
+    const loss = lines.map((m) => Number(m[2]));
+    expect(loss[59]!).toBeLessThan(loss[0]! / 5);
   });
 });
