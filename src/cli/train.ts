@@ -46,7 +46,7 @@ export const TRAIN_FLAGS = [
 export const TRAIN_NOTES = [
   'No --data: the graph\'s own task (--cell needs --data). --data: {"windows": [{"x": [B,T,I], "y": [B,T,O]}, ...]},',
   'one step per window, in order, cycled when --steps exceeds them. --tbptt K: pieces of K steps (K divides T), the',
-  'state carried across. --carry-state: window k\'s final state starts window k+1. --params also reads a --save file.',
+  'state carried across. --carry-state: window k\'s final state starts window k+1. --params a --save file continues it exactly.',
 ].join('\n  ');
 
 /** Extra pictures a caller draws into the output directory (`unfold start`'s graph diagrams). */
