@@ -90,11 +90,14 @@ describe('unfold compile --form rolled --json', () => {
     expect(r.status).toBe(0);
     expect(r.stdout.trim().split('\n')).toHaveLength(1);
     const report = JSON.parse(r.stdout) as {
-      file: string; form: string; arenaBytes: number; arenaElements: number; bytesPerElement: number;
+      file: string; files: string[]; form: string; arenaBytes: number; arenaElements: number; bytesPerElement: number;
       residualBytes: number; residualBytesPerStep: number; regions: Record<string, number>;
     };
     expect(report.form).toBe('rolled');
     expect(report.file).toBe(path.join(dir, 'json', 'trainer.ts'));
+    // Beside it, the same trainer as plain JavaScript and its declarations.
+    expect(report.files).toEqual(['trainer.ts', 'trainer.js', 'trainer.d.ts'].map((f) => path.join(dir, 'json', f)));
+    for (const f of report.files) expect(fs.statSync(f).size).toBeGreaterThan(1000);
     expect(report.bytesPerElement).toBe(4); // f32 by default
     expect(report.arenaBytes).toBe(report.arenaElements * 4);
     expect(report.residualBytesPerStep).toBeGreaterThan(0);
