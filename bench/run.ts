@@ -13,7 +13,7 @@ import { sincosWindow } from '../src/data/sincos.ts';
 import { defineModel } from '../src/dsl/model.ts';
 import { importTrainer, transpileTrainer, type TrainerInstance } from '../src/emit/load.ts';
 import { choiceFlag, intFlag, positiveFlag, UsageError } from '../src/cli/command.ts';
-import { HOIST_MODES } from '../src/emit/config.ts';
+import { HOIST_MODES, TARGETS, type Target } from '../src/emit/config.ts';
 import { pushTo } from '../src/ir/multimap.ts';
 import { emitTrainer, type Form, type HoistMode } from '../src/emit/trainer.ts';
 
@@ -23,15 +23,35 @@ const DEFAULT_WORKLOADS = path.resolve(ROOT, '..', 'shared', 'bench', 'workloads
 interface Workload {
   id: string; fingerprint: string; cell: CellKind; inputSize: number; hiddenSize: number; outputSize: number;
   seqLen: number; batch: number; optimizer: { name: 'adam'; lr: number }; carryState: boolean; warmupSteps: number;
+  /** The sequence shapes (workloads.json conventions.sequenceShapes). */
+  varlen?: boolean; lossOver?: 'all' | 'last'; layers?: number; bidirectional?: boolean;
 }
 interface Spec { initSeed: number; dataCycle: number; workloads: Workload[] }
 
+/** Valid steps of each batch row: T, or with varlen T − ((7 b) mod ⌈T/2⌉) (common.mjs lengthsOf). */
+export function lengthsOf(w: Workload): number[] {
+  const T = w.seqLen, B = w.batch;
+  if (!w.varlen) return new Array<number>(B).fill(T);
+  const half = Math.floor((T + 1) / 2);
+  return Array.from({ length: B }, (_, b) => T - ((7 * b) % half));
+}
+
+/** The useful FLOPs of one training step over the valid steps (common.mjs flopsPerStep, one layer, one direction). */
 export function flopsPerStep(w: Workload): number {
-  const G = GATES[w.cell], I = w.inputSize, H = w.hiddenSize, O = w.outputSize, T = w.seqLen, B = w.batch;
-  const fwd = B * T * (2 * G * H * I + 2 * G * H * H + 2 * O * H);
-  const bwd = B * T * (2 * G * H * I + 4 * G * H * H + 4 * O * H) - B * 2 * G * H * H;
+  const G = GATES[w.cell], I = w.inputSize, H = w.hiddenSize, O = w.outputSize, B = w.batch;
+  const N = lengthsOf(w).reduce((a, n) => a + n, 0);
+  const heads = (w.lossOver ?? 'all') === 'last' ? B : N;
+  const fwd = N * (2 * G * H * I + 2 * G * H * H) + heads * 2 * O * H;
+  const bwd = N * (2 * G * H * I + 4 * G * H * H) - B * 2 * G * H * H + heads * 4 * O * H;
   const params = G * H * I + G * H * H + 2 * G * H + O * H + O;
   return fwd + bwd + 13 * params;
+}
+
+/** Why unfold cannot run a workload yet (stacked or bidirectional layers), or undefined. */
+function unsupported(w: Workload): string | undefined {
+  if ((w.layers ?? 1) > 1) return `${w.layers} stacked layers`;
+  if (w.bidirectional) return 'a bidirectional layer';
+  return undefined;
 }
 
 /** Window k as float32 arrays, as the peers precompute them. */
@@ -53,13 +73,14 @@ function fingerprint(data: { x: Float32Array; y: Float32Array }[], tr: TrainerIn
 
 const now = () => performance.now() / 1000;
 
-export async function benchWorkload(w: Workload, spec: Spec, opts: { targetSec: number; repeats: number; steps: number; form: Form | 'auto'; hoist: HoistMode }) {
+export async function benchWorkload(w: Workload, spec: Spec, opts: { targetSec: number; repeats: number; steps: number; form: Form | 'auto'; hoist: HoistMode; target: Target }) {
   const model = defineModel({ name: w.id, build: (batch) => cell(w.cell, { input: w.inputSize, hidden: w.hiddenSize, output: w.outputSize, batch }) });
   const tc = now();
   const emitted = emitTrainer({
-    model, source: `workload ${w.id}`, batch: w.batch, tau: w.seqLen, dtype: 'f32', loss: { kind: 'mse' },
+    model, source: `workload ${w.id}`, batch: w.batch, tau: w.seqLen, dtype: 'f32', loss: { kind: 'mse', over: w.lossOver ?? 'all' },
+    ...(w.varlen ? { lengths: true } : {}),
     optimizer: { name: 'adam', lr: w.optimizer.lr }, carryState: w.carryState, seed: spec.initSeed,
-    form: opts.form, hoist: opts.hoist,
+    form: opts.form, hoist: opts.hoist, target: opts.target,
   });
   const compileSec = now() - tc;
   const data = windows(w, spec.dataCycle);
@@ -72,6 +93,7 @@ export async function benchWorkload(w: Workload, spec: Spec, opts: { targetSec: 
   writeFileSync(path.join(dir, 'config.json'), JSON.stringify({
     dataCycle: spec.dataCycle, xSize: data[0]!.x.length, ySize: data[0]!.y.length, warmupSteps: w.warmupSteps,
     targetSec: opts.targetSec, repeats: opts.repeats, steps: opts.steps,
+    ...(w.varlen ? { lengths: lengthsOf(w) } : {}),
   }));
   const child = spawnSync(process.execPath, [path.join(ROOT, 'bench', 'worker.mjs'), ...['trainer.mjs', 'windows.bin', 'config.json'].map((f) => path.join(dir, f))], { encoding: 'utf8' });
   if (child.status !== 0) throw new Error(`bench worker failed on ${w.id}: ${child.stderr}`);
@@ -82,7 +104,7 @@ export async function benchWorkload(w: Workload, spec: Spec, opts: { targetSec: 
     flopsPerStep: flops, gflops: +(flops / (result.msPerStep * 1e-3) / 1e9).toFixed(4),
     fingerprint: fp, fingerprintOk: fp === w.fingerprint,
     compileMs: +(compileSec * 1000).toFixed(1), arenaBytes: emitted.arena.bytes, sourceBytes: emitted.source.length,
-    form: emitted.form, impl: `unfold generated trainer (f32, ${emitted.form})`, version: 'unfold 0.1.0', capped: false,
+    form: emitted.form, target: opts.target, impl: `unfold generated trainer (f32, ${emitted.form}, ${opts.target})`, version: 'unfold 0.1.0', capped: false,
   };
 }
 
@@ -105,7 +127,7 @@ async function main(): Promise<number> {
     options: {
       workloads: { type: 'string' }, json: { type: 'boolean' }, peers: { type: 'boolean' },
       'target-sec': { type: 'string' }, repeats: { type: 'string' }, steps: { type: 'string' },
-      form: { type: 'string' }, hoist: { type: 'string' }, 'peer-list': { type: 'string' }, rounds: { type: 'string' },
+      form: { type: 'string' }, hoist: { type: 'string' }, target: { type: 'string' }, 'peer-list': { type: 'string' }, rounds: { type: 'string' },
     },
     allowPositionals: true,
   });
@@ -117,6 +139,8 @@ async function main(): Promise<number> {
       steps: intFlag('bench', 'steps', values.steps, 0, 0),
       form: choiceFlag<Form | 'auto'>('bench', 'form', values.form, ['auto', 'rolled', 'unrolled'], 'auto'),
       hoist: choiceFlag('bench', 'hoist', values.hoist, HOIST_MODES, 'auto'),
+      // The workloads are float32: wasm (f32x4 product kernels) unless --target ts.
+      target: choiceFlag('bench', 'target', values.target, TARGETS, 'wasm'),
     };
     rounds = intFlag('bench', 'rounds', values.rounds, 1);
   } catch (e) {
@@ -130,11 +154,13 @@ async function main(): Promise<number> {
     return 2;
   }
   const spec = JSON.parse(readFileSync(file, 'utf8')) as Spec;
-  const chosen = positionals.length ? positionals.map((id) => {
+  let chosen = positionals.length ? positionals.map((id) => {
     const w = spec.workloads.find((x) => x.id === id);
     if (!w) throw new Error(`unknown workload ${id} (have ${spec.workloads.map((x) => x.id).join(', ')})`);
     return w;
   }) : spec.workloads;
+  for (const w of chosen.filter(unsupported)) process.stderr.write(`bench: skipping ${w.id}: unfold does not compile ${unsupported(w)} yet\n`);
+  chosen = chosen.filter((w) => !unsupported(w));
   // Each round times every workload with unfold and, right after it, with PyTorch eager (the ratio
   // targets' reference), so both see the same machine; the other peers run once, at the end. On a
   // shared machine neighbours only ever add time: the summary takes each side's best round.

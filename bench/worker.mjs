@@ -1,5 +1,6 @@
 // The timed part of `npm run bench`, in a clean process: it imports only the generated trainer
-// (as a user would, with no compiler loaded) and runs the peers' protocol on precomputed windows.
+// (as a user would, with no compiler loaded) and runs the peers' protocol on precomputed windows
+// (with the workload's per-row lengths, when it has them).
 // argv: trainer.mjs windows.bin config.json — prints one JSON object.
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
@@ -18,7 +19,9 @@ for (let k = 0, off = 0; k < cfg.dataCycle; k++) {
 const tr = createTrainer();
 const now = () => performance.now() / 1000;
 let k = 0, stepsTotal = 0;
-const run = () => { stepsTotal++; const d = windows[k++ % cfg.dataCycle]; return tr.step(d.x, d.y); };
+// Per-row lengths (varlen workloads) are the same for every window.
+const lengths = cfg.lengths ? Int32Array.from(cfg.lengths) : undefined;
+const run = () => { stepsTotal++; const d = windows[k++ % cfg.dataCycle]; return lengths ? tr.step(d.x, d.y, lengths) : tr.step(d.x, d.y); };
 // The peers' protocol (common.mjs timeSteps): warm-up, N from the warm-up's second half, repeats, median.
 const t0 = now();
 const lossFirst = run();

@@ -6,6 +6,7 @@ import type { Recurrence } from '../dsl/recurrence.ts';
 import { checkTensorMap, readTensorMap, readWindowsFile } from '../io/tensor-file.ts';
 import type { LossSpec } from '../transforms/loss.ts';
 import { buildAt, initialKey, lossOutput, paramShapes, probeModel } from './run-data.ts';
+import { checkLengths } from '../transforms/lengths.ts';
 import { isCheckpointEntry, OPTIMIZER_STATE, OPTIMIZER_STEPS, readResume, type Resume } from './checkpoint.ts';
 
 /** One window (or --tbptt piece) as the trainer takes it: flat row-major [B, T, I] and [B, T, O]. */
@@ -15,14 +16,21 @@ export interface TrainWindow {
   readonly y: Float64Array;
   /** Initial states by state name, flat in the state's own shape. */
   readonly initial?: Readonly<Record<string, Float64Array>>;
+  /** Valid steps of each batch row (1..T), as pack_padded_sequence. */
+  readonly lengths?: readonly number[];
 }
 
-/** Where the windows come from; every window has the same [B, T, ·] shape. */
+/** Where the windows come from; every window has the same B, and T up to seqLen. */
 export interface DataSource {
   /** For messages and the summary: `the task of graphs/sincos.ts`, `w.json (2 windows)`. */
   readonly describe: string;
   readonly batch: number;
+  /** The longest window's T (the trainer's τ); every window has this T unless `mixedLengths`. */
   readonly seqLen: number;
+  /** Whether windows differ in T. */
+  readonly mixedLengths: boolean;
+  /** Whether any window carries per-row lengths (the trainer is compiled for them). */
+  readonly lengths: boolean;
   /** Features per step: I (0 for an input-free model) and O. */
   readonly input: number;
   readonly output: number;
@@ -62,6 +70,7 @@ function checkWindow(
   y: Tensor,
   first: { x: Shape | undefined; y: Shape } | undefined,
   firstWhere: string,
+  lengths?: Tensor,
 ): string[] {
   const problems: string[] = [];
   const rank3 = (t: Tensor, name: string, features: number, what: string) => {
@@ -85,12 +94,16 @@ function checkWindow(
   if (xOk && yOk && (x!.shape[0] !== y.shape[0] || x!.shape[1] !== y.shape[1])) {
     problems.push(`${where}: x ${shapeToString(x!.shape)} and y ${shapeToString(y.shape)} disagree on B or T`);
   }
-  if (first !== undefined) {
-    if (yOk && !sameShape(y.shape, first.y)) {
-      problems.push(`${where}.y has shape ${shapeToString(y.shape)}, but ${firstWhere}.y has ${shapeToString(first.y)}; every window must have the same shape`);
-    }
-    if (xOk && first.x !== undefined && !sameShape(x!.shape, first.x)) {
-      problems.push(`${where}.x has shape ${shapeToString(x!.shape)}, but ${firstWhere}.x has ${shapeToString(first.x)}; every window must have the same shape`);
+  // Windows may differ in T (one trainer serves them all, compiled for the longest), not in B.
+  if (first !== undefined && yOk && y.shape[0] !== first.y[0]) {
+    problems.push(`${where}.y has shape ${shapeToString(y.shape)}, but ${firstWhere}.y has ${shapeToString(first.y)}; every window must have the same batch size B`);
+  }
+  if (lengths !== undefined && yOk) {
+    try {
+      checkLengths(lengths, y.shape[0]!, y.shape[1]!, where);
+    } catch (e) {
+      if (!(e instanceof UnfoldError)) throw e;
+      problems.push(e.message);
     }
   }
   return problems;
@@ -103,19 +116,27 @@ export function fileSource(file: string, model: ModelDef, loss: LossSpec): DataS
   const first = windows[0]!;
   const problems: string[] = [];
   windows.forEach((w, i) => {
-    problems.push(...checkWindow(`${file}: windows[${i}]`, f, w.x, w.y, i === 0 ? undefined : { x: first.x.shape, y: first.y.shape }, 'windows[0]'));
+    problems.push(...checkWindow(`${file}: windows[${i}]`, f, w.x, w.y, i === 0 ? undefined : { x: first.x.shape, y: first.y.shape }, 'windows[0]', w.lengths));
   });
   // One problem per line, at most a screenful: the first ones are the ones to fix.
   if (problems.length > 0) throw new UnfoldError(problems.slice(0, 12).join('\n') + (problems.length > 12 ? `\n(and ${problems.length - 12} more)` : ''));
-  const [B, T] = first.y.shape as [number, number, number];
+  const B = first.y.shape[0]!;
+  const Ts = windows.map((w) => w.y.shape[1]!);
+  const T = Math.max(...Ts);
   return {
     describe: `${file} (${windows.length} window${windows.length === 1 ? '' : 's'})`,
     batch: B, seqLen: T, input: f.input, output: f.output,
+    mixedLengths: Ts.some((t) => t !== T),
+    lengths: windows.some((w) => w.lengths !== undefined),
     count: windows.length,
     fromTask: false,
     window: (k) => {
       const w = windows[k % windows.length]!;
-      return f.inputName === undefined ? { y: w.y.data } : { x: w.x.data, y: w.y.data };
+      return {
+        ...(f.inputName !== undefined ? { x: w.x.data } : {}),
+        y: w.y.data,
+        ...(w.lengths !== undefined ? { lengths: Array.from(w.lengths.data) } : {}),
+      };
     },
   };
 }
@@ -134,7 +155,10 @@ export function taskSource(model: ModelDef, task: TaskDef, source: string, loss:
   };
   const w0 = make(0);
   const check = (k: number, w: ReturnType<TaskDef['window']>) => {
-    const problems = checkWindow(where(k), f, w.x, w.y, k === 0 ? undefined : { x: w0.x?.shape, y: w0.y.shape }, where(0));
+    const problems = checkWindow(where(k), f, w.x, w.y, k === 0 ? undefined : { x: w0.x?.shape, y: w0.y.shape }, where(0), w.lengths);
+    // A task's windows are made as training goes: they keep window 0's T (the trainer's τ).
+    if (k !== 0 && w.y.shape[1] !== w0.y.shape[1]) problems.push(`${where(k)}.y has shape ${shapeToString(w.y.shape)}, but ${where(0)}.y has ${shapeToString(w0.y.shape)}; a task's windows must have the same T`);
+    if (k !== 0 && (w.lengths !== undefined) !== (w0.lengths !== undefined)) problems.push(`${where(k)}: ${w.lengths ? 'has' : 'has no'} lengths where ${where(0)} ${w0.lengths ? 'has' : 'has none'}; a task's windows carry lengths all or none`);
     if (problems.length > 0) throw new UnfoldError(problems.join('\n'));
   };
   check(0, w0);
@@ -158,6 +182,8 @@ export function taskSource(model: ModelDef, task: TaskDef, source: string, loss:
   return {
     describe: `the task of ${source}`,
     batch: B, seqLen: T, input: f.input, output: f.output,
+    mixedLengths: false,
+    lengths: w0.lengths !== undefined,
     count: undefined,
     fromTask: true,
     window: (k) => {
@@ -168,6 +194,7 @@ export function taskSource(model: ModelDef, task: TaskDef, source: string, loss:
         ...(f.inputName !== undefined ? { x: w.x!.data } : {}),
         y: w.y.data,
         ...(initial !== undefined ? { initial } : {}),
+        ...(w.lengths !== undefined ? { lengths: Array.from(w.lengths.data) } : {}),
       };
     },
   };

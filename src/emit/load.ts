@@ -8,15 +8,17 @@ export interface TensorData {
   data: number[];
 }
 
-/** The shape every emitted trainer has (see emitTrainer); input arrays come first, then the target. */
+/** The shape every emitted trainer has (see emitTrainer); input arrays come first, then the target, then (compiled for them) the lengths. */
 export interface TrainerInstance {
   readonly arena: Float32Array | Float64Array;
   lr: number;
   carryState: boolean;
   steps: number;
-  step(...arrays: ArrayLike<number>[]): number;
-  gradients(...arrays: ArrayLike<number>[]): number;
-  predict(...arrays: ArrayLike<number>[]): Float64Array;
+  step(...arrays: (ArrayLike<number> | undefined)[]): number;
+  gradients(...arrays: (ArrayLike<number> | undefined)[]): number;
+  predict(...arrays: (ArrayLike<number> | undefined)[]): Float64Array;
+  /** Steps in the last window. */
+  readonly T: number;
   outputs(out?: Float64Array): Float64Array;
   getParams(): Record<string, TensorData>;
   getGrads(): Record<string, TensorData>;

@@ -439,8 +439,8 @@ export function readParamsFile(
   return map;
 }
 
-/** Reads `{"windows": [{"x": T, "y": T}, ...]}`: a non-empty list of windows, each with tensors x and y. */
-export function readWindowsFile(path: string): { x: Tensor; y: Tensor }[] {
+/** Reads `{"windows": [{"x": T, "y": T, "lengths"?: T}, ...]}`: a non-empty list of windows, each with tensors x and y (and per-row lengths). */
+export function readWindowsFile(path: string): { x: Tensor; y: Tensor; lengths?: Tensor }[] {
   const json = readJsonFile(path);
   const shapeHint = '{"windows": [{"x": tensor, "y": tensor}, ...]}';
   if (!isPlainObject(json)) throw new UnfoldError(`${path}: expected ${shapeHint}, found ${describeValue(json)}`);
@@ -455,7 +455,8 @@ export function readWindowsFile(path: string): { x: Tensor; y: Tensor }[] {
     if (!isPlainObject(w)) throw new UnfoldError(`${where} must be an object {"x": tensor, "y": tensor}, found ${describeValue(w)}`);
     const absent = ['x', 'y'].filter((k) => !hasOwn(w, k));
     if (absent.length > 0) throw new UnfoldError(`${where} has no ${absent.map(quote).join(' or ')}`);
-    return { x: parseTensor(w['x'], `${where}.x`), y: parseTensor(w['y'], `${where}.y`) };
+    const lengths = hasOwn(w, 'lengths') ? { lengths: parseTensor(w['lengths'], `${where}.lengths`) } : {};
+    return { x: parseTensor(w['x'], `${where}.x`), y: parseTensor(w['y'], `${where}.y`), ...lengths };
   });
 }
 
