@@ -23,7 +23,7 @@ export async function codegenFiles(): Promise<GeneratedFile[]> {
   for (const file of graphs) {
     const source = `graphs/${file}`;
     const model = await loadModelFile(path.join(ROOT, source));
-    const emitted = emitTrainer(trainerConfig('codegen', model, source, {}));
+    const emitted = emitTrainer(trainerConfig('codegen', model, source, { target: 'ts' }));
     for (const f of trainerFiles(emitted.source)) out.push({ path: `codegen/${model.name}/${f.name}`, content: f.content });
   }
   return out;

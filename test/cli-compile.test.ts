@@ -72,7 +72,7 @@ beforeAll(() => {
   compile('dump', ['--cell', 'elman', '--input', '1', '--hidden', '72', '--output', '1', '--tau', '20', '--dump-ir-after', 'weight-layout', '-o', path.join(dir, 'dump')]);
   compile('nope', [...CELL, '--dump-ir-after', 'nope', '-o', path.join(dir, 'nope')]);
   compile('sideways', [...CELL, '--form', 'sideways', '-o', path.join(dir, 'sideways')]);
-  compile('hoist-on', [...CELL, '--hoist', 'on', '--json', '-o', path.join(dir, 'hoist-on')]);
+  compile('hoist-on', [...CELL, '--hoist', 'on', '--target', 'ts', '--json', '-o', path.join(dir, 'hoist-on')]);
   compile('hoist-off', [...CELL, '--hoist', 'off', '--json', '-o', path.join(dir, 'hoist-off')]);
   compile('hoist-bad', [...CELL, '--hoist', 'maybe', '-o', path.join(dir, 'hoist-bad')]);
   compile('no-out', [...CELL]);

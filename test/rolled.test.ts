@@ -154,7 +154,7 @@ describe('rolled = unrolled = interpreter (f64, B = 2, τ = 5)', () => {
 describe('the rolled form does not grow with τ', () => {
   // The `long` workload: elman, input 1, hidden 64, output 1, batch 1.
   const long = cellModel('elman', { input: 1, hidden: 64, output: 1 });
-  const compileLong = (tau: number) => emitTrainer(config(long, { batch: 1, tau, dtype: 'f32', inputGrads: false, form: 'rolled' }));
+  const compileLong = (tau: number) => emitTrainer(config(long, { batch: 1, tau, dtype: 'f32', inputGrads: false, form: 'rolled', target: 'ts' }));
 
   it('τ = 10, 100, 1000: the sources differ only in the digits of τ-dependent constants', () => {
     const [s10, s100, s1000] = [10, 100, 1000].map(compileLong) as [EmittedTrainer, EmittedTrainer, EmittedTrainer];
@@ -199,7 +199,7 @@ describe('the rolled form does not grow with τ', () => {
 describe('hoisting products out of the loops over t (src/emit/hoist.ts)', () => {
   // The seed shape: batch 1, so each step's weight gradient is an outer product (k = 1).
   const seed = cellModel('elman', { input: 1, hidden: 32, output: 1 });
-  const compileSeed = (hoist: 'on' | 'off' | 'auto') => emitTrainer(config(seed, { batch: 1, tau: 10, dtype: 'f32', inputGrads: false, form: 'rolled', hoist }));
+  const compileSeed = (hoist: 'on' | 'off' | 'auto') => emitTrainer(config(seed, { batch: 1, tau: 10, dtype: 'f32', inputGrads: false, form: 'rolled', hoist, target: 'ts' }));
   // From the reverse loop to the end of train() (the next method's doc comment).
   const reverseLoop = (src: string) => {
     const start = src.indexOf('for (let t = T - 1; t >= 0; t--)');

@@ -70,6 +70,8 @@ export const compile: Command = {
       process.stdout.write(JSON.stringify({
         file, files, form: a.form, arenaBytes: a.bytes, arenaElements: a.elements, bytesPerElement: bpe,
         residualBytes: a.regions.residuals * bpe, residualBytesPerStep: a.residualsPerStep * bpe, regions: a.regions, hoisted: a.hoisted,
+        target: cfg.target,
+        ...(emitted.wasm ? { wasm: { moduleBytes: emitted.wasm.moduleBytes, pages: emitted.wasm.pages, kernels: emitted.wasm.kernels.map((k) => ({ name: k.name, product: k.description, strategy: k.strategy })) } } : {}),
       }) + '\n');
     } else {
       process.stdout.write([
@@ -78,6 +80,9 @@ export const compile: Command = {
         `arena: ${a.bytes} bytes (${a.elements} ${cfg.dtype} elements: ${Object.entries(a.regions).map(([k, v]) => `${k} ${v}`).join(', ')})`,
         `BPTT residuals: ${a.regions.residuals * bpe} bytes (τ = ${cfg.tau} × ${a.residualsPerStep * bpe} bytes per step)`,
         ...(a.form === 'rolled' ? [`over all steps at once: ${describeHoisted(a.hoisted, cfg.tau * cfg.batch)}`] : []),
+        emitted.wasm
+          ? `target: wasm, ${emitted.wasm.kernels.length} product kernels in a ${emitted.wasm.moduleBytes}-byte module (memory ${emitted.wasm.pages} × 64 KiB): ${emitted.wasm.kernels.map((k) => `${k.name} ${k.description}`).join('; ')}`
+          : `target: ts (TypeScript loops)`,
       ].join('\n') + '\n');
     }
     return 0;

@@ -21,10 +21,11 @@ import {
 const MAX_ENTRIES = 20;
 
 /**
- * The default absolute tolerance: far above a central difference's rounding noise (≈ u·|L|/ε,
- * 2e-10 at ε = 1e-6 and |L| ≈ 1), far below a wrong gradient's error.
+ * The default absolute tolerance: 1e-8, or ten times a central difference's rounding noise
+ * (u·|L|/ε, see noiseFloor) when the loss is large enough for that to be more — far below a wrong
+ * gradient's error either way.
  */
-const ATOL = 1e-8;
+const atolFor = (loss: number, eps: number): number => Math.max(1e-8, 10 * noiseFloor(loss, eps));
 
 /** The "tiny" of max(max|fd|, tiny): keeps an all-zero gradient (an unused parameter) from dividing by 0. */
 const FLOOR = 1e-12;
@@ -101,7 +102,7 @@ export interface CheckOptions {
   /** Relative tolerance: an entry passes when |sym − fd| ≤ atol + tol·|fd|. */
   readonly tol: number;
   /** Absolute tolerance, for entries near 0 (a masked step's gradient is ~1e-14 or 0 where fd is rounding noise). */
-  readonly atol: number;
+  readonly atol?: number;
   readonly seed: number;
   readonly entries: number;
   /** Denominators never fall below this: below it a gradient is judged by absolute error. */
@@ -110,6 +111,8 @@ export interface CheckOptions {
 
 export interface CheckReport {
   readonly loss: number;
+  /** The absolute tolerance applied (the given one, or the default for this loss and ε). */
+  readonly atol: number;
   readonly rows: readonly CheckRow[];
   readonly worst: CheckRow;
   readonly ok: boolean;
@@ -124,7 +127,8 @@ export function checkGradients(model: Recurrence, data: RunData, params: Map<str
   const run = collectRun(tg, loss, evaluate(runGraph(tg), params, inputs, 'f64'), data.lengths);
   const lossGraph = makeGraph([{ name: 'loss', node: tg.trainable.loss }]);
   const lossAt = (): number => evaluate(lossGraph, params, inputs, 'f64').get('loss')!.data[0]!;
-  const { eps, tol, atol, floor } = opts;
+  const { eps, tol, floor } = opts;
+  const atol = opts.atol ?? atolFor(run.loss, eps);
 
   /** (L(θ + εd) − L(θ − εd)) / 2ε for a direction given as (array, offset, weight) triples. */
   const central = (cells: readonly [Float64Array, number, number][]): number => {
@@ -176,7 +180,7 @@ export function checkGradients(model: Recurrence, data: RunData, params: Map<str
   // The worst is a failing row when there is one (a row within atol may have a larger relative error).
   const failing = rows.filter((r) => !r.ok);
   const worst = (failing.length > 0 ? failing : rows).reduce((w, r) => (r.relErr > w.relErr ? r : w));
-  return { loss: run.loss, rows, worst, ok: rows.every((r) => r.ok) };
+  return { loss: run.loss, atol, rows, worst, ok: rows.every((r) => r.ok) };
 }
 
 /** |<g, d> − fd| relative to Σ|g·d|, the largest |<g, d>| could be without cancellation. */
@@ -218,7 +222,7 @@ function table(rows: readonly CheckRow[]): string {
 export const gradcheck: Command = {
   name: 'gradcheck',
   summary: 'check the symbolic gradient against central finite differences (float64); exit 1 when off',
-  usage: `unfold gradcheck ${MODEL_USAGE} [--params FILE] [--data FILE] ${LOSS_USAGE} [--batch B] [--tau T] [--seed S] [--eps 1e-6] [--tol 1e-6] [--atol 1e-8] [--entries N] [--json]`,
+  usage: `unfold gradcheck ${MODEL_USAGE} [--params FILE] [--data FILE] ${LOSS_USAGE} [--batch B] [--tau T] [--seed S] [--eps 1e-6] [--tol 1e-6] [--atol X (default: 1e-8, or 10× the rounding noise of a large loss)] [--entries N] [--json]`,
   async run(argv) {
     const { values, positionals } = parse('gradcheck', argv, {
       ...modelOptions,
@@ -237,7 +241,7 @@ export const gradcheck: Command = {
     const { model, source } = await resolveModel('gradcheck', positionals, values);
     const eps = positiveFlag('gradcheck', 'eps', values.eps, 1e-6)!;
     const tol = positiveFlag('gradcheck', 'tol', values.tol, 1e-6)!;
-    const atol = numberFlag('gradcheck', 'atol', values.atol, ATOL, (x) => x >= 0, 'a non-negative number')!;
+    const atolFlag = numberFlag('gradcheck', 'atol', values.atol, undefined, (x) => x >= 0, 'a non-negative number');
     const seed = intFlag('gradcheck', 'seed', values.seed, model.task?.seed ?? DEFAULT_SEED, 0);
     const entries = intFlag('gradcheck', 'entries', values.entries, MAX_ENTRIES);
     const batchFlag = optionalIntFlag('gradcheck', 'batch', values.batch);
@@ -263,7 +267,8 @@ export const gradcheck: Command = {
     const params = files.params ?? initialParams(rec, seed);
     const paramsSource = values.params ?? `initial parameters (seed ${seed})`;
 
-    const report = checkGradients(rec, data, params, loss, { eps, tol, atol, seed, entries, floor: FLOOR });
+    const report = checkGradients(rec, data, params, loss, { eps, tol, seed, entries, floor: FLOOR, ...(atolFlag !== undefined ? { atol: atolFlag } : {}) });
+    const { atol } = report;
     const { worst } = report;
     if (values.json) {
       const obj = {

@@ -3,6 +3,7 @@ import type { Graph } from '../ir/graph.ts';
 import type { ModelDef, OptimizerSpec } from '../dsl/model.ts';
 import type { LossSpec } from '../transforms/loss.ts';
 import type { Dtype } from '../ir/tensor.ts';
+import { UnfoldError } from '../ir/errors.ts';
 
 export type { Dtype };
 
@@ -22,6 +23,11 @@ export interface TrainerConfig {
   readonly inputGrads?: boolean;
   /** Straight-line code or loops over t; 'auto' (default) picks by size. */
   readonly form?: Form | 'auto';
+  /**
+   * What renders the plan: 'ts' (TypeScript loops: the readable reference, the only target for f64)
+   * or 'wasm' (matrix products in f32x4 WebAssembly kernels embedded in the trainer). Default: wasm for f32, ts for f64.
+   */
+  readonly target?: Target;
   /** Products over all steps at once (input projection, weight gradients); 'auto' (default) decides by size (src/emit/hoist.ts). */
   readonly hoist?: HoistMode;
   /** Sees the kernel graph after each emission pass (to dump IR or DOT). */
@@ -29,6 +35,16 @@ export interface TrainerConfig {
 }
 
 export type Form = 'unrolled' | 'rolled';
+
+export const TARGETS = ['ts', 'wasm'] as const;
+export type Target = (typeof TARGETS)[number];
+
+/** The target a config compiles for, its default resolved; wasm computes in float32 only. */
+export function targetOf(cfg: { readonly target?: Target; readonly dtype: Dtype }): Target {
+  const target = cfg.target ?? (cfg.dtype === 'f32' ? 'wasm' : 'ts');
+  if (target === 'wasm' && cfg.dtype !== 'f32') throw new UnfoldError(`the wasm target computes in float32, not ${cfg.dtype}; use --dtype f32, or --target ts for ${cfg.dtype}`);
+  return target;
+}
 
 /** Products over all steps: 'auto' decides by the size rule, 'on' and 'off' force it. */
 export const HOIST_MODES = ['auto', 'on', 'off'] as const;

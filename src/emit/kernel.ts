@@ -46,7 +46,7 @@ function scalarExpr(plan: KernelPlan, n: Node, i: string | number, target: EmitT
  * transposed operand through its source; with `epilogue` it stores the element-wise chain rooted
  * at `out`'s node instead of its own value.
  */
-function codeStatement(plan: KernelPlan, n: Node, out: Buf, accumulate: boolean, epilogue?: (value: string, index: string) => string): string {
+function codeStatement(plan: KernelPlan, n: Node, out: Buf, accumulate: boolean, target: EmitTarget, epilogue?: (value: string, index: string) => string): string {
   const prim = primOf(n.op)!;
   if (prim.emit.kind !== 'statements') throw new Error(`emit: ${n.op} has no statement`);
   return prim.emit.code({
@@ -57,6 +57,7 @@ function codeStatement(plan: KernelPlan, n: Node, out: Buf, accumulate: boolean,
     attrs: n.attrs,
     ...(accumulate ? { accumulate } : {}),
     ...(epilogue ? { epilogue } : {}),
+    target,
   });
 }
 
@@ -68,14 +69,14 @@ function statement(plan: KernelPlan, n: Node, target: EmitTarget): string {
   const accumulate = plan.accumulate.has(n);
   const store = accumulate ? '+=' : '=';
   const product = plan.epilogues.get(n);
-  if (product) return codeStatement(plan, product, out, accumulate, (value, index) => scalarExpr(plan, n, index, target, { node: product, value }));
+  if (product) return codeStatement(plan, product, out, accumulate, target, (value, index) => scalarExpr(plan, n, index, target, { node: product, value }));
   switch (prim.emit.kind) {
     case 'elementwise':
       return size === 1
         ? `${at(out, 0)} ${store} ${scalarExpr(plan, n, 0, target)};`
         : `for (let i = 0; i < ${size}; i++) ${at(out, 'i')} ${store} ${scalarExpr(plan, n, 'i', target)};`;
     case 'statements':
-      return codeStatement(plan, n, out, accumulate);
+      return codeStatement(plan, n, out, accumulate, target);
     case 'leaf':
       throw new Error(`emit: leaf ${n.op} has no statement`);
   }

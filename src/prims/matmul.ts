@@ -53,8 +53,18 @@ export const matmul: PrimDef = {
   emit: {
     kind: 'statements',
     accumulates: true,
-    code: ({ out, inputs: [a, b], inShapes: [sa, sb], accumulate, epilogue }) => {
+    code: ({ out, inputs: [a, b], inShapes: [sa, sb], accumulate, epilogue, target }) => {
       const [m, k, n] = matmulDims(sa!, sb!);
+      const products = target?.products;
+      // A target with product kernels (wasm) computes it, unless an operand is a fill or an
+      // epilogue would have to be added into the output (both rare; they keep the loops below).
+      if (products && a!.literal === undefined && b!.literal === undefined && !(epilogue && accumulate)) {
+        const shape = { m, k, n, transA: a!.transposed === true, transB: b!.transposed === true, accumulate: accumulate === true };
+        const call = products.call(shape, out.off, a!.off, b!.off);
+        // The epilogue then runs over the finished product in place (the planner gives the chain's
+        // root a buffer that none of its inputs share).
+        return epilogue ? `${call}\nfor (let i = 0; i < ${m * n}; i++) ${at(out, 'i')} = ${epilogue(at(out, 'i'), 'i')};` : call;
+      }
       // Where row i of a and column j of b start, and how far apart consecutive p are in each.
       const A: Operand = { buf: a!, base: (i) => (a!.transposed ? i : `${i} * ${k}`), step: a!.transposed ? m : 1 };
       const B: Operand = { buf: b!, base: (j) => (b!.transposed ? `${j} * ${k}` : j), step: b!.transposed ? 1 : n };

@@ -15,9 +15,27 @@ export interface Buf {
   readonly transposed?: boolean;
 }
 
-/** What emission knows about the target: the arena's element type. */
+/** A matrix product as data: out[m×n] = (or +=) A·B, with A ([m, k]) and/or B ([k, n]) held transposed. */
+export interface ProductShape {
+  readonly m: number;
+  readonly k: number;
+  readonly n: number;
+  readonly transA: boolean;
+  readonly transB: boolean;
+  readonly accumulate: boolean;
+}
+
+/** A target that computes matrix products in kernels of its own (wasm): the statement calling one. */
+export interface ProductRenderer {
+  /** Offsets are element indices into the arena (numbers, or expressions inside loops). */
+  call(shape: ProductShape, out: number | string, a: number | string, b: number | string): string;
+}
+
+/** What emission knows about the target: the arena's element type, and who computes products. */
 export interface EmitTarget {
   readonly dtype: Dtype;
+  /** Absent (the ts target), products are TypeScript loops. */
+  readonly products?: ProductRenderer;
 }
 
 /**
@@ -43,6 +61,8 @@ export interface EmitArgs {
    * is the expression `value` (an element-wise chain finished in the product's loop nest).
    */
   readonly epilogue?: (value: string, index: string) => string;
+  /** The target rendered for (matrix products ask it for a kernel call). */
+  readonly target?: EmitTarget;
 }
 
 /** What a vjp rule receives: the cotangent of the output, the primal output and its inputs. */

@@ -1,19 +1,10 @@
 // f32x4 matrix-product kernels: out[m×n] = (or +=) A·B with A and/or B stored transposed, every
 // shape baked in as constants, the three element offsets (out, a, b) taken as i32 parameters.
+import type { ProductShape } from '../../prims/types.ts';
 import { F32, FunctionBuilder, I32, V128 } from './encoder.ts';
 
-/** One product as the planner describes it (see src/prims/matmul.ts). */
-export interface ProductShape {
-  readonly m: number;
-  readonly k: number;
-  readonly n: number;
-  /** A is held as its row-major transpose [k, m]. */
-  readonly transA: boolean;
-  /** B is held as its row-major transpose [n, k]. */
-  readonly transB: boolean;
-  /** out += A·B instead of out = A·B. */
-  readonly accumulate: boolean;
-}
+/** One product as the planner describes it (src/prims/matmul.ts): A held as [k, m] when transA, B as [n, k] when transB. */
+export type { ProductShape };
 
 /** The same key for the same kernel: products are deduplicated by it. */
 export function productKey(s: ProductShape): string {

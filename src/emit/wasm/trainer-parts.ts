@@ -1,0 +1,74 @@
+// What the wasm target adds to a generated trainer: the module embedded as base64, compiled once
+// (synchronously in Node, or by the async factory for browsers), and the arena as a Float32Array
+// over one WebAssembly.Memory of fixed size (initial = maximum: never grown, so the view stays valid).
+import { UnfoldError } from '../../ir/errors.ts';
+import { PAGE_BYTES } from './encoder.ts';
+import { KERNELS, pagesFor, type KernelInfo, type ProductTable } from './module.ts';
+
+/** The most memory one wasm32 module addresses: 65536 pages of 64 KiB. */
+const MAX_PAGES = 65536;
+
+export interface WasmReport {
+  /** Size of the embedded module in bytes. */
+  readonly moduleBytes: number;
+  /** Pages of the memory (64 KiB each), initial = maximum. */
+  readonly pages: number;
+  readonly kernels: readonly KernelInfo[];
+}
+
+export interface WasmTrainerParts {
+  /** Module-level statements before the Trainer class: the bytes, their decoder, the kernels' type. */
+  readonly declarations: string;
+  /** The constructor's statements that create the arena and bind the kernels (for `this.arena = new Float32Array(n)`). */
+  readonly arenaInit: readonly string[];
+  /** The statement binding the kernels, for a method body that calls them (none for one that does not). */
+  bindFor(body: readonly string[]): string[];
+  /** The async factory, after createTrainer. */
+  readonly factory: string;
+  readonly report: WasmReport;
+}
+
+/** The trainer's parts for the products in `table` over an arena of `elements` float32 values. */
+export function wasmTrainerParts(table: ProductTable, elements: number): WasmTrainerParts {
+  const pages = pagesFor(elements);
+  // Beyond 2^32 elements no typed array holds the arena whatever the target (the CLI says so, src/cli/arena-limit.ts).
+  if (pages > MAX_PAGES && elements <= 2 ** 32) {
+    throw new UnfoldError(`the trainer's arena would hold ${elements} f32 elements (${elements * 4} bytes), more than the 4 GiB a wasm memory addresses; lower --batch or --tau, or use --target ts`);
+  }
+  const bytes = table.encode(pages);
+  const kernels = table.kernels;
+  const kernelType = kernels.length
+    ? `{\n${kernels.map((k) => `  /** ${k.description} */\n  readonly ${k.name}: (out: number, a: number, b: number) => void;`).join('\n')}\n}`
+    : 'Record<string, never>';
+  const declarations = [
+    `/** The matrix-product kernels (WebAssembly SIMD, ${bytes.length} bytes), over a memory of ${pages} pages (${pages * PAGE_BYTES} bytes). Offsets are element indices into the arena. */`,
+    `const WASM = ${JSON.stringify(Buffer.from(bytes).toString('base64'))};`,
+    `type Kernels = ${kernelType};`,
+    'function wasmBytes(): Uint8Array<ArrayBuffer> {',
+    '  const s = atob(WASM);',
+    '  const bytes = new Uint8Array(s.length);',
+    '  for (let i = 0; i < s.length; i++) bytes[i] = s.charCodeAt(i);',
+    '  return bytes;',
+    '}',
+    'let compiled: WebAssembly.Module | undefined;',
+    '/** The kernels compiled once, synchronously (Node; a browser\'s main thread refuses modules over 4 KB this way: use createTrainerAsync). */',
+    'function kernelModule(): WebAssembly.Module {',
+    '  return (compiled ??= new WebAssembly.Module(wasmBytes()));',
+    '}',
+  ].join('\n');
+  const arenaInit = [
+    `const memory = new WebAssembly.Memory({ initial: ${pages}, maximum: ${pages} });`,
+    `this.arena = new Float32Array(memory.buffer, 0, ${elements});`,
+    'this.kernels = new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as Kernels;',
+  ];
+  const factory = [
+    '/** A new trainer, its kernels compiled asynchronously (what browsers need on their main thread). */',
+    'export async function createTrainerAsync(options: TrainerOptions = {}): Promise<Trainer> {',
+    '  compiled ??= await WebAssembly.compile(wasmBytes());',
+    '  return new Trainer(options, compiled);',
+    '}',
+  ].join('\n');
+  const calls = new RegExp(`\\b${KERNELS}\\.mm\\d+\\(`);
+  const bindFor = (body: readonly string[]) => (body.some((l) => calls.test(l)) ? [`const ${KERNELS} = this.kernels;`] : []);
+  return { declarations, arenaInit, bindFor, factory, report: { moduleBytes: bytes.length, pages, kernels } };
+}

@@ -1,0 +1,151 @@
+// The wasm target against the ts target (every cell, both forms, products hoisted or not): losses
+// and gradients within 1e-5 over several steps; against the PyTorch fixtures at float32 tolerance;
+// and the trainer still one standalone file whose arena is a fixed WebAssembly.Memory.
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { cell, type CellKind } from '../src/cells/rnn.ts';
+import { defineModel, type ModelDef } from '../src/dsl/model.ts';
+import { targetOf } from '../src/emit/config.ts';
+import { importTrainer, type TrainerInstance } from '../src/emit/load.ts';
+import { emitTrainer, type TrainerConfig } from '../src/emit/trainer.ts';
+import { UnfoldError } from '../src/ir/errors.ts';
+import { relErr } from './helpers/numeric.ts';
+import { rng } from './helpers/rng.ts';
+
+const TOL = 1e-5;
+
+const cellModel = (kind: CellKind, spec: { input: number; hidden: number; output: number }): ModelDef =>
+  defineModel({ name: kind, build: (batch) => cell(kind, { ...spec, batch }) });
+
+function config(model: ModelDef, over: Partial<TrainerConfig> = {}): TrainerConfig {
+  return {
+    model, source: 'test/wasm-trainer.test.ts', batch: 3, tau: 4, dtype: 'f32', loss: { kind: 'mse' },
+    optimizer: { name: 'adam', lr: 0.01 }, carryState: true, ...over,
+  };
+}
+
+const flat = (r: Record<string, { data: number[] }>) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, v.data]));
+
+/** Steps both trainers on the same windows, comparing losses, gradients and parameters after each. */
+function compare(ts: TrainerInstance, wasm: TrainerInstance, sizes: { x: number; y: number }, seed: number, steps = 3): void {
+  const r = rng(seed);
+  for (let s = 0; s < steps; s++) {
+    const x = r.array(sizes.x, -1, 1), y = r.array(sizes.y, -1, 1);
+    const [lt, lw] = [ts.step(x, y), wasm.step(x, y)];
+    expect(Math.abs(lw - lt) / Math.abs(lt), `loss at step ${s + 1}`).toBeLessThan(TOL);
+    const [gt, gw] = [flat(ts.getGrads()), flat(wasm.getGrads())];
+    // Relative to each tensor, but never to less than a tenth of the largest gradient element: a
+    // sum over steps that cancels to almost nothing (one output bias at batch 1) is not known to
+    // 1e-5 of itself in float32, by either target.
+    const floor = 0.1 * Math.max(...Object.values(gt).flatMap((g) => g.map(Math.abs)));
+    for (const k of Object.keys(gt)) {
+      const scale = Math.max(floor, ...gt[k]!.map(Math.abs));
+      const err = Math.max(...gt[k]!.map((v, i) => Math.abs(v - gw[k]![i]!))) / scale;
+      expect(err, `gradient of ${k} at step ${s + 1}`).toBeLessThan(TOL);
+    }
+    const [pt, pw] = [flat(ts.getParams()), flat(wasm.getParams())];
+    for (const k of Object.keys(pt)) expect(relErr(pw[k]!, pt[k]!), `${k} after step ${s + 1}`).toBeLessThan(TOL);
+  }
+  expect(relErr(wasm.outputs(), ts.outputs())).toBeLessThan(TOL);
+}
+
+describe('wasm target = ts target', () => {
+  // Hidden sizes with remainders against the 4 × 8 blocks, batch 1 (vector rows, outer-product gradients) and more.
+  const shapes = [
+    { input: 3, hidden: 13, output: 2, batch: 3 },
+    { input: 8, hidden: 32, output: 1, batch: 1 },
+    { input: 5, hidden: 20, output: 8, batch: 8 },
+  ];
+  for (const kind of ['elman', 'lstm', 'gru'] as const) {
+    for (const { batch, ...spec } of shapes) {
+      for (const [form, hoist] of [['rolled', 'auto'], ['rolled', 'on'], ['unrolled', 'auto']] as const) {
+        it(`${kind} ${spec.input}→${spec.hidden}→${spec.output}, batch ${batch}, ${form}, hoist ${hoist}: losses, gradients and parameters within 1e-5 over 3 steps`, async () => {
+          const model = cellModel(kind, spec);
+          const cfg = config(model, { batch, form, hoist });
+          const [et, ew] = [emitTrainer({ ...cfg, target: 'ts' }), emitTrainer({ ...cfg, target: 'wasm' })];
+          expect(et.wasm).toBeUndefined();
+          expect(ew.wasm!.kernels.length).toBeGreaterThan(0);
+          const [mt, mw] = [await importTrainer(et), await importTrainer(ew)];
+          compare(mt.createTrainer({ seed: 5 }), mw.createTrainer({ seed: 5 }), { x: batch * 4 * spec.input, y: batch * 4 * spec.output }, batch * 100 + spec.hidden);
+        });
+      }
+    }
+  }
+
+  it('the elman relu cell and sgd with clipping too', async () => {
+    const model = defineModel({ name: 'relu', build: (batch) => cell('elman', { input: 2, hidden: 9, output: 3, batch, nonlinearity: 'relu' }) });
+    const cfg = config(model, { optimizer: { name: 'sgd', lr: 0.05, momentum: 0.9 }, clipNorm: 0.5 });
+    const [mt, mw] = [await importTrainer(emitTrainer({ ...cfg, target: 'ts' })), await importTrainer(emitTrainer({ ...cfg, target: 'wasm' }))];
+    compare(mt.createTrainer({ seed: 2 }), mw.createTrainer({ seed: 2 }), { x: 3 * 4 * 2, y: 3 * 4 * 3 }, 9);
+  });
+});
+
+describe('wasm trainer vs PyTorch (float64 fixtures, float32 tolerance)', () => {
+  const fixture = (name: string) => JSON.parse(readFileSync(`test/fixtures/torch/${name}.json`, 'utf8'));
+  const cases = ['cell-elman-batch3', 'cell-elman-relu-mixed', 'cell-lstm-wide-input', 'cell-lstm-batch3', 'cell-gru-mixed', 'cell-gru-batch3', 'cell-elman-seed'];
+  for (const name of cases) {
+    it(`${name}: loss, outputs and every parameter gradient`, async () => {
+      const fx = fixture(name);
+      const kind = (fx.cell.startsWith('elman') ? 'elman' : fx.cell) as CellKind;
+      const nonlinearity = fx.cell === 'elman-relu' ? 'relu' : 'tanh';
+      const model = defineModel({ name: 'fixture', build: (batch) => cell(kind, { input: fx.input, hidden: fx.hidden, output: fx.output, batch, nonlinearity }) });
+      const e = emitTrainer(config(model, { batch: fx.batch, tau: fx.seqLen, carryState: false }));
+      expect(e.wasm).toBeDefined();
+      const tr = (await importTrainer(e)).createTrainer({ params: Object.fromEntries(Object.entries(fx.params as Record<string, { data: number[] }>).map(([k, v]) => [k, v.data])) });
+      tr.setState({ h: fx.data.h0.data, ...(fx.data.c0 ? { c: fx.data.c0.data } : {}) });
+      const loss = tr.gradients(fx.data.x.data, fx.data.y.data);
+      // float32 storage and sums: about 2^-24 per operation, a few hundred operations deep.
+      expect(Math.abs(loss - fx.loss) / fx.loss).toBeLessThan(1e-5);
+      expect(relErr(tr.outputs(), fx.outputs.data)).toBeLessThan(1e-5);
+      const grads = flat(tr.getGrads());
+      for (const [k, g] of Object.entries(fx.grads as Record<string, { data: number[] }>)) {
+        if (grads[k]) expect(relErr(grads[k]!, g.data), k).toBeLessThan(2e-5);
+      }
+    });
+  }
+});
+
+describe('the wasm trainer file', () => {
+  const model = cellModel('gru', { input: 2, hidden: 6, output: 1 });
+
+  it('defaults: wasm for f32, ts for f64; wasm refuses f64 with a way out', () => {
+    expect(targetOf({ dtype: 'f32' })).toBe('wasm');
+    expect(targetOf({ dtype: 'f64' })).toBe('ts');
+    expect(targetOf({ dtype: 'f32', target: 'ts' })).toBe('ts');
+    expect(() => emitTrainer(config(model, { dtype: 'f64', target: 'wasm' }))).toThrow(UnfoldError);
+    expect(() => emitTrainer(config(model, { dtype: 'f64', target: 'wasm' }))).toThrow(/float32.*--target ts/);
+    expect(emitTrainer(config(model)).wasm).toBeDefined();
+    expect(emitTrainer(config(model, { dtype: 'f64' })).wasm).toBeUndefined();
+  });
+
+  it('imports nothing, embeds its module, calls it for every product, and is deterministic', () => {
+    const [a, b] = [emitTrainer(config(model)), emitTrainer(config(model))];
+    expect(a.source).toBe(b.source);
+    expect(a.source).not.toMatch(/^import /m);
+    expect(a.source).toContain(' * Target: wasm: ');
+    expect(a.source).toMatch(/const WASM = "[A-Za-z0-9+/=]+";/);
+    const ts = emitTrainer(config(model, { target: 'ts' })).source;
+    expect(ts).not.toContain('WebAssembly');
+    // No product is left as a TypeScript loop nest over p.
+    expect(ts).toContain('for (let p = 0;');
+    expect(a.source).not.toContain('for (let p = 0;');
+    for (const k of a.wasm!.kernels) expect(a.source).toContain(`W.${k.name}(`);
+    expect(a.wasm!.moduleBytes).toBe(Buffer.from(a.source.match(/const WASM = "([^"]+)"/)![1]!, 'base64').length);
+  });
+
+  it('its arena is a view of one fixed WebAssembly.Memory; the async factory gives the same trainer', async () => {
+    const e = emitTrainer(config(model));
+    const mod = (await importTrainer(e)) as Awaited<ReturnType<typeof importTrainer>> & { createTrainerAsync(o?: { seed?: number }): Promise<TrainerInstance> };
+    const sync = mod.createTrainer({ seed: 4 });
+    expect(sync.arena).toBeInstanceOf(Float32Array);
+    expect(sync.arena.length).toBe(e.arena.elements);
+    expect(sync.arena.buffer.byteLength).toBe(e.wasm!.pages * 65536);
+    const async = await mod.createTrainerAsync({ seed: 4 });
+    const x = Array.from({ length: 3 * 4 * 2 }, (_, i) => Math.sin(i)), y = Array.from({ length: 3 * 4 }, (_, i) => Math.cos(i));
+    expect(async.step(x, y)).toBe(sync.step(x, y));
+    expect(async.getGrads()).toEqual(sync.getGrads());
+    // Two trainers never share memory.
+    sync.arena[0] = 123;
+    expect(async.arena[0]).not.toBe(123);
+  });
+});
