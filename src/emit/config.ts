@@ -19,6 +19,11 @@ export interface TrainerConfig {
   readonly clipNorm?: number;
   readonly carryState: boolean;
   readonly seed?: number;
+  /**
+   * Per-row lengths: the trainer takes `lengths` (B integers in 1..T) with each window, as PyTorch's
+   * pack_padded_sequence (src/transforms/lengths.ts). Without it every row runs the whole window.
+   */
+  readonly lengths?: boolean;
   /** Also emit the gradients of the inputs x(t) and of the initial state (for `unfold grad`). */
   readonly inputGrads?: boolean;
   /** Straight-line code or loops over t; 'auto' (default) picks by size. */

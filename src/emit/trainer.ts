@@ -2,13 +2,13 @@
 // in — forward, loss and backward kernels emitted from the unrolled and gradient graphs, the
 // optimizer step, and one preallocated arena. Same input, same bytes.
 import { Project, Scope, VariableDeclarationKind } from 'ts-morph';
-import { UnfoldError } from '../ir/errors.ts';
 import type { Node } from '../ir/node.ts';
 import { sizeOf } from '../ir/tensor.ts';
 import { derivedBuilder, withContext } from '../dsl/context.ts';
 import { DEFAULT_SEED } from '../dsl/init.ts';
 import { initOf } from '../dsl/recurrence.ts';
-import { lossOutputIndex } from '../transforms/loss.ts';
+import { isWeighted, lossOutputIndex, lossRows, lossUnit } from '../transforms/loss.ts';
+import { withLengths } from '../transforms/lengths.ts';
 import { trainingGraph, type TrainingGraph } from '../transforms/training.ts';
 import type { Form, Slot, TrainerConfig } from './config.ts';
 import { describeOptimizer, planOptimizer } from './optimizer.ts';
@@ -59,15 +59,16 @@ const MULBERRY32 = `function mulberry32(seed: number): () => number {
 }`;
 
 
-/** A loop nest copying a batch-first [B, T, K] user array into t-major per-step storage (or back). */
-function sequenceCopy(src: string, q: Seq, B: number, T: number, K: number, reverse = false): string {
+/** A loop nest copying a batch-first [B, T, K] user array into t-major per-step storage (or back); T may be a runtime name. */
+function sequenceCopy(src: string, q: Seq, B: number, T: number | string, K: number, reverse = false): string {
   const user = `${src}[(b * ${T} + t) * ${K} + k]`;
   const slot = `A[${q.base} + t * ${q.stride} + b * ${K} + k]`;
   return `for (let t = 0; t < ${T}; t++) for (let b = 0; b < ${B}; b++) for (let k = 0; k < ${K}; k++) ${reverse ? `${user} = ${slot}` : `${slot} = ${user}`};`;
 }
 
-function lengthCheck(arg: string, n: number, what: string): string {
-  return `if (${arg}.length !== ${n}) throw new RangeError(\`${what}: expected ${n} values, got \${${arg}.length}\`);`;
+/** Checks that a [B, T, K] argument holds B·T·K values for the window's T (a runtime name). */
+function lengthCheck(arg: string, perStep: number, what: string): string {
+  return `if (${arg}.length !== T * ${perStep}) throw new RangeError(\`${what}: expected \${T * ${perStep}} values (T = \${T}), got \${${arg}.length}\`);`;
 }
 
 export function emitTrainer(cfg: TrainerConfig): EmittedTrainer {
@@ -77,21 +78,23 @@ export function emitTrainer(cfg: TrainerConfig): EmittedTrainer {
 
 function emitInContext(cfg: TrainerConfig): EmittedTrainer {
   const { batch: B, tau: T } = cfg;
-  const rec = cfg.model.build(B);
   // The model is traced by the DSL (nodes remember the user's line); what the compiler derives
   // from it is built without reading the stack for every node.
   const b = derivedBuilder();
+  const lengths = cfg.lengths ?? false;
+  const rec = lengths ? withLengths(cfg.model.build(B), b) : cfg.model.build(B);
+  const weighted = isWeighted(cfg.loss, lengths);
+  const over = cfg.loss.over ?? 'all';
   // The unrolled training graph is built only when needed (the unrolled form, or a caller that
   // inspects it): the rolled form works from the step body alone, so its compile time does not grow with τ.
   let training: TrainingGraph | undefined;
   const unrolledTraining = (): TrainingGraph =>
     (training ??= trainingGraph(rec, T, cfg.loss, b, { inputGrads: cfg.inputGrads ?? false, stateGrads: cfg.inputGrads ?? false }));
   const requested = cfg.form ?? 'auto';
-  if (requested === 'rolled' && cfg.loss.over === 'last') throw new UnfoldError('emit: the rolled form needs a loss over every step, and this loss is over the last step only; use --form unrolled');
-  // The size rule: loops over t unless the loss forces straight-line code. Measured on the seed
-  // model (τ = 10, 22 step nodes): unrolled 835 µs/step (V8 leaves the one huge function
-  // unoptimized), rolled 37 µs/step; straight-line code never won, even at τ = 10.
-  const form: Form = requested !== 'auto' ? requested : cfg.loss.over === 'last' ? 'unrolled' : 'rolled';
+  // Loops over t for every loss placement and lengths. Measured on the seed model (τ = 10, 22
+  // step nodes): unrolled 835 µs/step (V8 leaves the one huge function unoptimized), rolled
+  // 37 µs/step; straight-line code never won, even at τ = 10. Unrolled only when asked for.
+  const form: Form = requested === 'auto' ? 'rolled' : requested;
 
   // The wasm target: products become calls into the trainer's embedded module (src/emit/wasm/).
   const products = targetOf(cfg) === 'wasm' ? new ProductTable() : undefined;
@@ -125,11 +128,19 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
   const outputTemplate = rec.outputs[lossIndex];
   const I = rec.input.map((x) => sizeOf(x.node.shape) / B);
   const O = outputTemplate ? sizeOf(outputTemplate.node.shape) / B : 0;
+  // The loss rows (the batch rows, or one for an output without a batch axis), their weights per
+  // step (weighted losses), validity per step (lengths) and the normalizer N, set with each window.
+  const rows = outputTemplate ? lossRows(outputTemplate.node.shape) : 1;
+  const unit = outputTemplate ? lossUnit(cfg.loss.kind, outputTemplate.node.shape) : 0;
   let inputSeqs: Seq[] = [], targetSeq: Seq = { base: 0, stride: 0 }, stateSeqs: Seq[] = [];
+  let maskSeq: Seq | undefined, weightSeq: Seq | undefined, normOff = 0;
   const dataSize = region(() => {
     inputSeqs = rec.input.map((x) => seq(sizeOf(x.node.shape), T));
     targetSeq = seq(B * O, T);
     stateSeqs = rec.state.map((s) => seq(sizeOf(s.node.shape), T + 1));
+    if (lengths) maskSeq = seq(B, T);
+    if (weighted) weightSeq = seq(rows, T);
+    normOff = arena.reserve(1);
   });
   // Outputs o(t) of every step, the loss, and (on request) the input and initial-state gradients.
   let outputSeqs: Seq[] = [], inputGradSeqs: Seq[] = [], stateGradOffs: number[] = [];
@@ -143,7 +154,7 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
     }
   });
 
-  const layout: KernelLayout = { arena, pinned, inputSeqs, targetSeq, stateSeqs, outputSeqs, inputGradSeqs, stateGradOffs, grads, lossOff };
+  const layout: KernelLayout = { arena, pinned, inputSeqs, targetSeq, stateSeqs, outputSeqs, inputGradSeqs, stateGradOffs, grads, lossOff, maskSeq, weightSeq, normOff };
   const kernels = form === 'unrolled' ? unrolledKernels(unrolledTraining(), rec, kcfg, b, layout) : rolledKernels(rec, kcfg, b, layout);
   const { train: trainBody, forward: forwardBody, tempSize, loopSize, residualSize, residualsPerStep, hoisted } = kernels;
   arena.reserve(tempSize);
@@ -251,13 +262,36 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
     ],
   });
 
-  const stepArgs = [...inputArgs.map((n) => ({ name: argName(n), type: 'ArrayLike<number>' })), { name: 'target', type: 'ArrayLike<number>' }];
-  const bindInputs = [
-    ...inputArgs.map((n, i) => `${lengthCheck(argName(n), B * T * I[i]!, `input ${n} [${B}, ${T}, ${I[i]}]`)}\n${sequenceCopy(argName(n), inputSeqs[i]!, B, T, I[i]!)}`),
-  ];
+  const lengthsArg = lengths ? [{ name: 'lengths', type: 'ArrayLike<number>', hasQuestionToken: true }] : [];
+  const stepArgs = [...inputArgs.map((n) => ({ name: argName(n), type: 'ArrayLike<number>' })), { name: 'target', type: 'ArrayLike<number>' }, ...lengthsArg];
+  // A window's length T (≤ τ) comes from its first sequence; every other must agree with it.
+  const windowOf = (arg: string, perStep: number, what: string) => `const T = this.windowLength(${arg}.length, ${perStep}, ${JSON.stringify(what)});`;
+  const bindInputs = inputArgs.map((n, i) => `${lengthCheck(argName(n), B * I[i]!, `input ${n} [${B}, T, ${I[i]}]`)}\n${sequenceCopy(argName(n), inputSeqs[i]!, B, 'T', I[i]!)}`);
+  const firstSequence = inputArgs.length > 0
+    ? windowOf(argName(inputArgs[0]!), B * I[0]!, `input ${inputArgs[0]} [${B}, T, ${I[0]}]`)
+    : windowOf('target', B * O, `target [${B}, T, ${O}]`);
   const bindTarget = [
-    lengthCheck('target', B * T * O, `target [${B}, ${T}, ${O}]`),
-    sequenceCopy('target', targetSeq, B, T, O),
+    lengthCheck('target', B * O, `target [${B}, T, ${O}]`),
+    sequenceCopy('target', targetSeq, B, 'T', O),
+  ];
+  const bindWindow = [firstSequence, ...bindInputs, ...bindTarget, `this.setWindow(T${lengths ? ', lengths' : ''});`];
+  const finalOf = (i: number) => `${stateSeqs[i]!.base} + T * ${stateSeqs[i]!.stride}`;
+  // setWindow: the validity mask, the loss weights and N of a window of T steps and its lengths.
+  const rowLength = lengths ? 'lengths === undefined ? T : lengths[r]!' : 'T';
+  const compared = over === 'last' ? 't === n - 1' : 't < n';
+  const setWindow = [
+    'const A = this.arena;',
+    'this.T = T;',
+    ...(lengths ? [`if (lengths !== undefined && lengths.length !== ${B}) throw new RangeError(\`lengths: expected ${B} values (one per batch row), got \${lengths.length}\`);`] : []),
+    'let total = 0;',
+    `for (let r = 0; r < ${rows}; r++) {`,
+    `  const n = ${rowLength};`,
+    ...(lengths ? ['  if (!Number.isInteger(n) || n < 1 || n > T) throw new RangeError(`lengths: index ${r} is ${n}; a length must be an integer in 1..${T} (T = ${T})`);'] : []),
+    '  total += n;',
+    ...(maskSeq ? [`  for (let t = 0; t < T; t++) A[${maskSeq.base} + t * ${maskSeq.stride} + r] = t < n ? 1 : 0;`] : []),
+    ...(weightSeq ? [`  for (let t = 0; t < T; t++) A[${weightSeq.base} + t * ${weightSeq.stride} + r] = ${compared} ? 1 : 0;`] : []),
+    '}',
+    `A[${normOff}] = ${unit === 0 ? '1' : over === 'last' ? `${unit * rows}` : `${numberLiteral(unit)} * total`};`,
   ];
 
   if (wasm) sf.addStatements(wasm.declarations);
@@ -271,6 +305,7 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
       { name: 'carryState', type: 'boolean' },
       ...(wasm ? [{ name: 'kernels', type: 'Kernels', isReadonly: true, scope: Scope.Private, docs: ['The product kernels, instantiated over the arena\'s memory.'] }] : []),
       { name: 'steps', type: 'number', initializer: '0', docs: ['Optimizer steps taken (Adam\'s t).'] },
+      { name: 'T', type: 'number', initializer: `${T}`, docs: [`Steps in the last window (1 … ${T}).`] },
     ],
     ctors: [{
       parameters: [{ name: 'options', type: 'TrainerOptions', initializer: '{}' }, ...(wasm ? [{ name: 'module', type: 'WebAssembly.Module', initializer: 'kernelModule()' }] : [])],
@@ -306,9 +341,8 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
         returnType: 'number',
         statements: [
           'const A = this.arena;',
-          ...bindInputs,
-          ...bindTarget,
-          'this.train(A);',
+          ...bindWindow,
+          'this.train(A, T);',
           `const loss = A[${lossOff}];`,
           'if (!Number.isFinite(loss)) throw new RangeError(`non-finite loss ${loss} at step ${this.steps + 1}`);',
           'this.steps++;',
@@ -317,7 +351,7 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
           '  throw new RangeError(`non-finite gradient at step ${this.steps + 1}`);',
           '}',
           'if (this.carryState) {',
-          ...stateInfo.map((s) => `  for (let i = 0; i < ${s.size}; i++) A[${s.init} + i] = A[${s.final} + i];`),
+          ...stateInfo.map((s, i) => `  for (let i = 0; i < ${s.size}; i++) A[${s.init} + i] = A[${finalOf(i)} + i];`),
           '}',
           'return loss;',
         ],
@@ -327,21 +361,35 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
         docs: ['Forward, loss and backward without an update (nor a state carry); returns the loss. Read the gradients with getGrads().'],
         parameters: stepArgs,
         returnType: 'number',
-        statements: ['const A = this.arena;', ...bindInputs, ...bindTarget, 'this.train(A);', `return A[${lossOff}];`],
+        statements: ['const A = this.arena;', ...bindWindow, 'this.train(A, T);', `return A[${lossOff}];`],
       },
       {
         name: 'predict',
-        docs: ['The outputs [B, T, O] for inputs x from the current state, which is left unchanged.'],
-        parameters: [...inputArgs.map((n) => ({ name: argName(n), type: 'ArrayLike<number>' })), { name: 'out', type: 'Float64Array', initializer: `new Float64Array(${B * T * O})` }],
+        docs: [`The outputs [B, T, O] for inputs x [B, T, I] (T ≤ ${T}) from the current state, which is left unchanged.`],
+        parameters: [...inputArgs.map((n) => ({ name: argName(n), type: 'ArrayLike<number>' })), { name: 'out', type: 'Float64Array', hasQuestionToken: true }, ...lengthsArg],
         returnType: 'Float64Array',
-        statements: ['const A = this.arena;', ...bindInputs, 'this.forward(A);', 'return this.outputs(out);'],
+        statements: [
+          'const A = this.arena;',
+          ...(inputArgs.length > 0 ? [firstSequence] : [`const T = ${T};`]),
+          ...bindInputs,
+          `this.setWindow(T${lengths ? ', lengths' : ''});`,
+          'this.forward(A, T);',
+          'return this.outputs(out);',
+        ],
       },
       {
         name: 'outputs',
         docs: ['The outputs [B, T, O] of the last step, gradients() or predict().'],
-        parameters: [{ name: 'out', type: 'Float64Array', initializer: `new Float64Array(${B * T * O})` }],
+        parameters: [{ name: 'out', type: 'Float64Array', hasQuestionToken: true }],
         returnType: 'Float64Array',
-        statements: ['const A = this.arena;', outputSeqs[lossIndex] ? sequenceCopy('out', outputSeqs[lossIndex]!, B, T, O, true) : '', 'return out;'],
+        statements: [
+          'const A = this.arena;',
+          'const T = this.T;',
+          `const result = out ?? new Float64Array(T * ${B * O});`,
+          `if (result.length !== T * ${B * O}) throw new RangeError(\`outputs: expected room for \${T * ${B * O}} values, got \${result.length}\`);`,
+          outputSeqs[lossIndex] ? sequenceCopy('result', outputSeqs[lossIndex]!, B, 'T', O, true) : '',
+          'return result;',
+        ],
       },
       {
         name: 'getParams',
@@ -407,12 +455,12 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
       },
       {
         name: 'stateSequence',
-        docs: ['Every state of the last window, s(0) … s(τ), by state name: shape [τ + 1, ...state shape].'],
+        docs: ['Every state of the last window, s(0) … s(T), by state name: shape [T + 1, ...state shape] (under lengths, a row holds its state after its last valid step).'],
         returnType: 'Record<string, TensorData>',
         statements: [
           'const A = this.arena;',
           'return {',
-          ...stateInfo.map((s, i) => `  ${JSON.stringify(s.name)}: { shape: [${T + 1}, ${s.shape.join(', ')}], data: Array.from(A.subarray(${stateSeqs[i]!.base}, ${stateSeqs[i]!.base + (T + 1) * s.size})) },`),
+          ...stateInfo.map((s, i) => `  ${JSON.stringify(s.name)}: { shape: [this.T + 1, ${s.shape.join(', ')}], data: Array.from(A.subarray(${stateSeqs[i]!.base}, ${stateSeqs[i]!.base} + (this.T + 1) * ${s.size})) },`),
           '};',
         ],
       },
@@ -442,9 +490,10 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
             returnType: 'Record<string, TensorData>',
             statements: [
               'const A = this.arena;',
+              'const T = this.T;',
               'const out: Record<string, TensorData> = {};',
               ...rec.input.map((x, i) => {
-                return `{ const g = new Array<number>(${B * T * I[i]!}).fill(0);\n${sequenceCopy('g', inputGradSeqs[i]!, B, T, I[i]!, true)}\nout[${JSON.stringify(x.name)}] = { shape: [${B}, ${T}, ${I[i]}], data: g }; }`;
+                return `{ const g = new Array<number>(T * ${B * I[i]!}).fill(0);\n${sequenceCopy('g', inputGradSeqs[i]!, B, 'T', I[i]!, true)}\nout[${JSON.stringify(x.name)}] = { shape: [${B}, T, ${I[i]}], data: g }; }`;
               }),
               ...stateInfo.map((s, i) => `out[${JSON.stringify(s.name + '0')}] = { shape: [${s.shape.join(', ')}], data: Array.from(A.subarray(${stateGradOffs[i]}, ${stateGradOffs[i]! + s.size})) };`),
               'return out;',
@@ -468,18 +517,40 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
         ],
       },
       {
+        name: 'windowLength',
+        scope: Scope.Private,
+        docs: [`T of a batch-first [B, T, K] argument of n values, K·B = perStep: ${form === 'rolled' ? `1 … ${T}` : `${T} (the unrolled form runs exactly τ steps)`}.`],
+        parameters: [{ name: 'n', type: 'number' }, { name: 'perStep', type: 'number' }, { name: 'what', type: 'string' }],
+        returnType: 'number',
+        statements: [
+          'const T = n / perStep;',
+          form === 'rolled'
+            ? `if (!Number.isInteger(T) || T < 1 || T > ${T}) throw new RangeError(\`\${what}: expected T · \${perStep} values with 1 ≤ T ≤ ${T}, got \${n}\`);`
+            : `if (T !== ${T}) throw new RangeError(\`\${what}: expected ${T} · \${perStep} values (the unrolled form runs exactly τ = ${T} steps), got \${n}\`);`,
+          'return T;',
+        ],
+      },
+      {
+        name: 'setWindow',
+        scope: Scope.Private,
+        docs: [lengths ? 'Sets T, each row\'s validity per step (its lengths, default T), the loss weights and N.' : 'Sets T and the loss normalizer N (and the loss weights per step).'],
+        parameters: [{ name: 'T', type: 'number' }, ...lengthsArg],
+        returnType: 'void',
+        statements: setWindow,
+      },
+      {
         name: 'train',
         scope: Scope.Private,
-        docs: ['Forward over τ steps, the loss, and the backward pass (BPTT), emitted from the gradient graph.'],
-        parameters: [{ name: 'A', type: Arr }],
+        docs: ['Forward over the window\'s T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph.'],
+        parameters: [{ name: 'A', type: Arr }, { name: 'T', type: 'number' }],
         returnType: 'void',
         statements: [...(wasm?.bindFor(trainBody) ?? []), ...trainBody].join('\n'),
       },
       {
         name: 'forward',
         scope: Scope.Private,
-        docs: ['Forward over τ steps only, emitted from the unrolled graph.'],
-        parameters: [{ name: 'A', type: Arr }],
+        docs: ['Forward over the window\'s T steps only.'],
+        parameters: [{ name: 'A', type: Arr }, { name: 'T', type: 'number' }],
         returnType: 'void',
         statements: [...(wasm?.bindFor(forwardBody) ?? []), ...forwardBody].join('\n'),
       },
