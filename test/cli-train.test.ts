@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { main } from '../src/cli/main.ts';
 import { readTensorMap } from '../src/io/tensor-file.ts';
-import { predictionPlotSvg } from '../src/plot/training.ts';
+import { expectValidSvg, lineMarks } from './helpers/svg.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = path.join(ROOT, 'bin', 'unfold.mjs');
@@ -167,22 +167,43 @@ describe('unfold train on a windows file', () => {
 });
 
 describe('plots', () => {
-  it('an input-free model gets a prediction plot without an input line', async () => {
+  it('an input-free model gets its trajectory, every component, instead of a prediction plot', async () => {
     const r = await inProcess('train', 'graphs/dynamical-system.ts', '--steps', '30', '--log-json', '--out', tmp('system'));
     expect(jsonLosses(r)).toHaveLength(30);
-    const pred = readFileSync(path.join(tmp('system'), 'prediction.svg'), 'utf8');
-    expect(pred.startsWith('<svg')).toBe(true);
-    expect(pred).toContain('>prediction<');
-    expect(pred).not.toContain('>input<');
+    expect(() => readFileSync(path.join(tmp('system'), 'prediction.svg'))).toThrow();
+    const svg = readFileSync(path.join(tmp('system'), 'trajectory.svg'), 'utf8');
+    expectValidSvg(svg);
+    expect(svg).toContain('>component 1<');
+    expect(svg).toContain('>component 2<');
+    // Both components against t, and the orbit: three lines of each series.
+    expect(lineMarks(svg, 'target')).toHaveLength(3);
+    expect(lineMarks(svg, 'prediction')).toHaveLength(3);
+    expect(svg).not.toContain('>input<');
     expect(readFileSync(path.join(tmp('system'), 'loss.svg'), 'utf8').startsWith('<svg')).toBe(true);
   }, 60_000);
 
-  it('predictionPlotSvg leaves the input out when there is none', async () => {
-    const svg = await predictionPlotSvg({ t: [0, 1, 2, 3], target: [0, 1, 0, -1], prediction: [0.1, 0.9, 0, -0.8] });
-    expect(svg.startsWith('<svg')).toBe(true);
-    expect(svg).toContain('stroke="#d62728"'); // the target keeps its red
-    expect(svg).not.toContain('#aaaaaa');
-  });
+  it('a cross-entropy run gets accuracy per step and p(true symbol) of the last windows', async () => {
+    // Next symbol of 0 1 2 1 0 1 2 1 …, one-hot in and out.
+    const seq = Array.from({ length: 40 }, (_, i) => [0, 1, 2, 1][i % 4]!);
+    const oneHot = (s: number) => [0, 1, 2].map((c) => (c === s ? 1 : 0));
+    const win = (off: number) => ({
+      x: { shape: [1, 6, 3], data: seq.slice(off, off + 6).flatMap(oneHot) },
+      y: { shape: [1, 6, 3], data: seq.slice(off + 1, off + 7).flatMap(oneHot) },
+    });
+    const data = writeWindows('symbols.json', [win(0), win(1), win(2)]);
+    const r = await inProcess('train', '--cell', 'elman', '--input', '3', '--hidden', '6', '--output', '3', '--loss', 'xent',
+      '--data', data, '--steps', '12', '--lr', '0.05', '--log-json', '--out', tmp('xent'));
+    expect(jsonLosses(r)).toHaveLength(12);
+    const svg = readFileSync(path.join(tmp('xent'), 'classification.svg'), 'utf8');
+    expectValidSvg(svg);
+    expect(svg).toContain('>accuracy<');
+    expect(svg).toContain('>p(true symbol)<');
+    const lines = [...svg.matchAll(/aria-label="([^"]*)" role="graphics-symbol" aria-roledescription="line mark"/g)].map((m) => m[1]!);
+    expect(lines.filter((l) => l.startsWith('training step'))).toHaveLength(1);
+    // The last four steps' windows, each its own line.
+    expect(lines.filter((l) => / · step (9|10|11|12)$/.test(l))).toHaveLength(4);
+    expect(() => readFileSync(path.join(tmp('xent'), 'prediction.svg'))).toThrow();
+  }, 60_000);
 });
 
 describe('bad input', () => {

@@ -1,18 +1,27 @@
-// The pictures of a training run: loss per step (log scale) and the PyTorch tutorial's target/prediction/input figure over the last few windows, written atomically as SVG.
+// The pictures of a training run, chosen by its task and written atomically as SVG: the loss per step (log scale), and
+// for cross-entropy the accuracy and the probability of the true symbol, for an input-free system its trajectory,
+// else the tutorial's target/prediction/input figure with each of the last windows on its own panel.
 import path from 'node:path';
 import { windowTimes } from '../data/sincos.ts';
 import { writeFileAtomic } from '../io/atomic-write.ts';
+import type { LossSpec } from '../transforms/loss.ts';
 import type { DataSource, TrainWindow } from './train-data.ts';
 
-/** How many of the last windows (or --tbptt pieces) the prediction plot shows. */
+/** How many of the last windows (or --tbptt pieces) the prediction plots show. */
 export const PLOTTED_STEPS = 4;
 
-/** One trained piece as plotted: batch row 0, first input and output channel. */
-export interface PlotRecord {
+/** One trained piece as plotted: batch row 0 (its steps up to its length), flat [steps, ·]. */
+interface Kept {
+  /** Which window (and piece) at which training step: each is drawn on its own, under that step's parameters. */
+  readonly label: string;
   readonly t: number[];
+  /** Whether t is the task's time (the sin→cos task), else the step in the window. */
+  readonly taskTime: boolean;
+  /** Input channel 0 (undefined without input). */
   readonly input: number[] | undefined;
-  readonly target: number[];
-  readonly prediction: number[];
+  /** [K, O]: every output channel, target and model (the logits, for cross-entropy). */
+  readonly target: Float64Array;
+  readonly prediction: Float64Array;
 }
 
 /**
@@ -31,51 +40,129 @@ function sincosTimes(src: DataSource, w: TrainWindow, k: number): number[] | und
   return ts;
 }
 
-/**
- * The record of optimizer step s (0-based): piece p of window k, K steps long. `outputs` are the
- * trainer's [B, K, O] outputs of that step (computed before its update, as the tutorial plots).
- */
-export function plotRecord(src: DataSource, full: TrainWindow, part: TrainWindow, outputs: Float64Array, s: number, k: number, p: number, K: number): PlotRecord {
-  const times = sincosTimes(src, full, k)?.slice(p * K, (p + 1) * K);
-  const { input: I, output: O } = src;
-  const pick = (a: ArrayLike<number>, F: number) => Array.from({ length: K }, (_, j) => a[j * F]!);
-  return {
-    // Elsewhere the position in the whole sequence trained on: step s covers s·K ... s·K + K − 1.
-    t: times ?? Array.from({ length: K }, (_, j) => s * K + j),
-    input: part.x !== undefined && I > 0 ? pick(part.x, I) : undefined,
-    target: pick(part.y, O),
-    prediction: pick(outputs, O),
-  };
+const argmax = (a: ArrayLike<number>, from: number, n: number): number => {
+  let best = 0;
+  for (let c = 1; c < n; c++) if (a[from + c]! > a[from + best]!) best = c;
+  return best;
+};
+
+/** Whether a target row holds a symbol (a step the data leaves at zero, outside the loss, does not). */
+const hasSymbol = (y: ArrayLike<number>, from: number, n: number): boolean => {
+  for (let c = 0; c < n; c++) if (y[from + c]! > 0) return true;
+  return false;
+};
+
+/** softmax(logits)[c] of the row at `from`. */
+function softmaxAt(logits: ArrayLike<number>, from: number, n: number, c: number): number {
+  let m = -Infinity;
+  for (let j = 0; j < n; j++) m = Math.max(m, logits[from + j]!);
+  let z = 0;
+  for (let j = 0; j < n; j++) z += Math.exp(logits[from + j]! - m);
+  return Math.exp(logits[from + c]! - m) / z;
 }
 
-/** Writes loss.svg and prediction.svg into `dir`; returns the files written and notes on plots left out. */
-export async function writePlots(dir: string, model: string, losses: readonly number[], records: readonly PlotRecord[]): Promise<{ files: string[]; notes: string[] }> {
-  // Vega is loaded only when a run draws (it costs every other command nothing then).
-  const { lossPlotSvg, predictionPlotSvg } = await import('../plot/training.ts');
-  const files: string[] = [];
-  const notes: string[] = [];
-  const lossFile = path.join(dir, 'loss.svg');
-  if (losses.some((l) => !(l > 0))) {
-    notes.push(`no ${lossFile}: a loss of 0 cannot be drawn on a log scale`);
-  } else {
-    writeFileAtomic(lossFile, await lossPlotSvg(losses, { title: `${model}: training loss per step` }));
-    files.push(lossFile);
+/** What a run's plots need, gathered step by step: the last pieces trained, and for cross-entropy the accuracy of every step. */
+export class PlotRecorder {
+  private readonly kept: Kept[] = [];
+  private readonly accuracy: { step: number; accuracy: number }[] = [];
+
+  constructor(
+    private readonly src: DataSource,
+    private readonly loss: LossSpec,
+    /** Optimizer steps in the run. */
+    private readonly total: number,
+  ) {}
+
+  /**
+   * Optimizer step i of this run (0-based; s counts pieces over the whole run) trained piece p of
+   * window k, K steps long; `outputsOf()` gives its [B, K, O] outputs, computed before its update
+   * (asked for only when this step is drawn or scored).
+   */
+  step(i: number, s: number, k: number, p: number, K: number, full: TrainWindow, part: TrainWindow, outputsOf: () => Float64Array): void {
+    const drawn = i >= this.total - PLOTTED_STEPS;
+    if (this.loss.kind !== 'xent' && !drawn) return;
+    const outputs = outputsOf();
+    const { batch: B, seqLen: T, input: I, output: O } = this.src;
+    // Windows may be shorter than the longest (the trainer's), and rows shorter than their window:
+    // a row's steps beyond its length are padding, neither scored nor drawn.
+    const steps = part.y.length / (B * O);
+    const stride = outputs.length / (B * O);
+    const rowLength = (b: number): number => Math.min(steps, part.lengths?.[b] ?? steps);
+    const last = (p + 1) * K >= T;
+    if (this.loss.kind === 'xent') {
+      let right = 0, counted = 0;
+      for (let b = 0; b < B; b++) {
+        // The steps the loss looks at: every step of the row, or its last (in the window's last piece).
+        const n = rowLength(b);
+        for (let j = this.loss.over === 'last' ? (last ? n - 1 : n) : 0; j < n; j++) {
+          const y = (b * steps + j) * O;
+          if (!hasSymbol(part.y, y, O)) continue;
+          counted++;
+          if (argmax(outputs, (b * stride + j) * O, O) === argmax(part.y, y, O)) right++;
+        }
+      }
+      if (counted > 0) this.accuracy.push({ step: s + 1, accuracy: right / counted });
+    }
+    if (!drawn) return;
+    const n = rowLength(0);
+    const times = sincosTimes(this.src, full, k)?.slice(p * K, p * K + n);
+    return void this.kept.push({
+      label: `window ${k + 1}${T / K > 1 ? `, piece ${p + 1}` : ''} · step ${s + 1}`,
+      // Elsewhere the step t = 1..T within the window.
+      t: times ?? Array.from({ length: n }, (_, j) => p * K + j + 1),
+      taskTime: times !== undefined,
+      input: part.x !== undefined && I > 0 ? Array.from({ length: n }, (_, j) => part.x![j * I]!) : undefined,
+      target: part.y.slice(0, n * O),
+      prediction: outputs.slice(0, n * O),
+    });
   }
-  if (records.length > 0) {
-    const cat = (f: (r: PlotRecord) => number[]) => records.flatMap(f);
-    const hasInput = records.every((r) => r.input !== undefined);
-    const svg = await predictionPlotSvg(
-      {
-        t: cat((r) => r.t),
-        ...(hasInput ? { input: cat((r) => r.input!) } : {}),
-        target: cat((r) => r.target),
-        prediction: cat((r) => r.prediction),
-      },
-      { title: `${model}: prediction over the last ${records.length} window${records.length === 1 ? '' : 's'} (batch row 0)` },
-    );
-    const file = path.join(dir, 'prediction.svg');
-    writeFileAtomic(file, svg);
-    files.push(file);
+
+  /** Writes loss.svg and the task's plot into `dir`; returns the files written and notes on plots left out. */
+  async write(dir: string, model: string, losses: readonly number[]): Promise<{ files: string[]; notes: string[] }> {
+    // Vega is loaded only when a run draws (it costs every other command nothing then).
+    const { classificationPlotSvg, lossPlotSvg, predictionPlotSvg, trajectoryPlotSvg } = await import('../plot/training.ts');
+    const files: string[] = [];
+    const notes: string[] = [];
+    const put = (name: string, svg: string): void => {
+      const file = path.join(dir, name);
+      writeFileAtomic(file, svg);
+      files.push(file);
+    };
+    if (losses.some((l) => !(l > 0))) notes.push(`no ${path.join(dir, 'loss.svg')}: a loss of 0 cannot be drawn on a log scale`);
+    else put('loss.svg', await lossPlotSvg(losses, { title: `${model}: training loss per step` }));
+    const kept = this.kept;
+    if (kept.length === 0) return { files, notes };
+    const O = this.src.output;
+    const timeTitle = kept.every((w) => w.taskTime) ? {} : { time: 'step t in the window' };
+    if (this.loss.kind === 'xent') {
+      const windows = kept.map((w) => {
+        const t: number[] = [], probability: number[] = [];
+        for (let j = 0; j < w.t.length; j++) {
+          if (!hasSymbol(w.target, j * O, O)) continue;
+          t.push(w.t[j]!);
+          probability.push(softmaxAt(w.prediction, j * O, O, argmax(w.target, j * O, O)));
+        }
+        return { label: w.label, t, probability };
+      }).filter((w) => w.t.length > 0);
+      if (windows.length === 0 || this.accuracy.length === 0) notes.push('no classification plot: no target in the plotted windows holds a symbol');
+      else put('classification.svg', await classificationPlotSvg({ accuracy: this.accuracy, windows }, { title: `${model}: accuracy per step, and p(true symbol) in the last windows (batch row 0)`, ...timeTitle }));
+      return { files, notes };
+    }
+    const channel = (a: Float64Array, c: number) => Array.from({ length: a.length / O }, (_, j) => a[j * O + c]!);
+    if (this.src.input === 0) {
+      // An input-free system: the last window's trajectory, every component.
+      const w = kept[kept.length - 1]!;
+      const components = Array.from({ length: O }, (_, c) => c);
+      put('trajectory.svg', await trajectoryPlotSvg(
+        { label: w.label, t: w.t, target: components.map((c) => channel(w.target, c)), prediction: components.map((c) => channel(w.prediction, c)) },
+        { title: `${model}: trajectory of ${w.label} (batch row 0)` },
+      ));
+      return { files, notes };
+    }
+    put('prediction.svg', await predictionPlotSvg(
+      kept.map((w) => ({ label: w.label, t: w.t, ...(w.input ? { input: w.input } : {}), target: channel(w.target, 0), prediction: channel(w.prediction, 0) })),
+      { title: `${model}: prediction on each of the last ${kept.length} windows, before that step's update (batch row 0, channel 0)`, ...timeTitle },
+    ));
+    return { files, notes };
   }
-  return { files, notes };
 }

@@ -15,7 +15,7 @@ import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
 import { buildAt, initialKey } from './run-data.ts';
 import { fileSource, piece, readStartValues, taskSource, type DataSource, type StartValues, type TrainWindow } from './train-data.ts';
 import { checkpointEntries, type Resume } from './checkpoint.ts';
-import { PLOTTED_STEPS, plotRecord, writePlots, type PlotRecord } from './train-plots.ts';
+import { PlotRecorder } from './train-plots.ts';
 import { makeReporter, reportMode, summaryText, type Reference } from './train-report.ts';
 
 // The shared compile flags minus --tau and --batch: a window's shape comes from the data.
@@ -195,7 +195,7 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
   }
 
   const losses: number[] = [];
-  const records: PlotRecord[] = [];
+  const plots = new PlotRecorder(src, cfg.loss, total);
   let lastSave: number | undefined;
   /** Saves after `done` steps of this run; inside a window the state its pieces carry is kept too. */
   const save = (done: number) => {
@@ -245,7 +245,7 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
       }
       if (!trainer.paramsFinite()) stop(i + 1, 'a parameter is not finite after the update');
       losses.push(loss);
-      if (outDir !== undefined && i >= total - PLOTTED_STEPS) records.push(plotRecord(src, window!, part, trainer.outputs(), s, k, p, K));
+      if (outDir !== undefined) plots.step(i, s, k, p, K, window!, part, () => trainer.outputs());
       reporter.step(i + 1, loss);
       if (saveEvery !== undefined && (i + 1) % saveEvery === 0 && i + 1 < total) save(i + 1);
       if (i + 1 === half) tHalf = performance.now();
@@ -268,7 +268,7 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
     info.write(`saved ${v.save}: parameters${state}, the optimizer state and the data position (${done0 + total} steps; --params ${v.save} continues at window ${Math.floor(g / pieces)}${g % pieces ? `, step ${(g % pieces) * K}` : ''})\n`);
   }
   if (outDir !== undefined) {
-    const { files, notes } = await writePlots(outDir, model.name, losses, records);
+    const { files, notes } = await plots.write(outDir, model.name, losses);
     if (run.extraPictures) files.push(...(await run.extraPictures(model, outDir)));
     for (const n of notes) process.stderr.write(`note: ${n}\n`);
     if (files.length > 0) info.write(`wrote ${files.join(', ')}\n`);
