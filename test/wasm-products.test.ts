@@ -113,6 +113,12 @@ describe('wasm product kernels', () => {
     expect(text).toContain('v128.load32_splat');
   });
 
+  it('prints as the golden text (a 5×9·9×13 product with A held transposed, accumulated: edge blocks in both directions)', () => {
+    const t = new ProductTable();
+    t.call({ m: 5, k: 9, n: 13, transA: true, transB: false, accumulate: true }, 0, 0, 0);
+    expect(validate(t.encode(1))).toMatchSnapshot();
+  });
+
   it('encodes integers as LEB128 (wabt reads back the constants)', () => {
     const f = new FunctionBuilder([I32]);
     const x = f.local(I32);

@@ -2,7 +2,8 @@
 // and gradients within 1e-5 over several steps; against the PyTorch fixtures at float32 tolerance;
 // and the trainer still one standalone file whose arena is a fixed WebAssembly.Memory.
 import { readFileSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import wabtInit from 'wabt';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { cell, type CellKind } from '../src/cells/rnn.ts';
 import { defineModel, type ModelDef } from '../src/dsl/model.ts';
 import { targetOf } from '../src/emit/config.ts';
@@ -13,6 +14,22 @@ import { relErr } from './helpers/numeric.ts';
 import { rng } from './helpers/rng.ts';
 
 const TOL = 1e-5;
+
+let wabt: Awaited<ReturnType<typeof wabtInit>>;
+beforeAll(async () => {
+  wabt = await wabtInit();
+});
+
+/** The trainer's embedded module, validated by wabt. */
+function validModule(source: string): void {
+  const bytes = Buffer.from(source.match(/const WASM = "([^"]+)"/)![1]!, 'base64');
+  const mod = wabt.readWasm(bytes, { simd: true });
+  try {
+    mod.validate();
+  } finally {
+    mod.destroy();
+  }
+}
 
 const cellModel = (kind: CellKind, spec: { input: number; hidden: number; output: number }): ModelDef =>
   defineModel({ name: kind, build: (batch) => cell(kind, { ...spec, batch }) });
@@ -65,6 +82,7 @@ describe('wasm target = ts target', () => {
           const [et, ew] = [emitTrainer({ ...cfg, target: 'ts' }), emitTrainer({ ...cfg, target: 'wasm' })];
           expect(et.wasm).toBeUndefined();
           expect(ew.wasm!.kernels.length).toBeGreaterThan(0);
+          validModule(ew.source);
           const [mt, mw] = [await importTrainer(et), await importTrainer(ew)];
           compare(mt.createTrainer({ seed: 5 }), mw.createTrainer({ seed: 5 }), { x: batch * 4 * spec.input, y: batch * 4 * spec.output }, batch * 100 + spec.hidden);
         });
