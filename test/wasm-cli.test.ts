@@ -27,18 +27,20 @@ describe('compile --target', () => {
     const out = path.join(dir, 'wasm');
     const r = unfold(['compile', ...CELL, '--json', '-o', out]);
     expect(r.status).toBe(0);
-    const j = JSON.parse(r.stdout) as { target: string; wasm: { moduleBytes: number; pages: number; kernels: { name: string; product: string; strategy: string }[] } };
+    const j = JSON.parse(r.stdout) as { target: string; wasm: { moduleBytes: number; pages: number; kernels: { name: string; computes: string; strategy: string }[] } };
     expect(j.target).toBe('wasm');
     expect(j.wasm.moduleBytes).toBeGreaterThan(100);
-    expect(j.wasm.kernels.length).toBeGreaterThan(3);
+    expect(j.wasm.kernels.filter((k) => k.name.startsWith('mm')).length).toBeGreaterThan(3);
+    expect(j.wasm.kernels.filter((k) => k.name.startsWith('ew')).length).toBeGreaterThan(3);
     const src = fs.readFileSync(path.join(out, 'trainer.ts'), 'utf8');
     for (const k of j.wasm.kernels) {
-      expect(k.product).toMatch(/^out\[\d+×\d+\] \+?= Aᵀ?\[\d+×\d+\]·Bᵀ?\[\d+×\d+\]$/);
+      // A product, or an element-wise chain over the buffers a0, a1, …
+      expect(k.computes).toMatch(k.name.startsWith('mm') ? /^out\[\d+×\d+\] \+?= Aᵀ?\[\d+×\d+\]·Bᵀ?\[\d+×\d+\]$/ : /^out\[\d+\] \+?= .*a0/);
       expect(src).toContain(`W.${k.name}(`);
     }
     // The text report says the same.
     const text = unfold(['compile', ...CELL, '-o', out]);
-    expect(text.stdout).toContain(`target: wasm, ${j.wasm.kernels.length} product kernels in a ${j.wasm.moduleBytes}-byte module`);
+    expect(text.stdout).toContain(`target: wasm, ${j.wasm.kernels.length} kernels in a ${j.wasm.moduleBytes}-byte module`);
   });
 
   it('--target ts writes the TypeScript loops and no module', () => {

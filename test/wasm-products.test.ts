@@ -4,7 +4,7 @@
 import wabtInit from 'wabt';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FunctionBuilder, I32, encodeModule } from '../src/emit/wasm/encoder.ts';
-import { ProductTable, pagesFor } from '../src/emit/wasm/module.ts';
+import { KernelTable, pagesFor } from '../src/emit/wasm/module.ts';
 import { productStrategy, type ProductShape } from '../src/emit/wasm/products.ts';
 import { rng } from './helpers/rng.ts';
 
@@ -30,8 +30,8 @@ const bAt = (s: ProductShape, p: number, j: number) => (s.transB ? j * s.k + p :
 
 /** Runs one product kernel at odd offsets and checks it against float64 and the guard bands. */
 function check(s: ProductShape, seed: number): void {
-  const table = new ProductTable();
-  const call = table.call(s, 'o', 'a', 'b');
+  const table = new KernelTable();
+  const call = table.product(s, 'o', 'a', 'b');
   expect(call).toBe('W.mm0(o, a, b);');
   const { m, k, n } = s;
   const r = rng(seed);
@@ -93,17 +93,17 @@ describe('wasm product kernels', () => {
   });
 
   it('deduplicates kernels by shape and names them in first-use order', () => {
-    const t = new ProductTable();
+    const t = new KernelTable();
     const a: ProductShape = { m: 4, k: 8, n: 8, transA: false, transB: true, accumulate: false };
-    expect(t.call(a, 0, 16, 48)).toBe('W.mm0(0, 16, 48);');
-    expect(t.call({ ...a, accumulate: true }, 'q0', '(q1 + 4)', 7)).toBe('W.mm1(q0, (q1 + 4), 7);');
-    expect(t.call(a, 1, 2, 3)).toBe('W.mm0(1, 2, 3);');
+    expect(t.product(a, 0, 16, 48)).toBe('W.mm0(0, 16, 48);');
+    expect(t.product({ ...a, accumulate: true }, 'q0', '(q1 + 4)', 7)).toBe('W.mm1(q0, (q1 + 4), 7);');
+    expect(t.product(a, 1, 2, 3)).toBe('W.mm0(1, 2, 3);');
     expect(t.kernels.map((x) => x.description)).toEqual(['out[4×8] = A[4×8]·Bᵀ[8×8]', 'out[4×8] += A[4×8]·Bᵀ[8×8]']);
   });
 
   it('encodes the same module twice as the same bytes, and prints as text', () => {
-    const t = new ProductTable();
-    t.call({ m: 5, k: 9, n: 13, transA: true, transB: false, accumulate: true }, 0, 0, 0);
+    const t = new KernelTable();
+    t.product({ m: 5, k: 9, n: 13, transA: true, transB: false, accumulate: true }, 0, 0, 0);
     const x = t.encode(2), y = t.encode(2);
     expect(Buffer.from(x).equals(Buffer.from(y))).toBe(true);
     const text = validate(x);
@@ -114,8 +114,8 @@ describe('wasm product kernels', () => {
   });
 
   it('prints as the golden text (a 5×9·9×13 product with A held transposed, accumulated: edge blocks in both directions)', () => {
-    const t = new ProductTable();
-    t.call({ m: 5, k: 9, n: 13, transA: true, transB: false, accumulate: true }, 0, 0, 0);
+    const t = new KernelTable();
+    t.product({ m: 5, k: 9, n: 13, transA: true, transB: false, accumulate: true }, 0, 0, 0);
     expect(validate(t.encode(1))).toMatchSnapshot();
   });
 

@@ -4,7 +4,7 @@ import type { Node } from '../ir/node.ts';
 import { sizeOf } from '../ir/tensor.ts';
 import { primOf, prims } from '../prims/index.ts';
 import { at } from '../prims/kit.ts';
-import type { Buf, EmitHelper, EmitTarget } from '../prims/types.ts';
+import type { Buf, ElementwiseExpr, EmitHelper, EmitTarget } from '../prims/types.ts';
 import type { KernelPlan } from './plan.ts';
 
 /** The arena's name in emitted code (the trainer's methods bind it as `const A = this.arena`). */
@@ -61,6 +61,44 @@ function codeStatement(plan: KernelPlan, n: Node, out: Buf, accumulate: boolean,
   });
 }
 
+/**
+ * The chain rooted at `n` as data (fused inputs inlined, literals as constants), `product` read
+ * from `out` where it was computed; undefined for a chain with a non-element-wise root.
+ */
+function chainOf(plan: KernelPlan, n: Node, product?: { node: Node; buf: Buf }): ElementwiseExpr | undefined {
+  if (primOf(n.op)?.emit.kind !== 'elementwise') return undefined;
+  const args: ElementwiseExpr[] = [];
+  for (const x of n.inputs) {
+    if (x === product?.node) args.push({ read: product.buf.off });
+    else if (plan.fused.has(x)) {
+      const sub = chainOf(plan, x, product);
+      if (!sub) return undefined;
+      args.push(sub);
+    } else {
+      const b = bufOf(plan, x);
+      if (b.literal !== undefined) args.push({ value: Number(b.literal.replace(/^\((.*)\)$/, '$1')) });
+      else if (b.transposed) return undefined;
+      else args.push({ read: b.off });
+    }
+  }
+  return { op: n.op, args };
+}
+
+/** A chain (and the product it finishes) as calls into the target's own kernels, when it has them. */
+function kernelStatement(plan: KernelPlan, n: Node, out: Buf, accumulate: boolean, target: EmitTarget): string | undefined {
+  const kernels = target.kernels;
+  const size = sizeOf(n.shape);
+  // A chain over fewer than four elements stays a line of TypeScript.
+  if (!kernels || size < 4) return undefined;
+  const product = plan.epilogues.get(n);
+  // The product first, into out, then the chain over it in place (adding into out needs a buffer of its own).
+  if (product && accumulate) return undefined;
+  const chain = chainOf(plan, n, product && { node: product, buf: out });
+  const call = chain && kernels.elementwise(chain, size, out.off, accumulate);
+  if (!call) return undefined;
+  return product ? `${codeStatement(plan, product, out, false, target)}\n${call}` : call;
+}
+
 function statement(plan: KernelPlan, n: Node, target: EmitTarget): string {
   const prim = primOf(n.op);
   if (!prim) throw new Error(`emit: unknown op ${n.op}`);
@@ -68,6 +106,8 @@ function statement(plan: KernelPlan, n: Node, target: EmitTarget): string {
   const size = sizeOf(n.shape);
   const accumulate = plan.accumulate.has(n);
   const store = accumulate ? '+=' : '=';
+  const viaKernels = kernelStatement(plan, n, out, accumulate, target);
+  if (viaKernels) return viaKernels;
   const product = plan.epilogues.get(n);
   if (product) return codeStatement(plan, product, out, accumulate, target, (value, index) => scalarExpr(plan, n, index, target, { node: product, value }));
   switch (prim.emit.kind) {

@@ -55,12 +55,12 @@ export const matmul: PrimDef = {
     accumulates: true,
     code: ({ out, inputs: [a, b], inShapes: [sa, sb], accumulate, epilogue, target }) => {
       const [m, k, n] = matmulDims(sa!, sb!);
-      const products = target?.products;
+      const kernels = target?.kernels;
       // A target with product kernels (wasm) computes it, unless an operand is a fill or an
       // epilogue would have to be added into the output (both rare; they keep the loops below).
-      if (products && a!.literal === undefined && b!.literal === undefined && !(epilogue && accumulate)) {
+      if (kernels && a!.literal === undefined && b!.literal === undefined && !(epilogue && accumulate)) {
         const shape = { m, k, n, transA: a!.transposed === true, transB: b!.transposed === true, accumulate: accumulate === true };
-        const call = products.call(shape, out.off, a!.off, b!.off);
+        const call = kernels.product(shape, out.off, a!.off, b!.off);
         // The epilogue then runs over the finished product in place (the planner gives the chain's
         // root a buffer that none of its inputs share).
         return epilogue ? `${call}\nfor (let i = 0; i < ${m * n}; i++) ${at(out, 'i')} = ${epilogue(at(out, 'i'), 'i')};` : call;

@@ -25,17 +25,30 @@ export interface ProductShape {
   readonly accumulate: boolean;
 }
 
-/** A target that computes matrix products in kernels of its own (wasm): the statement calling one. */
-export interface ProductRenderer {
-  /** Offsets are element indices into the arena (numbers, or expressions inside loops). */
-  call(shape: ProductShape, out: number | string, a: number | string, b: number | string): string;
+/**
+ * A fused element-wise chain as data: element i of the buffer at offset `read`, a constant
+ * `value`, or an op (a primitive's name) over sub-chains.
+ */
+export type ElementwiseExpr =
+  | { readonly read: number | string }
+  | { readonly value: number }
+  | { readonly op: string; readonly args: readonly ElementwiseExpr[] };
+
+/**
+ * A target that runs kernels of its own (wasm): the statement calling one. Offsets are element
+ * indices into the arena (numbers, or expressions inside loops).
+ */
+export interface TargetKernels {
+  product(shape: ProductShape, out: number | string, a: number | string, b: number | string): string;
+  /** out[i] = (or +=) expr for i < size; undefined when the chain uses an op the target lacks (the caller keeps its loop). */
+  elementwise(expr: ElementwiseExpr, size: number, out: number | string, accumulate: boolean): string | undefined;
 }
 
-/** What emission knows about the target: the arena's element type, and who computes products. */
+/** What emission knows about the target: the arena's element type, and who runs the kernels. */
 export interface EmitTarget {
   readonly dtype: Dtype;
-  /** Absent (the ts target), products are TypeScript loops. */
-  readonly products?: ProductRenderer;
+  /** Absent (the ts target), products and element-wise chains are TypeScript loops. */
+  readonly kernels?: TargetKernels;
 }
 
 /**

@@ -105,7 +105,26 @@ export class FunctionBuilder {
     return this.simd(0x1f).op(lane);
   }
   f32x4Add(): this { return this.simd(0xe4); }
+  f32x4Sub(): this { return this.simd(0xe5); }
   f32x4Mul(): this { return this.simd(0xe6); }
+  f32x4Div(): this { return this.simd(0xe7); }
+  f32x4Neg(): this { return this.simd(0xe1); }
+  f32x4Min(): this { return this.simd(0xe8); }
+  f32x4Max(): this { return this.simd(0xe9); }
+  /** Four lanes of the float32 nearest `x`. */
+  f32x4Const(x: number): this {
+    this.simd(0x0c);
+    const lane = new Uint8Array(new Float32Array([x]).buffer);
+    for (let i = 0; i < 4; i++) for (const byte of lane) this.code.push(byte);
+    return this;
+  }
+  /** One float32 into lane 0, the other lanes zero. */
+  v128Load32Zero(offset = 0): this { return this.simd(0x5c).mem(2, offset); }
+  /** Stores lane `lane` of a v128 as one float32. */
+  v128Store32Lane(lane: number, offset = 0): this {
+    if (!Number.isInteger(lane) || lane < 0 || lane > 3) throw new Error(`wasm encoder: lane ${lane} out of range`);
+    return this.simd(0x5a).mem(2, offset).op(lane);
+  }
 
   /** The body as the code section holds it: local declarations (runs of one type), code, `end`. */
   encode(): number[] {

@@ -1,33 +1,53 @@
-// The wasm target's module: the deduplicated product kernels one trainer calls, in first-use order,
-// encoded over the trainer's one memory (sized once from the arena).
-import { encodeModule, PAGE_BYTES } from './encoder.ts';
+// The wasm target's module: the deduplicated kernels one trainer calls (matrix products and fused
+// element-wise chains), in first-use order, encoded over the trainer's one memory (sized once from the arena).
+import type { ElementwiseExpr, TargetKernels } from '../../prims/types.ts';
+import { encodeModule, PAGE_BYTES, type FunctionBuilder } from './encoder.ts';
+import { describeExpr, elementwiseKernel, numberReads } from './elementwise.ts';
 import { describeProduct, productKernel, productKey, productStrategy, type ProductShape } from './products.ts';
 
 /** The name emitted code calls the module's exports by (the trainer binds it per method). */
 export const KERNELS = 'W';
 
 export interface KernelInfo {
+  /** mmN for a product, ewN for an element-wise chain. */
   readonly name: string;
-  readonly shape: ProductShape;
-  /** e.g. `out[16×512] = A[16×128]·Bᵀ[128×512]`. */
+  /** e.g. `out[16×512] = A[16×128]·Bᵀ[128×512]`, or `out[2048] = tanh((a0 + a1))`. */
   readonly description: string;
-  /** How it vectorizes (see src/emit/wasm/products.ts). */
+  /** How it vectorizes (see src/emit/wasm/products.ts; `lanes` for element-wise chains). */
   readonly strategy: string;
+  readonly build: () => FunctionBuilder;
 }
 
-/** Collects the products a trainer's kernels call, one export per distinct shape. */
-export class ProductTable {
+/** Collects the kernels a trainer's code calls, one export per distinct kernel. */
+export class KernelTable implements TargetKernels {
   private readonly byKey = new Map<string, KernelInfo>();
+  private products = 0;
+  private chains = 0;
 
-  /** The statement computing `shape` at these element offsets (numbers or loop expressions). */
-  call(shape: ProductShape, out: number | string, a: number | string, b: number | string): string {
-    const key = productKey(shape);
+  private kernel(key: string, make: (name: string) => KernelInfo): KernelInfo {
     let k = this.byKey.get(key);
     if (!k) {
-      k = { name: `mm${this.byKey.size}`, shape, description: describeProduct(shape), strategy: productStrategy(shape) };
+      k = make(key.startsWith('mm') ? `mm${this.products++}` : `ew${this.chains++}`);
       this.byKey.set(key, k);
     }
+    return k;
+  }
+
+  product(shape: ProductShape, out: number | string, a: number | string, b: number | string): string {
+    const k = this.kernel(`mm:${productKey(shape)}`, (name) => ({ name, description: describeProduct(shape), strategy: productStrategy(shape), build: () => productKernel(shape) }));
     return `${KERNELS}.${k.name}(${out}, ${a}, ${b});`;
+  }
+
+  elementwise(expr: ElementwiseExpr, size: number, out: number | string, accumulate: boolean): string | undefined {
+    const numbered = numberReads(expr);
+    if (!numbered) return undefined;
+    const { expr: e, offsets } = numbered;
+    const key = `ew:${size}:${accumulate}:${JSON.stringify(e)}`;
+    const k = this.kernel(key, (name) => ({
+      name, description: `out[${size}] ${accumulate ? '+=' : '='} ${describeExpr(e)}`, strategy: 'lanes',
+      build: () => elementwiseKernel(e, offsets.length, size, accumulate),
+    }));
+    return `${KERNELS}.${k.name}(${[out, ...offsets].join(', ')});`;
   }
 
   get kernels(): readonly KernelInfo[] {
@@ -36,7 +56,7 @@ export class ProductTable {
 
   /** The module over a memory of `pages` pages, importing it as env.memory. */
   encode(pages: number): Uint8Array<ArrayBuffer> {
-    return encodeModule(this.kernels.map((k) => ({ name: k.name, fn: productKernel(k.shape) })), pages);
+    return encodeModule(this.kernels.map((k) => ({ name: k.name, fn: k.build() })), pages);
   }
 }
 

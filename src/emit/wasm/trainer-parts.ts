@@ -3,7 +3,7 @@
 // over one WebAssembly.Memory of fixed size (initial = maximum: never grown, so the view stays valid).
 import { UnfoldError } from '../../ir/errors.ts';
 import { PAGE_BYTES } from './encoder.ts';
-import { KERNELS, pagesFor, type KernelInfo, type ProductTable } from './module.ts';
+import { KERNELS, pagesFor, type KernelInfo, type KernelTable } from './module.ts';
 
 /** The most memory one wasm32 module addresses: 65536 pages of 64 KiB. */
 const MAX_PAGES = 65536;
@@ -29,7 +29,7 @@ export interface WasmTrainerParts {
 }
 
 /** The trainer's parts for the products in `table` over an arena of `elements` float32 values. */
-export function wasmTrainerParts(table: ProductTable, elements: number): WasmTrainerParts {
+export function wasmTrainerParts(table: KernelTable, elements: number): WasmTrainerParts {
   const pages = pagesFor(elements);
   // Beyond 2^32 elements no typed array holds the arena whatever the target (the CLI says so, src/cli/arena-limit.ts).
   if (pages > MAX_PAGES && elements <= 2 ** 32) {
@@ -38,10 +38,10 @@ export function wasmTrainerParts(table: ProductTable, elements: number): WasmTra
   const bytes = table.encode(pages);
   const kernels = table.kernels;
   const kernelType = kernels.length
-    ? `{\n${kernels.map((k) => `  /** ${k.description} */\n  readonly ${k.name}: (out: number, a: number, b: number) => void;`).join('\n')}\n}`
+    ? `{\n${kernels.map((k) => `  /** ${k.description} */\n  readonly ${k.name}: (out: number, ...inputs: number[]) => void;`).join('\n')}\n}`
     : 'Record<string, never>';
   const declarations = [
-    `/** The matrix-product kernels (WebAssembly SIMD, ${bytes.length} bytes), over a memory of ${pages} pages (${pages * PAGE_BYTES} bytes). Offsets are element indices into the arena. */`,
+    `/** The kernels: matrix products (mmN) and element-wise chains (ewN) in WebAssembly SIMD ( ${bytes.length} bytes), over a memory of ${pages} pages (${pages * PAGE_BYTES} bytes). Offsets are element indices into the arena. */`,
     `const WASM = ${JSON.stringify(Buffer.from(bytes).toString('base64'))};`,
     `type Kernels = ${kernelType};`,
     'function wasmBytes(): Uint8Array<ArrayBuffer> {',
@@ -68,7 +68,7 @@ export function wasmTrainerParts(table: ProductTable, elements: number): WasmTra
     '  return new Trainer(options, compiled);',
     '}',
   ].join('\n');
-  const calls = new RegExp(`\\b${KERNELS}\\.mm\\d+\\(`);
+  const calls = new RegExp(`\\b${KERNELS}\\.(mm|ew)\\d+\\(`);
   const bindFor = (body: readonly string[]) => (body.some((l) => calls.test(l)) ? [`const ${KERNELS} = this.kernels;`] : []);
   return { declarations, arenaInit, bindFor, factory, report: { moduleBytes: bytes.length, pages, kernels } };
 }
