@@ -10,5 +10,6 @@ export { withContext, currentContext } from './dsl/context.ts';
 export { initialParams, mulberry32 } from './dsl/init.ts';
 export { cell, elman, lstm, gru, cellParamShapes, type CellKind, type CellSpec } from './cells/rnn.ts';
 export { sincosTask, sincosWindow, windowTimes } from './data/sincos.ts';
+export { addingTask, addingWindow } from './data/adding.ts';
 export type { Tensor, Shape } from './ir/tensor.ts';
 export { tensor } from './ir/tensor.ts';

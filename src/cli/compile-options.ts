@@ -75,7 +75,8 @@ export function trainerConfig(command: string, model: ModelDef, source: string, 
   return {
     model, source, batch, tau, dtype, hoist, target,
     loss: lossSpec(command, model, values),
-    ...(values.varlen ? { lengths: true } : {}),
+    // Per-row lengths when asked for, or when the model's task gives them with its windows.
+    ...(values.varlen || task?.window(0).lengths !== undefined ? { lengths: true } : {}),
     optimizer, carryState, seed,
     ...(clipNorm !== undefined ? { clipNorm } : {}),
   };

@@ -24,6 +24,8 @@ export interface TrainerConfig {
    * pack_padded_sequence (src/transforms/lengths.ts). Without it every row runs the whole window.
    */
   readonly lengths?: boolean;
+  /** Record ‖∂L/∂s(t)‖ for every step t in the reverse loop (the trainer's gradFlow(); rolled form). */
+  readonly gradFlow?: boolean;
   /** Also emit the gradients of the inputs x(t) and of the initial state (for `unfold grad`). */
   readonly inputGrads?: boolean;
   /** Straight-line code or loops over t; 'auto' (default) picks by size. */

@@ -33,6 +33,8 @@ export interface KernelLayout {
   readonly weightSeq: Seq | undefined;
   /** The loss normalizer N (one element), set with the window. */
   readonly normOff: number;
+  /** ‖∂L/∂s(t)‖² of every step (one element per step), when the trainer records the gradient flow. */
+  readonly gradFlowSeq: Seq | undefined;
 }
 
 /** A form's kernels: the bodies of the trainer's train and forward methods. */

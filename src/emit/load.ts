@@ -29,6 +29,8 @@ export interface TrainerInstance {
   resetState(): void;
   getInputGrads?(): Record<string, TensorData>;
   stateSequence(): Record<string, TensorData>;
+  /** ‖∂L/∂s(t)‖, t = 1 … T (a trainer compiled with gradFlow). */
+  gradFlow?(out?: Float64Array): Float64Array;
   getOptimizerState(): { steps: number; buffers: number[] };
   setOptimizerState(state: { steps: number; buffers: ArrayLike<number> }): void;
 }

@@ -38,14 +38,15 @@ class LoopOffsets {
 export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilder, L: KernelLayout): Kernels {
   // τ sizes the storage; the loops run over the window's own length T ≤ τ, a runtime value.
   const tau = cfg.tau;
-  const sv = stepVjp(rec, cfg.loss, b, { inputGrads: cfg.inputGrads ?? false });
+  const sv = stepVjp(rec, cfg.loss, b, { inputGrads: cfg.inputGrads ?? false, gradFlow: L.gradFlowSeq !== undefined });
+  const flowRoots = sv.flowSquares ? [sv.flowSquares] : [];
   const perStepLeaves = [...(rec.valid ? [rec.valid] : []), ...(sv.weight ? [sv.weight] : [])];
   const placeholders = new Set<Node>([...rec.state.map((s) => s.node), ...rec.input.map((x) => x.node), sv.target, ...perStepLeaves, ...sv.cotangents]);
   // The emission passes run once over both step graphs, so the loop analysis sees their result.
-  const roots = [...rec.next, ...rec.outputs.map((o) => o.node), sv.lossTerm, ...sv.stateGrads, ...sv.paramGrads, ...sv.inputGrads];
+  const roots = [...rec.next, ...rec.outputs.map((o) => o.node), sv.lossTerm, ...sv.stateGrads, ...sv.paramGrads, ...sv.inputGrads, ...flowRoots];
   const rootNames = [
     ...rec.state.map((s) => `${s.name}'`), ...rec.outputs.map((o) => o.name), 'loss-term',
-    ...rec.state.map((s) => `ds:${s.name}`), ...rec.params.map((p) => `grad:${p.name}`), ...sv.inputGrads.map((_, i) => `grad:${rec.input[i]!.name}`),
+    ...rec.state.map((s) => `ds:${s.name}`), ...rec.params.map((p) => `grad:${p.name}`), ...sv.inputGrads.map((_, i) => `grad:${rec.input[i]!.name}`), ...flowRoots.map(() => 'grad-flow'),
   ];
   const rewritten = afterPasses(roots.map((node) => ({ node })), b.ctx, cfg.onPass, rootNames).map((s) => s.node);
   let cursor = 0;
@@ -56,7 +57,8 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilde
   const stateGrads = take(sv.stateGrads.length);
   const paramGrads = take(sv.paramGrads.length);
   const inputGrads = take(sv.inputGrads.length);
-  const allBackwardRoots = [...stateGrads, ...paramGrads, ...inputGrads];
+  const flowSquares = take(flowRoots.length);
+  const allBackwardRoots = [...stateGrads, ...paramGrads, ...inputGrads, ...flowSquares];
   const forwardSet = new Set(topoOrder([...nexts, ...outs, lossTerm]));
   const all = topoOrder([...nexts, ...outs, lossTerm, ...allBackwardRoots]);
 
@@ -123,7 +125,7 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilde
 
   // Residuals: forward values the reverse loop reads, stored per step (states, outputs and stacks have storage already).
   const stored = new Set<Node>([...nexts, ...outs, ...projections.map((p) => p.product), ...forwardStacks]);
-  const backwardRoots = [...stateGrads, ...loopParamGrads, ...inputGrads, ...backwardStacks];
+  const backwardRoots = [...stateGrads, ...loopParamGrads, ...inputGrads, ...flowSquares, ...backwardStacks];
   const backwardOrder = topoOrder(backwardRoots);
   const residuals: Node[] = [];
   const isResidual = new Set<Node>();
@@ -212,6 +214,8 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilde
     ...stateGrads.map((g, i) => ({ node: g, slot: dsNextOffs[i]! })),
     ...paramGrads.flatMap((g, j) => (stackedParams.has(j) ? [] : [{ node: g, slot: L.grads[j]!.off, accumulate: true }])),
     ...inputGrads.map((g, i) => ({ node: g, slot: bwdOffs.at(L.inputGradSeqs[i]!) })),
+    // ‖∂L/∂s(t)‖² of step t, for the gradient flow through time.
+    ...flowSquares.map((g) => ({ node: g, slot: bwdOffs.at(L.gradFlowSeq!) })),
     ...backwardStacks.map((x) => ({ node: x, slot: bwdOffs.at(stackedOf.get(x)!.seq) })),
   ];
   const bwdPlan = planOutputs(bwdSlots, bwdPinned, tempBase);

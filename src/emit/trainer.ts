@@ -3,6 +3,7 @@
 // optimizer step, and one preallocated arena. Same input, same bytes.
 import { Project, Scope, VariableDeclarationKind } from 'ts-morph';
 import type { Node } from '../ir/node.ts';
+import { UnfoldError } from '../ir/errors.ts';
 import { sizeOf } from '../ir/tensor.ts';
 import { derivedBuilder, withContext } from '../dsl/context.ts';
 import { DEFAULT_SEED } from '../dsl/init.ts';
@@ -95,6 +96,7 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
   // step nodes): unrolled 835 µs/step (V8 leaves the one huge function unoptimized), rolled
   // 37 µs/step; straight-line code never won, even at τ = 10. Unrolled only when asked for.
   const form: Form = requested === 'auto' ? 'rolled' : requested;
+  if (cfg.gradFlow && form !== 'rolled') throw new UnfoldError('emit: the gradient flow is recorded by the rolled form\'s reverse loop; the unrolled form has none');
 
   // The wasm target: products become calls into the trainer's embedded module (src/emit/wasm/).
   const products = targetOf(cfg) === 'wasm' ? new KernelTable() : undefined;
@@ -144,17 +146,18 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
   });
   // Outputs o(t) of every step, the loss, and (on request) the input and initial-state gradients.
   let outputSeqs: Seq[] = [], inputGradSeqs: Seq[] = [], stateGradOffs: number[] = [];
-  let lossOff = 0;
+  let lossOff = 0, gradFlowSeq: Seq | undefined;
   const outputsSize = region(() => {
     outputSeqs = rec.outputs.map((o) => seq(sizeOf(o.node.shape), T));
     lossOff = arena.reserve(1);
+    if (cfg.gradFlow) gradFlowSeq = seq(1, T);
     if (cfg.inputGrads) {
       inputGradSeqs = rec.input.map((x) => seq(sizeOf(x.node.shape), T));
       stateGradOffs = rec.state.map((s) => arena.reserve(sizeOf(s.node.shape)));
     }
   });
 
-  const layout: KernelLayout = { arena, pinned, inputSeqs, targetSeq, stateSeqs, outputSeqs, inputGradSeqs, stateGradOffs, grads, lossOff, maskSeq, weightSeq, normOff };
+  const layout: KernelLayout = { arena, pinned, inputSeqs, targetSeq, stateSeqs, outputSeqs, inputGradSeqs, stateGradOffs, grads, lossOff, maskSeq, weightSeq, normOff, gradFlowSeq };
   const kernels = form === 'unrolled' ? unrolledKernels(unrolledTraining(), rec, kcfg, b, layout) : rolledKernels(rec, kcfg, b, layout);
   const { train: trainBody, forward: forwardBody, tempSize, loopSize, residualSize, residualsPerStep, hoisted } = kernels;
   arena.reserve(tempSize);
@@ -497,6 +500,20 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
               }),
               ...stateInfo.map((s, i) => `out[${JSON.stringify(s.name + '0')}] = { shape: [${s.shape.join(', ')}], data: Array.from(A.subarray(${stateGradOffs[i]}, ${stateGradOffs[i]! + s.size})) };`),
               'return out;',
+            ],
+          }]
+        : []),
+      ...(gradFlowSeq
+        ? [{
+            name: 'gradFlow',
+            docs: ['‖∂L/∂s(t)‖ for t = 1 … T of the last step or gradients() call: the Frobenius norm of the total derivative through every later step, over all states together.'],
+            parameters: [{ name: 'out', type: 'Float64Array', hasQuestionToken: true }],
+            returnType: 'Float64Array',
+            statements: [
+              'const T = this.T;',
+              'const result = out ?? new Float64Array(T);',
+              `for (let t = 0; t < T; t++) result[t] = Math.sqrt(this.arena[${gradFlowSeq.base} + t]!);`,
+              'return result;',
             ],
           }]
         : []),

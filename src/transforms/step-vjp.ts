@@ -27,11 +27,13 @@ export interface StepVjp {
   readonly stateGrads: readonly Node[];
   readonly paramGrads: readonly Node[];
   readonly inputGrads: readonly Node[];
+  /** ‖∂L/∂s(t)‖² over every state together (Frobenius), when asked for (gradient flow through time). */
+  readonly flowSquares: Node | undefined;
   /** All of the above as one graph (outputs `ds:<state>`, `grad:<param>`, `grad:<input>`). */
   readonly graph: Graph;
 }
 
-export function stepVjp(rec: Recurrence, loss: LossSpec, b: NodeBuilder, opts: { inputGrads?: boolean } = {}): StepVjp {
+export function stepVjp(rec: Recurrence, loss: LossSpec, b: NodeBuilder, opts: { inputGrads?: boolean; gradFlow?: boolean } = {}): StepVjp {
   const k = lossOutputIndex(rec, loss);
   const o = rec.outputs[k]!.node;
   const target = b.input(loss.target ?? 'y', o.shape, { role: 'target' });
@@ -48,14 +50,18 @@ export function stepVjp(rec: Recurrence, loss: LossSpec, b: NodeBuilder, opts: {
   const states = rec.state.map((s) => s.node);
   const params = rec.params.map((p) => p.node);
   const inputs = opts.inputGrads ? rec.input.map((x) => x.node) : [];
-  const { grads } = vjp(makeGraph({ J }), J, [...states, ...params, ...inputs], b);
+  // The new state s(t) is an inner node: its cotangent is the total ∂L/∂s(t), through o(t) and every later step.
+  const flowTargets = opts.gradFlow ? rec.next : [];
+  const { grads } = vjp(makeGraph({ J }), J, [...states, ...params, ...inputs, ...flowTargets], b);
   const stateGrads = grads.slice(0, states.length);
   const paramGrads = grads.slice(states.length, states.length + params.length);
-  const inputGrads = grads.slice(states.length + params.length);
+  const inputGrads = grads.slice(states.length + params.length, states.length + params.length + inputs.length);
+  const flow = grads.slice(states.length + params.length + inputs.length);
+  const flowSquares = opts.gradFlow ? flow.map((g) => b.sum(b.mul(g, g), g.shape.map((_, d) => d))).reduce((a, c) => b.add(a, c)) : undefined;
   const graph = makeGraph([
     ...rec.state.map((s, i) => ({ name: `ds:${s.name}`, node: stateGrads[i]! })),
     ...rec.params.map((p, i) => ({ name: `grad:${p.name}`, node: paramGrads[i]! })),
     ...inputs.map((_, i) => ({ name: `grad:${rec.input[i]!.name}`, node: inputGrads[i]! })),
   ]);
-  return { rec, target, lossTerm, weight, normalizer, cotangents, stateGrads, paramGrads, inputGrads, graph };
+  return { rec, target, lossTerm, weight, normalizer, cotangents, stateGrads, paramGrads, inputGrads, flowSquares, graph };
 }

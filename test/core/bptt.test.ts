@@ -13,6 +13,7 @@ import { Context } from '../../src/ir/node.ts';
 import { sizeOf } from '../../src/ir/tensor.ts';
 import { createBuilder } from '../../src/prims/builder.ts';
 import { opRule } from '../../src/prims/index.ts';
+import { LOSS_NORM, LOSS_WEIGHT, lossNormalizer, lossWeights } from '../../src/transforms/loss.ts';
 import { trainingGraph } from '../../src/transforms/training.ts';
 import { gradName } from '../../src/transforms/vjp.ts';
 import { axpy, dot } from '../helpers/numeric.ts';
@@ -55,6 +56,14 @@ describe.each(CASES)('%s, %s', (kind, _label, loss) => {
         inputs.set(`y@${t}`, y);
       }
       for (const s of rec.state) inputs.set(`${s.name}@0`, r.array(B * H, -0.5, 0.5));
+      if (loss.over === 'last') {
+        // A loss on other steps than all is a weight table (1 at each row's last step) and its N.
+        for (let t = 1; t <= T; t++) {
+          if (!steps.includes(t)) inputs.set(`y@${t}`, r.array(B * O, -1, 1));
+          inputs.set(`${LOSS_WEIGHT}@${t}`, lossWeights('last', [T, T], T)[t - 1]!);
+        }
+        inputs.set(LOSS_NORM, Float64Array.of(lossNormalizer(loss.kind, [B, O], 'last', [T, T])));
+      }
 
       const out = evaluate(tg.grad.graph, params, inputs);
       // The loss, directly from the evaluated outputs.
