@@ -25,6 +25,9 @@ export async function codegenFiles(): Promise<GeneratedFile[]> {
     const model = await loadModelFile(path.join(ROOT, source));
     const emitted = emitTrainer(trainerConfig('codegen', model, source, { target: 'ts' }));
     for (const f of trainerFiles(emitted.source)) out.push({ path: `codegen/${model.name}/${f.name}`, content: f.content });
+    // Beside it, for a float32 model, the wasm target: the same trainer, its kernels in an embedded module.
+    const cfg = trainerConfig('codegen', model, source, {});
+    if (cfg.target === 'wasm') for (const f of trainerFiles(emitTrainer(cfg).source)) out.push({ path: `codegen/${model.name}/wasm/${f.name}`, content: f.content });
   }
   return out;
 }

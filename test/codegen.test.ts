@@ -1,4 +1,4 @@
-// The committed trainers in codegen/ are exactly what `npm run codegen` writes, they type-check
+// The committed trainers in codegen/ (ts, and wasm beside it) are exactly what `npm run codegen` writes, they type-check
 // under --strict on their own, and the committed sincos trainer really trains.
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -11,7 +11,7 @@ describe('codegen/', () => {
   it('is up to date (run `npm run codegen` after changing the compiler or a graph)', async () => {
     const files = await codegenFiles();
     expect(files.map((f) => f.path)).toEqual(['dynamical-system', 'gru', 'hopfield', 'lstm', 'sincos']
-      .flatMap((m) => ['trainer.ts', 'trainer.js', 'trainer.d.ts'].map((f) => `codegen/${m}/${f}`)));
+      .flatMap((m) => ['trainer.ts', 'trainer.js', 'trainer.d.ts', 'wasm/trainer.ts', 'wasm/trainer.js', 'wasm/trainer.d.ts'].map((f) => `codegen/${m}/${f}`)));
     for (const f of files) {
       const committed = readFileSync(f.path, 'utf8');
       expect(committed === f.content, `${f.path} is stale: run npm run codegen`).toBe(true);
@@ -24,9 +24,8 @@ describe('codegen/', () => {
     expect(r.status).toBe(0);
   });
 
-  it('the committed sincos trainer learns cos from sin', async () => {
+  for (const file of ['../codegen/sincos/trainer.ts', '../codegen/sincos/wasm/trainer.ts']) it(`the committed sincos trainer learns cos from sin (${file.slice(3)})`, async () => {
     // Imported through a variable so the root type-check does not pull generated code into its stricter settings.
-    const file = '../codegen/sincos/trainer.ts';
     const { createTrainer, SPEC } = (await import(file)) as TrainerModule;
     expect(SPEC.model).toBe('sincos');
     const tr = createTrainer();
