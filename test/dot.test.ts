@@ -11,6 +11,7 @@ import { matmul, tanh } from '../src/dsl/ops.ts';
 import { param, recurrence, state } from '../src/dsl/recurrence.ts';
 import { Html, writeDot } from '../src/dot/dot.ts';
 import { escapeHtml, quoteDot } from '../src/dot/escape.ts';
+import { DiagramBuilder, layout } from '../src/dot/diagram.ts';
 import { modelDiagram, modelDot, type DotRequest } from '../src/dot/export.ts';
 import { renderSvg } from '../src/dot/render.ts';
 import { NODE_KIND } from '../src/dot/style.ts';
@@ -390,6 +391,21 @@ describe('gradient view: the figure of back-propagation through time', () => {
     }
     // The chain (4 edges), and for each of the 6 parameters 5 contributions, 4 rail segments and the end into Σ.
     expect(checked).toBe(4 + 6 * (5 + 4 + 1));
+  });
+
+  it('a rail also carries a single contribution from far away, and none is laid for the next step', () => {
+    const b = new DiagramBuilder('g', Html.text('g'), 3, true);
+    b.node({ id: 'far', kind: 'accum', label: Html.text('Σ'), step: 0 });
+    b.node({ id: 'near', kind: 'accum', label: Html.text('Σ'), step: 0 });
+    for (const t of [1, 2, 3]) b.node({ id: `B_t${t}`, kind: 'grad', label: Html.text(`${t}`), step: t });
+    b.edge({ from: 'B_t3', to: 'far', kind: 'backward' });
+    b.edge({ from: 'B_t1', to: 'near', kind: 'backward' });
+    const edges = drawnEdges(writeDot(layout(b.build())));
+    expect(edges.filter((e) => e.to === 'far' || e.to.startsWith('_rail_far_')).map((e) => `${e.from}>${e.to}`)).toEqual([
+      '_rail_far_0>far', '_rail_far_1>_rail_far_0', '_rail_far_2>_rail_far_1', 'B_t3>_rail_far_2',
+    ]);
+    expect(edges.filter((e) => e.to === 'near').map((e) => e.from)).toEqual(['B_t1']);
+    expect(edges.some((e) => e.to.startsWith('_rail_near_'))).toBe(false);
   });
 });
 

@@ -227,8 +227,8 @@ function withBuses(d: Diagram): Diagram {
 }
 
 /**
- * The mirror of a bus: a node fed from several later time slots (a parameter's Σ over the steps,
- * drawn before step 1) gets a rail, a relay point in every slot from the latest source to the
+ * The mirror of a bus: a node fed from later time slots beyond the next (a parameter's Σ over the
+ * steps, drawn before step 1) gets a rail, a relay point in every slot from the latest source to the
  * earliest, chained back to the node, with one short edge from each source into its slot's relay.
  * Edges straight from every step into one node would run across the whole figure, one above the
  * other; the rail runs along the steps beside them, and the diagram keeps its τ contributions.
@@ -247,10 +247,11 @@ function withRails(d: Diagram): Diagram {
   const nodes: VNode[] = [];
   const edges: VEdge[] = [];
   for (const [sink, list] of fanIn) {
-    const used = new Set(list.map((e) => timeOf(byId.get(e.from)!)!));
-    if (used.size < 2) continue;
-    const first = Math.min(...used), last = Math.max(...used);
-    const span = times.filter((t) => t >= first && t <= last);
+    const at = timeOf(byId.get(sink)!)!;
+    const last = Math.max(...list.map((e) => timeOf(byId.get(e.from)!)!));
+    // Sources all in the slot right after the node need no rail; one far source does (its edge would cross the figure).
+    if (times.indexOf(last) - times.indexOf(at) < 2) continue;
+    const span = times.filter((t) => t > at && t <= last);
     const relay = (k: number): string => `_rail_${sink}_${k}`;
     rails.add(sink);
     span.forEach((t, k) => {
