@@ -19,7 +19,7 @@ interface Kept {
   readonly taskTime: boolean;
   /** Input channel 0 (undefined without input). */
   readonly input: number[] | undefined;
-  /** [K, O]: every output channel, target and model (the logits, for cross-entropy). */
+  /** [steps, O]: every output channel, target and model (the logits, for cross-entropy). */
   readonly target: Float64Array;
   readonly prediction: Float64Array;
 }
