@@ -258,10 +258,12 @@ describe('unfolded view', () => {
     }
   });
 
-  it('defaults: ops for a small step graph, cell for a large one', () => {
+  it('defaults: ops for a small step graph, cell for a large one (unfolded); cell for folded and gradient', () => {
     expect(modelDot(model('dynamical-system'), { view: 'unfolded', tau: 2 })).toContain('ops level');
     expect(modelDot(model('sincos'), { view: 'unfolded', tau: 2 })).toContain('cell level');
     expect(modelDot(model('sincos'), { view: 'folded' })).toContain('cell level');
+    // The gradient view's default is the figure of back-propagation through time, whatever the step graph.
+    expect(modelDot(model('dynamical-system'), { view: 'gradient', tau: 2 })).toContain('cell level');
   });
 });
 
