@@ -16,6 +16,8 @@ import { buildAt, initialKey } from './run-data.ts';
 import { fileSource, piece, readStartValues, taskSource, type DataSource, type StartValues, type TrainWindow } from './train-data.ts';
 import { checkpointEntries, type Resume } from './checkpoint.ts';
 import { PlotRecorder } from './train-plots.ts';
+import { gradFlowPlotSvg } from '../plot/grad-flow.ts';
+import { tensorToJson } from '../io/tensor-file.ts';
 import { makeReporter, reportMode, summaryText, type Reference } from './train-report.ts';
 
 // The shared compile flags minus --tau and --batch: a window's shape comes from the data.
@@ -33,13 +35,14 @@ export const trainOptions = {
   tbptt: { type: 'string' },
   out: { type: 'string' },
   'no-plots': { type: 'boolean' },
+  'grad-flow': { type: 'boolean' },
 } as const satisfies Options;
 
 export const TRAIN_FLAGS = [
   '[--data windows.json] [--params init.json] [--optimizer adam|adamw|sgd|rmsprop] [--lr X]',
   '[--steps N] [--seed S] [--dtype f32|f64] [--carry-state|--no-carry-state] [--clip-norm X]',
-  '[--momentum X] [--weight-decay X] [--loss mse|sse|xent] [--hoist auto|on|off]',
-  '[--save out.json] [--save-every N] [--log-json] [--tbptt K] [--out DIR] [--no-plots]',
+  '[--momentum X] [--weight-decay X] [--loss mse|sse|xent] [--loss-over all|last] [--hoist auto|on|off]',
+  '[--save out.json] [--save-every N] [--log-json] [--tbptt K] [--out DIR] [--no-plots] [--grad-flow]',
 ].join('\n    ');
 
 // Shown after every usage error too (main prints `usage`), so the notes stay short.
@@ -47,6 +50,7 @@ export const TRAIN_NOTES = [
   'No --data: the graph\'s own task (--cell needs --data). --data: {"windows": [{"x": [B,T,I], "y": [B,T,O]}, ...]},',
   'one step per window, in order, cycled when --steps exceeds them. --tbptt K: pieces of K steps (K divides T), the',
   'state carried across. --carry-state: window k\'s final state starts window k+1. --params a --save file continues it exactly.',
+  'A window may carry "lengths" [B] (rows of different lengths). --grad-flow: <out>/grad-flow.{json,svg}, ||dL/ds(t)|| per step.',
 ].join('\n  ');
 
 /** Extra pictures a caller draws into the output directory (`unfold start`'s graph diagrams). */
@@ -117,6 +121,21 @@ function resumePiece(r: Resume, start: StartValues, rec: Recurrence, T: number, 
   return r.window * (T / K) + r.time / K;
 }
 
+/**
+ * <out>/grad-flow.json (a tensor file [steps, T]: ‖∂L/∂s(t)‖ after each training step; 0 past a
+ * shorter window's end, which JSON cannot hold as NaN) and <out>/grad-flow.svg, its heat map.
+ */
+async function writeGradFlow(outDir: string, model: string, rows: readonly Float64Array[]): Promise<string[]> {
+  const T = rows[0]?.length ?? 0;
+  const data = new Float64Array(rows.length * T);
+  rows.forEach((r, k) => r.forEach((n, t) => (data[k * T + t] = Number.isNaN(n) ? 0 : n)));
+  const json = path.join(outDir, 'grad-flow.json');
+  writeFileAtomic(json, JSON.stringify(tensorToJson({ shape: [rows.length, T], data }, 'grad-flow')) + '\n');
+  const svg = path.join(outDir, 'grad-flow.svg');
+  writeFileAtomic(svg, await gradFlowPlotSvg(rows.map((r) => Array.from(r)), { title: `${model}: gradient flow through time, log10 ‖∂L/∂s(t)‖` }));
+  return [json, svg];
+}
+
 /** The task's published result, printed only when this run is that task with its own settings. */
 function referenceFor(model: ModelDef, src: DataSource, cfg: TrainerConfig, steps: number): Reference | undefined {
   const task = model.task, o = cfg.optimizer;
@@ -134,6 +153,7 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
   const saveEvery = optionalIntFlag(command, 'save-every', v['save-every']);
   if (saveEvery !== undefined && v.save === undefined) throw new UsageError(`${command}: --save-every needs --save FILE`);
   if (v.out !== undefined && v['no-plots']) throw new UsageError(`${command}: --out and --no-plots contradict each other`);
+  if (v['grad-flow'] && v['no-plots']) throw new UsageError(`${command}: --grad-flow writes grad-flow.json and grad-flow.svg into the output directory, which --no-plots turns off`);
   if (run.graph !== undefined && (positionals.length > 0 || v.cell !== undefined)) {
     throw new UsageError(`${command} always trains ${run.graph}; use \`unfold train\` for another model`);
   }
@@ -153,6 +173,9 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
 
   const src = v.data !== undefined ? fileSource(v.data, model, base.loss) : taskSource(model, model.task!, source, base.loss);
   const { batch: B, seqLen: T } = src;
+  if (tbptt !== undefined && (src.lengths || src.mixedLengths)) {
+    throw new UsageError(`${command}: --tbptt cuts windows of one length into pieces; ${src.describe} has ${src.lengths ? 'per-row lengths' : 'windows of different lengths'}`);
+  }
   const K = tbptt ?? T;
   if (T % K !== 0) {
     const divisors = Array.from({ length: T }, (_, i) => i + 1).filter((d) => T % d === 0);
@@ -160,7 +183,7 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
   }
   const pieces = T / K;
   const total = steps ?? (src.count ?? model.task!.steps) * pieces;
-  const cfg = { ...base, tau: K, batch: B };
+  const cfg = { ...base, tau: K, batch: B, ...(src.lengths ? { lengths: true } : {}), ...(v['grad-flow'] ? { gradFlow: true } : {}) };
   const carry = cfg.carryState;
 
   const rec = buildAt(model, B);
@@ -195,6 +218,8 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
   }
 
   const losses: number[] = [];
+  // ‖∂L/∂s(t)‖ of every step, t = 1 … K (NaN past a shorter window's end).
+  const flowRows: Float64Array[] = [];
   const plots = new PlotRecorder(src, cfg.loss, total);
   let lastSave: number | undefined;
   /** Saves after `done` steps of this run; inside a window the state its pieces carry is kept too. */
@@ -237,7 +262,8 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
       const part = piece(window!, src, p, K);
       let loss: number;
       try {
-        loss = part.x !== undefined ? trainer.step(part.x, part.y) : trainer.step(part.y);
+        const lengths = part.lengths ? [part.lengths] : src.lengths ? [undefined] : [];
+        loss = part.x !== undefined ? trainer.step(part.x, part.y, ...lengths) : trainer.step(part.y, ...lengths);
       } catch (e) {
         // The trainer refuses a non-finite loss or gradient and leaves the parameters as they were.
         if (e instanceof RangeError && /non-finite/.test(e.message)) stop(i + 1, e.message.replace(/ at step \d+$/, ''));
@@ -245,6 +271,11 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
       }
       if (!trainer.paramsFinite()) stop(i + 1, 'a parameter is not finite after the update');
       losses.push(loss);
+      if (cfg.gradFlow) {
+        const row = new Float64Array(K).fill(Number.NaN);
+        row.set(trainer.gradFlow!());
+        flowRows.push(row);
+      }
       if (outDir !== undefined) plots.step(i, s, k, p, K, window!, part, () => trainer.outputs());
       reporter.step(i + 1, loss);
       if (saveEvery !== undefined && (i + 1) % saveEvery === 0 && i + 1 < total) save(i + 1);
@@ -269,6 +300,7 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
   }
   if (outDir !== undefined) {
     const { files, notes } = await plots.write(outDir, model.name, losses);
+    if (cfg.gradFlow) files.push(...(await writeGradFlow(outDir, model.name, flowRows)));
     if (run.extraPictures) files.push(...(await run.extraPictures(model, outDir)));
     for (const n of notes) process.stderr.write(`note: ${n}\n`);
     if (files.length > 0) info.write(`wrote ${files.join(', ')}\n`);

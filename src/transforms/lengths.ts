@@ -38,8 +38,9 @@ export function withLengths(rec: Recurrence, b: NodeBuilder): Recurrence {
   const valid = b.input(VALID, [B, 1], { role: 'mask' });
   const cond = (shape: readonly number[]) => b.broadcast(b.reshape(valid, [B]), shape, shape.slice(1).map((_, i) => i + 1));
   const next = rec.next.map((n, i) => b.where(cond(n.shape), n, rec.state[i]!.node));
-  // Outputs are traced on the new state: re-trace them on the masked one.
-  const hidden = new Map(rec.next.map((n): [Node, Node] => [n, b.where(cond(n.shape), n, b.scalar(0, n.shape))]));
+  // Outputs are traced on the new state: re-trace them on where(valid, s(t), 0), which reads the
+  // masked s(t) itself (not f), so the cotangent of s(t) is its total derivative, outputs included.
+  const hidden = new Map(rec.next.map((n, i): [Node, Node] => [n, b.where(cond(n.shape), next[i]!, b.scalar(0, n.shape))]));
   const mapped = substitute(b.ctx, topoOrder(rec.outputs.map((o) => o.node), (n) => hidden.has(n)), hidden);
   const outputs = rec.outputs.map((o) => ({ name: o.name, node: mapped.get(o.node)! }));
   return { ...rec, next, outputs, valid };
