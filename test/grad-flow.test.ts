@@ -1,7 +1,6 @@
 // The gradient flow through time: ‖∂L/∂s(t)‖ (the total derivative through every later step,
 // Frobenius over [B, H] and over every state together) as the trainer's reverse loop records it,
 // against PyTorch float64 (retain_grad on an unrolled loop of the layer's own cell) to 1e-12.
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,11 +8,11 @@ import { afterAll, describe, expect, it, vi } from 'vitest';
 import { main } from '../src/cli/main.ts';
 import { parseTensor } from '../src/io/tensor-file.ts';
 import { gradFlowPlotSvg } from '../src/plot/grad-flow.ts';
-import { cell, type CellKind } from '../src/cells/rnn.ts';
+import { cell } from '../src/cells/rnn.ts';
 import { defineModel } from '../src/dsl/model.ts';
 import { importTrainer } from '../src/emit/load.ts';
 import { emitTrainer } from '../src/emit/trainer.ts';
-import { TORCH_DIR } from './helpers/torch.ts';
+import { gradFlowFixtures } from './helpers/torch.ts';
 import { bindData, randomData } from '../src/cli/run-data.ts';
 import { derivedBuilder } from '../src/dsl/context.ts';
 import { evaluate } from '../src/interp/evaluate.ts';
@@ -22,26 +21,7 @@ import { withLengths } from '../src/transforms/lengths.ts';
 import { trainingGraph } from '../src/transforms/training.ts';
 import { vjp } from '../src/transforms/vjp.ts';
 
-interface TensorJson {
-  shape: number[];
-  data: number[];
-}
-interface FlowFixture {
-  cell: CellKind;
-  input: number;
-  hidden: number;
-  output: number;
-  batch: number;
-  seqLen: number;
-  lossOver: 'all' | 'last';
-  params: Record<string, TensorJson>;
-  data: Record<string, TensorJson>;
-  loss: number;
-  gradFlow: number[];
-}
-
-const fixtures = fs.readdirSync(TORCH_DIR).filter((f) => /^gradflow-.*\.json$/.test(f)).sort()
-  .map((file) => ({ file, fx: JSON.parse(fs.readFileSync(path.join(TORCH_DIR, file), 'utf8')) as FlowFixture }));
+const fixtures = gradFlowFixtures().map((fx) => ({ file: fx.file, fx }));
 
 describe('gradient flow through time = PyTorch float64 (retain_grad)', () => {
   it('has an Elman and an LSTM fixture whose flow vanishes from the last step back', () => {
@@ -53,14 +33,14 @@ describe('gradient flow through time = PyTorch float64 (retain_grad)', () => {
   for (const { file, fx } of fixtures) {
     for (const hoist of ['on', 'off'] as const) {
       it(`${file}, hoist ${hoist}: trainer.gradFlow() to 1e-12, and the loss`, async () => {
-        const model = defineModel({ name: 'flow', build: (b) => cell(fx.cell, { batch: b, input: fx.input, hidden: fx.hidden, output: fx.output }) });
+        const model = defineModel({ name: 'flow', build: (b) => cell(fx.cell === 'elman-relu' ? 'elman' : fx.cell, { batch: b, input: fx.input, hidden: fx.hidden, output: fx.output }) });
         const emitted = emitTrainer({
           model, source: file, batch: fx.batch, tau: fx.seqLen, dtype: 'f64', loss: { kind: 'mse', over: fx.lossOver },
           optimizer: { name: 'sgd', lr: 0 }, carryState: false, gradFlow: true, form: 'rolled', hoist,
         });
-        const tr = (await importTrainer(emitted)).createTrainer({ params: Object.fromEntries(Object.entries(fx.params).map(([k, v]) => [k, v.data])) });
-        tr.setState({ h: fx.data['h0']!.data, ...(fx.data['c0'] ? { c: fx.data['c0'].data } : {}) });
-        const loss = tr.gradients(fx.data['x']!.data, fx.data['y']!.data);
+        const tr = (await importTrainer(emitted)).createTrainer({ params: fx.params });
+        tr.setState({ h: fx.data.h0.data, ...(fx.data.c0 ? { c: fx.data.c0.data } : {}) });
+        const loss = tr.gradients(fx.data.x.data, fx.data.y.data);
         expect(Math.abs(loss - fx.loss) / fx.loss).toBeLessThan(1e-12);
         const flow = tr.gradFlow!();
         expect(flow.length).toBe(fx.seqLen);

@@ -1,55 +1,17 @@
 // Variable-length batches and loss placement against PyTorch float64 (pack_padded_sequence,
 // enforce_sorted=False): loss, outputs, hidden outputs, final state and every gradient, in the
 // interpreter and in the generated trainer (rolled and unrolled), to 1e-12.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { cell, type CellKind } from '../src/cells/rnn.ts';
+import { cell } from '../src/cells/rnn.ts';
 import { runWindow, type Engine, type FormChoice } from '../src/cli/grad.ts';
 import type { RunData } from '../src/cli/run-data.ts';
 import { defineModel } from '../src/dsl/model.ts';
 import type { Tensor } from '../src/ir/tensor.ts';
 import type { LossSpec } from '../src/transforms/loss.ts';
-import { TORCH_DIR } from './helpers/torch.ts';
+import { relErr } from './helpers/numeric.ts';
+import { varlenFixtures } from './helpers/torch.ts';
 
-interface TensorJson {
-  shape: number[];
-  data: number[];
-}
-interface VarlenFixture {
-  cell: CellKind;
-  input: number;
-  hidden: number;
-  output: number;
-  batch: number;
-  seqLen: number;
-  lengths: number[];
-  lossKind: LossSpec['kind'];
-  lossOver: 'all' | 'last';
-  params: Record<string, TensorJson>;
-  data: Record<string, TensorJson>;
-  loss: number;
-  outputs: TensorJson;
-  hiddenOutputs: TensorJson;
-  finalState: Record<string, TensorJson>;
-  grads: Record<string, TensorJson>;
-}
-
-const tensorOf = (j: TensorJson): Tensor => ({ shape: j.shape, data: Float64Array.from(j.data) });
-
-const fixtures = fs.readdirSync(TORCH_DIR).filter((f) => /^varlen-.*\.json$/.test(f)).sort()
-  .map((file) => ({ file, fx: JSON.parse(fs.readFileSync(path.join(TORCH_DIR, file), 'utf8')) as VarlenFixture }));
-
-/** max |a − b| / max(max |b|, 1e-300). */
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let diff = 0, scale = 0;
-  for (let i = 0; i < b.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
-    scale = Math.max(scale, Math.abs(b[i]!));
-  }
-  return diff / Math.max(scale, 1e-300);
-}
+const fixtures = varlenFixtures().map((fx) => ({ file: fx.file, fx }));
 
 const ENGINES: [Engine, FormChoice][] = [['interpreter', 'auto'], ['compiled', 'rolled'], ['compiled', 'unrolled']];
 
@@ -66,15 +28,12 @@ describe('variable lengths and loss placement = PyTorch float64 (pack_padded_seq
     for (const [engine, form] of ENGINES.filter(([, f]) => f !== 'unrolled' || fx.seqLen <= 8)) {
       it(`${file}: ${engine}${engine === 'compiled' ? ` (${form})` : ''}`, async () => {
         const { batch: B, seqLen: T, hidden: H } = fx;
-        const model = defineModel({ name: 'varlen', build: (b) => cell(fx.cell, { batch: b, input: fx.input, hidden: H, output: fx.output }) });
+        const model = defineModel({ name: 'varlen', build: (b) => cell(fx.cell === 'elman-relu' ? 'elman' : fx.cell, { batch: b, input: fx.input, hidden: H, output: fx.output }) });
         const rec = model.build(B);
-        const initial = new Map<string, Tensor>([['h', { shape: [B, H], data: Float64Array.from(fx.data['h0']!.data) }]]);
-        if (fx.data['c0']) initial.set('c', { shape: [B, H], data: Float64Array.from(fx.data['c0'].data) });
-        const data: RunData = {
-          batch: B, tau: T, source: file, initial, lengths: fx.lengths,
-          sequences: new Map([['x', tensorOf(fx.data['x']!)], ['y', tensorOf(fx.data['y']!)]]),
-        };
-        const params = new Map(Object.entries(fx.params).map(([k, v]) => [k, tensorOf(v)]));
+        const initial = new Map<string, Tensor>([['h', { shape: [B, H], data: fx.data.h0.data }]]);
+        if (fx.data.c0) initial.set('c', { shape: [B, H], data: fx.data.c0.data });
+        const data: RunData = { batch: B, tau: T, source: file, initial, lengths: fx.lengths, sequences: new Map([['x', fx.data.x], ['y', fx.data.y]]) };
+        const params = new Map(Object.entries(fx.params));
         const loss: LossSpec = { kind: fx.lossKind, over: fx.lossOver };
         const r = await runWindow(model, file, rec, data, loss, params, { engine, dtype: 'f64', form });
         const TOL = 1e-12;

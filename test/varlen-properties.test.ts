@@ -16,6 +16,7 @@ import { emitTrainer } from '../src/emit/trainer.ts';
 import { importTrainer } from '../src/emit/load.ts';
 import type { Tensor } from '../src/ir/tensor.ts';
 import type { LossSpec } from '../src/transforms/loss.ts';
+import { relErr } from './helpers/numeric.ts';
 
 const [I, H, O] = [2, 3, 2];
 
@@ -38,15 +39,6 @@ const twoState = defineModel({
 
 const builtIn = (kind: CellKind): ModelDef => defineModel({ name: kind, build: (B) => cell(kind, { batch: B, input: I, hidden: H, output: O }) });
 const MODELS: Record<string, ModelDef> = { elman: builtIn('elman'), lstm: builtIn('lstm'), gru: builtIn('gru'), 'two-state': twoState };
-
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let diff = 0, scale = 0;
-  for (let i = 0; i < b.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
-    scale = Math.max(scale, Math.abs(b[i]!));
-  }
-  return a.length === b.length ? diff / Math.max(scale, 1e-300) : Infinity;
-}
 
 /** Random data with per-row lengths (the target a probability row for xent). */
 function dataWith(model: ModelDef, loss: LossSpec, B: number, T: number, lengths: number[], seed: number): { data: RunData; params: Map<string, Tensor> } {

@@ -39,9 +39,36 @@ function mapTensors(o: Record<string, { shape: number[]; data: number[] }>): Rec
 
 /** Every cell fixture, sorted by file name. */
 export function cellFixtures(): CellFixture[] {
+  return fixturesOf<CellFixture>(/^cell-.*\.json$/);
+}
+
+/** A cell fixture under per-row lengths and a loss placement (varlen-*.json, pack_padded_sequence). */
+export interface VarlenFixture extends CellFixture {
+  readonly lengths: number[];
+  readonly lossKind: 'mse' | 'sse' | 'xent';
+  readonly lossOver: 'all' | 'last';
+}
+
+export function varlenFixtures(): VarlenFixture[] {
+  return fixturesOf<VarlenFixture>(/^varlen-.*\.json$/);
+}
+
+/** ‖∂L/∂s(t)‖, t = 1 … T, of one window (gradflow-*.json, retain_grad on an unrolled loop). */
+export interface GradFlowFixture extends Omit<CellFixture, 'outputs' | 'hiddenOutputs' | 'finalState' | 'grads'> {
+  readonly lossOver: 'all' | 'last';
+  readonly gradFlow: number[];
+}
+
+export function gradFlowFixtures(): GradFlowFixture[] {
+  return fixturesOf<GradFlowFixture>(/^gradflow-.*\.json$/);
+}
+
+/** The fixtures whose file names match, sorted, with every tensor as Float64Array data. */
+function fixturesOf<F>(pattern: RegExp): F[] {
+  const tensors = (o: Record<string, { shape: number[]; data: number[] }> | undefined) => (o === undefined ? undefined : mapTensors(o));
   return fs
     .readdirSync(TORCH_DIR)
-    .filter((f) => /^cell-.*\.json$/.test(f))
+    .filter((f) => pattern.test(f))
     .sort()
     .map((file) => {
       const raw = JSON.parse(fs.readFileSync(path.join(TORCH_DIR, file), 'utf8'));
@@ -50,10 +77,8 @@ export function cellFixtures(): CellFixture[] {
         file,
         params: mapTensors(raw.params),
         data: mapTensors(raw.data),
-        outputs: toTensor(raw.outputs),
-        hiddenOutputs: toTensor(raw.hiddenOutputs),
-        finalState: mapTensors(raw.finalState),
-        grads: mapTensors(raw.grads),
-      } as CellFixture;
+        ...(raw.outputs ? { outputs: toTensor(raw.outputs), hiddenOutputs: toTensor(raw.hiddenOutputs) } : {}),
+        ...(raw.finalState ? { finalState: tensors(raw.finalState), grads: tensors(raw.grads) } : {}),
+      } as F;
     });
 }
