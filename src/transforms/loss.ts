@@ -59,10 +59,11 @@ export function weightShape(outShape: readonly number[]): number[] {
   return outShape.length >= 2 ? [outShape[0]!] : [];
 }
 
-/** ℓ_b(t): the loss of each row of one step, before weighting and averaging ([rows], or [] for one row). */
-export function stepLossRows(b: NodeBuilder, kind: LossSpec['kind'], o: Node, y: Node): Node {
-  const axes = o.shape.length >= 2 ? o.shape.map((_, i) => i).slice(1) : o.shape.map((_, i) => i);
-  return b.sum(elementLoss(b, kind, o, y), axes);
+/** Σ_b w_b ℓ_b(t): one step's loss, each row's term (summed over its other axes) weighted by w [rows]. */
+export function weightedStepLoss(b: NodeBuilder, kind: LossSpec['kind'], o: Node, y: Node, w: Node): Node {
+  const all = o.shape.map((_, i) => i);
+  const rows = b.sum(elementLoss(b, kind, o, y), o.shape.length >= 2 ? all.slice(1) : all);
+  return b.sum(b.mul(w, rows), w.shape.map((_, i) => i));
 }
 
 /** What the summed step terms are divided by: mse averages every element; xent the rows (batch × steps), as PyTorch. */
@@ -86,7 +87,7 @@ export const LOSS_OVER = ['all', 'last'] as const satisfies readonly LossOver[];
 /**
  * The per-row loss weights w_b(t) of a window, [T][rows]: 1 where the loss compares row b at step t
  * (t 0-based; 'all': t < lengths[b]; 'last': t = lengths[b] − 1), else 0. The emitted trainer
- * computes the same table (src/emit/trainer.ts); a test compares them.
+ * computes the same table (setWindow, src/emit/trainer.ts): the parity tests hold them equal.
  */
 export function lossWeights(over: LossOver, lengths: readonly number[], T: number): Float64Array[] {
   return Array.from({ length: T }, (_, t) => Float64Array.from(lengths, (n) => (over === 'last' ? (t === n - 1 ? 1 : 0) : t < n ? 1 : 0)));
@@ -126,7 +127,7 @@ export function withLoss(u: Unrolled, spec: LossSpec, b: NodeBuilder): Trainable
   const k = lossOutputIndex(u.rec, spec);
   const template = u.rec.outputs[k]!.node;
   const targetName = spec.target ?? 'y';
-  const weighted = isWeighted(spec, u.rec.valid !== undefined);
+  const weight = isWeighted(spec, u.rec.valid !== undefined) ? b.input(LOSS_WEIGHT, weightShape(template.shape), { role: 'weight' }) : undefined;
   const targets: Node[] = [];
   const weights: Node[] = [];
   const ctx = b.ctx;
@@ -136,14 +137,14 @@ export function withLoss(u: Unrolled, spec: LossSpec, b: NodeBuilder): Trainable
     const y = stepLeaf(ctx, targetName, template, t, 'target');
     targets.push(y);
     const term = ctx.atStep(t, () => {
-      if (!weighted) return stepLossTerm(b, spec.kind, o, y);
-      const w = ctx.make({ op: 'input', inputs: [], shape: weightShape(template.shape), attrs: { name: LOSS_WEIGHT, role: 'weight', t }, step: t });
+      if (!weight) return stepLossTerm(b, spec.kind, o, y);
+      const w = stepLeaf(ctx, LOSS_WEIGHT, weight, t, 'weight');
       weights.push(w);
-      return b.sum(b.mul(w, stepLossRows(b, spec.kind, o, y)), weightShape(template.shape).map((_, i) => i));
+      return weightedStepLoss(b, spec.kind, o, y, w);
     });
     total = total ? b.add(total, term) : term;
   }
-  const normalizer = weighted ? b.input(LOSS_NORM, [], { role: 'normalizer' }) : undefined;
+  const normalizer = weight ? b.input(LOSS_NORM, [], { role: 'normalizer' }) : undefined;
   const loss = b.div(total!, normalizer ?? b.scalar(lossDenominator(spec.kind, template.shape, u.tau), []));
   return {
     unrolled: u,

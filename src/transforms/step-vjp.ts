@@ -8,7 +8,7 @@ import type { Node } from '../ir/node.ts';
 import type { NodeBuilder } from '../prims/builder.ts';
 import type { LossSpec } from '../dsl/model.ts';
 import type { Recurrence } from '../dsl/recurrence.ts';
-import { isWeighted, LOSS_NORM, LOSS_WEIGHT, lossOutputIndex, stepLossRows, stepLossTerm, weightShape } from './loss.ts';
+import { isWeighted, LOSS_NORM, LOSS_WEIGHT, lossOutputIndex, stepLossTerm, weightedStepLoss, weightShape } from './loss.ts';
 import { vjp } from './vjp.ts';
 
 export interface StepVjp {
@@ -38,9 +38,7 @@ export function stepVjp(rec: Recurrence, loss: LossSpec, b: NodeBuilder, opts: {
   const o = rec.outputs[k]!.node;
   const target = b.input(loss.target ?? 'y', o.shape, { role: 'target' });
   const weight = isWeighted(loss, rec.valid !== undefined) ? b.input(LOSS_WEIGHT, weightShape(o.shape), { role: 'weight' }) : undefined;
-  const lossTerm = weight
-    ? b.sum(b.mul(weight, stepLossRows(b, loss.kind, o, target)), weight.shape.map((_, i) => i))
-    : stepLossTerm(b, loss.kind, o, target);
+  const lossTerm = weight ? weightedStepLoss(b, loss.kind, o, target, weight) : stepLossTerm(b, loss.kind, o, target);
   const normalizer = b.input(LOSS_NORM, [], { role: 'normalizer' });
   const cotangents = rec.state.map((s) => b.input(`d${s.name}`, s.node.shape, { role: 'cotangent' }));
   let J = b.div(lossTerm, normalizer);
