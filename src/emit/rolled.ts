@@ -70,8 +70,9 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilde
   // Step-invariant values read inside the loops are computed once, before them. A transpose read
   // only by products stays a view in the loop body (free); what it transposes is computed once.
   const arena = L.arena;
-  const pinned = new Map<Node, Offset>(L.pinned);
-  pinned.set(sv.normalizer, L.normOff);
+  // What the trainer placed (parameters), and N, which it sets with each window.
+  const fixed = new Map<Node, Offset>(L.pinned).set(sv.normalizer, L.normOff);
+  const pinned = new Map<Node, Offset>(fixed);
   const start = arena.size;
   const invariants: Node[] = [];
   const isView = (n: Node) => n.op === 'transpose' && (users.get(n) ?? []).every((u) => u.op === 'matmul');
@@ -154,7 +155,7 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilde
   const tempBase = arena.size;
 
   // Prologue: the invariants.
-  const prologuePlan = planOutputs(invariants.map((n) => ({ node: n, slot: pinned.get(n)! })), new Map(L.pinned).set(sv.normalizer, L.normOff), tempBase);
+  const prologuePlan = planOutputs(invariants.map((n) => ({ node: n, slot: pinned.get(n)! })), fixed, tempBase);
 
   // The stacked products: rows of all steps as one [τ·B, ·] leaf at the storage of step 0.
   const stackLeaves = new Map<Node, Node>();
