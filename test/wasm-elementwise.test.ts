@@ -11,7 +11,7 @@ beforeAll(async () => {
   wabt = await wabtInit();
 });
 
-const read = (off: number): ElementwiseExpr => ({ read: off });
+const read = (off: number | string): ElementwiseExpr => ({ read: off });
 const op = (name: string, ...args: ElementwiseExpr[]): ElementwiseExpr => ({ op: name, args });
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
 
