@@ -90,6 +90,23 @@ describe('wasm target = ts target', () => {
     }
   }
 
+  for (const kind of ['elman', 'lstm', 'gru'] as const) {
+    it(`${kind} under per-row lengths, loss over the last valid step: losses and gradients within 1e-5`, async () => {
+      const model = cellModel(kind, { input: 3, hidden: 10, output: 2 });
+      const cfg = config(model, { batch: 4, tau: 6, lengths: true, loss: { kind: 'mse', over: 'last' }, carryState: false });
+      const [mt, mw] = [await importTrainer(emitTrainer({ ...cfg, target: 'ts' })), await importTrainer(emitTrainer({ ...cfg, target: 'wasm' }))];
+      const [ts, wasm] = [mt.createTrainer({ seed: 8 }), mw.createTrainer({ seed: 8 })];
+      const r = rng(31);
+      for (const lengths of [[6, 1, 3, 5], [2, 6, 6, 4]]) {
+        const x = r.array(4 * 6 * 3, -1, 1), y = r.array(4 * 6 * 2, -1, 1);
+        const [lt, lw] = [ts.step(x, y, lengths), wasm.step(x, y, lengths)];
+        expect(Math.abs(lw - lt) / Math.abs(lt)).toBeLessThan(TOL);
+        const [gt, gw] = [flat(ts.getGrads()), flat(wasm.getGrads())];
+        for (const k of Object.keys(gt)) expect(relErr(gw[k]!, gt[k]!), k).toBeLessThan(TOL);
+      }
+    });
+  }
+
   it('the elman relu cell and sgd with clipping too', async () => {
     const model = defineModel({ name: 'relu', build: (batch) => cell('elman', { input: 2, hidden: 9, output: 3, batch, nonlinearity: 'relu' }) });
     const cfg = config(model, { optimizer: { name: 'sgd', lr: 0.05, momentum: 0.9 }, clipNorm: 0.5 });
