@@ -1,7 +1,7 @@
 // A Hopfield network as an input-free recurrence s(t) = tanh(β (W s(t−1) + b)): W symmetric with a
 // zero diagonal, patterns stored by the Hebbian rule W = (1/N) Σ ξ ξᵀ. Started from a corrupted
-// pattern it settles on the stored one, lowering the energy E = −½ sᵀWs − bᵀs.
-import { add, defineModel, matmul, mul, param, recurrence, state, tanh } from 'unfold';
+// pattern it settles on the stored one, lowering the energy E = −½ sᵀWs − bᵀs (its `energy` output).
+import { add, defineModel, matmul, mul, param, recurrence, reshape, state, sub, sum, tanh } from 'unfold';
 
 export const UNITS = 16;
 export const BETA = 4;
@@ -45,7 +45,11 @@ export default defineModel({
       state: { s },
       params: { W, b },
       step: ({ s }) => ({ s: tanh(mul(BETA, add(matmul(s, W), b))) }),
-      output: ({ s }) => ({ o: s }),
+      // E(s) = −½ sᵀWs − bᵀs of each row of the new state, [B, 1]: falls as the network settles.
+      output: ({ s }) => ({
+        o: s,
+        energy: reshape(sub(mul(-0.5, sum(mul(s, matmul(s, W)), 1)), sum(mul(s, b), 1)), [batch, 1]),
+      }),
     });
   },
 });

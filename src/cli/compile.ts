@@ -5,7 +5,8 @@ import { describeOsError, makeDirectory, writeFileAtomic } from '../io/atomic-wr
 import type { Graph } from '../ir/graph.ts';
 import { printGraph } from '../ir/graph.ts';
 import type { Hoisted } from '../emit/layout.ts';
-import { choiceFlag, parse, UsageError, type Command } from './command.ts';
+import { choiceFlag, intFlag, parse, UsageError, type Command } from './command.ts';
+import type { ModelDef } from '../dsl/model.ts';
 import { compileOptions, COMPILE_USAGE, trainerConfig } from './compile-options.ts';
 import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
 import { checkArenaFits } from './arena-limit.ts';
@@ -18,10 +19,41 @@ function describeHoisted(h: Hoisted, rows: number): string {
   return parts.length ? parts.join('; ') : 'nothing (--hoist off, or no product qualifies at this size)';
 }
 
+/** `compile --inference`: the forward-only module (src/emit/inference.ts) as inference.{ts,js,d.ts} in -o DIR, at --batch and --dtype. */
+async function compileInference(model: ModelDef, source: string, values: Record<string, unknown>): Promise<number> {
+  for (const flag of ['form', 'dump-ir-after', 'tau', 'optimizer', 'lr', 'loss', 'loss-over', 'varlen', 'hoist', 'clip-norm', 'momentum', 'weight-decay', 'carry-state', 'no-carry-state']) {
+    if (values[flag] !== undefined) throw new UsageError(`compile: --${flag} applies to the trainer, not to --inference (a forward-only module runs any number of steps)`);
+  }
+  if (values['target'] !== undefined && values['target'] !== 'ts') throw new UsageError('compile: --inference emits TypeScript loops (--target ts) only');
+  const batch = intFlag('compile', 'batch', values['batch'] as string | undefined, 1);
+  const dtype = choiceFlag('compile', 'dtype', values['dtype'] as string | undefined, ['f32', 'f64'], 'f32');
+  const seed = intFlag('compile', 'seed', values['seed'] as string | undefined, model.task?.seed ?? 1234, 0);
+  const [{ emitInference }, { transpileTrainer }, { trainerDeclarations }] = await Promise.all([import('../emit/inference.ts'), import('../emit/load.ts'), import('../emit/javascript.ts')]);
+  const emitted = emitInference({ model, source, batch, dtype, seed });
+  const dir = values['out'] as string;
+  try {
+    makeDirectory(dir);
+  } catch (e) {
+    throw new UnfoldError(`cannot create output directory ${dir}: ${describeOsError(e)}`);
+  }
+  const files = [
+    ['inference.ts', emitted.source],
+    ['inference.js', transpileTrainer(emitted.source)],
+    ['inference.d.ts', trainerDeclarations(emitted.source)],
+  ].map(([name, content]) => {
+    const at = path.join(dir, name!);
+    writeFileAtomic(at, content!);
+    return at;
+  });
+  if (values['json']) process.stdout.write(JSON.stringify({ file: files[0], files, inference: true, batch, dtype, arenaBytes: emitted.bytes, arenaElements: emitted.elements }) + '\n');
+  else process.stdout.write(`wrote ${files[0]} (forward only: step(x) → o, state kept between calls; batch ${batch}, ${dtype})\n  and inference.js, inference.d.ts beside it\narena: ${emitted.bytes} bytes (${emitted.elements} ${dtype} elements)\n`);
+  return 0;
+}
+
 export const compile: Command = {
   name: 'compile',
   summary: 'emit a standalone TypeScript trainer (forward, loss, backward, optimizer) for a model',
-  usage: `unfold compile ${MODEL_USAGE} ${COMPILE_USAGE} [--form auto|unrolled|rolled] [--dump-ir-after simplify|constant-fold|weight-layout] [--json] -o DIR`,
+  usage: `unfold compile ${MODEL_USAGE} ${COMPILE_USAGE} [--form auto|unrolled|rolled] [--dump-ir-after simplify|constant-fold|weight-layout] [--json] [--inference] -o DIR`,
   async run(argv) {
     const { values, positionals } = parse('compile', argv, {
       ...modelOptions,
@@ -30,6 +62,7 @@ export const compile: Command = {
       json: { type: 'boolean' },
       form: { type: 'string' },
       'dump-ir-after': { type: 'string' },
+      inference: { type: 'boolean' },
     });
     if (values.out === undefined) throw new UsageError('compile: -o DIR is required');
     const form = choiceFlag('compile', 'form', values.form, ['auto', 'unrolled', 'rolled'], 'auto');
@@ -39,6 +72,7 @@ export const compile: Command = {
       throw new UsageError(`compile: --dump-ir-after: no pass named "${dumpAfter}" (passes, in order: ${EMIT_PASSES.map((p) => p.name).join(', ')})`);
     }
     const { model, source } = await resolveModel('compile', positionals, values);
+    if (values.inference) return compileInference(model, source, values);
     const dumps: string[] = [];
     const cfg = {
       ...trainerConfig('compile', model, source, values),

@@ -8,9 +8,10 @@ import { grad } from './grad.ts';
 import { gradcheck } from './gradcheck.ts';
 import { train } from './train.ts';
 import { start } from './start.ts';
+import { run } from './run.ts';
 
 /** Every command, in the order `--help` lists them. */
-export const COMMANDS: readonly Command[] = [show, dot, compile, grad, gradcheck, train, start];
+export const COMMANDS: readonly Command[] = [show, dot, compile, grad, gradcheck, train, run, start];
 
 function help(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
