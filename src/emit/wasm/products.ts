@@ -92,8 +92,8 @@ type ColumnBlock = { readonly vectors: number; readonly scalars: number };
 /**
  * The kernel `(out, a, b)`: element offsets of out, A and B in the memory. Register blocks of
  * 4 rows × 8 columns (eight f32x4 accumulators; measured 55–60 GFLOP/s, 4 × 16 spills), fewer rows
- * at the bottom edge, then 4-wide and single columns at the right edge. Each element sums
- * p = 0 … k−1 in float32 and is stored once.
+ * at the bottom edge, then 4-wide and single columns at the right edge. Each element sums its k
+ * terms in float32 (in order, or as four interleaved partial sums in a dot product) and is stored once.
  */
 export function productKernel(s: ProductShape): FunctionBuilder {
   const { strategy, problem: P } = plan(s);
