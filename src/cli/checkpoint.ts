@@ -10,9 +10,12 @@ export const TRAIN_STEPS = 'train.steps';
 /** Where the next step's data starts: [window, step within the window] (0-based). */
 export const TRAIN_POSITION = 'train.position';
 
+/** A text model's vocabulary ([V] code points; symbol i is class i), from `train --text`: `generate` reads it. */
+export const TEXT_VOCABULARY = 'text.vocabulary';
+
 /** Whether a checkpoint entry is bookkeeping rather than a tensor of the model. */
 export function isCheckpointEntry(name: string): boolean {
-  return name === OPTIMIZER_STEPS || name === OPTIMIZER_STATE || name === TRAIN_STEPS || name === TRAIN_POSITION;
+  return name === OPTIMIZER_STEPS || name === OPTIMIZER_STATE || name === TRAIN_STEPS || name === TRAIN_POSITION || name === TEXT_VOCABULARY;
 }
 
 /** Where a checkpointed run stopped: the next step is step `steps + 1`, on window `window` from its step `time`. */

@@ -9,9 +9,10 @@ import { gradcheck } from './gradcheck.ts';
 import { train } from './train.ts';
 import { start } from './start.ts';
 import { run } from './run.ts';
+import { generate } from './generate.ts';
 
 /** Every command, in the order `--help` lists them. */
-export const COMMANDS: readonly Command[] = [show, dot, compile, grad, gradcheck, train, run, start];
+export const COMMANDS: readonly Command[] = [show, dot, compile, grad, gradcheck, train, run, generate, start];
 
 function help(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -18,6 +18,8 @@ import { checkpointEntries, type Resume } from './checkpoint.ts';
 import { PlotRecorder } from './train-plots.ts';
 import { gradFlowPlotSvg } from '../plot/grad-flow.ts';
 import { tensorToJson } from '../io/tensor-file.ts';
+import { textOptions } from './text-options.ts';
+import { checkTextModel, textSource } from './text-data.ts';
 import { makeReporter, reportMode, summaryText, type Reference } from './train-report.ts';
 
 // The shared compile flags minus --tau and --batch: a window's shape comes from the data.
@@ -36,6 +38,9 @@ export const trainOptions = {
   out: { type: 'string' },
   'no-plots': { type: 'boolean' },
   'grad-flow': { type: 'boolean' },
+  text: { type: 'string' },
+  'seq-len': { type: 'string' },
+  batch: { type: 'string' },
 } as const satisfies Options;
 
 export const TRAIN_FLAGS = [
@@ -43,6 +48,7 @@ export const TRAIN_FLAGS = [
   '[--steps N] [--seed S] [--dtype f32|f64] [--carry-state|--no-carry-state] [--clip-norm X]',
   '[--momentum X] [--weight-decay X] [--loss mse|sse|xent] [--loss-over all|last] [--hoist auto|on|off]',
   '[--save out.json] [--save-every N] [--log-json] [--tbptt K] [--out DIR] [--no-plots] [--grad-flow]',
+  '[--text FILE [--seq-len T] [--batch B]]',
 ].join('\n    ');
 
 // Shown after every usage error too (main prints `usage`), so the notes stay short.
@@ -51,6 +57,7 @@ export const TRAIN_NOTES = [
   'one step per window, in order, cycled when --steps exceeds them. --tbptt K: pieces of K steps (K divides T), the',
   'state carried across. --carry-state: window k\'s final state starts window k+1. --params a --save file continues it exactly.',
   'A window may carry "lengths" [B] (rows of different lengths). --grad-flow: <out>/grad-flow.{json,svg}, ||dL/ds(t)|| per step.',
+  '--text FILE: characters as one-hot symbols (the vocabulary from the file, saved with --save; --cell takes --input/--output from it), cross-entropy.',
 ].join('\n  ');
 
 /** Extra pictures a caller draws into the output directory (`unfold start`'s graph diagrams). */
@@ -94,13 +101,14 @@ function prepareOutDir(dir: string): void {
  * state as `<state>0` [1, ...shape], then the optimizer's step count and buffers and the steps taken
  * and data position, so that `--params` resumes exactly where it stopped.
  */
-function checkpointText(trainer: TrainerInstance, withState: boolean, at: Resume): string {
+function checkpointText(trainer: TrainerInstance, withState: boolean, at: Resume, extra: ReadonlyMap<string, Tensor> = new Map()): string {
   const map = new Map<string, Tensor>();
   for (const [name, t] of Object.entries(trainer.getParams())) map.set(name, { shape: t.shape, data: Float64Array.from(t.data) });
   if (withState) {
     for (const [name, t] of Object.entries(trainer.getState())) map.set(initialKey(name), { shape: [1, ...t.shape], data: Float64Array.from(t.data) });
   }
   for (const [name, t] of checkpointEntries(at, trainer.getOptimizerState())) map.set(name, t);
+  for (const [name, t] of extra) map.set(name, t);
   // formatTensorMap refuses NaN/Infinity, so a bad value can never reach the file.
   return formatTensorMap(map);
 }
@@ -145,7 +153,10 @@ function referenceFor(model: ModelDef, src: DataSource, cfg: TrainerConfig, step
 }
 
 export async function runTrain(command: string, argv: readonly string[], run: TrainRun = {}): Promise<number> {
-  const { values: v, positionals } = parse(command, argv, trainOptions);
+  const { values: parsed, positionals } = parse(command, argv, trainOptions);
+  // --text: the vocabulary gives a cell its --input/--output, and the loss is cross-entropy.
+  const text = textOptions(command, parsed);
+  const v = text ? { ...parsed, ...text.values } : parsed;
 
   // Flags first: a typo should not wait for the model to load.
   const steps = optionalIntFlag(command, 'steps', v.steps);
@@ -159,10 +170,10 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
   }
 
   const { model, source } = await resolveModel(command, run.graph !== undefined ? [run.graph] : positionals, v);
-  if (v.cell !== undefined && v.data === undefined) {
+  if (v.cell !== undefined && v.data === undefined && !text) {
     throw new UsageError(`${command}: --cell ${v.cell} has no task of its own to train on; give --data windows.json`);
   }
-  if (v.data === undefined && model.task === undefined) {
+  if (v.data === undefined && model.task === undefined && !text) {
     throw new UnfoldError(`model "${model.name}" (${source}) defines no task to train on; give --data windows.json`);
   }
   // Validates every shared flag (--lr, --dtype, --optimizer, ...) before any file is read.
@@ -171,7 +182,8 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
   if (v.save !== undefined) checkWritableFile('save', v.save);
   const outDir = v['no-plots'] ? undefined : v.out ?? path.join('out', model.name);
 
-  const src = v.data !== undefined ? fileSource(v.data, model, base.loss) : taskSource(model, model.task!, source, base.loss);
+  const src = text ? textSource(text.data, text.seqLen, text.batch) : v.data !== undefined ? fileSource(v.data, model, base.loss) : taskSource(model, model.task!, source, base.loss);
+  if (text) checkTextModel(src, model, base.loss, text.data.file);
   const { batch: B, seqLen: T } = src;
   if (tbptt !== undefined && (src.lengths || src.mixedLengths)) {
     throw new UsageError(`${command}: --tbptt cuts windows of one length into pieces; ${src.describe} has ${src.lengths ? 'per-row lengths' : 'windows of different lengths'}`);
@@ -225,7 +237,7 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
   /** Saves after `done` steps of this run; inside a window the state its pieces carry is kept too. */
   const save = (done: number) => {
     const g = g0 + done;
-    writeFileAtomic(v.save!, checkpointText(trainer, carry || g % pieces !== 0, { steps: done0 + done, window: Math.floor(g / pieces), time: (g % pieces) * K }));
+    writeFileAtomic(v.save!, checkpointText(trainer, carry || g % pieces !== 0, { steps: done0 + done, window: Math.floor(g / pieces), time: (g % pieces) * K }, text?.checkpoint));
     lastSave = done;
   };
   const stop = (k: number, reason: string): never => {
