@@ -34,8 +34,14 @@ describe('compile --target', () => {
     expect(j.wasm.kernels.filter((k) => k.name.startsWith('ew')).length).toBeGreaterThan(3);
     const src = fs.readFileSync(path.join(out, 'trainer.ts'), 'utf8');
     for (const k of j.wasm.kernels) {
-      // A product, or an element-wise chain over the buffers a0, a1, …
-      expect(k.computes).toMatch(k.name.startsWith('mm') ? /^out\[\d+×\d+\] \+?= Aᵀ?\[\d+×\d+\]·Bᵀ?\[\d+×\d+\]$/ : /^out\[\d+\] \+?= .*a0/);
+      // A product, an element-wise chain over the buffers a0, a1, …, a strided copy or a fill.
+      const kinds: Record<string, RegExp> = {
+        mm: /^out\[\d+×\d+\] \+?= Aᵀ?\[\d+×\d+\]·Bᵀ?\[\d+×\d+\]$/,
+        ew: /^out\[\d+\] \+?= .*a0/,
+        cp: /^\d+ × \d+ elements, strides \d+ ← \d+$/,
+        fill: /^out\[\d+\] = -?[\d.e-]+$/,
+      };
+      expect(k.computes).toMatch(kinds[k.name.replace(/\d+$/, '')]!);
       expect(src).toContain(`W.${k.name}(`);
     }
     // The text report says the same.

@@ -1,5 +1,5 @@
 // The wasm element-wise kernels against float64 on random data: every op, sizes with and without a
-// tail (size mod 4), = and +=, out read in place; tanh and sigmoid within 3e-7 of the exact functions.
+// tail (size mod 4), = and +=, out read in place; tanh and sigmoid within 3e-7 of the exact functions; strided copies and fills.
 import wabtInit from 'wabt';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { KernelTable, pagesFor } from '../src/emit/wasm/module.ts';
@@ -88,4 +88,45 @@ describe('wasm element-wise kernels', () => {
     expect(t.elementwise(op('exp', read(0)), 16, 4, false)).toBeUndefined();
     expect(t.kernels.map((k) => k.description)).toEqual(['out[16] = a0·a0', 'out[16] += a0·a0']);
   });
+});
+
+describe('wasm copy and fill kernels', () => {
+  /** Runs one call on random memory; returns the memory before and after. */
+  function run(emit: (t: KernelTable) => string): { before: Float32Array; after: Float32Array } {
+    const t = new KernelTable();
+    const call = emit(t);
+    const args = call.slice(call.indexOf('(') + 1, -2).split(', ').map(Number);
+    const pages = pagesFor(12000);
+    const bytes = t.encode(pages);
+    const mod = wabt.readWasm(bytes, { simd: true });
+    mod.validate();
+    mod.destroy();
+    const memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
+    const mem = new Float32Array(memory.buffer);
+    const r = rng(args.length * 13 + (args[0] ?? 0));
+    for (let i = 0; i < 12000; i++) mem[i] = r.uniform(-1, 1);
+    const before = Float32Array.from(mem);
+    (new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports[t.kernels[0]!.name] as (...xs: number[]) => void)(...args);
+    return { before, after: mem };
+  }
+
+  for (const [rows, span, outStride, inStride] of [[1, 7, 7, 7], [16, 128, 384, 128], [3, 5, 9, 13], [4, 2, 2, 6], [5, 12, 12, 36]] as const) {
+    it(`copies ${rows} rows of ${span} (strides ${outStride} ← ${inStride}) and nothing else`, () => {
+      const [out, x] = [4003, 11];
+      const { before, after } = run((t) => t.copy(rows, span, outStride, inStride, out, x));
+      const written = new Set<number>();
+      for (let o = 0; o < rows; o++) for (let j = 0; j < span; j++) {
+        written.add(out + o * outStride + j);
+        expect(after[out + o * outStride + j]).toBe(before[x + o * inStride + j]);
+      }
+      for (let i = 0; i < 12000; i++) if (!written.has(i) && after[i] !== before[i]) throw new Error(`element ${i} written`);
+    });
+  }
+
+  for (const size of [1, 4, 7, 6144]) {
+    it(`fills ${size} elements and nothing else`, () => {
+      const { before, after } = run((t) => t.fill(size, -0.25, 17));
+      for (let i = 0; i < 12000; i++) expect(after[i]).toBe(i >= 17 && i < 17 + size ? -0.25 : before[i]);
+    });
+  }
 });

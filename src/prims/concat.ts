@@ -1,6 +1,6 @@
 // y = the inputs joined along `axis`;  each dx_k = its slice of dy
 import { shapeToString, sizeOf } from '../ir/tensor.ts';
-import { at, intAttr } from './kit.ts';
+import { at, copyCall, intAttr } from './kit.ts';
 import { aroundAxis } from './slice.ts';
 import type { PrimDef } from './types.ts';
 
@@ -45,14 +45,14 @@ export const concat: PrimDef = {
   },
   emit: {
     kind: 'statements',
-    code: ({ out, inputs, inShapes, attrs, shape }) => {
+    code: ({ out, inputs, inShapes, attrs, shape, target }) => {
       const axis = intAttr(attrs, 'axis');
       const [outer, full, inner] = aroundAxis(shape, axis);
       let offset = 0;
       return inputs
         .map((x, k) => {
           const span = inShapes[k]![axis]! * inner;
-          const line = `for (let o = 0; o < ${outer}; o++) for (let j = 0; j < ${span}; j++) ${at(out, `o * ${full * inner} + ${offset * inner} + j`)} = ${at(x, `o * ${span} + j`)};`;
+          const line = copyCall(target, outer, span, out, full * inner, offset * inner, x, span, 0) ?? `for (let o = 0; o < ${outer}; o++) for (let j = 0; j < ${span}; j++) ${at(out, `o * ${full * inner} + ${offset * inner} + j`)} = ${at(x, `o * ${span} + j`)};`;
           offset += inShapes[k]![axis]!;
           return line;
         })

@@ -13,6 +13,22 @@ export function at(b: Buf, i: string | number): string {
   return i === 0 ? `${b.arr}[${b.off}]` : `${b.arr}[${b.off} + ${i}]`;
 }
 
+/** The offset `k` elements past a buffer's start (a number, or an expression inside a loop). */
+export function offsetPlus(b: Buf, k: number): number | string {
+  if (typeof b.off === 'number') return b.off + k;
+  return k === 0 ? b.off : `${b.off} + ${k}`;
+}
+
+/**
+ * A block of `rows` rows of `span` elements copied between strides, from `x` at `xStart` to `out`
+ * at `outStart`, as a call into the target's copy kernel; undefined when the target has none or
+ * `x` has no buffer (the caller writes its loop nest).
+ */
+export function copyCall(target: EmitTarget | undefined, rows: number, span: number, out: Buf, outStride: number, outStart: number, x: Buf, xStride: number, xStart: number): string | undefined {
+  if (!target?.kernels || x.literal !== undefined || x.transposed) return undefined;
+  return target.kernels.copy(rows, span, outStride, xStride, offsetPlus(out, outStart), offsetPlus(x, xStart));
+}
+
 /** A loop over `n` elements, or the body alone when n = 1. `body` gets the index expression. */
 export function loop(n: number, body: (i: string | number) => string, v = 'i'): string {
   if (n === 1) return body(0);

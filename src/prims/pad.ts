@@ -1,6 +1,6 @@
 // y = x with `before` and `after` zeros along `axis`;  dx = the middle slice of dy
 import { shapeToString, sizeOf } from '../ir/tensor.ts';
-import { at, intAttr } from './kit.ts';
+import { at, copyCall, intAttr } from './kit.ts';
 import { aroundAxis } from './slice.ts';
 import type { PrimDef } from './types.ts';
 
@@ -27,10 +27,12 @@ export const pad: PrimDef = {
   },
   emit: {
     kind: 'statements',
-    code: ({ out, inputs: [x], inShapes: [s], attrs, shape }) => {
+    code: ({ out, inputs: [x], inShapes: [s], attrs, shape, target }) => {
       const axis = intAttr(attrs, 'axis'), before = intAttr(attrs, 'before');
       const [outer, extent, inner] = aroundAxis(s!, axis);
       const span = extent * inner, fullSpan = shape[axis]! * inner;
+      const copy = copyCall(target, outer, span, out, fullSpan, before * inner, x!, span, 0);
+      if (copy) return `${target!.kernels!.fill(sizeOf(shape), 0, out.off)}\n${copy}`;
       return [
         `for (let f = 0; f < ${sizeOf(shape)}; f++) ${at(out, 'f')} = 0;`,
         `for (let o = 0; o < ${outer}; o++) for (let j = 0; j < ${span}; j++) ${at(out, `o * ${fullSpan} + ${before * inner} + j`)} = ${at(x!, `o * ${span} + j`)};`,

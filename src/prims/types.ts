@@ -42,6 +42,10 @@ export interface TargetKernels {
   product(shape: ProductShape, out: number | string, a: number | string, b: number | string): string;
   /** out[i] = (or +=) expr for i < size; undefined when the chain uses an op the target lacks (the caller keeps its loop). */
   elementwise(expr: ElementwiseExpr, size: number, out: number | string, accumulate: boolean): string | undefined;
+  /** out[o·outStride + j] = x[o·inStride + j] for o < rows, j < span (a slice, a pad's interior, a concatenation's part). */
+  copy(rows: number, span: number, outStride: number, inStride: number, out: number | string, x: number | string): string;
+  /** out[i] = value for i < size. */
+  fill(size: number, value: number, out: number | string): string;
 }
 
 /** What emission knows about the target: the arena's element type, and who runs the kernels. */

@@ -2,6 +2,7 @@
 // element-wise chains), in first-use order, encoded over the trainer's one memory (sized once from the arena).
 import type { ElementwiseExpr, TargetKernels } from '../../prims/types.ts';
 import { encodeModule, PAGE_BYTES, type FunctionBuilder } from './encoder.ts';
+import { copyKernel, fillKernel } from './copies.ts';
 import { describeExpr, elementwiseKernel, numberReads } from './elementwise.ts';
 import { describeProduct, productKernel, productKey, productStrategy, type ProductShape } from './products.ts';
 
@@ -9,7 +10,7 @@ import { describeProduct, productKernel, productKey, productStrategy, type Produ
 export const KERNELS = 'W';
 
 export interface KernelInfo {
-  /** mmN for a product, ewN for an element-wise chain. */
+  /** mmN a product, ewN an element-wise chain, cpN a strided copy, fillN a fill. */
   readonly name: string;
   /** e.g. `out[16×512] = A[16×128]·Bᵀ[128×512]`, or `out[2048] = tanh((a0 + a1))`. */
   readonly description: string;
@@ -21,13 +22,16 @@ export interface KernelInfo {
 /** Collects the kernels a trainer's code calls, one export per distinct kernel. */
 export class KernelTable implements TargetKernels {
   private readonly byKey = new Map<string, KernelInfo>();
-  private products = 0;
-  private chains = 0;
+  private readonly counts = new Map<string, number>();
 
+  /** The kernel under `key` (`kind:…`), named kind0, kind1, … in first-use order per kind. */
   private kernel(key: string, make: (name: string) => KernelInfo): KernelInfo {
     let k = this.byKey.get(key);
     if (!k) {
-      k = make(key.startsWith('mm') ? `mm${this.products++}` : `ew${this.chains++}`);
+      const kind = key.slice(0, key.indexOf(':'));
+      const n = this.counts.get(kind) ?? 0;
+      this.counts.set(kind, n + 1);
+      k = make(`${kind}${n}`);
       this.byKey.set(key, k);
     }
     return k;
@@ -48,6 +52,19 @@ export class KernelTable implements TargetKernels {
       build: () => elementwiseKernel(e, offsets.length, size, accumulate),
     }));
     return `${KERNELS}.${k.name}(${[out, ...offsets].join(', ')});`;
+  }
+
+  copy(rows: number, span: number, outStride: number, inStride: number, out: number | string, x: number | string): string {
+    const k = this.kernel(`cp:${rows}:${span}:${outStride}:${inStride}`, (name) => ({
+      name, description: `${rows} × ${span} elements, strides ${outStride} ← ${inStride}`, strategy: 'copy',
+      build: () => copyKernel(rows, span, outStride, inStride),
+    }));
+    return `${KERNELS}.${k.name}(${out}, ${x});`;
+  }
+
+  fill(size: number, value: number, out: number | string): string {
+    const k = this.kernel(`fill:${size}:${value}`, (name) => ({ name, description: `out[${size}] = ${value}`, strategy: 'fill', build: () => fillKernel(size, value) }));
+    return `${KERNELS}.${k.name}(${out});`;
   }
 
   get kernels(): readonly KernelInfo[] {
