@@ -1,7 +1,7 @@
 // A Hopfield network as an input-free recurrence s(t) = tanh(β (W s(t−1) + b)): W symmetric with a
 // zero diagonal, patterns stored by the Hebbian rule W = (1/N) Σ ξ ξᵀ. Started from a corrupted
 // pattern it settles on the stored one, lowering the energy E = −½ sᵀWs − bᵀs (its `energy` output).
-import { add, defineModel, matmul, mul, param, recurrence, reshape, state, sub, sum, tanh } from 'unfold';
+import { add, defineModel, matmul, mul, param, recurrence, reshape, state, sub, sum, tanh, transpose } from 'unfold';
 
 export const UNITS = 16;
 export const BETA = 4;
@@ -46,9 +46,11 @@ export default defineModel({
       params: { W, b },
       step: ({ s }) => ({ s: tanh(mul(BETA, add(matmul(s, W), b))) }),
       // E(s) = −½ sᵀWs − bᵀs of each row of the new state, [B, 1]: falls as the network settles.
+      // Written with sWᵀ (= sW, W symmetric): s(t)W itself is the next step's product, and one node
+      // shared by two steps would tie the energy of step t to step t + 1 in the graph.
       output: ({ s }) => ({
         o: s,
-        energy: reshape(sub(mul(-0.5, sum(mul(s, matmul(s, W)), 1)), sum(mul(s, b), 1)), [batch, 1]),
+        energy: reshape(sub(mul(-0.5, sum(mul(s, matmul(s, transpose(W))), 1)), sum(mul(s, b), 1)), [batch, 1]),
       }),
     });
   },
