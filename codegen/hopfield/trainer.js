@@ -318,25 +318,25 @@ export class Trainer {
                 for (let j = 0; j < 12; j += 6) {
                     let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
                     const ra0 = q0 + (i + 0) * 16;
-                    const rb0 = (j + 0);
-                    const rb1 = (j + 1);
-                    const rb2 = (j + 2);
-                    const rb3 = (j + 3);
-                    const rb4 = (j + 4);
-                    const rb5 = (j + 5);
+                    const rb0 = (j + 0) * 16;
+                    const rb1 = (j + 1) * 16;
+                    const rb2 = (j + 2) * 16;
+                    const rb3 = (j + 3) * 16;
+                    const rb4 = (j + 4) * 16;
+                    const rb5 = (j + 5) * 16;
                     for (let p = 0; p < 16; p++) {
                         const a0 = A[ra0 + p];
-                        const b0 = A[rb0 + p * 16];
+                        const b0 = A[rb0 + p];
                         c00 += a0 * b0;
-                        const b1 = A[rb1 + p * 16];
+                        const b1 = A[rb1 + p];
                         c01 += a0 * b1;
-                        const b2 = A[rb2 + p * 16];
+                        const b2 = A[rb2 + p];
                         c02 += a0 * b2;
-                        const b3 = A[rb3 + p * 16];
+                        const b3 = A[rb3 + p];
                         c03 += a0 * b3;
-                        const b4 = A[rb4 + p * 16];
+                        const b4 = A[rb4 + p];
                         c04 += a0 * b4;
-                        const b5 = A[rb5 + p * 16];
+                        const b5 = A[rb5 + p];
                         c05 += a0 * b5;
                     }
                     A[1437 + (i + 0) * 16 + (j + 0)] = A[q0 + (i + 0) * 16 + (j + 0)] * c00;
@@ -349,19 +349,19 @@ export class Trainer {
                 {
                     let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
                     const ra0 = q0 + (i + 0) * 16;
-                    const rb0 = (12 + 0);
-                    const rb1 = (12 + 1);
-                    const rb2 = (12 + 2);
-                    const rb3 = (12 + 3);
+                    const rb0 = (12 + 0) * 16;
+                    const rb1 = (12 + 1) * 16;
+                    const rb2 = (12 + 2) * 16;
+                    const rb3 = (12 + 3) * 16;
                     for (let p = 0; p < 16; p++) {
                         const a0 = A[ra0 + p];
-                        const b0 = A[rb0 + p * 16];
+                        const b0 = A[rb0 + p];
                         c00 += a0 * b0;
-                        const b1 = A[rb1 + p * 16];
+                        const b1 = A[rb1 + p];
                         c01 += a0 * b1;
-                        const b2 = A[rb2 + p * 16];
+                        const b2 = A[rb2 + p];
                         c02 += a0 * b2;
-                        const b3 = A[rb3 + p * 16];
+                        const b3 = A[rb3 + p];
                         c03 += a0 * b3;
                     }
                     A[1437 + (i + 0) * 16 + (12 + 0)] = A[q0 + (i + 0) * 16 + (12 + 0)] * c00;
@@ -639,25 +639,25 @@ export class Trainer {
                 for (let j = 0; j < 12; j += 6) {
                     let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
                     const ra0 = q0 + (i + 0) * 16;
-                    const rb0 = (j + 0);
-                    const rb1 = (j + 1);
-                    const rb2 = (j + 2);
-                    const rb3 = (j + 3);
-                    const rb4 = (j + 4);
-                    const rb5 = (j + 5);
+                    const rb0 = (j + 0) * 16;
+                    const rb1 = (j + 1) * 16;
+                    const rb2 = (j + 2) * 16;
+                    const rb3 = (j + 3) * 16;
+                    const rb4 = (j + 4) * 16;
+                    const rb5 = (j + 5) * 16;
                     for (let p = 0; p < 16; p++) {
                         const a0 = A[ra0 + p];
-                        const b0 = A[rb0 + p * 16];
+                        const b0 = A[rb0 + p];
                         c00 += a0 * b0;
-                        const b1 = A[rb1 + p * 16];
+                        const b1 = A[rb1 + p];
                         c01 += a0 * b1;
-                        const b2 = A[rb2 + p * 16];
+                        const b2 = A[rb2 + p];
                         c02 += a0 * b2;
-                        const b3 = A[rb3 + p * 16];
+                        const b3 = A[rb3 + p];
                         c03 += a0 * b3;
-                        const b4 = A[rb4 + p * 16];
+                        const b4 = A[rb4 + p];
                         c04 += a0 * b4;
-                        const b5 = A[rb5 + p * 16];
+                        const b5 = A[rb5 + p];
                         c05 += a0 * b5;
                     }
                     A[1437 + (i + 0) * 16 + (j + 0)] = A[q0 + (i + 0) * 16 + (j + 0)] * c00;
@@ -670,19 +670,19 @@ export class Trainer {
                 {
                     let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
                     const ra0 = q0 + (i + 0) * 16;
-                    const rb0 = (12 + 0);
-                    const rb1 = (12 + 1);
-                    const rb2 = (12 + 2);
-                    const rb3 = (12 + 3);
+                    const rb0 = (12 + 0) * 16;
+                    const rb1 = (12 + 1) * 16;
+                    const rb2 = (12 + 2) * 16;
+                    const rb3 = (12 + 3) * 16;
                     for (let p = 0; p < 16; p++) {
                         const a0 = A[ra0 + p];
-                        const b0 = A[rb0 + p * 16];
+                        const b0 = A[rb0 + p];
                         c00 += a0 * b0;
-                        const b1 = A[rb1 + p * 16];
+                        const b1 = A[rb1 + p];
                         c01 += a0 * b1;
-                        const b2 = A[rb2 + p * 16];
+                        const b2 = A[rb2 + p];
                         c02 += a0 * b2;
-                        const b3 = A[rb3 + p * 16];
+                        const b3 = A[rb3 + p];
                         c03 += a0 * b3;
                     }
                     A[1437 + (i + 0) * 16 + (12 + 0)] = A[q0 + (i + 0) * 16 + (12 + 0)] * c00;
