@@ -174,7 +174,7 @@ function row0(t: Tensor): number[][] {
   return Array.from({ length: K }, (_, c) => Array.from({ length: N }, (_, j) => t.data[j * K + c]!));
 }
 
-async function drawRun(r: ForwardResult, rec: Recurrence, model: string, dir: string): Promise<string[]> {
+async function drawRun(r: ForwardResult, rec: Recurrence, model: string, dir: string, initial: ReadonlyMap<string, Float64Array>): Promise<string[]> {
   const { seriesPlotSvg, phasePortraitSvg } = await import('../plot/run.ts');
   const files: string[] = [];
   const put = (name: string, svg: string) => {
@@ -187,9 +187,12 @@ async function drawRun(r: ForwardResult, rec: Recurrence, model: string, dir: st
   // An input-free system is its trajectory: every state over t, and the orbit of a 2-D state.
   if (rec.input.length === 0) {
     for (const [name, t] of r.states) {
-      const values = row0(t);
-      put(`run-state-${name}.svg`, await seriesPlotSvg({ name, t: steps(t), values }, { title: `${model}: state ${name} over t (batch row 0)` }));
-      if (values.length === 2) put(`run-orbit-${name}.svg`, await phasePortraitSvg({ name, t: steps(t), values }, { title: `${model}: orbit of ${name} (batch row 0)` }));
+      // Drawn from s(0), where the run starts (the JSON holds s(1..N)).
+      const s0 = initial.get(name)!;
+      const values = row0(t).map((v, c) => [s0[c]!, ...v]);
+      const ts = [0, ...steps(t)];
+      put(`run-state-${name}.svg`, await seriesPlotSvg({ name, t: ts, values }, { title: `${model}: state ${name} over t, from s(0) (batch row 0)` }));
+      if (values.length === 2) put(`run-orbit-${name}.svg`, await phasePortraitSvg({ name, t: ts, values }, { title: `${model}: orbit of ${name} from s(0) (batch row 0)` }));
     }
   }
   return files;
@@ -228,7 +231,7 @@ export const run: Command = {
     } catch (e) {
       throw new UnfoldError(`-o ${dir}: cannot create the output directory: ${describeOsError(e)}`);
     }
-    const files = await drawRun(result, rec, model.name, dir);
+    const files = await drawRun(result, rec, model.name, dir, data.initial);
     process.stdout.write(`ran ${model.name} for ${data.steps} steps (B = ${data.batch}) from ${data.source}\nwrote ${files.join(', ')}\n`);
     return 0;
   },

@@ -61,7 +61,7 @@ export async function phasePortraitSvg(s: RunSeries, opts: { readonly title: str
     layer: [
       { mark: { type: 'line', strokeWidth: 1.5, color: '#1f77b4' }, encoding: { order: { field: 't', type: 'quantitative' } } },
       { mark: { type: 'point', filled: true, size: 16, color: '#1f77b4' } },
-      // s(1), where the orbit starts.
+      // Where the orbit starts.
       { transform: [{ filter: "datum.start == 'start'" }], mark: { type: 'point', filled: true, size: 90, color: '#d62728' } },
     ],
     encoding: {
