@@ -241,6 +241,42 @@ describe('unfold run (CLI)', () => {
     expectOneLine(await unfold(['compile', 'graphs/hopfield.ts', '--inference', '--tau', '5', '-o', dir]), 2, /compile: --tau applies to the trainer, not to --inference/);
   });
 
+  it("the README's run commands work as written: the trained rotation's orbit, Hopfield recall, the inference module in plain node", async () => {
+    const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('### Running and sampling a model'));
+    const sh = /```sh\n([\s\S]*?)```/.exec(section)![1]!.split('\n').filter((l) => l.startsWith('npx unfold '));
+    expect(sh).toHaveLength(3);
+    const ck = path.join(DIR, 'readme-ds.json');
+    const outDir = path.join(DIR, 'readme-out');
+    const results: Run[] = [];
+    for (const line of sh) {
+      const args = line.replace(/\s+#.*$/, '').split(/\s+/).slice(2).map((a) => (a === 'ds.json' ? ck : a));
+      results.push(await unfold(args[0] === 'run' && !args.includes('--json') ? [...args, '-o', outDir] : args[0] === 'train' ? [...args, '--no-plots'] : args));
+    }
+    for (const r of results) expect(r.status, r.stderr).toBe(0);
+    expect(fs.readFileSync(path.join(outDir, 'run-orbit-s.svg'), 'utf8')).toMatch(/^<svg/);
+    const hop = JSON.parse(results[2]!.stdout) as { outputs: { energy: { data: number[] } }; states: { s: { shape: number[]; data: number[] } } };
+    expect(hop.states.s.shape).toEqual([1, 8, 16]);
+    expect(hop.states.s.data.slice(7 * 16).map(Math.sign)).toEqual(PATTERNS[1]);
+    hop.outputs.energy.data.forEach((e, t) => t > 0 && expect(e).toBeLessThanOrEqual(hop.outputs.energy.data[t - 1]!));
+    // The inference module's example, against a module compiled where the comment says.
+    const js = /```js\n([\s\S]*?)```/.exec(section)![1]!;
+    const dir = path.join(DIR, 'readme-inf');
+    expect((await unfold(['compile', 'graphs/hopfield.ts', '--inference', '-o', dir])).status).toBe(0);
+    fs.writeFileSync(path.join(dir, 'example.mjs'), js.replace('./out/hopfield-inference/inference.js', './inference.js'));
+    const r = await new Promise<Run>((resolve) => {
+      const child = spawn(process.execPath, [path.join(dir, 'example.mjs')]);
+      let stdout = '', stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.on('close', (status) => resolve({ status, stdout, stderr }));
+    });
+    expect(r.stderr).toBe('');
+    const lines = r.stdout.trim().split('\n');
+    expect(lines).toHaveLength(4);
+    expect(lines[3]!.split(' ').slice(1, 17).map(Number)).toEqual(PATTERNS[1]);
+  });
+
   it('bad input: one line naming the file, flag or tensor, and its exit code', async () => {
     const bad = path.join(DIR, 'bad.json');
     fs.writeFileSync(bad, JSON.stringify({ q0: { shape: [1], data: [1] } }));
