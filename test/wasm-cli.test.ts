@@ -34,14 +34,17 @@ describe('compile --target', () => {
     expect(j.wasm.kernels.filter((k) => k.name.startsWith('ew')).length).toBeGreaterThan(3);
     const src = fs.readFileSync(path.join(out, 'trainer.ts'), 'utf8');
     for (const k of j.wasm.kernels) {
-      // A product, an element-wise chain over the buffers a0, a1, …, a strided copy or a fill.
+      // A product, an element-wise chain over the buffers a0, a1, …, a strided copy, a fill or column sums.
       const kinds: Record<string, RegExp> = {
         mm: /^out\[\d+×\d+\] \+?= Aᵀ?\[\d+×\d+\]·Bᵀ?\[\d+×\d+\]$/,
         ew: /^out\[\d+\] \+?= .*a0/,
         cp: /^\d+ × \d+ elements, strides \d+ ← \d+$/,
         fill: /^out\[\d+\] = -?[\d.e-]+$/,
+        sum: /^out\[\d+\] \+?= column sums of \[\d+×\d+\]$/,
       };
-      expect(k.computes).toMatch(kinds[k.name.replace(/\d+$/, '')]!);
+      const kind = kinds[k.name.replace(/\d+$/, '')];
+      expect(kind, k.name).toBeInstanceOf(RegExp);
+      expect(k.computes).toMatch(kind!);
       expect(src).toContain(`W.${k.name}(`);
     }
     // The text report says the same.

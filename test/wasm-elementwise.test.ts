@@ -1,5 +1,5 @@
 // The wasm element-wise kernels against float64 on random data: every op, sizes with and without a
-// tail (size mod 4), = and +=, out read in place; tanh and sigmoid within 3e-7 of the exact functions; strided copies and fills.
+// tail (size mod 4), = and +=, out read in place; tanh and sigmoid within 3e-7 of the exact functions; strided copies, fills and column sums.
 import wabtInit from 'wabt';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { KernelTable, pagesFor } from '../src/emit/wasm/module.ts';
@@ -120,6 +120,22 @@ describe('wasm copy and fill kernels', () => {
         expect(after[out + o * outStride + j]).toBe(before[x + o * inStride + j]);
       }
       for (let i = 0; i < 12000; i++) if (!written.has(i) && after[i] !== before[i]) throw new Error(`element ${i} written`);
+    });
+  }
+
+  for (const [rows, cols] of [[16, 384], [1, 5], [7, 13], [50, 4]] as const) for (const accumulate of [false, true]) {
+    it(`sums ${rows} rows of ${cols} per column (${accumulate ? '+=' : '='}) and writes nothing else`, () => {
+      const [out, x] = [9001, 3];
+      const { before, after } = run((t) => t.columnSum(rows, cols, out, x, accumulate));
+      for (let j = 0; j < cols; j++) {
+        let want = accumulate ? before[out + j]! : 0, scale = Math.abs(want);
+        for (let r = 0; r < rows; r++) {
+          want += before[x + r * cols + j]!;
+          scale += Math.abs(before[x + r * cols + j]!);
+        }
+        expect(Math.abs(after[out + j]! - want)).toBeLessThanOrEqual((rows + 1) * 2 ** -23 * scale);
+      }
+      for (let i = 0; i < 12000; i++) if ((i < out || i >= out + cols) && after[i] !== before[i]) throw new Error(`element ${i} written`);
     });
   }
 

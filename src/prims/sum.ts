@@ -22,7 +22,13 @@ export const sum: PrimDef = {
   emit: {
     kind: 'statements',
     accumulates: true,
-    code: ({ out, inputs: [x], inShapes: [s], attrs, accumulate }) =>
-      reductionLoop(s!, intList(attrs, 'axes'), '0', (acc, f) => `${acc} + ${at(x!, f)}`, (r, acc) => `${at(out, r)} ${accumulate ? '+=' : '='} ${acc};`),
+    code: ({ out, inputs: [x], inShapes: [s], attrs, accumulate, target }) => {
+      // Over leading axes (a bias gradient: rows summed per column), the target's column-sum kernel when it has one.
+      const axes = intList(attrs, 'axes');
+      const lead = axes.length > 0 && axes.length < s!.length && axes.every((a, i) => a === i) ? sizeOf(s!.slice(0, axes.length)) : 0;
+      const cols = sizeOf(s!) / Math.max(lead, 1);
+      if (target?.kernels && lead > 0 && cols >= 4 && x!.literal === undefined && !x!.transposed) return target.kernels.columnSum(lead, cols, out.off, x!.off, accumulate === true);
+      return reductionLoop(s!, intList(attrs, 'axes'), '0', (acc, f) => `${acc} + ${at(x!, f)}`, (r, acc) => `${at(out, r)} ${accumulate ? '+=' : '='} ${acc};`);
+    },
   },
 };

@@ -46,6 +46,8 @@ export interface TargetKernels {
   copy(rows: number, span: number, outStride: number, inStride: number, out: number | string, x: number | string): string;
   /** out[i] = value for i < size. */
   fill(size: number, value: number, out: number | string): string;
+  /** out[j] = (or +=) Σ_r x[r·cols + j]: a sum over leading axes (a bias gradient). */
+  columnSum(rows: number, cols: number, out: number | string, x: number | string, accumulate: boolean): string;
 }
 
 /** What emission knows about the target: the arena's element type, and who runs the kernels. */

@@ -2,7 +2,7 @@
 // element-wise chains), in first-use order, encoded over the trainer's one memory (sized once from the arena).
 import type { ElementwiseExpr, TargetKernels } from '../../prims/types.ts';
 import { encodeModule, PAGE_BYTES, type FunctionBuilder } from './encoder.ts';
-import { copyKernel, fillKernel } from './copies.ts';
+import { columnSumKernel, copyKernel, fillKernel } from './copies.ts';
 import { describeExpr, elementwiseKernel, numberReads } from './elementwise.ts';
 import { describeProduct, productKernel, productKey, productStrategy, type ProductShape } from './products.ts';
 
@@ -10,7 +10,7 @@ import { describeProduct, productKernel, productKey, productStrategy, type Produ
 export const KERNELS = 'W';
 
 export interface KernelInfo {
-  /** mmN a product, ewN an element-wise chain, cpN a strided copy, fillN a fill. */
+  /** mmN a product, ewN an element-wise chain, cpN a strided copy, fillN a fill, sumN column sums. */
   readonly name: string;
   /** e.g. `out[16×512] = A[16×128]·Bᵀ[128×512]`, or `out[2048] = tanh((a0 + a1))`. */
   readonly description: string;
@@ -65,6 +65,14 @@ export class KernelTable implements TargetKernels {
   fill(size: number, value: number, out: number | string): string {
     const k = this.kernel(`fill:${size}:${value}`, (name) => ({ name, description: `out[${size}] = ${value}`, strategy: 'fill', build: () => fillKernel(size, value) }));
     return `${KERNELS}.${k.name}(${out});`;
+  }
+
+  columnSum(rows: number, cols: number, out: number | string, x: number | string, accumulate: boolean): string {
+    const k = this.kernel(`sum:${rows}:${cols}:${accumulate}`, (name) => ({
+      name, description: `out[${cols}] ${accumulate ? '+=' : '='} column sums of [${rows}×${cols}]`, strategy: 'columns',
+      build: () => columnSumKernel(rows, cols, accumulate),
+    }));
+    return `${KERNELS}.${k.name}(${out}, ${x});`;
   }
 
   get kernels(): readonly KernelInfo[] {

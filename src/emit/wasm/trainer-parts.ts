@@ -68,7 +68,7 @@ export function wasmTrainerParts(table: KernelTable, elements: number): WasmTrai
     '  return new Trainer(options, compiled);',
     '}',
   ].join('\n');
-  const calls = new RegExp(`\\b${KERNELS}\\.(mm|ew|cp|fill)\\d+\\(`);
+  const calls = new RegExp(`\\b${KERNELS}\\.(mm|ew|cp|fill|sum)\\d+\\(`);
   const bindFor = (body: readonly string[]) => (body.some((l) => calls.test(l)) ? [`const ${KERNELS} = this.kernels;`] : []);
   return { declarations, arenaInit, bindFor, factory, report: { moduleBytes: bytes.length, pages, kernels } };
 }
