@@ -260,7 +260,7 @@ describe('unfold run (CLI)', () => {
     expect(hop.states.s.data.slice(7 * 16).map(Math.sign)).toEqual(PATTERNS[1]);
     hop.outputs.energy.data.forEach((e, t) => t > 0 && expect(e).toBeLessThanOrEqual(hop.outputs.energy.data[t - 1]!));
     // The inference module's example, against a module compiled where the comment says.
-    const js = /```js\n([\s\S]*?)```/.exec(section)![1]!;
+    const js = /```javascript\n([\s\S]*?)```/.exec(section)![1]!;
     const dir = path.join(DIR, 'readme-inf');
     expect((await unfold(['compile', 'graphs/hopfield.ts', '--inference', '-o', dir])).status).toBe(0);
     fs.writeFileSync(path.join(dir, 'example.mjs'), js.replace('./out/hopfield-inference/inference.js', './inference.js'));
