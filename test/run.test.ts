@@ -284,6 +284,8 @@ describe('unfold run (CLI)', () => {
     fs.writeFileSync(wrong, JSON.stringify({ s0: { shape: [1, 1, 5], data: [1, 1, 1, 1, 1] } }));
     const short = path.join(DIR, 'short.json');
     fs.writeFileSync(short, JSON.stringify({ x: { shape: [1, 3, 1], data: [1, 2, 3] } }));
+    const withLengths = path.join(DIR, 'withlengths.json');
+    fs.writeFileSync(withLengths, JSON.stringify({ x: { shape: [1, 3, 1], data: [1, 2, 3] }, lengths: { shape: [1], data: [2] } }));
     const cases: [string[], number, RegExp][] = [
       [['run', 'graphs/hopfield.ts', '--data', path.join(DIR, 'none.json')], 1, /none\.json/],
       [['run', 'graphs/hopfield.ts', '--data', bad], 1, /bad\.json: unknown tensor "q0"/],
@@ -294,6 +296,7 @@ describe('unfold run (CLI)', () => {
       [['run', 'graphs/hopfield.ts', '--params', path.join(DIR, 'nope.json')], 1, /nope\.json/],
       [['run', '--cell', 'gru', '--input', '2', '--hidden', '3', '--output', '2'], 1, /has input "x" and no task of its own; give --data FILE/],
       [['run', 'graphs/hopfield.ts', '--dtype', 'f16'], 2, /--dtype must be one of f64, f32/],
+      [['run', 'graphs/sincos.ts', '--data', withLengths], 1, /withlengths\.json: "lengths" \(per-row lengths\) does not apply to run/],
     ];
     for (const [args, status, pattern] of cases) expectOneLine(await unfold(args), status, pattern);
   });

@@ -128,6 +128,19 @@ describe('train --text, then generate', () => {
     expectOneLine(await unfold(['generate', '--cell', 'elman', '--hidden', '16', '--params', ck, '--top-k', '9']), 2, /--top-k 9 is more than the 5 symbols/);
   });
 
+  it('a text checkpoint resumes exactly: 3 + 3 steps give the losses of 6 (the vocabulary, window and carried state kept)', async () => {
+    const text = path.join(DIR, 'resume.txt');
+    fs.writeFileSync(text, 'the quick brown fox jumps over the lazy dog. '.repeat(4));
+    const args = ['train', '--cell', 'elman', '--hidden', '8', '--text', text, '--seq-len', '10', '--batch', '4', '--no-plots', '--log-json'];
+    const losses = (r: Run) => r.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { loss: number }).loss);
+    const straight = losses(await unfold([...args, '--steps', '6']));
+    const ck = path.join(DIR, 'resume.json');
+    const first = losses(await unfold([...args, '--steps', '3', '--save', ck]));
+    const rest = losses(await unfold([...args, '--steps', '3', '--params', ck]));
+    expect(straight).toHaveLength(6);
+    expect([...first, ...rest]).toEqual(straight);
+  });
+
   it('a regression model feeds back its output: JSON like run', async () => {
     const ck = path.join(DIR, 'sc.json');
     expect((await unfold(['train', 'graphs/sincos.ts', '--steps', '3', '--save', ck, '--no-plots'])).status).toBe(0);

@@ -67,6 +67,7 @@ export function forwardData(tensors: ReadonlyMap<string, Tensor>, model: ModelDe
   const probe = probeModel(model);
   const target = targetName(lossOf(model));
   const known = new Set([...probe.input.map((x) => x.name), target, ...probe.state.map((s) => initialKey(s.name))]);
+  if (tensors.has('lengths')) throw new UnfoldError(`${source}: "lengths" (per-row lengths) does not apply to run, which steps every row through all N steps; leave it out`);
   const unknown = [...tensors.keys()].filter((k) => !known.has(k));
   if (unknown.length > 0) {
     throw new UnfoldError(`${source}: unknown tensor${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')}; a run's data holds ${[...known].map((k) => `"${k}"`).join(', ')}`);
