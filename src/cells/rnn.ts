@@ -2,7 +2,9 @@
 // parameter names, layouts and gate orders (nn.RNN / nn.LSTM / nn.GRU + nn.Linear, batch first).
 import type { Node } from '../ir/node.ts';
 import { add, matmul, mul, relu, sigmoid, slice, sub, tanh, transpose } from '../dsl/ops.ts';
-import { input, param, recurrence, state, type Init, type Recurrence } from '../dsl/recurrence.ts';
+import { UnfoldError } from '../ir/errors.ts';
+import { input, param, recurrence, state, type Recurrence } from '../dsl/recurrence.ts';
+import { bidirectional, stack, type Layer } from '../dsl/program.ts';
 
 export type CellKind = 'elman' | 'lstm' | 'gru';
 
@@ -13,47 +15,60 @@ export interface CellSpec {
   readonly batch: number;
   /** Elman only: tanh (default) or relu, as nn.RNN's `nonlinearity`. */
   readonly nonlinearity?: 'tanh' | 'relu';
+  /** Stacked layers (nn.RNN's `num_layers`, default 1): layer k > 0 reads the D·H outputs of layer k − 1. */
+  readonly layers?: number;
+  /** A second scan per layer running in reverse (nn.RNN's `bidirectional`); the head reads both, [O, 2H]. */
+  readonly bidirectional?: boolean;
 }
 
 export const GATES: Record<CellKind, number> = { elman: 1, lstm: 4, gru: 3 };
 
-/** PyTorch's parameter names and shapes, in its order. */
-export function cellParamShapes(kind: CellKind, s: Pick<CellSpec, 'input' | 'hidden' | 'output'>): [string, number[]][] {
-  const G = GATES[kind], H = s.hidden;
-  return [
-    ['rnn.weight_ih_l0', [G * H, s.input]],
-    ['rnn.weight_hh_l0', [G * H, H]],
-    ['rnn.bias_ih_l0', [G * H]],
-    ['rnn.bias_hh_l0', [G * H]],
-    ['out.weight', [s.output, H]],
-    ['out.bias', [s.output]],
-  ];
+type Dims = Pick<CellSpec, 'input' | 'hidden' | 'output' | 'layers' | 'bidirectional'>;
+
+function layersOf(s: Dims): { L: number; D: number } {
+  const L = s.layers ?? 1;
+  if (!Number.isInteger(L) || L < 1) throw new UnfoldError(`cell: layers must be a positive integer, got ${String(L)}`);
+  return { L, D: s.bidirectional ? 2 : 1 };
 }
 
-function cellParams(kind: CellKind, s: CellSpec): Node[] {
-  // PyTorch's default: U(−1/√H, 1/√H) for the cell, and for the head (fan_in = H).
-  const init: Init = { kind: 'uniform', bound: 1 / Math.sqrt(s.hidden) };
-  return cellParamShapes(kind, s).map(([name, shape]) => param(name, shape, init));
+/** PyTorch's parameter names and shapes, in its order (named_parameters of nn.RNN/LSTM/GRU, then the head). */
+export function cellParamShapes(kind: CellKind, s: Dims): [string, number[]][] {
+  const G = GATES[kind], H = s.hidden;
+  const { L, D } = layersOf(s);
+  const out: [string, number[]][] = [];
+  for (let k = 0; k < L; k++) {
+    for (let d = 0; d < D; d++) {
+      const sfx = `_l${k}${d ? '_reverse' : ''}`;
+      out.push(
+        [`rnn.weight_ih${sfx}`, [G * H, k === 0 ? s.input : D * H]],
+        [`rnn.weight_hh${sfx}`, [G * H, H]],
+        [`rnn.bias_ih${sfx}`, [G * H]],
+        [`rnn.bias_hh${sfx}`, [G * H]],
+      );
+    }
+  }
+  out.push(['out.weight', [s.output, D * H]], ['out.bias', [s.output]]);
+  return out;
 }
 
 /** x Wᵀ + b for a batch of rows x [B, in] and W [out, in]. */
 const linear = (x: Node, W: Node, b: Node): Node => add(matmul(x, transpose(W)), b);
 
-export function cell(kind: CellKind, s: CellSpec): Recurrence {
-  const [Wih, Whh, bih, bhh, Wout, bout] = cellParams(kind, s) as [Node, Node, Node, Node, Node, Node];
+/** One layer's step: h (and c) from x [B, in] with the weights of that layer and direction, no head. */
+function layerCell(kind: CellKind, s: CellSpec, inputSize: number, [Wih, Whh, bih, bhh]: readonly Node[], outputs?: (h: Node) => Record<string, Node>, extraParams: readonly Node[] = []): Recurrence {
   const H = s.hidden, B = s.batch;
-  const x = input('x', [B, s.input]);
+  const x = input('x', [B, inputSize]);
   const h = state('h', [B, H]);
-  const head = ({ h }: { h: Node }) => ({ o: linear(h, Wout, bout) });
-  const params = [Wih, Whh, bih, bhh, Wout, bout];
+  const params = [Wih!, Whh!, bih!, bhh!, ...extraParams];
+  const output = outputs ? ({ h }: { h: Node }) => outputs(h) : undefined;
   const gate = (z: Node, k: number) => slice(z, 1, k * H, (k + 1) * H);
 
   if (kind === 'elman') {
     const act = s.nonlinearity === 'relu' ? relu : tanh;
     return recurrence({
       name: 'elman', state: { h }, input: { x }, params,
-      step: ({ h }, { x }) => ({ h: act(add(linear(x, Wih, bih), linear(h, Whh, bhh))) }),
-      output: head,
+      step: ({ h }, { x }) => ({ h: act(add(linear(x, Wih!, bih!), linear(h, Whh!, bhh!))) }),
+      ...(output ? { output } : {}),
     });
   }
   if (kind === 'lstm') {
@@ -61,25 +76,45 @@ export function cell(kind: CellKind, s: CellSpec): Recurrence {
     return recurrence({
       name: 'lstm', state: { h, c }, input: { x }, params,
       step: ({ h, c }, { x }) => {
-        const z = add(linear(x, Wih, bih), linear(h, Whh, bhh));
+        const z = add(linear(x, Wih!, bih!), linear(h, Whh!, bhh!));
         const i = sigmoid(gate(z, 0)), f = sigmoid(gate(z, 1)), g = tanh(gate(z, 2)), o = sigmoid(gate(z, 3));
         const c2 = add(mul(f, c), mul(i, g));
         return { h: mul(o, tanh(c2)), c: c2 };
       },
-      output: head,
+      ...(output ? { output } : {}),
     });
   }
   return recurrence({
     name: 'gru', state: { h }, input: { x }, params,
     step: ({ h }, { x }) => {
-      const gi = linear(x, Wih, bih), gh = linear(h, Whh, bhh);
+      const gi = linear(x, Wih!, bih!), gh = linear(h, Whh!, bhh!);
       const r = sigmoid(add(gate(gi, 0), gate(gh, 0)));
       const z = sigmoid(add(gate(gi, 1), gate(gh, 1)));
       const n = tanh(add(gate(gi, 2), mul(r, gate(gh, 2)))); // reset after, as torch.nn.GRU
       return { h: add(mul(sub(1, z), n), mul(z, h)) };
     },
-    output: head,
+    ...(output ? { output } : {}),
   });
+}
+
+/**
+ * nn.RNN / nn.LSTM / nn.GRU (batch first, num_layers, bidirectional) + nn.Linear at every step.
+ * One layer, one direction is one recurrence; more is a program of scans (src/dsl/program.ts).
+ */
+export function cell(kind: CellKind, s: CellSpec): Recurrence {
+  const { L, D } = layersOf(s);
+  // PyTorch's default: U(−1/√H, 1/√H) for the cell; the head's nn.Linear uses 1/√fan_in, fan_in = D·H.
+  const params = cellParamShapes(kind, s).map(([name, shape]) => param(name, shape, { kind: 'uniform', bound: 1 / Math.sqrt(name.startsWith('out.') ? D * s.hidden : s.hidden) }));
+  const [Wout, bout] = params.slice(-2) as [Node, Node];
+  const head = (h: Node) => ({ o: linear(h, Wout, bout) });
+  if (L === 1 && D === 1) return layerCell(kind, s, s.input, params, head, [Wout, bout]);
+  const layers: Layer[] = [];
+  for (let k = 0; k < L; k++) {
+    const inputSize = k === 0 ? s.input : D * s.hidden;
+    const at = (d: number) => layerCell(kind, s, inputSize, params.slice((k * D + d) * 4, (k * D + d) * 4 + 4));
+    layers.push(D === 2 ? bidirectional(at(0), at(1)) : { forward: at(0) });
+  }
+  return stack({ name: kind, layers, head: { params: [Wout, bout], output: head } });
 }
 
 export const elman = (s: CellSpec): Recurrence => cell('elman', s);

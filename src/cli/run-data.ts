@@ -33,6 +33,14 @@ export const targetName = (loss: LossSpec): string => loss.target ?? 'y';
 export const initialKey = (state: string): string => `${state}0`;
 
 /**
+ * An initial or final state as PyTorch lays it out: [L·D, ...] — a program's states have that axis
+ * already, a single recurrence's state gains a leading 1.
+ */
+export function stateFileShape(rec: Recurrence, s: { readonly node: Node }): readonly number[] {
+  return rec.program ? s.node.shape : [1, ...s.node.shape];
+}
+
+/**
  * The batch-first sequence of a per-step leaf of shape [B, ...rest]: [B, T, ...rest]
  * (a rank-0 per-step value gives [T]).
  */
@@ -140,7 +148,7 @@ export function checkData(tensors: ReadonlyMap<string, Tensor>, rec: Recurrence,
     if (expected.has(key)) {
       throw new UnfoldError(`${source}: the initial state of "${s.name}" is read from "${key}", which is also the name of an input or target; rename one of them`);
     }
-    expected.set(key, [1, ...s.node.shape]);
+    expected.set(key, stateFileShape(rec, s));
   }
   const stateKeys = rec.state.map((s) => initialKey(s.name));
   if (expected.has(LENGTHS)) throw new UnfoldError(`${source}: "${LENGTHS}" names an input, target or initial state and per-row lengths alike; rename it`);
@@ -272,10 +280,14 @@ export function bindData(rec: Recurrence, data: RunData, loss: LossSpec): Map<st
  * already one), so a run is fully described by output names: the interpreter and a compiled
  * kernel answer the same question.
  */
+/** A program's per-step layer output in runGraph's values (`hidden@t`). */
+export const HIDDEN = 'hidden';
+
 export function runGraph(tg: TrainingGraph): Graph {
   const extra: Output[] = [];
   const T = tg.unrolled.tau;
   for (let t = 1; t < T; t++) tg.rec.state.forEach((s, i) => extra.push({ name: `${s.name}@${t}`, node: tg.unrolled.states[t]![i]! }));
+  tg.unrolled.hidden?.forEach((node, t) => extra.push({ name: `${HIDDEN}@${t + 1}`, node }));
   return makeGraph([...tg.grad.graph.outputs, ...extra]);
 }
 
@@ -338,11 +350,16 @@ export function collectRun(tg: TrainingGraph, loss: LossSpec, values: ReadonlyMa
   };
   const steps = Array.from({ length: T }, (_, i) => i + 1);
   const out = lossOutput(rec, loss);
+  // The layer output: a program's top layer (both directions), or a recurrence's first state.
   const first = rec.state[0]!;
+  const hiddenStep = tg.unrolled.hidden?.[0]?.shape;
+  const hidden = hiddenStep
+    ? stackBlocks(steps.map((t) => get(`${HIDDEN}@${t}`).data), hiddenStep)
+    : stackBlocks(steps.map((t) => get(`${first.name}@${t}`).data), first.node.shape);
   const grads = new Map<string, Tensor>();
   for (const p of rec.params) grads.set(p.name, { shape: p.node.shape, data: get(`grad:${p.name}`).data });
   for (const x of rec.input) grads.set(x.name, stackBlocks(steps.map((t) => get(`grad:${x.name}@${t}`).data), x.node.shape));
-  for (const s of rec.state) grads.set(initialKey(s.name), { shape: [1, ...s.node.shape], data: get(`grad:${s.name}@0`).data });
+  for (const s of rec.state) grads.set(initialKey(s.name), { shape: stateFileShape(rec, s), data: get(`grad:${s.name}@0`).data });
 
   // vjp reports unused targets as nodes; an input counts as unused only if no step of it is used.
   const unusedNodes = new Set<Node>(tg.grad.unused);
@@ -354,8 +371,8 @@ export function collectRun(tg: TrainingGraph, loss: LossSpec, values: ReadonlyMa
   return {
     loss: get('loss').data[0]!,
     outputs: stackBlocks(steps.map((t) => get(`${out.name}@${t}`).data), out.node.shape),
-    hiddenOutputs: padded(stackBlocks(steps.map((t) => get(`${first.name}@${t}`).data), first.node.shape), lengths),
-    finalState: new Map(rec.state.map((s) => [s.name, { shape: [1, ...s.node.shape], data: get(`${s.name}@${T}`).data }])),
+    hiddenOutputs: padded(hidden, lengths),
+    finalState: new Map(rec.state.map((s) => [s.name, { shape: stateFileShape(rec, s), data: get(`${s.name}@${T}`).data }])),
     grads,
     unused,
   };

@@ -7,6 +7,7 @@ import { sameShape, shapeToString, sizeOf, type Shape } from '../ir/tensor.ts';
 import { dslBuilder } from './context.ts';
 import { fail } from './ops.ts';
 import { userOrigin } from './origin.ts';
+import type { Program } from './program.ts';
 
 /** How a parameter starts: PyTorch-style uniform(−k, k), a fill, or explicit row-major values. */
 export type Init =
@@ -87,6 +88,12 @@ export interface Recurrence {
    * is within row b's length and 0 after it. Absent for a recurrence over full-length rows.
    */
   readonly valid?: Node;
+  /**
+   * A program of scans (src/dsl/program.ts): stacked or bidirectional layers. Then `state` is the
+   * program's [L·D, ...] states, `outputs` are the last stage's head outputs, and `next` is empty —
+   * the step structure is the stages'.
+   */
+  readonly program?: Program;
 }
 
 type Nodes = Record<string, Node>;

@@ -7,6 +7,7 @@ import type { Node } from '../ir/node.ts';
 import { shapeToString, sizeOf, type Tensor } from '../ir/tensor.ts';
 import type { NodeBuilder } from '../prims/builder.ts';
 import type { Recurrence } from '../dsl/recurrence.ts';
+import { mapStages } from '../dsl/program.ts';
 
 /** The name of the validity placeholder (leaves `valid@t` when unrolled). */
 export const VALID = 'valid';
@@ -34,6 +35,8 @@ export function batchRows(rec: Recurrence): number {
  */
 export function withLengths(rec: Recurrence, b: NodeBuilder): Recurrence {
   if (rec.valid) return rec;
+  // Every scan of a program under the one mask: a reverse scan then starts at each row's last valid step.
+  if (rec.program) return mapStages(rec, (stage) => withLengths(stage, b));
   const B = batchRows(rec);
   const valid = b.input(VALID, [B, 1], { role: 'mask' });
   const cond = (shape: readonly number[]) => b.broadcast(b.reshape(valid, [B]), shape, shape.slice(1).map((_, i) => i + 1));

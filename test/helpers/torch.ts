@@ -42,6 +42,17 @@ export function cellFixtures(): CellFixture[] {
   return fixturesOf<CellFixture>(/^cell-.*\.json$/);
 }
 
+/** Stacked and bidirectional layers (deep-*.json): h0/c0 and finalState [L·D, B, H], hiddenOutputs [B, T, D·H]; lengths optional. */
+export interface DeepFixture extends Omit<VarlenFixture, 'lengths'> {
+  readonly layers: number;
+  readonly bidirectional: boolean;
+  readonly lengths?: number[];
+}
+
+export function deepFixtures(): DeepFixture[] {
+  return fixturesOf<DeepFixture>(/^deep-.*\.json$/);
+}
+
 /** A cell fixture under per-row lengths and a loss placement (varlen-*.json, pack_padded_sequence). */
 export interface VarlenFixture extends CellFixture {
   readonly lengths: number[];
