@@ -8,6 +8,7 @@ import type { Shape } from '../ir/tensor.ts';
 import { pushTo } from '../ir/multimap.ts';
 import { fillValue, type NodeBuilder } from '../prims/builder.ts';
 import { stepGraph, type Recurrence } from '../dsl/recurrence.ts';
+import { stageSuffix, type Stage } from '../dsl/program.ts';
 import { lossOutputIndex, withLoss, type LossSpec, type Trainable } from '../transforms/loss.ts';
 import { trainingGraph, type TrainingGraph } from '../transforms/training.ts';
 import { unroll, type Unrolled } from '../transforms/unroll.ts';
@@ -521,9 +522,244 @@ function backwardCells(b: DiagramBuilder, tl: Timeline, bw: Backward): void {
   });
 }
 
+// ---------------------------------------------------------------------------------------------
+// Programs (stacked and bidirectional layers): a row per layer, the reverse scan running right to left
+
+/** `h_l1_reverse⁽ᵗ⁾`: a stage's value, the stage named by PyTorch's suffix (as its parameters are). */
+function stageVar(name: string, stage: Stage, t: number | string): Html {
+  return Html.join(Html.i(name), Html.sub(stageSuffix(stage)), Html.sup(`(${t})`));
+}
+
+/** `f_l0`; a reverse scan's `f_l0_reverse ←` (it runs right to left). */
+function stageCell(stage: Stage): Html {
+  const f = Html.join(Html.i('f'), Html.sub(stageSuffix(stage)));
+  return stage.reverse ? Html.join(f, ' ←') : f;
+}
+
+/**
+ * The folded program, bottom to top as the textbook figures of deep RNNs: the data x(t), then one
+ * row per layer (a bidirectional layer's two cells side by side), each cell with its own one-step
+ * delay loop (a reverse scan's state comes from t + 1), each layer's output feeding the layer above,
+ * the head g and the outputs on top. Each parameter is drawn once.
+ */
+function foldedProgram(rec: Recurrence, spec: ViewSpec): Diagram {
+  const program = rec.program!;
+  const b = new DiagramBuilder(spec.name, spec.title, 0);
+  const paramKey = new Map(rec.params.map((p, k) => [p.node, `p${k}`] as const));
+  const usedParams = new Set<string>();
+  const last = program.stages.length - 1;
+  // outPort[j][k]: the drawn node carrying stage j's output k (its state h, usually).
+  const outPort: string[][] = [];
+  const drawn: { stage: Stage; j: number; order: readonly Node[]; roles: Map<Node, Role>; params: Set<Node> }[] = [];
+
+  rec.input.forEach((x, i) => b.node({ id: `x${i}`, kind: 'input', label: timeVar(x.name, 't'), row: 'x' }));
+  program.stages.forEach((stage, j) => {
+    const r = stage.rec;
+    const order = nodesOf(stepGraph(r));
+    const params = paramOnly(order);
+    const roles = new Map<Node, Role>();
+    const f = `f${j}`;
+    for (const p of r.params) {
+      const key = paramKey.get(p.node);
+      if (key) roles.set(p.node, { key });
+    }
+    r.input.forEach((x, i) => {
+      const src = stage.sources[i]!;
+      roles.set(x.node, { key: 'data' in src ? `x${src.data}` : outPort[src.stage]![src.output]! });
+    });
+    r.state.forEach((s, i) => roles.set(s.node, { key: `delay${j}_${i}` }));
+    const inner = (n: Node): boolean => !roles.has(n) && !params.has(n);
+    r.next.forEach((n, i) => { if (!roles.has(n)) roles.set(n, { key: f, port: `s${j}_${i}` }); });
+    for (const n of ancestors(r.next, inner)) roles.set(n, { key: f });
+    const layerOut = r.outputs[stage.layerOutput]!.node;
+    if (!roles.has(layerOut)) roles.set(layerOut, { key: f, port: `h${j}` });
+    for (const n of ancestors([layerOut], inner)) roles.set(n, { key: f });
+    const head = j === last ? r.outputs.slice(0, stage.layerOutput) : [];
+    head.forEach((o, k) => { if (!roles.has(o.node)) roles.set(o.node, { key: 'g', port: `o${k}` }); });
+    for (const n of ancestors(head.map((o) => o.node), inner)) roles.set(n, { key: 'g' });
+    outPort.push(r.outputs.map((o) => {
+      const ro = roles.get(o.node)!;
+      return ro.port ?? ro.key;
+    }));
+    for (const ro of roles.values()) if (ro.key.startsWith('p')) usedParams.add(ro.key);
+    drawn.push({ stage, j, order, roles, params });
+  });
+  const used = new Set(drawn.flatMap((d) => [...d.roles.values()].flatMap((r) => [r.key, r.port ?? r.key])));
+
+  // Nodes in reading order: parameters, then layer by layer, then the head.
+  rec.params.forEach((p, k) => { if (usedParams.has(`p${k}`)) b.node({ id: `p${k}`, kind: 'param', label: paramLabel(p.node) }); });
+  for (const { stage, j } of drawn) {
+    const row = `l${stage.layer}`;
+    b.node({ id: `f${j}`, kind: 'cell', label: stageCell(stage), row: `f_${row}` });
+    stage.rec.state.forEach((s, i) => {
+      b.node({ id: `s${j}_${i}`, kind: 'state', label: stageVar(s.name, stage, 't'), row: `s_${row}` });
+      b.node({ id: `delay${j}_${i}`, kind: 'delay', label: Html.text('delay'), xlabel: Html.font(stage.reverse ? 'delay, reverse' : 'delay', LABEL.note) });
+      b.edge({ from: `f${j}`, to: `s${j}_${i}`, kind: 'state' });
+      b.edge({ from: `s${j}_${i}`, to: `delay${j}_${i}`, kind: 'state' });
+    });
+    if (used.has(`h${j}`)) {
+      b.node({ id: `h${j}`, kind: 'output', label: stageVar('h', stage, 't'), row: `s_${row}` });
+      b.edge({ from: `f${j}`, to: `h${j}`, kind: 'data' });
+    }
+  }
+  const lastRec = program.stages[last]!.rec;
+  const headOutputs = lastRec.outputs.slice(0, program.stages[last]!.layerOutput);
+  if (used.has('g')) b.node({ id: 'g', kind: 'cell', label: Html.i('g') });
+  headOutputs.forEach((o, k) => {
+    if (!used.has(`o${k}`)) return;
+    b.node({ id: `o${k}`, kind: 'output', label: timeVar(o.name, 't') });
+    b.edge({ from: 'g', to: `o${k}`, kind: 'data' });
+  });
+
+  for (const { stage, j, order, roles, params } of drawn) {
+    const r = stage.rec;
+    const placeholders = new Set(r.state.map((s) => s.node));
+    project(order, (n) => roles.get(n), (u) => (params.has(u) ? 'param' : placeholders.has(u) ? 'state' : 'data'), (e) => {
+      // The recurrent edge: s(t−1) (a reverse scan: s(t+1)) leaves the delay and closes the loop.
+      const i = r.state.findIndex((_s, k) => e.from === `delay${j}_${k}`);
+      b.edge(i >= 0 ? { ...e, loop: true, label: stageVar(r.state[i]!.name, stage, stage.reverse ? 't+1' : 't−1') } : e);
+    });
+  }
+  if (spec.loss) {
+    const k = lossOutputIndex(rec, spec.loss);
+    b.node({ id: 'L', kind: 'loss', label: Html.i('L') });
+    b.node({ id: 'y', kind: 'target', label: timeVar(spec.loss.target ?? 'y', 't') });
+    b.edge({ from: outPort[last]![k]!, to: 'L', kind: 'data' });
+    b.edge({ from: 'y', to: 'L', kind: 'data', flip: true });
+  }
+  return b.build();
+}
+
+/**
+ * The unfolded program at --level cell: a column per step, a row per stage (layer 0 at the bottom,
+ * a reverse scan's row above its forward one), the forward chains running left to right from
+ * s(0), the reverse ones right to left from their initial state after step τ; the data below, the
+ * head and the outputs on top; every parameter once. The gradient view adds, as for a single
+ * recurrence, one backward group per step (every stage's ∂L/∂s(t)) and each parameter's Σ.
+ */
+function unrolledProgram(tl: Timeline, spec: ViewSpec, bw: Backward | undefined): Diagram {
+  const b = new DiagramBuilder(spec.name, spec.title, tl.tau, true);
+  const { rec, tau, unrolled } = tl;
+  const program = rec.program!;
+  const stages = unrolled.stages;
+  if (!stages) throw new Error('unrolledProgram: the unrolling has no stages');
+  const graph = bw ? bw.tg.grad.graph : tl.graph;
+  const order = nodesOf(graph);
+  const isBackward = (n: Node): boolean => bw !== undefined && !bw.forward.has(n);
+  const roles = new Map<Node, Role>();
+  const targets = tl.trainable?.targets ?? [];
+  const last = program.stages.length - 1;
+  const headCount = program.stages[last]!.layerOutput;
+  const initTime = (stage: Stage): number => (stage.reverse ? tau + 1 : 0);
+  /** Which stage's state chain a node is on. */
+  const stateOf = new Map<Node, number>();
+
+  rec.params.forEach((p, k) => roles.set(p.node, { key: `p${k}` }));
+  for (let t = 1; t <= tau; t++) {
+    unrolled.inputs[t - 1]!.forEach((n, i) => roles.set(n, { key: `x${i}_t${t}` }));
+    const y = targets[t - 1];
+    if (y) roles.set(y, { key: `y_t${t}` });
+  }
+  program.stages.forEach((stage, j) => {
+    const us = stages[j]!;
+    us.states[0]!.forEach((n, i) => {
+      roles.set(n, { key: `s${j}_${i}_t${initTime(stage)}` });
+      stateOf.set(n, j);
+    });
+    for (let t = 1; t <= tau; t++) {
+      const now = us.states[stage.reverse ? tau - t + 1 : t]!;
+      const f = `f${j}_t${t}`;
+      const inStep = (n: Node): boolean => n.step === t && !roles.has(n) && !isBackward(n);
+      now.forEach((n, i) => {
+        if (!roles.has(n)) roles.set(n, { key: f, port: `s${j}_${i}_t${t}` });
+        stateOf.set(n, j);
+      });
+      for (const n of ancestors(now, inStep)) roles.set(n, { key: f });
+      const outs = us.outputs[t - 1]!;
+      const layerOut = outs[stage.layerOutput]!;
+      if (!roles.has(layerOut)) roles.set(layerOut, { key: f, port: `h${j}_t${t}` });
+      for (const n of ancestors([layerOut], inStep)) roles.set(n, { key: f });
+      if (j === last) {
+        const head = outs.slice(0, headCount);
+        head.forEach((n, k) => { if (!roles.has(n)) roles.set(n, { key: `g_t${t}`, port: `o${k}_t${t}` }); });
+        for (const n of ancestors(head, inStep)) roles.set(n, { key: `g_t${t}` });
+      }
+    }
+  });
+  // The loss terms (not the final states, stacked from every stage's last iteration: no step's own).
+  const lossTerms = tl.trainable ? ancestors([tl.trainable.loss], (n) => !roles.has(n) && !isBackward(n)) : new Set<Node>();
+  if (tl.trainable) roles.set(tl.trainable.loss, { key: 'L' });
+  for (const n of order) {
+    if (!lossTerms.has(n) || n.step === undefined || n.step < 1) continue;
+    roles.set(n, { key: `L_t${n.step}` });
+  }
+  const backwardAt = new Set(bw?.record.cotangents.map((c) => c.step) ?? []);
+  const used = new Set([...roles.values()].flatMap((r) => [r.key, r.port ?? r.key]));
+
+  type Extra = Partial<{ step: number; time: number; row: string; chain: boolean; align: string }>;
+  const add = (key: string, kind: NodeKind, label: Html, extra: Extra = {}): void => {
+    if (used.has(key)) b.node({ id: key, kind, label, ...extra });
+  };
+  rec.params.forEach((p, k) => add(`p${k}`, 'param', paramLabel(p.node), { row: 'start' }));
+  program.stages.forEach((stage, j) => stage.rec.state.forEach((s, i) => {
+    const t0 = initTime(stage);
+    add(`s${j}_${i}_t${t0}`, 'state', stageVar(s.name, stage, t0), stage.reverse ? { time: t0, align: `f${j}` } : { step: 0, row: 'start', align: `f${j}` });
+  }));
+  for (let t = 1; t <= tau; t++) {
+    rec.input.forEach((x, i) => add(`x${i}_t${t}`, 'input', timeVar(x.name, t), { step: t, align: `x${i}` }));
+    program.stages.forEach((stage, j) => {
+      add(`f${j}_t${t}`, 'cell', stageCell(stage), { step: t, chain: true, align: `f${j}` });
+      stage.rec.state.forEach((s, i) => add(`s${j}_${i}_t${t}`, 'state', stageVar(s.name, stage, t), { step: t, align: `s${j}_${i}` }));
+      add(`h${j}_t${t}`, 'output', stageVar('h', stage, t), { step: t, align: `h${j}` });
+    });
+    add(`g_t${t}`, 'cell', Html.i('g'), { step: t, align: 'g' });
+    rec.outputs.forEach((o, k) => add(`o${k}_t${t}`, 'output', timeVar(o.name, t), { step: t, align: `o${k}` }));
+    add(`L_t${t}`, 'loss', timeVar('L', t), { step: t, align: 'L' });
+    const y = targets[t - 1];
+    if (y) add(`y_t${t}`, 'target', timeVar(String(y.attrs['name']), t), { step: t, align: 'y' });
+    if (backwardAt.has(t)) b.node({ id: `B_t${t}`, kind: 'grad', label: Html.sep(', ', rec.state.map((s) => partial(timeVar(s.name, t)))), step: t, backward: true, align: 'backward' });
+  }
+  add('L', 'loss', Html.i('L'), { align: 'L' });
+
+  for (let t = 1; t <= tau; t++) {
+    program.stages.forEach((stage, j) => {
+      stage.rec.state.forEach((_s, i) => { if (used.has(`s${j}_${i}_t${t}`)) b.edge({ from: `f${j}_t${t}`, to: `s${j}_${i}_t${t}`, kind: 'state' }); });
+      if (used.has(`h${j}_t${t}`)) b.edge({ from: `f${j}_t${t}`, to: `h${j}_t${t}`, kind: 'data' });
+    });
+    rec.outputs.forEach((_o, k) => { if (used.has(`o${k}_t${t}`)) b.edge({ from: `g_t${t}`, to: `o${k}_t${t}`, kind: 'data' }); });
+  }
+  const kindOf = (u: Node, v: Node): EdgeKind => {
+    if (u.op === 'param') return 'param';
+    const j = stateOf.get(u);
+    if (j !== undefined && roles.get(v)?.key.startsWith(`f${j}_t`)) return 'state';
+    return 'data';
+  };
+  project(order, (n) => roles.get(n), kindOf, (e: VEdge) => b.edge(e));
+  // Each column bottom to top: x, then stage after stage (a reverse scan above its forward one,
+  // each layer above the one below), the head, the outputs, the loss and the target.
+  for (let t = 1; t <= tau; t++) {
+    const column: string[][] = [rec.input.map((_x, i) => `x${i}_t${t}`)];
+    program.stages.forEach((stage, j) => {
+      column.push([`f${j}_t${t}`]);
+      column.push([...stage.rec.state.map((_s, i) => `s${j}_${i}_t${t}`), `h${j}_t${t}`]);
+    });
+    column.push([`g_t${t}`], rec.outputs.map((_o, k) => `o${k}_t${t}`), [`L_t${t}`], [`y_t${t}`]);
+    const levels = column.map((ids) => ids.filter((id) => b.has(id))).filter((ids) => ids.length > 0);
+    for (let k = 2; k < levels.length; k++) {
+      // f → s is drawn; only the step from one stage (or the head) to the next needs ordering.
+      for (const from of levels[k - 1]!) for (const to of levels[k]!) if (!b.hasEdge(from, to)) b.edge({ from, to, kind: 'data', order: true });
+    }
+  }
+  if (bw) backwardCells(b, tl, bw);
+  return b.build();
+}
+
 /** Builds the diagram of one view of a recurrence; nodes are made with `builder` (its context). */
 export function buildView(rec: Recurrence, spec: ViewSpec, builder: NodeBuilder): Diagram {
-  if (spec.view === 'folded') return spec.level === 'ops' ? foldedOps(rec, spec) : foldedCell(rec, spec);
+  if (rec.program && spec.level === 'ops') {
+    throw new UnfoldError(`--level ops draws the primitives of one recurrence; "${rec.name}" is a program of ${rec.program.stages.length} scans (stacked or bidirectional layers): draw it with --level cell`);
+  }
+  if (spec.view === 'folded') return rec.program ? foldedProgram(rec, spec) : spec.level === 'ops' ? foldedOps(rec, spec) : foldedCell(rec, spec);
   let tl: Timeline;
   let bw: Backward | undefined;
   if (spec.view === 'gradient') {
@@ -536,6 +772,7 @@ export function buildView(rec: Recurrence, spec: ViewSpec, builder: NodeBuilder)
     const trainable = spec.loss && rec.outputs.length > 0 ? withLoss(unrolled, spec.loss, builder) : undefined;
     tl = timeline(rec, unrolled, trainable);
   }
+  if (rec.program) return unrolledProgram(tl, spec, bw);
   return spec.level === 'ops' ? unrolledOps(tl, spec, bw) : unrolledCell(tl, spec, bw);
 }
 
@@ -544,6 +781,6 @@ export function buildView(rec: Recurrence, spec: ViewSpec, builder: NodeBuilder)
  * back-propagation through time); for the unfolded view, ops when the step graph is small.
  */
 export function defaultLevel(rec: Recurrence, view: View, opsMax: number): Level {
-  if (view === 'folded' || view === 'gradient') return 'cell';
+  if (view === 'folded' || view === 'gradient' || rec.program) return 'cell';
   return nodesOf(stepGraph(rec)).length <= opsMax ? 'ops' : 'cell';
 }

@@ -26,6 +26,19 @@ export interface Unrolled {
    * iteration t has seen steps τ … τ − t + 1), so states[τ] is the final state, as PyTorch's h_n.
    */
   readonly hidden?: readonly Node[];
+  /**
+   * A program's stages as unrolled, aligned with `rec.program.stages` (absent for a single
+   * recurrence): `states[i]` are the stage's own states after i iterations (states[0] its slot of
+   * the initial states; a reverse stage's iteration i is at step t = τ − i + 1), `outputs[t − 1]`
+   * its outputs at step t (time, not iteration).
+   */
+  readonly stages?: readonly UnrolledStage[];
+}
+
+/** One stage of an unrolled program (see `Unrolled.stages`). */
+export interface UnrolledStage {
+  readonly states: readonly (readonly Node[])[];
+  readonly outputs: readonly (readonly Node[])[];
 }
 
 export function checkTau(tau: unknown, what = 'τ'): number {
@@ -142,5 +155,6 @@ function unrollProgram(rec: Recurrence, tau: number, ctx: Context): Unrolled {
   const named: Named[] = [];
   for (let t = 1; t <= tau; t++) rec.outputs.forEach((o, k) => named.push({ name: `${o.name}@${t}`, node: outputs[t - 1]![k]! }));
   rec.state.forEach((s, i) => named.push({ name: `${s.name}@${tau}`, node: states[tau]![i]! }));
-  return { rec, tau, graph: makeGraph(named), states, inputs, outputs, valid, hidden };
+  const unrolledStages = stages.map((_, j): UnrolledStage => ({ states: iter[j]!, outputs: outs[j]! }));
+  return { rec, tau, graph: makeGraph(named), states, inputs, outputs, valid, hidden, stages: unrolledStages };
 }
