@@ -57,7 +57,7 @@ describe('generated trainer vs PyTorch gradients', () => {
       expect(Math.abs(loss - fx.loss) / fx.loss).toBeLessThan(1e-12);
       expect(relErr(tr.outputs(), fx.outputs.data)).toBeLessThan(1e-12);
       // s(1..τ) of the window = PyTorch's hidden outputs; s(τ) its final state.
-      const hs = tr.stateSequence()['h']!;
+      const hs = tr.stateSequence!()['h']!;
       const [B, T, H] = fx.hiddenOutputs.shape as [number, number, number];
       const hidden = Array.from({ length: B * T * H }, (_, f) => hs.data[(Math.floor(f / H) % T + 1) * B * H + Math.floor(f / (T * H)) * H + (f % H)]!);
       expect(relErr(hidden, fx.hiddenOutputs.data)).toBeLessThan(1e-12);

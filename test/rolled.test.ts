@@ -57,7 +57,7 @@ function gradientsOf(tr: TrainerInstance, w: Window): Run {
   tr.setState(w.s0);
   const loss = tr.gradients(...w.xs, w.y);
   const flat = (r: Record<string, { data: number[] }>) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, v.data]));
-  return { loss, outputs: tr.outputs(), states: flat(tr.stateSequence()), grads: flat(tr.getGrads()), inputGrads: flat(tr.getInputGrads!()) };
+  return { loss, outputs: tr.outputs(), states: flat(tr.stateSequence!()), grads: flat(tr.getGrads()), inputGrads: flat(tr.getInputGrads!()) };
 }
 
 /** The same quantities from the interpreter on the trainer's own gradient graph (states as extra outputs). */

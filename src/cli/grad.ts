@@ -12,7 +12,7 @@ import type { LossSpec } from '../transforms/loss.ts';
 import { trainingGraph, type TrainingGraph } from '../transforms/training.ts';
 import { choiceFlag, parse, UsageError, type Command } from './command.ts';
 import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
-import { bindData, collectRun, gradTargets, initialKey, lossOutput, readRunFiles, runGraph, targetName, type RunData, type RunResult } from './run-data.ts';
+import { bindData, collectRun, HIDDEN, gradTargets, initialKey, lossOutput, readRunFiles, runGraph, targetName, type RunData, type RunResult } from './run-data.ts';
 import { lossOptions, lossSpec, LOSS_USAGE } from './compile-options.ts';
 import { withLengths } from '../transforms/lengths.ts';
 
@@ -83,11 +83,18 @@ async function runCompiled(model: ModelDef, source: string, data: RunData, loss:
 
   values.set('loss', { shape: [], data: Float64Array.of(lossValue) });
   steps(out.name, trainer.outputs(), out.node.shape);
-  const states = trainer.stateSequence(); // [T + 1, ...stateShape], t-major
-  for (const s of rec.state) {
-    const seq = states[s.name]!.data;
-    const size = sizeOf(s.node.shape);
-    for (let t = 1; t <= T; t++) values.set(`${s.name}@${t}`, { shape: s.node.shape, data: Float64Array.from(seq.slice(t * size, (t + 1) * size)) });
+  if (rec.program) {
+    // A program: its top layer's output (what collectRun reads as the hidden outputs) and final state.
+    steps(HIDDEN, trainer.hiddenOutputs!(), tg.unrolled.hidden![0]!.shape);
+    const final = trainer.finalState!();
+    for (const s of rec.state) values.set(`${s.name}@${T}`, f64(final[s.name]!));
+  } else {
+    const states = trainer.stateSequence!(); // [T + 1, ...stateShape], t-major
+    for (const s of rec.state) {
+      const seq = states[s.name]!.data;
+      const size = sizeOf(s.node.shape);
+      for (let t = 1; t <= T; t++) values.set(`${s.name}@${t}`, { shape: s.node.shape, data: Float64Array.from(seq.slice(t * size, (t + 1) * size)) });
+    }
   }
   const grads = trainer.getGrads();
   for (const p of rec.params) values.set(`grad:${p.name}`, f64(grads[p.name]!));

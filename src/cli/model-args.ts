@@ -14,9 +14,11 @@ export const modelOptions = {
   hidden: { type: 'string' },
   output: { type: 'string' },
   nonlinearity: { type: 'string' },
+  layers: { type: 'string' },
+  bidirectional: { type: 'boolean' },
 } as const satisfies Options;
 
-export const MODEL_USAGE = '<graph.ts | --cell elman|lstm|gru --input I --hidden H --output O [--nonlinearity tanh|relu]>';
+export const MODEL_USAGE = '<graph.ts | --cell elman|lstm|gru --input I --hidden H --output O [--layers L] [--bidirectional] [--nonlinearity tanh|relu]>';
 
 function isModelDef(x: unknown): x is ModelDef {
   return typeof x === 'object' && x !== null && typeof (x as ModelDef).name === 'string' && typeof (x as ModelDef).build === 'function';
@@ -62,7 +64,7 @@ export async function resolveModel(command: string, positionals: readonly string
   if (positionals.length > 1) throw new UsageError(`${command}: expected one graph file, got ${positionals.join(' ')}`);
   if (file !== undefined && cellName !== undefined) throw new UsageError(`${command}: give a graph file or --cell, not both`);
   if (file !== undefined) {
-    for (const f of ['input', 'hidden', 'output', 'nonlinearity']) {
+    for (const f of ['input', 'hidden', 'output', 'nonlinearity', 'layers', 'bidirectional']) {
       if (values[f] !== undefined) throw new UsageError(`${command}: --${f} goes with --cell, not with a graph file`);
     }
     return { model: await loadModelFile(file), source: path.relative(process.cwd(), path.resolve(file)) };
@@ -75,10 +77,14 @@ export async function resolveModel(command: string, positionals: readonly string
   const nl = values['nonlinearity'] as string | undefined;
   if (nl !== undefined && kind !== 'elman') throw new UsageError(`${command}: --nonlinearity applies to --cell elman only`);
   const nonlinearity = choiceFlag(command, 'nonlinearity', nl, ['tanh', 'relu'], 'tanh');
+  const layers = intFlag(command, 'layers', values['layers'] as string | undefined, 1);
+  const bidirectional = values['bidirectional'] === true;
+  const shape = `${layers > 1 ? `, ${layers} layers` : ''}${bidirectional ? ', bidirectional' : ''}`;
   const model = defineModel({
     name: kind,
-    description: `${kind} ${input}/${hidden}/${output}`,
-    build: (batch) => cell(kind, { input, hidden, output, batch, nonlinearity }),
+    description: `${kind} ${input}/${hidden}/${output}${shape}`,
+    build: (batch) => cell(kind, { input, hidden, output, batch, nonlinearity, layers, bidirectional }),
   });
-  return { model, source: `--cell ${kind} --input ${input} --hidden ${hidden} --output ${output}${nl ? ` --nonlinearity ${nl}` : ''}` };
+  const flags = `${layers > 1 ? ` --layers ${layers}` : ''}${bidirectional ? ' --bidirectional' : ''}${nl ? ` --nonlinearity ${nl}` : ''}`;
+  return { model, source: `--cell ${kind} --input ${input} --hidden ${hidden} --output ${output}${flags}` };
 }

@@ -35,6 +35,8 @@ export interface KernelLayout {
   readonly normOff: number;
   /** ‖∂L/∂s(t)‖² of every step (one element per step), when the trainer records the gradient flow. */
   readonly gradFlowSeq: Seq | undefined;
+  /** A program's per-step layer output [B, D·H] (the top layer, both directions), for hiddenOutputs(). */
+  readonly hiddenSeq?: Seq | undefined;
 }
 
 /** A form's kernels: the bodies of the trainer's train and forward methods. */

@@ -28,7 +28,11 @@ export interface TrainerInstance {
   setState(values: Record<string, ArrayLike<number>>): void;
   resetState(): void;
   getInputGrads?(): Record<string, TensorData>;
-  stateSequence(): Record<string, TensorData>;
+  /** Every state s(0) … s(T) of the last window (a single recurrence). */
+  stateSequence?(): Record<string, TensorData>;
+  /** A program's top-layer output [B, T, D·H] and final states [L·D, B, H]. */
+  hiddenOutputs?(out?: Float64Array): Float64Array;
+  finalState?(): Record<string, TensorData>;
   /** ‖∂L/∂s(t)‖, t = 1 … T (a trainer compiled with gradFlow). */
   gradFlow?(out?: Float64Array): Float64Array;
   getOptimizerState(): { steps: number; buffers: number[] };

@@ -1,30 +1,34 @@
 // The rolled form of a training step: a forward loop over t that runs the step body and stores
 // each step's residuals, and a reverse loop that applies the step body's own VJP (derived
 // symbolically once, src/transforms/step-vjp.ts). The emitted code does not grow with τ.
+// One scan's loops are built by scanLoops; a single recurrence is one scan carrying the loss, a
+// program (src/emit/program.ts) a chain of them.
 import { topoOrder } from '../ir/graph.ts';
 import type { Node } from '../ir/node.ts';
 import { sizeOf } from '../ir/tensor.ts';
 import { pushTo } from '../ir/multimap.ts';
 import type { NodeBuilder } from '../prims/builder.ts';
 import type { Recurrence } from '../dsl/recurrence.ts';
+import type { LossSpec } from '../dsl/model.ts';
 import { stepVjp } from '../transforms/step-vjp.ts';
 import { emitKernel } from './kernel.ts';
-import { afterPasses, planOutputs, type Offset, type OutputSlot } from './plan.ts';
-import type { TrainerConfig } from './config.ts';
-import { seqAt, type KernelLayout, type Kernels, type Seq } from './layout.ts';
+import { afterPasses, planOutputs, type ArenaBuilder, type Offset, type OutputSlot } from './plan.ts';
+import type { Slot, TrainerConfig } from './config.ts';
+import { seqAt, type Hoisted, type KernelLayout, type Kernels, type Seq } from './layout.ts';
 import { hoistGradient, hoistProjection, inputProjections, stackedGradients, type Stacked } from './hoist.ts';
 
 /** Local offset names for per-step slots inside a loop over `t`, declared on first use. */
 class LoopOffsets {
   private readonly names = new Map<string, string>();
   private readonly decls: string[] = [];
-  at(q: Seq, shift = 0, plus = 0): string {
-    const key = `${q.base}:${q.stride}:${shift}`;
+  /** Where `q` holds step `index` (an expression in t and T: 't', '(t + 1)'), plus `plus` elements. */
+  at(q: Seq, index = 't', plus = 0): string {
+    const key = `${q.base}:${q.stride}:${index}`;
     let name = this.names.get(key);
     if (!name) {
       name = `q${this.names.size}`;
       this.names.set(key, name);
-      this.decls.push(`const ${name} = ${q.base} + ${shift === 0 ? 't' : `(t + ${shift})`} * ${q.stride};`);
+      this.decls.push(`const ${name} = ${q.base} + ${index} * ${q.stride};`);
     }
     return plus === 0 ? name : `(${name} + ${plus})`;
   }
@@ -35,32 +39,100 @@ class LoopOffsets {
   }
 }
 
-export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilder, L: KernelLayout): Kernels {
+/** Where one scan reads and writes its per-step values, and what its reverse loop produces. */
+export interface ScanIO {
+  readonly rec: Recurrence;
+  /** Runs t = T … 1 (a reverse scan): its state before step t is at index t + 1 of stateSeqs, after it at t. */
+  readonly reverse: boolean;
+  /** Aligned with rec.state; index 0 (forward) or T (reverse) holds the initial state. */
+  readonly stateSeqs: readonly Seq[];
+  /** Aligned with rec.input, by step t. */
+  readonly inputSeqs: readonly Seq[];
+  /** Aligned with rec.outputs, by step t. */
+  readonly outputSeqs: readonly Seq[];
+  /** Aligned with rec.params. */
+  readonly grads: readonly Slot[];
+  /** The scan that carries the loss: its spec and where ℓ's data lives. */
+  readonly loss?: { readonly spec: LossSpec; readonly targetSeq: Seq; readonly weightSeq: Seq | undefined; readonly normOff: number; readonly lossOff: number };
+  /** Cotangents of outputs a later scan reads, by step (undefined: none does), aligned with rec.outputs. */
+  readonly outputCotangentSeqs?: readonly (Seq | undefined)[];
+  /** Where dx(t) goes (undefined: not asked), aligned with rec.input; added into when `accumulateInputGrads`. */
+  readonly inputGradSeqs: readonly (Seq | undefined)[];
+  readonly accumulateInputGrads?: boolean;
+  /** Where ∂L/∂s(0) goes after the reverse loop, per state (empty: not asked). */
+  readonly stateGradOffs: readonly Offset[];
+  readonly maskSeq: Seq | undefined;
+  readonly gradFlowSeq?: Seq | undefined;
+}
+
+/** One scan's code, once every scan has reserved its storage (temporaries come after all of it). */
+export interface ScanCode {
+  /** Step-invariant values (from parameters only): computed once, before any loop. */
+  readonly prologue: string[];
+  /** Input projections over all steps (their rows must be known: after the scans this one reads). */
+  readonly projections: string[];
+  /** The training forward loop; it adds each step's ℓ(t) into `lossSum` when the scan carries the loss. */
+  readonly forwardLoop: string[];
+  /** Zeroes the running state cotangents, then the reverse loop, then the gradients summed over all steps. */
+  readonly backward: string[];
+  /** The prediction loop (no residuals, no loss). */
+  readonly predictLoop: string[];
+  readonly tempSize: number;
+}
+
+export interface ScanLoops {
+  readonly loopSize: number;
+  readonly residualSize: number;
+  readonly residualsPerStep: number;
+  readonly hoisted: Hoisted;
+  finish(tempBase: number): ScanCode;
+}
+
+const indent = (lines: string[]) => lines.map((l) => l.replace(/^/gm, '  '));
+
+/**
+ * Reserves one scan's storage (invariants, stacked operands, residuals, running cotangents) in
+ * `arena` and returns how to plan its loops once the temporaries' base is known.
+ */
+export function scanLoops(io: ScanIO, cfg: TrainerConfig, b: NodeBuilder, arena: ArenaBuilder, params: ReadonlyMap<Node, Offset>): ScanLoops {
+  const { rec } = io;
   // τ sizes the storage; the loops run over the window's own length T ≤ τ, a runtime value.
   const tau = cfg.tau;
-  const sv = stepVjp(rec, cfg.loss, b, { inputGrads: cfg.inputGrads ?? false, gradFlow: L.gradFlowSeq !== undefined });
+  const sv = stepVjp(rec, io.loss?.spec, b, {
+    inputGrads: io.inputGradSeqs.map((q) => q !== undefined),
+    gradFlow: io.gradFlowSeq !== undefined,
+    outputCotangents: rec.outputs.map((_, k) => io.outputCotangentSeqs?.[k] !== undefined),
+  });
+  const loss = sv.loss;
+  const askedInputs = rec.input.flatMap((_, i) => (sv.inputGrads[i] ? [i] : []));
+  const outCots = rec.outputs.flatMap((_, k) => (sv.outputCotangents[k] ? [k] : []));
   const flowRoots = sv.flowSquares ? [sv.flowSquares] : [];
-  const perStepLeaves = [...(rec.valid ? [rec.valid] : []), ...(sv.weight ? [sv.weight] : [])];
-  const placeholders = new Set<Node>([...rec.state.map((s) => s.node), ...rec.input.map((x) => x.node), sv.target, ...perStepLeaves, ...sv.cotangents]);
+  const perStepLeaves = [...(rec.valid ? [rec.valid] : []), ...(loss?.weight ? [loss.weight] : [])];
+  const placeholders = new Set<Node>([
+    ...rec.state.map((s) => s.node), ...rec.input.map((x) => x.node), ...(loss ? [loss.target] : []), ...perStepLeaves, ...sv.cotangents,
+    ...outCots.map((k) => sv.outputCotangents[k]!),
+  ]);
   // The emission passes run once over both step graphs, so the loop analysis sees their result.
-  const roots = [...rec.next, ...rec.outputs.map((o) => o.node), sv.lossTerm, ...sv.stateGrads, ...sv.paramGrads, ...sv.inputGrads, ...flowRoots];
+  const lossRoots = loss ? [loss.lossTerm] : [];
+  const roots = [...rec.next, ...rec.outputs.map((o) => o.node), ...lossRoots, ...sv.stateGrads, ...sv.paramGrads, ...askedInputs.map((i) => sv.inputGrads[i]!), ...flowRoots];
   const rootNames = [
-    ...rec.state.map((s) => `${s.name}'`), ...rec.outputs.map((o) => o.name), 'loss-term',
-    ...rec.state.map((s) => `ds:${s.name}`), ...rec.params.map((p) => `grad:${p.name}`), ...sv.inputGrads.map((_, i) => `grad:${rec.input[i]!.name}`), ...flowRoots.map(() => 'grad-flow'),
+    ...rec.state.map((s) => `${s.name}'`), ...rec.outputs.map((o) => o.name), ...lossRoots.map(() => 'loss-term'),
+    ...rec.state.map((s) => `ds:${s.name}`), ...rec.params.map((p) => `grad:${p.name}`), ...askedInputs.map((i) => `grad:${rec.input[i]!.name}`), ...flowRoots.map(() => 'grad-flow'),
   ];
   const rewritten = afterPasses(roots.map((node) => ({ node })), b.ctx, cfg.onPass, rootNames).map((s) => s.node);
   let cursor = 0;
   const take = (n: number) => rewritten.slice(cursor, (cursor += n));
   const nexts = take(rec.next.length);
   const outs = take(rec.outputs.length);
-  const [lossTerm] = take(1) as [Node];
+  const lossTerm = take(lossRoots.length)[0];
   const stateGrads = take(sv.stateGrads.length);
   const paramGrads = take(sv.paramGrads.length);
-  const inputGrads = take(sv.inputGrads.length);
+  const inputGrads = take(askedInputs.length);
   const flowSquares = take(flowRoots.length);
   const allBackwardRoots = [...stateGrads, ...paramGrads, ...inputGrads, ...flowSquares];
-  const forwardSet = new Set(topoOrder([...nexts, ...outs, lossTerm]));
-  const all = topoOrder([...nexts, ...outs, lossTerm, ...allBackwardRoots]);
+  const forwardRoots = [...nexts, ...outs, ...(lossTerm ? [lossTerm] : [])];
+  const forwardSet = new Set(topoOrder(forwardRoots));
+  const all = topoOrder([...forwardRoots, ...allBackwardRoots]);
 
   const dependent = new Set<Node>();
   for (const n of all) if (placeholders.has(n) || n.inputs.some((x) => dependent.has(x))) dependent.add(n);
@@ -69,9 +141,9 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilde
 
   // Step-invariant values read inside the loops are computed once, before them. A transpose read
   // only by products stays a view in the loop body (free); what it transposes is computed once.
-  const arena = L.arena;
   // What the trainer placed (parameters), and N, which it sets with each window.
-  const fixed = new Map<Node, Offset>(L.pinned).set(sv.normalizer, L.normOff);
+  const fixed = new Map<Node, Offset>(params);
+  if (loss) fixed.set(loss.normalizer, io.loss!.normOff);
   const pinned = new Map<Node, Offset>(fixed);
   const start = arena.size;
   const invariants: Node[] = [];
@@ -90,13 +162,15 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilde
     pinned.set(n, arena.reserve(sizeOf(n.shape)));
   }
 
-  // Per-step values the trainer stores contiguously over t (stride = size): data, states, outputs.
+  // Step t's state before and after the step, by direction (see ScanIO.reverse).
+  const [prevIndex, nextIndex, prevShift, nextShift] = io.reverse ? ['(t + 1)', 't', 1, 0] : ['t', '(t + 1)', 0, 1];
+  // Per-step values stored contiguously over t (stride = size): data, states, outputs.
   const stackedOf = new Map<Node, Stacked>();
-  rec.state.forEach((s, i) => stackedOf.set(s.node, { seq: L.stateSeqs[i]!, shift: 0 }));
-  nexts.forEach((n, i) => stackedOf.set(n, { seq: L.stateSeqs[i]!, shift: 1 }));
-  rec.input.forEach((x, i) => stackedOf.set(x.node, { seq: L.inputSeqs[i]!, shift: 0 }));
-  outs.forEach((n, k) => stackedOf.set(n, { seq: L.outputSeqs[k]!, shift: 0 }));
-  stackedOf.set(sv.target, { seq: L.targetSeq, shift: 0 });
+  rec.state.forEach((s, i) => stackedOf.set(s.node, { seq: io.stateSeqs[i]!, shift: prevShift }));
+  nexts.forEach((n, i) => stackedOf.set(n, { seq: io.stateSeqs[i]!, shift: nextShift }));
+  rec.input.forEach((x, i) => stackedOf.set(x.node, { seq: io.inputSeqs[i]!, shift: 0 }));
+  outs.forEach((n, k) => stackedOf.set(n, { seq: io.outputSeqs[k]!, shift: 0 }));
+  if (loss) stackedOf.set(loss.target, { seq: io.loss!.targetSeq, shift: 0 });
   const storageStart = arena.size;
   const newStack = (n: Node): Stacked => {
     const size = sizeOf(n.shape);
@@ -121,11 +195,11 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilde
     }
   }
   const stackedParams = new Set(stackedGrads.map((g) => g.param));
-  const loopParamGrads = paramGrads.filter((_, j) => !stackedParams.has(j));
   const stackSize = arena.size - storageStart;
 
   // Residuals: forward values the reverse loop reads, stored per step (states, outputs and stacks have storage already).
   const stored = new Set<Node>([...nexts, ...outs, ...projections.map((p) => p.product), ...forwardStacks]);
+  const loopParamGrads = paramGrads.filter((_, j) => !stackedParams.has(j));
   const backwardRoots = [...stateGrads, ...loopParamGrads, ...inputGrads, ...flowSquares, ...backwardStacks];
   const backwardOrder = topoOrder(backwardRoots);
   const residuals: Node[] = [];
@@ -147,121 +221,155 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilde
   const residualSeq: Seq = { base: arena.reserve(perStep * tau), stride: perStep };
 
   // The loops' fixed slots: ℓ(t), the running state cotangents, and one step's parameter gradients.
-  const lossTermOff = arena.reserve(1);
+  const lossTermOff = loss ? arena.reserve(1) : 0;
   const dsOffs = rec.state.map((s) => arena.reserve(sizeOf(s.node.shape)));
   const dsNextOffs = rec.state.map((s) => arena.reserve(sizeOf(s.node.shape)));
-  const gradSize = L.grads.reduce((acc, g) => acc + g.size, 0);
   const loopSize = arena.size - start - perStep * tau - stackSize;
-  const tempBase = arena.size;
+  const hoisted: Hoisted = { inputProjections: projections.length, gradients: stackedGrads.map((g) => rec.params[g.param]!.name) };
 
-  // Prologue: the invariants.
-  const prologuePlan = planOutputs(invariants.map((n) => ({ node: n, slot: pinned.get(n)! })), fixed, tempBase);
+  const finish = (tempBase: number): ScanCode => {
+    // Prologue: the invariants.
+    const prologuePlan = planOutputs(invariants.map((n) => ({ node: n, slot: pinned.get(n)! })), fixed, tempBase);
 
-  // The stacked products: rows of all steps as one [τ·B, ·] leaf at the storage of step 0.
-  const stackLeaves = new Map<Node, Node>();
-  const stackPinned = new Map<Node, Offset>(pinned);
-  const allSteps = (x: Node): Node => {
-    let leaf = stackLeaves.get(x);
-    if (!leaf) {
-      const { seq, shift } = stackedOf.get(x)!;
-      const base = seqAt(seq, shift);
-      leaf = b.input(`stack@${base}`, [tau * x.shape[0]!, x.shape[1]!], { role: 'stack' });
-      stackLeaves.set(x, leaf);
-      stackPinned.set(leaf, base);
-    }
-    return leaf;
+    // The stacked products: rows of all steps as one [τ·B, ·] leaf at the storage of step 0.
+    const stackLeaves = new Map<Node, Node>();
+    const stackPinned = new Map<Node, Offset>(pinned);
+    const allSteps = (x: Node): Node => {
+      let leaf = stackLeaves.get(x);
+      if (!leaf) {
+        const { seq, shift } = stackedOf.get(x)!;
+        const base = seqAt(seq, shift);
+        leaf = b.input(`stack@${base}`, [tau * x.shape[0]!, x.shape[1]!], { role: 'stack' });
+        stackLeaves.set(x, leaf);
+        stackPinned.set(leaf, base);
+      }
+      return leaf;
+    };
+    const projectionSlots = projections.map((p) => ({ node: b.matmul(allSteps(p.rows), p.product.inputs[1]!), slot: stackedOf.get(p.product)!.seq.base }));
+    const projectionPlan = planOutputs(projectionSlots, stackPinned, tempBase);
+    const gradientSlots: OutputSlot[] = stackedGrads.map((g) => ({ node: g.build(allSteps, b), slot: io.grads[g.param]!.off, accumulate: true }));
+    const gradientPlan = planOutputs(gradientSlots, stackPinned, tempBase);
+
+    // Where step t's placeholders live, and where its new state and outputs go (all three loops).
+    // An entry a loop does not read costs nothing: declarationsFor drops its offset.
+    const stepBinding = (offs: LoopOffsets): Map<Node, Offset> => {
+      const m = new Map(pinned);
+      rec.state.forEach((s, i) => m.set(s.node, offs.at(io.stateSeqs[i]!, prevIndex)));
+      rec.input.forEach((x, i) => m.set(x.node, offs.at(io.inputSeqs[i]!)));
+      projections.forEach((p) => m.set(p.product, offs.at(stackedOf.get(p.product)!.seq)));
+      if (loss) m.set(loss.target, offs.at(io.loss!.targetSeq));
+      if (rec.valid) m.set(rec.valid, offs.at(io.maskSeq!));
+      if (loss?.weight) m.set(loss.weight, offs.at(io.loss!.weightSeq!));
+      return m;
+    };
+    const stepOutputs = (offs: LoopOffsets): OutputSlot[] => [
+      ...nexts.map((n, i) => ({ node: n, slot: offs.at(io.stateSeqs[i]!, nextIndex) })),
+      ...outs.map((n, k) => ({ node: n, slot: offs.at(io.outputSeqs[k]!) })),
+    ];
+
+    // Forward loop body (training): s(t), o(t), ℓ(t) and the residuals.
+    const fwdOffs = new LoopOffsets();
+    const fwdSlots: OutputSlot[] = [
+      ...stepOutputs(fwdOffs),
+      ...(lossTerm ? [{ node: lossTerm, slot: lossTermOff }] : []),
+      ...residuals.map((r) => ({ node: r, slot: fwdOffs.at(residualSeq, 't', residualOffset.get(r)!) })),
+      ...forwardStacks.map((x) => ({ node: x, slot: fwdOffs.at(stackedOf.get(x)!.seq) })),
+    ];
+    const fwdPlan = planOutputs(fwdSlots, stepBinding(fwdOffs), tempBase);
+
+    // Reverse loop body: the step VJP, reading the stored values of step t.
+    const bwdOffs = new LoopOffsets();
+    const bwdPinned = stepBinding(bwdOffs);
+    for (const { node, slot } of stepOutputs(bwdOffs)) bwdPinned.set(node, slot);
+    residuals.forEach((r) => bwdPinned.set(r, bwdOffs.at(residualSeq, 't', residualOffset.get(r)!)));
+    forwardStacks.forEach((x) => bwdPinned.set(x, bwdOffs.at(stackedOf.get(x)!.seq)));
+    sv.cotangents.forEach((c, i) => bwdPinned.set(c, dsOffs[i]!));
+    outCots.forEach((k) => bwdPinned.set(sv.outputCotangents[k]!, bwdOffs.at(io.outputCotangentSeqs![k]!)));
+    // Each step's parameter gradient is added into the gradient itself (t = τ … 1, as the unrolled sum).
+    const bwdSlots: OutputSlot[] = [
+      ...stateGrads.map((g, i) => ({ node: g, slot: dsNextOffs[i]! })),
+      ...paramGrads.flatMap((g, j) => (stackedParams.has(j) ? [] : [{ node: g, slot: io.grads[j]!.off, accumulate: true }])),
+      ...inputGrads.map((g, i) => ({ node: g, slot: bwdOffs.at(io.inputGradSeqs[askedInputs[i]!]!), ...(io.accumulateInputGrads ? { accumulate: true } : {}) })),
+      // ‖∂L/∂s(t)‖² of step t, for the gradient flow through time.
+      ...flowSquares.map((g) => ({ node: g, slot: bwdOffs.at(io.gradFlowSeq!) })),
+      ...backwardStacks.map((x) => ({ node: x, slot: bwdOffs.at(stackedOf.get(x)!.seq) })),
+    ];
+    const bwdPlan = planOutputs(bwdSlots, bwdPinned, tempBase);
+
+    // Forward loop body (prediction): s(t) and o(t) only.
+    const predOffs = new LoopOffsets();
+    const predPlan = planOutputs(stepOutputs(predOffs), stepBinding(predOffs), tempBase);
+
+    const withOffsets = (offs: LoopOffsets, body: string[]) => [...offs.declarationsFor(body), ...body];
+    const dsSize = dsOffs.length ? dsNextOffs[0]! - dsOffs[0]! : 0;
+    // The stacked gradients sum over all τ steps' rows: a shorter window's rows past T must be zero.
+    const clearPastT = [...forwardStacks, ...backwardStacks].map((x) => {
+      const { seq } = stackedOf.get(x)!;
+      return `if (T < ${tau}) A.fill(0, ${seq.base} + T * ${seq.stride}, ${seqAt(seq, tau)});`;
+    });
+    // Kernels are numbered as they are emitted (the wasm table): prologue, loops, gradients, prediction.
+    const prologue = emitKernel(prologuePlan, cfg);
+    const projectionCode = emitKernel(projectionPlan, cfg);
+    const [forwardHead, backwardHead] = io.reverse
+      ? ['for (let t = T - 1; t >= 0; t--) {', 'for (let t = 0; t < T; t++) {']
+      : ['for (let t = 0; t < T; t++) {', 'for (let t = T - 1; t >= 0; t--) {'];
+    const forwardLoop = [
+      forwardHead,
+      ...indent(withOffsets(fwdOffs, [...emitKernel(fwdPlan, cfg), ...(lossTerm ? [`lossSum += A[${lossTermOff}];`] : [])])),
+      '}',
+    ];
+    const backward = [
+      ...(dsSize ? [`A.fill(0, ${dsOffs[0]}, ${dsOffs[0]! + dsSize});`] : []),
+      ...clearPastT,
+      backwardHead,
+      ...indent(withOffsets(bwdOffs, [
+        ...emitKernel(bwdPlan, cfg),
+        ...(dsSize ? [`for (let i = 0; i < ${dsSize}; i++) A[${dsOffs[0]} + i] = A[${dsNextOffs[0]} + i];`] : []),
+      ])),
+      '}',
+      ...emitKernel(gradientPlan, cfg),
+      ...io.stateGradOffs.map((off, i) => `for (let i = 0; i < ${sizeOf(rec.state[i]!.node.shape)}; i++) A[${off} + i] = A[${dsOffs[i]} + i];`),
+    ];
+    const predictLoop = [forwardHead, ...indent(withOffsets(predOffs, emitKernel(predPlan, cfg))), '}'];
+    const plans = [prologuePlan, projectionPlan, fwdPlan, bwdPlan, predPlan, gradientPlan];
+    return {
+      prologue,
+      projections: projectionCode,
+      forwardLoop,
+      backward,
+      predictLoop,
+      tempSize: Math.max(...plans.map((p) => p.tempSize)),
+    };
   };
-  const projectionSlots = projections.map((p) => ({ node: b.matmul(allSteps(p.rows), p.product.inputs[1]!), slot: stackedOf.get(p.product)!.seq.base }));
-  const projectionPlan = planOutputs(projectionSlots, stackPinned, tempBase);
-  const gradientSlots: OutputSlot[] = stackedGrads.map((g) => ({ node: g.build(allSteps, b), slot: L.grads[g.param]!.off, accumulate: true }));
-  const gradientPlan = planOutputs(gradientSlots, stackPinned, tempBase);
+  return { loopSize, residualSize: perStep * tau + stackSize, residualsPerStep: perStep + stackSize / tau, hoisted, finish };
+}
 
-  // Where step t's placeholders live, and where its new state and outputs go (all three loops).
-  // An entry a loop does not read costs nothing: declarationsFor drops its offset.
-  const stepBinding = (offs: LoopOffsets): Map<Node, Offset> => {
-    const m = new Map(pinned);
-    rec.state.forEach((s, i) => m.set(s.node, offs.at(L.stateSeqs[i]!)));
-    rec.input.forEach((x, i) => m.set(x.node, offs.at(L.inputSeqs[i]!)));
-    projections.forEach((p) => m.set(p.product, offs.at(stackedOf.get(p.product)!.seq)));
-    m.set(sv.target, offs.at(L.targetSeq));
-    if (rec.valid) m.set(rec.valid, offs.at(L.maskSeq!));
-    if (sv.weight) m.set(sv.weight, offs.at(L.weightSeq!));
-    return m;
-  };
-  const stepOutputs = (offs: LoopOffsets): OutputSlot[] => [
-    ...nexts.map((n, i) => ({ node: n, slot: offs.at(L.stateSeqs[i]!, 1) })),
-    ...outs.map((n, k) => ({ node: n, slot: offs.at(L.outputSeqs[k]!) })),
-  ];
+/** The zeroing of every gradient before a reverse loop adds into them. */
+export function clearGrads(grads: readonly Slot[]): string[] {
+  const gradSize = grads.reduce((acc, g) => acc + g.size, 0);
+  const grad0 = grads[0]?.off ?? 0;
+  return [`A.fill(0, ${grad0}, ${grad0 + gradSize});`];
+}
 
-  // Forward loop body (training): s(t), o(t), ℓ(t) and the residuals.
-  const fwdOffs = new LoopOffsets();
-  const fwdSlots: OutputSlot[] = [
-    ...stepOutputs(fwdOffs),
-    { node: lossTerm, slot: lossTermOff },
-    ...residuals.map((r) => ({ node: r, slot: fwdOffs.at(residualSeq, 0, residualOffset.get(r)!) })),
-    ...forwardStacks.map((x) => ({ node: x, slot: fwdOffs.at(stackedOf.get(x)!.seq) })),
-  ];
-  const fwdPlan = planOutputs(fwdSlots, stepBinding(fwdOffs), tempBase);
-
-  // Reverse loop body: the step VJP, reading the stored values of step t.
-  const bwdOffs = new LoopOffsets();
-  const bwdPinned = stepBinding(bwdOffs);
-  for (const { node, slot } of stepOutputs(bwdOffs)) bwdPinned.set(node, slot);
-  residuals.forEach((r) => bwdPinned.set(r, bwdOffs.at(residualSeq, 0, residualOffset.get(r)!)));
-  forwardStacks.forEach((x) => bwdPinned.set(x, bwdOffs.at(stackedOf.get(x)!.seq)));
-  sv.cotangents.forEach((c, i) => bwdPinned.set(c, dsOffs[i]!));
-  // Each step's parameter gradient is added into the gradient itself (t = τ … 1, as the unrolled sum).
-  const bwdSlots: OutputSlot[] = [
-    ...stateGrads.map((g, i) => ({ node: g, slot: dsNextOffs[i]! })),
-    ...paramGrads.flatMap((g, j) => (stackedParams.has(j) ? [] : [{ node: g, slot: L.grads[j]!.off, accumulate: true }])),
-    ...inputGrads.map((g, i) => ({ node: g, slot: bwdOffs.at(L.inputGradSeqs[i]!) })),
-    // ‖∂L/∂s(t)‖² of step t, for the gradient flow through time.
-    ...flowSquares.map((g) => ({ node: g, slot: bwdOffs.at(L.gradFlowSeq!) })),
-    ...backwardStacks.map((x) => ({ node: x, slot: bwdOffs.at(stackedOf.get(x)!.seq) })),
-  ];
-  const bwdPlan = planOutputs(bwdSlots, bwdPinned, tempBase);
-
-  // Forward loop body (prediction): s(t) and o(t) only.
-  const predOffs = new LoopOffsets();
-  const predPlan = planOutputs(stepOutputs(predOffs), stepBinding(predOffs), tempBase);
-
-  const indent = (lines: string[]) => lines.map((l) => l.replace(/^/gm, '  '));
-  const withOffsets = (offs: LoopOffsets, body: string[]) => [...offs.declarationsFor(body), ...body];
-  const grad0 = L.grads[0]?.off ?? 0;
-  const dsSize = dsOffs.length ? dsNextOffs[0]! - dsOffs[0]! : 0;
-  const prologue = [...emitKernel(prologuePlan, cfg), ...emitKernel(projectionPlan, cfg)];
-  // The stacked gradients sum over all τ steps' rows: a shorter window's rows past T must be zero.
-  const clearPastT = [...forwardStacks, ...backwardStacks].map((x) => {
-    const { seq } = stackedOf.get(x)!;
-    return `if (T < ${tau}) A.fill(0, ${seq.base} + T * ${seq.stride}, ${seqAt(seq, tau)});`;
-  });
+/** A single recurrence: one forward scan carrying the loss. */
+export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilder, L: KernelLayout): Kernels {
+  const scan = scanLoops({
+    rec, reverse: false, stateSeqs: L.stateSeqs, inputSeqs: L.inputSeqs, outputSeqs: L.outputSeqs, grads: L.grads,
+    loss: { spec: cfg.loss, targetSeq: L.targetSeq, weightSeq: L.weightSeq, normOff: L.normOff, lossOff: L.lossOff },
+    inputGradSeqs: rec.input.map((_, i) => L.inputGradSeqs[i]), stateGradOffs: L.stateGradOffs,
+    maskSeq: L.maskSeq, gradFlowSeq: L.gradFlowSeq,
+  }, cfg, b, L.arena, L.pinned);
+  const code = scan.finish(L.arena.size);
+  const prologue = [...code.prologue, ...code.projections];
   const train = [
     ...prologue,
     'let lossSum = 0;',
-    'for (let t = 0; t < T; t++) {',
-    ...indent(withOffsets(fwdOffs, [...emitKernel(fwdPlan, cfg), `lossSum += A[${lossTermOff}];`])),
-    '}',
+    ...code.forwardLoop,
     `A[${L.lossOff}] = lossSum / A[${L.normOff}];`,
-    `A.fill(0, ${grad0}, ${grad0 + gradSize});`,
-    ...(dsSize ? [`A.fill(0, ${dsOffs[0]}, ${dsOffs[0]! + dsSize});`] : []),
-    ...clearPastT,
-    'for (let t = T - 1; t >= 0; t--) {',
-    ...indent(withOffsets(bwdOffs, [
-      ...emitKernel(bwdPlan, cfg),
-      ...(dsSize ? [`for (let i = 0; i < ${dsSize}; i++) A[${dsOffs[0]} + i] = A[${dsNextOffs[0]} + i];`] : []),
-    ])),
-    '}',
-    ...emitKernel(gradientPlan, cfg),
-    ...L.stateGradOffs.map((off, i) => `for (let i = 0; i < ${sizeOf(rec.state[i]!.node.shape)}; i++) A[${off} + i] = A[${dsOffs[i]} + i];`),
+    ...clearGrads(L.grads),
+    ...code.backward,
   ];
-  const forward = [
-    ...prologue,
-    'for (let t = 0; t < T; t++) {',
-    ...indent(withOffsets(predOffs, emitKernel(predPlan, cfg))),
-    '}',
-  ];
-  const plans = [prologuePlan, projectionPlan, fwdPlan, bwdPlan, predPlan, gradientPlan];
-  const tempSize = Math.max(...plans.map((p) => p.tempSize));
-  const hoisted = { inputProjections: projections.length, gradients: stackedGrads.map((g) => rec.params[g.param]!.name) };
-  return { train, forward, tempSize, loopSize, residualSize: perStep * tau + stackSize, residualsPerStep: perStep + stackSize / tau, hoisted };
+  const forward = [...prologue, ...code.predictLoop];
+  const { loopSize, residualSize, residualsPerStep, hoisted } = scan;
+  return { train, forward, tempSize: code.tempSize, loopSize, residualSize, residualsPerStep, hoisted };
 }

@@ -7,7 +7,7 @@ import { UnfoldError } from '../ir/errors.ts';
 import { sizeOf } from '../ir/tensor.ts';
 import { derivedBuilder, withContext } from '../dsl/context.ts';
 import { DEFAULT_SEED } from '../dsl/init.ts';
-import { initOf } from '../dsl/recurrence.ts';
+import { initOf, type Recurrence } from '../dsl/recurrence.ts';
 import { isWeighted, lossOutputIndex, lossRows, lossUnit } from '../transforms/loss.ts';
 import { withLengths } from '../transforms/lengths.ts';
 import { trainingGraph, type TrainingGraph } from '../transforms/training.ts';
@@ -17,6 +17,7 @@ import { ArenaBuilder, numberLiteral, type Offset } from './plan.ts';
 import { seqAt, type Hoisted, type KernelLayout, type Seq } from './layout.ts';
 import { helpersUsed } from './kernel.ts';
 import { rolledKernels } from './rolled.ts';
+import { programKernels } from './program.ts';
 import { unrolledKernels } from './unrolled.ts';
 import { targetOf } from './config.ts';
 import { KernelTable } from './wasm/module.ts';
@@ -97,6 +98,7 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
   // 37 µs/step; straight-line code never won, even at τ = 10. Unrolled only when asked for.
   const form: Form = requested === 'auto' ? 'rolled' : requested;
   if (cfg.gradFlow && form !== 'rolled') throw new UnfoldError('emit: the gradient flow is recorded by the rolled form\'s reverse loop; the unrolled form has none');
+  if (cfg.gradFlow && rec.program) throw new UnfoldError(`emit: the gradient flow through time is recorded for a single recurrence; model "${cfg.model.name}" has ${rec.program.stages.length} scans (layers or directions)`);
 
   // The wasm target: products become calls into the trainer's embedded module (src/emit/wasm/).
   const products = targetOf(cfg) === 'wasm' ? new KernelTable() : undefined;
@@ -146,19 +148,23 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
   });
   // Outputs o(t) of every step, the loss, and (on request) the input and initial-state gradients.
   let outputSeqs: Seq[] = [], inputGradSeqs: Seq[] = [], stateGradOffs: number[] = [];
-  let lossOff = 0, gradFlowSeq: Seq | undefined;
+  let lossOff = 0, gradFlowSeq: Seq | undefined, hiddenSeq: Seq | undefined;
+  // A program's layer output [B, D·H] at every step (both forms write it; hiddenOutputs() reads it).
+  const hiddenSize = rec.program ? B * rec.program.directions * hiddenWidth(rec) : 0;
   const outputsSize = region(() => {
     outputSeqs = rec.outputs.map((o) => seq(sizeOf(o.node.shape), T));
     lossOff = arena.reserve(1);
     if (cfg.gradFlow) gradFlowSeq = seq(1, T);
+    if (hiddenSize) hiddenSeq = seq(hiddenSize, T);
     if (cfg.inputGrads) {
       inputGradSeqs = rec.input.map((x) => seq(sizeOf(x.node.shape), T));
       stateGradOffs = rec.state.map((s) => arena.reserve(sizeOf(s.node.shape)));
     }
   });
 
-  const layout: KernelLayout = { arena, pinned, inputSeqs, targetSeq, stateSeqs, outputSeqs, inputGradSeqs, stateGradOffs, grads, lossOff, maskSeq, weightSeq, normOff, gradFlowSeq };
-  const kernels = form === 'unrolled' ? unrolledKernels(unrolledTraining(), rec, kcfg, b, layout) : rolledKernels(rec, kcfg, b, layout);
+  const layout: KernelLayout = { arena, pinned, inputSeqs, targetSeq, stateSeqs, outputSeqs, inputGradSeqs, stateGradOffs, grads, lossOff, maskSeq, weightSeq, normOff, gradFlowSeq, hiddenSeq };
+  const kernels = form === 'unrolled' ? unrolledKernels(unrolledTraining(), rec, kcfg, b, layout)
+    : rec.program ? programKernels(rec, kcfg, b, layout) : rolledKernels(rec, kcfg, b, layout);
   const { train: trainBody, forward: forwardBody, tempSize, loopSize, residualSize, residualsPerStep, hoisted } = kernels;
   arena.reserve(tempSize);
   const optimizer = planOptimizer(
@@ -456,17 +462,44 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
           '};',
         ],
       },
-      {
-        name: 'stateSequence',
-        docs: ['Every state of the last window, s(0) … s(T), by state name: shape [T + 1, ...state shape] (under lengths, a row holds its state after its last valid step).'],
-        returnType: 'Record<string, TensorData>',
-        statements: [
-          'const A = this.arena;',
-          'return {',
-          ...stateInfo.map((s, i) => `  ${JSON.stringify(s.name)}: { shape: [this.T + 1, ${s.shape.join(', ')}], data: Array.from(A.subarray(${stateSeqs[i]!.base}, ${stateSeqs[i]!.base} + (this.T + 1) * ${s.size})) },`),
-          '};',
-        ],
-      },
+      ...(hiddenSeq
+        ? [{
+            name: 'hiddenOutputs',
+            docs: [`The top layer's output at every step of the last window, both directions side by side: [B, T, ${hiddenSize / B}] (PyTorch's \`output\`; 0 at a row's padded steps).`],
+            parameters: [{ name: 'out', type: 'Float64Array', hasQuestionToken: true }],
+            returnType: 'Float64Array',
+            statements: [
+              'const A = this.arena;',
+              'const T = this.T;',
+              `const result = out ?? new Float64Array(T * ${hiddenSize});`,
+              `if (result.length !== T * ${hiddenSize}) throw new RangeError(\`hiddenOutputs: expected room for \${T * ${hiddenSize}} values, got \${result.length}\`);`,
+              sequenceCopy('result', hiddenSeq, B, 'T', hiddenSize / B, true),
+              'return result;',
+            ],
+          }, {
+            name: 'finalState',
+            docs: ['Each state after the last window, by state name, [L·D, B, H] in PyTorch\'s order (h_n, c_n): the initial state of the next window when the state is carried.'],
+            returnType: 'Record<string, TensorData>',
+            statements: [
+              'const A = this.arena;',
+              'const T = this.T;',
+              'return {',
+              ...stateInfo.map((s, i) => `  ${JSON.stringify(s.name)}: { shape: [${s.shape.join(', ')}], data: Array.from(A.subarray(${finalOf(i)}, ${finalOf(i)} + ${s.size})) },`),
+              '};',
+            ],
+          }]
+        : [{
+
+            name: 'stateSequence',
+            docs: ['Every state of the last window, s(0) … s(T), by state name: shape [T + 1, ...state shape] (under lengths, a row holds its state after its last valid step).'],
+            returnType: 'Record<string, TensorData>',
+            statements: [
+              'const A = this.arena;',
+              'return {',
+              ...stateInfo.map((s, i) => `  ${JSON.stringify(s.name)}: { shape: [this.T + 1, ${s.shape.join(', ')}], data: Array.from(A.subarray(${stateSeqs[i]!.base}, ${stateSeqs[i]!.base} + (this.T + 1) * ${s.size})) },`),
+              '};',
+            ],
+          }]),
       {
         name: 'setState',
         docs: ['Sets the initial state of the next step, by state name.'],
@@ -599,4 +632,11 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
       return unrolledTraining();
     },
   };
+}
+
+/** The width H of a program's per-step layer output from one scan (every scan of the top layer has the same). */
+function hiddenWidth(rec: Recurrence): number {
+  const stages = rec.program!.stages;
+  const last = stages[stages.length - 1]!;
+  return last.rec.outputs[last.layerOutput]!.node.shape[1]!;
 }

@@ -11,8 +11,8 @@ import type { Recurrence } from '../dsl/recurrence.ts';
 import { isWeighted, LOSS_NORM, LOSS_WEIGHT, lossOutputIndex, stepLossTerm, weightedStepLoss, weightShape } from './loss.ts';
 import { vjp } from './vjp.ts';
 
-export interface StepVjp {
-  readonly rec: Recurrence;
+/** The loss part of a step VJP: present for the scan that carries the loss. */
+export interface StepLoss {
   /** The target placeholder y(t) (an input leaf with role 'target'). */
   readonly target: Node;
   /** Σ_b w_b(t) ℓ_b(t) (weighted) or ℓ(t), before averaging; the loss is (Σ_t lossTerm) / N. */
@@ -21,45 +21,75 @@ export interface StepVjp {
   readonly weight: Node | undefined;
   /** N, a placeholder: it depends on the window's length and lengths, known only when the data is. */
   readonly normalizer: Node;
+}
+
+export interface StepVjp {
+  readonly rec: Recurrence;
+  readonly loss: StepLoss | undefined;
   /** Cotangent placeholders ds, aligned with rec.state. */
   readonly cotangents: readonly Node[];
-  /** ds(t−1) per state, the step's contribution per parameter, dx(t) per input (when asked). */
+  /** Cotangent placeholders do(t) of the outputs a later scan reads (undefined where none does), aligned with rec.outputs. */
+  readonly outputCotangents: readonly (Node | undefined)[];
+  /** ds(t−1) per state, the step's contribution per parameter, dx(t) per input asked for (aligned with rec.input, undefined where not asked). */
   readonly stateGrads: readonly Node[];
   readonly paramGrads: readonly Node[];
-  readonly inputGrads: readonly Node[];
+  readonly inputGrads: readonly (Node | undefined)[];
   /** ‖∂L/∂s(t)‖² over every state together (Frobenius), when asked for (gradient flow through time). */
   readonly flowSquares: Node | undefined;
   /** All of the above as one graph (outputs `ds:<state>`, `grad:<param>`, `grad:<input>`). */
   readonly graph: Graph;
 }
 
-export function stepVjp(rec: Recurrence, loss: LossSpec, b: NodeBuilder, opts: { inputGrads?: boolean; gradFlow?: boolean } = {}): StepVjp {
-  const k = lossOutputIndex(rec, loss);
-  const o = rec.outputs[k]!.node;
-  const target = b.input(loss.target ?? 'y', o.shape, { role: 'target' });
-  const weight = isWeighted(loss, rec.valid !== undefined) ? b.input(LOSS_WEIGHT, weightShape(o.shape), { role: 'weight' }) : undefined;
-  const lossTerm = weight ? weightedStepLoss(b, loss.kind, o, target, weight) : stepLossTerm(b, loss.kind, o, target);
-  const normalizer = b.input(LOSS_NORM, [], { role: 'normalizer' });
+export interface StepVjpOptions {
+  /** dx(t) for every input (true), none (false), or those marked. */
+  readonly inputGrads?: boolean | readonly boolean[];
+  readonly gradFlow?: boolean;
+  /** Outputs whose cotangent comes from a later scan (a program's inner layers), aligned with rec.outputs. */
+  readonly outputCotangents?: readonly boolean[];
+}
+
+/**
+ * J = [Σ_b w_b(t) ℓ_b(t) / N] + Σ_k ⟨do_k(t), o_k(t)⟩ + Σ ⟨ds, s(t)⟩, differentiated once. `loss`
+ * undefined: a scan whose outputs feed later scans, not the loss.
+ */
+export function stepVjp(rec: Recurrence, loss: LossSpec | undefined, b: NodeBuilder, opts: StepVjpOptions = {}): StepVjp {
+  let J: Node | undefined;
+  const plus = (term: Node) => {
+    J = J ? b.add(J, term) : term;
+  };
+  const inner = (a: Node, c: Node) => b.sum(b.mul(a, c), c.shape.map((_, d) => d));
+  let stepLoss: StepLoss | undefined;
+  if (loss) {
+    const o = rec.outputs[lossOutputIndex(rec, loss)]!.node;
+    const target = b.input(loss.target ?? 'y', o.shape, { role: 'target' });
+    const weight = isWeighted(loss, rec.valid !== undefined) ? b.input(LOSS_WEIGHT, weightShape(o.shape), { role: 'weight' }) : undefined;
+    const lossTerm = weight ? weightedStepLoss(b, loss.kind, o, target, weight) : stepLossTerm(b, loss.kind, o, target);
+    const normalizer = b.input(LOSS_NORM, [], { role: 'normalizer' });
+    stepLoss = { target, lossTerm, weight, normalizer };
+    plus(b.div(lossTerm, normalizer));
+  }
+  const outputCotangents = rec.outputs.map((o, k) => (opts.outputCotangents?.[k] ? b.input(`d${o.name}.out`, o.node.shape, { role: 'cotangent' }) : undefined));
+  outputCotangents.forEach((c, k) => c && plus(inner(c, rec.outputs[k]!.node)));
   const cotangents = rec.state.map((s) => b.input(`d${s.name}`, s.node.shape, { role: 'cotangent' }));
-  let J = b.div(lossTerm, normalizer);
-  rec.next.forEach((n, i) => {
-    J = b.add(J, b.sum(b.mul(cotangents[i]!, n), n.shape.map((_, d) => d)));
-  });
+  rec.next.forEach((n, i) => plus(inner(cotangents[i]!, n)));
   const states = rec.state.map((s) => s.node);
   const params = rec.params.map((p) => p.node);
-  const inputs = opts.inputGrads ? rec.input.map((x) => x.node) : [];
+  const asked = rec.input.map((_, i) => (Array.isArray(opts.inputGrads) ? opts.inputGrads[i] === true : opts.inputGrads === true));
+  const inputs = rec.input.filter((_, i) => asked[i]).map((x) => x.node);
   // The new state s(t) is an inner node: its cotangent is the total ∂L/∂s(t), through o(t) and every later step.
   const flowTargets = opts.gradFlow ? rec.next : [];
-  const { grads } = vjp(makeGraph({ J }), J, [...states, ...params, ...inputs, ...flowTargets], b);
+  const { grads } = vjp(makeGraph({ J: J! }), J!, [...states, ...params, ...inputs, ...flowTargets], b);
   const stateGrads = grads.slice(0, states.length);
   const paramGrads = grads.slice(states.length, states.length + params.length);
-  const inputGrads = grads.slice(states.length + params.length, states.length + params.length + inputs.length);
+  const askedGrads = grads.slice(states.length + params.length, states.length + params.length + inputs.length);
+  let next = 0;
+  const inputGrads = asked.map((a) => (a ? askedGrads[next++]! : undefined));
   const flow = grads.slice(states.length + params.length + inputs.length);
-  const flowSquares = opts.gradFlow ? flow.map((g) => b.sum(b.mul(g, g), g.shape.map((_, d) => d))).reduce((a, c) => b.add(a, c)) : undefined;
+  const flowSquares = opts.gradFlow ? flow.map((g) => inner(g, g)).reduce((a, c) => b.add(a, c)) : undefined;
   const graph = makeGraph([
     ...rec.state.map((s, i) => ({ name: `ds:${s.name}`, node: stateGrads[i]! })),
     ...rec.params.map((p, i) => ({ name: `grad:${p.name}`, node: paramGrads[i]! })),
-    ...inputs.map((_, i) => ({ name: `grad:${rec.input[i]!.name}`, node: inputGrads[i]! })),
+    ...rec.input.flatMap((x, i) => (inputGrads[i] ? [{ name: `grad:${x.name}`, node: inputGrads[i] }] : [])),
   ]);
-  return { rec, target, lossTerm, weight, normalizer, cotangents, stateGrads, paramGrads, inputGrads, flowSquares, graph };
+  return { rec, loss: stepLoss, cotangents, outputCotangents, stateGrads, paramGrads, inputGrads, flowSquares, graph };
 }

@@ -1,0 +1,119 @@
+// The rolled form of a program (src/dsl/program.ts): each scan is a loop over t in its own
+// direction, one after another in the forward pass, and their reverse loops in the opposite order
+// in the backward pass. A scan's outputs are stored per step; the scans that read them add their
+// input cotangents into that output's cotangent sequence, which its producer's reverse loop reads.
+// Nothing is specific to a layer or a direction: every loop is scanLoops (src/emit/rolled.ts).
+import type { Node } from '../ir/node.ts';
+import { sizeOf } from '../ir/tensor.ts';
+import type { NodeBuilder } from '../prims/builder.ts';
+import type { Recurrence } from '../dsl/recurrence.ts';
+import type { TrainerConfig } from './config.ts';
+import { type KernelLayout, type Kernels, type Seq } from './layout.ts';
+import { clearGrads, scanLoops, type ScanIO } from './rolled.ts';
+
+/** Copies n elements: `A.copyWithin` over offsets that may be runtime expressions. */
+const copy = (to: string | number, from: string | number, n: number) => `A.copyWithin(${to}, ${from}, ${from} + ${n});`;
+
+export function programKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilder, L: KernelLayout): Kernels {
+  const { stages } = rec.program!;
+  const { arena } = L;
+  const tau = cfg.tau;
+  const seq = (stride: number, count: number): Seq => ({ base: arena.reserve(stride * count), stride });
+  const gradIndex = new Map<Node, number>(rec.params.map((p, j) => [p.node, j]));
+  const lastIndex = stages.length - 1;
+
+  // Which outputs a later scan reads: they get a cotangent sequence.
+  const read = new Set<string>();
+  for (const st of stages) for (const src of st.sources) if ('stage' in src) read.add(`${src.stage}:${src.output}`);
+
+  // Storage of every scan: its states s(0..τ), its outputs by step, their cotangents.
+  const storageStart = arena.size;
+  const stateSeqs = stages.map((st) => st.rec.state.map((s) => seq(sizeOf(s.node.shape), tau + 1)));
+  const outputSeqs = stages.map((st, j) =>
+    st.rec.outputs.map((o, k) => (j === lastIndex && k < st.layerOutput ? L.outputSeqs[k]! : seq(sizeOf(o.node.shape), tau))),
+  );
+  const cotangentSeqs = stages.map((st, j) => st.rec.outputs.map((o, k) => (read.has(`${j}:${k}`) ? seq(sizeOf(o.node.shape), tau) : undefined)));
+  const ios: ScanIO[] = stages.map((st, j) => ({
+    rec: st.rec,
+    reverse: st.reverse,
+    stateSeqs: stateSeqs[j]!,
+    inputSeqs: st.sources.map((src) => ('data' in src ? L.inputSeqs[src.data]! : outputSeqs[src.stage]![src.output]!)),
+    outputSeqs: outputSeqs[j]!,
+    grads: st.rec.params.map((p) => L.grads[gradIndex.get(p.node)!]!),
+    ...(j === lastIndex ? { loss: { spec: cfg.loss, targetSeq: L.targetSeq, weightSeq: L.weightSeq, normOff: L.normOff, lossOff: L.lossOff } } : {}),
+    outputCotangentSeqs: cotangentSeqs[j]!,
+    inputGradSeqs: st.sources.map((src) => ('data' in src ? (cfg.inputGrads ? L.inputGradSeqs[src.data] : undefined) : cotangentSeqs[src.stage]![src.output])),
+    // Two scans can read one sequence (both directions of the layer above, or of the data).
+    accumulateInputGrads: true,
+    stateGradOffs: cfg.inputGrads ? st.rec.state.map((s, i) => L.stateGradOffs[i]! + st.slot * sizeOf(s.node.shape)) : [],
+    maskSeq: L.maskSeq,
+  }));
+  const sequenceSize = arena.size - storageStart;
+  const scans = ios.map((io) => scanLoops(io, cfg, b, arena, L.pinned));
+  const tempBase = arena.size;
+  const code = scans.map((s) => s.finish(tempBase));
+
+  // A scan starts from its slot of the program's initial state and leaves its last state in the
+  // program's final state (index T): a reverse scan's states run from index T down to 0.
+  const initIndex = (j: number) => (stages[j]!.reverse ? 'T' : '0');
+  const finalIndex = (j: number) => (stages[j]!.reverse ? '0' : 'T');
+  const at = (q: Seq, index: string) => (index === '0' ? `${q.base}` : `${q.base} + ${index} * ${q.stride}`);
+  const stateCopies = (fromProgram: boolean) =>
+    stages.flatMap((st, j) =>
+      st.rec.state.map((s, i) => {
+        const size = sizeOf(s.node.shape);
+        const program = `${L.stateSeqs[i]!.base + st.slot * size}${fromProgram ? '' : ` + T * ${L.stateSeqs[i]!.stride}`}`;
+        const own = at(stateSeqs[j]![i]!, fromProgram ? initIndex(j) : finalIndex(j));
+        return fromProgram ? copy(own, program, size) : copy(program, `(${own})`, size);
+      }),
+    );
+  // The layer output at t: the top layer's scans side by side, [B, D·H].
+  const top = stages.map((st, j) => ({ st, j })).filter(({ st }) => st.layer === stages[lastIndex]!.layer);
+  const B = rec.state[0]!.node.shape[1]!;
+  const width = top.reduce((n, { st }) => n + st.rec.outputs[st.layerOutput]!.node.shape[1]!, 0);
+  let column = 0;
+  const hiddenCopies = top.map(({ st, j }) => {
+    const H = st.rec.outputs[st.layerOutput]!.node.shape[1]!;
+    const from = outputSeqs[j]![st.layerOutput]!, to = L.hiddenSeq!;
+    const line = `for (let t = 0; t < T; t++) for (let b = 0; b < ${B}; b++) ${copy(`${to.base} + t * ${to.stride} + b * ${width} + ${column}`, `${from.base} + t * ${from.stride} + b * ${H}`, H)}`;
+    column += H;
+    return line;
+  });
+  // Cotangent sequences (and the data's input gradients) collect from every scan that reads them.
+  const clearRows = (q: Seq) => `A.fill(0, ${q.base}, ${q.base} + T * ${q.stride});`;
+  const clearCotangents = [
+    ...cotangentSeqs.flat().filter((q): q is Seq => q !== undefined).map(clearRows),
+    ...(cfg.inputGrads ? L.inputGradSeqs.map(clearRows) : []),
+  ];
+
+  const prologue = code.flatMap((c) => c.prologue);
+  const train = [
+    ...prologue,
+    ...stateCopies(true),
+    'let lossSum = 0;',
+    ...code.flatMap((c) => [...c.projections, ...c.forwardLoop]),
+    `A[${L.lossOff}] = lossSum / A[${L.normOff}];`,
+    ...stateCopies(false),
+    ...hiddenCopies,
+    ...clearGrads(L.grads),
+    ...clearCotangents,
+    ...[...code].reverse().flatMap((c) => c.backward),
+  ];
+  const forward = [
+    ...prologue,
+    ...stateCopies(true),
+    ...code.flatMap((c) => [...c.projections, ...c.predictLoop]),
+    ...stateCopies(false),
+    ...hiddenCopies,
+  ];
+  const sum = (f: (s: (typeof scans)[number]) => number) => scans.reduce((n, s) => n + f(s), 0);
+  return {
+    train,
+    forward,
+    tempSize: Math.max(...code.map((c) => c.tempSize)),
+    loopSize: sum((s) => s.loopSize),
+    residualSize: sum((s) => s.residualSize) + sequenceSize,
+    residualsPerStep: sum((s) => s.residualsPerStep) + sequenceSize / tau,
+    hoisted: { inputProjections: sum((s) => s.hoisted.inputProjections), gradients: scans.flatMap((s) => s.hoisted.gradients) },
+  };
+}
