@@ -14,6 +14,8 @@ export const FIGURES: readonly { readonly file: string; readonly args: readonly 
   { file: 'docs/dynamical-system-folded.svg', args: ['graphs/dynamical-system.ts', '--view', 'folded'] },
   { file: 'docs/dynamical-system-unfolded.svg', args: ['graphs/dynamical-system.ts', '--view', 'unfolded', '--tau', '3', '--level', 'cell'] },
   { file: 'docs/sincos-gradient.svg', args: ['graphs/sincos.ts', '--view', 'gradient', '--tau', '3'] },
+  { file: 'docs/deep-lstm-unfolded.svg', args: ['--cell', 'lstm', '--input', '1', '--hidden', '4', '--output', '1', '--layers', '2', '--view', 'unfolded', '--tau', '3'] },
+  { file: 'docs/bidir-gru-unfolded.svg', args: ['--cell', 'gru', '--input', '1', '--hidden', '4', '--output', '1', '--bidirectional', '--view', 'unfolded', '--tau', '3'] },
 ];
 
 export interface Figure {
@@ -28,8 +30,10 @@ export interface Figure {
 export async function figures(): Promise<Figure[]> {
   const out: Figure[] = [];
   for (const f of FIGURES) {
+    // A graph file is resolved from the repository root; a built-in cell (--cell …) is all flags.
     const [model, ...rest] = f.args;
-    const { content } = await dotOutput([path.join(ROOT, model!), ...rest, '-o', path.join(ROOT, f.file)]);
+    const args = model!.startsWith('--') ? [...f.args] : [path.join(ROOT, model!), ...rest];
+    const { content } = await dotOutput([...args, '-o', path.join(ROOT, f.file)]);
     out.push({ path: path.join(ROOT, f.file), command: `unfold dot ${f.args.join(' ')} -o ${f.file}`, content });
   }
   return out;

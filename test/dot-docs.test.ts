@@ -7,13 +7,15 @@ import { FIGURES, figures } from '../scripts/diagrams.ts';
 vi.setConfig({ testTimeout: 120_000 });
 
 describe('docs figures', () => {
-  it('lists the five figures', () => {
+  it('lists the seven figures', () => {
     expect(FIGURES.map((f) => f.file)).toEqual([
       'docs/sincos-folded.svg',
       'docs/sincos-unfolded.svg',
       'docs/dynamical-system-folded.svg',
       'docs/dynamical-system-unfolded.svg',
       'docs/sincos-gradient.svg',
+      'docs/deep-lstm-unfolded.svg',
+      'docs/bidir-gru-unfolded.svg',
     ]);
   });
 

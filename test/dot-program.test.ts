@@ -1,0 +1,207 @@
+// DOT of programs (stacked and bidirectional layers): the textbook figures of deep and bidirectional
+// RNNs. Golden DOT for a 2-layer LSTM and a bidirectional GRU, folded and unfolded, each rendered by
+// Graphviz; rows per layer, the reverse chain running right to left, every parameter drawn once; the
+// gradient view; `unfold show` on a program; a clear error for --level ops.
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it, vi } from 'vitest';
+import { cell } from '../src/cells/rnn.ts';
+import { defineModel, type ModelDef } from '../src/dsl/model.ts';
+import { modelDot, type DotRequest } from '../src/dot/export.ts';
+import { renderSvg } from '../src/dot/render.ts';
+
+vi.setConfig({ testTimeout: 120_000 });
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+const deepLstm: ModelDef = defineModel({
+  name: 'deep-lstm',
+  description: 'lstm 1/4/1, 2 layers',
+  build: (B) => cell('lstm', { input: 1, hidden: 4, output: 1, batch: B, layers: 2 }),
+});
+const bidirGru: ModelDef = defineModel({
+  name: 'bidir-gru',
+  description: 'gru 1/4/1, bidirectional',
+  build: (B) => cell('gru', { input: 1, hidden: 4, output: 1, batch: B, bidirectional: true }),
+});
+/** Both at once: 2 layers × 2 directions. */
+const deepBidirLstm: ModelDef = defineModel({
+  name: 'deep-bidir-lstm',
+  build: (B) => cell('lstm', { input: 1, hidden: 4, output: 1, batch: B, layers: 2, bidirectional: true }),
+});
+const paramCount = (m: ModelDef): number => m.build(1).params.length;
+
+const count = (text: string, re: RegExp): number => (text.match(re) ?? []).length;
+/** The DOT statements of drawn parameter nodes ("p3" [ ... ]). */
+const paramNodes = (dot: string): string[] => dot.match(/^\s*"p\d+" \[/gm) ?? [];
+/** Node ids tied by one `rank=same` statement, per statement. */
+const sameRanks = (dot: string): string[][] =>
+  [...dot.matchAll(/\{ rank=same; ([^}]*)\}/g)].map((m) => [...m[1]!.matchAll(/"([^"]+)"/g)].map((x) => x[1]!));
+
+describe('golden DOT of programs (each rendered by Graphviz)', () => {
+  const cases: [string, ModelDef, DotRequest][] = [
+    ['2-layer LSTM, folded', deepLstm, { view: 'folded' }],
+    ['2-layer LSTM, unfolded τ=3', deepLstm, { view: 'unfolded', tau: 3 }],
+    ['bidirectional GRU, folded', bidirGru, { view: 'folded' }],
+    ['bidirectional GRU, unfolded τ=3', bidirGru, { view: 'unfolded', tau: 3 }],
+  ];
+  for (const [name, m, req] of cases) {
+    it(name, async () => {
+      const dot = modelDot(m, req);
+      expect(dot).toMatchSnapshot();
+      const svg = await renderSvg(dot);
+      expect(svg).toContain('</svg>');
+      expect(modelDot(m, req)).toBe(dot);
+    });
+  }
+});
+
+describe('folded program: a row per layer, a delay loop per stage', () => {
+  it('2-layer LSTM: x below layer 0 below layer 1 below the head; each cell its own delays; each parameter once', () => {
+    const dot = modelDot(deepLstm, { view: 'folded' });
+    expect(dot).toMatch(/rankdir="BT"/);
+    expect(paramNodes(dot)).toHaveLength(paramCount(deepLstm));
+    // Two cells, two states (h, c) each, each state through its own delay back into its cell.
+    expect(count(dot, /^\s*"f\d+" \[/gm)).toBe(2);
+    for (const j of [0, 1]) {
+      for (const i of [0, 1]) {
+        expect(dot).toContain(`"s${j}_${i}" -> "delay${j}_${i}"`);
+        expect(dot).toMatch(new RegExp(`"delay${j}_${i}" -> "f${j}" \\[[^\\]]*constraint=false`));
+      }
+    }
+    // Layer 0's output h feeds layer 1; layer 1's h feeds the head; x feeds layer 0 only.
+    expect(dot).toContain('"s0_0" -> "f1"');
+    expect(dot).toContain('"s1_0" -> "g"');
+    expect(dot).toContain('"x0" -> "f0"');
+    expect(dot).not.toContain('"x0" -> "f1"');
+    expect(dot).toContain('"g" -> "o0"');
+    expect(dot).toContain('rnn.weight_hh_l1');
+    expect(dot).not.toMatch(/t\+1/);
+  });
+
+  it('bidirectional GRU: both directions on one row, the reverse delay marked as coming from t + 1', () => {
+    const dot = modelDot(bidirGru, { view: 'folded' });
+    expect(paramNodes(dot)).toHaveLength(paramCount(bidirGru));
+    expect(sameRanks(dot)).toContainEqual(['f0', 'f1']);
+    expect(dot).toContain('"x0" -> "f0"');
+    expect(dot).toContain('"x0" -> "f1"');
+    expect(dot).toContain('"s0_0" -> "g"');
+    expect(dot).toContain('"s1_0" -> "g"');
+    expect(dot).toMatch(/"delay1_0" -> "f1" \[[^\]]*label=<[^\n]*\(t\+1\)/);
+    expect(dot).toMatch(/"delay0_0" -> "f0" \[[^\]]*label=<[^\n]*\(t−1\)/);
+    expect(dot).toContain('delay, reverse');
+    expect(dot).toContain('rnn.weight_hh_l0_reverse');
+  });
+});
+
+describe('unfolded program: a column per step, a row per stage', () => {
+  it('2-layer LSTM: both chains run left to right from s(0), layer 1 above layer 0, each parameter once', () => {
+    const dot = modelDot(deepLstm, { view: 'unfolded', tau: 3 });
+    expect(dot).toMatch(/rankdir="LR"/);
+    expect(count(dot, /subgraph "cluster_t\d+"/g)).toBe(3);
+    expect(paramNodes(dot)).toHaveLength(paramCount(deepLstm));
+    for (const j of [0, 1]) {
+      expect(dot).toContain(`"s${j}_0_t0" -> "f${j}_t1"`);
+      for (const t of [1, 2]) expect(dot).toMatch(new RegExp(`"s${j}_0_t${t}" -> "f${j}_t${t + 1}" \\[penwidth`));
+    }
+    // Layer 0's h(t) feeds layer 1 at the same t; x(t) feeds layer 0 only; the head reads layer 1.
+    for (const t of [1, 2, 3]) {
+      expect(dot).toContain(`"s0_0_t${t}" -> "f1_t${t}"`);
+      expect(dot).toContain(`"x0_t${t}" -> "f0_t${t}"`);
+      expect(dot).toContain(`"s1_0_t${t}" -> "g_t${t}"`);
+    }
+    expect(dot).not.toMatch(/dir="back"/);
+  });
+
+  it('bidirectional GRU: the reverse chain runs right to left from its state after step τ, drawn against time', () => {
+    const dot = modelDot(bidirGru, { view: 'unfolded', tau: 3 });
+    expect(paramNodes(dot)).toHaveLength(paramCount(bidirGru));
+    expect(dot).toContain('"s0_0_t0" -> "f0_t1"');
+    // The reverse stage starts at τ + 1 = 4, and each state edge goes from t + 1 to t (written forward, dir=back).
+    expect(dot).toMatch(/"f1_t3" -> "s1_0_t4" \[[^\]]*dir="back"/);
+    for (const t of [1, 2]) expect(dot).toMatch(new RegExp(`"f1_t${t}" -> "s1_0_t${t + 1}" \\[[^\\]]*dir="back"`));
+    expect(dot).not.toContain('"s1_0_t0"');
+    // Both directions read x(t) and feed the head at the same t.
+    for (const t of [1, 2, 3]) {
+      for (const j of [0, 1]) {
+        expect(dot).toContain(`"x0_t${t}" -> "f${j}_t${t}"`);
+        expect(dot).toContain(`"s${j}_0_t${t}" -> "g_t${t}"`);
+      }
+      // The reverse row sits above the forward one in each column.
+      expect(dot).toMatch(new RegExp(`"s0_0_t${t}" -> "f1_t${t}" \\[style="invis"`));
+    }
+  });
+
+  it('2 layers × 2 directions: four rows, two chains each way, rendered', async () => {
+    const dot = modelDot(deepBidirLstm, { view: 'unfolded', tau: 3 });
+    expect(paramNodes(dot)).toHaveLength(paramCount(deepBidirLstm));
+    for (const j of [1, 3]) expect(dot).toMatch(new RegExp(`"f${j}_t2" -> "s${j}_0_t3" \\[[^\\]]*dir="back"`));
+    for (const j of [0, 2]) expect(dot).toContain(`"s${j}_0_t0" -> "f${j}_t1"`);
+    expect(await renderSvg(dot)).toContain('</svg>');
+    expect(await renderSvg(modelDot(deepBidirLstm, { view: 'folded' }))).toContain('</svg>');
+  });
+
+  it('elides the middle of a long unrolling like any other figure', () => {
+    const dot = modelDot(bidirGru, { view: 'unfolded', tau: 12 });
+    expect(count(dot, /subgraph "cluster_t\d+"/g)).toBe(6);
+    expect(dot).toContain('"elided"');
+  });
+});
+
+describe('gradient view of a program', () => {
+  it('one backward group per step (against time for forward chains, with it for reverse ones), one Σ per parameter', async () => {
+    const dot = modelDot(bidirGru, { view: 'gradient', tau: 3 });
+    const n = paramCount(bidirGru);
+    expect(paramNodes(dot)).toHaveLength(n);
+    expect(count(dot, /^\s*"acc\d+" \[/gm)).toBe(n);
+    expect(count(dot, /^\s*"grad\d+" \[/gm)).toBe(n);
+    for (const t of [1, 2, 3]) expect(dot).toContain(`"B_t${t}" [`);
+    // The forward chain sends ∂L/∂h back from t + 1 to t; the reverse chain from t to t + 1.
+    expect(dot).toMatch(/"B_t1" -> "B_t2" \[[^\]]*dir="back"/);
+    expect(dot).toMatch(/"B_t1" -> "B_t2" \[(?![^\]]*dir="back")/);
+    expect(await renderSvg(dot)).toContain('</svg>');
+  });
+});
+
+describe('bad requests', () => {
+  it('--level ops on a program is refused with a clear message', () => {
+    for (const view of ['folded', 'unfolded', 'gradient'] as const) {
+      expect(() => modelDot(deepLstm, { view, level: 'ops', ...(view === 'folded' ? {} : { tau: 2 }) })).toThrow(/--level ops .* program of 2 scans .* --level cell/);
+    }
+  });
+
+  it('unfold dot --level ops on a program: one line, no stack trace', async () => {
+    const r = await run(['dot', '--cell', 'gru', '--input', '1', '--hidden', '2', '--output', '1', '--layers', '2', '--view', 'unfolded', '--level', 'ops', '-o', '-']);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/--level cell/);
+    expect(r.stderr).not.toMatch(/^\s+at /m);
+    expect(r.stderr).not.toMatch(/internal error/);
+  });
+});
+
+describe('unfold show on a program', () => {
+  it('prints each stage’s step graph with its name, layer and direction', async () => {
+    const r = await run(['show', '--cell', 'lstm', '--input', '1', '--hidden', '2', '--output', '1', '--layers', '2', '--bidirectional', '--tau', '2']);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/a program of 4 scans \(2 layers, bidirectional\)/);
+    expect(r.stdout).toMatch(/^# stage 0: lstm_l0, layer 0, forward/m);
+    expect(r.stdout).toMatch(/^# stage 1: lstm_l0_reverse, layer 0, reverse/m);
+    expect(r.stdout).toMatch(/^# stage 2: lstm_l1, layer 1, forward .*reads h_l0 ← stage 0/m);
+    expect(r.stdout).toMatch(/^# stage 3: lstm_l1_reverse, layer 1, reverse/m);
+    expect(count(r.stdout, /^%0 = /gm)).toBe(4);
+    expect(r.stdout).toMatch(/^# unrolled τ = 2: \d+ nodes/m);
+  });
+});
+
+function run(args: readonly string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(ROOT, 'bin/unfold.mjs'), ...args], { cwd: ROOT, env: { ...process.env, UNFOLD_DEBUG: '' } });
+    let stdout = '', stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
+}
