@@ -8,7 +8,8 @@ import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { cell, GATES, type CellKind } from '../src/cells/rnn.ts';
+import { cell, cellParamShapes, GATES, type CellKind } from '../src/cells/rnn.ts';
+import { mulberry32 } from '../src/dsl/init.ts';
 import { sincosWindow } from '../src/data/sincos.ts';
 import { defineModel } from '../src/dsl/model.ts';
 import { importTrainer, transpileTrainer, type TrainerInstance } from '../src/emit/load.ts';
@@ -36,22 +37,36 @@ export function lengthsOf(w: Workload): number[] {
   return Array.from({ length: B }, (_, b) => T - ((7 * b) % half));
 }
 
-/** The useful FLOPs of one training step over the valid steps (common.mjs flopsPerStep, one layer, one direction). */
+/** The useful FLOPs of one training step over the valid steps (common.mjs flopsPerStep: every layer and direction, the head, Adam). */
 export function flopsPerStep(w: Workload): number {
   const G = GATES[w.cell], I = w.inputSize, H = w.hiddenSize, O = w.outputSize, B = w.batch;
+  const D = w.bidirectional ? 2 : 1, L = w.layers ?? 1;
   const N = lengthsOf(w).reduce((a, n) => a + n, 0);
   const heads = (w.lossOver ?? 'all') === 'last' ? B : N;
-  const fwd = N * (2 * G * H * I + 2 * G * H * H) + heads * 2 * O * H;
-  const bwd = N * (2 * G * H * I + 4 * G * H * H) - B * 2 * G * H * H + heads * 4 * O * H;
-  const params = G * H * I + G * H * H + 2 * G * H + O * H + O;
+  let fwd = heads * 2 * O * D * H, bwd = heads * 4 * O * D * H;
+  for (let k = 0; k < L; k++) {
+    const ih = 2 * G * H * (k === 0 ? I : D * H), hh = 2 * G * H * H;
+    fwd += D * N * (ih + hh);
+    bwd += D * (N * (ih * (k === 0 ? 1 : 2) + 2 * hh) - B * hh);
+  }
+  const params = cellParamShapes(w.cell, cellDims(w)).reduce((a, [, s]) => a + s.reduce((x, y) => x * y, 1), 0);
   return fwd + bwd + 13 * params;
 }
 
-/** Why unfold cannot run a workload yet (stacked or bidirectional layers), or undefined. */
-function unsupported(w: Workload): string | undefined {
-  if ((w.layers ?? 1) > 1) return `${w.layers} stacked layers`;
-  if (w.bidirectional) return 'a bidirectional layer';
-  return undefined;
+const cellDims = (w: Workload) => ({ input: w.inputSize, hidden: w.hiddenSize, output: w.outputSize, layers: w.layers ?? 1, bidirectional: w.bidirectional ?? false });
+
+/**
+ * The peers' initial parameters (common.mjs initValues): mulberry32(seed) over nn.RNN's
+ * named_parameters then the head, every one U(−1/√H, 1/√H) — the head too, where PyTorch's own
+ * default (and the built-in cells') is 1/√(D·H); passed explicitly, so both sides start equal.
+ */
+export function peerParams(w: Workload, seed: number): Record<string, number[]> {
+  const next = mulberry32(seed);
+  const k = 1 / Math.sqrt(w.hiddenSize);
+  return Object.fromEntries(cellParamShapes(w.cell, cellDims(w)).map(([name, shape]) => {
+    const n = shape.reduce((a, b) => a * b, 1);
+    return [name, Array.from({ length: n }, () => Math.fround((2 * next() - 1) * k))];
+  }));
 }
 
 /** Window k as float32 arrays, as the peers precompute them. */
@@ -74,7 +89,7 @@ function fingerprint(data: { x: Float32Array; y: Float32Array }[], tr: TrainerIn
 const now = () => performance.now() / 1000;
 
 export async function benchWorkload(w: Workload, spec: Spec, opts: { targetSec: number; repeats: number; steps: number; form: Form | 'auto'; hoist: HoistMode; target: Target }) {
-  const model = defineModel({ name: w.id, build: (batch) => cell(w.cell, { input: w.inputSize, hidden: w.hiddenSize, output: w.outputSize, batch }) });
+  const model = defineModel({ name: w.id, build: (batch) => cell(w.cell, { ...cellDims(w), batch }) });
   const tc = now();
   const emitted = emitTrainer({
     model, source: `workload ${w.id}`, batch: w.batch, tau: w.seqLen, dtype: 'f32', loss: { kind: 'mse', over: w.lossOver ?? 'all' },
@@ -84,7 +99,8 @@ export async function benchWorkload(w: Workload, spec: Spec, opts: { targetSec: 
   });
   const compileSec = now() - tc;
   const data = windows(w, spec.dataCycle);
-  const fp = fingerprint(data, (await importTrainer(emitted)).createTrainer());
+  const params = peerParams(w, spec.initSeed);
+  const fp = fingerprint(data, (await importTrainer(emitted)).createTrainer({ params }));
   // The timed steps run in a clean process that loads only the trainer, as a user's program would.
   const dir = path.join(ROOT, 'out', 'bench', w.id);
   mkdirSync(dir, { recursive: true });
@@ -92,7 +108,7 @@ export async function benchWorkload(w: Workload, spec: Spec, opts: { targetSec: 
   writeFileSync(path.join(dir, 'windows.bin'), Buffer.concat(data.flatMap((d) => [Buffer.from(d.x.buffer), Buffer.from(d.y.buffer)])));
   writeFileSync(path.join(dir, 'config.json'), JSON.stringify({
     dataCycle: spec.dataCycle, xSize: data[0]!.x.length, ySize: data[0]!.y.length, warmupSteps: w.warmupSteps,
-    targetSec: opts.targetSec, repeats: opts.repeats, steps: opts.steps,
+    targetSec: opts.targetSec, repeats: opts.repeats, steps: opts.steps, params,
     ...(w.varlen ? { lengths: lengthsOf(w) } : {}),
   }));
   const child = spawnSync(process.execPath, [path.join(ROOT, 'bench', 'worker.mjs'), ...['trainer.mjs', 'windows.bin', 'config.json'].map((f) => path.join(dir, f))], { encoding: 'utf8' });
@@ -154,13 +170,11 @@ async function main(): Promise<number> {
     return 2;
   }
   const spec = JSON.parse(readFileSync(file, 'utf8')) as Spec;
-  let chosen = positionals.length ? positionals.map((id) => {
+  const chosen = positionals.length ? positionals.map((id) => {
     const w = spec.workloads.find((x) => x.id === id);
     if (!w) throw new Error(`unknown workload ${id} (have ${spec.workloads.map((x) => x.id).join(', ')})`);
     return w;
   }) : spec.workloads;
-  for (const w of chosen.filter(unsupported)) process.stderr.write(`bench: skipping ${w.id}: unfold does not compile ${unsupported(w)} yet\n`);
-  chosen = chosen.filter((w) => !unsupported(w));
   // Each round times every workload with unfold and, right after it, with PyTorch eager (the ratio
   // targets' reference), so both see the same machine; the other peers run once, at the end. On a
   // shared machine neighbours only ever add time: the summary takes each side's best round.

@@ -16,7 +16,8 @@ for (let k = 0, off = 0; k < cfg.dataCycle; k++) {
   const y = all.subarray(off, off + cfg.ySize); off += cfg.ySize;
   windows.push({ x, y });
 }
-const tr = createTrainer();
+// The peers' initial parameters (common.mjs initValues), as the fingerprint checked.
+const tr = createTrainer(cfg.params ? { params: cfg.params } : {});
 const now = () => performance.now() / 1000;
 let k = 0, stepsTotal = 0;
 // Per-row lengths (varlen workloads) are the same for every window.

@@ -23,10 +23,16 @@ export interface ForwardData {
   readonly source: string;
 }
 
-/** A forward run: every output and every state s(1..N), batch-first [B, N, ...]. */
+/**
+ * A forward run: every output and every state s(1..N), batch-first [B, N, ...]. A program
+ * (stacked or bidirectional layers) reports instead, as `grad` does, its top layer's output
+ * [B, N, D·H] and its final state [L·D, B, H]: its states at t are not one value per step.
+ */
 export interface ForwardResult {
   readonly outputs: Map<string, Tensor>;
   readonly states: Map<string, Tensor>;
+  readonly hiddenOutputs?: Tensor;
+  readonly finalState?: Map<string, Tensor>;
 }
 
 /** Steps of an input-free run when neither --tau nor the model's task says. */
@@ -155,6 +161,33 @@ export function runSteps(inf: InferenceInstance, rec: Recurrence, data: ForwardD
   };
 }
 
+/**
+ * A program over the whole window through its generated trainer's forward pass (a reverse scan
+ * needs every step before its first output, so there is no step-at-a-time module for it).
+ */
+export async function runProgram(model: ModelDef, source: string, rec: Recurrence, data: ForwardData, dtype: Dtype, params: ReadonlyMap<string, Tensor> | undefined): Promise<ForwardResult> {
+  const { emitTrainer } = await import('../emit/trainer.ts');
+  const { importTrainer } = await import('../emit/load.ts');
+  const B = data.batch, N = data.steps;
+  const emitted = emitTrainer({
+    model, source, batch: B, tau: N, dtype, loss: { kind: 'mse' },
+    optimizer: { name: 'sgd', lr: 0 }, // never applied: predict() does not train
+    carryState: false, form: 'rolled',
+  });
+  const trainer = (await importTrainer(emitted)).createTrainer(params ? { params: Object.fromEntries([...params].map(([k, t]) => [k, t.data])) } : {});
+  trainer.setState(Object.fromEntries(data.initial));
+  const o = trainer.predict(...rec.input.map((x) => data.inputs.get(x.name)!.data));
+  const out = rec.outputs[0]!;
+  const hidden = trainer.hiddenOutputs!();
+  const final = trainer.finalState!();
+  return {
+    outputs: new Map([[out.name, { shape: [B, N, ...out.node.shape.slice(1)], data: Float64Array.from(o) }]]),
+    states: new Map(),
+    hiddenOutputs: { shape: [B, N, hidden.length / (B * N)], data: hidden },
+    finalState: new Map(Object.entries(final).map(([k, t]) => [k, { shape: t.shape, data: Float64Array.from(t.data) }])),
+  };
+}
+
 /** Emits and imports the model's inference module at batch B, with the given parameters (else its seeded init). */
 export async function inferenceFor(model: ModelDef, source: string, batch: number, dtype: Dtype, params: ReadonlyMap<string, Tensor> | undefined): Promise<InferenceInstance> {
   const { loadInference } = await import('../emit/inference.ts');
@@ -165,6 +198,9 @@ export async function inferenceFor(model: ModelDef, source: string, batch: numbe
 /** `{"outputs": {...}, "states": {...}}`, every tensor [B, N, ...]; a non-finite value is refused, naming the tensor. */
 export function forwardJson(r: ForwardResult): string {
   const part = (what: string, m: ReadonlyMap<string, Tensor>) => Object.fromEntries([...m].map(([k, t]) => [k, tensorToJson(t, `${what}.${k}`)]));
+  if (r.finalState) {
+    return JSON.stringify({ outputs: part('outputs', r.outputs), hiddenOutputs: tensorToJson(r.hiddenOutputs!, 'hiddenOutputs'), finalState: part('finalState', r.finalState) }) + '\n';
+  }
   return JSON.stringify({ outputs: part('outputs', r.outputs), states: part('states', r.states) }) + '\n';
 }
 
@@ -220,8 +256,9 @@ export const run: Command = {
     const { rec, data } = values.data !== undefined ? readForwardData(values.data, model, tau) : defaultData(model, source, tau);
     const params = values.params !== undefined ? readParams(values.params, rec) : undefined;
     if (params === undefined) process.stderr.write(`note: no --params: ${model.name} runs with its initial parameters (seeded init)\n`);
-    const inf = await inferenceFor(model, source, data.batch, dtype, params);
-    const result = runSteps(inf, rec, data);
+    const result = rec.program
+      ? await runProgram(model, source, rec, data, dtype, params)
+      : runSteps(await inferenceFor(model, source, data.batch, dtype, params), rec, data);
     if (values.json) {
       process.stdout.write(forwardJson(result));
       return 0;

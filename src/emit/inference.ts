@@ -1,7 +1,8 @@
 // The inference module: a standalone forward-only module (imports nothing, no gradient arena) that runs one step of the recurrence per `step(x)` call and keeps its state between calls — planned by the trainer's planner (plan.ts) and emitted by its kernel emitter (kernel.ts). Same input, same bytes.
 import type { Node } from '../ir/node.ts';
 import { sizeOf } from '../ir/tensor.ts';
-import { currentContext, withContext } from '../dsl/context.ts';
+import { currentContext, derivedBuilder, withContext } from '../dsl/context.ts';
+import { fuseForward } from '../transforms/fuse.ts';
 import { DEFAULT_SEED } from '../dsl/init.ts';
 import type { ModelDef } from '../dsl/model.ts';
 import { initOf } from '../dsl/recurrence.ts';
@@ -43,7 +44,8 @@ export function emitInference(cfg: InferenceConfig): EmittedInference {
 
 function emitInContext(cfg: InferenceConfig): EmittedInference {
   const B = cfg.batch;
-  const rec = cfg.model.build(B);
+  // Stacked layers step together (layer k reads layer k − 1 at the same t); a reverse scan cannot step.
+  const rec = fuseForward(cfg.model.build(B), derivedBuilder(), 'an inference module that runs one step per call');
   const ctx = currentContext();
   const arena = new ArenaBuilder();
   const pinned = new Map<Node, Offset>();
