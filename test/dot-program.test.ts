@@ -1,7 +1,7 @@
 // DOT of programs (stacked and bidirectional layers): the textbook figures of deep and bidirectional
 // RNNs. Golden DOT for a 2-layer LSTM and a bidirectional GRU, folded and unfolded, each rendered by
 // Graphviz; rows per layer, the reverse chain running right to left, every parameter drawn once; the
-// gradient view; `unfold show` on a program; a clear error for --level ops.
+// gradient view; --level ops; `unfold show` on a program.
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -164,19 +164,37 @@ describe('gradient view of a program', () => {
   });
 });
 
-describe('bad requests', () => {
-  it('--level ops on a program is refused with a clear message', () => {
+describe('--level ops', () => {
+  it('draws every stage’s primitives, each state through its own delay, and renders', async () => {
+    const folded = modelDot(bidirGru, { view: 'folded', level: 'ops' });
+    expect(paramNodes(folded)).toHaveLength(paramCount(bidirGru));
+    expect(folded).toMatch(/"delay1_0" -> "n1_\d+" \[[^\]]*t\+1[^\]]*constraint=false/);
+    expect(folded).toMatch(/"delay0_0" -> "n0_\d+" \[[^\]]*t−1[^\]]*constraint=false/);
     for (const view of ['folded', 'unfolded', 'gradient'] as const) {
-      expect(() => modelDot(deepLstm, { view, level: 'ops', ...(view === 'folded' ? {} : { tau: 2 }) })).toThrow(/--level ops .* program of 2 scans .* --level cell/);
+      const dot = modelDot(deepLstm, { view, level: 'ops', ...(view === 'folded' ? {} : { tau: 2 }) });
+      // Every parameter drawn once (at --level ops a node is named by its position, not p<k>).
+      for (const p of deepLstm.build(1).params) expect(dot.split(`label=<${p.name}<br/>`).length - 1, p.name).toBe(1);
+      expect(await renderSvg(dot)).toContain('</svg>');
     }
+    // Unfolded, the reverse stage's initial state comes after the last step; its chain runs against time.
+    const unfolded = modelDot(bidirGru, { view: 'unfolded', level: 'ops', tau: 2 });
+    expect(unfolded).toMatch(/<i>h<\/i><sub>l0_reverse<\/sub>\(1\)/);
+    expect(unfolded).toMatch(/dir="back"/);
   });
 
-  it('unfold dot --level ops on a program: one line, no stack trace', async () => {
-    const r = await run(['dot', '--cell', 'gru', '--input', '1', '--hidden', '2', '--output', '1', '--layers', '2', '--view', 'unfolded', '--level', 'ops', '-o', '-']);
+  it('a program’s unfolded view defaults to --level cell', () => {
+    expect(modelDot(bidirGru, { view: 'unfolded', tau: 2 })).toMatch(/unfolded, τ = 2 · cell level/);
+  });
+});
+
+describe('bad requests', () => {
+  it('unfold dot --tau 0 on a program: one line, no stack trace', async () => {
+    const r = await run(['dot', '--cell', 'gru', '--input', '1', '--hidden', '2', '--output', '1', '--layers', '2', '--view', 'unfolded', '--tau', '0', '-o', '-']);
     expect(r.status).not.toBe(0);
-    expect(r.stderr).toMatch(/--level cell/);
+    expect(r.stderr).toMatch(/tau/);
     expect(r.stderr).not.toMatch(/^\s+at /m);
     expect(r.stderr).not.toMatch(/internal error/);
+    expect(r.stdout).toBe('');
   });
 });
 

@@ -122,13 +122,38 @@ interface Timeline {
   readonly unrolled: Unrolled;
   readonly trainable: Trainable | undefined;
   /** states[t][i] → (t, i), t = 0..τ; the first claim wins when two states are one node. */
-  readonly stateAt: ReadonlyMap<Node, { readonly t: number; readonly i: number }>;
+  readonly stateAt: ReadonlyMap<Node, StateAt>;
   readonly outputAt: ReadonlyMap<Node, { readonly t: number; readonly k: number }>;
 }
 
+/**
+ * State i at time t. A program's states are its stages' own, at the step that made them (a reverse
+ * stage's initial state at τ + 1), with the stage and its index j.
+ */
+interface StateAt {
+  readonly t: number;
+  readonly i: number;
+  readonly stage?: { readonly j: number; readonly stage: Stage };
+}
+
+/** A program's stage states by time: rows[t][i], t = 0..τ + 1 (a forward stage has no τ + 1, a reverse one no 0). */
+function stageStatesByTime(stage: Stage, states: readonly (readonly Node[])[], tau: number): Map<number, readonly Node[]> {
+  const byTime = new Map<number, readonly Node[]>();
+  states.forEach((row, it) => byTime.set(stage.reverse ? tau - it + 1 : it, row));
+  return byTime;
+}
+
 function timeline(rec: Recurrence, unrolled: Unrolled, trainable: Trainable | undefined): Timeline {
-  const stateAt = new Map<Node, { t: number; i: number }>();
-  unrolled.states.forEach((row, t) => row.forEach((n, i) => { if (!stateAt.has(n)) stateAt.set(n, { t, i }); }));
+  const stateAt = new Map<Node, StateAt>();
+  if (rec.program && unrolled.stages) {
+    rec.program.stages.forEach((stage, j) => {
+      for (const [t, row] of stageStatesByTime(stage, unrolled.stages![j]!.states, unrolled.tau)) {
+        row.forEach((n, i) => { if (!stateAt.has(n)) stateAt.set(n, { t, i, stage: { j, stage } }); });
+      }
+    });
+  } else {
+    unrolled.states.forEach((row, t) => row.forEach((n, i) => { if (!stateAt.has(n)) stateAt.set(n, { t, i }); }));
+  }
   const outputAt = new Map<Node, { t: number; k: number }>();
   unrolled.outputs.forEach((row, t) => row.forEach((n, k) => { if (!outputAt.has(n)) outputAt.set(n, { t: t + 1, k }); }));
   return { rec, tau: unrolled.tau, graph: trainable?.graph ?? unrolled.graph, unrolled, trainable, stateAt, outputAt };
@@ -142,11 +167,21 @@ function chainNodes(tl: Timeline, order: readonly Node[]): Set<Node> {
     pushTo(byStep, n.step, n);
   }
   const chain = new Set<Node>();
-  for (let t = 1; t <= tl.tau; t++) {
-    const to = ancestors(tl.unrolled.states[t]!, (n) => n.step === t);
-    for (const n of tl.unrolled.states[t]!) to.add(n);
-    for (const n of between(byStep.get(t) ?? [], new Set(tl.unrolled.states[t - 1]!), to)) chain.add(n);
+  const link = (t: number, prev: readonly Node[], now: readonly Node[]): void => {
+    const to = ancestors(now, (n) => n.step === t);
+    for (const n of now) to.add(n);
+    for (const n of between(byStep.get(t) ?? [], new Set(prev), to)) chain.add(n);
+  };
+  const { program } = tl.rec;
+  if (program && tl.unrolled.stages) {
+    // Each stage's own chain: from its state at t − 1 (a reverse stage: t + 1) to its state at t.
+    program.stages.forEach((stage, j) => {
+      const at = stageStatesByTime(stage, tl.unrolled.stages![j]!.states, tl.tau);
+      for (let t = 1; t <= tl.tau; t++) link(t, at.get(stage.reverse ? t + 1 : t - 1)!, at.get(t)!);
+    });
+    return chain;
   }
+  for (let t = 1; t <= tl.tau; t++) link(t, tl.unrolled.states[t - 1]!, tl.unrolled.states[t]!);
   return chain;
 }
 
@@ -376,15 +411,22 @@ function unrolledOps(tl: Timeline, spec: ViewSpec, bw: Backward | undefined): Di
   const name = (n: Node, x: Html): void => {
     pushTo(names, n, x);
   };
-  for (const [n, { t, i }] of tl.stateAt) if (t > 0) name(n, inlineTimeVar(tl.rec.state[i]!.name, t));
+  for (const [n, { t, i, stage }] of tl.stateAt) {
+    if (t < 1 || t > tl.tau) continue;
+    const s = stage ? stage.stage.rec.state[i]! : tl.rec.state[i]!;
+    name(n, stage ? Html.join(Html.i(s.name), Html.sub(stageSuffix(stage.stage)), `(${t})`) : inlineTimeVar(s.name, t));
+  }
   for (const [n, { t, k }] of tl.outputAt) name(n, inlineTimeVar(tl.rec.outputs[k]!.name, t));
   if (tl.trainable) name(tl.trainable.loss, Html.i('L'));
   if (bw) for (const g of gradOutputs(bw.tg)) if (!bw.accumOf.has(g.node) || bw.accumOf.get(g.node)!.role !== 'top') name(g.node, partial(g.name));
 
   for (const n of order) {
     const backward = isBackward(n);
+    const st = tl.stateAt.get(n);
+    // A reverse stage's initial state is drawn after the last step, where its chain starts.
+    const late = !backward && st?.stage?.stage.reverse === true && st.t === tl.tau + 1;
     const step = backward ? bw!.step.get(n) : n.step;
-    const common = { id: id(n), ...(step !== undefined ? { step } : {}), ...(backward ? { backward: true } : {}) };
+    const common = { id: id(n), ...(late ? { time: st.t } : step !== undefined ? { step } : {}), ...(backward ? { backward: true } : {}) };
     let kind: NodeKind;
     let label: Html;
     if (n.op === 'param') [kind, label] = ['param', paramLabel(n)];
@@ -400,8 +442,7 @@ function unrolledOps(tl: Timeline, spec: ViewSpec, bw: Backward | undefined): Di
       else [kind, label] = ['grad', opLabel(n, names.get(n) ?? [])];
     } else [kind, label] = ['op', opLabel(n, names.get(n) ?? [])];
     // Level rows across the steps: the states, the inputs, the targets.
-    const st = tl.stateAt.get(n);
-    const align = st !== undefined && !backward ? `s${st.i}`
+    const align = st !== undefined && !backward ? (st.stage ? `s${st.stage.j}_${st.i}` : `s${st.i}`)
       : n.op === 'input' ? (n.attrs['role'] === 'input' ? `x:${String(n.attrs['name'])}` : n.attrs['role'] === 'target' ? 'y' : undefined)
       : undefined;
     b.node({ ...common, kind, label, ...(chain.has(n) ? { chain: true } : {}), ...(align !== undefined ? { align } : {}) });
@@ -631,6 +672,71 @@ function foldedProgram(rec: Recurrence, spec: ViewSpec): Diagram {
 }
 
 /**
+ * The folded program at --level ops: every stage's step graph, the layers' outputs feeding the
+ * stages that read them, each state through its own delay (a reverse stage's from t + 1), each
+ * parameter and each data input drawn once.
+ */
+function foldedOpsProgram(rec: Recurrence, spec: ViewSpec): Diagram {
+  const program = rec.program!;
+  const b = new DiagramBuilder(spec.name, spec.title, 0);
+  const paramKey = new Map(rec.params.map((p, k) => [p.node, `p${k}`] as const));
+  const last = program.stages.length - 1;
+  // outId[j][k]: the drawn node of stage j's output k.
+  const outId: string[][] = [];
+  rec.input.forEach((x, i) => b.node({ id: `x${i}`, kind: 'input', label: timeVar(x.name, 't') }));
+  program.stages.forEach((stage, j) => {
+    const r = stage.rec;
+    const order = nodesOf(stepGraph(r));
+    const index = new Map(order.map((n, i) => [n, i] as const));
+    const placeholders = new Set(r.state.map((s) => s.node));
+    const source = new Map<Node, string>();
+    r.input.forEach((x, i) => {
+      const src = stage.sources[i]!;
+      source.set(x.node, 'data' in src ? `x${src.data}` : outId[src.stage]![src.output]!);
+    });
+    const id = (n: Node): string => paramKey.get(n) ?? source.get(n) ?? `n${j}_${index.get(n)}`;
+    const chain = between(order, placeholders, new Set([...ancestors(r.next, () => true), ...r.next]));
+    const names = new Map<Node, Html[]>();
+    const stageName = (name: string): Html => Html.join(Html.i(name), Html.sub(stageSuffix(stage)), '(t)');
+    r.next.forEach((n, i) => pushTo(names, n, stageName(r.state[i]!.name)));
+    const layerOut = r.outputs[stage.layerOutput]!.node;
+    if (!r.next.includes(layerOut)) pushTo(names, layerOut, stageName('h'));
+    if (j === last) r.outputs.slice(0, stage.layerOutput).forEach((o) => pushTo(names, o.node, inlineTimeVar(o.name, 't')));
+    for (const n of order) {
+      if (source.has(n)) continue;
+      if (n.op === 'param') {
+        if (!b.has(id(n))) b.node({ id: id(n), kind: 'param', label: paramLabel(n) });
+      } else if (n.op === 'const') b.node({ id: id(n), kind: 'const', label: Html.text(constText(n)) });
+      else if (n.op === 'input') {
+        const i = r.state.findIndex((x) => x.node === n);
+        b.node({ id: id(n), kind: i >= 0 ? 'state' : 'input', label: i >= 0 ? stageVar(r.state[i]!.name, stage, stage.reverse ? 't+1' : 't−1') : timeVar(String(n.attrs['name']), 't') });
+      } else b.node({ id: id(n), kind: 'op', label: opLabel(n, names.get(n) ?? []), ...(chain.has(n) ? { chain: true } : {}) });
+    }
+    const params = paramOnly(order);
+    for (const v of order) {
+      for (const u of new Set(v.inputs)) {
+        const kind: EdgeKind = params.has(u) ? 'param' : (chain.has(v) && (chain.has(u) || placeholders.has(u))) ? 'state' : 'data';
+        b.edge({ from: id(u), to: id(v), kind });
+      }
+    }
+    r.state.forEach((s, i) => {
+      b.node({ id: `delay${j}_${i}`, kind: 'delay', label: Html.text('delay'), xlabel: Html.font(stage.reverse ? 'delay, reverse' : 'delay', LABEL.note) });
+      b.edge({ from: id(r.next[i]!), to: `delay${j}_${i}`, kind: 'state' });
+      b.edge({ from: `delay${j}_${i}`, to: id(s.node), kind: 'state', loop: true, label: Html.font(stage.reverse ? 't+1' : 't−1', LABEL.note) });
+    });
+    outId.push(r.outputs.map((o) => id(o.node)));
+  });
+  if (spec.loss) {
+    const k = lossOutputIndex(rec, spec.loss);
+    b.node({ id: 'y', kind: 'target', label: timeVar(spec.loss.target ?? 'y', 't') });
+    b.node({ id: 'L', kind: 'loss', label: Html.i('L') });
+    b.edge({ from: outId[last]![k]!, to: 'L', kind: 'data' });
+    b.edge({ from: 'y', to: 'L', kind: 'data', flip: true });
+  }
+  return b.build();
+}
+
+/**
  * The unfolded program at --level cell: a column per step, a row per stage (layer 0 at the bottom,
  * a reverse scan's row above its forward one), the forward chains running left to right from
  * s(0), the reverse ones right to left from their initial state after step τ; the data below, the
@@ -756,10 +862,10 @@ function unrolledProgram(tl: Timeline, spec: ViewSpec, bw: Backward | undefined)
 
 /** Builds the diagram of one view of a recurrence; nodes are made with `builder` (its context). */
 export function buildView(rec: Recurrence, spec: ViewSpec, builder: NodeBuilder): Diagram {
-  if (rec.program && spec.level === 'ops') {
-    throw new UnfoldError(`--level ops draws the primitives of one recurrence; "${rec.name}" is a program of ${rec.program.stages.length} scans (stacked or bidirectional layers): draw it with --level cell`);
+  if (spec.view === 'folded') {
+    if (rec.program) return spec.level === 'ops' ? foldedOpsProgram(rec, spec) : foldedProgram(rec, spec);
+    return spec.level === 'ops' ? foldedOps(rec, spec) : foldedCell(rec, spec);
   }
-  if (spec.view === 'folded') return rec.program ? foldedProgram(rec, spec) : spec.level === 'ops' ? foldedOps(rec, spec) : foldedCell(rec, spec);
   let tl: Timeline;
   let bw: Backward | undefined;
   if (spec.view === 'gradient') {
@@ -772,8 +878,8 @@ export function buildView(rec: Recurrence, spec: ViewSpec, builder: NodeBuilder)
     const trainable = spec.loss && rec.outputs.length > 0 ? withLoss(unrolled, spec.loss, builder) : undefined;
     tl = timeline(rec, unrolled, trainable);
   }
-  if (rec.program) return unrolledProgram(tl, spec, bw);
-  return spec.level === 'ops' ? unrolledOps(tl, spec, bw) : unrolledCell(tl, spec, bw);
+  if (spec.level === 'ops') return unrolledOps(tl, spec, bw);
+  return rec.program ? unrolledProgram(tl, spec, bw) : unrolledCell(tl, spec, bw);
 }
 
 /**
