@@ -15,6 +15,7 @@ const USAGE = [
   `  --tau    steps to unroll (unfolded, gradient); default: the model's training window, else 3`,
   `  --level  cell: one node per application of f (and g); ops: every primitive. Default: cell for`,
   `           folded and gradient; ops for unfolded when the step graph has ≤ ${OPS_LEVEL_MAX_STEP_NODES} nodes, else cell`,
+  `           (stacked or bidirectional layers: cell — a row per layer, a reverse scan running right to left)`,
   `  --full   draw every step; otherwise τ > ${ELIDE_ABOVE} shows the first and last ${ELIDE_KEEP} steps and one elision node`,
   `  -o       .svg renders SVG (Graphviz in WebAssembly), .dot writes DOT, - writes DOT to stdout`,
 ].join('\n');

@@ -823,7 +823,11 @@ function unrolledProgram(tl: Timeline, spec: ViewSpec, bw: Backward | undefined)
     add(`L_t${t}`, 'loss', timeVar('L', t), { step: t, align: 'L' });
     const y = targets[t - 1];
     if (y) add(`y_t${t}`, 'target', timeVar(String(y.attrs['name']), t), { step: t, align: 'y' });
-    if (backwardAt.has(t)) b.node({ id: `B_t${t}`, kind: 'grad', label: Html.sep(', ', rec.state.map((s) => partial(timeVar(s.name, t)))), step: t, backward: true, align: 'backward' });
+    if (backwardAt.has(t)) {
+      // One group per step for every stage: its forward chains' cotangents come back from t + 1, its reverse ones' from t − 1.
+      const label = Html.join(Html.sep(', ', rec.state.map((s) => partial(timeVar(s.name, t)))), Html.br(), small('every layer and direction'));
+      b.node({ id: `B_t${t}`, kind: 'grad', label, step: t, backward: true, align: 'backward' });
+    }
   }
   add('L', 'loss', Html.i('L'), { align: 'L' });
 
