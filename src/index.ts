@@ -5,6 +5,7 @@ export {
   type Node, type Operand,
 } from './dsl/ops.ts';
 export { param, input, state, recurrence, stepGraph, type Init, type Recurrence, type RecurrenceDef } from './dsl/recurrence.ts';
+export { stack, bidirectional, type Layer, type StackDef, type Program, type Stage } from './dsl/program.ts';
 export { defineModel, type ModelDef, type TaskDef, type OptimizerSpec, type Window } from './dsl/model.ts';
 export { withContext, currentContext } from './dsl/context.ts';
 export { initialParams, mulberry32 } from './dsl/init.ts';

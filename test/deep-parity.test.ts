@@ -3,7 +3,7 @@
 // [L·D, B, H] and every gradient, with and without per-row lengths, over all steps and the last,
 // in the interpreter and the generated trainer (rolled and unrolled), to 1e-12.
 import { describe, expect, it } from 'vitest';
-import { cell } from '../src/cells/rnn.ts';
+import { cell, type CellKind } from '../src/cells/rnn.ts';
 import { runWindow, type Engine, type FormChoice } from '../src/cli/grad.ts';
 import type { RunData } from '../src/cli/run-data.ts';
 import { defineModel } from '../src/dsl/model.ts';
@@ -33,7 +33,7 @@ describe('stacked and bidirectional layers = PyTorch float64', () => {
         const D = fx.bidirectional ? 2 : 1, LD = fx.layers * D;
         const model = defineModel({
           name: 'deep',
-          build: (b) => cell(fx.cell, { batch: b, input: fx.input, hidden: H, output: fx.output, layers: fx.layers, bidirectional: fx.bidirectional }),
+          build: (b) => cell(fx.cell as CellKind, { batch: b, input: fx.input, hidden: H, output: fx.output, layers: fx.layers, bidirectional: fx.bidirectional }),
         });
         const rec = model.build(B);
         const initial = new Map<string, Tensor>([['h', { shape: [LD, B, H], data: fx.data.h0.data }]]);

@@ -10,34 +10,9 @@ import { sameShape, shapeToString } from '../ir/tensor.ts';
 import { dslBuilder } from './context.ts';
 import { concat } from './ops.ts';
 import { userOrigin } from './origin.ts';
-import type { Named, Recurrence } from './recurrence.ts';
+import type { Named, Program, Recurrence, Source, Stage } from './recurrence.ts';
 
-/** Where a stage's input x(t) comes from: the program's data input, or an earlier stage's output at the same t. */
-export type Source = { readonly data: number } | { readonly stage: number; readonly output: number };
-
-/** One scan: a recurrence run over the whole sequence, forward or from each row's last valid step back to t = 1. */
-export interface Stage {
-  /** The step body; its inputs are bound by `sources`, its states are slot `slot` of the program's states. */
-  readonly rec: Recurrence;
-  readonly reverse: boolean;
-  readonly layer: number;
-  /** Index into the leading [L·D] axis of every program state: layer · D + direction (PyTorch's order). */
-  readonly slot: number;
-  /** Aligned with rec.input. */
-  readonly sources: readonly Source[];
-  /**
-   * Index of the stage's layer output (its contribution to the layer's per-step output, [B, H]) in
-   * rec.outputs; the last stage's other outputs are the program's outputs.
-   */
-  readonly layerOutput: number;
-}
-
-export interface Program {
-  /** In execution order: layer by layer, forward before reverse; every source is an earlier stage. */
-  readonly stages: readonly Stage[];
-  readonly layers: number;
-  readonly directions: 1 | 2;
-}
+export type { Program, Source, Stage };
 
 /** A layer: a cell run forward, or a bidirectional pair (the second cell runs in reverse). */
 export interface Layer {

@@ -7,7 +7,6 @@ import { sameShape, shapeToString, sizeOf, type Shape } from '../ir/tensor.ts';
 import { dslBuilder } from './context.ts';
 import { fail } from './ops.ts';
 import { userOrigin } from './origin.ts';
-import type { Program } from './program.ts';
 
 /** How a parameter starts: PyTorch-style uniform(−k, k), a fill, or explicit row-major values. */
 export type Init =
@@ -94,6 +93,34 @@ export interface Recurrence {
    * the step structure is the stages'.
    */
   readonly program?: Program;
+}
+
+// A program's scans (built by stack() in src/dsl/program.ts; typed here, beside the Recurrence each carries).
+/** Where a stage's input x(t) comes from: the program's data input, or an earlier stage's output at the same t. */
+export type Source = { readonly data: number } | { readonly stage: number; readonly output: number };
+
+/** One scan: a recurrence run over the whole sequence, forward or from each row's last valid step back to t = 1. */
+export interface Stage {
+  /** The step body; its inputs are bound by `sources`, its states are slot `slot` of the program's states. */
+  readonly rec: Recurrence;
+  readonly reverse: boolean;
+  readonly layer: number;
+  /** Index into the leading [L·D] axis of every program state: layer · D + direction (PyTorch's order). */
+  readonly slot: number;
+  /** Aligned with rec.input. */
+  readonly sources: readonly Source[];
+  /**
+   * Index of the stage's layer output (its contribution to the layer's per-step output, [B, H]) in
+   * rec.outputs; the last stage's other outputs are the program's outputs.
+   */
+  readonly layerOutput: number;
+}
+
+export interface Program {
+  /** In execution order: layer by layer, forward before reverse; every source is an earlier stage. */
+  readonly stages: readonly Stage[];
+  readonly layers: number;
+  readonly directions: 1 | 2;
 }
 
 type Nodes = Record<string, Node>;
