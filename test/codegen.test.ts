@@ -10,7 +10,7 @@ import type { TrainerModule } from '../src/emit/load.ts';
 describe('codegen/', () => {
   it('is up to date (run `npm run codegen` after changing the compiler or a graph)', async () => {
     const files = await codegenFiles();
-    expect(files.map((f) => f.path)).toEqual(['adding-elman', 'adding', 'dynamical-system', 'gru', 'hopfield', 'lstm', 'sincos']
+    expect(files.map((f) => f.path)).toEqual(['adding-bidir', 'adding-elman', 'adding', 'dynamical-system', 'gru', 'hopfield', 'lstm', 'sincos']
       .flatMap((m) => ['trainer.ts', 'trainer.js', 'trainer.d.ts', 'wasm/trainer.ts', 'wasm/trainer.js', 'wasm/trainer.d.ts'].map((f) => `codegen/${m}/${f}`)));
     for (const f of files) {
       const committed = readFileSync(f.path, 'utf8');
