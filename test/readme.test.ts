@@ -10,6 +10,25 @@ it('starts with the set-up commands of a fresh machine, and CI runs its test com
   expect(readFileSync('.ci/run', 'utf8')).toMatch(/\nnpm ci\nnpm test\n$/);
 });
 
+it('has a stacked, bidirectional DSL example that compiles as written, and names the line of a width mismatch', () => {
+  const example = [...readme.matchAll(/```ts\n([\s\S]*?)```/g)][1]![1]!;
+  expect(example).toMatch(/stack\(/);
+  const dir = `test/.tmp-readme-stack-${process.pid}`;
+  mkdirSync(dir, { recursive: true });
+  try {
+    writeFileSync(`${dir}/deep.ts`, example);
+    const r = spawnSync(process.execPath, ['bin/unfold.mjs', 'show', `${dir}/deep.ts`, '--tau', '3'], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/a program of 4 scans \(2 layers, bidirectional\)/);
+    writeFileSync(`${dir}/bad.ts`, example.replace("cell(B, 2 * H, 'l1')", "cell(B, 9, 'l1')"));
+    const bad = spawnSync(process.execPath, ['bin/unfold.mjs', 'show', `${dir}/bad.ts`], { encoding: 'utf8' });
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toBe(`unfold show: ${dir}/bad.ts:16: stack: layer 1 input "x" has shape [1, 9], but layer 0 outputs [1, 16] per step (both directions)\n`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 it('has a DSL example that compiles as written', () => {
   const example = /```ts\n([\s\S]*?)```/.exec(readme)![1]!;
   expect(example.split('\n').length).toBeLessThanOrEqual(20);
