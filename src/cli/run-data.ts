@@ -157,7 +157,8 @@ export function checkData(tensors: ReadonlyMap<string, Tensor>, rec: Recurrence,
     file: source, kind: 'data tensor', optional: [...stateKeys, LENGTHS],
     // The state's own shape is accepted too: same row-major data, without the leading 1.
     alsoAccepted: new Map(rec.state.map((s) => [initialKey(s.name), s.node.shape])),
-    misshapedNote: { names: stateKeys, note: "(an initial state may also be given in the state's own shape, without the leading 1)" },
+    // A program's state has its [L·D, B, H] shape already: no leading 1 to leave out.
+    ...(rec.program ? {} : { misshapedNote: { names: stateKeys, note: "(an initial state may also be given in the state's own shape, without the leading 1)" } }),
   });
   const sequences = new Map(leaves.map((l) => [l.name, tensors.get(l.name)!]));
   const initial = new Map(

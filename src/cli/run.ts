@@ -120,7 +120,9 @@ export function forwardData(tensors: ReadonlyMap<string, Tensor>, model: ModelDe
   for (const s of rec.state) {
     const t = tensors.get(initialKey(s.name));
     if (t && !sameShape(t.shape, s.node.shape) && !sameShape(t.shape, [1, ...s.node.shape])) {
-      throw new UnfoldError(`${source}: initial state "${initialKey(s.name)}" has shape ${shapeToString(t.shape)}, expected ${shapeToString([1, ...s.node.shape])} (or ${shapeToString(s.node.shape)})`);
+      // A program's state is [L·D, B, H] as it is; a single recurrence's [1, ...shape] or its own shape.
+      const want = rec.program ? shapeToString(s.node.shape) : `${shapeToString([1, ...s.node.shape])} (or ${shapeToString(s.node.shape)})`;
+      throw new UnfoldError(`${source}: initial state "${initialKey(s.name)}" has shape ${shapeToString(t.shape)}, expected ${want}`);
     }
     initial.set(s.name, t ? Float64Array.from(t.data) : tensor(s.node.shape).data);
   }

@@ -5,7 +5,7 @@ import type { ModelDef, TaskDef } from '../dsl/model.ts';
 import type { Recurrence } from '../dsl/recurrence.ts';
 import { checkTensorMap, readTensorMap, readWindowsFile } from '../io/tensor-file.ts';
 import type { LossSpec } from '../transforms/loss.ts';
-import { buildAt, initialKey, lossOutput, paramShapes, probeModel } from './run-data.ts';
+import { buildAt, initialKey, lossOutput, paramShapes, probeModel, stateFileShape } from './run-data.ts';
 import { checkLengths } from '../transforms/lengths.ts';
 import { isCheckpointEntry, OPTIMIZER_STATE, OPTIMIZER_STEPS, readResume, type Resume } from './checkpoint.ts';
 
@@ -266,7 +266,7 @@ export function readStartValues(file: string, rec: Recurrence): StartValues {
   for (const [key, t] of states) {
     const s = stateKeys.get(key)!;
     if (sameShape(t.shape, [1, ...s.node.shape]) || sameShape(t.shape, s.node.shape)) state[s.name] = t.data;
-    else problems.push(`${file}: initial state "${key}" has shape ${shapeToString(t.shape)}, expected ${shapeToString([1, ...s.node.shape])}`);
+    else problems.push(`${file}: initial state "${key}" has shape ${shapeToString(t.shape)}, expected ${shapeToString(stateFileShape(rec, s))}`);
   }
   if (problems.length > 0) throw new UnfoldError(problems.join('\n'));
   return { params, state, ...(optimizer ? { optimizer } : {}), ...(resume ? { resume } : {}) };

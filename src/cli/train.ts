@@ -98,14 +98,15 @@ function prepareOutDir(dir: string): void {
 
 /**
  * The checkpoint: parameters by name, then (when carried, or when it stops inside a window) each
- * state as `<state>0` [1, ...shape], then the optimizer's step count and buffers and the steps taken
+ * state as `<state>0` [1, ...shape] ([L·D, B, H] for a program), then the optimizer's step count and buffers and the steps taken
  * and data position, so that `--params` resumes exactly where it stopped.
  */
-function checkpointText(trainer: TrainerInstance, withState: boolean, at: Resume, extra: ReadonlyMap<string, Tensor> = new Map()): string {
+function checkpointText(trainer: TrainerInstance, rec: Recurrence, withState: boolean, at: Resume, extra: ReadonlyMap<string, Tensor> = new Map()): string {
   const map = new Map<string, Tensor>();
   for (const [name, t] of Object.entries(trainer.getParams())) map.set(name, { shape: t.shape, data: Float64Array.from(t.data) });
   if (withState) {
-    for (const [name, t] of Object.entries(trainer.getState())) map.set(initialKey(name), { shape: [1, ...t.shape], data: Float64Array.from(t.data) });
+    // As PyTorch lays it out: [1, ...shape], or a program's [L·D, B, H] as it is.
+    for (const [name, t] of Object.entries(trainer.getState())) map.set(initialKey(name), { shape: rec.program ? [...t.shape] : [1, ...t.shape], data: Float64Array.from(t.data) });
   }
   for (const [name, t] of checkpointEntries(at, trainer.getOptimizerState())) map.set(name, t);
   for (const [name, t] of extra) map.set(name, t);
@@ -237,7 +238,7 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
   /** Saves after `done` steps of this run; inside a window the state its pieces carry is kept too. */
   const save = (done: number) => {
     const g = g0 + done;
-    writeFileAtomic(v.save!, checkpointText(trainer, carry || g % pieces !== 0, { steps: done0 + done, window: Math.floor(g / pieces), time: (g % pieces) * K }, text?.checkpoint));
+    writeFileAtomic(v.save!, checkpointText(trainer, rec, carry || g % pieces !== 0, { steps: done0 + done, window: Math.floor(g / pieces), time: (g % pieces) * K }, text?.checkpoint));
     lastSave = done;
   };
   const stop = (k: number, reason: string): never => {
