@@ -327,13 +327,7 @@ function foldedOps(rec: Recurrence, spec: ViewSpec): Diagram {
       b.node({ id: id(n), kind: isState ? 'state' : 'input', label: timeVar(String(n.attrs['name']), isState ? 't−1' : 't') });
     } else b.node({ id: id(n), kind: 'op', label: opLabel(n, names.get(n) ?? []), ...(chain.has(n) ? { chain: true } : {}) });
   }
-  const params = paramOnly(order);
-  for (const v of order) {
-    for (const u of new Set(v.inputs)) {
-      const kind: EdgeKind = params.has(u) ? 'param' : (chain.has(v) && (chain.has(u) || placeholders.has(u))) ? 'state' : 'data';
-      b.edge({ from: id(u), to: id(v), kind });
-    }
-  }
+  stepEdges(b, order, chain, placeholders, id);
   rec.state.forEach((s, i) => {
     b.node({ id: `delay${i}`, kind: 'delay', label: Html.text('delay'), xlabel: Html.font('delay', LABEL.note) });
     b.edge({ from: id(rec.next[i]!), to: `delay${i}`, kind: 'state' });
@@ -712,13 +706,7 @@ function foldedOpsProgram(rec: Recurrence, spec: ViewSpec): Diagram {
         b.node({ id: id(n), kind: i >= 0 ? 'state' : 'input', label: i >= 0 ? stageVar(r.state[i]!.name, stage, stage.reverse ? 't+1' : 't−1') : timeVar(String(n.attrs['name']), 't') });
       } else b.node({ id: id(n), kind: 'op', label: opLabel(n, names.get(n) ?? []), ...(chain.has(n) ? { chain: true } : {}) });
     }
-    const params = paramOnly(order);
-    for (const v of order) {
-      for (const u of new Set(v.inputs)) {
-        const kind: EdgeKind = params.has(u) ? 'param' : (chain.has(v) && (chain.has(u) || placeholders.has(u))) ? 'state' : 'data';
-        b.edge({ from: id(u), to: id(v), kind });
-      }
-    }
+    stepEdges(b, order, chain, placeholders, id);
     r.state.forEach((s, i) => {
       b.node({ id: `delay${j}_${i}`, kind: 'delay', label: Html.text('delay'), xlabel: Html.font(stage.reverse ? 'delay, reverse' : 'delay', LABEL.note) });
       b.edge({ from: id(r.next[i]!), to: `delay${j}_${i}`, kind: 'state' });
@@ -893,4 +881,15 @@ export function buildView(rec: Recurrence, spec: ViewSpec, builder: NodeBuilder)
 export function defaultLevel(rec: Recurrence, view: View, opsMax: number): Level {
   if (view === 'folded' || view === 'gradient' || rec.program) return 'cell';
   return nodesOf(stepGraph(rec)).length <= opsMax ? 'ops' : 'cell';
+}
+
+/** A step graph's edges: from parameters, along the recurrent chain (state), else data. */
+function stepEdges(b: DiagramBuilder, order: readonly Node[], chain: ReadonlySet<Node>, placeholders: ReadonlySet<Node>, id: (n: Node) => string): void {
+  const params = paramOnly(order);
+  for (const v of order) {
+    for (const u of new Set(v.inputs)) {
+      const kind: EdgeKind = params.has(u) ? 'param' : (chain.has(v) && (chain.has(u) || placeholders.has(u))) ? 'state' : 'data';
+      b.edge({ from: id(u), to: id(v), kind });
+    }
+  }
 }
