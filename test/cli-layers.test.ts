@@ -227,12 +227,25 @@ describe('train --layers 2', () => {
     expect((JSON.parse(gen.stdout) as { outputs: Record<string, TensorJson> }).outputs['o']!.shape).toEqual([1, 5, 1]);
   });
 
-  it.each([['--layers 2 --bidirectional'], ['--bidirectional']])('gru %s trains on a windows file', async (label) => {
+  it.each([['--layers 2 --bidirectional', 4], ['--bidirectional', 2]] as const)('gru %s trains on a windows file; its checkpoint h0 is [%i, B, H]', async (label, LD) => {
     const flags = label.split(' ');
-    const r = ok(await unfold('train', '--cell', 'gru', ...sizes(1, 3, 1), ...flags, '--data', write('windows.json', windows(4)), '--lr', '0.05', '--steps', '4', '--log-json', '--no-plots'));
+    const ck = tmp(`ck-gru${LD}.json`);
+    const r = ok(await unfold('train', '--cell', 'gru', ...sizes(1, 3, 1), ...flags, '--data', write('windows.json', windows(4)), '--carry-state', '--lr', '0.05', '--steps', '4', '--log-json', '--no-plots', '--save', ck));
     const l = losses(r);
     expect(l).toHaveLength(4);
     expect(l.every(Number.isFinite)).toBe(true);
+    expect((JSON.parse(fs.readFileSync(ck, 'utf8')) as Record<string, TensorJson>)['h0']!.shape).toEqual([LD, 2, 3]);
+  });
+
+  it('--tbptt: pieces for a stacked unidirectional model; refused in one line for a bidirectional one', async () => {
+    const data = write('windows.json', windows(4));
+    const GRU = ['--cell', 'gru', ...sizes(1, 3, 1)];
+    expect(losses(ok(await unfold('train', ...GRU, '--layers', '2', '--data', data, '--tbptt', '2', '--steps', '4', '--log-json', '--no-plots')))).toHaveLength(4);
+    const r = await unfold('train', ...GRU, '--layers', '2', '--bidirectional', '--data', data, '--tbptt', '2', '--steps', '4', '--no-plots');
+    expectOneLine(r, 2, /^unfold train: --tbptt 2 cuts windows into pieces, but model "gru" has a bidirectional layer, whose reverse scan needs the whole window; leave --tbptt out$/);
+    // --grad-flow records one recurrence's states: a program says so.
+    const flow = await unfold('train', ...GRU, '--layers', '2', '--data', data, '--steps', '1', '--grad-flow', '--out', tmp('flow'));
+    expectOneLine(flow, 1, /^unfold train: .*gradient flow through time is recorded for a single recurrence; model "gru" has 2 scans/);
   });
 
   it('a checkpoint h0 of the wrong shape is named with the [L·D, B, H] it should have', async () => {

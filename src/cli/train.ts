@@ -200,6 +200,10 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
   const carry = cfg.carryState;
 
   const rec = buildAt(model, B);
+  if (pieces > 1 && rec.program?.stages.some((s) => s.reverse)) {
+    // A piece's reverse scan would start from the state carried forward out of the piece before.
+    throw new UsageError(`${command}: --tbptt ${K} cuts windows into pieces, but model "${rec.name}" has a bidirectional layer, whose reverse scan needs the whole window; leave --tbptt out`);
+  }
   let start: StartValues | undefined;
   if (v.params !== undefined) start = readStartValues(v.params, rec);
   // A checkpoint resumes its run: the step count `done0`, and the piece `g0` (counting pieces of K steps over every window) it stopped before.
