@@ -177,6 +177,25 @@ describe('grad --layers/--bidirectional vs PyTorch (float64 fixtures)', () => {
   );
 });
 
+describe('grad on more fixtures (the interpreter): each flag alone, and cross-entropy', () => {
+  it.each([
+    ['deep-elman-bidir-lengths-last', []],
+    ['deep-gru-l3-lengths-all', []],
+    ['deep-lstm-l2-bidir-lengths-last-xent', ['--loss', 'xent']],
+  ] as const)('%s %s: loss, outputs, hiddenOutputs, finalState and grads to 1e-9', async (name, extra) => {
+    const f = fixture(name);
+    const files = ['--params', write(`${name}-params.json`, f.params), '--data', write(`${name}-data.json`, f.data)];
+    const out = JSON.parse(ok(await unfold('grad', ...cellArgs(f), ...files, '--loss-over', f.lossOver, ...extra)).stdout) as GradOut;
+    expect([out.lossKind, out.lossOver]).toEqual([f.lossKind, f.lossOver]);
+    expect(Math.abs(out.loss - f.loss) / Math.abs(f.loss)).toBeLessThanOrEqual(1e-9);
+    expect(relErr(out.outputs, f.outputs)).toBeLessThanOrEqual(1e-9);
+    expect(relErr(out.hiddenOutputs, f.hiddenOutputs)).toBeLessThanOrEqual(1e-9);
+    expectStates(out.finalState, f.finalState, 1e-9);
+    expect(Object.keys(out.grads)).toEqual(Object.keys(f.grads));
+    for (const k of Object.keys(f.grads)) expect(relErr(out.grads[k]!, f.grads[k]!), `grads.${k}`).toBeLessThanOrEqual(1e-9);
+  });
+});
+
 describe('PyTorch parameter names and layouts', () => {
   it.each([
     ['lstm', ['--layers', '2', '--bidirectional'], 2, 2],
@@ -330,9 +349,9 @@ describe('compile, dot, show, run, generate with --layers/--bidirectional', () =
     expectStates(out.finalState, f.finalState, 1e-9);
   });
 
-  it('generate on a bidirectional model is refused in one line', async () => {
-    const f = fixture('deep-gru-l2-bidir');
-    const r = await unfold('generate', ...cellArgs(f), '--params', write('gen-bidir.json', f.params), '--steps', '3');
+  it.each(['deep-gru-l2-bidir', 'deep-gru-bidir'])('generate on a bidirectional model (%s) is refused in one line', async (name) => {
+    const f = fixture(name);
+    const r = await unfold('generate', ...cellArgs(f), '--params', write(`gen-${name}.json`, f.params), '--steps', '3');
     expectOneLine(r, 1, /^unfold generate: model "gru" has a bidirectional layer: its reverse scan .*; use a unidirectional model$/);
   });
 });
