@@ -242,8 +242,20 @@ describe('train --layers 2', () => {
     // The checkpoint serves grad as a parameter file (its state and optimizer entries set aside), and generate.
     const g = ok(await unfold('grad', ...LSTM2, '--params', tmp('ck2.json'), '--data', write('w0.json', windows(1).windows[0])));
     expect((JSON.parse(g.stdout) as GradOut).finalState['c']!.shape).toEqual([2, 2, 3]);
-    const gen = ok(await unfold('generate', ...LSTM2, '--params', tmp('ck2.json'), '--steps', '5'));
-    expect((JSON.parse(gen.stdout) as { outputs: Record<string, TensorJson> }).outputs['o']!.shape).toEqual([1, 5, 1]);
+    const gen = JSON.parse(ok(await unfold('generate', ...LSTM2, '--params', tmp('ck2.json'), '--steps', '5')).stdout) as { outputs: Record<string, TensorJson>; states: Record<string, TensorJson> };
+    const o = gen.outputs['o']!;
+    expect(o.shape).toEqual([1, 5, 1]);
+    // States batch-first like every other: [B, N, L·D, H].
+    expect(gen.states['h']!.shape).toEqual([1, 5, 2, 3]);
+    expect(gen.states['c']!.shape).toEqual([1, 5, 2, 3]);
+    // The closed loop is a forward run on what it fed back (0, then o(1), …, o(4)) from a zero state.
+    const fed = write('fed.json', { x: { shape: [1, 5, 1], data: [0, ...o.data.slice(0, 4)] } });
+    const run = JSON.parse(ok(await unfold('run', ...LSTM2, '--params', tmp('ck2.json'), '--data', fed, '--json')).stdout) as { outputs: Record<string, TensorJson>; finalState: Record<string, TensorJson> };
+    expect(relErr(run.outputs['o']!, o)).toBeLessThanOrEqual(1e-12);
+    for (const k of ['h', 'c']) {
+      const last = { shape: [2, 1, 3], data: gen.states[k]!.data.slice(4 * 6) };
+      expect(relErr(last, run.finalState[k]!), k).toBeLessThanOrEqual(1e-12);
+    }
   });
 
   it.each([['--layers 2 --bidirectional', 4], ['--bidirectional', 2]] as const)('gru %s trains on a windows file; its checkpoint h0 is [%i, B, H]', async (label, LD) => {

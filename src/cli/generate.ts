@@ -1,6 +1,6 @@
 // `unfold generate`: a trained model in a closed loop through the inference module — the output at t becomes the input at t + 1: a cross-entropy model samples softmax(o / T) (T = 0: argmax, optionally among the top k) and feeds back the one-hot symbol, a regression model feeds back o; a text model (a `train --text` checkpoint) prints text, any other JSON like `run`.
 import { UnfoldError } from '../ir/errors.ts';
-import { sizeOf, type Tensor } from '../ir/tensor.ts';
+import { sizeOf, type Shape, type Tensor } from '../ir/tensor.ts';
 import { mulberry32 } from '../dsl/init.ts';
 import type { InferenceInstance } from '../emit/inference.ts';
 import { intFlag, numberFlag, optionalIntFlag, parse, UsageError, type Command } from './command.ts';
@@ -36,8 +36,20 @@ export function sampleSymbol(logits: ArrayLike<number>, from: number, V: number,
   return kept[kept.length - 1]!;
 }
 
+/**
+ * A program's state block [L·D, B, ...rest] batch-first, [B, L·D, ...rest]: so that
+ * its steps stack into [B, N, L·D, ...rest] as every other state's into [B, N, ...].
+ */
+function batchFirst(data: Float64Array, shape: Shape): Float64Array {
+  const [LD, B] = shape as [number, number];
+  const K = sizeOf(shape) / (LD * B);
+  const out = new Float64Array(data.length);
+  for (let l = 0; l < LD; l++) for (let b = 0; b < B; b++) out.set(data.subarray((l * B + b) * K, (l * B + b + 1) * K), (b * LD + l) * K);
+  return out;
+}
+
 export interface ClosedLoop {
-  /** Every step's outputs (the prompt's steps first) [B, N, ...] and states. */
+  /** Every step's outputs (the prompt's steps first) [B, N, ...] and states (a program's [B, N, L·D, ...]). */
   readonly outputs: Map<string, Tensor>;
   readonly states: Map<string, Tensor>;
   /** The symbols fed back (cross-entropy), one row per batch row. */
@@ -60,7 +72,7 @@ export function closedLoop(inf: InferenceInstance, rec: ReturnType<typeof buildA
   const record = () => {
     const o = inf.outputs(), s = inf.getState();
     rec.outputs.forEach((q, k) => outs[k]!.push(Float64Array.from(o[q.name]!.data)));
-    rec.state.forEach((q, k) => states[k]!.push(Float64Array.from(s[q.name]!.data)));
+    rec.state.forEach((q, k) => states[k]!.push(rec.program ? batchFirst(Float64Array.from(s[q.name]!.data), q.node.shape) : Float64Array.from(s[q.name]!.data)));
     return Float64Array.from(o[out.name]!.data);
   };
   let input = new Float64Array(B * I);
@@ -94,7 +106,7 @@ export function closedLoop(inf: InferenceInstance, rec: ReturnType<typeof buildA
   }
   return {
     outputs: new Map(rec.outputs.map((q, k) => [q.name, stackBlocks(outs[k]!, q.node.shape)])),
-    states: new Map(rec.state.map((q, k) => [q.name, stackBlocks(states[k]!, q.node.shape)])),
+    states: new Map(rec.state.map((q, k) => [q.name, stackBlocks(states[k]!, rec.program ? [q.node.shape[1]!, q.node.shape[0]!, ...q.node.shape.slice(2)] : q.node.shape)])),
     symbols,
   };
 }
