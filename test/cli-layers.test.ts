@@ -271,7 +271,14 @@ describe('train --layers 2', () => {
   it('--tbptt: pieces for a stacked unidirectional model; refused in one line for a bidirectional one', async () => {
     const data = write('windows.json', windows(4));
     const GRU = ['--cell', 'gru', ...sizes(1, 3, 1)];
-    expect(losses(ok(await unfold('train', ...GRU, '--layers', '2', '--data', data, '--tbptt', '2', '--steps', '4', '--log-json', '--no-plots')))).toHaveLength(4);
+    const TB = [...GRU, '--layers', '2', '--data', data, '--tbptt', '2', '--log-json', '--no-plots'];
+    const six = losses(ok(await unfold('train', ...TB, '--steps', '6')));
+    expect(six).toHaveLength(6);
+    // Stopped inside a window (window 1, step 2): the checkpoint carries the pieces' [L·D, B, H] state, and resumes exactly.
+    const first = losses(ok(await unfold('train', ...TB, '--steps', '3', '--save', tmp('tb.json'))));
+    const ck = JSON.parse(fs.readFileSync(tmp('tb.json'), 'utf8')) as Record<string, TensorJson>;
+    expect([ck['h0']!.shape, ck['train.position']!.data]).toEqual([[2, 2, 3], [1, 2]]);
+    expect([...first, ...losses(ok(await unfold('train', ...TB, '--steps', '3', '--params', tmp('tb.json'))))]).toEqual(six);
     const r = await unfold('train', ...GRU, '--layers', '2', '--bidirectional', '--data', data, '--tbptt', '2', '--steps', '4', '--no-plots');
     expectOneLine(r, 2, /^unfold train: --tbptt 2 cuts windows into pieces, but model "gru" has a bidirectional layer, whose reverse scan needs the whole window; leave --tbptt out$/);
     // --grad-flow records one recurrence's states: a program says so.
