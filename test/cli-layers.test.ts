@@ -121,6 +121,16 @@ function expectStates(out: Record<string, TensorJson>, ref: Record<string, Tenso
   for (const k of Object.keys(ref)) expect(relErr(out[k]!, ref[k]!), `finalState.${k}`).toBeLessThanOrEqual(tol);
 }
 
+/** A grad run against its PyTorch fixture: loss, outputs, hiddenOutputs, finalState and every gradient to 1e-9. */
+function expectFixture(out: GradOut, f: DeepFixture): void {
+  expect(Math.abs(out.loss - f.loss) / Math.abs(f.loss)).toBeLessThanOrEqual(1e-9);
+  expect(relErr(out.outputs, f.outputs)).toBeLessThanOrEqual(1e-9);
+  expect(relErr(out.hiddenOutputs, f.hiddenOutputs)).toBeLessThanOrEqual(1e-9);
+  expectStates(out.finalState, f.finalState, 1e-9);
+  expect(Object.keys(out.grads)).toEqual(Object.keys(f.grads));
+  for (const k of Object.keys(f.grads)) expect(relErr(out.grads[k]!, f.grads[k]!), `grads.${k}`).toBeLessThanOrEqual(1e-9);
+}
+
 /** PyTorch's nn.RNN/LSTM/GRU(num_layers=L, bidirectional=D==2) parameters, in named_parameters() order, then the head. */
 function torchParams(kind: 'elman' | 'lstm' | 'gru', I: number, H: number, O: number, L: number, D: 1 | 2): [string, number[]][] {
   const G = { elman: 1, lstm: 4, gru: 3 }[kind];
@@ -163,16 +173,11 @@ describe('grad --layers/--bidirectional vs PyTorch (float64 fixtures)', () => {
       const out = JSON.parse(r.stdout) as GradOut;
       expect(Object.keys(out)).toEqual(['loss', 'lossKind', 'lossOver', 'outputs', 'hiddenOutputs', 'finalState', 'grads']);
       expect([out.lossKind, out.lossOver]).toEqual([f.lossKind, f.lossOver]);
-      expect(Math.abs(out.loss - f.loss) / Math.abs(f.loss)).toBeLessThanOrEqual(1e-9);
       const D = f.bidirectional ? 2 : 1;
       expect(out.hiddenOutputs.shape).toEqual([f.batch, f.seqLen, D * f.hidden]);
       expect(out.finalState['h']!.shape).toEqual([f.layers * D, f.batch, f.hidden]);
       expect(out.grads['h0']!.shape).toEqual([f.layers * D, f.batch, f.hidden]);
-      expect(relErr(out.outputs, f.outputs)).toBeLessThanOrEqual(1e-9);
-      expect(relErr(out.hiddenOutputs, f.hiddenOutputs)).toBeLessThanOrEqual(1e-9);
-      expectStates(out.finalState, f.finalState, 1e-9);
-      expect(Object.keys(out.grads)).toEqual(Object.keys(f.grads));
-      for (const k of Object.keys(f.grads)) expect(relErr(out.grads[k]!, f.grads[k]!), `grads.${k}`).toBeLessThanOrEqual(1e-9);
+      expectFixture(out, f);
     },
   );
 });
@@ -187,12 +192,7 @@ describe('grad on more fixtures (the interpreter): each flag alone, and cross-en
     const files = ['--params', write(`${name}-params.json`, f.params), '--data', write(`${name}-data.json`, f.data)];
     const out = JSON.parse(ok(await unfold('grad', ...cellArgs(f), ...files, '--loss-over', f.lossOver, ...extra)).stdout) as GradOut;
     expect([out.lossKind, out.lossOver]).toEqual([f.lossKind, f.lossOver]);
-    expect(Math.abs(out.loss - f.loss) / Math.abs(f.loss)).toBeLessThanOrEqual(1e-9);
-    expect(relErr(out.outputs, f.outputs)).toBeLessThanOrEqual(1e-9);
-    expect(relErr(out.hiddenOutputs, f.hiddenOutputs)).toBeLessThanOrEqual(1e-9);
-    expectStates(out.finalState, f.finalState, 1e-9);
-    expect(Object.keys(out.grads)).toEqual(Object.keys(f.grads));
-    for (const k of Object.keys(f.grads)) expect(relErr(out.grads[k]!, f.grads[k]!), `grads.${k}`).toBeLessThanOrEqual(1e-9);
+    expectFixture(out, f);
   });
 });
 
