@@ -4,13 +4,15 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { withContext } from '../src/dsl/context.ts';
+import { currentContext, withContext } from '../src/dsl/context.ts';
+import { makeGraph } from '../src/ir/graph.ts';
+import { unroll } from '../src/transforms/unroll.ts';
 import { initialParams } from '../src/dsl/init.ts';
 import { stepGraph, type Recurrence } from '../src/dsl/recurrence.ts';
 import { evaluate } from '../src/interp/evaluate.ts';
 import type { Tensor } from '../src/ir/tensor.ts';
 import { loadModelFile } from '../src/cli/model-args.ts';
-import { forwardData, inferenceFor, runSteps, stackBlocks, stepSlice, type ForwardData, type ForwardResult } from '../src/cli/run.ts';
+import { forwardData, inferenceFor, runProgram, runSteps, stackBlocks, stepSlice, type ForwardData, type ForwardResult } from '../src/cli/run.ts';
 import { emitInference } from '../src/emit/inference.ts';
 import { BETA, energy, hebbian, PATTERNS, UNITS } from '../graphs/hopfield.ts';
 
@@ -60,6 +62,23 @@ function interpret(rec: Recurrence, data: ForwardData, params: ReadonlyMap<strin
   };
 }
 
+/** A program's outputs, top-layer outputs [B, N, D·H] and final states, from its unrolled graph. */
+function interpretProgram(rec: Recurrence, data: ForwardData, params: ReadonlyMap<string, Tensor>): ForwardResult {
+  const N = data.steps, B = data.batch;
+  const u = unroll(rec, N, currentContext());
+  const hidden = makeGraph(u.hidden!.map((node, t) => ({ name: `hidden@${t + 1}`, node })));
+  const inputs = new Map<string, Float64Array>(rec.state.map((s) => [`${s.name}@0`, Float64Array.from(data.initial.get(s.name)!)]));
+  for (let t = 1; t <= N; t++) for (const x of rec.input) inputs.set(`${x.name}@${t}`, stepSlice(data.inputs.get(x.name)!, t - 1));
+  const v = evaluate(makeGraph([...u.graph.outputs, ...hidden.outputs]), params, inputs);
+  const steps = (name: string) => Array.from({ length: N }, (_, t) => v.get(`${name}@${t + 1}`)!.data);
+  return {
+    outputs: new Map(rec.outputs.map((o) => [o.name, stackBlocks(steps(o.name), o.node.shape)])),
+    states: new Map(),
+    hiddenOutputs: stackBlocks(steps('hidden'), [B, u.hidden![0]!.shape[1]!]),
+    finalState: new Map(rec.state.map((s) => [s.name, { shape: s.node.shape, data: v.get(`${s.name}@${N}`)!.data }])),
+  };
+}
+
 /** A corrupted copy of a pattern: the given units flipped, as a [1, 1, N] initial state. */
 function corrupted(p: readonly number[], flips: readonly number[]): Tensor {
   const d = Float64Array.from(p);
@@ -87,6 +106,19 @@ describe('run = the interpreter, for every graph in graphs/', () => {
       // The seeded init moved off its values (the identity A, Hebbian W are fixed points), so every step changes something.
       const params = withContext(() => initialParams(rec, 77));
       for (const t of params.values()) t.data.forEach((x, i) => (t.data[i] = x + 0.1 * Math.sin(i + 1)));
+      if (rec.program) {
+        // A program (stacked or bidirectional scans) runs whole windows: against its unrolled graph.
+        const got = await runProgram(model, file, rec, data, 'f64', params);
+        const want = interpretProgram(rec, data, params);
+        for (const [name, t] of [...want.outputs, ['hiddenOutputs', want.hiddenOutputs!] as const, ...[...want.finalState!].map(([k, v]) => [`finalState.${k}`, v] as const)]) {
+          const mine = name === 'hiddenOutputs' ? got.hiddenOutputs! : name.startsWith('finalState.') ? got.finalState!.get(name.slice(11))! : got.outputs.get(name)!;
+          expect(mine.shape, name).toEqual(t.shape);
+          let err = 0;
+          t.data.forEach((x, i) => (err = Math.max(err, Math.abs(x - mine.data[i]!) / (1 + Math.abs(x)))));
+          expect(err, `${file} ${name}`).toBeLessThan(1e-12);
+        }
+        return;
+      }
       const inf = await inferenceFor(model, file, data.batch, 'f64', params);
       const got = runSteps(inf, rec, data);
       const want = interpret(rec, data, params);

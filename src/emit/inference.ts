@@ -45,7 +45,7 @@ export function emitInference(cfg: InferenceConfig): EmittedInference {
 function emitInContext(cfg: InferenceConfig): EmittedInference {
   const B = cfg.batch;
   // Stacked layers step together (layer k reads layer k − 1 at the same t); a reverse scan cannot step.
-  const rec = fuseForward(cfg.model.build(B), derivedBuilder(), 'an inference module that runs one step per call');
+  const rec = fuseForward(cfg.model.build(B), derivedBuilder(), 'an inference module that runs one step per call', cfg.model.name);
   const ctx = currentContext();
   const arena = new ArenaBuilder();
   const pinned = new Map<Node, Offset>();

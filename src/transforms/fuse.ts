@@ -9,11 +9,11 @@ import type { NodeBuilder } from '../prims/builder.ts';
 import type { Recurrence } from '../dsl/recurrence.ts';
 
 /** `rec` itself for a single recurrence; a forward-only program fused into one step. */
-export function fuseForward(rec: Recurrence, b: NodeBuilder, what = 'stepping one t at a time'): Recurrence {
+export function fuseForward(rec: Recurrence, b: NodeBuilder, what = 'stepping one t at a time', modelName = rec.name): Recurrence {
   const program = rec.program;
   if (!program) return rec;
   if (program.stages.some((s) => s.reverse)) {
-    throw new UnfoldError(`model "${rec.name}" has a bidirectional layer: its reverse scan reads the whole sequence before its first output, so ${what} is impossible; use a unidirectional model`);
+    throw new UnfoldError(`model "${modelName}" has a bidirectional layer: its reverse scan reads the whole sequence before its first output, so ${what} is impossible; use a unidirectional model`);
   }
   const outs: Node[][] = [];
   const next: Node[][] = rec.state.map(() => []);
