@@ -1404,7 +1404,7 @@ export class Trainer {
           for (let i = 0; i < 256; i++) A[q11 + i] += A[237989 + i];
           for (let i = 0; i < 256; i++) A[q12 + i] += A[238245 + i];
           for (let i = 0; i < 256; i++) A[q13 + i] += A[238501 + i];
-          for (let i = 0; i < 256; i++) A[236869 + i] = A[237125 + i];
+          A.copyWithin(236869, 237125, 237381);
         }
         A.fill(0, 194500, 194756);
         for (let t = T - 1; t >= 0; t--) {
@@ -1748,7 +1748,7 @@ export class Trainer {
           for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[237637 + o * 16 + j] = A[238149 + o * 32 + 16 + j];
           for (let i = 0; i < 256; i++) A[q8 + i] += A[237381 + i];
           for (let i = 0; i < 256; i++) A[q9 + i] += A[237637 + i];
-          for (let i = 0; i < 256; i++) A[194500 + i] = A[194756 + i];
+          A.copyWithin(194500, 194756, 195012);
         }
         A.fill(0, 162756, 163012);
         for (let t = 0; t < T; t++) {
@@ -1955,7 +1955,7 @@ export class Trainer {
             }
           }
           for (let i1 = 0; i1 < 16; i1++) { { let acc = 0; for (let i0 = 0; i0 < 16; i0++) { acc = acc + A[238405 + (i0 * 16 + i1 * 1)]; } A[5585 + (i1 * 1)] += acc; } }
-          for (let i = 0; i < 256; i++) A[162756 + i] = A[163012 + i];
+          A.copyWithin(162756, 163012, 163268);
         }
         A.fill(0, 131012, 131268);
         for (let t = T - 1; t >= 0; t--) {
@@ -2162,7 +2162,7 @@ export class Trainer {
             }
           }
           for (let i1 = 0; i1 < 16; i1++) { { let acc = 0; for (let i0 = 0; i0 < 16; i0++) { acc = acc + A[238405 + (i0 * 16 + i1 * 1)]; } A[4977 + (i1 * 1)] += acc; } }
-          for (let i = 0; i < 256; i++) A[131012 + i] = A[131268 + i];
+          A.copyWithin(131012, 131268, 131524);
         }
     }
 

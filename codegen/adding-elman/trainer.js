@@ -790,8 +790,7 @@ export class Trainer {
                 A[2305 + i] += A[58981 + i];
             for (let i = 0; i < 32; i++)
                 A[2337 + i] += A[58501 + i];
-            for (let i = 0; i < 512; i++)
-                A[57413 + i] = A[57925 + i];
+            A.copyWithin(57413, 57925, 58437);
         }
     }
     /** Forward over the window's T steps only. */

@@ -580,7 +580,7 @@ export class Trainer {
           for (let i = 0; i < 128; i++) A[8993 + i] += A[151909 + i];
           for (let i = 0; i < 128; i++) A[9121 + i] += A[151909 + i];
           for (let i = 0; i < 32; i++) A[9249 + i] += A[152069 + i];
-          for (let i = 0; i < 1024; i++) A[149829 + i] = A[150853 + i];
+          A.copyWithin(149829, 150853, 151877);
         }
     }
 

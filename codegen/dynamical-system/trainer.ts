@@ -294,7 +294,7 @@ export class Trainer {
               A[223 + (i + 0) * 2 + (j + 1)] = c01;
             }
           }
-          for (let i = 0; i < 2; i++) A[221 + i] = A[223 + i];
+          A.copyWithin(221, 223, 225);
         }
         for (let i = 0; i < 2; i += 2) {
           for (let j = 0; j < 2; j += 2) {

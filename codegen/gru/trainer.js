@@ -500,8 +500,7 @@ export class Trainer {
                     A[12154 + o * 96 + 64 + j] = A[12057 + o * 32 + j];
             for (let i = 0; i < 96; i++)
                 A[q7 + i] = A[12154 + i] + A[12282 + i];
-            for (let i = 0; i < 32; i++)
-                A[11993 + i] = A[12025 + i];
+            A.copyWithin(11993, 12025, 12057);
         }
         for (let i = 0; i < 1; i += 1) {
             for (let j = 0; j < 96; j += 6) {

@@ -478,8 +478,7 @@ export class Trainer {
                     A[1421 + (i + 0) * 16 + (12 + 3)] = c03;
                 }
             }
-            for (let i = 0; i < 16; i++)
-                A[1405 + i] = A[1421 + i];
+            A.copyWithin(1405, 1421, 1437);
         }
         for (let i = 0; i < 16; i += 4) {
             for (let j = 0; j < 15; j += 3) {

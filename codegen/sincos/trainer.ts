@@ -366,7 +366,7 @@ export class Trainer {
               A[3513 + (i + 0) * 32 + (30 + 1)] = c01;
             }
           }
-          for (let i = 0; i < 32; i++) A[3481 + i] = A[3513 + i];
+          A.copyWithin(3481, 3513, 3545);
         }
         for (let i = 0; i < 1; i += 1) {
           for (let j = 0; j < 30; j += 6) {

@@ -324,7 +324,7 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig, b: NodeBuilder, arena:
       backwardHead,
       ...indent(withOffsets(bwdOffs, [
         ...emitKernel(bwdPlan, cfg),
-        ...(dsSize ? [`for (let i = 0; i < ${dsSize}; i++) A[${dsOffs[0]} + i] = A[${dsNextOffs[0]} + i];`] : []),
+        ...(dsSize ? [`A.copyWithin(${dsOffs[0]}, ${dsNextOffs[0]}, ${dsNextOffs[0]! + dsSize});`] : []),
       ])),
       '}',
       ...emitKernel(gradientPlan, cfg),

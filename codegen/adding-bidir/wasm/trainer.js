@@ -588,8 +588,7 @@ export class Trainer {
                 A[q12 + i] += A[238245 + i];
             for (let i = 0; i < 256; i++)
                 A[q13 + i] += A[238501 + i];
-            for (let i = 0; i < 256; i++)
-                A[236869 + i] = A[237125 + i];
+            A.copyWithin(236869, 237125, 237381);
         }
         A.fill(0, 194500, 194756);
         for (let t = T - 1; t >= 0; t--) {
@@ -623,8 +622,7 @@ export class Trainer {
                 A[q8 + i] += A[237381 + i];
             for (let i = 0; i < 256; i++)
                 A[q9 + i] += A[237637 + i];
-            for (let i = 0; i < 256; i++)
-                A[194500 + i] = A[194756 + i];
+            A.copyWithin(194500, 194756, 195012);
         }
         A.fill(0, 162756, 163012);
         for (let t = 0; t < T; t++) {
@@ -648,8 +646,7 @@ export class Trainer {
             W.mm3(5297, 238405, q1);
             W.mm4(5329, 238405, q0);
             W.sum0(5585, 238405);
-            for (let i = 0; i < 256; i++)
-                A[162756 + i] = A[163012 + i];
+            A.copyWithin(162756, 163012, 163268);
         }
         A.fill(0, 131012, 131268);
         for (let t = T - 1; t >= 0; t--) {
@@ -673,8 +670,7 @@ export class Trainer {
             W.mm3(4689, 238405, q1);
             W.mm4(4721, 238405, q0);
             W.sum0(4977, 238405);
-            for (let i = 0; i < 256; i++)
-                A[131012 + i] = A[131268 + i];
+            A.copyWithin(131012, 131268, 131524);
         }
     }
     /** Forward over the window's T steps only. */

@@ -302,7 +302,7 @@ export class Trainer {
           for (let i = 0; i < 2; i++) A[225 + i] = A[138 + i] * A[q4 + i];
           for (let i = 0; i < 2; i++) A[q5 + i] = A[221 + i] + (A[225 + i] + A[225 + i]);
           W.mm1(223, q5, 0);
-          for (let i = 0; i < 2; i++) A[221 + i] = A[223 + i];
+          A.copyWithin(221, 223, 225);
         }
         W.mm2(6, 140, 52);
         for (let i1 = 0; i1 < 2; i1++) { { let acc = 0; for (let i0 = 0; i0 < 20; i0++) { acc = acc + A[140 + (i0 * 2 + i1 * 1)]; } A[10 + (i1 * 1)] += acc; } }

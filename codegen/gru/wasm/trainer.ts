@@ -395,7 +395,7 @@ export class Trainer {
           for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[12154 + o * 96 + 32 + j] = 0;
           W.cp1(12218, 12057);
           W.ew0(q7, 12154, 12282);
-          for (let i = 0; i < 32; i++) A[11993 + i] = A[12025 + i];
+          A.copyWithin(11993, 12025, 12057);
         }
         W.mm5(12057, 6786, 8452);
         for (let i = 0; i < 96; i++) { A[12153 + i] = A[12057 + i]; }

@@ -323,7 +323,7 @@ export class Trainer {
           W.ew1(1437, 1068, q5);
           W.ew4(q6, 1405, 1437, q3);
           W.mm1(1421, q6, 0);
-          for (let i = 0; i < 16; i++) A[1405 + i] = A[1421 + i];
+          A.copyWithin(1405, 1421, 1437);
         }
         W.mm2(272, 704, 1084);
         W.sum0(528, 1084);

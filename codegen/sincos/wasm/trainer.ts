@@ -340,7 +340,7 @@ export class Trainer {
           W.mm3(3546, q8, 1120);
           W.ew1(q7, 3481, 3546, q4);
           W.mm4(3513, q7, 32);
-          for (let i = 0; i < 32; i++) A[3481 + i] = A[3513 + i];
+          A.copyWithin(3481, 3513, 3545);
         }
         W.mm5(3545, 2306, 3140);
         for (let i = 0; i < 32; i++) { A[3577 + i] = A[3545 + i]; }
