@@ -240,6 +240,8 @@ export class Trainer {
         const T = this.T;
         const result = out ?? new Float64Array(T * 512);
         if (result.length !== T * 512) throw new RangeError(`hiddenOutputs: expected room for ${T * 512} values, got ${result.length}`);
+        for (let t = 0; t < T; t++) for (let b = 0; b < 16; b++) A.copyWithin(32196 + t * 512 + b * 32 + 0, 74180 + t * 256 + b * 16, 74180 + t * 256 + b * 16 + 16);
+        for (let t = 0; t < T; t++) for (let b = 0; b < 16; b++) A.copyWithin(32196 + t * 512 + b * 32 + 16, 79300 + t * 256 + b * 16, 79300 + t * 256 + b * 16 + 16);
         for (let t = 0; t < T; t++) for (let b = 0; b < 16; b++) for (let k = 0; k < 32; k++) result[(b * T + t) * 32 + k] = A[32196 + t * 512 + b * 32 + k];
         return result;
     }
@@ -1029,8 +1031,6 @@ export class Trainer {
         A.copyWithin(9986 + T * 1024, (47812), (47812) + 256);
         A.copyWithin(10242 + T * 1024, (53188 + T * 256), (53188 + T * 256) + 256);
         A.copyWithin(10498 + T * 1024, (58564), (58564) + 256);
-        for (let t = 0; t < T; t++) for (let b = 0; b < 16; b++) A.copyWithin(32196 + t * 512 + b * 32 + 0, 74180 + t * 256 + b * 16, 74180 + t * 256 + b * 16 + 16);
-        for (let t = 0; t < T; t++) for (let b = 0; b < 16; b++) A.copyWithin(32196 + t * 512 + b * 32 + 16, 79300 + t * 256 + b * 16, 79300 + t * 256 + b * 16 + 16);
         A.fill(0, 4385, 8770);
         A.fill(0, 84420, 84420 + T * 256);
         A.fill(0, 89540, 89540 + T * 256);
@@ -2867,8 +2867,6 @@ export class Trainer {
         A.copyWithin(9986 + T * 1024, (47812), (47812) + 256);
         A.copyWithin(10242 + T * 1024, (53188 + T * 256), (53188 + T * 256) + 256);
         A.copyWithin(10498 + T * 1024, (58564), (58564) + 256);
-        for (let t = 0; t < T; t++) for (let b = 0; b < 16; b++) A.copyWithin(32196 + t * 512 + b * 32 + 0, 74180 + t * 256 + b * 16, 74180 + t * 256 + b * 16 + 16);
-        for (let t = 0; t < T; t++) for (let b = 0; b < 16; b++) A.copyWithin(32196 + t * 512 + b * 32 + 16, 79300 + t * 256 + b * 16, 79300 + t * 256 + b * 16 + 16);
     }
 
     /** The optimizer step; false (and nothing changed) when the gradient is not finite. */

@@ -6,6 +6,7 @@
 import { UnfoldError } from '../ir/errors.ts';
 import { substitute, topoOrder } from '../ir/graph.ts';
 import type { Node } from '../ir/node.ts';
+import type { NodeBuilder } from '../prims/builder.ts';
 import { sameShape, shapeToString } from '../ir/tensor.ts';
 import { dslBuilder } from './context.ts';
 import { concat } from './ops.ts';
@@ -219,4 +220,26 @@ export function mapStages(rec: Recurrence, f: (stage: Recurrence) => Recurrence)
     program: { ...program, stages },
     ...(valid ? { valid } : {}),
   };
+}
+
+/** The top layer's stages, one per direction, with their index: their layer outputs side by side are the program's per-step output. */
+export function topStages(program: Program): { readonly stage: Stage; readonly index: number }[] {
+  const top = program.stages[program.stages.length - 1]!.layer;
+  return program.stages.flatMap((stage, index) => (stage.layer === top ? [{ stage, index }] : []));
+}
+
+/** The width of the program's per-step layer output: D·H, the top stages' outputs side by side. */
+export function layerOutputWidth(program: Program): number {
+  return topStages(program).reduce((n, { stage }) => n + stage.rec.outputs[stage.layerOutput]!.node.shape[1]!, 0);
+}
+
+/** A stage's own state [...shape] from a program state [L·D, ...shape]: its slot. */
+export function stageSlot(b: NodeBuilder, programState: Node, stage: Stage, shape: readonly number[]): Node {
+  return b.reshape(b.slice(programState, 0, stage.slot, stage.slot + 1), shape);
+}
+
+/** The stages' states (in slot order) stacked into the program's state [L·D, ...shape]. */
+export function joinSlots(b: NodeBuilder, parts: readonly Node[]): Node {
+  const slots = parts.map((p) => b.reshape(p, [1, ...p.shape]));
+  return slots.length === 1 ? slots[0]! : b.concat(slots, 0);
 }

@@ -43,6 +43,8 @@ export interface KernelLayout {
 export interface Kernels {
   readonly train: string[];
   readonly forward: string[];
+  /** Fills hiddenSeq from where the forms keep the layer output (run by hiddenOutputs(); absent when the kernels write hiddenSeq themselves). */
+  readonly gatherHidden?: string[];
   readonly tempSize: number;
   /** Invariants and the loops' fixed slots (rolled form). */
   readonly loopSize: number;

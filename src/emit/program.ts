@@ -7,6 +7,7 @@ import type { Node } from '../ir/node.ts';
 import { sizeOf } from '../ir/tensor.ts';
 import type { NodeBuilder } from '../prims/builder.ts';
 import type { Recurrence } from '../dsl/recurrence.ts';
+import { layerOutputWidth, topStages } from '../dsl/program.ts';
 import type { TrainerConfig } from './config.ts';
 import { type KernelLayout, type Kernels, type Seq } from './layout.ts';
 import { clearGrads, scanLoops, type ScanIO } from './rolled.ts';
@@ -67,14 +68,14 @@ export function programKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuild
         return fromProgram ? copy(own, program, size) : copy(program, `(${own})`, size);
       }),
     );
-  // The layer output at t: the top layer's scans side by side, [B, D·H].
-  const top = stages.map((st, j) => ({ st, j })).filter(({ st }) => st.layer === stages[lastIndex]!.layer);
+  // The layer output at t: the top layer's scans side by side, [B, D·H], gathered when asked for
+  // (hiddenOutputs()), not in every training step.
   const B = rec.state[0]!.node.shape[1]!;
-  const width = top.reduce((n, { st }) => n + st.rec.outputs[st.layerOutput]!.node.shape[1]!, 0);
+  const width = layerOutputWidth(rec.program!);
   let column = 0;
-  const hiddenCopies = top.map(({ st, j }) => {
-    const H = st.rec.outputs[st.layerOutput]!.node.shape[1]!;
-    const from = outputSeqs[j]![st.layerOutput]!, to = L.hiddenSeq!;
+  const gatherHidden = topStages(rec.program!).map(({ stage, index }) => {
+    const H = stage.rec.outputs[stage.layerOutput]!.node.shape[1]!;
+    const from = outputSeqs[index]![stage.layerOutput]!, to = L.hiddenSeq!;
     const line = `for (let t = 0; t < T; t++) for (let b = 0; b < ${B}; b++) ${copy(`${to.base} + t * ${to.stride} + b * ${width} + ${column}`, `${from.base} + t * ${from.stride} + b * ${H}`, H)}`;
     column += H;
     return line;
@@ -94,7 +95,6 @@ export function programKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuild
     ...code.flatMap((c) => [...c.projections, ...c.forwardLoop]),
     `A[${L.lossOff}] = lossSum / A[${L.normOff}];`,
     ...stateCopies(false),
-    ...hiddenCopies,
     ...clearGrads(L.grads),
     ...clearCotangents,
     ...[...code].reverse().flatMap((c) => c.backward),
@@ -104,12 +104,12 @@ export function programKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuild
     ...stateCopies(true),
     ...code.flatMap((c) => [...c.projections, ...c.predictLoop]),
     ...stateCopies(false),
-    ...hiddenCopies,
   ];
   const sum = (f: (s: (typeof scans)[number]) => number) => scans.reduce((n, s) => n + f(s), 0);
   return {
     train,
     forward,
+    gatherHidden,
     tempSize: Math.max(...code.map((c) => c.tempSize)),
     loopSize: sum((s) => s.loopSize),
     residualSize: sum((s) => s.residualSize) + sequenceSize,

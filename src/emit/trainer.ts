@@ -7,7 +7,8 @@ import { UnfoldError } from '../ir/errors.ts';
 import { sizeOf } from '../ir/tensor.ts';
 import { derivedBuilder, withContext } from '../dsl/context.ts';
 import { DEFAULT_SEED } from '../dsl/init.ts';
-import { initOf, type Recurrence } from '../dsl/recurrence.ts';
+import { initOf } from '../dsl/recurrence.ts';
+import { layerOutputWidth } from '../dsl/program.ts';
 import { isWeighted, lossOutputIndex, lossRows, lossUnit } from '../transforms/loss.ts';
 import { withLengths } from '../transforms/lengths.ts';
 import { trainingGraph, type TrainingGraph } from '../transforms/training.ts';
@@ -150,7 +151,7 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
   let outputSeqs: Seq[] = [], inputGradSeqs: Seq[] = [], stateGradOffs: number[] = [];
   let lossOff = 0, gradFlowSeq: Seq | undefined, hiddenSeq: Seq | undefined;
   // A program's layer output [B, D·H] at every step (both forms write it; hiddenOutputs() reads it).
-  const hiddenSize = rec.program ? B * rec.program.directions * hiddenWidth(rec) : 0;
+  const hiddenSize = rec.program ? B * layerOutputWidth(rec.program) : 0;
   const outputsSize = region(() => {
     outputSeqs = rec.outputs.map((o) => seq(sizeOf(o.node.shape), T));
     lossOff = arena.reserve(1);
@@ -473,6 +474,7 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
               'const T = this.T;',
               `const result = out ?? new Float64Array(T * ${hiddenSize});`,
               `if (result.length !== T * ${hiddenSize}) throw new RangeError(\`hiddenOutputs: expected room for \${T * ${hiddenSize}} values, got \${result.length}\`);`,
+              ...(kernels.gatherHidden ?? []),
               sequenceCopy('result', hiddenSeq, B, 'T', hiddenSize / B, true),
               'return result;',
             ],
@@ -489,7 +491,6 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
             ],
           }]
         : [{
-
             name: 'stateSequence',
             docs: ['Every state of the last window, s(0) … s(T), by state name: shape [T + 1, ...state shape] (under lengths, a row holds its state after its last valid step).'],
             returnType: 'Record<string, TensorData>',
@@ -634,9 +635,3 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
   };
 }
 
-/** The width H of a program's per-step layer output from one scan (every scan of the top layer has the same). */
-function hiddenWidth(rec: Recurrence): number {
-  const stages = rec.program!.stages;
-  const last = stages[stages.length - 1]!;
-  return last.rec.outputs[last.layerOutput]!.node.shape[1]!;
-}

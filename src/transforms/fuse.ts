@@ -7,6 +7,7 @@ import { substitute, topoOrder } from '../ir/graph.ts';
 import type { Node } from '../ir/node.ts';
 import type { NodeBuilder } from '../prims/builder.ts';
 import type { Recurrence } from '../dsl/recurrence.ts';
+import { joinSlots, stageSlot } from '../dsl/program.ts';
 
 /** `rec` itself for a single recurrence; a forward-only program fused into one step. */
 export function fuseForward(rec: Recurrence, b: NodeBuilder, what = 'stepping one t at a time', modelName = rec.name): Recurrence {
@@ -20,14 +21,14 @@ export function fuseForward(rec: Recurrence, b: NodeBuilder, what = 'stepping on
   program.stages.forEach((stage, j) => {
     const r = stage.rec;
     const subst = new Map<Node, Node>();
-    r.state.forEach((s, i) => subst.set(s.node, b.reshape(b.slice(rec.state[i]!.node, 0, stage.slot, stage.slot + 1), s.node.shape)));
+    r.state.forEach((s, i) => subst.set(s.node, stageSlot(b, rec.state[i]!.node, stage, s.node.shape)));
     r.input.forEach((x, i) => {
       const src = stage.sources[i]!;
       subst.set(x.node, 'data' in src ? rec.input[src.data]!.node : outs[src.stage]![src.output]!);
     });
     if (r.valid && rec.valid) subst.set(r.valid, rec.valid);
     const mapped = substitute(b.ctx, topoOrder([...r.next, ...r.outputs.map((o) => o.node)]), subst);
-    r.next.forEach((n, i) => next[i]!.push(b.reshape(mapped.get(n)!, [1, ...n.shape])));
+    r.next.forEach((n, i) => next[i]!.push(mapped.get(n)!));
     outs[j] = r.outputs.map((o) => mapped.get(o.node)!);
   });
   const last = program.stages[program.stages.length - 1]!;
@@ -35,7 +36,7 @@ export function fuseForward(rec: Recurrence, b: NodeBuilder, what = 'stepping on
   const { program: _, ...plain } = rec;
   return {
     ...plain,
-    next: next.map((parts) => (parts.length === 1 ? parts[0]! : b.concat(parts, 0))),
+    next: next.map((parts) => joinSlots(b, parts)),
     outputs: rec.outputs.map((o, k) => ({ name: o.name, node: lastOuts[k]! })).slice(0, last.layerOutput),
   };
 }

@@ -5,6 +5,7 @@ import { makeGraph, substitute, topoOrder, type Graph } from '../ir/graph.ts';
 import type { Context, Node } from '../ir/node.ts';
 import type { Named, Recurrence } from '../dsl/recurrence.ts';
 import { createBuilder } from '../prims/builder.ts';
+import { joinSlots, stageSlot, topStages } from '../dsl/program.ts';
 
 export interface Unrolled {
   readonly rec: Recurrence;
@@ -116,7 +117,7 @@ function unrollProgram(rec: Recurrence, tau: number, ctx: Context): Unrolled {
   stages.forEach((stage, j) => {
     const r = stage.rec;
     const order = topoOrder([...r.next, ...r.outputs.map((o) => o.node)]);
-    const own = r.state.map((s, i) => b.reshape(b.slice(init[i]!, 0, stage.slot, stage.slot + 1), s.node.shape));
+    const own = r.state.map((s, i) => stageSlot(b, init[i]!, stage, s.node.shape));
     const states: Node[][] = [own];
     const stepOuts: Node[][] = new Array(tau);
     for (let i = 1; i <= tau; i++) {
@@ -142,14 +143,14 @@ function unrollProgram(rec: Recurrence, tau: number, ctx: Context): Unrolled {
   // The program's states after i iterations: every stage's slot, stacked in slot (= stage) order.
   const states: Node[][] = [init];
   for (let i = 1; i <= tau; i++) {
-    states.push(rec.state.map((s, k) => b.concat(stages.map((_, j) => b.reshape(iter[j]![i]![k]!, [1, ...s.node.shape.slice(1)])), 0)));
+    states.push(rec.state.map((_, k) => joinSlots(b, stages.map((_, j) => iter[j]![i]![k]!))));
   }
   const lastIndex = stages.length - 1;
   const last = stages[lastIndex]!;
   const outputs = outs[lastIndex]!.map((row) => row.slice(0, last.layerOutput));
-  const topStages = stages.map((s, j) => ({ s, j })).filter(({ s }) => s.layer === last.layer);
+  const top = topStages(rec.program!);
   const hidden = Array.from({ length: tau }, (_, t) => {
-    const parts = topStages.map(({ s, j }) => outs[j]![t]![s.layerOutput]!);
+    const parts = top.map(({ stage, index }) => outs[index]![t]![stage.layerOutput]!);
     return parts.length === 1 ? parts[0]! : b.concat(parts, 1);
   });
   const named: Named[] = [];
