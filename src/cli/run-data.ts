@@ -36,8 +36,8 @@ export const initialKey = (state: string): string => `${state}0`;
  * An initial or final state as PyTorch lays it out: [L·D, ...] — a program's states have that axis
  * already, a single recurrence's state gains a leading 1.
  */
-export function stateFileShape(rec: Recurrence, s: { readonly node: Node }): readonly number[] {
-  return rec.program ? s.node.shape : [1, ...s.node.shape];
+export function stateFileShape(rec: Recurrence, shape: readonly number[]): readonly number[] {
+  return rec.program ? shape : [1, ...shape];
 }
 
 /**
@@ -148,7 +148,7 @@ export function checkData(tensors: ReadonlyMap<string, Tensor>, rec: Recurrence,
     if (expected.has(key)) {
       throw new UnfoldError(`${source}: the initial state of "${s.name}" is read from "${key}", which is also the name of an input or target; rename one of them`);
     }
-    expected.set(key, stateFileShape(rec, s));
+    expected.set(key, stateFileShape(rec, s.node.shape));
   }
   const stateKeys = rec.state.map((s) => initialKey(s.name));
   if (expected.has(LENGTHS)) throw new UnfoldError(`${source}: "${LENGTHS}" names an input, target or initial state and per-row lengths alike; rename it`);
@@ -360,7 +360,7 @@ export function collectRun(tg: TrainingGraph, loss: LossSpec, values: ReadonlyMa
   const grads = new Map<string, Tensor>();
   for (const p of rec.params) grads.set(p.name, { shape: p.node.shape, data: get(`grad:${p.name}`).data });
   for (const x of rec.input) grads.set(x.name, stackBlocks(steps.map((t) => get(`grad:${x.name}@${t}`).data), x.node.shape));
-  for (const s of rec.state) grads.set(initialKey(s.name), { shape: stateFileShape(rec, s), data: get(`grad:${s.name}@0`).data });
+  for (const s of rec.state) grads.set(initialKey(s.name), { shape: stateFileShape(rec, s.node.shape), data: get(`grad:${s.name}@0`).data });
 
   // vjp reports unused targets as nodes; an input counts as unused only if no step of it is used.
   const unusedNodes = new Set<Node>(tg.grad.unused);
@@ -373,7 +373,7 @@ export function collectRun(tg: TrainingGraph, loss: LossSpec, values: ReadonlyMa
     loss: get('loss').data[0]!,
     outputs: stackBlocks(steps.map((t) => get(`${out.name}@${t}`).data), out.node.shape),
     hiddenOutputs: padded(hidden, lengths),
-    finalState: new Map(rec.state.map((s) => [s.name, { shape: stateFileShape(rec, s), data: get(`${s.name}@${T}`).data }])),
+    finalState: new Map(rec.state.map((s) => [s.name, { shape: stateFileShape(rec, s.node.shape), data: get(`${s.name}@${T}`).data }])),
     grads,
     unused,
   };

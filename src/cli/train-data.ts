@@ -266,7 +266,7 @@ export function readStartValues(file: string, rec: Recurrence): StartValues {
   for (const [key, t] of states) {
     const s = stateKeys.get(key)!;
     if (sameShape(t.shape, [1, ...s.node.shape]) || sameShape(t.shape, s.node.shape)) state[s.name] = t.data;
-    else problems.push(`${file}: initial state "${key}" has shape ${shapeToString(t.shape)}, expected ${shapeToString(stateFileShape(rec, s))}`);
+    else problems.push(`${file}: initial state "${key}" has shape ${shapeToString(t.shape)}, expected ${shapeToString(stateFileShape(rec, s.node.shape))}`);
   }
   if (problems.length > 0) throw new UnfoldError(problems.join('\n'));
   return { params, state, ...(optimizer ? { optimizer } : {}), ...(resume ? { resume } : {}) };

@@ -12,7 +12,7 @@ import { formatTensorMap } from '../io/tensor-file.ts';
 import { optionalIntFlag, parse, UsageError, type Command, type Options } from './command.ts';
 import { compileOptions, trainerConfig } from './compile-options.ts';
 import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
-import { buildAt, initialKey } from './run-data.ts';
+import { buildAt, initialKey, stateFileShape } from './run-data.ts';
 import { fileSource, piece, readStartValues, taskSource, type DataSource, type StartValues, type TrainWindow } from './train-data.ts';
 import { checkpointEntries, type Resume } from './checkpoint.ts';
 import { PlotRecorder } from './train-plots.ts';
@@ -105,8 +105,7 @@ function checkpointText(trainer: TrainerInstance, rec: Recurrence, withState: bo
   const map = new Map<string, Tensor>();
   for (const [name, t] of Object.entries(trainer.getParams())) map.set(name, { shape: t.shape, data: Float64Array.from(t.data) });
   if (withState) {
-    // As PyTorch lays it out: [1, ...shape], or a program's [L·D, B, H] as it is.
-    for (const [name, t] of Object.entries(trainer.getState())) map.set(initialKey(name), { shape: rec.program ? [...t.shape] : [1, ...t.shape], data: Float64Array.from(t.data) });
+    for (const [name, t] of Object.entries(trainer.getState())) map.set(initialKey(name), { shape: [...stateFileShape(rec, t.shape)], data: Float64Array.from(t.data) });
   }
   for (const [name, t] of checkpointEntries(at, trainer.getOptimizerState())) map.set(name, t);
   for (const [name, t] of extra) map.set(name, t);
