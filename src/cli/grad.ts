@@ -4,7 +4,9 @@ import { shapeToString, sizeOf, type Shape, type Tensor } from '../ir/tensor.ts'
 import { derivedBuilder } from '../dsl/context.ts';
 import type { ModelDef } from '../dsl/model.ts';
 import type { Recurrence } from '../dsl/recurrence.ts';
-import type { TensorData } from '../emit/load.ts';
+import type { TensorData, TrainerInstance } from '../emit/load.ts';
+import type { TrainerConfig } from '../emit/config.ts';
+import type { EmittedTrainer } from '../emit/trainer.ts';
 import { evaluate, type Bindings, type Dtype } from '../interp/evaluate.ts';
 import { stepOf } from '../interp/sequence.ts';
 import { tensorToJson } from '../io/tensor-file.ts';
@@ -43,18 +45,11 @@ function runInterpreter(rec: Recurrence, data: RunData, loss: LossSpec, params: 
  * back — the trainer keeps the others but exposes just that one, and collectRun needs no other.
  */
 async function runCompiled(model: ModelDef, source: string, data: RunData, loss: LossSpec, params: ReadonlyMap<string, Tensor>, dtype: Dtype, form: FormChoice): Promise<EngineRun> {
-  // Loaded here, not at the top: ts-morph costs ~0.5 s, which no other grad run should pay.
-  const { emitTrainer } = await import('../emit/trainer.ts');
-  const { importTrainer } = await import('../emit/load.ts');
   const { batch: B, tau: T } = data;
-  const emitted = emitTrainer({
-    model, source, batch: B, tau: T, dtype, loss,
-    optimizer: { name: 'sgd', lr: 0 }, // never applied: gradients() does not update
-    carryState: false,
-    inputGrads: true,
-    form,
+  const { emitted, trainer } = await evaluationTrainer({
+    model, source, batch: B, tau: T, dtype, loss, inputGrads: true, form,
     ...(data.lengths ? { lengths: true } : {}),
-  });
+  }, params);
   const tg = emitted.graph;
   const { rec } = tg;
   const out = lossOutput(rec, loss);
@@ -66,7 +61,6 @@ async function runCompiled(model: ModelDef, source: string, data: RunData, loss:
     }
   }
 
-  const trainer = (await importTrainer(emitted)).createTrainer({ params: Object.fromEntries(params) });
   trainer.setState(Object.fromEntries(rec.state.map((s) => [s.name, data.initial.get(s.name)!.data])));
   const sequence = (name: string): Float64Array => data.sequences.get(name)!.data;
   const lengths = data.lengths ? [data.lengths] : [];
@@ -102,6 +96,20 @@ async function runCompiled(model: ModelDef, source: string, data: RunData, loss:
   for (const x of rec.input) steps(`grad:${x.name}`, inputGrads[x.name]!.data, x.node.shape);
   for (const s of rec.state) values.set(`grad:${s.name}@0`, f64(inputGrads[initialKey(s.name)]!));
   return { tg, values };
+}
+
+/**
+ * The generated trainer of `cfg`, imported, for evaluation only: its optimizer is never applied
+ * (gradients() and predict() do not update) and its state is not carried. Parameters from
+ * `params`, else the seeded init.
+ */
+export async function evaluationTrainer(cfg: Omit<TrainerConfig, 'optimizer' | 'carryState'>, params: ReadonlyMap<string, Tensor> | undefined): Promise<{ emitted: EmittedTrainer; trainer: TrainerInstance }> {
+  // Loaded here, not at the top: ts-morph costs ~0.5 s, which no other grad or run should pay.
+  const { emitTrainer } = await import('../emit/trainer.ts');
+  const { importTrainer } = await import('../emit/load.ts');
+  const emitted = emitTrainer({ ...cfg, optimizer: { name: 'sgd', lr: 0 }, carryState: false });
+  const trainer = (await importTrainer(emitted)).createTrainer(params ? { params: Object.fromEntries(params) } : {});
+  return { emitted, trainer };
 }
 
 /**

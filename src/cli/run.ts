@@ -11,6 +11,7 @@ import { readTensorMap, tensorToJson } from '../io/tensor-file.ts';
 import { choiceFlag, optionalIntFlag, parse, UsageError, type Command } from './command.ts';
 import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
 import { buildAt, initialKey, lossOf, probeModel, readParams, sequenceShape, targetName } from './run-data.ts';
+import { evaluationTrainer } from './grad.ts';
 
 /** What a forward run starts from: B, the number of steps N, the inputs x(1..N) [B, N, ...] and s(0). */
 export interface ForwardData {
@@ -168,15 +169,8 @@ export function runSteps(inf: InferenceInstance, rec: Recurrence, data: ForwardD
  * needs every step before its first output, so there is no step-at-a-time module for it).
  */
 export async function runProgram(model: ModelDef, source: string, rec: Recurrence, data: ForwardData, dtype: Dtype, params: ReadonlyMap<string, Tensor> | undefined): Promise<ForwardResult> {
-  const { emitTrainer } = await import('../emit/trainer.ts');
-  const { importTrainer } = await import('../emit/load.ts');
   const B = data.batch, N = data.steps;
-  const emitted = emitTrainer({
-    model, source, batch: B, tau: N, dtype, loss: { kind: 'mse' },
-    optimizer: { name: 'sgd', lr: 0 }, // never applied: predict() does not train
-    carryState: false, form: 'rolled',
-  });
-  const trainer = (await importTrainer(emitted)).createTrainer(params ? { params: Object.fromEntries([...params].map(([k, t]) => [k, t.data])) } : {});
+  const { trainer } = await evaluationTrainer({ model, source, batch: B, tau: N, dtype, loss: { kind: 'mse' }, form: 'rolled' }, params);
   trainer.setState(Object.fromEntries(data.initial));
   const o = trainer.predict(...rec.input.map((x) => data.inputs.get(x.name)!.data));
   const out = rec.outputs[0]!;
