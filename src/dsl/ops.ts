@@ -110,9 +110,19 @@ export const relu = (x: Node): Node => unary('relu', x);
 /** x with no gradient (stop-gradient). @example detach(h) */
 export const detach = (x: Node): Node => unary('detach', x);
 
-/** Matrix product of vectors/matrices (numpy's rule). @example matmul(W, h) // [H,H]·[H] -> [H] */
+/**
+ * Matrix product of vectors/matrices (numpy's rule); a left operand with more axes is a stack of
+ * rows, as nn.Linear reads [B, T, H]. @example matmul(W, h) // [H,H]·[H] -> [H]; matmul(hs, Vᵀ) // [B,T,H]·[H,O] -> [B,T,O]
+ */
 export function matmul(a: Node, b: Node): Node {
-  return traced('matmul', (bb) => bb.matmul(node('matmul', a, 1), node('matmul', b, 2)));
+  return traced('matmul', (bb) => {
+    const x = node('matmul', a, 1), w = node('matmul', b, 2);
+    if (x.shape.length <= 2) return bb.matmul(x, w);
+    const lead = x.shape.slice(0, -1);
+    const rows = bb.reshape(x, [lead.reduce((p, d) => p * d, 1), x.shape[x.shape.length - 1]!]);
+    const y = bb.matmul(rows, w);
+    return bb.reshape(y, [...lead, ...y.shape.slice(1)]);
+  });
 }
 
 /** Matrix transpose. @example matmul(x, transpose(W)) */

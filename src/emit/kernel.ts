@@ -121,6 +121,8 @@ function statement(plan: KernelPlan, n: Node, target: EmitTarget): string {
       return codeStatement(plan, n, out, accumulate, target);
     case 'leaf':
       throw new Error(`emit: leaf ${n.op} has no statement`);
+    case 'loop':
+      throw new Error(`emit: ${n.op} runs its body over time: it is inlined (unroll) or lowered to loops before kernels are emitted`);
   }
 }
 

@@ -7,6 +7,17 @@ import type { Shape } from './tensor.ts';
 export type AttrValue = number | string | boolean | null | readonly AttrValue[];
 export type Attrs = Readonly<Record<string, AttrValue>>;
 
+/**
+ * A node's own graph (a scan's step body, as JAX's scan carries a jaxpr): placeholders bound by
+ * the node's rule, and the values it computes from them. Shared, never copied: bodies are
+ * compared by identity.
+ */
+export interface Body {
+  /** Placeholder leaves, in the order the rule binds them. */
+  readonly inputs: readonly Node[];
+  readonly outputs: readonly Node[];
+}
+
 export interface Node {
   /** Creation order (unique across contexts): a stable tie-breaker, never printed. */
   readonly id: number;
@@ -14,6 +25,8 @@ export interface Node {
   readonly inputs: readonly Node[];
   readonly shape: Shape;
   readonly attrs: Attrs;
+  /** The node's own graph, for ops that run one (scan); absent otherwise. */
+  readonly body?: Body;
   /** Time step of an unrolled graph (1..τ; 0 for the initial state); undefined for step-free values. */
   readonly step: number | undefined;
   /** Where the user built it (`graphs/sincos.ts:12`), when known. */
@@ -31,6 +44,7 @@ export interface NodeSpec {
   readonly inputs: readonly Node[];
   readonly shape: Shape;
   readonly attrs?: Attrs;
+  readonly body?: Body;
   /** Marks a leaf as belonging to a step (inputs x(t), the initial state). */
   readonly step?: number;
   readonly origin?: string;
@@ -39,6 +53,19 @@ export interface NodeSpec {
 // Ids are unique across contexts, not per context: keys are built from input ids, and a recurrence
 // traced in one context may be unrolled into another, where per-context ids would collide.
 let nextId = 0;
+
+// Bodies are keyed by identity: the first time a body is interned it gets a number.
+const bodyIds = new WeakMap<Body, number>();
+let nextBodyId = 0;
+function bodyKey(body: Body | undefined): string {
+  if (!body) return '';
+  let id = bodyIds.get(body);
+  if (id === undefined) {
+    id = nextBodyId++;
+    bodyIds.set(body, id);
+  }
+  return `#${id}`;
+}
 
 /**
  * An interning table. `make` returns the existing node when one with the same op, inputs and
@@ -49,11 +76,17 @@ export class Context {
   private readonly table = new Map<string, Node>();
   /** The step new step-bound nodes belong to, while atStep runs (unroll, loss, vjp). */
   currentStep: number | undefined = undefined;
+  private placeholders = 0;
+
+  /** A number never given before in this context (in creation order, so deterministic): tells placeholders apart. */
+  fresh(): number {
+    return this.placeholders++;
+  }
 
   /** `n` with its inputs replaced: `n` itself when they are the same nodes, else a node like it (op, attrs, shape, step, origin). */
   remake(n: Node, inputs: readonly Node[]): Node {
     if (inputs.every((x, i) => x === n.inputs[i])) return n;
-    return this.make({ op: n.op, inputs, shape: n.shape, attrs: n.attrs, ...(n.step !== undefined ? { step: n.step } : {}), ...(n.origin !== undefined ? { origin: n.origin } : {}) });
+    return this.make({ op: n.op, inputs, shape: n.shape, attrs: n.attrs, ...(n.body ? { body: n.body } : {}), ...(n.step !== undefined ? { step: n.step } : {}), ...(n.origin !== undefined ? { origin: n.origin } : {}) });
   }
 
   /** Runs `f` with new step-bound nodes assigned to step `t`, restoring the previous step after (also on a throw). */
@@ -69,7 +102,7 @@ export class Context {
 
   make(spec: NodeSpec): Node {
     const attrs = spec.attrs ?? {};
-    const key = `${spec.op}(${spec.inputs.map((n) => n.id).join(',')}){${attrsKey(attrs)}}[${spec.shape.join(',')}]`;
+    const key = `${spec.op}(${spec.inputs.map((n) => n.id).join(',')}){${attrsKey(attrs)}}[${spec.shape.join(',')}]${bodyKey(spec.body)}`;
     const found = this.table.get(key);
     if (found) return found;
     let step = spec.step;
@@ -82,6 +115,7 @@ export class Context {
       inputs: Object.freeze([...spec.inputs]),
       shape: Object.freeze([...spec.shape]),
       attrs: Object.freeze({ ...attrs }),
+      ...(spec.body ? { body: spec.body } : {}),
       step,
       origin: spec.origin,
     });

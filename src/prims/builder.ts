@@ -3,6 +3,7 @@
 import type { Context, Attrs, Node } from '../ir/node.ts';
 import { sameShape, sizeOf, type Shape } from '../ir/tensor.ts';
 import { prims, type PrimName } from './index.ts';
+import { checkScan, scanAttrs } from './scan.ts';
 import type { Builder, CompareKind } from './types.ts';
 
 /** The fill value of a constant node with a single repeated value, else undefined. */
@@ -175,6 +176,15 @@ export function createBuilder(ctx: Context, origin: () => string | undefined = (
       const f = fillValue(a);
       const attrs = { axis, start, end };
       if (f !== undefined) return scalar(f, prims.slice.shape([a.shape], attrs, []));
+      // concat(…, x, …)[range of x] -> x[range]: a step of a stacked sequence, a part of a scan's results
+      if (a.op === 'concat' && a.attrs['axis'] === axis) {
+        let at = 0;
+        for (const x of a.inputs) {
+          const ext = x.shape[axis]!;
+          if (start >= at && end <= at + ext) return b.slice(x, axis, start - at, end - at);
+          at += ext;
+        }
+      }
       return make('slice', [a], attrs);
     },
     pad(a, axis, before, after) {
@@ -193,6 +203,12 @@ export function createBuilder(ctx: Context, origin: () => string | undefined = (
       return make('where', [cond, a, c]);
     },
     compare: (kind: CompareKind, a, c) => make('compare', [a, c], { kind }),
+    placeholder: (name, shape) => b.input(name, shape, { role: 'placeholder', id: ctx.fresh() }),
+    scan(spec) {
+      const shape = checkScan(spec);
+      const o = origin();
+      return ctx.make({ op: 'scan', inputs: [...spec.init, ...spec.xs, ...spec.consts], shape, attrs: scanAttrs(spec), body: spec.body, ...(o !== undefined ? { origin: o } : {}) });
+    },
   };
   return b;
 }

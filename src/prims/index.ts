@@ -17,6 +17,7 @@ import { neg } from './neg.ts';
 import { pad } from './pad.ts';
 import { relu } from './relu.ts';
 import { reshape } from './reshape.ts';
+import { scan } from './scan.ts';
 import { sigmoid } from './sigmoid.ts';
 import { slice } from './slice.ts';
 import { sub } from './sub.ts';
@@ -30,6 +31,7 @@ export const prims = {
   param, input, const: constant,
   add, sub, mul, div, neg, exp, log, tanh, sigmoid, relu, detach, where, compare,
   matmul, transpose, sum, max, broadcast, reshape, slice, pad, concat,
+  scan,
 } as const satisfies Record<string, PrimDef>;
 
 export type PrimName = keyof typeof prims;
