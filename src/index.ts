@@ -6,7 +6,9 @@ export {
 } from './dsl/ops.ts';
 export { param, input, state, recurrence, stepGraph, type Init, type Recurrence, type RecurrenceDef } from './dsl/recurrence.ts';
 export { stack, bidirectional, type Layer, type StackDef, type Program, type Stage } from './dsl/program.ts';
-export { defineModel, type ModelDef, type TaskDef, type OptimizerSpec, type Window } from './dsl/model.ts';
+export { scan, type ScanOptions, type ScanResult, type ScanStep } from './dsl/scan.ts';
+export { graphModel, type GraphModel, type GraphModelDef } from './dsl/graph-model.ts';
+export { defineModel, type GraphOptions, type ModelDef, type TaskDef, type OptimizerSpec, type Window } from './dsl/model.ts';
 export { withContext, currentContext } from './dsl/context.ts';
 export { initialParams, mulberry32 } from './dsl/init.ts';
 export { cell, elman, lstm, gru, cellParamShapes, type CellKind, type CellSpec } from './cells/rnn.ts';

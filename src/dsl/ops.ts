@@ -141,27 +141,34 @@ function normalizeAxes(op: string, x: Node, axes: number | readonly number[] | u
   return [...new Set(norm)].sort((p, q) => p - q);
 }
 
-/** Sum over `axes` (default: all, giving a scalar). @example sum(mul(d, d)) */
-export function sum(x: Node, axes?: number | readonly number[]): Node {
-  const n = node('sum', x, 1);
-  return traced('sum', (b) => b.sum(n, normalizeAxes('sum', n, axes)));
+/** A reduction's result with its reduced axes kept as 1s (keepdim), so it broadcasts against its input. */
+function keptAxes(b: NodeBuilder, r: Node, of: Node, axes: readonly number[], keep: boolean | undefined): Node {
+  return keep ? b.reshape(r, of.shape.map((d, i) => (axes.includes(i) ? 1 : d))) : r;
 }
 
-/** Mean over `axes` (default: all). @example mean(mul(d, d)) // MSE */
-export function mean(x: Node, axes?: number | readonly number[]): Node {
+/** Sum over `axes` (default: all, giving a scalar); `keep` keeps them as 1s. @example sum(mul(d, d)); sum(e, -1, true) */
+export function sum(x: Node, axes?: number | readonly number[], keep?: boolean): Node {
+  const n = node('sum', x, 1);
+  const ax = normalizeAxes('sum', n, axes);
+  return traced('sum', (b) => keptAxes(b, b.sum(n, ax), n, ax, keep));
+}
+
+/** Mean over `axes` (default: all); `keep` keeps them as 1s. @example mean(mul(d, d)) // MSE */
+export function mean(x: Node, axes?: number | readonly number[], keep?: boolean): Node {
   const n = node('mean', x, 1);
   const ax = normalizeAxes('mean', n, axes);
   const count = sizeOf(ax.map((a) => n.shape[a]!));
   return traced('mean', (b) => {
     const s = b.sum(n, ax);
-    return b.mul(s, b.scalar(1 / count, s.shape));
+    return keptAxes(b, b.mul(s, b.scalar(1 / count, s.shape)), n, ax, keep);
   });
 }
 
-/** Maximum over `axes` (default: all). @example max(logits, -1) */
-export function max(x: Node, axes?: number | readonly number[]): Node {
+/** Maximum over `axes` (default: all); `keep` keeps them as 1s. @example max(logits, -1, true) */
+export function max(x: Node, axes?: number | readonly number[], keep?: boolean): Node {
   const n = node('max', x, 1);
-  return traced('max', (b) => b.max(n, normalizeAxes('max', n, axes)));
+  const ax = normalizeAxes('max', n, axes);
+  return traced('max', (b) => keptAxes(b, b.max(n, ax), n, ax, keep));
 }
 
 /** x broadcast to `shape` by numpy rules. @example broadcast(b, [B, H]) */
