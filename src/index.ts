@@ -14,5 +14,6 @@ export { initialParams, mulberry32 } from './dsl/init.ts';
 export { cell, elman, lstm, gru, cellParamShapes, type CellKind, type CellSpec } from './cells/rnn.ts';
 export { sincosTask, sincosWindow, windowTimes } from './data/sincos.ts';
 export { addingTask, addingWindow } from './data/adding.ts';
+export { translateTask, translateWindow, translateBatch, describeSymbols, symbolsOf, sourceSymbols, targetSymbols } from './data/translate.ts';
 export type { Tensor, Shape } from './ir/tensor.ts';
 export { tensor } from './ir/tensor.ts';
