@@ -4,7 +4,7 @@
 // encoder's outputs. Two scans and the ops around them — nothing here is a special case.
 import {
   add, concat, defineModel, detach, div, eq, exp, graphModel, input, lt, matmul, max, mul, param, reshape, scan,
-  sigmoid, slice, sub, sum, tanh, transpose, where, constant,
+  sigmoid, slice, sub, sum, tanh, transpose, translateTask, where, constant,
 } from 'unfold';
 import type { Node } from 'unfold';
 
@@ -41,7 +41,9 @@ function softmax(s: Node): Node {
 
 export default defineModel({
   name: 'translate',
-  description: 'GRU encoder–decoder with Bahdanau attention, Vin 12 → H 16 → Vout 10, Tx 7, Ty 6',
+  description: 'GRU encoder–decoder with Bahdanau attention, Vin 12 → H 16 → Vout 10, Tx 7, Ty 6; copies or reverses digit strings',
+  // Cross-entropy over every decoder step (the mean over B · Ty), Adam lr 0.01, batches of 32.
+  task: translateTask({ batch: 32, steps: 600, lr: 0.01 }),
   graph: (B, { lengths: withLengths = false } = {}) => {
     const x = input('x', [B, TX, VIN]), y = input('y', [B, TY, VOUT]);
     const lengths = withLengths ? input('lengths', [B]) : undefined;
