@@ -42,8 +42,9 @@ function softmax(s: Node): Node {
 export default defineModel({
   name: 'translate',
   description: 'GRU encoder–decoder with Bahdanau attention, Vin 12 → H 16 → Vout 10, Tx 7, Ty 6; copies or reverses digit strings',
-  // Cross-entropy over every decoder step (the mean over B · Ty), Adam lr 0.01, batches of 32.
-  task: translateTask({ batch: 32, steps: 600, lr: 0.01 }),
+  // Cross-entropy over every decoder step (the mean over B · Ty), Adam lr 0.01, batches of 32, 1000 steps
+  // (PyTorch, the same model and data: 95–97 % of held-out strings decoded exactly).
+  task: translateTask({ batch: 32, steps: 1000, lr: 0.01 }),
   graph: (B, { lengths: withLengths = false } = {}) => {
     const x = input('x', [B, TX, VIN]), y = input('y', [B, TY, VOUT]);
     const lengths = withLengths ? input('lengths', [B]) : undefined;

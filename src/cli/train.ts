@@ -20,6 +20,7 @@ import { gradFlowPlotSvg } from '../plot/grad-flow.ts';
 import { tensorToJson } from '../io/tensor-file.ts';
 import { textOptions } from './text-options.ts';
 import { checkTextModel, textSource } from './text-data.ts';
+import { trainGraphModel } from './graph-train.ts';
 import { makeReporter, reportMode, summaryText, type Reference } from './train-report.ts';
 
 // The shared compile flags minus --tau and --batch: a window's shape comes from the data.
@@ -181,6 +182,11 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
   const base = trainerConfig(command, model, source, v, { tau: 1, batch: 1 });
   if (v.save !== undefined) checkWritableFile('save', v.save);
   const outDir = v['no-plots'] ? undefined : v.out ?? path.join('out', model.name);
+  if (model.graph) {
+    const unsupported = ([['text', text], ['tbptt', tbptt], ['grad-flow', v['grad-flow']], ['save-every', saveEvery]] as const).find(([, x]) => x !== undefined && x !== false);
+    if (unsupported) throw new UsageError(`${command}: --${unsupported[0]} is for one recurrence; model ${model.name} is a graph of scans`);
+    return trainGraphModel({ command, model, source, cfg: base, steps, data: v.data, params: v.params, save: v.save, logJson: v['log-json'] === true, outDir });
+  }
 
   const src = text ? textSource(text.data, text.seqLen, text.batch) : v.data !== undefined ? fileSource(v.data, model, base.loss) : taskSource(model, model.task!, source, base.loss);
   if (text) checkTextModel(src, model, base.loss, text.data.file);

@@ -26,7 +26,9 @@ import { wasmTrainerParts, type WasmReport } from './wasm/trainer-parts.ts';
 
 export type { Dtype, Form, HoistMode, Slot, TrainerConfig } from './config.ts';
 
-export const COMPILER_VERSION = '0.1.0';
+import { COMPILER_VERSION, MULBERRY32 } from './trainer-text.ts';
+
+export { COMPILER_VERSION };
 
 export interface ArenaReport {
   /** Elements and bytes of the whole arena. */
@@ -49,18 +51,6 @@ export interface EmittedTrainer {
   /** The wasm target's embedded module (absent for the ts target). */
   readonly wasm?: WasmReport;
 }
-
-/** MULBERRY32 as emitted: must stay the same function as src/dsl/init.ts (a test compares them). */
-const MULBERRY32 = `function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return function next(): number {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1) >>> 0;
-    t = (((t + (Math.imul(t ^ (t >>> 7), t | 61) >>> 0)) >>> 0) ^ t) >>> 0;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}`;
-
 
 /** A loop nest copying a batch-first [B, T, K] user array into t-major per-step storage (or back); T may be a runtime name. */
 function sequenceCopy(src: string, q: Seq, B: number, T: number | string, K: number, reverse = false): string {
