@@ -4,7 +4,7 @@
 // encoder's outputs. Two scans and the ops around them — nothing here is a special case.
 import {
   add, concat, defineModel, detach, div, eq, exp, graphModel, input, lt, matmul, max, mul, param, reshape, scan,
-  sigmoid, slice, sub, sum, tanh, transpose, translateTask, where, constant,
+  sigmoid, slice, sub, sum, tanh, targetSymbols, transpose, translateTask, where, constant,
 } from 'unfold';
 import type { Node } from 'unfold';
 
@@ -101,7 +101,11 @@ export default defineModel({
       params: [
         encEmbedding, ...encoder.params, decEmbedding, Wa.w, Wa.b, Ua.w, Ua.b, Va.w, Va.b, ...decoder.params, out.w, out.b,
       ],
-      greedy: { inputs: { x, ...(lengths ? { lengths } : {}) }, outputs: { symbols: greedy.ys.symbol, attention: greedy.ys.weights } },
+      greedy: {
+        inputs: { x, ...(lengths ? { lengths } : {}) },
+        outputs: { symbols: greedy.ys.symbol, attention: greedy.ys.weights },
+        vocabulary: targetSymbols,
+      },
     });
   },
 });

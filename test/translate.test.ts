@@ -15,6 +15,7 @@ import { relErr } from './helpers/numeric.ts';
 import { TORCH_DIR } from './helpers/torch.ts';
 import * as os from 'node:os';
 import { unfold } from './helpers/cli.ts';
+import { targetSymbols } from '../src/data/translate.ts';
 
 interface TranslateFixture {
   readonly file: string;
@@ -105,6 +106,60 @@ describe('unfold grad and show on graphs/translate.ts', () => {
     const bad = await unfold(...['grad', 'graphs/translate.ts', '--params', path.join(dir, 'params.json'), '--data', path.join(dir, 'bad.json')]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain('data tensor "y" has shape [4, 5, 10], expected [4, 6, 10]');
+  });
+
+  it.each(['rolled', 'unrolled'])('grad --engine compiled --form %s: the generated trainer gives PyTorch\'s loss and gradients', async (form) => {
+    const f = fixtures.find((x) => x.lengths)!;
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'unfold-translate-'));
+    const json = (m: Record<string, Tensor>) => JSON.stringify(Object.fromEntries(Object.entries(m).map(([k, t]) => [k, { shape: t.shape, data: [...t.data] }])));
+    fs.writeFileSync(path.join(dir, 'params.json'), json(f.params));
+    fs.writeFileSync(path.join(dir, 'data.json'), json(f.data));
+    const r = await unfold(...['grad', 'graphs/translate.ts', '--engine', 'compiled', '--form', form, '--params', path.join(dir, 'params.json'), '--data', path.join(dir, 'data.json')]);
+    expect(r.stderr).toBe('');
+    const out = JSON.parse(r.stdout);
+    expect(Math.abs(out.loss - f.loss)).toBeLessThanOrEqual(TOL * f.loss);
+    expect(relErr(out.outputs.logits.data, f.logits.data)).toBeLessThanOrEqual(TOL);
+    expect(relErr(out.outputs.attention.data, f.attention.data)).toBeLessThanOrEqual(TOL);
+    for (const [name, g] of Object.entries(f.grads)) expect(close(out.grads[name].data, g.data), name).toBe(true);
+  });
+
+  it('generate decodes greedily: PyTorch\'s symbols, printed with the model\'s vocabulary, and --json its attention', async () => {
+    const f = fixtures.find((x) => x.lengths)!;
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'unfold-translate-'));
+    const json = (m: Record<string, Tensor>) => JSON.stringify(Object.fromEntries(Object.entries(m).map(([k, t]) => [k, { shape: t.shape, data: [...t.data] }])));
+    fs.writeFileSync(path.join(dir, 'params.json'), json(f.params));
+    fs.writeFileSync(path.join(dir, 'data.json'), json({ x: f.data['x']!, lengths: f.data['lengths']! }));
+    const args = ['generate', 'graphs/translate.ts', '--params', path.join(dir, 'params.json'), '--data', path.join(dir, 'data.json')];
+    const text = await unfold(...args);
+    expect(text.stderr).toBe('');
+    const rows = Array.from({ length: f.batch }, (_, b) => [...f.greedy.symbols.data.subarray(b * 6, (b + 1) * 6)]);
+    expect(text.stdout).toBe(rows.map((row) => row.map((c) => targetSymbols[c]).join('')).join('\n') + '\n');
+    const out = JSON.parse((await unfold(...args, '--json')).stdout);
+    expect(out.symbols).toEqual(rows);
+    expect(out.attention.shape).toEqual([f.batch, 6, 7]);
+    expect(relErr(out.attention.data, f.greedy.attention.data)).toBeLessThanOrEqual(TOL);
+    const bad = await unfold(...args, '--temperature', '0.5');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--temperature is for a recurrence run in a closed loop');
+  });
+
+  it('train runs the generated trainer on the model\'s task: the loss falls, and a checkpoint resumes exactly', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'unfold-translate-'));
+    const run = async (...extra: string[]) => {
+      const r = await unfold(...['train', 'graphs/translate.ts', '--log-json', '--no-plots', ...extra]);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      return r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { step: number; loss: number });
+    };
+    const all = await run('--steps', '40', '--save', path.join(dir, 'a.json'));
+    expect(all.map((l) => l.step)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    expect(median(all.slice(-5).map((l) => l.loss))).toBeLessThan(0.75 * all[0]!.loss);
+    // 30 steps, then 10 more from the checkpoint: the same 10 losses as the straight run's last 10.
+    await run('--steps', '30', '--save', path.join(dir, 'b.json'));
+    const rest = await run('--steps', '10', '--params', path.join(dir, 'b.json'));
+    expect(rest.map((l) => l.step)).toEqual(all.slice(30).map((l) => l.step));
+    rest.forEach((l, i) => expect(l.loss).toBe(all[30 + i]!.loss));
   });
 
   it('show prints the graph: two scans over whole tensors, each body under its node', async () => {

@@ -17,7 +17,7 @@ import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
 import { bindData, collectRun, HIDDEN, gradTargets, initialKey, lossOutput, readRunFiles, runGraph, targetName, type RunData, type RunResult } from './run-data.ts';
 import { lossOptions, lossSpec, LOSS_USAGE } from './compile-options.ts';
 import { withLengths } from '../transforms/lengths.ts';
-import { formatGraphRun, readGraphData, readGraphParams, runGraphModel } from './graph-model.ts';
+import { formatGraphRun, readGraphData, readGraphParams, runGraphCompiled, runGraphModel } from './graph-model.ts';
 
 export type Engine = 'interpreter' | 'compiled';
 export type FormChoice = 'unrolled' | 'rolled' | 'auto';
@@ -178,10 +178,11 @@ export const grad: Command = {
     if (values.form !== undefined && engine !== 'compiled') throw new UsageError('grad: --form applies to --engine compiled only');
     const loss = lossSpec('grad', model, values);
     if (model.graph) {
-      if (engine === 'compiled') throw new UsageError(`grad: model ${model.name} is a graph of scans, which --engine compiled does not run yet; use --engine interpreter`);
       const data = readGraphData(values.data, model);
       const params = readGraphParams(values.params, data.model);
-      const result = runGraphModel(data, loss, params, { dtype });
+      const result = engine === 'compiled'
+        ? await runGraphCompiled(model, source, data, loss, params, { dtype, form: form === 'unrolled' ? 'unrolled' : 'rolled' })
+        : runGraphModel(data, loss, params, { dtype });
       const wrt = parseWrt(values.wrt, data.model.params.map((p) => p.name)) ?? data.model.params.map((p) => p.name);
       for (const name of result.unused.filter((n) => wrt.includes(n))) {
         process.stderr.write(`unfold grad: warning: the loss does not depend on "${name}"; its gradient is zero\n`);

@@ -8,12 +8,14 @@ import { derivedBuilder } from '../dsl/context.ts';
 import type { GraphModel } from '../dsl/graph-model.ts';
 import type { ModelDef } from '../dsl/model.ts';
 import { evaluate, type Dtype } from '../interp/evaluate.ts';
-import { checkTensorMap, readParamsFile, readTensorMap, tensorToJson } from '../io/tensor-file.ts';
+import { checkTensorMap, readTensorMap, tensorToJson } from '../io/tensor-file.ts';
+import { readParamsOnly } from './checkpoint.ts';
 import { opRule } from '../prims/index.ts';
 import { graphTraining, type GraphTraining } from '../transforms/graph-training.ts';
 import { inlineScans } from '../transforms/inline-scans.ts';
 import type { LossSpec } from '../transforms/loss.ts';
 import { currentContext } from '../dsl/context.ts';
+import type { GraphTrainerInstance } from './graph-train.ts';
 
 /** The input whose leading axis gives B (the first the model declares), and the name of per-row lengths. */
 const LENGTHS = 'lengths';
@@ -53,8 +55,9 @@ export function readGraphData(file: string, def: ModelDef, inputs: 'train' | 'gr
   return { model, batch, tensors };
 }
 
+/** The parameters of a params file or a `train --save` checkpoint (its optimizer state set aside). */
 export function readGraphParams(file: string, model: GraphModel): Map<string, Tensor> {
-  return readParamsFile(file, new Map(model.params.map((p) => [p.name, p.node.shape])));
+  return readParamsOnly(file, new Map(model.params.map((p) => [p.name, p.node.shape])), []);
 }
 
 export interface GraphRun {
@@ -75,6 +78,27 @@ export function runGraphModel(data: GraphData, loss: LossSpec, params: ReadonlyM
     loss: values.get('loss')!.data[0]!,
     outputs: new Map(data.model.outputs.map((o) => [o.name, values.get(o.name)!])),
     grads: new Map(data.model.params.map((p) => [p.name, values.get(`grad:${p.name}`)!])),
+    unused: tg.grad.unused.map((n) => String(n.attrs['name'])),
+  };
+}
+
+/**
+ * One window through the generated trainer (rolled: a loop per scan; unrolled: scans inlined),
+ * gradients() without an update: what `grad --engine compiled` reports.
+ */
+export async function runGraphCompiled(def: ModelDef, source: string, data: GraphData, loss: LossSpec, params: ReadonlyMap<string, Tensor>, opts: { dtype: Dtype; form: 'rolled' | 'unrolled' }): Promise<GraphRun> {
+  const { emitGraphTrainer } = await import('../emit/graph-trainer.ts');
+  const { importTrainer } = await import('../emit/load.ts');
+  const emitted = emitGraphTrainer({ model: def, source, batch: data.batch, lengths: data.tensors.has(LENGTHS), dtype: opts.dtype, loss, optimizer: { name: 'sgd', lr: 0 }, form: opts.form });
+  const trainer = (await importTrainer(emitted.source)).createTrainer({ params: Object.fromEntries([...params].map(([k, t]) => [k, t.data])) }) as unknown as GraphTrainerInstance;
+  const value = trainer.gradients(Object.fromEntries(data.model.inputs.map((x) => [x.name, data.tensors.get(x.name)!.data])));
+  const tensor = (t: { shape: number[]; data: number[] }): Tensor => ({ shape: t.shape, data: Float64Array.from(t.data) });
+  const outputs = trainer.outputs(), grads = trainer.getGrads();
+  const tg = graphTraining(data.model, loss, derivedBuilder());
+  return {
+    loss: value,
+    outputs: new Map(data.model.outputs.map((o) => [o.name, tensor(outputs[o.name]!)])),
+    grads: new Map(data.model.params.map((p) => [p.name, tensor(grads[p.name]!)])),
     unused: tg.grad.unused.map((n) => String(n.attrs['name'])),
   };
 }
@@ -110,4 +134,26 @@ export function showGraphModel(def: ModelDef, source: string, batch: number, los
     `# graph: ${nodesOf(modelGraph).length} nodes (loss included); with gradients: ${nodesOf(tg.graph).length} nodes; unrolled: ${nodesOf(inlined).length} nodes`,
   );
   return out.join('\n') + '\n';
+}
+
+export interface Decoded {
+  /** The decoded symbol indices, [B][T]. */
+  readonly symbols: number[][];
+  /** Every other greedy output (e.g. the attention weights [B, Ty, Tx]), by name. */
+  readonly outputs: ReadonlyMap<string, Tensor>;
+  readonly vocabulary: readonly string[] | undefined;
+}
+
+/** Greedy decoding of a batch: the model's greedy outputs through the interpreter (each scan by its rule). */
+export function decodeGreedy(def: ModelDef, dataFile: string, paramsFile: string): Decoded {
+  const probe = probeGraph(def);
+  if (!probe.greedy) throw new UnfoldError(`model ${def.name} declares no greedy decoding (graphModel({ greedy: { inputs, outputs: { symbols } } })) to generate with`);
+  const data = readGraphData(dataFile, def, 'greedy');
+  const params = readGraphParams(paramsFile, data.model);
+  const greedy = data.model.greedy!;
+  const values = evaluate({ outputs: greedy.outputs }, params, data.tensors);
+  const symbols = values.get('symbols')!;
+  const [B, T, V] = symbols.shape as [number, number, number];
+  const rows = Array.from({ length: B }, (_, b) => Array.from({ length: T }, (_, t) => symbols.data.subarray((b * T + t) * V, (b * T + t + 1) * V).indexOf(1)));
+  return { symbols: rows, outputs: new Map([...values].filter(([k]) => k !== 'symbols')), vocabulary: greedy.vocabulary };
 }

@@ -20,6 +20,7 @@ export interface GraphTrainerInstance {
   step(data: Record<string, ArrayLike<number>>): number;
   gradients(data: Record<string, ArrayLike<number>>): number;
   predict(data: Record<string, ArrayLike<number>>): Record<string, { shape: number[]; data: number[] }>;
+  outputs(): Record<string, { shape: number[]; data: number[] }>;
   getParams(): Record<string, { shape: number[]; data: number[] }>;
   getGrads(): Record<string, { shape: number[]; data: number[] }>;
   setParams(values: Record<string, ArrayLike<number>>): void;

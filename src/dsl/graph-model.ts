@@ -21,7 +21,15 @@ export interface GraphModel {
    * Greedy decoding, when the model has one: its own inputs (a subset of the data) and outputs,
    * over the same parameters (what `unfold generate` runs).
    */
-  readonly greedy?: { readonly inputs: readonly Named[]; readonly outputs: readonly Named[] };
+  readonly greedy?: Greedy;
+}
+
+/** Greedy decoding: its inputs and outputs (`symbols` one-hot [B, T, V], and anything else, e.g. attention weights). */
+export interface Greedy {
+  readonly inputs: readonly Named[];
+  readonly outputs: readonly Named[];
+  /** How to print symbol v (its one-hot index), when the model knows. */
+  readonly vocabulary?: readonly string[];
 }
 
 type Nodes = Record<string, Node>;
@@ -32,7 +40,7 @@ export interface GraphModelDef {
   readonly outputs: Nodes;
   /** Parameters in the order to list them (a state_dict's order); each must be reached by the outputs. */
   readonly params?: Nodes | readonly Node[];
-  readonly greedy?: { readonly inputs: Nodes; readonly outputs: Nodes };
+  readonly greedy?: { readonly inputs: Nodes; readonly outputs: Nodes; readonly vocabulary?: readonly string[] };
 }
 
 const isNode = (x: unknown): x is Node => typeof x === 'object' && x !== null && 'op' in x && 'shape' in x && 'inputs' in x;
@@ -59,7 +67,12 @@ export function graphModel(def: GraphModelDef): GraphModel {
   const inputs = named('inputs', def.inputs, 'input');
   const outputs = named('outputs', def.outputs);
   if (outputs.length === 0) at('needs at least one output');
-  const greedy = def.greedy && { inputs: named('greedy.inputs', def.greedy.inputs, 'input'), outputs: named('greedy.outputs', def.greedy.outputs) };
+  const greedy = def.greedy && {
+    inputs: named('greedy.inputs', def.greedy.inputs, 'input'),
+    outputs: named('greedy.outputs', def.greedy.outputs),
+    ...(def.greedy.vocabulary ? { vocabulary: [...def.greedy.vocabulary] } : {}),
+  };
+  if (greedy && !greedy.outputs.some((o) => o.name === 'symbols')) at('greedy.outputs needs "symbols", the decoded one-hot rows [B, T, V]');
 
   const roots = [...outputs, ...(greedy?.outputs ?? [])].map((o) => o.node);
   const leaves = topoOrder(roots).filter((n) => n.inputs.length === 0);
