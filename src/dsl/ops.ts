@@ -228,6 +228,14 @@ export const le = (a: Operand, b: Operand): Node => comparison('le', a, b);
 /** 1 where a = b, else 0. */
 export const eq = (a: Operand, b: Operand): Node => comparison('eq', a, b);
 
+/**
+ * The rows of `table` [V, H] at integer `indices` [...N] (nn.Embedding): [...N, H]; its gradient adds
+ * each row's cotangents into the row it read. @example embedding(E, tokens) // [V, H] at [B] -> [B, H]
+ */
+export function embedding(table: Node, indices: Node): Node {
+  return traced('embedding', (b) => b.gather(node('embedding', table, 1), node('embedding', indices, 2)));
+}
+
 /** A constant tensor: a fill value or row-major data. @example constant(0.5, [H]) */
 export function constant(value: number | readonly number[], shape: readonly number[]): Node {
   const data = typeof value === 'number' ? [value] : value;

@@ -203,6 +203,8 @@ export function createBuilder(ctx: Context, origin: () => string | undefined = (
       return make('where', [cond, a, c]);
     },
     compare: (kind: CompareKind, a, c) => make('compare', [a, c], { kind }),
+    gather: (table, indices) => make('gather', [table, indices]),
+    scatterAdd: (values, indices, rows) => (isZero(values) ? scalar(0, [rows, values.shape[values.shape.length - 1]!]) : make('scatter', [values, indices], { rows })),
     placeholder: (name, shape) => b.input(name, shape, { role: 'placeholder', id: ctx.fresh() }),
     scan(spec) {
       const shape = checkScan(spec);

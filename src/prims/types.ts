@@ -128,6 +128,10 @@ export interface Builder {
   where(cond: Node, a: Node, b: Node): Node;
   compare(kind: CompareKind, a: Node, b: Node): Node;
   concat(xs: readonly Node[], axis: number): Node;
+  /** table [V, H] read at integer indices [...N]: [...N, H]. */
+  gather(table: Node, indices: Node): Node;
+  /** values [...N, H] summed into the `rows` rows their indices name: [rows, H]. */
+  scatterAdd(values: Node, indices: Node, rows: number): Node;
   scalar(value: number, shape: Shape): Node;
   /** A placeholder or data leaf. */
   input(name: string, shape: Shape, attrs?: Attrs): Node;

@@ -4,7 +4,10 @@
 // and differentiates again.
 import { describe, expect, it } from 'vitest';
 import { currentContext, dslBuilder, withContext } from '../../src/dsl/context.ts';
-import { add, matmul, mul, sub, sum, tanh, transpose } from '../../src/dsl/ops.ts';
+import { add, constant, embedding, matmul, mul, sub, sum, tanh, transpose } from '../../src/dsl/ops.ts';
+import { graphModel } from '../../src/dsl/graph-model.ts';
+import { defineModel } from '../../src/dsl/model.ts';
+import { runGraphCompiled, runGraphModel } from '../../src/cli/graph-model.ts';
 import { input, param } from '../../src/dsl/recurrence.ts';
 import { scan } from '../../src/dsl/scan.ts';
 import { evaluate } from '../../src/interp/evaluate.ts';
@@ -152,5 +155,52 @@ describe('the VJP of a scan', () => {
     expect(text).toMatch(/= scan .*\{carries=2, consts=\d+, length=4, reverse=false, xs=1\} : \[\d+\] \{/);
     expect(text).toMatch(/\n {4}bind %\d+(, %\d+)* -> %\d+/);
     expect(text).toContain('reverse=true'); // the VJP runs the other way
+  });
+});
+
+describe('token indices read through embedding', () => {
+  const B = 3, T = 4, V = 5, H = 3;
+  const tokens = Float64Array.from([0, 4, 2, 2, 1, 1, 3, 0, 4, 2, 2, 3]);
+  const oneHot = Float64Array.from({ length: B * T * V }, (_, i) => (tokens[Math.floor(i / V)] === i % V ? 1 : 0));
+  const target = Float64Array.from({ length: B * T * H }, (_, i) => Math.sin(3 * i) / 2);
+  const model = (B: number, indices: boolean) => {
+    const E = param('E', [V, H], { kind: 'uniform', bound: 1 }), W = param('W', [H, H]), c = param('c', [H]);
+    const x = indices ? input('tokens', [B, T]) : input('x', [B, T, V]);
+    const y = input('y', [B, T, H]);
+    const e = indices ? embedding(E, x) : matmul(x, E);
+    const { ys } = scan(({ h }: { h: Node }, { e }: { e: Node }) => {
+      const next = tanh(add(add(e, matmul(h, transpose(W))), c));
+      return { carry: { h: next }, y: { h: next } };
+    }, { init: { h: constant(0, [B, H]) }, xs: { e } });
+    return graphModel({ inputs: { x, y }, outputs: { o: ys.h } });
+  };
+  const params = new Map<string, Tensor>([
+    ['E', { shape: [V, H], data: Float64Array.from({ length: V * H }, (_, i) => Math.sin(i)) }],
+    ['W', { shape: [H, H], data: Float64Array.from({ length: H * H }, (_, i) => Math.cos(i) / 2) }],
+    ['c', { shape: [H], data: Float64Array.of(0.1, -0.2, 0.3) }],
+  ]);
+  const loss = { kind: 'mse' as const };
+  const dataOf = (indices: boolean) => withContext(() => ({
+    model: model(B, indices), batch: B,
+    tensors: new Map<string, Tensor>([indices ? ['tokens', { shape: [B, T], data: tokens }] : ['x', { shape: [B, T, V], data: oneHot }], ['y', { shape: [B, T, H], data: target }]]),
+  }));
+
+  it('gives the one-hot product\'s loss and gradients, interpreted and in the generated trainer (rolled and unrolled)', async () => {
+    const viaOneHot = withContext(() => runGraphModel(dataOf(false), loss, params, { dtype: 'f64' }));
+    const viaIndices = withContext(() => runGraphModel(dataOf(true), loss, params, { dtype: 'f64' }));
+    expect(Math.abs(viaIndices.loss - viaOneHot.loss)).toBeLessThanOrEqual(1e-15);
+    for (const n of ['E', 'W', 'c']) expect(relErr(viaIndices.grads.get(n)!.data, viaOneHot.grads.get(n)!.data), n).toBeLessThanOrEqual(1e-14);
+    const def = defineModel({ name: 'tokens', graph: (b) => model(b, true) });
+    for (const form of ['rolled', 'unrolled'] as const) {
+      const compiled = await runGraphCompiled(def, 'test', dataOf(true), loss, params, { dtype: 'f64', form });
+      expect(Math.abs(compiled.loss - viaOneHot.loss)).toBeLessThanOrEqual(1e-14);
+      for (const n of ['E', 'W', 'c']) expect(relErr(compiled.grads.get(n)!.data, viaOneHot.grads.get(n)!.data), `${form} ${n}`).toBeLessThanOrEqual(1e-12);
+    }
+  });
+
+  it('an index outside the table is one clear error, interpreted and compiled', async () => {
+    const bad = new Map(dataOf(true).tensors);
+    bad.set('tokens', { shape: [B, T], data: Float64Array.from(tokens, (v, i) => (i === 5 ? 7 : v)) });
+    expect(() => withContext(() => runGraphModel({ ...dataOf(true), tensors: bad }, loss, params, { dtype: 'f64' }))).toThrow('gather: index 5 is 7; indices are integers in 0..4');
   });
 });
