@@ -48,6 +48,9 @@ const TSCONFIG = {
   include: ['models'],
 };
 
+/** Timeouts for a machine shared with other work: packing builds dist/, each command starts node and npm. */
+const LONG = 900_000;
+
 /** A seeded training run with one JSON line per step. */
 const TRAIN = ['train', 'models/my.ts', '--steps', '6', '--seed', '7', '--log-json', '--no-plots'];
 
@@ -85,7 +88,7 @@ beforeAll(async () => {
       await run(dir, NPM, ['ci', '--offline', '--no-audit', '--no-fund']);
     }),
   );
-});
+}, LONG);
 
 afterAll(() => fs.rmSync(TMP, { recursive: true, force: true }));
 
@@ -105,7 +108,7 @@ describe('the packed tarball', () => {
     const { stderr } = await run(projects.cjs, NPM, ['publish', tarball, '--dry-run', '--offline']);
     const warnings = stderr.split('\n').filter((l) => /npm (warn|error)/i.test(l) && !/requires you to be logged in/.test(l));
     expect(warnings).toEqual([]);
-  });
+  }, LONG);
 });
 
 /** `f` in both projects at once. */
@@ -123,13 +126,13 @@ describe('installed into a CommonJS and an ES module project', () => {
       expect(dot.stdout).toMatch(/^digraph "my-rnn folded"/);
       await run(dir, NPX, ['unfold', 'compile', 'models/my.ts', '--tau', '5', '--batch', '1', '-o', 'out/compiled']);
       expect(fs.existsSync(path.join(dir, 'out/compiled/trainer.js'))).toBe(true);
-      const train = await run(dir, NPX, ['unfold', 'train', ...TRAIN, '--save', 'ck.json']);
+      const train = await run(dir, NPX, ['unfold', ...TRAIN, '--save', 'ck.json']);
       const r = await run(dir, NPX, ['unfold', 'run', 'models/my.ts', '--params', 'ck.json', '--json']);
       const out = JSON.parse(r.stdout) as { outputs: { o: { shape: number[] } } };
       expect(out.outputs.o.shape).toEqual([1, 10, 1]);
       return losses(train.stdout);
     });
-  });
+  }, LONG);
 
   it('trains with the same losses in both projects and in this checkout', async () => {
     const here = path.join(ROOT, 'test', `.tmp-package-${process.pid}`);
@@ -144,7 +147,7 @@ describe('installed into a CommonJS and an ES module project', () => {
     } finally {
       fs.rmSync(here, { recursive: true, force: true });
     }
-  });
+  }, LONG);
 
   it('type-checks the model with only the package and typescript installed (no @types/node)', async () => {
     await both(async (dir) => {
@@ -154,5 +157,5 @@ describe('installed into a CommonJS and an ES module project', () => {
       fs.writeFileSync(path.join(dir, 'tsconfig.json'), JSON.stringify(TSCONFIG));
       await run(dir, NPX, ['tsc', '-p', '.']);
     });
-  });
+  }, LONG);
 });
