@@ -104,6 +104,15 @@ describe('the packed tarball', () => {
     expect(fs.statSync(tarball).size).toBeLessThan(400_000);
   });
 
+  it('ships types that never reference node\'s (the CLI\'s own declarations are left out: no API imports them)', () => {
+    const dist = path.join(projects.cjs, 'node_modules', PKG.name, 'dist');
+    const dts = fs.readdirSync(dist, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.d.ts'));
+    expect(dts).toContain('index.d.ts');
+    expect(dts.filter((f) => f.startsWith('cli'))).toEqual([]);
+    const offenders = dts.filter((f) => /from ['"]node:|import\(['"]node:|NodeJS\.|reference types="node"/.test(fs.readFileSync(path.join(dist, f), 'utf8')));
+    expect(offenders).toEqual([]);
+  });
+
   it('publishes cleanly (dry run): exit 0, nothing but the missing login to warn about', async () => {
     const { stderr } = await run(projects.cjs, NPM, ['publish', tarball, '--dry-run', '--offline']);
     const warnings = stderr.split('\n').filter((l) => /npm (warn|error)/i.test(l) && !/requires you to be logged in/.test(l));
