@@ -159,10 +159,11 @@ describe('installed into a CommonJS and an ES module project', () => {
   }, LONG);
 
   it('type-checks the model with only the package and typescript installed (no @types/node)', async () => {
-    await both(async (dir) => {
+    await both(async (dir, kind) => {
       expect(fs.existsSync(path.join(dir, 'node_modules/@types/node'))).toBe(false);
-      // Without a tsconfig: TypeScript's defaults (ES5 target, CommonJS, node10 resolution through "types").
-      await run(dir, NPX, ['tsc', '--noEmit', 'models/my.ts']);
+      // Without a tsconfig: TypeScript's defaults (ES5 target, CommonJS, node10 resolution through
+      // "types"), whatever the project's type — so once is enough.
+      if (kind === 'cjs') await run(dir, NPX, ['tsc', '--noEmit', 'models/my.ts']);
       fs.writeFileSync(path.join(dir, 'tsconfig.json'), JSON.stringify(TSCONFIG));
       await run(dir, NPX, ['tsc', '-p', '.']);
     });
