@@ -1,8 +1,12 @@
 // Test settings: CI runs the whole suite on 2 cores, where a test that spawns the CLI or compiles
 // a trainer can take several seconds; timeouts are generous, never a measure of speed.
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
+  // A model file's `import … from 'unfold-rnn'` reaches src/ (as bin/model-hooks.mjs makes it for the
+  // CLI from a checkout): one copy of the DSL, and no build before testing.
+  resolve: { alias: [{ find: /^unfold-rnn$/, replacement: fileURLToPath(new URL('./src/index.ts', import.meta.url)) }] },
   test: {
     include: ['test/**/*.test.ts'],
     testTimeout: 180_000,

@@ -1,4 +1,7 @@
-// unfold's public API: the DSL a model file is written in (`import { ... } from 'unfold'`).
+// unfold's public API: the DSL a model file is written in (`import { ... } from 'unfold-rnn'`).
+// The API's types use ES2015+ globals (Map, typed arrays): a project type-checking with TypeScript's
+// default target (ES5 libraries, e.g. `tsc --noEmit models/my.ts` without a tsconfig) gets them from here.
+/// <reference lib="es2022" preserve="true" />
 export {
   add, sub, mul, div, neg, exp, log, tanh, sigmoid, relu, detach, matmul, transpose,
   sum, mean, max, broadcast, reshape, slice, concat, where, gt, lt, ge, le, eq, constant, embedding,

@@ -8,7 +8,7 @@ import { numberFlag, parse } from '../src/cli/command.ts';
 import { formatBytes, MAX_ARENA_ELEMENTS } from '../src/cli/arena-limit.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-// Inside the repository, so a graph file's `import … from 'unfold'` resolves (test/.tmp-*/ is ignored by git).
+// Inside the repository, so a graph file's `import … from 'unfold-rnn'` resolves (test/.tmp-*/ is ignored by git).
 const DIR = path.join(ROOT, 'test', `.tmp-bad-input-${process.pid}`);
 
 interface Run {
@@ -40,8 +40,8 @@ const CELL = ['--cell', 'elman', '--input', '1', '--hidden', '4', '--output', '1
 
 beforeAll(() => {
   fs.mkdirSync(DIR, { recursive: true });
-  fs.writeFileSync(path.join(DIR, 'forgot.ts'), "import { defineModel, elman } from 'unfold';\n// build forgot its return\nexport default defineModel({ name: 'forgot', build: (batch) => { elman({ batch, input: 1, hidden: 4, output: 1 }); } } as never);\n");
-  fs.writeFileSync(path.join(DIR, 'other.ts'), "import { defineModel } from 'unfold';\nexport default defineModel({ name: 'other', build: () => ({ h: 1, W: 2 }) } as never);\n");
+  fs.writeFileSync(path.join(DIR, 'forgot.ts'), "import { defineModel, elman } from 'unfold-rnn';\n// build forgot its return\nexport default defineModel({ name: 'forgot', build: (batch) => { elman({ batch, input: 1, hidden: 4, output: 1 }); } } as never);\n");
+  fs.writeFileSync(path.join(DIR, 'other.ts'), "import { defineModel } from 'unfold-rnn';\nexport default defineModel({ name: 'other', build: () => ({ h: 1, W: 2 }) } as never);\n");
 });
 
 afterAll(() => fs.rmSync(DIR, { recursive: true, force: true }));

@@ -40,7 +40,7 @@ function expectError(r: Run, message: RegExp): void {
 let dir: string;
 beforeAll(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'unfold-dot-'));
-  fs.writeFileSync(path.join(dir, 'broken.ts'), "import { defineModel } from 'unfold';\nexport default defineModel({ name: 'broken', build: (B) => {\n");
+  fs.writeFileSync(path.join(dir, 'broken.ts'), "import { defineModel } from 'unfold-rnn';\nexport default defineModel({ name: 'broken', build: (B) => {\n");
   fs.writeFileSync(path.join(dir, 'throws.ts'), "throw new Error('no model here');\n");
 });
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));

@@ -32,7 +32,7 @@ it('has a stacked, bidirectional DSL example that compiles as written, and names
 it('has a DSL example that compiles as written', () => {
   const example = /```ts\n([\s\S]*?)```/.exec(readme)![1]!;
   expect(example.split('\n').length).toBeLessThanOrEqual(20);
-  // Inside the package (so `from 'unfold'` resolves), outside graphs/ (which other tests list).
+  // Inside the package (so `from 'unfold-rnn'` resolves), outside graphs/ (which other tests list).
   const dir = `test/.tmp-readme-${process.pid}`;
   const file = `${dir}/my-rnn.ts`;
   mkdirSync(dir, { recursive: true });

@@ -8,7 +8,7 @@ import type { Recurrence } from '../dsl/recurrence.ts';
 import type { TrainerInstance } from '../emit/load.ts';
 import type { TrainerConfig } from '../emit/trainer.ts';
 import { describeOsError, writeFileAtomic, makeDirectory } from '../io/atomic-write.ts';
-import { formatTensorMap } from '../io/tensor-file.ts';
+import { formatTensorFile } from '../io/tensor-file.ts';
 import { optionalIntFlag, parse, UsageError, type Command, type Options } from './command.ts';
 import { compileOptions, trainerConfig } from './compile-options.ts';
 import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
@@ -48,7 +48,7 @@ export const TRAIN_FLAGS = [
   '[--data windows.json] [--params init.json] [--optimizer adam|adamw|sgd|rmsprop] [--lr X]',
   '[--steps N] [--seed S] [--dtype f32|f64] [--carry-state|--no-carry-state] [--clip-norm X]',
   '[--momentum X] [--weight-decay X] [--loss mse|sse|xent] [--loss-over all|last] [--hoist auto|on|off]',
-  '[--save out.json] [--save-every N] [--log-json] [--tbptt K] [--out DIR] [--no-plots] [--grad-flow]',
+  '[--save out.json|out.safetensors] [--save-every N] [--log-json] [--tbptt K] [--out DIR] [--no-plots] [--grad-flow]',
   '[--text FILE [--seq-len T] [--batch B]]',
 ].join('\n    ');
 
@@ -102,16 +102,18 @@ function prepareOutDir(dir: string): void {
  * state as `<state>0` [1, ...shape] ([L·D, B, H] for a program), then the optimizer's step count and buffers and the steps taken
  * and data position, so that `--params` resumes exactly where it stopped.
  */
-function checkpointText(trainer: TrainerInstance, rec: Recurrence, withState: boolean, at: Resume, extra: ReadonlyMap<string, Tensor> = new Map()): string {
-  const map = new Map<string, Tensor>();
-  for (const [name, t] of Object.entries(trainer.getParams())) map.set(name, { shape: t.shape, data: Float64Array.from(t.data) });
+function checkpointContents(file: string, trainer: TrainerInstance, rec: Recurrence, withState: boolean, at: Resume, extra: ReadonlyMap<string, Tensor> = new Map()): string | Uint8Array {
+  const params = new Map<string, Tensor>();
+  for (const [name, t] of Object.entries(trainer.getParams())) params.set(name, { shape: t.shape, data: Float64Array.from(t.data) });
+  const rest = new Map<string, Tensor>();
   if (withState) {
-    for (const [name, t] of Object.entries(trainer.getState())) map.set(initialKey(name), { shape: [...stateFileShape(rec, t.shape)], data: Float64Array.from(t.data) });
+    for (const [name, t] of Object.entries(trainer.getState())) rest.set(initialKey(name), { shape: [...stateFileShape(rec, t.shape)], data: Float64Array.from(t.data) });
   }
-  for (const [name, t] of checkpointEntries(at, trainer.getOptimizerState())) map.set(name, t);
-  for (const [name, t] of extra) map.set(name, t);
-  // formatTensorMap refuses NaN/Infinity, so a bad value can never reach the file.
-  return formatTensorMap(map);
+  for (const [name, t] of checkpointEntries(at, trainer.getOptimizerState())) rest.set(name, t);
+  for (const [name, t] of extra) rest.set(name, t);
+  // JSON: all of it, in this order. safetensors: the parameters as tensors in the trainer's precision
+  // (a state_dict), the rest in __metadata__. Both refuse NaN/Infinity, so a bad value never reaches the file.
+  return formatTensorFile(file, params, rest, trainer.arena instanceof Float32Array ? 'F32' : 'F64');
 }
 
 /**
@@ -247,7 +249,7 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
   /** Saves after `done` steps of this run; inside a window the state its pieces carry is kept too. */
   const save = (done: number) => {
     const g = g0 + done;
-    writeFileAtomic(v.save!, checkpointText(trainer, rec, carry || g % pieces !== 0, { steps: done0 + done, window: Math.floor(g / pieces), time: (g % pieces) * K }, text?.checkpoint));
+    writeFileAtomic(v.save!, checkpointContents(v.save!, trainer, rec, carry || g % pieces !== 0, { steps: done0 + done, window: Math.floor(g / pieces), time: (g % pieces) * K }, text?.checkpoint));
     lastSave = done;
   };
   const stop = (k: number, reason: string): never => {
