@@ -5,8 +5,8 @@
 import {
   add, concat, defineModel, detach, div, eq, exp, graphModel, input, lt, matmul, max, mul, param, reshape, scan,
   sigmoid, slice, sub, sum, tanh, targetSymbols, transpose, translateTask, where, constant,
-} from 'unfold';
-import type { Node } from 'unfold';
+} from 'unfold-rnn';
+import type { Node } from 'unfold-rnn';
 
 const VIN = 12, VOUT = 10, H = 16, TX = 7, TY = 6;
 const bound = { kind: 'uniform', bound: 1 / Math.sqrt(H) } as const;

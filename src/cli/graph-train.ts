@@ -8,7 +8,7 @@ import type { ModelDef, Window } from '../dsl/model.ts';
 import { emitGraphTrainer } from '../emit/graph-trainer.ts';
 import { importTrainer } from '../emit/load.ts';
 import { makeDirectory, writeFileAtomic } from '../io/atomic-write.ts';
-import { checkTensorMap, formatTensorMap, readTensorMap, readWindowsFile } from '../io/tensor-file.ts';
+import { checkTensorMap, formatTensorFile, readTensorMap, readWindowsFile } from '../io/tensor-file.ts';
 import { lossPlotSvg } from '../plot/training.ts';
 import { checkpointEntries, OPTIMIZER_STATE, OPTIMIZER_STEPS, readResume, TRAIN_POSITION, TRAIN_STEPS } from './checkpoint.ts';
 import type { TrainerConfig } from '../emit/config.ts';
@@ -111,9 +111,10 @@ export async function trainGraphModel(o: GraphTrainOptions): Promise<number> {
 
   const written: string[] = [];
   if (o.save !== undefined) {
-    const map = new Map<string, Tensor>(Object.entries(trainer.getParams()).map(([k, t]) => [k, { shape: t.shape, data: Float64Array.from(t.data) }]));
-    for (const [k, t] of checkpointEntries({ steps: done + total, window: done + total, time: 0 }, trainer.getOptimizerState())) map.set(k, t);
-    writeFileAtomic(o.save, formatTensorMap(map));
+    // Parameters as tensors; the optimizer state and steps taken beside them (a safetensors file's __metadata__).
+    const params = new Map<string, Tensor>(Object.entries(trainer.getParams()).map(([k, t]) => [k, { shape: t.shape, data: Float64Array.from(t.data) }]));
+    const bookkeeping = checkpointEntries({ steps: done + total, window: done + total, time: 0 }, trainer.getOptimizerState());
+    writeFileAtomic(o.save, formatTensorFile(o.save, params, bookkeeping, cfg.dtype === 'f32' ? 'F32' : 'F64'));
     written.push(o.save);
   }
   if (o.outDir !== undefined && losses.every((l) => l > 0)) {
