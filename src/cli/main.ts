@@ -11,9 +11,10 @@ import { start } from './start.ts';
 import { run } from './run.ts';
 import { generate } from './generate.ts';
 import { exportCommand } from './export.ts';
+import { importCommand } from './import.ts';
 
 /** Every command, in the order `--help` lists them. */
-export const COMMANDS: readonly Command[] = [show, dot, compile, grad, gradcheck, train, run, generate, exportCommand, start];
+export const COMMANDS: readonly Command[] = [show, dot, compile, grad, gradcheck, train, run, generate, exportCommand, importCommand, start];
 
 function help(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
