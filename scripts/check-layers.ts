@@ -25,7 +25,9 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   passes: ['ir', 'prims', 'dsl', 'cells', 'transforms', 'interp'],
   emit: ['ir', 'prims', 'dsl', 'cells', 'transforms', 'passes', 'interp', 'io'],
   dot: ['ir', 'prims', 'dsl', 'cells', 'transforms', 'passes', 'interp', 'io'],
-  cli: ['ir', 'prims', 'dsl', 'cells', 'transforms', 'passes', 'interp', 'io', 'plot', 'data', 'emit', 'dot'],
+  // ONNX export (a model's scans as ONNX Scan) and import (torch.onnx.export files as built-in cells).
+  onnx: ['ir', 'prims', 'dsl', 'cells', 'transforms'],
+  cli: ['ir', 'prims', 'dsl', 'cells', 'transforms', 'passes', 'interp', 'io', 'plot', 'data', 'emit', 'dot', 'onnx'],
   // The public API a model file imports (`from 'unfold'`).
   index: ['ir', 'prims', 'dsl', 'cells', 'transforms', 'data'],
 };

@@ -16,6 +16,9 @@ function modelName(file: string): string {
   return /^[a-z][a-z0-9]*(-[a-z0-9]+)*$/.test(base) ? base : 'imported';
 }
 
+/** The package a model file imports the DSL from. */
+const PACKAGE = 'unfold';
+
 const TORCH: Record<ImportedModel['kind'], string> = { elman: 'RNN', lstm: 'LSTM', gru: 'GRU' };
 
 /** The model file's source: a header saying where it came from, then the built-in cell with its options. */
@@ -40,7 +43,7 @@ export function modelSource(m: ImportedModel, name: string, file: string, dir: s
     `//   npx unfold train ${dir}/model.ts --params ${dir}/params.json --data windows.json --save ck.json`,
     ...(m.batchFirst ? [] : [`// The exported module read x time-major ([T, B, I]); unfold's models are batch-first, x [B, T, ${m.input}].`]),
     ...(renamed.length ? [`// The file names these parameters differently (${m.named === 'derived' ? 'folded constants; PyTorch names derived from the layer and direction' : 'module paths'}):`, ...renamed] : []),
-    `import { defineModel, ${m.kind} } from 'unfold';`,
+    `import { defineModel, ${m.kind} } from '${PACKAGE}';`,
     '',
     'export default defineModel({',
     `  name: '${name}',`,
