@@ -161,9 +161,12 @@ function bindParams(w: GraphWriter, body: Recurrence): void {
 }
 
 /** A scan's body as an ONNX graph: inputs its states then its per-step inputs (and mask), outputs its next states then its per-step outputs. */
-function scanBody(spec: ScanSpec, names: Names, dtype: number, k: number, stateSequences: boolean): { graph: GraphProto; outputs: number } {
+function scanBody(spec: ScanSpec, names: Names, dtype: number, k: number, stateSequences: boolean, loop: boolean): { graph: GraphProto; outputs: number } {
   const body = spec.body;
   const inputs: ValueInfoProto[] = [];
+  // A Loop body reads the iteration number and the loop condition first, and returns the condition first.
+  const cond = names.fresh(`loop${k}_cond`);
+  if (loop) inputs.push(io(names.fresh(`loop${k}_t`), DataType.INT64, []), io(cond, DataType.BOOL, []));
   const stateNames = body.state.map((s) => names.fresh(`scan${k}_${s.name}`));
   const w = new GraphWriter(names, dtype, TRACE_BATCH, () => [stateNames[0]!, 0]);
   body.state.forEach((s, i) => {
@@ -189,6 +192,11 @@ function scanBody(spec: ScanSpec, names: Names, dtype: number, k: number, stateS
     w.nodes.push({ opType: 'Identity', inputs: [v], outputs: [name] });
     return io(name, dtype, dims(roots[i]!.shape, TRACE_BATCH));
   });
+  if (loop) {
+    const out = names.fresh(`loop${k}_cond_out`);
+    w.nodes.push({ opType: 'Identity', inputs: [cond], outputs: [out] });
+    outputs.unshift(io(out, DataType.BOOL, []));
+  }
   return { graph: { name: `scan${k}_body`, nodes: w.nodes, initializers: [], inputs, outputs }, outputs: roots.length - body.next.length };
 }
 
@@ -203,6 +211,10 @@ function sequenceGraph(scans: Scans, rec: Recurrence, names: Names, dtype: numbe
     if (scans.input.length === 0) throw new UnfoldError('onnx export: lengths need an input sequence (the model has no input to read T from)');
     inputs.push(io('lengths', DataType.INT64, ['B']));
   }
+  // An input-free system has no sequence to scan: an ONNX Loop runs it for `steps` (an int64 scalar) steps.
+  const inputFree = scans.input.length === 0;
+  if (inputFree && program) throw new UnfoldError('onnx export: a stacked or bidirectional model without an input has no sequence to scan');
+  if (inputFree) inputs.push(io('steps', DataType.INT64, []));
   // Initial states: [1, B, ...] for one scan, [L·D, B, ...] for a program, as PyTorch's h0.
   for (const s of scans.state) inputs.push(io(`${s.name}0`, dtype, dims(program ? s.node.shape : [1, ...s.node.shape], B)));
 
@@ -219,13 +231,25 @@ function sequenceGraph(scans: Scans, rec: Recurrence, names: Names, dtype: numbe
   const sequences: string[][] = []; // per scan: its per-step output sequences [B, T, ...]
   const finals: string[][] = []; // per scan: its final states [B, ...]
   scans.scans.forEach((spec, k) => {
-    const { graph, outputs } = scanBody(spec, names, dtype, k, !program);
+    const { graph, outputs } = scanBody(spec, names, dtype, k, !program, inputFree);
     const init = scans.state.map((s) => w.node('Gather', [`${s.name}0`, w.intScalar(spec.slot ?? 0)], { axis: { i: 0 } }));
     const xs = spec.sources.map((src) => ('data' in src ? src.data : sequences[src.scan]![src.output]!));
     if (spec.mask) xs.push(valid!);
     const nState = spec.body.state.length;
     const outNames = [...spec.body.state.map((s) => names.fresh(`scan${k}_final_${s.name}`)), ...Array.from({ length: outputs }, () => names.fresh(`scan${k}_seq`))];
     const dir = spec.reverse ? 1 : 0;
+    if (inputFree) {
+      // Loop stacks its per-step outputs on a new axis 0, [T, B, ...]: transposed to batch-first.
+      const loopOut = outNames.map((o, i) => (i < nState ? o : names.fresh(`loop${k}_stacked`)));
+      w.nodes.push({ opType: 'Loop', name: `loop${k}`, inputs: ['steps', '', ...init], outputs: loopOut, attrs: { body: { g: graph } } });
+      loopOut.slice(nState).forEach((v, i) => {
+        const rank = graph.outputs[1 + nState + i]!.dims!.length;
+        w.nodes.push({ opType: 'Transpose', inputs: [v], outputs: [outNames[nState + i]!], attrs: { perm: { ints: [1, 0, ...Array.from({ length: rank - 1 }, (_, j) => j + 2)] } } });
+      });
+      finals.push(outNames.slice(0, nState));
+      sequences.push(outNames.slice(nState));
+      return;
+    }
     w.nodes.push({
       opType: 'Scan',
       name: `scan${k}${spec.slot !== undefined ? `_${spec.reverse ? 'reverse' : 'forward'}_slot${spec.slot}` : ''}`,
