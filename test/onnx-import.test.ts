@@ -43,7 +43,7 @@ function ok(r: Result): Result {
   return r;
 }
 
-const NAMES = ['rnn', 'rnn-relu-folded', 'lstm-2layer-bidir', 'lstm-2layer-bidir-folded', 'gru', 'gru-timemajor-folded'];
+const NAMES = ['rnn', 'rnn-relu-folded', 'lstm-2layer-bidir', 'lstm-2layer-bidir-folded', 'gru', 'gru-timemajor-folded', 'lstm-named', 'lstm-named-folded'];
 
 describe('import: unfold run gives PyTorch outputs', () => {
   for (const name of NAMES) {
@@ -55,6 +55,8 @@ describe('import: unfold run gives PyTorch outputs', () => {
       const source = fs.readFileSync(path.join(out, 'model.ts'), 'utf8');
       expect(source).toContain(`from 'unfold'`);
       expect(source).toContain(`${{ rnn: 'elman', lstm: 'lstm', gru: 'gru' }[fx.kind]}({ batch,`);
+      // A model whose modules are self.lstm and self.fc keeps those names, folded or not.
+      if (name.startsWith('lstm-named')) expect(source).toContain(`names: { rnn: 'lstm', out: 'fc' }`);
       // PyTorch's names and values, bit for bit (the file's float32 weights), gates in PyTorch's order.
       const params = JSON.parse(fs.readFileSync(path.join(out, 'params.json'), 'utf8')) as Record<string, TensorJson>;
       expect(Object.keys(params).sort()).toEqual(Object.keys(fx.stateDict).sort());

@@ -33,8 +33,8 @@ export function modelSource(m: ImportedModel, name: string, file: string, dir: s
     ...(m.layers > 1 ? [`layers: ${m.layers}`] : []),
     ...(m.bidirectional ? ['bidirectional: true'] : []),
     ...(m.kind === 'elman' && m.nonlinearity === 'relu' ? ["nonlinearity: 'relu'"] : []),
+    ...(m.names.rnn !== 'rnn' || m.names.out !== 'out' ? [`names: { rnn: '${m.names.rnn}', out: '${m.names.out}' }`] : []),
   ];
-  const renamed = [...m.pytorchNames].map(([ours, theirs]) => `//   ${theirs} → ${ours}`);
   return [
     `// Imported by \`unfold import ${path.basename(file)}\`: nn.${TORCH[m.kind]}(${torchArgs.join(', ')}) + nn.Linear(${D * m.hidden}, ${m.output}),`,
     `// as unfold's built-in ${m.kind} cell (PyTorch's parameter names, layouts and gate order). Its parameters are`,
@@ -42,7 +42,7 @@ export function modelSource(m: ImportedModel, name: string, file: string, dir: s
     `//   npx unfold run ${dir}/model.ts --params ${dir}/params.json --data data.json --json   (data.json: {"x": [B, T, ${m.input}]})`,
     `//   npx unfold train ${dir}/model.ts --params ${dir}/params.json --data windows.json --save ck.json`,
     ...(m.batchFirst ? [] : [`// The exported module read x time-major ([T, B, I]); unfold's models are batch-first, x [B, T, ${m.input}].`]),
-    ...(renamed.length ? [`// The file names these parameters differently (${m.named === 'derived' ? 'folded constants; PyTorch names derived from the layer and direction' : 'module paths'}):`, ...renamed] : []),
+    ...(m.named === 'derived' ? ['// The file had folded the weights into unnamed constants: their names are derived from the layer, the direction and the module paths.'] : []),
     `import { defineModel, ${m.kind} } from '${PACKAGE}';`,
     '',
     'export default defineModel({',

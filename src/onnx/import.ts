@@ -17,10 +17,10 @@ export interface ImportedModel {
   readonly nonlinearity: 'tanh' | 'relu';
   /** Whether the exported module read x as [B, T, I] (else [T, B, I]; the unfold model is batch-first either way). */
   readonly batchFirst: boolean;
-  /** PyTorch's names and layouts, in named_parameters order, as the built-in cell names them (rnn.*, out.*). */
+  /** PyTorch's names and layouts, in named_parameters order (`<rnn>.weight_ih_l0`, …, `<out>.weight`, `<out>.bias`). */
   readonly params: Map<string, Tensor>;
-  /** The names the ONNX file keeps (or derives from its module paths) for each parameter, where they differ. */
-  readonly pytorchNames: Map<string, string>;
+  /** The modules' names (the built-in cell's `names`): as the file keeps them, else from its node paths, else `rnn` and `out`. */
+  readonly names: { readonly rnn: string; readonly out: string };
   /** Where each parameter's name came from: the file's initializer name, or derived from the layer index and direction. */
   readonly named: 'kept' | 'derived';
 }
@@ -211,12 +211,16 @@ export function importOnnx(bytes: Uint8Array, file: string): ImportedModel {
   let hidden = 0, D = 0, inputSize = 0;
   let nonlinearity: 'tanh' | 'relu' = 'tanh';
   const params = new Map<string, Tensor>();
-  const pytorchNames = new Map<string, string>();
   let kept = true;
-  const modulePath = (n: NodeProto): string | undefined => {
+  const NAME = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_0-9]+)*$/;
+  /** A module's name: from an initializer named `<module>.<suffix>`, else from the node's path (`/lstm/LSTM`), else the fallback. */
+  const moduleName = (n: NodeProto, sources: Iterable<string>, suffix: string, fallback: string): string => {
+    for (const src of sources) if (src.endsWith(`.${suffix}`) && NAME.test(src.slice(0, -suffix.length - 1))) return src.slice(0, -suffix.length - 1);
     const parts = (n.name ?? '').split('/').filter(Boolean);
-    return parts.length > 1 ? parts.slice(0, -1).join('.') : undefined;
+    const path = parts.slice(0, -1).join('.');
+    return parts.length > 1 && NAME.test(path) ? path : fallback;
   };
+  let rnnName = 'rnn';
 
   cells.forEach((n, k) => {
     if (n.opType !== cells[0]!.opType) fail(n, `layer ${k} is ${n.opType} but layer 0 is ${cells[0]!.opType}; a model has one kind of cell`);
@@ -269,7 +273,7 @@ export function importOnnx(bytes: Uint8Array, file: string): ImportedModel {
       PERM[kind].forEach((src, j) => out.set(v.data.subarray(base + src * H * cols, base + (src + 1) * H * cols), j * H * cols));
       return out;
     };
-    const prefix = modulePath(n) ?? 'rnn';
+    if (k === 0) rnnName = moduleName(n, W.sources, 'weight_ih_l0', 'rnn');
     for (let dir = 0; dir < d; dir++) {
       const sfx = `_l${k}${dir ? '_reverse' : ''}`;
       const entries: [string, number[], Float64Array, Value][] = [
@@ -279,13 +283,10 @@ export function importOnnx(bytes: Uint8Array, file: string): ImportedModel {
         ['bias_hh', [G * H], rows(Bv, dir, G * H, 1), Bv],
       ];
       for (const [what, shape, data, from] of entries) {
-        const name = `rnn.${what}${sfx}`;
+        const name = `${rnnName}.${what}${sfx}`;
         params.set(name, { shape, data });
-        // The file keeps PyTorch's name when the weight comes from one initializer so named.
-        const source = [...from.sources].find((s) => s.endsWith(`${what}${sfx}`));
-        if (!source) kept = false;
-        const torchName = source ?? `${prefix}.${what}${sfx}`;
-        if (torchName !== name) pytorchNames.set(name, torchName);
+        // The file keeps PyTorch's name when the weight comes from an initializer so named.
+        if (!from.sources.has(name)) kept = false;
       }
     }
   });
@@ -319,16 +320,11 @@ export function importOnnx(bytes: Uint8Array, file: string): ImportedModel {
   const extraAdd = g.nodes.find((n) => n.opType === 'Add' && !n.outputs.includes(last));
   if (extraAdd) fail(extraAdd, 'an Add other than the nn.Linear bias');
   if (!g.outputs.some((o) => o.name === last)) throw new UnfoldError(`${file}: the graph's outputs (${g.outputs.map((o) => `"${o.name}"`).join(', ')}) do not include the nn.Linear head's output "${last}"`);
-  const headPrefix = modulePath(head) ?? 'out';
-  const outW = { shape: Wout.shape, data: Wout.data };
-  params.set('out.weight', outW);
-  params.set('out.bias', { shape: [O], data: bias ? bias.data : new Float64Array(O) });
-  const wSource = [...outWeight.sources].find((s) => s.endsWith('weight'));
-  const bSource = bias ? [...bias.sources].find((s) => s.endsWith('bias')) : undefined;
-  if (!wSource) kept = false;
-  const torchW = wSource ?? `${headPrefix}.weight`, torchB = bSource ?? `${headPrefix}.bias`;
-  if (torchW !== 'out.weight') pytorchNames.set('out.weight', torchW);
-  if (torchB !== 'out.bias') pytorchNames.set('out.bias', torchB);
+  const outName = moduleName(head, [...outWeight.sources, ...(bias?.sources ?? [])], 'weight', 'out');
+  params.set(`${outName}.weight`, { shape: Wout.shape, data: Wout.data });
+  params.set(`${outName}.bias`, { shape: [O], data: bias ? bias.data : new Float64Array(O) });
+  if (!outWeight.sources.has(`${outName}.weight`)) kept = false;
+  if (outName === rnnName) throw new UnfoldError(`${file}: the recurrent layers and the head are both named "${outName}"; unfold's cell names them apart`);
 
   // batch_first: the exported module transposed x [B, T, I] to the op's [T, B, I].
   const first = cells[0]!;
@@ -337,5 +333,5 @@ export function importOnnx(bytes: Uint8Array, file: string): ImportedModel {
   const batchFirst = feed?.opType === 'Transpose' && feed.inputs[0] === xName && (attrInts(feed, 'perm') ?? []).join() === '1,0,2';
   if (!batchFirst && first.inputs[0] !== xName) fail(first, `its input X is neither the graph input "${xName}" nor its [B, T, I] → [T, B, I] transpose`);
 
-  return { kind, input: inputSize, hidden, output: O, layers: cells.length, bidirectional: D === 2, nonlinearity, batchFirst, params, pytorchNames, named: kept ? 'kept' : 'derived' };
+  return { kind, input: inputSize, hidden, output: O, layers: cells.length, bidirectional: D === 2, nonlinearity, batchFirst, params, names: { rnn: rnnName, out: outName }, named: kept ? 'kept' : 'derived' };
 }
