@@ -29,6 +29,7 @@ export const exportCommand: Command = {
     const dtype = choiceFlag('export', 'dtype', values.dtype, ['f32', 'f64'], 'f32');
     if (values.out === undefined) throw new UsageError(`export: -o FILE is required (where the ${format === 'onnx' ? '.onnx model' : '.safetensors weights'} go)`);
     if (format === 'safetensors' && (values.form !== undefined || values.lengths)) throw new UsageError('export: --form and --lengths go with --format onnx');
+    if (values.lengths && form === 'step') throw new UsageError('export: --form step is one step, which has no lengths; leave out --lengths (or export --form sequence)');
     const { model, source } = await resolveModel('export', positionals, values);
     const probe = probeModel(model);
     let params;
@@ -39,14 +40,13 @@ export const exportCommand: Command = {
     }
     // With lengths when asked, or when the model's own task has them.
     let lengths = values.lengths === true;
-    if (!lengths && model.task) {
+    if (!lengths && model.task && form === 'sequence') {
       try {
         lengths = model.task.window(0).lengths !== undefined;
       } catch {
         lengths = false;
       }
     }
-    if (lengths && form === 'step') throw new UsageError('export: --form step is one step, which has no lengths; leave out --lengths (or export --form sequence)');
     const bytes = format === 'onnx' ? exportOnnx(model, params, { form, dtype, lengths }) : encodeSafetensors(params, dtype);
     try {
       writeFileAtomic(values.out, bytes);

@@ -28,8 +28,13 @@ export interface ExportOptions {
 /** Fresh names across the model and its subgraphs (ONNX names are one namespace through scopes). */
 class Names {
   private n = 0;
+  /** `taken`: the model's own names (inputs, outputs, parameters), which a fresh name never is. */
+  constructor(private readonly taken: ReadonlySet<string>) {}
   fresh(hint: string): string {
-    return `${hint}_${this.n++}`;
+    let name: string;
+    do name = `${hint}_${this.n++}`;
+    while (this.taken.has(name));
+    return name;
   }
 }
 
@@ -136,9 +141,21 @@ export function exportOnnx(model: ModelDef, params: ReadonlyMap<string, Tensor>,
     if (!t) throw new UnfoldError(`onnx export: no values for parameter "${p.name}"`);
     return makeTensor(p.name, p.node.shape, dtype, t.data);
   });
-  const names = new Names();
+  const names = new Names(new Set([
+    ...rec.params.map((p) => p.name),
+    ...rec.input.map((x) => x.name),
+    ...rec.outputs.map((o) => o.name),
+    ...rec.state.flatMap((s) => [s.name, `${s.name}0`, `${s.name}n`]),
+    'lengths', 'steps', 'hiddenOutputs',
+  ]));
   const scans = scansOf(rec);
   const graph = opts.form === 'sequence' ? sequenceGraph(scans, rec, names, dtype, opts.lengths) : stepGraph(scans, rec, names, dtype);
+  // The graph's names are the model's: two of them the same (an output named `hn` beside a state `h`) is the model's to rename.
+  const seen = new Set<string>();
+  for (const n of [...initializers.map((t) => t.name), ...graph.inputs.map((i) => i.name), ...graph.outputs.map((o) => o.name)]) {
+    if (seen.has(n)) throw new UnfoldError(`onnx export: the name "${n}" would be two of the ONNX graph's inputs, outputs and parameters (the initial and final states are <state>0 and <state>n; lengths, steps and hiddenOutputs are taken); rename it in the model`);
+    seen.add(n);
+  }
   return encodeModel({
     irVersion: 8,
     opset: 17,
