@@ -37,6 +37,12 @@ export interface Scans {
   readonly slots: number;
 }
 
+/**
+ * The model's scans in execution order and how they are wired. When scans are `scan` nodes of the IR
+ * (a node carrying its body graph, with carries, xs and consts as operands), this reads them from the
+ * graph instead: body ← the node's body, reverse ← its attribute, sources ← its xs operands (a model
+ * input or another scan's stacked output), outputs ← the reshape(slice(…)) parts its users take.
+ */
 export function scansOf(rec: Recurrence): Scans {
   const program = rec.program;
   if (!program) {
