@@ -34,6 +34,7 @@ interface Fixture {
   batchFirst: boolean;
   constantFolding: boolean;
   x: TensorJson;
+  h0?: TensorJson;
   o: TensorJson;
   stateDict: Record<string, TensorJson>;
 }
@@ -43,7 +44,7 @@ function ok(r: Result): Result {
   return r;
 }
 
-const NAMES = ['rnn', 'rnn-relu-folded', 'lstm-2layer-bidir', 'lstm-2layer-bidir-folded', 'gru', 'gru-timemajor-folded', 'lstm-named', 'lstm-named-folded'];
+const NAMES = ['rnn', 'rnn-relu-folded', 'lstm-2layer-bidir', 'lstm-2layer-bidir-folded', 'gru', 'gru-timemajor-folded', 'lstm-named', 'lstm-named-folded', 'gru-h0'];
 
 describe('import: unfold run gives PyTorch outputs', () => {
   for (const name of NAMES) {
@@ -62,7 +63,8 @@ describe('import: unfold run gives PyTorch outputs', () => {
       expect(Object.keys(params).sort()).toEqual(Object.keys(fx.stateDict).sort());
       for (const [k, t] of Object.entries(fx.stateDict)) expect(params[k], k).toEqual(t);
       const data = tmp(`${name}-data.json`);
-      fs.writeFileSync(data, JSON.stringify({ x: fx.x }));
+      fs.writeFileSync(data, JSON.stringify({ x: fx.x, ...(fx.h0 ? { h0: fx.h0 } : {}) }));
+      if (fx.h0) expect(source).toContain('The graph\'s input "h0" is the initial state');
       const run = JSON.parse(ok(await unfold('run', path.join(out, 'model.ts'), '--params', path.join(out, 'params.json'), '--data', data, '--json')).stdout) as { outputs: { o: TensorJson } };
       expect(run.outputs.o.shape).toEqual(fx.o.shape);
       const diff = Math.max(...run.outputs.o.data.map((v, i) => Math.abs(v - fx.o.data[i]!)));

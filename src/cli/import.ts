@@ -23,6 +23,10 @@ const TORCH: Record<ImportedModel['kind'], string> = { elman: 'RNN', lstm: 'LSTM
 
 /** The model file's source: a header saying where it came from, then the built-in cell with its options. */
 export function modelSource(m: ImportedModel, name: string, file: string, dir: string): string {
+  // Names from the file and paths from the command line reach the source only escaped (no line breaks in a comment).
+  const text = (x: string) => JSON.stringify(x).slice(1, -1);
+  const base = text(path.basename(file));
+  dir = text(dir);
   const D = m.bidirectional ? 2 : 1;
   const torchArgs = [`${m.input}, ${m.hidden}`, ...(m.layers > 1 ? [`num_layers=${m.layers}`] : []), ...(m.bidirectional ? ['bidirectional=True'] : []), ...(m.kind === 'elman' && m.nonlinearity === 'relu' ? ["nonlinearity='relu'"] : []), `batch_first=${m.batchFirst ? 'True' : 'False'}`];
   const options = [
@@ -36,18 +40,19 @@ export function modelSource(m: ImportedModel, name: string, file: string, dir: s
     ...(m.names.rnn !== 'rnn' || m.names.out !== 'out' ? [`names: { rnn: '${m.names.rnn}', out: '${m.names.out}' }`] : []),
   ];
   return [
-    `// Imported by \`unfold import ${path.basename(file)}\`: nn.${TORCH[m.kind]}(${torchArgs.join(', ')}) + nn.Linear(${D * m.hidden}, ${m.output}),`,
+    `// Imported by \`unfold import ${base}\`: nn.${TORCH[m.kind]}(${torchArgs.join(', ')}) + nn.Linear(${D * m.hidden}, ${m.output}),`,
     `// as unfold's built-in ${m.kind} cell (PyTorch's parameter names, layouts and gate order). Its parameters are`,
     `// params.json (and params.safetensors) beside this file:`,
     `//   npx unfold run ${dir}/model.ts --params ${dir}/params.json --data data.json --json   (data.json: {"x": [B, T, ${m.input}]})`,
     `//   npx unfold train ${dir}/model.ts --params ${dir}/params.json --data windows.json --save ck.json`,
     ...(m.batchFirst ? [] : [`// The exported module read x time-major ([T, B, I]); unfold's models are batch-first, x [B, T, ${m.input}].`]),
+    ...[...m.stateInputs].map(([input, s]) => `// The graph's input ${JSON.stringify(input)} is the initial state: give it as "${s}0" [${m.layers * D}, B, ${m.hidden}] in the data (zeros when absent).`),
     ...(m.named === 'derived' ? ['// The file had folded the weights into unnamed constants: their names are derived from the layer, the direction and the module paths.'] : []),
     `import { defineModel, ${m.kind} } from '${PACKAGE}';`,
     '',
     'export default defineModel({',
     `  name: '${name}',`,
-    `  description: 'nn.${TORCH[m.kind]} + nn.Linear imported from ${path.basename(file).replace(/[\\']/g, '')}',`,
+    `  description: ${JSON.stringify(`nn.${TORCH[m.kind]} + nn.Linear imported from ${path.basename(file)}`)},`,
     `  build: (batch) => ${m.kind}({ ${options.join(', ')} }),`,
     '});',
     '',

@@ -21,6 +21,8 @@ export interface ImportedModel {
   readonly params: Map<string, Tensor>;
   /** The modules' names (the built-in cell's `names`): as the file keeps them, else from its node paths, else `rnn` and `out`. */
   readonly names: { readonly rnn: string; readonly out: string };
+  /** Graph inputs that are initial states (`h0` → h, `c0` → c), as [L·D, B, H]: the data's `h0`/`c0` in unfold. */
+  readonly stateInputs: ReadonlyMap<string, 'h' | 'c'>;
   /** Where each parameter's name came from: the file's initializer name, or derived from the layer index and direction. */
   readonly named: 'kept' | 'derived';
 }
@@ -201,7 +203,23 @@ export function importOnnx(bytes: Uint8Array, file: string): ImportedModel {
       fail(n, `unfold imports nn.RNN/LSTM/GRU + nn.Linear; ${n.opType} has no counterpart there`);
     }
   }
-  if (dataInputs.length !== 1) throw new UnfoldError(`${file}: the graph has ${dataInputs.length} data inputs (${dataInputs.map((i) => `"${i.name}"`).join(', ')}); unfold imports a model of one input sequence x (initial states start at zero)`);
+  if (dataInputs.length === 0) throw new UnfoldError(`${file}: the graph has no input; unfold imports a model of one input sequence`);
+  // Inputs beyond the sequence may only be initial states (nn.LSTM's (h0, c0)): reaching initial_h
+  // or initial_c of the recurrent nodes, through nothing but slicing.
+  const stateInputs = new Map<string, 'h' | 'c'>();
+  const tainted = new Map<string, string>(dataInputs.slice(1).map((i) => [i.name, i.name]));
+  for (const n of g.nodes) {
+    n.inputs.forEach((name, i) => {
+      const from = tainted.get(name);
+      if (from === undefined) return;
+      if (RECURRENT.has(n.opType) && (i === 5 || (i === 6 && n.opType === 'LSTM'))) stateInputs.set(from, i === 5 ? 'h' : 'c');
+      else if (PLUMBING.has(n.opType)) for (const o of n.outputs) tainted.set(o, from);
+      else fail(n, `reads graph input "${from}"; unfold imports one input sequence ("${dataInputs[0]!.name}") and initial states`);
+    });
+  }
+  for (const i of dataInputs.slice(1)) {
+    if (!stateInputs.has(i.name)) throw new UnfoldError(`${file}: graph input "${i.name}" is neither the input sequence nor an initial state of the recurrent layers`);
+  }
   if (g.outputs.length < 1) throw new UnfoldError(`${file}: the graph has no output`);
 
   const cells = g.nodes.filter((n) => RECURRENT.has(n.opType));
@@ -333,5 +351,5 @@ export function importOnnx(bytes: Uint8Array, file: string): ImportedModel {
   const batchFirst = feed?.opType === 'Transpose' && feed.inputs[0] === xName && (attrInts(feed, 'perm') ?? []).join() === '1,0,2';
   if (!batchFirst && first.inputs[0] !== xName) fail(first, `its input X is neither the graph input "${xName}" nor its [B, T, I] → [T, B, I] transpose`);
 
-  return { kind, input: inputSize, hidden, output: O, layers: cells.length, bidirectional: D === 2, nonlinearity, batchFirst, params, names: { rnn: rnnName, out: outName }, named: kept ? 'kept' : 'derived' };
+  return { kind, input: inputSize, hidden, output: O, layers: cells.length, bidirectional: D === 2, nonlinearity, batchFirst, params, names: { rnn: rnnName, out: outName }, stateInputs, named: kept ? 'kept' : 'derived' };
 }
