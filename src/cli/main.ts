@@ -10,9 +10,11 @@ import { train } from './train.ts';
 import { start } from './start.ts';
 import { run } from './run.ts';
 import { generate } from './generate.ts';
+import { exportCommand } from './export.ts';
+import { importCommand } from './import.ts';
 
 /** Every command, in the order `--help` lists them. */
-export const COMMANDS: readonly Command[] = [show, dot, compile, grad, gradcheck, train, run, generate, start];
+export const COMMANDS: readonly Command[] = [show, dot, compile, grad, gradcheck, train, run, generate, exportCommand, importCommand, start];
 
 function help(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
