@@ -10,9 +10,10 @@ import { train } from './train.ts';
 import { start } from './start.ts';
 import { run } from './run.ts';
 import { generate } from './generate.ts';
+import { evaluate } from './evaluate.ts';
 
 /** Every command, in the order `--help` lists them. */
-export const COMMANDS: readonly Command[] = [show, dot, compile, grad, gradcheck, train, run, generate, start];
+export const COMMANDS: readonly Command[] = [show, dot, compile, grad, gradcheck, train, run, evaluate, generate, start];
 
 function help(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -41,14 +41,14 @@ export function textSource(text: TextData, T: number, B: number): DataSource {
   const V = text.vocabulary.length;
   return {
     describe: `${text.file} (${n + 1} characters, ${V} symbols; ${B} rows × ${T} characters per window)`,
-    batch: B, seqLen: T, input: V, output: V,
+    batch: B, batches: [B], seqLen: T, input: V, output: V,
     mixedLengths: false,
     lengths: false,
     count: Math.max(1, Math.floor(n / (B * T))),
     fromTask: false,
     window: (k) => {
       const w = textWindow(text.indices, k, T, B);
-      return { x: oneHot(w.x, V), y: oneHot(w.y, V) };
+      return { batch: B, x: oneHot(w.x, V), y: oneHot(w.y, V) };
     },
   };
 }

@@ -82,7 +82,8 @@ export class PlotRecorder {
     const drawn = i >= this.total - PLOTTED_STEPS;
     if (this.loss.kind !== 'xent' && !drawn) return;
     const outputs = outputsOf();
-    const { batch: B, seqLen: T, input: I, output: O } = this.src;
+    const { seqLen: T, input: I, output: O } = this.src;
+    const B = part.batch;
     // Windows may be shorter than the longest (the trainer's), and rows shorter than their window:
     // a row's steps beyond its length are padding, neither scored nor drawn.
     const steps = part.y.length / (B * O);

@@ -439,24 +439,46 @@ export function readParamsFile(
   return map;
 }
 
-/** Reads `{"windows": [{"x": T, "y": T, "lengths"?: T}, ...]}`: a non-empty list of windows, each with tensors x and y (and per-row lengths). */
-export function readWindowsFile(path: string): { x: Tensor; y: Tensor; lengths?: Tensor }[] {
+/** One window of a windows file: x, y, optional per-row lengths, and initial states by their file key (`h0`, `c0`). */
+export interface FileWindow {
+  readonly x: Tensor;
+  readonly y: Tensor;
+  readonly lengths?: Tensor;
+  readonly initial: ReadonlyMap<string, Tensor>;
+}
+
+/**
+ * Reads `{"windows": [{"x": T, "y": T, "lengths"?: T, "<state>0"?: T}, ...]}`: a non-empty list of
+ * windows, each with tensors x and y, optional per-row lengths and the initial states named in
+ * `initialKeys` (the state at the start of that window). Any other key, at the top or in a window,
+ * is an error naming it: a misspelt "lenghts" must not be silently ignored.
+ */
+export function readWindowsFile(path: string, initialKeys: readonly string[] = []): FileWindow[] {
   const json = readJsonFile(path);
   const shapeHint = '{"windows": [{"x": tensor, "y": tensor}, ...]}';
   if (!isPlainObject(json)) throw new UnfoldError(`${path}: expected ${shapeHint}, found ${describeValue(json)}`);
   if (!hasOwn(json, 'windows')) throw new UnfoldError(`${path}: missing "windows"; expected ${shapeHint}`);
+  const top = Object.keys(json).filter((k) => k !== 'windows');
+  if (top.length > 0) throw new UnfoldError(`${path}: unknown key ${quote(top[0]!)} beside "windows"; a windows file holds ${shapeHint} only`);
   const windows = json['windows'];
   if (!Array.isArray(windows)) {
     throw new UnfoldError(`${path}: "windows" must be an array of {"x": tensor, "y": tensor}, found ${describeValue(windows)}`);
   }
   if (windows.length === 0) throw new UnfoldError(`${path}: "windows" is empty; at least one window is needed`);
+  const known = ['x', 'y', 'lengths', ...initialKeys];
   return windows.map((w: unknown, i) => {
     const where = `${path}: windows[${i}]`;
     if (!isPlainObject(w)) throw new UnfoldError(`${where} must be an object {"x": tensor, "y": tensor}, found ${describeValue(w)}`);
     const absent = ['x', 'y'].filter((k) => !hasOwn(w, k));
     if (absent.length > 0) throw new UnfoldError(`${where} has no ${absent.map(quote).join(' or ')}`);
+    const unknown = Object.keys(w).find((k) => !known.includes(k));
+    if (unknown !== undefined) {
+      const guess = closest(unknown, known);
+      throw new UnfoldError(`${where}: unknown key ${quote(unknown)}${guess !== undefined ? ` (did you mean ${quote(guess)}?)` : ''}; a window holds ${known.map(quote).join(', ')}`);
+    }
     const lengths = hasOwn(w, 'lengths') ? { lengths: parseTensor(w['lengths'], `${where}.lengths`) } : {};
-    return { x: parseTensor(w['x'], `${where}.x`), y: parseTensor(w['y'], `${where}.y`), ...lengths };
+    const initial = new Map(initialKeys.filter((k) => hasOwn(w, k)).map((k) => [k, parseTensor(w[k], `${where}.${k}`)] as const));
+    return { x: parseTensor(w['x'], `${where}.x`), y: parseTensor(w['y'], `${where}.y`), ...lengths, initial };
   });
 }
 
