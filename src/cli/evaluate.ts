@@ -7,7 +7,7 @@ import { lossOptions, lossSpec } from './compile-options.ts';
 import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
 import { probeModel, readParams } from './run-data.ts';
 import { fileSource, type DataSource } from './train-data.ts';
-import { checkpointVocabulary, checkTextModel, textSource } from './text-data.ts';
+import { checkpointVocabulary, checkTextModel, heldOutTextSource } from './text-data.ts';
 import { Evaluator, HEADS, type Head } from './evaluator.ts';
 import { metricsOf, type Metrics } from './metrics.ts';
 import { formatLoss } from './train-report.ts';
@@ -71,7 +71,7 @@ export const evaluate: Command = {
     if (vocabulary !== undefined) {
       const file = parsed.text!;
       const indices = encode(readText(file).chars, vocabulary, `--text ${file}`);
-      src = textSource({ file, vocabulary, indices }, intFlag('evaluate', 'seq-len', parsed['seq-len'], 32), intFlag('evaluate', 'batch', parsed.batch, 16));
+      src = heldOutTextSource({ file, vocabulary, indices }, intFlag('evaluate', 'seq-len', parsed['seq-len'], 32), intFlag('evaluate', 'batch', parsed.batch, 16));
       checkTextModel(src, model, loss, file);
     } else {
       src = fileSource(parsed.data!, model, loss);

@@ -53,6 +53,15 @@ export function textSource(text: TextData, T: number, B: number): DataSource {
   };
 }
 
+/**
+ * Held-out text scored once: windows of T characters in at most B rows, fewer when the text is
+ * short, so that no (input, target) pair is read twice (the rows would wrap around otherwise).
+ */
+export function heldOutTextSource(text: TextData, T: number, B: number): DataSource {
+  const n = text.indices.length - 1;
+  return textSource(text, T, Math.max(1, Math.min(B, Math.floor(n / T))));
+}
+
 /** The model must read and write one symbol per row: one input and an output of V features each. */
 export function checkTextModel(src: { readonly input: number; readonly output: number }, model: ModelDef, loss: LossSpec, file: string): void {
   const probe = probeModel(model);

@@ -6,6 +6,7 @@ import { windowTimes } from '../data/sincos.ts';
 import { writeFileAtomic } from '../io/atomic-write.ts';
 import type { LossSpec } from '../transforms/loss.ts';
 import type { DataSource, TrainWindow } from './train-data.ts';
+import type { ValidationPoint } from '../plot/training.ts';
 
 /** How many of the last windows (or --tbptt pieces) the prediction plots show. */
 export const PLOTTED_STEPS = 4;
@@ -119,7 +120,7 @@ export class PlotRecorder {
   }
 
   /** Writes loss.svg and the task's plot into `dir`; returns the files written and notes on plots left out. */
-  async write(dir: string, model: string, losses: readonly number[]): Promise<{ files: string[]; notes: string[] }> {
+  async write(dir: string, model: string, losses: readonly number[], validation: readonly ValidationPoint[] = []): Promise<{ files: string[]; notes: string[] }> {
     // Vega is loaded only when a run draws (it costs every other command nothing then).
     const { classificationPlotSvg, lossPlotSvg, predictionPlotSvg, trajectoryPlotSvg } = await import('../plot/training.ts');
     const files: string[] = [];
@@ -130,7 +131,8 @@ export class PlotRecorder {
       files.push(file);
     };
     if (losses.some((l) => !(l > 0))) notes.push(`no ${path.join(dir, 'loss.svg')}: a loss of 0 cannot be drawn on a log scale`);
-    else put('loss.svg', await lossPlotSvg(losses, { title: `${model}: training loss per step` }));
+    else if (validation.some((v) => !(v.loss > 0))) notes.push(`no ${path.join(dir, 'loss.svg')}: a validation loss of 0 cannot be drawn on a log scale`);
+    else put('loss.svg', await lossPlotSvg(losses, validation.length > 0 ? { title: `${model}: training loss per step, validation loss`, validation } : { title: `${model}: training loss per step` }));
     const kept = this.kept;
     if (kept.length === 0) return { files, notes };
     const O = this.src.output;
