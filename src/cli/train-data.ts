@@ -131,7 +131,9 @@ export function fileSource(file: string, model: ModelDef, loss: LossSpec): DataS
         y = oneHotTargets(y, f.output, loss, `${where}.y`, w.lengths?.data);
       } catch (e) {
         if (!(e instanceof UnfoldError)) throw e;
+        // One line for the bad label: the shape checks below would only repeat that y is not one-hot.
         problems.push(e.message);
+        return { x: w.x, y, lengths: w.lengths, initial: undefined };
       }
     }
     const windowProblems = checkWindow(where, f, w.x, y, w.lengths);
