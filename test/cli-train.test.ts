@@ -55,14 +55,15 @@ async function inProcess(...argv: string[]): Promise<Result> {
   }
 }
 
-/** The losses of a --log-json run, checking that stdout holds nothing but {"step", "loss"} lines. */
+/** The losses of a --log-json run, checking that stdout holds nothing but {"step", "loss"} lines (and a cross-entropy run's training "accuracy"). */
 function jsonLosses(r: Result): number[] {
   expect(r.stderr).not.toMatch(/^\s+at /m);
   expect(r.code, r.stderr).toBe(0);
   const lines = r.stdout.trimEnd().split('\n');
   return lines.map((line, i) => {
-    const o = JSON.parse(line) as { step: number; loss: number };
-    expect(Object.keys(o)).toEqual(['step', 'loss']);
+    const o = JSON.parse(line) as { step: number; loss: number; accuracy?: number };
+    expect(['step,loss', 'step,loss,accuracy']).toContain(Object.keys(o).join(','));
+    if (o.accuracy !== undefined) expect(o.accuracy >= 0 && o.accuracy <= 1).toBe(true);
     expect(o.step).toBe(i + 1);
     expect(Number.isFinite(o.loss)).toBe(true);
     return o.loss;
