@@ -72,6 +72,8 @@ export class PlotRecorder {
     private readonly loss: LossSpec,
     /** Optimizer steps in the run. */
     private readonly total: number,
+    /** Whether the run may end before `total` (early stopping): then every step is kept until a later one displaces it. */
+    private readonly mayStopEarly = false,
   ) {}
 
   /**
@@ -80,7 +82,7 @@ export class PlotRecorder {
    * (asked for only when this step is drawn or scored).
    */
   step(i: number, s: number, k: number, p: number, K: number, full: TrainWindow, part: TrainWindow, outputsOf: () => Float64Array): void {
-    const drawn = i >= this.total - PLOTTED_STEPS;
+    const drawn = this.mayStopEarly || i >= this.total - PLOTTED_STEPS;
     if (this.loss.kind !== 'xent' && !drawn) return;
     const outputs = outputsOf();
     const { seqLen: T, input: I, output: O } = this.src;
@@ -108,6 +110,7 @@ export class PlotRecorder {
     if (!drawn) return;
     const n = rowLength(0);
     const times = sincosTimes(this.src, full, k)?.slice(p * K, p * K + n);
+    if (this.kept.length === PLOTTED_STEPS) this.kept.shift();
     return void this.kept.push({
       label: `window ${k + 1}${T / K > 1 ? `, piece ${p + 1}` : ''} · step ${s + 1}`,
       // Elsewhere the step t = 1..T within the window.

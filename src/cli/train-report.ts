@@ -47,7 +47,7 @@ export function validationText(m: Metrics): string {
   return `val loss ${formatLoss(m.loss)}${m.accuracy !== undefined ? `, accuracy ${(100 * m.accuracy).toFixed(2)}%` : ''}${m.perplexity !== undefined ? `, perplexity ${formatLoss(m.perplexity)}` : ''}`;
 }
 
-const accuracyText = (a: number | undefined) => (a !== undefined ? `  ${`${(100 * a).toFixed(1)}%`.padStart(8)}` : '');
+const accuracyText = (a: number | undefined) => (a !== undefined ? `  accuracy ${`${(100 * a).toFixed(1)}%`.padStart(6)}` : '');
 
 export interface Reporter {
   /** Step k (from 1) is done with this loss (the loss before its update). */

@@ -255,7 +255,7 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
   const losses: number[] = [];
   // ‖∂L/∂s(t)‖ of every step, t = 1 … K (NaN past a shorter window's end).
   const flowRows: Float64Array[] = [];
-  const plots = new PlotRecorder(src, cfg.loss, total);
+  const plots = new PlotRecorder(src, cfg.loss, total, validation?.patience !== undefined);
   let lastSave: number | undefined;
   // With --early-stop, --save holds the best parameters by validation loss and the last ones go beside it.
   const keepBest = validation?.patience !== undefined && v.save !== undefined;
