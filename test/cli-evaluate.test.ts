@@ -104,6 +104,21 @@ describe('evaluate against PyTorch float64 (lengths, class indices, a partial la
     h.data.forEach((v, i) => close(v, bigru.f.finalState[2]!.data[i]!, 1e-12));
   }, SLOW);
 
+  it('run accepts lengths for a single recurrence: each row\'s state is held from its length on, there PyTorch\'s h_n', async () => {
+    const w = lstm.f.data.windows[0]!;
+    writeFileSync(tmp('run-lstm.json'), JSON.stringify({ x: w.x, lengths: w.lengths }));
+    const r = await unfold('run', ...lstm.cell, '--params', lstm.params, '--data', tmp('run-lstm.json'), '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const h = (JSON.parse(r.stdout) as { states: { h: Tensor } }).states.h; // [B, T, H]
+    const [B, T, H] = h.shape as [number, number, number];
+    const want = lstm.f.finalState[0]!; // [1, B, H]
+    for (let b = 0; b < B; b++) {
+      for (let t = w.lengths.data[b]! - 1; t < T; t++) {
+        for (let j = 0; j < H; j++) close(h.data[(b * T + t) * H + j]!, want.data[b * H + j]!, 1e-12);
+      }
+    }
+  }, SLOW);
+
   it('train: a partial last batch trains through its own trainer, handed the parameters and Adam\'s moments (PyTorch\'s losses)', async () => {
     const r = await unfold('train', ...bigru.cell, '--params', bigru.params, '--data', bigru.data, '--loss', 'xent', '--loss-over', 'last', '--optimizer', 'adam', '--lr', '0.01',
       '--dtype', 'f64', '--steps', '4', '--log-json', '--no-plots');

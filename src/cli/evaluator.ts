@@ -5,6 +5,7 @@ import type { ModelDef } from '../dsl/model.ts';
 import type { TrainerInstance } from '../emit/load.ts';
 import type { Target } from '../emit/config.ts';
 import type { LossSpec } from '../transforms/loss.ts';
+import { evaluationTrainer } from './grad.ts';
 import { buildAt } from './run-data.ts';
 import { emptyTally, tallyWindow, type Tally } from './metrics.ts';
 import type { DataSource, TrainWindow } from './train-data.ts';
@@ -35,11 +36,11 @@ export class Evaluator {
     let t = this.trainers.get(B);
     if (t === undefined) {
       const { model, source, loss, dtype, target } = this.opts;
-      t = import('./grad.ts').then(async ({ evaluationTrainer }) => (await evaluationTrainer({
+      t = evaluationTrainer({
         model, source, batch: B, tau: this.src.seqLen, dtype, loss, form: 'rolled',
         ...(target !== undefined ? { target } : {}),
         ...(this.src.lengths ? { lengths: true } : {}),
-      }, undefined)).trainer);
+      }, undefined).then((e) => e.trainer);
       this.trainers.set(B, t);
     }
     return t;
