@@ -229,6 +229,26 @@ describe('windows files: class indices, per-window initial states, unknown keys'
     close(t[0]!.loss, g.loss, 1e-12);
   }, SLOW);
 
+  it('mse and sse over windows of different B: the item-weighted mean of the windows\' losses (grad\'s), and their sum', async () => {
+    const mk = (B: number, T: number) => ({ x: { shape: [B, T, 2], data: rand(B * T * 2) }, y: { shape: [B, T, 3], data: rand(B * T * 3) }, lengths: { shape: [B], data: Array.from({ length: B }, (_, b) => T - b) } });
+    const ws = [mk(2, 4), mk(1, 3)];
+    writeFileSync(tmp('reg.json'), JSON.stringify({ windows: ws }));
+    const P = ['--params', tmp('elman-params.json')];
+    const gradLoss = async (w: (typeof ws)[number], loss: string) => {
+      writeFileSync(tmp('reg-one.json'), JSON.stringify(w));
+      return (JSON.parse((await unfold('grad', ...ELMAN, ...P, '--data', tmp('reg-one.json'), '--loss', loss)).stdout) as { loss: number }).loss;
+    };
+    const items = ws.map((w) => w.lengths.data.reduce((a, b) => a + b, 0));
+    const [m0, m1] = [await gradLoss(ws[0]!, 'mse'), await gradLoss(ws[1]!, 'mse')];
+    const mse = json(await unfold('evaluate', ...ELMAN, ...P, '--data', tmp('reg.json'), '--loss', 'mse', '--json'));
+    expect(Object.keys(mse).sort()).toEqual(['items', 'loss', 'windows']);
+    expect(mse.items).toBe(items[0]! + items[1]!);
+    close(mse.loss!, (m0! * items[0]! + m1! * items[1]!) / (items[0]! + items[1]!), 1e-12);
+    const [s0, s1] = [await gradLoss(ws[0]!, 'sse'), await gradLoss(ws[1]!, 'sse')];
+    const sse = json(await unfold('evaluate', ...ELMAN, ...P, '--data', tmp('reg.json'), '--loss', 'sse', '--json'));
+    close(sse.loss!, s0! + s1!, 1e-12);
+  }, SLOW);
+
   it('bad input: one line naming the key, file, window, tensor or flag', async () => {
     writeFileSync(tmp('typo.json'), JSON.stringify({ windows: [{ x, y: indices, lenghts: lengths }] }));
     writeFileSync(tmp('extra.json'), JSON.stringify({ windows: [{ x, y: indices }], lengths }));

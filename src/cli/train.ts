@@ -267,7 +267,7 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
     if (file === lastFile) lastSave = done;
   };
   const stop = (k: number, reason: string): never => {
-    const kept = lastSave !== undefined ? ` The last checkpoint, ${v.save} (after step ${lastSave}), is left as it was.`
+    const kept = lastSave !== undefined ? ` The last checkpoint, ${lastFile} (after step ${lastSave}), is left as it was.`
       : v.save !== undefined ? ` Nothing was saved to ${v.save}.` : '';
     throw new UnfoldError(`training diverged at step ${k} of ${total}: ${reason}.${kept} Try a smaller --lr, or --clip-norm.`);
   };
