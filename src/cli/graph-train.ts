@@ -44,7 +44,7 @@ export interface GraphTrainOptions {
 }
 
 /** A window's tensors by input name: x, y and the optional lengths. */
-function windowData(w: Window): Map<string, Tensor> {
+function windowData(w: Pick<Window, 'x' | 'y' | 'lengths'>): Map<string, Tensor> {
   return new Map<string, Tensor>([...(w.x ? [['x', w.x] as const] : []), ['y', w.y], ...(w.lengths ? [['lengths', w.lengths] as const] : [])]);
 }
 

@@ -12,9 +12,10 @@ import { run } from './run.ts';
 import { generate } from './generate.ts';
 import { exportCommand } from './export.ts';
 import { importCommand } from './import.ts';
+import { evaluate } from './evaluate.ts';
 
 /** Every command, in the order `--help` lists them. */
-export const COMMANDS: readonly Command[] = [show, dot, compile, grad, gradcheck, train, run, generate, exportCommand, importCommand, start];
+export const COMMANDS: readonly Command[] = [show, dot, compile, grad, gradcheck, train, run, evaluate, generate, exportCommand, importCommand, start];
 
 function help(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -21,7 +21,11 @@ import { tensorToJson } from '../io/tensor-file.ts';
 import { textOptions } from './text-options.ts';
 import { checkTextModel, textSource } from './text-data.ts';
 import { trainGraphModel } from './graph-train.ts';
-import { makeReporter, reportMode, summaryText, type Reference } from './train-report.ts';
+import { splitText } from './train-validation.ts';
+import { formatLoss, makeReporter, reportMode, summaryText, type Reference } from './train-report.ts';
+import { lastCheckpointPath, Validation, validationFlags, validationOptions, VALIDATION_FLAGS } from './train-validation.ts';
+import { TrainerSet } from './trainer-set.ts';
+import { emptyTally, metricsOf, tallyWindow, type Metrics } from './metrics.ts';
 
 // The shared compile flags minus --tau and --batch: a window's shape comes from the data.
 const { tau: _tau, batch: _batch, ...sharedOptions } = compileOptions;
@@ -42,6 +46,7 @@ export const trainOptions = {
   text: { type: 'string' },
   'seq-len': { type: 'string' },
   batch: { type: 'string' },
+  ...validationOptions,
 } as const satisfies Options;
 
 export const TRAIN_FLAGS = [
@@ -50,6 +55,7 @@ export const TRAIN_FLAGS = [
   '[--momentum X] [--weight-decay X] [--loss mse|sse|xent] [--loss-over all|last] [--hoist auto|on|off]',
   '[--save out.json|out.safetensors] [--save-every N] [--log-json] [--tbptt K] [--out DIR] [--no-plots] [--grad-flow]',
   '[--text FILE [--seq-len T] [--batch B]]',
+  VALIDATION_FLAGS,
 ].join('\n    ');
 
 // Shown after every usage error too (main prints `usage`), so the notes stay short.
@@ -59,6 +65,8 @@ export const TRAIN_NOTES = [
   'state carried across. --carry-state: window k\'s final state starts window k+1. --params a --save file continues it exactly.',
   'A window may carry "lengths" [B] (rows of different lengths). --grad-flow: <out>/grad-flow.{json,svg}, ||dL/ds(t)|| per step.',
   '--text FILE: characters as one-hot symbols (the vocabulary from the file, saved with --save; --cell takes --input/--output from it), cross-entropy.',
+  'y may be class indices [B, T]; windows may differ in B. --val: loss (and accuracy) on held-out data every --val-every N steps;',
+  '--early-stop P stops after P validations without improvement, --save then holding the best parameters (the last in <save>.last.json).',
 ].join('\n  ');
 
 /** Extra pictures a caller draws into the output directory (`unfold start`'s graph diagrams). */
@@ -166,6 +174,7 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
   const tbptt = optionalIntFlag(command, 'tbptt', v.tbptt);
   const saveEvery = optionalIntFlag(command, 'save-every', v['save-every']);
   if (saveEvery !== undefined && v.save === undefined) throw new UsageError(`${command}: --save-every needs --save FILE`);
+  const valFlags = validationFlags(command, v);
   if (v.out !== undefined && v['no-plots']) throw new UsageError(`${command}: --out and --no-plots contradict each other`);
   if (v['grad-flow'] && v['no-plots']) throw new UsageError(`${command}: --grad-flow writes grad-flow.json and grad-flow.svg into the output directory, which --no-plots turns off`);
   if (run.graph !== undefined && (positionals.length > 0 || v.cell !== undefined)) {
@@ -185,12 +194,14 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
   if (v.save !== undefined) checkWritableFile('save', v.save);
   const outDir = v['no-plots'] ? undefined : v.out ?? path.join('out', model.name);
   if (model.graph) {
-    const unsupported = ([['text', text], ['tbptt', tbptt], ['grad-flow', v['grad-flow']], ['save-every', saveEvery]] as const).find(([, x]) => x !== undefined && x !== false);
+    const unsupported = ([['text', text], ['tbptt', tbptt], ['grad-flow', v['grad-flow']], ['save-every', saveEvery], ['val', v.val], ['early-stop', v['early-stop']]] as const).find(([, x]) => x !== undefined && x !== false);
     if (unsupported) throw new UsageError(`${command}: --${unsupported[0]} is for one recurrence; model ${model.name} is a graph of scans`);
     return trainGraphModel({ command, model, source, cfg: base, steps, data: v.data, params: v.params, save: v.save, logJson: v['log-json'] === true, outDir });
   }
 
-  const src = text ? textSource(text.data, text.seqLen, text.batch) : v.data !== undefined ? fileSource(v.data, model, base.loss) : taskSource(model, model.task!, source, base.loss);
+  // --val-split F: the text's last fraction is held out, the rest trained on.
+  const split = text && valFlags?.split !== undefined ? splitText(text.data, valFlags.split) : undefined;
+  const src = text ? textSource(split?.train ?? text.data, text.seqLen, text.batch) : v.data !== undefined ? fileSource(v.data, model, base.loss) : taskSource(model, model.task!, source, base.loss);
   if (text) checkTextModel(src, model, base.loss, text.data.file);
   const { batch: B, seqLen: T } = src;
   if (tbptt !== undefined && (src.lengths || src.mixedLengths)) {
@@ -205,6 +216,10 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
   const total = steps ?? (src.count ?? model.task!.steps) * pieces;
   const cfg = { ...base, tau: K, batch: B, ...(src.lengths ? { lengths: true } : {}), ...(v['grad-flow'] ? { gradFlow: true } : {}) };
   const carry = cfg.carryState;
+  if (carry && src.batches.length > 1) {
+    throw new UsageError(`${command}: --carry-state hands each window's final state to the next, but ${src.describe} has windows of B = ${src.batches.join(', ')}; give windows of one batch size, or --no-carry-state`);
+  }
+  const validation = valFlags && Validation.create(valFlags, model, source, cfg, text, split?.val, src.count !== undefined ? src.count * pieces : undefined, total);
 
   const rec = buildAt(model, B);
   if (pieces > 1 && rec.program?.stages.some((s) => s.reverse)) {
@@ -227,13 +242,17 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
   const c0 = performance.now();
   // Loaded here, not at the top: ts-morph (~0.5 s) is needed by no other command than compile and train.
   const [{ emitTrainer }, { importTrainer }] = await Promise.all([import('../emit/trainer.ts'), import('../emit/load.ts')]);
-  const mod = await importTrainer(emitTrainer(cfg));
-  const trainer = mod.createTrainer({
-    ...(cfg.seed !== undefined ? { seed: cfg.seed } : {}),
-    ...(start ? { params: Object.fromEntries(start.params) } : {}),
-    // Pieces of one window always hand their state on; whole windows only with --carry-state.
-    carryState: carry || pieces > 1,
-  });
+  // A trainer per batch size (a partial last batch has its own), one set of parameters between them.
+  const trainers = new TrainerSet(new Map(await Promise.all(src.batches.map(async (Bk) => {
+    const mod = await importTrainer(emitTrainer({ ...cfg, batch: Bk }));
+    return [Bk, mod.createTrainer({
+      ...(cfg.seed !== undefined ? { seed: cfg.seed } : {}),
+      ...(start ? { params: Object.fromEntries(start.params) } : {}),
+      // Pieces of one window always hand their state on; whole windows only with --carry-state.
+      carryState: carry || pieces > 1,
+    })] as const;
+  }))), B);
+  let trainer = trainers.trainer;
   const compileMs = performance.now() - c0;
   if (start?.optimizer) {
     // A checkpoint of the same optimizer resumes its moments too; another optimizer starts afresh.
@@ -244,16 +263,19 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
   const losses: number[] = [];
   // ‖∂L/∂s(t)‖ of every step, t = 1 … K (NaN past a shorter window's end).
   const flowRows: Float64Array[] = [];
-  const plots = new PlotRecorder(src, cfg.loss, total);
+  const plots = new PlotRecorder(src, cfg.loss, total, validation?.patience !== undefined);
   let lastSave: number | undefined;
-  /** Saves after `done` steps of this run; inside a window the state its pieces carry is kept too. */
-  const save = (done: number) => {
+  // With --early-stop, --save holds the best parameters by validation loss and the last ones go beside it.
+  const keepBest = validation?.patience !== undefined && v.save !== undefined;
+  const lastFile = keepBest ? lastCheckpointPath(v.save!) : v.save;
+  /** Saves after `done` steps of this run (to `file`); inside a window the state its pieces carry is kept too. */
+  const save = (done: number, file = lastFile!) => {
     const g = g0 + done;
-    writeFileAtomic(v.save!, checkpointContents(v.save!, trainer, rec, carry || g % pieces !== 0, { steps: done0 + done, window: Math.floor(g / pieces), time: (g % pieces) * K }, text?.checkpoint));
-    lastSave = done;
+    writeFileAtomic(file, checkpointContents(file, trainer, rec, carry || g % pieces !== 0, { steps: done0 + done, window: Math.floor(g / pieces), time: (g % pieces) * K }, text?.checkpoint));
+    if (file === lastFile) lastSave = done;
   };
   const stop = (k: number, reason: string): never => {
-    const kept = lastSave !== undefined ? ` The last checkpoint, ${v.save} (after step ${lastSave}), is left as it was.`
+    const kept = lastSave !== undefined ? ` The last checkpoint, ${lastFile} (after step ${lastSave}), is left as it was.`
       : v.save !== undefined ? ` Nothing was saved to ${v.save}.` : '';
     throw new UnfoldError(`training diverged at step ${k} of ${total}: ${reason}.${kept} Try a smaller --lr, or --clip-norm.`);
   };
@@ -262,6 +284,7 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
   const half = total >= 20 ? total >> 1 : undefined;
   let tHalf = 0;
   const t0 = performance.now();
+  let stoppedEarly = false;
   try {
     let window: TrainWindow | undefined;
     for (let i = 0; i < total; i++) {
@@ -271,6 +294,7 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
       const p = s % pieces;
       if (p === 0 || i === 0) {
         window = src.window(k);
+        trainer = trainers.use(window.batch);
         if (p !== 0) {
           // Resumed inside a window: its pieces carry the state the checkpoint holds.
           trainer.resetState();
@@ -301,7 +325,22 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
         flowRows.push(row);
       }
       if (outDir !== undefined) plots.step(i, s, k, p, K, window!, part, () => trainer.outputs());
-      reporter.step(i + 1, loss);
+      // Cross-entropy: the share of compared items the outputs (before this step's update) classify right.
+      let accuracy: number | undefined;
+      if (cfg.loss.kind === 'xent' && pieces === 1) {
+        const t = emptyTally(), steps = part.y.length / (part.batch * src.output);
+        tallyWindow(t, 'xent', cfg.loss.over ?? 'all', { outputs: trainer.outputs(), stride: steps, target: part.y, batch: part.batch, steps, features: src.output, lengths: part.lengths });
+        accuracy = metricsOf(t, 'xent', src.output).accuracy;
+      }
+      let val: Metrics | undefined;
+      if (validation?.due(i + 1, total)) {
+        val = await validation.run(trainer.getParams(), i + 1);
+        const { improved, stop } = validation.record(val.loss, i + 1);
+        if (improved && keepBest) save(i + 1, v.save);
+        stoppedEarly = stop;
+      }
+      reporter.step(i + 1, loss, { accuracy, val });
+      if (stoppedEarly) break;
       if (saveEvery !== undefined && (i + 1) % saveEvery === 0 && i + 1 < total) save(i + 1);
       if (i + 1 === half) tHalf = performance.now();
     }
@@ -310,20 +349,27 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
   }
   const tEnd = performance.now();
   const trainMs = tEnd - t0;
-  if (v.save !== undefined) save(total);
+  // Steps taken: all of them, unless early stopping ended the run.
+  const taken = losses.length;
+  if (v.save !== undefined) save(taken);
+  if (stoppedEarly) {
+    const best = validation!.best!;
+    info.write(`early stop after step ${taken}: ${validation!.patience} validation${validation!.patience === 1 ? '' : 's'} in a row without a validation loss below ${formatLoss(best.loss)} (after step ${best.step})\n`);
+  }
 
   info.write(summaryText({
-    model: model.name, data: src.describe, steps: total, losses, trainMs, compileMs,
-    secondHalfMsPerStep: half !== undefined ? (tEnd - tHalf) / (total - half) : undefined,
-    reference: referenceFor(model, src, cfg, total),
+    model: model.name, data: src.describe, steps: taken, losses, trainMs, compileMs,
+    secondHalfMsPerStep: half !== undefined && taken === total ? (tEnd - tHalf) / (total - half) : undefined,
+    reference: referenceFor(model, src, cfg, taken),
   }));
   if (v.save !== undefined) {
-    const g = g0 + total;
+    const g = g0 + taken;
     const state = carry || g % pieces !== 0 ? `, the carried state (${rec.state.map((s) => initialKey(s.name)).join(', ')})` : '';
-    info.write(`saved ${v.save}: parameters${state}, the optimizer state and the data position (${done0 + total} steps; --params ${v.save} continues at window ${Math.floor(g / pieces)}${g % pieces ? `, step ${(g % pieces) * K}` : ''})\n`);
+    info.write(`saved ${lastFile}: parameters${state}, the optimizer state and the data position (${done0 + taken} steps; --params ${lastFile} continues at window ${Math.floor(g / pieces)}${g % pieces ? `, step ${(g % pieces) * K}` : ''})\n`);
+    if (keepBest) info.write(`saved ${v.save}: the best parameters by validation loss (${formatLoss(validation!.best!.loss)}, after step ${done0 + validation!.best!.step})\n`);
   }
   if (outDir !== undefined) {
-    const { files, notes } = await plots.write(outDir, model.name, losses);
+    const { files, notes } = await plots.write(outDir, model.name, losses, validation?.history);
     if (cfg.gradFlow) files.push(...(await writeGradFlow(outDir, model.name, flowRows)));
     if (run.extraPictures) files.push(...(await run.extraPictures(model, outDir)));
     for (const n of notes) process.stderr.write(`note: ${n}\n`);

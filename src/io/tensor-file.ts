@@ -374,21 +374,23 @@ function readSafetensorsMap(path: string): Map<string, Tensor> {
  * A windows file in safetensors: tensors `windows.<k>.x`, `windows.<k>.y` and optionally
  * `windows.<k>.lengths`, k = 0, 1, ... without gaps.
  */
-function readSafetensorsWindows(path: string): { x: Tensor; y: Tensor; lengths?: Tensor }[] {
+function readSafetensorsWindows(path: string, initialKeys: readonly string[]): FileWindow[] {
   const map = readSafetensorsMap(path);
-  const windows: Partial<Record<'x' | 'y' | 'lengths', Tensor>>[] = [];
+  const windows: Partial<Record<string, Tensor>>[] = [];
+  const keys = ['x', 'y', 'lengths', ...initialKeys];
   for (const [name, t] of map) {
-    const m = /^windows\.(0|[1-9]\d*)\.(x|y|lengths)$/.exec(name);
-    if (!m) throw new UnfoldError(`${path}: unknown tensor ${quote(name)}; a windows file holds windows.<k>.x, windows.<k>.y and optionally windows.<k>.lengths (k = 0, 1, ...)`);
+    const m = /^windows\.(0|[1-9]\d*)\.([A-Za-z_][A-Za-z0-9_]*)$/.exec(name);
+    if (!m || !keys.includes(m[2]!)) throw new UnfoldError(`${path}: unknown tensor ${quote(name)}; a windows file holds windows.<k>.x, windows.<k>.y and optionally windows.<k>.lengths${initialKeys.length ? `, ${initialKeys.map((k) => `windows.<k>.${k}`).join(', ')}` : ''} (k = 0, 1, ...)`);
     const k = Number(m[1]);
     if (k > map.size) throw new UnfoldError(`${path}: tensor ${quote(name)}: window ${k}, but the file has ${map.size} tensors; windows are numbered 0, 1, ... without gaps`);
-    (windows[k] ??= {})[m[2] as 'x' | 'y' | 'lengths'] = t;
+    (windows[k] ??= {})[m[2]!] = t;
   }
   if (windows.length === 0) throw new UnfoldError(`${path}: no windows; expected tensors windows.0.x, windows.0.y, ...`);
   return Array.from(windows, (w, i) => {
     const absent = ['x', 'y'].filter((k) => w?.[k as 'x' | 'y'] === undefined);
     if (absent.length > 0) throw new UnfoldError(`${path}: window ${i} has no ${absent.map((k) => quote(`windows.${i}.${k}`)).join(' or ')}`);
-    return { x: w!.x!, y: w!.y!, ...(w!.lengths !== undefined ? { lengths: w!.lengths } : {}) };
+    const initial = new Map(initialKeys.flatMap((k) => (w![k] !== undefined ? [[k, w![k]!] as const] : [])));
+    return { x: w!['x']!, y: w!['y']!, ...(w!['lengths'] !== undefined ? { lengths: w!['lengths'] } : {}), initial };
   });
 }
 
@@ -518,25 +520,47 @@ export function readParamsFile(
   return map;
 }
 
-/** Reads `{"windows": [{"x": T, "y": T, "lengths"?: T}, ...]}`: a non-empty list of windows, each with tensors x and y (and per-row lengths). */
-export function readWindowsFile(path: string): { x: Tensor; y: Tensor; lengths?: Tensor }[] {
-  if (isSafetensorsPath(path)) return readSafetensorsWindows(path);
+/** One window of a windows file: x, y, optional per-row lengths, and initial states by their file key (`h0`, `c0`). */
+export interface FileWindow {
+  readonly x: Tensor;
+  readonly y: Tensor;
+  readonly lengths?: Tensor;
+  readonly initial: ReadonlyMap<string, Tensor>;
+}
+
+/**
+ * Reads `{"windows": [{"x": T, "y": T, "lengths"?: T, "<state>0"?: T}, ...]}`: a non-empty list of
+ * windows, each with tensors x and y, optional per-row lengths and the initial states named in
+ * `initialKeys` (the state at the start of that window). Any other key, at the top or in a window,
+ * is an error naming it: a misspelt "lenghts" must not be silently ignored.
+ */
+export function readWindowsFile(path: string, initialKeys: readonly string[] = []): FileWindow[] {
+  if (isSafetensorsPath(path)) return readSafetensorsWindows(path, initialKeys);
   const json = readJsonFile(path);
   const shapeHint = '{"windows": [{"x": tensor, "y": tensor}, ...]}';
   if (!isPlainObject(json)) throw new UnfoldError(`${path}: expected ${shapeHint}, found ${describeValue(json)}`);
   if (!hasOwn(json, 'windows')) throw new UnfoldError(`${path}: missing "windows"; expected ${shapeHint}`);
+  const top = Object.keys(json).filter((k) => k !== 'windows');
+  if (top.length > 0) throw new UnfoldError(`${path}: unknown key ${quote(top[0]!)} beside "windows"; a windows file holds ${shapeHint} only`);
   const windows = json['windows'];
   if (!Array.isArray(windows)) {
     throw new UnfoldError(`${path}: "windows" must be an array of {"x": tensor, "y": tensor}, found ${describeValue(windows)}`);
   }
   if (windows.length === 0) throw new UnfoldError(`${path}: "windows" is empty; at least one window is needed`);
+  const known = ['x', 'y', 'lengths', ...initialKeys];
   return windows.map((w: unknown, i) => {
     const where = `${path}: windows[${i}]`;
     if (!isPlainObject(w)) throw new UnfoldError(`${where} must be an object {"x": tensor, "y": tensor}, found ${describeValue(w)}`);
     const absent = ['x', 'y'].filter((k) => !hasOwn(w, k));
     if (absent.length > 0) throw new UnfoldError(`${where} has no ${absent.map(quote).join(' or ')}`);
+    const unknown = Object.keys(w).find((k) => !known.includes(k));
+    if (unknown !== undefined) {
+      const guess = closest(unknown, known);
+      throw new UnfoldError(`${where}: unknown key ${quote(unknown)}${guess !== undefined ? ` (did you mean ${quote(guess)}?)` : ''}; a window holds ${known.map(quote).join(', ')}`);
+    }
     const lengths = hasOwn(w, 'lengths') ? { lengths: parseTensor(w['lengths'], `${where}.lengths`) } : {};
-    return { x: parseTensor(w['x'], `${where}.x`), y: parseTensor(w['y'], `${where}.y`), ...lengths };
+    const initial = new Map(initialKeys.filter((k) => hasOwn(w, k)).map((k) => [k, parseTensor(w[k], `${where}.${k}`)] as const));
+    return { x: parseTensor(w['x'], `${where}.x`), y: parseTensor(w['y'], `${where}.y`), ...lengths, initial };
   });
 }
 
