@@ -17,9 +17,9 @@ const tmp = (name: string) => path.join(dir, name);
 
 beforeAll(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'unfold-onnx-import-'));
-  // The generated model.ts imports 'unfold', as in a user's project.
+  // The generated model.ts imports 'unfold-rnn', as in a user's project.
   fs.mkdirSync(tmp('node_modules'));
-  fs.symlinkSync(ROOT, tmp('node_modules/unfold'), 'dir');
+  fs.symlinkSync(ROOT, tmp('node_modules/unfold-rnn'), 'dir');
 });
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
@@ -54,7 +54,7 @@ describe('import: unfold run gives PyTorch outputs', () => {
       const r = ok(await unfold('import', path.join(FIXTURES, `${name}.onnx`), '-o', out));
       expect(r.stdout).toContain(fx.constantFolding ? 'derived' : 'kept from the file');
       const source = fs.readFileSync(path.join(out, 'model.ts'), 'utf8');
-      expect(source).toContain(`from 'unfold'`);
+      expect(source).toContain(`from 'unfold-rnn'`);
       expect(source).toContain(`${{ rnn: 'elman', lstm: 'lstm', gru: 'gru' }[fx.kind]}({ batch,`);
       // A model whose modules are self.lstm and self.fc keeps those names, folded or not.
       if (name.startsWith('lstm-named')) expect(source).toContain(`names: { rnn: 'lstm', out: 'fc' }`);

@@ -162,6 +162,21 @@ describe('unfold grad and show on graphs/translate.ts', () => {
     rest.forEach((l, i) => expect(l.loss).toBe(all[30 + i]!.loss));
   });
 
+  it('gradcheck: the attention decoder\'s symbolic gradients against central differences, every parameter', async () => {
+    const f = fixtures.find((x) => x.lengths)!;
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'unfold-translate-'));
+    const json = (m: Record<string, Tensor>) => JSON.stringify(Object.fromEntries(Object.entries(m).map(([k, t]) => [k, { shape: t.shape, data: [...t.data] }])));
+    fs.writeFileSync(path.join(dir, 'params.json'), json(f.params));
+    fs.writeFileSync(path.join(dir, 'data.json'), json(f.data));
+    const r = await unfold(...['gradcheck', 'graphs/translate.ts', '--params', path.join(dir, 'params.json'), '--data', path.join(dir, 'data.json'), '--entries', '2', '--json']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.ok).toBe(true);
+    expect(out.rows.map((row: { name: string }) => row.name)).toEqual([...Object.keys(f.params), '(all)']);
+    expect(out.rows.find((row: { name: string }) => row.name === '(all)').relErr).toBeLessThan(1e-6);
+  });
+
   it('show prints the graph: two scans over whole tensors, each body under its node', async () => {
     const r = await unfold(...['show', 'graphs/translate.ts']);
     expect(r.code).toBe(0);

@@ -17,7 +17,7 @@ function modelName(file: string): string {
 }
 
 /** The package a model file imports the DSL from. */
-const PACKAGE = 'unfold';
+const PACKAGE = 'unfold-rnn';
 
 const TORCH: Record<ImportedModel['kind'], string> = { elman: 'RNN', lstm: 'LSTM', gru: 'GRU' };
 
