@@ -2,6 +2,7 @@
 // nn.Linear, read back as a built-in cell's options and PyTorch's parameters (names, layouts, gate
 // orders): ONNX LSTM gates i,o,f,c → PyTorch i,f,g,o; GRU z,r,h → r,z,n (linear_before_reset = 1).
 // Every construct it cannot map is one line naming the ONNX node.
+import { sizeOf, stridesOf } from '../ir/tensor.ts';
 import { UnfoldError } from '../ir/errors.ts';
 import type { Tensor } from '../ir/tensor.ts';
 import type { CellKind } from '../cells/rnn.ts';
@@ -43,16 +44,8 @@ const GATES: Record<CellKind, number> = { elman: 1, lstm: 4, gru: 3 };
 const PERM: Record<CellKind, number[]> = { elman: [0], lstm: [0, 2, 3, 1], gru: [1, 0, 2] };
 const DEFAULT_ACTIVATIONS: Record<CellKind, string[]> = { elman: ['Tanh'], lstm: ['Sigmoid', 'Tanh', 'Tanh'], gru: ['Sigmoid', 'Tanh'] };
 
-const strides = (shape: readonly number[]): number[] => {
-  const s = new Array<number>(shape.length);
-  let acc = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    s[i] = acc;
-    acc *= shape[i]!;
-  }
-  return s;
-};
-const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+const strides = stridesOf;
+const size = sizeOf;
 
 /** `data` of `shape` permuted by `perm` (ONNX Transpose). */
 function transposeData(data: Float64Array, shape: readonly number[], perm: readonly number[]): { shape: number[]; data: Float64Array } {
