@@ -28,7 +28,7 @@ async function compileInference(model: ModelDef, source: string, values: Record<
   const batch = intFlag('compile', 'batch', values['batch'] as string | undefined, 1);
   const dtype = choiceFlag('compile', 'dtype', values['dtype'] as string | undefined, ['f32', 'f64'], 'f32');
   const seed = intFlag('compile', 'seed', values['seed'] as string | undefined, model.task?.seed ?? 1234, 0);
-  const [{ emitInference }, { transpileTrainer }, { trainerDeclarations }] = await Promise.all([import('../emit/inference.ts'), import('../emit/load.ts'), import('../emit/javascript.ts')]);
+  const [{ emitInference }, { transpileTrainer, trainerDeclarations }] = await Promise.all([import('../emit/inference.ts'), import('../emit/javascript.ts')]);
   const emitted = emitInference({ model, source, batch, dtype, seed });
   const dir = values['out'] as string;
   try {
@@ -80,7 +80,7 @@ export const compile: Command = {
       // Each kernel graph is printed after the named pass (the rolled form has one: the step body and its VJP).
       ...(dumpAfter !== undefined ? { onPass: (name: string, g: Graph) => void (name === dumpAfter && dumps.push(printGraph(g))) } : {}),
     };
-    // Loaded here, not at the top: the emitter pulls in ts-morph (~0.5 s), which every other command would pay.
+    // Loaded here, not at the top: javascript.ts pulls in the TypeScript compiler (for trainer.js and trainer.d.ts), which no other command pays.
     const [{ emitTrainer }, { trainerFiles }] = await Promise.all([import('../emit/trainer.ts'), import('../emit/javascript.ts')]);
     const emitted = emitTrainer(cfg);
     for (const d of dumps) process.stdout.write(`# IR after ${dumpAfter}\n${d}`);

@@ -217,7 +217,7 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
   if (outDir !== undefined) prepareOutDir(outDir);
 
   const c0 = performance.now();
-  // Loaded here, not at the top: ts-morph (~0.5 s) is needed by no other command than compile and train.
+  // Loaded here, not at the top: the emitter (no TypeScript compiler: source-text.ts, esbuild) is needed by no command that does not compile.
   const [{ emitTrainer }, { importTrainer }] = await Promise.all([import('../emit/trainer.ts'), import('../emit/load.ts')]);
   const mod = await importTrainer(emitTrainer(cfg));
   const trainer = mod.createTrainer({
