@@ -16,7 +16,6 @@ import { buildAt, initialKey, stateFileShape } from './run-data.ts';
 import { fileSource, piece, readStartValues, taskSource, type DataSource, type StartValues, type TrainWindow } from './train-data.ts';
 import { checkpointEntries, type Resume } from './checkpoint.ts';
 import { PlotRecorder } from './train-plots.ts';
-import { gradFlowPlotSvg } from '../plot/grad-flow.ts';
 import { tensorToJson } from '../io/tensor-file.ts';
 import { textOptions } from './text-options.ts';
 import { checkTextModel, textSource } from './text-data.ts';
@@ -140,6 +139,8 @@ async function writeGradFlow(outDir: string, model: string, rows: readonly Float
   const json = path.join(outDir, 'grad-flow.json');
   writeFileAtomic(json, JSON.stringify(tensorToJson({ shape: [rows.length, T], data }, 'grad-flow')) + '\n');
   const svg = path.join(outDir, 'grad-flow.svg');
+  // Vega is loaded only here: every command would pay for it at startup (main.ts imports them all).
+  const { gradFlowPlotSvg } = await import('../plot/grad-flow.ts');
   writeFileAtomic(svg, await gradFlowPlotSvg(rows.map((r) => Array.from(r)), { title: `${model}: gradient flow through time, log10 ‖∂L/∂s(t)‖` }));
   return [json, svg];
 }
