@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { unfoldRun } from './helpers/cli.ts';
 import { currentContext, withContext } from '../src/dsl/context.ts';
 import { makeGraph } from '../src/ir/graph.ts';
 import { unroll } from '../src/transforms/unroll.ts';
@@ -25,16 +26,8 @@ interface Run {
   stderr: string;
 }
 
-function unfold(args: readonly string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['bin/unfold.mjs', ...args], { cwd: ROOT });
-    let stdout = '', stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
-}
+/** The CLI in this process (test/helpers/cli.ts): no child process, tsx and the compiler already loaded. */
+const unfold = (args: readonly string[]): Promise<Run> => unfoldRun(args);
 
 function expectOneLine(r: Run, status: number, pattern: RegExp): void {
   expect(r.stderr).not.toMatch(/\n\s+at /);

@@ -2,7 +2,6 @@
 // graph). Flags are validated before any work; the file is written atomically, or DOT goes to stdout.
 import path from 'node:path';
 import { modelDot } from '../dot/export.ts';
-import { renderSvg } from '../dot/render.ts';
 import { LEVELS, VIEWS, type Level, type View } from '../dot/views.ts';
 import { ELIDE_ABOVE, ELIDE_KEEP, OPS_LEVEL_MAX_STEP_NODES } from '../dot/style.ts';
 import { writeFileAtomic } from '../io/atomic-write.ts';
@@ -53,7 +52,8 @@ export async function dotOutput(argv: readonly string[]): Promise<DotOutput> {
   const req = { view, ...(level ? { level } : {}), ...(tau !== undefined ? { tau } : {}), full: values.full ?? false };
   checkFullDot(model, req, ext === '.svg', (line) => process.stderr.write(`${line}\n`));
   const dot = modelDot(model, req);
-  return { out, content: ext === '.svg' ? await renderSvg(dot) : dot };
+  // Graphviz (WebAssembly) is loaded only for an SVG: main.ts imports every command at startup.
+  return { out, content: ext === '.svg' ? await (await import('../dot/render.ts')).renderSvg(dot) : dot };
 }
 
 export const dot: Command = {

@@ -105,7 +105,7 @@ async function runCompiled(model: ModelDef, source: string, data: RunData, loss:
  * `params`, else the seeded init.
  */
 export async function evaluationTrainer(cfg: Omit<TrainerConfig, 'optimizer' | 'carryState'>, params: ReadonlyMap<string, Tensor> | undefined): Promise<{ emitted: EmittedTrainer; trainer: TrainerInstance }> {
-  // Loaded here, not at the top: ts-morph costs ~0.5 s, which no other grad or run should pay.
+  // Loaded here, not at the top: the emitter is needed by no other grad or run (it loads no TypeScript compiler).
   const { emitTrainer } = await import('../emit/trainer.ts');
   const { importTrainer } = await import('../emit/load.ts');
   const emitted = emitTrainer({ ...cfg, optimizer: { name: 'sgd', lr: 0 }, carryState: false });

@@ -16,7 +16,6 @@ import { buildAt, initialKey, stateFileShape } from './run-data.ts';
 import { fileSource, piece, readStartValues, taskSource, type DataSource, type StartValues, type TrainWindow } from './train-data.ts';
 import { checkpointEntries, type Resume } from './checkpoint.ts';
 import { PlotRecorder } from './train-plots.ts';
-import { gradFlowPlotSvg } from '../plot/grad-flow.ts';
 import { tensorToJson } from '../io/tensor-file.ts';
 import { textOptions } from './text-options.ts';
 import { checkTextModel, textSource } from './text-data.ts';
@@ -151,6 +150,8 @@ async function writeGradFlow(outDir: string, model: string, rows: readonly Float
   const json = path.join(outDir, 'grad-flow.json');
   writeFileAtomic(json, JSON.stringify(tensorToJson({ shape: [rows.length, T], data }, 'grad-flow')) + '\n');
   const svg = path.join(outDir, 'grad-flow.svg');
+  // Vega is loaded only here: every command would pay for it at startup (main.ts imports them all).
+  const { gradFlowPlotSvg } = await import('../plot/grad-flow.ts');
   writeFileAtomic(svg, await gradFlowPlotSvg(rows.map((r) => Array.from(r)), { title: `${model}: gradient flow through time, log10 ‖∂L/∂s(t)‖` }));
   return [json, svg];
 }
@@ -240,7 +241,7 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
   if (outDir !== undefined) prepareOutDir(outDir);
 
   const c0 = performance.now();
-  // Loaded here, not at the top: ts-morph (~0.5 s) is needed by no other command than compile and train.
+  // Loaded here, not at the top: the emitter (no TypeScript compiler: source-text.ts, esbuild) is needed by no command that does not compile.
   const [{ emitTrainer }, { importTrainer }] = await Promise.all([import('../emit/trainer.ts'), import('../emit/load.ts')]);
   // A trainer per batch size (a partial last batch has its own), one set of parameters between them.
   const trainers = new TrainerSet(new Map(await Promise.all(src.batches.map(async (Bk) => {

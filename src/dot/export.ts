@@ -6,7 +6,6 @@ import type { ModelDef } from '../dsl/model.ts';
 import { checkTau } from '../transforms/unroll.ts';
 import { elide, layout, type Diagram } from './diagram.ts';
 import { Html, writeDot } from './dot.ts';
-import { renderSvg } from './render.ts';
 import { LABEL, OPS_LEVEL_MAX_STEP_NODES } from './style.ts';
 import { buildView, defaultLevel, type Level, type View } from './views.ts';
 
@@ -53,5 +52,7 @@ export function modelDot(model: ModelDef, req: DotRequest, ctx?: Context): strin
 
 /** SVG of one view of a model, rendered by Graphviz (WebAssembly) in process. */
 export async function modelSvg(model: ModelDef, req: DotRequest): Promise<string> {
+  // Graphviz (WebAssembly) is loaded only when an SVG is asked for.
+  const { renderSvg } = await import('./render.ts');
   return renderSvg(modelDot(model, req));
 }

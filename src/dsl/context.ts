@@ -1,10 +1,10 @@
 // The tracing context: DSL calls build nodes into the current Context (one interning table).
 import { Context } from '../ir/node.ts';
 import { createBuilder, type NodeBuilder } from '../prims/builder.ts';
-import { userOrigin } from './origin.ts';
+import { lazyUserOrigin } from './origin.ts';
 
 let current: Context = new Context();
-let builder: NodeBuilder = createBuilder(current, userOrigin);
+let builder: NodeBuilder = createBuilder(current, lazyUserOrigin);
 
 export function currentContext(): Context {
   return current;
@@ -27,7 +27,7 @@ export function derivedBuilder(): NodeBuilder {
 export function withContext<T>(f: () => T, ctx: Context = new Context()): T {
   const saved = [current, builder] as const;
   current = ctx;
-  builder = createBuilder(ctx, userOrigin);
+  builder = createBuilder(ctx, lazyUserOrigin);
   try {
     return f();
   } finally {

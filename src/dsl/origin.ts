@@ -10,12 +10,31 @@ function isInternal(file: string): boolean {
   return file.startsWith(SRC_DIR + path.sep) || file.includes(`${path.sep}node_modules${path.sep}`) || file.startsWith('node:');
 }
 
-/** `graphs/sincos.ts:12` for the innermost user frame of the current stack, or undefined. */
-export function userOrigin(): string | undefined {
+/** The current stack, 64 frames deep, captured but not yet formatted (formatting is most of the cost). */
+function capture(): Error {
   const saved = Error.stackTraceLimit;
   Error.stackTraceLimit = 64;
-  const stack = new Error().stack ?? '';
+  const e = new Error();
   Error.stackTraceLimit = saved;
+  return e;
+}
+
+/** `graphs/sincos.ts:12` for the innermost user frame of the current stack, or undefined. */
+export function userOrigin(): string | undefined {
+  return originIn(capture());
+}
+
+/**
+ * The same, found later: the stack is captured now and read only when the origin is first asked
+ * for (a node's origin is read by tests and diagnostics, not by compilation).
+ */
+export function lazyUserOrigin(): () => string | undefined {
+  const e = capture();
+  return () => originIn(e);
+}
+
+function originIn(e: Error): string | undefined {
+  const stack = e.stack ?? '';
   for (const line of stack.split('\n').slice(1)) {
     const m = FRAME.exec(line.trim());
     if (!m) continue;

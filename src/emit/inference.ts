@@ -275,7 +275,6 @@ export interface InferenceModule {
 
 /** Emits the inference module and imports it in this process (types stripped), as a user would import inference.js. */
 export async function loadInference(cfg: InferenceConfig): Promise<InferenceModule> {
-  const { transpileTrainer } = await import('./load.ts');
-  const js = transpileTrainer(emitInference(cfg).source);
-  return (await import(`data:text/javascript;base64,${Buffer.from(js).toString('base64')}`)) as InferenceModule;
+  const { importModule } = await import('./load.ts');
+  return importModule<InferenceModule>(emitInference(cfg).source);
 }

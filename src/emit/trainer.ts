@@ -1,7 +1,6 @@
 // The generated trainer: a standalone TypeScript module (imports nothing) with every shape baked
 // in — forward, loss and backward kernels emitted from the unrolled and gradient graphs, the
 // optimizer step, and one preallocated arena. Same input, same bytes.
-import { Project, Scope, VariableDeclarationKind } from 'ts-morph';
 import type { Node } from '../ir/node.ts';
 import { UnfoldError } from '../ir/errors.ts';
 import { sizeOf } from '../ir/tensor.ts';
@@ -23,6 +22,7 @@ import { unrolledKernels } from './unrolled.ts';
 import { targetOf } from './config.ts';
 import { KernelTable } from './wasm/module.ts';
 import { wasmTrainerParts, type WasmReport } from './wasm/trainer-parts.ts';
+import { Scope, SourceText, VariableDeclarationKind } from './source-text.ts';
 
 export type { Dtype, Form, HoistMode, Slot, TrainerConfig } from './config.ts';
 
@@ -202,8 +202,8 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
     return `{ name: ${JSON.stringify(p.name)}, shape: [${p.shape.join(', ')}], offset: ${p.off}, grad: ${grads[i]!.off}, size: ${p.size}, init: ${initText} }`;
   });
 
-  const project = new Project({ useInMemoryFileSystem: true });
-  const sf = project.createSourceFile('trainer.ts', '', { overwrite: true });
+  // Printed as ts-morph would print these structures (source-text.ts), without loading a compiler.
+  const sf = new SourceText();
   const seed = cfg.seed ?? cfg.model.task?.seed ?? DEFAULT_SEED;
   sf.addStatements([
     `/**`,

@@ -34,6 +34,12 @@ export interface Node {
 }
 
 /** Canonical text of attrs: keys sorted, so equal attrs give equal keys. */
+/** The origin of `n` for a NodeSpec of a node made in its image. */
+export function originSpec(n: Node): { origin?: Origin } {
+  const o = originOf(n);
+  return o !== undefined ? { origin: o } : {};
+}
+
 export function attrsKey(attrs: Attrs): string {
   const keys = Object.keys(attrs).sort();
   return keys.map((k) => `${k}=${JSON.stringify(attrs[k])}`).join(',');
@@ -47,7 +53,18 @@ export interface NodeSpec {
   readonly body?: Body;
   /** Marks a leaf as belonging to a step (inputs x(t), the initial state). */
   readonly step?: number;
-  readonly origin?: string;
+  /** The user's line, or a function that finds it when first asked (reading the stack is costly, and rarely needed). */
+  readonly origin?: Origin;
+}
+
+export type Origin = string | (() => string | undefined);
+
+/** Origins not yet resolved, by node: a copy of a node (remake, unroll) takes the function, not its result. */
+const pending = new WeakMap<Node, () => string | undefined>();
+
+/** `n`'s origin as a NodeSpec takes it: the pending function when not resolved yet. */
+export function originOf(n: Node): Origin | undefined {
+  return pending.get(n) ?? n.origin;
 }
 
 // Ids are unique across contexts, not per context: keys are built from input ids, and a recurrence
@@ -86,7 +103,7 @@ export class Context {
   /** `n` with its inputs replaced: `n` itself when they are the same nodes, else a node like it (op, attrs, shape, step, origin). */
   remake(n: Node, inputs: readonly Node[]): Node {
     if (inputs.every((x, i) => x === n.inputs[i])) return n;
-    return this.make({ op: n.op, inputs, shape: n.shape, attrs: n.attrs, ...(n.body ? { body: n.body } : {}), ...(n.step !== undefined ? { step: n.step } : {}), ...(n.origin !== undefined ? { origin: n.origin } : {}) });
+    return this.make({ op: n.op, inputs, shape: n.shape, attrs: n.attrs, ...(n.body ? { body: n.body } : {}), ...(n.step !== undefined ? { step: n.step } : {}), ...originSpec(n) });
   }
 
   /** Runs `f` with new step-bound nodes assigned to step `t`, restoring the previous step after (also on a throw). */
@@ -109,7 +126,7 @@ export class Context {
     if (step === undefined && spec.inputs.some((n) => n.step !== undefined)) {
       step = this.currentStep ?? Math.max(...spec.inputs.map((n) => n.step ?? 0));
     }
-    const node: Node = Object.freeze({
+    const fields = {
       id: nextId++,
       op: spec.op,
       inputs: Object.freeze([...spec.inputs]),
@@ -117,8 +134,28 @@ export class Context {
       attrs: Object.freeze({ ...attrs }),
       ...(spec.body ? { body: spec.body } : {}),
       step,
-      origin: spec.origin,
-    });
+    };
+    const origin = spec.origin;
+    let node: Node;
+    if (typeof origin === 'function') {
+      // Resolved on first read (tests, diagnostics); a node nobody asks about never formats a stack.
+      let value: string | undefined;
+      let resolve: (() => string | undefined) | undefined = origin;
+      node = Object.freeze(Object.defineProperty(fields, 'origin', {
+        enumerable: true,
+        get(): string | undefined {
+          if (resolve) {
+            value = resolve();
+            resolve = undefined;
+            pending.delete(node);
+          }
+          return value;
+        },
+      }) as Node);
+      pending.set(node, origin);
+    } else {
+      node = Object.freeze({ ...fields, origin });
+    }
     this.table.set(key, node);
     return node;
   }

@@ -1,6 +1,6 @@
 // Node construction over the registry: shape rules checked at build time, and algebraic
 // simplification as nodes are made (x*1 -> x, x+0 -> x, zeros pruned), so gradients stay readable.
-import type { Context, Attrs, Node } from '../ir/node.ts';
+import type { Context, Attrs, Node, Origin } from '../ir/node.ts';
 import { sameShape, sizeOf, type Shape } from '../ir/tensor.ts';
 import { prims, type PrimName } from './index.ts';
 import { checkScan, scanAttrs } from './scan.ts';
@@ -29,7 +29,7 @@ export interface NodeBuilder extends Builder {
   concat(xs: readonly Node[], axis: number): Node;
 }
 
-export function createBuilder(ctx: Context, origin: () => string | undefined = () => undefined): NodeBuilder {
+export function createBuilder(ctx: Context, origin: () => Origin | undefined = () => undefined): NodeBuilder {
   const make = (op: PrimName, inputs: readonly Node[], attrs: Attrs = {}, declared: Shape = []): Node => {
     const shape = prims[op].shape(inputs.map((n) => n.shape), attrs, declared);
     const o = origin();
