@@ -4,7 +4,7 @@
 // encoder's outputs. Two scans and the ops around them — nothing here is a special case.
 import {
   add, concat, defineModel, detach, div, eq, exp, graphModel, input, lt, matmul, max, mul, param, reshape, scan,
-  sigmoid, slice, sub, sum, tanh, targetSymbols, transpose, translateTask, where, constant,
+  sigmoid, slice, sourceSymbols, sub, sum, tanh, targetSymbols, transpose, translateTask, where, constant,
 } from 'unfold-rnn';
 import type { Node } from 'unfold-rnn';
 
@@ -105,6 +105,7 @@ export default defineModel({
         inputs: { x, ...(lengths ? { lengths } : {}) },
         outputs: { symbols: greedy.ys.symbol, attention: greedy.ys.weights },
         vocabulary: targetSymbols,
+        sourceVocabulary: sourceSymbols,
       },
     });
   },

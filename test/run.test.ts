@@ -88,6 +88,8 @@ describe('run = the interpreter, for every graph in graphs/', () => {
   for (const file of files) {
     it(file, async () => {
       const model = await loadModelFile(path.join(ROOT, 'graphs', file));
+      // A graph of scans (translate.ts) has no recurrence to run step by step: test/translate.test.ts runs it.
+      if (model.graph) return;
       const tensors = new Map<string, Tensor>();
       // The task's first window when there is one (sin→cos, adding, the rotation), else a corrupted pattern.
       if (model.task) {

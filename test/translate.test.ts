@@ -130,11 +130,15 @@ describe('unfold grad and show on graphs/translate.ts', () => {
     fs.writeFileSync(path.join(dir, 'params.json'), json(f.params));
     fs.writeFileSync(path.join(dir, 'data.json'), json({ x: f.data['x']!, lengths: f.data['lengths']! }));
     const args = ['generate', 'graphs/translate.ts', '--params', path.join(dir, 'params.json'), '--data', path.join(dir, 'data.json')];
-    const text = await unfold(...args);
-    expect(text.stderr).toBe('');
+    const text = await unfold(...args, '--out', dir);
+    // attention.svg: the heat map of the weights, one panel per row (up to 4), symbols beside the steps
+    expect(text.stderr).toBe(`wrote ${path.join(dir, 'attention.svg')}\n`);
+    const svg = fs.readFileSync(path.join(dir, 'attention.svg'), 'utf8');
+    expect(svg).toMatch(/^<svg/);
+    expect(svg).toContain('translate: attention of the greedy decoding');
     const rows = Array.from({ length: f.batch }, (_, b) => [...f.greedy.symbols.data.subarray(b * 6, (b + 1) * 6)]);
     expect(text.stdout).toBe(rows.map((row) => row.map((c) => targetSymbols[c]).join('')).join('\n') + '\n');
-    const out = JSON.parse((await unfold(...args, '--json')).stdout);
+    const out = JSON.parse((await unfold(...args, '--json', '--no-plots')).stdout);
     expect(out.symbols).toEqual(rows);
     expect(out.attention.shape).toEqual([f.batch, 6, 7]);
     expect(relErr(out.attention.data, f.greedy.attention.data)).toBeLessThanOrEqual(TOL);

@@ -142,6 +142,8 @@ export interface Decoded {
   /** Every other greedy output (e.g. the attention weights [B, Ty, Tx]), by name. */
   readonly outputs: ReadonlyMap<string, Tensor>;
   readonly vocabulary: readonly string[] | undefined;
+  /** The first input's symbols per row, printed, when the model gives their vocabulary (for picture labels). */
+  readonly source: string[][] | undefined;
 }
 
 /** Greedy decoding of a batch: the model's greedy outputs through the interpreter (each scan by its rule). */
@@ -155,5 +157,13 @@ export function decodeGreedy(def: ModelDef, dataFile: string, paramsFile: string
   const symbols = values.get('symbols')!;
   const [B, T, V] = symbols.shape as [number, number, number];
   const rows = Array.from({ length: B }, (_, b) => Array.from({ length: T }, (_, t) => symbols.data.subarray((b * T + t) * V, (b * T + t + 1) * V).indexOf(1)));
-  return { symbols: rows, outputs: new Map([...values].filter(([k]) => k !== 'symbols')), vocabulary: greedy.vocabulary };
+  const first = data.tensors.get(greedy.inputs[0]!.name);
+  const vocab = greedy.sourceVocabulary;
+  const source = vocab && first && first.shape.length === 3
+    ? Array.from({ length: first.shape[0]! }, (_, b) => Array.from({ length: first.shape[1]! }, (_, s) => {
+      const K = first.shape[2]!, at = (b * first.shape[1]! + s) * K;
+      return vocab[first.data.subarray(at, at + K).indexOf(1)] ?? '';
+    }))
+    : undefined;
+  return { symbols: rows, outputs: new Map([...values].filter(([k]) => k !== 'symbols')), vocabulary: greedy.vocabulary, source };
 }

@@ -30,6 +30,8 @@ export interface Greedy {
   readonly outputs: readonly Named[];
   /** How to print symbol v (its one-hot index), when the model knows. */
   readonly vocabulary?: readonly string[];
+  /** How to print the symbols of the first input (one-hot [B, T, V]), for the labels of a picture. */
+  readonly sourceVocabulary?: readonly string[];
 }
 
 type Nodes = Record<string, Node>;
@@ -40,7 +42,7 @@ export interface GraphModelDef {
   readonly outputs: Nodes;
   /** Parameters in the order to list them (a state_dict's order); each must be reached by the outputs. */
   readonly params?: Nodes | readonly Node[];
-  readonly greedy?: { readonly inputs: Nodes; readonly outputs: Nodes; readonly vocabulary?: readonly string[] };
+  readonly greedy?: { readonly inputs: Nodes; readonly outputs: Nodes; readonly vocabulary?: readonly string[]; readonly sourceVocabulary?: readonly string[] };
 }
 
 const isNode = (x: unknown): x is Node => typeof x === 'object' && x !== null && 'op' in x && 'shape' in x && 'inputs' in x;
@@ -71,6 +73,7 @@ export function graphModel(def: GraphModelDef): GraphModel {
     inputs: named('greedy.inputs', def.greedy.inputs, 'input'),
     outputs: named('greedy.outputs', def.greedy.outputs),
     ...(def.greedy.vocabulary ? { vocabulary: [...def.greedy.vocabulary] } : {}),
+    ...(def.greedy.sourceVocabulary ? { sourceVocabulary: [...def.greedy.sourceVocabulary] } : {}),
   };
   if (greedy && !greedy.outputs.some((o) => o.name === 'symbols')) at('greedy.outputs needs "symbols", the decoded one-hot rows [B, T, V]');
 

@@ -136,10 +136,11 @@ function read(A: ${Arr}, s: Slot): TensorData {
 
 /** Trains the compiled model: \`step(data)\` runs forward, loss, backward and the optimizer on one batch. */
 export class Trainer {
-  readonly arena = new ${Arr}(${arena.size});
+  /** Every value the trainer keeps: parameters, gradients, data, outputs, temporaries, optimizer state. */
+  readonly arena: ${Arr} = new ${Arr}(${arena.size});
   lr: number;
   /** Optimizer steps taken (Adam's t). */
-  steps = 0;
+  steps: number = 0;
 
   constructor(options: { seed?: number; params?: Record<string, { data: ArrayLike<number> } | ArrayLike<number>>; lr?: number } = {}) {
     this.lr = options.lr ?? SPEC.lr;
