@@ -6,6 +6,7 @@ import { renderSvg } from '../dot/render.ts';
 import { LEVELS, VIEWS, type Level, type View } from '../dot/views.ts';
 import { ELIDE_ABOVE, ELIDE_KEEP, OPS_LEVEL_MAX_STEP_NODES } from '../dot/style.ts';
 import { writeFileAtomic } from '../io/atomic-write.ts';
+import { UnfoldError } from '../ir/errors.ts';
 import { choiceFlag, optionalIntFlag, parse, UsageError, type Command } from './command.ts';
 import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
 import { checkFullDot } from './dot-size.ts';
@@ -50,6 +51,9 @@ export async function dotOutput(argv: readonly string[]): Promise<DotOutput> {
     throw new UsageError(`dot: -o ${out}: the file must end in .dot, .gv or .svg (or be - for DOT on stdout)`);
   }
   const { model } = await resolveModel('dot', positionals, values);
+  if (model.graph && tau !== undefined) {
+    throw new UnfoldError(`--tau sets the steps of one recurrence; model ${model.name} is a graph whose scans take their lengths from its inputs`);
+  }
   const req = { view, ...(level ? { level } : {}), ...(tau !== undefined ? { tau } : {}), full: values.full ?? false };
   checkFullDot(model, req, ext === '.svg', (line) => process.stderr.write(`${line}\n`));
   const dot = modelDot(model, req);
