@@ -8,6 +8,8 @@ import type { GEdge, GraphDiagram } from '../src/dot/graph-views.ts';
 import { renderSvg } from '../src/dot/render.ts';
 import { ATTENTION_PANELS, attentionHeatmapSvg } from '../src/plot/attention.ts';
 import { tensor } from '../src/ir/tensor.ts';
+import { add, concat, constant, defineModel, graphModel, input, matmul, param, scan, tanh, transpose } from '../src/index.ts';
+import type { Node } from '../src/index.ts';
 
 vi.setConfig({ testTimeout: 120_000 });
 
@@ -133,6 +135,45 @@ describe('graph model diagrams: graphs/translate.ts', () => {
     expect(svg).toContain('<svg');
     await expect(dotOutput(['graphs/translate.ts', '--view', 'unfolded', '--tau', '3', '-o', '-'])).rejects.toThrow(/--tau .*graph whose scans take their lengths from its inputs/);
     await expect(dotOutput(['graphs/translate.ts', '--view', 'gradient', '--level', 'ops', '-o', '-'])).rejects.toThrow(/--level ops draws the folded view/);
+  });
+});
+
+describe('graph model diagrams: a bidirectional encoder (a reverse scan, a parameter both scans share, no task)', () => {
+  const [T, H] = [4, 3];
+  const bidir = defineModel({
+    name: 'bidir',
+    graph: (B) => {
+      const x = input('x', [B, T, 2]);
+      const U = param('U', [H, 2]), W = param('W', [H, H]), V = param('V', [H, H]);
+      const cell = (w: Node) => ({ h }: { h: Node }, { x }: { x: Node }) => {
+        const next = tanh(add(matmul(x, transpose(U)), matmul(h, transpose(w))));
+        return { carry: { h: next }, y: { h: next } };
+      };
+      const fwd = scan(cell(W), { init: { h: constant(0, [B, H]) }, xs: { x } });
+      const bwd = scan(cell(V), { init: { h: constant(0, [B, H]) }, xs: { x }, reverse: true });
+      return graphModel({ inputs: { x }, outputs: { h: concat([fwd.ys.h, bwd.ys.h], 2) } });
+    },
+  });
+
+  it('draws the reverse scan right to left, from its state after the last step', () => {
+    const d = graphModelDiagram(bidir, { view: 'unfolded' });
+    const slot = (id: string) => d.nodes.find((n) => n.id === id)!.slot!;
+    for (let t = 1; t < T; t++) {
+      expect(d.edges.some((e) => e.from === `h0_0_t${t}` && e.to === `f0_t${t + 1}` && e.kind === 'state')).toBe(true);
+      expect(d.edges.some((e) => e.from === `h1_0_t${t + 1}` && e.to === `f1_t${t}` && e.kind === 'state')).toBe(true);
+    }
+    // Both rows read the same x: they share the steps' slots, the reverse one starting after step T.
+    expect(slot('f1_t1')).toBe(slot('f0_t1'));
+    expect(slot(`h1_0_t${T + 1}`)).toBeGreaterThan(slot(`f1_t${T}`));
+    expect(d.edges.some((e) => e.from === `h1_0_t${T + 1}` && e.to === `f1_t${T}`)).toBe(true);
+    const dot = modelDot(bidir, { view: 'unfolded' });
+    expect(dot).toMatch(/dir="back"/);
+    for (const p of ['U', 'W', 'V']) expect(nodeStatementsNaming(dot, p), p).toBe(1);
+    // U is read by both scans: drawn on its own, one edge into each row.
+    expect(d.edges.filter((e) => e.from === 'p0').map((e) => e.lhead).sort()).toEqual(['row0', 'row1']);
+    const folded = graphModelDiagram(bidir, { view: 'folded' });
+    expect(folded.edges.find((e) => e.from === 'd1_0' && e.to === 'f1')!.label!.markup).toContain('t+1');
+    expect(() => modelDot(bidir, { view: 'gradient' })).toThrow(/needs a loss/);
   });
 });
 

@@ -830,6 +830,11 @@ function unfolded(model: GraphModel, spec: GraphViewSpec, builder: NodeBuilder):
       }
       for (const from of froms) {
         if (from.startsWith('P')) continue;
+        if (from.startsWith('p') && slot >= s.carries + s.xs) {
+          // A parameter other scans read too: drawn once, one edge into each row that reads it.
+          edgesIn.push({ from, to: `f${k}_t${stepAt(s, 0)}`, kind: 'param', label: note('every step'), lhead: rowId });
+          continue;
+        }
         const r = resultOf(op);
         const label = slot >= s.carries + s.xs && r ? note(Html.join(resultName(d, r), ' ', small(shapeText(op.shape)), Html.br(), 'every step')) : undefined;
         buses.push({ from, to: steps(s).map((t) => `f${k}_t${t}`), kind: from.startsWith('p') ? 'param' : 'data', ...(label ? { label } : {}) });
