@@ -142,6 +142,7 @@ describe('graph model diagrams: a bidirectional encoder (a reverse scan, a param
   const [T, H] = [4, 3];
   const bidir = defineModel({
     name: 'bidir',
+    description: 'two <directions> & "one" x\\',
     graph: (B) => {
       const x = input('x', [B, T, 2]);
       const U = param('U', [H, 2]), W = param('W', [H, H]), V = param('V', [H, H]);
@@ -174,6 +175,12 @@ describe('graph model diagrams: a bidirectional encoder (a reverse scan, a param
     const folded = graphModelDiagram(bidir, { view: 'folded' });
     expect(folded.edges.find((e) => e.from === 'd1_0' && e.to === 'f1')!.label!.markup).toContain('t+1');
     expect(() => modelDot(bidir, { view: 'gradient' })).toThrow(/needs a loss/);
+  });
+
+  it('escapes what the user wrote, and renders', async () => {
+    const dot = modelDot(bidir, { view: 'folded' });
+    expect(dot).toContain('two &lt;directions&gt; &amp; &quot;one&quot; x\\\\');
+    expect(await renderSvg(dot)).toContain('two &lt;directions&gt; &amp; &quot;one&quot; x\\');
   });
 });
 
