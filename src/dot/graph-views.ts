@@ -599,11 +599,10 @@ function drawFoldedScan(
       for (const f of from(u)) b.edge({ from: f, to: id.get(v)!, kind: f.startsWith('p') || bodyParams.has(u) ? 'param' : chain.has(v) && (chain.has(u) || body.inputs.indexOf(u) < s.carries && body.inputs.indexOf(u) >= 0) ? 'state' : 'data' });
     }
   }
-  s.carryNames.forEach((name, i) => {
+  s.carryNames.forEach((_name, i) => {
     b.node({ id: `d${k}_${i}`, kind: 'delay', label: Html.text('delay'), xlabel: delayLabel, cluster: cl });
     b.edge({ from: id.get(body.outputs[i]!)!, to: `d${k}_${i}`, kind: 'state' });
     b.edge({ from: `d${k}_${i}`, to: id.get(body.inputs[i]!)!, kind: 'state', loop: true, label: note(dt) });
-    void name;
   });
   bodyPort.set(s.node, body.outputs.map((o) => id.get(o) ?? ''));
   operandEdges((slot) => (slot < s.carries + s.xs ? id.get(body.inputs[slot]!)! : ''), (i) => `d${k}_${i}`);
@@ -738,13 +737,11 @@ function unfolded(model: GraphModel, spec: GraphViewSpec, builder: NodeBuilder):
   for (const [n, root] of blockOf) role.set(n, `b${index.get(root)}`);
 
   // Ports: what a scan's results are drawn as.
-  const usedYs = new Set<string>();
   const port = (scan: Node, part: number): string | undefined => {
     const row = rows.get(scan);
     if (row) {
       const s = row.s;
       if (part < s.carries) return `h${s.index}_${part}_t${stepAt(s, s.length - 1)}`;
-      usedYs.add(`ys${s.index}_${part - s.carries}`);
       return `ys${s.index}_${part - s.carries}`;
     }
     const back = rowOfBack.get(scan);
@@ -840,8 +837,9 @@ function unfolded(model: GraphModel, spec: GraphViewSpec, builder: NodeBuilder):
         buses.push({ from, to: steps(s).map((t) => `f${k}_t${t}`), kind: from.startsWith('p') ? 'param' : 'data', ...(label ? { label } : {}) });
       }
     });
-    // Stacked outputs: every step's y into one node after the row.
+    // Stacked outputs (those something reads): every step's y into one node after the row.
     ys.forEach((name, j) => {
+      if (!order.some((n) => { const r = resultOf(n); return r !== undefined && r.scan === s.node && r.part === s.carries + j; })) return;
       b.node({ id: `ys${k}_${j}`, kind: 'output', label: Html.join(scanVar(name, k, `1…${s.length}`), Html.br(), small(shapeText(scanParts(s.node)[s.carries + j]!.shape))), cluster: rowId, slot: offset + s.length + 1 });
       forwardIds.add(`ys${k}_${j}`);
       const out = s.node.body!.outputs[s.carries + j]!;
@@ -949,7 +947,6 @@ function unfolded(model: GraphModel, spec: GraphViewSpec, builder: NodeBuilder):
     }
     if (prev) b.edge({ from: prev, to: rail.to, kind: rail.kind });
   }
-  void usedYs;
   return prune(b.build());
 }
 
