@@ -130,11 +130,23 @@ describe('graph model diagrams: graphs/translate.ts', () => {
     expect(reach.has(`B0_t${TX}`)).toBe(true);
   });
 
-  it('renders as SVG; --tau and --level ops (unfolded) are refused with one line', async () => {
+  it('unfolded at --level ops: every op of every step in the cluster of its scan and step (inlineScans\' tags)', () => {
+    const d = graphModelDiagram(model, { view: 'unfolded', level: 'ops' });
+    const perStep = (k: number, t: number) => d.nodes.filter((n) => n.cluster === `row${k}_t${t}` && n.kind === 'op').length;
+    // The GRU's step is the same ops at every step after the first (whose h(0) = 0 products fold away).
+    for (let t = 3; t <= TX; t++) expect(perStep(0, t)).toBe(perStep(0, 2));
+    for (let t = 3; t <= TY; t++) expect(perStep(1, t)).toBe(perStep(1, 2));
+    expect(perStep(1, 2)).toBeGreaterThan(perStep(0, 2)); // attention
+    // A scan's own parameters: one node, along one bus through its steps.
+    for (const k of [0, 1]) expect(d.edges.filter((e) => e.from === `P${k}`).length).toBe(1);
+    expect(modelDot(model, { view: 'unfolded', level: 'ops' })).toBe(modelDot(model, { view: 'unfolded', level: 'ops' }));
+  });
+
+  it('renders as SVG; --tau and --level ops (gradient) are refused with one line', async () => {
     const svg = await renderSvg(unfolded);
     expect(svg).toContain('<svg');
     await expect(dotOutput(['graphs/translate.ts', '--view', 'unfolded', '--tau', '3', '-o', '-'])).rejects.toThrow(/--tau .*graph whose scans take their lengths from its inputs/);
-    await expect(dotOutput(['graphs/translate.ts', '--view', 'gradient', '--level', 'ops', '-o', '-'])).rejects.toThrow(/--level ops draws the folded view/);
+    await expect(dotOutput(['graphs/translate.ts', '--view', 'gradient', '--level', 'ops', '-o', '-'])).rejects.toThrow(/--level ops draws a graph model's folded and unfolded views/);
   });
 });
 

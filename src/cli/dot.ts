@@ -20,7 +20,7 @@ const USAGE = [
   `  --full   draw every step; otherwise τ > ${ELIDE_ABOVE} shows the first and last ${ELIDE_KEEP} steps and one elision node`,
   `  -o       .svg renders SVG (Graphviz in WebAssembly), .dot writes DOT, - writes DOT to stdout`,
   `  A graph of scans (a model file's graph, e.g. graphs/translate.ts): a cluster (folded) or a row (unfolded,`,
-  `  gradient) per scan, every step drawn, each scan's length its own (no --tau); --level ops draws the folded view`,
+  `  gradient) per scan, every step drawn, each scan's length its own (no --tau); --level ops: folded and unfolded`,
 ].join('\n');
 
 export interface DotOutput {

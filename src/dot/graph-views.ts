@@ -16,6 +16,7 @@ import { scanParts } from '../prims/scan.ts';
 import type { GraphModel } from '../dsl/graph-model.ts';
 import type { LossSpec } from '../dsl/model.ts';
 import { graphLoss, graphTraining } from '../transforms/graph-training.ts';
+import { inlineScans } from '../transforms/inline-scans.ts';
 import { Html, type DotAttrs, type DotGraph, type DotStatement } from './dot.ts';
 import {
   ALIGN_EDGE, CHAIN_NODE, CLUSTER, EDGE, EDGE_KIND, EDGE_PRIORITY, GRAPH, LABEL, LARGE_DIAGRAM_NODES, LARGE_GRAPH, NODE, NODE_KIND,
@@ -950,6 +951,89 @@ function unfolded(model: GraphModel, spec: GraphViewSpec, builder: NodeBuilder):
   return prune(b.build());
 }
 
+/**
+ * The unfolded view at --level ops: every scan inlined (inlineScans), each inlined value drawn in
+ * the cluster of the scan and step its tag names, the values between scans outside the rows; a
+ * scan's own parameters one node, reaching each step's ops along one bus.
+ */
+function unfoldedOps(model: GraphModel, spec: GraphViewSpec, builder: NodeBuilder): GraphDiagram {
+  const b = new GraphDiagramBuilder(spec.name, spec.title, true);
+  const { graph, loss } = forwardGraph(model, spec.loss, builder);
+  const rolled = nodesOf(graph);
+  const scans = rolled.filter((n) => n.op === 'scan').map((n, k) => scanInfo(n, k));
+  const scanIndex = new Map(scans.map((s) => [s.node, s.index] as const));
+  const inlined = inlineScans(graph, builder.ctx);
+  const order = nodesOf(inlined.graph);
+  const index = new Map(order.map((n, i) => [n, i] as const));
+  const params = paramOnly(order);
+  const grouped = scanParams(rolled, paramOnly(rolled), new Set(rolled));
+  const tagOf = (n: Node): { s: ScanInfo; t: number } | undefined => {
+    const tag = inlined.tags.get(n);
+    if (!tag) return undefined;
+    const k = scanIndex.get(inlined.scans[tag.scan]!);
+    return k === undefined ? undefined : { s: scans[k]!, t: tag.t };
+  };
+  const target = spec.loss?.target ?? 'y';
+  for (const x of model.inputs) b.node({ id: `in_${x.name}`, kind: loss && x.name === target ? 'target' : 'input', label: Html.join(Html.i(x.name), Html.br(), small(shapeText(x.node.shape))) });
+  model.params.forEach((p, k) => { if (!grouped.has(p.node)) b.node({ id: `p${k}`, kind: 'param', label: paramLabel(p.node) }); });
+  for (const s of scans) {
+    const own = model.params.filter((p) => grouped.get(p.node) === s.node);
+    if (own.length > 0) b.node({ id: `P${s.index}`, kind: 'param', label: paramGroupLabel(s.index, own) });
+    b.cluster({ id: `row${s.index}`, label: Html.join(Html.b(`scan ${s.index + 1}`), ` · ${s.length} steps`, s.reverse ? ', reverse: t = T … 1' : '') });
+    for (let t = 1; t <= s.length; t++) b.cluster({ id: `row${s.index}_t${t}`, label: Html.text(`t = ${t}`), parent: `row${s.index}` });
+  }
+  const id = (n: Node): string => (n.op === 'input' && n.attrs['role'] === 'input' ? `in_${String(n.attrs['name'])}` : `n${index.get(n)}`);
+  const names = new Map<Node, Html>();
+  for (const o of model.outputs) names.set(o.node, Html.i(o.name));
+  if (loss) names.set(loss, Html.i('L'));
+  for (const n of order) {
+    if (params.has(n) || n.inputs.length === 0) continue;
+    const tag = tagOf(n);
+    const op = Html.join(opText(n), '\u2002', small(shapeText(n.shape)));
+    const nm = names.get(n);
+    b.node({
+      id: id(n), kind: n === loss ? 'loss' : 'op', label: nm ? Html.join(op, Html.br(), nm) : op,
+      ...(tag ? { cluster: `row${tag.s.index}_t${tag.t}` } : {}),
+    });
+  }
+  // A parameter-only input (a transposed weight) is drawn as its parameters; a scan's own come along its bus.
+  const bus = new Map<string, string>();
+  const paramSource = (p: Node, at: { s: ScanInfo; t: number } | undefined): string => {
+    const k = model.params.findIndex((q) => q.node === p);
+    const scan = grouped.get(p);
+    if (scan === undefined) return `p${k}`;
+    const s = scans[scanIndex.get(scan)!]!;
+    if (!at || at.s !== s) return `P${s.index}`;
+    const key = `${s.index}_${at.t}`;
+    if (!bus.has(key)) {
+      const r = `bus${s.index}_t${at.t}`;
+      b.node({ id: r, kind: 'relay', label: Html.text(''), cluster: `row${s.index}_t${at.t}` });
+      bus.set(key, r);
+    }
+    return bus.get(key)!;
+  };
+  for (const v of order) {
+    if (params.has(v) || v.inputs.length === 0) continue;
+    const at = tagOf(v);
+    for (const u of new Set(v.inputs)) {
+      if (u.op === 'const') continue;
+      if (params.has(u)) {
+        for (const p of topoOrder([u]).filter((x) => x.op === 'param')) b.edge({ from: paramSource(p, at), to: id(v), kind: 'param' });
+      } else if (u.inputs.length > 0 || (u.op === 'input' && u.attrs['role'] === 'input')) {
+        const tu = tagOf(u);
+        const state = tu !== undefined && at !== undefined && tu.s === at.s && tu.t !== at.t;
+        b.edge({ from: id(u), to: id(v), kind: state ? 'state' : 'data' });
+      }
+    }
+  }
+  // Each bus: the group's node into the relay of the first step the scan runs, then step to step.
+  for (const s of scans) {
+    const relays = Array.from({ length: s.length }, (_, k) => bus.get(`${s.index}_${stepAt(s, k)}`)).filter((r): r is string => r !== undefined);
+    relays.forEach((r, k) => b.edge({ from: k === 0 ? `P${s.index}` : relays[k - 1]!, to: r, kind: 'param', trunk: true }));
+  }
+  return prune(b.build());
+}
+
 /** A const a scan reads, named: another scan's output sequence by its name, else its op. */
 function constName(d: Drawing, c: Node, scans: readonly ScanInfo[]): Html {
   const r = resultOf(c);
@@ -967,6 +1051,7 @@ function constName(d: Drawing, c: Node, scans: readonly ScanInfo[]): Html {
 /** Builds the diagram of one view of a graph model; nodes are made with `builder` (its context). */
 export function buildGraphView(model: GraphModel, spec: GraphViewSpec, builder: NodeBuilder): GraphDiagram {
   if (spec.view === 'folded') return folded(model, spec, builder);
-  if (spec.level === 'ops') throw new UnfoldError(`--level ops draws the folded view of a graph model (every op of each scan's body); its ${spec.view} view is drawn at --level cell, one node per step of each scan`);
+  if (spec.level === 'ops' && spec.view === 'unfolded') return unfoldedOps(model, spec, builder);
+  if (spec.level === 'ops') throw new UnfoldError(`--level ops draws a graph model's folded and unfolded views; its gradient view is drawn at --level cell, one node per step of each scan`);
   return unfolded(model, spec, builder);
 }
