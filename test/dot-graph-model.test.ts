@@ -121,6 +121,24 @@ describe('graph model diagrams: graphs/translate.ts', () => {
     for (let t = 2; t <= TX; t++) expect(d.edges.some((e) => e.from === `B0_t${t}` && e.to === `B0_t${t - 1}` && e.kind === 'backward')).toBe(true);
     for (let t = 2; t <= TY; t++) expect(d.edges.some((e) => e.from === `B1_t${t}` && e.to === `B1_t${t - 1}` && e.kind === 'backward')).toBe(true);
     expect(d.nodes.filter((n) => n.kind === 'accum').map((n) => n.id)).toEqual(expect.arrayContaining(['S0', 'S1']));
+    // Σ_t collects one contribution from every step of its scan's backward row, along one rail of relays.
+    const relay = new Set(d.nodes.filter((n) => n.kind === 'relay').map((n) => n.id));
+    const railReaches = (from: string, to: string): boolean => {
+      const seen = new Set<string>();
+      for (const stack = [from]; stack.length > 0;) {
+        const id = stack.pop()!;
+        for (const e of d.edges) {
+          if (e.from !== id || seen.has(e.to)) continue;
+          if (e.to === to) return true;
+          if (relay.has(e.to)) (seen.add(e.to), stack.push(e.to));
+        }
+      }
+      return false;
+    };
+    for (let t = 1; t <= TX; t++) expect(railReaches(`B0_t${t}`, 'S0'), `B0_t${t}`).toBe(true);
+    for (let t = 1; t <= TY; t++) expect(railReaches(`B1_t${t}`, 'S1'), `B1_t${t}`).toBe(true);
+    expect(d.edges.some((e) => e.from === 'S0' && e.to === 'G0')).toBe(true);
+    expect(d.edges.some((e) => e.from === 'S1' && e.to === 'G1')).toBe(true);
     // The decoder's cotangents reach the encoder's backward row (its final state and its outputs).
     const reach = new Set(['B1_t1']);
     for (let grew = true; grew;) {
