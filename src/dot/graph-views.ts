@@ -862,7 +862,8 @@ function unfolded(model: GraphModel, spec: GraphViewSpec, builder: NodeBuilder):
     for (const id of accum) {
       const label = id === `S${k}` ? Html.join(Html.font(Html.join('Σ', Html.sub(Html.i('t'))), { size: 14 }), ' ', partial(`θ${k + 1}`), Html.br(), small(`the parameters of scan ${k + 1}`))
         : Html.join(Html.font(Html.join('Σ', Html.sub(Html.i('t'))), { size: 14 }), ' ', partial(constName(d, bs.forwardConsts[Number(id.split('_')[1])]!, fwdScans)));
-      b.node({ id, kind: 'accum', label, cluster: rowId, slot: offset, backward: true });
+      // The Σ of a scan's own parameters sits at the row's start; that of a tensor another scan made, between the rows.
+      b.node({ id, kind: 'accum', label, ...(id === `S${k}` ? { cluster: rowId } : {}), slot: offset, backward: true });
       rails.push({ from: steps(s).map((t) => `B${k}_t${t}`), to: id, kind: 'backward' });
     }
     s.node.inputs.slice(s.carries, s.carries + s.xs).forEach((x, j) => {
