@@ -2,10 +2,13 @@
 // attention) drawn from its IR: every scan node is a cluster (folded: its body as one cell f, or its
 // ops, the recurrent edge through a one-step delay) or a row of steps (unfolded, gradient: a cluster
 // per step, a reverse scan running right to left); the ops between scans are ordinary nodes; a
-// whole tensor another scan reads at every step (the encoder's outputs, read by attention) is one
-// edge per reading step, never one per (step, step) pair. The gradient view adds, for every scan the
-// loss reaches, the reverse-direction scan vjp built for it (found through vjp's record) as a row of
-// its own, and each parameter's Σ over steps. Ids come from positions in the graph's order.
+// whole tensor another scan reads at every step (the encoder's outputs, read by attention) reaches
+// each reading step along one bus — one edge per step, never one per (step, step) pair. At --level
+// cell the steps are read off the scan nodes themselves (operands, length, direction, body); at
+// --level ops (unfolded) every scan is inlined and each op drawn in the step inlineScans tags it
+// with. The gradient view adds, for every scan the loss reaches, the reverse-direction scan vjp
+// built for it (found through vjp's record) as a row of its own, and the Σ over steps of each
+// scan's parameters' gradients. Ids come from positions in the graph's order.
 import { UnfoldError } from '../ir/errors.ts';
 import { makeGraph, nodesOf, topoOrder, type Graph } from '../ir/graph.ts';
 import type { Node } from '../ir/node.ts';
