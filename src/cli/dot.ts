@@ -5,6 +5,7 @@ import { modelDot } from '../dot/export.ts';
 import { LEVELS, VIEWS, type Level, type View } from '../dot/views.ts';
 import { ELIDE_ABOVE, ELIDE_KEEP, OPS_LEVEL_MAX_STEP_NODES } from '../dot/style.ts';
 import { writeFileAtomic } from '../io/atomic-write.ts';
+import { UnfoldError } from '../ir/errors.ts';
 import { choiceFlag, optionalIntFlag, parse, UsageError, type Command } from './command.ts';
 import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
 import { checkFullDot } from './dot-size.ts';
@@ -17,6 +18,8 @@ const USAGE = [
   `           (stacked or bidirectional layers: cell — a row per layer, a reverse scan running right to left)`,
   `  --full   draw every step; otherwise τ > ${ELIDE_ABOVE} shows the first and last ${ELIDE_KEEP} steps and one elision node`,
   `  -o       .svg renders SVG (Graphviz in WebAssembly), .dot writes DOT, - writes DOT to stdout`,
+  `  A graph of scans (a model file's graph, e.g. graphs/translate.ts): a cluster (folded) or a row (unfolded,`,
+  `  gradient) per scan, every step drawn, each scan's length its own (no --tau); --level ops: folded and unfolded`,
 ].join('\n');
 
 export interface DotOutput {
@@ -49,6 +52,9 @@ export async function dotOutput(argv: readonly string[]): Promise<DotOutput> {
     throw new UsageError(`dot: -o ${out}: the file must end in .dot, .gv or .svg (or be - for DOT on stdout)`);
   }
   const { model } = await resolveModel('dot', positionals, values);
+  if (model.graph && tau !== undefined) {
+    throw new UnfoldError(`--tau sets the steps of one recurrence; model ${model.name} is a graph whose scans take their lengths from its inputs`);
+  }
   const req = { view, ...(level ? { level } : {}), ...(tau !== undefined ? { tau } : {}), full: values.full ?? false };
   checkFullDot(model, req, ext === '.svg', (line) => process.stderr.write(`${line}\n`));
   const dot = modelDot(model, req);
