@@ -115,6 +115,8 @@ export function packedProductKernel(s: ProductShape, scratch: number, bl: Blocki
   const cJ = L(), cK = L(), cI = L(), cPanel = L(), cP = L(), cQ = L(), cR = L();
   const vs: number[] = [];
   const v = (i: number) => vs[i] ?? (vs[i] = f.local(V128));
+  const ts: number[] = [];
+  const tr = (i: number) => ts[i] ?? (ts[i] = f.local(V128));
 
   for (const x of [OUT, A, B]) f.localGet(x).i32Const(2).i32Shl().localSet(x);
   const bump = (local: number, bytes: number) => {
@@ -135,33 +137,60 @@ export function packedProductKernel(s: ProductShape, scratch: number, bl: Blocki
    */
   const pack = (from: number, total: number, kb: number, w: number, stepP: number, stepX: number, to: number) => {
     f.localGet(from).localSet(panel).i32Const(to).localSet(dst);
-    const copyPanel = (rows: number) => {
-      f.localGet(panel).localSet(src);
-      repeat(kb, cP, () => {
-        if (stepX === 1) {
-          // Contiguous along the rows: whole f32x4 where all four lanes are inside.
-          for (let r = 0; r < w; r += 4) {
-            if (r + 4 <= Math.min(rows, w)) f.localGet(dst).localGet(src).v128Load(r * 4).v128Store(r * 4);
-            else if (r + 4 <= w && r >= rows) f.localGet(dst).v128Zero().v128Store(r * 4);
-            else {
-              for (let x = r; x < Math.min(r + 4, w); x++) {
-                if (x < rows) f.localGet(dst).localGet(src).f32Load(x * 4).f32Store(x * 4);
-                else f.localGet(dst).f32Const(0).f32Store(x * 4);
-              }
+    /** One value of p: the panel's `rows` values (zeros after them), then on to the next p. */
+    const one = (rows: number) => {
+      if (stepX === 1) {
+        // Contiguous along the rows: whole f32x4 where all four lanes are inside.
+        for (let r = 0; r < w; r += 4) {
+          if (r + 4 <= Math.min(rows, w)) f.localGet(dst).localGet(src).v128Load(r * 4).v128Store(r * 4);
+          else if (r + 4 <= w && r >= rows) f.localGet(dst).v128Zero().v128Store(r * 4);
+          else {
+            for (let x = r; x < Math.min(r + 4, w); x++) {
+              if (x < rows) f.localGet(dst).localGet(src).f32Load(x * 4).f32Store(x * 4);
+              else f.localGet(dst).f32Const(0).f32Store(x * 4);
             }
           }
-        } else {
-          for (let r = 0; r < w; r++) {
-            if (r < rows) f.localGet(dst).localGet(src).f32Load(r * stepX * 4).f32Store(r * 4);
-            else if (r % 4 === 0 && r + 4 <= w) {
-              f.localGet(dst).v128Zero().v128Store(r * 4);
-              r += 3;
-            } else f.localGet(dst).f32Const(0).f32Store(r * 4);
-          }
         }
-        bump(src, stepP * 4);
-        bump(dst, w * 4);
-      });
+      } else {
+        for (let r = 0; r < w; r++) {
+          if (r < rows) f.localGet(dst).localGet(src).f32Load(r * stepX * 4).f32Store(r * 4);
+          else if (r % 4 === 0 && r + 4 <= w) {
+            f.localGet(dst).v128Zero().v128Store(r * 4);
+            r += 3;
+          } else f.localGet(dst).f32Const(0).f32Store(r * 4);
+        }
+      }
+      bump(src, stepP * 4);
+      bump(dst, w * 4);
+    };
+    /**
+     * Four values of p of a whole panel held contiguous along p (A plain, B transposed): per four
+     * rows, four f32x4 loads transposed in registers (unpack lo/hi pairs) into four stores.
+     */
+    const four = () => {
+      for (let g = 0; g < w / 4; g++) {
+        for (let i = 0; i < 4; i++) f.localGet(src).v128Load((g * 4 + i) * stepX * 4).localSet(tr(i));
+        const shuffle = (x: number, y: number, lanes: readonly number[]) =>
+          f.localGet(x).localGet(y).i8x16Shuffle(lanes.flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3]));
+        shuffle(tr(0), tr(1), [0, 4, 1, 5]).localSet(tr(4));
+        shuffle(tr(2), tr(3), [0, 4, 1, 5]).localSet(tr(5));
+        shuffle(tr(0), tr(1), [2, 6, 3, 7]).localSet(tr(6));
+        shuffle(tr(2), tr(3), [2, 6, 3, 7]).localSet(tr(7));
+        for (let q = 0; q < 4; q++) {
+          f.localGet(dst);
+          shuffle(tr(4 + 2 * (q >> 1)), tr(5 + 2 * (q >> 1)), q % 2 === 0 ? [0, 1, 4, 5] : [2, 3, 6, 7]);
+          f.v128Store((q * w + g * 4) * 4);
+        }
+      }
+      bump(src, 4 * stepP * 4);
+      bump(dst, 4 * w * 4);
+    };
+    const copyPanel = (rows: number) => {
+      f.localGet(panel).localSet(src);
+      if (stepP === 1 && stepX !== 1 && rows === w && w % 4 === 0 && kb >= 4) {
+        repeat(Math.floor(kb / 4), cP, four);
+        for (let q = 0; q < kb % 4; q++) one(rows);
+      } else repeat(kb, cP, () => one(rows));
       bump(panel, w * stepX * 4);
     };
     repeat(Math.floor(total / w), cPanel, () => copyPanel(w));
