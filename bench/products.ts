@@ -3,8 +3,8 @@
 // about T ms each. A micro-benchmark, not a test: shapes from the workloads' trainers by default.
 import { parseArgs } from 'node:util';
 import { encodeModule, PAGE_BYTES } from '../src/emit/wasm/encoder.ts';
-import { describeProduct, productKernel, type ProductShape } from '../src/emit/wasm/products.ts';
-import { DEFAULT_BLOCKING, packedProductKernel, packedScratch, type Blocking } from '../src/emit/wasm/packed.ts';
+import { describeProduct, productKernel, productStrategy, type ProductShape } from '../src/emit/wasm/products.ts';
+import { DEFAULT_BLOCKING, packedProductKernel, packedScratch, usePacked, type Blocking } from '../src/emit/wasm/packed.ts';
 
 /** `512x16x128tn+`: m×k×n, A then B transposed (t) or not (n), += or (default) =. */
 function parseShape(s: string): ProductShape {
@@ -13,9 +13,12 @@ function parseShape(s: string): ProductShape {
   return { m: +r[1]!, k: +r[2]!, n: +r[3]!, transA: r[4] === 't', transB: r[5] === 't', accumulate: r[6] === '+' };
 }
 
+// The products of the H = 128, B = 16, τ = 50 workloads' trainers (lstm and stacked; gru 384, medium
+// 128 wide), per step and (--hoist on) over all steps, and one over all steps not yet hoisted (nn).
 const DEFAULT = [
-  '512x16x128tn+', '512x800x128tn+', '128x800x128tn+', '512x800x8tn+', '800x128x512nt', '800x8x512nt',
-  '16x128x512nt', '800x512x128nn', '16x512x128nt+', '128x16x128tn+',
+  '512x16x128tn+', '384x16x128tn+', '128x16x128tn+', '512x16x8tn+', '8x16x128tn+',
+  '16x8x512nt', '16x8x128nt', '16x128x512nt', '16x512x128nt', '16x512x128nt+', '16x8x128nn',
+  '512x800x128tn+', '128x800x128tn+', '512x800x8tn+', '800x8x512nt', '800x128x512nt', '800x512x128nn',
 ];
 
 const { values, positionals } = parseArgs({ options: { reps: { type: 'string' }, ms: { type: 'string' }, kernel: { type: 'string' } }, allowPositionals: true });
@@ -31,6 +34,8 @@ type Build = (s: ProductShape, scratch: number) => { fn: ReturnType<typeof produ
 const builders: Record<string, Build> = {
   old: (s) => ({ fn: productKernel(s), scratch: 0 }),
   packed: (s, base) => ({ fn: packedProductKernel(s, base), scratch: packedScratch(s) }),
+  // What a trainer gets (src/emit/wasm/module.ts): packed where usePacked says so.
+  auto: (s, base) => (usePacked(s, productStrategy(s)) ? builders['packed']!(s, base) : builders['old']!(s, base)),
 };
 // Variants of the blocking: `--kernel packed:mr=6,kc=128`.
 function variant(name: string): Build | undefined {
