@@ -23,9 +23,10 @@ export interface Blocking {
 
 /**
  * Measured on the bench machine (bench/products.ts, AMD EPYC Zen 3, V8 wasm SIMD without FMA):
- * 4 × 8 tiles (eight f32x4 accumulators; 5 × 8, 6 × 8 and 3 × 12 measured 30–45% slower, as was
- * unrolling the loop over p two or four times: V8's register allocation); kc 256 keeps a B micro-panel at 8 KiB and the A block
- * (mc 128) at 128 KiB, inside the 512 KiB L2.
+ * 4 × 8 tiles (eight f32x4 accumulators; 5 × 8, 6 × 8 and 3 × 12 measured 30–45% slower, and so
+ * did unrolling the loop over p two or four times: V8's register allocation); kc 256 keeps a B
+ * micro-panel at 8 KiB and the A block (mc 128) at 128 KiB, inside the 512 KiB L2 (kc 128 and 512
+ * measured the same).
  */
 export const DEFAULT_BLOCKING: Blocking = { mr: 4, nr: 8, kc: 256, mc: 128, nc: 512, unroll: 1 };
 
@@ -56,7 +57,7 @@ interface Run {
   readonly count: number;
 }
 
-/** Blocks of `size` (a multiple of `align` when it can be) and the remainder. */
+/** Blocks of `size`, then one of the remainder. */
 function blocks(total: number, size: number): Run[] {
   const out: Run[] = [];
   const full = Math.floor(total / size);
@@ -68,8 +69,8 @@ function blocks(total: number, size: number): Run[] {
 /** `total` split into ⌈total / max⌉ blocks as equal as they can be (two sizes at most). */
 function balanced(total: number, max: number): Run[] {
   const count = Math.ceil(total / max);
-  const small = Math.floor(total / count), big = count - (total - small * count);
-  return [{ size: small + 1, count: count - big }, { size: small, count: big }].filter((r) => r.count > 0).sort((a, b) => b.size - a.size);
+  const small = Math.floor(total / count), larger = total - small * count;
+  return [{ size: small + 1, count: larger }, { size: small, count: count - larger }].filter((r) => r.count > 0);
 }
 
 const roundUp = (x: number, to: number) => Math.ceil(x / to) * to;
