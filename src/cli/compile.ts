@@ -121,7 +121,7 @@ export const compile: Command = {
         residualBytes: a.regions.residuals * bpe, residualBytesPerStep: a.residualsPerStep * bpe, regions: a.regions, hoisted: a.hoisted,
         target: cfg.target,
         ...(values.profile ? { phases: phases.record } : {}),
-        ...(emitted.wasm ? { wasm: { moduleBytes: emitted.wasm.moduleBytes, pages: emitted.wasm.pages, kernels: emitted.wasm.kernels.map((k) => ({ name: k.name, computes: k.description, strategy: k.strategy })) } } : {}),
+        ...(emitted.wasm ? { wasm: { moduleBytes: emitted.wasm.moduleBytes, pages: emitted.wasm.pages, scratchBytes: emitted.wasm.scratchElements * 4, kernels: emitted.wasm.kernels.map((k) => ({ name: k.name, computes: k.description, strategy: k.strategy })) } } : {}),
       }) + '\n');
     } else {
       process.stdout.write([
@@ -131,7 +131,7 @@ export const compile: Command = {
         `BPTT residuals: ${a.regions.residuals * bpe} bytes (τ = ${cfg.tau} × ${a.residualsPerStep * bpe} bytes per step)`,
         ...(a.form === 'rolled' ? [`over all steps at once: ${describeHoisted(a.hoisted, cfg.tau * cfg.batch)}`] : []),
         emitted.wasm
-          ? `target: wasm, ${emitted.wasm.kernels.length} kernels in a ${emitted.wasm.moduleBytes}-byte module (memory ${emitted.wasm.pages} × 64 KiB): ${emitted.wasm.kernels.map((k) => `${k.name} ${k.description}`).join('; ')}`
+          ? `target: wasm, ${emitted.wasm.kernels.length} kernels in a ${emitted.wasm.moduleBytes}-byte module (memory ${emitted.wasm.pages} × 64 KiB${emitted.wasm.scratchElements ? `, ${emitted.wasm.scratchElements * 4} bytes of it scratch for packed products` : ''}): ${emitted.wasm.kernels.map((k) => `${k.name} ${k.description}`).join('; ')}`
           : `target: ts (TypeScript loops)`,
       ].join('\n') + '\n');
     }
