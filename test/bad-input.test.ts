@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { unfoldRun } from './helpers/cli.ts';
 import { numberFlag, parse } from '../src/cli/command.ts';
-import { formatBytes, MAX_ARENA_ELEMENTS } from '../src/cli/arena-limit.ts';
+import { formatBytes, MAX_ARENA_ELEMENTS } from '../src/emit/arena-limit.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 // Inside the repository, so a graph file's `import … from 'unfold-rnn'` resolves (test/.tmp-*/ is ignored by git).

@@ -9,7 +9,7 @@ import { choiceFlag, intFlag, parse, UsageError, type Command } from './command.
 import type { ModelDef } from '../dsl/model.ts';
 import { compileOptions, COMPILE_USAGE, trainerConfig } from './compile-options.ts';
 import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
-import { checkArenaFits } from './arena-limit.ts';
+import { checkArenaFits } from '../emit/arena-limit.ts';
 import { Phases } from './phases.ts';
 
 function describeHoisted(h: Hoisted, rows: number): string {

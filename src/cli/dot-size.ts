@@ -2,7 +2,7 @@
 import { UnfoldError } from '../ir/errors.ts';
 import type { ModelDef } from '../dsl/model.ts';
 import { DEFAULT_TAU, modelDot, type DotRequest } from '../dot/export.ts';
-import { formatBytes } from './arena-limit.ts';
+import { formatBytes } from '../emit/arena-limit.ts';
 
 /** Above this much DOT, `--full` warns before drawing. */
 export const FULL_WARN_BYTES = 1_000_000;

@@ -21,6 +21,7 @@ import { programKernels } from './program.ts';
 import { unrolledKernels } from './unrolled.ts';
 import { targetOf } from './config.ts';
 import { KernelTable } from './wasm/module.ts';
+import { checkArenaFits } from './arena-limit.ts';
 import { wasmTrainerParts, type WasmReport } from './wasm/trainer-parts.ts';
 import { Scope, SourceText, VariableDeclarationKind } from './source-text.ts';
 
@@ -181,6 +182,8 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
 
   const elements = arena.size;
   const bytes = elements * (cfg.dtype === 'f32' ? 4 : 8);
+  // Before any target lays out memory for it: an arena no typed array holds is the user's sizes, said so.
+  checkArenaFits({ elements, bytes }, cfg);
   const wasm = products && wasmTrainerParts(products, elements);
   const report: ArenaReport = {
     elements,

@@ -34,8 +34,8 @@ export interface WasmTrainerParts {
 export function wasmTrainerParts(table: KernelTable, elements: number): WasmTrainerParts {
   const scratchElements = table.scratchElements;
   const { pages, scratch } = memoryLayout(elements, scratchElements);
-  // Beyond 2^32 elements no typed array holds the arena whatever the target (the CLI says so, src/cli/arena-limit.ts).
-  if (pages > MAX_PAGES && elements <= 2 ** 32) {
+  // (Beyond 2^32 elements no typed array holds the arena whatever the target: emitTrainer has said so already, src/emit/arena-limit.ts.)
+  if (pages > MAX_PAGES) {
     throw new UnfoldError(`the trainer's arena would hold ${elements} f32 elements (${elements * 4} bytes${scratchElements ? `, and ${scratchElements * 4} bytes of product scratch` : ''}), more than the 4 GiB a wasm memory addresses; lower --batch or --tau, or use --target ts`);
   }
   const bytes = table.encode(pages, scratch);
