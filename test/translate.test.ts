@@ -181,6 +181,34 @@ describe('unfold grad and show on graphs/translate.ts', () => {
     expect(out.rows.find((row: { name: string }) => row.name === '(all)').relErr).toBeLessThan(1e-6);
   });
 
+  it('evaluate: the loss over windows of different batch sizes is the item-weighted mean of grad\'s, with the accuracy of the argmax', async () => {
+    const [b1, full] = [fixtures.find((x) => x.file === 'translate-b1.json')!, fixtures.find((x) => x.file === 'translate-full.json')!];
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'unfold-translate-'));
+    const j = (t: Tensor) => ({ shape: t.shape, data: [...t.data] });
+    fs.writeFileSync(path.join(dir, 'params.json'), JSON.stringify(Object.fromEntries(Object.entries(full.params).map(([k, t]) => [k, j(t)]))));
+    fs.writeFileSync(path.join(dir, 'windows.json'), JSON.stringify({ windows: [full, b1].map((f) => ({ x: j(f.data['x']!), y: j(f.data['y']!) })) }));
+    const per = await Promise.all([full, b1].map(async (f, k) => {
+      fs.writeFileSync(path.join(dir, `d${k}.json`), JSON.stringify({ x: j(f.data['x']!), y: j(f.data['y']!) }));
+      return JSON.parse((await unfold(...['grad', 'graphs/translate.ts', '--params', path.join(dir, 'params.json'), '--data', path.join(dir, `d${k}.json`)])).stdout) as { loss: number; outputs: { logits: { data: number[] } } };
+    }));
+    const items = [full.batch * 6, b1.batch * 6];
+    const r = await unfold(...['evaluate', 'graphs/translate.ts', '--params', path.join(dir, 'params.json'), '--data', path.join(dir, 'windows.json'), '--json']);
+    expect(r.stderr).toBe('');
+    const m = JSON.parse(r.stdout);
+    expect(m.windows).toBe(2);
+    expect(m.items).toBe(items[0]! + items[1]!);
+    expect(Math.abs(m.loss - (per[0]!.loss * items[0]! + per[1]!.loss * items[1]!) / (items[0]! + items[1]!))).toBeLessThanOrEqual(1e-12);
+    const right = [full, b1].reduce((n, f, k) => {
+      const logits = per[k]!.outputs.logits.data, y = f.data['y']!.data;
+      for (let i = 0; i < f.batch * 6; i++) {
+        const row = logits.slice(i * 10, (i + 1) * 10);
+        if (y[i * 10 + row.indexOf(Math.max(...row))] === 1) n++;
+      }
+      return n;
+    }, 0);
+    expect(m.accuracy).toBe(right / m.items);
+  });
+
   it('show prints the graph: two scans over whole tensors, each body under its node', async () => {
     const r = await unfold(...['show', 'graphs/translate.ts']);
     expect(r.code).toBe(0);

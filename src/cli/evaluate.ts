@@ -10,6 +10,7 @@ import { fileSource, type DataSource } from './train-data.ts';
 import { checkpointVocabulary, checkTextModel, heldOutTextSource } from './text-data.ts';
 import { Evaluator, HEADS, type Head } from './evaluator.ts';
 import { metricsOf, type Metrics } from './metrics.ts';
+import { evaluateGraphModel } from './graph-model.ts';
 import { formatLoss } from './train-report.ts';
 
 export const EVALUATE_USAGE = `unfold evaluate ${MODEL_USAGE} --params CK (--data FILE | --text FILE [--seq-len T] [--batch B]) [--loss mse|sse|xent] [--loss-over all|last] [--head last|final] [--dtype f64|f32] [--json]`;
@@ -64,6 +65,13 @@ export const evaluate: Command = {
     }
     const { model, source } = await resolveModel('evaluate', positionals, values);
     const spec = lossSpec('evaluate', model, values);
+    if (model.graph) {
+      if (parsed.text !== undefined || parsed.head !== undefined) throw new UsageError(`evaluate: --${parsed.text !== undefined ? 'text' : 'head'} is for a recurrence; model ${model.name} is a graph of scans (give --data windows.json)`);
+      const m = evaluateGraphModel(model, parsed.data!, parsed.params, spec);
+      if (!Number.isFinite(m.loss)) throw new UnfoldError(`the loss over ${parsed.data} is ${m.loss}; check the parameters and data for overflow`);
+      process.stdout.write(parsed.json ? JSON.stringify(m) + '\n' : `${model.name} on ${parsed.data}:\n${metricsText(m, spec.kind)}`);
+      return 0;
+    }
     const loss = head === 'final' ? { ...spec, over: 'last' as const } : spec;
     const params = readParams(parsed.params, probeModel(model));
 

@@ -8,7 +8,8 @@ import { derivedBuilder } from '../dsl/context.ts';
 import type { GraphModel } from '../dsl/graph-model.ts';
 import type { ModelDef } from '../dsl/model.ts';
 import { evaluate, type Dtype } from '../interp/evaluate.ts';
-import { checkTensorMap, readTensorMap, tensorToJson } from '../io/tensor-file.ts';
+import { checkTensorMap, readTensorMap, readWindowsFile, tensorToJson } from '../io/tensor-file.ts';
+import { emptyTally, metricsOf, tallyWindow, type Metrics } from './metrics.ts';
 import { readParamsOnly } from './checkpoint.ts';
 import { opRule } from '../prims/index.ts';
 import { graphTraining, type GraphTraining } from '../transforms/graph-training.ts';
@@ -166,4 +167,32 @@ export function decodeGreedy(def: ModelDef, dataFile: string, paramsFile: string
     }))
     : undefined;
   return { symbols: rows, outputs: new Map([...values].filter(([k]) => k !== 'symbols')), vocabulary: greedy.vocabulary, source };
+}
+
+/**
+ * A graph model's loss (and for cross-entropy its accuracy) over every window of a windows file,
+ * forward only through the interpreter: the output the loss reads against its target, item by
+ * item (each (row, step) of a [B, T, O] output), so windows of any batch size combine.
+ */
+export function evaluateGraphModel(def: ModelDef, file: string, paramsFile: string, loss: LossSpec): Metrics {
+  if ((loss.over ?? 'all') !== 'all') throw new UnfoldError(`evaluate: --loss-over ${loss.over} compares each row's last step of one recurrence; model ${def.name} is a graph of scans, whose loss reads its whole outputs`);
+  const windows = readWindowsFile(file);
+  let params: Map<string, Tensor> | undefined;
+  const tally = emptyTally();
+  let features = 1;
+  windows.forEach((w, k) => {
+    const tensors = new Map<string, Tensor>([['x', w.x], ['y', w.y], ...(w.lengths ? [['lengths', w.lengths] as const] : [])]);
+    const batch = w.x.shape[0]!;
+    const model = def.graph!(batch, { lengths: w.lengths !== undefined });
+    checkTensorMap(tensors, new Map(model.inputs.map((x) => [x.name, x.node.shape])), { file: `${file}: window ${k}`, kind: 'data tensor' });
+    params ??= readGraphParams(paramsFile, model);
+    const out = loss.output === undefined ? model.outputs[0]! : model.outputs.find((o) => o.name === loss.output);
+    if (!out) throw new UnfoldError(`loss: no output "${loss.output}" (outputs: ${model.outputs.map((o) => o.name).join(', ')})`);
+    const o = evaluate({ outputs: [out] }, params, tensors).get(out.name)!;
+    const target = tensors.get(loss.target ?? 'y')!;
+    const steps = o.shape.length >= 3 ? o.shape[1]! : 1;
+    features = o.shape[o.shape.length - 1]!;
+    tallyWindow(tally, loss.kind, 'all', { outputs: o.data, stride: steps, target: target.data, batch, steps, features });
+  });
+  return metricsOf(tally, loss.kind, features);
 }
