@@ -209,6 +209,19 @@ describe('unfold grad and show on graphs/translate.ts', () => {
     expect(m.accuracy).toBe(right / m.items);
   });
 
+  it('run prints the outputs over whole tensors (forward only): PyTorch\'s logits and attention', async () => {
+    const f = fixtures.find((x) => x.lengths)!;
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'unfold-translate-'));
+    const json = (m: Record<string, Tensor>) => JSON.stringify(Object.fromEntries(Object.entries(m).map(([k, t]) => [k, { shape: t.shape, data: [...t.data] }])));
+    fs.writeFileSync(path.join(dir, 'params.json'), json(f.params));
+    fs.writeFileSync(path.join(dir, 'data.json'), json(f.data));
+    const r = await unfold(...['run', 'graphs/translate.ts', '--params', path.join(dir, 'params.json'), '--data', path.join(dir, 'data.json'), '--json']);
+    expect(r.stderr).toBe('');
+    const out = JSON.parse(r.stdout).outputs;
+    expect(relErr(out.logits.data, f.logits.data)).toBeLessThanOrEqual(TOL);
+    expect(relErr(out.attention.data, f.attention.data)).toBeLessThanOrEqual(TOL);
+  });
+
   it('show prints the graph: two scans over whole tensors, each body under its node', async () => {
     const r = await unfold(...['show', 'graphs/translate.ts']);
     expect(r.code).toBe(0);

@@ -196,3 +196,10 @@ export function evaluateGraphModel(def: ModelDef, file: string, paramsFile: stri
   });
   return metricsOf(tally, loss.kind, features);
 }
+
+/** A graph model's outputs for the data in `dataFile`, forward only through the interpreter. */
+export function runGraphForward(def: ModelDef, dataFile: string, paramsFile: string, dtype: Dtype): Map<string, Tensor> {
+  const data = readGraphData(dataFile, def);
+  const params = readGraphParams(paramsFile, data.model);
+  return evaluate({ outputs: data.model.outputs }, params, data.tensors, dtype);
+}

@@ -1,6 +1,7 @@
 // `unfold run`: a model forward only, any number of steps, through the compiled inference module — every output and state s(1..N) as JSON, or drawn (outputs over t; an input-free system's trajectory, its orbit for a 2-D state).
 import path from 'node:path';
 import { UnfoldError } from '../ir/errors.ts';
+import { runGraphForward } from './graph-model.ts';
 import { sameShape, shapeToString, sizeOf, tensor, type Shape, type Tensor } from '../ir/tensor.ts';
 import type { ModelDef } from '../dsl/model.ts';
 import type { Recurrence } from '../dsl/recurrence.ts';
@@ -266,6 +267,13 @@ export const run: Command = {
     const dtype = choiceFlag<Dtype>('run', 'dtype', values.dtype, ['f64', 'f32'], 'f64');
     if (values.json && values.out !== undefined) throw new UsageError('run: --json prints to stdout and -o DIR draws into a directory; give one of them');
     const { model, source } = await resolveModel('run', positionals, values);
+    if (model.graph) {
+      // A graph of scans: its outputs over whole tensors, forward only (each scan by its rule), as JSON.
+      if (values.data === undefined || values.params === undefined) throw new UsageError(`run: model ${model.name} is a graph of scans; give --params FILE and --data FILE (its inputs)`);
+      if (tau !== undefined || values.out !== undefined) throw new UsageError(`run: --${tau !== undefined ? 'tau' : 'out'} is for one recurrence; model ${model.name} is a graph of scans, run with --json`);
+      process.stdout.write(JSON.stringify({ outputs: Object.fromEntries([...runGraphForward(model, values.data, values.params, dtype)].map(([k, t]) => [k, tensorToJson(t, `outputs.${k}`)])) }) + '\n');
+      return 0;
+    }
     const { rec, data } = values.data !== undefined ? readForwardData(values.data, model, tau) : defaultData(model, source, tau);
     const params = values.params !== undefined ? readParams(values.params, rec) : undefined;
     if (params === undefined) process.stderr.write(`note: no --params: ${model.name} runs with its initial parameters (seeded init)\n`);
