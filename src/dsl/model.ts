@@ -18,7 +18,7 @@ export interface LossSpec {
 }
 
 export interface OptimizerSpec {
-  readonly name: 'sgd' | 'adam' | 'adamw' | 'rmsprop';
+  readonly name: 'sgd' | 'adam' | 'adamw' | 'rmsprop' | 'adagrad';
   readonly lr: number;
   readonly momentum?: number;
   readonly dampening?: number;
