@@ -1,7 +1,7 @@
 // unfold's public API: the DSL a model file is written in (`import { ... } from 'unfold'`).
 export {
   add, sub, mul, div, neg, exp, log, tanh, sigmoid, relu, detach, matmul, transpose,
-  sum, mean, max, broadcast, reshape, slice, concat, where, gt, lt, ge, le, eq, constant,
+  sum, mean, max, broadcast, reshape, slice, concat, where, gt, lt, ge, le, eq, constant, dropout,
   type Node, type Operand,
 } from './dsl/ops.ts';
 export { param, input, state, recurrence, stepGraph, type Init, type Recurrence, type RecurrenceDef } from './dsl/recurrence.ts';

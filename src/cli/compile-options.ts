@@ -79,5 +79,7 @@ export function trainerConfig(command: string, model: ModelDef, source: string, 
     ...(values.varlen || task?.window(0).lengths !== undefined ? { lengths: true } : {}),
     optimizer, carryState, seed,
     ...(clipNorm !== undefined ? { clipNorm } : {}),
+    // A trainer trains: the model's dropout(x, p) calls draw masks (run, generate and grad build without them).
+    dropout: true,
   };
 }

@@ -142,7 +142,7 @@ export const generate: Command = {
       }
     }
     if (vocabulary && parsed.loss !== undefined && parsed.loss !== 'xent') throw new UsageError(`generate: ${parsed.params} is a text model (cross-entropy); --loss ${parsed.loss} does not apply`);
-    const { model, source } = await resolveModel('generate', positionals, values);
+    const { model, source } = await resolveModel('generate', positionals, values, parsed.params);
     const loss = vocabulary ? { ...lossSpec('generate', model, {}), kind: 'xent' as const } : lossSpec('generate', model, values);
     const rec = buildAt(model, 1);
     if (rec.input.length !== 1) throw new UnfoldError(`model "${model.name}" (${source}) has ${rec.input.length === 0 ? 'no input to feed its output back into; use unfold run' : `${rec.input.length} inputs; generate feeds the output back into one`}`);

@@ -248,7 +248,7 @@ export const run: Command = {
     const tau = optionalIntFlag('run', 'tau', values.tau);
     const dtype = choiceFlag<Dtype>('run', 'dtype', values.dtype, ['f64', 'f32'], 'f64');
     if (values.json && values.out !== undefined) throw new UsageError('run: --json prints to stdout and -o DIR draws into a directory; give one of them');
-    const { model, source } = await resolveModel('run', positionals, values);
+    const { model, source } = await resolveModel('run', positionals, values, values.params);
     const { rec, data } = values.data !== undefined ? readForwardData(values.data, model, tau) : defaultData(model, source, tau);
     const params = values.params !== undefined ? readParams(values.params, rec) : undefined;
     if (params === undefined) process.stderr.write(`note: no --params: ${model.name} runs with its initial parameters (seeded init)\n`);

@@ -29,37 +29,39 @@ const isRow = (k: number, total: number, every: number) => k === 1 || k % every 
 const HEADER = `${'step'.padStart(8)}  ${'loss'.padStart(10)}\n`;
 const row = (k: number, loss: number) => `${String(k).padStart(8)}  ${formatLoss(loss).padStart(10)}\n`;
 
-/** The loss table of a finished (or stopped) run, from its losses. */
-export function lossTable(losses: readonly number[], total = losses.length): string {
-  const every = tableEvery(total);
-  return HEADER + losses.map((l, i) => (isRow(i + 1, total, every) ? row(i + 1, l) : '')).join('');
+/** The loss table of a finished (or stopped) run, from its losses; `from` steps came before it (a resumed run). */
+export function lossTable(losses: readonly number[], total = losses.length, from = 0): string {
+  const every = tableEvery(from + total);
+  return HEADER + losses.map((l, i) => (isRow(from + i + 1, from + total, every) ? row(from + i + 1, l) : '')).join('');
 }
 
 export interface Reporter {
-  /** Step k (from 1) is done with this loss (the loss before its update). */
+  /** Step k is done with this loss (the loss before its update); k counts from `from` + 1. */
   step(k: number, loss: number): void;
   /** Training ended (finished, or stopped by an error): clears the bar, prints what is left. */
   end(losses: readonly number[]): void;
 }
 
-export function makeReporter(mode: ReportMode, total: number, out: NodeJS.WriteStream = process.stdout): Reporter {
+/** Reports `total` steps numbered from `from` + 1 (a resumed run goes on from the checkpoint's count). */
+export function makeReporter(mode: ReportMode, total: number, out: NodeJS.WriteStream = process.stdout, from = 0): Reporter {
+  const last = from + total;
   if (mode === 'json') {
     // Exactly one line per step, and nothing else: a pipe into jq or a file diff must see only these.
     return { step: (k, loss) => void out.write(`${JSON.stringify({ step: k, loss })}\n`), end: () => {} };
   }
   if (mode === 'table') {
     // Rows as they come, so a log shows progress; the header first.
-    const every = tableEvery(total);
+    const every = tableEvery(last);
     out.write(HEADER);
-    let shown = 0;
+    let shown = from;
     return {
       step(k, loss) {
-        if (!isRow(k, total, every)) return;
+        if (!isRow(k, last, every)) return;
         out.write(row(k, loss));
         shown = k;
       },
       // A run stopped early still shows its last loss (the one before it diverged, say).
-      end: (losses) => void (losses.length > shown && out.write(row(losses.length, losses[losses.length - 1]!))),
+      end: (losses) => void (from + losses.length > shown && out.write(row(from + losses.length, losses[losses.length - 1]!))),
     };
   }
   const bar = new cliProgress.SingleBar({
@@ -74,18 +76,18 @@ export function makeReporter(mode: ReportMode, total: number, out: NodeJS.WriteS
     fps: 15,
   }, cliProgress.Presets.shades_classic);
   const t0 = performance.now();
-  bar.start(total, 0, { loss: '-', rate: '-' });
+  bar.start(last, from, { loss: '-', rate: '-' });
   let stopped = false;
   return {
     step(k, loss) {
       const s = (performance.now() - t0) / 1000;
-      bar.update(k, { loss: formatLoss(loss), rate: s > 0 ? (k / s).toFixed(0) : '-' });
+      bar.update(k, { loss: formatLoss(loss), rate: s > 0 ? ((k - from) / s).toFixed(0) : '-' });
     },
     end(losses) {
       if (stopped) return;
       stopped = true;
       bar.stop();
-      if (losses.length > 0) out.write(lossTable(losses, total));
+      if (losses.length > 0) out.write(lossTable(losses, total, from));
     },
   };
 }

@@ -297,9 +297,13 @@ function locateJsonError(text: string): { pos: number; message: string } | undef
   }
 }
 
+/** Keys of a tensor file that hold records rather than tensors (a checkpoint's model and schedule): `unfold.<what>`. */
+export const RECORD_PREFIX = 'unfold.';
+
 /**
  * Reads a JSON object of tensors keyed by name, in the file's key order (JavaScript objects put
- * integer-like keys such as "0" first; names used by unfold are never integer-like).
+ * integer-like keys such as "0" first; names used by unfold are never integer-like). Records
+ * (keys starting with `unfold.`) are left to readRecords.
  */
 export function readTensorMap(path: string): Map<string, Tensor> {
   const json = readJsonFile(path);
@@ -308,9 +312,17 @@ export function readTensorMap(path: string): Map<string, Tensor> {
   }
   const out = new Map<string, Tensor>();
   for (const [name, value] of Object.entries(json)) {
+    if (name.startsWith(RECORD_PREFIX)) continue;
     out.set(name, parseTensor(value, `${path}: tensor ${quote(name)}`));
   }
   return out;
+}
+
+/** The records of a tensor file (keys starting with `unfold.`), as JSON values; their readers check them. */
+export function readRecords(path: string): Map<string, unknown> {
+  const json = readJsonFile(path);
+  if (!isPlainObject(json)) return new Map();
+  return new Map(Object.entries(json).filter(([name]) => name.startsWith(RECORD_PREFIX)));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -496,13 +508,16 @@ function tensorText(t: Tensor, what: string): string {
 }
 
 /**
- * Formats named tensors as a JSON object, one tensor per line, keys in the given order, numbers
- * printed so they read back bit-for-bit. Refuses NaN/Infinity with an UnfoldError naming the tensor.
+ * Formats named tensors (then any `unfold.*` records) as a JSON object, one entry per line, keys in
+ * the given order, numbers printed so they read back bit-for-bit. Refuses NaN/Infinity with an
+ * UnfoldError naming the tensor.
  */
-export function formatTensorMap(map: Map<string, Tensor> | Record<string, Tensor>): string {
+export function formatTensorMap(map: Map<string, Tensor> | Record<string, Tensor>, records: ReadonlyMap<string, unknown> = new Map()): string {
   const entries = map instanceof Map ? [...map.entries()] : Object.entries(map);
-  if (entries.length === 0) return '{}\n';
+  if (entries.length === 0 && records.size === 0) return '{}\n';
   const lines = entries.map(([name, t]) => `  ${quote(name)}: ${tensorText(t, `tensor ${quote(name)}`)}`);
+  // Records (JSON.stringify prints every number so that it reads back exactly).
+  for (const [name, value] of records) lines.push(`  ${quote(name)}: ${JSON.stringify(value)}`);
   return `{\n${lines.join(',\n')}\n}\n`;
 }
 
