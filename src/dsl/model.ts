@@ -3,6 +3,7 @@
 import { UnfoldError } from '../ir/errors.ts';
 import type { Tensor } from '../ir/tensor.ts';
 import type { Recurrence } from './recurrence.ts';
+import { stackOrigin } from './origin.ts';
 
 export type LossKind = 'mse' | 'sse' | 'xent';
 
@@ -81,7 +82,9 @@ export function defineModel(def: ModelDef): ModelDef {
         rec = build(batch);
       } catch (e) {
         if (e instanceof UnfoldError) throw e;
-        throw new UnfoldError(`model ${def.name}: build(${batch}) failed: ${e instanceof Error ? e.message : String(e)}`);
+        // Where it threw: the innermost frame in the user's code (the model file, or a file it imports).
+        const at = e instanceof Error && e.stack !== undefined ? stackOrigin(e.stack) : undefined;
+        throw new UnfoldError(`${at !== undefined ? `${at}: ` : ''}model ${def.name}: build(${batch}) failed: ${e instanceof Error ? e.message : String(e)}`);
       }
       // A build that forgot its `return` (or returned something else) is the user's mistake too.
       if (!isRecurrence(rec)) {

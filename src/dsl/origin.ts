@@ -1,4 +1,4 @@
-// Where the user built a node: the first stack frame outside the compiler's own src/ tree.
+// Where the user built a node, or where a user's code threw: the first stack frame outside the compiler's own src/ tree.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -10,12 +10,8 @@ function isInternal(file: string): boolean {
   return file.startsWith(SRC_DIR + path.sep) || file.includes(`${path.sep}node_modules${path.sep}`) || file.startsWith('node:');
 }
 
-/** `graphs/sincos.ts:12` for the innermost user frame of the current stack, or undefined. */
-export function userOrigin(): string | undefined {
-  const saved = Error.stackTraceLimit;
-  Error.stackTraceLimit = 64;
-  const stack = new Error().stack ?? '';
-  Error.stackTraceLimit = saved;
+/** `graphs/sincos.ts:12` for the innermost frame of `stack` outside the compiler (and node_modules), or undefined. */
+export function stackOrigin(stack: string): string | undefined {
   for (const line of stack.split('\n').slice(1)) {
     const m = FRAME.exec(line.trim());
     if (!m) continue;
@@ -25,4 +21,13 @@ export function userOrigin(): string | undefined {
     return `${rel.startsWith('..') ? file : rel}:${m[2]}`;
   }
   return undefined;
+}
+
+/** `graphs/sincos.ts:12` for the innermost user frame of the current stack, or undefined. */
+export function userOrigin(): string | undefined {
+  const saved = Error.stackTraceLimit;
+  Error.stackTraceLimit = 64;
+  const stack = new Error().stack ?? '';
+  Error.stackTraceLimit = saved;
+  return stackOrigin(stack);
 }
