@@ -179,6 +179,16 @@ describe('the small faults', () => {
     expect(fs.readdirSync(out)).toEqual(['grad-flow.json']);
   });
 
+  it('a resumed run\'s grad-flow.svg numbers its steps on from the checkpoint', async () => {
+    ok(await unfold('train', ...CELL, '--data', f('windows.json'), '--steps', '10', '--no-plots', '--save', f('gf.json')));
+    const out = f('gf-out');
+    ok(await unfold('train', '--params', f('gf.json'), '--data', f('windows.json'), '--steps', '2', '--out', out, '--grad-flow'));
+    // Steps 11 and 12 on the step axis (t runs 1 … 8).
+    const svg = fs.readFileSync(path.join(out, 'grad-flow.svg'), 'utf8');
+    expect(svg).toMatch(/>11</);
+    expect(svg).toMatch(/>12</);
+  });
+
   it('dot -o creates the directory', async () => {
     const file = f('new/dir/x.dot');
     ok(await unfold('dot', 'graphs/sincos.ts', '--view', 'folded', '-o', file));

@@ -143,7 +143,7 @@ function resumePiece(r: Resume, start: StartValues, rec: Recurrence, T: number, 
  * <out>/grad-flow.json (a tensor file [steps, T]: ‖∂L/∂s(t)‖ after each training step; 0 past a
  * shorter window's end, which JSON cannot hold as NaN) and <out>/grad-flow.svg, its heat map.
  */
-async function writeGradFlow(outDir: string, model: string, rows: readonly Float64Array[], drawing: boolean): Promise<string[]> {
+async function writeGradFlow(outDir: string, model: string, rows: readonly Float64Array[], drawing: boolean, stepsBefore: number): Promise<string[]> {
   const T = rows[0]?.length ?? 0;
   const data = new Float64Array(rows.length * T);
   rows.forEach((r, k) => r.forEach((n, t) => (data[k * T + t] = Number.isNaN(n) ? 0 : n)));
@@ -151,7 +151,7 @@ async function writeGradFlow(outDir: string, model: string, rows: readonly Float
   writeFileAtomic(json, JSON.stringify(tensorToJson({ shape: [rows.length, T], data }, 'grad-flow')) + '\n');
   if (!drawing) return [json];
   const svg = path.join(outDir, 'grad-flow.svg');
-  writeFileAtomic(svg, await gradFlowPlotSvg(rows.map((r) => Array.from(r)), { title: `${model}: gradient flow through time, log10 ‖∂L/∂s(t)‖` }));
+  writeFileAtomic(svg, await gradFlowPlotSvg(rows.map((r) => Array.from(r)), { title: `${model}: gradient flow through time, log10 ‖∂L/∂s(t)‖`, stepsBefore }));
   return [json, svg];
 }
 
@@ -366,7 +366,7 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
     files.push(...drawn.files);
     for (const n of drawn.notes) process.stderr.write(`note: ${n}\n`);
   }
-  if (cfg.gradFlow) files.push(...(await writeGradFlow(outDir, model.name, flowRows, drawing)));
+  if (cfg.gradFlow) files.push(...(await writeGradFlow(outDir, model.name, flowRows, drawing, done0)));
   if (drawing && run.extraPictures) files.push(...(await run.extraPictures(model, outDir)));
   if (interrupted) {
     // One line, on stderr: where the run stands and how to go on.
