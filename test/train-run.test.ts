@@ -69,8 +69,10 @@ describe('a real SIGINT to a training process, then an exact resume', () => {
     expect(n).toBeLessThan(100000000);
     // One line says what happened and where everything is.
     // (--log-json keeps stdout for the JSON lines: the summary and this line are on stderr.)
-    expect(stderr.split('\n').slice(-2)).toEqual([`SIGINT: stopped after step ${n} (${n} of this run's 100000000); saved ${ck}, wrote ${path.join(out, 'loss.svg')}; continue with --params ${ck}`, '']);
+    expect(stderr.split('\n').slice(-2)).toEqual([`SIGINT: stopped after step ${n} (${n} of this run's 100000000); saved ${ck}, wrote ${path.join(out, 'loss.svg')}, ${path.join(out, 'prediction.svg')}; continue with --params ${ck}`, '']);
     expect(fs.existsSync(path.join(out, 'loss.svg'))).toBe(true);
+    // The step it stopped after is drawn as the last.
+    expect(fs.readFileSync(path.join(out, 'prediction.svg'), 'utf8')).toContain(`step ${n}`);
     expect([...readTensorMap(ck).get(TRAIN_STEPS)!.data]).toEqual([n]);
     expect(historyOf(ck)).toEqual(log.losses);
     expect(readCheckpointRecords(ck).schedule?.epoch).toBe(n);

@@ -287,10 +287,6 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
   try {
     let window: TrainWindow | undefined;
     for (let i = 0; i < total; i++) {
-      if (await signals.poll()) {
-        done = i;
-        break;
-      }
       // s counts pieces over the whole run, the checkpointed steps before this one included.
       const s = g0 + i;
       const k = Math.floor(s / pieces);
@@ -328,8 +324,14 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
         row.set(trainer.gradFlow!());
         flowRows.push(row);
       }
-      if (drawing) plots.step(i, s, k, p, K, window!, part, () => trainer.outputs());
+      // A signal received by now ends the run after this step, which is then drawn as its last.
+      const stopping = await signals.poll();
+      if (drawing) plots.step(i, s, k, p, K, window!, part, () => trainer.outputs(), stopping);
       reporter.step(done0 + i + 1, loss);
+      if (stopping) {
+        done = i + 1;
+        break;
+      }
       if (saveEvery !== undefined && (i + 1) % saveEvery === 0 && i + 1 < total) save(i + 1);
       if (i + 1 === half) tHalf = performance.now();
     }
