@@ -86,6 +86,21 @@ describe('the mask', () => {
   });
 });
 
+describe('the wasm target', () => {
+  it('draws the same masks from the same seed as the ts target (float32 arena in WebAssembly memory)', async () => {
+    const n = B * T * I;
+    const [ts, wasm] = await Promise.all([
+      importTrainer(emitTrainer(config(maskModel(0.5)))),
+      importTrainer(emitTrainer(config(maskModel(0.5), { dtype: 'f32', target: 'wasm' }))),
+    ]);
+    const [a, b] = [ts.createTrainer({ seed: 9 }), wasm.createTrainer({ seed: 9 })];
+    a.gradients(ones(n), ones(n));
+    b.gradients(ones(n), ones(n));
+    expect(Array.from(b.outputs())).toEqual(Array.from(a.outputs()));
+    expect(a.outputs().filter((v) => v === 0).length).toBeGreaterThan(0);
+  });
+});
+
 describe('the backward pass reuses the forward\'s mask', () => {
   it('the gradient of the dropped loss is its central finite difference with the mask held fixed (float64)', async () => {
     const t = (await importTrainer(emitTrainer(config(droppedCell(0.4), { batch: 2, tau: 6 })))).createTrainer({ seed: 3 });
