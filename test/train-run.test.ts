@@ -96,6 +96,9 @@ describe('schedules and Adagrad from the command line', () => {
     // The schedule comes from the checkpoint: no --lr-schedule needed.
     const resumed = ok(await unfold('train', '--params', f('cos-4.json'), '--data', f('windows.json'), '--log-json', '--optimizer', 'adagrad', '--dtype', 'f64', '--steps', '5', '--out', f('cos-out'), '--save', f('cos-4-5.json')));
     expect(logLines(resumed).steps).toEqual([5, 6, 7, 8, 9]);
+    // Where the schedule stands is the checkpoint's; an --lr beside it is set aside, and said so.
+    const withLr = ok(await unfold('train', '--params', f('cos-4.json'), '--data', f('windows.json'), '--optimizer', 'adagrad', '--dtype', 'f64', '--steps', '1', '--lr', '0.5', '--no-plots'));
+    expect(withLr.stderr).toMatch(/^note: --lr 0\.5 is set aside: --params \S+cos-4\.json continues its --lr-schedule cosine:5:0\.01 from lr \S+ \(base 0\.1\)$/m);
     expect(paramsOf(f('cos-4-5.json'))).toEqual(paramsOf(f('cos-9.json')));
     expect(historyOf(f('cos-4-5.json'))).toEqual(logLines(straight).losses);
     const lossSvg = fs.readFileSync(path.join(f('cos-out'), 'loss.svg'), 'utf8');

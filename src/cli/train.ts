@@ -224,6 +224,9 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
   if (v.params !== undefined) start = readStartValues(v.params, rec);
   const saved = v.params !== undefined ? readCheckpointRecords(v.params) : {};
   const schedule = scheduleFor(scheduleText, saved.schedule, base.optimizer.lr, v.params);
+  if (schedule && saved.schedule && schedule.baseLr === saved.schedule.baseLr && v.lr !== undefined && Number(v.lr) !== saved.schedule.baseLr) {
+    process.stderr.write(`note: --lr ${v.lr} is set aside: --params ${v.params} continues its --lr-schedule ${saved.schedule.spec} from lr ${saved.schedule.lr} (base ${saved.schedule.baseLr})\n`);
+  }
   // A checkpoint resumes its run: the step count `done0`, and the piece `g0` (counting pieces of K steps over every window) it stopped before.
   const done0 = start?.resume?.steps ?? 0;
   const g0 = start?.resume ? resumePiece(start.resume, start, rec, T, K, v.params!) : 0;
