@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { add, defineModel, dropout, input, matmul, mul, param, recurrence, state, tanh, transpose, type ModelDef } from '../src/index.ts';
+import { add, bidirectional, defineModel, dropout, input, matmul, mul, param, recurrence, stack, state, tanh, transpose, type ModelDef } from '../src/index.ts';
 import { withContext, withDropout } from '../src/dsl/context.ts';
 import { cell } from '../src/cells/rnn.ts';
 import { importTrainer, type TrainerInstance } from '../src/emit/load.ts';
@@ -130,6 +130,54 @@ describe('the backward pass reuses the forward\'s mask', () => {
     expect(checked).toBe(9 + 6 + 3 + 3);
     // And the mask matters: another draw gives another loss.
     expect(t.gradients(x, y)).not.toBe(loss);
+  });
+});
+
+/** A 2-layer bidirectional stack of cells that drop their own state's contribution, and a head: dropout inside a program's scans. */
+const droppedStack = (p: number): ModelDef => defineModel({
+  name: 'dropped-stack',
+  build: (batch) => {
+    const H = 2;
+    const layer = (I: number, sfx: string) => {
+      const U = param(`U_${sfx}`, [H, I]), W = param(`W_${sfx}`, [H, H]);
+      return recurrence({
+        state: { h: state('h', [batch, H]) }, input: { x: input('x', [batch, I]) }, params: [U, W],
+        step: ({ h }, { x }) => ({ h: tanh(add(matmul(x, transpose(U)), matmul(dropout(h, p), transpose(W)))) }),
+      });
+    };
+    const V = param('V', [1, 2 * H]);
+    return stack({
+      layers: [bidirectional(layer(2, 'l0'), layer(2, 'l0_reverse')), bidirectional(layer(2 * H, 'l1'), layer(2 * H, 'l1_reverse'))],
+      head: { params: [V], output: (top) => ({ o: matmul(top, transpose(V)) }) },
+      dropout: p,
+    });
+  },
+});
+
+describe('dropout inside a program', () => {
+  it('a stack\'s cells draw their own masks beside the one between layers; the gradient is the finite difference with the masks held', async () => {
+    const rec = withContext(() => withDropout(() => droppedStack(0.3).build(2)));
+    expect(rec.input.map((x) => x.name)).toEqual(['x', 'dropout.1', 'dropout.2', 'dropout_l0', 'dropout.3', 'dropout.4']);
+    const t = (await importTrainer(emitTrainer(config(droppedStack(0.3), { batch: 2, tau: 5 })))).createTrainer({ seed: 4 });
+    const x = values(2 * 5 * 2, 3), y = values(2 * 5, 4);
+    const s = t.getRandomState!();
+    t.gradients(x, y);
+    const grads = t.getGrads(), params = t.getParams();
+    for (const name of ['W_l0_reverse', 'U_l1', 'W_l1']) {
+      for (let i = 0; i < params[name]!.data.length; i++) {
+        const at = (eps: number) => {
+          const data = params[name]!.data.slice();
+          data[i] = data[i]! + eps;
+          t.setParams({ [name]: data });
+          t.setRandomState!(s);
+          const l = t.gradients(x, y);
+          t.setParams({ [name]: params[name]!.data });
+          return l;
+        };
+        const fd = (at(1e-6) - at(-1e-6)) / 2e-6;
+        expect(Math.abs(grads[name]!.data[i]! - fd), `${name}[${i}]`).toBeLessThan(1e-7 + 1e-6 * Math.abs(fd));
+      }
+    }
   });
 });
 
