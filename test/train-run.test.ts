@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readCheckpointRecords, TRAIN_LOSSES, TRAIN_STEPS } from '../src/cli/checkpoint.ts';
 import { vocabularyDifference } from '../src/cli/text-data.ts';
+import { lossTable, makeReporter } from '../src/cli/train-report.ts';
 import { readTensorMap } from '../src/io/tensor-file.ts';
 import { unfold, type Result } from './helpers/cli.ts';
 
@@ -86,6 +87,19 @@ describe('a real SIGINT to a training process, then an exact resume', () => {
     expect(historyOf(f('resumed.json'))).toEqual(logLines(straight).losses);
     expect(readCheckpointRecords(f('resumed.json')).schedule).toEqual(readCheckpointRecords(f('straight.json')).schedule);
   }, 120_000);
+});
+
+describe('the console of a resumed run', () => {
+  it('numbers the loss table on from the checkpoint\'s count', () => {
+    let text = '';
+    const out = { write: (c: string) => ((text += c), true) } as unknown as NodeJS.WriteStream;
+    const r = makeReporter('table', 20, out, 100);
+    const losses = Array.from({ length: 20 }, (_, i) => 1 / (i + 1));
+    losses.forEach((l, i) => r.step(101 + i, l));
+    r.end(losses);
+    expect(text.trim().split('\n').slice(1).map((l) => Number(l.trim().split(/\s+/)[0]))).toEqual([101, 110, 120]);
+    expect(lossTable(losses, 20, 100).trim().split('\n').slice(1).map((l) => Number(l.trim().split(/\s+/)[0]))).toEqual([101, 110, 120]);
+  });
 });
 
 describe('schedules and Adagrad from the command line', () => {

@@ -16,7 +16,7 @@ export function formatLoss(x: number): string {
   return a < 1e-3 || a >= 1e4 ? x.toExponential(3) : x.toPrecision(4);
 }
 
-/** Rows of the loss table: step 1, every `every`-th step and the last, about a dozen in all. */
+/** Rows of the loss table: the first step (after a resume, the checkpoint's count + 1), every `every`-th step and the last, about a dozen in all. */
 export function tableEvery(total: number): number {
   if (total <= 120) return 10;
   // A round interval (1, 2 or 5 × 10^k) giving at most ~12 rows.
@@ -25,14 +25,15 @@ export function tableEvery(total: number): number {
   return [1, 2, 5, 10].map((m) => m * p).find((v) => v >= raw)!;
 }
 
-const isRow = (k: number, total: number, every: number) => k === 1 || k % every === 0 || k === total;
+/** Whether step k is a row: the run's first step (`first`, after a resume the checkpoint's count + 1), every `every`-th, and the last. */
+const isRow = (k: number, first: number, total: number, every: number) => k === first || k % every === 0 || k === total;
 const HEADER = `${'step'.padStart(8)}  ${'loss'.padStart(10)}\n`;
 const row = (k: number, loss: number) => `${String(k).padStart(8)}  ${formatLoss(loss).padStart(10)}\n`;
 
 /** The loss table of a finished (or stopped) run, from its losses; `from` steps came before it (a resumed run). */
 export function lossTable(losses: readonly number[], total = losses.length, from = 0): string {
   const every = tableEvery(from + total);
-  return HEADER + losses.map((l, i) => (isRow(from + i + 1, from + total, every) ? row(from + i + 1, l) : '')).join('');
+  return HEADER + losses.map((l, i) => (isRow(from + i + 1, from + 1, from + total, every) ? row(from + i + 1, l) : '')).join('');
 }
 
 export interface Reporter {
@@ -56,7 +57,7 @@ export function makeReporter(mode: ReportMode, total: number, out: NodeJS.WriteS
     let shown = from;
     return {
       step(k, loss) {
-        if (!isRow(k, last, every)) return;
+        if (!isRow(k, from + 1, last, every)) return;
         out.write(row(k, loss));
         shown = k;
       },
