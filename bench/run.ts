@@ -12,7 +12,8 @@ import { cell, cellParamShapes, GATES, type CellKind } from '../src/cells/rnn.ts
 import { mulberry32 } from '../src/dsl/init.ts';
 import { sincosWindow } from '../src/data/sincos.ts';
 import { defineModel } from '../src/dsl/model.ts';
-import { importTrainer, transpileTrainer, type TrainerInstance } from '../src/emit/load.ts';
+import { importTrainer, type TrainerInstance } from '../src/emit/load.ts';
+import { transpileTrainer } from '../src/emit/javascript.ts';
 import { choiceFlag, intFlag, positiveFlag, UsageError } from '../src/cli/command.ts';
 import { HOIST_MODES, TARGETS, type Target } from '../src/emit/config.ts';
 import { pushTo } from '../src/ir/multimap.ts';

@@ -3,8 +3,8 @@
 // unit: f = σ(x Ufᵀ + h Wfᵀ + bf), h' = f ⊙ h + (1 − f) ⊙ tanh(x Uᵀ + h Wᵀ + b).
 // Trained on the adding problem (lengths 10..20, loss at each row's last valid step), where the
 // reverse scan starts at each row's own last valid step.
-import { add, addingTask, bidirectional, defineModel, input, matmul, mul, param, recurrence, sigmoid, stack, state, sub, tanh, transpose } from 'unfold';
-import type { Node } from 'unfold';
+import { add, addingTask, bidirectional, defineModel, input, matmul, mul, param, recurrence, sigmoid, stack, state, sub, tanh, transpose } from 'unfold-rnn';
+import type { Node } from 'unfold-rnn';
 
 const H = 16;
 

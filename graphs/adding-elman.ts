@@ -1,7 +1,7 @@
 // The adding problem of graphs/adding.ts with an Elman RNN (2 → 32 → 1, tanh) in place of the
 // LSTM: the same task and data, for comparing how far back through time each gets a gradient
 // (`unfold train graphs/adding-elman.ts --grad-flow`).
-import { addingTask, defineModel, elman } from 'unfold';
+import { addingTask, defineModel, elman } from 'unfold-rnn';
 
 export default defineModel({
   name: 'adding-elman',

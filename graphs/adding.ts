@@ -2,7 +2,7 @@
 // (value, marker) pairs and, at each row's own last valid step, outputs the sum of the two marked
 // values. PyTorch's nn.LSTM(2, 32, batch_first=True) over pack_padded_sequence + nn.Linear(32, 1)
 // at the last valid step; MSE, Adam lr 0.01.
-import { addingTask, defineModel, lstm } from 'unfold';
+import { addingTask, defineModel, lstm } from 'unfold-rnn';
 
 export default defineModel({
   name: 'adding',

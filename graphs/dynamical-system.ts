@@ -1,7 +1,7 @@
 // An input-free dynamical system s(t) = f(s(t−1); θ): a linear map s(t) = A s(t−1) + b with
 // learnable A and b, fitted to an observed damped rotation (radius × 0.95, angle + 0.3 per step)
 // that starts from s(0) = (1, 0). The output is the state itself.
-import { add, defineModel, matmul, param, recurrence, state, tensor, transpose, type Tensor } from 'unfold';
+import { add, defineModel, matmul, param, recurrence, state, tensor, transpose, type Tensor } from 'unfold-rnn';
 
 const STEPS = 20;
 const DAMPING = 0.95;

@@ -1,6 +1,6 @@
 // The sin→cos task of graphs/sincos.ts with a GRU cell (gates r, z, n, reset applied after the
 // product): the same data, loss, optimizer and truncated BPTT — PyTorch's nn.GRU(1, 32, batch_first=True).
-import { defineModel, gru, sincosTask } from 'unfold';
+import { defineModel, gru, sincosTask } from 'unfold-rnn';
 
 export default defineModel({
   name: 'gru',

@@ -1,7 +1,7 @@
 // A Hopfield network as an input-free recurrence s(t) = tanh(β (W s(t−1) + b)): W symmetric with a
 // zero diagonal, patterns stored by the Hebbian rule W = (1/N) Σ ξ ξᵀ. Started from a corrupted
 // pattern it settles on the stored one, lowering the energy E = −½ sᵀWs − bᵀs (its `energy` output).
-import { add, defineModel, matmul, mul, param, recurrence, reshape, state, sub, sum, tanh, transpose } from 'unfold';
+import { add, defineModel, matmul, mul, param, recurrence, reshape, state, sub, sum, tanh, transpose } from 'unfold-rnn';
 
 export const UNITS = 16;
 export const BETA = 4;

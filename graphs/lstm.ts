@@ -1,6 +1,6 @@
 // The sin→cos task of graphs/sincos.ts with an LSTM cell (gates i, f, g, o; state h and c):
 // the same data, loss, optimizer and truncated BPTT — PyTorch's nn.LSTM(1, 32, batch_first=True).
-import { defineModel, lstm, sincosTask } from 'unfold';
+import { defineModel, lstm, sincosTask } from 'unfold-rnn';
 
 export default defineModel({
   name: 'lstm',

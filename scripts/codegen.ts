@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { loadModelFile } from '../src/cli/model-args.ts';
 import { trainerConfig } from '../src/cli/compile-options.ts';
 import { emitTrainer } from '../src/emit/trainer.ts';
+import { emitGraphTrainer } from '../src/emit/graph-trainer.ts';
 import { trainerFiles } from '../src/emit/javascript.ts';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -23,6 +24,13 @@ export async function codegenFiles(): Promise<GeneratedFile[]> {
   for (const file of graphs) {
     const source = `graphs/${file}`;
     const model = await loadModelFile(path.join(ROOT, source));
+    if (model.graph) {
+      // A graph of scans: its own trainer (a loop per scan), at the task's batch size.
+      const cfg = trainerConfig('codegen', model, source, { target: 'ts' });
+      const emitted = emitGraphTrainer({ model, source, batch: cfg.batch, dtype: cfg.dtype, loss: cfg.loss, optimizer: cfg.optimizer, ...(cfg.seed !== undefined ? { seed: cfg.seed } : {}) });
+      for (const f of trainerFiles(emitted.source)) out.push({ path: `codegen/${model.name}/${f.name}`, content: f.content });
+      continue;
+    }
     const emitted = emitTrainer(trainerConfig('codegen', model, source, { target: 'ts' }));
     for (const f of trainerFiles(emitted.source)) out.push({ path: `codegen/${model.name}/${f.name}`, content: f.content });
     // Beside it, for a float32 model, the wasm target: the same trainer, its kernels in an embedded module.

@@ -16,6 +16,8 @@ export const FIGURES: readonly { readonly file: string; readonly args: readonly 
   { file: 'docs/sincos-gradient.svg', args: ['graphs/sincos.ts', '--view', 'gradient', '--tau', '3'] },
   { file: 'docs/deep-lstm-unfolded.svg', args: ['--cell', 'lstm', '--input', '1', '--hidden', '4', '--output', '1', '--layers', '2', '--view', 'unfolded', '--tau', '3'] },
   { file: 'docs/bidir-gru-unfolded.svg', args: ['--cell', 'gru', '--input', '1', '--hidden', '4', '--output', '1', '--bidirectional', '--view', 'unfolded', '--tau', '3'] },
+  { file: 'docs/translate-folded.svg', args: ['graphs/translate.ts', '--view', 'folded'] },
+  { file: 'docs/translate-unfolded.svg', args: ['graphs/translate.ts', '--view', 'unfolded'] },
 ];
 
 export interface Figure {

@@ -1,14 +1,14 @@
 // Bad input found on the way (issue 15): a build without a recurrence, negative flag values, an arena no typed array can hold, and `dot --full` over many steps — each one clear line with its exit code, never a stack trace.
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { unfoldRun } from './helpers/cli.ts';
 import { numberFlag, parse } from '../src/cli/command.ts';
 import { formatBytes, MAX_ARENA_ELEMENTS } from '../src/cli/arena-limit.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-// Inside the repository, so a graph file's `import … from 'unfold'` resolves (test/.tmp-*/ is ignored by git).
+// Inside the repository, so a graph file's `import … from 'unfold-rnn'` resolves (test/.tmp-*/ is ignored by git).
 const DIR = path.join(ROOT, 'test', `.tmp-bad-input-${process.pid}`);
 
 interface Run {
@@ -17,16 +17,8 @@ interface Run {
   stderr: string;
 }
 
-function unfold(args: readonly string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['bin/unfold.mjs', ...args], { cwd: ROOT });
-    let stdout = '', stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
-}
+/** The CLI in this process (test/helpers/cli.ts): no child process, tsx and the compiler already loaded. */
+const unfold = (args: readonly string[]): Promise<Run> => unfoldRun(args);
 
 /** A failed run: the exit code, and one line on stderr (plus main's usage line for a usage error) without a stack trace. */
 function expectOneLine(r: Run, status: number, pattern: RegExp): void {
@@ -40,8 +32,8 @@ const CELL = ['--cell', 'elman', '--input', '1', '--hidden', '4', '--output', '1
 
 beforeAll(() => {
   fs.mkdirSync(DIR, { recursive: true });
-  fs.writeFileSync(path.join(DIR, 'forgot.ts'), "import { defineModel, elman } from 'unfold';\n// build forgot its return\nexport default defineModel({ name: 'forgot', build: (batch) => { elman({ batch, input: 1, hidden: 4, output: 1 }); } } as never);\n");
-  fs.writeFileSync(path.join(DIR, 'other.ts'), "import { defineModel } from 'unfold';\nexport default defineModel({ name: 'other', build: () => ({ h: 1, W: 2 }) } as never);\n");
+  fs.writeFileSync(path.join(DIR, 'forgot.ts'), "import { defineModel, elman } from 'unfold-rnn';\n// build forgot its return\nexport default defineModel({ name: 'forgot', build: (batch) => { elman({ batch, input: 1, hidden: 4, output: 1 }); } } as never);\n");
+  fs.writeFileSync(path.join(DIR, 'other.ts'), "import { defineModel } from 'unfold-rnn';\nexport default defineModel({ name: 'other', build: () => ({ h: 1, W: 2 }) } as never);\n");
 });
 
 afterAll(() => fs.rmSync(DIR, { recursive: true, force: true }));

@@ -1,14 +1,12 @@
 // Checkpoints you can use (issue 15 item 6): a `train --save` file resumes exactly — its 31st step is the straight run's 31st, at a window start or inside one (--tbptt) — and `grad` and `gradcheck` take it as --params, its optimizer state, data position and carried state set aside.
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { unfoldRun } from './helpers/cli.ts';
 import { readParamsOnly, readResume, TRAIN_POSITION, TRAIN_STEPS } from '../src/cli/checkpoint.ts';
 import type { Tensor } from '../src/ir/tensor.ts';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 let dir: string;
 
 interface Run {
@@ -17,16 +15,8 @@ interface Run {
   stderr: string;
 }
 
-function unfold(args: readonly string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['bin/unfold.mjs', ...args], { cwd: ROOT });
-    let stdout = '', stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
-}
+/** The CLI in this process (test/helpers/cli.ts): no child process, tsx and the compiler already loaded. */
+const unfold = (args: readonly string[]): Promise<Run> => unfoldRun(args);
 
 /** The losses a `--log-json` run printed, as their exact JSON text (so equal means bit-identical). */
 function losses(r: Run): string[] {

@@ -5,6 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { unfoldRun } from './helpers/cli.ts';
 
 // A test waits for its run, started with the others in beforeAll (tsc adds a few seconds).
 vi.setConfig({ testTimeout: 60_000 });
@@ -29,22 +30,6 @@ function spawnNode(args: readonly string[]): Promise<Run> {
   });
 }
 
-// Two processes at a time: each is mostly start-up, and more would only compete for the cores.
-const PARALLEL = Math.max(1, Math.min(2, os.availableParallelism()));
-let active = 0;
-const waiting: (() => void)[] = [];
-
-async function run(args: readonly string[]): Promise<Run> {
-  if (active >= PARALLEL) await new Promise<void>((resolve) => waiting.push(resolve));
-  active++;
-  try {
-    return await spawnNode(args);
-  } finally {
-    active--;
-    waiting.shift()?.();
-  }
-}
-
 let dir: string;
 const runs = new Map<string, Promise<Run>>();
 
@@ -62,7 +47,8 @@ const TSC = ['node_modules/typescript/bin/tsc', '--noEmit', '--strict', '--targe
 beforeAll(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'unfold-compile-'));
   const compile = (key: string, args: readonly string[]) => {
-    const r = run(['bin/unfold.mjs', 'compile', ...args]);
+    // In this process (test/helpers/cli.ts): no child process, tsx and the compiler already loaded.
+    const r = unfoldRun(['compile', ...args]);
     runs.set(key, r);
     return r;
   };

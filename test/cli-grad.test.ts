@@ -1,10 +1,10 @@
 // `unfold grad`/`gradcheck` as a user runs them: PyTorch parity (interpreter and generated trainer, both forms), a user graph vs finite differences, f32 vs f64, every bad input as one clear message.
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { unfoldRun } from './helpers/cli.ts';
 
 // A test waits for its queued run, which may start only after the runs before it.
 vi.setConfig({ testTimeout: 120_000 });
@@ -62,16 +62,8 @@ async function cli(args: readonly string[]): Promise<Run> {
   }
 }
 
-function spawnCli(args: readonly string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['bin/unfold.mjs', ...args], { cwd: ROOT });
-    let stdout = '', stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
-}
+/** The CLI in this process (test/helpers/cli.ts): no child process, tsx and the compiler already loaded. */
+const spawnCli = (args: readonly string[]): Promise<Run> => unfoldRun(args);
 
 function start(key: string, args: readonly string[]): void {
   runs.set(key, cli(args));

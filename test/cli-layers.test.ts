@@ -410,12 +410,12 @@ describe('bad input with --layers/--bidirectional', () => {
 });
 
 describe('stack() misuse in a model file', () => {
-  // Inside the package (so `from 'unfold'` resolves), outside graphs/ (which other tests list).
+  // Inside the package (so `from 'unfold-rnn'` resolves), outside graphs/ (which other tests list).
   const MODELS = path.join(ROOT, 'test', `.tmp-cli-layers-${process.pid}`);
   afterAll(() => fs.rmSync(MODELS, { recursive: true, force: true }));
 
   /** Two tanh layers of width 3; layer 1 reads `width` inputs per step (3·D is right). */
-  const model = (width: string, bidir: boolean) => `import { add, bidirectional, defineModel, input, matmul, param, recurrence, stack, state, tanh, transpose } from 'unfold';
+  const model = (width: string, bidir: boolean) => `import { add, bidirectional, defineModel, input, matmul, param, recurrence, stack, state, tanh, transpose } from 'unfold-rnn';
 
 const layer = (B: number, I: number, sfx: string) => {
   const U = param(\`U_\${sfx}\`, [3, I]), W = param(\`W_\${sfx}\`, [3, 3]);

@@ -55,14 +55,15 @@ async function inProcess(...argv: string[]): Promise<Result> {
   }
 }
 
-/** The losses of a --log-json run, checking that stdout holds nothing but {"step", "loss"} lines, numbered from `from` + 1. */
+/** The losses of a --log-json run, checking that stdout holds nothing but {"step", "loss"} lines (and a cross-entropy run's training "accuracy"), numbered from `from` + 1. */
 function jsonLosses(r: Result, from = 0): number[] {
   expect(r.stderr).not.toMatch(/^\s+at /m);
   expect(r.code, r.stderr).toBe(0);
   const lines = r.stdout.trimEnd().split('\n');
   return lines.map((line, i) => {
-    const o = JSON.parse(line) as { step: number; loss: number };
-    expect(Object.keys(o)).toEqual(['step', 'loss']);
+    const o = JSON.parse(line) as { step: number; loss: number; accuracy?: number };
+    expect(['step,loss', 'step,loss,accuracy']).toContain(Object.keys(o).join(','));
+    if (o.accuracy !== undefined) expect(o.accuracy >= 0 && o.accuracy <= 1).toBe(true);
     expect(o.step).toBe(from + i + 1);
     expect(Number.isFinite(o.loss)).toBe(true);
     return o.loss;
@@ -224,7 +225,7 @@ describe('bad input', () => {
   it('names the flag, file or tensor for each mistake', async () => {
     const badJson = tmp('malformed.json');
     writeFileSync(badJson, '{"windows": [');
-    // Windows may differ in T (one trainer serves them all), not in B.
+    // Windows may differ in T (one trainer serves them all) and in B (a trainer each), but a state carried across them needs one B.
     const mixed = writeWindows('mixed.json', [W0, sinWindow(3, 6, 0)]);
     const wrongParams = tmp('wrong-params.json');
     writeFileSync(wrongParams, JSON.stringify({
@@ -242,7 +243,7 @@ describe('bad input', () => {
       [[...CELL], /--cell elman --input 1 --hidden 4 --output 1 has no task of its own to train on; give --data/],
       [[...CELL, '--data', tmp('missing.json')], /cannot read .*missing\.json: no such file/],
       [[...CELL, '--data', badJson], /malformed\.json: invalid JSON/],
-      [[...CELL, '--data', mixed], /windows\[1\]\.y has shape \[3, 6, 1\], but windows\[0\]\.y has \[2, 6, 1\]; every window must have the same batch size B/],
+      [[...CELL, '--data', mixed, '--carry-state'], /--carry-state hands each window's final state to the next, but .*mixed\.json \(2 windows, B = 2, 3\) has windows of B = 2, 3/],
       [[...CELL, '--data', TWO, '--params', wrongParams], /parameter "rnn\.weight_ih_l0" has shape \[4, 2\], expected \[4, 1\][^]*unknown parameter "rnn\.weight_hh"/],
       [[...CELL, '--data', TWO, '--save', tmp('no/such/dir/ck.json')], /--save .*ck\.json: cannot write into .*no such file or directory/],
       [[...CELL, '--data', TWO, '--save', TMP], /--save .*: that is a directory/],

@@ -1,11 +1,12 @@
 // `unfold dot` as a user runs it: DOT to stdout, SVG and DOT files written, and every bad input
 // (τ < 1, an unknown view, a graph file that does not load, an unwritable path) one clear line.
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { unfoldRun } from './helpers/cli.ts';
 
 vi.setConfig({ testTimeout: 120_000 });
 
@@ -18,16 +19,8 @@ interface Run {
   stderr: string;
 }
 
-function cli(args: readonly string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, 'dot', ...args], { cwd: ROOT, env: { ...process.env, UNFOLD_DEBUG: '' } });
-    let stdout = '', stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
-}
+/** `unfold dot` in this process (test/helpers/cli.ts): no child process, tsx and the compiler already loaded. */
+const cli = (args: readonly string[]): Promise<Run> => unfoldRun(['dot', ...args]);
 
 /** A failed run: non-zero exit, the message on stderr, no stack trace. */
 function expectError(r: Run, message: RegExp): void {
@@ -40,7 +33,7 @@ function expectError(r: Run, message: RegExp): void {
 let dir: string;
 beforeAll(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'unfold-dot-'));
-  fs.writeFileSync(path.join(dir, 'broken.ts'), "import { defineModel } from 'unfold';\nexport default defineModel({ name: 'broken', build: (B) => {\n");
+  fs.writeFileSync(path.join(dir, 'broken.ts'), "import { defineModel } from 'unfold-rnn';\nexport default defineModel({ name: 'broken', build: (B) => {\n");
   fs.writeFileSync(path.join(dir, 'throws.ts'), "throw new Error('no model here');\n");
 });
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));

@@ -7,7 +7,7 @@ import { FIGURES, figures } from '../scripts/diagrams.ts';
 vi.setConfig({ testTimeout: 120_000 });
 
 describe('docs figures', () => {
-  it('lists the seven figures', () => {
+  it('lists the nine figures', () => {
     expect(FIGURES.map((f) => f.file)).toEqual([
       'docs/sincos-folded.svg',
       'docs/sincos-unfolded.svg',
@@ -16,6 +16,8 @@ describe('docs figures', () => {
       'docs/sincos-gradient.svg',
       'docs/deep-lstm-unfolded.svg',
       'docs/bidir-gru-unfolded.svg',
+      'docs/translate-folded.svg',
+      'docs/translate-unfolded.svg',
     ]);
   });
 

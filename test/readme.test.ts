@@ -32,7 +32,7 @@ it('has a stacked, bidirectional DSL example that compiles as written, and names
 it('has a DSL example that compiles as written', () => {
   const example = /```ts\n([\s\S]*?)```/.exec(readme)![1]!;
   expect(example.split('\n').length).toBeLessThanOrEqual(20);
-  // Inside the package (so `from 'unfold'` resolves), outside graphs/ (which other tests list).
+  // Inside the package (so `from 'unfold-rnn'` resolves), outside graphs/ (which other tests list).
   const dir = `test/.tmp-readme-${process.pid}`;
   const file = `${dir}/my-rnn.ts`;
   mkdirSync(dir, { recursive: true });
@@ -42,6 +42,25 @@ it('has a DSL example that compiles as written', () => {
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/parameters: W \[16, 16\], U \[16, 1\], b \[16\], V \[1, 16\], c \[1\]/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+it('has a scan example that builds as written, and names the line of a shape mismatch in its step', () => {
+  const example = [...readme.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]!).find((e) => e.includes('graphModel('))!;
+  const dir = `test/.tmp-readme-scan-${process.pid}`;
+  mkdirSync(dir, { recursive: true });
+  try {
+    writeFileSync(`${dir}/scan-rnn.ts`, example);
+    const r = spawnSync(process.execPath, ['bin/unfold.mjs', 'show', `${dir}/scan-rnn.ts`], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/a graph of 1 scan over whole tensors/);
+    expect(r.stdout).toMatch(/parameters: U \[16, 1\], W \[16, 16\], b \[16\], V \[1, 16\], c \[1\]/);
+    writeFileSync(`${dir}/bad.ts`, example.replace("input('x', [B, T, 1])", "input('x', [B, T, 2])"));
+    const bad = spawnSync(process.execPath, ['bin/unfold.mjs', 'show', `${dir}/bad.ts`], { encoding: 'utf8' });
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toBe(`unfold show: ${dir}/bad.ts:13: matmul: inner dimensions differ: [1, 2] @ [1, 16]\n`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -1,9 +1,9 @@
 // Text data and `unfold generate`: the vocabulary and a window checked against a hand-computed one, sampling rules, a model trained on a periodic text reproducing the period at temperature 0, and every bad input one line with its exit code.
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { unfoldRun } from './helpers/cli.ts';
 import { encode, oneHot, readText, rowOffsets, textWindow, vocabularyFromCodes, vocabularyOf, vocabularyToCodes } from '../src/data/text.ts';
 import { readTextData, textSource } from '../src/cli/text-data.ts';
 import { sampleSymbol } from '../src/cli/generate.ts';
@@ -19,16 +19,8 @@ interface Run {
   stderr: string;
 }
 
-function unfold(args: readonly string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['bin/unfold.mjs', ...args], { cwd: ROOT });
-    let stdout = '', stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
-}
+/** The CLI in this process (test/helpers/cli.ts): no child process, tsx and the compiler already loaded. */
+const unfold = (args: readonly string[]): Promise<Run> => unfoldRun(args);
 
 function expectOneLine(r: Run, status: number, pattern: RegExp): void {
   expect(r.stderr).not.toMatch(/\n\s+at /);

@@ -14,8 +14,8 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function source(input: number, output: number, seqLen: number, batch = 2): DataSource {
   return {
-    describe: 'test', batch, seqLen, input, output, count: 1, fromTask: false, mixedLengths: false, lengths: false,
-    window: () => ({ y: new Float64Array(batch * seqLen * output) }),
+    describe: 'test', batch, batches: [batch], seqLen, input, output, count: 1, fromTask: false, mixedLengths: false, lengths: false,
+    window: () => ({ batch, y: new Float64Array(batch * seqLen * output) }),
   };
 }
 
@@ -30,7 +30,7 @@ async function record(src: DataSource, loss: ConstructorParameters<typeof PlotRe
 describe('PlotRecorder', () => {
   it('a prediction task: the last windows, each on its own panel at its own step', async () => {
     const src = source(1, 1, 5);
-    const win = (i: number): TrainWindow => ({ x: new Float64Array(10).fill(i), y: new Float64Array(10).fill(-i) });
+    const win = (i: number): TrainWindow => ({ batch: 2, x: new Float64Array(10).fill(i), y: new Float64Array(10).fill(-i) });
     const { files } = await record(src, { kind: 'mse' }, 9, win, (i) => new Float64Array(10).fill(i / 2), 'pred');
     expect(files.map((f) => path.basename(f))).toEqual(['loss.svg', 'prediction.svg']);
     const svg = readFileSync(path.join(dir, 'pred', 'prediction.svg'), 'utf8');
@@ -42,7 +42,7 @@ describe('PlotRecorder', () => {
 
   it('an input-free system: its trajectory', async () => {
     const src = source(0, 2, 4, 1);
-    const win = (): TrainWindow => ({ y: Float64Array.from({ length: 8 }, (_, j) => Math.sin(j)) });
+    const win = (): TrainWindow => ({ batch: 1, y: Float64Array.from({ length: 8 }, (_, j) => Math.sin(j)) });
     const { files } = await record(src, { kind: 'mse' }, 3, win, () => Float64Array.from({ length: 8 }, (_, j) => Math.cos(j)), 'traj');
     expect(files.map((f) => path.basename(f))).toEqual(['loss.svg', 'trajectory.svg']);
     expectValidSvg(readFileSync(path.join(dir, 'traj', 'trajectory.svg'), 'utf8'));
@@ -52,7 +52,7 @@ describe('PlotRecorder', () => {
     // B = 2, T = 2, O = 3; targets: symbols 0, 1 in row 0 and 2, 2 in row 1.
     const src = source(1, 3, 2);
     const y = Float64Array.from([1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 1]);
-    const win = (): TrainWindow => ({ x: new Float64Array(4), y });
+    const win = (): TrainWindow => ({ batch: 2, x: new Float64Array(4), y });
     // Step i gets the first i + 1 of the four (row, step) predictions right.
     const right = [[5, 0, 0], [0, 5, 0], [0, 0, 5], [0, 0, 5]];
     const wrong = [[0, 5, 0], [5, 0, 0], [5, 0, 0], [5, 0, 0]];
@@ -79,7 +79,7 @@ describe('PlotRecorder', () => {
     const src = { ...source(1, 3, 2), lengths: true };
     const y = Float64Array.from([1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 1]);
     // Row 0 is one step long: its second step (predicted wrong here) is padding.
-    const win = (): TrainWindow => ({ x: new Float64Array(4), y, lengths: [1, 2] });
+    const win = (): TrainWindow => ({ batch: 2, x: new Float64Array(4), y, lengths: [1, 2] });
     const outputs = () => Float64Array.from([5, 0, 0, 5, 0, 0, 0, 0, 5, 0, 0, 5]);
     const { files } = await record(src, { kind: 'xent' }, 1, win, outputs, 'lengths');
     const text = readFileSync(files[1]!, 'utf8');

@@ -128,8 +128,22 @@ describe('schedules and Adagrad from the command line', () => {
     expect(bad.stderr).toBe('unfold train: --lr-schedule cosine:0: T_MAX must be a positive integer, got "0"; expected step:STEP_SIZE:GAMMA | cosine:T_MAX[:ETA_MIN] | linear:START_FACTOR:TOTAL_ITERS | plateau:FACTOR:PATIENCE\n');
     const plateau = await unfold('train', ...CELL, '--data', f('windows.json'), '--lr-schedule', 'plateau:0.5:2', '--no-plots');
     expect(plateau.code).toBe(1);
-    expect(plateau.stderr).toBe('unfold train: --lr-schedule plateau:0.5:2: plateau steps on validation losses, which this train does not compute (no --val)\n');
+    expect(plateau.stderr).toBe('unfold train: --lr-schedule plateau:0.5:2: plateau steps on validation losses; give --val FILE (text: --val-text FILE or --val-split F)\n');
   });
+
+  it('plateau steps on --val losses: a run that stops improving has its rate cut after each validation', async () => {
+    // SGD at lr 1e-6 barely moves the loss (far below the 1e-4 relative threshold): every validation
+    // after the first is a bad one, and with patience 0 each halves the rate: 1e-6 / 2^4 after five.
+    const r = await unfold('train', ...CELL, '--data', f('windows.json'), '--val', f('windows.json'), '--val-every', '1',
+      '--optimizer', 'sgd', '--lr', '1e-6', '--lr-schedule', 'plateau:0.5:0', '--steps', '5', '--dtype', 'f64', '--log-json', '--no-plots', '--save', f('plateau.json'));
+    expect(r.code, r.stderr).toBe(0);
+    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { step: number; val?: { loss: number } });
+    expect(lines.map((l) => l.step)).toEqual([1, 2, 3, 4, 5]);
+    expect(lines.every((l) => l.val !== undefined)).toBe(true);
+    const schedule = readCheckpointRecords(f('plateau.json')).schedule!;
+    expect(schedule.spec).toBe('plateau:0.5:0');
+    expect(schedule.lr).toBe(1e-6 / 16);
+  }, 60_000);
 });
 
 describe('self-describing checkpoints', () => {
@@ -178,6 +192,29 @@ describe('self-describing checkpoints', () => {
     const g = ok(await unfold('generate', '--params', tk, '--prompt', 'the ', '--steps', '5', '--temperature', '0'));
     expect(g.stdout).toMatch(/^the .{5}\n$/s);
   });
+
+  it('a safetensors checkpoint carries the same records (in __metadata__) and resumes as the JSON one', async () => {
+    // Dropout and a schedule, so that every record and entry is there: unfold.model, unfold.schedule, train.losses, train.random.
+    const flags = ['--layers', '2', '--dropout', '0.3', '--lr-schedule', 'step:1:0.5', '--data', f('windows.json'), '--dtype', 'f64', '--no-plots'];
+    const [js, st] = [f('rec.json'), f('rec.safetensors')];
+    ok(await unfold('train', ...CELL, ...flags, '--steps', '2', '--save', js));
+    ok(await unfold('train', ...CELL, ...flags, '--steps', '2', '--save', st));
+    const [a, b] = [readCheckpointRecords(js), readCheckpointRecords(st)];
+    expect(b.model).toEqual(a.model);
+    expect(b.model).toMatchObject({ cell: 'elman', layers: 2, dropout: 0.3 });
+    expect(b.schedule).toEqual(a.schedule);
+    const [ma, mb] = [readTensorMap(js), readTensorMap(st)];
+    expect(mb.get(TRAIN_LOSSES)).toEqual(ma.get(TRAIN_LOSSES));
+    expect(mb.get('train.random')).toEqual(ma.get('train.random'));
+    expect(mb.has('unfold.model')).toBe(false);
+    // No --cell flags: the model, schedule, losses and generator come from the file; steps numbered on.
+    const [ra, rb] = [
+      logLines(ok(await unfold('train', '--params', js, '--data', f('windows.json'), '--dtype', 'f64', '--steps', '2', '--log-json', '--no-plots'))),
+      logLines(ok(await unfold('train', '--params', st, '--data', f('windows.json'), '--dtype', 'f64', '--steps', '2', '--log-json', '--no-plots'))),
+    ];
+    expect(rb.steps).toEqual([3, 4]);
+    expect(rb).toEqual(ra);
+  }, 60_000);
 
   it('an old checkpoint (no record) keeps working with flags, and asks for them without', async () => {
     const old = f('old.json');

@@ -1,21 +1,16 @@
 // `--target ts|wasm` as a user meets it: compile's default for f32 is wasm and its report names the
 // module and kernels; --target ts writes the TypeScript loops; wasm with f64 and an unknown target are refused in one line.
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { unfoldRun } from './helpers/cli.ts';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CELL = ['--cell', 'lstm', '--input', '3', '--hidden', '12', '--output', '2', '--batch', '4', '--tau', '6'];
 let dir: string;
 
-function unfold(args: readonly string[]) {
-  const r = spawnSync(process.execPath, ['bin/unfold.mjs', ...args], { cwd: ROOT, encoding: 'utf8' });
-  expect(r.stderr).not.toMatch(/\n\s+at /);
-  return r;
-}
+/** The CLI in this process (test/helpers/cli.ts): exit code as `status`, stdout and stderr. */
+const unfold = unfoldRun;
 
 beforeAll(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'unfold-wasm-cli-'));
@@ -23,9 +18,9 @@ beforeAll(() => {
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 describe('compile --target', () => {
-  it('f32 defaults to wasm: --json lists the module size and every kernel, which the trainer calls', () => {
+  it('f32 defaults to wasm: --json lists the module size and every kernel, which the trainer calls', async () => {
     const out = path.join(dir, 'wasm');
-    const r = unfold(['compile', ...CELL, '--json', '-o', out]);
+    const r = await unfold(['compile', ...CELL, '--json', '-o', out]);
     expect(r.status).toBe(0);
     const j = JSON.parse(r.stdout) as { target: string; wasm: { moduleBytes: number; pages: number; kernels: { name: string; computes: string; strategy: string }[] } };
     expect(j.target).toBe('wasm');
@@ -48,13 +43,13 @@ describe('compile --target', () => {
       expect(src).toContain(`W.${k.name}(`);
     }
     // The text report says the same.
-    const text = unfold(['compile', ...CELL, '-o', out]);
+    const text = await unfold(['compile', ...CELL, '-o', out]);
     expect(text.stdout).toContain(`target: wasm, ${j.wasm.kernels.length} kernels in a ${j.wasm.moduleBytes}-byte module`);
   });
 
-  it('--target ts writes the TypeScript loops and no module', () => {
+  it('--target ts writes the TypeScript loops and no module', async () => {
     const out = path.join(dir, 'ts');
-    const r = unfold(['compile', ...CELL, '--target', 'ts', '--json', '-o', out]);
+    const r = await unfold(['compile', ...CELL, '--target', 'ts', '--json', '-o', out]);
     expect(r.status).toBe(0);
     const j = JSON.parse(r.stdout) as Record<string, unknown>;
     expect(j['target']).toBe('ts');
@@ -62,16 +57,16 @@ describe('compile --target', () => {
     expect(fs.readFileSync(path.join(out, 'trainer.ts'), 'utf8')).not.toContain('WebAssembly');
   });
 
-  it('f64 defaults to ts; --target wasm with f64 and an unknown target are refused in one line', () => {
-    const f64 = unfold(['compile', ...CELL, '--dtype', 'f64', '--json', '-o', path.join(dir, 'f64')]);
+  it('f64 defaults to ts; --target wasm with f64 and an unknown target are refused in one line', async () => {
+    const f64 = await unfold(['compile', ...CELL, '--dtype', 'f64', '--json', '-o', path.join(dir, 'f64')]);
     expect(f64.status).toBe(0);
     expect((JSON.parse(f64.stdout) as Record<string, unknown>)['target']).toBe('ts');
-    const bad = unfold(['compile', ...CELL, '--dtype', 'f64', '--target', 'wasm', '-o', path.join(dir, 'bad')]);
+    const bad = await unfold(['compile', ...CELL, '--dtype', 'f64', '--target', 'wasm', '-o', path.join(dir, 'bad')]);
     expect(bad.status).toBe(1);
     expect(bad.stderr.trim().split('\n')).toHaveLength(1);
     expect(bad.stderr).toMatch(/--target wasm computes in float32, not f64; use --dtype f32, or --target ts/);
     expect(fs.existsSync(path.join(dir, 'bad'))).toBe(false);
-    const unknown = unfold(['compile', ...CELL, '--target', 'gpu', '-o', path.join(dir, 'gpu')]);
+    const unknown = await unfold(['compile', ...CELL, '--target', 'gpu', '-o', path.join(dir, 'gpu')]);
     expect(unknown.status).toBe(2);
     expect(unknown.stderr).toMatch(/--target.*ts.*wasm/);
   });

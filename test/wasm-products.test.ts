@@ -1,10 +1,12 @@
 // The wasm product kernels against a plain float64 product on random data: every layout (A, B held
 // transposed or not), = and +=, shapes with and without remainders, unaligned offsets; each module
-// validated by wabt, and nothing outside the output written.
+// validated by wabt, and nothing outside the output written. The packed (cache-blocked) kernels
+// also at small blockings, so that every edge of every block occurs in small shapes.
 import wabtInit from 'wabt';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FunctionBuilder, I32, encodeModule } from '../src/emit/wasm/encoder.ts';
-import { KernelTable, pagesFor } from '../src/emit/wasm/module.ts';
+import { KernelTable, memoryLayout } from '../src/emit/wasm/module.ts';
+import { DEFAULT_BLOCKING, packedProductKernel, packedScratch, usePacked, type Blocking } from '../src/emit/wasm/packed.ts';
 import { productStrategy, type ProductShape } from '../src/emit/wasm/products.ts';
 import { rng } from './helpers/rng.ts';
 
@@ -28,8 +30,11 @@ function validate(bytes: Uint8Array): string {
 const aAt = (s: ProductShape, i: number, p: number) => (s.transA ? p * s.m + i : i * s.k + p);
 const bAt = (s: ProductShape, p: number, j: number) => (s.transB ? j * s.k + p : p * s.n + j);
 
-/** Runs one product kernel at odd offsets and checks it against float64 and the guard bands. */
-function check(s: ProductShape, seed: number): void {
+/**
+ * Runs one product kernel at odd offsets and checks it against float64 and the guard bands: the
+ * table's choice, or with `blocking` the packed kernel so blocked. The scratch starts as NaN.
+ */
+function check(s: ProductShape, seed: number, blocking?: Blocking): void {
   const table = new KernelTable();
   const call = table.product(s, 'o', 'a', 'b');
   expect(call).toBe('W.mm0(o, a, b);');
@@ -37,13 +42,14 @@ function check(s: ProductShape, seed: number): void {
   const r = rng(seed);
   // Unaligned regions separated by guard bands.
   const aOff = 3, bOff = aOff + m * k + 5, oOff = bOff + k * n + 7, size = oOff + m * n + 9;
-  const pages = pagesFor(size);
-  const bytes = table.encode(pages);
+  const { pages, scratch } = memoryLayout(size, blocking ? packedScratch(s, blocking) : table.scratchElements);
+  const bytes = blocking ? encodeModule([{ name: 'mm0', fn: packedProductKernel(s, scratch, blocking) }], pages) : table.encode(pages, scratch);
   validate(bytes);
   const memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
   const mem = new Float32Array(memory.buffer);
+  mem.fill(NaN);
   for (let i = 0; i < size; i++) mem[i] = r.uniform(-1, 1);
-  const before = Float32Array.from(mem);
+  const before = Float32Array.from(mem.subarray(0, size));
   const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } });
   (inst.exports['mm0'] as (o: number, a: number, b: number) => void)(oOff, aOff, bOff);
   for (let i = 0; i < m; i++) {
@@ -56,8 +62,8 @@ function check(s: ProductShape, seed: number): void {
       }
       const got = mem[oOff + i * n + j]!;
       // float32 sums: each step rounds by at most 2^-24 of the running magnitude.
-      if (Math.abs(got - want) > (k + 2) * 2 ** -23 * scale) {
-        throw new Error(`${JSON.stringify(s)}: out[${i},${j}] = ${got}, want ${want}`);
+      if (!(Math.abs(got - want) <= (k + 2) * 2 ** -23 * scale)) {
+        throw new Error(`${JSON.stringify(s)}${blocking ? ` blocked ${JSON.stringify(blocking)}` : ''}: out[${i},${j}] = ${got}, want ${want}`);
       }
     }
   }
@@ -66,6 +72,8 @@ function check(s: ProductShape, seed: number): void {
     if (mem[i] !== before[i]) throw new Error(`${JSON.stringify(s)}: element ${i} outside the output was written`);
   }
 }
+
+const LAYOUTS = [[false, false], [false, true], [true, false], [true, true]] as const;
 
 const SIZES: [number, number, number][] = [
   [1, 1, 1], [1, 5, 1], [2, 3, 4], [3, 7, 5], [4, 8, 8], [5, 9, 13], [7, 4, 17], [16, 32, 64],
@@ -76,11 +84,59 @@ describe('wasm product kernels', () => {
   for (const [m, k, n] of SIZES) {
     it(`${m}×${k}·${k}×${n}: every layout, = and +=`, () => {
       let seed = m * 1000 + k * 10 + n;
-      for (const transA of [false, true]) for (const transB of [false, true]) for (const accumulate of [false, true]) {
+      for (const [transA, transB] of LAYOUTS) for (const accumulate of [false, true]) {
         check({ m, k, n, transA, transB, accumulate }, seed++);
       }
     });
   }
+
+  // Edge shapes for the packed kernels: 1, 3, 5, 17, 130, 513 (none a multiple of a block) and a
+  // few whole ones, at the blocking the trainers use (kc 256, mc 128, nc 512: 513 and 130 cross them).
+  const PACKED: [number, number, number][] = [
+    [1, 1, 1], [3, 5, 17], [17, 3, 5], [5, 17, 3], [17, 17, 17], [130, 5, 17], [5, 130, 17], [17, 5, 130],
+    [130, 513, 17], [17, 130, 513], [513, 17, 130], [64, 16, 128], [33, 300, 40],
+  ];
+  for (const [m, k, n] of PACKED) {
+    it(`packed ${m}×${k}·${k}×${n}: every layout, = and +=`, () => {
+      let seed = 7 + m * 1000 + k * 10 + n;
+      for (const [transA, transB] of LAYOUTS) for (const accumulate of [false, true]) {
+        check({ m, k, n, transA, transB, accumulate }, seed++, DEFAULT_BLOCKING);
+      }
+    });
+  }
+
+  it('packed at small blockings: every k, m and n block edge and every micro-tile edge', () => {
+    const blockings: Blocking[] = [
+      { mr: 4, nr: 8, kc: 5, mc: 8, nc: 16, unroll: 1 },
+      { mr: 3, nr: 4, kc: 7, mc: 5, nc: 9, unroll: 2 },
+      { mr: 6, nr: 8, kc: 16, mc: 12, nc: 16, unroll: 3 },
+    ];
+    let seed = 1;
+    for (const bl of blockings) for (const [m, k, n] of [[1, 1, 1], [3, 5, 17], [17, 3, 5], [5, 17, 3], [13, 33, 21]] as const) {
+      for (const [transA, transB] of LAYOUTS) for (const accumulate of [false, true]) check({ m, k, n, transA, transB, accumulate }, seed++, bl);
+    }
+  });
+
+  it('takes the packed kernels for large outputs and long k, keeps register blocks for small ones', () => {
+    const s = (m: number, k: number, n: number, transA: boolean, transB: boolean): ProductShape => ({ m, k, n, transA, transB, accumulate: true });
+    const packed = (x: ProductShape) => usePacked(x, productStrategy(x));
+    // Weight gradients (per step and over all steps) and input projections over all steps.
+    expect(packed(s(512, 16, 128, true, false))).toBe(true);
+    expect(packed(s(512, 800, 128, true, false))).toBe(true);
+    expect(packed(s(800, 8, 512, false, true))).toBe(true);
+    expect(packed(s(800, 128, 512, false, true))).toBe(true);
+    // Per-step forward and input-gradient products, narrow outputs.
+    expect(packed(s(16, 128, 512, false, true))).toBe(false);
+    expect(packed(s(16, 512, 128, false, true))).toBe(false);
+    expect(packed(s(512, 800, 8, true, false))).toBe(false);
+    expect(packed(s(8, 800, 128, true, false))).toBe(false);
+    const t = new KernelTable();
+    t.product(s(512, 16, 128, true, false), 0, 0, 0);
+    t.product(s(16, 128, 512, false, true), 0, 0, 0);
+    expect(t.kernels.map((x) => x.strategy)).toEqual(['packed', 'dot']);
+    expect(t.scratchElements).toBe(packedScratch(s(512, 16, 128, true, false)));
+    expect(() => t.encode(100)).toThrow(/scratch/);
+  });
 
   it('uses each vectorization where it applies', () => {
     const s = (m: number, k: number, n: number, transA: boolean, transB: boolean): ProductShape => ({ m, k, n, transA, transB, accumulate: false });

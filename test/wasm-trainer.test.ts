@@ -90,6 +90,26 @@ describe('wasm target = ts target', () => {
     }
   }
 
+  // Large enough for the cache-blocked kernels over packed panels (src/emit/wasm/packed.ts): the
+  // weight gradients [4H × H] += Aᵀ[4H × B]·B[B × H] per step, and with k = τ·B over all steps.
+  for (const hoist of ['auto', 'on'] as const) {
+    it(`lstm 8→64→8, batch 16, hoist ${hoist}: the packed product kernels give the ts target's losses, gradients and parameters within 1e-5`, async () => {
+      const spec = { input: 8, hidden: 64, output: 8 };
+      // SGD: Adam's first update is about lr·sign(g), so a gradient element near 0 moves its parameter
+      // by up to lr whichever target rounds it (the old kernels miss 1e-5 there too).
+      const cfg = config(cellModel('lstm', spec), { batch: 16, hoist, optimizer: { name: 'sgd', lr: 0.1 } });
+      const [et, ew] = [emitTrainer({ ...cfg, target: 'ts' }), emitTrainer({ ...cfg, target: 'wasm' })];
+      const packed = ew.wasm!.kernels.filter((k) => k.strategy === 'packed').map((k) => k.description);
+      expect(packed).toContain(hoist === 'on' ? 'out[256×64] += Aᵀ[256×64]·B[64×64]' : 'out[256×64] += Aᵀ[256×16]·B[16×64]');
+      expect(ew.wasm!.scratchElements).toBeGreaterThan(0);
+      // The scratch lies after the arena, inside the one fixed memory.
+      expect(ew.wasm!.pages * 65536).toBeGreaterThanOrEqual((Math.ceil(ew.arena.elements / 16) * 16 + ew.wasm!.scratchElements) * 4);
+      validModule(ew.source);
+      const [mt, mw] = [await importTrainer(et), await importTrainer(ew)];
+      compare(mt.createTrainer({ seed: 6 }), mw.createTrainer({ seed: 6 }), { x: 16 * 4 * spec.input, y: 16 * 4 * spec.output }, 64);
+    });
+  }
+
   for (const kind of ['elman', 'lstm', 'gru'] as const) {
     it(`${kind} under per-row lengths, loss over the last valid step: losses and gradients within 1e-5`, async () => {
       const model = cellModel(kind, { input: 3, hidden: 10, output: 2 });

@@ -21,11 +21,16 @@ export interface CellSpec {
   readonly bidirectional?: boolean;
   /** nn.RNN's `dropout` (default 0): while training, on each layer's output but the last's. */
   readonly dropout?: number;
+  /**
+   * The module names the parameters start with (default `rnn` and `out`: `rnn.weight_ih_l0`,
+   * `out.weight`), as a PyTorch model's attribute names give them (`self.lstm`, `self.fc`).
+   */
+  readonly names?: { readonly rnn?: string; readonly out?: string };
 }
 
 export const GATES: Record<CellKind, number> = { elman: 1, lstm: 4, gru: 3 };
 
-type Dims = Pick<CellSpec, 'input' | 'hidden' | 'output' | 'layers' | 'bidirectional'>;
+type Dims = Pick<CellSpec, 'input' | 'hidden' | 'output' | 'layers' | 'bidirectional' | 'names'>;
 
 function layersOf(s: Dims): { L: number; D: number } {
   const L = s.layers ?? 1;
@@ -37,19 +42,20 @@ function layersOf(s: Dims): { L: number; D: number } {
 export function cellParamShapes(kind: CellKind, s: Dims): [string, number[]][] {
   const G = GATES[kind], H = s.hidden;
   const { L, D } = layersOf(s);
+  const rnn = s.names?.rnn ?? 'rnn', head = s.names?.out ?? 'out';
   const out: [string, number[]][] = [];
   for (let k = 0; k < L; k++) {
     for (let d = 0; d < D; d++) {
       const sfx = `_l${k}${d ? '_reverse' : ''}`;
       out.push(
-        [`rnn.weight_ih${sfx}`, [G * H, k === 0 ? s.input : D * H]],
-        [`rnn.weight_hh${sfx}`, [G * H, H]],
-        [`rnn.bias_ih${sfx}`, [G * H]],
-        [`rnn.bias_hh${sfx}`, [G * H]],
+        [`${rnn}.weight_ih${sfx}`, [G * H, k === 0 ? s.input : D * H]],
+        [`${rnn}.weight_hh${sfx}`, [G * H, H]],
+        [`${rnn}.bias_ih${sfx}`, [G * H]],
+        [`${rnn}.bias_hh${sfx}`, [G * H]],
       );
     }
   }
-  out.push(['out.weight', [s.output, D * H]], ['out.bias', [s.output]]);
+  out.push([`${head}.weight`, [s.output, D * H]], [`${head}.bias`, [s.output]]);
   return out;
 }
 
@@ -106,7 +112,8 @@ function layerCell(kind: CellKind, s: CellSpec, inputSize: number, [Wih, Whh, bi
 export function cell(kind: CellKind, s: CellSpec): Recurrence {
   const { L, D } = layersOf(s);
   // PyTorch's default: U(−1/√H, 1/√H) for the cell; the head's nn.Linear uses 1/√fan_in, fan_in = D·H.
-  const params = cellParamShapes(kind, s).map(([name, shape]) => param(name, shape, { kind: 'uniform', bound: 1 / Math.sqrt(name.startsWith('out.') ? D * s.hidden : s.hidden) }));
+  const shapes = cellParamShapes(kind, s);
+  const params = shapes.map(([name, shape], i) => param(name, shape, { kind: 'uniform', bound: 1 / Math.sqrt(i >= shapes.length - 2 ? D * s.hidden : s.hidden) }));
   const [Wout, bout] = params.slice(-2) as [Node, Node];
   const head = (h: Node) => ({ o: linear(h, Wout, bout) });
   if (L === 1 && D === 1) return layerCell(kind, s, s.input, params, head, [Wout, bout]);

@@ -10,6 +10,7 @@ import type { ModelDef } from '../dsl/model.ts';
 import { compileOptions, COMPILE_USAGE, trainerConfig } from './compile-options.ts';
 import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
 import { checkArenaFits } from './arena-limit.ts';
+import { Phases } from './phases.ts';
 
 function describeHoisted(h: Hoisted, rows: number): string {
   const parts = [
@@ -28,7 +29,7 @@ async function compileInference(model: ModelDef, source: string, values: Record<
   const batch = intFlag('compile', 'batch', values['batch'] as string | undefined, 1);
   const dtype = choiceFlag('compile', 'dtype', values['dtype'] as string | undefined, ['f32', 'f64'], 'f32');
   const seed = intFlag('compile', 'seed', values['seed'] as string | undefined, model.task?.seed ?? 1234, 0);
-  const [{ emitInference }, { transpileTrainer }, { trainerDeclarations }] = await Promise.all([import('../emit/inference.ts'), import('../emit/load.ts'), import('../emit/javascript.ts')]);
+  const [{ emitInference }, { transpileTrainer, trainerDeclarations }] = await Promise.all([import('../emit/inference.ts'), import('../emit/javascript.ts')]);
   const emitted = emitInference({ model, source, batch, dtype, seed });
   const dir = values['out'] as string;
   try {
@@ -53,8 +54,10 @@ async function compileInference(model: ModelDef, source: string, values: Record<
 export const compile: Command = {
   name: 'compile',
   summary: 'emit a standalone TypeScript trainer (forward, loss, backward, optimizer) for a model',
-  usage: `unfold compile ${MODEL_USAGE} ${COMPILE_USAGE} [--form auto|unrolled|rolled] [--dump-ir-after simplify|constant-fold|weight-layout] [--json] [--inference] -o DIR`,
+  usage: `unfold compile ${MODEL_USAGE} ${COMPILE_USAGE} [--form auto|unrolled|rolled] [--dump-ir-after simplify|constant-fold|weight-layout] [--json] [--profile] [--inference] -o DIR`,
   async run(argv) {
+    // Since the process started: what a user waits for (startup, the CLI's own modules) is a phase too.
+    const phases = new Phases(true);
     const { values, positionals } = parse('compile', argv, {
       ...modelOptions,
       ...compileOptions,
@@ -63,6 +66,7 @@ export const compile: Command = {
       form: { type: 'string' },
       'dump-ir-after': { type: 'string' },
       inference: { type: 'boolean' },
+      profile: { type: 'boolean' },
     });
     if (values.out === undefined) throw new UsageError('compile: -o DIR is required');
     const form = choiceFlag('compile', 'form', values.form, ['auto', 'unrolled', 'rolled'], 'auto');
@@ -73,6 +77,7 @@ export const compile: Command = {
     }
     const { model, source } = await resolveModel('compile', positionals, values);
     if (values.inference) return compileInference(model, source, values);
+    phases.lap('start and load the model');
     const dumps: string[] = [];
     const cfg = {
       ...trainerConfig('compile', model, source, values),
@@ -80,9 +85,11 @@ export const compile: Command = {
       // Each kernel graph is printed after the named pass (the rolled form has one: the step body and its VJP).
       ...(dumpAfter !== undefined ? { onPass: (name: string, g: Graph) => void (name === dumpAfter && dumps.push(printGraph(g))) } : {}),
     };
-    // Loaded here, not at the top: the emitter pulls in ts-morph (~0.5 s), which every other command would pay.
-    const [{ emitTrainer }, { trainerFiles }] = await Promise.all([import('../emit/trainer.ts'), import('../emit/javascript.ts')]);
+    // Loaded here, not at the top: javascript.ts pulls in the TypeScript compiler (for trainer.js and trainer.d.ts), which no other command pays.
+    const { emitTrainer } = await import('../emit/trainer.ts');
+    phases.lap('import the emitter');
     const emitted = emitTrainer(cfg);
+    phases.lap('emit trainer.ts (trace, compile, print)');
     for (const d of dumps) process.stdout.write(`# IR after ${dumpAfter}\n${d}`);
     checkArenaFits(emitted.arena, cfg);
     const dir = values.out;
@@ -93,11 +100,19 @@ export const compile: Command = {
     }
     const file = path.join(dir, 'trainer.ts');
     // trainer.ts, then trainer.js and trainer.d.ts beside it for plain node and the browser.
-    const files = trainerFiles(emitted.source).map((f) => {
-      const at = path.join(dir, f.name);
-      writeFileAtomic(at, f.content);
+    writeFileAtomic(file, emitted.source);
+    const { transpileTrainer, trainerDeclarations } = await import('../emit/javascript.ts');
+    phases.lap('import TypeScript');
+    const js = transpileTrainer(emitted.source);
+    phases.lap('trainer.js (transpile)');
+    const dts = trainerDeclarations(emitted.source);
+    phases.lap('trainer.d.ts (declarations)');
+    const files = [file, ...([['trainer.js', js], ['trainer.d.ts', dts]] as const).map(([name, content]) => {
+      const at = path.join(dir, name);
+      writeFileAtomic(at, content);
       return at;
-    });
+    })];
+    phases.lap('write');
     const a = emitted.arena;
     const bpe = cfg.dtype === 'f32' ? 4 : 8;
     if (values.json) {
@@ -105,7 +120,8 @@ export const compile: Command = {
         file, files, form: a.form, arenaBytes: a.bytes, arenaElements: a.elements, bytesPerElement: bpe,
         residualBytes: a.regions.residuals * bpe, residualBytesPerStep: a.residualsPerStep * bpe, regions: a.regions, hoisted: a.hoisted,
         target: cfg.target,
-        ...(emitted.wasm ? { wasm: { moduleBytes: emitted.wasm.moduleBytes, pages: emitted.wasm.pages, kernels: emitted.wasm.kernels.map((k) => ({ name: k.name, computes: k.description, strategy: k.strategy })) } } : {}),
+        ...(values.profile ? { phases: phases.record } : {}),
+        ...(emitted.wasm ? { wasm: { moduleBytes: emitted.wasm.moduleBytes, pages: emitted.wasm.pages, scratchBytes: emitted.wasm.scratchElements * 4, kernels: emitted.wasm.kernels.map((k) => ({ name: k.name, computes: k.description, strategy: k.strategy })) } } : {}),
       }) + '\n');
     } else {
       process.stdout.write([
@@ -115,10 +131,11 @@ export const compile: Command = {
         `BPTT residuals: ${a.regions.residuals * bpe} bytes (τ = ${cfg.tau} × ${a.residualsPerStep * bpe} bytes per step)`,
         ...(a.form === 'rolled' ? [`over all steps at once: ${describeHoisted(a.hoisted, cfg.tau * cfg.batch)}`] : []),
         emitted.wasm
-          ? `target: wasm, ${emitted.wasm.kernels.length} kernels in a ${emitted.wasm.moduleBytes}-byte module (memory ${emitted.wasm.pages} × 64 KiB): ${emitted.wasm.kernels.map((k) => `${k.name} ${k.description}`).join('; ')}`
+          ? `target: wasm, ${emitted.wasm.kernels.length} kernels in a ${emitted.wasm.moduleBytes}-byte module (memory ${emitted.wasm.pages} × 64 KiB${emitted.wasm.scratchElements ? `, ${emitted.wasm.scratchElements * 4} bytes of it scratch for packed products` : ''}): ${emitted.wasm.kernels.map((k) => `${k.name} ${k.description}`).join('; ')}`
           : `target: ts (TypeScript loops)`,
       ].join('\n') + '\n');
     }
+    if (values.profile && !values.json) process.stderr.write(`phases:\n${phases.describe()}\n`);
     return 0;
   },
 };

@@ -34,7 +34,8 @@ export function estimateFullDot(model: ModelDef, req: DotRequest): DotSize {
  * SVG layout of it is slower still), or an error when no string could hold it.
  */
 export function checkFullDot(model: ModelDef, req: DotRequest, svg: boolean, warn: (line: string) => void): void {
-  if (!req.full || req.view === 'folded') return;
+  // A graph model's scans have the lengths its inputs give them: every step is always drawn.
+  if (!req.full || req.view === 'folded' || model.graph) return;
   const size = estimateFullDot(model, req);
   const what = `--full draws all ${size.tau} steps: about ${formatBytes(size.chars)} of DOT, ${size.nodes} nodes and ${size.edges} edges`;
   if (size.chars > MAX_DOT_CHARS) {

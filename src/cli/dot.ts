@@ -2,7 +2,6 @@
 // graph). Flags are validated before any work; the file is written atomically, or DOT goes to stdout.
 import path from 'node:path';
 import { modelDot } from '../dot/export.ts';
-import { renderSvg } from '../dot/render.ts';
 import { LEVELS, VIEWS, type Level, type View } from '../dot/views.ts';
 import { ELIDE_ABOVE, ELIDE_KEEP, OPS_LEVEL_MAX_STEP_NODES } from '../dot/style.ts';
 import { describeOsError, makeDirectory, writeFileAtomic } from '../io/atomic-write.ts';
@@ -19,6 +18,8 @@ const USAGE = [
   `           (stacked or bidirectional layers: cell — a row per layer, a reverse scan running right to left)`,
   `  --full   draw every step; otherwise τ > ${ELIDE_ABOVE} shows the first and last ${ELIDE_KEEP} steps and one elision node`,
   `  -o       .svg renders SVG (Graphviz in WebAssembly), .dot writes DOT, - writes DOT to stdout`,
+  `  A graph of scans (a model file's graph, e.g. graphs/translate.ts): a cluster (folded) or a row (unfolded,`,
+  `  gradient) per scan, every step drawn, each scan's length its own (no --tau); --level ops: folded and unfolded`,
 ].join('\n');
 
 export interface DotOutput {
@@ -51,10 +52,14 @@ export async function dotOutput(argv: readonly string[]): Promise<DotOutput> {
     throw new UsageError(`dot: -o ${out}: the file must end in .dot, .gv or .svg (or be - for DOT on stdout)`);
   }
   const { model } = await resolveModel('dot', positionals, values);
+  if (model.graph && tau !== undefined) {
+    throw new UnfoldError(`--tau sets the steps of one recurrence; model ${model.name} is a graph whose scans take their lengths from its inputs`);
+  }
   const req = { view, ...(level ? { level } : {}), ...(tau !== undefined ? { tau } : {}), full: values.full ?? false };
   checkFullDot(model, req, ext === '.svg', (line) => process.stderr.write(`${line}\n`));
   const dot = modelDot(model, req);
-  return { out, content: ext === '.svg' ? await renderSvg(dot) : dot };
+  // Graphviz (WebAssembly) is loaded only for an SVG: main.ts imports every command at startup.
+  return { out, content: ext === '.svg' ? await (await import('../dot/render.ts')).renderSvg(dot) : dot };
 }
 
 export const dot: Command = {

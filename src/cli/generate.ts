@@ -10,6 +10,11 @@ import { buildAt, lossOutput, readParams } from './run-data.ts';
 import { forwardJson, inferenceFor, stackBlocks } from './run.ts';
 import { checkpointVocabulary, checkTextModel } from './text-data.ts';
 import { encode } from '../data/text.ts';
+import type { ModelDef } from '../dsl/model.ts';
+import { tensorToJson } from '../io/tensor-file.ts';
+import { decodeGreedy } from './graph-model.ts';
+import path from 'node:path';
+import { makeDirectory, writeFileAtomic } from '../io/atomic-write.ts';
 
 export interface Sampler {
   readonly temperature: number;
@@ -111,10 +116,41 @@ export function closedLoop(inf: InferenceInstance, rec: ReturnType<typeof buildA
   };
 }
 
+/**
+ * A graph model's greedy decoding (each step's argmax fed back): one line of symbols per row, or with
+ * --json one object { symbols [B][T], and every other greedy output such as attention [B, Ty, Tx] }.
+ */
+async function generateGraph(model: ModelDef, v: { params?: string | undefined; data?: string | undefined; json?: boolean | undefined; out?: string | undefined; 'no-plots'?: boolean | undefined } & Record<string, unknown>): Promise<number> {
+  for (const flag of ['prompt', 'steps', 'temperature', 'top-k', 'seed', 'loss']) {
+    if (v[flag] !== undefined) throw new UsageError(`generate: --${flag} is for a recurrence run in a closed loop; model ${model.name} decodes greedily (its argmax fed back)`);
+  }
+  if (v.data === undefined) throw new UsageError(`generate: --data FILE is required for model ${model.name} (the inputs its greedy decoding reads)`);
+  const r = decodeGreedy(model, v.data, v.params!);
+  const attention = r.outputs.get('attention');
+  // attention.svg: the weights each decoder step gave the encoder steps (the first rows of the batch).
+  let drawn: string | undefined;
+  if (attention && !v['no-plots']) {
+    const { attentionHeatmapSvg } = await import('../plot/attention.ts');
+    const dir = v.out ?? path.join('out', model.name);
+    makeDirectory(dir);
+    drawn = path.join(dir, 'attention.svg');
+    const target = r.vocabulary ? r.symbols.map((row) => row.map((c) => r.vocabulary![c] ?? '?')) : undefined;
+    writeFileAtomic(drawn, await attentionHeatmapSvg(attention, { ...(r.source ? { source: r.source } : {}), ...(target ? { target } : {}), title: `${model.name}: attention of the greedy decoding` }));
+  }
+  if (v.json) {
+    process.stdout.write(JSON.stringify({ symbols: r.symbols, ...Object.fromEntries([...r.outputs].map(([k, t]) => [k, tensorToJson(t, k)])) }) + '\n');
+  } else {
+    const text = (row: number[]) => (r.vocabulary ? row.map((c) => r.vocabulary![c] ?? '?').join('') : row.join(' '));
+    process.stdout.write(r.symbols.map(text).join('\n') + '\n');
+    if (drawn) process.stderr.write(`wrote ${drawn}\n`);
+  }
+  return 0;
+}
+
 export const generate: Command = {
   name: 'generate',
   summary: 'run a trained model in a closed loop (its output fed back as the next input): text for a train --text model, else JSON',
-  usage: `unfold generate ${MODEL_USAGE} --params FILE [--prompt TEXT] [--steps N] [--temperature T] [--top-k K] [--seed S] [--loss mse|sse|xent]`,
+  usage: `unfold generate ${MODEL_USAGE} --params FILE [--prompt TEXT] [--steps N] [--temperature T] [--top-k K] [--seed S] [--loss mse|sse|xent]\n       unfold generate <graph.ts with greedy decoding> --params FILE --data FILE [--json] [--out DIR | --no-plots]`,
   async run(argv) {
     const { values: parsed, positionals } = parse('generate', argv, {
       ...modelOptions,
@@ -125,6 +161,10 @@ export const generate: Command = {
       temperature: { type: 'string' },
       'top-k': { type: 'string' },
       seed: { type: 'string' },
+      data: { type: 'string' },
+      json: { type: 'boolean' },
+      out: { type: 'string' },
+      'no-plots': { type: 'boolean' },
     });
     if (parsed.params === undefined) throw new UsageError('generate: --params FILE is required (a train --save checkpoint or a parameter file)');
     const steps = optionalIntFlag('generate', 'steps', parsed.steps);
@@ -143,6 +183,8 @@ export const generate: Command = {
     }
     if (vocabulary && parsed.loss !== undefined && parsed.loss !== 'xent') throw new UsageError(`generate: ${parsed.params} is a text model (cross-entropy); --loss ${parsed.loss} does not apply`);
     const { model, source } = await resolveModel('generate', positionals, values, parsed.params);
+    if (model.graph) return generateGraph(model, parsed);
+    if (parsed.data !== undefined || parsed.json !== undefined || parsed.out !== undefined || parsed['no-plots'] !== undefined) throw new UsageError(`generate: --data, --json, --out and --no-plots are for a graph model's greedy decoding; ${source} is one recurrence, run in a closed loop`);
     const loss = vocabulary ? { ...lossSpec('generate', model, {}), kind: 'xent' as const } : lossSpec('generate', model, values);
     const rec = buildAt(model, 1);
     if (rec.input.length !== 1) throw new UnfoldError(`model "${model.name}" (${source}) has ${rec.input.length === 0 ? 'no input to feed its output back into; use unfold run' : `${rec.input.length} inputs; generate feeds the output back into one`}`);

@@ -17,6 +17,7 @@ import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
 import { bindData, collectRun, HIDDEN, gradTargets, initialKey, lossOutput, readRunFiles, runGraph, targetName, type RunData, type RunResult } from './run-data.ts';
 import { lossOptions, lossSpec, LOSS_USAGE } from './compile-options.ts';
 import { withLengths } from '../transforms/lengths.ts';
+import { formatGraphRun, readGraphData, readGraphParams, runGraphCompiled, runGraphModel } from './graph-model.ts';
 
 export type Engine = 'interpreter' | 'compiled';
 export type FormChoice = 'unrolled' | 'rolled' | 'auto';
@@ -104,7 +105,7 @@ async function runCompiled(model: ModelDef, source: string, data: RunData, loss:
  * `params`, else the seeded init.
  */
 export async function evaluationTrainer(cfg: Omit<TrainerConfig, 'optimizer' | 'carryState'>, params: ReadonlyMap<string, Tensor> | undefined): Promise<{ emitted: EmittedTrainer; trainer: TrainerInstance }> {
-  // Loaded here, not at the top: ts-morph costs ~0.5 s, which no other grad or run should pay.
+  // Loaded here, not at the top: the emitter is needed by no other grad or run (it loads no TypeScript compiler).
   const { emitTrainer } = await import('../emit/trainer.ts');
   const { importTrainer } = await import('../emit/load.ts');
   const emitted = emitTrainer({ ...cfg, optimizer: { name: 'sgd', lr: 0 }, carryState: false });
@@ -176,6 +177,19 @@ export const grad: Command = {
     const form = choiceFlag<FormChoice>('grad', 'form', values.form, ['unrolled', 'rolled', 'auto'], 'auto');
     if (values.form !== undefined && engine !== 'compiled') throw new UsageError('grad: --form applies to --engine compiled only');
     const loss = lossSpec('grad', model, values);
+    if (model.graph) {
+      const data = readGraphData(values.data, model);
+      const params = readGraphParams(values.params, data.model);
+      const result = engine === 'compiled'
+        ? await runGraphCompiled(model, source, data, loss, params, { dtype, form: form === 'unrolled' ? 'unrolled' : 'rolled' })
+        : runGraphModel(data, loss, params, { dtype });
+      const wrt = parseWrt(values.wrt, data.model.params.map((p) => p.name)) ?? data.model.params.map((p) => p.name);
+      for (const name of result.unused.filter((n) => wrt.includes(n))) {
+        process.stderr.write(`unfold grad: warning: the loss does not depend on "${name}"; its gradient is zero\n`);
+      }
+      process.stdout.write(formatGraphRun(result, wrt, loss));
+      return 0;
+    }
 
     // The data's shapes give B; the model is built at B, then its parameters are checked.
     const files = readRunFiles(model, loss, { params: values.params, data: values.data }, () => {

@@ -8,6 +8,8 @@ import type { Recurrence } from '../dsl/recurrence.ts';
 import { evaluate } from '../interp/evaluate.ts';
 import type { LossSpec } from '../transforms/loss.ts';
 import { trainingGraph } from '../transforms/training.ts';
+import { graphTraining } from '../transforms/graph-training.ts';
+import { readGraphData, readGraphParams, type GraphData } from './graph-model.ts';
 import { intFlag, numberFlag, optionalIntFlag, parse, positiveFlag, UsageError, type Command } from './command.ts';
 import { lossOptions, lossSpec, LOSS_USAGE } from './compile-options.ts';
 import { withLengths } from '../transforms/lengths.ts';
@@ -49,7 +51,7 @@ export interface CheckRow {
 }
 
 /** Where each entry of a checked tensor lives among the bound values (so it can be nudged in place). */
-interface Variable {
+export interface Variable {
   readonly target: GradTarget;
   readonly shape: Shape;
   readonly size: number;
@@ -118,6 +120,34 @@ export interface CheckReport {
   readonly ok: boolean;
 }
 
+/** (L(θ + εd) − L(θ − εd)) / 2ε for a direction given as (array, offset, weight) triples, each nudged in place and restored. */
+function centralDifference(lossAt: () => number, eps: number) {
+  return (cells: readonly [Float64Array, number, number][]): number => {
+    const saved = cells.map(([a, i]) => a[i]!);
+    cells.forEach(([a, i, w], k) => (a[i] = saved[k]! + eps * w));
+    const up = lossAt();
+    cells.forEach(([a, i, w], k) => (a[i] = saved[k]! - eps * w));
+    const down = lossAt();
+    cells.forEach(([a, i], k) => (a[i] = saved[k]!));
+    return (up - down) / (2 * eps);
+  };
+}
+
+/** The check of a graph model (scans over whole tensors): every parameter's gradient, float64. */
+export function checkGraphGradients(data: GraphData, params: Map<string, Tensor>, loss: LossSpec, opts: CheckOptions): CheckReport {
+  const tg = graphTraining(data.model, loss, derivedBuilder());
+  const values = evaluate(tg.graph, params, data.tensors, 'f64');
+  const lossGraph = makeGraph([{ name: 'loss', node: tg.loss }]);
+  const lossAt = (): number => evaluate(lossGraph, params, data.tensors, 'f64').get('loss')!.data[0]!;
+  const lossValue = values.get('loss')!.data[0]!;
+  const vars = data.model.params.map((p): Variable => {
+    const sym = values.get(`grad:${p.name}`)!;
+    const v = params.get(p.name)!.data;
+    return { target: { name: p.name, kind: 'param', leaf: p.name }, shape: sym.shape, size: sym.data.length, sym: sym.data, cell: (j) => [v, j] };
+  });
+  return checkVariables(vars, centralDifference(lossAt, opts.eps), lossValue, opts.atol ?? atolFor(lossValue, opts.eps), opts);
+}
+
 /** Runs the check on one built model with its data and parameters (float64 throughout). */
 export function checkGradients(model: Recurrence, data: RunData, params: Map<string, Tensor>, loss: LossSpec, opts: CheckOptions): CheckReport {
   const b = derivedBuilder();
@@ -127,22 +157,24 @@ export function checkGradients(model: Recurrence, data: RunData, params: Map<str
   const run = collectRun(tg, loss, evaluate(runGraph(tg), params, inputs, 'f64'), data.lengths);
   const lossGraph = makeGraph([{ name: 'loss', node: tg.trainable.loss }]);
   const lossAt = (): number => evaluate(lossGraph, params, inputs, 'f64').get('loss')!.data[0]!;
-  const { eps, tol, floor } = opts;
+  const { eps } = opts;
   const atol = opts.atol ?? atolFor(run.loss, eps);
 
-  /** (L(θ + εd) − L(θ − εd)) / 2ε for a direction given as (array, offset, weight) triples. */
-  const central = (cells: readonly [Float64Array, number, number][]): number => {
-    const saved = cells.map(([a, i]) => a[i]!);
-    cells.forEach(([a, i, w], k) => (a[i] = saved[k]! + eps * w));
-    const up = lossAt();
-    cells.forEach(([a, i, w], k) => (a[i] = saved[k]! - eps * w));
-    const down = lossAt();
-    cells.forEach(([a, i], k) => (a[i] = saved[k]!));
-    return (up - down) / (2 * eps);
-  };
+  const central = centralDifference(lossAt, eps);
 
+  return checkVariables(variables(rec, data, params, inputs, run.grads), central, run.loss, atol, opts);
+}
+
+
+
+/**
+ * Checks each variable's symbolic gradient against central differences of the loss: a
+ * deterministic subset of its entries one by one, the rest through a random projection, and every
+ * variable together along one direction. `central` nudges the cells given and restores them.
+ */
+export function checkVariables(vars: readonly Variable[], central: (cells: readonly [Float64Array, number, number][]) => number, lossValue: number, atol: number, opts: CheckOptions): CheckReport {
+  const { tol, floor } = opts;
   const next = mulberry32(opts.seed ^ 0x9e3779b9);
-  const vars = variables(rec, data, params, inputs, run.grads);
   const rows: CheckRow[] = vars.map((v) => {
     const picked = pickEntries(v.size, opts.entries, next);
     let maxDiff = 0, maxFd = 0, maxSym = 0, ok = true;
@@ -180,7 +212,7 @@ export function checkGradients(model: Recurrence, data: RunData, params: Map<str
   // The worst is a failing row when there is one (a row within atol may have a larger relative error).
   const failing = rows.filter((r) => !r.ok);
   const worst = (failing.length > 0 ? failing : rows).reduce((w, r) => (r.relErr > w.relErr ? r : w));
-  return { loss: run.loss, atol, rows, worst, ok: rows.every((r) => r.ok) };
+  return { loss: lossValue, atol, rows, worst, ok: rows.every((r) => r.ok) };
 }
 
 /** |<g, d> − fd| relative to Σ|g·d|, the largest |<g, d>| could be without cancellation. */
@@ -219,6 +251,42 @@ function table(rows: readonly CheckRow[]): string {
   return cells.map((row) => row.map((x, c) => (c === row.length - 1 ? x : x.padEnd(widths[c]!))).join('  ')).join('\n') + '\n';
 }
 
+
+/** Prints a check's report (a table, or --json) and fails with one line when an entry is off. */
+function reportCheck(report: CheckReport, w: { model: string; source: string; batch: number; tau: number | undefined; params: string; data: string; eps: number; tol: number; loss: LossSpec; json: boolean }): number {
+  const { atol } = report;
+  const { worst } = report;
+  if (w.json) {
+    const obj = {
+      model: w.source, batch: w.batch, ...(w.tau !== undefined ? { tau: w.tau } : {}), params: w.params, data: w.data, eps: w.eps, tol: w.tol, atol, loss: report.loss, lossKind: w.loss.kind, lossOver: w.loss.over ?? 'all',
+      rows: report.rows.map((r) => ({ name: r.name, kind: r.kind, shape: [...r.shape], entries: r.entries, size: r.size, projection: r.projection, relErr: r.relErr, absErr: r.absErr, maxAbsGrad: r.maxAbsGrad, ok: r.ok })),
+      worst: { name: worst.name, relErr: worst.relErr },
+      ok: report.ok,
+    };
+    process.stdout.write(JSON.stringify(obj) + '\n');
+  } else {
+    process.stdout.write(
+      `gradcheck ${w.model} (${w.source}): B = ${w.batch}${w.tau !== undefined ? `, T = ${w.tau}` : ''}, loss ${report.loss} (${w.loss.kind} over ${w.loss.over ?? 'all'})\n` +
+        `params: ${w.params}; data: ${w.data}; eps ${num(w.eps)}, tol ${num(w.tol)}, atol ${num(atol)}, float64\n` +
+        `an entry passes when |sym − fd| ≤ atol + tol·|fd|; rel err = max|sym − fd| / max(max|fd|, ${FLOOR}); projection: |<g,d> − fd| vs Σ|g·d| for a random d\n\n` +
+        table(report.rows) +
+        `\nworst: ${worst.name} (${worst.relErr.toExponential(2)}) — ${report.ok ? `within tolerance ${num(w.tol)}` : `above tolerance ${num(w.tol)}`}\n`,
+    );
+  }
+  if (!report.ok) {
+    const failed = report.rows.filter((r) => !r.ok).map((r) => r.name);
+    const noise = noiseFloor(report.loss, w.eps);
+    const hint = worst.absErr < 100 * noise
+      ? `; its absolute error ${worst.absErr.toExponential(1)} is within 100× the finite-difference rounding noise (≈ ${noise.toExponential(1)} at eps ${num(w.eps)}): a larger --eps (e.g. 1e-4) or a looser --tol may be all it needs`
+      : '';
+    throw new UnfoldError(
+      `gradient check failed: "${worst.name}" has relative error ${worst.relErr.toExponential(2)} (absolute ${worst.absErr.toExponential(2)}) above tol ${num(w.tol)} and atol ${num(atol)}` +
+        (failed.length > 1 ? ` (also above: ${failed.filter((n) => n !== worst.name).join(', ')})` : '') + hint,
+    );
+  }
+  return 0;
+}
+
 export const gradcheck: Command = {
   name: 'gradcheck',
   summary: 'check the symbolic gradient against central finite differences (float64); exit 1 when off',
@@ -248,6 +316,22 @@ export const gradcheck: Command = {
     const tauFlag = optionalIntFlag('gradcheck', 'tau', values.tau);
     const loss = lossSpec('gradcheck', model, values);
     const task = model.task;
+    if (model.graph) {
+      if (values.tau !== undefined) throw new UsageError(`gradcheck: --tau sets the steps of one recurrence; model ${model.name} is a graph whose scans take their lengths from its inputs`);
+      if (values.data === undefined && !task) throw new UsageError(`gradcheck: model ${model.name} has no task; give --data FILE`);
+      let data: GraphData;
+      if (values.data !== undefined) data = readGraphData(values.data, model);
+      else {
+        const w = task!.window(0);
+        const tensors = new Map([...(w.x ? [['x', w.x] as const] : []), ['y', w.y] as const, ...(w.lengths ? [['lengths', w.lengths] as const] : [])]);
+        const batch = (w.x ?? w.y).shape[0]!;
+        data = { model: model.graph(batch, { lengths: w.lengths !== undefined }), batch, tensors };
+      }
+      if (batchFlag !== undefined && batchFlag !== data.batch) throw new UsageError(`gradcheck: --batch ${batchFlag} does not match the data's batch size ${data.batch}`);
+      const params = values.params !== undefined ? readGraphParams(values.params, data.model) : initialParams(data.model, seed);
+      const report = checkGraphGradients(data, params, loss, { eps, tol, seed, entries, floor: FLOOR, ...(atolFlag !== undefined ? { atol: atolFlag } : {}) });
+      return reportCheck(report, { model: model.name, source, batch: data.batch, tau: undefined, params: values.params ?? `initial parameters (seed ${seed})`, data: values.data ?? 'task window 0', eps, tol, loss, json: values.json === true });
+    }
 
     // Without --data: the task's own window 0 when the sizes asked for are the task's, else random data.
     const fallback = () => {
@@ -268,36 +352,7 @@ export const gradcheck: Command = {
     const paramsSource = values.params ?? `initial parameters (seed ${seed})`;
 
     const report = checkGradients(rec, data, params, loss, { eps, tol, seed, entries, floor: FLOOR, ...(atolFlag !== undefined ? { atol: atolFlag } : {}) });
-    const { atol } = report;
-    const { worst } = report;
-    if (values.json) {
-      const obj = {
-        model: source, batch: data.batch, tau: data.tau, params: paramsSource, data: data.source, eps, tol, atol, loss: report.loss, lossKind: loss.kind, lossOver: loss.over ?? 'all',
-        rows: report.rows.map((r) => ({ name: r.name, kind: r.kind, shape: [...r.shape], entries: r.entries, size: r.size, projection: r.projection, relErr: r.relErr, absErr: r.absErr, maxAbsGrad: r.maxAbsGrad, ok: r.ok })),
-        worst: { name: worst.name, relErr: worst.relErr },
-        ok: report.ok,
-      };
-      process.stdout.write(JSON.stringify(obj) + '\n');
-    } else {
-      process.stdout.write(
-        `gradcheck ${model.name} (${source}): B = ${data.batch}, T = ${data.tau}, loss ${report.loss} (${loss.kind} over ${loss.over ?? 'all'})\n` +
-          `params: ${paramsSource}; data: ${data.source}; eps ${num(eps)}, tol ${num(tol)}, atol ${num(atol)}, float64\n` +
-          `an entry passes when |sym − fd| ≤ atol + tol·|fd|; rel err = max|sym − fd| / max(max|fd|, ${FLOOR}); projection: |<g,d> − fd| vs Σ|g·d| for a random d\n\n` +
-          table(report.rows) +
-          `\nworst: ${worst.name} (${worst.relErr.toExponential(2)}) — ${report.ok ? `within tolerance ${num(tol)}` : `above tolerance ${num(tol)}`}\n`,
-      );
-    }
-    if (!report.ok) {
-      const failed = report.rows.filter((r) => !r.ok).map((r) => r.name);
-      const noise = noiseFloor(report.loss, eps);
-      const hint = worst.absErr < 100 * noise
-        ? `; its absolute error ${worst.absErr.toExponential(1)} is within 100× the finite-difference rounding noise (≈ ${noise.toExponential(1)} at eps ${num(eps)}): a larger --eps (e.g. 1e-4) or a looser --tol may be all it needs`
-        : '';
-      throw new UnfoldError(
-        `gradient check failed: "${worst.name}" has relative error ${worst.relErr.toExponential(2)} (absolute ${worst.absErr.toExponential(2)}) above tol ${num(tol)} and atol ${num(atol)}` +
-          (failed.length > 1 ? ` (also above: ${failed.filter((n) => n !== worst.name).join(', ')})` : '') + hint,
-      );
-    }
-    return 0;
+    return reportCheck(report, { model: model.name, source, batch: data.batch, tau: data.tau, params: paramsSource, data: data.source, eps, tol, loss, json: values.json === true });
   },
 };
+

@@ -1,20 +1,33 @@
 // The CLI entry: dispatches to the commands, prints errors as one clear line (no stack trace).
 import { UnfoldError } from '../ir/errors.ts';
 import { UsageError, type Command } from './command.ts';
-import { compile } from './compile.ts';
-import { show } from './show.ts';
-import { dot } from './dot.ts';
-import { grad } from './grad.ts';
-import { gradcheck } from './gradcheck.ts';
-import { train } from './train.ts';
-import { start } from './start.ts';
-import { run } from './run.ts';
-import { generate } from './generate.ts';
 
-/** Every command, in the order `--help` lists them. */
-export const COMMANDS: readonly Command[] = [show, dot, compile, grad, gradcheck, train, run, generate, start];
+/**
+ * Every command, in the order `--help` lists them, each module imported when its command runs:
+ * a command loads its own modules only, not every other command's (time to the first step).
+ */
+const COMMAND_MODULES: readonly (readonly [string, () => Promise<Command>])[] = [
+  ['show', async () => (await import('./show.ts')).show],
+  ['dot', async () => (await import('./dot.ts')).dot],
+  ['compile', async () => (await import('./compile.ts')).compile],
+  ['grad', async () => (await import('./grad.ts')).grad],
+  ['gradcheck', async () => (await import('./gradcheck.ts')).gradcheck],
+  ['train', async () => (await import('./train.ts')).train],
+  ['run', async () => (await import('./run.ts')).run],
+  ['evaluate', async () => (await import('./evaluate.ts')).evaluate],
+  ['generate', async () => (await import('./generate.ts')).generate],
+  ['export', async () => (await import('./export.ts')).exportCommand],
+  ['import', async () => (await import('./import.ts')).importCommand],
+  ['start', async () => (await import('./start.ts')).start],
+];
 
-function help(): string {
+/** Every command, loaded (for the help text). */
+export async function commands(): Promise<Command[]> {
+  return Promise.all(COMMAND_MODULES.map(([, load]) => load()));
+}
+
+async function help(): Promise<string> {
+  const COMMANDS = await commands();
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
   return [
     'unfold — a symbolic graph compiler for recurrent networks',
@@ -30,18 +43,19 @@ function help(): string {
 export async function main(argv: readonly string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-    process.stdout.write(help());
+    process.stdout.write(await help());
     return name === undefined ? 2 : 0;
   }
   if (name === '--version') {
     process.stdout.write('unfold 0.1.0\n');
     return 0;
   }
-  const command = COMMANDS.find((c) => c.name === name);
-  if (!command) {
-    process.stderr.write(`unfold: unknown command "${name}"\n\n${help()}`);
+  const load = COMMAND_MODULES.find(([n]) => n === name)?.[1];
+  if (!load) {
+    process.stderr.write(`unfold: unknown command "${name}"\n\n${await help()}`);
     return 2;
   }
+  const command = await load();
   if (rest.includes('--help') || rest.includes('-h')) {
     process.stdout.write(`usage: ${command.usage}\n\n${command.summary}\n`);
     return 0;

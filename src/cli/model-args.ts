@@ -59,6 +59,7 @@ export async function loadModelFile(file: string): Promise<ModelDef> {
 
 /** One line on stderr per declared parameter that nothing reads (a build that fails is left to the command to report). */
 function warnUnusedParams(model: ModelDef, source: string): void {
+  if (model.graph) return; // a graph of scans: its parameters are checked where it is traced
   let unused: string[];
   try {
     unused = unusedParams(withContext(() => model.build(1)));

@@ -13,6 +13,7 @@ import { readParamsOnly } from './checkpoint.ts';
 import { isWeighted, LOSS_NORM, LOSS_WEIGHT, lossNormalizer, lossWeights, type LossSpec } from '../transforms/loss.ts';
 import { checkLengths, validTable, VALID } from '../transforms/lengths.ts';
 import type { TrainingGraph } from '../transforms/training.ts';
+import { isClassIndices, oneHotTargets } from './class-labels.ts';
 
 /** The model's own loss (a task's), else MSE over every step — what `grad` and PyTorch's fixtures use. */
 export function lossOf(model: ModelDef): LossSpec {
@@ -176,10 +177,20 @@ export function checkData(tensors: ReadonlyMap<string, Tensor>, rec: Recurrence,
 export const LENGTHS = 'lengths';
 
 /** Checks named tensors as `model`'s data: probes it for names, takes B and T from the data, builds it at B. */
-function dataFor(tensors: ReadonlyMap<string, Tensor>, model: ModelDef, loss: LossSpec, source: string, probe = probeModel(model)): { rec: Recurrence; data: RunData } {
+function dataFor(given: ReadonlyMap<string, Tensor>, model: ModelDef, loss: LossSpec, source: string, probe = probeModel(model)): { rec: Recurrence; data: RunData } {
+  const tensors = withOneHotTarget(given, probe, loss, source);
   const dims = dataDims(tensors, probe, loss, source, model.task?.batch ?? 1);
   const rec = model.build(dims.batch);
   return { rec, data: checkData(tensors, rec, loss, dims, source) };
+}
+
+/** The data with a class-index target y [B, T] (for an output [B, C] per step) made one-hot [B, T, C], as nn.CrossEntropyLoss reads indices. */
+function withOneHotTarget(tensors: ReadonlyMap<string, Tensor>, probe: Recurrence, loss: LossSpec, source: string): ReadonlyMap<string, Tensor> {
+  const name = targetName(loss);
+  const y = tensors.get(name);
+  const out = lossOutput(probe, loss).node.shape;
+  if (y === undefined || out.length !== 2 || !isClassIndices(y, out[1]!)) return tensors;
+  return new Map([...tensors, [name, oneHotTargets(y, out[1]!, loss, `${source}: "${name}"`, tensors.get(LENGTHS)?.data)]]);
 }
 
 /** Reads a data file for `model` (see checkData for what it must hold). */

@@ -10,7 +10,8 @@ import { describeOsError, makeDirectory, writeFileAtomic } from '../io/atomic-wr
 import { readTensorMap, tensorToJson } from '../io/tensor-file.ts';
 import { choiceFlag, optionalIntFlag, parse, UsageError, type Command } from './command.ts';
 import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
-import { buildAt, initialKey, lossOf, probeModel, readParams, sequenceShape, targetName } from './run-data.ts';
+import { buildAt, initialKey, LENGTHS, lossOf, probeModel, readParams, sequenceShape, targetName } from './run-data.ts';
+import { checkLengths } from '../transforms/lengths.ts';
 import { evaluationTrainer } from './grad.ts';
 
 /** What a forward run starts from: B, the number of steps N, the inputs x(1..N) [B, N, ...] and s(0). */
@@ -22,6 +23,8 @@ export interface ForwardData {
   /** By state name, flat in the state's own shape (zeros where none was given). */
   readonly initial: ReadonlyMap<string, Float64Array>;
   readonly source: string;
+  /** Valid steps of each row (1..N), as pack_padded_sequence: a row's state stops at its length. */
+  readonly lengths?: readonly number[];
 }
 
 /**
@@ -73,8 +76,7 @@ export function readForwardData(file: string, model: ModelDef, tau: number | und
 export function forwardData(tensors: ReadonlyMap<string, Tensor>, model: ModelDef, tau: number | undefined, source: string): { rec: Recurrence; data: ForwardData } {
   const probe = probeModel(model);
   const target = targetName(lossOf(model));
-  const known = new Set([...probe.input.map((x) => x.name), target, ...probe.state.map((s) => initialKey(s.name))]);
-  if (tensors.has('lengths')) throw new UnfoldError(`${source}: "lengths" (per-row lengths) does not apply to run, which steps every row through all N steps; leave it out`);
+  const known = new Set([...probe.input.map((x) => x.name), target, ...probe.state.map((s) => initialKey(s.name)), LENGTHS]);
   const unknown = [...tensors.keys()].filter((k) => !known.has(k));
   if (unknown.length > 0) {
     throw new UnfoldError(`${source}: unknown tensor${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')}; a run's data holds ${[...known].map((k) => `"${k}"`).join(', ')}`);
@@ -127,7 +129,9 @@ export function forwardData(tensors: ReadonlyMap<string, Tensor>, model: ModelDe
     }
     initial.set(s.name, t ? Float64Array.from(t.data) : tensor(s.node.shape).data);
   }
-  return { rec, data: { batch: B, steps: steps!, inputs, initial, source } };
+  const lengthsTensor = tensors.get(LENGTHS);
+  const lengths = lengthsTensor && checkLengths(lengthsTensor, B, steps!, source);
+  return { rec, data: { batch: B, steps: steps!, inputs, initial, source, ...(lengths ? { lengths } : {}) } };
 }
 
 /** The model's own task window 0 as a run's data (its x and initial states), else zeros for an input-free model. */
@@ -165,19 +169,32 @@ export function runSteps(inf: InferenceInstance, rec: Recurrence, data: ForwardD
 }
 
 /**
- * A program over the whole window through its generated trainer's forward pass (a reverse scan
- * needs every step before its first output, so there is no step-at-a-time module for it).
+ * The whole window through its generated trainer's forward pass: a program (a reverse scan needs
+ * every step before its first output, so there is no step-at-a-time module for it), or any model
+ * under per-row lengths (the inference module steps every row alike). A program reports its top
+ * layer's output and final state; a recurrence its states s(1..N) (under lengths, held from each
+ * row's length on).
  */
-export async function runProgram(model: ModelDef, source: string, rec: Recurrence, data: ForwardData, dtype: Dtype, params: ReadonlyMap<string, Tensor> | undefined): Promise<ForwardResult> {
+export async function runWhole(model: ModelDef, source: string, rec: Recurrence, data: ForwardData, dtype: Dtype, params: ReadonlyMap<string, Tensor> | undefined): Promise<ForwardResult> {
   const B = data.batch, N = data.steps;
-  const { trainer } = await evaluationTrainer({ model, source, batch: B, tau: N, dtype, loss: { kind: 'mse' }, form: 'rolled' }, params);
+  const { trainer } = await evaluationTrainer({ model, source, batch: B, tau: N, dtype, loss: { kind: 'mse' }, form: 'rolled', ...(data.lengths ? { lengths: true } : {}) }, params);
   trainer.setState(Object.fromEntries(data.initial));
-  const o = trainer.predict(...rec.input.map((x) => data.inputs.get(x.name)!.data));
+  const o = trainer.predict(...rec.input.map((x) => data.inputs.get(x.name)!.data), undefined, ...(data.lengths ? [data.lengths] : []));
   const out = rec.outputs[0]!;
+  const outputs = new Map([[out.name, { shape: [B, N, ...out.node.shape.slice(1)], data: Float64Array.from(o) }]]);
+  if (!rec.program) {
+    // s(0) … s(N), t-major: the run reports s(1..N) batch-first.
+    const seq = trainer.stateSequence!();
+    const states = new Map(rec.state.map((s) => {
+      const size = sizeOf(s.node.shape), all = seq[s.name]!.data;
+      return [s.name, stackBlocks(Array.from({ length: N }, (_, t) => all.slice((t + 1) * size, (t + 2) * size)), s.node.shape)];
+    }));
+    return { outputs, states };
+  }
   const hidden = trainer.hiddenOutputs!();
   const final = trainer.finalState!();
   return {
-    outputs: new Map([[out.name, { shape: [B, N, ...out.node.shape.slice(1)], data: Float64Array.from(o) }]]),
+    outputs,
     states: new Map(),
     hiddenOutputs: { shape: [B, N, hidden.length / (B * N)], data: hidden },
     finalState: new Map(Object.entries(final).map(([k, t]) => [k, { shape: t.shape, data: Float64Array.from(t.data) }])),
@@ -252,8 +269,8 @@ export const run: Command = {
     const { rec, data } = values.data !== undefined ? readForwardData(values.data, model, tau) : defaultData(model, source, tau);
     const params = values.params !== undefined ? readParams(values.params, rec) : undefined;
     if (params === undefined) process.stderr.write(`note: no --params: ${model.name} runs with its initial parameters (seeded init)\n`);
-    const result = rec.program
-      ? await runProgram(model, source, rec, data, dtype, params)
+    const result = rec.program || data.lengths
+      ? await runWhole(model, source, rec, data, dtype, params)
       : runSteps(await inferenceFor(model, source, data.batch, dtype, params), rec, data);
     if (values.json) {
       process.stdout.write(forwardJson(result));

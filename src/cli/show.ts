@@ -4,7 +4,8 @@ import { opRule } from '../prims/index.ts';
 import { derivedBuilder } from '../dsl/context.ts';
 import { stepGraph } from '../dsl/recurrence.ts';
 import { trainingGraph } from '../transforms/training.ts';
-import { intFlag, parse, type Command } from './command.ts';
+import { intFlag, parse, UsageError, type Command } from './command.ts';
+import { showGraphModel } from './graph-model.ts';
 import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
 import { lossOf } from './run-data.ts';
 
@@ -23,6 +24,11 @@ export const show: Command = {
     const { model, source } = await resolveModel('show', positionals, values);
     const batch = intFlag('show', 'batch', values.batch, model.task?.batch ?? 1);
     const tau = intFlag('show', 'tau', values.tau, model.task?.seqLen ?? 10);
+    if (model.graph) {
+      if (values.tau !== undefined) throw new UsageError(`show: --tau sets the steps of one recurrence; model ${model.name} is a graph whose scans take their lengths from its inputs`);
+      process.stdout.write(showGraphModel(model, source, batch, lossOf(model), { unrolled: values.unrolled === true, grad: values.grad === true }));
+      return 0;
+    }
     const rec = model.build(batch);
     const out: string[] = [];
     let stepNodes: number;

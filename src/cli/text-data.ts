@@ -60,16 +60,25 @@ export function textSource(text: TextData, T: number, B: number): DataSource {
   const V = text.vocabulary.length;
   return {
     describe: `${text.file} (${n + 1} characters, ${V} symbols; ${B} rows × ${T} characters per window)`,
-    batch: B, seqLen: T, input: V, output: V,
+    batch: B, batches: [B], seqLen: T, input: V, output: V,
     mixedLengths: false,
     lengths: false,
     count: Math.max(1, Math.floor(n / (B * T))),
     fromTask: false,
     window: (k) => {
       const w = textWindow(text.indices, k, T, B);
-      return { x: oneHot(w.x, V), y: oneHot(w.y, V) };
+      return { batch: B, x: oneHot(w.x, V), y: oneHot(w.y, V) };
     },
   };
+}
+
+/**
+ * Held-out text scored once: windows of T characters in at most B rows, fewer when the text is
+ * short, so that no (input, target) pair is read twice (the rows would wrap around otherwise).
+ */
+export function heldOutTextSource(text: TextData, T: number, B: number): DataSource {
+  const n = text.indices.length - 1;
+  return textSource(text, T, Math.max(1, Math.min(B, Math.floor(n / T))));
 }
 
 /** The model must read and write one symbol per row: one input and an output of V features each. */

@@ -7,10 +7,13 @@ import { checkTensorMap, readTensorMap, readWindowsFile } from '../io/tensor-fil
 import type { LossSpec } from '../transforms/loss.ts';
 import { buildAt, initialKey, lossOutput, paramShapes, probeModel, stateFileShape } from './run-data.ts';
 import { checkLengths } from '../transforms/lengths.ts';
+import { isClassIndices, oneHotTargets } from './class-labels.ts';
 import { isCheckpointEntry, OPTIMIZER_STATE, OPTIMIZER_STEPS, readResume, TRAIN_LOSSES, TRAIN_RANDOM, type Resume } from './checkpoint.ts';
 
 /** One window (or --tbptt piece) as the trainer takes it: flat row-major [B, T, I] and [B, T, O]. */
 export interface TrainWindow {
+  /** Its batch size B (a file's windows may differ in it: a partial last batch). */
+  readonly batch: number;
   /** Absent for an input-free model. */
   readonly x?: Float64Array;
   readonly y: Float64Array;
@@ -20,11 +23,14 @@ export interface TrainWindow {
   readonly lengths?: readonly number[];
 }
 
-/** Where the windows come from; every window has the same B, and T up to seqLen. */
+/** Where the windows come from; T up to seqLen, B one of `batches`. */
 export interface DataSource {
   /** For messages and the summary: `the task of graphs/sincos.ts`, `w.json (2 windows)`. */
   readonly describe: string;
+  /** The first window's batch size. */
   readonly batch: number;
+  /** Every batch size the windows have, the first window's first (a trainer is compiled for each). */
+  readonly batches: readonly number[];
   /** The longest window's T (the trainer's τ); every window has this T unless `mixedLengths`. */
   readonly seqLen: number;
   /** Whether windows differ in T. */
@@ -68,8 +74,6 @@ function checkWindow(
   f: Features,
   x: Tensor | undefined,
   y: Tensor,
-  first: { x: Shape | undefined; y: Shape } | undefined,
-  firstWhere: string,
   lengths?: Tensor,
 ): string[] {
   const problems: string[] = [];
@@ -94,10 +98,6 @@ function checkWindow(
   if (xOk && yOk && (x!.shape[0] !== y.shape[0] || x!.shape[1] !== y.shape[1])) {
     problems.push(`${where}: x ${shapeToString(x!.shape)} and y ${shapeToString(y.shape)} disagree on B or T`);
   }
-  // Windows may differ in T (one trainer serves them all, compiled for the longest), not in B.
-  if (first !== undefined && yOk && y.shape[0] !== first.y[0]) {
-    problems.push(`${where}.y has shape ${shapeToString(y.shape)}, but ${firstWhere}.y has ${shapeToString(first.y)}; every window must have the same batch size B`);
-  }
   if (lengths !== undefined && yOk) {
     try {
       checkLengths(lengths, y.shape[0]!, y.shape[1]!, where);
@@ -109,23 +109,57 @@ function checkWindow(
   return problems;
 }
 
-/** A windows file `{"windows": [{"x", "y"}, ...]}`, every window checked before training starts. */
+/**
+ * A windows file `{"windows": [{"x", "y", "lengths"?, "<state>0"?}, ...]}`, every window checked
+ * before training starts. Windows may differ in T (one trainer, compiled for the longest, takes
+ * them all) and in B (a partial last batch: a trainer per batch size). `y` may be class indices
+ * [B, T] for a cross-entropy loss; a window's `h0`/`c0` is the state at its start.
+ */
 export function fileSource(file: string, model: ModelDef, loss: LossSpec): DataSource {
   const f = features(model, loss);
-  const windows = readWindowsFile(file);
-  const first = windows[0]!;
+  const probe = probeModel(model);
+  const stateKeys = probe.state.map((s) => initialKey(s.name));
+  const raw = readWindowsFile(file, stateKeys);
   const problems: string[] = [];
-  windows.forEach((w, i) => {
-    problems.push(...checkWindow(`${file}: windows[${i}]`, f, w.x, w.y, i === 0 ? undefined : { x: first.x.shape, y: first.y.shape }, 'windows[0]', w.lengths));
+  // States are [B, ...] ([L·D, B, H] for a program): the model built at each window's B says their shapes.
+  const built = new Map<number, Recurrence>();
+  const windows = raw.map((w, i) => {
+    const where = `${file}: windows[${i}]`;
+    let y = w.y;
+    if (isClassIndices(y, f.output)) {
+      try {
+        y = oneHotTargets(y, f.output, loss, `${where}.y`, w.lengths?.data);
+      } catch (e) {
+        if (!(e instanceof UnfoldError)) throw e;
+        // One line for the bad label: the shape checks below would only repeat that y is not one-hot.
+        problems.push(e.message);
+        return { x: w.x, y, lengths: w.lengths, initial: undefined };
+      }
+    }
+    const windowProblems = checkWindow(where, f, w.x, y, w.lengths);
+    problems.push(...windowProblems);
+    const initial: Record<string, Float64Array> = {};
+    if (windowProblems.length === 0 && w.initial.size > 0) {
+      const B = y.shape[0]!;
+      if (!built.has(B)) built.set(B, buildAt(model, B));
+      const rec = built.get(B)!;
+      for (const s of rec.state) {
+        const t = w.initial.get(initialKey(s.name));
+        if (t === undefined) continue;
+        if (sameShape(t.shape, stateFileShape(rec, s.node.shape)) || sameShape(t.shape, s.node.shape)) initial[s.name] = t.data;
+        else problems.push(`${where}.${initialKey(s.name)} has shape ${shapeToString(t.shape)}; the state at the start of a window of B = ${B} is ${shapeToString(stateFileShape(rec, s.node.shape))}`);
+      }
+    }
+    return { x: w.x, y, lengths: w.lengths, initial: Object.keys(initial).length > 0 ? initial : undefined };
   });
   // One problem per line, at most a screenful: the first ones are the ones to fix.
   if (problems.length > 0) throw new UnfoldError(problems.slice(0, 12).join('\n') + (problems.length > 12 ? `\n(and ${problems.length - 12} more)` : ''));
-  const B = first.y.shape[0]!;
   const Ts = windows.map((w) => w.y.shape[1]!);
   const T = Math.max(...Ts);
+  const batches = [...new Set(windows.map((w) => w.y.shape[0]!))];
   return {
-    describe: `${file} (${windows.length} window${windows.length === 1 ? '' : 's'})`,
-    batch: B, seqLen: T, input: f.input, output: f.output,
+    describe: `${file} (${windows.length} window${windows.length === 1 ? '' : 's'}${batches.length > 1 ? `, B = ${batches.join(', ')}` : ''})`,
+    batch: batches[0]!, batches, seqLen: T, input: f.input, output: f.output,
     mixedLengths: Ts.some((t) => t !== T),
     lengths: windows.some((w) => w.lengths !== undefined),
     count: windows.length,
@@ -133,8 +167,10 @@ export function fileSource(file: string, model: ModelDef, loss: LossSpec): DataS
     window: (k) => {
       const w = windows[k % windows.length]!;
       return {
+        batch: w.y.shape[0]!,
         ...(f.inputName !== undefined ? { x: w.x.data } : {}),
         y: w.y.data,
+        ...(w.initial !== undefined ? { initial: w.initial } : {}),
         ...(w.lengths !== undefined ? { lengths: Array.from(w.lengths.data) } : {}),
       };
     },
@@ -155,7 +191,8 @@ export function taskSource(model: ModelDef, task: TaskDef, source: string, loss:
   };
   const w0 = make(0);
   const check = (k: number, w: ReturnType<TaskDef['window']>) => {
-    const problems = checkWindow(where(k), f, w.x, w.y, k === 0 ? undefined : { x: w0.x?.shape, y: w0.y.shape }, where(0), w.lengths);
+    const problems = checkWindow(where(k), f, w.x, w.y, w.lengths);
+    if (k !== 0 && w.y.shape[0] !== w0.y.shape[0]) problems.push(`${where(k)}.y has shape ${shapeToString(w.y.shape)}, but ${where(0)}.y has ${shapeToString(w0.y.shape)}; a task's windows must have the same batch size B`);
     // A task's windows are made as training goes: they keep window 0's T (the trainer's τ).
     if (k !== 0 && w.y.shape[1] !== w0.y.shape[1]) problems.push(`${where(k)}.y has shape ${shapeToString(w.y.shape)}, but ${where(0)}.y has ${shapeToString(w0.y.shape)}; a task's windows must have the same T`);
     if (k !== 0 && (w.lengths !== undefined) !== (w0.lengths !== undefined)) problems.push(`${where(k)}: ${w.lengths ? 'has' : 'has no'} lengths where ${where(0)} ${w0.lengths ? 'has' : 'has none'}; a task's windows carry lengths all or none`);
@@ -181,7 +218,7 @@ export function taskSource(model: ModelDef, task: TaskDef, source: string, loss:
   };
   return {
     describe: `the task of ${source}`,
-    batch: B, seqLen: T, input: f.input, output: f.output,
+    batch: B, batches: [B], seqLen: T, input: f.input, output: f.output,
     mixedLengths: false,
     lengths: w0.lengths !== undefined,
     count: undefined,
@@ -191,6 +228,7 @@ export function taskSource(model: ModelDef, task: TaskDef, source: string, loss:
       if (k !== 0) check(k, w);
       const initial = initialOf(k, w.initial);
       return {
+        batch: B,
         ...(f.inputName !== undefined ? { x: w.x!.data } : {}),
         y: w.y.data,
         ...(initial !== undefined ? { initial } : {}),
@@ -209,9 +247,11 @@ function sliceSteps(seq: Float64Array, B: number, T: number, F: number, t0: numb
 
 /** Piece p (K steps) of a window of T steps. */
 export function piece(w: TrainWindow, src: DataSource, p: number, K: number): TrainWindow {
-  const { batch: B, seqLen: T } = src;
+  const { batch: B } = w;
+  const T = src.seqLen;
   if (K === T) return w;
   return {
+    batch: B,
     ...(w.x !== undefined ? { x: sliceSteps(w.x, B, T, src.input, p * K, K) } : {}),
     y: sliceSteps(w.y, B, T, src.output, p * K, K),
   };

@@ -6,6 +6,7 @@ import { windowTimes } from '../data/sincos.ts';
 import { writeFileAtomic } from '../io/atomic-write.ts';
 import type { LossSpec } from '../transforms/loss.ts';
 import type { DataSource, TrainWindow } from './train-data.ts';
+import type { ValidationPoint } from '../plot/training.ts';
 
 /** How many of the last windows (or --tbptt pieces) the prediction plots show. */
 export const PLOTTED_STEPS = 4;
@@ -71,6 +72,8 @@ export class PlotRecorder {
     private readonly loss: LossSpec,
     /** Optimizer steps in the run. */
     private readonly total: number,
+    /** Whether the run may end before `total` (early stopping): then every step is kept until a later one displaces it. */
+    private readonly mayStopEarly = false,
   ) {}
 
   /**
@@ -79,10 +82,11 @@ export class PlotRecorder {
    * (asked for only when this step is drawn or scored). `stopping`: the run stops after this step (a signal), so it is drawn.
    */
   step(i: number, s: number, k: number, p: number, K: number, full: TrainWindow, part: TrainWindow, outputsOf: () => Float64Array, stopping = false): void {
-    const drawn = stopping || i >= this.total - PLOTTED_STEPS;
+    const drawn = stopping || this.mayStopEarly || i >= this.total - PLOTTED_STEPS;
     if (this.loss.kind !== 'xent' && !drawn) return;
     const outputs = outputsOf();
-    const { batch: B, seqLen: T, input: I, output: O } = this.src;
+    const { seqLen: T, input: I, output: O } = this.src;
+    const B = part.batch;
     // Windows may be shorter than the longest (the trainer's), and rows shorter than their window:
     // a row's steps beyond its length are padding, neither scored nor drawn.
     const steps = part.y.length / (B * O);
@@ -106,6 +110,7 @@ export class PlotRecorder {
     if (!drawn) return;
     const n = rowLength(0);
     const times = sincosTimes(this.src, full, k)?.slice(p * K, p * K + n);
+    if (this.kept.length === PLOTTED_STEPS) this.kept.shift();
     return void this.kept.push({
       label: `window ${k + 1}${T / K > 1 ? `, piece ${p + 1}` : ''} · step ${s + 1}`,
       // Elsewhere the step t = 1..T within the window.
@@ -118,7 +123,7 @@ export class PlotRecorder {
   }
 
   /** Writes loss.svg and the task's plot into `dir`; returns the files written and notes on plots left out. */
-  async write(dir: string, model: string, losses: readonly number[]): Promise<{ files: string[]; notes: string[] }> {
+  async write(dir: string, model: string, losses: readonly number[], validation: readonly ValidationPoint[] = []): Promise<{ files: string[]; notes: string[] }> {
     // Vega is loaded only when a run draws (it costs every other command nothing then).
     const { classificationPlotSvg, lossPlotSvg, predictionPlotSvg, trajectoryPlotSvg } = await import('../plot/training.ts');
     const files: string[] = [];
@@ -129,7 +134,8 @@ export class PlotRecorder {
       files.push(file);
     };
     if (losses.some((l) => !(l > 0))) notes.push(`no ${path.join(dir, 'loss.svg')}: a loss of 0 cannot be drawn on a log scale`);
-    else put('loss.svg', await lossPlotSvg(losses, { title: `${model}: training loss per step` }));
+    else if (validation.some((v) => !(v.loss > 0))) notes.push(`no ${path.join(dir, 'loss.svg')}: a validation loss of 0 cannot be drawn on a log scale`);
+    else put('loss.svg', await lossPlotSvg(losses, validation.length > 0 ? { title: `${model}: training loss per step, validation loss`, validation } : { title: `${model}: training loss per step` }));
     const kept = this.kept;
     if (kept.length === 0) return { files, notes };
     const O = this.src.output;

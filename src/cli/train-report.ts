@@ -1,6 +1,7 @@
 // What `unfold train` prints while and after it trains: a progress bar on a terminal, one JSON line per step with --log-json (and nothing else on stdout), else a loss table as it goes; then a short summary.
 import cliProgress from 'cli-progress';
 import type { TaskDef } from '../dsl/model.ts';
+import type { Metrics } from './metrics.ts';
 
 export type ReportMode = 'json' | 'bar' | 'table';
 
@@ -36,9 +37,22 @@ export function lossTable(losses: readonly number[], total = losses.length, from
   return HEADER + losses.map((l, i) => (isRow(from + i + 1, from + 1, from + total, every) ? row(from + i + 1, l) : '')).join('');
 }
 
+/** What a step reports besides its loss: the training accuracy (cross-entropy), a validation run after it. */
+export interface StepExtra {
+  readonly accuracy?: number | undefined;
+  readonly val?: Metrics | undefined;
+}
+
+/** A validation as people read it: `val loss 1.234, accuracy 56.70%, perplexity 3.43`. */
+export function validationText(m: Metrics): string {
+  return `val loss ${formatLoss(m.loss)}${m.accuracy !== undefined ? `, accuracy ${(100 * m.accuracy).toFixed(2)}%` : ''}${m.perplexity !== undefined ? `, perplexity ${formatLoss(m.perplexity)}` : ''}`;
+}
+
+const accuracyText = (a: number | undefined) => (a !== undefined ? `  accuracy ${`${(100 * a).toFixed(1)}%`.padStart(6)}` : '');
+
 export interface Reporter {
   /** Step k is done with this loss (the loss before its update); k counts from `from` + 1. */
-  step(k: number, loss: number): void;
+  step(k: number, loss: number, extra?: StepExtra): void;
   /** Training ended (finished, or stopped by an error): clears the bar, prints what is left. */
   end(losses: readonly number[]): void;
 }
@@ -48,7 +62,10 @@ export function makeReporter(mode: ReportMode, total: number, out: NodeJS.WriteS
   const last = from + total;
   if (mode === 'json') {
     // Exactly one line per step, and nothing else: a pipe into jq or a file diff must see only these.
-    return { step: (k, loss) => void out.write(`${JSON.stringify({ step: k, loss })}\n`), end: () => {} };
+    return {
+      step: (k, loss, extra = {}) => void out.write(`${JSON.stringify({ step: k, loss, ...(extra.accuracy !== undefined ? { accuracy: extra.accuracy } : {}), ...(extra.val ? { val: extra.val } : {}) })}\n`),
+      end: () => {},
+    };
   }
   if (mode === 'table') {
     // Rows as they come, so a log shows progress; the header first.
@@ -56,9 +73,9 @@ export function makeReporter(mode: ReportMode, total: number, out: NodeJS.WriteS
     out.write(HEADER);
     let shown = from;
     return {
-      step(k, loss) {
-        if (!isRow(k, from + 1, last, every)) return;
-        out.write(row(k, loss));
+      step(k, loss, extra = {}) {
+        if (!isRow(k, from + 1, last, every) && !extra.val) return;
+        out.write(`${row(k, loss).trimEnd()}${accuracyText(extra.accuracy)}${extra.val ? `  ${validationText(extra.val)}` : ''}\n`);
         shown = k;
       },
       // A run stopped early still shows its last loss (the one before it diverged, say).
@@ -66,7 +83,7 @@ export function makeReporter(mode: ReportMode, total: number, out: NodeJS.WriteS
     };
   }
   const bar = new cliProgress.SingleBar({
-    format: '  {bar} {value}/{total} steps | loss {loss} | {rate} steps/s | ETA {eta_formatted}',
+    format: '  {bar} {value}/{total} steps | loss {loss}{val} | {rate} steps/s | ETA {eta_formatted}',
     stream: out,
     barsize: 30,
     // Ctrl-C kills a synchronous loop outright, before any handler could show the cursor again.
@@ -77,12 +94,12 @@ export function makeReporter(mode: ReportMode, total: number, out: NodeJS.WriteS
     fps: 15,
   }, cliProgress.Presets.shades_classic);
   const t0 = performance.now();
-  bar.start(last, from, { loss: '-', rate: '-' });
+  bar.start(last, from, { loss: '-', rate: '-', val: '' });
   let stopped = false;
   return {
-    step(k, loss) {
+    step(k, loss, extra = {}) {
       const s = (performance.now() - t0) / 1000;
-      bar.update(k, { loss: formatLoss(loss), rate: s > 0 ? ((k - from) / s).toFixed(0) : '-' });
+      bar.update(k, { loss: formatLoss(loss), rate: s > 0 ? ((k - from) / s).toFixed(0) : '-', ...(extra.val ? { val: ` | ${validationText(extra.val)}` } : {}) });
     },
     end(losses) {
       if (stopped) return;

@@ -8,7 +8,7 @@ import type { Recurrence } from '../dsl/recurrence.ts';
 import type { TrainerInstance } from '../emit/load.ts';
 import type { TrainerConfig } from '../emit/trainer.ts';
 import { describeOsError, writeFileAtomic, makeDirectory } from '../io/atomic-write.ts';
-import { formatTensorMap } from '../io/tensor-file.ts';
+import { formatTensorFile } from '../io/tensor-file.ts';
 import { optionalIntFlag, parse, UsageError, type Command, type Options } from './command.ts';
 import { compileOptions, trainerConfig } from './compile-options.ts';
 import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
@@ -18,11 +18,15 @@ import { checkpointEntries, describeModelRecord, MODEL_RECORD, readCheckpointRec
 import { LrSchedule, parseSchedule, SCHEDULE_USAGE, type ScheduleState } from './lr-schedule.ts';
 import { TrainingSignals } from './train-signals.ts';
 import { PlotRecorder } from './train-plots.ts';
-import { gradFlowPlotSvg } from '../plot/grad-flow.ts';
 import { tensorToJson } from '../io/tensor-file.ts';
 import { textOptions } from './text-options.ts';
 import { checkTextModel, textSource } from './text-data.ts';
-import { makeReporter, reportMode, summaryText, type Reference } from './train-report.ts';
+import { trainGraphModel } from './graph-train.ts';
+import { splitText } from './train-validation.ts';
+import { formatLoss, makeReporter, reportMode, summaryText, type Reference } from './train-report.ts';
+import { lastCheckpointPath, Validation, validationFlags, validationOptions, VALIDATION_FLAGS } from './train-validation.ts';
+import { TrainerSet } from './trainer-set.ts';
+import { emptyTally, metricsOf, tallyWindow, type Metrics } from './metrics.ts';
 
 // The shared compile flags minus --tau and --batch: a window's shape comes from the data.
 const { tau: _tau, batch: _batch, ...sharedOptions } = compileOptions;
@@ -45,6 +49,7 @@ export const trainOptions = {
   text: { type: 'string' },
   'seq-len': { type: 'string' },
   batch: { type: 'string' },
+  ...validationOptions,
 } as const satisfies Options;
 
 export const TRAIN_FLAGS = [
@@ -52,8 +57,9 @@ export const TRAIN_FLAGS = [
   `[--lr-schedule ${SCHEDULE_USAGE}] [--dropout P]`,
   '[--steps N] [--seed S] [--dtype f32|f64] [--carry-state|--no-carry-state] [--clip-norm X]',
   '[--momentum X] [--weight-decay X] [--loss mse|sse|xent] [--loss-over all|last] [--hoist auto|on|off]',
-  '[--save out.json] [--save-every N] [--log-json] [--tbptt K] [--out DIR] [--no-plots] [--grad-flow]',
+  '[--save out.json|out.safetensors] [--save-every N] [--log-json] [--tbptt K] [--out DIR] [--no-plots] [--grad-flow]',
   '[--text FILE [--seq-len T] [--batch B]]',
+  VALIDATION_FLAGS,
 ].join('\n    ');
 
 // Shown after every usage error too (main prints `usage`), so the notes stay short.
@@ -64,8 +70,10 @@ export const TRAIN_NOTES = [
   'A window may carry "lengths" [B] (rows of different lengths). --grad-flow: <out>/grad-flow.{json,svg}, ||dL/ds(t)|| per step.',
   '--text FILE: characters as one-hot symbols (the vocabulary from the file, saved with --save; --cell takes --input/--output from it), cross-entropy.',
   '--dropout P: nn.LSTM(dropout=P) between the layers of a --cell (a model file calls dropout(x, p)); training only, masks from the seeded generator.',
-  '--lr-schedule: PyTorch\'s StepLR, CosineAnnealingLR, LinearLR (end factor 1), stepped after every step; plateau: ReduceLROnPlateau on validation losses.',
+  '--lr-schedule: PyTorch\'s StepLR, CosineAnnealingLR, LinearLR (end factor 1), stepped after every step; plateau: ReduceLROnPlateau on the validation losses (--val).',
   'SIGINT/SIGTERM: the step finishes, the checkpoint (--save, else <out>/interrupted.json) and plots are written, exit 130. --params CK: the model, schedule and loss history come from CK.',
+  'y may be class indices [B, T]; windows may differ in B. --val: loss (and accuracy) on held-out data every --val-every N steps;',
+  '--early-stop P stops after P validations without improvement, --save then holding the best parameters (the last in <save>.last.json).',
 ].join('\n  ');
 
 /** Extra pictures a caller draws into the output directory (`unfold start`'s graph diagrams). */
@@ -109,18 +117,20 @@ function prepareOutDir(dir: string): void {
  * state as `<state>0` [1, ...shape] ([L·D, B, H] for a program), then the optimizer's step count and buffers and the steps taken
  * and data position, so that `--params` resumes exactly where it stopped.
  */
-function checkpointText(trainer: TrainerInstance, rec: Recurrence, withState: boolean, at: Resume, history: readonly number[] | undefined, extra: ReadonlyMap<string, Tensor>, records: ReadonlyMap<string, unknown>): string {
-  const map = new Map<string, Tensor>();
-  for (const [name, t] of Object.entries(trainer.getParams())) map.set(name, { shape: t.shape, data: Float64Array.from(t.data) });
+function checkpointContents(file: string, trainer: TrainerInstance, rec: Recurrence, withState: boolean, at: Resume, history: readonly number[] | undefined, extra: ReadonlyMap<string, Tensor>, records: ReadonlyMap<string, unknown>): string | Uint8Array {
+  const params = new Map<string, Tensor>();
+  for (const [name, t] of Object.entries(trainer.getParams())) params.set(name, { shape: t.shape, data: Float64Array.from(t.data) });
+  const rest = new Map<string, Tensor>();
   if (withState) {
-    for (const [name, t] of Object.entries(trainer.getState())) map.set(initialKey(name), { shape: [...stateFileShape(rec, t.shape)], data: Float64Array.from(t.data) });
+    for (const [name, t] of Object.entries(trainer.getState())) rest.set(initialKey(name), { shape: [...stateFileShape(rec, t.shape)], data: Float64Array.from(t.data) });
   }
-  for (const [name, t] of checkpointEntries(at, trainer.getOptimizerState())) map.set(name, t);
-  if (history) map.set(TRAIN_LOSSES, { shape: [history.length], data: Float64Array.from(history) });
-  if (trainer.getRandomState) map.set(TRAIN_RANDOM, { shape: [1], data: Float64Array.of(trainer.getRandomState()) });
-  for (const [name, t] of extra) map.set(name, t);
-  // formatTensorMap refuses NaN/Infinity, so a bad value can never reach the file.
-  return formatTensorMap(map, records);
+  for (const [name, t] of checkpointEntries(at, trainer.getOptimizerState())) rest.set(name, t);
+  if (history) rest.set(TRAIN_LOSSES, { shape: [history.length], data: Float64Array.from(history) });
+  if (trainer.getRandomState) rest.set(TRAIN_RANDOM, { shape: [1], data: Float64Array.of(trainer.getRandomState()) });
+  for (const [name, t] of extra) rest.set(name, t);
+  // JSON: all of it, in this order, the records last. safetensors: the parameters as tensors in the trainer's precision
+  // (a state_dict), the rest in __metadata__. Both refuse NaN/Infinity, so a bad value never reaches the file.
+  return formatTensorFile(file, params, rest, trainer.arena instanceof Float32Array ? 'F32' : 'F64', records);
 }
 
 /**
@@ -151,6 +161,8 @@ async function writeGradFlow(outDir: string, model: string, rows: readonly Float
   writeFileAtomic(json, JSON.stringify(tensorToJson({ shape: [rows.length, T], data }, 'grad-flow')) + '\n');
   if (!drawing) return [json];
   const svg = path.join(outDir, 'grad-flow.svg');
+  // Vega is loaded only here: every command would pay for it at startup (main.ts imports them all).
+  const { gradFlowPlotSvg } = await import('../plot/grad-flow.ts');
   writeFileAtomic(svg, await gradFlowPlotSvg(rows.map((r) => Array.from(r)), { title: `${model}: gradient flow through time, log10 ‖∂L/∂s(t)‖`, stepsBefore }));
   return [json, svg];
 }
@@ -174,10 +186,11 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
   const tbptt = optionalIntFlag(command, 'tbptt', v.tbptt);
   const saveEvery = optionalIntFlag(command, 'save-every', v['save-every']);
   if (saveEvery !== undefined && v.save === undefined) throw new UsageError(`${command}: --save-every needs --save FILE`);
+  const valFlags = validationFlags(command, v);
   const scheduleText = v['lr-schedule'];
   if (scheduleText !== undefined) {
-    // Validation losses come from --val, which this train does not compute yet: refuse rather than never step.
-    if (parseSchedule(scheduleText).kind === 'plateau') throw new UnfoldError(`--lr-schedule ${scheduleText}: plateau steps on validation losses, which this train does not compute (no --val)`);
+    // ReduceLROnPlateau steps on validation losses: without validation it would never step.
+    if (parseSchedule(scheduleText).kind === 'plateau' && valFlags === undefined) throw new UnfoldError(`--lr-schedule ${scheduleText}: plateau steps on validation losses; give --val FILE (text: --val-text FILE or --val-split F)`);
   }
   if (run.graph !== undefined && (positionals.length > 0 || v.cell !== undefined)) {
     throw new UsageError(`${command} always trains ${run.graph}; use \`unfold train\` for another model`);
@@ -198,8 +211,15 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
   // The output directory: plots (unless --no-plots), grad-flow.json, interrupted.json.
   const outDir = v.out ?? path.join('out', model.name);
   const drawing = !v['no-plots'];
+  if (model.graph) {
+    const unsupported = ([['text', text], ['tbptt', tbptt], ['grad-flow', v['grad-flow']], ['save-every', saveEvery], ['val', v.val], ['early-stop', v['early-stop']], ['lr-schedule', v['lr-schedule']], ['dropout', v.dropout]] as const).find(([, x]) => x !== undefined && x !== false);
+    if (unsupported) throw new UsageError(`${command}: --${unsupported[0]} is for one recurrence; model ${model.name} is a graph of scans`);
+    return trainGraphModel({ command, model, source, cfg: base, steps, data: v.data, params: v.params, save: v.save, logJson: v['log-json'] === true, outDir: drawing ? outDir : undefined });
+  }
 
-  const src = text ? textSource(text.data, text.seqLen, text.batch) : v.data !== undefined ? fileSource(v.data, model, base.loss) : taskSource(model, model.task!, source, base.loss);
+  // --val-split F: the text's last fraction is held out, the rest trained on.
+  const split = text && valFlags?.split !== undefined ? splitText(text.data, valFlags.split) : undefined;
+  const src = text ? textSource(split?.train ?? text.data, text.seqLen, text.batch) : v.data !== undefined ? fileSource(v.data, model, base.loss) : taskSource(model, model.task!, source, base.loss);
   if (text) checkTextModel(src, model, base.loss, text.data.file);
   const { batch: B, seqLen: T } = src;
   if (tbptt !== undefined && (src.lengths || src.mixedLengths)) {
@@ -214,6 +234,10 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
   const total = steps ?? (src.count ?? model.task!.steps) * pieces;
   const cfg = { ...base, tau: K, batch: B, ...(src.lengths ? { lengths: true } : {}), ...(v['grad-flow'] ? { gradFlow: true } : {}) };
   const carry = cfg.carryState;
+  if (carry && src.batches.length > 1) {
+    throw new UsageError(`${command}: --carry-state hands each window's final state to the next, but ${src.describe} has windows of B = ${src.batches.join(', ')}; give windows of one batch size, or --no-carry-state`);
+  }
+  const validation = valFlags && Validation.create(valFlags, model, source, cfg, text, split?.val, src.count !== undefined ? src.count * pieces : undefined, total);
 
   const rec = buildAt(model, B);
   if (pieces > 1 && rec.program?.stages.some((s) => s.reverse)) {
@@ -239,15 +263,19 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
   if (drawing || cfg.gradFlow) prepareOutDir(outDir);
 
   const c0 = performance.now();
-  // Loaded here, not at the top: ts-morph (~0.5 s) is needed by no other command than compile and train.
+  // Loaded here, not at the top: the emitter (no TypeScript compiler: source-text.ts, esbuild) is needed by no command that does not compile.
   const [{ emitTrainer }, { importTrainer }] = await Promise.all([import('../emit/trainer.ts'), import('../emit/load.ts')]);
-  const mod = await importTrainer(emitTrainer(cfg));
-  const trainer = mod.createTrainer({
-    ...(cfg.seed !== undefined ? { seed: cfg.seed } : {}),
-    ...(start ? { params: Object.fromEntries(start.params) } : {}),
-    // Pieces of one window always hand their state on; whole windows only with --carry-state.
-    carryState: carry || pieces > 1,
-  });
+  // A trainer per batch size (a partial last batch has its own), one set of parameters between them.
+  const trainers = new TrainerSet(new Map(await Promise.all(src.batches.map(async (Bk) => {
+    const mod = await importTrainer(emitTrainer({ ...cfg, batch: Bk }));
+    return [Bk, mod.createTrainer({
+      ...(cfg.seed !== undefined ? { seed: cfg.seed } : {}),
+      ...(start ? { params: Object.fromEntries(start.params) } : {}),
+      // Pieces of one window always hand their state on; whole windows only with --carry-state.
+      carryState: carry || pieces > 1,
+    })] as const;
+  }))), B);
+  let trainer = trainers.trainer;
   const compileMs = performance.now() - c0;
   // The dropout masks go on from where the checkpoint's run drew its last.
   if (start?.random !== undefined && trainer.setRandomState) trainer.setRandomState(start.random);
@@ -264,18 +292,21 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
   const records = new Map<string, unknown>([[MODEL_RECORD, record]]);
   // ‖∂L/∂s(t)‖ of every step, t = 1 … K (NaN past a shorter window's end).
   const flowRows: Float64Array[] = [];
-  const plots = new PlotRecorder(src, cfg.loss, total);
+  const plots = new PlotRecorder(src, cfg.loss, total, validation?.patience !== undefined);
   let lastSave: number | undefined;
-  /** Saves after `done` steps of this run; inside a window the state its pieces carry is kept too. */
-  const save = (done: number, file = v.save!) => {
+  // With --early-stop, --save holds the best parameters by validation loss and the last ones go beside it.
+  const keepBest = validation?.patience !== undefined && v.save !== undefined;
+  const lastFile = keepBest ? lastCheckpointPath(v.save!) : v.save;
+  /** Saves after `done` steps of this run (to `file`); inside a window the state its pieces carry is kept too. */
+  const save = (done: number, file = lastFile!) => {
     const g = g0 + done;
     if (schedule) records.set(SCHEDULE_RECORD, schedule.state());
     const at = { steps: done0 + done, window: Math.floor(g / pieces), time: (g % pieces) * K };
-    writeFileAtomic(file, checkpointText(trainer, rec, carry || g % pieces !== 0, at, history && [...history, ...losses.slice(0, done)], text?.checkpoint ?? new Map(), records));
-    if (file === v.save) lastSave = done;
+    writeFileAtomic(file, checkpointContents(file, trainer, rec, carry || g % pieces !== 0, at, history && [...history, ...losses.slice(0, done)], text?.checkpoint ?? new Map(), records));
+    if (file === lastFile) lastSave = done;
   };
   const stop = (k: number, reason: string): never => {
-    const kept = lastSave !== undefined ? ` The last checkpoint, ${v.save} (after step ${lastSave}), is left as it was.`
+    const kept = lastSave !== undefined ? ` The last checkpoint, ${lastFile} (after step ${lastSave}), is left as it was.`
       : v.save !== undefined ? ` Nothing was saved to ${v.save}.` : '';
     throw new UnfoldError(`training diverged at step ${k} of ${total}: ${reason}.${kept} Try a smaller --lr, or --clip-norm.`);
   };
@@ -286,7 +317,7 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
   const half = total >= 20 ? total >> 1 : undefined;
   let tHalf = 0;
   const t0 = performance.now();
-  let done = total;
+  let stoppedEarly = false;
   try {
     let window: TrainWindow | undefined;
     for (let i = 0; i < total; i++) {
@@ -296,6 +327,7 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
       const p = s % pieces;
       if (p === 0 || i === 0) {
         window = src.window(k);
+        trainer = trainers.use(window.batch);
         if (p !== 0) {
           // Resumed inside a window: its pieces carry the state the checkpoint holds.
           trainer.resetState();
@@ -330,11 +362,24 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
       // A signal received by now ends the run after this step, which is then drawn as its last.
       const stopping = await signals.poll();
       if (drawing) plots.step(i, s, k, p, K, window!, part, () => trainer.outputs(), stopping);
-      reporter.step(done0 + i + 1, loss);
-      if (stopping) {
-        done = i + 1;
-        break;
+      // Cross-entropy: the share of compared items the outputs (before this step's update) classify right.
+      let accuracy: number | undefined;
+      if (cfg.loss.kind === 'xent' && pieces === 1) {
+        const t = emptyTally(), steps = part.y.length / (part.batch * src.output);
+        tallyWindow(t, 'xent', cfg.loss.over ?? 'all', { outputs: trainer.outputs(), stride: steps, target: part.y, batch: part.batch, steps, features: src.output, lengths: part.lengths });
+        accuracy = metricsOf(t, 'xent', src.output).accuracy;
       }
+      let val: Metrics | undefined;
+      if (validation?.due(i + 1, total)) {
+        val = await validation.run(trainer.getParams(), i + 1);
+        // ReduceLROnPlateau: the rate of the next step follows this validation loss (before a checkpoint of this step records the schedule).
+        schedule?.validation(val.loss);
+        const { improved, stop } = validation.record(val.loss, i + 1);
+        if (improved && keepBest) save(i + 1, v.save);
+        stoppedEarly = stop;
+      }
+      reporter.step(done0 + i + 1, loss, { accuracy, val });
+      if (stopping || stoppedEarly) break;
       if (saveEvery !== undefined && (i + 1) % saveEvery === 0 && i + 1 < total) save(i + 1);
       if (i + 1 === half) tHalf = performance.now();
     }
@@ -345,29 +390,38 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
   const tEnd = performance.now();
   const trainMs = tEnd - t0;
   const interrupted = signals.received;
+  // Steps taken: all of them, unless early stopping or a signal ended the run.
+  const done = losses.length;
   // Interrupted without --save: the checkpoint goes beside the plots.
-  const saveTo = v.save ?? (interrupted ? path.join(outDir, 'interrupted.json') : undefined);
+  const saveTo = lastFile ?? (interrupted ? path.join(outDir, 'interrupted.json') : undefined);
   if (saveTo !== undefined) {
-    if (saveTo !== v.save) prepareOutDir(outDir);
+    if (saveTo !== lastFile) prepareOutDir(outDir);
     save(done, saveTo);
+  }
+  if (stoppedEarly) {
+    const best = validation!.best!;
+    info.write(`early stop after step ${done0 + done}: ${validation!.patience} validation${validation!.patience === 1 ? '' : 's'} in a row without a validation loss below ${formatLoss(best.loss)} (after step ${done0 + best.step})\n`);
   }
 
   if (done > 0) {
     info.write(summaryText({
       model: model.name, data: src.describe, steps: done, losses, trainMs, compileMs,
       secondHalfMsPerStep: half !== undefined && done === total ? (tEnd - tHalf) / (total - half) : undefined,
-      reference: interrupted ? undefined : referenceFor(model, src, cfg, total),
+      reference: interrupted ? undefined : referenceFor(model, src, cfg, done),
     }));
   }
   if (saveTo !== undefined && !interrupted) {
     const g = g0 + done;
     const state = carry || g % pieces !== 0 ? `, the carried state (${rec.state.map((s) => initialKey(s.name)).join(', ')})` : '';
     info.write(`saved ${saveTo}: parameters${state}, the optimizer state and the data position (${done0 + done} steps; --params ${saveTo} continues at window ${Math.floor(g / pieces)}${g % pieces ? `, step ${(g % pieces) * K}` : ''})\n`);
+    if (keepBest) info.write(`saved ${v.save}: the best parameters by validation loss (${formatLoss(validation!.best!.loss)}, after step ${done0 + validation!.best!.step})\n`);
   }
   const files: string[] = [];
   const whole = [...(history ?? []), ...losses];
   if (drawing && whole.length > 0) {
-    const drawn = await plots.write(outDir, model.name, whole);
+    // Validation points are numbered by this run's steps; the plot shows the whole run.
+    const before = whole.length - losses.length;
+    const drawn = await plots.write(outDir, model.name, whole, validation?.history.map((q) => ({ ...q, step: before + q.step })));
     files.push(...drawn.files);
     for (const n of drawn.notes) process.stderr.write(`note: ${n}\n`);
   }

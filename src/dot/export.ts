@@ -6,9 +6,9 @@ import type { ModelDef } from '../dsl/model.ts';
 import { checkTau } from '../transforms/unroll.ts';
 import { elide, layout, type Diagram } from './diagram.ts';
 import { Html, writeDot } from './dot.ts';
-import { renderSvg } from './render.ts';
 import { LABEL, OPS_LEVEL_MAX_STEP_NODES } from './style.ts';
 import { buildView, defaultLevel, type Level, type View } from './views.ts';
+import { buildGraphView, layoutGraph, type GraphDiagram } from './graph-views.ts';
 
 /** τ when none is asked for and the model has no training window. */
 export const DEFAULT_TAU = 3;
@@ -46,12 +46,34 @@ export function modelDiagram(model: ModelDef, req: DotRequest, ctx: Context = ne
   }, ctx);
 }
 
+/**
+ * The diagram of one view of a graph model (`model.graph`: scans composed over whole tensors),
+ * built at the task's batch size; every step of every scan is drawn (their lengths are the model's).
+ */
+export function graphModelDiagram(model: ModelDef, req: DotRequest, ctx: Context = new Context()): GraphDiagram {
+  if (!model.graph) throw new Error(`graphModelDiagram: model ${model.name} has no graph`);
+  return withContext(() => {
+    const g = model.graph!(model.task?.batch ?? 1);
+    const level = req.level ?? 'cell';
+    const title = Html.join(
+      model.name,
+      Html.br(),
+      Html.font(`${req.view} · ${level} level`, LABEL.title),
+      ...(model.description ? [Html.br(), Html.font(model.description, LABEL.note)] : []),
+    );
+    return buildGraphView(g, { view: req.view, level, loss: model.task?.loss, name: `${model.name} ${req.view}`, title }, derivedBuilder());
+  }, ctx);
+}
+
 /** DOT text of one view of a model. */
 export function modelDot(model: ModelDef, req: DotRequest, ctx?: Context): string {
+  if (model.graph) return writeDot(layoutGraph(graphModelDiagram(model, req, ctx)));
   return writeDot(layout(modelDiagram(model, req, ctx)));
 }
 
 /** SVG of one view of a model, rendered by Graphviz (WebAssembly) in process. */
 export async function modelSvg(model: ModelDef, req: DotRequest): Promise<string> {
+  // Graphviz (WebAssembly) is loaded only when an SVG is asked for.
+  const { renderSvg } = await import('./render.ts');
   return renderSvg(modelDot(model, req));
 }

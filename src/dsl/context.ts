@@ -2,10 +2,10 @@
 // whether the model is being built for training (dropout active) or for anything else (dropout is the identity).
 import { Context } from '../ir/node.ts';
 import { createBuilder, type NodeBuilder } from '../prims/builder.ts';
-import { userOrigin } from './origin.ts';
+import { lazyUserOrigin } from './origin.ts';
 
 let current: Context = new Context();
-let builder: NodeBuilder = createBuilder(current, userOrigin);
+let builder: NodeBuilder = createBuilder(current, lazyUserOrigin);
 
 export function currentContext(): Context {
   return current;
@@ -28,7 +28,7 @@ export function derivedBuilder(): NodeBuilder {
 export function withContext<T>(f: () => T, ctx: Context = new Context()): T {
   const saved = [current, builder] as const;
   current = ctx;
-  builder = createBuilder(ctx, userOrigin);
+  builder = createBuilder(ctx, lazyUserOrigin);
   try {
     return f();
   } finally {

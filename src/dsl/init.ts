@@ -19,7 +19,7 @@ export function mulberry32(seed: number): () => number {
 export const DEFAULT_SEED = 1234;
 
 /** Initial values of every parameter, by name, in declaration order. f32 rounds each value. */
-export function initialParams(rec: Recurrence, seed = DEFAULT_SEED, dtype: 'f64' | 'f32' = 'f64'): Map<string, Tensor> {
+export function initialParams(rec: Pick<Recurrence, 'params'>, seed = DEFAULT_SEED, dtype: 'f64' | 'f32' = 'f64'): Map<string, Tensor> {
   const next = mulberry32(seed);
   const round = dtype === 'f32' ? Math.fround : (x: number) => x;
   const out = new Map<string, Tensor>();

@@ -4,6 +4,7 @@ import { UnfoldError } from '../ir/errors.ts';
 import type { Tensor } from '../ir/tensor.ts';
 import type { Recurrence } from './recurrence.ts';
 import { stackOrigin } from './origin.ts';
+import { isGraphModel, type GraphModel } from './graph-model.ts';
 
 export type LossKind = 'mse' | 'sse' | 'xent';
 
@@ -62,16 +63,29 @@ export interface TaskDef {
 export interface ModelDef {
   readonly name: string;
   readonly description?: string;
+  /** A recurrence (a cell, or stacked cells) at batch size B. */
   build(batch: number): Recurrence;
+  /** A graph over whole tensors (scans composed: an encoder–decoder, attention) at batch size B; its model has no recurrence to build. */
+  readonly graph?: (batch: number, opts?: GraphOptions) => GraphModel;
   readonly task?: TaskDef;
 }
 
+/** What the data asks of a graph model beyond its batch size. */
+export interface GraphOptions {
+  /** The data has per-row lengths (an input `lengths` [B]). */
+  readonly lengths?: boolean;
+}
+
+/** How a model file declares itself: a recurrence (`build`) or a graph of scans (`graph`). */
+export type ModelDecl = Omit<ModelDef, 'build' | 'graph'> & ({ build(batch: number): Recurrence; graph?: undefined } | { graph: (batch: number, opts?: GraphOptions) => GraphModel; build?: undefined });
+
 /** Declares a model file's export. @example export default defineModel({ name: 'sincos', build: (B) => elman({ batch: B, input: 1, hidden: 32, output: 1 }) }) */
-export function defineModel(def: ModelDef): ModelDef {
+export function defineModel(def: ModelDecl): ModelDef {
   if (typeof def.name !== 'string' || !/^[a-z][a-z0-9]*(-[a-z0-9]+)*$/.test(def.name)) {
     throw new UnfoldError(`defineModel: name ${JSON.stringify(def.name)} must be kebab-case (it names the codegen/ and out/ folders)`);
   }
-  if (typeof def.build !== 'function') throw new UnfoldError(`model ${def.name}: build must be a function (batch) => recurrence`);
+  if (def.graph !== undefined) return defineGraphModel(def as ModelDecl & { graph: (batch: number, opts?: GraphOptions) => GraphModel });
+  if (typeof def.build !== 'function') throw new UnfoldError(`model ${(def as ModelDef).name}: build must be a function (batch) => recurrence (or graph, a function (batch) => graphModel(...))`);
   const build = def.build;
   // What the user's build throws is the user's error (one line, exit 1), wherever it is called.
   return {
@@ -91,6 +105,30 @@ export function defineModel(def: ModelDef): ModelDef {
         throw new UnfoldError(`model ${def.name}: build(${batch}) returned ${describeValue(rec)}, not a recurrence; return recurrence({ state, input, params, step, output }) or a cell such as elman({ ... })`);
       }
       return rec;
+    },
+  };
+}
+
+/** A graph model's def: `graph` checked like `build`; `build` says which commands take it instead. */
+function defineGraphModel(def: ModelDecl & { graph: (batch: number, opts?: GraphOptions) => GraphModel }): ModelDef {
+  const graph = def.graph;
+  if (typeof graph !== 'function') throw new UnfoldError(`model ${def.name}: graph must be a function (batch) => graphModel({ inputs, outputs })`);
+  return {
+    ...def,
+    graph: (batch, opts = {}) => {
+      let g: unknown;
+      try {
+        g = graph(batch, opts);
+      } catch (e) {
+        if (e instanceof UnfoldError) throw e;
+        const at = e instanceof Error && e.stack !== undefined ? stackOrigin(e.stack) : undefined;
+        throw new UnfoldError(`${at !== undefined ? `${at}: ` : ''}model ${def.name}: graph(${batch}) failed: ${e instanceof Error ? e.message : String(e)}`);
+      }
+      if (!isGraphModel(g)) throw new UnfoldError(`model ${def.name}: graph(${batch}) returned ${describeValue(g)}, not a graph model; return graphModel({ inputs, outputs })`);
+      return g;
+    },
+    build: () => {
+      throw new UnfoldError(`model ${def.name} is a graph of scans, not one recurrence: this command does not take it yet (grad, gradcheck, train, generate, show and dot do)`);
     },
   };
 }

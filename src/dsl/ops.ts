@@ -110,9 +110,19 @@ export const relu = (x: Node): Node => unary('relu', x);
 /** x with no gradient (stop-gradient). @example detach(h) */
 export const detach = (x: Node): Node => unary('detach', x);
 
-/** Matrix product of vectors/matrices (numpy's rule). @example matmul(W, h) // [H,H]·[H] -> [H] */
+/**
+ * Matrix product of vectors/matrices (numpy's rule); a left operand with more axes is a stack of
+ * rows, as nn.Linear reads [B, T, H]. @example matmul(W, h) // [H,H]·[H] -> [H]; matmul(hs, Vᵀ) // [B,T,H]·[H,O] -> [B,T,O]
+ */
 export function matmul(a: Node, b: Node): Node {
-  return traced('matmul', (bb) => bb.matmul(node('matmul', a, 1), node('matmul', b, 2)));
+  return traced('matmul', (bb) => {
+    const x = node('matmul', a, 1), w = node('matmul', b, 2);
+    if (x.shape.length <= 2) return bb.matmul(x, w);
+    const lead = x.shape.slice(0, -1);
+    const rows = bb.reshape(x, [lead.reduce((p, d) => p * d, 1), x.shape[x.shape.length - 1]!]);
+    const y = bb.matmul(rows, w);
+    return bb.reshape(y, [...lead, ...y.shape.slice(1)]);
+  });
 }
 
 /** Matrix transpose. @example matmul(x, transpose(W)) */
@@ -131,27 +141,34 @@ function normalizeAxes(op: string, x: Node, axes: number | readonly number[] | u
   return [...new Set(norm)].sort((p, q) => p - q);
 }
 
-/** Sum over `axes` (default: all, giving a scalar). @example sum(mul(d, d)) */
-export function sum(x: Node, axes?: number | readonly number[]): Node {
-  const n = node('sum', x, 1);
-  return traced('sum', (b) => b.sum(n, normalizeAxes('sum', n, axes)));
+/** A reduction's result with its reduced axes kept as 1s (keepdim), so it broadcasts against its input. */
+function keptAxes(b: NodeBuilder, r: Node, of: Node, axes: readonly number[], keep: boolean | undefined): Node {
+  return keep ? b.reshape(r, of.shape.map((d, i) => (axes.includes(i) ? 1 : d))) : r;
 }
 
-/** Mean over `axes` (default: all). @example mean(mul(d, d)) // MSE */
-export function mean(x: Node, axes?: number | readonly number[]): Node {
+/** Sum over `axes` (default: all, giving a scalar); `keep` keeps them as 1s. @example sum(mul(d, d)); sum(e, -1, true) */
+export function sum(x: Node, axes?: number | readonly number[], keep?: boolean): Node {
+  const n = node('sum', x, 1);
+  const ax = normalizeAxes('sum', n, axes);
+  return traced('sum', (b) => keptAxes(b, b.sum(n, ax), n, ax, keep));
+}
+
+/** Mean over `axes` (default: all); `keep` keeps them as 1s. @example mean(mul(d, d)) // MSE */
+export function mean(x: Node, axes?: number | readonly number[], keep?: boolean): Node {
   const n = node('mean', x, 1);
   const ax = normalizeAxes('mean', n, axes);
   const count = sizeOf(ax.map((a) => n.shape[a]!));
   return traced('mean', (b) => {
     const s = b.sum(n, ax);
-    return b.mul(s, b.scalar(1 / count, s.shape));
+    return keptAxes(b, b.mul(s, b.scalar(1 / count, s.shape)), n, ax, keep);
   });
 }
 
-/** Maximum over `axes` (default: all). @example max(logits, -1) */
-export function max(x: Node, axes?: number | readonly number[]): Node {
+/** Maximum over `axes` (default: all); `keep` keeps them as 1s. @example max(logits, -1, true) */
+export function max(x: Node, axes?: number | readonly number[], keep?: boolean): Node {
   const n = node('max', x, 1);
-  return traced('max', (b) => b.max(n, normalizeAxes('max', n, axes)));
+  const ax = normalizeAxes('max', n, axes);
+  return traced('max', (b) => keptAxes(b, b.max(n, ax), n, ax, keep));
 }
 
 /** x broadcast to `shape` by numpy rules. @example broadcast(b, [B, H]) */
@@ -232,6 +249,14 @@ export function dropout(x: Node, p: number, name?: string): Node {
   if (!dropoutActive() || p === 0) return v;
   const mask = traced('dropout', (b) => b.input(name ?? nextDropoutName(), v.shape, { role: 'input', [DROPOUT_ATTR]: p }));
   return mul(v, mask);
+}
+
+/**
+ * The rows of `table` [V, H] at integer `indices` [...N] (nn.Embedding): [...N, H]; its gradient adds
+ * each row's cotangents into the row it read. @example embedding(E, tokens) // [V, H] at [B] -> [B, H]
+ */
+export function embedding(table: Node, indices: Node): Node {
+  return traced('embedding', (b) => b.gather(node('embedding', table, 1), node('embedding', indices, 2)));
 }
 
 /** A constant tensor: a fill value or row-major data. @example constant(0.5, [H]) */

@@ -9,7 +9,7 @@ import { initOf } from '../dsl/recurrence.ts';
 import type { Dtype } from '../ir/tensor.ts';
 import { emitKernel, helpersUsed } from './kernel.ts';
 import { afterPasses, ArenaBuilder, numberLiteral, planOutputs, type Offset } from './plan.ts';
-import { COMPILER_VERSION } from './trainer.ts';
+import { COMPILER_VERSION, MULBERRY32 } from './trainer-text.ts';
 
 export interface InferenceConfig {
   readonly model: ModelDef;
@@ -26,17 +26,6 @@ export interface EmittedInference {
   readonly elements: number;
   readonly bytes: number;
 }
-
-/** MULBERRY32 exactly as src/dsl/init.ts and the trainer have it, so the seeded init agrees. */
-const MULBERRY32 = `function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return function next(): number {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1) >>> 0;
-    t = (((t + (Math.imul(t ^ (t >>> 7), t | 61) >>> 0)) >>> 0) ^ t) >>> 0;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}`;
 
 export function emitInference(cfg: InferenceConfig): EmittedInference {
   return withContext(() => emitInContext(cfg));
@@ -286,7 +275,6 @@ export interface InferenceModule {
 
 /** Emits the inference module and imports it in this process (types stripped), as a user would import inference.js. */
 export async function loadInference(cfg: InferenceConfig): Promise<InferenceModule> {
-  const { transpileTrainer } = await import('./load.ts');
-  const js = transpileTrainer(emitInference(cfg).source);
-  return (await import(`data:text/javascript;base64,${Buffer.from(js).toString('base64')}`)) as InferenceModule;
+  const { importModule } = await import('./load.ts');
+  return importModule<InferenceModule>(emitInference(cfg).source);
 }

@@ -1,6 +1,14 @@
-// The trainer as plain JavaScript: trainer.js (an ES module: trainer.ts with its types stripped, nothing else changed, the very text `train` imports) and trainer.d.ts (its declarations), so plain node and a browser can import it.
+// The trainer as plain JavaScript: trainer.js (an ES module: trainer.ts with its types stripped by the TypeScript compiler, comments kept) and trainer.d.ts (its declarations), so plain node and a browser can import it. Only `compile` (and codegen) load this file, and with it the compiler.
 import { ts } from 'ts-morph';
-import { transpileTrainer } from './load.ts';
+import type { EmittedTrainer } from './trainer.ts';
+
+/** The trainer as a JavaScript ES module (types stripped, nothing else changed). */
+export function transpileTrainer(source: string | EmittedTrainer): string {
+  const text = typeof source === 'string' ? source : source.source;
+  return ts.transpileModule(text, {
+    compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, removeComments: false },
+  }).outputText;
+}
 
 /** One file of a compiled trainer, named relative to its directory. */
 export interface TrainerFile {

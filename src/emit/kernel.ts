@@ -101,7 +101,10 @@ function kernelStatement(plan: KernelPlan, n: Node, out: Buf, accumulate: boolea
   return product ? `${codeStatement(plan, product, out, false, target)}\n${call}` : call;
 }
 
-function statement(plan: KernelPlan, n: Node, target: EmitTarget): string {
+/** How a node that runs its body over time (scan) becomes code: its lowering, given where its operands and result live. */
+export type LoopLowering = (n: Node, out: Buf, inputs: readonly Buf[]) => string;
+
+function statement(plan: KernelPlan, n: Node, target: EmitTarget, loop: LoopLowering | undefined): string {
   const prim = primOf(n.op);
   if (!prim) throw new Error(`emit: unknown op ${n.op}`);
   const out = bufOf(plan, n);
@@ -121,12 +124,15 @@ function statement(plan: KernelPlan, n: Node, target: EmitTarget): string {
       return codeStatement(plan, n, out, accumulate, target);
     case 'leaf':
       throw new Error(`emit: leaf ${n.op} has no statement`);
+    case 'loop':
+      if (!loop) throw new Error(`emit: ${n.op} runs its body over time: it is inlined (unroll) or lowered to loops (a LoopLowering) before kernels are emitted`);
+      return loop(n, out, n.inputs.map((x) => bufOf(plan, x)));
   }
 }
 
 /** The kernel's statements, one block per scheduled node, then copies into output slots. */
-export function emitKernel(plan: KernelPlan, target: EmitTarget): string[] {
-  const lines = plan.order.map((n) => statement(plan, n, target));
+export function emitKernel(plan: KernelPlan, target: EmitTarget, loop?: LoopLowering): string[] {
+  const lines = plan.order.map((n) => statement(plan, n, target, loop));
   for (const { node, to, accumulate } of plan.copies) {
     const src = bufOf(plan, node);
     const size = sizeOf(node.shape);

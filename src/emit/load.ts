@@ -1,6 +1,7 @@
-// Runs an emitted trainer in this process: the module is transpiled (types stripped) and imported
-// from memory, exactly as a user would import the file — no compiler code involved at run time.
-import { ts } from 'ts-morph';
+// Runs an emitted trainer in this process: its types are stripped (esbuild, no TypeScript compiler
+// loaded) and the module imported from memory, as a user would import the file — no compiler code
+// involved at run time.
+import { transform } from 'esbuild';
 import type { EmittedTrainer } from './trainer.ts';
 
 export interface TensorData {
@@ -47,16 +48,29 @@ export interface TrainerModule {
   createTrainer(options?: { seed?: number; params?: Record<string, { data: ArrayLike<number> } | ArrayLike<number>>; lr?: number; carryState?: boolean }): TrainerInstance;
 }
 
-/** The trainer as a JavaScript ES module (types stripped, nothing else changed). */
-export function transpileTrainer(source: string | EmittedTrainer): string {
-  const text = typeof source === 'string' ? source : source.source;
-  return ts.transpileModule(text, {
-    compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, removeComments: false },
-  }).outputText;
+/**
+ * An emitted module (trainer or inference) as JavaScript to run: its types stripped by esbuild,
+ * whose loader is already how tsx runs the user's model files. Class fields keep
+ * TypeScript's ES2022 semantics (defined, not assigned), as in the `trainer.js` that `compile`
+ * writes with the TypeScript compiler; the statements are the same, so are the numbers.
+ */
+export async function runnableJavaScript(source: string): Promise<string> {
+  const r = await transform(source, {
+    loader: 'ts',
+    format: 'esm',
+    target: 'es2022',
+    tsconfigRaw: { compilerOptions: { useDefineForClassFields: true } },
+  });
+  return r.code;
+}
+
+/** Imports an emitted module's source (a trainer's, or an inference module's) from memory. */
+export async function importModule<M>(source: string): Promise<M> {
+  const js = await runnableJavaScript(source);
+  return (await import(`data:text/javascript;base64,${Buffer.from(js).toString('base64')}`)) as M;
 }
 
 /** Imports an emitted trainer's source as a module. */
 export async function importTrainer(source: string | EmittedTrainer): Promise<TrainerModule> {
-  const js = transpileTrainer(source);
-  return (await import(`data:text/javascript;base64,${Buffer.from(js).toString('base64')}`)) as TrainerModule;
+  return importModule<TrainerModule>(typeof source === 'string' ? source : source.source);
 }

@@ -1,7 +1,6 @@
 // The generated trainer: a standalone TypeScript module (imports nothing) with every shape baked
 // in — forward, loss and backward kernels emitted from the unrolled and gradient graphs, the
 // optimizer step, and one preallocated arena. Same input, same bytes.
-import { Project, Scope, VariableDeclarationKind } from 'ts-morph';
 import type { Node } from '../ir/node.ts';
 import { UnfoldError } from '../ir/errors.ts';
 import { sizeOf } from '../ir/tensor.ts';
@@ -24,10 +23,13 @@ import { unrolledKernels } from './unrolled.ts';
 import { targetOf } from './config.ts';
 import { KernelTable } from './wasm/module.ts';
 import { wasmTrainerParts, type WasmReport } from './wasm/trainer-parts.ts';
+import { Scope, SourceText, VariableDeclarationKind } from './source-text.ts';
 
 export type { Dtype, Form, HoistMode, Slot, TrainerConfig } from './config.ts';
 
-export const COMPILER_VERSION = '0.1.0';
+import { COMPILER_VERSION, MULBERRY32 } from './trainer-text.ts';
+
+export { COMPILER_VERSION };
 
 export interface ArenaReport {
   /** Elements and bytes of the whole arena. */
@@ -50,18 +52,6 @@ export interface EmittedTrainer {
   /** The wasm target's embedded module (absent for the ts target). */
   readonly wasm?: WasmReport;
 }
-
-/** MULBERRY32 as emitted: must stay the same function as src/dsl/init.ts (a test compares them). */
-const MULBERRY32 = `function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return function next(): number {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1) >>> 0;
-    t = (((t + (Math.imul(t ^ (t >>> 7), t | 61) >>> 0)) >>> 0) ^ t) >>> 0;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}`;
-
 
 /** Where the dropout generator starts, apart from the init's stream: seed + the golden-ratio constant. */
 const DROPOUT_STREAM = '0x9e3779b9';
@@ -225,8 +215,8 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
     return `{ name: ${JSON.stringify(p.name)}, shape: [${p.shape.join(', ')}], offset: ${p.off}, grad: ${grads[i]!.off}, size: ${p.size}, init: ${initText} }`;
   });
 
-  const project = new Project({ useInMemoryFileSystem: true });
-  const sf = project.createSourceFile('trainer.ts', '', { overwrite: true });
+  // Printed as ts-morph would print these structures (source-text.ts), without loading a compiler.
+  const sf = new SourceText();
   const seed = cfg.seed ?? cfg.model.task?.seed ?? DEFAULT_SEED;
   sf.addStatements([
     `/**`,

@@ -1,11 +1,13 @@
 // The reference interpreter: evaluates any graph in float64, or in float32 with each value
 // rounded as a Float32Array stores it (Math.fround semantics). Every later stage is checked against it.
 import { UnfoldError } from '../ir/errors.ts';
-import { nodesOf, type Graph } from '../ir/graph.ts';
+import { nodesOf, topoOrder, type Graph } from '../ir/graph.ts';
 import { leafKey } from '../ir/leaf.ts';
-import type { Node } from '../ir/node.ts';
+import type { Body, Node } from '../ir/node.ts';
 import { sameShape, shapeToString, sizeOf, type Dtype, type Tensor } from '../ir/tensor.ts';
+import { constValues } from '../prims/leaves.ts';
 import { primOf } from '../prims/index.ts';
+import type { BodyEvaluator } from '../prims/types.ts';
 
 export type { Dtype };
 
@@ -37,7 +39,7 @@ export function evaluateNodes(g: Graph, params: Bindings, inputs: Bindings, dtyp
     } else {
       const prim = primOf(n.op);
       if (!prim) throw new UnfoldError(`unknown op "${n.op}"`);
-      v = prim.evaluate(n.inputs.map((x) => values.get(x)!), n.inputs.map((x) => x.shape), n.attrs, n.shape);
+      v = prim.evaluate(n.inputs.map((x) => values.get(x)!), n.inputs.map((x) => x.shape), n.attrs, n.shape, n.body && bodyEvaluator(n.body));
     }
     values.set(n, dtype === 'f32' ? round32(v) : v);
   }
@@ -48,4 +50,26 @@ export function evaluateNodes(g: Graph, params: Bindings, inputs: Bindings, dtyp
 export function evaluate(g: Graph, params: Bindings, inputs: Bindings, dtype: Dtype = 'f64'): Map<string, Tensor> {
   const values = evaluateNodes(g, params, inputs, dtype);
   return new Map(g.outputs.map((o) => [o.name, { shape: o.node.shape, data: values.get(o.node)! }]));
+}
+
+/** Runs a node's body on values bound to its placeholders (a scan step); constants are its only other leaves. */
+function bodyEvaluator(body: Body): BodyEvaluator {
+  const order = topoOrder([...body.inputs, ...body.outputs]);
+  return {
+    body,
+    run(inputs) {
+      const values = new Map<Node, Float64Array>(body.inputs.map((p, i) => [p, inputs[i]!]));
+      for (const n of order) {
+        if (values.has(n)) continue;
+        if (n.op === 'const') {
+          values.set(n, constValues(n.attrs, sizeOf(n.shape)));
+          continue;
+        }
+        const prim = primOf(n.op);
+        if (!prim || n.inputs.length === 0) throw new UnfoldError(`scan body: ${n.op} "${String(n.attrs['name'] ?? '')}" is neither a placeholder nor a constant`);
+        values.set(n, prim.evaluate(n.inputs.map((x) => values.get(x)!), n.inputs.map((x) => x.shape), n.attrs, n.shape, n.body && bodyEvaluator(n.body)));
+      }
+      return body.outputs.map((o) => values.get(o)!);
+    },
+  };
 }

@@ -43,12 +43,12 @@ function errCode(err: unknown): string | undefined {
 let tempCounter = 0;
 
 /**
- * Replaces `file` with `contents` (UTF-8) atomically: writes a temp file in the same directory
+ * Replaces `file` with `contents` (text as UTF-8, or bytes) atomically: writes a temp file in the same directory
  * (`.<name>.<pid>.<n>.tmp`), fsyncs it, renames it over the target, then fsyncs the directory.
  * If `file` is a symbolic link, the file it points to is replaced. On any failure the temp file is
  * removed, the target is left as it was, and an UnfoldError names the path and the OS reason.
  */
-export function writeFileAtomic(file: string, contents: string): void {
+export function writeFileAtomic(file: string, contents: string | Uint8Array): void {
   let target = file;
   try {
     target = fs.realpathSync(file);
@@ -83,7 +83,8 @@ export function writeFileAtomic(file: string, contents: string): void {
       }
     }
     if (mode !== undefined) fs.fchmodSync(fd, mode);
-    fs.writeFileSync(fd, contents, 'utf8');
+    if (typeof contents === 'string') fs.writeFileSync(fd, contents, 'utf8');
+    else fs.writeFileSync(fd, contents);
     fs.fsyncSync(fd);
     fs.closeSync(fd);
     fd = undefined;

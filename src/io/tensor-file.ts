@@ -1,9 +1,10 @@
-// JSON tensor files (params, data, windows): every tensor read is finite with data matching its shape, every write is deterministic, exact and atomic.
+// Tensor files (params, data, windows) as JSON or safetensors: every tensor read is finite with data matching its shape, every write is deterministic, exact and atomic.
 
 import * as fs from 'node:fs';
 import { UnfoldError } from '../ir/errors.ts';
 import { shapeToString, sizeOf, stridesOf, type Shape, type Tensor } from '../ir/tensor.ts';
 import { describeOsError } from './atomic-write.ts';
+import { isSafetensorsPath, readSafetensors, writeSafetensors, type SafetensorsDtype } from './safetensors.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Describing values in messages
@@ -306,6 +307,7 @@ export const RECORD_PREFIX = 'unfold.';
  * (keys starting with `unfold.`) are left to readRecords.
  */
 export function readTensorMap(path: string): Map<string, Tensor> {
+  if (isSafetensorsPath(path)) return readSafetensorsMap(path);
   const json = readJsonFile(path);
   if (!isPlainObject(json)) {
     throw new UnfoldError(`${path}: expected a JSON object of tensors keyed by name, found ${describeValue(json)}`);
@@ -320,9 +322,101 @@ export function readTensorMap(path: string): Map<string, Tensor> {
 
 /** The records of a tensor file (keys starting with `unfold.`), as JSON values; their readers check them. */
 export function readRecords(path: string): Map<string, unknown> {
+  if (isSafetensorsPath(path)) {
+    // A safetensors checkpoint keeps its records as JSON strings in __metadata__.
+    const out = new Map<string, unknown>();
+    for (const [key, text] of Object.entries(readSafetensors(readBytes(path), path).metadata)) {
+      if (!key.startsWith(RECORD_PREFIX)) continue;
+      try {
+        out.set(key, JSON.parse(text));
+      } catch {
+        throw new UnfoldError(`${path}: __metadata__ ${quote(key)} is not JSON`);
+      }
+    }
+    return out;
+  }
   const json = readJsonFile(path);
   if (!isPlainObject(json)) return new Map();
   return new Map(Object.entries(json).filter(([name]) => name.startsWith(RECORD_PREFIX)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// safetensors
+
+function readBytes(path: string): Uint8Array {
+  try {
+    return fs.readFileSync(path);
+  } catch (err) {
+    throw new UnfoldError(`cannot read ${path}: ${describeOsError(err)}`);
+  }
+}
+
+/** Rejects NaN and ±Infinity as a JSON file's reader does, naming the tensor and the index. */
+function checkFinite(t: Tensor, what: string): void {
+  let first = -1, count = 0;
+  for (let i = 0; i < t.data.length; i++) {
+    if (!Number.isFinite(t.data[i]!)) {
+      if (first < 0) first = i;
+      count++;
+    }
+  }
+  if (first >= 0) {
+    const more = count > 1 ? ` (and ${count - 1} more non-finite value${count > 2 ? 's' : ''})` : '';
+    throw new UnfoldError(`${what}: data[${first}] (index ${multiIndex(first, t.shape)}) is not a finite number (found ${t.data[first]})${more}`);
+  }
+}
+
+/**
+ * A safetensors file as named tensors (F32 widened exactly to float64): its tensors in file order,
+ * then every `__metadata__` entry that holds a JSON-encoded tensor `{"shape": [...], "data": [...]}`
+ * (a checkpoint's optimizer state, data position, carried state: what a PyTorch state_dict has no
+ * place for). Other metadata strings (e.g. `"format": "pt"`) are left aside.
+ */
+function readSafetensorsMap(path: string): Map<string, Tensor> {
+  const file = readSafetensors(readBytes(path), path);
+  const out = new Map<string, Tensor>();
+  for (const [name, t] of Object.entries(file.tensors)) {
+    const tensor = { shape: [...t.shape], data: Float64Array.from(t.data) };
+    checkFinite(tensor, `${path}: tensor ${quote(name)}`);
+    out.set(name, tensor);
+  }
+  for (const [key, text] of Object.entries(file.metadata)) {
+    if (key.startsWith(RECORD_PREFIX) || !text.trimStart().startsWith('{')) continue;
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      continue; // not JSON: a note, not a tensor
+    }
+    if (!isPlainObject(value) || !hasOwn(value, 'shape')) continue;
+    if (out.has(key)) throw new UnfoldError(`${path}: ${quote(key)} is both a tensor and a __metadata__ entry`);
+    out.set(key, parseTensor(value, `${path}: __metadata__ ${quote(key)}`));
+  }
+  return out;
+}
+
+/**
+ * A windows file in safetensors: tensors `windows.<k>.x`, `windows.<k>.y` and optionally
+ * `windows.<k>.lengths`, k = 0, 1, ... without gaps.
+ */
+function readSafetensorsWindows(path: string, initialKeys: readonly string[]): FileWindow[] {
+  const map = readSafetensorsMap(path);
+  const windows: Partial<Record<string, Tensor>>[] = [];
+  const keys = ['x', 'y', 'lengths', ...initialKeys];
+  for (const [name, t] of map) {
+    const m = /^windows\.(0|[1-9]\d*)\.([A-Za-z_][A-Za-z0-9_]*)$/.exec(name);
+    if (!m || !keys.includes(m[2]!)) throw new UnfoldError(`${path}: unknown tensor ${quote(name)}; a windows file holds windows.<k>.x, windows.<k>.y and optionally windows.<k>.lengths${initialKeys.length ? `, ${initialKeys.map((k) => `windows.<k>.${k}`).join(', ')}` : ''} (k = 0, 1, ...)`);
+    const k = Number(m[1]);
+    if (k > map.size) throw new UnfoldError(`${path}: tensor ${quote(name)}: window ${k}, but the file has ${map.size} tensors; windows are numbered 0, 1, ... without gaps`);
+    (windows[k] ??= {})[m[2]!] = t;
+  }
+  if (windows.length === 0) throw new UnfoldError(`${path}: no windows; expected tensors windows.0.x, windows.0.y, ...`);
+  return Array.from(windows, (w, i) => {
+    const absent = ['x', 'y'].filter((k) => w?.[k as 'x' | 'y'] === undefined);
+    if (absent.length > 0) throw new UnfoldError(`${path}: window ${i} has no ${absent.map((k) => quote(`windows.${i}.${k}`)).join(' or ')}`);
+    const initial = new Map(initialKeys.flatMap((k) => (w![k] !== undefined ? [[k, w![k]!] as const] : [])));
+    return { x: w!['x']!, y: w!['y']!, ...(w!['lengths'] !== undefined ? { lengths: w!['lengths'] } : {}), initial };
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -451,24 +545,47 @@ export function readParamsFile(
   return map;
 }
 
-/** Reads `{"windows": [{"x": T, "y": T, "lengths"?: T}, ...]}`: a non-empty list of windows, each with tensors x and y (and per-row lengths). */
-export function readWindowsFile(path: string): { x: Tensor; y: Tensor; lengths?: Tensor }[] {
+/** One window of a windows file: x, y, optional per-row lengths, and initial states by their file key (`h0`, `c0`). */
+export interface FileWindow {
+  readonly x: Tensor;
+  readonly y: Tensor;
+  readonly lengths?: Tensor;
+  readonly initial: ReadonlyMap<string, Tensor>;
+}
+
+/**
+ * Reads `{"windows": [{"x": T, "y": T, "lengths"?: T, "<state>0"?: T}, ...]}`: a non-empty list of
+ * windows, each with tensors x and y, optional per-row lengths and the initial states named in
+ * `initialKeys` (the state at the start of that window). Any other key, at the top or in a window,
+ * is an error naming it: a misspelt "lenghts" must not be silently ignored.
+ */
+export function readWindowsFile(path: string, initialKeys: readonly string[] = []): FileWindow[] {
+  if (isSafetensorsPath(path)) return readSafetensorsWindows(path, initialKeys);
   const json = readJsonFile(path);
   const shapeHint = '{"windows": [{"x": tensor, "y": tensor}, ...]}';
   if (!isPlainObject(json)) throw new UnfoldError(`${path}: expected ${shapeHint}, found ${describeValue(json)}`);
   if (!hasOwn(json, 'windows')) throw new UnfoldError(`${path}: missing "windows"; expected ${shapeHint}`);
+  const top = Object.keys(json).filter((k) => k !== 'windows');
+  if (top.length > 0) throw new UnfoldError(`${path}: unknown key ${quote(top[0]!)} beside "windows"; a windows file holds ${shapeHint} only`);
   const windows = json['windows'];
   if (!Array.isArray(windows)) {
     throw new UnfoldError(`${path}: "windows" must be an array of {"x": tensor, "y": tensor}, found ${describeValue(windows)}`);
   }
   if (windows.length === 0) throw new UnfoldError(`${path}: "windows" is empty; at least one window is needed`);
+  const known = ['x', 'y', 'lengths', ...initialKeys];
   return windows.map((w: unknown, i) => {
     const where = `${path}: windows[${i}]`;
     if (!isPlainObject(w)) throw new UnfoldError(`${where} must be an object {"x": tensor, "y": tensor}, found ${describeValue(w)}`);
     const absent = ['x', 'y'].filter((k) => !hasOwn(w, k));
     if (absent.length > 0) throw new UnfoldError(`${where} has no ${absent.map(quote).join(' or ')}`);
+    const unknown = Object.keys(w).find((k) => !known.includes(k));
+    if (unknown !== undefined) {
+      const guess = closest(unknown, known);
+      throw new UnfoldError(`${where}: unknown key ${quote(unknown)}${guess !== undefined ? ` (did you mean ${quote(guess)}?)` : ''}; a window holds ${known.map(quote).join(', ')}`);
+    }
     const lengths = hasOwn(w, 'lengths') ? { lengths: parseTensor(w['lengths'], `${where}.lengths`) } : {};
-    return { x: parseTensor(w['x'], `${where}.x`), y: parseTensor(w['y'], `${where}.y`), ...lengths };
+    const initial = new Map(initialKeys.filter((k) => hasOwn(w, k)).map((k) => [k, parseTensor(w[k], `${where}.${k}`)] as const));
+    return { x: parseTensor(w['x'], `${where}.x`), y: parseTensor(w['y'], `${where}.y`), ...lengths, initial };
   });
 }
 
@@ -527,4 +644,34 @@ export function formatWindows(windows: readonly { x: Tensor; y: Tensor }[]): str
     (w, i) => `  {"x": ${tensorText(w.x, `windows[${i}].x`)}, "y": ${tensorText(w.y, `windows[${i}].y`)}}`,
   );
   return lines.length === 0 ? '{"windows": []}\n' : `{"windows": [\n${lines.join(',\n')}\n]}\n`;
+}
+
+/**
+ * A tensor file's contents for `file`, by its extension. JSON: `tensors` then `extra`, one object.
+ * safetensors: `tensors` as tensors of `dtype` (a PyTorch state_dict: names and layouts as they are),
+ * and each of `extra` JSON-encoded (exact) as a `__metadata__` string under its name — what a
+ * state_dict has no place for, so `load_state_dict(load_file(f), strict=True)` sees only parameters.
+ * `records` (`unfold.*`: a checkpoint's model and schedule) are JSON values: last in the JSON
+ * object, JSON strings in `__metadata__` (readRecords reads both back).
+ * Refuses NaN/Infinity with an UnfoldError naming the tensor.
+ */
+export function formatTensorFile(
+  file: string,
+  tensors: ReadonlyMap<string, Tensor>,
+  extra: ReadonlyMap<string, Tensor> = new Map(),
+  dtype: SafetensorsDtype = 'F64',
+  records: ReadonlyMap<string, unknown> = new Map(),
+): string | Uint8Array {
+  if (!isSafetensorsPath(file)) return formatTensorMap(new Map([...tensors, ...extra]), records);
+  const metadata: Record<string, string> = { format: 'pt' };
+  for (const [name, t] of extra) {
+    if (tensors.has(name)) throw new UnfoldError(`${file}: ${quote(name)} is both a tensor and a __metadata__ entry`);
+    metadata[name] = tensorText(t, `${quote(name)}`);
+  }
+  for (const [name, value] of records) {
+    if (tensors.has(name) || extra.has(name)) throw new UnfoldError(`${file}: ${quote(name)} is both a tensor and a record`);
+    metadata[name] = JSON.stringify(value);
+  }
+  for (const [name, t] of tensors) checkWritable(t, `tensor ${quote(name)}`);
+  return writeSafetensors(new Map([...tensors].map(([name, t]) => [name, { dtype, shape: t.shape, data: t.data }])), metadata);
 }

@@ -110,6 +110,13 @@ export function verify(g: Graph, ruleOf: (op: string) => OpRule | undefined): Gr
     if (!sameShape(expected, node.shape)) {
       throw new UnfoldError(`${where}: shape ${shapeToString(node.shape)} but its rule gives ${shapeToString(expected)}`);
     }
+    if (node.body) {
+      try {
+        verify(makeGraph(node.body.outputs.map((n, k) => ({ name: `body${k}`, node: n }))), ruleOf);
+      } catch (e) {
+        throw new UnfoldError(`${where} body: ${(e as Error).message}`);
+      }
+    }
   });
   return g;
 }
@@ -123,19 +130,33 @@ export interface PrintOptions {
   readonly steps?: boolean;
 }
 
-/** Deterministic text form: `%4 = tanh %3 : [32]`, then `out name = %k` lines. */
+/** Deterministic text form: `%4 = tanh %3 : [32]`, then `out name = %k` lines. A node's body follows it, indented. */
 export function printGraph(g: Graph, opts: PrintOptions = {}): string {
-  const order = nodesOf(g);
+  const lines = printNodes(nodesOf(g), opts, '');
+  const index = new Map<Node, number>(nodesOf(g).map((n, i) => [n, i]));
+  for (const o of g.outputs) lines.push(`out ${o.name} = %${index.get(o.node)}`);
+  return lines.join('\n') + '\n';
+}
+
+function printNodes(order: readonly Node[], opts: PrintOptions, indent: string): string[] {
   const index = new Map<Node, number>(order.map((n, i) => [n, i]));
-  const lines = order.map((n, i) => {
+  return order.flatMap((n, i) => {
     const args = n.inputs.map((x) => `%${index.get(x)}`).join(', ');
     const keys = Object.keys(n.attrs).sort();
     const attrs = keys.length ? ` {${keys.map((k) => `${k}=${formatAttr(n.attrs[k]!)}`).join(', ')}}` : '';
     const step = opts.steps && n.step !== undefined ? ` @${n.step}` : '';
-    return `%${i} = ${n.op}${args ? ' ' + args : ''}${attrs} : ${shapeToString(n.shape)}${step}`;
+    const line = `${indent}%${i} = ${n.op}${args ? ' ' + args : ''}${attrs} : ${shapeToString(n.shape)}${step}`;
+    if (!n.body) return [line];
+    // The body's own values, numbered within it; its placeholders first, in binding order.
+    const inner = topoOrder([...n.body.inputs, ...n.body.outputs]);
+    const at = new Map<Node, number>(inner.map((x, k) => [x, k]));
+    return [
+      `${line} {`,
+      ...printNodes(inner, opts, indent + '    '),
+      `${indent}    bind ${n.body.inputs.map((x) => `%${at.get(x)}`).join(', ')} -> ${n.body.outputs.map((x) => `%${at.get(x)}`).join(', ')}`,
+      `${indent}}`,
+    ];
   });
-  for (const o of g.outputs) lines.push(`out ${o.name} = %${index.get(o.node)}`);
-  return lines.join('\n') + '\n';
 }
 
 export interface GraphJson {
@@ -153,13 +174,16 @@ export function graphToJson(g: Graph): GraphJson {
   const order = nodesOf(g);
   const index = new Map<Node, number>(order.map((n, i) => [n, i]));
   return {
-    nodes: order.map((n) => ({
+    nodes: order.map((n, i) => {
+      if (n.body) throw new UnfoldError(`graph JSON: %${i} (${n.op}) has a body graph, which this format does not hold`);
+      return {
       op: n.op,
       inputs: n.inputs.map((x) => index.get(x)!),
       shape: [...n.shape],
       attrs: { ...n.attrs },
       ...(n.step !== undefined ? { step: n.step } : {}),
-    })),
+      };
+    }),
     outputs: g.outputs.map((o) => ({ name: o.name, node: index.get(o.node)! })),
   };
 }

@@ -11,7 +11,8 @@ export const constantFold: Pass = {
   run(g, { ctx }) {
     const b = createBuilder(ctx);
     return rewrite(g, ctx, (n, inputs) => {
-      if (n.inputs.length === 0 || !inputs.every((x) => x.op === 'const')) return undefined;
+      // A scan over constants stays a scan: folding it would need its body run here.
+      if (n.inputs.length === 0 || n.body || !inputs.every((x) => x.op === 'const')) return undefined;
       const prim = primOf(n.op);
       if (!prim) return undefined;
       const values = prim.evaluate(inputs.map((x) => constValues(x.attrs, sizeOf(x.shape))), inputs.map((x) => x.shape), n.attrs, n.shape);

@@ -28,26 +28,47 @@ function checkFinite(plot: string, name: string, values: readonly number[]): voi
   values.forEach((v, i) => check(Number.isFinite(v), () => `${plot}: ${name}[${i}] is ${v}, not a finite number`));
 }
 
-/** Loss per training step (steps 1..N) on a log-scale y axis, as a line with points. */
-export async function lossPlotSvg(losses: readonly number[], opts: PlotOptions = {}): Promise<string> {
+/** A validation run: the loss on held-out data after training step `step`. */
+export interface ValidationPoint {
+  readonly step: number;
+  readonly loss: number;
+}
+
+/**
+ * Loss per training step (steps 1..N) on a log-scale y axis, as a line with points; with
+ * `validation`, the validation loss after the steps it was measured at, as a second line.
+ */
+export async function lossPlotSvg(losses: readonly number[], opts: PlotOptions & { readonly validation?: readonly ValidationPoint[] } = {}): Promise<string> {
   checkFinite('loss plot', 'losses', losses);
   losses.forEach((v, i) => check(v > 0, () => `loss plot: losses[${i}] is ${v}, but a log scale needs positive values`));
-  const spec: TopLevelSpec = {
-    title: opts.title ?? 'Training loss',
-    ...SIZE,
-    data: { values: losses.map((loss, i) => ({ step: i + 1, loss })) },
-    mark: { type: 'line', point: { filled: true, size: 16 }, strokeWidth: 1.5 },
-    encoding: {
-      x: {
-        field: 'step', type: 'quantitative', title: 'training step',
-        scale: { zero: false, nice: false }, axis: { tickMinStep: 1, format: 'd' },
-      },
-      y: {
-        field: 'loss', type: 'quantitative', title: 'loss (log scale)',
-        scale: { type: 'log' }, axis: { labelExpr: LOG_LABEL, tickCount: 6 },
-      },
-    },
-  };
+  const validation = opts.validation ?? [];
+  validation.forEach((v, i) => check(Number.isFinite(v.loss) && v.loss > 0, () => `loss plot: validation[${i}] is ${v.loss}, but a log scale needs positive values`));
+  const x = {
+    field: 'step', type: 'quantitative', title: 'training step',
+    scale: { zero: false, nice: false }, axis: { tickMinStep: 1, format: 'd' },
+  } as const;
+  const y = {
+    field: 'loss', type: 'quantitative', title: 'loss (log scale)',
+    scale: { type: 'log' }, axis: { labelExpr: LOG_LABEL, tickCount: 6 },
+  } as const;
+  const spec: TopLevelSpec = validation.length === 0
+    ? {
+        title: opts.title ?? 'Training loss',
+        ...SIZE,
+        data: { values: losses.map((loss, i) => ({ step: i + 1, loss })) },
+        mark: { type: 'line', point: { filled: true, size: 16 }, strokeWidth: 1.5 },
+        encoding: { x, y },
+      }
+    : {
+        title: opts.title ?? 'Training and validation loss',
+        ...SIZE,
+        data: { values: [...losses.map((loss, i) => ({ step: i + 1, loss, series: 'training' })), ...validation.map((v) => ({ ...v, series: 'validation' }))] },
+        mark: { type: 'line', point: { filled: true, size: 16 }, strokeWidth: 1.5 },
+        encoding: {
+          x, y,
+          color: { field: 'series', type: 'nominal', title: null, scale: { domain: ['training', 'validation'], range: ['#1f77b4', '#d62728'] } },
+        },
+      };
   return vegaLiteToSvg(spec);
 }
 

@@ -1,8 +1,9 @@
 // Node construction over the registry: shape rules checked at build time, and algebraic
 // simplification as nodes are made (x*1 -> x, x+0 -> x, zeros pruned), so gradients stay readable.
-import type { Context, Attrs, Node } from '../ir/node.ts';
+import type { Context, Attrs, Node, Origin } from '../ir/node.ts';
 import { sameShape, sizeOf, type Shape } from '../ir/tensor.ts';
 import { prims, type PrimName } from './index.ts';
+import { checkScan, scanAttrs } from './scan.ts';
 import type { Builder, CompareKind } from './types.ts';
 
 /** The fill value of a constant node with a single repeated value, else undefined. */
@@ -28,7 +29,7 @@ export interface NodeBuilder extends Builder {
   concat(xs: readonly Node[], axis: number): Node;
 }
 
-export function createBuilder(ctx: Context, origin: () => string | undefined = () => undefined): NodeBuilder {
+export function createBuilder(ctx: Context, origin: () => Origin | undefined = () => undefined): NodeBuilder {
   const make = (op: PrimName, inputs: readonly Node[], attrs: Attrs = {}, declared: Shape = []): Node => {
     const shape = prims[op].shape(inputs.map((n) => n.shape), attrs, declared);
     const o = origin();
@@ -175,6 +176,15 @@ export function createBuilder(ctx: Context, origin: () => string | undefined = (
       const f = fillValue(a);
       const attrs = { axis, start, end };
       if (f !== undefined) return scalar(f, prims.slice.shape([a.shape], attrs, []));
+      // concat(…, x, …)[range of x] -> x[range]: a step of a stacked sequence, a part of a scan's results
+      if (a.op === 'concat' && a.attrs['axis'] === axis) {
+        let at = 0;
+        for (const x of a.inputs) {
+          const ext = x.shape[axis]!;
+          if (start >= at && end <= at + ext) return b.slice(x, axis, start - at, end - at);
+          at += ext;
+        }
+      }
       return make('slice', [a], attrs);
     },
     pad(a, axis, before, after) {
@@ -193,6 +203,14 @@ export function createBuilder(ctx: Context, origin: () => string | undefined = (
       return make('where', [cond, a, c]);
     },
     compare: (kind: CompareKind, a, c) => make('compare', [a, c], { kind }),
+    gather: (table, indices) => make('gather', [table, indices]),
+    scatterAdd: (values, indices, rows) => (isZero(values) ? scalar(0, [rows, values.shape[values.shape.length - 1]!]) : make('scatter', [values, indices], { rows })),
+    placeholder: (name, shape) => b.input(name, shape, { role: 'placeholder', id: ctx.fresh() }),
+    scan(spec) {
+      const shape = checkScan(spec);
+      const o = origin();
+      return ctx.make({ op: 'scan', inputs: [...spec.init, ...spec.xs, ...spec.consts], shape, attrs: scanAttrs(spec), body: spec.body, ...(o !== undefined ? { origin: o } : {}) });
+    },
   };
   return b;
 }

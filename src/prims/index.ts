@@ -8,6 +8,7 @@ import { concat } from './concat.ts';
 import { detach } from './detach.ts';
 import { div } from './div.ts';
 import { exp } from './exp.ts';
+import { gather } from './gather.ts';
 import { constant, input, param } from './leaves.ts';
 import { log } from './log.ts';
 import { matmul } from './matmul.ts';
@@ -17,6 +18,8 @@ import { neg } from './neg.ts';
 import { pad } from './pad.ts';
 import { relu } from './relu.ts';
 import { reshape } from './reshape.ts';
+import { scan } from './scan.ts';
+import { scatter } from './scatter.ts';
 import { sigmoid } from './sigmoid.ts';
 import { slice } from './slice.ts';
 import { sub } from './sub.ts';
@@ -29,7 +32,8 @@ import { where } from './where.ts';
 export const prims = {
   param, input, const: constant,
   add, sub, mul, div, neg, exp, log, tanh, sigmoid, relu, detach, where, compare,
-  matmul, transpose, sum, max, broadcast, reshape, slice, pad, concat,
+  matmul, transpose, sum, max, broadcast, reshape, slice, pad, concat, gather, scatter,
+  scan,
 } as const satisfies Record<string, PrimDef>;
 
 export type PrimName = keyof typeof prims;

@@ -1,6 +1,6 @@
 // The contract every primitive fulfils: shape rule, evaluation, derivative and emission, in one place.
 
-import type { Attrs, Node } from '../ir/node.ts';
+import type { Attrs, Body, Node } from '../ir/node.ts';
 import type { Dtype, Shape } from '../ir/tensor.ts';
 
 /**
@@ -90,6 +90,17 @@ export interface VjpArgs {
   readonly y: Node;
   readonly inputs: readonly Node[];
   readonly attrs: Attrs;
+  /**
+   * Reverse-mode differentiation itself, for rules whose node runs a body (scan): ∂J/∂w for each
+   * w of `wrt` (a zero where J does not depend on it), as graphs. Given by the vjp transform.
+   */
+  readonly grad?: (J: Node, wrt: readonly Node[]) => Node[];
+}
+
+/** How a rule evaluates its node's body (scan): the interpreter binds the placeholders and runs it. */
+export interface BodyEvaluator {
+  readonly body: Body;
+  run(inputs: readonly Float64Array[]): Float64Array[];
 }
 
 /**
@@ -116,7 +127,32 @@ export interface Builder {
   pad(a: Node, axis: number, before: number, after: number): Node;
   where(cond: Node, a: Node, b: Node): Node;
   compare(kind: CompareKind, a: Node, b: Node): Node;
+  concat(xs: readonly Node[], axis: number): Node;
+  /** table [V, H] read at integer indices [...N]: [...N, H]. */
+  gather(table: Node, indices: Node): Node;
+  /** values [...N, H] summed into the `rows` rows their indices name: [rows, H]. */
+  scatterAdd(values: Node, indices: Node, rows: number): Node;
   scalar(value: number, shape: Shape): Node;
+  /** A placeholder or data leaf. */
+  input(name: string, shape: Shape, attrs?: Attrs): Node;
+  /** A body's placeholder: an input leaf no other node equals (bodies nest, and may share names). */
+  placeholder(name: string, shape: Shape): Node;
+  /** A scan node over `spec.body` (its shapes checked against the operands). */
+  scan(spec: ScanSpec): Node;
+}
+
+/**
+ * The operands and body of a scan. The body's inputs are placeholders: one per carry, one per
+ * xs (its step-t slice), one per const; its outputs are the new carries, then the per-step ys.
+ */
+export interface ScanSpec {
+  readonly init: readonly Node[];
+  readonly xs: readonly Node[];
+  readonly consts: readonly Node[];
+  readonly body: Body;
+  /** T: the steps (the xs' time axis, which every xs shares). */
+  readonly length: number;
+  readonly reverse: boolean;
 }
 
 export type CompareKind = 'gt' | 'ge' | 'lt' | 'le' | 'eq';
@@ -128,12 +164,14 @@ export interface PrimDef {
   /** Output shape from input shapes; `declared` is the node's own shape (leaves return it). Throws a message on mismatch. */
   shape(inputs: readonly Shape[], attrs: Attrs, declared: Shape): Shape;
   /** Float64 evaluation of the op on row-major data. Leaves are bound by the interpreter instead. */
-  evaluate(inputs: readonly Float64Array[], inShapes: readonly Shape[], attrs: Attrs, shape: Shape): Float64Array;
+  evaluate(inputs: readonly Float64Array[], inShapes: readonly Shape[], attrs: Attrs, shape: Shape, body?: BodyEvaluator): Float64Array;
   /** One cotangent per input (null = zero), built from primitives so gradients are graphs too. */
   vjp(args: VjpArgs, b: Builder): (Node | null)[];
   /** Element-wise ops give a scalar template (fusable); others emit whole statements. */
   readonly emit:
     | { readonly kind: 'elementwise'; scalar(xs: readonly string[], attrs: Attrs, target: EmitTarget): string; readonly helpers?: readonly EmitHelper[] }
     | { readonly kind: 'statements'; code(args: EmitArgs): string; readonly accumulates?: boolean }
-    | { readonly kind: 'leaf' };
+    | { readonly kind: 'leaf' }
+    // Runs its body over time (scan): lowered into loops, or inlined by unroll, before any kernel is emitted.
+    | { readonly kind: 'loop' };
 }

@@ -2,7 +2,7 @@
 // shared by all steps, and every node knows its step. Time and memory linear in τ.
 import { UnfoldError } from '../ir/errors.ts';
 import { makeGraph, substitute, topoOrder, type Graph } from '../ir/graph.ts';
-import type { Context, Node } from '../ir/node.ts';
+import { originSpec, type Context, type Node } from '../ir/node.ts';
 import type { Named, Recurrence } from '../dsl/recurrence.ts';
 import { createBuilder } from '../prims/builder.ts';
 import { joinSlots, stageSlot, topStages } from '../dsl/program.ts';
@@ -58,7 +58,7 @@ export function stepLeaf(ctx: Context, name: string, like: Node, t: number, role
     shape: like.shape,
     attrs: { name, role, t },
     step: t,
-    ...(like.origin !== undefined ? { origin: like.origin } : {}),
+    ...originSpec(like),
   });
 }
 

@@ -90,7 +90,7 @@ export function vjp(g: Graph, loss: Node, wrt: readonly Node[], b: NodeBuilder):
       if (n.inputs.length === 0 || isZero(dy)) return;
       const rule = primOf(n.op);
       if (!rule) throw new UnfoldError(`vjp: unknown op "${n.op}"`);
-      const cots = rule.vjp({ dy, y: n, inputs: n.inputs, attrs: n.attrs }, b);
+      const cots = rule.vjp({ dy, y: n, inputs: n.inputs, attrs: n.attrs, grad: (J, wrt) => vjp(makeGraph({ J }), J, wrt, b).grads as Node[] }, b);
       n.inputs.forEach((x, k) => {
         const c = cots[k];
         if (!c || !live.has(x) || isZero(c)) return;

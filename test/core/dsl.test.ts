@@ -249,7 +249,7 @@ describe('the CLI', () => {
     fs.mkdirSync(dir, { recursive: true });
     try {
       const file = path.join(dir, 'odd.ts');
-      fs.writeFileSync(file, "import { defineModel } from 'unfold';\nexport default defineModel({ name: 'odd', build: () => { throw new Error('hidden size must be even'); } });\n");
+      fs.writeFileSync(file, "import { defineModel } from 'unfold-rnn';\nexport default defineModel({ name: 'odd', build: () => { throw new Error('hidden size must be even'); } });\n");
       const rel = path.relative(REPO, file);
       for (const args of [['show', rel], ['compile', rel, '-o', path.join(dir, 'out')], ['gradcheck', rel]]) {
         const r = spawnSync(process.execPath, ['bin/unfold.mjs', ...args], { cwd: REPO, encoding: 'utf8', timeout: 60_000 });
@@ -270,7 +270,7 @@ describe('the CLI', () => {
       const file = path.join(dir, 'bad.ts');
       const source = [
         '// A model whose step adds a [B, 3] state and a [4] parameter.',
-        "import { add, defineModel, param, recurrence, state } from 'unfold';",
+        "import { add, defineModel, param, recurrence, state } from 'unfold-rnn';",
         '',
         'export default defineModel({',
         "  name: 'bad',",

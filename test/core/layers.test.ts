@@ -64,7 +64,7 @@ describe('the checker', () => {
       edge('src/emit/plan.ts', 'src/dot/dot.ts', '../dot/dot.ts'), // siblings stay apart
       edge('src/io/tensor-file.ts', 'src/interp/evaluate.ts', '../interp/evaluate.ts'),
       edge('src/dsl/ops.ts', 'graphs/sincos.ts', '../../graphs/sincos.ts'),
-      { from: 'src/cells/rnn.ts', to: 'unfold', spec: 'unfold' },
+      { from: 'src/cells/rnn.ts', to: 'unfold-rnn', spec: 'unfold-rnn' },
       edge('src/newthing/x.ts', 'src/ir/node.ts', '../ir/node.ts'),
       edge('bin/unfold.mjs', 'src/transforms/unroll.ts', '../src/transforms/unroll.ts'),
       { from: 'codegen/sincos/trainer.ts', to: 'src/ir/tensor.ts', spec: '../../src/ir/tensor.ts' },

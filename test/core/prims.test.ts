@@ -15,7 +15,9 @@ import { rng, type Rng } from '../helpers/rng.ts';
 
 /** Leaves are bound, not computed: nothing to evaluate or differentiate. */
 const LEAVES = ['param', 'input'] as const;
-type Tested = Exclude<PrimName, (typeof LEAVES)[number]>;
+/** Primitives that run a body: built from a step graph, checked case by case in test/core/scan.test.ts. */
+const WITH_BODY = ['scan'] as const;
+type Tested = Exclude<PrimName, (typeof LEAVES)[number] | (typeof WITH_BODY)[number]>;
 
 /** Values for a case's inputs, chosen away from kinks and singularities unless `ties` says otherwise. */
 type Gen = (r: Rng, shapes: readonly Shape[]) => Float64Array[];
@@ -40,6 +42,8 @@ interface Entry {
   readonly ref: Ref;
   /** Inputs that get no gradient by definition (a condition, a comparison, stop-gradient). */
   readonly nondiff?: readonly number[];
+  /** Non-differentiable inputs that hold integers (gather's indices): never nudged by a difference. */
+  readonly discrete?: boolean;
   /** Shapes and attrs the shape rule must reject. */
   readonly bad?: readonly { readonly shapes: readonly Shape[]; readonly attrs?: Attrs; readonly declared?: Shape }[];
 }
@@ -69,6 +73,10 @@ const conditioned: Gen = (r, [s, t, u]) => [
   r.array(sizeOf(t!), -1.5, 1.5),
   r.array(sizeOf(u!), -1.5, 1.5),
 ];
+
+/** A table, then integer row indices into it (some rows read twice, so their gradients add). */
+const tableAndIndices: Gen = (r, [t, i]) => [r.array(sizeOf(t!), -1.5, 1.5), Float64Array.from({ length: sizeOf(i!) }, (_, n) => (n === 1 ? 0 : r.int(0, t![0]! - 1)))];
+const valuesAndIndices = (rows: number): Gen => (r, [v, i]) => [r.array(sizeOf(v!), -1.5, 1.5), Float64Array.from({ length: sizeOf(i!) }, (_, n) => (n === 1 ? 0 : r.int(0, rows - 1)))];
 
 // ---- references ---------------------------------------------------------------------------------
 
@@ -165,6 +173,30 @@ const TABLE: { readonly [K in Tested]: Entry } = {
   sigmoid: { cases: unaryCases(), ref: pointwise((a) => Math.exp(a) / (1 + Math.exp(a))) },
   relu: { cases: unaryCases(awayFromZero), ref: pointwise((a) => (a > 0 ? a : 0)) },
   detach: { cases: unaryCases(), ref: pointwise((a) => a), nondiff: [0] },
+  gather: {
+    cases: [
+      { label: '[5,3] at [4]', shapes: [[5, 3], [4]], out: [4, 3], gen: tableAndIndices },
+      { label: '[4,2] at [2,3] (rows repeat)', shapes: [[4, 2], [2, 3]], out: [2, 3, 2], gen: tableAndIndices },
+    ],
+    ref: ([t, idx], [ts]) => Float64Array.from({ length: idx!.length * ts![1]! }, (_, i) => t![idx![Math.floor(i / ts![1]!)]! * ts![1]! + (i % ts![1]!)]!),
+    nondiff: [1],
+    discrete: true,
+    bad: [{ shapes: [[5], [4]] }, { shapes: [[2, 3, 4], [4]] }],
+  },
+  scatter: {
+    cases: [
+      { label: '[4,3] into 5 rows', shapes: [[4, 3], [4]], attrs: { rows: 5 }, out: [5, 3], gen: valuesAndIndices(5) },
+      { label: '[2,3,2] into 4 rows', shapes: [[2, 3, 2], [2, 3]], attrs: { rows: 4 }, out: [4, 2], gen: valuesAndIndices(4) },
+    ],
+    ref: ([v, idx], [vs], attrs) => {
+      const H = vs![vs!.length - 1]!, out = new Float64Array((attrs['rows'] as number) * H);
+      idx!.forEach((k, n) => { for (let j = 0; j < H; j++) out[k * H + j]! += v![n * H + j]!; });
+      return out;
+    },
+    nondiff: [1],
+    discrete: true,
+    bad: [{ shapes: [[4, 3], [5]], attrs: { rows: 5 } }, { shapes: [[4, 3], [4]], attrs: { rows: 0 } }],
+  },
   where: {
     cases: unaryShapes.map((s) => ({ label: `[${s.join(',')}]`, shapes: [s, s, s], out: s, gen: conditioned })),
     ref: pointwise((c, a, b) => (c !== 0 ? a : b)),
@@ -336,7 +368,7 @@ const tested = Object.keys(TABLE) as Tested[];
 
 describe('the registry', () => {
   it('has a table entry for every primitive but the bound leaves', () => {
-    const names = Object.keys(prims).filter((n) => !(LEAVES as readonly string[]).includes(n));
+    const names = Object.keys(prims).filter((n) => !(LEAVES as readonly string[]).includes(n) && !(WITH_BODY as readonly string[]).includes(n));
     expect([...tested].sort()).toEqual([...names].sort());
     for (const leaf of LEAVES) expect(Object.keys(prims)).toContain(leaf);
   });
@@ -414,6 +446,14 @@ describe.each(tested)('%s', (op) => {
 
   if (nondiff.length > 0) {
     it.each(cases.map((c) => [c.label, c] as const))('%s: no gradient reaches the non-differentiable inputs', (_l, c) => {
+      if (entry.discrete) {
+        const b = createBuilder(new Context());
+        const xs = c.shapes.map((s, i) => b.input(`x${i}`, s));
+        const y = build(op, c)(b, xs);
+        const loss = b.sum(y, y.shape.map((_, i) => i));
+        expect(vjp(makeGraph({ loss }), loss, nondiff.map((i) => xs[i]!), b).unused).toEqual(nondiff.map((i) => xs[i]!));
+        return;
+      }
       const r = rng(seedOf(`${op} ${c.label} nondiff`));
       const check = checkVjp(build(op, c), c.shapes, valuesOf(op, c, r), r, { wrt: nondiff });
       expect(check.unused).toEqual(nondiff);

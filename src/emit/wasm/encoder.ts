@@ -104,6 +104,13 @@ export class FunctionBuilder {
     if (!Number.isInteger(lane) || lane < 0 || lane > 3) throw new Error(`wasm encoder: lane ${lane} out of range`);
     return this.simd(0x1f).op(lane);
   }
+  /** Lanes of two v128 (16 + 16 bytes) picked by 16 byte indices. */
+  i8x16Shuffle(bytes: readonly number[]): this {
+    if (bytes.length !== 16 || bytes.some((b) => !Number.isInteger(b) || b < 0 || b > 31)) throw new Error(`wasm encoder: bad shuffle ${bytes.join(',')}`);
+    this.simd(0x0d);
+    for (const b of bytes) this.code.push(b);
+    return this;
+  }
   f32x4Add(): this { return this.simd(0xe4); }
   f32x4Sub(): this { return this.simd(0xe5); }
   f32x4Mul(): this { return this.simd(0xe6); }

@@ -5,6 +5,7 @@ import { encodeModule, PAGE_BYTES, type FunctionBuilder } from './encoder.ts';
 import { columnSumKernel, copyKernel, fillKernel } from './copies.ts';
 import { describeExpr, elementwiseKernel, numberReads } from './elementwise.ts';
 import { describeProduct, productKernel, productKey, productStrategy, type ProductShape } from './products.ts';
+import { packedProductKernel, packedScratch, usePacked } from './packed.ts';
 
 /** The name emitted code calls the module's exports by (the trainer binds it per method). */
 export const KERNELS = 'W';
@@ -14,9 +15,12 @@ export interface KernelInfo {
   readonly name: string;
   /** e.g. `out[16×512] = A[16×128]·Bᵀ[128×512]`, or `out[2048] = tanh((a0 + a1))`. */
   readonly description: string;
-  /** How it vectorizes (see src/emit/wasm/products.ts; `lanes` for element-wise chains). */
+  /** How it vectorizes (see src/emit/wasm/products.ts; `packed` for src/emit/wasm/packed.ts, `lanes` for element-wise chains). */
   readonly strategy: string;
-  readonly build: () => FunctionBuilder;
+  /** Elements of the scratch region it packs into (packed products; 0 for the others). */
+  readonly scratch: number;
+  /** Its function, given the element offset of the scratch region. */
+  readonly build: (scratch: number) => FunctionBuilder;
 }
 
 /** Collects the kernels a trainer's code calls, one export per distinct kernel. */
@@ -38,7 +42,13 @@ export class KernelTable implements TargetKernels {
   }
 
   product(shape: ProductShape, out: number | string, a: number | string, b: number | string): string {
-    const k = this.kernel(`mm:${productKey(shape)}`, (name) => ({ name, description: describeProduct(shape), strategy: productStrategy(shape), build: () => productKernel(shape) }));
+    const k = this.kernel(`mm:${productKey(shape)}`, (name) => {
+      const strategy = productStrategy(shape);
+      // Cache-blocked over packed panels where that was measured faster (src/emit/wasm/packed.ts).
+      return usePacked(shape, strategy)
+        ? { name, description: describeProduct(shape), strategy: 'packed', scratch: packedScratch(shape), build: (scratch: number) => packedProductKernel(shape, scratch) }
+        : { name, description: describeProduct(shape), strategy, scratch: 0, build: () => productKernel(shape) };
+    });
     return `${KERNELS}.${k.name}(${out}, ${a}, ${b});`;
   }
 
@@ -48,7 +58,7 @@ export class KernelTable implements TargetKernels {
     const { expr: e, offsets } = numbered;
     const key = `ew:${size}:${accumulate}:${JSON.stringify(e)}`;
     const k = this.kernel(key, (name) => ({
-      name, description: `out[${size}] ${accumulate ? '+=' : '='} ${describeExpr(e)}`, strategy: 'lanes',
+      name, description: `out[${size}] ${accumulate ? '+=' : '='} ${describeExpr(e)}`, strategy: 'lanes', scratch: 0,
       build: () => elementwiseKernel(e, offsets.length, size, accumulate),
     }));
     return `${KERNELS}.${k.name}(${[out, ...offsets].join(', ')});`;
@@ -56,20 +66,20 @@ export class KernelTable implements TargetKernels {
 
   copy(rows: number, span: number, outStride: number, inStride: number, out: number | string, x: number | string): string {
     const k = this.kernel(`cp:${rows}:${span}:${outStride}:${inStride}`, (name) => ({
-      name, description: `${rows} × ${span} elements, strides ${outStride} ← ${inStride}`, strategy: 'copy',
+      name, description: `${rows} × ${span} elements, strides ${outStride} ← ${inStride}`, strategy: 'copy', scratch: 0,
       build: () => copyKernel(rows, span, outStride, inStride),
     }));
     return `${KERNELS}.${k.name}(${out}, ${x});`;
   }
 
   fill(size: number, value: number, out: number | string): string {
-    const k = this.kernel(`fill:${size}:${value}`, (name) => ({ name, description: `out[${size}] = ${value}`, strategy: 'fill', build: () => fillKernel(size, value) }));
+    const k = this.kernel(`fill:${size}:${value}`, (name) => ({ name, description: `out[${size}] = ${value}`, strategy: 'fill', scratch: 0, build: () => fillKernel(size, value) }));
     return `${KERNELS}.${k.name}(${out});`;
   }
 
   columnSum(rows: number, cols: number, out: number | string, x: number | string, accumulate: boolean): string {
     const k = this.kernel(`sum:${rows}:${cols}:${accumulate}`, (name) => ({
-      name, description: `out[${cols}] ${accumulate ? '+=' : '='} column sums of [${rows}×${cols}]`, strategy: 'columns',
+      name, description: `out[${cols}] ${accumulate ? '+=' : '='} column sums of [${rows}×${cols}]`, strategy: 'columns', scratch: 0,
       build: () => columnSumKernel(rows, cols, accumulate),
     }));
     return `${KERNELS}.${k.name}(${out}, ${x});`;
@@ -79,10 +89,36 @@ export class KernelTable implements TargetKernels {
     return [...this.byKey.values()];
   }
 
-  /** The module over a memory of `pages` pages, importing it as env.memory. */
-  encode(pages: number): Uint8Array<ArrayBuffer> {
-    return encodeModule(this.kernels.map((k) => ({ name: k.name, fn: k.build() })), pages);
+  /**
+   * Elements of scratch the kernels pack into: the largest any one needs (they run one at a time,
+   * and a packed product's panels are dead once it returns).
+   */
+  get scratchElements(): number {
+    return Math.max(0, ...this.kernels.map((k) => k.scratch));
   }
+
+  /**
+   * The module over a memory of `pages` pages, importing it as env.memory; the packed products'
+   * scratch at element offset `scratch` (see memoryLayout), which must fit in those pages.
+   */
+  encode(pages: number, scratch?: number): Uint8Array<ArrayBuffer> {
+    const need = this.scratchElements;
+    if (need > 0) {
+      if (scratch === undefined) throw new Error('wasm module: packed products need a scratch region (encode(pages, scratch))');
+      if (scratch % 16 !== 0 || (scratch + need) * 4 > pages * PAGE_BYTES) throw new Error(`wasm module: scratch [${scratch}, +${need}) is not a 64-byte aligned region of ${pages} pages`);
+    }
+    return encodeModule(this.kernels.map((k) => ({ name: k.name, fn: k.build(scratch ?? 0) })), pages);
+  }
+}
+
+/**
+ * The one memory of a trainer: its arena of `elements` float32 values from offset 0, then the
+ * packed products' scratch on the next 64-byte line (outside the arena's view, which stays
+ * `elements` long), and the pages that hold both, fixed once (the memory is never grown).
+ */
+export function memoryLayout(elements: number, scratchElements: number): { readonly scratch: number; readonly pages: number } {
+  const scratch = Math.ceil(elements / 16) * 16;
+  return { scratch, pages: pagesFor(scratchElements > 0 ? scratch + scratchElements : elements) };
 }
 
 /** Pages of 64 KiB that hold `elements` float32 values (at least one). */

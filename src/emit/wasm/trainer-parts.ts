@@ -3,7 +3,7 @@
 // over one WebAssembly.Memory of fixed size (initial = maximum: never grown, so the view stays valid).
 import { UnfoldError } from '../../ir/errors.ts';
 import { PAGE_BYTES } from './encoder.ts';
-import { KERNELS, pagesFor, type KernelInfo, type KernelTable } from './module.ts';
+import { KERNELS, memoryLayout, type KernelInfo, type KernelTable } from './module.ts';
 
 /** The most memory one wasm32 module addresses: 65536 pages of 64 KiB. */
 const MAX_PAGES = 65536;
@@ -13,6 +13,8 @@ export interface WasmReport {
   readonly moduleBytes: number;
   /** Pages of the memory (64 KiB each), initial = maximum. */
   readonly pages: number;
+  /** Float32 elements of scratch after the arena, where packed products pack their panels (0: none). */
+  readonly scratchElements: number;
   readonly kernels: readonly KernelInfo[];
 }
 
@@ -30,12 +32,13 @@ export interface WasmTrainerParts {
 
 /** The trainer's parts for the products in `table` over an arena of `elements` float32 values. */
 export function wasmTrainerParts(table: KernelTable, elements: number): WasmTrainerParts {
-  const pages = pagesFor(elements);
+  const scratchElements = table.scratchElements;
+  const { pages, scratch } = memoryLayout(elements, scratchElements);
   // Beyond 2^32 elements no typed array holds the arena whatever the target (the CLI says so, src/cli/arena-limit.ts).
   if (pages > MAX_PAGES && elements <= 2 ** 32) {
-    throw new UnfoldError(`the trainer's arena would hold ${elements} f32 elements (${elements * 4} bytes), more than the 4 GiB a wasm memory addresses; lower --batch or --tau, or use --target ts`);
+    throw new UnfoldError(`the trainer's arena would hold ${elements} f32 elements (${elements * 4} bytes${scratchElements ? `, and ${scratchElements * 4} bytes of product scratch` : ''}), more than the 4 GiB a wasm memory addresses; lower --batch or --tau, or use --target ts`);
   }
-  const bytes = table.encode(pages);
+  const bytes = table.encode(pages, scratch);
   const kernels = table.kernels;
   const kernelType = kernels.length
     ? `{\n${kernels.map((k) => `  /** ${k.description} */\n  readonly ${k.name}: (out: number, ...inputs: number[]) => void;`).join('\n')}\n}`
@@ -70,5 +73,5 @@ export function wasmTrainerParts(table: KernelTable, elements: number): WasmTrai
   ].join('\n');
   const calls = new RegExp(`\\b${KERNELS}\\.(mm|ew|cp|fill|sum)\\d+\\(`);
   const bindFor = (body: readonly string[]) => (body.some((l) => calls.test(l)) ? [`const ${KERNELS} = this.kernels;`] : []);
-  return { declarations, arenaInit, bindFor, factory, report: { moduleBytes: bytes.length, pages, kernels } };
+  return { declarations, arenaInit, bindFor, factory, report: { moduleBytes: bytes.length, pages, scratchElements, kernels } };
 }

@@ -1,0 +1,61 @@
+// `unfold export`: a model with its parameters as an ONNX model (the whole sequence, each scan an ONNX
+// Scan, or one step) for ONNX Runtime, or its weights alone as safetensors.
+import { UnfoldError } from '../ir/errors.ts';
+import { initialParams } from '../dsl/init.ts';
+import { writeFileAtomic } from '../io/atomic-write.ts';
+import { encodeSafetensors } from '../io/safetensors-write.ts';
+import { exportOnnx } from '../onnx/export.ts';
+import { choiceFlag, parse, UsageError, type Command } from './command.ts';
+import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
+import { probeModel, readParams } from './run-data.ts';
+
+export const exportCommand: Command = {
+  name: 'export',
+  summary: 'write a model as ONNX (the whole sequence with each recurrence an ONNX Scan, or one step) or its weights as safetensors',
+  usage: `unfold export ${MODEL_USAGE} [--params FILE] --format onnx|safetensors -o FILE [--form sequence|step] [--dtype f32|f64] [--lengths]`,
+  async run(argv) {
+    const { values, positionals } = parse('export', argv, {
+      ...modelOptions,
+      params: { type: 'string' },
+      format: { type: 'string' },
+      form: { type: 'string' },
+      dtype: { type: 'string' },
+      lengths: { type: 'boolean' },
+      out: { type: 'string', short: 'o' },
+    });
+    if (values.format === undefined) throw new UsageError('export: --format is required (onnx or safetensors)');
+    const format = choiceFlag('export', 'format', values.format, ['onnx', 'safetensors'], 'onnx');
+    const form = choiceFlag('export', 'form', values.form, ['sequence', 'step'], 'sequence');
+    const dtype = choiceFlag('export', 'dtype', values.dtype, ['f32', 'f64'], 'f32');
+    if (values.out === undefined) throw new UsageError(`export: -o FILE is required (where the ${format === 'onnx' ? '.onnx model' : '.safetensors weights'} go)`);
+    if (format === 'safetensors' && (values.form !== undefined || values.lengths)) throw new UsageError('export: --form and --lengths go with --format onnx');
+    if (values.lengths && form === 'step') throw new UsageError('export: --form step is one step, which has no lengths; leave out --lengths (or export --form sequence)');
+    const { model, source } = await resolveModel('export', positionals, values);
+    const probe = probeModel(model);
+    let params;
+    if (values.params !== undefined) params = readParams(values.params, probe);
+    else {
+      process.stderr.write(`note: no --params: ${model.name} is exported with its initial parameters (seeded init)\n`);
+      params = initialParams(probe);
+    }
+    // With lengths when asked, or when the model's own task has them.
+    let lengths = values.lengths === true;
+    if (!lengths && model.task && form === 'sequence') {
+      try {
+        lengths = model.task.window(0).lengths !== undefined;
+      } catch {
+        lengths = false;
+      }
+    }
+    const bytes = format === 'onnx' ? exportOnnx(model, params, { form, dtype, lengths }) : encodeSafetensors(params, dtype);
+    try {
+      writeFileAtomic(values.out, bytes);
+    } catch (e) {
+      if (e instanceof UnfoldError) throw new UnfoldError(`-o ${values.out}: ${e.message}`);
+      throw e;
+    }
+    const what = format === 'onnx' ? `ONNX (opset 17, ${form}${lengths ? ', with lengths' : ''}, ${dtype === 'f32' ? 'float32' : 'float64'})` : `safetensors (${params.size} tensors, ${dtype === 'f32' ? 'F32' : 'F64'})`;
+    process.stdout.write(`wrote ${values.out}: ${model.name} (${source}) as ${what}, ${bytes.length} bytes\n`);
+    return 0;
+  },
+};

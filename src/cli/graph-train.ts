@@ -1,0 +1,128 @@
+// `unfold train` for a graph model: its generated trainer (a loop per scan) run on its task's
+// batches or a windows file, the loss on the console or as JSON lines, an atomic checkpoint
+// (parameters, optimizer state, steps taken) that `--params` resumes exactly, and the loss plot.
+import path from 'node:path';
+import { UnfoldError } from '../ir/errors.ts';
+import type { Tensor } from '../ir/tensor.ts';
+import type { ModelDef, Window } from '../dsl/model.ts';
+import { emitGraphTrainer } from '../emit/graph-trainer.ts';
+import { importTrainer } from '../emit/load.ts';
+import { makeDirectory, writeFileAtomic } from '../io/atomic-write.ts';
+import { checkTensorMap, formatTensorFile, readTensorMap, readWindowsFile } from '../io/tensor-file.ts';
+import { lossPlotSvg } from '../plot/training.ts';
+import { checkpointEntries, OPTIMIZER_STATE, OPTIMIZER_STEPS, readResume, TRAIN_POSITION, TRAIN_STEPS } from './checkpoint.ts';
+import type { TrainerConfig } from '../emit/config.ts';
+
+/** The emitted graph trainer's surface (src/emit/graph-trainer.ts). */
+export interface GraphTrainerInstance {
+  lr: number;
+  steps: number;
+  step(data: Record<string, ArrayLike<number>>): number;
+  gradients(data: Record<string, ArrayLike<number>>): number;
+  predict(data: Record<string, ArrayLike<number>>): Record<string, { shape: number[]; data: number[] }>;
+  outputs(): Record<string, { shape: number[]; data: number[] }>;
+  getParams(): Record<string, { shape: number[]; data: number[] }>;
+  getGrads(): Record<string, { shape: number[]; data: number[] }>;
+  setParams(values: Record<string, ArrayLike<number>>): void;
+  getOptimizerState(): { steps: number; buffers: number[] };
+  setOptimizerState(state: { steps: number; buffers: ArrayLike<number> }): void;
+}
+
+export interface GraphTrainOptions {
+  readonly command: string;
+  readonly model: ModelDef;
+  readonly source: string;
+  /** Optimizer, dtype, clip norm, seed and loss, validated by the shared flags. */
+  readonly cfg: TrainerConfig;
+  readonly steps: number | undefined;
+  readonly data: string | undefined;
+  readonly params: string | undefined;
+  readonly save: string | undefined;
+  readonly logJson: boolean;
+  /** The directory of loss.svg (undefined: no plots). */
+  readonly outDir: string | undefined;
+}
+
+/** A window's tensors by input name: x, y and the optional lengths. */
+function windowData(w: Pick<Window, 'x' | 'y' | 'lengths'>): Map<string, Tensor> {
+  return new Map<string, Tensor>([...(w.x ? [['x', w.x] as const] : []), ['y', w.y], ...(w.lengths ? [['lengths', w.lengths] as const] : [])]);
+}
+
+export async function trainGraphModel(o: GraphTrainOptions): Promise<number> {
+  const { model, cfg } = o;
+  const fileWindows = o.data !== undefined ? readWindowsFile(o.data) : undefined;
+  const windowAt = (k: number): Map<string, Tensor> =>
+    windowData(fileWindows ? fileWindows[k % fileWindows.length]! : model.task!.window(k));
+  const first = windowAt(0);
+  const lead = first.get('x') ?? first.get('y')!;
+  const batch = lead.shape[0]!;
+  const lengths = first.has('lengths');
+  const built = model.graph!(batch, { lengths });
+  const expected = new Map(built.inputs.map((x) => [x.name, x.node.shape]));
+  checkTensorMap(first, expected, { file: o.data ?? `the task of ${o.source}`, kind: 'data tensor' });
+  const total = o.steps ?? (fileWindows ? fileWindows.length : model.task!.steps);
+
+  const started = performance.now();
+  const emitted = emitGraphTrainer({
+    model, source: o.source, batch, lengths, dtype: cfg.dtype, loss: cfg.loss, optimizer: cfg.optimizer,
+    ...(cfg.clipNorm !== undefined ? { clipNorm: cfg.clipNorm } : {}), ...(cfg.seed !== undefined ? { seed: cfg.seed } : {}),
+  });
+  const trainer = (await importTrainer(emitted.source)).createTrainer({ ...(cfg.seed !== undefined ? { seed: cfg.seed } : {}), lr: cfg.optimizer.lr }) as unknown as GraphTrainerInstance;
+  const compileSeconds = (performance.now() - started) / 1000;
+
+  // --params: parameters, and (a checkpoint of this command) the optimizer state and the steps taken.
+  let done = 0;
+  if (o.params !== undefined) {
+    const all = readTensorMap(o.params);
+    const problems: string[] = [];
+    const resume = readResume(all, o.params, problems);
+    if (problems.length) throw new UnfoldError(problems.join('\n'));
+    const params = new Map([...all].filter(([k]) => ![OPTIMIZER_STEPS, OPTIMIZER_STATE, TRAIN_STEPS, TRAIN_POSITION].includes(k)));
+    checkTensorMap(params, new Map(built.params.map((p) => [p.name, p.node.shape])), { file: o.params, kind: 'parameter' });
+    trainer.setParams(Object.fromEntries([...params].map(([k, t]) => [k, t.data])));
+    const state = all.get(OPTIMIZER_STATE), steps = all.get(OPTIMIZER_STEPS);
+    if (state && steps) {
+      try {
+        trainer.setOptimizerState({ steps: steps.data[0]!, buffers: state.data });
+      } catch (e) {
+        throw new UnfoldError(`--params ${o.params}: ${(e as Error).message} (a checkpoint of another optimizer?)`);
+      }
+    }
+    done = resume?.steps ?? 0;
+  }
+
+  if (!o.logJson) process.stdout.write(`${o.command}: ${model.name} (${o.source}), a graph of scans, batch ${batch}, ${total} steps; compiling the trainer took ${compileSeconds.toFixed(2)} s\n`);
+  const losses: number[] = [];
+  const every = Math.max(1, Math.floor(total / 10));
+  for (let k = 0; k < total; k++) {
+    const step = done + k;
+    const w = windowAt(step);
+    checkTensorMap(w, expected, { file: o.data ?? `the task of ${o.source}`, kind: 'data tensor' });
+    let loss: number;
+    try {
+      loss = trainer.step(Object.fromEntries([...w].map(([name, t]) => [name, t.data])));
+    } catch (e) {
+      throw new UnfoldError(`step ${step + 1}: ${(e as Error).message}`);
+    }
+    losses.push(loss);
+    if (o.logJson) process.stdout.write(JSON.stringify({ step: step + 1, loss }) + '\n');
+    else if ((k + 1) % every === 0 || k === total - 1) process.stdout.write(`step ${String(step + 1).padStart(5)}  loss ${loss.toFixed(6)}\n`);
+  }
+
+  const written: string[] = [];
+  if (o.save !== undefined) {
+    // Parameters as tensors; the optimizer state and steps taken beside them (a safetensors file's __metadata__).
+    const params = new Map<string, Tensor>(Object.entries(trainer.getParams()).map(([k, t]) => [k, { shape: t.shape, data: Float64Array.from(t.data) }]));
+    const bookkeeping = checkpointEntries({ steps: done + total, window: done + total, time: 0 }, trainer.getOptimizerState());
+    writeFileAtomic(o.save, formatTensorFile(o.save, params, bookkeeping, cfg.dtype === 'f32' ? 'F32' : 'F64'));
+    written.push(o.save);
+  }
+  if (o.outDir !== undefined && losses.every((l) => l > 0)) {
+    makeDirectory(o.outDir);
+    const file = path.join(o.outDir, 'loss.svg');
+    writeFileAtomic(file, await lossPlotSvg(losses, { title: `${model.name}: training loss` }));
+    written.push(file);
+  }
+  if (!o.logJson && written.length) process.stdout.write(`wrote ${written.join(', ')}\n`);
+  return 0;
+}

@@ -1,0 +1,250 @@
+// The generated trainer of a graph model (scans composed over whole tensors): every scan inlined
+// (the unrolled form), the loss and every gradient planned into one arena, the optimizer step
+// after them. A standalone module that imports nothing; same model, same bytes.
+import type { Node } from '../ir/node.ts';
+import { sizeOf } from '../ir/tensor.ts';
+import { derivedBuilder, withContext } from '../dsl/context.ts';
+import { DEFAULT_SEED } from '../dsl/init.ts';
+import type { GraphModel } from '../dsl/graph-model.ts';
+import type { LossSpec, ModelDef, OptimizerSpec } from '../dsl/model.ts';
+import { initOf } from '../dsl/recurrence.ts';
+import { graphTraining } from '../transforms/graph-training.ts';
+import { inlineScans } from '../transforms/inline-scans.ts';
+import type { Dtype } from './config.ts';
+import { emitKernel, helpersUsed } from './kernel.ts';
+import { scanLoops } from './scan-loops.ts';
+import { describeOptimizer, planOptimizer } from './optimizer.ts';
+import { afterPasses, ArenaBuilder, numberLiteral, planOutputs, type OnPass, type Offset, type OutputSlot } from './plan.ts';
+import { COMPILER_VERSION, MULBERRY32 } from './trainer-text.ts';
+
+export interface GraphTrainerConfig {
+  readonly model: ModelDef;
+  /** The graph file named in the generated header. */
+  readonly source: string;
+  readonly batch: number;
+  /** The data has per-row lengths. */
+  readonly lengths?: boolean;
+  readonly dtype: Dtype;
+  readonly loss: LossSpec;
+  readonly optimizer: OptimizerSpec;
+  readonly clipNorm?: number;
+  readonly seed?: number;
+  /** rolled (default): a loop over t per scan; unrolled: every scan inlined, straight-line code over its steps. */
+  readonly form?: 'rolled' | 'unrolled';
+  readonly onPass?: OnPass;
+}
+
+export interface EmittedGraphTrainer {
+  readonly source: string;
+  readonly model: GraphModel;
+  readonly arenaBytes: number;
+  /** Nodes of the inlined training graph the kernels compute. */
+  readonly nodes: number;
+}
+
+const init = (p: Node): string => {
+  const i = initOf(p);
+  return i.kind === 'uniform' ? `{ kind: 'uniform', bound: ${numberLiteral(i.bound)} }`
+    : i.kind === 'fill' ? `{ kind: 'fill', value: ${numberLiteral(i.value)} }`
+    : `{ kind: 'values', data: [${i.data.map(numberLiteral).join(', ')}] }`;
+};
+
+export function emitGraphTrainer(cfg: GraphTrainerConfig): EmittedGraphTrainer {
+  return withContext(() => emitInContext(cfg));
+}
+
+function emitInContext(cfg: GraphTrainerConfig): EmittedGraphTrainer {
+  const model = cfg.model.graph!(cfg.batch, { lengths: cfg.lengths === true });
+  const b = derivedBuilder();
+  const tg = graphTraining(model, cfg.loss, b);
+  const form = cfg.form ?? 'rolled';
+  const computed = form === 'unrolled' ? inlineScans(tg.graph, b.ctx).graph : tg.graph;
+  const value = (name: string) => computed.outputs.find((o) => o.name === name)!.node;
+
+  const arena = new ArenaBuilder();
+  const slot = (size: number) => arena.reserve(size);
+  const params = model.params.map((p) => ({ name: p.name, node: p.node, shape: p.node.shape, size: sizeOf(p.node.shape), off: slot(sizeOf(p.node.shape)) }));
+  const grads = params.map((p) => slot(p.size));
+  const inputs = model.inputs.map((x) => ({ name: x.name, node: x.node, shape: x.node.shape, size: sizeOf(x.node.shape), off: slot(sizeOf(x.node.shape)) }));
+  const lossOff = slot(1);
+  const outputs = model.outputs.map((o) => ({ name: o.name, shape: o.node.shape, size: sizeOf(o.node.shape), off: slot(sizeOf(o.node.shape)) }));
+
+  const pinned = new Map<Node, Offset>([...params.map((p): [Node, Offset] => [p.node, p.off]), ...inputs.map((x): [Node, Offset] => [x.node, x.off])]);
+  const gradSlots: OutputSlot[] = [{ node: value('loss'), slot: lossOff }, ...params.map((p, j) => ({ node: value(`grad:${p.name}`), slot: grads[j]! }))];
+  const outSlots: OutputSlot[] = outputs.map((o) => ({ node: value(o.name), slot: o.off }));
+  const slots = afterPasses([...gradSlots, ...outSlots], b.ctx, cfg.onPass, ['loss', ...params.map((p) => `grad:${p.name}`), ...outputs.map((o) => o.name)]);
+  const tempBase = arena.size;
+  const trainPlan = planOutputs(slots, pinned, tempBase);
+  const forwardPlan = planOutputs(slots.slice(gradSlots.length), pinned, tempBase);
+  const target = { dtype: cfg.dtype };
+  arena.reserve(Math.max(trainPlan.tempSize, forwardPlan.tempSize));
+  // Each scan's loop gets its own slots after the kernels' temporaries (src/emit/scan-loops.ts).
+  const Arr = cfg.dtype === 'f32' ? 'Float32Array' : 'Float64Array';
+  const functions = { arena: Arr, defs: [] as string[] };
+  const loops = scanLoops({ ctx: b.ctx, target, reserve: (n) => arena.reserve(n), functions, ...(cfg.onPass ? { onPass: cfg.onPass } : {}) });
+  const train = emitKernel(trainPlan, target, loops), forward = emitKernel(forwardPlan, target, loops);
+  const optimizer = planOptimizer(cfg.optimizer, params.map((p, j) => ({ name: p.name, size: p.size, paramOff: p.off, gradOff: grads[j]! })), arena.size, {
+    ...(cfg.clipNorm !== undefined ? { clipNorm: cfg.clipNorm } : {}), float32: cfg.dtype === 'f32',
+  });
+  arena.reserve(optimizer.stateSize);
+  const bytes = arena.size * (cfg.dtype === 'f32' ? 4 : 8);
+  const seed = cfg.seed ?? cfg.model.task?.seed ?? DEFAULT_SEED;
+  const indent = (lines: readonly string[], by = '    ') => lines.map((l) => l.replace(/^/gm, by)).join('\n');
+  const list = (xs: readonly { name: string; shape: readonly number[]; off: number; size: number }[]) =>
+    xs.map((x) => `{ name: ${JSON.stringify(x.name)}, shape: [${x.shape.join(', ')}], offset: ${x.off}, size: ${x.size} }`).join(',\n  ');
+
+  const source = `/**
+ * @generated by unfold ${COMPILER_VERSION} from ${cfg.source} — do not edit.
+ * model ${cfg.model.name}: a graph of scans, batch ${cfg.batch}, ${cfg.dtype}, loss ${cfg.loss.kind}, ${describeOptimizer(cfg.optimizer)}${cfg.clipNorm !== undefined ? `, clip-norm ${cfg.clipNorm}` : ''}.
+ * Form: ${form === 'rolled' ? 'rolled (a loop over t per scan; the VJP of each scan is a scan the other way)' : 'unrolled (every scan inlined: straight-line code over its steps)'}. Arena: ${arena.size} elements (${bytes} bytes).
+ * Standalone: imports nothing.
+ */
+export const SPEC = {
+  model: ${JSON.stringify(cfg.model.name)},
+  source: ${JSON.stringify(cfg.source)},
+  compiler: ${JSON.stringify(`unfold ${COMPILER_VERSION}`)},
+  batch: ${cfg.batch},
+  inputs: [${inputs.map((x) => `{ name: ${JSON.stringify(x.name)}, shape: [${x.shape.join(', ')}] }`).join(', ')}],
+  outputs: [${outputs.map((o) => `{ name: ${JSON.stringify(o.name)}, shape: [${o.shape.join(', ')}] }`).join(', ')}],
+  dtype: ${JSON.stringify(cfg.dtype)},
+  loss: ${JSON.stringify(cfg.loss.kind)},
+  optimizer: ${JSON.stringify(describeOptimizer(cfg.optimizer))},
+  lr: ${numberLiteral(cfg.optimizer.lr)},
+  seed: ${seed},
+  arenaBytes: ${bytes},
+} as const;
+
+type Init = { kind: 'uniform'; bound: number } | { kind: 'fill'; value: number } | { kind: 'values'; data: readonly number[] };
+export interface TensorData { shape: number[]; data: number[] }
+type Slot = { name: string; shape: readonly number[]; offset: number; size: number };
+const PARAMS: readonly (Slot & { grad: number; init: Init })[] = [
+  ${params.map((p, j) => `{ name: ${JSON.stringify(p.name)}, shape: [${p.shape.join(', ')}], offset: ${p.off}, size: ${p.size}, grad: ${grads[j]}, init: ${init(p.node)} }`).join(',\n  ')},
+];
+const INPUTS: readonly Slot[] = [
+  ${list(inputs)},
+];
+const OUTPUTS: readonly Slot[] = [
+  ${list(outputs)},
+];
+
+${MULBERRY32}
+${helpersUsed([...train, ...forward, ...functions.defs]).map((h) => h.source).join('\n')}
+${functions.defs.join('\n\n')}
+function read(A: ${Arr}, s: Slot): TensorData {
+  return { shape: [...s.shape], data: Array.from(A.subarray(s.offset, s.offset + s.size)) };
+}
+
+/** Trains the compiled model: \`step(data)\` runs forward, loss, backward and the optimizer on one batch. */
+export class Trainer {
+  /** Every value the trainer keeps: parameters, gradients, data, outputs, temporaries, optimizer state. */
+  readonly arena: ${Arr} = new ${Arr}(${arena.size});
+  lr: number;
+  /** Optimizer steps taken (Adam's t). */
+  steps: number = 0;
+
+  constructor(options: { seed?: number; params?: Record<string, { data: ArrayLike<number> } | ArrayLike<number>>; lr?: number } = {}) {
+    this.lr = options.lr ?? SPEC.lr;
+    const next = mulberry32(options.seed ?? SPEC.seed);
+    for (const p of PARAMS) {
+      for (let i = 0; i < p.size; i++) this.arena[p.offset + i] = p.init.kind === 'uniform' ? (2 * next() - 1) * p.init.bound : p.init.kind === 'fill' ? p.init.value : p.init.data[i]!;
+    }
+    if (options.params) this.setParams(options.params);
+  }
+
+  /** Binds one batch: every input by name, row-major in its shape. */
+  private bind(data: Record<string, ArrayLike<number>>): void {
+    for (const s of INPUTS) {
+      const v = data[s.name];
+      if (v === undefined) throw new RangeError(\`missing input \${s.name} [\${s.shape.join(', ')}]\`);
+      if (v.length !== s.size) throw new RangeError(\`input \${s.name}: expected \${s.size} values [\${s.shape.join(', ')}], got \${v.length}\`);
+      for (let i = 0; i < s.size; i++) this.arena[s.offset + i] = v[i]!;
+    }
+  }
+
+  private train(): void {
+    const A = this.arena;
+${indent(train)}
+  }
+
+  private forward(): void {
+    const A = this.arena;
+${indent(forward)}
+  }
+
+  private update(A: ${Arr}, lr: number, t: number): boolean {
+${indent([optimizer.code])}
+    return true;
+  }
+
+  /** One training step on a batch; returns the loss before the update. Throws, leaving the parameters untouched, when the loss or the gradient is not finite. */
+  step(data: Record<string, ArrayLike<number>>): number {
+    this.bind(data);
+    this.train();
+    const loss = this.arena[${lossOff}]!;
+    if (!Number.isFinite(loss)) throw new RangeError(\`non-finite loss \${loss} at step \${this.steps + 1}\`);
+    this.steps++;
+    if (!this.update(this.arena, this.lr, this.steps)) {
+      this.steps--;
+      throw new RangeError(\`non-finite gradient at step \${this.steps + 1}\`);
+    }
+    return loss;
+  }
+
+  /** Forward, loss and backward without an update; returns the loss (read the gradients with getGrads()). */
+  gradients(data: Record<string, ArrayLike<number>>): number {
+    this.bind(data);
+    this.train();
+    return this.arena[${lossOff}]!;
+  }
+
+  /** The outputs for a batch, by name. */
+  predict(data: Record<string, ArrayLike<number>>): Record<string, TensorData> {
+    this.bind(data);
+    this.forward();
+    return this.outputs();
+  }
+
+  /** The outputs of the last step, gradients() or predict(), by name. */
+  outputs(): Record<string, TensorData> {
+    return Object.fromEntries(OUTPUTS.map((s) => [s.name, read(this.arena, s)]));
+  }
+
+  getParams(): Record<string, TensorData> {
+    return Object.fromEntries(PARAMS.map((p) => [p.name, read(this.arena, p)]));
+  }
+
+  getGrads(): Record<string, TensorData> {
+    return Object.fromEntries(PARAMS.map((p) => [p.name, read(this.arena, { ...p, offset: p.grad })]));
+  }
+
+  setParams(values: Record<string, { data: ArrayLike<number> } | ArrayLike<number>>): void {
+    for (const [name, v] of Object.entries(values)) {
+      const p = PARAMS.find((q) => q.name === name);
+      if (!p) throw new RangeError(\`unknown parameter \${JSON.stringify(name)} (have \${PARAMS.map((q) => q.name).join(', ')})\`);
+      const data = 'data' in v ? v.data : v;
+      if (data.length !== p.size) throw new RangeError(\`parameter \${name}: expected \${p.size} values [\${p.shape.join(', ')}], got \${data.length}\`);
+      for (let i = 0; i < p.size; i++) {
+        const x = data[i]!;
+        if (!Number.isFinite(x)) throw new RangeError(\`parameter \${name}: value \${i} is not finite\`);
+        this.arena[p.offset + i] = x;
+      }
+    }
+  }
+
+  getOptimizerState(): { steps: number; buffers: number[] } {
+    return { steps: this.steps, buffers: Array.from(this.arena.subarray(${arena.size - optimizer.stateSize}, ${arena.size})) };
+  }
+
+  setOptimizerState(state: { steps: number; buffers: ArrayLike<number> }): void {
+    if (state.buffers.length !== ${optimizer.stateSize}) throw new RangeError(\`optimizer state: expected ${optimizer.stateSize} values, got \${state.buffers.length}\`);
+    this.steps = state.steps;
+    for (let i = 0; i < ${optimizer.stateSize}; i++) this.arena[${arena.size - optimizer.stateSize} + i] = state.buffers[i]!;
+  }
+}
+
+export function createTrainer(options: ConstructorParameters<typeof Trainer>[0] = {}): Trainer {
+  return new Trainer(options);
+}
+`;
+  return { source, model, arenaBytes: bytes, nodes: trainPlan.order.length };
+}

@@ -1,0 +1,120 @@
+// A scan node lowered to a loop over t (the rolled form of a graph model): its body planned once,
+// its placeholders bound to per-step slots — the carries, step t's rows of each xs, the consts where
+// they already live — and each step's ys copied into their rows of the stacked result.
+import type { Node } from '../ir/node.ts';
+import { sizeOf } from '../ir/tensor.ts';
+import { scanParts, timeAxis } from '../prims/scan.ts';
+import type { Buf, EmitTarget } from '../prims/types.ts';
+import { emitKernel, type LoopLowering } from './kernel.ts';
+import { afterPasses, planOutputs, type OnPass, type Offset, type OutputSlot } from './plan.ts';
+import type { Context } from '../ir/node.ts';
+
+export interface ScanLoopOptions {
+  readonly ctx: Context;
+  readonly target: EmitTarget;
+  /** Reserves `size` elements of the arena for a loop's own slots and temporaries. */
+  reserve(size: number): number;
+  /**
+   * Where an outermost scan's loop goes as a function of its own (`function scanK(A)`), called from
+   * the kernel: V8 optimizes a function only below a size that a whole training step exceeds.
+   */
+  readonly functions?: { readonly arena: string; readonly defs: string[] };
+  readonly onPass?: OnPass;
+}
+
+const plus = (off: Offset, k: number | string): string => (k === 0 ? `${off}` : `${off} + ${k}`);
+const indent = (lines: readonly string[]) => lines.map((l) => l.replace(/^/gm, '  '));
+
+/** `n` elements from `src` (a buffer, or a literal fill) into the arena at `dst`. */
+function copyInto(dst: Offset, src: Buf, srcOff: number | string, n: number): string {
+  if (src.literal !== undefined) return `A.fill(${src.literal}, ${dst}, ${plus(dst, n)});`;
+  const from = plus(src.off, srcOff);
+  return `A.copyWithin(${dst}, ${from}, ${from} + ${n});`;
+}
+
+/** The lowering of every scan node (nested ones too), for emitKernel. */
+export function scanLoops(opts: ScanLoopOptions, depth = 0): LoopLowering {
+  return (n, out, inputs) => {
+    const body = n.body!;
+    const nc = n.attrs['carries'] as number, nx = n.attrs['xs'] as number;
+    const T = n.attrs['length'] as number, reverse = n.attrs['reverse'] === true;
+    const parts = scanParts(n);
+    const carrySizes = body.inputs.slice(0, nc).map((p) => sizeOf(p.shape));
+    const region = (sizes: readonly number[]) => {
+      const base = opts.reserve(sizes.reduce((a, s) => a + s, 0));
+      let at = base;
+      return sizes.map((s) => ((at += s), at - s));
+    };
+    const cur = region(carrySizes), next = region(carrySizes);
+    const xSteps = body.inputs.slice(nc, nc + nx);
+    const xOff = region(xSteps.map((p) => sizeOf(p.shape)));
+    const ys = body.outputs.slice(nc);
+    const yOff = region(ys.map((y) => sizeOf(y.shape)));
+    // Consts: read where they live; a literal (a fill) gets a slot, filled before the loop.
+    const constBufs = inputs.slice(nc + nx);
+    const constPh = body.inputs.slice(nc + nx);
+    const prologue: string[] = [];
+    const constOff = constBufs.map((b, k) => {
+      if (b.literal === undefined && !b.transposed) return b.off;
+      const [off] = region([sizeOf(constPh[k]!.shape)]);
+      prologue.push(copyInto(off!, b, 0, sizeOf(constPh[k]!.shape)));
+      return off!;
+    });
+    const pinned = new Map<Node, Offset>([
+      ...body.inputs.slice(0, nc).map((p, i): [Node, Offset] => [p, cur[i]!]),
+      ...xSteps.map((p, j): [Node, Offset] => [p, xOff[j]!]),
+      ...constPh.map((p, k): [Node, Offset] => [p, constOff[k]!]),
+    ]);
+    const slots = afterPasses<OutputSlot>([
+      ...body.outputs.slice(0, nc).map((o, i) => ({ node: o, slot: next[i]! })),
+      ...ys.map((o, j) => ({ node: o, slot: yOff[j]! })),
+    ], opts.ctx, opts.onPass);
+    // Planned once to learn the temporaries' size, then at the region reserved for them.
+    const tempBase = opts.reserve(planOutputs(slots, pinned, 0).tempSize);
+    const plan = planOutputs(slots, pinned, tempBase);
+    const stepCode = emitKernel(plan, opts.target, scanLoops(opts, depth + 1));
+
+    const t = `t${depth}`, i = `i${depth}`;
+    /** Rows of step t in a stacked [s0, T, ...] value: outer rows of `inner` elements. */
+    const rows = (step: readonly number[]) => {
+      const a = timeAxis(step.length);
+      return { outer: sizeOf(step.slice(0, a)), inner: sizeOf(step.slice(a)) };
+    };
+    const stepIn = xSteps.map((p, j) => {
+      const { outer, inner } = rows(p.shape);
+      const src = inputs[nc + j]!;
+      if (src.literal !== undefined) return copyInto(xOff[j]!, src, 0, outer * inner);
+      return `for (let r = 0; r < ${outer}; r++) ${copyInto(`${xOff[j]} + r * ${inner}`, src, `(r * ${T} + ${t}) * ${inner}`, inner)}`;
+    });
+    const stepOut = ys.map((y, j) => {
+      const { outer, inner } = rows(y.shape);
+      const dst = plus(out.off, parts[nc + j]!.offset);
+      return `for (let r = 0; r < ${outer}; r++) A.copyWithin(${dst} + (r * ${T} + ${t}) * ${inner}, ${yOff[j]} + r * ${inner}, ${yOff[j]} + (r + 1) * ${inner});`;
+    });
+    const carrySize = carrySizes.reduce((a, s) => a + s, 0);
+    const code = [
+      `{ // scan over ${T} steps${reverse ? ', reverse' : ''}: ${nc} carr${nc === 1 ? 'y' : 'ies'}, ${nx} xs, ${constPh.length} consts`,
+      ...indent([
+        ...prologue,
+        ...inputs.slice(0, nc).map((b, k) => copyInto(cur[k]!, b, 0, carrySizes[k]!)),
+        `for (let ${i} = 0; ${i} < ${T}; ${i}++) {`,
+        ...indent([
+          ...(stepIn.length + stepOut.length ? [`const ${t} = ${reverse ? `${T - 1} - ${i}` : i};`] : []),
+          ...stepIn,
+          ...stepCode,
+          ...(carrySize ? [`A.copyWithin(${cur[0]}, ${next[0]}, ${next[0]! + carrySize});`] : []),
+          ...stepOut,
+        ]),
+        '}',
+        ...carrySizes.map((s, k) => `A.copyWithin(${plus(out.off, parts[k]!.offset)}, ${cur[k]}, ${cur[k]! + s});`),
+      ]),
+      '}',
+    ];
+    // Offsets that are expressions belong to an enclosing loop: such a scan stays inline.
+    const fixed = typeof out.off === 'number' && inputs.every((b) => typeof b.off === 'number');
+    if (!opts.functions || depth > 0 || !fixed) return code.join('\n');
+    const name = `scan${opts.functions.defs.length}`;
+    opts.functions.defs.push([`function ${name}(A: ${opts.functions.arena}): void {`, ...indent(code), '}'].join('\n'));
+    return `${name}(A);`;
+  };
+}

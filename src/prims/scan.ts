@@ -1,0 +1,203 @@
+// y = scan(body; init, xs, consts): the body run over t = 1 … T (or T … 1), carrying its first
+// outputs from step to step, as JAX's lax.scan. Results, one flat tuple: the final carries, then
+// each per-step output stacked over t.  Its VJP is one rule — a scan in the other direction of the
+// body's own VJP, whose carries are the carry cotangents and the consts' cotangents summed over steps.
+import type { Attrs, Node } from '../ir/node.ts';
+import { sameShape, shapeToString, sizeOf, type Shape } from '../ir/tensor.ts';
+import { intAttr } from './kit.ts';
+import type { Builder, PrimDef, ScanSpec } from './types.ts';
+
+export type { ScanSpec };
+
+/**
+ * Where time is in a stacked value: axis 1 of a batch-first [B, T, ...] (a per-step value of rank
+ * ≥ 1 keeps its leading axis first), axis 0 for a per-step scalar.
+ */
+export function timeAxis(stepRank: number): number {
+  return stepRank >= 1 ? 1 : 0;
+}
+
+/** A per-step shape with T inserted at its time axis. */
+export function stackedShape(step: Shape, T: number): number[] {
+  const a = timeAxis(step.length);
+  return [...step.slice(0, a), T, ...step.slice(a)];
+}
+
+/** A stacked shape without its time axis. */
+function stepShape(stacked: Shape): number[] {
+  const a = timeAxis(stacked.length - 1);
+  return stacked.filter((_, i) => i !== a);
+}
+
+interface Counts {
+  readonly carries: number;
+  readonly xs: number;
+  readonly consts: number;
+  readonly length: number;
+  readonly reverse: boolean;
+}
+
+function countsOf(attrs: Attrs): Counts {
+  const reverse = attrs['reverse'];
+  if (typeof reverse !== 'boolean') throw new Error('scan: attribute reverse must be a boolean');
+  return { carries: intAttr(attrs, 'carries'), xs: intAttr(attrs, 'xs'), consts: intAttr(attrs, 'consts'), length: intAttr(attrs, 'length'), reverse };
+}
+
+/** The result tuple's parts: final carries, then stacked ys, each as (shape, offset) into the flat result. */
+export function scanParts(n: Node): { shape: number[]; offset: number }[] {
+  const { carries, length } = countsOf(n.attrs);
+  let offset = 0;
+  return n.body!.outputs.map((o, i) => {
+    const shape = i < carries ? [...o.shape] : stackedShape(o.shape, length);
+    const part = { shape, offset };
+    offset += sizeOf(shape);
+    return part;
+  });
+}
+
+/** The scan's results as nodes: reshape(slice(tuple)) per part — after unroll, the parts themselves. */
+export function scanResults(b: Builder, n: Node): Node[] {
+  return scanParts(n).map(({ shape, offset }) => b.reshape(b.slice(n, 0, offset, offset + sizeOf(shape)), shape));
+}
+
+/** Step t (0-based) of a stacked value. */
+export function stepSlice(b: Builder, xs: Node, t: number): Node {
+  const a = timeAxis(xs.shape.length - 1);
+  return b.reshape(b.slice(xs, a, t, t + 1), stepShape(xs.shape));
+}
+
+/** Per-step values (in time order) stacked along the time axis. */
+export function stackSteps(b: Builder, steps: readonly Node[]): Node {
+  const step = steps[0]!.shape;
+  const a = timeAxis(step.length);
+  const one = stackedShape(step, 1);
+  return b.concat(steps.map((y) => b.reshape(y, one)), a);
+}
+
+/**
+ * Checks a scan's operands against its body (shapes and counts), with a message naming what
+ * disagrees; returns the flat result shape.
+ */
+export function checkScan(spec: ScanSpec): number[] {
+  const { init, xs, consts, body, length } = spec;
+  const nc = init.length, nx = xs.length, nk = consts.length;
+  if (!Number.isInteger(length) || length < 1) throw new Error(`scan: length must be a positive integer, got ${length}`);
+  if (body.inputs.length !== nc + nx + nk) throw new Error(`scan: the body binds ${body.inputs.length} placeholders for ${nc} carries, ${nx} xs and ${nk} consts`);
+  if (body.outputs.length < nc) throw new Error(`scan: the body returns ${body.outputs.length} values for ${nc} carries`);
+  init.forEach((c, i) => {
+    const ph = body.inputs[i]!, next = body.outputs[i]!;
+    if (!sameShape(c.shape, ph.shape) || !sameShape(next.shape, ph.shape)) {
+      throw new Error(`scan: carry ${i} starts ${shapeToString(c.shape)}, the body reads ${shapeToString(ph.shape)} and returns ${shapeToString(next.shape)}`);
+    }
+  });
+  xs.forEach((x, i) => {
+    const ph = body.inputs[nc + i]!;
+    const a = timeAxis(ph.shape.length);
+    if (x.shape[a] !== length || !sameShape(stepShape(x.shape), ph.shape)) {
+      throw new Error(`scan: xs ${i} has shape ${shapeToString(x.shape)}; a sequence of ${length} steps of ${shapeToString(ph.shape)} is ${shapeToString(stackedShape(ph.shape, length))}`);
+    }
+  });
+  consts.forEach((k, i) => {
+    const ph = body.inputs[nc + nx + i]!;
+    if (!sameShape(k.shape, ph.shape)) throw new Error(`scan: const ${i} has shape ${shapeToString(k.shape)}, the body reads ${shapeToString(ph.shape)}`);
+  });
+  body.inputs.forEach((p, i) => {
+    if (p.op !== 'input') throw new Error(`scan: body input ${i} is a ${p.op} node, not a placeholder`);
+  });
+  const total = body.outputs.reduce((n, o, i) => n + sizeOf(i < nc ? o.shape : stackedShape(o.shape, length)), 0);
+  return [total];
+}
+
+/** The attrs of a scan node (counts, T, direction): everything else is its operands and body. */
+export function scanAttrs(spec: ScanSpec): Record<string, number | boolean> {
+  return { carries: spec.init.length, xs: spec.xs.length, consts: spec.consts.length, length: spec.length, reverse: spec.reverse };
+}
+
+const inner = (b: Builder, a: Node, c: Node): Node => b.sum(b.mul(a, c), c.shape.map((_, d) => d));
+
+export const scan: PrimDef = {
+  name: 'scan',
+  arity: 'variadic',
+  shape: (inputs, attrs, declared) => {
+    const { carries, xs, consts, length } = countsOf(attrs);
+    if (inputs.length !== carries + xs + consts) throw new Error(`scan: ${inputs.length} operands for ${carries} carries, ${xs} xs and ${consts} consts`);
+    for (let i = carries; i < carries + xs; i++) {
+      const s = inputs[i]!;
+      if (s[timeAxis(s.length - 1)] !== length) throw new Error(`scan: xs ${i - carries} has shape ${shapeToString(s)}, not ${length} steps`);
+    }
+    // The result size follows from the body, which verify checks on its own (and checkScan against the operands).
+    return declared;
+  },
+  evaluate: (inputs, inShapes, attrs, shape, body) => {
+    if (!body) throw new Error('scan: evaluating a scan needs its body');
+    const { carries: nc, xs: nx, length: T, reverse } = countsOf(attrs);
+    const outs = body.body.outputs;
+    let carry: Float64Array[] = inputs.slice(0, nc).map((c) => Float64Array.from(c));
+    const xs = inputs.slice(nc, nc + nx);
+    const consts = inputs.slice(nc + nx);
+    const ys = outs.slice(nc).map((y) => new Float64Array(sizeOf(y.shape) * T));
+    for (let i = 0; i < T; i++) {
+      const t = reverse ? T - 1 - i : i;
+      const xt = xs.map((x, j) => readStep(x, inShapes[nc + j]!, t));
+      const step = body.run([...carry, ...xt, ...consts]);
+      carry = step.slice(0, nc);
+      ys.forEach((y, j) => writeStep(y, stackedShape(outs[nc + j]!.shape, T), t, step[nc + j]!));
+    }
+    const out = new Float64Array(sizeOf(shape));
+    let at = 0;
+    for (const v of [...carry, ...ys]) {
+      out.set(v, at);
+      at += v.length;
+    }
+    return out;
+  },
+  vjp: ({ dy, y, inputs, attrs, grad }, b) => {
+    if (!grad) throw new Error('scan: its VJP differentiates the body, which needs the vjp transform');
+    const { carries: nc, xs: nx, length, reverse } = countsOf(attrs);
+    const body = y.body!;
+    const init = inputs.slice(0, nc), xs = inputs.slice(nc, nc + nx), consts = inputs.slice(nc + nx);
+    const cPh = body.inputs.slice(0, nc), xPh = body.inputs.slice(nc, nc + nx), kPh = body.inputs.slice(nc + nx);
+    const next = body.outputs.slice(0, nc), ysStep = body.outputs.slice(nc);
+    const parts = scanParts(y);
+    const dParts = parts.map(({ shape, offset }) => b.reshape(b.slice(dy, 0, offset, offset + sizeOf(shape)), shape));
+    // The carries before every step: the same scan, also yielding the carry it reads.
+    const history = b.scan({ init, xs, consts, length, reverse, body: { inputs: body.inputs, outputs: [...body.outputs, ...cPh] } });
+    const prevs = scanResults(b, history).slice(body.outputs.length);
+    // The backward body: J = Σ ⟨dc, c(t)⟩ + Σ ⟨dy(t), y(t)⟩ over the body's own graph, differentiated once.
+    const dcPh = cPh.map((c) => b.placeholder(`d${String(c.attrs['name'])}`, c.shape));
+    const accPh = kPh.map((k) => b.placeholder(`Σd${String(k.attrs['name'])}`, k.shape));
+    const dyPh = ysStep.map((o, j) => b.placeholder(`dy${j}`, o.shape));
+    const terms = [...next.map((n, i) => inner(b, dcPh[i]!, n)), ...ysStep.map((o, j) => inner(b, dyPh[j]!, o))];
+    const J = terms.reduce((acc, t) => b.add(acc, t));
+    const g = grad(J, [...cPh, ...xPh, ...kPh]);
+    const backward = b.scan({
+      init: [...dParts.slice(0, nc), ...consts.map((k) => b.scalar(0, k.shape))],
+      xs: [...prevs, ...xs, ...dParts.slice(nc)],
+      consts,
+      length,
+      reverse: !reverse,
+      body: {
+        inputs: [...dcPh, ...accPh, ...cPh, ...xPh, ...dyPh, ...kPh],
+        outputs: [...g.slice(0, nc), ...accPh.map((a, k) => b.add(a, g[nc + nx + k]!)), ...g.slice(nc, nc + nx)],
+      },
+    });
+    const r = scanResults(b, backward);
+    return [...r.slice(0, nc), ...r.slice(nc + consts.length), ...r.slice(nc, nc + consts.length)];
+  },
+  emit: { kind: 'loop' },
+};
+
+/** Step t of a stacked [s0, T, ...] (or [T]) value, as its per-step block. */
+function readStep(x: Float64Array, stacked: Shape, t: number): Float64Array {
+  const a = timeAxis(stacked.length - 1);
+  const outer = sizeOf(stacked.slice(0, a)), T = stacked[a]!, inner = sizeOf(stacked.slice(a + 1));
+  const out = new Float64Array(outer * inner);
+  for (let o = 0; o < outer; o++) out.set(x.subarray((o * T + t) * inner, (o * T + t + 1) * inner), o * inner);
+  return out;
+}
+
+function writeStep(into: Float64Array, stacked: Shape, t: number, v: Float64Array): void {
+  const a = timeAxis(stacked.length - 1);
+  const outer = sizeOf(stacked.slice(0, a)), T = stacked[a]!, inner = sizeOf(stacked.slice(a + 1));
+  for (let o = 0; o < outer; o++) into.set(v.subarray(o * inner, (o + 1) * inner), (o * T + t) * inner);
+}

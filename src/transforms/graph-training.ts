@@ -1,0 +1,45 @@
+// The training graph of a graph model: its loss over whole tensors and the gradient of every
+// parameter — one vjp over the model's scans (each differentiated by its own rule).
+import { UnfoldError } from '../ir/errors.ts';
+import { makeGraph, type Graph } from '../ir/graph.ts';
+import type { Node } from '../ir/node.ts';
+import { sameShape, shapeToString } from '../ir/tensor.ts';
+import type { NodeBuilder } from '../prims/builder.ts';
+import type { GraphModel } from '../dsl/graph-model.ts';
+import type { LossSpec } from '../dsl/model.ts';
+import { lossDenominator, stepLossTerm } from './loss.ts';
+import { vjp, type VjpResult } from './vjp.ts';
+
+export interface GraphTraining {
+  readonly model: GraphModel;
+  readonly loss: Node;
+  /** `loss`, the model's outputs by name, then `grad:<param>`. */
+  readonly graph: Graph;
+  readonly grad: VjpResult;
+}
+
+/**
+ * mse: the mean over every element (nn.MSELoss); sse: the sum; xent: cross-entropy of the logits
+ * against one-hot (or soft) targets over the last axis, the mean over every other position
+ * (NLLLoss(log_softmax) over B · T).
+ */
+export function graphLoss(model: GraphModel, spec: LossSpec, b: NodeBuilder): Node {
+  if ((spec.over ?? 'all') !== 'all') throw new UnfoldError(`loss: --loss-over ${spec.over} compares each row's last step of one recurrence; model "${model.name}" is a graph of scans, whose loss reads its whole outputs`);
+  const out = spec.output === undefined ? model.outputs[0]! : model.outputs.find((o) => o.name === spec.output);
+  if (!out) throw new UnfoldError(`loss: no output "${spec.output}" (outputs: ${model.outputs.map((o) => o.name).join(', ')})`);
+  const targetName = spec.target ?? 'y';
+  const target = model.inputs.find((x) => x.name === targetName);
+  if (!target) throw new UnfoldError(`loss: model "${model.name}" has no input "${targetName}" to compare its output "${out.name}" with (inputs: ${model.inputs.map((x) => x.name).join(', ')})`);
+  if (!sameShape(out.node.shape, target.node.shape)) {
+    throw new UnfoldError(`loss: output "${out.name}" ${shapeToString(out.node.shape)} and target "${targetName}" ${shapeToString(target.node.shape)} differ in shape`);
+  }
+  const total = stepLossTerm(b, spec.kind, out.node, target.node);
+  return b.div(total, b.scalar(lossDenominator(spec.kind, out.node.shape, 1), []));
+}
+
+export function graphTraining(model: GraphModel, spec: LossSpec, b: NodeBuilder): GraphTraining {
+  const loss = graphLoss(model, spec, b);
+  const g = makeGraph([{ name: 'loss', node: loss }, ...model.outputs.map((o) => ({ name: o.name, node: o.node }))]);
+  const grad = vjp(g, loss, model.params.map((p) => p.node), b);
+  return { model, loss, graph: grad.graph, grad };
+}

@@ -1,0 +1,191 @@
+// graphs/translate.ts, the tutorial's attention seq2seq, against PyTorch float64 fixtures
+// (test/fixtures/make-translate-fixtures.py): loss, logits, attention weights and every gradient,
+// with and without encoder lengths, through the interpreter's scans and through the inlined graph;
+// greedy decoding gives PyTorch's symbols and attention. `grad` and `show` take the model file.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import model from '../graphs/translate.ts';
+import { withContext } from '../src/dsl/context.ts';
+import { evaluate } from '../src/interp/evaluate.ts';
+import { makeGraph } from '../src/ir/graph.ts';
+import type { Tensor } from '../src/ir/tensor.ts';
+import { runGraphModel, type GraphData } from '../src/cli/graph-model.ts';
+import { relErr } from './helpers/numeric.ts';
+import { TORCH_DIR } from './helpers/torch.ts';
+import * as os from 'node:os';
+import { unfold } from './helpers/cli.ts';
+import { targetSymbols } from '../src/data/translate.ts';
+
+interface TranslateFixture {
+  readonly file: string;
+  readonly batch: number;
+  readonly lengths?: number[];
+  readonly params: Record<string, Tensor>;
+  readonly data: Record<string, Tensor>;
+  readonly loss: number;
+  readonly logits: Tensor;
+  readonly attention: Tensor;
+  readonly grads: Record<string, Tensor>;
+  readonly greedy: { readonly symbols: Tensor; readonly attention: Tensor };
+}
+
+const tensor = (j: { shape: number[]; data: number[] }): Tensor => ({ shape: j.shape, data: Float64Array.from(j.data) });
+const tensors = (o: Record<string, { shape: number[]; data: number[] }>) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, tensor(v)]));
+
+const fixtures: TranslateFixture[] = fs.readdirSync(TORCH_DIR).filter((f) => /^translate-.*\.json$/.test(f)).sort().map((file) => {
+  const raw = JSON.parse(fs.readFileSync(path.join(TORCH_DIR, file), 'utf8'));
+  return { ...raw, file, params: tensors(raw.params), data: tensors(raw.data), logits: tensor(raw.logits), attention: tensor(raw.attention), grads: tensors(raw.grads), greedy: { symbols: tensor(raw.greedy.symbols), attention: tensor(raw.greedy.attention) } };
+});
+
+const TOL = 1e-9;
+/** max|a − b| within TOL of the tensor's scale, and within 1e-12 absolutely where PyTorch's value is rounding noise about 0 (Va.bias: softmax ignores a shift). */
+const close = (a: ArrayLike<number>, b: ArrayLike<number>) => relErr(a, b) <= TOL || relErr(a, b) * Math.max(...Array.from(b, Math.abs)) <= 1e-12;
+
+function dataOf(f: TranslateFixture): GraphData {
+  const built = model.graph!(f.batch, { lengths: f.lengths !== undefined });
+  return { model: built, batch: f.batch, tensors: new Map(Object.entries(f.data)) };
+}
+
+describe('graphs/translate.ts matches PyTorch', () => {
+  it('has the fixtures', () => expect(fixtures.map((f) => f.file)).toEqual(['translate-b1.json', 'translate-full.json', 'translate-lengths.json']));
+
+  it.each(fixtures.flatMap((f) => [[f.file, 'scans', f] as const, [f.file, 'inlined', f] as const]))('%s (%s): loss, logits, attention and every gradient', (_n, form, f) => {
+    withContext(() => {
+      const data = dataOf(f);
+      expect(data.model.params.map((p) => p.name)).toEqual(Object.keys(f.params));
+      const r = runGraphModel(data, model.task!.loss, new Map(Object.entries(f.params)), { dtype: 'f64', inlined: form === 'inlined' });
+      expect(Math.abs(r.loss - f.loss)).toBeLessThanOrEqual(TOL * f.loss);
+      expect(relErr(r.outputs.get('logits')!.data, f.logits.data)).toBeLessThanOrEqual(TOL);
+      expect(relErr(r.outputs.get('attention')!.data, f.attention.data)).toBeLessThanOrEqual(TOL);
+      for (const [name, g] of Object.entries(f.grads)) expect(close(r.grads.get(name)!.data, g.data), name).toBe(true);
+    });
+  });
+
+  it('ignores padded encoder steps: their attention weights are exactly 0', () => {
+    const f = fixtures.find((x) => x.lengths)!;
+    withContext(() => {
+      const r = runGraphModel(dataOf(f), model.task!.loss, new Map(Object.entries(f.params)), { dtype: 'f64' });
+      const w = r.outputs.get('attention')!.data;
+      const [B, Ty, Tx] = [f.batch, 6, 7];
+      for (let b = 0; b < B; b++) for (let t = 0; t < Ty; t++) for (let s = f.lengths![b]!; s < Tx; s++) expect(w[(b * Ty + t) * Tx + s]).toBe(0);
+    });
+  });
+
+  it.each(fixtures.map((f) => [f.file, f] as const))('%s: greedy decoding gives PyTorch\'s symbols and attention', (_n, f) => {
+    withContext(() => {
+      const data = dataOf(f);
+      const g = data.model.greedy!;
+      const out = evaluate(makeGraph(g.outputs), new Map(Object.entries(f.params)), data.tensors);
+      const symbols = out.get('symbols')!; // one-hot [B, Ty, Vout]
+      const V = symbols.shape[2]!;
+      const decoded = Array.from({ length: f.batch * 6 }, (_, r) => symbols.data.subarray(r * V, (r + 1) * V).indexOf(1));
+      expect(decoded).toEqual([...f.greedy.symbols.data]);
+      expect(relErr(out.get('attention')!.data, f.greedy.attention.data)).toBeLessThanOrEqual(TOL);
+    });
+  });
+});
+
+describe('unfold grad and show on graphs/translate.ts', () => {
+  it('grad prints the loss and every gradient under PyTorch\'s names', async () => {
+    const f = fixtures.find((x) => x.lengths)!;
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'unfold-translate-'));
+    const json = (m: Record<string, Tensor>) => JSON.stringify(Object.fromEntries(Object.entries(m).map(([k, t]) => [k, { shape: t.shape, data: [...t.data] }])));
+    fs.writeFileSync(path.join(dir, 'params.json'), json(f.params));
+    fs.writeFileSync(path.join(dir, 'data.json'), json(f.data));
+    const r = await unfold(...['grad', 'graphs/translate.ts', '--params', path.join(dir, 'params.json'), '--data', path.join(dir, 'data.json')]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.lossKind).toBe('xent');
+    expect(Math.abs(out.loss - f.loss)).toBeLessThanOrEqual(TOL * f.loss);
+    expect(Object.keys(out.grads)).toEqual(Object.keys(f.params));
+    for (const [name, g] of Object.entries(f.grads)) expect(close(out.grads[name].data, g.data), name).toBe(true);
+    // a data tensor of the wrong shape is one line naming it
+    fs.writeFileSync(path.join(dir, 'bad.json'), json({ ...f.data, y: { shape: [f.batch, 5, 10], data: new Float64Array(f.batch * 50) } }));
+    const bad = await unfold(...['grad', 'graphs/translate.ts', '--params', path.join(dir, 'params.json'), '--data', path.join(dir, 'bad.json')]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('data tensor "y" has shape [4, 5, 10], expected [4, 6, 10]');
+  });
+
+  it.each(['rolled', 'unrolled'])('grad --engine compiled --form %s: the generated trainer gives PyTorch\'s loss and gradients', async (form) => {
+    const f = fixtures.find((x) => x.lengths)!;
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'unfold-translate-'));
+    const json = (m: Record<string, Tensor>) => JSON.stringify(Object.fromEntries(Object.entries(m).map(([k, t]) => [k, { shape: t.shape, data: [...t.data] }])));
+    fs.writeFileSync(path.join(dir, 'params.json'), json(f.params));
+    fs.writeFileSync(path.join(dir, 'data.json'), json(f.data));
+    const r = await unfold(...['grad', 'graphs/translate.ts', '--engine', 'compiled', '--form', form, '--params', path.join(dir, 'params.json'), '--data', path.join(dir, 'data.json')]);
+    expect(r.stderr).toBe('');
+    const out = JSON.parse(r.stdout);
+    expect(Math.abs(out.loss - f.loss)).toBeLessThanOrEqual(TOL * f.loss);
+    expect(relErr(out.outputs.logits.data, f.logits.data)).toBeLessThanOrEqual(TOL);
+    expect(relErr(out.outputs.attention.data, f.attention.data)).toBeLessThanOrEqual(TOL);
+    for (const [name, g] of Object.entries(f.grads)) expect(close(out.grads[name].data, g.data), name).toBe(true);
+  });
+
+  it('generate decodes greedily: PyTorch\'s symbols, printed with the model\'s vocabulary, and --json its attention', async () => {
+    const f = fixtures.find((x) => x.lengths)!;
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'unfold-translate-'));
+    const json = (m: Record<string, Tensor>) => JSON.stringify(Object.fromEntries(Object.entries(m).map(([k, t]) => [k, { shape: t.shape, data: [...t.data] }])));
+    fs.writeFileSync(path.join(dir, 'params.json'), json(f.params));
+    fs.writeFileSync(path.join(dir, 'data.json'), json({ x: f.data['x']!, lengths: f.data['lengths']! }));
+    const args = ['generate', 'graphs/translate.ts', '--params', path.join(dir, 'params.json'), '--data', path.join(dir, 'data.json')];
+    const text = await unfold(...args, '--out', dir);
+    // attention.svg: the heat map of the weights, one panel per row (up to 4), symbols beside the steps
+    expect(text.stderr).toBe(`wrote ${path.join(dir, 'attention.svg')}\n`);
+    const svg = fs.readFileSync(path.join(dir, 'attention.svg'), 'utf8');
+    expect(svg).toMatch(/^<svg/);
+    expect(svg).toContain('translate: attention of the greedy decoding');
+    const rows = Array.from({ length: f.batch }, (_, b) => [...f.greedy.symbols.data.subarray(b * 6, (b + 1) * 6)]);
+    expect(text.stdout).toBe(rows.map((row) => row.map((c) => targetSymbols[c]).join('')).join('\n') + '\n');
+    const out = JSON.parse((await unfold(...args, '--json', '--no-plots')).stdout);
+    expect(out.symbols).toEqual(rows);
+    expect(out.attention.shape).toEqual([f.batch, 6, 7]);
+    expect(relErr(out.attention.data, f.greedy.attention.data)).toBeLessThanOrEqual(TOL);
+    const bad = await unfold(...args, '--temperature', '0.5');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--temperature is for a recurrence run in a closed loop');
+  });
+
+  it('train runs the generated trainer on the model\'s task: the loss falls, and a checkpoint resumes exactly', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'unfold-translate-'));
+    const run = async (...extra: string[]) => {
+      const r = await unfold(...['train', 'graphs/translate.ts', '--log-json', '--no-plots', ...extra]);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      return r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { step: number; loss: number });
+    };
+    const all = await run('--steps', '40', '--save', path.join(dir, 'a.json'));
+    expect(all.map((l) => l.step)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    expect(median(all.slice(-5).map((l) => l.loss))).toBeLessThan(0.75 * all[0]!.loss);
+    // 30 steps, then 10 more from the checkpoint: the same 10 losses as the straight run's last 10.
+    await run('--steps', '30', '--save', path.join(dir, 'b.json'));
+    const rest = await run('--steps', '10', '--params', path.join(dir, 'b.json'));
+    expect(rest.map((l) => l.step)).toEqual(all.slice(30).map((l) => l.step));
+    rest.forEach((l, i) => expect(l.loss).toBe(all[30 + i]!.loss));
+  });
+
+  it('gradcheck: the attention decoder\'s symbolic gradients against central differences, every parameter', async () => {
+    const f = fixtures.find((x) => x.lengths)!;
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'unfold-translate-'));
+    const json = (m: Record<string, Tensor>) => JSON.stringify(Object.fromEntries(Object.entries(m).map(([k, t]) => [k, { shape: t.shape, data: [...t.data] }])));
+    fs.writeFileSync(path.join(dir, 'params.json'), json(f.params));
+    fs.writeFileSync(path.join(dir, 'data.json'), json(f.data));
+    const r = await unfold(...['gradcheck', 'graphs/translate.ts', '--params', path.join(dir, 'params.json'), '--data', path.join(dir, 'data.json'), '--entries', '2', '--json']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.ok).toBe(true);
+    expect(out.rows.map((row: { name: string }) => row.name)).toEqual([...Object.keys(f.params), '(all)']);
+    expect(out.rows.find((row: { name: string }) => row.name === '(all)').relErr).toBeLessThan(1e-6);
+  });
+
+  it('show prints the graph: two scans over whole tensors, each body under its node', async () => {
+    const r = await unfold(...['show', 'graphs/translate.ts']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/a graph of 2 scans over whole tensors/);
+    expect(r.stdout).toMatch(/= scan .*reverse=false.* \{\n/);
+    expect(r.stdout).toContain('decoder.attention.Va.weight [1, 16]');
+  });
+});
