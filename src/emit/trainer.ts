@@ -194,7 +194,9 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
 
   const elements = arena.size;
   const bytes = elements * (cfg.dtype === 'f32' ? 4 : 8);
-  const wasm = products && wasmTrainerParts(products, elements);
+  // Beyond 2^32 elements no typed array holds the arena on any target, and the wasm module cannot even
+  // be encoded (its offsets are i32): the caller refuses such an arena from the report (src/cli/arena-limit.ts).
+  const wasm = products && elements <= 2 ** 32 ? wasmTrainerParts(products, elements) : undefined;
   const report: ArenaReport = {
     elements,
     bytes,
