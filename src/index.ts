@@ -4,7 +4,7 @@
 /// <reference lib="es2022" preserve="true" />
 export {
   add, sub, mul, div, neg, exp, log, tanh, sigmoid, relu, detach, matmul, transpose,
-  sum, mean, max, broadcast, reshape, slice, concat, where, gt, lt, ge, le, eq, constant, embedding,
+  sum, mean, max, broadcast, reshape, slice, concat, where, gt, lt, ge, le, eq, constant, dropout, embedding,
   type Node, type Operand,
 } from './dsl/ops.ts';
 export { param, input, state, recurrence, stepGraph, type Init, type Recurrence, type RecurrenceDef } from './dsl/recurrence.ts';

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { main } from '../src/cli/main.ts';
-import { readTensorMap } from '../src/io/tensor-file.ts';
+import { readRecords, readTensorMap } from '../src/io/tensor-file.ts';
 import { expectValidSvg, lineMarks } from './helpers/svg.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -55,8 +55,8 @@ async function inProcess(...argv: string[]): Promise<Result> {
   }
 }
 
-/** The losses of a --log-json run, checking that stdout holds nothing but {"step", "loss"} lines (and a cross-entropy run's training "accuracy"). */
-function jsonLosses(r: Result): number[] {
+/** The losses of a --log-json run, checking that stdout holds nothing but {"step", "loss"} lines (and a cross-entropy run's training "accuracy"), numbered from `from` + 1. */
+function jsonLosses(r: Result, from = 0): number[] {
   expect(r.stderr).not.toMatch(/^\s+at /m);
   expect(r.code, r.stderr).toBe(0);
   const lines = r.stdout.trimEnd().split('\n');
@@ -64,7 +64,7 @@ function jsonLosses(r: Result): number[] {
     const o = JSON.parse(line) as { step: number; loss: number; accuracy?: number };
     expect(['step,loss', 'step,loss,accuracy']).toContain(Object.keys(o).join(','));
     if (o.accuracy !== undefined) expect(o.accuracy >= 0 && o.accuracy <= 1).toBe(true);
-    expect(o.step).toBe(i + 1);
+    expect(o.step).toBe(from + i + 1);
     expect(Number.isFinite(o.loss)).toBe(true);
     return o.loss;
   });
@@ -156,13 +156,15 @@ describe('unfold train on a windows file', () => {
     const saved = await inProcess('train', ...CELL, '--data', TWO, '--steps', '2', '--carry-state', '--save', ck, ...fast);
     expect(jsonLosses(saved)).toHaveLength(2);
     const file = readTensorMap(ck);
-    expect([...file.keys()]).toEqual(['rnn.weight_ih_l0', 'rnn.weight_hh_l0', 'rnn.bias_ih_l0', 'rnn.bias_hh_l0', 'out.weight', 'out.bias', 'h0', 'optimizer.steps', 'optimizer.state', 'train.steps', 'train.position']);
+    expect([...file.keys()]).toEqual(['rnn.weight_ih_l0', 'rnn.weight_hh_l0', 'rnn.bias_ih_l0', 'rnn.bias_hh_l0', 'out.weight', 'out.bias', 'h0', 'optimizer.steps', 'optimizer.state', 'train.steps', 'train.position', 'train.losses']);
+    expect(readRecords(ck).get('unfold.model')).toEqual({ cell: 'elman', input: 1, hidden: 4, output: 1, layers: 1, bidirectional: false, nonlinearity: 'tanh' });
     expect(file.get('h0')!.shape).toEqual([1, 2, 4]);
     expect([...file.get('optimizer.steps')!.data]).toEqual([2]);
     // Steps 3 and 4 of a longer run (windows 0 and 1 again, state carried) = steps 1 and 2 of a run
     // resumed from the checkpoint: parameters, state and Adam's moments all carry over.
     const continued = jsonLosses(await inProcess('train', ...CELL, '--data', TWO, '--steps', '4', '--carry-state', ...fast));
-    const resumed = jsonLosses(await inProcess('train', ...CELL, '--data', TWO, '--steps', '2', '--carry-state', '--params', ck, ...fast));
+    // A resumed run numbers its steps on from the checkpoint's count.
+    const resumed = jsonLosses(await inProcess('train', ...CELL, '--data', TWO, '--steps', '2', '--carry-state', '--params', ck, ...fast), 2);
     expect(resumed).toEqual(continued.slice(2));
   }, 60_000);
 });
@@ -238,7 +240,7 @@ describe('bad input', () => {
       [['graphs/sincos.ts', '--dtype', 'f16'], /--dtype must be one of f32, f64, got "f16"/],
       [['graphs/sincos.ts', '--tbptt', '3'], /--tbptt 3 must divide the window length T = 10/],
       [['graphs/sincos.ts', '--save-every', '5'], /--save-every needs --save/],
-      [[...CELL], /--cell elman has no task of its own to train on; give --data/],
+      [[...CELL], /--cell elman --input 1 --hidden 4 --output 1 has no task of its own to train on; give --data/],
       [[...CELL, '--data', tmp('missing.json')], /cannot read .*missing\.json: no such file/],
       [[...CELL, '--data', badJson], /malformed\.json: invalid JSON/],
       [[...CELL, '--data', mixed, '--carry-state'], /--carry-state hands each window's final state to the next, but .*mixed\.json \(2 windows, B = 2, 3\) has windows of B = 2, 3/],

@@ -95,9 +95,12 @@ describe.concurrent('unfold dot', () => {
   });
 
   it('reports an unwritable output path and leaves nothing behind', async () => {
+    // A missing directory is made (-o out/x.svg); one that cannot be, under a file, is named.
+    const file = path.join(dir, 'a-file');
+    fs.writeFileSync(file, '');
     expectError(
-      await cli(['graphs/dynamical-system.ts', '--view', 'folded', '-o', '/nonexistent/dir/x.svg']),
-      /cannot write \/nonexistent\/dir\/x\.svg: directory \/nonexistent\/dir does not exist/,
+      await cli(['graphs/dynamical-system.ts', '--view', 'folded', '-o', path.join(file, 'sub', 'x.svg')]),
+      /-o .*a-file\/sub\/x\.svg: cannot create the directory .*a-file\/sub: /,
     );
     const ro = path.join(dir, 'ro');
     fs.mkdirSync(ro);

@@ -19,6 +19,8 @@ export interface CellSpec {
   readonly layers?: number;
   /** A second scan per layer running in reverse (nn.RNN's `bidirectional`); the head reads both, [O, 2H]. */
   readonly bidirectional?: boolean;
+  /** nn.RNN's `dropout` (default 0): while training, on each layer's output but the last's. */
+  readonly dropout?: number;
   /**
    * The module names the parameters start with (default `rnn` and `out`: `rnn.weight_ih_l0`,
    * `out.weight`), as a PyTorch model's attribute names give them (`self.lstm`, `self.fc`).
@@ -121,7 +123,7 @@ export function cell(kind: CellKind, s: CellSpec): Recurrence {
     const at = (d: number) => layerCell(kind, s, inputSize, params.slice((k * D + d) * 4, (k * D + d) * 4 + 4));
     layers.push(D === 2 ? bidirectional(at(0), at(1)) : { forward: at(0) });
   }
-  return stack({ name: kind, layers, head: { params: [Wout, bout], output: head } });
+  return stack({ name: kind, layers, head: { params: [Wout, bout], output: head }, ...(s.dropout ? { dropout: s.dropout } : {}) });
 }
 
 export const elman = (s: CellSpec): Recurrence => cell('elman', s);

@@ -26,7 +26,7 @@ export const compileOptions = {
   target: { type: 'string' },
 } as const satisfies Options;
 
-export const COMPILE_USAGE = '[--tau T] [--batch B] [--dtype f32|f64] [--optimizer adam|adamw|sgd|rmsprop] [--lr X] [--momentum X] [--weight-decay X] [--clip-norm X] [--carry-state|--no-carry-state] [--loss mse|sse|xent] [--loss-over all|last] [--varlen] [--seed S] [--hoist auto|on|off] [--target ts|wasm]';
+export const COMPILE_USAGE = '[--tau T] [--batch B] [--dtype f32|f64] [--optimizer adam|adamw|sgd|rmsprop|adagrad] [--lr X] [--momentum X] [--weight-decay X] [--clip-norm X] [--carry-state|--no-carry-state] [--loss mse|sse|xent] [--loss-over all|last] [--varlen] [--seed S] [--hoist auto|on|off] [--target ts|wasm]';
 
 type Values = Partial<Record<keyof typeof compileOptions, string | boolean | undefined>>;
 
@@ -52,8 +52,8 @@ export function trainerConfig(command: string, model: ModelDef, source: string, 
   const tau = overrides.tau ?? intFlag(command, 'tau', str('tau'), task?.seqLen ?? (task ? undefined : 10));
   const batch = overrides.batch ?? intFlag(command, 'batch', str('batch'), task?.batch ?? 1);
   const dtype = choiceFlag(command, 'dtype', str('dtype'), ['f32', 'f64'], 'f32');
-  const name = choiceFlag(command, 'optimizer', str('optimizer'), ['adam', 'adamw', 'sgd', 'rmsprop'], task?.optimizer.name ?? 'adam');
-  const base: OptimizerSpec = task && task.optimizer.name === name ? task.optimizer : { name, lr: name === 'sgd' ? 0.01 : 0.001 };
+  const name = choiceFlag(command, 'optimizer', str('optimizer'), ['adam', 'adamw', 'sgd', 'rmsprop', 'adagrad'], task?.optimizer.name ?? 'adam');
+  const base: OptimizerSpec = task && task.optimizer.name === name ? task.optimizer : { name, lr: name === 'sgd' || name === 'adagrad' ? 0.01 : 0.001 };
   const lr = positiveFlag(command, 'lr', str('lr'), base.lr)!;
   const momentum = numberFlag(command, 'momentum', str('momentum'), undefined, (x) => x >= 0 && x < 1, 'in [0, 1)');
   const weightDecay = numberFlag(command, 'weight-decay', str('weight-decay'), undefined, (x) => x >= 0, 'a non-negative number');
@@ -79,5 +79,7 @@ export function trainerConfig(command: string, model: ModelDef, source: string, 
     ...(values.varlen || task?.window(0).lengths !== undefined ? { lengths: true } : {}),
     optimizer, carryState, seed,
     ...(clipNorm !== undefined ? { clipNorm } : {}),
+    // A trainer trains: the model's dropout(x, p) calls draw masks (run, generate and grad build without them).
+    dropout: true,
   };
 }

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { modelDot } from '../dot/export.ts';
 import { LEVELS, VIEWS, type Level, type View } from '../dot/views.ts';
 import { ELIDE_ABOVE, ELIDE_KEEP, OPS_LEVEL_MAX_STEP_NODES } from '../dot/style.ts';
-import { writeFileAtomic } from '../io/atomic-write.ts';
+import { describeOsError, makeDirectory, writeFileAtomic } from '../io/atomic-write.ts';
 import { UnfoldError } from '../ir/errors.ts';
 import { choiceFlag, optionalIntFlag, parse, UsageError, type Command } from './command.ts';
 import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
@@ -69,7 +69,15 @@ export const dot: Command = {
   async run(argv) {
     const { out, content } = await dotOutput(argv);
     if (out === '-') process.stdout.write(content);
-    else writeFileAtomic(out, content);
+    else {
+      // -o out/x.svg: out/ is made when it is not there yet.
+      try {
+        makeDirectory(path.dirname(out));
+      } catch (e) {
+        throw new UnfoldError(`-o ${out}: cannot create the directory ${path.dirname(out)}: ${describeOsError(e)}`);
+      }
+      writeFileAtomic(out, content);
+    }
     return 0;
   },
 };

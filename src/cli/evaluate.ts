@@ -63,7 +63,7 @@ export const evaluate: Command = {
         }
       }
     }
-    const { model, source } = await resolveModel('evaluate', positionals, values);
+    const { model, source } = await resolveModel('evaluate', positionals, values, parsed.params);
     const spec = lossSpec('evaluate', model, values);
     if (model.graph) {
       if (parsed.text !== undefined || parsed.head !== undefined) throw new UsageError(`evaluate: --${parsed.text !== undefined ? 'text' : 'head'} is for a recurrence; model ${model.name} is a graph of scans (give --data windows.json)`);

@@ -182,7 +182,7 @@ export const generate: Command = {
       }
     }
     if (vocabulary && parsed.loss !== undefined && parsed.loss !== 'xent') throw new UsageError(`generate: ${parsed.params} is a text model (cross-entropy); --loss ${parsed.loss} does not apply`);
-    const { model, source } = await resolveModel('generate', positionals, values);
+    const { model, source } = await resolveModel('generate', positionals, values, parsed.params);
     if (model.graph) return generateGraph(model, parsed);
     if (parsed.data !== undefined || parsed.json !== undefined || parsed.out !== undefined || parsed['no-plots'] !== undefined) throw new UsageError(`generate: --data, --json, --out and --no-plots are for a graph model's greedy decoding; ${source} is one recurrence, run in a closed loop`);
     const loss = vocabulary ? { ...lossSpec('generate', model, {}), kind: 'xent' as const } : lossSpec('generate', model, values);

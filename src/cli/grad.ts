@@ -169,7 +169,7 @@ export const grad: Command = {
       form: { type: 'string' },
       wrt: { type: 'string' },
     });
-    const { model, source } = await resolveModel('grad', positionals, values);
+    const { model, source } = await resolveModel('grad', positionals, values, values.params);
     if (values.params === undefined) throw new UsageError('grad: --params FILE is required (a tensor file with the model\'s parameters)');
     if (values.data === undefined) throw new UsageError('grad: --data FILE is required (a tensor file with x [B, T, I], y [B, T, O] and optional initial states)');
     const dtype = choiceFlag<Dtype>('grad', 'dtype', values.dtype, ['f64', 'f32'], 'f64');

@@ -306,7 +306,7 @@ export const gradcheck: Command = {
       entries: { type: 'string' },
       json: { type: 'boolean' },
     });
-    const { model, source } = await resolveModel('gradcheck', positionals, values);
+    const { model, source } = await resolveModel('gradcheck', positionals, values, values.params);
     const eps = positiveFlag('gradcheck', 'eps', values.eps, 1e-6)!;
     const tol = positiveFlag('gradcheck', 'tol', values.tol, 1e-6)!;
     const atolFlag = numberFlag('gradcheck', 'atol', values.atol, undefined, (x) => x >= 0, 'a non-negative number');

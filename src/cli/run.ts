@@ -266,7 +266,7 @@ export const run: Command = {
     const tau = optionalIntFlag('run', 'tau', values.tau);
     const dtype = choiceFlag<Dtype>('run', 'dtype', values.dtype, ['f64', 'f32'], 'f64');
     if (values.json && values.out !== undefined) throw new UsageError('run: --json prints to stdout and -o DIR draws into a directory; give one of them');
-    const { model, source } = await resolveModel('run', positionals, values);
+    const { model, source } = await resolveModel('run', positionals, values, values.params);
     if (model.graph) {
       // A graph of scans: its outputs over whole tensors, forward only (each scan by its rule), as JSON.
       if (values.data === undefined || values.params === undefined) throw new UsageError(`run: model ${model.name} is a graph of scans; give --params FILE and --data FILE (its inputs)`);

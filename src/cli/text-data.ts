@@ -22,10 +22,29 @@ export function readTextData(file: string, checkpoint?: string): TextData {
   if (checkpoint !== undefined) {
     const saved = checkpointVocabulary(checkpoint);
     if (saved && saved.join('') !== vocabulary.join('')) {
-      throw new UnfoldError(`--text ${file}: its vocabulary (${vocabulary.length} symbols) differs from the one --params ${checkpoint} was trained on (${saved.length} symbols)`);
+      throw new UnfoldError(`--text ${file}: its vocabulary differs from the one --params ${checkpoint} was trained on: ${vocabularyDifference(vocabulary, saved)}`);
     }
   }
   return { file, vocabulary, indices: encode(corpus.chars, vocabulary, file) };
+}
+
+/** A symbol as a message shows it: JSON-quoted, so a space or a newline can be seen. */
+const showSymbol = (c: string) => JSON.stringify(c);
+
+/** What differs between a text's vocabulary and a checkpoint's: symbols only in one or the other (at most 5 each), or the first position where they part. */
+export function vocabularyDifference(text: readonly string[], saved: readonly string[]): string {
+  const list = (xs: string[]) => xs.slice(0, 5).map(showSymbol).join(', ') + (xs.length > 5 ? `, … (${xs.length} in all)` : '');
+  const only = (a: readonly string[], b: readonly string[]) => a.filter((c) => !b.includes(c));
+  const inText = only(text, saved), inSaved = only(saved, text);
+  const parts = [
+    ...(inText.length ? [`the text has ${list(inText)}, which the checkpoint lacks`] : []),
+    ...(inSaved.length ? [`the checkpoint has ${list(inSaved)}, which the text lacks`] : []),
+  ];
+  if (parts.length === 0) {
+    const i = text.findIndex((c, k) => c !== saved[k]);
+    parts.push(`the same ${text.length} symbols in another order (symbol ${i} is ${showSymbol(text[i]!)} in the text, ${showSymbol(saved[i]!)} in the checkpoint)`);
+  }
+  return `${parts.join('; ')} (${text.length} symbols against ${saved.length})`;
 }
 
 /** A checkpoint's vocabulary, or undefined for a model not trained on text. */

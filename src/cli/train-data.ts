@@ -8,7 +8,7 @@ import type { LossSpec } from '../transforms/loss.ts';
 import { buildAt, initialKey, lossOutput, paramShapes, probeModel, stateFileShape } from './run-data.ts';
 import { checkLengths } from '../transforms/lengths.ts';
 import { isClassIndices, oneHotTargets } from './class-labels.ts';
-import { isCheckpointEntry, OPTIMIZER_STATE, OPTIMIZER_STEPS, readResume, type Resume } from './checkpoint.ts';
+import { isCheckpointEntry, OPTIMIZER_STATE, OPTIMIZER_STEPS, readResume, TRAIN_LOSSES, TRAIN_RANDOM, type Resume } from './checkpoint.ts';
 
 /** One window (or --tbptt piece) as the trainer takes it: flat row-major [B, T, I] and [B, T, O]. */
 export interface TrainWindow {
@@ -269,6 +269,10 @@ export interface StartValues {
   readonly optimizer?: { readonly steps: number; readonly buffers: Float64Array };
   /** Where the checkpointed run stopped, to continue its data from there. */
   readonly resume?: Resume;
+  /** The loss of every step the checkpointed run took (its history, for the plots and the next checkpoint). */
+  readonly losses?: readonly number[];
+  /** The dropout generator's state when the run stopped. */
+  readonly random?: number;
 }
 
 /**
@@ -292,6 +296,12 @@ export function readStartValues(file: string, rec: Recurrence): StartValues {
     } else optimizer = { steps: n!, buffers: buffers.data };
   }
   const resume = readResume(all, file, problems);
+  const history = all.get(TRAIN_LOSSES);
+  const random = all.get(TRAIN_RANDOM)?.data;
+  if (random && (random.length !== 1 || !Number.isInteger(random[0]) || random[0]! < 0 || random[0]! > 0xffffffff)) problems.push(`${file}: "${TRAIN_RANDOM}" must be one integer in [0, 2^32)`);
+  if (history && (history.shape.length !== 1 || (resume && history.data.length !== resume.steps))) {
+    problems.push(`${file}: "${TRAIN_LOSSES}" must hold one loss per step taken (${resume?.steps ?? '?'}), found shape [${history.shape.join(', ')}]`);
+  }
   for (const [name, t] of all) {
     if (isCheckpointEntry(name)) continue;
     (stateKeys.has(name) ? states : params).set(name, t);
@@ -309,5 +319,5 @@ export function readStartValues(file: string, rec: Recurrence): StartValues {
     else problems.push(`${file}: initial state "${key}" has shape ${shapeToString(t.shape)}, expected ${shapeToString(stateFileShape(rec, s.node.shape))}`);
   }
   if (problems.length > 0) throw new UnfoldError(problems.join('\n'));
-  return { params, state, ...(optimizer ? { optimizer } : {}), ...(resume ? { resume } : {}) };
+  return { params, state, ...(optimizer ? { optimizer } : {}), ...(resume ? { resume } : {}), ...(history ? { losses: Array.from(history.data) } : {}), ...(random ? { random: random[0]! } : {}) };
 }

@@ -79,10 +79,10 @@ export class PlotRecorder {
   /**
    * Optimizer step i of this run (0-based; s counts pieces over the whole run) trained piece p of
    * window k, K steps long; `outputsOf()` gives its [B, K, O] outputs, computed before its update
-   * (asked for only when this step is drawn or scored).
+   * (asked for only when this step is drawn or scored). `stopping`: the run stops after this step (a signal), so it is drawn.
    */
-  step(i: number, s: number, k: number, p: number, K: number, full: TrainWindow, part: TrainWindow, outputsOf: () => Float64Array): void {
-    const drawn = this.mayStopEarly || i >= this.total - PLOTTED_STEPS;
+  step(i: number, s: number, k: number, p: number, K: number, full: TrainWindow, part: TrainWindow, outputsOf: () => Float64Array, stopping = false): void {
+    const drawn = stopping || this.mayStopEarly || i >= this.total - PLOTTED_STEPS;
     if (this.loss.kind !== 'xent' && !drawn) return;
     const outputs = outputsOf();
     const { seqLen: T, input: I, output: O } = this.src;

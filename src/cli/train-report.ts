@@ -17,7 +17,7 @@ export function formatLoss(x: number): string {
   return a < 1e-3 || a >= 1e4 ? x.toExponential(3) : x.toPrecision(4);
 }
 
-/** Rows of the loss table: step 1, every `every`-th step and the last, about a dozen in all. */
+/** Rows of the loss table: the first step (after a resume, the checkpoint's count + 1), every `every`-th step and the last, about a dozen in all. */
 export function tableEvery(total: number): number {
   if (total <= 120) return 10;
   // A round interval (1, 2 or 5 × 10^k) giving at most ~12 rows.
@@ -26,14 +26,15 @@ export function tableEvery(total: number): number {
   return [1, 2, 5, 10].map((m) => m * p).find((v) => v >= raw)!;
 }
 
-const isRow = (k: number, total: number, every: number) => k === 1 || k % every === 0 || k === total;
+/** Whether step k is a row: the run's first step (`first`, after a resume the checkpoint's count + 1), every `every`-th, and the last. */
+const isRow = (k: number, first: number, total: number, every: number) => k === first || k % every === 0 || k === total;
 const HEADER = `${'step'.padStart(8)}  ${'loss'.padStart(10)}\n`;
 const row = (k: number, loss: number) => `${String(k).padStart(8)}  ${formatLoss(loss).padStart(10)}\n`;
 
-/** The loss table of a finished (or stopped) run, from its losses. */
-export function lossTable(losses: readonly number[], total = losses.length): string {
-  const every = tableEvery(total);
-  return HEADER + losses.map((l, i) => (isRow(i + 1, total, every) ? row(i + 1, l) : '')).join('');
+/** The loss table of a finished (or stopped) run, from its losses; `from` steps came before it (a resumed run). */
+export function lossTable(losses: readonly number[], total = losses.length, from = 0): string {
+  const every = tableEvery(from + total);
+  return HEADER + losses.map((l, i) => (isRow(from + i + 1, from + 1, from + total, every) ? row(from + i + 1, l) : '')).join('');
 }
 
 /** What a step reports besides its loss: the training accuracy (cross-entropy), a validation run after it. */
@@ -50,13 +51,15 @@ export function validationText(m: Metrics): string {
 const accuracyText = (a: number | undefined) => (a !== undefined ? `  accuracy ${`${(100 * a).toFixed(1)}%`.padStart(6)}` : '');
 
 export interface Reporter {
-  /** Step k (from 1) is done with this loss (the loss before its update). */
+  /** Step k is done with this loss (the loss before its update); k counts from `from` + 1. */
   step(k: number, loss: number, extra?: StepExtra): void;
   /** Training ended (finished, or stopped by an error): clears the bar, prints what is left. */
   end(losses: readonly number[]): void;
 }
 
-export function makeReporter(mode: ReportMode, total: number, out: NodeJS.WriteStream = process.stdout): Reporter {
+/** Reports `total` steps numbered from `from` + 1 (a resumed run goes on from the checkpoint's count). */
+export function makeReporter(mode: ReportMode, total: number, out: NodeJS.WriteStream = process.stdout, from = 0): Reporter {
+  const last = from + total;
   if (mode === 'json') {
     // Exactly one line per step, and nothing else: a pipe into jq or a file diff must see only these.
     return {
@@ -66,17 +69,17 @@ export function makeReporter(mode: ReportMode, total: number, out: NodeJS.WriteS
   }
   if (mode === 'table') {
     // Rows as they come, so a log shows progress; the header first.
-    const every = tableEvery(total);
+    const every = tableEvery(last);
     out.write(HEADER);
-    let shown = 0;
+    let shown = from;
     return {
       step(k, loss, extra = {}) {
-        if (!isRow(k, total, every) && !extra.val) return;
+        if (!isRow(k, from + 1, last, every) && !extra.val) return;
         out.write(`${row(k, loss).trimEnd()}${accuracyText(extra.accuracy)}${extra.val ? `  ${validationText(extra.val)}` : ''}\n`);
         shown = k;
       },
       // A run stopped early still shows its last loss (the one before it diverged, say).
-      end: (losses) => void (losses.length > shown && out.write(row(losses.length, losses[losses.length - 1]!))),
+      end: (losses) => void (from + losses.length > shown && out.write(row(from + losses.length, losses[losses.length - 1]!))),
     };
   }
   const bar = new cliProgress.SingleBar({
@@ -91,18 +94,18 @@ export function makeReporter(mode: ReportMode, total: number, out: NodeJS.WriteS
     fps: 15,
   }, cliProgress.Presets.shades_classic);
   const t0 = performance.now();
-  bar.start(total, 0, { loss: '-', rate: '-', val: '' });
+  bar.start(last, from, { loss: '-', rate: '-', val: '' });
   let stopped = false;
   return {
     step(k, loss, extra = {}) {
       const s = (performance.now() - t0) / 1000;
-      bar.update(k, { loss: formatLoss(loss), rate: s > 0 ? (k / s).toFixed(0) : '-', ...(extra.val ? { val: ` | ${validationText(extra.val)}` } : {}) });
+      bar.update(k, { loss: formatLoss(loss), rate: s > 0 ? ((k - from) / s).toFixed(0) : '-', ...(extra.val ? { val: ` | ${validationText(extra.val)}` } : {}) });
     },
     end(losses) {
       if (stopped) return;
       stopped = true;
       bar.stop();
-      if (losses.length > 0) out.write(lossTable(losses, total));
+      if (losses.length > 0) out.write(lossTable(losses, total, from));
     },
   };
 }

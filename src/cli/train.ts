@@ -14,7 +14,9 @@ import { compileOptions, trainerConfig } from './compile-options.ts';
 import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
 import { buildAt, initialKey, stateFileShape } from './run-data.ts';
 import { fileSource, piece, readStartValues, taskSource, type DataSource, type StartValues, type TrainWindow } from './train-data.ts';
-import { checkpointEntries, type Resume } from './checkpoint.ts';
+import { checkpointEntries, describeModelRecord, MODEL_RECORD, readCheckpointRecords, SCHEDULE_RECORD, TRAIN_LOSSES, TRAIN_RANDOM, type Resume } from './checkpoint.ts';
+import { LrSchedule, parseSchedule, SCHEDULE_USAGE, type ScheduleState } from './lr-schedule.ts';
+import { TrainingSignals } from './train-signals.ts';
 import { PlotRecorder } from './train-plots.ts';
 import { tensorToJson } from '../io/tensor-file.ts';
 import { textOptions } from './text-options.ts';
@@ -42,6 +44,8 @@ export const trainOptions = {
   out: { type: 'string' },
   'no-plots': { type: 'boolean' },
   'grad-flow': { type: 'boolean' },
+  'lr-schedule': { type: 'string' },
+  dropout: { type: 'string' },
   text: { type: 'string' },
   'seq-len': { type: 'string' },
   batch: { type: 'string' },
@@ -49,7 +53,8 @@ export const trainOptions = {
 } as const satisfies Options;
 
 export const TRAIN_FLAGS = [
-  '[--data windows.json] [--params init.json] [--optimizer adam|adamw|sgd|rmsprop] [--lr X]',
+  '[--data windows.json] [--params init.json] [--optimizer adam|adamw|sgd|rmsprop|adagrad] [--lr X]',
+  `[--lr-schedule ${SCHEDULE_USAGE}] [--dropout P]`,
   '[--steps N] [--seed S] [--dtype f32|f64] [--carry-state|--no-carry-state] [--clip-norm X]',
   '[--momentum X] [--weight-decay X] [--loss mse|sse|xent] [--loss-over all|last] [--hoist auto|on|off]',
   '[--save out.json|out.safetensors] [--save-every N] [--log-json] [--tbptt K] [--out DIR] [--no-plots] [--grad-flow]',
@@ -64,6 +69,9 @@ export const TRAIN_NOTES = [
   'state carried across. --carry-state: window k\'s final state starts window k+1. --params a --save file continues it exactly.',
   'A window may carry "lengths" [B] (rows of different lengths). --grad-flow: <out>/grad-flow.{json,svg}, ||dL/ds(t)|| per step.',
   '--text FILE: characters as one-hot symbols (the vocabulary from the file, saved with --save; --cell takes --input/--output from it), cross-entropy.',
+  '--dropout P: nn.LSTM(dropout=P) between the layers of a --cell (a model file calls dropout(x, p)); training only, masks from the seeded generator.',
+  '--lr-schedule: PyTorch\'s StepLR, CosineAnnealingLR, LinearLR (end factor 1), stepped after every step; plateau: ReduceLROnPlateau on the validation losses (--val).',
+  'SIGINT/SIGTERM: the step finishes, the checkpoint (--save, else <out>/interrupted.json) and plots are written, exit 130. --params CK: the model, schedule and loss history come from CK.',
   'y may be class indices [B, T]; windows may differ in B. --val: loss (and accuracy) on held-out data every --val-every N steps;',
   '--early-stop P stops after P validations without improvement, --save then holding the best parameters (the last in <save>.last.json).',
 ].join('\n  ');
@@ -109,7 +117,7 @@ function prepareOutDir(dir: string): void {
  * state as `<state>0` [1, ...shape] ([L·D, B, H] for a program), then the optimizer's step count and buffers and the steps taken
  * and data position, so that `--params` resumes exactly where it stopped.
  */
-function checkpointContents(file: string, trainer: TrainerInstance, rec: Recurrence, withState: boolean, at: Resume, extra: ReadonlyMap<string, Tensor> = new Map()): string | Uint8Array {
+function checkpointContents(file: string, trainer: TrainerInstance, rec: Recurrence, withState: boolean, at: Resume, history: readonly number[] | undefined, extra: ReadonlyMap<string, Tensor>, records: ReadonlyMap<string, unknown>): string | Uint8Array {
   const params = new Map<string, Tensor>();
   for (const [name, t] of Object.entries(trainer.getParams())) params.set(name, { shape: t.shape, data: Float64Array.from(t.data) });
   const rest = new Map<string, Tensor>();
@@ -117,10 +125,12 @@ function checkpointContents(file: string, trainer: TrainerInstance, rec: Recurre
     for (const [name, t] of Object.entries(trainer.getState())) rest.set(initialKey(name), { shape: [...stateFileShape(rec, t.shape)], data: Float64Array.from(t.data) });
   }
   for (const [name, t] of checkpointEntries(at, trainer.getOptimizerState())) rest.set(name, t);
+  if (history) rest.set(TRAIN_LOSSES, { shape: [history.length], data: Float64Array.from(history) });
+  if (trainer.getRandomState) rest.set(TRAIN_RANDOM, { shape: [1], data: Float64Array.of(trainer.getRandomState()) });
   for (const [name, t] of extra) rest.set(name, t);
-  // JSON: all of it, in this order. safetensors: the parameters as tensors in the trainer's precision
+  // JSON: all of it, in this order, the records last. safetensors: the parameters as tensors in the trainer's precision
   // (a state_dict), the rest in __metadata__. Both refuse NaN/Infinity, so a bad value never reaches the file.
-  return formatTensorFile(file, params, rest, trainer.arena instanceof Float32Array ? 'F32' : 'F64');
+  return formatTensorFile(file, params, rest, trainer.arena instanceof Float32Array ? 'F32' : 'F64', records);
 }
 
 /**
@@ -143,16 +153,17 @@ function resumePiece(r: Resume, start: StartValues, rec: Recurrence, T: number, 
  * <out>/grad-flow.json (a tensor file [steps, T]: ‖∂L/∂s(t)‖ after each training step; 0 past a
  * shorter window's end, which JSON cannot hold as NaN) and <out>/grad-flow.svg, its heat map.
  */
-async function writeGradFlow(outDir: string, model: string, rows: readonly Float64Array[]): Promise<string[]> {
+async function writeGradFlow(outDir: string, model: string, rows: readonly Float64Array[], drawing: boolean, stepsBefore: number): Promise<string[]> {
   const T = rows[0]?.length ?? 0;
   const data = new Float64Array(rows.length * T);
   rows.forEach((r, k) => r.forEach((n, t) => (data[k * T + t] = Number.isNaN(n) ? 0 : n)));
   const json = path.join(outDir, 'grad-flow.json');
   writeFileAtomic(json, JSON.stringify(tensorToJson({ shape: [rows.length, T], data }, 'grad-flow')) + '\n');
+  if (!drawing) return [json];
   const svg = path.join(outDir, 'grad-flow.svg');
   // Vega is loaded only here: every command would pay for it at startup (main.ts imports them all).
   const { gradFlowPlotSvg } = await import('../plot/grad-flow.ts');
-  writeFileAtomic(svg, await gradFlowPlotSvg(rows.map((r) => Array.from(r)), { title: `${model}: gradient flow through time, log10 ‖∂L/∂s(t)‖` }));
+  writeFileAtomic(svg, await gradFlowPlotSvg(rows.map((r) => Array.from(r)), { title: `${model}: gradient flow through time, log10 ‖∂L/∂s(t)‖`, stepsBefore }));
   return [json, svg];
 }
 
@@ -176,15 +187,19 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
   const saveEvery = optionalIntFlag(command, 'save-every', v['save-every']);
   if (saveEvery !== undefined && v.save === undefined) throw new UsageError(`${command}: --save-every needs --save FILE`);
   const valFlags = validationFlags(command, v);
-  if (v.out !== undefined && v['no-plots']) throw new UsageError(`${command}: --out and --no-plots contradict each other`);
-  if (v['grad-flow'] && v['no-plots']) throw new UsageError(`${command}: --grad-flow writes grad-flow.json and grad-flow.svg into the output directory, which --no-plots turns off`);
+  const scheduleText = v['lr-schedule'];
+  if (scheduleText !== undefined) {
+    // ReduceLROnPlateau steps on validation losses: without validation it would never step.
+    if (parseSchedule(scheduleText).kind === 'plateau' && valFlags === undefined) throw new UnfoldError(`--lr-schedule ${scheduleText}: plateau steps on validation losses; give --val FILE (text: --val-text FILE or --val-split F)`);
+  }
   if (run.graph !== undefined && (positionals.length > 0 || v.cell !== undefined)) {
     throw new UsageError(`${command} always trains ${run.graph}; use \`unfold train\` for another model`);
   }
 
-  const { model, source } = await resolveModel(command, run.graph !== undefined ? [run.graph] : positionals, v);
-  if (v.cell !== undefined && v.data === undefined && !text) {
-    throw new UsageError(`${command}: --cell ${v.cell} has no task of its own to train on; give --data windows.json`);
+  // A checkpoint (--params) records its model: no --cell flags to retype.
+  const { model, source, record } = await resolveModel(command, run.graph !== undefined ? [run.graph] : positionals, v, v.params);
+  if ('cell' in record && v.data === undefined && !text) {
+    throw new UsageError(`${command}: ${describeModelRecord(record)} has no task of its own to train on; give --data windows.json`);
   }
   if (v.data === undefined && model.task === undefined && !text) {
     throw new UnfoldError(`model "${model.name}" (${source}) defines no task to train on; give --data windows.json`);
@@ -193,11 +208,13 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
   // τ and B come from the data (below); nothing else in the config depends on them.
   const base = trainerConfig(command, model, source, v, { tau: 1, batch: 1 });
   if (v.save !== undefined) checkWritableFile('save', v.save);
-  const outDir = v['no-plots'] ? undefined : v.out ?? path.join('out', model.name);
+  // The output directory: plots (unless --no-plots), grad-flow.json, interrupted.json.
+  const outDir = v.out ?? path.join('out', model.name);
+  const drawing = !v['no-plots'];
   if (model.graph) {
-    const unsupported = ([['text', text], ['tbptt', tbptt], ['grad-flow', v['grad-flow']], ['save-every', saveEvery], ['val', v.val], ['early-stop', v['early-stop']]] as const).find(([, x]) => x !== undefined && x !== false);
+    const unsupported = ([['text', text], ['tbptt', tbptt], ['grad-flow', v['grad-flow']], ['save-every', saveEvery], ['val', v.val], ['early-stop', v['early-stop']], ['lr-schedule', v['lr-schedule']], ['dropout', v.dropout]] as const).find(([, x]) => x !== undefined && x !== false);
     if (unsupported) throw new UsageError(`${command}: --${unsupported[0]} is for one recurrence; model ${model.name} is a graph of scans`);
-    return trainGraphModel({ command, model, source, cfg: base, steps, data: v.data, params: v.params, save: v.save, logJson: v['log-json'] === true, outDir });
+    return trainGraphModel({ command, model, source, cfg: base, steps, data: v.data, params: v.params, save: v.save, logJson: v['log-json'] === true, outDir: drawing ? outDir : undefined });
   }
 
   // --val-split F: the text's last fraction is held out, the rest trained on.
@@ -229,6 +246,11 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
   }
   let start: StartValues | undefined;
   if (v.params !== undefined) start = readStartValues(v.params, rec);
+  const saved = v.params !== undefined ? readCheckpointRecords(v.params) : {};
+  const schedule = scheduleFor(scheduleText, saved.schedule, base.optimizer.lr, v.params);
+  if (schedule && saved.schedule && schedule.baseLr === saved.schedule.baseLr && v.lr !== undefined && Number(v.lr) !== saved.schedule.baseLr) {
+    process.stderr.write(`note: --lr ${v.lr} is set aside: --params ${v.params} continues its --lr-schedule ${saved.schedule.spec} from lr ${saved.schedule.lr} (base ${saved.schedule.baseLr})\n`);
+  }
   // A checkpoint resumes its run: the step count `done0`, and the piece `g0` (counting pieces of K steps over every window) it stopped before.
   const done0 = start?.resume?.steps ?? 0;
   const g0 = start?.resume ? resumePiece(start.resume, start, rec, T, K, v.params!) : 0;
@@ -238,7 +260,7 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
   if (start && !carry && g0 % pieces === 0 && Object.keys(start.state).length > 0) {
     process.stderr.write(`note: ${v.params}: ${Object.keys(start.state).map((s) => `"${initialKey(s)}"`).join(', ')} ignored: the state starts each window afresh without --carry-state\n`);
   }
-  if (outDir !== undefined) prepareOutDir(outDir);
+  if (drawing || cfg.gradFlow) prepareOutDir(outDir);
 
   const c0 = performance.now();
   // Loaded here, not at the top: the emitter (no TypeScript compiler: source-text.ts, esbuild) is needed by no command that does not compile.
@@ -255,6 +277,8 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
   }))), B);
   let trainer = trainers.trainer;
   const compileMs = performance.now() - c0;
+  // The dropout masks go on from where the checkpoint's run drew its last.
+  if (start?.random !== undefined && trainer.setRandomState) trainer.setRandomState(start.random);
   if (start?.optimizer) {
     // A checkpoint of the same optimizer resumes its moments too; another optimizer starts afresh.
     if (start.optimizer.buffers.length === trainer.getOptimizerState().buffers.length) trainer.setOptimizerState(start.optimizer);
@@ -262,6 +286,10 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
   }
 
   const losses: number[] = [];
+  // The loss of every step before this run (a checkpoint's history): the plots and the next checkpoint show the whole run.
+  // A checkpoint from before histories were kept has none: then neither has the next one.
+  const history = start?.losses ?? (done0 === 0 ? [] : undefined);
+  const records = new Map<string, unknown>([[MODEL_RECORD, record]]);
   // ‖∂L/∂s(t)‖ of every step, t = 1 … K (NaN past a shorter window's end).
   const flowRows: Float64Array[] = [];
   const plots = new PlotRecorder(src, cfg.loss, total, validation?.patience !== undefined);
@@ -272,7 +300,9 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
   /** Saves after `done` steps of this run (to `file`); inside a window the state its pieces carry is kept too. */
   const save = (done: number, file = lastFile!) => {
     const g = g0 + done;
-    writeFileAtomic(file, checkpointContents(file, trainer, rec, carry || g % pieces !== 0, { steps: done0 + done, window: Math.floor(g / pieces), time: (g % pieces) * K }, text?.checkpoint));
+    if (schedule) records.set(SCHEDULE_RECORD, schedule.state());
+    const at = { steps: done0 + done, window: Math.floor(g / pieces), time: (g % pieces) * K };
+    writeFileAtomic(file, checkpointContents(file, trainer, rec, carry || g % pieces !== 0, at, history && [...history, ...losses.slice(0, done)], text?.checkpoint ?? new Map(), records));
     if (file === lastFile) lastSave = done;
   };
   const stop = (k: number, reason: string): never => {
@@ -281,7 +311,9 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
     throw new UnfoldError(`training diverged at step ${k} of ${total}: ${reason}.${kept} Try a smaller --lr, or --clip-norm.`);
   };
 
-  const reporter = makeReporter(mode, total);
+  const reporter = makeReporter(mode, total, process.stdout, done0);
+  // SIGINT/SIGTERM end the run after the current step (checked between steps).
+  const signals = new TrainingSignals();
   const half = total >= 20 ? total >> 1 : undefined;
   let tHalf = 0;
   const t0 = performance.now();
@@ -310,6 +342,7 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
       }
       const part = piece(window!, src, p, K);
       let loss: number;
+      if (schedule) trainer.lr = schedule.lr;
       try {
         const lengths = part.lengths ? [part.lengths] : src.lengths ? [undefined] : [];
         loss = part.x !== undefined ? trainer.step(part.x, part.y, ...lengths) : trainer.step(part.y, ...lengths);
@@ -319,13 +352,16 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
         throw e;
       }
       if (!trainer.paramsFinite()) stop(i + 1, 'a parameter is not finite after the update');
+      schedule?.step();
       losses.push(loss);
       if (cfg.gradFlow) {
         const row = new Float64Array(K).fill(Number.NaN);
         row.set(trainer.gradFlow!());
         flowRows.push(row);
       }
-      if (outDir !== undefined) plots.step(i, s, k, p, K, window!, part, () => trainer.outputs());
+      // A signal received by now ends the run after this step, which is then drawn as its last.
+      const stopping = await signals.poll();
+      if (drawing) plots.step(i, s, k, p, K, window!, part, () => trainer.outputs(), stopping);
       // Cross-entropy: the share of compared items the outputs (before this step's update) classify right.
       let accuracy: number | undefined;
       if (cfg.loss.kind === 'xent' && pieces === 1) {
@@ -336,47 +372,78 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
       let val: Metrics | undefined;
       if (validation?.due(i + 1, total)) {
         val = await validation.run(trainer.getParams(), i + 1);
+        // ReduceLROnPlateau: the rate of the next step follows this validation loss (before a checkpoint of this step records the schedule).
+        schedule?.validation(val.loss);
         const { improved, stop } = validation.record(val.loss, i + 1);
         if (improved && keepBest) save(i + 1, v.save);
         stoppedEarly = stop;
       }
-      reporter.step(i + 1, loss, { accuracy, val });
-      if (stoppedEarly) break;
+      reporter.step(done0 + i + 1, loss, { accuracy, val });
+      if (stopping || stoppedEarly) break;
       if (saveEvery !== undefined && (i + 1) % saveEvery === 0 && i + 1 < total) save(i + 1);
       if (i + 1 === half) tHalf = performance.now();
     }
   } finally {
+    signals.close();
     reporter.end(losses);
   }
   const tEnd = performance.now();
   const trainMs = tEnd - t0;
-  // Steps taken: all of them, unless early stopping ended the run.
-  const taken = losses.length;
-  if (v.save !== undefined) save(taken);
+  const interrupted = signals.received;
+  // Steps taken: all of them, unless early stopping or a signal ended the run.
+  const done = losses.length;
+  // Interrupted without --save: the checkpoint goes beside the plots.
+  const saveTo = lastFile ?? (interrupted ? path.join(outDir, 'interrupted.json') : undefined);
+  if (saveTo !== undefined) {
+    if (saveTo !== lastFile) prepareOutDir(outDir);
+    save(done, saveTo);
+  }
   if (stoppedEarly) {
     const best = validation!.best!;
-    info.write(`early stop after step ${taken}: ${validation!.patience} validation${validation!.patience === 1 ? '' : 's'} in a row without a validation loss below ${formatLoss(best.loss)} (after step ${best.step})\n`);
+    info.write(`early stop after step ${done0 + done}: ${validation!.patience} validation${validation!.patience === 1 ? '' : 's'} in a row without a validation loss below ${formatLoss(best.loss)} (after step ${done0 + best.step})\n`);
   }
 
-  info.write(summaryText({
-    model: model.name, data: src.describe, steps: taken, losses, trainMs, compileMs,
-    secondHalfMsPerStep: half !== undefined && taken === total ? (tEnd - tHalf) / (total - half) : undefined,
-    reference: referenceFor(model, src, cfg, taken),
-  }));
-  if (v.save !== undefined) {
-    const g = g0 + taken;
+  if (done > 0) {
+    info.write(summaryText({
+      model: model.name, data: src.describe, steps: done, losses, trainMs, compileMs,
+      secondHalfMsPerStep: half !== undefined && done === total ? (tEnd - tHalf) / (total - half) : undefined,
+      reference: interrupted ? undefined : referenceFor(model, src, cfg, done),
+    }));
+  }
+  if (saveTo !== undefined && !interrupted) {
+    const g = g0 + done;
     const state = carry || g % pieces !== 0 ? `, the carried state (${rec.state.map((s) => initialKey(s.name)).join(', ')})` : '';
-    info.write(`saved ${lastFile}: parameters${state}, the optimizer state and the data position (${done0 + taken} steps; --params ${lastFile} continues at window ${Math.floor(g / pieces)}${g % pieces ? `, step ${(g % pieces) * K}` : ''})\n`);
+    info.write(`saved ${saveTo}: parameters${state}, the optimizer state and the data position (${done0 + done} steps; --params ${saveTo} continues at window ${Math.floor(g / pieces)}${g % pieces ? `, step ${(g % pieces) * K}` : ''})\n`);
     if (keepBest) info.write(`saved ${v.save}: the best parameters by validation loss (${formatLoss(validation!.best!.loss)}, after step ${done0 + validation!.best!.step})\n`);
   }
-  if (outDir !== undefined) {
-    const { files, notes } = await plots.write(outDir, model.name, losses, validation?.history);
-    if (cfg.gradFlow) files.push(...(await writeGradFlow(outDir, model.name, flowRows)));
-    if (run.extraPictures) files.push(...(await run.extraPictures(model, outDir)));
-    for (const n of notes) process.stderr.write(`note: ${n}\n`);
-    if (files.length > 0) info.write(`wrote ${files.join(', ')}\n`);
+  const files: string[] = [];
+  const whole = [...(history ?? []), ...losses];
+  if (drawing && whole.length > 0) {
+    // Validation points are numbered by this run's steps; the plot shows the whole run.
+    const before = whole.length - losses.length;
+    const drawn = await plots.write(outDir, model.name, whole, validation?.history.map((q) => ({ ...q, step: before + q.step })));
+    files.push(...drawn.files);
+    for (const n of drawn.notes) process.stderr.write(`note: ${n}\n`);
   }
+  if (cfg.gradFlow) files.push(...(await writeGradFlow(outDir, model.name, flowRows, drawing, done0)));
+  if (drawing && run.extraPictures) files.push(...(await run.extraPictures(model, outDir)));
+  if (interrupted) {
+    // One line, on stderr: where the run stands and how to go on.
+    process.stderr.write(`${interrupted}: stopped after step ${done0 + done} (${done} of this run's ${total}); saved ${saveTo}${files.length ? `, wrote ${files.join(', ')}` : ''}; continue with --params ${saveTo}\n`);
+    return 130;
+  }
+  if (files.length > 0) info.write(`wrote ${files.join(', ')}\n`);
   return 0;
+}
+
+/**
+ * The learning-rate schedule of this run: a checkpoint's own, continued exactly (unless
+ * --lr-schedule names another, which starts afresh from --lr), else --lr-schedule's, else none.
+ */
+function scheduleFor(text: string | undefined, saved: ScheduleState | undefined, lr: number, file: string | undefined): LrSchedule | undefined {
+  if (saved && (text === undefined || text === saved.spec)) return new LrSchedule(saved.spec, saved.baseLr, saved);
+  if (saved && text !== undefined) process.stderr.write(`note: --params ${file} was on --lr-schedule ${saved.spec}; --lr-schedule ${text} starts afresh from lr ${lr}\n`);
+  return text !== undefined ? new LrSchedule(text, lr) : undefined;
 }
 
 export const train: Command = {

@@ -14,13 +14,15 @@ export class TrainerSet {
     return this.current;
   }
 
-  /** The trainer for windows of B rows, handed the parameters, optimizer state and learning rate of the one in use. */
+  /** The trainer for windows of B rows, handed the parameters, optimizer state, learning rate (and dropout generator) of the one in use. */
   use(B: number): TrainerInstance {
     const next = this.get(B);
     if (next !== this.current) {
       next.setParams(this.current.getParams());
       next.setOptimizerState(this.current.getOptimizerState());
       next.lr = this.current.lr;
+      // Dropout masks: the next trainer draws on from where this one's generator stands.
+      if (this.current.getRandomState && next.setRandomState) next.setRandomState(this.current.getRandomState());
       this.current = next;
     }
     return next;

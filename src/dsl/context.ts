@@ -1,4 +1,5 @@
-// The tracing context: DSL calls build nodes into the current Context (one interning table).
+// The tracing context: DSL calls build nodes into the current Context (one interning table), and
+// whether the model is being built for training (dropout active) or for anything else (dropout is the identity).
 import { Context } from '../ir/node.ts';
 import { createBuilder, type NodeBuilder } from '../prims/builder.ts';
 import { lazyUserOrigin } from './origin.ts';
@@ -33,4 +34,29 @@ export function withContext<T>(f: () => T, ctx: Context = new Context()): T {
   } finally {
     [current, builder] = saved;
   }
+}
+
+let training = false;
+let dropoutCount = 0;
+
+/** Builds with dropout active (the trainer of `train`); everywhere else dropout(x, p) is x. */
+export function withDropout<T>(f: () => T): T {
+  const saved = [training, dropoutCount] as const;
+  training = true;
+  dropoutCount = 0;
+  try {
+    return f();
+  } finally {
+    [training, dropoutCount] = saved;
+  }
+}
+
+/** Whether dropout is active in the current build. */
+export function dropoutActive(): boolean {
+  return training;
+}
+
+/** A fresh mask name for the current build: dropout.1, dropout.2, … (in call order, so every build names them alike). */
+export function nextDropoutName(): string {
+  return `dropout.${++dropoutCount}`;
 }

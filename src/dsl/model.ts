@@ -3,6 +3,7 @@
 import { UnfoldError } from '../ir/errors.ts';
 import type { Tensor } from '../ir/tensor.ts';
 import type { Recurrence } from './recurrence.ts';
+import { stackOrigin } from './origin.ts';
 import { isGraphModel, type GraphModel } from './graph-model.ts';
 
 export type LossKind = 'mse' | 'sse' | 'xent';
@@ -19,7 +20,7 @@ export interface LossSpec {
 }
 
 export interface OptimizerSpec {
-  readonly name: 'sgd' | 'adam' | 'adamw' | 'rmsprop';
+  readonly name: 'sgd' | 'adam' | 'adamw' | 'rmsprop' | 'adagrad';
   readonly lr: number;
   readonly momentum?: number;
   readonly dampening?: number;
@@ -95,7 +96,9 @@ export function defineModel(def: ModelDecl): ModelDef {
         rec = build(batch);
       } catch (e) {
         if (e instanceof UnfoldError) throw e;
-        throw new UnfoldError(`model ${def.name}: build(${batch}) failed: ${e instanceof Error ? e.message : String(e)}`);
+        // Where it threw: the innermost frame in the user's code (the model file, or a file it imports).
+        const at = e instanceof Error && e.stack !== undefined ? stackOrigin(e.stack) : undefined;
+        throw new UnfoldError(`${at !== undefined ? `${at}: ` : ''}model ${def.name}: build(${batch}) failed: ${e instanceof Error ? e.message : String(e)}`);
       }
       // A build that forgot its `return` (or returned something else) is the user's mistake too.
       if (!isRecurrence(rec)) {
@@ -118,7 +121,8 @@ function defineGraphModel(def: ModelDecl & { graph: (batch: number, opts?: Graph
         g = graph(batch, opts);
       } catch (e) {
         if (e instanceof UnfoldError) throw e;
-        throw new UnfoldError(`model ${def.name}: graph(${batch}) failed: ${e instanceof Error ? e.message : String(e)}`);
+        const at = e instanceof Error && e.stack !== undefined ? stackOrigin(e.stack) : undefined;
+        throw new UnfoldError(`${at !== undefined ? `${at}: ` : ''}model ${def.name}: graph(${batch}) failed: ${e instanceof Error ? e.message : String(e)}`);
       }
       if (!isGraphModel(g)) throw new UnfoldError(`model ${def.name}: graph(${batch}) returned ${describeValue(g)}, not a graph model; return graphModel({ inputs, outputs })`);
       return g;

@@ -5,7 +5,7 @@ import { UnfoldError } from '../ir/errors.ts';
 import type { Node } from '../ir/node.ts';
 import { sameShape, shapeToString, sizeOf, type Shape } from '../ir/tensor.ts';
 import type { NodeBuilder } from '../prims/builder.ts';
-import { dslBuilder } from './context.ts';
+import { dropoutActive, dslBuilder, nextDropoutName } from './context.ts';
 import { userOrigin } from './origin.ts';
 
 export type { Node } from '../ir/node.ts';
@@ -227,6 +227,29 @@ export const ge = (a: Operand, b: Operand): Node => comparison('ge', a, b);
 export const le = (a: Operand, b: Operand): Node => comparison('le', a, b);
 /** 1 where a = b, else 0. */
 export const eq = (a: Operand, b: Operand): Node => comparison('eq', a, b);
+
+/** The attribute that marks an input leaf as a dropout mask, holding its rate p. */
+export const DROPOUT_ATTR = 'dropout';
+
+/** Whether a leaf is a dropout mask (an input the trainer fills from its generator, never the data). */
+export function isDropoutMask(n: Node): boolean {
+  return n.op === 'input' && typeof n.attrs[DROPOUT_ATTR] === 'number';
+}
+
+/**
+ * Inverted dropout, as torch.nn.functional.dropout: while training, each element is kept with
+ * probability 1 − p and scaled by 1/(1 − p), else zeroed; in every other use (run, generate, grad)
+ * it is x itself. The mask is a per-step input of x's shape that the trainer fills from its seeded
+ * generator before each step, so the backward pass multiplies by the very same mask.
+ * @example const h2 = dropout(h, 0.2)
+ */
+export function dropout(x: Node, p: number, name?: string): Node {
+  const v = node('dropout', x, 1);
+  if (typeof p !== 'number' || !(p >= 0 && p < 1)) return fail('dropout', `p must be in [0, 1), got ${String(p)}`);
+  if (!dropoutActive() || p === 0) return v;
+  const mask = traced('dropout', (b) => b.input(name ?? nextDropoutName(), v.shape, { role: 'input', [DROPOUT_ATTR]: p }));
+  return mul(v, mask);
+}
 
 /**
  * The rows of `table` [V, H] at integer `indices` [...N] (nn.Embedding): [...N, H]; its gradient adds

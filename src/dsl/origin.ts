@@ -1,4 +1,4 @@
-// Where the user built a node: the first stack frame outside the compiler's own src/ tree.
+// Where the user built a node, or where a user's code threw: the first stack frame outside the compiler's own src/ tree.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -21,7 +21,7 @@ function capture(): Error {
 
 /** `graphs/sincos.ts:12` for the innermost user frame of the current stack, or undefined. */
 export function userOrigin(): string | undefined {
-  return originIn(capture());
+  return stackOrigin(capture().stack ?? '');
 }
 
 /**
@@ -30,11 +30,11 @@ export function userOrigin(): string | undefined {
  */
 export function lazyUserOrigin(): () => string | undefined {
   const e = capture();
-  return () => originIn(e);
+  return () => stackOrigin(e.stack ?? '');
 }
 
-function originIn(e: Error): string | undefined {
-  const stack = e.stack ?? '';
+/** `graphs/sincos.ts:12` for the innermost frame of `stack` outside the compiler (and node_modules), or undefined. */
+export function stackOrigin(stack: string): string | undefined {
   for (const line of stack.split('\n').slice(1)) {
     const m = FRAME.exec(line.trim());
     if (!m) continue;

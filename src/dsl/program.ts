@@ -9,7 +9,7 @@ import type { Node } from '../ir/node.ts';
 import type { NodeBuilder } from '../prims/builder.ts';
 import { sameShape, shapeToString } from '../ir/tensor.ts';
 import { dslBuilder } from './context.ts';
-import { concat } from './ops.ts';
+import { concat, dropout, isDropoutMask } from './ops.ts';
 import { userOrigin } from './origin.ts';
 import type { Named, Program, Recurrence, Source, Stage } from './recurrence.ts';
 
@@ -35,6 +35,11 @@ export interface StackDef {
   readonly name?: string;
   /** Bottom to top. Layer k > 0 has one input, of size D·H of the layer below. */
   readonly layers: readonly (Recurrence | Layer)[];
+  /**
+   * nn.LSTM's `dropout`: while training, dropout(p) on each layer's output but the last's (one mask
+   * per layer output, read by both directions of the layer above). Default 0.
+   */
+  readonly dropout?: number;
   /**
    * Applied at every step to the top layer's output [B, D·H] (both directions concatenated); its
    * outputs are the program's. Without a head, the program's one output is `h`, the top layer's output.
@@ -80,6 +85,13 @@ export function stack(def: StackDef): Recurrence {
   const B = first.state[0]!.node.shape[0]!;
   const template = first.state;
   const L = layers.length, D = directions;
+  // The program's data inputs: the first layer's, then the dropout masks (training only): one per layer
+  // output dropped, and those the cells draw themselves. A stage reads each by its index here.
+  const programInputs: Named[] = [...first.input];
+  const programIndex = (x: Named): number => {
+    const i = programInputs.findIndex((n) => n.node === x.node);
+    return i >= 0 ? i : programInputs.push(x) - 1;
+  };
 
   // Program states: one per cell state, [L·D, ...], every cell's own state being one slot.
   const programState: Named[] = template.map((s) => ({ name: s.name, node: b.input(s.name, [L * D, ...s.node.shape], { role: 'state' }) }));
@@ -96,14 +108,18 @@ export function stack(def: StackDef): Recurrence {
       }
       let rec = cellRec;
       let sources: Source[];
+      // The cell's own dropout masks (dropout(x, p) in its step, while training) are program inputs too.
+      const masks = cellRec.input.filter((x) => isDropoutMask(x.node));
+      const data = cellRec.input.filter((x) => !isDropoutMask(x.node));
       if (k === 0) {
-        if (d === 1 && (cellRec.input.length !== first.input.length || cellRec.input.some((x, i) => x.node !== first.input[i]!.node))) {
-          at(`${where} reads inputs ${describe(cellRec.input)}, the forward cell ${describe(first.input)}; both directions read the same data`);
+        const firstData = first.input.filter((x) => !isDropoutMask(x.node));
+        if (d === 1 && (data.length !== firstData.length || data.some((x, i) => x.node !== firstData[i]!.node))) {
+          at(`${where} reads inputs ${describe(data)}, the forward cell ${describe(firstData)}; both directions read the same data`);
         }
-        sources = cellRec.input.map((_, i) => ({ data: i }));
+        sources = cellRec.input.map((x) => ({ data: programIndex(x) }));
       } else {
-        if (cellRec.input.length !== 1) at(`${where} has ${cellRec.input.length} inputs; a layer above the first reads one, the output of the layer below`);
-        const x = cellRec.input[0]!;
+        if (data.length !== 1) at(`${where} has ${data.length} inputs; a layer above the first reads one, the output of the layer below`);
+        const x = data[0]!;
         const parts = below.map((j) => {
           const st = stages[j]!;
           return { stage: j, node: b.input(`h_${stageSuffix(st)}`, st.rec.outputs[st.layerOutput]!.node.shape, { role: 'input' }) };
@@ -113,8 +129,16 @@ export function stack(def: StackDef): Recurrence {
           at(`${where} input "${x.name}" has shape ${shapeToString(x.node.shape)}, but layer ${k - 1} outputs [${B}, ${width}] per step${D === 2 ? ' (both directions)' : ''}`);
         }
         const joined = parts.length === 1 ? parts[0]!.node : concat(parts.map((p) => p.node), 1);
-        rec = rebind(cellRec, new Map([[x.node, joined]]), parts.map((p) => ({ name: String(p.node.attrs['name']), node: p.node })));
+        // Both directions draw the same mask (one name, so one interned node): it is the layer output that is dropped.
+        const dropped = dropout(joined, def.dropout ?? 0, `dropout_l${k - 1}`);
+        const mask = dropped.inputs.find(isDropoutMask);
+        const partInputs = parts.map((p) => ({ name: String(p.node.attrs['name']), node: p.node }));
         sources = parts.map((p) => ({ stage: p.stage, output: stages[p.stage]!.layerOutput }));
+        for (const m of [...(mask ? [{ name: String(mask.attrs['name']), node: mask }] : []), ...masks]) {
+          partInputs.push(m);
+          sources.push({ data: programIndex(m) });
+        }
+        rec = rebind(cellRec, new Map([[x.node, dropped]]), partInputs);
       }
       const name = `${cellRec.name}_l${k}${d ? '_reverse' : ''}`;
       const out = layerOutputOf(rec);
@@ -179,7 +203,7 @@ export function stack(def: StackDef): Recurrence {
     name: def.name ?? first.name,
     origin,
     state: programState,
-    input: first.input,
+    input: programInputs,
     params,
     next: [],
     outputs: headOutputs,

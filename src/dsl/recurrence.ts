@@ -5,7 +5,7 @@ import { makeGraph, topoOrder, type Graph } from '../ir/graph.ts';
 import type { Node } from '../ir/node.ts';
 import { sameShape, shapeToString, sizeOf, type Shape } from '../ir/tensor.ts';
 import { dslBuilder } from './context.ts';
-import { fail } from './ops.ts';
+import { fail, isDropoutMask } from './ops.ts';
 import { userOrigin } from './origin.ts';
 
 /** How a parameter starts: PyTorch-style uniform(−k, k), a fill, or explicit row-major values. */
@@ -187,9 +187,15 @@ export function recurrence<S extends Nodes, X extends Nodes = Record<never, Node
   const outputs = def.output ? named('output', undefined, def.output(nextRecord, x)) : [];
   for (const o of outputs) if (state.some((st) => st.name === o.name)) at(`output "${o.name}" has the name of a state`);
 
-  // Every leaf must be declared: an undeclared parameter would silently not train.
+  // Every leaf must be declared: an undeclared parameter would silently not train. The dropout
+  // masks the step and output drew (only while training) join the inputs, filled by the trainer.
   const declared = new Set<Node>([...state, ...input, ...params].map((n) => n.node));
-  for (const leaf of topoOrder([...next, ...outputs.map((o) => o.node)]).filter((n) => n.inputs.length === 0)) {
+  const leaves = topoOrder([...next, ...outputs.map((o) => o.node)]).filter((n) => n.inputs.length === 0);
+  for (const mask of leaves.filter((n) => isDropoutMask(n) && !declared.has(n))) {
+    input.push({ name: String(mask.attrs['name']), node: mask });
+    declared.add(mask);
+  }
+  for (const leaf of leaves) {
     if (leaf.op === 'const' || declared.has(leaf)) continue;
     const kind = leaf.op === 'param' ? 'param' : String(leaf.attrs['role'] ?? leaf.op);
     at(`${kind} "${String(leaf.attrs['name'])}" is used but not listed in ${kind === 'param' ? 'params' : kind === 'state' ? 'state' : 'input'}`);
@@ -200,6 +206,16 @@ export function recurrence<S extends Nodes, X extends Nodes = Record<never, Node
     seen.add(n.name);
   }
   return { name: def.name ?? 'model', origin, state, input, params, next, outputs };
+}
+
+/**
+ * The declared parameters that nothing reads — neither a step nor an output (a program: none of its
+ * scans nor its head). They would be trained on a gradient of zero forever: the CLI warns about them.
+ */
+export function unusedParams(rec: Recurrence): string[] {
+  const roots = rec.program ? rec.program.stages.flatMap((st) => [...st.rec.next, ...st.rec.outputs.map((o) => o.node)]) : [];
+  const reached = new Set(topoOrder([...roots, ...rec.next, ...rec.outputs.map((o) => o.node)]));
+  return rec.params.filter((p) => !reached.has(p.node)).map((p) => p.name);
 }
 
 /** The step body as a graph: `<state>'` = s(t) from s(t−1), and the per-step outputs. */

@@ -24,6 +24,12 @@ export interface TrainerConfig {
    * pack_padded_sequence (src/transforms/lengths.ts). Without it every row runs the whole window.
    */
   readonly lengths?: boolean;
+  /**
+   * Build the model for training: its dropout(x, p) calls draw masks (per-step inputs the trainer
+   * fills from its seeded generator in step() and gradients(), and with ones in predict()). Without
+   * it (run, grad, evaluation) dropout is the identity and the trainer has no masks.
+   */
+  readonly dropout?: boolean;
   /** Record ‖∂L/∂s(t)‖ for every step t in the reverse loop (the trainer's gradFlow(); rolled form). */
   readonly gradFlow?: boolean;
   /** Also emit the gradients of the inputs x(t) and of the initial state (for `unfold grad`). */

@@ -36,6 +36,9 @@ export interface TrainerInstance {
   finalState?(): Record<string, TensorData>;
   /** ‖∂L/∂s(t)‖, t = 1 … T (a trainer compiled with gradFlow). */
   gradFlow?(out?: Float64Array): Float64Array;
+  /** The dropout generator's state (a trainer compiled with dropout masks). */
+  getRandomState?(): number;
+  setRandomState?(state: number): void;
   getOptimizerState(): { steps: number; buffers: number[] };
   setOptimizerState(state: { steps: number; buffers: ArrayLike<number> }): void;
 }

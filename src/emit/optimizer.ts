@@ -1,4 +1,4 @@
-// Emits the optimizer step (SGD, Adam, AdamW, RMSprop) and clip_grad_norm_ as arena code that does PyTorch 1.13's single-tensor arithmetic in the same order, with every constant and offset baked in.
+// Emits the optimizer step (SGD, Adam, AdamW, RMSprop, Adagrad) and clip_grad_norm_ as arena code that does PyTorch 1.13's single-tensor arithmetic in the same order, with every constant and offset baked in.
 import type { OptimizerSpec } from '../dsl/model.ts';
 import { UnfoldError } from '../ir/errors.ts';
 
@@ -44,7 +44,7 @@ export interface OptimizerPlan {
 
 type OptimizerName = OptimizerSpec['name'];
 
-const NAMES: readonly OptimizerName[] = ['sgd', 'adam', 'adamw', 'rmsprop'];
+const NAMES: readonly OptimizerName[] = ['sgd', 'adam', 'adamw', 'rmsprop', 'adagrad'];
 
 // The fields each optimizer takes, in the order validateOptimizer returns and reports them.
 // `amsgrad` is accepted for Adam/AdamW only so that `amsgrad: false` (as PyTorch configs and our
@@ -54,6 +54,8 @@ const FIELDS: Readonly<Record<OptimizerName, readonly string[]>> = {
   adam: ['name', 'lr', 'beta1', 'beta2', 'eps', 'weightDecay', 'amsgrad'],
   adamw: ['name', 'lr', 'beta1', 'beta2', 'eps', 'weightDecay', 'amsgrad'],
   rmsprop: ['name', 'lr', 'alpha', 'eps', 'weightDecay', 'momentum', 'centered'],
+  // torch.optim.Adagrad with lr_decay 0 and initial_accumulator_value 0.
+  adagrad: ['name', 'lr', 'eps', 'weightDecay'],
 };
 
 /** A closed or half-open interval a hyperparameter must lie in; `hi: Infinity` means "finite and >= lo". */
@@ -107,7 +109,8 @@ function booleanField(o: Readonly<Record<string, unknown>>, key: string, fallbac
 export type ResolvedOptimizer =
   | { readonly name: 'sgd'; readonly lr: number; readonly momentum: number; readonly dampening: number; readonly nesterov: boolean; readonly weightDecay: number }
   | { readonly name: 'adam' | 'adamw'; readonly lr: number; readonly beta1: number; readonly beta2: number; readonly eps: number; readonly weightDecay: number }
-  | { readonly name: 'rmsprop'; readonly lr: number; readonly alpha: number; readonly eps: number; readonly weightDecay: number; readonly momentum: number; readonly centered: boolean };
+  | { readonly name: 'rmsprop'; readonly lr: number; readonly alpha: number; readonly eps: number; readonly weightDecay: number; readonly momentum: number; readonly centered: boolean }
+  | { readonly name: 'adagrad'; readonly lr: number; readonly eps: number; readonly weightDecay: number };
 
 /**
  * Checks an optimizer spec (possibly straight from user JSON) and returns it with every PyTorch
@@ -158,6 +161,11 @@ export function validateOptimizer(spec: unknown): ResolvedOptimizer {
       const centered = booleanField(o, 'centered', false);
       return Object.freeze({ name: n, lr, alpha, eps, weightDecay, momentum, centered });
     }
+    case 'adagrad': {
+      const eps = numberField(o, 'eps', 1e-10, NONNEG);
+      const weightDecay = numberField(o, 'weightDecay', 0, NONNEG);
+      return Object.freeze({ name: n, lr, eps, weightDecay });
+    }
   }
 }
 
@@ -183,6 +191,10 @@ export function describeOptimizer(spec: OptimizerSpec): string {
       if (wd !== 0) parts.push(`weight_decay=${show(wd)}`);
       if (s.momentum !== 0) parts.push(`momentum=${show(s.momentum)}`);
       if (s.centered) parts.push('centered=true');
+      break;
+    case 'adagrad':
+      parts.push(`eps=${show(s.eps)}`);
+      if (wd !== 0) parts.push(`weight_decay=${show(wd)}`);
       break;
   }
   return `${s.name}(${parts.join(', ')})`;
@@ -377,6 +389,24 @@ function ruleFor(s: ResolvedOptimizer, float32: boolean): Rule {
             lines.push(`${at(p)} = ${read(p)} + negLr * g / avg;`);
           }
           return lines;
+        },
+      };
+    }
+    case 'adagrad': {
+      return {
+        state: ['sum'],
+        // clr = lr / (1 + (step - 1) * lr_decay) is lr with lr_decay 0.
+        prelude: ['const negLr = -lr;'],
+        body: (p, grad, st) => {
+          const sum = st[0]!;
+          return [
+            l2(p, grad),
+            // state_sum.addcmul_(grad, grad, value=1); std = state_sum.sqrt().add_(eps)
+            `const stateSum = ${read(sum)} + g * g;`,
+            `${at(sum)} = stateSum;`,
+            // param.addcdiv_(grad, std, value=-clr): self + (-clr * g) / std
+            `${at(p)} = ${read(p)} + negLr * g / (Math.sqrt(stateSum) + ${lit(s.eps)});`,
+          ];
         },
       };
     }

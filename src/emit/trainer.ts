@@ -4,7 +4,8 @@
 import type { Node } from '../ir/node.ts';
 import { UnfoldError } from '../ir/errors.ts';
 import { sizeOf } from '../ir/tensor.ts';
-import { derivedBuilder, withContext } from '../dsl/context.ts';
+import { derivedBuilder, withContext, withDropout } from '../dsl/context.ts';
+import { DROPOUT_ATTR, isDropoutMask } from '../dsl/ops.ts';
 import { DEFAULT_SEED } from '../dsl/init.ts';
 import { initOf } from '../dsl/recurrence.ts';
 import { layerOutputWidth } from '../dsl/program.ts';
@@ -53,6 +54,14 @@ export interface EmittedTrainer {
   readonly wasm?: WasmReport;
 }
 
+/** Where the dropout generator starts, apart from the init's stream: seed + the golden-ratio constant. */
+const DROPOUT_STREAM = '0x9e3779b9';
+
+/** Text for a `//` comment: printable ASCII only. */
+function commentSafe(s: string): string {
+  return s.replace(/[^\x20-\x7e]/g, '?');
+}
+
 /** A loop nest copying a batch-first [B, T, K] user array into t-major per-step storage (or back); T may be a runtime name. */
 function sequenceCopy(src: string, q: Seq, B: number, T: number | string, K: number, reverse = false): string {
   const user = `${src}[(b * ${T} + t) * ${K} + k]`;
@@ -76,7 +85,8 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
   // from it is built without reading the stack for every node.
   const b = derivedBuilder();
   const lengths = cfg.lengths ?? false;
-  const rec = lengths ? withLengths(cfg.model.build(B), b) : cfg.model.build(B);
+  const built = cfg.dropout ? withDropout(() => cfg.model.build(B)) : cfg.model.build(B);
+  const rec = lengths ? withLengths(built, b) : built;
   const weighted = isWeighted(cfg.loss, lengths);
   const over = cfg.loss.over ?? 'all';
   // The unrolled training graph is built only when needed (the unrolled form, or a caller that
@@ -177,7 +187,10 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
     final: seqAt(stateSeqs[i]!, T),
     size: sizeOf(s.node.shape),
   }));
-  const inputArgs = rec.input.map((x) => x.name);
+  // The data inputs are step()'s arguments; dropout masks are inputs the trainer fills itself.
+  const dataInputs = rec.input.map((x, i) => ({ name: x.name, i })).filter(({ i }) => !isDropoutMask(rec.input[i]!.node));
+  const masks = rec.input.map((x, i) => ({ name: x.name, i, p: x.node.attrs[DROPOUT_ATTR] as number })).filter(({ i }) => isDropoutMask(rec.input[i]!.node));
+  const inputArgs = dataInputs.map((x) => x.name);
   const argName = (name: string) => `in_${name.replace(/\./g, '_')}`;
 
   const elements = arena.size;
@@ -229,7 +242,7 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
   compiler: ${JSON.stringify(`unfold ${COMPILER_VERSION}`)},
   batch: ${B},
   seqLen: ${T},
-  inputs: [${rec.input.map((x, i) => `{ name: ${JSON.stringify(x.name)}, shape: [${B}, ${T}, ${I[i]}] }`).join(', ')}],
+  inputs: [${dataInputs.map(({ name, i }) => `{ name: ${JSON.stringify(name)}, shape: [${B}, ${T}, ${I[i]}] }`).join(', ')}],
   target: { shape: [${B}, ${T}, ${O}] },
   states: [${stateInfo.map((s) => `{ name: ${JSON.stringify(s.name)}, shape: [${s.shape.join(', ')}] }`).join(', ')}],
   dtype: ${JSON.stringify(cfg.dtype)},
@@ -269,9 +282,10 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
   const stepArgs = [...inputArgs.map((n) => ({ name: argName(n), type: 'ArrayLike<number>' })), { name: 'target', type: 'ArrayLike<number>' }, ...lengthsArg];
   // A window's length T (≤ τ) comes from its first sequence; every other must agree with it.
   const windowOf = (arg: string, perStep: number, what: string) => `const T = this.windowLength(${arg}.length, ${perStep}, ${JSON.stringify(what)});`;
-  const bindInputs = inputArgs.map((n, i) => `${lengthCheck(argName(n), B * I[i]!, `input ${n} [${B}, T, ${I[i]}]`)}\n${sequenceCopy(argName(n), inputSeqs[i]!, B, 'T', I[i]!)}`);
-  const firstSequence = inputArgs.length > 0
-    ? windowOf(argName(inputArgs[0]!), B * I[0]!, `input ${inputArgs[0]} [${B}, T, ${I[0]}]`)
+  const bindInputs = dataInputs.map(({ name: n, i }) => `${lengthCheck(argName(n), B * I[i]!, `input ${n} [${B}, T, ${I[i]}]`)}\n${sequenceCopy(argName(n), inputSeqs[i]!, B, 'T', I[i]!)}`);
+  const first = dataInputs[0];
+  const firstSequence = first !== undefined
+    ? windowOf(argName(first.name), B * I[first.i]!, `input ${first.name} [${B}, T, ${I[first.i]}]`)
     : windowOf('target', B * O, `target [${B}, T, ${O}]`);
   const bindTarget = [
     lengthCheck('target', B * O, `target [${B}, T, ${O}]`),
@@ -308,6 +322,7 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
       { name: 'carryState', type: 'boolean' },
       ...(wasm ? [{ name: 'kernels', type: 'Kernels', isReadonly: true, scope: Scope.Private, docs: ['The product kernels, instantiated over the arena\'s memory.'] }] : []),
       { name: 'steps', type: 'number', initializer: '0', docs: ['Optimizer steps taken (Adam\'s t).'] },
+      ...(masks.length ? [{ name: 'random', type: 'number', scope: Scope.Private, docs: ['The dropout generator\'s state (mulberry32), seeded apart from the parameter init.'] }] : []),
       { name: 'T', type: 'number', initializer: `${T}`, docs: [`Steps in the last window (1 … ${T}).`] },
     ],
     ctors: [{
@@ -317,6 +332,7 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
         `this.lr = options.lr ?? SPEC.lr;`,
         `this.carryState = options.carryState ?? SPEC.carryState;`,
         `this.initParams(options.seed ?? SPEC.seed);`,
+        ...(masks.length ? [`this.random = ((options.seed ?? SPEC.seed) + ${DROPOUT_STREAM}) >>> 0;`] : []),
         `if (options.params) this.setParams(options.params);`,
       ],
     }],
@@ -345,6 +361,7 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
         statements: [
           'const A = this.arena;',
           ...bindWindow,
+          ...(masks.length ? ['this.fillMasks(T, true);'] : []),
           'this.train(A, T);',
           `const loss = A[${lossOff}];`,
           'if (!Number.isFinite(loss)) throw new RangeError(`non-finite loss ${loss} at step ${this.steps + 1}`);',
@@ -364,7 +381,7 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
         docs: ['Forward, loss and backward without an update (nor a state carry); returns the loss. Read the gradients with getGrads().'],
         parameters: stepArgs,
         returnType: 'number',
-        statements: ['const A = this.arena;', ...bindWindow, 'this.train(A, T);', `return A[${lossOff}];`],
+        statements: ['const A = this.arena;', ...bindWindow, ...(masks.length ? ['this.fillMasks(T, true);'] : []), 'this.train(A, T);', `return A[${lossOff}];`],
       },
       {
         name: 'predict',
@@ -376,6 +393,7 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
           ...(inputArgs.length > 0 ? [firstSequence] : [`const T = ${T};`]),
           ...bindInputs,
           `this.setWindow(T${lengths ? ', lengths' : ''});`,
+          ...(masks.length ? ['this.fillMasks(T, false);'] : []),
           'this.forward(A, T);',
           'return this.outputs(out);',
         ],
@@ -542,6 +560,43 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
               `for (let t = 0; t < T; t++) result[t] = Math.sqrt(this.arena[${gradFlowSeq.base} + t]!);`,
               'return result;',
             ],
+          }]
+        : []),
+      ...(masks.length
+        ? [{
+            name: 'fillMasks',
+            scope: Scope.Private,
+            docs: ['The dropout masks of a window of T steps: with `train`, each element kept with probability 1 − p and scaled by 1/(1 − p), else 0 (drawn from the generator in order: mask, step, row, feature); without, all 1.'],
+            parameters: [{ name: 'T', type: 'number' }, { name: 'train', type: 'boolean' }],
+            returnType: 'void',
+            statements: [
+              'const A = this.arena;',
+              'let a = this.random;',
+              ...masks.map(({ i, p }) => {
+                const q = inputSeqs[i]!, n = sizeOf(rec.input[i]!.node.shape);
+                return [
+                  `// ${commentSafe(rec.input[i]!.name)}: p = ${numberLiteral(p)}`,
+                  `for (let t = 0; t < T; t++) for (let i = 0; i < ${n}; i++) {`,
+                  `  if (!train) { A[${q.base} + t * ${q.stride} + i] = 1; continue; }`,
+                  '  a = (a + 0x6d2b79f5) >>> 0;',
+                  '  let r = Math.imul(a ^ (a >>> 15), a | 1) >>> 0;',
+                  '  r = (((r + (Math.imul(r ^ (r >>> 7), r | 61) >>> 0)) >>> 0) ^ r) >>> 0;',
+                  `  A[${q.base} + t * ${q.stride} + i] = ((r ^ (r >>> 14)) >>> 0) / 4294967296 < ${numberLiteral(1 - p)} ? ${numberLiteral(1 / (1 - p))} : 0;`,
+                  '}',
+                ].join('\n');
+              }),
+              'this.random = a;',
+            ],
+          }, {
+            name: 'getRandomState',
+            docs: ['The dropout generator\'s state, for checkpoints (a resumed run draws the masks the straight run would have).'],
+            returnType: 'number',
+            statements: ['return this.random;'],
+          }, {
+            name: 'setRandomState',
+            parameters: [{ name: 'state', type: 'number' }],
+            returnType: 'void',
+            statements: ['if (!Number.isInteger(state) || state < 0 || state > 0xffffffff) throw new RangeError(`random state: expected an integer in [0, 2^32), got ${state}`);', 'this.random = state;'],
           }]
         : []),
       {

@@ -298,9 +298,13 @@ function locateJsonError(text: string): { pos: number; message: string } | undef
   }
 }
 
+/** Keys of a tensor file that hold records rather than tensors (a checkpoint's model and schedule): `unfold.<what>`. */
+export const RECORD_PREFIX = 'unfold.';
+
 /**
  * Reads a JSON object of tensors keyed by name, in the file's key order (JavaScript objects put
- * integer-like keys such as "0" first; names used by unfold are never integer-like).
+ * integer-like keys such as "0" first; names used by unfold are never integer-like). Records
+ * (keys starting with `unfold.`) are left to readRecords.
  */
 export function readTensorMap(path: string): Map<string, Tensor> {
   if (isSafetensorsPath(path)) return readSafetensorsMap(path);
@@ -310,9 +314,30 @@ export function readTensorMap(path: string): Map<string, Tensor> {
   }
   const out = new Map<string, Tensor>();
   for (const [name, value] of Object.entries(json)) {
+    if (name.startsWith(RECORD_PREFIX)) continue;
     out.set(name, parseTensor(value, `${path}: tensor ${quote(name)}`));
   }
   return out;
+}
+
+/** The records of a tensor file (keys starting with `unfold.`), as JSON values; their readers check them. */
+export function readRecords(path: string): Map<string, unknown> {
+  if (isSafetensorsPath(path)) {
+    // A safetensors checkpoint keeps its records as JSON strings in __metadata__.
+    const out = new Map<string, unknown>();
+    for (const [key, text] of Object.entries(readSafetensors(readBytes(path), path).metadata)) {
+      if (!key.startsWith(RECORD_PREFIX)) continue;
+      try {
+        out.set(key, JSON.parse(text));
+      } catch {
+        throw new UnfoldError(`${path}: __metadata__ ${quote(key)} is not JSON`);
+      }
+    }
+    return out;
+  }
+  const json = readJsonFile(path);
+  if (!isPlainObject(json)) return new Map();
+  return new Map(Object.entries(json).filter(([name]) => name.startsWith(RECORD_PREFIX)));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -356,7 +381,7 @@ function readSafetensorsMap(path: string): Map<string, Tensor> {
     out.set(name, tensor);
   }
   for (const [key, text] of Object.entries(file.metadata)) {
-    if (!text.trimStart().startsWith('{')) continue;
+    if (key.startsWith(RECORD_PREFIX) || !text.trimStart().startsWith('{')) continue;
     let value: unknown;
     try {
       value = JSON.parse(text);
@@ -600,13 +625,16 @@ function tensorText(t: Tensor, what: string): string {
 }
 
 /**
- * Formats named tensors as a JSON object, one tensor per line, keys in the given order, numbers
- * printed so they read back bit-for-bit. Refuses NaN/Infinity with an UnfoldError naming the tensor.
+ * Formats named tensors (then any `unfold.*` records) as a JSON object, one entry per line, keys in
+ * the given order, numbers printed so they read back bit-for-bit. Refuses NaN/Infinity with an
+ * UnfoldError naming the tensor.
  */
-export function formatTensorMap(map: Map<string, Tensor> | Record<string, Tensor>): string {
+export function formatTensorMap(map: Map<string, Tensor> | Record<string, Tensor>, records: ReadonlyMap<string, unknown> = new Map()): string {
   const entries = map instanceof Map ? [...map.entries()] : Object.entries(map);
-  if (entries.length === 0) return '{}\n';
+  if (entries.length === 0 && records.size === 0) return '{}\n';
   const lines = entries.map(([name, t]) => `  ${quote(name)}: ${tensorText(t, `tensor ${quote(name)}`)}`);
+  // Records (JSON.stringify prints every number so that it reads back exactly).
+  for (const [name, value] of records) lines.push(`  ${quote(name)}: ${JSON.stringify(value)}`);
   return `{\n${lines.join(',\n')}\n}\n`;
 }
 
@@ -623,6 +651,8 @@ export function formatWindows(windows: readonly { x: Tensor; y: Tensor }[]): str
  * safetensors: `tensors` as tensors of `dtype` (a PyTorch state_dict: names and layouts as they are),
  * and each of `extra` JSON-encoded (exact) as a `__metadata__` string under its name — what a
  * state_dict has no place for, so `load_state_dict(load_file(f), strict=True)` sees only parameters.
+ * `records` (`unfold.*`: a checkpoint's model and schedule) are JSON values: last in the JSON
+ * object, JSON strings in `__metadata__` (readRecords reads both back).
  * Refuses NaN/Infinity with an UnfoldError naming the tensor.
  */
 export function formatTensorFile(
@@ -630,12 +660,17 @@ export function formatTensorFile(
   tensors: ReadonlyMap<string, Tensor>,
   extra: ReadonlyMap<string, Tensor> = new Map(),
   dtype: SafetensorsDtype = 'F64',
+  records: ReadonlyMap<string, unknown> = new Map(),
 ): string | Uint8Array {
-  if (!isSafetensorsPath(file)) return formatTensorMap(new Map([...tensors, ...extra]));
+  if (!isSafetensorsPath(file)) return formatTensorMap(new Map([...tensors, ...extra]), records);
   const metadata: Record<string, string> = { format: 'pt' };
   for (const [name, t] of extra) {
     if (tensors.has(name)) throw new UnfoldError(`${file}: ${quote(name)} is both a tensor and a __metadata__ entry`);
     metadata[name] = tensorText(t, `${quote(name)}`);
+  }
+  for (const [name, value] of records) {
+    if (tensors.has(name) || extra.has(name)) throw new UnfoldError(`${file}: ${quote(name)} is both a tensor and a record`);
+    metadata[name] = JSON.stringify(value);
   }
   for (const [name, t] of tensors) checkWritable(t, `tensor ${quote(name)}`);
   return writeSafetensors(new Map([...tensors].map(([name, t]) => [name, { dtype, shape: t.shape, data: t.data }])), metadata);

@@ -5,6 +5,8 @@ import { vegaLiteToSvg } from './vega.ts';
 
 export interface GradFlowPlotOptions {
   readonly title?: string;
+  /** The training steps before rows[0] (a resumed run): its steps are numbered on from there. */
+  readonly stepsBefore?: number;
 }
 
 /** At most this many cells along each axis: a longer run or window is shown in bins (geometric means). */
@@ -25,6 +27,8 @@ export async function gradFlowPlotSvg(rows: readonly (readonly number[])[], opts
   const T = Math.max(0, ...rows.map((r) => r.length));
   const values: { step: string; t: string; log10: number }[] = [];
   const label = ([a, b]: [number, number]) => (a === b ? String(a) : `${a}–${b}`);
+  const before = opts.stepsBefore ?? 0;
+  const stepLabel = ([a, b]: [number, number]) => label([a + before, b + before]);
   for (const sb of bins(rows.length, GRAD_FLOW_BINS.steps)) {
     for (const tb of bins(T, GRAD_FLOW_BINS.t)) {
       let sum = 0, n = 0;
@@ -34,10 +38,10 @@ export async function gradFlowPlotSvg(rows: readonly (readonly number[])[], opts
           if (v !== undefined && Number.isFinite(v) && v > 0) (sum += Math.log10(v)), n++;
         }
       }
-      if (n > 0) values.push({ step: label(sb), t: label(tb), log10: sum / n });
+      if (n > 0) values.push({ step: stepLabel(sb), t: label(tb), log10: sum / n });
     }
   }
-  const order = (xs: [number, number][]) => xs.map(label);
+  const order = (xs: [number, number][], f = label) => xs.map(f);
   const spec: TopLevelSpec = {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: opts.title ?? 'gradient flow through time: log10 ‖∂L/∂s(t)‖',
@@ -47,7 +51,7 @@ export async function gradFlowPlotSvg(rows: readonly (readonly number[])[], opts
     mark: { type: 'rect' },
     encoding: {
       x: { field: 't', type: 'ordinal', title: 't (step within the window)', sort: order(bins(T, GRAD_FLOW_BINS.t)), axis: { labelOverlap: true, labelAngle: 0 } },
-      y: { field: 'step', type: 'ordinal', title: 'training step', sort: order(bins(rows.length, GRAD_FLOW_BINS.steps)).reverse(), axis: { labelOverlap: true } },
+      y: { field: 'step', type: 'ordinal', title: 'training step', sort: order(bins(rows.length, GRAD_FLOW_BINS.steps), stepLabel).reverse(), axis: { labelOverlap: true } },
       color: { field: 'log10', type: 'quantitative', title: 'log10 ‖∂L/∂s(t)‖', scale: { scheme: 'viridis' } },
     },
     config: { view: { stroke: null } },

@@ -253,7 +253,8 @@ describe('the CLI', () => {
       const rel = path.relative(REPO, file);
       for (const args of [['show', rel], ['compile', rel, '-o', path.join(dir, 'out')], ['gradcheck', rel]]) {
         const r = spawnSync(process.execPath, ['bin/unfold.mjs', ...args], { cwd: REPO, encoding: 'utf8', timeout: 60_000 });
-        expect(r.stderr, args[0]).toMatch(/^unfold \w+: model odd: build\(\d+\) failed: hidden size must be even\n$/);
+        // Named at the file and line that threw.
+        expect(r.stderr, args[0]).toMatch(new RegExp(`^unfold ${args[0]}: ${rel.replace(/[.\\/]/g, '\\$&')}:2: model odd: build\\(\\d+\\) failed: hidden size must be even\n$`));
         expect(r.status, args[0]).toBe(1);
       }
     } finally {
