@@ -149,7 +149,7 @@ describe('unfold compile errors: one line, the right exit code, nothing written'
     expect(r.status).toBe(2);
     expect(r.stdout).toBe('');
     expect(r.stderr).toContain('no pass named "nope"');
-    expect(r.stderr).toContain('simplify, constant-fold, weight-layout');
+    expect(r.stderr).toContain('simplify, constant-fold, weight-layout, merge-scans');
     expect(fs.existsSync(path.join(dir, 'nope'))).toBe(false);
   });
 

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { cell } from '../src/cells/rnn.ts';
 import { withContext, currentContext } from '../src/dsl/context.ts';
 import { EMIT_PASSES, planKernel } from '../src/emit/plan.ts';
+import { mergeScans } from '../src/passes/merge-scans.ts';
 import { evaluate } from '../src/interp/evaluate.ts';
 import { makeGraph, nodesOf, printGraph, verify, type Graph } from '../src/ir/graph.ts';
 import { leafKey } from '../src/ir/leaf.ts';
@@ -59,9 +60,9 @@ function runChecked(pass: Pass, g: Graph, ctx: Context): Graph {
 const fill = (b: NodeBuilder, value: number, shape: readonly number[]) => b.make('const', [], { value }, shape);
 
 describe('EMIT_PASSES', () => {
-  it('is simplify, constant-fold, weight-layout, in that order, with kebab-case names', () => {
-    expect(EMIT_PASSES.map((p) => p.name)).toEqual(['simplify', 'constant-fold', 'weight-layout']);
-    expect(EMIT_PASSES).toEqual([simplify, constantFold, weightLayout]);
+  it('is simplify, constant-fold, weight-layout, merge-scans, in that order, with kebab-case names', () => {
+    expect(EMIT_PASSES.map((p) => p.name)).toEqual(['simplify', 'constant-fold', 'weight-layout', 'merge-scans']);
+    expect(EMIT_PASSES).toEqual([simplify, constantFold, weightLayout, mergeScans]);
   });
 });
 
@@ -376,7 +377,7 @@ describe('the pipeline on a real gradient graph', () => {
         seen.push(name);
         verify(h, opRule);
       });
-      expect(seen).toEqual(['simplify', 'constant-fold', 'weight-layout']);
+      expect(seen).toEqual(['simplify', 'constant-fold', 'weight-layout', 'merge-scans']);
       // The gradient of x @ Wᵀ with respect to x is dy @ W: weight-layout fires on it.
       expect(after).not.toBe(g);
       const { params, inputs } = leafValues(g, 5);

@@ -7,6 +7,7 @@ import { runPasses, type Pass } from '../passes/pass.ts';
 import { constantFold } from '../passes/constant-fold.ts';
 import { simplify } from '../passes/simplify.ts';
 import { weightLayout } from '../passes/weight-layout.ts';
+import { mergeScans } from '../passes/merge-scans.ts';
 import type { Node } from '../ir/node.ts';
 import { sizeOf } from '../ir/tensor.ts';
 import { pushTo } from '../ir/multimap.ts';
@@ -230,7 +231,7 @@ export function planKernel(g: Graph, pinned: ReadonlyMap<Node, Offset>, outputSl
 }
 
 /** The emission pipeline: graph-level passes run on every kernel before planning, in this order. */
-export const EMIT_PASSES: readonly Pass[] = [simplify, constantFold, weightLayout];
+export const EMIT_PASSES: readonly Pass[] = [simplify, constantFold, weightLayout, mergeScans];
 
 /** Called after each pass with its name and result (`unfold compile --dump-ir-after NAME`). */
 export type OnPass = (name: string, graph: Graph) => void;

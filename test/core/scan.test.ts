@@ -17,6 +17,7 @@ import type { Tensor } from '../../src/ir/tensor.ts';
 import { opRule } from '../../src/prims/index.ts';
 import { inlineScans } from '../../src/transforms/inline-scans.ts';
 import { vjp } from '../../src/transforms/vjp.ts';
+import { mergeScans } from '../../src/passes/merge-scans.ts';
 import { axpy, dot, relErr } from '../helpers/numeric.ts';
 import { rng } from '../helpers/rng.ts';
 import { cellFixtures, varlenFixtures, type CellFixture } from '../helpers/torch.ts';
@@ -202,5 +203,23 @@ describe('token indices read through embedding', () => {
     const bad = new Map(dataOf(true).tensors);
     bad.set('tokens', { shape: [B, T], data: Float64Array.from(tokens, (v, i) => (i === 5 ? 7 : v)) });
     expect(() => withContext(() => runGraphModel({ ...dataOf(true), tensors: bad }, loss, params, { dtype: 'f64' }))).toThrow('gather: index 5 is 7; indices are integers in 0..4');
+  });
+});
+
+describe('merge-scans', () => {
+  it('reads the forward scan from the twin its VJP builds (one scan fewer), same values; a graph without twins is returned as it is', () => {
+    const f = cellFixtures().find((x) => x.cell === 'elman')!;
+    withContext(() => {
+      const { graph } = elmanScan(f);
+      const merged = mergeScans.run(graph, { ctx: currentContext() });
+      const count = (g: Graph) => nodesOf(g).filter((n) => n.op === 'scan').length;
+      expect(count(graph)).toBe(3); // the forward scan, its twin with the carries it reads, the backward scan
+      expect(count(merged)).toBe(2);
+      verify(merged, opRule);
+      const { params, inputs } = bindings(f);
+      const [a, b] = [evaluate(graph, params, inputs), evaluate(merged, params, inputs)];
+      for (const [k, t] of a) expect(b.get(k)!.data).toEqual(t.data);
+      expect(mergeScans.run(merged, { ctx: currentContext() })).toBe(merged);
+    });
   });
 });
