@@ -222,6 +222,26 @@ describe('unfold grad and show on graphs/translate.ts', () => {
     expect(relErr(out.attention.data, f.attention.data)).toBeLessThanOrEqual(TOL);
   });
 
+  it('compile writes the standalone trainer (trainer.ts, .js, .d.ts): imported as plain JavaScript it gives PyTorch\'s loss and gradients', async () => {
+    const f = fixtures.find((x) => x.file === 'translate-full.json')!;
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'unfold-translate-'));
+    const r = await unfold(...['compile', 'graphs/translate.ts', '--batch', String(f.batch), '--dtype', 'f64', '--json', '-o', dir]);
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toMatchObject({ form: 'rolled', batch: f.batch, target: 'ts' });
+    for (const name of ['trainer.ts', 'trainer.js', 'trainer.d.ts']) expect(fs.existsSync(path.join(dir, name))).toBe(true);
+    const js = fs.readFileSync(path.join(dir, 'trainer.js'), 'utf8');
+    expect(js).not.toMatch(/^import /m); // standalone
+    const mod = await import(`data:text/javascript;base64,${Buffer.from(js).toString('base64')}`) as { createTrainer(o: object): { gradients(d: object): number; getGrads(): Record<string, { data: number[] }> } };
+    const t = mod.createTrainer({ params: Object.fromEntries(Object.entries(f.params).map(([k, v]) => [k, v.data])) });
+    const loss = t.gradients({ x: f.data['x']!.data, y: f.data['y']!.data });
+    expect(Math.abs(loss - f.loss)).toBeLessThanOrEqual(TOL * f.loss);
+    const g = t.getGrads();
+    for (const [name, want] of Object.entries(f.grads)) expect(close(g[name]!.data, want.data), name).toBe(true);
+    const bad = await unfold(...['compile', 'graphs/translate.ts', '--tau', '3', '-o', dir]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--tau is for one recurrence; model translate is a graph of scans');
+  });
+
   it('show prints the graph: two scans over whole tensors, each body under its node', async () => {
     const r = await unfold(...['show', 'graphs/translate.ts']);
     expect(r.code).toBe(0);

@@ -51,6 +51,40 @@ async function compileInference(model: ModelDef, source: string, values: Record<
   return 0;
 }
 
+/**
+ * A graph of scans: its trainer (a loop per scan, or every scan inlined) at --batch B (default: the
+ * task's), trainer.ts with trainer.js and trainer.d.ts beside it; --json reports the arena.
+ */
+async function compileGraph(model: ModelDef, source: string, values: Record<string, unknown>, form: string): Promise<number> {
+  for (const flag of ['tau', 'inference', 'dump-ir-after', 'carry-state', 'loss-over', 'hoist', 'varlen']) {
+    if (values[flag] !== undefined) throw new UsageError(`compile: --${flag} is for one recurrence; model ${model.name} is a graph of scans`);
+  }
+  if (values['target'] === 'wasm') throw new UsageError(`compile: --target wasm does not take a graph of scans yet; model ${model.name} compiles to the ts target`);
+  const cfg = trainerConfig('compile', model, source, { ...values, target: 'ts' } as Parameters<typeof trainerConfig>[3]);
+  const { emitGraphTrainer } = await import('../emit/graph-trainer.ts');
+  const emitted = emitGraphTrainer({
+    model, source, batch: cfg.batch, dtype: cfg.dtype, loss: cfg.loss, optimizer: cfg.optimizer,
+    ...(cfg.clipNorm !== undefined ? { clipNorm: cfg.clipNorm } : {}), ...(cfg.seed !== undefined ? { seed: cfg.seed } : {}),
+    form: form === 'unrolled' ? 'unrolled' : 'rolled',
+  });
+  const dir = String(values['out']);
+  try {
+    makeDirectory(dir);
+  } catch (e) {
+    throw new UnfoldError(`cannot create output directory ${dir}: ${describeOsError(e)}`);
+  }
+  const { transpileTrainer, trainerDeclarations } = await import('../emit/javascript.ts');
+  const files = ([['trainer.ts', emitted.source], ['trainer.js', transpileTrainer(emitted.source)], ['trainer.d.ts', trainerDeclarations(emitted.source)]] as const).map(([name, content]) => {
+    const at = path.join(dir, name);
+    writeFileAtomic(at, content);
+    return at;
+  });
+  const rolled = form !== 'unrolled';
+  if (values['json']) process.stdout.write(JSON.stringify({ file: files[0], files, form: rolled ? 'rolled' : 'unrolled', arenaBytes: emitted.arenaBytes, batch: cfg.batch, target: 'ts' }) + '\n');
+  else process.stdout.write(`wrote ${files[0]} (${rolled ? 'rolled: a loop per scan' : 'unrolled: every scan inlined'}), and trainer.js, trainer.d.ts beside it\narena: ${emitted.arenaBytes} bytes, batch ${cfg.batch}, target ts\n`);
+  return 0;
+}
+
 export const compile: Command = {
   name: 'compile',
   summary: 'emit a standalone TypeScript trainer (forward, loss, backward, optimizer) for a model',
@@ -76,6 +110,7 @@ export const compile: Command = {
       throw new UsageError(`compile: --dump-ir-after: no pass named "${dumpAfter}" (passes, in order: ${EMIT_PASSES.map((p) => p.name).join(', ')})`);
     }
     const { model, source } = await resolveModel('compile', positionals, values);
+    if (model.graph) return compileGraph(model, source, values, form);
     if (values.inference) return compileInference(model, source, values);
     phases.lap('start and load the model');
     const dumps: string[] = [];

@@ -128,7 +128,7 @@ function defineGraphModel(def: ModelDecl & { graph: (batch: number, opts?: Graph
       return g;
     },
     build: () => {
-      throw new UnfoldError(`model ${def.name} is a graph of scans, not one recurrence: this command does not take it yet (show, dot, grad, gradcheck, train, run, evaluate and generate do)`);
+      throw new UnfoldError(`model ${def.name} is a graph of scans, not one recurrence: this command does not take it yet (show, dot, compile, grad, gradcheck, train, run, evaluate and generate do)`);
     },
   };
 }
