@@ -1,7 +1,8 @@
 // Elman, LSTM and GRU cells with a Linear head at every step, written in the DSL with PyTorch's
 // parameter names, layouts and gate orders (nn.RNN / nn.LSTM / nn.GRU + nn.Linear, batch first).
 import type { Node } from '../ir/node.ts';
-import { add, matmul, mul, relu, sigmoid, slice, sub, tanh, transpose } from '../dsl/ops.ts';
+import { add, concat, constant, matmul, mul, relu, reshape, sigmoid, slice, sub, tanh, transpose } from '../dsl/ops.ts';
+import { scanRecurrence } from '../dsl/scan.ts';
 import { UnfoldError } from '../ir/errors.ts';
 import { input, param, recurrence, state, type Recurrence } from '../dsl/recurrence.ts';
 import { bidirectional, stack, type Layer } from '../dsl/program.ts';
@@ -129,3 +130,51 @@ export function cell(kind: CellKind, s: CellSpec): Recurrence {
 export const elman = (s: CellSpec): Recurrence => cell('elman', s);
 export const lstm = (s: CellSpec): Recurrence => cell('lstm', s);
 export const gru = (s: CellSpec): Recurrence => cell('gru', s);
+
+/**
+ * nn.RNN / nn.LSTM / nn.GRU (batch first, num_layers, bidirectional) + nn.Linear at every step as a
+ * graph of scans over whole tensors: each layer and direction one scan (a reverse one from each row's
+ * last valid step under lengths), layer k reading layer k − 1's outputs [B, T, D·H], the head over
+ * the top layer's. The same parameters, names and layouts as cell(): the form cells take inside
+ * graph models, checked against the same PyTorch fixtures.
+ */
+export function cellScans(kind: CellKind, s: CellSpec, io: { readonly x: Node; readonly initial?: Readonly<Record<string, Node>>; readonly lengths?: Node }): {
+  readonly params: readonly Node[];
+  /** [B, T, O], the head at every step (its bias at a row's padded steps, as PyTorch's pad_packed_sequence gives). */
+  readonly o: Node;
+  /** [B, T, D·H], the top layer's outputs (0 at padded steps). */
+  readonly hidden: Node;
+  /** Each state after the last step, [L·D, B, H] in PyTorch's order (h_n, c_n). */
+  readonly final: Readonly<Record<string, Node>>;
+} {
+  const { L, D } = layersOf(s);
+  const H = s.hidden, B = s.batch;
+  const shapes = cellParamShapes(kind, s);
+  const params = shapes.map(([name, shape], i) => param(name, shape, { kind: 'uniform', bound: 1 / Math.sqrt(i >= shapes.length - 2 ? D * s.hidden : s.hidden) }));
+  const [Wout, bout] = params.slice(-2) as [Node, Node];
+  const stateNames = kind === 'lstm' ? ['h', 'c'] : ['h'];
+  const initOf = (name: string, slot: number) => {
+    const s0 = io.initial?.[name];
+    return s0 ? reshape(slice(s0, 0, slot, slot + 1), [B, H]) : constant(0, [B, H]);
+  };
+  let seq = io.x;
+  const finals: Node[][] = stateNames.map(() => []);
+  for (let k = 0; k < L; k++) {
+    const inputSize = k === 0 ? s.input : D * H;
+    const outs: Node[] = [];
+    for (let d = 0; d < D; d++) {
+      const slot = k * D + d;
+      const rec = layerCell(kind, s, inputSize, params.slice(slot * 4, slot * 4 + 4));
+      const r = scanRecurrence(rec, { init: stateNames.map((n) => initOf(n, slot)), xs: [seq], ...(d === 1 ? { reverse: true } : {}), ...(io.lengths ? { lengths: io.lengths } : {}) });
+      outs.push(r.ys[0]!);
+      r.final.forEach((f, i) => finals[i]!.push(f));
+    }
+    seq = outs.length === 1 ? outs[0]! : concat(outs, 2);
+  }
+  return {
+    params,
+    o: linear(seq, Wout, bout),
+    hidden: seq,
+    final: Object.fromEntries(stateNames.map((n, i) => [n, concat(finals[i]!.map((f) => reshape(f, [1, B, H])), 0)])),
+  };
+}
