@@ -14,6 +14,7 @@ import { runGraphModel, type GraphData } from '../src/cli/graph-model.ts';
 import { relErr } from './helpers/numeric.ts';
 import { TORCH_DIR } from './helpers/torch.ts';
 import * as os from 'node:os';
+import { spawn } from 'node:child_process';
 import { unfold } from './helpers/cli.ts';
 import { targetSymbols } from '../src/data/translate.ts';
 
@@ -240,6 +241,33 @@ describe('unfold grad and show on graphs/translate.ts', () => {
     const bad = await unfold(...['compile', 'graphs/translate.ts', '--tau', '3', '-o', dir]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('--tau is for one recurrence; model translate is a graph of scans');
+  });
+
+  it('train: a real SIGINT finishes the step, saves interrupted.json and exits 130; --params goes on from it', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'unfold-translate-'));
+    const out = path.join(dir, 'out');
+    const child = spawn(process.execPath, ['bin/unfold.mjs', 'train', 'graphs/translate.ts', '--steps', '1000000', '--log-json', '--out', out]);
+    let stdout = '', stderr = '', signalled = false;
+    const code = await new Promise<number | null>((resolve, reject) => {
+      child.stdout.on('data', (d: Buffer) => {
+        stdout += d.toString();
+        if (!signalled) {
+          signalled = true;
+          child.kill('SIGINT');
+        }
+      });
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.on('error', reject);
+      child.on('close', resolve);
+    });
+    expect(code, stderr).toBe(130);
+    const ck = path.join(out, 'interrupted.json');
+    const steps = stdout.trim().split('\n').map((l) => (JSON.parse(l) as { step: number }).step);
+    expect(steps).toEqual(Array.from({ length: steps.length }, (_, i) => i + 1));
+    expect(stderr).toBe(`SIGINT: stopped after step ${steps.length}; saved ${ck}, ${path.join(out, 'loss.svg')}; continue with --params ${ck}\n`);
+    const more = await unfold(...['train', 'graphs/translate.ts', '--steps', '2', '--log-json', '--no-plots', '--params', ck]);
+    expect(more.stderr).toBe('');
+    expect(more.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { step: number }).step)).toEqual([steps.length + 1, steps.length + 2]);
   });
 
   it('show prints the graph: two scans over whole tensors, each body under its node', async () => {

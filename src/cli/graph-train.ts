@@ -12,6 +12,7 @@ import { checkTensorMap, formatTensorFile, readTensorMap, readWindowsFile } from
 import { lossPlotSvg } from '../plot/training.ts';
 import { checkpointEntries, OPTIMIZER_STATE, OPTIMIZER_STEPS, readResume, TRAIN_POSITION, TRAIN_STEPS } from './checkpoint.ts';
 import type { TrainerConfig } from '../emit/config.ts';
+import { TrainingSignals } from './train-signals.ts';
 
 /** The emitted graph trainer's surface (src/emit/graph-trainer.ts). */
 export interface GraphTrainerInstance {
@@ -94,7 +95,12 @@ export async function trainGraphModel(o: GraphTrainOptions): Promise<number> {
   if (!o.logJson) process.stdout.write(`${o.command}: ${model.name} (${o.source}), a graph of scans, batch ${batch}, ${total} steps; compiling the trainer took ${compileSeconds.toFixed(2)} s\n`);
   const losses: number[] = [];
   const every = Math.max(1, Math.floor(total / 10));
+  // SIGINT/SIGTERM: the step in flight finishes, then the run saves and draws like a finished one, and exits 130.
+  const signals = new TrainingSignals();
+  let taken = 0;
+  try {
   for (let k = 0; k < total; k++) {
+    if (await signals.poll()) break;
     const step = done + k;
     const w = windowAt(step);
     checkTensorMap(w, expected, { file: o.data ?? `the task of ${o.source}`, kind: 'data tensor' });
@@ -105,23 +111,35 @@ export async function trainGraphModel(o: GraphTrainOptions): Promise<number> {
       throw new UnfoldError(`step ${step + 1}: ${(e as Error).message}`);
     }
     losses.push(loss);
+    taken = k + 1;
     if (o.logJson) process.stdout.write(JSON.stringify({ step: step + 1, loss }) + '\n');
     else if ((k + 1) % every === 0 || k === total - 1) process.stdout.write(`step ${String(step + 1).padStart(5)}  loss ${loss.toFixed(6)}\n`);
   }
+  } finally {
+    signals.close();
+  }
+  const stopped = signals.received;
+  // Interrupted without --save: the run still goes somewhere it can be continued from.
+  const saveTo = o.save ?? (stopped ? path.join(o.outDir ?? path.join('out', model.name), 'interrupted.json') : undefined);
 
   const written: string[] = [];
-  if (o.save !== undefined) {
+  if (saveTo !== undefined) {
+    if (o.save === undefined) makeDirectory(path.dirname(saveTo));
     // Parameters as tensors; the optimizer state and steps taken beside them (a safetensors file's __metadata__).
     const params = new Map<string, Tensor>(Object.entries(trainer.getParams()).map(([k, t]) => [k, { shape: t.shape, data: Float64Array.from(t.data) }]));
-    const bookkeeping = checkpointEntries({ steps: done + total, window: done + total, time: 0 }, trainer.getOptimizerState());
-    writeFileAtomic(o.save, formatTensorFile(o.save, params, bookkeeping, cfg.dtype === 'f32' ? 'F32' : 'F64'));
-    written.push(o.save);
+    const bookkeeping = checkpointEntries({ steps: done + taken, window: done + taken, time: 0 }, trainer.getOptimizerState());
+    writeFileAtomic(saveTo, formatTensorFile(saveTo, params, bookkeeping, cfg.dtype === 'f32' ? 'F32' : 'F64'));
+    written.push(saveTo);
   }
   if (o.outDir !== undefined && losses.every((l) => l > 0)) {
     makeDirectory(o.outDir);
     const file = path.join(o.outDir, 'loss.svg');
     writeFileAtomic(file, await lossPlotSvg(losses, { title: `${model.name}: training loss` }));
     written.push(file);
+  }
+  if (stopped) {
+    process.stderr.write(`${stopped}: stopped after step ${done + taken}; saved ${written.join(', ')}; continue with --params ${saveTo}\n`);
+    return 130;
   }
   if (!o.logJson && written.length) process.stdout.write(`wrote ${written.join(', ')}\n`);
   return 0;
