@@ -12,14 +12,14 @@
 import { UnfoldError } from '../ir/errors.ts';
 import { makeGraph, nodesOf, topoOrder, type Graph } from '../ir/graph.ts';
 import type { Node } from '../ir/node.ts';
-import type { Shape } from '../ir/tensor.ts';
 import { pushTo } from '../ir/multimap.ts';
-import { fillValue, type NodeBuilder } from '../prims/builder.ts';
+import type { NodeBuilder } from '../prims/builder.ts';
 import { scanParts } from '../prims/scan.ts';
 import type { GraphModel } from '../dsl/graph-model.ts';
 import type { LossSpec } from '../dsl/model.ts';
 import { graphLoss, graphTraining } from '../transforms/graph-training.ts';
 import { inlineScans } from '../transforms/inline-scans.ts';
+import { constText, opText, paramLabel, partial, shapeText, small } from './labels.ts';
 import { Html, type DotAttrs, type DotGraph, type DotStatement } from './dot.ts';
 import {
   ALIGN_EDGE, CHAIN_NODE, CLUSTER, EDGE, EDGE_KIND, EDGE_PRIORITY, GRAPH, LABEL, LARGE_DIAGRAM_NODES, LARGE_GRAPH, NODE, NODE_KIND,
@@ -198,40 +198,15 @@ export function layoutGraph(d: GraphDiagram): DotGraph {
 // ---------------------------------------------------------------------------------------------
 // Labels
 
-const shapeText = (s: Shape): string => (s.length === 0 ? 'scalar' : s.join('×'));
-const small = (s: string): Html => Html.font(s, LABEL.shape);
 const note = (s: string | Html): Html => Html.font(s, LABEL.note);
-const partial = (of: Html | string): Html => Html.join('∂L/∂', of);
 
 /** `h₂⁽ᵗ⁾`: a scan's value, the scan by its number, the step as a superscript. */
 function scanVar(name: string, scan: number, t: number | string): Html {
   return Html.join(Html.i(name), Html.sub(String(scan + 1)), Html.sup(`(${t})`));
 }
 
-function paramLabel(n: Node): Html {
-  return Html.join(String(n.attrs['name']), Html.br(), small(shapeText(n.shape)));
-}
 
-function opText(n: Node): string {
-  const a = n.attrs;
-  switch (n.op) {
-    case 'slice':
-      return `slice[${':, '.repeat(Number(a['axis']))}${String(a['start'])}:${String(a['end'])}]`;
-    case 'sum':
-    case 'max':
-      return `${n.op} over ${Array.isArray(a['axes']) ? (a['axes'] as readonly unknown[]).join(',') : '?'}`;
-    case 'compare':
-      return String(a['kind'] ?? 'compare');
-    default:
-      return n.op;
-  }
-}
 
-function constText(n: Node): string {
-  const v = fillValue(n);
-  if (v !== undefined) return n.shape.length === 0 ? String(v) : `${v} (${shapeText(n.shape)})`;
-  return `const ${shapeText(n.shape)}`;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Facts about the rolled graph

@@ -4,15 +4,15 @@
 import { UnfoldError } from '../ir/errors.ts';
 import { nodesOf, type Graph } from '../ir/graph.ts';
 import type { Node } from '../ir/node.ts';
-import type { Shape } from '../ir/tensor.ts';
 import { pushTo } from '../ir/multimap.ts';
-import { fillValue, type NodeBuilder } from '../prims/builder.ts';
+import type { NodeBuilder } from '../prims/builder.ts';
 import { stepGraph, type Recurrence } from '../dsl/recurrence.ts';
 import { stageSuffix, type Stage } from '../dsl/program.ts';
 import { lossOutputIndex, withLoss, type LossSpec, type Trainable } from '../transforms/loss.ts';
 import { trainingGraph, type TrainingGraph } from '../transforms/training.ts';
 import { unroll, type Unrolled } from '../transforms/unroll.ts';
 import { stepContributions, type Cotangent, type VjpRecord } from '../transforms/vjp.ts';
+import { constText, opText, paramLabel, partial, shapeText, small } from './labels.ts';
 import { Html } from './dot.ts';
 import { DiagramBuilder, project, type Diagram, type Role, type VEdge } from './diagram.ts';
 import { LABEL, type EdgeKind, type NodeKind } from './style.ts';
@@ -37,44 +37,19 @@ export interface ViewSpec {
 // ---------------------------------------------------------------------------------------------
 // Labels
 
-const shapeText = (s: Shape): string => (s.length === 0 ? 'scalar' : s.join('×'));
-const small = (s: string): Html => Html.font(s, LABEL.shape);
 
 /** `h⁽ᵗ⁾` as the textbooks write it: an italic name with the step as a superscript. */
 function timeVar(name: string, t: number | string): Html {
   return Html.join(Html.i(name), Html.sup(`(${t})`));
 }
 
-const partial = (of: Html | string): Html => Html.join('∂L/∂', of);
 
 function inlineTimeVar(name: string, t: number | string): Html {
   return Html.join(Html.i(name), `(${t})`);
 }
 
-function paramLabel(n: Node): Html {
-  return Html.join(String(n.attrs['name']), Html.br(), small(shapeText(n.shape)));
-}
 
-function opText(n: Node): string {
-  const a = n.attrs;
-  switch (n.op) {
-    case 'slice':
-      return `slice[${':, '.repeat(Number(a['axis']))}${String(a['start'])}:${String(a['end'])}]`;
-    case 'sum':
-    case 'max':
-      return `${n.op} over ${Array.isArray(a['axes']) ? (a['axes'] as readonly unknown[]).join(',') : '?'}`;
-    case 'compare':
-      return String(a['kind'] ?? 'compare');
-    default:
-      return n.op;
-  }
-}
 
-function constText(n: Node): string {
-  const v = fillValue(n);
-  if (v !== undefined) return n.shape.length === 0 ? String(v) : `${v} (${shapeText(n.shape)})`;
-  return `const ${shapeText(n.shape)}`;
-}
 
 /** `tanh  1×32` and, for a named value, its name below: `h⁽³⁾ = o⁽³⁾` (a superscript on the first line would be clipped). */
 function opLabel(n: Node, names: readonly Html[]): Html {
