@@ -1,7 +1,6 @@
 // A training run is never lost and never retyped (issue 22 items 4, 6, 7, 9): a real SIGINT finishes the step and saves,
 // a resumed run numbers its steps on and keeps the whole loss history, a schedule resumes exactly, a checkpoint names
 // its model (run, generate and train --params need no --cell flags; a contradicting flag is one line), and the small faults.
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -12,6 +11,7 @@ import { vocabularyDifference } from '../src/cli/text-data.ts';
 import { lossTable, makeReporter } from '../src/cli/train-report.ts';
 import { readTensorMap } from '../src/io/tensor-file.ts';
 import { unfold, type Result } from './helpers/cli.ts';
+import { interruptedRun } from './helpers/signal.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 let dir: string;
@@ -47,21 +47,7 @@ const historyOf = (file: string) => Array.from(readTensorMap(file).get(TRAIN_LOS
 describe('a real SIGINT to a training process, then an exact resume', () => {
   it('finishes the step, saves the checkpoint and plots, says where in one line, exits 130; --params goes on numbering and matches the straight run', async () => {
     const out = f('sigint-out');
-    const child = spawn(process.execPath, ['bin/unfold.mjs', 'train', ...CELL, '--data', f('windows.json'), '--steps', '100000000', '--log-json', '--out', out, '--optimizer', 'adagrad', '--lr', '0.05', '--lr-schedule', 'step:7:0.9'], { cwd: ROOT });
-    let stdout = '', stderr = '', signalled = false;
-    const code = await new Promise<number | null>((resolve, reject) => {
-      child.stdout.on('data', (d: Buffer) => {
-        stdout += d.toString();
-        // The first logged step: training is under way.
-        if (!signalled) {
-          signalled = true;
-          child.kill('SIGINT');
-        }
-      });
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      child.on('error', reject);
-      child.on('close', resolve);
-    });
+    const { code, stdout, stderr } = await interruptedRun(['train', ...CELL, '--data', f('windows.json'), '--steps', '100000000', '--log-json', '--out', out, '--optimizer', 'adagrad', '--lr', '0.05', '--lr-schedule', 'step:7:0.9']);
     expect(code, stderr).toBe(130);
     const ck = path.join(out, 'interrupted.json');
     const log = logLines({ code, stdout, stderr });

@@ -14,8 +14,8 @@ import { runGraphModel, type GraphData } from '../src/cli/graph-model.ts';
 import { relErr } from './helpers/numeric.ts';
 import { TORCH_DIR } from './helpers/torch.ts';
 import * as os from 'node:os';
-import { spawn } from 'node:child_process';
 import { unfold } from './helpers/cli.ts';
+import { interruptedRun } from './helpers/signal.ts';
 import { targetSymbols } from '../src/data/translate.ts';
 
 interface TranslateFixture {
@@ -246,20 +246,7 @@ describe('unfold grad and show on graphs/translate.ts', () => {
   it('train: a real SIGINT finishes the step, saves interrupted.json and exits 130; --params goes on from it', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'unfold-translate-'));
     const out = path.join(dir, 'out');
-    const child = spawn(process.execPath, ['bin/unfold.mjs', 'train', 'graphs/translate.ts', '--steps', '1000000', '--log-json', '--out', out]);
-    let stdout = '', stderr = '', signalled = false;
-    const code = await new Promise<number | null>((resolve, reject) => {
-      child.stdout.on('data', (d: Buffer) => {
-        stdout += d.toString();
-        if (!signalled) {
-          signalled = true;
-          child.kill('SIGINT');
-        }
-      });
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      child.on('error', reject);
-      child.on('close', resolve);
-    });
+    const { code, stdout, stderr } = await interruptedRun(['train', 'graphs/translate.ts', '--steps', '1000000', '--log-json', '--out', out]);
     expect(code, stderr).toBe(130);
     const ck = path.join(out, 'interrupted.json');
     const steps = stdout.trim().split('\n').map((l) => (JSON.parse(l) as { step: number }).step);
