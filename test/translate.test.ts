@@ -16,6 +16,7 @@ import { TORCH_DIR } from './helpers/torch.ts';
 import * as os from 'node:os';
 import { unfold } from './helpers/cli.ts';
 import { interruptedRun } from './helpers/signal.ts';
+import { runOnnx } from './helpers/ort.ts';
 import { targetSymbols } from '../src/data/translate.ts';
 
 interface TranslateFixture {
@@ -255,6 +256,34 @@ describe('unfold grad and show on graphs/translate.ts', () => {
     const more = await unfold(...['train', 'graphs/translate.ts', '--steps', '2', '--log-json', '--no-plots', '--params', ck]);
     expect(more.stderr).toBe('');
     expect(more.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { step: number }).step)).toEqual([steps.length + 1, steps.length + 2]);
+  });
+
+  it('export --format onnx: each scan an ONNX Scan (greedy decoding: a Loop), run in ONNX Runtime at other batch sizes — PyTorch\'s numbers', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'unfold-translate-'));
+    const json = (m: Record<string, Tensor>) => JSON.stringify(Object.fromEntries(Object.entries(m).map(([k, t]) => [k, { shape: t.shape, data: [...t.data] }])));
+    const lengthsCase = fixtures.find((x) => x.lengths)!, full = fixtures.find((x) => x.file === 'translate-full.json')!;
+    const exported = async (f: TranslateFixture, ...flags: string[]) => {
+      fs.writeFileSync(path.join(dir, 'params.json'), json(f.params));
+      const file = path.join(dir, `${flags.join('')}.onnx`);
+      const r = await unfold(...['export', 'graphs/translate.ts', '--params', path.join(dir, 'params.json'), '--format', 'onnx', '-o', file, ...flags]);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      return file;
+    };
+    const lengths = { shape: [lengthsCase.batch], data: lengthsCase.lengths!, int64: true };
+    // float64, with encoder lengths, teacher-forced: logits and attention to 1e-12
+    const f64 = await runOnnx(await exported(lengthsCase, '--dtype', 'f64', '--lengths'), { x: lengthsCase.data['x']!, y: lengthsCase.data['y']!, lengths }, 'f64');
+    expect(relErr(f64['logits']!.data, lengthsCase.logits.data)).toBeLessThanOrEqual(1e-12);
+    expect(relErr(f64['attention']!.data, lengthsCase.attention.data)).toBeLessThanOrEqual(1e-12);
+    // float32, full length, another batch size
+    const f32 = await runOnnx(await exported(full), { x: full.data['x']!, y: full.data['y']! }, 'f32');
+    expect(f32['logits']!.shape).toEqual([full.batch, 6, 10]);
+    expect(relErr(f32['logits']!.data, full.logits.data)).toBeLessThanOrEqual(1e-5);
+    // the greedy decoding (no y): PyTorch's symbols and attention
+    const g = await runOnnx(await exported(lengthsCase, '--form', 'greedy', '--lengths'), { x: lengthsCase.data['x']!, lengths }, 'f32');
+    const decoded = Array.from({ length: lengthsCase.batch * 6 }, (_, r) => g['symbols']!.data.slice(r * 10, (r + 1) * 10).indexOf(1));
+    expect(decoded).toEqual([...lengthsCase.greedy.symbols.data]);
+    expect(relErr(g['attention']!.data, lengthsCase.greedy.attention.data)).toBeLessThanOrEqual(1e-5);
   });
 
   it('show prints the graph: two scans over whole tensors, each body under its node', async () => {

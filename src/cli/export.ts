@@ -4,15 +4,40 @@ import { UnfoldError } from '../ir/errors.ts';
 import { initialParams } from '../dsl/init.ts';
 import { writeFileAtomic } from '../io/atomic-write.ts';
 import { encodeSafetensors } from '../io/safetensors-write.ts';
-import { exportOnnx } from '../onnx/export.ts';
+import { exportGraphOnnx, exportOnnx } from '../onnx/export.ts';
+import type { ModelDef } from '../dsl/model.ts';
+import { probeGraph, readGraphParams } from './graph-model.ts';
 import { choiceFlag, parse, UsageError, type Command } from './command.ts';
 import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
 import { probeModel, readParams } from './run-data.ts';
 
+/** A graph of scans: its inputs to its outputs (or --form greedy: its greedy decoding), each scan an ONNX Scan; or its weights. */
+function exportGraph(model: ModelDef, source: string, values: { params?: string | undefined; lengths?: boolean | undefined; out?: string | undefined }, format: string, form: string, dtype: 'f32' | 'f64'): number {
+  if (form === 'step') throw new UsageError(`export: --form step is one step of one recurrence; model ${model.name} is a graph of scans (--form sequence or greedy)`);
+  const probe = probeGraph(model);
+  let params;
+  if (values.params !== undefined) params = readGraphParams(values.params, probe);
+  else {
+    process.stderr.write(`note: no --params: ${model.name} is exported with its initial parameters (seeded init)\n`);
+    params = initialParams(probe);
+  }
+  const lengths = values.lengths === true;
+  const bytes = format === 'onnx' ? exportGraphOnnx(model, params, { dtype, lengths, greedy: form === 'greedy' }) : encodeSafetensors(params, dtype);
+  try {
+    writeFileAtomic(values.out!, bytes);
+  } catch (e) {
+    if (e instanceof UnfoldError) throw new UnfoldError(`-o ${values.out}: ${e.message}`);
+    throw e;
+  }
+  const what = format === 'onnx' ? `ONNX (opset 17, a graph of scans${form === 'greedy' ? ', greedy decoding' : ''}${lengths ? ', with lengths' : ''}, ${dtype === 'f32' ? 'float32' : 'float64'})` : `safetensors (${params.size} tensors, ${dtype === 'f32' ? 'F32' : 'F64'})`;
+  process.stdout.write(`wrote ${values.out}: ${model.name} (${source}) as ${what}, ${bytes.length} bytes\n`);
+  return 0;
+}
+
 export const exportCommand: Command = {
   name: 'export',
   summary: 'write a model as ONNX (the whole sequence with each recurrence an ONNX Scan, or one step) or its weights as safetensors',
-  usage: `unfold export ${MODEL_USAGE} [--params FILE] --format onnx|safetensors -o FILE [--form sequence|step] [--dtype f32|f64] [--lengths]`,
+  usage: `unfold export ${MODEL_USAGE} [--params FILE] --format onnx|safetensors -o FILE [--form sequence|step|greedy] [--dtype f32|f64] [--lengths]`,
   async run(argv) {
     const { values, positionals } = parse('export', argv, {
       ...modelOptions,
@@ -25,12 +50,14 @@ export const exportCommand: Command = {
     });
     if (values.format === undefined) throw new UsageError('export: --format is required (onnx or safetensors)');
     const format = choiceFlag('export', 'format', values.format, ['onnx', 'safetensors'], 'onnx');
-    const form = choiceFlag('export', 'form', values.form, ['sequence', 'step'], 'sequence');
+    const form = choiceFlag('export', 'form', values.form, ['sequence', 'step', 'greedy'], 'sequence');
     const dtype = choiceFlag('export', 'dtype', values.dtype, ['f32', 'f64'], 'f32');
     if (values.out === undefined) throw new UsageError(`export: -o FILE is required (where the ${format === 'onnx' ? '.onnx model' : '.safetensors weights'} go)`);
     if (format === 'safetensors' && (values.form !== undefined || values.lengths)) throw new UsageError('export: --form and --lengths go with --format onnx');
     if (values.lengths && form === 'step') throw new UsageError('export: --form step is one step, which has no lengths; leave out --lengths (or export --form sequence)');
     const { model, source } = await resolveModel('export', positionals, values);
+    if (model.graph) return exportGraph(model, source, values, format, form, dtype);
+    if (form === 'greedy') throw new UsageError(`export: --form greedy is a graph model's greedy decoding; ${source} is a recurrence (sequence or step)`);
     const probe = probeModel(model);
     let params;
     if (values.params !== undefined) params = readParams(values.params, probe);

@@ -11,6 +11,8 @@ import type { ModelDef } from '../dsl/model.ts';
 import type { Recurrence } from '../dsl/recurrence.ts';
 import { withLengths } from '../transforms/lengths.ts';
 import { isPrimName } from '../prims/index.ts';
+import { scanParts, timeAxis } from '../prims/scan.ts';
+import type { GraphModel } from '../dsl/graph-model.ts';
 import { onnxRules, type OnnxEmitter } from './ops.ts';
 import { DataType, encodeModel, makeTensor, type AttrValue, type Dim, type GraphProto, type NodeProto, type TensorProto, type ValueInfoProto } from './proto.ts';
 import { scansOf, type Scans, type ScanSpec } from './scans.ts';
@@ -108,14 +110,100 @@ class GraphWriter implements OnnxEmitter {
   fail(n: Node, msg: string): never {
     throw new UnfoldError(`onnx export: ${n.origin ? n.origin + ': ' : ''}${n.op}: ${msg}`);
   }
+  /**
+   * A scan node's results by offset into its flat tuple: each part one ONNX Scan output. A slice
+   * of the tuple that is exactly one part reads that output (flattened; the reshape after it gives
+   * the part its shape back), so the tuple itself never exists in the ONNX graph.
+   */
+  private readonly scanParts = new Map<Node, Map<number, string>>();
+
   /** Translates the nodes `roots` reach (stopping at bound ones) and returns their names. */
   translate(roots: readonly Node[]): string[] {
     for (const n of topoOrder(roots, (x) => this.bound.has(x))) {
       if (this.bound.has(n)) continue;
       if (!isPrimName(n.op)) this.fail(n, 'not a primitive');
+      if (n.op === 'scan') {
+        this.scanParts.set(n, this.scanNode(n));
+        this.bound.set(n, '');
+        continue;
+      }
+      const tuple = n.op === 'slice' ? this.scanParts.get(n.inputs[0]!) : undefined;
+      if (tuple) {
+        const part = tuple.get(n.attrs['start'] as number);
+        if (part === undefined) this.fail(n, 'a slice of a scan\'s results that is not one of them');
+        this.bound.set(n, this.node('Reshape', [part, this.ints([-1])]));
+        continue;
+      }
       this.bound.set(n, onnxRules[n.op](this, n.inputs.map((x) => this.bound.get(x)!), n));
     }
     return roots.map((r) => this.bound.get(r)!);
+  }
+
+  /** A scan node as an ONNX Scan: its body a subgraph (consts read from this scope by name), its parts by offset. */
+  private scanNode(n: Node): Map<number, string> {
+    const body = n.body!;
+    const nc = n.attrs['carries'] as number, nx = n.attrs['xs'] as number;
+    const reverse = n.attrs['reverse'] === true ? 1 : 0;
+    const operands = n.inputs.map((x) => this.bound.get(x)!);
+    const k = this.names.fresh('scan');
+    // Without xs there is nothing to scan over: an ONNX Loop runs the body `length` times instead.
+    const loop = nx === 0;
+    const inner = new GraphWriter(this.names, this.dtype, this.batch, () => [innerInputs[loop ? 2 : 0]!.name, 0]);
+    const innerInputs: ValueInfoProto[] = [];
+    const cond = this.names.fresh(`${k}_cond`);
+    if (loop) innerInputs.push(io(this.names.fresh(`${k}_t`), DataType.INT64, []), io(cond, DataType.BOOL, []));
+    body.inputs.forEach((p, i) => {
+      if (i < nc + nx) {
+        const name = this.names.fresh(`${k}_${String(p.attrs['name'])}`);
+        inner.bound.set(p, name);
+        innerInputs.push(io(name, this.dtype, dims(p.shape, this.batch)));
+      } else inner.bound.set(p, operands[i]!); // a const: the outer value, by name
+    });
+    if (nc + nx === 0) this.fail(n, 'a scan with neither carries nor xs');
+    const values = inner.translate(body.outputs);
+    const innerOutputs = values.map((v, i) => {
+      const name = this.names.fresh(`${k}_out`);
+      inner.nodes.push({ opType: 'Identity', inputs: [v], outputs: [name] });
+      return io(name, this.dtype, dims(body.outputs[i]!.shape, this.batch));
+    });
+    const outs = body.outputs.map(() => this.names.fresh(`${k}_result`));
+    const ys = body.outputs.slice(nc);
+    const axis = (rank: number) => timeAxis(rank);
+    if (loop) {
+      if (reverse) this.fail(n, 'a reverse scan without xs (nothing orders its steps but its own count)');
+      const condOut = this.names.fresh(`${k}_cond_out`);
+      inner.nodes.push({ opType: 'Identity', inputs: [cond], outputs: [condOut] });
+      innerOutputs.unshift(io(condOut, DataType.BOOL, []));
+      // Loop stacks each per-step output on a new axis 0, [T, ...]: moved to its time axis.
+      const stacked = ys.map(() => this.names.fresh(`${k}_stacked`));
+      this.nodes.push({
+        opType: 'Loop', name: k,
+        inputs: [this.intScalar(n.attrs['length'] as number), '', ...operands.slice(0, nc)],
+        outputs: [...outs.slice(0, nc), ...stacked],
+        attrs: { body: { g: { name: `${k}_body`, nodes: inner.nodes, initializers: [], inputs: innerInputs, outputs: innerOutputs } } },
+      });
+      ys.forEach((y, j) => {
+        const rank = y.shape.length + 1, a = axis(y.shape.length);
+        const perm = Array.from({ length: rank }, (_, i) => i).slice(1);
+        perm.splice(a, 0, 0);
+        this.nodes.push({ opType: 'Transpose', inputs: [stacked[j]!], outputs: [outs[nc + j]!], attrs: { perm: { ints: perm } } });
+      });
+    } else {
+      this.nodes.push({
+        opType: 'Scan',
+        name: k,
+        inputs: operands.slice(0, nc + nx),
+        outputs: outs,
+        attrs: {
+          body: { g: { name: `${k}_body`, nodes: inner.nodes, initializers: [], inputs: innerInputs, outputs: innerOutputs } },
+          num_scan_inputs: { i: nx },
+          scan_input_axes: { ints: body.inputs.slice(nc, nc + nx).map((p) => axis(p.shape.length)) },
+          scan_input_directions: { ints: Array.from({ length: nx }, () => reverse) },
+          ...(ys.length ? { scan_output_axes: { ints: ys.map((y) => axis(y.shape.length)) }, scan_output_directions: { ints: ys.map(() => reverse) } } : {}),
+        },
+      });
+    }
+    return new Map(scanParts(n).map((part, i) => [part.offset, outs[i]!]));
   }
 }
 
@@ -347,4 +435,45 @@ function stepGraph(scans: Scans, rec: Recurrence, names: Names, dtype: number): 
     name(parts.length === 1 ? parts[0]! : w.node('Concat', parts, { axis: { i: 0 } }), `${s.name}n`, program ? s.node.shape : [1, ...s.node.shape]);
   });
   return { nodes: w.nodes, inputs, outputs };
+}
+
+/**
+ * A graph of scans as ONNX: its inputs (the data, `lengths` as int64 [B]) in, its outputs out — or
+ * with `greedy`, its greedy decoding's — each scan node an ONNX Scan, batch size symbolic.
+ */
+export function exportGraphOnnx(model: ModelDef, params: ReadonlyMap<string, Tensor>, opts: { readonly dtype: 'f32' | 'f64'; readonly lengths: boolean; readonly greedy: boolean }): Uint8Array {
+  const g: GraphModel = withContext(() => model.graph!(TRACE_BATCH, { lengths: opts.lengths }));
+  const dtype = opts.dtype === 'f64' ? DataType.DOUBLE : DataType.FLOAT;
+  if (opts.greedy && !g.greedy) throw new UnfoldError(`onnx export: model ${model.name} declares no greedy decoding`);
+  const ins = opts.greedy ? g.greedy!.inputs : g.inputs, outs = opts.greedy ? g.greedy!.outputs : g.outputs;
+  const initializers = g.params.map((p) => {
+    const t = params.get(p.name);
+    if (!t) throw new UnfoldError(`onnx export: no values for parameter "${p.name}"`);
+    return makeTensor(p.name, p.node.shape, dtype, t.data);
+  });
+  const names = new Names(new Set([...g.params.map((p) => p.name), ...ins.map((x) => x.name), ...outs.map((o) => o.name)]));
+  const first = ins[0];
+  if (!first) throw new UnfoldError(`onnx export: model ${model.name} has no input to read the batch size from`);
+  const w = new GraphWriter(names, dtype, TRACE_BATCH, () => [first.name, 0]);
+  for (const p of g.params) w.bound.set(p.node, p.name);
+  const inputs: ValueInfoProto[] = ins.map((x) => {
+    if (x.name === 'lengths') {
+      w.bound.set(x.node, w.node('Cast', ['lengths'], { to: { i: dtype } }));
+      return io('lengths', DataType.INT64, ['B']);
+    }
+    w.bound.set(x.node, x.name);
+    return io(x.name, dtype, dims(x.node.shape, TRACE_BATCH));
+  });
+  const values = w.translate(outs.map((o) => o.node));
+  const outputs = outs.map((o, i) => {
+    w.nodes.push({ opType: 'Identity', inputs: [values[i]!], outputs: [o.name] });
+    return io(o.name, dtype, dims(o.node.shape, TRACE_BATCH));
+  });
+  return encodeModel({
+    irVersion: 8,
+    opset: 17,
+    producer: 'unfold',
+    docString: `${model.name}: a graph of scans${opts.greedy ? ', its greedy decoding' : ''}, each scan an ONNX Scan${opts.lengths ? ', with lengths' : ''}`,
+    graph: { name: model.name, nodes: w.nodes, initializers, inputs, outputs },
+  });
 }

@@ -69,12 +69,16 @@ export const onnxRules: Record<PrimName, OnnxRule> = {
   max: (e, [a], n) => e.node('ReduceMax', [a!], { axes: { ints: ints(n, 'axes') }, keepdims: { i: 0 } }), // axes an attribute until opset 18
   broadcast: (e, [a], n) => e.node('Expand', [e.node('Unsqueeze', [a!, e.ints(ints(n, 'axes'))]), e.shape(n.shape)]),
   reshape: (e, [a], n) => {
-    // The batch dimension as −1 (inferred), so the traced B is not baked in.
+    // The batch dimension as −1 (inferred), so the traced B is not baked in; rows merged with it
+    // ([B, T, K] → [B·T, K], as a product over a sequence reads it) likewise: B is a large prime,
+    // so the one dimension it divides is the merged one.
     const batchDims = n.shape.filter((d) => d === e.batch).length;
-    if (batchDims > 1 || (batchDims === 0 && n.inputs[0]!.shape.includes(e.batch))) {
+    const merged = batchDims === 0 && n.inputs[0]!.shape.includes(e.batch) ? n.shape.filter((d) => d % e.batch === 0).length : 0;
+    if (batchDims > 1 || (batchDims === 0 && n.inputs[0]!.shape.includes(e.batch) && merged !== 1)) {
       e.fail(n, `reshape ${shapeToString(n.inputs[0]!.shape)} → ${shapeToString(n.shape)} moves the batch axis; ONNX export keeps B on an axis of its own`);
     }
-    return e.node('Reshape', [a!, e.ints(n.shape.map((d) => (d === e.batch ? -1 : d)))]);
+    const inferred = (d: number) => (batchDims ? d === e.batch : d % e.batch === 0);
+    return e.node('Reshape', [a!, e.ints(n.shape.map((d) => (inferred(d) ? -1 : d)))]);
   },
   slice: (e, [a], n) => {
     const axis = int(n, 'axis');
