@@ -192,15 +192,16 @@ function closeOver(b: NodeBuilder, body: BodyParts): { body: BodyParts; captured
  */
 export function scanRecurrence(rec: Recurrence, opts: { readonly init: readonly Node[]; readonly xs: readonly Node[]; readonly reverse?: boolean; readonly lengths?: Node; readonly length?: number }): { final: Node[]; ys: Node[] } {
   const b = dslBuilder();
-  const key = (i: number) => `s${i}`;
+  // Carries and ys by the recurrence's own state names (h, c), so IR and diagrams read as the cell.
+  const key = (i: number) => rec.state[i]!.name;
   const init = Object.fromEntries(rec.state.map((_, i) => [key(i), opts.init[i]!]));
-  const xs = Object.fromEntries(rec.input.map((_, i) => [`x${i}`, opts.xs[i]!]));
+  const xs = Object.fromEntries(rec.input.map((v, i) => [v.name, opts.xs[i]!]));
   const placeholders = new Set([...rec.state, ...rec.input].map((n) => n.node));
   const order = topoOrder(rec.next, (n) => placeholders.has(n));
   const r = scan((c: Record<string, Node>, x: Record<string, Node>) => {
     const subst = new Map<Node, Node>([
       ...rec.state.map((s, i): [Node, Node] => [s.node, c[key(i)]!]),
-      ...rec.input.map((v, i): [Node, Node] => [v.node, x[`x${i}`]!]),
+      ...rec.input.map((v): [Node, Node] => [v.node, x[v.name]!]),
     ]);
     const mapped = substitute(b.ctx, order, subst);
     const next = rec.next.map((n) => mapped.get(n)!);
