@@ -1,7 +1,6 @@
 // y = scatter-add: Σ of values [...N, H] into the rows [V, H] their indices [...N] name (gather's VJP: rows read
 // twice collect both cotangents);  dvalues = gather(dy, indices), and the indices get none.
-import { intAttr } from './kit.ts';
-import { at } from './kit.ts';
+import { at, intAttr } from './kit.ts';
 import { sizeOf, shapeToString } from '../ir/tensor.ts';
 import { rowIndex } from './gather.ts';
 import type { PrimDef } from './types.ts';
@@ -17,9 +16,8 @@ export const scatter: PrimDef = {
     }
     return [V, values![values!.length - 1]!];
   },
-  evaluate: ([values, indices], _s, attrs, shape) => {
+  evaluate: ([values, indices], _s, _attrs, shape) => {
     const [V, H] = shape as [number, number];
-    void attrs;
     const out = new Float64Array(V * H);
     indices!.forEach((v, n) => {
       const k = rowIndex(v, n, V);
