@@ -30,11 +30,17 @@ interface EngineRun {
 }
 
 /** The interpreter: the training graph with every state as an output, evaluated node by node. */
-function runInterpreter(rec: Recurrence, data: RunData, loss: LossSpec, params: Bindings, dtype: Dtype): EngineRun {
+function runInterpreter(rec: Recurrence, data: RunData, loss: LossSpec, params: Bindings, dtype: Dtype, checkNumerics: boolean): EngineRun {
   const b = derivedBuilder();
   const run = data.lengths ? withLengths(rec, b) : rec;
   const tg = trainingGraph(run, data.tau, loss, b, { inputGrads: true, stateGrads: true });
-  return { tg, values: evaluate(runGraph(tg), params, bindData(run, data, loss), dtype) };
+  return { tg, values: evaluate(runGraph(tg), params, bindData(run, data, loss), dtype, { checkNumerics }) };
+}
+
+/** A generated trainer's --check-numerics stop (a RangeError "numerics: …") as the user's one line. */
+export function numericsError(e: unknown): never {
+  if (e instanceof RangeError && e.message.startsWith('numerics: ')) throw new UnfoldError(e.message.slice('numerics: '.length));
+  throw e;
 }
 
 /**
@@ -45,11 +51,11 @@ function runInterpreter(rec: Recurrence, data: RunData, loss: LossSpec, params: 
  * engines go through collectRun and one formatter. Only the output the loss compares is read
  * back — the trainer keeps the others but exposes just that one, and collectRun needs no other.
  */
-async function runCompiled(model: ModelDef, source: string, data: RunData, loss: LossSpec, params: ReadonlyMap<string, Tensor>, dtype: Dtype, form: FormChoice): Promise<EngineRun> {
+async function runCompiled(model: ModelDef, source: string, data: RunData, loss: LossSpec, params: ReadonlyMap<string, Tensor>, dtype: Dtype, form: FormChoice, checkNumerics: boolean): Promise<EngineRun> {
   const { batch: B, tau: T } = data;
   const { emitted, trainer } = await evaluationTrainer({
     model, source, batch: B, tau: T, dtype, loss, inputGrads: true, form,
-    ...(data.lengths ? { lengths: true } : {}),
+    ...(data.lengths ? { lengths: true } : {}), ...(checkNumerics ? { checkNumerics: true } : {}),
   }, params);
   const tg = emitted.graph;
   const { rec } = tg;
@@ -65,7 +71,12 @@ async function runCompiled(model: ModelDef, source: string, data: RunData, loss:
   trainer.setState(Object.fromEntries(rec.state.map((s) => [s.name, data.initial.get(s.name)!.data])));
   const sequence = (name: string): Float64Array => data.sequences.get(name)!.data;
   const lengths = data.lengths ? [data.lengths] : [];
-  const lossValue = trainer.gradients(...rec.input.map((x) => sequence(x.name)), sequence(targetName(loss)), ...lengths);
+  let lossValue: number;
+  try {
+    lossValue = trainer.gradients(...rec.input.map((x) => sequence(x.name)), sequence(targetName(loss)), ...lengths);
+  } catch (e) {
+    numericsError(e);
+  }
 
   const values = new Map<string, Tensor>();
   const f64 = (t: TensorData): Tensor => ({ shape: t.shape, data: Float64Array.from(t.data) });
@@ -119,11 +130,11 @@ export async function evaluationTrainer(cfg: Omit<TrainerConfig, 'optimizer' | '
  */
 export async function runWindow(
   model: ModelDef, source: string, rec: Recurrence, data: RunData, loss: LossSpec, params: ReadonlyMap<string, Tensor>,
-  opts: { readonly engine: Engine; readonly dtype: Dtype; readonly form: FormChoice },
+  opts: { readonly engine: Engine; readonly dtype: Dtype; readonly form: FormChoice; readonly checkNumerics?: boolean },
 ): Promise<RunResult> {
   const { tg, values } = opts.engine === 'compiled'
-    ? await runCompiled(model, source, data, loss, params, opts.dtype, opts.form)
-    : runInterpreter(rec, data, loss, params, opts.dtype);
+    ? await runCompiled(model, source, data, loss, params, opts.dtype, opts.form, opts.checkNumerics === true)
+    : runInterpreter(rec, data, loss, params, opts.dtype, opts.checkNumerics === true);
   return collectRun(tg, loss, values, data.lengths);
 }
 
@@ -157,7 +168,7 @@ function formatResult(r: RunResult, wrt: readonly string[], loss: LossSpec): str
 export const grad: Command = {
   name: 'grad',
   summary: "one window's loss, outputs, final state and gradients (parameters, inputs, initial states) as JSON",
-  usage: `unfold grad ${MODEL_USAGE} --params FILE --data FILE ${LOSS_USAGE} [--dtype f64|f32] [--engine interpreter|compiled [--form unrolled|rolled|auto]] [--wrt NAME,...]`,
+  usage: `unfold grad ${MODEL_USAGE} --params FILE --data FILE ${LOSS_USAGE} [--dtype f64|f32] [--engine interpreter|compiled [--form unrolled|rolled|auto]] [--wrt NAME,...] [--check-numerics]`,
   async run(argv) {
     const { values, positionals } = parse('grad', argv, {
       ...modelOptions,
@@ -168,6 +179,7 @@ export const grad: Command = {
       engine: { type: 'string' },
       form: { type: 'string' },
       wrt: { type: 'string' },
+      'check-numerics': { type: 'boolean' },
     });
     const { model, source } = await resolveModel('grad', positionals, values, values.params);
     if (values.params === undefined) throw new UsageError('grad: --params FILE is required (a tensor file with the model\'s parameters)');
@@ -177,12 +189,13 @@ export const grad: Command = {
     const form = choiceFlag<FormChoice>('grad', 'form', values.form, ['unrolled', 'rolled', 'auto'], 'auto');
     if (values.form !== undefined && engine !== 'compiled') throw new UsageError('grad: --form applies to --engine compiled only');
     const loss = lossSpec('grad', model, values);
+    const checkNumerics = values['check-numerics'] === true;
     if (model.graph) {
       const data = readGraphData(values.data, model);
       const params = readGraphParams(values.params, data.model);
       const result = engine === 'compiled'
-        ? await runGraphCompiled(model, source, data, loss, params, { dtype, form: form === 'unrolled' ? 'unrolled' : 'rolled' })
-        : runGraphModel(data, loss, params, { dtype });
+        ? await runGraphCompiled(model, source, data, loss, params, { dtype, form: form === 'unrolled' ? 'unrolled' : 'rolled', checkNumerics })
+        : runGraphModel(data, loss, params, { dtype, checkNumerics });
       const wrt = parseWrt(values.wrt, data.model.params.map((p) => p.name)) ?? data.model.params.map((p) => p.name);
       for (const name of result.unused.filter((n) => wrt.includes(n))) {
         process.stderr.write(`unfold grad: warning: the loss does not depend on "${name}"; its gradient is zero\n`);
@@ -200,7 +213,7 @@ export const grad: Command = {
     const valid = gradTargets(rec).map((t) => t.name);
     const wrt = parseWrt(values.wrt, valid) ?? valid;
 
-    const result = await runWindow(model, source, rec, data, loss, params, { engine, dtype, form });
+    const result = await runWindow(model, source, rec, data, loss, params, { engine, dtype, form, checkNumerics });
 
     for (const name of result.unused.filter((n) => wrt.includes(n))) {
       process.stderr.write(`unfold grad: warning: the loss does not depend on "${name}"; its gradient is zero\n`);

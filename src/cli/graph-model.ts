@@ -70,11 +70,11 @@ export interface GraphRun {
 }
 
 /** One window through the interpreter (every scan run by its own rule) or through the inlined graph. */
-export function runGraphModel(data: GraphData, loss: LossSpec, params: ReadonlyMap<string, Tensor>, opts: { dtype: Dtype; inlined?: boolean }): GraphRun {
+export function runGraphModel(data: GraphData, loss: LossSpec, params: ReadonlyMap<string, Tensor>, opts: { dtype: Dtype; inlined?: boolean; checkNumerics?: boolean }): GraphRun {
   const tg = graphTraining(data.model, loss, derivedBuilder());
   verify(tg.graph, opRule);
   const graph = opts.inlined ? inlineScans(tg.graph, currentContext()).graph : tg.graph;
-  const values = evaluate(graph, params, data.tensors, opts.dtype);
+  const values = evaluate(graph, params, data.tensors, opts.dtype, { checkNumerics: opts.checkNumerics === true });
   return {
     loss: values.get('loss')!.data[0]!,
     outputs: new Map(data.model.outputs.map((o) => [o.name, values.get(o.name)!])),
@@ -87,12 +87,18 @@ export function runGraphModel(data: GraphData, loss: LossSpec, params: ReadonlyM
  * One window through the generated trainer (rolled: a loop per scan; unrolled: scans inlined),
  * gradients() without an update: what `grad --engine compiled` reports.
  */
-export async function runGraphCompiled(def: ModelDef, source: string, data: GraphData, loss: LossSpec, params: ReadonlyMap<string, Tensor>, opts: { dtype: Dtype; form: 'rolled' | 'unrolled' }): Promise<GraphRun> {
+export async function runGraphCompiled(def: ModelDef, source: string, data: GraphData, loss: LossSpec, params: ReadonlyMap<string, Tensor>, opts: { dtype: Dtype; form: 'rolled' | 'unrolled'; checkNumerics?: boolean }): Promise<GraphRun> {
   const { emitGraphTrainer } = await import('../emit/graph-trainer.ts');
   const { importTrainer } = await import('../emit/load.ts');
-  const emitted = emitGraphTrainer({ model: def, source, batch: data.batch, lengths: data.tensors.has(LENGTHS), dtype: opts.dtype, loss, optimizer: { name: 'sgd', lr: 0 }, form: opts.form });
+  const emitted = emitGraphTrainer({ model: def, source, batch: data.batch, lengths: data.tensors.has(LENGTHS), dtype: opts.dtype, loss, optimizer: { name: 'sgd', lr: 0 }, form: opts.form, ...(opts.checkNumerics ? { checkNumerics: true } : {}) });
   const trainer = (await importTrainer(emitted.source)).createTrainer({ params: Object.fromEntries([...params].map(([k, t]) => [k, t.data])) }) as unknown as GraphTrainerInstance;
-  const value = trainer.gradients(Object.fromEntries(data.model.inputs.map((x) => [x.name, data.tensors.get(x.name)!.data])));
+  let value: number;
+  try {
+    value = trainer.gradients(Object.fromEntries(data.model.inputs.map((x) => [x.name, data.tensors.get(x.name)!.data])));
+  } catch (e) {
+    if (e instanceof RangeError && e.message.startsWith('numerics: ')) throw new UnfoldError(e.message.slice('numerics: '.length));
+    throw e;
+  }
   const tensor = (t: { shape: number[]; data: number[] }): Tensor => ({ shape: t.shape, data: Float64Array.from(t.data) });
   const outputs = trainer.outputs(), grads = trainer.getGrads();
   const tg = graphTraining(data.model, loss, derivedBuilder());
@@ -198,8 +204,8 @@ export function evaluateGraphModel(def: ModelDef, file: string, paramsFile: stri
 }
 
 /** A graph model's outputs for the data in `dataFile`, forward only through the interpreter. */
-export function runGraphForward(def: ModelDef, dataFile: string, paramsFile: string, dtype: Dtype): Map<string, Tensor> {
+export function runGraphForward(def: ModelDef, dataFile: string, paramsFile: string, dtype: Dtype, checkNumerics = false): Map<string, Tensor> {
   const data = readGraphData(dataFile, def);
   const params = readGraphParams(paramsFile, data.model);
-  return evaluate({ outputs: data.model.outputs }, params, data.tensors, dtype);
+  return evaluate({ outputs: data.model.outputs }, params, data.tensors, dtype, { checkNumerics });
 }

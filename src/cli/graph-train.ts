@@ -67,6 +67,7 @@ export async function trainGraphModel(o: GraphTrainOptions): Promise<number> {
   const emitted = emitGraphTrainer({
     model, source: o.source, batch, lengths, dtype: cfg.dtype, loss: cfg.loss, optimizer: cfg.optimizer,
     ...(cfg.clipNorm !== undefined ? { clipNorm: cfg.clipNorm } : {}), ...(cfg.seed !== undefined ? { seed: cfg.seed } : {}),
+    ...(cfg.checkNumerics ? { checkNumerics: true } : {}),
   });
   const trainer = (await importTrainer(emitted.source)).createTrainer({ ...(cfg.seed !== undefined ? { seed: cfg.seed } : {}), lr: cfg.optimizer.lr }) as unknown as GraphTrainerInstance;
   const compileSeconds = (performance.now() - started) / 1000;
@@ -108,7 +109,7 @@ export async function trainGraphModel(o: GraphTrainOptions): Promise<number> {
     try {
       loss = trainer.step(Object.fromEntries([...w].map(([name, t]) => [name, t.data])));
     } catch (e) {
-      throw new UnfoldError(`step ${step + 1}: ${(e as Error).message}`);
+      throw new UnfoldError(`step ${step + 1}: ${(e as Error).message.replace(/^numerics: /, '')}`);
     }
     losses.push(loss);
     taken = k + 1;

@@ -13,7 +13,7 @@ import { choiceFlag, optionalIntFlag, parse, UsageError, type Command } from './
 import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
 import { buildAt, initialKey, LENGTHS, lossOf, probeModel, readParams, sequenceShape, targetName } from './run-data.ts';
 import { checkLengths } from '../transforms/lengths.ts';
-import { evaluationTrainer } from './grad.ts';
+import { evaluationTrainer, numericsError } from './grad.ts';
 
 /** What a forward run starts from: B, the number of steps N, the inputs x(1..N) [B, N, ...] and s(0). */
 export interface ForwardData {
@@ -176,11 +176,16 @@ export function runSteps(inf: InferenceInstance, rec: Recurrence, data: ForwardD
  * layer's output and final state; a recurrence its states s(1..N) (under lengths, held from each
  * row's length on).
  */
-export async function runWhole(model: ModelDef, source: string, rec: Recurrence, data: ForwardData, dtype: Dtype, params: ReadonlyMap<string, Tensor> | undefined): Promise<ForwardResult> {
+export async function runWhole(model: ModelDef, source: string, rec: Recurrence, data: ForwardData, dtype: Dtype, params: ReadonlyMap<string, Tensor> | undefined, checkNumerics = false): Promise<ForwardResult> {
   const B = data.batch, N = data.steps;
-  const { trainer } = await evaluationTrainer({ model, source, batch: B, tau: N, dtype, loss: { kind: 'mse' }, form: 'rolled', ...(data.lengths ? { lengths: true } : {}) }, params);
+  const { trainer } = await evaluationTrainer({ model, source, batch: B, tau: N, dtype, loss: { kind: 'mse' }, form: 'rolled', ...(data.lengths ? { lengths: true } : {}), ...(checkNumerics ? { checkNumerics: true } : {}) }, params);
   trainer.setState(Object.fromEntries(data.initial));
-  const o = trainer.predict(...rec.input.map((x) => data.inputs.get(x.name)!.data), undefined, ...(data.lengths ? [data.lengths] : []));
+  let o: Float64Array;
+  try {
+    o = trainer.predict(...rec.input.map((x) => data.inputs.get(x.name)!.data), undefined, ...(data.lengths ? [data.lengths] : []));
+  } catch (e) {
+    numericsError(e);
+  }
   const out = rec.outputs[0]!;
   const outputs = new Map([[out.name, { shape: [B, N, ...out.node.shape.slice(1)], data: Float64Array.from(o) }]]);
   if (!rec.program) {
@@ -252,7 +257,7 @@ async function drawRun(r: ForwardResult, rec: Recurrence, model: string, dir: st
 export const run: Command = {
   name: 'run',
   summary: 'run a model forward from <state>0 for any number of steps: outputs and states as JSON, or drawn',
-  usage: `unfold run ${MODEL_USAGE} [--params FILE] [--data FILE] [--tau N] [--dtype f64|f32] [--json] [-o DIR]`,
+  usage: `unfold run ${MODEL_USAGE} [--params FILE] [--data FILE] [--tau N] [--dtype f64|f32] [--json] [--check-numerics] [-o DIR]`,
   async run(argv) {
     const { values, positionals } = parse('run', argv, {
       ...modelOptions,
@@ -261,6 +266,7 @@ export const run: Command = {
       tau: { type: 'string' },
       dtype: { type: 'string' },
       json: { type: 'boolean' },
+      'check-numerics': { type: 'boolean' },
       out: { type: 'string', short: 'o' },
     });
     const tau = optionalIntFlag('run', 'tau', values.tau);
@@ -271,14 +277,16 @@ export const run: Command = {
       // A graph of scans: its outputs over whole tensors, forward only (each scan by its rule), as JSON.
       if (values.data === undefined || values.params === undefined) throw new UsageError(`run: model ${model.name} is a graph of scans; give --params FILE and --data FILE (its inputs)`);
       if (tau !== undefined || values.out !== undefined) throw new UsageError(`run: --${tau !== undefined ? 'tau' : 'out'} is for one recurrence; model ${model.name} is a graph of scans, run with --json`);
-      process.stdout.write(JSON.stringify({ outputs: Object.fromEntries([...runGraphForward(model, values.data, values.params, dtype)].map(([k, t]) => [k, tensorToJson(t, `outputs.${k}`)])) }) + '\n');
+      process.stdout.write(JSON.stringify({ outputs: Object.fromEntries([...runGraphForward(model, values.data, values.params, dtype, values['check-numerics'] === true)].map(([k, t]) => [k, tensorToJson(t, `outputs.${k}`)])) }) + '\n');
       return 0;
     }
     const { rec, data } = values.data !== undefined ? readForwardData(values.data, model, tau) : defaultData(model, source, tau);
     const params = values.params !== undefined ? readParams(values.params, rec) : undefined;
     if (params === undefined) process.stderr.write(`note: no --params: ${model.name} runs with its initial parameters (seeded init)\n`);
-    const result = rec.program || data.lengths
-      ? await runWhole(model, source, rec, data, dtype, params)
+    // --check-numerics runs the whole window through the trainer's checked forward pass.
+    const checkNumerics = values['check-numerics'] === true;
+    const result = rec.program || data.lengths || checkNumerics
+      ? await runWhole(model, source, rec, data, dtype, params, checkNumerics)
       : runSteps(await inferenceFor(model, source, data.batch, dtype, params), rec, data);
     if (values.json) {
       process.stdout.write(forwardJson(result));

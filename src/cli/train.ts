@@ -44,6 +44,7 @@ export const trainOptions = {
   out: { type: 'string' },
   'no-plots': { type: 'boolean' },
   'grad-flow': { type: 'boolean' },
+  'check-numerics': { type: 'boolean' },
   'lr-schedule': { type: 'string' },
   dropout: { type: 'string' },
   text: { type: 'string' },
@@ -57,7 +58,7 @@ export const TRAIN_FLAGS = [
   `[--lr-schedule ${SCHEDULE_USAGE}] [--dropout P]`,
   '[--steps N] [--seed S] [--dtype f32|f64] [--carry-state|--no-carry-state] [--clip-norm X]',
   '[--momentum X] [--weight-decay X] [--loss mse|sse|xent] [--loss-over all|last] [--hoist auto|on|off]',
-  '[--save out.json|out.safetensors] [--save-every N] [--log-json] [--tbptt K] [--out DIR] [--no-plots] [--grad-flow]',
+  '[--save out.json|out.safetensors] [--save-every N] [--log-json] [--tbptt K] [--out DIR] [--no-plots] [--grad-flow] [--check-numerics]',
   '[--text FILE [--seq-len T] [--batch B]]',
   VALIDATION_FLAGS,
 ].join('\n    ');
@@ -214,7 +215,7 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
   if (model.graph) {
     const unsupported = ([['text', text], ['tbptt', tbptt], ['grad-flow', v['grad-flow']], ['save-every', saveEvery], ['val', v.val], ['early-stop', v['early-stop']], ['lr-schedule', v['lr-schedule']], ['dropout', v.dropout]] as const).find(([, x]) => x !== undefined && x !== false);
     if (unsupported) throw new UsageError(`${command}: --${unsupported[0]} is for one recurrence; model ${model.name} is a graph of scans`);
-    return trainGraphModel({ command, model, source, cfg: base, steps, data: v.data, params: v.params, save: v.save, logJson: v['log-json'] === true, outDir: drawing ? outDir : undefined });
+    return trainGraphModel({ command, model, source, cfg: { ...base, ...(v['check-numerics'] ? { checkNumerics: true } : {}) }, steps, data: v.data, params: v.params, save: v.save, logJson: v['log-json'] === true, outDir: drawing ? outDir : undefined });
   }
 
   // --val-split F: the text's last fraction is held out, the rest trained on.
@@ -232,7 +233,7 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
   }
   const pieces = T / K;
   const total = steps ?? (src.count ?? model.task!.steps) * pieces;
-  const cfg = { ...base, tau: K, batch: B, ...(src.lengths ? { lengths: true } : {}), ...(v['grad-flow'] ? { gradFlow: true } : {}) };
+  const cfg = { ...base, tau: K, batch: B, ...(src.lengths ? { lengths: true } : {}), ...(v['grad-flow'] ? { gradFlow: true } : {}), ...(v['check-numerics'] ? { checkNumerics: true } : {}) };
   const carry = cfg.carryState;
   if (carry && src.batches.length > 1) {
     throw new UsageError(`${command}: --carry-state hands each window's final state to the next, but ${src.describe} has windows of B = ${src.batches.join(', ')}; give windows of one batch size, or --no-carry-state`);
@@ -349,6 +350,8 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
       } catch (e) {
         // The trainer refuses a non-finite loss or gradient and leaves the parameters as they were.
         if (e instanceof RangeError && /non-finite/.test(e.message)) stop(i + 1, e.message.replace(/ at step \d+$/, ''));
+        // --check-numerics: the first value that is not finite, at the op's line and step t.
+        if (e instanceof RangeError && e.message.startsWith('numerics: ')) stop(i + 1, e.message.slice('numerics: '.length));
         throw e;
       }
       if (!trainer.paramsFinite()) stop(i + 1, 'a parameter is not finite after the update');

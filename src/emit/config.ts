@@ -30,6 +30,8 @@ export interface TrainerConfig {
    * it (run, grad, evaluation) dropout is the identity and the trainer has no masks.
    */
   readonly dropout?: boolean;
+  /** Check every statement's values are finite, and throw naming the op's line and step t (--check-numerics). */
+  readonly checkNumerics?: boolean;
   /** Record ‖∂L/∂s(t)‖ for every step t in the reverse loop (the trainer's gradFlow(); rolled form). */
   readonly gradFlow?: boolean;
   /** Also emit the gradients of the inputs x(t) and of the initial state (for `unfold grad`). */

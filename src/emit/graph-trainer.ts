@@ -11,7 +11,7 @@ import { initOf } from '../dsl/recurrence.ts';
 import { graphTraining } from '../transforms/graph-training.ts';
 import { inlineScans } from '../transforms/inline-scans.ts';
 import type { Dtype } from './config.ts';
-import { emitKernel, helpersUsed } from './kernel.ts';
+import { emitKernel, helpersUsed, NUMERICS_HELPER } from './kernel.ts';
 import { scanLoops } from './scan-loops.ts';
 import { describeOptimizer, planOptimizer } from './optimizer.ts';
 import { afterPasses, ArenaBuilder, numberLiteral, planOutputs, type OnPass, type Offset, type OutputSlot } from './plan.ts';
@@ -29,6 +29,8 @@ export interface GraphTrainerConfig {
   readonly optimizer: OptimizerSpec;
   readonly clipNorm?: number;
   readonly seed?: number;
+  /** Check every statement's values are finite, naming the op's line and step (--check-numerics). */
+  readonly checkNumerics?: boolean;
   /** rolled (default): a loop over t per scan; unrolled: every scan inlined, straight-line code over its steps. */
   readonly form?: 'rolled' | 'unrolled';
   readonly onPass?: OnPass;
@@ -76,7 +78,7 @@ function emitInContext(cfg: GraphTrainerConfig): EmittedGraphTrainer {
   const tempBase = arena.size;
   const trainPlan = planOutputs(slots, pinned, tempBase);
   const forwardPlan = planOutputs(slots.slice(gradSlots.length), pinned, tempBase);
-  const target = { dtype: cfg.dtype };
+  const target = { dtype: cfg.dtype, ...(cfg.checkNumerics ? { checkNumerics: true } : {}) };
   arena.reserve(Math.max(trainPlan.tempSize, forwardPlan.tempSize));
   // Each scan's loop gets its own slots after the kernels' temporaries (src/emit/scan-loops.ts).
   const Arr = cfg.dtype === 'f32' ? 'Float32Array' : 'Float64Array';
@@ -128,7 +130,7 @@ const OUTPUTS: readonly Slot[] = [
 ];
 
 ${MULBERRY32}
-${helpersUsed([...train, ...forward, ...functions.defs]).map((h) => h.source).join('\n')}
+${helpersUsed([...train, ...forward, ...functions.defs]).map((h) => h.source).join('\n')}${cfg.checkNumerics ? `\n${NUMERICS_HELPER}` : ''}
 ${functions.defs.join('\n\n')}
 function read(A: ${Arr}, s: Slot): TensorData {
   return { shape: [...s.shape], data: Array.from(A.subarray(s.offset, s.offset + s.size)) };

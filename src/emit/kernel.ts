@@ -131,8 +131,8 @@ function statement(plan: KernelPlan, n: Node, target: EmitTarget, loop: LoopLowe
 }
 
 /** The kernel's statements, one block per scheduled node, then copies into output slots. */
-export function emitKernel(plan: KernelPlan, target: EmitTarget, loop?: LoopLowering): string[] {
-  const lines = plan.order.map((n) => statement(plan, n, target, loop));
+export function emitKernel(plan: KernelPlan, target: EmitTarget, loop?: LoopLowering, step?: string): string[] {
+  const lines = plan.order.map((n) => statement(plan, n, target, loop) + (target.checkNumerics ? `\n${numericsCheck(plan, n, step)}` : ''));
   for (const { node, to, accumulate } of plan.copies) {
     const src = bufOf(plan, node);
     const size = sizeOf(node.shape);
@@ -147,6 +147,27 @@ export function emitKernel(plan: KernelPlan, target: EmitTarget, loop?: LoopLowe
   }
   return lines;
 }
+
+/**
+ * The check after `n`'s statement: every element it wrote is finite, else the trainer stops, naming
+ * the user's line of the op (or the backward pass, which vjp builds with none) and step t + 1.
+ */
+function numericsCheck(plan: KernelPlan, n: Node, step: string | undefined): string {
+  const buf = bufOf(plan, n);
+  if (buf.literal !== undefined || buf.transposed) return '';
+  // Straight-line code knows each value's step; a loop says it at run time.
+  const at = step === undefined && n.step !== undefined ? ` at step ${n.step}` : '';
+  const what = `${n.origin ?? 'the backward pass'}: ${n.op} [${n.shape.join(', ')}]${at}`;
+  return `numerics(${ARENA}, ${buf.off}, ${sizeOf(n.shape)}, ${JSON.stringify(what)}${step ? `, ${step}` : ''});`;
+}
+
+/** The one function --check-numerics code calls, defined once in the emitted module. */
+export const NUMERICS_HELPER = `function numerics(A: ArrayLike<number>, off: number, n: number, what: string, t?: number): void {
+  for (let i = 0; i < n; i++) {
+    const v = A[off + i]!;
+    if (v - v !== 0) throw new RangeError(\`numerics: \${what} gives \${v} (element \${i})\${t === undefined ? '' : \` at step \${t + 1}\`}\`);
+  }
+}`;
 
 /** The helper functions (e.g. float32 activations) that emitted code calls, in registry order. */
 export function helpersUsed(code: readonly string[]): EmitHelper[] {

@@ -315,7 +315,7 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig, b: NodeBuilder, arena:
       : ['for (let t = 0; t < T; t++) {', 'for (let t = T - 1; t >= 0; t--) {'];
     const forwardLoop = [
       forwardHead,
-      ...indent(withOffsets(fwdOffs, [...emitKernel(fwdPlan, cfg), ...(lossTerm ? [`lossSum += A[${lossTermOff}];`] : [])])),
+      ...indent(withOffsets(fwdOffs, [...emitKernel(fwdPlan, cfg, undefined, 't'), ...(lossTerm ? [`lossSum += A[${lossTermOff}];`] : [])])),
       '}',
     ];
     const backward = [
@@ -323,14 +323,14 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig, b: NodeBuilder, arena:
       ...clearPastT,
       backwardHead,
       ...indent(withOffsets(bwdOffs, [
-        ...emitKernel(bwdPlan, cfg),
+        ...emitKernel(bwdPlan, cfg, undefined, 't'),
         ...(dsSize ? [`A.copyWithin(${dsOffs[0]}, ${dsNextOffs[0]}, ${dsNextOffs[0]! + dsSize});`] : []),
       ])),
       '}',
       ...emitKernel(gradientPlan, cfg),
       ...io.stateGradOffs.map((off, i) => `for (let i = 0; i < ${sizeOf(rec.state[i]!.node.shape)}; i++) A[${off} + i] = A[${dsOffs[i]} + i];`),
     ];
-    const predictLoop = [forwardHead, ...indent(withOffsets(predOffs, emitKernel(predPlan, cfg))), '}'];
+    const predictLoop = [forwardHead, ...indent(withOffsets(predOffs, emitKernel(predPlan, cfg, undefined, 't'))), '}'];
     const plans = [prologuePlan, projectionPlan, fwdPlan, bwdPlan, predPlan, gradientPlan];
     return {
       prologue,

@@ -72,9 +72,9 @@ export function scanLoops(opts: ScanLoopOptions, depth = 0): LoopLowering {
     // Planned once to learn the temporaries' size, then at the region reserved for them.
     const tempBase = opts.reserve(planOutputs(slots, pinned, 0).tempSize);
     const plan = planOutputs(slots, pinned, tempBase);
-    const stepCode = emitKernel(plan, opts.target, scanLoops(opts, depth + 1));
-
     const t = `t${depth}`, i = `i${depth}`;
+    const stepCode = emitKernel(plan, opts.target, scanLoops(opts, depth + 1), t);
+
     /** Rows of step t in a stacked [s0, T, ...] value: outer rows of `inner` elements. */
     const rows = (step: readonly number[]) => {
       const a = timeAxis(step.length);
@@ -99,7 +99,7 @@ export function scanLoops(opts: ScanLoopOptions, depth = 0): LoopLowering {
         ...inputs.slice(0, nc).map((b, k) => copyInto(cur[k]!, b, 0, carrySizes[k]!)),
         `for (let ${i} = 0; ${i} < ${T}; ${i}++) {`,
         ...indent([
-          ...(stepIn.length + stepOut.length ? [`const ${t} = ${reverse ? `${T - 1} - ${i}` : i};`] : []),
+          ...(stepIn.length + stepOut.length || opts.target.checkNumerics ? [`const ${t} = ${reverse ? `${T - 1} - ${i}` : i};`] : []),
           ...stepIn,
           ...stepCode,
           ...(carrySize ? [`A.copyWithin(${cur[0]}, ${next[0]}, ${next[0]! + carrySize});`] : []),

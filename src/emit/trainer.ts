@@ -16,7 +16,7 @@ import type { Form, Slot, TrainerConfig } from './config.ts';
 import { describeOptimizer, planOptimizer } from './optimizer.ts';
 import { ArenaBuilder, numberLiteral, type Offset } from './plan.ts';
 import { seqAt, type Hoisted, type KernelLayout, type Seq } from './layout.ts';
-import { helpersUsed } from './kernel.ts';
+import { helpersUsed, NUMERICS_HELPER } from './kernel.ts';
 import { rolledKernels } from './rolled.ts';
 import { programKernels } from './program.ts';
 import { unrolledKernels } from './unrolled.ts';
@@ -262,6 +262,7 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
   ].join('\n'));
   sf.addStatements(MULBERRY32);
   for (const h of helpersUsed([...trainBody, ...forwardBody])) sf.addStatements(h.source);
+  if (cfg.checkNumerics) sf.addStatements(NUMERICS_HELPER);
   sf.addInterface({
     name: 'TensorData',
     isExported: true,

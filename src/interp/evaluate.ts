@@ -19,8 +19,13 @@ function round32(a: Float64Array): Float64Array {
   return a;
 }
 
+export interface EvaluateOptions {
+  /** Stop at the first value that is not finite, naming the op's line, its step and the tensor (--check-numerics). */
+  readonly checkNumerics?: boolean;
+}
+
 /** Values of every node of `g`, leaves looked up in `params` (param nodes) and `inputs` (input nodes). */
-export function evaluateNodes(g: Graph, params: Bindings, inputs: Bindings, dtype: Dtype = 'f64'): Map<Node, Float64Array> {
+export function evaluateNodes(g: Graph, params: Bindings, inputs: Bindings, dtype: Dtype = 'f64', opts: EvaluateOptions = {}): Map<Node, Float64Array> {
   const values = new Map<Node, Float64Array>();
   for (const n of nodesOf(g)) {
     let v: Float64Array;
@@ -42,13 +47,19 @@ export function evaluateNodes(g: Graph, params: Bindings, inputs: Bindings, dtyp
       v = prim.evaluate(n.inputs.map((x) => values.get(x)!), n.inputs.map((x) => x.shape), n.attrs, n.shape, n.body && bodyEvaluator(n.body));
     }
     values.set(n, dtype === 'f32' ? round32(v) : v);
+    if (opts.checkNumerics && n.inputs.length > 0) {
+      const i = v.findIndex((x) => x - x !== 0);
+      if (i >= 0) {
+        throw new UnfoldError(`${n.origin ?? 'the backward pass'}: ${n.op} [${n.shape.join(', ')}] gives ${v[i]} (element ${i})${n.step !== undefined ? ` at step ${n.step}` : ''}`);
+      }
+    }
   }
   return values;
 }
 
 /** The graph's outputs, by name. */
-export function evaluate(g: Graph, params: Bindings, inputs: Bindings, dtype: Dtype = 'f64'): Map<string, Tensor> {
-  const values = evaluateNodes(g, params, inputs, dtype);
+export function evaluate(g: Graph, params: Bindings, inputs: Bindings, dtype: Dtype = 'f64', opts: EvaluateOptions = {}): Map<string, Tensor> {
+  const values = evaluateNodes(g, params, inputs, dtype, opts);
   return new Map(g.outputs.map((o) => [o.name, { shape: o.node.shape, data: values.get(o.node)! }]));
 }
 

@@ -53,6 +53,8 @@ export interface TargetKernels {
 /** What emission knows about the target: the arena's element type, and who runs the kernels. */
 export interface EmitTarget {
   readonly dtype: Dtype;
+  /** After every statement, a check that what it wrote is finite (--check-numerics); off, nothing is emitted. */
+  readonly checkNumerics?: boolean;
   /** Absent (the ts target), products and element-wise chains are TypeScript loops. */
   readonly kernels?: TargetKernels;
 }

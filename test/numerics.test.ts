@@ -1,0 +1,62 @@
+// --check-numerics (train, run, grad; interpreted and compiled, ts and wasm): the first value that is
+// not finite stops the run with one line naming the model file's line of the op, the op, the tensor's
+// shape and the step t — here log of a negative number at step 3. Off, nothing is emitted.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { unfold } from './helpers/cli.ts';
+
+const DIR = `test/.tmp-numerics-${process.pid}`;
+const f = (p: string) => path.join(DIR, p);
+const MODEL = `import { add, defineModel, input, log, matmul, param, recurrence, state, tanh, transpose } from 'unfold-rnn';
+
+export default defineModel({
+  name: 'numerics',
+  build: (B) => {
+    const W = param('W', [2, 2]), U = param('U', [2, 1]), V = param('V', [1, 2]);
+    return recurrence({
+      state: { h: state('h', [B, 2]) }, input: { x: input('x', [B, 1]) }, params: [W, U, V],
+      step: ({ h }, { x }) => ({ h: tanh(add(matmul(h, transpose(W)), matmul(x, transpose(U)))) }),
+      output: ({ h }, { x }) => ({ o: log(add(x, matmul(h, transpose(V)))) }),
+    });
+  },
+});
+`;
+const LINE = `${DIR}/model.ts:10: log [1, 1] gives NaN (element 0) at step 3`;
+
+beforeAll(() => {
+  fs.mkdirSync(DIR, { recursive: true });
+  fs.writeFileSync(f('model.ts'), MODEL);
+  const x = { shape: [1, 4, 1], data: [0.5, 0.6, -5, 0.5] }, y = { shape: [1, 4, 1], data: [0, 0, 0, 0] };
+  fs.writeFileSync(f('windows.json'), JSON.stringify({ windows: [{ x, y }] }));
+  fs.writeFileSync(f('data.json'), JSON.stringify({ x, y }));
+  fs.writeFileSync(f('params.json'), JSON.stringify({ W: { shape: [2, 2], data: [0.1, 0.2, 0.3, 0.4] }, U: { shape: [2, 1], data: [0.5, -0.5] }, V: { shape: [1, 2], data: [0.3, 0.1] } }));
+});
+afterAll(() => fs.rmSync(DIR, { recursive: true, force: true }));
+
+describe('--check-numerics', () => {
+  it.each([['f64 (ts)', ['--dtype', 'f64']], ['f32 (wasm)', []]])('train %s: one line at the op\'s line and step, exit 1', async (_n, flags) => {
+    const r = await unfold('train', f('model.ts'), '--data', f('windows.json'), '--steps', '2', '--no-plots', '--check-numerics', ...flags);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(`unfold train: training diverged at step 1 of 2: ${LINE}. Try a smaller --lr, or --clip-norm.\n`);
+  });
+
+  it.each(['interpreter', 'compiled'])('grad --engine %s', async (engine) => {
+    const r = await unfold('grad', f('model.ts'), '--params', f('params.json'), '--data', f('data.json'), '--engine', engine, '--check-numerics');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(`unfold grad: ${LINE}\n`);
+  });
+
+  it('run', async () => {
+    const r = await unfold('run', f('model.ts'), '--params', f('params.json'), '--data', f('data.json'), '--json', '--check-numerics');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(`unfold run: ${LINE}\n`);
+  });
+
+  it('off, the same run is stopped by its non-finite loss, without a line to point at', async () => {
+    const r = await unfold('train', f('model.ts'), '--data', f('windows.json'), '--steps', '2', '--no-plots', '--dtype', 'f64');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^unfold train: training diverged at step 1 of 2: non-finite loss NaN/);
+    expect(r.stderr).not.toContain('model.ts:10');
+  });
+});
