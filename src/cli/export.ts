@@ -1,6 +1,7 @@
 // `unfold export`: a model with its parameters as an ONNX model (the whole sequence, each scan an ONNX
 // Scan, or one step) for ONNX Runtime, or its weights alone as safetensors.
 import { UnfoldError } from '../ir/errors.ts';
+import type { Tensor } from '../ir/tensor.ts';
 import { initialParams } from '../dsl/init.ts';
 import { writeFileAtomic } from '../io/atomic-write.ts';
 import { encodeSafetensors } from '../io/safetensors-write.ts';
@@ -11,24 +12,31 @@ import { choiceFlag, parse, UsageError, type Command } from './command.ts';
 import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
 import { probeModel, readParams } from './run-data.ts';
 
+/** The parameters of --params, else the seeded init (said on stderr). */
+function paramsOrInit(model: ModelDef, file: string | undefined, read: (file: string) => Map<string, Tensor>, init: () => Map<string, Tensor>): Map<string, Tensor> {
+  if (file !== undefined) return read(file);
+  process.stderr.write(`note: no --params: ${model.name} is exported with its initial parameters (seeded init)\n`);
+  return init();
+}
+
+/** Writes the exported bytes atomically; a failure names -o. */
+function writeOut(out: string, bytes: Uint8Array): void {
+  try {
+    writeFileAtomic(out, bytes);
+  } catch (e) {
+    if (e instanceof UnfoldError) throw new UnfoldError(`-o ${out}: ${e.message}`);
+    throw e;
+  }
+}
+
 /** A graph of scans: its inputs to its outputs (or --form greedy: its greedy decoding), each scan an ONNX Scan; or its weights. */
 function exportGraph(model: ModelDef, source: string, values: { params?: string | undefined; lengths?: boolean | undefined; out?: string | undefined }, format: string, form: string, dtype: 'f32' | 'f64'): number {
   if (form === 'step') throw new UsageError(`export: --form step is one step of one recurrence; model ${model.name} is a graph of scans (--form sequence or greedy)`);
   const probe = probeGraph(model);
-  let params;
-  if (values.params !== undefined) params = readGraphParams(values.params, probe);
-  else {
-    process.stderr.write(`note: no --params: ${model.name} is exported with its initial parameters (seeded init)\n`);
-    params = initialParams(probe);
-  }
+  const params = paramsOrInit(model, values.params, (file) => readGraphParams(file, probe), () => initialParams(probe));
   const lengths = values.lengths === true;
   const bytes = format === 'onnx' ? exportGraphOnnx(model, params, { dtype, lengths, greedy: form === 'greedy' }) : encodeSafetensors(params, dtype);
-  try {
-    writeFileAtomic(values.out!, bytes);
-  } catch (e) {
-    if (e instanceof UnfoldError) throw new UnfoldError(`-o ${values.out}: ${e.message}`);
-    throw e;
-  }
+  writeOut(values.out!, bytes);
   const what = format === 'onnx' ? `ONNX (opset 17, a graph of scans${form === 'greedy' ? ', greedy decoding' : ''}${lengths ? ', with lengths' : ''}, ${dtype === 'f32' ? 'float32' : 'float64'})` : `safetensors (${params.size} tensors, ${dtype === 'f32' ? 'F32' : 'F64'})`;
   process.stdout.write(`wrote ${values.out}: ${model.name} (${source}) as ${what}, ${bytes.length} bytes\n`);
   return 0;
@@ -59,12 +67,7 @@ export const exportCommand: Command = {
     if (model.graph) return exportGraph(model, source, values, format, form, dtype);
     if (form === 'greedy') throw new UsageError(`export: --form greedy is a graph model's greedy decoding; ${source} is a recurrence (sequence or step)`);
     const probe = probeModel(model);
-    let params;
-    if (values.params !== undefined) params = readParams(values.params, probe);
-    else {
-      process.stderr.write(`note: no --params: ${model.name} is exported with its initial parameters (seeded init)\n`);
-      params = initialParams(probe);
-    }
+    const params = paramsOrInit(model, values.params, (file) => readParams(file, probe), () => initialParams(probe));
     // With lengths when asked, or when the model's own task has them.
     let lengths = values.lengths === true;
     if (!lengths && model.task && form === 'sequence') {
@@ -75,12 +78,7 @@ export const exportCommand: Command = {
       }
     }
     const bytes = format === 'onnx' ? exportOnnx(model, params, { form, dtype, lengths }) : encodeSafetensors(params, dtype);
-    try {
-      writeFileAtomic(values.out, bytes);
-    } catch (e) {
-      if (e instanceof UnfoldError) throw new UnfoldError(`-o ${values.out}: ${e.message}`);
-      throw e;
-    }
+    writeOut(values.out, bytes);
     const what = format === 'onnx' ? `ONNX (opset 17, ${form}${lengths ? ', with lengths' : ''}, ${dtype === 'f32' ? 'float32' : 'float64'})` : `safetensors (${params.size} tensors, ${dtype === 'f32' ? 'F32' : 'F64'})`;
     process.stdout.write(`wrote ${values.out}: ${model.name} (${source}) as ${what}, ${bytes.length} bytes\n`);
     return 0;
