@@ -4,7 +4,7 @@ import { UnfoldError } from '../ir/errors.ts';
 import type { Tensor } from '../ir/tensor.ts';
 import { initialParams } from '../dsl/init.ts';
 import { writeFileAtomic } from '../io/atomic-write.ts';
-import { encodeSafetensors } from '../io/safetensors-write.ts';
+import { safetensorsOf } from '../io/safetensors.ts';
 import { exportGraphOnnx, exportOnnx } from '../onnx/export.ts';
 import type { ModelDef } from '../dsl/model.ts';
 import { probeGraph, readGraphParams } from './graph-model.ts';
@@ -35,7 +35,7 @@ function exportGraph(model: ModelDef, source: string, values: { params?: string 
   const probe = probeGraph(model);
   const params = paramsOrInit(model, values.params, (file) => readGraphParams(file, probe), () => initialParams(probe));
   const lengths = values.lengths === true;
-  const bytes = format === 'onnx' ? exportGraphOnnx(model, params, { dtype, lengths, greedy: form === 'greedy' }) : encodeSafetensors(params, dtype);
+  const bytes = format === 'onnx' ? exportGraphOnnx(model, params, { dtype, lengths, greedy: form === 'greedy' }) : safetensorsOf(params, dtype === 'f32' ? 'F32' : 'F64');
   writeOut(values.out!, bytes);
   const what = format === 'onnx' ? `ONNX (opset 17, a graph of scans${form === 'greedy' ? ', greedy decoding' : ''}${lengths ? ', with lengths' : ''}, ${dtype === 'f32' ? 'float32' : 'float64'})` : `safetensors (${params.size} tensors, ${dtype === 'f32' ? 'F32' : 'F64'})`;
   process.stdout.write(`wrote ${values.out}: ${model.name} (${source}) as ${what}, ${bytes.length} bytes\n`);
@@ -77,7 +77,7 @@ export const exportCommand: Command = {
         lengths = false;
       }
     }
-    const bytes = format === 'onnx' ? exportOnnx(model, params, { form, dtype, lengths }) : encodeSafetensors(params, dtype);
+    const bytes = format === 'onnx' ? exportOnnx(model, params, { form, dtype, lengths }) : safetensorsOf(params, dtype === 'f32' ? 'F32' : 'F64');
     writeOut(values.out, bytes);
     const what = format === 'onnx' ? `ONNX (opset 17, ${form}${lengths ? ', with lengths' : ''}, ${dtype === 'f32' ? 'float32' : 'float64'})` : `safetensors (${params.size} tensors, ${dtype === 'f32' ? 'F32' : 'F64'})`;
     process.stdout.write(`wrote ${values.out}: ${model.name} (${source}) as ${what}, ${bytes.length} bytes\n`);

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import path from 'node:path';
 import { UnfoldError } from '../ir/errors.ts';
 import { describeOsError, makeDirectory, writeFileAtomic } from '../io/atomic-write.ts';
-import { encodeSafetensors } from '../io/safetensors-write.ts';
+import { safetensorsOf } from '../io/safetensors.ts';
 import { formatTensorMap } from '../io/tensor-file.ts';
 import { importOnnx, type ImportedModel } from '../onnx/import.ts';
 import { parse, UsageError, type Command } from './command.ts';
@@ -85,7 +85,7 @@ export const importCommand: Command = {
     const files = [path.join(dir, 'model.ts'), path.join(dir, 'params.json'), path.join(dir, 'params.safetensors')];
     writeFileAtomic(files[0]!, modelSource(m, name, file, dir));
     writeFileAtomic(files[1]!, formatTensorMap(m.params));
-    writeFileAtomic(files[2]!, encodeSafetensors(m.params, 'f32'));
+    writeFileAtomic(files[2]!, safetensorsOf(m.params, 'F32'));
     // model.ts is an ES module: a folder without a package.json of its own would load it as CommonJS.
     const pkg = path.join(dir, 'package.json');
     if (!fs.existsSync(pkg)) {

@@ -178,6 +178,11 @@ export function writeSafetensors(
   return out;
 }
 
+/** Tensors of one dtype as a file, in their map's order (what `save_file(model.state_dict())` writes). */
+export function safetensorsOf(tensors: ReadonlyMap<string, { readonly shape: readonly number[]; readonly data: ArrayLike<number> }>, dtype: SafetensorsDtype, metadata: Readonly<Record<string, string>> = {}): Uint8Array {
+  return writeSafetensors(new Map([...tensors].map(([name, t]) => [name, { dtype, shape: t.shape, data: t.data }])), metadata);
+}
+
 /** Whether a path names a safetensors file (by its extension, as PyTorch's tools do). */
 export function isSafetensorsPath(file: string): boolean {
   return /\.safetensors$/i.test(file);

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import { UnfoldError } from '../ir/errors.ts';
 import { shapeToString, sizeOf, stridesOf, type Shape, type Tensor } from '../ir/tensor.ts';
 import { describeOsError } from './atomic-write.ts';
-import { isSafetensorsPath, readSafetensors, writeSafetensors, type SafetensorsDtype } from './safetensors.ts';
+import { isSafetensorsPath, readSafetensors, safetensorsOf, type SafetensorsDtype } from './safetensors.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Describing values in messages
@@ -673,5 +673,5 @@ export function formatTensorFile(
     metadata[name] = JSON.stringify(value);
   }
   for (const [name, t] of tensors) checkWritable(t, `tensor ${quote(name)}`);
-  return writeSafetensors(new Map([...tensors].map(([name, t]) => [name, { dtype, shape: t.shape, data: t.data }])), metadata);
+  return safetensorsOf(tensors, dtype, metadata);
 }
