@@ -2,6 +2,7 @@
 // strict: an unknown or malformed flag is a usage error that names the flag).
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UnfoldError } from '../ir/errors.ts';
+import { numericsReport } from '../emit/trainer-text.ts';
 
 export interface Command {
   readonly name: string;
@@ -12,6 +13,13 @@ export interface Command {
 
 /** A usage mistake: exit code 2, with a pointer to `--help`. */
 export class UsageError extends UnfoldError {}
+
+/** Rethrows a generated module's --check-numerics stop as the user's one line (anything else as it was). */
+export function numericsError(e: unknown): never {
+  const line = numericsReport(e);
+  if (line !== undefined) throw new UnfoldError(line);
+  throw e;
+}
 
 export type Options = NonNullable<ParseArgsConfig['options']>;
 

@@ -12,7 +12,7 @@ import { stepOf } from '../interp/sequence.ts';
 import { tensorToJson } from '../io/tensor-file.ts';
 import type { LossSpec } from '../transforms/loss.ts';
 import { trainingGraph, type TrainingGraph } from '../transforms/training.ts';
-import { choiceFlag, parse, UsageError, type Command } from './command.ts';
+import { choiceFlag, numericsError, parse, UsageError, type Command } from './command.ts';
 import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
 import { bindData, collectRun, HIDDEN, gradTargets, initialKey, lossOutput, readRunFiles, runGraph, targetName, type RunData, type RunResult } from './run-data.ts';
 import { lossOptions, lossSpec, LOSS_USAGE } from './compile-options.ts';
@@ -35,12 +35,6 @@ function runInterpreter(rec: Recurrence, data: RunData, loss: LossSpec, params: 
   const run = data.lengths ? withLengths(rec, b) : rec;
   const tg = trainingGraph(run, data.tau, loss, b, { inputGrads: true, stateGrads: true });
   return { tg, values: evaluate(runGraph(tg), params, bindData(run, data, loss), dtype, { checkNumerics }) };
-}
-
-/** A generated trainer's --check-numerics stop (a RangeError "numerics: …") as the user's one line. */
-export function numericsError(e: unknown): never {
-  if (e instanceof RangeError && e.message.startsWith('numerics: ')) throw new UnfoldError(e.message.slice('numerics: '.length));
-  throw e;
 }
 
 /**

@@ -9,7 +9,7 @@ import { evaluate } from '../interp/evaluate.ts';
 import type { LossSpec } from '../transforms/loss.ts';
 import { trainingGraph } from '../transforms/training.ts';
 import { graphTraining } from '../transforms/graph-training.ts';
-import { readGraphData, readGraphParams, type GraphData } from './graph-model.ts';
+import { readGraphData, readGraphParams, windowTensors, type GraphData } from './graph-model.ts';
 import { intFlag, numberFlag, optionalIntFlag, parse, positiveFlag, UsageError, type Command } from './command.ts';
 import { lossOptions, lossSpec, LOSS_USAGE } from './compile-options.ts';
 import { withLengths } from '../transforms/lengths.ts';
@@ -323,7 +323,7 @@ export const gradcheck: Command = {
       if (values.data !== undefined) data = readGraphData(values.data, model);
       else {
         const w = task!.window(0);
-        const tensors = new Map([...(w.x ? [['x', w.x] as const] : []), ['y', w.y] as const, ...(w.lengths ? [['lengths', w.lengths] as const] : [])]);
+        const tensors = windowTensors(w);
         const batch = (w.x ?? w.y).shape[0]!;
         data = { model: model.graph(batch, { lengths: w.lengths !== undefined }), batch, tensors };
       }

@@ -6,7 +6,7 @@ import { nodesOf, printGraph, verify } from '../ir/graph.ts';
 import { shapeToString, type Tensor } from '../ir/tensor.ts';
 import { derivedBuilder } from '../dsl/context.ts';
 import type { GraphModel } from '../dsl/graph-model.ts';
-import type { ModelDef } from '../dsl/model.ts';
+import type { ModelDef, Window } from '../dsl/model.ts';
 import { evaluate, type Dtype } from '../interp/evaluate.ts';
 import { checkTensorMap, readTensorMap, readWindowsFile, tensorToJson } from '../io/tensor-file.ts';
 import { emptyTally, metricsOf, tallyWindow, type Metrics } from './metrics.ts';
@@ -16,10 +16,15 @@ import { graphTraining, type GraphTraining } from '../transforms/graph-training.
 import { inlineScans } from '../transforms/inline-scans.ts';
 import type { LossSpec } from '../transforms/loss.ts';
 import { currentContext } from '../dsl/context.ts';
-import type { GraphTrainerInstance } from './graph-train.ts';
+import type { GraphTrainerInstance } from '../emit/graph-trainer.ts';
+import { numericsError } from './command.ts';
+import { LENGTHS } from './run-data.ts';
 
-/** The input whose leading axis gives B (the first the model declares), and the name of per-row lengths. */
-const LENGTHS = 'lengths';
+
+/** A window's tensors by the inputs they bind: x, y and the per-row lengths when it has them. */
+export function windowTensors(w: Pick<Window, 'x' | 'y' | 'lengths'>): Map<string, Tensor> {
+  return new Map<string, Tensor>([...(w.x ? [['x', w.x] as const] : []), ['y', w.y], ...(w.lengths ? [[LENGTHS, w.lengths] as const] : [])]);
+}
 
 /** A graph model's data, read from a tensor file: B from its first input, lengths when present. */
 export interface GraphData {
@@ -96,8 +101,7 @@ export async function runGraphCompiled(def: ModelDef, source: string, data: Grap
   try {
     value = trainer.gradients(Object.fromEntries(data.model.inputs.map((x) => [x.name, data.tensors.get(x.name)!.data])));
   } catch (e) {
-    if (e instanceof RangeError && e.message.startsWith('numerics: ')) throw new UnfoldError(e.message.slice('numerics: '.length));
-    throw e;
+    numericsError(e);
   }
   const tensor = (t: { shape: number[]; data: number[] }): Tensor => ({ shape: t.shape, data: Float64Array.from(t.data) });
   const outputs = trainer.outputs(), grads = trainer.getGrads();
@@ -187,7 +191,7 @@ export function evaluateGraphModel(def: ModelDef, file: string, paramsFile: stri
   const tally = emptyTally();
   let features = 1;
   windows.forEach((w, k) => {
-    const tensors = new Map<string, Tensor>([['x', w.x], ['y', w.y], ...(w.lengths ? [['lengths', w.lengths] as const] : [])]);
+    const tensors = windowTensors(w);
     const batch = w.x.shape[0]!;
     const model = def.graph!(batch, { lengths: w.lengths !== undefined });
     checkTensorMap(tensors, new Map(model.inputs.map((x) => [x.name, x.node.shape])), { file: `${file}: window ${k}`, kind: 'data tensor' });

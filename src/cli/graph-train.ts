@@ -4,8 +4,8 @@
 import path from 'node:path';
 import { UnfoldError } from '../ir/errors.ts';
 import type { Tensor } from '../ir/tensor.ts';
-import type { ModelDef, Window } from '../dsl/model.ts';
-import { emitGraphTrainer } from '../emit/graph-trainer.ts';
+import type { ModelDef } from '../dsl/model.ts';
+import { emitGraphTrainer, type GraphTrainerInstance } from '../emit/graph-trainer.ts';
 import { importTrainer } from '../emit/load.ts';
 import { makeDirectory, writeFileAtomic } from '../io/atomic-write.ts';
 import { checkTensorMap, formatTensorFile, readTensorMap, readWindowsFile } from '../io/tensor-file.ts';
@@ -13,21 +13,9 @@ import { lossPlotSvg } from '../plot/training.ts';
 import { checkpointEntries, OPTIMIZER_STATE, OPTIMIZER_STEPS, readResume, TRAIN_POSITION, TRAIN_STEPS } from './checkpoint.ts';
 import type { TrainerConfig } from '../emit/config.ts';
 import { TrainingSignals } from './train-signals.ts';
+import { numericsReport } from '../emit/trainer-text.ts';
+import { windowTensors } from './graph-model.ts';
 
-/** The emitted graph trainer's surface (src/emit/graph-trainer.ts). */
-export interface GraphTrainerInstance {
-  lr: number;
-  steps: number;
-  step(data: Record<string, ArrayLike<number>>): number;
-  gradients(data: Record<string, ArrayLike<number>>): number;
-  predict(data: Record<string, ArrayLike<number>>): Record<string, { shape: number[]; data: number[] }>;
-  outputs(): Record<string, { shape: number[]; data: number[] }>;
-  getParams(): Record<string, { shape: number[]; data: number[] }>;
-  getGrads(): Record<string, { shape: number[]; data: number[] }>;
-  setParams(values: Record<string, ArrayLike<number>>): void;
-  getOptimizerState(): { steps: number; buffers: number[] };
-  setOptimizerState(state: { steps: number; buffers: ArrayLike<number> }): void;
-}
 
 export interface GraphTrainOptions {
   readonly command: string;
@@ -44,16 +32,12 @@ export interface GraphTrainOptions {
   readonly outDir: string | undefined;
 }
 
-/** A window's tensors by input name: x, y and the optional lengths. */
-function windowData(w: Pick<Window, 'x' | 'y' | 'lengths'>): Map<string, Tensor> {
-  return new Map<string, Tensor>([...(w.x ? [['x', w.x] as const] : []), ['y', w.y], ...(w.lengths ? [['lengths', w.lengths] as const] : [])]);
-}
 
 export async function trainGraphModel(o: GraphTrainOptions): Promise<number> {
   const { model, cfg } = o;
   const fileWindows = o.data !== undefined ? readWindowsFile(o.data) : undefined;
   const windowAt = (k: number): Map<string, Tensor> =>
-    windowData(fileWindows ? fileWindows[k % fileWindows.length]! : model.task!.window(k));
+    windowTensors(fileWindows ? fileWindows[k % fileWindows.length]! : model.task!.window(k));
   const first = windowAt(0);
   const lead = first.get('x') ?? first.get('y')!;
   const batch = lead.shape[0]!;
@@ -109,7 +93,7 @@ export async function trainGraphModel(o: GraphTrainOptions): Promise<number> {
     try {
       loss = trainer.step(Object.fromEntries([...w].map(([name, t]) => [name, t.data])));
     } catch (e) {
-      throw new UnfoldError(`step ${step + 1}: ${(e as Error).message.replace(/^numerics: /, '')}`);
+      throw new UnfoldError(`step ${step + 1}: ${numericsReport(e) ?? (e as Error).message}`);
     }
     losses.push(loss);
     taken = k + 1;

@@ -9,11 +9,11 @@ import type { Dtype } from '../ir/tensor.ts';
 import type { InferenceInstance } from '../emit/inference.ts';
 import { describeOsError, makeDirectory, writeFileAtomic } from '../io/atomic-write.ts';
 import { readTensorMap, tensorToJson } from '../io/tensor-file.ts';
-import { choiceFlag, optionalIntFlag, parse, UsageError, type Command } from './command.ts';
+import { choiceFlag, numericsError, optionalIntFlag, parse, UsageError, type Command } from './command.ts';
 import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
 import { buildAt, initialKey, LENGTHS, lossOf, probeModel, readParams, sequenceShape, targetName } from './run-data.ts';
 import { checkLengths } from '../transforms/lengths.ts';
-import { evaluationTrainer, numericsError } from './grad.ts';
+import { evaluationTrainer } from './grad.ts';
 
 /** What a forward run starts from: B, the number of steps N, the inputs x(1..N) [B, N, ...] and s(0). */
 export interface ForwardData {

@@ -10,6 +10,7 @@ import type { TrainerConfig } from '../emit/trainer.ts';
 import { describeOsError, writeFileAtomic, makeDirectory } from '../io/atomic-write.ts';
 import { formatTensorFile } from '../io/tensor-file.ts';
 import { optionalIntFlag, parse, UsageError, type Command, type Options } from './command.ts';
+import { numericsReport } from '../emit/trainer-text.ts';
 import { compileOptions, trainerConfig } from './compile-options.ts';
 import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
 import { buildAt, initialKey, stateFileShape } from './run-data.ts';
@@ -351,7 +352,8 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
         // The trainer refuses a non-finite loss or gradient and leaves the parameters as they were.
         if (e instanceof RangeError && /non-finite/.test(e.message)) stop(i + 1, e.message.replace(/ at step \d+$/, ''));
         // --check-numerics: the first value that is not finite, at the op's line and step t.
-        if (e instanceof RangeError && e.message.startsWith('numerics: ')) stop(i + 1, e.message.slice('numerics: '.length));
+        const numerics = numericsReport(e);
+        if (numerics !== undefined) stop(i + 1, numerics);
         throw e;
       }
       if (!trainer.paramsFinite()) stop(i + 1, 'a parameter is not finite after the update');

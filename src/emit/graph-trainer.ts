@@ -36,6 +36,21 @@ export interface GraphTrainerConfig {
   readonly onPass?: OnPass;
 }
 
+/** What an emitted graph trainer's createTrainer() returns (the class below, as its callers see it). */
+export interface GraphTrainerInstance {
+  lr: number;
+  steps: number;
+  step(data: Record<string, ArrayLike<number>>): number;
+  gradients(data: Record<string, ArrayLike<number>>): number;
+  predict(data: Record<string, ArrayLike<number>>): Record<string, { shape: number[]; data: number[] }>;
+  outputs(): Record<string, { shape: number[]; data: number[] }>;
+  getParams(): Record<string, { shape: number[]; data: number[] }>;
+  getGrads(): Record<string, { shape: number[]; data: number[] }>;
+  setParams(values: Record<string, ArrayLike<number>>): void;
+  getOptimizerState(): { steps: number; buffers: number[] };
+  setOptimizerState(state: { steps: number; buffers: ArrayLike<number> }): void;
+}
+
 export interface EmittedGraphTrainer {
   readonly source: string;
   readonly model: GraphModel;

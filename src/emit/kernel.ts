@@ -6,6 +6,7 @@ import { primOf, prims } from '../prims/index.ts';
 import { at, offsetPlus } from '../prims/kit.ts';
 import type { Buf, ElementwiseExpr, EmitHelper, EmitTarget } from '../prims/types.ts';
 import type { KernelPlan } from './plan.ts';
+import { NUMERICS_PREFIX } from './trainer-text.ts';
 
 /** The arena's name in emitted code (the trainer's methods bind it as `const A = this.arena`). */
 const ARENA = 'A';
@@ -165,7 +166,7 @@ function numericsCheck(plan: KernelPlan, n: Node, step: string | undefined): str
 export const NUMERICS_HELPER = `function numerics(A: ArrayLike<number>, off: number, n: number, what: string, t?: number): void {
   for (let i = 0; i < n; i++) {
     const v = A[off + i]!;
-    if (v - v !== 0) throw new RangeError(\`numerics: \${what} gives \${v} (element \${i})\${t === undefined ? '' : \` at step \${t + 1}\`}\`);
+    if (v - v !== 0) throw new RangeError(\`${NUMERICS_PREFIX}\${what} gives \${v} (element \${i})\${t === undefined ? '' : \` at step \${t + 1}\`}\`);
   }
 }`;
 

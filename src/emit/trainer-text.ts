@@ -11,3 +11,11 @@ export const MULBERRY32 = `function mulberry32(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }`;
+
+/** What a generated module's --check-numerics stop starts its RangeError with (the rest is the user's line). */
+export const NUMERICS_PREFIX = 'numerics: ';
+
+/** The user's line of a --check-numerics stop thrown by generated code, else undefined. */
+export function numericsReport(e: unknown): string | undefined {
+  return e instanceof RangeError && e.message.startsWith(NUMERICS_PREFIX) ? e.message.slice(NUMERICS_PREFIX.length) : undefined;
+}
