@@ -14,7 +14,7 @@ import type { Dtype } from './config.ts';
 import { emitKernel, helpersUsed, NUMERICS_HELPER } from './kernel.ts';
 import { scanLoops } from './scan-loops.ts';
 import { describeOptimizer, planOptimizer } from './optimizer.ts';
-import { afterPasses, ArenaBuilder, numberLiteral, planOutputs, type OnPass, type Offset, type OutputSlot } from './plan.ts';
+import { afterPasses, ArenaBuilder, initLiteral, numberLiteral, planOutputs, type OnPass, type Offset, type OutputSlot } from './plan.ts';
 import { COMPILER_VERSION, MULBERRY32 } from './trainer-text.ts';
 
 export interface GraphTrainerConfig {
@@ -58,13 +58,6 @@ export interface EmittedGraphTrainer {
   /** Nodes of the inlined training graph the kernels compute. */
   readonly nodes: number;
 }
-
-const init = (p: Node): string => {
-  const i = initOf(p);
-  return i.kind === 'uniform' ? `{ kind: 'uniform', bound: ${numberLiteral(i.bound)} }`
-    : i.kind === 'fill' ? `{ kind: 'fill', value: ${numberLiteral(i.value)} }`
-    : `{ kind: 'values', data: [${i.data.map(numberLiteral).join(', ')}] }`;
-};
 
 export function emitGraphTrainer(cfg: GraphTrainerConfig): EmittedGraphTrainer {
   return withContext(() => emitInContext(cfg));
@@ -135,7 +128,7 @@ type Init = { kind: 'uniform'; bound: number } | { kind: 'fill'; value: number }
 export interface TensorData { shape: number[]; data: number[] }
 type Slot = { name: string; shape: readonly number[]; offset: number; size: number };
 const PARAMS: readonly (Slot & { grad: number; init: Init })[] = [
-  ${params.map((p, j) => `{ name: ${JSON.stringify(p.name)}, shape: [${p.shape.join(', ')}], offset: ${p.off}, size: ${p.size}, grad: ${grads[j]}, init: ${init(p.node)} }`).join(',\n  ')},
+  ${params.map((p, j) => `{ name: ${JSON.stringify(p.name)}, shape: [${p.shape.join(', ')}], offset: ${p.off}, size: ${p.size}, grad: ${grads[j]}, init: ${initLiteral(initOf(p.node))} }`).join(',\n  ')},
 ];
 const INPUTS: readonly Slot[] = [
   ${list(inputs)},

@@ -8,7 +8,7 @@ import type { ModelDef } from '../dsl/model.ts';
 import { initOf } from '../dsl/recurrence.ts';
 import type { Dtype } from '../ir/tensor.ts';
 import { emitKernel, helpersUsed } from './kernel.ts';
-import { afterPasses, ArenaBuilder, numberLiteral, planOutputs, type Offset } from './plan.ts';
+import { afterPasses, ArenaBuilder, initLiteral, planOutputs, type Offset } from './plan.ts';
 import { COMPILER_VERSION, MULBERRY32 } from './trainer-text.ts';
 
 export interface InferenceConfig {
@@ -78,10 +78,6 @@ function emitInContext(cfg: InferenceConfig): EmittedInference {
   const q = JSON.stringify;
   const shape = (s: readonly number[]) => `[${s.join(', ')}]`;
 
-  const initText = (init: (typeof params)[number]['init']) =>
-    init.kind === 'uniform' ? `{ kind: 'uniform', bound: ${numberLiteral(init.bound)} }`
-      : init.kind === 'fill' ? `{ kind: 'fill', value: ${numberLiteral(init.value)} }`
-      : `{ kind: 'values', data: [${init.data.map(numberLiteral).join(', ')}] }`;
   const table = (rows: readonly { name: string; shape: readonly number[]; off: number; size: number }[], extra: (i: number) => string = () => '') =>
     rows.map((r, i) => `  { name: ${q(r.name)}, shape: ${shape(r.shape)}, offset: ${r.off}, size: ${r.size}${extra(i)} },`).join('\n');
   const stepArgs = inputs.map((x, i) => `x${i}: ArrayLike<number>`).join(', ');
@@ -114,7 +110,7 @@ type Entry = { name: string; shape: readonly number[]; offset: number; size: num
 
 /** Where each parameter lives in the arena, and how it starts. */
 const PARAMS: readonly (Entry & { init: Init })[] = [
-${table(params, (i) => `, init: ${initText(params[i]!.init)}`)}
+${table(params, (i) => `, init: ${initLiteral(params[i]!.init)}`)}
 ];
 /** The state s(t−1) the next step reads, by name. */
 const STATES: readonly Entry[] = [

@@ -2,6 +2,7 @@
 // constants) and a temporaries region reused by liveness (first fit). Element-wise values with a
 // single element-wise consumer are fused into it (no buffer, no loop of their own).
 import { makeGraph, topoOrder, type Graph } from '../ir/graph.ts';
+import type { Init } from '../dsl/recurrence.ts';
 import type { Context } from '../ir/node.ts';
 import { runPasses, type Pass } from '../passes/pass.ts';
 import { constantFold } from '../passes/constant-fold.ts';
@@ -20,6 +21,13 @@ export function numberLiteral(x: number): string {
   if (Object.is(x, -0)) return '-0';
   const s = String(x);
   return x < 0 ? `(${s})` : s;
+}
+
+/** A parameter's init as the emitted PARAMS table writes it (every number read back exactly). */
+export function initLiteral(init: Init): string {
+  return init.kind === 'uniform' ? `{ kind: 'uniform', bound: ${numberLiteral(init.bound)} }`
+    : init.kind === 'fill' ? `{ kind: 'fill', value: ${numberLiteral(init.value)} }`
+    : `{ kind: 'values', data: [${init.data.map(numberLiteral).join(', ')}] }`;
 }
 
 /**

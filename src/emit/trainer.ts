@@ -14,7 +14,7 @@ import { withLengths } from '../transforms/lengths.ts';
 import { trainingGraph, type TrainingGraph } from '../transforms/training.ts';
 import type { Form, Slot, TrainerConfig } from './config.ts';
 import { describeOptimizer, planOptimizer } from './optimizer.ts';
-import { ArenaBuilder, numberLiteral, type Offset } from './plan.ts';
+import { ArenaBuilder, initLiteral, numberLiteral, type Offset } from './plan.ts';
 import { seqAt, type Hoisted, type KernelLayout, type Seq } from './layout.ts';
 import { helpersUsed, NUMERICS_HELPER } from './kernel.ts';
 import { rolledKernels } from './rolled.ts';
@@ -211,11 +211,7 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
   };
 
   const paramTable = params.map((p, i) => {
-    const init = initOf(rec.params[i]!.node);
-    const initText = init.kind === 'uniform' ? `{ kind: 'uniform', bound: ${numberLiteral(init.bound)} }`
-      : init.kind === 'fill' ? `{ kind: 'fill', value: ${numberLiteral(init.value)} }`
-      : `{ kind: 'values', data: [${init.data.map(numberLiteral).join(', ')}] }`;
-    return `{ name: ${JSON.stringify(p.name)}, shape: [${p.shape.join(', ')}], offset: ${p.off}, grad: ${grads[i]!.off}, size: ${p.size}, init: ${initText} }`;
+    return `{ name: ${JSON.stringify(p.name)}, shape: [${p.shape.join(', ')}], offset: ${p.off}, grad: ${grads[i]!.off}, size: ${p.size}, init: ${initLiteral(initOf(rec.params[i]!.node))} }`;
   });
 
   // Printed as ts-morph would print these structures (source-text.ts), without loading a compiler.
