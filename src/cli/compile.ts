@@ -29,26 +29,33 @@ async function compileInference(model: ModelDef, source: string, values: Record<
   const batch = intFlag('compile', 'batch', values['batch'] as string | undefined, 1);
   const dtype = choiceFlag('compile', 'dtype', values['dtype'] as string | undefined, ['f32', 'f64'], 'f32');
   const seed = intFlag('compile', 'seed', values['seed'] as string | undefined, model.task?.seed ?? 1234, 0);
-  const [{ emitInference }, { transpileTrainer, trainerDeclarations }] = await Promise.all([import('../emit/inference.ts'), import('../emit/javascript.ts')]);
+  const { emitInference } = await import('../emit/inference.ts');
   const emitted = emitInference({ model, source, batch, dtype, seed });
-  const dir = values['out'] as string;
+  const files = await writeModule(values['out'] as string, 'inference', emitted.source);
+  if (values['json']) process.stdout.write(JSON.stringify({ file: files[0], files, inference: true, batch, dtype, arenaBytes: emitted.bytes, arenaElements: emitted.elements }) + '\n');
+  else process.stdout.write(`wrote ${files[0]} (forward only: step(x) → o, state kept between calls; batch ${batch}, ${dtype})\n  and inference.js, inference.d.ts beside it\narena: ${emitted.bytes} bytes (${emitted.elements} ${dtype} elements)\n`);
+  return 0;
+}
+
+/** Creates -o DIR (and its parents), or says why it cannot. */
+function outputDirectory(dir: string): void {
   try {
     makeDirectory(dir);
   } catch (e) {
     throw new UnfoldError(`cannot create output directory ${dir}: ${describeOsError(e)}`);
   }
-  const files = [
-    ['inference.ts', emitted.source],
-    ['inference.js', transpileTrainer(emitted.source)],
-    ['inference.d.ts', trainerDeclarations(emitted.source)],
-  ].map(([name, content]) => {
-    const at = path.join(dir, name!);
-    writeFileAtomic(at, content!);
+}
+
+/** `<dir>/<base>.ts`, then the same module as plain JavaScript (`.js`) and its types (`.d.ts`) beside it; their paths. */
+async function writeModule(dir: string, base: string, source: string): Promise<string[]> {
+  outputDirectory(dir);
+  // Loaded here: javascript.ts pulls in the TypeScript compiler, which only compile pays.
+  const { transpileTrainer, trainerDeclarations } = await import('../emit/javascript.ts');
+  return ([[`${base}.ts`, source], [`${base}.js`, transpileTrainer(source)], [`${base}.d.ts`, trainerDeclarations(source)]] as const).map(([name, content]) => {
+    const at = path.join(dir, name);
+    writeFileAtomic(at, content);
     return at;
   });
-  if (values['json']) process.stdout.write(JSON.stringify({ file: files[0], files, inference: true, batch, dtype, arenaBytes: emitted.bytes, arenaElements: emitted.elements }) + '\n');
-  else process.stdout.write(`wrote ${files[0]} (forward only: step(x) → o, state kept between calls; batch ${batch}, ${dtype})\n  and inference.js, inference.d.ts beside it\narena: ${emitted.bytes} bytes (${emitted.elements} ${dtype} elements)\n`);
-  return 0;
 }
 
 /**
@@ -67,18 +74,7 @@ async function compileGraph(model: ModelDef, source: string, values: Record<stri
     ...(cfg.clipNorm !== undefined ? { clipNorm: cfg.clipNorm } : {}), ...(cfg.seed !== undefined ? { seed: cfg.seed } : {}),
     form: form === 'unrolled' ? 'unrolled' : 'rolled',
   });
-  const dir = String(values['out']);
-  try {
-    makeDirectory(dir);
-  } catch (e) {
-    throw new UnfoldError(`cannot create output directory ${dir}: ${describeOsError(e)}`);
-  }
-  const { transpileTrainer, trainerDeclarations } = await import('../emit/javascript.ts');
-  const files = ([['trainer.ts', emitted.source], ['trainer.js', transpileTrainer(emitted.source)], ['trainer.d.ts', trainerDeclarations(emitted.source)]] as const).map(([name, content]) => {
-    const at = path.join(dir, name);
-    writeFileAtomic(at, content);
-    return at;
-  });
+  const files = await writeModule(String(values['out']), 'trainer', emitted.source);
   const rolled = form !== 'unrolled';
   if (values['json']) process.stdout.write(JSON.stringify({ file: files[0], files, form: rolled ? 'rolled' : 'unrolled', arenaBytes: emitted.arenaBytes, batch: cfg.batch, target: 'ts' }) + '\n');
   else process.stdout.write(`wrote ${files[0]} (${rolled ? 'rolled: a loop per scan' : 'unrolled: every scan inlined'}), and trainer.js, trainer.d.ts beside it\narena: ${emitted.arenaBytes} bytes, batch ${cfg.batch}, target ts\n`);
@@ -128,11 +124,7 @@ export const compile: Command = {
     for (const d of dumps) process.stdout.write(`# IR after ${dumpAfter}\n${d}`);
     checkArenaFits(emitted.arena, cfg);
     const dir = values.out;
-    try {
-      makeDirectory(dir);
-    } catch (e) {
-      throw new UnfoldError(`cannot create output directory ${dir}: ${describeOsError(e)}`);
-    }
+    outputDirectory(dir);
     const file = path.join(dir, 'trainer.ts');
     // trainer.ts, then trainer.js and trainer.d.ts beside it for plain node and the browser.
     writeFileAtomic(file, emitted.source);
