@@ -3,6 +3,7 @@
 // the record says which scan and step every inlined value belongs to, so views group by tags.
 import { makeGraph, nodesOf, topoOrder, type Graph } from '../ir/graph.ts';
 import type { Body, Context, Node } from '../ir/node.ts';
+import { sizeOf } from '../ir/tensor.ts';
 import { createBuilder } from '../prims/builder.ts';
 import { stackSteps, stepSlice } from '../prims/scan.ts';
 
@@ -29,10 +30,10 @@ export function inlineScans(g: Graph, ctx: Context): Inlined {
   const scans: Node[] = [];
   const tags = new Map<Node, ScanTag>();
 
-  // The values of `roots` with every scan below them inlined, given values for some nodes.
-  const inline = (roots: readonly Node[], known: ReadonlyMap<Node, Node>): Map<Node, Node> => {
+  // The values of the nodes of `order` (a topological order) with every scan among them inlined, given values for some.
+  const inline = (order: readonly Node[], known: ReadonlyMap<Node, Node>): Map<Node, Node> => {
     const mapped = new Map(known);
-    for (const n of topoOrder(roots, (x) => known.has(x))) {
+    for (const n of order) {
       if (mapped.has(n)) continue;
       const inputs = n.inputs.map((x) => mapped.get(x)!);
       mapped.set(n, n.body ? inlineScan(n, n.body, inputs) : n.inputs.length === 0 ? n : ctx.remake(n, inputs));
@@ -45,10 +46,12 @@ export function inlineScans(g: Graph, ctx: Context): Inlined {
     scans.push(n);
     const nc = n.attrs['carries'] as number, nx = n.attrs['xs'] as number;
     const T = n.attrs['length'] as number, reverse = n.attrs['reverse'] === true;
-    // The body values that change from step to step: what depends on a carry or an x.
+    // The body in order, once for all steps; the values that change from step to step: what depends on a carry or an x.
+    const placeholders = new Set(body.inputs);
+    const bodyOrder = topoOrder(body.outputs, (x) => placeholders.has(x));
     const stepPh = new Set(body.inputs.slice(0, nc + nx));
     const perStep = new Set<Node>();
-    for (const v of topoOrder(body.outputs)) if (stepPh.has(v) || v.inputs.some((x) => perStep.has(x))) perStep.add(v);
+    for (const v of bodyOrder) if (stepPh.has(v) || v.inputs.some((x) => perStep.has(x))) perStep.add(v);
     let carry = inputs.slice(0, nc);
     const xs = inputs.slice(nc, nc + nx), consts = inputs.slice(nc + nx);
     const ys: Node[][] = body.outputs.slice(nc).map(() => new Array<Node>(T));
@@ -56,7 +59,7 @@ export function inlineScans(g: Graph, ctx: Context): Inlined {
       const t = reverse ? T - 1 - i : i;
       const step = ctx.atStep(t + 1, () => {
         const known = new Map<Node, Node>(body.inputs.map((p, k) => [p, k < nc ? carry[k]! : k < nc + nx ? stepSlice(b, xs[k - nc]!, t) : consts[k - nc - nx]!]));
-        const values = inline(body.outputs, known);
+        const values = inline(bodyOrder, known);
         for (const [from, to] of values) if (perStep.has(from) && !stepPh.has(from) && !tags.has(to)) tags.set(to, { scan: index, t: t + 1 });
         return body.outputs.map((o) => values.get(o)!);
       });
@@ -65,9 +68,9 @@ export function inlineScans(g: Graph, ctx: Context): Inlined {
     }
     // The scan's flat tuple, made of its parts: slicing it back (scanResults) gives the parts themselves.
     const parts = [...carry, ...ys.map((steps) => stackSteps(b, steps))];
-    return b.concat(parts.map((p) => b.reshape(p, [p.shape.reduce((a, d) => a * d, 1)])), 0);
+    return b.concat(parts.map((p) => b.reshape(p, [sizeOf(p.shape)])), 0);
   };
 
-  const values = inline(g.outputs.map((o) => o.node), new Map());
+  const values = inline(order, new Map());
   return { graph: makeGraph(g.outputs.map((o) => ({ name: o.name, node: values.get(o.node)! }))), scans, tags };
 }
