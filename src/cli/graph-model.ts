@@ -105,12 +105,11 @@ export async function runGraphCompiled(def: ModelDef, source: string, data: Grap
   }
   const tensor = (t: { shape: number[]; data: number[] }): Tensor => ({ shape: t.shape, data: Float64Array.from(t.data) });
   const outputs = trainer.outputs(), grads = trainer.getGrads();
-  const tg = graphTraining(data.model, loss, derivedBuilder());
   return {
     loss: value,
     outputs: new Map(data.model.outputs.map((o) => [o.name, tensor(outputs[o.name]!)])),
     grads: new Map(data.model.params.map((p) => [p.name, tensor(grads[p.name]!)])),
-    unused: tg.grad.unused.map((n) => String(n.attrs['name'])),
+    unused: emitted.unused,
   };
 }
 

@@ -57,6 +57,8 @@ export interface EmittedGraphTrainer {
   readonly arenaBytes: number;
   /** Nodes of the inlined training graph the kernels compute. */
   readonly nodes: number;
+  /** Parameters the loss does not depend on (their gradients are zero). */
+  readonly unused: readonly string[];
 }
 
 export function emitGraphTrainer(cfg: GraphTrainerConfig): EmittedGraphTrainer {
@@ -256,5 +258,5 @@ export function createTrainer(options: ConstructorParameters<typeof Trainer>[0] 
   return new Trainer(options);
 }
 `;
-  return { source, model, arenaBytes: bytes, nodes: trainPlan.order.length };
+  return { source, model, arenaBytes: bytes, nodes: trainPlan.order.length, unused: tg.grad.unused.map((n) => String(n.attrs['name'])) };
 }
