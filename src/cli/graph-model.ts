@@ -14,6 +14,7 @@ import { readParamsOnly } from './checkpoint.ts';
 import { opRule } from '../prims/index.ts';
 import { graphTraining, type GraphTraining } from '../transforms/graph-training.ts';
 import { inlineScans } from '../transforms/inline-scans.ts';
+import { checkLengths } from '../transforms/lengths.ts';
 import type { LossSpec } from '../transforms/loss.ts';
 import { currentContext } from '../dsl/context.ts';
 import type { GraphTrainerInstance } from '../emit/graph-trainer.ts';
@@ -52,12 +53,7 @@ export function readGraphData(file: string, def: ModelDef, inputs: 'train' | 'gr
   const reads = inputs === 'greedy' ? model.greedy!.inputs : model.inputs;
   checkTensorMap(new Map(tensors), new Map(reads.map((x) => [x.name, x.node.shape])), { file, kind: 'data tensor', optional: inputs === 'greedy' ? model.inputs.map((x) => x.name) : [] });
   const lengths = tensors.get(LENGTHS);
-  if (lengths) {
-    const T = model.inputs.find((x) => x.name === first.name)!.node.shape[1] ?? 1;
-    lengths.data.forEach((v, i) => {
-      if (!Number.isInteger(v) || v < 1 || v > T) throw new UnfoldError(`${file}: "lengths" index ${i} is ${v}; a length must be an integer in 1..${T} (T = ${T})`);
-    });
-  }
+  if (lengths) checkLengths(lengths, batch, model.inputs.find((x) => x.name === first.name)!.node.shape[1] ?? 1, file);
   return { model, batch, tensors };
 }
 
