@@ -12,6 +12,7 @@ import { makeGraph } from '../src/ir/graph.ts';
 import type { Tensor } from '../src/ir/tensor.ts';
 import { runGraphModel, type GraphData } from '../src/cli/graph-model.ts';
 import { relErr } from './helpers/numeric.ts';
+import { formatTensorMap } from '../src/io/tensor-file.ts';
 import { TORCH_DIR } from './helpers/torch.ts';
 import * as os from 'node:os';
 import { unfold } from './helpers/cli.ts';
@@ -41,6 +42,9 @@ const fixtures: TranslateFixture[] = fs.readdirSync(TORCH_DIR).filter((f) => /^t
 });
 
 const TOL = 1e-9;
+/** A tensor file's text (the format every --params and --data reads). */
+const json = (m: Record<string, Tensor>) => formatTensorMap(new Map(Object.entries(m)));
+const tmpDir = () => fs.mkdtempSync(path.join(os.tmpdir(), 'unfold-translate-'));
 /** max|a − b| within TOL of the tensor's scale, and within 1e-12 absolutely where PyTorch's value is rounding noise about 0 (Va.bias: softmax ignores a shift). */
 const close = (a: ArrayLike<number>, b: ArrayLike<number>) => relErr(a, b) <= TOL || relErr(a, b) * Math.max(...Array.from(b, Math.abs)) <= 1e-12;
 
@@ -91,8 +95,7 @@ describe('graphs/translate.ts matches PyTorch', () => {
 describe('unfold grad and show on graphs/translate.ts', () => {
   it('grad prints the loss and every gradient under PyTorch\'s names', async () => {
     const f = fixtures.find((x) => x.lengths)!;
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'unfold-translate-'));
-    const json = (m: Record<string, Tensor>) => JSON.stringify(Object.fromEntries(Object.entries(m).map(([k, t]) => [k, { shape: t.shape, data: [...t.data] }])));
+    const dir = tmpDir();
     fs.writeFileSync(path.join(dir, 'params.json'), json(f.params));
     fs.writeFileSync(path.join(dir, 'data.json'), json(f.data));
     const r = await unfold(...['grad', 'graphs/translate.ts', '--params', path.join(dir, 'params.json'), '--data', path.join(dir, 'data.json')]);
@@ -112,8 +115,7 @@ describe('unfold grad and show on graphs/translate.ts', () => {
 
   it.each(['rolled', 'unrolled'])('grad --engine compiled --form %s: the generated trainer gives PyTorch\'s loss and gradients', async (form) => {
     const f = fixtures.find((x) => x.lengths)!;
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'unfold-translate-'));
-    const json = (m: Record<string, Tensor>) => JSON.stringify(Object.fromEntries(Object.entries(m).map(([k, t]) => [k, { shape: t.shape, data: [...t.data] }])));
+    const dir = tmpDir();
     fs.writeFileSync(path.join(dir, 'params.json'), json(f.params));
     fs.writeFileSync(path.join(dir, 'data.json'), json(f.data));
     const r = await unfold(...['grad', 'graphs/translate.ts', '--engine', 'compiled', '--form', form, '--params', path.join(dir, 'params.json'), '--data', path.join(dir, 'data.json')]);
@@ -127,8 +129,7 @@ describe('unfold grad and show on graphs/translate.ts', () => {
 
   it('generate decodes greedily: PyTorch\'s symbols, printed with the model\'s vocabulary, and --json its attention', async () => {
     const f = fixtures.find((x) => x.lengths)!;
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'unfold-translate-'));
-    const json = (m: Record<string, Tensor>) => JSON.stringify(Object.fromEntries(Object.entries(m).map(([k, t]) => [k, { shape: t.shape, data: [...t.data] }])));
+    const dir = tmpDir();
     fs.writeFileSync(path.join(dir, 'params.json'), json(f.params));
     fs.writeFileSync(path.join(dir, 'data.json'), json({ x: f.data['x']!, lengths: f.data['lengths']! }));
     const args = ['generate', 'graphs/translate.ts', '--params', path.join(dir, 'params.json'), '--data', path.join(dir, 'data.json')];
@@ -150,7 +151,7 @@ describe('unfold grad and show on graphs/translate.ts', () => {
   });
 
   it('train runs the generated trainer on the model\'s task: the loss falls, and a checkpoint resumes exactly', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'unfold-translate-'));
+    const dir = tmpDir();
     const run = async (...extra: string[]) => {
       const r = await unfold(...['train', 'graphs/translate.ts', '--log-json', '--no-plots', ...extra]);
       expect(r.stderr).toBe('');
@@ -170,8 +171,7 @@ describe('unfold grad and show on graphs/translate.ts', () => {
 
   it('gradcheck: the attention decoder\'s symbolic gradients against central differences, every parameter', async () => {
     const f = fixtures.find((x) => x.lengths)!;
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'unfold-translate-'));
-    const json = (m: Record<string, Tensor>) => JSON.stringify(Object.fromEntries(Object.entries(m).map(([k, t]) => [k, { shape: t.shape, data: [...t.data] }])));
+    const dir = tmpDir();
     fs.writeFileSync(path.join(dir, 'params.json'), json(f.params));
     fs.writeFileSync(path.join(dir, 'data.json'), json(f.data));
     const r = await unfold(...['gradcheck', 'graphs/translate.ts', '--params', path.join(dir, 'params.json'), '--data', path.join(dir, 'data.json'), '--entries', '2', '--json']);
@@ -185,7 +185,7 @@ describe('unfold grad and show on graphs/translate.ts', () => {
 
   it('evaluate: the loss over windows of different batch sizes is the item-weighted mean of grad\'s, with the accuracy of the argmax', async () => {
     const [b1, full] = [fixtures.find((x) => x.file === 'translate-b1.json')!, fixtures.find((x) => x.file === 'translate-full.json')!];
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'unfold-translate-'));
+    const dir = tmpDir();
     const j = (t: Tensor) => ({ shape: t.shape, data: [...t.data] });
     fs.writeFileSync(path.join(dir, 'params.json'), JSON.stringify(Object.fromEntries(Object.entries(full.params).map(([k, t]) => [k, j(t)]))));
     fs.writeFileSync(path.join(dir, 'windows.json'), JSON.stringify({ windows: [full, b1].map((f) => ({ x: j(f.data['x']!), y: j(f.data['y']!) })) }));
@@ -213,8 +213,7 @@ describe('unfold grad and show on graphs/translate.ts', () => {
 
   it('run prints the outputs over whole tensors (forward only): PyTorch\'s logits and attention', async () => {
     const f = fixtures.find((x) => x.lengths)!;
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'unfold-translate-'));
-    const json = (m: Record<string, Tensor>) => JSON.stringify(Object.fromEntries(Object.entries(m).map(([k, t]) => [k, { shape: t.shape, data: [...t.data] }])));
+    const dir = tmpDir();
     fs.writeFileSync(path.join(dir, 'params.json'), json(f.params));
     fs.writeFileSync(path.join(dir, 'data.json'), json(f.data));
     const r = await unfold(...['run', 'graphs/translate.ts', '--params', path.join(dir, 'params.json'), '--data', path.join(dir, 'data.json'), '--json']);
@@ -226,7 +225,7 @@ describe('unfold grad and show on graphs/translate.ts', () => {
 
   it('compile writes the standalone trainer (trainer.ts, .js, .d.ts): imported as plain JavaScript it gives PyTorch\'s loss and gradients', async () => {
     const f = fixtures.find((x) => x.file === 'translate-full.json')!;
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'unfold-translate-'));
+    const dir = tmpDir();
     const r = await unfold(...['compile', 'graphs/translate.ts', '--batch', String(f.batch), '--dtype', 'f64', '--json', '-o', dir]);
     expect(r.stderr).toBe('');
     expect(JSON.parse(r.stdout)).toMatchObject({ form: 'rolled', batch: f.batch, target: 'ts' });
@@ -245,7 +244,7 @@ describe('unfold grad and show on graphs/translate.ts', () => {
   });
 
   it('train: a real SIGINT finishes the step, saves interrupted.json and exits 130; --params goes on from it', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'unfold-translate-'));
+    const dir = tmpDir();
     const out = path.join(dir, 'out');
     const { code, stdout, stderr } = await interruptedRun(['train', 'graphs/translate.ts', '--steps', '1000000', '--log-json', '--out', out]);
     expect(code, stderr).toBe(130);
@@ -259,8 +258,7 @@ describe('unfold grad and show on graphs/translate.ts', () => {
   });
 
   it('export --format onnx: each scan an ONNX Scan (greedy decoding: a Loop), run in ONNX Runtime at other batch sizes — PyTorch\'s numbers', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'unfold-translate-'));
-    const json = (m: Record<string, Tensor>) => JSON.stringify(Object.fromEntries(Object.entries(m).map(([k, t]) => [k, { shape: t.shape, data: [...t.data] }])));
+    const dir = tmpDir();
     const lengthsCase = fixtures.find((x) => x.lengths)!, full = fixtures.find((x) => x.file === 'translate-full.json')!;
     const exported = async (f: TranslateFixture, ...flags: string[]) => {
       fs.writeFileSync(path.join(dir, 'params.json'), json(f.params));
