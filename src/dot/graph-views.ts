@@ -387,6 +387,17 @@ function scanParams(order: readonly Node[], params: ReadonlySet<Node>, forward: 
 }
 
 /** The node listing a scan's own parameters (names and shapes), drawn once for all of them. */
+/** The model's data leaves (the target marked when a loss reads it), its loose parameters, and each scan's own parameters as one node. */
+function drawLeaves(b: GraphDiagramBuilder, model: GraphModel, spec: GraphViewSpec, withLoss: boolean, grouped: ReadonlyMap<Node, Node>, scans: readonly ScanInfo[]): void {
+  const target = spec.loss?.target ?? 'y';
+  for (const x of model.inputs) b.node({ id: `in_${x.name}`, kind: withLoss && x.name === target ? 'target' : 'input', label: Html.join(Html.i(x.name), Html.br(), small(shapeText(x.node.shape))) });
+  model.params.forEach((p, k) => { if (!grouped.has(p.node)) b.node({ id: `p${k}`, kind: 'param', label: paramLabel(p.node) }); });
+  for (const s of scans) {
+    const own = model.params.filter((p) => grouped.get(p.node) === s.node);
+    if (own.length > 0) b.node({ id: `P${s.index}`, kind: 'param', label: paramGroupLabel(s.index, own) });
+  }
+}
+
 function paramGroupLabel(k: number, list: readonly { name: string; node: Node }[]): Html {
   return Html.join(Html.b(`parameters of scan ${k + 1}`), ...list.flatMap((p) => [Html.br(), Html.font(Html.join(p.name, ' ', shapeText(p.node.shape)), LABEL.shape)]));
 }
@@ -436,13 +447,7 @@ function folded(model: GraphModel, spec: GraphViewSpec, builder: NodeBuilder): G
   const sources = sourcesOf(d);
 
   // Leaves, then each scan, then the blocks.
-  const target = spec.loss?.target ?? 'y';
-  for (const x of model.inputs) b.node({ id: `in_${x.name}`, kind: loss && x.name === target ? 'target' : 'input', label: Html.join(Html.i(x.name), Html.br(), small(shapeText(x.node.shape))) });
-  model.params.forEach((p, k) => { if (!grouped.has(p.node)) b.node({ id: `p${k}`, kind: 'param', label: paramLabel(p.node) }); });
-  for (const s of scans) {
-    const own = model.params.filter((p) => grouped.get(p.node) === s.node);
-    if (own.length > 0) b.node({ id: `P${s.index}`, kind: 'param', label: paramGroupLabel(s.index, own) });
-  }
+  drawLeaves(b, model, spec, loss !== undefined, grouped, scans);
   for (const s of scans) drawFoldedScan(d, s, sources, ysName.get(s.node)!, ops, bodyPort);
   for (const [root, members] of blockMembers) {
     const id = ops ? `op${index.get(root)}` : `b${index.get(root)}`;
@@ -952,12 +957,8 @@ function unfoldedOps(model: GraphModel, spec: GraphViewSpec, builder: NodeBuilde
     const k = scanIndex.get(inlined.scans[tag.scan]!);
     return k === undefined ? undefined : { s: scans[k]!, t: tag.t };
   };
-  const target = spec.loss?.target ?? 'y';
-  for (const x of model.inputs) b.node({ id: `in_${x.name}`, kind: loss && x.name === target ? 'target' : 'input', label: Html.join(Html.i(x.name), Html.br(), small(shapeText(x.node.shape))) });
-  model.params.forEach((p, k) => { if (!grouped.has(p.node)) b.node({ id: `p${k}`, kind: 'param', label: paramLabel(p.node) }); });
+  drawLeaves(b, model, spec, loss !== undefined, grouped, scans);
   for (const s of scans) {
-    const own = model.params.filter((p) => grouped.get(p.node) === s.node);
-    if (own.length > 0) b.node({ id: `P${s.index}`, kind: 'param', label: paramGroupLabel(s.index, own) });
     b.cluster({ id: `row${s.index}`, label: Html.join(Html.b(`scan ${s.index + 1}`), ` · ${s.length} steps`, s.reverse ? ', reverse: t = T … 1' : '') });
     for (let t = 1; t <= s.length; t++) b.cluster({ id: `row${s.index}_t${t}`, label: Html.text(`t = ${t}`), parent: `row${s.index}` });
   }
