@@ -10,6 +10,8 @@ import { withContext, withDropout } from '../src/dsl/context.ts';
 import { cell } from '../src/cells/rnn.ts';
 import { importTrainer, type TrainerInstance } from '../src/emit/load.ts';
 import { emitTrainer, type TrainerConfig } from '../src/emit/trainer.ts';
+import { emitGraphTrainer, type GraphTrainerInstance } from '../src/emit/graph-trainer.ts';
+import { graphModel } from '../src/dsl/graph-model.ts';
 import { UnfoldError } from '../src/ir/errors.ts';
 import { unfold } from './helpers/cli.ts';
 
@@ -257,5 +259,49 @@ describe('from the command line', () => {
     const bad = await unfold('train', ...LSTM, '--data', f('w.json'), '--dropout', '1', '--no-plots');
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toMatch(/--dropout must be in \[0, 1\), got "1"/);
+  });
+});
+
+describe('dropout in a graph model (a mask over a whole tensor, drawn by the graph trainer)', () => {
+  /** o = c ⊙ dropout(x, p) over [B, T, I]: with x = 1 and c = 1 the output is the mask itself. */
+  const graphMask = (p: number): ModelDef => defineModel({
+    name: 'graph-mask',
+    graph: (batch) => {
+      const x = input('x', [batch, T, I]), y = input('y', [batch, T, I]);
+      const c = param('c', [I], 1);
+      return graphModel({ inputs: { x, y }, outputs: { o: mul(dropout(x, p), c) } });
+    },
+  });
+  const ones = new Float64Array(B * T * I).fill(1);
+  const make = async (p: number) => (await importTrainer(emitGraphTrainer({
+    model: graphMask(p), source: 'graph-mask', batch: B, dtype: 'f64', loss: { kind: 'mse' }, optimizer: { name: 'sgd', lr: 0 }, dropout: true,
+  }).source)).createTrainer({ seed: 5 }) as unknown as GraphTrainerInstance;
+
+  it('step() draws a fresh mask, kept with probability 1 − p and scaled by 1/(1 − p); predict() and gradients() draw none; the generator state replays it', async () => {
+    const p = 0.3, n = B * T * I;
+    const t = await make(p);
+    t.step({ x: ones, y: ones });
+    const first = t.outputs()['o']!.data;
+    const zeros = first.filter((v) => v === 0).length;
+    // Binomial(n, p): within 5 standard deviations.
+    expect(Math.abs(zeros - n * p)).toBeLessThan(5 * Math.sqrt(n * p * (1 - p)));
+    for (const v of first) expect([0, 1 / (1 - p)]).toContain(v);
+    const state = t.getRandomState!();
+    t.step({ x: ones, y: ones });
+    const second = t.outputs()['o']!.data;
+    expect(second).not.toEqual(first);
+    expect(t.predict({ x: ones, y: ones })['o']!.data.every((v) => v === 1)).toBe(true);
+    t.gradients({ x: ones, y: ones });
+    expect(t.outputs()['o']!.data.every((v) => v === 1)).toBe(true);
+    t.setRandomState!(state);
+    t.step({ x: ones, y: ones });
+    expect(t.outputs()['o']!.data).toEqual(second);
+  });
+
+  it('dropout(x, 0) draws nothing: the trainer has no generator', async () => {
+    const t = await make(0);
+    expect(t.getRandomState).toBeUndefined();
+    t.step({ x: ones, y: ones });
+    expect(t.outputs()['o']!.data.every((v) => v === 1)).toBe(true);
   });
 });

@@ -10,7 +10,7 @@ import { importTrainer } from '../emit/load.ts';
 import { makeDirectory, writeFileAtomic } from '../io/atomic-write.ts';
 import { checkTensorMap, formatTensorFile, readTensorMap, readWindowsFile } from '../io/tensor-file.ts';
 import { lossPlotSvg } from '../plot/training.ts';
-import { checkpointEntries, OPTIMIZER_STATE, OPTIMIZER_STEPS, readResume, TRAIN_POSITION, TRAIN_STEPS } from './checkpoint.ts';
+import { checkpointEntries, OPTIMIZER_STATE, OPTIMIZER_STEPS, readResume, TRAIN_POSITION, TRAIN_RANDOM, TRAIN_STEPS } from './checkpoint.ts';
 import type { TrainerConfig } from '../emit/config.ts';
 import { TrainingSignals } from './train-signals.ts';
 import { numericsReport } from '../emit/trainer-text.ts';
@@ -52,6 +52,8 @@ export async function trainGraphModel(o: GraphTrainOptions): Promise<number> {
     model, source: o.source, batch, lengths, dtype: cfg.dtype, loss: cfg.loss, optimizer: cfg.optimizer,
     ...(cfg.clipNorm !== undefined ? { clipNorm: cfg.clipNorm } : {}), ...(cfg.seed !== undefined ? { seed: cfg.seed } : {}),
     ...(cfg.checkNumerics ? { checkNumerics: true } : {}),
+    // A trainer trains: the model's dropout(x, p) draw masks in step().
+    ...(cfg.dropout ? { dropout: true } : {}),
   });
   const trainer = (await importTrainer(emitted.source)).createTrainer({ ...(cfg.seed !== undefined ? { seed: cfg.seed } : {}), lr: cfg.optimizer.lr }) as unknown as GraphTrainerInstance;
   const compileSeconds = (performance.now() - started) / 1000;
@@ -63,7 +65,7 @@ export async function trainGraphModel(o: GraphTrainOptions): Promise<number> {
     const problems: string[] = [];
     const resume = readResume(all, o.params, problems);
     if (problems.length) throw new UnfoldError(problems.join('\n'));
-    const params = new Map([...all].filter(([k]) => ![OPTIMIZER_STEPS, OPTIMIZER_STATE, TRAIN_STEPS, TRAIN_POSITION].includes(k)));
+    const params = new Map([...all].filter(([k]) => ![OPTIMIZER_STEPS, OPTIMIZER_STATE, TRAIN_STEPS, TRAIN_POSITION, TRAIN_RANDOM].includes(k)));
     checkTensorMap(params, new Map(built.params.map((p) => [p.name, p.node.shape])), { file: o.params, kind: 'parameter' });
     trainer.setParams(Object.fromEntries([...params].map(([k, t]) => [k, t.data])));
     const state = all.get(OPTIMIZER_STATE), steps = all.get(OPTIMIZER_STEPS);
@@ -72,6 +74,15 @@ export async function trainGraphModel(o: GraphTrainOptions): Promise<number> {
         trainer.setOptimizerState({ steps: steps.data[0]!, buffers: state.data });
       } catch (e) {
         throw new UnfoldError(`--params ${o.params}: ${(e as Error).message} (a checkpoint of another optimizer?)`);
+      }
+    }
+    // The dropout masks go on from where the checkpoint's run drew its last.
+    const random = all.get(TRAIN_RANDOM)?.data[0];
+    if (random !== undefined && trainer.setRandomState) {
+      try {
+        trainer.setRandomState(random);
+      } catch (e) {
+        throw new UnfoldError(`--params ${o.params}: "${TRAIN_RANDOM}": ${(e as Error).message}`);
       }
     }
     done = resume?.steps ?? 0;
@@ -113,6 +124,7 @@ export async function trainGraphModel(o: GraphTrainOptions): Promise<number> {
     // Parameters as tensors; the optimizer state and steps taken beside them (a safetensors file's __metadata__).
     const params = new Map<string, Tensor>(Object.entries(trainer.getParams()).map(([k, t]) => [k, { shape: t.shape, data: Float64Array.from(t.data) }]));
     const bookkeeping = checkpointEntries({ steps: done + taken, window: done + taken, time: 0 }, trainer.getOptimizerState());
+    if (trainer.getRandomState) bookkeeping.set(TRAIN_RANDOM, { shape: [1], data: Float64Array.of(trainer.getRandomState()) });
     writeFileAtomic(saveTo, formatTensorFile(saveTo, params, bookkeeping, cfg.dtype === 'f32' ? 'F32' : 'F64'));
     written.push(saveTo);
   }

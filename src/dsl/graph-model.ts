@@ -6,6 +6,7 @@ import { UnfoldError } from '../ir/errors.ts';
 import { topoOrder } from '../ir/graph.ts';
 import type { Node } from '../ir/node.ts';
 import { shapeToString } from '../ir/tensor.ts';
+import { isDropoutMask } from './ops.ts';
 import { userOrigin } from './origin.ts';
 import type { Named } from './recurrence.ts';
 
@@ -87,6 +88,8 @@ export function graphModel(def: GraphModelDef): GraphModel {
   const missing = reached.filter((p) => !declared.includes(p));
   if (missing.length) at(`parameter "${String(missing[0]!.attrs['name'])}" is used but not listed in params`);
   const params = declared.map((p) => ({ name: String(p.attrs['name']), node: p }));
+  // Dropout masks (a model built for training) are inputs the trainer fills from its generator, never data.
+  for (const leaf of leaves) if (isDropoutMask(leaf) && !inputs.some((x) => x.node === leaf)) inputs.push({ name: String(leaf.attrs['name']), node: leaf });
   const known = new Set([...inputs, ...(greedy?.inputs ?? [])].map((x) => x.node));
   for (const leaf of leaves) {
     if (leaf.op === 'input' && !known.has(leaf)) at(`input "${String(leaf.attrs['name'])}" ${shapeToString(leaf.shape)} is read but not listed in inputs`);

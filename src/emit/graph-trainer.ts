@@ -3,7 +3,8 @@
 // after them. A standalone module that imports nothing; same model, same bytes.
 import type { Node } from '../ir/node.ts';
 import { sizeOf } from '../ir/tensor.ts';
-import { derivedBuilder, withContext } from '../dsl/context.ts';
+import { derivedBuilder, withContext, withDropout } from '../dsl/context.ts';
+import { DROPOUT_ATTR, isDropoutMask } from '../dsl/ops.ts';
 import { DEFAULT_SEED } from '../dsl/init.ts';
 import type { GraphModel } from '../dsl/graph-model.ts';
 import type { LossSpec, ModelDef, OptimizerSpec } from '../dsl/model.ts';
@@ -15,7 +16,7 @@ import { emitKernel, helpersUsed, NUMERICS_HELPER } from './kernel.ts';
 import { scanLoops } from './scan-loops.ts';
 import { describeOptimizer, planOptimizer } from './optimizer.ts';
 import { afterPasses, ArenaBuilder, initLiteral, numberLiteral, planOutputs, type OnPass, type Offset, type OutputSlot } from './plan.ts';
-import { COMPILER_VERSION, MULBERRY32 } from './trainer-text.ts';
+import { COMPILER_VERSION, DROPOUT_STREAM, dropoutDraw, MULBERRY32 } from './trainer-text.ts';
 
 export interface GraphTrainerConfig {
   readonly model: ModelDef;
@@ -33,11 +34,14 @@ export interface GraphTrainerConfig {
   readonly checkNumerics?: boolean;
   /** rolled (default): a loop over t per scan; unrolled: every scan inlined, straight-line code over its steps. */
   readonly form?: 'rolled' | 'unrolled';
+  /** Build the model for training: its dropout(x, p) draw masks in step() (elsewhere they are 1). */
+  readonly dropout?: boolean;
   readonly onPass?: OnPass;
 }
 
 /** What an emitted graph trainer's createTrainer() returns (the class below, as its callers see it). */
 export interface GraphTrainerInstance {
+  readonly arena: Float32Array | Float64Array;
   lr: number;
   steps: number;
   step(data: Record<string, ArrayLike<number>>): number;
@@ -46,9 +50,12 @@ export interface GraphTrainerInstance {
   outputs(): Record<string, { shape: number[]; data: number[] }>;
   getParams(): Record<string, { shape: number[]; data: number[] }>;
   getGrads(): Record<string, { shape: number[]; data: number[] }>;
-  setParams(values: Record<string, ArrayLike<number>>): void;
+  setParams(values: Record<string, { data: ArrayLike<number> } | ArrayLike<number>>): void;
   getOptimizerState(): { steps: number; buffers: number[] };
   setOptimizerState(state: { steps: number; buffers: ArrayLike<number> }): void;
+  /** The dropout generator's state (a trainer whose model draws dropout masks). */
+  getRandomState?(): number;
+  setRandomState?(state: number): void;
 }
 
 export interface EmittedGraphTrainer {
@@ -66,7 +73,8 @@ export function emitGraphTrainer(cfg: GraphTrainerConfig): EmittedGraphTrainer {
 }
 
 function emitInContext(cfg: GraphTrainerConfig): EmittedGraphTrainer {
-  const model = cfg.model.graph!(cfg.batch, { lengths: cfg.lengths === true });
+  const build = () => cfg.model.graph!(cfg.batch, { lengths: cfg.lengths === true });
+  const model = cfg.dropout ? withDropout(build) : build();
   const b = derivedBuilder();
   const tg = graphTraining(model, cfg.loss, b);
   const form = cfg.form ?? 'rolled';
@@ -77,11 +85,14 @@ function emitInContext(cfg: GraphTrainerConfig): EmittedGraphTrainer {
   const slot = (size: number) => arena.reserve(size);
   const params = model.params.map((p) => ({ name: p.name, node: p.node, shape: p.node.shape, size: sizeOf(p.node.shape), off: slot(sizeOf(p.node.shape)) }));
   const grads = params.map((p) => slot(p.size));
-  const inputs = model.inputs.map((x) => ({ name: x.name, node: x.node, shape: x.node.shape, size: sizeOf(x.node.shape), off: slot(sizeOf(x.node.shape)) }));
+  const allInputs = model.inputs.map((x) => ({ name: x.name, node: x.node, shape: x.node.shape, size: sizeOf(x.node.shape), off: slot(sizeOf(x.node.shape)) }));
+  // The data the caller binds; dropout masks are inputs the trainer fills from its own generator.
+  const inputs = allInputs.filter((x) => !isDropoutMask(x.node));
+  const masks = allInputs.filter((x) => isDropoutMask(x.node)).map((x) => ({ ...x, p: x.node.attrs[DROPOUT_ATTR] as number }));
   const lossOff = slot(1);
   const outputs = model.outputs.map((o) => ({ name: o.name, shape: o.node.shape, size: sizeOf(o.node.shape), off: slot(sizeOf(o.node.shape)) }));
 
-  const pinned = new Map<Node, Offset>([...params.map((p): [Node, Offset] => [p.node, p.off]), ...inputs.map((x): [Node, Offset] => [x.node, x.off])]);
+  const pinned = new Map<Node, Offset>([...params.map((p): [Node, Offset] => [p.node, p.off]), ...allInputs.map((x): [Node, Offset] => [x.node, x.off])]);
   const gradSlots: OutputSlot[] = [{ node: value('loss'), slot: lossOff }, ...params.map((p, j) => ({ node: value(`grad:${p.name}`), slot: grads[j]! }))];
   const outSlots: OutputSlot[] = outputs.map((o) => ({ node: value(o.name), slot: o.off }));
   const slots = afterPasses([...gradSlots, ...outSlots], b.ctx, cfg.onPass, ['loss', ...params.map((p) => `grad:${p.name}`), ...outputs.map((o) => o.name)]);
@@ -152,10 +163,13 @@ export class Trainer {
   readonly arena: ${Arr} = new ${Arr}(${arena.size});
   lr: number;
   /** Optimizer steps taken (Adam's t). */
-  steps: number = 0;
+  steps: number = 0;${masks.length ? `
+  /** The dropout generator's state (mulberry32), seeded apart from the parameter init. */
+  private random: number;` : ''}
 
   constructor(options: { seed?: number; params?: Record<string, { data: ArrayLike<number> } | ArrayLike<number>>; lr?: number } = {}) {
-    this.lr = options.lr ?? SPEC.lr;
+    this.lr = options.lr ?? SPEC.lr;${masks.length ? `
+    this.random = ((options.seed ?? SPEC.seed) + ${DROPOUT_STREAM}) >>> 0;` : ''}
     const next = mulberry32(options.seed ?? SPEC.seed);
     for (const p of PARAMS) {
       for (let i = 0; i < p.size; i++) this.arena[p.offset + i] = p.init.kind === 'uniform' ? (2 * next() - 1) * p.init.bound : p.init.kind === 'fill' ? p.init.value : p.init.data[i]!;
@@ -173,7 +187,31 @@ export class Trainer {
     }
   }
 
-  private train(): void {
+${masks.length ? `  /** The dropout masks: with \`train\`, each element kept with probability 1 − p and scaled by 1/(1 − p), else 0 (drawn in order: mask, element); without, all 1. */
+  private fillMasks(train: boolean): void {
+    const A = this.arena;
+    let a = this.random;
+${indent(masks.map((m) => [
+    `// ${m.name}: p = ${numberLiteral(m.p)}`,
+    `for (let i = ${m.off}; i < ${m.off + m.size}; i++) {`,
+    `  if (!train) { A[i] = 1; continue; }`,
+    ...dropoutDraw('A[i]', numberLiteral(1 - m.p), numberLiteral(1 / (1 - m.p))).map((l) => `  ${l}`),
+    '}',
+  ].join('\n')))}
+    this.random = a;
+  }
+
+  /** The dropout generator's state, for checkpoints (a resumed run draws the masks the straight run would have). */
+  getRandomState(): number {
+    return this.random;
+  }
+
+  setRandomState(state: number): void {
+    if (!Number.isInteger(state) || state < 0 || state > 0xffffffff) throw new RangeError(\`random state: expected an integer in [0, 2^32), got \${state}\`);
+    this.random = state;
+  }
+
+` : ''}  private train(): void {
     const A = this.arena;
 ${indent(train)}
   }
@@ -190,7 +228,8 @@ ${indent([optimizer.code])}
 
   /** One training step on a batch; returns the loss before the update. Throws, leaving the parameters untouched, when the loss or the gradient is not finite. */
   step(data: Record<string, ArrayLike<number>>): number {
-    this.bind(data);
+    this.bind(data);${masks.length ? `
+    this.fillMasks(true);` : ''}
     this.train();
     const loss = this.arena[${lossOff}]!;
     if (!Number.isFinite(loss)) throw new RangeError(\`non-finite loss \${loss} at step \${this.steps + 1}\`);
@@ -204,14 +243,16 @@ ${indent([optimizer.code])}
 
   /** Forward, loss and backward without an update; returns the loss (read the gradients with getGrads()). */
   gradients(data: Record<string, ArrayLike<number>>): number {
-    this.bind(data);
+    this.bind(data);${masks.length ? `
+    this.fillMasks(false);` : ''}
     this.train();
     return this.arena[${lossOff}]!;
   }
 
   /** The outputs for a batch, by name. */
   predict(data: Record<string, ArrayLike<number>>): Record<string, TensorData> {
-    this.bind(data);
+    this.bind(data);${masks.length ? `
+    this.fillMasks(false);` : ''}
     this.forward();
     return this.outputs();
   }

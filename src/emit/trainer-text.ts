@@ -12,6 +12,22 @@ export const MULBERRY32 = `function mulberry32(seed: number): () => number {
   };
 }`;
 
+/** Where the dropout generator starts, apart from the init's stream: seed + the golden-ratio constant. */
+export const DROPOUT_STREAM = '0x9e3779b9';
+
+/**
+ * One dropout mask element drawn into \`dest\` from the generator state \`a\` (mulberry32, advanced in
+ * place): 1/(1 − p) with probability 1 − p, else 0 — inverted dropout, as torch.nn.functional.dropout.
+ */
+export function dropoutDraw(dest: string, keep: string, scale: string): string[] {
+  return [
+    'a = (a + 0x6d2b79f5) >>> 0;',
+    'let r = Math.imul(a ^ (a >>> 15), a | 1) >>> 0;',
+    'r = (((r + (Math.imul(r ^ (r >>> 7), r | 61) >>> 0)) >>> 0) ^ r) >>> 0;',
+    `${dest} = ((r ^ (r >>> 14)) >>> 0) / 4294967296 < ${keep} ? ${scale} : 0;`,
+  ];
+}
+
 /** What a generated module's --check-numerics stop starts its RangeError with (the rest is the user's line). */
 export const NUMERICS_PREFIX = 'numerics: ';
 

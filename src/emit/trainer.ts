@@ -28,7 +28,7 @@ import { Scope, SourceText, VariableDeclarationKind } from './source-text.ts';
 
 export type { Dtype, Form, HoistMode, Slot, TrainerConfig } from './config.ts';
 
-import { COMPILER_VERSION, MULBERRY32 } from './trainer-text.ts';
+import { COMPILER_VERSION, DROPOUT_STREAM, dropoutDraw, MULBERRY32 } from './trainer-text.ts';
 
 export { COMPILER_VERSION };
 
@@ -54,8 +54,6 @@ export interface EmittedTrainer {
   readonly wasm?: WasmReport;
 }
 
-/** Where the dropout generator starts, apart from the init's stream: seed + the golden-ratio constant. */
-const DROPOUT_STREAM = '0x9e3779b9';
 
 /** Text for a `//` comment: printable ASCII only. */
 function commentSafe(s: string): string {
@@ -575,10 +573,7 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
                   `// ${commentSafe(rec.input[i]!.name)}: p = ${numberLiteral(p)}`,
                   `for (let t = 0; t < T; t++) for (let i = 0; i < ${n}; i++) {`,
                   `  if (!train) { A[${q.base} + t * ${q.stride} + i] = 1; continue; }`,
-                  '  a = (a + 0x6d2b79f5) >>> 0;',
-                  '  let r = Math.imul(a ^ (a >>> 15), a | 1) >>> 0;',
-                  '  r = (((r + (Math.imul(r ^ (r >>> 7), r | 61) >>> 0)) >>> 0) ^ r) >>> 0;',
-                  `  A[${q.base} + t * ${q.stride} + i] = ((r ^ (r >>> 14)) >>> 0) / 4294967296 < ${numberLiteral(1 - p)} ? ${numberLiteral(1 / (1 - p))} : 0;`,
+                  ...dropoutDraw(`A[${q.base} + t * ${q.stride} + i]`, numberLiteral(1 - p), numberLiteral(1 / (1 - p))).map((l) => `  ${l}`),
                   '}',
                 ].join('\n');
               }),
