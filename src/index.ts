@@ -14,7 +14,7 @@ export { graphModel, type GraphModel, type GraphModelDef } from './dsl/graph-mod
 export { defineModel, type GraphOptions, type ModelDef, type TaskDef, type OptimizerSpec, type Window } from './dsl/model.ts';
 export { withContext, currentContext } from './dsl/context.ts';
 export { initialParams, mulberry32 } from './dsl/init.ts';
-export { cell, cellScans, elman, lstm, gru, cellParamShapes, type CellKind, type CellSpec } from './cells/rnn.ts';
+export { cell, cellScans, cellFinalHead, elman, lstm, gru, cellParamShapes, type CellKind, type CellSpec } from './cells/rnn.ts';
 export { sincosTask, sincosWindow, windowTimes } from './data/sincos.ts';
 export { addingTask, addingWindow } from './data/adding.ts';
 export { translateTask, translateWindow, translateBatch, describeSymbols, symbolsOf, sourceSymbols, targetSymbols } from './data/translate.ts';

@@ -27,6 +27,7 @@ interface Fixture {
   expected: Record<'final' | 'last' | 'all', Expected>;
   finalState: Tensor[];
   trainLosses: number[];
+  trainFinal: { losses: number[]; params: Record<string, Tensor> };
 }
 
 /** A PyTorch fixture (test/fixtures/make-eval-fixtures.py), its params and windows written as files. */
@@ -127,6 +128,32 @@ describe('evaluate against PyTorch float64 (lengths, class indices, a partial la
     lines.forEach((l, i) => close(l.loss, bigru.f.trainLosses[i]!));
     // Training accuracy for cross-entropy, on every line.
     for (const l of lines) expect(l.accuracy).toBeGreaterThanOrEqual(0);
+  }, SLOW);
+
+  it('train --head final: the head on cat(h_n forward, h_n reverse), over windows of different B and T, PyTorch\'s losses and parameters; the checkpoint records the head', async () => {
+    const ck = tmp('bigru-final.json');
+    const r = await unfold('train', ...bigru.cell, '--params', bigru.params, '--data', bigru.data, '--loss', 'xent', '--head', 'final', '--optimizer', 'adam', '--lr', '0.01',
+      '--dtype', 'f64', '--steps', '4', '--log-json', '--no-plots', '--save', ck);
+    const lines = jsonLines(r);
+    lines.forEach((l, i) => close(l.loss, bigru.f.trainFinal.losses[i]!));
+    const saved = JSON.parse(readFileSync(ck, 'utf8')) as Record<string, Tensor | unknown>;
+    for (const [name, want] of Object.entries(bigru.f.trainFinal.params)) {
+      const got = saved[name] as Tensor;
+      expect(got.shape, name).toEqual(want.shape);
+      got.data.forEach((v, i) => close(v, want.data[i]!));
+    }
+    expect(saved['unfold.model']).toMatchObject({ cell: 'gru', head: 'final' });
+    // evaluate reads the head from the checkpoint: the same numbers as --head final given.
+    const recorded = json(await unfold('evaluate', '--params', ck, '--data', bigru.data, '--loss', 'xent', '--json'));
+    expect(recorded).toEqual(json(await unfold('evaluate', ...bigru.cell, '--params', ck, '--data', bigru.data, '--loss', 'xent', '--head', 'final', '--json')));
+    expect(recorded.items).toBe(bigru.f.expected.final.items);
+  }, SLOW);
+
+  it('train --head final on one layer and direction is --loss-over last (h_n is the state at each row\'s length); --dropout 0 changes nothing', async () => {
+    const args = [...lstm.cell, '--params', lstm.params, '--data', lstm.data, '--loss', 'xent', '--optimizer', 'adam', '--lr', '0.01', '--dtype', 'f64', '--steps', '4', '--log-json', '--no-plots'];
+    const final = jsonLines(await unfold('train', ...args, '--head', 'final'));
+    final.forEach((l, i) => close(l.loss, lstm.f.trainLosses[i]!));
+    expect(jsonLines(await unfold('train', ...args, '--head', 'final', '--dropout', '0')).map((l) => l.loss)).toEqual(final.map((l) => l.loss));
   }, SLOW);
 });
 
@@ -268,6 +295,10 @@ describe('windows files: class indices, per-window initial states, unknown keys'
       [['evaluate', ...ELMAN, ...P], 2, /evaluate: give --data FILE \(a windows file\) or --text FILE/],
       [['evaluate', 'graphs/sincos.ts', ...P, '--data', tmp('typo.json'), '--head', 'final'], 2, /evaluate: --head chooses what a built-in cell's head reads/],
       [['evaluate', ...ELMAN, ...P, '--data', tmp('typo.json'), '--head', 'final', '--loss-over', 'all'], 2, /--head final gives one output per row/],
+      [['train', ...ELMAN, '--data', tmp('typo.json'), '--head', 'final', '--loss-over', 'all'], 2, /train: --head final does not go with --loss-over all/],
+      [['train', ...ELMAN, '--data', tmp('typo.json'), '--head', 'final', '--tbptt', '2'], 2, /train: --head final does not go with --tbptt/],
+      [['train', 'graphs/sincos.ts', '--head', 'final'], 2, /train: --head chooses what a built-in cell's head reads/],
+      [['train', ...ELMAN, '--data', tmp('typo.json'), '--head', 'first'], 2, /--head must be one of last, final, got "first"/],
       [['evaluate', ...ELMAN, ...P, '--data', tmp('typo.json'), '--head', 'first'], 2, /--head must be one of last, final, got "first"/],
       [['evaluate', ...ELMAN, ...P, '--text', tmp('typo.json')], 1, /--params .*elman-params\.json holds no vocabulary/],
       [['train', ...ELMAN, '--data', tmp('range.json'), '--early-stop', '3'], 2, /--early-stop needs held-out data: --val FILE/],

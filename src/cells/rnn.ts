@@ -1,11 +1,12 @@
 // Elman, LSTM and GRU cells with a Linear head at every step, written in the DSL with PyTorch's
 // parameter names, layouts and gate orders (nn.RNN / nn.LSTM / nn.GRU + nn.Linear, batch first).
 import type { Node } from '../ir/node.ts';
-import { add, concat, constant, matmul, mul, relu, reshape, sigmoid, slice, sub, tanh, transpose } from '../dsl/ops.ts';
+import { add, concat, constant, dropout, matmul, mul, relu, reshape, sigmoid, slice, sub, tanh, transpose } from '../dsl/ops.ts';
 import { scanRecurrence } from '../dsl/scan.ts';
 import { UnfoldError } from '../ir/errors.ts';
 import { input, param, recurrence, state, type Recurrence } from '../dsl/recurrence.ts';
 import { bidirectional, stack, type Layer } from '../dsl/program.ts';
+import { graphModel, type GraphModel } from '../dsl/graph-model.ts';
 
 export type CellKind = 'elman' | 'lstm' | 'gru';
 
@@ -30,6 +31,9 @@ export interface CellSpec {
 }
 
 export const GATES: Record<CellKind, number> = { elman: 1, lstm: 4, gru: 3 };
+
+/** The state names of a cell, in PyTorch's order (h_n, c_n). */
+export const cellStateNames = (kind: CellKind): readonly string[] => (kind === 'lstm' ? ['h', 'c'] : ['h']);
 
 type Dims = Pick<CellSpec, 'input' | 'hidden' | 'output' | 'layers' | 'bidirectional' | 'names'>;
 
@@ -152,7 +156,7 @@ export function cellScans(kind: CellKind, s: CellSpec, io: { readonly x: Node; r
   const shapes = cellParamShapes(kind, s);
   const params = shapes.map(([name, shape], i) => param(name, shape, { kind: 'uniform', bound: 1 / Math.sqrt(i >= shapes.length - 2 ? D * s.hidden : s.hidden) }));
   const [Wout, bout] = params.slice(-2) as [Node, Node];
-  const stateNames = kind === 'lstm' ? ['h', 'c'] : ['h'];
+  const stateNames = cellStateNames(kind);
   const initOf = (name: string, slot: number) => {
     const s0 = io.initial?.[name];
     return s0 ? reshape(slice(s0, 0, slot, slot + 1), [B, H]) : constant(0, [B, H]);
@@ -170,6 +174,8 @@ export function cellScans(kind: CellKind, s: CellSpec, io: { readonly x: Node; r
       r.final.forEach((f, i) => finals[i]!.push(f));
     }
     seq = outs.length === 1 ? outs[0]! : concat(outs, 2);
+    // nn.LSTM's dropout: on each layer's output but the last's (the identity outside training).
+    if (s.dropout && k < L - 1) seq = dropout(seq, s.dropout);
   }
   return {
     params,
@@ -177,4 +183,32 @@ export function cellScans(kind: CellKind, s: CellSpec, io: { readonly x: Node; r
     hidden: seq,
     final: Object.fromEntries(stateNames.map((n, i) => [n, concat(finals[i]!.map((f) => reshape(f, [1, B, H])), 0)])),
   };
+}
+
+
+/**
+ * A classifier's head on the final states: o = out(h_n of the top layer), for a bidirectional top
+ * layer out(cat(h_n forward, h_n reverse)) as PyTorch users write `out(torch.cat((h_n[-2], h_n[-1]), 1))`,
+ * under lengths each row's h_n at its own length. A graph model over the cell's scans (cellScans):
+ * inputs x [B, T, I], y [B, 1, O] (the target of each row), the initial states `h0` (`c0`)
+ * [L·D, B, H] and, with lengths, `lengths` [B]; outputs o [B, 1, O] and the final states `h_n` (`c_n`).
+ */
+export function cellFinalHead(kind: CellKind, s: CellSpec & { readonly steps: number; readonly lengths?: boolean }): GraphModel {
+  const { L, D } = layersOf(s);
+  const B = s.batch, H = s.hidden;
+  const x = input('x', [B, s.steps, s.input]);
+  const y = input('y', [B, 1, s.output]);
+  const initial = Object.fromEntries(cellStateNames(kind).map((n) => [n, input(`${n}0`, [L * D, B, H])]));
+  const lengths = s.lengths ? input('lengths', [B]) : undefined;
+  const net = cellScans(kind, s, { x, initial, ...(lengths ? { lengths } : {}) });
+  const [Wout, bout] = net.params.slice(-2) as [Node, Node];
+  const h = net.final['h']!;
+  const top = Array.from({ length: D }, (_, d) => reshape(slice(h, 0, (L - 1) * D + d, (L - 1) * D + d + 1), [B, H]));
+  const o = reshape(linear(top.length === 1 ? top[0]! : concat(top, 1), Wout, bout), [B, 1, s.output]);
+  return graphModel({
+    name: kind,
+    inputs: { x, y, ...Object.fromEntries(Object.values(initial).map((n) => [String(n.attrs['name']), n])), ...(lengths ? { lengths } : {}) },
+    outputs: { o, ...Object.fromEntries(Object.entries(net.final).map(([n, f]) => [`${n}_n`, f])) },
+    params: net.params,
+  });
 }

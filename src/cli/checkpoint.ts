@@ -85,6 +85,8 @@ export interface CellRecord {
   readonly nonlinearity?: 'tanh' | 'relu';
   /** `train --dropout P` (between layers, training only): a resumed run keeps it unless --dropout says otherwise. */
   readonly dropout?: number;
+  /** `train --head final` (the head on h_n): a resumed run and `evaluate` keep it unless --head says otherwise. */
+  readonly head?: 'final';
 }
 export interface FileRecord {
   /** The model file as the training command named it (relative to where it ran). */
@@ -106,7 +108,8 @@ function parseModelRecord(v: unknown, file: string): ModelRecord {
     if (typeof r['file'] === 'string' && typeof r['sha256'] === 'string' && Object.keys(r).length === 2) return { file: r['file'], sha256: r['sha256'] };
     const cellOk = ['elman', 'lstm', 'gru'].includes(r['cell'] as string) && count(r['input']) && count(r['hidden']) && count(r['output']) && count(r['layers'])
       && typeof r['bidirectional'] === 'boolean' && (r['nonlinearity'] === undefined || r['nonlinearity'] === 'tanh' || r['nonlinearity'] === 'relu')
-      && (r['dropout'] === undefined || (typeof r['dropout'] === 'number' && r['dropout'] >= 0 && r['dropout'] < 1));
+      && (r['dropout'] === undefined || (typeof r['dropout'] === 'number' && r['dropout'] >= 0 && r['dropout'] < 1))
+      && (r['head'] === undefined || r['head'] === 'final');
     if (cellOk) return r as unknown as CellRecord;
   }
   throw new UnfoldError(`${file}: "${MODEL_RECORD}" must be {"cell", "input", "hidden", "output", "layers", "bidirectional"[, "nonlinearity", "dropout"]} or {"file", "sha256"}`);

@@ -43,9 +43,7 @@ export const evaluate: Command = {
     if (parsed.params === undefined) throw new UsageError('evaluate: --params CK is required (the parameters to evaluate: a params file or a train --save checkpoint)');
     if ((parsed.data === undefined) === (parsed.text === undefined)) throw new UsageError('evaluate: give --data FILE (a windows file) or --text FILE, one of them');
     if (parsed.text === undefined) for (const f of ['seq-len', 'batch'] as const) if (parsed[f] !== undefined) throw new UsageError(`evaluate: --${f} goes with --text FILE (a windows file fixes B and T itself)`);
-    const head = choiceFlag<Head>('evaluate', 'head', parsed.head, HEADS, 'last');
-    if (parsed.head !== undefined && parsed.cell === undefined) throw new UsageError('evaluate: --head chooses what a built-in cell\'s head reads (--cell); a model file\'s head reads what its own code says');
-    if (head === 'final' && parsed['loss-over'] === 'all') throw new UsageError('evaluate: --head final gives one output per row, compared with y at the row\'s last valid step; --loss-over all does not apply');
+    if (parsed.head !== undefined) choiceFlag<Head>('evaluate', 'head', parsed.head, HEADS, 'last');
     const dtype = choiceFlag<Dtype>('evaluate', 'dtype', parsed.dtype, ['f64', 'f32'], 'f64');
 
     // --text: the checkpoint's vocabulary (not the file's: held-out text may lack some symbols) sizes a cell and the classes.
@@ -63,7 +61,11 @@ export const evaluate: Command = {
         }
       }
     }
-    const { model, source } = await resolveModel('evaluate', positionals, values, parsed.params);
+    const { model, source, record } = await resolveModel('evaluate', positionals, values, parsed.params);
+    // --head, else what the checkpoint was trained with (train --head final records it).
+    if (parsed.head !== undefined && !('cell' in record)) throw new UsageError('evaluate: --head chooses what a built-in cell\'s head reads (--cell); a model file\'s head reads what its own code says');
+    const head = choiceFlag<Head>('evaluate', 'head', parsed.head ?? ('cell' in record ? record.head : undefined), HEADS, 'last');
+    if (head === 'final' && parsed['loss-over'] === 'all') throw new UsageError('evaluate: --head final gives one output per row, compared with y at the row\'s last valid step; --loss-over all does not apply');
     const spec = lossSpec('evaluate', model, values);
     if (model.graph) {
       if (parsed.text !== undefined || parsed.head !== undefined) throw new UsageError(`evaluate: --${parsed.text !== undefined ? 'text' : 'head'} is for a recurrence; model ${model.name} is a graph of scans (give --data windows.json)`);

@@ -114,6 +114,7 @@ function withRecord(file: string | undefined, values: Record<string, unknown>, s
   out['bidirectional'] = saved.bidirectional;
   // A training flag rather than the model's shape: a given --dropout wins, else the run goes on with the recorded one.
   if (values['dropout'] === undefined && saved.dropout !== undefined) out['dropout'] = String(saved.dropout);
+  if (values['head'] === undefined && saved.head !== undefined) out['head'] = saved.head;
   return { file, values: out };
 }
 
@@ -160,6 +161,6 @@ export async function resolveModel(command: string, positionals: readonly string
     description: `${kind} ${input}/${hidden}/${output}${shape}`,
     build: (batch) => cell(kind, { input, hidden, output, batch, nonlinearity, layers, bidirectional, ...(dropout > 0 ? { dropout } : {}) }),
   });
-  const record: CellRecord = { cell: kind, input, hidden, output, layers, bidirectional, ...(kind === 'elman' ? { nonlinearity } : {}), ...(dropout > 0 ? { dropout } : {}) };
+  const record: CellRecord = { cell: kind, input, hidden, output, layers, bidirectional, ...(kind === 'elman' ? { nonlinearity } : {}), ...(dropout > 0 ? { dropout } : {}), ...(values['head'] === 'final' ? { head: 'final' as const } : {}) };
   return { model, source: describeModelRecord(record), record };
 }

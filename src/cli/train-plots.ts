@@ -74,6 +74,8 @@ export class PlotRecorder {
     private readonly total: number,
     /** Whether the run may end before `total` (early stopping): then every step is kept until a later one displaces it. */
     private readonly mayStopEarly = false,
+    /** `final`: one output per row (the head on h_n), at its last valid step; only that step is drawn. */
+    private readonly head: 'last' | 'final' = 'last',
   ) {}
 
   /**
@@ -109,16 +111,18 @@ export class PlotRecorder {
     }
     if (!drawn) return;
     const n = rowLength(0);
+    // The final-state head predicts once per row: its one point, at the row's last valid step.
+    const from = this.head === 'final' ? n - 1 : 0;
     const times = sincosTimes(this.src, full, k)?.slice(p * K, p * K + n);
     if (this.kept.length === PLOTTED_STEPS) this.kept.shift();
     return void this.kept.push({
       label: `window ${k + 1}${T / K > 1 ? `, piece ${p + 1}` : ''} · step ${s + 1}`,
       // Elsewhere the step t = 1..T within the window.
-      t: times ?? Array.from({ length: n }, (_, j) => p * K + j + 1),
+      t: (times ?? Array.from({ length: n }, (_, j) => p * K + j + 1)).slice(from),
       taskTime: times !== undefined,
-      input: part.x !== undefined && I > 0 ? Array.from({ length: n }, (_, j) => part.x![j * I]!) : undefined,
-      target: part.y.slice(0, n * O),
-      prediction: outputs.slice(0, n * O),
+      input: part.x !== undefined && I > 0 ? Array.from({ length: n - from }, (_, j) => part.x![(from + j) * I]!) : undefined,
+      target: part.y.slice(from * O, n * O),
+      prediction: outputs.slice(from * O, n * O),
     });
   }
 

@@ -4,7 +4,7 @@ import type { TrainerConfig } from '../emit/trainer.ts';
 import { encode, readText } from '../data/text.ts';
 import type { ValidationPoint } from '../plot/training.ts';
 import { intFlag, numberFlag, UsageError, type Options } from './command.ts';
-import { Evaluator } from './evaluator.ts';
+import { Evaluator, type Head } from './evaluator.ts';
 import { metricsOf, type Metrics } from './metrics.ts';
 import { fileSource, type DataSource } from './train-data.ts';
 import { heldOutTextSource, type TextData } from './text-data.ts';
@@ -84,7 +84,7 @@ export class Validation {
    * The held-out data as a source: a windows file checked like --data, or text in the training
    * vocabulary. Scored every `every` steps (default: one pass over the training data, else a tenth of the run).
    */
-  static create(flags: ValidationFlags, model: ModelDef, source: string, cfg: TrainerConfig, text: TextRun | undefined, heldOut: TextData | undefined, stepsPerPass: number | undefined, total: number): Validation {
+  static create(flags: ValidationFlags, model: ModelDef, source: string, cfg: TrainerConfig, text: TextRun | undefined, heldOut: TextData | undefined, stepsPerPass: number | undefined, total: number, head: Head = 'last'): Validation {
     let src: DataSource;
     if (text) {
       const data = heldOut ?? { file: flags.textFile!, vocabulary: text.data.vocabulary, indices: encode(readText(flags.textFile!, '--val-text').chars, text.data.vocabulary, `--val-text ${flags.textFile}`) };
@@ -92,7 +92,7 @@ export class Validation {
     } else {
       src = fileSource(flags.file!, model, cfg.loss);
     }
-    const evaluator = new Evaluator({ model, source, loss: cfg.loss, dtype: cfg.dtype, ...(cfg.target !== undefined ? { target: cfg.target } : {}), head: 'last' }, src);
+    const evaluator = new Evaluator({ model, source, loss: cfg.loss, dtype: cfg.dtype, ...(cfg.target !== undefined ? { target: cfg.target } : {}), head }, src);
     const every = flags.every ?? Math.max(1, stepsPerPass ?? Math.round(total / 10));
     return new Validation(evaluator, src, cfg, every, flags.patience, text !== undefined);
   }

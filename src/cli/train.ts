@@ -9,13 +9,14 @@ import type { TrainerInstance } from '../emit/load.ts';
 import type { TrainerConfig } from '../emit/trainer.ts';
 import { describeOsError, writeFileAtomic, makeDirectory } from '../io/atomic-write.ts';
 import { formatTensorFile } from '../io/tensor-file.ts';
-import { optionalIntFlag, parse, UsageError, type Command, type Options } from './command.ts';
+import { choiceFlag, optionalIntFlag, parse, UsageError, type Command, type Options } from './command.ts';
 import { numericsReport } from '../emit/trainer-text.ts';
 import { compileOptions, trainerConfig } from './compile-options.ts';
 import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
 import { buildAt, initialKey, stateFileShape } from './run-data.ts';
 import { fileSource, piece, readStartValues, taskSource, type DataSource, type StartValues, type TrainWindow } from './train-data.ts';
-import { checkpointEntries, describeModelRecord, MODEL_RECORD, readCheckpointRecords, SCHEDULE_RECORD, TRAIN_LOSSES, TRAIN_RANDOM, type Resume } from './checkpoint.ts';
+import { checkpointEntries, describeModelRecord, MODEL_RECORD, readCheckpointRecords, SCHEDULE_RECORD, TRAIN_LOSSES, TRAIN_RANDOM, type CellRecord, type ModelRecord, type Resume } from './checkpoint.ts';
+import { HEADS, type Head } from './evaluator.ts';
 import { LrSchedule, parseSchedule, SCHEDULE_USAGE, type ScheduleState } from './lr-schedule.ts';
 import { TrainingSignals } from './train-signals.ts';
 import { PlotRecorder } from './train-plots.ts';
@@ -48,6 +49,7 @@ export const trainOptions = {
   'check-numerics': { type: 'boolean' },
   'lr-schedule': { type: 'string' },
   dropout: { type: 'string' },
+  head: { type: 'string' },
   text: { type: 'string' },
   'seq-len': { type: 'string' },
   batch: { type: 'string' },
@@ -56,7 +58,7 @@ export const trainOptions = {
 
 export const TRAIN_FLAGS = [
   '[--data windows.json] [--params init.json] [--optimizer adam|adamw|sgd|rmsprop|adagrad] [--lr X]',
-  `[--lr-schedule ${SCHEDULE_USAGE}] [--dropout P]`,
+  `[--lr-schedule ${SCHEDULE_USAGE}] [--dropout P] [--head last|final]`,
   '[--steps N] [--seed S] [--dtype f32|f64] [--carry-state|--no-carry-state] [--clip-norm X]',
   '[--momentum X] [--weight-decay X] [--loss mse|sse|xent] [--loss-over all|last] [--hoist auto|on|off]',
   '[--save out.json|out.safetensors] [--save-every N] [--log-json] [--tbptt K] [--out DIR] [--no-plots] [--grad-flow] [--check-numerics]',
@@ -72,6 +74,7 @@ export const TRAIN_NOTES = [
   'A window may carry "lengths" [B] (rows of different lengths). --grad-flow: <out>/grad-flow.{json,svg}, ||dL/ds(t)|| per step.',
   '--text FILE: characters as one-hot symbols (the vocabulary from the file, saved with --save; --cell takes --input/--output from it), cross-entropy.',
   '--dropout P: nn.LSTM(dropout=P) between the layers of a --cell (a model file calls dropout(x, p)); training only, masks from the seeded generator.',
+  '--head final (a --cell classifier): the head reads the final states h_n (bidirectional: cat(h_n forward, h_n reverse)), compared with y at each row\'s last valid step.',
   '--lr-schedule: PyTorch\'s StepLR, CosineAnnealingLR, LinearLR (end factor 1), stepped after every step; plateau: ReduceLROnPlateau on the validation losses (--val).',
   'SIGINT/SIGTERM: the step finishes, the checkpoint (--save, else <out>/interrupted.json) and plots are written, exit 130. --params CK: the model, schedule and loss history come from CK.',
   'y may be class indices [B, T]; windows may differ in B. --val: loss (and accuracy) on held-out data every --val-every N steps;',
@@ -208,7 +211,10 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
   }
   // Validates every shared flag (--lr, --dtype, --optimizer, ...) before any file is read.
   // τ and B come from the data (below); nothing else in the config depends on them.
-  const base = trainerConfig(command, model, source, v, { tau: 1, batch: 1 });
+  const configured = trainerConfig(command, model, source, v, { tau: 1, batch: 1 });
+  const head = headChoice(command, v, record);
+  // The final-state head gives one output per row, compared with the row's last valid step.
+  const base = head === 'final' ? { ...configured, loss: { ...configured.loss, over: 'last' as const } } : configured;
   if (v.save !== undefined) checkWritableFile('save', v.save);
   // The output directory: plots (unless --no-plots), grad-flow.json, interrupted.json.
   const outDir = v.out ?? path.join('out', model.name);
@@ -239,7 +245,7 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
   if (carry && src.batches.length > 1) {
     throw new UsageError(`${command}: --carry-state hands each window's final state to the next, but ${src.describe} has windows of B = ${src.batches.join(', ')}; give windows of one batch size, or --no-carry-state`);
   }
-  const validation = valFlags && Validation.create(valFlags, model, source, cfg, text, split?.val, src.count !== undefined ? src.count * pieces : undefined, total);
+  const validation = valFlags && Validation.create(valFlags, model, source, cfg, text, split?.val, src.count !== undefined ? src.count * pieces : undefined, total, head);
 
   const rec = buildAt(model, B);
   if (pieces > 1 && rec.program?.stages.some((s) => s.reverse)) {
@@ -269,6 +275,15 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
   const [{ emitTrainer }, { importTrainer }] = await Promise.all([import('../emit/trainer.ts'), import('../emit/load.ts')]);
   // A trainer per batch size (a partial last batch has its own), one set of parameters between them.
   const trainers = new TrainerSet(new Map(await Promise.all(src.batches.map(async (Bk) => {
+    if (head === 'final') {
+      // The cell as a graph of scans with its head on h_n (src/cli/final-head.ts); shorter windows are padded and given lengths.
+      const { finalHeadTrainer } = await import('./final-head.ts');
+      return [Bk, await finalHeadTrainer({
+        record: record as CellRecord, steps: T, batch: Bk, lengths: src.lengths || src.mixedLengths, source, cfg, carryState: carry,
+        stateShapes: Object.fromEntries(buildAt(model, Bk).state.map((st) => [st.name, st.node.shape])),
+        ...(cfg.seed !== undefined ? { seed: cfg.seed } : {}), ...(start ? { params: Object.fromEntries(start.params) } : {}),
+      })] as const;
+    }
     const mod = await importTrainer(emitTrainer({ ...cfg, batch: Bk }));
     return [Bk, mod.createTrainer({
       ...(cfg.seed !== undefined ? { seed: cfg.seed } : {}),
@@ -291,10 +306,10 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
   // The loss of every step before this run (a checkpoint's history): the plots and the next checkpoint show the whole run.
   // A checkpoint from before histories were kept has none: then neither has the next one.
   const history = start?.losses ?? (done0 === 0 ? [] : undefined);
-  const records = new Map<string, unknown>([[MODEL_RECORD, record]]);
+  const records = new Map<string, unknown>([[MODEL_RECORD, 'cell' in record ? { ...withoutHead(record), ...(head === 'final' ? { head } : {}) } : record]]);
   // ‖∂L/∂s(t)‖ of every step, t = 1 … K (NaN past a shorter window's end).
   const flowRows: Float64Array[] = [];
-  const plots = new PlotRecorder(src, cfg.loss, total, validation?.patience !== undefined);
+  const plots = new PlotRecorder(src, cfg.loss, total, validation?.patience !== undefined, head);
   let lastSave: number | undefined;
   // With --early-stop, --save holds the best parameters by validation loss and the last ones go beside it.
   const keepBest = validation?.patience !== undefined && v.save !== undefined;
@@ -439,6 +454,32 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
   }
   if (files.length > 0) info.write(`wrote ${files.join(', ')}\n`);
   return 0;
+}
+
+/**
+ * Where a built-in cell's head reads (--head, else the checkpoint's record, else each step's output),
+ * and the flags the final-state head cannot go with, each refused by name.
+ */
+function headChoice(command: string, v: Record<string, unknown>, record: ModelRecord): Head {
+  const given = v['head'] as string | undefined;
+  if (given !== undefined && !('cell' in record)) throw new UsageError(`${command}: --head chooses what a built-in cell's head reads (--cell); a model file's head reads what its own code says`);
+  const head = choiceFlag<Head>(command, 'head', given ?? ('cell' in record ? record.head : undefined), HEADS, 'last');
+  if (head === 'last') return head;
+  const refused = ([
+    ['text', v['text'] !== undefined, 'a text model predicts every symbol'],
+    ['tbptt', v['tbptt'] !== undefined, 'h_n ends the whole window'],
+    ['grad-flow', v['grad-flow'] === true, 'it reads a per-step head\'s state gradients'],
+    ['target wasm', v['target'] === 'wasm', 'the final-state head trains through a graph of scans, which the ts target renders'],
+    ['loss-over all', v['loss-over'] === 'all', 'the head gives one output per row, compared with y at the row\'s last valid step'],
+  ] as const).find(([, on]) => on);
+  if (refused) throw new UsageError(`${command}: --head final does not go with --${refused[0]}: ${refused[2]}`);
+  return head;
+}
+
+/** A cell record without its head (a training choice, recorded apart from the model's shape). */
+function withoutHead(r: CellRecord): CellRecord {
+  const { head: _head, ...rest } = r;
+  return rest;
 }
 
 /**
