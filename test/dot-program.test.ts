@@ -35,6 +35,12 @@ const paramCount = (m: ModelDef): number => m.build(1).params.length;
 const count = (text: string, re: RegExp): number => (text.match(re) ?? []).length;
 /** The DOT statements of drawn parameter nodes ("p3" [ ... ]). */
 const paramNodes = (dot: string): string[] => dot.match(/^\s*"p\d+" \[/gm) ?? [];
+/** The unfolded and gradient views draw a program's parameters in groups ("P0" … per stage, "Pg" the head's), each parameter named in exactly one. */
+function expectParamGroups(dot: string, m: ModelDef, stages: number): void {
+  expect(dot.match(/^\s*"P(\d+|g)" \[/gm) ?? []).toHaveLength(stages + 1);
+  expect(paramNodes(dot)).toHaveLength(0);
+  for (const p of m.build(1).params) expect(dot.split(`>${p.name} `).length - 1, p.name).toBe(1);
+}
 /** Node ids tied by one `rank=same` statement, per statement. */
 const sameRanks = (dot: string): string[][] =>
   [...dot.matchAll(/\{ rank=same; ([^}]*)\}/g)].map((m) => [...m[1]!.matchAll(/"([^"]+)"/g)].map((x) => x[1]!));
@@ -96,11 +102,11 @@ describe('folded program: a row per layer, a delay loop per stage', () => {
 });
 
 describe('unfolded program: a column per step, a row per stage', () => {
-  it('2-layer LSTM: both chains run left to right from s(0), layer 1 above layer 0, each parameter once', () => {
+  it('2-layer LSTM: both chains run left to right from s(0), layer 1 above layer 0, each layer\'s parameters one node', () => {
     const dot = modelDot(deepLstm, { view: 'unfolded', tau: 3 });
     expect(dot).toMatch(/rankdir="LR"/);
     expect(count(dot, /subgraph "cluster_t\d+"/g)).toBe(3);
-    expect(paramNodes(dot)).toHaveLength(paramCount(deepLstm));
+    expectParamGroups(dot, deepLstm, 2);
     for (const j of [0, 1]) {
       expect(dot).toContain(`"s${j}_0_t0" -> "f${j}_t1"`);
       for (const t of [1, 2]) expect(dot).toMatch(new RegExp(`"s${j}_0_t${t}" -> "f${j}_t${t + 1}" \\[penwidth`));
@@ -116,7 +122,7 @@ describe('unfolded program: a column per step, a row per stage', () => {
 
   it('bidirectional GRU: the reverse chain runs right to left from its state after step τ, drawn against time', () => {
     const dot = modelDot(bidirGru, { view: 'unfolded', tau: 3 });
-    expect(paramNodes(dot)).toHaveLength(paramCount(bidirGru));
+    expectParamGroups(dot, bidirGru, 2);
     expect(dot).toContain('"s0_0_t0" -> "f0_t1"');
     // The reverse stage starts at τ + 1 = 4, and each state edge goes from t + 1 to t (written forward, dir=back).
     expect(dot).toMatch(/"f1_t3" -> "s1_0_t4" \[[^\]]*dir="back"/);
@@ -133,9 +139,10 @@ describe('unfolded program: a column per step, a row per stage', () => {
     }
   });
 
-  it('2 layers × 2 directions: four rows, two chains each way, rendered', async () => {
+  it('2 layers × 2 directions: four rows, two chains each way, five parameter groups rather than 18 lines across every step, rendered', async () => {
     const dot = modelDot(deepBidirLstm, { view: 'unfolded', tau: 3 });
-    expect(paramNodes(dot)).toHaveLength(paramCount(deepBidirLstm));
+    expectParamGroups(dot, deepBidirLstm, 4);
+    expect(paramCount(deepBidirLstm)).toBe(18);
     for (const j of [1, 3]) expect(dot).toMatch(new RegExp(`"f${j}_t2" -> "s${j}_0_t3" \\[[^\\]]*dir="back"`));
     for (const j of [0, 2]) expect(dot).toContain(`"s${j}_0_t0" -> "f${j}_t1"`);
     expect(await renderSvg(dot)).toContain('</svg>');
@@ -150,17 +157,27 @@ describe('unfolded program: a column per step, a row per stage', () => {
 });
 
 describe('gradient view of a program', () => {
-  it('one backward group per step (against time for forward chains, with it for reverse ones), one Σ per parameter', async () => {
+  it('each stage its own backward chain (against time for a forward scan, with it for a reverse one), fed by the head; one Σ per group of parameters', async () => {
     const dot = modelDot(bidirGru, { view: 'gradient', tau: 3 });
-    const n = paramCount(bidirGru);
-    expect(paramNodes(dot)).toHaveLength(n);
-    expect(count(dot, /^\s*"acc\d+" \[/gm)).toBe(n);
-    expect(count(dot, /^\s*"grad\d+" \[/gm)).toBe(n);
-    for (const t of [1, 2, 3]) expect(dot).toContain(`"B_t${t}" [`);
-    // The forward chain sends ∂L/∂h back from t + 1 to t; the reverse chain from t to t + 1.
-    expect(dot).toMatch(/"B_t1" -> "B_t2" \[[^\]]*dir="back"/);
-    expect(dot).toMatch(/"B_t1" -> "B_t2" \[(?![^\]]*dir="back")/);
+    expectParamGroups(dot, bidirGru, 2);
+    for (const g of ['P0', 'P1', 'Pg']) {
+      expect(count(dot, new RegExp(`^\\s*"acc${g}" \\[`, 'gm')), g).toBe(1);
+      expect(count(dot, new RegExp(`^\\s*"grad${g}" \\[`, 'gm')), g).toBe(1);
+    }
+    for (const t of [1, 2, 3]) for (const j of ['0', '1', 'g']) expect(dot).toContain(`"B${j}_t${t}" [`);
+    expect(dot).not.toContain('"B_t');
+    // The forward chain sends ∂L/∂h back from t + 1 to t; the reverse chain from t to t + 1; the head feeds both at t.
+    expect(dot).toMatch(/"B0_t1" -> "B0_t2" \[[^\]]*dir="back"/);
+    expect(dot).toMatch(/"B1_t1" -> "B1_t2" \[(?![^\]]*dir="back")/);
+    for (const t of [1, 2, 3]) for (const j of [0, 1]) expect(dot).toContain(`"Bg_t${t}" -> "B${j}_t${t}"`);
     expect(await renderSvg(dot)).toContain('</svg>');
+  });
+
+  it('2 layers × 2 directions: each of layer 1\'s chains feeds each of layer 0\'s at the same step, and none the other direction of its own layer', () => {
+    const dot = modelDot(deepBidirLstm, { view: 'gradient', tau: 3 });
+    for (const t of [1, 2, 3]) for (const [from, to] of [[2, 0], [2, 1], [3, 0], [3, 1]]) expect(dot).toContain(`"B${from}_t${t}" -> "B${to}_t${t}"`);
+    for (const t of [1, 2, 3]) for (const [a, c] of [[2, 3], [3, 2], [0, 1], [1, 0]]) expect(dot).not.toContain(`"B${a}_t${t}" -> "B${c}_t${t}"`);
+    expect(count(dot, /^\s*"acc(P\d+|Pg)" \[/gm)).toBe(5);
   });
 });
 

@@ -19,7 +19,7 @@ import type { GraphModel } from '../dsl/graph-model.ts';
 import type { LossSpec } from '../dsl/model.ts';
 import { graphLoss, graphTraining } from '../transforms/graph-training.ts';
 import { inlineScans } from '../transforms/inline-scans.ts';
-import { constText, opText, paramLabel, partial, shapeText, small } from './labels.ts';
+import { constText, opText, paramGroupLabel, paramLabel, partial, shapeText, small } from './labels.ts';
 import { Html, type DotAttrs, type DotGraph, type DotStatement } from './dot.ts';
 import {
   ALIGN_EDGE, CHAIN_NODE, CLUSTER, EDGE, EDGE_KIND, EDGE_PRIORITY, GRAPH, LABEL, LARGE_DIAGRAM_NODES, LARGE_GRAPH, NODE, NODE_KIND,
@@ -394,13 +394,10 @@ function drawLeaves(b: GraphDiagramBuilder, model: GraphModel, spec: GraphViewSp
   model.params.forEach((p, k) => { if (!grouped.has(p.node)) b.node({ id: `p${k}`, kind: 'param', label: paramLabel(p.node) }); });
   for (const s of scans) {
     const own = model.params.filter((p) => grouped.get(p.node) === s.node);
-    if (own.length > 0) b.node({ id: `P${s.index}`, kind: 'param', label: paramGroupLabel(s.index, own) });
+    if (own.length > 0) b.node({ id: `P${s.index}`, kind: 'param', label: paramGroupLabel(`parameters of scan ${s.index + 1}`, own) });
   }
 }
 
-function paramGroupLabel(k: number, list: readonly { name: string; node: Node }[]): Html {
-  return Html.join(Html.b(`parameters of scan ${k + 1}`), ...list.flatMap((p) => [Html.br(), Html.font(Html.join(p.name, ' ', shapeText(p.node.shape)), LABEL.shape)]));
-}
 
 // ---------------------------------------------------------------------------------------------
 // Folded view
@@ -773,7 +770,7 @@ function unfolded(model: GraphModel, spec: GraphViewSpec, builder: NodeBuilder):
     b.cluster({ id: rowId, label: Html.join(Html.b(`scan ${k + 1}`), ` · ${s.length} steps`, s.reverse ? ', reverse: t = T … 1, right to left' : '') });
     const grouped = model.params.filter((p) => groupOf.get(p.node) === row);
     if (grouped.length > 0) {
-      const label = paramGroupLabel(k, grouped);
+      const label = paramGroupLabel(`parameters of scan ${k + 1}`, grouped);
       b.node({ id: `P${k}`, kind: 'param', label, slot: offset });
       forwardIds.add(`P${k}`);
       edgesIn.push({ from: `P${k}`, to: `f${k}_t${stepAt(s, 0)}`, kind: 'param', label: note('every step'), lhead: rowId });

@@ -10,6 +10,11 @@ export const shapeText = (s: Shape): string => (s.length === 0 ? 'scalar' : s.jo
 export const small = (s: string): Html => Html.font(s, LABEL.shape);
 export const partial = (of: Html | string): Html => Html.join('∂L/∂', of);
 
+/** A group of parameters drawn as one node: a bold title, then each name with its shape. */
+export function paramGroupLabel(title: string, list: readonly { name: string; node: Node }[]): Html {
+  return Html.join(Html.b(title), ...list.flatMap((p) => [Html.br(), Html.font(Html.join(p.name, ' ', shapeText(p.node.shape)), LABEL.shape)]));
+}
+
 export function paramLabel(n: Node): Html {
   return Html.join(String(n.attrs['name']), Html.br(), small(shapeText(n.shape)));
 }

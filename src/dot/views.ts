@@ -2,17 +2,17 @@
 // a one-step delay), unfolded (a cluster per step, each parameter once) and gradient (backward nodes
 // styled apart, each shared parameter's Σ over steps). Ids come from positions, steps and indices.
 import { UnfoldError } from '../ir/errors.ts';
-import { nodesOf, type Graph } from '../ir/graph.ts';
+import { nodesOf, topoOrder, type Graph } from '../ir/graph.ts';
 import type { Node } from '../ir/node.ts';
 import { pushTo } from '../ir/multimap.ts';
 import type { NodeBuilder } from '../prims/builder.ts';
-import { stepGraph, type Recurrence } from '../dsl/recurrence.ts';
+import { stepGraph, type Named, type Recurrence } from '../dsl/recurrence.ts';
 import { stageSuffix, type Stage } from '../dsl/program.ts';
 import { lossOutputIndex, withLoss, type LossSpec, type Trainable } from '../transforms/loss.ts';
 import { trainingGraph, type TrainingGraph } from '../transforms/training.ts';
 import { unroll, type Unrolled } from '../transforms/unroll.ts';
 import { stepContributions, type Cotangent, type VjpRecord } from '../transforms/vjp.ts';
-import { constText, opText, paramLabel, partial, shapeText, small } from './labels.ts';
+import { constText, opText, paramGroupLabel, paramLabel, partial, shapeText, small } from './labels.ts';
 import { Html } from './dot.ts';
 import { DiagramBuilder, project, type Diagram, type Role, type VEdge } from './diagram.ts';
 import { LABEL, type EdgeKind, type NodeKind } from './style.ts';
@@ -703,8 +703,9 @@ function foldedOpsProgram(rec: Recurrence, spec: ViewSpec): Diagram {
  * The unfolded program at --level cell: a column per step, a row per stage (layer 0 at the bottom,
  * a reverse scan's row above its forward one), the forward chains running left to right from
  * s(0), the reverse ones right to left from their initial state after step τ; the data below, the
- * head and the outputs on top; every parameter once. The gradient view adds, as for a single
- * recurrence, one backward group per step (every stage's ∂L/∂s(t)) and each parameter's Σ.
+ * head and the outputs on top; each stage's parameters one node, the head's another. The gradient
+ * view adds each stage's own backward chain of ∂L/∂s(t) and the head's ∂L/∂o(t) (backwardStages),
+ * and one Σ per group of parameters.
  */
 function unrolledProgram(tl: Timeline, spec: ViewSpec, bw: Backward | undefined): Diagram {
   const b = new DiagramBuilder(spec.name, spec.title, tl.tau, true);
@@ -723,7 +724,10 @@ function unrolledProgram(tl: Timeline, spec: ViewSpec, bw: Backward | undefined)
   /** Which stage's state chain a node is on. */
   const stateOf = new Map<Node, number>();
 
-  rec.params.forEach((p, k) => roles.set(p.node, { key: `p${k}` }));
+  // Each stage's parameters are one node, and the head's another: one bus per group into the steps,
+  // where one per parameter (18 for a 2-layer bidirectional LSTM) crossed the whole figure.
+  const groups = programParamGroups(rec);
+  for (const g of groups) for (const p of g.params) roles.set(p.node, { key: g.key });
   for (let t = 1; t <= tau; t++) {
     unrolled.inputs[t - 1]!.forEach((n, i) => roles.set(n, { key: `x${i}_t${t}` }));
     const y = targets[t - 1];
@@ -762,14 +766,19 @@ function unrolledProgram(tl: Timeline, spec: ViewSpec, bw: Backward | undefined)
     if (!lossTerms.has(n) || n.step === undefined || n.step < 1) continue;
     roles.set(n, { key: `L_t${n.step}` });
   }
-  const backwardAt = new Set(bw?.record.cotangents.map((c) => c.step) ?? []);
+  // The backward pass as each stage's own chain (and the head's): which of them has a cotangent at which step.
+  const backwardAt = new Set<string>();
+  for (const c of bw?.record.cotangents ?? []) {
+    const g = anchorGroup(roles.get(c.value));
+    if (g !== undefined && c.step !== undefined && c.step >= 1) backwardAt.add(`${g}_t${c.step}`);
+  }
   const used = new Set([...roles.values()].flatMap((r) => [r.key, r.port ?? r.key]));
 
   type Extra = Partial<{ step: number; time: number; row: string; chain: boolean; align: string }>;
   const add = (key: string, kind: NodeKind, label: Html, extra: Extra = {}): void => {
     if (used.has(key)) b.node({ id: key, kind, label, ...extra });
   };
-  rec.params.forEach((p, k) => add(`p${k}`, 'param', paramLabel(p.node), { row: 'start' }));
+  for (const g of groups) add(g.key, 'param', paramGroupLabel(g.title, g.params), { row: 'start' });
   program.stages.forEach((stage, j) => stage.rec.state.forEach((s, i) => {
     const t0 = initTime(stage);
     add(`s${j}_${i}_t${t0}`, 'state', stageVar(s.name, stage, t0), stage.reverse ? { time: t0, align: `f${j}` } : { step: 0, row: 'start', align: `f${j}` });
@@ -786,10 +795,14 @@ function unrolledProgram(tl: Timeline, spec: ViewSpec, bw: Backward | undefined)
     add(`L_t${t}`, 'loss', timeVar('L', t), { step: t, align: 'L' });
     const y = targets[t - 1];
     if (y) add(`y_t${t}`, 'target', timeVar(String(y.attrs['name']), t), { step: t, align: 'y' });
-    if (backwardAt.has(t)) {
-      // One group per step for every stage: its forward chains' cotangents come back from t + 1, its reverse ones' from t − 1.
-      const label = Html.join(Html.sep(', ', rec.state.map((s) => partial(timeVar(s.name, t)))), Html.br(), small('every layer and direction'));
-      b.node({ id: `B_t${t}`, kind: 'grad', label, step: t, backward: true, align: 'backward' });
+    // Each stage's cotangents at t: a forward chain's come back from t + 1, a reverse one's from t − 1; the head's from the loss.
+    program.stages.forEach((stage, j) => {
+      if (!backwardAt.has(`B${j}_t${t}`)) return;
+      const label = Html.sep(', ', stage.rec.state.map((s) => partial(stageVar(s.name, stage, t))));
+      b.node({ id: `B${j}_t${t}`, kind: 'grad', label, step: t, backward: true, align: `backward${j}` });
+    });
+    if (backwardAt.has(`Bg_t${t}`)) {
+      b.node({ id: `Bg_t${t}`, kind: 'grad', label: Html.sep(', ', rec.outputs.map((o) => partial(timeVar(o.name, t)))), step: t, backward: true, align: 'backwardg' });
     }
   }
   add('L', 'loss', Html.i('L'), { align: 'L' });
@@ -823,8 +836,93 @@ function unrolledProgram(tl: Timeline, spec: ViewSpec, bw: Backward | undefined)
       for (const from of levels[k - 1]!) for (const to of levels[k]!) if (!b.hasEdge(from, to)) b.edge({ from, to, kind: 'data', order: true });
     }
   }
-  if (bw) backwardCells(b, tl, bw);
+  if (bw) backwardStages(b, bw, groups, (n) => anchorGroup(roles.get(n)));
   return b.build();
+}
+
+/** A group of a program's parameters, drawn as one node: a stage's own (what its step reads), or the head's. */
+interface ParamGroup {
+  /** Its node's id. */
+  readonly key: string;
+  readonly title: string;
+  readonly params: readonly Named[];
+  /** The backward chain its gradient contributions come from (`B<j>`, or `Bg` for the head). */
+  readonly chain: string;
+  /** How its Σ and ∂L/∂θ are named: l0, l1_reverse, head. */
+  readonly suffix: string;
+}
+
+/** Each stage's own parameters (those its step and layer output read, first come first), then the head's (the rest). */
+function programParamGroups(rec: Recurrence): ParamGroup[] {
+  const taken = new Set<Node>();
+  const groups: ParamGroup[] = [];
+  rec.program!.stages.forEach((stage, j) => {
+    const reached = new Set(topoOrder([...stage.rec.next, stage.rec.outputs[stage.layerOutput]!.node]));
+    const own = stage.rec.params.filter((p) => reached.has(p.node) && !taken.has(p.node));
+    own.forEach((p) => taken.add(p.node));
+    if (own.length > 0) groups.push({ key: `P${j}`, title: `parameters of ${stageSuffix(stage)}`, params: own, chain: `B${j}`, suffix: stageSuffix(stage) });
+  });
+  const head = rec.params.filter((p) => !taken.has(p.node));
+  if (head.length > 0) groups.push({ key: 'Pg', title: 'parameters of the head', params: head, chain: 'Bg', suffix: 'head' });
+  return groups;
+}
+
+/**
+ * The backward chain whose node draws a program value's cotangent: a stage's state or layer output
+ * (`B<j>`), a head output (`Bg`); any other value (an op inside a cell, the input both directions of
+ * a layer share) is passed through to the chains it reaches.
+ */
+function anchorGroup(role: Role | undefined): string | undefined {
+  const port = role?.port;
+  if (port === undefined) return undefined;
+  const stage = /^(?:s|h)(\d+)_/.exec(port);
+  if (stage) return `B${stage[1]}`;
+  return /^o\d+_t/.test(port) ? 'Bg' : undefined;
+}
+
+/**
+ * A program's backward pass at --level cell: each stage's own chain of ∂L/∂s(t) (against time for a
+ * forward scan, with it for a reverse one), each layer's chain fed by the layer above at the same
+ * step, the head's ∂L/∂o(t) fed by the loss; each group of parameters one Σ over the steps of its
+ * chain, giving its gradients.
+ */
+function backwardStages(b: DiagramBuilder, bw: Backward, groups: readonly ParamGroup[], groupOf: (n: Node) => string | undefined): void {
+  const at = (g: string | undefined, t: number | undefined): string | undefined => (g !== undefined && t !== undefined && t >= 1 && b.has(`${g}_t${t}`) ? `${g}_t${t}` : undefined);
+  const link = (from: string, to: string) => { if (from !== to && !b.hasEdge(from, to)) b.edge({ from, to, kind: 'backward' }); };
+  // The drawn chains a value's cotangent came from: its own when it is drawn, else those of the values it fed.
+  const sources = new Map<Node, readonly string[]>();
+  const sourcesOf = (v: Node, t: number | undefined): readonly string[] => {
+    const own = at(groupOf(v), t);
+    if (own) return [own];
+    let found = sources.get(v);
+    if (found === undefined) {
+      sources.set(v, []);
+      const parts = bw.record.of.get(v)?.parts ?? [];
+      found = [...new Set(parts.flatMap((p) => (p.consumer ? sourcesOf(p.consumer, p.step) : [])))];
+      sources.set(v, found);
+    }
+    return found;
+  };
+  for (const c of bw.record.cotangents) {
+    const to = at(groupOf(c.value), c.step);
+    if (!to) continue;
+    // The loss seeds the head's cotangent at every step (laid out like the forward edge into L, drawn back from it).
+    if (to.startsWith('Bg_') && b.has('L') && !b.hasEdge('L', to)) b.edge({ from: 'L', to, kind: 'backward', flip: true });
+    for (const p of c.parts) if (p.consumer) for (const from of sourcesOf(p.consumer, p.step)) link(from, to);
+  }
+  const index = new Map(bw.tg.rec.params.map((p, k) => [p.node, k]));
+  for (const g of groups) {
+    const theta = Html.join('θ', Html.sub(g.suffix));
+    b.node({ id: `grad${g.key}`, kind: 'gradOut', label: Html.join(partial(theta), Html.br(), small(`${g.params.length} ${g.title}`)), step: -1, backward: true });
+    const steps = [...new Set(g.params.flatMap((p) => bw.paramSteps[index.get(p.node)!]!))].sort((a, c) => a - c);
+    if (steps.length === 0) continue;
+    b.node({ id: `acc${g.key}`, kind: 'accum', label: Html.join(Html.font(Html.join('Σ', Html.sub(Html.i('t'))), { size: 14 }), ' ', partial(theta), Html.br(), small(`the ${g.title}`)), step: 0, backward: true });
+    for (const t of steps) {
+      const from = at(g.chain, t);
+      if (from) link(from, `acc${g.key}`);
+    }
+    b.edge({ from: `acc${g.key}`, to: `grad${g.key}`, kind: 'backward' });
+  }
 }
 
 /** Builds the diagram of one view of a recurrence; nodes are made with `builder` (its context). */
