@@ -27,14 +27,15 @@ export async function codegenFiles(): Promise<GeneratedFile[]> {
     if (model.graph) {
       // A graph of scans: its own trainer (a loop per scan), at the task's batch size.
       const cfg = trainerConfig('codegen', model, source, { target: 'ts' });
-      const emitted = emitGraphTrainer({ model, source, batch: cfg.batch, dtype: cfg.dtype, loss: cfg.loss, optimizer: cfg.optimizer, ...(cfg.seed !== undefined ? { seed: cfg.seed } : {}) });
+      const emitted = emitGraphTrainer({ model, source, batch: cfg.batch, dtype: cfg.dtype, loss: cfg.loss, optimizer: cfg.optimizer, ...(cfg.seed !== undefined ? { seed: cfg.seed } : {}), originComments: true });
       for (const f of trainerFiles(emitted.source)) out.push({ path: `codegen/${model.name}/${f.name}`, content: f.content });
       continue;
     }
-    const emitted = emitTrainer(trainerConfig('codegen', model, source, { target: 'ts' }));
+    // As `unfold compile` writes them: each statement under the model file's line that wrote it.
+    const emitted = emitTrainer({ ...trainerConfig('codegen', model, source, { target: 'ts' }), originComments: true });
     for (const f of trainerFiles(emitted.source)) out.push({ path: `codegen/${model.name}/${f.name}`, content: f.content });
     // Beside it, for a float32 model, the wasm target: the same trainer, its kernels in an embedded module.
-    const cfg = trainerConfig('codegen', model, source, {});
+    const cfg = { ...trainerConfig('codegen', model, source, {}), originComments: true };
     if (cfg.target === 'wasm') for (const f of trainerFiles(emitTrainer(cfg).source)) out.push({ path: `codegen/${model.name}/wasm/${f.name}`, content: f.content });
   }
   return out;

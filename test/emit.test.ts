@@ -130,6 +130,21 @@ describe('emitted code', () => {
     expect(a.source).not.toMatch(/^import /m);
   });
 
+  it('names the model file\'s line above the statements it wrote, once per run, and "(derived)" above what the compiler built (the loss, the backward pass)', () => {
+    const graph = readFileSync('graphs/dynamical-system.ts', 'utf8').split('\n');
+    const step = graph.findIndex((l) => l.includes('step: ({ s }) =>')) + 1;
+    for (const form of ['trainer.ts', 'wasm/trainer.ts']) {
+      const trainer = readFileSync(`codegen/dynamical-system/${form}`, 'utf8');
+      expect(trainer, form).toMatch(new RegExp(`^\\s*// graphs/dynamical-system\\.ts:${step}\\n`, 'm'));
+      expect(trainer, form).toMatch(/^\s*\/\/ \(derived\)\n/m);
+      // Every named line is one of the model file's, and no comment repeats the one before it.
+      const comments = [...trainer.matchAll(/^\s*\/\/ (graphs\/[\w-]+\.ts:\d+|\(derived\))$/gm)].map((m) => m[1]!);
+      for (const c of comments.filter((c) => c.startsWith('graphs/'))) expect(c).toBe(`graphs/dynamical-system.ts:${step}`);
+      const lines = trainer.split('\n');
+      lines.forEach((l, i) => { if (/^\s*\/\/ graphs\//.test(l)) expect(lines[i + 1]!.trim(), `${form}:${i + 2}`).not.toMatch(/^\/\/ graphs\//); });
+    }
+  });
+
   it('embeds the same PRNG as the compiler', async () => {
     const { module } = await compiled(cellModel({ cell: 'elman', input: 1, hidden: 4, output: 1 }), 1, 2, 'f64');
     const next = mulberry32(99);

@@ -316,6 +316,7 @@ export class Trainer {
     }
     /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
     train(A, T) {
+        // graphs/adding-bidir.ts:12
         for (let i0 = 0; i0 < 16; i0++) {
             for (let i1 = 0; i1 < 16; i1++) {
                 A[99780 + (i0 * 16 + i1 * 1)] = A[592 + (i1 * 1)];
@@ -326,6 +327,7 @@ export class Trainer {
                 A[100036 + (i0 * 16 + i1 * 1)] = A[288 + (i1 * 1)];
             }
         }
+        // graphs/adding-bidir.ts:12
         for (let i0 = 0; i0 < 16; i0++) {
             for (let i1 = 0; i1 < 16; i1++) {
                 A[131524 + (i0 * 16 + i1 * 1)] = A[1200 + (i1 * 1)];
@@ -336,6 +338,7 @@ export class Trainer {
                 A[131780 + (i0 * 16 + i1 * 1)] = A[896 + (i1 * 1)];
             }
         }
+        // graphs/adding-bidir.ts:12
         for (let i0 = 0; i0 < 16; i0++) {
             for (let i1 = 0; i1 < 16; i1++) {
                 A[163268 + (i0 * 16 + i1 * 1)] = A[2768 + (i1 * 1)];
@@ -346,6 +349,7 @@ export class Trainer {
                 A[163524 + (i0 * 16 + i1 * 1)] = A[1984 + (i1 * 1)];
             }
         }
+        // graphs/adding-bidir.ts:12
         for (let i0 = 0; i0 < 16; i0++) {
             for (let i1 = 0; i1 < 16; i1++) {
                 A[195012 + (i0 * 16 + i1 * 1)] = A[4336 + (i1 * 1)];
@@ -364,6 +368,7 @@ export class Trainer {
                 A[195556 + (i0 * 1 + i1 * 1)] = A[4384 + (i1 * 1)];
             }
         }
+        // (derived)
         A[237381] = 1 / A[31874];
         {
             const v = A[237381];
@@ -524,6 +529,7 @@ export class Trainer {
                     A[q2 + (i0 * 16 + i1 * 1)] = A[q7 + (i0 * 1)];
                 }
             }
+            // graphs/adding-bidir.ts:12
             for (let i = 0; i < 16; i += 4) {
                 for (let j = 0; j < 15; j += 3) {
                     let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -592,10 +598,13 @@ export class Trainer {
                     A[237381 + (i + 3) * 16 + (15 + 0)] = c30;
                 }
             }
+            // graphs/adding-bidir.ts:23
             for (let i = 0; i < 256; i++)
                 A[(q2 + 768) + i] = sigmoid32(((A[q5 + i] + A[99780 + i]) + A[237381 + i]));
+            // graphs/adding-bidir.ts:24
             for (let i = 0; i < 256; i++)
                 A[(q2 + 256) + i] = 1 - A[(q2 + 768) + i];
+            // graphs/adding-bidir.ts:12
             for (let i = 0; i < 16; i += 4) {
                 for (let j = 0; j < 15; j += 3) {
                     let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -664,8 +673,10 @@ export class Trainer {
                     A[237381 + (i + 3) * 16 + (15 + 0)] = c30;
                 }
             }
+            // graphs/adding-bidir.ts:24
             for (let i = 0; i < 256; i++)
                 A[(q2 + 512) + i] = tanh32(((A[q6 + i] + A[100036 + i]) + A[237381 + i]));
+            // (derived)
             for (let i = 0; i < 256; i++)
                 A[q0 + i] = (A[q2 + i] !== 0 ? ((A[(q2 + 768) + i] * A[q3 + i]) + (A[(q2 + 256) + i] * A[(q2 + 512) + i])) : A[q3 + i]);
             for (let i = 0; i < 256; i++)
@@ -820,6 +831,7 @@ export class Trainer {
                     A[q2 + (i0 * 16 + i1 * 1)] = A[q7 + (i0 * 1)];
                 }
             }
+            // graphs/adding-bidir.ts:12
             for (let i = 0; i < 16; i += 4) {
                 for (let j = 0; j < 15; j += 3) {
                     let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -888,10 +900,13 @@ export class Trainer {
                     A[237381 + (i + 3) * 16 + (15 + 0)] = c30;
                 }
             }
+            // graphs/adding-bidir.ts:23
             for (let i = 0; i < 256; i++)
                 A[(q2 + 768) + i] = sigmoid32(((A[q5 + i] + A[131524 + i]) + A[237381 + i]));
+            // graphs/adding-bidir.ts:24
             for (let i = 0; i < 256; i++)
                 A[(q2 + 256) + i] = 1 - A[(q2 + 768) + i];
+            // graphs/adding-bidir.ts:12
             for (let i = 0; i < 16; i += 4) {
                 for (let j = 0; j < 15; j += 3) {
                     let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -960,8 +975,10 @@ export class Trainer {
                     A[237381 + (i + 3) * 16 + (15 + 0)] = c30;
                 }
             }
+            // graphs/adding-bidir.ts:24
             for (let i = 0; i < 256; i++)
                 A[(q2 + 512) + i] = tanh32(((A[q6 + i] + A[131780 + i]) + A[237381 + i]));
+            // (derived)
             for (let i = 0; i < 256; i++)
                 A[q0 + i] = (A[q2 + i] !== 0 ? ((A[(q2 + 768) + i] * A[q3 + i]) + (A[(q2 + 256) + i] * A[(q2 + 512) + i])) : A[q3 + i]);
             for (let i = 0; i < 256; i++)
@@ -980,12 +997,14 @@ export class Trainer {
                     A[q2 + (i0 * 16 + i1 * 1)] = A[q6 + (i0 * 1)];
                 }
             }
+            // graphs/adding-bidir.ts:34
             for (let o = 0; o < 16; o++)
                 for (let j = 0; j < 16; j++)
                     A[(q2 + 1024) + o * 32 + 0 + j] = A[q4 + o * 16 + j];
             for (let o = 0; o < 16; o++)
                 for (let j = 0; j < 16; j++)
                     A[(q2 + 1024) + o * 32 + 16 + j] = A[q5 + o * 16 + j];
+            // graphs/adding-bidir.ts:12
             for (let i = 0; i < 16; i += 4) {
                 for (let j = 0; j < 15; j += 3) {
                     let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -1122,10 +1141,13 @@ export class Trainer {
                     A[237637 + (i + 3) * 16 + (15 + 0)] = c30;
                 }
             }
+            // graphs/adding-bidir.ts:23
             for (let i = 0; i < 256; i++)
                 A[(q2 + 768) + i] = sigmoid32(((A[237381 + i] + A[163268 + i]) + A[237637 + i]));
+            // graphs/adding-bidir.ts:24
             for (let i = 0; i < 256; i++)
                 A[(q2 + 256) + i] = 1 - A[(q2 + 768) + i];
+            // graphs/adding-bidir.ts:12
             for (let i = 0; i < 16; i += 4) {
                 for (let j = 0; j < 15; j += 3) {
                     let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -1262,8 +1284,10 @@ export class Trainer {
                     A[237637 + (i + 3) * 16 + (15 + 0)] = c30;
                 }
             }
+            // graphs/adding-bidir.ts:24
             for (let i = 0; i < 256; i++)
                 A[(q2 + 512) + i] = tanh32(((A[237381 + i] + A[163524 + i]) + A[237637 + i]));
+            // (derived)
             for (let i = 0; i < 256; i++)
                 A[q0 + i] = (A[q2 + i] !== 0 ? ((A[(q2 + 768) + i] * A[q3 + i]) + (A[(q2 + 256) + i] * A[(q2 + 512) + i])) : A[q3 + i]);
             for (let i = 0; i < 256; i++)
@@ -1286,12 +1310,14 @@ export class Trainer {
                     A[(q3 + 16) + (i0 * 16 + i1 * 1)] = A[q9 + (i0 * 1)];
                 }
             }
+            // graphs/adding-bidir.ts:34
             for (let o = 0; o < 16; o++)
                 for (let j = 0; j < 16; j++)
                     A[(q3 + 1040) + o * 32 + 0 + j] = A[q5 + o * 16 + j];
             for (let o = 0; o < 16; o++)
                 for (let j = 0; j < 16; j++)
                     A[(q3 + 1040) + o * 32 + 16 + j] = A[q6 + o * 16 + j];
+            // graphs/adding-bidir.ts:12
             for (let i = 0; i < 16; i += 4) {
                 for (let j = 0; j < 15; j += 3) {
                     let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -1428,10 +1454,13 @@ export class Trainer {
                     A[237637 + (i + 3) * 16 + (15 + 0)] = c30;
                 }
             }
+            // graphs/adding-bidir.ts:23
             for (let i = 0; i < 256; i++)
                 A[(q3 + 784) + i] = sigmoid32(((A[237381 + i] + A[195012 + i]) + A[237637 + i]));
+            // graphs/adding-bidir.ts:24
             for (let i = 0; i < 256; i++)
                 A[(q3 + 272) + i] = 1 - A[(q3 + 784) + i];
+            // graphs/adding-bidir.ts:12
             for (let i = 0; i < 16; i += 4) {
                 for (let j = 0; j < 15; j += 3) {
                     let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -1568,18 +1597,22 @@ export class Trainer {
                     A[237637 + (i + 3) * 16 + (15 + 0)] = c30;
                 }
             }
+            // graphs/adding-bidir.ts:24
             for (let i = 0; i < 256; i++)
                 A[(q3 + 528) + i] = tanh32(((A[237381 + i] + A[195268 + i]) + A[237637 + i]));
+            // (derived)
             for (let i = 0; i < 256; i++)
                 A[q0 + i] = (A[(q3 + 16) + i] !== 0 ? ((A[(q3 + 784) + i] * A[q4 + i]) + (A[(q3 + 272) + i] * A[(q3 + 528) + i])) : A[q4 + i]);
             for (let i = 0; i < 256; i++)
                 A[q2 + i] = (A[(q3 + 16) + i] !== 0 ? A[q0 + i] : 0);
+            // graphs/adding-bidir.ts:34
             for (let o = 0; o < 16; o++)
                 for (let j = 0; j < 16; j++)
                     A[(q3 + 1552) + o * 32 + 0 + j] = A[q7 + o * 16 + j];
             for (let o = 0; o < 16; o++)
                 for (let j = 0; j < 16; j++)
                     A[(q3 + 1552) + o * 32 + 16 + j] = A[q2 + o * 16 + j];
+            // graphs/adding-bidir.ts:12
             for (let i = 0; i < 16; i += 4) {
                 for (let j = 0; j < 1; j += 1) {
                     let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
@@ -1605,6 +1638,7 @@ export class Trainer {
                     A[q1 + (i + 3) * 1 + (j + 0)] = c30 + A[195556 + (i + 3) * 1 + (j + 0)];
                 }
             }
+            // (derived)
             for (let i = 0; i < 16; i++)
                 A[q3 + i] = A[q1 + i] - A[q8 + i];
             for (let i = 0; i < 16; i++)
@@ -3723,6 +3757,7 @@ export class Trainer {
     }
     /** Forward over the window's T steps only. */
     forward(A, T) {
+        // graphs/adding-bidir.ts:12
         for (let i0 = 0; i0 < 16; i0++) {
             for (let i1 = 0; i1 < 16; i1++) {
                 A[99780 + (i0 * 16 + i1 * 1)] = A[592 + (i1 * 1)];
@@ -3733,6 +3768,7 @@ export class Trainer {
                 A[100036 + (i0 * 16 + i1 * 1)] = A[288 + (i1 * 1)];
             }
         }
+        // graphs/adding-bidir.ts:12
         for (let i0 = 0; i0 < 16; i0++) {
             for (let i1 = 0; i1 < 16; i1++) {
                 A[131524 + (i0 * 16 + i1 * 1)] = A[1200 + (i1 * 1)];
@@ -3743,6 +3779,7 @@ export class Trainer {
                 A[131780 + (i0 * 16 + i1 * 1)] = A[896 + (i1 * 1)];
             }
         }
+        // graphs/adding-bidir.ts:12
         for (let i0 = 0; i0 < 16; i0++) {
             for (let i1 = 0; i1 < 16; i1++) {
                 A[163268 + (i0 * 16 + i1 * 1)] = A[2768 + (i1 * 1)];
@@ -3753,6 +3790,7 @@ export class Trainer {
                 A[163524 + (i0 * 16 + i1 * 1)] = A[1984 + (i1 * 1)];
             }
         }
+        // graphs/adding-bidir.ts:12
         for (let i0 = 0; i0 < 16; i0++) {
             for (let i1 = 0; i1 < 16; i1++) {
                 A[195012 + (i0 * 16 + i1 * 1)] = A[4336 + (i1 * 1)];
@@ -3771,6 +3809,7 @@ export class Trainer {
                 A[195556 + (i0 * 1 + i1 * 1)] = A[4384 + (i1 * 1)];
             }
         }
+        // (derived)
         A[237381] = 1 / A[31874];
         {
             const v = A[237381];
@@ -3929,6 +3968,7 @@ export class Trainer {
                     A[237381 + (i0 * 16 + i1 * 1)] = A[q6 + (i0 * 1)];
                 }
             }
+            // graphs/adding-bidir.ts:12
             for (let i = 0; i < 16; i += 4) {
                 for (let j = 0; j < 15; j += 3) {
                     let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -3997,8 +4037,10 @@ export class Trainer {
                     A[237637 + (i + 3) * 16 + (15 + 0)] = c30;
                 }
             }
+            // graphs/adding-bidir.ts:23
             for (let i = 0; i < 256; i++)
                 A[237893 + i] = sigmoid32(((A[q4 + i] + A[99780 + i]) + A[237637 + i]));
+            // graphs/adding-bidir.ts:12
             for (let i = 0; i < 16; i += 4) {
                 for (let j = 0; j < 15; j += 3) {
                     let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -4067,6 +4109,7 @@ export class Trainer {
                     A[237637 + (i + 3) * 16 + (15 + 0)] = c30;
                 }
             }
+            // (derived)
             for (let i = 0; i < 256; i++)
                 A[q0 + i] = (A[237381 + i] !== 0 ? ((A[237893 + i] * A[q2 + i]) + ((1 - A[237893 + i]) * (tanh32(((A[q5 + i] + A[100036 + i]) + A[237637 + i]))))) : A[q2 + i]);
             for (let i = 0; i < 256; i++)
@@ -4220,6 +4263,7 @@ export class Trainer {
                     A[237381 + (i0 * 16 + i1 * 1)] = A[q6 + (i0 * 1)];
                 }
             }
+            // graphs/adding-bidir.ts:12
             for (let i = 0; i < 16; i += 4) {
                 for (let j = 0; j < 15; j += 3) {
                     let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -4288,8 +4332,10 @@ export class Trainer {
                     A[237637 + (i + 3) * 16 + (15 + 0)] = c30;
                 }
             }
+            // graphs/adding-bidir.ts:23
             for (let i = 0; i < 256; i++)
                 A[237893 + i] = sigmoid32(((A[q4 + i] + A[131524 + i]) + A[237637 + i]));
+            // graphs/adding-bidir.ts:12
             for (let i = 0; i < 16; i += 4) {
                 for (let j = 0; j < 15; j += 3) {
                     let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -4358,6 +4404,7 @@ export class Trainer {
                     A[237637 + (i + 3) * 16 + (15 + 0)] = c30;
                 }
             }
+            // (derived)
             for (let i = 0; i < 256; i++)
                 A[q0 + i] = (A[237381 + i] !== 0 ? ((A[237893 + i] * A[q2 + i]) + ((1 - A[237893 + i]) * (tanh32(((A[q5 + i] + A[131780 + i]) + A[237637 + i]))))) : A[q2 + i]);
             for (let i = 0; i < 256; i++)
@@ -4375,12 +4422,14 @@ export class Trainer {
                     A[237381 + (i0 * 16 + i1 * 1)] = A[q5 + (i0 * 1)];
                 }
             }
+            // graphs/adding-bidir.ts:34
             for (let o = 0; o < 16; o++)
                 for (let j = 0; j < 16; j++)
                     A[237637 + o * 32 + 0 + j] = A[q3 + o * 16 + j];
             for (let o = 0; o < 16; o++)
                 for (let j = 0; j < 16; j++)
                     A[237637 + o * 32 + 16 + j] = A[q4 + o * 16 + j];
+            // graphs/adding-bidir.ts:12
             for (let i = 0; i < 16; i += 4) {
                 for (let j = 0; j < 15; j += 3) {
                     let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -4517,8 +4566,10 @@ export class Trainer {
                     A[238405 + (i + 3) * 16 + (15 + 0)] = c30;
                 }
             }
+            // graphs/adding-bidir.ts:23
             for (let i = 0; i < 256; i++)
                 A[238661 + i] = sigmoid32(((A[238149 + i] + A[163268 + i]) + A[238405 + i]));
+            // graphs/adding-bidir.ts:12
             for (let i = 0; i < 16; i += 4) {
                 for (let j = 0; j < 15; j += 3) {
                     let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -4655,6 +4706,7 @@ export class Trainer {
                     A[237637 + (i + 3) * 16 + (15 + 0)] = c30;
                 }
             }
+            // (derived)
             for (let i = 0; i < 256; i++)
                 A[q0 + i] = (A[237381 + i] !== 0 ? ((A[238661 + i] * A[q2 + i]) + ((1 - A[238661 + i]) * (tanh32(((A[238149 + i] + A[163524 + i]) + A[237637 + i]))))) : A[q2 + i]);
             for (let i = 0; i < 256; i++)
@@ -4674,12 +4726,14 @@ export class Trainer {
                     A[237381 + (i0 * 16 + i1 * 1)] = A[q8 + (i0 * 1)];
                 }
             }
+            // graphs/adding-bidir.ts:34
             for (let o = 0; o < 16; o++)
                 for (let j = 0; j < 16; j++)
                     A[237637 + o * 32 + 0 + j] = A[q4 + o * 16 + j];
             for (let o = 0; o < 16; o++)
                 for (let j = 0; j < 16; j++)
                     A[237637 + o * 32 + 16 + j] = A[q5 + o * 16 + j];
+            // graphs/adding-bidir.ts:12
             for (let i = 0; i < 16; i += 4) {
                 for (let j = 0; j < 15; j += 3) {
                     let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -4816,8 +4870,10 @@ export class Trainer {
                     A[238405 + (i + 3) * 16 + (15 + 0)] = c30;
                 }
             }
+            // graphs/adding-bidir.ts:23
             for (let i = 0; i < 256; i++)
                 A[238661 + i] = sigmoid32(((A[238149 + i] + A[195012 + i]) + A[238405 + i]));
+            // graphs/adding-bidir.ts:12
             for (let i = 0; i < 16; i += 4) {
                 for (let j = 0; j < 15; j += 3) {
                     let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -4954,16 +5010,19 @@ export class Trainer {
                     A[237637 + (i + 3) * 16 + (15 + 0)] = c30;
                 }
             }
+            // (derived)
             for (let i = 0; i < 256; i++)
                 A[q0 + i] = (A[237381 + i] !== 0 ? ((A[238661 + i] * A[q3 + i]) + ((1 - A[238661 + i]) * (tanh32(((A[238149 + i] + A[195268 + i]) + A[237637 + i]))))) : A[q3 + i]);
             for (let i = 0; i < 256; i++)
                 A[q2 + i] = (A[237381 + i] !== 0 ? A[q0 + i] : 0);
+            // graphs/adding-bidir.ts:34
             for (let o = 0; o < 16; o++)
                 for (let j = 0; j < 16; j++)
                     A[237381 + o * 32 + 0 + j] = A[q6 + o * 16 + j];
             for (let o = 0; o < 16; o++)
                 for (let j = 0; j < 16; j++)
                     A[237381 + o * 32 + 16 + j] = A[q2 + o * 16 + j];
+            // graphs/adding-bidir.ts:12
             for (let i = 0; i < 16; i += 4) {
                 for (let j = 0; j < 1; j += 1) {
                     let c00 = 0, c10 = 0, c20 = 0, c30 = 0;

@@ -310,16 +310,21 @@ export class Trainer {
 
     /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
     private train(A: Float32Array, T: number): void {
+        // graphs/adding-bidir.ts:12
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[99780 + (i0 * 16 + i1 * 1)] = A[592 + (i1 * 1)]; } }
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[100036 + (i0 * 16 + i1 * 1)] = A[288 + (i1 * 1)]; } }
+        // graphs/adding-bidir.ts:12
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[131524 + (i0 * 16 + i1 * 1)] = A[1200 + (i1 * 1)]; } }
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[131780 + (i0 * 16 + i1 * 1)] = A[896 + (i1 * 1)]; } }
+        // graphs/adding-bidir.ts:12
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[163268 + (i0 * 16 + i1 * 1)] = A[2768 + (i1 * 1)]; } }
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[163524 + (i0 * 16 + i1 * 1)] = A[1984 + (i1 * 1)]; } }
+        // graphs/adding-bidir.ts:12
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[195012 + (i0 * 16 + i1 * 1)] = A[4336 + (i1 * 1)]; } }
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[195268 + (i0 * 16 + i1 * 1)] = A[3552 + (i1 * 1)]; } }
         for (let i = 0; i < 32; i++) { A[195524 + i] = A[4352 + i]; }
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[195556 + (i0 * 1 + i1 * 1)] = A[4384 + (i1 * 1)]; } }
+        // (derived)
         A[237381] = 1 / A[31874];
         { const v = A[237381]; for (let f = 0; f < 16; f++) A[195572 + f] = v; }
         A.copyWithin(42436, 9730, 9730 + 256);
@@ -412,6 +417,7 @@ export class Trainer {
           const q6 = 105412 + t * 256;
           const q7 = 31234 + t * 16;
           for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[q2 + (i0 * 16 + i1 * 1)] = A[q7 + (i0 * 1)]; } }
+          // graphs/adding-bidir.ts:12
           for (let i = 0; i < 16; i += 4) {
             for (let j = 0; j < 15; j += 3) {
               let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -450,8 +456,11 @@ export class Trainer {
               A[237381 + (i + 3) * 16 + (15 + 0)] = c30;
             }
           }
+          // graphs/adding-bidir.ts:23
           for (let i = 0; i < 256; i++) A[(q2 + 768) + i] = sigmoid32(((A[q5 + i] + A[99780 + i]) + A[237381 + i]));
+          // graphs/adding-bidir.ts:24
           for (let i = 0; i < 256; i++) A[(q2 + 256) + i] = 1 - A[(q2 + 768) + i];
+          // graphs/adding-bidir.ts:12
           for (let i = 0; i < 16; i += 4) {
             for (let j = 0; j < 15; j += 3) {
               let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -490,7 +499,9 @@ export class Trainer {
               A[237381 + (i + 3) * 16 + (15 + 0)] = c30;
             }
           }
+          // graphs/adding-bidir.ts:24
           for (let i = 0; i < 256; i++) A[(q2 + 512) + i] = tanh32(((A[q6 + i] + A[100036 + i]) + A[237381 + i]));
+          // (derived)
           for (let i = 0; i < 256; i++) A[q0 + i] = (A[q2 + i] !== 0 ? ((A[(q2 + 768) + i] * A[q3 + i]) + (A[(q2 + 256) + i] * A[(q2 + 512) + i])) : A[q3 + i]);
           for (let i = 0; i < 256; i++) A[q1 + i] = (A[q2 + i] !== 0 ? A[q0 + i] : 0);
         }
@@ -579,6 +590,7 @@ export class Trainer {
           const q6 = 137156 + t * 256;
           const q7 = 31234 + t * 16;
           for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[q2 + (i0 * 16 + i1 * 1)] = A[q7 + (i0 * 1)]; } }
+          // graphs/adding-bidir.ts:12
           for (let i = 0; i < 16; i += 4) {
             for (let j = 0; j < 15; j += 3) {
               let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -617,8 +629,11 @@ export class Trainer {
               A[237381 + (i + 3) * 16 + (15 + 0)] = c30;
             }
           }
+          // graphs/adding-bidir.ts:23
           for (let i = 0; i < 256; i++) A[(q2 + 768) + i] = sigmoid32(((A[q5 + i] + A[131524 + i]) + A[237381 + i]));
+          // graphs/adding-bidir.ts:24
           for (let i = 0; i < 256; i++) A[(q2 + 256) + i] = 1 - A[(q2 + 768) + i];
+          // graphs/adding-bidir.ts:12
           for (let i = 0; i < 16; i += 4) {
             for (let j = 0; j < 15; j += 3) {
               let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -657,7 +672,9 @@ export class Trainer {
               A[237381 + (i + 3) * 16 + (15 + 0)] = c30;
             }
           }
+          // graphs/adding-bidir.ts:24
           for (let i = 0; i < 256; i++) A[(q2 + 512) + i] = tanh32(((A[q6 + i] + A[131780 + i]) + A[237381 + i]));
+          // (derived)
           for (let i = 0; i < 256; i++) A[q0 + i] = (A[q2 + i] !== 0 ? ((A[(q2 + 768) + i] * A[q3 + i]) + (A[(q2 + 256) + i] * A[(q2 + 512) + i])) : A[q3 + i]);
           for (let i = 0; i < 256; i++) A[q1 + i] = (A[q2 + i] !== 0 ? A[q0 + i] : 0);
         }
@@ -670,8 +687,10 @@ export class Trainer {
           const q5 = 69060 + t * 256;
           const q6 = 31234 + t * 16;
           for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[q2 + (i0 * 16 + i1 * 1)] = A[q6 + (i0 * 1)]; } }
+          // graphs/adding-bidir.ts:34
           for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[(q2 + 1024) + o * 32 + 0 + j] = A[q4 + o * 16 + j];
           for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[(q2 + 1024) + o * 32 + 16 + j] = A[q5 + o * 16 + j];
+          // graphs/adding-bidir.ts:12
           for (let i = 0; i < 16; i += 4) {
             for (let j = 0; j < 15; j += 3) {
               let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -748,8 +767,11 @@ export class Trainer {
               A[237637 + (i + 3) * 16 + (15 + 0)] = c30;
             }
           }
+          // graphs/adding-bidir.ts:23
           for (let i = 0; i < 256; i++) A[(q2 + 768) + i] = sigmoid32(((A[237381 + i] + A[163268 + i]) + A[237637 + i]));
+          // graphs/adding-bidir.ts:24
           for (let i = 0; i < 256; i++) A[(q2 + 256) + i] = 1 - A[(q2 + 768) + i];
+          // graphs/adding-bidir.ts:12
           for (let i = 0; i < 16; i += 4) {
             for (let j = 0; j < 15; j += 3) {
               let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -826,7 +848,9 @@ export class Trainer {
               A[237637 + (i + 3) * 16 + (15 + 0)] = c30;
             }
           }
+          // graphs/adding-bidir.ts:24
           for (let i = 0; i < 256; i++) A[(q2 + 512) + i] = tanh32(((A[237381 + i] + A[163524 + i]) + A[237637 + i]));
+          // (derived)
           for (let i = 0; i < 256; i++) A[q0 + i] = (A[q2 + i] !== 0 ? ((A[(q2 + 768) + i] * A[q3 + i]) + (A[(q2 + 256) + i] * A[(q2 + 512) + i])) : A[q3 + i]);
           for (let i = 0; i < 256; i++) A[q1 + i] = (A[q2 + i] !== 0 ? A[q0 + i] : 0);
         }
@@ -843,8 +867,10 @@ export class Trainer {
           const q9 = 31234 + t * 16;
           const q10 = 31554 + t * 16;
           for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[(q3 + 16) + (i0 * 16 + i1 * 1)] = A[q9 + (i0 * 1)]; } }
+          // graphs/adding-bidir.ts:34
           for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[(q3 + 1040) + o * 32 + 0 + j] = A[q5 + o * 16 + j];
           for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[(q3 + 1040) + o * 32 + 16 + j] = A[q6 + o * 16 + j];
+          // graphs/adding-bidir.ts:12
           for (let i = 0; i < 16; i += 4) {
             for (let j = 0; j < 15; j += 3) {
               let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -921,8 +947,11 @@ export class Trainer {
               A[237637 + (i + 3) * 16 + (15 + 0)] = c30;
             }
           }
+          // graphs/adding-bidir.ts:23
           for (let i = 0; i < 256; i++) A[(q3 + 784) + i] = sigmoid32(((A[237381 + i] + A[195012 + i]) + A[237637 + i]));
+          // graphs/adding-bidir.ts:24
           for (let i = 0; i < 256; i++) A[(q3 + 272) + i] = 1 - A[(q3 + 784) + i];
+          // graphs/adding-bidir.ts:12
           for (let i = 0; i < 16; i += 4) {
             for (let j = 0; j < 15; j += 3) {
               let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -999,11 +1028,15 @@ export class Trainer {
               A[237637 + (i + 3) * 16 + (15 + 0)] = c30;
             }
           }
+          // graphs/adding-bidir.ts:24
           for (let i = 0; i < 256; i++) A[(q3 + 528) + i] = tanh32(((A[237381 + i] + A[195268 + i]) + A[237637 + i]));
+          // (derived)
           for (let i = 0; i < 256; i++) A[q0 + i] = (A[(q3 + 16) + i] !== 0 ? ((A[(q3 + 784) + i] * A[q4 + i]) + (A[(q3 + 272) + i] * A[(q3 + 528) + i])) : A[q4 + i]);
           for (let i = 0; i < 256; i++) A[q2 + i] = (A[(q3 + 16) + i] !== 0 ? A[q0 + i] : 0);
+          // graphs/adding-bidir.ts:34
           for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[(q3 + 1552) + o * 32 + 0 + j] = A[q7 + o * 16 + j];
           for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[(q3 + 1552) + o * 32 + 16 + j] = A[q2 + o * 16 + j];
+          // graphs/adding-bidir.ts:12
           for (let i = 0; i < 16; i += 4) {
             for (let j = 0; j < 1; j += 1) {
               let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
@@ -1019,6 +1052,7 @@ export class Trainer {
               A[q1 + (i + 3) * 1 + (j + 0)] = c30 + A[195556 + (i + 3) * 1 + (j + 0)];
             }
           }
+          // (derived)
           for (let i = 0; i < 16; i++) A[q3 + i] = A[q1 + i] - A[q8 + i];
           for (let i = 0; i < 16; i++) A[237381 + i] = A[q3 + i] * A[q3 + i];
           for (let i0 = 0; i0 < 16; i0++) { { let acc = 0; for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[237381 + (i0 * 1 + i1 * 1)]; } A[237397 + (i0 * 1)] = acc; } }
@@ -2168,16 +2202,21 @@ export class Trainer {
 
     /** Forward over the window's T steps only. */
     private forward(A: Float32Array, T: number): void {
+        // graphs/adding-bidir.ts:12
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[99780 + (i0 * 16 + i1 * 1)] = A[592 + (i1 * 1)]; } }
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[100036 + (i0 * 16 + i1 * 1)] = A[288 + (i1 * 1)]; } }
+        // graphs/adding-bidir.ts:12
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[131524 + (i0 * 16 + i1 * 1)] = A[1200 + (i1 * 1)]; } }
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[131780 + (i0 * 16 + i1 * 1)] = A[896 + (i1 * 1)]; } }
+        // graphs/adding-bidir.ts:12
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[163268 + (i0 * 16 + i1 * 1)] = A[2768 + (i1 * 1)]; } }
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[163524 + (i0 * 16 + i1 * 1)] = A[1984 + (i1 * 1)]; } }
+        // graphs/adding-bidir.ts:12
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[195012 + (i0 * 16 + i1 * 1)] = A[4336 + (i1 * 1)]; } }
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[195268 + (i0 * 16 + i1 * 1)] = A[3552 + (i1 * 1)]; } }
         for (let i = 0; i < 32; i++) { A[195524 + i] = A[4352 + i]; }
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[195556 + (i0 * 1 + i1 * 1)] = A[4384 + (i1 * 1)]; } }
+        // (derived)
         A[237381] = 1 / A[31874];
         { const v = A[237381]; for (let f = 0; f < 16; f++) A[195572 + f] = v; }
         A.copyWithin(42436, 9730, 9730 + 256);
@@ -2268,6 +2307,7 @@ export class Trainer {
           const q5 = 105412 + t * 256;
           const q6 = 31234 + t * 16;
           for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[237381 + (i0 * 16 + i1 * 1)] = A[q6 + (i0 * 1)]; } }
+          // graphs/adding-bidir.ts:12
           for (let i = 0; i < 16; i += 4) {
             for (let j = 0; j < 15; j += 3) {
               let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -2306,7 +2346,9 @@ export class Trainer {
               A[237637 + (i + 3) * 16 + (15 + 0)] = c30;
             }
           }
+          // graphs/adding-bidir.ts:23
           for (let i = 0; i < 256; i++) A[237893 + i] = sigmoid32(((A[q4 + i] + A[99780 + i]) + A[237637 + i]));
+          // graphs/adding-bidir.ts:12
           for (let i = 0; i < 16; i += 4) {
             for (let j = 0; j < 15; j += 3) {
               let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -2345,6 +2387,7 @@ export class Trainer {
               A[237637 + (i + 3) * 16 + (15 + 0)] = c30;
             }
           }
+          // (derived)
           for (let i = 0; i < 256; i++) A[q0 + i] = (A[237381 + i] !== 0 ? ((A[237893 + i] * A[q2 + i]) + ((1 - A[237893 + i]) * (tanh32(((A[q5 + i] + A[100036 + i]) + A[237637 + i]))))) : A[q2 + i]);
           for (let i = 0; i < 256; i++) A[q1 + i] = (A[237381 + i] !== 0 ? A[q0 + i] : 0);
         }
@@ -2432,6 +2475,7 @@ export class Trainer {
           const q5 = 137156 + t * 256;
           const q6 = 31234 + t * 16;
           for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[237381 + (i0 * 16 + i1 * 1)] = A[q6 + (i0 * 1)]; } }
+          // graphs/adding-bidir.ts:12
           for (let i = 0; i < 16; i += 4) {
             for (let j = 0; j < 15; j += 3) {
               let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -2470,7 +2514,9 @@ export class Trainer {
               A[237637 + (i + 3) * 16 + (15 + 0)] = c30;
             }
           }
+          // graphs/adding-bidir.ts:23
           for (let i = 0; i < 256; i++) A[237893 + i] = sigmoid32(((A[q4 + i] + A[131524 + i]) + A[237637 + i]));
+          // graphs/adding-bidir.ts:12
           for (let i = 0; i < 16; i += 4) {
             for (let j = 0; j < 15; j += 3) {
               let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -2509,6 +2555,7 @@ export class Trainer {
               A[237637 + (i + 3) * 16 + (15 + 0)] = c30;
             }
           }
+          // (derived)
           for (let i = 0; i < 256; i++) A[q0 + i] = (A[237381 + i] !== 0 ? ((A[237893 + i] * A[q2 + i]) + ((1 - A[237893 + i]) * (tanh32(((A[q5 + i] + A[131780 + i]) + A[237637 + i]))))) : A[q2 + i]);
           for (let i = 0; i < 256; i++) A[q1 + i] = (A[237381 + i] !== 0 ? A[q0 + i] : 0);
         }
@@ -2520,8 +2567,10 @@ export class Trainer {
           const q4 = 69060 + t * 256;
           const q5 = 31234 + t * 16;
           for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[237381 + (i0 * 16 + i1 * 1)] = A[q5 + (i0 * 1)]; } }
+          // graphs/adding-bidir.ts:34
           for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[237637 + o * 32 + 0 + j] = A[q3 + o * 16 + j];
           for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[237637 + o * 32 + 16 + j] = A[q4 + o * 16 + j];
+          // graphs/adding-bidir.ts:12
           for (let i = 0; i < 16; i += 4) {
             for (let j = 0; j < 15; j += 3) {
               let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -2598,7 +2647,9 @@ export class Trainer {
               A[238405 + (i + 3) * 16 + (15 + 0)] = c30;
             }
           }
+          // graphs/adding-bidir.ts:23
           for (let i = 0; i < 256; i++) A[238661 + i] = sigmoid32(((A[238149 + i] + A[163268 + i]) + A[238405 + i]));
+          // graphs/adding-bidir.ts:12
           for (let i = 0; i < 16; i += 4) {
             for (let j = 0; j < 15; j += 3) {
               let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -2675,6 +2726,7 @@ export class Trainer {
               A[237637 + (i + 3) * 16 + (15 + 0)] = c30;
             }
           }
+          // (derived)
           for (let i = 0; i < 256; i++) A[q0 + i] = (A[237381 + i] !== 0 ? ((A[238661 + i] * A[q2 + i]) + ((1 - A[238661 + i]) * (tanh32(((A[238149 + i] + A[163524 + i]) + A[237637 + i]))))) : A[q2 + i]);
           for (let i = 0; i < 256; i++) A[q1 + i] = (A[237381 + i] !== 0 ? A[q0 + i] : 0);
         }
@@ -2688,8 +2740,10 @@ export class Trainer {
           const q6 = 74180 + t * 256;
           const q8 = 31234 + t * 16;
           for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[237381 + (i0 * 16 + i1 * 1)] = A[q8 + (i0 * 1)]; } }
+          // graphs/adding-bidir.ts:34
           for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[237637 + o * 32 + 0 + j] = A[q4 + o * 16 + j];
           for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[237637 + o * 32 + 16 + j] = A[q5 + o * 16 + j];
+          // graphs/adding-bidir.ts:12
           for (let i = 0; i < 16; i += 4) {
             for (let j = 0; j < 15; j += 3) {
               let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -2766,7 +2820,9 @@ export class Trainer {
               A[238405 + (i + 3) * 16 + (15 + 0)] = c30;
             }
           }
+          // graphs/adding-bidir.ts:23
           for (let i = 0; i < 256; i++) A[238661 + i] = sigmoid32(((A[238149 + i] + A[195012 + i]) + A[238405 + i]));
+          // graphs/adding-bidir.ts:12
           for (let i = 0; i < 16; i += 4) {
             for (let j = 0; j < 15; j += 3) {
               let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -2843,10 +2899,13 @@ export class Trainer {
               A[237637 + (i + 3) * 16 + (15 + 0)] = c30;
             }
           }
+          // (derived)
           for (let i = 0; i < 256; i++) A[q0 + i] = (A[237381 + i] !== 0 ? ((A[238661 + i] * A[q3 + i]) + ((1 - A[238661 + i]) * (tanh32(((A[238149 + i] + A[195268 + i]) + A[237637 + i]))))) : A[q3 + i]);
           for (let i = 0; i < 256; i++) A[q2 + i] = (A[237381 + i] !== 0 ? A[q0 + i] : 0);
+          // graphs/adding-bidir.ts:34
           for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[237381 + o * 32 + 0 + j] = A[q6 + o * 16 + j];
           for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[237381 + o * 32 + 16 + j] = A[q2 + o * 16 + j];
+          // graphs/adding-bidir.ts:12
           for (let i = 0; i < 16; i += 4) {
             for (let j = 0; j < 1; j += 1) {
               let c00 = 0, c10 = 0, c20 = 0, c30 = 0;

@@ -269,10 +269,12 @@ export class Trainer {
 
     /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
     private train(A: Float32Array, T: number): void {
+        // graphs/adding-elman.ts:9
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[15044 + (i0 * 32 + i1 * 1)] = A[1088 + (i1 * 1)]; } }
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[15556 + (i0 * 32 + i1 * 1)] = A[1120 + (i1 * 1)]; } }
         for (let i = 0; i < 32; i++) { A[16068 + i] = A[1152 + i]; }
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[16100 + (i0 * 1 + i1 * 1)] = A[1184 + (i1 * 1)]; } }
+        // (derived)
         A[58437] = 1 / A[14722];
         { const v = A[58437]; for (let f = 0; f < 16; f++) A[16116 + f] = v; }
         for (let i = 0; i < 320; i += 4) {
@@ -329,6 +331,7 @@ export class Trainer {
           const q7 = 14082 + t * 16;
           const q8 = 14402 + t * 16;
           for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[(q2 + 16) + (i0 * 32 + i1 * 1)] = A[q7 + (i0 * 1)]; } }
+          // graphs/adding-elman.ts:9
           for (let i = 0; i < 16; i += 4) {
             for (let j = 0; j < 30; j += 3) {
               let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -373,8 +376,10 @@ export class Trainer {
             }
           }
           for (let i = 0; i < 512; i++) A[(q2 + 528) + i] = tanh32(((A[q5 + i] + A[15044 + i]) + (A[58437 + i] + A[15556 + i])));
+          // (derived)
           for (let i = 0; i < 512; i++) A[q0 + i] = (A[(q2 + 16) + i] !== 0 ? A[(q2 + 528) + i] : A[q3 + i]);
           for (let i = 0; i < 512; i++) A[(q2 + 1040) + i] = (A[(q2 + 16) + i] !== 0 ? A[q0 + i] : 0);
+          // graphs/adding-elman.ts:9
           for (let i = 0; i < 16; i += 4) {
             for (let j = 0; j < 1; j += 1) {
               let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
@@ -390,6 +395,7 @@ export class Trainer {
               A[q1 + (i + 3) * 1 + (j + 0)] = c30 + A[16100 + (i + 3) * 1 + (j + 0)];
             }
           }
+          // (derived)
           for (let i = 0; i < 16; i++) A[q2 + i] = A[q1 + i] - A[q6 + i];
           for (let i = 0; i < 16; i++) A[58437 + i] = A[q2 + i] * A[q2 + i];
           for (let i0 = 0; i0 < 16; i0++) { { let acc = 0; for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[58437 + (i0 * 1 + i1 * 1)]; } A[58453 + (i0 * 1)] = acc; } }
@@ -546,10 +552,12 @@ export class Trainer {
 
     /** Forward over the window's T steps only. */
     private forward(A: Float32Array, T: number): void {
+        // graphs/adding-elman.ts:9
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[15044 + (i0 * 32 + i1 * 1)] = A[1088 + (i1 * 1)]; } }
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[15556 + (i0 * 32 + i1 * 1)] = A[1120 + (i1 * 1)]; } }
         for (let i = 0; i < 32; i++) { A[16068 + i] = A[1152 + i]; }
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[16100 + (i0 * 1 + i1 * 1)] = A[1184 + (i1 * 1)]; } }
+        // (derived)
         A[58437] = 1 / A[14722];
         { const v = A[58437]; for (let f = 0; f < 16; f++) A[16116 + f] = v; }
         for (let i = 0; i < 320; i += 4) {
@@ -602,6 +610,7 @@ export class Trainer {
           const q4 = 16132 + t * 512;
           const q6 = 14082 + t * 16;
           for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[58437 + (i0 * 32 + i1 * 1)] = A[q6 + (i0 * 1)]; } }
+          // graphs/adding-elman.ts:9
           for (let i = 0; i < 16; i += 4) {
             for (let j = 0; j < 30; j += 3) {
               let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -645,8 +654,10 @@ export class Trainer {
               A[58949 + (i + 3) * 32 + (30 + 1)] = c31;
             }
           }
+          // (derived)
           for (let i = 0; i < 512; i++) A[q0 + i] = (A[58437 + i] !== 0 ? (tanh32(((A[q4 + i] + A[15044 + i]) + (A[58949 + i] + A[15556 + i])))) : A[q2 + i]);
           for (let i = 0; i < 512; i++) A[58949 + i] = (A[58437 + i] !== 0 ? A[q0 + i] : 0);
+          // graphs/adding-elman.ts:9
           for (let i = 0; i < 16; i += 4) {
             for (let j = 0; j < 1; j += 1) {
               let c00 = 0, c10 = 0, c20 = 0, c30 = 0;

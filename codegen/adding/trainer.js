@@ -287,6 +287,7 @@ export class Trainer {
     }
     /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
     train(A, T) {
+        // graphs/adding.ts:10
         for (let i0 = 0; i0 < 16; i0++) {
             for (let i1 = 0; i1 < 128; i1++) {
                 A[32708 + (i0 * 128 + i1 * 1)] = A[4352 + (i1 * 1)];
@@ -305,6 +306,7 @@ export class Trainer {
                 A[36836 + (i0 * 1 + i1 * 1)] = A[4640 + (i1 * 1)];
             }
         }
+        // (derived)
         A[151877] = 1 / A[32386];
         {
             const v = A[151877];
@@ -406,6 +408,7 @@ export class Trainer {
                     A[(q3 + 16) + (i0 * 32 + i1 * 1)] = A[q9 + (i0 * 1)];
                 }
             }
+            // graphs/adding.ts:10
             for (let i = 0; i < 16; i += 4) {
                 for (let j = 0; j < 126; j += 3) {
                     let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -508,12 +511,14 @@ export class Trainer {
                 A[151877 + i] = (A[(q3 + 2576) + i] * A[q5 + i]) + (A[(q3 + 2064) + i] * A[(q3 + 1552) + i]);
             for (let i = 0; i < 512; i++)
                 A[(q3 + 1040) + i] = tanh32(A[151877 + i]);
+            // (derived)
             for (let i = 0; i < 512; i++)
                 A[q0 + i] = (A[(q3 + 16) + i] !== 0 ? (A[(q3 + 528) + i] * A[(q3 + 1040) + i]) : A[q4 + i]);
             for (let i = 0; i < 512; i++)
                 A[q1 + i] = (A[(q3 + 16) + i] !== 0 ? A[151877 + i] : A[q5 + i]);
             for (let i = 0; i < 512; i++)
                 A[(q3 + 3088) + i] = (A[(q3 + 16) + i] !== 0 ? A[q0 + i] : 0);
+            // graphs/adding.ts:10
             for (let i = 0; i < 16; i += 4) {
                 for (let j = 0; j < 1; j += 1) {
                     let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
@@ -539,6 +544,7 @@ export class Trainer {
                     A[q2 + (i + 3) * 1 + (j + 0)] = c30 + A[36836 + (i + 3) * 1 + (j + 0)];
                 }
             }
+            // (derived)
             for (let i = 0; i < 16; i++)
                 A[q3 + i] = A[q2 + i] - A[q8 + i];
             for (let i = 0; i < 16; i++)
@@ -866,6 +872,7 @@ export class Trainer {
     }
     /** Forward over the window's T steps only. */
     forward(A, T) {
+        // graphs/adding.ts:10
         for (let i0 = 0; i0 < 16; i0++) {
             for (let i1 = 0; i1 < 128; i1++) {
                 A[32708 + (i0 * 128 + i1 * 1)] = A[4352 + (i1 * 1)];
@@ -884,6 +891,7 @@ export class Trainer {
                 A[36836 + (i0 * 1 + i1 * 1)] = A[4640 + (i1 * 1)];
             }
         }
+        // (derived)
         A[151877] = 1 / A[32386];
         {
             const v = A[151877];
@@ -981,6 +989,7 @@ export class Trainer {
                     A[151877 + (i0 * 32 + i1 * 1)] = A[q8 + (i0 * 1)];
                 }
             }
+            // graphs/adding.ts:10
             for (let i = 0; i < 16; i += 4) {
                 for (let j = 0; j < 126; j += 3) {
                     let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -1073,12 +1082,14 @@ export class Trainer {
                     A[155973 + o * 32 + j] = A[152389 + o * 128 + 64 + j];
             for (let i = 0; i < 512; i++)
                 A[152389 + i] = ((sigmoid32(A[154949 + i])) * A[q4 + i]) + ((sigmoid32(A[155461 + i])) * (tanh32(A[155973 + i])));
+            // (derived)
             for (let i = 0; i < 512; i++)
                 A[q0 + i] = (A[151877 + i] !== 0 ? ((sigmoid32(A[154437 + i])) * (tanh32(A[152389 + i]))) : A[q3 + i]);
             for (let i = 0; i < 512; i++)
                 A[q1 + i] = (A[151877 + i] !== 0 ? A[152389 + i] : A[q4 + i]);
             for (let i = 0; i < 512; i++)
                 A[152389 + i] = (A[151877 + i] !== 0 ? A[q0 + i] : 0);
+            // graphs/adding.ts:10
             for (let i = 0; i < 16; i += 4) {
                 for (let j = 0; j < 1; j += 1) {
                     let c00 = 0, c10 = 0, c20 = 0, c30 = 0;

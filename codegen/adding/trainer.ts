@@ -286,10 +286,12 @@ export class Trainer {
 
     /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
     private train(A: Float32Array, T: number): void {
+        // graphs/adding.ts:10
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 128; i1++) { A[32708 + (i0 * 128 + i1 * 1)] = A[4352 + (i1 * 1)]; } }
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 128; i1++) { A[34756 + (i0 * 128 + i1 * 1)] = A[4480 + (i1 * 1)]; } }
         for (let i = 0; i < 32; i++) { A[36804 + i] = A[4608 + i]; }
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[36836 + (i0 * 1 + i1 * 1)] = A[4640 + (i1 * 1)]; } }
+        // (derived)
         A[151877] = 1 / A[32386];
         { const v = A[151877]; for (let f = 0; f < 16; f++) A[36852 + f] = v; }
         for (let i = 0; i < 320; i += 4) {
@@ -348,6 +350,7 @@ export class Trainer {
           const q9 = 31746 + t * 16;
           const q10 = 32066 + t * 16;
           for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[(q3 + 16) + (i0 * 32 + i1 * 1)] = A[q9 + (i0 * 1)]; } }
+          // graphs/adding.ts:10
           for (let i = 0; i < 16; i += 4) {
             for (let j = 0; j < 126; j += 3) {
               let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -401,9 +404,11 @@ export class Trainer {
           for (let i = 0; i < 512; i++) A[(q3 + 1552) + i] = tanh32(A[153925 + i]);
           for (let i = 0; i < 512; i++) A[151877 + i] = (A[(q3 + 2576) + i] * A[q5 + i]) + (A[(q3 + 2064) + i] * A[(q3 + 1552) + i]);
           for (let i = 0; i < 512; i++) A[(q3 + 1040) + i] = tanh32(A[151877 + i]);
+          // (derived)
           for (let i = 0; i < 512; i++) A[q0 + i] = (A[(q3 + 16) + i] !== 0 ? (A[(q3 + 528) + i] * A[(q3 + 1040) + i]) : A[q4 + i]);
           for (let i = 0; i < 512; i++) A[q1 + i] = (A[(q3 + 16) + i] !== 0 ? A[151877 + i] : A[q5 + i]);
           for (let i = 0; i < 512; i++) A[(q3 + 3088) + i] = (A[(q3 + 16) + i] !== 0 ? A[q0 + i] : 0);
+          // graphs/adding.ts:10
           for (let i = 0; i < 16; i += 4) {
             for (let j = 0; j < 1; j += 1) {
               let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
@@ -419,6 +424,7 @@ export class Trainer {
               A[q2 + (i + 3) * 1 + (j + 0)] = c30 + A[36836 + (i + 3) * 1 + (j + 0)];
             }
           }
+          // (derived)
           for (let i = 0; i < 16; i++) A[q3 + i] = A[q2 + i] - A[q8 + i];
           for (let i = 0; i < 16; i++) A[151877 + i] = A[q3 + i] * A[q3 + i];
           for (let i0 = 0; i0 < 16; i0++) { { let acc = 0; for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[151877 + (i0 * 1 + i1 * 1)]; } A[151893 + (i0 * 1)] = acc; } }
@@ -586,10 +592,12 @@ export class Trainer {
 
     /** Forward over the window's T steps only. */
     private forward(A: Float32Array, T: number): void {
+        // graphs/adding.ts:10
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 128; i1++) { A[32708 + (i0 * 128 + i1 * 1)] = A[4352 + (i1 * 1)]; } }
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 128; i1++) { A[34756 + (i0 * 128 + i1 * 1)] = A[4480 + (i1 * 1)]; } }
         for (let i = 0; i < 32; i++) { A[36804 + i] = A[4608 + i]; }
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[36836 + (i0 * 1 + i1 * 1)] = A[4640 + (i1 * 1)]; } }
+        // (derived)
         A[151877] = 1 / A[32386];
         { const v = A[151877]; for (let f = 0; f < 16; f++) A[36852 + f] = v; }
         for (let i = 0; i < 320; i += 4) {
@@ -644,6 +652,7 @@ export class Trainer {
           const q6 = 36868 + t * 2048;
           const q8 = 31746 + t * 16;
           for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[151877 + (i0 * 32 + i1 * 1)] = A[q8 + (i0 * 1)]; } }
+          // graphs/adding.ts:10
           for (let i = 0; i < 16; i += 4) {
             for (let j = 0; j < 126; j += 3) {
               let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -692,9 +701,11 @@ export class Trainer {
           for (let o = 0; o < 16; o++) for (let j = 0; j < 32; j++) A[155461 + o * 32 + j] = A[152389 + o * 128 + 0 + j];
           for (let o = 0; o < 16; o++) for (let j = 0; j < 32; j++) A[155973 + o * 32 + j] = A[152389 + o * 128 + 64 + j];
           for (let i = 0; i < 512; i++) A[152389 + i] = ((sigmoid32(A[154949 + i])) * A[q4 + i]) + ((sigmoid32(A[155461 + i])) * (tanh32(A[155973 + i])));
+          // (derived)
           for (let i = 0; i < 512; i++) A[q0 + i] = (A[151877 + i] !== 0 ? ((sigmoid32(A[154437 + i])) * (tanh32(A[152389 + i]))) : A[q3 + i]);
           for (let i = 0; i < 512; i++) A[q1 + i] = (A[151877 + i] !== 0 ? A[152389 + i] : A[q4 + i]);
           for (let i = 0; i < 512; i++) A[152389 + i] = (A[151877 + i] !== 0 ? A[q0 + i] : 0);
+          // graphs/adding.ts:10
           for (let i = 0; i < 16; i += 4) {
             for (let j = 0; j < 1; j += 1) {
               let c00 = 0, c10 = 0, c20 = 0, c30 = 0;

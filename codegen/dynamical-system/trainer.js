@@ -229,11 +229,13 @@ export class Trainer {
     }
     /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
     train(A, T) {
+        // graphs/dynamical-system.ts:34
         for (let i0 = 0; i0 < 1; i0++) {
             for (let i1 = 0; i1 < 2; i1++) {
                 A[136 + (i0 * 2 + i1 * 1)] = A[4 + (i1 * 1)];
             }
         }
+        // (derived)
         A[225] = 1 / A[94];
         {
             const v = A[225];
@@ -247,6 +249,7 @@ export class Trainer {
             const q2 = 180 + t * 2;
             const q3 = 52 + t * 2;
             const q4 = 12 + t * 2;
+            // graphs/dynamical-system.ts:34
             for (let i = 0; i < 1; i += 1) {
                 for (let j = 0; j < 2; j += 2) {
                     let c00 = 0, c01 = 0;
@@ -264,6 +267,7 @@ export class Trainer {
                     A[q0 + (i + 0) * 2 + (j + 1)] = c01 + A[136 + (i + 0) * 2 + (j + 1)];
                 }
             }
+            // (derived)
             for (let i = 0; i < 2; i++)
                 A[q2 + i] = A[q0 + i] - A[q4 + i];
             for (let i = 0; i < 2; i++)
@@ -347,11 +351,13 @@ export class Trainer {
     }
     /** Forward over the window's T steps only. */
     forward(A, T) {
+        // graphs/dynamical-system.ts:34
         for (let i0 = 0; i0 < 1; i0++) {
             for (let i1 = 0; i1 < 2; i1++) {
                 A[136 + (i0 * 2 + i1 * 1)] = A[4 + (i1 * 1)];
             }
         }
+        // (derived)
         A[225] = 1 / A[94];
         {
             const v = A[225];
@@ -362,6 +368,7 @@ export class Trainer {
             const q0 = 52 + (t + 1) * 2;
             const q1 = 95 + t * 2;
             const q2 = 52 + t * 2;
+            // graphs/dynamical-system.ts:34
             for (let i = 0; i < 1; i += 1) {
                 for (let j = 0; j < 2; j += 2) {
                     let c00 = 0, c01 = 0;

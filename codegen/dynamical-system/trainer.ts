@@ -247,7 +247,9 @@ export class Trainer {
 
     /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
     private train(A: Float32Array, T: number): void {
+        // graphs/dynamical-system.ts:34
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 2; i1++) { A[136 + (i0 * 2 + i1 * 1)] = A[4 + (i1 * 1)]; } }
+        // (derived)
         A[225] = 1 / A[94];
         { const v = A[225]; for (let f = 0; f < 2; f++) A[138 + f] = v; }
         let lossSum = 0;
@@ -257,6 +259,7 @@ export class Trainer {
           const q2 = 180 + t * 2;
           const q3 = 52 + t * 2;
           const q4 = 12 + t * 2;
+          // graphs/dynamical-system.ts:34
           for (let i = 0; i < 1; i += 1) {
             for (let j = 0; j < 2; j += 2) {
               let c00 = 0, c01 = 0;
@@ -268,6 +271,7 @@ export class Trainer {
               A[q0 + (i + 0) * 2 + (j + 1)] = c01 + A[136 + (i + 0) * 2 + (j + 1)];
             }
           }
+          // (derived)
           for (let i = 0; i < 2; i++) A[q2 + i] = A[q0 + i] - A[q4 + i];
           for (let i = 0; i < 2; i++) A[225 + i] = A[q2 + i] * A[q2 + i];
           { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 2; i1++) { acc = acc + A[225 + (i0 * 2 + i1 * 1)]; } } A[220 + (0)] = acc; }
@@ -315,13 +319,16 @@ export class Trainer {
 
     /** Forward over the window's T steps only. */
     private forward(A: Float32Array, T: number): void {
+        // graphs/dynamical-system.ts:34
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 2; i1++) { A[136 + (i0 * 2 + i1 * 1)] = A[4 + (i1 * 1)]; } }
+        // (derived)
         A[225] = 1 / A[94];
         { const v = A[225]; for (let f = 0; f < 2; f++) A[138 + f] = v; }
         for (let t = 0; t < T; t++) {
           const q0 = 52 + (t + 1) * 2;
           const q1 = 95 + t * 2;
           const q2 = 52 + t * 2;
+          // graphs/dynamical-system.ts:34
           for (let i = 0; i < 1; i += 1) {
             for (let j = 0; j < 2; j += 2) {
               let c00 = 0, c01 = 0;

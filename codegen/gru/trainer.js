@@ -268,6 +268,7 @@ export class Trainer {
     }
     /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
     train(A, T) {
+        // graphs/gru.ts:8
         for (let i = 0; i < 96; i++) {
             A[7170 + i] = A[i];
         }
@@ -289,6 +290,7 @@ export class Trainer {
                 A[7490 + (i0 * 1 + i1 * 1)] = A[3392 + (i1 * 1)];
             }
         }
+        // (derived)
         A[12057] = 1 / A[7158];
         A[7491] = A[12057];
         for (let i = 0; i < 10; i++) {
@@ -304,6 +306,7 @@ export class Trainer {
             const q3 = 6806 + t * 32;
             const q5 = 7492 + t * 96;
             const q6 = 6796 + t * 1;
+            // graphs/gru.ts:8
             for (let i = 0; i < 96; i++)
                 A[12057 + i] = A[q5 + i] + A[7266 + i];
             for (let o = 0; o < 1; o++)
@@ -380,6 +383,7 @@ export class Trainer {
                     A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[7490 + (i + 0) * 1 + (j + 0)];
                 }
             }
+            // (derived)
             A[q2] = A[q1] - A[q6];
             A[12057] = A[q2] * A[q2];
             {
@@ -678,6 +682,7 @@ export class Trainer {
     }
     /** Forward over the window's T steps only. */
     forward(A, T) {
+        // graphs/gru.ts:8
         for (let i = 0; i < 96; i++) {
             A[7170 + i] = A[i];
         }
@@ -699,6 +704,7 @@ export class Trainer {
                 A[7490 + (i0 * 1 + i1 * 1)] = A[3392 + (i1 * 1)];
             }
         }
+        // (derived)
         A[12057] = 1 / A[7158];
         A[7491] = A[12057];
         for (let i = 0; i < 10; i++) {
@@ -711,6 +717,7 @@ export class Trainer {
             const q1 = 7159 + t * 1;
             const q2 = 6806 + t * 32;
             const q4 = 7492 + t * 96;
+            // graphs/gru.ts:8
             for (let i = 0; i < 96; i++)
                 A[12057 + i] = A[q4 + i] + A[7266 + i];
             for (let o = 0; o < 1; o++)

@@ -273,11 +273,13 @@ export class Trainer {
 
     /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
     private train(A: Float32Array, T: number): void {
+        // graphs/gru.ts:8
         for (let i = 0; i < 96; i++) { A[7170 + i] = A[i]; }
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 96; i1++) { A[7266 + (i0 * 96 + i1 * 1)] = A[3168 + (i1 * 1)]; } }
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 96; i1++) { A[7362 + (i0 * 96 + i1 * 1)] = A[3264 + (i1 * 1)]; } }
         for (let i = 0; i < 32; i++) { A[7458 + i] = A[3360 + i]; }
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[7490 + (i0 * 1 + i1 * 1)] = A[3392 + (i1 * 1)]; } }
+        // (derived)
         A[12057] = 1 / A[7158];
         A[7491] = A[12057];
         for (let i = 0; i < 10; i++) { const a0 = A[6786 + i * 1]; for (let j = 0; j < 96; j++) A[7492 + i * 96 + j] = a0 * A[7170 + j]; }
@@ -289,6 +291,7 @@ export class Trainer {
           const q3 = 6806 + t * 32;
           const q5 = 7492 + t * 96;
           const q6 = 6796 + t * 1;
+          // graphs/gru.ts:8
           for (let i = 0; i < 96; i++) A[12057 + i] = A[q5 + i] + A[7266 + i];
           for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[12153 + o * 32 + j] = A[12057 + o * 96 + 32 + j];
           for (let i = 0; i < 1; i += 1) {
@@ -329,6 +332,7 @@ export class Trainer {
               A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[7490 + (i + 0) * 1 + (j + 0)];
             }
           }
+          // (derived)
           A[q2] = A[q1] - A[q6];
           A[12057] = A[q2] * A[q2];
           { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[12057 + (i0 * 1 + i1 * 1)]; } } A[11992 + (0)] = acc; }
@@ -482,11 +486,13 @@ export class Trainer {
 
     /** Forward over the window's T steps only. */
     private forward(A: Float32Array, T: number): void {
+        // graphs/gru.ts:8
         for (let i = 0; i < 96; i++) { A[7170 + i] = A[i]; }
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 96; i1++) { A[7266 + (i0 * 96 + i1 * 1)] = A[3168 + (i1 * 1)]; } }
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 96; i1++) { A[7362 + (i0 * 96 + i1 * 1)] = A[3264 + (i1 * 1)]; } }
         for (let i = 0; i < 32; i++) { A[7458 + i] = A[3360 + i]; }
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[7490 + (i0 * 1 + i1 * 1)] = A[3392 + (i1 * 1)]; } }
+        // (derived)
         A[12057] = 1 / A[7158];
         A[7491] = A[12057];
         for (let i = 0; i < 10; i++) { const a0 = A[6786 + i * 1]; for (let j = 0; j < 96; j++) A[7492 + i * 96 + j] = a0 * A[7170 + j]; }
@@ -495,6 +501,7 @@ export class Trainer {
           const q1 = 7159 + t * 1;
           const q2 = 6806 + t * 32;
           const q4 = 7492 + t * 96;
+          // graphs/gru.ts:8
           for (let i = 0; i < 96; i++) A[12057 + i] = A[q4 + i] + A[7266 + i];
           for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[12153 + o * 32 + j] = A[12057 + o * 96 + 32 + j];
           for (let i = 0; i < 1; i += 1) {

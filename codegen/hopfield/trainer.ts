@@ -255,7 +255,9 @@ export class Trainer {
 
     /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
     private train(A: Float32Array, T: number): void {
+        // graphs/hopfield.ts:47
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[1052 + (i0 * 16 + i1 * 1)] = A[256 + (i1 * 1)]; } }
+        // (derived)
         A[1437] = 1 / A[880];
         { const v = A[1437]; for (let f = 0; f < 16; f++) A[1068 + f] = v; }
         let lossSum = 0;
@@ -266,6 +268,7 @@ export class Trainer {
           const q3 = 1244 + t * 16;
           const q4 = 704 + t * 16;
           const q5 = 544 + t * 16;
+          // graphs/hopfield.ts:47
           for (let i = 0; i < 1; i += 1) {
             for (let j = 0; j < 12; j += 6) {
               let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
@@ -299,6 +302,7 @@ export class Trainer {
             }
           }
           for (let i = 0; i < 16; i++) A[q0 + i] = tanh32((4 * (A[1437 + i] + A[1052 + i])));
+          // graphs/hopfield.ts:53
           for (let i = 0; i < 1; i += 1) {
             for (let j = 0; j < 12; j += 6) {
               let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
@@ -336,6 +340,7 @@ export class Trainer {
           for (let i0 = 0; i0 < 1; i0++) { { let acc = 0; for (let i1 = 0; i1 < 16; i1++) { acc = acc + A[1437 + (i0 * 16 + i1 * 1)]; } A[1454 + (i0 * 1)] = acc; } }
           A[1437] = ((-0.5) * A[1453]) - A[1454];
           A[q2] = A[1437];
+          // (derived)
           for (let i = 0; i < 16; i++) A[q3 + i] = A[q0 + i] - A[q5 + i];
           for (let i = 0; i < 16; i++) A[1437 + i] = A[q3 + i] * A[q3 + i];
           { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 16; i1++) { acc = acc + A[1437 + (i0 * 16 + i1 * 1)]; } } A[1404 + (0)] = acc; }
@@ -429,7 +434,9 @@ export class Trainer {
 
     /** Forward over the window's T steps only. */
     private forward(A: Float32Array, T: number): void {
+        // graphs/hopfield.ts:47
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[1052 + (i0 * 16 + i1 * 1)] = A[256 + (i1 * 1)]; } }
+        // (derived)
         A[1437] = 1 / A[880];
         { const v = A[1437]; for (let f = 0; f < 16; f++) A[1068 + f] = v; }
         for (let t = 0; t < T; t++) {
@@ -437,6 +444,7 @@ export class Trainer {
           const q1 = 881 + t * 16;
           const q2 = 1041 + t * 1;
           const q3 = 704 + t * 16;
+          // graphs/hopfield.ts:47
           for (let i = 0; i < 1; i += 1) {
             for (let j = 0; j < 12; j += 6) {
               let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
@@ -470,6 +478,7 @@ export class Trainer {
             }
           }
           for (let i = 0; i < 16; i++) A[q0 + i] = tanh32((4 * (A[1437 + i] + A[1052 + i])));
+          // graphs/hopfield.ts:53
           for (let i = 0; i < 1; i += 1) {
             for (let j = 0; j < 12; j += 6) {
               let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;

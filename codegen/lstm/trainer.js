@@ -279,6 +279,7 @@ export class Trainer {
     }
     /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
     train(A, T) {
+        // graphs/lstm.ts:8
         for (let i = 0; i < 128; i++) {
             A[9762 + i] = A[i];
         }
@@ -300,6 +301,7 @@ export class Trainer {
                 A[10178 + (i0 * 1 + i1 * 1)] = A[4512 + (i1 * 1)];
             }
         }
+        // (derived)
         A[14489] = 1 / A[9750];
         A[10179] = A[14489];
         for (let i = 0; i < 10; i++) {
@@ -317,6 +319,7 @@ export class Trainer {
             const q5 = 9398 + t * 32;
             const q7 = 10180 + t * 128;
             const q8 = 9036 + t * 1;
+            // graphs/lstm.ts:8
             for (let i = 0; i < 1; i += 1) {
                 for (let j = 0; j < 126; j += 6) {
                     let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
@@ -404,6 +407,7 @@ export class Trainer {
                     A[q2 + (i + 0) * 1 + (j + 0)] = c00 + A[10178 + (i + 0) * 1 + (j + 0)];
                 }
             }
+            // (derived)
             A[q3] = A[q2] - A[q8];
             A[14489] = A[q3] * A[q3];
             {
@@ -698,6 +702,7 @@ export class Trainer {
     }
     /** Forward over the window's T steps only. */
     forward(A, T) {
+        // graphs/lstm.ts:8
         for (let i = 0; i < 128; i++) {
             A[9762 + i] = A[i];
         }
@@ -719,6 +724,7 @@ export class Trainer {
                 A[10178 + (i0 * 1 + i1 * 1)] = A[4512 + (i1 * 1)];
             }
         }
+        // (derived)
         A[14489] = 1 / A[9750];
         A[10179] = A[14489];
         for (let i = 0; i < 10; i++) {
@@ -733,6 +739,7 @@ export class Trainer {
             const q3 = 9046 + t * 32;
             const q4 = 9398 + t * 32;
             const q6 = 10180 + t * 128;
+            // graphs/lstm.ts:8
             for (let i = 0; i < 1; i += 1) {
                 for (let j = 0; j < 126; j += 6) {
                     let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;

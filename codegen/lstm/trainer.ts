@@ -282,11 +282,13 @@ export class Trainer {
 
     /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
     private train(A: Float32Array, T: number): void {
+        // graphs/lstm.ts:8
         for (let i = 0; i < 128; i++) { A[9762 + i] = A[i]; }
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 128; i1++) { A[9890 + (i0 * 128 + i1 * 1)] = A[4224 + (i1 * 1)]; } }
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 128; i1++) { A[10018 + (i0 * 128 + i1 * 1)] = A[4352 + (i1 * 1)]; } }
         for (let i = 0; i < 32; i++) { A[10146 + i] = A[4480 + i]; }
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[10178 + (i0 * 1 + i1 * 1)] = A[4512 + (i1 * 1)]; } }
+        // (derived)
         A[14489] = 1 / A[9750];
         A[10179] = A[14489];
         for (let i = 0; i < 10; i++) { const a0 = A[9026 + i * 1]; for (let j = 0; j < 128; j++) A[10180 + i * 128 + j] = a0 * A[9762 + j]; }
@@ -300,6 +302,7 @@ export class Trainer {
           const q5 = 9398 + t * 32;
           const q7 = 10180 + t * 128;
           const q8 = 9036 + t * 1;
+          // graphs/lstm.ts:8
           for (let i = 0; i < 1; i += 1) {
             for (let j = 0; j < 126; j += 6) {
               let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
@@ -348,6 +351,7 @@ export class Trainer {
               A[q2 + (i + 0) * 1 + (j + 0)] = c00 + A[10178 + (i + 0) * 1 + (j + 0)];
             }
           }
+          // (derived)
           A[q3] = A[q2] - A[q8];
           A[14489] = A[q3] * A[q3];
           { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[14489 + (i0 * 1 + i1 * 1)]; } } A[14360 + (0)] = acc; }
@@ -505,11 +509,13 @@ export class Trainer {
 
     /** Forward over the window's T steps only. */
     private forward(A: Float32Array, T: number): void {
+        // graphs/lstm.ts:8
         for (let i = 0; i < 128; i++) { A[9762 + i] = A[i]; }
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 128; i1++) { A[9890 + (i0 * 128 + i1 * 1)] = A[4224 + (i1 * 1)]; } }
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 128; i1++) { A[10018 + (i0 * 128 + i1 * 1)] = A[4352 + (i1 * 1)]; } }
         for (let i = 0; i < 32; i++) { A[10146 + i] = A[4480 + i]; }
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[10178 + (i0 * 1 + i1 * 1)] = A[4512 + (i1 * 1)]; } }
+        // (derived)
         A[14489] = 1 / A[9750];
         A[10179] = A[14489];
         for (let i = 0; i < 10; i++) { const a0 = A[9026 + i * 1]; for (let j = 0; j < 128; j++) A[10180 + i * 128 + j] = a0 * A[9762 + j]; }
@@ -520,6 +526,7 @@ export class Trainer {
           const q3 = 9046 + t * 32;
           const q4 = 9398 + t * 32;
           const q6 = 10180 + t * 128;
+          // graphs/lstm.ts:8
           for (let i = 0; i < 1; i += 1) {
             for (let j = 0; j < 126; j += 6) {
               let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;

@@ -259,6 +259,7 @@ export class Trainer {
     }
     /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
     train(A, T) {
+        // graphs/sincos.ts:9
         for (let i = 0; i < 32; i++) {
             A[2690 + i] = A[i];
         }
@@ -280,6 +281,7 @@ export class Trainer {
                 A[2818 + (i0 * 1 + i1 * 1)] = A[1152 + (i1 * 1)];
             }
         }
+        // (derived)
         A[3545] = 1 / A[2678];
         A[2819] = A[3545];
         for (let i = 0; i < 10; i++) {
@@ -295,6 +297,7 @@ export class Trainer {
             const q3 = 2326 + t * 32;
             const q5 = 2820 + t * 32;
             const q6 = 2316 + t * 1;
+            // graphs/sincos.ts:9
             for (let i = 0; i < 1; i += 1) {
                 for (let j = 0; j < 30; j += 6) {
                     let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
@@ -358,6 +361,7 @@ export class Trainer {
                     A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[2818 + (i + 0) * 1 + (j + 0)];
                 }
             }
+            // (derived)
             A[q2] = A[q1] - A[q6];
             A[3545] = A[q2] * A[q2];
             {
@@ -628,6 +632,7 @@ export class Trainer {
     }
     /** Forward over the window's T steps only. */
     forward(A, T) {
+        // graphs/sincos.ts:9
         for (let i = 0; i < 32; i++) {
             A[2690 + i] = A[i];
         }
@@ -649,6 +654,7 @@ export class Trainer {
                 A[2818 + (i0 * 1 + i1 * 1)] = A[1152 + (i1 * 1)];
             }
         }
+        // (derived)
         A[3545] = 1 / A[2678];
         A[2819] = A[3545];
         for (let i = 0; i < 10; i++) {
@@ -661,6 +667,7 @@ export class Trainer {
             const q1 = 2679 + t * 1;
             const q2 = 2326 + t * 32;
             const q4 = 2820 + t * 32;
+            // graphs/sincos.ts:9
             for (let i = 0; i < 1; i += 1) {
                 for (let j = 0; j < 30; j += 6) {
                     let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;

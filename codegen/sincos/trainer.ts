@@ -265,11 +265,13 @@ export class Trainer {
 
     /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
     private train(A: Float32Array, T: number): void {
+        // graphs/sincos.ts:9
         for (let i = 0; i < 32; i++) { A[2690 + i] = A[i]; }
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[2722 + (i0 * 32 + i1 * 1)] = A[1056 + (i1 * 1)]; } }
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[2754 + (i0 * 32 + i1 * 1)] = A[1088 + (i1 * 1)]; } }
         for (let i = 0; i < 32; i++) { A[2786 + i] = A[1120 + i]; }
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[2818 + (i0 * 1 + i1 * 1)] = A[1152 + (i1 * 1)]; } }
+        // (derived)
         A[3545] = 1 / A[2678];
         A[2819] = A[3545];
         for (let i = 0; i < 10; i++) { const a0 = A[2306 + i * 1]; for (let j = 0; j < 32; j++) A[2820 + i * 32 + j] = a0 * A[2690 + j]; }
@@ -281,6 +283,7 @@ export class Trainer {
           const q3 = 2326 + t * 32;
           const q5 = 2820 + t * 32;
           const q6 = 2316 + t * 1;
+          // graphs/sincos.ts:9
           for (let i = 0; i < 1; i += 1) {
             for (let j = 0; j < 30; j += 6) {
               let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
@@ -319,6 +322,7 @@ export class Trainer {
               A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[2818 + (i + 0) * 1 + (j + 0)];
             }
           }
+          // (derived)
           A[q2] = A[q1] - A[q6];
           A[3545] = A[q2] * A[q2];
           { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[3545 + (i0 * 1 + i1 * 1)]; } } A[3480 + (0)] = acc; }
@@ -466,11 +470,13 @@ export class Trainer {
 
     /** Forward over the window's T steps only. */
     private forward(A: Float32Array, T: number): void {
+        // graphs/sincos.ts:9
         for (let i = 0; i < 32; i++) { A[2690 + i] = A[i]; }
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[2722 + (i0 * 32 + i1 * 1)] = A[1056 + (i1 * 1)]; } }
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[2754 + (i0 * 32 + i1 * 1)] = A[1088 + (i1 * 1)]; } }
         for (let i = 0; i < 32; i++) { A[2786 + i] = A[1120 + i]; }
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[2818 + (i0 * 1 + i1 * 1)] = A[1152 + (i1 * 1)]; } }
+        // (derived)
         A[3545] = 1 / A[2678];
         A[2819] = A[3545];
         for (let i = 0; i < 10; i++) { const a0 = A[2306 + i * 1]; for (let j = 0; j < 32; j++) A[2820 + i * 32 + j] = a0 * A[2690 + j]; }
@@ -479,6 +485,7 @@ export class Trainer {
           const q1 = 2679 + t * 1;
           const q2 = 2326 + t * 32;
           const q4 = 2820 + t * 32;
+          // graphs/sincos.ts:9
           for (let i = 0; i < 1; i += 1) {
             for (let j = 0; j < 30; j += 6) {
               let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;

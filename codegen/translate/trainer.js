@@ -79,6 +79,7 @@ function scan0(A) {
             const t0 = i0;
             for (let r = 0; r < 32; r++)
                 A.copyWithin(90279 + r * 16, 18103 + (r * 7 + t0) * 16, 18103 + (r * 7 + t0) * 16 + 16);
+            // graphs/translate.ts:26
             for (let i = 0; i < 32; i += 4) {
                 for (let j = 0; j < 48; j += 3) {
                     let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -124,9 +125,11 @@ function scan0(A) {
                     A[91815 + (i + 3) * 48 + (j + 2)] = c32 + A[22455 + (i + 3) * 48 + (j + 2)];
                 }
             }
+            // graphs/translate.ts:27
             for (let o = 0; o < 32; o++)
                 for (let j = 0; j < 16; j++)
                     A[93351 + o * 16 + j] = A[91815 + o * 48 + 16 + j];
+            // graphs/translate.ts:26
             for (let i = 0; i < 32; i += 4) {
                 for (let j = 0; j < 48; j += 3) {
                     let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -172,11 +175,14 @@ function scan0(A) {
                     A[93863 + (i + 3) * 48 + (j + 2)] = c32 + A[24759 + (i + 3) * 48 + (j + 2)];
                 }
             }
+            // graphs/translate.ts:27
             for (let o = 0; o < 32; o++)
                 for (let j = 0; j < 16; j++)
                     A[95399 + o * 16 + j] = A[93863 + o * 48 + 16 + j];
+            // graphs/translate.ts:29
             for (let i = 0; i < 512; i++)
                 A[95911 + i] = sigmoid32((A[93351 + i] + A[95399 + i]));
+            // graphs/translate.ts:27
             for (let o = 0; o < 32; o++)
                 for (let j = 0; j < 16; j++)
                     A[93351 + o * 16 + j] = A[91815 + o * 48 + 32 + j];
@@ -189,6 +195,7 @@ function scan0(A) {
             for (let o = 0; o < 32; o++)
                 for (let j = 0; j < 16; j++)
                     A[92327 + o * 16 + j] = A[93863 + o * 48 + 32 + j];
+            // graphs/translate.ts:31
             for (let i = 0; i < 512; i++)
                 A[89767 + i] = ((1 - A[95911 + i]) * (tanh32((A[93351 + i] + ((sigmoid32((A[95399 + i] + A[91815 + i]))) * A[92327 + i]))))) + (A[95911 + i] * A[89255 + i]);
             A.copyWithin(90791, 89767, 90279);
@@ -209,6 +216,7 @@ function scan1(A) {
             const t0 = i0;
             for (let r = 0; r < 32; r++)
                 A.copyWithin(97447 + r * 10, 40503 + (r * 6 + t0) * 10, 40503 + (r * 6 + t0) * 10 + 10);
+            // graphs/translate.ts:78
             for (let i = 0; i < 32; i += 4) {
                 for (let j = 0; j < 15; j += 3) {
                     let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -277,6 +285,7 @@ function scan1(A) {
                     A[98823 + (i + 3) * 16 + (15 + 0)] = c30;
                 }
             }
+            // graphs/translate.ts:18
             for (let i = 0; i < 32; i += 4) {
                 for (let j = 0; j < 15; j += 3) {
                     let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -345,6 +354,7 @@ function scan1(A) {
                     A[99335 + (i + 3) * 16 + (15 + 0)] = c30 + A[38839 + (i + 3) * 16 + (15 + 0)];
                 }
             }
+            // graphs/translate.ts:66
             for (let i0 = 0; i0 < 32; i0++) {
                 for (let i1 = 0; i1 < 7; i1++) {
                     for (let i2 = 0; i2 < 16; i2++) {
@@ -354,6 +364,7 @@ function scan1(A) {
             }
             for (let i = 0; i < 3584; i++)
                 A[103431 + i] = tanh32((A[99847 + i] + A[49591 + i]));
+            // graphs/translate.ts:18
             for (let i = 0; i < 224; i += 4) {
                 for (let j = 0; j < 1; j += 1) {
                     let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
@@ -381,6 +392,7 @@ function scan1(A) {
             }
             for (let i = 0; i < 224; i++)
                 A[99559 + i] = A[99335 + i] + A[33975 + i];
+            // graphs/translate.ts:38
             for (let i0 = 0; i0 < 32; i0++) {
                 {
                     let acc = -Infinity;
@@ -399,6 +411,7 @@ function scan1(A) {
             }
             for (let i = 0; i < 224; i++)
                 A[99335 + i] = Math.exp((A[99559 + i] - A[99783 + i]));
+            // graphs/translate.ts:39
             for (let i0 = 0; i0 < 32; i0++) {
                 {
                     let acc = 0;
@@ -415,6 +428,7 @@ function scan1(A) {
             }
             for (let i = 0; i < 224; i++)
                 A[98087 + i] = A[99335 + i] / A[99591 + i];
+            // graphs/translate.ts:68
             for (let i0 = 0; i0 < 32; i0++) {
                 for (let i1 = 0; i1 < 7; i1++) {
                     for (let i2 = 0; i2 < 16; i2++) {
@@ -435,12 +449,14 @@ function scan1(A) {
                     }
                 }
             }
+            // graphs/translate.ts:78
             for (let o = 0; o < 32; o++)
                 for (let j = 0; j < 16; j++)
                     A[99847 + o * 32 + 0 + j] = A[98823 + o * 16 + j];
             for (let o = 0; o < 32; o++)
                 for (let j = 0; j < 16; j++)
                     A[99847 + o * 32 + 16 + j] = A[99335 + o * 16 + j];
+            // graphs/translate.ts:26
             for (let i = 0; i < 32; i += 4) {
                 for (let j = 0; j < 48; j += 3) {
                     let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -486,9 +502,11 @@ function scan1(A) {
                     A[100871 + (i + 3) * 48 + (j + 2)] = c32 + A[35735 + (i + 3) * 48 + (j + 2)];
                 }
             }
+            // graphs/translate.ts:27
             for (let o = 0; o < 32; o++)
                 for (let j = 0; j < 16; j++)
                     A[98823 + o * 16 + j] = A[100871 + o * 48 + 16 + j];
+            // graphs/translate.ts:26
             for (let i = 0; i < 32; i += 4) {
                 for (let j = 0; j < 48; j += 3) {
                     let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -534,11 +552,14 @@ function scan1(A) {
                     A[99335 + (i + 3) * 48 + (j + 2)] = c32 + A[46007 + (i + 3) * 48 + (j + 2)];
                 }
             }
+            // graphs/translate.ts:27
             for (let o = 0; o < 32; o++)
                 for (let j = 0; j < 16; j++)
                     A[102407 + o * 16 + j] = A[99335 + o * 48 + 16 + j];
+            // graphs/translate.ts:29
             for (let i = 0; i < 512; i++)
                 A[102919 + i] = sigmoid32((A[98823 + i] + A[102407 + i]));
+            // graphs/translate.ts:27
             for (let o = 0; o < 32; o++)
                 for (let j = 0; j < 16; j++)
                     A[98823 + o * 16 + j] = A[100871 + o * 48 + 32 + j];
@@ -551,8 +572,10 @@ function scan1(A) {
             for (let o = 0; o < 32; o++)
                 for (let j = 0; j < 16; j++)
                     A[101383 + o * 16 + j] = A[99335 + o * 48 + 32 + j];
+            // graphs/translate.ts:31
             for (let i = 0; i < 512; i++)
                 A[96935 + i] = ((1 - A[102919 + i]) * (tanh32((A[98823 + i] + ((sigmoid32((A[102407 + i] + A[100871 + i]))) * A[101383 + i]))))) + (A[102919 + i] * A[96423 + i]);
+            // graphs/translate.ts:18
             for (let i = 0; i < 32; i += 4) {
                 for (let j = 0; j < 9; j += 3) {
                     let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -727,6 +750,7 @@ function scan2(A) {
                     A[138119 + (i + 3) * 16 + (15 + 0)] = c30 + A[107015 + (i + 3) * 16 + (15 + 0)];
                 }
             }
+            // graphs/translate.ts:78
             for (let i = 0; i < 32; i += 4) {
                 for (let j = 0; j < 15; j += 3) {
                     let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -795,6 +819,7 @@ function scan2(A) {
                     A[138631 + (i + 3) * 16 + (15 + 0)] = c30;
                 }
             }
+            // graphs/translate.ts:18
             for (let i = 0; i < 32; i += 4) {
                 for (let j = 0; j < 15; j += 3) {
                     let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -863,6 +888,7 @@ function scan2(A) {
                     A[139143 + (i + 3) * 16 + (15 + 0)] = c30 + A[38839 + (i + 3) * 16 + (15 + 0)];
                 }
             }
+            // graphs/translate.ts:66
             for (let i0 = 0; i0 < 32; i0++) {
                 for (let i1 = 0; i1 < 7; i1++) {
                     for (let i2 = 0; i2 < 16; i2++) {
@@ -872,6 +898,7 @@ function scan2(A) {
             }
             for (let i = 0; i < 3584; i++)
                 A[143239 + i] = tanh32((A[139655 + i] + A[49591 + i]));
+            // graphs/translate.ts:18
             for (let i = 0; i < 224; i += 4) {
                 for (let j = 0; j < 1; j += 1) {
                     let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
@@ -899,6 +926,7 @@ function scan2(A) {
             }
             for (let i = 0; i < 224; i++)
                 A[139367 + i] = A[139143 + i] + A[33975 + i];
+            // graphs/translate.ts:38
             for (let i0 = 0; i0 < 32; i0++) {
                 {
                     let acc = -Infinity;
@@ -917,6 +945,7 @@ function scan2(A) {
             }
             for (let i = 0; i < 224; i++)
                 A[139143 + i] = Math.exp((A[139367 + i] - A[139591 + i]));
+            // graphs/translate.ts:39
             for (let i0 = 0; i0 < 32; i0++) {
                 {
                     let acc = 0;
@@ -933,6 +962,7 @@ function scan2(A) {
             }
             for (let i = 0; i < 224; i++)
                 A[139623 + i] = A[139143 + i] / A[139399 + i];
+            // graphs/translate.ts:68
             for (let i0 = 0; i0 < 32; i0++) {
                 for (let i1 = 0; i1 < 7; i1++) {
                     for (let i2 = 0; i2 < 16; i2++) {
@@ -953,12 +983,14 @@ function scan2(A) {
                     }
                 }
             }
+            // graphs/translate.ts:78
             for (let o = 0; o < 32; o++)
                 for (let j = 0; j < 16; j++)
                     A[140359 + o * 32 + 0 + j] = A[138631 + o * 16 + j];
             for (let o = 0; o < 32; o++)
                 for (let j = 0; j < 16; j++)
                     A[140359 + o * 32 + 16 + j] = A[139847 + o * 16 + j];
+            // graphs/translate.ts:26
             for (let i = 0; i < 32; i += 4) {
                 for (let j = 0; j < 48; j += 3) {
                     let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -1004,9 +1036,11 @@ function scan2(A) {
                     A[141383 + (i + 3) * 48 + (j + 2)] = c32 + A[35735 + (i + 3) * 48 + (j + 2)];
                 }
             }
+            // graphs/translate.ts:27
             for (let o = 0; o < 32; o++)
                 for (let j = 0; j < 16; j++)
                     A[138631 + o * 16 + j] = A[141383 + o * 48 + 16 + j];
+            // graphs/translate.ts:26
             for (let i = 0; i < 32; i += 4) {
                 for (let j = 0; j < 48; j += 3) {
                     let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -1052,13 +1086,17 @@ function scan2(A) {
                     A[150407 + (i + 3) * 48 + (j + 2)] = c32 + A[46007 + (i + 3) * 48 + (j + 2)];
                 }
             }
+            // graphs/translate.ts:27
             for (let o = 0; o < 32; o++)
                 for (let j = 0; j < 16; j++)
                     A[139847 + o * 16 + j] = A[150407 + o * 48 + 16 + j];
+            // graphs/translate.ts:29
             for (let i = 0; i < 512; i++)
                 A[151943 + i] = sigmoid32((A[138631 + i] + A[139847 + i]));
+            // graphs/translate.ts:31
             for (let i = 0; i < 512; i++)
                 A[138631 + i] = 1 - A[151943 + i];
+            // graphs/translate.ts:27
             for (let o = 0; o < 32; o++)
                 for (let j = 0; j < 16; j++)
                     A[139847 + o * 16 + j] = A[141383 + o * 48 + 32 + j];
@@ -1068,13 +1106,17 @@ function scan2(A) {
             for (let o = 0; o < 32; o++)
                 for (let j = 0; j < 16; j++)
                     A[141383 + o * 16 + j] = A[150407 + o * 48 + 0 + j];
+            // graphs/translate.ts:28
             for (let i = 0; i < 512; i++)
                 A[141895 + i] = sigmoid32((A[152455 + i] + A[141383 + i]));
+            // graphs/translate.ts:27
             for (let o = 0; o < 32; o++)
                 for (let j = 0; j < 16; j++)
                     A[141383 + o * 16 + j] = A[150407 + o * 48 + 32 + j];
+            // graphs/translate.ts:30
             for (let i = 0; i < 512; i++)
                 A[142407 + i] = tanh32((A[139847 + i] + (A[141895 + i] * A[141383 + i])));
+            // (derived)
             for (let i = 0; i < 512; i++)
                 A[139847 + i] = (A[138119 + i] * A[138631 + i]) * (1 - (A[142407 + i] * A[142407 + i]));
             for (let i = 0; i < 512; i++)
@@ -1663,8 +1705,10 @@ function scan2(A) {
             }
             for (let i = 0; i < 1536; i++)
                 A[134407 + i] = A[119703 + i] + A[155527 + i];
+            // graphs/translate.ts:31
             for (let i = 0; i < 512; i++)
                 A[139143 + i] = (A[138631 + i] * A[142407 + i]) + (A[151943 + i] * A[136423 + i]);
+            // (derived)
             for (let i = 0; i < 16; i += 4) {
                 for (let j = 0; j < 9; j += 3) {
                     let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -1840,6 +1884,7 @@ function scan3(A) {
                 A.copyWithin(179079 + r * 16, 46007 + (r * 7 + t0) * 16, 46007 + (r * 7 + t0) * 16 + 16);
             for (let i = 0; i < 512; i++)
                 A[180103 + i] = A[179079 + i] + A[167815 + i];
+            // graphs/translate.ts:26
             for (let i = 0; i < 32; i += 4) {
                 for (let j = 0; j < 48; j += 3) {
                     let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -1885,9 +1930,11 @@ function scan3(A) {
                     A[180615 + (i + 3) * 48 + (j + 2)] = c32 + A[22455 + (i + 3) * 48 + (j + 2)];
                 }
             }
+            // graphs/translate.ts:27
             for (let o = 0; o < 32; o++)
                 for (let j = 0; j < 16; j++)
                     A[182151 + o * 16 + j] = A[180615 + o * 48 + 16 + j];
+            // graphs/translate.ts:26
             for (let i = 0; i < 32; i += 4) {
                 for (let j = 0; j < 48; j += 3) {
                     let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -1933,13 +1980,17 @@ function scan3(A) {
                     A[182663 + (i + 3) * 48 + (j + 2)] = c32 + A[24759 + (i + 3) * 48 + (j + 2)];
                 }
             }
+            // graphs/translate.ts:27
             for (let o = 0; o < 32; o++)
                 for (let j = 0; j < 16; j++)
                     A[184199 + o * 16 + j] = A[182663 + o * 48 + 16 + j];
+            // graphs/translate.ts:29
             for (let i = 0; i < 512; i++)
                 A[184711 + i] = sigmoid32((A[182151 + i] + A[184199 + i]));
+            // graphs/translate.ts:31
             for (let i = 0; i < 512; i++)
                 A[182151 + i] = 1 - A[184711 + i];
+            // graphs/translate.ts:27
             for (let o = 0; o < 32; o++)
                 for (let j = 0; j < 16; j++)
                     A[184199 + o * 16 + j] = A[180615 + o * 48 + 32 + j];
@@ -1949,13 +2000,17 @@ function scan3(A) {
             for (let o = 0; o < 32; o++)
                 for (let j = 0; j < 16; j++)
                     A[180615 + o * 16 + j] = A[182663 + o * 48 + 0 + j];
+            // graphs/translate.ts:28
             for (let i = 0; i < 512; i++)
                 A[181127 + i] = sigmoid32((A[185223 + i] + A[180615 + i]));
+            // graphs/translate.ts:27
             for (let o = 0; o < 32; o++)
                 for (let j = 0; j < 16; j++)
                     A[180615 + o * 16 + j] = A[182663 + o * 48 + 32 + j];
+            // graphs/translate.ts:30
             for (let i = 0; i < 512; i++)
                 A[181639 + i] = tanh32((A[184199 + i] + (A[181127 + i] * A[180615 + i])));
+            // (derived)
             for (let i = 0; i < 512; i++)
                 A[182663 + i] = (A[180103 + i] * A[182151 + i]) * (1 - (A[181639 + i] * A[181639 + i]));
             for (let i = 0; i < 512; i++)
@@ -2239,6 +2294,7 @@ function scan4(A) {
             const t0 = i0;
             for (let r = 0; r < 32; r++)
                 A.copyWithin(189831 + r * 16, 18103 + (r * 7 + t0) * 16, 18103 + (r * 7 + t0) * 16 + 16);
+            // graphs/translate.ts:26
             for (let i = 0; i < 32; i += 4) {
                 for (let j = 0; j < 48; j += 3) {
                     let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -2284,9 +2340,11 @@ function scan4(A) {
                     A[191367 + (i + 3) * 48 + (j + 2)] = c32 + A[22455 + (i + 3) * 48 + (j + 2)];
                 }
             }
+            // graphs/translate.ts:27
             for (let o = 0; o < 32; o++)
                 for (let j = 0; j < 16; j++)
                     A[192903 + o * 16 + j] = A[191367 + o * 48 + 16 + j];
+            // graphs/translate.ts:26
             for (let i = 0; i < 32; i += 4) {
                 for (let j = 0; j < 48; j += 3) {
                     let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -2332,11 +2390,14 @@ function scan4(A) {
                     A[193415 + (i + 3) * 48 + (j + 2)] = c32 + A[24759 + (i + 3) * 48 + (j + 2)];
                 }
             }
+            // graphs/translate.ts:27
             for (let o = 0; o < 32; o++)
                 for (let j = 0; j < 16; j++)
                     A[194951 + o * 16 + j] = A[193415 + o * 48 + 16 + j];
+            // graphs/translate.ts:29
             for (let i = 0; i < 512; i++)
                 A[195463 + i] = sigmoid32((A[192903 + i] + A[194951 + i]));
+            // graphs/translate.ts:27
             for (let o = 0; o < 32; o++)
                 for (let j = 0; j < 16; j++)
                     A[192903 + o * 16 + j] = A[191367 + o * 48 + 32 + j];
@@ -2349,6 +2410,7 @@ function scan4(A) {
             for (let o = 0; o < 32; o++)
                 for (let j = 0; j < 16; j++)
                     A[191879 + o * 16 + j] = A[193415 + o * 48 + 32 + j];
+            // graphs/translate.ts:31
             for (let i = 0; i < 512; i++)
                 A[189319 + i] = ((1 - A[195463 + i]) * (tanh32((A[192903 + i] + ((sigmoid32((A[194951 + i] + A[191367 + i]))) * A[191879 + i]))))) + (A[195463 + i] * A[188807 + i]);
             A.copyWithin(190343, 189319, 189831);
@@ -2369,6 +2431,7 @@ function scan5(A) {
             const t0 = i0;
             for (let r = 0; r < 32; r++)
                 A.copyWithin(196999 + r * 10, 24631 + (r * 6 + t0) * 10, 24631 + (r * 6 + t0) * 10 + 10);
+            // graphs/translate.ts:78
             for (let i = 0; i < 32; i += 4) {
                 for (let j = 0; j < 15; j += 3) {
                     let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -2437,6 +2500,7 @@ function scan5(A) {
                     A[198375 + (i + 3) * 16 + (15 + 0)] = c30;
                 }
             }
+            // graphs/translate.ts:18
             for (let i = 0; i < 32; i += 4) {
                 for (let j = 0; j < 15; j += 3) {
                     let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -2505,6 +2569,7 @@ function scan5(A) {
                     A[198887 + (i + 3) * 16 + (15 + 0)] = c30 + A[22967 + (i + 3) * 16 + (15 + 0)];
                 }
             }
+            // graphs/translate.ts:66
             for (let i0 = 0; i0 < 32; i0++) {
                 for (let i1 = 0; i1 < 7; i1++) {
                     for (let i2 = 0; i2 < 16; i2++) {
@@ -2514,6 +2579,7 @@ function scan5(A) {
             }
             for (let i = 0; i < 3584; i++)
                 A[202983 + i] = tanh32((A[199399 + i] + A[33975 + i]));
+            // graphs/translate.ts:18
             for (let i = 0; i < 224; i += 4) {
                 for (let j = 0; j < 1; j += 1) {
                     let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
@@ -2541,6 +2607,7 @@ function scan5(A) {
             }
             for (let i = 0; i < 224; i++)
                 A[199111 + i] = A[198887 + i] + A[18103 + i];
+            // graphs/translate.ts:38
             for (let i0 = 0; i0 < 32; i0++) {
                 {
                     let acc = -Infinity;
@@ -2559,6 +2626,7 @@ function scan5(A) {
             }
             for (let i = 0; i < 224; i++)
                 A[198887 + i] = Math.exp((A[199111 + i] - A[199335 + i]));
+            // graphs/translate.ts:39
             for (let i0 = 0; i0 < 32; i0++) {
                 {
                     let acc = 0;
@@ -2575,6 +2643,7 @@ function scan5(A) {
             }
             for (let i = 0; i < 224; i++)
                 A[197639 + i] = A[198887 + i] / A[199143 + i];
+            // graphs/translate.ts:68
             for (let i0 = 0; i0 < 32; i0++) {
                 for (let i1 = 0; i1 < 7; i1++) {
                     for (let i2 = 0; i2 < 16; i2++) {
@@ -2595,12 +2664,14 @@ function scan5(A) {
                     }
                 }
             }
+            // graphs/translate.ts:78
             for (let o = 0; o < 32; o++)
                 for (let j = 0; j < 16; j++)
                     A[199399 + o * 32 + 0 + j] = A[198375 + o * 16 + j];
             for (let o = 0; o < 32; o++)
                 for (let j = 0; j < 16; j++)
                     A[199399 + o * 32 + 16 + j] = A[198887 + o * 16 + j];
+            // graphs/translate.ts:26
             for (let i = 0; i < 32; i += 4) {
                 for (let j = 0; j < 48; j += 3) {
                     let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -2646,9 +2717,11 @@ function scan5(A) {
                     A[200423 + (i + 3) * 48 + (j + 2)] = c32 + A[19863 + (i + 3) * 48 + (j + 2)];
                 }
             }
+            // graphs/translate.ts:27
             for (let o = 0; o < 32; o++)
                 for (let j = 0; j < 16; j++)
                     A[198375 + o * 16 + j] = A[200423 + o * 48 + 16 + j];
+            // graphs/translate.ts:26
             for (let i = 0; i < 32; i += 4) {
                 for (let j = 0; j < 48; j += 3) {
                     let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -2694,11 +2767,14 @@ function scan5(A) {
                     A[198887 + (i + 3) * 48 + (j + 2)] = c32 + A[30135 + (i + 3) * 48 + (j + 2)];
                 }
             }
+            // graphs/translate.ts:27
             for (let o = 0; o < 32; o++)
                 for (let j = 0; j < 16; j++)
                     A[201959 + o * 16 + j] = A[198887 + o * 48 + 16 + j];
+            // graphs/translate.ts:29
             for (let i = 0; i < 512; i++)
                 A[202471 + i] = sigmoid32((A[198375 + i] + A[201959 + i]));
+            // graphs/translate.ts:27
             for (let o = 0; o < 32; o++)
                 for (let j = 0; j < 16; j++)
                     A[198375 + o * 16 + j] = A[200423 + o * 48 + 32 + j];
@@ -2711,8 +2787,10 @@ function scan5(A) {
             for (let o = 0; o < 32; o++)
                 for (let j = 0; j < 16; j++)
                     A[200935 + o * 16 + j] = A[198887 + o * 48 + 32 + j];
+            // graphs/translate.ts:31
             for (let i = 0; i < 512; i++)
                 A[196487 + i] = ((1 - A[202471 + i]) * (tanh32((A[198375 + i] + ((sigmoid32((A[201959 + i] + A[200423 + i]))) * A[200935 + i]))))) + (A[202471 + i] * A[195975 + i]);
+            // graphs/translate.ts:18
             for (let i = 0; i < 32; i += 4) {
                 for (let j = 0; j < 9; j += 3) {
                     let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -2827,6 +2905,7 @@ export class Trainer {
     }
     train() {
         const A = this.arena;
+        // graphs/translate.ts:58
         for (let i = 0; i < 224; i += 4) {
             for (let j = 0; j < 15; j += 3) {
                 let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -2895,6 +2974,7 @@ export class Trainer {
                 A[18103 + (i + 3) * 16 + (15 + 0)] = c30;
             }
         }
+        // graphs/translate.ts:26
         for (let i = 0; i < 48; i++)
             for (let j = 0; j < 16; j++)
                 A[21687 + j * 48 + i] = A[192 + i * 16 + j];
@@ -2911,13 +2991,16 @@ export class Trainer {
                 A[24759 + (i0 * 48 + i1 * 1)] = A[1776 + (i1 * 1)];
             }
         }
+        // (derived)
         scan0(A);
         for (let o = 0; o < 1; o++)
             for (let j = 0; j < 4096; j++)
                 A[33975 + o * 4096 + j] = A[26295 + o * 7680 + 0 + j];
+        // graphs/translate.ts:55
         for (let o = 0; o < 1; o++)
             for (let j = 0; j < 512; j++)
                 A[38071 + o * 512 + j] = A[33975 + o * 4096 + 0 + j];
+        // (derived)
         A[38583] = 1;
         A[38584] = 0;
         A[38585] = 0;
@@ -3238,6 +3321,7 @@ export class Trainer {
         A[38900] = 0;
         A[38901] = 0;
         A[38902] = 0;
+        // graphs/translate.ts:85
         for (let o = 0; o < 32; o++)
             for (let j = 0; j < 50; j++)
                 A[38903 + o * 50 + j] = A[12918 + o * 60 + 0 + j];
@@ -3247,6 +3331,7 @@ export class Trainer {
         for (let o = 0; o < 32; o++)
             for (let j = 0; j < 50; j++)
                 A[40503 + o * 60 + 10 + j] = A[38903 + o * 50 + j];
+        // graphs/translate.ts:18
         for (let i = 0; i < 16; i++)
             for (let j = 0; j < 16; j++)
                 A[38583 + j * 16 + i] = A[1984 + i * 16 + j];
@@ -3255,9 +3340,11 @@ export class Trainer {
                 A[38839 + (i0 * 16 + i1 * 1)] = A[2240 + (i1 * 1)];
             }
         }
+        // graphs/translate.ts:55
         for (let o = 0; o < 1; o++)
             for (let j = 0; j < 3584; j++)
                 A[42423 + o * 3584 + j] = A[33975 + o * 4096 + 512 + j];
+        // graphs/translate.ts:18
         for (let i = 0; i < 224; i += 4) {
             for (let j = 0; j < 15; j += 3) {
                 let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -3342,6 +3429,7 @@ export class Trainer {
                 }
             }
         }
+        // graphs/translate.ts:26
         for (let i = 0; i < 48; i++)
             for (let j = 0; j < 32; j++)
                 A[34199 + j * 48 + i] = A[2545 + i * 32 + j];
@@ -3358,6 +3446,7 @@ export class Trainer {
                 A[46007 + (i0 * 48 + i1 * 1)] = A[4897 + (i1 * 1)];
             }
         }
+        // graphs/translate.ts:18
         for (let i = 0; i < 10; i++)
             for (let j = 0; j < 16; j++)
                 A[39351 + j * 10 + i] = A[4945 + i * 16 + j];
@@ -3366,16 +3455,19 @@ export class Trainer {
                 A[39511 + (i0 * 10 + i1 * 1)] = A[5105 + (i1 * 1)];
             }
         }
+        // (derived)
         scan1(A);
         for (let o = 0; o < 1; o++)
             for (let j = 0; j < 3776; j++)
                 A[60023 + o * 3776 + j] = A[53175 + o * 6848 + 0 + j];
+        // graphs/translate.ts:86
         for (let o = 0; o < 1; o++)
             for (let j = 0; j < 1920; j++)
                 A[47543 + o * 1920 + j] = A[60023 + o * 3776 + 512 + j];
         for (let i = 0; i < 1920; i++) {
             A[14839 + i] = A[47543 + i];
         }
+        // (derived)
         for (let i0 = 0; i0 < 32; i0++) {
             for (let i1 = 0; i1 < 6; i1++) {
                 {
@@ -3845,6 +3937,7 @@ export class Trainer {
                 A[10220 + (i1 * 1)] = acc;
             }
         }
+        // graphs/translate.ts:86
         for (let o = 0; o < 1; o++)
             for (let j = 0; j < 1344; j++)
                 A[18103 + o * 1344 + j] = A[60023 + o * 3776 + 2432 + j];
@@ -3854,6 +3947,7 @@ export class Trainer {
     }
     forward() {
         const A = this.arena;
+        // graphs/translate.ts:58
         for (let i = 0; i < 224; i += 4) {
             for (let j = 0; j < 15; j += 3) {
                 let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -3922,6 +4016,7 @@ export class Trainer {
                 A[18103 + (i + 3) * 16 + (15 + 0)] = c30;
             }
         }
+        // graphs/translate.ts:26
         for (let i = 0; i < 48; i++)
             for (let j = 0; j < 16; j++)
                 A[21687 + j * 48 + i] = A[192 + i * 16 + j];
@@ -3938,13 +4033,16 @@ export class Trainer {
                 A[24759 + (i0 * 48 + i1 * 1)] = A[1776 + (i1 * 1)];
             }
         }
+        // (derived)
         scan4(A);
         for (let o = 0; o < 1; o++)
             for (let j = 0; j < 4096; j++)
                 A[18103 + o * 4096 + j] = A[26295 + o * 7680 + 0 + j];
+        // graphs/translate.ts:55
         for (let o = 0; o < 1; o++)
             for (let j = 0; j < 512; j++)
                 A[22199 + o * 512 + j] = A[18103 + o * 4096 + 0 + j];
+        // (derived)
         A[22711] = 1;
         A[22712] = 0;
         A[22713] = 0;
@@ -4265,6 +4363,7 @@ export class Trainer {
         A[23028] = 0;
         A[23029] = 0;
         A[23030] = 0;
+        // graphs/translate.ts:85
         for (let o = 0; o < 32; o++)
             for (let j = 0; j < 50; j++)
                 A[23031 + o * 50 + j] = A[12918 + o * 60 + 0 + j];
@@ -4274,6 +4373,7 @@ export class Trainer {
         for (let o = 0; o < 32; o++)
             for (let j = 0; j < 50; j++)
                 A[24631 + o * 60 + 10 + j] = A[23031 + o * 50 + j];
+        // graphs/translate.ts:18
         for (let i = 0; i < 16; i++)
             for (let j = 0; j < 16; j++)
                 A[22711 + j * 16 + i] = A[1984 + i * 16 + j];
@@ -4282,9 +4382,11 @@ export class Trainer {
                 A[22967 + (i0 * 16 + i1 * 1)] = A[2240 + (i1 * 1)];
             }
         }
+        // graphs/translate.ts:55
         for (let o = 0; o < 1; o++)
             for (let j = 0; j < 3584; j++)
                 A[26551 + o * 3584 + j] = A[18103 + o * 4096 + 512 + j];
+        // graphs/translate.ts:18
         for (let i = 0; i < 224; i += 4) {
             for (let j = 0; j < 15; j += 3) {
                 let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -4369,6 +4471,7 @@ export class Trainer {
                 }
             }
         }
+        // graphs/translate.ts:26
         for (let i = 0; i < 48; i++)
             for (let j = 0; j < 32; j++)
                 A[18327 + j * 48 + i] = A[2545 + i * 32 + j];
@@ -4385,6 +4488,7 @@ export class Trainer {
                 A[30135 + (i0 * 48 + i1 * 1)] = A[4897 + (i1 * 1)];
             }
         }
+        // graphs/translate.ts:18
         for (let i = 0; i < 10; i++)
             for (let j = 0; j < 16; j++)
                 A[23479 + j * 10 + i] = A[4945 + i * 16 + j];
@@ -4393,10 +4497,12 @@ export class Trainer {
                 A[23639 + (i0 * 10 + i1 * 1)] = A[5105 + (i1 * 1)];
             }
         }
+        // (derived)
         scan5(A);
         for (let o = 0; o < 1; o++)
             for (let j = 0; j < 3776; j++)
                 A[18103 + o * 3776 + j] = A[37559 + o * 6848 + 0 + j];
+        // graphs/translate.ts:86
         for (let o = 0; o < 1; o++)
             for (let j = 0; j < 1920; j++)
                 A[21879 + o * 1920 + j] = A[18103 + o * 3776 + 512 + j];

@@ -30,7 +30,7 @@ async function compileInference(model: ModelDef, source: string, values: Record<
   const dtype = choiceFlag('compile', 'dtype', values['dtype'] as string | undefined, ['f32', 'f64'], 'f32');
   const seed = intFlag('compile', 'seed', values['seed'] as string | undefined, model.task?.seed ?? 1234, 0);
   const { emitInference } = await import('../emit/inference.ts');
-  const emitted = emitInference({ model, source, batch, dtype, seed });
+  const emitted = emitInference({ model, source, batch, dtype, seed, originComments: true });
   const files = await writeModule(values['out'] as string, 'inference', emitted.source);
   if (values['json']) process.stdout.write(JSON.stringify({ file: files[0], files, inference: true, batch, dtype, arenaBytes: emitted.bytes, arenaElements: emitted.elements }) + '\n');
   else process.stdout.write(`wrote ${files[0]} (forward only: step(x) → o, state kept between calls; batch ${batch}, ${dtype})\n  and inference.js, inference.d.ts beside it\narena: ${emitted.bytes} bytes (${emitted.elements} ${dtype} elements)\n`);
@@ -72,7 +72,7 @@ async function compileGraph(model: ModelDef, source: string, values: Record<stri
   const emitted = emitGraphTrainer({
     model, source, batch: cfg.batch, dtype: cfg.dtype, loss: cfg.loss, optimizer: cfg.optimizer,
     ...(cfg.clipNorm !== undefined ? { clipNorm: cfg.clipNorm } : {}), ...(cfg.seed !== undefined ? { seed: cfg.seed } : {}),
-    form: form === 'unrolled' ? 'unrolled' : 'rolled',
+    form: form === 'unrolled' ? 'unrolled' : 'rolled', originComments: true,
   });
   const files = await writeModule(String(values['out']), 'trainer', emitted.source);
   const rolled = form !== 'unrolled';
@@ -113,6 +113,8 @@ export const compile: Command = {
     const cfg = {
       ...trainerConfig('compile', model, source, values),
       form,
+      // The artifact a user reads: each statement under the model file's line that wrote it.
+      originComments: true,
       // Each kernel graph is printed after the named pass (the rolled form has one: the step body and its VJP).
       ...(dumpAfter !== undefined ? { onPass: (name: string, g: Graph) => void (name === dumpAfter && dumps.push(printGraph(g))) } : {}),
     };

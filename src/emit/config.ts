@@ -32,6 +32,8 @@ export interface TrainerConfig {
   readonly dropout?: boolean;
   /** Check every statement's values are finite, and throw naming the op's line and step t (--check-numerics). */
   readonly checkNumerics?: boolean;
+  /** Name the model file's line above the statements it wrote (`// graphs/sincos.ts:12`): the artifacts compile writes; in-memory trainers skip it (formatting every node's origin costs time to the first step). */
+  readonly originComments?: boolean;
   /** Record ‖∂L/∂s(t)‖ for every step t in the reverse loop (the trainer's gradFlow(); rolled form). */
   readonly gradFlow?: boolean;
   /** Also emit the gradients of the inputs x(t) and of the initial state (for `unfold grad`). */

@@ -32,6 +32,8 @@ export interface GraphTrainerConfig {
   readonly seed?: number;
   /** Check every statement's values are finite, naming the op's line and step (--check-numerics). */
   readonly checkNumerics?: boolean;
+  /** Name the model file's line above the statements it wrote (`// graphs/sincos.ts:12`): the artifacts compile writes; in-memory trainers skip it (formatting every node's origin costs time to the first step). */
+  readonly originComments?: boolean;
   /** rolled (default): a loop over t per scan; unrolled: every scan inlined, straight-line code over its steps. */
   readonly form?: 'rolled' | 'unrolled';
   /** Build the model for training: its dropout(x, p) draw masks in step() (elsewhere they are 1). */
@@ -99,7 +101,7 @@ function emitInContext(cfg: GraphTrainerConfig): EmittedGraphTrainer {
   const tempBase = arena.size;
   const trainPlan = planOutputs(slots, pinned, tempBase);
   const forwardPlan = planOutputs(slots.slice(gradSlots.length), pinned, tempBase);
-  const target = { dtype: cfg.dtype, ...(cfg.checkNumerics ? { checkNumerics: true } : {}) };
+  const target = { dtype: cfg.dtype, ...(cfg.checkNumerics ? { checkNumerics: true } : {}), ...(cfg.originComments ? { originComments: true } : {}) };
   arena.reserve(Math.max(trainPlan.tempSize, forwardPlan.tempSize));
   // Each scan's loop gets its own slots after the kernels' temporaries (src/emit/scan-loops.ts).
   const Arr = cfg.dtype === 'f32' ? 'Float32Array' : 'Float64Array';

@@ -18,6 +18,8 @@ export interface InferenceConfig {
   readonly batch: number;
   readonly dtype: Dtype;
   readonly seed?: number;
+  /** Name the model file's line above the statements it wrote (`// graphs/sincos.ts:12`): the artifacts compile writes; in-memory trainers skip it (formatting every node's origin costs time to the first step). */
+  readonly originComments?: boolean;
 }
 
 export interface EmittedInference {
@@ -69,7 +71,7 @@ function emitInContext(cfg: InferenceConfig): EmittedInference {
   const tempBase = arena.size;
   const plan = planOutputs(slots, pinned, tempBase);
   arena.reserve(plan.tempSize);
-  const target = { dtype: cfg.dtype };
+  const target = { dtype: cfg.dtype, ...(cfg.originComments ? { originComments: true } : {}) };
   const body = emitKernel(plan, target);
   const elements = arena.size;
   const bytes = elements * (cfg.dtype === 'f32' ? 4 : 8);

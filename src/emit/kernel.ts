@@ -131,9 +131,17 @@ function statement(plan: KernelPlan, n: Node, target: EmitTarget, loop: LoopLowe
   }
 }
 
-/** The kernel's statements, one block per scheduled node, then copies into output slots. */
+/** The kernel's statements, one block per scheduled node (under a comment naming the user's line that wrote it), then copies into output slots. */
 export function emitKernel(plan: KernelPlan, target: EmitTarget, loop?: LoopLowering, step?: string): string[] {
-  const lines = plan.order.map((n) => statement(plan, n, target, loop) + (target.checkNumerics ? `\n${numericsCheck(plan, n, step)}` : ''));
+  // The user's line of a run of statements, once, above its first (as a source map would place it);
+  // a run the compiler derived (the loss, the backward pass) says so, once a user's line was named.
+  let line: string | undefined;
+  const lines = plan.order.map((n) => {
+    if (!target.originComments) return statement(plan, n, target, loop) + (target.checkNumerics ? `\n${numericsCheck(plan, n, step)}` : '');
+    const comment = n.origin === line ? '' : n.origin !== undefined ? originComment(n.origin) : '// (derived)\n';
+    line = n.origin;
+    return comment + statement(plan, n, target, loop) + (target.checkNumerics ? `\n${numericsCheck(plan, n, step)}` : '');
+  });
   for (const { node, to, accumulate } of plan.copies) {
     const src = bufOf(plan, node);
     const size = sizeOf(node.shape);
@@ -147,6 +155,11 @@ export function emitKernel(plan: KernelPlan, target: EmitTarget, loop?: LoopLowe
     lines.push(size === 1 ? `${at(dst, 0)} ${store} ${at(src, 0)};` : `for (let i = 0; i < ${size}; i++) ${at(dst, 'i')} ${store} ${at(src, 'i')};`);
   }
   return lines;
+}
+
+/** `// graphs/sincos.ts:12`: the model file's line that wrote what follows (the backward pass's statements have none). */
+function originComment(origin: string): string {
+  return `// ${origin.replace(/[^\x20-\x7e]/g, '?')}\n`;
 }
 
 /**

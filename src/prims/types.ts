@@ -55,6 +55,8 @@ export interface EmitTarget {
   readonly dtype: Dtype;
   /** After every statement, a check that what it wrote is finite (--check-numerics); off, nothing is emitted. */
   readonly checkNumerics?: boolean;
+  /** Name the model file's line above the statements it wrote (`// graphs/sincos.ts:12`): the artifacts compile writes; in-memory trainers skip it (formatting every node's origin costs time to the first step). */
+  readonly originComments?: boolean;
   /** Absent (the ts target), products and element-wise chains are TypeScript loops. */
   readonly kernels?: TargetKernels;
 }

@@ -327,6 +327,7 @@ export class Trainer {
     /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
     train(A, T) {
         const W = this.kernels;
+        // graphs/adding-bidir.ts:12
         for (let i0 = 0; i0 < 16; i0++) {
             for (let i1 = 0; i1 < 16; i1++) {
                 A[99780 + (i0 * 16 + i1 * 1)] = A[592 + (i1 * 1)];
@@ -337,6 +338,7 @@ export class Trainer {
                 A[100036 + (i0 * 16 + i1 * 1)] = A[288 + (i1 * 1)];
             }
         }
+        // graphs/adding-bidir.ts:12
         for (let i0 = 0; i0 < 16; i0++) {
             for (let i1 = 0; i1 < 16; i1++) {
                 A[131524 + (i0 * 16 + i1 * 1)] = A[1200 + (i1 * 1)];
@@ -347,6 +349,7 @@ export class Trainer {
                 A[131780 + (i0 * 16 + i1 * 1)] = A[896 + (i1 * 1)];
             }
         }
+        // graphs/adding-bidir.ts:12
         for (let i0 = 0; i0 < 16; i0++) {
             for (let i1 = 0; i1 < 16; i1++) {
                 A[163268 + (i0 * 16 + i1 * 1)] = A[2768 + (i1 * 1)];
@@ -357,6 +360,7 @@ export class Trainer {
                 A[163524 + (i0 * 16 + i1 * 1)] = A[1984 + (i1 * 1)];
             }
         }
+        // graphs/adding-bidir.ts:12
         for (let i0 = 0; i0 < 16; i0++) {
             for (let i1 = 0; i1 < 16; i1++) {
                 A[195012 + (i0 * 16 + i1 * 1)] = A[4336 + (i1 * 1)];
@@ -375,6 +379,7 @@ export class Trainer {
                 A[195556 + (i0 * 1 + i1 * 1)] = A[4384 + (i1 * 1)];
             }
         }
+        // (derived)
         A[237381] = 1 / A[31874];
         {
             const v = A[237381];
@@ -401,11 +406,17 @@ export class Trainer {
                     A[q2 + (i0 * 16 + i1 * 1)] = A[q7 + (i0 * 1)];
                 }
             }
+            // graphs/adding-bidir.ts:12
             W.mm1(237381, q3, 336);
+            // graphs/adding-bidir.ts:23
             W.ew0((q2 + 768), q5, 99780, 237381);
+            // graphs/adding-bidir.ts:24
             W.ew1((q2 + 256), (q2 + 768));
+            // graphs/adding-bidir.ts:12
             W.mm1(237381, q3, 32);
+            // graphs/adding-bidir.ts:24
             W.ew2((q2 + 512), q6, 100036, 237381);
+            // (derived)
             for (let i = 0; i < 256; i++)
                 A[q0 + i] = (A[q2 + i] !== 0 ? ((A[(q2 + 768) + i] * A[q3 + i]) + (A[(q2 + 256) + i] * A[(q2 + 512) + i])) : A[q3 + i]);
             for (let i = 0; i < 256; i++)
@@ -426,11 +437,17 @@ export class Trainer {
                     A[q2 + (i0 * 16 + i1 * 1)] = A[q7 + (i0 * 1)];
                 }
             }
+            // graphs/adding-bidir.ts:12
             W.mm1(237381, q3, 944);
+            // graphs/adding-bidir.ts:23
             W.ew0((q2 + 768), q5, 131524, 237381);
+            // graphs/adding-bidir.ts:24
             W.ew1((q2 + 256), (q2 + 768));
+            // graphs/adding-bidir.ts:12
             W.mm1(237381, q3, 640);
+            // graphs/adding-bidir.ts:24
             W.ew2((q2 + 512), q6, 131780, 237381);
+            // (derived)
             for (let i = 0; i < 256; i++)
                 A[q0 + i] = (A[q2 + i] !== 0 ? ((A[(q2 + 768) + i] * A[q3 + i]) + (A[(q2 + 256) + i] * A[(q2 + 512) + i])) : A[q3 + i]);
             for (let i = 0; i < 256; i++)
@@ -449,15 +466,22 @@ export class Trainer {
                     A[q2 + (i0 * 16 + i1 * 1)] = A[q6 + (i0 * 1)];
                 }
             }
+            // graphs/adding-bidir.ts:34
             W.cp0((q2 + 1024), q4);
             W.cp0((q2 + 1024) + 16, q5);
+            // graphs/adding-bidir.ts:12
             W.mm5(237381, (q2 + 1024), 2000);
             W.mm1(237637, q3, 2512);
+            // graphs/adding-bidir.ts:23
             W.ew0((q2 + 768), 237381, 163268, 237637);
+            // graphs/adding-bidir.ts:24
             W.ew1((q2 + 256), (q2 + 768));
+            // graphs/adding-bidir.ts:12
             W.mm5(237381, (q2 + 1024), 1216);
             W.mm1(237637, q3, 1728);
+            // graphs/adding-bidir.ts:24
             W.ew2((q2 + 512), 237381, 163524, 237637);
+            // (derived)
             for (let i = 0; i < 256; i++)
                 A[q0 + i] = (A[q2 + i] !== 0 ? ((A[(q2 + 768) + i] * A[q3 + i]) + (A[(q2 + 256) + i] * A[(q2 + 512) + i])) : A[q3 + i]);
             for (let i = 0; i < 256; i++)
@@ -480,23 +504,33 @@ export class Trainer {
                     A[(q3 + 16) + (i0 * 16 + i1 * 1)] = A[q9 + (i0 * 1)];
                 }
             }
+            // graphs/adding-bidir.ts:34
             W.cp0((q3 + 1040), q5);
             W.cp0((q3 + 1040) + 16, q6);
+            // graphs/adding-bidir.ts:12
             W.mm5(237381, (q3 + 1040), 3568);
             W.mm1(237637, q4, 4080);
+            // graphs/adding-bidir.ts:23
             W.ew0((q3 + 784), 237381, 195012, 237637);
+            // graphs/adding-bidir.ts:24
             W.ew1((q3 + 272), (q3 + 784));
+            // graphs/adding-bidir.ts:12
             W.mm5(237381, (q3 + 1040), 2784);
             W.mm1(237637, q4, 3296);
+            // graphs/adding-bidir.ts:24
             W.ew2((q3 + 528), 237381, 195268, 237637);
+            // (derived)
             for (let i = 0; i < 256; i++)
                 A[q0 + i] = (A[(q3 + 16) + i] !== 0 ? ((A[(q3 + 784) + i] * A[q4 + i]) + (A[(q3 + 272) + i] * A[(q3 + 528) + i])) : A[q4 + i]);
             for (let i = 0; i < 256; i++)
                 A[q2 + i] = (A[(q3 + 16) + i] !== 0 ? A[q0 + i] : 0);
+            // graphs/adding-bidir.ts:34
             W.cp0((q3 + 1552), q7);
             W.cp0((q3 + 1552) + 16, q2);
+            // graphs/adding-bidir.ts:12
             W.mm8(q1, (q3 + 1552), 195524);
             W.ew6(q1, q1, 195556);
+            // (derived)
             W.ew7(q3, q1, q8);
             W.ew8(237381, q3);
             for (let i0 = 0; i0 < 16; i0++) {
@@ -676,6 +710,7 @@ export class Trainer {
     /** Forward over the window's T steps only. */
     forward(A, T) {
         const W = this.kernels;
+        // graphs/adding-bidir.ts:12
         for (let i0 = 0; i0 < 16; i0++) {
             for (let i1 = 0; i1 < 16; i1++) {
                 A[99780 + (i0 * 16 + i1 * 1)] = A[592 + (i1 * 1)];
@@ -686,6 +721,7 @@ export class Trainer {
                 A[100036 + (i0 * 16 + i1 * 1)] = A[288 + (i1 * 1)];
             }
         }
+        // graphs/adding-bidir.ts:12
         for (let i0 = 0; i0 < 16; i0++) {
             for (let i1 = 0; i1 < 16; i1++) {
                 A[131524 + (i0 * 16 + i1 * 1)] = A[1200 + (i1 * 1)];
@@ -696,6 +732,7 @@ export class Trainer {
                 A[131780 + (i0 * 16 + i1 * 1)] = A[896 + (i1 * 1)];
             }
         }
+        // graphs/adding-bidir.ts:12
         for (let i0 = 0; i0 < 16; i0++) {
             for (let i1 = 0; i1 < 16; i1++) {
                 A[163268 + (i0 * 16 + i1 * 1)] = A[2768 + (i1 * 1)];
@@ -706,6 +743,7 @@ export class Trainer {
                 A[163524 + (i0 * 16 + i1 * 1)] = A[1984 + (i1 * 1)];
             }
         }
+        // graphs/adding-bidir.ts:12
         for (let i0 = 0; i0 < 16; i0++) {
             for (let i1 = 0; i1 < 16; i1++) {
                 A[195012 + (i0 * 16 + i1 * 1)] = A[4336 + (i1 * 1)];
@@ -724,6 +762,7 @@ export class Trainer {
                 A[195556 + (i0 * 1 + i1 * 1)] = A[4384 + (i1 * 1)];
             }
         }
+        // (derived)
         A[237381] = 1 / A[31874];
         {
             const v = A[237381];
@@ -748,9 +787,13 @@ export class Trainer {
                     A[237381 + (i0 * 16 + i1 * 1)] = A[q6 + (i0 * 1)];
                 }
             }
+            // graphs/adding-bidir.ts:12
             W.mm1(237637, q2, 336);
+            // graphs/adding-bidir.ts:23
             W.ew0(237893, q4, 99780, 237637);
+            // graphs/adding-bidir.ts:12
             W.mm1(237637, q2, 32);
+            // (derived)
             for (let i = 0; i < 256; i++)
                 A[q0 + i] = (A[237381 + i] !== 0 ? ((A[237893 + i] * A[q2 + i]) + ((1 - A[237893 + i]) * (tanh32(((A[q5 + i] + A[100036 + i]) + A[237637 + i]))))) : A[q2 + i]);
             for (let i = 0; i < 256; i++)
@@ -770,9 +813,13 @@ export class Trainer {
                     A[237381 + (i0 * 16 + i1 * 1)] = A[q6 + (i0 * 1)];
                 }
             }
+            // graphs/adding-bidir.ts:12
             W.mm1(237637, q2, 944);
+            // graphs/adding-bidir.ts:23
             W.ew0(237893, q4, 131524, 237637);
+            // graphs/adding-bidir.ts:12
             W.mm1(237637, q2, 640);
+            // (derived)
             for (let i = 0; i < 256; i++)
                 A[q0 + i] = (A[237381 + i] !== 0 ? ((A[237893 + i] * A[q2 + i]) + ((1 - A[237893 + i]) * (tanh32(((A[q5 + i] + A[131780 + i]) + A[237637 + i]))))) : A[q2 + i]);
             for (let i = 0; i < 256; i++)
@@ -790,13 +837,18 @@ export class Trainer {
                     A[237381 + (i0 * 16 + i1 * 1)] = A[q5 + (i0 * 1)];
                 }
             }
+            // graphs/adding-bidir.ts:34
             W.cp0(237637, q3);
             W.cp0(237653, q4);
+            // graphs/adding-bidir.ts:12
             W.mm5(238149, 237637, 2000);
             W.mm1(238405, q2, 2512);
+            // graphs/adding-bidir.ts:23
             W.ew0(238661, 238149, 163268, 238405);
+            // graphs/adding-bidir.ts:12
             W.mm5(238149, 237637, 1216);
             W.mm1(237637, q2, 1728);
+            // (derived)
             for (let i = 0; i < 256; i++)
                 A[q0 + i] = (A[237381 + i] !== 0 ? ((A[238661 + i] * A[q2 + i]) + ((1 - A[238661 + i]) * (tanh32(((A[238149 + i] + A[163524 + i]) + A[237637 + i]))))) : A[q2 + i]);
             for (let i = 0; i < 256; i++)
@@ -816,19 +868,26 @@ export class Trainer {
                     A[237381 + (i0 * 16 + i1 * 1)] = A[q8 + (i0 * 1)];
                 }
             }
+            // graphs/adding-bidir.ts:34
             W.cp0(237637, q4);
             W.cp0(237653, q5);
+            // graphs/adding-bidir.ts:12
             W.mm5(238149, 237637, 3568);
             W.mm1(238405, q3, 4080);
+            // graphs/adding-bidir.ts:23
             W.ew0(238661, 238149, 195012, 238405);
+            // graphs/adding-bidir.ts:12
             W.mm5(238149, 237637, 2784);
             W.mm1(237637, q3, 3296);
+            // (derived)
             for (let i = 0; i < 256; i++)
                 A[q0 + i] = (A[237381 + i] !== 0 ? ((A[238661 + i] * A[q3 + i]) + ((1 - A[238661 + i]) * (tanh32(((A[238149 + i] + A[195268 + i]) + A[237637 + i]))))) : A[q3 + i]);
             for (let i = 0; i < 256; i++)
                 A[q2 + i] = (A[237381 + i] !== 0 ? A[q0 + i] : 0);
+            // graphs/adding-bidir.ts:34
             W.cp0(237381, q6);
             W.cp0(237397, q2);
+            // graphs/adding-bidir.ts:12
             W.mm8(q1, 237381, 195524);
             W.ew6(q1, q1, 195556);
         }

@@ -373,16 +373,21 @@ export class Trainer {
     /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
     private train(A: Float32Array, T: number): void {
         const W = this.kernels;
+        // graphs/adding-bidir.ts:12
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[99780 + (i0 * 16 + i1 * 1)] = A[592 + (i1 * 1)]; } }
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[100036 + (i0 * 16 + i1 * 1)] = A[288 + (i1 * 1)]; } }
+        // graphs/adding-bidir.ts:12
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[131524 + (i0 * 16 + i1 * 1)] = A[1200 + (i1 * 1)]; } }
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[131780 + (i0 * 16 + i1 * 1)] = A[896 + (i1 * 1)]; } }
+        // graphs/adding-bidir.ts:12
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[163268 + (i0 * 16 + i1 * 1)] = A[2768 + (i1 * 1)]; } }
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[163524 + (i0 * 16 + i1 * 1)] = A[1984 + (i1 * 1)]; } }
+        // graphs/adding-bidir.ts:12
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[195012 + (i0 * 16 + i1 * 1)] = A[4336 + (i1 * 1)]; } }
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[195268 + (i0 * 16 + i1 * 1)] = A[3552 + (i1 * 1)]; } }
         for (let i = 0; i < 32; i++) { A[195524 + i] = A[4352 + i]; }
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[195556 + (i0 * 1 + i1 * 1)] = A[4384 + (i1 * 1)]; } }
+        // (derived)
         A[237381] = 1 / A[31874];
         { const v = A[237381]; for (let f = 0; f < 16; f++) A[195572 + f] = v; }
         A.copyWithin(42436, 9730, 9730 + 256);
@@ -401,11 +406,17 @@ export class Trainer {
           const q6 = 105412 + t * 256;
           const q7 = 31234 + t * 16;
           for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[q2 + (i0 * 16 + i1 * 1)] = A[q7 + (i0 * 1)]; } }
+          // graphs/adding-bidir.ts:12
           W.mm1(237381, q3, 336);
+          // graphs/adding-bidir.ts:23
           W.ew0((q2 + 768), q5, 99780, 237381);
+          // graphs/adding-bidir.ts:24
           W.ew1((q2 + 256), (q2 + 768));
+          // graphs/adding-bidir.ts:12
           W.mm1(237381, q3, 32);
+          // graphs/adding-bidir.ts:24
           W.ew2((q2 + 512), q6, 100036, 237381);
+          // (derived)
           for (let i = 0; i < 256; i++) A[q0 + i] = (A[q2 + i] !== 0 ? ((A[(q2 + 768) + i] * A[q3 + i]) + (A[(q2 + 256) + i] * A[(q2 + 512) + i])) : A[q3 + i]);
           for (let i = 0; i < 256; i++) A[q1 + i] = (A[q2 + i] !== 0 ? A[q0 + i] : 0);
         }
@@ -420,11 +431,17 @@ export class Trainer {
           const q6 = 137156 + t * 256;
           const q7 = 31234 + t * 16;
           for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[q2 + (i0 * 16 + i1 * 1)] = A[q7 + (i0 * 1)]; } }
+          // graphs/adding-bidir.ts:12
           W.mm1(237381, q3, 944);
+          // graphs/adding-bidir.ts:23
           W.ew0((q2 + 768), q5, 131524, 237381);
+          // graphs/adding-bidir.ts:24
           W.ew1((q2 + 256), (q2 + 768));
+          // graphs/adding-bidir.ts:12
           W.mm1(237381, q3, 640);
+          // graphs/adding-bidir.ts:24
           W.ew2((q2 + 512), q6, 131780, 237381);
+          // (derived)
           for (let i = 0; i < 256; i++) A[q0 + i] = (A[q2 + i] !== 0 ? ((A[(q2 + 768) + i] * A[q3 + i]) + (A[(q2 + 256) + i] * A[(q2 + 512) + i])) : A[q3 + i]);
           for (let i = 0; i < 256; i++) A[q1 + i] = (A[q2 + i] !== 0 ? A[q0 + i] : 0);
         }
@@ -437,15 +454,22 @@ export class Trainer {
           const q5 = 69060 + t * 256;
           const q6 = 31234 + t * 16;
           for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[q2 + (i0 * 16 + i1 * 1)] = A[q6 + (i0 * 1)]; } }
+          // graphs/adding-bidir.ts:34
           W.cp0((q2 + 1024), q4);
           W.cp0((q2 + 1024) + 16, q5);
+          // graphs/adding-bidir.ts:12
           W.mm5(237381, (q2 + 1024), 2000);
           W.mm1(237637, q3, 2512);
+          // graphs/adding-bidir.ts:23
           W.ew0((q2 + 768), 237381, 163268, 237637);
+          // graphs/adding-bidir.ts:24
           W.ew1((q2 + 256), (q2 + 768));
+          // graphs/adding-bidir.ts:12
           W.mm5(237381, (q2 + 1024), 1216);
           W.mm1(237637, q3, 1728);
+          // graphs/adding-bidir.ts:24
           W.ew2((q2 + 512), 237381, 163524, 237637);
+          // (derived)
           for (let i = 0; i < 256; i++) A[q0 + i] = (A[q2 + i] !== 0 ? ((A[(q2 + 768) + i] * A[q3 + i]) + (A[(q2 + 256) + i] * A[(q2 + 512) + i])) : A[q3 + i]);
           for (let i = 0; i < 256; i++) A[q1 + i] = (A[q2 + i] !== 0 ? A[q0 + i] : 0);
         }
@@ -462,21 +486,31 @@ export class Trainer {
           const q9 = 31234 + t * 16;
           const q10 = 31554 + t * 16;
           for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[(q3 + 16) + (i0 * 16 + i1 * 1)] = A[q9 + (i0 * 1)]; } }
+          // graphs/adding-bidir.ts:34
           W.cp0((q3 + 1040), q5);
           W.cp0((q3 + 1040) + 16, q6);
+          // graphs/adding-bidir.ts:12
           W.mm5(237381, (q3 + 1040), 3568);
           W.mm1(237637, q4, 4080);
+          // graphs/adding-bidir.ts:23
           W.ew0((q3 + 784), 237381, 195012, 237637);
+          // graphs/adding-bidir.ts:24
           W.ew1((q3 + 272), (q3 + 784));
+          // graphs/adding-bidir.ts:12
           W.mm5(237381, (q3 + 1040), 2784);
           W.mm1(237637, q4, 3296);
+          // graphs/adding-bidir.ts:24
           W.ew2((q3 + 528), 237381, 195268, 237637);
+          // (derived)
           for (let i = 0; i < 256; i++) A[q0 + i] = (A[(q3 + 16) + i] !== 0 ? ((A[(q3 + 784) + i] * A[q4 + i]) + (A[(q3 + 272) + i] * A[(q3 + 528) + i])) : A[q4 + i]);
           for (let i = 0; i < 256; i++) A[q2 + i] = (A[(q3 + 16) + i] !== 0 ? A[q0 + i] : 0);
+          // graphs/adding-bidir.ts:34
           W.cp0((q3 + 1552), q7);
           W.cp0((q3 + 1552) + 16, q2);
+          // graphs/adding-bidir.ts:12
           W.mm8(q1, (q3 + 1552), 195524);
           W.ew6(q1, q1, 195556);
+          // (derived)
           W.ew7(q3, q1, q8);
           W.ew8(237381, q3);
           for (let i0 = 0; i0 < 16; i0++) { { let acc = 0; for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[237381 + (i0 * 1 + i1 * 1)]; } A[237397 + (i0 * 1)] = acc; } }
@@ -611,16 +645,21 @@ export class Trainer {
     /** Forward over the window's T steps only. */
     private forward(A: Float32Array, T: number): void {
         const W = this.kernels;
+        // graphs/adding-bidir.ts:12
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[99780 + (i0 * 16 + i1 * 1)] = A[592 + (i1 * 1)]; } }
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[100036 + (i0 * 16 + i1 * 1)] = A[288 + (i1 * 1)]; } }
+        // graphs/adding-bidir.ts:12
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[131524 + (i0 * 16 + i1 * 1)] = A[1200 + (i1 * 1)]; } }
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[131780 + (i0 * 16 + i1 * 1)] = A[896 + (i1 * 1)]; } }
+        // graphs/adding-bidir.ts:12
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[163268 + (i0 * 16 + i1 * 1)] = A[2768 + (i1 * 1)]; } }
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[163524 + (i0 * 16 + i1 * 1)] = A[1984 + (i1 * 1)]; } }
+        // graphs/adding-bidir.ts:12
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[195012 + (i0 * 16 + i1 * 1)] = A[4336 + (i1 * 1)]; } }
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[195268 + (i0 * 16 + i1 * 1)] = A[3552 + (i1 * 1)]; } }
         for (let i = 0; i < 32; i++) { A[195524 + i] = A[4352 + i]; }
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[195556 + (i0 * 1 + i1 * 1)] = A[4384 + (i1 * 1)]; } }
+        // (derived)
         A[237381] = 1 / A[31874];
         { const v = A[237381]; for (let f = 0; f < 16; f++) A[195572 + f] = v; }
         A.copyWithin(42436, 9730, 9730 + 256);
@@ -637,9 +676,13 @@ export class Trainer {
           const q5 = 105412 + t * 256;
           const q6 = 31234 + t * 16;
           for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[237381 + (i0 * 16 + i1 * 1)] = A[q6 + (i0 * 1)]; } }
+          // graphs/adding-bidir.ts:12
           W.mm1(237637, q2, 336);
+          // graphs/adding-bidir.ts:23
           W.ew0(237893, q4, 99780, 237637);
+          // graphs/adding-bidir.ts:12
           W.mm1(237637, q2, 32);
+          // (derived)
           for (let i = 0; i < 256; i++) A[q0 + i] = (A[237381 + i] !== 0 ? ((A[237893 + i] * A[q2 + i]) + ((1 - A[237893 + i]) * (tanh32(((A[q5 + i] + A[100036 + i]) + A[237637 + i]))))) : A[q2 + i]);
           for (let i = 0; i < 256; i++) A[q1 + i] = (A[237381 + i] !== 0 ? A[q0 + i] : 0);
         }
@@ -653,9 +696,13 @@ export class Trainer {
           const q5 = 137156 + t * 256;
           const q6 = 31234 + t * 16;
           for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[237381 + (i0 * 16 + i1 * 1)] = A[q6 + (i0 * 1)]; } }
+          // graphs/adding-bidir.ts:12
           W.mm1(237637, q2, 944);
+          // graphs/adding-bidir.ts:23
           W.ew0(237893, q4, 131524, 237637);
+          // graphs/adding-bidir.ts:12
           W.mm1(237637, q2, 640);
+          // (derived)
           for (let i = 0; i < 256; i++) A[q0 + i] = (A[237381 + i] !== 0 ? ((A[237893 + i] * A[q2 + i]) + ((1 - A[237893 + i]) * (tanh32(((A[q5 + i] + A[131780 + i]) + A[237637 + i]))))) : A[q2 + i]);
           for (let i = 0; i < 256; i++) A[q1 + i] = (A[237381 + i] !== 0 ? A[q0 + i] : 0);
         }
@@ -667,13 +714,18 @@ export class Trainer {
           const q4 = 69060 + t * 256;
           const q5 = 31234 + t * 16;
           for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[237381 + (i0 * 16 + i1 * 1)] = A[q5 + (i0 * 1)]; } }
+          // graphs/adding-bidir.ts:34
           W.cp0(237637, q3);
           W.cp0(237653, q4);
+          // graphs/adding-bidir.ts:12
           W.mm5(238149, 237637, 2000);
           W.mm1(238405, q2, 2512);
+          // graphs/adding-bidir.ts:23
           W.ew0(238661, 238149, 163268, 238405);
+          // graphs/adding-bidir.ts:12
           W.mm5(238149, 237637, 1216);
           W.mm1(237637, q2, 1728);
+          // (derived)
           for (let i = 0; i < 256; i++) A[q0 + i] = (A[237381 + i] !== 0 ? ((A[238661 + i] * A[q2 + i]) + ((1 - A[238661 + i]) * (tanh32(((A[238149 + i] + A[163524 + i]) + A[237637 + i]))))) : A[q2 + i]);
           for (let i = 0; i < 256; i++) A[q1 + i] = (A[237381 + i] !== 0 ? A[q0 + i] : 0);
         }
@@ -687,17 +739,24 @@ export class Trainer {
           const q6 = 74180 + t * 256;
           const q8 = 31234 + t * 16;
           for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[237381 + (i0 * 16 + i1 * 1)] = A[q8 + (i0 * 1)]; } }
+          // graphs/adding-bidir.ts:34
           W.cp0(237637, q4);
           W.cp0(237653, q5);
+          // graphs/adding-bidir.ts:12
           W.mm5(238149, 237637, 3568);
           W.mm1(238405, q3, 4080);
+          // graphs/adding-bidir.ts:23
           W.ew0(238661, 238149, 195012, 238405);
+          // graphs/adding-bidir.ts:12
           W.mm5(238149, 237637, 2784);
           W.mm1(237637, q3, 3296);
+          // (derived)
           for (let i = 0; i < 256; i++) A[q0 + i] = (A[237381 + i] !== 0 ? ((A[238661 + i] * A[q3 + i]) + ((1 - A[238661 + i]) * (tanh32(((A[238149 + i] + A[195268 + i]) + A[237637 + i]))))) : A[q3 + i]);
           for (let i = 0; i < 256; i++) A[q2 + i] = (A[237381 + i] !== 0 ? A[q0 + i] : 0);
+          // graphs/adding-bidir.ts:34
           W.cp0(237381, q6);
           W.cp0(237397, q2);
+          // graphs/adding-bidir.ts:12
           W.mm8(q1, 237381, 195524);
           W.ew6(q1, q1, 195556);
         }

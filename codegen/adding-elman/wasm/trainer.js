@@ -287,6 +287,7 @@ export class Trainer {
     /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
     train(A, T) {
         const W = this.kernels;
+        // graphs/adding-elman.ts:9
         for (let i0 = 0; i0 < 16; i0++) {
             for (let i1 = 0; i1 < 32; i1++) {
                 A[15044 + (i0 * 32 + i1 * 1)] = A[1088 + (i1 * 1)];
@@ -305,6 +306,7 @@ export class Trainer {
                 A[16100 + (i0 * 1 + i1 * 1)] = A[1184 + (i1 * 1)];
             }
         }
+        // (derived)
         A[58437] = 1 / A[14722];
         {
             const v = A[58437];
@@ -327,14 +329,18 @@ export class Trainer {
                     A[(q2 + 16) + (i0 * 32 + i1 * 1)] = A[q7 + (i0 * 1)];
                 }
             }
+            // graphs/adding-elman.ts:9
             W.mm1(58437, q3, 64);
             W.ew0((q2 + 528), q5, 15044, 58437, 15556);
+            // (derived)
             for (let i = 0; i < 512; i++)
                 A[q0 + i] = (A[(q2 + 16) + i] !== 0 ? A[(q2 + 528) + i] : A[q3 + i]);
             for (let i = 0; i < 512; i++)
                 A[(q2 + 1040) + i] = (A[(q2 + 16) + i] !== 0 ? A[q0 + i] : 0);
+            // graphs/adding-elman.ts:9
             W.mm2(q1, (q2 + 1040), 16068);
             W.ew1(q1, q1, 16100);
+            // (derived)
             W.ew2(q2, q1, q6);
             W.ew3(58437, q2);
             for (let i0 = 0; i0 < 16; i0++) {
@@ -408,6 +414,7 @@ export class Trainer {
     /** Forward over the window's T steps only. */
     forward(A, T) {
         const W = this.kernels;
+        // graphs/adding-elman.ts:9
         for (let i0 = 0; i0 < 16; i0++) {
             for (let i1 = 0; i1 < 32; i1++) {
                 A[15044 + (i0 * 32 + i1 * 1)] = A[1088 + (i1 * 1)];
@@ -426,6 +433,7 @@ export class Trainer {
                 A[16100 + (i0 * 1 + i1 * 1)] = A[1184 + (i1 * 1)];
             }
         }
+        // (derived)
         A[58437] = 1 / A[14722];
         {
             const v = A[58437];
@@ -444,11 +452,14 @@ export class Trainer {
                     A[58437 + (i0 * 32 + i1 * 1)] = A[q6 + (i0 * 1)];
                 }
             }
+            // graphs/adding-elman.ts:9
             W.mm1(58949, q2, 64);
+            // (derived)
             for (let i = 0; i < 512; i++)
                 A[q0 + i] = (A[58437 + i] !== 0 ? (tanh32(((A[q4 + i] + A[15044 + i]) + (A[58949 + i] + A[15556 + i])))) : A[q2 + i]);
             for (let i = 0; i < 512; i++)
                 A[58949 + i] = (A[58437 + i] !== 0 ? A[q0 + i] : 0);
+            // graphs/adding-elman.ts:9
             W.mm2(q1, 58949, 16068);
             W.ew1(q1, q1, 16100);
         }

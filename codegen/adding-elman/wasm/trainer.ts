@@ -320,10 +320,12 @@ export class Trainer {
     /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
     private train(A: Float32Array, T: number): void {
         const W = this.kernels;
+        // graphs/adding-elman.ts:9
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[15044 + (i0 * 32 + i1 * 1)] = A[1088 + (i1 * 1)]; } }
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[15556 + (i0 * 32 + i1 * 1)] = A[1120 + (i1 * 1)]; } }
         for (let i = 0; i < 32; i++) { A[16068 + i] = A[1152 + i]; }
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[16100 + (i0 * 1 + i1 * 1)] = A[1184 + (i1 * 1)]; } }
+        // (derived)
         A[58437] = 1 / A[14722];
         { const v = A[58437]; for (let f = 0; f < 16; f++) A[16116 + f] = v; }
         W.mm0(16132, 2370, 0);
@@ -338,12 +340,16 @@ export class Trainer {
           const q7 = 14082 + t * 16;
           const q8 = 14402 + t * 16;
           for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[(q2 + 16) + (i0 * 32 + i1 * 1)] = A[q7 + (i0 * 1)]; } }
+          // graphs/adding-elman.ts:9
           W.mm1(58437, q3, 64);
           W.ew0((q2 + 528), q5, 15044, 58437, 15556);
+          // (derived)
           for (let i = 0; i < 512; i++) A[q0 + i] = (A[(q2 + 16) + i] !== 0 ? A[(q2 + 528) + i] : A[q3 + i]);
           for (let i = 0; i < 512; i++) A[(q2 + 1040) + i] = (A[(q2 + 16) + i] !== 0 ? A[q0 + i] : 0);
+          // graphs/adding-elman.ts:9
           W.mm2(q1, (q2 + 1040), 16068);
           W.ew1(q1, q1, 16100);
+          // (derived)
           W.ew2(q2, q1, q6);
           W.ew3(58437, q2);
           for (let i0 = 0; i0 < 16; i0++) { { let acc = 0; for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[58437 + (i0 * 1 + i1 * 1)]; } A[58453 + (i0 * 1)] = acc; } }
@@ -384,10 +390,12 @@ export class Trainer {
     /** Forward over the window's T steps only. */
     private forward(A: Float32Array, T: number): void {
         const W = this.kernels;
+        // graphs/adding-elman.ts:9
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[15044 + (i0 * 32 + i1 * 1)] = A[1088 + (i1 * 1)]; } }
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[15556 + (i0 * 32 + i1 * 1)] = A[1120 + (i1 * 1)]; } }
         for (let i = 0; i < 32; i++) { A[16068 + i] = A[1152 + i]; }
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[16100 + (i0 * 1 + i1 * 1)] = A[1184 + (i1 * 1)]; } }
+        // (derived)
         A[58437] = 1 / A[14722];
         { const v = A[58437]; for (let f = 0; f < 16; f++) A[16116 + f] = v; }
         W.mm0(16132, 2370, 0);
@@ -398,9 +406,12 @@ export class Trainer {
           const q4 = 16132 + t * 512;
           const q6 = 14082 + t * 16;
           for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[58437 + (i0 * 32 + i1 * 1)] = A[q6 + (i0 * 1)]; } }
+          // graphs/adding-elman.ts:9
           W.mm1(58949, q2, 64);
+          // (derived)
           for (let i = 0; i < 512; i++) A[q0 + i] = (A[58437 + i] !== 0 ? (tanh32(((A[q4 + i] + A[15044 + i]) + (A[58949 + i] + A[15556 + i])))) : A[q2 + i]);
           for (let i = 0; i < 512; i++) A[58949 + i] = (A[58437 + i] !== 0 ? A[q0 + i] : 0);
+          // graphs/adding-elman.ts:9
           W.mm2(q1, 58949, 16068);
           W.ew1(q1, q1, 16100);
         }

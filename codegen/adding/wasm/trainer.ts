@@ -353,10 +353,12 @@ export class Trainer {
     /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
     private train(A: Float32Array, T: number): void {
         const W = this.kernels;
+        // graphs/adding.ts:10
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 128; i1++) { A[32708 + (i0 * 128 + i1 * 1)] = A[4352 + (i1 * 1)]; } }
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 128; i1++) { A[34756 + (i0 * 128 + i1 * 1)] = A[4480 + (i1 * 1)]; } }
         for (let i = 0; i < 32; i++) { A[36804 + i] = A[4608 + i]; }
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[36836 + (i0 * 1 + i1 * 1)] = A[4640 + (i1 * 1)]; } }
+        // (derived)
         A[151877] = 1 / A[32386];
         { const v = A[151877]; for (let f = 0; f < 16; f++) A[36852 + f] = v; }
         W.mm0(36868, 9282, 0);
@@ -373,6 +375,7 @@ export class Trainer {
           const q9 = 31746 + t * 16;
           const q10 = 32066 + t * 16;
           for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[(q3 + 16) + (i0 * 32 + i1 * 1)] = A[q9 + (i0 * 1)]; } }
+          // graphs/adding.ts:10
           W.mm1(151877, q4, 256);
           W.ew0(151877, q7, 32708, 151877, 34756);
           W.cp0(153925, 151973);
@@ -385,11 +388,14 @@ export class Trainer {
           W.ew2((q3 + 1552), 153925);
           W.ew3(151877, (q3 + 2576), q5, (q3 + 2064), (q3 + 1552));
           W.ew2((q3 + 1040), 151877);
+          // (derived)
           for (let i = 0; i < 512; i++) A[q0 + i] = (A[(q3 + 16) + i] !== 0 ? (A[(q3 + 528) + i] * A[(q3 + 1040) + i]) : A[q4 + i]);
           for (let i = 0; i < 512; i++) A[q1 + i] = (A[(q3 + 16) + i] !== 0 ? A[151877 + i] : A[q5 + i]);
           for (let i = 0; i < 512; i++) A[(q3 + 3088) + i] = (A[(q3 + 16) + i] !== 0 ? A[q0 + i] : 0);
+          // graphs/adding.ts:10
           W.mm2(q2, (q3 + 3088), 36804);
           W.ew4(q2, q2, 36836);
+          // (derived)
           W.ew5(q3, q2, q8);
           W.ew6(151877, q3);
           for (let i0 = 0; i0 < 16; i0++) { { let acc = 0; for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[151877 + (i0 * 1 + i1 * 1)]; } A[151893 + (i0 * 1)] = acc; } }
@@ -441,10 +447,12 @@ export class Trainer {
     /** Forward over the window's T steps only. */
     private forward(A: Float32Array, T: number): void {
         const W = this.kernels;
+        // graphs/adding.ts:10
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 128; i1++) { A[32708 + (i0 * 128 + i1 * 1)] = A[4352 + (i1 * 1)]; } }
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 128; i1++) { A[34756 + (i0 * 128 + i1 * 1)] = A[4480 + (i1 * 1)]; } }
         for (let i = 0; i < 32; i++) { A[36804 + i] = A[4608 + i]; }
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[36836 + (i0 * 1 + i1 * 1)] = A[4640 + (i1 * 1)]; } }
+        // (derived)
         A[151877] = 1 / A[32386];
         { const v = A[151877]; for (let f = 0; f < 16; f++) A[36852 + f] = v; }
         W.mm0(36868, 9282, 0);
@@ -457,6 +465,7 @@ export class Trainer {
           const q6 = 36868 + t * 2048;
           const q8 = 31746 + t * 16;
           for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[151877 + (i0 * 32 + i1 * 1)] = A[q8 + (i0 * 1)]; } }
+          // graphs/adding.ts:10
           W.mm1(152389, q3, 256);
           W.ew0(152389, q6, 32708, 152389, 34756);
           W.cp0(154437, 152485);
@@ -464,9 +473,11 @@ export class Trainer {
           W.cp0(155461, 152389);
           W.cp0(155973, 152453);
           W.ew11(152389, 154949, q4, 155461, 155973);
+          // (derived)
           for (let i = 0; i < 512; i++) A[q0 + i] = (A[151877 + i] !== 0 ? ((sigmoid32(A[154437 + i])) * (tanh32(A[152389 + i]))) : A[q3 + i]);
           for (let i = 0; i < 512; i++) A[q1 + i] = (A[151877 + i] !== 0 ? A[152389 + i] : A[q4 + i]);
           for (let i = 0; i < 512; i++) A[152389 + i] = (A[151877 + i] !== 0 ? A[q0 + i] : 0);
+          // graphs/adding.ts:10
           W.mm2(q2, 152389, 36804);
           W.ew4(q2, q2, 36836);
         }

@@ -249,11 +249,13 @@ export class Trainer {
     /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
     train(A, T) {
         const W = this.kernels;
+        // graphs/dynamical-system.ts:34
         for (let i0 = 0; i0 < 1; i0++) {
             for (let i1 = 0; i1 < 2; i1++) {
                 A[136 + (i0 * 2 + i1 * 1)] = A[4 + (i1 * 1)];
             }
         }
+        // (derived)
         A[225] = 1 / A[94];
         {
             const v = A[225];
@@ -267,9 +269,11 @@ export class Trainer {
             const q2 = 180 + t * 2;
             const q3 = 52 + t * 2;
             const q4 = 12 + t * 2;
+            // graphs/dynamical-system.ts:34
             W.mm0(q0, q3, 0);
             for (let i = 0; i < 2; i++)
                 A[q0 + i] = A[q0 + i] + A[136 + i];
+            // (derived)
             for (let i = 0; i < 2; i++)
                 A[q2 + i] = A[q0 + i] - A[q4 + i];
             for (let i = 0; i < 2; i++)
@@ -316,11 +320,13 @@ export class Trainer {
     /** Forward over the window's T steps only. */
     forward(A, T) {
         const W = this.kernels;
+        // graphs/dynamical-system.ts:34
         for (let i0 = 0; i0 < 1; i0++) {
             for (let i1 = 0; i1 < 2; i1++) {
                 A[136 + (i0 * 2 + i1 * 1)] = A[4 + (i1 * 1)];
             }
         }
+        // (derived)
         A[225] = 1 / A[94];
         {
             const v = A[225];
@@ -331,6 +337,7 @@ export class Trainer {
             const q0 = 52 + (t + 1) * 2;
             const q1 = 95 + t * 2;
             const q2 = 52 + t * 2;
+            // graphs/dynamical-system.ts:34
             W.mm0(q0, q2, 0);
             for (let i = 0; i < 2; i++)
                 A[q0 + i] = A[q0 + i] + A[136 + i];

@@ -274,7 +274,9 @@ export class Trainer {
     /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
     private train(A: Float32Array, T: number): void {
         const W = this.kernels;
+        // graphs/dynamical-system.ts:34
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 2; i1++) { A[136 + (i0 * 2 + i1 * 1)] = A[4 + (i1 * 1)]; } }
+        // (derived)
         A[225] = 1 / A[94];
         { const v = A[225]; for (let f = 0; f < 2; f++) A[138 + f] = v; }
         let lossSum = 0;
@@ -284,8 +286,10 @@ export class Trainer {
           const q2 = 180 + t * 2;
           const q3 = 52 + t * 2;
           const q4 = 12 + t * 2;
+          // graphs/dynamical-system.ts:34
           W.mm0(q0, q3, 0);
           for (let i = 0; i < 2; i++) A[q0 + i] = A[q0 + i] + A[136 + i];
+          // (derived)
           for (let i = 0; i < 2; i++) A[q2 + i] = A[q0 + i] - A[q4 + i];
           for (let i = 0; i < 2; i++) A[225 + i] = A[q2 + i] * A[q2 + i];
           { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 2; i1++) { acc = acc + A[225 + (i0 * 2 + i1 * 1)]; } } A[220 + (0)] = acc; }
@@ -311,13 +315,16 @@ export class Trainer {
     /** Forward over the window's T steps only. */
     private forward(A: Float32Array, T: number): void {
         const W = this.kernels;
+        // graphs/dynamical-system.ts:34
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 2; i1++) { A[136 + (i0 * 2 + i1 * 1)] = A[4 + (i1 * 1)]; } }
+        // (derived)
         A[225] = 1 / A[94];
         { const v = A[225]; for (let f = 0; f < 2; f++) A[138 + f] = v; }
         for (let t = 0; t < T; t++) {
           const q0 = 52 + (t + 1) * 2;
           const q1 = 95 + t * 2;
           const q2 = 52 + t * 2;
+          // graphs/dynamical-system.ts:34
           W.mm0(q0, q2, 0);
           for (let i = 0; i < 2; i++) A[q0 + i] = A[q0 + i] + A[136 + i];
           for (let i = 0; i < 2; i++) A[q1 + i] = A[q0 + i];

@@ -271,6 +271,7 @@ export class Trainer {
     /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
     train(A, T) {
         const W = this.kernels;
+        // graphs/gru.ts:8
         for (let i = 0; i < 96; i++) {
             A[7170 + i] = A[i];
         }
@@ -292,6 +293,7 @@ export class Trainer {
                 A[7490 + (i0 * 1 + i1 * 1)] = A[3392 + (i1 * 1)];
             }
         }
+        // (derived)
         A[12057] = 1 / A[7158];
         A[7491] = A[12057];
         W.mm0(7492, 6786, 7170);
@@ -303,6 +305,7 @@ export class Trainer {
             const q3 = 6806 + t * 32;
             const q5 = 7492 + t * 96;
             const q6 = 6796 + t * 1;
+            // graphs/gru.ts:8
             W.ew0(12057, q5, 7266);
             W.cp0(12153, 12089);
             W.mm1(12185, q3, 96);
@@ -320,6 +323,7 @@ export class Trainer {
             W.mm2(q1, q0, 7458);
             for (let i = 0; i < 1; i++)
                 A[q1 + i] = A[q1 + i] + A[7490 + i];
+            // (derived)
             A[q2] = A[q1] - A[q6];
             A[12057] = A[q2] * A[q2];
             {
@@ -402,6 +406,7 @@ export class Trainer {
     /** Forward over the window's T steps only. */
     forward(A, T) {
         const W = this.kernels;
+        // graphs/gru.ts:8
         for (let i = 0; i < 96; i++) {
             A[7170 + i] = A[i];
         }
@@ -423,6 +428,7 @@ export class Trainer {
                 A[7490 + (i0 * 1 + i1 * 1)] = A[3392 + (i1 * 1)];
             }
         }
+        // (derived)
         A[12057] = 1 / A[7158];
         A[7491] = A[12057];
         W.mm0(7492, 6786, 7170);
@@ -431,6 +437,7 @@ export class Trainer {
             const q1 = 7159 + t * 1;
             const q2 = 6806 + t * 32;
             const q4 = 7492 + t * 96;
+            // graphs/gru.ts:8
             W.ew0(12057, q4, 7266);
             W.cp0(12153, 12089);
             W.mm1(12185, q2, 96);

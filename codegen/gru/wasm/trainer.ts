@@ -326,11 +326,13 @@ export class Trainer {
     /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
     private train(A: Float32Array, T: number): void {
         const W = this.kernels;
+        // graphs/gru.ts:8
         for (let i = 0; i < 96; i++) { A[7170 + i] = A[i]; }
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 96; i1++) { A[7266 + (i0 * 96 + i1 * 1)] = A[3168 + (i1 * 1)]; } }
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 96; i1++) { A[7362 + (i0 * 96 + i1 * 1)] = A[3264 + (i1 * 1)]; } }
         for (let i = 0; i < 32; i++) { A[7458 + i] = A[3360 + i]; }
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[7490 + (i0 * 1 + i1 * 1)] = A[3392 + (i1 * 1)]; } }
+        // (derived)
         A[12057] = 1 / A[7158];
         A[7491] = A[12057];
         W.mm0(7492, 6786, 7170);
@@ -342,6 +344,7 @@ export class Trainer {
           const q3 = 6806 + t * 32;
           const q5 = 7492 + t * 96;
           const q6 = 6796 + t * 1;
+          // graphs/gru.ts:8
           W.ew0(12057, q5, 7266);
           W.cp0(12153, 12089);
           W.mm1(12185, q3, 96);
@@ -358,6 +361,7 @@ export class Trainer {
           W.ew4(q0, (q2 + 33), (q2 + 65), (q2 + 1), q3);
           W.mm2(q1, q0, 7458);
           for (let i = 0; i < 1; i++) A[q1 + i] = A[q1 + i] + A[7490 + i];
+          // (derived)
           A[q2] = A[q1] - A[q6];
           A[12057] = A[q2] * A[q2];
           { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[12057 + (i0 * 1 + i1 * 1)]; } } A[11992 + (0)] = acc; }
@@ -412,11 +416,13 @@ export class Trainer {
     /** Forward over the window's T steps only. */
     private forward(A: Float32Array, T: number): void {
         const W = this.kernels;
+        // graphs/gru.ts:8
         for (let i = 0; i < 96; i++) { A[7170 + i] = A[i]; }
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 96; i1++) { A[7266 + (i0 * 96 + i1 * 1)] = A[3168 + (i1 * 1)]; } }
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 96; i1++) { A[7362 + (i0 * 96 + i1 * 1)] = A[3264 + (i1 * 1)]; } }
         for (let i = 0; i < 32; i++) { A[7458 + i] = A[3360 + i]; }
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[7490 + (i0 * 1 + i1 * 1)] = A[3392 + (i1 * 1)]; } }
+        // (derived)
         A[12057] = 1 / A[7158];
         A[7491] = A[12057];
         W.mm0(7492, 6786, 7170);
@@ -425,6 +431,7 @@ export class Trainer {
           const q1 = 7159 + t * 1;
           const q2 = 6806 + t * 32;
           const q4 = 7492 + t * 96;
+          // graphs/gru.ts:8
           W.ew0(12057, q4, 7266);
           W.cp0(12153, 12089);
           W.mm1(12185, q2, 96);

@@ -249,11 +249,13 @@ export class Trainer {
     /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
     train(A, T) {
         const W = this.kernels;
+        // graphs/hopfield.ts:47
         for (let i0 = 0; i0 < 1; i0++) {
             for (let i1 = 0; i1 < 16; i1++) {
                 A[1052 + (i0 * 16 + i1 * 1)] = A[256 + (i1 * 1)];
             }
         }
+        // (derived)
         A[1437] = 1 / A[880];
         {
             const v = A[1437];
@@ -268,8 +270,10 @@ export class Trainer {
             const q3 = 1244 + t * 16;
             const q4 = 704 + t * 16;
             const q5 = 544 + t * 16;
+            // graphs/hopfield.ts:47
             W.mm0(1437, q4, 0);
             W.ew0(q0, 1437, 1052);
+            // graphs/hopfield.ts:53
             W.mm1(1437, q0, 0);
             W.ew1(1437, q0, 1437);
             for (let i0 = 0; i0 < 1; i0++) {
@@ -293,6 +297,7 @@ export class Trainer {
             }
             A[1437] = ((-0.5) * A[1453]) - A[1454];
             A[q2] = A[1437];
+            // (derived)
             W.ew2(q3, q0, q5);
             W.ew3(1437, q3);
             {
@@ -328,11 +333,13 @@ export class Trainer {
     /** Forward over the window's T steps only. */
     forward(A, T) {
         const W = this.kernels;
+        // graphs/hopfield.ts:47
         for (let i0 = 0; i0 < 1; i0++) {
             for (let i1 = 0; i1 < 16; i1++) {
                 A[1052 + (i0 * 16 + i1 * 1)] = A[256 + (i1 * 1)];
             }
         }
+        // (derived)
         A[1437] = 1 / A[880];
         {
             const v = A[1437];
@@ -344,8 +351,10 @@ export class Trainer {
             const q1 = 881 + t * 16;
             const q2 = 1041 + t * 1;
             const q3 = 704 + t * 16;
+            // graphs/hopfield.ts:47
             W.mm0(1437, q3, 0);
             W.ew0(q0, 1437, 1052);
+            // graphs/hopfield.ts:53
             W.mm1(1437, q0, 0);
             W.ew1(1437, q0, 1437);
             for (let i0 = 0; i0 < 1; i0++) {

@@ -286,7 +286,9 @@ export class Trainer {
     /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
     private train(A: Float32Array, T: number): void {
         const W = this.kernels;
+        // graphs/hopfield.ts:47
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[1052 + (i0 * 16 + i1 * 1)] = A[256 + (i1 * 1)]; } }
+        // (derived)
         A[1437] = 1 / A[880];
         { const v = A[1437]; for (let f = 0; f < 16; f++) A[1068 + f] = v; }
         let lossSum = 0;
@@ -297,8 +299,10 @@ export class Trainer {
           const q3 = 1244 + t * 16;
           const q4 = 704 + t * 16;
           const q5 = 544 + t * 16;
+          // graphs/hopfield.ts:47
           W.mm0(1437, q4, 0);
           W.ew0(q0, 1437, 1052);
+          // graphs/hopfield.ts:53
           W.mm1(1437, q0, 0);
           W.ew1(1437, q0, 1437);
           for (let i0 = 0; i0 < 1; i0++) { { let acc = 0; for (let i1 = 0; i1 < 16; i1++) { acc = acc + A[1437 + (i0 * 16 + i1 * 1)]; } A[1453 + (i0 * 1)] = acc; } }
@@ -306,6 +310,7 @@ export class Trainer {
           for (let i0 = 0; i0 < 1; i0++) { { let acc = 0; for (let i1 = 0; i1 < 16; i1++) { acc = acc + A[1437 + (i0 * 16 + i1 * 1)]; } A[1454 + (i0 * 1)] = acc; } }
           A[1437] = ((-0.5) * A[1453]) - A[1454];
           A[q2] = A[1437];
+          // (derived)
           W.ew2(q3, q0, q5);
           W.ew3(1437, q3);
           { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 16; i1++) { acc = acc + A[1437 + (i0 * 16 + i1 * 1)]; } } A[1404 + (0)] = acc; }
@@ -332,7 +337,9 @@ export class Trainer {
     /** Forward over the window's T steps only. */
     private forward(A: Float32Array, T: number): void {
         const W = this.kernels;
+        // graphs/hopfield.ts:47
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[1052 + (i0 * 16 + i1 * 1)] = A[256 + (i1 * 1)]; } }
+        // (derived)
         A[1437] = 1 / A[880];
         { const v = A[1437]; for (let f = 0; f < 16; f++) A[1068 + f] = v; }
         for (let t = 0; t < T; t++) {
@@ -340,8 +347,10 @@ export class Trainer {
           const q1 = 881 + t * 16;
           const q2 = 1041 + t * 1;
           const q3 = 704 + t * 16;
+          // graphs/hopfield.ts:47
           W.mm0(1437, q3, 0);
           W.ew0(q0, 1437, 1052);
+          // graphs/hopfield.ts:53
           W.mm1(1437, q0, 0);
           W.ew1(1437, q0, 1437);
           for (let i0 = 0; i0 < 1; i0++) { { let acc = 0; for (let i1 = 0; i1 < 16; i1++) { acc = acc + A[1437 + (i0 * 16 + i1 * 1)]; } A[1453 + (i0 * 1)] = acc; } }

@@ -282,6 +282,7 @@ export class Trainer {
     /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
     train(A, T) {
         const W = this.kernels;
+        // graphs/lstm.ts:8
         for (let i = 0; i < 128; i++) {
             A[9762 + i] = A[i];
         }
@@ -303,6 +304,7 @@ export class Trainer {
                 A[10178 + (i0 * 1 + i1 * 1)] = A[4512 + (i1 * 1)];
             }
         }
+        // (derived)
         A[14489] = 1 / A[9750];
         A[10179] = A[14489];
         W.mm0(10180, 9026, 9762);
@@ -316,6 +318,7 @@ export class Trainer {
             const q5 = 9398 + t * 32;
             const q7 = 10180 + t * 128;
             const q8 = 9036 + t * 1;
+            // graphs/lstm.ts:8
             W.mm1(14489, q4, 128);
             W.ew0(14489, q7, 9890, 14489, 10018);
             W.cp0(14617, 14585);
@@ -332,6 +335,7 @@ export class Trainer {
             W.mm2(q2, q0, 10146);
             for (let i = 0; i < 1; i++)
                 A[q2 + i] = A[q2 + i] + A[10178 + i];
+            // (derived)
             A[q3] = A[q2] - A[q8];
             A[14489] = A[q3] * A[q3];
             {
@@ -405,6 +409,7 @@ export class Trainer {
     /** Forward over the window's T steps only. */
     forward(A, T) {
         const W = this.kernels;
+        // graphs/lstm.ts:8
         for (let i = 0; i < 128; i++) {
             A[9762 + i] = A[i];
         }
@@ -426,6 +431,7 @@ export class Trainer {
                 A[10178 + (i0 * 1 + i1 * 1)] = A[4512 + (i1 * 1)];
             }
         }
+        // (derived)
         A[14489] = 1 / A[9750];
         A[10179] = A[14489];
         W.mm0(10180, 9026, 9762);
@@ -436,6 +442,7 @@ export class Trainer {
             const q3 = 9046 + t * 32;
             const q4 = 9398 + t * 32;
             const q6 = 10180 + t * 128;
+            // graphs/lstm.ts:8
             W.mm1(14489, q3, 128);
             W.ew0(14489, q6, 9890, 14489, 10018);
             W.cp0(14617, 14585);

@@ -331,11 +331,13 @@ export class Trainer {
     /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
     private train(A: Float32Array, T: number): void {
         const W = this.kernels;
+        // graphs/lstm.ts:8
         for (let i = 0; i < 128; i++) { A[9762 + i] = A[i]; }
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 128; i1++) { A[9890 + (i0 * 128 + i1 * 1)] = A[4224 + (i1 * 1)]; } }
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 128; i1++) { A[10018 + (i0 * 128 + i1 * 1)] = A[4352 + (i1 * 1)]; } }
         for (let i = 0; i < 32; i++) { A[10146 + i] = A[4480 + i]; }
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[10178 + (i0 * 1 + i1 * 1)] = A[4512 + (i1 * 1)]; } }
+        // (derived)
         A[14489] = 1 / A[9750];
         A[10179] = A[14489];
         W.mm0(10180, 9026, 9762);
@@ -349,6 +351,7 @@ export class Trainer {
           const q5 = 9398 + t * 32;
           const q7 = 10180 + t * 128;
           const q8 = 9036 + t * 1;
+          // graphs/lstm.ts:8
           W.mm1(14489, q4, 128);
           W.ew0(14489, q7, 9890, 14489, 10018);
           W.cp0(14617, 14585);
@@ -364,6 +367,7 @@ export class Trainer {
           W.ew4(q0, (q3 + 1), (q3 + 33));
           W.mm2(q2, q0, 10146);
           for (let i = 0; i < 1; i++) A[q2 + i] = A[q2 + i] + A[10178 + i];
+          // (derived)
           A[q3] = A[q2] - A[q8];
           A[14489] = A[q3] * A[q3];
           { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[14489 + (i0 * 1 + i1 * 1)]; } } A[14360 + (0)] = acc; }
@@ -412,11 +416,13 @@ export class Trainer {
     /** Forward over the window's T steps only. */
     private forward(A: Float32Array, T: number): void {
         const W = this.kernels;
+        // graphs/lstm.ts:8
         for (let i = 0; i < 128; i++) { A[9762 + i] = A[i]; }
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 128; i1++) { A[9890 + (i0 * 128 + i1 * 1)] = A[4224 + (i1 * 1)]; } }
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 128; i1++) { A[10018 + (i0 * 128 + i1 * 1)] = A[4352 + (i1 * 1)]; } }
         for (let i = 0; i < 32; i++) { A[10146 + i] = A[4480 + i]; }
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[10178 + (i0 * 1 + i1 * 1)] = A[4512 + (i1 * 1)]; } }
+        // (derived)
         A[14489] = 1 / A[9750];
         A[10179] = A[14489];
         W.mm0(10180, 9026, 9762);
@@ -427,6 +433,7 @@ export class Trainer {
           const q3 = 9046 + t * 32;
           const q4 = 9398 + t * 32;
           const q6 = 10180 + t * 128;
+          // graphs/lstm.ts:8
           W.mm1(14489, q3, 128);
           W.ew0(14489, q6, 9890, 14489, 10018);
           W.cp0(14617, 14585);

@@ -271,6 +271,7 @@ export class Trainer {
     /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
     train(A, T) {
         const W = this.kernels;
+        // graphs/sincos.ts:9
         for (let i = 0; i < 32; i++) {
             A[2690 + i] = A[i];
         }
@@ -292,6 +293,7 @@ export class Trainer {
                 A[2818 + (i0 * 1 + i1 * 1)] = A[1152 + (i1 * 1)];
             }
         }
+        // (derived)
         A[3545] = 1 / A[2678];
         A[2819] = A[3545];
         W.mm0(2820, 2306, 2690);
@@ -303,11 +305,13 @@ export class Trainer {
             const q3 = 2326 + t * 32;
             const q5 = 2820 + t * 32;
             const q6 = 2316 + t * 1;
+            // graphs/sincos.ts:9
             W.mm1(3545, q3, 32);
             W.ew0(q0, q5, 2722, 3545, 2754);
             W.mm2(q1, q0, 2786);
             for (let i = 0; i < 1; i++)
                 A[q1 + i] = A[q1 + i] + A[2818 + i];
+            // (derived)
             A[q2] = A[q1] - A[q6];
             A[3545] = A[q2] * A[q2];
             {
@@ -371,6 +375,7 @@ export class Trainer {
     /** Forward over the window's T steps only. */
     forward(A, T) {
         const W = this.kernels;
+        // graphs/sincos.ts:9
         for (let i = 0; i < 32; i++) {
             A[2690 + i] = A[i];
         }
@@ -392,6 +397,7 @@ export class Trainer {
                 A[2818 + (i0 * 1 + i1 * 1)] = A[1152 + (i1 * 1)];
             }
         }
+        // (derived)
         A[3545] = 1 / A[2678];
         A[2819] = A[3545];
         W.mm0(2820, 2306, 2690);
@@ -400,6 +406,7 @@ export class Trainer {
             const q1 = 2679 + t * 1;
             const q2 = 2326 + t * 32;
             const q4 = 2820 + t * 32;
+            // graphs/sincos.ts:9
             W.mm1(3545, q2, 32);
             W.ew0(q0, q4, 2722, 3545, 2754);
             W.mm2(q1, q0, 2786);

@@ -300,11 +300,13 @@ export class Trainer {
     /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
     private train(A: Float32Array, T: number): void {
         const W = this.kernels;
+        // graphs/sincos.ts:9
         for (let i = 0; i < 32; i++) { A[2690 + i] = A[i]; }
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[2722 + (i0 * 32 + i1 * 1)] = A[1056 + (i1 * 1)]; } }
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[2754 + (i0 * 32 + i1 * 1)] = A[1088 + (i1 * 1)]; } }
         for (let i = 0; i < 32; i++) { A[2786 + i] = A[1120 + i]; }
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[2818 + (i0 * 1 + i1 * 1)] = A[1152 + (i1 * 1)]; } }
+        // (derived)
         A[3545] = 1 / A[2678];
         A[2819] = A[3545];
         W.mm0(2820, 2306, 2690);
@@ -316,10 +318,12 @@ export class Trainer {
           const q3 = 2326 + t * 32;
           const q5 = 2820 + t * 32;
           const q6 = 2316 + t * 1;
+          // graphs/sincos.ts:9
           W.mm1(3545, q3, 32);
           W.ew0(q0, q5, 2722, 3545, 2754);
           W.mm2(q1, q0, 2786);
           for (let i = 0; i < 1; i++) A[q1 + i] = A[q1 + i] + A[2818 + i];
+          // (derived)
           A[q2] = A[q1] - A[q6];
           A[3545] = A[q2] * A[q2];
           { let acc = 0; for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[3545 + (i0 * 1 + i1 * 1)]; } } A[3480 + (0)] = acc; }
@@ -358,11 +362,13 @@ export class Trainer {
     /** Forward over the window's T steps only. */
     private forward(A: Float32Array, T: number): void {
         const W = this.kernels;
+        // graphs/sincos.ts:9
         for (let i = 0; i < 32; i++) { A[2690 + i] = A[i]; }
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[2722 + (i0 * 32 + i1 * 1)] = A[1056 + (i1 * 1)]; } }
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[2754 + (i0 * 32 + i1 * 1)] = A[1088 + (i1 * 1)]; } }
         for (let i = 0; i < 32; i++) { A[2786 + i] = A[1120 + i]; }
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[2818 + (i0 * 1 + i1 * 1)] = A[1152 + (i1 * 1)]; } }
+        // (derived)
         A[3545] = 1 / A[2678];
         A[2819] = A[3545];
         W.mm0(2820, 2306, 2690);
@@ -371,6 +377,7 @@ export class Trainer {
           const q1 = 2679 + t * 1;
           const q2 = 2326 + t * 32;
           const q4 = 2820 + t * 32;
+          // graphs/sincos.ts:9
           W.mm1(3545, q2, 32);
           W.ew0(q0, q4, 2722, 3545, 2754);
           W.mm2(q1, q0, 2786);
