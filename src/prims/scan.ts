@@ -2,6 +2,7 @@
 // outputs from step to step, as JAX's lax.scan. Results, one flat tuple: the final carries, then
 // each per-step output stacked over t.  Its VJP is one rule — a scan in the other direction of the
 // body's own VJP, whose carries are the carry cotangents and the consts' cotangents summed over steps.
+import { topoOrder } from '../ir/graph.ts';
 import type { Attrs, Node } from '../ir/node.ts';
 import { sameShape, shapeToString, sizeOf, type Shape } from '../ir/tensor.ts';
 import { intAttr } from './kit.ts';
@@ -151,8 +152,8 @@ export const scan: PrimDef = {
     }
     return out;
   },
-  vjp: ({ dy, y, inputs, attrs, grad }, b) => {
-    if (!grad) throw new Error('scan: its VJP differentiates the body, which needs the vjp transform');
+  vjp: ({ dy, y, inputs, attrs, grad, rebind }, b) => {
+    if (!grad || !rebind) throw new Error('scan: its VJP differentiates the body, which needs the vjp transform');
     const { carries: nc, xs: nx, length, reverse } = countsOf(attrs);
     const body = y.body!;
     const init = inputs.slice(0, nc), xs = inputs.slice(nc, nc + nx), consts = inputs.slice(nc + nx);
@@ -160,9 +161,6 @@ export const scan: PrimDef = {
     const next = body.outputs.slice(0, nc), ysStep = body.outputs.slice(nc);
     const parts = scanParts(y);
     const dParts = parts.map(({ shape, offset }) => b.reshape(b.slice(dy, 0, offset, offset + sizeOf(shape)), shape));
-    // The carries before every step: the same scan, also yielding the carry it reads.
-    const history = b.scan({ init, xs, consts, length, reverse, body: { inputs: body.inputs, outputs: [...body.outputs, ...cPh] } });
-    const prevs = scanResults(b, history).slice(body.outputs.length);
     // The backward body: J = Σ ⟨dc, c(t)⟩ + Σ ⟨dy(t), y(t)⟩ over the body's own graph, differentiated once.
     const dcPh = cPh.map((c) => b.placeholder(`d${String(c.attrs['name'])}`, c.shape));
     const accPh = kPh.map((k) => b.placeholder(`Σd${String(k.attrs['name'])}`, k.shape));
@@ -170,15 +168,24 @@ export const scan: PrimDef = {
     const terms = [...next.map((n, i) => inner(b, dcPh[i]!, n)), ...ysStep.map((o, j) => inner(b, dyPh[j]!, o))];
     const J = terms.reduce((acc, t) => b.add(acc, t));
     const g = grad(J, [...cPh, ...xPh, ...kPh]);
+    const residuals = stepResiduals(g, new Set([...dcPh, ...accPh, ...dyPh]), new Set([...cPh, ...xPh]));
+    // The forward again, also yielding the carry each step reads and the residuals its VJP reads —
+    // stored per step, as JAX's partial evaluation of scan does, not recomputed in the backward scan.
+    // (merge-scans reads the model's own forward scan from this one, so the forward runs once.)
+    const history = b.scan({ init, xs, consts, length, reverse, body: { inputs: body.inputs, outputs: [...body.outputs, ...cPh, ...residuals] } });
+    const historyYs = scanResults(b, history).slice(body.outputs.length);
+    const prevs = historyYs.slice(0, nc), stored = historyYs.slice(nc);
+    const rPh = residuals.map((r, i) => b.placeholder(`r${i}`, r.shape));
+    const gb = residuals.length > 0 ? rebind(g, new Map(residuals.map((r, i) => [r, rPh[i]!]))) : g;
     const backward = b.scan({
       init: [...dParts.slice(0, nc), ...consts.map((k) => b.scalar(0, k.shape))],
-      xs: [...prevs, ...xs, ...dParts.slice(nc)],
+      xs: [...prevs, ...xs, ...dParts.slice(nc), ...stored],
       consts,
       length,
       reverse: !reverse,
       body: {
-        inputs: [...dcPh, ...accPh, ...cPh, ...xPh, ...dyPh, ...kPh],
-        outputs: [...g.slice(0, nc), ...accPh.map((a, k) => b.add(a, g[nc + nx + k]!)), ...g.slice(nc, nc + nx)],
+        inputs: [...dcPh, ...accPh, ...cPh, ...xPh, ...dyPh, ...rPh, ...kPh],
+        outputs: [...gb.slice(0, nc), ...accPh.map((a, k) => b.add(a, gb[nc + nx + k]!)), ...gb.slice(nc, nc + nx)],
       },
     });
     const r = scanResults(b, backward);
@@ -186,6 +193,26 @@ export const scan: PrimDef = {
   },
   emit: { kind: 'loop' },
 };
+
+/**
+ * The forward values of a step that its VJP `g` reads: those that depend on the step (its carries
+ * or xs, `step`) but not on a cotangent (`cotangents`), read by a node that does. What depends on
+ * the consts alone (Wᵀ) is the same at every step, so it is left to the backward body.
+ */
+function stepResiduals(g: readonly Node[], cotangents: ReadonlySet<Node>, step: ReadonlySet<Node>): Node[] {
+  const order = topoOrder(g);
+  const tangent = new Set<Node>(), varying = new Set<Node>();
+  for (const n of order) {
+    if (cotangents.has(n) || n.inputs.some((x) => tangent.has(x))) tangent.add(n);
+    if (step.has(n) || n.inputs.some((x) => varying.has(x))) varying.add(n);
+  }
+  const out = new Set<Node>();
+  for (const n of order) {
+    if (!tangent.has(n)) continue;
+    for (const x of n.inputs) if (!tangent.has(x) && varying.has(x) && !step.has(x)) out.add(x);
+  }
+  return [...out];
+}
 
 /** Step t of a stacked [s0, T, ...] (or [T]) value, as its per-step block. */
 function readStep(x: Float64Array, stacked: Shape, t: number): Float64Array {

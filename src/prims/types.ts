@@ -99,6 +99,8 @@ export interface VjpArgs {
    * w of `wrt` (a zero where J does not depend on it), as graphs. Given by the vjp transform.
    */
   readonly grad?: (J: Node, wrt: readonly Node[]) => Node[];
+  /** `roots` rebuilt with some of the nodes they reach replaced (a body reading stored values instead of recomputing them). */
+  readonly rebind?: (roots: readonly Node[], replace: ReadonlyMap<Node, Node>) => Node[];
 }
 
 /** How a rule evaluates its node's body (scan): the interpreter binds the placeholders and runs it. */

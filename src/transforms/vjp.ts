@@ -3,7 +3,7 @@
 // fans out (a parameter shared by τ steps collects τ of them). The result is an ordinary graph,
 // and a record of how it was formed (what was summed where, from which step), for drawing it.
 import { UnfoldError } from '../ir/errors.ts';
-import { makeGraph, topoOrder, type Graph, type Output } from '../ir/graph.ts';
+import { makeGraph, substitute, topoOrder, type Graph, type Output } from '../ir/graph.ts';
 import { leafKey } from '../ir/leaf.ts';
 import type { Node } from '../ir/node.ts';
 import { shapeToString } from '../ir/tensor.ts';
@@ -62,6 +62,10 @@ export function vjp(g: Graph, loss: Node, wrt: readonly Node[], b: NodeBuilder):
     throw new UnfoldError(`vjp: the loss must be a scalar, got shape ${shapeToString(loss.shape)}`);
   }
   const order = topoOrder([loss]);
+  const rebind = (roots: readonly Node[], replace: ReadonlyMap<Node, Node>): Node[] => {
+    const mapped = substitute(b.ctx, topoOrder(roots, (n) => replace.has(n)), replace);
+    return roots.map((r) => mapped.get(r)!);
+  };
   // Only nodes on a path from a target to the loss carry cotangents.
   const targets = new Set(wrt);
   const live = new Set<Node>();
@@ -90,7 +94,7 @@ export function vjp(g: Graph, loss: Node, wrt: readonly Node[], b: NodeBuilder):
       if (n.inputs.length === 0 || isZero(dy)) return;
       const rule = primOf(n.op);
       if (!rule) throw new UnfoldError(`vjp: unknown op "${n.op}"`);
-      const cots = rule.vjp({ dy, y: n, inputs: n.inputs, attrs: n.attrs, grad: (J, wrt) => vjp(makeGraph({ J }), J, wrt, b).grads as Node[] }, b);
+      const cots = rule.vjp({ dy, y: n, inputs: n.inputs, attrs: n.attrs, grad: (J, wrt) => vjp(makeGraph({ J }), J, wrt, b).grads as Node[], rebind }, b);
       n.inputs.forEach((x, k) => {
         const c = cots[k];
         if (!c || !live.has(x) || isZero(c)) return;
