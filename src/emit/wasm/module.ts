@@ -52,10 +52,8 @@ export class KernelTable implements TargetKernels {
     return `${KERNELS}.${k.name}(${out}, ${a}, ${b});`;
   }
 
-  elementwise(expr: ElementwiseExpr, size: number, out: number | string, accumulate: boolean): string | undefined {
-    const numbered = numberReads(expr);
-    if (!numbered) return undefined;
-    const { expr: e, offsets } = numbered;
+  elementwise(expr: ElementwiseExpr, size: number, out: number | string, accumulate: boolean): string {
+    const { expr: e, offsets } = numberReads(expr);
     const key = `ew:${size}:${accumulate}:${JSON.stringify(e)}`;
     const k = this.kernel(key, (name) => ({
       name, description: `out[${size}] ${accumulate ? '+=' : '='} ${describeExpr(e)}`, strategy: 'lanes', scratch: 0,
