@@ -15,9 +15,10 @@ beforeAll(async () => {
   wabt = await wabtInit();
 });
 
+type OpExpr = Extract<ElementwiseExpr, { op: string }>;
 const read = (off: number | string): ElementwiseExpr => ({ read: off });
-const op = (name: ElementwiseOpName, ...args: ElementwiseExpr[]): ElementwiseExpr => ({ op: name, args, attrs: {} });
-const compare = (kind: CompareKind, a: ElementwiseExpr, b: ElementwiseExpr): ElementwiseExpr => ({ op: 'compare', args: [a, b], attrs: { kind } });
+const op = (name: ElementwiseOpName, ...args: ElementwiseExpr[]): OpExpr => ({ op: name, args, attrs: {} });
+const compare = (kind: CompareKind, a: ElementwiseExpr, b: ElementwiseExpr): OpExpr => ({ op: 'compare', args: [a, b], attrs: { kind } });
 
 /** float64 value of a chain at element i of `mem`, each op by its primitive's own evaluate. */
 function evaluate(e: ElementwiseExpr, mem: Float32Array, i: number): number {
@@ -83,7 +84,7 @@ function ulps(a: number, b: number): number {
  * that test it (one per comparison kind). Typed over the registry's element-wise primitives, and
  * checked against them at run time below, so a new one cannot go untested.
  */
-const CASES: { readonly [K in ElementwiseOpName]: { readonly exprs: readonly ElementwiseExpr[]; readonly tol: { readonly ulps: number } | { readonly abs: number } } } = {
+const CASES: { readonly [K in ElementwiseOpName]: { readonly exprs: readonly OpExpr[]; readonly tol: { readonly ulps: number } | { readonly abs: number } } } = {
   add: { exprs: [op('add', read(0), read(1))], tol: { ulps: 0 } },
   sub: { exprs: [op('sub', read(0), read(1))], tol: { ulps: 0 } },
   mul: { exprs: [op('mul', read(0), read(1))], tol: { ulps: 0 } },
@@ -133,14 +134,14 @@ describe('wasm element-wise kernels', () => {
   for (const name of ELEMENTWISE) {
     const { exprs, tol } = CASES[name as ElementwiseOpName];
     for (const expr of exprs) {
-      const kind = 'attrs' in expr ? expr.attrs['kind'] : undefined;
+      const kind = expr.attrs['kind'];
       const label = kind === undefined ? name : `${name} ${String(kind)}`;
       it(`${label}: float32 against float64 at every (tuple of) edge value(s) and random ones of any magnitude, ${'ulps' in tol ? `within ${tol.ulps} ulp` : `within ${tol.abs}`}`, () => {
-        const arity = 'args' in expr ? expr.args.length : 0;
+        const arity = expr.args.length;
         // 4k + 3 elements, so the tail (size mod 4) is computed too.
         const size = Math.ceil((EDGES.length ** arity + 2000) / 4) * 4 + 3;
         const operands = edgeOperands(arity, size, size + arity);
-        const chain: ElementwiseExpr = { ...expr, args: operands.map((_, k) => read(k * size)) } as ElementwiseExpr;
+        const chain: OpExpr = { ...expr, args: operands.map((_, k) => read(k * size)) };
         const table = new KernelTable();
         const out = arity * size;
         const call = table.elementwise(chain, size, out, false);

@@ -80,7 +80,7 @@ function onOperands(arity: number, describe: LaneRule['describe'], apply: (l: La
 }
 
 /** An op of one operand written `name(x)`, computed by `apply` on its lanes. */
-const fn = (name: string, apply: (l: Lanes) => void): LaneRule => onOperands(1, ([x]) => `${name}(${x})`, apply);
+const unary = (name: string, apply: (l: Lanes) => void): LaneRule => onOperands(1, ([x]) => `${name}(${x})`, apply);
 
 /** The comparisons, each with its symbol and its lane mask (false for NaN, as JS's operators). */
 const COMPARISONS: { readonly [K in CompareKind]: { readonly symbol: string; mask(f: FunctionBuilder): void } } = {
@@ -104,11 +104,11 @@ const LANE_RULES: { readonly [K in ElementwiseOpName]: LaneRule } = {
   neg: onOperands(1, ([x]) => `-${x}`, ({ f }) => f.f32x4Neg()),
   detach: onOperands(1, ([x]) => x!, () => {}),
   // f32x4.max is Math.max's: NaN stays NaN, and max(−0, 0) is +0.
-  relu: fn('relu', ({ f }) => f.f32x4Const(0).f32x4Max()),
-  tanh: fn('tanh', tanhLanes),
-  sigmoid: fn('sigmoid', sigmoidLanes),
-  exp: fn('exp', expLanes),
-  log: fn('log', logLanes),
+  relu: unary('relu', ({ f }) => f.f32x4Const(0).f32x4Max()),
+  tanh: unary('tanh', tanhLanes),
+  sigmoid: unary('sigmoid', sigmoidLanes),
+  exp: unary('exp', expLanes),
+  log: unary('log', logLanes),
   // 1 where it holds, else 0: the mask's all-ones lanes keep the bits of 1.0.
   compare: onOperands(2, ([x, y], attrs) => `(${x} ${COMPARISONS[compareKind(attrs)].symbol} ${y})`, ({ f }, attrs) => {
     COMPARISONS[compareKind(attrs)].mask(f);
