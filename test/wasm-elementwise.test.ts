@@ -1,6 +1,6 @@
 // The wasm element-wise kernels against float64 (the registry's own `evaluate`): every element-wise
 // primitive of the registry at edge values (zeros, subnormals, ±Inf, NaN, exp's overflow and
-// underflow), exact where float32 rounding is, exp and log within 1 ulp, tanh and sigmoid within 3e-7;
+// underflow), exact where float32 rounding is, exp and log within 1 ulp, sigmoid 2, tanh within 3e-7;
 // sizes with and without a tail (size mod 4), = and +=, out read in place; strided copies, fills and column sums.
 import wabtInit from 'wabt';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -80,25 +80,36 @@ function ulps(a: number, b: number): number {
 }
 
 /**
- * How close to float64 (rounded to float32) each element-wise primitive must come, and the chains
- * that test it (one per comparison kind). Typed over the registry's element-wise primitives, and
- * checked against them at run time below, so a new one cannot go untested.
+ * How close float32 must come to float64 rounded to float32: within `ulps` steps or `abs`
+ * (0 and 0: the very same float, the sign of a zero included). NaN and ±Inf are always exact.
  */
-const CASES: { readonly [K in ElementwiseOpName]: { readonly exprs: readonly OpExpr[]; readonly tol: { readonly ulps: number } | { readonly abs: number } } } = {
-  add: { exprs: [op('add', read(0), read(1))], tol: { ulps: 0 } },
-  sub: { exprs: [op('sub', read(0), read(1))], tol: { ulps: 0 } },
-  mul: { exprs: [op('mul', read(0), read(1))], tol: { ulps: 0 } },
-  div: { exprs: [op('div', read(0), read(1))], tol: { ulps: 0 } },
-  neg: { exprs: [op('neg', read(0))], tol: { ulps: 0 } },
-  detach: { exprs: [op('detach', read(0))], tol: { ulps: 0 } },
-  relu: { exprs: [op('relu', read(0))], tol: { ulps: 0 } },
-  compare: { exprs: COMPARE_KINDS.map((k) => compare(k, read(0), read(1))), tol: { ulps: 0 } },
-  where: { exprs: [op('where', read(0), read(1), read(2))], tol: { ulps: 0 } },
-  exp: { exprs: [op('exp', read(0))], tol: { ulps: 1 } },
-  log: { exprs: [op('log', read(0))], tol: { ulps: 1 } },
-  // Eigen's rational tanh (the ts target's tanh32), clamped at ±9; sigmoid through it.
-  tanh: { exprs: [op('tanh', read(0))], tol: { abs: 3e-7 } },
-  sigmoid: { exprs: [op('sigmoid', read(0))], tol: { abs: 3e-7 } },
+interface Tolerance {
+  readonly ulps: number;
+  readonly abs: number;
+}
+const EXACT: Tolerance = { ulps: 0, abs: 0 };
+
+/**
+ * How close to float64 each element-wise primitive must come, and the chains that test it (one
+ * per comparison kind). Typed over the registry's element-wise primitives, and checked against
+ * them at run time below, so a new one cannot go untested.
+ */
+const CASES: { readonly [K in ElementwiseOpName]: { readonly exprs: readonly OpExpr[]; readonly tol: Tolerance } } = {
+  add: { exprs: [op('add', read(0), read(1))], tol: EXACT },
+  sub: { exprs: [op('sub', read(0), read(1))], tol: EXACT },
+  mul: { exprs: [op('mul', read(0), read(1))], tol: EXACT },
+  div: { exprs: [op('div', read(0), read(1))], tol: EXACT },
+  neg: { exprs: [op('neg', read(0))], tol: EXACT },
+  detach: { exprs: [op('detach', read(0))], tol: EXACT },
+  relu: { exprs: [op('relu', read(0))], tol: EXACT },
+  compare: { exprs: COMPARE_KINDS.map((k) => compare(k, read(0), read(1))), tol: EXACT },
+  where: { exprs: [op('where', read(0), read(1), read(2))], tol: EXACT },
+  exp: { exprs: [op('exp', read(0))], tol: { ulps: 1, abs: 0 } },
+  log: { exprs: [op('log', read(0))], tol: { ulps: 1, abs: 0 } },
+  // Eigen's rational tanh (the ts target's tanh32), clamped at ±9.
+  tanh: { exprs: [op('tanh', read(0))], tol: { ulps: 0, abs: 3e-7 } },
+  // 0 left of −88.72, where the value is below 2^−128.
+  sigmoid: { exprs: [op('sigmoid', read(0))], tol: { ulps: 2, abs: 2 ** -128 } },
 };
 
 const ELEMENTWISE = (Object.keys(prims) as PrimName[]).filter((name) => prims[name].emit.kind === 'elementwise');
@@ -136,7 +147,7 @@ describe('wasm element-wise kernels', () => {
     for (const expr of exprs) {
       const kind = expr.attrs['kind'];
       const label = kind === undefined ? name : `${name} ${String(kind)}`;
-      it(`${label}: float32 against float64 at every (tuple of) edge value(s) and random ones of any magnitude, ${'ulps' in tol ? `within ${tol.ulps} ulp` : `within ${tol.abs}`}`, () => {
+      it(`${label}: float32 against float64 at every (tuple of) edge value(s) and random ones of any magnitude, ${tol === EXACT ? 'exactly' : `within ${tol.ulps} ulp or ${tol.abs}`}`, () => {
         const arity = expr.args.length;
         // 4k + 3 elements, so the tail (size mod 4) is computed too.
         const size = Math.ceil((EDGES.length ** arity + 2000) / 4) * 4 + 3;
@@ -150,11 +161,10 @@ describe('wasm element-wise kernels', () => {
         exports['ew0']!(...call.slice('W.ew0('.length, -2).split(', ').map(Number));
         for (let i = 0; i < size; i++) {
           const want = Math.fround(evaluate(chain, mem, i)), got = mem[out + i]!;
-          const ok = 'ulps' in tol
-            ? (tol.ulps === 0 ? Object.is(got, want) || (Number.isNaN(got) && Number.isNaN(want)) : ulps(got, want) <= tol.ulps)
-            : Object.is(got, want) || Math.abs(got - want) <= tol.abs;
-          // An infinite or NaN result is exactly that, at any tolerance.
-          if (!ok || (!Number.isFinite(want) && ulps(got, want) !== 0)) {
+          const ok = Number.isNaN(want) ? Number.isNaN(got)
+            : !Number.isFinite(want) || tol === EXACT ? Object.is(got, want)
+            : ulps(got, want) <= tol.ulps || Math.abs(got - want) <= tol.abs;
+          if (!ok) {
             throw new Error(`${label}(${operands.map((c) => c[i]).join(', ')}) = ${got}, want ${want} (${ulps(got, want)} ulp)`);
           }
         }
@@ -182,7 +192,7 @@ describe('wasm element-wise kernels', () => {
     check(e, 37, false, 3, 1e-6, 1000);
   });
 
-  it("a relu layer's backward chain in place, and a masked log-sum-exp's terms: mixed ops and non-finite constants", () => {
+  it("mixed chains: a relu layer's backward in place, masked exp and log terms with non-finite constants, log(sigmoid(x))", () => {
     // dx = where(x > 0, dy + dz, 0), as vjp builds it for relu.
     const reluBackward = op('where', compare('gt', read(1000), { value: 0 }), op('add', read(200), read(400)), { value: 0 });
     for (const acc of [false, true]) check(reluBackward, 41, acc, 2, 2e-7);
@@ -191,6 +201,8 @@ describe('wasm element-wise kernels', () => {
     check(op('log', op('where', compare('eq', read(0), read(0)), read(400), { value: -0 })), 23, false, 4, 3e-7);
     check(op('log', op('where', compare('lt', read(0), { value: 0 }), { value: Infinity }, { value: NaN })), 23, false, 1, 0);
     check(op('relu', op('log', op('exp', op('neg', read(0))))), 23, false, 30, 3e-7);
+    // A log-likelihood's log(sigmoid(x)): finite and close far into the left tail (x ≥ −30 here).
+    check(op('log', op('sigmoid', read(0))), 23, false, 30, 1e-6);
   });
 
   it('numbers each buffer once, deduplicates kernels (a comparison by its kind), and describes them', () => {

@@ -155,11 +155,20 @@ function tanhLanes(l: Lanes): void {
   });
 }
 
-/** sigmoid of the four lanes on the stack as 0.5 + 0.5·tanh(x/2): within about 1e-7 of it everywhere (absolute), without an exp. */
+/**
+ * sigmoid of the four lanes on the stack as 1/(1 + e^−x): within 2 ulp of it from x = −88.72 on
+ * (subnormal values included); further left e^−x overflows and it is 0, for a value under 2^−128.
+ * 0.5 + 0.5·tanh(x/2), as before, lost the left tail to cancellation (below 0 from x ≈ −16, so
+ * log(sigmoid(x)) was NaN there); this costs up to a quarter more per element than that did
+ * (measured: about 2% of an LSTM 8→128→8 training step at batch 32).
+ */
 function sigmoidLanes(l: Lanes): void {
-  l.f.f32x4Const(0.5).f32x4Mul();
-  tanhLanes(l);
-  l.f.f32x4Const(0.5).f32x4Mul().f32x4Const(0.5).f32x4Add();
+  const { f } = l;
+  f.f32x4Neg();
+  expLanes(l);
+  l.scratch(1, ([t]) => {
+    f.localSet(t!).f32x4Const(1).localGet(t!).f32x4Const(1).f32x4Add().f32x4Div();
+  });
 }
 
 // ln 2 in two parts (Cephes): the first has 9 significant bits, so n·LN2_HI is exact for |n| < 2^15.
