@@ -3,7 +3,7 @@
 import type { ElementwiseExpr, TargetKernels } from '../../prims/types.ts';
 import { encodeModule, PAGE_BYTES, type FunctionBuilder } from './encoder.ts';
 import { columnSumKernel, copyKernel, fillKernel } from './copies.ts';
-import { describeExpr, elementwiseKernel, numberReads } from './elementwise.ts';
+import { describeExpr, elementwiseKernel, numberReads, type NumberedExpr } from './elementwise.ts';
 import { describeProduct, productKernel, productKey, productStrategy, type ProductShape } from './products.ts';
 import { packedProductKernel, packedScratch, usePacked } from './packed.ts';
 
@@ -54,7 +54,7 @@ export class KernelTable implements TargetKernels {
 
   elementwise(expr: ElementwiseExpr, size: number, out: number | string, accumulate: boolean): string {
     const { expr: e, offsets } = numberReads(expr);
-    const key = `ew:${size}:${accumulate}:${JSON.stringify(e)}`;
+    const key = `ew:${size}:${accumulate}:${chainKey(e)}`;
     const k = this.kernel(key, (name) => ({
       name, description: `out[${size}] ${accumulate ? '+=' : '='} ${describeExpr(e)}`, strategy: 'lanes', scratch: 0,
       build: () => elementwiseKernel(e, offsets.length, size, accumulate),
@@ -107,6 +107,14 @@ export class KernelTable implements TargetKernels {
     }
     return encodeModule(this.kernels.map((k) => ({ name: k.name, fn: k.build(scratch ?? 0) })), pages);
   }
+}
+
+/** A chain as a kernel key: JSON, but with ±Infinity, NaN and −0 kept apart (JSON writes null, null, null and 0). */
+function chainKey(e: NumberedExpr): string {
+  return JSON.stringify(e, (_k, v: unknown) => {
+    if (typeof v !== 'number') return v;
+    return Object.is(v, -0) ? '-0' : Number.isFinite(v) ? v : String(v);
+  });
 }
 
 /**
