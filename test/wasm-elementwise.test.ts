@@ -216,10 +216,11 @@ describe('wasm element-wise kernels', () => {
     expect(t.kernels.map((k) => k.description)).toEqual(['out[16] = a0·a0', 'out[16] += a0·a0', 'out[16] = (a0 < a1)', 'out[16] = (a0 >= a1)', 'out[16] = (a0 ? exp(a1) : log(relu(-Infinity)))']);
   });
 
-  it('keeps chains that differ only in a non-finite or zero constant apart (JSON would write null or 0 for each)', () => {
+  it('keeps chains and fills that differ only in a non-finite or zero constant apart (JSON would write null or 0 for each)', () => {
     const t = new KernelTable();
     const calls = [Infinity, -Infinity, NaN, 0, -0].map((value) => t.elementwise(op('mul', read(0), { value }), 8, 8, false));
     expect(calls).toEqual(['W.ew0(8, 0);', 'W.ew1(8, 0);', 'W.ew2(8, 0);', 'W.ew3(8, 0);', 'W.ew4(8, 0);']);
+    expect([0, -0].map((value) => t.fill(8, value, 0))).toEqual(['W.fill0(0);', 'W.fill1(0);']);
   });
 });
 

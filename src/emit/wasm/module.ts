@@ -71,7 +71,7 @@ export class KernelTable implements TargetKernels {
   }
 
   fill(size: number, value: number, out: number | string): string {
-    const k = this.kernel(`fill:${size}:${value}`, (name) => ({ name, description: `out[${size}] = ${value}`, strategy: 'fill', scratch: 0, build: () => fillKernel(size, value) }));
+    const k = this.kernel(`fill:${size}:${constantKey(value)}`, (name) => ({ name, description: `out[${size}] = ${value}`, strategy: 'fill', scratch: 0, build: () => fillKernel(size, value) }));
     return `${KERNELS}.${k.name}(${out});`;
   }
 
@@ -109,12 +109,12 @@ export class KernelTable implements TargetKernels {
   }
 }
 
+/** A constant in a kernel key: −0 apart from 0 (which `${-0}` is not). */
+const constantKey = (v: number): string => (Object.is(v, -0) ? '-0' : String(v));
+
 /** A chain as a kernel key: JSON, but with ±Infinity, NaN and −0 kept apart (JSON writes null, null, null and 0). */
 function chainKey(e: NumberedExpr): string {
-  return JSON.stringify(e, (_k, v: unknown) => {
-    if (typeof v !== 'number') return v;
-    return Object.is(v, -0) ? '-0' : Number.isFinite(v) ? v : String(v);
-  });
+  return JSON.stringify(e, (_k, v: unknown) => (typeof v === 'number' ? constantKey(v) : v));
 }
 
 /**
