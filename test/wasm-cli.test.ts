@@ -47,6 +47,17 @@ describe('compile --target', () => {
     expect(text.stdout).toContain(`target: wasm, ${j.wasm.kernels.length} kernels in a ${j.wasm.moduleBytes}-byte module`);
   });
 
+  it('--nonlinearity relu: relu and its gradient are kernels of the module, not TypeScript loops', async () => {
+    const out = path.join(dir, 'relu');
+    const r = await unfold(['compile', '--cell', 'elman', '--nonlinearity', 'relu', '--input', '3', '--hidden', '12', '--output', '2', '--batch', '4', '--tau', '6', '--target', 'wasm', '--json', '-o', out]);
+    expect(r.status).toBe(0);
+    const computes = (JSON.parse(r.stdout) as { wasm: { kernels: { computes: string }[] } }).wasm.kernels.map((k) => k.computes);
+    expect(computes.filter((c) => c.includes('relu(')).length, computes.join('; ')).toBeGreaterThan(0);
+    expect(computes.filter((c) => c.includes(' > 0) ? ')).length, computes.join('; ')).toBeGreaterThan(0);
+    // What the ts target writes for them (the fused chain of bias adds and relu, and the gradient's mask).
+    expect(fs.readFileSync(path.join(out, 'trainer.ts'), 'utf8')).not.toMatch(/Math\.max\(|\? 1 : 0/);
+  });
+
   it('--target ts writes the TypeScript loops and no module', async () => {
     const out = path.join(dir, 'ts');
     const r = await unfold(['compile', ...CELL, '--target', 'ts', '--json', '-o', out]);

@@ -127,12 +127,24 @@ describe('wasm target = ts target', () => {
     });
   }
 
-  it('the elman relu cell and sgd with clipping too', async () => {
-    const model = defineModel({ name: 'relu', build: (batch) => cell('elman', { input: 2, hidden: 9, output: 3, batch, nonlinearity: 'relu' }) });
-    const cfg = config(model, { optimizer: { name: 'sgd', lr: 0.05, momentum: 0.9 }, clipNorm: 0.5 });
-    const [mt, mw] = [await importTrainer(emitTrainer({ ...cfg, target: 'ts' })), await importTrainer(emitTrainer({ ...cfg, target: 'wasm' }))];
-    compare(mt.createTrainer({ seed: 2 }), mw.createTrainer({ seed: 2 }), { x: 3 * 4 * 2, y: 3 * 4 * 3 }, 9);
-  });
+  for (const form of ['rolled', 'unrolled'] as const) {
+    it(`the elman relu cell (${form}) and sgd with clipping too: its relu chains, forward and backward, are wasm kernels`, async () => {
+      const model = defineModel({ name: 'relu', build: (batch) => cell('elman', { input: 2, hidden: 9, output: 3, batch, nonlinearity: 'relu' }) });
+      const cfg = config(model, { form, optimizer: { name: 'sgd', lr: 0.05, momentum: 0.9 }, clipNorm: 0.5 });
+      const [et, ew] = [emitTrainer({ ...cfg, target: 'ts' }), emitTrainer({ ...cfg, target: 'wasm' })];
+      // relu's TypeScript template (Math.max) and its gradient's comparison are loops of the ts target only.
+      const chains = ew.wasm!.kernels.map((k) => k.description);
+      expect(chains.some((d) => /= relu\(/.test(d)), chains.join('; ')).toBe(true);
+      expect(chains.some((d) => /= \(\(a\d > 0\) \? /.test(d)), chains.join('; ')).toBe(true);
+      for (const template of ['Math.max(', ' > 0 ? 1 : 0)']) {
+        expect(et.source).toContain(template);
+        expect(ew.source).not.toContain(template);
+      }
+      validModule(ew.source);
+      const [mt, mw] = [await importTrainer(et), await importTrainer(ew)];
+      compare(mt.createTrainer({ seed: 2 }), mw.createTrainer({ seed: 2 }), { x: 3 * 4 * 2, y: 3 * 4 * 3 }, 9);
+    });
+  }
 });
 
 describe('wasm trainer vs PyTorch (float64 fixtures, float32 tolerance)', () => {

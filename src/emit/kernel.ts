@@ -5,7 +5,7 @@ import { sizeOf } from '../ir/tensor.ts';
 import { primOf, prims } from '../prims/index.ts';
 import { at, offsetPlus } from '../prims/kit.ts';
 import type { Buf, ElementwiseExpr, EmitHelper, EmitTarget } from '../prims/types.ts';
-import type { KernelPlan } from './plan.ts';
+import { isElementwise, type KernelPlan } from './plan.ts';
 import { NUMERICS_PREFIX } from './trainer-text.ts';
 
 /** The arena's name in emitted code (the trainer's methods bind it as `const A = this.arena`). */
@@ -64,41 +64,33 @@ function codeStatement(plan: KernelPlan, n: Node, out: Buf, accumulate: boolean,
   });
 }
 
-/**
- * The chain rooted at `n` as data (fused inputs inlined, literals as constants), `product` read
- * from `out` where it was computed; undefined for a chain with a non-element-wise root.
- */
-function chainOf(plan: KernelPlan, n: Node, product?: { node: Node; buf: Buf }): ElementwiseExpr | undefined {
-  if (primOf(n.op)?.emit.kind !== 'elementwise') return undefined;
-  const args: ElementwiseExpr[] = [];
-  for (const x of n.inputs) {
-    if (x === product?.node) args.push({ read: product.buf.off });
-    else if (plan.fused.has(x)) {
-      const sub = chainOf(plan, x, product);
-      if (!sub) return undefined;
-      args.push(sub);
-    } else {
-      const b = bufOf(plan, x);
-      if (b.literal !== undefined) args.push({ value: Number(b.literal.replace(/^\((.*)\)$/, '$1')) });
-      else if (b.transposed) return undefined;
-      else args.push({ read: b.off });
-    }
-  }
-  return { op: n.op, args };
+/** The element-wise chain rooted at `n` as data (fused inputs inlined, literals as constants), `product` read from `out` where it was computed. */
+function chainOf(plan: KernelPlan, n: Node, product?: { node: Node; buf: Buf }): ElementwiseExpr {
+  const args = n.inputs.map((x): ElementwiseExpr => {
+    if (x === product?.node) return { read: product.buf.off };
+    if (plan.fused.has(x)) return chainOf(plan, x, product);
+    const b = bufOf(plan, x);
+    if (b.literal !== undefined) return { value: Number(b.literal.replace(/^\((.*)\)$/, '$1')) };
+    if (b.transposed) throw new Error('emit: a transposed view reached an element-wise access');
+    return { read: b.off };
+  });
+  return { op: n.op, args, attrs: n.attrs };
 }
 
-/** A chain (and the product it finishes) as calls into the target's own kernels, when it has them. */
+/**
+ * An element-wise chain (and the product it finishes) as a call into the target's own kernels,
+ * when it has them: they cover every element-wise primitive (src/emit/wasm/elementwise.ts).
+ */
 function kernelStatement(plan: KernelPlan, n: Node, out: Buf, accumulate: boolean, target: EmitTarget): string | undefined {
   const kernels = target.kernels;
   const size = sizeOf(n.shape);
-  // A chain over fewer than four elements stays a line of TypeScript.
-  if (!kernels || size < 4) return undefined;
+  // A chain over fewer than four elements stays a line of TypeScript (cheaper than a call).
+  if (!kernels || !isElementwise(n) || size < 4) return undefined;
   const product = plan.epilogues.get(n);
-  // The product first, into out, then the chain over it in place (adding into out needs a buffer of its own).
+  // The product first, into out, then the chain over it in place; adding into out would need a
+  // buffer of its own, so that rare case keeps the product's loops with the chain inside.
   if (product && accumulate) return undefined;
-  const chain = chainOf(plan, n, product && { node: product, buf: out });
-  const call = chain && kernels.elementwise(chain, size, out.off, accumulate);
-  if (!call) return undefined;
+  const call = kernels.elementwise(chainOf(plan, n, product && { node: product, buf: out }), size, out.off, accumulate);
   return product ? `${codeStatement(plan, product, out, false, target)}\n${call}` : call;
 }
 

@@ -13,7 +13,7 @@ import type { Node } from '../ir/node.ts';
 import { sizeOf } from '../ir/tensor.ts';
 import { pushTo } from '../ir/multimap.ts';
 import { fillValue } from '../prims/builder.ts';
-import { primOf } from '../prims/index.ts';
+import { isElementwiseOp, primOf } from '../prims/index.ts';
 import { matmulDims } from '../prims/matmul.ts';
 
 /** A JS literal that reads back as exactly `x` (finite by the const rule). */
@@ -43,7 +43,7 @@ function arithmeticChain(n: Node, fused: ReadonlySet<Node>): boolean {
 const ARITHMETIC = new Set(['add', 'sub', 'mul', 'neg']);
 
 export function isElementwise(n: Node): boolean {
-  return primOf(n.op)?.emit.kind === 'elementwise';
+  return isElementwiseOp(n.op);
 }
 
 /** Grows an arena region by region; offsets are element indices. */

@@ -42,6 +42,13 @@ export function isPrimName(op: string): op is PrimName {
   return Object.hasOwn(prims, op);
 }
 
+/** The element-wise primitives, of which fused chains are made: each target computes every one of them. */
+export type ElementwiseOpName = { [K in PrimName]: (typeof prims)[K]['emit'] extends { readonly kind: 'elementwise' } ? K : never }[PrimName];
+
+export function isElementwiseOp(op: string): op is ElementwiseOpName {
+  return isPrimName(op) && prims[op].emit.kind === 'elementwise';
+}
+
 export function primOf(op: string): PrimDef | undefined {
   return isPrimName(op) ? prims[op] : undefined;
 }

@@ -2,7 +2,7 @@
 
 import type { Attrs } from '../ir/node.ts';
 import { sameShape, shapeToString, sizeOf, type Shape } from '../ir/tensor.ts';
-import type { Buf, EmitHelper, EmitTarget, PrimDef } from './types.ts';
+import type { Buf, ElementwiseEmit, EmitHelper, EmitTarget, PrimDef } from './types.ts';
 
 /** `arr[off + i]`, folding a zero offset and constant indices; a literal buffer reads as itself. */
 export function at(b: Buf, i: string | number): string {
@@ -60,9 +60,12 @@ export function intAttr(attrs: Attrs, key: string): number {
   return v;
 }
 
-/** An element-wise primitive from its scalar function and scalar emission template. */
-export function elementwise(def: {
-  name: string;
+/**
+ * An element-wise primitive from its scalar function and scalar emission template; its type says
+ * it is element-wise, so the registry knows the set (ElementwiseOpName) every target must cover.
+ */
+export function elementwise<const N extends string>(def: {
+  name: N;
   arity: number;
   /** The scalar function; `attrs` select it for ops like compare. */
   fn: (attrs: Attrs) => (...xs: number[]) => number;
@@ -70,7 +73,7 @@ export function elementwise(def: {
   /** Functions the scalar template may call (defined once in the emitted module). */
   helpers?: readonly EmitHelper[];
   vjp: PrimDef['vjp'];
-}): PrimDef {
+}): PrimDef & { readonly name: N; readonly emit: ElementwiseEmit } {
   return {
     name: def.name,
     arity: def.arity,

@@ -4,7 +4,8 @@ import { elementwise } from './kit.ts';
 export const relu = elementwise({
   name: 'relu',
   arity: 1,
-  fn: () => (a) => (a > 0 ? a : 0),
+  // Math.max, as the emitted code: NaN stays NaN (as in PyTorch), −0 gives +0.
+  fn: () => (a) => Math.max(a, 0),
   scalar: ([a]) => `Math.max(${a}, 0)`,
   vjp: ({ dy, inputs: [x] }, b) => [b.where(b.compare('gt', x!, b.scalar(0, x!.shape)), dy, b.scalar(0, x!.shape))],
 });

@@ -27,12 +27,13 @@ export interface ProductShape {
 
 /**
  * A fused element-wise chain as data: element i of the buffer at offset `read`, a constant
- * `value`, or an op (a primitive's name) over sub-chains.
+ * `value` (any float, ±Infinity and NaN included), or an element-wise primitive (by name, with
+ * its node's attrs, e.g. compare's kind) over sub-chains.
  */
 export type ElementwiseExpr =
   | { readonly read: number | string }
   | { readonly value: number }
-  | { readonly op: string; readonly args: readonly ElementwiseExpr[] };
+  | { readonly op: string; readonly args: readonly ElementwiseExpr[]; readonly attrs: Attrs };
 
 /**
  * A target that runs kernels of its own (wasm): the statement calling one. Offsets are element
@@ -40,8 +41,8 @@ export type ElementwiseExpr =
  */
 export interface TargetKernels {
   product(shape: ProductShape, out: number | string, a: number | string, b: number | string): string;
-  /** out[i] = (or +=) expr for i < size; undefined when the chain uses an op the target lacks (the caller keeps its loop). */
-  elementwise(expr: ElementwiseExpr, size: number, out: number | string, accumulate: boolean): string | undefined;
+  /** out[i] = (or +=) expr for i < size. A target with kernels has one for every element-wise primitive. */
+  elementwise(expr: ElementwiseExpr, size: number, out: number | string, accumulate: boolean): string;
   /** out[o·outStride + j] = x[o·inStride + j] for o < rows, j < span (a slice, a pad's interior, a concatenation's part). */
   copy(rows: number, span: number, outStride: number, inStride: number, out: number | string, x: number | string): string;
   /** out[i] = value for i < size. */
@@ -163,6 +164,13 @@ export interface ScanSpec {
 
 export type CompareKind = 'gt' | 'ge' | 'lt' | 'le' | 'eq';
 
+/** How an element-wise primitive emits: one scalar expression per element, so chains of them fuse. */
+export interface ElementwiseEmit {
+  readonly kind: 'elementwise';
+  scalar(xs: readonly string[], attrs: Attrs, target: EmitTarget): string;
+  readonly helpers?: readonly EmitHelper[];
+}
+
 export interface PrimDef {
   readonly name: string;
   /** Number of inputs, or 'variadic' (concat). Leaves have 0. */
@@ -175,7 +183,7 @@ export interface PrimDef {
   vjp(args: VjpArgs, b: Builder): (Node | null)[];
   /** Element-wise ops give a scalar template (fusable); others emit whole statements. */
   readonly emit:
-    | { readonly kind: 'elementwise'; scalar(xs: readonly string[], attrs: Attrs, target: EmitTarget): string; readonly helpers?: readonly EmitHelper[] }
+    | ElementwiseEmit
     | { readonly kind: 'statements'; code(args: EmitArgs): string; readonly accumulates?: boolean }
     | { readonly kind: 'leaf' }
     // Runs its body over time (scan): lowered into loops, or inlined by unroll, before any kernel is emitted.

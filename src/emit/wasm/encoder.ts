@@ -111,6 +111,28 @@ export class FunctionBuilder {
     for (const b of bytes) this.code.push(b);
     return this;
   }
+  // Lane-wise comparisons: each lane all ones where it holds, else all zeros (false for a NaN, but ne).
+  f32x4Eq(): this { return this.simd(0x41); }
+  f32x4Ne(): this { return this.simd(0x42); }
+  f32x4Lt(): this { return this.simd(0x43); }
+  f32x4Gt(): this { return this.simd(0x44); }
+  f32x4Le(): this { return this.simd(0x45); }
+  f32x4Ge(): this { return this.simd(0x46); }
+  v128And(): this { return this.simd(0x4e); }
+  v128Or(): this { return this.simd(0x50); }
+  /** (v1, v2, mask): the bits of v1 where mask is set, of v2 elsewhere. */
+  v128Bitselect(): this { return this.simd(0x52); }
+  /** Round to the nearest integer, ties to even. */
+  f32x4Nearest(): this { return this.simd(0x6a); }
+  // i32x4 shifts take the count as an i32 on top of the vector.
+  i32x4Shl(): this { return this.simd(0xab); }
+  i32x4ShrS(): this { return this.simd(0xac); }
+  i32x4ShrU(): this { return this.simd(0xad); }
+  i32x4Add(): this { return this.simd(0xae); }
+  i32x4Sub(): this { return this.simd(0xb1); }
+  /** f32 lanes to i32, saturating (NaN gives 0). */
+  i32x4TruncSatF32x4S(): this { return this.simd(0xf8); }
+  f32x4ConvertI32x4S(): this { return this.simd(0xfa); }
   f32x4Add(): this { return this.simd(0xe4); }
   f32x4Sub(): this { return this.simd(0xe5); }
   f32x4Mul(): this { return this.simd(0xe6); }
@@ -122,6 +144,14 @@ export class FunctionBuilder {
   f32x4Const(x: number): this {
     this.simd(0x0c);
     const lane = new Uint8Array(new Float32Array([x]).buffer);
+    for (let i = 0; i < 4; i++) for (const byte of lane) this.code.push(byte);
+    return this;
+  }
+  /** Four lanes of the i32 `x`. */
+  i32x4Const(x: number): this {
+    if (!Number.isInteger(x) || x < -0x80000000 || x > 0xffffffff) throw new Error(`wasm encoder: ${x} is not an i32`);
+    this.simd(0x0c);
+    const lane = new Uint8Array(new Int32Array([x | 0]).buffer);
     for (let i = 0; i < 4; i++) for (const byte of lane) this.code.push(byte);
     return this;
   }

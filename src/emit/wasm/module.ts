@@ -3,7 +3,7 @@
 import type { ElementwiseExpr, TargetKernels } from '../../prims/types.ts';
 import { encodeModule, PAGE_BYTES, type FunctionBuilder } from './encoder.ts';
 import { columnSumKernel, copyKernel, fillKernel } from './copies.ts';
-import { describeExpr, elementwiseKernel, numberReads } from './elementwise.ts';
+import { describeExpr, elementwiseKernel, numberReads, type NumberedExpr } from './elementwise.ts';
 import { describeProduct, productKernel, productKey, productStrategy, type ProductShape } from './products.ts';
 import { packedProductKernel, packedScratch, usePacked } from './packed.ts';
 
@@ -52,11 +52,9 @@ export class KernelTable implements TargetKernels {
     return `${KERNELS}.${k.name}(${out}, ${a}, ${b});`;
   }
 
-  elementwise(expr: ElementwiseExpr, size: number, out: number | string, accumulate: boolean): string | undefined {
-    const numbered = numberReads(expr);
-    if (!numbered) return undefined;
-    const { expr: e, offsets } = numbered;
-    const key = `ew:${size}:${accumulate}:${JSON.stringify(e)}`;
+  elementwise(expr: ElementwiseExpr, size: number, out: number | string, accumulate: boolean): string {
+    const { expr: e, offsets } = numberReads(expr);
+    const key = `ew:${size}:${accumulate}:${chainKey(e)}`;
     const k = this.kernel(key, (name) => ({
       name, description: `out[${size}] ${accumulate ? '+=' : '='} ${describeExpr(e)}`, strategy: 'lanes', scratch: 0,
       build: () => elementwiseKernel(e, offsets.length, size, accumulate),
@@ -73,7 +71,7 @@ export class KernelTable implements TargetKernels {
   }
 
   fill(size: number, value: number, out: number | string): string {
-    const k = this.kernel(`fill:${size}:${value}`, (name) => ({ name, description: `out[${size}] = ${value}`, strategy: 'fill', scratch: 0, build: () => fillKernel(size, value) }));
+    const k = this.kernel(`fill:${size}:${constantKey(value)}`, (name) => ({ name, description: `out[${size}] = ${value}`, strategy: 'fill', scratch: 0, build: () => fillKernel(size, value) }));
     return `${KERNELS}.${k.name}(${out});`;
   }
 
@@ -109,6 +107,14 @@ export class KernelTable implements TargetKernels {
     }
     return encodeModule(this.kernels.map((k) => ({ name: k.name, fn: k.build(scratch ?? 0) })), pages);
   }
+}
+
+/** A constant in a kernel key: −0 apart from 0 (which `${-0}` is not). */
+const constantKey = (v: number): string => (Object.is(v, -0) ? '-0' : String(v));
+
+/** A chain as a kernel key: JSON, but with ±Infinity, NaN and −0 kept apart (JSON writes null, null, null and 0). */
+function chainKey(e: NumberedExpr): string {
+  return JSON.stringify(e, (_k, v: unknown) => (typeof v === 'number' ? constantKey(v) : v));
 }
 
 /**
