@@ -105,6 +105,31 @@ describe('evaluate against PyTorch float64 (lengths, class indices, a partial la
     h.data.forEach((v, i) => close(v, bigru.f.finalState[2]!.data[i]!, 1e-12));
   }, SLOW);
 
+  it('run --head final: the head on PyTorch\'s h_n, one output per row (a bidirectional GRU, and a one-layer LSTM whose h_n is s at each row\'s length)', async () => {
+    /** out(cat(h_n of the top layer's directions)) from a fixture's h_n [L·D, B, H] and head. */
+    const expected = (f: Fixture, h: Tensor): number[] => {
+      const [slots, B, H] = h.shape as [number, number, number];
+      const D = f.bidirectional ? 2 : 1, W = f.params['out.weight']!.data, bias = f.params['out.bias']!.data, O = bias.length;
+      return Array.from({ length: B * O }, (_, i) => {
+        const b = Math.floor(i / O), o = i % O;
+        let z = bias[o]!;
+        for (let d = 0; d < D; d++) for (let j = 0; j < H; j++) z += W[o * D * H + d * H + j]! * h.data[((slots - D + d) * B + b) * H + j]!;
+        return z;
+      });
+    };
+    for (const [name, fx, k] of [['bigru', bigru, 2], ['lstm', lstm, 0]] as const) {
+      const w = fx.f.data.windows[k]!;
+      writeFileSync(tmp(`run-final-${name}.json`), JSON.stringify({ x: w.x, lengths: w.lengths }));
+      const r = await unfold('run', ...fx.cell, '--params', fx.params, '--data', tmp(`run-final-${name}.json`), '--head', 'final', '--json');
+      expect(r.code, r.stderr).toBe(0);
+      const o = (JSON.parse(r.stdout) as { outputs: { o: Tensor } }).outputs.o;
+      expect(o.shape).toEqual([w.x.shape[0], 1, fx.f.output]);
+      const want = expected(fx.f, fx.f.finalState[k]!);
+      o.data.forEach((v, i) => close(v, want[i]!, 1e-12));
+    }
+    expectOneLine(await unfold('run', ...bigru.cell, '--params', bigru.params, '--data', tmp('run-final-bigru.json'), '--head', 'final'), 2, /run: --head final gives the trained head's one output per row: print it with --json/);
+  }, SLOW);
+
   it('run accepts lengths for a single recurrence: each row\'s state is held from its length on, there PyTorch\'s h_n', async () => {
     const w = lstm.f.data.windows[0]!;
     writeFileSync(tmp('run-lstm.json'), JSON.stringify({ x: w.x, lengths: w.lengths }));

@@ -8,7 +8,7 @@ import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
 import { probeModel, readParams } from './run-data.ts';
 import { fileSource, type DataSource } from './train-data.ts';
 import { checkpointVocabulary, checkTextModel, heldOutTextSource } from './text-data.ts';
-import { Evaluator, HEADS, type Head } from './evaluator.ts';
+import { Evaluator, headOption, HEADS, type Head } from './evaluator.ts';
 import { metricsOf, type Metrics } from './metrics.ts';
 import { evaluateGraphModel } from './graph-model.ts';
 import { formatLoss } from './train-report.ts';
@@ -62,9 +62,7 @@ export const evaluate: Command = {
       }
     }
     const { model, source, record } = await resolveModel('evaluate', positionals, values, parsed.params);
-    // --head, else what the checkpoint was trained with (train --head final records it).
-    if (parsed.head !== undefined && !('cell' in record)) throw new UsageError('evaluate: --head chooses what a built-in cell\'s head reads (--cell); a model file\'s head reads what its own code says');
-    const head = choiceFlag<Head>('evaluate', 'head', parsed.head ?? ('cell' in record ? record.head : undefined), HEADS, 'last');
+    const head = headOption('evaluate', parsed.head, record);
     if (head === 'final' && parsed['loss-over'] === 'all') throw new UsageError('evaluate: --head final gives one output per row, compared with y at the row\'s last valid step; --loss-over all does not apply');
     const spec = lossSpec('evaluate', model, values);
     if (model.graph) {

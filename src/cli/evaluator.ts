@@ -1,5 +1,7 @@
 // Forward-only evaluation of a model over a data source (any number of windows, any batch sizes, lengths): a generated trainer per batch size, used through predict() only, and the loss and accuracy tallied item by item (src/cli/metrics.ts). `evaluate` and `train --val` share it.
 import { UnfoldError } from '../ir/errors.ts';
+import type { ModelRecord } from './checkpoint.ts';
+import { choiceFlag, UsageError } from './command.ts';
 import type { Dtype } from '../ir/tensor.ts';
 import type { ModelDef } from '../dsl/model.ts';
 import type { TrainerInstance } from '../emit/load.ts';
@@ -13,6 +15,12 @@ import type { DataSource, TrainWindow } from './train-data.ts';
 /** Where the head reads: each step's top-layer output (`last`: at the row's last valid step), or the final states h_n. */
 export type Head = 'last' | 'final';
 export const HEADS = ['last', 'final'] as const satisfies readonly Head[];
+
+/** --head, else what the checkpoint's model was trained with (train --head final records it), else each step's output; only a built-in cell has a head to choose. */
+export function headOption(command: string, given: string | undefined, record: ModelRecord): Head {
+  if (given !== undefined && !('cell' in record)) throw new UsageError(`${command}: --head chooses what a built-in cell's head reads (--cell); a model file's head reads what its own code says`);
+  return choiceFlag<Head>(command, 'head', given ?? ('cell' in record ? record.head : undefined), HEADS, 'last');
+}
 
 /** The built-in cells' head (src/cells/rnn.ts): o = h Wᵀ + b. */
 const HEAD_WEIGHT = 'out.weight', HEAD_BIAS = 'out.bias';
@@ -75,36 +83,41 @@ export class Evaluator {
     return tally;
   }
 
-  /**
-   * The head on the final states, one output per row: for a bidirectional top layer
-   * cat(h_n forward, h_n reverse), PyTorch's `out(torch.cat((h_n[-2], h_n[-1]), 1))`; under lengths
-   * each row's h_n is its state at its own length (pack_padded_sequence's).
-   */
+  /** The window's outputs from the head on its final states (headOnFinalStates), one per row. */
   private finalHead(trainer: TrainerInstance, w: TrainWindow, params: Record<string, { data: ArrayLike<number> }>): Float64Array {
     predict(trainer, w);
-    const B = w.batch;
-    const h = finalStates(trainer)['h'];
-    const W = params[HEAD_WEIGHT]?.data, bias = params[HEAD_BIAS]?.data;
-    if (h === undefined || W === undefined || bias === undefined) throw new UnfoldError(`--head final reads the state "h" and the parameters "${HEAD_WEIGHT}", "${HEAD_BIAS}" of a built-in cell (--cell)`);
-    // h is [L·D, B, H] (a program) or [B, H]; the top layer's directions are its last D slots.
-    const O = bias.length, H = h.shape[h.shape.length - 1]!, slots = h.data.length / (B * H);
     const D = (this.directions ??= buildAt(this.opts.model, 1).program?.directions ?? 1);
-    const first = slots - D;
-    const out = new Float64Array(B * O);
-    for (let b = 0; b < B; b++) {
-      for (let o = 0; o < O; o++) {
-        let z = bias[o]!;
-        for (let d = 0; d < D; d++) {
-          for (let j = 0; j < H; j++) z += W[o * D * H + d * H + j]! * h.data[((first + d) * B + b) * H + j]!;
-        }
-        out[b * O + o] = z;
-      }
-    }
-    return out;
+    return headOnFinalStates(finalStates(trainer), params, D, w.batch);
   }
 
   /** Directions of the top layer (2 for a bidirectional model). */
   private directions: number | undefined;
+}
+
+/**
+ * The built-in head on the final states, one output per row ([B, O] flat): for a bidirectional top
+ * layer cat(h_n forward, h_n reverse), PyTorch's `out(torch.cat((h_n[-2], h_n[-1]), 1))`; under
+ * lengths each row's h_n is its state at its own length (pack_padded_sequence's). `states` holds h
+ * as [L·D, B, H] (a program) or [B, H]; D is the top layer's directions.
+ */
+export function headOnFinalStates(states: Readonly<Record<string, { readonly shape: readonly number[]; readonly data: ArrayLike<number> }>>, params: Readonly<Record<string, { readonly data: ArrayLike<number> }>>, D: number, B: number): Float64Array {
+  const h = states['h'];
+  const W = params[HEAD_WEIGHT]?.data, bias = params[HEAD_BIAS]?.data;
+  if (h === undefined || W === undefined || bias === undefined) throw new UnfoldError(`--head final reads the state "h" and the parameters "${HEAD_WEIGHT}", "${HEAD_BIAS}" of a built-in cell (--cell)`);
+  // The top layer's directions are the last D slots.
+  const O = bias.length, H = h.shape[h.shape.length - 1]!, slots = h.data.length / (B * H);
+  const first = slots - D;
+  const out = new Float64Array(B * O);
+  for (let b = 0; b < B; b++) {
+    for (let o = 0; o < O; o++) {
+      let z = bias[o]!;
+      for (let d = 0; d < D; d++) {
+        for (let j = 0; j < H; j++) z += W[o * D * H + d * H + j]! * h.data[((first + d) * B + b) * H + j]!;
+      }
+      out[b * O + o] = z;
+    }
+  }
+  return out;
 }
 
 /** The outputs [B, T, O] of a window, forward only, from the trainer's current state. */

@@ -14,6 +14,7 @@ import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
 import { buildAt, initialKey, LENGTHS, lossOf, probeModel, readParams, sequenceShape, targetName } from './run-data.ts';
 import { checkLengths } from '../transforms/lengths.ts';
 import { evaluationTrainer } from './grad.ts';
+import { headOnFinalStates, headOption } from './evaluator.ts';
 
 /** What a forward run starts from: B, the number of steps N, the inputs x(1..N) [B, N, ...] and s(0). */
 export interface ForwardData {
@@ -207,6 +208,23 @@ export async function runWhole(model: ModelDef, source: string, rec: Recurrence,
   };
 }
 
+/**
+ * The run with its output from the head on the final states instead of each step's (`--head final`,
+ * as `train --head final` trained it): [B, 1, O], one per row, beside the states as before.
+ */
+function withFinalHead(r: ForwardResult, rec: Recurrence, B: number, params: ReadonlyMap<string, Tensor>): ForwardResult {
+  // A program reports its final states; a single recurrence's h_n is s(N), held from each row's length on.
+  const final = r.finalState ?? new Map([...r.states].map(([k, t]) => {
+    const N = t.shape[1]!, size = sizeOf(t.shape) / (B * N);
+    const data = new Float64Array(B * size);
+    for (let b = 0; b < B; b++) data.set(t.data.subarray((b * N + N - 1) * size, (b * N + N) * size), b * size);
+    return [k, { shape: [B, ...t.shape.slice(2)], data }];
+  }));
+  const o = headOnFinalStates(Object.fromEntries(final), Object.fromEntries(params), rec.program?.directions ?? 1, B);
+  const name = rec.outputs[0]!.name;
+  return { ...r, outputs: new Map([[name, { shape: [B, 1, o.length / B], data: o }]]) };
+}
+
 /** Emits and imports the model's inference module at batch B, with the given parameters (else its seeded init). */
 export async function inferenceFor(model: ModelDef, source: string, batch: number, dtype: Dtype, params: ReadonlyMap<string, Tensor> | undefined): Promise<InferenceInstance> {
   const { loadInference } = await import('../emit/inference.ts');
@@ -257,7 +275,7 @@ async function drawRun(r: ForwardResult, rec: Recurrence, model: string, dir: st
 export const run: Command = {
   name: 'run',
   summary: 'run a model forward from <state>0 for any number of steps: outputs and states as JSON, or drawn',
-  usage: `unfold run ${MODEL_USAGE} [--params FILE] [--data FILE] [--tau N] [--dtype f64|f32] [--json] [--check-numerics] [-o DIR]`,
+  usage: `unfold run ${MODEL_USAGE} [--params FILE] [--data FILE] [--tau N] [--dtype f64|f32] [--head last|final] [--json] [--check-numerics] [-o DIR]`,
   async run(argv) {
     const { values, positionals } = parse('run', argv, {
       ...modelOptions,
@@ -267,12 +285,17 @@ export const run: Command = {
       dtype: { type: 'string' },
       json: { type: 'boolean' },
       'check-numerics': { type: 'boolean' },
+      head: { type: 'string' },
       out: { type: 'string', short: 'o' },
     });
     const tau = optionalIntFlag('run', 'tau', values.tau);
     const dtype = choiceFlag<Dtype>('run', 'dtype', values.dtype, ['f64', 'f32'], 'f64');
     if (values.json && values.out !== undefined) throw new UsageError('run: --json prints to stdout and -o DIR draws into a directory; give one of them');
-    const { model, source } = await resolveModel('run', positionals, values, values.params);
+    const { model, source, record } = await resolveModel('run', positionals, values, values.params);
+    const head = headOption('run', values.head, record);
+    if (head === 'final' && (!values.json || values.params === undefined)) {
+      throw new UsageError(`run: --head final gives the trained head's one output per row: print it with --json${values.params === undefined ? ' and give --params (the trained parameters)' : ''}`);
+    }
     if (model.graph) {
       // A graph of scans: its outputs over whole tensors, forward only (each scan by its rule), as JSON.
       if (values.data === undefined || values.params === undefined) throw new UsageError(`run: model ${model.name} is a graph of scans; give --params FILE and --data FILE (its inputs)`);
@@ -285,9 +308,9 @@ export const run: Command = {
     if (params === undefined) process.stderr.write(`note: no --params: ${model.name} runs with its initial parameters (seeded init)\n`);
     // --check-numerics runs the whole window through the trainer's checked forward pass.
     const checkNumerics = values['check-numerics'] === true;
-    const result = rec.program || data.lengths || checkNumerics
-      ? await runWhole(model, source, rec, data, dtype, params, checkNumerics)
-      : runSteps(await inferenceFor(model, source, data.batch, dtype, params), rec, data);
+    const whole = rec.program || data.lengths || checkNumerics || head === 'final';
+    const stepped = whole ? await runWhole(model, source, rec, data, dtype, params, checkNumerics) : runSteps(await inferenceFor(model, source, data.batch, dtype, params), rec, data);
+    const result = head === 'final' ? withFinalHead(stepped, rec, data.batch, params!) : stepped;
     if (values.json) {
       process.stdout.write(forwardJson(result));
       return 0;

@@ -9,14 +9,14 @@ import type { TrainerInstance } from '../emit/load.ts';
 import type { TrainerConfig } from '../emit/trainer.ts';
 import { describeOsError, writeFileAtomic, makeDirectory } from '../io/atomic-write.ts';
 import { formatTensorFile } from '../io/tensor-file.ts';
-import { choiceFlag, optionalIntFlag, parse, UsageError, type Command, type Options } from './command.ts';
+import { optionalIntFlag, parse, UsageError, type Command, type Options } from './command.ts';
 import { numericsReport } from '../emit/trainer-text.ts';
 import { compileOptions, trainerConfig } from './compile-options.ts';
 import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
 import { buildAt, initialKey, stateFileShape } from './run-data.ts';
 import { fileSource, piece, readStartValues, taskSource, type DataSource, type StartValues, type TrainWindow } from './train-data.ts';
 import { checkpointEntries, describeModelRecord, MODEL_RECORD, readCheckpointRecords, SCHEDULE_RECORD, TRAIN_LOSSES, TRAIN_RANDOM, type CellRecord, type ModelRecord, type Resume } from './checkpoint.ts';
-import { HEADS, type Head } from './evaluator.ts';
+import { headOption, type Head } from './evaluator.ts';
 import { LrSchedule, parseSchedule, SCHEDULE_USAGE, type ScheduleState } from './lr-schedule.ts';
 import { TrainingSignals } from './train-signals.ts';
 import { PlotRecorder } from './train-plots.ts';
@@ -461,9 +461,7 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
  * and the flags the final-state head cannot go with, each refused by name.
  */
 function headChoice(command: string, v: Record<string, unknown>, record: ModelRecord): Head {
-  const given = v['head'] as string | undefined;
-  if (given !== undefined && !('cell' in record)) throw new UsageError(`${command}: --head chooses what a built-in cell's head reads (--cell); a model file's head reads what its own code says`);
-  const head = choiceFlag<Head>(command, 'head', given ?? ('cell' in record ? record.head : undefined), HEADS, 'last');
+  const head = headOption(command, v['head'] as string | undefined, record);
   if (head === 'last') return head;
   const refused = ([
     ['text', v['text'] !== undefined, 'a text model predicts every symbol'],
