@@ -174,6 +174,15 @@ describe('evaluate against PyTorch float64 (lengths, class indices, a partial la
     expect(recorded.items).toBe(bigru.f.expected.final.items);
   }, SLOW);
 
+  it('train --head final on the wasm target (float32): the losses of the ts target and of PyTorch within float32 rounding', async () => {
+    const args = [...bigru.cell, '--params', bigru.params, '--data', bigru.data, '--loss', 'xent', '--head', 'final', '--optimizer', 'adam', '--lr', '0.01', '--dtype', 'f32', '--steps', '4', '--log-json', '--no-plots'];
+    const [wasm, ts] = await Promise.all(['wasm', 'ts'].map(async (target) => jsonLines(await unfold('train', ...args, '--target', target)).map((l) => l.loss)));
+    wasm!.forEach((l, i) => {
+      expect(Math.abs(l - ts![i]!)).toBeLessThanOrEqual(1e-5 * ts![i]!);
+      expect(Math.abs(l - bigru.f.trainFinal.losses[i]!)).toBeLessThanOrEqual(1e-4 * bigru.f.trainFinal.losses[i]!);
+    });
+  }, SLOW);
+
   it('train --head final on one layer and direction is --loss-over last (h_n is the state at each row\'s length); --dropout 0 changes nothing', async () => {
     const args = [...lstm.cell, '--params', lstm.params, '--data', lstm.data, '--loss', 'xent', '--optimizer', 'adam', '--lr', '0.01', '--dtype', 'f64', '--steps', '4', '--log-json', '--no-plots'];
     const final = jsonLines(await unfold('train', ...args, '--head', 'final'));

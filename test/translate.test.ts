@@ -243,6 +243,28 @@ describe('unfold grad and show on graphs/translate.ts', () => {
     expect(bad.stderr).toContain('--tau is for one recurrence; model translate is a graph of scans');
   });
 
+  it('compile --target wasm (float32): products and element-wise chains in WebAssembly SIMD; its loss and gradients are PyTorch\'s within float32 rounding', async () => {
+    const f = fixtures.find((x) => x.file === 'translate-full.json')!;
+    const dir = tmpDir();
+    const r = await unfold(...['compile', 'graphs/translate.ts', '--batch', String(f.batch), '--dtype', 'f32', '--target', 'wasm', '--json', '-o', dir]);
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toMatchObject({ form: 'rolled', batch: f.batch, target: 'wasm' });
+    const js = fs.readFileSync(path.join(dir, 'trainer.js'), 'utf8');
+    expect(js).toMatch(/new WebAssembly\.Instance/);
+    expect(js).toMatch(/\bW\.mm\d+\(/);
+    const mod = await import(`data:text/javascript;base64,${Buffer.from(js).toString('base64')}`) as { SPEC: { target: string }; createTrainer(o: object): { gradients(d: object): number; getGrads(): Record<string, { data: number[] }> } };
+    expect(mod.SPEC.target).toBe('wasm');
+    const t = mod.createTrainer({ params: Object.fromEntries(Object.entries(f.params).map(([k, v]) => [k, v.data])) });
+    const loss = t.gradients({ x: f.data['x']!.data, y: f.data['y']!.data });
+    expect(Math.abs(loss - f.loss)).toBeLessThanOrEqual(1e-5 * f.loss);
+    const g = t.getGrads();
+    // Relative to each gradient's largest entry (Va.bias's is 0 in exact arithmetic: a softmax does not see a shift).
+    for (const [name, want] of Object.entries(f.grads)) {
+      const scale = Math.max(...Array.from(want.data, Math.abs), 1e-3 * Math.max(...Object.values(f.grads).flatMap((w) => Array.from(w.data, Math.abs))));
+      g[name]!.data.forEach((v, i) => expect(Math.abs(v - want.data[i]!) / scale, name).toBeLessThanOrEqual(1e-4));
+    }
+  });
+
   it('train: a real SIGINT finishes the step, saves interrupted.json and exits 130; --params goes on from it', async () => {
     const dir = tmpDir();
     const out = path.join(dir, 'out');

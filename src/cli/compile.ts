@@ -66,18 +66,17 @@ async function compileGraph(model: ModelDef, source: string, values: Record<stri
   for (const flag of ['tau', 'inference', 'dump-ir-after', 'carry-state', 'loss-over', 'hoist', 'varlen']) {
     if (values[flag] !== undefined) throw new UsageError(`compile: --${flag} is for one recurrence; model ${model.name} is a graph of scans`);
   }
-  if (values['target'] === 'wasm') throw new UsageError(`compile: --target wasm does not take a graph of scans yet; model ${model.name} compiles to the ts target`);
-  const cfg = trainerConfig('compile', model, source, { ...values, target: 'ts' } as Parameters<typeof trainerConfig>[3]);
+  const cfg = trainerConfig('compile', model, source, values);
   const { emitGraphTrainer } = await import('../emit/graph-trainer.ts');
   const emitted = emitGraphTrainer({
     model, source, batch: cfg.batch, dtype: cfg.dtype, loss: cfg.loss, optimizer: cfg.optimizer,
     ...(cfg.clipNorm !== undefined ? { clipNorm: cfg.clipNorm } : {}), ...(cfg.seed !== undefined ? { seed: cfg.seed } : {}),
-    form: form === 'unrolled' ? 'unrolled' : 'rolled', originComments: true,
+    form: form === 'unrolled' ? 'unrolled' : 'rolled', originComments: true, ...(cfg.target !== undefined ? { target: cfg.target } : {}),
   });
   const files = await writeModule(String(values['out']), 'trainer', emitted.source);
   const rolled = form !== 'unrolled';
-  if (values['json']) process.stdout.write(JSON.stringify({ file: files[0], files, form: rolled ? 'rolled' : 'unrolled', arenaBytes: emitted.arenaBytes, batch: cfg.batch, target: 'ts' }) + '\n');
-  else process.stdout.write(`wrote ${files[0]} (${rolled ? 'rolled: a loop per scan' : 'unrolled: every scan inlined'}), and trainer.js, trainer.d.ts beside it\narena: ${emitted.arenaBytes} bytes, batch ${cfg.batch}, target ts\n`);
+  if (values['json']) process.stdout.write(JSON.stringify({ file: files[0], files, form: rolled ? 'rolled' : 'unrolled', arenaBytes: emitted.arenaBytes, batch: cfg.batch, target: cfg.target }) + '\n');
+  else process.stdout.write(`wrote ${files[0]} (${rolled ? 'rolled: a loop per scan' : 'unrolled: every scan inlined'}), and trainer.js, trainer.d.ts beside it\narena: ${emitted.arenaBytes} bytes, batch ${cfg.batch}, target ${cfg.target}\n`);
   return 0;
 }
 

@@ -49,7 +49,7 @@ export async function finalHeadTrainer(o: FinalHeadTrainerOptions): Promise<Trai
   const emitted = emitGraphTrainer({
     model: finalHeadModel(o.record, o.steps), source: o.source, batch: o.batch, lengths: o.lengths, dtype: cfg.dtype, loss, optimizer: cfg.optimizer,
     ...(cfg.clipNorm !== undefined ? { clipNorm: cfg.clipNorm } : {}), ...(cfg.seed !== undefined ? { seed: cfg.seed } : {}),
-    ...(cfg.checkNumerics ? { checkNumerics: true } : {}), ...(cfg.dropout ? { dropout: true } : {}),
+    ...(cfg.checkNumerics ? { checkNumerics: true } : {}), ...(cfg.dropout ? { dropout: true } : {}), ...(cfg.target !== undefined ? { target: cfg.target } : {}),
   });
   const { importTrainer } = await import('../emit/load.ts');
   const inner = (await importTrainer(emitted.source)).createTrainer({ ...(o.seed !== undefined ? { seed: o.seed } : {}), lr: cfg.optimizer.lr }) as unknown as GraphTrainerInstance;

@@ -53,7 +53,7 @@ export async function trainGraphModel(o: GraphTrainOptions): Promise<number> {
     ...(cfg.clipNorm !== undefined ? { clipNorm: cfg.clipNorm } : {}), ...(cfg.seed !== undefined ? { seed: cfg.seed } : {}),
     ...(cfg.checkNumerics ? { checkNumerics: true } : {}),
     // A trainer trains: the model's dropout(x, p) draw masks in step().
-    ...(cfg.dropout ? { dropout: true } : {}),
+    ...(cfg.dropout ? { dropout: true } : {}), ...(cfg.target !== undefined ? { target: cfg.target } : {}),
   });
   const trainer = (await importTrainer(emitted.source)).createTrainer({ ...(cfg.seed !== undefined ? { seed: cfg.seed } : {}), lr: cfg.optimizer.lr }) as unknown as GraphTrainerInstance;
   const compileSeconds = (performance.now() - started) / 1000;

@@ -467,7 +467,6 @@ function headChoice(command: string, v: Record<string, unknown>, record: ModelRe
     ['text', v['text'] !== undefined, 'a text model predicts every symbol'],
     ['tbptt', v['tbptt'] !== undefined, 'h_n ends the whole window'],
     ['grad-flow', v['grad-flow'] === true, 'it reads a per-step head\'s state gradients'],
-    ['target wasm', v['target'] === 'wasm', 'the final-state head trains through a graph of scans, which the ts target renders'],
     ['loss-over all', v['loss-over'] === 'all', 'the head gives one output per row, compared with y at the row\'s last valid step'],
   ] as const).find(([, on]) => on);
   if (refused) throw new UsageError(`${command}: --head final does not go with --${refused[0]}: ${refused[2]}`);

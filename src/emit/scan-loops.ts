@@ -6,6 +6,7 @@ import { sizeOf } from '../ir/tensor.ts';
 import { scanParts, timeAxis } from '../prims/scan.ts';
 import type { Buf, EmitTarget } from '../prims/types.ts';
 import { emitKernel, type LoopLowering } from './kernel.ts';
+import { KERNELS } from './wasm/module.ts';
 import { afterPasses, planOutputs, type OnPass, type Offset, type OutputSlot } from './plan.ts';
 import type { Context } from '../ir/node.ts';
 
@@ -18,7 +19,12 @@ export interface ScanLoopOptions {
    * Where an outermost scan's loop goes as a function of its own (`function scanK(A)`), called from
    * the kernel: V8 optimizes a function only below a size that a whole training step exceeds.
    */
-  readonly functions?: { readonly arena: string; readonly defs: string[] };
+  readonly functions?: {
+    readonly arena: string;
+    readonly defs: string[];
+    /** The type of the target's kernels (the wasm target): a function's second parameter, bound as the kernels' name. */
+    readonly kernels?: string;
+  };
   readonly onPass?: OnPass;
 }
 
@@ -114,7 +120,8 @@ export function scanLoops(opts: ScanLoopOptions, depth = 0): LoopLowering {
     const fixed = typeof out.off === 'number' && inputs.every((b) => typeof b.off === 'number');
     if (!opts.functions || depth > 0 || !fixed) return code.join('\n');
     const name = `scan${opts.functions.defs.length}`;
-    opts.functions.defs.push([`function ${name}(A: ${opts.functions.arena}): void {`, ...indent(code), '}'].join('\n'));
-    return `${name}(A);`;
+    const kernels = opts.functions.kernels;
+    opts.functions.defs.push([`function ${name}(A: ${opts.functions.arena}${kernels ? `, ${KERNELS}: ${kernels}` : ''}): void {`, ...indent(code), '}'].join('\n'));
+    return `${name}(A${kernels ? `, ${KERNELS}` : ''});`;
   };
 }
