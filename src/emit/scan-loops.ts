@@ -2,7 +2,8 @@
 // its placeholders bound to per-step slots — the carries, step t's rows of each xs, the consts where
 // they already live — and each step's ys copied into their rows of the stacked result.
 import type { Node } from '../ir/node.ts';
-import { sizeOf } from '../ir/tensor.ts';
+import { topoOrder } from '../ir/graph.ts';
+import { sameShape, sizeOf } from '../ir/tensor.ts';
 import { scanParts, timeAxis } from '../prims/scan.ts';
 import type { Buf, EmitTarget } from '../prims/types.ts';
 import { emitKernel, type LoopLowering } from './kernel.ts';
@@ -38,6 +39,23 @@ function copyInto(dst: Offset, src: Buf, srcOff: number | string, n: number): st
   return `A.copyWithin(${dst}, ${from}, ${from} + ${n});`;
 }
 
+/**
+ * For each carry, the value d it is incremented by when its new value is c + d and its placeholder
+ * c is read by nothing else (so adding d into c in place is the same step); undefined otherwise.
+ */
+function accumulations(body: NonNullable<Node['body']>, nc: number): (Node | undefined)[] {
+  const uses = new Map<Node, number>();
+  for (const n of topoOrder(body.outputs)) for (const x of n.inputs) uses.set(x, (uses.get(x) ?? 0) + 1);
+  for (const o of body.outputs) uses.set(o, (uses.get(o) ?? 0) + 1);
+  return body.outputs.slice(0, nc).map((o, i) => {
+    const c = body.inputs[i]!;
+    if (o.op !== 'add' || uses.get(c) !== 1 || uses.get(o) !== 1) return undefined;
+    const [a, b] = o.inputs as [Node, Node];
+    if (!sameShape(a.shape, b.shape) || !sameShape(o.shape, c.shape)) return undefined;
+    return a === c ? b : b === c ? a : undefined;
+  });
+}
+
 /** The lowering of every scan node (nested ones too), for emitKernel. */
 export function scanLoops(opts: ScanLoopOptions, depth = 0): LoopLowering {
   return (n, out, inputs) => {
@@ -51,7 +69,15 @@ export function scanLoops(opts: ScanLoopOptions, depth = 0): LoopLowering {
       let at = base;
       return sizes.map((s) => ((at += s), at - s));
     };
-    const cur = region(carrySizes), next = region(carrySizes);
+    // A carry that only accumulates (c' = c + d, c read nowhere else: a VJP's sum of a const's
+    // cotangents over the steps) is added into where it lives; the others are double-buffered, the
+    // new values copied over the old after each step in one block.
+    const deltas = accumulations(body, nc);
+    const plain = carrySizes.flatMap((_, i) => (deltas[i] ? [] : [i]));
+    const plainCur = region(plain.map((i) => carrySizes[i]!)), plainNext = region(plain.map((i) => carrySizes[i]!));
+    const cur: number[] = [], next: (number | undefined)[] = [];
+    plain.forEach((i, k) => ((cur[i] = plainCur[k]!), (next[i] = plainNext[k]!)));
+    carrySizes.forEach((size, i) => { if (deltas[i]) cur[i] = region([size])[0]!; });
     const xSteps = body.inputs.slice(nc, nc + nx);
     const xOff = region(xSteps.map((p) => sizeOf(p.shape)));
     const ys = body.outputs.slice(nc);
@@ -72,7 +98,7 @@ export function scanLoops(opts: ScanLoopOptions, depth = 0): LoopLowering {
       ...constPh.map((p, k): [Node, Offset] => [p, constOff[k]!]),
     ]);
     const slots = afterPasses<OutputSlot>([
-      ...body.outputs.slice(0, nc).map((o, i) => ({ node: o, slot: next[i]! })),
+      ...body.outputs.slice(0, nc).map((o, i) => (deltas[i] ? { node: deltas[i], slot: cur[i]!, accumulate: true } : { node: o, slot: next[i]! })),
       ...ys.map((o, j) => ({ node: o, slot: yOff[j]! })),
     ], opts.ctx, opts.onPass);
     // Planned once to learn the temporaries' size, then at the region reserved for them.
@@ -97,7 +123,7 @@ export function scanLoops(opts: ScanLoopOptions, depth = 0): LoopLowering {
       const dst = plus(out.off, parts[nc + j]!.offset);
       return `for (let r = 0; r < ${outer}; r++) A.copyWithin(${dst} + (r * ${T} + ${t}) * ${inner}, ${yOff[j]} + r * ${inner}, ${yOff[j]} + (r + 1) * ${inner});`;
     });
-    const carrySize = carrySizes.reduce((a, s) => a + s, 0);
+    const carrySize = plain.reduce((a, i) => a + carrySizes[i]!, 0);
     const code = [
       `{ // scan over ${T} steps${reverse ? ', reverse' : ''}: ${nc} carr${nc === 1 ? 'y' : 'ies'}, ${nx} xs, ${constPh.length} consts`,
       ...indent([
@@ -108,7 +134,7 @@ export function scanLoops(opts: ScanLoopOptions, depth = 0): LoopLowering {
           ...(stepIn.length + stepOut.length || opts.target.checkNumerics ? [`const ${t} = ${reverse ? `${T - 1} - ${i}` : i};`] : []),
           ...stepIn,
           ...stepCode,
-          ...(carrySize ? [`A.copyWithin(${cur[0]}, ${next[0]}, ${next[0]! + carrySize});`] : []),
+          ...(carrySize ? [`A.copyWithin(${plainCur[0]}, ${plainNext[0]}, ${plainNext[0]! + carrySize});`] : []),
           ...stepOut,
         ]),
         '}',
