@@ -1,0 +1,162 @@
+// BPTT under a memory budget (src/emit/bptt-schedule.ts): a trainer that keeps the states only
+// before each segment and recomputes the segment's forward gives the full-storage trainer's loss,
+// outputs and gradients bit for bit; the budget picks the segment length; the flag parses.
+import { describe, expect, it } from 'vitest';
+import { cell, type CellKind } from '../src/cells/rnn.ts';
+import { defineModel, type ModelDef } from '../src/dsl/model.ts';
+import { importTrainer, type TrainerInstance } from '../src/emit/load.ts';
+import { emitTrainer, emitTrainerInSegments, type Dtype, type EmittedTrainer, type TrainerConfig } from '../src/emit/trainer.ts';
+import { sizeOf } from '../src/ir/tensor.ts';
+import { rng } from './helpers/rng.ts';
+
+const TAU = 37, B = 4;
+
+interface Shape {
+  readonly kind: CellKind;
+  readonly layers?: number;
+  readonly bidirectional?: boolean;
+}
+
+const modelOf = ({ kind, layers = 1, bidirectional = false }: Shape): ModelDef =>
+  defineModel({ name: `${kind}-${layers}${bidirectional ? '-bi' : ''}`, build: (batch) => cell(kind, { batch, input: 3, hidden: 5, output: 2, layers, bidirectional }) });
+
+function config(shape: Shape, dtype: Dtype, over: Partial<TrainerConfig> = {}): TrainerConfig {
+  return {
+    model: modelOf(shape), source: 'test/memory-budget.test.ts', batch: B, tau: TAU, dtype, target: 'ts', loss: { kind: 'mse' },
+    optimizer: { name: 'adam', lr: 0.01 }, carryState: false, ...over,
+  };
+}
+
+interface Result {
+  readonly losses: number[];
+  readonly outputs: number[];
+  readonly grads: Record<string, number[]>;
+  readonly inputGrads?: Record<string, number[]>;
+  readonly final: Record<string, number[]>;
+}
+
+/** Two training steps on seeded windows of T steps (the state carried between them), then a gradients() call. */
+async function train(e: EmittedTrainer, T: number, over: { inputGrads?: boolean; lengths?: number[] } = {}): Promise<Result> {
+  const mod = await importTrainer(e);
+  const tr: TrainerInstance = mod.createTrainer({ seed: 7, carryState: true });
+  const spec = mod.SPEC as unknown as { inputs: { shape: number[] }[]; target: { shape: number[] } };
+  const r = rng(11);
+  const window = () => [...spec.inputs.map((x) => r.array(B * T * x.shape[2]!)), r.array(B * T * spec.target.shape[2]!), ...(over.lengths ? [over.lengths] : [])];
+  const losses = [tr.step(...window()), tr.step(...window()), tr.gradients(...window())];
+  const flat = (rec: Record<string, { data: number[] }>) => Object.fromEntries(Object.entries(rec).map(([k, v]) => [k, v.data]));
+  const final = tr.finalState ? flat(tr.finalState()) : Object.fromEntries(Object.entries(tr.stateSequence!()).map(([k, v]) => [k, v.data.slice(T * (v.data.length / (T + 1)))]));
+  return { losses, outputs: Array.from(tr.outputs()), grads: flat(tr.getGrads()), final, ...(over.inputGrads ? { inputGrads: flat(tr.getInputGrads!()) } : {}) };
+}
+
+/** Every element the same number (Object.is: -0 is not 0, NaN is NaN). */
+function expectIdentical(a: unknown, b: unknown, path = ''): void {
+  if (typeof a === 'number') {
+    if (!Object.is(a, b)) expect.fail(`${path}: ${a} ≠ ${String(b)}`);
+    return;
+  }
+  if (Array.isArray(a)) {
+    expect((b as unknown[]).length, path).toBe(a.length);
+    a.forEach((x, i) => expectIdentical(x, (b as unknown[])[i], `${path}[${i}]`));
+    return;
+  }
+  const keys = Object.keys(a as object);
+  expect(Object.keys(b as object).sort(), path).toEqual([...keys].sort());
+  for (const k of keys) expectIdentical((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], `${path}.${k}`);
+}
+
+const SHAPES: Shape[] = [
+  { kind: 'elman' }, { kind: 'lstm' }, { kind: 'gru' },
+  { kind: 'lstm', layers: 2 }, { kind: 'gru', bidirectional: true }, { kind: 'elman', layers: 2, bidirectional: true },
+];
+
+describe('segmented BPTT = full storage, bit for bit', () => {
+  for (const shape of SHAPES) {
+    for (const dtype of ['f64', 'f32'] as const) {
+      it(`${modelOf(shape).name} ${dtype}: segments of 1, 5, 6 and 37 steps, windows of τ and of 23 steps`, async () => {
+        const cfg = config(shape, dtype);
+        const full = emitTrainer(cfg);
+        for (const T of [TAU, 23]) {
+          const want = await train(full, T);
+          for (const k of [1, 5, 6, TAU]) {
+            const got = await train(emitTrainerInSegments(cfg, k), T);
+            expectIdentical(got, want, `${modelOf(shape).name} ${dtype} segments of ${k}, T = ${T}`);
+          }
+        }
+      });
+    }
+  }
+
+  it('with the wasm target, per-row lengths and a last-step loss, input gradients, and gradients summed over all steps (--hoist on)', async () => {
+    const variants: [string, Partial<TrainerConfig>][] = [
+      ['wasm', { target: 'wasm' }],
+      ['lengths', { lengths: true, loss: { kind: 'mse', over: 'last' } }],
+      ['input gradients', { inputGrads: true }],
+      ['hoist on', { hoist: 'on' }],
+    ];
+    for (const [name, over] of variants) {
+      for (const shape of [{ kind: 'lstm' }, { kind: 'gru', bidirectional: true }] as Shape[]) {
+        const cfg = config(shape, 'f32', over);
+        const run = { inputGrads: over.inputGrads === true, ...(over.lengths ? { lengths: [TAU, 30, 1, 17] } : {}) };
+        const want = await train(emitTrainer(cfg), TAU, run);
+        const got = await train(emitTrainerInSegments(cfg, 6), TAU, run);
+        expectIdentical(got, want, `${name} ${modelOf(shape).name}`);
+      }
+    }
+  });
+});
+
+describe('the budget', () => {
+  const cfg = config({ kind: 'elman' }, 'f64');
+  const full = emitTrainer(cfg);
+
+  it('keeps full storage when the arena fits, and picks the longest segments that fit when it does not', () => {
+    expect(emitTrainer({ ...cfg, memoryBudget: full.arena.bytes }).arena.schedule).toEqual({ budgetBytes: full.arena.bytes, segmentLength: TAU, segments: 1, checkpoints: TAU + 1, recomputeFactor: 1 });
+    for (const k of [5, 6, 12]) {
+      const at = emitTrainerInSegments(cfg, k).arena.bytes;
+      const fit = emitTrainer({ ...cfg, memoryBudget: at });
+      expect(fit.arena.bytes).toBeLessThanOrEqual(at);
+      expect(fit.arena.schedule!.segmentLength).toBeGreaterThanOrEqual(k);
+      // One byte less and no longer segment fits: the arena of each is exactly what was measured.
+      const longer = Array.from({ length: TAU - fit.arena.schedule!.segmentLength }, (_, i) => fit.arena.schedule!.segmentLength + 1 + i);
+      for (const l of longer) expect(emitTrainerInSegments(cfg, l).arena.bytes).toBeGreaterThan(at);
+    }
+    const s = emitTrainer({ ...cfg, memoryBudget: emitTrainerInSegments(cfg, 6).arena.bytes }).arena.schedule!;
+    expect(s.segments).toBe(Math.ceil(TAU / s.segmentLength));
+    expect(s.checkpoints).toBe(s.segments + 1);
+    const last = TAU - (s.segments - 1) * s.segmentLength;
+    expect(s.recomputeFactor).toBe((2 * TAU - last) / TAU);
+  });
+
+  it('keeps no state sequence when segmented: fewer bytes than full storage, and the final state only', async () => {
+    const seg = emitTrainerInSegments(cfg, 6);
+    expect(seg.arena.bytes).toBeLessThan(full.arena.bytes);
+    const tr = (await importTrainer(seg)).createTrainer();
+    expect(tr.stateSequence).toBeUndefined();
+    expect(tr.finalState).toBeDefined();
+  });
+
+  it('names the smallest budget that fits when it is too small, and emits at exactly that', () => {
+    let message = '';
+    try {
+      emitTrainer({ ...cfg, memoryBudget: 1000 });
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    const m = /^--memory-budget 1000 bytes is too small: the trainer needs at least (\d+) bytes \(.*segments of (\d+) steps at τ = 37, batch 4, f64\); nothing was written$/.exec(message);
+    expect(m, message).not.toBeNull();
+    const least = Number(m![1]);
+    expect(emitTrainerInSegments(cfg, Number(m![2])).arena.bytes).toBe(least);
+    expect(emitTrainer({ ...cfg, memoryBudget: least }).arena.bytes).toBe(least);
+    expect(() => emitTrainer({ ...cfg, memoryBudget: least - 1 })).toThrow(`needs at least ${least} bytes`);
+  });
+
+  it('is the rolled form\'s', () => {
+    expect(() => emitTrainer({ ...cfg, form: 'unrolled', memoryBudget: 1000 })).toThrow(/the unrolled form keeps every step/);
+  });
+
+  it('counts the data: a longer τ needs a larger arena at its best segment length', () => {
+    const per = (tau: number) => emitTrainerInSegments({ ...cfg, tau }, Math.round(Math.sqrt(tau))).arena.bytes;
+    expect(per(400)).toBeGreaterThan(per(100));
+    expect(sizeOf([B, 3]) * 8 * 300).toBeLessThan(per(400) - per(100));
+  });
+});
