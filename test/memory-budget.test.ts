@@ -1,13 +1,18 @@
 // BPTT under a memory budget (src/emit/bptt-schedule.ts): a trainer that keeps the states only
 // before each segment and recomputes the segment's forward gives the full-storage trainer's loss,
 // outputs and gradients bit for bit; the budget picks the segment length; the flag parses.
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { byteSizeFlag } from '../src/cli/command.ts';
 import { cell, type CellKind } from '../src/cells/rnn.ts';
 import { defineModel, type ModelDef } from '../src/dsl/model.ts';
 import { importTrainer, type TrainerInstance } from '../src/emit/load.ts';
 import { emitTrainer, emitTrainerInSegments, type Dtype, type EmittedTrainer, type TrainerConfig } from '../src/emit/trainer.ts';
 import { sizeOf } from '../src/ir/tensor.ts';
 import { rng } from './helpers/rng.ts';
+import { unfold } from './helpers/cli.ts';
 
 const TAU = 37, B = 4;
 
@@ -110,7 +115,7 @@ describe('the budget', () => {
   const full = emitTrainer(cfg);
 
   it('keeps full storage when the arena fits, and picks the longest segments that fit when it does not', () => {
-    expect(emitTrainer({ ...cfg, memoryBudget: full.arena.bytes }).arena.schedule).toEqual({ budgetBytes: full.arena.bytes, segmentLength: TAU, segments: 1, checkpoints: TAU + 1, recomputeFactor: 1 });
+    expect(emitTrainer({ ...cfg, memoryBudget: full.arena.bytes }).arena.schedule).toEqual({ storage: 'full', budgetBytes: full.arena.bytes, segmentLength: TAU, segments: 1, checkpoints: TAU + 1, recomputeFactor: 1 });
     for (const k of [5, 6, 12]) {
       const at = emitTrainerInSegments(cfg, k).arena.bytes;
       const fit = emitTrainer({ ...cfg, memoryBudget: at });
@@ -158,5 +163,76 @@ describe('the budget', () => {
     const per = (tau: number) => emitTrainerInSegments({ ...cfg, tau }, Math.round(Math.sqrt(tau))).arena.bytes;
     expect(per(400)).toBeGreaterThan(per(100));
     expect(sizeOf([B, 3]) * 8 * 300).toBeLessThan(per(400) - per(100));
+  });
+});
+
+describe('--memory-budget', () => {
+  it('reads bytes and decimal units, and refuses anything else naming the flag', () => {
+    expect(byteSizeFlag('compile', 'memory-budget', '268435456')).toBe(268435456);
+    expect(byteSizeFlag('compile', 'memory-budget', '256MB')).toBe(256e6);
+    expect(byteSizeFlag('compile', 'memory-budget', '1.5GB')).toBe(1.5e9);
+    expect(byteSizeFlag('compile', 'memory-budget', '512KB')).toBe(512e3);
+    expect(byteSizeFlag('compile', 'memory-budget', '2gb')).toBe(2e9);
+    expect(byteSizeFlag('compile', 'memory-budget', '100B')).toBe(100);
+    for (const bad of ['', 'MB', '-1MB', '0', '1.5', '256MiB', '256 megabytes', '1e9', 'lots']) {
+      expect(() => byteSizeFlag('compile', 'memory-budget', bad), bad).toThrow(`compile: --memory-budget must be a number of bytes, as 268435456, 256MB, 1.5GB or 512KB (decimal: 1 KB = 1000 bytes), got "${bad}"`);
+    }
+  });
+
+  const cellFlags = ['--cell', 'lstm', '--input', '2', '--hidden', '6', '--output', '1', '--tau', '500', '--batch', '4', '--dtype', 'f64'];
+
+  it('compile --json reports the schedule, the arena and the recompute factor; compile says it in a line', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'unfold-budget-'));
+    try {
+      const r = await unfold('compile', ...cellFlags, '--memory-budget', '700KB', '--json', '-o', dir);
+      expect(r.stderr).toBe('');
+      const out = JSON.parse(r.stdout) as { arenaBytes: number; schedule: { storage: string; budgetBytes: number; segmentLength: number; segments: number; checkpoints: number; recomputeFactor: number } };
+      expect(out.arenaBytes).toBeLessThanOrEqual(700000);
+      const s = out.schedule;
+      expect(s.storage).toBe('segments');
+      expect(s.budgetBytes).toBe(700000);
+      expect(s.segments).toBe(Math.ceil(500 / s.segmentLength));
+      expect(s.checkpoints).toBe(s.segments + 1);
+      expect(s.recomputeFactor).toBe((1000 - (500 - (s.segments - 1) * s.segmentLength)) / 500);
+      expect(readFileSync(path.join(dir, 'trainer.ts'), 'utf8')).toContain(`BPTT in segments of ${s.segmentLength} steps`);
+      const text = await unfold('compile', ...cellFlags, '--memory-budget', '700KB', '-o', dir);
+      expect(text.stdout).toContain(`BPTT: ${s.segments} segments of ${s.segmentLength} steps, the state kept before each (${s.checkpoints} checkpoints); each segment's forward recomputed in the backward pass, ${s.recomputeFactor.toFixed(3)}× the forward steps (arena ${out.arenaBytes} bytes within the budget of 700000)`);
+      const roomy = await unfold('compile', ...cellFlags, '--memory-budget', '1GB', '-o', dir);
+      expect(roomy.stdout).toMatch(/\nBPTT: every step stored \(arena \d+ bytes within the budget of 1000000000\)\n/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a budget too small is one line naming the least that fits, exit 1, nothing written', async () => {
+    const dir = path.join(tmpdir(), `unfold-budget-none-${process.pid}`);
+    const r = await unfold('compile', ...cellFlags, '--memory-budget', '10KB', '-o', dir);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/^unfold compile: --memory-budget 10000 bytes is too small: the trainer needs at least \d+ bytes \([^)]*\); nothing was written\n$/);
+    expect(existsSync(dir)).toBe(false);
+    const usage = await unfold('compile', ...cellFlags, '--memory-budget', '10 parsecs', '-o', dir);
+    expect(usage.code).toBe(2);
+    expect(usage.stderr.split('\n')[0]).toBe('unfold compile: --memory-budget must be a number of bytes, as 268435456, 256MB, 1.5GB or 512KB (decimal: 1 KB = 1000 bytes), got "10 parsecs"');
+  });
+
+  it('train takes it; graph models and --inference refuse it', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'unfold-budget-train-'));
+    try {
+      const windows = path.join(dir, 'w.json');
+      const r = rng(3);
+      const win = () => ({ x: { shape: [2, 60, 1], data: Array.from(r.array(120)) }, y: { shape: [2, 60, 1], data: Array.from(r.array(120)) } });
+      writeFileSync(windows, JSON.stringify({ windows: [win(), win()] }));
+      const t = await unfold('train', '--cell', 'gru', '--input', '1', '--hidden', '4', '--output', '1', '--data', windows, '--steps', '3', '--memory-budget', '30KB', '--carry-state', '--no-plots', '--out', dir, '--log-json');
+      expect(t.code, t.stderr).toBe(0);
+      expect(t.stderr).toMatch(/BPTT: \d+ segments of \d+ steps/);
+      expect(t.stdout.trim().split('\n')).toHaveLength(3);
+      const inference = await unfold('compile', '--cell', 'lstm', '--input', '2', '--hidden', '6', '--output', '1', '--inference', '--memory-budget', '1MB', '-o', dir);
+      expect(inference.stderr.split('\n')[0]).toBe('unfold compile: --memory-budget applies to the trainer, not to --inference (a forward-only module runs any number of steps)');
+      const graph = await unfold('compile', 'graphs/translate.ts', '--memory-budget', '1MB', '-o', dir);
+      expect(graph.stderr.split('\n')[0]).toBe('unfold compile: --memory-budget is for one recurrence; model translate is a graph of scans');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

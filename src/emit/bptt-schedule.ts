@@ -6,6 +6,8 @@
 import type { SegmentStorage } from './layout.ts';
 
 export interface BpttSchedule {
+  /** Every step's states and residuals kept, or segments recomputed in the backward pass. */
+  readonly storage: 'full' | 'segments';
   /** The budget asked for, in bytes. */
   readonly budgetBytes: number;
   /** Steps per segment; τ under full storage. */
@@ -19,13 +21,13 @@ export interface BpttSchedule {
 
 /** Full storage: every state and residual kept, nothing recomputed. */
 export function fullStorage(tau: number, budgetBytes: number): BpttSchedule {
-  return { budgetBytes, segmentLength: tau, segments: 1, checkpoints: tau + 1, recomputeFactor: 1 };
+  return { storage: 'full', budgetBytes, segmentLength: tau, segments: 1, checkpoints: tau + 1, recomputeFactor: 1 };
 }
 
 export function segmented(tau: number, segmentLength: number, budgetBytes: number): BpttSchedule {
   const segments = Math.ceil(tau / segmentLength);
   const last = tau - (segments - 1) * segmentLength;
-  return { budgetBytes, segmentLength, segments, checkpoints: segments + 1, recomputeFactor: (2 * tau - last) / tau };
+  return { storage: 'segments', budgetBytes, segmentLength, segments, checkpoints: segments + 1, recomputeFactor: (2 * tau - last) / tau };
 }
 
 /** The arena of a segmented trainer as a function of its segment length: what does not depend on it, plus its segment and checkpoint storage. */
@@ -59,4 +61,12 @@ export function smallestArena(a: SegmentedArena, tau: number): { readonly segmen
     if (elements < best.elements) best = { segmentLength: k, elements };
   }
   return best;
+}
+
+/** The BPTT schedule under --memory-budget, in a line. */
+export function describeSchedule(s: BpttSchedule, arenaBytes: number): string {
+  const fit = `arena ${arenaBytes} bytes within the budget of ${s.budgetBytes}`;
+  if (s.storage === 'full') return `BPTT: every step stored (${fit})`;
+  return `BPTT: ${s.segments} segment${s.segments > 1 ? 's' : ''} of ${s.segmentLength} steps, the state kept before each (${s.checkpoints} checkpoints); ` +
+    `each segment's forward recomputed in the backward pass, ${s.recomputeFactor.toFixed(3)}× the forward steps (${fit})`;
 }
