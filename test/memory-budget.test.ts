@@ -114,16 +114,17 @@ describe('the budget', () => {
   const cfg = config({ kind: 'elman' }, 'f64');
   const full = emitTrainer(cfg);
 
-  it('keeps full storage when the arena fits, and picks the longest segments that fit when it does not', () => {
+  it('keeps full storage when the arena fits, and the fewest segments of one length that fit when it does not', () => {
     expect(emitTrainer({ ...cfg, memoryBudget: full.arena.bytes }).arena.schedule).toEqual({ storage: 'full', budgetBytes: full.arena.bytes, segmentLength: TAU, segments: 1, checkpoints: TAU + 1, recomputeFactor: 1 });
     for (const k of [5, 6, 12]) {
-      const at = emitTrainerInSegments(cfg, k).arena.bytes;
-      const fit = emitTrainer({ ...cfg, memoryBudget: at });
-      expect(fit.arena.bytes).toBeLessThanOrEqual(at);
-      expect(fit.arena.schedule!.segmentLength).toBeGreaterThanOrEqual(k);
-      // One byte less and no longer segment fits: the arena of each is exactly what was measured.
-      const longer = Array.from({ length: TAU - fit.arena.schedule!.segmentLength }, (_, i) => fit.arena.schedule!.segmentLength + 1 + i);
-      for (const l of longer) expect(emitTrainerInSegments(cfg, l).arena.bytes).toBeGreaterThan(at);
+      const budget = emitTrainerInSegments(cfg, k).arena.bytes;
+      const fit = emitTrainer({ ...cfg, memoryBudget: budget });
+      const { segments, segmentLength } = fit.arena.schedule!;
+      expect(fit.arena.bytes).toBeLessThanOrEqual(budget);
+      expect(segments).toBeLessThanOrEqual(Math.ceil(TAU / k));
+      expect(segmentLength).toBe(Math.ceil(TAU / segments));
+      // No fewer segments fit (each arena emitted, not predicted).
+      for (let m = 1; m < segments; m++) expect(emitTrainerInSegments(cfg, Math.ceil(TAU / m)).arena.bytes).toBeGreaterThan(budget);
     }
     const s = emitTrainer({ ...cfg, memoryBudget: emitTrainerInSegments(cfg, 6).arena.bytes }).arena.schedule!;
     expect(s.segments).toBe(Math.ceil(TAU / s.segmentLength));

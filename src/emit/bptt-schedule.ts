@@ -1,5 +1,5 @@
 // The schedule of back-propagation through time under a memory budget: full storage when the whole
-// arena fits, else the longest uniform segment length whose arena fits — a checkpoint of the states
+// arena fits, else the fewest segments of one length whose arena fits — a checkpoint of the states
 // before every segment, one segment's states and residuals, each segment but the last recomputed
 // in the backward pass (src/emit/rolled.ts). Gruslys et al.'s dynamic program over non-uniform
 // segments is not done: every segment has the same length, the last possibly shorter.
@@ -8,8 +8,8 @@ import type { SegmentStorage } from './layout.ts';
 export interface BpttSchedule {
   /** Every step's states and residuals kept, or segments recomputed in the backward pass. */
   readonly storage: 'full' | 'segments';
-  /** The budget asked for, in bytes. */
-  readonly budgetBytes: number;
+  /** The budget asked for, in bytes (none: a segment length chosen by the caller). */
+  readonly budgetBytes?: number;
   /** Steps per segment; τ under full storage. */
   readonly segmentLength: number;
   readonly segments: number;
@@ -24,10 +24,10 @@ export function fullStorage(tau: number, budgetBytes: number): BpttSchedule {
   return { storage: 'full', budgetBytes, segmentLength: tau, segments: 1, checkpoints: tau + 1, recomputeFactor: 1 };
 }
 
-export function segmented(tau: number, segmentLength: number, budgetBytes: number): BpttSchedule {
+export function segmented(tau: number, segmentLength: number, budgetBytes?: number): BpttSchedule {
   const segments = Math.ceil(tau / segmentLength);
   const last = tau - (segments - 1) * segmentLength;
-  return { storage: 'segments', budgetBytes, segmentLength, segments, checkpoints: segments + 1, recomputeFactor: (2 * tau - last) / tau };
+  return { storage: 'segments', ...(budgetBytes !== undefined ? { budgetBytes } : {}), segmentLength, segments, checkpoints: segments + 1, recomputeFactor: (2 * tau - last) / tau };
 }
 
 /** The arena of a segmented trainer as a function of its segment length: what does not depend on it, plus its segment and checkpoint storage. */
@@ -45,11 +45,15 @@ export function segmentedArena(storage: SegmentStorage, tau: number, segmentLeng
 }
 
 /**
- * The longest segment length whose arena holds at most `elements` (fewer segments: fewer loops
- * and copies, and a longer last segment, which is not recomputed); undefined when none does.
+ * The segment length of the fewest segments whose arena holds at most `elements`, undefined when
+ * none does. For m segments, ⌈τ/m⌉ steps each: any longer length of as many segments stores more
+ * and leaves a shorter last segment (the one not recomputed).
  */
-export function longestSegment(a: SegmentedArena, tau: number, elements: number): number | undefined {
-  for (let k = tau; k >= 1; k--) if (segmentedElements(a, tau, k) <= elements) return k;
+export function fewestSegments(a: SegmentedArena, tau: number, elements: number): number | undefined {
+  for (let m = 1; m <= tau; m++) {
+    const k = Math.ceil(tau / m);
+    if (segmentedElements(a, tau, k) <= elements) return k;
+  }
   return undefined;
 }
 
@@ -65,7 +69,7 @@ export function smallestArena(a: SegmentedArena, tau: number): { readonly segmen
 
 /** The BPTT schedule under --memory-budget, in a line. */
 export function describeSchedule(s: BpttSchedule, arenaBytes: number): string {
-  const fit = `arena ${arenaBytes} bytes within the budget of ${s.budgetBytes}`;
+  const fit = `arena ${arenaBytes} bytes${s.budgetBytes !== undefined ? ` within the budget of ${s.budgetBytes}` : ''}`;
   if (s.storage === 'full') return `BPTT: every step stored (${fit})`;
   return `BPTT: ${s.segments} segment${s.segments > 1 ? 's' : ''} of ${s.segmentLength} steps, the state kept before each (${s.checkpoints} checkpoints); ` +
     `each segment's forward recomputed in the backward pass, ${s.recomputeFactor.toFixed(3)}× the forward steps (${fit})`;

@@ -17,7 +17,7 @@ import { describeOptimizer, planOptimizer } from './optimizer.ts';
 import { ArenaBuilder, initLiteral, numberLiteral, type Offset } from './plan.ts';
 import { finalStateIndex, seqAt, type Hoisted, type KernelLayout, type SegmentStorage, type Seq } from './layout.ts';
 import { formatBytes } from './arena-limit.ts';
-import { fullStorage, longestSegment, segmented, segmentedArena, segmentedElements, smallestArena, type BpttSchedule } from './bptt-schedule.ts';
+import { fullStorage, fewestSegments, segmented, segmentedArena, segmentedElements, smallestArena, type BpttSchedule } from './bptt-schedule.ts';
 import { helpersUsed, NUMERICS_HELPER } from './kernel.ts';
 import { rolledKernels } from './rolled.ts';
 import { programKernels } from './program.ts';
@@ -86,8 +86,7 @@ export function emitTrainer(cfg: TrainerConfig): EmittedTrainer {
 /** The trainer with BPTT in segments of a given length, whatever its arena (tests, benchmarks). */
 export function emitTrainerInSegments(cfg: TrainerConfig, segmentLength: number): EmittedTrainer {
   if (!Number.isInteger(segmentLength) || segmentLength < 1 || segmentLength > cfg.tau) throw new UnfoldError(`emit: a segment length is an integer in 1..τ (${cfg.tau}), not ${segmentLength}`);
-  const emitted = withContext(() => emitInContext(cfg, segmentLength, Infinity)) as EmittedTrainer;
-  return { ...emitted, arena: { ...emitted.arena, schedule: segmented(cfg.tau, segmentLength, emitted.arena.bytes) } };
+  return withContext(() => emitInContext(cfg, segmented(cfg.tau, segmentLength), Infinity)) as EmittedTrainer;
 }
 
 /** An arena measured and found larger than the budget: nothing emitted. */
@@ -98,20 +97,20 @@ interface OverBudget {
 
 /**
  * The trainer under a memory budget (src/emit/bptt-schedule.ts): full storage if it fits, else
- * segments of the longest length that fits, found from the arena measured at one length.
+ * the fewest segments that fit, found from the arena measured at one segment length.
  */
 function emitWithinBudget(cfg: TrainerConfig, budgetBytes: number): EmittedTrainer {
   const budget = `--memory-budget ${budgetBytes} bytes`;
   if (cfg.form === 'unrolled') throw new UnfoldError(`${budget}: the unrolled form keeps every step; a budget applies to the rolled form (--form rolled or auto)`);
   const elementBytes = cfg.dtype === 'f32' ? 4 : 8;
   const within = Math.floor(budgetBytes / elementBytes);
-  const full = withContext(() => emitInContext(cfg, undefined, within));
-  if ('source' in full) return { ...full, arena: { ...full.arena, schedule: fullStorage(cfg.tau, budgetBytes) } };
+  const full = withContext(() => emitInContext(cfg, fullStorage(cfg.tau, budgetBytes), within));
+  if ('source' in full) return full;
   const tau = cfg.tau;
   const probeLength = Math.max(1, Math.round(Math.sqrt(tau)));
-  const probe = withContext(() => emitInContext(cfg, probeLength, 0)) as OverBudget;
+  const probe = withContext(() => emitInContext(cfg, segmented(tau, probeLength, budgetBytes), 0)) as OverBudget;
   const arena = segmentedArena(probe.segmentStorage!, tau, probeLength, probe.elements);
-  const length = longestSegment(arena, tau, within);
+  const length = fewestSegments(arena, tau, within);
   if (length === undefined) {
     const least = smallestArena(arena, tau);
     throw new UnfoldError(
@@ -119,18 +118,19 @@ function emitWithinBudget(cfg: TrainerConfig, budgetBytes: number): EmittedTrain
       `BPTT in segments of ${least.segmentLength} steps at τ = ${tau}, batch ${cfg.batch}, ${cfg.dtype}); nothing was written`,
     );
   }
-  const emitted = withContext(() => emitInContext(cfg, length, within));
+  const emitted = withContext(() => emitInContext(cfg, segmented(tau, length, budgetBytes), within));
   if (!('source' in emitted) || emitted.arena.elements !== segmentedElements(arena, tau, length)) {
     throw new Error(`emit: the arena at segments of ${length} steps is not the one measured at ${probeLength}`);
   }
-  return { ...emitted, arena: { ...emitted.arena, schedule: segmented(tau, length, budgetBytes) } };
+  return emitted;
 }
 
 /**
- * The trainer, BPTT in segments of `segmentLength` steps (undefined: full storage); only the
- * arena's measure when it would hold more than `within` elements.
+ * The trainer, BPTT as `schedule` says (undefined: full storage, no budget); only the arena's
+ * measure when it would hold more than `within` elements.
  */
-function emitInContext(cfg: TrainerConfig, segmentLength: number | undefined, within: number): EmittedTrainer | OverBudget {
+function emitInContext(cfg: TrainerConfig, schedule: BpttSchedule | undefined, within: number): EmittedTrainer | OverBudget {
+  const segmentLength = schedule?.storage === 'segments' ? schedule.segmentLength : undefined;
   const { batch: B, tau: T } = cfg;
   // The model is traced by the DSL (nodes remember the user's line); what the compiler derives
   // from it is built without reading the stack for every node.
@@ -262,6 +262,7 @@ function emitInContext(cfg: TrainerConfig, segmentLength: number | undefined, wi
     form,
     residualsPerStep,
     hoisted,
+    ...(schedule ? { schedule } : {}),
     regions: {
       params: paramsSize, grads: gradsSize, data: dataSize, outputs: outputsSize,
       residuals: residualSize, loop: loopSize, temporaries: tempSize, optimizer: optimizerSize,
