@@ -38,6 +38,8 @@ interface Result {
   readonly grads: Record<string, number[]>;
   readonly inputGrads?: Record<string, number[]>;
   readonly final: Record<string, number[]>;
+  readonly predicted: number[];
+  readonly gradFlow?: number[];
 }
 
 /** Two training steps on seeded windows of T steps (the state carried between them), then a gradients() call. */
@@ -50,7 +52,9 @@ async function train(e: EmittedTrainer, T: number, over: { inputGrads?: boolean;
   const losses = [tr.step(...window()), tr.step(...window()), tr.gradients(...window())];
   const flat = (rec: Record<string, { data: number[] }>) => Object.fromEntries(Object.entries(rec).map(([k, v]) => [k, v.data]));
   const final = tr.finalState ? flat(tr.finalState()) : Object.fromEntries(Object.entries(tr.stateSequence!()).map(([k, v]) => [k, v.data.slice(T * (v.data.length / (T + 1)))]));
-  return { losses, outputs: Array.from(tr.outputs()), grads: flat(tr.getGrads()), final, ...(over.inputGrads ? { inputGrads: flat(tr.getInputGrads!()) } : {}) };
+  const got = { losses, outputs: Array.from(tr.outputs()), grads: flat(tr.getGrads()), final, ...(over.inputGrads ? { inputGrads: flat(tr.getInputGrads!()) } : {}), ...(tr.gradFlow ? { gradFlow: Array.from(tr.gradFlow()) } : {}) };
+  const [x] = window();
+  return { ...got, predicted: Array.from(tr.predict(...(spec.inputs.length ? [x] : []), undefined, ...(over.lengths ? [over.lengths] : []))) };
 }
 
 /** Every element the same number (Object.is: -0 is not 0, NaN is NaN). */
@@ -91,15 +95,17 @@ describe('segmented BPTT = full storage, bit for bit', () => {
     }
   }
 
-  it('with the wasm target, per-row lengths and a last-step loss, input gradients, and gradients summed over all steps (--hoist on)', async () => {
+  it('with the wasm target, per-row lengths and a last-step loss, input gradients, gradients summed over all steps (--hoist on), the gradient flow', async () => {
     const variants: [string, Partial<TrainerConfig>][] = [
       ['wasm', { target: 'wasm' }],
       ['lengths', { lengths: true, loss: { kind: 'mse', over: 'last' } }],
       ['input gradients', { inputGrads: true }],
       ['hoist on', { hoist: 'on' }],
+      ['gradient flow', { gradFlow: true }],
     ];
     for (const [name, over] of variants) {
-      for (const shape of [{ kind: 'lstm' }, { kind: 'gru', bidirectional: true }] as Shape[]) {
+      // The gradient flow is recorded for a single recurrence only.
+      for (const shape of (over.gradFlow ? [{ kind: 'lstm' }] : [{ kind: 'lstm' }, { kind: 'gru', bidirectional: true }]) as Shape[]) {
         const cfg = config(shape, 'f32', over);
         const run = { inputGrads: over.inputGrads === true, ...(over.lengths ? { lengths: [TAU, 30, 1, 17] } : {}) };
         const want = await train(emitTrainer(cfg), TAU, run);
@@ -217,17 +223,22 @@ describe('--memory-budget', () => {
     expect(usage.stderr.split('\n')[0]).toBe('unfold compile: --memory-budget must be a number of bytes, as 268435456, 256MB, 1.5GB or 512KB (decimal: 1 KB = 1000 bytes), got "10 parsecs"');
   });
 
-  it('train takes it; graph models and --inference refuse it', async () => {
+  it('train takes it (the same losses, with --carry-state and --tbptt); graph models and --inference refuse it', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'unfold-budget-train-'));
     try {
       const windows = path.join(dir, 'w.json');
       const r = rng(3);
       const win = () => ({ x: { shape: [2, 60, 1], data: Array.from(r.array(120)) }, y: { shape: [2, 60, 1], data: Array.from(r.array(120)) } });
       writeFileSync(windows, JSON.stringify({ windows: [win(), win()] }));
-      const t = await unfold('train', '--cell', 'gru', '--input', '1', '--hidden', '4', '--output', '1', '--data', windows, '--steps', '3', '--memory-budget', '30KB', '--carry-state', '--no-plots', '--out', dir, '--log-json');
-      expect(t.code, t.stderr).toBe(0);
-      expect(t.stderr).toMatch(/BPTT: \d+ segments of \d+ steps/);
-      expect(t.stdout.trim().split('\n')).toHaveLength(3);
+      // The losses of every step are those of full storage, with the state carried and with --tbptt.
+      for (const flags of [['--carry-state'], ['--tbptt', '20']]) {
+        const run = (...budget: string[]) => unfold('train', '--cell', 'gru', '--input', '1', '--hidden', '4', '--output', '1', '--data', windows, '--steps', '4', ...flags, ...budget, '--no-plots', '--out', dir, '--log-json');
+        const [t, full] = [await run('--memory-budget', flags[0] === '--tbptt' ? '12KB' : '30KB'), await run()];
+        expect(t.code, t.stderr).toBe(0);
+        expect(t.stderr).toMatch(/^BPTT: \d+ segments of \d+ steps/);
+        expect(t.stdout.trim().split('\n')).toHaveLength(4);
+        expect(t.stdout).toBe(full.stdout);
+      }
       const inference = await unfold('compile', '--cell', 'lstm', '--input', '2', '--hidden', '6', '--output', '1', '--inference', '--memory-budget', '1MB', '-o', dir);
       expect(inference.stderr.split('\n')[0]).toBe('unfold compile: --memory-budget applies to the trainer, not to --inference (a forward-only module runs any number of steps)');
       const graph = await unfold('compile', 'graphs/translate.ts', '--memory-budget', '1MB', '-o', dir);
