@@ -139,6 +139,17 @@ describe('the budget', () => {
     expect(s.recomputeFactor).toBe((2 * TAU - last) / TAU);
   });
 
+  it('fits stacked and bidirectional models too: each scan\'s segments and checkpoints counted', () => {
+    for (const shape of [{ kind: 'lstm', layers: 2 }, { kind: 'gru', layers: 2, bidirectional: true }] as Shape[]) {
+      const c = config(shape, 'f32');
+      const budget = emitTrainerInSegments(c, 6).arena.bytes;
+      const fit = emitTrainer({ ...c, memoryBudget: budget });
+      expect(fit.arena.schedule!.storage).toBe('segments');
+      expect(fit.arena.bytes).toBeLessThanOrEqual(budget);
+      expect(fit.arena.bytes).toBeLessThan(emitTrainer(c).arena.bytes);
+    }
+  });
+
   it('keeps no state sequence when segmented: fewer bytes than full storage, and the final state only', async () => {
     const seg = emitTrainerInSegments(cfg, 6);
     expect(seg.arena.bytes).toBeLessThan(full.arena.bytes);

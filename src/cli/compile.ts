@@ -158,7 +158,7 @@ export const compile: Command = {
         `  and trainer.js, trainer.d.ts beside it: the same trainer as plain JavaScript for node and the browser`,
         `arena: ${a.bytes} bytes (${a.elements} ${cfg.dtype} elements: ${Object.entries(a.regions).map(([k, v]) => `${k} ${v}`).join(', ')})`,
         a.schedule?.storage === 'segments'
-          ? `BPTT residuals: ${a.regions.residuals * bpe} bytes (one segment's states and residuals, and what is summed over all steps)`
+          ? `BPTT residuals: ${a.regions.residuals * bpe} bytes (one segment's states and residuals, and the per-step operands of what is computed over all steps at once)`
           : `BPTT residuals: ${a.regions.residuals * bpe} bytes (τ = ${cfg.tau} × ${a.residualsPerStep * bpe} bytes per step)`,
         ...(a.schedule ? [describeSchedule(a.schedule, a.bytes)] : []),
         ...(a.form === 'rolled' ? [`over all steps at once: ${describeHoisted(a.hoisted, cfg.tau * cfg.batch)}`] : []),
