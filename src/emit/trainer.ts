@@ -16,7 +16,6 @@ import type { Form, Slot, TrainerConfig } from './config.ts';
 import { describeOptimizer, planOptimizer } from './optimizer.ts';
 import { ArenaBuilder, initLiteral, numberLiteral, type Offset } from './plan.ts';
 import { finalStateIndex, seqAt, type Hoisted, type KernelLayout, type SegmentStorage, type Seq } from './layout.ts';
-import { formatBytes } from './arena-limit.ts';
 import { fullStorage, fewestSegments, segmented, segmentedArena, segmentedElements, smallestArena, type BpttSchedule } from './bptt-schedule.ts';
 import { helpersUsed, NUMERICS_HELPER } from './kernel.ts';
 import { rolledKernels } from './rolled.ts';
@@ -24,7 +23,7 @@ import { programKernels } from './program.ts';
 import { unrolledKernels } from './unrolled.ts';
 import { targetOf } from './config.ts';
 import { KernelTable } from './wasm/module.ts';
-import { checkArenaFits } from './arena-limit.ts';
+import { checkArenaFits, formatBytes, MAX_ARENA_ELEMENTS } from './arena-limit.ts';
 import { wasmTrainerParts, type WasmReport } from './wasm/trainer-parts.ts';
 import { Scope, SourceText, VariableDeclarationKind } from './source-text.ts';
 
@@ -103,7 +102,8 @@ function emitWithinBudget(cfg: TrainerConfig, budgetBytes: number): EmittedTrain
   const budget = `--memory-budget ${budgetBytes} bytes`;
   if (cfg.form === 'unrolled') throw new UnfoldError(`${budget}: the unrolled form keeps every step; a budget applies to the rolled form (--form rolled or auto)`);
   const elementBytes = cfg.dtype === 'f32' ? 4 : 8;
-  const within = Math.floor(budgetBytes / elementBytes);
+  // One typed array's limit bounds the arena too: past it, segments rather than a refusal.
+  const within = Math.min(Math.floor(budgetBytes / elementBytes), MAX_ARENA_ELEMENTS);
   const full = withContext(() => emitInContext(cfg, fullStorage(cfg.tau, budgetBytes), within));
   if ('source' in full) return full;
   const tau = cfg.tau;
