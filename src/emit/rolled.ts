@@ -429,14 +429,10 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilde
   const K = L.segmentLength;
   // Segmented, the trainer's state store holds the checkpoints and the scan one segment's states.
   const segmentStart = L.arena.size;
-  const segments = K === undefined ? undefined : {
-    length: K,
-    checkpoints: L.stateSeqs,
-    states: rec.state.map((s): Seq => ({ base: L.arena.reserve(sizeOf(s.node.shape) * (K + 1)), stride: sizeOf(s.node.shape) })),
-  };
+  const segmentStateSeqs = K === undefined ? undefined : rec.state.map((s): Seq => ({ base: L.arena.reserve(sizeOf(s.node.shape) * (K + 1)), stride: sizeOf(s.node.shape) }));
   const segmentStates = L.arena.size - segmentStart;
   const scan = scanLoops({
-    rec, reverse: false, stateSeqs: segments?.states ?? L.stateSeqs, ...(segments ? { segments } : {}), inputSeqs: L.inputSeqs, outputSeqs: L.outputSeqs, grads: L.grads,
+    rec, reverse: false, stateSeqs: segmentStateSeqs ?? L.stateSeqs, ...(K !== undefined ? { segments: { length: K, checkpoints: L.stateSeqs } } : {}), inputSeqs: L.inputSeqs, outputSeqs: L.outputSeqs, grads: L.grads,
     loss: { spec: cfg.loss, targetSeq: L.targetSeq, weightSeq: L.weightSeq, normOff: L.normOff, lossOff: L.lossOff },
     inputGradSeqs: rec.input.map((_, i) => L.inputGradSeqs[i]), stateGradOffs: L.stateGradOffs,
     maskSeq: L.maskSeq, gradFlowSeq: L.gradFlowSeq,
@@ -457,6 +453,6 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilde
   return {
     train, forward, tempSize: code.tempSize, loopSize, residualSize: residualSize + segmentStates, residualsPerStep, hoisted,
     // Its checkpoints are the trainer's state store, which the trainer counts.
-    ...(segments ? { segmentStorage: { perStep: scan.segmentResidualsPerStep + stateSize, perCheckpoint: 0 } } : {}),
+    ...(K !== undefined ? { segmentStorage: { perStep: scan.segmentResidualsPerStep + stateSize, perCheckpoint: 0 } } : {}),
   };
 }
