@@ -120,23 +120,21 @@ describe('the budget', () => {
   const cfg = config({ kind: 'elman' }, 'f64');
   const full = emitTrainer(cfg);
 
-  it('keeps full storage when the arena fits, and the fewest segments of one length that fit when it does not', () => {
+  it('keeps full storage when the arena fits, and the longest segments that fit when it does not', () => {
     expect(emitTrainer({ ...cfg, memoryBudget: full.arena.bytes }).arena.schedule).toEqual({ storage: 'full', budgetBytes: full.arena.bytes, segmentLength: TAU, segments: 1, checkpoints: TAU + 1, recomputeFactor: 1 });
     for (const k of [5, 6, 12]) {
       const budget = emitTrainerInSegments(cfg, k).arena.bytes;
       const fit = emitTrainer({ ...cfg, memoryBudget: budget });
-      const { segments, segmentLength } = fit.arena.schedule!;
+      const { segmentLength } = fit.arena.schedule!;
       expect(fit.arena.bytes).toBeLessThanOrEqual(budget);
-      expect(segments).toBeLessThanOrEqual(Math.ceil(TAU / k));
-      expect(segmentLength).toBe(Math.ceil(TAU / segments));
-      // No fewer segments fit (each arena emitted, not predicted).
-      for (let m = 1; m < segments; m++) expect(emitTrainerInSegments(cfg, Math.ceil(TAU / m)).arena.bytes).toBeGreaterThan(budget);
+      expect(segmentLength).toBeGreaterThanOrEqual(k);
+      // No longer segments fit (each arena emitted, not predicted).
+      for (let l = segmentLength + 1; l < TAU; l++) expect(emitTrainerInSegments(cfg, l).arena.bytes).toBeGreaterThan(budget);
     }
     const s = emitTrainer({ ...cfg, memoryBudget: emitTrainerInSegments(cfg, 6).arena.bytes }).arena.schedule!;
     expect(s.segments).toBe(Math.ceil(TAU / s.segmentLength));
     expect(s.checkpoints).toBe(s.segments + 1);
-    const last = TAU - (s.segments - 1) * s.segmentLength;
-    expect(s.recomputeFactor).toBe((2 * TAU - last) / TAU);
+    expect(s.recomputeFactor).toBe((2 * TAU - s.segmentLength) / TAU);
   });
 
   it('fits stacked and bidirectional models too: each scan\'s segments and checkpoints counted', () => {
@@ -211,7 +209,7 @@ describe('--memory-budget', () => {
       expect(s.budgetBytes).toBe(700000);
       expect(s.segments).toBe(Math.ceil(500 / s.segmentLength));
       expect(s.checkpoints).toBe(s.segments + 1);
-      expect(s.recomputeFactor).toBe((1000 - (500 - (s.segments - 1) * s.segmentLength)) / 500);
+      expect(s.recomputeFactor).toBe((1000 - s.segmentLength) / 500);
       expect(readFileSync(path.join(dir, 'trainer.ts'), 'utf8')).toContain(`BPTT in segments of ${s.segmentLength} steps`);
       const text = await unfold('compile', ...cellFlags, '--memory-budget', '700KB', '-o', dir);
       expect(text.stdout).toContain(`BPTT: ${s.segments} segments of ${s.segmentLength} steps, the state kept before each (${s.checkpoints} checkpoints); each segment's forward recomputed in the backward pass, ${s.recomputeFactor.toFixed(3)}× the forward steps (arena ${out.arenaBytes} bytes within the budget of 700000)`);

@@ -1,8 +1,10 @@
 // The schedule of back-propagation through time under a memory budget: full storage when the whole
-// arena fits, else the fewest segments of one length whose arena fits — a checkpoint of the states
-// before every segment, one segment's states and residuals, each segment but the last recomputed
-// in the backward pass (src/emit/rolled.ts). Gruslys et al.'s dynamic program over non-uniform
-// segments is not done: every segment has the same length, the last possibly shorter.
+// arena fits, else the longest segment length whose arena fits — a checkpoint of the states before
+// every segment, one segment's states and residuals, each segment but the last recomputed in the
+// backward pass (src/emit/rolled.ts; the first segment is the shorter one, the last a whole
+// length). Recomputed forward steps are τ − K: with one level of checkpoints, the longest segment
+// buffer that fits is the least recomputation. Gruslys et al.'s dynamic program (several levels,
+// for budgets below this scheme's least) is not done.
 import type { SegmentStorage } from './layout.ts';
 
 export interface BpttSchedule {
@@ -15,7 +17,7 @@ export interface BpttSchedule {
   readonly segments: number;
   /** States kept between the forward and the backward pass: before each segment and after the last (full storage: every step's). */
   readonly checkpoints: number;
-  /** Forward steps computed per training step over τ: 1 under full storage, else 1 + (τ − the last segment's length) / τ. */
+  /** Forward steps computed per training step over τ: 1 under full storage, else 1 + (τ − K) / τ (the last segment, K steps, is not run again). */
   readonly recomputeFactor: number;
 }
 
@@ -26,8 +28,7 @@ export function fullStorage(tau: number, budgetBytes: number): BpttSchedule {
 
 export function segmented(tau: number, segmentLength: number, budgetBytes?: number): BpttSchedule {
   const segments = Math.ceil(tau / segmentLength);
-  const last = tau - (segments - 1) * segmentLength;
-  return { storage: 'segments', ...(budgetBytes !== undefined ? { budgetBytes } : {}), segmentLength, segments, checkpoints: segments + 1, recomputeFactor: (2 * tau - last) / tau };
+  return { storage: 'segments', ...(budgetBytes !== undefined ? { budgetBytes } : {}), segmentLength, segments, checkpoints: segments + 1, recomputeFactor: (2 * tau - segmentLength) / tau };
 }
 
 /** The arena of a segmented trainer as a function of its segment length: what does not depend on it, plus its segment and checkpoint storage. */
@@ -44,16 +45,9 @@ export function segmentedArena(storage: SegmentStorage, tau: number, segmentLeng
   return { ...storage, fixed: elements - segmentedElements({ ...storage, fixed: 0 }, tau, segmentLength) };
 }
 
-/**
- * The segment length of the fewest segments whose arena holds at most `elements`, undefined when
- * none does. For m segments, ⌈τ/m⌉ steps each: any longer length of as many segments stores more
- * and leaves a shorter last segment (the one not recomputed).
- */
-export function fewestSegments(a: SegmentedArena, tau: number, elements: number): number | undefined {
-  for (let m = 1; m <= tau; m++) {
-    const k = Math.ceil(tau / m);
-    if (segmentedElements(a, tau, k) <= elements) return k;
-  }
+/** The longest segment length whose arena holds at most `elements` (the least recomputation), undefined when none does. */
+export function longestSegment(a: SegmentedArena, tau: number, elements: number): number | undefined {
+  for (let k = tau; k >= 1; k--) if (segmentedElements(a, tau, k) <= elements) return k;
   return undefined;
 }
 

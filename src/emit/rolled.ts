@@ -371,8 +371,11 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig, b: NodeBuilder, arena:
     }
 
     // Segment c (0 … ⌈T/K⌉ − 1, in the scan's own order) runs lo ≤ t < hi; its states sit at t − lo.
+    // The first is the shorter one: the last, whose forward is not run again, is a whole K steps.
     const K = seg.length;
-    const bounds = io.reverse ? ['const hi = T - c * ' + K + ';', `const lo = Math.max(hi - ${K}, 0);`] : [`const lo = c * ${K};`, `const hi = Math.min(lo + ${K}, T);`];
+    const bounds = io.reverse
+      ? [`const lo = (Math.ceil(T / ${K}) - 1 - c) * ${K};`, `const hi = Math.min(lo + ${K}, T);`]
+      : [`const hi = T - (Math.ceil(T / ${K}) - 1 - c) * ${K};`, `const lo = Math.max(hi - ${K}, 0);`];
     const [firstState, lastState] = io.reverse ? ['(hi - lo)', '0'] : ['0', '(hi - lo)'];
     const [forwardSteps, reverseSteps] = io.reverse
       ? ['for (let t = hi - 1; t >= lo; t--) {', 'for (let t = lo; t < hi; t++) {']

@@ -16,7 +16,7 @@ import type { Form, Slot, TrainerConfig } from './config.ts';
 import { describeOptimizer, planOptimizer } from './optimizer.ts';
 import { ArenaBuilder, initLiteral, numberLiteral, type Offset } from './plan.ts';
 import { finalStateIndex, seqAt, type Hoisted, type KernelLayout, type SegmentStorage, type Seq } from './layout.ts';
-import { fullStorage, fewestSegments, segmented, segmentedArena, segmentedElements, smallestArena, type BpttSchedule } from './bptt-schedule.ts';
+import { fullStorage, longestSegment, segmented, segmentedArena, segmentedElements, smallestArena, type BpttSchedule } from './bptt-schedule.ts';
 import { helpersUsed, NUMERICS_HELPER } from './kernel.ts';
 import { rolledKernels } from './rolled.ts';
 import { programKernels } from './program.ts';
@@ -96,7 +96,7 @@ interface OverBudget {
 
 /**
  * The trainer under a memory budget (src/emit/bptt-schedule.ts): full storage if it fits, else
- * the fewest segments that fit, found from the arena measured at one segment length.
+ * the longest segments that fit, found from the arena measured at one segment length.
  */
 function emitWithinBudget(cfg: TrainerConfig, budgetBytes: number): EmittedTrainer {
   const budget = `--memory-budget ${budgetBytes} bytes`;
@@ -110,7 +110,7 @@ function emitWithinBudget(cfg: TrainerConfig, budgetBytes: number): EmittedTrain
   const probeLength = Math.max(1, Math.round(Math.sqrt(tau)));
   const probe = withContext(() => emitInContext(cfg, segmented(tau, probeLength, budgetBytes), 0)) as OverBudget;
   const arena = segmentedArena(probe.segmentStorage!, tau, probeLength, probe.elements);
-  const length = fewestSegments(arena, tau, within);
+  const length = longestSegment(arena, tau, within);
   if (length === undefined) {
     const least = smallestArena(arena, tau);
     throw new UnfoldError(
