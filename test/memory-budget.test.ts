@@ -20,10 +20,14 @@ interface Shape {
   readonly kind: CellKind;
   readonly layers?: number;
   readonly bidirectional?: boolean;
+  readonly dropout?: number;
 }
 
-const modelOf = ({ kind, layers = 1, bidirectional = false }: Shape): ModelDef =>
-  defineModel({ name: `${kind}-${layers}${bidirectional ? '-bi' : ''}`, build: (batch) => cell(kind, { batch, input: 3, hidden: 5, output: 2, layers, bidirectional }) });
+const modelOf = ({ kind, layers = 1, bidirectional = false, dropout }: Shape): ModelDef =>
+  defineModel({
+    name: `${kind}-${layers}${bidirectional ? '-bi' : ''}${dropout ? '-dropout' : ''}`,
+    build: (batch) => cell(kind, { batch, input: 3, hidden: 5, output: 2, layers, bidirectional, ...(dropout ? { dropout } : {}) }),
+  });
 
 function config(shape: Shape, dtype: Dtype, over: Partial<TrainerConfig> = {}): TrainerConfig {
   return {
@@ -95,17 +99,21 @@ describe('segmented BPTT = full storage, bit for bit', () => {
     }
   }
 
-  it('with the wasm target, per-row lengths and a last-step loss, input gradients, gradients summed over all steps (--hoist on), the gradient flow', async () => {
+  it('with the wasm target, per-row lengths and a last-step loss, input gradients, gradients summed over all steps (--hoist on), the gradient flow, dropout', async () => {
     const variants: [string, Partial<TrainerConfig>][] = [
       ['wasm', { target: 'wasm' }],
       ['lengths', { lengths: true, loss: { kind: 'mse', over: 'last' } }],
       ['input gradients', { inputGrads: true }],
       ['hoist on', { hoist: 'on' }],
       ['gradient flow', { gradFlow: true }],
+      ['dropout', { dropout: true }],
     ];
     for (const [name, over] of variants) {
       // The gradient flow is recorded for a single recurrence only.
-      for (const shape of (over.gradFlow ? [{ kind: 'lstm' }] : [{ kind: 'lstm' }, { kind: 'gru', bidirectional: true }]) as Shape[]) {
+      const shapes: Shape[] = over.gradFlow ? [{ kind: 'lstm' }]
+        : over.dropout ? [{ kind: 'lstm', layers: 2, dropout: 0.3 }, { kind: 'gru', layers: 2, bidirectional: true, dropout: 0.3 }]
+        : [{ kind: 'lstm' }, { kind: 'gru', bidirectional: true }];
+      for (const shape of shapes) {
         const cfg = config(shape, 'f32', over);
         const run = { inputGrads: over.inputGrads === true, ...(over.lengths ? { lengths: [TAU, 30, 1, 17] } : {}) };
         const want = await train(emitTrainer(cfg), TAU, run);
