@@ -380,7 +380,7 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig, b: NodeBuilder, arena:
     const [forwardSteps, reverseSteps] = io.reverse
       ? ['for (let t = hi - 1; t >= lo; t--) {', 'for (let t = lo; t < hi; t++) {']
       : ['for (let t = lo; t < hi; t++) {', 'for (let t = hi - 1; t >= lo; t--) {'];
-    const stateAt = (q: Seq, index: string) => `${q.base} + ${index} * ${q.stride}`;
+    const stateAt = (q: Seq, index: string) => (index === '0' ? `${q.base}` : `${q.base} + ${index} * ${q.stride}`);
     const stateSizes = rec.state.map((s) => sizeOf(s.node.shape));
     const fromCheckpoint = stateSizes.map((n, i) => copy(stateAt(io.stateSeqs[i]!, firstState), `(${stateAt(seg.checkpoints[i]!, 'c')})`, n));
     const toCheckpoint = stateSizes.map((n, i) => copy(stateAt(seg.checkpoints[i]!, '(c + 1)'), `(${stateAt(io.stateSeqs[i]!, lastState)})`, n));
