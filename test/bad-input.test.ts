@@ -93,7 +93,7 @@ describe('compile: an arena no typed array can hold', () => {
   it('is refused before anything is written, with its size and the flags that made it (exit 1)', async () => {
     const out = path.join(DIR, 'huge');
     const r = await unfold(['compile', 'graphs/sincos.ts', '--batch', '100000', '--tau', '100000', '-o', out]);
-    expectOneLine(r, 1, /^unfold compile: the trainer's arena would hold (\d+) f32 elements \([\d.]+ TB\), more than one typed array can \(4294967296 elements in Node and Chromium\); lower --batch \(100000\) or --tau \(100000\); nothing was written$/);
+    expectOneLine(r, 1, /^unfold compile: the trainer's arena would hold (\d+) f32 elements \([\d.]+ TB\), more than one typed array can \(4294967296 elements in Node and Chromium\); lower --batch \(100000\) or --tau \(100000\), or give --memory-budget \(BPTT in segments\); nothing was written$/);
     expect(Number(/hold (\d+) f32/.exec(r.stderr)![1])).toBeGreaterThan(MAX_ARENA_ELEMENTS);
     expect(r.stdout).toBe('');
     expect(fs.existsSync(out)).toBe(false);

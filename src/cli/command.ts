@@ -88,6 +88,23 @@ export function numberFlag(command: string, flag: string, value: string | undefi
   return n;
 }
 
+/** Decimal byte units, as formatBytes prints them (src/emit/arena-limit.ts): kB = 1000 bytes. */
+const BYTE_UNITS: Readonly<Record<string, number>> = { '': 1, b: 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12 };
+
+/** A number of bytes: `268435456`, `256MB`, `1.5GB`, `512kB` (decimal units, any case), or a usage error naming the flag. */
+export function byteSizeFlag(command: string, flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(value);
+  const unit = m ? BYTE_UNITS[m[2]!.toLowerCase()] : undefined;
+  const amount = m ? Number(m[1]) : NaN;
+  const bytes = unit === undefined ? NaN : Math.floor(amount * unit);
+  // Bytes without a unit are whole.
+  if (!Number.isSafeInteger(bytes) || bytes < 1 || (unit === 1 && !Number.isInteger(amount))) {
+    throw new UsageError(`${command}: --${flag} must be a number of bytes, as 268435456, 256MB, 1.5GB or 512KB (decimal: 1 KB = 1000 bytes), got "${value}"`);
+  }
+  return bytes;
+}
+
 /** One of a fixed set of values, or a usage error listing them. */
 export function choiceFlag<T extends string>(command: string, flag: string, value: string | undefined, choices: readonly T[], fallback: T): T {
   if (value === undefined) return fallback;

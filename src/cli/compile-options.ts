@@ -5,7 +5,7 @@ import type { ModelDef, OptimizerSpec } from '../dsl/model.ts';
 import { LOSS_OVER, type LossKind, type LossSpec } from '../transforms/loss.ts';
 import { HOIST_MODES, TARGETS } from '../emit/config.ts';
 import type { TrainerConfig } from '../emit/trainer.ts';
-import { choiceFlag, intFlag, numberFlag, positiveFlag, type Options } from './command.ts';
+import { byteSizeFlag, choiceFlag, intFlag, numberFlag, positiveFlag, type Options } from './command.ts';
 
 export const compileOptions = {
   tau: { type: 'string' },
@@ -24,9 +24,10 @@ export const compileOptions = {
   seed: { type: 'string' },
   hoist: { type: 'string' },
   target: { type: 'string' },
+  'memory-budget': { type: 'string' },
 } as const satisfies Options;
 
-export const COMPILE_USAGE = '[--tau T] [--batch B] [--dtype f32|f64] [--optimizer adam|adamw|sgd|rmsprop|adagrad] [--lr X] [--momentum X] [--weight-decay X] [--clip-norm X] [--carry-state|--no-carry-state] [--loss mse|sse|xent] [--loss-over all|last] [--varlen] [--seed S] [--hoist auto|on|off] [--target ts|wasm]';
+export const COMPILE_USAGE = '[--tau T] [--batch B] [--dtype f32|f64] [--optimizer adam|adamw|sgd|rmsprop|adagrad] [--lr X] [--momentum X] [--weight-decay X] [--clip-norm X] [--carry-state|--no-carry-state] [--loss mse|sse|xent] [--loss-over all|last] [--varlen] [--seed S] [--hoist auto|on|off] [--target ts|wasm] [--memory-budget BYTES]';
 
 type Values = Partial<Record<keyof typeof compileOptions, string | boolean | undefined>>;
 
@@ -72,6 +73,8 @@ export function trainerConfig(command: string, model: ModelDef, source: string, 
   // What renders the plan: wasm (f32x4 product kernels) by default for f32; ts, the reference, for f64.
   const target = choiceFlag(command, 'target', str('target'), TARGETS, dtype === 'f32' ? 'wasm' : 'ts');
   if (target === 'wasm' && dtype !== 'f32') throw new UnfoldError(`${command}: --target wasm computes in float32, not ${dtype}; use --dtype f32, or --target ts`);
+  // The arena's most bytes: beyond it, BPTT in segments that recompute their forward (src/emit/bptt-schedule.ts).
+  const memoryBudget = byteSizeFlag(command, 'memory-budget', str('memory-budget'));
   return {
     model, source, batch, tau, dtype, hoist, target,
     loss: lossSpec(command, model, values),
@@ -79,6 +82,7 @@ export function trainerConfig(command: string, model: ModelDef, source: string, 
     ...(values.varlen || task?.window(0).lengths !== undefined ? { lengths: true } : {}),
     optimizer, carryState, seed,
     ...(clipNorm !== undefined ? { clipNorm } : {}),
+    ...(memoryBudget !== undefined ? { memoryBudget } : {}),
     // A trainer trains: the model's dropout(x, p) calls draw masks (run, generate and grad build without them).
     dropout: true,
   };

@@ -5,6 +5,7 @@ import { describeOsError, makeDirectory, writeFileAtomic } from '../io/atomic-wr
 import type { Graph } from '../ir/graph.ts';
 import { printGraph } from '../ir/graph.ts';
 import type { Hoisted } from '../emit/layout.ts';
+import { describeSchedule } from '../emit/bptt-schedule.ts';
 import { choiceFlag, intFlag, parse, UsageError, type Command } from './command.ts';
 import type { ModelDef } from '../dsl/model.ts';
 import { compileOptions, COMPILE_USAGE, trainerConfig } from './compile-options.ts';
@@ -22,7 +23,7 @@ function describeHoisted(h: Hoisted, rows: number): string {
 
 /** `compile --inference`: the forward-only module (src/emit/inference.ts) as inference.{ts,js,d.ts} in -o DIR, at --batch and --dtype. */
 async function compileInference(model: ModelDef, source: string, values: Record<string, unknown>): Promise<number> {
-  for (const flag of ['form', 'dump-ir-after', 'tau', 'optimizer', 'lr', 'loss', 'loss-over', 'varlen', 'hoist', 'clip-norm', 'momentum', 'weight-decay', 'carry-state', 'no-carry-state']) {
+  for (const flag of ['form', 'dump-ir-after', 'tau', 'optimizer', 'lr', 'loss', 'loss-over', 'varlen', 'hoist', 'clip-norm', 'momentum', 'weight-decay', 'carry-state', 'no-carry-state', 'memory-budget']) {
     if (values[flag] !== undefined) throw new UsageError(`compile: --${flag} applies to the trainer, not to --inference (a forward-only module runs any number of steps)`);
   }
   if (values['target'] !== undefined && values['target'] !== 'ts') throw new UsageError('compile: --inference emits TypeScript loops (--target ts) only');
@@ -63,7 +64,7 @@ async function writeModule(dir: string, base: string, source: string): Promise<s
  * task's), trainer.ts with trainer.js and trainer.d.ts beside it; --json reports the arena.
  */
 async function compileGraph(model: ModelDef, source: string, values: Record<string, unknown>, form: string): Promise<number> {
-  for (const flag of ['tau', 'inference', 'dump-ir-after', 'carry-state', 'loss-over', 'hoist', 'varlen']) {
+  for (const flag of ['tau', 'inference', 'dump-ir-after', 'carry-state', 'loss-over', 'hoist', 'varlen', 'memory-budget']) {
     if (values[flag] !== undefined) throw new UsageError(`compile: --${flag} is for one recurrence; model ${model.name} is a graph of scans`);
   }
   const cfg = trainerConfig('compile', model, source, values);
@@ -148,6 +149,7 @@ export const compile: Command = {
         file, files, form: a.form, arenaBytes: a.bytes, arenaElements: a.elements, bytesPerElement: bpe,
         residualBytes: a.regions.residuals * bpe, residualBytesPerStep: a.residualsPerStep * bpe, regions: a.regions, hoisted: a.hoisted,
         target: cfg.target,
+        ...(a.schedule ? { schedule: a.schedule } : {}),
         ...(values.profile ? { phases: phases.record } : {}),
         ...(emitted.wasm ? { wasm: { moduleBytes: emitted.wasm.moduleBytes, pages: emitted.wasm.pages, scratchBytes: emitted.wasm.scratchElements * 4, kernels: emitted.wasm.kernels.map((k) => ({ name: k.name, computes: k.description, strategy: k.strategy })) } } : {}),
       }) + '\n');
@@ -156,7 +158,10 @@ export const compile: Command = {
         `wrote ${file} (${a.form} form)`,
         `  and trainer.js, trainer.d.ts beside it: the same trainer as plain JavaScript for node and the browser`,
         `arena: ${a.bytes} bytes (${a.elements} ${cfg.dtype} elements: ${Object.entries(a.regions).map(([k, v]) => `${k} ${v}`).join(', ')})`,
-        `BPTT residuals: ${a.regions.residuals * bpe} bytes (τ = ${cfg.tau} × ${a.residualsPerStep * bpe} bytes per step)`,
+        a.schedule?.storage === 'segments'
+          ? `BPTT residuals: ${a.regions.residuals * bpe} bytes (one segment's states and residuals, and the per-step operands of what is computed over all steps at once)`
+          : `BPTT residuals: ${a.regions.residuals * bpe} bytes (τ = ${cfg.tau} × ${a.residualsPerStep * bpe} bytes per step)`,
+        ...(a.schedule ? [describeSchedule(a.schedule, a.bytes)] : []),
         ...(a.form === 'rolled' ? [`over all steps at once: ${describeHoisted(a.hoisted, cfg.tau * cfg.batch)}`] : []),
         emitted.wasm
           ? `target: wasm, ${emitted.wasm.kernels.length} kernels in a ${emitted.wasm.moduleBytes}-byte module (memory ${emitted.wasm.pages} × 64 KiB${emitted.wasm.scratchElements ? `, ${emitted.wasm.scratchElements * 4} bytes of it scratch for packed products` : ''}): ${emitted.wasm.kernels.map((k) => `${k.name} ${k.description}`).join('; ')}`

@@ -61,7 +61,7 @@ export const TRAIN_FLAGS = [
   `[--lr-schedule ${SCHEDULE_USAGE}] [--dropout P] [--head last|final]`,
   '[--steps N] [--seed S] [--dtype f32|f64] [--carry-state|--no-carry-state] [--clip-norm X]',
   '[--momentum X] [--weight-decay X] [--loss mse|sse|xent] [--loss-over all|last] [--hoist auto|on|off]',
-  '[--save out.json|out.safetensors] [--save-every N] [--log-json] [--tbptt K] [--out DIR] [--no-plots] [--grad-flow] [--check-numerics]',
+  '[--save out.json|out.safetensors] [--save-every N] [--log-json] [--tbptt K] [--memory-budget BYTES] [--out DIR] [--no-plots] [--grad-flow] [--check-numerics]',
   '[--text FILE [--seq-len T] [--batch B]]',
   VALIDATION_FLAGS,
 ].join('\n    ');
@@ -72,6 +72,7 @@ export const TRAIN_NOTES = [
   'one step per window, in order, cycled when --steps exceeds them. --tbptt K: pieces of K steps (K divides T), the',
   'state carried across. --carry-state: window k\'s final state starts window k+1. --params a --save file continues it exactly.',
   'A window may carry "lengths" [B] (rows of different lengths). --grad-flow: <out>/grad-flow.{json,svg}, ||dL/ds(t)|| per step.',
+  '--memory-budget BYTES (256MB, 1.5GB; decimal): beyond it BPTT keeps states every K steps and recomputes each segment (same gradients).',
   '--text FILE: characters as one-hot symbols (the vocabulary from the file, saved with --save; --cell takes --input/--output from it), cross-entropy.',
   '--dropout P: nn.LSTM(dropout=P) between the layers of a --cell (a model file calls dropout(x, p)); training only, masks from the seeded generator.',
   '--head final (a --cell classifier): the head reads the final states h_n (bidirectional: cat(h_n forward, h_n reverse)), compared with y at each row\'s last valid step.',
@@ -220,7 +221,7 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
   const outDir = v.out ?? path.join('out', model.name);
   const drawing = !v['no-plots'];
   if (model.graph) {
-    const unsupported = ([['text', text], ['tbptt', tbptt], ['grad-flow', v['grad-flow']], ['save-every', saveEvery], ['val', v.val], ['early-stop', v['early-stop']], ['lr-schedule', v['lr-schedule']], ['dropout', v.dropout]] as const).find(([, x]) => x !== undefined && x !== false);
+    const unsupported = ([['text', text], ['tbptt', tbptt], ['memory-budget', v['memory-budget']], ['grad-flow', v['grad-flow']], ['save-every', saveEvery], ['val', v.val], ['early-stop', v['early-stop']], ['lr-schedule', v['lr-schedule']], ['dropout', v.dropout]] as const).find(([, x]) => x !== undefined && x !== false);
     if (unsupported) throw new UsageError(`${command}: --${unsupported[0]} is for one recurrence; model ${model.name} is a graph of scans`);
     return trainGraphModel({ command, model, source, cfg: { ...base, ...(v['check-numerics'] ? { checkNumerics: true } : {}) }, steps, data: v.data, params: v.params, save: v.save, logJson: v['log-json'] === true, outDir: drawing ? outDir : undefined });
   }
@@ -272,7 +273,7 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
 
   const c0 = performance.now();
   // Loaded here, not at the top: the emitter (no TypeScript compiler: source-text.ts, esbuild) is needed by no command that does not compile.
-  const [{ emitTrainer }, { importTrainer }] = await Promise.all([import('../emit/trainer.ts'), import('../emit/load.ts')]);
+  const [{ emitTrainer }, { importTrainer }, { describeSchedule }] = await Promise.all([import('../emit/trainer.ts'), import('../emit/load.ts'), import('../emit/bptt-schedule.ts')]);
   // A trainer per batch size (a partial last batch has its own), one set of parameters between them.
   const trainers = new TrainerSet(new Map(await Promise.all(src.batches.map(async (Bk) => {
     if (head === 'final') {
@@ -284,7 +285,10 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
         ...(cfg.seed !== undefined ? { seed: cfg.seed } : {}), ...(start ? { params: Object.fromEntries(start.params) } : {}),
       })] as const;
     }
-    const mod = await importTrainer(emitTrainer({ ...cfg, batch: Bk }));
+    const emitted = emitTrainer({ ...cfg, batch: Bk });
+    // Under --memory-budget: how the trainer of the full batch keeps what BPTT reads.
+    if (Bk === B && emitted.arena.schedule) info.write(`${describeSchedule(emitted.arena.schedule, emitted.arena.bytes)}\n`);
+    const mod = await importTrainer(emitted);
     return [Bk, mod.createTrainer({
       ...(cfg.seed !== undefined ? { seed: cfg.seed } : {}),
       ...(start ? { params: Object.fromEntries(start.params) } : {}),
@@ -467,6 +471,7 @@ function headChoice(command: string, v: Record<string, unknown>, record: ModelRe
     ['text', v['text'] !== undefined, 'a text model predicts every symbol'],
     ['tbptt', v['tbptt'] !== undefined, 'h_n ends the whole window'],
     ['grad-flow', v['grad-flow'] === true, 'it reads a per-step head\'s state gradients'],
+    ['memory-budget', v['memory-budget'] !== undefined, 'the final-state head trains the cell as a graph of scans, whose trainer keeps every step (segments are the recurrence trainer\'s)'],
     ['loss-over all', v['loss-over'] === 'all', 'the head gives one output per row, compared with y at the row\'s last valid step'],
   ] as const).find(([, on]) => on);
   if (refused) throw new UsageError(`${command}: --head final does not go with --${refused[0]}: ${refused[2]}`);

@@ -21,6 +21,6 @@ export function checkArenaFits(arena: { readonly elements: number; readonly byte
   throw new UnfoldError(
     `the trainer's arena would hold ${arena.elements} ${cfg.dtype} elements (${formatBytes(arena.bytes)}), ` +
     `more than one typed array can (${MAX_ARENA_ELEMENTS} elements in Node and Chromium); ` +
-    `lower --batch (${cfg.batch}) or --tau (${cfg.tau}); nothing was written`,
+    `lower --batch (${cfg.batch}) or --tau (${cfg.tau}), or give --memory-budget (BPTT in segments); nothing was written`,
   );
 }

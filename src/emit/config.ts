@@ -47,6 +47,12 @@ export interface TrainerConfig {
   readonly target?: Target;
   /** Products over all steps at once (input projection, weight gradients); 'auto' (default) decides by size (src/emit/hoist.ts). */
   readonly hoist?: HoistMode;
+  /**
+   * The most bytes the trainer's arena may take (--memory-budget): beyond it the rolled form runs
+   * BPTT in segments, keeping the states only before each one and recomputing its forward in the
+   * backward pass (src/emit/bptt-schedule.ts). Without it, every step's states and residuals are kept.
+   */
+  readonly memoryBudget?: number;
   /** Sees the kernel graph after each emission pass (to dump IR or DOT). */
   readonly onPass?: (name: string, graph: Graph) => void;
 }

@@ -14,6 +14,18 @@ export function seqAt(q: Seq, t: number): number {
   return q.base + t * q.stride;
 }
 
+/** Copies n elements: `A.copyWithin` over offsets that may be runtime expressions. */
+export const copy = (to: string | number, from: string | number, n: number) => `A.copyWithin(${to}, ${from}, ${from} + ${n});`;
+
+/**
+ * The index of the state after a window of T steps in a state store: s(T) itself under full
+ * storage, the last checkpoint when BPTT runs in segments of `segmentLength` steps (entry c holds
+ * the state before segment c, so entry ⌈T / length⌉ the state after the last).
+ */
+export function finalStateIndex(segmentLength: number | undefined): string {
+  return segmentLength === undefined ? 'T' : `Math.ceil(T / ${segmentLength})`;
+}
+
 /** Where the trainer keeps what both forms share: parameters, data, states, outputs, gradients. */
 export interface KernelLayout {
   readonly arena: ArenaBuilder;
@@ -37,6 +49,11 @@ export interface KernelLayout {
   readonly gradFlowSeq: Seq | undefined;
   /** A program's per-step layer output [B, D·H] (the top layer, both directions), for hiddenOutputs(). */
   readonly hiddenSeq?: Seq | undefined;
+  /**
+   * BPTT in segments of this many steps (a memory budget, src/emit/bptt-schedule.ts): stateSeqs
+   * hold ⌈τ / length⌉ + 1 checkpoints instead of s(0..τ) (see finalStateIndex). Absent: full storage.
+   */
+  readonly segmentLength?: number | undefined;
 }
 
 /** A form's kernels: the bodies of the trainer's train and forward methods. */
@@ -54,6 +71,16 @@ export interface Kernels {
   readonly residualsPerStep: number;
   /** What the rolled form computes over all steps at once instead of in its loops (src/emit/hoist.ts). */
   readonly hoisted: Hoisted;
+  /** Segmented BPTT: the elements the kernels reserved per step of a segment and per checkpoint. */
+  readonly segmentStorage?: SegmentStorage;
+}
+
+/** The storage of segmented BPTT that scales with the segment length and with the number of checkpoints. */
+export interface SegmentStorage {
+  /** Elements per step of a segment: its states and residuals. */
+  readonly perStep: number;
+  /** Elements per checkpoint: every scan's states. */
+  readonly perCheckpoint: number;
 }
 
 

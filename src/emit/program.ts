@@ -9,11 +9,8 @@ import type { NodeBuilder } from '../prims/builder.ts';
 import type { Recurrence } from '../dsl/recurrence.ts';
 import { layerOutputWidth, topStages } from '../dsl/program.ts';
 import type { TrainerConfig } from './config.ts';
-import { type KernelLayout, type Kernels, type Seq } from './layout.ts';
+import { copy, finalStateIndex, type KernelLayout, type Kernels, type Seq } from './layout.ts';
 import { clearGrads, scanLoops, type ScanIO } from './rolled.ts';
-
-/** Copies n elements: `A.copyWithin` over offsets that may be runtime expressions. */
-const copy = (to: string | number, from: string | number, n: number) => `A.copyWithin(${to}, ${from}, ${from} + ${n});`;
 
 export function programKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilder, L: KernelLayout): Kernels {
   const { stages } = rec.program!;
@@ -27,9 +24,12 @@ export function programKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuild
   const read = new Set<string>();
   for (const st of stages) for (const src of st.sources) if ('stage' in src) read.add(`${src.stage}:${src.output}`);
 
-  // Storage of every scan: its states s(0..τ), its outputs by step, their cotangents.
+  // Storage of every scan: its states s(0..τ) (segmented: one segment's, and the checkpoints), its
+  // outputs by step, their cotangents.
+  const K = L.segmentLength;
   const storageStart = arena.size;
-  const stateSeqs = stages.map((st) => st.rec.state.map((s) => seq(sizeOf(s.node.shape), tau + 1)));
+  const stateSeqs = stages.map((st) => st.rec.state.map((s) => seq(sizeOf(s.node.shape), K === undefined ? tau + 1 : K + 1)));
+  const checkpoints = K === undefined ? undefined : stages.map((st) => st.rec.state.map((s) => seq(sizeOf(s.node.shape), Math.ceil(tau / K) + 1)));
   const outputSeqs = stages.map((st, j) =>
     st.rec.outputs.map((o, k) => (j === lastIndex && k < st.layerOutput ? L.outputSeqs[k]! : seq(sizeOf(o.node.shape), tau))),
   );
@@ -48,6 +48,7 @@ export function programKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuild
     accumulateInputGrads: true,
     stateGradOffs: cfg.inputGrads ? st.rec.state.map((s, i) => L.stateGradOffs[i]! + st.slot * sizeOf(s.node.shape)) : [],
     maskSeq: L.maskSeq,
+    ...(K !== undefined ? { segments: { length: K, checkpoints: checkpoints![j]! } } : {}),
   }));
   const sequenceSize = arena.size - storageStart;
   const scans = ios.map((io) => scanLoops(io, cfg, b, arena, L.pinned));
@@ -56,16 +57,18 @@ export function programKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuild
 
   // A scan starts from its slot of the program's initial state and leaves its last state in the
   // program's final state (index T): a reverse scan's states run from index T down to 0.
-  const initIndex = (j: number) => (stages[j]!.reverse ? 'T' : '0');
-  const finalIndex = (j: number) => (stages[j]!.reverse ? '0' : 'T');
+  // Segmented, its checkpoints run in its own order: the first holds its initial state, the last its final.
+  const initIndex = (j: number) => (K === undefined && stages[j]!.reverse ? 'T' : '0');
+  const finalIndex = (j: number) => (K === undefined && stages[j]!.reverse ? '0' : finalStateIndex(K));
+  const own = (j: number, i: number) => (checkpoints ?? stateSeqs)[j]![i]!;
   const at = (q: Seq, index: string) => (index === '0' ? `${q.base}` : `${q.base} + ${index} * ${q.stride}`);
   const stateCopies = (fromProgram: boolean) =>
     stages.flatMap((st, j) =>
       st.rec.state.map((s, i) => {
         const size = sizeOf(s.node.shape);
-        const program = `${L.stateSeqs[i]!.base + st.slot * size}${fromProgram ? '' : ` + T * ${L.stateSeqs[i]!.stride}`}`;
-        const own = at(stateSeqs[j]![i]!, fromProgram ? initIndex(j) : finalIndex(j));
-        return fromProgram ? copy(own, program, size) : copy(program, `(${own})`, size);
+        const program = `${L.stateSeqs[i]!.base + st.slot * size}${fromProgram ? '' : ` + ${finalStateIndex(K)} * ${L.stateSeqs[i]!.stride}`}`;
+        const scanState = at(own(j, i), fromProgram ? initIndex(j) : finalIndex(j));
+        return fromProgram ? copy(scanState, program, size) : copy(program, `(${scanState})`, size);
       }),
     );
   // The layer output at t: the top layer's scans side by side, [B, D·H], gathered when asked for
@@ -106,6 +109,7 @@ export function programKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuild
     ...stateCopies(false),
   ];
   const sum = (f: (s: (typeof scans)[number]) => number) => scans.reduce((n, s) => n + f(s), 0);
+  const stateSize = stages.reduce((n, st) => n + st.rec.state.reduce((m, s) => m + sizeOf(s.node.shape), 0), 0);
   return {
     train,
     forward,
@@ -115,5 +119,6 @@ export function programKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuild
     residualSize: sum((s) => s.residualSize) + sequenceSize,
     residualsPerStep: sum((s) => s.residualsPerStep) + sequenceSize / tau,
     hoisted: { inputProjections: sum((s) => s.hoisted.inputProjections), gradients: scans.flatMap((s) => s.hoisted.gradients) },
+    ...(K !== undefined ? { segmentStorage: { perStep: sum((s) => s.segmentResidualsPerStep) + stateSize, perCheckpoint: stateSize } } : {}),
   };
 }

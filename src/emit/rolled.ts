@@ -3,6 +3,10 @@
 // symbolically once, src/transforms/step-vjp.ts). The emitted code does not grow with τ.
 // One scan's loops are built by scanLoops; a single recurrence is one scan carrying the loss, a
 // program (src/emit/program.ts) a chain of them.
+// Under a memory budget (src/emit/bptt-schedule.ts) a scan runs in segments: the forward loop keeps
+// the state before each segment (a checkpoint) and one segment's states and residuals; the backward
+// pass runs each segment's forward loop again from its checkpoint — the same emitted body, so the
+// same numbers — and then that segment's reverse loop.
 import { topoOrder } from '../ir/graph.ts';
 import type { Node } from '../ir/node.ts';
 import { sizeOf } from '../ir/tensor.ts';
@@ -14,7 +18,7 @@ import { stepVjp } from '../transforms/step-vjp.ts';
 import { emitKernel } from './kernel.ts';
 import { afterPasses, planOutputs, type ArenaBuilder, type Offset, type OutputSlot } from './plan.ts';
 import type { Slot, TrainerConfig } from './config.ts';
-import { seqAt, type Hoisted, type KernelLayout, type Kernels, type Seq } from './layout.ts';
+import { copy, seqAt, type Hoisted, type KernelLayout, type Kernels, type Seq } from './layout.ts';
 import { hoistGradient, hoistProjection, inputProjections, stackedGradients, type Stacked } from './hoist.ts';
 
 /** Local offset names for per-step slots inside a loop over `t`, declared on first use. */
@@ -63,6 +67,12 @@ export interface ScanIO {
   readonly stateGradOffs: readonly Offset[];
   readonly maskSeq: Seq | undefined;
   readonly gradFlowSeq?: Seq | undefined;
+  /**
+   * Segmented BPTT: stateSeqs and the residuals hold one segment of `length` steps, indexed from
+   * its lowest t; `checkpoints` (aligned with rec.state) hold the state before each segment in the
+   * scan's own order (a reverse scan's first segment is its highest t), and after the last.
+   */
+  readonly segments?: { readonly length: number; readonly checkpoints: readonly Seq[] };
 }
 
 /** One scan's code, once every scan has reserved its storage (temporaries come after all of it). */
@@ -84,6 +94,8 @@ export interface ScanLoops {
   readonly loopSize: number;
   readonly residualSize: number;
   readonly residualsPerStep: number;
+  /** Residual elements of one step (what a segment stores per step besides the states). */
+  readonly segmentResidualsPerStep: number;
   readonly hoisted: Hoisted;
   finish(tempBase: number): ScanCode;
 }
@@ -162,12 +174,24 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig, b: NodeBuilder, arena:
     pinned.set(n, arena.reserve(sizeOf(n.shape)));
   }
 
-  // Step t's state before and after the step, by direction (see ScanIO.reverse).
-  const [prevIndex, nextIndex, prevShift, nextShift] = io.reverse ? ['(t + 1)', 't', 1, 0] : ['t', '(t + 1)', 0, 1];
+  // Step t's state before and after the step, by direction (see ScanIO.reverse), and its residuals:
+  // by t, or by t − lo within the segment lo ≤ t < hi.
+  const seg = io.segments;
+  const [prevIndex, nextIndex, prevShift, nextShift] = seg
+    ? (io.reverse ? ['(t - lo + 1)', '(t - lo)', 1, 0] : ['(t - lo)', '(t - lo + 1)', 0, 1])
+    : (io.reverse ? ['(t + 1)', 't', 1, 0] : ['t', '(t + 1)', 0, 1]);
+  const residualIndex = seg ? '(t - lo)' : 't';
   // Per-step values stored contiguously over t (stride = size): data, states, outputs.
   const stackedOf = new Map<Node, Stacked>();
-  rec.state.forEach((s, i) => stackedOf.set(s.node, { seq: io.stateSeqs[i]!, shift: prevShift }));
-  nexts.forEach((n, i) => stackedOf.set(n, { seq: io.stateSeqs[i]!, shift: nextShift }));
+  // A segment holds only its own states: a stacked gradient reading one gets storage of its own.
+  if (!seg) {
+    rec.state.forEach((s, i) => stackedOf.set(s.node, { seq: io.stateSeqs[i]!, shift: prevShift }));
+    nexts.forEach((n, i) => stackedOf.set(n, { seq: io.stateSeqs[i]!, shift: nextShift }));
+  }
+  const stateOf = new Map<Node, { readonly state: number; readonly index: string }>([
+    ...rec.state.map((s, i): [Node, { state: number; index: string }] => [s.node, { state: i, index: prevIndex }]),
+    ...nexts.map((n, i): [Node, { state: number; index: string }] => [n, { state: i, index: nextIndex }]),
+  ]);
   rec.input.forEach((x, i) => stackedOf.set(x.node, { seq: io.inputSeqs[i]!, shift: 0 }));
   outs.forEach((n, k) => stackedOf.set(n, { seq: io.outputSeqs[k]!, shift: 0 }));
   if (loss) stackedOf.set(loss.target, { seq: io.loss!.targetSeq, shift: 0 });
@@ -186,12 +210,13 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig, b: NodeBuilder, arena:
   projections.forEach((p) => newStack(p.product));
   // Weight gradients summed over all steps after the reverse loop: their per-step operands are stored.
   const stackedGrads = stackedGradients(paramGrads, dependent).filter((g) => hoistGradient(mode, g));
-  const forwardStacks: Node[] = [], backwardStacks: Node[] = [];
+  const forwardStacks: Node[] = [], backwardStacks: Node[] = [], stateStacks: Node[] = [];
   for (const g of stackedGrads) {
     for (const x of g.operands) {
       if (stackedOf.has(x)) continue;
       newStack(x);
-      (forwardSet.has(x) ? forwardStacks : backwardStacks).push(x);
+      if (stateOf.has(x)) stateStacks.push(x);
+      else (forwardSet.has(x) ? forwardStacks : backwardStacks).push(x);
     }
   }
   const stackedParams = new Set(stackedGrads.map((g) => g.param));
@@ -218,13 +243,15 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig, b: NodeBuilder, arena:
     residualOffset.set(r, perStep);
     perStep += sizeOf(r.shape);
   }
-  const residualSeq: Seq = { base: arena.reserve(perStep * tau), stride: perStep };
+  // Residual storage for every step, or for one segment's.
+  const span = seg?.length ?? tau;
+  const residualSeq: Seq = { base: arena.reserve(perStep * span), stride: perStep };
 
   // The loops' fixed slots: ℓ(t), the running state cotangents, and one step's parameter gradients.
   const lossTermOff = loss ? arena.reserve(1) : 0;
   const dsOffs = rec.state.map((s) => arena.reserve(sizeOf(s.node.shape)));
   const dsNextOffs = rec.state.map((s) => arena.reserve(sizeOf(s.node.shape)));
-  const loopSize = arena.size - start - perStep * tau - stackSize;
+  const loopSize = arena.size - start - perStep * span - stackSize;
   const hoisted: Hoisted = { inputProjections: projections.length, gradients: stackedGrads.map((g) => rec.params[g.param]!.name) };
 
   const finish = (tempBase: number): ScanCode => {
@@ -272,7 +299,7 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig, b: NodeBuilder, arena:
     const fwdSlots: OutputSlot[] = [
       ...stepOutputs(fwdOffs),
       ...(lossTerm ? [{ node: lossTerm, slot: lossTermOff }] : []),
-      ...residuals.map((r) => ({ node: r, slot: fwdOffs.at(residualSeq, 't', residualOffset.get(r)!) })),
+      ...residuals.map((r) => ({ node: r, slot: fwdOffs.at(residualSeq, residualIndex, residualOffset.get(r)!) })),
       ...forwardStacks.map((x) => ({ node: x, slot: fwdOffs.at(stackedOf.get(x)!.seq) })),
     ];
     const fwdPlan = planOutputs(fwdSlots, stepBinding(fwdOffs), tempBase);
@@ -281,7 +308,7 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig, b: NodeBuilder, arena:
     const bwdOffs = new LoopOffsets();
     const bwdPinned = stepBinding(bwdOffs);
     for (const { node, slot } of stepOutputs(bwdOffs)) bwdPinned.set(node, slot);
-    residuals.forEach((r) => bwdPinned.set(r, bwdOffs.at(residualSeq, 't', residualOffset.get(r)!)));
+    residuals.forEach((r) => bwdPinned.set(r, bwdOffs.at(residualSeq, residualIndex, residualOffset.get(r)!)));
     forwardStacks.forEach((x) => bwdPinned.set(x, bwdOffs.at(stackedOf.get(x)!.seq)));
     sv.cotangents.forEach((c, i) => bwdPinned.set(c, dsOffs[i]!));
     outCots.forEach((k) => bwdPinned.set(sv.outputCotangents[k]!, bwdOffs.at(io.outputCotangentSeqs![k]!)));
@@ -303,45 +330,94 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig, b: NodeBuilder, arena:
     const withOffsets = (offs: LoopOffsets, body: string[]) => [...offs.declarationsFor(body), ...body];
     const dsSize = dsOffs.length ? dsNextOffs[0]! - dsOffs[0]! : 0;
     // The stacked gradients sum over all τ steps' rows: a shorter window's rows past T must be zero.
-    const clearPastT = [...forwardStacks, ...backwardStacks].map((x) => {
+    const clearPastT = [...forwardStacks, ...backwardStacks, ...stateStacks].map((x) => {
       const { seq } = stackedOf.get(x)!;
       return `if (T < ${tau}) A.fill(0, ${seq.base} + T * ${seq.stride}, ${seqAt(seq, tau)});`;
     });
     // Kernels are numbered as they are emitted (the wasm table): prologue, loops, gradients, prediction.
     const prologue = emitKernel(prologuePlan, cfg);
     const projectionCode = emitKernel(projectionPlan, cfg);
-    const [forwardHead, backwardHead] = io.reverse
-      ? ['for (let t = T - 1; t >= 0; t--) {', 'for (let t = 0; t < T; t++) {']
-      : ['for (let t = 0; t < T; t++) {', 'for (let t = T - 1; t >= 0; t--) {'];
-    const forwardLoop = [
-      forwardHead,
-      ...indent(withOffsets(fwdOffs, [...emitKernel(fwdPlan, cfg, undefined, 't'), ...(lossTerm ? [`lossSum += A[${lossTermOff}];`] : [])])),
+    // A segment's states feed the stacked gradients through storage of their own, step by step.
+    const stateStackCopies = stateStacks.map((x) => {
+      const { state, index } = stateOf.get(x)!;
+      return copy(fwdOffs.at(stackedOf.get(x)!.seq), fwdOffs.at(io.stateSeqs[state]!, index), sizeOf(x.shape));
+    });
+    // Emitted once: the segmented backward pass recomputes a segment with this very text.
+    const fwdBody = withOffsets(fwdOffs, [...emitKernel(fwdPlan, cfg, undefined, 't'), ...stateStackCopies]);
+    const addLoss = lossTerm ? [`lossSum += A[${lossTermOff}];`] : [];
+    const bwdBody = withOffsets(bwdOffs, [
+      ...emitKernel(bwdPlan, cfg, undefined, 't'),
+      ...(dsSize ? [`A.copyWithin(${dsOffs[0]}, ${dsNextOffs[0]}, ${dsNextOffs[0]! + dsSize});`] : []),
+    ]);
+    const gradientCode = emitKernel(gradientPlan, cfg);
+    const predBody = withOffsets(predOffs, emitKernel(predPlan, cfg, undefined, 't'));
+    const clearCotangents = dsSize ? [`A.fill(0, ${dsOffs[0]}, ${dsOffs[0]! + dsSize});`] : [];
+    const stateGradCopies = io.stateGradOffs.map((off, i) => `for (let i = 0; i < ${sizeOf(rec.state[i]!.node.shape)}; i++) A[${off} + i] = A[${dsOffs[i]} + i];`);
+    const plans = [prologuePlan, projectionPlan, fwdPlan, bwdPlan, predPlan, gradientPlan];
+    const tempSize = Math.max(...plans.map((p) => p.tempSize));
+
+    if (!seg) {
+      const [forwardHead, backwardHead] = io.reverse
+        ? ['for (let t = T - 1; t >= 0; t--) {', 'for (let t = 0; t < T; t++) {']
+        : ['for (let t = 0; t < T; t++) {', 'for (let t = T - 1; t >= 0; t--) {'];
+      return {
+        prologue,
+        projections: projectionCode,
+        forwardLoop: [forwardHead, ...indent([...fwdBody, ...addLoss]), '}'],
+        backward: [...clearCotangents, ...clearPastT, backwardHead, ...indent(bwdBody), '}', ...gradientCode, ...stateGradCopies],
+        predictLoop: [forwardHead, ...indent(predBody), '}'],
+        tempSize,
+      };
+    }
+
+    // Segment c (0 … ⌈T/K⌉ − 1, in the scan's own order) runs lo ≤ t < hi; its states sit at t − lo.
+    // The first is the shorter one: the last, whose forward is not run again, is a whole K steps.
+    const K = seg.length;
+    const bounds = io.reverse
+      ? [`const lo = (Math.ceil(T / ${K}) - 1 - c) * ${K};`, `const hi = Math.min(lo + ${K}, T);`]
+      : [`const hi = T - (Math.ceil(T / ${K}) - 1 - c) * ${K};`, `const lo = Math.max(hi - ${K}, 0);`];
+    const [firstState, lastState] = io.reverse ? ['(hi - lo)', '0'] : ['0', '(hi - lo)'];
+    const [forwardSteps, reverseSteps] = io.reverse
+      ? ['for (let t = hi - 1; t >= lo; t--) {', 'for (let t = lo; t < hi; t++) {']
+      : ['for (let t = lo; t < hi; t++) {', 'for (let t = hi - 1; t >= lo; t--) {'];
+    const stateAt = (q: Seq, index: string) => (index === '0' ? `${q.base}` : `${q.base} + ${index} * ${q.stride}`);
+    const stateSizes = rec.state.map((s) => sizeOf(s.node.shape));
+    const fromCheckpoint = stateSizes.map((n, i) => copy(stateAt(io.stateSeqs[i]!, firstState), `(${stateAt(seg.checkpoints[i]!, 'c')})`, n));
+    const toCheckpoint = stateSizes.map((n, i) => copy(stateAt(seg.checkpoints[i]!, '(c + 1)'), `(${stateAt(io.stateSeqs[i]!, lastState)})`, n));
+    // Forward in segments, each from the checkpoint before it, leaving the one after it.
+    const segmentedForward = (body: string[]) => [
+      `for (let c = 0; c * ${K} < T; c++) {`,
+      ...indent([...bounds, ...fromCheckpoint, forwardSteps, ...indent(body), '}', ...toCheckpoint]),
       '}',
     ];
     const backward = [
-      ...(dsSize ? [`A.fill(0, ${dsOffs[0]}, ${dsOffs[0]! + dsSize});`] : []),
+      ...clearCotangents,
       ...clearPastT,
-      backwardHead,
-      ...indent(withOffsets(bwdOffs, [
-        ...emitKernel(bwdPlan, cfg, undefined, 't'),
-        ...(dsSize ? [`A.copyWithin(${dsOffs[0]}, ${dsNextOffs[0]}, ${dsNextOffs[0]! + dsSize});`] : []),
-      ])),
+      `for (let c = Math.ceil(T / ${K}) - 1; c >= 0; c--) {`,
+      ...indent([
+        ...bounds,
+        // The last segment's states and residuals are still in place from the forward loop.
+        `if ((c + 1) * ${K} < T) {`,
+        ...indent([...fromCheckpoint, forwardSteps, ...indent(fwdBody), '}']),
+        '}',
+        reverseSteps,
+        ...indent(bwdBody),
+        '}',
+      ]),
       '}',
-      ...emitKernel(gradientPlan, cfg),
-      ...io.stateGradOffs.map((off, i) => `for (let i = 0; i < ${sizeOf(rec.state[i]!.node.shape)}; i++) A[${off} + i] = A[${dsOffs[i]} + i];`),
+      ...gradientCode,
+      ...stateGradCopies,
     ];
-    const predictLoop = [forwardHead, ...indent(withOffsets(predOffs, emitKernel(predPlan, cfg, undefined, 't'))), '}'];
-    const plans = [prologuePlan, projectionPlan, fwdPlan, bwdPlan, predPlan, gradientPlan];
     return {
       prologue,
       projections: projectionCode,
-      forwardLoop,
+      forwardLoop: segmentedForward([...fwdBody, ...addLoss]),
       backward,
-      predictLoop,
-      tempSize: Math.max(...plans.map((p) => p.tempSize)),
+      predictLoop: segmentedForward(predBody),
+      tempSize,
     };
   };
-  return { loopSize, residualSize: perStep * tau + stackSize, residualsPerStep: perStep + stackSize / tau, hoisted, finish };
+  return { loopSize, residualSize: perStep * span + stackSize, residualsPerStep: perStep + stackSize / tau, segmentResidualsPerStep: perStep, hoisted, finish };
 }
 
 /** The zeroing of every gradient before a reverse loop adds into them. */
@@ -353,8 +429,13 @@ export function clearGrads(grads: readonly Slot[]): string[] {
 
 /** A single recurrence: one forward scan carrying the loss. */
 export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilder, L: KernelLayout): Kernels {
+  const K = L.segmentLength;
+  // Segmented, the trainer's state store holds the checkpoints and the scan one segment's states.
+  const segmentStart = L.arena.size;
+  const segmentStateSeqs = K === undefined ? undefined : rec.state.map((s): Seq => ({ base: L.arena.reserve(sizeOf(s.node.shape) * (K + 1)), stride: sizeOf(s.node.shape) }));
+  const segmentStates = L.arena.size - segmentStart;
   const scan = scanLoops({
-    rec, reverse: false, stateSeqs: L.stateSeqs, inputSeqs: L.inputSeqs, outputSeqs: L.outputSeqs, grads: L.grads,
+    rec, reverse: false, stateSeqs: segmentStateSeqs ?? L.stateSeqs, ...(K !== undefined ? { segments: { length: K, checkpoints: L.stateSeqs } } : {}), inputSeqs: L.inputSeqs, outputSeqs: L.outputSeqs, grads: L.grads,
     loss: { spec: cfg.loss, targetSeq: L.targetSeq, weightSeq: L.weightSeq, normOff: L.normOff, lossOff: L.lossOff },
     inputGradSeqs: rec.input.map((_, i) => L.inputGradSeqs[i]), stateGradOffs: L.stateGradOffs,
     maskSeq: L.maskSeq, gradFlowSeq: L.gradFlowSeq,
@@ -371,5 +452,10 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilde
   ];
   const forward = [...prologue, ...code.predictLoop];
   const { loopSize, residualSize, residualsPerStep, hoisted } = scan;
-  return { train, forward, tempSize: code.tempSize, loopSize, residualSize, residualsPerStep, hoisted };
+  const stateSize = rec.state.reduce((n, s) => n + sizeOf(s.node.shape), 0);
+  return {
+    train, forward, tempSize: code.tempSize, loopSize, residualSize: residualSize + segmentStates, residualsPerStep, hoisted,
+    // Its checkpoints are the trainer's state store, which the trainer counts.
+    ...(K !== undefined ? { segmentStorage: { perStep: scan.segmentResidualsPerStep + stateSize, perCheckpoint: 0 } } : {}),
+  };
 }

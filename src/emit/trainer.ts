@@ -15,14 +15,15 @@ import { trainingGraph, type TrainingGraph } from '../transforms/training.ts';
 import type { Form, Slot, TrainerConfig } from './config.ts';
 import { describeOptimizer, planOptimizer } from './optimizer.ts';
 import { ArenaBuilder, initLiteral, numberLiteral, type Offset } from './plan.ts';
-import { seqAt, type Hoisted, type KernelLayout, type Seq } from './layout.ts';
+import { finalStateIndex, seqAt, type Hoisted, type KernelLayout, type SegmentStorage, type Seq } from './layout.ts';
+import { fullStorage, longestSegment, segmented, segmentedArena, segmentedElements, smallestArena, type BpttSchedule } from './bptt-schedule.ts';
 import { helpersUsed, NUMERICS_HELPER } from './kernel.ts';
 import { rolledKernels } from './rolled.ts';
 import { programKernels } from './program.ts';
 import { unrolledKernels } from './unrolled.ts';
 import { targetOf } from './config.ts';
 import { KernelTable } from './wasm/module.ts';
-import { checkArenaFits } from './arena-limit.ts';
+import { checkArenaFits, formatBytes, MAX_ARENA_ELEMENTS } from './arena-limit.ts';
 import { wasmTrainerParts, type WasmReport } from './wasm/trainer-parts.ts';
 import { Scope, SourceText, VariableDeclarationKind } from './source-text.ts';
 
@@ -42,6 +43,8 @@ export interface ArenaReport {
   readonly residualsPerStep: number;
   /** What the rolled form computes over all steps at once (none in the unrolled form). */
   readonly hoisted: Hoisted;
+  /** How BPTT keeps what its backward pass reads, under a memory budget (absent without one). */
+  readonly schedule?: BpttSchedule;
 }
 
 export interface EmittedTrainer {
@@ -73,11 +76,59 @@ function lengthCheck(arg: string, perStep: number, what: string): string {
 }
 
 export function emitTrainer(cfg: TrainerConfig): EmittedTrainer {
-  return withContext(() => emitInContext(cfg));
+  if (cfg.memoryBudget === undefined) return withContext(() => emitInContext(cfg, undefined, Infinity)) as EmittedTrainer;
+  return emitWithinBudget(cfg, cfg.memoryBudget);
 }
 
+/** The trainer with BPTT in segments of a given length, whatever its arena (tests, benchmarks). */
+export function emitTrainerInSegments(cfg: TrainerConfig, segmentLength: number): EmittedTrainer {
+  if (!Number.isInteger(segmentLength) || segmentLength < 1 || segmentLength > cfg.tau) throw new UnfoldError(`emit: a segment length is an integer in 1..τ (${cfg.tau}), not ${segmentLength}`);
+  return withContext(() => emitInContext(cfg, segmented(cfg.tau, segmentLength), Infinity)) as EmittedTrainer;
+}
 
-function emitInContext(cfg: TrainerConfig): EmittedTrainer {
+/** An arena measured and found larger than the budget: nothing emitted. */
+interface OverBudget {
+  readonly elements: number;
+  readonly segmentStorage: SegmentStorage | undefined;
+}
+
+/**
+ * The trainer under a memory budget (src/emit/bptt-schedule.ts): full storage if it fits, else
+ * the longest segments that fit, found from the arena measured at one segment length.
+ */
+function emitWithinBudget(cfg: TrainerConfig, budgetBytes: number): EmittedTrainer {
+  const budget = `--memory-budget ${budgetBytes} bytes`;
+  if (cfg.form === 'unrolled') throw new UnfoldError(`${budget}: the unrolled form keeps every step; a budget applies to the rolled form (--form rolled or auto)`);
+  const elementBytes = cfg.dtype === 'f32' ? 4 : 8;
+  // One typed array's limit bounds the arena too: past it, segments rather than a refusal.
+  const within = Math.min(Math.floor(budgetBytes / elementBytes), MAX_ARENA_ELEMENTS);
+  const full = withContext(() => emitInContext(cfg, fullStorage(cfg.tau, budgetBytes), within));
+  if ('source' in full) return full;
+  const tau = cfg.tau;
+  const probeLength = Math.max(1, Math.round(Math.sqrt(tau)));
+  const probe = withContext(() => emitInContext(cfg, segmented(tau, probeLength, budgetBytes), 0)) as OverBudget;
+  const arena = segmentedArena(probe.segmentStorage!, tau, probeLength, probe.elements);
+  const length = longestSegment(arena, tau, within);
+  if (length === undefined) {
+    const least = smallestArena(arena, tau);
+    throw new UnfoldError(
+      `${budget} is too small: the trainer needs at least ${least.elements * elementBytes} bytes (${formatBytes(least.elements * elementBytes)}, ` +
+      `BPTT in segments of ${least.segmentLength} steps at τ = ${tau}, batch ${cfg.batch}, ${cfg.dtype}); nothing was written`,
+    );
+  }
+  const emitted = withContext(() => emitInContext(cfg, segmented(tau, length, budgetBytes), within));
+  if (!('source' in emitted) || emitted.arena.elements !== segmentedElements(arena, tau, length)) {
+    throw new Error(`emit: the arena at segments of ${length} steps is not the one measured at ${probeLength}`);
+  }
+  return emitted;
+}
+
+/**
+ * The trainer, BPTT as `schedule` says (undefined: full storage, no budget); only the arena's
+ * measure when it would hold more than `within` elements.
+ */
+function emitInContext(cfg: TrainerConfig, schedule: BpttSchedule | undefined, within: number): EmittedTrainer | OverBudget {
+  const segmentLength = schedule?.storage === 'segments' ? schedule.segmentLength : undefined;
   const { batch: B, tau: T } = cfg;
   // The model is traced by the DSL (nodes remember the user's line); what the compiler derives
   // from it is built without reading the stack for every node.
@@ -97,6 +148,7 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
   // step nodes): unrolled 835 µs/step (V8 leaves the one huge function unoptimized), rolled
   // 37 µs/step; straight-line code never won, even at τ = 10. Unrolled only when asked for.
   const form: Form = requested === 'auto' ? 'rolled' : requested;
+  if (segmentLength !== undefined && form !== 'rolled') throw new UnfoldError('emit: BPTT in segments (a memory budget) is the rolled form\'s; the unrolled form keeps every step');
   if (cfg.gradFlow && form !== 'rolled') throw new UnfoldError('emit: the gradient flow is recorded by the rolled form\'s reverse loop; the unrolled form has none');
   if (cfg.gradFlow && rec.program) throw new UnfoldError(`emit: the gradient flow through time is recorded for a single recurrence; model "${cfg.model.name}" has ${rec.program.stages.length} scans (layers or directions)`);
 
@@ -141,7 +193,8 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
   const dataSize = region(() => {
     inputSeqs = rec.input.map((x) => seq(sizeOf(x.node.shape), T));
     targetSeq = seq(B * O, T);
-    stateSeqs = rec.state.map((s) => seq(sizeOf(s.node.shape), T + 1));
+    // Segmented, the checkpoints: the state before each segment, and after the last.
+    stateSeqs = rec.state.map((s) => seq(sizeOf(s.node.shape), segmentLength === undefined ? T + 1 : Math.ceil(T / segmentLength) + 1));
     if (lengths) maskSeq = seq(B, T);
     if (weighted) weightSeq = seq(rows, T);
     normOff = arena.reserve(1);
@@ -162,7 +215,7 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
     }
   });
 
-  const layout: KernelLayout = { arena, pinned, inputSeqs, targetSeq, stateSeqs, outputSeqs, inputGradSeqs, stateGradOffs, grads, lossOff, maskSeq, weightSeq, normOff, gradFlowSeq, hiddenSeq };
+  const layout: KernelLayout = { arena, pinned, inputSeqs, targetSeq, stateSeqs, outputSeqs, inputGradSeqs, stateGradOffs, grads, lossOff, maskSeq, weightSeq, normOff, gradFlowSeq, hiddenSeq, segmentLength };
   const kernels = form === 'unrolled' ? unrolledKernels(unrolledTraining(), rec, kcfg, b, layout)
     : rec.program ? programKernels(rec, kcfg, b, layout) : rolledKernels(rec, kcfg, b, layout);
   const { train: trainBody, forward: forwardBody, tempSize, loopSize, residualSize, residualsPerStep, hoisted } = kernels;
@@ -192,6 +245,11 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
   const argName = (name: string) => `in_${name.replace(/\./g, '_')}`;
 
   const elements = arena.size;
+  if (elements > within) {
+    const own = kernels.segmentStorage;
+    const stateSize = stateSeqs.reduce((n, q) => n + q.stride, 0);
+    return { elements, segmentStorage: own && { perStep: own.perStep, perCheckpoint: own.perCheckpoint + stateSize } };
+  }
   const bytes = elements * (cfg.dtype === 'f32' ? 4 : 8);
   // Before any target lays out memory for it: an arena no typed array holds is the user's sizes, said so.
   checkArenaFits({ elements, bytes }, cfg);
@@ -202,6 +260,7 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
     form,
     residualsPerStep,
     hoisted,
+    ...(schedule ? { schedule } : {}),
     regions: {
       params: paramsSize, grads: gradsSize, data: dataSize, outputs: outputsSize,
       residuals: residualSize, loop: loopSize, temporaries: tempSize, optimizer: optimizerSize,
@@ -220,6 +279,7 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
     ` * @generated by unfold ${COMPILER_VERSION} from ${cfg.source} — do not edit; regenerate with \`npm run codegen\`.`,
     ` * model ${cfg.model.name}: batch ${B}, τ = ${T}, ${cfg.dtype}, loss ${cfg.loss.kind}, ${optimizerText}${cfg.clipNorm !== undefined ? `, clip-norm ${cfg.clipNorm}` : ''}${cfg.carryState ? ', state carried (truncated BPTT)' : ''}.`,
     ` * Form: ${form}${form === 'rolled' ? ' (loops over t; the reverse loop applies the step body\'s own VJP)' : ' (straight-line code over the τ steps)'}. Arena: ${elements} elements (${bytes} bytes).`,
+    ...(segmentLength !== undefined ? [` * BPTT in segments of ${segmentLength} steps (a memory budget): the states kept before each segment, its forward run again before its reverse loop.`] : []),
     ...(wasm ? [` * Target: wasm: ${wasm.report.kernels.length} kernels (matrix products, element-wise chains) in WebAssembly SIMD (${wasm.report.moduleBytes} bytes), embedded below.`] : []),
     ` * Standalone: imports nothing.`,
     ` */`,
@@ -287,7 +347,7 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
     sequenceCopy('target', targetSeq, B, 'T', O),
   ];
   const bindWindow = [firstSequence, ...bindInputs, ...bindTarget, `this.setWindow(T${lengths ? ', lengths' : ''});`];
-  const finalOf = (i: number) => `${stateSeqs[i]!.base} + T * ${stateSeqs[i]!.stride}`;
+  const finalOf = (i: number) => `${stateSeqs[i]!.base} + ${finalStateIndex(segmentLength)} * ${stateSeqs[i]!.stride}`;
   // setWindow: the validity mask, the loss weights and N of a window of T steps and its lengths.
   const rowLength = lengths ? 'lengths === undefined ? T : lengths[r]!' : 'T';
   const compared = over === 'last' ? 't === n - 1' : 't < n';
@@ -305,6 +365,19 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
     '}',
     `A[${normOff}] = ${unit === 0 ? '1' : over === 'last' ? `${unit * rows}` : `${numberLiteral(unit)} * total`};`,
   ];
+
+  const finalStateMethod = (doc: string) => ({
+    name: 'finalState',
+    docs: [doc],
+    returnType: 'Record<string, TensorData>',
+    statements: [
+      'const A = this.arena;',
+      'const T = this.T;',
+      'return {',
+      ...stateInfo.map((s, i) => `  ${JSON.stringify(s.name)}: { shape: [${s.shape.join(', ')}], data: Array.from(A.subarray(${finalOf(i)}, ${finalOf(i)} + ${s.size})) },`),
+      '};',
+    ],
+  });
 
   if (wasm) sf.addStatements(wasm.declarations);
   sf.addClass({
@@ -484,18 +557,9 @@ function emitInContext(cfg: TrainerConfig): EmittedTrainer {
               sequenceCopy('result', hiddenSeq, B, 'T', hiddenSize / B, true),
               'return result;',
             ],
-          }, {
-            name: 'finalState',
-            docs: ['Each state after the last window, by state name, [L·D, B, H] in PyTorch\'s order (h_n, c_n): the initial state of the next window when the state is carried.'],
-            returnType: 'Record<string, TensorData>',
-            statements: [
-              'const A = this.arena;',
-              'const T = this.T;',
-              'return {',
-              ...stateInfo.map((s, i) => `  ${JSON.stringify(s.name)}: { shape: [${s.shape.join(', ')}], data: Array.from(A.subarray(${finalOf(i)}, ${finalOf(i)} + ${s.size})) },`),
-              '};',
-            ],
-          }]
+          }, finalStateMethod('Each state after the last window, by state name, [L·D, B, H] in PyTorch\'s order (h_n, c_n): the initial state of the next window when the state is carried.')]
+        : segmentLength !== undefined
+        ? [finalStateMethod('Each state after the last window, by state name (BPTT in segments keeps no state sequence): the initial state of the next window when the state is carried.')]
         : [{
             name: 'stateSequence',
             docs: ['Every state of the last window, s(0) … s(T), by state name: shape [T + 1, ...state shape] (under lengths, a row holds its state after its last valid step).'],
