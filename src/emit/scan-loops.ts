@@ -56,6 +56,12 @@ function accumulations(body: NonNullable<Node['body']>, nc: number): (Node | und
   });
 }
 
+/** Rows of step t in a stacked [s0, T, ...] value: outer rows of `inner` elements. */
+function rows(step: readonly number[]): { outer: number; inner: number } {
+  const a = timeAxis(step.length);
+  return { outer: sizeOf(step.slice(0, a)), inner: sizeOf(step.slice(a)) };
+}
+
 /** The lowering of every scan node (nested ones too), for emitKernel. */
 export function scanLoops(opts: ScanLoopOptions, depth = 0): LoopLowering {
   return (n, out, inputs) => {
@@ -78,10 +84,24 @@ export function scanLoops(opts: ScanLoopOptions, depth = 0): LoopLowering {
     const cur: number[] = [], next: (number | undefined)[] = [];
     plain.forEach((i, k) => ((cur[i] = plainCur[k]!), (next[i] = plainNext[k]!)));
     carrySizes.forEach((size, i) => { if (deltas[i]) cur[i] = region([size])[0]!; });
+    const t = `t${depth}`, i = `i${depth}`;
+    // Step t of a stacked value whose steps are contiguous blocks ([1, T, ...], or [T] of scalars: a
+    // VJP's own stacks are laid out so) is read and written where it lives; other layouts ([B, T, ...]:
+    // B rows per step, T apart) are copied into a slot of the step and out of it.
     const xSteps = body.inputs.slice(nc, nc + nx);
-    const xOff = region(xSteps.map((p) => sizeOf(p.shape)));
     const ys = body.outputs.slice(nc);
-    const yOff = region(ys.map((y) => sizeOf(y.shape)));
+    const inPlace = (step: readonly number[], buf?: Buf) => rows(step).outer === 1 && buf?.literal === undefined && !buf?.transposed;
+    const xDirect = xSteps.map((p, j) => inPlace(p.shape, inputs[nc + j]));
+    const yDirect = ys.map((y) => inPlace(y.shape));
+    const declared: string[] = [];
+    const at = (name: string, base: Offset, inner: number): string => {
+      declared.push(`const ${name} = ${plus(base, `${t} * ${inner}`)};`);
+      return name;
+    };
+    const xCopied = region(xSteps.map((p, j) => (xDirect[j] ? 0 : sizeOf(p.shape))));
+    const xOff: Offset[] = xSteps.map((p, j) => (xDirect[j] ? at(`x${depth}_${j}`, inputs[nc + j]!.off, sizeOf(p.shape)) : xCopied[j]!));
+    const yCopied = region(ys.map((y, j) => (yDirect[j] ? 0 : sizeOf(y.shape))));
+    const yOff: Offset[] = ys.map((y, j) => (yDirect[j] ? at(`y${depth}_${j}`, plus(out.off, parts[nc + j]!.offset), sizeOf(y.shape)) : yCopied[j]!));
     // Consts: read where they live; a literal (a fill) gets a slot, filled before the loop.
     const constBufs = inputs.slice(nc + nx);
     const constPh = body.inputs.slice(nc + nx);
@@ -104,21 +124,17 @@ export function scanLoops(opts: ScanLoopOptions, depth = 0): LoopLowering {
     // Planned once to learn the temporaries' size, then at the region reserved for them.
     const tempBase = opts.reserve(planOutputs(slots, pinned, 0).tempSize);
     const plan = planOutputs(slots, pinned, tempBase);
-    const t = `t${depth}`, i = `i${depth}`;
     const stepCode = emitKernel(plan, opts.target, scanLoops(opts, depth + 1), t);
 
-    /** Rows of step t in a stacked [s0, T, ...] value: outer rows of `inner` elements. */
-    const rows = (step: readonly number[]) => {
-      const a = timeAxis(step.length);
-      return { outer: sizeOf(step.slice(0, a)), inner: sizeOf(step.slice(a)) };
-    };
-    const stepIn = xSteps.map((p, j) => {
+    const stepIn = xSteps.flatMap((p, j) => {
+      if (xDirect[j]) return [];
       const { outer, inner } = rows(p.shape);
       const src = inputs[nc + j]!;
       if (src.literal !== undefined) return copyInto(xOff[j]!, src, 0, outer * inner);
       return `for (let r = 0; r < ${outer}; r++) ${copyInto(`${xOff[j]} + r * ${inner}`, src, `(r * ${T} + ${t}) * ${inner}`, inner)}`;
     });
-    const stepOut = ys.map((y, j) => {
+    const stepOut = ys.flatMap((y, j) => {
+      if (yDirect[j]) return [];
       const { outer, inner } = rows(y.shape);
       const dst = plus(out.off, parts[nc + j]!.offset);
       return `for (let r = 0; r < ${outer}; r++) A.copyWithin(${dst} + (r * ${T} + ${t}) * ${inner}, ${yOff[j]} + r * ${inner}, ${yOff[j]} + (r + 1) * ${inner});`;
@@ -131,7 +147,8 @@ export function scanLoops(opts: ScanLoopOptions, depth = 0): LoopLowering {
         ...inputs.slice(0, nc).map((b, k) => copyInto(cur[k]!, b, 0, carrySizes[k]!)),
         `for (let ${i} = 0; ${i} < ${T}; ${i}++) {`,
         ...indent([
-          ...(stepIn.length + stepOut.length || opts.target.checkNumerics ? [`const ${t} = ${reverse ? `${T - 1} - ${i}` : i};`] : []),
+          ...(stepIn.length + stepOut.length + declared.length || opts.target.checkNumerics ? [`const ${t} = ${reverse ? `${T - 1} - ${i}` : i};`] : []),
+          ...declared,
           ...stepIn,
           ...stepCode,
           ...(carrySize ? [`A.copyWithin(${plainCur[0]}, ${plainNext[0]}, ${plainNext[0]! + carrySize});`] : []),

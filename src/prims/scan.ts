@@ -172,19 +172,20 @@ export const scan: PrimDef = {
     // The forward again, also yielding the carry each step reads and the residuals its VJP reads —
     // stored per step, as JAX's partial evaluation of scan does, not recomputed in the backward scan.
     // (merge-scans reads the model's own forward scan from this one, so the forward runs once.)
-    const history = b.scan({ init, xs, consts, length, reverse, body: { inputs: body.inputs, outputs: [...body.outputs, ...cPh, ...residuals] } });
-    const historyYs = scanResults(b, history).slice(body.outputs.length);
-    const prevs = historyYs.slice(0, nc), stored = historyYs.slice(nc);
-    const rPh = residuals.map((r, i) => b.placeholder(`r${i}`, r.shape));
-    const gb = residuals.length > 0 ? rebind(g, new Map(residuals.map((r, i) => [r, rPh[i]!]))) : g;
+    // Each is stacked as one block per step ([1, T, n]), which a loop reads and writes in place.
+    const saved = [...cPh, ...residuals];
+    const history = b.scan({ init, xs, consts, length, reverse, body: { inputs: body.inputs, outputs: [...body.outputs, ...saved.map((v) => flatStep(b, v))] } });
+    const stacks = scanResults(b, history).slice(body.outputs.length);
+    const savedPh = saved.map((v, i) => b.placeholder(i < nc ? `${String(v.attrs['name'])}(t-1)` : `r${i - nc}`, flatStep(b, v).shape));
+    const gb = rebind(g, new Map(saved.map((v, i) => [v, b.reshape(savedPh[i]!, v.shape)])));
     const backward = b.scan({
       init: [...dParts.slice(0, nc), ...consts.map((k) => b.scalar(0, k.shape))],
-      xs: [...prevs, ...xs, ...dParts.slice(nc), ...stored],
+      xs: [...stacks.slice(0, nc), ...xs, ...dParts.slice(nc), ...stacks.slice(nc)],
       consts,
       length,
       reverse: !reverse,
       body: {
-        inputs: [...dcPh, ...accPh, ...cPh, ...xPh, ...dyPh, ...rPh, ...kPh],
+        inputs: [...dcPh, ...accPh, ...savedPh.slice(0, nc), ...xPh, ...dyPh, ...savedPh.slice(nc), ...kPh],
         outputs: [...gb.slice(0, nc), ...accPh.map((a, k) => b.add(a, gb[nc + nx + k]!)), ...gb.slice(nc, nc + nx)],
       },
     });
@@ -193,6 +194,11 @@ export const scan: PrimDef = {
   },
   emit: { kind: 'loop' },
 };
+
+/** A per-step value as one row [1, n] (a scalar stays one): stacked, each step's block is contiguous. */
+function flatStep(b: Builder, v: Node): Node {
+  return v.shape.length === 0 ? v : b.reshape(v, [1, sizeOf(v.shape)]);
+}
 
 /**
  * The forward values of a step that its VJP `g` reads: those that depend on the step (its carries
