@@ -144,6 +144,11 @@ export function emitKernel(plan: KernelPlan, target: EmitTarget, loop?: LoopLowe
       lines.push(`${ARENA}.copyWithin(${to}, ${src.off}, ${offsetPlus(src, size)});`);
       continue;
     }
+    // Adding a block into another (a gradient summed from two places, a scan's accumulated carry) is the target's element-wise kernel.
+    if (accumulate && target.kernels && size >= 4 && src.arr === ARENA && src.literal === undefined && !src.transposed) {
+      lines.push(target.kernels.elementwise({ read: src.off }, size, to, true));
+      continue;
+    }
     lines.push(size === 1 ? `${at(dst, 0)} ${store} ${at(src, 0)};` : `for (let i = 0; i < ${size}; i++) ${at(dst, 'i')} ${store} ${at(src, 'i')};`);
   }
   return lines;
