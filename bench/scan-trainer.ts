@@ -1,0 +1,56 @@
+// Benchmark (not a test): the built-in cells trained two ways — the program trainer of cell() (a
+// rolled loop per stage, hand-written pullback) and the graph trainer of the same cell as scans
+// (cellScans: the scan primitive's VJP, a loop per scan) — on the bench's H = 128 shapes, in one
+// process with their steps interleaved (a shared machine's load drifts). Reports CPU ms per step of
+// each and their ratio, and the first step's loss of each (the same model, init and data: they
+// agree to float32 rounding). How far the graph trainer is from replacing programs (issue 19).
+// Run: npx tsx bench/scan-trainer.ts [rounds] [--target ts|wasm]
+import { cell, cellScans, type CellKind } from '../src/cells/rnn.ts';
+import { defineModel } from '../src/dsl/model.ts';
+import { graphModel } from '../src/dsl/graph-model.ts';
+import { input } from '../src/dsl/recurrence.ts';
+import { emitGraphTrainer, type GraphTrainerInstance } from '../src/emit/graph-trainer.ts';
+import { importTrainer } from '../src/emit/load.ts';
+import { emitTrainer } from '../src/emit/trainer.ts';
+
+const args = process.argv.slice(2);
+const target = args.includes('--target') ? (args[args.indexOf('--target') + 1] as 'ts' | 'wasm') : 'wasm';
+const rounds = Number(args.find((a) => /^\d+$/.test(a)) ?? 10);
+const B = 16, T = 50, I = 8, H = 128, O = 8;
+const shapes: { name: string; kind: CellKind; layers: number; bidirectional: boolean }[] = [
+  { name: 'lstm', kind: 'lstm', layers: 1, bidirectional: false },
+  { name: 'stacked', kind: 'lstm', layers: 2, bidirectional: false },
+  { name: 'bidir', kind: 'gru', layers: 1, bidirectional: true },
+];
+
+const x = new Float64Array(B * T * I).map((_, i) => Math.sin(0.1 * i));
+const y = new Float64Array(B * T * O).map((_, i) => Math.cos(0.1 * i));
+const median = (a: readonly number[]) => [...a].sort((p, q) => p - q)[a.length >> 1]!;
+const cpuMs = (f: () => number): { ms: number; loss: number } => {
+  const c0 = process.cpuUsage();
+  const loss = f();
+  const c = process.cpuUsage(c0);
+  return { ms: (c.user + c.system) / 1000, loss };
+};
+
+for (const s of shapes) {
+  const spec = { input: I, hidden: H, output: O, layers: s.layers, bidirectional: s.bidirectional };
+  const program = defineModel({ name: s.name, build: (batch) => cell(s.kind, { ...spec, batch }) });
+  const scans = defineModel({
+    name: s.name,
+    graph: (batch) => {
+      const xs = input('x', [batch, T, I]), ys = input('y', [batch, T, O]);
+      const net = cellScans(s.kind, { ...spec, batch }, { x: xs });
+      return graphModel({ inputs: { x: xs, y: ys }, outputs: { o: net.o }, params: net.params });
+    },
+  });
+  const common = { source: 'bench/scan-trainer.ts', batch: B, dtype: 'f32' as const, loss: { kind: 'mse' as const }, optimizer: { name: 'adam' as const, lr: 0.001 }, target };
+  const p = (await importTrainer(emitTrainer({ ...common, model: program, tau: T, carryState: false }))).createTrainer({ seed: 1 });
+  const g = (await importTrainer(emitGraphTrainer({ ...common, model: scans }).source)).createTrainer({ seed: 1 }) as unknown as GraphTrainerInstance;
+  const steps = [() => p.step(x, y), () => g.step({ x, y })];
+  const first = steps.map((f) => f());
+  const ms: number[][] = [[], []];
+  for (let r = 0; r < rounds; r++) steps.forEach((f, i) => ms[i]!.push(cpuMs(f).ms));
+  const [programMs, graphMs] = ms.map(median) as [number, number];
+  console.log(JSON.stringify({ workload: s.name, target, programCpuMsPerStep: programMs, graphCpuMsPerStep: graphMs, ratio: +(graphMs / programMs).toFixed(3), firstLoss: first }));
+}
