@@ -27,7 +27,7 @@ export async function codegenFiles(): Promise<GeneratedFile[]> {
     if (model.graph) {
       // A graph of scans: its own trainer (a loop per scan), at the task's batch size.
       const cfg = trainerConfig('codegen', model, source, { target: 'ts' });
-      const emitted = emitGraphTrainer({ model, source, batch: cfg.batch, dtype: cfg.dtype, loss: cfg.loss, optimizer: cfg.optimizer, ...(cfg.seed !== undefined ? { seed: cfg.seed } : {}), originComments: true });
+      const emitted = emitGraphTrainer({ model, source, batch: cfg.batch, dtype: cfg.dtype, loss: cfg.loss, optimizer: cfg.optimizer, ...(cfg.seed !== undefined ? { seed: cfg.seed } : {}), target: 'ts', originComments: true });
       for (const f of trainerFiles(emitted.source)) out.push({ path: `codegen/${model.name}/${f.name}`, content: f.content });
       continue;
     }

@@ -126,17 +126,21 @@ export function scanLoops(opts: ScanLoopOptions, depth = 0): LoopLowering {
     const plan = planOutputs(slots, pinned, tempBase);
     const stepCode = emitKernel(plan, opts.target, scanLoops(opts, depth + 1), t);
 
+    const kernels = opts.target.kernels;
     const stepIn = xSteps.flatMap((p, j) => {
       if (xDirect[j]) return [];
       const { outer, inner } = rows(p.shape);
       const src = inputs[nc + j]!;
       if (src.literal !== undefined) return copyInto(xOff[j]!, src, 0, outer * inner);
+      // A target with its own kernels copies the rows in one call (rows T·inner apart into a block).
+      if (kernels) return kernels.copy(outer, inner, inner, T * inner, xOff[j]!, plus(src.off, `${t} * ${inner}`));
       return `for (let r = 0; r < ${outer}; r++) ${copyInto(`${xOff[j]} + r * ${inner}`, src, `(r * ${T} + ${t}) * ${inner}`, inner)}`;
     });
     const stepOut = ys.flatMap((y, j) => {
       if (yDirect[j]) return [];
       const { outer, inner } = rows(y.shape);
       const dst = plus(out.off, parts[nc + j]!.offset);
+      if (kernels) return kernels.copy(outer, inner, T * inner, inner, plus(dst, `${t} * ${inner}`), yOff[j]!);
       return `for (let r = 0; r < ${outer}; r++) A.copyWithin(${dst} + (r * ${T} + ${t}) * ${inner}, ${yOff[j]} + r * ${inner}, ${yOff[j]} + (r + 1) * ${inner});`;
     });
     const carrySize = plain.reduce((a, i) => a + carrySizes[i]!, 0);
@@ -163,8 +167,8 @@ export function scanLoops(opts: ScanLoopOptions, depth = 0): LoopLowering {
     const fixed = typeof out.off === 'number' && inputs.every((b) => typeof b.off === 'number');
     if (!opts.functions || depth > 0 || !fixed) return code.join('\n');
     const name = `scan${opts.functions.defs.length}`;
-    const kernels = opts.functions.kernels;
-    opts.functions.defs.push([`function ${name}(A: ${opts.functions.arena}${kernels ? `, ${KERNELS}: ${kernels}` : ''}): void {`, ...indent(code), '}'].join('\n'));
-    return `${name}(A${kernels ? `, ${KERNELS}` : ''});`;
+    const kernelType = opts.functions.kernels;
+    opts.functions.defs.push([`function ${name}(A: ${opts.functions.arena}${kernelType ? `, ${KERNELS}: ${kernelType}` : ''}): void {`, ...indent(code), '}'].join('\n'));
+    return `${name}(A${kernelType ? `, ${KERNELS}` : ''});`;
   };
 }
