@@ -265,6 +265,40 @@ describe('unfold grad and show on graphs/translate.ts', () => {
     }
   });
 
+  it('train: --val scores held-out windows every --val-every steps; --lr-schedule and the loss history resume exactly from a checkpoint; --early-stop keeps the best parameters', async () => {
+    const dir = tmpDir();
+    const val = path.join(dir, 'val.json');
+    const window = (k: number) => { const w = model.task!.window(k); return { x: { shape: [...w.x!.shape], data: Array.from(w.x!.data) }, y: { shape: [...w.y.shape], data: Array.from(w.y.data) } }; };
+    fs.writeFileSync(val, JSON.stringify({ windows: [window(5000), window(5001)] }));
+    type Line = { step: number; loss: number; val?: { loss: number; accuracy: number; items: number } };
+    const lines = (stdout: string) => stdout.trim().split('\n').map((l) => JSON.parse(l) as Line);
+    const common = ['--val', val, '--val-every', '2', '--lr-schedule', 'step:2:0.5', '--log-json', '--no-plots'];
+    const straight = await unfold('train', 'graphs/translate.ts', '--steps', '6', ...common);
+    expect(straight.code, straight.stderr).toBe(0);
+    const all = lines(straight.stdout);
+    expect(all.map((l) => l.step)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(all.filter((l) => l.val).map((l) => l.step)).toEqual([2, 4, 6]);
+    for (const l of all.filter((l) => l.val)) expect(l.val!.items).toBe(2 * 32 * 6);
+    // Three steps, saved; three more from the checkpoint alone (its model file, schedule and history): the straight run's losses.
+    const ck = path.join(dir, 'ck.json');
+    const first = await unfold('train', 'graphs/translate.ts', '--steps', '3', ...common, '--save', ck);
+    expect(first.code, first.stderr).toBe(0);
+    const saved = JSON.parse(fs.readFileSync(ck, 'utf8')) as Record<string, unknown>;
+    expect(saved['unfold.model']).toMatchObject({ file: 'graphs/translate.ts' });
+    expect(saved['unfold.schedule']).toMatchObject({ spec: 'step:2:0.5' });
+    expect((saved['train.losses'] as Tensor).data).toEqual(all.slice(0, 3).map((l) => l.loss));
+    const rest = await unfold('train', '--params', ck, '--steps', '3', '--log-json', '--no-plots');
+    expect(rest.code, rest.stderr).toBe(0);
+    expect(lines(rest.stdout).map((l) => [l.step, l.loss])).toEqual(all.slice(3).map((l) => [l.step, l.loss]));
+    // An lr this large makes the validation loss rise at once: the run stops, --save holds the best parameters and the last go beside it.
+    const best = path.join(dir, 'best.json');
+    const stopped = await unfold('train', 'graphs/translate.ts', '--steps', '40', '--lr', '0.5', '--val', val, '--val-every', '2', '--early-stop', '1', '--save', best, '--log-json', '--no-plots');
+    expect(stopped.code, stopped.stderr).toBe(0);
+    expect(lines(stopped.stdout).length).toBeLessThan(40);
+    expect(fs.existsSync(path.join(dir, 'best.last.json'))).toBe(true);
+    expect((JSON.parse(fs.readFileSync(best, 'utf8')) as Record<string, Tensor>)['train.steps']!.data[0]).toBeLessThan((JSON.parse(fs.readFileSync(path.join(dir, 'best.last.json'), 'utf8')) as Record<string, Tensor>)['train.steps']!.data[0]!);
+  });
+
   it('train: a real SIGINT finishes the step, saves interrupted.json and exits 130; --params goes on from it', async () => {
     const dir = tmpDir();
     const out = path.join(dir, 'out');

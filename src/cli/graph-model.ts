@@ -180,17 +180,25 @@ export function decodeGreedy(def: ModelDef, dataFile: string, paramsFile: string
  * item (each (row, step) of a [B, T, O] output), so windows of any batch size combine.
  */
 export function evaluateGraphModel(def: ModelDef, file: string, paramsFile: string, loss: LossSpec): Metrics {
-  if ((loss.over ?? 'all') !== 'all') throw new UnfoldError(`evaluate: --loss-over ${loss.over} compares each row's last step of one recurrence; model ${def.name} is a graph of scans, whose loss reads its whole outputs`);
-  const windows = readWindowsFile(file);
   let params: Map<string, Tensor> | undefined;
+  return graphMetrics(def, file, readWindowsFile(file), (model) => (params ??= readGraphParams(paramsFile, model)), loss);
+}
+
+/**
+ * The loss (and for cross-entropy the accuracy) of a graph model over windows (forward only, through
+ * the interpreter): the item-weighted mean over every window, whatever its batch size. `paramsFor`
+ * gives the parameters, checked against the model built at the first window's batch size.
+ */
+export function graphMetrics(def: ModelDef, file: string, windows: readonly Pick<Window, 'x' | 'y' | 'lengths'>[], paramsFor: (model: GraphModel) => ReadonlyMap<string, Tensor>, loss: LossSpec): Metrics {
+  if ((loss.over ?? 'all') !== 'all') throw new UnfoldError(`evaluate: --loss-over ${loss.over} compares each row's last step of one recurrence; model ${def.name} is a graph of scans, whose loss reads its whole outputs`);
   const tally = emptyTally();
   let features = 1;
   windows.forEach((w, k) => {
     const tensors = windowTensors(w);
-    const batch = w.x.shape[0]!;
+    const batch = (w.x ?? w.y).shape[0]!;
     const model = def.graph!(batch, { lengths: w.lengths !== undefined });
     checkTensorMap(tensors, new Map(model.inputs.map((x) => [x.name, x.node.shape])), { file: `${file}: window ${k}`, kind: 'data tensor' });
-    params ??= readGraphParams(paramsFile, model);
+    const params = paramsFor(model);
     const out = loss.output === undefined ? model.outputs[0]! : model.outputs.find((o) => o.name === loss.output);
     if (!out) throw new UnfoldError(`loss: no output "${loss.output}" (outputs: ${model.outputs.map((o) => o.name).join(', ')})`);
     const o = evaluate({ outputs: [out] }, params, tensors).get(out.name)!;

@@ -1,6 +1,8 @@
 // `unfold train` for a graph model: its generated trainer (a loop per scan) run on its task's
-// batches or a windows file, the loss on the console or as JSON lines, an atomic checkpoint
-// (parameters, optimizer state, steps taken) that `--params` resumes exactly, and the loss plot.
+// batches or a windows file, the loss on the console or as JSON lines, a learning-rate schedule,
+// validation on held-out windows (early stopping keeps the best parameters), atomic checkpoints
+// (parameters, optimizer state, steps taken, schedule, loss history, the model file) that `--params`
+// resumes exactly, and the loss plot of the whole run.
 import path from 'node:path';
 import { UnfoldError } from '../ir/errors.ts';
 import type { Tensor } from '../ir/tensor.ts';
@@ -10,7 +12,11 @@ import { importTrainer } from '../emit/load.ts';
 import { makeDirectory, writeFileAtomic } from '../io/atomic-write.ts';
 import { checkTensorMap, formatTensorFile, readTensorMap, readWindowsFile } from '../io/tensor-file.ts';
 import { lossPlotSvg } from '../plot/training.ts';
-import { checkpointEntries, OPTIMIZER_STATE, OPTIMIZER_STEPS, readResume, TRAIN_POSITION, TRAIN_RANDOM, TRAIN_STEPS } from './checkpoint.ts';
+import { checkpointEntries, MODEL_RECORD, OPTIMIZER_STATE, OPTIMIZER_STEPS, readCheckpointRecords, readResume, SCHEDULE_RECORD, TRAIN_LOSSES, TRAIN_POSITION, TRAIN_RANDOM, TRAIN_STEPS, type ModelRecord } from './checkpoint.ts';
+import { scheduleFor } from './lr-schedule.ts';
+import { formatLoss, validationText } from './train-report.ts';
+import { lastCheckpointPath, Validation, type ValidationFlags } from './train-validation.ts';
+import type { Metrics } from './metrics.ts';
 import type { TrainerConfig } from '../emit/config.ts';
 import { TrainingSignals } from './train-signals.ts';
 import { numericsReport } from '../emit/trainer-text.ts';
@@ -27,9 +33,17 @@ export interface GraphTrainOptions {
   readonly data: string | undefined;
   readonly params: string | undefined;
   readonly save: string | undefined;
+  /** Save every N steps as well as at the end. */
+  readonly saveEvery?: number | undefined;
   readonly logJson: boolean;
   /** The directory of loss.svg (undefined: no plots). */
   readonly outDir: string | undefined;
+  /** --lr-schedule as written. */
+  readonly schedule?: string | undefined;
+  /** --val FILE, --val-every, --early-stop. */
+  readonly validation?: ValidationFlags | undefined;
+  /** What checkpoints record of the model (the file and its hash). */
+  readonly record: ModelRecord;
 }
 
 
@@ -60,12 +74,15 @@ export async function trainGraphModel(o: GraphTrainOptions): Promise<number> {
 
   // --params: parameters, and (a checkpoint of this command) the optimizer state and the steps taken.
   let done = 0;
+  let history: number[] | undefined;
   if (o.params !== undefined) {
     const all = readTensorMap(o.params);
     const problems: string[] = [];
     const resume = readResume(all, o.params, problems);
     if (problems.length) throw new UnfoldError(problems.join('\n'));
-    const params = new Map([...all].filter(([k]) => ![OPTIMIZER_STEPS, OPTIMIZER_STATE, TRAIN_STEPS, TRAIN_POSITION, TRAIN_RANDOM].includes(k)));
+    const params = new Map([...all].filter(([k]) => ![OPTIMIZER_STEPS, OPTIMIZER_STATE, TRAIN_STEPS, TRAIN_POSITION, TRAIN_RANDOM, TRAIN_LOSSES].includes(k)));
+    const saved = all.get(TRAIN_LOSSES);
+    if (saved) history = Array.from(saved.data);
     checkTensorMap(params, new Map(built.params.map((p) => [p.name, p.node.shape])), { file: o.params, kind: 'parameter' });
     trainer.setParams(Object.fromEntries([...params].map(([k, t]) => [k, t.data])));
     const state = all.get(OPTIMIZER_STATE), steps = all.get(OPTIMIZER_STEPS);
@@ -88,12 +105,32 @@ export async function trainGraphModel(o: GraphTrainOptions): Promise<number> {
     done = resume?.steps ?? 0;
   }
 
-  if (!o.logJson) process.stdout.write(`${o.command}: ${model.name} (${o.source}), a graph of scans, batch ${batch}, ${total} steps; compiling the trainer took ${compileSeconds.toFixed(2)} s\n`);
+  // A checkpoint from before histories were kept has none: then neither has the next one.
+  if (history === undefined && done === 0) history = [];
+  const schedule = scheduleFor(o.schedule, o.params !== undefined ? readCheckpointRecords(o.params).schedule : undefined, cfg.optimizer.lr, o.params);
+  const validation = o.validation && Validation.forGraph(o.validation, model, cfg.loss, fileWindows?.length, total);
+  // With --early-stop, --save holds the best parameters by validation loss and the last ones go beside it.
+  const keepBest = validation?.patience !== undefined && o.save !== undefined;
+  const lastFile = keepBest ? lastCheckpointPath(o.save!) : o.save;
+  const records = new Map<string, unknown>([[MODEL_RECORD, o.record]]);
   const losses: number[] = [];
+  /** Writes the checkpoint after `taken` steps of this run. */
+  const save = (file: string, taken: number): void => {
+    if (schedule) records.set(SCHEDULE_RECORD, schedule.state());
+    // Parameters as tensors; the optimizer state, steps taken and loss history beside them (a safetensors file's __metadata__).
+    const params = new Map<string, Tensor>(Object.entries(trainer.getParams()).map(([k, t]) => [k, { shape: t.shape, data: Float64Array.from(t.data) }]));
+    const bookkeeping = checkpointEntries({ steps: done + taken, window: done + taken, time: 0 }, trainer.getOptimizerState());
+    if (trainer.getRandomState) bookkeeping.set(TRAIN_RANDOM, { shape: [1], data: Float64Array.of(trainer.getRandomState()) });
+    if (history) bookkeeping.set(TRAIN_LOSSES, { shape: [history.length + taken], data: Float64Array.from([...history, ...losses.slice(0, taken)]) });
+    writeFileAtomic(file, formatTensorFile(file, params, bookkeeping, cfg.dtype === 'f32' ? 'F32' : 'F64', records));
+  };
+
+  if (!o.logJson) process.stdout.write(`${o.command}: ${model.name} (${o.source}), a graph of scans, batch ${batch}, ${total} steps; compiling the trainer took ${compileSeconds.toFixed(2)} s\n`);
   const every = Math.max(1, Math.floor(total / 10));
   // SIGINT/SIGTERM: the step in flight finishes, then the run saves and draws like a finished one, and exits 130.
   const signals = new TrainingSignals();
   let taken = 0;
+  let stoppedEarly = false;
   try {
   for (let k = 0; k < total; k++) {
     if (await signals.poll()) break;
@@ -101,37 +138,54 @@ export async function trainGraphModel(o: GraphTrainOptions): Promise<number> {
     const w = windowAt(step);
     checkTensorMap(w, expected, { file: o.data ?? `the task of ${o.source}`, kind: 'data tensor' });
     let loss: number;
+    if (schedule) trainer.lr = schedule.lr;
     try {
       loss = trainer.step(Object.fromEntries([...w].map(([name, t]) => [name, t.data])));
     } catch (e) {
       throw new UnfoldError(`step ${step + 1}: ${numericsReport(e) ?? (e as Error).message}`);
     }
+    schedule?.step();
     losses.push(loss);
     taken = k + 1;
-    if (o.logJson) process.stdout.write(JSON.stringify({ step: step + 1, loss }) + '\n');
-    else if ((k + 1) % every === 0 || k === total - 1) process.stdout.write(`step ${String(step + 1).padStart(5)}  loss ${loss.toFixed(6)}\n`);
+    let val: Metrics | undefined;
+    if (validation?.due(k + 1, total)) {
+      val = await validation.run(trainer.getParams(), k + 1);
+      // ReduceLROnPlateau: the rate of the next step follows this validation loss.
+      schedule?.validation(val.loss);
+      const { improved, stop } = validation.record(val.loss, k + 1);
+      if (improved && keepBest) save(o.save!, k + 1);
+      stoppedEarly = stop;
+    }
+    if (o.logJson) process.stdout.write(JSON.stringify({ step: step + 1, loss, ...(val ? { val } : {}) }) + '\n');
+    else if ((k + 1) % every === 0 || k === total - 1 || val) process.stdout.write(`step ${String(step + 1).padStart(5)}  loss ${loss.toFixed(6)}${val ? `  ${validationText(val)}` : ''}\n`);
+    if (stoppedEarly) break;
+    if (o.saveEvery !== undefined && lastFile !== undefined && (k + 1) % o.saveEvery === 0 && k + 1 < total) save(lastFile, k + 1);
   }
   } finally {
     signals.close();
   }
   const stopped = signals.received;
   // Interrupted without --save: the run still goes somewhere it can be continued from.
-  const saveTo = o.save ?? (stopped ? path.join(o.outDir ?? path.join('out', model.name), 'interrupted.json') : undefined);
+  const saveTo = lastFile ?? (stopped ? path.join(o.outDir ?? path.join('out', model.name), 'interrupted.json') : undefined);
 
   const written: string[] = [];
   if (saveTo !== undefined) {
-    if (o.save === undefined) makeDirectory(path.dirname(saveTo));
-    // Parameters as tensors; the optimizer state and steps taken beside them (a safetensors file's __metadata__).
-    const params = new Map<string, Tensor>(Object.entries(trainer.getParams()).map(([k, t]) => [k, { shape: t.shape, data: Float64Array.from(t.data) }]));
-    const bookkeeping = checkpointEntries({ steps: done + taken, window: done + taken, time: 0 }, trainer.getOptimizerState());
-    if (trainer.getRandomState) bookkeeping.set(TRAIN_RANDOM, { shape: [1], data: Float64Array.of(trainer.getRandomState()) });
-    writeFileAtomic(saveTo, formatTensorFile(saveTo, params, bookkeeping, cfg.dtype === 'f32' ? 'F32' : 'F64'));
+    if (saveTo !== lastFile) makeDirectory(path.dirname(saveTo));
+    save(saveTo, taken);
     written.push(saveTo);
   }
-  if (o.outDir !== undefined && losses.every((l) => l > 0)) {
+  if (stoppedEarly && !o.logJson) {
+    const best = validation!.best!;
+    process.stdout.write(`early stop after step ${done + taken}: ${validation!.patience} validation${validation!.patience === 1 ? '' : 's'} in a row without a validation loss below ${formatLoss(best.loss)} (after step ${done + best.step})${keepBest ? `; ${o.save} holds those parameters, ${lastFile} the last` : ''}\n`);
+  }
+  // The whole run: the checkpoint's history, then this run's steps (validations numbered on from it).
+  const whole = [...(history ?? []), ...losses];
+  const before = whole.length - losses.length;
+  const points = validation?.history.map((q) => ({ ...q, step: before + q.step })) ?? [];
+  if (o.outDir !== undefined && whole.every((l) => l > 0) && points.every((q) => q.loss > 0)) {
     makeDirectory(o.outDir);
     const file = path.join(o.outDir, 'loss.svg');
-    writeFileAtomic(file, await lossPlotSvg(losses, { title: `${model.name}: training loss` }));
+    writeFileAtomic(file, await lossPlotSvg(whole, points.length > 0 ? { title: `${model.name}: training loss per step, validation loss`, validation: points } : { title: `${model.name}: training loss` }));
     written.push(file);
   }
   if (stopped) {

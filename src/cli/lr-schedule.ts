@@ -165,3 +165,13 @@ export function parseScheduleState(value: unknown, file: string): ScheduleState 
   parseSchedule(v['spec'] as string);
   return v as unknown as ScheduleState;
 }
+
+/**
+ * The learning-rate schedule of this run: a checkpoint's own, continued exactly (unless
+ * --lr-schedule names another, which starts afresh from --lr), else --lr-schedule's, else none.
+ */
+export function scheduleFor(text: string | undefined, saved: ScheduleState | undefined, lr: number, file: string | undefined): LrSchedule | undefined {
+  if (saved && (text === undefined || text === saved.spec)) return new LrSchedule(saved.spec, saved.baseLr, saved);
+  if (saved && text !== undefined) process.stderr.write(`note: --params ${file} was on --lr-schedule ${saved.spec}; --lr-schedule ${text} starts afresh from lr ${lr}\n`);
+  return text !== undefined ? new LrSchedule(text, lr) : undefined;
+}

@@ -6,6 +6,9 @@ import type { ValidationPoint } from '../plot/training.ts';
 import { intFlag, numberFlag, UsageError, type Options } from './command.ts';
 import { Evaluator, type Head } from './evaluator.ts';
 import { metricsOf, type Metrics } from './metrics.ts';
+import { graphMetrics } from './graph-model.ts';
+import { readWindowsFile } from '../io/tensor-file.ts';
+import type { LossSpec } from '../transforms/loss.ts';
 import { fileSource, type DataSource } from './train-data.ts';
 import { heldOutTextSource, type TextData } from './text-data.ts';
 import type { TextRun } from './text-options.ts';
@@ -72,12 +75,10 @@ export class Validation {
   private since = 0;
 
   private constructor(
-    private readonly evaluator: Evaluator,
-    readonly src: DataSource,
-    private readonly cfg: TrainerConfig,
+    /** The loss (and accuracy, perplexity) of parameters over every held-out window. */
+    private readonly score: (params: Record<string, { data: ArrayLike<number> }>) => Promise<Metrics>,
     readonly every: number,
     readonly patience: number | undefined,
-    private readonly text: boolean,
   ) {}
 
   /**
@@ -93,8 +94,21 @@ export class Validation {
       src = fileSource(flags.file!, model, cfg.loss);
     }
     const evaluator = new Evaluator({ model, source, loss: cfg.loss, dtype: cfg.dtype, ...(cfg.target !== undefined ? { target: cfg.target } : {}), head }, src);
-    const every = flags.every ?? Math.max(1, stepsPerPass ?? Math.round(total / 10));
-    return new Validation(evaluator, src, cfg, every, flags.patience, text !== undefined);
+    const carry = text !== undefined;
+    const score = async (params: Record<string, { data: ArrayLike<number> }>) => metricsOf(await evaluator.evaluate(params, src.count ?? 1, carry), cfg.loss.kind, src.output, carry);
+    return new Validation(score, everyOf(flags, stepsPerPass, total), flags.patience);
+  }
+
+  /** A graph model's held-out windows file (its own inputs by name), scored forward through the interpreter. */
+  static forGraph(flags: ValidationFlags, model: ModelDef, loss: LossSpec, stepsPerPass: number | undefined, total: number): Validation {
+    const file = flags.file!;
+    const windows = readWindowsFile(file);
+    const score = async (params: Record<string, { shape?: readonly number[]; data: ArrayLike<number> }>) => {
+      const values = new Map(Object.entries(params).map(([k, t]) => [k, Float64Array.from(t.data)]));
+      // The trainer's parameters, shaped as the model declares them.
+      return graphMetrics(model, file, windows, (m) => new Map(m.params.map((p) => [p.name, { shape: [...p.node.shape], data: values.get(p.name)! }])), loss);
+    };
+    return new Validation(score, everyOf(flags, stepsPerPass, total), flags.patience);
   }
 
   /** Whether to validate after step k (1-based, of this run): every `every` steps and after the last. */
@@ -104,8 +118,7 @@ export class Validation {
 
   /** Scores the parameters on every held-out window (text: the state carried from window to window, as in training). */
   async run(params: Record<string, { data: ArrayLike<number> }>, k: number): Promise<Metrics> {
-    const tally = await this.evaluator.evaluate(params, this.src.count ?? 1, this.text);
-    const m = metricsOf(tally, this.cfg.loss.kind, this.src.output, this.text);
+    const m = await this.score(params);
     this.history.push({ step: k, loss: m.loss });
     return m;
   }
@@ -120,6 +133,11 @@ export class Validation {
     this.since++;
     return { improved: false, stop: this.patience !== undefined && this.since >= this.patience };
   }
+}
+
+/** Validation every `--val-every N` steps; by default once a pass over the training data, else a tenth of the run. */
+function everyOf(flags: ValidationFlags, stepsPerPass: number | undefined, total: number): number {
+  return flags.every ?? Math.max(1, stepsPerPass ?? Math.round(total / 10));
 }
 
 /** Where `--save FILE` puts the last parameters when --early-stop keeps the best ones in FILE: `ck.json` → `ck.last.json`. */

@@ -17,7 +17,7 @@ import { buildAt, initialKey, stateFileShape } from './run-data.ts';
 import { fileSource, piece, readStartValues, taskSource, type DataSource, type StartValues, type TrainWindow } from './train-data.ts';
 import { checkpointEntries, describeModelRecord, MODEL_RECORD, readCheckpointRecords, SCHEDULE_RECORD, TRAIN_LOSSES, TRAIN_RANDOM, type CellRecord, type ModelRecord, type Resume } from './checkpoint.ts';
 import { headOption, type Head } from './evaluator.ts';
-import { LrSchedule, parseSchedule, SCHEDULE_USAGE, type ScheduleState } from './lr-schedule.ts';
+import { parseSchedule, scheduleFor, SCHEDULE_USAGE } from './lr-schedule.ts';
 import { TrainingSignals } from './train-signals.ts';
 import { PlotRecorder } from './train-plots.ts';
 import { tensorToJson } from '../io/tensor-file.ts';
@@ -221,9 +221,12 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
   const outDir = v.out ?? path.join('out', model.name);
   const drawing = !v['no-plots'];
   if (model.graph) {
-    const unsupported = ([['text', text], ['tbptt', tbptt], ['memory-budget', v['memory-budget']], ['grad-flow', v['grad-flow']], ['save-every', saveEvery], ['val', v.val], ['early-stop', v['early-stop']], ['lr-schedule', v['lr-schedule']], ['dropout', v.dropout]] as const).find(([, x]) => x !== undefined && x !== false);
+    const unsupported = ([['text', text], ['tbptt', tbptt], ['memory-budget', v['memory-budget']], ['grad-flow', v['grad-flow']], ['dropout', v.dropout]] as const).find(([, x]) => x !== undefined && x !== false);
     if (unsupported) throw new UsageError(`${command}: --${unsupported[0]} is for one recurrence; model ${model.name} is a graph of scans`);
-    return trainGraphModel({ command, model, source, cfg: { ...base, ...(v['check-numerics'] ? { checkNumerics: true } : {}) }, steps, data: v.data, params: v.params, save: v.save, logJson: v['log-json'] === true, outDir: drawing ? outDir : undefined });
+    return trainGraphModel({
+      command, model, source, cfg: { ...base, ...(v['check-numerics'] ? { checkNumerics: true } : {}) }, steps, data: v.data, params: v.params, save: v.save,
+      saveEvery, logJson: v['log-json'] === true, outDir: drawing ? outDir : undefined, schedule: scheduleText, validation: valFlags, record,
+    });
   }
 
   // --val-split F: the text's last fraction is held out, the rest trained on.
@@ -482,16 +485,6 @@ function headChoice(command: string, v: Record<string, unknown>, record: ModelRe
 function withoutHead(r: CellRecord): CellRecord {
   const { head: _head, ...rest } = r;
   return rest;
-}
-
-/**
- * The learning-rate schedule of this run: a checkpoint's own, continued exactly (unless
- * --lr-schedule names another, which starts afresh from --lr), else --lr-schedule's, else none.
- */
-function scheduleFor(text: string | undefined, saved: ScheduleState | undefined, lr: number, file: string | undefined): LrSchedule | undefined {
-  if (saved && (text === undefined || text === saved.spec)) return new LrSchedule(saved.spec, saved.baseLr, saved);
-  if (saved && text !== undefined) process.stderr.write(`note: --params ${file} was on --lr-schedule ${saved.spec}; --lr-schedule ${text} starts afresh from lr ${lr}\n`);
-  return text !== undefined ? new LrSchedule(text, lr) : undefined;
 }
 
 export const train: Command = {
