@@ -299,6 +299,25 @@ describe('unfold grad and show on graphs/translate.ts', () => {
     expect((JSON.parse(fs.readFileSync(best, 'utf8')) as Record<string, Tensor>)['train.steps']!.data[0]).toBeLessThan((JSON.parse(fs.readFileSync(path.join(dir, 'best.last.json'), 'utf8')) as Record<string, Tensor>)['train.steps']!.data[0]!);
   });
 
+  it('train: windows of different batch sizes (a partial last batch) train through a trainer each, handed the parameters: the partial batch\'s loss is grad\'s under the parameters the full one left', async () => {
+    const dir = tmpDir();
+    const w = model.task!.window(0), p = model.task!.window(1);
+    const rows = (t: Tensor, n: number) => ({ shape: [n, ...t.shape.slice(1)], data: Array.from(t.data.slice(0, n * t.data.length / t.shape[0]!)) });
+    const full = { x: rows(w.x!, w.x!.shape[0]!), y: rows(w.y, w.y.shape[0]!) }, partial = { x: rows(p.x!, 5), y: rows(p.y, 5) };
+    fs.writeFileSync(path.join(dir, 'two.json'), JSON.stringify({ windows: [full, partial] }));
+    fs.writeFileSync(path.join(dir, 'one.json'), JSON.stringify({ windows: [full] }));
+    fs.writeFileSync(path.join(dir, 'partial.json'), JSON.stringify(partial));
+    const args = ['--dtype', 'f64', '--log-json', '--no-plots'];
+    const two = await unfold('train', 'graphs/translate.ts', '--data', path.join(dir, 'two.json'), '--steps', '2', ...args);
+    expect(two.code, two.stderr).toBe(0);
+    const losses = two.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { loss: number }).loss);
+    const ck = path.join(dir, 'ck.json');
+    expect((await unfold('train', 'graphs/translate.ts', '--data', path.join(dir, 'one.json'), '--steps', '1', ...args, '--save', ck)).code).toBe(0);
+    const g = await unfold('grad', 'graphs/translate.ts', '--params', ck, '--data', path.join(dir, 'partial.json'));
+    expect(g.code, g.stderr).toBe(0);
+    expect(Math.abs(losses[1]! - (JSON.parse(g.stdout) as { loss: number }).loss)).toBeLessThanOrEqual(1e-12 * losses[1]!);
+  });
+
   it('train: a real SIGINT finishes the step, saves interrupted.json and exits 130; --params goes on from it', async () => {
     const dir = tmpDir();
     const out = path.join(dir, 'out');

@@ -52,24 +52,29 @@ export async function trainGraphModel(o: GraphTrainOptions): Promise<number> {
   const fileWindows = o.data !== undefined ? readWindowsFile(o.data) : undefined;
   const windowAt = (k: number): Map<string, Tensor> =>
     windowTensors(fileWindows ? fileWindows[k % fileWindows.length]! : model.task!.window(k));
+  const batchOf = (w: ReadonlyMap<string, Tensor>) => (w.get('x') ?? w.get('y')!).shape[0]!;
   const first = windowAt(0);
-  const lead = first.get('x') ?? first.get('y')!;
-  const batch = lead.shape[0]!;
+  const batch = batchOf(first);
   const lengths = first.has('lengths');
-  const built = model.graph!(batch, { lengths });
-  const expected = new Map(built.inputs.map((x) => [x.name, x.node.shape]));
-  checkTensorMap(first, expected, { file: o.data ?? `the task of ${o.source}`, kind: 'data tensor' });
+  // Every batch size of the data (a file's partial last batch), the first window's first.
+  const batches = [...new Set([batch, ...(fileWindows ?? []).map((w) => (w.x ?? w.y).shape[0]!)])];
+  const expected = new Map(batches.map((B) => [B, new Map(model.graph!(B, { lengths }).inputs.map((x) => [x.name, x.node.shape]))]));
+  const where = o.data ?? `the task of ${o.source}`;
+  checkTensorMap(first, expected.get(batch)!, { file: where, kind: 'data tensor' });
   const total = o.steps ?? (fileWindows ? fileWindows.length : model.task!.steps);
 
   const started = performance.now();
-  const emitted = emitGraphTrainer({
-    model, source: o.source, batch, lengths, dtype: cfg.dtype, loss: cfg.loss, optimizer: cfg.optimizer,
-    ...(cfg.clipNorm !== undefined ? { clipNorm: cfg.clipNorm } : {}), ...(cfg.seed !== undefined ? { seed: cfg.seed } : {}),
-    ...(cfg.checkNumerics ? { checkNumerics: true } : {}),
-    // A trainer trains: the model's dropout(x, p) draw masks in step().
-    ...(cfg.dropout ? { dropout: true } : {}), ...(cfg.target !== undefined ? { target: cfg.target } : {}),
-  });
-  const trainer = (await importTrainer(emitted.source)).createTrainer({ ...(cfg.seed !== undefined ? { seed: cfg.seed } : {}), lr: cfg.optimizer.lr }) as unknown as GraphTrainerInstance;
+  const trainers = new GraphTrainerSet(new Map(await Promise.all(batches.map(async (B) => {
+    const emitted = emitGraphTrainer({
+      model, source: o.source, batch: B, lengths, dtype: cfg.dtype, loss: cfg.loss, optimizer: cfg.optimizer,
+      ...(cfg.clipNorm !== undefined ? { clipNorm: cfg.clipNorm } : {}), ...(cfg.seed !== undefined ? { seed: cfg.seed } : {}),
+      ...(cfg.checkNumerics ? { checkNumerics: true } : {}),
+      // A trainer trains: the model's dropout(x, p) draw masks in step().
+      ...(cfg.dropout ? { dropout: true } : {}), ...(cfg.target !== undefined ? { target: cfg.target } : {}),
+    });
+    return [B, (await importTrainer(emitted.source)).createTrainer({ ...(cfg.seed !== undefined ? { seed: cfg.seed } : {}), lr: cfg.optimizer.lr }) as unknown as GraphTrainerInstance] as const;
+  }))), batch);
+  let trainer = trainers.trainer;
   const compileSeconds = (performance.now() - started) / 1000;
 
   // --params: parameters, and (a checkpoint of this command) the optimizer state and the steps taken.
@@ -83,7 +88,7 @@ export async function trainGraphModel(o: GraphTrainOptions): Promise<number> {
     const params = new Map([...all].filter(([k]) => ![OPTIMIZER_STEPS, OPTIMIZER_STATE, TRAIN_STEPS, TRAIN_POSITION, TRAIN_RANDOM, TRAIN_LOSSES].includes(k)));
     const saved = all.get(TRAIN_LOSSES);
     if (saved) history = Array.from(saved.data);
-    checkTensorMap(params, new Map(built.params.map((p) => [p.name, p.node.shape])), { file: o.params, kind: 'parameter' });
+    checkTensorMap(params, new Map(model.graph!(batch, { lengths }).params.map((p) => [p.name, p.node.shape])), { file: o.params, kind: 'parameter' });
     trainer.setParams(Object.fromEntries([...params].map(([k, t]) => [k, t.data])));
     const state = all.get(OPTIMIZER_STATE), steps = all.get(OPTIMIZER_STEPS);
     if (state && steps) {
@@ -136,7 +141,8 @@ export async function trainGraphModel(o: GraphTrainOptions): Promise<number> {
     if (await signals.poll()) break;
     const step = done + k;
     const w = windowAt(step);
-    checkTensorMap(w, expected, { file: o.data ?? `the task of ${o.source}`, kind: 'data tensor' });
+    trainer = trainers.use(batchOf(w));
+    checkTensorMap(w, expected.get(batchOf(w))!, { file: where, kind: 'data tensor' });
     let loss: number;
     if (schedule) trainer.lr = schedule.lr;
     try {
@@ -194,4 +200,34 @@ export async function trainGraphModel(o: GraphTrainOptions): Promise<number> {
   }
   if (!o.logJson && written.length) process.stdout.write(`wrote ${written.join(', ')}\n`);
   return 0;
+}
+
+/**
+ * A graph trainer per batch size (shapes are baked in), training one set of parameters: the trainer a
+ * window needs takes over the parameters, optimizer state, learning rate and dropout generator of the
+ * one used before it, so a partial last batch trains exactly as one trainer would.
+ */
+class GraphTrainerSet {
+  private current: GraphTrainerInstance;
+
+  constructor(private readonly byBatch: ReadonlyMap<number, GraphTrainerInstance>, first: number) {
+    this.current = byBatch.get(first)!;
+  }
+
+  get trainer(): GraphTrainerInstance {
+    return this.current;
+  }
+
+  use(B: number): GraphTrainerInstance {
+    const next = this.byBatch.get(B);
+    if (next === undefined) throw new Error(`GraphTrainerSet: no trainer compiled for B = ${B}`);
+    if (next !== this.current) {
+      next.setParams(this.current.getParams());
+      next.setOptimizerState(this.current.getOptimizerState());
+      next.lr = this.current.lr;
+      if (this.current.getRandomState && next.setRandomState) next.setRandomState(this.current.getRandomState());
+      this.current = next;
+    }
+    return next;
+  }
 }
