@@ -172,6 +172,10 @@ describe('evaluate against PyTorch float64 (lengths, class indices, a partial la
     const recorded = json(await unfold('evaluate', '--params', ck, '--data', bigru.data, '--loss', 'xent', '--json'));
     expect(recorded).toEqual(json(await unfold('evaluate', ...bigru.cell, '--params', ck, '--data', bigru.data, '--loss', 'xent', '--head', 'final', '--json')));
     expect(recorded.items).toBe(bigru.f.expected.final.items);
+    // export too reads the model from the checkpoint, and says what the exported head is.
+    const exported = await unfold('export', '--params', ck, '--format', 'safetensors', '-o', tmp('bigru-final.safetensors'));
+    expect(exported.code, exported.stderr).toBe(0);
+    expect(exported.stderr).toMatch(/was trained with --head final/);
   }, SLOW);
 
   it('train --head final on the wasm target (float32): the losses of the ts target and of PyTorch within float32 rounding', async () => {

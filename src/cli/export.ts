@@ -63,7 +63,11 @@ export const exportCommand: Command = {
     if (values.out === undefined) throw new UsageError(`export: -o FILE is required (where the ${format === 'onnx' ? '.onnx model' : '.safetensors weights'} go)`);
     if (format === 'safetensors' && (values.form !== undefined || values.lengths)) throw new UsageError('export: --form and --lengths go with --format onnx');
     if (values.lengths && form === 'step') throw new UsageError('export: --form step is one step, which has no lengths; leave out --lengths (or export --form sequence)');
-    const { model, source } = await resolveModel('export', positionals, values);
+    // A checkpoint records its model: no --cell flags to retype.
+    const { model, source, record } = await resolveModel('export', positionals, values, values.params);
+    if ('cell' in record && record.head === 'final') {
+      process.stderr.write(`note: ${values.params} was trained with --head final: the exported model's head output is the head at every step; the head it was trained with reads the final states (h_n) the model also outputs\n`);
+    }
     if (model.graph) return exportGraph(model, source, values, format, form, dtype);
     if (form === 'greedy') throw new UsageError(`export: --form greedy is a graph model's greedy decoding; ${source} is a recurrence (sequence or step)`);
     const probe = probeModel(model);
