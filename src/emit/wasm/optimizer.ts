@@ -85,29 +85,36 @@ export function updateKernel(program: LaneProgram, size: number): FunctionBuilde
 /**
  * `(grad) → f64`: Σ g² over `size` floats. Each square and sum in float64 (a float32's square is
  * exact there), so the norm is finite exactly when the TypeScript's is, and differs from it only
- * by the order of the additions (two lanes).
+ * by the order of the additions (four partial sums: two lanes of two accumulators, so that
+ * consecutive additions do not wait on one another).
  */
 export function sumOfSquaresKernel(size: number): FunctionBuilder {
   const f = new FunctionBuilder([I32], [F64]);
   f.localGet(0).i32Const(2).i32Shl().localSet(0);
-  const i = f.local(I32), acc = f.local(V128), x = f.local(V128);
-  f.v128Zero().localSet(acc);
-  /** acc += the squares of lanes 0, 1 of x, widened. */
-  const addLow = () => f.localGet(acc).localGet(x).f64x2PromoteLowF32x4().localGet(x).f64x2PromoteLowF32x4().f64x2Mul().f64x2Add().localSet(acc);
+  const i = f.local(I32), low = f.local(V128), high = f.local(V128), x = f.local(V128);
+  f.v128Zero().localSet(low).v128Zero().localSet(high);
+  /** acc += the squares of lanes 0, 1 of v, widened. */
+  const addSquares = (acc: number, v: () => void) => {
+    f.localGet(acc);
+    v();
+    f.f64x2PromoteLowF32x4();
+    v();
+    f.f64x2PromoteLowF32x4().f64x2Mul().f64x2Add().localSet(acc);
+  };
   const vectors = Math.floor(size / 4);
   if (vectors > 0) {
     f.i32Const(0).localSet(i).loop();
     f.localGet(0).localGet(i).i32Add().v128Load().localSet(x);
-    addLow();
+    addSquares(low, () => f.localGet(x));
     // Lanes 2, 3 moved down to 0, 1.
-    f.localGet(x).localGet(x).i8x16Shuffle([8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15]).localSet(x);
-    addLow();
+    addSquares(high, () => f.localGet(x).localGet(x).i8x16Shuffle([8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15]));
     f.localGet(i).i32Const(16).i32Add().localTee(i).i32Const(vectors * 16).i32Sub().brIf(0).end();
   }
   for (let t = vectors * 4; t < size; t++) {
     f.localGet(0).v128Load32Zero(t * 4).localSet(x);
-    addLow();
+    addSquares(low, () => f.localGet(x));
   }
-  f.localGet(acc).f64x2ExtractLane(0).localGet(acc).f64x2ExtractLane(1).f64Add();
+  f.localGet(low).localGet(high).f64x2Add().localSet(low);
+  f.localGet(low).f64x2ExtractLane(0).localGet(low).f64x2ExtractLane(1).f64Add();
   return f;
 }
