@@ -147,6 +147,56 @@ describe('wasm target = ts target', () => {
   }
 });
 
+describe('the optimizer on the wasm target (src/emit/wasm/optimizer.ts) in a whole trainer', () => {
+  // 978 parameters in one run (not a multiple of 4), and per-parameter sums of squares of 39 and 3.
+  const model = cellModel('lstm', { input: 3, hidden: 13, output: 3 });
+  const optimizers = [
+    { name: 'sgd', lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 0.01 },
+    { name: 'adam', lr: 0.01, weightDecay: 0.05 },
+    { name: 'adamw', lr: 0.01 },
+    { name: 'rmsprop', lr: 0.005, momentum: 0.5, centered: true, weightDecay: 0.01 },
+    { name: 'adagrad', lr: 0.05, weightDecay: 0.01 },
+  ] as const;
+  for (const optimizer of optimizers) {
+    for (const clipNorm of [undefined, 0.2]) {
+      it(`${optimizer.name}${clipNorm ? ', clip-norm 0.2' : ''}: parameters and optimizer state within 1e-5 of the ts target over 4 steps`, async () => {
+        const cfg = config(model, { optimizer, ...(clipNorm ? { clipNorm } : {}) });
+        const [et, ew] = [emitTrainer({ ...cfg, target: 'ts' }), emitTrainer({ ...cfg, target: 'wasm' })];
+        const update = ew.source.slice(ew.source.indexOf('private update('));
+        expect(update.slice(0, update.indexOf('return true;'))).not.toContain('for (');
+        expect(ew.wasm!.kernels.some((k) => k.name.startsWith('opt'))).toBe(true);
+        expect(ew.wasm!.kernels.some((k) => k.name.startsWith('sq'))).toBe(clipNorm !== undefined);
+        validModule(ew.source);
+        const [mt, mw] = [await importTrainer(et), await importTrainer(ew)];
+        const [ts, wasm] = [mt.createTrainer({ seed: 3 }), mw.createTrainer({ seed: 3 })];
+        compare(ts, wasm, { x: 3 * 4 * 3, y: 3 * 4 * 3 }, 12, 4);
+        const [st, sw] = [ts.getOptimizerState(), wasm.getOptimizerState()];
+        expect(sw.steps).toBe(st.steps);
+        expect(sw.buffers.length).toBe(st.buffers.length);
+        // Each state array (978 elements a piece, in the rule's order) relative to its own scale.
+        for (let k = 0; k < st.buffers.length; k += 978) expect(relErr(sw.buffers.slice(k, k + 978), st.buffers.slice(k, k + 978)), `state array ${k / 978}`).toBeLessThan(TOL);
+      });
+    }
+  }
+
+  it('a non-finite gradient under clipping: update() returns false and the whole memory is untouched', async () => {
+    const cfg = config(model, { optimizer: { name: 'adam', lr: 0.01 }, clipNorm: 0.2 });
+    const e = emitTrainer({ ...cfg, target: 'wasm' });
+    const tr = (await importTrainer(e)).createTrainer({ seed: 3 });
+    const r = rng(13);
+    tr.step(r.array(36, -1, 1), r.array(36, -1, 1));
+    // A loss that is finite with a gradient that is not cannot be made from data: write one, and call the update itself.
+    const grad = Number(e.source.match(/name: "out\.weight", .*?grad: (\d+)/)![1]);
+    const update = (tr as unknown as { update(A: Float32Array, lr: number, t: number): boolean }).update.bind(tr);
+    for (const bad of [NaN, Infinity]) {
+      tr.arena[grad + 38] = bad; // the last of its 39: a lane of the sum of squares' scalar tail
+      const before = Float32Array.from(new Float32Array(tr.arena.buffer));
+      expect(update(tr.arena as Float32Array, 0.01, 2)).toBe(false);
+      expect(new Float32Array(tr.arena.buffer)).toEqual(before);
+    }
+  });
+});
+
 describe('wasm trainer vs PyTorch (float64 fixtures, float32 tolerance)', () => {
   const fixture = (name: string) => JSON.parse(readFileSync(`test/fixtures/torch/${name}.json`, 'utf8'));
   const cases = ['cell-elman-batch3', 'cell-elman-relu-mixed', 'cell-lstm-wide-input', 'cell-lstm-batch3', 'cell-gru-mixed', 'cell-gru-batch3', 'cell-elman-seed'];

@@ -1,4 +1,4 @@
-// Emits the optimizer step (SGD, Adam, AdamW, RMSprop, Adagrad) and clip_grad_norm_ as arena code that does PyTorch 1.13's single-tensor arithmetic in the same order, with every constant and offset baked in.
+// Emits the optimizer step (SGD, Adam, AdamW, RMSprop, Adagrad) and clip_grad_norm_ as arena code that does PyTorch 1.13's single-tensor arithmetic in the same order, with every constant and offset baked in (on the wasm target, its loops as kernel calls).
 import type { OptimizerSpec } from '../dsl/model.ts';
 import { UnfoldError } from '../ir/errors.ts';
 
@@ -38,8 +38,58 @@ export interface OptimizerPlan {
    * - The state region `[stateBase, stateBase + stateSize)` must be zero before the step with `t = 1`
    *   (a fresh arena is), and must not be written by anything else.
    * - `lr` is read every step (so a schedule can change it); every other hyperparameter is baked in.
+   * - With `kernels` (the wasm target), the loops over elements are calls into the trainer's module:
+   *   the code also reads `W`, the module's exports, which the caller binds (see src/emit/wasm/module.ts).
    */
   readonly code: string;
+}
+
+/**
+ * One element's update as data, for a target that vectorizes it (the wasm target,
+ * src/emit/wasm/optimizer.ts): the same operations in the same order as the TypeScript body beside
+ * it in ruleFor, each rounded to float32 (where the TypeScript computes in float64 and rounds on store).
+ */
+export type LaneExpr =
+  /** The element of the parameter, its gradient, or state array k, as it was before this step. */
+  | { readonly load: 'param' | 'grad' | number }
+  /** A value bound earlier in the program's `lets`. */
+  | { readonly local: string }
+  /** A per-step number the TypeScript computes before the loops (`lr` or what follows from it and `t`), passed in by name. */
+  | { readonly scalar: string }
+  | { readonly value: number }
+  | { readonly op: 'add' | 'sub' | 'mul' | 'div'; readonly args: readonly [LaneExpr, LaneExpr] }
+  | { readonly op: 'sqrt'; readonly args: readonly [LaneExpr] };
+
+/** The update of one element: values bound in order, then the new parameter and the new state arrays (every state array, in the rule's order). */
+export interface LaneProgram {
+  readonly lets: readonly (readonly [string, LaneExpr])[];
+  readonly param: LaneExpr;
+  readonly state: readonly LaneExpr[];
+}
+
+/** The names of a program's scalars in first-use order: the arguments its kernel takes after the offsets. */
+export function laneScalars(program: LaneProgram): string[] {
+  const names: string[] = [];
+  const walk = (e: LaneExpr): void => {
+    if ('scalar' in e) {
+      if (!names.includes(e.scalar)) names.push(e.scalar);
+    } else if ('op' in e) e.args.forEach(walk);
+  };
+  for (const [, e] of program.lets) walk(e);
+  walk(program.param);
+  program.state.forEach(walk);
+  return names;
+}
+
+/**
+ * A target's kernels for the optimizer (src/emit/wasm/module.ts's KernelTable): each method returns
+ * the expression that names the kernel in emitted code.
+ */
+export interface OptimizerKernels {
+  /** `(param, grad, state 0, …, scalars…)`: `program` over `size` elements at those element offsets. */
+  optimizerUpdate(program: LaneProgram, size: number): string;
+  /** `(grad) → number`: Σ g² over `size` floats from that offset, accumulated in float64. */
+  sumOfSquares(size: number): string;
 }
 
 type OptimizerName = OptimizerSpec['name'];
@@ -281,11 +331,30 @@ interface Rule {
   readonly state: readonly string[];
   readonly prelude: readonly string[];
   body(p: number, grad: string, st: readonly number[]): string[];
+  /** The body's arithmetic as data, in float32 (`first`: the step with t = 1, where it differs). */
+  lanes(grad: LaneExpr, first: boolean): LaneProgram;
 }
+
+// Lane expressions, spelled as the TypeScript bodies read.
+const add = (a: LaneExpr, b: LaneExpr): LaneExpr => ({ op: 'add', args: [a, b] });
+const sub = (a: LaneExpr, b: LaneExpr): LaneExpr => ({ op: 'sub', args: [a, b] });
+const mul = (a: LaneExpr, b: LaneExpr): LaneExpr => ({ op: 'mul', args: [a, b] });
+const div = (a: LaneExpr, b: LaneExpr): LaneExpr => ({ op: 'div', args: [a, b] });
+const sqrt = (a: LaneExpr): LaneExpr => ({ op: 'sqrt', args: [a] });
+const num = (value: number): LaneExpr => ({ value });
+const scalar = (name: string): LaneExpr => ({ scalar: name });
+const local = (name: string): LaneExpr => ({ local: name });
+const PARAM: LaneExpr = { load: 'param' };
+const stateAt = (k: number): LaneExpr => ({ load: k });
 
 /** The per-element gradient expression after clipping (`gradScale` is 1 unless clipping bites). */
 function gradExpr(gradOff: number, clipped: boolean): string {
   return clipped ? `${read(gradOff)} * gradScale` : read(gradOff);
+}
+
+/** The same, as a lane expression. */
+function gradLanes(clipped: boolean): LaneExpr {
+  return clipped ? mul({ load: 'grad' }, scalar('gradScale')) : { load: 'grad' };
 }
 
 function ruleFor(s: ResolvedOptimizer, float32: boolean): Rule {
@@ -293,6 +362,8 @@ function ruleFor(s: ResolvedOptimizer, float32: boolean): Rule {
   // `grad.add(param, alpha=wd)` is g + wd*p, skipped entirely when wd == 0 (as PyTorch does, so a
   // non-finite parameter is not turned into NaN through 0 * Infinity).
   const l2 = (p: number, grad: string): string => (wd !== 0 ? `const g = ${grad} + ${lit(wd)} * ${read(p)};` : `const g = ${grad};`);
+  const l2Lanes = (grad: LaneExpr): readonly [string, LaneExpr] => ['g', wd !== 0 ? add(grad, mul(num(wd), PARAM)) : grad];
+  const g = local('g');
   switch (s.name) {
     case 'sgd': {
       const mu = s.momentum;
@@ -313,6 +384,16 @@ function ruleFor(s: ResolvedOptimizer, float32: boolean): Rule {
           // nesterov: d.add(buf, alpha=momentum); else d = buf; then param.add_(d, alpha=-lr)
           lines.push(s.nesterov ? `${at(p)} = ${read(p)} + negLr * (g + ${lit(mu)} * buf);` : `${at(p)} = ${read(p)} + negLr * buf;`);
           return lines;
+        },
+        lanes: (grad, first) => {
+          const negLr = scalar('negLr');
+          if (mu === 0) return { lets: [l2Lanes(grad)], param: add(PARAM, mul(negLr, g)), state: [] };
+          const buf = local('buf');
+          return {
+            lets: [l2Lanes(grad), ['buf', first ? g : add(mul(num(mu), stateAt(0)), keep === 1 ? g : mul(num(keep), g))]],
+            param: add(PARAM, mul(negLr, s.nesterov ? add(g, mul(num(mu), buf)) : buf)),
+            state: [buf],
+          };
         },
       };
     }
@@ -353,6 +434,21 @@ function ruleFor(s: ResolvedOptimizer, float32: boolean): Rule {
           );
           return lines;
         },
+        // The float32 body's arithmetic (the reciprocal of the bias correction, not a division).
+        lanes: (grad) => {
+          const [expAvg, expAvgSq] = [local('expAvg'), local('expAvgSq')];
+          return {
+            lets: [
+              s.name === 'adam' ? l2Lanes(grad) : ['g', grad],
+              ['param', decoupled ? mul(PARAM, scalar('decay')) : PARAM],
+              ['expAvg', add(mul(num(b1), stateAt(0)), mul(num(1 - b1), g))],
+              ['expAvgSq', add(mul(num(b2), stateAt(1)), mul(mul(num(1 - b2), g), g))],
+              ['denom', add(mul(sqrt(expAvgSq), scalar('invBiasCorrection2Sqrt')), num(eps))],
+            ],
+            param: add(local('param'), div(mul(scalar('negStepSize'), expAvg), local('denom'))),
+            state: [expAvg, expAvgSq],
+          };
+        },
       };
     }
     case 'rmsprop': {
@@ -390,6 +486,19 @@ function ruleFor(s: ResolvedOptimizer, float32: boolean): Rule {
           }
           return lines;
         },
+        lanes: (grad) => {
+          const negLr = scalar('negLr');
+          const [squareAvg, gradAvg, avg, buf] = [local('squareAvg'), local('gradAvg'), local('avg'), local('buf')];
+          const lets: (readonly [string, LaneExpr])[] = [l2Lanes(grad), ['squareAvg', add(mul(num(alpha), stateAt(0)), mul(mul(num(1 - alpha), g), g))]];
+          if (centered) lets.push(['gradAvg', add(mul(num(alpha), stateAt(1)), mul(num(1 - alpha), g))], ['avg', add(sqrt(sub(squareAvg, mul(gradAvg, gradAvg))), num(eps))]);
+          else lets.push(['avg', add(sqrt(squareAvg), num(eps))]);
+          if (mu > 0) lets.push(['buf', add(mul(num(mu), stateAt(centered ? 2 : 1)), div(g, avg))]);
+          return {
+            lets,
+            param: mu > 0 ? add(PARAM, mul(negLr, buf)) : add(PARAM, div(mul(negLr, g), avg)),
+            state: [squareAvg, ...(centered ? [gradAvg] : []), ...(mu > 0 ? [buf] : [])],
+          };
+        },
       };
     }
     case 'adagrad': {
@@ -408,6 +517,11 @@ function ruleFor(s: ResolvedOptimizer, float32: boolean): Rule {
             `${at(p)} = ${read(p)} + negLr * g / (Math.sqrt(stateSum) + ${lit(s.eps)});`,
           ];
         },
+        lanes: (grad) => ({
+          lets: [l2Lanes(grad), ['stateSum', add(stateAt(0), mul(g, g))]],
+          param: add(PARAM, div(mul(scalar('negLr'), g), add(sqrt(local('stateSum')), num(s.eps)))),
+          state: [local('stateSum')],
+        }),
       };
     }
   }
@@ -417,19 +531,23 @@ function ruleFor(s: ResolvedOptimizer, float32: boolean): Rule {
  * Lays out the optimizer state from `stateBase` and emits one step for `slots` (see
  * OptimizerPlan.code for the exact contract). The spec is validated (defaults filled) first;
  * `clipNorm` adds PyTorch's `clip_grad_norm_(params, clipNorm)` before the update.
- */
-/**
+ *
  * `float32`: the arena rounds every stored value to float32, so Adam may multiply by the reciprocal
  * of the bias correction instead of dividing (at most one float64 ulp apart before that rounding;
  * one division fewer per element, ~5% of the seed workload's step). Float64 keeps PyTorch's division.
+ *
+ * `kernels` (the wasm target, float32 only): the sums of squares and the update loops become calls
+ * to kernels it provides, the rest (the norm, its finiteness check, the per-step scalars) stays TypeScript.
  */
-export function planOptimizer(spec: OptimizerSpec, slots: readonly ParamSlot[], stateBase: number, opts?: { clipNorm?: number; float32?: boolean }): OptimizerPlan {
+export function planOptimizer(spec: OptimizerSpec, slots: readonly ParamSlot[], stateBase: number, opts?: { clipNorm?: number; float32?: boolean; kernels?: OptimizerKernels }): OptimizerPlan {
   const s = validateOptimizer(spec);
   const clipNorm = opts?.clipNorm;
   if (clipNorm !== undefined && !(typeof clipNorm === 'number' && Number.isFinite(clipNorm) && clipNorm > 0)) {
     throw new UnfoldError(`clipNorm must be a finite number > 0, got ${show(clipNorm)}`);
   }
   checkLayout(slots, stateBase);
+  const kernels = opts?.kernels;
+  if (kernels && !opts?.float32) throw new Error('planOptimizer: kernels compute in float32; pass float32: true');
   const rule = ruleFor(s, opts?.float32 ?? false);
   const runs = runsOf(slots);
   const clipped = clipNorm !== undefined;
@@ -448,6 +566,10 @@ export function planOptimizer(spec: OptimizerSpec, slots: readonly ParamSlot[], 
     // takes it. It runs before anything is written so a non-finite norm can leave everything as it was.
     const live = slots.filter((sl) => sl.size > 0);
     live.forEach((sl, k) => {
+      if (kernels) {
+        emit(1, `const sumSq${k} = ${kernels.sumOfSquares(sl.size)}(${sl.gradOff}); // ${commentText(sl.name)}`);
+        return;
+      }
       emit(1, `let sumSq${k} = 0; // ${commentText(sl.name)}`);
       emit(1, `for (let i = 0; i < ${sl.size}; i++) {`);
       emit(2, `const g = ${read(sl.gradOff)};`);
@@ -471,6 +593,10 @@ export function planOptimizer(spec: OptimizerSpec, slots: readonly ParamSlot[], 
     const st = rule.state.map((_, k) => next + k * run.size);
     next += rule.state.length * run.size;
     const where = [`param ${run.paramOff}`, `grad ${run.gradOff}`, ...rule.state.map((name, k) => `${name} ${st[k]}`)].join(', ');
+    if (kernels) {
+      emit(1, `${updateCall(kernels, rule, clipped, run, st)} // ${commentText(run.names.join(', '))}: ${run.size} at ${where}`);
+      continue;
+    }
     emit(1, `{ // ${commentText(run.names.join(', '))}: ${run.size} at ${where}`);
     emit(2, `for (let i = 0; i < ${run.size}; i++) {`);
     for (const line of rule.body(run.paramOff, gradExpr(run.gradOff, clipped), st)) emit(3, line);
@@ -479,4 +605,15 @@ export function planOptimizer(spec: OptimizerSpec, slots: readonly ParamSlot[], 
   }
   out.push('}');
   return { stateSize, code: out.join('\n') };
+}
+
+/** One run's update as a kernel call: the first step's kernel apart where the rule says so (SGD's momentum buffer starts as the gradient). */
+function updateCall(kernels: OptimizerKernels, rule: Rule, clipped: boolean, run: Run, st: readonly number[]): string {
+  const grad = gradLanes(clipped);
+  const [later, first] = [rule.lanes(grad, false), rule.lanes(grad, true)];
+  const scalars = laneScalars(later);
+  if (laneScalars(first).join() !== scalars.join()) throw new Error('planOptimizer: the first step\'s kernel must take the same scalars');
+  const [a, b] = [kernels.optimizerUpdate(later, run.size), kernels.optimizerUpdate(first, run.size)];
+  const callee = a === b ? a : `(first ? ${b} : ${a})`;
+  return `${callee}(${[run.paramOff, run.gradOff, ...st, ...scalars].join(', ')});`;
 }

@@ -224,7 +224,7 @@ function emitInContext(cfg: TrainerConfig, schedule: BpttSchedule | undefined, w
     cfg.optimizer,
     params.map((p, i) => ({ name: p.name, size: p.size, paramOff: p.off, gradOff: grads[i]!.off })),
     arena.size,
-    { ...(cfg.clipNorm !== undefined ? { clipNorm: cfg.clipNorm } : {}), float32: cfg.dtype === 'f32' },
+    { ...(cfg.clipNorm !== undefined ? { clipNorm: cfg.clipNorm } : {}), float32: cfg.dtype === 'f32', ...(products ? { kernels: products } : {}) },
   );
   const optimizerText = describeOptimizer(cfg.optimizer);
   const optimizerSize = optimizer.stateSize;
@@ -280,7 +280,7 @@ function emitInContext(cfg: TrainerConfig, schedule: BpttSchedule | undefined, w
     ` * model ${cfg.model.name}: batch ${B}, τ = ${T}, ${cfg.dtype}, loss ${cfg.loss.kind}, ${optimizerText}${cfg.clipNorm !== undefined ? `, clip-norm ${cfg.clipNorm}` : ''}${cfg.carryState ? ', state carried (truncated BPTT)' : ''}.`,
     ` * Form: ${form}${form === 'rolled' ? ' (loops over t; the reverse loop applies the step body\'s own VJP)' : ' (straight-line code over the τ steps)'}. Arena: ${elements} elements (${bytes} bytes).`,
     ...(segmentLength !== undefined ? [` * BPTT in segments of ${segmentLength} steps (a memory budget): the states kept before each segment, its forward run again before its reverse loop.`] : []),
-    ...(wasm ? [` * Target: wasm: ${wasm.report.kernels.length} kernels (matrix products, element-wise chains) in WebAssembly SIMD (${wasm.report.moduleBytes} bytes), embedded below.`] : []),
+    ...(wasm ? [` * Target: wasm: ${wasm.report.kernels.length} kernels (matrix products, element-wise chains, the optimizer's update) in WebAssembly SIMD (${wasm.report.moduleBytes} bytes), embedded below.`] : []),
     ` * Standalone: imports nothing.`,
     ` */`,
   ].join('\n'));
@@ -715,7 +715,7 @@ function emitInContext(cfg: TrainerConfig, schedule: BpttSchedule | undefined, w
         docs: ['The optimizer step; false (and nothing changed) when the gradient is not finite.'],
         parameters: [{ name: 'A', type: Arr }, { name: 'lr', type: 'number' }, { name: 't', type: 'number' }],
         returnType: 'boolean',
-        statements: `${optimizer.code}\nreturn true;`,
+        statements: [...(wasm?.bindFor([optimizer.code]) ?? []), optimizer.code, 'return true;'].join('\n'),
       },
     ],
   });

@@ -4,8 +4,9 @@
 /** Value types as the binary format spells them. */
 export const I32 = 0x7f;
 export const F32 = 0x7d;
+export const F64 = 0x7c;
 export const V128 = 0x7b;
-export type ValType = typeof I32 | typeof F32 | typeof V128;
+export type ValType = typeof I32 | typeof F32 | typeof F64 | typeof V128;
 
 /** Unsigned LEB128. */
 function uleb(out: number[], x: number): void {
@@ -38,11 +39,11 @@ function name(out: number[], s: string): void {
   out.push(...bytes);
 }
 
-/** One function: its parameters, its locals (declared as it goes) and its body. */
+/** One function: its parameters, its results (none, or one value left on the stack at the end), its locals (declared as it goes) and its body. */
 export class FunctionBuilder {
   private readonly code: number[] = [];
   private readonly locals: ValType[] = [];
-  constructor(readonly params: readonly ValType[]) {}
+  constructor(readonly params: readonly ValType[], readonly results: readonly ValType[] = []) {}
 
   /** A new local of type `t`; returns its index. */
   local(t: ValType): number {
@@ -138,6 +139,19 @@ export class FunctionBuilder {
   f32x4Mul(): this { return this.simd(0xe6); }
   f32x4Div(): this { return this.simd(0xe7); }
   f32x4Neg(): this { return this.simd(0xe1); }
+  /** Correctly rounded per lane (IEEE 754 square root). */
+  f32x4Sqrt(): this { return this.simd(0xe3); }
+  /** Four lanes of the f32 on the stack. */
+  f32x4Splat(): this { return this.simd(0x13); }
+  /** Lanes 0 and 1 of an f32x4, widened exactly to f64. */
+  f64x2PromoteLowF32x4(): this { return this.simd(0x5f); }
+  f64x2Add(): this { return this.simd(0xf0); }
+  f64x2Mul(): this { return this.simd(0xf2); }
+  f64x2ExtractLane(lane: number): this {
+    if (lane !== 0 && lane !== 1) throw new Error(`wasm encoder: lane ${lane} out of range`);
+    return this.simd(0x21).op(lane);
+  }
+  f64Add(): this { return this.op(0xa0); }
   f32x4Min(): this { return this.simd(0xe8); }
   f32x4Max(): this { return this.simd(0xe9); }
   /** Four lanes of the float32 nearest `x`. */
@@ -207,10 +221,10 @@ function section(out: number[], id: number, content: number[]): void {
  * grown, since growing detaches every typed-array view of it) and exporting each function by name.
  */
 export function encodeModule(functions: readonly ModuleFunction[], pages: number): Uint8Array<ArrayBuffer> {
-  // Function types, deduplicated by signature (all return nothing).
+  // Function types, deduplicated by signature.
   const types: string[] = [];
   const typeOf = functions.map(({ fn }) => {
-    const key = fn.params.join(',');
+    const key = `${fn.params.join(',')}:${fn.results.join(',')}`;
     let i = types.indexOf(key);
     if (i < 0) i = types.push(key) - 1;
     return i;
@@ -219,11 +233,12 @@ export function encodeModule(functions: readonly ModuleFunction[], pages: number
   const typeSec: number[] = [];
   uleb(typeSec, types.length);
   for (const key of types) {
-    const params = key === '' ? [] : key.split(',').map(Number);
+    const [params, results] = key.split(':').map((list) => (list === '' ? [] : list!.split(',').map(Number))) as [number[], number[]];
     typeSec.push(0x60);
     uleb(typeSec, params.length);
     typeSec.push(...params);
-    uleb(typeSec, 0);
+    uleb(typeSec, results.length);
+    typeSec.push(...results);
   }
   section(out, 1, typeSec);
   const importSec: number[] = [];

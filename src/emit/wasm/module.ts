@@ -1,17 +1,19 @@
-// The wasm target's module: the deduplicated kernels one trainer calls (matrix products and fused
-// element-wise chains), in first-use order, encoded over the trainer's one memory (sized once from the arena).
+// The wasm target's module: the deduplicated kernels one trainer calls (matrix products, fused
+// element-wise chains, copies, the optimizer's update), in first-use order, encoded over the trainer's one memory (sized once from the arena).
 import type { ElementwiseExpr, TargetKernels } from '../../prims/types.ts';
+import type { LaneProgram, OptimizerKernels } from '../optimizer.ts';
 import { encodeModule, PAGE_BYTES, type FunctionBuilder } from './encoder.ts';
 import { columnSumKernel, copyKernel, fillKernel } from './copies.ts';
 import { describeExpr, elementwiseKernel, numberReads, type NumberedExpr } from './elementwise.ts';
 import { describeProduct, productKernel, productKey, productStrategy, type ProductShape } from './products.ts';
 import { packedProductKernel, packedScratch, usePacked } from './packed.ts';
+import { sumOfSquaresKernel, updateKernel } from './optimizer.ts';
 
 /** The name emitted code calls the module's exports by (the trainer binds it per method). */
 export const KERNELS = 'W';
 
 export interface KernelInfo {
-  /** mmN a product, ewN an element-wise chain, cpN a strided copy, fillN a fill, sumN column sums. */
+  /** mmN a product, ewN an element-wise chain, cpN a strided copy, fillN a fill, sumN column sums, optN an optimizer update, sqN a sum of squares. */
   readonly name: string;
   /** e.g. `out[16×512] = A[16×128]·Bᵀ[128×512]`, or `out[2048] = tanh((a0 + a1))`. */
   readonly description: string;
@@ -21,10 +23,12 @@ export interface KernelInfo {
   readonly scratch: number;
   /** Its function, given the element offset of the scratch region. */
   readonly build: (scratch: number) => FunctionBuilder;
+  /** What it returns to the TypeScript calling it (nothing but for sums of squares). */
+  readonly returns?: 'number';
 }
 
 /** Collects the kernels a trainer's code calls, one export per distinct kernel. */
-export class KernelTable implements TargetKernels {
+export class KernelTable implements TargetKernels, OptimizerKernels {
   private readonly byKey = new Map<string, KernelInfo>();
   private readonly counts = new Map<string, number>();
 
@@ -83,6 +87,21 @@ export class KernelTable implements TargetKernels {
     return `${KERNELS}.${k.name}(${out}, ${x});`;
   }
 
+  optimizerUpdate(program: LaneProgram, size: number): string {
+    const k = this.kernel(`opt:${size}:${chainKey(program)}`, (name) => ({
+      name, description: `an optimizer update of ${size} elements (param, grad, ${program.state.length} state arrays)`, strategy: 'lanes', scratch: 0,
+      build: () => updateKernel(program, size),
+    }));
+    return `${KERNELS}.${k.name}`;
+  }
+
+  sumOfSquares(size: number): string {
+    const k = this.kernel(`sq:${size}`, (name) => ({
+      name, description: `Σ g² over ${size} elements, in float64`, strategy: 'lanes', scratch: 0, returns: 'number', build: () => sumOfSquaresKernel(size),
+    }));
+    return `${KERNELS}.${k.name}`;
+  }
+
   get kernels(): readonly KernelInfo[] {
     return [...this.byKey.values()];
   }
@@ -113,7 +132,7 @@ export class KernelTable implements TargetKernels {
 const constantKey = (v: number): string => (Object.is(v, -0) ? '-0' : String(v));
 
 /** A chain as a kernel key: JSON, but with ±Infinity, NaN and −0 kept apart (JSON writes null, null, null and 0). */
-function chainKey(e: NumberedExpr): string {
+function chainKey(e: NumberedExpr | LaneProgram): string {
   return JSON.stringify(e, (_k, v: unknown) => (typeof v === 'number' ? constantKey(v) : v));
 }
 

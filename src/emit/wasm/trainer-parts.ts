@@ -41,10 +41,10 @@ export function wasmTrainerParts(table: KernelTable, elements: number): WasmTrai
   const bytes = table.encode(pages, scratch);
   const kernels = table.kernels;
   const kernelType = kernels.length
-    ? `{\n${kernels.map((k) => `  /** ${k.description} */\n  readonly ${k.name}: (out: number, ...inputs: number[]) => void;`).join('\n')}\n}`
+    ? `{\n${kernels.map((k) => `  /** ${k.description} */\n  readonly ${k.name}: ${k.returns === 'number' ? '(x: number) => number' : '(out: number, ...inputs: number[]) => void'};`).join('\n')}\n}`
     : 'Record<string, never>';
   const declarations = [
-    `/** The kernels: matrix products (mmN) and element-wise chains (ewN) in WebAssembly SIMD ( ${bytes.length} bytes), over a memory of ${pages} pages (${pages * PAGE_BYTES} bytes). Offsets are element indices into the arena. */`,
+    `/** The kernels: matrix products (mmN), element-wise chains (ewN) and the optimizer's (optN, sqN) in WebAssembly SIMD ( ${bytes.length} bytes), over a memory of ${pages} pages (${pages * PAGE_BYTES} bytes). Offsets are element indices into the arena. */`,
     `const WASM = ${JSON.stringify(Buffer.from(bytes).toString('base64'))};`,
     `type Kernels = ${kernelType};`,
     'function wasmBytes(): Uint8Array<ArrayBuffer> {',
@@ -71,7 +71,7 @@ export function wasmTrainerParts(table: KernelTable, elements: number): WasmTrai
     '  return new Trainer(options, compiled);',
     '}',
   ].join('\n');
-  const calls = new RegExp(`\\b${KERNELS}\\.(mm|ew|cp|fill|sum)\\d+\\(`);
+  const calls = new RegExp(`\\b${KERNELS}\\.(mm|ew|cp|fill|sum|opt|sq)\\d+\\b`);
   const bindFor = (body: readonly string[]) => (body.some((l) => calls.test(l)) ? [`const ${KERNELS} = this.kernels;`] : []);
   return { declarations, arenaInit, bindFor, factory, report: { moduleBytes: bytes.length, pages, scratchElements, kernels } };
 }
