@@ -1,27 +1,13 @@
 // Emitted optimizer steps replay PyTorch 1.13's recorded trajectories to 1e-9, in any arena layout, and the emitted code stays allocation-free, deterministic and strict-TS clean.
-import { readFileSync, readdirSync } from 'node:fs';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 import type { OptimizerSpec } from '../src/dsl/model.ts';
 import { describeOptimizer, planOptimizer, validateOptimizer, type OptimizerPlan, type ParamSlot } from '../src/emit/optimizer.ts';
 import { UnfoldError } from '../src/ir/errors.ts';
+import { loadOptimFixture, optimFixtureNames, type OptimFixture } from './helpers/torch.ts';
 
-interface TensorJson {
-  readonly shape: readonly number[];
-  readonly data: readonly number[];
-}
-interface OptimFixture {
-  readonly optimizer: Record<string, unknown>;
-  readonly clipNorm?: number;
-  readonly params0: Readonly<Record<string, TensorJson>>;
-  readonly steps: readonly { readonly grads: Readonly<Record<string, TensorJson>>; readonly params: Readonly<Record<string, TensorJson>> }[];
-}
-
-const FIXTURES = new URL('./fixtures/torch/', import.meta.url);
-const fixtureNames = readdirSync(FIXTURES)
-  .filter((f) => f.startsWith('optim-') && f.endsWith('.json'))
-  .sort();
-const load = (file: string): OptimFixture => JSON.parse(readFileSync(new URL(file, FIXTURES), 'utf8')) as OptimFixture;
+const fixtureNames = optimFixtureNames;
+const load = loadOptimFixture;
 
 type Arena = Float64Array | Float32Array;
 type Step = (A: Arena, lr: number, t: number) => boolean;

@@ -2,13 +2,13 @@
 // code, step by step: parameters and optimizer state within 1e-5 (relative to each array) for every
 // optimizer with and without clipping and weight decay, sizes that are not multiples of 4, and a
 // non-finite gradient under clipping refused with nothing written; the PyTorch fixtures at float32 tolerance.
-import { readFileSync, readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { OptimizerSpec } from '../src/dsl/model.ts';
 import { planOptimizer, validateOptimizer, type ParamSlot } from '../src/emit/optimizer.ts';
 import { KernelTable, pagesFor } from '../src/emit/wasm/module.ts';
 import { relErr } from './helpers/numeric.ts';
 import { rng } from './helpers/rng.ts';
+import { loadOptimFixture, optimFixtureNames } from './helpers/torch.ts';
 
 const TOL = 1e-5;
 
@@ -133,22 +133,11 @@ describe('a non-finite gradient under clipping, on the wasm target', () => {
 });
 
 // The PyTorch 1.13 trajectories (test/optimizer.test.ts replays them in float64 to 1e-9) on the wasm target, to float32's tolerance.
-interface TensorJson {
-  readonly data: readonly number[];
-}
-interface OptimFixture {
-  readonly optimizer: Record<string, unknown>;
-  readonly clipNorm?: number;
-  readonly params0: Readonly<Record<string, TensorJson>>;
-  readonly steps: readonly { readonly grads: Readonly<Record<string, TensorJson>>; readonly params: Readonly<Record<string, TensorJson>> }[];
-}
-const FIXTURES = new URL('./fixtures/torch/', import.meta.url);
-const fixtureNames = readdirSync(FIXTURES).filter((f) => f.startsWith('optim-') && f.endsWith('.json')).sort();
 
 describe('PyTorch 1.13 parity on the wasm target (test/fixtures/torch/optim-*.json)', () => {
-  for (const file of fixtureNames) {
+  for (const file of optimFixtureNames) {
     it(`${file}: within 1e-5 of PyTorch after every step`, () => {
-      const fx = JSON.parse(readFileSync(new URL(file, FIXTURES), 'utf8')) as OptimFixture;
+      const fx = loadOptimFixture(file);
       const spec = validateOptimizer(fx.optimizer);
       const names = Object.keys(fx.params0);
       const total = names.reduce((n, k) => n + fx.params0[k]!.data.length, 0);

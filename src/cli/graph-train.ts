@@ -21,6 +21,7 @@ import type { TrainerConfig } from '../emit/config.ts';
 import { TrainingSignals } from './train-signals.ts';
 import { numericsReport } from '../emit/trainer-text.ts';
 import { windowTensors } from './graph-model.ts';
+import { TrainerSet } from './trainer-set.ts';
 
 
 export interface GraphTrainOptions {
@@ -64,7 +65,7 @@ export async function trainGraphModel(o: GraphTrainOptions): Promise<number> {
   const total = o.steps ?? (fileWindows ? fileWindows.length : model.task!.steps);
 
   const started = performance.now();
-  const trainers = new GraphTrainerSet(new Map(await Promise.all(batches.map(async (B) => {
+  const trainers = new TrainerSet<GraphTrainerInstance>(new Map(await Promise.all(batches.map(async (B) => {
     const emitted = emitGraphTrainer({
       model, source: o.source, batch: B, lengths, dtype: cfg.dtype, loss: cfg.loss, optimizer: cfg.optimizer,
       ...(cfg.clipNorm !== undefined ? { clipNorm: cfg.clipNorm } : {}), ...(cfg.seed !== undefined ? { seed: cfg.seed } : {}),
@@ -200,34 +201,4 @@ export async function trainGraphModel(o: GraphTrainOptions): Promise<number> {
   }
   if (!o.logJson && written.length) process.stdout.write(`wrote ${written.join(', ')}\n`);
   return 0;
-}
-
-/**
- * A graph trainer per batch size (shapes are baked in), training one set of parameters: the trainer a
- * window needs takes over the parameters, optimizer state, learning rate and dropout generator of the
- * one used before it, so a partial last batch trains exactly as one trainer would.
- */
-class GraphTrainerSet {
-  private current: GraphTrainerInstance;
-
-  constructor(private readonly byBatch: ReadonlyMap<number, GraphTrainerInstance>, first: number) {
-    this.current = byBatch.get(first)!;
-  }
-
-  get trainer(): GraphTrainerInstance {
-    return this.current;
-  }
-
-  use(B: number): GraphTrainerInstance {
-    const next = this.byBatch.get(B);
-    if (next === undefined) throw new Error(`GraphTrainerSet: no trainer compiled for B = ${B}`);
-    if (next !== this.current) {
-      next.setParams(this.current.getParams());
-      next.setOptimizerState(this.current.getOptimizerState());
-      next.lr = this.current.lr;
-      if (this.current.getRandomState && next.setRandomState) next.setRandomState(this.current.getRandomState());
-      this.current = next;
-    }
-    return next;
-  }
 }

@@ -1,4 +1,4 @@
-// The PyTorch float64 cell fixtures (test/fixtures/torch/cell-*.json), typed and loaded by name.
+// The PyTorch float64 fixtures: cells (test/fixtures/torch/cell-*.json) and optimizer trajectories (optim-*.json), typed and loaded by name.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -92,4 +92,22 @@ function fixturesOf<F>(pattern: RegExp): F[] {
         ...(raw.finalState ? { finalState: tensors(raw.finalState), grads: tensors(raw.grads) } : {}),
       } as F;
     });
+}
+
+/** An optimizer trajectory (test/fixtures/make-torch-fixtures.py): the initial parameters, then each step's gradients and the parameters after it. */
+export interface OptimFixture {
+  readonly optimizer: Record<string, unknown>;
+  readonly clipNorm?: number;
+  readonly params0: Readonly<Record<string, { readonly shape: readonly number[]; readonly data: readonly number[] }>>;
+  readonly steps: readonly {
+    readonly grads: Readonly<Record<string, { readonly shape: readonly number[]; readonly data: readonly number[] }>>;
+    readonly params: Readonly<Record<string, { readonly shape: readonly number[]; readonly data: readonly number[] }>>;
+  }[];
+}
+
+/** The optimizer fixtures' file names, sorted. */
+export const optimFixtureNames: readonly string[] = fs.readdirSync(TORCH_DIR).filter((f) => f.startsWith('optim-') && f.endsWith('.json')).sort();
+
+export function loadOptimFixture(file: string): OptimFixture {
+  return JSON.parse(fs.readFileSync(path.join(TORCH_DIR, file), 'utf8')) as OptimFixture;
 }
