@@ -8,7 +8,7 @@ import type { GEdge, GraphDiagram } from '../src/dot/graph-views.ts';
 import { renderSvg } from '../src/dot/render.ts';
 import { ATTENTION_PANELS, attentionHeatmapSvg } from '../src/plot/attention.ts';
 import { tensor } from '../src/ir/tensor.ts';
-import { add, concat, constant, defineModel, graphModel, input, matmul, param, scan, tanh, transpose } from '../src/index.ts';
+import { add, cellScans, concat, constant, defineModel, graphModel, input, matmul, param, scan, tanh, transpose } from '../src/index.ts';
 import type { Node } from '../src/index.ts';
 
 vi.setConfig({ testTimeout: 120_000 });
@@ -204,7 +204,7 @@ describe('graph model diagrams: a bidirectional encoder (a reverse scan, a param
     expect(d.edges.filter((e) => e.from === 'p0').map((e) => e.lhead).sort()).toEqual(['row0', 'row1']);
     const folded = graphModelDiagram(bidir, { view: 'folded' });
     expect(folded.edges.find((e) => e.from === 'd1_0' && e.to === 'f1')!.label!.markup).toContain('t+1');
-    expect(() => modelDot(bidir, { view: 'gradient' })).toThrow(/needs a loss/);
+    expect(() => modelDot(bidir, { view: 'gradient' })).toThrow(/the gradient view differentiates a loss: model \S+ declares no task/);
   });
 
   it('escapes what the user wrote, and renders', async () => {
@@ -227,5 +227,27 @@ describe('attention heat map', () => {
     expect(svg).toContain('4 · &lt;e&gt;');
     expect(await attentionHeatmapSvg(w, { source: [['a', 'b', 'a', '<e>']], target: [['x', 'y', 'z']] })).toBe(svg);
     await expect(attentionHeatmapSvg(tensor([2, 3], [0, 0, 0, 0, 0, 0]))).rejects.toThrow(/\[B, Ty, Tx\]/);
+  });
+});
+
+describe('a graph model without a task', () => {
+  /** The built-in LSTM as scans (two layers, both directions), with or without a target `y`. */
+  const scans = (withTarget: boolean) => defineModel({
+    name: withTarget ? 'lstm-scans' : 'lstm-scans-no-y',
+    graph: (B) => {
+      const x = input('x', [B, 3, 2]), y = input('y', [B, 3, 2]);
+      const net = cellScans('lstm', { input: 2, hidden: 3, output: 2, batch: B, layers: 2, bidirectional: true }, { x });
+      return graphModel({ inputs: withTarget ? { x, y } : { x }, outputs: { o: net.o }, params: net.params });
+    },
+  });
+
+  it('draws its gradient view with mean squared error against its input y: each of its four scans its own backward chain, each parameter group one Σ', () => {
+    const dot = modelDot(scans(true), { view: 'gradient' });
+    expect(dot).toContain('mse');
+    for (const k of [1, 2, 3, 4]) expect(dot).toContain(`the parameters of scan ${k}`);
+  });
+
+  it('without an input y to compare with, says what the gradient view needs', () => {
+    expect(() => modelDot(scans(false), { view: 'gradient' })).toThrow(/the gradient view differentiates a loss: model lstm-scans-no-y declares no task \(task.loss\) and has no input "y" shaped like its output "o"/);
   });
 });

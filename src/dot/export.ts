@@ -1,8 +1,11 @@
 // A model as DOT or SVG: builds the recurrence in a fresh compile context, draws the requested view,
 // elides long unrollings, lays it out. Same model and request, same bytes.
+import { UnfoldError } from '../ir/errors.ts';
 import { Context } from '../ir/node.ts';
 import { derivedBuilder, withContext } from '../dsl/context.ts';
-import type { ModelDef } from '../dsl/model.ts';
+import type { LossSpec, ModelDef } from '../dsl/model.ts';
+import type { GraphModel } from '../dsl/graph-model.ts';
+import { sameShape } from '../ir/tensor.ts';
 import { checkTau } from '../transforms/unroll.ts';
 import { elide, layout, type Diagram } from './diagram.ts';
 import { Html, writeDot } from './dot.ts';
@@ -61,8 +64,21 @@ export function graphModelDiagram(model: ModelDef, req: DotRequest, ctx: Context
       Html.font(`${req.view} · ${level} level`, LABEL.title),
       ...(model.description ? [Html.br(), Html.font(model.description, LABEL.note)] : []),
     );
-    return buildGraphView(g, { view: req.view, level, loss: model.task?.loss, name: `${model.name} ${req.view}`, title }, derivedBuilder());
+    const loss = model.task?.loss ?? defaultGraphLoss(g);
+    if (req.view === 'gradient' && !loss) {
+      throw new UnfoldError(`the gradient view differentiates a loss: model ${model.name} declares no task (task.loss) and has no input "y" shaped like its output "${g.outputs[0]!.name}" to compare it with`);
+    }
+    return buildGraphView(g, { view: req.view, level, loss, name: `${model.name} ${req.view}`, title }, derivedBuilder());
   }, ctx);
+}
+
+/**
+ * The loss a graph model without a task is drawn with: mean squared error of its first output
+ * against an input `y` of the same shape (as a recurrence without a task is), when it has one.
+ */
+function defaultGraphLoss(g: GraphModel): LossSpec | undefined {
+  const out = g.outputs[0], y = g.inputs.find((x) => x.name === 'y');
+  return out && y && sameShape(out.node.shape, y.node.shape) ? { kind: 'mse' } : undefined;
 }
 
 /** DOT text of one view of a model. */
