@@ -4,9 +4,41 @@
 //   Σ over no axes -> x,  broadcast/reshape/slice of a fill -> a fill,  where(c, x, x) -> x, …
 // Graphs built by the DSL and by vjp are already simplified; this pass serves graphs from elsewhere
 // (JSON, hand-made, other passes), and returns the very same graph when no rule applies.
-import { createBuilder } from '../prims/builder.ts';
-import { isPrimName } from '../prims/index.ts';
+import type { Attrs, Node } from '../ir/node.ts';
+import { createBuilder, type NodeBuilder } from '../prims/builder.ts';
+import { isPrimName, type PrimName } from '../prims/index.ts';
 import { rewrite, type Pass } from './pass.ts';
+
+/** A node re-made through the builder from its (rewritten) inputs and its attrs. */
+type Remake = (b: NodeBuilder, inputs: readonly Node[], attrs: Attrs) => Node;
+
+/**
+ * Each primitive's re-making through the builder, whose table holds its algebra; `null` where the
+ * builder has no rule for it (the node is kept as it is). Typed over the registry: a new primitive
+ * says which, or does not compile.
+ */
+const REMAKE: { readonly [K in PrimName]: Remake | null } = {
+  param: null, input: null, const: null,
+  add: (b, [x, y]) => b.add(x!, y!),
+  sub: (b, [x, y]) => b.sub(x!, y!),
+  mul: (b, [x, y]) => b.mul(x!, y!),
+  div: (b, [x, y]) => b.div(x!, y!),
+  neg: (b, [x]) => b.neg(x!),
+  exp: null, log: null, tanh: null, sigmoid: null, relu: null,
+  detach: (b, [x]) => b.detach(x!),
+  where: (b, [c, x, y]) => b.where(c!, x!, y!),
+  compare: null,
+  matmul: (b, [x, y]) => b.matmul(x!, y!),
+  transpose: (b, [x]) => b.transpose(x!),
+  sum: (b, [x], a) => b.sum(x!, a['axes'] as number[]),
+  max: null,
+  broadcast: (b, [x], a) => b.broadcast(x!, a['shape'] as number[], a['axes'] as number[]),
+  reshape: (b, [x], a) => b.reshape(x!, a['shape'] as number[]),
+  slice: (b, [x], a) => b.slice(x!, a['axis'] as number, a['start'] as number, a['end'] as number),
+  pad: (b, [x], a) => b.pad(x!, a['axis'] as number, a['before'] as number, a['after'] as number),
+  concat: null, gather: null, scatter: null,
+  scan: null,
+};
 
 export const simplify: Pass = {
   name: 'simplify',
@@ -14,24 +46,7 @@ export const simplify: Pass = {
     const b = createBuilder(ctx);
     return rewrite(g, ctx, (n, inputs) => {
       if (n.inputs.length === 0 || !isPrimName(n.op)) return undefined;
-      const [x, y, z] = inputs;
-      switch (n.op) {
-        case 'add': return b.add(x!, y!);
-        case 'sub': return b.sub(x!, y!);
-        case 'mul': return b.mul(x!, y!);
-        case 'div': return b.div(x!, y!);
-        case 'neg': return b.neg(x!);
-        case 'transpose': return b.transpose(x!);
-        case 'sum': return b.sum(x!, n.attrs['axes'] as number[]);
-        case 'broadcast': return b.broadcast(x!, n.attrs['shape'] as number[], n.attrs['axes'] as number[]);
-        case 'reshape': return b.reshape(x!, n.attrs['shape'] as number[]);
-        case 'slice': return b.slice(x!, n.attrs['axis'] as number, n.attrs['start'] as number, n.attrs['end'] as number);
-        case 'pad': return b.pad(x!, n.attrs['axis'] as number, n.attrs['before'] as number, n.attrs['after'] as number);
-        case 'matmul': return b.matmul(x!, y!);
-        case 'where': return b.where(x!, y!, z!);
-        case 'detach': return b.detach(x!);
-        default: return undefined;
-      }
+      return REMAKE[n.op]?.(b, inputs, n.attrs);
     });
   },
 };
