@@ -373,6 +373,23 @@ describe('the registry', () => {
     for (const leaf of LEAVES) expect(Object.keys(prims)).toContain(leaf);
   });
 
+  it('gives every primitive a DSL op of its name in the package, or says where users reach it', async () => {
+    const api = (await import('../../src/index.ts')) as Record<string, unknown>;
+    // Reached under another name, or built only by the compiler (a VJP).
+    const elsewhere: Partial<Record<PrimName, readonly string[]>> = {
+      const: ['constant'],
+      compare: ['gt', 'ge', 'lt', 'le', 'eq'],
+      gather: ['embedding'],
+      scatter: [], // the VJP of gather
+      pad: [], // the VJP of slice
+    };
+    for (const name of Object.keys(prims) as PrimName[]) {
+      const via = elsewhere[name];
+      if (via === undefined) expect(typeof api[name], `a DSL op "${name}"`).toBe('function');
+      else for (const op of via) expect(typeof api[op], `the DSL op "${op}" (for ${name})`).toBe('function');
+    }
+  });
+
   it('names every primitive by its key, with a consistent arity', () => {
     for (const [key, p] of Object.entries(prims)) {
       expect(p.name).toBe(key);
