@@ -45,9 +45,9 @@ export interface OptimizerPlan {
 }
 
 /**
- * One element's update as data, for a target that vectorizes it (the wasm target,
- * src/emit/wasm/optimizer.ts): the same operations in the same order as the TypeScript body beside
- * it in ruleFor, each rounded to float32 (where the TypeScript computes in float64 and rounds on store).
+ * One element's update as data: the ts target prints it as the body of its loop (printBody), the
+ * wasm target (src/emit/wasm/optimizer.ts) vectorizes it, the same operations in the same order,
+ * each rounded to float32 (where the TypeScript computes in float64 and rounds on store).
  */
 export type LaneExpr =
   /** The element of the parameter, its gradient, or state array k, as it was before this step. */
@@ -330,8 +330,7 @@ function runsOf(slots: readonly ParamSlot[]): Run[] {
 interface Rule {
   readonly state: readonly string[];
   readonly prelude: readonly string[];
-  body(p: number, grad: string, st: readonly number[]): string[];
-  /** The body's arithmetic as data, in float32 (`first`: the step with t = 1, where it differs). */
+  /** The loop body as data (`first`: the step with t = 1, where it differs). */
   lanes(grad: LaneExpr, first: boolean): LaneProgram;
 }
 
@@ -347,12 +346,7 @@ const local = (name: string): LaneExpr => ({ local: name });
 const PARAM: LaneExpr = { load: 'param' };
 const stateAt = (k: number): LaneExpr => ({ load: k });
 
-/** The per-element gradient expression after clipping (`gradScale` is 1 unless clipping bites). */
-function gradExpr(gradOff: number, clipped: boolean): string {
-  return clipped ? `${read(gradOff)} * gradScale` : read(gradOff);
-}
-
-/** The same, as a lane expression. */
+/** The per-element gradient after clipping (`gradScale` is 1 unless clipping bites). */
 function gradLanes(clipped: boolean): LaneExpr {
   return clipped ? mul({ load: 'grad' }, scalar('gradScale')) : { load: 'grad' };
 }
@@ -361,8 +355,7 @@ function ruleFor(s: ResolvedOptimizer, float32: boolean): Rule {
   const wd = s.weightDecay;
   // `grad.add(param, alpha=wd)` is g + wd*p, skipped entirely when wd == 0 (as PyTorch does, so a
   // non-finite parameter is not turned into NaN through 0 * Infinity).
-  const l2 = (p: number, grad: string): string => (wd !== 0 ? `const g = ${grad} + ${lit(wd)} * ${read(p)};` : `const g = ${grad};`);
-  const l2Lanes = (grad: LaneExpr): readonly [string, LaneExpr] => ['g', wd !== 0 ? add(grad, mul(num(wd), PARAM)) : grad];
+  const l2 = (grad: LaneExpr): readonly [string, LaneExpr] => ['g', wd !== 0 ? add(grad, mul(num(wd), PARAM)) : grad];
   const g = local('g');
   switch (s.name) {
     case 'sgd': {
@@ -372,25 +365,17 @@ function ruleFor(s: ResolvedOptimizer, float32: boolean): Rule {
         state: mu !== 0 ? ['momentum_buffer'] : [],
         // `first`: PyTorch creates the buffer as a copy of d on a parameter's first step, with no dampening.
         prelude: ['const negLr = -lr;', ...(mu !== 0 ? ['const first = t === 1;'] : [])],
-        body: (p, grad, st) => {
-          const lines = [l2(p, grad)];
-          if (mu === 0) {
-            lines.push(`${at(p)} = ${read(p)} + negLr * g;`);
-            return lines;
-          }
-          const buf = st[0]!;
-          // buf.mul_(momentum).add_(d, alpha=1 - dampening)
-          lines.push(`const buf = first ? g : ${lit(mu)} * ${read(buf)} + ${keep === 1 ? 'g' : `${lit(keep)} * g`};`, `${at(buf)} = buf;`);
-          // nesterov: d.add(buf, alpha=momentum); else d = buf; then param.add_(d, alpha=-lr)
-          lines.push(s.nesterov ? `${at(p)} = ${read(p)} + negLr * (g + ${lit(mu)} * buf);` : `${at(p)} = ${read(p)} + negLr * buf;`);
-          return lines;
-        },
         lanes: (grad, first) => {
           const negLr = scalar('negLr');
-          if (mu === 0) return { lets: [l2Lanes(grad)], param: add(PARAM, mul(negLr, g)), state: [] };
+          if (mu === 0) return { lets: [l2(grad)], param: add(PARAM, mul(negLr, g)), state: [] };
           const buf = local('buf');
           return {
-            lets: [l2Lanes(grad), ['buf', first ? g : add(mul(num(mu), stateAt(0)), keep === 1 ? g : mul(num(keep), g))]],
+            lets: [
+              l2(grad),
+              // buf.mul_(momentum).add_(d, alpha=1 - dampening)
+              ['buf', first ? g : add(mul(num(mu), stateAt(0)), keep === 1 ? g : mul(num(keep), g))],
+            ],
+            // nesterov: d.add(buf, alpha=momentum); else d = buf; then param.add_(d, alpha=-lr)
             param: add(PARAM, mul(negLr, s.nesterov ? add(g, mul(num(mu), buf)) : buf)),
             state: [buf],
           };
@@ -415,36 +400,21 @@ function ruleFor(s: ResolvedOptimizer, float32: boolean): Rule {
           // AdamW: param.mul_(1 - lr * weight_decay), before the moments are touched.
           ...(decoupled ? [`const decay = 1 - lr * ${lit(wd)};`] : []),
         ],
-        body: (p, grad, st) => {
-          const [m, v] = [st[0]!, st[1]!];
-          // Adam folds L2 into the gradient; AdamW decays the parameter instead and uses the raw gradient.
-          const lines = [s.name === 'adam' ? l2(p, grad) : `const g = ${grad};`];
-          lines.push(
-            decoupled ? `const param = ${read(p)} * decay;` : `const param = ${read(p)};`,
-            // exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
-            `const expAvg = ${lit(b1)} * ${read(m)} + ${lit(1 - b1)} * g;`,
-            `${at(m)} = expAvg;`,
-            // exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2): self + (value * g) * g
-            `const expAvgSq = ${lit(b2)} * ${read(v)} + ${lit(1 - b2)} * g * g;`,
-            `${at(v)} = expAvgSq;`,
-            // denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)
-            float32 ? `const denom = Math.sqrt(expAvgSq) * invBiasCorrection2Sqrt + ${lit(eps)};` : `const denom = Math.sqrt(expAvgSq) / biasCorrection2Sqrt + ${lit(eps)};`,
-            // param.addcdiv_(exp_avg, denom, value=-step_size): self + (value * exp_avg) / denom
-            `${at(p)} = param + negStepSize * expAvg / denom;`,
-          );
-          return lines;
-        },
-        // The float32 body's arithmetic (the reciprocal of the bias correction, not a division).
         lanes: (grad) => {
           const [expAvg, expAvgSq] = [local('expAvg'), local('expAvgSq')];
           return {
             lets: [
-              s.name === 'adam' ? l2Lanes(grad) : ['g', grad],
+              // Adam folds L2 into the gradient; AdamW decays the parameter instead and uses the raw gradient.
+              s.name === 'adam' ? l2(grad) : ['g', grad],
               ['param', decoupled ? mul(PARAM, scalar('decay')) : PARAM],
+              // exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
               ['expAvg', add(mul(num(b1), stateAt(0)), mul(num(1 - b1), g))],
+              // exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2): self + (value * g) * g
               ['expAvgSq', add(mul(num(b2), stateAt(1)), mul(mul(num(1 - b2), g), g))],
-              ['denom', add(mul(sqrt(expAvgSq), scalar('invBiasCorrection2Sqrt')), num(eps))],
+              // denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps); in float32 a multiplication by the reciprocal
+              ['denom', add(float32 ? mul(sqrt(expAvgSq), scalar('invBiasCorrection2Sqrt')) : div(sqrt(expAvgSq), scalar('biasCorrection2Sqrt')), num(eps))],
             ],
+            // param.addcdiv_(exp_avg, denom, value=-step_size): self + (value * exp_avg) / denom
             param: add(local('param'), div(mul(scalar('negStepSize'), expAvg), local('denom'))),
             state: [expAvg, expAvgSq],
           };
@@ -459,42 +429,20 @@ function ruleFor(s: ResolvedOptimizer, float32: boolean): Rule {
       return {
         state: ['square_avg', ...(centered ? ['grad_avg'] : []), ...(mu > 0 ? ['momentum_buffer'] : [])],
         prelude: ['const negLr = -lr;'],
-        body: (p, grad, st) => {
-          const sq = st[0]!;
-          const lines = [l2(p, grad)];
-          // square_avg.mul_(alpha).addcmul_(grad, grad, value=1 - alpha)
-          lines.push(`const squareAvg = ${lit(alpha)} * ${read(sq)} + ${lit(1 - alpha)} * g * g;`, `${at(sq)} = squareAvg;`);
-          if (centered) {
-            const ga = st[1]!;
-            // grad_avg.mul_(alpha).add_(grad, alpha=1 - alpha);
-            // avg = square_avg.addcmul(grad_avg, grad_avg, value=-1).sqrt_().add_(eps)  ((-1 * ga) * ga == -(ga * ga) exactly)
-            lines.push(
-              `const gradAvg = ${lit(alpha)} * ${read(ga)} + ${lit(1 - alpha)} * g;`,
-              `${at(ga)} = gradAvg;`,
-              `const avg = Math.sqrt(squareAvg - gradAvg * gradAvg) + ${lit(eps)};`,
-            );
-          } else {
-            lines.push(`const avg = Math.sqrt(squareAvg) + ${lit(eps)};`);
-          }
-          if (mu > 0) {
-            const buf = st[st.length - 1]!;
-            // buf.mul_(momentum).addcdiv_(grad, avg); param.add_(buf, alpha=-lr)
-            lines.push(`const buf = ${lit(mu)} * ${read(buf)} + g / avg;`, `${at(buf)} = buf;`, `${at(p)} = ${read(p)} + negLr * buf;`);
-          } else {
-            // param.addcdiv_(grad, avg, value=-lr): self + (-lr * g) / avg
-            lines.push(`${at(p)} = ${read(p)} + negLr * g / avg;`);
-          }
-          return lines;
-        },
         lanes: (grad) => {
           const negLr = scalar('negLr');
           const [squareAvg, gradAvg, avg, buf] = [local('squareAvg'), local('gradAvg'), local('avg'), local('buf')];
-          const lets: (readonly [string, LaneExpr])[] = [l2Lanes(grad), ['squareAvg', add(mul(num(alpha), stateAt(0)), mul(mul(num(1 - alpha), g), g))]];
+          // square_avg.mul_(alpha).addcmul_(grad, grad, value=1 - alpha)
+          const lets: (readonly [string, LaneExpr])[] = [l2(grad), ['squareAvg', add(mul(num(alpha), stateAt(0)), mul(mul(num(1 - alpha), g), g))]];
+          // grad_avg.mul_(alpha).add_(grad, alpha=1 - alpha);
+          // avg = square_avg.addcmul(grad_avg, grad_avg, value=-1).sqrt_().add_(eps)  ((-1 * ga) * ga == -(ga * ga) exactly)
           if (centered) lets.push(['gradAvg', add(mul(num(alpha), stateAt(1)), mul(num(1 - alpha), g))], ['avg', add(sqrt(sub(squareAvg, mul(gradAvg, gradAvg))), num(eps))]);
           else lets.push(['avg', add(sqrt(squareAvg), num(eps))]);
+          // buf.mul_(momentum).addcdiv_(grad, avg); param.add_(buf, alpha=-lr)
           if (mu > 0) lets.push(['buf', add(mul(num(mu), stateAt(centered ? 2 : 1)), div(g, avg))]);
           return {
             lets,
+            // without momentum, param.addcdiv_(grad, avg, value=-lr): self + (-lr * g) / avg
             param: mu > 0 ? add(PARAM, mul(negLr, buf)) : add(PARAM, div(mul(negLr, g), avg)),
             state: [squareAvg, ...(centered ? [gradAvg] : []), ...(mu > 0 ? [buf] : [])],
           };
@@ -506,25 +454,49 @@ function ruleFor(s: ResolvedOptimizer, float32: boolean): Rule {
         state: ['sum'],
         // clr = lr / (1 + (step - 1) * lr_decay) is lr with lr_decay 0.
         prelude: ['const negLr = -lr;'],
-        body: (p, grad, st) => {
-          const sum = st[0]!;
-          return [
-            l2(p, grad),
-            // state_sum.addcmul_(grad, grad, value=1); std = state_sum.sqrt().add_(eps)
-            `const stateSum = ${read(sum)} + g * g;`,
-            `${at(sum)} = stateSum;`,
-            // param.addcdiv_(grad, std, value=-clr): self + (-clr * g) / std
-            `${at(p)} = ${read(p)} + negLr * g / (Math.sqrt(stateSum) + ${lit(s.eps)});`,
-          ];
-        },
         lanes: (grad) => ({
-          lets: [l2Lanes(grad), ['stateSum', add(stateAt(0), mul(g, g))]],
+          // state_sum.addcmul_(grad, grad, value=1); std = state_sum.sqrt().add_(eps)
+          lets: [l2(grad), ['stateSum', add(stateAt(0), mul(g, g))]],
+          // param.addcdiv_(grad, std, value=-clr): self + (-clr * g) / std
           param: add(PARAM, div(mul(scalar('negLr'), g), add(sqrt(local('stateSum')), num(s.eps)))),
           state: [local('stateSum')],
         }),
       };
     }
   }
+}
+
+/** Binding strength in the printed TypeScript: a subexpression binding less tightly than its context is parenthesized. */
+const PRECEDENCE = { add: 1, sub: 1, mul: 2, div: 2 } as const;
+
+/**
+ * One element's update as TypeScript statements, where the element's values live: the lets in order,
+ * each state array stored as soon as its new value is bound, then the parameter. A let the first step
+ * computes otherwise (`first`) is `first ? … : …` (the prelude defines `first`).
+ */
+function printBody(later: LaneProgram, first: LaneProgram, p: number, gradOff: number, st: readonly number[]): string[] {
+  const print = (e: LaneExpr, context = 0): string => {
+    if ('load' in e) return read(e.load === 'param' ? p : e.load === 'grad' ? gradOff : st[e.load]!);
+    if ('local' in e) return e.local;
+    if ('scalar' in e) return e.scalar;
+    if ('value' in e) return lit(e.value);
+    if (e.op === 'sqrt') return `Math.sqrt(${print(e.args[0])})`;
+    const prec = PRECEDENCE[e.op];
+    // Left-associative: the right operand of an operator of the same strength keeps its parentheses.
+    const text = `${print(e.args[0], prec)} ${{ add: '+', sub: '-', mul: '*', div: '/' }[e.op]} ${print(e.args[1], prec + 1)}`;
+    return prec < context ? `(${text})` : text;
+  };
+  const stored = new Map(later.state.flatMap((e, k) => ('local' in e ? [[e.local, k] as const] : [])));
+  const lines: string[] = [];
+  later.lets.forEach(([name, e], i) => {
+    const e1 = first.lets[i]![1];
+    lines.push(`const ${name} = ${JSON.stringify(e1) === JSON.stringify(e) ? print(e) : `first ? ${print(e1)} : ${print(e)}`};`);
+    const k = stored.get(name);
+    if (k !== undefined) lines.push(`${at(st[k]!)} = ${name};`);
+  });
+  later.state.forEach((e, k) => { if (!('local' in e)) lines.push(`${at(st[k]!)} = ${print(e)};`); });
+  lines.push(`${at(p)} = ${print(later.param)};`);
+  return lines;
 }
 
 /**
@@ -599,7 +571,8 @@ export function planOptimizer(spec: OptimizerSpec, slots: readonly ParamSlot[], 
     }
     emit(1, `{ // ${commentText(run.names.join(', '))}: ${run.size} at ${where}`);
     emit(2, `for (let i = 0; i < ${run.size}; i++) {`);
-    for (const line of rule.body(run.paramOff, gradExpr(run.gradOff, clipped), st)) emit(3, line);
+    const grad = gradLanes(clipped);
+    for (const line of printBody(rule.lanes(grad, false), rule.lanes(grad, true), run.paramOff, run.gradOff, st)) emit(3, line);
     emit(2, '}');
     emit(1, '}');
   }
