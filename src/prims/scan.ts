@@ -152,7 +152,7 @@ export const scan: PrimDef = {
     }
     return out;
   },
-  vjp: ({ dy, y, inputs, attrs, grad, rebind }, b) => {
+  vjp: ({ dy, y, inputs, attrs, grad, rebind, wants }, b) => {
     if (!grad || !rebind) throw new Error('scan: its VJP differentiates the body, which needs the vjp transform');
     const { carries: nc, xs: nx, length, reverse } = countsOf(attrs);
     const body = y.body!;
@@ -168,6 +168,10 @@ export const scan: PrimDef = {
     const terms = [...next.map((n, i) => inner(b, dcPh[i]!, n)), ...ysStep.map((o, j) => inner(b, dyPh[j]!, o))];
     const J = terms.reduce((acc, t) => b.add(acc, t));
     const g = grad(J, [...cPh, ...xPh, ...kPh]);
+    // Only the cotangents something reads: a data sequence's (x fed to the first layer) is never computed.
+    const wanted = (i: number) => wants?.[i] !== false;
+    const xsOut = xPh.map((_, j) => j).filter((j) => wanted(nc + j));
+    const kOut = kPh.map((_, k) => k).filter((k) => wanted(nc + nx + k));
     const residuals = stepResiduals(g, new Set([...dcPh, ...accPh, ...dyPh]), new Set([...cPh, ...xPh]));
     // The forward again, also yielding the carry each step reads and the residuals its VJP reads —
     // stored per step, as JAX's partial evaluation of scan does, not recomputed in the backward scan.
@@ -179,18 +183,20 @@ export const scan: PrimDef = {
     const savedPh = saved.map((v, i) => b.placeholder(i < nc ? `${String(v.attrs['name'])}(t-1)` : `r${i - nc}`, flatStep(b, v).shape));
     const gb = rebind(g, new Map(saved.map((v, i) => [v, b.reshape(savedPh[i]!, v.shape)])));
     const backward = b.scan({
-      init: [...dParts.slice(0, nc), ...consts.map((k) => b.scalar(0, k.shape))],
+      init: [...dParts.slice(0, nc), ...kOut.map((k) => b.scalar(0, consts[k]!.shape))],
       xs: [...stacks.slice(0, nc), ...xs, ...dParts.slice(nc), ...stacks.slice(nc)],
       consts,
       length,
       reverse: !reverse,
       body: {
-        inputs: [...dcPh, ...accPh, ...savedPh.slice(0, nc), ...xPh, ...dyPh, ...savedPh.slice(nc), ...kPh],
-        outputs: [...gb.slice(0, nc), ...accPh.map((a, k) => b.add(a, gb[nc + nx + k]!)), ...gb.slice(nc, nc + nx)],
+        inputs: [...dcPh, ...kOut.map((k) => accPh[k]!), ...savedPh.slice(0, nc), ...xPh, ...dyPh, ...savedPh.slice(nc), ...kPh],
+        outputs: [...gb.slice(0, nc), ...kOut.map((k) => b.add(accPh[k]!, gb[nc + nx + k]!)), ...xsOut.map((j) => gb[nc + j]!)],
       },
     });
     const r = scanResults(b, backward);
-    return [...r.slice(0, nc), ...r.slice(nc + consts.length), ...r.slice(nc, nc + consts.length)];
+    const dxs = new Map(xsOut.map((j, i) => [j, r[nc + kOut.length + i]!]));
+    const dks = new Map(kOut.map((k, i) => [k, r[nc + i]!]));
+    return [...r.slice(0, nc), ...xs.map((_, j) => dxs.get(j) ?? null), ...consts.map((_, k) => dks.get(k) ?? null)];
   },
   emit: { kind: 'loop' },
 };

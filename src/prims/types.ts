@@ -102,6 +102,8 @@ export interface VjpArgs {
   readonly grad?: (J: Node, wrt: readonly Node[]) => Node[];
   /** `roots` rebuilt with some of the nodes they reach replaced (a body reading stored values instead of recomputing them). */
   readonly rebind?: (roots: readonly Node[], replace: ReadonlyMap<Node, Node>) => Node[];
+  /** Which inputs' cotangents are used (those on a path from a differentiated target); a rule may leave the others out (null). */
+  readonly wants?: readonly boolean[];
 }
 
 /** How a rule evaluates its node's body (scan): the interpreter binds the placeholders and runs it. */

@@ -94,7 +94,7 @@ export function vjp(g: Graph, loss: Node, wrt: readonly Node[], b: NodeBuilder):
       if (n.inputs.length === 0 || isZero(dy)) return;
       const rule = primOf(n.op);
       if (!rule) throw new UnfoldError(`vjp: unknown op "${n.op}"`);
-      const cots = rule.vjp({ dy, y: n, inputs: n.inputs, attrs: n.attrs, grad: (J, wrt) => vjp(makeGraph({ J }), J, wrt, b).grads as Node[], rebind }, b);
+      const cots = rule.vjp({ dy, y: n, inputs: n.inputs, attrs: n.attrs, grad: (J, wrt) => vjp(makeGraph({ J }), J, wrt, b).grads as Node[], rebind, wants: n.inputs.map((x) => live.has(x)) }, b);
       n.inputs.forEach((x, k) => {
         const c = cots[k];
         if (!c || !live.has(x) || isZero(c)) return;
