@@ -212,7 +212,7 @@ export async function runWhole(model: ModelDef, source: string, rec: Recurrence,
  * The run with its output from the head on the final states instead of each step's (`--head final`,
  * as `train --head final` trained it): [B, 1, O], one per row, beside the states as before.
  */
-function withFinalHead(r: ForwardResult, rec: Recurrence, B: number, params: ReadonlyMap<string, Tensor>): ForwardResult {
+function withFinalHead(r: ForwardResult, rec: Recurrence, B: number, params: ReadonlyMap<string, Tensor>, directions: number): ForwardResult {
   // A program reports its final states; a single recurrence's h_n is s(N), held from each row's length on.
   const final = r.finalState ?? new Map([...r.states].map(([k, t]) => {
     const N = t.shape[1]!, size = sizeOf(t.shape) / (B * N);
@@ -220,7 +220,7 @@ function withFinalHead(r: ForwardResult, rec: Recurrence, B: number, params: Rea
     for (let b = 0; b < B; b++) data.set(t.data.subarray((b * N + N - 1) * size, (b * N + N) * size), b * size);
     return [k, { shape: [B, ...t.shape.slice(2)], data }];
   }));
-  const o = headOnFinalStates(Object.fromEntries(final), Object.fromEntries(params), rec.program?.directions ?? 1, B);
+  const o = headOnFinalStates(Object.fromEntries(final), Object.fromEntries(params), directions, B);
   const name = rec.outputs[0]!.name;
   return { ...r, outputs: new Map([[name, { shape: [B, 1, o.length / B], data: o }]]) };
 }
@@ -310,7 +310,7 @@ export const run: Command = {
     const checkNumerics = values['check-numerics'] === true;
     const whole = rec.program || data.lengths || checkNumerics || head === 'final';
     const stepped = whole ? await runWhole(model, source, rec, data, dtype, params, checkNumerics) : runSteps(await inferenceFor(model, source, data.batch, dtype, params), rec, data);
-    const result = head === 'final' ? withFinalHead(stepped, rec, data.batch, params!) : stepped;
+    const result = head === 'final' && 'cell' in record ? withFinalHead(stepped, rec, data.batch, params!, record.bidirectional ? 2 : 1) : stepped;
     if (values.json) {
       process.stdout.write(forwardJson(result));
       return 0;
