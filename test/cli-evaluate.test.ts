@@ -178,6 +178,21 @@ describe('evaluate against PyTorch float64 (lengths, class indices, a partial la
     expect(exported.stderr).toMatch(/was trained with --head final/);
   }, SLOW);
 
+  it('compile --head final writes the standalone trainer of that head: its loss on a window is PyTorch\'s', async () => {
+    const out = tmp('bigru-final-trainer');
+    const r = await unfold('compile', ...bigru.cell, '--head', 'final', '--tau', '6', '--batch', '4', '--varlen', '--loss', 'xent', '--dtype', 'f64', '--json', '-o', out);
+    expect(r.code, r.stderr).toBe(0);
+    const js = readFileSync(path.join(out, 'trainer.js'), 'utf8');
+    const mod = await import(`data:text/javascript;base64,${Buffer.from(js).toString('base64')}`) as { createTrainer(o: object): { gradients(d: Record<string, ArrayLike<number>>): number } };
+    const t = mod.createTrainer({ params: Object.fromEntries(Object.entries(bigru.f.params).map(([k, v]) => [k, v.data])) });
+    // Window 0: each row's class at its last valid step, one-hot [B, 1, C].
+    const w = bigru.f.data.windows[0]!, B = 4, T = 6, C = bigru.f.output;
+    const y = new Float64Array(B * C);
+    for (let b = 0; b < B; b++) y[b * C + w.y.data[b * T + w.lengths.data[b]! - 1]!] = 1;
+    const loss = t.gradients({ x: w.x.data, y, h0: new Float64Array(4 * B * bigru.f.hidden), lengths: w.lengths.data });
+    close(loss, bigru.f.trainFinal.losses[0]!);
+  }, SLOW);
+
   it('train --head final on the wasm target (float32): the losses of the ts target and of PyTorch within float32 rounding', async () => {
     const args = [...bigru.cell, '--params', bigru.params, '--data', bigru.data, '--loss', 'xent', '--head', 'final', '--optimizer', 'adam', '--lr', '0.01', '--dtype', 'f32', '--steps', '4', '--log-json', '--no-plots'];
     const [wasm, ts] = await Promise.all(['wasm', 'ts'].map(async (target) => jsonLines(await unfold('train', ...args, '--target', target)).map((l) => l.loss)));

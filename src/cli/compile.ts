@@ -12,6 +12,9 @@ import { compileOptions, COMPILE_USAGE, trainerConfig } from './compile-options.
 import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
 import { checkArenaFits } from '../emit/arena-limit.ts';
 import { Phases } from './phases.ts';
+import { headOption } from './evaluator.ts';
+import type { CellRecord } from './checkpoint.ts';
+import type { TrainerConfig } from '../emit/config.ts';
 
 function describeHoisted(h: Hoisted, rows: number): string {
   const parts = [
@@ -67,10 +70,30 @@ async function compileGraph(model: ModelDef, source: string, values: Record<stri
   for (const flag of ['tau', 'inference', 'dump-ir-after', 'carry-state', 'loss-over', 'hoist', 'varlen', 'memory-budget']) {
     if (values[flag] !== undefined) throw new UsageError(`compile: --${flag} is for one recurrence; model ${model.name} is a graph of scans`);
   }
-  const cfg = trainerConfig('compile', model, source, values);
+  return writeGraphTrainer(model, source, trainerConfig('compile', model, source, values), values, form, false);
+}
+
+/**
+ * A built-in cell with its head on the final states (`--head final`, as `train --head final` trains
+ * it): the cell as a graph of scans over windows of --tau steps (src/cli/final-head.ts), its trainer
+ * reading x [B, τ, I], y [B, 1, O] (each row's target), h0 (c0) and with --varlen the lengths.
+ */
+async function compileFinalHead(record: CellRecord, source: string, values: Record<string, unknown>, form: string): Promise<number> {
+  for (const flag of ['inference', 'dump-ir-after', 'hoist', 'memory-budget']) {
+    if (values[flag] !== undefined) throw new UsageError(`compile: --${flag} is for the per-step head's trainer; --head final compiles the cell as a graph of scans`);
+  }
+  if (values['loss-over'] === 'all') throw new UsageError('compile: --head final gives one output per row, compared with y at the row\'s last valid step; --loss-over all does not apply');
+  const { finalHeadModel } = await import('./final-head.ts');
+  const probe = finalHeadModel(record, 1);
+  const cfg = trainerConfig('compile', probe, source, values);
+  return writeGraphTrainer(finalHeadModel(record, cfg.tau), source, { ...cfg, loss: { kind: cfg.loss.kind } }, values, form, values['varlen'] === true);
+}
+
+/** A graph model's trainer at the config's batch size, written as trainer.ts with trainer.js and trainer.d.ts beside it; --json reports the arena. */
+async function writeGraphTrainer(model: ModelDef, source: string, cfg: TrainerConfig, values: Record<string, unknown>, form: string, lengths: boolean): Promise<number> {
   const { emitGraphTrainer } = await import('../emit/graph-trainer.ts');
   const emitted = emitGraphTrainer({
-    model, source, batch: cfg.batch, dtype: cfg.dtype, loss: cfg.loss, optimizer: cfg.optimizer,
+    model, source, batch: cfg.batch, dtype: cfg.dtype, loss: cfg.loss, optimizer: cfg.optimizer, lengths,
     ...(cfg.clipNorm !== undefined ? { clipNorm: cfg.clipNorm } : {}), ...(cfg.seed !== undefined ? { seed: cfg.seed } : {}),
     form: form === 'unrolled' ? 'unrolled' : 'rolled', originComments: true, ...(cfg.target !== undefined ? { target: cfg.target } : {}),
   });
@@ -84,7 +107,7 @@ async function compileGraph(model: ModelDef, source: string, values: Record<stri
 export const compile: Command = {
   name: 'compile',
   summary: 'emit a standalone TypeScript trainer (forward, loss, backward, optimizer) for a model',
-  usage: `unfold compile ${MODEL_USAGE} ${COMPILE_USAGE} [--form auto|unrolled|rolled] [--dump-ir-after simplify|constant-fold|weight-layout] [--json] [--profile] [--inference] -o DIR`,
+  usage: `unfold compile ${MODEL_USAGE} ${COMPILE_USAGE} [--form auto|unrolled|rolled] [--dump-ir-after simplify|constant-fold|weight-layout] [--head last|final] [--json] [--profile] [--inference] -o DIR`,
   async run(argv) {
     // Since the process started: what a user waits for (startup, the CLI's own modules) is a phase too.
     const phases = new Phases(true);
@@ -97,6 +120,7 @@ export const compile: Command = {
       'dump-ir-after': { type: 'string' },
       inference: { type: 'boolean' },
       profile: { type: 'boolean' },
+      head: { type: 'string' },
     });
     if (values.out === undefined) throw new UsageError('compile: -o DIR is required');
     const form = choiceFlag('compile', 'form', values.form, ['auto', 'unrolled', 'rolled'], 'auto');
@@ -105,7 +129,8 @@ export const compile: Command = {
     if (dumpAfter !== undefined && !EMIT_PASSES.some((p) => p.name === dumpAfter)) {
       throw new UsageError(`compile: --dump-ir-after: no pass named "${dumpAfter}" (passes, in order: ${EMIT_PASSES.map((p) => p.name).join(', ')})`);
     }
-    const { model, source } = await resolveModel('compile', positionals, values);
+    const { model, source, record } = await resolveModel('compile', positionals, values);
+    if (headOption('compile', values.head, record) === 'final') return compileFinalHead(record as CellRecord, source, values, form);
     if (model.graph) return compileGraph(model, source, values, form);
     if (values.inference) return compileInference(model, source, values);
     phases.lap('start and load the model');
