@@ -79,8 +79,9 @@ async function compileGraph(model: ModelDef, source: string, values: Record<stri
  * reading x [B, τ, I], y [B, 1, O] (each row's target), h0 (c0) and with --varlen the lengths.
  */
 async function compileFinalHead(record: CellRecord, source: string, values: Record<string, unknown>, form: string): Promise<number> {
-  for (const flag of ['inference', 'dump-ir-after', 'hoist', 'memory-budget']) {
-    if (values[flag] !== undefined) throw new UsageError(`compile: --${flag} is for the per-step head's trainer; --head final compiles the cell as a graph of scans`);
+  if (values['inference'] !== undefined) throw new UsageError('compile: --inference writes the forward module of the head at every step; --head final compiles its trainer (a graph of scans)');
+  for (const flag of ['dump-ir-after', 'hoist', 'memory-budget']) {
+    if (values[flag] !== undefined) throw new UsageError(`compile: --${flag} is for the trainer of the head at every step; --head final compiles the cell as a graph of scans`);
   }
   if (values['loss-over'] === 'all') throw new UsageError('compile: --head final gives one output per row, compared with y at the row\'s last valid step; --loss-over all does not apply');
   const { finalHeadModel } = await import('./final-head.ts');
