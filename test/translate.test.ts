@@ -316,6 +316,15 @@ describe('unfold grad and show on graphs/translate.ts', () => {
     const g = await unfold('grad', 'graphs/translate.ts', '--params', ck, '--data', path.join(dir, 'partial.json'));
     expect(g.code, g.stderr).toBe(0);
     expect(Math.abs(losses[1]! - (JSON.parse(g.stdout) as { loss: number }).loss)).toBeLessThanOrEqual(1e-12 * losses[1]!);
+    // The training accuracy of a step is evaluate's for the parameters it started from.
+    const init = path.join(dir, 'init.safetensors');
+    expect((await unfold('export', 'graphs/translate.ts', '--format', 'safetensors', '--dtype', 'f64', '-o', init)).code).toBe(0);
+    const once = await unfold('train', 'graphs/translate.ts', '--params', init, '--data', path.join(dir, 'one.json'), '--steps', '1', ...args);
+    expect(once.code, once.stderr).toBe(0);
+    const step1 = JSON.parse(once.stdout.trim()) as { loss: number; accuracy: number };
+    const ev = JSON.parse((await unfold('evaluate', 'graphs/translate.ts', '--params', init, '--data', path.join(dir, 'one.json'), '--json')).stdout) as { loss: number; accuracy: number };
+    expect(step1.accuracy).toBe(ev.accuracy);
+    expect(Math.abs(step1.loss - ev.loss)).toBeLessThanOrEqual(1e-12 * ev.loss);
   });
 
   it('train: a real SIGINT finishes the step, saves interrupted.json and exits 130; --params goes on from it', async () => {

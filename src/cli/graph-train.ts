@@ -16,7 +16,7 @@ import { checkpointEntries, MODEL_RECORD, OPTIMIZER_STATE, OPTIMIZER_STEPS, read
 import { scheduleFor } from './lr-schedule.ts';
 import { formatLoss, validationText } from './train-report.ts';
 import { lastCheckpointPath, Validation, type ValidationFlags } from './train-validation.ts';
-import type { Metrics } from './metrics.ts';
+import { emptyTally, metricsOf, tallyWindow, type Metrics } from './metrics.ts';
 import type { TrainerConfig } from '../emit/config.ts';
 import { TrainingSignals } from './train-signals.ts';
 import { numericsReport } from '../emit/trainer-text.ts';
@@ -61,6 +61,7 @@ export async function trainGraphModel(o: GraphTrainOptions): Promise<number> {
   const batches = [...new Set([batch, ...(fileWindows ?? []).map((w) => (w.x ?? w.y).shape[0]!)])];
   const expected = new Map(batches.map((B) => [B, new Map(model.graph!(B, { lengths }).inputs.map((x) => [x.name, x.node.shape]))]));
   const where = o.data ?? `the task of ${o.source}`;
+  const lossOutput = cfg.loss.output ?? model.graph!(batch, { lengths }).outputs[0]!.name;
   checkTensorMap(first, expected.get(batch)!, { file: where, kind: 'data tensor' });
   const total = o.steps ?? (fileWindows ? fileWindows.length : model.task!.steps);
 
@@ -163,8 +164,10 @@ export async function trainGraphModel(o: GraphTrainOptions): Promise<number> {
       if (improved && keepBest) save(o.save!, k + 1);
       stoppedEarly = stop;
     }
-    if (o.logJson) process.stdout.write(JSON.stringify({ step: step + 1, loss, ...(val ? { val } : {}) }) + '\n');
-    else if ((k + 1) % every === 0 || k === total - 1 || val) process.stdout.write(`step ${String(step + 1).padStart(5)}  loss ${loss.toFixed(6)}${val ? `  ${validationText(val)}` : ''}\n`);
+    // Cross-entropy: the share of the window's items the outputs (before this step's update) classify right.
+    const accuracy = cfg.loss.kind === 'xent' ? trainingAccuracy(trainer.outputs()[lossOutput]!, w.get(cfg.loss.target ?? 'y')!) : undefined;
+    if (o.logJson) process.stdout.write(JSON.stringify({ step: step + 1, loss, ...(accuracy !== undefined ? { accuracy } : {}), ...(val ? { val } : {}) }) + '\n');
+    else if ((k + 1) % every === 0 || k === total - 1 || val) process.stdout.write(`step ${String(step + 1).padStart(5)}  loss ${loss.toFixed(6)}${accuracy !== undefined ? `  accuracy ${(100 * accuracy).toFixed(1)}%` : ''}${val ? `  ${validationText(val)}` : ''}\n`);
     if (stoppedEarly) break;
     if (o.saveEvery !== undefined && lastFile !== undefined && (k + 1) % o.saveEvery === 0 && k + 1 < total) save(lastFile, k + 1);
   }
@@ -201,4 +204,13 @@ export async function trainGraphModel(o: GraphTrainOptions): Promise<number> {
   }
   if (!o.logJson && written.length) process.stdout.write(`wrote ${written.join(', ')}\n`);
   return 0;
+}
+
+/** The accuracy of the argmax of `outputs` ([B, T, C] or [B, C]) against one-hot targets of the same shape. */
+function trainingAccuracy(outputs: { shape: readonly number[]; data: ArrayLike<number> }, target: Tensor): number | undefined {
+  const shape = outputs.shape;
+  const batch = shape[0]!, steps = shape.length >= 3 ? shape[1]! : 1, features = shape[shape.length - 1]!;
+  const tally = emptyTally();
+  tallyWindow(tally, 'xent', 'all', { outputs: outputs.data, stride: steps, target: target.data, batch, steps, features });
+  return metricsOf(tally, 'xent', features).accuracy;
 }
