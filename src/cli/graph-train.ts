@@ -12,7 +12,7 @@ import { importTrainer } from '../emit/load.ts';
 import { makeDirectory, writeFileAtomic } from '../io/atomic-write.ts';
 import { checkTensorMap, formatTensorFile, readTensorMap, readWindowsFile } from '../io/tensor-file.ts';
 import { lossPlotSvg } from '../plot/training.ts';
-import { checkpointEntries, MODEL_RECORD, OPTIMIZER_STATE, OPTIMIZER_STEPS, readCheckpointRecords, readResume, SCHEDULE_RECORD, TRAIN_LOSSES, TRAIN_POSITION, TRAIN_RANDOM, TRAIN_STEPS, type ModelRecord } from './checkpoint.ts';
+import { checkpointEntries, isCheckpointEntry, MODEL_RECORD, OPTIMIZER_STATE, OPTIMIZER_STEPS, readCheckpointRecords, readResume, SCHEDULE_RECORD, TRAIN_LOSSES, TRAIN_RANDOM, type ModelRecord } from './checkpoint.ts';
 import { scheduleFor } from './lr-schedule.ts';
 import { formatLoss, validationText } from './train-report.ts';
 import { lastCheckpointPath, Validation, type ValidationFlags } from './train-validation.ts';
@@ -87,7 +87,7 @@ export async function trainGraphModel(o: GraphTrainOptions): Promise<number> {
     const problems: string[] = [];
     const resume = readResume(all, o.params, problems);
     if (problems.length) throw new UnfoldError(problems.join('\n'));
-    const params = new Map([...all].filter(([k]) => ![OPTIMIZER_STEPS, OPTIMIZER_STATE, TRAIN_STEPS, TRAIN_POSITION, TRAIN_RANDOM, TRAIN_LOSSES].includes(k)));
+    const params = new Map([...all].filter(([k]) => !isCheckpointEntry(k)));
     const saved = all.get(TRAIN_LOSSES);
     if (saved) history = Array.from(saved.data);
     checkTensorMap(params, new Map(model.graph!(batch, { lengths }).params.map((p) => [p.name, p.node.shape])), { file: o.params, kind: 'parameter' });
