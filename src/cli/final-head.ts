@@ -4,7 +4,7 @@
 // per-step loss cannot say; the cell as a graph of scans (cellFinalHead) says it directly. Its
 // generated trainer is wrapped here in the interface `train` drives (TrainerInstance), so every
 // training feature (validation, schedules, dropout, partial batches, checkpoints) applies unchanged.
-import { cellFinalHead, cellStateNames, type CellKind, type CellSpec } from '../cells/rnn.ts';
+import { cellFinalHead, cellStateNames, type CellSpec } from '../cells/rnn.ts';
 import { defineModel, type LossSpec, type ModelDef } from '../dsl/model.ts';
 import { emitGraphTrainer, type GraphTrainerInstance } from '../emit/graph-trainer.ts';
 import type { TensorData, TrainerInstance } from '../emit/load.ts';
@@ -21,7 +21,7 @@ export function finalHeadModel(record: CellRecord, steps: number): ModelDef {
   };
   return defineModel({
     name: record.cell,
-    graph: (batch, opts) => cellFinalHead(record.cell as CellKind, { ...spec, batch, steps, ...(opts?.lengths ? { lengths: true } : {}) }),
+    graph: (batch, opts) => cellFinalHead(record.cell, { ...spec, batch, steps, ...(opts?.lengths ? { lengths: true } : {}) }),
   });
 }
 
@@ -77,7 +77,7 @@ class FinalHeadTrainer implements TrainerInstance {
     this.T = o.steps;
     this.B = o.batch;
     this.O = o.record.output;
-    this.states = cellStateNames(o.record.cell as CellKind);
+    this.states = cellStateNames(o.record.cell);
     this.initial = this.zeros();
     this.last = new Float64Array(this.B * this.T * this.O);
     if (inner.getRandomState && inner.setRandomState) {
