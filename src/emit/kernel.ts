@@ -129,9 +129,9 @@ export function emitKernel(plan: KernelPlan, target: EmitTarget, loop?: LoopLowe
   // a run the compiler derived (the loss, the backward pass) says so, once a user's line was named.
   let line: string | undefined;
   const lines = plan.order.map((n) => {
-    if (!target.originComments) return statement(plan, n, target, loop) + (target.checkNumerics ? `\n${numericsCheck(plan, n, step)}` : '');
-    const comment = n.origin === line ? '' : n.origin !== undefined ? originComment(n.origin) : '// (derived)\n';
-    line = n.origin;
+    // (n.origin is formatted on first read: only code a user reads pays for it.)
+    const comment = !target.originComments || n.origin === line ? '' : n.origin !== undefined ? originComment(n.origin) : '// (derived)\n';
+    if (target.originComments) line = n.origin;
     return comment + statement(plan, n, target, loop) + (target.checkNumerics ? `\n${numericsCheck(plan, n, step)}` : '');
   });
   for (const { node, to, accumulate } of plan.copies) {
