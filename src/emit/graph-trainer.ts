@@ -18,7 +18,7 @@ import { emitKernel, helpersUsed, NUMERICS_HELPER } from './kernel.ts';
 import { scanLoops } from './scan-loops.ts';
 import { describeOptimizer, planOptimizer } from './optimizer.ts';
 import { afterPasses, ArenaBuilder, initLiteral, numberLiteral, planOutputs, type OnPass, type Offset, type OutputSlot } from './plan.ts';
-import { COMPILER_VERSION, DROPOUT_STREAM, dropoutDraw, MULBERRY32 } from './trainer-text.ts';
+import { COMPILER_VERSION, DROPOUT_STREAM, dropoutDraw, MULBERRY32, SET_PARAMS_STATEMENTS } from './trainer-text.ts';
 
 export interface GraphTrainerConfig {
   readonly model: ModelDef;
@@ -289,17 +289,7 @@ ${indent([...bindKernels([optimizer.code]), optimizer.code])}
   }
 
   setParams(values: Record<string, { data: ArrayLike<number> } | ArrayLike<number>>): void {
-    for (const [name, v] of Object.entries(values)) {
-      const p = PARAMS.find((q) => q.name === name);
-      if (!p) throw new RangeError(\`unknown parameter \${JSON.stringify(name)} (have \${PARAMS.map((q) => q.name).join(', ')})\`);
-      const data = 'data' in v ? v.data : v;
-      if (data.length !== p.size) throw new RangeError(\`parameter \${name}: expected \${p.size} values [\${p.shape.join(', ')}], got \${data.length}\`);
-      for (let i = 0; i < p.size; i++) {
-        const x = data[i]!;
-        if (!Number.isFinite(x)) throw new RangeError(\`parameter \${name}: value \${i} is not finite\`);
-        this.arena[p.offset + i] = x;
-      }
-    }
+${indent(SET_PARAMS_STATEMENTS)}
   }
 
   getOptimizerState(): { steps: number; buffers: number[] } {

@@ -28,6 +28,24 @@ export function dropoutDraw(dest: string, keep: string, scale: string): string[]
   ];
 }
 
+/**
+ * The body of every generated trainer's `setParams(values)`: each name must be one of PARAMS (name,
+ * shape, offset, size), each size right and each value finite, before it is written to the arena.
+ */
+export const SET_PARAMS_STATEMENTS: readonly string[] = [
+  'for (const [name, v] of Object.entries(values)) {',
+  '  const p = PARAMS.find((q) => q.name === name);',
+  '  if (!p) throw new RangeError(`unknown parameter ${JSON.stringify(name)} (have ${PARAMS.map((q) => q.name).join(\', \')})`);',
+  "  const data = 'data' in v ? v.data : v;",
+  '  if (data.length !== p.size) throw new RangeError(`parameter ${name}: expected ${p.size} values [${p.shape.join(\', \')}], got ${data.length}`);',
+  '  for (let i = 0; i < p.size; i++) {',
+  '    const x = data[i]!;',
+  '    if (!Number.isFinite(x)) throw new RangeError(`parameter ${name}: value ${i} is not finite`);',
+  '    this.arena[p.offset + i] = x;',
+  '  }',
+  '}',
+];
+
 /** What a generated module's --check-numerics stop starts its RangeError with (the rest is the user's line). */
 export const NUMERICS_PREFIX = 'numerics: ';
 

@@ -29,7 +29,7 @@ import { Scope, SourceText, VariableDeclarationKind } from './source-text.ts';
 
 export type { Dtype, Form, HoistMode, Slot, TrainerConfig } from './config.ts';
 
-import { COMPILER_VERSION, DROPOUT_STREAM, dropoutDraw, MULBERRY32 } from './trainer-text.ts';
+import { COMPILER_VERSION, DROPOUT_STREAM, dropoutDraw, MULBERRY32, SET_PARAMS_STATEMENTS } from './trainer-text.ts';
 
 export { COMPILER_VERSION };
 
@@ -511,19 +511,7 @@ function emitInContext(cfg: TrainerConfig, schedule: BpttSchedule | undefined, w
         docs: ['Sets parameters by name; every name must be known and every size right.'],
         parameters: [{ name: 'values', type: 'Record<string, { data: ArrayLike<number> } | ArrayLike<number>>' }],
         returnType: 'void',
-        statements: [
-          'for (const [name, v] of Object.entries(values)) {',
-          '  const p = PARAMS.find((q) => q.name === name);',
-          '  if (!p) throw new RangeError(`unknown parameter ${JSON.stringify(name)} (have ${PARAMS.map((q) => q.name).join(\', \')})`);',
-          "  const data = 'data' in v ? v.data : v;",
-          '  if (data.length !== p.size) throw new RangeError(`parameter ${name}: expected ${p.size} values [${p.shape.join(\', \')}], got ${data.length}`);',
-          '  for (let i = 0; i < p.size; i++) {',
-          '    const x = data[i]!;',
-          '    if (!Number.isFinite(x)) throw new RangeError(`parameter ${name}: value ${i} is not finite`);',
-          '    this.arena[p.offset + i] = x;',
-          '  }',
-          '}',
-        ],
+        statements: [...SET_PARAMS_STATEMENTS],
       },
       {
         name: 'paramsFinite',
