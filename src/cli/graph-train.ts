@@ -59,9 +59,11 @@ export async function trainGraphModel(o: GraphTrainOptions): Promise<number> {
   const lengths = first.has('lengths');
   // Every batch size of the data (a file's partial last batch), the first window's first.
   const batches = [...new Set([batch, ...(fileWindows ?? []).map((w) => (w.x ?? w.y).shape[0]!)])];
-  const expected = new Map(batches.map((B) => [B, new Map(model.graph!(B, { lengths }).inputs.map((x) => [x.name, x.node.shape]))]));
+  // The model at each batch size, built once: its inputs check every window, its outputs and parameters the rest.
+  const built = new Map(batches.map((B) => [B, model.graph!(B, { lengths })]));
+  const expected = new Map([...built].map(([B, g]) => [B, new Map(g.inputs.map((x) => [x.name, x.node.shape]))]));
   const where = o.data ?? `the task of ${o.source}`;
-  const lossOutput = cfg.loss.output ?? model.graph!(batch, { lengths }).outputs[0]!.name;
+  const lossOutput = cfg.loss.output ?? built.get(batch)!.outputs[0]!.name;
   checkTensorMap(first, expected.get(batch)!, { file: where, kind: 'data tensor' });
   const total = o.steps ?? (fileWindows ? fileWindows.length : model.task!.steps);
 
@@ -90,7 +92,7 @@ export async function trainGraphModel(o: GraphTrainOptions): Promise<number> {
     const params = new Map([...all].filter(([k]) => !isCheckpointEntry(k)));
     const saved = all.get(TRAIN_LOSSES);
     if (saved) history = Array.from(saved.data);
-    checkTensorMap(params, new Map(model.graph!(batch, { lengths }).params.map((p) => [p.name, p.node.shape])), { file: o.params, kind: 'parameter' });
+    checkTensorMap(params, new Map(built.get(batch)!.params.map((p) => [p.name, p.node.shape])), { file: o.params, kind: 'parameter' });
     trainer.setParams(Object.fromEntries([...params].map(([k, t]) => [k, t.data])));
     const state = all.get(OPTIMIZER_STATE), steps = all.get(OPTIMIZER_STEPS);
     if (state && steps) {
