@@ -83,7 +83,6 @@ async function compileFinalHead(record: CellRecord, source: string, values: Reco
   for (const flag of ['dump-ir-after', 'hoist', 'memory-budget']) {
     if (values[flag] !== undefined) throw new UsageError(`compile: --${flag} is for the trainer of the head at every step; --head final compiles the cell as a graph of scans`);
   }
-  if (values['loss-over'] === 'all') throw new UsageError('compile: --head final gives one output per row, compared with y at the row\'s last valid step; --loss-over all does not apply');
   const { finalHeadModel } = await import('./final-head.ts');
   const probe = finalHeadModel(record, 1);
   const cfg = trainerConfig('compile', probe, source, values);
@@ -131,7 +130,7 @@ export const compile: Command = {
       throw new UsageError(`compile: --dump-ir-after: no pass named "${dumpAfter}" (passes, in order: ${EMIT_PASSES.map((p) => p.name).join(', ')})`);
     }
     const { model, source, record } = await resolveModel('compile', positionals, values);
-    if (headOption('compile', values.head, record) === 'final') return compileFinalHead(record as CellRecord, source, values, form);
+    if (headOption('compile', values.head, record, values['loss-over']) === 'final') return compileFinalHead(record as CellRecord, source, values, form);
     if (model.graph) return compileGraph(model, source, values, form);
     if (values.inference) return compileInference(model, source, values);
     phases.lap('start and load the model');

@@ -62,8 +62,7 @@ export const evaluate: Command = {
       }
     }
     const { model, source, record } = await resolveModel('evaluate', positionals, values, parsed.params);
-    const head = headOption('evaluate', parsed.head, record);
-    if (head === 'final' && parsed['loss-over'] === 'all') throw new UsageError('evaluate: --head final gives one output per row, compared with y at the row\'s last valid step; --loss-over all does not apply');
+    const head = headOption('evaluate', parsed.head, record, parsed['loss-over']);
     const spec = lossSpec('evaluate', model, values);
     if (model.graph) {
       if (parsed.text !== undefined || parsed.head !== undefined) throw new UsageError(`evaluate: --${parsed.text !== undefined ? 'text' : 'head'} is for a recurrence; model ${model.name} is a graph of scans (give --data windows.json)`);

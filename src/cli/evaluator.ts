@@ -17,9 +17,11 @@ export type Head = 'last' | 'final';
 export const HEADS = ['last', 'final'] as const satisfies readonly Head[];
 
 /** --head, else what the checkpoint's model was trained with (train --head final records it), else each step's output; only a built-in cell has a head to choose. */
-export function headOption(command: string, given: string | undefined, record: ModelRecord): Head {
+export function headOption(command: string, given: string | undefined, record: ModelRecord, lossOver?: string): Head {
   if (given !== undefined && !('cell' in record)) throw new UsageError(`${command}: --head chooses what a built-in cell's head reads (--cell); a model file's head reads what its own code says`);
-  return choiceFlag<Head>(command, 'head', given ?? ('cell' in record ? record.head : undefined), HEADS, 'last');
+  const head = choiceFlag<Head>(command, 'head', given ?? ('cell' in record ? record.head : undefined), HEADS, 'last');
+  if (head === 'final' && lossOver === 'all') throw new UsageError(`${command}: --head final gives one output per row, compared with y at the row's last valid step; --loss-over all does not apply`);
+  return head;
 }
 
 /** The built-in cells' head (src/cells/rnn.ts): o = h Wᵀ + b. */
