@@ -178,9 +178,10 @@ export const scan: PrimDef = {
     // (merge-scans reads the model's own forward scan from this one, so the forward runs once.)
     // Each is stacked as one block per step ([1, T, n]), which a loop reads and writes in place.
     const saved = [...cPh, ...residuals];
-    const history = b.scan({ init, xs, consts, length, reverse, body: { inputs: body.inputs, outputs: [...body.outputs, ...saved.map((v) => flatStep(b, v))] } });
+    const flat = saved.map((v) => flatStep(b, v));
+    const history = b.scan({ init, xs, consts, length, reverse, body: { inputs: body.inputs, outputs: [...body.outputs, ...flat] } });
     const stacks = scanResults(b, history).slice(body.outputs.length);
-    const savedPh = saved.map((v, i) => b.placeholder(i < nc ? `${String(v.attrs['name'])}(t-1)` : `r${i - nc}`, flatStep(b, v).shape));
+    const savedPh = saved.map((v, i) => b.placeholder(i < nc ? `${String(v.attrs['name'])}(t-1)` : `r${i - nc}`, flat[i]!.shape));
     const gb = rebind(g, new Map(saved.map((v, i) => [v, b.reshape(savedPh[i]!, v.shape)])));
     const backward = b.scan({
       init: [...dParts.slice(0, nc), ...kOut.map((k) => b.scalar(0, consts[k]!.shape))],
