@@ -3,19 +3,21 @@
 import type { Node } from '../ir/node.ts';
 import { sizeOf } from '../ir/tensor.ts';
 import { primOf, prims } from '../prims/index.ts';
-import { at, offsetPlus } from '../prims/kit.ts';
+import { at, copyWithinCall, offsetPlus } from '../prims/kit.ts';
 import type { Buf, ElementwiseExpr, EmitHelper, EmitTarget } from '../prims/types.ts';
 import { isElementwise, type KernelPlan } from './plan.ts';
 import { NUMERICS_PREFIX } from './trainer-text.ts';
 
 /** The arena's name in emitted code (the trainer's methods bind it as `const A = this.arena`). */
 const ARENA = 'A';
-/** From this many elements a copy is `copyWithin` rather than a loop. */
-export const COPY_WITHIN = 64;
 
 function bufOf(plan: KernelPlan, n: Node): Buf {
   const alias = plan.aliases.get(n);
-  if (alias) return bufOf(plan, alias);
+  if (alias) {
+    const b = bufOf(plan, alias);
+    const delta = plan.aliasOffsets.get(n);
+    return delta && b.literal === undefined ? { ...b, off: offsetPlus(b, delta) } : b;
+  }
   if (plan.views.has(n)) return operandOf(plan, n);
 
   const literal = plan.literals.get(n);
@@ -139,9 +141,9 @@ export function emitKernel(plan: KernelPlan, target: EmitTarget, loop?: LoopLowe
     const size = sizeOf(node.shape);
     const dst: Buf = { arr: ARENA, off: to };
     const store = accumulate ? '+=' : '=';
-    // A block copy is a memmove: typed arrays copy it natively, many times faster than an element loop.
-    if (!accumulate && size >= COPY_WITHIN && src.arr === ARENA && src.literal === undefined && !src.transposed) {
-      lines.push(`${ARENA}.copyWithin(${to}, ${src.off}, ${offsetPlus(src, size)});`);
+    const memmove = accumulate ? undefined : copyWithinCall(dst, src, size);
+    if (memmove) {
+      lines.push(memmove);
       continue;
     }
     // Adding a block into another (a gradient summed from two places, a scan's accumulated carry) is the target's element-wise kernel.

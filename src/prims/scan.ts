@@ -224,7 +224,34 @@ function stepResiduals(g: readonly Node[], cotangents: ReadonlySet<Node>, step: 
     if (!tangent.has(n)) continue;
     for (const x of n.inputs) if (!tangent.has(x) && varying.has(x) && !step.has(x)) out.add(x);
   }
-  return [...out];
+  const kept = fewerResiduals(out, (x) => step.has(x) || !varying.has(x));
+  return order.filter((n) => kept.has(n));
+}
+
+/** Ops the backward step recomputes from their inputs rather than store: a few flops each, fused into its element-wise kernels. */
+const RECOMPUTED: ReadonlySet<string> = new Set(['add', 'sub', 'mul', 'neg', 'transpose', 'reshape', 'slice']);
+
+/**
+ * The residuals with cheap ones (1 − σ, σ·(1 − σ), 1 − tanh², hᵀ) replaced by what they are computed
+ * from, wherever that stores no more (their inputs already stored, or free: the step's carries and
+ * xs, which the backward step reads anyway, and values of the consts alone): an LSTM step keeps its
+ * four gates and tanh(c) rather than twelve derived values. The dearer ops (exp, tanh, a product)
+ * are stored, as JAX's partial evaluation would.
+ */
+function fewerResiduals(residuals: ReadonlySet<Node>, free: (x: Node) => boolean): Set<Node> {
+  const kept = new Set(residuals);
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (const r of [...kept]) {
+      if (!RECOMPUTED.has(r.op)) continue;
+      const added = [...new Set(r.inputs)].filter((x) => !free(x) && !kept.has(x));
+      if (added.reduce((a, x) => a + sizeOf(x.shape), 0) > sizeOf(r.shape)) continue;
+      kept.delete(r);
+      added.forEach((x) => kept.add(x));
+      changed = true;
+    }
+  }
+  return kept;
 }
 
 /** Step t of a stacked [s0, T, ...] (or [T]) value, as its per-step block. */
