@@ -26,6 +26,12 @@ export function finalStateIndex(segmentLength: number | undefined): string {
   return segmentLength === undefined ? 'T' : `Math.ceil(T / ${segmentLength})`;
 }
 
+/** Rows ordered by length at run time: the loops run step t over the first A[seq.base + t] rows, one of `classes` (src/emit/packed-rows.ts). */
+export interface PackedRows {
+  readonly classes: readonly number[];
+  readonly seq: Seq;
+}
+
 /** Where the trainer keeps what both forms share: parameters, data, states, outputs, gradients. */
 export interface KernelLayout {
   readonly arena: ArenaBuilder;
@@ -41,6 +47,11 @@ export interface KernelLayout {
   readonly lossOff: number;
   /** valid(t) [B, 1] of every step, under per-row lengths. */
   readonly maskSeq: Seq | undefined;
+  /**
+   * Packed execution under lengths (src/emit/packed-rows.ts): the loops run over the rows still
+   * valid, the rows ordered by length at run time (`order`: B positions → rows, then B rows → positions).
+   */
+  readonly packed?: (PackedRows & { readonly order: number }) | undefined;
   /** The loss weights w(t) [rows] of every step, for a weighted loss. */
   readonly weightSeq: Seq | undefined;
   /** The loss normalizer N (one element), set with the window. */

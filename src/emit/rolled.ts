@@ -18,8 +18,10 @@ import { stepVjp } from '../transforms/step-vjp.ts';
 import { emitKernel } from './kernel.ts';
 import { afterPasses, planOutputs, type ArenaBuilder, type Offset, type OutputSlot } from './plan.ts';
 import type { Slot, TrainerConfig } from './config.ts';
-import { copy, seqAt, type Hoisted, type KernelLayout, type Kernels, type Seq } from './layout.ts';
+import { copy, seqAt, type Hoisted, type KernelLayout, type Kernels, type PackedRows, type Seq } from './layout.ts';
 import { hoistGradient, hoistProjection, inputProjections, stackedGradients, type Stacked } from './hoist.ts';
+import { rowFacts, rowModes, rowView, type RowModes } from './packed-rows.ts';
+import type { KernelPlan } from './plan.ts';
 
 /** Local offset names for per-step slots inside a loop over `t`, declared on first use. */
 class LoopOffsets {
@@ -66,6 +68,8 @@ export interface ScanIO {
   /** Where ∂L/∂s(0) goes after the reverse loop, per state (empty: not asked). */
   readonly stateGradOffs: readonly Offset[];
   readonly maskSeq: Seq | undefined;
+  /** Packed execution (src/emit/packed-rows.ts): the row classes the loop bodies are emitted for, and where each step's class is. */
+  readonly packed?: PackedRows | undefined;
   readonly gradFlowSeq?: Seq | undefined;
   /**
    * Segmented BPTT: stateSeqs and the residuals hold one segment of `length` steps, indexed from
@@ -327,6 +331,24 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig, b: NodeBuilder, arena:
     const predOffs = new LoopOffsets();
     const predPlan = planOutputs(stepOutputs(predOffs), stepBinding(predOffs), tempBase);
 
+    // Packed execution: each loop body once per row class, the step's class chosen at run time.
+    const packed = io.packed && rec.valid ? io.packed : undefined;
+    const B = rec.state[0]!.node.shape[0]!;
+    const facts = packed && rowFacts(all, B, placeholders, new Set([rec.valid!, ...(loss?.weight ? [loss.weight] : [])]));
+    const bwdModes = facts && rowModes(bwdPlan, facts, [...stateGrads, ...paramGrads, ...inputGrads, ...flowSquares, ...backwardStacks], new Set(residuals));
+    const fwdModes = facts && rowModes(fwdPlan, facts, [...nexts, ...outs, ...(lossTerm ? [lossTerm] : []), ...forwardStacks, ...bwdModes!.required], new Set());
+    const predModes = facts && rowModes(predPlan, facts, [...nexts, ...outs], new Set());
+    const body = (plan: KernelPlan, modes: RowModes | undefined): string[] => {
+      if (!packed || !facts || !modes) return emitKernel(plan, cfg, undefined, 't');
+      const versions = packed.classes.map((r) => (r === B ? emitKernel(plan, cfg, undefined, 't') : emitKernel(plan, cfg, undefined, 't', rowView(plan, facts, modes, r, cfg))));
+      const lines = [`const live = A[${packed.seq.base} + t];`];
+      packed.classes.forEach((r, k) => {
+        const head = k === 0 ? `if (live === ${r}) {` : k === packed.classes.length - 1 ? '} else {' : `} else if (live === ${r}) {`;
+        lines.push(head, ...indent(versions[k]!));
+      });
+      lines.push('}');
+      return lines;
+    };
     const withOffsets = (offs: LoopOffsets, body: string[]) => [...offs.declarationsFor(body), ...body];
     const dsSize = dsOffs.length ? dsNextOffs[0]! - dsOffs[0]! : 0;
     // The stacked gradients sum over all τ steps' rows: a shorter window's rows past T must be zero.
@@ -343,14 +365,14 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig, b: NodeBuilder, arena:
       return copy(fwdOffs.at(stackedOf.get(x)!.seq), fwdOffs.at(io.stateSeqs[state]!, index), sizeOf(x.shape));
     });
     // Emitted once: the segmented backward pass recomputes a segment with this very text.
-    const fwdBody = withOffsets(fwdOffs, [...emitKernel(fwdPlan, cfg, undefined, 't'), ...stateStackCopies]);
+    const fwdBody = withOffsets(fwdOffs, [...body(fwdPlan, fwdModes), ...stateStackCopies]);
     const addLoss = lossTerm ? [`lossSum += A[${lossTermOff}];`] : [];
     const bwdBody = withOffsets(bwdOffs, [
-      ...emitKernel(bwdPlan, cfg, undefined, 't'),
+      ...body(bwdPlan, bwdModes),
       ...(dsSize ? [`A.copyWithin(${dsOffs[0]}, ${dsNextOffs[0]}, ${dsNextOffs[0]! + dsSize});`] : []),
     ]);
     const gradientCode = emitKernel(gradientPlan, cfg);
-    const predBody = withOffsets(predOffs, emitKernel(predPlan, cfg, undefined, 't'));
+    const predBody = withOffsets(predOffs, body(predPlan, predModes));
     const clearCotangents = dsSize ? [`A.fill(0, ${dsOffs[0]}, ${dsOffs[0]! + dsSize});`] : [];
     const stateGradCopies = io.stateGradOffs.map((off, i) => `for (let i = 0; i < ${sizeOf(rec.state[i]!.node.shape)}; i++) A[${off} + i] = A[${dsOffs[i]} + i];`);
     const plans = [prologuePlan, projectionPlan, fwdPlan, bwdPlan, predPlan, gradientPlan];
@@ -438,7 +460,7 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilde
     rec, reverse: false, stateSeqs: segmentStateSeqs ?? L.stateSeqs, ...(K !== undefined ? { segments: { length: K, checkpoints: L.stateSeqs } } : {}), inputSeqs: L.inputSeqs, outputSeqs: L.outputSeqs, grads: L.grads,
     loss: { spec: cfg.loss, targetSeq: L.targetSeq, weightSeq: L.weightSeq, normOff: L.normOff, lossOff: L.lossOff },
     inputGradSeqs: rec.input.map((_, i) => L.inputGradSeqs[i]), stateGradOffs: L.stateGradOffs,
-    maskSeq: L.maskSeq, gradFlowSeq: L.gradFlowSeq,
+    maskSeq: L.maskSeq, packed: L.packed, gradFlowSeq: L.gradFlowSeq,
   }, cfg, b, L.arena, L.pinned);
   const code = scan.finish(L.arena.size);
   const prologue = [...code.prologue, ...code.projections];
