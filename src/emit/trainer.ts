@@ -241,17 +241,18 @@ function emitInContext(cfg: TrainerConfig, schedule: BpttSchedule | undefined, w
         : (toSorted ? `{ const r = A[${ord} + p]! * ${w}; A.copyWithin(s + p * ${w}, ${scratchOff} + r, ${scratchOff} + r + ${w}); }` : `{ const r = A[${ord} + p]! * ${w}; A.copyWithin(s + r, ${scratchOff} + p * ${w}, ${scratchOff} + (p + 1) * ${w}); }`);
       return `{ const s = ${at}; A.copyWithin(${scratchOff}, s, s + ${B * w}); for (let p = 0; p < ${B}; p++) ${move} }`;
     };
-    // One index of a sequence holding `shape` per index ([B, w], or a program's state [L·D, B, H]: L·D blocks of [B, H]).
-    const index = (at: string, shape: readonly number[]) => {
-      const slots = shape[0] === B ? 1 : shape[0]!;
+    // One index of a sequence holding `shape` per index: [B, ...] (one block of B rows), or a
+    // program's state [L·D, B, H] (L·D blocks of B rows).
+    const index = (at: string, shape: readonly number[], state = false) => {
+      const slots = state && rec.program ? shape[0]! : 1;
       const w = sizeOf(shape) / (slots * B);
       return slots === 1 ? block(at, w) : `for (let k = 0; k < ${slots}; k++) ${block(`${at} + k * ${B * w}`, w)}`;
     };
     const sequence = (q: Seq, count: string, shape: readonly number[]) => `for (let t = 0; t < ${count}; t++) ${index(`${q.base} + t * ${q.stride}`, shape)}`;
     const states = rec.state.flatMap((s, i) => {
       const q = stateSeqs[i]!, shape = s.node.shape;
-      if (toSorted) return [index(`${q.base}`, shape)];
-      if (rec.program) return [index(`${q.base}`, shape), index(`${q.base} + ${finalStateIndex(segmentLength)} * ${q.stride}`, shape)];
+      if (toSorted) return [index(`${q.base}`, shape, true)];
+      if (rec.program) return [index(`${q.base}`, shape, true), index(`${q.base} + ${finalStateIndex(segmentLength)} * ${q.stride}`, shape, true)];
       return [sequence(q, `${finalStateIndex(segmentLength)} + 1`, shape)];
     });
     const lines = toSorted
@@ -259,7 +260,7 @@ function emitInContext(cfg: TrainerConfig, schedule: BpttSchedule | undefined, w
       : [
         ...states,
         ...rec.outputs.map((o, k) => sequence(outputSeqs[k]!, 'T', o.node.shape)),
-        ...(train && cfg.inputGrads ? [...rec.input.map((x, i) => sequence(inputGradSeqs[i]!, 'T', x.node.shape)), ...rec.state.map((s, i) => index(`${stateGradOffs[i]!}`, s.node.shape))] : []),
+        ...(train && cfg.inputGrads ? [...rec.input.map((x, i) => sequence(inputGradSeqs[i]!, 'T', x.node.shape)), ...rec.state.map((s, i) => index(`${stateGradOffs[i]!}`, s.node.shape, true))] : []),
       ];
     return [`if (A[${ord + 2 * B}] === 0) {`, ...lines.map((l) => `  ${l}`), '}'];
   };
