@@ -92,6 +92,6858 @@ export interface TrainerOptions {
     /** Carry the final state of a window, detached, into the next (truncated BPTT). */
     carryState?: boolean;
 }
+/** A scan's training step t, over the first 4 of 16 rows (packed execution under lengths). */
+function rows4_0(A: Float32Array, t: number): void {
+  const q0 = 43513 + (t + 1) * 256;
+  const q1 = 65017 + t * 256;
+  const q2 = 111609 + t * 1024;
+  const q3 = 43513 + t * 256;
+  const q5 = 101369 + t * 256;
+  const q6 = 106489 + t * 256;
+  const q7 = 31234 + t * 16;
+  for (let i0 = 0; i0 < 4; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[q2 + (i0 * 16 + i1 * 1)] = A[q7 + (i0 * 1)]; } }
+  // graphs/adding-bidir.ts:12
+  for (let i = 0; i < 4; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q3 + (i + 0) * 16;
+      const ra1 = q3 + (i + 1) * 16;
+      const ra2 = q3 + (i + 2) * 16;
+      const ra3 = q3 + (i + 3) * 16;
+      const rb0 = 336 + (j + 0) * 16;
+      const rb1 = 336 + (j + 1) * 16;
+      const rb2 = 336 + (j + 2) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[238458 + (i + 0) * 16 + (j + 0)] = c00;
+      A[238458 + (i + 0) * 16 + (j + 1)] = c01;
+      A[238458 + (i + 0) * 16 + (j + 2)] = c02;
+      A[238458 + (i + 1) * 16 + (j + 0)] = c10;
+      A[238458 + (i + 1) * 16 + (j + 1)] = c11;
+      A[238458 + (i + 1) * 16 + (j + 2)] = c12;
+      A[238458 + (i + 2) * 16 + (j + 0)] = c20;
+      A[238458 + (i + 2) * 16 + (j + 1)] = c21;
+      A[238458 + (i + 2) * 16 + (j + 2)] = c22;
+      A[238458 + (i + 3) * 16 + (j + 0)] = c30;
+      A[238458 + (i + 3) * 16 + (j + 1)] = c31;
+      A[238458 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = q3 + (i + 0) * 16;
+      const ra1 = q3 + (i + 1) * 16;
+      const ra2 = q3 + (i + 2) * 16;
+      const ra3 = q3 + (i + 3) * 16;
+      const rb0 = 336 + (15 + 0) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[238458 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[238458 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[238458 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[238458 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  // graphs/adding-bidir.ts:23
+  for (let i = 0; i < 64; i++) A[(q2 + 768) + i] = sigmoid32(((A[q5 + i] + A[100857 + i]) + A[238458 + i]));
+  // graphs/adding-bidir.ts:24
+  for (let i = 0; i < 64; i++) A[(q2 + 256) + i] = 1 - A[(q2 + 768) + i];
+  // graphs/adding-bidir.ts:12
+  for (let i = 0; i < 4; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q3 + (i + 0) * 16;
+      const ra1 = q3 + (i + 1) * 16;
+      const ra2 = q3 + (i + 2) * 16;
+      const ra3 = q3 + (i + 3) * 16;
+      const rb0 = 32 + (j + 0) * 16;
+      const rb1 = 32 + (j + 1) * 16;
+      const rb2 = 32 + (j + 2) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[238458 + (i + 0) * 16 + (j + 0)] = c00;
+      A[238458 + (i + 0) * 16 + (j + 1)] = c01;
+      A[238458 + (i + 0) * 16 + (j + 2)] = c02;
+      A[238458 + (i + 1) * 16 + (j + 0)] = c10;
+      A[238458 + (i + 1) * 16 + (j + 1)] = c11;
+      A[238458 + (i + 1) * 16 + (j + 2)] = c12;
+      A[238458 + (i + 2) * 16 + (j + 0)] = c20;
+      A[238458 + (i + 2) * 16 + (j + 1)] = c21;
+      A[238458 + (i + 2) * 16 + (j + 2)] = c22;
+      A[238458 + (i + 3) * 16 + (j + 0)] = c30;
+      A[238458 + (i + 3) * 16 + (j + 1)] = c31;
+      A[238458 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = q3 + (i + 0) * 16;
+      const ra1 = q3 + (i + 1) * 16;
+      const ra2 = q3 + (i + 2) * 16;
+      const ra3 = q3 + (i + 3) * 16;
+      const rb0 = 32 + (15 + 0) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[238458 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[238458 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[238458 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[238458 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  // graphs/adding-bidir.ts:24
+  for (let i = 0; i < 64; i++) A[(q2 + 512) + i] = tanh32(((A[q6 + i] + A[101113 + i]) + A[238458 + i]));
+  // (derived)
+  for (let i = 0; i < 64; i++) A[q0 + i] = (A[q2 + i] !== 0 ? ((A[(q2 + 768) + i] * A[q3 + i]) + (A[(q2 + 256) + i] * A[(q2 + 512) + i])) : A[q3 + i]);
+  A.copyWithin(q0 + 64, q3 + 64, q3 + 64 + 192);
+  for (let i = 0; i < 64; i++) A[q1 + i] = (A[q2 + i] !== 0 ? A[q0 + i] : 0);
+  A.fill(0, q1 + 64, q1 + 64 + 192);
+}
+/** A scan's training step t, over the first 8 of 16 rows (packed execution under lengths). */
+function rows8_1(A: Float32Array, t: number): void {
+  const q0 = 43513 + (t + 1) * 256;
+  const q1 = 65017 + t * 256;
+  const q2 = 111609 + t * 1024;
+  const q3 = 43513 + t * 256;
+  const q5 = 101369 + t * 256;
+  const q6 = 106489 + t * 256;
+  const q7 = 31234 + t * 16;
+  for (let i0 = 0; i0 < 8; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[q2 + (i0 * 16 + i1 * 1)] = A[q7 + (i0 * 1)]; } }
+  // graphs/adding-bidir.ts:12
+  for (let i = 0; i < 8; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q3 + (i + 0) * 16;
+      const ra1 = q3 + (i + 1) * 16;
+      const ra2 = q3 + (i + 2) * 16;
+      const ra3 = q3 + (i + 3) * 16;
+      const rb0 = 336 + (j + 0) * 16;
+      const rb1 = 336 + (j + 1) * 16;
+      const rb2 = 336 + (j + 2) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[238458 + (i + 0) * 16 + (j + 0)] = c00;
+      A[238458 + (i + 0) * 16 + (j + 1)] = c01;
+      A[238458 + (i + 0) * 16 + (j + 2)] = c02;
+      A[238458 + (i + 1) * 16 + (j + 0)] = c10;
+      A[238458 + (i + 1) * 16 + (j + 1)] = c11;
+      A[238458 + (i + 1) * 16 + (j + 2)] = c12;
+      A[238458 + (i + 2) * 16 + (j + 0)] = c20;
+      A[238458 + (i + 2) * 16 + (j + 1)] = c21;
+      A[238458 + (i + 2) * 16 + (j + 2)] = c22;
+      A[238458 + (i + 3) * 16 + (j + 0)] = c30;
+      A[238458 + (i + 3) * 16 + (j + 1)] = c31;
+      A[238458 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = q3 + (i + 0) * 16;
+      const ra1 = q3 + (i + 1) * 16;
+      const ra2 = q3 + (i + 2) * 16;
+      const ra3 = q3 + (i + 3) * 16;
+      const rb0 = 336 + (15 + 0) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[238458 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[238458 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[238458 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[238458 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  // graphs/adding-bidir.ts:23
+  for (let i = 0; i < 128; i++) A[(q2 + 768) + i] = sigmoid32(((A[q5 + i] + A[100857 + i]) + A[238458 + i]));
+  // graphs/adding-bidir.ts:24
+  for (let i = 0; i < 128; i++) A[(q2 + 256) + i] = 1 - A[(q2 + 768) + i];
+  // graphs/adding-bidir.ts:12
+  for (let i = 0; i < 8; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q3 + (i + 0) * 16;
+      const ra1 = q3 + (i + 1) * 16;
+      const ra2 = q3 + (i + 2) * 16;
+      const ra3 = q3 + (i + 3) * 16;
+      const rb0 = 32 + (j + 0) * 16;
+      const rb1 = 32 + (j + 1) * 16;
+      const rb2 = 32 + (j + 2) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[238458 + (i + 0) * 16 + (j + 0)] = c00;
+      A[238458 + (i + 0) * 16 + (j + 1)] = c01;
+      A[238458 + (i + 0) * 16 + (j + 2)] = c02;
+      A[238458 + (i + 1) * 16 + (j + 0)] = c10;
+      A[238458 + (i + 1) * 16 + (j + 1)] = c11;
+      A[238458 + (i + 1) * 16 + (j + 2)] = c12;
+      A[238458 + (i + 2) * 16 + (j + 0)] = c20;
+      A[238458 + (i + 2) * 16 + (j + 1)] = c21;
+      A[238458 + (i + 2) * 16 + (j + 2)] = c22;
+      A[238458 + (i + 3) * 16 + (j + 0)] = c30;
+      A[238458 + (i + 3) * 16 + (j + 1)] = c31;
+      A[238458 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = q3 + (i + 0) * 16;
+      const ra1 = q3 + (i + 1) * 16;
+      const ra2 = q3 + (i + 2) * 16;
+      const ra3 = q3 + (i + 3) * 16;
+      const rb0 = 32 + (15 + 0) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[238458 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[238458 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[238458 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[238458 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  // graphs/adding-bidir.ts:24
+  for (let i = 0; i < 128; i++) A[(q2 + 512) + i] = tanh32(((A[q6 + i] + A[101113 + i]) + A[238458 + i]));
+  // (derived)
+  for (let i = 0; i < 128; i++) A[q0 + i] = (A[q2 + i] !== 0 ? ((A[(q2 + 768) + i] * A[q3 + i]) + (A[(q2 + 256) + i] * A[(q2 + 512) + i])) : A[q3 + i]);
+  A.copyWithin(q0 + 128, q3 + 128, q3 + 128 + 128);
+  for (let i = 0; i < 128; i++) A[q1 + i] = (A[q2 + i] !== 0 ? A[q0 + i] : 0);
+  A.fill(0, q1 + 128, q1 + 128 + 128);
+}
+/** A scan's training step t, over the first 12 of 16 rows (packed execution under lengths). */
+function rows12_2(A: Float32Array, t: number): void {
+  const q0 = 43513 + (t + 1) * 256;
+  const q1 = 65017 + t * 256;
+  const q2 = 111609 + t * 1024;
+  const q3 = 43513 + t * 256;
+  const q5 = 101369 + t * 256;
+  const q6 = 106489 + t * 256;
+  const q7 = 31234 + t * 16;
+  for (let i0 = 0; i0 < 12; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[q2 + (i0 * 16 + i1 * 1)] = A[q7 + (i0 * 1)]; } }
+  // graphs/adding-bidir.ts:12
+  for (let i = 0; i < 12; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q3 + (i + 0) * 16;
+      const ra1 = q3 + (i + 1) * 16;
+      const ra2 = q3 + (i + 2) * 16;
+      const ra3 = q3 + (i + 3) * 16;
+      const rb0 = 336 + (j + 0) * 16;
+      const rb1 = 336 + (j + 1) * 16;
+      const rb2 = 336 + (j + 2) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[238458 + (i + 0) * 16 + (j + 0)] = c00;
+      A[238458 + (i + 0) * 16 + (j + 1)] = c01;
+      A[238458 + (i + 0) * 16 + (j + 2)] = c02;
+      A[238458 + (i + 1) * 16 + (j + 0)] = c10;
+      A[238458 + (i + 1) * 16 + (j + 1)] = c11;
+      A[238458 + (i + 1) * 16 + (j + 2)] = c12;
+      A[238458 + (i + 2) * 16 + (j + 0)] = c20;
+      A[238458 + (i + 2) * 16 + (j + 1)] = c21;
+      A[238458 + (i + 2) * 16 + (j + 2)] = c22;
+      A[238458 + (i + 3) * 16 + (j + 0)] = c30;
+      A[238458 + (i + 3) * 16 + (j + 1)] = c31;
+      A[238458 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = q3 + (i + 0) * 16;
+      const ra1 = q3 + (i + 1) * 16;
+      const ra2 = q3 + (i + 2) * 16;
+      const ra3 = q3 + (i + 3) * 16;
+      const rb0 = 336 + (15 + 0) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[238458 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[238458 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[238458 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[238458 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  // graphs/adding-bidir.ts:23
+  for (let i = 0; i < 192; i++) A[(q2 + 768) + i] = sigmoid32(((A[q5 + i] + A[100857 + i]) + A[238458 + i]));
+  // graphs/adding-bidir.ts:24
+  for (let i = 0; i < 192; i++) A[(q2 + 256) + i] = 1 - A[(q2 + 768) + i];
+  // graphs/adding-bidir.ts:12
+  for (let i = 0; i < 12; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q3 + (i + 0) * 16;
+      const ra1 = q3 + (i + 1) * 16;
+      const ra2 = q3 + (i + 2) * 16;
+      const ra3 = q3 + (i + 3) * 16;
+      const rb0 = 32 + (j + 0) * 16;
+      const rb1 = 32 + (j + 1) * 16;
+      const rb2 = 32 + (j + 2) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[238458 + (i + 0) * 16 + (j + 0)] = c00;
+      A[238458 + (i + 0) * 16 + (j + 1)] = c01;
+      A[238458 + (i + 0) * 16 + (j + 2)] = c02;
+      A[238458 + (i + 1) * 16 + (j + 0)] = c10;
+      A[238458 + (i + 1) * 16 + (j + 1)] = c11;
+      A[238458 + (i + 1) * 16 + (j + 2)] = c12;
+      A[238458 + (i + 2) * 16 + (j + 0)] = c20;
+      A[238458 + (i + 2) * 16 + (j + 1)] = c21;
+      A[238458 + (i + 2) * 16 + (j + 2)] = c22;
+      A[238458 + (i + 3) * 16 + (j + 0)] = c30;
+      A[238458 + (i + 3) * 16 + (j + 1)] = c31;
+      A[238458 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = q3 + (i + 0) * 16;
+      const ra1 = q3 + (i + 1) * 16;
+      const ra2 = q3 + (i + 2) * 16;
+      const ra3 = q3 + (i + 3) * 16;
+      const rb0 = 32 + (15 + 0) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[238458 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[238458 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[238458 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[238458 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  // graphs/adding-bidir.ts:24
+  for (let i = 0; i < 192; i++) A[(q2 + 512) + i] = tanh32(((A[q6 + i] + A[101113 + i]) + A[238458 + i]));
+  // (derived)
+  for (let i = 0; i < 192; i++) A[q0 + i] = (A[q2 + i] !== 0 ? ((A[(q2 + 768) + i] * A[q3 + i]) + (A[(q2 + 256) + i] * A[(q2 + 512) + i])) : A[q3 + i]);
+  A.copyWithin(q0 + 192, q3 + 192, q3 + 192 + 64);
+  for (let i = 0; i < 192; i++) A[q1 + i] = (A[q2 + i] !== 0 ? A[q0 + i] : 0);
+  A.fill(0, q1 + 192, q1 + 192 + 64);
+}
+/** A scan's reverse step t (its VJP), over the first 4 of 16 rows (packed execution under lengths). */
+function rows4_3(A: Float32Array, t: number): void {
+  const q0 = 43513 + t * 256;
+  const q1 = 8770 + t * 32;
+  const q7 = 111609 + t * 1024;
+  const q8 = 85497 + t * 256;
+  for (let i = 0; i < 64; i++) A[238458 + i] = A[132089 + i] + ((A[q7 + i] !== 0 ? A[q8 + i] : 0));
+  for (let i = 0; i < 192; i++) A[238522 + i] = A[132153 + i] + 0;
+  for (let i = 0; i < 64; i++) A[238714 + i] = (A[q7 + i] !== 0 ? A[238458 + i] : 0);
+  for (let i = 0; i < 64; i++) A[238970 + i] = (A[238714 + i] * A[(q7 + 256) + i]) * (1 - (A[(q7 + 512) + i] * A[(q7 + 512) + i]));
+  for (let i = 0; i < 4; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 238970 + (i + 0) * 16;
+      const ra1 = 238970 + (i + 1) * 16;
+      const ra2 = 238970 + (i + 2) * 16;
+      const ra3 = 238970 + (i + 3) * 16;
+      const rb0 = 32 + (j + 0);
+      const rb1 = 32 + (j + 1);
+      const rb2 = 32 + (j + 2);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[239226 + (i + 0) * 16 + (j + 0)] = c00;
+      A[239226 + (i + 0) * 16 + (j + 1)] = c01;
+      A[239226 + (i + 0) * 16 + (j + 2)] = c02;
+      A[239226 + (i + 1) * 16 + (j + 0)] = c10;
+      A[239226 + (i + 1) * 16 + (j + 1)] = c11;
+      A[239226 + (i + 1) * 16 + (j + 2)] = c12;
+      A[239226 + (i + 2) * 16 + (j + 0)] = c20;
+      A[239226 + (i + 2) * 16 + (j + 1)] = c21;
+      A[239226 + (i + 2) * 16 + (j + 2)] = c22;
+      A[239226 + (i + 3) * 16 + (j + 0)] = c30;
+      A[239226 + (i + 3) * 16 + (j + 1)] = c31;
+      A[239226 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 238970 + (i + 0) * 16;
+      const ra1 = 238970 + (i + 1) * 16;
+      const ra2 = 238970 + (i + 2) * 16;
+      const ra3 = 238970 + (i + 3) * 16;
+      const rb0 = 32 + (15 + 0);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[239226 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[239226 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[239226 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[239226 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  for (let i = 0; i < 64; i++) A[239482 + i] = ((-((A[238714 + i] * A[(q7 + 512) + i]))) + (A[238714 + i] * A[q0 + i])) * (A[(q7 + 768) + i] * A[(q7 + 256) + i]);
+  for (let i = 0; i < 4; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 239482 + (i + 0) * 16;
+      const ra1 = 239482 + (i + 1) * 16;
+      const ra2 = 239482 + (i + 2) * 16;
+      const ra3 = 239482 + (i + 3) * 16;
+      const rb0 = 336 + (j + 0);
+      const rb1 = 336 + (j + 1);
+      const rb2 = 336 + (j + 2);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[239738 + (i + 0) * 16 + (j + 0)] = c00;
+      A[239738 + (i + 0) * 16 + (j + 1)] = c01;
+      A[239738 + (i + 0) * 16 + (j + 2)] = c02;
+      A[239738 + (i + 1) * 16 + (j + 0)] = c10;
+      A[239738 + (i + 1) * 16 + (j + 1)] = c11;
+      A[239738 + (i + 1) * 16 + (j + 2)] = c12;
+      A[239738 + (i + 2) * 16 + (j + 0)] = c20;
+      A[239738 + (i + 2) * 16 + (j + 1)] = c21;
+      A[239738 + (i + 2) * 16 + (j + 2)] = c22;
+      A[239738 + (i + 3) * 16 + (j + 0)] = c30;
+      A[239738 + (i + 3) * 16 + (j + 1)] = c31;
+      A[239738 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 239482 + (i + 0) * 16;
+      const ra1 = 239482 + (i + 1) * 16;
+      const ra2 = 239482 + (i + 2) * 16;
+      const ra3 = 239482 + (i + 3) * 16;
+      const rb0 = 336 + (15 + 0);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[239738 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[239738 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[239738 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[239738 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  for (let i = 0; i < 64; i++) A[132345 + i] = ((((A[q7 + i] !== 0 ? 0 : A[238458 + i])) + A[239226 + i]) + (A[238714 + i] * A[(q7 + 768) + i])) + A[239738 + i];
+  for (let i = 0; i < 192; i++) A[132409 + i] = ((A[238522 + i] + 0) + 0) + 0;
+  for (let i = 0; i < 16; i += 4) {
+    for (let j = 0; j < 2; j += 2) {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = 238970 + (i + 0);
+      const ra1 = 238970 + (i + 1);
+      const ra2 = 238970 + (i + 2);
+      const ra3 = 238970 + (i + 3);
+      const rb0 = q1 + (j + 0);
+      const rb1 = q1 + (j + 1);
+      for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 2]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 2]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
+      A[4385 + (i + 0) * 2 + (j + 0)] += c00;
+      A[4385 + (i + 0) * 2 + (j + 1)] += c01;
+      A[4385 + (i + 1) * 2 + (j + 0)] += c10;
+      A[4385 + (i + 1) * 2 + (j + 1)] += c11;
+      A[4385 + (i + 2) * 2 + (j + 0)] += c20;
+      A[4385 + (i + 2) * 2 + (j + 1)] += c21;
+      A[4385 + (i + 3) * 2 + (j + 0)] += c30;
+      A[4385 + (i + 3) * 2 + (j + 1)] += c31;
+    }
+  }
+  for (let i = 0; i < 16; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 238970 + (i + 0);
+      const ra1 = 238970 + (i + 1);
+      const ra2 = 238970 + (i + 2);
+      const ra3 = 238970 + (i + 3);
+      const rb0 = q0 + (j + 0);
+      const rb1 = q0 + (j + 1);
+      const rb2 = q0 + (j + 2);
+      for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[4417 + (i + 0) * 16 + (j + 0)] += c00;
+      A[4417 + (i + 0) * 16 + (j + 1)] += c01;
+      A[4417 + (i + 0) * 16 + (j + 2)] += c02;
+      A[4417 + (i + 1) * 16 + (j + 0)] += c10;
+      A[4417 + (i + 1) * 16 + (j + 1)] += c11;
+      A[4417 + (i + 1) * 16 + (j + 2)] += c12;
+      A[4417 + (i + 2) * 16 + (j + 0)] += c20;
+      A[4417 + (i + 2) * 16 + (j + 1)] += c21;
+      A[4417 + (i + 2) * 16 + (j + 2)] += c22;
+      A[4417 + (i + 3) * 16 + (j + 0)] += c30;
+      A[4417 + (i + 3) * 16 + (j + 1)] += c31;
+      A[4417 + (i + 3) * 16 + (j + 2)] += c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 238970 + (i + 0);
+      const ra1 = 238970 + (i + 1);
+      const ra2 = 238970 + (i + 2);
+      const ra3 = 238970 + (i + 3);
+      const rb0 = q0 + (15 + 0);
+      for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[4417 + (i + 0) * 16 + (15 + 0)] += c00;
+      A[4417 + (i + 1) * 16 + (15 + 0)] += c10;
+      A[4417 + (i + 2) * 16 + (15 + 0)] += c20;
+      A[4417 + (i + 3) * 16 + (15 + 0)] += c30;
+    }
+  }
+  for (let i1 = 0; i1 < 16; i1++) { { let acc = 0; for (let i0 = 0; i0 < 4; i0++) { acc = acc + A[238970 + (i0 * 16 + i1 * 1)]; } A[4673 + (i1 * 1)] += acc; } }
+  for (let i = 0; i < 16; i += 4) {
+    for (let j = 0; j < 2; j += 2) {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = 239482 + (i + 0);
+      const ra1 = 239482 + (i + 1);
+      const ra2 = 239482 + (i + 2);
+      const ra3 = 239482 + (i + 3);
+      const rb0 = q1 + (j + 0);
+      const rb1 = q1 + (j + 1);
+      for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 2]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 2]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
+      A[4689 + (i + 0) * 2 + (j + 0)] += c00;
+      A[4689 + (i + 0) * 2 + (j + 1)] += c01;
+      A[4689 + (i + 1) * 2 + (j + 0)] += c10;
+      A[4689 + (i + 1) * 2 + (j + 1)] += c11;
+      A[4689 + (i + 2) * 2 + (j + 0)] += c20;
+      A[4689 + (i + 2) * 2 + (j + 1)] += c21;
+      A[4689 + (i + 3) * 2 + (j + 0)] += c30;
+      A[4689 + (i + 3) * 2 + (j + 1)] += c31;
+    }
+  }
+  for (let i = 0; i < 16; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 239482 + (i + 0);
+      const ra1 = 239482 + (i + 1);
+      const ra2 = 239482 + (i + 2);
+      const ra3 = 239482 + (i + 3);
+      const rb0 = q0 + (j + 0);
+      const rb1 = q0 + (j + 1);
+      const rb2 = q0 + (j + 2);
+      for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[4721 + (i + 0) * 16 + (j + 0)] += c00;
+      A[4721 + (i + 0) * 16 + (j + 1)] += c01;
+      A[4721 + (i + 0) * 16 + (j + 2)] += c02;
+      A[4721 + (i + 1) * 16 + (j + 0)] += c10;
+      A[4721 + (i + 1) * 16 + (j + 1)] += c11;
+      A[4721 + (i + 1) * 16 + (j + 2)] += c12;
+      A[4721 + (i + 2) * 16 + (j + 0)] += c20;
+      A[4721 + (i + 2) * 16 + (j + 1)] += c21;
+      A[4721 + (i + 2) * 16 + (j + 2)] += c22;
+      A[4721 + (i + 3) * 16 + (j + 0)] += c30;
+      A[4721 + (i + 3) * 16 + (j + 1)] += c31;
+      A[4721 + (i + 3) * 16 + (j + 2)] += c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 239482 + (i + 0);
+      const ra1 = 239482 + (i + 1);
+      const ra2 = 239482 + (i + 2);
+      const ra3 = 239482 + (i + 3);
+      const rb0 = q0 + (15 + 0);
+      for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[4721 + (i + 0) * 16 + (15 + 0)] += c00;
+      A[4721 + (i + 1) * 16 + (15 + 0)] += c10;
+      A[4721 + (i + 2) * 16 + (15 + 0)] += c20;
+      A[4721 + (i + 3) * 16 + (15 + 0)] += c30;
+    }
+  }
+  for (let i1 = 0; i1 < 16; i1++) { { let acc = 0; for (let i0 = 0; i0 < 4; i0++) { acc = acc + A[239482 + (i0 * 16 + i1 * 1)]; } A[4977 + (i1 * 1)] += acc; } }
+}
+/** A scan's reverse step t (its VJP), over the first 8 of 16 rows (packed execution under lengths). */
+function rows8_4(A: Float32Array, t: number): void {
+  const q0 = 43513 + t * 256;
+  const q1 = 8770 + t * 32;
+  const q7 = 111609 + t * 1024;
+  const q8 = 85497 + t * 256;
+  for (let i = 0; i < 128; i++) A[238458 + i] = A[132089 + i] + ((A[q7 + i] !== 0 ? A[q8 + i] : 0));
+  for (let i = 0; i < 128; i++) A[238586 + i] = A[132217 + i] + 0;
+  for (let i = 0; i < 128; i++) A[238714 + i] = (A[q7 + i] !== 0 ? A[238458 + i] : 0);
+  for (let i = 0; i < 128; i++) A[238970 + i] = (A[238714 + i] * A[(q7 + 256) + i]) * (1 - (A[(q7 + 512) + i] * A[(q7 + 512) + i]));
+  for (let i = 0; i < 8; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 238970 + (i + 0) * 16;
+      const ra1 = 238970 + (i + 1) * 16;
+      const ra2 = 238970 + (i + 2) * 16;
+      const ra3 = 238970 + (i + 3) * 16;
+      const rb0 = 32 + (j + 0);
+      const rb1 = 32 + (j + 1);
+      const rb2 = 32 + (j + 2);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[239226 + (i + 0) * 16 + (j + 0)] = c00;
+      A[239226 + (i + 0) * 16 + (j + 1)] = c01;
+      A[239226 + (i + 0) * 16 + (j + 2)] = c02;
+      A[239226 + (i + 1) * 16 + (j + 0)] = c10;
+      A[239226 + (i + 1) * 16 + (j + 1)] = c11;
+      A[239226 + (i + 1) * 16 + (j + 2)] = c12;
+      A[239226 + (i + 2) * 16 + (j + 0)] = c20;
+      A[239226 + (i + 2) * 16 + (j + 1)] = c21;
+      A[239226 + (i + 2) * 16 + (j + 2)] = c22;
+      A[239226 + (i + 3) * 16 + (j + 0)] = c30;
+      A[239226 + (i + 3) * 16 + (j + 1)] = c31;
+      A[239226 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 238970 + (i + 0) * 16;
+      const ra1 = 238970 + (i + 1) * 16;
+      const ra2 = 238970 + (i + 2) * 16;
+      const ra3 = 238970 + (i + 3) * 16;
+      const rb0 = 32 + (15 + 0);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[239226 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[239226 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[239226 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[239226 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  for (let i = 0; i < 128; i++) A[239482 + i] = ((-((A[238714 + i] * A[(q7 + 512) + i]))) + (A[238714 + i] * A[q0 + i])) * (A[(q7 + 768) + i] * A[(q7 + 256) + i]);
+  for (let i = 0; i < 8; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 239482 + (i + 0) * 16;
+      const ra1 = 239482 + (i + 1) * 16;
+      const ra2 = 239482 + (i + 2) * 16;
+      const ra3 = 239482 + (i + 3) * 16;
+      const rb0 = 336 + (j + 0);
+      const rb1 = 336 + (j + 1);
+      const rb2 = 336 + (j + 2);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[239738 + (i + 0) * 16 + (j + 0)] = c00;
+      A[239738 + (i + 0) * 16 + (j + 1)] = c01;
+      A[239738 + (i + 0) * 16 + (j + 2)] = c02;
+      A[239738 + (i + 1) * 16 + (j + 0)] = c10;
+      A[239738 + (i + 1) * 16 + (j + 1)] = c11;
+      A[239738 + (i + 1) * 16 + (j + 2)] = c12;
+      A[239738 + (i + 2) * 16 + (j + 0)] = c20;
+      A[239738 + (i + 2) * 16 + (j + 1)] = c21;
+      A[239738 + (i + 2) * 16 + (j + 2)] = c22;
+      A[239738 + (i + 3) * 16 + (j + 0)] = c30;
+      A[239738 + (i + 3) * 16 + (j + 1)] = c31;
+      A[239738 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 239482 + (i + 0) * 16;
+      const ra1 = 239482 + (i + 1) * 16;
+      const ra2 = 239482 + (i + 2) * 16;
+      const ra3 = 239482 + (i + 3) * 16;
+      const rb0 = 336 + (15 + 0);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[239738 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[239738 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[239738 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[239738 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  for (let i = 0; i < 128; i++) A[132345 + i] = ((((A[q7 + i] !== 0 ? 0 : A[238458 + i])) + A[239226 + i]) + (A[238714 + i] * A[(q7 + 768) + i])) + A[239738 + i];
+  for (let i = 0; i < 128; i++) A[132473 + i] = ((A[238586 + i] + 0) + 0) + 0;
+  for (let i = 0; i < 16; i += 4) {
+    for (let j = 0; j < 2; j += 2) {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = 238970 + (i + 0);
+      const ra1 = 238970 + (i + 1);
+      const ra2 = 238970 + (i + 2);
+      const ra3 = 238970 + (i + 3);
+      const rb0 = q1 + (j + 0);
+      const rb1 = q1 + (j + 1);
+      for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 2]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 2]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
+      A[4385 + (i + 0) * 2 + (j + 0)] += c00;
+      A[4385 + (i + 0) * 2 + (j + 1)] += c01;
+      A[4385 + (i + 1) * 2 + (j + 0)] += c10;
+      A[4385 + (i + 1) * 2 + (j + 1)] += c11;
+      A[4385 + (i + 2) * 2 + (j + 0)] += c20;
+      A[4385 + (i + 2) * 2 + (j + 1)] += c21;
+      A[4385 + (i + 3) * 2 + (j + 0)] += c30;
+      A[4385 + (i + 3) * 2 + (j + 1)] += c31;
+    }
+  }
+  for (let i = 0; i < 16; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 238970 + (i + 0);
+      const ra1 = 238970 + (i + 1);
+      const ra2 = 238970 + (i + 2);
+      const ra3 = 238970 + (i + 3);
+      const rb0 = q0 + (j + 0);
+      const rb1 = q0 + (j + 1);
+      const rb2 = q0 + (j + 2);
+      for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[4417 + (i + 0) * 16 + (j + 0)] += c00;
+      A[4417 + (i + 0) * 16 + (j + 1)] += c01;
+      A[4417 + (i + 0) * 16 + (j + 2)] += c02;
+      A[4417 + (i + 1) * 16 + (j + 0)] += c10;
+      A[4417 + (i + 1) * 16 + (j + 1)] += c11;
+      A[4417 + (i + 1) * 16 + (j + 2)] += c12;
+      A[4417 + (i + 2) * 16 + (j + 0)] += c20;
+      A[4417 + (i + 2) * 16 + (j + 1)] += c21;
+      A[4417 + (i + 2) * 16 + (j + 2)] += c22;
+      A[4417 + (i + 3) * 16 + (j + 0)] += c30;
+      A[4417 + (i + 3) * 16 + (j + 1)] += c31;
+      A[4417 + (i + 3) * 16 + (j + 2)] += c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 238970 + (i + 0);
+      const ra1 = 238970 + (i + 1);
+      const ra2 = 238970 + (i + 2);
+      const ra3 = 238970 + (i + 3);
+      const rb0 = q0 + (15 + 0);
+      for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[4417 + (i + 0) * 16 + (15 + 0)] += c00;
+      A[4417 + (i + 1) * 16 + (15 + 0)] += c10;
+      A[4417 + (i + 2) * 16 + (15 + 0)] += c20;
+      A[4417 + (i + 3) * 16 + (15 + 0)] += c30;
+    }
+  }
+  for (let i1 = 0; i1 < 16; i1++) { { let acc = 0; for (let i0 = 0; i0 < 8; i0++) { acc = acc + A[238970 + (i0 * 16 + i1 * 1)]; } A[4673 + (i1 * 1)] += acc; } }
+  for (let i = 0; i < 16; i += 4) {
+    for (let j = 0; j < 2; j += 2) {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = 239482 + (i + 0);
+      const ra1 = 239482 + (i + 1);
+      const ra2 = 239482 + (i + 2);
+      const ra3 = 239482 + (i + 3);
+      const rb0 = q1 + (j + 0);
+      const rb1 = q1 + (j + 1);
+      for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 2]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 2]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
+      A[4689 + (i + 0) * 2 + (j + 0)] += c00;
+      A[4689 + (i + 0) * 2 + (j + 1)] += c01;
+      A[4689 + (i + 1) * 2 + (j + 0)] += c10;
+      A[4689 + (i + 1) * 2 + (j + 1)] += c11;
+      A[4689 + (i + 2) * 2 + (j + 0)] += c20;
+      A[4689 + (i + 2) * 2 + (j + 1)] += c21;
+      A[4689 + (i + 3) * 2 + (j + 0)] += c30;
+      A[4689 + (i + 3) * 2 + (j + 1)] += c31;
+    }
+  }
+  for (let i = 0; i < 16; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 239482 + (i + 0);
+      const ra1 = 239482 + (i + 1);
+      const ra2 = 239482 + (i + 2);
+      const ra3 = 239482 + (i + 3);
+      const rb0 = q0 + (j + 0);
+      const rb1 = q0 + (j + 1);
+      const rb2 = q0 + (j + 2);
+      for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[4721 + (i + 0) * 16 + (j + 0)] += c00;
+      A[4721 + (i + 0) * 16 + (j + 1)] += c01;
+      A[4721 + (i + 0) * 16 + (j + 2)] += c02;
+      A[4721 + (i + 1) * 16 + (j + 0)] += c10;
+      A[4721 + (i + 1) * 16 + (j + 1)] += c11;
+      A[4721 + (i + 1) * 16 + (j + 2)] += c12;
+      A[4721 + (i + 2) * 16 + (j + 0)] += c20;
+      A[4721 + (i + 2) * 16 + (j + 1)] += c21;
+      A[4721 + (i + 2) * 16 + (j + 2)] += c22;
+      A[4721 + (i + 3) * 16 + (j + 0)] += c30;
+      A[4721 + (i + 3) * 16 + (j + 1)] += c31;
+      A[4721 + (i + 3) * 16 + (j + 2)] += c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 239482 + (i + 0);
+      const ra1 = 239482 + (i + 1);
+      const ra2 = 239482 + (i + 2);
+      const ra3 = 239482 + (i + 3);
+      const rb0 = q0 + (15 + 0);
+      for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[4721 + (i + 0) * 16 + (15 + 0)] += c00;
+      A[4721 + (i + 1) * 16 + (15 + 0)] += c10;
+      A[4721 + (i + 2) * 16 + (15 + 0)] += c20;
+      A[4721 + (i + 3) * 16 + (15 + 0)] += c30;
+    }
+  }
+  for (let i1 = 0; i1 < 16; i1++) { { let acc = 0; for (let i0 = 0; i0 < 8; i0++) { acc = acc + A[239482 + (i0 * 16 + i1 * 1)]; } A[4977 + (i1 * 1)] += acc; } }
+}
+/** A scan's reverse step t (its VJP), over the first 12 of 16 rows (packed execution under lengths). */
+function rows12_5(A: Float32Array, t: number): void {
+  const q0 = 43513 + t * 256;
+  const q1 = 8770 + t * 32;
+  const q7 = 111609 + t * 1024;
+  const q8 = 85497 + t * 256;
+  for (let i = 0; i < 192; i++) A[238458 + i] = A[132089 + i] + ((A[q7 + i] !== 0 ? A[q8 + i] : 0));
+  for (let i = 0; i < 64; i++) A[238650 + i] = A[132281 + i] + 0;
+  for (let i = 0; i < 192; i++) A[238714 + i] = (A[q7 + i] !== 0 ? A[238458 + i] : 0);
+  for (let i = 0; i < 192; i++) A[238970 + i] = (A[238714 + i] * A[(q7 + 256) + i]) * (1 - (A[(q7 + 512) + i] * A[(q7 + 512) + i]));
+  for (let i = 0; i < 12; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 238970 + (i + 0) * 16;
+      const ra1 = 238970 + (i + 1) * 16;
+      const ra2 = 238970 + (i + 2) * 16;
+      const ra3 = 238970 + (i + 3) * 16;
+      const rb0 = 32 + (j + 0);
+      const rb1 = 32 + (j + 1);
+      const rb2 = 32 + (j + 2);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[239226 + (i + 0) * 16 + (j + 0)] = c00;
+      A[239226 + (i + 0) * 16 + (j + 1)] = c01;
+      A[239226 + (i + 0) * 16 + (j + 2)] = c02;
+      A[239226 + (i + 1) * 16 + (j + 0)] = c10;
+      A[239226 + (i + 1) * 16 + (j + 1)] = c11;
+      A[239226 + (i + 1) * 16 + (j + 2)] = c12;
+      A[239226 + (i + 2) * 16 + (j + 0)] = c20;
+      A[239226 + (i + 2) * 16 + (j + 1)] = c21;
+      A[239226 + (i + 2) * 16 + (j + 2)] = c22;
+      A[239226 + (i + 3) * 16 + (j + 0)] = c30;
+      A[239226 + (i + 3) * 16 + (j + 1)] = c31;
+      A[239226 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 238970 + (i + 0) * 16;
+      const ra1 = 238970 + (i + 1) * 16;
+      const ra2 = 238970 + (i + 2) * 16;
+      const ra3 = 238970 + (i + 3) * 16;
+      const rb0 = 32 + (15 + 0);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[239226 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[239226 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[239226 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[239226 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  for (let i = 0; i < 192; i++) A[239482 + i] = ((-((A[238714 + i] * A[(q7 + 512) + i]))) + (A[238714 + i] * A[q0 + i])) * (A[(q7 + 768) + i] * A[(q7 + 256) + i]);
+  for (let i = 0; i < 12; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 239482 + (i + 0) * 16;
+      const ra1 = 239482 + (i + 1) * 16;
+      const ra2 = 239482 + (i + 2) * 16;
+      const ra3 = 239482 + (i + 3) * 16;
+      const rb0 = 336 + (j + 0);
+      const rb1 = 336 + (j + 1);
+      const rb2 = 336 + (j + 2);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[239738 + (i + 0) * 16 + (j + 0)] = c00;
+      A[239738 + (i + 0) * 16 + (j + 1)] = c01;
+      A[239738 + (i + 0) * 16 + (j + 2)] = c02;
+      A[239738 + (i + 1) * 16 + (j + 0)] = c10;
+      A[239738 + (i + 1) * 16 + (j + 1)] = c11;
+      A[239738 + (i + 1) * 16 + (j + 2)] = c12;
+      A[239738 + (i + 2) * 16 + (j + 0)] = c20;
+      A[239738 + (i + 2) * 16 + (j + 1)] = c21;
+      A[239738 + (i + 2) * 16 + (j + 2)] = c22;
+      A[239738 + (i + 3) * 16 + (j + 0)] = c30;
+      A[239738 + (i + 3) * 16 + (j + 1)] = c31;
+      A[239738 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 239482 + (i + 0) * 16;
+      const ra1 = 239482 + (i + 1) * 16;
+      const ra2 = 239482 + (i + 2) * 16;
+      const ra3 = 239482 + (i + 3) * 16;
+      const rb0 = 336 + (15 + 0);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[239738 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[239738 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[239738 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[239738 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  for (let i = 0; i < 192; i++) A[132345 + i] = ((((A[q7 + i] !== 0 ? 0 : A[238458 + i])) + A[239226 + i]) + (A[238714 + i] * A[(q7 + 768) + i])) + A[239738 + i];
+  for (let i = 0; i < 64; i++) A[132537 + i] = ((A[238650 + i] + 0) + 0) + 0;
+  for (let i = 0; i < 16; i += 4) {
+    for (let j = 0; j < 2; j += 2) {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = 238970 + (i + 0);
+      const ra1 = 238970 + (i + 1);
+      const ra2 = 238970 + (i + 2);
+      const ra3 = 238970 + (i + 3);
+      const rb0 = q1 + (j + 0);
+      const rb1 = q1 + (j + 1);
+      for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 2]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 2]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
+      A[4385 + (i + 0) * 2 + (j + 0)] += c00;
+      A[4385 + (i + 0) * 2 + (j + 1)] += c01;
+      A[4385 + (i + 1) * 2 + (j + 0)] += c10;
+      A[4385 + (i + 1) * 2 + (j + 1)] += c11;
+      A[4385 + (i + 2) * 2 + (j + 0)] += c20;
+      A[4385 + (i + 2) * 2 + (j + 1)] += c21;
+      A[4385 + (i + 3) * 2 + (j + 0)] += c30;
+      A[4385 + (i + 3) * 2 + (j + 1)] += c31;
+    }
+  }
+  for (let i = 0; i < 16; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 238970 + (i + 0);
+      const ra1 = 238970 + (i + 1);
+      const ra2 = 238970 + (i + 2);
+      const ra3 = 238970 + (i + 3);
+      const rb0 = q0 + (j + 0);
+      const rb1 = q0 + (j + 1);
+      const rb2 = q0 + (j + 2);
+      for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[4417 + (i + 0) * 16 + (j + 0)] += c00;
+      A[4417 + (i + 0) * 16 + (j + 1)] += c01;
+      A[4417 + (i + 0) * 16 + (j + 2)] += c02;
+      A[4417 + (i + 1) * 16 + (j + 0)] += c10;
+      A[4417 + (i + 1) * 16 + (j + 1)] += c11;
+      A[4417 + (i + 1) * 16 + (j + 2)] += c12;
+      A[4417 + (i + 2) * 16 + (j + 0)] += c20;
+      A[4417 + (i + 2) * 16 + (j + 1)] += c21;
+      A[4417 + (i + 2) * 16 + (j + 2)] += c22;
+      A[4417 + (i + 3) * 16 + (j + 0)] += c30;
+      A[4417 + (i + 3) * 16 + (j + 1)] += c31;
+      A[4417 + (i + 3) * 16 + (j + 2)] += c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 238970 + (i + 0);
+      const ra1 = 238970 + (i + 1);
+      const ra2 = 238970 + (i + 2);
+      const ra3 = 238970 + (i + 3);
+      const rb0 = q0 + (15 + 0);
+      for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[4417 + (i + 0) * 16 + (15 + 0)] += c00;
+      A[4417 + (i + 1) * 16 + (15 + 0)] += c10;
+      A[4417 + (i + 2) * 16 + (15 + 0)] += c20;
+      A[4417 + (i + 3) * 16 + (15 + 0)] += c30;
+    }
+  }
+  for (let i1 = 0; i1 < 16; i1++) { { let acc = 0; for (let i0 = 0; i0 < 12; i0++) { acc = acc + A[238970 + (i0 * 16 + i1 * 1)]; } A[4673 + (i1 * 1)] += acc; } }
+  for (let i = 0; i < 16; i += 4) {
+    for (let j = 0; j < 2; j += 2) {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = 239482 + (i + 0);
+      const ra1 = 239482 + (i + 1);
+      const ra2 = 239482 + (i + 2);
+      const ra3 = 239482 + (i + 3);
+      const rb0 = q1 + (j + 0);
+      const rb1 = q1 + (j + 1);
+      for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 2]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 2]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
+      A[4689 + (i + 0) * 2 + (j + 0)] += c00;
+      A[4689 + (i + 0) * 2 + (j + 1)] += c01;
+      A[4689 + (i + 1) * 2 + (j + 0)] += c10;
+      A[4689 + (i + 1) * 2 + (j + 1)] += c11;
+      A[4689 + (i + 2) * 2 + (j + 0)] += c20;
+      A[4689 + (i + 2) * 2 + (j + 1)] += c21;
+      A[4689 + (i + 3) * 2 + (j + 0)] += c30;
+      A[4689 + (i + 3) * 2 + (j + 1)] += c31;
+    }
+  }
+  for (let i = 0; i < 16; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 239482 + (i + 0);
+      const ra1 = 239482 + (i + 1);
+      const ra2 = 239482 + (i + 2);
+      const ra3 = 239482 + (i + 3);
+      const rb0 = q0 + (j + 0);
+      const rb1 = q0 + (j + 1);
+      const rb2 = q0 + (j + 2);
+      for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[4721 + (i + 0) * 16 + (j + 0)] += c00;
+      A[4721 + (i + 0) * 16 + (j + 1)] += c01;
+      A[4721 + (i + 0) * 16 + (j + 2)] += c02;
+      A[4721 + (i + 1) * 16 + (j + 0)] += c10;
+      A[4721 + (i + 1) * 16 + (j + 1)] += c11;
+      A[4721 + (i + 1) * 16 + (j + 2)] += c12;
+      A[4721 + (i + 2) * 16 + (j + 0)] += c20;
+      A[4721 + (i + 2) * 16 + (j + 1)] += c21;
+      A[4721 + (i + 2) * 16 + (j + 2)] += c22;
+      A[4721 + (i + 3) * 16 + (j + 0)] += c30;
+      A[4721 + (i + 3) * 16 + (j + 1)] += c31;
+      A[4721 + (i + 3) * 16 + (j + 2)] += c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 239482 + (i + 0);
+      const ra1 = 239482 + (i + 1);
+      const ra2 = 239482 + (i + 2);
+      const ra3 = 239482 + (i + 3);
+      const rb0 = q0 + (15 + 0);
+      for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[4721 + (i + 0) * 16 + (15 + 0)] += c00;
+      A[4721 + (i + 1) * 16 + (15 + 0)] += c10;
+      A[4721 + (i + 2) * 16 + (15 + 0)] += c20;
+      A[4721 + (i + 3) * 16 + (15 + 0)] += c30;
+    }
+  }
+  for (let i1 = 0; i1 < 16; i1++) { { let acc = 0; for (let i0 = 0; i0 < 12; i0++) { acc = acc + A[239482 + (i0 * 16 + i1 * 1)]; } A[4977 + (i1 * 1)] += acc; } }
+}
+/** A scan's prediction step t, over the first 4 of 16 rows (packed execution under lengths). */
+function rows4_6(A: Float32Array, t: number): void {
+  const q0 = 43513 + (t + 1) * 256;
+  const q1 = 65017 + t * 256;
+  const q2 = 43513 + t * 256;
+  const q4 = 101369 + t * 256;
+  const q5 = 106489 + t * 256;
+  const q6 = 31234 + t * 16;
+  for (let i0 = 0; i0 < 4; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[238458 + (i0 * 16 + i1 * 1)] = A[q6 + (i0 * 1)]; } }
+  // graphs/adding-bidir.ts:12
+  for (let i = 0; i < 4; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q2 + (i + 0) * 16;
+      const ra1 = q2 + (i + 1) * 16;
+      const ra2 = q2 + (i + 2) * 16;
+      const ra3 = q2 + (i + 3) * 16;
+      const rb0 = 336 + (j + 0) * 16;
+      const rb1 = 336 + (j + 1) * 16;
+      const rb2 = 336 + (j + 2) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[238714 + (i + 0) * 16 + (j + 0)] = c00;
+      A[238714 + (i + 0) * 16 + (j + 1)] = c01;
+      A[238714 + (i + 0) * 16 + (j + 2)] = c02;
+      A[238714 + (i + 1) * 16 + (j + 0)] = c10;
+      A[238714 + (i + 1) * 16 + (j + 1)] = c11;
+      A[238714 + (i + 1) * 16 + (j + 2)] = c12;
+      A[238714 + (i + 2) * 16 + (j + 0)] = c20;
+      A[238714 + (i + 2) * 16 + (j + 1)] = c21;
+      A[238714 + (i + 2) * 16 + (j + 2)] = c22;
+      A[238714 + (i + 3) * 16 + (j + 0)] = c30;
+      A[238714 + (i + 3) * 16 + (j + 1)] = c31;
+      A[238714 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = q2 + (i + 0) * 16;
+      const ra1 = q2 + (i + 1) * 16;
+      const ra2 = q2 + (i + 2) * 16;
+      const ra3 = q2 + (i + 3) * 16;
+      const rb0 = 336 + (15 + 0) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  // graphs/adding-bidir.ts:23
+  for (let i = 0; i < 64; i++) A[238970 + i] = sigmoid32(((A[q4 + i] + A[100857 + i]) + A[238714 + i]));
+  // graphs/adding-bidir.ts:12
+  for (let i = 0; i < 4; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q2 + (i + 0) * 16;
+      const ra1 = q2 + (i + 1) * 16;
+      const ra2 = q2 + (i + 2) * 16;
+      const ra3 = q2 + (i + 3) * 16;
+      const rb0 = 32 + (j + 0) * 16;
+      const rb1 = 32 + (j + 1) * 16;
+      const rb2 = 32 + (j + 2) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[238714 + (i + 0) * 16 + (j + 0)] = c00;
+      A[238714 + (i + 0) * 16 + (j + 1)] = c01;
+      A[238714 + (i + 0) * 16 + (j + 2)] = c02;
+      A[238714 + (i + 1) * 16 + (j + 0)] = c10;
+      A[238714 + (i + 1) * 16 + (j + 1)] = c11;
+      A[238714 + (i + 1) * 16 + (j + 2)] = c12;
+      A[238714 + (i + 2) * 16 + (j + 0)] = c20;
+      A[238714 + (i + 2) * 16 + (j + 1)] = c21;
+      A[238714 + (i + 2) * 16 + (j + 2)] = c22;
+      A[238714 + (i + 3) * 16 + (j + 0)] = c30;
+      A[238714 + (i + 3) * 16 + (j + 1)] = c31;
+      A[238714 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = q2 + (i + 0) * 16;
+      const ra1 = q2 + (i + 1) * 16;
+      const ra2 = q2 + (i + 2) * 16;
+      const ra3 = q2 + (i + 3) * 16;
+      const rb0 = 32 + (15 + 0) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  // (derived)
+  for (let i = 0; i < 64; i++) A[q0 + i] = (A[238458 + i] !== 0 ? ((A[238970 + i] * A[q2 + i]) + ((1 - A[238970 + i]) * (tanh32(((A[q5 + i] + A[101113 + i]) + A[238714 + i]))))) : A[q2 + i]);
+  A.copyWithin(q0 + 64, q2 + 64, q2 + 64 + 192);
+  for (let i = 0; i < 64; i++) A[q1 + i] = (A[238458 + i] !== 0 ? A[q0 + i] : 0);
+  A.fill(0, q1 + 64, q1 + 64 + 192);
+}
+/** A scan's prediction step t, over the first 8 of 16 rows (packed execution under lengths). */
+function rows8_7(A: Float32Array, t: number): void {
+  const q0 = 43513 + (t + 1) * 256;
+  const q1 = 65017 + t * 256;
+  const q2 = 43513 + t * 256;
+  const q4 = 101369 + t * 256;
+  const q5 = 106489 + t * 256;
+  const q6 = 31234 + t * 16;
+  for (let i0 = 0; i0 < 8; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[238458 + (i0 * 16 + i1 * 1)] = A[q6 + (i0 * 1)]; } }
+  // graphs/adding-bidir.ts:12
+  for (let i = 0; i < 8; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q2 + (i + 0) * 16;
+      const ra1 = q2 + (i + 1) * 16;
+      const ra2 = q2 + (i + 2) * 16;
+      const ra3 = q2 + (i + 3) * 16;
+      const rb0 = 336 + (j + 0) * 16;
+      const rb1 = 336 + (j + 1) * 16;
+      const rb2 = 336 + (j + 2) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[238714 + (i + 0) * 16 + (j + 0)] = c00;
+      A[238714 + (i + 0) * 16 + (j + 1)] = c01;
+      A[238714 + (i + 0) * 16 + (j + 2)] = c02;
+      A[238714 + (i + 1) * 16 + (j + 0)] = c10;
+      A[238714 + (i + 1) * 16 + (j + 1)] = c11;
+      A[238714 + (i + 1) * 16 + (j + 2)] = c12;
+      A[238714 + (i + 2) * 16 + (j + 0)] = c20;
+      A[238714 + (i + 2) * 16 + (j + 1)] = c21;
+      A[238714 + (i + 2) * 16 + (j + 2)] = c22;
+      A[238714 + (i + 3) * 16 + (j + 0)] = c30;
+      A[238714 + (i + 3) * 16 + (j + 1)] = c31;
+      A[238714 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = q2 + (i + 0) * 16;
+      const ra1 = q2 + (i + 1) * 16;
+      const ra2 = q2 + (i + 2) * 16;
+      const ra3 = q2 + (i + 3) * 16;
+      const rb0 = 336 + (15 + 0) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  // graphs/adding-bidir.ts:23
+  for (let i = 0; i < 128; i++) A[238970 + i] = sigmoid32(((A[q4 + i] + A[100857 + i]) + A[238714 + i]));
+  // graphs/adding-bidir.ts:12
+  for (let i = 0; i < 8; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q2 + (i + 0) * 16;
+      const ra1 = q2 + (i + 1) * 16;
+      const ra2 = q2 + (i + 2) * 16;
+      const ra3 = q2 + (i + 3) * 16;
+      const rb0 = 32 + (j + 0) * 16;
+      const rb1 = 32 + (j + 1) * 16;
+      const rb2 = 32 + (j + 2) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[238714 + (i + 0) * 16 + (j + 0)] = c00;
+      A[238714 + (i + 0) * 16 + (j + 1)] = c01;
+      A[238714 + (i + 0) * 16 + (j + 2)] = c02;
+      A[238714 + (i + 1) * 16 + (j + 0)] = c10;
+      A[238714 + (i + 1) * 16 + (j + 1)] = c11;
+      A[238714 + (i + 1) * 16 + (j + 2)] = c12;
+      A[238714 + (i + 2) * 16 + (j + 0)] = c20;
+      A[238714 + (i + 2) * 16 + (j + 1)] = c21;
+      A[238714 + (i + 2) * 16 + (j + 2)] = c22;
+      A[238714 + (i + 3) * 16 + (j + 0)] = c30;
+      A[238714 + (i + 3) * 16 + (j + 1)] = c31;
+      A[238714 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = q2 + (i + 0) * 16;
+      const ra1 = q2 + (i + 1) * 16;
+      const ra2 = q2 + (i + 2) * 16;
+      const ra3 = q2 + (i + 3) * 16;
+      const rb0 = 32 + (15 + 0) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  // (derived)
+  for (let i = 0; i < 128; i++) A[q0 + i] = (A[238458 + i] !== 0 ? ((A[238970 + i] * A[q2 + i]) + ((1 - A[238970 + i]) * (tanh32(((A[q5 + i] + A[101113 + i]) + A[238714 + i]))))) : A[q2 + i]);
+  A.copyWithin(q0 + 128, q2 + 128, q2 + 128 + 128);
+  for (let i = 0; i < 128; i++) A[q1 + i] = (A[238458 + i] !== 0 ? A[q0 + i] : 0);
+  A.fill(0, q1 + 128, q1 + 128 + 128);
+}
+/** A scan's prediction step t, over the first 12 of 16 rows (packed execution under lengths). */
+function rows12_8(A: Float32Array, t: number): void {
+  const q0 = 43513 + (t + 1) * 256;
+  const q1 = 65017 + t * 256;
+  const q2 = 43513 + t * 256;
+  const q4 = 101369 + t * 256;
+  const q5 = 106489 + t * 256;
+  const q6 = 31234 + t * 16;
+  for (let i0 = 0; i0 < 12; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[238458 + (i0 * 16 + i1 * 1)] = A[q6 + (i0 * 1)]; } }
+  // graphs/adding-bidir.ts:12
+  for (let i = 0; i < 12; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q2 + (i + 0) * 16;
+      const ra1 = q2 + (i + 1) * 16;
+      const ra2 = q2 + (i + 2) * 16;
+      const ra3 = q2 + (i + 3) * 16;
+      const rb0 = 336 + (j + 0) * 16;
+      const rb1 = 336 + (j + 1) * 16;
+      const rb2 = 336 + (j + 2) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[238714 + (i + 0) * 16 + (j + 0)] = c00;
+      A[238714 + (i + 0) * 16 + (j + 1)] = c01;
+      A[238714 + (i + 0) * 16 + (j + 2)] = c02;
+      A[238714 + (i + 1) * 16 + (j + 0)] = c10;
+      A[238714 + (i + 1) * 16 + (j + 1)] = c11;
+      A[238714 + (i + 1) * 16 + (j + 2)] = c12;
+      A[238714 + (i + 2) * 16 + (j + 0)] = c20;
+      A[238714 + (i + 2) * 16 + (j + 1)] = c21;
+      A[238714 + (i + 2) * 16 + (j + 2)] = c22;
+      A[238714 + (i + 3) * 16 + (j + 0)] = c30;
+      A[238714 + (i + 3) * 16 + (j + 1)] = c31;
+      A[238714 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = q2 + (i + 0) * 16;
+      const ra1 = q2 + (i + 1) * 16;
+      const ra2 = q2 + (i + 2) * 16;
+      const ra3 = q2 + (i + 3) * 16;
+      const rb0 = 336 + (15 + 0) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  // graphs/adding-bidir.ts:23
+  for (let i = 0; i < 192; i++) A[238970 + i] = sigmoid32(((A[q4 + i] + A[100857 + i]) + A[238714 + i]));
+  // graphs/adding-bidir.ts:12
+  for (let i = 0; i < 12; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q2 + (i + 0) * 16;
+      const ra1 = q2 + (i + 1) * 16;
+      const ra2 = q2 + (i + 2) * 16;
+      const ra3 = q2 + (i + 3) * 16;
+      const rb0 = 32 + (j + 0) * 16;
+      const rb1 = 32 + (j + 1) * 16;
+      const rb2 = 32 + (j + 2) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[238714 + (i + 0) * 16 + (j + 0)] = c00;
+      A[238714 + (i + 0) * 16 + (j + 1)] = c01;
+      A[238714 + (i + 0) * 16 + (j + 2)] = c02;
+      A[238714 + (i + 1) * 16 + (j + 0)] = c10;
+      A[238714 + (i + 1) * 16 + (j + 1)] = c11;
+      A[238714 + (i + 1) * 16 + (j + 2)] = c12;
+      A[238714 + (i + 2) * 16 + (j + 0)] = c20;
+      A[238714 + (i + 2) * 16 + (j + 1)] = c21;
+      A[238714 + (i + 2) * 16 + (j + 2)] = c22;
+      A[238714 + (i + 3) * 16 + (j + 0)] = c30;
+      A[238714 + (i + 3) * 16 + (j + 1)] = c31;
+      A[238714 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = q2 + (i + 0) * 16;
+      const ra1 = q2 + (i + 1) * 16;
+      const ra2 = q2 + (i + 2) * 16;
+      const ra3 = q2 + (i + 3) * 16;
+      const rb0 = 32 + (15 + 0) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  // (derived)
+  for (let i = 0; i < 192; i++) A[q0 + i] = (A[238458 + i] !== 0 ? ((A[238970 + i] * A[q2 + i]) + ((1 - A[238970 + i]) * (tanh32(((A[q5 + i] + A[101113 + i]) + A[238714 + i]))))) : A[q2 + i]);
+  A.copyWithin(q0 + 192, q2 + 192, q2 + 192 + 64);
+  for (let i = 0; i < 192; i++) A[q1 + i] = (A[238458 + i] !== 0 ? A[q0 + i] : 0);
+  A.fill(0, q1 + 192, q1 + 192 + 64);
+}
+/** A reverse scan's training step t, over the first 4 of 16 rows (packed execution under lengths). */
+function rows4_9(A: Float32Array, t: number): void {
+  const q0 = 48889 + t * 256;
+  const q1 = 70137 + t * 256;
+  const q2 = 143353 + t * 1024;
+  const q3 = 48889 + (t + 1) * 256;
+  const q5 = 133113 + t * 256;
+  const q6 = 138233 + t * 256;
+  const q7 = 31234 + t * 16;
+  for (let i0 = 0; i0 < 4; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[q2 + (i0 * 16 + i1 * 1)] = A[q7 + (i0 * 1)]; } }
+  // graphs/adding-bidir.ts:12
+  for (let i = 0; i < 4; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q3 + (i + 0) * 16;
+      const ra1 = q3 + (i + 1) * 16;
+      const ra2 = q3 + (i + 2) * 16;
+      const ra3 = q3 + (i + 3) * 16;
+      const rb0 = 944 + (j + 0) * 16;
+      const rb1 = 944 + (j + 1) * 16;
+      const rb2 = 944 + (j + 2) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[238458 + (i + 0) * 16 + (j + 0)] = c00;
+      A[238458 + (i + 0) * 16 + (j + 1)] = c01;
+      A[238458 + (i + 0) * 16 + (j + 2)] = c02;
+      A[238458 + (i + 1) * 16 + (j + 0)] = c10;
+      A[238458 + (i + 1) * 16 + (j + 1)] = c11;
+      A[238458 + (i + 1) * 16 + (j + 2)] = c12;
+      A[238458 + (i + 2) * 16 + (j + 0)] = c20;
+      A[238458 + (i + 2) * 16 + (j + 1)] = c21;
+      A[238458 + (i + 2) * 16 + (j + 2)] = c22;
+      A[238458 + (i + 3) * 16 + (j + 0)] = c30;
+      A[238458 + (i + 3) * 16 + (j + 1)] = c31;
+      A[238458 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = q3 + (i + 0) * 16;
+      const ra1 = q3 + (i + 1) * 16;
+      const ra2 = q3 + (i + 2) * 16;
+      const ra3 = q3 + (i + 3) * 16;
+      const rb0 = 944 + (15 + 0) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[238458 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[238458 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[238458 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[238458 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  // graphs/adding-bidir.ts:23
+  for (let i = 0; i < 64; i++) A[(q2 + 768) + i] = sigmoid32(((A[q5 + i] + A[132601 + i]) + A[238458 + i]));
+  // graphs/adding-bidir.ts:24
+  for (let i = 0; i < 64; i++) A[(q2 + 256) + i] = 1 - A[(q2 + 768) + i];
+  // graphs/adding-bidir.ts:12
+  for (let i = 0; i < 4; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q3 + (i + 0) * 16;
+      const ra1 = q3 + (i + 1) * 16;
+      const ra2 = q3 + (i + 2) * 16;
+      const ra3 = q3 + (i + 3) * 16;
+      const rb0 = 640 + (j + 0) * 16;
+      const rb1 = 640 + (j + 1) * 16;
+      const rb2 = 640 + (j + 2) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[238458 + (i + 0) * 16 + (j + 0)] = c00;
+      A[238458 + (i + 0) * 16 + (j + 1)] = c01;
+      A[238458 + (i + 0) * 16 + (j + 2)] = c02;
+      A[238458 + (i + 1) * 16 + (j + 0)] = c10;
+      A[238458 + (i + 1) * 16 + (j + 1)] = c11;
+      A[238458 + (i + 1) * 16 + (j + 2)] = c12;
+      A[238458 + (i + 2) * 16 + (j + 0)] = c20;
+      A[238458 + (i + 2) * 16 + (j + 1)] = c21;
+      A[238458 + (i + 2) * 16 + (j + 2)] = c22;
+      A[238458 + (i + 3) * 16 + (j + 0)] = c30;
+      A[238458 + (i + 3) * 16 + (j + 1)] = c31;
+      A[238458 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = q3 + (i + 0) * 16;
+      const ra1 = q3 + (i + 1) * 16;
+      const ra2 = q3 + (i + 2) * 16;
+      const ra3 = q3 + (i + 3) * 16;
+      const rb0 = 640 + (15 + 0) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[238458 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[238458 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[238458 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[238458 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  // graphs/adding-bidir.ts:24
+  for (let i = 0; i < 64; i++) A[(q2 + 512) + i] = tanh32(((A[q6 + i] + A[132857 + i]) + A[238458 + i]));
+  // (derived)
+  for (let i = 0; i < 64; i++) A[q0 + i] = (A[q2 + i] !== 0 ? ((A[(q2 + 768) + i] * A[q3 + i]) + (A[(q2 + 256) + i] * A[(q2 + 512) + i])) : A[q3 + i]);
+  A.copyWithin(q0 + 64, q3 + 64, q3 + 64 + 192);
+  for (let i = 0; i < 64; i++) A[q1 + i] = (A[q2 + i] !== 0 ? A[q0 + i] : 0);
+  A.fill(0, q1 + 64, q1 + 64 + 192);
+}
+/** A reverse scan's training step t, over the first 8 of 16 rows (packed execution under lengths). */
+function rows8_10(A: Float32Array, t: number): void {
+  const q0 = 48889 + t * 256;
+  const q1 = 70137 + t * 256;
+  const q2 = 143353 + t * 1024;
+  const q3 = 48889 + (t + 1) * 256;
+  const q5 = 133113 + t * 256;
+  const q6 = 138233 + t * 256;
+  const q7 = 31234 + t * 16;
+  for (let i0 = 0; i0 < 8; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[q2 + (i0 * 16 + i1 * 1)] = A[q7 + (i0 * 1)]; } }
+  // graphs/adding-bidir.ts:12
+  for (let i = 0; i < 8; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q3 + (i + 0) * 16;
+      const ra1 = q3 + (i + 1) * 16;
+      const ra2 = q3 + (i + 2) * 16;
+      const ra3 = q3 + (i + 3) * 16;
+      const rb0 = 944 + (j + 0) * 16;
+      const rb1 = 944 + (j + 1) * 16;
+      const rb2 = 944 + (j + 2) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[238458 + (i + 0) * 16 + (j + 0)] = c00;
+      A[238458 + (i + 0) * 16 + (j + 1)] = c01;
+      A[238458 + (i + 0) * 16 + (j + 2)] = c02;
+      A[238458 + (i + 1) * 16 + (j + 0)] = c10;
+      A[238458 + (i + 1) * 16 + (j + 1)] = c11;
+      A[238458 + (i + 1) * 16 + (j + 2)] = c12;
+      A[238458 + (i + 2) * 16 + (j + 0)] = c20;
+      A[238458 + (i + 2) * 16 + (j + 1)] = c21;
+      A[238458 + (i + 2) * 16 + (j + 2)] = c22;
+      A[238458 + (i + 3) * 16 + (j + 0)] = c30;
+      A[238458 + (i + 3) * 16 + (j + 1)] = c31;
+      A[238458 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = q3 + (i + 0) * 16;
+      const ra1 = q3 + (i + 1) * 16;
+      const ra2 = q3 + (i + 2) * 16;
+      const ra3 = q3 + (i + 3) * 16;
+      const rb0 = 944 + (15 + 0) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[238458 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[238458 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[238458 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[238458 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  // graphs/adding-bidir.ts:23
+  for (let i = 0; i < 128; i++) A[(q2 + 768) + i] = sigmoid32(((A[q5 + i] + A[132601 + i]) + A[238458 + i]));
+  // graphs/adding-bidir.ts:24
+  for (let i = 0; i < 128; i++) A[(q2 + 256) + i] = 1 - A[(q2 + 768) + i];
+  // graphs/adding-bidir.ts:12
+  for (let i = 0; i < 8; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q3 + (i + 0) * 16;
+      const ra1 = q3 + (i + 1) * 16;
+      const ra2 = q3 + (i + 2) * 16;
+      const ra3 = q3 + (i + 3) * 16;
+      const rb0 = 640 + (j + 0) * 16;
+      const rb1 = 640 + (j + 1) * 16;
+      const rb2 = 640 + (j + 2) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[238458 + (i + 0) * 16 + (j + 0)] = c00;
+      A[238458 + (i + 0) * 16 + (j + 1)] = c01;
+      A[238458 + (i + 0) * 16 + (j + 2)] = c02;
+      A[238458 + (i + 1) * 16 + (j + 0)] = c10;
+      A[238458 + (i + 1) * 16 + (j + 1)] = c11;
+      A[238458 + (i + 1) * 16 + (j + 2)] = c12;
+      A[238458 + (i + 2) * 16 + (j + 0)] = c20;
+      A[238458 + (i + 2) * 16 + (j + 1)] = c21;
+      A[238458 + (i + 2) * 16 + (j + 2)] = c22;
+      A[238458 + (i + 3) * 16 + (j + 0)] = c30;
+      A[238458 + (i + 3) * 16 + (j + 1)] = c31;
+      A[238458 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = q3 + (i + 0) * 16;
+      const ra1 = q3 + (i + 1) * 16;
+      const ra2 = q3 + (i + 2) * 16;
+      const ra3 = q3 + (i + 3) * 16;
+      const rb0 = 640 + (15 + 0) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[238458 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[238458 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[238458 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[238458 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  // graphs/adding-bidir.ts:24
+  for (let i = 0; i < 128; i++) A[(q2 + 512) + i] = tanh32(((A[q6 + i] + A[132857 + i]) + A[238458 + i]));
+  // (derived)
+  for (let i = 0; i < 128; i++) A[q0 + i] = (A[q2 + i] !== 0 ? ((A[(q2 + 768) + i] * A[q3 + i]) + (A[(q2 + 256) + i] * A[(q2 + 512) + i])) : A[q3 + i]);
+  A.copyWithin(q0 + 128, q3 + 128, q3 + 128 + 128);
+  for (let i = 0; i < 128; i++) A[q1 + i] = (A[q2 + i] !== 0 ? A[q0 + i] : 0);
+  A.fill(0, q1 + 128, q1 + 128 + 128);
+}
+/** A reverse scan's training step t, over the first 12 of 16 rows (packed execution under lengths). */
+function rows12_11(A: Float32Array, t: number): void {
+  const q0 = 48889 + t * 256;
+  const q1 = 70137 + t * 256;
+  const q2 = 143353 + t * 1024;
+  const q3 = 48889 + (t + 1) * 256;
+  const q5 = 133113 + t * 256;
+  const q6 = 138233 + t * 256;
+  const q7 = 31234 + t * 16;
+  for (let i0 = 0; i0 < 12; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[q2 + (i0 * 16 + i1 * 1)] = A[q7 + (i0 * 1)]; } }
+  // graphs/adding-bidir.ts:12
+  for (let i = 0; i < 12; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q3 + (i + 0) * 16;
+      const ra1 = q3 + (i + 1) * 16;
+      const ra2 = q3 + (i + 2) * 16;
+      const ra3 = q3 + (i + 3) * 16;
+      const rb0 = 944 + (j + 0) * 16;
+      const rb1 = 944 + (j + 1) * 16;
+      const rb2 = 944 + (j + 2) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[238458 + (i + 0) * 16 + (j + 0)] = c00;
+      A[238458 + (i + 0) * 16 + (j + 1)] = c01;
+      A[238458 + (i + 0) * 16 + (j + 2)] = c02;
+      A[238458 + (i + 1) * 16 + (j + 0)] = c10;
+      A[238458 + (i + 1) * 16 + (j + 1)] = c11;
+      A[238458 + (i + 1) * 16 + (j + 2)] = c12;
+      A[238458 + (i + 2) * 16 + (j + 0)] = c20;
+      A[238458 + (i + 2) * 16 + (j + 1)] = c21;
+      A[238458 + (i + 2) * 16 + (j + 2)] = c22;
+      A[238458 + (i + 3) * 16 + (j + 0)] = c30;
+      A[238458 + (i + 3) * 16 + (j + 1)] = c31;
+      A[238458 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = q3 + (i + 0) * 16;
+      const ra1 = q3 + (i + 1) * 16;
+      const ra2 = q3 + (i + 2) * 16;
+      const ra3 = q3 + (i + 3) * 16;
+      const rb0 = 944 + (15 + 0) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[238458 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[238458 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[238458 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[238458 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  // graphs/adding-bidir.ts:23
+  for (let i = 0; i < 192; i++) A[(q2 + 768) + i] = sigmoid32(((A[q5 + i] + A[132601 + i]) + A[238458 + i]));
+  // graphs/adding-bidir.ts:24
+  for (let i = 0; i < 192; i++) A[(q2 + 256) + i] = 1 - A[(q2 + 768) + i];
+  // graphs/adding-bidir.ts:12
+  for (let i = 0; i < 12; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q3 + (i + 0) * 16;
+      const ra1 = q3 + (i + 1) * 16;
+      const ra2 = q3 + (i + 2) * 16;
+      const ra3 = q3 + (i + 3) * 16;
+      const rb0 = 640 + (j + 0) * 16;
+      const rb1 = 640 + (j + 1) * 16;
+      const rb2 = 640 + (j + 2) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[238458 + (i + 0) * 16 + (j + 0)] = c00;
+      A[238458 + (i + 0) * 16 + (j + 1)] = c01;
+      A[238458 + (i + 0) * 16 + (j + 2)] = c02;
+      A[238458 + (i + 1) * 16 + (j + 0)] = c10;
+      A[238458 + (i + 1) * 16 + (j + 1)] = c11;
+      A[238458 + (i + 1) * 16 + (j + 2)] = c12;
+      A[238458 + (i + 2) * 16 + (j + 0)] = c20;
+      A[238458 + (i + 2) * 16 + (j + 1)] = c21;
+      A[238458 + (i + 2) * 16 + (j + 2)] = c22;
+      A[238458 + (i + 3) * 16 + (j + 0)] = c30;
+      A[238458 + (i + 3) * 16 + (j + 1)] = c31;
+      A[238458 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = q3 + (i + 0) * 16;
+      const ra1 = q3 + (i + 1) * 16;
+      const ra2 = q3 + (i + 2) * 16;
+      const ra3 = q3 + (i + 3) * 16;
+      const rb0 = 640 + (15 + 0) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[238458 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[238458 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[238458 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[238458 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  // graphs/adding-bidir.ts:24
+  for (let i = 0; i < 192; i++) A[(q2 + 512) + i] = tanh32(((A[q6 + i] + A[132857 + i]) + A[238458 + i]));
+  // (derived)
+  for (let i = 0; i < 192; i++) A[q0 + i] = (A[q2 + i] !== 0 ? ((A[(q2 + 768) + i] * A[q3 + i]) + (A[(q2 + 256) + i] * A[(q2 + 512) + i])) : A[q3 + i]);
+  A.copyWithin(q0 + 192, q3 + 192, q3 + 192 + 64);
+  for (let i = 0; i < 192; i++) A[q1 + i] = (A[q2 + i] !== 0 ? A[q0 + i] : 0);
+  A.fill(0, q1 + 192, q1 + 192 + 64);
+}
+/** A reverse scan's reverse step t (its VJP), over the first 4 of 16 rows (packed execution under lengths). */
+function rows4_12(A: Float32Array, t: number): void {
+  const q0 = 48889 + (t + 1) * 256;
+  const q1 = 8770 + t * 32;
+  const q7 = 143353 + t * 1024;
+  const q8 = 90617 + t * 256;
+  for (let i = 0; i < 64; i++) A[238458 + i] = A[163833 + i] + ((A[q7 + i] !== 0 ? A[q8 + i] : 0));
+  for (let i = 0; i < 192; i++) A[238522 + i] = A[163897 + i] + 0;
+  for (let i = 0; i < 64; i++) A[238714 + i] = (A[q7 + i] !== 0 ? A[238458 + i] : 0);
+  for (let i = 0; i < 64; i++) A[238970 + i] = (A[238714 + i] * A[(q7 + 256) + i]) * (1 - (A[(q7 + 512) + i] * A[(q7 + 512) + i]));
+  for (let i = 0; i < 4; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 238970 + (i + 0) * 16;
+      const ra1 = 238970 + (i + 1) * 16;
+      const ra2 = 238970 + (i + 2) * 16;
+      const ra3 = 238970 + (i + 3) * 16;
+      const rb0 = 640 + (j + 0);
+      const rb1 = 640 + (j + 1);
+      const rb2 = 640 + (j + 2);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[239226 + (i + 0) * 16 + (j + 0)] = c00;
+      A[239226 + (i + 0) * 16 + (j + 1)] = c01;
+      A[239226 + (i + 0) * 16 + (j + 2)] = c02;
+      A[239226 + (i + 1) * 16 + (j + 0)] = c10;
+      A[239226 + (i + 1) * 16 + (j + 1)] = c11;
+      A[239226 + (i + 1) * 16 + (j + 2)] = c12;
+      A[239226 + (i + 2) * 16 + (j + 0)] = c20;
+      A[239226 + (i + 2) * 16 + (j + 1)] = c21;
+      A[239226 + (i + 2) * 16 + (j + 2)] = c22;
+      A[239226 + (i + 3) * 16 + (j + 0)] = c30;
+      A[239226 + (i + 3) * 16 + (j + 1)] = c31;
+      A[239226 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 238970 + (i + 0) * 16;
+      const ra1 = 238970 + (i + 1) * 16;
+      const ra2 = 238970 + (i + 2) * 16;
+      const ra3 = 238970 + (i + 3) * 16;
+      const rb0 = 640 + (15 + 0);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[239226 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[239226 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[239226 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[239226 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  for (let i = 0; i < 64; i++) A[239482 + i] = ((-((A[238714 + i] * A[(q7 + 512) + i]))) + (A[238714 + i] * A[q0 + i])) * (A[(q7 + 768) + i] * A[(q7 + 256) + i]);
+  for (let i = 0; i < 4; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 239482 + (i + 0) * 16;
+      const ra1 = 239482 + (i + 1) * 16;
+      const ra2 = 239482 + (i + 2) * 16;
+      const ra3 = 239482 + (i + 3) * 16;
+      const rb0 = 944 + (j + 0);
+      const rb1 = 944 + (j + 1);
+      const rb2 = 944 + (j + 2);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[239738 + (i + 0) * 16 + (j + 0)] = c00;
+      A[239738 + (i + 0) * 16 + (j + 1)] = c01;
+      A[239738 + (i + 0) * 16 + (j + 2)] = c02;
+      A[239738 + (i + 1) * 16 + (j + 0)] = c10;
+      A[239738 + (i + 1) * 16 + (j + 1)] = c11;
+      A[239738 + (i + 1) * 16 + (j + 2)] = c12;
+      A[239738 + (i + 2) * 16 + (j + 0)] = c20;
+      A[239738 + (i + 2) * 16 + (j + 1)] = c21;
+      A[239738 + (i + 2) * 16 + (j + 2)] = c22;
+      A[239738 + (i + 3) * 16 + (j + 0)] = c30;
+      A[239738 + (i + 3) * 16 + (j + 1)] = c31;
+      A[239738 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 239482 + (i + 0) * 16;
+      const ra1 = 239482 + (i + 1) * 16;
+      const ra2 = 239482 + (i + 2) * 16;
+      const ra3 = 239482 + (i + 3) * 16;
+      const rb0 = 944 + (15 + 0);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[239738 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[239738 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[239738 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[239738 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  for (let i = 0; i < 64; i++) A[164089 + i] = ((((A[q7 + i] !== 0 ? 0 : A[238458 + i])) + A[239226 + i]) + (A[238714 + i] * A[(q7 + 768) + i])) + A[239738 + i];
+  for (let i = 0; i < 192; i++) A[164153 + i] = ((A[238522 + i] + 0) + 0) + 0;
+  for (let i = 0; i < 16; i += 4) {
+    for (let j = 0; j < 2; j += 2) {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = 238970 + (i + 0);
+      const ra1 = 238970 + (i + 1);
+      const ra2 = 238970 + (i + 2);
+      const ra3 = 238970 + (i + 3);
+      const rb0 = q1 + (j + 0);
+      const rb1 = q1 + (j + 1);
+      for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 2]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 2]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
+      A[4993 + (i + 0) * 2 + (j + 0)] += c00;
+      A[4993 + (i + 0) * 2 + (j + 1)] += c01;
+      A[4993 + (i + 1) * 2 + (j + 0)] += c10;
+      A[4993 + (i + 1) * 2 + (j + 1)] += c11;
+      A[4993 + (i + 2) * 2 + (j + 0)] += c20;
+      A[4993 + (i + 2) * 2 + (j + 1)] += c21;
+      A[4993 + (i + 3) * 2 + (j + 0)] += c30;
+      A[4993 + (i + 3) * 2 + (j + 1)] += c31;
+    }
+  }
+  for (let i = 0; i < 16; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 238970 + (i + 0);
+      const ra1 = 238970 + (i + 1);
+      const ra2 = 238970 + (i + 2);
+      const ra3 = 238970 + (i + 3);
+      const rb0 = q0 + (j + 0);
+      const rb1 = q0 + (j + 1);
+      const rb2 = q0 + (j + 2);
+      for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[5025 + (i + 0) * 16 + (j + 0)] += c00;
+      A[5025 + (i + 0) * 16 + (j + 1)] += c01;
+      A[5025 + (i + 0) * 16 + (j + 2)] += c02;
+      A[5025 + (i + 1) * 16 + (j + 0)] += c10;
+      A[5025 + (i + 1) * 16 + (j + 1)] += c11;
+      A[5025 + (i + 1) * 16 + (j + 2)] += c12;
+      A[5025 + (i + 2) * 16 + (j + 0)] += c20;
+      A[5025 + (i + 2) * 16 + (j + 1)] += c21;
+      A[5025 + (i + 2) * 16 + (j + 2)] += c22;
+      A[5025 + (i + 3) * 16 + (j + 0)] += c30;
+      A[5025 + (i + 3) * 16 + (j + 1)] += c31;
+      A[5025 + (i + 3) * 16 + (j + 2)] += c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 238970 + (i + 0);
+      const ra1 = 238970 + (i + 1);
+      const ra2 = 238970 + (i + 2);
+      const ra3 = 238970 + (i + 3);
+      const rb0 = q0 + (15 + 0);
+      for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[5025 + (i + 0) * 16 + (15 + 0)] += c00;
+      A[5025 + (i + 1) * 16 + (15 + 0)] += c10;
+      A[5025 + (i + 2) * 16 + (15 + 0)] += c20;
+      A[5025 + (i + 3) * 16 + (15 + 0)] += c30;
+    }
+  }
+  for (let i1 = 0; i1 < 16; i1++) { { let acc = 0; for (let i0 = 0; i0 < 4; i0++) { acc = acc + A[238970 + (i0 * 16 + i1 * 1)]; } A[5281 + (i1 * 1)] += acc; } }
+  for (let i = 0; i < 16; i += 4) {
+    for (let j = 0; j < 2; j += 2) {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = 239482 + (i + 0);
+      const ra1 = 239482 + (i + 1);
+      const ra2 = 239482 + (i + 2);
+      const ra3 = 239482 + (i + 3);
+      const rb0 = q1 + (j + 0);
+      const rb1 = q1 + (j + 1);
+      for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 2]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 2]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
+      A[5297 + (i + 0) * 2 + (j + 0)] += c00;
+      A[5297 + (i + 0) * 2 + (j + 1)] += c01;
+      A[5297 + (i + 1) * 2 + (j + 0)] += c10;
+      A[5297 + (i + 1) * 2 + (j + 1)] += c11;
+      A[5297 + (i + 2) * 2 + (j + 0)] += c20;
+      A[5297 + (i + 2) * 2 + (j + 1)] += c21;
+      A[5297 + (i + 3) * 2 + (j + 0)] += c30;
+      A[5297 + (i + 3) * 2 + (j + 1)] += c31;
+    }
+  }
+  for (let i = 0; i < 16; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 239482 + (i + 0);
+      const ra1 = 239482 + (i + 1);
+      const ra2 = 239482 + (i + 2);
+      const ra3 = 239482 + (i + 3);
+      const rb0 = q0 + (j + 0);
+      const rb1 = q0 + (j + 1);
+      const rb2 = q0 + (j + 2);
+      for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[5329 + (i + 0) * 16 + (j + 0)] += c00;
+      A[5329 + (i + 0) * 16 + (j + 1)] += c01;
+      A[5329 + (i + 0) * 16 + (j + 2)] += c02;
+      A[5329 + (i + 1) * 16 + (j + 0)] += c10;
+      A[5329 + (i + 1) * 16 + (j + 1)] += c11;
+      A[5329 + (i + 1) * 16 + (j + 2)] += c12;
+      A[5329 + (i + 2) * 16 + (j + 0)] += c20;
+      A[5329 + (i + 2) * 16 + (j + 1)] += c21;
+      A[5329 + (i + 2) * 16 + (j + 2)] += c22;
+      A[5329 + (i + 3) * 16 + (j + 0)] += c30;
+      A[5329 + (i + 3) * 16 + (j + 1)] += c31;
+      A[5329 + (i + 3) * 16 + (j + 2)] += c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 239482 + (i + 0);
+      const ra1 = 239482 + (i + 1);
+      const ra2 = 239482 + (i + 2);
+      const ra3 = 239482 + (i + 3);
+      const rb0 = q0 + (15 + 0);
+      for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[5329 + (i + 0) * 16 + (15 + 0)] += c00;
+      A[5329 + (i + 1) * 16 + (15 + 0)] += c10;
+      A[5329 + (i + 2) * 16 + (15 + 0)] += c20;
+      A[5329 + (i + 3) * 16 + (15 + 0)] += c30;
+    }
+  }
+  for (let i1 = 0; i1 < 16; i1++) { { let acc = 0; for (let i0 = 0; i0 < 4; i0++) { acc = acc + A[239482 + (i0 * 16 + i1 * 1)]; } A[5585 + (i1 * 1)] += acc; } }
+}
+/** A reverse scan's reverse step t (its VJP), over the first 8 of 16 rows (packed execution under lengths). */
+function rows8_13(A: Float32Array, t: number): void {
+  const q0 = 48889 + (t + 1) * 256;
+  const q1 = 8770 + t * 32;
+  const q7 = 143353 + t * 1024;
+  const q8 = 90617 + t * 256;
+  for (let i = 0; i < 128; i++) A[238458 + i] = A[163833 + i] + ((A[q7 + i] !== 0 ? A[q8 + i] : 0));
+  for (let i = 0; i < 128; i++) A[238586 + i] = A[163961 + i] + 0;
+  for (let i = 0; i < 128; i++) A[238714 + i] = (A[q7 + i] !== 0 ? A[238458 + i] : 0);
+  for (let i = 0; i < 128; i++) A[238970 + i] = (A[238714 + i] * A[(q7 + 256) + i]) * (1 - (A[(q7 + 512) + i] * A[(q7 + 512) + i]));
+  for (let i = 0; i < 8; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 238970 + (i + 0) * 16;
+      const ra1 = 238970 + (i + 1) * 16;
+      const ra2 = 238970 + (i + 2) * 16;
+      const ra3 = 238970 + (i + 3) * 16;
+      const rb0 = 640 + (j + 0);
+      const rb1 = 640 + (j + 1);
+      const rb2 = 640 + (j + 2);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[239226 + (i + 0) * 16 + (j + 0)] = c00;
+      A[239226 + (i + 0) * 16 + (j + 1)] = c01;
+      A[239226 + (i + 0) * 16 + (j + 2)] = c02;
+      A[239226 + (i + 1) * 16 + (j + 0)] = c10;
+      A[239226 + (i + 1) * 16 + (j + 1)] = c11;
+      A[239226 + (i + 1) * 16 + (j + 2)] = c12;
+      A[239226 + (i + 2) * 16 + (j + 0)] = c20;
+      A[239226 + (i + 2) * 16 + (j + 1)] = c21;
+      A[239226 + (i + 2) * 16 + (j + 2)] = c22;
+      A[239226 + (i + 3) * 16 + (j + 0)] = c30;
+      A[239226 + (i + 3) * 16 + (j + 1)] = c31;
+      A[239226 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 238970 + (i + 0) * 16;
+      const ra1 = 238970 + (i + 1) * 16;
+      const ra2 = 238970 + (i + 2) * 16;
+      const ra3 = 238970 + (i + 3) * 16;
+      const rb0 = 640 + (15 + 0);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[239226 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[239226 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[239226 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[239226 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  for (let i = 0; i < 128; i++) A[239482 + i] = ((-((A[238714 + i] * A[(q7 + 512) + i]))) + (A[238714 + i] * A[q0 + i])) * (A[(q7 + 768) + i] * A[(q7 + 256) + i]);
+  for (let i = 0; i < 8; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 239482 + (i + 0) * 16;
+      const ra1 = 239482 + (i + 1) * 16;
+      const ra2 = 239482 + (i + 2) * 16;
+      const ra3 = 239482 + (i + 3) * 16;
+      const rb0 = 944 + (j + 0);
+      const rb1 = 944 + (j + 1);
+      const rb2 = 944 + (j + 2);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[239738 + (i + 0) * 16 + (j + 0)] = c00;
+      A[239738 + (i + 0) * 16 + (j + 1)] = c01;
+      A[239738 + (i + 0) * 16 + (j + 2)] = c02;
+      A[239738 + (i + 1) * 16 + (j + 0)] = c10;
+      A[239738 + (i + 1) * 16 + (j + 1)] = c11;
+      A[239738 + (i + 1) * 16 + (j + 2)] = c12;
+      A[239738 + (i + 2) * 16 + (j + 0)] = c20;
+      A[239738 + (i + 2) * 16 + (j + 1)] = c21;
+      A[239738 + (i + 2) * 16 + (j + 2)] = c22;
+      A[239738 + (i + 3) * 16 + (j + 0)] = c30;
+      A[239738 + (i + 3) * 16 + (j + 1)] = c31;
+      A[239738 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 239482 + (i + 0) * 16;
+      const ra1 = 239482 + (i + 1) * 16;
+      const ra2 = 239482 + (i + 2) * 16;
+      const ra3 = 239482 + (i + 3) * 16;
+      const rb0 = 944 + (15 + 0);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[239738 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[239738 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[239738 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[239738 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  for (let i = 0; i < 128; i++) A[164089 + i] = ((((A[q7 + i] !== 0 ? 0 : A[238458 + i])) + A[239226 + i]) + (A[238714 + i] * A[(q7 + 768) + i])) + A[239738 + i];
+  for (let i = 0; i < 128; i++) A[164217 + i] = ((A[238586 + i] + 0) + 0) + 0;
+  for (let i = 0; i < 16; i += 4) {
+    for (let j = 0; j < 2; j += 2) {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = 238970 + (i + 0);
+      const ra1 = 238970 + (i + 1);
+      const ra2 = 238970 + (i + 2);
+      const ra3 = 238970 + (i + 3);
+      const rb0 = q1 + (j + 0);
+      const rb1 = q1 + (j + 1);
+      for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 2]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 2]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
+      A[4993 + (i + 0) * 2 + (j + 0)] += c00;
+      A[4993 + (i + 0) * 2 + (j + 1)] += c01;
+      A[4993 + (i + 1) * 2 + (j + 0)] += c10;
+      A[4993 + (i + 1) * 2 + (j + 1)] += c11;
+      A[4993 + (i + 2) * 2 + (j + 0)] += c20;
+      A[4993 + (i + 2) * 2 + (j + 1)] += c21;
+      A[4993 + (i + 3) * 2 + (j + 0)] += c30;
+      A[4993 + (i + 3) * 2 + (j + 1)] += c31;
+    }
+  }
+  for (let i = 0; i < 16; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 238970 + (i + 0);
+      const ra1 = 238970 + (i + 1);
+      const ra2 = 238970 + (i + 2);
+      const ra3 = 238970 + (i + 3);
+      const rb0 = q0 + (j + 0);
+      const rb1 = q0 + (j + 1);
+      const rb2 = q0 + (j + 2);
+      for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[5025 + (i + 0) * 16 + (j + 0)] += c00;
+      A[5025 + (i + 0) * 16 + (j + 1)] += c01;
+      A[5025 + (i + 0) * 16 + (j + 2)] += c02;
+      A[5025 + (i + 1) * 16 + (j + 0)] += c10;
+      A[5025 + (i + 1) * 16 + (j + 1)] += c11;
+      A[5025 + (i + 1) * 16 + (j + 2)] += c12;
+      A[5025 + (i + 2) * 16 + (j + 0)] += c20;
+      A[5025 + (i + 2) * 16 + (j + 1)] += c21;
+      A[5025 + (i + 2) * 16 + (j + 2)] += c22;
+      A[5025 + (i + 3) * 16 + (j + 0)] += c30;
+      A[5025 + (i + 3) * 16 + (j + 1)] += c31;
+      A[5025 + (i + 3) * 16 + (j + 2)] += c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 238970 + (i + 0);
+      const ra1 = 238970 + (i + 1);
+      const ra2 = 238970 + (i + 2);
+      const ra3 = 238970 + (i + 3);
+      const rb0 = q0 + (15 + 0);
+      for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[5025 + (i + 0) * 16 + (15 + 0)] += c00;
+      A[5025 + (i + 1) * 16 + (15 + 0)] += c10;
+      A[5025 + (i + 2) * 16 + (15 + 0)] += c20;
+      A[5025 + (i + 3) * 16 + (15 + 0)] += c30;
+    }
+  }
+  for (let i1 = 0; i1 < 16; i1++) { { let acc = 0; for (let i0 = 0; i0 < 8; i0++) { acc = acc + A[238970 + (i0 * 16 + i1 * 1)]; } A[5281 + (i1 * 1)] += acc; } }
+  for (let i = 0; i < 16; i += 4) {
+    for (let j = 0; j < 2; j += 2) {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = 239482 + (i + 0);
+      const ra1 = 239482 + (i + 1);
+      const ra2 = 239482 + (i + 2);
+      const ra3 = 239482 + (i + 3);
+      const rb0 = q1 + (j + 0);
+      const rb1 = q1 + (j + 1);
+      for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 2]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 2]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
+      A[5297 + (i + 0) * 2 + (j + 0)] += c00;
+      A[5297 + (i + 0) * 2 + (j + 1)] += c01;
+      A[5297 + (i + 1) * 2 + (j + 0)] += c10;
+      A[5297 + (i + 1) * 2 + (j + 1)] += c11;
+      A[5297 + (i + 2) * 2 + (j + 0)] += c20;
+      A[5297 + (i + 2) * 2 + (j + 1)] += c21;
+      A[5297 + (i + 3) * 2 + (j + 0)] += c30;
+      A[5297 + (i + 3) * 2 + (j + 1)] += c31;
+    }
+  }
+  for (let i = 0; i < 16; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 239482 + (i + 0);
+      const ra1 = 239482 + (i + 1);
+      const ra2 = 239482 + (i + 2);
+      const ra3 = 239482 + (i + 3);
+      const rb0 = q0 + (j + 0);
+      const rb1 = q0 + (j + 1);
+      const rb2 = q0 + (j + 2);
+      for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[5329 + (i + 0) * 16 + (j + 0)] += c00;
+      A[5329 + (i + 0) * 16 + (j + 1)] += c01;
+      A[5329 + (i + 0) * 16 + (j + 2)] += c02;
+      A[5329 + (i + 1) * 16 + (j + 0)] += c10;
+      A[5329 + (i + 1) * 16 + (j + 1)] += c11;
+      A[5329 + (i + 1) * 16 + (j + 2)] += c12;
+      A[5329 + (i + 2) * 16 + (j + 0)] += c20;
+      A[5329 + (i + 2) * 16 + (j + 1)] += c21;
+      A[5329 + (i + 2) * 16 + (j + 2)] += c22;
+      A[5329 + (i + 3) * 16 + (j + 0)] += c30;
+      A[5329 + (i + 3) * 16 + (j + 1)] += c31;
+      A[5329 + (i + 3) * 16 + (j + 2)] += c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 239482 + (i + 0);
+      const ra1 = 239482 + (i + 1);
+      const ra2 = 239482 + (i + 2);
+      const ra3 = 239482 + (i + 3);
+      const rb0 = q0 + (15 + 0);
+      for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[5329 + (i + 0) * 16 + (15 + 0)] += c00;
+      A[5329 + (i + 1) * 16 + (15 + 0)] += c10;
+      A[5329 + (i + 2) * 16 + (15 + 0)] += c20;
+      A[5329 + (i + 3) * 16 + (15 + 0)] += c30;
+    }
+  }
+  for (let i1 = 0; i1 < 16; i1++) { { let acc = 0; for (let i0 = 0; i0 < 8; i0++) { acc = acc + A[239482 + (i0 * 16 + i1 * 1)]; } A[5585 + (i1 * 1)] += acc; } }
+}
+/** A reverse scan's reverse step t (its VJP), over the first 12 of 16 rows (packed execution under lengths). */
+function rows12_14(A: Float32Array, t: number): void {
+  const q0 = 48889 + (t + 1) * 256;
+  const q1 = 8770 + t * 32;
+  const q7 = 143353 + t * 1024;
+  const q8 = 90617 + t * 256;
+  for (let i = 0; i < 192; i++) A[238458 + i] = A[163833 + i] + ((A[q7 + i] !== 0 ? A[q8 + i] : 0));
+  for (let i = 0; i < 64; i++) A[238650 + i] = A[164025 + i] + 0;
+  for (let i = 0; i < 192; i++) A[238714 + i] = (A[q7 + i] !== 0 ? A[238458 + i] : 0);
+  for (let i = 0; i < 192; i++) A[238970 + i] = (A[238714 + i] * A[(q7 + 256) + i]) * (1 - (A[(q7 + 512) + i] * A[(q7 + 512) + i]));
+  for (let i = 0; i < 12; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 238970 + (i + 0) * 16;
+      const ra1 = 238970 + (i + 1) * 16;
+      const ra2 = 238970 + (i + 2) * 16;
+      const ra3 = 238970 + (i + 3) * 16;
+      const rb0 = 640 + (j + 0);
+      const rb1 = 640 + (j + 1);
+      const rb2 = 640 + (j + 2);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[239226 + (i + 0) * 16 + (j + 0)] = c00;
+      A[239226 + (i + 0) * 16 + (j + 1)] = c01;
+      A[239226 + (i + 0) * 16 + (j + 2)] = c02;
+      A[239226 + (i + 1) * 16 + (j + 0)] = c10;
+      A[239226 + (i + 1) * 16 + (j + 1)] = c11;
+      A[239226 + (i + 1) * 16 + (j + 2)] = c12;
+      A[239226 + (i + 2) * 16 + (j + 0)] = c20;
+      A[239226 + (i + 2) * 16 + (j + 1)] = c21;
+      A[239226 + (i + 2) * 16 + (j + 2)] = c22;
+      A[239226 + (i + 3) * 16 + (j + 0)] = c30;
+      A[239226 + (i + 3) * 16 + (j + 1)] = c31;
+      A[239226 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 238970 + (i + 0) * 16;
+      const ra1 = 238970 + (i + 1) * 16;
+      const ra2 = 238970 + (i + 2) * 16;
+      const ra3 = 238970 + (i + 3) * 16;
+      const rb0 = 640 + (15 + 0);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[239226 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[239226 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[239226 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[239226 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  for (let i = 0; i < 192; i++) A[239482 + i] = ((-((A[238714 + i] * A[(q7 + 512) + i]))) + (A[238714 + i] * A[q0 + i])) * (A[(q7 + 768) + i] * A[(q7 + 256) + i]);
+  for (let i = 0; i < 12; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 239482 + (i + 0) * 16;
+      const ra1 = 239482 + (i + 1) * 16;
+      const ra2 = 239482 + (i + 2) * 16;
+      const ra3 = 239482 + (i + 3) * 16;
+      const rb0 = 944 + (j + 0);
+      const rb1 = 944 + (j + 1);
+      const rb2 = 944 + (j + 2);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[239738 + (i + 0) * 16 + (j + 0)] = c00;
+      A[239738 + (i + 0) * 16 + (j + 1)] = c01;
+      A[239738 + (i + 0) * 16 + (j + 2)] = c02;
+      A[239738 + (i + 1) * 16 + (j + 0)] = c10;
+      A[239738 + (i + 1) * 16 + (j + 1)] = c11;
+      A[239738 + (i + 1) * 16 + (j + 2)] = c12;
+      A[239738 + (i + 2) * 16 + (j + 0)] = c20;
+      A[239738 + (i + 2) * 16 + (j + 1)] = c21;
+      A[239738 + (i + 2) * 16 + (j + 2)] = c22;
+      A[239738 + (i + 3) * 16 + (j + 0)] = c30;
+      A[239738 + (i + 3) * 16 + (j + 1)] = c31;
+      A[239738 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 239482 + (i + 0) * 16;
+      const ra1 = 239482 + (i + 1) * 16;
+      const ra2 = 239482 + (i + 2) * 16;
+      const ra3 = 239482 + (i + 3) * 16;
+      const rb0 = 944 + (15 + 0);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[239738 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[239738 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[239738 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[239738 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  for (let i = 0; i < 192; i++) A[164089 + i] = ((((A[q7 + i] !== 0 ? 0 : A[238458 + i])) + A[239226 + i]) + (A[238714 + i] * A[(q7 + 768) + i])) + A[239738 + i];
+  for (let i = 0; i < 64; i++) A[164281 + i] = ((A[238650 + i] + 0) + 0) + 0;
+  for (let i = 0; i < 16; i += 4) {
+    for (let j = 0; j < 2; j += 2) {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = 238970 + (i + 0);
+      const ra1 = 238970 + (i + 1);
+      const ra2 = 238970 + (i + 2);
+      const ra3 = 238970 + (i + 3);
+      const rb0 = q1 + (j + 0);
+      const rb1 = q1 + (j + 1);
+      for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 2]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 2]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
+      A[4993 + (i + 0) * 2 + (j + 0)] += c00;
+      A[4993 + (i + 0) * 2 + (j + 1)] += c01;
+      A[4993 + (i + 1) * 2 + (j + 0)] += c10;
+      A[4993 + (i + 1) * 2 + (j + 1)] += c11;
+      A[4993 + (i + 2) * 2 + (j + 0)] += c20;
+      A[4993 + (i + 2) * 2 + (j + 1)] += c21;
+      A[4993 + (i + 3) * 2 + (j + 0)] += c30;
+      A[4993 + (i + 3) * 2 + (j + 1)] += c31;
+    }
+  }
+  for (let i = 0; i < 16; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 238970 + (i + 0);
+      const ra1 = 238970 + (i + 1);
+      const ra2 = 238970 + (i + 2);
+      const ra3 = 238970 + (i + 3);
+      const rb0 = q0 + (j + 0);
+      const rb1 = q0 + (j + 1);
+      const rb2 = q0 + (j + 2);
+      for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[5025 + (i + 0) * 16 + (j + 0)] += c00;
+      A[5025 + (i + 0) * 16 + (j + 1)] += c01;
+      A[5025 + (i + 0) * 16 + (j + 2)] += c02;
+      A[5025 + (i + 1) * 16 + (j + 0)] += c10;
+      A[5025 + (i + 1) * 16 + (j + 1)] += c11;
+      A[5025 + (i + 1) * 16 + (j + 2)] += c12;
+      A[5025 + (i + 2) * 16 + (j + 0)] += c20;
+      A[5025 + (i + 2) * 16 + (j + 1)] += c21;
+      A[5025 + (i + 2) * 16 + (j + 2)] += c22;
+      A[5025 + (i + 3) * 16 + (j + 0)] += c30;
+      A[5025 + (i + 3) * 16 + (j + 1)] += c31;
+      A[5025 + (i + 3) * 16 + (j + 2)] += c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 238970 + (i + 0);
+      const ra1 = 238970 + (i + 1);
+      const ra2 = 238970 + (i + 2);
+      const ra3 = 238970 + (i + 3);
+      const rb0 = q0 + (15 + 0);
+      for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[5025 + (i + 0) * 16 + (15 + 0)] += c00;
+      A[5025 + (i + 1) * 16 + (15 + 0)] += c10;
+      A[5025 + (i + 2) * 16 + (15 + 0)] += c20;
+      A[5025 + (i + 3) * 16 + (15 + 0)] += c30;
+    }
+  }
+  for (let i1 = 0; i1 < 16; i1++) { { let acc = 0; for (let i0 = 0; i0 < 12; i0++) { acc = acc + A[238970 + (i0 * 16 + i1 * 1)]; } A[5281 + (i1 * 1)] += acc; } }
+  for (let i = 0; i < 16; i += 4) {
+    for (let j = 0; j < 2; j += 2) {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = 239482 + (i + 0);
+      const ra1 = 239482 + (i + 1);
+      const ra2 = 239482 + (i + 2);
+      const ra3 = 239482 + (i + 3);
+      const rb0 = q1 + (j + 0);
+      const rb1 = q1 + (j + 1);
+      for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 2]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 2]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
+      A[5297 + (i + 0) * 2 + (j + 0)] += c00;
+      A[5297 + (i + 0) * 2 + (j + 1)] += c01;
+      A[5297 + (i + 1) * 2 + (j + 0)] += c10;
+      A[5297 + (i + 1) * 2 + (j + 1)] += c11;
+      A[5297 + (i + 2) * 2 + (j + 0)] += c20;
+      A[5297 + (i + 2) * 2 + (j + 1)] += c21;
+      A[5297 + (i + 3) * 2 + (j + 0)] += c30;
+      A[5297 + (i + 3) * 2 + (j + 1)] += c31;
+    }
+  }
+  for (let i = 0; i < 16; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 239482 + (i + 0);
+      const ra1 = 239482 + (i + 1);
+      const ra2 = 239482 + (i + 2);
+      const ra3 = 239482 + (i + 3);
+      const rb0 = q0 + (j + 0);
+      const rb1 = q0 + (j + 1);
+      const rb2 = q0 + (j + 2);
+      for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[5329 + (i + 0) * 16 + (j + 0)] += c00;
+      A[5329 + (i + 0) * 16 + (j + 1)] += c01;
+      A[5329 + (i + 0) * 16 + (j + 2)] += c02;
+      A[5329 + (i + 1) * 16 + (j + 0)] += c10;
+      A[5329 + (i + 1) * 16 + (j + 1)] += c11;
+      A[5329 + (i + 1) * 16 + (j + 2)] += c12;
+      A[5329 + (i + 2) * 16 + (j + 0)] += c20;
+      A[5329 + (i + 2) * 16 + (j + 1)] += c21;
+      A[5329 + (i + 2) * 16 + (j + 2)] += c22;
+      A[5329 + (i + 3) * 16 + (j + 0)] += c30;
+      A[5329 + (i + 3) * 16 + (j + 1)] += c31;
+      A[5329 + (i + 3) * 16 + (j + 2)] += c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 239482 + (i + 0);
+      const ra1 = 239482 + (i + 1);
+      const ra2 = 239482 + (i + 2);
+      const ra3 = 239482 + (i + 3);
+      const rb0 = q0 + (15 + 0);
+      for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[5329 + (i + 0) * 16 + (15 + 0)] += c00;
+      A[5329 + (i + 1) * 16 + (15 + 0)] += c10;
+      A[5329 + (i + 2) * 16 + (15 + 0)] += c20;
+      A[5329 + (i + 3) * 16 + (15 + 0)] += c30;
+    }
+  }
+  for (let i1 = 0; i1 < 16; i1++) { { let acc = 0; for (let i0 = 0; i0 < 12; i0++) { acc = acc + A[239482 + (i0 * 16 + i1 * 1)]; } A[5585 + (i1 * 1)] += acc; } }
+}
+/** A reverse scan's prediction step t, over the first 4 of 16 rows (packed execution under lengths). */
+function rows4_15(A: Float32Array, t: number): void {
+  const q0 = 48889 + t * 256;
+  const q1 = 70137 + t * 256;
+  const q2 = 48889 + (t + 1) * 256;
+  const q4 = 133113 + t * 256;
+  const q5 = 138233 + t * 256;
+  const q6 = 31234 + t * 16;
+  for (let i0 = 0; i0 < 4; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[238458 + (i0 * 16 + i1 * 1)] = A[q6 + (i0 * 1)]; } }
+  // graphs/adding-bidir.ts:12
+  for (let i = 0; i < 4; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q2 + (i + 0) * 16;
+      const ra1 = q2 + (i + 1) * 16;
+      const ra2 = q2 + (i + 2) * 16;
+      const ra3 = q2 + (i + 3) * 16;
+      const rb0 = 944 + (j + 0) * 16;
+      const rb1 = 944 + (j + 1) * 16;
+      const rb2 = 944 + (j + 2) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[238714 + (i + 0) * 16 + (j + 0)] = c00;
+      A[238714 + (i + 0) * 16 + (j + 1)] = c01;
+      A[238714 + (i + 0) * 16 + (j + 2)] = c02;
+      A[238714 + (i + 1) * 16 + (j + 0)] = c10;
+      A[238714 + (i + 1) * 16 + (j + 1)] = c11;
+      A[238714 + (i + 1) * 16 + (j + 2)] = c12;
+      A[238714 + (i + 2) * 16 + (j + 0)] = c20;
+      A[238714 + (i + 2) * 16 + (j + 1)] = c21;
+      A[238714 + (i + 2) * 16 + (j + 2)] = c22;
+      A[238714 + (i + 3) * 16 + (j + 0)] = c30;
+      A[238714 + (i + 3) * 16 + (j + 1)] = c31;
+      A[238714 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = q2 + (i + 0) * 16;
+      const ra1 = q2 + (i + 1) * 16;
+      const ra2 = q2 + (i + 2) * 16;
+      const ra3 = q2 + (i + 3) * 16;
+      const rb0 = 944 + (15 + 0) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  // graphs/adding-bidir.ts:23
+  for (let i = 0; i < 64; i++) A[238970 + i] = sigmoid32(((A[q4 + i] + A[132601 + i]) + A[238714 + i]));
+  // graphs/adding-bidir.ts:12
+  for (let i = 0; i < 4; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q2 + (i + 0) * 16;
+      const ra1 = q2 + (i + 1) * 16;
+      const ra2 = q2 + (i + 2) * 16;
+      const ra3 = q2 + (i + 3) * 16;
+      const rb0 = 640 + (j + 0) * 16;
+      const rb1 = 640 + (j + 1) * 16;
+      const rb2 = 640 + (j + 2) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[238714 + (i + 0) * 16 + (j + 0)] = c00;
+      A[238714 + (i + 0) * 16 + (j + 1)] = c01;
+      A[238714 + (i + 0) * 16 + (j + 2)] = c02;
+      A[238714 + (i + 1) * 16 + (j + 0)] = c10;
+      A[238714 + (i + 1) * 16 + (j + 1)] = c11;
+      A[238714 + (i + 1) * 16 + (j + 2)] = c12;
+      A[238714 + (i + 2) * 16 + (j + 0)] = c20;
+      A[238714 + (i + 2) * 16 + (j + 1)] = c21;
+      A[238714 + (i + 2) * 16 + (j + 2)] = c22;
+      A[238714 + (i + 3) * 16 + (j + 0)] = c30;
+      A[238714 + (i + 3) * 16 + (j + 1)] = c31;
+      A[238714 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = q2 + (i + 0) * 16;
+      const ra1 = q2 + (i + 1) * 16;
+      const ra2 = q2 + (i + 2) * 16;
+      const ra3 = q2 + (i + 3) * 16;
+      const rb0 = 640 + (15 + 0) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  // (derived)
+  for (let i = 0; i < 64; i++) A[q0 + i] = (A[238458 + i] !== 0 ? ((A[238970 + i] * A[q2 + i]) + ((1 - A[238970 + i]) * (tanh32(((A[q5 + i] + A[132857 + i]) + A[238714 + i]))))) : A[q2 + i]);
+  A.copyWithin(q0 + 64, q2 + 64, q2 + 64 + 192);
+  for (let i = 0; i < 64; i++) A[q1 + i] = (A[238458 + i] !== 0 ? A[q0 + i] : 0);
+  A.fill(0, q1 + 64, q1 + 64 + 192);
+}
+/** A reverse scan's prediction step t, over the first 8 of 16 rows (packed execution under lengths). */
+function rows8_16(A: Float32Array, t: number): void {
+  const q0 = 48889 + t * 256;
+  const q1 = 70137 + t * 256;
+  const q2 = 48889 + (t + 1) * 256;
+  const q4 = 133113 + t * 256;
+  const q5 = 138233 + t * 256;
+  const q6 = 31234 + t * 16;
+  for (let i0 = 0; i0 < 8; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[238458 + (i0 * 16 + i1 * 1)] = A[q6 + (i0 * 1)]; } }
+  // graphs/adding-bidir.ts:12
+  for (let i = 0; i < 8; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q2 + (i + 0) * 16;
+      const ra1 = q2 + (i + 1) * 16;
+      const ra2 = q2 + (i + 2) * 16;
+      const ra3 = q2 + (i + 3) * 16;
+      const rb0 = 944 + (j + 0) * 16;
+      const rb1 = 944 + (j + 1) * 16;
+      const rb2 = 944 + (j + 2) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[238714 + (i + 0) * 16 + (j + 0)] = c00;
+      A[238714 + (i + 0) * 16 + (j + 1)] = c01;
+      A[238714 + (i + 0) * 16 + (j + 2)] = c02;
+      A[238714 + (i + 1) * 16 + (j + 0)] = c10;
+      A[238714 + (i + 1) * 16 + (j + 1)] = c11;
+      A[238714 + (i + 1) * 16 + (j + 2)] = c12;
+      A[238714 + (i + 2) * 16 + (j + 0)] = c20;
+      A[238714 + (i + 2) * 16 + (j + 1)] = c21;
+      A[238714 + (i + 2) * 16 + (j + 2)] = c22;
+      A[238714 + (i + 3) * 16 + (j + 0)] = c30;
+      A[238714 + (i + 3) * 16 + (j + 1)] = c31;
+      A[238714 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = q2 + (i + 0) * 16;
+      const ra1 = q2 + (i + 1) * 16;
+      const ra2 = q2 + (i + 2) * 16;
+      const ra3 = q2 + (i + 3) * 16;
+      const rb0 = 944 + (15 + 0) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  // graphs/adding-bidir.ts:23
+  for (let i = 0; i < 128; i++) A[238970 + i] = sigmoid32(((A[q4 + i] + A[132601 + i]) + A[238714 + i]));
+  // graphs/adding-bidir.ts:12
+  for (let i = 0; i < 8; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q2 + (i + 0) * 16;
+      const ra1 = q2 + (i + 1) * 16;
+      const ra2 = q2 + (i + 2) * 16;
+      const ra3 = q2 + (i + 3) * 16;
+      const rb0 = 640 + (j + 0) * 16;
+      const rb1 = 640 + (j + 1) * 16;
+      const rb2 = 640 + (j + 2) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[238714 + (i + 0) * 16 + (j + 0)] = c00;
+      A[238714 + (i + 0) * 16 + (j + 1)] = c01;
+      A[238714 + (i + 0) * 16 + (j + 2)] = c02;
+      A[238714 + (i + 1) * 16 + (j + 0)] = c10;
+      A[238714 + (i + 1) * 16 + (j + 1)] = c11;
+      A[238714 + (i + 1) * 16 + (j + 2)] = c12;
+      A[238714 + (i + 2) * 16 + (j + 0)] = c20;
+      A[238714 + (i + 2) * 16 + (j + 1)] = c21;
+      A[238714 + (i + 2) * 16 + (j + 2)] = c22;
+      A[238714 + (i + 3) * 16 + (j + 0)] = c30;
+      A[238714 + (i + 3) * 16 + (j + 1)] = c31;
+      A[238714 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = q2 + (i + 0) * 16;
+      const ra1 = q2 + (i + 1) * 16;
+      const ra2 = q2 + (i + 2) * 16;
+      const ra3 = q2 + (i + 3) * 16;
+      const rb0 = 640 + (15 + 0) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  // (derived)
+  for (let i = 0; i < 128; i++) A[q0 + i] = (A[238458 + i] !== 0 ? ((A[238970 + i] * A[q2 + i]) + ((1 - A[238970 + i]) * (tanh32(((A[q5 + i] + A[132857 + i]) + A[238714 + i]))))) : A[q2 + i]);
+  A.copyWithin(q0 + 128, q2 + 128, q2 + 128 + 128);
+  for (let i = 0; i < 128; i++) A[q1 + i] = (A[238458 + i] !== 0 ? A[q0 + i] : 0);
+  A.fill(0, q1 + 128, q1 + 128 + 128);
+}
+/** A reverse scan's prediction step t, over the first 12 of 16 rows (packed execution under lengths). */
+function rows12_17(A: Float32Array, t: number): void {
+  const q0 = 48889 + t * 256;
+  const q1 = 70137 + t * 256;
+  const q2 = 48889 + (t + 1) * 256;
+  const q4 = 133113 + t * 256;
+  const q5 = 138233 + t * 256;
+  const q6 = 31234 + t * 16;
+  for (let i0 = 0; i0 < 12; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[238458 + (i0 * 16 + i1 * 1)] = A[q6 + (i0 * 1)]; } }
+  // graphs/adding-bidir.ts:12
+  for (let i = 0; i < 12; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q2 + (i + 0) * 16;
+      const ra1 = q2 + (i + 1) * 16;
+      const ra2 = q2 + (i + 2) * 16;
+      const ra3 = q2 + (i + 3) * 16;
+      const rb0 = 944 + (j + 0) * 16;
+      const rb1 = 944 + (j + 1) * 16;
+      const rb2 = 944 + (j + 2) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[238714 + (i + 0) * 16 + (j + 0)] = c00;
+      A[238714 + (i + 0) * 16 + (j + 1)] = c01;
+      A[238714 + (i + 0) * 16 + (j + 2)] = c02;
+      A[238714 + (i + 1) * 16 + (j + 0)] = c10;
+      A[238714 + (i + 1) * 16 + (j + 1)] = c11;
+      A[238714 + (i + 1) * 16 + (j + 2)] = c12;
+      A[238714 + (i + 2) * 16 + (j + 0)] = c20;
+      A[238714 + (i + 2) * 16 + (j + 1)] = c21;
+      A[238714 + (i + 2) * 16 + (j + 2)] = c22;
+      A[238714 + (i + 3) * 16 + (j + 0)] = c30;
+      A[238714 + (i + 3) * 16 + (j + 1)] = c31;
+      A[238714 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = q2 + (i + 0) * 16;
+      const ra1 = q2 + (i + 1) * 16;
+      const ra2 = q2 + (i + 2) * 16;
+      const ra3 = q2 + (i + 3) * 16;
+      const rb0 = 944 + (15 + 0) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  // graphs/adding-bidir.ts:23
+  for (let i = 0; i < 192; i++) A[238970 + i] = sigmoid32(((A[q4 + i] + A[132601 + i]) + A[238714 + i]));
+  // graphs/adding-bidir.ts:12
+  for (let i = 0; i < 12; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q2 + (i + 0) * 16;
+      const ra1 = q2 + (i + 1) * 16;
+      const ra2 = q2 + (i + 2) * 16;
+      const ra3 = q2 + (i + 3) * 16;
+      const rb0 = 640 + (j + 0) * 16;
+      const rb1 = 640 + (j + 1) * 16;
+      const rb2 = 640 + (j + 2) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[238714 + (i + 0) * 16 + (j + 0)] = c00;
+      A[238714 + (i + 0) * 16 + (j + 1)] = c01;
+      A[238714 + (i + 0) * 16 + (j + 2)] = c02;
+      A[238714 + (i + 1) * 16 + (j + 0)] = c10;
+      A[238714 + (i + 1) * 16 + (j + 1)] = c11;
+      A[238714 + (i + 1) * 16 + (j + 2)] = c12;
+      A[238714 + (i + 2) * 16 + (j + 0)] = c20;
+      A[238714 + (i + 2) * 16 + (j + 1)] = c21;
+      A[238714 + (i + 2) * 16 + (j + 2)] = c22;
+      A[238714 + (i + 3) * 16 + (j + 0)] = c30;
+      A[238714 + (i + 3) * 16 + (j + 1)] = c31;
+      A[238714 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = q2 + (i + 0) * 16;
+      const ra1 = q2 + (i + 1) * 16;
+      const ra2 = q2 + (i + 2) * 16;
+      const ra3 = q2 + (i + 3) * 16;
+      const rb0 = 640 + (15 + 0) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  // (derived)
+  for (let i = 0; i < 192; i++) A[q0 + i] = (A[238458 + i] !== 0 ? ((A[238970 + i] * A[q2 + i]) + ((1 - A[238970 + i]) * (tanh32(((A[q5 + i] + A[132857 + i]) + A[238714 + i]))))) : A[q2 + i]);
+  A.copyWithin(q0 + 192, q2 + 192, q2 + 192 + 64);
+  for (let i = 0; i < 192; i++) A[q1 + i] = (A[238458 + i] !== 0 ? A[q0 + i] : 0);
+  A.fill(0, q1 + 192, q1 + 192 + 64);
+}
+/** A scan's training step t, over the first 4 of 16 rows (packed execution under lengths). */
+function rows4_18(A: Float32Array, t: number): void {
+  const q0 = 54265 + (t + 1) * 256;
+  const q1 = 75257 + t * 256;
+  const q2 = 164857 + t * 1536;
+  const q3 = 54265 + t * 256;
+  const q4 = 65017 + t * 256;
+  const q5 = 70137 + t * 256;
+  const q6 = 31234 + t * 16;
+  for (let i0 = 0; i0 < 4; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[q2 + (i0 * 16 + i1 * 1)] = A[q6 + (i0 * 1)]; } }
+  // graphs/adding-bidir.ts:34
+  for (let o = 0; o < 4; o++) for (let j = 0; j < 16; j++) A[(q2 + 1024) + o * 32 + 0 + j] = A[q4 + o * 16 + j];
+  for (let o = 0; o < 4; o++) for (let j = 0; j < 16; j++) A[(q2 + 1024) + o * 32 + 16 + j] = A[q5 + o * 16 + j];
+  // graphs/adding-bidir.ts:12
+  for (let i = 0; i < 4; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = (q2 + 1024) + (i + 0) * 32;
+      const ra1 = (q2 + 1024) + (i + 1) * 32;
+      const ra2 = (q2 + 1024) + (i + 2) * 32;
+      const ra3 = (q2 + 1024) + (i + 3) * 32;
+      const rb0 = 2000 + (j + 0) * 32;
+      const rb1 = 2000 + (j + 1) * 32;
+      const rb2 = 2000 + (j + 2) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[238458 + (i + 0) * 16 + (j + 0)] = c00;
+      A[238458 + (i + 0) * 16 + (j + 1)] = c01;
+      A[238458 + (i + 0) * 16 + (j + 2)] = c02;
+      A[238458 + (i + 1) * 16 + (j + 0)] = c10;
+      A[238458 + (i + 1) * 16 + (j + 1)] = c11;
+      A[238458 + (i + 1) * 16 + (j + 2)] = c12;
+      A[238458 + (i + 2) * 16 + (j + 0)] = c20;
+      A[238458 + (i + 2) * 16 + (j + 1)] = c21;
+      A[238458 + (i + 2) * 16 + (j + 2)] = c22;
+      A[238458 + (i + 3) * 16 + (j + 0)] = c30;
+      A[238458 + (i + 3) * 16 + (j + 1)] = c31;
+      A[238458 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = (q2 + 1024) + (i + 0) * 32;
+      const ra1 = (q2 + 1024) + (i + 1) * 32;
+      const ra2 = (q2 + 1024) + (i + 2) * 32;
+      const ra3 = (q2 + 1024) + (i + 3) * 32;
+      const rb0 = 2000 + (15 + 0) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[238458 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[238458 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[238458 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[238458 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  for (let i = 0; i < 4; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q3 + (i + 0) * 16;
+      const ra1 = q3 + (i + 1) * 16;
+      const ra2 = q3 + (i + 2) * 16;
+      const ra3 = q3 + (i + 3) * 16;
+      const rb0 = 2512 + (j + 0) * 16;
+      const rb1 = 2512 + (j + 1) * 16;
+      const rb2 = 2512 + (j + 2) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[238714 + (i + 0) * 16 + (j + 0)] = c00;
+      A[238714 + (i + 0) * 16 + (j + 1)] = c01;
+      A[238714 + (i + 0) * 16 + (j + 2)] = c02;
+      A[238714 + (i + 1) * 16 + (j + 0)] = c10;
+      A[238714 + (i + 1) * 16 + (j + 1)] = c11;
+      A[238714 + (i + 1) * 16 + (j + 2)] = c12;
+      A[238714 + (i + 2) * 16 + (j + 0)] = c20;
+      A[238714 + (i + 2) * 16 + (j + 1)] = c21;
+      A[238714 + (i + 2) * 16 + (j + 2)] = c22;
+      A[238714 + (i + 3) * 16 + (j + 0)] = c30;
+      A[238714 + (i + 3) * 16 + (j + 1)] = c31;
+      A[238714 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = q3 + (i + 0) * 16;
+      const ra1 = q3 + (i + 1) * 16;
+      const ra2 = q3 + (i + 2) * 16;
+      const ra3 = q3 + (i + 3) * 16;
+      const rb0 = 2512 + (15 + 0) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  // graphs/adding-bidir.ts:23
+  for (let i = 0; i < 64; i++) A[(q2 + 768) + i] = sigmoid32(((A[238458 + i] + A[164345 + i]) + A[238714 + i]));
+  // graphs/adding-bidir.ts:24
+  for (let i = 0; i < 64; i++) A[(q2 + 256) + i] = 1 - A[(q2 + 768) + i];
+  // graphs/adding-bidir.ts:12
+  for (let i = 0; i < 4; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = (q2 + 1024) + (i + 0) * 32;
+      const ra1 = (q2 + 1024) + (i + 1) * 32;
+      const ra2 = (q2 + 1024) + (i + 2) * 32;
+      const ra3 = (q2 + 1024) + (i + 3) * 32;
+      const rb0 = 1216 + (j + 0) * 32;
+      const rb1 = 1216 + (j + 1) * 32;
+      const rb2 = 1216 + (j + 2) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[238458 + (i + 0) * 16 + (j + 0)] = c00;
+      A[238458 + (i + 0) * 16 + (j + 1)] = c01;
+      A[238458 + (i + 0) * 16 + (j + 2)] = c02;
+      A[238458 + (i + 1) * 16 + (j + 0)] = c10;
+      A[238458 + (i + 1) * 16 + (j + 1)] = c11;
+      A[238458 + (i + 1) * 16 + (j + 2)] = c12;
+      A[238458 + (i + 2) * 16 + (j + 0)] = c20;
+      A[238458 + (i + 2) * 16 + (j + 1)] = c21;
+      A[238458 + (i + 2) * 16 + (j + 2)] = c22;
+      A[238458 + (i + 3) * 16 + (j + 0)] = c30;
+      A[238458 + (i + 3) * 16 + (j + 1)] = c31;
+      A[238458 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = (q2 + 1024) + (i + 0) * 32;
+      const ra1 = (q2 + 1024) + (i + 1) * 32;
+      const ra2 = (q2 + 1024) + (i + 2) * 32;
+      const ra3 = (q2 + 1024) + (i + 3) * 32;
+      const rb0 = 1216 + (15 + 0) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[238458 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[238458 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[238458 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[238458 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  for (let i = 0; i < 4; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q3 + (i + 0) * 16;
+      const ra1 = q3 + (i + 1) * 16;
+      const ra2 = q3 + (i + 2) * 16;
+      const ra3 = q3 + (i + 3) * 16;
+      const rb0 = 1728 + (j + 0) * 16;
+      const rb1 = 1728 + (j + 1) * 16;
+      const rb2 = 1728 + (j + 2) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[238714 + (i + 0) * 16 + (j + 0)] = c00;
+      A[238714 + (i + 0) * 16 + (j + 1)] = c01;
+      A[238714 + (i + 0) * 16 + (j + 2)] = c02;
+      A[238714 + (i + 1) * 16 + (j + 0)] = c10;
+      A[238714 + (i + 1) * 16 + (j + 1)] = c11;
+      A[238714 + (i + 1) * 16 + (j + 2)] = c12;
+      A[238714 + (i + 2) * 16 + (j + 0)] = c20;
+      A[238714 + (i + 2) * 16 + (j + 1)] = c21;
+      A[238714 + (i + 2) * 16 + (j + 2)] = c22;
+      A[238714 + (i + 3) * 16 + (j + 0)] = c30;
+      A[238714 + (i + 3) * 16 + (j + 1)] = c31;
+      A[238714 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = q3 + (i + 0) * 16;
+      const ra1 = q3 + (i + 1) * 16;
+      const ra2 = q3 + (i + 2) * 16;
+      const ra3 = q3 + (i + 3) * 16;
+      const rb0 = 1728 + (15 + 0) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  // graphs/adding-bidir.ts:24
+  for (let i = 0; i < 64; i++) A[(q2 + 512) + i] = tanh32(((A[238458 + i] + A[164601 + i]) + A[238714 + i]));
+  // (derived)
+  for (let i = 0; i < 64; i++) A[q0 + i] = (A[q2 + i] !== 0 ? ((A[(q2 + 768) + i] * A[q3 + i]) + (A[(q2 + 256) + i] * A[(q2 + 512) + i])) : A[q3 + i]);
+  A.copyWithin(q0 + 64, q3 + 64, q3 + 64 + 192);
+  for (let i = 0; i < 64; i++) A[q1 + i] = (A[q2 + i] !== 0 ? A[q0 + i] : 0);
+  A.fill(0, q1 + 64, q1 + 64 + 192);
+}
+/** A scan's training step t, over the first 8 of 16 rows (packed execution under lengths). */
+function rows8_19(A: Float32Array, t: number): void {
+  const q0 = 54265 + (t + 1) * 256;
+  const q1 = 75257 + t * 256;
+  const q2 = 164857 + t * 1536;
+  const q3 = 54265 + t * 256;
+  const q4 = 65017 + t * 256;
+  const q5 = 70137 + t * 256;
+  const q6 = 31234 + t * 16;
+  for (let i0 = 0; i0 < 8; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[q2 + (i0 * 16 + i1 * 1)] = A[q6 + (i0 * 1)]; } }
+  // graphs/adding-bidir.ts:34
+  for (let o = 0; o < 8; o++) for (let j = 0; j < 16; j++) A[(q2 + 1024) + o * 32 + 0 + j] = A[q4 + o * 16 + j];
+  for (let o = 0; o < 8; o++) for (let j = 0; j < 16; j++) A[(q2 + 1024) + o * 32 + 16 + j] = A[q5 + o * 16 + j];
+  // graphs/adding-bidir.ts:12
+  for (let i = 0; i < 8; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = (q2 + 1024) + (i + 0) * 32;
+      const ra1 = (q2 + 1024) + (i + 1) * 32;
+      const ra2 = (q2 + 1024) + (i + 2) * 32;
+      const ra3 = (q2 + 1024) + (i + 3) * 32;
+      const rb0 = 2000 + (j + 0) * 32;
+      const rb1 = 2000 + (j + 1) * 32;
+      const rb2 = 2000 + (j + 2) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[238458 + (i + 0) * 16 + (j + 0)] = c00;
+      A[238458 + (i + 0) * 16 + (j + 1)] = c01;
+      A[238458 + (i + 0) * 16 + (j + 2)] = c02;
+      A[238458 + (i + 1) * 16 + (j + 0)] = c10;
+      A[238458 + (i + 1) * 16 + (j + 1)] = c11;
+      A[238458 + (i + 1) * 16 + (j + 2)] = c12;
+      A[238458 + (i + 2) * 16 + (j + 0)] = c20;
+      A[238458 + (i + 2) * 16 + (j + 1)] = c21;
+      A[238458 + (i + 2) * 16 + (j + 2)] = c22;
+      A[238458 + (i + 3) * 16 + (j + 0)] = c30;
+      A[238458 + (i + 3) * 16 + (j + 1)] = c31;
+      A[238458 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = (q2 + 1024) + (i + 0) * 32;
+      const ra1 = (q2 + 1024) + (i + 1) * 32;
+      const ra2 = (q2 + 1024) + (i + 2) * 32;
+      const ra3 = (q2 + 1024) + (i + 3) * 32;
+      const rb0 = 2000 + (15 + 0) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[238458 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[238458 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[238458 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[238458 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  for (let i = 0; i < 8; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q3 + (i + 0) * 16;
+      const ra1 = q3 + (i + 1) * 16;
+      const ra2 = q3 + (i + 2) * 16;
+      const ra3 = q3 + (i + 3) * 16;
+      const rb0 = 2512 + (j + 0) * 16;
+      const rb1 = 2512 + (j + 1) * 16;
+      const rb2 = 2512 + (j + 2) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[238714 + (i + 0) * 16 + (j + 0)] = c00;
+      A[238714 + (i + 0) * 16 + (j + 1)] = c01;
+      A[238714 + (i + 0) * 16 + (j + 2)] = c02;
+      A[238714 + (i + 1) * 16 + (j + 0)] = c10;
+      A[238714 + (i + 1) * 16 + (j + 1)] = c11;
+      A[238714 + (i + 1) * 16 + (j + 2)] = c12;
+      A[238714 + (i + 2) * 16 + (j + 0)] = c20;
+      A[238714 + (i + 2) * 16 + (j + 1)] = c21;
+      A[238714 + (i + 2) * 16 + (j + 2)] = c22;
+      A[238714 + (i + 3) * 16 + (j + 0)] = c30;
+      A[238714 + (i + 3) * 16 + (j + 1)] = c31;
+      A[238714 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = q3 + (i + 0) * 16;
+      const ra1 = q3 + (i + 1) * 16;
+      const ra2 = q3 + (i + 2) * 16;
+      const ra3 = q3 + (i + 3) * 16;
+      const rb0 = 2512 + (15 + 0) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  // graphs/adding-bidir.ts:23
+  for (let i = 0; i < 128; i++) A[(q2 + 768) + i] = sigmoid32(((A[238458 + i] + A[164345 + i]) + A[238714 + i]));
+  // graphs/adding-bidir.ts:24
+  for (let i = 0; i < 128; i++) A[(q2 + 256) + i] = 1 - A[(q2 + 768) + i];
+  // graphs/adding-bidir.ts:12
+  for (let i = 0; i < 8; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = (q2 + 1024) + (i + 0) * 32;
+      const ra1 = (q2 + 1024) + (i + 1) * 32;
+      const ra2 = (q2 + 1024) + (i + 2) * 32;
+      const ra3 = (q2 + 1024) + (i + 3) * 32;
+      const rb0 = 1216 + (j + 0) * 32;
+      const rb1 = 1216 + (j + 1) * 32;
+      const rb2 = 1216 + (j + 2) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[238458 + (i + 0) * 16 + (j + 0)] = c00;
+      A[238458 + (i + 0) * 16 + (j + 1)] = c01;
+      A[238458 + (i + 0) * 16 + (j + 2)] = c02;
+      A[238458 + (i + 1) * 16 + (j + 0)] = c10;
+      A[238458 + (i + 1) * 16 + (j + 1)] = c11;
+      A[238458 + (i + 1) * 16 + (j + 2)] = c12;
+      A[238458 + (i + 2) * 16 + (j + 0)] = c20;
+      A[238458 + (i + 2) * 16 + (j + 1)] = c21;
+      A[238458 + (i + 2) * 16 + (j + 2)] = c22;
+      A[238458 + (i + 3) * 16 + (j + 0)] = c30;
+      A[238458 + (i + 3) * 16 + (j + 1)] = c31;
+      A[238458 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = (q2 + 1024) + (i + 0) * 32;
+      const ra1 = (q2 + 1024) + (i + 1) * 32;
+      const ra2 = (q2 + 1024) + (i + 2) * 32;
+      const ra3 = (q2 + 1024) + (i + 3) * 32;
+      const rb0 = 1216 + (15 + 0) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[238458 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[238458 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[238458 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[238458 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  for (let i = 0; i < 8; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q3 + (i + 0) * 16;
+      const ra1 = q3 + (i + 1) * 16;
+      const ra2 = q3 + (i + 2) * 16;
+      const ra3 = q3 + (i + 3) * 16;
+      const rb0 = 1728 + (j + 0) * 16;
+      const rb1 = 1728 + (j + 1) * 16;
+      const rb2 = 1728 + (j + 2) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[238714 + (i + 0) * 16 + (j + 0)] = c00;
+      A[238714 + (i + 0) * 16 + (j + 1)] = c01;
+      A[238714 + (i + 0) * 16 + (j + 2)] = c02;
+      A[238714 + (i + 1) * 16 + (j + 0)] = c10;
+      A[238714 + (i + 1) * 16 + (j + 1)] = c11;
+      A[238714 + (i + 1) * 16 + (j + 2)] = c12;
+      A[238714 + (i + 2) * 16 + (j + 0)] = c20;
+      A[238714 + (i + 2) * 16 + (j + 1)] = c21;
+      A[238714 + (i + 2) * 16 + (j + 2)] = c22;
+      A[238714 + (i + 3) * 16 + (j + 0)] = c30;
+      A[238714 + (i + 3) * 16 + (j + 1)] = c31;
+      A[238714 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = q3 + (i + 0) * 16;
+      const ra1 = q3 + (i + 1) * 16;
+      const ra2 = q3 + (i + 2) * 16;
+      const ra3 = q3 + (i + 3) * 16;
+      const rb0 = 1728 + (15 + 0) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  // graphs/adding-bidir.ts:24
+  for (let i = 0; i < 128; i++) A[(q2 + 512) + i] = tanh32(((A[238458 + i] + A[164601 + i]) + A[238714 + i]));
+  // (derived)
+  for (let i = 0; i < 128; i++) A[q0 + i] = (A[q2 + i] !== 0 ? ((A[(q2 + 768) + i] * A[q3 + i]) + (A[(q2 + 256) + i] * A[(q2 + 512) + i])) : A[q3 + i]);
+  A.copyWithin(q0 + 128, q3 + 128, q3 + 128 + 128);
+  for (let i = 0; i < 128; i++) A[q1 + i] = (A[q2 + i] !== 0 ? A[q0 + i] : 0);
+  A.fill(0, q1 + 128, q1 + 128 + 128);
+}
+/** A scan's training step t, over the first 12 of 16 rows (packed execution under lengths). */
+function rows12_20(A: Float32Array, t: number): void {
+  const q0 = 54265 + (t + 1) * 256;
+  const q1 = 75257 + t * 256;
+  const q2 = 164857 + t * 1536;
+  const q3 = 54265 + t * 256;
+  const q4 = 65017 + t * 256;
+  const q5 = 70137 + t * 256;
+  const q6 = 31234 + t * 16;
+  for (let i0 = 0; i0 < 12; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[q2 + (i0 * 16 + i1 * 1)] = A[q6 + (i0 * 1)]; } }
+  // graphs/adding-bidir.ts:34
+  for (let o = 0; o < 12; o++) for (let j = 0; j < 16; j++) A[(q2 + 1024) + o * 32 + 0 + j] = A[q4 + o * 16 + j];
+  for (let o = 0; o < 12; o++) for (let j = 0; j < 16; j++) A[(q2 + 1024) + o * 32 + 16 + j] = A[q5 + o * 16 + j];
+  // graphs/adding-bidir.ts:12
+  for (let i = 0; i < 12; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = (q2 + 1024) + (i + 0) * 32;
+      const ra1 = (q2 + 1024) + (i + 1) * 32;
+      const ra2 = (q2 + 1024) + (i + 2) * 32;
+      const ra3 = (q2 + 1024) + (i + 3) * 32;
+      const rb0 = 2000 + (j + 0) * 32;
+      const rb1 = 2000 + (j + 1) * 32;
+      const rb2 = 2000 + (j + 2) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[238458 + (i + 0) * 16 + (j + 0)] = c00;
+      A[238458 + (i + 0) * 16 + (j + 1)] = c01;
+      A[238458 + (i + 0) * 16 + (j + 2)] = c02;
+      A[238458 + (i + 1) * 16 + (j + 0)] = c10;
+      A[238458 + (i + 1) * 16 + (j + 1)] = c11;
+      A[238458 + (i + 1) * 16 + (j + 2)] = c12;
+      A[238458 + (i + 2) * 16 + (j + 0)] = c20;
+      A[238458 + (i + 2) * 16 + (j + 1)] = c21;
+      A[238458 + (i + 2) * 16 + (j + 2)] = c22;
+      A[238458 + (i + 3) * 16 + (j + 0)] = c30;
+      A[238458 + (i + 3) * 16 + (j + 1)] = c31;
+      A[238458 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = (q2 + 1024) + (i + 0) * 32;
+      const ra1 = (q2 + 1024) + (i + 1) * 32;
+      const ra2 = (q2 + 1024) + (i + 2) * 32;
+      const ra3 = (q2 + 1024) + (i + 3) * 32;
+      const rb0 = 2000 + (15 + 0) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[238458 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[238458 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[238458 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[238458 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  for (let i = 0; i < 12; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q3 + (i + 0) * 16;
+      const ra1 = q3 + (i + 1) * 16;
+      const ra2 = q3 + (i + 2) * 16;
+      const ra3 = q3 + (i + 3) * 16;
+      const rb0 = 2512 + (j + 0) * 16;
+      const rb1 = 2512 + (j + 1) * 16;
+      const rb2 = 2512 + (j + 2) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[238714 + (i + 0) * 16 + (j + 0)] = c00;
+      A[238714 + (i + 0) * 16 + (j + 1)] = c01;
+      A[238714 + (i + 0) * 16 + (j + 2)] = c02;
+      A[238714 + (i + 1) * 16 + (j + 0)] = c10;
+      A[238714 + (i + 1) * 16 + (j + 1)] = c11;
+      A[238714 + (i + 1) * 16 + (j + 2)] = c12;
+      A[238714 + (i + 2) * 16 + (j + 0)] = c20;
+      A[238714 + (i + 2) * 16 + (j + 1)] = c21;
+      A[238714 + (i + 2) * 16 + (j + 2)] = c22;
+      A[238714 + (i + 3) * 16 + (j + 0)] = c30;
+      A[238714 + (i + 3) * 16 + (j + 1)] = c31;
+      A[238714 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = q3 + (i + 0) * 16;
+      const ra1 = q3 + (i + 1) * 16;
+      const ra2 = q3 + (i + 2) * 16;
+      const ra3 = q3 + (i + 3) * 16;
+      const rb0 = 2512 + (15 + 0) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  // graphs/adding-bidir.ts:23
+  for (let i = 0; i < 192; i++) A[(q2 + 768) + i] = sigmoid32(((A[238458 + i] + A[164345 + i]) + A[238714 + i]));
+  // graphs/adding-bidir.ts:24
+  for (let i = 0; i < 192; i++) A[(q2 + 256) + i] = 1 - A[(q2 + 768) + i];
+  // graphs/adding-bidir.ts:12
+  for (let i = 0; i < 12; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = (q2 + 1024) + (i + 0) * 32;
+      const ra1 = (q2 + 1024) + (i + 1) * 32;
+      const ra2 = (q2 + 1024) + (i + 2) * 32;
+      const ra3 = (q2 + 1024) + (i + 3) * 32;
+      const rb0 = 1216 + (j + 0) * 32;
+      const rb1 = 1216 + (j + 1) * 32;
+      const rb2 = 1216 + (j + 2) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[238458 + (i + 0) * 16 + (j + 0)] = c00;
+      A[238458 + (i + 0) * 16 + (j + 1)] = c01;
+      A[238458 + (i + 0) * 16 + (j + 2)] = c02;
+      A[238458 + (i + 1) * 16 + (j + 0)] = c10;
+      A[238458 + (i + 1) * 16 + (j + 1)] = c11;
+      A[238458 + (i + 1) * 16 + (j + 2)] = c12;
+      A[238458 + (i + 2) * 16 + (j + 0)] = c20;
+      A[238458 + (i + 2) * 16 + (j + 1)] = c21;
+      A[238458 + (i + 2) * 16 + (j + 2)] = c22;
+      A[238458 + (i + 3) * 16 + (j + 0)] = c30;
+      A[238458 + (i + 3) * 16 + (j + 1)] = c31;
+      A[238458 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = (q2 + 1024) + (i + 0) * 32;
+      const ra1 = (q2 + 1024) + (i + 1) * 32;
+      const ra2 = (q2 + 1024) + (i + 2) * 32;
+      const ra3 = (q2 + 1024) + (i + 3) * 32;
+      const rb0 = 1216 + (15 + 0) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[238458 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[238458 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[238458 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[238458 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  for (let i = 0; i < 12; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q3 + (i + 0) * 16;
+      const ra1 = q3 + (i + 1) * 16;
+      const ra2 = q3 + (i + 2) * 16;
+      const ra3 = q3 + (i + 3) * 16;
+      const rb0 = 1728 + (j + 0) * 16;
+      const rb1 = 1728 + (j + 1) * 16;
+      const rb2 = 1728 + (j + 2) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[238714 + (i + 0) * 16 + (j + 0)] = c00;
+      A[238714 + (i + 0) * 16 + (j + 1)] = c01;
+      A[238714 + (i + 0) * 16 + (j + 2)] = c02;
+      A[238714 + (i + 1) * 16 + (j + 0)] = c10;
+      A[238714 + (i + 1) * 16 + (j + 1)] = c11;
+      A[238714 + (i + 1) * 16 + (j + 2)] = c12;
+      A[238714 + (i + 2) * 16 + (j + 0)] = c20;
+      A[238714 + (i + 2) * 16 + (j + 1)] = c21;
+      A[238714 + (i + 2) * 16 + (j + 2)] = c22;
+      A[238714 + (i + 3) * 16 + (j + 0)] = c30;
+      A[238714 + (i + 3) * 16 + (j + 1)] = c31;
+      A[238714 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = q3 + (i + 0) * 16;
+      const ra1 = q3 + (i + 1) * 16;
+      const ra2 = q3 + (i + 2) * 16;
+      const ra3 = q3 + (i + 3) * 16;
+      const rb0 = 1728 + (15 + 0) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  // graphs/adding-bidir.ts:24
+  for (let i = 0; i < 192; i++) A[(q2 + 512) + i] = tanh32(((A[238458 + i] + A[164601 + i]) + A[238714 + i]));
+  // (derived)
+  for (let i = 0; i < 192; i++) A[q0 + i] = (A[q2 + i] !== 0 ? ((A[(q2 + 768) + i] * A[q3 + i]) + (A[(q2 + 256) + i] * A[(q2 + 512) + i])) : A[q3 + i]);
+  A.copyWithin(q0 + 192, q3 + 192, q3 + 192 + 64);
+  for (let i = 0; i < 192; i++) A[q1 + i] = (A[q2 + i] !== 0 ? A[q0 + i] : 0);
+  A.fill(0, q1 + 192, q1 + 192 + 64);
+}
+/** A scan's reverse step t (its VJP), over the first 4 of 16 rows (packed execution under lengths). */
+function rows4_21(A: Float32Array, t: number): void {
+  const q0 = 54265 + t * 256;
+  const q6 = 164857 + t * 1536;
+  const q7 = 95737 + t * 256;
+  const q8 = 85497 + t * 256;
+  const q9 = 90617 + t * 256;
+  for (let i = 0; i < 64; i++) A[238458 + i] = A[195577 + i] + ((A[q6 + i] !== 0 ? A[q7 + i] : 0));
+  for (let i = 0; i < 192; i++) A[238522 + i] = A[195641 + i] + 0;
+  for (let i = 0; i < 64; i++) A[238714 + i] = (A[q6 + i] !== 0 ? A[238458 + i] : 0);
+  for (let i = 0; i < 64; i++) A[238970 + i] = (A[238714 + i] * A[(q6 + 256) + i]) * (1 - (A[(q6 + 512) + i] * A[(q6 + 512) + i]));
+  for (let i = 0; i < 4; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 238970 + (i + 0) * 16;
+      const ra1 = 238970 + (i + 1) * 16;
+      const ra2 = 238970 + (i + 2) * 16;
+      const ra3 = 238970 + (i + 3) * 16;
+      const rb0 = 1728 + (j + 0);
+      const rb1 = 1728 + (j + 1);
+      const rb2 = 1728 + (j + 2);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[239226 + (i + 0) * 16 + (j + 0)] = c00;
+      A[239226 + (i + 0) * 16 + (j + 1)] = c01;
+      A[239226 + (i + 0) * 16 + (j + 2)] = c02;
+      A[239226 + (i + 1) * 16 + (j + 0)] = c10;
+      A[239226 + (i + 1) * 16 + (j + 1)] = c11;
+      A[239226 + (i + 1) * 16 + (j + 2)] = c12;
+      A[239226 + (i + 2) * 16 + (j + 0)] = c20;
+      A[239226 + (i + 2) * 16 + (j + 1)] = c21;
+      A[239226 + (i + 2) * 16 + (j + 2)] = c22;
+      A[239226 + (i + 3) * 16 + (j + 0)] = c30;
+      A[239226 + (i + 3) * 16 + (j + 1)] = c31;
+      A[239226 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 238970 + (i + 0) * 16;
+      const ra1 = 238970 + (i + 1) * 16;
+      const ra2 = 238970 + (i + 2) * 16;
+      const ra3 = 238970 + (i + 3) * 16;
+      const rb0 = 1728 + (15 + 0);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[239226 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[239226 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[239226 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[239226 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  for (let i = 0; i < 64; i++) A[239482 + i] = ((-((A[238714 + i] * A[(q6 + 512) + i]))) + (A[238714 + i] * A[q0 + i])) * (A[(q6 + 768) + i] * A[(q6 + 256) + i]);
+  for (let i = 0; i < 4; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 239482 + (i + 0) * 16;
+      const ra1 = 239482 + (i + 1) * 16;
+      const ra2 = 239482 + (i + 2) * 16;
+      const ra3 = 239482 + (i + 3) * 16;
+      const rb0 = 2512 + (j + 0);
+      const rb1 = 2512 + (j + 1);
+      const rb2 = 2512 + (j + 2);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[239738 + (i + 0) * 16 + (j + 0)] = c00;
+      A[239738 + (i + 0) * 16 + (j + 1)] = c01;
+      A[239738 + (i + 0) * 16 + (j + 2)] = c02;
+      A[239738 + (i + 1) * 16 + (j + 0)] = c10;
+      A[239738 + (i + 1) * 16 + (j + 1)] = c11;
+      A[239738 + (i + 1) * 16 + (j + 2)] = c12;
+      A[239738 + (i + 2) * 16 + (j + 0)] = c20;
+      A[239738 + (i + 2) * 16 + (j + 1)] = c21;
+      A[239738 + (i + 2) * 16 + (j + 2)] = c22;
+      A[239738 + (i + 3) * 16 + (j + 0)] = c30;
+      A[239738 + (i + 3) * 16 + (j + 1)] = c31;
+      A[239738 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 239482 + (i + 0) * 16;
+      const ra1 = 239482 + (i + 1) * 16;
+      const ra2 = 239482 + (i + 2) * 16;
+      const ra3 = 239482 + (i + 3) * 16;
+      const rb0 = 2512 + (15 + 0);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[239738 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[239738 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[239738 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[239738 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  for (let i = 0; i < 64; i++) A[195833 + i] = ((((A[q6 + i] !== 0 ? 0 : A[238458 + i])) + A[239226 + i]) + (A[238714 + i] * A[(q6 + 768) + i])) + A[239738 + i];
+  for (let i = 0; i < 192; i++) A[195897 + i] = ((A[238522 + i] + 0) + 0) + 0;
+  for (let i = 0; i < 16; i += 4) {
+    for (let j = 0; j < 30; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 238970 + (i + 0);
+      const ra1 = 238970 + (i + 1);
+      const ra2 = 238970 + (i + 2);
+      const ra3 = 238970 + (i + 3);
+      const rb0 = (q6 + 1024) + (j + 0);
+      const rb1 = (q6 + 1024) + (j + 1);
+      const rb2 = (q6 + 1024) + (j + 2);
+      for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[5601 + (i + 0) * 32 + (j + 0)] += c00;
+      A[5601 + (i + 0) * 32 + (j + 1)] += c01;
+      A[5601 + (i + 0) * 32 + (j + 2)] += c02;
+      A[5601 + (i + 1) * 32 + (j + 0)] += c10;
+      A[5601 + (i + 1) * 32 + (j + 1)] += c11;
+      A[5601 + (i + 1) * 32 + (j + 2)] += c12;
+      A[5601 + (i + 2) * 32 + (j + 0)] += c20;
+      A[5601 + (i + 2) * 32 + (j + 1)] += c21;
+      A[5601 + (i + 2) * 32 + (j + 2)] += c22;
+      A[5601 + (i + 3) * 32 + (j + 0)] += c30;
+      A[5601 + (i + 3) * 32 + (j + 1)] += c31;
+      A[5601 + (i + 3) * 32 + (j + 2)] += c32;
+    }
+    {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = 238970 + (i + 0);
+      const ra1 = 238970 + (i + 1);
+      const ra2 = 238970 + (i + 2);
+      const ra3 = 238970 + (i + 3);
+      const rb0 = (q6 + 1024) + (30 + 0);
+      const rb1 = (q6 + 1024) + (30 + 1);
+      for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
+      A[5601 + (i + 0) * 32 + (30 + 0)] += c00;
+      A[5601 + (i + 0) * 32 + (30 + 1)] += c01;
+      A[5601 + (i + 1) * 32 + (30 + 0)] += c10;
+      A[5601 + (i + 1) * 32 + (30 + 1)] += c11;
+      A[5601 + (i + 2) * 32 + (30 + 0)] += c20;
+      A[5601 + (i + 2) * 32 + (30 + 1)] += c21;
+      A[5601 + (i + 3) * 32 + (30 + 0)] += c30;
+      A[5601 + (i + 3) * 32 + (30 + 1)] += c31;
+    }
+  }
+  for (let i = 0; i < 16; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 238970 + (i + 0);
+      const ra1 = 238970 + (i + 1);
+      const ra2 = 238970 + (i + 2);
+      const ra3 = 238970 + (i + 3);
+      const rb0 = q0 + (j + 0);
+      const rb1 = q0 + (j + 1);
+      const rb2 = q0 + (j + 2);
+      for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[6113 + (i + 0) * 16 + (j + 0)] += c00;
+      A[6113 + (i + 0) * 16 + (j + 1)] += c01;
+      A[6113 + (i + 0) * 16 + (j + 2)] += c02;
+      A[6113 + (i + 1) * 16 + (j + 0)] += c10;
+      A[6113 + (i + 1) * 16 + (j + 1)] += c11;
+      A[6113 + (i + 1) * 16 + (j + 2)] += c12;
+      A[6113 + (i + 2) * 16 + (j + 0)] += c20;
+      A[6113 + (i + 2) * 16 + (j + 1)] += c21;
+      A[6113 + (i + 2) * 16 + (j + 2)] += c22;
+      A[6113 + (i + 3) * 16 + (j + 0)] += c30;
+      A[6113 + (i + 3) * 16 + (j + 1)] += c31;
+      A[6113 + (i + 3) * 16 + (j + 2)] += c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 238970 + (i + 0);
+      const ra1 = 238970 + (i + 1);
+      const ra2 = 238970 + (i + 2);
+      const ra3 = 238970 + (i + 3);
+      const rb0 = q0 + (15 + 0);
+      for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[6113 + (i + 0) * 16 + (15 + 0)] += c00;
+      A[6113 + (i + 1) * 16 + (15 + 0)] += c10;
+      A[6113 + (i + 2) * 16 + (15 + 0)] += c20;
+      A[6113 + (i + 3) * 16 + (15 + 0)] += c30;
+    }
+  }
+  for (let i1 = 0; i1 < 16; i1++) { { let acc = 0; for (let i0 = 0; i0 < 4; i0++) { acc = acc + A[238970 + (i0 * 16 + i1 * 1)]; } A[6369 + (i1 * 1)] += acc; } }
+  for (let i = 0; i < 16; i += 4) {
+    for (let j = 0; j < 30; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 239482 + (i + 0);
+      const ra1 = 239482 + (i + 1);
+      const ra2 = 239482 + (i + 2);
+      const ra3 = 239482 + (i + 3);
+      const rb0 = (q6 + 1024) + (j + 0);
+      const rb1 = (q6 + 1024) + (j + 1);
+      const rb2 = (q6 + 1024) + (j + 2);
+      for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[6385 + (i + 0) * 32 + (j + 0)] += c00;
+      A[6385 + (i + 0) * 32 + (j + 1)] += c01;
+      A[6385 + (i + 0) * 32 + (j + 2)] += c02;
+      A[6385 + (i + 1) * 32 + (j + 0)] += c10;
+      A[6385 + (i + 1) * 32 + (j + 1)] += c11;
+      A[6385 + (i + 1) * 32 + (j + 2)] += c12;
+      A[6385 + (i + 2) * 32 + (j + 0)] += c20;
+      A[6385 + (i + 2) * 32 + (j + 1)] += c21;
+      A[6385 + (i + 2) * 32 + (j + 2)] += c22;
+      A[6385 + (i + 3) * 32 + (j + 0)] += c30;
+      A[6385 + (i + 3) * 32 + (j + 1)] += c31;
+      A[6385 + (i + 3) * 32 + (j + 2)] += c32;
+    }
+    {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = 239482 + (i + 0);
+      const ra1 = 239482 + (i + 1);
+      const ra2 = 239482 + (i + 2);
+      const ra3 = 239482 + (i + 3);
+      const rb0 = (q6 + 1024) + (30 + 0);
+      const rb1 = (q6 + 1024) + (30 + 1);
+      for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
+      A[6385 + (i + 0) * 32 + (30 + 0)] += c00;
+      A[6385 + (i + 0) * 32 + (30 + 1)] += c01;
+      A[6385 + (i + 1) * 32 + (30 + 0)] += c10;
+      A[6385 + (i + 1) * 32 + (30 + 1)] += c11;
+      A[6385 + (i + 2) * 32 + (30 + 0)] += c20;
+      A[6385 + (i + 2) * 32 + (30 + 1)] += c21;
+      A[6385 + (i + 3) * 32 + (30 + 0)] += c30;
+      A[6385 + (i + 3) * 32 + (30 + 1)] += c31;
+    }
+  }
+  for (let i = 0; i < 16; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 239482 + (i + 0);
+      const ra1 = 239482 + (i + 1);
+      const ra2 = 239482 + (i + 2);
+      const ra3 = 239482 + (i + 3);
+      const rb0 = q0 + (j + 0);
+      const rb1 = q0 + (j + 1);
+      const rb2 = q0 + (j + 2);
+      for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[6897 + (i + 0) * 16 + (j + 0)] += c00;
+      A[6897 + (i + 0) * 16 + (j + 1)] += c01;
+      A[6897 + (i + 0) * 16 + (j + 2)] += c02;
+      A[6897 + (i + 1) * 16 + (j + 0)] += c10;
+      A[6897 + (i + 1) * 16 + (j + 1)] += c11;
+      A[6897 + (i + 1) * 16 + (j + 2)] += c12;
+      A[6897 + (i + 2) * 16 + (j + 0)] += c20;
+      A[6897 + (i + 2) * 16 + (j + 1)] += c21;
+      A[6897 + (i + 2) * 16 + (j + 2)] += c22;
+      A[6897 + (i + 3) * 16 + (j + 0)] += c30;
+      A[6897 + (i + 3) * 16 + (j + 1)] += c31;
+      A[6897 + (i + 3) * 16 + (j + 2)] += c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 239482 + (i + 0);
+      const ra1 = 239482 + (i + 1);
+      const ra2 = 239482 + (i + 2);
+      const ra3 = 239482 + (i + 3);
+      const rb0 = q0 + (15 + 0);
+      for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[6897 + (i + 0) * 16 + (15 + 0)] += c00;
+      A[6897 + (i + 1) * 16 + (15 + 0)] += c10;
+      A[6897 + (i + 2) * 16 + (15 + 0)] += c20;
+      A[6897 + (i + 3) * 16 + (15 + 0)] += c30;
+    }
+  }
+  for (let i1 = 0; i1 < 16; i1++) { { let acc = 0; for (let i0 = 0; i0 < 4; i0++) { acc = acc + A[239482 + (i0 * 16 + i1 * 1)]; } A[7153 + (i1 * 1)] += acc; } }
+  for (let i = 0; i < 4; i += 4) {
+    for (let j = 0; j < 30; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 239482 + (i + 0) * 16;
+      const ra1 = 239482 + (i + 1) * 16;
+      const ra2 = 239482 + (i + 2) * 16;
+      const ra3 = 239482 + (i + 3) * 16;
+      const rb0 = 2000 + (j + 0);
+      const rb1 = 2000 + (j + 1);
+      const rb2 = 2000 + (j + 2);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[238458 + (i + 0) * 32 + (j + 0)] = c00;
+      A[238458 + (i + 0) * 32 + (j + 1)] = c01;
+      A[238458 + (i + 0) * 32 + (j + 2)] = c02;
+      A[238458 + (i + 1) * 32 + (j + 0)] = c10;
+      A[238458 + (i + 1) * 32 + (j + 1)] = c11;
+      A[238458 + (i + 1) * 32 + (j + 2)] = c12;
+      A[238458 + (i + 2) * 32 + (j + 0)] = c20;
+      A[238458 + (i + 2) * 32 + (j + 1)] = c21;
+      A[238458 + (i + 2) * 32 + (j + 2)] = c22;
+      A[238458 + (i + 3) * 32 + (j + 0)] = c30;
+      A[238458 + (i + 3) * 32 + (j + 1)] = c31;
+      A[238458 + (i + 3) * 32 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = 239482 + (i + 0) * 16;
+      const ra1 = 239482 + (i + 1) * 16;
+      const ra2 = 239482 + (i + 2) * 16;
+      const ra3 = 239482 + (i + 3) * 16;
+      const rb0 = 2000 + (30 + 0);
+      const rb1 = 2000 + (30 + 1);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
+      A[238458 + (i + 0) * 32 + (30 + 0)] = c00;
+      A[238458 + (i + 0) * 32 + (30 + 1)] = c01;
+      A[238458 + (i + 1) * 32 + (30 + 0)] = c10;
+      A[238458 + (i + 1) * 32 + (30 + 1)] = c11;
+      A[238458 + (i + 2) * 32 + (30 + 0)] = c20;
+      A[238458 + (i + 2) * 32 + (30 + 1)] = c21;
+      A[238458 + (i + 3) * 32 + (30 + 0)] = c30;
+      A[238458 + (i + 3) * 32 + (30 + 1)] = c31;
+    }
+  }
+  for (let i = 0; i < 4; i += 4) {
+    for (let j = 0; j < 30; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 238970 + (i + 0) * 16;
+      const ra1 = 238970 + (i + 1) * 16;
+      const ra2 = 238970 + (i + 2) * 16;
+      const ra3 = 238970 + (i + 3) * 16;
+      const rb0 = 1216 + (j + 0);
+      const rb1 = 1216 + (j + 1);
+      const rb2 = 1216 + (j + 2);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[239226 + (i + 0) * 32 + (j + 0)] = c00 + A[238458 + (i + 0) * 32 + (j + 0)];
+      A[239226 + (i + 0) * 32 + (j + 1)] = c01 + A[238458 + (i + 0) * 32 + (j + 1)];
+      A[239226 + (i + 0) * 32 + (j + 2)] = c02 + A[238458 + (i + 0) * 32 + (j + 2)];
+      A[239226 + (i + 1) * 32 + (j + 0)] = c10 + A[238458 + (i + 1) * 32 + (j + 0)];
+      A[239226 + (i + 1) * 32 + (j + 1)] = c11 + A[238458 + (i + 1) * 32 + (j + 1)];
+      A[239226 + (i + 1) * 32 + (j + 2)] = c12 + A[238458 + (i + 1) * 32 + (j + 2)];
+      A[239226 + (i + 2) * 32 + (j + 0)] = c20 + A[238458 + (i + 2) * 32 + (j + 0)];
+      A[239226 + (i + 2) * 32 + (j + 1)] = c21 + A[238458 + (i + 2) * 32 + (j + 1)];
+      A[239226 + (i + 2) * 32 + (j + 2)] = c22 + A[238458 + (i + 2) * 32 + (j + 2)];
+      A[239226 + (i + 3) * 32 + (j + 0)] = c30 + A[238458 + (i + 3) * 32 + (j + 0)];
+      A[239226 + (i + 3) * 32 + (j + 1)] = c31 + A[238458 + (i + 3) * 32 + (j + 1)];
+      A[239226 + (i + 3) * 32 + (j + 2)] = c32 + A[238458 + (i + 3) * 32 + (j + 2)];
+    }
+    {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = 238970 + (i + 0) * 16;
+      const ra1 = 238970 + (i + 1) * 16;
+      const ra2 = 238970 + (i + 2) * 16;
+      const ra3 = 238970 + (i + 3) * 16;
+      const rb0 = 1216 + (30 + 0);
+      const rb1 = 1216 + (30 + 1);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
+      A[239226 + (i + 0) * 32 + (30 + 0)] = c00 + A[238458 + (i + 0) * 32 + (30 + 0)];
+      A[239226 + (i + 0) * 32 + (30 + 1)] = c01 + A[238458 + (i + 0) * 32 + (30 + 1)];
+      A[239226 + (i + 1) * 32 + (30 + 0)] = c10 + A[238458 + (i + 1) * 32 + (30 + 0)];
+      A[239226 + (i + 1) * 32 + (30 + 1)] = c11 + A[238458 + (i + 1) * 32 + (30 + 1)];
+      A[239226 + (i + 2) * 32 + (30 + 0)] = c20 + A[238458 + (i + 2) * 32 + (30 + 0)];
+      A[239226 + (i + 2) * 32 + (30 + 1)] = c21 + A[238458 + (i + 2) * 32 + (30 + 1)];
+      A[239226 + (i + 3) * 32 + (30 + 0)] = c30 + A[238458 + (i + 3) * 32 + (30 + 0)];
+      A[239226 + (i + 3) * 32 + (30 + 1)] = c31 + A[238458 + (i + 3) * 32 + (30 + 1)];
+    }
+  }
+  for (let o = 0; o < 4; o++) for (let j = 0; j < 16; j++) A[238458 + o * 16 + j] = A[239226 + o * 32 + 0 + j];
+  A.fill(0, 238522, 238714);
+  for (let o = 0; o < 4; o++) for (let j = 0; j < 16; j++) A[238714 + o * 16 + j] = A[239226 + o * 32 + 16 + j];
+  A.fill(0, 238778, 238970);
+  for (let i = 0; i < 256; i++) A[q8 + i] += A[238458 + i];
+  for (let i = 0; i < 256; i++) A[q9 + i] += A[238714 + i];
+}
+/** A scan's reverse step t (its VJP), over the first 8 of 16 rows (packed execution under lengths). */
+function rows8_22(A: Float32Array, t: number): void {
+  const q0 = 54265 + t * 256;
+  const q6 = 164857 + t * 1536;
+  const q7 = 95737 + t * 256;
+  const q8 = 85497 + t * 256;
+  const q9 = 90617 + t * 256;
+  for (let i = 0; i < 128; i++) A[238458 + i] = A[195577 + i] + ((A[q6 + i] !== 0 ? A[q7 + i] : 0));
+  for (let i = 0; i < 128; i++) A[238586 + i] = A[195705 + i] + 0;
+  for (let i = 0; i < 128; i++) A[238714 + i] = (A[q6 + i] !== 0 ? A[238458 + i] : 0);
+  for (let i = 0; i < 128; i++) A[238970 + i] = (A[238714 + i] * A[(q6 + 256) + i]) * (1 - (A[(q6 + 512) + i] * A[(q6 + 512) + i]));
+  for (let i = 0; i < 8; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 238970 + (i + 0) * 16;
+      const ra1 = 238970 + (i + 1) * 16;
+      const ra2 = 238970 + (i + 2) * 16;
+      const ra3 = 238970 + (i + 3) * 16;
+      const rb0 = 1728 + (j + 0);
+      const rb1 = 1728 + (j + 1);
+      const rb2 = 1728 + (j + 2);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[239226 + (i + 0) * 16 + (j + 0)] = c00;
+      A[239226 + (i + 0) * 16 + (j + 1)] = c01;
+      A[239226 + (i + 0) * 16 + (j + 2)] = c02;
+      A[239226 + (i + 1) * 16 + (j + 0)] = c10;
+      A[239226 + (i + 1) * 16 + (j + 1)] = c11;
+      A[239226 + (i + 1) * 16 + (j + 2)] = c12;
+      A[239226 + (i + 2) * 16 + (j + 0)] = c20;
+      A[239226 + (i + 2) * 16 + (j + 1)] = c21;
+      A[239226 + (i + 2) * 16 + (j + 2)] = c22;
+      A[239226 + (i + 3) * 16 + (j + 0)] = c30;
+      A[239226 + (i + 3) * 16 + (j + 1)] = c31;
+      A[239226 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 238970 + (i + 0) * 16;
+      const ra1 = 238970 + (i + 1) * 16;
+      const ra2 = 238970 + (i + 2) * 16;
+      const ra3 = 238970 + (i + 3) * 16;
+      const rb0 = 1728 + (15 + 0);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[239226 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[239226 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[239226 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[239226 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  for (let i = 0; i < 128; i++) A[239482 + i] = ((-((A[238714 + i] * A[(q6 + 512) + i]))) + (A[238714 + i] * A[q0 + i])) * (A[(q6 + 768) + i] * A[(q6 + 256) + i]);
+  for (let i = 0; i < 8; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 239482 + (i + 0) * 16;
+      const ra1 = 239482 + (i + 1) * 16;
+      const ra2 = 239482 + (i + 2) * 16;
+      const ra3 = 239482 + (i + 3) * 16;
+      const rb0 = 2512 + (j + 0);
+      const rb1 = 2512 + (j + 1);
+      const rb2 = 2512 + (j + 2);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[239738 + (i + 0) * 16 + (j + 0)] = c00;
+      A[239738 + (i + 0) * 16 + (j + 1)] = c01;
+      A[239738 + (i + 0) * 16 + (j + 2)] = c02;
+      A[239738 + (i + 1) * 16 + (j + 0)] = c10;
+      A[239738 + (i + 1) * 16 + (j + 1)] = c11;
+      A[239738 + (i + 1) * 16 + (j + 2)] = c12;
+      A[239738 + (i + 2) * 16 + (j + 0)] = c20;
+      A[239738 + (i + 2) * 16 + (j + 1)] = c21;
+      A[239738 + (i + 2) * 16 + (j + 2)] = c22;
+      A[239738 + (i + 3) * 16 + (j + 0)] = c30;
+      A[239738 + (i + 3) * 16 + (j + 1)] = c31;
+      A[239738 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 239482 + (i + 0) * 16;
+      const ra1 = 239482 + (i + 1) * 16;
+      const ra2 = 239482 + (i + 2) * 16;
+      const ra3 = 239482 + (i + 3) * 16;
+      const rb0 = 2512 + (15 + 0);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[239738 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[239738 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[239738 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[239738 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  for (let i = 0; i < 128; i++) A[195833 + i] = ((((A[q6 + i] !== 0 ? 0 : A[238458 + i])) + A[239226 + i]) + (A[238714 + i] * A[(q6 + 768) + i])) + A[239738 + i];
+  for (let i = 0; i < 128; i++) A[195961 + i] = ((A[238586 + i] + 0) + 0) + 0;
+  for (let i = 0; i < 16; i += 4) {
+    for (let j = 0; j < 30; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 238970 + (i + 0);
+      const ra1 = 238970 + (i + 1);
+      const ra2 = 238970 + (i + 2);
+      const ra3 = 238970 + (i + 3);
+      const rb0 = (q6 + 1024) + (j + 0);
+      const rb1 = (q6 + 1024) + (j + 1);
+      const rb2 = (q6 + 1024) + (j + 2);
+      for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[5601 + (i + 0) * 32 + (j + 0)] += c00;
+      A[5601 + (i + 0) * 32 + (j + 1)] += c01;
+      A[5601 + (i + 0) * 32 + (j + 2)] += c02;
+      A[5601 + (i + 1) * 32 + (j + 0)] += c10;
+      A[5601 + (i + 1) * 32 + (j + 1)] += c11;
+      A[5601 + (i + 1) * 32 + (j + 2)] += c12;
+      A[5601 + (i + 2) * 32 + (j + 0)] += c20;
+      A[5601 + (i + 2) * 32 + (j + 1)] += c21;
+      A[5601 + (i + 2) * 32 + (j + 2)] += c22;
+      A[5601 + (i + 3) * 32 + (j + 0)] += c30;
+      A[5601 + (i + 3) * 32 + (j + 1)] += c31;
+      A[5601 + (i + 3) * 32 + (j + 2)] += c32;
+    }
+    {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = 238970 + (i + 0);
+      const ra1 = 238970 + (i + 1);
+      const ra2 = 238970 + (i + 2);
+      const ra3 = 238970 + (i + 3);
+      const rb0 = (q6 + 1024) + (30 + 0);
+      const rb1 = (q6 + 1024) + (30 + 1);
+      for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
+      A[5601 + (i + 0) * 32 + (30 + 0)] += c00;
+      A[5601 + (i + 0) * 32 + (30 + 1)] += c01;
+      A[5601 + (i + 1) * 32 + (30 + 0)] += c10;
+      A[5601 + (i + 1) * 32 + (30 + 1)] += c11;
+      A[5601 + (i + 2) * 32 + (30 + 0)] += c20;
+      A[5601 + (i + 2) * 32 + (30 + 1)] += c21;
+      A[5601 + (i + 3) * 32 + (30 + 0)] += c30;
+      A[5601 + (i + 3) * 32 + (30 + 1)] += c31;
+    }
+  }
+  for (let i = 0; i < 16; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 238970 + (i + 0);
+      const ra1 = 238970 + (i + 1);
+      const ra2 = 238970 + (i + 2);
+      const ra3 = 238970 + (i + 3);
+      const rb0 = q0 + (j + 0);
+      const rb1 = q0 + (j + 1);
+      const rb2 = q0 + (j + 2);
+      for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[6113 + (i + 0) * 16 + (j + 0)] += c00;
+      A[6113 + (i + 0) * 16 + (j + 1)] += c01;
+      A[6113 + (i + 0) * 16 + (j + 2)] += c02;
+      A[6113 + (i + 1) * 16 + (j + 0)] += c10;
+      A[6113 + (i + 1) * 16 + (j + 1)] += c11;
+      A[6113 + (i + 1) * 16 + (j + 2)] += c12;
+      A[6113 + (i + 2) * 16 + (j + 0)] += c20;
+      A[6113 + (i + 2) * 16 + (j + 1)] += c21;
+      A[6113 + (i + 2) * 16 + (j + 2)] += c22;
+      A[6113 + (i + 3) * 16 + (j + 0)] += c30;
+      A[6113 + (i + 3) * 16 + (j + 1)] += c31;
+      A[6113 + (i + 3) * 16 + (j + 2)] += c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 238970 + (i + 0);
+      const ra1 = 238970 + (i + 1);
+      const ra2 = 238970 + (i + 2);
+      const ra3 = 238970 + (i + 3);
+      const rb0 = q0 + (15 + 0);
+      for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[6113 + (i + 0) * 16 + (15 + 0)] += c00;
+      A[6113 + (i + 1) * 16 + (15 + 0)] += c10;
+      A[6113 + (i + 2) * 16 + (15 + 0)] += c20;
+      A[6113 + (i + 3) * 16 + (15 + 0)] += c30;
+    }
+  }
+  for (let i1 = 0; i1 < 16; i1++) { { let acc = 0; for (let i0 = 0; i0 < 8; i0++) { acc = acc + A[238970 + (i0 * 16 + i1 * 1)]; } A[6369 + (i1 * 1)] += acc; } }
+  for (let i = 0; i < 16; i += 4) {
+    for (let j = 0; j < 30; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 239482 + (i + 0);
+      const ra1 = 239482 + (i + 1);
+      const ra2 = 239482 + (i + 2);
+      const ra3 = 239482 + (i + 3);
+      const rb0 = (q6 + 1024) + (j + 0);
+      const rb1 = (q6 + 1024) + (j + 1);
+      const rb2 = (q6 + 1024) + (j + 2);
+      for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[6385 + (i + 0) * 32 + (j + 0)] += c00;
+      A[6385 + (i + 0) * 32 + (j + 1)] += c01;
+      A[6385 + (i + 0) * 32 + (j + 2)] += c02;
+      A[6385 + (i + 1) * 32 + (j + 0)] += c10;
+      A[6385 + (i + 1) * 32 + (j + 1)] += c11;
+      A[6385 + (i + 1) * 32 + (j + 2)] += c12;
+      A[6385 + (i + 2) * 32 + (j + 0)] += c20;
+      A[6385 + (i + 2) * 32 + (j + 1)] += c21;
+      A[6385 + (i + 2) * 32 + (j + 2)] += c22;
+      A[6385 + (i + 3) * 32 + (j + 0)] += c30;
+      A[6385 + (i + 3) * 32 + (j + 1)] += c31;
+      A[6385 + (i + 3) * 32 + (j + 2)] += c32;
+    }
+    {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = 239482 + (i + 0);
+      const ra1 = 239482 + (i + 1);
+      const ra2 = 239482 + (i + 2);
+      const ra3 = 239482 + (i + 3);
+      const rb0 = (q6 + 1024) + (30 + 0);
+      const rb1 = (q6 + 1024) + (30 + 1);
+      for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
+      A[6385 + (i + 0) * 32 + (30 + 0)] += c00;
+      A[6385 + (i + 0) * 32 + (30 + 1)] += c01;
+      A[6385 + (i + 1) * 32 + (30 + 0)] += c10;
+      A[6385 + (i + 1) * 32 + (30 + 1)] += c11;
+      A[6385 + (i + 2) * 32 + (30 + 0)] += c20;
+      A[6385 + (i + 2) * 32 + (30 + 1)] += c21;
+      A[6385 + (i + 3) * 32 + (30 + 0)] += c30;
+      A[6385 + (i + 3) * 32 + (30 + 1)] += c31;
+    }
+  }
+  for (let i = 0; i < 16; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 239482 + (i + 0);
+      const ra1 = 239482 + (i + 1);
+      const ra2 = 239482 + (i + 2);
+      const ra3 = 239482 + (i + 3);
+      const rb0 = q0 + (j + 0);
+      const rb1 = q0 + (j + 1);
+      const rb2 = q0 + (j + 2);
+      for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[6897 + (i + 0) * 16 + (j + 0)] += c00;
+      A[6897 + (i + 0) * 16 + (j + 1)] += c01;
+      A[6897 + (i + 0) * 16 + (j + 2)] += c02;
+      A[6897 + (i + 1) * 16 + (j + 0)] += c10;
+      A[6897 + (i + 1) * 16 + (j + 1)] += c11;
+      A[6897 + (i + 1) * 16 + (j + 2)] += c12;
+      A[6897 + (i + 2) * 16 + (j + 0)] += c20;
+      A[6897 + (i + 2) * 16 + (j + 1)] += c21;
+      A[6897 + (i + 2) * 16 + (j + 2)] += c22;
+      A[6897 + (i + 3) * 16 + (j + 0)] += c30;
+      A[6897 + (i + 3) * 16 + (j + 1)] += c31;
+      A[6897 + (i + 3) * 16 + (j + 2)] += c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 239482 + (i + 0);
+      const ra1 = 239482 + (i + 1);
+      const ra2 = 239482 + (i + 2);
+      const ra3 = 239482 + (i + 3);
+      const rb0 = q0 + (15 + 0);
+      for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[6897 + (i + 0) * 16 + (15 + 0)] += c00;
+      A[6897 + (i + 1) * 16 + (15 + 0)] += c10;
+      A[6897 + (i + 2) * 16 + (15 + 0)] += c20;
+      A[6897 + (i + 3) * 16 + (15 + 0)] += c30;
+    }
+  }
+  for (let i1 = 0; i1 < 16; i1++) { { let acc = 0; for (let i0 = 0; i0 < 8; i0++) { acc = acc + A[239482 + (i0 * 16 + i1 * 1)]; } A[7153 + (i1 * 1)] += acc; } }
+  for (let i = 0; i < 8; i += 4) {
+    for (let j = 0; j < 30; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 239482 + (i + 0) * 16;
+      const ra1 = 239482 + (i + 1) * 16;
+      const ra2 = 239482 + (i + 2) * 16;
+      const ra3 = 239482 + (i + 3) * 16;
+      const rb0 = 2000 + (j + 0);
+      const rb1 = 2000 + (j + 1);
+      const rb2 = 2000 + (j + 2);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[238458 + (i + 0) * 32 + (j + 0)] = c00;
+      A[238458 + (i + 0) * 32 + (j + 1)] = c01;
+      A[238458 + (i + 0) * 32 + (j + 2)] = c02;
+      A[238458 + (i + 1) * 32 + (j + 0)] = c10;
+      A[238458 + (i + 1) * 32 + (j + 1)] = c11;
+      A[238458 + (i + 1) * 32 + (j + 2)] = c12;
+      A[238458 + (i + 2) * 32 + (j + 0)] = c20;
+      A[238458 + (i + 2) * 32 + (j + 1)] = c21;
+      A[238458 + (i + 2) * 32 + (j + 2)] = c22;
+      A[238458 + (i + 3) * 32 + (j + 0)] = c30;
+      A[238458 + (i + 3) * 32 + (j + 1)] = c31;
+      A[238458 + (i + 3) * 32 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = 239482 + (i + 0) * 16;
+      const ra1 = 239482 + (i + 1) * 16;
+      const ra2 = 239482 + (i + 2) * 16;
+      const ra3 = 239482 + (i + 3) * 16;
+      const rb0 = 2000 + (30 + 0);
+      const rb1 = 2000 + (30 + 1);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
+      A[238458 + (i + 0) * 32 + (30 + 0)] = c00;
+      A[238458 + (i + 0) * 32 + (30 + 1)] = c01;
+      A[238458 + (i + 1) * 32 + (30 + 0)] = c10;
+      A[238458 + (i + 1) * 32 + (30 + 1)] = c11;
+      A[238458 + (i + 2) * 32 + (30 + 0)] = c20;
+      A[238458 + (i + 2) * 32 + (30 + 1)] = c21;
+      A[238458 + (i + 3) * 32 + (30 + 0)] = c30;
+      A[238458 + (i + 3) * 32 + (30 + 1)] = c31;
+    }
+  }
+  for (let i = 0; i < 8; i += 4) {
+    for (let j = 0; j < 30; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 238970 + (i + 0) * 16;
+      const ra1 = 238970 + (i + 1) * 16;
+      const ra2 = 238970 + (i + 2) * 16;
+      const ra3 = 238970 + (i + 3) * 16;
+      const rb0 = 1216 + (j + 0);
+      const rb1 = 1216 + (j + 1);
+      const rb2 = 1216 + (j + 2);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[239226 + (i + 0) * 32 + (j + 0)] = c00 + A[238458 + (i + 0) * 32 + (j + 0)];
+      A[239226 + (i + 0) * 32 + (j + 1)] = c01 + A[238458 + (i + 0) * 32 + (j + 1)];
+      A[239226 + (i + 0) * 32 + (j + 2)] = c02 + A[238458 + (i + 0) * 32 + (j + 2)];
+      A[239226 + (i + 1) * 32 + (j + 0)] = c10 + A[238458 + (i + 1) * 32 + (j + 0)];
+      A[239226 + (i + 1) * 32 + (j + 1)] = c11 + A[238458 + (i + 1) * 32 + (j + 1)];
+      A[239226 + (i + 1) * 32 + (j + 2)] = c12 + A[238458 + (i + 1) * 32 + (j + 2)];
+      A[239226 + (i + 2) * 32 + (j + 0)] = c20 + A[238458 + (i + 2) * 32 + (j + 0)];
+      A[239226 + (i + 2) * 32 + (j + 1)] = c21 + A[238458 + (i + 2) * 32 + (j + 1)];
+      A[239226 + (i + 2) * 32 + (j + 2)] = c22 + A[238458 + (i + 2) * 32 + (j + 2)];
+      A[239226 + (i + 3) * 32 + (j + 0)] = c30 + A[238458 + (i + 3) * 32 + (j + 0)];
+      A[239226 + (i + 3) * 32 + (j + 1)] = c31 + A[238458 + (i + 3) * 32 + (j + 1)];
+      A[239226 + (i + 3) * 32 + (j + 2)] = c32 + A[238458 + (i + 3) * 32 + (j + 2)];
+    }
+    {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = 238970 + (i + 0) * 16;
+      const ra1 = 238970 + (i + 1) * 16;
+      const ra2 = 238970 + (i + 2) * 16;
+      const ra3 = 238970 + (i + 3) * 16;
+      const rb0 = 1216 + (30 + 0);
+      const rb1 = 1216 + (30 + 1);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
+      A[239226 + (i + 0) * 32 + (30 + 0)] = c00 + A[238458 + (i + 0) * 32 + (30 + 0)];
+      A[239226 + (i + 0) * 32 + (30 + 1)] = c01 + A[238458 + (i + 0) * 32 + (30 + 1)];
+      A[239226 + (i + 1) * 32 + (30 + 0)] = c10 + A[238458 + (i + 1) * 32 + (30 + 0)];
+      A[239226 + (i + 1) * 32 + (30 + 1)] = c11 + A[238458 + (i + 1) * 32 + (30 + 1)];
+      A[239226 + (i + 2) * 32 + (30 + 0)] = c20 + A[238458 + (i + 2) * 32 + (30 + 0)];
+      A[239226 + (i + 2) * 32 + (30 + 1)] = c21 + A[238458 + (i + 2) * 32 + (30 + 1)];
+      A[239226 + (i + 3) * 32 + (30 + 0)] = c30 + A[238458 + (i + 3) * 32 + (30 + 0)];
+      A[239226 + (i + 3) * 32 + (30 + 1)] = c31 + A[238458 + (i + 3) * 32 + (30 + 1)];
+    }
+  }
+  for (let o = 0; o < 8; o++) for (let j = 0; j < 16; j++) A[238458 + o * 16 + j] = A[239226 + o * 32 + 0 + j];
+  A.fill(0, 238586, 238714);
+  for (let o = 0; o < 8; o++) for (let j = 0; j < 16; j++) A[238714 + o * 16 + j] = A[239226 + o * 32 + 16 + j];
+  A.fill(0, 238842, 238970);
+  for (let i = 0; i < 256; i++) A[q8 + i] += A[238458 + i];
+  for (let i = 0; i < 256; i++) A[q9 + i] += A[238714 + i];
+}
+/** A scan's reverse step t (its VJP), over the first 12 of 16 rows (packed execution under lengths). */
+function rows12_23(A: Float32Array, t: number): void {
+  const q0 = 54265 + t * 256;
+  const q6 = 164857 + t * 1536;
+  const q7 = 95737 + t * 256;
+  const q8 = 85497 + t * 256;
+  const q9 = 90617 + t * 256;
+  for (let i = 0; i < 192; i++) A[238458 + i] = A[195577 + i] + ((A[q6 + i] !== 0 ? A[q7 + i] : 0));
+  for (let i = 0; i < 64; i++) A[238650 + i] = A[195769 + i] + 0;
+  for (let i = 0; i < 192; i++) A[238714 + i] = (A[q6 + i] !== 0 ? A[238458 + i] : 0);
+  for (let i = 0; i < 192; i++) A[238970 + i] = (A[238714 + i] * A[(q6 + 256) + i]) * (1 - (A[(q6 + 512) + i] * A[(q6 + 512) + i]));
+  for (let i = 0; i < 12; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 238970 + (i + 0) * 16;
+      const ra1 = 238970 + (i + 1) * 16;
+      const ra2 = 238970 + (i + 2) * 16;
+      const ra3 = 238970 + (i + 3) * 16;
+      const rb0 = 1728 + (j + 0);
+      const rb1 = 1728 + (j + 1);
+      const rb2 = 1728 + (j + 2);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[239226 + (i + 0) * 16 + (j + 0)] = c00;
+      A[239226 + (i + 0) * 16 + (j + 1)] = c01;
+      A[239226 + (i + 0) * 16 + (j + 2)] = c02;
+      A[239226 + (i + 1) * 16 + (j + 0)] = c10;
+      A[239226 + (i + 1) * 16 + (j + 1)] = c11;
+      A[239226 + (i + 1) * 16 + (j + 2)] = c12;
+      A[239226 + (i + 2) * 16 + (j + 0)] = c20;
+      A[239226 + (i + 2) * 16 + (j + 1)] = c21;
+      A[239226 + (i + 2) * 16 + (j + 2)] = c22;
+      A[239226 + (i + 3) * 16 + (j + 0)] = c30;
+      A[239226 + (i + 3) * 16 + (j + 1)] = c31;
+      A[239226 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 238970 + (i + 0) * 16;
+      const ra1 = 238970 + (i + 1) * 16;
+      const ra2 = 238970 + (i + 2) * 16;
+      const ra3 = 238970 + (i + 3) * 16;
+      const rb0 = 1728 + (15 + 0);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[239226 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[239226 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[239226 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[239226 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  for (let i = 0; i < 192; i++) A[239482 + i] = ((-((A[238714 + i] * A[(q6 + 512) + i]))) + (A[238714 + i] * A[q0 + i])) * (A[(q6 + 768) + i] * A[(q6 + 256) + i]);
+  for (let i = 0; i < 12; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 239482 + (i + 0) * 16;
+      const ra1 = 239482 + (i + 1) * 16;
+      const ra2 = 239482 + (i + 2) * 16;
+      const ra3 = 239482 + (i + 3) * 16;
+      const rb0 = 2512 + (j + 0);
+      const rb1 = 2512 + (j + 1);
+      const rb2 = 2512 + (j + 2);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[239738 + (i + 0) * 16 + (j + 0)] = c00;
+      A[239738 + (i + 0) * 16 + (j + 1)] = c01;
+      A[239738 + (i + 0) * 16 + (j + 2)] = c02;
+      A[239738 + (i + 1) * 16 + (j + 0)] = c10;
+      A[239738 + (i + 1) * 16 + (j + 1)] = c11;
+      A[239738 + (i + 1) * 16 + (j + 2)] = c12;
+      A[239738 + (i + 2) * 16 + (j + 0)] = c20;
+      A[239738 + (i + 2) * 16 + (j + 1)] = c21;
+      A[239738 + (i + 2) * 16 + (j + 2)] = c22;
+      A[239738 + (i + 3) * 16 + (j + 0)] = c30;
+      A[239738 + (i + 3) * 16 + (j + 1)] = c31;
+      A[239738 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 239482 + (i + 0) * 16;
+      const ra1 = 239482 + (i + 1) * 16;
+      const ra2 = 239482 + (i + 2) * 16;
+      const ra3 = 239482 + (i + 3) * 16;
+      const rb0 = 2512 + (15 + 0);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[239738 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[239738 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[239738 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[239738 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  for (let i = 0; i < 192; i++) A[195833 + i] = ((((A[q6 + i] !== 0 ? 0 : A[238458 + i])) + A[239226 + i]) + (A[238714 + i] * A[(q6 + 768) + i])) + A[239738 + i];
+  for (let i = 0; i < 64; i++) A[196025 + i] = ((A[238650 + i] + 0) + 0) + 0;
+  for (let i = 0; i < 16; i += 4) {
+    for (let j = 0; j < 30; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 238970 + (i + 0);
+      const ra1 = 238970 + (i + 1);
+      const ra2 = 238970 + (i + 2);
+      const ra3 = 238970 + (i + 3);
+      const rb0 = (q6 + 1024) + (j + 0);
+      const rb1 = (q6 + 1024) + (j + 1);
+      const rb2 = (q6 + 1024) + (j + 2);
+      for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[5601 + (i + 0) * 32 + (j + 0)] += c00;
+      A[5601 + (i + 0) * 32 + (j + 1)] += c01;
+      A[5601 + (i + 0) * 32 + (j + 2)] += c02;
+      A[5601 + (i + 1) * 32 + (j + 0)] += c10;
+      A[5601 + (i + 1) * 32 + (j + 1)] += c11;
+      A[5601 + (i + 1) * 32 + (j + 2)] += c12;
+      A[5601 + (i + 2) * 32 + (j + 0)] += c20;
+      A[5601 + (i + 2) * 32 + (j + 1)] += c21;
+      A[5601 + (i + 2) * 32 + (j + 2)] += c22;
+      A[5601 + (i + 3) * 32 + (j + 0)] += c30;
+      A[5601 + (i + 3) * 32 + (j + 1)] += c31;
+      A[5601 + (i + 3) * 32 + (j + 2)] += c32;
+    }
+    {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = 238970 + (i + 0);
+      const ra1 = 238970 + (i + 1);
+      const ra2 = 238970 + (i + 2);
+      const ra3 = 238970 + (i + 3);
+      const rb0 = (q6 + 1024) + (30 + 0);
+      const rb1 = (q6 + 1024) + (30 + 1);
+      for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
+      A[5601 + (i + 0) * 32 + (30 + 0)] += c00;
+      A[5601 + (i + 0) * 32 + (30 + 1)] += c01;
+      A[5601 + (i + 1) * 32 + (30 + 0)] += c10;
+      A[5601 + (i + 1) * 32 + (30 + 1)] += c11;
+      A[5601 + (i + 2) * 32 + (30 + 0)] += c20;
+      A[5601 + (i + 2) * 32 + (30 + 1)] += c21;
+      A[5601 + (i + 3) * 32 + (30 + 0)] += c30;
+      A[5601 + (i + 3) * 32 + (30 + 1)] += c31;
+    }
+  }
+  for (let i = 0; i < 16; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 238970 + (i + 0);
+      const ra1 = 238970 + (i + 1);
+      const ra2 = 238970 + (i + 2);
+      const ra3 = 238970 + (i + 3);
+      const rb0 = q0 + (j + 0);
+      const rb1 = q0 + (j + 1);
+      const rb2 = q0 + (j + 2);
+      for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[6113 + (i + 0) * 16 + (j + 0)] += c00;
+      A[6113 + (i + 0) * 16 + (j + 1)] += c01;
+      A[6113 + (i + 0) * 16 + (j + 2)] += c02;
+      A[6113 + (i + 1) * 16 + (j + 0)] += c10;
+      A[6113 + (i + 1) * 16 + (j + 1)] += c11;
+      A[6113 + (i + 1) * 16 + (j + 2)] += c12;
+      A[6113 + (i + 2) * 16 + (j + 0)] += c20;
+      A[6113 + (i + 2) * 16 + (j + 1)] += c21;
+      A[6113 + (i + 2) * 16 + (j + 2)] += c22;
+      A[6113 + (i + 3) * 16 + (j + 0)] += c30;
+      A[6113 + (i + 3) * 16 + (j + 1)] += c31;
+      A[6113 + (i + 3) * 16 + (j + 2)] += c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 238970 + (i + 0);
+      const ra1 = 238970 + (i + 1);
+      const ra2 = 238970 + (i + 2);
+      const ra3 = 238970 + (i + 3);
+      const rb0 = q0 + (15 + 0);
+      for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[6113 + (i + 0) * 16 + (15 + 0)] += c00;
+      A[6113 + (i + 1) * 16 + (15 + 0)] += c10;
+      A[6113 + (i + 2) * 16 + (15 + 0)] += c20;
+      A[6113 + (i + 3) * 16 + (15 + 0)] += c30;
+    }
+  }
+  for (let i1 = 0; i1 < 16; i1++) { { let acc = 0; for (let i0 = 0; i0 < 12; i0++) { acc = acc + A[238970 + (i0 * 16 + i1 * 1)]; } A[6369 + (i1 * 1)] += acc; } }
+  for (let i = 0; i < 16; i += 4) {
+    for (let j = 0; j < 30; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 239482 + (i + 0);
+      const ra1 = 239482 + (i + 1);
+      const ra2 = 239482 + (i + 2);
+      const ra3 = 239482 + (i + 3);
+      const rb0 = (q6 + 1024) + (j + 0);
+      const rb1 = (q6 + 1024) + (j + 1);
+      const rb2 = (q6 + 1024) + (j + 2);
+      for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[6385 + (i + 0) * 32 + (j + 0)] += c00;
+      A[6385 + (i + 0) * 32 + (j + 1)] += c01;
+      A[6385 + (i + 0) * 32 + (j + 2)] += c02;
+      A[6385 + (i + 1) * 32 + (j + 0)] += c10;
+      A[6385 + (i + 1) * 32 + (j + 1)] += c11;
+      A[6385 + (i + 1) * 32 + (j + 2)] += c12;
+      A[6385 + (i + 2) * 32 + (j + 0)] += c20;
+      A[6385 + (i + 2) * 32 + (j + 1)] += c21;
+      A[6385 + (i + 2) * 32 + (j + 2)] += c22;
+      A[6385 + (i + 3) * 32 + (j + 0)] += c30;
+      A[6385 + (i + 3) * 32 + (j + 1)] += c31;
+      A[6385 + (i + 3) * 32 + (j + 2)] += c32;
+    }
+    {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = 239482 + (i + 0);
+      const ra1 = 239482 + (i + 1);
+      const ra2 = 239482 + (i + 2);
+      const ra3 = 239482 + (i + 3);
+      const rb0 = (q6 + 1024) + (30 + 0);
+      const rb1 = (q6 + 1024) + (30 + 1);
+      for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
+      A[6385 + (i + 0) * 32 + (30 + 0)] += c00;
+      A[6385 + (i + 0) * 32 + (30 + 1)] += c01;
+      A[6385 + (i + 1) * 32 + (30 + 0)] += c10;
+      A[6385 + (i + 1) * 32 + (30 + 1)] += c11;
+      A[6385 + (i + 2) * 32 + (30 + 0)] += c20;
+      A[6385 + (i + 2) * 32 + (30 + 1)] += c21;
+      A[6385 + (i + 3) * 32 + (30 + 0)] += c30;
+      A[6385 + (i + 3) * 32 + (30 + 1)] += c31;
+    }
+  }
+  for (let i = 0; i < 16; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 239482 + (i + 0);
+      const ra1 = 239482 + (i + 1);
+      const ra2 = 239482 + (i + 2);
+      const ra3 = 239482 + (i + 3);
+      const rb0 = q0 + (j + 0);
+      const rb1 = q0 + (j + 1);
+      const rb2 = q0 + (j + 2);
+      for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[6897 + (i + 0) * 16 + (j + 0)] += c00;
+      A[6897 + (i + 0) * 16 + (j + 1)] += c01;
+      A[6897 + (i + 0) * 16 + (j + 2)] += c02;
+      A[6897 + (i + 1) * 16 + (j + 0)] += c10;
+      A[6897 + (i + 1) * 16 + (j + 1)] += c11;
+      A[6897 + (i + 1) * 16 + (j + 2)] += c12;
+      A[6897 + (i + 2) * 16 + (j + 0)] += c20;
+      A[6897 + (i + 2) * 16 + (j + 1)] += c21;
+      A[6897 + (i + 2) * 16 + (j + 2)] += c22;
+      A[6897 + (i + 3) * 16 + (j + 0)] += c30;
+      A[6897 + (i + 3) * 16 + (j + 1)] += c31;
+      A[6897 + (i + 3) * 16 + (j + 2)] += c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 239482 + (i + 0);
+      const ra1 = 239482 + (i + 1);
+      const ra2 = 239482 + (i + 2);
+      const ra3 = 239482 + (i + 3);
+      const rb0 = q0 + (15 + 0);
+      for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[6897 + (i + 0) * 16 + (15 + 0)] += c00;
+      A[6897 + (i + 1) * 16 + (15 + 0)] += c10;
+      A[6897 + (i + 2) * 16 + (15 + 0)] += c20;
+      A[6897 + (i + 3) * 16 + (15 + 0)] += c30;
+    }
+  }
+  for (let i1 = 0; i1 < 16; i1++) { { let acc = 0; for (let i0 = 0; i0 < 12; i0++) { acc = acc + A[239482 + (i0 * 16 + i1 * 1)]; } A[7153 + (i1 * 1)] += acc; } }
+  for (let i = 0; i < 12; i += 4) {
+    for (let j = 0; j < 30; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 239482 + (i + 0) * 16;
+      const ra1 = 239482 + (i + 1) * 16;
+      const ra2 = 239482 + (i + 2) * 16;
+      const ra3 = 239482 + (i + 3) * 16;
+      const rb0 = 2000 + (j + 0);
+      const rb1 = 2000 + (j + 1);
+      const rb2 = 2000 + (j + 2);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[238458 + (i + 0) * 32 + (j + 0)] = c00;
+      A[238458 + (i + 0) * 32 + (j + 1)] = c01;
+      A[238458 + (i + 0) * 32 + (j + 2)] = c02;
+      A[238458 + (i + 1) * 32 + (j + 0)] = c10;
+      A[238458 + (i + 1) * 32 + (j + 1)] = c11;
+      A[238458 + (i + 1) * 32 + (j + 2)] = c12;
+      A[238458 + (i + 2) * 32 + (j + 0)] = c20;
+      A[238458 + (i + 2) * 32 + (j + 1)] = c21;
+      A[238458 + (i + 2) * 32 + (j + 2)] = c22;
+      A[238458 + (i + 3) * 32 + (j + 0)] = c30;
+      A[238458 + (i + 3) * 32 + (j + 1)] = c31;
+      A[238458 + (i + 3) * 32 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = 239482 + (i + 0) * 16;
+      const ra1 = 239482 + (i + 1) * 16;
+      const ra2 = 239482 + (i + 2) * 16;
+      const ra3 = 239482 + (i + 3) * 16;
+      const rb0 = 2000 + (30 + 0);
+      const rb1 = 2000 + (30 + 1);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
+      A[238458 + (i + 0) * 32 + (30 + 0)] = c00;
+      A[238458 + (i + 0) * 32 + (30 + 1)] = c01;
+      A[238458 + (i + 1) * 32 + (30 + 0)] = c10;
+      A[238458 + (i + 1) * 32 + (30 + 1)] = c11;
+      A[238458 + (i + 2) * 32 + (30 + 0)] = c20;
+      A[238458 + (i + 2) * 32 + (30 + 1)] = c21;
+      A[238458 + (i + 3) * 32 + (30 + 0)] = c30;
+      A[238458 + (i + 3) * 32 + (30 + 1)] = c31;
+    }
+  }
+  for (let i = 0; i < 12; i += 4) {
+    for (let j = 0; j < 30; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 238970 + (i + 0) * 16;
+      const ra1 = 238970 + (i + 1) * 16;
+      const ra2 = 238970 + (i + 2) * 16;
+      const ra3 = 238970 + (i + 3) * 16;
+      const rb0 = 1216 + (j + 0);
+      const rb1 = 1216 + (j + 1);
+      const rb2 = 1216 + (j + 2);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[239226 + (i + 0) * 32 + (j + 0)] = c00 + A[238458 + (i + 0) * 32 + (j + 0)];
+      A[239226 + (i + 0) * 32 + (j + 1)] = c01 + A[238458 + (i + 0) * 32 + (j + 1)];
+      A[239226 + (i + 0) * 32 + (j + 2)] = c02 + A[238458 + (i + 0) * 32 + (j + 2)];
+      A[239226 + (i + 1) * 32 + (j + 0)] = c10 + A[238458 + (i + 1) * 32 + (j + 0)];
+      A[239226 + (i + 1) * 32 + (j + 1)] = c11 + A[238458 + (i + 1) * 32 + (j + 1)];
+      A[239226 + (i + 1) * 32 + (j + 2)] = c12 + A[238458 + (i + 1) * 32 + (j + 2)];
+      A[239226 + (i + 2) * 32 + (j + 0)] = c20 + A[238458 + (i + 2) * 32 + (j + 0)];
+      A[239226 + (i + 2) * 32 + (j + 1)] = c21 + A[238458 + (i + 2) * 32 + (j + 1)];
+      A[239226 + (i + 2) * 32 + (j + 2)] = c22 + A[238458 + (i + 2) * 32 + (j + 2)];
+      A[239226 + (i + 3) * 32 + (j + 0)] = c30 + A[238458 + (i + 3) * 32 + (j + 0)];
+      A[239226 + (i + 3) * 32 + (j + 1)] = c31 + A[238458 + (i + 3) * 32 + (j + 1)];
+      A[239226 + (i + 3) * 32 + (j + 2)] = c32 + A[238458 + (i + 3) * 32 + (j + 2)];
+    }
+    {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = 238970 + (i + 0) * 16;
+      const ra1 = 238970 + (i + 1) * 16;
+      const ra2 = 238970 + (i + 2) * 16;
+      const ra3 = 238970 + (i + 3) * 16;
+      const rb0 = 1216 + (30 + 0);
+      const rb1 = 1216 + (30 + 1);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
+      A[239226 + (i + 0) * 32 + (30 + 0)] = c00 + A[238458 + (i + 0) * 32 + (30 + 0)];
+      A[239226 + (i + 0) * 32 + (30 + 1)] = c01 + A[238458 + (i + 0) * 32 + (30 + 1)];
+      A[239226 + (i + 1) * 32 + (30 + 0)] = c10 + A[238458 + (i + 1) * 32 + (30 + 0)];
+      A[239226 + (i + 1) * 32 + (30 + 1)] = c11 + A[238458 + (i + 1) * 32 + (30 + 1)];
+      A[239226 + (i + 2) * 32 + (30 + 0)] = c20 + A[238458 + (i + 2) * 32 + (30 + 0)];
+      A[239226 + (i + 2) * 32 + (30 + 1)] = c21 + A[238458 + (i + 2) * 32 + (30 + 1)];
+      A[239226 + (i + 3) * 32 + (30 + 0)] = c30 + A[238458 + (i + 3) * 32 + (30 + 0)];
+      A[239226 + (i + 3) * 32 + (30 + 1)] = c31 + A[238458 + (i + 3) * 32 + (30 + 1)];
+    }
+  }
+  for (let o = 0; o < 12; o++) for (let j = 0; j < 16; j++) A[238458 + o * 16 + j] = A[239226 + o * 32 + 0 + j];
+  A.fill(0, 238650, 238714);
+  for (let o = 0; o < 12; o++) for (let j = 0; j < 16; j++) A[238714 + o * 16 + j] = A[239226 + o * 32 + 16 + j];
+  A.fill(0, 238906, 238970);
+  for (let i = 0; i < 256; i++) A[q8 + i] += A[238458 + i];
+  for (let i = 0; i < 256; i++) A[q9 + i] += A[238714 + i];
+}
+/** A scan's prediction step t, over the first 4 of 16 rows (packed execution under lengths). */
+function rows4_24(A: Float32Array, t: number): void {
+  const q0 = 54265 + (t + 1) * 256;
+  const q1 = 75257 + t * 256;
+  const q2 = 54265 + t * 256;
+  const q3 = 65017 + t * 256;
+  const q4 = 70137 + t * 256;
+  const q5 = 31234 + t * 16;
+  for (let i0 = 0; i0 < 4; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[238458 + (i0 * 16 + i1 * 1)] = A[q5 + (i0 * 1)]; } }
+  // graphs/adding-bidir.ts:34
+  for (let o = 0; o < 4; o++) for (let j = 0; j < 16; j++) A[238714 + o * 32 + 0 + j] = A[q3 + o * 16 + j];
+  for (let o = 0; o < 4; o++) for (let j = 0; j < 16; j++) A[238714 + o * 32 + 16 + j] = A[q4 + o * 16 + j];
+  // graphs/adding-bidir.ts:12
+  for (let i = 0; i < 4; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 238714 + (i + 0) * 32;
+      const ra1 = 238714 + (i + 1) * 32;
+      const ra2 = 238714 + (i + 2) * 32;
+      const ra3 = 238714 + (i + 3) * 32;
+      const rb0 = 2000 + (j + 0) * 32;
+      const rb1 = 2000 + (j + 1) * 32;
+      const rb2 = 2000 + (j + 2) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[239226 + (i + 0) * 16 + (j + 0)] = c00;
+      A[239226 + (i + 0) * 16 + (j + 1)] = c01;
+      A[239226 + (i + 0) * 16 + (j + 2)] = c02;
+      A[239226 + (i + 1) * 16 + (j + 0)] = c10;
+      A[239226 + (i + 1) * 16 + (j + 1)] = c11;
+      A[239226 + (i + 1) * 16 + (j + 2)] = c12;
+      A[239226 + (i + 2) * 16 + (j + 0)] = c20;
+      A[239226 + (i + 2) * 16 + (j + 1)] = c21;
+      A[239226 + (i + 2) * 16 + (j + 2)] = c22;
+      A[239226 + (i + 3) * 16 + (j + 0)] = c30;
+      A[239226 + (i + 3) * 16 + (j + 1)] = c31;
+      A[239226 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 238714 + (i + 0) * 32;
+      const ra1 = 238714 + (i + 1) * 32;
+      const ra2 = 238714 + (i + 2) * 32;
+      const ra3 = 238714 + (i + 3) * 32;
+      const rb0 = 2000 + (15 + 0) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[239226 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[239226 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[239226 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[239226 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  for (let i = 0; i < 4; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q2 + (i + 0) * 16;
+      const ra1 = q2 + (i + 1) * 16;
+      const ra2 = q2 + (i + 2) * 16;
+      const ra3 = q2 + (i + 3) * 16;
+      const rb0 = 2512 + (j + 0) * 16;
+      const rb1 = 2512 + (j + 1) * 16;
+      const rb2 = 2512 + (j + 2) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[239482 + (i + 0) * 16 + (j + 0)] = c00;
+      A[239482 + (i + 0) * 16 + (j + 1)] = c01;
+      A[239482 + (i + 0) * 16 + (j + 2)] = c02;
+      A[239482 + (i + 1) * 16 + (j + 0)] = c10;
+      A[239482 + (i + 1) * 16 + (j + 1)] = c11;
+      A[239482 + (i + 1) * 16 + (j + 2)] = c12;
+      A[239482 + (i + 2) * 16 + (j + 0)] = c20;
+      A[239482 + (i + 2) * 16 + (j + 1)] = c21;
+      A[239482 + (i + 2) * 16 + (j + 2)] = c22;
+      A[239482 + (i + 3) * 16 + (j + 0)] = c30;
+      A[239482 + (i + 3) * 16 + (j + 1)] = c31;
+      A[239482 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = q2 + (i + 0) * 16;
+      const ra1 = q2 + (i + 1) * 16;
+      const ra2 = q2 + (i + 2) * 16;
+      const ra3 = q2 + (i + 3) * 16;
+      const rb0 = 2512 + (15 + 0) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[239482 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[239482 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[239482 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[239482 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  // graphs/adding-bidir.ts:23
+  for (let i = 0; i < 64; i++) A[239738 + i] = sigmoid32(((A[239226 + i] + A[164345 + i]) + A[239482 + i]));
+  // graphs/adding-bidir.ts:12
+  for (let i = 0; i < 4; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 238714 + (i + 0) * 32;
+      const ra1 = 238714 + (i + 1) * 32;
+      const ra2 = 238714 + (i + 2) * 32;
+      const ra3 = 238714 + (i + 3) * 32;
+      const rb0 = 1216 + (j + 0) * 32;
+      const rb1 = 1216 + (j + 1) * 32;
+      const rb2 = 1216 + (j + 2) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[239226 + (i + 0) * 16 + (j + 0)] = c00;
+      A[239226 + (i + 0) * 16 + (j + 1)] = c01;
+      A[239226 + (i + 0) * 16 + (j + 2)] = c02;
+      A[239226 + (i + 1) * 16 + (j + 0)] = c10;
+      A[239226 + (i + 1) * 16 + (j + 1)] = c11;
+      A[239226 + (i + 1) * 16 + (j + 2)] = c12;
+      A[239226 + (i + 2) * 16 + (j + 0)] = c20;
+      A[239226 + (i + 2) * 16 + (j + 1)] = c21;
+      A[239226 + (i + 2) * 16 + (j + 2)] = c22;
+      A[239226 + (i + 3) * 16 + (j + 0)] = c30;
+      A[239226 + (i + 3) * 16 + (j + 1)] = c31;
+      A[239226 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 238714 + (i + 0) * 32;
+      const ra1 = 238714 + (i + 1) * 32;
+      const ra2 = 238714 + (i + 2) * 32;
+      const ra3 = 238714 + (i + 3) * 32;
+      const rb0 = 1216 + (15 + 0) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[239226 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[239226 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[239226 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[239226 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  for (let i = 0; i < 4; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q2 + (i + 0) * 16;
+      const ra1 = q2 + (i + 1) * 16;
+      const ra2 = q2 + (i + 2) * 16;
+      const ra3 = q2 + (i + 3) * 16;
+      const rb0 = 1728 + (j + 0) * 16;
+      const rb1 = 1728 + (j + 1) * 16;
+      const rb2 = 1728 + (j + 2) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[238714 + (i + 0) * 16 + (j + 0)] = c00;
+      A[238714 + (i + 0) * 16 + (j + 1)] = c01;
+      A[238714 + (i + 0) * 16 + (j + 2)] = c02;
+      A[238714 + (i + 1) * 16 + (j + 0)] = c10;
+      A[238714 + (i + 1) * 16 + (j + 1)] = c11;
+      A[238714 + (i + 1) * 16 + (j + 2)] = c12;
+      A[238714 + (i + 2) * 16 + (j + 0)] = c20;
+      A[238714 + (i + 2) * 16 + (j + 1)] = c21;
+      A[238714 + (i + 2) * 16 + (j + 2)] = c22;
+      A[238714 + (i + 3) * 16 + (j + 0)] = c30;
+      A[238714 + (i + 3) * 16 + (j + 1)] = c31;
+      A[238714 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = q2 + (i + 0) * 16;
+      const ra1 = q2 + (i + 1) * 16;
+      const ra2 = q2 + (i + 2) * 16;
+      const ra3 = q2 + (i + 3) * 16;
+      const rb0 = 1728 + (15 + 0) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  // (derived)
+  for (let i = 0; i < 64; i++) A[q0 + i] = (A[238458 + i] !== 0 ? ((A[239738 + i] * A[q2 + i]) + ((1 - A[239738 + i]) * (tanh32(((A[239226 + i] + A[164601 + i]) + A[238714 + i]))))) : A[q2 + i]);
+  A.copyWithin(q0 + 64, q2 + 64, q2 + 64 + 192);
+  for (let i = 0; i < 64; i++) A[q1 + i] = (A[238458 + i] !== 0 ? A[q0 + i] : 0);
+  A.fill(0, q1 + 64, q1 + 64 + 192);
+}
+/** A scan's prediction step t, over the first 8 of 16 rows (packed execution under lengths). */
+function rows8_25(A: Float32Array, t: number): void {
+  const q0 = 54265 + (t + 1) * 256;
+  const q1 = 75257 + t * 256;
+  const q2 = 54265 + t * 256;
+  const q3 = 65017 + t * 256;
+  const q4 = 70137 + t * 256;
+  const q5 = 31234 + t * 16;
+  for (let i0 = 0; i0 < 8; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[238458 + (i0 * 16 + i1 * 1)] = A[q5 + (i0 * 1)]; } }
+  // graphs/adding-bidir.ts:34
+  for (let o = 0; o < 8; o++) for (let j = 0; j < 16; j++) A[238714 + o * 32 + 0 + j] = A[q3 + o * 16 + j];
+  for (let o = 0; o < 8; o++) for (let j = 0; j < 16; j++) A[238714 + o * 32 + 16 + j] = A[q4 + o * 16 + j];
+  // graphs/adding-bidir.ts:12
+  for (let i = 0; i < 8; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 238714 + (i + 0) * 32;
+      const ra1 = 238714 + (i + 1) * 32;
+      const ra2 = 238714 + (i + 2) * 32;
+      const ra3 = 238714 + (i + 3) * 32;
+      const rb0 = 2000 + (j + 0) * 32;
+      const rb1 = 2000 + (j + 1) * 32;
+      const rb2 = 2000 + (j + 2) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[239226 + (i + 0) * 16 + (j + 0)] = c00;
+      A[239226 + (i + 0) * 16 + (j + 1)] = c01;
+      A[239226 + (i + 0) * 16 + (j + 2)] = c02;
+      A[239226 + (i + 1) * 16 + (j + 0)] = c10;
+      A[239226 + (i + 1) * 16 + (j + 1)] = c11;
+      A[239226 + (i + 1) * 16 + (j + 2)] = c12;
+      A[239226 + (i + 2) * 16 + (j + 0)] = c20;
+      A[239226 + (i + 2) * 16 + (j + 1)] = c21;
+      A[239226 + (i + 2) * 16 + (j + 2)] = c22;
+      A[239226 + (i + 3) * 16 + (j + 0)] = c30;
+      A[239226 + (i + 3) * 16 + (j + 1)] = c31;
+      A[239226 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 238714 + (i + 0) * 32;
+      const ra1 = 238714 + (i + 1) * 32;
+      const ra2 = 238714 + (i + 2) * 32;
+      const ra3 = 238714 + (i + 3) * 32;
+      const rb0 = 2000 + (15 + 0) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[239226 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[239226 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[239226 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[239226 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  for (let i = 0; i < 8; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q2 + (i + 0) * 16;
+      const ra1 = q2 + (i + 1) * 16;
+      const ra2 = q2 + (i + 2) * 16;
+      const ra3 = q2 + (i + 3) * 16;
+      const rb0 = 2512 + (j + 0) * 16;
+      const rb1 = 2512 + (j + 1) * 16;
+      const rb2 = 2512 + (j + 2) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[239482 + (i + 0) * 16 + (j + 0)] = c00;
+      A[239482 + (i + 0) * 16 + (j + 1)] = c01;
+      A[239482 + (i + 0) * 16 + (j + 2)] = c02;
+      A[239482 + (i + 1) * 16 + (j + 0)] = c10;
+      A[239482 + (i + 1) * 16 + (j + 1)] = c11;
+      A[239482 + (i + 1) * 16 + (j + 2)] = c12;
+      A[239482 + (i + 2) * 16 + (j + 0)] = c20;
+      A[239482 + (i + 2) * 16 + (j + 1)] = c21;
+      A[239482 + (i + 2) * 16 + (j + 2)] = c22;
+      A[239482 + (i + 3) * 16 + (j + 0)] = c30;
+      A[239482 + (i + 3) * 16 + (j + 1)] = c31;
+      A[239482 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = q2 + (i + 0) * 16;
+      const ra1 = q2 + (i + 1) * 16;
+      const ra2 = q2 + (i + 2) * 16;
+      const ra3 = q2 + (i + 3) * 16;
+      const rb0 = 2512 + (15 + 0) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[239482 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[239482 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[239482 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[239482 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  // graphs/adding-bidir.ts:23
+  for (let i = 0; i < 128; i++) A[239738 + i] = sigmoid32(((A[239226 + i] + A[164345 + i]) + A[239482 + i]));
+  // graphs/adding-bidir.ts:12
+  for (let i = 0; i < 8; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 238714 + (i + 0) * 32;
+      const ra1 = 238714 + (i + 1) * 32;
+      const ra2 = 238714 + (i + 2) * 32;
+      const ra3 = 238714 + (i + 3) * 32;
+      const rb0 = 1216 + (j + 0) * 32;
+      const rb1 = 1216 + (j + 1) * 32;
+      const rb2 = 1216 + (j + 2) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[239226 + (i + 0) * 16 + (j + 0)] = c00;
+      A[239226 + (i + 0) * 16 + (j + 1)] = c01;
+      A[239226 + (i + 0) * 16 + (j + 2)] = c02;
+      A[239226 + (i + 1) * 16 + (j + 0)] = c10;
+      A[239226 + (i + 1) * 16 + (j + 1)] = c11;
+      A[239226 + (i + 1) * 16 + (j + 2)] = c12;
+      A[239226 + (i + 2) * 16 + (j + 0)] = c20;
+      A[239226 + (i + 2) * 16 + (j + 1)] = c21;
+      A[239226 + (i + 2) * 16 + (j + 2)] = c22;
+      A[239226 + (i + 3) * 16 + (j + 0)] = c30;
+      A[239226 + (i + 3) * 16 + (j + 1)] = c31;
+      A[239226 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 238714 + (i + 0) * 32;
+      const ra1 = 238714 + (i + 1) * 32;
+      const ra2 = 238714 + (i + 2) * 32;
+      const ra3 = 238714 + (i + 3) * 32;
+      const rb0 = 1216 + (15 + 0) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[239226 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[239226 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[239226 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[239226 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  for (let i = 0; i < 8; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q2 + (i + 0) * 16;
+      const ra1 = q2 + (i + 1) * 16;
+      const ra2 = q2 + (i + 2) * 16;
+      const ra3 = q2 + (i + 3) * 16;
+      const rb0 = 1728 + (j + 0) * 16;
+      const rb1 = 1728 + (j + 1) * 16;
+      const rb2 = 1728 + (j + 2) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[238714 + (i + 0) * 16 + (j + 0)] = c00;
+      A[238714 + (i + 0) * 16 + (j + 1)] = c01;
+      A[238714 + (i + 0) * 16 + (j + 2)] = c02;
+      A[238714 + (i + 1) * 16 + (j + 0)] = c10;
+      A[238714 + (i + 1) * 16 + (j + 1)] = c11;
+      A[238714 + (i + 1) * 16 + (j + 2)] = c12;
+      A[238714 + (i + 2) * 16 + (j + 0)] = c20;
+      A[238714 + (i + 2) * 16 + (j + 1)] = c21;
+      A[238714 + (i + 2) * 16 + (j + 2)] = c22;
+      A[238714 + (i + 3) * 16 + (j + 0)] = c30;
+      A[238714 + (i + 3) * 16 + (j + 1)] = c31;
+      A[238714 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = q2 + (i + 0) * 16;
+      const ra1 = q2 + (i + 1) * 16;
+      const ra2 = q2 + (i + 2) * 16;
+      const ra3 = q2 + (i + 3) * 16;
+      const rb0 = 1728 + (15 + 0) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  // (derived)
+  for (let i = 0; i < 128; i++) A[q0 + i] = (A[238458 + i] !== 0 ? ((A[239738 + i] * A[q2 + i]) + ((1 - A[239738 + i]) * (tanh32(((A[239226 + i] + A[164601 + i]) + A[238714 + i]))))) : A[q2 + i]);
+  A.copyWithin(q0 + 128, q2 + 128, q2 + 128 + 128);
+  for (let i = 0; i < 128; i++) A[q1 + i] = (A[238458 + i] !== 0 ? A[q0 + i] : 0);
+  A.fill(0, q1 + 128, q1 + 128 + 128);
+}
+/** A scan's prediction step t, over the first 12 of 16 rows (packed execution under lengths). */
+function rows12_26(A: Float32Array, t: number): void {
+  const q0 = 54265 + (t + 1) * 256;
+  const q1 = 75257 + t * 256;
+  const q2 = 54265 + t * 256;
+  const q3 = 65017 + t * 256;
+  const q4 = 70137 + t * 256;
+  const q5 = 31234 + t * 16;
+  for (let i0 = 0; i0 < 12; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[238458 + (i0 * 16 + i1 * 1)] = A[q5 + (i0 * 1)]; } }
+  // graphs/adding-bidir.ts:34
+  for (let o = 0; o < 12; o++) for (let j = 0; j < 16; j++) A[238714 + o * 32 + 0 + j] = A[q3 + o * 16 + j];
+  for (let o = 0; o < 12; o++) for (let j = 0; j < 16; j++) A[238714 + o * 32 + 16 + j] = A[q4 + o * 16 + j];
+  // graphs/adding-bidir.ts:12
+  for (let i = 0; i < 12; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 238714 + (i + 0) * 32;
+      const ra1 = 238714 + (i + 1) * 32;
+      const ra2 = 238714 + (i + 2) * 32;
+      const ra3 = 238714 + (i + 3) * 32;
+      const rb0 = 2000 + (j + 0) * 32;
+      const rb1 = 2000 + (j + 1) * 32;
+      const rb2 = 2000 + (j + 2) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[239226 + (i + 0) * 16 + (j + 0)] = c00;
+      A[239226 + (i + 0) * 16 + (j + 1)] = c01;
+      A[239226 + (i + 0) * 16 + (j + 2)] = c02;
+      A[239226 + (i + 1) * 16 + (j + 0)] = c10;
+      A[239226 + (i + 1) * 16 + (j + 1)] = c11;
+      A[239226 + (i + 1) * 16 + (j + 2)] = c12;
+      A[239226 + (i + 2) * 16 + (j + 0)] = c20;
+      A[239226 + (i + 2) * 16 + (j + 1)] = c21;
+      A[239226 + (i + 2) * 16 + (j + 2)] = c22;
+      A[239226 + (i + 3) * 16 + (j + 0)] = c30;
+      A[239226 + (i + 3) * 16 + (j + 1)] = c31;
+      A[239226 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 238714 + (i + 0) * 32;
+      const ra1 = 238714 + (i + 1) * 32;
+      const ra2 = 238714 + (i + 2) * 32;
+      const ra3 = 238714 + (i + 3) * 32;
+      const rb0 = 2000 + (15 + 0) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[239226 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[239226 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[239226 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[239226 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  for (let i = 0; i < 12; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q2 + (i + 0) * 16;
+      const ra1 = q2 + (i + 1) * 16;
+      const ra2 = q2 + (i + 2) * 16;
+      const ra3 = q2 + (i + 3) * 16;
+      const rb0 = 2512 + (j + 0) * 16;
+      const rb1 = 2512 + (j + 1) * 16;
+      const rb2 = 2512 + (j + 2) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[239482 + (i + 0) * 16 + (j + 0)] = c00;
+      A[239482 + (i + 0) * 16 + (j + 1)] = c01;
+      A[239482 + (i + 0) * 16 + (j + 2)] = c02;
+      A[239482 + (i + 1) * 16 + (j + 0)] = c10;
+      A[239482 + (i + 1) * 16 + (j + 1)] = c11;
+      A[239482 + (i + 1) * 16 + (j + 2)] = c12;
+      A[239482 + (i + 2) * 16 + (j + 0)] = c20;
+      A[239482 + (i + 2) * 16 + (j + 1)] = c21;
+      A[239482 + (i + 2) * 16 + (j + 2)] = c22;
+      A[239482 + (i + 3) * 16 + (j + 0)] = c30;
+      A[239482 + (i + 3) * 16 + (j + 1)] = c31;
+      A[239482 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = q2 + (i + 0) * 16;
+      const ra1 = q2 + (i + 1) * 16;
+      const ra2 = q2 + (i + 2) * 16;
+      const ra3 = q2 + (i + 3) * 16;
+      const rb0 = 2512 + (15 + 0) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[239482 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[239482 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[239482 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[239482 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  // graphs/adding-bidir.ts:23
+  for (let i = 0; i < 192; i++) A[239738 + i] = sigmoid32(((A[239226 + i] + A[164345 + i]) + A[239482 + i]));
+  // graphs/adding-bidir.ts:12
+  for (let i = 0; i < 12; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 238714 + (i + 0) * 32;
+      const ra1 = 238714 + (i + 1) * 32;
+      const ra2 = 238714 + (i + 2) * 32;
+      const ra3 = 238714 + (i + 3) * 32;
+      const rb0 = 1216 + (j + 0) * 32;
+      const rb1 = 1216 + (j + 1) * 32;
+      const rb2 = 1216 + (j + 2) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[239226 + (i + 0) * 16 + (j + 0)] = c00;
+      A[239226 + (i + 0) * 16 + (j + 1)] = c01;
+      A[239226 + (i + 0) * 16 + (j + 2)] = c02;
+      A[239226 + (i + 1) * 16 + (j + 0)] = c10;
+      A[239226 + (i + 1) * 16 + (j + 1)] = c11;
+      A[239226 + (i + 1) * 16 + (j + 2)] = c12;
+      A[239226 + (i + 2) * 16 + (j + 0)] = c20;
+      A[239226 + (i + 2) * 16 + (j + 1)] = c21;
+      A[239226 + (i + 2) * 16 + (j + 2)] = c22;
+      A[239226 + (i + 3) * 16 + (j + 0)] = c30;
+      A[239226 + (i + 3) * 16 + (j + 1)] = c31;
+      A[239226 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 238714 + (i + 0) * 32;
+      const ra1 = 238714 + (i + 1) * 32;
+      const ra2 = 238714 + (i + 2) * 32;
+      const ra3 = 238714 + (i + 3) * 32;
+      const rb0 = 1216 + (15 + 0) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[239226 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[239226 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[239226 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[239226 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  for (let i = 0; i < 12; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q2 + (i + 0) * 16;
+      const ra1 = q2 + (i + 1) * 16;
+      const ra2 = q2 + (i + 2) * 16;
+      const ra3 = q2 + (i + 3) * 16;
+      const rb0 = 1728 + (j + 0) * 16;
+      const rb1 = 1728 + (j + 1) * 16;
+      const rb2 = 1728 + (j + 2) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[238714 + (i + 0) * 16 + (j + 0)] = c00;
+      A[238714 + (i + 0) * 16 + (j + 1)] = c01;
+      A[238714 + (i + 0) * 16 + (j + 2)] = c02;
+      A[238714 + (i + 1) * 16 + (j + 0)] = c10;
+      A[238714 + (i + 1) * 16 + (j + 1)] = c11;
+      A[238714 + (i + 1) * 16 + (j + 2)] = c12;
+      A[238714 + (i + 2) * 16 + (j + 0)] = c20;
+      A[238714 + (i + 2) * 16 + (j + 1)] = c21;
+      A[238714 + (i + 2) * 16 + (j + 2)] = c22;
+      A[238714 + (i + 3) * 16 + (j + 0)] = c30;
+      A[238714 + (i + 3) * 16 + (j + 1)] = c31;
+      A[238714 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = q2 + (i + 0) * 16;
+      const ra1 = q2 + (i + 1) * 16;
+      const ra2 = q2 + (i + 2) * 16;
+      const ra3 = q2 + (i + 3) * 16;
+      const rb0 = 1728 + (15 + 0) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  // (derived)
+  for (let i = 0; i < 192; i++) A[q0 + i] = (A[238458 + i] !== 0 ? ((A[239738 + i] * A[q2 + i]) + ((1 - A[239738 + i]) * (tanh32(((A[239226 + i] + A[164601 + i]) + A[238714 + i]))))) : A[q2 + i]);
+  A.copyWithin(q0 + 192, q2 + 192, q2 + 192 + 64);
+  for (let i = 0; i < 192; i++) A[q1 + i] = (A[238458 + i] !== 0 ? A[q0 + i] : 0);
+  A.fill(0, q1 + 192, q1 + 192 + 64);
+}
+/** A reverse scan's training step t, over the first 4 of 16 rows (packed execution under lengths). */
+function rows4_27(A: Float32Array, t: number): void {
+  const q0 = 59641 + t * 256;
+  const q1 = 32952 + t * 16;
+  const q2 = 80377 + t * 256;
+  const q3 = 196665 + t * 2064;
+  const q4 = 59641 + (t + 1) * 256;
+  const q5 = 65017 + t * 256;
+  const q6 = 70137 + t * 256;
+  const q7 = 75257 + t * 256;
+  const q8 = 9410 + t * 16;
+  const q9 = 31234 + t * 16;
+  const q10 = 31554 + t * 16;
+  for (let i0 = 0; i0 < 4; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[(q3 + 16) + (i0 * 16 + i1 * 1)] = A[q9 + (i0 * 1)]; } }
+  // graphs/adding-bidir.ts:34
+  for (let o = 0; o < 4; o++) for (let j = 0; j < 16; j++) A[(q3 + 1040) + o * 32 + 0 + j] = A[q5 + o * 16 + j];
+  for (let o = 0; o < 4; o++) for (let j = 0; j < 16; j++) A[(q3 + 1040) + o * 32 + 16 + j] = A[q6 + o * 16 + j];
+  // graphs/adding-bidir.ts:12
+  for (let i = 0; i < 4; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = (q3 + 1040) + (i + 0) * 32;
+      const ra1 = (q3 + 1040) + (i + 1) * 32;
+      const ra2 = (q3 + 1040) + (i + 2) * 32;
+      const ra3 = (q3 + 1040) + (i + 3) * 32;
+      const rb0 = 3568 + (j + 0) * 32;
+      const rb1 = 3568 + (j + 1) * 32;
+      const rb2 = 3568 + (j + 2) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[238458 + (i + 0) * 16 + (j + 0)] = c00;
+      A[238458 + (i + 0) * 16 + (j + 1)] = c01;
+      A[238458 + (i + 0) * 16 + (j + 2)] = c02;
+      A[238458 + (i + 1) * 16 + (j + 0)] = c10;
+      A[238458 + (i + 1) * 16 + (j + 1)] = c11;
+      A[238458 + (i + 1) * 16 + (j + 2)] = c12;
+      A[238458 + (i + 2) * 16 + (j + 0)] = c20;
+      A[238458 + (i + 2) * 16 + (j + 1)] = c21;
+      A[238458 + (i + 2) * 16 + (j + 2)] = c22;
+      A[238458 + (i + 3) * 16 + (j + 0)] = c30;
+      A[238458 + (i + 3) * 16 + (j + 1)] = c31;
+      A[238458 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = (q3 + 1040) + (i + 0) * 32;
+      const ra1 = (q3 + 1040) + (i + 1) * 32;
+      const ra2 = (q3 + 1040) + (i + 2) * 32;
+      const ra3 = (q3 + 1040) + (i + 3) * 32;
+      const rb0 = 3568 + (15 + 0) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[238458 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[238458 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[238458 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[238458 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  for (let i = 0; i < 4; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q4 + (i + 0) * 16;
+      const ra1 = q4 + (i + 1) * 16;
+      const ra2 = q4 + (i + 2) * 16;
+      const ra3 = q4 + (i + 3) * 16;
+      const rb0 = 4080 + (j + 0) * 16;
+      const rb1 = 4080 + (j + 1) * 16;
+      const rb2 = 4080 + (j + 2) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[238714 + (i + 0) * 16 + (j + 0)] = c00;
+      A[238714 + (i + 0) * 16 + (j + 1)] = c01;
+      A[238714 + (i + 0) * 16 + (j + 2)] = c02;
+      A[238714 + (i + 1) * 16 + (j + 0)] = c10;
+      A[238714 + (i + 1) * 16 + (j + 1)] = c11;
+      A[238714 + (i + 1) * 16 + (j + 2)] = c12;
+      A[238714 + (i + 2) * 16 + (j + 0)] = c20;
+      A[238714 + (i + 2) * 16 + (j + 1)] = c21;
+      A[238714 + (i + 2) * 16 + (j + 2)] = c22;
+      A[238714 + (i + 3) * 16 + (j + 0)] = c30;
+      A[238714 + (i + 3) * 16 + (j + 1)] = c31;
+      A[238714 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = q4 + (i + 0) * 16;
+      const ra1 = q4 + (i + 1) * 16;
+      const ra2 = q4 + (i + 2) * 16;
+      const ra3 = q4 + (i + 3) * 16;
+      const rb0 = 4080 + (15 + 0) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  // graphs/adding-bidir.ts:23
+  for (let i = 0; i < 64; i++) A[(q3 + 784) + i] = sigmoid32(((A[238458 + i] + A[196089 + i]) + A[238714 + i]));
+  // graphs/adding-bidir.ts:24
+  for (let i = 0; i < 64; i++) A[(q3 + 272) + i] = 1 - A[(q3 + 784) + i];
+  // graphs/adding-bidir.ts:12
+  for (let i = 0; i < 4; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = (q3 + 1040) + (i + 0) * 32;
+      const ra1 = (q3 + 1040) + (i + 1) * 32;
+      const ra2 = (q3 + 1040) + (i + 2) * 32;
+      const ra3 = (q3 + 1040) + (i + 3) * 32;
+      const rb0 = 2784 + (j + 0) * 32;
+      const rb1 = 2784 + (j + 1) * 32;
+      const rb2 = 2784 + (j + 2) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[238458 + (i + 0) * 16 + (j + 0)] = c00;
+      A[238458 + (i + 0) * 16 + (j + 1)] = c01;
+      A[238458 + (i + 0) * 16 + (j + 2)] = c02;
+      A[238458 + (i + 1) * 16 + (j + 0)] = c10;
+      A[238458 + (i + 1) * 16 + (j + 1)] = c11;
+      A[238458 + (i + 1) * 16 + (j + 2)] = c12;
+      A[238458 + (i + 2) * 16 + (j + 0)] = c20;
+      A[238458 + (i + 2) * 16 + (j + 1)] = c21;
+      A[238458 + (i + 2) * 16 + (j + 2)] = c22;
+      A[238458 + (i + 3) * 16 + (j + 0)] = c30;
+      A[238458 + (i + 3) * 16 + (j + 1)] = c31;
+      A[238458 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = (q3 + 1040) + (i + 0) * 32;
+      const ra1 = (q3 + 1040) + (i + 1) * 32;
+      const ra2 = (q3 + 1040) + (i + 2) * 32;
+      const ra3 = (q3 + 1040) + (i + 3) * 32;
+      const rb0 = 2784 + (15 + 0) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[238458 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[238458 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[238458 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[238458 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  for (let i = 0; i < 4; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q4 + (i + 0) * 16;
+      const ra1 = q4 + (i + 1) * 16;
+      const ra2 = q4 + (i + 2) * 16;
+      const ra3 = q4 + (i + 3) * 16;
+      const rb0 = 3296 + (j + 0) * 16;
+      const rb1 = 3296 + (j + 1) * 16;
+      const rb2 = 3296 + (j + 2) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[238714 + (i + 0) * 16 + (j + 0)] = c00;
+      A[238714 + (i + 0) * 16 + (j + 1)] = c01;
+      A[238714 + (i + 0) * 16 + (j + 2)] = c02;
+      A[238714 + (i + 1) * 16 + (j + 0)] = c10;
+      A[238714 + (i + 1) * 16 + (j + 1)] = c11;
+      A[238714 + (i + 1) * 16 + (j + 2)] = c12;
+      A[238714 + (i + 2) * 16 + (j + 0)] = c20;
+      A[238714 + (i + 2) * 16 + (j + 1)] = c21;
+      A[238714 + (i + 2) * 16 + (j + 2)] = c22;
+      A[238714 + (i + 3) * 16 + (j + 0)] = c30;
+      A[238714 + (i + 3) * 16 + (j + 1)] = c31;
+      A[238714 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = q4 + (i + 0) * 16;
+      const ra1 = q4 + (i + 1) * 16;
+      const ra2 = q4 + (i + 2) * 16;
+      const ra3 = q4 + (i + 3) * 16;
+      const rb0 = 3296 + (15 + 0) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  // graphs/adding-bidir.ts:24
+  for (let i = 0; i < 64; i++) A[(q3 + 528) + i] = tanh32(((A[238458 + i] + A[196345 + i]) + A[238714 + i]));
+  // (derived)
+  for (let i = 0; i < 64; i++) A[q0 + i] = (A[(q3 + 16) + i] !== 0 ? ((A[(q3 + 784) + i] * A[q4 + i]) + (A[(q3 + 272) + i] * A[(q3 + 528) + i])) : A[q4 + i]);
+  A.copyWithin(q0 + 64, q4 + 64, q4 + 64 + 192);
+  for (let i = 0; i < 64; i++) A[q2 + i] = (A[(q3 + 16) + i] !== 0 ? A[q0 + i] : 0);
+  A.fill(0, q2 + 64, q2 + 64 + 192);
+  // graphs/adding-bidir.ts:34
+  for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[(q3 + 1552) + o * 32 + 0 + j] = A[q7 + o * 16 + j];
+  for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[(q3 + 1552) + o * 32 + 16 + j] = A[q2 + o * 16 + j];
+  // graphs/adding-bidir.ts:12
+  for (let i = 0; i < 16; i += 4) {
+    for (let j = 0; j < 1; j += 1) {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = (q3 + 1552) + (i + 0) * 32;
+      const ra1 = (q3 + 1552) + (i + 1) * 32;
+      const ra2 = (q3 + 1552) + (i + 2) * 32;
+      const ra3 = (q3 + 1552) + (i + 3) * 32;
+      const rb0 = 196601 + (j + 0);
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[196633 + (i + 0) * 1 + (j + 0)];
+      A[q1 + (i + 1) * 1 + (j + 0)] = c10 + A[196633 + (i + 1) * 1 + (j + 0)];
+      A[q1 + (i + 2) * 1 + (j + 0)] = c20 + A[196633 + (i + 2) * 1 + (j + 0)];
+      A[q1 + (i + 3) * 1 + (j + 0)] = c30 + A[196633 + (i + 3) * 1 + (j + 0)];
+    }
+  }
+  // (derived)
+  for (let i = 0; i < 4; i++) A[q3 + i] = A[q1 + i] - A[q8 + i];
+  for (let i = 0; i < 4; i++) A[238458 + i] = A[q3 + i] * A[q3 + i];
+  for (let i0 = 0; i0 < 4; i0++) { { let acc = 0; for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[238458 + (i0 * 1 + i1 * 1)]; } A[238474 + (i0 * 1)] = acc; } }
+  for (let i = 0; i < 4; i++) A[238458 + i] = A[q10 + i] * A[238474 + i];
+  { let acc = 0; for (let i0 = 0; i0 < 4; i0++) { acc = acc + A[238458 + (i0 * 1)]; } A[237945 + (0)] = acc; }
+}
+/** A reverse scan's training step t, over the first 8 of 16 rows (packed execution under lengths). */
+function rows8_28(A: Float32Array, t: number): void {
+  const q0 = 59641 + t * 256;
+  const q1 = 32952 + t * 16;
+  const q2 = 80377 + t * 256;
+  const q3 = 196665 + t * 2064;
+  const q4 = 59641 + (t + 1) * 256;
+  const q5 = 65017 + t * 256;
+  const q6 = 70137 + t * 256;
+  const q7 = 75257 + t * 256;
+  const q8 = 9410 + t * 16;
+  const q9 = 31234 + t * 16;
+  const q10 = 31554 + t * 16;
+  for (let i0 = 0; i0 < 8; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[(q3 + 16) + (i0 * 16 + i1 * 1)] = A[q9 + (i0 * 1)]; } }
+  // graphs/adding-bidir.ts:34
+  for (let o = 0; o < 8; o++) for (let j = 0; j < 16; j++) A[(q3 + 1040) + o * 32 + 0 + j] = A[q5 + o * 16 + j];
+  for (let o = 0; o < 8; o++) for (let j = 0; j < 16; j++) A[(q3 + 1040) + o * 32 + 16 + j] = A[q6 + o * 16 + j];
+  // graphs/adding-bidir.ts:12
+  for (let i = 0; i < 8; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = (q3 + 1040) + (i + 0) * 32;
+      const ra1 = (q3 + 1040) + (i + 1) * 32;
+      const ra2 = (q3 + 1040) + (i + 2) * 32;
+      const ra3 = (q3 + 1040) + (i + 3) * 32;
+      const rb0 = 3568 + (j + 0) * 32;
+      const rb1 = 3568 + (j + 1) * 32;
+      const rb2 = 3568 + (j + 2) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[238458 + (i + 0) * 16 + (j + 0)] = c00;
+      A[238458 + (i + 0) * 16 + (j + 1)] = c01;
+      A[238458 + (i + 0) * 16 + (j + 2)] = c02;
+      A[238458 + (i + 1) * 16 + (j + 0)] = c10;
+      A[238458 + (i + 1) * 16 + (j + 1)] = c11;
+      A[238458 + (i + 1) * 16 + (j + 2)] = c12;
+      A[238458 + (i + 2) * 16 + (j + 0)] = c20;
+      A[238458 + (i + 2) * 16 + (j + 1)] = c21;
+      A[238458 + (i + 2) * 16 + (j + 2)] = c22;
+      A[238458 + (i + 3) * 16 + (j + 0)] = c30;
+      A[238458 + (i + 3) * 16 + (j + 1)] = c31;
+      A[238458 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = (q3 + 1040) + (i + 0) * 32;
+      const ra1 = (q3 + 1040) + (i + 1) * 32;
+      const ra2 = (q3 + 1040) + (i + 2) * 32;
+      const ra3 = (q3 + 1040) + (i + 3) * 32;
+      const rb0 = 3568 + (15 + 0) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[238458 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[238458 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[238458 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[238458 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  for (let i = 0; i < 8; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q4 + (i + 0) * 16;
+      const ra1 = q4 + (i + 1) * 16;
+      const ra2 = q4 + (i + 2) * 16;
+      const ra3 = q4 + (i + 3) * 16;
+      const rb0 = 4080 + (j + 0) * 16;
+      const rb1 = 4080 + (j + 1) * 16;
+      const rb2 = 4080 + (j + 2) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[238714 + (i + 0) * 16 + (j + 0)] = c00;
+      A[238714 + (i + 0) * 16 + (j + 1)] = c01;
+      A[238714 + (i + 0) * 16 + (j + 2)] = c02;
+      A[238714 + (i + 1) * 16 + (j + 0)] = c10;
+      A[238714 + (i + 1) * 16 + (j + 1)] = c11;
+      A[238714 + (i + 1) * 16 + (j + 2)] = c12;
+      A[238714 + (i + 2) * 16 + (j + 0)] = c20;
+      A[238714 + (i + 2) * 16 + (j + 1)] = c21;
+      A[238714 + (i + 2) * 16 + (j + 2)] = c22;
+      A[238714 + (i + 3) * 16 + (j + 0)] = c30;
+      A[238714 + (i + 3) * 16 + (j + 1)] = c31;
+      A[238714 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = q4 + (i + 0) * 16;
+      const ra1 = q4 + (i + 1) * 16;
+      const ra2 = q4 + (i + 2) * 16;
+      const ra3 = q4 + (i + 3) * 16;
+      const rb0 = 4080 + (15 + 0) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  // graphs/adding-bidir.ts:23
+  for (let i = 0; i < 128; i++) A[(q3 + 784) + i] = sigmoid32(((A[238458 + i] + A[196089 + i]) + A[238714 + i]));
+  // graphs/adding-bidir.ts:24
+  for (let i = 0; i < 128; i++) A[(q3 + 272) + i] = 1 - A[(q3 + 784) + i];
+  // graphs/adding-bidir.ts:12
+  for (let i = 0; i < 8; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = (q3 + 1040) + (i + 0) * 32;
+      const ra1 = (q3 + 1040) + (i + 1) * 32;
+      const ra2 = (q3 + 1040) + (i + 2) * 32;
+      const ra3 = (q3 + 1040) + (i + 3) * 32;
+      const rb0 = 2784 + (j + 0) * 32;
+      const rb1 = 2784 + (j + 1) * 32;
+      const rb2 = 2784 + (j + 2) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[238458 + (i + 0) * 16 + (j + 0)] = c00;
+      A[238458 + (i + 0) * 16 + (j + 1)] = c01;
+      A[238458 + (i + 0) * 16 + (j + 2)] = c02;
+      A[238458 + (i + 1) * 16 + (j + 0)] = c10;
+      A[238458 + (i + 1) * 16 + (j + 1)] = c11;
+      A[238458 + (i + 1) * 16 + (j + 2)] = c12;
+      A[238458 + (i + 2) * 16 + (j + 0)] = c20;
+      A[238458 + (i + 2) * 16 + (j + 1)] = c21;
+      A[238458 + (i + 2) * 16 + (j + 2)] = c22;
+      A[238458 + (i + 3) * 16 + (j + 0)] = c30;
+      A[238458 + (i + 3) * 16 + (j + 1)] = c31;
+      A[238458 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = (q3 + 1040) + (i + 0) * 32;
+      const ra1 = (q3 + 1040) + (i + 1) * 32;
+      const ra2 = (q3 + 1040) + (i + 2) * 32;
+      const ra3 = (q3 + 1040) + (i + 3) * 32;
+      const rb0 = 2784 + (15 + 0) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[238458 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[238458 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[238458 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[238458 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  for (let i = 0; i < 8; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q4 + (i + 0) * 16;
+      const ra1 = q4 + (i + 1) * 16;
+      const ra2 = q4 + (i + 2) * 16;
+      const ra3 = q4 + (i + 3) * 16;
+      const rb0 = 3296 + (j + 0) * 16;
+      const rb1 = 3296 + (j + 1) * 16;
+      const rb2 = 3296 + (j + 2) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[238714 + (i + 0) * 16 + (j + 0)] = c00;
+      A[238714 + (i + 0) * 16 + (j + 1)] = c01;
+      A[238714 + (i + 0) * 16 + (j + 2)] = c02;
+      A[238714 + (i + 1) * 16 + (j + 0)] = c10;
+      A[238714 + (i + 1) * 16 + (j + 1)] = c11;
+      A[238714 + (i + 1) * 16 + (j + 2)] = c12;
+      A[238714 + (i + 2) * 16 + (j + 0)] = c20;
+      A[238714 + (i + 2) * 16 + (j + 1)] = c21;
+      A[238714 + (i + 2) * 16 + (j + 2)] = c22;
+      A[238714 + (i + 3) * 16 + (j + 0)] = c30;
+      A[238714 + (i + 3) * 16 + (j + 1)] = c31;
+      A[238714 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = q4 + (i + 0) * 16;
+      const ra1 = q4 + (i + 1) * 16;
+      const ra2 = q4 + (i + 2) * 16;
+      const ra3 = q4 + (i + 3) * 16;
+      const rb0 = 3296 + (15 + 0) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  // graphs/adding-bidir.ts:24
+  for (let i = 0; i < 128; i++) A[(q3 + 528) + i] = tanh32(((A[238458 + i] + A[196345 + i]) + A[238714 + i]));
+  // (derived)
+  for (let i = 0; i < 128; i++) A[q0 + i] = (A[(q3 + 16) + i] !== 0 ? ((A[(q3 + 784) + i] * A[q4 + i]) + (A[(q3 + 272) + i] * A[(q3 + 528) + i])) : A[q4 + i]);
+  A.copyWithin(q0 + 128, q4 + 128, q4 + 128 + 128);
+  for (let i = 0; i < 128; i++) A[q2 + i] = (A[(q3 + 16) + i] !== 0 ? A[q0 + i] : 0);
+  A.fill(0, q2 + 128, q2 + 128 + 128);
+  // graphs/adding-bidir.ts:34
+  for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[(q3 + 1552) + o * 32 + 0 + j] = A[q7 + o * 16 + j];
+  for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[(q3 + 1552) + o * 32 + 16 + j] = A[q2 + o * 16 + j];
+  // graphs/adding-bidir.ts:12
+  for (let i = 0; i < 16; i += 4) {
+    for (let j = 0; j < 1; j += 1) {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = (q3 + 1552) + (i + 0) * 32;
+      const ra1 = (q3 + 1552) + (i + 1) * 32;
+      const ra2 = (q3 + 1552) + (i + 2) * 32;
+      const ra3 = (q3 + 1552) + (i + 3) * 32;
+      const rb0 = 196601 + (j + 0);
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[196633 + (i + 0) * 1 + (j + 0)];
+      A[q1 + (i + 1) * 1 + (j + 0)] = c10 + A[196633 + (i + 1) * 1 + (j + 0)];
+      A[q1 + (i + 2) * 1 + (j + 0)] = c20 + A[196633 + (i + 2) * 1 + (j + 0)];
+      A[q1 + (i + 3) * 1 + (j + 0)] = c30 + A[196633 + (i + 3) * 1 + (j + 0)];
+    }
+  }
+  // (derived)
+  for (let i = 0; i < 8; i++) A[q3 + i] = A[q1 + i] - A[q8 + i];
+  for (let i = 0; i < 8; i++) A[238458 + i] = A[q3 + i] * A[q3 + i];
+  for (let i0 = 0; i0 < 8; i0++) { { let acc = 0; for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[238458 + (i0 * 1 + i1 * 1)]; } A[238474 + (i0 * 1)] = acc; } }
+  for (let i = 0; i < 8; i++) A[238458 + i] = A[q10 + i] * A[238474 + i];
+  { let acc = 0; for (let i0 = 0; i0 < 8; i0++) { acc = acc + A[238458 + (i0 * 1)]; } A[237945 + (0)] = acc; }
+}
+/** A reverse scan's training step t, over the first 12 of 16 rows (packed execution under lengths). */
+function rows12_29(A: Float32Array, t: number): void {
+  const q0 = 59641 + t * 256;
+  const q1 = 32952 + t * 16;
+  const q2 = 80377 + t * 256;
+  const q3 = 196665 + t * 2064;
+  const q4 = 59641 + (t + 1) * 256;
+  const q5 = 65017 + t * 256;
+  const q6 = 70137 + t * 256;
+  const q7 = 75257 + t * 256;
+  const q8 = 9410 + t * 16;
+  const q9 = 31234 + t * 16;
+  const q10 = 31554 + t * 16;
+  for (let i0 = 0; i0 < 12; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[(q3 + 16) + (i0 * 16 + i1 * 1)] = A[q9 + (i0 * 1)]; } }
+  // graphs/adding-bidir.ts:34
+  for (let o = 0; o < 12; o++) for (let j = 0; j < 16; j++) A[(q3 + 1040) + o * 32 + 0 + j] = A[q5 + o * 16 + j];
+  for (let o = 0; o < 12; o++) for (let j = 0; j < 16; j++) A[(q3 + 1040) + o * 32 + 16 + j] = A[q6 + o * 16 + j];
+  // graphs/adding-bidir.ts:12
+  for (let i = 0; i < 12; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = (q3 + 1040) + (i + 0) * 32;
+      const ra1 = (q3 + 1040) + (i + 1) * 32;
+      const ra2 = (q3 + 1040) + (i + 2) * 32;
+      const ra3 = (q3 + 1040) + (i + 3) * 32;
+      const rb0 = 3568 + (j + 0) * 32;
+      const rb1 = 3568 + (j + 1) * 32;
+      const rb2 = 3568 + (j + 2) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[238458 + (i + 0) * 16 + (j + 0)] = c00;
+      A[238458 + (i + 0) * 16 + (j + 1)] = c01;
+      A[238458 + (i + 0) * 16 + (j + 2)] = c02;
+      A[238458 + (i + 1) * 16 + (j + 0)] = c10;
+      A[238458 + (i + 1) * 16 + (j + 1)] = c11;
+      A[238458 + (i + 1) * 16 + (j + 2)] = c12;
+      A[238458 + (i + 2) * 16 + (j + 0)] = c20;
+      A[238458 + (i + 2) * 16 + (j + 1)] = c21;
+      A[238458 + (i + 2) * 16 + (j + 2)] = c22;
+      A[238458 + (i + 3) * 16 + (j + 0)] = c30;
+      A[238458 + (i + 3) * 16 + (j + 1)] = c31;
+      A[238458 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = (q3 + 1040) + (i + 0) * 32;
+      const ra1 = (q3 + 1040) + (i + 1) * 32;
+      const ra2 = (q3 + 1040) + (i + 2) * 32;
+      const ra3 = (q3 + 1040) + (i + 3) * 32;
+      const rb0 = 3568 + (15 + 0) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[238458 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[238458 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[238458 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[238458 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  for (let i = 0; i < 12; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q4 + (i + 0) * 16;
+      const ra1 = q4 + (i + 1) * 16;
+      const ra2 = q4 + (i + 2) * 16;
+      const ra3 = q4 + (i + 3) * 16;
+      const rb0 = 4080 + (j + 0) * 16;
+      const rb1 = 4080 + (j + 1) * 16;
+      const rb2 = 4080 + (j + 2) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[238714 + (i + 0) * 16 + (j + 0)] = c00;
+      A[238714 + (i + 0) * 16 + (j + 1)] = c01;
+      A[238714 + (i + 0) * 16 + (j + 2)] = c02;
+      A[238714 + (i + 1) * 16 + (j + 0)] = c10;
+      A[238714 + (i + 1) * 16 + (j + 1)] = c11;
+      A[238714 + (i + 1) * 16 + (j + 2)] = c12;
+      A[238714 + (i + 2) * 16 + (j + 0)] = c20;
+      A[238714 + (i + 2) * 16 + (j + 1)] = c21;
+      A[238714 + (i + 2) * 16 + (j + 2)] = c22;
+      A[238714 + (i + 3) * 16 + (j + 0)] = c30;
+      A[238714 + (i + 3) * 16 + (j + 1)] = c31;
+      A[238714 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = q4 + (i + 0) * 16;
+      const ra1 = q4 + (i + 1) * 16;
+      const ra2 = q4 + (i + 2) * 16;
+      const ra3 = q4 + (i + 3) * 16;
+      const rb0 = 4080 + (15 + 0) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  // graphs/adding-bidir.ts:23
+  for (let i = 0; i < 192; i++) A[(q3 + 784) + i] = sigmoid32(((A[238458 + i] + A[196089 + i]) + A[238714 + i]));
+  // graphs/adding-bidir.ts:24
+  for (let i = 0; i < 192; i++) A[(q3 + 272) + i] = 1 - A[(q3 + 784) + i];
+  // graphs/adding-bidir.ts:12
+  for (let i = 0; i < 12; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = (q3 + 1040) + (i + 0) * 32;
+      const ra1 = (q3 + 1040) + (i + 1) * 32;
+      const ra2 = (q3 + 1040) + (i + 2) * 32;
+      const ra3 = (q3 + 1040) + (i + 3) * 32;
+      const rb0 = 2784 + (j + 0) * 32;
+      const rb1 = 2784 + (j + 1) * 32;
+      const rb2 = 2784 + (j + 2) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[238458 + (i + 0) * 16 + (j + 0)] = c00;
+      A[238458 + (i + 0) * 16 + (j + 1)] = c01;
+      A[238458 + (i + 0) * 16 + (j + 2)] = c02;
+      A[238458 + (i + 1) * 16 + (j + 0)] = c10;
+      A[238458 + (i + 1) * 16 + (j + 1)] = c11;
+      A[238458 + (i + 1) * 16 + (j + 2)] = c12;
+      A[238458 + (i + 2) * 16 + (j + 0)] = c20;
+      A[238458 + (i + 2) * 16 + (j + 1)] = c21;
+      A[238458 + (i + 2) * 16 + (j + 2)] = c22;
+      A[238458 + (i + 3) * 16 + (j + 0)] = c30;
+      A[238458 + (i + 3) * 16 + (j + 1)] = c31;
+      A[238458 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = (q3 + 1040) + (i + 0) * 32;
+      const ra1 = (q3 + 1040) + (i + 1) * 32;
+      const ra2 = (q3 + 1040) + (i + 2) * 32;
+      const ra3 = (q3 + 1040) + (i + 3) * 32;
+      const rb0 = 2784 + (15 + 0) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[238458 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[238458 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[238458 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[238458 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  for (let i = 0; i < 12; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q4 + (i + 0) * 16;
+      const ra1 = q4 + (i + 1) * 16;
+      const ra2 = q4 + (i + 2) * 16;
+      const ra3 = q4 + (i + 3) * 16;
+      const rb0 = 3296 + (j + 0) * 16;
+      const rb1 = 3296 + (j + 1) * 16;
+      const rb2 = 3296 + (j + 2) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[238714 + (i + 0) * 16 + (j + 0)] = c00;
+      A[238714 + (i + 0) * 16 + (j + 1)] = c01;
+      A[238714 + (i + 0) * 16 + (j + 2)] = c02;
+      A[238714 + (i + 1) * 16 + (j + 0)] = c10;
+      A[238714 + (i + 1) * 16 + (j + 1)] = c11;
+      A[238714 + (i + 1) * 16 + (j + 2)] = c12;
+      A[238714 + (i + 2) * 16 + (j + 0)] = c20;
+      A[238714 + (i + 2) * 16 + (j + 1)] = c21;
+      A[238714 + (i + 2) * 16 + (j + 2)] = c22;
+      A[238714 + (i + 3) * 16 + (j + 0)] = c30;
+      A[238714 + (i + 3) * 16 + (j + 1)] = c31;
+      A[238714 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = q4 + (i + 0) * 16;
+      const ra1 = q4 + (i + 1) * 16;
+      const ra2 = q4 + (i + 2) * 16;
+      const ra3 = q4 + (i + 3) * 16;
+      const rb0 = 3296 + (15 + 0) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  // graphs/adding-bidir.ts:24
+  for (let i = 0; i < 192; i++) A[(q3 + 528) + i] = tanh32(((A[238458 + i] + A[196345 + i]) + A[238714 + i]));
+  // (derived)
+  for (let i = 0; i < 192; i++) A[q0 + i] = (A[(q3 + 16) + i] !== 0 ? ((A[(q3 + 784) + i] * A[q4 + i]) + (A[(q3 + 272) + i] * A[(q3 + 528) + i])) : A[q4 + i]);
+  A.copyWithin(q0 + 192, q4 + 192, q4 + 192 + 64);
+  for (let i = 0; i < 192; i++) A[q2 + i] = (A[(q3 + 16) + i] !== 0 ? A[q0 + i] : 0);
+  A.fill(0, q2 + 192, q2 + 192 + 64);
+  // graphs/adding-bidir.ts:34
+  for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[(q3 + 1552) + o * 32 + 0 + j] = A[q7 + o * 16 + j];
+  for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[(q3 + 1552) + o * 32 + 16 + j] = A[q2 + o * 16 + j];
+  // graphs/adding-bidir.ts:12
+  for (let i = 0; i < 16; i += 4) {
+    for (let j = 0; j < 1; j += 1) {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = (q3 + 1552) + (i + 0) * 32;
+      const ra1 = (q3 + 1552) + (i + 1) * 32;
+      const ra2 = (q3 + 1552) + (i + 2) * 32;
+      const ra3 = (q3 + 1552) + (i + 3) * 32;
+      const rb0 = 196601 + (j + 0);
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[196633 + (i + 0) * 1 + (j + 0)];
+      A[q1 + (i + 1) * 1 + (j + 0)] = c10 + A[196633 + (i + 1) * 1 + (j + 0)];
+      A[q1 + (i + 2) * 1 + (j + 0)] = c20 + A[196633 + (i + 2) * 1 + (j + 0)];
+      A[q1 + (i + 3) * 1 + (j + 0)] = c30 + A[196633 + (i + 3) * 1 + (j + 0)];
+    }
+  }
+  // (derived)
+  for (let i = 0; i < 12; i++) A[q3 + i] = A[q1 + i] - A[q8 + i];
+  for (let i = 0; i < 12; i++) A[238458 + i] = A[q3 + i] * A[q3 + i];
+  for (let i0 = 0; i0 < 12; i0++) { { let acc = 0; for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[238458 + (i0 * 1 + i1 * 1)]; } A[238474 + (i0 * 1)] = acc; } }
+  for (let i = 0; i < 12; i++) A[238458 + i] = A[q10 + i] * A[238474 + i];
+  { let acc = 0; for (let i0 = 0; i0 < 12; i0++) { acc = acc + A[238458 + (i0 * 1)]; } A[237945 + (0)] = acc; }
+}
+/** A reverse scan's reverse step t (its VJP), over the first 4 of 16 rows (packed execution under lengths). */
+function rows4_30(A: Float32Array, t: number): void {
+  const q0 = 59641 + (t + 1) * 256;
+  const q6 = 31554 + t * 16;
+  const q10 = 196665 + t * 2064;
+  const q11 = 85497 + t * 256;
+  const q12 = 90617 + t * 256;
+  const q13 = 95737 + t * 256;
+  for (let i = 0; i < 4; i++) A[238458 + i] = A[196649 + i] * A[q6 + i];
+  for (let i0 = 0; i0 < 4; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[238474 + (i0 * 1 + i1 * 1)] = A[238458 + (i0 * 1)]; } }
+  for (let i = 0; i < 4; i++) A[238458 + i] = A[238474 + i] * A[q10 + i];
+  for (let i = 0; i < 4; i++) A[238474 + i] = A[238458 + i] + A[238458 + i];
+  for (let i = 0; i < 4; i++) { const a0 = A[238474 + i * 1]; for (let j = 0; j < 32; j++) A[238490 + i * 32 + j] = a0 * A[4352 + j]; }
+  for (let o = 0; o < 4; o++) for (let j = 0; j < 16; j++) A[239002 + o * 16 + j] = A[238490 + o * 32 + 16 + j];
+  for (let i = 0; i < 64; i++) A[239258 + i] = A[237946 + i] + ((A[(q10 + 16) + i] !== 0 ? A[239002 + i] : 0));
+  for (let i = 0; i < 192; i++) A[239322 + i] = A[238010 + i] + 0;
+  for (let i = 0; i < 64; i++) A[239002 + i] = (A[(q10 + 16) + i] !== 0 ? A[239258 + i] : 0);
+  for (let i = 0; i < 64; i++) A[239514 + i] = (A[239002 + i] * A[(q10 + 272) + i]) * (1 - (A[(q10 + 528) + i] * A[(q10 + 528) + i]));
+  for (let i = 0; i < 4; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 239514 + (i + 0) * 16;
+      const ra1 = 239514 + (i + 1) * 16;
+      const ra2 = 239514 + (i + 2) * 16;
+      const ra3 = 239514 + (i + 3) * 16;
+      const rb0 = 3296 + (j + 0);
+      const rb1 = 3296 + (j + 1);
+      const rb2 = 3296 + (j + 2);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[239770 + (i + 0) * 16 + (j + 0)] = c00;
+      A[239770 + (i + 0) * 16 + (j + 1)] = c01;
+      A[239770 + (i + 0) * 16 + (j + 2)] = c02;
+      A[239770 + (i + 1) * 16 + (j + 0)] = c10;
+      A[239770 + (i + 1) * 16 + (j + 1)] = c11;
+      A[239770 + (i + 1) * 16 + (j + 2)] = c12;
+      A[239770 + (i + 2) * 16 + (j + 0)] = c20;
+      A[239770 + (i + 2) * 16 + (j + 1)] = c21;
+      A[239770 + (i + 2) * 16 + (j + 2)] = c22;
+      A[239770 + (i + 3) * 16 + (j + 0)] = c30;
+      A[239770 + (i + 3) * 16 + (j + 1)] = c31;
+      A[239770 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 239514 + (i + 0) * 16;
+      const ra1 = 239514 + (i + 1) * 16;
+      const ra2 = 239514 + (i + 2) * 16;
+      const ra3 = 239514 + (i + 3) * 16;
+      const rb0 = 3296 + (15 + 0);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[239770 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[239770 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[239770 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[239770 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  for (let i = 0; i < 64; i++) A[240026 + i] = ((-((A[239002 + i] * A[(q10 + 528) + i]))) + (A[239002 + i] * A[q0 + i])) * (A[(q10 + 784) + i] * A[(q10 + 272) + i]);
+  for (let i = 0; i < 4; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 240026 + (i + 0) * 16;
+      const ra1 = 240026 + (i + 1) * 16;
+      const ra2 = 240026 + (i + 2) * 16;
+      const ra3 = 240026 + (i + 3) * 16;
+      const rb0 = 4080 + (j + 0);
+      const rb1 = 4080 + (j + 1);
+      const rb2 = 4080 + (j + 2);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[240282 + (i + 0) * 16 + (j + 0)] = c00;
+      A[240282 + (i + 0) * 16 + (j + 1)] = c01;
+      A[240282 + (i + 0) * 16 + (j + 2)] = c02;
+      A[240282 + (i + 1) * 16 + (j + 0)] = c10;
+      A[240282 + (i + 1) * 16 + (j + 1)] = c11;
+      A[240282 + (i + 1) * 16 + (j + 2)] = c12;
+      A[240282 + (i + 2) * 16 + (j + 0)] = c20;
+      A[240282 + (i + 2) * 16 + (j + 1)] = c21;
+      A[240282 + (i + 2) * 16 + (j + 2)] = c22;
+      A[240282 + (i + 3) * 16 + (j + 0)] = c30;
+      A[240282 + (i + 3) * 16 + (j + 1)] = c31;
+      A[240282 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 240026 + (i + 0) * 16;
+      const ra1 = 240026 + (i + 1) * 16;
+      const ra2 = 240026 + (i + 2) * 16;
+      const ra3 = 240026 + (i + 3) * 16;
+      const rb0 = 4080 + (15 + 0);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[240282 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[240282 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[240282 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[240282 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  for (let i = 0; i < 64; i++) A[238202 + i] = ((((A[(q10 + 16) + i] !== 0 ? 0 : A[239258 + i])) + A[239770 + i]) + (A[239002 + i] * A[(q10 + 784) + i])) + A[240282 + i];
+  for (let i = 0; i < 192; i++) A[238266 + i] = ((A[239322 + i] + 0) + 0) + 0;
+  for (let i = 0; i < 16; i += 4) {
+    for (let j = 0; j < 30; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 239514 + (i + 0);
+      const ra1 = 239514 + (i + 1);
+      const ra2 = 239514 + (i + 2);
+      const ra3 = 239514 + (i + 3);
+      const rb0 = (q10 + 1040) + (j + 0);
+      const rb1 = (q10 + 1040) + (j + 1);
+      const rb2 = (q10 + 1040) + (j + 2);
+      for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[7169 + (i + 0) * 32 + (j + 0)] += c00;
+      A[7169 + (i + 0) * 32 + (j + 1)] += c01;
+      A[7169 + (i + 0) * 32 + (j + 2)] += c02;
+      A[7169 + (i + 1) * 32 + (j + 0)] += c10;
+      A[7169 + (i + 1) * 32 + (j + 1)] += c11;
+      A[7169 + (i + 1) * 32 + (j + 2)] += c12;
+      A[7169 + (i + 2) * 32 + (j + 0)] += c20;
+      A[7169 + (i + 2) * 32 + (j + 1)] += c21;
+      A[7169 + (i + 2) * 32 + (j + 2)] += c22;
+      A[7169 + (i + 3) * 32 + (j + 0)] += c30;
+      A[7169 + (i + 3) * 32 + (j + 1)] += c31;
+      A[7169 + (i + 3) * 32 + (j + 2)] += c32;
+    }
+    {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = 239514 + (i + 0);
+      const ra1 = 239514 + (i + 1);
+      const ra2 = 239514 + (i + 2);
+      const ra3 = 239514 + (i + 3);
+      const rb0 = (q10 + 1040) + (30 + 0);
+      const rb1 = (q10 + 1040) + (30 + 1);
+      for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
+      A[7169 + (i + 0) * 32 + (30 + 0)] += c00;
+      A[7169 + (i + 0) * 32 + (30 + 1)] += c01;
+      A[7169 + (i + 1) * 32 + (30 + 0)] += c10;
+      A[7169 + (i + 1) * 32 + (30 + 1)] += c11;
+      A[7169 + (i + 2) * 32 + (30 + 0)] += c20;
+      A[7169 + (i + 2) * 32 + (30 + 1)] += c21;
+      A[7169 + (i + 3) * 32 + (30 + 0)] += c30;
+      A[7169 + (i + 3) * 32 + (30 + 1)] += c31;
+    }
+  }
+  for (let i = 0; i < 16; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 239514 + (i + 0);
+      const ra1 = 239514 + (i + 1);
+      const ra2 = 239514 + (i + 2);
+      const ra3 = 239514 + (i + 3);
+      const rb0 = q0 + (j + 0);
+      const rb1 = q0 + (j + 1);
+      const rb2 = q0 + (j + 2);
+      for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[7681 + (i + 0) * 16 + (j + 0)] += c00;
+      A[7681 + (i + 0) * 16 + (j + 1)] += c01;
+      A[7681 + (i + 0) * 16 + (j + 2)] += c02;
+      A[7681 + (i + 1) * 16 + (j + 0)] += c10;
+      A[7681 + (i + 1) * 16 + (j + 1)] += c11;
+      A[7681 + (i + 1) * 16 + (j + 2)] += c12;
+      A[7681 + (i + 2) * 16 + (j + 0)] += c20;
+      A[7681 + (i + 2) * 16 + (j + 1)] += c21;
+      A[7681 + (i + 2) * 16 + (j + 2)] += c22;
+      A[7681 + (i + 3) * 16 + (j + 0)] += c30;
+      A[7681 + (i + 3) * 16 + (j + 1)] += c31;
+      A[7681 + (i + 3) * 16 + (j + 2)] += c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 239514 + (i + 0);
+      const ra1 = 239514 + (i + 1);
+      const ra2 = 239514 + (i + 2);
+      const ra3 = 239514 + (i + 3);
+      const rb0 = q0 + (15 + 0);
+      for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[7681 + (i + 0) * 16 + (15 + 0)] += c00;
+      A[7681 + (i + 1) * 16 + (15 + 0)] += c10;
+      A[7681 + (i + 2) * 16 + (15 + 0)] += c20;
+      A[7681 + (i + 3) * 16 + (15 + 0)] += c30;
+    }
+  }
+  for (let i1 = 0; i1 < 16; i1++) { { let acc = 0; for (let i0 = 0; i0 < 4; i0++) { acc = acc + A[239514 + (i0 * 16 + i1 * 1)]; } A[7937 + (i1 * 1)] += acc; } }
+  for (let i = 0; i < 16; i += 4) {
+    for (let j = 0; j < 30; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 240026 + (i + 0);
+      const ra1 = 240026 + (i + 1);
+      const ra2 = 240026 + (i + 2);
+      const ra3 = 240026 + (i + 3);
+      const rb0 = (q10 + 1040) + (j + 0);
+      const rb1 = (q10 + 1040) + (j + 1);
+      const rb2 = (q10 + 1040) + (j + 2);
+      for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[7953 + (i + 0) * 32 + (j + 0)] += c00;
+      A[7953 + (i + 0) * 32 + (j + 1)] += c01;
+      A[7953 + (i + 0) * 32 + (j + 2)] += c02;
+      A[7953 + (i + 1) * 32 + (j + 0)] += c10;
+      A[7953 + (i + 1) * 32 + (j + 1)] += c11;
+      A[7953 + (i + 1) * 32 + (j + 2)] += c12;
+      A[7953 + (i + 2) * 32 + (j + 0)] += c20;
+      A[7953 + (i + 2) * 32 + (j + 1)] += c21;
+      A[7953 + (i + 2) * 32 + (j + 2)] += c22;
+      A[7953 + (i + 3) * 32 + (j + 0)] += c30;
+      A[7953 + (i + 3) * 32 + (j + 1)] += c31;
+      A[7953 + (i + 3) * 32 + (j + 2)] += c32;
+    }
+    {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = 240026 + (i + 0);
+      const ra1 = 240026 + (i + 1);
+      const ra2 = 240026 + (i + 2);
+      const ra3 = 240026 + (i + 3);
+      const rb0 = (q10 + 1040) + (30 + 0);
+      const rb1 = (q10 + 1040) + (30 + 1);
+      for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
+      A[7953 + (i + 0) * 32 + (30 + 0)] += c00;
+      A[7953 + (i + 0) * 32 + (30 + 1)] += c01;
+      A[7953 + (i + 1) * 32 + (30 + 0)] += c10;
+      A[7953 + (i + 1) * 32 + (30 + 1)] += c11;
+      A[7953 + (i + 2) * 32 + (30 + 0)] += c20;
+      A[7953 + (i + 2) * 32 + (30 + 1)] += c21;
+      A[7953 + (i + 3) * 32 + (30 + 0)] += c30;
+      A[7953 + (i + 3) * 32 + (30 + 1)] += c31;
+    }
+  }
+  for (let i = 0; i < 16; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 240026 + (i + 0);
+      const ra1 = 240026 + (i + 1);
+      const ra2 = 240026 + (i + 2);
+      const ra3 = 240026 + (i + 3);
+      const rb0 = q0 + (j + 0);
+      const rb1 = q0 + (j + 1);
+      const rb2 = q0 + (j + 2);
+      for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[8465 + (i + 0) * 16 + (j + 0)] += c00;
+      A[8465 + (i + 0) * 16 + (j + 1)] += c01;
+      A[8465 + (i + 0) * 16 + (j + 2)] += c02;
+      A[8465 + (i + 1) * 16 + (j + 0)] += c10;
+      A[8465 + (i + 1) * 16 + (j + 1)] += c11;
+      A[8465 + (i + 1) * 16 + (j + 2)] += c12;
+      A[8465 + (i + 2) * 16 + (j + 0)] += c20;
+      A[8465 + (i + 2) * 16 + (j + 1)] += c21;
+      A[8465 + (i + 2) * 16 + (j + 2)] += c22;
+      A[8465 + (i + 3) * 16 + (j + 0)] += c30;
+      A[8465 + (i + 3) * 16 + (j + 1)] += c31;
+      A[8465 + (i + 3) * 16 + (j + 2)] += c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 240026 + (i + 0);
+      const ra1 = 240026 + (i + 1);
+      const ra2 = 240026 + (i + 2);
+      const ra3 = 240026 + (i + 3);
+      const rb0 = q0 + (15 + 0);
+      for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[8465 + (i + 0) * 16 + (15 + 0)] += c00;
+      A[8465 + (i + 1) * 16 + (15 + 0)] += c10;
+      A[8465 + (i + 2) * 16 + (15 + 0)] += c20;
+      A[8465 + (i + 3) * 16 + (15 + 0)] += c30;
+    }
+  }
+  for (let i1 = 0; i1 < 16; i1++) { { let acc = 0; for (let i0 = 0; i0 < 4; i0++) { acc = acc + A[240026 + (i0 * 16 + i1 * 1)]; } A[8721 + (i1 * 1)] += acc; } }
+  for (let i = 0; i < 32; i += 4) {
+    for (let j = 0; j < 1; j += 1) {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = (q10 + 1552) + (i + 0);
+      const ra1 = (q10 + 1552) + (i + 1);
+      const ra2 = (q10 + 1552) + (i + 2);
+      const ra3 = (q10 + 1552) + (i + 3);
+      const rb0 = 238474 + (j + 0);
+      for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 32]; const a1 = A[ra1 + p * 32]; const a2 = A[ra2 + p * 32]; const a3 = A[ra3 + p * 32]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[239002 + (i + 0) * 1 + (j + 0)] = c00;
+      A[239002 + (i + 1) * 1 + (j + 0)] = c10;
+      A[239002 + (i + 2) * 1 + (j + 0)] = c20;
+      A[239002 + (i + 3) * 1 + (j + 0)] = c30;
+    }
+  }
+  for (let i = 0; i < 32; i++) { A[239034 + i] = A[239002 + i]; }
+  for (let i1 = 0; i1 < 1; i1++) { { let acc = 0; for (let i0 = 0; i0 < 4; i0++) { acc = acc + A[238474 + (i0 * 1 + i1 * 1)]; } A[8769 + (i1 * 1)] += acc; } }
+  for (let i = 0; i < 4; i += 4) {
+    for (let j = 0; j < 30; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 240026 + (i + 0) * 16;
+      const ra1 = 240026 + (i + 1) * 16;
+      const ra2 = 240026 + (i + 2) * 16;
+      const ra3 = 240026 + (i + 3) * 16;
+      const rb0 = 3568 + (j + 0);
+      const rb1 = 3568 + (j + 1);
+      const rb2 = 3568 + (j + 2);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[240538 + (i + 0) * 32 + (j + 0)] = c00;
+      A[240538 + (i + 0) * 32 + (j + 1)] = c01;
+      A[240538 + (i + 0) * 32 + (j + 2)] = c02;
+      A[240538 + (i + 1) * 32 + (j + 0)] = c10;
+      A[240538 + (i + 1) * 32 + (j + 1)] = c11;
+      A[240538 + (i + 1) * 32 + (j + 2)] = c12;
+      A[240538 + (i + 2) * 32 + (j + 0)] = c20;
+      A[240538 + (i + 2) * 32 + (j + 1)] = c21;
+      A[240538 + (i + 2) * 32 + (j + 2)] = c22;
+      A[240538 + (i + 3) * 32 + (j + 0)] = c30;
+      A[240538 + (i + 3) * 32 + (j + 1)] = c31;
+      A[240538 + (i + 3) * 32 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = 240026 + (i + 0) * 16;
+      const ra1 = 240026 + (i + 1) * 16;
+      const ra2 = 240026 + (i + 2) * 16;
+      const ra3 = 240026 + (i + 3) * 16;
+      const rb0 = 3568 + (30 + 0);
+      const rb1 = 3568 + (30 + 1);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
+      A[240538 + (i + 0) * 32 + (30 + 0)] = c00;
+      A[240538 + (i + 0) * 32 + (30 + 1)] = c01;
+      A[240538 + (i + 1) * 32 + (30 + 0)] = c10;
+      A[240538 + (i + 1) * 32 + (30 + 1)] = c11;
+      A[240538 + (i + 2) * 32 + (30 + 0)] = c20;
+      A[240538 + (i + 2) * 32 + (30 + 1)] = c21;
+      A[240538 + (i + 3) * 32 + (30 + 0)] = c30;
+      A[240538 + (i + 3) * 32 + (30 + 1)] = c31;
+    }
+  }
+  for (let i = 0; i < 4; i += 4) {
+    for (let j = 0; j < 30; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 239514 + (i + 0) * 16;
+      const ra1 = 239514 + (i + 1) * 16;
+      const ra2 = 239514 + (i + 2) * 16;
+      const ra3 = 239514 + (i + 3) * 16;
+      const rb0 = 2784 + (j + 0);
+      const rb1 = 2784 + (j + 1);
+      const rb2 = 2784 + (j + 2);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[239770 + (i + 0) * 32 + (j + 0)] = c00 + A[240538 + (i + 0) * 32 + (j + 0)];
+      A[239770 + (i + 0) * 32 + (j + 1)] = c01 + A[240538 + (i + 0) * 32 + (j + 1)];
+      A[239770 + (i + 0) * 32 + (j + 2)] = c02 + A[240538 + (i + 0) * 32 + (j + 2)];
+      A[239770 + (i + 1) * 32 + (j + 0)] = c10 + A[240538 + (i + 1) * 32 + (j + 0)];
+      A[239770 + (i + 1) * 32 + (j + 1)] = c11 + A[240538 + (i + 1) * 32 + (j + 1)];
+      A[239770 + (i + 1) * 32 + (j + 2)] = c12 + A[240538 + (i + 1) * 32 + (j + 2)];
+      A[239770 + (i + 2) * 32 + (j + 0)] = c20 + A[240538 + (i + 2) * 32 + (j + 0)];
+      A[239770 + (i + 2) * 32 + (j + 1)] = c21 + A[240538 + (i + 2) * 32 + (j + 1)];
+      A[239770 + (i + 2) * 32 + (j + 2)] = c22 + A[240538 + (i + 2) * 32 + (j + 2)];
+      A[239770 + (i + 3) * 32 + (j + 0)] = c30 + A[240538 + (i + 3) * 32 + (j + 0)];
+      A[239770 + (i + 3) * 32 + (j + 1)] = c31 + A[240538 + (i + 3) * 32 + (j + 1)];
+      A[239770 + (i + 3) * 32 + (j + 2)] = c32 + A[240538 + (i + 3) * 32 + (j + 2)];
+    }
+    {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = 239514 + (i + 0) * 16;
+      const ra1 = 239514 + (i + 1) * 16;
+      const ra2 = 239514 + (i + 2) * 16;
+      const ra3 = 239514 + (i + 3) * 16;
+      const rb0 = 2784 + (30 + 0);
+      const rb1 = 2784 + (30 + 1);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
+      A[239770 + (i + 0) * 32 + (30 + 0)] = c00 + A[240538 + (i + 0) * 32 + (30 + 0)];
+      A[239770 + (i + 0) * 32 + (30 + 1)] = c01 + A[240538 + (i + 0) * 32 + (30 + 1)];
+      A[239770 + (i + 1) * 32 + (30 + 0)] = c10 + A[240538 + (i + 1) * 32 + (30 + 0)];
+      A[239770 + (i + 1) * 32 + (30 + 1)] = c11 + A[240538 + (i + 1) * 32 + (30 + 1)];
+      A[239770 + (i + 2) * 32 + (30 + 0)] = c20 + A[240538 + (i + 2) * 32 + (30 + 0)];
+      A[239770 + (i + 2) * 32 + (30 + 1)] = c21 + A[240538 + (i + 2) * 32 + (30 + 1)];
+      A[239770 + (i + 3) * 32 + (30 + 0)] = c30 + A[240538 + (i + 3) * 32 + (30 + 0)];
+      A[239770 + (i + 3) * 32 + (30 + 1)] = c31 + A[240538 + (i + 3) * 32 + (30 + 1)];
+    }
+  }
+  for (let o = 0; o < 4; o++) for (let j = 0; j < 16; j++) A[239066 + o * 16 + j] = A[239770 + o * 32 + 0 + j];
+  A.fill(0, 239130, 239322);
+  for (let o = 0; o < 4; o++) for (let j = 0; j < 16; j++) A[239322 + o * 16 + j] = A[239770 + o * 32 + 16 + j];
+  A.fill(0, 239386, 239578);
+  for (let o = 0; o < 4; o++) for (let j = 0; j < 16; j++) A[239578 + o * 16 + j] = A[238490 + o * 32 + 0 + j];
+  A.fill(0, 239642, 239834);
+  for (let i = 0; i < 32; i++) A[8737 + i] += A[239034 + i];
+  for (let i = 0; i < 256; i++) A[q11 + i] += A[239066 + i];
+  for (let i = 0; i < 256; i++) A[q12 + i] += A[239322 + i];
+  for (let i = 0; i < 256; i++) A[q13 + i] += A[239578 + i];
+}
+/** A reverse scan's reverse step t (its VJP), over the first 8 of 16 rows (packed execution under lengths). */
+function rows8_31(A: Float32Array, t: number): void {
+  const q0 = 59641 + (t + 1) * 256;
+  const q6 = 31554 + t * 16;
+  const q10 = 196665 + t * 2064;
+  const q11 = 85497 + t * 256;
+  const q12 = 90617 + t * 256;
+  const q13 = 95737 + t * 256;
+  for (let i = 0; i < 8; i++) A[238458 + i] = A[196649 + i] * A[q6 + i];
+  for (let i0 = 0; i0 < 8; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[238474 + (i0 * 1 + i1 * 1)] = A[238458 + (i0 * 1)]; } }
+  for (let i = 0; i < 8; i++) A[238458 + i] = A[238474 + i] * A[q10 + i];
+  for (let i = 0; i < 8; i++) A[238474 + i] = A[238458 + i] + A[238458 + i];
+  for (let i = 0; i < 8; i++) { const a0 = A[238474 + i * 1]; for (let j = 0; j < 32; j++) A[238490 + i * 32 + j] = a0 * A[4352 + j]; }
+  for (let o = 0; o < 8; o++) for (let j = 0; j < 16; j++) A[239002 + o * 16 + j] = A[238490 + o * 32 + 16 + j];
+  for (let i = 0; i < 128; i++) A[239258 + i] = A[237946 + i] + ((A[(q10 + 16) + i] !== 0 ? A[239002 + i] : 0));
+  for (let i = 0; i < 128; i++) A[239386 + i] = A[238074 + i] + 0;
+  for (let i = 0; i < 128; i++) A[239002 + i] = (A[(q10 + 16) + i] !== 0 ? A[239258 + i] : 0);
+  for (let i = 0; i < 128; i++) A[239514 + i] = (A[239002 + i] * A[(q10 + 272) + i]) * (1 - (A[(q10 + 528) + i] * A[(q10 + 528) + i]));
+  for (let i = 0; i < 8; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 239514 + (i + 0) * 16;
+      const ra1 = 239514 + (i + 1) * 16;
+      const ra2 = 239514 + (i + 2) * 16;
+      const ra3 = 239514 + (i + 3) * 16;
+      const rb0 = 3296 + (j + 0);
+      const rb1 = 3296 + (j + 1);
+      const rb2 = 3296 + (j + 2);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[239770 + (i + 0) * 16 + (j + 0)] = c00;
+      A[239770 + (i + 0) * 16 + (j + 1)] = c01;
+      A[239770 + (i + 0) * 16 + (j + 2)] = c02;
+      A[239770 + (i + 1) * 16 + (j + 0)] = c10;
+      A[239770 + (i + 1) * 16 + (j + 1)] = c11;
+      A[239770 + (i + 1) * 16 + (j + 2)] = c12;
+      A[239770 + (i + 2) * 16 + (j + 0)] = c20;
+      A[239770 + (i + 2) * 16 + (j + 1)] = c21;
+      A[239770 + (i + 2) * 16 + (j + 2)] = c22;
+      A[239770 + (i + 3) * 16 + (j + 0)] = c30;
+      A[239770 + (i + 3) * 16 + (j + 1)] = c31;
+      A[239770 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 239514 + (i + 0) * 16;
+      const ra1 = 239514 + (i + 1) * 16;
+      const ra2 = 239514 + (i + 2) * 16;
+      const ra3 = 239514 + (i + 3) * 16;
+      const rb0 = 3296 + (15 + 0);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[239770 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[239770 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[239770 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[239770 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  for (let i = 0; i < 128; i++) A[240026 + i] = ((-((A[239002 + i] * A[(q10 + 528) + i]))) + (A[239002 + i] * A[q0 + i])) * (A[(q10 + 784) + i] * A[(q10 + 272) + i]);
+  for (let i = 0; i < 8; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 240026 + (i + 0) * 16;
+      const ra1 = 240026 + (i + 1) * 16;
+      const ra2 = 240026 + (i + 2) * 16;
+      const ra3 = 240026 + (i + 3) * 16;
+      const rb0 = 4080 + (j + 0);
+      const rb1 = 4080 + (j + 1);
+      const rb2 = 4080 + (j + 2);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[240282 + (i + 0) * 16 + (j + 0)] = c00;
+      A[240282 + (i + 0) * 16 + (j + 1)] = c01;
+      A[240282 + (i + 0) * 16 + (j + 2)] = c02;
+      A[240282 + (i + 1) * 16 + (j + 0)] = c10;
+      A[240282 + (i + 1) * 16 + (j + 1)] = c11;
+      A[240282 + (i + 1) * 16 + (j + 2)] = c12;
+      A[240282 + (i + 2) * 16 + (j + 0)] = c20;
+      A[240282 + (i + 2) * 16 + (j + 1)] = c21;
+      A[240282 + (i + 2) * 16 + (j + 2)] = c22;
+      A[240282 + (i + 3) * 16 + (j + 0)] = c30;
+      A[240282 + (i + 3) * 16 + (j + 1)] = c31;
+      A[240282 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 240026 + (i + 0) * 16;
+      const ra1 = 240026 + (i + 1) * 16;
+      const ra2 = 240026 + (i + 2) * 16;
+      const ra3 = 240026 + (i + 3) * 16;
+      const rb0 = 4080 + (15 + 0);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[240282 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[240282 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[240282 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[240282 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  for (let i = 0; i < 128; i++) A[238202 + i] = ((((A[(q10 + 16) + i] !== 0 ? 0 : A[239258 + i])) + A[239770 + i]) + (A[239002 + i] * A[(q10 + 784) + i])) + A[240282 + i];
+  for (let i = 0; i < 128; i++) A[238330 + i] = ((A[239386 + i] + 0) + 0) + 0;
+  for (let i = 0; i < 16; i += 4) {
+    for (let j = 0; j < 30; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 239514 + (i + 0);
+      const ra1 = 239514 + (i + 1);
+      const ra2 = 239514 + (i + 2);
+      const ra3 = 239514 + (i + 3);
+      const rb0 = (q10 + 1040) + (j + 0);
+      const rb1 = (q10 + 1040) + (j + 1);
+      const rb2 = (q10 + 1040) + (j + 2);
+      for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[7169 + (i + 0) * 32 + (j + 0)] += c00;
+      A[7169 + (i + 0) * 32 + (j + 1)] += c01;
+      A[7169 + (i + 0) * 32 + (j + 2)] += c02;
+      A[7169 + (i + 1) * 32 + (j + 0)] += c10;
+      A[7169 + (i + 1) * 32 + (j + 1)] += c11;
+      A[7169 + (i + 1) * 32 + (j + 2)] += c12;
+      A[7169 + (i + 2) * 32 + (j + 0)] += c20;
+      A[7169 + (i + 2) * 32 + (j + 1)] += c21;
+      A[7169 + (i + 2) * 32 + (j + 2)] += c22;
+      A[7169 + (i + 3) * 32 + (j + 0)] += c30;
+      A[7169 + (i + 3) * 32 + (j + 1)] += c31;
+      A[7169 + (i + 3) * 32 + (j + 2)] += c32;
+    }
+    {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = 239514 + (i + 0);
+      const ra1 = 239514 + (i + 1);
+      const ra2 = 239514 + (i + 2);
+      const ra3 = 239514 + (i + 3);
+      const rb0 = (q10 + 1040) + (30 + 0);
+      const rb1 = (q10 + 1040) + (30 + 1);
+      for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
+      A[7169 + (i + 0) * 32 + (30 + 0)] += c00;
+      A[7169 + (i + 0) * 32 + (30 + 1)] += c01;
+      A[7169 + (i + 1) * 32 + (30 + 0)] += c10;
+      A[7169 + (i + 1) * 32 + (30 + 1)] += c11;
+      A[7169 + (i + 2) * 32 + (30 + 0)] += c20;
+      A[7169 + (i + 2) * 32 + (30 + 1)] += c21;
+      A[7169 + (i + 3) * 32 + (30 + 0)] += c30;
+      A[7169 + (i + 3) * 32 + (30 + 1)] += c31;
+    }
+  }
+  for (let i = 0; i < 16; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 239514 + (i + 0);
+      const ra1 = 239514 + (i + 1);
+      const ra2 = 239514 + (i + 2);
+      const ra3 = 239514 + (i + 3);
+      const rb0 = q0 + (j + 0);
+      const rb1 = q0 + (j + 1);
+      const rb2 = q0 + (j + 2);
+      for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[7681 + (i + 0) * 16 + (j + 0)] += c00;
+      A[7681 + (i + 0) * 16 + (j + 1)] += c01;
+      A[7681 + (i + 0) * 16 + (j + 2)] += c02;
+      A[7681 + (i + 1) * 16 + (j + 0)] += c10;
+      A[7681 + (i + 1) * 16 + (j + 1)] += c11;
+      A[7681 + (i + 1) * 16 + (j + 2)] += c12;
+      A[7681 + (i + 2) * 16 + (j + 0)] += c20;
+      A[7681 + (i + 2) * 16 + (j + 1)] += c21;
+      A[7681 + (i + 2) * 16 + (j + 2)] += c22;
+      A[7681 + (i + 3) * 16 + (j + 0)] += c30;
+      A[7681 + (i + 3) * 16 + (j + 1)] += c31;
+      A[7681 + (i + 3) * 16 + (j + 2)] += c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 239514 + (i + 0);
+      const ra1 = 239514 + (i + 1);
+      const ra2 = 239514 + (i + 2);
+      const ra3 = 239514 + (i + 3);
+      const rb0 = q0 + (15 + 0);
+      for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[7681 + (i + 0) * 16 + (15 + 0)] += c00;
+      A[7681 + (i + 1) * 16 + (15 + 0)] += c10;
+      A[7681 + (i + 2) * 16 + (15 + 0)] += c20;
+      A[7681 + (i + 3) * 16 + (15 + 0)] += c30;
+    }
+  }
+  for (let i1 = 0; i1 < 16; i1++) { { let acc = 0; for (let i0 = 0; i0 < 8; i0++) { acc = acc + A[239514 + (i0 * 16 + i1 * 1)]; } A[7937 + (i1 * 1)] += acc; } }
+  for (let i = 0; i < 16; i += 4) {
+    for (let j = 0; j < 30; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 240026 + (i + 0);
+      const ra1 = 240026 + (i + 1);
+      const ra2 = 240026 + (i + 2);
+      const ra3 = 240026 + (i + 3);
+      const rb0 = (q10 + 1040) + (j + 0);
+      const rb1 = (q10 + 1040) + (j + 1);
+      const rb2 = (q10 + 1040) + (j + 2);
+      for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[7953 + (i + 0) * 32 + (j + 0)] += c00;
+      A[7953 + (i + 0) * 32 + (j + 1)] += c01;
+      A[7953 + (i + 0) * 32 + (j + 2)] += c02;
+      A[7953 + (i + 1) * 32 + (j + 0)] += c10;
+      A[7953 + (i + 1) * 32 + (j + 1)] += c11;
+      A[7953 + (i + 1) * 32 + (j + 2)] += c12;
+      A[7953 + (i + 2) * 32 + (j + 0)] += c20;
+      A[7953 + (i + 2) * 32 + (j + 1)] += c21;
+      A[7953 + (i + 2) * 32 + (j + 2)] += c22;
+      A[7953 + (i + 3) * 32 + (j + 0)] += c30;
+      A[7953 + (i + 3) * 32 + (j + 1)] += c31;
+      A[7953 + (i + 3) * 32 + (j + 2)] += c32;
+    }
+    {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = 240026 + (i + 0);
+      const ra1 = 240026 + (i + 1);
+      const ra2 = 240026 + (i + 2);
+      const ra3 = 240026 + (i + 3);
+      const rb0 = (q10 + 1040) + (30 + 0);
+      const rb1 = (q10 + 1040) + (30 + 1);
+      for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
+      A[7953 + (i + 0) * 32 + (30 + 0)] += c00;
+      A[7953 + (i + 0) * 32 + (30 + 1)] += c01;
+      A[7953 + (i + 1) * 32 + (30 + 0)] += c10;
+      A[7953 + (i + 1) * 32 + (30 + 1)] += c11;
+      A[7953 + (i + 2) * 32 + (30 + 0)] += c20;
+      A[7953 + (i + 2) * 32 + (30 + 1)] += c21;
+      A[7953 + (i + 3) * 32 + (30 + 0)] += c30;
+      A[7953 + (i + 3) * 32 + (30 + 1)] += c31;
+    }
+  }
+  for (let i = 0; i < 16; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 240026 + (i + 0);
+      const ra1 = 240026 + (i + 1);
+      const ra2 = 240026 + (i + 2);
+      const ra3 = 240026 + (i + 3);
+      const rb0 = q0 + (j + 0);
+      const rb1 = q0 + (j + 1);
+      const rb2 = q0 + (j + 2);
+      for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[8465 + (i + 0) * 16 + (j + 0)] += c00;
+      A[8465 + (i + 0) * 16 + (j + 1)] += c01;
+      A[8465 + (i + 0) * 16 + (j + 2)] += c02;
+      A[8465 + (i + 1) * 16 + (j + 0)] += c10;
+      A[8465 + (i + 1) * 16 + (j + 1)] += c11;
+      A[8465 + (i + 1) * 16 + (j + 2)] += c12;
+      A[8465 + (i + 2) * 16 + (j + 0)] += c20;
+      A[8465 + (i + 2) * 16 + (j + 1)] += c21;
+      A[8465 + (i + 2) * 16 + (j + 2)] += c22;
+      A[8465 + (i + 3) * 16 + (j + 0)] += c30;
+      A[8465 + (i + 3) * 16 + (j + 1)] += c31;
+      A[8465 + (i + 3) * 16 + (j + 2)] += c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 240026 + (i + 0);
+      const ra1 = 240026 + (i + 1);
+      const ra2 = 240026 + (i + 2);
+      const ra3 = 240026 + (i + 3);
+      const rb0 = q0 + (15 + 0);
+      for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[8465 + (i + 0) * 16 + (15 + 0)] += c00;
+      A[8465 + (i + 1) * 16 + (15 + 0)] += c10;
+      A[8465 + (i + 2) * 16 + (15 + 0)] += c20;
+      A[8465 + (i + 3) * 16 + (15 + 0)] += c30;
+    }
+  }
+  for (let i1 = 0; i1 < 16; i1++) { { let acc = 0; for (let i0 = 0; i0 < 8; i0++) { acc = acc + A[240026 + (i0 * 16 + i1 * 1)]; } A[8721 + (i1 * 1)] += acc; } }
+  for (let i = 0; i < 32; i += 4) {
+    for (let j = 0; j < 1; j += 1) {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = (q10 + 1552) + (i + 0);
+      const ra1 = (q10 + 1552) + (i + 1);
+      const ra2 = (q10 + 1552) + (i + 2);
+      const ra3 = (q10 + 1552) + (i + 3);
+      const rb0 = 238474 + (j + 0);
+      for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 32]; const a1 = A[ra1 + p * 32]; const a2 = A[ra2 + p * 32]; const a3 = A[ra3 + p * 32]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[239002 + (i + 0) * 1 + (j + 0)] = c00;
+      A[239002 + (i + 1) * 1 + (j + 0)] = c10;
+      A[239002 + (i + 2) * 1 + (j + 0)] = c20;
+      A[239002 + (i + 3) * 1 + (j + 0)] = c30;
+    }
+  }
+  for (let i = 0; i < 32; i++) { A[239034 + i] = A[239002 + i]; }
+  for (let i1 = 0; i1 < 1; i1++) { { let acc = 0; for (let i0 = 0; i0 < 8; i0++) { acc = acc + A[238474 + (i0 * 1 + i1 * 1)]; } A[8769 + (i1 * 1)] += acc; } }
+  for (let i = 0; i < 8; i += 4) {
+    for (let j = 0; j < 30; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 240026 + (i + 0) * 16;
+      const ra1 = 240026 + (i + 1) * 16;
+      const ra2 = 240026 + (i + 2) * 16;
+      const ra3 = 240026 + (i + 3) * 16;
+      const rb0 = 3568 + (j + 0);
+      const rb1 = 3568 + (j + 1);
+      const rb2 = 3568 + (j + 2);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[240538 + (i + 0) * 32 + (j + 0)] = c00;
+      A[240538 + (i + 0) * 32 + (j + 1)] = c01;
+      A[240538 + (i + 0) * 32 + (j + 2)] = c02;
+      A[240538 + (i + 1) * 32 + (j + 0)] = c10;
+      A[240538 + (i + 1) * 32 + (j + 1)] = c11;
+      A[240538 + (i + 1) * 32 + (j + 2)] = c12;
+      A[240538 + (i + 2) * 32 + (j + 0)] = c20;
+      A[240538 + (i + 2) * 32 + (j + 1)] = c21;
+      A[240538 + (i + 2) * 32 + (j + 2)] = c22;
+      A[240538 + (i + 3) * 32 + (j + 0)] = c30;
+      A[240538 + (i + 3) * 32 + (j + 1)] = c31;
+      A[240538 + (i + 3) * 32 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = 240026 + (i + 0) * 16;
+      const ra1 = 240026 + (i + 1) * 16;
+      const ra2 = 240026 + (i + 2) * 16;
+      const ra3 = 240026 + (i + 3) * 16;
+      const rb0 = 3568 + (30 + 0);
+      const rb1 = 3568 + (30 + 1);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
+      A[240538 + (i + 0) * 32 + (30 + 0)] = c00;
+      A[240538 + (i + 0) * 32 + (30 + 1)] = c01;
+      A[240538 + (i + 1) * 32 + (30 + 0)] = c10;
+      A[240538 + (i + 1) * 32 + (30 + 1)] = c11;
+      A[240538 + (i + 2) * 32 + (30 + 0)] = c20;
+      A[240538 + (i + 2) * 32 + (30 + 1)] = c21;
+      A[240538 + (i + 3) * 32 + (30 + 0)] = c30;
+      A[240538 + (i + 3) * 32 + (30 + 1)] = c31;
+    }
+  }
+  for (let i = 0; i < 8; i += 4) {
+    for (let j = 0; j < 30; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 239514 + (i + 0) * 16;
+      const ra1 = 239514 + (i + 1) * 16;
+      const ra2 = 239514 + (i + 2) * 16;
+      const ra3 = 239514 + (i + 3) * 16;
+      const rb0 = 2784 + (j + 0);
+      const rb1 = 2784 + (j + 1);
+      const rb2 = 2784 + (j + 2);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[239770 + (i + 0) * 32 + (j + 0)] = c00 + A[240538 + (i + 0) * 32 + (j + 0)];
+      A[239770 + (i + 0) * 32 + (j + 1)] = c01 + A[240538 + (i + 0) * 32 + (j + 1)];
+      A[239770 + (i + 0) * 32 + (j + 2)] = c02 + A[240538 + (i + 0) * 32 + (j + 2)];
+      A[239770 + (i + 1) * 32 + (j + 0)] = c10 + A[240538 + (i + 1) * 32 + (j + 0)];
+      A[239770 + (i + 1) * 32 + (j + 1)] = c11 + A[240538 + (i + 1) * 32 + (j + 1)];
+      A[239770 + (i + 1) * 32 + (j + 2)] = c12 + A[240538 + (i + 1) * 32 + (j + 2)];
+      A[239770 + (i + 2) * 32 + (j + 0)] = c20 + A[240538 + (i + 2) * 32 + (j + 0)];
+      A[239770 + (i + 2) * 32 + (j + 1)] = c21 + A[240538 + (i + 2) * 32 + (j + 1)];
+      A[239770 + (i + 2) * 32 + (j + 2)] = c22 + A[240538 + (i + 2) * 32 + (j + 2)];
+      A[239770 + (i + 3) * 32 + (j + 0)] = c30 + A[240538 + (i + 3) * 32 + (j + 0)];
+      A[239770 + (i + 3) * 32 + (j + 1)] = c31 + A[240538 + (i + 3) * 32 + (j + 1)];
+      A[239770 + (i + 3) * 32 + (j + 2)] = c32 + A[240538 + (i + 3) * 32 + (j + 2)];
+    }
+    {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = 239514 + (i + 0) * 16;
+      const ra1 = 239514 + (i + 1) * 16;
+      const ra2 = 239514 + (i + 2) * 16;
+      const ra3 = 239514 + (i + 3) * 16;
+      const rb0 = 2784 + (30 + 0);
+      const rb1 = 2784 + (30 + 1);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
+      A[239770 + (i + 0) * 32 + (30 + 0)] = c00 + A[240538 + (i + 0) * 32 + (30 + 0)];
+      A[239770 + (i + 0) * 32 + (30 + 1)] = c01 + A[240538 + (i + 0) * 32 + (30 + 1)];
+      A[239770 + (i + 1) * 32 + (30 + 0)] = c10 + A[240538 + (i + 1) * 32 + (30 + 0)];
+      A[239770 + (i + 1) * 32 + (30 + 1)] = c11 + A[240538 + (i + 1) * 32 + (30 + 1)];
+      A[239770 + (i + 2) * 32 + (30 + 0)] = c20 + A[240538 + (i + 2) * 32 + (30 + 0)];
+      A[239770 + (i + 2) * 32 + (30 + 1)] = c21 + A[240538 + (i + 2) * 32 + (30 + 1)];
+      A[239770 + (i + 3) * 32 + (30 + 0)] = c30 + A[240538 + (i + 3) * 32 + (30 + 0)];
+      A[239770 + (i + 3) * 32 + (30 + 1)] = c31 + A[240538 + (i + 3) * 32 + (30 + 1)];
+    }
+  }
+  for (let o = 0; o < 8; o++) for (let j = 0; j < 16; j++) A[239066 + o * 16 + j] = A[239770 + o * 32 + 0 + j];
+  A.fill(0, 239194, 239322);
+  for (let o = 0; o < 8; o++) for (let j = 0; j < 16; j++) A[239322 + o * 16 + j] = A[239770 + o * 32 + 16 + j];
+  A.fill(0, 239450, 239578);
+  for (let o = 0; o < 8; o++) for (let j = 0; j < 16; j++) A[239578 + o * 16 + j] = A[238490 + o * 32 + 0 + j];
+  A.fill(0, 239706, 239834);
+  for (let i = 0; i < 32; i++) A[8737 + i] += A[239034 + i];
+  for (let i = 0; i < 256; i++) A[q11 + i] += A[239066 + i];
+  for (let i = 0; i < 256; i++) A[q12 + i] += A[239322 + i];
+  for (let i = 0; i < 256; i++) A[q13 + i] += A[239578 + i];
+}
+/** A reverse scan's reverse step t (its VJP), over the first 12 of 16 rows (packed execution under lengths). */
+function rows12_32(A: Float32Array, t: number): void {
+  const q0 = 59641 + (t + 1) * 256;
+  const q6 = 31554 + t * 16;
+  const q10 = 196665 + t * 2064;
+  const q11 = 85497 + t * 256;
+  const q12 = 90617 + t * 256;
+  const q13 = 95737 + t * 256;
+  for (let i = 0; i < 12; i++) A[238458 + i] = A[196649 + i] * A[q6 + i];
+  for (let i0 = 0; i0 < 12; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[238474 + (i0 * 1 + i1 * 1)] = A[238458 + (i0 * 1)]; } }
+  for (let i = 0; i < 12; i++) A[238458 + i] = A[238474 + i] * A[q10 + i];
+  for (let i = 0; i < 12; i++) A[238474 + i] = A[238458 + i] + A[238458 + i];
+  for (let i = 0; i < 12; i++) { const a0 = A[238474 + i * 1]; for (let j = 0; j < 32; j++) A[238490 + i * 32 + j] = a0 * A[4352 + j]; }
+  for (let o = 0; o < 12; o++) for (let j = 0; j < 16; j++) A[239002 + o * 16 + j] = A[238490 + o * 32 + 16 + j];
+  for (let i = 0; i < 192; i++) A[239258 + i] = A[237946 + i] + ((A[(q10 + 16) + i] !== 0 ? A[239002 + i] : 0));
+  for (let i = 0; i < 64; i++) A[239450 + i] = A[238138 + i] + 0;
+  for (let i = 0; i < 192; i++) A[239002 + i] = (A[(q10 + 16) + i] !== 0 ? A[239258 + i] : 0);
+  for (let i = 0; i < 192; i++) A[239514 + i] = (A[239002 + i] * A[(q10 + 272) + i]) * (1 - (A[(q10 + 528) + i] * A[(q10 + 528) + i]));
+  for (let i = 0; i < 12; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 239514 + (i + 0) * 16;
+      const ra1 = 239514 + (i + 1) * 16;
+      const ra2 = 239514 + (i + 2) * 16;
+      const ra3 = 239514 + (i + 3) * 16;
+      const rb0 = 3296 + (j + 0);
+      const rb1 = 3296 + (j + 1);
+      const rb2 = 3296 + (j + 2);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[239770 + (i + 0) * 16 + (j + 0)] = c00;
+      A[239770 + (i + 0) * 16 + (j + 1)] = c01;
+      A[239770 + (i + 0) * 16 + (j + 2)] = c02;
+      A[239770 + (i + 1) * 16 + (j + 0)] = c10;
+      A[239770 + (i + 1) * 16 + (j + 1)] = c11;
+      A[239770 + (i + 1) * 16 + (j + 2)] = c12;
+      A[239770 + (i + 2) * 16 + (j + 0)] = c20;
+      A[239770 + (i + 2) * 16 + (j + 1)] = c21;
+      A[239770 + (i + 2) * 16 + (j + 2)] = c22;
+      A[239770 + (i + 3) * 16 + (j + 0)] = c30;
+      A[239770 + (i + 3) * 16 + (j + 1)] = c31;
+      A[239770 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 239514 + (i + 0) * 16;
+      const ra1 = 239514 + (i + 1) * 16;
+      const ra2 = 239514 + (i + 2) * 16;
+      const ra3 = 239514 + (i + 3) * 16;
+      const rb0 = 3296 + (15 + 0);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[239770 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[239770 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[239770 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[239770 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  for (let i = 0; i < 192; i++) A[240026 + i] = ((-((A[239002 + i] * A[(q10 + 528) + i]))) + (A[239002 + i] * A[q0 + i])) * (A[(q10 + 784) + i] * A[(q10 + 272) + i]);
+  for (let i = 0; i < 12; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 240026 + (i + 0) * 16;
+      const ra1 = 240026 + (i + 1) * 16;
+      const ra2 = 240026 + (i + 2) * 16;
+      const ra3 = 240026 + (i + 3) * 16;
+      const rb0 = 4080 + (j + 0);
+      const rb1 = 4080 + (j + 1);
+      const rb2 = 4080 + (j + 2);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[240282 + (i + 0) * 16 + (j + 0)] = c00;
+      A[240282 + (i + 0) * 16 + (j + 1)] = c01;
+      A[240282 + (i + 0) * 16 + (j + 2)] = c02;
+      A[240282 + (i + 1) * 16 + (j + 0)] = c10;
+      A[240282 + (i + 1) * 16 + (j + 1)] = c11;
+      A[240282 + (i + 1) * 16 + (j + 2)] = c12;
+      A[240282 + (i + 2) * 16 + (j + 0)] = c20;
+      A[240282 + (i + 2) * 16 + (j + 1)] = c21;
+      A[240282 + (i + 2) * 16 + (j + 2)] = c22;
+      A[240282 + (i + 3) * 16 + (j + 0)] = c30;
+      A[240282 + (i + 3) * 16 + (j + 1)] = c31;
+      A[240282 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 240026 + (i + 0) * 16;
+      const ra1 = 240026 + (i + 1) * 16;
+      const ra2 = 240026 + (i + 2) * 16;
+      const ra3 = 240026 + (i + 3) * 16;
+      const rb0 = 4080 + (15 + 0);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[240282 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[240282 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[240282 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[240282 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  for (let i = 0; i < 192; i++) A[238202 + i] = ((((A[(q10 + 16) + i] !== 0 ? 0 : A[239258 + i])) + A[239770 + i]) + (A[239002 + i] * A[(q10 + 784) + i])) + A[240282 + i];
+  for (let i = 0; i < 64; i++) A[238394 + i] = ((A[239450 + i] + 0) + 0) + 0;
+  for (let i = 0; i < 16; i += 4) {
+    for (let j = 0; j < 30; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 239514 + (i + 0);
+      const ra1 = 239514 + (i + 1);
+      const ra2 = 239514 + (i + 2);
+      const ra3 = 239514 + (i + 3);
+      const rb0 = (q10 + 1040) + (j + 0);
+      const rb1 = (q10 + 1040) + (j + 1);
+      const rb2 = (q10 + 1040) + (j + 2);
+      for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[7169 + (i + 0) * 32 + (j + 0)] += c00;
+      A[7169 + (i + 0) * 32 + (j + 1)] += c01;
+      A[7169 + (i + 0) * 32 + (j + 2)] += c02;
+      A[7169 + (i + 1) * 32 + (j + 0)] += c10;
+      A[7169 + (i + 1) * 32 + (j + 1)] += c11;
+      A[7169 + (i + 1) * 32 + (j + 2)] += c12;
+      A[7169 + (i + 2) * 32 + (j + 0)] += c20;
+      A[7169 + (i + 2) * 32 + (j + 1)] += c21;
+      A[7169 + (i + 2) * 32 + (j + 2)] += c22;
+      A[7169 + (i + 3) * 32 + (j + 0)] += c30;
+      A[7169 + (i + 3) * 32 + (j + 1)] += c31;
+      A[7169 + (i + 3) * 32 + (j + 2)] += c32;
+    }
+    {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = 239514 + (i + 0);
+      const ra1 = 239514 + (i + 1);
+      const ra2 = 239514 + (i + 2);
+      const ra3 = 239514 + (i + 3);
+      const rb0 = (q10 + 1040) + (30 + 0);
+      const rb1 = (q10 + 1040) + (30 + 1);
+      for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
+      A[7169 + (i + 0) * 32 + (30 + 0)] += c00;
+      A[7169 + (i + 0) * 32 + (30 + 1)] += c01;
+      A[7169 + (i + 1) * 32 + (30 + 0)] += c10;
+      A[7169 + (i + 1) * 32 + (30 + 1)] += c11;
+      A[7169 + (i + 2) * 32 + (30 + 0)] += c20;
+      A[7169 + (i + 2) * 32 + (30 + 1)] += c21;
+      A[7169 + (i + 3) * 32 + (30 + 0)] += c30;
+      A[7169 + (i + 3) * 32 + (30 + 1)] += c31;
+    }
+  }
+  for (let i = 0; i < 16; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 239514 + (i + 0);
+      const ra1 = 239514 + (i + 1);
+      const ra2 = 239514 + (i + 2);
+      const ra3 = 239514 + (i + 3);
+      const rb0 = q0 + (j + 0);
+      const rb1 = q0 + (j + 1);
+      const rb2 = q0 + (j + 2);
+      for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[7681 + (i + 0) * 16 + (j + 0)] += c00;
+      A[7681 + (i + 0) * 16 + (j + 1)] += c01;
+      A[7681 + (i + 0) * 16 + (j + 2)] += c02;
+      A[7681 + (i + 1) * 16 + (j + 0)] += c10;
+      A[7681 + (i + 1) * 16 + (j + 1)] += c11;
+      A[7681 + (i + 1) * 16 + (j + 2)] += c12;
+      A[7681 + (i + 2) * 16 + (j + 0)] += c20;
+      A[7681 + (i + 2) * 16 + (j + 1)] += c21;
+      A[7681 + (i + 2) * 16 + (j + 2)] += c22;
+      A[7681 + (i + 3) * 16 + (j + 0)] += c30;
+      A[7681 + (i + 3) * 16 + (j + 1)] += c31;
+      A[7681 + (i + 3) * 16 + (j + 2)] += c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 239514 + (i + 0);
+      const ra1 = 239514 + (i + 1);
+      const ra2 = 239514 + (i + 2);
+      const ra3 = 239514 + (i + 3);
+      const rb0 = q0 + (15 + 0);
+      for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[7681 + (i + 0) * 16 + (15 + 0)] += c00;
+      A[7681 + (i + 1) * 16 + (15 + 0)] += c10;
+      A[7681 + (i + 2) * 16 + (15 + 0)] += c20;
+      A[7681 + (i + 3) * 16 + (15 + 0)] += c30;
+    }
+  }
+  for (let i1 = 0; i1 < 16; i1++) { { let acc = 0; for (let i0 = 0; i0 < 12; i0++) { acc = acc + A[239514 + (i0 * 16 + i1 * 1)]; } A[7937 + (i1 * 1)] += acc; } }
+  for (let i = 0; i < 16; i += 4) {
+    for (let j = 0; j < 30; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 240026 + (i + 0);
+      const ra1 = 240026 + (i + 1);
+      const ra2 = 240026 + (i + 2);
+      const ra3 = 240026 + (i + 3);
+      const rb0 = (q10 + 1040) + (j + 0);
+      const rb1 = (q10 + 1040) + (j + 1);
+      const rb2 = (q10 + 1040) + (j + 2);
+      for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[7953 + (i + 0) * 32 + (j + 0)] += c00;
+      A[7953 + (i + 0) * 32 + (j + 1)] += c01;
+      A[7953 + (i + 0) * 32 + (j + 2)] += c02;
+      A[7953 + (i + 1) * 32 + (j + 0)] += c10;
+      A[7953 + (i + 1) * 32 + (j + 1)] += c11;
+      A[7953 + (i + 1) * 32 + (j + 2)] += c12;
+      A[7953 + (i + 2) * 32 + (j + 0)] += c20;
+      A[7953 + (i + 2) * 32 + (j + 1)] += c21;
+      A[7953 + (i + 2) * 32 + (j + 2)] += c22;
+      A[7953 + (i + 3) * 32 + (j + 0)] += c30;
+      A[7953 + (i + 3) * 32 + (j + 1)] += c31;
+      A[7953 + (i + 3) * 32 + (j + 2)] += c32;
+    }
+    {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = 240026 + (i + 0);
+      const ra1 = 240026 + (i + 1);
+      const ra2 = 240026 + (i + 2);
+      const ra3 = 240026 + (i + 3);
+      const rb0 = (q10 + 1040) + (30 + 0);
+      const rb1 = (q10 + 1040) + (30 + 1);
+      for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
+      A[7953 + (i + 0) * 32 + (30 + 0)] += c00;
+      A[7953 + (i + 0) * 32 + (30 + 1)] += c01;
+      A[7953 + (i + 1) * 32 + (30 + 0)] += c10;
+      A[7953 + (i + 1) * 32 + (30 + 1)] += c11;
+      A[7953 + (i + 2) * 32 + (30 + 0)] += c20;
+      A[7953 + (i + 2) * 32 + (30 + 1)] += c21;
+      A[7953 + (i + 3) * 32 + (30 + 0)] += c30;
+      A[7953 + (i + 3) * 32 + (30 + 1)] += c31;
+    }
+  }
+  for (let i = 0; i < 16; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 240026 + (i + 0);
+      const ra1 = 240026 + (i + 1);
+      const ra2 = 240026 + (i + 2);
+      const ra3 = 240026 + (i + 3);
+      const rb0 = q0 + (j + 0);
+      const rb1 = q0 + (j + 1);
+      const rb2 = q0 + (j + 2);
+      for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[8465 + (i + 0) * 16 + (j + 0)] += c00;
+      A[8465 + (i + 0) * 16 + (j + 1)] += c01;
+      A[8465 + (i + 0) * 16 + (j + 2)] += c02;
+      A[8465 + (i + 1) * 16 + (j + 0)] += c10;
+      A[8465 + (i + 1) * 16 + (j + 1)] += c11;
+      A[8465 + (i + 1) * 16 + (j + 2)] += c12;
+      A[8465 + (i + 2) * 16 + (j + 0)] += c20;
+      A[8465 + (i + 2) * 16 + (j + 1)] += c21;
+      A[8465 + (i + 2) * 16 + (j + 2)] += c22;
+      A[8465 + (i + 3) * 16 + (j + 0)] += c30;
+      A[8465 + (i + 3) * 16 + (j + 1)] += c31;
+      A[8465 + (i + 3) * 16 + (j + 2)] += c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 240026 + (i + 0);
+      const ra1 = 240026 + (i + 1);
+      const ra2 = 240026 + (i + 2);
+      const ra3 = 240026 + (i + 3);
+      const rb0 = q0 + (15 + 0);
+      for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[8465 + (i + 0) * 16 + (15 + 0)] += c00;
+      A[8465 + (i + 1) * 16 + (15 + 0)] += c10;
+      A[8465 + (i + 2) * 16 + (15 + 0)] += c20;
+      A[8465 + (i + 3) * 16 + (15 + 0)] += c30;
+    }
+  }
+  for (let i1 = 0; i1 < 16; i1++) { { let acc = 0; for (let i0 = 0; i0 < 12; i0++) { acc = acc + A[240026 + (i0 * 16 + i1 * 1)]; } A[8721 + (i1 * 1)] += acc; } }
+  for (let i = 0; i < 32; i += 4) {
+    for (let j = 0; j < 1; j += 1) {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = (q10 + 1552) + (i + 0);
+      const ra1 = (q10 + 1552) + (i + 1);
+      const ra2 = (q10 + 1552) + (i + 2);
+      const ra3 = (q10 + 1552) + (i + 3);
+      const rb0 = 238474 + (j + 0);
+      for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 32]; const a1 = A[ra1 + p * 32]; const a2 = A[ra2 + p * 32]; const a3 = A[ra3 + p * 32]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[239002 + (i + 0) * 1 + (j + 0)] = c00;
+      A[239002 + (i + 1) * 1 + (j + 0)] = c10;
+      A[239002 + (i + 2) * 1 + (j + 0)] = c20;
+      A[239002 + (i + 3) * 1 + (j + 0)] = c30;
+    }
+  }
+  for (let i = 0; i < 32; i++) { A[239034 + i] = A[239002 + i]; }
+  for (let i1 = 0; i1 < 1; i1++) { { let acc = 0; for (let i0 = 0; i0 < 12; i0++) { acc = acc + A[238474 + (i0 * 1 + i1 * 1)]; } A[8769 + (i1 * 1)] += acc; } }
+  for (let i = 0; i < 12; i += 4) {
+    for (let j = 0; j < 30; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 240026 + (i + 0) * 16;
+      const ra1 = 240026 + (i + 1) * 16;
+      const ra2 = 240026 + (i + 2) * 16;
+      const ra3 = 240026 + (i + 3) * 16;
+      const rb0 = 3568 + (j + 0);
+      const rb1 = 3568 + (j + 1);
+      const rb2 = 3568 + (j + 2);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[240538 + (i + 0) * 32 + (j + 0)] = c00;
+      A[240538 + (i + 0) * 32 + (j + 1)] = c01;
+      A[240538 + (i + 0) * 32 + (j + 2)] = c02;
+      A[240538 + (i + 1) * 32 + (j + 0)] = c10;
+      A[240538 + (i + 1) * 32 + (j + 1)] = c11;
+      A[240538 + (i + 1) * 32 + (j + 2)] = c12;
+      A[240538 + (i + 2) * 32 + (j + 0)] = c20;
+      A[240538 + (i + 2) * 32 + (j + 1)] = c21;
+      A[240538 + (i + 2) * 32 + (j + 2)] = c22;
+      A[240538 + (i + 3) * 32 + (j + 0)] = c30;
+      A[240538 + (i + 3) * 32 + (j + 1)] = c31;
+      A[240538 + (i + 3) * 32 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = 240026 + (i + 0) * 16;
+      const ra1 = 240026 + (i + 1) * 16;
+      const ra2 = 240026 + (i + 2) * 16;
+      const ra3 = 240026 + (i + 3) * 16;
+      const rb0 = 3568 + (30 + 0);
+      const rb1 = 3568 + (30 + 1);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
+      A[240538 + (i + 0) * 32 + (30 + 0)] = c00;
+      A[240538 + (i + 0) * 32 + (30 + 1)] = c01;
+      A[240538 + (i + 1) * 32 + (30 + 0)] = c10;
+      A[240538 + (i + 1) * 32 + (30 + 1)] = c11;
+      A[240538 + (i + 2) * 32 + (30 + 0)] = c20;
+      A[240538 + (i + 2) * 32 + (30 + 1)] = c21;
+      A[240538 + (i + 3) * 32 + (30 + 0)] = c30;
+      A[240538 + (i + 3) * 32 + (30 + 1)] = c31;
+    }
+  }
+  for (let i = 0; i < 12; i += 4) {
+    for (let j = 0; j < 30; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 239514 + (i + 0) * 16;
+      const ra1 = 239514 + (i + 1) * 16;
+      const ra2 = 239514 + (i + 2) * 16;
+      const ra3 = 239514 + (i + 3) * 16;
+      const rb0 = 2784 + (j + 0);
+      const rb1 = 2784 + (j + 1);
+      const rb2 = 2784 + (j + 2);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[239770 + (i + 0) * 32 + (j + 0)] = c00 + A[240538 + (i + 0) * 32 + (j + 0)];
+      A[239770 + (i + 0) * 32 + (j + 1)] = c01 + A[240538 + (i + 0) * 32 + (j + 1)];
+      A[239770 + (i + 0) * 32 + (j + 2)] = c02 + A[240538 + (i + 0) * 32 + (j + 2)];
+      A[239770 + (i + 1) * 32 + (j + 0)] = c10 + A[240538 + (i + 1) * 32 + (j + 0)];
+      A[239770 + (i + 1) * 32 + (j + 1)] = c11 + A[240538 + (i + 1) * 32 + (j + 1)];
+      A[239770 + (i + 1) * 32 + (j + 2)] = c12 + A[240538 + (i + 1) * 32 + (j + 2)];
+      A[239770 + (i + 2) * 32 + (j + 0)] = c20 + A[240538 + (i + 2) * 32 + (j + 0)];
+      A[239770 + (i + 2) * 32 + (j + 1)] = c21 + A[240538 + (i + 2) * 32 + (j + 1)];
+      A[239770 + (i + 2) * 32 + (j + 2)] = c22 + A[240538 + (i + 2) * 32 + (j + 2)];
+      A[239770 + (i + 3) * 32 + (j + 0)] = c30 + A[240538 + (i + 3) * 32 + (j + 0)];
+      A[239770 + (i + 3) * 32 + (j + 1)] = c31 + A[240538 + (i + 3) * 32 + (j + 1)];
+      A[239770 + (i + 3) * 32 + (j + 2)] = c32 + A[240538 + (i + 3) * 32 + (j + 2)];
+    }
+    {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = 239514 + (i + 0) * 16;
+      const ra1 = 239514 + (i + 1) * 16;
+      const ra2 = 239514 + (i + 2) * 16;
+      const ra3 = 239514 + (i + 3) * 16;
+      const rb0 = 2784 + (30 + 0);
+      const rb1 = 2784 + (30 + 1);
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
+      A[239770 + (i + 0) * 32 + (30 + 0)] = c00 + A[240538 + (i + 0) * 32 + (30 + 0)];
+      A[239770 + (i + 0) * 32 + (30 + 1)] = c01 + A[240538 + (i + 0) * 32 + (30 + 1)];
+      A[239770 + (i + 1) * 32 + (30 + 0)] = c10 + A[240538 + (i + 1) * 32 + (30 + 0)];
+      A[239770 + (i + 1) * 32 + (30 + 1)] = c11 + A[240538 + (i + 1) * 32 + (30 + 1)];
+      A[239770 + (i + 2) * 32 + (30 + 0)] = c20 + A[240538 + (i + 2) * 32 + (30 + 0)];
+      A[239770 + (i + 2) * 32 + (30 + 1)] = c21 + A[240538 + (i + 2) * 32 + (30 + 1)];
+      A[239770 + (i + 3) * 32 + (30 + 0)] = c30 + A[240538 + (i + 3) * 32 + (30 + 0)];
+      A[239770 + (i + 3) * 32 + (30 + 1)] = c31 + A[240538 + (i + 3) * 32 + (30 + 1)];
+    }
+  }
+  for (let o = 0; o < 12; o++) for (let j = 0; j < 16; j++) A[239066 + o * 16 + j] = A[239770 + o * 32 + 0 + j];
+  A.fill(0, 239258, 239322);
+  for (let o = 0; o < 12; o++) for (let j = 0; j < 16; j++) A[239322 + o * 16 + j] = A[239770 + o * 32 + 16 + j];
+  A.fill(0, 239514, 239578);
+  for (let o = 0; o < 12; o++) for (let j = 0; j < 16; j++) A[239578 + o * 16 + j] = A[238490 + o * 32 + 0 + j];
+  A.fill(0, 239770, 239834);
+  for (let i = 0; i < 32; i++) A[8737 + i] += A[239034 + i];
+  for (let i = 0; i < 256; i++) A[q11 + i] += A[239066 + i];
+  for (let i = 0; i < 256; i++) A[q12 + i] += A[239322 + i];
+  for (let i = 0; i < 256; i++) A[q13 + i] += A[239578 + i];
+}
+/** A reverse scan's prediction step t, over the first 4 of 16 rows (packed execution under lengths). */
+function rows4_33(A: Float32Array, t: number): void {
+  const q0 = 59641 + t * 256;
+  const q1 = 32952 + t * 16;
+  const q2 = 80377 + t * 256;
+  const q3 = 59641 + (t + 1) * 256;
+  const q4 = 65017 + t * 256;
+  const q5 = 70137 + t * 256;
+  const q6 = 75257 + t * 256;
+  const q8 = 31234 + t * 16;
+  for (let i0 = 0; i0 < 4; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[238458 + (i0 * 16 + i1 * 1)] = A[q8 + (i0 * 1)]; } }
+  // graphs/adding-bidir.ts:34
+  for (let o = 0; o < 4; o++) for (let j = 0; j < 16; j++) A[238714 + o * 32 + 0 + j] = A[q4 + o * 16 + j];
+  for (let o = 0; o < 4; o++) for (let j = 0; j < 16; j++) A[238714 + o * 32 + 16 + j] = A[q5 + o * 16 + j];
+  // graphs/adding-bidir.ts:12
+  for (let i = 0; i < 4; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 238714 + (i + 0) * 32;
+      const ra1 = 238714 + (i + 1) * 32;
+      const ra2 = 238714 + (i + 2) * 32;
+      const ra3 = 238714 + (i + 3) * 32;
+      const rb0 = 3568 + (j + 0) * 32;
+      const rb1 = 3568 + (j + 1) * 32;
+      const rb2 = 3568 + (j + 2) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[239226 + (i + 0) * 16 + (j + 0)] = c00;
+      A[239226 + (i + 0) * 16 + (j + 1)] = c01;
+      A[239226 + (i + 0) * 16 + (j + 2)] = c02;
+      A[239226 + (i + 1) * 16 + (j + 0)] = c10;
+      A[239226 + (i + 1) * 16 + (j + 1)] = c11;
+      A[239226 + (i + 1) * 16 + (j + 2)] = c12;
+      A[239226 + (i + 2) * 16 + (j + 0)] = c20;
+      A[239226 + (i + 2) * 16 + (j + 1)] = c21;
+      A[239226 + (i + 2) * 16 + (j + 2)] = c22;
+      A[239226 + (i + 3) * 16 + (j + 0)] = c30;
+      A[239226 + (i + 3) * 16 + (j + 1)] = c31;
+      A[239226 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 238714 + (i + 0) * 32;
+      const ra1 = 238714 + (i + 1) * 32;
+      const ra2 = 238714 + (i + 2) * 32;
+      const ra3 = 238714 + (i + 3) * 32;
+      const rb0 = 3568 + (15 + 0) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[239226 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[239226 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[239226 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[239226 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  for (let i = 0; i < 4; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q3 + (i + 0) * 16;
+      const ra1 = q3 + (i + 1) * 16;
+      const ra2 = q3 + (i + 2) * 16;
+      const ra3 = q3 + (i + 3) * 16;
+      const rb0 = 4080 + (j + 0) * 16;
+      const rb1 = 4080 + (j + 1) * 16;
+      const rb2 = 4080 + (j + 2) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[239482 + (i + 0) * 16 + (j + 0)] = c00;
+      A[239482 + (i + 0) * 16 + (j + 1)] = c01;
+      A[239482 + (i + 0) * 16 + (j + 2)] = c02;
+      A[239482 + (i + 1) * 16 + (j + 0)] = c10;
+      A[239482 + (i + 1) * 16 + (j + 1)] = c11;
+      A[239482 + (i + 1) * 16 + (j + 2)] = c12;
+      A[239482 + (i + 2) * 16 + (j + 0)] = c20;
+      A[239482 + (i + 2) * 16 + (j + 1)] = c21;
+      A[239482 + (i + 2) * 16 + (j + 2)] = c22;
+      A[239482 + (i + 3) * 16 + (j + 0)] = c30;
+      A[239482 + (i + 3) * 16 + (j + 1)] = c31;
+      A[239482 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = q3 + (i + 0) * 16;
+      const ra1 = q3 + (i + 1) * 16;
+      const ra2 = q3 + (i + 2) * 16;
+      const ra3 = q3 + (i + 3) * 16;
+      const rb0 = 4080 + (15 + 0) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[239482 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[239482 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[239482 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[239482 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  // graphs/adding-bidir.ts:23
+  for (let i = 0; i < 64; i++) A[239738 + i] = sigmoid32(((A[239226 + i] + A[196089 + i]) + A[239482 + i]));
+  // graphs/adding-bidir.ts:12
+  for (let i = 0; i < 4; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 238714 + (i + 0) * 32;
+      const ra1 = 238714 + (i + 1) * 32;
+      const ra2 = 238714 + (i + 2) * 32;
+      const ra3 = 238714 + (i + 3) * 32;
+      const rb0 = 2784 + (j + 0) * 32;
+      const rb1 = 2784 + (j + 1) * 32;
+      const rb2 = 2784 + (j + 2) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[239226 + (i + 0) * 16 + (j + 0)] = c00;
+      A[239226 + (i + 0) * 16 + (j + 1)] = c01;
+      A[239226 + (i + 0) * 16 + (j + 2)] = c02;
+      A[239226 + (i + 1) * 16 + (j + 0)] = c10;
+      A[239226 + (i + 1) * 16 + (j + 1)] = c11;
+      A[239226 + (i + 1) * 16 + (j + 2)] = c12;
+      A[239226 + (i + 2) * 16 + (j + 0)] = c20;
+      A[239226 + (i + 2) * 16 + (j + 1)] = c21;
+      A[239226 + (i + 2) * 16 + (j + 2)] = c22;
+      A[239226 + (i + 3) * 16 + (j + 0)] = c30;
+      A[239226 + (i + 3) * 16 + (j + 1)] = c31;
+      A[239226 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 238714 + (i + 0) * 32;
+      const ra1 = 238714 + (i + 1) * 32;
+      const ra2 = 238714 + (i + 2) * 32;
+      const ra3 = 238714 + (i + 3) * 32;
+      const rb0 = 2784 + (15 + 0) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[239226 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[239226 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[239226 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[239226 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  for (let i = 0; i < 4; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q3 + (i + 0) * 16;
+      const ra1 = q3 + (i + 1) * 16;
+      const ra2 = q3 + (i + 2) * 16;
+      const ra3 = q3 + (i + 3) * 16;
+      const rb0 = 3296 + (j + 0) * 16;
+      const rb1 = 3296 + (j + 1) * 16;
+      const rb2 = 3296 + (j + 2) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[238714 + (i + 0) * 16 + (j + 0)] = c00;
+      A[238714 + (i + 0) * 16 + (j + 1)] = c01;
+      A[238714 + (i + 0) * 16 + (j + 2)] = c02;
+      A[238714 + (i + 1) * 16 + (j + 0)] = c10;
+      A[238714 + (i + 1) * 16 + (j + 1)] = c11;
+      A[238714 + (i + 1) * 16 + (j + 2)] = c12;
+      A[238714 + (i + 2) * 16 + (j + 0)] = c20;
+      A[238714 + (i + 2) * 16 + (j + 1)] = c21;
+      A[238714 + (i + 2) * 16 + (j + 2)] = c22;
+      A[238714 + (i + 3) * 16 + (j + 0)] = c30;
+      A[238714 + (i + 3) * 16 + (j + 1)] = c31;
+      A[238714 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = q3 + (i + 0) * 16;
+      const ra1 = q3 + (i + 1) * 16;
+      const ra2 = q3 + (i + 2) * 16;
+      const ra3 = q3 + (i + 3) * 16;
+      const rb0 = 3296 + (15 + 0) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  // (derived)
+  for (let i = 0; i < 64; i++) A[q0 + i] = (A[238458 + i] !== 0 ? ((A[239738 + i] * A[q3 + i]) + ((1 - A[239738 + i]) * (tanh32(((A[239226 + i] + A[196345 + i]) + A[238714 + i]))))) : A[q3 + i]);
+  A.copyWithin(q0 + 64, q3 + 64, q3 + 64 + 192);
+  for (let i = 0; i < 64; i++) A[q2 + i] = (A[238458 + i] !== 0 ? A[q0 + i] : 0);
+  A.fill(0, q2 + 64, q2 + 64 + 192);
+  // graphs/adding-bidir.ts:34
+  for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[238458 + o * 32 + 0 + j] = A[q6 + o * 16 + j];
+  for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[238458 + o * 32 + 16 + j] = A[q2 + o * 16 + j];
+  // graphs/adding-bidir.ts:12
+  for (let i = 0; i < 16; i += 4) {
+    for (let j = 0; j < 1; j += 1) {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 238458 + (i + 0) * 32;
+      const ra1 = 238458 + (i + 1) * 32;
+      const ra2 = 238458 + (i + 2) * 32;
+      const ra3 = 238458 + (i + 3) * 32;
+      const rb0 = 196601 + (j + 0);
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[196633 + (i + 0) * 1 + (j + 0)];
+      A[q1 + (i + 1) * 1 + (j + 0)] = c10 + A[196633 + (i + 1) * 1 + (j + 0)];
+      A[q1 + (i + 2) * 1 + (j + 0)] = c20 + A[196633 + (i + 2) * 1 + (j + 0)];
+      A[q1 + (i + 3) * 1 + (j + 0)] = c30 + A[196633 + (i + 3) * 1 + (j + 0)];
+    }
+  }
+}
+/** A reverse scan's prediction step t, over the first 8 of 16 rows (packed execution under lengths). */
+function rows8_34(A: Float32Array, t: number): void {
+  const q0 = 59641 + t * 256;
+  const q1 = 32952 + t * 16;
+  const q2 = 80377 + t * 256;
+  const q3 = 59641 + (t + 1) * 256;
+  const q4 = 65017 + t * 256;
+  const q5 = 70137 + t * 256;
+  const q6 = 75257 + t * 256;
+  const q8 = 31234 + t * 16;
+  for (let i0 = 0; i0 < 8; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[238458 + (i0 * 16 + i1 * 1)] = A[q8 + (i0 * 1)]; } }
+  // graphs/adding-bidir.ts:34
+  for (let o = 0; o < 8; o++) for (let j = 0; j < 16; j++) A[238714 + o * 32 + 0 + j] = A[q4 + o * 16 + j];
+  for (let o = 0; o < 8; o++) for (let j = 0; j < 16; j++) A[238714 + o * 32 + 16 + j] = A[q5 + o * 16 + j];
+  // graphs/adding-bidir.ts:12
+  for (let i = 0; i < 8; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 238714 + (i + 0) * 32;
+      const ra1 = 238714 + (i + 1) * 32;
+      const ra2 = 238714 + (i + 2) * 32;
+      const ra3 = 238714 + (i + 3) * 32;
+      const rb0 = 3568 + (j + 0) * 32;
+      const rb1 = 3568 + (j + 1) * 32;
+      const rb2 = 3568 + (j + 2) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[239226 + (i + 0) * 16 + (j + 0)] = c00;
+      A[239226 + (i + 0) * 16 + (j + 1)] = c01;
+      A[239226 + (i + 0) * 16 + (j + 2)] = c02;
+      A[239226 + (i + 1) * 16 + (j + 0)] = c10;
+      A[239226 + (i + 1) * 16 + (j + 1)] = c11;
+      A[239226 + (i + 1) * 16 + (j + 2)] = c12;
+      A[239226 + (i + 2) * 16 + (j + 0)] = c20;
+      A[239226 + (i + 2) * 16 + (j + 1)] = c21;
+      A[239226 + (i + 2) * 16 + (j + 2)] = c22;
+      A[239226 + (i + 3) * 16 + (j + 0)] = c30;
+      A[239226 + (i + 3) * 16 + (j + 1)] = c31;
+      A[239226 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 238714 + (i + 0) * 32;
+      const ra1 = 238714 + (i + 1) * 32;
+      const ra2 = 238714 + (i + 2) * 32;
+      const ra3 = 238714 + (i + 3) * 32;
+      const rb0 = 3568 + (15 + 0) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[239226 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[239226 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[239226 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[239226 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  for (let i = 0; i < 8; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q3 + (i + 0) * 16;
+      const ra1 = q3 + (i + 1) * 16;
+      const ra2 = q3 + (i + 2) * 16;
+      const ra3 = q3 + (i + 3) * 16;
+      const rb0 = 4080 + (j + 0) * 16;
+      const rb1 = 4080 + (j + 1) * 16;
+      const rb2 = 4080 + (j + 2) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[239482 + (i + 0) * 16 + (j + 0)] = c00;
+      A[239482 + (i + 0) * 16 + (j + 1)] = c01;
+      A[239482 + (i + 0) * 16 + (j + 2)] = c02;
+      A[239482 + (i + 1) * 16 + (j + 0)] = c10;
+      A[239482 + (i + 1) * 16 + (j + 1)] = c11;
+      A[239482 + (i + 1) * 16 + (j + 2)] = c12;
+      A[239482 + (i + 2) * 16 + (j + 0)] = c20;
+      A[239482 + (i + 2) * 16 + (j + 1)] = c21;
+      A[239482 + (i + 2) * 16 + (j + 2)] = c22;
+      A[239482 + (i + 3) * 16 + (j + 0)] = c30;
+      A[239482 + (i + 3) * 16 + (j + 1)] = c31;
+      A[239482 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = q3 + (i + 0) * 16;
+      const ra1 = q3 + (i + 1) * 16;
+      const ra2 = q3 + (i + 2) * 16;
+      const ra3 = q3 + (i + 3) * 16;
+      const rb0 = 4080 + (15 + 0) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[239482 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[239482 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[239482 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[239482 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  // graphs/adding-bidir.ts:23
+  for (let i = 0; i < 128; i++) A[239738 + i] = sigmoid32(((A[239226 + i] + A[196089 + i]) + A[239482 + i]));
+  // graphs/adding-bidir.ts:12
+  for (let i = 0; i < 8; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 238714 + (i + 0) * 32;
+      const ra1 = 238714 + (i + 1) * 32;
+      const ra2 = 238714 + (i + 2) * 32;
+      const ra3 = 238714 + (i + 3) * 32;
+      const rb0 = 2784 + (j + 0) * 32;
+      const rb1 = 2784 + (j + 1) * 32;
+      const rb2 = 2784 + (j + 2) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[239226 + (i + 0) * 16 + (j + 0)] = c00;
+      A[239226 + (i + 0) * 16 + (j + 1)] = c01;
+      A[239226 + (i + 0) * 16 + (j + 2)] = c02;
+      A[239226 + (i + 1) * 16 + (j + 0)] = c10;
+      A[239226 + (i + 1) * 16 + (j + 1)] = c11;
+      A[239226 + (i + 1) * 16 + (j + 2)] = c12;
+      A[239226 + (i + 2) * 16 + (j + 0)] = c20;
+      A[239226 + (i + 2) * 16 + (j + 1)] = c21;
+      A[239226 + (i + 2) * 16 + (j + 2)] = c22;
+      A[239226 + (i + 3) * 16 + (j + 0)] = c30;
+      A[239226 + (i + 3) * 16 + (j + 1)] = c31;
+      A[239226 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 238714 + (i + 0) * 32;
+      const ra1 = 238714 + (i + 1) * 32;
+      const ra2 = 238714 + (i + 2) * 32;
+      const ra3 = 238714 + (i + 3) * 32;
+      const rb0 = 2784 + (15 + 0) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[239226 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[239226 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[239226 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[239226 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  for (let i = 0; i < 8; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q3 + (i + 0) * 16;
+      const ra1 = q3 + (i + 1) * 16;
+      const ra2 = q3 + (i + 2) * 16;
+      const ra3 = q3 + (i + 3) * 16;
+      const rb0 = 3296 + (j + 0) * 16;
+      const rb1 = 3296 + (j + 1) * 16;
+      const rb2 = 3296 + (j + 2) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[238714 + (i + 0) * 16 + (j + 0)] = c00;
+      A[238714 + (i + 0) * 16 + (j + 1)] = c01;
+      A[238714 + (i + 0) * 16 + (j + 2)] = c02;
+      A[238714 + (i + 1) * 16 + (j + 0)] = c10;
+      A[238714 + (i + 1) * 16 + (j + 1)] = c11;
+      A[238714 + (i + 1) * 16 + (j + 2)] = c12;
+      A[238714 + (i + 2) * 16 + (j + 0)] = c20;
+      A[238714 + (i + 2) * 16 + (j + 1)] = c21;
+      A[238714 + (i + 2) * 16 + (j + 2)] = c22;
+      A[238714 + (i + 3) * 16 + (j + 0)] = c30;
+      A[238714 + (i + 3) * 16 + (j + 1)] = c31;
+      A[238714 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = q3 + (i + 0) * 16;
+      const ra1 = q3 + (i + 1) * 16;
+      const ra2 = q3 + (i + 2) * 16;
+      const ra3 = q3 + (i + 3) * 16;
+      const rb0 = 3296 + (15 + 0) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  // (derived)
+  for (let i = 0; i < 128; i++) A[q0 + i] = (A[238458 + i] !== 0 ? ((A[239738 + i] * A[q3 + i]) + ((1 - A[239738 + i]) * (tanh32(((A[239226 + i] + A[196345 + i]) + A[238714 + i]))))) : A[q3 + i]);
+  A.copyWithin(q0 + 128, q3 + 128, q3 + 128 + 128);
+  for (let i = 0; i < 128; i++) A[q2 + i] = (A[238458 + i] !== 0 ? A[q0 + i] : 0);
+  A.fill(0, q2 + 128, q2 + 128 + 128);
+  // graphs/adding-bidir.ts:34
+  for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[238458 + o * 32 + 0 + j] = A[q6 + o * 16 + j];
+  for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[238458 + o * 32 + 16 + j] = A[q2 + o * 16 + j];
+  // graphs/adding-bidir.ts:12
+  for (let i = 0; i < 16; i += 4) {
+    for (let j = 0; j < 1; j += 1) {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 238458 + (i + 0) * 32;
+      const ra1 = 238458 + (i + 1) * 32;
+      const ra2 = 238458 + (i + 2) * 32;
+      const ra3 = 238458 + (i + 3) * 32;
+      const rb0 = 196601 + (j + 0);
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[196633 + (i + 0) * 1 + (j + 0)];
+      A[q1 + (i + 1) * 1 + (j + 0)] = c10 + A[196633 + (i + 1) * 1 + (j + 0)];
+      A[q1 + (i + 2) * 1 + (j + 0)] = c20 + A[196633 + (i + 2) * 1 + (j + 0)];
+      A[q1 + (i + 3) * 1 + (j + 0)] = c30 + A[196633 + (i + 3) * 1 + (j + 0)];
+    }
+  }
+}
+/** A reverse scan's prediction step t, over the first 12 of 16 rows (packed execution under lengths). */
+function rows12_35(A: Float32Array, t: number): void {
+  const q0 = 59641 + t * 256;
+  const q1 = 32952 + t * 16;
+  const q2 = 80377 + t * 256;
+  const q3 = 59641 + (t + 1) * 256;
+  const q4 = 65017 + t * 256;
+  const q5 = 70137 + t * 256;
+  const q6 = 75257 + t * 256;
+  const q8 = 31234 + t * 16;
+  for (let i0 = 0; i0 < 12; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[238458 + (i0 * 16 + i1 * 1)] = A[q8 + (i0 * 1)]; } }
+  // graphs/adding-bidir.ts:34
+  for (let o = 0; o < 12; o++) for (let j = 0; j < 16; j++) A[238714 + o * 32 + 0 + j] = A[q4 + o * 16 + j];
+  for (let o = 0; o < 12; o++) for (let j = 0; j < 16; j++) A[238714 + o * 32 + 16 + j] = A[q5 + o * 16 + j];
+  // graphs/adding-bidir.ts:12
+  for (let i = 0; i < 12; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 238714 + (i + 0) * 32;
+      const ra1 = 238714 + (i + 1) * 32;
+      const ra2 = 238714 + (i + 2) * 32;
+      const ra3 = 238714 + (i + 3) * 32;
+      const rb0 = 3568 + (j + 0) * 32;
+      const rb1 = 3568 + (j + 1) * 32;
+      const rb2 = 3568 + (j + 2) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[239226 + (i + 0) * 16 + (j + 0)] = c00;
+      A[239226 + (i + 0) * 16 + (j + 1)] = c01;
+      A[239226 + (i + 0) * 16 + (j + 2)] = c02;
+      A[239226 + (i + 1) * 16 + (j + 0)] = c10;
+      A[239226 + (i + 1) * 16 + (j + 1)] = c11;
+      A[239226 + (i + 1) * 16 + (j + 2)] = c12;
+      A[239226 + (i + 2) * 16 + (j + 0)] = c20;
+      A[239226 + (i + 2) * 16 + (j + 1)] = c21;
+      A[239226 + (i + 2) * 16 + (j + 2)] = c22;
+      A[239226 + (i + 3) * 16 + (j + 0)] = c30;
+      A[239226 + (i + 3) * 16 + (j + 1)] = c31;
+      A[239226 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 238714 + (i + 0) * 32;
+      const ra1 = 238714 + (i + 1) * 32;
+      const ra2 = 238714 + (i + 2) * 32;
+      const ra3 = 238714 + (i + 3) * 32;
+      const rb0 = 3568 + (15 + 0) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[239226 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[239226 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[239226 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[239226 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  for (let i = 0; i < 12; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q3 + (i + 0) * 16;
+      const ra1 = q3 + (i + 1) * 16;
+      const ra2 = q3 + (i + 2) * 16;
+      const ra3 = q3 + (i + 3) * 16;
+      const rb0 = 4080 + (j + 0) * 16;
+      const rb1 = 4080 + (j + 1) * 16;
+      const rb2 = 4080 + (j + 2) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[239482 + (i + 0) * 16 + (j + 0)] = c00;
+      A[239482 + (i + 0) * 16 + (j + 1)] = c01;
+      A[239482 + (i + 0) * 16 + (j + 2)] = c02;
+      A[239482 + (i + 1) * 16 + (j + 0)] = c10;
+      A[239482 + (i + 1) * 16 + (j + 1)] = c11;
+      A[239482 + (i + 1) * 16 + (j + 2)] = c12;
+      A[239482 + (i + 2) * 16 + (j + 0)] = c20;
+      A[239482 + (i + 2) * 16 + (j + 1)] = c21;
+      A[239482 + (i + 2) * 16 + (j + 2)] = c22;
+      A[239482 + (i + 3) * 16 + (j + 0)] = c30;
+      A[239482 + (i + 3) * 16 + (j + 1)] = c31;
+      A[239482 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = q3 + (i + 0) * 16;
+      const ra1 = q3 + (i + 1) * 16;
+      const ra2 = q3 + (i + 2) * 16;
+      const ra3 = q3 + (i + 3) * 16;
+      const rb0 = 4080 + (15 + 0) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[239482 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[239482 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[239482 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[239482 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  // graphs/adding-bidir.ts:23
+  for (let i = 0; i < 192; i++) A[239738 + i] = sigmoid32(((A[239226 + i] + A[196089 + i]) + A[239482 + i]));
+  // graphs/adding-bidir.ts:12
+  for (let i = 0; i < 12; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 238714 + (i + 0) * 32;
+      const ra1 = 238714 + (i + 1) * 32;
+      const ra2 = 238714 + (i + 2) * 32;
+      const ra3 = 238714 + (i + 3) * 32;
+      const rb0 = 2784 + (j + 0) * 32;
+      const rb1 = 2784 + (j + 1) * 32;
+      const rb2 = 2784 + (j + 2) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[239226 + (i + 0) * 16 + (j + 0)] = c00;
+      A[239226 + (i + 0) * 16 + (j + 1)] = c01;
+      A[239226 + (i + 0) * 16 + (j + 2)] = c02;
+      A[239226 + (i + 1) * 16 + (j + 0)] = c10;
+      A[239226 + (i + 1) * 16 + (j + 1)] = c11;
+      A[239226 + (i + 1) * 16 + (j + 2)] = c12;
+      A[239226 + (i + 2) * 16 + (j + 0)] = c20;
+      A[239226 + (i + 2) * 16 + (j + 1)] = c21;
+      A[239226 + (i + 2) * 16 + (j + 2)] = c22;
+      A[239226 + (i + 3) * 16 + (j + 0)] = c30;
+      A[239226 + (i + 3) * 16 + (j + 1)] = c31;
+      A[239226 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 238714 + (i + 0) * 32;
+      const ra1 = 238714 + (i + 1) * 32;
+      const ra2 = 238714 + (i + 2) * 32;
+      const ra3 = 238714 + (i + 3) * 32;
+      const rb0 = 2784 + (15 + 0) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[239226 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[239226 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[239226 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[239226 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  for (let i = 0; i < 12; i += 4) {
+    for (let j = 0; j < 15; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q3 + (i + 0) * 16;
+      const ra1 = q3 + (i + 1) * 16;
+      const ra2 = q3 + (i + 2) * 16;
+      const ra3 = q3 + (i + 3) * 16;
+      const rb0 = 3296 + (j + 0) * 16;
+      const rb1 = 3296 + (j + 1) * 16;
+      const rb2 = 3296 + (j + 2) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[238714 + (i + 0) * 16 + (j + 0)] = c00;
+      A[238714 + (i + 0) * 16 + (j + 1)] = c01;
+      A[238714 + (i + 0) * 16 + (j + 2)] = c02;
+      A[238714 + (i + 1) * 16 + (j + 0)] = c10;
+      A[238714 + (i + 1) * 16 + (j + 1)] = c11;
+      A[238714 + (i + 1) * 16 + (j + 2)] = c12;
+      A[238714 + (i + 2) * 16 + (j + 0)] = c20;
+      A[238714 + (i + 2) * 16 + (j + 1)] = c21;
+      A[238714 + (i + 2) * 16 + (j + 2)] = c22;
+      A[238714 + (i + 3) * 16 + (j + 0)] = c30;
+      A[238714 + (i + 3) * 16 + (j + 1)] = c31;
+      A[238714 + (i + 3) * 16 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = q3 + (i + 0) * 16;
+      const ra1 = q3 + (i + 1) * 16;
+      const ra2 = q3 + (i + 2) * 16;
+      const ra3 = q3 + (i + 3) * 16;
+      const rb0 = 3296 + (15 + 0) * 16;
+      for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
+      A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
+      A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
+      A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
+    }
+  }
+  // (derived)
+  for (let i = 0; i < 192; i++) A[q0 + i] = (A[238458 + i] !== 0 ? ((A[239738 + i] * A[q3 + i]) + ((1 - A[239738 + i]) * (tanh32(((A[239226 + i] + A[196345 + i]) + A[238714 + i]))))) : A[q3 + i]);
+  A.copyWithin(q0 + 192, q3 + 192, q3 + 192 + 64);
+  for (let i = 0; i < 192; i++) A[q2 + i] = (A[238458 + i] !== 0 ? A[q0 + i] : 0);
+  A.fill(0, q2 + 192, q2 + 192 + 64);
+  // graphs/adding-bidir.ts:34
+  for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[238458 + o * 32 + 0 + j] = A[q6 + o * 16 + j];
+  for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[238458 + o * 32 + 16 + j] = A[q2 + o * 16 + j];
+  // graphs/adding-bidir.ts:12
+  for (let i = 0; i < 16; i += 4) {
+    for (let j = 0; j < 1; j += 1) {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 238458 + (i + 0) * 32;
+      const ra1 = 238458 + (i + 1) * 32;
+      const ra2 = 238458 + (i + 2) * 32;
+      const ra3 = 238458 + (i + 3) * 32;
+      const rb0 = 196601 + (j + 0);
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[196633 + (i + 0) * 1 + (j + 0)];
+      A[q1 + (i + 1) * 1 + (j + 0)] = c10 + A[196633 + (i + 1) * 1 + (j + 0)];
+      A[q1 + (i + 2) * 1 + (j + 0)] = c20 + A[196633 + (i + 2) * 1 + (j + 0)];
+      A[q1 + (i + 3) * 1 + (j + 0)] = c30 + A[196633 + (i + 3) * 1 + (j + 0)];
+    }
+  }
+}
 
 /** Trains the compiled model: `step(x, y)` runs forward, loss, backward and the optimizer on one window. */
 export class Trainer {
@@ -440,280 +7292,10 @@ export class Trainer {
           const q6 = 106489 + t * 256;
           const q7 = 31234 + t * 16;
           const live = A[31875 + t];
-          if (live === 4) {
-            for (let i0 = 0; i0 < 4; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[q2 + (i0 * 16 + i1 * 1)] = A[q7 + (i0 * 1)]; } }
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 4; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = q3 + (i + 0) * 16;
-                const ra1 = q3 + (i + 1) * 16;
-                const ra2 = q3 + (i + 2) * 16;
-                const ra3 = q3 + (i + 3) * 16;
-                const rb0 = 336 + (j + 0) * 16;
-                const rb1 = 336 + (j + 1) * 16;
-                const rb2 = 336 + (j + 2) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[238458 + (i + 0) * 16 + (j + 0)] = c00;
-                A[238458 + (i + 0) * 16 + (j + 1)] = c01;
-                A[238458 + (i + 0) * 16 + (j + 2)] = c02;
-                A[238458 + (i + 1) * 16 + (j + 0)] = c10;
-                A[238458 + (i + 1) * 16 + (j + 1)] = c11;
-                A[238458 + (i + 1) * 16 + (j + 2)] = c12;
-                A[238458 + (i + 2) * 16 + (j + 0)] = c20;
-                A[238458 + (i + 2) * 16 + (j + 1)] = c21;
-                A[238458 + (i + 2) * 16 + (j + 2)] = c22;
-                A[238458 + (i + 3) * 16 + (j + 0)] = c30;
-                A[238458 + (i + 3) * 16 + (j + 1)] = c31;
-                A[238458 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = q3 + (i + 0) * 16;
-                const ra1 = q3 + (i + 1) * 16;
-                const ra2 = q3 + (i + 2) * 16;
-                const ra3 = q3 + (i + 3) * 16;
-                const rb0 = 336 + (15 + 0) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[238458 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[238458 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[238458 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[238458 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            // graphs/adding-bidir.ts:23
-            for (let i = 0; i < 64; i++) A[(q2 + 768) + i] = sigmoid32(((A[q5 + i] + A[100857 + i]) + A[238458 + i]));
-            // graphs/adding-bidir.ts:24
-            for (let i = 0; i < 64; i++) A[(q2 + 256) + i] = 1 - A[(q2 + 768) + i];
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 4; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = q3 + (i + 0) * 16;
-                const ra1 = q3 + (i + 1) * 16;
-                const ra2 = q3 + (i + 2) * 16;
-                const ra3 = q3 + (i + 3) * 16;
-                const rb0 = 32 + (j + 0) * 16;
-                const rb1 = 32 + (j + 1) * 16;
-                const rb2 = 32 + (j + 2) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[238458 + (i + 0) * 16 + (j + 0)] = c00;
-                A[238458 + (i + 0) * 16 + (j + 1)] = c01;
-                A[238458 + (i + 0) * 16 + (j + 2)] = c02;
-                A[238458 + (i + 1) * 16 + (j + 0)] = c10;
-                A[238458 + (i + 1) * 16 + (j + 1)] = c11;
-                A[238458 + (i + 1) * 16 + (j + 2)] = c12;
-                A[238458 + (i + 2) * 16 + (j + 0)] = c20;
-                A[238458 + (i + 2) * 16 + (j + 1)] = c21;
-                A[238458 + (i + 2) * 16 + (j + 2)] = c22;
-                A[238458 + (i + 3) * 16 + (j + 0)] = c30;
-                A[238458 + (i + 3) * 16 + (j + 1)] = c31;
-                A[238458 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = q3 + (i + 0) * 16;
-                const ra1 = q3 + (i + 1) * 16;
-                const ra2 = q3 + (i + 2) * 16;
-                const ra3 = q3 + (i + 3) * 16;
-                const rb0 = 32 + (15 + 0) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[238458 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[238458 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[238458 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[238458 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            // graphs/adding-bidir.ts:24
-            for (let i = 0; i < 64; i++) A[(q2 + 512) + i] = tanh32(((A[q6 + i] + A[101113 + i]) + A[238458 + i]));
-            // (derived)
-            for (let i = 0; i < 64; i++) A[q0 + i] = (A[q2 + i] !== 0 ? ((A[(q2 + 768) + i] * A[q3 + i]) + (A[(q2 + 256) + i] * A[(q2 + 512) + i])) : A[q3 + i]);
-            A.copyWithin(q0 + 64, q3 + 64, q3 + 64 + 192);
-            for (let i = 0; i < 64; i++) A[q1 + i] = (A[q2 + i] !== 0 ? A[q0 + i] : 0);
-            A.fill(0, q1 + 64, q1 + 64 + 192);
-          } else if (live === 8) {
-            for (let i0 = 0; i0 < 8; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[q2 + (i0 * 16 + i1 * 1)] = A[q7 + (i0 * 1)]; } }
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 8; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = q3 + (i + 0) * 16;
-                const ra1 = q3 + (i + 1) * 16;
-                const ra2 = q3 + (i + 2) * 16;
-                const ra3 = q3 + (i + 3) * 16;
-                const rb0 = 336 + (j + 0) * 16;
-                const rb1 = 336 + (j + 1) * 16;
-                const rb2 = 336 + (j + 2) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[238458 + (i + 0) * 16 + (j + 0)] = c00;
-                A[238458 + (i + 0) * 16 + (j + 1)] = c01;
-                A[238458 + (i + 0) * 16 + (j + 2)] = c02;
-                A[238458 + (i + 1) * 16 + (j + 0)] = c10;
-                A[238458 + (i + 1) * 16 + (j + 1)] = c11;
-                A[238458 + (i + 1) * 16 + (j + 2)] = c12;
-                A[238458 + (i + 2) * 16 + (j + 0)] = c20;
-                A[238458 + (i + 2) * 16 + (j + 1)] = c21;
-                A[238458 + (i + 2) * 16 + (j + 2)] = c22;
-                A[238458 + (i + 3) * 16 + (j + 0)] = c30;
-                A[238458 + (i + 3) * 16 + (j + 1)] = c31;
-                A[238458 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = q3 + (i + 0) * 16;
-                const ra1 = q3 + (i + 1) * 16;
-                const ra2 = q3 + (i + 2) * 16;
-                const ra3 = q3 + (i + 3) * 16;
-                const rb0 = 336 + (15 + 0) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[238458 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[238458 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[238458 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[238458 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            // graphs/adding-bidir.ts:23
-            for (let i = 0; i < 128; i++) A[(q2 + 768) + i] = sigmoid32(((A[q5 + i] + A[100857 + i]) + A[238458 + i]));
-            // graphs/adding-bidir.ts:24
-            for (let i = 0; i < 128; i++) A[(q2 + 256) + i] = 1 - A[(q2 + 768) + i];
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 8; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = q3 + (i + 0) * 16;
-                const ra1 = q3 + (i + 1) * 16;
-                const ra2 = q3 + (i + 2) * 16;
-                const ra3 = q3 + (i + 3) * 16;
-                const rb0 = 32 + (j + 0) * 16;
-                const rb1 = 32 + (j + 1) * 16;
-                const rb2 = 32 + (j + 2) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[238458 + (i + 0) * 16 + (j + 0)] = c00;
-                A[238458 + (i + 0) * 16 + (j + 1)] = c01;
-                A[238458 + (i + 0) * 16 + (j + 2)] = c02;
-                A[238458 + (i + 1) * 16 + (j + 0)] = c10;
-                A[238458 + (i + 1) * 16 + (j + 1)] = c11;
-                A[238458 + (i + 1) * 16 + (j + 2)] = c12;
-                A[238458 + (i + 2) * 16 + (j + 0)] = c20;
-                A[238458 + (i + 2) * 16 + (j + 1)] = c21;
-                A[238458 + (i + 2) * 16 + (j + 2)] = c22;
-                A[238458 + (i + 3) * 16 + (j + 0)] = c30;
-                A[238458 + (i + 3) * 16 + (j + 1)] = c31;
-                A[238458 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = q3 + (i + 0) * 16;
-                const ra1 = q3 + (i + 1) * 16;
-                const ra2 = q3 + (i + 2) * 16;
-                const ra3 = q3 + (i + 3) * 16;
-                const rb0 = 32 + (15 + 0) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[238458 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[238458 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[238458 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[238458 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            // graphs/adding-bidir.ts:24
-            for (let i = 0; i < 128; i++) A[(q2 + 512) + i] = tanh32(((A[q6 + i] + A[101113 + i]) + A[238458 + i]));
-            // (derived)
-            for (let i = 0; i < 128; i++) A[q0 + i] = (A[q2 + i] !== 0 ? ((A[(q2 + 768) + i] * A[q3 + i]) + (A[(q2 + 256) + i] * A[(q2 + 512) + i])) : A[q3 + i]);
-            A.copyWithin(q0 + 128, q3 + 128, q3 + 128 + 128);
-            for (let i = 0; i < 128; i++) A[q1 + i] = (A[q2 + i] !== 0 ? A[q0 + i] : 0);
-            A.fill(0, q1 + 128, q1 + 128 + 128);
-          } else if (live === 12) {
-            for (let i0 = 0; i0 < 12; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[q2 + (i0 * 16 + i1 * 1)] = A[q7 + (i0 * 1)]; } }
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 12; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = q3 + (i + 0) * 16;
-                const ra1 = q3 + (i + 1) * 16;
-                const ra2 = q3 + (i + 2) * 16;
-                const ra3 = q3 + (i + 3) * 16;
-                const rb0 = 336 + (j + 0) * 16;
-                const rb1 = 336 + (j + 1) * 16;
-                const rb2 = 336 + (j + 2) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[238458 + (i + 0) * 16 + (j + 0)] = c00;
-                A[238458 + (i + 0) * 16 + (j + 1)] = c01;
-                A[238458 + (i + 0) * 16 + (j + 2)] = c02;
-                A[238458 + (i + 1) * 16 + (j + 0)] = c10;
-                A[238458 + (i + 1) * 16 + (j + 1)] = c11;
-                A[238458 + (i + 1) * 16 + (j + 2)] = c12;
-                A[238458 + (i + 2) * 16 + (j + 0)] = c20;
-                A[238458 + (i + 2) * 16 + (j + 1)] = c21;
-                A[238458 + (i + 2) * 16 + (j + 2)] = c22;
-                A[238458 + (i + 3) * 16 + (j + 0)] = c30;
-                A[238458 + (i + 3) * 16 + (j + 1)] = c31;
-                A[238458 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = q3 + (i + 0) * 16;
-                const ra1 = q3 + (i + 1) * 16;
-                const ra2 = q3 + (i + 2) * 16;
-                const ra3 = q3 + (i + 3) * 16;
-                const rb0 = 336 + (15 + 0) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[238458 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[238458 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[238458 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[238458 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            // graphs/adding-bidir.ts:23
-            for (let i = 0; i < 192; i++) A[(q2 + 768) + i] = sigmoid32(((A[q5 + i] + A[100857 + i]) + A[238458 + i]));
-            // graphs/adding-bidir.ts:24
-            for (let i = 0; i < 192; i++) A[(q2 + 256) + i] = 1 - A[(q2 + 768) + i];
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 12; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = q3 + (i + 0) * 16;
-                const ra1 = q3 + (i + 1) * 16;
-                const ra2 = q3 + (i + 2) * 16;
-                const ra3 = q3 + (i + 3) * 16;
-                const rb0 = 32 + (j + 0) * 16;
-                const rb1 = 32 + (j + 1) * 16;
-                const rb2 = 32 + (j + 2) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[238458 + (i + 0) * 16 + (j + 0)] = c00;
-                A[238458 + (i + 0) * 16 + (j + 1)] = c01;
-                A[238458 + (i + 0) * 16 + (j + 2)] = c02;
-                A[238458 + (i + 1) * 16 + (j + 0)] = c10;
-                A[238458 + (i + 1) * 16 + (j + 1)] = c11;
-                A[238458 + (i + 1) * 16 + (j + 2)] = c12;
-                A[238458 + (i + 2) * 16 + (j + 0)] = c20;
-                A[238458 + (i + 2) * 16 + (j + 1)] = c21;
-                A[238458 + (i + 2) * 16 + (j + 2)] = c22;
-                A[238458 + (i + 3) * 16 + (j + 0)] = c30;
-                A[238458 + (i + 3) * 16 + (j + 1)] = c31;
-                A[238458 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = q3 + (i + 0) * 16;
-                const ra1 = q3 + (i + 1) * 16;
-                const ra2 = q3 + (i + 2) * 16;
-                const ra3 = q3 + (i + 3) * 16;
-                const rb0 = 32 + (15 + 0) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[238458 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[238458 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[238458 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[238458 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            // graphs/adding-bidir.ts:24
-            for (let i = 0; i < 192; i++) A[(q2 + 512) + i] = tanh32(((A[q6 + i] + A[101113 + i]) + A[238458 + i]));
-            // (derived)
-            for (let i = 0; i < 192; i++) A[q0 + i] = (A[q2 + i] !== 0 ? ((A[(q2 + 768) + i] * A[q3 + i]) + (A[(q2 + 256) + i] * A[(q2 + 512) + i])) : A[q3 + i]);
-            A.copyWithin(q0 + 192, q3 + 192, q3 + 192 + 64);
-            for (let i = 0; i < 192; i++) A[q1 + i] = (A[q2 + i] !== 0 ? A[q0 + i] : 0);
-            A.fill(0, q1 + 192, q1 + 192 + 64);
-          } else {
+          if (live === 4) rows4_0(A, t);
+          else if (live === 8) rows8_1(A, t);
+          else if (live === 12) rows12_2(A, t);
+          else {
             for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[q2 + (i0 * 16 + i1 * 1)] = A[q7 + (i0 * 1)]; } }
             // graphs/adding-bidir.ts:12
             for (let i = 0; i < 16; i += 4) {
@@ -889,280 +7471,10 @@ export class Trainer {
           const q6 = 138233 + t * 256;
           const q7 = 31234 + t * 16;
           const live = A[31875 + t];
-          if (live === 4) {
-            for (let i0 = 0; i0 < 4; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[q2 + (i0 * 16 + i1 * 1)] = A[q7 + (i0 * 1)]; } }
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 4; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = q3 + (i + 0) * 16;
-                const ra1 = q3 + (i + 1) * 16;
-                const ra2 = q3 + (i + 2) * 16;
-                const ra3 = q3 + (i + 3) * 16;
-                const rb0 = 944 + (j + 0) * 16;
-                const rb1 = 944 + (j + 1) * 16;
-                const rb2 = 944 + (j + 2) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[238458 + (i + 0) * 16 + (j + 0)] = c00;
-                A[238458 + (i + 0) * 16 + (j + 1)] = c01;
-                A[238458 + (i + 0) * 16 + (j + 2)] = c02;
-                A[238458 + (i + 1) * 16 + (j + 0)] = c10;
-                A[238458 + (i + 1) * 16 + (j + 1)] = c11;
-                A[238458 + (i + 1) * 16 + (j + 2)] = c12;
-                A[238458 + (i + 2) * 16 + (j + 0)] = c20;
-                A[238458 + (i + 2) * 16 + (j + 1)] = c21;
-                A[238458 + (i + 2) * 16 + (j + 2)] = c22;
-                A[238458 + (i + 3) * 16 + (j + 0)] = c30;
-                A[238458 + (i + 3) * 16 + (j + 1)] = c31;
-                A[238458 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = q3 + (i + 0) * 16;
-                const ra1 = q3 + (i + 1) * 16;
-                const ra2 = q3 + (i + 2) * 16;
-                const ra3 = q3 + (i + 3) * 16;
-                const rb0 = 944 + (15 + 0) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[238458 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[238458 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[238458 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[238458 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            // graphs/adding-bidir.ts:23
-            for (let i = 0; i < 64; i++) A[(q2 + 768) + i] = sigmoid32(((A[q5 + i] + A[132601 + i]) + A[238458 + i]));
-            // graphs/adding-bidir.ts:24
-            for (let i = 0; i < 64; i++) A[(q2 + 256) + i] = 1 - A[(q2 + 768) + i];
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 4; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = q3 + (i + 0) * 16;
-                const ra1 = q3 + (i + 1) * 16;
-                const ra2 = q3 + (i + 2) * 16;
-                const ra3 = q3 + (i + 3) * 16;
-                const rb0 = 640 + (j + 0) * 16;
-                const rb1 = 640 + (j + 1) * 16;
-                const rb2 = 640 + (j + 2) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[238458 + (i + 0) * 16 + (j + 0)] = c00;
-                A[238458 + (i + 0) * 16 + (j + 1)] = c01;
-                A[238458 + (i + 0) * 16 + (j + 2)] = c02;
-                A[238458 + (i + 1) * 16 + (j + 0)] = c10;
-                A[238458 + (i + 1) * 16 + (j + 1)] = c11;
-                A[238458 + (i + 1) * 16 + (j + 2)] = c12;
-                A[238458 + (i + 2) * 16 + (j + 0)] = c20;
-                A[238458 + (i + 2) * 16 + (j + 1)] = c21;
-                A[238458 + (i + 2) * 16 + (j + 2)] = c22;
-                A[238458 + (i + 3) * 16 + (j + 0)] = c30;
-                A[238458 + (i + 3) * 16 + (j + 1)] = c31;
-                A[238458 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = q3 + (i + 0) * 16;
-                const ra1 = q3 + (i + 1) * 16;
-                const ra2 = q3 + (i + 2) * 16;
-                const ra3 = q3 + (i + 3) * 16;
-                const rb0 = 640 + (15 + 0) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[238458 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[238458 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[238458 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[238458 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            // graphs/adding-bidir.ts:24
-            for (let i = 0; i < 64; i++) A[(q2 + 512) + i] = tanh32(((A[q6 + i] + A[132857 + i]) + A[238458 + i]));
-            // (derived)
-            for (let i = 0; i < 64; i++) A[q0 + i] = (A[q2 + i] !== 0 ? ((A[(q2 + 768) + i] * A[q3 + i]) + (A[(q2 + 256) + i] * A[(q2 + 512) + i])) : A[q3 + i]);
-            A.copyWithin(q0 + 64, q3 + 64, q3 + 64 + 192);
-            for (let i = 0; i < 64; i++) A[q1 + i] = (A[q2 + i] !== 0 ? A[q0 + i] : 0);
-            A.fill(0, q1 + 64, q1 + 64 + 192);
-          } else if (live === 8) {
-            for (let i0 = 0; i0 < 8; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[q2 + (i0 * 16 + i1 * 1)] = A[q7 + (i0 * 1)]; } }
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 8; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = q3 + (i + 0) * 16;
-                const ra1 = q3 + (i + 1) * 16;
-                const ra2 = q3 + (i + 2) * 16;
-                const ra3 = q3 + (i + 3) * 16;
-                const rb0 = 944 + (j + 0) * 16;
-                const rb1 = 944 + (j + 1) * 16;
-                const rb2 = 944 + (j + 2) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[238458 + (i + 0) * 16 + (j + 0)] = c00;
-                A[238458 + (i + 0) * 16 + (j + 1)] = c01;
-                A[238458 + (i + 0) * 16 + (j + 2)] = c02;
-                A[238458 + (i + 1) * 16 + (j + 0)] = c10;
-                A[238458 + (i + 1) * 16 + (j + 1)] = c11;
-                A[238458 + (i + 1) * 16 + (j + 2)] = c12;
-                A[238458 + (i + 2) * 16 + (j + 0)] = c20;
-                A[238458 + (i + 2) * 16 + (j + 1)] = c21;
-                A[238458 + (i + 2) * 16 + (j + 2)] = c22;
-                A[238458 + (i + 3) * 16 + (j + 0)] = c30;
-                A[238458 + (i + 3) * 16 + (j + 1)] = c31;
-                A[238458 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = q3 + (i + 0) * 16;
-                const ra1 = q3 + (i + 1) * 16;
-                const ra2 = q3 + (i + 2) * 16;
-                const ra3 = q3 + (i + 3) * 16;
-                const rb0 = 944 + (15 + 0) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[238458 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[238458 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[238458 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[238458 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            // graphs/adding-bidir.ts:23
-            for (let i = 0; i < 128; i++) A[(q2 + 768) + i] = sigmoid32(((A[q5 + i] + A[132601 + i]) + A[238458 + i]));
-            // graphs/adding-bidir.ts:24
-            for (let i = 0; i < 128; i++) A[(q2 + 256) + i] = 1 - A[(q2 + 768) + i];
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 8; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = q3 + (i + 0) * 16;
-                const ra1 = q3 + (i + 1) * 16;
-                const ra2 = q3 + (i + 2) * 16;
-                const ra3 = q3 + (i + 3) * 16;
-                const rb0 = 640 + (j + 0) * 16;
-                const rb1 = 640 + (j + 1) * 16;
-                const rb2 = 640 + (j + 2) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[238458 + (i + 0) * 16 + (j + 0)] = c00;
-                A[238458 + (i + 0) * 16 + (j + 1)] = c01;
-                A[238458 + (i + 0) * 16 + (j + 2)] = c02;
-                A[238458 + (i + 1) * 16 + (j + 0)] = c10;
-                A[238458 + (i + 1) * 16 + (j + 1)] = c11;
-                A[238458 + (i + 1) * 16 + (j + 2)] = c12;
-                A[238458 + (i + 2) * 16 + (j + 0)] = c20;
-                A[238458 + (i + 2) * 16 + (j + 1)] = c21;
-                A[238458 + (i + 2) * 16 + (j + 2)] = c22;
-                A[238458 + (i + 3) * 16 + (j + 0)] = c30;
-                A[238458 + (i + 3) * 16 + (j + 1)] = c31;
-                A[238458 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = q3 + (i + 0) * 16;
-                const ra1 = q3 + (i + 1) * 16;
-                const ra2 = q3 + (i + 2) * 16;
-                const ra3 = q3 + (i + 3) * 16;
-                const rb0 = 640 + (15 + 0) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[238458 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[238458 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[238458 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[238458 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            // graphs/adding-bidir.ts:24
-            for (let i = 0; i < 128; i++) A[(q2 + 512) + i] = tanh32(((A[q6 + i] + A[132857 + i]) + A[238458 + i]));
-            // (derived)
-            for (let i = 0; i < 128; i++) A[q0 + i] = (A[q2 + i] !== 0 ? ((A[(q2 + 768) + i] * A[q3 + i]) + (A[(q2 + 256) + i] * A[(q2 + 512) + i])) : A[q3 + i]);
-            A.copyWithin(q0 + 128, q3 + 128, q3 + 128 + 128);
-            for (let i = 0; i < 128; i++) A[q1 + i] = (A[q2 + i] !== 0 ? A[q0 + i] : 0);
-            A.fill(0, q1 + 128, q1 + 128 + 128);
-          } else if (live === 12) {
-            for (let i0 = 0; i0 < 12; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[q2 + (i0 * 16 + i1 * 1)] = A[q7 + (i0 * 1)]; } }
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 12; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = q3 + (i + 0) * 16;
-                const ra1 = q3 + (i + 1) * 16;
-                const ra2 = q3 + (i + 2) * 16;
-                const ra3 = q3 + (i + 3) * 16;
-                const rb0 = 944 + (j + 0) * 16;
-                const rb1 = 944 + (j + 1) * 16;
-                const rb2 = 944 + (j + 2) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[238458 + (i + 0) * 16 + (j + 0)] = c00;
-                A[238458 + (i + 0) * 16 + (j + 1)] = c01;
-                A[238458 + (i + 0) * 16 + (j + 2)] = c02;
-                A[238458 + (i + 1) * 16 + (j + 0)] = c10;
-                A[238458 + (i + 1) * 16 + (j + 1)] = c11;
-                A[238458 + (i + 1) * 16 + (j + 2)] = c12;
-                A[238458 + (i + 2) * 16 + (j + 0)] = c20;
-                A[238458 + (i + 2) * 16 + (j + 1)] = c21;
-                A[238458 + (i + 2) * 16 + (j + 2)] = c22;
-                A[238458 + (i + 3) * 16 + (j + 0)] = c30;
-                A[238458 + (i + 3) * 16 + (j + 1)] = c31;
-                A[238458 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = q3 + (i + 0) * 16;
-                const ra1 = q3 + (i + 1) * 16;
-                const ra2 = q3 + (i + 2) * 16;
-                const ra3 = q3 + (i + 3) * 16;
-                const rb0 = 944 + (15 + 0) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[238458 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[238458 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[238458 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[238458 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            // graphs/adding-bidir.ts:23
-            for (let i = 0; i < 192; i++) A[(q2 + 768) + i] = sigmoid32(((A[q5 + i] + A[132601 + i]) + A[238458 + i]));
-            // graphs/adding-bidir.ts:24
-            for (let i = 0; i < 192; i++) A[(q2 + 256) + i] = 1 - A[(q2 + 768) + i];
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 12; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = q3 + (i + 0) * 16;
-                const ra1 = q3 + (i + 1) * 16;
-                const ra2 = q3 + (i + 2) * 16;
-                const ra3 = q3 + (i + 3) * 16;
-                const rb0 = 640 + (j + 0) * 16;
-                const rb1 = 640 + (j + 1) * 16;
-                const rb2 = 640 + (j + 2) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[238458 + (i + 0) * 16 + (j + 0)] = c00;
-                A[238458 + (i + 0) * 16 + (j + 1)] = c01;
-                A[238458 + (i + 0) * 16 + (j + 2)] = c02;
-                A[238458 + (i + 1) * 16 + (j + 0)] = c10;
-                A[238458 + (i + 1) * 16 + (j + 1)] = c11;
-                A[238458 + (i + 1) * 16 + (j + 2)] = c12;
-                A[238458 + (i + 2) * 16 + (j + 0)] = c20;
-                A[238458 + (i + 2) * 16 + (j + 1)] = c21;
-                A[238458 + (i + 2) * 16 + (j + 2)] = c22;
-                A[238458 + (i + 3) * 16 + (j + 0)] = c30;
-                A[238458 + (i + 3) * 16 + (j + 1)] = c31;
-                A[238458 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = q3 + (i + 0) * 16;
-                const ra1 = q3 + (i + 1) * 16;
-                const ra2 = q3 + (i + 2) * 16;
-                const ra3 = q3 + (i + 3) * 16;
-                const rb0 = 640 + (15 + 0) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[238458 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[238458 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[238458 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[238458 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            // graphs/adding-bidir.ts:24
-            for (let i = 0; i < 192; i++) A[(q2 + 512) + i] = tanh32(((A[q6 + i] + A[132857 + i]) + A[238458 + i]));
-            // (derived)
-            for (let i = 0; i < 192; i++) A[q0 + i] = (A[q2 + i] !== 0 ? ((A[(q2 + 768) + i] * A[q3 + i]) + (A[(q2 + 256) + i] * A[(q2 + 512) + i])) : A[q3 + i]);
-            A.copyWithin(q0 + 192, q3 + 192, q3 + 192 + 64);
-            for (let i = 0; i < 192; i++) A[q1 + i] = (A[q2 + i] !== 0 ? A[q0 + i] : 0);
-            A.fill(0, q1 + 192, q1 + 192 + 64);
-          } else {
+          if (live === 4) rows4_9(A, t);
+          else if (live === 8) rows8_10(A, t);
+          else if (live === 12) rows12_11(A, t);
+          else {
             for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[q2 + (i0 * 16 + i1 * 1)] = A[q7 + (i0 * 1)]; } }
             // graphs/adding-bidir.ts:12
             for (let i = 0; i < 16; i += 4) {
@@ -1262,517 +7574,10 @@ export class Trainer {
           const q5 = 70137 + t * 256;
           const q6 = 31234 + t * 16;
           const live = A[31875 + t];
-          if (live === 4) {
-            for (let i0 = 0; i0 < 4; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[q2 + (i0 * 16 + i1 * 1)] = A[q6 + (i0 * 1)]; } }
-            // graphs/adding-bidir.ts:34
-            for (let o = 0; o < 4; o++) for (let j = 0; j < 16; j++) A[(q2 + 1024) + o * 32 + 0 + j] = A[q4 + o * 16 + j];
-            for (let o = 0; o < 4; o++) for (let j = 0; j < 16; j++) A[(q2 + 1024) + o * 32 + 16 + j] = A[q5 + o * 16 + j];
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 4; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = (q2 + 1024) + (i + 0) * 32;
-                const ra1 = (q2 + 1024) + (i + 1) * 32;
-                const ra2 = (q2 + 1024) + (i + 2) * 32;
-                const ra3 = (q2 + 1024) + (i + 3) * 32;
-                const rb0 = 2000 + (j + 0) * 32;
-                const rb1 = 2000 + (j + 1) * 32;
-                const rb2 = 2000 + (j + 2) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[238458 + (i + 0) * 16 + (j + 0)] = c00;
-                A[238458 + (i + 0) * 16 + (j + 1)] = c01;
-                A[238458 + (i + 0) * 16 + (j + 2)] = c02;
-                A[238458 + (i + 1) * 16 + (j + 0)] = c10;
-                A[238458 + (i + 1) * 16 + (j + 1)] = c11;
-                A[238458 + (i + 1) * 16 + (j + 2)] = c12;
-                A[238458 + (i + 2) * 16 + (j + 0)] = c20;
-                A[238458 + (i + 2) * 16 + (j + 1)] = c21;
-                A[238458 + (i + 2) * 16 + (j + 2)] = c22;
-                A[238458 + (i + 3) * 16 + (j + 0)] = c30;
-                A[238458 + (i + 3) * 16 + (j + 1)] = c31;
-                A[238458 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = (q2 + 1024) + (i + 0) * 32;
-                const ra1 = (q2 + 1024) + (i + 1) * 32;
-                const ra2 = (q2 + 1024) + (i + 2) * 32;
-                const ra3 = (q2 + 1024) + (i + 3) * 32;
-                const rb0 = 2000 + (15 + 0) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[238458 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[238458 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[238458 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[238458 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            for (let i = 0; i < 4; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = q3 + (i + 0) * 16;
-                const ra1 = q3 + (i + 1) * 16;
-                const ra2 = q3 + (i + 2) * 16;
-                const ra3 = q3 + (i + 3) * 16;
-                const rb0 = 2512 + (j + 0) * 16;
-                const rb1 = 2512 + (j + 1) * 16;
-                const rb2 = 2512 + (j + 2) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[238714 + (i + 0) * 16 + (j + 0)] = c00;
-                A[238714 + (i + 0) * 16 + (j + 1)] = c01;
-                A[238714 + (i + 0) * 16 + (j + 2)] = c02;
-                A[238714 + (i + 1) * 16 + (j + 0)] = c10;
-                A[238714 + (i + 1) * 16 + (j + 1)] = c11;
-                A[238714 + (i + 1) * 16 + (j + 2)] = c12;
-                A[238714 + (i + 2) * 16 + (j + 0)] = c20;
-                A[238714 + (i + 2) * 16 + (j + 1)] = c21;
-                A[238714 + (i + 2) * 16 + (j + 2)] = c22;
-                A[238714 + (i + 3) * 16 + (j + 0)] = c30;
-                A[238714 + (i + 3) * 16 + (j + 1)] = c31;
-                A[238714 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = q3 + (i + 0) * 16;
-                const ra1 = q3 + (i + 1) * 16;
-                const ra2 = q3 + (i + 2) * 16;
-                const ra3 = q3 + (i + 3) * 16;
-                const rb0 = 2512 + (15 + 0) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            // graphs/adding-bidir.ts:23
-            for (let i = 0; i < 64; i++) A[(q2 + 768) + i] = sigmoid32(((A[238458 + i] + A[164345 + i]) + A[238714 + i]));
-            // graphs/adding-bidir.ts:24
-            for (let i = 0; i < 64; i++) A[(q2 + 256) + i] = 1 - A[(q2 + 768) + i];
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 4; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = (q2 + 1024) + (i + 0) * 32;
-                const ra1 = (q2 + 1024) + (i + 1) * 32;
-                const ra2 = (q2 + 1024) + (i + 2) * 32;
-                const ra3 = (q2 + 1024) + (i + 3) * 32;
-                const rb0 = 1216 + (j + 0) * 32;
-                const rb1 = 1216 + (j + 1) * 32;
-                const rb2 = 1216 + (j + 2) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[238458 + (i + 0) * 16 + (j + 0)] = c00;
-                A[238458 + (i + 0) * 16 + (j + 1)] = c01;
-                A[238458 + (i + 0) * 16 + (j + 2)] = c02;
-                A[238458 + (i + 1) * 16 + (j + 0)] = c10;
-                A[238458 + (i + 1) * 16 + (j + 1)] = c11;
-                A[238458 + (i + 1) * 16 + (j + 2)] = c12;
-                A[238458 + (i + 2) * 16 + (j + 0)] = c20;
-                A[238458 + (i + 2) * 16 + (j + 1)] = c21;
-                A[238458 + (i + 2) * 16 + (j + 2)] = c22;
-                A[238458 + (i + 3) * 16 + (j + 0)] = c30;
-                A[238458 + (i + 3) * 16 + (j + 1)] = c31;
-                A[238458 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = (q2 + 1024) + (i + 0) * 32;
-                const ra1 = (q2 + 1024) + (i + 1) * 32;
-                const ra2 = (q2 + 1024) + (i + 2) * 32;
-                const ra3 = (q2 + 1024) + (i + 3) * 32;
-                const rb0 = 1216 + (15 + 0) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[238458 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[238458 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[238458 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[238458 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            for (let i = 0; i < 4; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = q3 + (i + 0) * 16;
-                const ra1 = q3 + (i + 1) * 16;
-                const ra2 = q3 + (i + 2) * 16;
-                const ra3 = q3 + (i + 3) * 16;
-                const rb0 = 1728 + (j + 0) * 16;
-                const rb1 = 1728 + (j + 1) * 16;
-                const rb2 = 1728 + (j + 2) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[238714 + (i + 0) * 16 + (j + 0)] = c00;
-                A[238714 + (i + 0) * 16 + (j + 1)] = c01;
-                A[238714 + (i + 0) * 16 + (j + 2)] = c02;
-                A[238714 + (i + 1) * 16 + (j + 0)] = c10;
-                A[238714 + (i + 1) * 16 + (j + 1)] = c11;
-                A[238714 + (i + 1) * 16 + (j + 2)] = c12;
-                A[238714 + (i + 2) * 16 + (j + 0)] = c20;
-                A[238714 + (i + 2) * 16 + (j + 1)] = c21;
-                A[238714 + (i + 2) * 16 + (j + 2)] = c22;
-                A[238714 + (i + 3) * 16 + (j + 0)] = c30;
-                A[238714 + (i + 3) * 16 + (j + 1)] = c31;
-                A[238714 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = q3 + (i + 0) * 16;
-                const ra1 = q3 + (i + 1) * 16;
-                const ra2 = q3 + (i + 2) * 16;
-                const ra3 = q3 + (i + 3) * 16;
-                const rb0 = 1728 + (15 + 0) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            // graphs/adding-bidir.ts:24
-            for (let i = 0; i < 64; i++) A[(q2 + 512) + i] = tanh32(((A[238458 + i] + A[164601 + i]) + A[238714 + i]));
-            // (derived)
-            for (let i = 0; i < 64; i++) A[q0 + i] = (A[q2 + i] !== 0 ? ((A[(q2 + 768) + i] * A[q3 + i]) + (A[(q2 + 256) + i] * A[(q2 + 512) + i])) : A[q3 + i]);
-            A.copyWithin(q0 + 64, q3 + 64, q3 + 64 + 192);
-            for (let i = 0; i < 64; i++) A[q1 + i] = (A[q2 + i] !== 0 ? A[q0 + i] : 0);
-            A.fill(0, q1 + 64, q1 + 64 + 192);
-          } else if (live === 8) {
-            for (let i0 = 0; i0 < 8; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[q2 + (i0 * 16 + i1 * 1)] = A[q6 + (i0 * 1)]; } }
-            // graphs/adding-bidir.ts:34
-            for (let o = 0; o < 8; o++) for (let j = 0; j < 16; j++) A[(q2 + 1024) + o * 32 + 0 + j] = A[q4 + o * 16 + j];
-            for (let o = 0; o < 8; o++) for (let j = 0; j < 16; j++) A[(q2 + 1024) + o * 32 + 16 + j] = A[q5 + o * 16 + j];
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 8; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = (q2 + 1024) + (i + 0) * 32;
-                const ra1 = (q2 + 1024) + (i + 1) * 32;
-                const ra2 = (q2 + 1024) + (i + 2) * 32;
-                const ra3 = (q2 + 1024) + (i + 3) * 32;
-                const rb0 = 2000 + (j + 0) * 32;
-                const rb1 = 2000 + (j + 1) * 32;
-                const rb2 = 2000 + (j + 2) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[238458 + (i + 0) * 16 + (j + 0)] = c00;
-                A[238458 + (i + 0) * 16 + (j + 1)] = c01;
-                A[238458 + (i + 0) * 16 + (j + 2)] = c02;
-                A[238458 + (i + 1) * 16 + (j + 0)] = c10;
-                A[238458 + (i + 1) * 16 + (j + 1)] = c11;
-                A[238458 + (i + 1) * 16 + (j + 2)] = c12;
-                A[238458 + (i + 2) * 16 + (j + 0)] = c20;
-                A[238458 + (i + 2) * 16 + (j + 1)] = c21;
-                A[238458 + (i + 2) * 16 + (j + 2)] = c22;
-                A[238458 + (i + 3) * 16 + (j + 0)] = c30;
-                A[238458 + (i + 3) * 16 + (j + 1)] = c31;
-                A[238458 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = (q2 + 1024) + (i + 0) * 32;
-                const ra1 = (q2 + 1024) + (i + 1) * 32;
-                const ra2 = (q2 + 1024) + (i + 2) * 32;
-                const ra3 = (q2 + 1024) + (i + 3) * 32;
-                const rb0 = 2000 + (15 + 0) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[238458 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[238458 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[238458 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[238458 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            for (let i = 0; i < 8; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = q3 + (i + 0) * 16;
-                const ra1 = q3 + (i + 1) * 16;
-                const ra2 = q3 + (i + 2) * 16;
-                const ra3 = q3 + (i + 3) * 16;
-                const rb0 = 2512 + (j + 0) * 16;
-                const rb1 = 2512 + (j + 1) * 16;
-                const rb2 = 2512 + (j + 2) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[238714 + (i + 0) * 16 + (j + 0)] = c00;
-                A[238714 + (i + 0) * 16 + (j + 1)] = c01;
-                A[238714 + (i + 0) * 16 + (j + 2)] = c02;
-                A[238714 + (i + 1) * 16 + (j + 0)] = c10;
-                A[238714 + (i + 1) * 16 + (j + 1)] = c11;
-                A[238714 + (i + 1) * 16 + (j + 2)] = c12;
-                A[238714 + (i + 2) * 16 + (j + 0)] = c20;
-                A[238714 + (i + 2) * 16 + (j + 1)] = c21;
-                A[238714 + (i + 2) * 16 + (j + 2)] = c22;
-                A[238714 + (i + 3) * 16 + (j + 0)] = c30;
-                A[238714 + (i + 3) * 16 + (j + 1)] = c31;
-                A[238714 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = q3 + (i + 0) * 16;
-                const ra1 = q3 + (i + 1) * 16;
-                const ra2 = q3 + (i + 2) * 16;
-                const ra3 = q3 + (i + 3) * 16;
-                const rb0 = 2512 + (15 + 0) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            // graphs/adding-bidir.ts:23
-            for (let i = 0; i < 128; i++) A[(q2 + 768) + i] = sigmoid32(((A[238458 + i] + A[164345 + i]) + A[238714 + i]));
-            // graphs/adding-bidir.ts:24
-            for (let i = 0; i < 128; i++) A[(q2 + 256) + i] = 1 - A[(q2 + 768) + i];
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 8; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = (q2 + 1024) + (i + 0) * 32;
-                const ra1 = (q2 + 1024) + (i + 1) * 32;
-                const ra2 = (q2 + 1024) + (i + 2) * 32;
-                const ra3 = (q2 + 1024) + (i + 3) * 32;
-                const rb0 = 1216 + (j + 0) * 32;
-                const rb1 = 1216 + (j + 1) * 32;
-                const rb2 = 1216 + (j + 2) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[238458 + (i + 0) * 16 + (j + 0)] = c00;
-                A[238458 + (i + 0) * 16 + (j + 1)] = c01;
-                A[238458 + (i + 0) * 16 + (j + 2)] = c02;
-                A[238458 + (i + 1) * 16 + (j + 0)] = c10;
-                A[238458 + (i + 1) * 16 + (j + 1)] = c11;
-                A[238458 + (i + 1) * 16 + (j + 2)] = c12;
-                A[238458 + (i + 2) * 16 + (j + 0)] = c20;
-                A[238458 + (i + 2) * 16 + (j + 1)] = c21;
-                A[238458 + (i + 2) * 16 + (j + 2)] = c22;
-                A[238458 + (i + 3) * 16 + (j + 0)] = c30;
-                A[238458 + (i + 3) * 16 + (j + 1)] = c31;
-                A[238458 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = (q2 + 1024) + (i + 0) * 32;
-                const ra1 = (q2 + 1024) + (i + 1) * 32;
-                const ra2 = (q2 + 1024) + (i + 2) * 32;
-                const ra3 = (q2 + 1024) + (i + 3) * 32;
-                const rb0 = 1216 + (15 + 0) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[238458 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[238458 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[238458 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[238458 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            for (let i = 0; i < 8; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = q3 + (i + 0) * 16;
-                const ra1 = q3 + (i + 1) * 16;
-                const ra2 = q3 + (i + 2) * 16;
-                const ra3 = q3 + (i + 3) * 16;
-                const rb0 = 1728 + (j + 0) * 16;
-                const rb1 = 1728 + (j + 1) * 16;
-                const rb2 = 1728 + (j + 2) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[238714 + (i + 0) * 16 + (j + 0)] = c00;
-                A[238714 + (i + 0) * 16 + (j + 1)] = c01;
-                A[238714 + (i + 0) * 16 + (j + 2)] = c02;
-                A[238714 + (i + 1) * 16 + (j + 0)] = c10;
-                A[238714 + (i + 1) * 16 + (j + 1)] = c11;
-                A[238714 + (i + 1) * 16 + (j + 2)] = c12;
-                A[238714 + (i + 2) * 16 + (j + 0)] = c20;
-                A[238714 + (i + 2) * 16 + (j + 1)] = c21;
-                A[238714 + (i + 2) * 16 + (j + 2)] = c22;
-                A[238714 + (i + 3) * 16 + (j + 0)] = c30;
-                A[238714 + (i + 3) * 16 + (j + 1)] = c31;
-                A[238714 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = q3 + (i + 0) * 16;
-                const ra1 = q3 + (i + 1) * 16;
-                const ra2 = q3 + (i + 2) * 16;
-                const ra3 = q3 + (i + 3) * 16;
-                const rb0 = 1728 + (15 + 0) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            // graphs/adding-bidir.ts:24
-            for (let i = 0; i < 128; i++) A[(q2 + 512) + i] = tanh32(((A[238458 + i] + A[164601 + i]) + A[238714 + i]));
-            // (derived)
-            for (let i = 0; i < 128; i++) A[q0 + i] = (A[q2 + i] !== 0 ? ((A[(q2 + 768) + i] * A[q3 + i]) + (A[(q2 + 256) + i] * A[(q2 + 512) + i])) : A[q3 + i]);
-            A.copyWithin(q0 + 128, q3 + 128, q3 + 128 + 128);
-            for (let i = 0; i < 128; i++) A[q1 + i] = (A[q2 + i] !== 0 ? A[q0 + i] : 0);
-            A.fill(0, q1 + 128, q1 + 128 + 128);
-          } else if (live === 12) {
-            for (let i0 = 0; i0 < 12; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[q2 + (i0 * 16 + i1 * 1)] = A[q6 + (i0 * 1)]; } }
-            // graphs/adding-bidir.ts:34
-            for (let o = 0; o < 12; o++) for (let j = 0; j < 16; j++) A[(q2 + 1024) + o * 32 + 0 + j] = A[q4 + o * 16 + j];
-            for (let o = 0; o < 12; o++) for (let j = 0; j < 16; j++) A[(q2 + 1024) + o * 32 + 16 + j] = A[q5 + o * 16 + j];
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 12; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = (q2 + 1024) + (i + 0) * 32;
-                const ra1 = (q2 + 1024) + (i + 1) * 32;
-                const ra2 = (q2 + 1024) + (i + 2) * 32;
-                const ra3 = (q2 + 1024) + (i + 3) * 32;
-                const rb0 = 2000 + (j + 0) * 32;
-                const rb1 = 2000 + (j + 1) * 32;
-                const rb2 = 2000 + (j + 2) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[238458 + (i + 0) * 16 + (j + 0)] = c00;
-                A[238458 + (i + 0) * 16 + (j + 1)] = c01;
-                A[238458 + (i + 0) * 16 + (j + 2)] = c02;
-                A[238458 + (i + 1) * 16 + (j + 0)] = c10;
-                A[238458 + (i + 1) * 16 + (j + 1)] = c11;
-                A[238458 + (i + 1) * 16 + (j + 2)] = c12;
-                A[238458 + (i + 2) * 16 + (j + 0)] = c20;
-                A[238458 + (i + 2) * 16 + (j + 1)] = c21;
-                A[238458 + (i + 2) * 16 + (j + 2)] = c22;
-                A[238458 + (i + 3) * 16 + (j + 0)] = c30;
-                A[238458 + (i + 3) * 16 + (j + 1)] = c31;
-                A[238458 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = (q2 + 1024) + (i + 0) * 32;
-                const ra1 = (q2 + 1024) + (i + 1) * 32;
-                const ra2 = (q2 + 1024) + (i + 2) * 32;
-                const ra3 = (q2 + 1024) + (i + 3) * 32;
-                const rb0 = 2000 + (15 + 0) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[238458 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[238458 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[238458 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[238458 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            for (let i = 0; i < 12; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = q3 + (i + 0) * 16;
-                const ra1 = q3 + (i + 1) * 16;
-                const ra2 = q3 + (i + 2) * 16;
-                const ra3 = q3 + (i + 3) * 16;
-                const rb0 = 2512 + (j + 0) * 16;
-                const rb1 = 2512 + (j + 1) * 16;
-                const rb2 = 2512 + (j + 2) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[238714 + (i + 0) * 16 + (j + 0)] = c00;
-                A[238714 + (i + 0) * 16 + (j + 1)] = c01;
-                A[238714 + (i + 0) * 16 + (j + 2)] = c02;
-                A[238714 + (i + 1) * 16 + (j + 0)] = c10;
-                A[238714 + (i + 1) * 16 + (j + 1)] = c11;
-                A[238714 + (i + 1) * 16 + (j + 2)] = c12;
-                A[238714 + (i + 2) * 16 + (j + 0)] = c20;
-                A[238714 + (i + 2) * 16 + (j + 1)] = c21;
-                A[238714 + (i + 2) * 16 + (j + 2)] = c22;
-                A[238714 + (i + 3) * 16 + (j + 0)] = c30;
-                A[238714 + (i + 3) * 16 + (j + 1)] = c31;
-                A[238714 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = q3 + (i + 0) * 16;
-                const ra1 = q3 + (i + 1) * 16;
-                const ra2 = q3 + (i + 2) * 16;
-                const ra3 = q3 + (i + 3) * 16;
-                const rb0 = 2512 + (15 + 0) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            // graphs/adding-bidir.ts:23
-            for (let i = 0; i < 192; i++) A[(q2 + 768) + i] = sigmoid32(((A[238458 + i] + A[164345 + i]) + A[238714 + i]));
-            // graphs/adding-bidir.ts:24
-            for (let i = 0; i < 192; i++) A[(q2 + 256) + i] = 1 - A[(q2 + 768) + i];
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 12; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = (q2 + 1024) + (i + 0) * 32;
-                const ra1 = (q2 + 1024) + (i + 1) * 32;
-                const ra2 = (q2 + 1024) + (i + 2) * 32;
-                const ra3 = (q2 + 1024) + (i + 3) * 32;
-                const rb0 = 1216 + (j + 0) * 32;
-                const rb1 = 1216 + (j + 1) * 32;
-                const rb2 = 1216 + (j + 2) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[238458 + (i + 0) * 16 + (j + 0)] = c00;
-                A[238458 + (i + 0) * 16 + (j + 1)] = c01;
-                A[238458 + (i + 0) * 16 + (j + 2)] = c02;
-                A[238458 + (i + 1) * 16 + (j + 0)] = c10;
-                A[238458 + (i + 1) * 16 + (j + 1)] = c11;
-                A[238458 + (i + 1) * 16 + (j + 2)] = c12;
-                A[238458 + (i + 2) * 16 + (j + 0)] = c20;
-                A[238458 + (i + 2) * 16 + (j + 1)] = c21;
-                A[238458 + (i + 2) * 16 + (j + 2)] = c22;
-                A[238458 + (i + 3) * 16 + (j + 0)] = c30;
-                A[238458 + (i + 3) * 16 + (j + 1)] = c31;
-                A[238458 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = (q2 + 1024) + (i + 0) * 32;
-                const ra1 = (q2 + 1024) + (i + 1) * 32;
-                const ra2 = (q2 + 1024) + (i + 2) * 32;
-                const ra3 = (q2 + 1024) + (i + 3) * 32;
-                const rb0 = 1216 + (15 + 0) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[238458 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[238458 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[238458 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[238458 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            for (let i = 0; i < 12; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = q3 + (i + 0) * 16;
-                const ra1 = q3 + (i + 1) * 16;
-                const ra2 = q3 + (i + 2) * 16;
-                const ra3 = q3 + (i + 3) * 16;
-                const rb0 = 1728 + (j + 0) * 16;
-                const rb1 = 1728 + (j + 1) * 16;
-                const rb2 = 1728 + (j + 2) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[238714 + (i + 0) * 16 + (j + 0)] = c00;
-                A[238714 + (i + 0) * 16 + (j + 1)] = c01;
-                A[238714 + (i + 0) * 16 + (j + 2)] = c02;
-                A[238714 + (i + 1) * 16 + (j + 0)] = c10;
-                A[238714 + (i + 1) * 16 + (j + 1)] = c11;
-                A[238714 + (i + 1) * 16 + (j + 2)] = c12;
-                A[238714 + (i + 2) * 16 + (j + 0)] = c20;
-                A[238714 + (i + 2) * 16 + (j + 1)] = c21;
-                A[238714 + (i + 2) * 16 + (j + 2)] = c22;
-                A[238714 + (i + 3) * 16 + (j + 0)] = c30;
-                A[238714 + (i + 3) * 16 + (j + 1)] = c31;
-                A[238714 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = q3 + (i + 0) * 16;
-                const ra1 = q3 + (i + 1) * 16;
-                const ra2 = q3 + (i + 2) * 16;
-                const ra3 = q3 + (i + 3) * 16;
-                const rb0 = 1728 + (15 + 0) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            // graphs/adding-bidir.ts:24
-            for (let i = 0; i < 192; i++) A[(q2 + 512) + i] = tanh32(((A[238458 + i] + A[164601 + i]) + A[238714 + i]));
-            // (derived)
-            for (let i = 0; i < 192; i++) A[q0 + i] = (A[q2 + i] !== 0 ? ((A[(q2 + 768) + i] * A[q3 + i]) + (A[(q2 + 256) + i] * A[(q2 + 512) + i])) : A[q3 + i]);
-            A.copyWithin(q0 + 192, q3 + 192, q3 + 192 + 64);
-            for (let i = 0; i < 192; i++) A[q1 + i] = (A[q2 + i] !== 0 ? A[q0 + i] : 0);
-            A.fill(0, q1 + 192, q1 + 192 + 64);
-          } else {
+          if (live === 4) rows4_18(A, t);
+          else if (live === 8) rows8_19(A, t);
+          else if (live === 12) rows12_20(A, t);
+          else {
             for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[q2 + (i0 * 16 + i1 * 1)] = A[q6 + (i0 * 1)]; } }
             // graphs/adding-bidir.ts:34
             for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[(q2 + 1024) + o * 32 + 0 + j] = A[q4 + o * 16 + j];
@@ -1955,592 +7760,10 @@ export class Trainer {
           const q9 = 31234 + t * 16;
           const q10 = 31554 + t * 16;
           const live = A[31875 + t];
-          if (live === 4) {
-            for (let i0 = 0; i0 < 4; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[(q3 + 16) + (i0 * 16 + i1 * 1)] = A[q9 + (i0 * 1)]; } }
-            // graphs/adding-bidir.ts:34
-            for (let o = 0; o < 4; o++) for (let j = 0; j < 16; j++) A[(q3 + 1040) + o * 32 + 0 + j] = A[q5 + o * 16 + j];
-            for (let o = 0; o < 4; o++) for (let j = 0; j < 16; j++) A[(q3 + 1040) + o * 32 + 16 + j] = A[q6 + o * 16 + j];
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 4; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = (q3 + 1040) + (i + 0) * 32;
-                const ra1 = (q3 + 1040) + (i + 1) * 32;
-                const ra2 = (q3 + 1040) + (i + 2) * 32;
-                const ra3 = (q3 + 1040) + (i + 3) * 32;
-                const rb0 = 3568 + (j + 0) * 32;
-                const rb1 = 3568 + (j + 1) * 32;
-                const rb2 = 3568 + (j + 2) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[238458 + (i + 0) * 16 + (j + 0)] = c00;
-                A[238458 + (i + 0) * 16 + (j + 1)] = c01;
-                A[238458 + (i + 0) * 16 + (j + 2)] = c02;
-                A[238458 + (i + 1) * 16 + (j + 0)] = c10;
-                A[238458 + (i + 1) * 16 + (j + 1)] = c11;
-                A[238458 + (i + 1) * 16 + (j + 2)] = c12;
-                A[238458 + (i + 2) * 16 + (j + 0)] = c20;
-                A[238458 + (i + 2) * 16 + (j + 1)] = c21;
-                A[238458 + (i + 2) * 16 + (j + 2)] = c22;
-                A[238458 + (i + 3) * 16 + (j + 0)] = c30;
-                A[238458 + (i + 3) * 16 + (j + 1)] = c31;
-                A[238458 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = (q3 + 1040) + (i + 0) * 32;
-                const ra1 = (q3 + 1040) + (i + 1) * 32;
-                const ra2 = (q3 + 1040) + (i + 2) * 32;
-                const ra3 = (q3 + 1040) + (i + 3) * 32;
-                const rb0 = 3568 + (15 + 0) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[238458 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[238458 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[238458 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[238458 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            for (let i = 0; i < 4; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = q4 + (i + 0) * 16;
-                const ra1 = q4 + (i + 1) * 16;
-                const ra2 = q4 + (i + 2) * 16;
-                const ra3 = q4 + (i + 3) * 16;
-                const rb0 = 4080 + (j + 0) * 16;
-                const rb1 = 4080 + (j + 1) * 16;
-                const rb2 = 4080 + (j + 2) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[238714 + (i + 0) * 16 + (j + 0)] = c00;
-                A[238714 + (i + 0) * 16 + (j + 1)] = c01;
-                A[238714 + (i + 0) * 16 + (j + 2)] = c02;
-                A[238714 + (i + 1) * 16 + (j + 0)] = c10;
-                A[238714 + (i + 1) * 16 + (j + 1)] = c11;
-                A[238714 + (i + 1) * 16 + (j + 2)] = c12;
-                A[238714 + (i + 2) * 16 + (j + 0)] = c20;
-                A[238714 + (i + 2) * 16 + (j + 1)] = c21;
-                A[238714 + (i + 2) * 16 + (j + 2)] = c22;
-                A[238714 + (i + 3) * 16 + (j + 0)] = c30;
-                A[238714 + (i + 3) * 16 + (j + 1)] = c31;
-                A[238714 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = q4 + (i + 0) * 16;
-                const ra1 = q4 + (i + 1) * 16;
-                const ra2 = q4 + (i + 2) * 16;
-                const ra3 = q4 + (i + 3) * 16;
-                const rb0 = 4080 + (15 + 0) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            // graphs/adding-bidir.ts:23
-            for (let i = 0; i < 64; i++) A[(q3 + 784) + i] = sigmoid32(((A[238458 + i] + A[196089 + i]) + A[238714 + i]));
-            // graphs/adding-bidir.ts:24
-            for (let i = 0; i < 64; i++) A[(q3 + 272) + i] = 1 - A[(q3 + 784) + i];
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 4; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = (q3 + 1040) + (i + 0) * 32;
-                const ra1 = (q3 + 1040) + (i + 1) * 32;
-                const ra2 = (q3 + 1040) + (i + 2) * 32;
-                const ra3 = (q3 + 1040) + (i + 3) * 32;
-                const rb0 = 2784 + (j + 0) * 32;
-                const rb1 = 2784 + (j + 1) * 32;
-                const rb2 = 2784 + (j + 2) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[238458 + (i + 0) * 16 + (j + 0)] = c00;
-                A[238458 + (i + 0) * 16 + (j + 1)] = c01;
-                A[238458 + (i + 0) * 16 + (j + 2)] = c02;
-                A[238458 + (i + 1) * 16 + (j + 0)] = c10;
-                A[238458 + (i + 1) * 16 + (j + 1)] = c11;
-                A[238458 + (i + 1) * 16 + (j + 2)] = c12;
-                A[238458 + (i + 2) * 16 + (j + 0)] = c20;
-                A[238458 + (i + 2) * 16 + (j + 1)] = c21;
-                A[238458 + (i + 2) * 16 + (j + 2)] = c22;
-                A[238458 + (i + 3) * 16 + (j + 0)] = c30;
-                A[238458 + (i + 3) * 16 + (j + 1)] = c31;
-                A[238458 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = (q3 + 1040) + (i + 0) * 32;
-                const ra1 = (q3 + 1040) + (i + 1) * 32;
-                const ra2 = (q3 + 1040) + (i + 2) * 32;
-                const ra3 = (q3 + 1040) + (i + 3) * 32;
-                const rb0 = 2784 + (15 + 0) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[238458 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[238458 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[238458 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[238458 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            for (let i = 0; i < 4; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = q4 + (i + 0) * 16;
-                const ra1 = q4 + (i + 1) * 16;
-                const ra2 = q4 + (i + 2) * 16;
-                const ra3 = q4 + (i + 3) * 16;
-                const rb0 = 3296 + (j + 0) * 16;
-                const rb1 = 3296 + (j + 1) * 16;
-                const rb2 = 3296 + (j + 2) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[238714 + (i + 0) * 16 + (j + 0)] = c00;
-                A[238714 + (i + 0) * 16 + (j + 1)] = c01;
-                A[238714 + (i + 0) * 16 + (j + 2)] = c02;
-                A[238714 + (i + 1) * 16 + (j + 0)] = c10;
-                A[238714 + (i + 1) * 16 + (j + 1)] = c11;
-                A[238714 + (i + 1) * 16 + (j + 2)] = c12;
-                A[238714 + (i + 2) * 16 + (j + 0)] = c20;
-                A[238714 + (i + 2) * 16 + (j + 1)] = c21;
-                A[238714 + (i + 2) * 16 + (j + 2)] = c22;
-                A[238714 + (i + 3) * 16 + (j + 0)] = c30;
-                A[238714 + (i + 3) * 16 + (j + 1)] = c31;
-                A[238714 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = q4 + (i + 0) * 16;
-                const ra1 = q4 + (i + 1) * 16;
-                const ra2 = q4 + (i + 2) * 16;
-                const ra3 = q4 + (i + 3) * 16;
-                const rb0 = 3296 + (15 + 0) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            // graphs/adding-bidir.ts:24
-            for (let i = 0; i < 64; i++) A[(q3 + 528) + i] = tanh32(((A[238458 + i] + A[196345 + i]) + A[238714 + i]));
-            // (derived)
-            for (let i = 0; i < 64; i++) A[q0 + i] = (A[(q3 + 16) + i] !== 0 ? ((A[(q3 + 784) + i] * A[q4 + i]) + (A[(q3 + 272) + i] * A[(q3 + 528) + i])) : A[q4 + i]);
-            A.copyWithin(q0 + 64, q4 + 64, q4 + 64 + 192);
-            for (let i = 0; i < 64; i++) A[q2 + i] = (A[(q3 + 16) + i] !== 0 ? A[q0 + i] : 0);
-            A.fill(0, q2 + 64, q2 + 64 + 192);
-            // graphs/adding-bidir.ts:34
-            for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[(q3 + 1552) + o * 32 + 0 + j] = A[q7 + o * 16 + j];
-            for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[(q3 + 1552) + o * 32 + 16 + j] = A[q2 + o * 16 + j];
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 16; i += 4) {
-              for (let j = 0; j < 1; j += 1) {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = (q3 + 1552) + (i + 0) * 32;
-                const ra1 = (q3 + 1552) + (i + 1) * 32;
-                const ra2 = (q3 + 1552) + (i + 2) * 32;
-                const ra3 = (q3 + 1552) + (i + 3) * 32;
-                const rb0 = 196601 + (j + 0);
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[196633 + (i + 0) * 1 + (j + 0)];
-                A[q1 + (i + 1) * 1 + (j + 0)] = c10 + A[196633 + (i + 1) * 1 + (j + 0)];
-                A[q1 + (i + 2) * 1 + (j + 0)] = c20 + A[196633 + (i + 2) * 1 + (j + 0)];
-                A[q1 + (i + 3) * 1 + (j + 0)] = c30 + A[196633 + (i + 3) * 1 + (j + 0)];
-              }
-            }
-            // (derived)
-            for (let i = 0; i < 4; i++) A[q3 + i] = A[q1 + i] - A[q8 + i];
-            for (let i = 0; i < 4; i++) A[238458 + i] = A[q3 + i] * A[q3 + i];
-            for (let i0 = 0; i0 < 4; i0++) { { let acc = 0; for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[238458 + (i0 * 1 + i1 * 1)]; } A[238474 + (i0 * 1)] = acc; } }
-            for (let i = 0; i < 4; i++) A[238458 + i] = A[q10 + i] * A[238474 + i];
-            { let acc = 0; for (let i0 = 0; i0 < 4; i0++) { acc = acc + A[238458 + (i0 * 1)]; } A[237945 + (0)] = acc; }
-          } else if (live === 8) {
-            for (let i0 = 0; i0 < 8; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[(q3 + 16) + (i0 * 16 + i1 * 1)] = A[q9 + (i0 * 1)]; } }
-            // graphs/adding-bidir.ts:34
-            for (let o = 0; o < 8; o++) for (let j = 0; j < 16; j++) A[(q3 + 1040) + o * 32 + 0 + j] = A[q5 + o * 16 + j];
-            for (let o = 0; o < 8; o++) for (let j = 0; j < 16; j++) A[(q3 + 1040) + o * 32 + 16 + j] = A[q6 + o * 16 + j];
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 8; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = (q3 + 1040) + (i + 0) * 32;
-                const ra1 = (q3 + 1040) + (i + 1) * 32;
-                const ra2 = (q3 + 1040) + (i + 2) * 32;
-                const ra3 = (q3 + 1040) + (i + 3) * 32;
-                const rb0 = 3568 + (j + 0) * 32;
-                const rb1 = 3568 + (j + 1) * 32;
-                const rb2 = 3568 + (j + 2) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[238458 + (i + 0) * 16 + (j + 0)] = c00;
-                A[238458 + (i + 0) * 16 + (j + 1)] = c01;
-                A[238458 + (i + 0) * 16 + (j + 2)] = c02;
-                A[238458 + (i + 1) * 16 + (j + 0)] = c10;
-                A[238458 + (i + 1) * 16 + (j + 1)] = c11;
-                A[238458 + (i + 1) * 16 + (j + 2)] = c12;
-                A[238458 + (i + 2) * 16 + (j + 0)] = c20;
-                A[238458 + (i + 2) * 16 + (j + 1)] = c21;
-                A[238458 + (i + 2) * 16 + (j + 2)] = c22;
-                A[238458 + (i + 3) * 16 + (j + 0)] = c30;
-                A[238458 + (i + 3) * 16 + (j + 1)] = c31;
-                A[238458 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = (q3 + 1040) + (i + 0) * 32;
-                const ra1 = (q3 + 1040) + (i + 1) * 32;
-                const ra2 = (q3 + 1040) + (i + 2) * 32;
-                const ra3 = (q3 + 1040) + (i + 3) * 32;
-                const rb0 = 3568 + (15 + 0) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[238458 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[238458 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[238458 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[238458 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            for (let i = 0; i < 8; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = q4 + (i + 0) * 16;
-                const ra1 = q4 + (i + 1) * 16;
-                const ra2 = q4 + (i + 2) * 16;
-                const ra3 = q4 + (i + 3) * 16;
-                const rb0 = 4080 + (j + 0) * 16;
-                const rb1 = 4080 + (j + 1) * 16;
-                const rb2 = 4080 + (j + 2) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[238714 + (i + 0) * 16 + (j + 0)] = c00;
-                A[238714 + (i + 0) * 16 + (j + 1)] = c01;
-                A[238714 + (i + 0) * 16 + (j + 2)] = c02;
-                A[238714 + (i + 1) * 16 + (j + 0)] = c10;
-                A[238714 + (i + 1) * 16 + (j + 1)] = c11;
-                A[238714 + (i + 1) * 16 + (j + 2)] = c12;
-                A[238714 + (i + 2) * 16 + (j + 0)] = c20;
-                A[238714 + (i + 2) * 16 + (j + 1)] = c21;
-                A[238714 + (i + 2) * 16 + (j + 2)] = c22;
-                A[238714 + (i + 3) * 16 + (j + 0)] = c30;
-                A[238714 + (i + 3) * 16 + (j + 1)] = c31;
-                A[238714 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = q4 + (i + 0) * 16;
-                const ra1 = q4 + (i + 1) * 16;
-                const ra2 = q4 + (i + 2) * 16;
-                const ra3 = q4 + (i + 3) * 16;
-                const rb0 = 4080 + (15 + 0) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            // graphs/adding-bidir.ts:23
-            for (let i = 0; i < 128; i++) A[(q3 + 784) + i] = sigmoid32(((A[238458 + i] + A[196089 + i]) + A[238714 + i]));
-            // graphs/adding-bidir.ts:24
-            for (let i = 0; i < 128; i++) A[(q3 + 272) + i] = 1 - A[(q3 + 784) + i];
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 8; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = (q3 + 1040) + (i + 0) * 32;
-                const ra1 = (q3 + 1040) + (i + 1) * 32;
-                const ra2 = (q3 + 1040) + (i + 2) * 32;
-                const ra3 = (q3 + 1040) + (i + 3) * 32;
-                const rb0 = 2784 + (j + 0) * 32;
-                const rb1 = 2784 + (j + 1) * 32;
-                const rb2 = 2784 + (j + 2) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[238458 + (i + 0) * 16 + (j + 0)] = c00;
-                A[238458 + (i + 0) * 16 + (j + 1)] = c01;
-                A[238458 + (i + 0) * 16 + (j + 2)] = c02;
-                A[238458 + (i + 1) * 16 + (j + 0)] = c10;
-                A[238458 + (i + 1) * 16 + (j + 1)] = c11;
-                A[238458 + (i + 1) * 16 + (j + 2)] = c12;
-                A[238458 + (i + 2) * 16 + (j + 0)] = c20;
-                A[238458 + (i + 2) * 16 + (j + 1)] = c21;
-                A[238458 + (i + 2) * 16 + (j + 2)] = c22;
-                A[238458 + (i + 3) * 16 + (j + 0)] = c30;
-                A[238458 + (i + 3) * 16 + (j + 1)] = c31;
-                A[238458 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = (q3 + 1040) + (i + 0) * 32;
-                const ra1 = (q3 + 1040) + (i + 1) * 32;
-                const ra2 = (q3 + 1040) + (i + 2) * 32;
-                const ra3 = (q3 + 1040) + (i + 3) * 32;
-                const rb0 = 2784 + (15 + 0) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[238458 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[238458 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[238458 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[238458 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            for (let i = 0; i < 8; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = q4 + (i + 0) * 16;
-                const ra1 = q4 + (i + 1) * 16;
-                const ra2 = q4 + (i + 2) * 16;
-                const ra3 = q4 + (i + 3) * 16;
-                const rb0 = 3296 + (j + 0) * 16;
-                const rb1 = 3296 + (j + 1) * 16;
-                const rb2 = 3296 + (j + 2) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[238714 + (i + 0) * 16 + (j + 0)] = c00;
-                A[238714 + (i + 0) * 16 + (j + 1)] = c01;
-                A[238714 + (i + 0) * 16 + (j + 2)] = c02;
-                A[238714 + (i + 1) * 16 + (j + 0)] = c10;
-                A[238714 + (i + 1) * 16 + (j + 1)] = c11;
-                A[238714 + (i + 1) * 16 + (j + 2)] = c12;
-                A[238714 + (i + 2) * 16 + (j + 0)] = c20;
-                A[238714 + (i + 2) * 16 + (j + 1)] = c21;
-                A[238714 + (i + 2) * 16 + (j + 2)] = c22;
-                A[238714 + (i + 3) * 16 + (j + 0)] = c30;
-                A[238714 + (i + 3) * 16 + (j + 1)] = c31;
-                A[238714 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = q4 + (i + 0) * 16;
-                const ra1 = q4 + (i + 1) * 16;
-                const ra2 = q4 + (i + 2) * 16;
-                const ra3 = q4 + (i + 3) * 16;
-                const rb0 = 3296 + (15 + 0) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            // graphs/adding-bidir.ts:24
-            for (let i = 0; i < 128; i++) A[(q3 + 528) + i] = tanh32(((A[238458 + i] + A[196345 + i]) + A[238714 + i]));
-            // (derived)
-            for (let i = 0; i < 128; i++) A[q0 + i] = (A[(q3 + 16) + i] !== 0 ? ((A[(q3 + 784) + i] * A[q4 + i]) + (A[(q3 + 272) + i] * A[(q3 + 528) + i])) : A[q4 + i]);
-            A.copyWithin(q0 + 128, q4 + 128, q4 + 128 + 128);
-            for (let i = 0; i < 128; i++) A[q2 + i] = (A[(q3 + 16) + i] !== 0 ? A[q0 + i] : 0);
-            A.fill(0, q2 + 128, q2 + 128 + 128);
-            // graphs/adding-bidir.ts:34
-            for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[(q3 + 1552) + o * 32 + 0 + j] = A[q7 + o * 16 + j];
-            for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[(q3 + 1552) + o * 32 + 16 + j] = A[q2 + o * 16 + j];
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 16; i += 4) {
-              for (let j = 0; j < 1; j += 1) {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = (q3 + 1552) + (i + 0) * 32;
-                const ra1 = (q3 + 1552) + (i + 1) * 32;
-                const ra2 = (q3 + 1552) + (i + 2) * 32;
-                const ra3 = (q3 + 1552) + (i + 3) * 32;
-                const rb0 = 196601 + (j + 0);
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[196633 + (i + 0) * 1 + (j + 0)];
-                A[q1 + (i + 1) * 1 + (j + 0)] = c10 + A[196633 + (i + 1) * 1 + (j + 0)];
-                A[q1 + (i + 2) * 1 + (j + 0)] = c20 + A[196633 + (i + 2) * 1 + (j + 0)];
-                A[q1 + (i + 3) * 1 + (j + 0)] = c30 + A[196633 + (i + 3) * 1 + (j + 0)];
-              }
-            }
-            // (derived)
-            for (let i = 0; i < 8; i++) A[q3 + i] = A[q1 + i] - A[q8 + i];
-            for (let i = 0; i < 8; i++) A[238458 + i] = A[q3 + i] * A[q3 + i];
-            for (let i0 = 0; i0 < 8; i0++) { { let acc = 0; for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[238458 + (i0 * 1 + i1 * 1)]; } A[238474 + (i0 * 1)] = acc; } }
-            for (let i = 0; i < 8; i++) A[238458 + i] = A[q10 + i] * A[238474 + i];
-            { let acc = 0; for (let i0 = 0; i0 < 8; i0++) { acc = acc + A[238458 + (i0 * 1)]; } A[237945 + (0)] = acc; }
-          } else if (live === 12) {
-            for (let i0 = 0; i0 < 12; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[(q3 + 16) + (i0 * 16 + i1 * 1)] = A[q9 + (i0 * 1)]; } }
-            // graphs/adding-bidir.ts:34
-            for (let o = 0; o < 12; o++) for (let j = 0; j < 16; j++) A[(q3 + 1040) + o * 32 + 0 + j] = A[q5 + o * 16 + j];
-            for (let o = 0; o < 12; o++) for (let j = 0; j < 16; j++) A[(q3 + 1040) + o * 32 + 16 + j] = A[q6 + o * 16 + j];
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 12; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = (q3 + 1040) + (i + 0) * 32;
-                const ra1 = (q3 + 1040) + (i + 1) * 32;
-                const ra2 = (q3 + 1040) + (i + 2) * 32;
-                const ra3 = (q3 + 1040) + (i + 3) * 32;
-                const rb0 = 3568 + (j + 0) * 32;
-                const rb1 = 3568 + (j + 1) * 32;
-                const rb2 = 3568 + (j + 2) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[238458 + (i + 0) * 16 + (j + 0)] = c00;
-                A[238458 + (i + 0) * 16 + (j + 1)] = c01;
-                A[238458 + (i + 0) * 16 + (j + 2)] = c02;
-                A[238458 + (i + 1) * 16 + (j + 0)] = c10;
-                A[238458 + (i + 1) * 16 + (j + 1)] = c11;
-                A[238458 + (i + 1) * 16 + (j + 2)] = c12;
-                A[238458 + (i + 2) * 16 + (j + 0)] = c20;
-                A[238458 + (i + 2) * 16 + (j + 1)] = c21;
-                A[238458 + (i + 2) * 16 + (j + 2)] = c22;
-                A[238458 + (i + 3) * 16 + (j + 0)] = c30;
-                A[238458 + (i + 3) * 16 + (j + 1)] = c31;
-                A[238458 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = (q3 + 1040) + (i + 0) * 32;
-                const ra1 = (q3 + 1040) + (i + 1) * 32;
-                const ra2 = (q3 + 1040) + (i + 2) * 32;
-                const ra3 = (q3 + 1040) + (i + 3) * 32;
-                const rb0 = 3568 + (15 + 0) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[238458 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[238458 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[238458 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[238458 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            for (let i = 0; i < 12; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = q4 + (i + 0) * 16;
-                const ra1 = q4 + (i + 1) * 16;
-                const ra2 = q4 + (i + 2) * 16;
-                const ra3 = q4 + (i + 3) * 16;
-                const rb0 = 4080 + (j + 0) * 16;
-                const rb1 = 4080 + (j + 1) * 16;
-                const rb2 = 4080 + (j + 2) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[238714 + (i + 0) * 16 + (j + 0)] = c00;
-                A[238714 + (i + 0) * 16 + (j + 1)] = c01;
-                A[238714 + (i + 0) * 16 + (j + 2)] = c02;
-                A[238714 + (i + 1) * 16 + (j + 0)] = c10;
-                A[238714 + (i + 1) * 16 + (j + 1)] = c11;
-                A[238714 + (i + 1) * 16 + (j + 2)] = c12;
-                A[238714 + (i + 2) * 16 + (j + 0)] = c20;
-                A[238714 + (i + 2) * 16 + (j + 1)] = c21;
-                A[238714 + (i + 2) * 16 + (j + 2)] = c22;
-                A[238714 + (i + 3) * 16 + (j + 0)] = c30;
-                A[238714 + (i + 3) * 16 + (j + 1)] = c31;
-                A[238714 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = q4 + (i + 0) * 16;
-                const ra1 = q4 + (i + 1) * 16;
-                const ra2 = q4 + (i + 2) * 16;
-                const ra3 = q4 + (i + 3) * 16;
-                const rb0 = 4080 + (15 + 0) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            // graphs/adding-bidir.ts:23
-            for (let i = 0; i < 192; i++) A[(q3 + 784) + i] = sigmoid32(((A[238458 + i] + A[196089 + i]) + A[238714 + i]));
-            // graphs/adding-bidir.ts:24
-            for (let i = 0; i < 192; i++) A[(q3 + 272) + i] = 1 - A[(q3 + 784) + i];
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 12; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = (q3 + 1040) + (i + 0) * 32;
-                const ra1 = (q3 + 1040) + (i + 1) * 32;
-                const ra2 = (q3 + 1040) + (i + 2) * 32;
-                const ra3 = (q3 + 1040) + (i + 3) * 32;
-                const rb0 = 2784 + (j + 0) * 32;
-                const rb1 = 2784 + (j + 1) * 32;
-                const rb2 = 2784 + (j + 2) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[238458 + (i + 0) * 16 + (j + 0)] = c00;
-                A[238458 + (i + 0) * 16 + (j + 1)] = c01;
-                A[238458 + (i + 0) * 16 + (j + 2)] = c02;
-                A[238458 + (i + 1) * 16 + (j + 0)] = c10;
-                A[238458 + (i + 1) * 16 + (j + 1)] = c11;
-                A[238458 + (i + 1) * 16 + (j + 2)] = c12;
-                A[238458 + (i + 2) * 16 + (j + 0)] = c20;
-                A[238458 + (i + 2) * 16 + (j + 1)] = c21;
-                A[238458 + (i + 2) * 16 + (j + 2)] = c22;
-                A[238458 + (i + 3) * 16 + (j + 0)] = c30;
-                A[238458 + (i + 3) * 16 + (j + 1)] = c31;
-                A[238458 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = (q3 + 1040) + (i + 0) * 32;
-                const ra1 = (q3 + 1040) + (i + 1) * 32;
-                const ra2 = (q3 + 1040) + (i + 2) * 32;
-                const ra3 = (q3 + 1040) + (i + 3) * 32;
-                const rb0 = 2784 + (15 + 0) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[238458 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[238458 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[238458 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[238458 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            for (let i = 0; i < 12; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = q4 + (i + 0) * 16;
-                const ra1 = q4 + (i + 1) * 16;
-                const ra2 = q4 + (i + 2) * 16;
-                const ra3 = q4 + (i + 3) * 16;
-                const rb0 = 3296 + (j + 0) * 16;
-                const rb1 = 3296 + (j + 1) * 16;
-                const rb2 = 3296 + (j + 2) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[238714 + (i + 0) * 16 + (j + 0)] = c00;
-                A[238714 + (i + 0) * 16 + (j + 1)] = c01;
-                A[238714 + (i + 0) * 16 + (j + 2)] = c02;
-                A[238714 + (i + 1) * 16 + (j + 0)] = c10;
-                A[238714 + (i + 1) * 16 + (j + 1)] = c11;
-                A[238714 + (i + 1) * 16 + (j + 2)] = c12;
-                A[238714 + (i + 2) * 16 + (j + 0)] = c20;
-                A[238714 + (i + 2) * 16 + (j + 1)] = c21;
-                A[238714 + (i + 2) * 16 + (j + 2)] = c22;
-                A[238714 + (i + 3) * 16 + (j + 0)] = c30;
-                A[238714 + (i + 3) * 16 + (j + 1)] = c31;
-                A[238714 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = q4 + (i + 0) * 16;
-                const ra1 = q4 + (i + 1) * 16;
-                const ra2 = q4 + (i + 2) * 16;
-                const ra3 = q4 + (i + 3) * 16;
-                const rb0 = 3296 + (15 + 0) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            // graphs/adding-bidir.ts:24
-            for (let i = 0; i < 192; i++) A[(q3 + 528) + i] = tanh32(((A[238458 + i] + A[196345 + i]) + A[238714 + i]));
-            // (derived)
-            for (let i = 0; i < 192; i++) A[q0 + i] = (A[(q3 + 16) + i] !== 0 ? ((A[(q3 + 784) + i] * A[q4 + i]) + (A[(q3 + 272) + i] * A[(q3 + 528) + i])) : A[q4 + i]);
-            A.copyWithin(q0 + 192, q4 + 192, q4 + 192 + 64);
-            for (let i = 0; i < 192; i++) A[q2 + i] = (A[(q3 + 16) + i] !== 0 ? A[q0 + i] : 0);
-            A.fill(0, q2 + 192, q2 + 192 + 64);
-            // graphs/adding-bidir.ts:34
-            for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[(q3 + 1552) + o * 32 + 0 + j] = A[q7 + o * 16 + j];
-            for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[(q3 + 1552) + o * 32 + 16 + j] = A[q2 + o * 16 + j];
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 16; i += 4) {
-              for (let j = 0; j < 1; j += 1) {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = (q3 + 1552) + (i + 0) * 32;
-                const ra1 = (q3 + 1552) + (i + 1) * 32;
-                const ra2 = (q3 + 1552) + (i + 2) * 32;
-                const ra3 = (q3 + 1552) + (i + 3) * 32;
-                const rb0 = 196601 + (j + 0);
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[196633 + (i + 0) * 1 + (j + 0)];
-                A[q1 + (i + 1) * 1 + (j + 0)] = c10 + A[196633 + (i + 1) * 1 + (j + 0)];
-                A[q1 + (i + 2) * 1 + (j + 0)] = c20 + A[196633 + (i + 2) * 1 + (j + 0)];
-                A[q1 + (i + 3) * 1 + (j + 0)] = c30 + A[196633 + (i + 3) * 1 + (j + 0)];
-              }
-            }
-            // (derived)
-            for (let i = 0; i < 12; i++) A[q3 + i] = A[q1 + i] - A[q8 + i];
-            for (let i = 0; i < 12; i++) A[238458 + i] = A[q3 + i] * A[q3 + i];
-            for (let i0 = 0; i0 < 12; i0++) { { let acc = 0; for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[238458 + (i0 * 1 + i1 * 1)]; } A[238474 + (i0 * 1)] = acc; } }
-            for (let i = 0; i < 12; i++) A[238458 + i] = A[q10 + i] * A[238474 + i];
-            { let acc = 0; for (let i0 = 0; i0 < 12; i0++) { acc = acc + A[238458 + (i0 * 1)]; } A[237945 + (0)] = acc; }
-          } else {
+          if (live === 4) rows4_27(A, t);
+          else if (live === 8) rows8_28(A, t);
+          else if (live === 12) rows12_29(A, t);
+          else {
             for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[(q3 + 16) + (i0 * 16 + i1 * 1)] = A[q9 + (i0 * 1)]; } }
             // graphs/adding-bidir.ts:34
             for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[(q3 + 1040) + o * 32 + 0 + j] = A[q5 + o * 16 + j];
@@ -2754,1108 +7977,10 @@ export class Trainer {
           const q12 = 90617 + t * 256;
           const q13 = 95737 + t * 256;
           const live = A[31875 + t];
-          if (live === 4) {
-            for (let i = 0; i < 4; i++) A[238458 + i] = A[196649 + i] * A[q6 + i];
-            for (let i0 = 0; i0 < 4; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[238474 + (i0 * 1 + i1 * 1)] = A[238458 + (i0 * 1)]; } }
-            for (let i = 0; i < 4; i++) A[238458 + i] = A[238474 + i] * A[q10 + i];
-            for (let i = 0; i < 4; i++) A[238474 + i] = A[238458 + i] + A[238458 + i];
-            for (let i = 0; i < 4; i++) { const a0 = A[238474 + i * 1]; for (let j = 0; j < 32; j++) A[238490 + i * 32 + j] = a0 * A[4352 + j]; }
-            for (let o = 0; o < 4; o++) for (let j = 0; j < 16; j++) A[239002 + o * 16 + j] = A[238490 + o * 32 + 16 + j];
-            for (let i = 0; i < 64; i++) A[239258 + i] = A[237946 + i] + ((A[(q10 + 16) + i] !== 0 ? A[239002 + i] : 0));
-            for (let i = 0; i < 192; i++) A[239322 + i] = A[238010 + i] + 0;
-            for (let i = 0; i < 64; i++) A[239002 + i] = (A[(q10 + 16) + i] !== 0 ? A[239258 + i] : 0);
-            for (let i = 0; i < 64; i++) A[239514 + i] = (A[239002 + i] * A[(q10 + 272) + i]) * (1 - (A[(q10 + 528) + i] * A[(q10 + 528) + i]));
-            for (let i = 0; i < 4; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 239514 + (i + 0) * 16;
-                const ra1 = 239514 + (i + 1) * 16;
-                const ra2 = 239514 + (i + 2) * 16;
-                const ra3 = 239514 + (i + 3) * 16;
-                const rb0 = 3296 + (j + 0);
-                const rb1 = 3296 + (j + 1);
-                const rb2 = 3296 + (j + 2);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[239770 + (i + 0) * 16 + (j + 0)] = c00;
-                A[239770 + (i + 0) * 16 + (j + 1)] = c01;
-                A[239770 + (i + 0) * 16 + (j + 2)] = c02;
-                A[239770 + (i + 1) * 16 + (j + 0)] = c10;
-                A[239770 + (i + 1) * 16 + (j + 1)] = c11;
-                A[239770 + (i + 1) * 16 + (j + 2)] = c12;
-                A[239770 + (i + 2) * 16 + (j + 0)] = c20;
-                A[239770 + (i + 2) * 16 + (j + 1)] = c21;
-                A[239770 + (i + 2) * 16 + (j + 2)] = c22;
-                A[239770 + (i + 3) * 16 + (j + 0)] = c30;
-                A[239770 + (i + 3) * 16 + (j + 1)] = c31;
-                A[239770 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 239514 + (i + 0) * 16;
-                const ra1 = 239514 + (i + 1) * 16;
-                const ra2 = 239514 + (i + 2) * 16;
-                const ra3 = 239514 + (i + 3) * 16;
-                const rb0 = 3296 + (15 + 0);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[239770 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[239770 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[239770 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[239770 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            for (let i = 0; i < 64; i++) A[240026 + i] = ((-((A[239002 + i] * A[(q10 + 528) + i]))) + (A[239002 + i] * A[q0 + i])) * (A[(q10 + 784) + i] * A[(q10 + 272) + i]);
-            for (let i = 0; i < 4; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 240026 + (i + 0) * 16;
-                const ra1 = 240026 + (i + 1) * 16;
-                const ra2 = 240026 + (i + 2) * 16;
-                const ra3 = 240026 + (i + 3) * 16;
-                const rb0 = 4080 + (j + 0);
-                const rb1 = 4080 + (j + 1);
-                const rb2 = 4080 + (j + 2);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[240282 + (i + 0) * 16 + (j + 0)] = c00;
-                A[240282 + (i + 0) * 16 + (j + 1)] = c01;
-                A[240282 + (i + 0) * 16 + (j + 2)] = c02;
-                A[240282 + (i + 1) * 16 + (j + 0)] = c10;
-                A[240282 + (i + 1) * 16 + (j + 1)] = c11;
-                A[240282 + (i + 1) * 16 + (j + 2)] = c12;
-                A[240282 + (i + 2) * 16 + (j + 0)] = c20;
-                A[240282 + (i + 2) * 16 + (j + 1)] = c21;
-                A[240282 + (i + 2) * 16 + (j + 2)] = c22;
-                A[240282 + (i + 3) * 16 + (j + 0)] = c30;
-                A[240282 + (i + 3) * 16 + (j + 1)] = c31;
-                A[240282 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 240026 + (i + 0) * 16;
-                const ra1 = 240026 + (i + 1) * 16;
-                const ra2 = 240026 + (i + 2) * 16;
-                const ra3 = 240026 + (i + 3) * 16;
-                const rb0 = 4080 + (15 + 0);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[240282 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[240282 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[240282 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[240282 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            for (let i = 0; i < 64; i++) A[238202 + i] = ((((A[(q10 + 16) + i] !== 0 ? 0 : A[239258 + i])) + A[239770 + i]) + (A[239002 + i] * A[(q10 + 784) + i])) + A[240282 + i];
-            for (let i = 0; i < 192; i++) A[238266 + i] = ((A[239322 + i] + 0) + 0) + 0;
-            for (let i = 0; i < 16; i += 4) {
-              for (let j = 0; j < 30; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 239514 + (i + 0);
-                const ra1 = 239514 + (i + 1);
-                const ra2 = 239514 + (i + 2);
-                const ra3 = 239514 + (i + 3);
-                const rb0 = (q10 + 1040) + (j + 0);
-                const rb1 = (q10 + 1040) + (j + 1);
-                const rb2 = (q10 + 1040) + (j + 2);
-                for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[7169 + (i + 0) * 32 + (j + 0)] += c00;
-                A[7169 + (i + 0) * 32 + (j + 1)] += c01;
-                A[7169 + (i + 0) * 32 + (j + 2)] += c02;
-                A[7169 + (i + 1) * 32 + (j + 0)] += c10;
-                A[7169 + (i + 1) * 32 + (j + 1)] += c11;
-                A[7169 + (i + 1) * 32 + (j + 2)] += c12;
-                A[7169 + (i + 2) * 32 + (j + 0)] += c20;
-                A[7169 + (i + 2) * 32 + (j + 1)] += c21;
-                A[7169 + (i + 2) * 32 + (j + 2)] += c22;
-                A[7169 + (i + 3) * 32 + (j + 0)] += c30;
-                A[7169 + (i + 3) * 32 + (j + 1)] += c31;
-                A[7169 + (i + 3) * 32 + (j + 2)] += c32;
-              }
-              {
-                let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                const ra0 = 239514 + (i + 0);
-                const ra1 = 239514 + (i + 1);
-                const ra2 = 239514 + (i + 2);
-                const ra3 = 239514 + (i + 3);
-                const rb0 = (q10 + 1040) + (30 + 0);
-                const rb1 = (q10 + 1040) + (30 + 1);
-                for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
-                A[7169 + (i + 0) * 32 + (30 + 0)] += c00;
-                A[7169 + (i + 0) * 32 + (30 + 1)] += c01;
-                A[7169 + (i + 1) * 32 + (30 + 0)] += c10;
-                A[7169 + (i + 1) * 32 + (30 + 1)] += c11;
-                A[7169 + (i + 2) * 32 + (30 + 0)] += c20;
-                A[7169 + (i + 2) * 32 + (30 + 1)] += c21;
-                A[7169 + (i + 3) * 32 + (30 + 0)] += c30;
-                A[7169 + (i + 3) * 32 + (30 + 1)] += c31;
-              }
-            }
-            for (let i = 0; i < 16; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 239514 + (i + 0);
-                const ra1 = 239514 + (i + 1);
-                const ra2 = 239514 + (i + 2);
-                const ra3 = 239514 + (i + 3);
-                const rb0 = q0 + (j + 0);
-                const rb1 = q0 + (j + 1);
-                const rb2 = q0 + (j + 2);
-                for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[7681 + (i + 0) * 16 + (j + 0)] += c00;
-                A[7681 + (i + 0) * 16 + (j + 1)] += c01;
-                A[7681 + (i + 0) * 16 + (j + 2)] += c02;
-                A[7681 + (i + 1) * 16 + (j + 0)] += c10;
-                A[7681 + (i + 1) * 16 + (j + 1)] += c11;
-                A[7681 + (i + 1) * 16 + (j + 2)] += c12;
-                A[7681 + (i + 2) * 16 + (j + 0)] += c20;
-                A[7681 + (i + 2) * 16 + (j + 1)] += c21;
-                A[7681 + (i + 2) * 16 + (j + 2)] += c22;
-                A[7681 + (i + 3) * 16 + (j + 0)] += c30;
-                A[7681 + (i + 3) * 16 + (j + 1)] += c31;
-                A[7681 + (i + 3) * 16 + (j + 2)] += c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 239514 + (i + 0);
-                const ra1 = 239514 + (i + 1);
-                const ra2 = 239514 + (i + 2);
-                const ra3 = 239514 + (i + 3);
-                const rb0 = q0 + (15 + 0);
-                for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[7681 + (i + 0) * 16 + (15 + 0)] += c00;
-                A[7681 + (i + 1) * 16 + (15 + 0)] += c10;
-                A[7681 + (i + 2) * 16 + (15 + 0)] += c20;
-                A[7681 + (i + 3) * 16 + (15 + 0)] += c30;
-              }
-            }
-            for (let i1 = 0; i1 < 16; i1++) { { let acc = 0; for (let i0 = 0; i0 < 4; i0++) { acc = acc + A[239514 + (i0 * 16 + i1 * 1)]; } A[7937 + (i1 * 1)] += acc; } }
-            for (let i = 0; i < 16; i += 4) {
-              for (let j = 0; j < 30; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 240026 + (i + 0);
-                const ra1 = 240026 + (i + 1);
-                const ra2 = 240026 + (i + 2);
-                const ra3 = 240026 + (i + 3);
-                const rb0 = (q10 + 1040) + (j + 0);
-                const rb1 = (q10 + 1040) + (j + 1);
-                const rb2 = (q10 + 1040) + (j + 2);
-                for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[7953 + (i + 0) * 32 + (j + 0)] += c00;
-                A[7953 + (i + 0) * 32 + (j + 1)] += c01;
-                A[7953 + (i + 0) * 32 + (j + 2)] += c02;
-                A[7953 + (i + 1) * 32 + (j + 0)] += c10;
-                A[7953 + (i + 1) * 32 + (j + 1)] += c11;
-                A[7953 + (i + 1) * 32 + (j + 2)] += c12;
-                A[7953 + (i + 2) * 32 + (j + 0)] += c20;
-                A[7953 + (i + 2) * 32 + (j + 1)] += c21;
-                A[7953 + (i + 2) * 32 + (j + 2)] += c22;
-                A[7953 + (i + 3) * 32 + (j + 0)] += c30;
-                A[7953 + (i + 3) * 32 + (j + 1)] += c31;
-                A[7953 + (i + 3) * 32 + (j + 2)] += c32;
-              }
-              {
-                let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                const ra0 = 240026 + (i + 0);
-                const ra1 = 240026 + (i + 1);
-                const ra2 = 240026 + (i + 2);
-                const ra3 = 240026 + (i + 3);
-                const rb0 = (q10 + 1040) + (30 + 0);
-                const rb1 = (q10 + 1040) + (30 + 1);
-                for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
-                A[7953 + (i + 0) * 32 + (30 + 0)] += c00;
-                A[7953 + (i + 0) * 32 + (30 + 1)] += c01;
-                A[7953 + (i + 1) * 32 + (30 + 0)] += c10;
-                A[7953 + (i + 1) * 32 + (30 + 1)] += c11;
-                A[7953 + (i + 2) * 32 + (30 + 0)] += c20;
-                A[7953 + (i + 2) * 32 + (30 + 1)] += c21;
-                A[7953 + (i + 3) * 32 + (30 + 0)] += c30;
-                A[7953 + (i + 3) * 32 + (30 + 1)] += c31;
-              }
-            }
-            for (let i = 0; i < 16; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 240026 + (i + 0);
-                const ra1 = 240026 + (i + 1);
-                const ra2 = 240026 + (i + 2);
-                const ra3 = 240026 + (i + 3);
-                const rb0 = q0 + (j + 0);
-                const rb1 = q0 + (j + 1);
-                const rb2 = q0 + (j + 2);
-                for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[8465 + (i + 0) * 16 + (j + 0)] += c00;
-                A[8465 + (i + 0) * 16 + (j + 1)] += c01;
-                A[8465 + (i + 0) * 16 + (j + 2)] += c02;
-                A[8465 + (i + 1) * 16 + (j + 0)] += c10;
-                A[8465 + (i + 1) * 16 + (j + 1)] += c11;
-                A[8465 + (i + 1) * 16 + (j + 2)] += c12;
-                A[8465 + (i + 2) * 16 + (j + 0)] += c20;
-                A[8465 + (i + 2) * 16 + (j + 1)] += c21;
-                A[8465 + (i + 2) * 16 + (j + 2)] += c22;
-                A[8465 + (i + 3) * 16 + (j + 0)] += c30;
-                A[8465 + (i + 3) * 16 + (j + 1)] += c31;
-                A[8465 + (i + 3) * 16 + (j + 2)] += c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 240026 + (i + 0);
-                const ra1 = 240026 + (i + 1);
-                const ra2 = 240026 + (i + 2);
-                const ra3 = 240026 + (i + 3);
-                const rb0 = q0 + (15 + 0);
-                for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[8465 + (i + 0) * 16 + (15 + 0)] += c00;
-                A[8465 + (i + 1) * 16 + (15 + 0)] += c10;
-                A[8465 + (i + 2) * 16 + (15 + 0)] += c20;
-                A[8465 + (i + 3) * 16 + (15 + 0)] += c30;
-              }
-            }
-            for (let i1 = 0; i1 < 16; i1++) { { let acc = 0; for (let i0 = 0; i0 < 4; i0++) { acc = acc + A[240026 + (i0 * 16 + i1 * 1)]; } A[8721 + (i1 * 1)] += acc; } }
-            for (let i = 0; i < 32; i += 4) {
-              for (let j = 0; j < 1; j += 1) {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = (q10 + 1552) + (i + 0);
-                const ra1 = (q10 + 1552) + (i + 1);
-                const ra2 = (q10 + 1552) + (i + 2);
-                const ra3 = (q10 + 1552) + (i + 3);
-                const rb0 = 238474 + (j + 0);
-                for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 32]; const a1 = A[ra1 + p * 32]; const a2 = A[ra2 + p * 32]; const a3 = A[ra3 + p * 32]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[239002 + (i + 0) * 1 + (j + 0)] = c00;
-                A[239002 + (i + 1) * 1 + (j + 0)] = c10;
-                A[239002 + (i + 2) * 1 + (j + 0)] = c20;
-                A[239002 + (i + 3) * 1 + (j + 0)] = c30;
-              }
-            }
-            for (let i = 0; i < 32; i++) { A[239034 + i] = A[239002 + i]; }
-            for (let i1 = 0; i1 < 1; i1++) { { let acc = 0; for (let i0 = 0; i0 < 4; i0++) { acc = acc + A[238474 + (i0 * 1 + i1 * 1)]; } A[8769 + (i1 * 1)] += acc; } }
-            for (let i = 0; i < 4; i += 4) {
-              for (let j = 0; j < 30; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 240026 + (i + 0) * 16;
-                const ra1 = 240026 + (i + 1) * 16;
-                const ra2 = 240026 + (i + 2) * 16;
-                const ra3 = 240026 + (i + 3) * 16;
-                const rb0 = 3568 + (j + 0);
-                const rb1 = 3568 + (j + 1);
-                const rb2 = 3568 + (j + 2);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[240538 + (i + 0) * 32 + (j + 0)] = c00;
-                A[240538 + (i + 0) * 32 + (j + 1)] = c01;
-                A[240538 + (i + 0) * 32 + (j + 2)] = c02;
-                A[240538 + (i + 1) * 32 + (j + 0)] = c10;
-                A[240538 + (i + 1) * 32 + (j + 1)] = c11;
-                A[240538 + (i + 1) * 32 + (j + 2)] = c12;
-                A[240538 + (i + 2) * 32 + (j + 0)] = c20;
-                A[240538 + (i + 2) * 32 + (j + 1)] = c21;
-                A[240538 + (i + 2) * 32 + (j + 2)] = c22;
-                A[240538 + (i + 3) * 32 + (j + 0)] = c30;
-                A[240538 + (i + 3) * 32 + (j + 1)] = c31;
-                A[240538 + (i + 3) * 32 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                const ra0 = 240026 + (i + 0) * 16;
-                const ra1 = 240026 + (i + 1) * 16;
-                const ra2 = 240026 + (i + 2) * 16;
-                const ra3 = 240026 + (i + 3) * 16;
-                const rb0 = 3568 + (30 + 0);
-                const rb1 = 3568 + (30 + 1);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
-                A[240538 + (i + 0) * 32 + (30 + 0)] = c00;
-                A[240538 + (i + 0) * 32 + (30 + 1)] = c01;
-                A[240538 + (i + 1) * 32 + (30 + 0)] = c10;
-                A[240538 + (i + 1) * 32 + (30 + 1)] = c11;
-                A[240538 + (i + 2) * 32 + (30 + 0)] = c20;
-                A[240538 + (i + 2) * 32 + (30 + 1)] = c21;
-                A[240538 + (i + 3) * 32 + (30 + 0)] = c30;
-                A[240538 + (i + 3) * 32 + (30 + 1)] = c31;
-              }
-            }
-            for (let i = 0; i < 4; i += 4) {
-              for (let j = 0; j < 30; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 239514 + (i + 0) * 16;
-                const ra1 = 239514 + (i + 1) * 16;
-                const ra2 = 239514 + (i + 2) * 16;
-                const ra3 = 239514 + (i + 3) * 16;
-                const rb0 = 2784 + (j + 0);
-                const rb1 = 2784 + (j + 1);
-                const rb2 = 2784 + (j + 2);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[239770 + (i + 0) * 32 + (j + 0)] = c00 + A[240538 + (i + 0) * 32 + (j + 0)];
-                A[239770 + (i + 0) * 32 + (j + 1)] = c01 + A[240538 + (i + 0) * 32 + (j + 1)];
-                A[239770 + (i + 0) * 32 + (j + 2)] = c02 + A[240538 + (i + 0) * 32 + (j + 2)];
-                A[239770 + (i + 1) * 32 + (j + 0)] = c10 + A[240538 + (i + 1) * 32 + (j + 0)];
-                A[239770 + (i + 1) * 32 + (j + 1)] = c11 + A[240538 + (i + 1) * 32 + (j + 1)];
-                A[239770 + (i + 1) * 32 + (j + 2)] = c12 + A[240538 + (i + 1) * 32 + (j + 2)];
-                A[239770 + (i + 2) * 32 + (j + 0)] = c20 + A[240538 + (i + 2) * 32 + (j + 0)];
-                A[239770 + (i + 2) * 32 + (j + 1)] = c21 + A[240538 + (i + 2) * 32 + (j + 1)];
-                A[239770 + (i + 2) * 32 + (j + 2)] = c22 + A[240538 + (i + 2) * 32 + (j + 2)];
-                A[239770 + (i + 3) * 32 + (j + 0)] = c30 + A[240538 + (i + 3) * 32 + (j + 0)];
-                A[239770 + (i + 3) * 32 + (j + 1)] = c31 + A[240538 + (i + 3) * 32 + (j + 1)];
-                A[239770 + (i + 3) * 32 + (j + 2)] = c32 + A[240538 + (i + 3) * 32 + (j + 2)];
-              }
-              {
-                let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                const ra0 = 239514 + (i + 0) * 16;
-                const ra1 = 239514 + (i + 1) * 16;
-                const ra2 = 239514 + (i + 2) * 16;
-                const ra3 = 239514 + (i + 3) * 16;
-                const rb0 = 2784 + (30 + 0);
-                const rb1 = 2784 + (30 + 1);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
-                A[239770 + (i + 0) * 32 + (30 + 0)] = c00 + A[240538 + (i + 0) * 32 + (30 + 0)];
-                A[239770 + (i + 0) * 32 + (30 + 1)] = c01 + A[240538 + (i + 0) * 32 + (30 + 1)];
-                A[239770 + (i + 1) * 32 + (30 + 0)] = c10 + A[240538 + (i + 1) * 32 + (30 + 0)];
-                A[239770 + (i + 1) * 32 + (30 + 1)] = c11 + A[240538 + (i + 1) * 32 + (30 + 1)];
-                A[239770 + (i + 2) * 32 + (30 + 0)] = c20 + A[240538 + (i + 2) * 32 + (30 + 0)];
-                A[239770 + (i + 2) * 32 + (30 + 1)] = c21 + A[240538 + (i + 2) * 32 + (30 + 1)];
-                A[239770 + (i + 3) * 32 + (30 + 0)] = c30 + A[240538 + (i + 3) * 32 + (30 + 0)];
-                A[239770 + (i + 3) * 32 + (30 + 1)] = c31 + A[240538 + (i + 3) * 32 + (30 + 1)];
-              }
-            }
-            for (let o = 0; o < 4; o++) for (let j = 0; j < 16; j++) A[239066 + o * 16 + j] = A[239770 + o * 32 + 0 + j];
-            A.fill(0, 239130, 239322);
-            for (let o = 0; o < 4; o++) for (let j = 0; j < 16; j++) A[239322 + o * 16 + j] = A[239770 + o * 32 + 16 + j];
-            A.fill(0, 239386, 239578);
-            for (let o = 0; o < 4; o++) for (let j = 0; j < 16; j++) A[239578 + o * 16 + j] = A[238490 + o * 32 + 0 + j];
-            A.fill(0, 239642, 239834);
-            for (let i = 0; i < 32; i++) A[8737 + i] += A[239034 + i];
-            for (let i = 0; i < 256; i++) A[q11 + i] += A[239066 + i];
-            for (let i = 0; i < 256; i++) A[q12 + i] += A[239322 + i];
-            for (let i = 0; i < 256; i++) A[q13 + i] += A[239578 + i];
-          } else if (live === 8) {
-            for (let i = 0; i < 8; i++) A[238458 + i] = A[196649 + i] * A[q6 + i];
-            for (let i0 = 0; i0 < 8; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[238474 + (i0 * 1 + i1 * 1)] = A[238458 + (i0 * 1)]; } }
-            for (let i = 0; i < 8; i++) A[238458 + i] = A[238474 + i] * A[q10 + i];
-            for (let i = 0; i < 8; i++) A[238474 + i] = A[238458 + i] + A[238458 + i];
-            for (let i = 0; i < 8; i++) { const a0 = A[238474 + i * 1]; for (let j = 0; j < 32; j++) A[238490 + i * 32 + j] = a0 * A[4352 + j]; }
-            for (let o = 0; o < 8; o++) for (let j = 0; j < 16; j++) A[239002 + o * 16 + j] = A[238490 + o * 32 + 16 + j];
-            for (let i = 0; i < 128; i++) A[239258 + i] = A[237946 + i] + ((A[(q10 + 16) + i] !== 0 ? A[239002 + i] : 0));
-            for (let i = 0; i < 128; i++) A[239386 + i] = A[238074 + i] + 0;
-            for (let i = 0; i < 128; i++) A[239002 + i] = (A[(q10 + 16) + i] !== 0 ? A[239258 + i] : 0);
-            for (let i = 0; i < 128; i++) A[239514 + i] = (A[239002 + i] * A[(q10 + 272) + i]) * (1 - (A[(q10 + 528) + i] * A[(q10 + 528) + i]));
-            for (let i = 0; i < 8; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 239514 + (i + 0) * 16;
-                const ra1 = 239514 + (i + 1) * 16;
-                const ra2 = 239514 + (i + 2) * 16;
-                const ra3 = 239514 + (i + 3) * 16;
-                const rb0 = 3296 + (j + 0);
-                const rb1 = 3296 + (j + 1);
-                const rb2 = 3296 + (j + 2);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[239770 + (i + 0) * 16 + (j + 0)] = c00;
-                A[239770 + (i + 0) * 16 + (j + 1)] = c01;
-                A[239770 + (i + 0) * 16 + (j + 2)] = c02;
-                A[239770 + (i + 1) * 16 + (j + 0)] = c10;
-                A[239770 + (i + 1) * 16 + (j + 1)] = c11;
-                A[239770 + (i + 1) * 16 + (j + 2)] = c12;
-                A[239770 + (i + 2) * 16 + (j + 0)] = c20;
-                A[239770 + (i + 2) * 16 + (j + 1)] = c21;
-                A[239770 + (i + 2) * 16 + (j + 2)] = c22;
-                A[239770 + (i + 3) * 16 + (j + 0)] = c30;
-                A[239770 + (i + 3) * 16 + (j + 1)] = c31;
-                A[239770 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 239514 + (i + 0) * 16;
-                const ra1 = 239514 + (i + 1) * 16;
-                const ra2 = 239514 + (i + 2) * 16;
-                const ra3 = 239514 + (i + 3) * 16;
-                const rb0 = 3296 + (15 + 0);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[239770 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[239770 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[239770 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[239770 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            for (let i = 0; i < 128; i++) A[240026 + i] = ((-((A[239002 + i] * A[(q10 + 528) + i]))) + (A[239002 + i] * A[q0 + i])) * (A[(q10 + 784) + i] * A[(q10 + 272) + i]);
-            for (let i = 0; i < 8; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 240026 + (i + 0) * 16;
-                const ra1 = 240026 + (i + 1) * 16;
-                const ra2 = 240026 + (i + 2) * 16;
-                const ra3 = 240026 + (i + 3) * 16;
-                const rb0 = 4080 + (j + 0);
-                const rb1 = 4080 + (j + 1);
-                const rb2 = 4080 + (j + 2);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[240282 + (i + 0) * 16 + (j + 0)] = c00;
-                A[240282 + (i + 0) * 16 + (j + 1)] = c01;
-                A[240282 + (i + 0) * 16 + (j + 2)] = c02;
-                A[240282 + (i + 1) * 16 + (j + 0)] = c10;
-                A[240282 + (i + 1) * 16 + (j + 1)] = c11;
-                A[240282 + (i + 1) * 16 + (j + 2)] = c12;
-                A[240282 + (i + 2) * 16 + (j + 0)] = c20;
-                A[240282 + (i + 2) * 16 + (j + 1)] = c21;
-                A[240282 + (i + 2) * 16 + (j + 2)] = c22;
-                A[240282 + (i + 3) * 16 + (j + 0)] = c30;
-                A[240282 + (i + 3) * 16 + (j + 1)] = c31;
-                A[240282 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 240026 + (i + 0) * 16;
-                const ra1 = 240026 + (i + 1) * 16;
-                const ra2 = 240026 + (i + 2) * 16;
-                const ra3 = 240026 + (i + 3) * 16;
-                const rb0 = 4080 + (15 + 0);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[240282 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[240282 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[240282 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[240282 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            for (let i = 0; i < 128; i++) A[238202 + i] = ((((A[(q10 + 16) + i] !== 0 ? 0 : A[239258 + i])) + A[239770 + i]) + (A[239002 + i] * A[(q10 + 784) + i])) + A[240282 + i];
-            for (let i = 0; i < 128; i++) A[238330 + i] = ((A[239386 + i] + 0) + 0) + 0;
-            for (let i = 0; i < 16; i += 4) {
-              for (let j = 0; j < 30; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 239514 + (i + 0);
-                const ra1 = 239514 + (i + 1);
-                const ra2 = 239514 + (i + 2);
-                const ra3 = 239514 + (i + 3);
-                const rb0 = (q10 + 1040) + (j + 0);
-                const rb1 = (q10 + 1040) + (j + 1);
-                const rb2 = (q10 + 1040) + (j + 2);
-                for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[7169 + (i + 0) * 32 + (j + 0)] += c00;
-                A[7169 + (i + 0) * 32 + (j + 1)] += c01;
-                A[7169 + (i + 0) * 32 + (j + 2)] += c02;
-                A[7169 + (i + 1) * 32 + (j + 0)] += c10;
-                A[7169 + (i + 1) * 32 + (j + 1)] += c11;
-                A[7169 + (i + 1) * 32 + (j + 2)] += c12;
-                A[7169 + (i + 2) * 32 + (j + 0)] += c20;
-                A[7169 + (i + 2) * 32 + (j + 1)] += c21;
-                A[7169 + (i + 2) * 32 + (j + 2)] += c22;
-                A[7169 + (i + 3) * 32 + (j + 0)] += c30;
-                A[7169 + (i + 3) * 32 + (j + 1)] += c31;
-                A[7169 + (i + 3) * 32 + (j + 2)] += c32;
-              }
-              {
-                let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                const ra0 = 239514 + (i + 0);
-                const ra1 = 239514 + (i + 1);
-                const ra2 = 239514 + (i + 2);
-                const ra3 = 239514 + (i + 3);
-                const rb0 = (q10 + 1040) + (30 + 0);
-                const rb1 = (q10 + 1040) + (30 + 1);
-                for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
-                A[7169 + (i + 0) * 32 + (30 + 0)] += c00;
-                A[7169 + (i + 0) * 32 + (30 + 1)] += c01;
-                A[7169 + (i + 1) * 32 + (30 + 0)] += c10;
-                A[7169 + (i + 1) * 32 + (30 + 1)] += c11;
-                A[7169 + (i + 2) * 32 + (30 + 0)] += c20;
-                A[7169 + (i + 2) * 32 + (30 + 1)] += c21;
-                A[7169 + (i + 3) * 32 + (30 + 0)] += c30;
-                A[7169 + (i + 3) * 32 + (30 + 1)] += c31;
-              }
-            }
-            for (let i = 0; i < 16; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 239514 + (i + 0);
-                const ra1 = 239514 + (i + 1);
-                const ra2 = 239514 + (i + 2);
-                const ra3 = 239514 + (i + 3);
-                const rb0 = q0 + (j + 0);
-                const rb1 = q0 + (j + 1);
-                const rb2 = q0 + (j + 2);
-                for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[7681 + (i + 0) * 16 + (j + 0)] += c00;
-                A[7681 + (i + 0) * 16 + (j + 1)] += c01;
-                A[7681 + (i + 0) * 16 + (j + 2)] += c02;
-                A[7681 + (i + 1) * 16 + (j + 0)] += c10;
-                A[7681 + (i + 1) * 16 + (j + 1)] += c11;
-                A[7681 + (i + 1) * 16 + (j + 2)] += c12;
-                A[7681 + (i + 2) * 16 + (j + 0)] += c20;
-                A[7681 + (i + 2) * 16 + (j + 1)] += c21;
-                A[7681 + (i + 2) * 16 + (j + 2)] += c22;
-                A[7681 + (i + 3) * 16 + (j + 0)] += c30;
-                A[7681 + (i + 3) * 16 + (j + 1)] += c31;
-                A[7681 + (i + 3) * 16 + (j + 2)] += c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 239514 + (i + 0);
-                const ra1 = 239514 + (i + 1);
-                const ra2 = 239514 + (i + 2);
-                const ra3 = 239514 + (i + 3);
-                const rb0 = q0 + (15 + 0);
-                for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[7681 + (i + 0) * 16 + (15 + 0)] += c00;
-                A[7681 + (i + 1) * 16 + (15 + 0)] += c10;
-                A[7681 + (i + 2) * 16 + (15 + 0)] += c20;
-                A[7681 + (i + 3) * 16 + (15 + 0)] += c30;
-              }
-            }
-            for (let i1 = 0; i1 < 16; i1++) { { let acc = 0; for (let i0 = 0; i0 < 8; i0++) { acc = acc + A[239514 + (i0 * 16 + i1 * 1)]; } A[7937 + (i1 * 1)] += acc; } }
-            for (let i = 0; i < 16; i += 4) {
-              for (let j = 0; j < 30; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 240026 + (i + 0);
-                const ra1 = 240026 + (i + 1);
-                const ra2 = 240026 + (i + 2);
-                const ra3 = 240026 + (i + 3);
-                const rb0 = (q10 + 1040) + (j + 0);
-                const rb1 = (q10 + 1040) + (j + 1);
-                const rb2 = (q10 + 1040) + (j + 2);
-                for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[7953 + (i + 0) * 32 + (j + 0)] += c00;
-                A[7953 + (i + 0) * 32 + (j + 1)] += c01;
-                A[7953 + (i + 0) * 32 + (j + 2)] += c02;
-                A[7953 + (i + 1) * 32 + (j + 0)] += c10;
-                A[7953 + (i + 1) * 32 + (j + 1)] += c11;
-                A[7953 + (i + 1) * 32 + (j + 2)] += c12;
-                A[7953 + (i + 2) * 32 + (j + 0)] += c20;
-                A[7953 + (i + 2) * 32 + (j + 1)] += c21;
-                A[7953 + (i + 2) * 32 + (j + 2)] += c22;
-                A[7953 + (i + 3) * 32 + (j + 0)] += c30;
-                A[7953 + (i + 3) * 32 + (j + 1)] += c31;
-                A[7953 + (i + 3) * 32 + (j + 2)] += c32;
-              }
-              {
-                let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                const ra0 = 240026 + (i + 0);
-                const ra1 = 240026 + (i + 1);
-                const ra2 = 240026 + (i + 2);
-                const ra3 = 240026 + (i + 3);
-                const rb0 = (q10 + 1040) + (30 + 0);
-                const rb1 = (q10 + 1040) + (30 + 1);
-                for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
-                A[7953 + (i + 0) * 32 + (30 + 0)] += c00;
-                A[7953 + (i + 0) * 32 + (30 + 1)] += c01;
-                A[7953 + (i + 1) * 32 + (30 + 0)] += c10;
-                A[7953 + (i + 1) * 32 + (30 + 1)] += c11;
-                A[7953 + (i + 2) * 32 + (30 + 0)] += c20;
-                A[7953 + (i + 2) * 32 + (30 + 1)] += c21;
-                A[7953 + (i + 3) * 32 + (30 + 0)] += c30;
-                A[7953 + (i + 3) * 32 + (30 + 1)] += c31;
-              }
-            }
-            for (let i = 0; i < 16; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 240026 + (i + 0);
-                const ra1 = 240026 + (i + 1);
-                const ra2 = 240026 + (i + 2);
-                const ra3 = 240026 + (i + 3);
-                const rb0 = q0 + (j + 0);
-                const rb1 = q0 + (j + 1);
-                const rb2 = q0 + (j + 2);
-                for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[8465 + (i + 0) * 16 + (j + 0)] += c00;
-                A[8465 + (i + 0) * 16 + (j + 1)] += c01;
-                A[8465 + (i + 0) * 16 + (j + 2)] += c02;
-                A[8465 + (i + 1) * 16 + (j + 0)] += c10;
-                A[8465 + (i + 1) * 16 + (j + 1)] += c11;
-                A[8465 + (i + 1) * 16 + (j + 2)] += c12;
-                A[8465 + (i + 2) * 16 + (j + 0)] += c20;
-                A[8465 + (i + 2) * 16 + (j + 1)] += c21;
-                A[8465 + (i + 2) * 16 + (j + 2)] += c22;
-                A[8465 + (i + 3) * 16 + (j + 0)] += c30;
-                A[8465 + (i + 3) * 16 + (j + 1)] += c31;
-                A[8465 + (i + 3) * 16 + (j + 2)] += c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 240026 + (i + 0);
-                const ra1 = 240026 + (i + 1);
-                const ra2 = 240026 + (i + 2);
-                const ra3 = 240026 + (i + 3);
-                const rb0 = q0 + (15 + 0);
-                for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[8465 + (i + 0) * 16 + (15 + 0)] += c00;
-                A[8465 + (i + 1) * 16 + (15 + 0)] += c10;
-                A[8465 + (i + 2) * 16 + (15 + 0)] += c20;
-                A[8465 + (i + 3) * 16 + (15 + 0)] += c30;
-              }
-            }
-            for (let i1 = 0; i1 < 16; i1++) { { let acc = 0; for (let i0 = 0; i0 < 8; i0++) { acc = acc + A[240026 + (i0 * 16 + i1 * 1)]; } A[8721 + (i1 * 1)] += acc; } }
-            for (let i = 0; i < 32; i += 4) {
-              for (let j = 0; j < 1; j += 1) {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = (q10 + 1552) + (i + 0);
-                const ra1 = (q10 + 1552) + (i + 1);
-                const ra2 = (q10 + 1552) + (i + 2);
-                const ra3 = (q10 + 1552) + (i + 3);
-                const rb0 = 238474 + (j + 0);
-                for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 32]; const a1 = A[ra1 + p * 32]; const a2 = A[ra2 + p * 32]; const a3 = A[ra3 + p * 32]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[239002 + (i + 0) * 1 + (j + 0)] = c00;
-                A[239002 + (i + 1) * 1 + (j + 0)] = c10;
-                A[239002 + (i + 2) * 1 + (j + 0)] = c20;
-                A[239002 + (i + 3) * 1 + (j + 0)] = c30;
-              }
-            }
-            for (let i = 0; i < 32; i++) { A[239034 + i] = A[239002 + i]; }
-            for (let i1 = 0; i1 < 1; i1++) { { let acc = 0; for (let i0 = 0; i0 < 8; i0++) { acc = acc + A[238474 + (i0 * 1 + i1 * 1)]; } A[8769 + (i1 * 1)] += acc; } }
-            for (let i = 0; i < 8; i += 4) {
-              for (let j = 0; j < 30; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 240026 + (i + 0) * 16;
-                const ra1 = 240026 + (i + 1) * 16;
-                const ra2 = 240026 + (i + 2) * 16;
-                const ra3 = 240026 + (i + 3) * 16;
-                const rb0 = 3568 + (j + 0);
-                const rb1 = 3568 + (j + 1);
-                const rb2 = 3568 + (j + 2);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[240538 + (i + 0) * 32 + (j + 0)] = c00;
-                A[240538 + (i + 0) * 32 + (j + 1)] = c01;
-                A[240538 + (i + 0) * 32 + (j + 2)] = c02;
-                A[240538 + (i + 1) * 32 + (j + 0)] = c10;
-                A[240538 + (i + 1) * 32 + (j + 1)] = c11;
-                A[240538 + (i + 1) * 32 + (j + 2)] = c12;
-                A[240538 + (i + 2) * 32 + (j + 0)] = c20;
-                A[240538 + (i + 2) * 32 + (j + 1)] = c21;
-                A[240538 + (i + 2) * 32 + (j + 2)] = c22;
-                A[240538 + (i + 3) * 32 + (j + 0)] = c30;
-                A[240538 + (i + 3) * 32 + (j + 1)] = c31;
-                A[240538 + (i + 3) * 32 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                const ra0 = 240026 + (i + 0) * 16;
-                const ra1 = 240026 + (i + 1) * 16;
-                const ra2 = 240026 + (i + 2) * 16;
-                const ra3 = 240026 + (i + 3) * 16;
-                const rb0 = 3568 + (30 + 0);
-                const rb1 = 3568 + (30 + 1);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
-                A[240538 + (i + 0) * 32 + (30 + 0)] = c00;
-                A[240538 + (i + 0) * 32 + (30 + 1)] = c01;
-                A[240538 + (i + 1) * 32 + (30 + 0)] = c10;
-                A[240538 + (i + 1) * 32 + (30 + 1)] = c11;
-                A[240538 + (i + 2) * 32 + (30 + 0)] = c20;
-                A[240538 + (i + 2) * 32 + (30 + 1)] = c21;
-                A[240538 + (i + 3) * 32 + (30 + 0)] = c30;
-                A[240538 + (i + 3) * 32 + (30 + 1)] = c31;
-              }
-            }
-            for (let i = 0; i < 8; i += 4) {
-              for (let j = 0; j < 30; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 239514 + (i + 0) * 16;
-                const ra1 = 239514 + (i + 1) * 16;
-                const ra2 = 239514 + (i + 2) * 16;
-                const ra3 = 239514 + (i + 3) * 16;
-                const rb0 = 2784 + (j + 0);
-                const rb1 = 2784 + (j + 1);
-                const rb2 = 2784 + (j + 2);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[239770 + (i + 0) * 32 + (j + 0)] = c00 + A[240538 + (i + 0) * 32 + (j + 0)];
-                A[239770 + (i + 0) * 32 + (j + 1)] = c01 + A[240538 + (i + 0) * 32 + (j + 1)];
-                A[239770 + (i + 0) * 32 + (j + 2)] = c02 + A[240538 + (i + 0) * 32 + (j + 2)];
-                A[239770 + (i + 1) * 32 + (j + 0)] = c10 + A[240538 + (i + 1) * 32 + (j + 0)];
-                A[239770 + (i + 1) * 32 + (j + 1)] = c11 + A[240538 + (i + 1) * 32 + (j + 1)];
-                A[239770 + (i + 1) * 32 + (j + 2)] = c12 + A[240538 + (i + 1) * 32 + (j + 2)];
-                A[239770 + (i + 2) * 32 + (j + 0)] = c20 + A[240538 + (i + 2) * 32 + (j + 0)];
-                A[239770 + (i + 2) * 32 + (j + 1)] = c21 + A[240538 + (i + 2) * 32 + (j + 1)];
-                A[239770 + (i + 2) * 32 + (j + 2)] = c22 + A[240538 + (i + 2) * 32 + (j + 2)];
-                A[239770 + (i + 3) * 32 + (j + 0)] = c30 + A[240538 + (i + 3) * 32 + (j + 0)];
-                A[239770 + (i + 3) * 32 + (j + 1)] = c31 + A[240538 + (i + 3) * 32 + (j + 1)];
-                A[239770 + (i + 3) * 32 + (j + 2)] = c32 + A[240538 + (i + 3) * 32 + (j + 2)];
-              }
-              {
-                let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                const ra0 = 239514 + (i + 0) * 16;
-                const ra1 = 239514 + (i + 1) * 16;
-                const ra2 = 239514 + (i + 2) * 16;
-                const ra3 = 239514 + (i + 3) * 16;
-                const rb0 = 2784 + (30 + 0);
-                const rb1 = 2784 + (30 + 1);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
-                A[239770 + (i + 0) * 32 + (30 + 0)] = c00 + A[240538 + (i + 0) * 32 + (30 + 0)];
-                A[239770 + (i + 0) * 32 + (30 + 1)] = c01 + A[240538 + (i + 0) * 32 + (30 + 1)];
-                A[239770 + (i + 1) * 32 + (30 + 0)] = c10 + A[240538 + (i + 1) * 32 + (30 + 0)];
-                A[239770 + (i + 1) * 32 + (30 + 1)] = c11 + A[240538 + (i + 1) * 32 + (30 + 1)];
-                A[239770 + (i + 2) * 32 + (30 + 0)] = c20 + A[240538 + (i + 2) * 32 + (30 + 0)];
-                A[239770 + (i + 2) * 32 + (30 + 1)] = c21 + A[240538 + (i + 2) * 32 + (30 + 1)];
-                A[239770 + (i + 3) * 32 + (30 + 0)] = c30 + A[240538 + (i + 3) * 32 + (30 + 0)];
-                A[239770 + (i + 3) * 32 + (30 + 1)] = c31 + A[240538 + (i + 3) * 32 + (30 + 1)];
-              }
-            }
-            for (let o = 0; o < 8; o++) for (let j = 0; j < 16; j++) A[239066 + o * 16 + j] = A[239770 + o * 32 + 0 + j];
-            A.fill(0, 239194, 239322);
-            for (let o = 0; o < 8; o++) for (let j = 0; j < 16; j++) A[239322 + o * 16 + j] = A[239770 + o * 32 + 16 + j];
-            A.fill(0, 239450, 239578);
-            for (let o = 0; o < 8; o++) for (let j = 0; j < 16; j++) A[239578 + o * 16 + j] = A[238490 + o * 32 + 0 + j];
-            A.fill(0, 239706, 239834);
-            for (let i = 0; i < 32; i++) A[8737 + i] += A[239034 + i];
-            for (let i = 0; i < 256; i++) A[q11 + i] += A[239066 + i];
-            for (let i = 0; i < 256; i++) A[q12 + i] += A[239322 + i];
-            for (let i = 0; i < 256; i++) A[q13 + i] += A[239578 + i];
-          } else if (live === 12) {
-            for (let i = 0; i < 12; i++) A[238458 + i] = A[196649 + i] * A[q6 + i];
-            for (let i0 = 0; i0 < 12; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[238474 + (i0 * 1 + i1 * 1)] = A[238458 + (i0 * 1)]; } }
-            for (let i = 0; i < 12; i++) A[238458 + i] = A[238474 + i] * A[q10 + i];
-            for (let i = 0; i < 12; i++) A[238474 + i] = A[238458 + i] + A[238458 + i];
-            for (let i = 0; i < 12; i++) { const a0 = A[238474 + i * 1]; for (let j = 0; j < 32; j++) A[238490 + i * 32 + j] = a0 * A[4352 + j]; }
-            for (let o = 0; o < 12; o++) for (let j = 0; j < 16; j++) A[239002 + o * 16 + j] = A[238490 + o * 32 + 16 + j];
-            for (let i = 0; i < 192; i++) A[239258 + i] = A[237946 + i] + ((A[(q10 + 16) + i] !== 0 ? A[239002 + i] : 0));
-            for (let i = 0; i < 64; i++) A[239450 + i] = A[238138 + i] + 0;
-            for (let i = 0; i < 192; i++) A[239002 + i] = (A[(q10 + 16) + i] !== 0 ? A[239258 + i] : 0);
-            for (let i = 0; i < 192; i++) A[239514 + i] = (A[239002 + i] * A[(q10 + 272) + i]) * (1 - (A[(q10 + 528) + i] * A[(q10 + 528) + i]));
-            for (let i = 0; i < 12; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 239514 + (i + 0) * 16;
-                const ra1 = 239514 + (i + 1) * 16;
-                const ra2 = 239514 + (i + 2) * 16;
-                const ra3 = 239514 + (i + 3) * 16;
-                const rb0 = 3296 + (j + 0);
-                const rb1 = 3296 + (j + 1);
-                const rb2 = 3296 + (j + 2);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[239770 + (i + 0) * 16 + (j + 0)] = c00;
-                A[239770 + (i + 0) * 16 + (j + 1)] = c01;
-                A[239770 + (i + 0) * 16 + (j + 2)] = c02;
-                A[239770 + (i + 1) * 16 + (j + 0)] = c10;
-                A[239770 + (i + 1) * 16 + (j + 1)] = c11;
-                A[239770 + (i + 1) * 16 + (j + 2)] = c12;
-                A[239770 + (i + 2) * 16 + (j + 0)] = c20;
-                A[239770 + (i + 2) * 16 + (j + 1)] = c21;
-                A[239770 + (i + 2) * 16 + (j + 2)] = c22;
-                A[239770 + (i + 3) * 16 + (j + 0)] = c30;
-                A[239770 + (i + 3) * 16 + (j + 1)] = c31;
-                A[239770 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 239514 + (i + 0) * 16;
-                const ra1 = 239514 + (i + 1) * 16;
-                const ra2 = 239514 + (i + 2) * 16;
-                const ra3 = 239514 + (i + 3) * 16;
-                const rb0 = 3296 + (15 + 0);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[239770 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[239770 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[239770 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[239770 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            for (let i = 0; i < 192; i++) A[240026 + i] = ((-((A[239002 + i] * A[(q10 + 528) + i]))) + (A[239002 + i] * A[q0 + i])) * (A[(q10 + 784) + i] * A[(q10 + 272) + i]);
-            for (let i = 0; i < 12; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 240026 + (i + 0) * 16;
-                const ra1 = 240026 + (i + 1) * 16;
-                const ra2 = 240026 + (i + 2) * 16;
-                const ra3 = 240026 + (i + 3) * 16;
-                const rb0 = 4080 + (j + 0);
-                const rb1 = 4080 + (j + 1);
-                const rb2 = 4080 + (j + 2);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[240282 + (i + 0) * 16 + (j + 0)] = c00;
-                A[240282 + (i + 0) * 16 + (j + 1)] = c01;
-                A[240282 + (i + 0) * 16 + (j + 2)] = c02;
-                A[240282 + (i + 1) * 16 + (j + 0)] = c10;
-                A[240282 + (i + 1) * 16 + (j + 1)] = c11;
-                A[240282 + (i + 1) * 16 + (j + 2)] = c12;
-                A[240282 + (i + 2) * 16 + (j + 0)] = c20;
-                A[240282 + (i + 2) * 16 + (j + 1)] = c21;
-                A[240282 + (i + 2) * 16 + (j + 2)] = c22;
-                A[240282 + (i + 3) * 16 + (j + 0)] = c30;
-                A[240282 + (i + 3) * 16 + (j + 1)] = c31;
-                A[240282 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 240026 + (i + 0) * 16;
-                const ra1 = 240026 + (i + 1) * 16;
-                const ra2 = 240026 + (i + 2) * 16;
-                const ra3 = 240026 + (i + 3) * 16;
-                const rb0 = 4080 + (15 + 0);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[240282 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[240282 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[240282 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[240282 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            for (let i = 0; i < 192; i++) A[238202 + i] = ((((A[(q10 + 16) + i] !== 0 ? 0 : A[239258 + i])) + A[239770 + i]) + (A[239002 + i] * A[(q10 + 784) + i])) + A[240282 + i];
-            for (let i = 0; i < 64; i++) A[238394 + i] = ((A[239450 + i] + 0) + 0) + 0;
-            for (let i = 0; i < 16; i += 4) {
-              for (let j = 0; j < 30; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 239514 + (i + 0);
-                const ra1 = 239514 + (i + 1);
-                const ra2 = 239514 + (i + 2);
-                const ra3 = 239514 + (i + 3);
-                const rb0 = (q10 + 1040) + (j + 0);
-                const rb1 = (q10 + 1040) + (j + 1);
-                const rb2 = (q10 + 1040) + (j + 2);
-                for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[7169 + (i + 0) * 32 + (j + 0)] += c00;
-                A[7169 + (i + 0) * 32 + (j + 1)] += c01;
-                A[7169 + (i + 0) * 32 + (j + 2)] += c02;
-                A[7169 + (i + 1) * 32 + (j + 0)] += c10;
-                A[7169 + (i + 1) * 32 + (j + 1)] += c11;
-                A[7169 + (i + 1) * 32 + (j + 2)] += c12;
-                A[7169 + (i + 2) * 32 + (j + 0)] += c20;
-                A[7169 + (i + 2) * 32 + (j + 1)] += c21;
-                A[7169 + (i + 2) * 32 + (j + 2)] += c22;
-                A[7169 + (i + 3) * 32 + (j + 0)] += c30;
-                A[7169 + (i + 3) * 32 + (j + 1)] += c31;
-                A[7169 + (i + 3) * 32 + (j + 2)] += c32;
-              }
-              {
-                let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                const ra0 = 239514 + (i + 0);
-                const ra1 = 239514 + (i + 1);
-                const ra2 = 239514 + (i + 2);
-                const ra3 = 239514 + (i + 3);
-                const rb0 = (q10 + 1040) + (30 + 0);
-                const rb1 = (q10 + 1040) + (30 + 1);
-                for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
-                A[7169 + (i + 0) * 32 + (30 + 0)] += c00;
-                A[7169 + (i + 0) * 32 + (30 + 1)] += c01;
-                A[7169 + (i + 1) * 32 + (30 + 0)] += c10;
-                A[7169 + (i + 1) * 32 + (30 + 1)] += c11;
-                A[7169 + (i + 2) * 32 + (30 + 0)] += c20;
-                A[7169 + (i + 2) * 32 + (30 + 1)] += c21;
-                A[7169 + (i + 3) * 32 + (30 + 0)] += c30;
-                A[7169 + (i + 3) * 32 + (30 + 1)] += c31;
-              }
-            }
-            for (let i = 0; i < 16; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 239514 + (i + 0);
-                const ra1 = 239514 + (i + 1);
-                const ra2 = 239514 + (i + 2);
-                const ra3 = 239514 + (i + 3);
-                const rb0 = q0 + (j + 0);
-                const rb1 = q0 + (j + 1);
-                const rb2 = q0 + (j + 2);
-                for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[7681 + (i + 0) * 16 + (j + 0)] += c00;
-                A[7681 + (i + 0) * 16 + (j + 1)] += c01;
-                A[7681 + (i + 0) * 16 + (j + 2)] += c02;
-                A[7681 + (i + 1) * 16 + (j + 0)] += c10;
-                A[7681 + (i + 1) * 16 + (j + 1)] += c11;
-                A[7681 + (i + 1) * 16 + (j + 2)] += c12;
-                A[7681 + (i + 2) * 16 + (j + 0)] += c20;
-                A[7681 + (i + 2) * 16 + (j + 1)] += c21;
-                A[7681 + (i + 2) * 16 + (j + 2)] += c22;
-                A[7681 + (i + 3) * 16 + (j + 0)] += c30;
-                A[7681 + (i + 3) * 16 + (j + 1)] += c31;
-                A[7681 + (i + 3) * 16 + (j + 2)] += c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 239514 + (i + 0);
-                const ra1 = 239514 + (i + 1);
-                const ra2 = 239514 + (i + 2);
-                const ra3 = 239514 + (i + 3);
-                const rb0 = q0 + (15 + 0);
-                for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[7681 + (i + 0) * 16 + (15 + 0)] += c00;
-                A[7681 + (i + 1) * 16 + (15 + 0)] += c10;
-                A[7681 + (i + 2) * 16 + (15 + 0)] += c20;
-                A[7681 + (i + 3) * 16 + (15 + 0)] += c30;
-              }
-            }
-            for (let i1 = 0; i1 < 16; i1++) { { let acc = 0; for (let i0 = 0; i0 < 12; i0++) { acc = acc + A[239514 + (i0 * 16 + i1 * 1)]; } A[7937 + (i1 * 1)] += acc; } }
-            for (let i = 0; i < 16; i += 4) {
-              for (let j = 0; j < 30; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 240026 + (i + 0);
-                const ra1 = 240026 + (i + 1);
-                const ra2 = 240026 + (i + 2);
-                const ra3 = 240026 + (i + 3);
-                const rb0 = (q10 + 1040) + (j + 0);
-                const rb1 = (q10 + 1040) + (j + 1);
-                const rb2 = (q10 + 1040) + (j + 2);
-                for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[7953 + (i + 0) * 32 + (j + 0)] += c00;
-                A[7953 + (i + 0) * 32 + (j + 1)] += c01;
-                A[7953 + (i + 0) * 32 + (j + 2)] += c02;
-                A[7953 + (i + 1) * 32 + (j + 0)] += c10;
-                A[7953 + (i + 1) * 32 + (j + 1)] += c11;
-                A[7953 + (i + 1) * 32 + (j + 2)] += c12;
-                A[7953 + (i + 2) * 32 + (j + 0)] += c20;
-                A[7953 + (i + 2) * 32 + (j + 1)] += c21;
-                A[7953 + (i + 2) * 32 + (j + 2)] += c22;
-                A[7953 + (i + 3) * 32 + (j + 0)] += c30;
-                A[7953 + (i + 3) * 32 + (j + 1)] += c31;
-                A[7953 + (i + 3) * 32 + (j + 2)] += c32;
-              }
-              {
-                let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                const ra0 = 240026 + (i + 0);
-                const ra1 = 240026 + (i + 1);
-                const ra2 = 240026 + (i + 2);
-                const ra3 = 240026 + (i + 3);
-                const rb0 = (q10 + 1040) + (30 + 0);
-                const rb1 = (q10 + 1040) + (30 + 1);
-                for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
-                A[7953 + (i + 0) * 32 + (30 + 0)] += c00;
-                A[7953 + (i + 0) * 32 + (30 + 1)] += c01;
-                A[7953 + (i + 1) * 32 + (30 + 0)] += c10;
-                A[7953 + (i + 1) * 32 + (30 + 1)] += c11;
-                A[7953 + (i + 2) * 32 + (30 + 0)] += c20;
-                A[7953 + (i + 2) * 32 + (30 + 1)] += c21;
-                A[7953 + (i + 3) * 32 + (30 + 0)] += c30;
-                A[7953 + (i + 3) * 32 + (30 + 1)] += c31;
-              }
-            }
-            for (let i = 0; i < 16; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 240026 + (i + 0);
-                const ra1 = 240026 + (i + 1);
-                const ra2 = 240026 + (i + 2);
-                const ra3 = 240026 + (i + 3);
-                const rb0 = q0 + (j + 0);
-                const rb1 = q0 + (j + 1);
-                const rb2 = q0 + (j + 2);
-                for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[8465 + (i + 0) * 16 + (j + 0)] += c00;
-                A[8465 + (i + 0) * 16 + (j + 1)] += c01;
-                A[8465 + (i + 0) * 16 + (j + 2)] += c02;
-                A[8465 + (i + 1) * 16 + (j + 0)] += c10;
-                A[8465 + (i + 1) * 16 + (j + 1)] += c11;
-                A[8465 + (i + 1) * 16 + (j + 2)] += c12;
-                A[8465 + (i + 2) * 16 + (j + 0)] += c20;
-                A[8465 + (i + 2) * 16 + (j + 1)] += c21;
-                A[8465 + (i + 2) * 16 + (j + 2)] += c22;
-                A[8465 + (i + 3) * 16 + (j + 0)] += c30;
-                A[8465 + (i + 3) * 16 + (j + 1)] += c31;
-                A[8465 + (i + 3) * 16 + (j + 2)] += c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 240026 + (i + 0);
-                const ra1 = 240026 + (i + 1);
-                const ra2 = 240026 + (i + 2);
-                const ra3 = 240026 + (i + 3);
-                const rb0 = q0 + (15 + 0);
-                for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[8465 + (i + 0) * 16 + (15 + 0)] += c00;
-                A[8465 + (i + 1) * 16 + (15 + 0)] += c10;
-                A[8465 + (i + 2) * 16 + (15 + 0)] += c20;
-                A[8465 + (i + 3) * 16 + (15 + 0)] += c30;
-              }
-            }
-            for (let i1 = 0; i1 < 16; i1++) { { let acc = 0; for (let i0 = 0; i0 < 12; i0++) { acc = acc + A[240026 + (i0 * 16 + i1 * 1)]; } A[8721 + (i1 * 1)] += acc; } }
-            for (let i = 0; i < 32; i += 4) {
-              for (let j = 0; j < 1; j += 1) {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = (q10 + 1552) + (i + 0);
-                const ra1 = (q10 + 1552) + (i + 1);
-                const ra2 = (q10 + 1552) + (i + 2);
-                const ra3 = (q10 + 1552) + (i + 3);
-                const rb0 = 238474 + (j + 0);
-                for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 32]; const a1 = A[ra1 + p * 32]; const a2 = A[ra2 + p * 32]; const a3 = A[ra3 + p * 32]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[239002 + (i + 0) * 1 + (j + 0)] = c00;
-                A[239002 + (i + 1) * 1 + (j + 0)] = c10;
-                A[239002 + (i + 2) * 1 + (j + 0)] = c20;
-                A[239002 + (i + 3) * 1 + (j + 0)] = c30;
-              }
-            }
-            for (let i = 0; i < 32; i++) { A[239034 + i] = A[239002 + i]; }
-            for (let i1 = 0; i1 < 1; i1++) { { let acc = 0; for (let i0 = 0; i0 < 12; i0++) { acc = acc + A[238474 + (i0 * 1 + i1 * 1)]; } A[8769 + (i1 * 1)] += acc; } }
-            for (let i = 0; i < 12; i += 4) {
-              for (let j = 0; j < 30; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 240026 + (i + 0) * 16;
-                const ra1 = 240026 + (i + 1) * 16;
-                const ra2 = 240026 + (i + 2) * 16;
-                const ra3 = 240026 + (i + 3) * 16;
-                const rb0 = 3568 + (j + 0);
-                const rb1 = 3568 + (j + 1);
-                const rb2 = 3568 + (j + 2);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[240538 + (i + 0) * 32 + (j + 0)] = c00;
-                A[240538 + (i + 0) * 32 + (j + 1)] = c01;
-                A[240538 + (i + 0) * 32 + (j + 2)] = c02;
-                A[240538 + (i + 1) * 32 + (j + 0)] = c10;
-                A[240538 + (i + 1) * 32 + (j + 1)] = c11;
-                A[240538 + (i + 1) * 32 + (j + 2)] = c12;
-                A[240538 + (i + 2) * 32 + (j + 0)] = c20;
-                A[240538 + (i + 2) * 32 + (j + 1)] = c21;
-                A[240538 + (i + 2) * 32 + (j + 2)] = c22;
-                A[240538 + (i + 3) * 32 + (j + 0)] = c30;
-                A[240538 + (i + 3) * 32 + (j + 1)] = c31;
-                A[240538 + (i + 3) * 32 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                const ra0 = 240026 + (i + 0) * 16;
-                const ra1 = 240026 + (i + 1) * 16;
-                const ra2 = 240026 + (i + 2) * 16;
-                const ra3 = 240026 + (i + 3) * 16;
-                const rb0 = 3568 + (30 + 0);
-                const rb1 = 3568 + (30 + 1);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
-                A[240538 + (i + 0) * 32 + (30 + 0)] = c00;
-                A[240538 + (i + 0) * 32 + (30 + 1)] = c01;
-                A[240538 + (i + 1) * 32 + (30 + 0)] = c10;
-                A[240538 + (i + 1) * 32 + (30 + 1)] = c11;
-                A[240538 + (i + 2) * 32 + (30 + 0)] = c20;
-                A[240538 + (i + 2) * 32 + (30 + 1)] = c21;
-                A[240538 + (i + 3) * 32 + (30 + 0)] = c30;
-                A[240538 + (i + 3) * 32 + (30 + 1)] = c31;
-              }
-            }
-            for (let i = 0; i < 12; i += 4) {
-              for (let j = 0; j < 30; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 239514 + (i + 0) * 16;
-                const ra1 = 239514 + (i + 1) * 16;
-                const ra2 = 239514 + (i + 2) * 16;
-                const ra3 = 239514 + (i + 3) * 16;
-                const rb0 = 2784 + (j + 0);
-                const rb1 = 2784 + (j + 1);
-                const rb2 = 2784 + (j + 2);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[239770 + (i + 0) * 32 + (j + 0)] = c00 + A[240538 + (i + 0) * 32 + (j + 0)];
-                A[239770 + (i + 0) * 32 + (j + 1)] = c01 + A[240538 + (i + 0) * 32 + (j + 1)];
-                A[239770 + (i + 0) * 32 + (j + 2)] = c02 + A[240538 + (i + 0) * 32 + (j + 2)];
-                A[239770 + (i + 1) * 32 + (j + 0)] = c10 + A[240538 + (i + 1) * 32 + (j + 0)];
-                A[239770 + (i + 1) * 32 + (j + 1)] = c11 + A[240538 + (i + 1) * 32 + (j + 1)];
-                A[239770 + (i + 1) * 32 + (j + 2)] = c12 + A[240538 + (i + 1) * 32 + (j + 2)];
-                A[239770 + (i + 2) * 32 + (j + 0)] = c20 + A[240538 + (i + 2) * 32 + (j + 0)];
-                A[239770 + (i + 2) * 32 + (j + 1)] = c21 + A[240538 + (i + 2) * 32 + (j + 1)];
-                A[239770 + (i + 2) * 32 + (j + 2)] = c22 + A[240538 + (i + 2) * 32 + (j + 2)];
-                A[239770 + (i + 3) * 32 + (j + 0)] = c30 + A[240538 + (i + 3) * 32 + (j + 0)];
-                A[239770 + (i + 3) * 32 + (j + 1)] = c31 + A[240538 + (i + 3) * 32 + (j + 1)];
-                A[239770 + (i + 3) * 32 + (j + 2)] = c32 + A[240538 + (i + 3) * 32 + (j + 2)];
-              }
-              {
-                let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                const ra0 = 239514 + (i + 0) * 16;
-                const ra1 = 239514 + (i + 1) * 16;
-                const ra2 = 239514 + (i + 2) * 16;
-                const ra3 = 239514 + (i + 3) * 16;
-                const rb0 = 2784 + (30 + 0);
-                const rb1 = 2784 + (30 + 1);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
-                A[239770 + (i + 0) * 32 + (30 + 0)] = c00 + A[240538 + (i + 0) * 32 + (30 + 0)];
-                A[239770 + (i + 0) * 32 + (30 + 1)] = c01 + A[240538 + (i + 0) * 32 + (30 + 1)];
-                A[239770 + (i + 1) * 32 + (30 + 0)] = c10 + A[240538 + (i + 1) * 32 + (30 + 0)];
-                A[239770 + (i + 1) * 32 + (30 + 1)] = c11 + A[240538 + (i + 1) * 32 + (30 + 1)];
-                A[239770 + (i + 2) * 32 + (30 + 0)] = c20 + A[240538 + (i + 2) * 32 + (30 + 0)];
-                A[239770 + (i + 2) * 32 + (30 + 1)] = c21 + A[240538 + (i + 2) * 32 + (30 + 1)];
-                A[239770 + (i + 3) * 32 + (30 + 0)] = c30 + A[240538 + (i + 3) * 32 + (30 + 0)];
-                A[239770 + (i + 3) * 32 + (30 + 1)] = c31 + A[240538 + (i + 3) * 32 + (30 + 1)];
-              }
-            }
-            for (let o = 0; o < 12; o++) for (let j = 0; j < 16; j++) A[239066 + o * 16 + j] = A[239770 + o * 32 + 0 + j];
-            A.fill(0, 239258, 239322);
-            for (let o = 0; o < 12; o++) for (let j = 0; j < 16; j++) A[239322 + o * 16 + j] = A[239770 + o * 32 + 16 + j];
-            A.fill(0, 239514, 239578);
-            for (let o = 0; o < 12; o++) for (let j = 0; j < 16; j++) A[239578 + o * 16 + j] = A[238490 + o * 32 + 0 + j];
-            A.fill(0, 239770, 239834);
-            for (let i = 0; i < 32; i++) A[8737 + i] += A[239034 + i];
-            for (let i = 0; i < 256; i++) A[q11 + i] += A[239066 + i];
-            for (let i = 0; i < 256; i++) A[q12 + i] += A[239322 + i];
-            for (let i = 0; i < 256; i++) A[q13 + i] += A[239578 + i];
-          } else {
+          if (live === 4) rows4_30(A, t);
+          else if (live === 8) rows8_31(A, t);
+          else if (live === 12) rows12_32(A, t);
+          else {
             for (let i = 0; i < 16; i++) A[238458 + i] = A[196649 + i] * A[q6 + i];
             for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[238474 + (i0 * 1 + i1 * 1)] = A[238458 + (i0 * 1)]; } }
             for (let i = 0; i < 16; i++) A[238458 + i] = A[238474 + i] * A[q10 + i];
@@ -4228,1027 +8353,10 @@ export class Trainer {
           const q8 = 85497 + t * 256;
           const q9 = 90617 + t * 256;
           const live = A[31875 + t];
-          if (live === 4) {
-            for (let i = 0; i < 64; i++) A[238458 + i] = A[195577 + i] + ((A[q6 + i] !== 0 ? A[q7 + i] : 0));
-            for (let i = 0; i < 192; i++) A[238522 + i] = A[195641 + i] + 0;
-            for (let i = 0; i < 64; i++) A[238714 + i] = (A[q6 + i] !== 0 ? A[238458 + i] : 0);
-            for (let i = 0; i < 64; i++) A[238970 + i] = (A[238714 + i] * A[(q6 + 256) + i]) * (1 - (A[(q6 + 512) + i] * A[(q6 + 512) + i]));
-            for (let i = 0; i < 4; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 238970 + (i + 0) * 16;
-                const ra1 = 238970 + (i + 1) * 16;
-                const ra2 = 238970 + (i + 2) * 16;
-                const ra3 = 238970 + (i + 3) * 16;
-                const rb0 = 1728 + (j + 0);
-                const rb1 = 1728 + (j + 1);
-                const rb2 = 1728 + (j + 2);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[239226 + (i + 0) * 16 + (j + 0)] = c00;
-                A[239226 + (i + 0) * 16 + (j + 1)] = c01;
-                A[239226 + (i + 0) * 16 + (j + 2)] = c02;
-                A[239226 + (i + 1) * 16 + (j + 0)] = c10;
-                A[239226 + (i + 1) * 16 + (j + 1)] = c11;
-                A[239226 + (i + 1) * 16 + (j + 2)] = c12;
-                A[239226 + (i + 2) * 16 + (j + 0)] = c20;
-                A[239226 + (i + 2) * 16 + (j + 1)] = c21;
-                A[239226 + (i + 2) * 16 + (j + 2)] = c22;
-                A[239226 + (i + 3) * 16 + (j + 0)] = c30;
-                A[239226 + (i + 3) * 16 + (j + 1)] = c31;
-                A[239226 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 238970 + (i + 0) * 16;
-                const ra1 = 238970 + (i + 1) * 16;
-                const ra2 = 238970 + (i + 2) * 16;
-                const ra3 = 238970 + (i + 3) * 16;
-                const rb0 = 1728 + (15 + 0);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[239226 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[239226 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[239226 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[239226 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            for (let i = 0; i < 64; i++) A[239482 + i] = ((-((A[238714 + i] * A[(q6 + 512) + i]))) + (A[238714 + i] * A[q0 + i])) * (A[(q6 + 768) + i] * A[(q6 + 256) + i]);
-            for (let i = 0; i < 4; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 239482 + (i + 0) * 16;
-                const ra1 = 239482 + (i + 1) * 16;
-                const ra2 = 239482 + (i + 2) * 16;
-                const ra3 = 239482 + (i + 3) * 16;
-                const rb0 = 2512 + (j + 0);
-                const rb1 = 2512 + (j + 1);
-                const rb2 = 2512 + (j + 2);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[239738 + (i + 0) * 16 + (j + 0)] = c00;
-                A[239738 + (i + 0) * 16 + (j + 1)] = c01;
-                A[239738 + (i + 0) * 16 + (j + 2)] = c02;
-                A[239738 + (i + 1) * 16 + (j + 0)] = c10;
-                A[239738 + (i + 1) * 16 + (j + 1)] = c11;
-                A[239738 + (i + 1) * 16 + (j + 2)] = c12;
-                A[239738 + (i + 2) * 16 + (j + 0)] = c20;
-                A[239738 + (i + 2) * 16 + (j + 1)] = c21;
-                A[239738 + (i + 2) * 16 + (j + 2)] = c22;
-                A[239738 + (i + 3) * 16 + (j + 0)] = c30;
-                A[239738 + (i + 3) * 16 + (j + 1)] = c31;
-                A[239738 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 239482 + (i + 0) * 16;
-                const ra1 = 239482 + (i + 1) * 16;
-                const ra2 = 239482 + (i + 2) * 16;
-                const ra3 = 239482 + (i + 3) * 16;
-                const rb0 = 2512 + (15 + 0);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[239738 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[239738 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[239738 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[239738 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            for (let i = 0; i < 64; i++) A[195833 + i] = ((((A[q6 + i] !== 0 ? 0 : A[238458 + i])) + A[239226 + i]) + (A[238714 + i] * A[(q6 + 768) + i])) + A[239738 + i];
-            for (let i = 0; i < 192; i++) A[195897 + i] = ((A[238522 + i] + 0) + 0) + 0;
-            for (let i = 0; i < 16; i += 4) {
-              for (let j = 0; j < 30; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 238970 + (i + 0);
-                const ra1 = 238970 + (i + 1);
-                const ra2 = 238970 + (i + 2);
-                const ra3 = 238970 + (i + 3);
-                const rb0 = (q6 + 1024) + (j + 0);
-                const rb1 = (q6 + 1024) + (j + 1);
-                const rb2 = (q6 + 1024) + (j + 2);
-                for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[5601 + (i + 0) * 32 + (j + 0)] += c00;
-                A[5601 + (i + 0) * 32 + (j + 1)] += c01;
-                A[5601 + (i + 0) * 32 + (j + 2)] += c02;
-                A[5601 + (i + 1) * 32 + (j + 0)] += c10;
-                A[5601 + (i + 1) * 32 + (j + 1)] += c11;
-                A[5601 + (i + 1) * 32 + (j + 2)] += c12;
-                A[5601 + (i + 2) * 32 + (j + 0)] += c20;
-                A[5601 + (i + 2) * 32 + (j + 1)] += c21;
-                A[5601 + (i + 2) * 32 + (j + 2)] += c22;
-                A[5601 + (i + 3) * 32 + (j + 0)] += c30;
-                A[5601 + (i + 3) * 32 + (j + 1)] += c31;
-                A[5601 + (i + 3) * 32 + (j + 2)] += c32;
-              }
-              {
-                let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                const ra0 = 238970 + (i + 0);
-                const ra1 = 238970 + (i + 1);
-                const ra2 = 238970 + (i + 2);
-                const ra3 = 238970 + (i + 3);
-                const rb0 = (q6 + 1024) + (30 + 0);
-                const rb1 = (q6 + 1024) + (30 + 1);
-                for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
-                A[5601 + (i + 0) * 32 + (30 + 0)] += c00;
-                A[5601 + (i + 0) * 32 + (30 + 1)] += c01;
-                A[5601 + (i + 1) * 32 + (30 + 0)] += c10;
-                A[5601 + (i + 1) * 32 + (30 + 1)] += c11;
-                A[5601 + (i + 2) * 32 + (30 + 0)] += c20;
-                A[5601 + (i + 2) * 32 + (30 + 1)] += c21;
-                A[5601 + (i + 3) * 32 + (30 + 0)] += c30;
-                A[5601 + (i + 3) * 32 + (30 + 1)] += c31;
-              }
-            }
-            for (let i = 0; i < 16; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 238970 + (i + 0);
-                const ra1 = 238970 + (i + 1);
-                const ra2 = 238970 + (i + 2);
-                const ra3 = 238970 + (i + 3);
-                const rb0 = q0 + (j + 0);
-                const rb1 = q0 + (j + 1);
-                const rb2 = q0 + (j + 2);
-                for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[6113 + (i + 0) * 16 + (j + 0)] += c00;
-                A[6113 + (i + 0) * 16 + (j + 1)] += c01;
-                A[6113 + (i + 0) * 16 + (j + 2)] += c02;
-                A[6113 + (i + 1) * 16 + (j + 0)] += c10;
-                A[6113 + (i + 1) * 16 + (j + 1)] += c11;
-                A[6113 + (i + 1) * 16 + (j + 2)] += c12;
-                A[6113 + (i + 2) * 16 + (j + 0)] += c20;
-                A[6113 + (i + 2) * 16 + (j + 1)] += c21;
-                A[6113 + (i + 2) * 16 + (j + 2)] += c22;
-                A[6113 + (i + 3) * 16 + (j + 0)] += c30;
-                A[6113 + (i + 3) * 16 + (j + 1)] += c31;
-                A[6113 + (i + 3) * 16 + (j + 2)] += c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 238970 + (i + 0);
-                const ra1 = 238970 + (i + 1);
-                const ra2 = 238970 + (i + 2);
-                const ra3 = 238970 + (i + 3);
-                const rb0 = q0 + (15 + 0);
-                for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[6113 + (i + 0) * 16 + (15 + 0)] += c00;
-                A[6113 + (i + 1) * 16 + (15 + 0)] += c10;
-                A[6113 + (i + 2) * 16 + (15 + 0)] += c20;
-                A[6113 + (i + 3) * 16 + (15 + 0)] += c30;
-              }
-            }
-            for (let i1 = 0; i1 < 16; i1++) { { let acc = 0; for (let i0 = 0; i0 < 4; i0++) { acc = acc + A[238970 + (i0 * 16 + i1 * 1)]; } A[6369 + (i1 * 1)] += acc; } }
-            for (let i = 0; i < 16; i += 4) {
-              for (let j = 0; j < 30; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 239482 + (i + 0);
-                const ra1 = 239482 + (i + 1);
-                const ra2 = 239482 + (i + 2);
-                const ra3 = 239482 + (i + 3);
-                const rb0 = (q6 + 1024) + (j + 0);
-                const rb1 = (q6 + 1024) + (j + 1);
-                const rb2 = (q6 + 1024) + (j + 2);
-                for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[6385 + (i + 0) * 32 + (j + 0)] += c00;
-                A[6385 + (i + 0) * 32 + (j + 1)] += c01;
-                A[6385 + (i + 0) * 32 + (j + 2)] += c02;
-                A[6385 + (i + 1) * 32 + (j + 0)] += c10;
-                A[6385 + (i + 1) * 32 + (j + 1)] += c11;
-                A[6385 + (i + 1) * 32 + (j + 2)] += c12;
-                A[6385 + (i + 2) * 32 + (j + 0)] += c20;
-                A[6385 + (i + 2) * 32 + (j + 1)] += c21;
-                A[6385 + (i + 2) * 32 + (j + 2)] += c22;
-                A[6385 + (i + 3) * 32 + (j + 0)] += c30;
-                A[6385 + (i + 3) * 32 + (j + 1)] += c31;
-                A[6385 + (i + 3) * 32 + (j + 2)] += c32;
-              }
-              {
-                let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                const ra0 = 239482 + (i + 0);
-                const ra1 = 239482 + (i + 1);
-                const ra2 = 239482 + (i + 2);
-                const ra3 = 239482 + (i + 3);
-                const rb0 = (q6 + 1024) + (30 + 0);
-                const rb1 = (q6 + 1024) + (30 + 1);
-                for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
-                A[6385 + (i + 0) * 32 + (30 + 0)] += c00;
-                A[6385 + (i + 0) * 32 + (30 + 1)] += c01;
-                A[6385 + (i + 1) * 32 + (30 + 0)] += c10;
-                A[6385 + (i + 1) * 32 + (30 + 1)] += c11;
-                A[6385 + (i + 2) * 32 + (30 + 0)] += c20;
-                A[6385 + (i + 2) * 32 + (30 + 1)] += c21;
-                A[6385 + (i + 3) * 32 + (30 + 0)] += c30;
-                A[6385 + (i + 3) * 32 + (30 + 1)] += c31;
-              }
-            }
-            for (let i = 0; i < 16; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 239482 + (i + 0);
-                const ra1 = 239482 + (i + 1);
-                const ra2 = 239482 + (i + 2);
-                const ra3 = 239482 + (i + 3);
-                const rb0 = q0 + (j + 0);
-                const rb1 = q0 + (j + 1);
-                const rb2 = q0 + (j + 2);
-                for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[6897 + (i + 0) * 16 + (j + 0)] += c00;
-                A[6897 + (i + 0) * 16 + (j + 1)] += c01;
-                A[6897 + (i + 0) * 16 + (j + 2)] += c02;
-                A[6897 + (i + 1) * 16 + (j + 0)] += c10;
-                A[6897 + (i + 1) * 16 + (j + 1)] += c11;
-                A[6897 + (i + 1) * 16 + (j + 2)] += c12;
-                A[6897 + (i + 2) * 16 + (j + 0)] += c20;
-                A[6897 + (i + 2) * 16 + (j + 1)] += c21;
-                A[6897 + (i + 2) * 16 + (j + 2)] += c22;
-                A[6897 + (i + 3) * 16 + (j + 0)] += c30;
-                A[6897 + (i + 3) * 16 + (j + 1)] += c31;
-                A[6897 + (i + 3) * 16 + (j + 2)] += c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 239482 + (i + 0);
-                const ra1 = 239482 + (i + 1);
-                const ra2 = 239482 + (i + 2);
-                const ra3 = 239482 + (i + 3);
-                const rb0 = q0 + (15 + 0);
-                for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[6897 + (i + 0) * 16 + (15 + 0)] += c00;
-                A[6897 + (i + 1) * 16 + (15 + 0)] += c10;
-                A[6897 + (i + 2) * 16 + (15 + 0)] += c20;
-                A[6897 + (i + 3) * 16 + (15 + 0)] += c30;
-              }
-            }
-            for (let i1 = 0; i1 < 16; i1++) { { let acc = 0; for (let i0 = 0; i0 < 4; i0++) { acc = acc + A[239482 + (i0 * 16 + i1 * 1)]; } A[7153 + (i1 * 1)] += acc; } }
-            for (let i = 0; i < 4; i += 4) {
-              for (let j = 0; j < 30; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 239482 + (i + 0) * 16;
-                const ra1 = 239482 + (i + 1) * 16;
-                const ra2 = 239482 + (i + 2) * 16;
-                const ra3 = 239482 + (i + 3) * 16;
-                const rb0 = 2000 + (j + 0);
-                const rb1 = 2000 + (j + 1);
-                const rb2 = 2000 + (j + 2);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[238458 + (i + 0) * 32 + (j + 0)] = c00;
-                A[238458 + (i + 0) * 32 + (j + 1)] = c01;
-                A[238458 + (i + 0) * 32 + (j + 2)] = c02;
-                A[238458 + (i + 1) * 32 + (j + 0)] = c10;
-                A[238458 + (i + 1) * 32 + (j + 1)] = c11;
-                A[238458 + (i + 1) * 32 + (j + 2)] = c12;
-                A[238458 + (i + 2) * 32 + (j + 0)] = c20;
-                A[238458 + (i + 2) * 32 + (j + 1)] = c21;
-                A[238458 + (i + 2) * 32 + (j + 2)] = c22;
-                A[238458 + (i + 3) * 32 + (j + 0)] = c30;
-                A[238458 + (i + 3) * 32 + (j + 1)] = c31;
-                A[238458 + (i + 3) * 32 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                const ra0 = 239482 + (i + 0) * 16;
-                const ra1 = 239482 + (i + 1) * 16;
-                const ra2 = 239482 + (i + 2) * 16;
-                const ra3 = 239482 + (i + 3) * 16;
-                const rb0 = 2000 + (30 + 0);
-                const rb1 = 2000 + (30 + 1);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
-                A[238458 + (i + 0) * 32 + (30 + 0)] = c00;
-                A[238458 + (i + 0) * 32 + (30 + 1)] = c01;
-                A[238458 + (i + 1) * 32 + (30 + 0)] = c10;
-                A[238458 + (i + 1) * 32 + (30 + 1)] = c11;
-                A[238458 + (i + 2) * 32 + (30 + 0)] = c20;
-                A[238458 + (i + 2) * 32 + (30 + 1)] = c21;
-                A[238458 + (i + 3) * 32 + (30 + 0)] = c30;
-                A[238458 + (i + 3) * 32 + (30 + 1)] = c31;
-              }
-            }
-            for (let i = 0; i < 4; i += 4) {
-              for (let j = 0; j < 30; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 238970 + (i + 0) * 16;
-                const ra1 = 238970 + (i + 1) * 16;
-                const ra2 = 238970 + (i + 2) * 16;
-                const ra3 = 238970 + (i + 3) * 16;
-                const rb0 = 1216 + (j + 0);
-                const rb1 = 1216 + (j + 1);
-                const rb2 = 1216 + (j + 2);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[239226 + (i + 0) * 32 + (j + 0)] = c00 + A[238458 + (i + 0) * 32 + (j + 0)];
-                A[239226 + (i + 0) * 32 + (j + 1)] = c01 + A[238458 + (i + 0) * 32 + (j + 1)];
-                A[239226 + (i + 0) * 32 + (j + 2)] = c02 + A[238458 + (i + 0) * 32 + (j + 2)];
-                A[239226 + (i + 1) * 32 + (j + 0)] = c10 + A[238458 + (i + 1) * 32 + (j + 0)];
-                A[239226 + (i + 1) * 32 + (j + 1)] = c11 + A[238458 + (i + 1) * 32 + (j + 1)];
-                A[239226 + (i + 1) * 32 + (j + 2)] = c12 + A[238458 + (i + 1) * 32 + (j + 2)];
-                A[239226 + (i + 2) * 32 + (j + 0)] = c20 + A[238458 + (i + 2) * 32 + (j + 0)];
-                A[239226 + (i + 2) * 32 + (j + 1)] = c21 + A[238458 + (i + 2) * 32 + (j + 1)];
-                A[239226 + (i + 2) * 32 + (j + 2)] = c22 + A[238458 + (i + 2) * 32 + (j + 2)];
-                A[239226 + (i + 3) * 32 + (j + 0)] = c30 + A[238458 + (i + 3) * 32 + (j + 0)];
-                A[239226 + (i + 3) * 32 + (j + 1)] = c31 + A[238458 + (i + 3) * 32 + (j + 1)];
-                A[239226 + (i + 3) * 32 + (j + 2)] = c32 + A[238458 + (i + 3) * 32 + (j + 2)];
-              }
-              {
-                let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                const ra0 = 238970 + (i + 0) * 16;
-                const ra1 = 238970 + (i + 1) * 16;
-                const ra2 = 238970 + (i + 2) * 16;
-                const ra3 = 238970 + (i + 3) * 16;
-                const rb0 = 1216 + (30 + 0);
-                const rb1 = 1216 + (30 + 1);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
-                A[239226 + (i + 0) * 32 + (30 + 0)] = c00 + A[238458 + (i + 0) * 32 + (30 + 0)];
-                A[239226 + (i + 0) * 32 + (30 + 1)] = c01 + A[238458 + (i + 0) * 32 + (30 + 1)];
-                A[239226 + (i + 1) * 32 + (30 + 0)] = c10 + A[238458 + (i + 1) * 32 + (30 + 0)];
-                A[239226 + (i + 1) * 32 + (30 + 1)] = c11 + A[238458 + (i + 1) * 32 + (30 + 1)];
-                A[239226 + (i + 2) * 32 + (30 + 0)] = c20 + A[238458 + (i + 2) * 32 + (30 + 0)];
-                A[239226 + (i + 2) * 32 + (30 + 1)] = c21 + A[238458 + (i + 2) * 32 + (30 + 1)];
-                A[239226 + (i + 3) * 32 + (30 + 0)] = c30 + A[238458 + (i + 3) * 32 + (30 + 0)];
-                A[239226 + (i + 3) * 32 + (30 + 1)] = c31 + A[238458 + (i + 3) * 32 + (30 + 1)];
-              }
-            }
-            for (let o = 0; o < 4; o++) for (let j = 0; j < 16; j++) A[238458 + o * 16 + j] = A[239226 + o * 32 + 0 + j];
-            A.fill(0, 238522, 238714);
-            for (let o = 0; o < 4; o++) for (let j = 0; j < 16; j++) A[238714 + o * 16 + j] = A[239226 + o * 32 + 16 + j];
-            A.fill(0, 238778, 238970);
-            for (let i = 0; i < 256; i++) A[q8 + i] += A[238458 + i];
-            for (let i = 0; i < 256; i++) A[q9 + i] += A[238714 + i];
-          } else if (live === 8) {
-            for (let i = 0; i < 128; i++) A[238458 + i] = A[195577 + i] + ((A[q6 + i] !== 0 ? A[q7 + i] : 0));
-            for (let i = 0; i < 128; i++) A[238586 + i] = A[195705 + i] + 0;
-            for (let i = 0; i < 128; i++) A[238714 + i] = (A[q6 + i] !== 0 ? A[238458 + i] : 0);
-            for (let i = 0; i < 128; i++) A[238970 + i] = (A[238714 + i] * A[(q6 + 256) + i]) * (1 - (A[(q6 + 512) + i] * A[(q6 + 512) + i]));
-            for (let i = 0; i < 8; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 238970 + (i + 0) * 16;
-                const ra1 = 238970 + (i + 1) * 16;
-                const ra2 = 238970 + (i + 2) * 16;
-                const ra3 = 238970 + (i + 3) * 16;
-                const rb0 = 1728 + (j + 0);
-                const rb1 = 1728 + (j + 1);
-                const rb2 = 1728 + (j + 2);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[239226 + (i + 0) * 16 + (j + 0)] = c00;
-                A[239226 + (i + 0) * 16 + (j + 1)] = c01;
-                A[239226 + (i + 0) * 16 + (j + 2)] = c02;
-                A[239226 + (i + 1) * 16 + (j + 0)] = c10;
-                A[239226 + (i + 1) * 16 + (j + 1)] = c11;
-                A[239226 + (i + 1) * 16 + (j + 2)] = c12;
-                A[239226 + (i + 2) * 16 + (j + 0)] = c20;
-                A[239226 + (i + 2) * 16 + (j + 1)] = c21;
-                A[239226 + (i + 2) * 16 + (j + 2)] = c22;
-                A[239226 + (i + 3) * 16 + (j + 0)] = c30;
-                A[239226 + (i + 3) * 16 + (j + 1)] = c31;
-                A[239226 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 238970 + (i + 0) * 16;
-                const ra1 = 238970 + (i + 1) * 16;
-                const ra2 = 238970 + (i + 2) * 16;
-                const ra3 = 238970 + (i + 3) * 16;
-                const rb0 = 1728 + (15 + 0);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[239226 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[239226 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[239226 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[239226 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            for (let i = 0; i < 128; i++) A[239482 + i] = ((-((A[238714 + i] * A[(q6 + 512) + i]))) + (A[238714 + i] * A[q0 + i])) * (A[(q6 + 768) + i] * A[(q6 + 256) + i]);
-            for (let i = 0; i < 8; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 239482 + (i + 0) * 16;
-                const ra1 = 239482 + (i + 1) * 16;
-                const ra2 = 239482 + (i + 2) * 16;
-                const ra3 = 239482 + (i + 3) * 16;
-                const rb0 = 2512 + (j + 0);
-                const rb1 = 2512 + (j + 1);
-                const rb2 = 2512 + (j + 2);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[239738 + (i + 0) * 16 + (j + 0)] = c00;
-                A[239738 + (i + 0) * 16 + (j + 1)] = c01;
-                A[239738 + (i + 0) * 16 + (j + 2)] = c02;
-                A[239738 + (i + 1) * 16 + (j + 0)] = c10;
-                A[239738 + (i + 1) * 16 + (j + 1)] = c11;
-                A[239738 + (i + 1) * 16 + (j + 2)] = c12;
-                A[239738 + (i + 2) * 16 + (j + 0)] = c20;
-                A[239738 + (i + 2) * 16 + (j + 1)] = c21;
-                A[239738 + (i + 2) * 16 + (j + 2)] = c22;
-                A[239738 + (i + 3) * 16 + (j + 0)] = c30;
-                A[239738 + (i + 3) * 16 + (j + 1)] = c31;
-                A[239738 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 239482 + (i + 0) * 16;
-                const ra1 = 239482 + (i + 1) * 16;
-                const ra2 = 239482 + (i + 2) * 16;
-                const ra3 = 239482 + (i + 3) * 16;
-                const rb0 = 2512 + (15 + 0);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[239738 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[239738 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[239738 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[239738 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            for (let i = 0; i < 128; i++) A[195833 + i] = ((((A[q6 + i] !== 0 ? 0 : A[238458 + i])) + A[239226 + i]) + (A[238714 + i] * A[(q6 + 768) + i])) + A[239738 + i];
-            for (let i = 0; i < 128; i++) A[195961 + i] = ((A[238586 + i] + 0) + 0) + 0;
-            for (let i = 0; i < 16; i += 4) {
-              for (let j = 0; j < 30; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 238970 + (i + 0);
-                const ra1 = 238970 + (i + 1);
-                const ra2 = 238970 + (i + 2);
-                const ra3 = 238970 + (i + 3);
-                const rb0 = (q6 + 1024) + (j + 0);
-                const rb1 = (q6 + 1024) + (j + 1);
-                const rb2 = (q6 + 1024) + (j + 2);
-                for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[5601 + (i + 0) * 32 + (j + 0)] += c00;
-                A[5601 + (i + 0) * 32 + (j + 1)] += c01;
-                A[5601 + (i + 0) * 32 + (j + 2)] += c02;
-                A[5601 + (i + 1) * 32 + (j + 0)] += c10;
-                A[5601 + (i + 1) * 32 + (j + 1)] += c11;
-                A[5601 + (i + 1) * 32 + (j + 2)] += c12;
-                A[5601 + (i + 2) * 32 + (j + 0)] += c20;
-                A[5601 + (i + 2) * 32 + (j + 1)] += c21;
-                A[5601 + (i + 2) * 32 + (j + 2)] += c22;
-                A[5601 + (i + 3) * 32 + (j + 0)] += c30;
-                A[5601 + (i + 3) * 32 + (j + 1)] += c31;
-                A[5601 + (i + 3) * 32 + (j + 2)] += c32;
-              }
-              {
-                let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                const ra0 = 238970 + (i + 0);
-                const ra1 = 238970 + (i + 1);
-                const ra2 = 238970 + (i + 2);
-                const ra3 = 238970 + (i + 3);
-                const rb0 = (q6 + 1024) + (30 + 0);
-                const rb1 = (q6 + 1024) + (30 + 1);
-                for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
-                A[5601 + (i + 0) * 32 + (30 + 0)] += c00;
-                A[5601 + (i + 0) * 32 + (30 + 1)] += c01;
-                A[5601 + (i + 1) * 32 + (30 + 0)] += c10;
-                A[5601 + (i + 1) * 32 + (30 + 1)] += c11;
-                A[5601 + (i + 2) * 32 + (30 + 0)] += c20;
-                A[5601 + (i + 2) * 32 + (30 + 1)] += c21;
-                A[5601 + (i + 3) * 32 + (30 + 0)] += c30;
-                A[5601 + (i + 3) * 32 + (30 + 1)] += c31;
-              }
-            }
-            for (let i = 0; i < 16; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 238970 + (i + 0);
-                const ra1 = 238970 + (i + 1);
-                const ra2 = 238970 + (i + 2);
-                const ra3 = 238970 + (i + 3);
-                const rb0 = q0 + (j + 0);
-                const rb1 = q0 + (j + 1);
-                const rb2 = q0 + (j + 2);
-                for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[6113 + (i + 0) * 16 + (j + 0)] += c00;
-                A[6113 + (i + 0) * 16 + (j + 1)] += c01;
-                A[6113 + (i + 0) * 16 + (j + 2)] += c02;
-                A[6113 + (i + 1) * 16 + (j + 0)] += c10;
-                A[6113 + (i + 1) * 16 + (j + 1)] += c11;
-                A[6113 + (i + 1) * 16 + (j + 2)] += c12;
-                A[6113 + (i + 2) * 16 + (j + 0)] += c20;
-                A[6113 + (i + 2) * 16 + (j + 1)] += c21;
-                A[6113 + (i + 2) * 16 + (j + 2)] += c22;
-                A[6113 + (i + 3) * 16 + (j + 0)] += c30;
-                A[6113 + (i + 3) * 16 + (j + 1)] += c31;
-                A[6113 + (i + 3) * 16 + (j + 2)] += c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 238970 + (i + 0);
-                const ra1 = 238970 + (i + 1);
-                const ra2 = 238970 + (i + 2);
-                const ra3 = 238970 + (i + 3);
-                const rb0 = q0 + (15 + 0);
-                for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[6113 + (i + 0) * 16 + (15 + 0)] += c00;
-                A[6113 + (i + 1) * 16 + (15 + 0)] += c10;
-                A[6113 + (i + 2) * 16 + (15 + 0)] += c20;
-                A[6113 + (i + 3) * 16 + (15 + 0)] += c30;
-              }
-            }
-            for (let i1 = 0; i1 < 16; i1++) { { let acc = 0; for (let i0 = 0; i0 < 8; i0++) { acc = acc + A[238970 + (i0 * 16 + i1 * 1)]; } A[6369 + (i1 * 1)] += acc; } }
-            for (let i = 0; i < 16; i += 4) {
-              for (let j = 0; j < 30; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 239482 + (i + 0);
-                const ra1 = 239482 + (i + 1);
-                const ra2 = 239482 + (i + 2);
-                const ra3 = 239482 + (i + 3);
-                const rb0 = (q6 + 1024) + (j + 0);
-                const rb1 = (q6 + 1024) + (j + 1);
-                const rb2 = (q6 + 1024) + (j + 2);
-                for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[6385 + (i + 0) * 32 + (j + 0)] += c00;
-                A[6385 + (i + 0) * 32 + (j + 1)] += c01;
-                A[6385 + (i + 0) * 32 + (j + 2)] += c02;
-                A[6385 + (i + 1) * 32 + (j + 0)] += c10;
-                A[6385 + (i + 1) * 32 + (j + 1)] += c11;
-                A[6385 + (i + 1) * 32 + (j + 2)] += c12;
-                A[6385 + (i + 2) * 32 + (j + 0)] += c20;
-                A[6385 + (i + 2) * 32 + (j + 1)] += c21;
-                A[6385 + (i + 2) * 32 + (j + 2)] += c22;
-                A[6385 + (i + 3) * 32 + (j + 0)] += c30;
-                A[6385 + (i + 3) * 32 + (j + 1)] += c31;
-                A[6385 + (i + 3) * 32 + (j + 2)] += c32;
-              }
-              {
-                let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                const ra0 = 239482 + (i + 0);
-                const ra1 = 239482 + (i + 1);
-                const ra2 = 239482 + (i + 2);
-                const ra3 = 239482 + (i + 3);
-                const rb0 = (q6 + 1024) + (30 + 0);
-                const rb1 = (q6 + 1024) + (30 + 1);
-                for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
-                A[6385 + (i + 0) * 32 + (30 + 0)] += c00;
-                A[6385 + (i + 0) * 32 + (30 + 1)] += c01;
-                A[6385 + (i + 1) * 32 + (30 + 0)] += c10;
-                A[6385 + (i + 1) * 32 + (30 + 1)] += c11;
-                A[6385 + (i + 2) * 32 + (30 + 0)] += c20;
-                A[6385 + (i + 2) * 32 + (30 + 1)] += c21;
-                A[6385 + (i + 3) * 32 + (30 + 0)] += c30;
-                A[6385 + (i + 3) * 32 + (30 + 1)] += c31;
-              }
-            }
-            for (let i = 0; i < 16; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 239482 + (i + 0);
-                const ra1 = 239482 + (i + 1);
-                const ra2 = 239482 + (i + 2);
-                const ra3 = 239482 + (i + 3);
-                const rb0 = q0 + (j + 0);
-                const rb1 = q0 + (j + 1);
-                const rb2 = q0 + (j + 2);
-                for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[6897 + (i + 0) * 16 + (j + 0)] += c00;
-                A[6897 + (i + 0) * 16 + (j + 1)] += c01;
-                A[6897 + (i + 0) * 16 + (j + 2)] += c02;
-                A[6897 + (i + 1) * 16 + (j + 0)] += c10;
-                A[6897 + (i + 1) * 16 + (j + 1)] += c11;
-                A[6897 + (i + 1) * 16 + (j + 2)] += c12;
-                A[6897 + (i + 2) * 16 + (j + 0)] += c20;
-                A[6897 + (i + 2) * 16 + (j + 1)] += c21;
-                A[6897 + (i + 2) * 16 + (j + 2)] += c22;
-                A[6897 + (i + 3) * 16 + (j + 0)] += c30;
-                A[6897 + (i + 3) * 16 + (j + 1)] += c31;
-                A[6897 + (i + 3) * 16 + (j + 2)] += c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 239482 + (i + 0);
-                const ra1 = 239482 + (i + 1);
-                const ra2 = 239482 + (i + 2);
-                const ra3 = 239482 + (i + 3);
-                const rb0 = q0 + (15 + 0);
-                for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[6897 + (i + 0) * 16 + (15 + 0)] += c00;
-                A[6897 + (i + 1) * 16 + (15 + 0)] += c10;
-                A[6897 + (i + 2) * 16 + (15 + 0)] += c20;
-                A[6897 + (i + 3) * 16 + (15 + 0)] += c30;
-              }
-            }
-            for (let i1 = 0; i1 < 16; i1++) { { let acc = 0; for (let i0 = 0; i0 < 8; i0++) { acc = acc + A[239482 + (i0 * 16 + i1 * 1)]; } A[7153 + (i1 * 1)] += acc; } }
-            for (let i = 0; i < 8; i += 4) {
-              for (let j = 0; j < 30; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 239482 + (i + 0) * 16;
-                const ra1 = 239482 + (i + 1) * 16;
-                const ra2 = 239482 + (i + 2) * 16;
-                const ra3 = 239482 + (i + 3) * 16;
-                const rb0 = 2000 + (j + 0);
-                const rb1 = 2000 + (j + 1);
-                const rb2 = 2000 + (j + 2);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[238458 + (i + 0) * 32 + (j + 0)] = c00;
-                A[238458 + (i + 0) * 32 + (j + 1)] = c01;
-                A[238458 + (i + 0) * 32 + (j + 2)] = c02;
-                A[238458 + (i + 1) * 32 + (j + 0)] = c10;
-                A[238458 + (i + 1) * 32 + (j + 1)] = c11;
-                A[238458 + (i + 1) * 32 + (j + 2)] = c12;
-                A[238458 + (i + 2) * 32 + (j + 0)] = c20;
-                A[238458 + (i + 2) * 32 + (j + 1)] = c21;
-                A[238458 + (i + 2) * 32 + (j + 2)] = c22;
-                A[238458 + (i + 3) * 32 + (j + 0)] = c30;
-                A[238458 + (i + 3) * 32 + (j + 1)] = c31;
-                A[238458 + (i + 3) * 32 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                const ra0 = 239482 + (i + 0) * 16;
-                const ra1 = 239482 + (i + 1) * 16;
-                const ra2 = 239482 + (i + 2) * 16;
-                const ra3 = 239482 + (i + 3) * 16;
-                const rb0 = 2000 + (30 + 0);
-                const rb1 = 2000 + (30 + 1);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
-                A[238458 + (i + 0) * 32 + (30 + 0)] = c00;
-                A[238458 + (i + 0) * 32 + (30 + 1)] = c01;
-                A[238458 + (i + 1) * 32 + (30 + 0)] = c10;
-                A[238458 + (i + 1) * 32 + (30 + 1)] = c11;
-                A[238458 + (i + 2) * 32 + (30 + 0)] = c20;
-                A[238458 + (i + 2) * 32 + (30 + 1)] = c21;
-                A[238458 + (i + 3) * 32 + (30 + 0)] = c30;
-                A[238458 + (i + 3) * 32 + (30 + 1)] = c31;
-              }
-            }
-            for (let i = 0; i < 8; i += 4) {
-              for (let j = 0; j < 30; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 238970 + (i + 0) * 16;
-                const ra1 = 238970 + (i + 1) * 16;
-                const ra2 = 238970 + (i + 2) * 16;
-                const ra3 = 238970 + (i + 3) * 16;
-                const rb0 = 1216 + (j + 0);
-                const rb1 = 1216 + (j + 1);
-                const rb2 = 1216 + (j + 2);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[239226 + (i + 0) * 32 + (j + 0)] = c00 + A[238458 + (i + 0) * 32 + (j + 0)];
-                A[239226 + (i + 0) * 32 + (j + 1)] = c01 + A[238458 + (i + 0) * 32 + (j + 1)];
-                A[239226 + (i + 0) * 32 + (j + 2)] = c02 + A[238458 + (i + 0) * 32 + (j + 2)];
-                A[239226 + (i + 1) * 32 + (j + 0)] = c10 + A[238458 + (i + 1) * 32 + (j + 0)];
-                A[239226 + (i + 1) * 32 + (j + 1)] = c11 + A[238458 + (i + 1) * 32 + (j + 1)];
-                A[239226 + (i + 1) * 32 + (j + 2)] = c12 + A[238458 + (i + 1) * 32 + (j + 2)];
-                A[239226 + (i + 2) * 32 + (j + 0)] = c20 + A[238458 + (i + 2) * 32 + (j + 0)];
-                A[239226 + (i + 2) * 32 + (j + 1)] = c21 + A[238458 + (i + 2) * 32 + (j + 1)];
-                A[239226 + (i + 2) * 32 + (j + 2)] = c22 + A[238458 + (i + 2) * 32 + (j + 2)];
-                A[239226 + (i + 3) * 32 + (j + 0)] = c30 + A[238458 + (i + 3) * 32 + (j + 0)];
-                A[239226 + (i + 3) * 32 + (j + 1)] = c31 + A[238458 + (i + 3) * 32 + (j + 1)];
-                A[239226 + (i + 3) * 32 + (j + 2)] = c32 + A[238458 + (i + 3) * 32 + (j + 2)];
-              }
-              {
-                let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                const ra0 = 238970 + (i + 0) * 16;
-                const ra1 = 238970 + (i + 1) * 16;
-                const ra2 = 238970 + (i + 2) * 16;
-                const ra3 = 238970 + (i + 3) * 16;
-                const rb0 = 1216 + (30 + 0);
-                const rb1 = 1216 + (30 + 1);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
-                A[239226 + (i + 0) * 32 + (30 + 0)] = c00 + A[238458 + (i + 0) * 32 + (30 + 0)];
-                A[239226 + (i + 0) * 32 + (30 + 1)] = c01 + A[238458 + (i + 0) * 32 + (30 + 1)];
-                A[239226 + (i + 1) * 32 + (30 + 0)] = c10 + A[238458 + (i + 1) * 32 + (30 + 0)];
-                A[239226 + (i + 1) * 32 + (30 + 1)] = c11 + A[238458 + (i + 1) * 32 + (30 + 1)];
-                A[239226 + (i + 2) * 32 + (30 + 0)] = c20 + A[238458 + (i + 2) * 32 + (30 + 0)];
-                A[239226 + (i + 2) * 32 + (30 + 1)] = c21 + A[238458 + (i + 2) * 32 + (30 + 1)];
-                A[239226 + (i + 3) * 32 + (30 + 0)] = c30 + A[238458 + (i + 3) * 32 + (30 + 0)];
-                A[239226 + (i + 3) * 32 + (30 + 1)] = c31 + A[238458 + (i + 3) * 32 + (30 + 1)];
-              }
-            }
-            for (let o = 0; o < 8; o++) for (let j = 0; j < 16; j++) A[238458 + o * 16 + j] = A[239226 + o * 32 + 0 + j];
-            A.fill(0, 238586, 238714);
-            for (let o = 0; o < 8; o++) for (let j = 0; j < 16; j++) A[238714 + o * 16 + j] = A[239226 + o * 32 + 16 + j];
-            A.fill(0, 238842, 238970);
-            for (let i = 0; i < 256; i++) A[q8 + i] += A[238458 + i];
-            for (let i = 0; i < 256; i++) A[q9 + i] += A[238714 + i];
-          } else if (live === 12) {
-            for (let i = 0; i < 192; i++) A[238458 + i] = A[195577 + i] + ((A[q6 + i] !== 0 ? A[q7 + i] : 0));
-            for (let i = 0; i < 64; i++) A[238650 + i] = A[195769 + i] + 0;
-            for (let i = 0; i < 192; i++) A[238714 + i] = (A[q6 + i] !== 0 ? A[238458 + i] : 0);
-            for (let i = 0; i < 192; i++) A[238970 + i] = (A[238714 + i] * A[(q6 + 256) + i]) * (1 - (A[(q6 + 512) + i] * A[(q6 + 512) + i]));
-            for (let i = 0; i < 12; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 238970 + (i + 0) * 16;
-                const ra1 = 238970 + (i + 1) * 16;
-                const ra2 = 238970 + (i + 2) * 16;
-                const ra3 = 238970 + (i + 3) * 16;
-                const rb0 = 1728 + (j + 0);
-                const rb1 = 1728 + (j + 1);
-                const rb2 = 1728 + (j + 2);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[239226 + (i + 0) * 16 + (j + 0)] = c00;
-                A[239226 + (i + 0) * 16 + (j + 1)] = c01;
-                A[239226 + (i + 0) * 16 + (j + 2)] = c02;
-                A[239226 + (i + 1) * 16 + (j + 0)] = c10;
-                A[239226 + (i + 1) * 16 + (j + 1)] = c11;
-                A[239226 + (i + 1) * 16 + (j + 2)] = c12;
-                A[239226 + (i + 2) * 16 + (j + 0)] = c20;
-                A[239226 + (i + 2) * 16 + (j + 1)] = c21;
-                A[239226 + (i + 2) * 16 + (j + 2)] = c22;
-                A[239226 + (i + 3) * 16 + (j + 0)] = c30;
-                A[239226 + (i + 3) * 16 + (j + 1)] = c31;
-                A[239226 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 238970 + (i + 0) * 16;
-                const ra1 = 238970 + (i + 1) * 16;
-                const ra2 = 238970 + (i + 2) * 16;
-                const ra3 = 238970 + (i + 3) * 16;
-                const rb0 = 1728 + (15 + 0);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[239226 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[239226 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[239226 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[239226 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            for (let i = 0; i < 192; i++) A[239482 + i] = ((-((A[238714 + i] * A[(q6 + 512) + i]))) + (A[238714 + i] * A[q0 + i])) * (A[(q6 + 768) + i] * A[(q6 + 256) + i]);
-            for (let i = 0; i < 12; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 239482 + (i + 0) * 16;
-                const ra1 = 239482 + (i + 1) * 16;
-                const ra2 = 239482 + (i + 2) * 16;
-                const ra3 = 239482 + (i + 3) * 16;
-                const rb0 = 2512 + (j + 0);
-                const rb1 = 2512 + (j + 1);
-                const rb2 = 2512 + (j + 2);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[239738 + (i + 0) * 16 + (j + 0)] = c00;
-                A[239738 + (i + 0) * 16 + (j + 1)] = c01;
-                A[239738 + (i + 0) * 16 + (j + 2)] = c02;
-                A[239738 + (i + 1) * 16 + (j + 0)] = c10;
-                A[239738 + (i + 1) * 16 + (j + 1)] = c11;
-                A[239738 + (i + 1) * 16 + (j + 2)] = c12;
-                A[239738 + (i + 2) * 16 + (j + 0)] = c20;
-                A[239738 + (i + 2) * 16 + (j + 1)] = c21;
-                A[239738 + (i + 2) * 16 + (j + 2)] = c22;
-                A[239738 + (i + 3) * 16 + (j + 0)] = c30;
-                A[239738 + (i + 3) * 16 + (j + 1)] = c31;
-                A[239738 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 239482 + (i + 0) * 16;
-                const ra1 = 239482 + (i + 1) * 16;
-                const ra2 = 239482 + (i + 2) * 16;
-                const ra3 = 239482 + (i + 3) * 16;
-                const rb0 = 2512 + (15 + 0);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[239738 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[239738 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[239738 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[239738 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            for (let i = 0; i < 192; i++) A[195833 + i] = ((((A[q6 + i] !== 0 ? 0 : A[238458 + i])) + A[239226 + i]) + (A[238714 + i] * A[(q6 + 768) + i])) + A[239738 + i];
-            for (let i = 0; i < 64; i++) A[196025 + i] = ((A[238650 + i] + 0) + 0) + 0;
-            for (let i = 0; i < 16; i += 4) {
-              for (let j = 0; j < 30; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 238970 + (i + 0);
-                const ra1 = 238970 + (i + 1);
-                const ra2 = 238970 + (i + 2);
-                const ra3 = 238970 + (i + 3);
-                const rb0 = (q6 + 1024) + (j + 0);
-                const rb1 = (q6 + 1024) + (j + 1);
-                const rb2 = (q6 + 1024) + (j + 2);
-                for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[5601 + (i + 0) * 32 + (j + 0)] += c00;
-                A[5601 + (i + 0) * 32 + (j + 1)] += c01;
-                A[5601 + (i + 0) * 32 + (j + 2)] += c02;
-                A[5601 + (i + 1) * 32 + (j + 0)] += c10;
-                A[5601 + (i + 1) * 32 + (j + 1)] += c11;
-                A[5601 + (i + 1) * 32 + (j + 2)] += c12;
-                A[5601 + (i + 2) * 32 + (j + 0)] += c20;
-                A[5601 + (i + 2) * 32 + (j + 1)] += c21;
-                A[5601 + (i + 2) * 32 + (j + 2)] += c22;
-                A[5601 + (i + 3) * 32 + (j + 0)] += c30;
-                A[5601 + (i + 3) * 32 + (j + 1)] += c31;
-                A[5601 + (i + 3) * 32 + (j + 2)] += c32;
-              }
-              {
-                let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                const ra0 = 238970 + (i + 0);
-                const ra1 = 238970 + (i + 1);
-                const ra2 = 238970 + (i + 2);
-                const ra3 = 238970 + (i + 3);
-                const rb0 = (q6 + 1024) + (30 + 0);
-                const rb1 = (q6 + 1024) + (30 + 1);
-                for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
-                A[5601 + (i + 0) * 32 + (30 + 0)] += c00;
-                A[5601 + (i + 0) * 32 + (30 + 1)] += c01;
-                A[5601 + (i + 1) * 32 + (30 + 0)] += c10;
-                A[5601 + (i + 1) * 32 + (30 + 1)] += c11;
-                A[5601 + (i + 2) * 32 + (30 + 0)] += c20;
-                A[5601 + (i + 2) * 32 + (30 + 1)] += c21;
-                A[5601 + (i + 3) * 32 + (30 + 0)] += c30;
-                A[5601 + (i + 3) * 32 + (30 + 1)] += c31;
-              }
-            }
-            for (let i = 0; i < 16; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 238970 + (i + 0);
-                const ra1 = 238970 + (i + 1);
-                const ra2 = 238970 + (i + 2);
-                const ra3 = 238970 + (i + 3);
-                const rb0 = q0 + (j + 0);
-                const rb1 = q0 + (j + 1);
-                const rb2 = q0 + (j + 2);
-                for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[6113 + (i + 0) * 16 + (j + 0)] += c00;
-                A[6113 + (i + 0) * 16 + (j + 1)] += c01;
-                A[6113 + (i + 0) * 16 + (j + 2)] += c02;
-                A[6113 + (i + 1) * 16 + (j + 0)] += c10;
-                A[6113 + (i + 1) * 16 + (j + 1)] += c11;
-                A[6113 + (i + 1) * 16 + (j + 2)] += c12;
-                A[6113 + (i + 2) * 16 + (j + 0)] += c20;
-                A[6113 + (i + 2) * 16 + (j + 1)] += c21;
-                A[6113 + (i + 2) * 16 + (j + 2)] += c22;
-                A[6113 + (i + 3) * 16 + (j + 0)] += c30;
-                A[6113 + (i + 3) * 16 + (j + 1)] += c31;
-                A[6113 + (i + 3) * 16 + (j + 2)] += c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 238970 + (i + 0);
-                const ra1 = 238970 + (i + 1);
-                const ra2 = 238970 + (i + 2);
-                const ra3 = 238970 + (i + 3);
-                const rb0 = q0 + (15 + 0);
-                for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[6113 + (i + 0) * 16 + (15 + 0)] += c00;
-                A[6113 + (i + 1) * 16 + (15 + 0)] += c10;
-                A[6113 + (i + 2) * 16 + (15 + 0)] += c20;
-                A[6113 + (i + 3) * 16 + (15 + 0)] += c30;
-              }
-            }
-            for (let i1 = 0; i1 < 16; i1++) { { let acc = 0; for (let i0 = 0; i0 < 12; i0++) { acc = acc + A[238970 + (i0 * 16 + i1 * 1)]; } A[6369 + (i1 * 1)] += acc; } }
-            for (let i = 0; i < 16; i += 4) {
-              for (let j = 0; j < 30; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 239482 + (i + 0);
-                const ra1 = 239482 + (i + 1);
-                const ra2 = 239482 + (i + 2);
-                const ra3 = 239482 + (i + 3);
-                const rb0 = (q6 + 1024) + (j + 0);
-                const rb1 = (q6 + 1024) + (j + 1);
-                const rb2 = (q6 + 1024) + (j + 2);
-                for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[6385 + (i + 0) * 32 + (j + 0)] += c00;
-                A[6385 + (i + 0) * 32 + (j + 1)] += c01;
-                A[6385 + (i + 0) * 32 + (j + 2)] += c02;
-                A[6385 + (i + 1) * 32 + (j + 0)] += c10;
-                A[6385 + (i + 1) * 32 + (j + 1)] += c11;
-                A[6385 + (i + 1) * 32 + (j + 2)] += c12;
-                A[6385 + (i + 2) * 32 + (j + 0)] += c20;
-                A[6385 + (i + 2) * 32 + (j + 1)] += c21;
-                A[6385 + (i + 2) * 32 + (j + 2)] += c22;
-                A[6385 + (i + 3) * 32 + (j + 0)] += c30;
-                A[6385 + (i + 3) * 32 + (j + 1)] += c31;
-                A[6385 + (i + 3) * 32 + (j + 2)] += c32;
-              }
-              {
-                let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                const ra0 = 239482 + (i + 0);
-                const ra1 = 239482 + (i + 1);
-                const ra2 = 239482 + (i + 2);
-                const ra3 = 239482 + (i + 3);
-                const rb0 = (q6 + 1024) + (30 + 0);
-                const rb1 = (q6 + 1024) + (30 + 1);
-                for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
-                A[6385 + (i + 0) * 32 + (30 + 0)] += c00;
-                A[6385 + (i + 0) * 32 + (30 + 1)] += c01;
-                A[6385 + (i + 1) * 32 + (30 + 0)] += c10;
-                A[6385 + (i + 1) * 32 + (30 + 1)] += c11;
-                A[6385 + (i + 2) * 32 + (30 + 0)] += c20;
-                A[6385 + (i + 2) * 32 + (30 + 1)] += c21;
-                A[6385 + (i + 3) * 32 + (30 + 0)] += c30;
-                A[6385 + (i + 3) * 32 + (30 + 1)] += c31;
-              }
-            }
-            for (let i = 0; i < 16; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 239482 + (i + 0);
-                const ra1 = 239482 + (i + 1);
-                const ra2 = 239482 + (i + 2);
-                const ra3 = 239482 + (i + 3);
-                const rb0 = q0 + (j + 0);
-                const rb1 = q0 + (j + 1);
-                const rb2 = q0 + (j + 2);
-                for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[6897 + (i + 0) * 16 + (j + 0)] += c00;
-                A[6897 + (i + 0) * 16 + (j + 1)] += c01;
-                A[6897 + (i + 0) * 16 + (j + 2)] += c02;
-                A[6897 + (i + 1) * 16 + (j + 0)] += c10;
-                A[6897 + (i + 1) * 16 + (j + 1)] += c11;
-                A[6897 + (i + 1) * 16 + (j + 2)] += c12;
-                A[6897 + (i + 2) * 16 + (j + 0)] += c20;
-                A[6897 + (i + 2) * 16 + (j + 1)] += c21;
-                A[6897 + (i + 2) * 16 + (j + 2)] += c22;
-                A[6897 + (i + 3) * 16 + (j + 0)] += c30;
-                A[6897 + (i + 3) * 16 + (j + 1)] += c31;
-                A[6897 + (i + 3) * 16 + (j + 2)] += c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 239482 + (i + 0);
-                const ra1 = 239482 + (i + 1);
-                const ra2 = 239482 + (i + 2);
-                const ra3 = 239482 + (i + 3);
-                const rb0 = q0 + (15 + 0);
-                for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[6897 + (i + 0) * 16 + (15 + 0)] += c00;
-                A[6897 + (i + 1) * 16 + (15 + 0)] += c10;
-                A[6897 + (i + 2) * 16 + (15 + 0)] += c20;
-                A[6897 + (i + 3) * 16 + (15 + 0)] += c30;
-              }
-            }
-            for (let i1 = 0; i1 < 16; i1++) { { let acc = 0; for (let i0 = 0; i0 < 12; i0++) { acc = acc + A[239482 + (i0 * 16 + i1 * 1)]; } A[7153 + (i1 * 1)] += acc; } }
-            for (let i = 0; i < 12; i += 4) {
-              for (let j = 0; j < 30; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 239482 + (i + 0) * 16;
-                const ra1 = 239482 + (i + 1) * 16;
-                const ra2 = 239482 + (i + 2) * 16;
-                const ra3 = 239482 + (i + 3) * 16;
-                const rb0 = 2000 + (j + 0);
-                const rb1 = 2000 + (j + 1);
-                const rb2 = 2000 + (j + 2);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[238458 + (i + 0) * 32 + (j + 0)] = c00;
-                A[238458 + (i + 0) * 32 + (j + 1)] = c01;
-                A[238458 + (i + 0) * 32 + (j + 2)] = c02;
-                A[238458 + (i + 1) * 32 + (j + 0)] = c10;
-                A[238458 + (i + 1) * 32 + (j + 1)] = c11;
-                A[238458 + (i + 1) * 32 + (j + 2)] = c12;
-                A[238458 + (i + 2) * 32 + (j + 0)] = c20;
-                A[238458 + (i + 2) * 32 + (j + 1)] = c21;
-                A[238458 + (i + 2) * 32 + (j + 2)] = c22;
-                A[238458 + (i + 3) * 32 + (j + 0)] = c30;
-                A[238458 + (i + 3) * 32 + (j + 1)] = c31;
-                A[238458 + (i + 3) * 32 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                const ra0 = 239482 + (i + 0) * 16;
-                const ra1 = 239482 + (i + 1) * 16;
-                const ra2 = 239482 + (i + 2) * 16;
-                const ra3 = 239482 + (i + 3) * 16;
-                const rb0 = 2000 + (30 + 0);
-                const rb1 = 2000 + (30 + 1);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
-                A[238458 + (i + 0) * 32 + (30 + 0)] = c00;
-                A[238458 + (i + 0) * 32 + (30 + 1)] = c01;
-                A[238458 + (i + 1) * 32 + (30 + 0)] = c10;
-                A[238458 + (i + 1) * 32 + (30 + 1)] = c11;
-                A[238458 + (i + 2) * 32 + (30 + 0)] = c20;
-                A[238458 + (i + 2) * 32 + (30 + 1)] = c21;
-                A[238458 + (i + 3) * 32 + (30 + 0)] = c30;
-                A[238458 + (i + 3) * 32 + (30 + 1)] = c31;
-              }
-            }
-            for (let i = 0; i < 12; i += 4) {
-              for (let j = 0; j < 30; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 238970 + (i + 0) * 16;
-                const ra1 = 238970 + (i + 1) * 16;
-                const ra2 = 238970 + (i + 2) * 16;
-                const ra3 = 238970 + (i + 3) * 16;
-                const rb0 = 1216 + (j + 0);
-                const rb1 = 1216 + (j + 1);
-                const rb2 = 1216 + (j + 2);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[239226 + (i + 0) * 32 + (j + 0)] = c00 + A[238458 + (i + 0) * 32 + (j + 0)];
-                A[239226 + (i + 0) * 32 + (j + 1)] = c01 + A[238458 + (i + 0) * 32 + (j + 1)];
-                A[239226 + (i + 0) * 32 + (j + 2)] = c02 + A[238458 + (i + 0) * 32 + (j + 2)];
-                A[239226 + (i + 1) * 32 + (j + 0)] = c10 + A[238458 + (i + 1) * 32 + (j + 0)];
-                A[239226 + (i + 1) * 32 + (j + 1)] = c11 + A[238458 + (i + 1) * 32 + (j + 1)];
-                A[239226 + (i + 1) * 32 + (j + 2)] = c12 + A[238458 + (i + 1) * 32 + (j + 2)];
-                A[239226 + (i + 2) * 32 + (j + 0)] = c20 + A[238458 + (i + 2) * 32 + (j + 0)];
-                A[239226 + (i + 2) * 32 + (j + 1)] = c21 + A[238458 + (i + 2) * 32 + (j + 1)];
-                A[239226 + (i + 2) * 32 + (j + 2)] = c22 + A[238458 + (i + 2) * 32 + (j + 2)];
-                A[239226 + (i + 3) * 32 + (j + 0)] = c30 + A[238458 + (i + 3) * 32 + (j + 0)];
-                A[239226 + (i + 3) * 32 + (j + 1)] = c31 + A[238458 + (i + 3) * 32 + (j + 1)];
-                A[239226 + (i + 3) * 32 + (j + 2)] = c32 + A[238458 + (i + 3) * 32 + (j + 2)];
-              }
-              {
-                let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                const ra0 = 238970 + (i + 0) * 16;
-                const ra1 = 238970 + (i + 1) * 16;
-                const ra2 = 238970 + (i + 2) * 16;
-                const ra3 = 238970 + (i + 3) * 16;
-                const rb0 = 1216 + (30 + 0);
-                const rb1 = 1216 + (30 + 1);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
-                A[239226 + (i + 0) * 32 + (30 + 0)] = c00 + A[238458 + (i + 0) * 32 + (30 + 0)];
-                A[239226 + (i + 0) * 32 + (30 + 1)] = c01 + A[238458 + (i + 0) * 32 + (30 + 1)];
-                A[239226 + (i + 1) * 32 + (30 + 0)] = c10 + A[238458 + (i + 1) * 32 + (30 + 0)];
-                A[239226 + (i + 1) * 32 + (30 + 1)] = c11 + A[238458 + (i + 1) * 32 + (30 + 1)];
-                A[239226 + (i + 2) * 32 + (30 + 0)] = c20 + A[238458 + (i + 2) * 32 + (30 + 0)];
-                A[239226 + (i + 2) * 32 + (30 + 1)] = c21 + A[238458 + (i + 2) * 32 + (30 + 1)];
-                A[239226 + (i + 3) * 32 + (30 + 0)] = c30 + A[238458 + (i + 3) * 32 + (30 + 0)];
-                A[239226 + (i + 3) * 32 + (30 + 1)] = c31 + A[238458 + (i + 3) * 32 + (30 + 1)];
-              }
-            }
-            for (let o = 0; o < 12; o++) for (let j = 0; j < 16; j++) A[238458 + o * 16 + j] = A[239226 + o * 32 + 0 + j];
-            A.fill(0, 238650, 238714);
-            for (let o = 0; o < 12; o++) for (let j = 0; j < 16; j++) A[238714 + o * 16 + j] = A[239226 + o * 32 + 16 + j];
-            A.fill(0, 238906, 238970);
-            for (let i = 0; i < 256; i++) A[q8 + i] += A[238458 + i];
-            for (let i = 0; i < 256; i++) A[q9 + i] += A[238714 + i];
-          } else {
+          if (live === 4) rows4_21(A, t);
+          else if (live === 8) rows8_22(A, t);
+          else if (live === 12) rows12_23(A, t);
+          else {
             for (let i = 0; i < 256; i++) A[238458 + i] = A[195577 + i] + ((A[q6 + i] !== 0 ? A[q7 + i] : 0));
             for (let i = 0; i < 256; i++) A[238714 + i] = (A[q6 + i] !== 0 ? A[238458 + i] : 0);
             for (let i = 0; i < 256; i++) A[238970 + i] = (A[238714 + i] * A[(q6 + 256) + i]) * (1 - (A[(q6 + 512) + i] * A[(q6 + 512) + i]));
@@ -5594,613 +8702,10 @@ export class Trainer {
           const q7 = 143353 + t * 1024;
           const q8 = 90617 + t * 256;
           const live = A[31875 + t];
-          if (live === 4) {
-            for (let i = 0; i < 64; i++) A[238458 + i] = A[163833 + i] + ((A[q7 + i] !== 0 ? A[q8 + i] : 0));
-            for (let i = 0; i < 192; i++) A[238522 + i] = A[163897 + i] + 0;
-            for (let i = 0; i < 64; i++) A[238714 + i] = (A[q7 + i] !== 0 ? A[238458 + i] : 0);
-            for (let i = 0; i < 64; i++) A[238970 + i] = (A[238714 + i] * A[(q7 + 256) + i]) * (1 - (A[(q7 + 512) + i] * A[(q7 + 512) + i]));
-            for (let i = 0; i < 4; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 238970 + (i + 0) * 16;
-                const ra1 = 238970 + (i + 1) * 16;
-                const ra2 = 238970 + (i + 2) * 16;
-                const ra3 = 238970 + (i + 3) * 16;
-                const rb0 = 640 + (j + 0);
-                const rb1 = 640 + (j + 1);
-                const rb2 = 640 + (j + 2);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[239226 + (i + 0) * 16 + (j + 0)] = c00;
-                A[239226 + (i + 0) * 16 + (j + 1)] = c01;
-                A[239226 + (i + 0) * 16 + (j + 2)] = c02;
-                A[239226 + (i + 1) * 16 + (j + 0)] = c10;
-                A[239226 + (i + 1) * 16 + (j + 1)] = c11;
-                A[239226 + (i + 1) * 16 + (j + 2)] = c12;
-                A[239226 + (i + 2) * 16 + (j + 0)] = c20;
-                A[239226 + (i + 2) * 16 + (j + 1)] = c21;
-                A[239226 + (i + 2) * 16 + (j + 2)] = c22;
-                A[239226 + (i + 3) * 16 + (j + 0)] = c30;
-                A[239226 + (i + 3) * 16 + (j + 1)] = c31;
-                A[239226 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 238970 + (i + 0) * 16;
-                const ra1 = 238970 + (i + 1) * 16;
-                const ra2 = 238970 + (i + 2) * 16;
-                const ra3 = 238970 + (i + 3) * 16;
-                const rb0 = 640 + (15 + 0);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[239226 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[239226 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[239226 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[239226 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            for (let i = 0; i < 64; i++) A[239482 + i] = ((-((A[238714 + i] * A[(q7 + 512) + i]))) + (A[238714 + i] * A[q0 + i])) * (A[(q7 + 768) + i] * A[(q7 + 256) + i]);
-            for (let i = 0; i < 4; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 239482 + (i + 0) * 16;
-                const ra1 = 239482 + (i + 1) * 16;
-                const ra2 = 239482 + (i + 2) * 16;
-                const ra3 = 239482 + (i + 3) * 16;
-                const rb0 = 944 + (j + 0);
-                const rb1 = 944 + (j + 1);
-                const rb2 = 944 + (j + 2);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[239738 + (i + 0) * 16 + (j + 0)] = c00;
-                A[239738 + (i + 0) * 16 + (j + 1)] = c01;
-                A[239738 + (i + 0) * 16 + (j + 2)] = c02;
-                A[239738 + (i + 1) * 16 + (j + 0)] = c10;
-                A[239738 + (i + 1) * 16 + (j + 1)] = c11;
-                A[239738 + (i + 1) * 16 + (j + 2)] = c12;
-                A[239738 + (i + 2) * 16 + (j + 0)] = c20;
-                A[239738 + (i + 2) * 16 + (j + 1)] = c21;
-                A[239738 + (i + 2) * 16 + (j + 2)] = c22;
-                A[239738 + (i + 3) * 16 + (j + 0)] = c30;
-                A[239738 + (i + 3) * 16 + (j + 1)] = c31;
-                A[239738 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 239482 + (i + 0) * 16;
-                const ra1 = 239482 + (i + 1) * 16;
-                const ra2 = 239482 + (i + 2) * 16;
-                const ra3 = 239482 + (i + 3) * 16;
-                const rb0 = 944 + (15 + 0);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[239738 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[239738 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[239738 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[239738 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            for (let i = 0; i < 64; i++) A[164089 + i] = ((((A[q7 + i] !== 0 ? 0 : A[238458 + i])) + A[239226 + i]) + (A[238714 + i] * A[(q7 + 768) + i])) + A[239738 + i];
-            for (let i = 0; i < 192; i++) A[164153 + i] = ((A[238522 + i] + 0) + 0) + 0;
-            for (let i = 0; i < 16; i += 4) {
-              for (let j = 0; j < 2; j += 2) {
-                let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                const ra0 = 238970 + (i + 0);
-                const ra1 = 238970 + (i + 1);
-                const ra2 = 238970 + (i + 2);
-                const ra3 = 238970 + (i + 3);
-                const rb0 = q1 + (j + 0);
-                const rb1 = q1 + (j + 1);
-                for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 2]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 2]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
-                A[4993 + (i + 0) * 2 + (j + 0)] += c00;
-                A[4993 + (i + 0) * 2 + (j + 1)] += c01;
-                A[4993 + (i + 1) * 2 + (j + 0)] += c10;
-                A[4993 + (i + 1) * 2 + (j + 1)] += c11;
-                A[4993 + (i + 2) * 2 + (j + 0)] += c20;
-                A[4993 + (i + 2) * 2 + (j + 1)] += c21;
-                A[4993 + (i + 3) * 2 + (j + 0)] += c30;
-                A[4993 + (i + 3) * 2 + (j + 1)] += c31;
-              }
-            }
-            for (let i = 0; i < 16; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 238970 + (i + 0);
-                const ra1 = 238970 + (i + 1);
-                const ra2 = 238970 + (i + 2);
-                const ra3 = 238970 + (i + 3);
-                const rb0 = q0 + (j + 0);
-                const rb1 = q0 + (j + 1);
-                const rb2 = q0 + (j + 2);
-                for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[5025 + (i + 0) * 16 + (j + 0)] += c00;
-                A[5025 + (i + 0) * 16 + (j + 1)] += c01;
-                A[5025 + (i + 0) * 16 + (j + 2)] += c02;
-                A[5025 + (i + 1) * 16 + (j + 0)] += c10;
-                A[5025 + (i + 1) * 16 + (j + 1)] += c11;
-                A[5025 + (i + 1) * 16 + (j + 2)] += c12;
-                A[5025 + (i + 2) * 16 + (j + 0)] += c20;
-                A[5025 + (i + 2) * 16 + (j + 1)] += c21;
-                A[5025 + (i + 2) * 16 + (j + 2)] += c22;
-                A[5025 + (i + 3) * 16 + (j + 0)] += c30;
-                A[5025 + (i + 3) * 16 + (j + 1)] += c31;
-                A[5025 + (i + 3) * 16 + (j + 2)] += c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 238970 + (i + 0);
-                const ra1 = 238970 + (i + 1);
-                const ra2 = 238970 + (i + 2);
-                const ra3 = 238970 + (i + 3);
-                const rb0 = q0 + (15 + 0);
-                for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[5025 + (i + 0) * 16 + (15 + 0)] += c00;
-                A[5025 + (i + 1) * 16 + (15 + 0)] += c10;
-                A[5025 + (i + 2) * 16 + (15 + 0)] += c20;
-                A[5025 + (i + 3) * 16 + (15 + 0)] += c30;
-              }
-            }
-            for (let i1 = 0; i1 < 16; i1++) { { let acc = 0; for (let i0 = 0; i0 < 4; i0++) { acc = acc + A[238970 + (i0 * 16 + i1 * 1)]; } A[5281 + (i1 * 1)] += acc; } }
-            for (let i = 0; i < 16; i += 4) {
-              for (let j = 0; j < 2; j += 2) {
-                let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                const ra0 = 239482 + (i + 0);
-                const ra1 = 239482 + (i + 1);
-                const ra2 = 239482 + (i + 2);
-                const ra3 = 239482 + (i + 3);
-                const rb0 = q1 + (j + 0);
-                const rb1 = q1 + (j + 1);
-                for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 2]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 2]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
-                A[5297 + (i + 0) * 2 + (j + 0)] += c00;
-                A[5297 + (i + 0) * 2 + (j + 1)] += c01;
-                A[5297 + (i + 1) * 2 + (j + 0)] += c10;
-                A[5297 + (i + 1) * 2 + (j + 1)] += c11;
-                A[5297 + (i + 2) * 2 + (j + 0)] += c20;
-                A[5297 + (i + 2) * 2 + (j + 1)] += c21;
-                A[5297 + (i + 3) * 2 + (j + 0)] += c30;
-                A[5297 + (i + 3) * 2 + (j + 1)] += c31;
-              }
-            }
-            for (let i = 0; i < 16; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 239482 + (i + 0);
-                const ra1 = 239482 + (i + 1);
-                const ra2 = 239482 + (i + 2);
-                const ra3 = 239482 + (i + 3);
-                const rb0 = q0 + (j + 0);
-                const rb1 = q0 + (j + 1);
-                const rb2 = q0 + (j + 2);
-                for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[5329 + (i + 0) * 16 + (j + 0)] += c00;
-                A[5329 + (i + 0) * 16 + (j + 1)] += c01;
-                A[5329 + (i + 0) * 16 + (j + 2)] += c02;
-                A[5329 + (i + 1) * 16 + (j + 0)] += c10;
-                A[5329 + (i + 1) * 16 + (j + 1)] += c11;
-                A[5329 + (i + 1) * 16 + (j + 2)] += c12;
-                A[5329 + (i + 2) * 16 + (j + 0)] += c20;
-                A[5329 + (i + 2) * 16 + (j + 1)] += c21;
-                A[5329 + (i + 2) * 16 + (j + 2)] += c22;
-                A[5329 + (i + 3) * 16 + (j + 0)] += c30;
-                A[5329 + (i + 3) * 16 + (j + 1)] += c31;
-                A[5329 + (i + 3) * 16 + (j + 2)] += c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 239482 + (i + 0);
-                const ra1 = 239482 + (i + 1);
-                const ra2 = 239482 + (i + 2);
-                const ra3 = 239482 + (i + 3);
-                const rb0 = q0 + (15 + 0);
-                for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[5329 + (i + 0) * 16 + (15 + 0)] += c00;
-                A[5329 + (i + 1) * 16 + (15 + 0)] += c10;
-                A[5329 + (i + 2) * 16 + (15 + 0)] += c20;
-                A[5329 + (i + 3) * 16 + (15 + 0)] += c30;
-              }
-            }
-            for (let i1 = 0; i1 < 16; i1++) { { let acc = 0; for (let i0 = 0; i0 < 4; i0++) { acc = acc + A[239482 + (i0 * 16 + i1 * 1)]; } A[5585 + (i1 * 1)] += acc; } }
-          } else if (live === 8) {
-            for (let i = 0; i < 128; i++) A[238458 + i] = A[163833 + i] + ((A[q7 + i] !== 0 ? A[q8 + i] : 0));
-            for (let i = 0; i < 128; i++) A[238586 + i] = A[163961 + i] + 0;
-            for (let i = 0; i < 128; i++) A[238714 + i] = (A[q7 + i] !== 0 ? A[238458 + i] : 0);
-            for (let i = 0; i < 128; i++) A[238970 + i] = (A[238714 + i] * A[(q7 + 256) + i]) * (1 - (A[(q7 + 512) + i] * A[(q7 + 512) + i]));
-            for (let i = 0; i < 8; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 238970 + (i + 0) * 16;
-                const ra1 = 238970 + (i + 1) * 16;
-                const ra2 = 238970 + (i + 2) * 16;
-                const ra3 = 238970 + (i + 3) * 16;
-                const rb0 = 640 + (j + 0);
-                const rb1 = 640 + (j + 1);
-                const rb2 = 640 + (j + 2);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[239226 + (i + 0) * 16 + (j + 0)] = c00;
-                A[239226 + (i + 0) * 16 + (j + 1)] = c01;
-                A[239226 + (i + 0) * 16 + (j + 2)] = c02;
-                A[239226 + (i + 1) * 16 + (j + 0)] = c10;
-                A[239226 + (i + 1) * 16 + (j + 1)] = c11;
-                A[239226 + (i + 1) * 16 + (j + 2)] = c12;
-                A[239226 + (i + 2) * 16 + (j + 0)] = c20;
-                A[239226 + (i + 2) * 16 + (j + 1)] = c21;
-                A[239226 + (i + 2) * 16 + (j + 2)] = c22;
-                A[239226 + (i + 3) * 16 + (j + 0)] = c30;
-                A[239226 + (i + 3) * 16 + (j + 1)] = c31;
-                A[239226 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 238970 + (i + 0) * 16;
-                const ra1 = 238970 + (i + 1) * 16;
-                const ra2 = 238970 + (i + 2) * 16;
-                const ra3 = 238970 + (i + 3) * 16;
-                const rb0 = 640 + (15 + 0);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[239226 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[239226 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[239226 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[239226 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            for (let i = 0; i < 128; i++) A[239482 + i] = ((-((A[238714 + i] * A[(q7 + 512) + i]))) + (A[238714 + i] * A[q0 + i])) * (A[(q7 + 768) + i] * A[(q7 + 256) + i]);
-            for (let i = 0; i < 8; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 239482 + (i + 0) * 16;
-                const ra1 = 239482 + (i + 1) * 16;
-                const ra2 = 239482 + (i + 2) * 16;
-                const ra3 = 239482 + (i + 3) * 16;
-                const rb0 = 944 + (j + 0);
-                const rb1 = 944 + (j + 1);
-                const rb2 = 944 + (j + 2);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[239738 + (i + 0) * 16 + (j + 0)] = c00;
-                A[239738 + (i + 0) * 16 + (j + 1)] = c01;
-                A[239738 + (i + 0) * 16 + (j + 2)] = c02;
-                A[239738 + (i + 1) * 16 + (j + 0)] = c10;
-                A[239738 + (i + 1) * 16 + (j + 1)] = c11;
-                A[239738 + (i + 1) * 16 + (j + 2)] = c12;
-                A[239738 + (i + 2) * 16 + (j + 0)] = c20;
-                A[239738 + (i + 2) * 16 + (j + 1)] = c21;
-                A[239738 + (i + 2) * 16 + (j + 2)] = c22;
-                A[239738 + (i + 3) * 16 + (j + 0)] = c30;
-                A[239738 + (i + 3) * 16 + (j + 1)] = c31;
-                A[239738 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 239482 + (i + 0) * 16;
-                const ra1 = 239482 + (i + 1) * 16;
-                const ra2 = 239482 + (i + 2) * 16;
-                const ra3 = 239482 + (i + 3) * 16;
-                const rb0 = 944 + (15 + 0);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[239738 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[239738 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[239738 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[239738 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            for (let i = 0; i < 128; i++) A[164089 + i] = ((((A[q7 + i] !== 0 ? 0 : A[238458 + i])) + A[239226 + i]) + (A[238714 + i] * A[(q7 + 768) + i])) + A[239738 + i];
-            for (let i = 0; i < 128; i++) A[164217 + i] = ((A[238586 + i] + 0) + 0) + 0;
-            for (let i = 0; i < 16; i += 4) {
-              for (let j = 0; j < 2; j += 2) {
-                let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                const ra0 = 238970 + (i + 0);
-                const ra1 = 238970 + (i + 1);
-                const ra2 = 238970 + (i + 2);
-                const ra3 = 238970 + (i + 3);
-                const rb0 = q1 + (j + 0);
-                const rb1 = q1 + (j + 1);
-                for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 2]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 2]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
-                A[4993 + (i + 0) * 2 + (j + 0)] += c00;
-                A[4993 + (i + 0) * 2 + (j + 1)] += c01;
-                A[4993 + (i + 1) * 2 + (j + 0)] += c10;
-                A[4993 + (i + 1) * 2 + (j + 1)] += c11;
-                A[4993 + (i + 2) * 2 + (j + 0)] += c20;
-                A[4993 + (i + 2) * 2 + (j + 1)] += c21;
-                A[4993 + (i + 3) * 2 + (j + 0)] += c30;
-                A[4993 + (i + 3) * 2 + (j + 1)] += c31;
-              }
-            }
-            for (let i = 0; i < 16; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 238970 + (i + 0);
-                const ra1 = 238970 + (i + 1);
-                const ra2 = 238970 + (i + 2);
-                const ra3 = 238970 + (i + 3);
-                const rb0 = q0 + (j + 0);
-                const rb1 = q0 + (j + 1);
-                const rb2 = q0 + (j + 2);
-                for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[5025 + (i + 0) * 16 + (j + 0)] += c00;
-                A[5025 + (i + 0) * 16 + (j + 1)] += c01;
-                A[5025 + (i + 0) * 16 + (j + 2)] += c02;
-                A[5025 + (i + 1) * 16 + (j + 0)] += c10;
-                A[5025 + (i + 1) * 16 + (j + 1)] += c11;
-                A[5025 + (i + 1) * 16 + (j + 2)] += c12;
-                A[5025 + (i + 2) * 16 + (j + 0)] += c20;
-                A[5025 + (i + 2) * 16 + (j + 1)] += c21;
-                A[5025 + (i + 2) * 16 + (j + 2)] += c22;
-                A[5025 + (i + 3) * 16 + (j + 0)] += c30;
-                A[5025 + (i + 3) * 16 + (j + 1)] += c31;
-                A[5025 + (i + 3) * 16 + (j + 2)] += c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 238970 + (i + 0);
-                const ra1 = 238970 + (i + 1);
-                const ra2 = 238970 + (i + 2);
-                const ra3 = 238970 + (i + 3);
-                const rb0 = q0 + (15 + 0);
-                for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[5025 + (i + 0) * 16 + (15 + 0)] += c00;
-                A[5025 + (i + 1) * 16 + (15 + 0)] += c10;
-                A[5025 + (i + 2) * 16 + (15 + 0)] += c20;
-                A[5025 + (i + 3) * 16 + (15 + 0)] += c30;
-              }
-            }
-            for (let i1 = 0; i1 < 16; i1++) { { let acc = 0; for (let i0 = 0; i0 < 8; i0++) { acc = acc + A[238970 + (i0 * 16 + i1 * 1)]; } A[5281 + (i1 * 1)] += acc; } }
-            for (let i = 0; i < 16; i += 4) {
-              for (let j = 0; j < 2; j += 2) {
-                let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                const ra0 = 239482 + (i + 0);
-                const ra1 = 239482 + (i + 1);
-                const ra2 = 239482 + (i + 2);
-                const ra3 = 239482 + (i + 3);
-                const rb0 = q1 + (j + 0);
-                const rb1 = q1 + (j + 1);
-                for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 2]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 2]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
-                A[5297 + (i + 0) * 2 + (j + 0)] += c00;
-                A[5297 + (i + 0) * 2 + (j + 1)] += c01;
-                A[5297 + (i + 1) * 2 + (j + 0)] += c10;
-                A[5297 + (i + 1) * 2 + (j + 1)] += c11;
-                A[5297 + (i + 2) * 2 + (j + 0)] += c20;
-                A[5297 + (i + 2) * 2 + (j + 1)] += c21;
-                A[5297 + (i + 3) * 2 + (j + 0)] += c30;
-                A[5297 + (i + 3) * 2 + (j + 1)] += c31;
-              }
-            }
-            for (let i = 0; i < 16; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 239482 + (i + 0);
-                const ra1 = 239482 + (i + 1);
-                const ra2 = 239482 + (i + 2);
-                const ra3 = 239482 + (i + 3);
-                const rb0 = q0 + (j + 0);
-                const rb1 = q0 + (j + 1);
-                const rb2 = q0 + (j + 2);
-                for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[5329 + (i + 0) * 16 + (j + 0)] += c00;
-                A[5329 + (i + 0) * 16 + (j + 1)] += c01;
-                A[5329 + (i + 0) * 16 + (j + 2)] += c02;
-                A[5329 + (i + 1) * 16 + (j + 0)] += c10;
-                A[5329 + (i + 1) * 16 + (j + 1)] += c11;
-                A[5329 + (i + 1) * 16 + (j + 2)] += c12;
-                A[5329 + (i + 2) * 16 + (j + 0)] += c20;
-                A[5329 + (i + 2) * 16 + (j + 1)] += c21;
-                A[5329 + (i + 2) * 16 + (j + 2)] += c22;
-                A[5329 + (i + 3) * 16 + (j + 0)] += c30;
-                A[5329 + (i + 3) * 16 + (j + 1)] += c31;
-                A[5329 + (i + 3) * 16 + (j + 2)] += c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 239482 + (i + 0);
-                const ra1 = 239482 + (i + 1);
-                const ra2 = 239482 + (i + 2);
-                const ra3 = 239482 + (i + 3);
-                const rb0 = q0 + (15 + 0);
-                for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[5329 + (i + 0) * 16 + (15 + 0)] += c00;
-                A[5329 + (i + 1) * 16 + (15 + 0)] += c10;
-                A[5329 + (i + 2) * 16 + (15 + 0)] += c20;
-                A[5329 + (i + 3) * 16 + (15 + 0)] += c30;
-              }
-            }
-            for (let i1 = 0; i1 < 16; i1++) { { let acc = 0; for (let i0 = 0; i0 < 8; i0++) { acc = acc + A[239482 + (i0 * 16 + i1 * 1)]; } A[5585 + (i1 * 1)] += acc; } }
-          } else if (live === 12) {
-            for (let i = 0; i < 192; i++) A[238458 + i] = A[163833 + i] + ((A[q7 + i] !== 0 ? A[q8 + i] : 0));
-            for (let i = 0; i < 64; i++) A[238650 + i] = A[164025 + i] + 0;
-            for (let i = 0; i < 192; i++) A[238714 + i] = (A[q7 + i] !== 0 ? A[238458 + i] : 0);
-            for (let i = 0; i < 192; i++) A[238970 + i] = (A[238714 + i] * A[(q7 + 256) + i]) * (1 - (A[(q7 + 512) + i] * A[(q7 + 512) + i]));
-            for (let i = 0; i < 12; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 238970 + (i + 0) * 16;
-                const ra1 = 238970 + (i + 1) * 16;
-                const ra2 = 238970 + (i + 2) * 16;
-                const ra3 = 238970 + (i + 3) * 16;
-                const rb0 = 640 + (j + 0);
-                const rb1 = 640 + (j + 1);
-                const rb2 = 640 + (j + 2);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[239226 + (i + 0) * 16 + (j + 0)] = c00;
-                A[239226 + (i + 0) * 16 + (j + 1)] = c01;
-                A[239226 + (i + 0) * 16 + (j + 2)] = c02;
-                A[239226 + (i + 1) * 16 + (j + 0)] = c10;
-                A[239226 + (i + 1) * 16 + (j + 1)] = c11;
-                A[239226 + (i + 1) * 16 + (j + 2)] = c12;
-                A[239226 + (i + 2) * 16 + (j + 0)] = c20;
-                A[239226 + (i + 2) * 16 + (j + 1)] = c21;
-                A[239226 + (i + 2) * 16 + (j + 2)] = c22;
-                A[239226 + (i + 3) * 16 + (j + 0)] = c30;
-                A[239226 + (i + 3) * 16 + (j + 1)] = c31;
-                A[239226 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 238970 + (i + 0) * 16;
-                const ra1 = 238970 + (i + 1) * 16;
-                const ra2 = 238970 + (i + 2) * 16;
-                const ra3 = 238970 + (i + 3) * 16;
-                const rb0 = 640 + (15 + 0);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[239226 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[239226 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[239226 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[239226 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            for (let i = 0; i < 192; i++) A[239482 + i] = ((-((A[238714 + i] * A[(q7 + 512) + i]))) + (A[238714 + i] * A[q0 + i])) * (A[(q7 + 768) + i] * A[(q7 + 256) + i]);
-            for (let i = 0; i < 12; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 239482 + (i + 0) * 16;
-                const ra1 = 239482 + (i + 1) * 16;
-                const ra2 = 239482 + (i + 2) * 16;
-                const ra3 = 239482 + (i + 3) * 16;
-                const rb0 = 944 + (j + 0);
-                const rb1 = 944 + (j + 1);
-                const rb2 = 944 + (j + 2);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[239738 + (i + 0) * 16 + (j + 0)] = c00;
-                A[239738 + (i + 0) * 16 + (j + 1)] = c01;
-                A[239738 + (i + 0) * 16 + (j + 2)] = c02;
-                A[239738 + (i + 1) * 16 + (j + 0)] = c10;
-                A[239738 + (i + 1) * 16 + (j + 1)] = c11;
-                A[239738 + (i + 1) * 16 + (j + 2)] = c12;
-                A[239738 + (i + 2) * 16 + (j + 0)] = c20;
-                A[239738 + (i + 2) * 16 + (j + 1)] = c21;
-                A[239738 + (i + 2) * 16 + (j + 2)] = c22;
-                A[239738 + (i + 3) * 16 + (j + 0)] = c30;
-                A[239738 + (i + 3) * 16 + (j + 1)] = c31;
-                A[239738 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 239482 + (i + 0) * 16;
-                const ra1 = 239482 + (i + 1) * 16;
-                const ra2 = 239482 + (i + 2) * 16;
-                const ra3 = 239482 + (i + 3) * 16;
-                const rb0 = 944 + (15 + 0);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[239738 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[239738 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[239738 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[239738 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            for (let i = 0; i < 192; i++) A[164089 + i] = ((((A[q7 + i] !== 0 ? 0 : A[238458 + i])) + A[239226 + i]) + (A[238714 + i] * A[(q7 + 768) + i])) + A[239738 + i];
-            for (let i = 0; i < 64; i++) A[164281 + i] = ((A[238650 + i] + 0) + 0) + 0;
-            for (let i = 0; i < 16; i += 4) {
-              for (let j = 0; j < 2; j += 2) {
-                let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                const ra0 = 238970 + (i + 0);
-                const ra1 = 238970 + (i + 1);
-                const ra2 = 238970 + (i + 2);
-                const ra3 = 238970 + (i + 3);
-                const rb0 = q1 + (j + 0);
-                const rb1 = q1 + (j + 1);
-                for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 2]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 2]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
-                A[4993 + (i + 0) * 2 + (j + 0)] += c00;
-                A[4993 + (i + 0) * 2 + (j + 1)] += c01;
-                A[4993 + (i + 1) * 2 + (j + 0)] += c10;
-                A[4993 + (i + 1) * 2 + (j + 1)] += c11;
-                A[4993 + (i + 2) * 2 + (j + 0)] += c20;
-                A[4993 + (i + 2) * 2 + (j + 1)] += c21;
-                A[4993 + (i + 3) * 2 + (j + 0)] += c30;
-                A[4993 + (i + 3) * 2 + (j + 1)] += c31;
-              }
-            }
-            for (let i = 0; i < 16; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 238970 + (i + 0);
-                const ra1 = 238970 + (i + 1);
-                const ra2 = 238970 + (i + 2);
-                const ra3 = 238970 + (i + 3);
-                const rb0 = q0 + (j + 0);
-                const rb1 = q0 + (j + 1);
-                const rb2 = q0 + (j + 2);
-                for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[5025 + (i + 0) * 16 + (j + 0)] += c00;
-                A[5025 + (i + 0) * 16 + (j + 1)] += c01;
-                A[5025 + (i + 0) * 16 + (j + 2)] += c02;
-                A[5025 + (i + 1) * 16 + (j + 0)] += c10;
-                A[5025 + (i + 1) * 16 + (j + 1)] += c11;
-                A[5025 + (i + 1) * 16 + (j + 2)] += c12;
-                A[5025 + (i + 2) * 16 + (j + 0)] += c20;
-                A[5025 + (i + 2) * 16 + (j + 1)] += c21;
-                A[5025 + (i + 2) * 16 + (j + 2)] += c22;
-                A[5025 + (i + 3) * 16 + (j + 0)] += c30;
-                A[5025 + (i + 3) * 16 + (j + 1)] += c31;
-                A[5025 + (i + 3) * 16 + (j + 2)] += c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 238970 + (i + 0);
-                const ra1 = 238970 + (i + 1);
-                const ra2 = 238970 + (i + 2);
-                const ra3 = 238970 + (i + 3);
-                const rb0 = q0 + (15 + 0);
-                for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[5025 + (i + 0) * 16 + (15 + 0)] += c00;
-                A[5025 + (i + 1) * 16 + (15 + 0)] += c10;
-                A[5025 + (i + 2) * 16 + (15 + 0)] += c20;
-                A[5025 + (i + 3) * 16 + (15 + 0)] += c30;
-              }
-            }
-            for (let i1 = 0; i1 < 16; i1++) { { let acc = 0; for (let i0 = 0; i0 < 12; i0++) { acc = acc + A[238970 + (i0 * 16 + i1 * 1)]; } A[5281 + (i1 * 1)] += acc; } }
-            for (let i = 0; i < 16; i += 4) {
-              for (let j = 0; j < 2; j += 2) {
-                let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                const ra0 = 239482 + (i + 0);
-                const ra1 = 239482 + (i + 1);
-                const ra2 = 239482 + (i + 2);
-                const ra3 = 239482 + (i + 3);
-                const rb0 = q1 + (j + 0);
-                const rb1 = q1 + (j + 1);
-                for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 2]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 2]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
-                A[5297 + (i + 0) * 2 + (j + 0)] += c00;
-                A[5297 + (i + 0) * 2 + (j + 1)] += c01;
-                A[5297 + (i + 1) * 2 + (j + 0)] += c10;
-                A[5297 + (i + 1) * 2 + (j + 1)] += c11;
-                A[5297 + (i + 2) * 2 + (j + 0)] += c20;
-                A[5297 + (i + 2) * 2 + (j + 1)] += c21;
-                A[5297 + (i + 3) * 2 + (j + 0)] += c30;
-                A[5297 + (i + 3) * 2 + (j + 1)] += c31;
-              }
-            }
-            for (let i = 0; i < 16; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 239482 + (i + 0);
-                const ra1 = 239482 + (i + 1);
-                const ra2 = 239482 + (i + 2);
-                const ra3 = 239482 + (i + 3);
-                const rb0 = q0 + (j + 0);
-                const rb1 = q0 + (j + 1);
-                const rb2 = q0 + (j + 2);
-                for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[5329 + (i + 0) * 16 + (j + 0)] += c00;
-                A[5329 + (i + 0) * 16 + (j + 1)] += c01;
-                A[5329 + (i + 0) * 16 + (j + 2)] += c02;
-                A[5329 + (i + 1) * 16 + (j + 0)] += c10;
-                A[5329 + (i + 1) * 16 + (j + 1)] += c11;
-                A[5329 + (i + 1) * 16 + (j + 2)] += c12;
-                A[5329 + (i + 2) * 16 + (j + 0)] += c20;
-                A[5329 + (i + 2) * 16 + (j + 1)] += c21;
-                A[5329 + (i + 2) * 16 + (j + 2)] += c22;
-                A[5329 + (i + 3) * 16 + (j + 0)] += c30;
-                A[5329 + (i + 3) * 16 + (j + 1)] += c31;
-                A[5329 + (i + 3) * 16 + (j + 2)] += c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 239482 + (i + 0);
-                const ra1 = 239482 + (i + 1);
-                const ra2 = 239482 + (i + 2);
-                const ra3 = 239482 + (i + 3);
-                const rb0 = q0 + (15 + 0);
-                for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[5329 + (i + 0) * 16 + (15 + 0)] += c00;
-                A[5329 + (i + 1) * 16 + (15 + 0)] += c10;
-                A[5329 + (i + 2) * 16 + (15 + 0)] += c20;
-                A[5329 + (i + 3) * 16 + (15 + 0)] += c30;
-              }
-            }
-            for (let i1 = 0; i1 < 16; i1++) { { let acc = 0; for (let i0 = 0; i0 < 12; i0++) { acc = acc + A[239482 + (i0 * 16 + i1 * 1)]; } A[5585 + (i1 * 1)] += acc; } }
-          } else {
+          if (live === 4) rows4_12(A, t);
+          else if (live === 8) rows8_13(A, t);
+          else if (live === 12) rows12_14(A, t);
+          else {
             for (let i = 0; i < 256; i++) A[238458 + i] = A[163833 + i] + ((A[q7 + i] !== 0 ? A[q8 + i] : 0));
             for (let i = 0; i < 256; i++) A[238714 + i] = (A[q7 + i] !== 0 ? A[238458 + i] : 0);
             for (let i = 0; i < 256; i++) A[238970 + i] = (A[238714 + i] * A[(q7 + 256) + i]) * (1 - (A[(q7 + 512) + i] * A[(q7 + 512) + i]));
@@ -6410,613 +8915,10 @@ export class Trainer {
           const q7 = 111609 + t * 1024;
           const q8 = 85497 + t * 256;
           const live = A[31875 + t];
-          if (live === 4) {
-            for (let i = 0; i < 64; i++) A[238458 + i] = A[132089 + i] + ((A[q7 + i] !== 0 ? A[q8 + i] : 0));
-            for (let i = 0; i < 192; i++) A[238522 + i] = A[132153 + i] + 0;
-            for (let i = 0; i < 64; i++) A[238714 + i] = (A[q7 + i] !== 0 ? A[238458 + i] : 0);
-            for (let i = 0; i < 64; i++) A[238970 + i] = (A[238714 + i] * A[(q7 + 256) + i]) * (1 - (A[(q7 + 512) + i] * A[(q7 + 512) + i]));
-            for (let i = 0; i < 4; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 238970 + (i + 0) * 16;
-                const ra1 = 238970 + (i + 1) * 16;
-                const ra2 = 238970 + (i + 2) * 16;
-                const ra3 = 238970 + (i + 3) * 16;
-                const rb0 = 32 + (j + 0);
-                const rb1 = 32 + (j + 1);
-                const rb2 = 32 + (j + 2);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[239226 + (i + 0) * 16 + (j + 0)] = c00;
-                A[239226 + (i + 0) * 16 + (j + 1)] = c01;
-                A[239226 + (i + 0) * 16 + (j + 2)] = c02;
-                A[239226 + (i + 1) * 16 + (j + 0)] = c10;
-                A[239226 + (i + 1) * 16 + (j + 1)] = c11;
-                A[239226 + (i + 1) * 16 + (j + 2)] = c12;
-                A[239226 + (i + 2) * 16 + (j + 0)] = c20;
-                A[239226 + (i + 2) * 16 + (j + 1)] = c21;
-                A[239226 + (i + 2) * 16 + (j + 2)] = c22;
-                A[239226 + (i + 3) * 16 + (j + 0)] = c30;
-                A[239226 + (i + 3) * 16 + (j + 1)] = c31;
-                A[239226 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 238970 + (i + 0) * 16;
-                const ra1 = 238970 + (i + 1) * 16;
-                const ra2 = 238970 + (i + 2) * 16;
-                const ra3 = 238970 + (i + 3) * 16;
-                const rb0 = 32 + (15 + 0);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[239226 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[239226 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[239226 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[239226 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            for (let i = 0; i < 64; i++) A[239482 + i] = ((-((A[238714 + i] * A[(q7 + 512) + i]))) + (A[238714 + i] * A[q0 + i])) * (A[(q7 + 768) + i] * A[(q7 + 256) + i]);
-            for (let i = 0; i < 4; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 239482 + (i + 0) * 16;
-                const ra1 = 239482 + (i + 1) * 16;
-                const ra2 = 239482 + (i + 2) * 16;
-                const ra3 = 239482 + (i + 3) * 16;
-                const rb0 = 336 + (j + 0);
-                const rb1 = 336 + (j + 1);
-                const rb2 = 336 + (j + 2);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[239738 + (i + 0) * 16 + (j + 0)] = c00;
-                A[239738 + (i + 0) * 16 + (j + 1)] = c01;
-                A[239738 + (i + 0) * 16 + (j + 2)] = c02;
-                A[239738 + (i + 1) * 16 + (j + 0)] = c10;
-                A[239738 + (i + 1) * 16 + (j + 1)] = c11;
-                A[239738 + (i + 1) * 16 + (j + 2)] = c12;
-                A[239738 + (i + 2) * 16 + (j + 0)] = c20;
-                A[239738 + (i + 2) * 16 + (j + 1)] = c21;
-                A[239738 + (i + 2) * 16 + (j + 2)] = c22;
-                A[239738 + (i + 3) * 16 + (j + 0)] = c30;
-                A[239738 + (i + 3) * 16 + (j + 1)] = c31;
-                A[239738 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 239482 + (i + 0) * 16;
-                const ra1 = 239482 + (i + 1) * 16;
-                const ra2 = 239482 + (i + 2) * 16;
-                const ra3 = 239482 + (i + 3) * 16;
-                const rb0 = 336 + (15 + 0);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[239738 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[239738 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[239738 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[239738 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            for (let i = 0; i < 64; i++) A[132345 + i] = ((((A[q7 + i] !== 0 ? 0 : A[238458 + i])) + A[239226 + i]) + (A[238714 + i] * A[(q7 + 768) + i])) + A[239738 + i];
-            for (let i = 0; i < 192; i++) A[132409 + i] = ((A[238522 + i] + 0) + 0) + 0;
-            for (let i = 0; i < 16; i += 4) {
-              for (let j = 0; j < 2; j += 2) {
-                let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                const ra0 = 238970 + (i + 0);
-                const ra1 = 238970 + (i + 1);
-                const ra2 = 238970 + (i + 2);
-                const ra3 = 238970 + (i + 3);
-                const rb0 = q1 + (j + 0);
-                const rb1 = q1 + (j + 1);
-                for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 2]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 2]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
-                A[4385 + (i + 0) * 2 + (j + 0)] += c00;
-                A[4385 + (i + 0) * 2 + (j + 1)] += c01;
-                A[4385 + (i + 1) * 2 + (j + 0)] += c10;
-                A[4385 + (i + 1) * 2 + (j + 1)] += c11;
-                A[4385 + (i + 2) * 2 + (j + 0)] += c20;
-                A[4385 + (i + 2) * 2 + (j + 1)] += c21;
-                A[4385 + (i + 3) * 2 + (j + 0)] += c30;
-                A[4385 + (i + 3) * 2 + (j + 1)] += c31;
-              }
-            }
-            for (let i = 0; i < 16; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 238970 + (i + 0);
-                const ra1 = 238970 + (i + 1);
-                const ra2 = 238970 + (i + 2);
-                const ra3 = 238970 + (i + 3);
-                const rb0 = q0 + (j + 0);
-                const rb1 = q0 + (j + 1);
-                const rb2 = q0 + (j + 2);
-                for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[4417 + (i + 0) * 16 + (j + 0)] += c00;
-                A[4417 + (i + 0) * 16 + (j + 1)] += c01;
-                A[4417 + (i + 0) * 16 + (j + 2)] += c02;
-                A[4417 + (i + 1) * 16 + (j + 0)] += c10;
-                A[4417 + (i + 1) * 16 + (j + 1)] += c11;
-                A[4417 + (i + 1) * 16 + (j + 2)] += c12;
-                A[4417 + (i + 2) * 16 + (j + 0)] += c20;
-                A[4417 + (i + 2) * 16 + (j + 1)] += c21;
-                A[4417 + (i + 2) * 16 + (j + 2)] += c22;
-                A[4417 + (i + 3) * 16 + (j + 0)] += c30;
-                A[4417 + (i + 3) * 16 + (j + 1)] += c31;
-                A[4417 + (i + 3) * 16 + (j + 2)] += c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 238970 + (i + 0);
-                const ra1 = 238970 + (i + 1);
-                const ra2 = 238970 + (i + 2);
-                const ra3 = 238970 + (i + 3);
-                const rb0 = q0 + (15 + 0);
-                for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[4417 + (i + 0) * 16 + (15 + 0)] += c00;
-                A[4417 + (i + 1) * 16 + (15 + 0)] += c10;
-                A[4417 + (i + 2) * 16 + (15 + 0)] += c20;
-                A[4417 + (i + 3) * 16 + (15 + 0)] += c30;
-              }
-            }
-            for (let i1 = 0; i1 < 16; i1++) { { let acc = 0; for (let i0 = 0; i0 < 4; i0++) { acc = acc + A[238970 + (i0 * 16 + i1 * 1)]; } A[4673 + (i1 * 1)] += acc; } }
-            for (let i = 0; i < 16; i += 4) {
-              for (let j = 0; j < 2; j += 2) {
-                let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                const ra0 = 239482 + (i + 0);
-                const ra1 = 239482 + (i + 1);
-                const ra2 = 239482 + (i + 2);
-                const ra3 = 239482 + (i + 3);
-                const rb0 = q1 + (j + 0);
-                const rb1 = q1 + (j + 1);
-                for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 2]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 2]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
-                A[4689 + (i + 0) * 2 + (j + 0)] += c00;
-                A[4689 + (i + 0) * 2 + (j + 1)] += c01;
-                A[4689 + (i + 1) * 2 + (j + 0)] += c10;
-                A[4689 + (i + 1) * 2 + (j + 1)] += c11;
-                A[4689 + (i + 2) * 2 + (j + 0)] += c20;
-                A[4689 + (i + 2) * 2 + (j + 1)] += c21;
-                A[4689 + (i + 3) * 2 + (j + 0)] += c30;
-                A[4689 + (i + 3) * 2 + (j + 1)] += c31;
-              }
-            }
-            for (let i = 0; i < 16; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 239482 + (i + 0);
-                const ra1 = 239482 + (i + 1);
-                const ra2 = 239482 + (i + 2);
-                const ra3 = 239482 + (i + 3);
-                const rb0 = q0 + (j + 0);
-                const rb1 = q0 + (j + 1);
-                const rb2 = q0 + (j + 2);
-                for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[4721 + (i + 0) * 16 + (j + 0)] += c00;
-                A[4721 + (i + 0) * 16 + (j + 1)] += c01;
-                A[4721 + (i + 0) * 16 + (j + 2)] += c02;
-                A[4721 + (i + 1) * 16 + (j + 0)] += c10;
-                A[4721 + (i + 1) * 16 + (j + 1)] += c11;
-                A[4721 + (i + 1) * 16 + (j + 2)] += c12;
-                A[4721 + (i + 2) * 16 + (j + 0)] += c20;
-                A[4721 + (i + 2) * 16 + (j + 1)] += c21;
-                A[4721 + (i + 2) * 16 + (j + 2)] += c22;
-                A[4721 + (i + 3) * 16 + (j + 0)] += c30;
-                A[4721 + (i + 3) * 16 + (j + 1)] += c31;
-                A[4721 + (i + 3) * 16 + (j + 2)] += c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 239482 + (i + 0);
-                const ra1 = 239482 + (i + 1);
-                const ra2 = 239482 + (i + 2);
-                const ra3 = 239482 + (i + 3);
-                const rb0 = q0 + (15 + 0);
-                for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[4721 + (i + 0) * 16 + (15 + 0)] += c00;
-                A[4721 + (i + 1) * 16 + (15 + 0)] += c10;
-                A[4721 + (i + 2) * 16 + (15 + 0)] += c20;
-                A[4721 + (i + 3) * 16 + (15 + 0)] += c30;
-              }
-            }
-            for (let i1 = 0; i1 < 16; i1++) { { let acc = 0; for (let i0 = 0; i0 < 4; i0++) { acc = acc + A[239482 + (i0 * 16 + i1 * 1)]; } A[4977 + (i1 * 1)] += acc; } }
-          } else if (live === 8) {
-            for (let i = 0; i < 128; i++) A[238458 + i] = A[132089 + i] + ((A[q7 + i] !== 0 ? A[q8 + i] : 0));
-            for (let i = 0; i < 128; i++) A[238586 + i] = A[132217 + i] + 0;
-            for (let i = 0; i < 128; i++) A[238714 + i] = (A[q7 + i] !== 0 ? A[238458 + i] : 0);
-            for (let i = 0; i < 128; i++) A[238970 + i] = (A[238714 + i] * A[(q7 + 256) + i]) * (1 - (A[(q7 + 512) + i] * A[(q7 + 512) + i]));
-            for (let i = 0; i < 8; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 238970 + (i + 0) * 16;
-                const ra1 = 238970 + (i + 1) * 16;
-                const ra2 = 238970 + (i + 2) * 16;
-                const ra3 = 238970 + (i + 3) * 16;
-                const rb0 = 32 + (j + 0);
-                const rb1 = 32 + (j + 1);
-                const rb2 = 32 + (j + 2);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[239226 + (i + 0) * 16 + (j + 0)] = c00;
-                A[239226 + (i + 0) * 16 + (j + 1)] = c01;
-                A[239226 + (i + 0) * 16 + (j + 2)] = c02;
-                A[239226 + (i + 1) * 16 + (j + 0)] = c10;
-                A[239226 + (i + 1) * 16 + (j + 1)] = c11;
-                A[239226 + (i + 1) * 16 + (j + 2)] = c12;
-                A[239226 + (i + 2) * 16 + (j + 0)] = c20;
-                A[239226 + (i + 2) * 16 + (j + 1)] = c21;
-                A[239226 + (i + 2) * 16 + (j + 2)] = c22;
-                A[239226 + (i + 3) * 16 + (j + 0)] = c30;
-                A[239226 + (i + 3) * 16 + (j + 1)] = c31;
-                A[239226 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 238970 + (i + 0) * 16;
-                const ra1 = 238970 + (i + 1) * 16;
-                const ra2 = 238970 + (i + 2) * 16;
-                const ra3 = 238970 + (i + 3) * 16;
-                const rb0 = 32 + (15 + 0);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[239226 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[239226 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[239226 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[239226 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            for (let i = 0; i < 128; i++) A[239482 + i] = ((-((A[238714 + i] * A[(q7 + 512) + i]))) + (A[238714 + i] * A[q0 + i])) * (A[(q7 + 768) + i] * A[(q7 + 256) + i]);
-            for (let i = 0; i < 8; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 239482 + (i + 0) * 16;
-                const ra1 = 239482 + (i + 1) * 16;
-                const ra2 = 239482 + (i + 2) * 16;
-                const ra3 = 239482 + (i + 3) * 16;
-                const rb0 = 336 + (j + 0);
-                const rb1 = 336 + (j + 1);
-                const rb2 = 336 + (j + 2);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[239738 + (i + 0) * 16 + (j + 0)] = c00;
-                A[239738 + (i + 0) * 16 + (j + 1)] = c01;
-                A[239738 + (i + 0) * 16 + (j + 2)] = c02;
-                A[239738 + (i + 1) * 16 + (j + 0)] = c10;
-                A[239738 + (i + 1) * 16 + (j + 1)] = c11;
-                A[239738 + (i + 1) * 16 + (j + 2)] = c12;
-                A[239738 + (i + 2) * 16 + (j + 0)] = c20;
-                A[239738 + (i + 2) * 16 + (j + 1)] = c21;
-                A[239738 + (i + 2) * 16 + (j + 2)] = c22;
-                A[239738 + (i + 3) * 16 + (j + 0)] = c30;
-                A[239738 + (i + 3) * 16 + (j + 1)] = c31;
-                A[239738 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 239482 + (i + 0) * 16;
-                const ra1 = 239482 + (i + 1) * 16;
-                const ra2 = 239482 + (i + 2) * 16;
-                const ra3 = 239482 + (i + 3) * 16;
-                const rb0 = 336 + (15 + 0);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[239738 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[239738 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[239738 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[239738 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            for (let i = 0; i < 128; i++) A[132345 + i] = ((((A[q7 + i] !== 0 ? 0 : A[238458 + i])) + A[239226 + i]) + (A[238714 + i] * A[(q7 + 768) + i])) + A[239738 + i];
-            for (let i = 0; i < 128; i++) A[132473 + i] = ((A[238586 + i] + 0) + 0) + 0;
-            for (let i = 0; i < 16; i += 4) {
-              for (let j = 0; j < 2; j += 2) {
-                let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                const ra0 = 238970 + (i + 0);
-                const ra1 = 238970 + (i + 1);
-                const ra2 = 238970 + (i + 2);
-                const ra3 = 238970 + (i + 3);
-                const rb0 = q1 + (j + 0);
-                const rb1 = q1 + (j + 1);
-                for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 2]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 2]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
-                A[4385 + (i + 0) * 2 + (j + 0)] += c00;
-                A[4385 + (i + 0) * 2 + (j + 1)] += c01;
-                A[4385 + (i + 1) * 2 + (j + 0)] += c10;
-                A[4385 + (i + 1) * 2 + (j + 1)] += c11;
-                A[4385 + (i + 2) * 2 + (j + 0)] += c20;
-                A[4385 + (i + 2) * 2 + (j + 1)] += c21;
-                A[4385 + (i + 3) * 2 + (j + 0)] += c30;
-                A[4385 + (i + 3) * 2 + (j + 1)] += c31;
-              }
-            }
-            for (let i = 0; i < 16; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 238970 + (i + 0);
-                const ra1 = 238970 + (i + 1);
-                const ra2 = 238970 + (i + 2);
-                const ra3 = 238970 + (i + 3);
-                const rb0 = q0 + (j + 0);
-                const rb1 = q0 + (j + 1);
-                const rb2 = q0 + (j + 2);
-                for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[4417 + (i + 0) * 16 + (j + 0)] += c00;
-                A[4417 + (i + 0) * 16 + (j + 1)] += c01;
-                A[4417 + (i + 0) * 16 + (j + 2)] += c02;
-                A[4417 + (i + 1) * 16 + (j + 0)] += c10;
-                A[4417 + (i + 1) * 16 + (j + 1)] += c11;
-                A[4417 + (i + 1) * 16 + (j + 2)] += c12;
-                A[4417 + (i + 2) * 16 + (j + 0)] += c20;
-                A[4417 + (i + 2) * 16 + (j + 1)] += c21;
-                A[4417 + (i + 2) * 16 + (j + 2)] += c22;
-                A[4417 + (i + 3) * 16 + (j + 0)] += c30;
-                A[4417 + (i + 3) * 16 + (j + 1)] += c31;
-                A[4417 + (i + 3) * 16 + (j + 2)] += c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 238970 + (i + 0);
-                const ra1 = 238970 + (i + 1);
-                const ra2 = 238970 + (i + 2);
-                const ra3 = 238970 + (i + 3);
-                const rb0 = q0 + (15 + 0);
-                for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[4417 + (i + 0) * 16 + (15 + 0)] += c00;
-                A[4417 + (i + 1) * 16 + (15 + 0)] += c10;
-                A[4417 + (i + 2) * 16 + (15 + 0)] += c20;
-                A[4417 + (i + 3) * 16 + (15 + 0)] += c30;
-              }
-            }
-            for (let i1 = 0; i1 < 16; i1++) { { let acc = 0; for (let i0 = 0; i0 < 8; i0++) { acc = acc + A[238970 + (i0 * 16 + i1 * 1)]; } A[4673 + (i1 * 1)] += acc; } }
-            for (let i = 0; i < 16; i += 4) {
-              for (let j = 0; j < 2; j += 2) {
-                let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                const ra0 = 239482 + (i + 0);
-                const ra1 = 239482 + (i + 1);
-                const ra2 = 239482 + (i + 2);
-                const ra3 = 239482 + (i + 3);
-                const rb0 = q1 + (j + 0);
-                const rb1 = q1 + (j + 1);
-                for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 2]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 2]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
-                A[4689 + (i + 0) * 2 + (j + 0)] += c00;
-                A[4689 + (i + 0) * 2 + (j + 1)] += c01;
-                A[4689 + (i + 1) * 2 + (j + 0)] += c10;
-                A[4689 + (i + 1) * 2 + (j + 1)] += c11;
-                A[4689 + (i + 2) * 2 + (j + 0)] += c20;
-                A[4689 + (i + 2) * 2 + (j + 1)] += c21;
-                A[4689 + (i + 3) * 2 + (j + 0)] += c30;
-                A[4689 + (i + 3) * 2 + (j + 1)] += c31;
-              }
-            }
-            for (let i = 0; i < 16; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 239482 + (i + 0);
-                const ra1 = 239482 + (i + 1);
-                const ra2 = 239482 + (i + 2);
-                const ra3 = 239482 + (i + 3);
-                const rb0 = q0 + (j + 0);
-                const rb1 = q0 + (j + 1);
-                const rb2 = q0 + (j + 2);
-                for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[4721 + (i + 0) * 16 + (j + 0)] += c00;
-                A[4721 + (i + 0) * 16 + (j + 1)] += c01;
-                A[4721 + (i + 0) * 16 + (j + 2)] += c02;
-                A[4721 + (i + 1) * 16 + (j + 0)] += c10;
-                A[4721 + (i + 1) * 16 + (j + 1)] += c11;
-                A[4721 + (i + 1) * 16 + (j + 2)] += c12;
-                A[4721 + (i + 2) * 16 + (j + 0)] += c20;
-                A[4721 + (i + 2) * 16 + (j + 1)] += c21;
-                A[4721 + (i + 2) * 16 + (j + 2)] += c22;
-                A[4721 + (i + 3) * 16 + (j + 0)] += c30;
-                A[4721 + (i + 3) * 16 + (j + 1)] += c31;
-                A[4721 + (i + 3) * 16 + (j + 2)] += c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 239482 + (i + 0);
-                const ra1 = 239482 + (i + 1);
-                const ra2 = 239482 + (i + 2);
-                const ra3 = 239482 + (i + 3);
-                const rb0 = q0 + (15 + 0);
-                for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[4721 + (i + 0) * 16 + (15 + 0)] += c00;
-                A[4721 + (i + 1) * 16 + (15 + 0)] += c10;
-                A[4721 + (i + 2) * 16 + (15 + 0)] += c20;
-                A[4721 + (i + 3) * 16 + (15 + 0)] += c30;
-              }
-            }
-            for (let i1 = 0; i1 < 16; i1++) { { let acc = 0; for (let i0 = 0; i0 < 8; i0++) { acc = acc + A[239482 + (i0 * 16 + i1 * 1)]; } A[4977 + (i1 * 1)] += acc; } }
-          } else if (live === 12) {
-            for (let i = 0; i < 192; i++) A[238458 + i] = A[132089 + i] + ((A[q7 + i] !== 0 ? A[q8 + i] : 0));
-            for (let i = 0; i < 64; i++) A[238650 + i] = A[132281 + i] + 0;
-            for (let i = 0; i < 192; i++) A[238714 + i] = (A[q7 + i] !== 0 ? A[238458 + i] : 0);
-            for (let i = 0; i < 192; i++) A[238970 + i] = (A[238714 + i] * A[(q7 + 256) + i]) * (1 - (A[(q7 + 512) + i] * A[(q7 + 512) + i]));
-            for (let i = 0; i < 12; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 238970 + (i + 0) * 16;
-                const ra1 = 238970 + (i + 1) * 16;
-                const ra2 = 238970 + (i + 2) * 16;
-                const ra3 = 238970 + (i + 3) * 16;
-                const rb0 = 32 + (j + 0);
-                const rb1 = 32 + (j + 1);
-                const rb2 = 32 + (j + 2);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[239226 + (i + 0) * 16 + (j + 0)] = c00;
-                A[239226 + (i + 0) * 16 + (j + 1)] = c01;
-                A[239226 + (i + 0) * 16 + (j + 2)] = c02;
-                A[239226 + (i + 1) * 16 + (j + 0)] = c10;
-                A[239226 + (i + 1) * 16 + (j + 1)] = c11;
-                A[239226 + (i + 1) * 16 + (j + 2)] = c12;
-                A[239226 + (i + 2) * 16 + (j + 0)] = c20;
-                A[239226 + (i + 2) * 16 + (j + 1)] = c21;
-                A[239226 + (i + 2) * 16 + (j + 2)] = c22;
-                A[239226 + (i + 3) * 16 + (j + 0)] = c30;
-                A[239226 + (i + 3) * 16 + (j + 1)] = c31;
-                A[239226 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 238970 + (i + 0) * 16;
-                const ra1 = 238970 + (i + 1) * 16;
-                const ra2 = 238970 + (i + 2) * 16;
-                const ra3 = 238970 + (i + 3) * 16;
-                const rb0 = 32 + (15 + 0);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[239226 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[239226 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[239226 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[239226 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            for (let i = 0; i < 192; i++) A[239482 + i] = ((-((A[238714 + i] * A[(q7 + 512) + i]))) + (A[238714 + i] * A[q0 + i])) * (A[(q7 + 768) + i] * A[(q7 + 256) + i]);
-            for (let i = 0; i < 12; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 239482 + (i + 0) * 16;
-                const ra1 = 239482 + (i + 1) * 16;
-                const ra2 = 239482 + (i + 2) * 16;
-                const ra3 = 239482 + (i + 3) * 16;
-                const rb0 = 336 + (j + 0);
-                const rb1 = 336 + (j + 1);
-                const rb2 = 336 + (j + 2);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[239738 + (i + 0) * 16 + (j + 0)] = c00;
-                A[239738 + (i + 0) * 16 + (j + 1)] = c01;
-                A[239738 + (i + 0) * 16 + (j + 2)] = c02;
-                A[239738 + (i + 1) * 16 + (j + 0)] = c10;
-                A[239738 + (i + 1) * 16 + (j + 1)] = c11;
-                A[239738 + (i + 1) * 16 + (j + 2)] = c12;
-                A[239738 + (i + 2) * 16 + (j + 0)] = c20;
-                A[239738 + (i + 2) * 16 + (j + 1)] = c21;
-                A[239738 + (i + 2) * 16 + (j + 2)] = c22;
-                A[239738 + (i + 3) * 16 + (j + 0)] = c30;
-                A[239738 + (i + 3) * 16 + (j + 1)] = c31;
-                A[239738 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 239482 + (i + 0) * 16;
-                const ra1 = 239482 + (i + 1) * 16;
-                const ra2 = 239482 + (i + 2) * 16;
-                const ra3 = 239482 + (i + 3) * 16;
-                const rb0 = 336 + (15 + 0);
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[239738 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[239738 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[239738 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[239738 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            for (let i = 0; i < 192; i++) A[132345 + i] = ((((A[q7 + i] !== 0 ? 0 : A[238458 + i])) + A[239226 + i]) + (A[238714 + i] * A[(q7 + 768) + i])) + A[239738 + i];
-            for (let i = 0; i < 64; i++) A[132537 + i] = ((A[238650 + i] + 0) + 0) + 0;
-            for (let i = 0; i < 16; i += 4) {
-              for (let j = 0; j < 2; j += 2) {
-                let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                const ra0 = 238970 + (i + 0);
-                const ra1 = 238970 + (i + 1);
-                const ra2 = 238970 + (i + 2);
-                const ra3 = 238970 + (i + 3);
-                const rb0 = q1 + (j + 0);
-                const rb1 = q1 + (j + 1);
-                for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 2]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 2]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
-                A[4385 + (i + 0) * 2 + (j + 0)] += c00;
-                A[4385 + (i + 0) * 2 + (j + 1)] += c01;
-                A[4385 + (i + 1) * 2 + (j + 0)] += c10;
-                A[4385 + (i + 1) * 2 + (j + 1)] += c11;
-                A[4385 + (i + 2) * 2 + (j + 0)] += c20;
-                A[4385 + (i + 2) * 2 + (j + 1)] += c21;
-                A[4385 + (i + 3) * 2 + (j + 0)] += c30;
-                A[4385 + (i + 3) * 2 + (j + 1)] += c31;
-              }
-            }
-            for (let i = 0; i < 16; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 238970 + (i + 0);
-                const ra1 = 238970 + (i + 1);
-                const ra2 = 238970 + (i + 2);
-                const ra3 = 238970 + (i + 3);
-                const rb0 = q0 + (j + 0);
-                const rb1 = q0 + (j + 1);
-                const rb2 = q0 + (j + 2);
-                for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[4417 + (i + 0) * 16 + (j + 0)] += c00;
-                A[4417 + (i + 0) * 16 + (j + 1)] += c01;
-                A[4417 + (i + 0) * 16 + (j + 2)] += c02;
-                A[4417 + (i + 1) * 16 + (j + 0)] += c10;
-                A[4417 + (i + 1) * 16 + (j + 1)] += c11;
-                A[4417 + (i + 1) * 16 + (j + 2)] += c12;
-                A[4417 + (i + 2) * 16 + (j + 0)] += c20;
-                A[4417 + (i + 2) * 16 + (j + 1)] += c21;
-                A[4417 + (i + 2) * 16 + (j + 2)] += c22;
-                A[4417 + (i + 3) * 16 + (j + 0)] += c30;
-                A[4417 + (i + 3) * 16 + (j + 1)] += c31;
-                A[4417 + (i + 3) * 16 + (j + 2)] += c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 238970 + (i + 0);
-                const ra1 = 238970 + (i + 1);
-                const ra2 = 238970 + (i + 2);
-                const ra3 = 238970 + (i + 3);
-                const rb0 = q0 + (15 + 0);
-                for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[4417 + (i + 0) * 16 + (15 + 0)] += c00;
-                A[4417 + (i + 1) * 16 + (15 + 0)] += c10;
-                A[4417 + (i + 2) * 16 + (15 + 0)] += c20;
-                A[4417 + (i + 3) * 16 + (15 + 0)] += c30;
-              }
-            }
-            for (let i1 = 0; i1 < 16; i1++) { { let acc = 0; for (let i0 = 0; i0 < 12; i0++) { acc = acc + A[238970 + (i0 * 16 + i1 * 1)]; } A[4673 + (i1 * 1)] += acc; } }
-            for (let i = 0; i < 16; i += 4) {
-              for (let j = 0; j < 2; j += 2) {
-                let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                const ra0 = 239482 + (i + 0);
-                const ra1 = 239482 + (i + 1);
-                const ra2 = 239482 + (i + 2);
-                const ra3 = 239482 + (i + 3);
-                const rb0 = q1 + (j + 0);
-                const rb1 = q1 + (j + 1);
-                for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 2]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 2]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
-                A[4689 + (i + 0) * 2 + (j + 0)] += c00;
-                A[4689 + (i + 0) * 2 + (j + 1)] += c01;
-                A[4689 + (i + 1) * 2 + (j + 0)] += c10;
-                A[4689 + (i + 1) * 2 + (j + 1)] += c11;
-                A[4689 + (i + 2) * 2 + (j + 0)] += c20;
-                A[4689 + (i + 2) * 2 + (j + 1)] += c21;
-                A[4689 + (i + 3) * 2 + (j + 0)] += c30;
-                A[4689 + (i + 3) * 2 + (j + 1)] += c31;
-              }
-            }
-            for (let i = 0; i < 16; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 239482 + (i + 0);
-                const ra1 = 239482 + (i + 1);
-                const ra2 = 239482 + (i + 2);
-                const ra3 = 239482 + (i + 3);
-                const rb0 = q0 + (j + 0);
-                const rb1 = q0 + (j + 1);
-                const rb2 = q0 + (j + 2);
-                for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[4721 + (i + 0) * 16 + (j + 0)] += c00;
-                A[4721 + (i + 0) * 16 + (j + 1)] += c01;
-                A[4721 + (i + 0) * 16 + (j + 2)] += c02;
-                A[4721 + (i + 1) * 16 + (j + 0)] += c10;
-                A[4721 + (i + 1) * 16 + (j + 1)] += c11;
-                A[4721 + (i + 1) * 16 + (j + 2)] += c12;
-                A[4721 + (i + 2) * 16 + (j + 0)] += c20;
-                A[4721 + (i + 2) * 16 + (j + 1)] += c21;
-                A[4721 + (i + 2) * 16 + (j + 2)] += c22;
-                A[4721 + (i + 3) * 16 + (j + 0)] += c30;
-                A[4721 + (i + 3) * 16 + (j + 1)] += c31;
-                A[4721 + (i + 3) * 16 + (j + 2)] += c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 239482 + (i + 0);
-                const ra1 = 239482 + (i + 1);
-                const ra2 = 239482 + (i + 2);
-                const ra3 = 239482 + (i + 3);
-                const rb0 = q0 + (15 + 0);
-                for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[4721 + (i + 0) * 16 + (15 + 0)] += c00;
-                A[4721 + (i + 1) * 16 + (15 + 0)] += c10;
-                A[4721 + (i + 2) * 16 + (15 + 0)] += c20;
-                A[4721 + (i + 3) * 16 + (15 + 0)] += c30;
-              }
-            }
-            for (let i1 = 0; i1 < 16; i1++) { { let acc = 0; for (let i0 = 0; i0 < 12; i0++) { acc = acc + A[239482 + (i0 * 16 + i1 * 1)]; } A[4977 + (i1 * 1)] += acc; } }
-          } else {
+          if (live === 4) rows4_3(A, t);
+          else if (live === 8) rows8_4(A, t);
+          else if (live === 12) rows12_5(A, t);
+          else {
             for (let i = 0; i < 256; i++) A[238458 + i] = A[132089 + i] + ((A[q7 + i] !== 0 ? A[q8 + i] : 0));
             for (let i = 0; i < 256; i++) A[238714 + i] = (A[q7 + i] !== 0 ? A[238458 + i] : 0);
             for (let i = 0; i < 256; i++) A[238970 + i] = (A[238714 + i] * A[(q7 + 256) + i]) * (1 - (A[(q7 + 512) + i] * A[(q7 + 512) + i]));
@@ -7337,268 +9239,10 @@ export class Trainer {
           const q5 = 106489 + t * 256;
           const q6 = 31234 + t * 16;
           const live = A[31875 + t];
-          if (live === 4) {
-            for (let i0 = 0; i0 < 4; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[238458 + (i0 * 16 + i1 * 1)] = A[q6 + (i0 * 1)]; } }
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 4; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = q2 + (i + 0) * 16;
-                const ra1 = q2 + (i + 1) * 16;
-                const ra2 = q2 + (i + 2) * 16;
-                const ra3 = q2 + (i + 3) * 16;
-                const rb0 = 336 + (j + 0) * 16;
-                const rb1 = 336 + (j + 1) * 16;
-                const rb2 = 336 + (j + 2) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[238714 + (i + 0) * 16 + (j + 0)] = c00;
-                A[238714 + (i + 0) * 16 + (j + 1)] = c01;
-                A[238714 + (i + 0) * 16 + (j + 2)] = c02;
-                A[238714 + (i + 1) * 16 + (j + 0)] = c10;
-                A[238714 + (i + 1) * 16 + (j + 1)] = c11;
-                A[238714 + (i + 1) * 16 + (j + 2)] = c12;
-                A[238714 + (i + 2) * 16 + (j + 0)] = c20;
-                A[238714 + (i + 2) * 16 + (j + 1)] = c21;
-                A[238714 + (i + 2) * 16 + (j + 2)] = c22;
-                A[238714 + (i + 3) * 16 + (j + 0)] = c30;
-                A[238714 + (i + 3) * 16 + (j + 1)] = c31;
-                A[238714 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = q2 + (i + 0) * 16;
-                const ra1 = q2 + (i + 1) * 16;
-                const ra2 = q2 + (i + 2) * 16;
-                const ra3 = q2 + (i + 3) * 16;
-                const rb0 = 336 + (15 + 0) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            // graphs/adding-bidir.ts:23
-            for (let i = 0; i < 64; i++) A[238970 + i] = sigmoid32(((A[q4 + i] + A[100857 + i]) + A[238714 + i]));
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 4; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = q2 + (i + 0) * 16;
-                const ra1 = q2 + (i + 1) * 16;
-                const ra2 = q2 + (i + 2) * 16;
-                const ra3 = q2 + (i + 3) * 16;
-                const rb0 = 32 + (j + 0) * 16;
-                const rb1 = 32 + (j + 1) * 16;
-                const rb2 = 32 + (j + 2) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[238714 + (i + 0) * 16 + (j + 0)] = c00;
-                A[238714 + (i + 0) * 16 + (j + 1)] = c01;
-                A[238714 + (i + 0) * 16 + (j + 2)] = c02;
-                A[238714 + (i + 1) * 16 + (j + 0)] = c10;
-                A[238714 + (i + 1) * 16 + (j + 1)] = c11;
-                A[238714 + (i + 1) * 16 + (j + 2)] = c12;
-                A[238714 + (i + 2) * 16 + (j + 0)] = c20;
-                A[238714 + (i + 2) * 16 + (j + 1)] = c21;
-                A[238714 + (i + 2) * 16 + (j + 2)] = c22;
-                A[238714 + (i + 3) * 16 + (j + 0)] = c30;
-                A[238714 + (i + 3) * 16 + (j + 1)] = c31;
-                A[238714 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = q2 + (i + 0) * 16;
-                const ra1 = q2 + (i + 1) * 16;
-                const ra2 = q2 + (i + 2) * 16;
-                const ra3 = q2 + (i + 3) * 16;
-                const rb0 = 32 + (15 + 0) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            // (derived)
-            for (let i = 0; i < 64; i++) A[q0 + i] = (A[238458 + i] !== 0 ? ((A[238970 + i] * A[q2 + i]) + ((1 - A[238970 + i]) * (tanh32(((A[q5 + i] + A[101113 + i]) + A[238714 + i]))))) : A[q2 + i]);
-            A.copyWithin(q0 + 64, q2 + 64, q2 + 64 + 192);
-            for (let i = 0; i < 64; i++) A[q1 + i] = (A[238458 + i] !== 0 ? A[q0 + i] : 0);
-            A.fill(0, q1 + 64, q1 + 64 + 192);
-          } else if (live === 8) {
-            for (let i0 = 0; i0 < 8; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[238458 + (i0 * 16 + i1 * 1)] = A[q6 + (i0 * 1)]; } }
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 8; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = q2 + (i + 0) * 16;
-                const ra1 = q2 + (i + 1) * 16;
-                const ra2 = q2 + (i + 2) * 16;
-                const ra3 = q2 + (i + 3) * 16;
-                const rb0 = 336 + (j + 0) * 16;
-                const rb1 = 336 + (j + 1) * 16;
-                const rb2 = 336 + (j + 2) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[238714 + (i + 0) * 16 + (j + 0)] = c00;
-                A[238714 + (i + 0) * 16 + (j + 1)] = c01;
-                A[238714 + (i + 0) * 16 + (j + 2)] = c02;
-                A[238714 + (i + 1) * 16 + (j + 0)] = c10;
-                A[238714 + (i + 1) * 16 + (j + 1)] = c11;
-                A[238714 + (i + 1) * 16 + (j + 2)] = c12;
-                A[238714 + (i + 2) * 16 + (j + 0)] = c20;
-                A[238714 + (i + 2) * 16 + (j + 1)] = c21;
-                A[238714 + (i + 2) * 16 + (j + 2)] = c22;
-                A[238714 + (i + 3) * 16 + (j + 0)] = c30;
-                A[238714 + (i + 3) * 16 + (j + 1)] = c31;
-                A[238714 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = q2 + (i + 0) * 16;
-                const ra1 = q2 + (i + 1) * 16;
-                const ra2 = q2 + (i + 2) * 16;
-                const ra3 = q2 + (i + 3) * 16;
-                const rb0 = 336 + (15 + 0) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            // graphs/adding-bidir.ts:23
-            for (let i = 0; i < 128; i++) A[238970 + i] = sigmoid32(((A[q4 + i] + A[100857 + i]) + A[238714 + i]));
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 8; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = q2 + (i + 0) * 16;
-                const ra1 = q2 + (i + 1) * 16;
-                const ra2 = q2 + (i + 2) * 16;
-                const ra3 = q2 + (i + 3) * 16;
-                const rb0 = 32 + (j + 0) * 16;
-                const rb1 = 32 + (j + 1) * 16;
-                const rb2 = 32 + (j + 2) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[238714 + (i + 0) * 16 + (j + 0)] = c00;
-                A[238714 + (i + 0) * 16 + (j + 1)] = c01;
-                A[238714 + (i + 0) * 16 + (j + 2)] = c02;
-                A[238714 + (i + 1) * 16 + (j + 0)] = c10;
-                A[238714 + (i + 1) * 16 + (j + 1)] = c11;
-                A[238714 + (i + 1) * 16 + (j + 2)] = c12;
-                A[238714 + (i + 2) * 16 + (j + 0)] = c20;
-                A[238714 + (i + 2) * 16 + (j + 1)] = c21;
-                A[238714 + (i + 2) * 16 + (j + 2)] = c22;
-                A[238714 + (i + 3) * 16 + (j + 0)] = c30;
-                A[238714 + (i + 3) * 16 + (j + 1)] = c31;
-                A[238714 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = q2 + (i + 0) * 16;
-                const ra1 = q2 + (i + 1) * 16;
-                const ra2 = q2 + (i + 2) * 16;
-                const ra3 = q2 + (i + 3) * 16;
-                const rb0 = 32 + (15 + 0) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            // (derived)
-            for (let i = 0; i < 128; i++) A[q0 + i] = (A[238458 + i] !== 0 ? ((A[238970 + i] * A[q2 + i]) + ((1 - A[238970 + i]) * (tanh32(((A[q5 + i] + A[101113 + i]) + A[238714 + i]))))) : A[q2 + i]);
-            A.copyWithin(q0 + 128, q2 + 128, q2 + 128 + 128);
-            for (let i = 0; i < 128; i++) A[q1 + i] = (A[238458 + i] !== 0 ? A[q0 + i] : 0);
-            A.fill(0, q1 + 128, q1 + 128 + 128);
-          } else if (live === 12) {
-            for (let i0 = 0; i0 < 12; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[238458 + (i0 * 16 + i1 * 1)] = A[q6 + (i0 * 1)]; } }
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 12; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = q2 + (i + 0) * 16;
-                const ra1 = q2 + (i + 1) * 16;
-                const ra2 = q2 + (i + 2) * 16;
-                const ra3 = q2 + (i + 3) * 16;
-                const rb0 = 336 + (j + 0) * 16;
-                const rb1 = 336 + (j + 1) * 16;
-                const rb2 = 336 + (j + 2) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[238714 + (i + 0) * 16 + (j + 0)] = c00;
-                A[238714 + (i + 0) * 16 + (j + 1)] = c01;
-                A[238714 + (i + 0) * 16 + (j + 2)] = c02;
-                A[238714 + (i + 1) * 16 + (j + 0)] = c10;
-                A[238714 + (i + 1) * 16 + (j + 1)] = c11;
-                A[238714 + (i + 1) * 16 + (j + 2)] = c12;
-                A[238714 + (i + 2) * 16 + (j + 0)] = c20;
-                A[238714 + (i + 2) * 16 + (j + 1)] = c21;
-                A[238714 + (i + 2) * 16 + (j + 2)] = c22;
-                A[238714 + (i + 3) * 16 + (j + 0)] = c30;
-                A[238714 + (i + 3) * 16 + (j + 1)] = c31;
-                A[238714 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = q2 + (i + 0) * 16;
-                const ra1 = q2 + (i + 1) * 16;
-                const ra2 = q2 + (i + 2) * 16;
-                const ra3 = q2 + (i + 3) * 16;
-                const rb0 = 336 + (15 + 0) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            // graphs/adding-bidir.ts:23
-            for (let i = 0; i < 192; i++) A[238970 + i] = sigmoid32(((A[q4 + i] + A[100857 + i]) + A[238714 + i]));
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 12; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = q2 + (i + 0) * 16;
-                const ra1 = q2 + (i + 1) * 16;
-                const ra2 = q2 + (i + 2) * 16;
-                const ra3 = q2 + (i + 3) * 16;
-                const rb0 = 32 + (j + 0) * 16;
-                const rb1 = 32 + (j + 1) * 16;
-                const rb2 = 32 + (j + 2) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[238714 + (i + 0) * 16 + (j + 0)] = c00;
-                A[238714 + (i + 0) * 16 + (j + 1)] = c01;
-                A[238714 + (i + 0) * 16 + (j + 2)] = c02;
-                A[238714 + (i + 1) * 16 + (j + 0)] = c10;
-                A[238714 + (i + 1) * 16 + (j + 1)] = c11;
-                A[238714 + (i + 1) * 16 + (j + 2)] = c12;
-                A[238714 + (i + 2) * 16 + (j + 0)] = c20;
-                A[238714 + (i + 2) * 16 + (j + 1)] = c21;
-                A[238714 + (i + 2) * 16 + (j + 2)] = c22;
-                A[238714 + (i + 3) * 16 + (j + 0)] = c30;
-                A[238714 + (i + 3) * 16 + (j + 1)] = c31;
-                A[238714 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = q2 + (i + 0) * 16;
-                const ra1 = q2 + (i + 1) * 16;
-                const ra2 = q2 + (i + 2) * 16;
-                const ra3 = q2 + (i + 3) * 16;
-                const rb0 = 32 + (15 + 0) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            // (derived)
-            for (let i = 0; i < 192; i++) A[q0 + i] = (A[238458 + i] !== 0 ? ((A[238970 + i] * A[q2 + i]) + ((1 - A[238970 + i]) * (tanh32(((A[q5 + i] + A[101113 + i]) + A[238714 + i]))))) : A[q2 + i]);
-            A.copyWithin(q0 + 192, q2 + 192, q2 + 192 + 64);
-            for (let i = 0; i < 192; i++) A[q1 + i] = (A[238458 + i] !== 0 ? A[q0 + i] : 0);
-            A.fill(0, q1 + 192, q1 + 192 + 64);
-          } else {
+          if (live === 4) rows4_6(A, t);
+          else if (live === 8) rows8_7(A, t);
+          else if (live === 12) rows12_8(A, t);
+          else {
             for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[238458 + (i0 * 16 + i1 * 1)] = A[q6 + (i0 * 1)]; } }
             // graphs/adding-bidir.ts:12
             for (let i = 0; i < 16; i += 4) {
@@ -7769,268 +9413,10 @@ export class Trainer {
           const q5 = 138233 + t * 256;
           const q6 = 31234 + t * 16;
           const live = A[31875 + t];
-          if (live === 4) {
-            for (let i0 = 0; i0 < 4; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[238458 + (i0 * 16 + i1 * 1)] = A[q6 + (i0 * 1)]; } }
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 4; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = q2 + (i + 0) * 16;
-                const ra1 = q2 + (i + 1) * 16;
-                const ra2 = q2 + (i + 2) * 16;
-                const ra3 = q2 + (i + 3) * 16;
-                const rb0 = 944 + (j + 0) * 16;
-                const rb1 = 944 + (j + 1) * 16;
-                const rb2 = 944 + (j + 2) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[238714 + (i + 0) * 16 + (j + 0)] = c00;
-                A[238714 + (i + 0) * 16 + (j + 1)] = c01;
-                A[238714 + (i + 0) * 16 + (j + 2)] = c02;
-                A[238714 + (i + 1) * 16 + (j + 0)] = c10;
-                A[238714 + (i + 1) * 16 + (j + 1)] = c11;
-                A[238714 + (i + 1) * 16 + (j + 2)] = c12;
-                A[238714 + (i + 2) * 16 + (j + 0)] = c20;
-                A[238714 + (i + 2) * 16 + (j + 1)] = c21;
-                A[238714 + (i + 2) * 16 + (j + 2)] = c22;
-                A[238714 + (i + 3) * 16 + (j + 0)] = c30;
-                A[238714 + (i + 3) * 16 + (j + 1)] = c31;
-                A[238714 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = q2 + (i + 0) * 16;
-                const ra1 = q2 + (i + 1) * 16;
-                const ra2 = q2 + (i + 2) * 16;
-                const ra3 = q2 + (i + 3) * 16;
-                const rb0 = 944 + (15 + 0) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            // graphs/adding-bidir.ts:23
-            for (let i = 0; i < 64; i++) A[238970 + i] = sigmoid32(((A[q4 + i] + A[132601 + i]) + A[238714 + i]));
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 4; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = q2 + (i + 0) * 16;
-                const ra1 = q2 + (i + 1) * 16;
-                const ra2 = q2 + (i + 2) * 16;
-                const ra3 = q2 + (i + 3) * 16;
-                const rb0 = 640 + (j + 0) * 16;
-                const rb1 = 640 + (j + 1) * 16;
-                const rb2 = 640 + (j + 2) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[238714 + (i + 0) * 16 + (j + 0)] = c00;
-                A[238714 + (i + 0) * 16 + (j + 1)] = c01;
-                A[238714 + (i + 0) * 16 + (j + 2)] = c02;
-                A[238714 + (i + 1) * 16 + (j + 0)] = c10;
-                A[238714 + (i + 1) * 16 + (j + 1)] = c11;
-                A[238714 + (i + 1) * 16 + (j + 2)] = c12;
-                A[238714 + (i + 2) * 16 + (j + 0)] = c20;
-                A[238714 + (i + 2) * 16 + (j + 1)] = c21;
-                A[238714 + (i + 2) * 16 + (j + 2)] = c22;
-                A[238714 + (i + 3) * 16 + (j + 0)] = c30;
-                A[238714 + (i + 3) * 16 + (j + 1)] = c31;
-                A[238714 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = q2 + (i + 0) * 16;
-                const ra1 = q2 + (i + 1) * 16;
-                const ra2 = q2 + (i + 2) * 16;
-                const ra3 = q2 + (i + 3) * 16;
-                const rb0 = 640 + (15 + 0) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            // (derived)
-            for (let i = 0; i < 64; i++) A[q0 + i] = (A[238458 + i] !== 0 ? ((A[238970 + i] * A[q2 + i]) + ((1 - A[238970 + i]) * (tanh32(((A[q5 + i] + A[132857 + i]) + A[238714 + i]))))) : A[q2 + i]);
-            A.copyWithin(q0 + 64, q2 + 64, q2 + 64 + 192);
-            for (let i = 0; i < 64; i++) A[q1 + i] = (A[238458 + i] !== 0 ? A[q0 + i] : 0);
-            A.fill(0, q1 + 64, q1 + 64 + 192);
-          } else if (live === 8) {
-            for (let i0 = 0; i0 < 8; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[238458 + (i0 * 16 + i1 * 1)] = A[q6 + (i0 * 1)]; } }
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 8; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = q2 + (i + 0) * 16;
-                const ra1 = q2 + (i + 1) * 16;
-                const ra2 = q2 + (i + 2) * 16;
-                const ra3 = q2 + (i + 3) * 16;
-                const rb0 = 944 + (j + 0) * 16;
-                const rb1 = 944 + (j + 1) * 16;
-                const rb2 = 944 + (j + 2) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[238714 + (i + 0) * 16 + (j + 0)] = c00;
-                A[238714 + (i + 0) * 16 + (j + 1)] = c01;
-                A[238714 + (i + 0) * 16 + (j + 2)] = c02;
-                A[238714 + (i + 1) * 16 + (j + 0)] = c10;
-                A[238714 + (i + 1) * 16 + (j + 1)] = c11;
-                A[238714 + (i + 1) * 16 + (j + 2)] = c12;
-                A[238714 + (i + 2) * 16 + (j + 0)] = c20;
-                A[238714 + (i + 2) * 16 + (j + 1)] = c21;
-                A[238714 + (i + 2) * 16 + (j + 2)] = c22;
-                A[238714 + (i + 3) * 16 + (j + 0)] = c30;
-                A[238714 + (i + 3) * 16 + (j + 1)] = c31;
-                A[238714 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = q2 + (i + 0) * 16;
-                const ra1 = q2 + (i + 1) * 16;
-                const ra2 = q2 + (i + 2) * 16;
-                const ra3 = q2 + (i + 3) * 16;
-                const rb0 = 944 + (15 + 0) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            // graphs/adding-bidir.ts:23
-            for (let i = 0; i < 128; i++) A[238970 + i] = sigmoid32(((A[q4 + i] + A[132601 + i]) + A[238714 + i]));
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 8; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = q2 + (i + 0) * 16;
-                const ra1 = q2 + (i + 1) * 16;
-                const ra2 = q2 + (i + 2) * 16;
-                const ra3 = q2 + (i + 3) * 16;
-                const rb0 = 640 + (j + 0) * 16;
-                const rb1 = 640 + (j + 1) * 16;
-                const rb2 = 640 + (j + 2) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[238714 + (i + 0) * 16 + (j + 0)] = c00;
-                A[238714 + (i + 0) * 16 + (j + 1)] = c01;
-                A[238714 + (i + 0) * 16 + (j + 2)] = c02;
-                A[238714 + (i + 1) * 16 + (j + 0)] = c10;
-                A[238714 + (i + 1) * 16 + (j + 1)] = c11;
-                A[238714 + (i + 1) * 16 + (j + 2)] = c12;
-                A[238714 + (i + 2) * 16 + (j + 0)] = c20;
-                A[238714 + (i + 2) * 16 + (j + 1)] = c21;
-                A[238714 + (i + 2) * 16 + (j + 2)] = c22;
-                A[238714 + (i + 3) * 16 + (j + 0)] = c30;
-                A[238714 + (i + 3) * 16 + (j + 1)] = c31;
-                A[238714 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = q2 + (i + 0) * 16;
-                const ra1 = q2 + (i + 1) * 16;
-                const ra2 = q2 + (i + 2) * 16;
-                const ra3 = q2 + (i + 3) * 16;
-                const rb0 = 640 + (15 + 0) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            // (derived)
-            for (let i = 0; i < 128; i++) A[q0 + i] = (A[238458 + i] !== 0 ? ((A[238970 + i] * A[q2 + i]) + ((1 - A[238970 + i]) * (tanh32(((A[q5 + i] + A[132857 + i]) + A[238714 + i]))))) : A[q2 + i]);
-            A.copyWithin(q0 + 128, q2 + 128, q2 + 128 + 128);
-            for (let i = 0; i < 128; i++) A[q1 + i] = (A[238458 + i] !== 0 ? A[q0 + i] : 0);
-            A.fill(0, q1 + 128, q1 + 128 + 128);
-          } else if (live === 12) {
-            for (let i0 = 0; i0 < 12; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[238458 + (i0 * 16 + i1 * 1)] = A[q6 + (i0 * 1)]; } }
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 12; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = q2 + (i + 0) * 16;
-                const ra1 = q2 + (i + 1) * 16;
-                const ra2 = q2 + (i + 2) * 16;
-                const ra3 = q2 + (i + 3) * 16;
-                const rb0 = 944 + (j + 0) * 16;
-                const rb1 = 944 + (j + 1) * 16;
-                const rb2 = 944 + (j + 2) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[238714 + (i + 0) * 16 + (j + 0)] = c00;
-                A[238714 + (i + 0) * 16 + (j + 1)] = c01;
-                A[238714 + (i + 0) * 16 + (j + 2)] = c02;
-                A[238714 + (i + 1) * 16 + (j + 0)] = c10;
-                A[238714 + (i + 1) * 16 + (j + 1)] = c11;
-                A[238714 + (i + 1) * 16 + (j + 2)] = c12;
-                A[238714 + (i + 2) * 16 + (j + 0)] = c20;
-                A[238714 + (i + 2) * 16 + (j + 1)] = c21;
-                A[238714 + (i + 2) * 16 + (j + 2)] = c22;
-                A[238714 + (i + 3) * 16 + (j + 0)] = c30;
-                A[238714 + (i + 3) * 16 + (j + 1)] = c31;
-                A[238714 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = q2 + (i + 0) * 16;
-                const ra1 = q2 + (i + 1) * 16;
-                const ra2 = q2 + (i + 2) * 16;
-                const ra3 = q2 + (i + 3) * 16;
-                const rb0 = 944 + (15 + 0) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            // graphs/adding-bidir.ts:23
-            for (let i = 0; i < 192; i++) A[238970 + i] = sigmoid32(((A[q4 + i] + A[132601 + i]) + A[238714 + i]));
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 12; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = q2 + (i + 0) * 16;
-                const ra1 = q2 + (i + 1) * 16;
-                const ra2 = q2 + (i + 2) * 16;
-                const ra3 = q2 + (i + 3) * 16;
-                const rb0 = 640 + (j + 0) * 16;
-                const rb1 = 640 + (j + 1) * 16;
-                const rb2 = 640 + (j + 2) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[238714 + (i + 0) * 16 + (j + 0)] = c00;
-                A[238714 + (i + 0) * 16 + (j + 1)] = c01;
-                A[238714 + (i + 0) * 16 + (j + 2)] = c02;
-                A[238714 + (i + 1) * 16 + (j + 0)] = c10;
-                A[238714 + (i + 1) * 16 + (j + 1)] = c11;
-                A[238714 + (i + 1) * 16 + (j + 2)] = c12;
-                A[238714 + (i + 2) * 16 + (j + 0)] = c20;
-                A[238714 + (i + 2) * 16 + (j + 1)] = c21;
-                A[238714 + (i + 2) * 16 + (j + 2)] = c22;
-                A[238714 + (i + 3) * 16 + (j + 0)] = c30;
-                A[238714 + (i + 3) * 16 + (j + 1)] = c31;
-                A[238714 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = q2 + (i + 0) * 16;
-                const ra1 = q2 + (i + 1) * 16;
-                const ra2 = q2 + (i + 2) * 16;
-                const ra3 = q2 + (i + 3) * 16;
-                const rb0 = 640 + (15 + 0) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            // (derived)
-            for (let i = 0; i < 192; i++) A[q0 + i] = (A[238458 + i] !== 0 ? ((A[238970 + i] * A[q2 + i]) + ((1 - A[238970 + i]) * (tanh32(((A[q5 + i] + A[132857 + i]) + A[238714 + i]))))) : A[q2 + i]);
-            A.copyWithin(q0 + 192, q2 + 192, q2 + 192 + 64);
-            for (let i = 0; i < 192; i++) A[q1 + i] = (A[238458 + i] !== 0 ? A[q0 + i] : 0);
-            A.fill(0, q1 + 192, q1 + 192 + 64);
-          } else {
+          if (live === 4) rows4_15(A, t);
+          else if (live === 8) rows8_16(A, t);
+          else if (live === 12) rows12_17(A, t);
+          else {
             for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[238458 + (i0 * 16 + i1 * 1)] = A[q6 + (i0 * 1)]; } }
             // graphs/adding-bidir.ts:12
             for (let i = 0; i < 16; i += 4) {
@@ -8125,505 +9511,10 @@ export class Trainer {
           const q4 = 70137 + t * 256;
           const q5 = 31234 + t * 16;
           const live = A[31875 + t];
-          if (live === 4) {
-            for (let i0 = 0; i0 < 4; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[238458 + (i0 * 16 + i1 * 1)] = A[q5 + (i0 * 1)]; } }
-            // graphs/adding-bidir.ts:34
-            for (let o = 0; o < 4; o++) for (let j = 0; j < 16; j++) A[238714 + o * 32 + 0 + j] = A[q3 + o * 16 + j];
-            for (let o = 0; o < 4; o++) for (let j = 0; j < 16; j++) A[238714 + o * 32 + 16 + j] = A[q4 + o * 16 + j];
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 4; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 238714 + (i + 0) * 32;
-                const ra1 = 238714 + (i + 1) * 32;
-                const ra2 = 238714 + (i + 2) * 32;
-                const ra3 = 238714 + (i + 3) * 32;
-                const rb0 = 2000 + (j + 0) * 32;
-                const rb1 = 2000 + (j + 1) * 32;
-                const rb2 = 2000 + (j + 2) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[239226 + (i + 0) * 16 + (j + 0)] = c00;
-                A[239226 + (i + 0) * 16 + (j + 1)] = c01;
-                A[239226 + (i + 0) * 16 + (j + 2)] = c02;
-                A[239226 + (i + 1) * 16 + (j + 0)] = c10;
-                A[239226 + (i + 1) * 16 + (j + 1)] = c11;
-                A[239226 + (i + 1) * 16 + (j + 2)] = c12;
-                A[239226 + (i + 2) * 16 + (j + 0)] = c20;
-                A[239226 + (i + 2) * 16 + (j + 1)] = c21;
-                A[239226 + (i + 2) * 16 + (j + 2)] = c22;
-                A[239226 + (i + 3) * 16 + (j + 0)] = c30;
-                A[239226 + (i + 3) * 16 + (j + 1)] = c31;
-                A[239226 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 238714 + (i + 0) * 32;
-                const ra1 = 238714 + (i + 1) * 32;
-                const ra2 = 238714 + (i + 2) * 32;
-                const ra3 = 238714 + (i + 3) * 32;
-                const rb0 = 2000 + (15 + 0) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[239226 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[239226 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[239226 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[239226 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            for (let i = 0; i < 4; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = q2 + (i + 0) * 16;
-                const ra1 = q2 + (i + 1) * 16;
-                const ra2 = q2 + (i + 2) * 16;
-                const ra3 = q2 + (i + 3) * 16;
-                const rb0 = 2512 + (j + 0) * 16;
-                const rb1 = 2512 + (j + 1) * 16;
-                const rb2 = 2512 + (j + 2) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[239482 + (i + 0) * 16 + (j + 0)] = c00;
-                A[239482 + (i + 0) * 16 + (j + 1)] = c01;
-                A[239482 + (i + 0) * 16 + (j + 2)] = c02;
-                A[239482 + (i + 1) * 16 + (j + 0)] = c10;
-                A[239482 + (i + 1) * 16 + (j + 1)] = c11;
-                A[239482 + (i + 1) * 16 + (j + 2)] = c12;
-                A[239482 + (i + 2) * 16 + (j + 0)] = c20;
-                A[239482 + (i + 2) * 16 + (j + 1)] = c21;
-                A[239482 + (i + 2) * 16 + (j + 2)] = c22;
-                A[239482 + (i + 3) * 16 + (j + 0)] = c30;
-                A[239482 + (i + 3) * 16 + (j + 1)] = c31;
-                A[239482 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = q2 + (i + 0) * 16;
-                const ra1 = q2 + (i + 1) * 16;
-                const ra2 = q2 + (i + 2) * 16;
-                const ra3 = q2 + (i + 3) * 16;
-                const rb0 = 2512 + (15 + 0) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[239482 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[239482 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[239482 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[239482 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            // graphs/adding-bidir.ts:23
-            for (let i = 0; i < 64; i++) A[239738 + i] = sigmoid32(((A[239226 + i] + A[164345 + i]) + A[239482 + i]));
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 4; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 238714 + (i + 0) * 32;
-                const ra1 = 238714 + (i + 1) * 32;
-                const ra2 = 238714 + (i + 2) * 32;
-                const ra3 = 238714 + (i + 3) * 32;
-                const rb0 = 1216 + (j + 0) * 32;
-                const rb1 = 1216 + (j + 1) * 32;
-                const rb2 = 1216 + (j + 2) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[239226 + (i + 0) * 16 + (j + 0)] = c00;
-                A[239226 + (i + 0) * 16 + (j + 1)] = c01;
-                A[239226 + (i + 0) * 16 + (j + 2)] = c02;
-                A[239226 + (i + 1) * 16 + (j + 0)] = c10;
-                A[239226 + (i + 1) * 16 + (j + 1)] = c11;
-                A[239226 + (i + 1) * 16 + (j + 2)] = c12;
-                A[239226 + (i + 2) * 16 + (j + 0)] = c20;
-                A[239226 + (i + 2) * 16 + (j + 1)] = c21;
-                A[239226 + (i + 2) * 16 + (j + 2)] = c22;
-                A[239226 + (i + 3) * 16 + (j + 0)] = c30;
-                A[239226 + (i + 3) * 16 + (j + 1)] = c31;
-                A[239226 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 238714 + (i + 0) * 32;
-                const ra1 = 238714 + (i + 1) * 32;
-                const ra2 = 238714 + (i + 2) * 32;
-                const ra3 = 238714 + (i + 3) * 32;
-                const rb0 = 1216 + (15 + 0) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[239226 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[239226 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[239226 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[239226 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            for (let i = 0; i < 4; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = q2 + (i + 0) * 16;
-                const ra1 = q2 + (i + 1) * 16;
-                const ra2 = q2 + (i + 2) * 16;
-                const ra3 = q2 + (i + 3) * 16;
-                const rb0 = 1728 + (j + 0) * 16;
-                const rb1 = 1728 + (j + 1) * 16;
-                const rb2 = 1728 + (j + 2) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[238714 + (i + 0) * 16 + (j + 0)] = c00;
-                A[238714 + (i + 0) * 16 + (j + 1)] = c01;
-                A[238714 + (i + 0) * 16 + (j + 2)] = c02;
-                A[238714 + (i + 1) * 16 + (j + 0)] = c10;
-                A[238714 + (i + 1) * 16 + (j + 1)] = c11;
-                A[238714 + (i + 1) * 16 + (j + 2)] = c12;
-                A[238714 + (i + 2) * 16 + (j + 0)] = c20;
-                A[238714 + (i + 2) * 16 + (j + 1)] = c21;
-                A[238714 + (i + 2) * 16 + (j + 2)] = c22;
-                A[238714 + (i + 3) * 16 + (j + 0)] = c30;
-                A[238714 + (i + 3) * 16 + (j + 1)] = c31;
-                A[238714 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = q2 + (i + 0) * 16;
-                const ra1 = q2 + (i + 1) * 16;
-                const ra2 = q2 + (i + 2) * 16;
-                const ra3 = q2 + (i + 3) * 16;
-                const rb0 = 1728 + (15 + 0) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            // (derived)
-            for (let i = 0; i < 64; i++) A[q0 + i] = (A[238458 + i] !== 0 ? ((A[239738 + i] * A[q2 + i]) + ((1 - A[239738 + i]) * (tanh32(((A[239226 + i] + A[164601 + i]) + A[238714 + i]))))) : A[q2 + i]);
-            A.copyWithin(q0 + 64, q2 + 64, q2 + 64 + 192);
-            for (let i = 0; i < 64; i++) A[q1 + i] = (A[238458 + i] !== 0 ? A[q0 + i] : 0);
-            A.fill(0, q1 + 64, q1 + 64 + 192);
-          } else if (live === 8) {
-            for (let i0 = 0; i0 < 8; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[238458 + (i0 * 16 + i1 * 1)] = A[q5 + (i0 * 1)]; } }
-            // graphs/adding-bidir.ts:34
-            for (let o = 0; o < 8; o++) for (let j = 0; j < 16; j++) A[238714 + o * 32 + 0 + j] = A[q3 + o * 16 + j];
-            for (let o = 0; o < 8; o++) for (let j = 0; j < 16; j++) A[238714 + o * 32 + 16 + j] = A[q4 + o * 16 + j];
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 8; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 238714 + (i + 0) * 32;
-                const ra1 = 238714 + (i + 1) * 32;
-                const ra2 = 238714 + (i + 2) * 32;
-                const ra3 = 238714 + (i + 3) * 32;
-                const rb0 = 2000 + (j + 0) * 32;
-                const rb1 = 2000 + (j + 1) * 32;
-                const rb2 = 2000 + (j + 2) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[239226 + (i + 0) * 16 + (j + 0)] = c00;
-                A[239226 + (i + 0) * 16 + (j + 1)] = c01;
-                A[239226 + (i + 0) * 16 + (j + 2)] = c02;
-                A[239226 + (i + 1) * 16 + (j + 0)] = c10;
-                A[239226 + (i + 1) * 16 + (j + 1)] = c11;
-                A[239226 + (i + 1) * 16 + (j + 2)] = c12;
-                A[239226 + (i + 2) * 16 + (j + 0)] = c20;
-                A[239226 + (i + 2) * 16 + (j + 1)] = c21;
-                A[239226 + (i + 2) * 16 + (j + 2)] = c22;
-                A[239226 + (i + 3) * 16 + (j + 0)] = c30;
-                A[239226 + (i + 3) * 16 + (j + 1)] = c31;
-                A[239226 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 238714 + (i + 0) * 32;
-                const ra1 = 238714 + (i + 1) * 32;
-                const ra2 = 238714 + (i + 2) * 32;
-                const ra3 = 238714 + (i + 3) * 32;
-                const rb0 = 2000 + (15 + 0) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[239226 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[239226 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[239226 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[239226 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            for (let i = 0; i < 8; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = q2 + (i + 0) * 16;
-                const ra1 = q2 + (i + 1) * 16;
-                const ra2 = q2 + (i + 2) * 16;
-                const ra3 = q2 + (i + 3) * 16;
-                const rb0 = 2512 + (j + 0) * 16;
-                const rb1 = 2512 + (j + 1) * 16;
-                const rb2 = 2512 + (j + 2) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[239482 + (i + 0) * 16 + (j + 0)] = c00;
-                A[239482 + (i + 0) * 16 + (j + 1)] = c01;
-                A[239482 + (i + 0) * 16 + (j + 2)] = c02;
-                A[239482 + (i + 1) * 16 + (j + 0)] = c10;
-                A[239482 + (i + 1) * 16 + (j + 1)] = c11;
-                A[239482 + (i + 1) * 16 + (j + 2)] = c12;
-                A[239482 + (i + 2) * 16 + (j + 0)] = c20;
-                A[239482 + (i + 2) * 16 + (j + 1)] = c21;
-                A[239482 + (i + 2) * 16 + (j + 2)] = c22;
-                A[239482 + (i + 3) * 16 + (j + 0)] = c30;
-                A[239482 + (i + 3) * 16 + (j + 1)] = c31;
-                A[239482 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = q2 + (i + 0) * 16;
-                const ra1 = q2 + (i + 1) * 16;
-                const ra2 = q2 + (i + 2) * 16;
-                const ra3 = q2 + (i + 3) * 16;
-                const rb0 = 2512 + (15 + 0) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[239482 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[239482 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[239482 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[239482 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            // graphs/adding-bidir.ts:23
-            for (let i = 0; i < 128; i++) A[239738 + i] = sigmoid32(((A[239226 + i] + A[164345 + i]) + A[239482 + i]));
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 8; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 238714 + (i + 0) * 32;
-                const ra1 = 238714 + (i + 1) * 32;
-                const ra2 = 238714 + (i + 2) * 32;
-                const ra3 = 238714 + (i + 3) * 32;
-                const rb0 = 1216 + (j + 0) * 32;
-                const rb1 = 1216 + (j + 1) * 32;
-                const rb2 = 1216 + (j + 2) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[239226 + (i + 0) * 16 + (j + 0)] = c00;
-                A[239226 + (i + 0) * 16 + (j + 1)] = c01;
-                A[239226 + (i + 0) * 16 + (j + 2)] = c02;
-                A[239226 + (i + 1) * 16 + (j + 0)] = c10;
-                A[239226 + (i + 1) * 16 + (j + 1)] = c11;
-                A[239226 + (i + 1) * 16 + (j + 2)] = c12;
-                A[239226 + (i + 2) * 16 + (j + 0)] = c20;
-                A[239226 + (i + 2) * 16 + (j + 1)] = c21;
-                A[239226 + (i + 2) * 16 + (j + 2)] = c22;
-                A[239226 + (i + 3) * 16 + (j + 0)] = c30;
-                A[239226 + (i + 3) * 16 + (j + 1)] = c31;
-                A[239226 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 238714 + (i + 0) * 32;
-                const ra1 = 238714 + (i + 1) * 32;
-                const ra2 = 238714 + (i + 2) * 32;
-                const ra3 = 238714 + (i + 3) * 32;
-                const rb0 = 1216 + (15 + 0) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[239226 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[239226 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[239226 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[239226 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            for (let i = 0; i < 8; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = q2 + (i + 0) * 16;
-                const ra1 = q2 + (i + 1) * 16;
-                const ra2 = q2 + (i + 2) * 16;
-                const ra3 = q2 + (i + 3) * 16;
-                const rb0 = 1728 + (j + 0) * 16;
-                const rb1 = 1728 + (j + 1) * 16;
-                const rb2 = 1728 + (j + 2) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[238714 + (i + 0) * 16 + (j + 0)] = c00;
-                A[238714 + (i + 0) * 16 + (j + 1)] = c01;
-                A[238714 + (i + 0) * 16 + (j + 2)] = c02;
-                A[238714 + (i + 1) * 16 + (j + 0)] = c10;
-                A[238714 + (i + 1) * 16 + (j + 1)] = c11;
-                A[238714 + (i + 1) * 16 + (j + 2)] = c12;
-                A[238714 + (i + 2) * 16 + (j + 0)] = c20;
-                A[238714 + (i + 2) * 16 + (j + 1)] = c21;
-                A[238714 + (i + 2) * 16 + (j + 2)] = c22;
-                A[238714 + (i + 3) * 16 + (j + 0)] = c30;
-                A[238714 + (i + 3) * 16 + (j + 1)] = c31;
-                A[238714 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = q2 + (i + 0) * 16;
-                const ra1 = q2 + (i + 1) * 16;
-                const ra2 = q2 + (i + 2) * 16;
-                const ra3 = q2 + (i + 3) * 16;
-                const rb0 = 1728 + (15 + 0) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            // (derived)
-            for (let i = 0; i < 128; i++) A[q0 + i] = (A[238458 + i] !== 0 ? ((A[239738 + i] * A[q2 + i]) + ((1 - A[239738 + i]) * (tanh32(((A[239226 + i] + A[164601 + i]) + A[238714 + i]))))) : A[q2 + i]);
-            A.copyWithin(q0 + 128, q2 + 128, q2 + 128 + 128);
-            for (let i = 0; i < 128; i++) A[q1 + i] = (A[238458 + i] !== 0 ? A[q0 + i] : 0);
-            A.fill(0, q1 + 128, q1 + 128 + 128);
-          } else if (live === 12) {
-            for (let i0 = 0; i0 < 12; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[238458 + (i0 * 16 + i1 * 1)] = A[q5 + (i0 * 1)]; } }
-            // graphs/adding-bidir.ts:34
-            for (let o = 0; o < 12; o++) for (let j = 0; j < 16; j++) A[238714 + o * 32 + 0 + j] = A[q3 + o * 16 + j];
-            for (let o = 0; o < 12; o++) for (let j = 0; j < 16; j++) A[238714 + o * 32 + 16 + j] = A[q4 + o * 16 + j];
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 12; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 238714 + (i + 0) * 32;
-                const ra1 = 238714 + (i + 1) * 32;
-                const ra2 = 238714 + (i + 2) * 32;
-                const ra3 = 238714 + (i + 3) * 32;
-                const rb0 = 2000 + (j + 0) * 32;
-                const rb1 = 2000 + (j + 1) * 32;
-                const rb2 = 2000 + (j + 2) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[239226 + (i + 0) * 16 + (j + 0)] = c00;
-                A[239226 + (i + 0) * 16 + (j + 1)] = c01;
-                A[239226 + (i + 0) * 16 + (j + 2)] = c02;
-                A[239226 + (i + 1) * 16 + (j + 0)] = c10;
-                A[239226 + (i + 1) * 16 + (j + 1)] = c11;
-                A[239226 + (i + 1) * 16 + (j + 2)] = c12;
-                A[239226 + (i + 2) * 16 + (j + 0)] = c20;
-                A[239226 + (i + 2) * 16 + (j + 1)] = c21;
-                A[239226 + (i + 2) * 16 + (j + 2)] = c22;
-                A[239226 + (i + 3) * 16 + (j + 0)] = c30;
-                A[239226 + (i + 3) * 16 + (j + 1)] = c31;
-                A[239226 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 238714 + (i + 0) * 32;
-                const ra1 = 238714 + (i + 1) * 32;
-                const ra2 = 238714 + (i + 2) * 32;
-                const ra3 = 238714 + (i + 3) * 32;
-                const rb0 = 2000 + (15 + 0) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[239226 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[239226 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[239226 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[239226 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            for (let i = 0; i < 12; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = q2 + (i + 0) * 16;
-                const ra1 = q2 + (i + 1) * 16;
-                const ra2 = q2 + (i + 2) * 16;
-                const ra3 = q2 + (i + 3) * 16;
-                const rb0 = 2512 + (j + 0) * 16;
-                const rb1 = 2512 + (j + 1) * 16;
-                const rb2 = 2512 + (j + 2) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[239482 + (i + 0) * 16 + (j + 0)] = c00;
-                A[239482 + (i + 0) * 16 + (j + 1)] = c01;
-                A[239482 + (i + 0) * 16 + (j + 2)] = c02;
-                A[239482 + (i + 1) * 16 + (j + 0)] = c10;
-                A[239482 + (i + 1) * 16 + (j + 1)] = c11;
-                A[239482 + (i + 1) * 16 + (j + 2)] = c12;
-                A[239482 + (i + 2) * 16 + (j + 0)] = c20;
-                A[239482 + (i + 2) * 16 + (j + 1)] = c21;
-                A[239482 + (i + 2) * 16 + (j + 2)] = c22;
-                A[239482 + (i + 3) * 16 + (j + 0)] = c30;
-                A[239482 + (i + 3) * 16 + (j + 1)] = c31;
-                A[239482 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = q2 + (i + 0) * 16;
-                const ra1 = q2 + (i + 1) * 16;
-                const ra2 = q2 + (i + 2) * 16;
-                const ra3 = q2 + (i + 3) * 16;
-                const rb0 = 2512 + (15 + 0) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[239482 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[239482 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[239482 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[239482 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            // graphs/adding-bidir.ts:23
-            for (let i = 0; i < 192; i++) A[239738 + i] = sigmoid32(((A[239226 + i] + A[164345 + i]) + A[239482 + i]));
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 12; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 238714 + (i + 0) * 32;
-                const ra1 = 238714 + (i + 1) * 32;
-                const ra2 = 238714 + (i + 2) * 32;
-                const ra3 = 238714 + (i + 3) * 32;
-                const rb0 = 1216 + (j + 0) * 32;
-                const rb1 = 1216 + (j + 1) * 32;
-                const rb2 = 1216 + (j + 2) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[239226 + (i + 0) * 16 + (j + 0)] = c00;
-                A[239226 + (i + 0) * 16 + (j + 1)] = c01;
-                A[239226 + (i + 0) * 16 + (j + 2)] = c02;
-                A[239226 + (i + 1) * 16 + (j + 0)] = c10;
-                A[239226 + (i + 1) * 16 + (j + 1)] = c11;
-                A[239226 + (i + 1) * 16 + (j + 2)] = c12;
-                A[239226 + (i + 2) * 16 + (j + 0)] = c20;
-                A[239226 + (i + 2) * 16 + (j + 1)] = c21;
-                A[239226 + (i + 2) * 16 + (j + 2)] = c22;
-                A[239226 + (i + 3) * 16 + (j + 0)] = c30;
-                A[239226 + (i + 3) * 16 + (j + 1)] = c31;
-                A[239226 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 238714 + (i + 0) * 32;
-                const ra1 = 238714 + (i + 1) * 32;
-                const ra2 = 238714 + (i + 2) * 32;
-                const ra3 = 238714 + (i + 3) * 32;
-                const rb0 = 1216 + (15 + 0) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[239226 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[239226 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[239226 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[239226 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            for (let i = 0; i < 12; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = q2 + (i + 0) * 16;
-                const ra1 = q2 + (i + 1) * 16;
-                const ra2 = q2 + (i + 2) * 16;
-                const ra3 = q2 + (i + 3) * 16;
-                const rb0 = 1728 + (j + 0) * 16;
-                const rb1 = 1728 + (j + 1) * 16;
-                const rb2 = 1728 + (j + 2) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[238714 + (i + 0) * 16 + (j + 0)] = c00;
-                A[238714 + (i + 0) * 16 + (j + 1)] = c01;
-                A[238714 + (i + 0) * 16 + (j + 2)] = c02;
-                A[238714 + (i + 1) * 16 + (j + 0)] = c10;
-                A[238714 + (i + 1) * 16 + (j + 1)] = c11;
-                A[238714 + (i + 1) * 16 + (j + 2)] = c12;
-                A[238714 + (i + 2) * 16 + (j + 0)] = c20;
-                A[238714 + (i + 2) * 16 + (j + 1)] = c21;
-                A[238714 + (i + 2) * 16 + (j + 2)] = c22;
-                A[238714 + (i + 3) * 16 + (j + 0)] = c30;
-                A[238714 + (i + 3) * 16 + (j + 1)] = c31;
-                A[238714 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = q2 + (i + 0) * 16;
-                const ra1 = q2 + (i + 1) * 16;
-                const ra2 = q2 + (i + 2) * 16;
-                const ra3 = q2 + (i + 3) * 16;
-                const rb0 = 1728 + (15 + 0) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            // (derived)
-            for (let i = 0; i < 192; i++) A[q0 + i] = (A[238458 + i] !== 0 ? ((A[239738 + i] * A[q2 + i]) + ((1 - A[239738 + i]) * (tanh32(((A[239226 + i] + A[164601 + i]) + A[238714 + i]))))) : A[q2 + i]);
-            A.copyWithin(q0 + 192, q2 + 192, q2 + 192 + 64);
-            for (let i = 0; i < 192; i++) A[q1 + i] = (A[238458 + i] !== 0 ? A[q0 + i] : 0);
-            A.fill(0, q1 + 192, q1 + 192 + 64);
-          } else {
+          if (live === 4) rows4_24(A, t);
+          else if (live === 8) rows8_25(A, t);
+          else if (live === 12) rows12_26(A, t);
+          else {
             for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[238458 + (i0 * 16 + i1 * 1)] = A[q5 + (i0 * 1)]; } }
             // graphs/adding-bidir.ts:34
             for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[238714 + o * 32 + 0 + j] = A[q3 + o * 16 + j];
@@ -8799,562 +9690,10 @@ export class Trainer {
           const q6 = 75257 + t * 256;
           const q8 = 31234 + t * 16;
           const live = A[31875 + t];
-          if (live === 4) {
-            for (let i0 = 0; i0 < 4; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[238458 + (i0 * 16 + i1 * 1)] = A[q8 + (i0 * 1)]; } }
-            // graphs/adding-bidir.ts:34
-            for (let o = 0; o < 4; o++) for (let j = 0; j < 16; j++) A[238714 + o * 32 + 0 + j] = A[q4 + o * 16 + j];
-            for (let o = 0; o < 4; o++) for (let j = 0; j < 16; j++) A[238714 + o * 32 + 16 + j] = A[q5 + o * 16 + j];
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 4; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 238714 + (i + 0) * 32;
-                const ra1 = 238714 + (i + 1) * 32;
-                const ra2 = 238714 + (i + 2) * 32;
-                const ra3 = 238714 + (i + 3) * 32;
-                const rb0 = 3568 + (j + 0) * 32;
-                const rb1 = 3568 + (j + 1) * 32;
-                const rb2 = 3568 + (j + 2) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[239226 + (i + 0) * 16 + (j + 0)] = c00;
-                A[239226 + (i + 0) * 16 + (j + 1)] = c01;
-                A[239226 + (i + 0) * 16 + (j + 2)] = c02;
-                A[239226 + (i + 1) * 16 + (j + 0)] = c10;
-                A[239226 + (i + 1) * 16 + (j + 1)] = c11;
-                A[239226 + (i + 1) * 16 + (j + 2)] = c12;
-                A[239226 + (i + 2) * 16 + (j + 0)] = c20;
-                A[239226 + (i + 2) * 16 + (j + 1)] = c21;
-                A[239226 + (i + 2) * 16 + (j + 2)] = c22;
-                A[239226 + (i + 3) * 16 + (j + 0)] = c30;
-                A[239226 + (i + 3) * 16 + (j + 1)] = c31;
-                A[239226 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 238714 + (i + 0) * 32;
-                const ra1 = 238714 + (i + 1) * 32;
-                const ra2 = 238714 + (i + 2) * 32;
-                const ra3 = 238714 + (i + 3) * 32;
-                const rb0 = 3568 + (15 + 0) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[239226 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[239226 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[239226 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[239226 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            for (let i = 0; i < 4; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = q3 + (i + 0) * 16;
-                const ra1 = q3 + (i + 1) * 16;
-                const ra2 = q3 + (i + 2) * 16;
-                const ra3 = q3 + (i + 3) * 16;
-                const rb0 = 4080 + (j + 0) * 16;
-                const rb1 = 4080 + (j + 1) * 16;
-                const rb2 = 4080 + (j + 2) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[239482 + (i + 0) * 16 + (j + 0)] = c00;
-                A[239482 + (i + 0) * 16 + (j + 1)] = c01;
-                A[239482 + (i + 0) * 16 + (j + 2)] = c02;
-                A[239482 + (i + 1) * 16 + (j + 0)] = c10;
-                A[239482 + (i + 1) * 16 + (j + 1)] = c11;
-                A[239482 + (i + 1) * 16 + (j + 2)] = c12;
-                A[239482 + (i + 2) * 16 + (j + 0)] = c20;
-                A[239482 + (i + 2) * 16 + (j + 1)] = c21;
-                A[239482 + (i + 2) * 16 + (j + 2)] = c22;
-                A[239482 + (i + 3) * 16 + (j + 0)] = c30;
-                A[239482 + (i + 3) * 16 + (j + 1)] = c31;
-                A[239482 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = q3 + (i + 0) * 16;
-                const ra1 = q3 + (i + 1) * 16;
-                const ra2 = q3 + (i + 2) * 16;
-                const ra3 = q3 + (i + 3) * 16;
-                const rb0 = 4080 + (15 + 0) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[239482 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[239482 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[239482 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[239482 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            // graphs/adding-bidir.ts:23
-            for (let i = 0; i < 64; i++) A[239738 + i] = sigmoid32(((A[239226 + i] + A[196089 + i]) + A[239482 + i]));
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 4; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 238714 + (i + 0) * 32;
-                const ra1 = 238714 + (i + 1) * 32;
-                const ra2 = 238714 + (i + 2) * 32;
-                const ra3 = 238714 + (i + 3) * 32;
-                const rb0 = 2784 + (j + 0) * 32;
-                const rb1 = 2784 + (j + 1) * 32;
-                const rb2 = 2784 + (j + 2) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[239226 + (i + 0) * 16 + (j + 0)] = c00;
-                A[239226 + (i + 0) * 16 + (j + 1)] = c01;
-                A[239226 + (i + 0) * 16 + (j + 2)] = c02;
-                A[239226 + (i + 1) * 16 + (j + 0)] = c10;
-                A[239226 + (i + 1) * 16 + (j + 1)] = c11;
-                A[239226 + (i + 1) * 16 + (j + 2)] = c12;
-                A[239226 + (i + 2) * 16 + (j + 0)] = c20;
-                A[239226 + (i + 2) * 16 + (j + 1)] = c21;
-                A[239226 + (i + 2) * 16 + (j + 2)] = c22;
-                A[239226 + (i + 3) * 16 + (j + 0)] = c30;
-                A[239226 + (i + 3) * 16 + (j + 1)] = c31;
-                A[239226 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 238714 + (i + 0) * 32;
-                const ra1 = 238714 + (i + 1) * 32;
-                const ra2 = 238714 + (i + 2) * 32;
-                const ra3 = 238714 + (i + 3) * 32;
-                const rb0 = 2784 + (15 + 0) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[239226 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[239226 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[239226 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[239226 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            for (let i = 0; i < 4; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = q3 + (i + 0) * 16;
-                const ra1 = q3 + (i + 1) * 16;
-                const ra2 = q3 + (i + 2) * 16;
-                const ra3 = q3 + (i + 3) * 16;
-                const rb0 = 3296 + (j + 0) * 16;
-                const rb1 = 3296 + (j + 1) * 16;
-                const rb2 = 3296 + (j + 2) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[238714 + (i + 0) * 16 + (j + 0)] = c00;
-                A[238714 + (i + 0) * 16 + (j + 1)] = c01;
-                A[238714 + (i + 0) * 16 + (j + 2)] = c02;
-                A[238714 + (i + 1) * 16 + (j + 0)] = c10;
-                A[238714 + (i + 1) * 16 + (j + 1)] = c11;
-                A[238714 + (i + 1) * 16 + (j + 2)] = c12;
-                A[238714 + (i + 2) * 16 + (j + 0)] = c20;
-                A[238714 + (i + 2) * 16 + (j + 1)] = c21;
-                A[238714 + (i + 2) * 16 + (j + 2)] = c22;
-                A[238714 + (i + 3) * 16 + (j + 0)] = c30;
-                A[238714 + (i + 3) * 16 + (j + 1)] = c31;
-                A[238714 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = q3 + (i + 0) * 16;
-                const ra1 = q3 + (i + 1) * 16;
-                const ra2 = q3 + (i + 2) * 16;
-                const ra3 = q3 + (i + 3) * 16;
-                const rb0 = 3296 + (15 + 0) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            // (derived)
-            for (let i = 0; i < 64; i++) A[q0 + i] = (A[238458 + i] !== 0 ? ((A[239738 + i] * A[q3 + i]) + ((1 - A[239738 + i]) * (tanh32(((A[239226 + i] + A[196345 + i]) + A[238714 + i]))))) : A[q3 + i]);
-            A.copyWithin(q0 + 64, q3 + 64, q3 + 64 + 192);
-            for (let i = 0; i < 64; i++) A[q2 + i] = (A[238458 + i] !== 0 ? A[q0 + i] : 0);
-            A.fill(0, q2 + 64, q2 + 64 + 192);
-            // graphs/adding-bidir.ts:34
-            for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[238458 + o * 32 + 0 + j] = A[q6 + o * 16 + j];
-            for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[238458 + o * 32 + 16 + j] = A[q2 + o * 16 + j];
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 16; i += 4) {
-              for (let j = 0; j < 1; j += 1) {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 238458 + (i + 0) * 32;
-                const ra1 = 238458 + (i + 1) * 32;
-                const ra2 = 238458 + (i + 2) * 32;
-                const ra3 = 238458 + (i + 3) * 32;
-                const rb0 = 196601 + (j + 0);
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[196633 + (i + 0) * 1 + (j + 0)];
-                A[q1 + (i + 1) * 1 + (j + 0)] = c10 + A[196633 + (i + 1) * 1 + (j + 0)];
-                A[q1 + (i + 2) * 1 + (j + 0)] = c20 + A[196633 + (i + 2) * 1 + (j + 0)];
-                A[q1 + (i + 3) * 1 + (j + 0)] = c30 + A[196633 + (i + 3) * 1 + (j + 0)];
-              }
-            }
-          } else if (live === 8) {
-            for (let i0 = 0; i0 < 8; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[238458 + (i0 * 16 + i1 * 1)] = A[q8 + (i0 * 1)]; } }
-            // graphs/adding-bidir.ts:34
-            for (let o = 0; o < 8; o++) for (let j = 0; j < 16; j++) A[238714 + o * 32 + 0 + j] = A[q4 + o * 16 + j];
-            for (let o = 0; o < 8; o++) for (let j = 0; j < 16; j++) A[238714 + o * 32 + 16 + j] = A[q5 + o * 16 + j];
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 8; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 238714 + (i + 0) * 32;
-                const ra1 = 238714 + (i + 1) * 32;
-                const ra2 = 238714 + (i + 2) * 32;
-                const ra3 = 238714 + (i + 3) * 32;
-                const rb0 = 3568 + (j + 0) * 32;
-                const rb1 = 3568 + (j + 1) * 32;
-                const rb2 = 3568 + (j + 2) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[239226 + (i + 0) * 16 + (j + 0)] = c00;
-                A[239226 + (i + 0) * 16 + (j + 1)] = c01;
-                A[239226 + (i + 0) * 16 + (j + 2)] = c02;
-                A[239226 + (i + 1) * 16 + (j + 0)] = c10;
-                A[239226 + (i + 1) * 16 + (j + 1)] = c11;
-                A[239226 + (i + 1) * 16 + (j + 2)] = c12;
-                A[239226 + (i + 2) * 16 + (j + 0)] = c20;
-                A[239226 + (i + 2) * 16 + (j + 1)] = c21;
-                A[239226 + (i + 2) * 16 + (j + 2)] = c22;
-                A[239226 + (i + 3) * 16 + (j + 0)] = c30;
-                A[239226 + (i + 3) * 16 + (j + 1)] = c31;
-                A[239226 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 238714 + (i + 0) * 32;
-                const ra1 = 238714 + (i + 1) * 32;
-                const ra2 = 238714 + (i + 2) * 32;
-                const ra3 = 238714 + (i + 3) * 32;
-                const rb0 = 3568 + (15 + 0) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[239226 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[239226 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[239226 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[239226 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            for (let i = 0; i < 8; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = q3 + (i + 0) * 16;
-                const ra1 = q3 + (i + 1) * 16;
-                const ra2 = q3 + (i + 2) * 16;
-                const ra3 = q3 + (i + 3) * 16;
-                const rb0 = 4080 + (j + 0) * 16;
-                const rb1 = 4080 + (j + 1) * 16;
-                const rb2 = 4080 + (j + 2) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[239482 + (i + 0) * 16 + (j + 0)] = c00;
-                A[239482 + (i + 0) * 16 + (j + 1)] = c01;
-                A[239482 + (i + 0) * 16 + (j + 2)] = c02;
-                A[239482 + (i + 1) * 16 + (j + 0)] = c10;
-                A[239482 + (i + 1) * 16 + (j + 1)] = c11;
-                A[239482 + (i + 1) * 16 + (j + 2)] = c12;
-                A[239482 + (i + 2) * 16 + (j + 0)] = c20;
-                A[239482 + (i + 2) * 16 + (j + 1)] = c21;
-                A[239482 + (i + 2) * 16 + (j + 2)] = c22;
-                A[239482 + (i + 3) * 16 + (j + 0)] = c30;
-                A[239482 + (i + 3) * 16 + (j + 1)] = c31;
-                A[239482 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = q3 + (i + 0) * 16;
-                const ra1 = q3 + (i + 1) * 16;
-                const ra2 = q3 + (i + 2) * 16;
-                const ra3 = q3 + (i + 3) * 16;
-                const rb0 = 4080 + (15 + 0) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[239482 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[239482 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[239482 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[239482 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            // graphs/adding-bidir.ts:23
-            for (let i = 0; i < 128; i++) A[239738 + i] = sigmoid32(((A[239226 + i] + A[196089 + i]) + A[239482 + i]));
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 8; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 238714 + (i + 0) * 32;
-                const ra1 = 238714 + (i + 1) * 32;
-                const ra2 = 238714 + (i + 2) * 32;
-                const ra3 = 238714 + (i + 3) * 32;
-                const rb0 = 2784 + (j + 0) * 32;
-                const rb1 = 2784 + (j + 1) * 32;
-                const rb2 = 2784 + (j + 2) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[239226 + (i + 0) * 16 + (j + 0)] = c00;
-                A[239226 + (i + 0) * 16 + (j + 1)] = c01;
-                A[239226 + (i + 0) * 16 + (j + 2)] = c02;
-                A[239226 + (i + 1) * 16 + (j + 0)] = c10;
-                A[239226 + (i + 1) * 16 + (j + 1)] = c11;
-                A[239226 + (i + 1) * 16 + (j + 2)] = c12;
-                A[239226 + (i + 2) * 16 + (j + 0)] = c20;
-                A[239226 + (i + 2) * 16 + (j + 1)] = c21;
-                A[239226 + (i + 2) * 16 + (j + 2)] = c22;
-                A[239226 + (i + 3) * 16 + (j + 0)] = c30;
-                A[239226 + (i + 3) * 16 + (j + 1)] = c31;
-                A[239226 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 238714 + (i + 0) * 32;
-                const ra1 = 238714 + (i + 1) * 32;
-                const ra2 = 238714 + (i + 2) * 32;
-                const ra3 = 238714 + (i + 3) * 32;
-                const rb0 = 2784 + (15 + 0) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[239226 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[239226 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[239226 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[239226 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            for (let i = 0; i < 8; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = q3 + (i + 0) * 16;
-                const ra1 = q3 + (i + 1) * 16;
-                const ra2 = q3 + (i + 2) * 16;
-                const ra3 = q3 + (i + 3) * 16;
-                const rb0 = 3296 + (j + 0) * 16;
-                const rb1 = 3296 + (j + 1) * 16;
-                const rb2 = 3296 + (j + 2) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[238714 + (i + 0) * 16 + (j + 0)] = c00;
-                A[238714 + (i + 0) * 16 + (j + 1)] = c01;
-                A[238714 + (i + 0) * 16 + (j + 2)] = c02;
-                A[238714 + (i + 1) * 16 + (j + 0)] = c10;
-                A[238714 + (i + 1) * 16 + (j + 1)] = c11;
-                A[238714 + (i + 1) * 16 + (j + 2)] = c12;
-                A[238714 + (i + 2) * 16 + (j + 0)] = c20;
-                A[238714 + (i + 2) * 16 + (j + 1)] = c21;
-                A[238714 + (i + 2) * 16 + (j + 2)] = c22;
-                A[238714 + (i + 3) * 16 + (j + 0)] = c30;
-                A[238714 + (i + 3) * 16 + (j + 1)] = c31;
-                A[238714 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = q3 + (i + 0) * 16;
-                const ra1 = q3 + (i + 1) * 16;
-                const ra2 = q3 + (i + 2) * 16;
-                const ra3 = q3 + (i + 3) * 16;
-                const rb0 = 3296 + (15 + 0) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            // (derived)
-            for (let i = 0; i < 128; i++) A[q0 + i] = (A[238458 + i] !== 0 ? ((A[239738 + i] * A[q3 + i]) + ((1 - A[239738 + i]) * (tanh32(((A[239226 + i] + A[196345 + i]) + A[238714 + i]))))) : A[q3 + i]);
-            A.copyWithin(q0 + 128, q3 + 128, q3 + 128 + 128);
-            for (let i = 0; i < 128; i++) A[q2 + i] = (A[238458 + i] !== 0 ? A[q0 + i] : 0);
-            A.fill(0, q2 + 128, q2 + 128 + 128);
-            // graphs/adding-bidir.ts:34
-            for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[238458 + o * 32 + 0 + j] = A[q6 + o * 16 + j];
-            for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[238458 + o * 32 + 16 + j] = A[q2 + o * 16 + j];
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 16; i += 4) {
-              for (let j = 0; j < 1; j += 1) {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 238458 + (i + 0) * 32;
-                const ra1 = 238458 + (i + 1) * 32;
-                const ra2 = 238458 + (i + 2) * 32;
-                const ra3 = 238458 + (i + 3) * 32;
-                const rb0 = 196601 + (j + 0);
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[196633 + (i + 0) * 1 + (j + 0)];
-                A[q1 + (i + 1) * 1 + (j + 0)] = c10 + A[196633 + (i + 1) * 1 + (j + 0)];
-                A[q1 + (i + 2) * 1 + (j + 0)] = c20 + A[196633 + (i + 2) * 1 + (j + 0)];
-                A[q1 + (i + 3) * 1 + (j + 0)] = c30 + A[196633 + (i + 3) * 1 + (j + 0)];
-              }
-            }
-          } else if (live === 12) {
-            for (let i0 = 0; i0 < 12; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[238458 + (i0 * 16 + i1 * 1)] = A[q8 + (i0 * 1)]; } }
-            // graphs/adding-bidir.ts:34
-            for (let o = 0; o < 12; o++) for (let j = 0; j < 16; j++) A[238714 + o * 32 + 0 + j] = A[q4 + o * 16 + j];
-            for (let o = 0; o < 12; o++) for (let j = 0; j < 16; j++) A[238714 + o * 32 + 16 + j] = A[q5 + o * 16 + j];
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 12; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 238714 + (i + 0) * 32;
-                const ra1 = 238714 + (i + 1) * 32;
-                const ra2 = 238714 + (i + 2) * 32;
-                const ra3 = 238714 + (i + 3) * 32;
-                const rb0 = 3568 + (j + 0) * 32;
-                const rb1 = 3568 + (j + 1) * 32;
-                const rb2 = 3568 + (j + 2) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[239226 + (i + 0) * 16 + (j + 0)] = c00;
-                A[239226 + (i + 0) * 16 + (j + 1)] = c01;
-                A[239226 + (i + 0) * 16 + (j + 2)] = c02;
-                A[239226 + (i + 1) * 16 + (j + 0)] = c10;
-                A[239226 + (i + 1) * 16 + (j + 1)] = c11;
-                A[239226 + (i + 1) * 16 + (j + 2)] = c12;
-                A[239226 + (i + 2) * 16 + (j + 0)] = c20;
-                A[239226 + (i + 2) * 16 + (j + 1)] = c21;
-                A[239226 + (i + 2) * 16 + (j + 2)] = c22;
-                A[239226 + (i + 3) * 16 + (j + 0)] = c30;
-                A[239226 + (i + 3) * 16 + (j + 1)] = c31;
-                A[239226 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 238714 + (i + 0) * 32;
-                const ra1 = 238714 + (i + 1) * 32;
-                const ra2 = 238714 + (i + 2) * 32;
-                const ra3 = 238714 + (i + 3) * 32;
-                const rb0 = 3568 + (15 + 0) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[239226 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[239226 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[239226 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[239226 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            for (let i = 0; i < 12; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = q3 + (i + 0) * 16;
-                const ra1 = q3 + (i + 1) * 16;
-                const ra2 = q3 + (i + 2) * 16;
-                const ra3 = q3 + (i + 3) * 16;
-                const rb0 = 4080 + (j + 0) * 16;
-                const rb1 = 4080 + (j + 1) * 16;
-                const rb2 = 4080 + (j + 2) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[239482 + (i + 0) * 16 + (j + 0)] = c00;
-                A[239482 + (i + 0) * 16 + (j + 1)] = c01;
-                A[239482 + (i + 0) * 16 + (j + 2)] = c02;
-                A[239482 + (i + 1) * 16 + (j + 0)] = c10;
-                A[239482 + (i + 1) * 16 + (j + 1)] = c11;
-                A[239482 + (i + 1) * 16 + (j + 2)] = c12;
-                A[239482 + (i + 2) * 16 + (j + 0)] = c20;
-                A[239482 + (i + 2) * 16 + (j + 1)] = c21;
-                A[239482 + (i + 2) * 16 + (j + 2)] = c22;
-                A[239482 + (i + 3) * 16 + (j + 0)] = c30;
-                A[239482 + (i + 3) * 16 + (j + 1)] = c31;
-                A[239482 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = q3 + (i + 0) * 16;
-                const ra1 = q3 + (i + 1) * 16;
-                const ra2 = q3 + (i + 2) * 16;
-                const ra3 = q3 + (i + 3) * 16;
-                const rb0 = 4080 + (15 + 0) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[239482 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[239482 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[239482 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[239482 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            // graphs/adding-bidir.ts:23
-            for (let i = 0; i < 192; i++) A[239738 + i] = sigmoid32(((A[239226 + i] + A[196089 + i]) + A[239482 + i]));
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 12; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 238714 + (i + 0) * 32;
-                const ra1 = 238714 + (i + 1) * 32;
-                const ra2 = 238714 + (i + 2) * 32;
-                const ra3 = 238714 + (i + 3) * 32;
-                const rb0 = 2784 + (j + 0) * 32;
-                const rb1 = 2784 + (j + 1) * 32;
-                const rb2 = 2784 + (j + 2) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[239226 + (i + 0) * 16 + (j + 0)] = c00;
-                A[239226 + (i + 0) * 16 + (j + 1)] = c01;
-                A[239226 + (i + 0) * 16 + (j + 2)] = c02;
-                A[239226 + (i + 1) * 16 + (j + 0)] = c10;
-                A[239226 + (i + 1) * 16 + (j + 1)] = c11;
-                A[239226 + (i + 1) * 16 + (j + 2)] = c12;
-                A[239226 + (i + 2) * 16 + (j + 0)] = c20;
-                A[239226 + (i + 2) * 16 + (j + 1)] = c21;
-                A[239226 + (i + 2) * 16 + (j + 2)] = c22;
-                A[239226 + (i + 3) * 16 + (j + 0)] = c30;
-                A[239226 + (i + 3) * 16 + (j + 1)] = c31;
-                A[239226 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 238714 + (i + 0) * 32;
-                const ra1 = 238714 + (i + 1) * 32;
-                const ra2 = 238714 + (i + 2) * 32;
-                const ra3 = 238714 + (i + 3) * 32;
-                const rb0 = 2784 + (15 + 0) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[239226 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[239226 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[239226 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[239226 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            for (let i = 0; i < 12; i += 4) {
-              for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = q3 + (i + 0) * 16;
-                const ra1 = q3 + (i + 1) * 16;
-                const ra2 = q3 + (i + 2) * 16;
-                const ra3 = q3 + (i + 3) * 16;
-                const rb0 = 3296 + (j + 0) * 16;
-                const rb1 = 3296 + (j + 1) * 16;
-                const rb2 = 3296 + (j + 2) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[238714 + (i + 0) * 16 + (j + 0)] = c00;
-                A[238714 + (i + 0) * 16 + (j + 1)] = c01;
-                A[238714 + (i + 0) * 16 + (j + 2)] = c02;
-                A[238714 + (i + 1) * 16 + (j + 0)] = c10;
-                A[238714 + (i + 1) * 16 + (j + 1)] = c11;
-                A[238714 + (i + 1) * 16 + (j + 2)] = c12;
-                A[238714 + (i + 2) * 16 + (j + 0)] = c20;
-                A[238714 + (i + 2) * 16 + (j + 1)] = c21;
-                A[238714 + (i + 2) * 16 + (j + 2)] = c22;
-                A[238714 + (i + 3) * 16 + (j + 0)] = c30;
-                A[238714 + (i + 3) * 16 + (j + 1)] = c31;
-                A[238714 + (i + 3) * 16 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = q3 + (i + 0) * 16;
-                const ra1 = q3 + (i + 1) * 16;
-                const ra2 = q3 + (i + 2) * 16;
-                const ra3 = q3 + (i + 3) * 16;
-                const rb0 = 3296 + (15 + 0) * 16;
-                for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[238714 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[238714 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[238714 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[238714 + (i + 3) * 16 + (15 + 0)] = c30;
-              }
-            }
-            // (derived)
-            for (let i = 0; i < 192; i++) A[q0 + i] = (A[238458 + i] !== 0 ? ((A[239738 + i] * A[q3 + i]) + ((1 - A[239738 + i]) * (tanh32(((A[239226 + i] + A[196345 + i]) + A[238714 + i]))))) : A[q3 + i]);
-            A.copyWithin(q0 + 192, q3 + 192, q3 + 192 + 64);
-            for (let i = 0; i < 192; i++) A[q2 + i] = (A[238458 + i] !== 0 ? A[q0 + i] : 0);
-            A.fill(0, q2 + 192, q2 + 192 + 64);
-            // graphs/adding-bidir.ts:34
-            for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[238458 + o * 32 + 0 + j] = A[q6 + o * 16 + j];
-            for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[238458 + o * 32 + 16 + j] = A[q2 + o * 16 + j];
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 16; i += 4) {
-              for (let j = 0; j < 1; j += 1) {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 238458 + (i + 0) * 32;
-                const ra1 = 238458 + (i + 1) * 32;
-                const ra2 = 238458 + (i + 2) * 32;
-                const ra3 = 238458 + (i + 3) * 32;
-                const rb0 = 196601 + (j + 0);
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[196633 + (i + 0) * 1 + (j + 0)];
-                A[q1 + (i + 1) * 1 + (j + 0)] = c10 + A[196633 + (i + 1) * 1 + (j + 0)];
-                A[q1 + (i + 2) * 1 + (j + 0)] = c20 + A[196633 + (i + 2) * 1 + (j + 0)];
-                A[q1 + (i + 3) * 1 + (j + 0)] = c30 + A[196633 + (i + 3) * 1 + (j + 0)];
-              }
-            }
-          } else {
+          if (live === 4) rows4_33(A, t);
+          else if (live === 8) rows8_34(A, t);
+          else if (live === 12) rows12_35(A, t);
+          else {
             for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[238458 + (i0 * 16 + i1 * 1)] = A[q8 + (i0 * 1)]; } }
             // graphs/adding-bidir.ts:34
             for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[238714 + o * 32 + 0 + j] = A[q4 + o * 16 + j];

@@ -64,6 +64,912 @@ export interface TrainerOptions {
     /** Carry the final state of a window, detached, into the next (truncated BPTT). */
     carryState?: boolean;
 }
+/** A scan's training step t, over the first 4 of 16 rows (packed execution under lengths). */
+function rows4_0(A: Float32Array, t: number): void {
+  const q0 = 3330 + (t + 1) * 512;
+  const q1 = 15288 + t * 16;
+  const q2 = 26937 + t * 1552;
+  const q3 = 3330 + t * 512;
+  const q5 = 16697 + t * 512;
+  const q6 = 3010 + t * 16;
+  const q7 = 14082 + t * 16;
+  const q8 = 14402 + t * 16;
+  for (let i0 = 0; i0 < 4; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[(q2 + 16) + (i0 * 32 + i1 * 1)] = A[q7 + (i0 * 1)]; } }
+  // graphs/adding-elman.ts:9
+  for (let i = 0; i < 4; i += 4) {
+    for (let j = 0; j < 30; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q3 + (i + 0) * 32;
+      const ra1 = q3 + (i + 1) * 32;
+      const ra2 = q3 + (i + 2) * 32;
+      const ra3 = q3 + (i + 3) * 32;
+      const rb0 = 64 + (j + 0) * 32;
+      const rb1 = 64 + (j + 1) * 32;
+      const rb2 = 64 + (j + 2) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[59002 + (i + 0) * 32 + (j + 0)] = c00;
+      A[59002 + (i + 0) * 32 + (j + 1)] = c01;
+      A[59002 + (i + 0) * 32 + (j + 2)] = c02;
+      A[59002 + (i + 1) * 32 + (j + 0)] = c10;
+      A[59002 + (i + 1) * 32 + (j + 1)] = c11;
+      A[59002 + (i + 1) * 32 + (j + 2)] = c12;
+      A[59002 + (i + 2) * 32 + (j + 0)] = c20;
+      A[59002 + (i + 2) * 32 + (j + 1)] = c21;
+      A[59002 + (i + 2) * 32 + (j + 2)] = c22;
+      A[59002 + (i + 3) * 32 + (j + 0)] = c30;
+      A[59002 + (i + 3) * 32 + (j + 1)] = c31;
+      A[59002 + (i + 3) * 32 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = q3 + (i + 0) * 32;
+      const ra1 = q3 + (i + 1) * 32;
+      const ra2 = q3 + (i + 2) * 32;
+      const ra3 = q3 + (i + 3) * 32;
+      const rb0 = 64 + (30 + 0) * 32;
+      const rb1 = 64 + (30 + 1) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
+      A[59002 + (i + 0) * 32 + (30 + 0)] = c00;
+      A[59002 + (i + 0) * 32 + (30 + 1)] = c01;
+      A[59002 + (i + 1) * 32 + (30 + 0)] = c10;
+      A[59002 + (i + 1) * 32 + (30 + 1)] = c11;
+      A[59002 + (i + 2) * 32 + (30 + 0)] = c20;
+      A[59002 + (i + 2) * 32 + (30 + 1)] = c21;
+      A[59002 + (i + 3) * 32 + (30 + 0)] = c30;
+      A[59002 + (i + 3) * 32 + (30 + 1)] = c31;
+    }
+  }
+  for (let i = 0; i < 128; i++) A[(q2 + 528) + i] = tanh32(((A[q5 + i] + A[15609 + i]) + (A[59002 + i] + A[16121 + i])));
+  // (derived)
+  for (let i = 0; i < 128; i++) A[q0 + i] = (A[(q2 + 16) + i] !== 0 ? A[(q2 + 528) + i] : A[q3 + i]);
+  A.copyWithin(q0 + 128, q3 + 128, q3 + 128 + 384);
+  for (let i = 0; i < 128; i++) A[(q2 + 1040) + i] = (A[(q2 + 16) + i] !== 0 ? A[q0 + i] : 0);
+  // graphs/adding-elman.ts:9
+  for (let i = 0; i < 4; i += 4) {
+    for (let j = 0; j < 1; j += 1) {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = (q2 + 1040) + (i + 0) * 32;
+      const ra1 = (q2 + 1040) + (i + 1) * 32;
+      const ra2 = (q2 + 1040) + (i + 2) * 32;
+      const ra3 = (q2 + 1040) + (i + 3) * 32;
+      const rb0 = 16633 + (j + 0);
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[16665 + (i + 0) * 1 + (j + 0)];
+      A[q1 + (i + 1) * 1 + (j + 0)] = c10 + A[16665 + (i + 1) * 1 + (j + 0)];
+      A[q1 + (i + 2) * 1 + (j + 0)] = c20 + A[16665 + (i + 2) * 1 + (j + 0)];
+      A[q1 + (i + 3) * 1 + (j + 0)] = c30 + A[16665 + (i + 3) * 1 + (j + 0)];
+    }
+  }
+  for (let i = 0; i < 12; i++) A[q1 + 4 + i] = 0 + A[16669 + i];
+  // (derived)
+  for (let i = 0; i < 4; i++) A[q2 + i] = A[q1 + i] - A[q6 + i];
+  for (let i = 0; i < 4; i++) A[59002 + i] = A[q2 + i] * A[q2 + i];
+  for (let i0 = 0; i0 < 4; i0++) { { let acc = 0; for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[59002 + (i0 * 1 + i1 * 1)]; } A[59018 + (i0 * 1)] = acc; } }
+  for (let i = 0; i < 4; i++) A[59002 + i] = A[q8 + i] * A[59018 + i];
+  { let acc = 0; for (let i0 = 0; i0 < 4; i0++) { acc = acc + A[59002 + (i0 * 1)]; } A[57977 + (0)] = acc; }
+}
+/** A scan's training step t, over the first 8 of 16 rows (packed execution under lengths). */
+function rows8_1(A: Float32Array, t: number): void {
+  const q0 = 3330 + (t + 1) * 512;
+  const q1 = 15288 + t * 16;
+  const q2 = 26937 + t * 1552;
+  const q3 = 3330 + t * 512;
+  const q5 = 16697 + t * 512;
+  const q6 = 3010 + t * 16;
+  const q7 = 14082 + t * 16;
+  const q8 = 14402 + t * 16;
+  for (let i0 = 0; i0 < 8; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[(q2 + 16) + (i0 * 32 + i1 * 1)] = A[q7 + (i0 * 1)]; } }
+  // graphs/adding-elman.ts:9
+  for (let i = 0; i < 8; i += 4) {
+    for (let j = 0; j < 30; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q3 + (i + 0) * 32;
+      const ra1 = q3 + (i + 1) * 32;
+      const ra2 = q3 + (i + 2) * 32;
+      const ra3 = q3 + (i + 3) * 32;
+      const rb0 = 64 + (j + 0) * 32;
+      const rb1 = 64 + (j + 1) * 32;
+      const rb2 = 64 + (j + 2) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[59002 + (i + 0) * 32 + (j + 0)] = c00;
+      A[59002 + (i + 0) * 32 + (j + 1)] = c01;
+      A[59002 + (i + 0) * 32 + (j + 2)] = c02;
+      A[59002 + (i + 1) * 32 + (j + 0)] = c10;
+      A[59002 + (i + 1) * 32 + (j + 1)] = c11;
+      A[59002 + (i + 1) * 32 + (j + 2)] = c12;
+      A[59002 + (i + 2) * 32 + (j + 0)] = c20;
+      A[59002 + (i + 2) * 32 + (j + 1)] = c21;
+      A[59002 + (i + 2) * 32 + (j + 2)] = c22;
+      A[59002 + (i + 3) * 32 + (j + 0)] = c30;
+      A[59002 + (i + 3) * 32 + (j + 1)] = c31;
+      A[59002 + (i + 3) * 32 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = q3 + (i + 0) * 32;
+      const ra1 = q3 + (i + 1) * 32;
+      const ra2 = q3 + (i + 2) * 32;
+      const ra3 = q3 + (i + 3) * 32;
+      const rb0 = 64 + (30 + 0) * 32;
+      const rb1 = 64 + (30 + 1) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
+      A[59002 + (i + 0) * 32 + (30 + 0)] = c00;
+      A[59002 + (i + 0) * 32 + (30 + 1)] = c01;
+      A[59002 + (i + 1) * 32 + (30 + 0)] = c10;
+      A[59002 + (i + 1) * 32 + (30 + 1)] = c11;
+      A[59002 + (i + 2) * 32 + (30 + 0)] = c20;
+      A[59002 + (i + 2) * 32 + (30 + 1)] = c21;
+      A[59002 + (i + 3) * 32 + (30 + 0)] = c30;
+      A[59002 + (i + 3) * 32 + (30 + 1)] = c31;
+    }
+  }
+  for (let i = 0; i < 256; i++) A[(q2 + 528) + i] = tanh32(((A[q5 + i] + A[15609 + i]) + (A[59002 + i] + A[16121 + i])));
+  // (derived)
+  for (let i = 0; i < 256; i++) A[q0 + i] = (A[(q2 + 16) + i] !== 0 ? A[(q2 + 528) + i] : A[q3 + i]);
+  A.copyWithin(q0 + 256, q3 + 256, q3 + 256 + 256);
+  for (let i = 0; i < 256; i++) A[(q2 + 1040) + i] = (A[(q2 + 16) + i] !== 0 ? A[q0 + i] : 0);
+  // graphs/adding-elman.ts:9
+  for (let i = 0; i < 8; i += 4) {
+    for (let j = 0; j < 1; j += 1) {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = (q2 + 1040) + (i + 0) * 32;
+      const ra1 = (q2 + 1040) + (i + 1) * 32;
+      const ra2 = (q2 + 1040) + (i + 2) * 32;
+      const ra3 = (q2 + 1040) + (i + 3) * 32;
+      const rb0 = 16633 + (j + 0);
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[16665 + (i + 0) * 1 + (j + 0)];
+      A[q1 + (i + 1) * 1 + (j + 0)] = c10 + A[16665 + (i + 1) * 1 + (j + 0)];
+      A[q1 + (i + 2) * 1 + (j + 0)] = c20 + A[16665 + (i + 2) * 1 + (j + 0)];
+      A[q1 + (i + 3) * 1 + (j + 0)] = c30 + A[16665 + (i + 3) * 1 + (j + 0)];
+    }
+  }
+  for (let i = 0; i < 8; i++) A[q1 + 8 + i] = 0 + A[16673 + i];
+  // (derived)
+  for (let i = 0; i < 8; i++) A[q2 + i] = A[q1 + i] - A[q6 + i];
+  for (let i = 0; i < 8; i++) A[59002 + i] = A[q2 + i] * A[q2 + i];
+  for (let i0 = 0; i0 < 8; i0++) { { let acc = 0; for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[59002 + (i0 * 1 + i1 * 1)]; } A[59018 + (i0 * 1)] = acc; } }
+  for (let i = 0; i < 8; i++) A[59002 + i] = A[q8 + i] * A[59018 + i];
+  { let acc = 0; for (let i0 = 0; i0 < 8; i0++) { acc = acc + A[59002 + (i0 * 1)]; } A[57977 + (0)] = acc; }
+}
+/** A scan's training step t, over the first 12 of 16 rows (packed execution under lengths). */
+function rows12_2(A: Float32Array, t: number): void {
+  const q0 = 3330 + (t + 1) * 512;
+  const q1 = 15288 + t * 16;
+  const q2 = 26937 + t * 1552;
+  const q3 = 3330 + t * 512;
+  const q5 = 16697 + t * 512;
+  const q6 = 3010 + t * 16;
+  const q7 = 14082 + t * 16;
+  const q8 = 14402 + t * 16;
+  for (let i0 = 0; i0 < 12; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[(q2 + 16) + (i0 * 32 + i1 * 1)] = A[q7 + (i0 * 1)]; } }
+  // graphs/adding-elman.ts:9
+  for (let i = 0; i < 12; i += 4) {
+    for (let j = 0; j < 30; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q3 + (i + 0) * 32;
+      const ra1 = q3 + (i + 1) * 32;
+      const ra2 = q3 + (i + 2) * 32;
+      const ra3 = q3 + (i + 3) * 32;
+      const rb0 = 64 + (j + 0) * 32;
+      const rb1 = 64 + (j + 1) * 32;
+      const rb2 = 64 + (j + 2) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[59002 + (i + 0) * 32 + (j + 0)] = c00;
+      A[59002 + (i + 0) * 32 + (j + 1)] = c01;
+      A[59002 + (i + 0) * 32 + (j + 2)] = c02;
+      A[59002 + (i + 1) * 32 + (j + 0)] = c10;
+      A[59002 + (i + 1) * 32 + (j + 1)] = c11;
+      A[59002 + (i + 1) * 32 + (j + 2)] = c12;
+      A[59002 + (i + 2) * 32 + (j + 0)] = c20;
+      A[59002 + (i + 2) * 32 + (j + 1)] = c21;
+      A[59002 + (i + 2) * 32 + (j + 2)] = c22;
+      A[59002 + (i + 3) * 32 + (j + 0)] = c30;
+      A[59002 + (i + 3) * 32 + (j + 1)] = c31;
+      A[59002 + (i + 3) * 32 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = q3 + (i + 0) * 32;
+      const ra1 = q3 + (i + 1) * 32;
+      const ra2 = q3 + (i + 2) * 32;
+      const ra3 = q3 + (i + 3) * 32;
+      const rb0 = 64 + (30 + 0) * 32;
+      const rb1 = 64 + (30 + 1) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
+      A[59002 + (i + 0) * 32 + (30 + 0)] = c00;
+      A[59002 + (i + 0) * 32 + (30 + 1)] = c01;
+      A[59002 + (i + 1) * 32 + (30 + 0)] = c10;
+      A[59002 + (i + 1) * 32 + (30 + 1)] = c11;
+      A[59002 + (i + 2) * 32 + (30 + 0)] = c20;
+      A[59002 + (i + 2) * 32 + (30 + 1)] = c21;
+      A[59002 + (i + 3) * 32 + (30 + 0)] = c30;
+      A[59002 + (i + 3) * 32 + (30 + 1)] = c31;
+    }
+  }
+  for (let i = 0; i < 384; i++) A[(q2 + 528) + i] = tanh32(((A[q5 + i] + A[15609 + i]) + (A[59002 + i] + A[16121 + i])));
+  // (derived)
+  for (let i = 0; i < 384; i++) A[q0 + i] = (A[(q2 + 16) + i] !== 0 ? A[(q2 + 528) + i] : A[q3 + i]);
+  A.copyWithin(q0 + 384, q3 + 384, q3 + 384 + 128);
+  for (let i = 0; i < 384; i++) A[(q2 + 1040) + i] = (A[(q2 + 16) + i] !== 0 ? A[q0 + i] : 0);
+  // graphs/adding-elman.ts:9
+  for (let i = 0; i < 12; i += 4) {
+    for (let j = 0; j < 1; j += 1) {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = (q2 + 1040) + (i + 0) * 32;
+      const ra1 = (q2 + 1040) + (i + 1) * 32;
+      const ra2 = (q2 + 1040) + (i + 2) * 32;
+      const ra3 = (q2 + 1040) + (i + 3) * 32;
+      const rb0 = 16633 + (j + 0);
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[16665 + (i + 0) * 1 + (j + 0)];
+      A[q1 + (i + 1) * 1 + (j + 0)] = c10 + A[16665 + (i + 1) * 1 + (j + 0)];
+      A[q1 + (i + 2) * 1 + (j + 0)] = c20 + A[16665 + (i + 2) * 1 + (j + 0)];
+      A[q1 + (i + 3) * 1 + (j + 0)] = c30 + A[16665 + (i + 3) * 1 + (j + 0)];
+    }
+  }
+  for (let i = 0; i < 4; i++) A[q1 + 12 + i] = 0 + A[16677 + i];
+  // (derived)
+  for (let i = 0; i < 12; i++) A[q2 + i] = A[q1 + i] - A[q6 + i];
+  for (let i = 0; i < 12; i++) A[59002 + i] = A[q2 + i] * A[q2 + i];
+  for (let i0 = 0; i0 < 12; i0++) { { let acc = 0; for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[59002 + (i0 * 1 + i1 * 1)]; } A[59018 + (i0 * 1)] = acc; } }
+  for (let i = 0; i < 12; i++) A[59002 + i] = A[q8 + i] * A[59018 + i];
+  { let acc = 0; for (let i0 = 0; i0 < 12; i0++) { acc = acc + A[59002 + (i0 * 1)]; } A[57977 + (0)] = acc; }
+}
+/** A scan's reverse step t (its VJP), over the first 4 of 16 rows (packed execution under lengths). */
+function rows4_3(A: Float32Array, t: number): void {
+  const q0 = 3330 + t * 512;
+  const q1 = 2370 + t * 32;
+  const q5 = 14402 + t * 16;
+  const q8 = 26937 + t * 1552;
+  for (let i = 0; i < 4; i++) A[59002 + i] = A[16681 + i] * A[q5 + i];
+  for (let i0 = 0; i0 < 4; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[59018 + (i0 * 1 + i1 * 1)] = A[59002 + (i0 * 1)]; } }
+  for (let i = 0; i < 4; i++) A[59002 + i] = A[59018 + i] * A[q8 + i];
+  for (let i = 0; i < 4; i++) A[59018 + i] = A[59002 + i] + A[59002 + i];
+  for (let i = 0; i < 4; i++) { const a0 = A[59018 + i * 1]; for (let j = 0; j < 32; j++) A[59034 + i * 32 + j] = a0 * A[1152 + j]; }
+  for (let i = 0; i < 128; i++) A[59546 + i] = A[57978 + i] + ((A[(q8 + 16) + i] !== 0 ? A[59034 + i] : 0));
+  for (let i = 0; i < 384; i++) A[59674 + i] = A[58106 + i] + 0;
+  for (let i = 0; i < 128; i++) A[59034 + i] = ((A[(q8 + 16) + i] !== 0 ? A[59546 + i] : 0)) * (1 - (A[(q8 + 528) + i] * A[(q8 + 528) + i]));
+  for (let i = 0; i < 4; i += 4) {
+    for (let j = 0; j < 30; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 59034 + (i + 0) * 32;
+      const ra1 = 59034 + (i + 1) * 32;
+      const ra2 = 59034 + (i + 2) * 32;
+      const ra3 = 59034 + (i + 3) * 32;
+      const rb0 = 64 + (j + 0);
+      const rb1 = 64 + (j + 1);
+      const rb2 = 64 + (j + 2);
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[60058 + (i + 0) * 32 + (j + 0)] = c00;
+      A[60058 + (i + 0) * 32 + (j + 1)] = c01;
+      A[60058 + (i + 0) * 32 + (j + 2)] = c02;
+      A[60058 + (i + 1) * 32 + (j + 0)] = c10;
+      A[60058 + (i + 1) * 32 + (j + 1)] = c11;
+      A[60058 + (i + 1) * 32 + (j + 2)] = c12;
+      A[60058 + (i + 2) * 32 + (j + 0)] = c20;
+      A[60058 + (i + 2) * 32 + (j + 1)] = c21;
+      A[60058 + (i + 2) * 32 + (j + 2)] = c22;
+      A[60058 + (i + 3) * 32 + (j + 0)] = c30;
+      A[60058 + (i + 3) * 32 + (j + 1)] = c31;
+      A[60058 + (i + 3) * 32 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = 59034 + (i + 0) * 32;
+      const ra1 = 59034 + (i + 1) * 32;
+      const ra2 = 59034 + (i + 2) * 32;
+      const ra3 = 59034 + (i + 3) * 32;
+      const rb0 = 64 + (30 + 0);
+      const rb1 = 64 + (30 + 1);
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
+      A[60058 + (i + 0) * 32 + (30 + 0)] = c00;
+      A[60058 + (i + 0) * 32 + (30 + 1)] = c01;
+      A[60058 + (i + 1) * 32 + (30 + 0)] = c10;
+      A[60058 + (i + 1) * 32 + (30 + 1)] = c11;
+      A[60058 + (i + 2) * 32 + (30 + 0)] = c20;
+      A[60058 + (i + 2) * 32 + (30 + 1)] = c21;
+      A[60058 + (i + 3) * 32 + (30 + 0)] = c30;
+      A[60058 + (i + 3) * 32 + (30 + 1)] = c31;
+    }
+  }
+  for (let i = 0; i < 128; i++) A[58490 + i] = ((A[(q8 + 16) + i] !== 0 ? 0 : A[59546 + i])) + A[60058 + i];
+  for (let i = 0; i < 384; i++) A[58618 + i] = A[59674 + i] + 0;
+  for (let i = 0; i < 32; i += 4) {
+    for (let j = 0; j < 2; j += 2) {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = 59034 + (i + 0);
+      const ra1 = 59034 + (i + 1);
+      const ra2 = 59034 + (i + 2);
+      const ra3 = 59034 + (i + 3);
+      const rb0 = q1 + (j + 0);
+      const rb1 = q1 + (j + 1);
+      for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 32]; const a1 = A[ra1 + p * 32]; const a2 = A[ra2 + p * 32]; const a3 = A[ra3 + p * 32]; const b0 = A[rb0 + p * 2]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 2]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
+      A[1185 + (i + 0) * 2 + (j + 0)] += c00;
+      A[1185 + (i + 0) * 2 + (j + 1)] += c01;
+      A[1185 + (i + 1) * 2 + (j + 0)] += c10;
+      A[1185 + (i + 1) * 2 + (j + 1)] += c11;
+      A[1185 + (i + 2) * 2 + (j + 0)] += c20;
+      A[1185 + (i + 2) * 2 + (j + 1)] += c21;
+      A[1185 + (i + 3) * 2 + (j + 0)] += c30;
+      A[1185 + (i + 3) * 2 + (j + 1)] += c31;
+    }
+  }
+  for (let i = 0; i < 32; i += 4) {
+    for (let j = 0; j < 30; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 59034 + (i + 0);
+      const ra1 = 59034 + (i + 1);
+      const ra2 = 59034 + (i + 2);
+      const ra3 = 59034 + (i + 3);
+      const rb0 = q0 + (j + 0);
+      const rb1 = q0 + (j + 1);
+      const rb2 = q0 + (j + 2);
+      for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 32]; const a1 = A[ra1 + p * 32]; const a2 = A[ra2 + p * 32]; const a3 = A[ra3 + p * 32]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[1249 + (i + 0) * 32 + (j + 0)] += c00;
+      A[1249 + (i + 0) * 32 + (j + 1)] += c01;
+      A[1249 + (i + 0) * 32 + (j + 2)] += c02;
+      A[1249 + (i + 1) * 32 + (j + 0)] += c10;
+      A[1249 + (i + 1) * 32 + (j + 1)] += c11;
+      A[1249 + (i + 1) * 32 + (j + 2)] += c12;
+      A[1249 + (i + 2) * 32 + (j + 0)] += c20;
+      A[1249 + (i + 2) * 32 + (j + 1)] += c21;
+      A[1249 + (i + 2) * 32 + (j + 2)] += c22;
+      A[1249 + (i + 3) * 32 + (j + 0)] += c30;
+      A[1249 + (i + 3) * 32 + (j + 1)] += c31;
+      A[1249 + (i + 3) * 32 + (j + 2)] += c32;
+    }
+    {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = 59034 + (i + 0);
+      const ra1 = 59034 + (i + 1);
+      const ra2 = 59034 + (i + 2);
+      const ra3 = 59034 + (i + 3);
+      const rb0 = q0 + (30 + 0);
+      const rb1 = q0 + (30 + 1);
+      for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 32]; const a1 = A[ra1 + p * 32]; const a2 = A[ra2 + p * 32]; const a3 = A[ra3 + p * 32]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
+      A[1249 + (i + 0) * 32 + (30 + 0)] += c00;
+      A[1249 + (i + 0) * 32 + (30 + 1)] += c01;
+      A[1249 + (i + 1) * 32 + (30 + 0)] += c10;
+      A[1249 + (i + 1) * 32 + (30 + 1)] += c11;
+      A[1249 + (i + 2) * 32 + (30 + 0)] += c20;
+      A[1249 + (i + 2) * 32 + (30 + 1)] += c21;
+      A[1249 + (i + 3) * 32 + (30 + 0)] += c30;
+      A[1249 + (i + 3) * 32 + (30 + 1)] += c31;
+    }
+  }
+  for (let i1 = 0; i1 < 32; i1++) { { let acc = 0; for (let i0 = 0; i0 < 4; i0++) { acc = acc + A[59034 + (i0 * 32 + i1 * 1)]; } A[59546 + (i1 * 1)] = acc; } }
+  for (let i = 0; i < 32; i += 4) {
+    for (let j = 0; j < 1; j += 1) {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = (q8 + 1040) + (i + 0);
+      const ra1 = (q8 + 1040) + (i + 1);
+      const ra2 = (q8 + 1040) + (i + 2);
+      const ra3 = (q8 + 1040) + (i + 3);
+      const rb0 = 59018 + (j + 0);
+      for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 32]; const a1 = A[ra1 + p * 32]; const a2 = A[ra2 + p * 32]; const a3 = A[ra3 + p * 32]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[59034 + (i + 0) * 1 + (j + 0)] = c00;
+      A[59034 + (i + 1) * 1 + (j + 0)] = c10;
+      A[59034 + (i + 2) * 1 + (j + 0)] = c20;
+      A[59034 + (i + 3) * 1 + (j + 0)] = c30;
+    }
+  }
+  for (let i = 0; i < 32; i++) { A[59066 + i] = A[59034 + i]; }
+  for (let i1 = 0; i1 < 1; i1++) { { let acc = 0; for (let i0 = 0; i0 < 4; i0++) { acc = acc + A[59018 + (i0 * 1 + i1 * 1)]; } A[2369 + (i1 * 1)] += acc; } }
+  for (let i = 0; i < 32; i++) A[2273 + i] += A[59546 + i];
+  for (let i = 0; i < 32; i++) A[2305 + i] += A[59546 + i];
+  for (let i = 0; i < 32; i++) A[2337 + i] += A[59066 + i];
+}
+/** A scan's reverse step t (its VJP), over the first 8 of 16 rows (packed execution under lengths). */
+function rows8_4(A: Float32Array, t: number): void {
+  const q0 = 3330 + t * 512;
+  const q1 = 2370 + t * 32;
+  const q5 = 14402 + t * 16;
+  const q8 = 26937 + t * 1552;
+  for (let i = 0; i < 8; i++) A[59002 + i] = A[16681 + i] * A[q5 + i];
+  for (let i0 = 0; i0 < 8; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[59018 + (i0 * 1 + i1 * 1)] = A[59002 + (i0 * 1)]; } }
+  for (let i = 0; i < 8; i++) A[59002 + i] = A[59018 + i] * A[q8 + i];
+  for (let i = 0; i < 8; i++) A[59018 + i] = A[59002 + i] + A[59002 + i];
+  for (let i = 0; i < 8; i++) { const a0 = A[59018 + i * 1]; for (let j = 0; j < 32; j++) A[59034 + i * 32 + j] = a0 * A[1152 + j]; }
+  for (let i = 0; i < 256; i++) A[59546 + i] = A[57978 + i] + ((A[(q8 + 16) + i] !== 0 ? A[59034 + i] : 0));
+  for (let i = 0; i < 256; i++) A[59802 + i] = A[58234 + i] + 0;
+  for (let i = 0; i < 256; i++) A[59034 + i] = ((A[(q8 + 16) + i] !== 0 ? A[59546 + i] : 0)) * (1 - (A[(q8 + 528) + i] * A[(q8 + 528) + i]));
+  for (let i = 0; i < 8; i += 4) {
+    for (let j = 0; j < 30; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 59034 + (i + 0) * 32;
+      const ra1 = 59034 + (i + 1) * 32;
+      const ra2 = 59034 + (i + 2) * 32;
+      const ra3 = 59034 + (i + 3) * 32;
+      const rb0 = 64 + (j + 0);
+      const rb1 = 64 + (j + 1);
+      const rb2 = 64 + (j + 2);
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[60058 + (i + 0) * 32 + (j + 0)] = c00;
+      A[60058 + (i + 0) * 32 + (j + 1)] = c01;
+      A[60058 + (i + 0) * 32 + (j + 2)] = c02;
+      A[60058 + (i + 1) * 32 + (j + 0)] = c10;
+      A[60058 + (i + 1) * 32 + (j + 1)] = c11;
+      A[60058 + (i + 1) * 32 + (j + 2)] = c12;
+      A[60058 + (i + 2) * 32 + (j + 0)] = c20;
+      A[60058 + (i + 2) * 32 + (j + 1)] = c21;
+      A[60058 + (i + 2) * 32 + (j + 2)] = c22;
+      A[60058 + (i + 3) * 32 + (j + 0)] = c30;
+      A[60058 + (i + 3) * 32 + (j + 1)] = c31;
+      A[60058 + (i + 3) * 32 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = 59034 + (i + 0) * 32;
+      const ra1 = 59034 + (i + 1) * 32;
+      const ra2 = 59034 + (i + 2) * 32;
+      const ra3 = 59034 + (i + 3) * 32;
+      const rb0 = 64 + (30 + 0);
+      const rb1 = 64 + (30 + 1);
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
+      A[60058 + (i + 0) * 32 + (30 + 0)] = c00;
+      A[60058 + (i + 0) * 32 + (30 + 1)] = c01;
+      A[60058 + (i + 1) * 32 + (30 + 0)] = c10;
+      A[60058 + (i + 1) * 32 + (30 + 1)] = c11;
+      A[60058 + (i + 2) * 32 + (30 + 0)] = c20;
+      A[60058 + (i + 2) * 32 + (30 + 1)] = c21;
+      A[60058 + (i + 3) * 32 + (30 + 0)] = c30;
+      A[60058 + (i + 3) * 32 + (30 + 1)] = c31;
+    }
+  }
+  for (let i = 0; i < 256; i++) A[58490 + i] = ((A[(q8 + 16) + i] !== 0 ? 0 : A[59546 + i])) + A[60058 + i];
+  for (let i = 0; i < 256; i++) A[58746 + i] = A[59802 + i] + 0;
+  for (let i = 0; i < 32; i += 4) {
+    for (let j = 0; j < 2; j += 2) {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = 59034 + (i + 0);
+      const ra1 = 59034 + (i + 1);
+      const ra2 = 59034 + (i + 2);
+      const ra3 = 59034 + (i + 3);
+      const rb0 = q1 + (j + 0);
+      const rb1 = q1 + (j + 1);
+      for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 32]; const a1 = A[ra1 + p * 32]; const a2 = A[ra2 + p * 32]; const a3 = A[ra3 + p * 32]; const b0 = A[rb0 + p * 2]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 2]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
+      A[1185 + (i + 0) * 2 + (j + 0)] += c00;
+      A[1185 + (i + 0) * 2 + (j + 1)] += c01;
+      A[1185 + (i + 1) * 2 + (j + 0)] += c10;
+      A[1185 + (i + 1) * 2 + (j + 1)] += c11;
+      A[1185 + (i + 2) * 2 + (j + 0)] += c20;
+      A[1185 + (i + 2) * 2 + (j + 1)] += c21;
+      A[1185 + (i + 3) * 2 + (j + 0)] += c30;
+      A[1185 + (i + 3) * 2 + (j + 1)] += c31;
+    }
+  }
+  for (let i = 0; i < 32; i += 4) {
+    for (let j = 0; j < 30; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 59034 + (i + 0);
+      const ra1 = 59034 + (i + 1);
+      const ra2 = 59034 + (i + 2);
+      const ra3 = 59034 + (i + 3);
+      const rb0 = q0 + (j + 0);
+      const rb1 = q0 + (j + 1);
+      const rb2 = q0 + (j + 2);
+      for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 32]; const a1 = A[ra1 + p * 32]; const a2 = A[ra2 + p * 32]; const a3 = A[ra3 + p * 32]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[1249 + (i + 0) * 32 + (j + 0)] += c00;
+      A[1249 + (i + 0) * 32 + (j + 1)] += c01;
+      A[1249 + (i + 0) * 32 + (j + 2)] += c02;
+      A[1249 + (i + 1) * 32 + (j + 0)] += c10;
+      A[1249 + (i + 1) * 32 + (j + 1)] += c11;
+      A[1249 + (i + 1) * 32 + (j + 2)] += c12;
+      A[1249 + (i + 2) * 32 + (j + 0)] += c20;
+      A[1249 + (i + 2) * 32 + (j + 1)] += c21;
+      A[1249 + (i + 2) * 32 + (j + 2)] += c22;
+      A[1249 + (i + 3) * 32 + (j + 0)] += c30;
+      A[1249 + (i + 3) * 32 + (j + 1)] += c31;
+      A[1249 + (i + 3) * 32 + (j + 2)] += c32;
+    }
+    {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = 59034 + (i + 0);
+      const ra1 = 59034 + (i + 1);
+      const ra2 = 59034 + (i + 2);
+      const ra3 = 59034 + (i + 3);
+      const rb0 = q0 + (30 + 0);
+      const rb1 = q0 + (30 + 1);
+      for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 32]; const a1 = A[ra1 + p * 32]; const a2 = A[ra2 + p * 32]; const a3 = A[ra3 + p * 32]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
+      A[1249 + (i + 0) * 32 + (30 + 0)] += c00;
+      A[1249 + (i + 0) * 32 + (30 + 1)] += c01;
+      A[1249 + (i + 1) * 32 + (30 + 0)] += c10;
+      A[1249 + (i + 1) * 32 + (30 + 1)] += c11;
+      A[1249 + (i + 2) * 32 + (30 + 0)] += c20;
+      A[1249 + (i + 2) * 32 + (30 + 1)] += c21;
+      A[1249 + (i + 3) * 32 + (30 + 0)] += c30;
+      A[1249 + (i + 3) * 32 + (30 + 1)] += c31;
+    }
+  }
+  for (let i1 = 0; i1 < 32; i1++) { { let acc = 0; for (let i0 = 0; i0 < 8; i0++) { acc = acc + A[59034 + (i0 * 32 + i1 * 1)]; } A[59546 + (i1 * 1)] = acc; } }
+  for (let i = 0; i < 32; i += 4) {
+    for (let j = 0; j < 1; j += 1) {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = (q8 + 1040) + (i + 0);
+      const ra1 = (q8 + 1040) + (i + 1);
+      const ra2 = (q8 + 1040) + (i + 2);
+      const ra3 = (q8 + 1040) + (i + 3);
+      const rb0 = 59018 + (j + 0);
+      for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 32]; const a1 = A[ra1 + p * 32]; const a2 = A[ra2 + p * 32]; const a3 = A[ra3 + p * 32]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[59034 + (i + 0) * 1 + (j + 0)] = c00;
+      A[59034 + (i + 1) * 1 + (j + 0)] = c10;
+      A[59034 + (i + 2) * 1 + (j + 0)] = c20;
+      A[59034 + (i + 3) * 1 + (j + 0)] = c30;
+    }
+  }
+  for (let i = 0; i < 32; i++) { A[59066 + i] = A[59034 + i]; }
+  for (let i1 = 0; i1 < 1; i1++) { { let acc = 0; for (let i0 = 0; i0 < 8; i0++) { acc = acc + A[59018 + (i0 * 1 + i1 * 1)]; } A[2369 + (i1 * 1)] += acc; } }
+  for (let i = 0; i < 32; i++) A[2273 + i] += A[59546 + i];
+  for (let i = 0; i < 32; i++) A[2305 + i] += A[59546 + i];
+  for (let i = 0; i < 32; i++) A[2337 + i] += A[59066 + i];
+}
+/** A scan's reverse step t (its VJP), over the first 12 of 16 rows (packed execution under lengths). */
+function rows12_5(A: Float32Array, t: number): void {
+  const q0 = 3330 + t * 512;
+  const q1 = 2370 + t * 32;
+  const q5 = 14402 + t * 16;
+  const q8 = 26937 + t * 1552;
+  for (let i = 0; i < 12; i++) A[59002 + i] = A[16681 + i] * A[q5 + i];
+  for (let i0 = 0; i0 < 12; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[59018 + (i0 * 1 + i1 * 1)] = A[59002 + (i0 * 1)]; } }
+  for (let i = 0; i < 12; i++) A[59002 + i] = A[59018 + i] * A[q8 + i];
+  for (let i = 0; i < 12; i++) A[59018 + i] = A[59002 + i] + A[59002 + i];
+  for (let i = 0; i < 12; i++) { const a0 = A[59018 + i * 1]; for (let j = 0; j < 32; j++) A[59034 + i * 32 + j] = a0 * A[1152 + j]; }
+  for (let i = 0; i < 384; i++) A[59546 + i] = A[57978 + i] + ((A[(q8 + 16) + i] !== 0 ? A[59034 + i] : 0));
+  for (let i = 0; i < 128; i++) A[59930 + i] = A[58362 + i] + 0;
+  for (let i = 0; i < 384; i++) A[59034 + i] = ((A[(q8 + 16) + i] !== 0 ? A[59546 + i] : 0)) * (1 - (A[(q8 + 528) + i] * A[(q8 + 528) + i]));
+  for (let i = 0; i < 12; i += 4) {
+    for (let j = 0; j < 30; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 59034 + (i + 0) * 32;
+      const ra1 = 59034 + (i + 1) * 32;
+      const ra2 = 59034 + (i + 2) * 32;
+      const ra3 = 59034 + (i + 3) * 32;
+      const rb0 = 64 + (j + 0);
+      const rb1 = 64 + (j + 1);
+      const rb2 = 64 + (j + 2);
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[60058 + (i + 0) * 32 + (j + 0)] = c00;
+      A[60058 + (i + 0) * 32 + (j + 1)] = c01;
+      A[60058 + (i + 0) * 32 + (j + 2)] = c02;
+      A[60058 + (i + 1) * 32 + (j + 0)] = c10;
+      A[60058 + (i + 1) * 32 + (j + 1)] = c11;
+      A[60058 + (i + 1) * 32 + (j + 2)] = c12;
+      A[60058 + (i + 2) * 32 + (j + 0)] = c20;
+      A[60058 + (i + 2) * 32 + (j + 1)] = c21;
+      A[60058 + (i + 2) * 32 + (j + 2)] = c22;
+      A[60058 + (i + 3) * 32 + (j + 0)] = c30;
+      A[60058 + (i + 3) * 32 + (j + 1)] = c31;
+      A[60058 + (i + 3) * 32 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = 59034 + (i + 0) * 32;
+      const ra1 = 59034 + (i + 1) * 32;
+      const ra2 = 59034 + (i + 2) * 32;
+      const ra3 = 59034 + (i + 3) * 32;
+      const rb0 = 64 + (30 + 0);
+      const rb1 = 64 + (30 + 1);
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
+      A[60058 + (i + 0) * 32 + (30 + 0)] = c00;
+      A[60058 + (i + 0) * 32 + (30 + 1)] = c01;
+      A[60058 + (i + 1) * 32 + (30 + 0)] = c10;
+      A[60058 + (i + 1) * 32 + (30 + 1)] = c11;
+      A[60058 + (i + 2) * 32 + (30 + 0)] = c20;
+      A[60058 + (i + 2) * 32 + (30 + 1)] = c21;
+      A[60058 + (i + 3) * 32 + (30 + 0)] = c30;
+      A[60058 + (i + 3) * 32 + (30 + 1)] = c31;
+    }
+  }
+  for (let i = 0; i < 384; i++) A[58490 + i] = ((A[(q8 + 16) + i] !== 0 ? 0 : A[59546 + i])) + A[60058 + i];
+  for (let i = 0; i < 128; i++) A[58874 + i] = A[59930 + i] + 0;
+  for (let i = 0; i < 32; i += 4) {
+    for (let j = 0; j < 2; j += 2) {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = 59034 + (i + 0);
+      const ra1 = 59034 + (i + 1);
+      const ra2 = 59034 + (i + 2);
+      const ra3 = 59034 + (i + 3);
+      const rb0 = q1 + (j + 0);
+      const rb1 = q1 + (j + 1);
+      for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 32]; const a1 = A[ra1 + p * 32]; const a2 = A[ra2 + p * 32]; const a3 = A[ra3 + p * 32]; const b0 = A[rb0 + p * 2]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 2]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
+      A[1185 + (i + 0) * 2 + (j + 0)] += c00;
+      A[1185 + (i + 0) * 2 + (j + 1)] += c01;
+      A[1185 + (i + 1) * 2 + (j + 0)] += c10;
+      A[1185 + (i + 1) * 2 + (j + 1)] += c11;
+      A[1185 + (i + 2) * 2 + (j + 0)] += c20;
+      A[1185 + (i + 2) * 2 + (j + 1)] += c21;
+      A[1185 + (i + 3) * 2 + (j + 0)] += c30;
+      A[1185 + (i + 3) * 2 + (j + 1)] += c31;
+    }
+  }
+  for (let i = 0; i < 32; i += 4) {
+    for (let j = 0; j < 30; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 59034 + (i + 0);
+      const ra1 = 59034 + (i + 1);
+      const ra2 = 59034 + (i + 2);
+      const ra3 = 59034 + (i + 3);
+      const rb0 = q0 + (j + 0);
+      const rb1 = q0 + (j + 1);
+      const rb2 = q0 + (j + 2);
+      for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 32]; const a1 = A[ra1 + p * 32]; const a2 = A[ra2 + p * 32]; const a3 = A[ra3 + p * 32]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[1249 + (i + 0) * 32 + (j + 0)] += c00;
+      A[1249 + (i + 0) * 32 + (j + 1)] += c01;
+      A[1249 + (i + 0) * 32 + (j + 2)] += c02;
+      A[1249 + (i + 1) * 32 + (j + 0)] += c10;
+      A[1249 + (i + 1) * 32 + (j + 1)] += c11;
+      A[1249 + (i + 1) * 32 + (j + 2)] += c12;
+      A[1249 + (i + 2) * 32 + (j + 0)] += c20;
+      A[1249 + (i + 2) * 32 + (j + 1)] += c21;
+      A[1249 + (i + 2) * 32 + (j + 2)] += c22;
+      A[1249 + (i + 3) * 32 + (j + 0)] += c30;
+      A[1249 + (i + 3) * 32 + (j + 1)] += c31;
+      A[1249 + (i + 3) * 32 + (j + 2)] += c32;
+    }
+    {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = 59034 + (i + 0);
+      const ra1 = 59034 + (i + 1);
+      const ra2 = 59034 + (i + 2);
+      const ra3 = 59034 + (i + 3);
+      const rb0 = q0 + (30 + 0);
+      const rb1 = q0 + (30 + 1);
+      for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 32]; const a1 = A[ra1 + p * 32]; const a2 = A[ra2 + p * 32]; const a3 = A[ra3 + p * 32]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
+      A[1249 + (i + 0) * 32 + (30 + 0)] += c00;
+      A[1249 + (i + 0) * 32 + (30 + 1)] += c01;
+      A[1249 + (i + 1) * 32 + (30 + 0)] += c10;
+      A[1249 + (i + 1) * 32 + (30 + 1)] += c11;
+      A[1249 + (i + 2) * 32 + (30 + 0)] += c20;
+      A[1249 + (i + 2) * 32 + (30 + 1)] += c21;
+      A[1249 + (i + 3) * 32 + (30 + 0)] += c30;
+      A[1249 + (i + 3) * 32 + (30 + 1)] += c31;
+    }
+  }
+  for (let i1 = 0; i1 < 32; i1++) { { let acc = 0; for (let i0 = 0; i0 < 12; i0++) { acc = acc + A[59034 + (i0 * 32 + i1 * 1)]; } A[59546 + (i1 * 1)] = acc; } }
+  for (let i = 0; i < 32; i += 4) {
+    for (let j = 0; j < 1; j += 1) {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = (q8 + 1040) + (i + 0);
+      const ra1 = (q8 + 1040) + (i + 1);
+      const ra2 = (q8 + 1040) + (i + 2);
+      const ra3 = (q8 + 1040) + (i + 3);
+      const rb0 = 59018 + (j + 0);
+      for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 32]; const a1 = A[ra1 + p * 32]; const a2 = A[ra2 + p * 32]; const a3 = A[ra3 + p * 32]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[59034 + (i + 0) * 1 + (j + 0)] = c00;
+      A[59034 + (i + 1) * 1 + (j + 0)] = c10;
+      A[59034 + (i + 2) * 1 + (j + 0)] = c20;
+      A[59034 + (i + 3) * 1 + (j + 0)] = c30;
+    }
+  }
+  for (let i = 0; i < 32; i++) { A[59066 + i] = A[59034 + i]; }
+  for (let i1 = 0; i1 < 1; i1++) { { let acc = 0; for (let i0 = 0; i0 < 12; i0++) { acc = acc + A[59018 + (i0 * 1 + i1 * 1)]; } A[2369 + (i1 * 1)] += acc; } }
+  for (let i = 0; i < 32; i++) A[2273 + i] += A[59546 + i];
+  for (let i = 0; i < 32; i++) A[2305 + i] += A[59546 + i];
+  for (let i = 0; i < 32; i++) A[2337 + i] += A[59066 + i];
+}
+/** A scan's prediction step t, over the first 4 of 16 rows (packed execution under lengths). */
+function rows4_6(A: Float32Array, t: number): void {
+  const q0 = 3330 + (t + 1) * 512;
+  const q1 = 15288 + t * 16;
+  const q2 = 3330 + t * 512;
+  const q4 = 16697 + t * 512;
+  const q6 = 14082 + t * 16;
+  for (let i0 = 0; i0 < 4; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[59002 + (i0 * 32 + i1 * 1)] = A[q6 + (i0 * 1)]; } }
+  // graphs/adding-elman.ts:9
+  for (let i = 0; i < 4; i += 4) {
+    for (let j = 0; j < 30; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q2 + (i + 0) * 32;
+      const ra1 = q2 + (i + 1) * 32;
+      const ra2 = q2 + (i + 2) * 32;
+      const ra3 = q2 + (i + 3) * 32;
+      const rb0 = 64 + (j + 0) * 32;
+      const rb1 = 64 + (j + 1) * 32;
+      const rb2 = 64 + (j + 2) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[59514 + (i + 0) * 32 + (j + 0)] = c00;
+      A[59514 + (i + 0) * 32 + (j + 1)] = c01;
+      A[59514 + (i + 0) * 32 + (j + 2)] = c02;
+      A[59514 + (i + 1) * 32 + (j + 0)] = c10;
+      A[59514 + (i + 1) * 32 + (j + 1)] = c11;
+      A[59514 + (i + 1) * 32 + (j + 2)] = c12;
+      A[59514 + (i + 2) * 32 + (j + 0)] = c20;
+      A[59514 + (i + 2) * 32 + (j + 1)] = c21;
+      A[59514 + (i + 2) * 32 + (j + 2)] = c22;
+      A[59514 + (i + 3) * 32 + (j + 0)] = c30;
+      A[59514 + (i + 3) * 32 + (j + 1)] = c31;
+      A[59514 + (i + 3) * 32 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = q2 + (i + 0) * 32;
+      const ra1 = q2 + (i + 1) * 32;
+      const ra2 = q2 + (i + 2) * 32;
+      const ra3 = q2 + (i + 3) * 32;
+      const rb0 = 64 + (30 + 0) * 32;
+      const rb1 = 64 + (30 + 1) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
+      A[59514 + (i + 0) * 32 + (30 + 0)] = c00;
+      A[59514 + (i + 0) * 32 + (30 + 1)] = c01;
+      A[59514 + (i + 1) * 32 + (30 + 0)] = c10;
+      A[59514 + (i + 1) * 32 + (30 + 1)] = c11;
+      A[59514 + (i + 2) * 32 + (30 + 0)] = c20;
+      A[59514 + (i + 2) * 32 + (30 + 1)] = c21;
+      A[59514 + (i + 3) * 32 + (30 + 0)] = c30;
+      A[59514 + (i + 3) * 32 + (30 + 1)] = c31;
+    }
+  }
+  // (derived)
+  for (let i = 0; i < 128; i++) A[q0 + i] = (A[59002 + i] !== 0 ? (tanh32(((A[q4 + i] + A[15609 + i]) + (A[59514 + i] + A[16121 + i])))) : A[q2 + i]);
+  A.copyWithin(q0 + 128, q2 + 128, q2 + 128 + 384);
+  for (let i = 0; i < 128; i++) A[59514 + i] = (A[59002 + i] !== 0 ? A[q0 + i] : 0);
+  // graphs/adding-elman.ts:9
+  for (let i = 0; i < 4; i += 4) {
+    for (let j = 0; j < 1; j += 1) {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 59514 + (i + 0) * 32;
+      const ra1 = 59514 + (i + 1) * 32;
+      const ra2 = 59514 + (i + 2) * 32;
+      const ra3 = 59514 + (i + 3) * 32;
+      const rb0 = 16633 + (j + 0);
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[16665 + (i + 0) * 1 + (j + 0)];
+      A[q1 + (i + 1) * 1 + (j + 0)] = c10 + A[16665 + (i + 1) * 1 + (j + 0)];
+      A[q1 + (i + 2) * 1 + (j + 0)] = c20 + A[16665 + (i + 2) * 1 + (j + 0)];
+      A[q1 + (i + 3) * 1 + (j + 0)] = c30 + A[16665 + (i + 3) * 1 + (j + 0)];
+    }
+  }
+  for (let i = 0; i < 12; i++) A[q1 + 4 + i] = 0 + A[16669 + i];
+}
+/** A scan's prediction step t, over the first 8 of 16 rows (packed execution under lengths). */
+function rows8_7(A: Float32Array, t: number): void {
+  const q0 = 3330 + (t + 1) * 512;
+  const q1 = 15288 + t * 16;
+  const q2 = 3330 + t * 512;
+  const q4 = 16697 + t * 512;
+  const q6 = 14082 + t * 16;
+  for (let i0 = 0; i0 < 8; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[59002 + (i0 * 32 + i1 * 1)] = A[q6 + (i0 * 1)]; } }
+  // graphs/adding-elman.ts:9
+  for (let i = 0; i < 8; i += 4) {
+    for (let j = 0; j < 30; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q2 + (i + 0) * 32;
+      const ra1 = q2 + (i + 1) * 32;
+      const ra2 = q2 + (i + 2) * 32;
+      const ra3 = q2 + (i + 3) * 32;
+      const rb0 = 64 + (j + 0) * 32;
+      const rb1 = 64 + (j + 1) * 32;
+      const rb2 = 64 + (j + 2) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[59514 + (i + 0) * 32 + (j + 0)] = c00;
+      A[59514 + (i + 0) * 32 + (j + 1)] = c01;
+      A[59514 + (i + 0) * 32 + (j + 2)] = c02;
+      A[59514 + (i + 1) * 32 + (j + 0)] = c10;
+      A[59514 + (i + 1) * 32 + (j + 1)] = c11;
+      A[59514 + (i + 1) * 32 + (j + 2)] = c12;
+      A[59514 + (i + 2) * 32 + (j + 0)] = c20;
+      A[59514 + (i + 2) * 32 + (j + 1)] = c21;
+      A[59514 + (i + 2) * 32 + (j + 2)] = c22;
+      A[59514 + (i + 3) * 32 + (j + 0)] = c30;
+      A[59514 + (i + 3) * 32 + (j + 1)] = c31;
+      A[59514 + (i + 3) * 32 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = q2 + (i + 0) * 32;
+      const ra1 = q2 + (i + 1) * 32;
+      const ra2 = q2 + (i + 2) * 32;
+      const ra3 = q2 + (i + 3) * 32;
+      const rb0 = 64 + (30 + 0) * 32;
+      const rb1 = 64 + (30 + 1) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
+      A[59514 + (i + 0) * 32 + (30 + 0)] = c00;
+      A[59514 + (i + 0) * 32 + (30 + 1)] = c01;
+      A[59514 + (i + 1) * 32 + (30 + 0)] = c10;
+      A[59514 + (i + 1) * 32 + (30 + 1)] = c11;
+      A[59514 + (i + 2) * 32 + (30 + 0)] = c20;
+      A[59514 + (i + 2) * 32 + (30 + 1)] = c21;
+      A[59514 + (i + 3) * 32 + (30 + 0)] = c30;
+      A[59514 + (i + 3) * 32 + (30 + 1)] = c31;
+    }
+  }
+  // (derived)
+  for (let i = 0; i < 256; i++) A[q0 + i] = (A[59002 + i] !== 0 ? (tanh32(((A[q4 + i] + A[15609 + i]) + (A[59514 + i] + A[16121 + i])))) : A[q2 + i]);
+  A.copyWithin(q0 + 256, q2 + 256, q2 + 256 + 256);
+  for (let i = 0; i < 256; i++) A[59514 + i] = (A[59002 + i] !== 0 ? A[q0 + i] : 0);
+  // graphs/adding-elman.ts:9
+  for (let i = 0; i < 8; i += 4) {
+    for (let j = 0; j < 1; j += 1) {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 59514 + (i + 0) * 32;
+      const ra1 = 59514 + (i + 1) * 32;
+      const ra2 = 59514 + (i + 2) * 32;
+      const ra3 = 59514 + (i + 3) * 32;
+      const rb0 = 16633 + (j + 0);
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[16665 + (i + 0) * 1 + (j + 0)];
+      A[q1 + (i + 1) * 1 + (j + 0)] = c10 + A[16665 + (i + 1) * 1 + (j + 0)];
+      A[q1 + (i + 2) * 1 + (j + 0)] = c20 + A[16665 + (i + 2) * 1 + (j + 0)];
+      A[q1 + (i + 3) * 1 + (j + 0)] = c30 + A[16665 + (i + 3) * 1 + (j + 0)];
+    }
+  }
+  for (let i = 0; i < 8; i++) A[q1 + 8 + i] = 0 + A[16673 + i];
+}
+/** A scan's prediction step t, over the first 12 of 16 rows (packed execution under lengths). */
+function rows12_8(A: Float32Array, t: number): void {
+  const q0 = 3330 + (t + 1) * 512;
+  const q1 = 15288 + t * 16;
+  const q2 = 3330 + t * 512;
+  const q4 = 16697 + t * 512;
+  const q6 = 14082 + t * 16;
+  for (let i0 = 0; i0 < 12; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[59002 + (i0 * 32 + i1 * 1)] = A[q6 + (i0 * 1)]; } }
+  // graphs/adding-elman.ts:9
+  for (let i = 0; i < 12; i += 4) {
+    for (let j = 0; j < 30; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q2 + (i + 0) * 32;
+      const ra1 = q2 + (i + 1) * 32;
+      const ra2 = q2 + (i + 2) * 32;
+      const ra3 = q2 + (i + 3) * 32;
+      const rb0 = 64 + (j + 0) * 32;
+      const rb1 = 64 + (j + 1) * 32;
+      const rb2 = 64 + (j + 2) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
+      A[59514 + (i + 0) * 32 + (j + 0)] = c00;
+      A[59514 + (i + 0) * 32 + (j + 1)] = c01;
+      A[59514 + (i + 0) * 32 + (j + 2)] = c02;
+      A[59514 + (i + 1) * 32 + (j + 0)] = c10;
+      A[59514 + (i + 1) * 32 + (j + 1)] = c11;
+      A[59514 + (i + 1) * 32 + (j + 2)] = c12;
+      A[59514 + (i + 2) * 32 + (j + 0)] = c20;
+      A[59514 + (i + 2) * 32 + (j + 1)] = c21;
+      A[59514 + (i + 2) * 32 + (j + 2)] = c22;
+      A[59514 + (i + 3) * 32 + (j + 0)] = c30;
+      A[59514 + (i + 3) * 32 + (j + 1)] = c31;
+      A[59514 + (i + 3) * 32 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = q2 + (i + 0) * 32;
+      const ra1 = q2 + (i + 1) * 32;
+      const ra2 = q2 + (i + 2) * 32;
+      const ra3 = q2 + (i + 3) * 32;
+      const rb0 = 64 + (30 + 0) * 32;
+      const rb1 = 64 + (30 + 1) * 32;
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
+      A[59514 + (i + 0) * 32 + (30 + 0)] = c00;
+      A[59514 + (i + 0) * 32 + (30 + 1)] = c01;
+      A[59514 + (i + 1) * 32 + (30 + 0)] = c10;
+      A[59514 + (i + 1) * 32 + (30 + 1)] = c11;
+      A[59514 + (i + 2) * 32 + (30 + 0)] = c20;
+      A[59514 + (i + 2) * 32 + (30 + 1)] = c21;
+      A[59514 + (i + 3) * 32 + (30 + 0)] = c30;
+      A[59514 + (i + 3) * 32 + (30 + 1)] = c31;
+    }
+  }
+  // (derived)
+  for (let i = 0; i < 384; i++) A[q0 + i] = (A[59002 + i] !== 0 ? (tanh32(((A[q4 + i] + A[15609 + i]) + (A[59514 + i] + A[16121 + i])))) : A[q2 + i]);
+  A.copyWithin(q0 + 384, q2 + 384, q2 + 384 + 128);
+  for (let i = 0; i < 384; i++) A[59514 + i] = (A[59002 + i] !== 0 ? A[q0 + i] : 0);
+  // graphs/adding-elman.ts:9
+  for (let i = 0; i < 12; i += 4) {
+    for (let j = 0; j < 1; j += 1) {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 59514 + (i + 0) * 32;
+      const ra1 = 59514 + (i + 1) * 32;
+      const ra2 = 59514 + (i + 2) * 32;
+      const ra3 = 59514 + (i + 3) * 32;
+      const rb0 = 16633 + (j + 0);
+      for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
+      A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[16665 + (i + 0) * 1 + (j + 0)];
+      A[q1 + (i + 1) * 1 + (j + 0)] = c10 + A[16665 + (i + 1) * 1 + (j + 0)];
+      A[q1 + (i + 2) * 1 + (j + 0)] = c20 + A[16665 + (i + 2) * 1 + (j + 0)];
+      A[q1 + (i + 3) * 1 + (j + 0)] = c30 + A[16665 + (i + 3) * 1 + (j + 0)];
+    }
+  }
+  for (let i = 0; i < 4; i++) A[q1 + 12 + i] = 0 + A[16677 + i];
+}
 
 /** Trains the compiled model: `step(x, y)` runs forward, loss, backward and the optimizer on one window. */
 export class Trainer {
@@ -354,229 +1260,10 @@ export class Trainer {
           const q7 = 14082 + t * 16;
           const q8 = 14402 + t * 16;
           const live = A[14723 + t];
-          if (live === 4) {
-            for (let i0 = 0; i0 < 4; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[(q2 + 16) + (i0 * 32 + i1 * 1)] = A[q7 + (i0 * 1)]; } }
-            // graphs/adding-elman.ts:9
-            for (let i = 0; i < 4; i += 4) {
-              for (let j = 0; j < 30; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = q3 + (i + 0) * 32;
-                const ra1 = q3 + (i + 1) * 32;
-                const ra2 = q3 + (i + 2) * 32;
-                const ra3 = q3 + (i + 3) * 32;
-                const rb0 = 64 + (j + 0) * 32;
-                const rb1 = 64 + (j + 1) * 32;
-                const rb2 = 64 + (j + 2) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[59002 + (i + 0) * 32 + (j + 0)] = c00;
-                A[59002 + (i + 0) * 32 + (j + 1)] = c01;
-                A[59002 + (i + 0) * 32 + (j + 2)] = c02;
-                A[59002 + (i + 1) * 32 + (j + 0)] = c10;
-                A[59002 + (i + 1) * 32 + (j + 1)] = c11;
-                A[59002 + (i + 1) * 32 + (j + 2)] = c12;
-                A[59002 + (i + 2) * 32 + (j + 0)] = c20;
-                A[59002 + (i + 2) * 32 + (j + 1)] = c21;
-                A[59002 + (i + 2) * 32 + (j + 2)] = c22;
-                A[59002 + (i + 3) * 32 + (j + 0)] = c30;
-                A[59002 + (i + 3) * 32 + (j + 1)] = c31;
-                A[59002 + (i + 3) * 32 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                const ra0 = q3 + (i + 0) * 32;
-                const ra1 = q3 + (i + 1) * 32;
-                const ra2 = q3 + (i + 2) * 32;
-                const ra3 = q3 + (i + 3) * 32;
-                const rb0 = 64 + (30 + 0) * 32;
-                const rb1 = 64 + (30 + 1) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
-                A[59002 + (i + 0) * 32 + (30 + 0)] = c00;
-                A[59002 + (i + 0) * 32 + (30 + 1)] = c01;
-                A[59002 + (i + 1) * 32 + (30 + 0)] = c10;
-                A[59002 + (i + 1) * 32 + (30 + 1)] = c11;
-                A[59002 + (i + 2) * 32 + (30 + 0)] = c20;
-                A[59002 + (i + 2) * 32 + (30 + 1)] = c21;
-                A[59002 + (i + 3) * 32 + (30 + 0)] = c30;
-                A[59002 + (i + 3) * 32 + (30 + 1)] = c31;
-              }
-            }
-            for (let i = 0; i < 128; i++) A[(q2 + 528) + i] = tanh32(((A[q5 + i] + A[15609 + i]) + (A[59002 + i] + A[16121 + i])));
-            // (derived)
-            for (let i = 0; i < 128; i++) A[q0 + i] = (A[(q2 + 16) + i] !== 0 ? A[(q2 + 528) + i] : A[q3 + i]);
-            A.copyWithin(q0 + 128, q3 + 128, q3 + 128 + 384);
-            for (let i = 0; i < 128; i++) A[(q2 + 1040) + i] = (A[(q2 + 16) + i] !== 0 ? A[q0 + i] : 0);
-            // graphs/adding-elman.ts:9
-            for (let i = 0; i < 4; i += 4) {
-              for (let j = 0; j < 1; j += 1) {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = (q2 + 1040) + (i + 0) * 32;
-                const ra1 = (q2 + 1040) + (i + 1) * 32;
-                const ra2 = (q2 + 1040) + (i + 2) * 32;
-                const ra3 = (q2 + 1040) + (i + 3) * 32;
-                const rb0 = 16633 + (j + 0);
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[16665 + (i + 0) * 1 + (j + 0)];
-                A[q1 + (i + 1) * 1 + (j + 0)] = c10 + A[16665 + (i + 1) * 1 + (j + 0)];
-                A[q1 + (i + 2) * 1 + (j + 0)] = c20 + A[16665 + (i + 2) * 1 + (j + 0)];
-                A[q1 + (i + 3) * 1 + (j + 0)] = c30 + A[16665 + (i + 3) * 1 + (j + 0)];
-              }
-            }
-            for (let i = 0; i < 12; i++) A[q1 + 4 + i] = 0 + A[16669 + i];
-            // (derived)
-            for (let i = 0; i < 4; i++) A[q2 + i] = A[q1 + i] - A[q6 + i];
-            for (let i = 0; i < 4; i++) A[59002 + i] = A[q2 + i] * A[q2 + i];
-            for (let i0 = 0; i0 < 4; i0++) { { let acc = 0; for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[59002 + (i0 * 1 + i1 * 1)]; } A[59018 + (i0 * 1)] = acc; } }
-            for (let i = 0; i < 4; i++) A[59002 + i] = A[q8 + i] * A[59018 + i];
-            { let acc = 0; for (let i0 = 0; i0 < 4; i0++) { acc = acc + A[59002 + (i0 * 1)]; } A[57977 + (0)] = acc; }
-          } else if (live === 8) {
-            for (let i0 = 0; i0 < 8; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[(q2 + 16) + (i0 * 32 + i1 * 1)] = A[q7 + (i0 * 1)]; } }
-            // graphs/adding-elman.ts:9
-            for (let i = 0; i < 8; i += 4) {
-              for (let j = 0; j < 30; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = q3 + (i + 0) * 32;
-                const ra1 = q3 + (i + 1) * 32;
-                const ra2 = q3 + (i + 2) * 32;
-                const ra3 = q3 + (i + 3) * 32;
-                const rb0 = 64 + (j + 0) * 32;
-                const rb1 = 64 + (j + 1) * 32;
-                const rb2 = 64 + (j + 2) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[59002 + (i + 0) * 32 + (j + 0)] = c00;
-                A[59002 + (i + 0) * 32 + (j + 1)] = c01;
-                A[59002 + (i + 0) * 32 + (j + 2)] = c02;
-                A[59002 + (i + 1) * 32 + (j + 0)] = c10;
-                A[59002 + (i + 1) * 32 + (j + 1)] = c11;
-                A[59002 + (i + 1) * 32 + (j + 2)] = c12;
-                A[59002 + (i + 2) * 32 + (j + 0)] = c20;
-                A[59002 + (i + 2) * 32 + (j + 1)] = c21;
-                A[59002 + (i + 2) * 32 + (j + 2)] = c22;
-                A[59002 + (i + 3) * 32 + (j + 0)] = c30;
-                A[59002 + (i + 3) * 32 + (j + 1)] = c31;
-                A[59002 + (i + 3) * 32 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                const ra0 = q3 + (i + 0) * 32;
-                const ra1 = q3 + (i + 1) * 32;
-                const ra2 = q3 + (i + 2) * 32;
-                const ra3 = q3 + (i + 3) * 32;
-                const rb0 = 64 + (30 + 0) * 32;
-                const rb1 = 64 + (30 + 1) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
-                A[59002 + (i + 0) * 32 + (30 + 0)] = c00;
-                A[59002 + (i + 0) * 32 + (30 + 1)] = c01;
-                A[59002 + (i + 1) * 32 + (30 + 0)] = c10;
-                A[59002 + (i + 1) * 32 + (30 + 1)] = c11;
-                A[59002 + (i + 2) * 32 + (30 + 0)] = c20;
-                A[59002 + (i + 2) * 32 + (30 + 1)] = c21;
-                A[59002 + (i + 3) * 32 + (30 + 0)] = c30;
-                A[59002 + (i + 3) * 32 + (30 + 1)] = c31;
-              }
-            }
-            for (let i = 0; i < 256; i++) A[(q2 + 528) + i] = tanh32(((A[q5 + i] + A[15609 + i]) + (A[59002 + i] + A[16121 + i])));
-            // (derived)
-            for (let i = 0; i < 256; i++) A[q0 + i] = (A[(q2 + 16) + i] !== 0 ? A[(q2 + 528) + i] : A[q3 + i]);
-            A.copyWithin(q0 + 256, q3 + 256, q3 + 256 + 256);
-            for (let i = 0; i < 256; i++) A[(q2 + 1040) + i] = (A[(q2 + 16) + i] !== 0 ? A[q0 + i] : 0);
-            // graphs/adding-elman.ts:9
-            for (let i = 0; i < 8; i += 4) {
-              for (let j = 0; j < 1; j += 1) {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = (q2 + 1040) + (i + 0) * 32;
-                const ra1 = (q2 + 1040) + (i + 1) * 32;
-                const ra2 = (q2 + 1040) + (i + 2) * 32;
-                const ra3 = (q2 + 1040) + (i + 3) * 32;
-                const rb0 = 16633 + (j + 0);
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[16665 + (i + 0) * 1 + (j + 0)];
-                A[q1 + (i + 1) * 1 + (j + 0)] = c10 + A[16665 + (i + 1) * 1 + (j + 0)];
-                A[q1 + (i + 2) * 1 + (j + 0)] = c20 + A[16665 + (i + 2) * 1 + (j + 0)];
-                A[q1 + (i + 3) * 1 + (j + 0)] = c30 + A[16665 + (i + 3) * 1 + (j + 0)];
-              }
-            }
-            for (let i = 0; i < 8; i++) A[q1 + 8 + i] = 0 + A[16673 + i];
-            // (derived)
-            for (let i = 0; i < 8; i++) A[q2 + i] = A[q1 + i] - A[q6 + i];
-            for (let i = 0; i < 8; i++) A[59002 + i] = A[q2 + i] * A[q2 + i];
-            for (let i0 = 0; i0 < 8; i0++) { { let acc = 0; for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[59002 + (i0 * 1 + i1 * 1)]; } A[59018 + (i0 * 1)] = acc; } }
-            for (let i = 0; i < 8; i++) A[59002 + i] = A[q8 + i] * A[59018 + i];
-            { let acc = 0; for (let i0 = 0; i0 < 8; i0++) { acc = acc + A[59002 + (i0 * 1)]; } A[57977 + (0)] = acc; }
-          } else if (live === 12) {
-            for (let i0 = 0; i0 < 12; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[(q2 + 16) + (i0 * 32 + i1 * 1)] = A[q7 + (i0 * 1)]; } }
-            // graphs/adding-elman.ts:9
-            for (let i = 0; i < 12; i += 4) {
-              for (let j = 0; j < 30; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = q3 + (i + 0) * 32;
-                const ra1 = q3 + (i + 1) * 32;
-                const ra2 = q3 + (i + 2) * 32;
-                const ra3 = q3 + (i + 3) * 32;
-                const rb0 = 64 + (j + 0) * 32;
-                const rb1 = 64 + (j + 1) * 32;
-                const rb2 = 64 + (j + 2) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[59002 + (i + 0) * 32 + (j + 0)] = c00;
-                A[59002 + (i + 0) * 32 + (j + 1)] = c01;
-                A[59002 + (i + 0) * 32 + (j + 2)] = c02;
-                A[59002 + (i + 1) * 32 + (j + 0)] = c10;
-                A[59002 + (i + 1) * 32 + (j + 1)] = c11;
-                A[59002 + (i + 1) * 32 + (j + 2)] = c12;
-                A[59002 + (i + 2) * 32 + (j + 0)] = c20;
-                A[59002 + (i + 2) * 32 + (j + 1)] = c21;
-                A[59002 + (i + 2) * 32 + (j + 2)] = c22;
-                A[59002 + (i + 3) * 32 + (j + 0)] = c30;
-                A[59002 + (i + 3) * 32 + (j + 1)] = c31;
-                A[59002 + (i + 3) * 32 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                const ra0 = q3 + (i + 0) * 32;
-                const ra1 = q3 + (i + 1) * 32;
-                const ra2 = q3 + (i + 2) * 32;
-                const ra3 = q3 + (i + 3) * 32;
-                const rb0 = 64 + (30 + 0) * 32;
-                const rb1 = 64 + (30 + 1) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
-                A[59002 + (i + 0) * 32 + (30 + 0)] = c00;
-                A[59002 + (i + 0) * 32 + (30 + 1)] = c01;
-                A[59002 + (i + 1) * 32 + (30 + 0)] = c10;
-                A[59002 + (i + 1) * 32 + (30 + 1)] = c11;
-                A[59002 + (i + 2) * 32 + (30 + 0)] = c20;
-                A[59002 + (i + 2) * 32 + (30 + 1)] = c21;
-                A[59002 + (i + 3) * 32 + (30 + 0)] = c30;
-                A[59002 + (i + 3) * 32 + (30 + 1)] = c31;
-              }
-            }
-            for (let i = 0; i < 384; i++) A[(q2 + 528) + i] = tanh32(((A[q5 + i] + A[15609 + i]) + (A[59002 + i] + A[16121 + i])));
-            // (derived)
-            for (let i = 0; i < 384; i++) A[q0 + i] = (A[(q2 + 16) + i] !== 0 ? A[(q2 + 528) + i] : A[q3 + i]);
-            A.copyWithin(q0 + 384, q3 + 384, q3 + 384 + 128);
-            for (let i = 0; i < 384; i++) A[(q2 + 1040) + i] = (A[(q2 + 16) + i] !== 0 ? A[q0 + i] : 0);
-            // graphs/adding-elman.ts:9
-            for (let i = 0; i < 12; i += 4) {
-              for (let j = 0; j < 1; j += 1) {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = (q2 + 1040) + (i + 0) * 32;
-                const ra1 = (q2 + 1040) + (i + 1) * 32;
-                const ra2 = (q2 + 1040) + (i + 2) * 32;
-                const ra3 = (q2 + 1040) + (i + 3) * 32;
-                const rb0 = 16633 + (j + 0);
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[16665 + (i + 0) * 1 + (j + 0)];
-                A[q1 + (i + 1) * 1 + (j + 0)] = c10 + A[16665 + (i + 1) * 1 + (j + 0)];
-                A[q1 + (i + 2) * 1 + (j + 0)] = c20 + A[16665 + (i + 2) * 1 + (j + 0)];
-                A[q1 + (i + 3) * 1 + (j + 0)] = c30 + A[16665 + (i + 3) * 1 + (j + 0)];
-              }
-            }
-            for (let i = 0; i < 4; i++) A[q1 + 12 + i] = 0 + A[16677 + i];
-            // (derived)
-            for (let i = 0; i < 12; i++) A[q2 + i] = A[q1 + i] - A[q6 + i];
-            for (let i = 0; i < 12; i++) A[59002 + i] = A[q2 + i] * A[q2 + i];
-            for (let i0 = 0; i0 < 12; i0++) { { let acc = 0; for (let i1 = 0; i1 < 1; i1++) { acc = acc + A[59002 + (i0 * 1 + i1 * 1)]; } A[59018 + (i0 * 1)] = acc; } }
-            for (let i = 0; i < 12; i++) A[59002 + i] = A[q8 + i] * A[59018 + i];
-            { let acc = 0; for (let i0 = 0; i0 < 12; i0++) { acc = acc + A[59002 + (i0 * 1)]; } A[57977 + (0)] = acc; }
-          } else {
+          if (live === 4) rows4_0(A, t);
+          else if (live === 8) rows8_1(A, t);
+          else if (live === 12) rows12_2(A, t);
+          else {
             for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[(q2 + 16) + (i0 * 32 + i1 * 1)] = A[q7 + (i0 * 1)]; } }
             // graphs/adding-elman.ts:9
             for (let i = 0; i < 16; i += 4) {
@@ -660,421 +1347,10 @@ export class Trainer {
           const q5 = 14402 + t * 16;
           const q8 = 26937 + t * 1552;
           const live = A[14723 + t];
-          if (live === 4) {
-            for (let i = 0; i < 4; i++) A[59002 + i] = A[16681 + i] * A[q5 + i];
-            for (let i0 = 0; i0 < 4; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[59018 + (i0 * 1 + i1 * 1)] = A[59002 + (i0 * 1)]; } }
-            for (let i = 0; i < 4; i++) A[59002 + i] = A[59018 + i] * A[q8 + i];
-            for (let i = 0; i < 4; i++) A[59018 + i] = A[59002 + i] + A[59002 + i];
-            for (let i = 0; i < 4; i++) { const a0 = A[59018 + i * 1]; for (let j = 0; j < 32; j++) A[59034 + i * 32 + j] = a0 * A[1152 + j]; }
-            for (let i = 0; i < 128; i++) A[59546 + i] = A[57978 + i] + ((A[(q8 + 16) + i] !== 0 ? A[59034 + i] : 0));
-            for (let i = 0; i < 384; i++) A[59674 + i] = A[58106 + i] + 0;
-            for (let i = 0; i < 128; i++) A[59034 + i] = ((A[(q8 + 16) + i] !== 0 ? A[59546 + i] : 0)) * (1 - (A[(q8 + 528) + i] * A[(q8 + 528) + i]));
-            for (let i = 0; i < 4; i += 4) {
-              for (let j = 0; j < 30; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 59034 + (i + 0) * 32;
-                const ra1 = 59034 + (i + 1) * 32;
-                const ra2 = 59034 + (i + 2) * 32;
-                const ra3 = 59034 + (i + 3) * 32;
-                const rb0 = 64 + (j + 0);
-                const rb1 = 64 + (j + 1);
-                const rb2 = 64 + (j + 2);
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[60058 + (i + 0) * 32 + (j + 0)] = c00;
-                A[60058 + (i + 0) * 32 + (j + 1)] = c01;
-                A[60058 + (i + 0) * 32 + (j + 2)] = c02;
-                A[60058 + (i + 1) * 32 + (j + 0)] = c10;
-                A[60058 + (i + 1) * 32 + (j + 1)] = c11;
-                A[60058 + (i + 1) * 32 + (j + 2)] = c12;
-                A[60058 + (i + 2) * 32 + (j + 0)] = c20;
-                A[60058 + (i + 2) * 32 + (j + 1)] = c21;
-                A[60058 + (i + 2) * 32 + (j + 2)] = c22;
-                A[60058 + (i + 3) * 32 + (j + 0)] = c30;
-                A[60058 + (i + 3) * 32 + (j + 1)] = c31;
-                A[60058 + (i + 3) * 32 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                const ra0 = 59034 + (i + 0) * 32;
-                const ra1 = 59034 + (i + 1) * 32;
-                const ra2 = 59034 + (i + 2) * 32;
-                const ra3 = 59034 + (i + 3) * 32;
-                const rb0 = 64 + (30 + 0);
-                const rb1 = 64 + (30 + 1);
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
-                A[60058 + (i + 0) * 32 + (30 + 0)] = c00;
-                A[60058 + (i + 0) * 32 + (30 + 1)] = c01;
-                A[60058 + (i + 1) * 32 + (30 + 0)] = c10;
-                A[60058 + (i + 1) * 32 + (30 + 1)] = c11;
-                A[60058 + (i + 2) * 32 + (30 + 0)] = c20;
-                A[60058 + (i + 2) * 32 + (30 + 1)] = c21;
-                A[60058 + (i + 3) * 32 + (30 + 0)] = c30;
-                A[60058 + (i + 3) * 32 + (30 + 1)] = c31;
-              }
-            }
-            for (let i = 0; i < 128; i++) A[58490 + i] = ((A[(q8 + 16) + i] !== 0 ? 0 : A[59546 + i])) + A[60058 + i];
-            for (let i = 0; i < 384; i++) A[58618 + i] = A[59674 + i] + 0;
-            for (let i = 0; i < 32; i += 4) {
-              for (let j = 0; j < 2; j += 2) {
-                let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                const ra0 = 59034 + (i + 0);
-                const ra1 = 59034 + (i + 1);
-                const ra2 = 59034 + (i + 2);
-                const ra3 = 59034 + (i + 3);
-                const rb0 = q1 + (j + 0);
-                const rb1 = q1 + (j + 1);
-                for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 32]; const a1 = A[ra1 + p * 32]; const a2 = A[ra2 + p * 32]; const a3 = A[ra3 + p * 32]; const b0 = A[rb0 + p * 2]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 2]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
-                A[1185 + (i + 0) * 2 + (j + 0)] += c00;
-                A[1185 + (i + 0) * 2 + (j + 1)] += c01;
-                A[1185 + (i + 1) * 2 + (j + 0)] += c10;
-                A[1185 + (i + 1) * 2 + (j + 1)] += c11;
-                A[1185 + (i + 2) * 2 + (j + 0)] += c20;
-                A[1185 + (i + 2) * 2 + (j + 1)] += c21;
-                A[1185 + (i + 3) * 2 + (j + 0)] += c30;
-                A[1185 + (i + 3) * 2 + (j + 1)] += c31;
-              }
-            }
-            for (let i = 0; i < 32; i += 4) {
-              for (let j = 0; j < 30; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 59034 + (i + 0);
-                const ra1 = 59034 + (i + 1);
-                const ra2 = 59034 + (i + 2);
-                const ra3 = 59034 + (i + 3);
-                const rb0 = q0 + (j + 0);
-                const rb1 = q0 + (j + 1);
-                const rb2 = q0 + (j + 2);
-                for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 32]; const a1 = A[ra1 + p * 32]; const a2 = A[ra2 + p * 32]; const a3 = A[ra3 + p * 32]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[1249 + (i + 0) * 32 + (j + 0)] += c00;
-                A[1249 + (i + 0) * 32 + (j + 1)] += c01;
-                A[1249 + (i + 0) * 32 + (j + 2)] += c02;
-                A[1249 + (i + 1) * 32 + (j + 0)] += c10;
-                A[1249 + (i + 1) * 32 + (j + 1)] += c11;
-                A[1249 + (i + 1) * 32 + (j + 2)] += c12;
-                A[1249 + (i + 2) * 32 + (j + 0)] += c20;
-                A[1249 + (i + 2) * 32 + (j + 1)] += c21;
-                A[1249 + (i + 2) * 32 + (j + 2)] += c22;
-                A[1249 + (i + 3) * 32 + (j + 0)] += c30;
-                A[1249 + (i + 3) * 32 + (j + 1)] += c31;
-                A[1249 + (i + 3) * 32 + (j + 2)] += c32;
-              }
-              {
-                let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                const ra0 = 59034 + (i + 0);
-                const ra1 = 59034 + (i + 1);
-                const ra2 = 59034 + (i + 2);
-                const ra3 = 59034 + (i + 3);
-                const rb0 = q0 + (30 + 0);
-                const rb1 = q0 + (30 + 1);
-                for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 32]; const a1 = A[ra1 + p * 32]; const a2 = A[ra2 + p * 32]; const a3 = A[ra3 + p * 32]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
-                A[1249 + (i + 0) * 32 + (30 + 0)] += c00;
-                A[1249 + (i + 0) * 32 + (30 + 1)] += c01;
-                A[1249 + (i + 1) * 32 + (30 + 0)] += c10;
-                A[1249 + (i + 1) * 32 + (30 + 1)] += c11;
-                A[1249 + (i + 2) * 32 + (30 + 0)] += c20;
-                A[1249 + (i + 2) * 32 + (30 + 1)] += c21;
-                A[1249 + (i + 3) * 32 + (30 + 0)] += c30;
-                A[1249 + (i + 3) * 32 + (30 + 1)] += c31;
-              }
-            }
-            for (let i1 = 0; i1 < 32; i1++) { { let acc = 0; for (let i0 = 0; i0 < 4; i0++) { acc = acc + A[59034 + (i0 * 32 + i1 * 1)]; } A[59546 + (i1 * 1)] = acc; } }
-            for (let i = 0; i < 32; i += 4) {
-              for (let j = 0; j < 1; j += 1) {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = (q8 + 1040) + (i + 0);
-                const ra1 = (q8 + 1040) + (i + 1);
-                const ra2 = (q8 + 1040) + (i + 2);
-                const ra3 = (q8 + 1040) + (i + 3);
-                const rb0 = 59018 + (j + 0);
-                for (let p = 0; p < 4; p++) { const a0 = A[ra0 + p * 32]; const a1 = A[ra1 + p * 32]; const a2 = A[ra2 + p * 32]; const a3 = A[ra3 + p * 32]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[59034 + (i + 0) * 1 + (j + 0)] = c00;
-                A[59034 + (i + 1) * 1 + (j + 0)] = c10;
-                A[59034 + (i + 2) * 1 + (j + 0)] = c20;
-                A[59034 + (i + 3) * 1 + (j + 0)] = c30;
-              }
-            }
-            for (let i = 0; i < 32; i++) { A[59066 + i] = A[59034 + i]; }
-            for (let i1 = 0; i1 < 1; i1++) { { let acc = 0; for (let i0 = 0; i0 < 4; i0++) { acc = acc + A[59018 + (i0 * 1 + i1 * 1)]; } A[2369 + (i1 * 1)] += acc; } }
-            for (let i = 0; i < 32; i++) A[2273 + i] += A[59546 + i];
-            for (let i = 0; i < 32; i++) A[2305 + i] += A[59546 + i];
-            for (let i = 0; i < 32; i++) A[2337 + i] += A[59066 + i];
-          } else if (live === 8) {
-            for (let i = 0; i < 8; i++) A[59002 + i] = A[16681 + i] * A[q5 + i];
-            for (let i0 = 0; i0 < 8; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[59018 + (i0 * 1 + i1 * 1)] = A[59002 + (i0 * 1)]; } }
-            for (let i = 0; i < 8; i++) A[59002 + i] = A[59018 + i] * A[q8 + i];
-            for (let i = 0; i < 8; i++) A[59018 + i] = A[59002 + i] + A[59002 + i];
-            for (let i = 0; i < 8; i++) { const a0 = A[59018 + i * 1]; for (let j = 0; j < 32; j++) A[59034 + i * 32 + j] = a0 * A[1152 + j]; }
-            for (let i = 0; i < 256; i++) A[59546 + i] = A[57978 + i] + ((A[(q8 + 16) + i] !== 0 ? A[59034 + i] : 0));
-            for (let i = 0; i < 256; i++) A[59802 + i] = A[58234 + i] + 0;
-            for (let i = 0; i < 256; i++) A[59034 + i] = ((A[(q8 + 16) + i] !== 0 ? A[59546 + i] : 0)) * (1 - (A[(q8 + 528) + i] * A[(q8 + 528) + i]));
-            for (let i = 0; i < 8; i += 4) {
-              for (let j = 0; j < 30; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 59034 + (i + 0) * 32;
-                const ra1 = 59034 + (i + 1) * 32;
-                const ra2 = 59034 + (i + 2) * 32;
-                const ra3 = 59034 + (i + 3) * 32;
-                const rb0 = 64 + (j + 0);
-                const rb1 = 64 + (j + 1);
-                const rb2 = 64 + (j + 2);
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[60058 + (i + 0) * 32 + (j + 0)] = c00;
-                A[60058 + (i + 0) * 32 + (j + 1)] = c01;
-                A[60058 + (i + 0) * 32 + (j + 2)] = c02;
-                A[60058 + (i + 1) * 32 + (j + 0)] = c10;
-                A[60058 + (i + 1) * 32 + (j + 1)] = c11;
-                A[60058 + (i + 1) * 32 + (j + 2)] = c12;
-                A[60058 + (i + 2) * 32 + (j + 0)] = c20;
-                A[60058 + (i + 2) * 32 + (j + 1)] = c21;
-                A[60058 + (i + 2) * 32 + (j + 2)] = c22;
-                A[60058 + (i + 3) * 32 + (j + 0)] = c30;
-                A[60058 + (i + 3) * 32 + (j + 1)] = c31;
-                A[60058 + (i + 3) * 32 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                const ra0 = 59034 + (i + 0) * 32;
-                const ra1 = 59034 + (i + 1) * 32;
-                const ra2 = 59034 + (i + 2) * 32;
-                const ra3 = 59034 + (i + 3) * 32;
-                const rb0 = 64 + (30 + 0);
-                const rb1 = 64 + (30 + 1);
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
-                A[60058 + (i + 0) * 32 + (30 + 0)] = c00;
-                A[60058 + (i + 0) * 32 + (30 + 1)] = c01;
-                A[60058 + (i + 1) * 32 + (30 + 0)] = c10;
-                A[60058 + (i + 1) * 32 + (30 + 1)] = c11;
-                A[60058 + (i + 2) * 32 + (30 + 0)] = c20;
-                A[60058 + (i + 2) * 32 + (30 + 1)] = c21;
-                A[60058 + (i + 3) * 32 + (30 + 0)] = c30;
-                A[60058 + (i + 3) * 32 + (30 + 1)] = c31;
-              }
-            }
-            for (let i = 0; i < 256; i++) A[58490 + i] = ((A[(q8 + 16) + i] !== 0 ? 0 : A[59546 + i])) + A[60058 + i];
-            for (let i = 0; i < 256; i++) A[58746 + i] = A[59802 + i] + 0;
-            for (let i = 0; i < 32; i += 4) {
-              for (let j = 0; j < 2; j += 2) {
-                let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                const ra0 = 59034 + (i + 0);
-                const ra1 = 59034 + (i + 1);
-                const ra2 = 59034 + (i + 2);
-                const ra3 = 59034 + (i + 3);
-                const rb0 = q1 + (j + 0);
-                const rb1 = q1 + (j + 1);
-                for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 32]; const a1 = A[ra1 + p * 32]; const a2 = A[ra2 + p * 32]; const a3 = A[ra3 + p * 32]; const b0 = A[rb0 + p * 2]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 2]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
-                A[1185 + (i + 0) * 2 + (j + 0)] += c00;
-                A[1185 + (i + 0) * 2 + (j + 1)] += c01;
-                A[1185 + (i + 1) * 2 + (j + 0)] += c10;
-                A[1185 + (i + 1) * 2 + (j + 1)] += c11;
-                A[1185 + (i + 2) * 2 + (j + 0)] += c20;
-                A[1185 + (i + 2) * 2 + (j + 1)] += c21;
-                A[1185 + (i + 3) * 2 + (j + 0)] += c30;
-                A[1185 + (i + 3) * 2 + (j + 1)] += c31;
-              }
-            }
-            for (let i = 0; i < 32; i += 4) {
-              for (let j = 0; j < 30; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 59034 + (i + 0);
-                const ra1 = 59034 + (i + 1);
-                const ra2 = 59034 + (i + 2);
-                const ra3 = 59034 + (i + 3);
-                const rb0 = q0 + (j + 0);
-                const rb1 = q0 + (j + 1);
-                const rb2 = q0 + (j + 2);
-                for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 32]; const a1 = A[ra1 + p * 32]; const a2 = A[ra2 + p * 32]; const a3 = A[ra3 + p * 32]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[1249 + (i + 0) * 32 + (j + 0)] += c00;
-                A[1249 + (i + 0) * 32 + (j + 1)] += c01;
-                A[1249 + (i + 0) * 32 + (j + 2)] += c02;
-                A[1249 + (i + 1) * 32 + (j + 0)] += c10;
-                A[1249 + (i + 1) * 32 + (j + 1)] += c11;
-                A[1249 + (i + 1) * 32 + (j + 2)] += c12;
-                A[1249 + (i + 2) * 32 + (j + 0)] += c20;
-                A[1249 + (i + 2) * 32 + (j + 1)] += c21;
-                A[1249 + (i + 2) * 32 + (j + 2)] += c22;
-                A[1249 + (i + 3) * 32 + (j + 0)] += c30;
-                A[1249 + (i + 3) * 32 + (j + 1)] += c31;
-                A[1249 + (i + 3) * 32 + (j + 2)] += c32;
-              }
-              {
-                let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                const ra0 = 59034 + (i + 0);
-                const ra1 = 59034 + (i + 1);
-                const ra2 = 59034 + (i + 2);
-                const ra3 = 59034 + (i + 3);
-                const rb0 = q0 + (30 + 0);
-                const rb1 = q0 + (30 + 1);
-                for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 32]; const a1 = A[ra1 + p * 32]; const a2 = A[ra2 + p * 32]; const a3 = A[ra3 + p * 32]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
-                A[1249 + (i + 0) * 32 + (30 + 0)] += c00;
-                A[1249 + (i + 0) * 32 + (30 + 1)] += c01;
-                A[1249 + (i + 1) * 32 + (30 + 0)] += c10;
-                A[1249 + (i + 1) * 32 + (30 + 1)] += c11;
-                A[1249 + (i + 2) * 32 + (30 + 0)] += c20;
-                A[1249 + (i + 2) * 32 + (30 + 1)] += c21;
-                A[1249 + (i + 3) * 32 + (30 + 0)] += c30;
-                A[1249 + (i + 3) * 32 + (30 + 1)] += c31;
-              }
-            }
-            for (let i1 = 0; i1 < 32; i1++) { { let acc = 0; for (let i0 = 0; i0 < 8; i0++) { acc = acc + A[59034 + (i0 * 32 + i1 * 1)]; } A[59546 + (i1 * 1)] = acc; } }
-            for (let i = 0; i < 32; i += 4) {
-              for (let j = 0; j < 1; j += 1) {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = (q8 + 1040) + (i + 0);
-                const ra1 = (q8 + 1040) + (i + 1);
-                const ra2 = (q8 + 1040) + (i + 2);
-                const ra3 = (q8 + 1040) + (i + 3);
-                const rb0 = 59018 + (j + 0);
-                for (let p = 0; p < 8; p++) { const a0 = A[ra0 + p * 32]; const a1 = A[ra1 + p * 32]; const a2 = A[ra2 + p * 32]; const a3 = A[ra3 + p * 32]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[59034 + (i + 0) * 1 + (j + 0)] = c00;
-                A[59034 + (i + 1) * 1 + (j + 0)] = c10;
-                A[59034 + (i + 2) * 1 + (j + 0)] = c20;
-                A[59034 + (i + 3) * 1 + (j + 0)] = c30;
-              }
-            }
-            for (let i = 0; i < 32; i++) { A[59066 + i] = A[59034 + i]; }
-            for (let i1 = 0; i1 < 1; i1++) { { let acc = 0; for (let i0 = 0; i0 < 8; i0++) { acc = acc + A[59018 + (i0 * 1 + i1 * 1)]; } A[2369 + (i1 * 1)] += acc; } }
-            for (let i = 0; i < 32; i++) A[2273 + i] += A[59546 + i];
-            for (let i = 0; i < 32; i++) A[2305 + i] += A[59546 + i];
-            for (let i = 0; i < 32; i++) A[2337 + i] += A[59066 + i];
-          } else if (live === 12) {
-            for (let i = 0; i < 12; i++) A[59002 + i] = A[16681 + i] * A[q5 + i];
-            for (let i0 = 0; i0 < 12; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[59018 + (i0 * 1 + i1 * 1)] = A[59002 + (i0 * 1)]; } }
-            for (let i = 0; i < 12; i++) A[59002 + i] = A[59018 + i] * A[q8 + i];
-            for (let i = 0; i < 12; i++) A[59018 + i] = A[59002 + i] + A[59002 + i];
-            for (let i = 0; i < 12; i++) { const a0 = A[59018 + i * 1]; for (let j = 0; j < 32; j++) A[59034 + i * 32 + j] = a0 * A[1152 + j]; }
-            for (let i = 0; i < 384; i++) A[59546 + i] = A[57978 + i] + ((A[(q8 + 16) + i] !== 0 ? A[59034 + i] : 0));
-            for (let i = 0; i < 128; i++) A[59930 + i] = A[58362 + i] + 0;
-            for (let i = 0; i < 384; i++) A[59034 + i] = ((A[(q8 + 16) + i] !== 0 ? A[59546 + i] : 0)) * (1 - (A[(q8 + 528) + i] * A[(q8 + 528) + i]));
-            for (let i = 0; i < 12; i += 4) {
-              for (let j = 0; j < 30; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 59034 + (i + 0) * 32;
-                const ra1 = 59034 + (i + 1) * 32;
-                const ra2 = 59034 + (i + 2) * 32;
-                const ra3 = 59034 + (i + 3) * 32;
-                const rb0 = 64 + (j + 0);
-                const rb1 = 64 + (j + 1);
-                const rb2 = 64 + (j + 2);
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[60058 + (i + 0) * 32 + (j + 0)] = c00;
-                A[60058 + (i + 0) * 32 + (j + 1)] = c01;
-                A[60058 + (i + 0) * 32 + (j + 2)] = c02;
-                A[60058 + (i + 1) * 32 + (j + 0)] = c10;
-                A[60058 + (i + 1) * 32 + (j + 1)] = c11;
-                A[60058 + (i + 1) * 32 + (j + 2)] = c12;
-                A[60058 + (i + 2) * 32 + (j + 0)] = c20;
-                A[60058 + (i + 2) * 32 + (j + 1)] = c21;
-                A[60058 + (i + 2) * 32 + (j + 2)] = c22;
-                A[60058 + (i + 3) * 32 + (j + 0)] = c30;
-                A[60058 + (i + 3) * 32 + (j + 1)] = c31;
-                A[60058 + (i + 3) * 32 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                const ra0 = 59034 + (i + 0) * 32;
-                const ra1 = 59034 + (i + 1) * 32;
-                const ra2 = 59034 + (i + 2) * 32;
-                const ra3 = 59034 + (i + 3) * 32;
-                const rb0 = 64 + (30 + 0);
-                const rb1 = 64 + (30 + 1);
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
-                A[60058 + (i + 0) * 32 + (30 + 0)] = c00;
-                A[60058 + (i + 0) * 32 + (30 + 1)] = c01;
-                A[60058 + (i + 1) * 32 + (30 + 0)] = c10;
-                A[60058 + (i + 1) * 32 + (30 + 1)] = c11;
-                A[60058 + (i + 2) * 32 + (30 + 0)] = c20;
-                A[60058 + (i + 2) * 32 + (30 + 1)] = c21;
-                A[60058 + (i + 3) * 32 + (30 + 0)] = c30;
-                A[60058 + (i + 3) * 32 + (30 + 1)] = c31;
-              }
-            }
-            for (let i = 0; i < 384; i++) A[58490 + i] = ((A[(q8 + 16) + i] !== 0 ? 0 : A[59546 + i])) + A[60058 + i];
-            for (let i = 0; i < 128; i++) A[58874 + i] = A[59930 + i] + 0;
-            for (let i = 0; i < 32; i += 4) {
-              for (let j = 0; j < 2; j += 2) {
-                let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                const ra0 = 59034 + (i + 0);
-                const ra1 = 59034 + (i + 1);
-                const ra2 = 59034 + (i + 2);
-                const ra3 = 59034 + (i + 3);
-                const rb0 = q1 + (j + 0);
-                const rb1 = q1 + (j + 1);
-                for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 32]; const a1 = A[ra1 + p * 32]; const a2 = A[ra2 + p * 32]; const a3 = A[ra3 + p * 32]; const b0 = A[rb0 + p * 2]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 2]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
-                A[1185 + (i + 0) * 2 + (j + 0)] += c00;
-                A[1185 + (i + 0) * 2 + (j + 1)] += c01;
-                A[1185 + (i + 1) * 2 + (j + 0)] += c10;
-                A[1185 + (i + 1) * 2 + (j + 1)] += c11;
-                A[1185 + (i + 2) * 2 + (j + 0)] += c20;
-                A[1185 + (i + 2) * 2 + (j + 1)] += c21;
-                A[1185 + (i + 3) * 2 + (j + 0)] += c30;
-                A[1185 + (i + 3) * 2 + (j + 1)] += c31;
-              }
-            }
-            for (let i = 0; i < 32; i += 4) {
-              for (let j = 0; j < 30; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 59034 + (i + 0);
-                const ra1 = 59034 + (i + 1);
-                const ra2 = 59034 + (i + 2);
-                const ra3 = 59034 + (i + 3);
-                const rb0 = q0 + (j + 0);
-                const rb1 = q0 + (j + 1);
-                const rb2 = q0 + (j + 2);
-                for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 32]; const a1 = A[ra1 + p * 32]; const a2 = A[ra2 + p * 32]; const a3 = A[ra3 + p * 32]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[1249 + (i + 0) * 32 + (j + 0)] += c00;
-                A[1249 + (i + 0) * 32 + (j + 1)] += c01;
-                A[1249 + (i + 0) * 32 + (j + 2)] += c02;
-                A[1249 + (i + 1) * 32 + (j + 0)] += c10;
-                A[1249 + (i + 1) * 32 + (j + 1)] += c11;
-                A[1249 + (i + 1) * 32 + (j + 2)] += c12;
-                A[1249 + (i + 2) * 32 + (j + 0)] += c20;
-                A[1249 + (i + 2) * 32 + (j + 1)] += c21;
-                A[1249 + (i + 2) * 32 + (j + 2)] += c22;
-                A[1249 + (i + 3) * 32 + (j + 0)] += c30;
-                A[1249 + (i + 3) * 32 + (j + 1)] += c31;
-                A[1249 + (i + 3) * 32 + (j + 2)] += c32;
-              }
-              {
-                let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                const ra0 = 59034 + (i + 0);
-                const ra1 = 59034 + (i + 1);
-                const ra2 = 59034 + (i + 2);
-                const ra3 = 59034 + (i + 3);
-                const rb0 = q0 + (30 + 0);
-                const rb1 = q0 + (30 + 1);
-                for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 32]; const a1 = A[ra1 + p * 32]; const a2 = A[ra2 + p * 32]; const a3 = A[ra3 + p * 32]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
-                A[1249 + (i + 0) * 32 + (30 + 0)] += c00;
-                A[1249 + (i + 0) * 32 + (30 + 1)] += c01;
-                A[1249 + (i + 1) * 32 + (30 + 0)] += c10;
-                A[1249 + (i + 1) * 32 + (30 + 1)] += c11;
-                A[1249 + (i + 2) * 32 + (30 + 0)] += c20;
-                A[1249 + (i + 2) * 32 + (30 + 1)] += c21;
-                A[1249 + (i + 3) * 32 + (30 + 0)] += c30;
-                A[1249 + (i + 3) * 32 + (30 + 1)] += c31;
-              }
-            }
-            for (let i1 = 0; i1 < 32; i1++) { { let acc = 0; for (let i0 = 0; i0 < 12; i0++) { acc = acc + A[59034 + (i0 * 32 + i1 * 1)]; } A[59546 + (i1 * 1)] = acc; } }
-            for (let i = 0; i < 32; i += 4) {
-              for (let j = 0; j < 1; j += 1) {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = (q8 + 1040) + (i + 0);
-                const ra1 = (q8 + 1040) + (i + 1);
-                const ra2 = (q8 + 1040) + (i + 2);
-                const ra3 = (q8 + 1040) + (i + 3);
-                const rb0 = 59018 + (j + 0);
-                for (let p = 0; p < 12; p++) { const a0 = A[ra0 + p * 32]; const a1 = A[ra1 + p * 32]; const a2 = A[ra2 + p * 32]; const a3 = A[ra3 + p * 32]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[59034 + (i + 0) * 1 + (j + 0)] = c00;
-                A[59034 + (i + 1) * 1 + (j + 0)] = c10;
-                A[59034 + (i + 2) * 1 + (j + 0)] = c20;
-                A[59034 + (i + 3) * 1 + (j + 0)] = c30;
-              }
-            }
-            for (let i = 0; i < 32; i++) { A[59066 + i] = A[59034 + i]; }
-            for (let i1 = 0; i1 < 1; i1++) { { let acc = 0; for (let i0 = 0; i0 < 12; i0++) { acc = acc + A[59018 + (i0 * 1 + i1 * 1)]; } A[2369 + (i1 * 1)] += acc; } }
-            for (let i = 0; i < 32; i++) A[2273 + i] += A[59546 + i];
-            for (let i = 0; i < 32; i++) A[2305 + i] += A[59546 + i];
-            for (let i = 0; i < 32; i++) A[2337 + i] += A[59066 + i];
-          } else {
+          if (live === 4) rows4_3(A, t);
+          else if (live === 8) rows8_4(A, t);
+          else if (live === 12) rows12_5(A, t);
+          else {
             for (let i = 0; i < 16; i++) A[59002 + i] = A[16681 + i] * A[q5 + i];
             for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[59018 + (i0 * 1 + i1 * 1)] = A[59002 + (i0 * 1)]; } }
             for (let i = 0; i < 16; i++) A[59002 + i] = A[59018 + i] * A[q8 + i];
@@ -1283,208 +1559,10 @@ export class Trainer {
           const q4 = 16697 + t * 512;
           const q6 = 14082 + t * 16;
           const live = A[14723 + t];
-          if (live === 4) {
-            for (let i0 = 0; i0 < 4; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[59002 + (i0 * 32 + i1 * 1)] = A[q6 + (i0 * 1)]; } }
-            // graphs/adding-elman.ts:9
-            for (let i = 0; i < 4; i += 4) {
-              for (let j = 0; j < 30; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = q2 + (i + 0) * 32;
-                const ra1 = q2 + (i + 1) * 32;
-                const ra2 = q2 + (i + 2) * 32;
-                const ra3 = q2 + (i + 3) * 32;
-                const rb0 = 64 + (j + 0) * 32;
-                const rb1 = 64 + (j + 1) * 32;
-                const rb2 = 64 + (j + 2) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[59514 + (i + 0) * 32 + (j + 0)] = c00;
-                A[59514 + (i + 0) * 32 + (j + 1)] = c01;
-                A[59514 + (i + 0) * 32 + (j + 2)] = c02;
-                A[59514 + (i + 1) * 32 + (j + 0)] = c10;
-                A[59514 + (i + 1) * 32 + (j + 1)] = c11;
-                A[59514 + (i + 1) * 32 + (j + 2)] = c12;
-                A[59514 + (i + 2) * 32 + (j + 0)] = c20;
-                A[59514 + (i + 2) * 32 + (j + 1)] = c21;
-                A[59514 + (i + 2) * 32 + (j + 2)] = c22;
-                A[59514 + (i + 3) * 32 + (j + 0)] = c30;
-                A[59514 + (i + 3) * 32 + (j + 1)] = c31;
-                A[59514 + (i + 3) * 32 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                const ra0 = q2 + (i + 0) * 32;
-                const ra1 = q2 + (i + 1) * 32;
-                const ra2 = q2 + (i + 2) * 32;
-                const ra3 = q2 + (i + 3) * 32;
-                const rb0 = 64 + (30 + 0) * 32;
-                const rb1 = 64 + (30 + 1) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
-                A[59514 + (i + 0) * 32 + (30 + 0)] = c00;
-                A[59514 + (i + 0) * 32 + (30 + 1)] = c01;
-                A[59514 + (i + 1) * 32 + (30 + 0)] = c10;
-                A[59514 + (i + 1) * 32 + (30 + 1)] = c11;
-                A[59514 + (i + 2) * 32 + (30 + 0)] = c20;
-                A[59514 + (i + 2) * 32 + (30 + 1)] = c21;
-                A[59514 + (i + 3) * 32 + (30 + 0)] = c30;
-                A[59514 + (i + 3) * 32 + (30 + 1)] = c31;
-              }
-            }
-            // (derived)
-            for (let i = 0; i < 128; i++) A[q0 + i] = (A[59002 + i] !== 0 ? (tanh32(((A[q4 + i] + A[15609 + i]) + (A[59514 + i] + A[16121 + i])))) : A[q2 + i]);
-            A.copyWithin(q0 + 128, q2 + 128, q2 + 128 + 384);
-            for (let i = 0; i < 128; i++) A[59514 + i] = (A[59002 + i] !== 0 ? A[q0 + i] : 0);
-            // graphs/adding-elman.ts:9
-            for (let i = 0; i < 4; i += 4) {
-              for (let j = 0; j < 1; j += 1) {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 59514 + (i + 0) * 32;
-                const ra1 = 59514 + (i + 1) * 32;
-                const ra2 = 59514 + (i + 2) * 32;
-                const ra3 = 59514 + (i + 3) * 32;
-                const rb0 = 16633 + (j + 0);
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[16665 + (i + 0) * 1 + (j + 0)];
-                A[q1 + (i + 1) * 1 + (j + 0)] = c10 + A[16665 + (i + 1) * 1 + (j + 0)];
-                A[q1 + (i + 2) * 1 + (j + 0)] = c20 + A[16665 + (i + 2) * 1 + (j + 0)];
-                A[q1 + (i + 3) * 1 + (j + 0)] = c30 + A[16665 + (i + 3) * 1 + (j + 0)];
-              }
-            }
-            for (let i = 0; i < 12; i++) A[q1 + 4 + i] = 0 + A[16669 + i];
-          } else if (live === 8) {
-            for (let i0 = 0; i0 < 8; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[59002 + (i0 * 32 + i1 * 1)] = A[q6 + (i0 * 1)]; } }
-            // graphs/adding-elman.ts:9
-            for (let i = 0; i < 8; i += 4) {
-              for (let j = 0; j < 30; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = q2 + (i + 0) * 32;
-                const ra1 = q2 + (i + 1) * 32;
-                const ra2 = q2 + (i + 2) * 32;
-                const ra3 = q2 + (i + 3) * 32;
-                const rb0 = 64 + (j + 0) * 32;
-                const rb1 = 64 + (j + 1) * 32;
-                const rb2 = 64 + (j + 2) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[59514 + (i + 0) * 32 + (j + 0)] = c00;
-                A[59514 + (i + 0) * 32 + (j + 1)] = c01;
-                A[59514 + (i + 0) * 32 + (j + 2)] = c02;
-                A[59514 + (i + 1) * 32 + (j + 0)] = c10;
-                A[59514 + (i + 1) * 32 + (j + 1)] = c11;
-                A[59514 + (i + 1) * 32 + (j + 2)] = c12;
-                A[59514 + (i + 2) * 32 + (j + 0)] = c20;
-                A[59514 + (i + 2) * 32 + (j + 1)] = c21;
-                A[59514 + (i + 2) * 32 + (j + 2)] = c22;
-                A[59514 + (i + 3) * 32 + (j + 0)] = c30;
-                A[59514 + (i + 3) * 32 + (j + 1)] = c31;
-                A[59514 + (i + 3) * 32 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                const ra0 = q2 + (i + 0) * 32;
-                const ra1 = q2 + (i + 1) * 32;
-                const ra2 = q2 + (i + 2) * 32;
-                const ra3 = q2 + (i + 3) * 32;
-                const rb0 = 64 + (30 + 0) * 32;
-                const rb1 = 64 + (30 + 1) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
-                A[59514 + (i + 0) * 32 + (30 + 0)] = c00;
-                A[59514 + (i + 0) * 32 + (30 + 1)] = c01;
-                A[59514 + (i + 1) * 32 + (30 + 0)] = c10;
-                A[59514 + (i + 1) * 32 + (30 + 1)] = c11;
-                A[59514 + (i + 2) * 32 + (30 + 0)] = c20;
-                A[59514 + (i + 2) * 32 + (30 + 1)] = c21;
-                A[59514 + (i + 3) * 32 + (30 + 0)] = c30;
-                A[59514 + (i + 3) * 32 + (30 + 1)] = c31;
-              }
-            }
-            // (derived)
-            for (let i = 0; i < 256; i++) A[q0 + i] = (A[59002 + i] !== 0 ? (tanh32(((A[q4 + i] + A[15609 + i]) + (A[59514 + i] + A[16121 + i])))) : A[q2 + i]);
-            A.copyWithin(q0 + 256, q2 + 256, q2 + 256 + 256);
-            for (let i = 0; i < 256; i++) A[59514 + i] = (A[59002 + i] !== 0 ? A[q0 + i] : 0);
-            // graphs/adding-elman.ts:9
-            for (let i = 0; i < 8; i += 4) {
-              for (let j = 0; j < 1; j += 1) {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 59514 + (i + 0) * 32;
-                const ra1 = 59514 + (i + 1) * 32;
-                const ra2 = 59514 + (i + 2) * 32;
-                const ra3 = 59514 + (i + 3) * 32;
-                const rb0 = 16633 + (j + 0);
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[16665 + (i + 0) * 1 + (j + 0)];
-                A[q1 + (i + 1) * 1 + (j + 0)] = c10 + A[16665 + (i + 1) * 1 + (j + 0)];
-                A[q1 + (i + 2) * 1 + (j + 0)] = c20 + A[16665 + (i + 2) * 1 + (j + 0)];
-                A[q1 + (i + 3) * 1 + (j + 0)] = c30 + A[16665 + (i + 3) * 1 + (j + 0)];
-              }
-            }
-            for (let i = 0; i < 8; i++) A[q1 + 8 + i] = 0 + A[16673 + i];
-          } else if (live === 12) {
-            for (let i0 = 0; i0 < 12; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[59002 + (i0 * 32 + i1 * 1)] = A[q6 + (i0 * 1)]; } }
-            // graphs/adding-elman.ts:9
-            for (let i = 0; i < 12; i += 4) {
-              for (let j = 0; j < 30; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = q2 + (i + 0) * 32;
-                const ra1 = q2 + (i + 1) * 32;
-                const ra2 = q2 + (i + 2) * 32;
-                const ra3 = q2 + (i + 3) * 32;
-                const rb0 = 64 + (j + 0) * 32;
-                const rb1 = 64 + (j + 1) * 32;
-                const rb2 = 64 + (j + 2) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
-                A[59514 + (i + 0) * 32 + (j + 0)] = c00;
-                A[59514 + (i + 0) * 32 + (j + 1)] = c01;
-                A[59514 + (i + 0) * 32 + (j + 2)] = c02;
-                A[59514 + (i + 1) * 32 + (j + 0)] = c10;
-                A[59514 + (i + 1) * 32 + (j + 1)] = c11;
-                A[59514 + (i + 1) * 32 + (j + 2)] = c12;
-                A[59514 + (i + 2) * 32 + (j + 0)] = c20;
-                A[59514 + (i + 2) * 32 + (j + 1)] = c21;
-                A[59514 + (i + 2) * 32 + (j + 2)] = c22;
-                A[59514 + (i + 3) * 32 + (j + 0)] = c30;
-                A[59514 + (i + 3) * 32 + (j + 1)] = c31;
-                A[59514 + (i + 3) * 32 + (j + 2)] = c32;
-              }
-              {
-                let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                const ra0 = q2 + (i + 0) * 32;
-                const ra1 = q2 + (i + 1) * 32;
-                const ra2 = q2 + (i + 2) * 32;
-                const ra3 = q2 + (i + 3) * 32;
-                const rb0 = 64 + (30 + 0) * 32;
-                const rb1 = 64 + (30 + 1) * 32;
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
-                A[59514 + (i + 0) * 32 + (30 + 0)] = c00;
-                A[59514 + (i + 0) * 32 + (30 + 1)] = c01;
-                A[59514 + (i + 1) * 32 + (30 + 0)] = c10;
-                A[59514 + (i + 1) * 32 + (30 + 1)] = c11;
-                A[59514 + (i + 2) * 32 + (30 + 0)] = c20;
-                A[59514 + (i + 2) * 32 + (30 + 1)] = c21;
-                A[59514 + (i + 3) * 32 + (30 + 0)] = c30;
-                A[59514 + (i + 3) * 32 + (30 + 1)] = c31;
-              }
-            }
-            // (derived)
-            for (let i = 0; i < 384; i++) A[q0 + i] = (A[59002 + i] !== 0 ? (tanh32(((A[q4 + i] + A[15609 + i]) + (A[59514 + i] + A[16121 + i])))) : A[q2 + i]);
-            A.copyWithin(q0 + 384, q2 + 384, q2 + 384 + 128);
-            for (let i = 0; i < 384; i++) A[59514 + i] = (A[59002 + i] !== 0 ? A[q0 + i] : 0);
-            // graphs/adding-elman.ts:9
-            for (let i = 0; i < 12; i += 4) {
-              for (let j = 0; j < 1; j += 1) {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 59514 + (i + 0) * 32;
-                const ra1 = 59514 + (i + 1) * 32;
-                const ra2 = 59514 + (i + 2) * 32;
-                const ra3 = 59514 + (i + 3) * 32;
-                const rb0 = 16633 + (j + 0);
-                for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
-                A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[16665 + (i + 0) * 1 + (j + 0)];
-                A[q1 + (i + 1) * 1 + (j + 0)] = c10 + A[16665 + (i + 1) * 1 + (j + 0)];
-                A[q1 + (i + 2) * 1 + (j + 0)] = c20 + A[16665 + (i + 2) * 1 + (j + 0)];
-                A[q1 + (i + 3) * 1 + (j + 0)] = c30 + A[16665 + (i + 3) * 1 + (j + 0)];
-              }
-            }
-            for (let i = 0; i < 4; i++) A[q1 + 12 + i] = 0 + A[16677 + i];
-          } else {
+          if (live === 4) rows4_6(A, t);
+          else if (live === 8) rows8_7(A, t);
+          else if (live === 12) rows12_8(A, t);
+          else {
             for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[59002 + (i0 * 32 + i1 * 1)] = A[q6 + (i0 * 1)]; } }
             // graphs/adding-elman.ts:9
             for (let i = 0; i < 16; i += 4) {

@@ -30,6 +30,15 @@ export function finalStateIndex(segmentLength: number | undefined): string {
 export interface PackedRows {
   readonly classes: readonly number[];
   readonly seq: Seq;
+  /** Where the loop bodies over fewer rows go: each its own function (one method holding every copy is too large for V8 to optimize). */
+  readonly functions: ModuleFunctions;
+}
+
+/** Functions the trainer module defines beside its class (their parameters' types: the arena's, the wasm kernels'). */
+export interface ModuleFunctions {
+  readonly arena: string;
+  readonly kernels?: string;
+  readonly defs: string[];
 }
 
 /** Where the trainer keeps what both forms share: parameters, data, states, outputs, gradients. */

@@ -206,7 +206,9 @@ function kindOf(plan: KernelPlan, facts: RowFacts, n: Node): Kind {
   switch (n.op) {
     case 'matmul':
       if (A(n) === 0) return 'rows';
-      return A(x) === 1 && A(y) === 0 ? 'contract' : 'other';
+      // Summing over rows: the transposed operand read through its rows-first source (a transpose
+      // with a buffer of its own holds the rows along its columns: no prefix of it is r rows).
+      return A(x) === 1 && A(y) === 0 && plan.transposedSource.has(x!) ? 'contract' : 'other';
     case 'sum':
       if (A(x) !== 0) return 'other';
       return intList(n.attrs, 'axes').includes(0) ? 'contract' : 'rows';

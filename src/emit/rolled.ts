@@ -16,6 +16,7 @@ import type { Recurrence } from '../dsl/recurrence.ts';
 import type { LossSpec } from '../dsl/model.ts';
 import { stepVjp } from '../transforms/step-vjp.ts';
 import { emitKernel } from './kernel.ts';
+import { KERNELS } from './wasm/module.ts';
 import { afterPasses, planOutputs, type ArenaBuilder, type Offset, type OutputSlot } from './plan.ts';
 import type { Slot, TrainerConfig } from './config.ts';
 import { copy, seqAt, type Hoisted, type KernelLayout, type Kernels, type PackedRows, type Seq } from './layout.ts';
@@ -338,16 +339,29 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig, b: NodeBuilder, arena:
     const bwdModes = facts && rowModes(bwdPlan, facts, [...stateGrads, ...paramGrads, ...inputGrads, ...flowSquares, ...backwardStacks], new Set(residuals));
     const fwdModes = facts && rowModes(fwdPlan, facts, [...nexts, ...outs, ...(lossTerm ? [lossTerm] : []), ...forwardStacks, ...bwdModes!.required], new Set());
     const predModes = facts && rowModes(predPlan, facts, [...nexts, ...outs], new Set());
-    const body = (plan: KernelPlan, modes: RowModes | undefined): string[] => {
-      if (!packed || !facts || !modes) return emitKernel(plan, cfg, undefined, 't');
-      const versions = packed.classes.map((r) => (r === B ? emitKernel(plan, cfg, undefined, 't') : emitKernel(plan, cfg, undefined, 't', rowView(plan, facts, modes, r, cfg))));
-      const lines = [`const live = A[${packed.seq.base} + t];`];
-      packed.classes.forEach((r, k) => {
-        const head = k === 0 ? `if (live === ${r}) {` : k === packed.classes.length - 1 ? '} else {' : `} else if (live === ${r}) {`;
-        lines.push(head, ...indent(versions[k]!));
+    // Over all rows the body stays in the loop; over fewer, each is a function of the module's
+    // (reading step t, and the segment's first step under a memory budget), called by its class.
+    const body = (plan: KernelPlan, modes: RowModes | undefined, offs: LoopOffsets, what: string): string[] => {
+      const all = emitKernel(plan, cfg, undefined, 't');
+      if (!packed || !facts || !modes) return all;
+      const { functions } = packed;
+      const params = ['A', 't', ...(seg ? ['lo'] : []), ...(functions.kernels ? [KERNELS] : [])];
+      const args = ['A', 't', ...(seg ? ['lo'] : []), ...(functions.kernels ? ['this.kernels'] : [])];
+      const types: Record<string, string> = { A: functions.arena, t: 'number', lo: 'number', [KERNELS]: functions.kernels ?? '' };
+      const calls = packed.classes.slice(0, -1).map((r) => {
+        const code = emitKernel(plan, cfg, undefined, 't', rowView(plan, facts, modes, r, cfg));
+        const name = `rows${r}_${functions.defs.length}`;
+        functions.defs.push([
+          `/** ${what}, over the first ${r} of ${B} rows (packed execution under lengths). */`,
+          `function ${name}(${params.map((p) => `${p}: ${types[p]}`).join(', ')}): void {`,
+          ...indent([...offs.declarationsFor(code), ...code]),
+          '}',
+        ].join('\n'));
+        return `${name}(${args.join(', ')});`;
       });
-      lines.push('}');
-      return lines;
+      const lines = [`const live = A[${packed.seq.base} + t];`];
+      calls.forEach((call, k) => lines.push(`${k === 0 ? 'if' : 'else if'} (live === ${packed.classes[k]}) ${call}`));
+      return [...lines, 'else {', ...indent(all), '}'];
     };
     const withOffsets = (offs: LoopOffsets, body: string[]) => [...offs.declarationsFor(body), ...body];
     const dsSize = dsOffs.length ? dsNextOffs[0]! - dsOffs[0]! : 0;
@@ -365,14 +379,14 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig, b: NodeBuilder, arena:
       return copy(fwdOffs.at(stackedOf.get(x)!.seq), fwdOffs.at(io.stateSeqs[state]!, index), sizeOf(x.shape));
     });
     // Emitted once: the segmented backward pass recomputes a segment with this very text.
-    const fwdBody = withOffsets(fwdOffs, [...body(fwdPlan, fwdModes), ...stateStackCopies]);
+    const fwdBody = withOffsets(fwdOffs, [...body(fwdPlan, fwdModes, fwdOffs, `${io.reverse ? 'A reverse' : 'A'} scan's training step t`), ...stateStackCopies]);
     const addLoss = lossTerm ? [`lossSum += A[${lossTermOff}];`] : [];
     const bwdBody = withOffsets(bwdOffs, [
-      ...body(bwdPlan, bwdModes),
+      ...body(bwdPlan, bwdModes, bwdOffs, `${io.reverse ? 'A reverse' : 'A'} scan's reverse step t (its VJP)`),
       ...(dsSize ? [`A.copyWithin(${dsOffs[0]}, ${dsNextOffs[0]}, ${dsNextOffs[0]! + dsSize});`] : []),
     ]);
     const gradientCode = emitKernel(gradientPlan, cfg);
-    const predBody = withOffsets(predOffs, body(predPlan, predModes));
+    const predBody = withOffsets(predOffs, body(predPlan, predModes, predOffs, `${io.reverse ? 'A reverse' : 'A'} scan's prediction step t`));
     const clearCotangents = dsSize ? [`A.fill(0, ${dsOffs[0]}, ${dsOffs[0]! + dsSize});`] : [];
     const stateGradCopies = io.stateGradOffs.map((off, i) => `for (let i = 0; i < ${sizeOf(rec.state[i]!.node.shape)}; i++) A[${off} + i] = A[${dsOffs[i]} + i];`);
     const plans = [prologuePlan, projectionPlan, fwdPlan, bwdPlan, predPlan, gradientPlan];

@@ -205,7 +205,7 @@ function emitInContext(cfg: TrainerConfig, schedule: BpttSchedule | undefined, w
     if (weighted) weightSeq = seq(rows, T);
     normOff = arena.reserve(1);
     if (classes.length > 1) {
-      packed = { classes, seq: seq(1, T), order: arena.reserve(2 * B + 1) };
+      packed = { classes, seq: seq(1, T), order: arena.reserve(2 * B + 1), functions: { arena: cfg.dtype === 'f32' ? 'Float32Array' : 'Float64Array', ...(products ? { kernels: 'Kernels' } : {}), defs: [] } };
       const blocks = [...rec.input.map((x) => sizeOf(x.node.shape)), B * O, ...rec.state.map((s) => sizeOf(s.node.shape)), ...rec.outputs.map((o) => sizeOf(o.node.shape))];
       scratchOff = arena.reserve(Math.max(...blocks));
     }
@@ -362,7 +362,8 @@ function emitInContext(cfg: TrainerConfig, schedule: BpttSchedule | undefined, w
     `const PARAMS: readonly { name: string; shape: readonly number[]; offset: number; grad: number; size: number; init: Init }[] = [\n  ${paramTable.join(',\n  ')},\n];`,
   ].join('\n'));
   sf.addStatements(MULBERRY32);
-  for (const h of helpersUsed([...trainBody, ...forwardBody])) sf.addStatements(h.source);
+  const functions = packed?.functions.defs ?? [];
+  for (const h of helpersUsed([...trainBody, ...forwardBody, ...functions])) sf.addStatements(h.source);
   if (cfg.checkNumerics) sf.addStatements(NUMERICS_HELPER);
   sf.addInterface({
     name: 'TensorData',
@@ -449,6 +450,7 @@ function emitInContext(cfg: TrainerConfig, schedule: BpttSchedule | undefined, w
   });
 
   if (wasm) sf.addStatements(wasm.declarations);
+  for (const f of functions) sf.addStatements(f);
   sf.addClass({
     name: 'Trainer',
     isExported: true,
