@@ -46,6 +46,8 @@ export interface ArenaReport {
   readonly hoisted: Hoisted;
   /** How BPTT keeps what its backward pass reads, under a memory budget (absent without one). */
   readonly schedule?: BpttSchedule;
+  /** Packed execution under lengths: the row counts a step runs over (absent: every step over all rows). */
+  readonly packedRows?: readonly number[];
 }
 
 export interface EmittedTrainer {
@@ -308,6 +310,7 @@ function emitInContext(cfg: TrainerConfig, schedule: BpttSchedule | undefined, w
     residualsPerStep,
     hoisted,
     ...(schedule ? { schedule } : {}),
+    ...(packed ? { packedRows: packed.classes } : {}),
     regions: {
       params: paramsSize, grads: gradsSize, data: dataSize, outputs: outputsSize,
       residuals: residualSize, loop: loopSize, temporaries: tempSize, optimizer: optimizerSize,
