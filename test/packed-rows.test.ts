@@ -191,8 +191,11 @@ describe('packed execution = the masked form', () => {
     });
   }
 
-  it('bad lengths get the masked form\'s messages', async () => {
-    const { packed } = await pair('lstm', 8, 5, 'f64', 'last');
+  it('without lengths every row runs the whole window; bad lengths get the masked form\'s messages', async () => {
+    const { masked, packed } = await pair('lstm', 8, 5, 'f64', 'last');
+    const x0 = Array.from({ length: 8 * 5 * I }, (_, i) => Math.sin(i)), y0 = Array.from({ length: 8 * 5 * O }, (_, i) => Math.cos(i));
+    expect(packed.step(x0, y0)).toBe(masked.step(x0, y0));
+    expect(Math.max(...differences(masked, packed, x0, [5, 5, 5, 5, 5, 5, 5, 5]))).toBe(0);
     const x = new Array<number>(8 * 5 * I).fill(0.5), y = new Array<number>(8 * 5 * O).fill(0.5);
     expect(() => packed.step(x, y, [5, 5, 5, 5, 5, 5, 5, 6])).toThrow(/lengths: index 7 is 6; a length must be an integer in 1\.\.5/);
     expect(() => packed.step(x, y, [5, 5, 5, 5, 5, 5, 5, 0])).toThrow(/lengths: index 7 is 0/);
@@ -219,6 +222,8 @@ describe('finished rows stop costing', () => {
       expect(products, `weight gradient over ${r} rows`).toContain(`out[512×128] += Aᵀ[512×${r}]·B[${r}×128]`);
     }
     expect(e.source).toContain('const live = A[');
+    expect(e.arena.packedRows).toEqual([4, 8, 12, 16]);
+    expect(emitTrainer({ ...cfg(32) }).arena.packedRows, 'four classes at most').toEqual([8, 16, 24, 32]);
     expect(emitTrainer(cfg(4)).source).toBe(emitTrainer(cfg(4, false)).source);
     expect(emitTrainer({ ...cfg(16), lengths: false }).source).toBe(emitTrainer({ ...cfg(16, false), lengths: false }).source);
   });
