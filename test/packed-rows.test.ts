@@ -202,6 +202,12 @@ describe('packed execution = the masked form', () => {
     expect(() => packed.step(x, y, [5, 5, 5, 5, 5, 5, 5, 2.5])).toThrow(/lengths: index 7 is 2\.5/);
     expect(() => packed.step(x, y, [5, 5])).toThrow(/lengths: expected 8 values/);
     expect(Number.isFinite(packed.step(x, y, [5, 1, 4, 2, 3, 5, 1, 2]))).toBe(true);
+    // A refused window leaves the last one's order: its layer output reads back as it was.
+    const bi = await pair('gru', 8, 5, 'f64', 'last', { bidirectional: true });
+    bi.packed.step(x0, y0, [2, 5, 1, 4, 3, 5, 1, 2]);
+    const before = Array.from(bi.packed.hiddenOutputs!());
+    expect(() => bi.packed.step(x0, y0, [5, 4, 3, 2, 1, 5, 4, 9])).toThrow(/lengths: index 7 is 9/);
+    expect(Array.from(bi.packed.hiddenOutputs!())).toEqual(before);
   });
 });
 

@@ -402,40 +402,49 @@ function emitInContext(cfg: TrainerConfig, schedule: BpttSchedule | undefined, w
   // setWindow: the validity mask, the loss weights and N of a window of T steps and its lengths.
   const rowLength = lengths ? 'lengths === undefined ? T : lengths[r]!' : 'T';
   const compared = over === 'last' ? 't === n - 1' : 't < n';
-  // Packed, row r's mask and weights go to its place p in the order by length (longest first, ties
-  // in row order), and each step gets the row class covering the rows still valid.
+  // Packed, the lengths are checked first (a refused window leaves the last order in place), then
+  // the rows ordered by length (longest first, ties in row order), each step given the row class
+  // covering the rows still valid, and row r's mask and weights written at its place there.
   const ord = packed?.order;
   const place = ord === undefined ? 'r' : `A[${ord} + ${B} + r]!`;
+  const check = lengths ? ['  if (!Number.isInteger(n) || n < 1 || n > T) throw new RangeError(`lengths: index ${r} is ${n}; a length must be an integer in 1..${T} (T = ${T})`);'] : [];
+  const perRow = [
+    ...(maskSeq ? [`  for (let t = 0; t < T; t++) A[${maskSeq.base} + t * ${maskSeq.stride} + ${place}] = t < n ? 1 : 0;`] : []),
+    ...(weightSeq ? [`  for (let t = 0; t < T; t++) A[${weightSeq.base} + t * ${weightSeq.stride} + ${place}] = ${compared} ? 1 : 0;`] : []),
+  ];
   const setWindow = [
     'const A = this.arena;',
     'this.T = T;',
     ...(lengths ? [`if (lengths !== undefined && lengths.length !== ${B}) throw new RangeError(\`lengths: expected ${B} values (one per batch row), got \${lengths.length}\`);`] : []),
+    'let total = 0;',
+    `for (let r = 0; r < ${rows}; r++) {`,
+    `  const n = ${rowLength};`,
+    ...check,
+    '  total += n;',
+    ...(packed && ord !== undefined ? [] : perRow),
+    '}',
     ...(packed && ord !== undefined
       ? [
         `const length = (r: number) => (${rowLength});`,
         `for (let p = 0; p < ${B}; p++) {`,
         '  const n = length(p);',
-        `  let q = p;`,
+        '  let q = p;',
         `  while (q > 0 && length(A[${ord} + q - 1]!) < n) { A[${ord} + q] = A[${ord} + q - 1]!; q--; }`,
         `  A[${ord} + q] = p;`,
         '}',
         'let identity = 1;',
         `for (let p = 0; p < ${B}; p++) { const r = A[${ord} + p]!; A[${ord} + ${B} + r] = p; if (r !== p) identity = 0; }`,
         `A[${ord + 2 * B}] = identity;`,
-        'for (let t = 0, live = ' + `${B}` + '; t < T; t++) {',
+        `for (let t = 0, live = ${B}; t < T; t++) {`,
         `  while (live > 0 && length(A[${ord} + live - 1]!) <= t) live--;`,
         `  A[${packed.seq.base} + t] = ${rowClassOf(B, rowStep, 'live')};`,
         '}',
+        `for (let r = 0; r < ${rows}; r++) {`,
+        '  const n = length(r);',
+        ...perRow,
+        '}',
       ]
       : []),
-    'let total = 0;',
-    `for (let r = 0; r < ${rows}; r++) {`,
-    `  const n = ${rowLength};`,
-    ...(lengths ? ['  if (!Number.isInteger(n) || n < 1 || n > T) throw new RangeError(`lengths: index ${r} is ${n}; a length must be an integer in 1..${T} (T = ${T})`);'] : []),
-    '  total += n;',
-    ...(maskSeq ? [`  for (let t = 0; t < T; t++) A[${maskSeq.base} + t * ${maskSeq.stride} + ${place}] = t < n ? 1 : 0;`] : []),
-    ...(weightSeq ? [`  for (let t = 0; t < T; t++) A[${weightSeq.base} + t * ${weightSeq.stride} + ${place}] = ${compared} ? 1 : 0;`] : []),
-    '}',
     `A[${normOff}] = ${unit === 0 ? '1' : over === 'last' ? `${unit * rows}` : `${numberLiteral(unit)} * total`};`,
   ];
 

@@ -869,6 +869,13 @@ export class Trainer {
         const A = this.arena;
         this.T = T;
         if (lengths !== undefined && lengths.length !== 16) throw new RangeError(`lengths: expected 16 values (one per batch row), got ${lengths.length}`);
+        let total = 0;
+        for (let r = 0; r < 16; r++) {
+          const n = lengths === undefined ? T : lengths[r]!;
+          if (!Number.isInteger(n) || n < 1 || n > T) throw new RangeError(`lengths: index ${r} is ${n}; a length must be an integer in 1..${T} (T = ${T})`);
+          total += n;
+        }
+
         const length = (r: number) => (lengths === undefined ? T : lengths[r]!);
         for (let p = 0; p < 16; p++) {
           const n = length(p);
@@ -887,11 +894,8 @@ export class Trainer {
           A[32387 + t] = Math.min(16, Math.max(4, Math.ceil(live / 4) * 4));
         }
 
-        let total = 0;
         for (let r = 0; r < 16; r++) {
-          const n = lengths === undefined ? T : lengths[r]!;
-          if (!Number.isInteger(n) || n < 1 || n > T) throw new RangeError(`lengths: index ${r} is ${n}; a length must be an integer in 1..${T} (T = ${T})`);
-          total += n;
+          const n = length(r);
           for (let t = 0; t < T; t++) A[31746 + t * 16 + A[32407 + 16 + r]!] = t < n ? 1 : 0;
           for (let t = 0; t < T; t++) A[32066 + t * 16 + A[32407 + 16 + r]!] = t === n - 1 ? 1 : 0;
         }
