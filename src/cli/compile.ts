@@ -176,6 +176,7 @@ export const compile: Command = {
         residualBytes: a.regions.residuals * bpe, residualBytesPerStep: a.residualsPerStep * bpe, regions: a.regions, hoisted: a.hoisted,
         target: cfg.target,
         ...(a.schedule ? { schedule: a.schedule } : {}),
+        ...(a.packedRows ? { packedRows: a.packedRows } : {}),
         ...(values.profile ? { phases: phases.record } : {}),
         ...(emitted.wasm ? { wasm: { moduleBytes: emitted.wasm.moduleBytes, pages: emitted.wasm.pages, scratchBytes: emitted.wasm.scratchElements * 4, kernels: emitted.wasm.kernels.map((k) => ({ name: k.name, computes: k.description, strategy: k.strategy })) } } : {}),
       }) + '\n');
@@ -189,6 +190,7 @@ export const compile: Command = {
           : `BPTT residuals: ${a.regions.residuals * bpe} bytes (τ = ${cfg.tau} × ${a.residualsPerStep * bpe} bytes per step)`,
         ...(a.schedule ? [describeSchedule(a.schedule, a.bytes)] : []),
         ...(a.form === 'rolled' ? [`over all steps at once: ${describeHoisted(a.hoisted, cfg.tau * cfg.batch)}`] : []),
+        ...(a.packedRows ? [`lengths: rows ordered by length at run time, each step over the first ${a.packedRows.slice(0, -1).join(', ')} or ${a.packedRows.at(-1)} (the rows still valid, rounded up)`] : []),
         emitted.wasm
           ? `target: wasm, ${emitted.wasm.kernels.length} kernels in a ${emitted.wasm.moduleBytes}-byte module (memory ${emitted.wasm.pages} × 64 KiB${emitted.wasm.scratchElements ? `, ${emitted.wasm.scratchElements * 4} bytes of it scratch for packed products` : ''}): ${emitted.wasm.kernels.map((k) => `${k.name} ${k.description}`).join('; ')}`
           : `target: ts (TypeScript loops)`,
