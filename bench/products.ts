@@ -1,10 +1,12 @@
-// `npx tsx bench/products.ts [--reps N] [--ms T] [--kernel 'old packed packed:mr=6,kc=128'] [MxKxN[tn]…]`: the wasm
+// `npx tsx bench/products.ts [--reps N] [--ms T] [--kernel 'old packed packed:mr=6,kc=128 panels'] [MxKxN[tn]…]`: the wasm
 // product kernels in isolation, GFLOP/s (2·m·k·n per call) per shape, the median of N timed runs of
 // about T ms each. A micro-benchmark, not a test: shapes from the workloads' trainers by default.
+// `panels`: the product over B already copied into panels (panelProductKernel; the copy, made once per
+// training step for a weight, not timed); `panels/50`: plus one copy every 50 calls (τ = 50).
 import { parseArgs } from 'node:util';
 import { encodeModule, PAGE_BYTES } from '../src/emit/wasm/encoder.ts';
 import { describeProduct, productKernel, productStrategy, type ProductShape } from '../src/emit/wasm/products.ts';
-import { DEFAULT_BLOCKING, packedProductKernel, packedScratch, usePacked, type Blocking } from '../src/emit/wasm/packed.ts';
+import { DEFAULT_BLOCKING, packedProductKernel, packedScratch, panelElements, panelPackKernel, panelProductKernel, usePacked, type Blocking } from '../src/emit/wasm/packed.ts';
 
 /** `512x16x128tn+`: m×k×n, A then B transposed (t) or not (n), += or (default) =. */
 function parseShape(s: string): ProductShape {
@@ -30,10 +32,12 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
-type Build = (s: ProductShape, scratch: number) => { fn: ReturnType<typeof productKernel>; scratch: number };
+type Build = (s: ProductShape, scratch: number) => { fn: ReturnType<typeof productKernel>; scratch: number; panels?: { fn: ReturnType<typeof productKernel>; every: number } };
 const builders: Record<string, Build> = {
   old: (s) => ({ fn: productKernel(s), scratch: 0 }),
   packed: (s, base) => ({ fn: packedProductKernel(s, base), scratch: packedScratch(s) }),
+  panels: (s, base) => ({ fn: panelProductKernel(s, base), scratch: packedScratch(s), panels: { fn: panelPackKernel(s), every: 0 } }),
+  'panels/50': (s, base) => ({ fn: panelProductKernel(s, base), scratch: packedScratch(s), panels: { fn: panelPackKernel(s), every: 50 } }),
   // What a trainer gets (src/emit/wasm/module.ts): packed where usePacked says so.
   auto: (s, base) => (usePacked(s, productStrategy(s)) ? builders['packed']!(s, base) : builders['old']!(s, base)),
 };
@@ -49,17 +53,26 @@ function variant(name: string): Build | undefined {
 /** An instance of `build`'s kernel over its own memory holding a product's operands: a call runs it once. */
 function instantiate(s: ProductShape, build: Build): () => void {
   const { m, k, n } = s;
-  const aOff = 0, bOff = aOff + m * k, oOff = bOff + k * n, end = oOff + m * n;
+  const aOff = 0, bOff = aOff + m * k, oOff = bOff + k * n, pOff = Math.ceil((oOff + m * n) / 16) * 16, end = pOff + panelElements(s);
   const scratchBase = Math.ceil(end / 16) * 16;
   const probe = build(s, scratchBase);
   const pages = Math.ceil(((scratchBase + probe.scratch) * 4) / PAGE_BYTES) + 1;
-  const bytes = encodeModule([{ name: 'mm', fn: probe.fn }], pages);
+  const bytes = encodeModule([{ name: 'mm', fn: probe.fn }, ...(probe.panels ? [{ name: 'pack', fn: probe.panels.fn }] : [])], pages);
   const memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
   const mem = new Float32Array(memory.buffer);
-  for (let i = 0; i < end; i++) mem[i] = Math.sin(i) * 0.1;
+  for (let i = 0; i < oOff + m * n; i++) mem[i] = Math.sin(i) * 0.1;
   const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } });
   const mm = inst.exports['mm'] as (o: number, a: number, b: number) => void;
-  return () => mm(oOff, aOff, bOff);
+  if (!probe.panels) return () => mm(oOff, aOff, bOff);
+  const pack = inst.exports['pack'] as (p: number, b: number) => void;
+  pack(pOff, bOff);
+  const every = probe.panels.every;
+  if (every === 0) return () => mm(oOff, aOff, pOff);
+  let calls = 0;
+  return () => {
+    if (calls++ % every === 0) pack(pOff, bOff);
+    mm(oOff, aOff, pOff);
+  };
 }
 
 /** This process's CPU time: on a machine shared with busy neighbours, time spent descheduled is not the kernel's. */

@@ -6,7 +6,7 @@ import wabtInit from 'wabt';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FunctionBuilder, I32, encodeModule } from '../src/emit/wasm/encoder.ts';
 import { KernelTable, memoryLayout } from '../src/emit/wasm/module.ts';
-import { DEFAULT_BLOCKING, packedProductKernel, packedScratch, usePacked, type Blocking } from '../src/emit/wasm/packed.ts';
+import { DEFAULT_BLOCKING, packedProductKernel, packedScratch, panelElements, panelPackKernel, panelProductKernel, usePacked, type Blocking } from '../src/emit/wasm/packed.ts';
 import { productStrategy, type ProductShape } from '../src/emit/wasm/products.ts';
 import { rng } from './helpers/rng.ts';
 
@@ -34,16 +34,20 @@ const bAt = (s: ProductShape, p: number, j: number) => (s.transB ? j * s.k + p :
  * Runs one product kernel at odd offsets and checks it against float64 and the guard bands: the
  * table's choice, or with `blocking` the packed kernel so blocked. The scratch starts as NaN.
  */
-function check(s: ProductShape, seed: number, blocking?: Blocking): void {
+function check(s: ProductShape, seed: number, blocking?: Blocking, panels = false): void {
   const table = new KernelTable();
   const call = table.product(s, 'o', 'a', 'b');
   expect(call).toBe('W.mm0(o, a, b);');
   const { m, k, n } = s;
   const r = rng(seed);
-  // Unaligned regions separated by guard bands.
+  // Unaligned regions separated by guard bands (B's panels, when B is copied into them, after them).
   const aOff = 3, bOff = aOff + m * k + 5, oOff = bOff + k * n + 7, size = oOff + m * n + 9;
-  const { pages, scratch } = memoryLayout(size, blocking ? packedScratch(s, blocking) : table.scratchElements);
-  const bytes = blocking ? encodeModule([{ name: 'mm0', fn: packedProductKernel(s, scratch, blocking) }], pages) : table.encode(pages, scratch);
+  const bl = blocking ?? DEFAULT_BLOCKING;
+  const pOff = Math.ceil((size + 3) / 4) * 4, end = panels ? pOff + panelElements(s, bl) : size;
+  const { pages, scratch } = memoryLayout(end, blocking ? packedScratch(s, blocking) : table.scratchElements);
+  const bytes = panels
+    ? encodeModule([{ name: 'mm0', fn: panelProductKernel(s, scratch, bl) }, { name: 'pack', fn: panelPackKernel(s, bl) }], pages)
+    : blocking ? encodeModule([{ name: 'mm0', fn: packedProductKernel(s, scratch, blocking) }], pages) : table.encode(pages, scratch);
   validate(bytes);
   const memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
   const mem = new Float32Array(memory.buffer);
@@ -51,7 +55,11 @@ function check(s: ProductShape, seed: number, blocking?: Blocking): void {
   for (let i = 0; i < size; i++) mem[i] = r.uniform(-1, 1);
   const before = Float32Array.from(mem.subarray(0, size));
   const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } });
-  (inst.exports['mm0'] as (o: number, a: number, b: number) => void)(oOff, aOff, bOff);
+  if (panels) {
+    (inst.exports['pack'] as (p: number, b: number) => void)(pOff, bOff);
+    for (let i = pOff + panelElements(s, bl); i < mem.length; i++) if (!Number.isNaN(mem[i])) throw new Error(`${JSON.stringify(s)}: the pack wrote past its panels at ${i}`);
+  }
+  (inst.exports['mm0'] as (o: number, a: number, b: number) => void)(oOff, aOff, panels ? pOff : bOff);
   for (let i = 0; i < m; i++) {
     for (let j = 0; j < n; j++) {
       let want = s.accumulate ? before[oOff + i * n + j]! : 0, scale = Math.abs(want);
@@ -114,6 +122,17 @@ describe('wasm product kernels', () => {
     let seed = 1;
     for (const bl of blockings) for (const [m, k, n] of [[1, 1, 1], [3, 5, 17], [17, 3, 5], [5, 17, 3], [13, 33, 21]] as const) {
       for (const [transA, transB] of LAYOUTS) for (const accumulate of [false, true]) check({ m, k, n, transA, transB, accumulate }, seed++, bl);
+    }
+  });
+
+  it('B copied into panels once (a weight per training step), then products over the panels: every layout, = and +=, edges of every block', () => {
+    let seed = 11;
+    const small: Blocking = { mr: 3, nr: 4, kc: 7, mc: 5, nc: 9, unroll: 1 };
+    for (const [m, k, n] of [[1, 1, 1], [3, 5, 17], [17, 3, 5], [16, 128, 40], [16, 33, 130], [33, 300, 40], [17, 130, 513]] as const) {
+      for (const [transA, transB] of LAYOUTS) for (const accumulate of [false, true]) {
+        check({ m, k, n, transA, transB, accumulate }, seed++, DEFAULT_BLOCKING, true);
+        check({ m, k, n, transA, transB, accumulate }, seed++, small, true);
+      }
     }
   });
 

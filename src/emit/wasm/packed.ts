@@ -96,6 +96,39 @@ export function packedScratch(s: ProductShape, bl: Blocking = DEFAULT_BLOCKING):
  * its k terms in float32 in order of p, one kc block at a time, and is added into out after each block.
  */
 export function packedProductKernel(s: ProductShape, scratch: number, bl: Blocking = DEFAULT_BLOCKING): FunctionBuilder {
+  return packedKernel(s, scratch, bl, 'product');
+}
+
+/**
+ * Elements of B copied into panels (`panelPackKernel`): ⌈n / nr⌉ panels of k × nr, zeros past n.
+ * A weight read by a product at every step is worth copying so once per training step.
+ */
+export function panelElements(s: ProductShape, bl: Blocking = DEFAULT_BLOCKING): number {
+  return Math.ceil(s.n / bl.nr) * bl.nr * s.k;
+}
+
+/**
+ * The kernel `(panels, b)` (element offsets): B as the product holds it, copied into `panelElements(s)`
+ * elements at `panels` (a multiple of 4), panel q holding B(p, q·nr + r) at (q·k + p)·nr + r.
+ */
+export function panelPackKernel(s: ProductShape, bl: Blocking = DEFAULT_BLOCKING): FunctionBuilder {
+  return packedKernel(s, 0, bl, 'pack');
+}
+
+/**
+ * The product kernel `(out, a, panels)` over B already copied into panels by `panelPackKernel` (at an
+ * element offset that is a multiple of 4): `packedProductKernel` without packing B, so per-step
+ * products stream a weight prepared once; the same sums in the same order. Measured (bench/products.ts
+ * `panels/50`, one copy per 50 calls, against the dot-product kernel the trainers take today, medians
+ * interleaved on the shared 2-core machine): h·W_hhᵀ 16×128·128×512 28.7 → 33.2 GFLOP/s, ×384 30.7 →
+ * 37.5, ×128 31.4 → 36.7; dz·W_hh 16×512·512×128 34.2 → 35.3. Not yet used by the trainers: that needs
+ * the lowering to keep a panel copy of the weight in the arena, made before the loop over t.
+ */
+export function panelProductKernel(s: ProductShape, scratch: number, bl: Blocking = DEFAULT_BLOCKING): FunctionBuilder {
+  return packedKernel(s, scratch, bl, 'panels');
+}
+
+function packedKernel(s: ProductShape, scratch: number, bl: Blocking, kind: 'product' | 'pack' | 'panels'): FunctionBuilder {
   for (const [what, x] of [['m', s.m], ['k', s.k], ['n', s.n]] as const) {
     if (!Number.isInteger(x) || x < 1) throw new Error(`wasm product: ${what} = ${x} is not a positive integer`);
   }
@@ -108,8 +141,9 @@ export function packedProductKernel(s: ProductShape, scratch: number, bl: Blocki
   // Byte addresses of the packed blocks.
   const AP = scratch * 4, BP = (scratch + roundUp(ext.mc * ext.kc, 16)) * 4;
 
-  const f = new FunctionBuilder([I32, I32, I32]);
-  const OUT = 0, A = 1, B = 2;
+  // The pack kernel takes (panels, b); the products (out, a, b).
+  const f = new FunctionBuilder(kind === 'pack' ? [I32, I32] : [I32, I32, I32]);
+  const OUT = 0, A = 1, B = kind === 'pack' ? 1 : 2;
   const L = () => f.local(I32);
   const jB = L(), jO = L(), kA = L(), kB = L(), iA = L(), iO = L();
   const src = L(), dst = L(), panel = L(), qB = L(), qO = L(), rA = L(), rO = L(), pa = L(), pb = L();
@@ -119,7 +153,7 @@ export function packedProductKernel(s: ProductShape, scratch: number, bl: Blocki
   const ts: number[] = [];
   const tr = (i: number) => ts[i] ?? (ts[i] = f.local(V128));
 
-  for (const x of [OUT, A, B]) f.localGet(x).i32Const(2).i32Shl().localSet(x);
+  for (const x of new Set([OUT, A, B])) f.localGet(x).i32Const(2).i32Shl().localSet(x);
   const bump = (local: number, bytes: number) => {
     if (bytes !== 0) f.localGet(local).i32Const(bytes).i32Add().localSet(local);
   };
@@ -136,8 +170,10 @@ export function packedProductKernel(s: ProductShape, scratch: number, bl: Blocki
    * `w` at byte address `to`: panel q holds (p, r) at ((q·kb + p)·w + r)·4, zeros past `total`.
    * `stepP`/`stepX` are the element strides along p and along the rows (columns).
    */
-  const pack = (from: number, total: number, kb: number, w: number, stepP: number, stepX: number, to: number) => {
-    f.localGet(from).localSet(panel).i32Const(to).localSet(dst);
+  const pack = (from: number, total: number, kb: number, w: number, stepP: number, stepX: number, to: number | { local: number }) => {
+    f.localGet(from).localSet(panel);
+    if (typeof to === 'number') f.i32Const(to); else f.localGet(to.local);
+    f.localSet(dst);
     /** One value of p: the panel's `rows` values (zeros after them), then on to the next p. */
     const one = (rows: number) => {
       if (stepX === 1) {
@@ -248,7 +284,8 @@ export function packedProductKernel(s: ProductShape, scratch: number, bl: Blocki
 
   /** Every micro-tile of an mb × nb block of out at `iO` from the packed blocks, B panels outside. */
   const tiles = (mb: number, nb: number, kb: number, add: boolean) => {
-    f.i32Const(BP).localSet(qB).localGet(iO).localSet(qO);
+    if (kind === 'panels') f.localGet(kB); else f.i32Const(BP);
+    f.localSet(qB).localGet(iO).localSet(qO);
     const column = (cols: number) => {
       f.i32Const(AP).localSet(rA).localGet(qO).localSet(rO);
       const row = (rows: number) => {
@@ -258,13 +295,17 @@ export function packedProductKernel(s: ProductShape, scratch: number, bl: Blocki
       };
       repeat(Math.floor(mb / mr), cR, () => row(mr));
       if (mb % mr > 0) row(mb % mr);
-      bump(qB, kb * nr * 4);
+      bump(qB, (kind === 'panels' ? k : kb) * nr * 4);
       bump(qO, nr * 4);
     };
     repeat(Math.floor(nb / nr), cQ, () => column(nr));
     if (nb % nr > 0) column(nb % nr);
   };
 
+  if (kind === 'pack') {
+    pack(B, n, k, nr, st.bp, st.bj, { local: OUT });
+    return f;
+  }
   // k blocks: the first overwrites out unless the product accumulates, the rest add.
   const kRuns = balanced(k, bl.kc);
   const kGroups: (Run & { add: boolean })[] = [];
@@ -282,7 +323,7 @@ export function packedProductKernel(s: ProductShape, scratch: number, bl: Blocki
       for (const kg of kGroups) {
         repeat(kg.count, cK, () => {
           const kb = kg.size;
-          pack(kB, nb, kb, nr, st.bp, st.bj, BP);
+          if (kind === 'product') pack(kB, nb, kb, nr, st.bp, st.bj, BP);
           f.localGet(kA).localSet(iA).localGet(jO).localSet(iO);
           for (const mRun of blocks(m, Math.max(bl.mr, bl.mc - (bl.mc % bl.mr)))) {
             repeat(mRun.count, cI, () => {
@@ -293,10 +334,10 @@ export function packedProductKernel(s: ProductShape, scratch: number, bl: Blocki
             });
           }
           bump(kA, kb * st.ap * 4);
-          bump(kB, kb * st.bp * 4);
+          bump(kB, kb * (kind === 'panels' ? nr : st.bp) * 4);
         });
       }
-      bump(jB, nb * st.bj * 4);
+      bump(jB, kind === 'panels' ? Math.ceil(nb / nr) * k * nr * 4 : nb * st.bj * 4);
       bump(jO, nb * 4);
     });
   }
