@@ -4,11 +4,14 @@
 import { readFileSync } from 'node:fs';
 import wabtInit from 'wabt';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { cell, type CellKind } from '../src/cells/rnn.ts';
+import { cell, cellScans, type CellKind } from '../src/cells/rnn.ts';
 import { defineModel, type ModelDef } from '../src/dsl/model.ts';
+import { graphModel } from '../src/dsl/graph-model.ts';
+import { input } from '../src/dsl/recurrence.ts';
 import { targetOf } from '../src/emit/config.ts';
+import { emitGraphTrainer, type GraphTrainerInstance } from '../src/emit/graph-trainer.ts';
 import { importTrainer, type TrainerInstance } from '../src/emit/load.ts';
-import { emitTrainer, type TrainerConfig } from '../src/emit/trainer.ts';
+import { emitTrainer, emitTrainerInSegments, type TrainerConfig } from '../src/emit/trainer.ts';
 import { UnfoldError } from '../src/ir/errors.ts';
 import { relErr } from './helpers/numeric.ts';
 import { rng } from './helpers/rng.ts';
@@ -145,6 +148,54 @@ describe('wasm target = ts target', () => {
       compare(mt.createTrainer({ seed: 2 }), mw.createTrainer({ seed: 2 }), { x: 3 * 4 * 2, y: 3 * 4 * 3 }, 9);
     });
   }
+});
+
+describe('weights copied into panels once before each loop (src/emit/wasm/packed.ts usePanels)', () => {
+  // Batch 16 and products at least 128 wide: h·W_hhᵀ (and x·W_ihᵀ) per step read panels, and at
+  // H = 128 so does the backward dz·W_hh (through weight-layout's transposed copy, made before the
+  // loops). Several steps: the panels are copied again after every update, or step 2 reads stale weights.
+  const panelsOf = (e: { wasm?: { kernels: readonly { strategy: string; description: string }[] } }) => e.wasm!.kernels.filter((k) => k.strategy === 'panels').map((k) => k.description);
+  const cases: { name: string; kind: CellKind; hidden: number; layers?: number; bidirectional?: boolean; segments?: number; want: string[] }[] = [
+    { name: 'lstm 8→128→8', kind: 'lstm', hidden: 128, want: ['out[16×512] = A[16×128]·Bᵀ[128×512] (B in panels)', 'out[16×128] = A[16×512]·Bᵀ[512×128] (B in panels)', 'Bᵀ[128×512] copied into panels'] },
+    { name: 'gru 8→64→8, 2 layers, bidirectional (a program of 4 scans)', kind: 'gru', hidden: 64, layers: 2, bidirectional: true, want: ['out[16×192] = A[16×64]·Bᵀ[64×192] (B in panels)', 'out[16×192] = A[16×128]·Bᵀ[128×192] (B in panels)'] },
+    { name: 'lstm 8→32→8 in segments of 3 (the backward pass copies before each segment\'s loops)', kind: 'lstm', hidden: 32, segments: 3, want: ['out[16×128] = A[16×32]·Bᵀ[32×128] (B in panels)'] },
+  ];
+  for (const c of cases) {
+    it(`${c.name}: within 1e-5 of the ts target over 3 steps`, async () => {
+      const spec = { input: 8, hidden: c.hidden, output: 8, ...(c.layers ? { layers: c.layers } : {}), ...(c.bidirectional ? { bidirectional: true } : {}) };
+      const cfg = config(cellModel(c.kind, spec), { batch: 16, tau: 5, optimizer: { name: 'sgd', lr: 0.1 } });
+      const emit = (over: Partial<TrainerConfig>) => (c.segments ? emitTrainerInSegments({ ...cfg, ...over }, c.segments) : emitTrainer({ ...cfg, ...over }));
+      const [et, ew] = [emit({ target: 'ts' }), emit({ target: 'wasm' })];
+      if (c.segments) expect(ew.arena.schedule?.segmentLength).toBe(c.segments);
+      for (const d of c.want) expect(panelsOf(ew)).toContain(d);
+      validModule(ew.source);
+      const [mt, mw] = [await importTrainer(et), await importTrainer(ew)];
+      compare(mt.createTrainer({ seed: 7 }), mw.createTrainer({ seed: 7 }), { x: 16 * 5 * 8, y: 16 * 5 * 8 }, 70 + c.hidden);
+    });
+  }
+
+  it('the graph trainer (a loop per scan): a const read by products at every step copied before the loop, within 1e-5 of the ts target over 3 steps', async () => {
+    const B = 16, T = 5, I = 8, H = 32, O = 8;
+    const model = defineModel({
+      name: 'lstm',
+      graph: (batch) => {
+        const xs = input('x', [batch, T, I]), ys = input('y', [batch, T, O]);
+        const net = cellScans('lstm', { input: I, hidden: H, output: O, batch, layers: 1, bidirectional: false }, { x: xs });
+        return graphModel({ inputs: { x: xs, y: ys }, outputs: { o: net.o }, params: net.params });
+      },
+    });
+    const common = { model, source: 'test/wasm-trainer.test.ts', batch: B, dtype: 'f32' as const, loss: { kind: 'mse' as const }, optimizer: { name: 'sgd' as const, lr: 0.1 } };
+    const [et, ew] = [emitGraphTrainer({ ...common, target: 'ts' }), emitGraphTrainer({ ...common, target: 'wasm' })];
+    expect(ew.source).toMatch(/W\.pk\d+\(/);
+    expect(et.source).not.toMatch(/\.pk\d+\(/);
+    const [gt, gw] = await Promise.all([et, ew].map(async (e) => (await importTrainer(e.source)).createTrainer({ seed: 3 }) as unknown as GraphTrainerInstance));
+    const r = rng(12);
+    for (let s = 0; s < 3; s++) {
+      const x = r.array(B * T * I, -1, 1), y = r.array(B * T * O, -1, 1);
+      const [lt, lw] = [gt!.step({ x, y }), gw!.step({ x, y })];
+      expect(Math.abs(lw - lt) / Math.abs(lt), `loss at step ${s + 1}`).toBeLessThan(TOL);
+    }
+  });
 });
 
 describe('the optimizer on the wasm target (src/emit/wasm/optimizer.ts) in a whole trainer', () => {

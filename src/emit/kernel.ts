@@ -55,9 +55,11 @@ function scalarExpr(plan: KernelPlan, n: Node, i: string | number, target: EmitT
 function codeStatement(plan: KernelPlan, n: Node, out: Buf, accumulate: boolean, target: EmitTarget, shapeOf: ShapeOf, epilogue?: (value: string, index: string) => string): string {
   const prim = primOf(n.op)!;
   if (prim.emit.kind !== 'statements') throw new Error(`emit: ${n.op} has no statement`);
+  // B copied into panels before the loop is read from them (plan.panels).
+  const panels = plan.panels.get(n);
   return prim.emit.code({
     out,
-    inputs: n.inputs.map((x) => (n.op === 'matmul' ? operandOf(plan, x) : bufOf(plan, x))),
+    inputs: n.inputs.map((x, i) => (n.op !== 'matmul' ? bufOf(plan, x) : i === 1 && panels ? { ...operandOf(plan, x), off: panels.off, panels: true } : operandOf(plan, x))),
     inShapes: n.inputs.map(shapeOf),
     shape: shapeOf(n),
     attrs: n.attrs,
@@ -171,6 +173,18 @@ export function emitKernel(plan: KernelPlan, target: EmitTarget, loop?: LoopLowe
     lines.push(size === 1 ? `${at(dst, 0)} ${store} ${at(src, 0)};` : `for (let i = 0; i < ${size}; i++) ${at(dst, 'i')} ${store} ${at(src, 'i')};`);
   }
   return lines;
+}
+
+/**
+ * The copies of products' B operands into panels (plan.panelCopies), which a loop's emitter places
+ * before the loop: the operands hold still over it, and the copies are made again each time the loop
+ * runs (after every optimizer step).
+ */
+export function emitPanelCopies(plan: KernelPlan, target: EmitTarget): string[] {
+  if (plan.panelCopies.length === 0) return [];
+  const kernels = target.kernels;
+  if (!kernels) throw new Error('emit: panels planned for a target without kernels');
+  return plan.panelCopies.map((c) => kernels.packPanels(c.shape, c.off, operandOf(plan, c.operand).off));
 }
 
 /** `// graphs/sincos.ts:12`: the model file's line that wrote what follows (the backward pass's statements have none). */

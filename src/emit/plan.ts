@@ -15,6 +15,7 @@ import { pushTo } from '../ir/multimap.ts';
 import { fillValue } from '../prims/builder.ts';
 import { isElementwiseOp, primOf } from '../prims/index.ts';
 import { matmulDims } from '../prims/matmul.ts';
+import type { ProductShape, TargetKernels } from '../prims/types.ts';
 
 /** A JS literal that reads back as exactly `x` (finite by the const rule). */
 export function numberLiteral(x: number): string {
@@ -115,6 +116,32 @@ export interface KernelPlan {
   readonly accumulate: ReadonlySet<Node>;
   /** Named outputs whose value must be copied into their slot at the end (e.g. a leaf or a fill). */
   readonly copies: readonly { readonly node: Node; readonly to: Offset; readonly accumulate: boolean }[];
+  /**
+   * A loop body's products that read B from panels (the product → the copy it reads), and the
+   * copies, which the loop's emitter makes before the loop (emitPanelCopies): see StepInvariants.
+   */
+  readonly panels: ReadonlyMap<Node, PanelCopy>;
+  readonly panelCopies: readonly PanelCopy[];
+}
+
+/**
+ * What a loop body's plan knows of the loop around it: the pinned operands that hold the same
+ * values at every step (parameters, values computed before the loop such as weight-layout's
+ * transposed copy, a scan's consts), and the target's kernels, which may read a product's B among
+ * them from panels copied once before the loop (TargetKernels.panelElements) — after every
+ * optimizer step, since the loop's emitter makes the copies each time before it runs the loop.
+ */
+export interface StepInvariants {
+  readonly nodes: ReadonlySet<Node>;
+  readonly kernels: TargetKernels | undefined;
+}
+
+/** B of a product (`operand`, the product's second input) copied into panels of the temporaries region at `off` (a multiple of 4). */
+export interface PanelCopy {
+  readonly operand: Node;
+  /** How the copy's products read it (k, n and transB are the copy's; m, transA those of its first product). */
+  readonly shape: ProductShape;
+  readonly off: number;
 }
 
 /** An element offset in the arena: a number, or an expression such as `p3` (a loop's per-step base). */
@@ -147,7 +174,7 @@ function reshapeSource(n: Node): Node | undefined {
   return src;
 }
 
-export function planKernel(g: Graph, pinned: ReadonlyMap<Node, Offset>, outputSlots: readonly OutputSlot[], tempBase: number): KernelPlan {
+export function planKernel(g: Graph, pinned: ReadonlyMap<Node, Offset>, outputSlots: readonly OutputSlot[], tempBase: number, invariants?: StepInvariants): KernelPlan {
   // What the outputs need, inputs first, not looking behind pinned nodes (computed elsewhere).
   const all = topoOrder(g.outputs.map((o) => o.node), (n) => pinned.has(n));
   const offsets = new Map<Node, Offset>(pinned);
@@ -261,6 +288,7 @@ export function planKernel(g: Graph, pinned: ReadonlyMap<Node, Offset>, outputSl
   for (const c of copies) lastUse.set(c.node, order.length);
 
   const temps = new FreeList();
+  const { panels, panelCopies } = planPanels();
   order.forEach((n, i) => {
     if (!offsets.has(n)) offsets.set(n, tempBase + temps.alloc(sizeOf(n.shape)));
     // Release inputs after allocating the output: kernels like matmul must not write over what they read.
@@ -269,7 +297,59 @@ export function planKernel(g: Graph, pinned: ReadonlyMap<Node, Offset>, outputSl
     }
     if (!lastUse.has(n) && !outputNodes.has(n)) temps.release((offsets.get(n) as number) - tempBase, sizeOf(n.shape));
   });
-  return { order, offsets, literals, fused, epilogues, views, aliases, aliasOffsets, transposedSource, accumulate, tempSize: temps.top, copies };
+  return { order, offsets, literals, fused, epilogues, views, aliases, aliasOffsets, transposedSource, accumulate, tempSize: temps.top, copies, panels, panelCopies };
+
+  /** The node whose buffer a product's operand `x` reads, and whether transposed (as kernel.ts's operandOf resolves it). */
+  function held(x: Node, transposed = false): { node: Node; transposed: boolean } {
+    const src = transposedSource.get(x);
+    let n = src ?? x, t = src ? !transposed : transposed;
+    for (;;) {
+      const a = aliases.get(n);
+      if (a) n = a;
+      else if (views.has(n)) return held(n, t);
+      else return { node: n, transposed: t };
+    }
+  }
+
+  /**
+   * Panels for the products of a loop body whose B holds still over the loop, where the target
+   * takes them: one copy per B operand, at the start of the temporaries region (live throughout the
+   * body: never released). A product computed by TypeScript loops (an operand that is a fill, an
+   * epilogue added into its output) reads B where it lives.
+   */
+  function planPanels(): { panels: Map<Node, PanelCopy>; panelCopies: PanelCopy[] } {
+    const panels = new Map<Node, PanelCopy>(), byOperand = new Map<Node, PanelCopy>();
+    const kernels = invariants?.kernels;
+    if (!kernels) return { panels, panelCopies: [] };
+    const wanted: { product: Node; shape: ProductShape; size: number }[] = [];
+    const accumulatedChain = new Set([...epilogues].flatMap(([root, p]) => (accumulate.has(root) ? [p] : [])));
+    const emitted = new Set([...order, ...inEpilogue]);
+    for (const n of all) {
+      if (n.op !== 'matmul' || !emitted.has(n) || accumulatedChain.has(n)) continue;
+      const a = held(n.inputs[0]!), bh = held(n.inputs[1]!);
+      if (literals.has(a.node) || literals.has(bh.node) || !invariants.nodes.has(bh.node)) continue;
+      const [m, k, nn] = matmulDims(n.inputs[0]!.shape, n.inputs[1]!.shape);
+      const shape: ProductShape = { m, k, n: nn, transA: a.transposed, transB: bh.transposed, accumulate: false };
+      const size = kernels.panelElements(shape);
+      if (size > 0) wanted.push({ product: n, shape, size });
+    }
+    if (wanted.length === 0) return { panels, panelCopies: [] };
+    const first = new Map<Node, (typeof wanted)[number]>();
+    for (const w of wanted) if (!first.has(w.product.inputs[1]!)) first.set(w.product.inputs[1]!, w);
+    // One block, its start rounded up to a multiple of 4 elements (the panels are read as aligned f32x4).
+    const total = [...first.values()].reduce((acc, w) => acc + Math.ceil(w.size / 4) * 4, 0);
+    let at = tempBase + temps.alloc(total + 3);
+    at = Math.ceil(at / 4) * 4;
+    const panelCopies: PanelCopy[] = [];
+    for (const [operand, w] of first) {
+      const c: PanelCopy = { operand, shape: w.shape, off: at };
+      at += Math.ceil(w.size / 4) * 4;
+      byOperand.set(operand, c);
+      panelCopies.push(c);
+    }
+    for (const w of wanted) panels.set(w.product, byOperand.get(w.product.inputs[1]!)!);
+    return { panels, panelCopies };
+  }
 }
 
 /** The emission pipeline: graph-level passes run on every kernel before planning, in this order. */
@@ -287,7 +367,7 @@ export function afterPasses<S extends { readonly node: Node }>(slots: readonly S
   return g.outputs.map((o, i) => ({ ...slots[i]!, node: o.node }));
 }
 
-/** Plans a kernel that computes each slot's node into its slot. */
-export function planOutputs(slots: readonly OutputSlot[], pinned: ReadonlyMap<Node, Offset>, tempBase: number): KernelPlan {
-  return planKernel(makeGraph(slots.map((s, i) => ({ name: `s${i}`, node: s.node }))), pinned, slots, tempBase);
+/** Plans a kernel that computes each slot's node into its slot (a loop body's: given its step invariants). */
+export function planOutputs(slots: readonly OutputSlot[], pinned: ReadonlyMap<Node, Offset>, tempBase: number, invariants?: StepInvariants): KernelPlan {
+  return planKernel(makeGraph(slots.map((s, i) => ({ name: `s${i}`, node: s.node }))), pinned, slots, tempBase, invariants);
 }

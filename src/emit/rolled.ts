@@ -15,10 +15,11 @@ import type { NodeBuilder } from '../prims/builder.ts';
 import type { Recurrence } from '../dsl/recurrence.ts';
 import type { LossSpec } from '../dsl/model.ts';
 import { stepVjp } from '../transforms/step-vjp.ts';
-import { emitKernel } from './kernel.ts';
+import { emitKernel, emitPanelCopies } from './kernel.ts';
 import { KERNELS } from './wasm/module.ts';
-import { afterPasses, planOutputs, type ArenaBuilder, type Offset, type OutputSlot } from './plan.ts';
+import { afterPasses, planOutputs, type ArenaBuilder, type Offset, type OutputSlot, type StepInvariants } from './plan.ts';
 import type { Slot, TrainerConfig } from './config.ts';
+import type { EmitTarget } from '../prims/types.ts';
 import { copy, seqAt, type Hoisted, type KernelLayout, type Kernels, type PackedRows, type Seq } from './layout.ts';
 import { hoistGradient, hoistProjection, inputProjections, stackedGradients, type Stacked } from './hoist.ts';
 import { rowFacts, rowModes, rowView, type RowModes } from './packed-rows.ts';
@@ -111,7 +112,7 @@ const indent = (lines: string[]) => lines.map((l) => l.replace(/^/gm, '  '));
  * Reserves one scan's storage (invariants, stacked operands, residuals, running cotangents) in
  * `arena` and returns how to plan its loops once the temporaries' base is known.
  */
-export function scanLoops(io: ScanIO, cfg: TrainerConfig, b: NodeBuilder, arena: ArenaBuilder, params: ReadonlyMap<Node, Offset>): ScanLoops {
+export function scanLoops(io: ScanIO, cfg: TrainerConfig & EmitTarget, b: NodeBuilder, arena: ArenaBuilder, params: ReadonlyMap<Node, Offset>): ScanLoops {
   const { rec } = io;
   // τ sizes the storage; the loops run over the window's own length T ≤ τ, a runtime value.
   const tau = cfg.tau;
@@ -307,7 +308,10 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig, b: NodeBuilder, arena:
       ...residuals.map((r) => ({ node: r, slot: fwdOffs.at(residualSeq, residualIndex, residualOffset.get(r)!) })),
       ...forwardStacks.map((x) => ({ node: x, slot: fwdOffs.at(stackedOf.get(x)!.seq) })),
     ];
-    const fwdPlan = planOutputs(fwdSlots, stepBinding(fwdOffs), tempBase);
+    // What holds still over the loops: parameters and the invariants computed before them (a
+    // product's B among them may be read from panels the target copies it into before each loop).
+    const still: StepInvariants = { nodes: new Set([...fixed.keys(), ...invariants]), kernels: cfg.kernels };
+    const fwdPlan = planOutputs(fwdSlots, stepBinding(fwdOffs), tempBase, still);
 
     // Reverse loop body: the step VJP, reading the stored values of step t.
     const bwdOffs = new LoopOffsets();
@@ -326,11 +330,11 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig, b: NodeBuilder, arena:
       ...flowSquares.map((g) => ({ node: g, slot: bwdOffs.at(io.gradFlowSeq!) })),
       ...backwardStacks.map((x) => ({ node: x, slot: bwdOffs.at(stackedOf.get(x)!.seq) })),
     ];
-    const bwdPlan = planOutputs(bwdSlots, bwdPinned, tempBase);
+    const bwdPlan = planOutputs(bwdSlots, bwdPinned, tempBase, still);
 
     // Forward loop body (prediction): s(t) and o(t) only.
     const predOffs = new LoopOffsets();
-    const predPlan = planOutputs(stepOutputs(predOffs), stepBinding(predOffs), tempBase);
+    const predPlan = planOutputs(stepOutputs(predOffs), stepBinding(predOffs), tempBase, still);
 
     // Packed execution: each loop body once per row class, the step's class chosen at run time.
     const packed = io.packed && rec.valid ? io.packed : undefined;
@@ -387,6 +391,8 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig, b: NodeBuilder, arena:
     ]);
     const gradientCode = emitKernel(gradientPlan, cfg);
     const predBody = withOffsets(predOffs, body(predPlan, predModes, predOffs, `${io.reverse ? 'A reverse' : 'A'} scan's prediction step t`));
+    // B operands copied into panels, before each loop that reads them (the loops share the temporaries region).
+    const [fwdPanels, bwdPanels, predPanels] = [fwdPlan, bwdPlan, predPlan].map((p) => emitPanelCopies(p, cfg)) as [string[], string[], string[]];
     const clearCotangents = dsSize ? [`A.fill(0, ${dsOffs[0]}, ${dsOffs[0]! + dsSize});`] : [];
     const stateGradCopies = io.stateGradOffs.map((off, i) => `for (let i = 0; i < ${sizeOf(rec.state[i]!.node.shape)}; i++) A[${off} + i] = A[${dsOffs[i]} + i];`);
     const plans = [prologuePlan, projectionPlan, fwdPlan, bwdPlan, predPlan, gradientPlan];
@@ -399,9 +405,9 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig, b: NodeBuilder, arena:
       return {
         prologue,
         projections: projectionCode,
-        forwardLoop: [forwardHead, ...indent([...fwdBody, ...addLoss]), '}'],
-        backward: [...clearCotangents, ...clearPastT, backwardHead, ...indent(bwdBody), '}', ...gradientCode, ...stateGradCopies],
-        predictLoop: [forwardHead, ...indent(predBody), '}'],
+        forwardLoop: [...fwdPanels, forwardHead, ...indent([...fwdBody, ...addLoss]), '}'],
+        backward: [...clearCotangents, ...clearPastT, ...bwdPanels, backwardHead, ...indent(bwdBody), '}', ...gradientCode, ...stateGradCopies],
+        predictLoop: [...predPanels, forwardHead, ...indent(predBody), '}'],
         tempSize,
       };
     }
@@ -421,7 +427,8 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig, b: NodeBuilder, arena:
     const fromCheckpoint = stateSizes.map((n, i) => copy(stateAt(io.stateSeqs[i]!, firstState), `(${stateAt(seg.checkpoints[i]!, 'c')})`, n));
     const toCheckpoint = stateSizes.map((n, i) => copy(stateAt(seg.checkpoints[i]!, '(c + 1)'), `(${stateAt(io.stateSeqs[i]!, lastState)})`, n));
     // Forward in segments, each from the checkpoint before it, leaving the one after it.
-    const segmentedForward = (body: string[]) => [
+    const segmentedForward = (body: string[], panels: string[]) => [
+      ...panels,
       `for (let c = 0; c * ${K} < T; c++) {`,
       ...indent([...bounds, ...fromCheckpoint, forwardSteps, ...indent(body), '}', ...toCheckpoint]),
       '}',
@@ -433,9 +440,11 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig, b: NodeBuilder, arena:
       ...indent([
         ...bounds,
         // The last segment's states and residuals are still in place from the forward loop.
+        // The forward and reverse bodies' panels share the temporaries region: copied before each loop.
         `if ((c + 1) * ${K} < T) {`,
-        ...indent([...fromCheckpoint, forwardSteps, ...indent(fwdBody), '}']),
+        ...indent([...fromCheckpoint, ...fwdPanels, forwardSteps, ...indent(fwdBody), '}']),
         '}',
+        ...bwdPanels,
         reverseSteps,
         ...indent(bwdBody),
         '}',
@@ -447,9 +456,9 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig, b: NodeBuilder, arena:
     return {
       prologue,
       projections: projectionCode,
-      forwardLoop: segmentedForward([...fwdBody, ...addLoss]),
+      forwardLoop: segmentedForward([...fwdBody, ...addLoss], fwdPanels),
       backward,
-      predictLoop: segmentedForward(predBody),
+      predictLoop: segmentedForward(predBody, predPanels),
       tempSize,
     };
   };

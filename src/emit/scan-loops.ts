@@ -6,9 +6,9 @@ import { topoOrder } from '../ir/graph.ts';
 import { sameShape, sizeOf } from '../ir/tensor.ts';
 import { scanParts, timeAxis } from '../prims/scan.ts';
 import type { Buf, EmitTarget } from '../prims/types.ts';
-import { emitKernel, type LoopLowering } from './kernel.ts';
+import { emitKernel, emitPanelCopies, type LoopLowering } from './kernel.ts';
 import { KERNELS } from './wasm/module.ts';
-import { afterPasses, planOutputs, type OnPass, type Offset, type OutputSlot } from './plan.ts';
+import { afterPasses, planOutputs, type OnPass, type Offset, type OutputSlot, type StepInvariants } from './plan.ts';
 import type { Context } from '../ir/node.ts';
 
 export interface ScanLoopOptions {
@@ -127,9 +127,12 @@ export function scanLoops(opts: ScanLoopOptions, depth = 0): LoopLowering {
       ...body.outputs.slice(0, nc).map((o, i) => (deltas[i] ? { node: deltas[i], slot: cur[i]!, accumulate: true } : { node: o, slot: next[i]! })),
       ...ys.flatMap((o, j) => (carrySlot[j] === undefined ? [{ node: o, slot: yOff[j]! }] : [])),
     ], opts.ctx, opts.onPass);
-    // Planned once to learn the temporaries' size, then at the region reserved for them.
-    const tempBase = opts.reserve(planOutputs(slots, pinned, 0).tempSize);
-    const plan = planOutputs(slots, pinned, tempBase);
+    // The consts hold still over the loop: a product's B among them may be read from panels the
+    // target copies it into before the loop (each time the scan runs, so after every optimizer step).
+    const still: StepInvariants = { nodes: new Set(constPh), kernels: opts.target.kernels };
+    // Planned once to learn the temporaries' size (panels included), then at the region reserved for them.
+    const tempBase = opts.reserve(planOutputs(slots, pinned, 0, still).tempSize);
+    const plan = planOutputs(slots, pinned, tempBase, still);
     const stepCode = emitKernel(plan, opts.target, scanLoops(opts, depth + 1), t);
 
     const kernels = opts.target.kernels;
@@ -155,6 +158,7 @@ export function scanLoops(opts: ScanLoopOptions, depth = 0): LoopLowering {
       ...indent([
         ...prologue,
         ...inputs.slice(0, nc).map((b, k) => copyInto(cur[k]!, b, 0, carrySizes[k]!)),
+        ...emitPanelCopies(plan, opts.target),
         `for (let ${i} = 0; ${i} < ${T}; ${i}++) {`,
         ...indent([
           ...(stepIn.length + stepOut.length + declared.length || opts.target.checkNumerics ? [`const ${t} = ${reverse ? `${T - 1} - ${i}` : i};`] : []),

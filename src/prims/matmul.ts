@@ -59,12 +59,13 @@ export const matmul: PrimDef = {
       // A target with product kernels (wasm) computes it, unless an operand is a fill or an
       // epilogue would have to be added into the output (both rare; they keep the loops below).
       if (kernels && a!.literal === undefined && b!.literal === undefined && !(epilogue && accumulate)) {
-        const shape = { m, k, n, transA: a!.transposed === true, transB: b!.transposed === true, accumulate: accumulate === true };
+        const shape = { m, k, n, transA: a!.transposed === true, transB: b!.transposed === true, accumulate: accumulate === true, ...(b!.panels ? { panels: true } : {}) };
         const call = kernels.product(shape, out.off, a!.off, b!.off);
         // The epilogue then runs over the finished product in place (the planner gives the chain's
         // root a buffer that none of its inputs share).
         return epilogue ? `${call}\nfor (let i = 0; i < ${m * n}; i++) ${at(out, 'i')} = ${epilogue(at(out, 'i'), 'i')};` : call;
       }
+      if (b!.panels) throw new Error('emit: a product over B copied into panels is the target\'s kernel (the planner gives panels to no other)');
       // Where row i of a and column j of b start, and how far apart consecutive p are in each.
       const A: Operand = { buf: a!, base: (i) => (a!.transposed ? i : `${i} * ${k}`), step: a!.transposed ? m : 1 };
       const B: Operand = { buf: b!, base: (j) => (b!.transposed ? `${j} * ${k}` : j), step: b!.transposed ? 1 : n };

@@ -13,6 +13,11 @@ export interface Buf {
   readonly off: number | string;
   readonly literal?: string;
   readonly transposed?: boolean;
+  /**
+   * A product's B copied by the target into panels before the loop the product runs in (see
+   * TargetKernels.panelElements): read only by products, `transposed` saying how the copy's source is held.
+   */
+  readonly panels?: boolean;
 }
 
 /** A matrix product as data: out[m×n] = (or +=) A·B, with A ([m, k]) and/or B ([k, n]) held transposed. */
@@ -23,6 +28,8 @@ export interface ProductShape {
   readonly transA: boolean;
   readonly transB: boolean;
   readonly accumulate: boolean;
+  /** B is read from the panels `TargetKernels.packPanels` copied it into (`transB`: how the copy's source is held). */
+  readonly panels?: boolean;
 }
 
 /**
@@ -49,6 +56,14 @@ export interface TargetKernels {
   fill(size: number, value: number, out: number | string): string;
   /** out[j] = (or +=) Σ_r x[r·cols + j]: a sum over leading axes (a bias gradient). */
   columnSum(rows: number, cols: number, out: number | string, x: number | string, accumulate: boolean): string;
+  /**
+   * Elements of the panel copy of B the target reads this product's B from when B holds the same
+   * values at every step of the loop the product runs in (a weight): copied once before the loop
+   * (packPanels), then read by the product with `panels`. 0: the product reads B where it lives.
+   */
+  panelElements(shape: ProductShape): number;
+  /** The copy of B (held as `shape` says) into panels at `panels`, for products with `shape.panels`. */
+  packPanels(shape: ProductShape, panels: number | string, b: number | string): string;
 }
 
 /** What emission knows about the target: the arena's element type, and who runs the kernels. */

@@ -6,18 +6,18 @@ import { encodeModule, PAGE_BYTES, type FunctionBuilder } from './encoder.ts';
 import { columnSumKernel, copyKernel, fillKernel } from './copies.ts';
 import { describeExpr, elementwiseKernel, numberReads, type NumberedExpr } from './elementwise.ts';
 import { describeProduct, productKernel, productKey, productStrategy, type ProductShape } from './products.ts';
-import { packedProductKernel, packedScratch, usePacked } from './packed.ts';
+import { packedProductKernel, packedScratch, panelElements, panelPackKernel, panelProductKernel, usePacked, usePanels } from './packed.ts';
 import { sumOfSquaresKernel, updateKernel } from './optimizer.ts';
 
 /** The name emitted code calls the module's exports by (the trainer binds it per method). */
 export const KERNELS = 'W';
 
 export interface KernelInfo {
-  /** mmN a product, ewN an element-wise chain, cpN a strided copy, fillN a fill, sumN column sums, optN an optimizer update, sqN a sum of squares. */
+  /** mmN a product, pkN the copy of a product's B into panels, ewN an element-wise chain, cpN a strided copy, fillN a fill, sumN column sums, optN an optimizer update, sqN a sum of squares. */
   readonly name: string;
   /** e.g. `out[16×512] = A[16×128]·Bᵀ[128×512]`, or `out[2048] = tanh((a0 + a1))`. */
   readonly description: string;
-  /** How it vectorizes (see src/emit/wasm/products.ts; `packed` for src/emit/wasm/packed.ts, `lanes` for element-wise chains). */
+  /** How it vectorizes (see src/emit/wasm/products.ts; `packed` and `panels` for src/emit/wasm/packed.ts, `lanes` for element-wise chains). */
   readonly strategy: string;
   /** Elements of the scratch region it packs into (packed products; 0 for the others). */
   readonly scratch: number;
@@ -47,6 +47,8 @@ export class KernelTable implements TargetKernels, OptimizerKernels {
 
   product(shape: ProductShape, out: number | string, a: number | string, b: number | string): string {
     const k = this.kernel(`mm:${productKey(shape)}`, (name) => {
+      // Over B's panels, copied before the loop by packPanels (the planner asked panelElements).
+      if (shape.panels) return { name, description: describeProduct(shape), strategy: 'panels', scratch: packedScratch(shape), build: (scratch: number) => panelProductKernel(shape, scratch) };
       const strategy = productStrategy(shape);
       // Cache-blocked over packed panels where that was measured faster (src/emit/wasm/packed.ts).
       return usePacked(shape, strategy)
@@ -54,6 +56,19 @@ export class KernelTable implements TargetKernels, OptimizerKernels {
         : { name, description: describeProduct(shape), strategy, scratch: 0, build: () => productKernel(shape) };
     });
     return `${KERNELS}.${k.name}(${out}, ${a}, ${b});`;
+  }
+
+  panelElements(shape: ProductShape): number {
+    return usePanels(shape) ? panelElements(shape) : 0;
+  }
+
+  packPanels(shape: ProductShape, panels: number | string, b: number | string): string {
+    // The copy depends on B alone: k, n and how B is held.
+    const k = this.kernel(`pk:${shape.k}x${shape.n}${shape.transB ? 't' : 'n'}`, (name) => ({
+      name, description: `B${shape.transB ? 'ᵀ' : ''}[${shape.k}×${shape.n}] copied into panels`, strategy: 'panels', scratch: 0,
+      build: () => panelPackKernel(shape),
+    }));
+    return `${KERNELS}.${k.name}(${panels}, ${b});`;
   }
 
   elementwise(expr: ElementwiseExpr, size: number, out: number | string, accumulate: boolean): string {

@@ -8,12 +8,12 @@ export type { ProductShape };
 
 /** The same key for the same kernel: products are deduplicated by it. */
 export function productKey(s: ProductShape): string {
-  return `${s.m}x${s.k}x${s.n}${s.transA ? 't' : 'n'}${s.transB ? 't' : 'n'}${s.accumulate ? '+' : '='}`;
+  return `${s.m}x${s.k}x${s.n}${s.transA ? 't' : 'n'}${s.transB ? 't' : 'n'}${s.accumulate ? '+' : '='}${s.panels ? 'p' : ''}`;
 }
 
-/** e.g. `out[16×512] += Aᵀ[16×128]·B[128×512]`. */
+/** e.g. `out[16×512] += Aᵀ[16×128]·B[128×512]`, or `out[16×512] = A[16×128]·Bᵀ[128×512] (B in panels)`. */
 export function describeProduct(s: ProductShape): string {
-  return `out[${s.m}×${s.n}] ${s.accumulate ? '+=' : '='} A${s.transA ? 'ᵀ' : ''}[${s.m}×${s.k}]·B${s.transB ? 'ᵀ' : ''}[${s.k}×${s.n}]`;
+  return `out[${s.m}×${s.n}] ${s.accumulate ? '+=' : '='} A${s.transA ? 'ᵀ' : ''}[${s.m}×${s.k}]·B${s.transB ? 'ᵀ' : ''}[${s.k}×${s.n}]${s.panels ? ' (B in panels)' : ''}`;
 }
 
 /**
