@@ -50,14 +50,17 @@ export function usePacked(s: ProductShape, strategy: string): boolean {
  * Whether a product whose B holds the same values at every step of a loop (a weight) reads B from
  * panels copied once before the loop (panelPackKernel, panelProductKernel) rather than taking the
  * kernel `usePacked` picks. Measured (bench/products.ts `auto panels/50`, one copy per 50 calls,
- * medians, the shared 2-core machine): for A·Bᵀ with m ≥ 16 and n ≥ 128 the panels won at every k
+ * medians, the shared 2-core machine): for A·Bᵀ with m ≥ 8 and n ≥ 128 the panels won at every k
  * measured — 16×128·128×512 31.9 → 38.3 GFLOP/s, ×384 31.7 → 36.3, ×128 32.0 → 37.7, 16×512·512×128
  * 34.3 → 36.0, 16×8·8×512 30.5 → 32.1, 16×8·8×128 31.9 → 34.3; narrow outputs lose (16×128·128×8
  * 31.7 → 29.0, 16×256·256×8 34.1 → 29.1) and A·B with B held plainly gains nothing (16×8·8×128
- * 32.8 → 33.5, 16×8·8×256 35.4 → 34.3). Other shapes (m < 16, Aᵀ) were not measured: they keep usePacked's kernel.
+ * 32.8 → 33.5, 16×8·8×256 35.4 → 34.3). Fewer rows (packed execution's row classes run the same
+ * products over 4, 8, 12 rows, reading the panels their batch's products got): 8×128·128×512 29.1 →
+ * 31.6, 12×… 29.2 → 33.6, 8×512·512×128 32.8 → 34.7, 12×… 33.5 → 34.1; at 4 rows ×512 29.5 → 33.1
+ * but 4×512·512×128 33.8 → 32.1, so a batch of fewer than 8 keeps usePacked's kernel, as Aᵀ (not measured).
  */
 export function usePanels(s: ProductShape): boolean {
-  return s.transB && !s.transA && s.m >= 16 && s.n >= 128;
+  return s.transB && !s.transA && s.m >= 8 && s.n >= 128;
 }
 
 /** Element strides of A(i,p), B(p,j): A held as [k, m] when transA, B as [n, k] when transB. */
