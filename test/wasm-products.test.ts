@@ -7,7 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { FunctionBuilder, I32, encodeModule } from '../src/emit/wasm/encoder.ts';
 import { KernelTable, memoryLayout } from '../src/emit/wasm/module.ts';
 import { DEFAULT_BLOCKING, packedProductKernel, packedScratch, panelElements, panelPackKernel, panelProductKernel, usePacked, type Blocking } from '../src/emit/wasm/packed.ts';
-import { productStrategy, type ProductShape } from '../src/emit/wasm/products.ts';
+import { describeProduct, productStrategy, type ProductShape } from '../src/emit/wasm/products.ts';
 import { rng } from './helpers/rng.ts';
 
 type Wabt = Awaited<ReturnType<typeof wabtInit>>;
@@ -133,6 +133,33 @@ describe('wasm product kernels', () => {
         check({ m, k, n, transA, transB, accumulate }, seed++, DEFAULT_BLOCKING, true);
         check({ m, k, n, transA, transB, accumulate }, seed++, small, true);
       }
+    }
+  });
+
+  it("the table reads B from panels for the per-step A·Bᵀ of a batch ≥ 8 and n ≥ 128 only; over panels, the packed kernel's very bits", () => {
+    const s = (m: number, k: number, n: number, transA: boolean, transB: boolean, accumulate = false): ProductShape => ({ m, k, n, transA, transB, accumulate });
+    const t = new KernelTable();
+    for (const x of [s(16, 128, 512, false, true), s(16, 512, 128, false, true), s(16, 8, 512, false, true), s(8, 128, 384, false, true)]) expect(t.panelElements(x)).toBe(panelElements(x));
+    for (const x of [s(16, 128, 8, false, true), s(16, 8, 128, false, false), s(4, 128, 512, false, true), s(16, 128, 512, true, true)]) expect(t.panelElements(x)).toBe(0);
+    expect(t.product({ ...s(16, 128, 512, false, true), panels: true }, 'o', 'a', 'p')).toBe('W.mm0(o, a, p);');
+    expect(t.packPanels(s(16, 128, 512, false, true), 'p', 'b')).toBe('W.pk0(p, b);');
+    expect(t.kernels.map((k) => k.strategy)).toEqual(['panels', 'panels']);
+    // The same sums in the same order as packedProductKernel: equal bits, = and +=.
+    for (const x of [s(16, 128, 512, false, true), s(16, 512, 128, false, true, true), s(13, 300, 130, false, true)]) {
+      const { m, k, n } = x;
+      const aOff = 0, bOff = m * k, o1 = bOff + k * n, o2 = o1 + m * n, pOff = Math.ceil((o2 + m * n) / 4) * 4;
+      const { pages, scratch } = memoryLayout(pOff + panelElements(x), packedScratch(x));
+      const bytes = encodeModule([{ name: 'packed', fn: packedProductKernel(x, scratch) }, { name: 'pack', fn: panelPackKernel(x) }, { name: 'panels', fn: panelProductKernel(x, scratch) }], pages);
+      const memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
+      const mem = new Float32Array(memory.buffer);
+      const r = rng(m + k + n);
+      for (let i = 0; i < o2 + m * n; i++) mem[i] = r.uniform(-1, 1);
+      mem.copyWithin(o2, o1, o1 + m * n);
+      const e = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports as Record<string, (...a: number[]) => void>;
+      e['packed']!(o1, aOff, bOff);
+      e['pack']!(pOff, bOff);
+      e['panels']!(o2, aOff, pOff);
+      expect(Array.from(mem.subarray(o2, o2 + m * n)), describeProduct(x)).toEqual(Array.from(mem.subarray(o1, o1 + m * n)));
     }
   });
 
