@@ -136,10 +136,11 @@ export function panelPackKernel(s: ProductShape, bl: Blocking = DEFAULT_BLOCKING
  * The product kernel `(out, a, panels)` over B already copied into panels by `panelPackKernel` (at an
  * element offset that is a multiple of 4): `packedProductKernel` without packing B, so per-step
  * products stream a weight prepared once; the same sums in the same order. Measured (bench/products.ts
- * `panels/50`, one copy per 50 calls, against the dot-product kernel the trainers take today, medians
+ * `panels/50`, one copy per 50 calls, against the dot-product kernel these shapes took before, medians
  * interleaved on the shared 2-core machine): h·W_hhᵀ 16×128·128×512 28.7 → 33.2 GFLOP/s, ×384 30.7 →
- * 37.5, ×128 31.4 → 36.7; dz·W_hh 16×512·512×128 34.2 → 35.3. Not yet used by the trainers: that needs
- * the lowering to keep a panel copy of the weight in the arena, made before the loop over t.
+ * 37.5, ×128 31.4 → 36.7; dz·W_hh 16×512·512×128 34.2 → 35.3. The trainers take it where `usePanels`
+ * says, for a B that holds still over a loop: the planner (src/emit/plan.ts, StepInvariants) keeps the
+ * copy in the loop body's temporaries, and the loop's emitter makes it before each loop.
  */
 export function panelProductKernel(s: ProductShape, scratch: number, bl: Blocking = DEFAULT_BLOCKING): FunctionBuilder {
   return packedKernel(s, scratch, bl, 'panels');
