@@ -55,11 +55,17 @@ function scalarExpr(plan: KernelPlan, n: Node, i: string | number, target: EmitT
 function codeStatement(plan: KernelPlan, n: Node, out: Buf, accumulate: boolean, target: EmitTarget, shapeOf: ShapeOf, epilogue?: (value: string, index: string) => string): string {
   const prim = primOf(n.op)!;
   if (prim.emit.kind !== 'statements') throw new Error(`emit: ${n.op} has no statement`);
-  // B copied into panels before the loop is read from them (plan.panels).
+  // B copied into panels before the loop is read from them (plan.panels), held as the copy was made.
   const panels = plan.panels.get(n);
+  const operand = (x: Node, i: number): Buf => {
+    const b = operandOf(plan, x);
+    if (i !== 1 || !panels) return b;
+    if ((b.transposed === true) !== panels.shape.transB || b.literal !== undefined) throw new Error('emit: a product\'s B is not held as its panels were copied');
+    return { ...b, off: panels.off, panels: true };
+  };
   return prim.emit.code({
     out,
-    inputs: n.inputs.map((x, i) => (n.op !== 'matmul' ? bufOf(plan, x) : i === 1 && panels ? { ...operandOf(plan, x), off: panels.off, panels: true } : operandOf(plan, x))),
+    inputs: n.inputs.map((x, i) => (n.op === 'matmul' ? operand(x, i) : bufOf(plan, x))),
     inShapes: n.inputs.map(shapeOf),
     shape: shapeOf(n),
     attrs: n.attrs,
