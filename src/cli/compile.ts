@@ -15,6 +15,7 @@ import { Phases } from './phases.ts';
 import { headOption } from './evaluator.ts';
 import type { CellRecord } from './checkpoint.ts';
 import type { TrainerConfig } from '../emit/config.ts';
+import { COMMAND_SUMMARIES } from './command-summaries.ts';
 
 function describeHoisted(h: Hoisted, rows: number): string {
   const parts = [
@@ -106,7 +107,7 @@ async function writeGraphTrainer(model: ModelDef, source: string, cfg: TrainerCo
 
 export const compile: Command = {
   name: 'compile',
-  summary: 'emit a standalone TypeScript trainer (forward, loss, backward, optimizer) for a model',
+  summary: COMMAND_SUMMARIES.compile,
   usage: `unfold compile ${MODEL_USAGE} ${COMPILE_USAGE} [--form auto|unrolled|rolled] [--dump-ir-after simplify|constant-fold|weight-layout] [--head last|final] [--json] [--profile] [--inference] -o DIR`,
   async run(argv) {
     // Since the process started: what a user waits for (startup, the CLI's own modules) is a phase too.

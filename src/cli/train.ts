@@ -29,6 +29,7 @@ import { formatLoss, makeReporter, reportMode, summaryText, type Reference } fro
 import { lastCheckpointPath, Validation, validationFlags, validationOptions, VALIDATION_FLAGS } from './train-validation.ts';
 import { TrainerSet } from './trainer-set.ts';
 import { emptyTally, metricsOf, tallyWindow, type Metrics } from './metrics.ts';
+import { COMMAND_SUMMARIES } from './command-summaries.ts';
 
 // The shared compile flags minus --tau and --batch: a window's shape comes from the data.
 const { tau: _tau, batch: _batch, ...sharedOptions } = compileOptions;
@@ -489,7 +490,7 @@ function withoutHead(r: CellRecord): CellRecord {
 
 export const train: Command = {
   name: 'train',
-  summary: 'train a model on its own task or a windows file: progress, checkpoints, loss and prediction plots',
+  summary: COMMAND_SUMMARIES.train,
   usage: `unfold train ${MODEL_USAGE}\n    ${TRAIN_FLAGS}\n  ${TRAIN_NOTES}`,
   run: (argv) => runTrain('train', argv),
 };
