@@ -1,14 +1,26 @@
 #!/usr/bin/env node
-// The `unfold` command: registers the TypeScript loader (so model files load as they are, as ES
-// modules in any project), then runs the CLI — from src/ in a source checkout, from dist/ installed.
+// The `unfold` command: runs the CLI — from src/ in a source checkout, from dist/ installed — with
+// the TypeScript loader (tsx) and the package's module hooks registered, so model files load as they
+// are, as ES modules in any project. A checkout needs the loader for the CLI itself; installed, the
+// CLI is plain JavaScript and the loader is registered only when a model file is to be imported (a
+// command on --cell or a checkpoint of one starts without it: time to the first step).
 import { existsSync } from 'node:fs';
 import { register } from 'node:module';
-import { register as registerTsx } from 'tsx/esm/api';
 
 // A checkout has src/; the published package ships dist/ only (see "files" in package.json).
 const source = existsSync(new URL('../src/cli/main.ts', import.meta.url));
-registerTsx();
-register('./model-hooks.mjs', import.meta.url, { data: { source } });
+
+/** tsx's hooks (registered as `node --import tsx` does, without loading tsx's API into this thread), then ours. */
+function registerLoader() {
+  register('tsx/esm', import.meta.url, { data: {} });
+  // Stack frames in .ts files name their own lines (a model error's line, each node's origin).
+  process.setSourceMapsEnabled(true);
+  register('./model-hooks.mjs', import.meta.url, { data: { source } });
+}
+
+if (source) registerLoader();
+// Called once by loadModelFile (src/cli/model-args.ts) before it imports a model file.
+else globalThis[Symbol.for('unfold-rnn.registerModelLoader')] = registerLoader;
 // A reader that stops early (`unfold show … | head`) is not an error.
 process.stdout.on('error', (e) => {
   if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);

@@ -29,10 +29,26 @@ function isModelDef(x: unknown): x is ModelDef {
   return typeof x === 'object' && x !== null && typeof (x as ModelDef).name === 'string' && typeof (x as ModelDef).build === 'function';
 }
 
+/**
+ * The installed `unfold` command (bin/unfold.mjs) runs the CLI as plain JavaScript and leaves here
+ * how to register the TypeScript loader and its module hooks: called before the first model file is
+ * imported, so a command that loads none starts without them. (A checkout, vitest and tsx scripts
+ * have the loader already and leave nothing.)
+ */
+const REGISTER_MODEL_LOADER = Symbol.for('unfold-rnn.registerModelLoader');
+
+function registerModelLoader(): void {
+  const g = globalThis as { [REGISTER_MODEL_LOADER]?: () => void };
+  const registerLoader = g[REGISTER_MODEL_LOADER];
+  delete g[REGISTER_MODEL_LOADER];
+  registerLoader?.();
+}
+
 /** Imports a model file; its default export (or `model`) must be a defineModel(...) value. */
 export async function loadModelFile(file: string): Promise<ModelDef> {
   const abs = path.resolve(file);
   if (!existsSync(abs)) throw new UnfoldError(`cannot load graph file ${file}: no such file`);
+  registerModelLoader();
   let mod: Record<string, unknown>;
   try {
     mod = (await import(pathToFileURL(abs).href)) as Record<string, unknown>;
