@@ -4,5080 +4,4860 @@
  * Form: rolled (loops over t; the reverse loop applies the step body's own VJP). Arena: 248743 elements (994972 bytes).
  * Standalone: imports nothing.
  */
-/** What this trainer was compiled for. */
 export const SPEC = {
-    model: "adding-bidir",
-    source: "graphs/adding-bidir.ts",
-    compiler: "unfold 0.1.0",
-    batch: 16,
-    seqLen: 20,
-    inputs: [{ name: "x", shape: [16, 20, 2] }],
-    target: { shape: [16, 20, 1] },
-    states: [{ name: "h", shape: [4, 16, 16] }],
-    dtype: "f32",
-    loss: "mse",
-    optimizer: "adam(lr=0.01, betas=(0.9, 0.999), eps=1e-8)",
-    lr: 0.01,
-    carryState: false,
-    seed: 1234,
-    arenaBytes: 994972,
+  model: "adding-bidir",
+  source: "graphs/adding-bidir.ts",
+  compiler: "unfold 0.1.0",
+  batch: 16,
+  seqLen: 20,
+  inputs: [{ name: "x", shape: [16, 20, 2] }],
+  target: { shape: [16, 20, 1] },
+  states: [{ name: "h", shape: [4, 16, 16] }],
+  dtype: "f32",
+  loss: "mse",
+  optimizer: "adam(lr=0.01, betas=(0.9, 0.999), eps=1e-8)",
+  lr: 0.01,
+  carryState: false,
+  seed: 1234,
+  arenaBytes: 994972
 };
-/** Where each parameter and its gradient live in the arena, and how it starts. */
 const PARAMS = [
-    { name: "U_l0", shape: [16, 2], offset: 0, grad: 4385, size: 32, init: { kind: 'uniform', bound: 0.7071067811865475 } },
-    { name: "W_l0", shape: [16, 16], offset: 32, grad: 4417, size: 256, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "b_l0", shape: [16], offset: 288, grad: 4673, size: 16, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "Uf_l0", shape: [16, 2], offset: 304, grad: 4689, size: 32, init: { kind: 'uniform', bound: 0.7071067811865475 } },
-    { name: "Wf_l0", shape: [16, 16], offset: 336, grad: 4721, size: 256, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "bf_l0", shape: [16], offset: 592, grad: 4977, size: 16, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "U_l0_reverse", shape: [16, 2], offset: 608, grad: 4993, size: 32, init: { kind: 'uniform', bound: 0.7071067811865475 } },
-    { name: "W_l0_reverse", shape: [16, 16], offset: 640, grad: 5025, size: 256, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "b_l0_reverse", shape: [16], offset: 896, grad: 5281, size: 16, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "Uf_l0_reverse", shape: [16, 2], offset: 912, grad: 5297, size: 32, init: { kind: 'uniform', bound: 0.7071067811865475 } },
-    { name: "Wf_l0_reverse", shape: [16, 16], offset: 944, grad: 5329, size: 256, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "bf_l0_reverse", shape: [16], offset: 1200, grad: 5585, size: 16, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "U_l1", shape: [16, 32], offset: 1216, grad: 5601, size: 512, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "W_l1", shape: [16, 16], offset: 1728, grad: 6113, size: 256, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "b_l1", shape: [16], offset: 1984, grad: 6369, size: 16, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "Uf_l1", shape: [16, 32], offset: 2000, grad: 6385, size: 512, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "Wf_l1", shape: [16, 16], offset: 2512, grad: 6897, size: 256, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "bf_l1", shape: [16], offset: 2768, grad: 7153, size: 16, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "U_l1_reverse", shape: [16, 32], offset: 2784, grad: 7169, size: 512, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "W_l1_reverse", shape: [16, 16], offset: 3296, grad: 7681, size: 256, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "b_l1_reverse", shape: [16], offset: 3552, grad: 7937, size: 16, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "Uf_l1_reverse", shape: [16, 32], offset: 3568, grad: 7953, size: 512, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "Wf_l1_reverse", shape: [16, 16], offset: 4080, grad: 8465, size: 256, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "bf_l1_reverse", shape: [16], offset: 4336, grad: 8721, size: 16, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "V", shape: [1, 32], offset: 4352, grad: 8737, size: 32, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "c", shape: [1], offset: 4384, grad: 8769, size: 1, init: { kind: 'uniform', bound: 1 } },
+  { name: "U_l0", shape: [16, 2], offset: 0, grad: 4385, size: 32, init: { kind: "uniform", bound: 0.7071067811865475 } },
+  { name: "W_l0", shape: [16, 16], offset: 32, grad: 4417, size: 256, init: { kind: "uniform", bound: 0.25 } },
+  { name: "b_l0", shape: [16], offset: 288, grad: 4673, size: 16, init: { kind: "uniform", bound: 0.25 } },
+  { name: "Uf_l0", shape: [16, 2], offset: 304, grad: 4689, size: 32, init: { kind: "uniform", bound: 0.7071067811865475 } },
+  { name: "Wf_l0", shape: [16, 16], offset: 336, grad: 4721, size: 256, init: { kind: "uniform", bound: 0.25 } },
+  { name: "bf_l0", shape: [16], offset: 592, grad: 4977, size: 16, init: { kind: "uniform", bound: 0.25 } },
+  { name: "U_l0_reverse", shape: [16, 2], offset: 608, grad: 4993, size: 32, init: { kind: "uniform", bound: 0.7071067811865475 } },
+  { name: "W_l0_reverse", shape: [16, 16], offset: 640, grad: 5025, size: 256, init: { kind: "uniform", bound: 0.25 } },
+  { name: "b_l0_reverse", shape: [16], offset: 896, grad: 5281, size: 16, init: { kind: "uniform", bound: 0.25 } },
+  { name: "Uf_l0_reverse", shape: [16, 2], offset: 912, grad: 5297, size: 32, init: { kind: "uniform", bound: 0.7071067811865475 } },
+  { name: "Wf_l0_reverse", shape: [16, 16], offset: 944, grad: 5329, size: 256, init: { kind: "uniform", bound: 0.25 } },
+  { name: "bf_l0_reverse", shape: [16], offset: 1200, grad: 5585, size: 16, init: { kind: "uniform", bound: 0.25 } },
+  { name: "U_l1", shape: [16, 32], offset: 1216, grad: 5601, size: 512, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "W_l1", shape: [16, 16], offset: 1728, grad: 6113, size: 256, init: { kind: "uniform", bound: 0.25 } },
+  { name: "b_l1", shape: [16], offset: 1984, grad: 6369, size: 16, init: { kind: "uniform", bound: 0.25 } },
+  { name: "Uf_l1", shape: [16, 32], offset: 2e3, grad: 6385, size: 512, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "Wf_l1", shape: [16, 16], offset: 2512, grad: 6897, size: 256, init: { kind: "uniform", bound: 0.25 } },
+  { name: "bf_l1", shape: [16], offset: 2768, grad: 7153, size: 16, init: { kind: "uniform", bound: 0.25 } },
+  { name: "U_l1_reverse", shape: [16, 32], offset: 2784, grad: 7169, size: 512, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "W_l1_reverse", shape: [16, 16], offset: 3296, grad: 7681, size: 256, init: { kind: "uniform", bound: 0.25 } },
+  { name: "b_l1_reverse", shape: [16], offset: 3552, grad: 7937, size: 16, init: { kind: "uniform", bound: 0.25 } },
+  { name: "Uf_l1_reverse", shape: [16, 32], offset: 3568, grad: 7953, size: 512, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "Wf_l1_reverse", shape: [16, 16], offset: 4080, grad: 8465, size: 256, init: { kind: "uniform", bound: 0.25 } },
+  { name: "bf_l1_reverse", shape: [16], offset: 4336, grad: 8721, size: 16, init: { kind: "uniform", bound: 0.25 } },
+  { name: "V", shape: [1, 32], offset: 4352, grad: 8737, size: 32, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "c", shape: [1], offset: 4384, grad: 8769, size: 1, init: { kind: "uniform", bound: 1 } }
 ];
 function mulberry32(seed) {
-    let a = seed >>> 0;
-    return function next() {
-        a = (a + 0x6d2b79f5) >>> 0;
-        let t = Math.imul(a ^ (a >>> 15), a | 1) >>> 0;
-        t = (((t + (Math.imul(t ^ (t >>> 7), t | 61) >>> 0)) >>> 0) ^ t) >>> 0;
-        return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
+  let a = seed >>> 0;
+  return function next() {
+    a = a + 1831565813 >>> 0;
+    let t = Math.imul(a ^ a >>> 15, a | 1) >>> 0;
+    t = (t + (Math.imul(t ^ t >>> 7, t | 61) >>> 0) >>> 0 ^ t) >>> 0;
+    return ((t ^ t >>> 14) >>> 0) / 4294967296;
+  };
 }
-/** tanh for float32 values: Eigen's rational approximation, within 3 float32 ulp. */
 function tanh32(x) {
-    const c = x < -9 ? -9 : x > 9 ? 9 : x;
-    const c2 = c * c;
-    const p = c * (4.89352455891786e-3 + c2 * (6.37261928875436e-4 + c2 * (1.48572235717979e-5 + c2 * (5.12229709037114e-8 + c2 * (-8.60467152213735e-11 + c2 * (2.00018790482477e-13 + c2 * -2.76076847742355e-16))))));
-    const q = 4.89352518554385e-3 + c2 * (2.268434632439e-3 + c2 * (1.18534705686654e-4 + c2 * 1.19825839466702e-6));
-    return p / q;
+  const c = x < -9 ? -9 : x > 9 ? 9 : x;
+  const c2 = c * c;
+  const p = c * (0.00489352455891786 + c2 * (637261928875436e-18 + c2 * (148572235717979e-19 + c2 * (512229709037114e-22 + c2 * (-860467152213735e-25 + c2 * (200018790482477e-27 + c2 * -276076847742355e-30))))));
+  const q = 0.00489352518554385 + c2 * (0.002268434632439 + c2 * (118534705686654e-18 + c2 * 119825839466702e-20));
+  return p / q;
 }
-/** 1 / (1 + exp(-x)) for float32 values: Eigen's rational approximation on [-3, 15.72], within 3 float32 ulp. */
 function sigmoid32(x) {
-    if (!(x >= -3 && x <= 15.7243833541870117))
-        return 1 / (1 + Math.exp(-x));
-    const x2 = x * x;
-    const p = x * (2.48287947061529e-1 + x2 * (8.51377133304701e-3 + x2 * (6.08574864600143e-5 + x2 * (1.15627324459942e-7 + x2 * 4.37031012579801e-11))));
-    const q = 9.9315192102318e-1 + x2 * (1.16817656904453e-1 + x2 * (1.70198817374094e-3 + x2 * (6.2910678501704e-6 + x2 * (5.76102136993427e-9 + x2 * 6.10247389755681e-13))));
-    return p / q + 0.5;
+  if (!(x >= -3 && x <= 15.724383354187012)) return 1 / (1 + Math.exp(-x));
+  const x2 = x * x;
+  const p = x * (0.248287947061529 + x2 * (0.00851377133304701 + x2 * (608574864600143e-19 + x2 * (115627324459942e-21 + x2 * 437031012579801e-25))));
+  const q = 0.99315192102318 + x2 * (0.116817656904453 + x2 * (0.00170198817374094 + x2 * (62910678501704e-19 + x2 * (576102136993427e-23 + x2 * 610247389755681e-27))));
+  return p / q + 0.5;
 }
-/** Trains the compiled model: `step(x, y)` runs forward, loss, backward and the optimizer on one window. */
 export class Trainer {
-    /** Every value the trainer keeps: parameters, gradients, data, outputs, temporaries, optimizer state. */
-    arena;
-    lr;
-    carryState;
-    /** Optimizer steps taken (Adam's t). */
-    steps = 0;
-    /** Steps in the last window (1 … 20). */
-    T = 20;
-    constructor(options = {}) {
-        this.arena = new Float32Array(248743);
-        this.lr = options.lr ?? SPEC.lr;
-        this.carryState = options.carryState ?? SPEC.carryState;
-        this.initParams(options.seed ?? SPEC.seed);
-        if (options.params)
-            this.setParams(options.params);
+  /** Every value the trainer keeps: parameters, gradients, data, outputs, temporaries, optimizer state. */
+  arena;
+  lr;
+  carryState;
+  /** Optimizer steps taken (Adam's t). */
+  steps = 0;
+  /** Steps in the last window (1 … 20). */
+  T = 20;
+  constructor(options = {}) {
+    this.arena = new Float32Array(248743);
+    this.lr = options.lr ?? SPEC.lr;
+    this.carryState = options.carryState ?? SPEC.carryState;
+    this.initParams(options.seed ?? SPEC.seed);
+    if (options.params) this.setParams(options.params);
+  }
+  /** Re-initializes every parameter from a seed, as PyTorch's U(−1/√H, 1/√H), in declaration order. */
+  initParams(seed) {
+    const next = mulberry32(seed);
+    const A = this.arena;
+    for (const p of PARAMS) {
+      const init = p.init;
+      for (let i = 0; i < p.size; i++) {
+        A[p.offset + i] = init.kind === "uniform" ? (2 * next() - 1) * init.bound : init.kind === "fill" ? init.value : init.data[i];
+      }
     }
-    /** Re-initializes every parameter from a seed, as PyTorch's U(−1/√H, 1/√H), in declaration order. */
-    initParams(seed) {
-        const next = mulberry32(seed);
-        const A = this.arena;
-        for (const p of PARAMS) {
-            const init = p.init;
-            for (let i = 0; i < p.size; i++) {
-                A[p.offset + i] = init.kind === 'uniform' ? (2 * next() - 1) * init.bound : init.kind === 'fill' ? init.value : init.data[i];
-            }
+  }
+  /** One training step on a window (batch-first arrays, row-major); returns the loss before the update. Throws, leaving the parameters untouched, when the loss or the gradient is not finite. */
+  step(in_x, target, lengths) {
+    const A = this.arena;
+    const T = this.windowLength(in_x.length, 32, "input x [16, T, 2]");
+    if (in_x.length !== T * 32) throw new RangeError(`input x [16, T, 2]: expected ${T * 32} values (T = ${T}), got ${in_x.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 16; b++) for (let k = 0; k < 2; k++) A[8770 + t * 32 + b * 2 + k] = in_x[(b * T + t) * 2 + k];
+    if (target.length !== T * 16) throw new RangeError(`target [16, T, 1]: expected ${T * 16} values (T = ${T}), got ${target.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 16; b++) for (let k = 0; k < 1; k++) A[9410 + t * 16 + b * 1 + k] = target[(b * T + t) * 1 + k];
+    this.setWindow(T, lengths);
+    this.train(A, T);
+    const loss = A[32195];
+    if (!Number.isFinite(loss)) throw new RangeError(`non-finite loss ${loss} at step ${this.steps + 1}`);
+    this.steps++;
+    if (!this.update(A, this.lr, this.steps)) {
+      this.steps--;
+      throw new RangeError(`non-finite gradient at step ${this.steps + 1}`);
+    }
+    if (this.carryState) {
+      for (let i = 0; i < 1024; i++) A[9730 + i] = A[9730 + T * 1024 + i];
+    }
+    return loss;
+  }
+  /** Forward, loss and backward without an update (nor a state carry); returns the loss. Read the gradients with getGrads(). */
+  gradients(in_x, target, lengths) {
+    const A = this.arena;
+    const T = this.windowLength(in_x.length, 32, "input x [16, T, 2]");
+    if (in_x.length !== T * 32) throw new RangeError(`input x [16, T, 2]: expected ${T * 32} values (T = ${T}), got ${in_x.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 16; b++) for (let k = 0; k < 2; k++) A[8770 + t * 32 + b * 2 + k] = in_x[(b * T + t) * 2 + k];
+    if (target.length !== T * 16) throw new RangeError(`target [16, T, 1]: expected ${T * 16} values (T = ${T}), got ${target.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 16; b++) for (let k = 0; k < 1; k++) A[9410 + t * 16 + b * 1 + k] = target[(b * T + t) * 1 + k];
+    this.setWindow(T, lengths);
+    this.train(A, T);
+    return A[32195];
+  }
+  /** The outputs [B, T, O] for inputs x [B, T, I] (T ≤ 20) from the current state, which is left unchanged. */
+  predict(in_x, out, lengths) {
+    const A = this.arena;
+    const T = this.windowLength(in_x.length, 32, "input x [16, T, 2]");
+    if (in_x.length !== T * 32) throw new RangeError(`input x [16, T, 2]: expected ${T * 32} values (T = ${T}), got ${in_x.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 16; b++) for (let k = 0; k < 2; k++) A[8770 + t * 32 + b * 2 + k] = in_x[(b * T + t) * 2 + k];
+    this.setWindow(T, lengths);
+    this.forward(A, T);
+    return this.outputs(out);
+  }
+  /** The outputs [B, T, O] of the last step, gradients() or predict(). */
+  outputs(out) {
+    const A = this.arena;
+    const T = this.T;
+    const result = out ?? new Float64Array(T * 16);
+    if (result.length !== T * 16) throw new RangeError(`outputs: expected room for ${T * 16} values, got ${result.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 16; b++) for (let k = 0; k < 1; k++) result[(b * T + t) * 1 + k] = A[31875 + t * 16 + b * 1 + k];
+    return result;
+  }
+  /** The parameters by name (PyTorch names for the built-in cells). */
+  getParams() {
+    return this.read(false);
+  }
+  /** The gradients of the last step or gradients() call, by parameter name. */
+  getGrads() {
+    return this.read(true);
+  }
+  read(grads) {
+    const out = {};
+    for (const p of PARAMS) {
+      const off = grads ? p.grad : p.offset;
+      out[p.name] = { shape: [...p.shape], data: Array.from(this.arena.subarray(off, off + p.size)) };
+    }
+    return out;
+  }
+  /** Sets parameters by name; every name must be known and every size right. */
+  setParams(values) {
+    for (const [name, v] of Object.entries(values)) {
+      const p = PARAMS.find((q) => q.name === name);
+      if (!p) throw new RangeError(`unknown parameter ${JSON.stringify(name)} (have ${PARAMS.map((q) => q.name).join(", ")})`);
+      const data = "data" in v ? v.data : v;
+      if (data.length !== p.size) throw new RangeError(`parameter ${name}: expected ${p.size} values [${p.shape.join(", ")}], got ${data.length}`);
+      for (let i = 0; i < p.size; i++) {
+        const x = data[i];
+        if (!Number.isFinite(x)) throw new RangeError(`parameter ${name}: value ${i} is not finite`);
+        this.arena[p.offset + i] = x;
+      }
+    }
+  }
+  /** Whether every parameter is finite. */
+  paramsFinite() {
+    for (let i = 0; i < 4385; i++) if (!Number.isFinite(this.arena[0 + i])) return false;
+    return true;
+  }
+  /** The carried state by name (the initial state of the next step). */
+  getState() {
+    const A = this.arena;
+    return {
+      "h": { shape: [4, 16, 16], data: Array.from(A.subarray(9730, 10754)) }
+    };
+  }
+  /** The top layer's output at every step of the last window, both directions side by side: [B, T, 32] (PyTorch's `output`; 0 at a row's padded steps). */
+  hiddenOutputs(out) {
+    const A = this.arena;
+    const T = this.T;
+    const result = out ?? new Float64Array(T * 512);
+    if (result.length !== T * 512) throw new RangeError(`hiddenOutputs: expected room for ${T * 512} values, got ${result.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 16; b++) A.copyWithin(32196 + t * 512 + b * 32 + 0, 74180 + t * 256 + b * 16, 74180 + t * 256 + b * 16 + 16);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 16; b++) A.copyWithin(32196 + t * 512 + b * 32 + 16, 79300 + t * 256 + b * 16, 79300 + t * 256 + b * 16 + 16);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 16; b++) for (let k = 0; k < 32; k++) result[(b * T + t) * 32 + k] = A[32196 + t * 512 + b * 32 + k];
+    return result;
+  }
+  /** Each state after the last window, by state name, [L·D, B, H] in PyTorch's order (h_n, c_n): the initial state of the next window when the state is carried. */
+  finalState() {
+    const A = this.arena;
+    const T = this.T;
+    return {
+      "h": { shape: [4, 16, 16], data: Array.from(A.subarray(9730 + T * 1024, 9730 + T * 1024 + 1024)) }
+    };
+  }
+  /** Sets the initial state of the next step, by state name. */
+  setState(values) {
+    const A = this.arena;
+    for (const [name, v] of Object.entries(values)) {
+      if (name === "h") {
+        if (v.length !== 1024) throw new RangeError(`state h: expected 1024 values, got ${v.length}`);
+        for (let i = 0; i < 1024; i++) A[9730 + i] = v[i];
+      } else throw new RangeError(`unknown state ${JSON.stringify(name)}`);
+    }
+  }
+  /** Zeros the carried state. */
+  resetState() {
+    this.arena.fill(0, 9730, 10754);
+  }
+  /** The optimizer's step count and buffers (moments), for checkpoints. */
+  getOptimizerState() {
+    return { steps: this.steps, buffers: Array.from(this.arena.subarray(239973, 248743)) };
+  }
+  setOptimizerState(state) {
+    if (state.buffers.length !== 8770) throw new RangeError(`optimizer state: expected 8770 values, got ${state.buffers.length}`);
+    this.steps = state.steps;
+    for (let i = 0; i < 8770; i++) this.arena[239973 + i] = state.buffers[i];
+  }
+  /** T of a batch-first [B, T, K] argument of n values, K·B = perStep: 1 … 20. */
+  windowLength(n, perStep, what) {
+    const T = n / perStep;
+    if (!Number.isInteger(T) || T < 1 || T > 20) throw new RangeError(`${what}: expected T \xB7 ${perStep} values with 1 \u2264 T \u2264 20, got ${n}`);
+    return T;
+  }
+  /** Sets T, each row's validity per step (its lengths, default T), the loss weights and N. */
+  setWindow(T, lengths) {
+    const A = this.arena;
+    this.T = T;
+    if (lengths !== void 0 && lengths.length !== 16) throw new RangeError(`lengths: expected 16 values (one per batch row), got ${lengths.length}`);
+    let total = 0;
+    for (let r = 0; r < 16; r++) {
+      const n = lengths === void 0 ? T : lengths[r];
+      if (!Number.isInteger(n) || n < 1 || n > T) throw new RangeError(`lengths: index ${r} is ${n}; a length must be an integer in 1..${T} (T = ${T})`);
+      total += n;
+      for (let t = 0; t < T; t++) A[31234 + t * 16 + r] = t < n ? 1 : 0;
+      for (let t = 0; t < T; t++) A[31554 + t * 16 + r] = t === n - 1 ? 1 : 0;
+    }
+    A[31874] = 16;
+  }
+  /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
+  train(A, T) {
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 16; i1++) {
+        A[99780 + (i0 * 16 + i1 * 1)] = A[592 + i1 * 1];
+      }
+    }
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 16; i1++) {
+        A[100036 + (i0 * 16 + i1 * 1)] = A[288 + i1 * 1];
+      }
+    }
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 16; i1++) {
+        A[131524 + (i0 * 16 + i1 * 1)] = A[1200 + i1 * 1];
+      }
+    }
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 16; i1++) {
+        A[131780 + (i0 * 16 + i1 * 1)] = A[896 + i1 * 1];
+      }
+    }
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 16; i1++) {
+        A[163268 + (i0 * 16 + i1 * 1)] = A[2768 + i1 * 1];
+      }
+    }
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 16; i1++) {
+        A[163524 + (i0 * 16 + i1 * 1)] = A[1984 + i1 * 1];
+      }
+    }
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 16; i1++) {
+        A[195012 + (i0 * 16 + i1 * 1)] = A[4336 + i1 * 1];
+      }
+    }
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 16; i1++) {
+        A[195268 + (i0 * 16 + i1 * 1)] = A[3552 + i1 * 1];
+      }
+    }
+    for (let i = 0; i < 32; i++) {
+      A[195524 + i] = A[4352 + i];
+    }
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 1; i1++) {
+        A[195556 + (i0 * 1 + i1 * 1)] = A[4384 + i1 * 1];
+      }
+    }
+    A[237381] = 1 / A[31874];
+    {
+      const v = A[237381];
+      for (let f = 0; f < 16; f++) A[195572 + f] = v;
+    }
+    A.copyWithin(42436, 9730, 9730 + 256);
+    A.copyWithin(47812 + T * 256, 9986, 9986 + 256);
+    A.copyWithin(53188, 10242, 10242 + 256);
+    A.copyWithin(58564 + T * 256, 10498, 10498 + 256);
+    let lossSum = 0;
+    for (let i = 0; i < 320; i += 4) {
+      for (let j = 0; j < 15; j += 3) {
+        let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+        const ra0 = 8770 + (i + 0) * 2;
+        const ra1 = 8770 + (i + 1) * 2;
+        const ra2 = 8770 + (i + 2) * 2;
+        const ra3 = 8770 + (i + 3) * 2;
+        const rb0 = 304 + (j + 0) * 2;
+        const rb1 = 304 + (j + 1) * 2;
+        const rb2 = 304 + (j + 2) * 2;
+        for (let p = 0; p < 2; p++) {
+          const a0 = A[ra0 + p];
+          const a1 = A[ra1 + p];
+          const a2 = A[ra2 + p];
+          const a3 = A[ra3 + p];
+          const b0 = A[rb0 + p];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
+          const b1 = A[rb1 + p];
+          c01 += a0 * b1;
+          c11 += a1 * b1;
+          c21 += a2 * b1;
+          c31 += a3 * b1;
+          const b2 = A[rb2 + p];
+          c02 += a0 * b2;
+          c12 += a1 * b2;
+          c22 += a2 * b2;
+          c32 += a3 * b2;
         }
-    }
-    /** One training step on a window (batch-first arrays, row-major); returns the loss before the update. Throws, leaving the parameters untouched, when the loss or the gradient is not finite. */
-    step(in_x, target, lengths) {
-        const A = this.arena;
-        const T = this.windowLength(in_x.length, 32, "input x [16, T, 2]");
-        if (in_x.length !== T * 32)
-            throw new RangeError(`input x [16, T, 2]: expected ${T * 32} values (T = ${T}), got ${in_x.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 16; b++)
-                for (let k = 0; k < 2; k++)
-                    A[8770 + t * 32 + b * 2 + k] = in_x[(b * T + t) * 2 + k];
-        if (target.length !== T * 16)
-            throw new RangeError(`target [16, T, 1]: expected ${T * 16} values (T = ${T}), got ${target.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 16; b++)
-                for (let k = 0; k < 1; k++)
-                    A[9410 + t * 16 + b * 1 + k] = target[(b * T + t) * 1 + k];
-        this.setWindow(T, lengths);
-        this.train(A, T);
-        const loss = A[32195];
-        if (!Number.isFinite(loss))
-            throw new RangeError(`non-finite loss ${loss} at step ${this.steps + 1}`);
-        this.steps++;
-        if (!this.update(A, this.lr, this.steps)) {
-            this.steps--;
-            throw new RangeError(`non-finite gradient at step ${this.steps + 1}`);
+        A[100292 + (i + 0) * 16 + (j + 0)] = c00;
+        A[100292 + (i + 0) * 16 + (j + 1)] = c01;
+        A[100292 + (i + 0) * 16 + (j + 2)] = c02;
+        A[100292 + (i + 1) * 16 + (j + 0)] = c10;
+        A[100292 + (i + 1) * 16 + (j + 1)] = c11;
+        A[100292 + (i + 1) * 16 + (j + 2)] = c12;
+        A[100292 + (i + 2) * 16 + (j + 0)] = c20;
+        A[100292 + (i + 2) * 16 + (j + 1)] = c21;
+        A[100292 + (i + 2) * 16 + (j + 2)] = c22;
+        A[100292 + (i + 3) * 16 + (j + 0)] = c30;
+        A[100292 + (i + 3) * 16 + (j + 1)] = c31;
+        A[100292 + (i + 3) * 16 + (j + 2)] = c32;
+      }
+      {
+        let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+        const ra0 = 8770 + (i + 0) * 2;
+        const ra1 = 8770 + (i + 1) * 2;
+        const ra2 = 8770 + (i + 2) * 2;
+        const ra3 = 8770 + (i + 3) * 2;
+        const rb0 = 304 + (15 + 0) * 2;
+        for (let p = 0; p < 2; p++) {
+          const a0 = A[ra0 + p];
+          const a1 = A[ra1 + p];
+          const a2 = A[ra2 + p];
+          const a3 = A[ra3 + p];
+          const b0 = A[rb0 + p];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
         }
-        if (this.carryState) {
-            for (let i = 0; i < 1024; i++)
-                A[9730 + i] = A[9730 + T * 1024 + i];
+        A[100292 + (i + 0) * 16 + (15 + 0)] = c00;
+        A[100292 + (i + 1) * 16 + (15 + 0)] = c10;
+        A[100292 + (i + 2) * 16 + (15 + 0)] = c20;
+        A[100292 + (i + 3) * 16 + (15 + 0)] = c30;
+      }
+    }
+    for (let i = 0; i < 320; i += 4) {
+      for (let j = 0; j < 15; j += 3) {
+        let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+        const ra0 = 8770 + (i + 0) * 2;
+        const ra1 = 8770 + (i + 1) * 2;
+        const ra2 = 8770 + (i + 2) * 2;
+        const ra3 = 8770 + (i + 3) * 2;
+        const rb0 = (j + 0) * 2;
+        const rb1 = (j + 1) * 2;
+        const rb2 = (j + 2) * 2;
+        for (let p = 0; p < 2; p++) {
+          const a0 = A[ra0 + p];
+          const a1 = A[ra1 + p];
+          const a2 = A[ra2 + p];
+          const a3 = A[ra3 + p];
+          const b0 = A[rb0 + p];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
+          const b1 = A[rb1 + p];
+          c01 += a0 * b1;
+          c11 += a1 * b1;
+          c21 += a2 * b1;
+          c31 += a3 * b1;
+          const b2 = A[rb2 + p];
+          c02 += a0 * b2;
+          c12 += a1 * b2;
+          c22 += a2 * b2;
+          c32 += a3 * b2;
         }
-        return loss;
-    }
-    /** Forward, loss and backward without an update (nor a state carry); returns the loss. Read the gradients with getGrads(). */
-    gradients(in_x, target, lengths) {
-        const A = this.arena;
-        const T = this.windowLength(in_x.length, 32, "input x [16, T, 2]");
-        if (in_x.length !== T * 32)
-            throw new RangeError(`input x [16, T, 2]: expected ${T * 32} values (T = ${T}), got ${in_x.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 16; b++)
-                for (let k = 0; k < 2; k++)
-                    A[8770 + t * 32 + b * 2 + k] = in_x[(b * T + t) * 2 + k];
-        if (target.length !== T * 16)
-            throw new RangeError(`target [16, T, 1]: expected ${T * 16} values (T = ${T}), got ${target.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 16; b++)
-                for (let k = 0; k < 1; k++)
-                    A[9410 + t * 16 + b * 1 + k] = target[(b * T + t) * 1 + k];
-        this.setWindow(T, lengths);
-        this.train(A, T);
-        return A[32195];
-    }
-    /** The outputs [B, T, O] for inputs x [B, T, I] (T ≤ 20) from the current state, which is left unchanged. */
-    predict(in_x, out, lengths) {
-        const A = this.arena;
-        const T = this.windowLength(in_x.length, 32, "input x [16, T, 2]");
-        if (in_x.length !== T * 32)
-            throw new RangeError(`input x [16, T, 2]: expected ${T * 32} values (T = ${T}), got ${in_x.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 16; b++)
-                for (let k = 0; k < 2; k++)
-                    A[8770 + t * 32 + b * 2 + k] = in_x[(b * T + t) * 2 + k];
-        this.setWindow(T, lengths);
-        this.forward(A, T);
-        return this.outputs(out);
-    }
-    /** The outputs [B, T, O] of the last step, gradients() or predict(). */
-    outputs(out) {
-        const A = this.arena;
-        const T = this.T;
-        const result = out ?? new Float64Array(T * 16);
-        if (result.length !== T * 16)
-            throw new RangeError(`outputs: expected room for ${T * 16} values, got ${result.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 16; b++)
-                for (let k = 0; k < 1; k++)
-                    result[(b * T + t) * 1 + k] = A[31875 + t * 16 + b * 1 + k];
-        return result;
-    }
-    /** The parameters by name (PyTorch names for the built-in cells). */
-    getParams() {
-        return this.read(false);
-    }
-    /** The gradients of the last step or gradients() call, by parameter name. */
-    getGrads() {
-        return this.read(true);
-    }
-    read(grads) {
-        const out = {};
-        for (const p of PARAMS) {
-            const off = grads ? p.grad : p.offset;
-            out[p.name] = { shape: [...p.shape], data: Array.from(this.arena.subarray(off, off + p.size)) };
+        A[105412 + (i + 0) * 16 + (j + 0)] = c00;
+        A[105412 + (i + 0) * 16 + (j + 1)] = c01;
+        A[105412 + (i + 0) * 16 + (j + 2)] = c02;
+        A[105412 + (i + 1) * 16 + (j + 0)] = c10;
+        A[105412 + (i + 1) * 16 + (j + 1)] = c11;
+        A[105412 + (i + 1) * 16 + (j + 2)] = c12;
+        A[105412 + (i + 2) * 16 + (j + 0)] = c20;
+        A[105412 + (i + 2) * 16 + (j + 1)] = c21;
+        A[105412 + (i + 2) * 16 + (j + 2)] = c22;
+        A[105412 + (i + 3) * 16 + (j + 0)] = c30;
+        A[105412 + (i + 3) * 16 + (j + 1)] = c31;
+        A[105412 + (i + 3) * 16 + (j + 2)] = c32;
+      }
+      {
+        let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+        const ra0 = 8770 + (i + 0) * 2;
+        const ra1 = 8770 + (i + 1) * 2;
+        const ra2 = 8770 + (i + 2) * 2;
+        const ra3 = 8770 + (i + 3) * 2;
+        const rb0 = (15 + 0) * 2;
+        for (let p = 0; p < 2; p++) {
+          const a0 = A[ra0 + p];
+          const a1 = A[ra1 + p];
+          const a2 = A[ra2 + p];
+          const a3 = A[ra3 + p];
+          const b0 = A[rb0 + p];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
         }
-        return out;
+        A[105412 + (i + 0) * 16 + (15 + 0)] = c00;
+        A[105412 + (i + 1) * 16 + (15 + 0)] = c10;
+        A[105412 + (i + 2) * 16 + (15 + 0)] = c20;
+        A[105412 + (i + 3) * 16 + (15 + 0)] = c30;
+      }
     }
-    /** Sets parameters by name; every name must be known and every size right. */
-    setParams(values) {
-        for (const [name, v] of Object.entries(values)) {
-            const p = PARAMS.find((q) => q.name === name);
-            if (!p)
-                throw new RangeError(`unknown parameter ${JSON.stringify(name)} (have ${PARAMS.map((q) => q.name).join(', ')})`);
-            const data = 'data' in v ? v.data : v;
-            if (data.length !== p.size)
-                throw new RangeError(`parameter ${name}: expected ${p.size} values [${p.shape.join(', ')}], got ${data.length}`);
-            for (let i = 0; i < p.size; i++) {
-                const x = data[i];
-                if (!Number.isFinite(x))
-                    throw new RangeError(`parameter ${name}: value ${i} is not finite`);
-                this.arena[p.offset + i] = x;
-            }
+    for (let t = 0; t < T; t++) {
+      const q0 = 42436 + (t + 1) * 256;
+      const q1 = 63940 + t * 256;
+      const q2 = 110532 + t * 1024;
+      const q3 = 42436 + t * 256;
+      const q5 = 100292 + t * 256;
+      const q6 = 105412 + t * 256;
+      const q7 = 31234 + t * 16;
+      for (let i0 = 0; i0 < 16; i0++) {
+        for (let i1 = 0; i1 < 16; i1++) {
+          A[q2 + (i0 * 16 + i1 * 1)] = A[q7 + i0 * 1];
         }
-    }
-    /** Whether every parameter is finite. */
-    paramsFinite() {
-        for (let i = 0; i < 4385; i++)
-            if (!Number.isFinite(this.arena[0 + i]))
-                return false;
-        return true;
-    }
-    /** The carried state by name (the initial state of the next step). */
-    getState() {
-        const A = this.arena;
-        return {
-            "h": { shape: [4, 16, 16], data: Array.from(A.subarray(9730, 10754)) },
-        };
-    }
-    /** The top layer's output at every step of the last window, both directions side by side: [B, T, 32] (PyTorch's `output`; 0 at a row's padded steps). */
-    hiddenOutputs(out) {
-        const A = this.arena;
-        const T = this.T;
-        const result = out ?? new Float64Array(T * 512);
-        if (result.length !== T * 512)
-            throw new RangeError(`hiddenOutputs: expected room for ${T * 512} values, got ${result.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 16; b++)
-                A.copyWithin(32196 + t * 512 + b * 32 + 0, 74180 + t * 256 + b * 16, 74180 + t * 256 + b * 16 + 16);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 16; b++)
-                A.copyWithin(32196 + t * 512 + b * 32 + 16, 79300 + t * 256 + b * 16, 79300 + t * 256 + b * 16 + 16);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 16; b++)
-                for (let k = 0; k < 32; k++)
-                    result[(b * T + t) * 32 + k] = A[32196 + t * 512 + b * 32 + k];
-        return result;
-    }
-    /** Each state after the last window, by state name, [L·D, B, H] in PyTorch's order (h_n, c_n): the initial state of the next window when the state is carried. */
-    finalState() {
-        const A = this.arena;
-        const T = this.T;
-        return {
-            "h": { shape: [4, 16, 16], data: Array.from(A.subarray(9730 + T * 1024, 9730 + T * 1024 + 1024)) },
-        };
-    }
-    /** Sets the initial state of the next step, by state name. */
-    setState(values) {
-        const A = this.arena;
-        for (const [name, v] of Object.entries(values)) {
-            if (name === "h") {
-                if (v.length !== 1024)
-                    throw new RangeError(`state h: expected 1024 values, got ${v.length}`);
-                for (let i = 0; i < 1024; i++)
-                    A[9730 + i] = v[i];
-            }
-            else
-                throw new RangeError(`unknown state ${JSON.stringify(name)}`);
+      }
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = q3 + (i + 0) * 16;
+          const ra1 = q3 + (i + 1) * 16;
+          const ra2 = q3 + (i + 2) * 16;
+          const ra3 = q3 + (i + 3) * 16;
+          const rb0 = 336 + (j + 0) * 16;
+          const rb1 = 336 + (j + 1) * 16;
+          const rb2 = 336 + (j + 2) * 16;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[237381 + (i + 0) * 16 + (j + 0)] = c00;
+          A[237381 + (i + 0) * 16 + (j + 1)] = c01;
+          A[237381 + (i + 0) * 16 + (j + 2)] = c02;
+          A[237381 + (i + 1) * 16 + (j + 0)] = c10;
+          A[237381 + (i + 1) * 16 + (j + 1)] = c11;
+          A[237381 + (i + 1) * 16 + (j + 2)] = c12;
+          A[237381 + (i + 2) * 16 + (j + 0)] = c20;
+          A[237381 + (i + 2) * 16 + (j + 1)] = c21;
+          A[237381 + (i + 2) * 16 + (j + 2)] = c22;
+          A[237381 + (i + 3) * 16 + (j + 0)] = c30;
+          A[237381 + (i + 3) * 16 + (j + 1)] = c31;
+          A[237381 + (i + 3) * 16 + (j + 2)] = c32;
         }
-    }
-    /** Zeros the carried state. */
-    resetState() {
-        this.arena.fill(0, 9730, 10754);
-    }
-    /** The optimizer's step count and buffers (moments), for checkpoints. */
-    getOptimizerState() {
-        return { steps: this.steps, buffers: Array.from(this.arena.subarray(239973, 248743)) };
-    }
-    setOptimizerState(state) {
-        if (state.buffers.length !== 8770)
-            throw new RangeError(`optimizer state: expected 8770 values, got ${state.buffers.length}`);
-        this.steps = state.steps;
-        for (let i = 0; i < 8770; i++)
-            this.arena[239973 + i] = state.buffers[i];
-    }
-    /** T of a batch-first [B, T, K] argument of n values, K·B = perStep: 1 … 20. */
-    windowLength(n, perStep, what) {
-        const T = n / perStep;
-        if (!Number.isInteger(T) || T < 1 || T > 20)
-            throw new RangeError(`${what}: expected T · ${perStep} values with 1 ≤ T ≤ 20, got ${n}`);
-        return T;
-    }
-    /** Sets T, each row's validity per step (its lengths, default T), the loss weights and N. */
-    setWindow(T, lengths) {
-        const A = this.arena;
-        this.T = T;
-        if (lengths !== undefined && lengths.length !== 16)
-            throw new RangeError(`lengths: expected 16 values (one per batch row), got ${lengths.length}`);
-        let total = 0;
-        for (let r = 0; r < 16; r++) {
-            const n = lengths === undefined ? T : lengths[r];
-            if (!Number.isInteger(n) || n < 1 || n > T)
-                throw new RangeError(`lengths: index ${r} is ${n}; a length must be an integer in 1..${T} (T = ${T})`);
-            total += n;
-            for (let t = 0; t < T; t++)
-                A[31234 + t * 16 + r] = t < n ? 1 : 0;
-            for (let t = 0; t < T; t++)
-                A[31554 + t * 16 + r] = t === n - 1 ? 1 : 0;
-        }
-        A[31874] = 16;
-    }
-    /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
-    train(A, T) {
-        // graphs/adding-bidir.ts:12
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 16; i1++) {
-                A[99780 + (i0 * 16 + i1 * 1)] = A[592 + (i1 * 1)];
-            }
-        }
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 16; i1++) {
-                A[100036 + (i0 * 16 + i1 * 1)] = A[288 + (i1 * 1)];
-            }
-        }
-        // graphs/adding-bidir.ts:12
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 16; i1++) {
-                A[131524 + (i0 * 16 + i1 * 1)] = A[1200 + (i1 * 1)];
-            }
-        }
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 16; i1++) {
-                A[131780 + (i0 * 16 + i1 * 1)] = A[896 + (i1 * 1)];
-            }
-        }
-        // graphs/adding-bidir.ts:12
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 16; i1++) {
-                A[163268 + (i0 * 16 + i1 * 1)] = A[2768 + (i1 * 1)];
-            }
-        }
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 16; i1++) {
-                A[163524 + (i0 * 16 + i1 * 1)] = A[1984 + (i1 * 1)];
-            }
-        }
-        // graphs/adding-bidir.ts:12
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 16; i1++) {
-                A[195012 + (i0 * 16 + i1 * 1)] = A[4336 + (i1 * 1)];
-            }
-        }
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 16; i1++) {
-                A[195268 + (i0 * 16 + i1 * 1)] = A[3552 + (i1 * 1)];
-            }
-        }
-        for (let i = 0; i < 32; i++) {
-            A[195524 + i] = A[4352 + i];
-        }
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 1; i1++) {
-                A[195556 + (i0 * 1 + i1 * 1)] = A[4384 + (i1 * 1)];
-            }
-        }
-        // (derived)
-        A[237381] = 1 / A[31874];
         {
-            const v = A[237381];
-            for (let f = 0; f < 16; f++)
-                A[195572 + f] = v;
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = q3 + (i + 0) * 16;
+          const ra1 = q3 + (i + 1) * 16;
+          const ra2 = q3 + (i + 2) * 16;
+          const ra3 = q3 + (i + 3) * 16;
+          const rb0 = 336 + (15 + 0) * 16;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[237381 + (i + 0) * 16 + (15 + 0)] = c00;
+          A[237381 + (i + 1) * 16 + (15 + 0)] = c10;
+          A[237381 + (i + 2) * 16 + (15 + 0)] = c20;
+          A[237381 + (i + 3) * 16 + (15 + 0)] = c30;
         }
-        A.copyWithin(42436, 9730, 9730 + 256);
-        A.copyWithin(47812 + T * 256, 9986, 9986 + 256);
-        A.copyWithin(53188, 10242, 10242 + 256);
-        A.copyWithin(58564 + T * 256, 10498, 10498 + 256);
-        let lossSum = 0;
-        for (let i = 0; i < 320; i += 4) {
-            for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 8770 + (i + 0) * 2;
-                const ra1 = 8770 + (i + 1) * 2;
-                const ra2 = 8770 + (i + 2) * 2;
-                const ra3 = 8770 + (i + 3) * 2;
-                const rb0 = 304 + (j + 0) * 2;
-                const rb1 = 304 + (j + 1) * 2;
-                const rb2 = 304 + (j + 2) * 2;
-                for (let p = 0; p < 2; p++) {
-                    const a0 = A[ra0 + p];
-                    const a1 = A[ra1 + p];
-                    const a2 = A[ra2 + p];
-                    const a3 = A[ra3 + p];
-                    const b0 = A[rb0 + p];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                    const b1 = A[rb1 + p];
-                    c01 += a0 * b1;
-                    c11 += a1 * b1;
-                    c21 += a2 * b1;
-                    c31 += a3 * b1;
-                    const b2 = A[rb2 + p];
-                    c02 += a0 * b2;
-                    c12 += a1 * b2;
-                    c22 += a2 * b2;
-                    c32 += a3 * b2;
-                }
-                A[100292 + (i + 0) * 16 + (j + 0)] = c00;
-                A[100292 + (i + 0) * 16 + (j + 1)] = c01;
-                A[100292 + (i + 0) * 16 + (j + 2)] = c02;
-                A[100292 + (i + 1) * 16 + (j + 0)] = c10;
-                A[100292 + (i + 1) * 16 + (j + 1)] = c11;
-                A[100292 + (i + 1) * 16 + (j + 2)] = c12;
-                A[100292 + (i + 2) * 16 + (j + 0)] = c20;
-                A[100292 + (i + 2) * 16 + (j + 1)] = c21;
-                A[100292 + (i + 2) * 16 + (j + 2)] = c22;
-                A[100292 + (i + 3) * 16 + (j + 0)] = c30;
-                A[100292 + (i + 3) * 16 + (j + 1)] = c31;
-                A[100292 + (i + 3) * 16 + (j + 2)] = c32;
-            }
-            {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 8770 + (i + 0) * 2;
-                const ra1 = 8770 + (i + 1) * 2;
-                const ra2 = 8770 + (i + 2) * 2;
-                const ra3 = 8770 + (i + 3) * 2;
-                const rb0 = 304 + (15 + 0) * 2;
-                for (let p = 0; p < 2; p++) {
-                    const a0 = A[ra0 + p];
-                    const a1 = A[ra1 + p];
-                    const a2 = A[ra2 + p];
-                    const a3 = A[ra3 + p];
-                    const b0 = A[rb0 + p];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                }
-                A[100292 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[100292 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[100292 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[100292 + (i + 3) * 16 + (15 + 0)] = c30;
-            }
+      }
+      for (let i = 0; i < 256; i++) A[q2 + 768 + i] = sigmoid32(A[q5 + i] + A[99780 + i] + A[237381 + i]);
+      for (let i = 0; i < 256; i++) A[q2 + 256 + i] = 1 - A[q2 + 768 + i];
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = q3 + (i + 0) * 16;
+          const ra1 = q3 + (i + 1) * 16;
+          const ra2 = q3 + (i + 2) * 16;
+          const ra3 = q3 + (i + 3) * 16;
+          const rb0 = 32 + (j + 0) * 16;
+          const rb1 = 32 + (j + 1) * 16;
+          const rb2 = 32 + (j + 2) * 16;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[237381 + (i + 0) * 16 + (j + 0)] = c00;
+          A[237381 + (i + 0) * 16 + (j + 1)] = c01;
+          A[237381 + (i + 0) * 16 + (j + 2)] = c02;
+          A[237381 + (i + 1) * 16 + (j + 0)] = c10;
+          A[237381 + (i + 1) * 16 + (j + 1)] = c11;
+          A[237381 + (i + 1) * 16 + (j + 2)] = c12;
+          A[237381 + (i + 2) * 16 + (j + 0)] = c20;
+          A[237381 + (i + 2) * 16 + (j + 1)] = c21;
+          A[237381 + (i + 2) * 16 + (j + 2)] = c22;
+          A[237381 + (i + 3) * 16 + (j + 0)] = c30;
+          A[237381 + (i + 3) * 16 + (j + 1)] = c31;
+          A[237381 + (i + 3) * 16 + (j + 2)] = c32;
         }
-        for (let i = 0; i < 320; i += 4) {
-            for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 8770 + (i + 0) * 2;
-                const ra1 = 8770 + (i + 1) * 2;
-                const ra2 = 8770 + (i + 2) * 2;
-                const ra3 = 8770 + (i + 3) * 2;
-                const rb0 = (j + 0) * 2;
-                const rb1 = (j + 1) * 2;
-                const rb2 = (j + 2) * 2;
-                for (let p = 0; p < 2; p++) {
-                    const a0 = A[ra0 + p];
-                    const a1 = A[ra1 + p];
-                    const a2 = A[ra2 + p];
-                    const a3 = A[ra3 + p];
-                    const b0 = A[rb0 + p];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                    const b1 = A[rb1 + p];
-                    c01 += a0 * b1;
-                    c11 += a1 * b1;
-                    c21 += a2 * b1;
-                    c31 += a3 * b1;
-                    const b2 = A[rb2 + p];
-                    c02 += a0 * b2;
-                    c12 += a1 * b2;
-                    c22 += a2 * b2;
-                    c32 += a3 * b2;
-                }
-                A[105412 + (i + 0) * 16 + (j + 0)] = c00;
-                A[105412 + (i + 0) * 16 + (j + 1)] = c01;
-                A[105412 + (i + 0) * 16 + (j + 2)] = c02;
-                A[105412 + (i + 1) * 16 + (j + 0)] = c10;
-                A[105412 + (i + 1) * 16 + (j + 1)] = c11;
-                A[105412 + (i + 1) * 16 + (j + 2)] = c12;
-                A[105412 + (i + 2) * 16 + (j + 0)] = c20;
-                A[105412 + (i + 2) * 16 + (j + 1)] = c21;
-                A[105412 + (i + 2) * 16 + (j + 2)] = c22;
-                A[105412 + (i + 3) * 16 + (j + 0)] = c30;
-                A[105412 + (i + 3) * 16 + (j + 1)] = c31;
-                A[105412 + (i + 3) * 16 + (j + 2)] = c32;
-            }
-            {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 8770 + (i + 0) * 2;
-                const ra1 = 8770 + (i + 1) * 2;
-                const ra2 = 8770 + (i + 2) * 2;
-                const ra3 = 8770 + (i + 3) * 2;
-                const rb0 = (15 + 0) * 2;
-                for (let p = 0; p < 2; p++) {
-                    const a0 = A[ra0 + p];
-                    const a1 = A[ra1 + p];
-                    const a2 = A[ra2 + p];
-                    const a3 = A[ra3 + p];
-                    const b0 = A[rb0 + p];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                }
-                A[105412 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[105412 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[105412 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[105412 + (i + 3) * 16 + (15 + 0)] = c30;
-            }
-        }
-        for (let t = 0; t < T; t++) {
-            const q0 = 42436 + (t + 1) * 256;
-            const q1 = 63940 + t * 256;
-            const q2 = 110532 + t * 1024;
-            const q3 = 42436 + t * 256;
-            const q5 = 100292 + t * 256;
-            const q6 = 105412 + t * 256;
-            const q7 = 31234 + t * 16;
-            for (let i0 = 0; i0 < 16; i0++) {
-                for (let i1 = 0; i1 < 16; i1++) {
-                    A[q2 + (i0 * 16 + i1 * 1)] = A[q7 + (i0 * 1)];
-                }
-            }
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = q3 + (i + 0) * 16;
-                    const ra1 = q3 + (i + 1) * 16;
-                    const ra2 = q3 + (i + 2) * 16;
-                    const ra3 = q3 + (i + 3) * 16;
-                    const rb0 = 336 + (j + 0) * 16;
-                    const rb1 = 336 + (j + 1) * 16;
-                    const rb2 = 336 + (j + 2) * 16;
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[237381 + (i + 0) * 16 + (j + 0)] = c00;
-                    A[237381 + (i + 0) * 16 + (j + 1)] = c01;
-                    A[237381 + (i + 0) * 16 + (j + 2)] = c02;
-                    A[237381 + (i + 1) * 16 + (j + 0)] = c10;
-                    A[237381 + (i + 1) * 16 + (j + 1)] = c11;
-                    A[237381 + (i + 1) * 16 + (j + 2)] = c12;
-                    A[237381 + (i + 2) * 16 + (j + 0)] = c20;
-                    A[237381 + (i + 2) * 16 + (j + 1)] = c21;
-                    A[237381 + (i + 2) * 16 + (j + 2)] = c22;
-                    A[237381 + (i + 3) * 16 + (j + 0)] = c30;
-                    A[237381 + (i + 3) * 16 + (j + 1)] = c31;
-                    A[237381 + (i + 3) * 16 + (j + 2)] = c32;
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = q3 + (i + 0) * 16;
-                    const ra1 = q3 + (i + 1) * 16;
-                    const ra2 = q3 + (i + 2) * 16;
-                    const ra3 = q3 + (i + 3) * 16;
-                    const rb0 = 336 + (15 + 0) * 16;
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[237381 + (i + 0) * 16 + (15 + 0)] = c00;
-                    A[237381 + (i + 1) * 16 + (15 + 0)] = c10;
-                    A[237381 + (i + 2) * 16 + (15 + 0)] = c20;
-                    A[237381 + (i + 3) * 16 + (15 + 0)] = c30;
-                }
-            }
-            // graphs/adding-bidir.ts:23
-            for (let i = 0; i < 256; i++)
-                A[(q2 + 768) + i] = sigmoid32(((A[q5 + i] + A[99780 + i]) + A[237381 + i]));
-            // graphs/adding-bidir.ts:24
-            for (let i = 0; i < 256; i++)
-                A[(q2 + 256) + i] = 1 - A[(q2 + 768) + i];
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = q3 + (i + 0) * 16;
-                    const ra1 = q3 + (i + 1) * 16;
-                    const ra2 = q3 + (i + 2) * 16;
-                    const ra3 = q3 + (i + 3) * 16;
-                    const rb0 = 32 + (j + 0) * 16;
-                    const rb1 = 32 + (j + 1) * 16;
-                    const rb2 = 32 + (j + 2) * 16;
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[237381 + (i + 0) * 16 + (j + 0)] = c00;
-                    A[237381 + (i + 0) * 16 + (j + 1)] = c01;
-                    A[237381 + (i + 0) * 16 + (j + 2)] = c02;
-                    A[237381 + (i + 1) * 16 + (j + 0)] = c10;
-                    A[237381 + (i + 1) * 16 + (j + 1)] = c11;
-                    A[237381 + (i + 1) * 16 + (j + 2)] = c12;
-                    A[237381 + (i + 2) * 16 + (j + 0)] = c20;
-                    A[237381 + (i + 2) * 16 + (j + 1)] = c21;
-                    A[237381 + (i + 2) * 16 + (j + 2)] = c22;
-                    A[237381 + (i + 3) * 16 + (j + 0)] = c30;
-                    A[237381 + (i + 3) * 16 + (j + 1)] = c31;
-                    A[237381 + (i + 3) * 16 + (j + 2)] = c32;
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = q3 + (i + 0) * 16;
-                    const ra1 = q3 + (i + 1) * 16;
-                    const ra2 = q3 + (i + 2) * 16;
-                    const ra3 = q3 + (i + 3) * 16;
-                    const rb0 = 32 + (15 + 0) * 16;
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[237381 + (i + 0) * 16 + (15 + 0)] = c00;
-                    A[237381 + (i + 1) * 16 + (15 + 0)] = c10;
-                    A[237381 + (i + 2) * 16 + (15 + 0)] = c20;
-                    A[237381 + (i + 3) * 16 + (15 + 0)] = c30;
-                }
-            }
-            // graphs/adding-bidir.ts:24
-            for (let i = 0; i < 256; i++)
-                A[(q2 + 512) + i] = tanh32(((A[q6 + i] + A[100036 + i]) + A[237381 + i]));
-            // (derived)
-            for (let i = 0; i < 256; i++)
-                A[q0 + i] = (A[q2 + i] !== 0 ? ((A[(q2 + 768) + i] * A[q3 + i]) + (A[(q2 + 256) + i] * A[(q2 + 512) + i])) : A[q3 + i]);
-            for (let i = 0; i < 256; i++)
-                A[q1 + i] = (A[q2 + i] !== 0 ? A[q0 + i] : 0);
-        }
-        for (let i = 0; i < 320; i += 4) {
-            for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 8770 + (i + 0) * 2;
-                const ra1 = 8770 + (i + 1) * 2;
-                const ra2 = 8770 + (i + 2) * 2;
-                const ra3 = 8770 + (i + 3) * 2;
-                const rb0 = 912 + (j + 0) * 2;
-                const rb1 = 912 + (j + 1) * 2;
-                const rb2 = 912 + (j + 2) * 2;
-                for (let p = 0; p < 2; p++) {
-                    const a0 = A[ra0 + p];
-                    const a1 = A[ra1 + p];
-                    const a2 = A[ra2 + p];
-                    const a3 = A[ra3 + p];
-                    const b0 = A[rb0 + p];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                    const b1 = A[rb1 + p];
-                    c01 += a0 * b1;
-                    c11 += a1 * b1;
-                    c21 += a2 * b1;
-                    c31 += a3 * b1;
-                    const b2 = A[rb2 + p];
-                    c02 += a0 * b2;
-                    c12 += a1 * b2;
-                    c22 += a2 * b2;
-                    c32 += a3 * b2;
-                }
-                A[132036 + (i + 0) * 16 + (j + 0)] = c00;
-                A[132036 + (i + 0) * 16 + (j + 1)] = c01;
-                A[132036 + (i + 0) * 16 + (j + 2)] = c02;
-                A[132036 + (i + 1) * 16 + (j + 0)] = c10;
-                A[132036 + (i + 1) * 16 + (j + 1)] = c11;
-                A[132036 + (i + 1) * 16 + (j + 2)] = c12;
-                A[132036 + (i + 2) * 16 + (j + 0)] = c20;
-                A[132036 + (i + 2) * 16 + (j + 1)] = c21;
-                A[132036 + (i + 2) * 16 + (j + 2)] = c22;
-                A[132036 + (i + 3) * 16 + (j + 0)] = c30;
-                A[132036 + (i + 3) * 16 + (j + 1)] = c31;
-                A[132036 + (i + 3) * 16 + (j + 2)] = c32;
-            }
-            {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 8770 + (i + 0) * 2;
-                const ra1 = 8770 + (i + 1) * 2;
-                const ra2 = 8770 + (i + 2) * 2;
-                const ra3 = 8770 + (i + 3) * 2;
-                const rb0 = 912 + (15 + 0) * 2;
-                for (let p = 0; p < 2; p++) {
-                    const a0 = A[ra0 + p];
-                    const a1 = A[ra1 + p];
-                    const a2 = A[ra2 + p];
-                    const a3 = A[ra3 + p];
-                    const b0 = A[rb0 + p];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                }
-                A[132036 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[132036 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[132036 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[132036 + (i + 3) * 16 + (15 + 0)] = c30;
-            }
-        }
-        for (let i = 0; i < 320; i += 4) {
-            for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 8770 + (i + 0) * 2;
-                const ra1 = 8770 + (i + 1) * 2;
-                const ra2 = 8770 + (i + 2) * 2;
-                const ra3 = 8770 + (i + 3) * 2;
-                const rb0 = 608 + (j + 0) * 2;
-                const rb1 = 608 + (j + 1) * 2;
-                const rb2 = 608 + (j + 2) * 2;
-                for (let p = 0; p < 2; p++) {
-                    const a0 = A[ra0 + p];
-                    const a1 = A[ra1 + p];
-                    const a2 = A[ra2 + p];
-                    const a3 = A[ra3 + p];
-                    const b0 = A[rb0 + p];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                    const b1 = A[rb1 + p];
-                    c01 += a0 * b1;
-                    c11 += a1 * b1;
-                    c21 += a2 * b1;
-                    c31 += a3 * b1;
-                    const b2 = A[rb2 + p];
-                    c02 += a0 * b2;
-                    c12 += a1 * b2;
-                    c22 += a2 * b2;
-                    c32 += a3 * b2;
-                }
-                A[137156 + (i + 0) * 16 + (j + 0)] = c00;
-                A[137156 + (i + 0) * 16 + (j + 1)] = c01;
-                A[137156 + (i + 0) * 16 + (j + 2)] = c02;
-                A[137156 + (i + 1) * 16 + (j + 0)] = c10;
-                A[137156 + (i + 1) * 16 + (j + 1)] = c11;
-                A[137156 + (i + 1) * 16 + (j + 2)] = c12;
-                A[137156 + (i + 2) * 16 + (j + 0)] = c20;
-                A[137156 + (i + 2) * 16 + (j + 1)] = c21;
-                A[137156 + (i + 2) * 16 + (j + 2)] = c22;
-                A[137156 + (i + 3) * 16 + (j + 0)] = c30;
-                A[137156 + (i + 3) * 16 + (j + 1)] = c31;
-                A[137156 + (i + 3) * 16 + (j + 2)] = c32;
-            }
-            {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 8770 + (i + 0) * 2;
-                const ra1 = 8770 + (i + 1) * 2;
-                const ra2 = 8770 + (i + 2) * 2;
-                const ra3 = 8770 + (i + 3) * 2;
-                const rb0 = 608 + (15 + 0) * 2;
-                for (let p = 0; p < 2; p++) {
-                    const a0 = A[ra0 + p];
-                    const a1 = A[ra1 + p];
-                    const a2 = A[ra2 + p];
-                    const a3 = A[ra3 + p];
-                    const b0 = A[rb0 + p];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                }
-                A[137156 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[137156 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[137156 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[137156 + (i + 3) * 16 + (15 + 0)] = c30;
-            }
-        }
-        for (let t = T - 1; t >= 0; t--) {
-            const q0 = 47812 + t * 256;
-            const q1 = 69060 + t * 256;
-            const q2 = 142276 + t * 1024;
-            const q3 = 47812 + (t + 1) * 256;
-            const q5 = 132036 + t * 256;
-            const q6 = 137156 + t * 256;
-            const q7 = 31234 + t * 16;
-            for (let i0 = 0; i0 < 16; i0++) {
-                for (let i1 = 0; i1 < 16; i1++) {
-                    A[q2 + (i0 * 16 + i1 * 1)] = A[q7 + (i0 * 1)];
-                }
-            }
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = q3 + (i + 0) * 16;
-                    const ra1 = q3 + (i + 1) * 16;
-                    const ra2 = q3 + (i + 2) * 16;
-                    const ra3 = q3 + (i + 3) * 16;
-                    const rb0 = 944 + (j + 0) * 16;
-                    const rb1 = 944 + (j + 1) * 16;
-                    const rb2 = 944 + (j + 2) * 16;
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[237381 + (i + 0) * 16 + (j + 0)] = c00;
-                    A[237381 + (i + 0) * 16 + (j + 1)] = c01;
-                    A[237381 + (i + 0) * 16 + (j + 2)] = c02;
-                    A[237381 + (i + 1) * 16 + (j + 0)] = c10;
-                    A[237381 + (i + 1) * 16 + (j + 1)] = c11;
-                    A[237381 + (i + 1) * 16 + (j + 2)] = c12;
-                    A[237381 + (i + 2) * 16 + (j + 0)] = c20;
-                    A[237381 + (i + 2) * 16 + (j + 1)] = c21;
-                    A[237381 + (i + 2) * 16 + (j + 2)] = c22;
-                    A[237381 + (i + 3) * 16 + (j + 0)] = c30;
-                    A[237381 + (i + 3) * 16 + (j + 1)] = c31;
-                    A[237381 + (i + 3) * 16 + (j + 2)] = c32;
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = q3 + (i + 0) * 16;
-                    const ra1 = q3 + (i + 1) * 16;
-                    const ra2 = q3 + (i + 2) * 16;
-                    const ra3 = q3 + (i + 3) * 16;
-                    const rb0 = 944 + (15 + 0) * 16;
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[237381 + (i + 0) * 16 + (15 + 0)] = c00;
-                    A[237381 + (i + 1) * 16 + (15 + 0)] = c10;
-                    A[237381 + (i + 2) * 16 + (15 + 0)] = c20;
-                    A[237381 + (i + 3) * 16 + (15 + 0)] = c30;
-                }
-            }
-            // graphs/adding-bidir.ts:23
-            for (let i = 0; i < 256; i++)
-                A[(q2 + 768) + i] = sigmoid32(((A[q5 + i] + A[131524 + i]) + A[237381 + i]));
-            // graphs/adding-bidir.ts:24
-            for (let i = 0; i < 256; i++)
-                A[(q2 + 256) + i] = 1 - A[(q2 + 768) + i];
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = q3 + (i + 0) * 16;
-                    const ra1 = q3 + (i + 1) * 16;
-                    const ra2 = q3 + (i + 2) * 16;
-                    const ra3 = q3 + (i + 3) * 16;
-                    const rb0 = 640 + (j + 0) * 16;
-                    const rb1 = 640 + (j + 1) * 16;
-                    const rb2 = 640 + (j + 2) * 16;
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[237381 + (i + 0) * 16 + (j + 0)] = c00;
-                    A[237381 + (i + 0) * 16 + (j + 1)] = c01;
-                    A[237381 + (i + 0) * 16 + (j + 2)] = c02;
-                    A[237381 + (i + 1) * 16 + (j + 0)] = c10;
-                    A[237381 + (i + 1) * 16 + (j + 1)] = c11;
-                    A[237381 + (i + 1) * 16 + (j + 2)] = c12;
-                    A[237381 + (i + 2) * 16 + (j + 0)] = c20;
-                    A[237381 + (i + 2) * 16 + (j + 1)] = c21;
-                    A[237381 + (i + 2) * 16 + (j + 2)] = c22;
-                    A[237381 + (i + 3) * 16 + (j + 0)] = c30;
-                    A[237381 + (i + 3) * 16 + (j + 1)] = c31;
-                    A[237381 + (i + 3) * 16 + (j + 2)] = c32;
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = q3 + (i + 0) * 16;
-                    const ra1 = q3 + (i + 1) * 16;
-                    const ra2 = q3 + (i + 2) * 16;
-                    const ra3 = q3 + (i + 3) * 16;
-                    const rb0 = 640 + (15 + 0) * 16;
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[237381 + (i + 0) * 16 + (15 + 0)] = c00;
-                    A[237381 + (i + 1) * 16 + (15 + 0)] = c10;
-                    A[237381 + (i + 2) * 16 + (15 + 0)] = c20;
-                    A[237381 + (i + 3) * 16 + (15 + 0)] = c30;
-                }
-            }
-            // graphs/adding-bidir.ts:24
-            for (let i = 0; i < 256; i++)
-                A[(q2 + 512) + i] = tanh32(((A[q6 + i] + A[131780 + i]) + A[237381 + i]));
-            // (derived)
-            for (let i = 0; i < 256; i++)
-                A[q0 + i] = (A[q2 + i] !== 0 ? ((A[(q2 + 768) + i] * A[q3 + i]) + (A[(q2 + 256) + i] * A[(q2 + 512) + i])) : A[q3 + i]);
-            for (let i = 0; i < 256; i++)
-                A[q1 + i] = (A[q2 + i] !== 0 ? A[q0 + i] : 0);
-        }
-        for (let t = 0; t < T; t++) {
-            const q0 = 53188 + (t + 1) * 256;
-            const q1 = 74180 + t * 256;
-            const q2 = 163780 + t * 1536;
-            const q3 = 53188 + t * 256;
-            const q4 = 63940 + t * 256;
-            const q5 = 69060 + t * 256;
-            const q6 = 31234 + t * 16;
-            for (let i0 = 0; i0 < 16; i0++) {
-                for (let i1 = 0; i1 < 16; i1++) {
-                    A[q2 + (i0 * 16 + i1 * 1)] = A[q6 + (i0 * 1)];
-                }
-            }
-            // graphs/adding-bidir.ts:34
-            for (let o = 0; o < 16; o++)
-                for (let j = 0; j < 16; j++)
-                    A[(q2 + 1024) + o * 32 + 0 + j] = A[q4 + o * 16 + j];
-            for (let o = 0; o < 16; o++)
-                for (let j = 0; j < 16; j++)
-                    A[(q2 + 1024) + o * 32 + 16 + j] = A[q5 + o * 16 + j];
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = (q2 + 1024) + (i + 0) * 32;
-                    const ra1 = (q2 + 1024) + (i + 1) * 32;
-                    const ra2 = (q2 + 1024) + (i + 2) * 32;
-                    const ra3 = (q2 + 1024) + (i + 3) * 32;
-                    const rb0 = 2000 + (j + 0) * 32;
-                    const rb1 = 2000 + (j + 1) * 32;
-                    const rb2 = 2000 + (j + 2) * 32;
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[237381 + (i + 0) * 16 + (j + 0)] = c00;
-                    A[237381 + (i + 0) * 16 + (j + 1)] = c01;
-                    A[237381 + (i + 0) * 16 + (j + 2)] = c02;
-                    A[237381 + (i + 1) * 16 + (j + 0)] = c10;
-                    A[237381 + (i + 1) * 16 + (j + 1)] = c11;
-                    A[237381 + (i + 1) * 16 + (j + 2)] = c12;
-                    A[237381 + (i + 2) * 16 + (j + 0)] = c20;
-                    A[237381 + (i + 2) * 16 + (j + 1)] = c21;
-                    A[237381 + (i + 2) * 16 + (j + 2)] = c22;
-                    A[237381 + (i + 3) * 16 + (j + 0)] = c30;
-                    A[237381 + (i + 3) * 16 + (j + 1)] = c31;
-                    A[237381 + (i + 3) * 16 + (j + 2)] = c32;
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = (q2 + 1024) + (i + 0) * 32;
-                    const ra1 = (q2 + 1024) + (i + 1) * 32;
-                    const ra2 = (q2 + 1024) + (i + 2) * 32;
-                    const ra3 = (q2 + 1024) + (i + 3) * 32;
-                    const rb0 = 2000 + (15 + 0) * 32;
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[237381 + (i + 0) * 16 + (15 + 0)] = c00;
-                    A[237381 + (i + 1) * 16 + (15 + 0)] = c10;
-                    A[237381 + (i + 2) * 16 + (15 + 0)] = c20;
-                    A[237381 + (i + 3) * 16 + (15 + 0)] = c30;
-                }
-            }
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = q3 + (i + 0) * 16;
-                    const ra1 = q3 + (i + 1) * 16;
-                    const ra2 = q3 + (i + 2) * 16;
-                    const ra3 = q3 + (i + 3) * 16;
-                    const rb0 = 2512 + (j + 0) * 16;
-                    const rb1 = 2512 + (j + 1) * 16;
-                    const rb2 = 2512 + (j + 2) * 16;
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[237637 + (i + 0) * 16 + (j + 0)] = c00;
-                    A[237637 + (i + 0) * 16 + (j + 1)] = c01;
-                    A[237637 + (i + 0) * 16 + (j + 2)] = c02;
-                    A[237637 + (i + 1) * 16 + (j + 0)] = c10;
-                    A[237637 + (i + 1) * 16 + (j + 1)] = c11;
-                    A[237637 + (i + 1) * 16 + (j + 2)] = c12;
-                    A[237637 + (i + 2) * 16 + (j + 0)] = c20;
-                    A[237637 + (i + 2) * 16 + (j + 1)] = c21;
-                    A[237637 + (i + 2) * 16 + (j + 2)] = c22;
-                    A[237637 + (i + 3) * 16 + (j + 0)] = c30;
-                    A[237637 + (i + 3) * 16 + (j + 1)] = c31;
-                    A[237637 + (i + 3) * 16 + (j + 2)] = c32;
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = q3 + (i + 0) * 16;
-                    const ra1 = q3 + (i + 1) * 16;
-                    const ra2 = q3 + (i + 2) * 16;
-                    const ra3 = q3 + (i + 3) * 16;
-                    const rb0 = 2512 + (15 + 0) * 16;
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[237637 + (i + 0) * 16 + (15 + 0)] = c00;
-                    A[237637 + (i + 1) * 16 + (15 + 0)] = c10;
-                    A[237637 + (i + 2) * 16 + (15 + 0)] = c20;
-                    A[237637 + (i + 3) * 16 + (15 + 0)] = c30;
-                }
-            }
-            // graphs/adding-bidir.ts:23
-            for (let i = 0; i < 256; i++)
-                A[(q2 + 768) + i] = sigmoid32(((A[237381 + i] + A[163268 + i]) + A[237637 + i]));
-            // graphs/adding-bidir.ts:24
-            for (let i = 0; i < 256; i++)
-                A[(q2 + 256) + i] = 1 - A[(q2 + 768) + i];
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = (q2 + 1024) + (i + 0) * 32;
-                    const ra1 = (q2 + 1024) + (i + 1) * 32;
-                    const ra2 = (q2 + 1024) + (i + 2) * 32;
-                    const ra3 = (q2 + 1024) + (i + 3) * 32;
-                    const rb0 = 1216 + (j + 0) * 32;
-                    const rb1 = 1216 + (j + 1) * 32;
-                    const rb2 = 1216 + (j + 2) * 32;
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[237381 + (i + 0) * 16 + (j + 0)] = c00;
-                    A[237381 + (i + 0) * 16 + (j + 1)] = c01;
-                    A[237381 + (i + 0) * 16 + (j + 2)] = c02;
-                    A[237381 + (i + 1) * 16 + (j + 0)] = c10;
-                    A[237381 + (i + 1) * 16 + (j + 1)] = c11;
-                    A[237381 + (i + 1) * 16 + (j + 2)] = c12;
-                    A[237381 + (i + 2) * 16 + (j + 0)] = c20;
-                    A[237381 + (i + 2) * 16 + (j + 1)] = c21;
-                    A[237381 + (i + 2) * 16 + (j + 2)] = c22;
-                    A[237381 + (i + 3) * 16 + (j + 0)] = c30;
-                    A[237381 + (i + 3) * 16 + (j + 1)] = c31;
-                    A[237381 + (i + 3) * 16 + (j + 2)] = c32;
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = (q2 + 1024) + (i + 0) * 32;
-                    const ra1 = (q2 + 1024) + (i + 1) * 32;
-                    const ra2 = (q2 + 1024) + (i + 2) * 32;
-                    const ra3 = (q2 + 1024) + (i + 3) * 32;
-                    const rb0 = 1216 + (15 + 0) * 32;
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[237381 + (i + 0) * 16 + (15 + 0)] = c00;
-                    A[237381 + (i + 1) * 16 + (15 + 0)] = c10;
-                    A[237381 + (i + 2) * 16 + (15 + 0)] = c20;
-                    A[237381 + (i + 3) * 16 + (15 + 0)] = c30;
-                }
-            }
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = q3 + (i + 0) * 16;
-                    const ra1 = q3 + (i + 1) * 16;
-                    const ra2 = q3 + (i + 2) * 16;
-                    const ra3 = q3 + (i + 3) * 16;
-                    const rb0 = 1728 + (j + 0) * 16;
-                    const rb1 = 1728 + (j + 1) * 16;
-                    const rb2 = 1728 + (j + 2) * 16;
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[237637 + (i + 0) * 16 + (j + 0)] = c00;
-                    A[237637 + (i + 0) * 16 + (j + 1)] = c01;
-                    A[237637 + (i + 0) * 16 + (j + 2)] = c02;
-                    A[237637 + (i + 1) * 16 + (j + 0)] = c10;
-                    A[237637 + (i + 1) * 16 + (j + 1)] = c11;
-                    A[237637 + (i + 1) * 16 + (j + 2)] = c12;
-                    A[237637 + (i + 2) * 16 + (j + 0)] = c20;
-                    A[237637 + (i + 2) * 16 + (j + 1)] = c21;
-                    A[237637 + (i + 2) * 16 + (j + 2)] = c22;
-                    A[237637 + (i + 3) * 16 + (j + 0)] = c30;
-                    A[237637 + (i + 3) * 16 + (j + 1)] = c31;
-                    A[237637 + (i + 3) * 16 + (j + 2)] = c32;
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = q3 + (i + 0) * 16;
-                    const ra1 = q3 + (i + 1) * 16;
-                    const ra2 = q3 + (i + 2) * 16;
-                    const ra3 = q3 + (i + 3) * 16;
-                    const rb0 = 1728 + (15 + 0) * 16;
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[237637 + (i + 0) * 16 + (15 + 0)] = c00;
-                    A[237637 + (i + 1) * 16 + (15 + 0)] = c10;
-                    A[237637 + (i + 2) * 16 + (15 + 0)] = c20;
-                    A[237637 + (i + 3) * 16 + (15 + 0)] = c30;
-                }
-            }
-            // graphs/adding-bidir.ts:24
-            for (let i = 0; i < 256; i++)
-                A[(q2 + 512) + i] = tanh32(((A[237381 + i] + A[163524 + i]) + A[237637 + i]));
-            // (derived)
-            for (let i = 0; i < 256; i++)
-                A[q0 + i] = (A[q2 + i] !== 0 ? ((A[(q2 + 768) + i] * A[q3 + i]) + (A[(q2 + 256) + i] * A[(q2 + 512) + i])) : A[q3 + i]);
-            for (let i = 0; i < 256; i++)
-                A[q1 + i] = (A[q2 + i] !== 0 ? A[q0 + i] : 0);
-        }
-        for (let t = T - 1; t >= 0; t--) {
-            const q0 = 58564 + t * 256;
-            const q1 = 31875 + t * 16;
-            const q2 = 79300 + t * 256;
-            const q3 = 195588 + t * 2064;
-            const q4 = 58564 + (t + 1) * 256;
-            const q5 = 63940 + t * 256;
-            const q6 = 69060 + t * 256;
-            const q7 = 74180 + t * 256;
-            const q8 = 9410 + t * 16;
-            const q9 = 31234 + t * 16;
-            const q10 = 31554 + t * 16;
-            for (let i0 = 0; i0 < 16; i0++) {
-                for (let i1 = 0; i1 < 16; i1++) {
-                    A[(q3 + 16) + (i0 * 16 + i1 * 1)] = A[q9 + (i0 * 1)];
-                }
-            }
-            // graphs/adding-bidir.ts:34
-            for (let o = 0; o < 16; o++)
-                for (let j = 0; j < 16; j++)
-                    A[(q3 + 1040) + o * 32 + 0 + j] = A[q5 + o * 16 + j];
-            for (let o = 0; o < 16; o++)
-                for (let j = 0; j < 16; j++)
-                    A[(q3 + 1040) + o * 32 + 16 + j] = A[q6 + o * 16 + j];
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = (q3 + 1040) + (i + 0) * 32;
-                    const ra1 = (q3 + 1040) + (i + 1) * 32;
-                    const ra2 = (q3 + 1040) + (i + 2) * 32;
-                    const ra3 = (q3 + 1040) + (i + 3) * 32;
-                    const rb0 = 3568 + (j + 0) * 32;
-                    const rb1 = 3568 + (j + 1) * 32;
-                    const rb2 = 3568 + (j + 2) * 32;
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[237381 + (i + 0) * 16 + (j + 0)] = c00;
-                    A[237381 + (i + 0) * 16 + (j + 1)] = c01;
-                    A[237381 + (i + 0) * 16 + (j + 2)] = c02;
-                    A[237381 + (i + 1) * 16 + (j + 0)] = c10;
-                    A[237381 + (i + 1) * 16 + (j + 1)] = c11;
-                    A[237381 + (i + 1) * 16 + (j + 2)] = c12;
-                    A[237381 + (i + 2) * 16 + (j + 0)] = c20;
-                    A[237381 + (i + 2) * 16 + (j + 1)] = c21;
-                    A[237381 + (i + 2) * 16 + (j + 2)] = c22;
-                    A[237381 + (i + 3) * 16 + (j + 0)] = c30;
-                    A[237381 + (i + 3) * 16 + (j + 1)] = c31;
-                    A[237381 + (i + 3) * 16 + (j + 2)] = c32;
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = (q3 + 1040) + (i + 0) * 32;
-                    const ra1 = (q3 + 1040) + (i + 1) * 32;
-                    const ra2 = (q3 + 1040) + (i + 2) * 32;
-                    const ra3 = (q3 + 1040) + (i + 3) * 32;
-                    const rb0 = 3568 + (15 + 0) * 32;
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[237381 + (i + 0) * 16 + (15 + 0)] = c00;
-                    A[237381 + (i + 1) * 16 + (15 + 0)] = c10;
-                    A[237381 + (i + 2) * 16 + (15 + 0)] = c20;
-                    A[237381 + (i + 3) * 16 + (15 + 0)] = c30;
-                }
-            }
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = q4 + (i + 0) * 16;
-                    const ra1 = q4 + (i + 1) * 16;
-                    const ra2 = q4 + (i + 2) * 16;
-                    const ra3 = q4 + (i + 3) * 16;
-                    const rb0 = 4080 + (j + 0) * 16;
-                    const rb1 = 4080 + (j + 1) * 16;
-                    const rb2 = 4080 + (j + 2) * 16;
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[237637 + (i + 0) * 16 + (j + 0)] = c00;
-                    A[237637 + (i + 0) * 16 + (j + 1)] = c01;
-                    A[237637 + (i + 0) * 16 + (j + 2)] = c02;
-                    A[237637 + (i + 1) * 16 + (j + 0)] = c10;
-                    A[237637 + (i + 1) * 16 + (j + 1)] = c11;
-                    A[237637 + (i + 1) * 16 + (j + 2)] = c12;
-                    A[237637 + (i + 2) * 16 + (j + 0)] = c20;
-                    A[237637 + (i + 2) * 16 + (j + 1)] = c21;
-                    A[237637 + (i + 2) * 16 + (j + 2)] = c22;
-                    A[237637 + (i + 3) * 16 + (j + 0)] = c30;
-                    A[237637 + (i + 3) * 16 + (j + 1)] = c31;
-                    A[237637 + (i + 3) * 16 + (j + 2)] = c32;
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = q4 + (i + 0) * 16;
-                    const ra1 = q4 + (i + 1) * 16;
-                    const ra2 = q4 + (i + 2) * 16;
-                    const ra3 = q4 + (i + 3) * 16;
-                    const rb0 = 4080 + (15 + 0) * 16;
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[237637 + (i + 0) * 16 + (15 + 0)] = c00;
-                    A[237637 + (i + 1) * 16 + (15 + 0)] = c10;
-                    A[237637 + (i + 2) * 16 + (15 + 0)] = c20;
-                    A[237637 + (i + 3) * 16 + (15 + 0)] = c30;
-                }
-            }
-            // graphs/adding-bidir.ts:23
-            for (let i = 0; i < 256; i++)
-                A[(q3 + 784) + i] = sigmoid32(((A[237381 + i] + A[195012 + i]) + A[237637 + i]));
-            // graphs/adding-bidir.ts:24
-            for (let i = 0; i < 256; i++)
-                A[(q3 + 272) + i] = 1 - A[(q3 + 784) + i];
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = (q3 + 1040) + (i + 0) * 32;
-                    const ra1 = (q3 + 1040) + (i + 1) * 32;
-                    const ra2 = (q3 + 1040) + (i + 2) * 32;
-                    const ra3 = (q3 + 1040) + (i + 3) * 32;
-                    const rb0 = 2784 + (j + 0) * 32;
-                    const rb1 = 2784 + (j + 1) * 32;
-                    const rb2 = 2784 + (j + 2) * 32;
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[237381 + (i + 0) * 16 + (j + 0)] = c00;
-                    A[237381 + (i + 0) * 16 + (j + 1)] = c01;
-                    A[237381 + (i + 0) * 16 + (j + 2)] = c02;
-                    A[237381 + (i + 1) * 16 + (j + 0)] = c10;
-                    A[237381 + (i + 1) * 16 + (j + 1)] = c11;
-                    A[237381 + (i + 1) * 16 + (j + 2)] = c12;
-                    A[237381 + (i + 2) * 16 + (j + 0)] = c20;
-                    A[237381 + (i + 2) * 16 + (j + 1)] = c21;
-                    A[237381 + (i + 2) * 16 + (j + 2)] = c22;
-                    A[237381 + (i + 3) * 16 + (j + 0)] = c30;
-                    A[237381 + (i + 3) * 16 + (j + 1)] = c31;
-                    A[237381 + (i + 3) * 16 + (j + 2)] = c32;
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = (q3 + 1040) + (i + 0) * 32;
-                    const ra1 = (q3 + 1040) + (i + 1) * 32;
-                    const ra2 = (q3 + 1040) + (i + 2) * 32;
-                    const ra3 = (q3 + 1040) + (i + 3) * 32;
-                    const rb0 = 2784 + (15 + 0) * 32;
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[237381 + (i + 0) * 16 + (15 + 0)] = c00;
-                    A[237381 + (i + 1) * 16 + (15 + 0)] = c10;
-                    A[237381 + (i + 2) * 16 + (15 + 0)] = c20;
-                    A[237381 + (i + 3) * 16 + (15 + 0)] = c30;
-                }
-            }
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = q4 + (i + 0) * 16;
-                    const ra1 = q4 + (i + 1) * 16;
-                    const ra2 = q4 + (i + 2) * 16;
-                    const ra3 = q4 + (i + 3) * 16;
-                    const rb0 = 3296 + (j + 0) * 16;
-                    const rb1 = 3296 + (j + 1) * 16;
-                    const rb2 = 3296 + (j + 2) * 16;
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[237637 + (i + 0) * 16 + (j + 0)] = c00;
-                    A[237637 + (i + 0) * 16 + (j + 1)] = c01;
-                    A[237637 + (i + 0) * 16 + (j + 2)] = c02;
-                    A[237637 + (i + 1) * 16 + (j + 0)] = c10;
-                    A[237637 + (i + 1) * 16 + (j + 1)] = c11;
-                    A[237637 + (i + 1) * 16 + (j + 2)] = c12;
-                    A[237637 + (i + 2) * 16 + (j + 0)] = c20;
-                    A[237637 + (i + 2) * 16 + (j + 1)] = c21;
-                    A[237637 + (i + 2) * 16 + (j + 2)] = c22;
-                    A[237637 + (i + 3) * 16 + (j + 0)] = c30;
-                    A[237637 + (i + 3) * 16 + (j + 1)] = c31;
-                    A[237637 + (i + 3) * 16 + (j + 2)] = c32;
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = q4 + (i + 0) * 16;
-                    const ra1 = q4 + (i + 1) * 16;
-                    const ra2 = q4 + (i + 2) * 16;
-                    const ra3 = q4 + (i + 3) * 16;
-                    const rb0 = 3296 + (15 + 0) * 16;
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[237637 + (i + 0) * 16 + (15 + 0)] = c00;
-                    A[237637 + (i + 1) * 16 + (15 + 0)] = c10;
-                    A[237637 + (i + 2) * 16 + (15 + 0)] = c20;
-                    A[237637 + (i + 3) * 16 + (15 + 0)] = c30;
-                }
-            }
-            // graphs/adding-bidir.ts:24
-            for (let i = 0; i < 256; i++)
-                A[(q3 + 528) + i] = tanh32(((A[237381 + i] + A[195268 + i]) + A[237637 + i]));
-            // (derived)
-            for (let i = 0; i < 256; i++)
-                A[q0 + i] = (A[(q3 + 16) + i] !== 0 ? ((A[(q3 + 784) + i] * A[q4 + i]) + (A[(q3 + 272) + i] * A[(q3 + 528) + i])) : A[q4 + i]);
-            for (let i = 0; i < 256; i++)
-                A[q2 + i] = (A[(q3 + 16) + i] !== 0 ? A[q0 + i] : 0);
-            // graphs/adding-bidir.ts:34
-            for (let o = 0; o < 16; o++)
-                for (let j = 0; j < 16; j++)
-                    A[(q3 + 1552) + o * 32 + 0 + j] = A[q7 + o * 16 + j];
-            for (let o = 0; o < 16; o++)
-                for (let j = 0; j < 16; j++)
-                    A[(q3 + 1552) + o * 32 + 16 + j] = A[q2 + o * 16 + j];
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 1; j += 1) {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = (q3 + 1552) + (i + 0) * 32;
-                    const ra1 = (q3 + 1552) + (i + 1) * 32;
-                    const ra2 = (q3 + 1552) + (i + 2) * 32;
-                    const ra3 = (q3 + 1552) + (i + 3) * 32;
-                    const rb0 = 195524 + (j + 0);
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[195556 + (i + 0) * 1 + (j + 0)];
-                    A[q1 + (i + 1) * 1 + (j + 0)] = c10 + A[195556 + (i + 1) * 1 + (j + 0)];
-                    A[q1 + (i + 2) * 1 + (j + 0)] = c20 + A[195556 + (i + 2) * 1 + (j + 0)];
-                    A[q1 + (i + 3) * 1 + (j + 0)] = c30 + A[195556 + (i + 3) * 1 + (j + 0)];
-                }
-            }
-            // (derived)
-            for (let i = 0; i < 16; i++)
-                A[q3 + i] = A[q1 + i] - A[q8 + i];
-            for (let i = 0; i < 16; i++)
-                A[237381 + i] = A[q3 + i] * A[q3 + i];
-            for (let i0 = 0; i0 < 16; i0++) {
-                {
-                    let acc = 0;
-                    for (let i1 = 0; i1 < 1; i1++) {
-                        acc = acc + A[237381 + (i0 * 1 + i1 * 1)];
-                    }
-                    A[237397 + (i0 * 1)] = acc;
-                }
-            }
-            for (let i = 0; i < 16; i++)
-                A[237381 + i] = A[q10 + i] * A[237397 + i];
-            {
-                let acc = 0;
-                for (let i0 = 0; i0 < 16; i0++) {
-                    acc = acc + A[237381 + (i0 * 1)];
-                }
-                A[236868 + (0)] = acc;
-            }
-            lossSum += A[236868];
-        }
-        A[32195] = lossSum / A[31874];
-        A.copyWithin(9730 + T * 1024, (42436 + T * 256), (42436 + T * 256) + 256);
-        A.copyWithin(9986 + T * 1024, (47812), (47812) + 256);
-        A.copyWithin(10242 + T * 1024, (53188 + T * 256), (53188 + T * 256) + 256);
-        A.copyWithin(10498 + T * 1024, (58564), (58564) + 256);
-        A.fill(0, 4385, 8770);
-        A.fill(0, 84420, 84420 + T * 256);
-        A.fill(0, 89540, 89540 + T * 256);
-        A.fill(0, 94660, 94660 + T * 256);
-        A.fill(0, 236869, 237125);
-        for (let t = 0; t < T; t++) {
-            const q0 = 58564 + (t + 1) * 256;
-            const q6 = 31554 + t * 16;
-            const q10 = 195588 + t * 2064;
-            const q11 = 84420 + t * 256;
-            const q12 = 89540 + t * 256;
-            const q13 = 94660 + t * 256;
-            for (let i = 0; i < 16; i++)
-                A[237381 + i] = A[195572 + i] * A[q6 + i];
-            for (let i0 = 0; i0 < 16; i0++) {
-                for (let i1 = 0; i1 < 1; i1++) {
-                    A[237397 + (i0 * 1 + i1 * 1)] = A[237381 + (i0 * 1)];
-                }
-            }
-            for (let i = 0; i < 16; i++)
-                A[237381 + i] = A[237397 + i] * A[q10 + i];
-            for (let i = 0; i < 16; i++)
-                A[237397 + i] = A[237381 + i] + A[237381 + i];
-            for (let i = 0; i < 16; i++) {
-                const a0 = A[237397 + i * 1];
-                for (let j = 0; j < 32; j++)
-                    A[237413 + i * 32 + j] = a0 * A[4352 + j];
-            }
-            for (let o = 0; o < 16; o++)
-                for (let j = 0; j < 16; j++)
-                    A[237925 + o * 16 + j] = A[237413 + o * 32 + 16 + j];
-            for (let i = 0; i < 256; i++)
-                A[238181 + i] = A[236869 + i] + ((A[(q10 + 16) + i] !== 0 ? A[237925 + i] : 0));
-            for (let i = 0; i < 256; i++)
-                A[237925 + i] = (A[(q10 + 16) + i] !== 0 ? A[238181 + i] : 0);
-            for (let i = 0; i < 256; i++)
-                A[238437 + i] = (A[237925 + i] * A[(q10 + 272) + i]) * (1 - (A[(q10 + 528) + i] * A[(q10 + 528) + i]));
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 238437 + (i + 0) * 16;
-                    const ra1 = 238437 + (i + 1) * 16;
-                    const ra2 = 238437 + (i + 2) * 16;
-                    const ra3 = 238437 + (i + 3) * 16;
-                    const rb0 = 3296 + (j + 0);
-                    const rb1 = 3296 + (j + 1);
-                    const rb2 = 3296 + (j + 2);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 16];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 16];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[238693 + (i + 0) * 16 + (j + 0)] = c00;
-                    A[238693 + (i + 0) * 16 + (j + 1)] = c01;
-                    A[238693 + (i + 0) * 16 + (j + 2)] = c02;
-                    A[238693 + (i + 1) * 16 + (j + 0)] = c10;
-                    A[238693 + (i + 1) * 16 + (j + 1)] = c11;
-                    A[238693 + (i + 1) * 16 + (j + 2)] = c12;
-                    A[238693 + (i + 2) * 16 + (j + 0)] = c20;
-                    A[238693 + (i + 2) * 16 + (j + 1)] = c21;
-                    A[238693 + (i + 2) * 16 + (j + 2)] = c22;
-                    A[238693 + (i + 3) * 16 + (j + 0)] = c30;
-                    A[238693 + (i + 3) * 16 + (j + 1)] = c31;
-                    A[238693 + (i + 3) * 16 + (j + 2)] = c32;
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = 238437 + (i + 0) * 16;
-                    const ra1 = 238437 + (i + 1) * 16;
-                    const ra2 = 238437 + (i + 2) * 16;
-                    const ra3 = 238437 + (i + 3) * 16;
-                    const rb0 = 3296 + (15 + 0);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[238693 + (i + 0) * 16 + (15 + 0)] = c00;
-                    A[238693 + (i + 1) * 16 + (15 + 0)] = c10;
-                    A[238693 + (i + 2) * 16 + (15 + 0)] = c20;
-                    A[238693 + (i + 3) * 16 + (15 + 0)] = c30;
-                }
-            }
-            for (let i = 0; i < 256; i++)
-                A[238949 + i] = ((-((A[237925 + i] * A[(q10 + 528) + i]))) + (A[237925 + i] * A[q0 + i])) * (A[(q10 + 784) + i] * A[(q10 + 272) + i]);
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 238949 + (i + 0) * 16;
-                    const ra1 = 238949 + (i + 1) * 16;
-                    const ra2 = 238949 + (i + 2) * 16;
-                    const ra3 = 238949 + (i + 3) * 16;
-                    const rb0 = 4080 + (j + 0);
-                    const rb1 = 4080 + (j + 1);
-                    const rb2 = 4080 + (j + 2);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 16];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 16];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[239205 + (i + 0) * 16 + (j + 0)] = c00;
-                    A[239205 + (i + 0) * 16 + (j + 1)] = c01;
-                    A[239205 + (i + 0) * 16 + (j + 2)] = c02;
-                    A[239205 + (i + 1) * 16 + (j + 0)] = c10;
-                    A[239205 + (i + 1) * 16 + (j + 1)] = c11;
-                    A[239205 + (i + 1) * 16 + (j + 2)] = c12;
-                    A[239205 + (i + 2) * 16 + (j + 0)] = c20;
-                    A[239205 + (i + 2) * 16 + (j + 1)] = c21;
-                    A[239205 + (i + 2) * 16 + (j + 2)] = c22;
-                    A[239205 + (i + 3) * 16 + (j + 0)] = c30;
-                    A[239205 + (i + 3) * 16 + (j + 1)] = c31;
-                    A[239205 + (i + 3) * 16 + (j + 2)] = c32;
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = 238949 + (i + 0) * 16;
-                    const ra1 = 238949 + (i + 1) * 16;
-                    const ra2 = 238949 + (i + 2) * 16;
-                    const ra3 = 238949 + (i + 3) * 16;
-                    const rb0 = 4080 + (15 + 0);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[239205 + (i + 0) * 16 + (15 + 0)] = c00;
-                    A[239205 + (i + 1) * 16 + (15 + 0)] = c10;
-                    A[239205 + (i + 2) * 16 + (15 + 0)] = c20;
-                    A[239205 + (i + 3) * 16 + (15 + 0)] = c30;
-                }
-            }
-            for (let i = 0; i < 256; i++)
-                A[237125 + i] = ((((A[(q10 + 16) + i] !== 0 ? 0 : A[238181 + i])) + A[238693 + i]) + (A[237925 + i] * A[(q10 + 784) + i])) + A[239205 + i];
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 30; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 238437 + (i + 0);
-                    const ra1 = 238437 + (i + 1);
-                    const ra2 = 238437 + (i + 2);
-                    const ra3 = 238437 + (i + 3);
-                    const rb0 = (q10 + 1040) + (j + 0);
-                    const rb1 = (q10 + 1040) + (j + 1);
-                    const rb2 = (q10 + 1040) + (j + 2);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p * 16];
-                        const a1 = A[ra1 + p * 16];
-                        const a2 = A[ra2 + p * 16];
-                        const a3 = A[ra3 + p * 16];
-                        const b0 = A[rb0 + p * 32];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 32];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 32];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[7169 + (i + 0) * 32 + (j + 0)] += c00;
-                    A[7169 + (i + 0) * 32 + (j + 1)] += c01;
-                    A[7169 + (i + 0) * 32 + (j + 2)] += c02;
-                    A[7169 + (i + 1) * 32 + (j + 0)] += c10;
-                    A[7169 + (i + 1) * 32 + (j + 1)] += c11;
-                    A[7169 + (i + 1) * 32 + (j + 2)] += c12;
-                    A[7169 + (i + 2) * 32 + (j + 0)] += c20;
-                    A[7169 + (i + 2) * 32 + (j + 1)] += c21;
-                    A[7169 + (i + 2) * 32 + (j + 2)] += c22;
-                    A[7169 + (i + 3) * 32 + (j + 0)] += c30;
-                    A[7169 + (i + 3) * 32 + (j + 1)] += c31;
-                    A[7169 + (i + 3) * 32 + (j + 2)] += c32;
-                }
-                {
-                    let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                    const ra0 = 238437 + (i + 0);
-                    const ra1 = 238437 + (i + 1);
-                    const ra2 = 238437 + (i + 2);
-                    const ra3 = 238437 + (i + 3);
-                    const rb0 = (q10 + 1040) + (30 + 0);
-                    const rb1 = (q10 + 1040) + (30 + 1);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p * 16];
-                        const a1 = A[ra1 + p * 16];
-                        const a2 = A[ra2 + p * 16];
-                        const a3 = A[ra3 + p * 16];
-                        const b0 = A[rb0 + p * 32];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 32];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                    }
-                    A[7169 + (i + 0) * 32 + (30 + 0)] += c00;
-                    A[7169 + (i + 0) * 32 + (30 + 1)] += c01;
-                    A[7169 + (i + 1) * 32 + (30 + 0)] += c10;
-                    A[7169 + (i + 1) * 32 + (30 + 1)] += c11;
-                    A[7169 + (i + 2) * 32 + (30 + 0)] += c20;
-                    A[7169 + (i + 2) * 32 + (30 + 1)] += c21;
-                    A[7169 + (i + 3) * 32 + (30 + 0)] += c30;
-                    A[7169 + (i + 3) * 32 + (30 + 1)] += c31;
-                }
-            }
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 238437 + (i + 0);
-                    const ra1 = 238437 + (i + 1);
-                    const ra2 = 238437 + (i + 2);
-                    const ra3 = 238437 + (i + 3);
-                    const rb0 = q0 + (j + 0);
-                    const rb1 = q0 + (j + 1);
-                    const rb2 = q0 + (j + 2);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p * 16];
-                        const a1 = A[ra1 + p * 16];
-                        const a2 = A[ra2 + p * 16];
-                        const a3 = A[ra3 + p * 16];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 16];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 16];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[7681 + (i + 0) * 16 + (j + 0)] += c00;
-                    A[7681 + (i + 0) * 16 + (j + 1)] += c01;
-                    A[7681 + (i + 0) * 16 + (j + 2)] += c02;
-                    A[7681 + (i + 1) * 16 + (j + 0)] += c10;
-                    A[7681 + (i + 1) * 16 + (j + 1)] += c11;
-                    A[7681 + (i + 1) * 16 + (j + 2)] += c12;
-                    A[7681 + (i + 2) * 16 + (j + 0)] += c20;
-                    A[7681 + (i + 2) * 16 + (j + 1)] += c21;
-                    A[7681 + (i + 2) * 16 + (j + 2)] += c22;
-                    A[7681 + (i + 3) * 16 + (j + 0)] += c30;
-                    A[7681 + (i + 3) * 16 + (j + 1)] += c31;
-                    A[7681 + (i + 3) * 16 + (j + 2)] += c32;
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = 238437 + (i + 0);
-                    const ra1 = 238437 + (i + 1);
-                    const ra2 = 238437 + (i + 2);
-                    const ra3 = 238437 + (i + 3);
-                    const rb0 = q0 + (15 + 0);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p * 16];
-                        const a1 = A[ra1 + p * 16];
-                        const a2 = A[ra2 + p * 16];
-                        const a3 = A[ra3 + p * 16];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[7681 + (i + 0) * 16 + (15 + 0)] += c00;
-                    A[7681 + (i + 1) * 16 + (15 + 0)] += c10;
-                    A[7681 + (i + 2) * 16 + (15 + 0)] += c20;
-                    A[7681 + (i + 3) * 16 + (15 + 0)] += c30;
-                }
-            }
-            for (let i1 = 0; i1 < 16; i1++) {
-                {
-                    let acc = 0;
-                    for (let i0 = 0; i0 < 16; i0++) {
-                        acc = acc + A[238437 + (i0 * 16 + i1 * 1)];
-                    }
-                    A[7937 + (i1 * 1)] += acc;
-                }
-            }
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 30; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 238949 + (i + 0);
-                    const ra1 = 238949 + (i + 1);
-                    const ra2 = 238949 + (i + 2);
-                    const ra3 = 238949 + (i + 3);
-                    const rb0 = (q10 + 1040) + (j + 0);
-                    const rb1 = (q10 + 1040) + (j + 1);
-                    const rb2 = (q10 + 1040) + (j + 2);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p * 16];
-                        const a1 = A[ra1 + p * 16];
-                        const a2 = A[ra2 + p * 16];
-                        const a3 = A[ra3 + p * 16];
-                        const b0 = A[rb0 + p * 32];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 32];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 32];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[7953 + (i + 0) * 32 + (j + 0)] += c00;
-                    A[7953 + (i + 0) * 32 + (j + 1)] += c01;
-                    A[7953 + (i + 0) * 32 + (j + 2)] += c02;
-                    A[7953 + (i + 1) * 32 + (j + 0)] += c10;
-                    A[7953 + (i + 1) * 32 + (j + 1)] += c11;
-                    A[7953 + (i + 1) * 32 + (j + 2)] += c12;
-                    A[7953 + (i + 2) * 32 + (j + 0)] += c20;
-                    A[7953 + (i + 2) * 32 + (j + 1)] += c21;
-                    A[7953 + (i + 2) * 32 + (j + 2)] += c22;
-                    A[7953 + (i + 3) * 32 + (j + 0)] += c30;
-                    A[7953 + (i + 3) * 32 + (j + 1)] += c31;
-                    A[7953 + (i + 3) * 32 + (j + 2)] += c32;
-                }
-                {
-                    let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                    const ra0 = 238949 + (i + 0);
-                    const ra1 = 238949 + (i + 1);
-                    const ra2 = 238949 + (i + 2);
-                    const ra3 = 238949 + (i + 3);
-                    const rb0 = (q10 + 1040) + (30 + 0);
-                    const rb1 = (q10 + 1040) + (30 + 1);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p * 16];
-                        const a1 = A[ra1 + p * 16];
-                        const a2 = A[ra2 + p * 16];
-                        const a3 = A[ra3 + p * 16];
-                        const b0 = A[rb0 + p * 32];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 32];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                    }
-                    A[7953 + (i + 0) * 32 + (30 + 0)] += c00;
-                    A[7953 + (i + 0) * 32 + (30 + 1)] += c01;
-                    A[7953 + (i + 1) * 32 + (30 + 0)] += c10;
-                    A[7953 + (i + 1) * 32 + (30 + 1)] += c11;
-                    A[7953 + (i + 2) * 32 + (30 + 0)] += c20;
-                    A[7953 + (i + 2) * 32 + (30 + 1)] += c21;
-                    A[7953 + (i + 3) * 32 + (30 + 0)] += c30;
-                    A[7953 + (i + 3) * 32 + (30 + 1)] += c31;
-                }
-            }
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 238949 + (i + 0);
-                    const ra1 = 238949 + (i + 1);
-                    const ra2 = 238949 + (i + 2);
-                    const ra3 = 238949 + (i + 3);
-                    const rb0 = q0 + (j + 0);
-                    const rb1 = q0 + (j + 1);
-                    const rb2 = q0 + (j + 2);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p * 16];
-                        const a1 = A[ra1 + p * 16];
-                        const a2 = A[ra2 + p * 16];
-                        const a3 = A[ra3 + p * 16];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 16];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 16];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[8465 + (i + 0) * 16 + (j + 0)] += c00;
-                    A[8465 + (i + 0) * 16 + (j + 1)] += c01;
-                    A[8465 + (i + 0) * 16 + (j + 2)] += c02;
-                    A[8465 + (i + 1) * 16 + (j + 0)] += c10;
-                    A[8465 + (i + 1) * 16 + (j + 1)] += c11;
-                    A[8465 + (i + 1) * 16 + (j + 2)] += c12;
-                    A[8465 + (i + 2) * 16 + (j + 0)] += c20;
-                    A[8465 + (i + 2) * 16 + (j + 1)] += c21;
-                    A[8465 + (i + 2) * 16 + (j + 2)] += c22;
-                    A[8465 + (i + 3) * 16 + (j + 0)] += c30;
-                    A[8465 + (i + 3) * 16 + (j + 1)] += c31;
-                    A[8465 + (i + 3) * 16 + (j + 2)] += c32;
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = 238949 + (i + 0);
-                    const ra1 = 238949 + (i + 1);
-                    const ra2 = 238949 + (i + 2);
-                    const ra3 = 238949 + (i + 3);
-                    const rb0 = q0 + (15 + 0);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p * 16];
-                        const a1 = A[ra1 + p * 16];
-                        const a2 = A[ra2 + p * 16];
-                        const a3 = A[ra3 + p * 16];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[8465 + (i + 0) * 16 + (15 + 0)] += c00;
-                    A[8465 + (i + 1) * 16 + (15 + 0)] += c10;
-                    A[8465 + (i + 2) * 16 + (15 + 0)] += c20;
-                    A[8465 + (i + 3) * 16 + (15 + 0)] += c30;
-                }
-            }
-            for (let i1 = 0; i1 < 16; i1++) {
-                {
-                    let acc = 0;
-                    for (let i0 = 0; i0 < 16; i0++) {
-                        acc = acc + A[238949 + (i0 * 16 + i1 * 1)];
-                    }
-                    A[8721 + (i1 * 1)] += acc;
-                }
-            }
-            for (let i = 0; i < 32; i += 4) {
-                for (let j = 0; j < 1; j += 1) {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = (q10 + 1552) + (i + 0);
-                    const ra1 = (q10 + 1552) + (i + 1);
-                    const ra2 = (q10 + 1552) + (i + 2);
-                    const ra3 = (q10 + 1552) + (i + 3);
-                    const rb0 = 237397 + (j + 0);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p * 32];
-                        const a1 = A[ra1 + p * 32];
-                        const a2 = A[ra2 + p * 32];
-                        const a3 = A[ra3 + p * 32];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[237925 + (i + 0) * 1 + (j + 0)] = c00;
-                    A[237925 + (i + 1) * 1 + (j + 0)] = c10;
-                    A[237925 + (i + 2) * 1 + (j + 0)] = c20;
-                    A[237925 + (i + 3) * 1 + (j + 0)] = c30;
-                }
-            }
-            for (let i = 0; i < 32; i++) {
-                A[237957 + i] = A[237925 + i];
-            }
-            for (let i1 = 0; i1 < 1; i1++) {
-                {
-                    let acc = 0;
-                    for (let i0 = 0; i0 < 16; i0++) {
-                        acc = acc + A[237397 + (i0 * 1 + i1 * 1)];
-                    }
-                    A[8769 + (i1 * 1)] += acc;
-                }
-            }
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 30; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 238949 + (i + 0) * 16;
-                    const ra1 = 238949 + (i + 1) * 16;
-                    const ra2 = 238949 + (i + 2) * 16;
-                    const ra3 = 238949 + (i + 3) * 16;
-                    const rb0 = 3568 + (j + 0);
-                    const rb1 = 3568 + (j + 1);
-                    const rb2 = 3568 + (j + 2);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 32];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 32];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 32];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[239461 + (i + 0) * 32 + (j + 0)] = c00;
-                    A[239461 + (i + 0) * 32 + (j + 1)] = c01;
-                    A[239461 + (i + 0) * 32 + (j + 2)] = c02;
-                    A[239461 + (i + 1) * 32 + (j + 0)] = c10;
-                    A[239461 + (i + 1) * 32 + (j + 1)] = c11;
-                    A[239461 + (i + 1) * 32 + (j + 2)] = c12;
-                    A[239461 + (i + 2) * 32 + (j + 0)] = c20;
-                    A[239461 + (i + 2) * 32 + (j + 1)] = c21;
-                    A[239461 + (i + 2) * 32 + (j + 2)] = c22;
-                    A[239461 + (i + 3) * 32 + (j + 0)] = c30;
-                    A[239461 + (i + 3) * 32 + (j + 1)] = c31;
-                    A[239461 + (i + 3) * 32 + (j + 2)] = c32;
-                }
-                {
-                    let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                    const ra0 = 238949 + (i + 0) * 16;
-                    const ra1 = 238949 + (i + 1) * 16;
-                    const ra2 = 238949 + (i + 2) * 16;
-                    const ra3 = 238949 + (i + 3) * 16;
-                    const rb0 = 3568 + (30 + 0);
-                    const rb1 = 3568 + (30 + 1);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 32];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 32];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                    }
-                    A[239461 + (i + 0) * 32 + (30 + 0)] = c00;
-                    A[239461 + (i + 0) * 32 + (30 + 1)] = c01;
-                    A[239461 + (i + 1) * 32 + (30 + 0)] = c10;
-                    A[239461 + (i + 1) * 32 + (30 + 1)] = c11;
-                    A[239461 + (i + 2) * 32 + (30 + 0)] = c20;
-                    A[239461 + (i + 2) * 32 + (30 + 1)] = c21;
-                    A[239461 + (i + 3) * 32 + (30 + 0)] = c30;
-                    A[239461 + (i + 3) * 32 + (30 + 1)] = c31;
-                }
-            }
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 30; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 238437 + (i + 0) * 16;
-                    const ra1 = 238437 + (i + 1) * 16;
-                    const ra2 = 238437 + (i + 2) * 16;
-                    const ra3 = 238437 + (i + 3) * 16;
-                    const rb0 = 2784 + (j + 0);
-                    const rb1 = 2784 + (j + 1);
-                    const rb2 = 2784 + (j + 2);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 32];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 32];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 32];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[238693 + (i + 0) * 32 + (j + 0)] = c00 + A[239461 + (i + 0) * 32 + (j + 0)];
-                    A[238693 + (i + 0) * 32 + (j + 1)] = c01 + A[239461 + (i + 0) * 32 + (j + 1)];
-                    A[238693 + (i + 0) * 32 + (j + 2)] = c02 + A[239461 + (i + 0) * 32 + (j + 2)];
-                    A[238693 + (i + 1) * 32 + (j + 0)] = c10 + A[239461 + (i + 1) * 32 + (j + 0)];
-                    A[238693 + (i + 1) * 32 + (j + 1)] = c11 + A[239461 + (i + 1) * 32 + (j + 1)];
-                    A[238693 + (i + 1) * 32 + (j + 2)] = c12 + A[239461 + (i + 1) * 32 + (j + 2)];
-                    A[238693 + (i + 2) * 32 + (j + 0)] = c20 + A[239461 + (i + 2) * 32 + (j + 0)];
-                    A[238693 + (i + 2) * 32 + (j + 1)] = c21 + A[239461 + (i + 2) * 32 + (j + 1)];
-                    A[238693 + (i + 2) * 32 + (j + 2)] = c22 + A[239461 + (i + 2) * 32 + (j + 2)];
-                    A[238693 + (i + 3) * 32 + (j + 0)] = c30 + A[239461 + (i + 3) * 32 + (j + 0)];
-                    A[238693 + (i + 3) * 32 + (j + 1)] = c31 + A[239461 + (i + 3) * 32 + (j + 1)];
-                    A[238693 + (i + 3) * 32 + (j + 2)] = c32 + A[239461 + (i + 3) * 32 + (j + 2)];
-                }
-                {
-                    let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                    const ra0 = 238437 + (i + 0) * 16;
-                    const ra1 = 238437 + (i + 1) * 16;
-                    const ra2 = 238437 + (i + 2) * 16;
-                    const ra3 = 238437 + (i + 3) * 16;
-                    const rb0 = 2784 + (30 + 0);
-                    const rb1 = 2784 + (30 + 1);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 32];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 32];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                    }
-                    A[238693 + (i + 0) * 32 + (30 + 0)] = c00 + A[239461 + (i + 0) * 32 + (30 + 0)];
-                    A[238693 + (i + 0) * 32 + (30 + 1)] = c01 + A[239461 + (i + 0) * 32 + (30 + 1)];
-                    A[238693 + (i + 1) * 32 + (30 + 0)] = c10 + A[239461 + (i + 1) * 32 + (30 + 0)];
-                    A[238693 + (i + 1) * 32 + (30 + 1)] = c11 + A[239461 + (i + 1) * 32 + (30 + 1)];
-                    A[238693 + (i + 2) * 32 + (30 + 0)] = c20 + A[239461 + (i + 2) * 32 + (30 + 0)];
-                    A[238693 + (i + 2) * 32 + (30 + 1)] = c21 + A[239461 + (i + 2) * 32 + (30 + 1)];
-                    A[238693 + (i + 3) * 32 + (30 + 0)] = c30 + A[239461 + (i + 3) * 32 + (30 + 0)];
-                    A[238693 + (i + 3) * 32 + (30 + 1)] = c31 + A[239461 + (i + 3) * 32 + (30 + 1)];
-                }
-            }
-            for (let o = 0; o < 16; o++)
-                for (let j = 0; j < 16; j++)
-                    A[237989 + o * 16 + j] = A[238693 + o * 32 + 0 + j];
-            for (let o = 0; o < 16; o++)
-                for (let j = 0; j < 16; j++)
-                    A[238245 + o * 16 + j] = A[238693 + o * 32 + 16 + j];
-            for (let o = 0; o < 16; o++)
-                for (let j = 0; j < 16; j++)
-                    A[238501 + o * 16 + j] = A[237413 + o * 32 + 0 + j];
-            for (let i = 0; i < 32; i++)
-                A[8737 + i] += A[237957 + i];
-            for (let i = 0; i < 256; i++)
-                A[q11 + i] += A[237989 + i];
-            for (let i = 0; i < 256; i++)
-                A[q12 + i] += A[238245 + i];
-            for (let i = 0; i < 256; i++)
-                A[q13 + i] += A[238501 + i];
-            A.copyWithin(236869, 237125, 237381);
-        }
-        A.fill(0, 194500, 194756);
-        for (let t = T - 1; t >= 0; t--) {
-            const q0 = 53188 + t * 256;
-            const q6 = 163780 + t * 1536;
-            const q7 = 94660 + t * 256;
-            const q8 = 84420 + t * 256;
-            const q9 = 89540 + t * 256;
-            for (let i = 0; i < 256; i++)
-                A[237381 + i] = A[194500 + i] + ((A[q6 + i] !== 0 ? A[q7 + i] : 0));
-            for (let i = 0; i < 256; i++)
-                A[237637 + i] = (A[q6 + i] !== 0 ? A[237381 + i] : 0);
-            for (let i = 0; i < 256; i++)
-                A[237893 + i] = (A[237637 + i] * A[(q6 + 256) + i]) * (1 - (A[(q6 + 512) + i] * A[(q6 + 512) + i]));
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 237893 + (i + 0) * 16;
-                    const ra1 = 237893 + (i + 1) * 16;
-                    const ra2 = 237893 + (i + 2) * 16;
-                    const ra3 = 237893 + (i + 3) * 16;
-                    const rb0 = 1728 + (j + 0);
-                    const rb1 = 1728 + (j + 1);
-                    const rb2 = 1728 + (j + 2);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 16];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 16];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[238149 + (i + 0) * 16 + (j + 0)] = c00;
-                    A[238149 + (i + 0) * 16 + (j + 1)] = c01;
-                    A[238149 + (i + 0) * 16 + (j + 2)] = c02;
-                    A[238149 + (i + 1) * 16 + (j + 0)] = c10;
-                    A[238149 + (i + 1) * 16 + (j + 1)] = c11;
-                    A[238149 + (i + 1) * 16 + (j + 2)] = c12;
-                    A[238149 + (i + 2) * 16 + (j + 0)] = c20;
-                    A[238149 + (i + 2) * 16 + (j + 1)] = c21;
-                    A[238149 + (i + 2) * 16 + (j + 2)] = c22;
-                    A[238149 + (i + 3) * 16 + (j + 0)] = c30;
-                    A[238149 + (i + 3) * 16 + (j + 1)] = c31;
-                    A[238149 + (i + 3) * 16 + (j + 2)] = c32;
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = 237893 + (i + 0) * 16;
-                    const ra1 = 237893 + (i + 1) * 16;
-                    const ra2 = 237893 + (i + 2) * 16;
-                    const ra3 = 237893 + (i + 3) * 16;
-                    const rb0 = 1728 + (15 + 0);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[238149 + (i + 0) * 16 + (15 + 0)] = c00;
-                    A[238149 + (i + 1) * 16 + (15 + 0)] = c10;
-                    A[238149 + (i + 2) * 16 + (15 + 0)] = c20;
-                    A[238149 + (i + 3) * 16 + (15 + 0)] = c30;
-                }
-            }
-            for (let i = 0; i < 256; i++)
-                A[238405 + i] = ((-((A[237637 + i] * A[(q6 + 512) + i]))) + (A[237637 + i] * A[q0 + i])) * (A[(q6 + 768) + i] * A[(q6 + 256) + i]);
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 238405 + (i + 0) * 16;
-                    const ra1 = 238405 + (i + 1) * 16;
-                    const ra2 = 238405 + (i + 2) * 16;
-                    const ra3 = 238405 + (i + 3) * 16;
-                    const rb0 = 2512 + (j + 0);
-                    const rb1 = 2512 + (j + 1);
-                    const rb2 = 2512 + (j + 2);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 16];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 16];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[238661 + (i + 0) * 16 + (j + 0)] = c00;
-                    A[238661 + (i + 0) * 16 + (j + 1)] = c01;
-                    A[238661 + (i + 0) * 16 + (j + 2)] = c02;
-                    A[238661 + (i + 1) * 16 + (j + 0)] = c10;
-                    A[238661 + (i + 1) * 16 + (j + 1)] = c11;
-                    A[238661 + (i + 1) * 16 + (j + 2)] = c12;
-                    A[238661 + (i + 2) * 16 + (j + 0)] = c20;
-                    A[238661 + (i + 2) * 16 + (j + 1)] = c21;
-                    A[238661 + (i + 2) * 16 + (j + 2)] = c22;
-                    A[238661 + (i + 3) * 16 + (j + 0)] = c30;
-                    A[238661 + (i + 3) * 16 + (j + 1)] = c31;
-                    A[238661 + (i + 3) * 16 + (j + 2)] = c32;
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = 238405 + (i + 0) * 16;
-                    const ra1 = 238405 + (i + 1) * 16;
-                    const ra2 = 238405 + (i + 2) * 16;
-                    const ra3 = 238405 + (i + 3) * 16;
-                    const rb0 = 2512 + (15 + 0);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[238661 + (i + 0) * 16 + (15 + 0)] = c00;
-                    A[238661 + (i + 1) * 16 + (15 + 0)] = c10;
-                    A[238661 + (i + 2) * 16 + (15 + 0)] = c20;
-                    A[238661 + (i + 3) * 16 + (15 + 0)] = c30;
-                }
-            }
-            for (let i = 0; i < 256; i++)
-                A[194756 + i] = ((((A[q6 + i] !== 0 ? 0 : A[237381 + i])) + A[238149 + i]) + (A[237637 + i] * A[(q6 + 768) + i])) + A[238661 + i];
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 30; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 237893 + (i + 0);
-                    const ra1 = 237893 + (i + 1);
-                    const ra2 = 237893 + (i + 2);
-                    const ra3 = 237893 + (i + 3);
-                    const rb0 = (q6 + 1024) + (j + 0);
-                    const rb1 = (q6 + 1024) + (j + 1);
-                    const rb2 = (q6 + 1024) + (j + 2);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p * 16];
-                        const a1 = A[ra1 + p * 16];
-                        const a2 = A[ra2 + p * 16];
-                        const a3 = A[ra3 + p * 16];
-                        const b0 = A[rb0 + p * 32];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 32];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 32];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[5601 + (i + 0) * 32 + (j + 0)] += c00;
-                    A[5601 + (i + 0) * 32 + (j + 1)] += c01;
-                    A[5601 + (i + 0) * 32 + (j + 2)] += c02;
-                    A[5601 + (i + 1) * 32 + (j + 0)] += c10;
-                    A[5601 + (i + 1) * 32 + (j + 1)] += c11;
-                    A[5601 + (i + 1) * 32 + (j + 2)] += c12;
-                    A[5601 + (i + 2) * 32 + (j + 0)] += c20;
-                    A[5601 + (i + 2) * 32 + (j + 1)] += c21;
-                    A[5601 + (i + 2) * 32 + (j + 2)] += c22;
-                    A[5601 + (i + 3) * 32 + (j + 0)] += c30;
-                    A[5601 + (i + 3) * 32 + (j + 1)] += c31;
-                    A[5601 + (i + 3) * 32 + (j + 2)] += c32;
-                }
-                {
-                    let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                    const ra0 = 237893 + (i + 0);
-                    const ra1 = 237893 + (i + 1);
-                    const ra2 = 237893 + (i + 2);
-                    const ra3 = 237893 + (i + 3);
-                    const rb0 = (q6 + 1024) + (30 + 0);
-                    const rb1 = (q6 + 1024) + (30 + 1);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p * 16];
-                        const a1 = A[ra1 + p * 16];
-                        const a2 = A[ra2 + p * 16];
-                        const a3 = A[ra3 + p * 16];
-                        const b0 = A[rb0 + p * 32];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 32];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                    }
-                    A[5601 + (i + 0) * 32 + (30 + 0)] += c00;
-                    A[5601 + (i + 0) * 32 + (30 + 1)] += c01;
-                    A[5601 + (i + 1) * 32 + (30 + 0)] += c10;
-                    A[5601 + (i + 1) * 32 + (30 + 1)] += c11;
-                    A[5601 + (i + 2) * 32 + (30 + 0)] += c20;
-                    A[5601 + (i + 2) * 32 + (30 + 1)] += c21;
-                    A[5601 + (i + 3) * 32 + (30 + 0)] += c30;
-                    A[5601 + (i + 3) * 32 + (30 + 1)] += c31;
-                }
-            }
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 237893 + (i + 0);
-                    const ra1 = 237893 + (i + 1);
-                    const ra2 = 237893 + (i + 2);
-                    const ra3 = 237893 + (i + 3);
-                    const rb0 = q0 + (j + 0);
-                    const rb1 = q0 + (j + 1);
-                    const rb2 = q0 + (j + 2);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p * 16];
-                        const a1 = A[ra1 + p * 16];
-                        const a2 = A[ra2 + p * 16];
-                        const a3 = A[ra3 + p * 16];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 16];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 16];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[6113 + (i + 0) * 16 + (j + 0)] += c00;
-                    A[6113 + (i + 0) * 16 + (j + 1)] += c01;
-                    A[6113 + (i + 0) * 16 + (j + 2)] += c02;
-                    A[6113 + (i + 1) * 16 + (j + 0)] += c10;
-                    A[6113 + (i + 1) * 16 + (j + 1)] += c11;
-                    A[6113 + (i + 1) * 16 + (j + 2)] += c12;
-                    A[6113 + (i + 2) * 16 + (j + 0)] += c20;
-                    A[6113 + (i + 2) * 16 + (j + 1)] += c21;
-                    A[6113 + (i + 2) * 16 + (j + 2)] += c22;
-                    A[6113 + (i + 3) * 16 + (j + 0)] += c30;
-                    A[6113 + (i + 3) * 16 + (j + 1)] += c31;
-                    A[6113 + (i + 3) * 16 + (j + 2)] += c32;
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = 237893 + (i + 0);
-                    const ra1 = 237893 + (i + 1);
-                    const ra2 = 237893 + (i + 2);
-                    const ra3 = 237893 + (i + 3);
-                    const rb0 = q0 + (15 + 0);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p * 16];
-                        const a1 = A[ra1 + p * 16];
-                        const a2 = A[ra2 + p * 16];
-                        const a3 = A[ra3 + p * 16];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[6113 + (i + 0) * 16 + (15 + 0)] += c00;
-                    A[6113 + (i + 1) * 16 + (15 + 0)] += c10;
-                    A[6113 + (i + 2) * 16 + (15 + 0)] += c20;
-                    A[6113 + (i + 3) * 16 + (15 + 0)] += c30;
-                }
-            }
-            for (let i1 = 0; i1 < 16; i1++) {
-                {
-                    let acc = 0;
-                    for (let i0 = 0; i0 < 16; i0++) {
-                        acc = acc + A[237893 + (i0 * 16 + i1 * 1)];
-                    }
-                    A[6369 + (i1 * 1)] += acc;
-                }
-            }
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 30; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 238405 + (i + 0);
-                    const ra1 = 238405 + (i + 1);
-                    const ra2 = 238405 + (i + 2);
-                    const ra3 = 238405 + (i + 3);
-                    const rb0 = (q6 + 1024) + (j + 0);
-                    const rb1 = (q6 + 1024) + (j + 1);
-                    const rb2 = (q6 + 1024) + (j + 2);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p * 16];
-                        const a1 = A[ra1 + p * 16];
-                        const a2 = A[ra2 + p * 16];
-                        const a3 = A[ra3 + p * 16];
-                        const b0 = A[rb0 + p * 32];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 32];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 32];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[6385 + (i + 0) * 32 + (j + 0)] += c00;
-                    A[6385 + (i + 0) * 32 + (j + 1)] += c01;
-                    A[6385 + (i + 0) * 32 + (j + 2)] += c02;
-                    A[6385 + (i + 1) * 32 + (j + 0)] += c10;
-                    A[6385 + (i + 1) * 32 + (j + 1)] += c11;
-                    A[6385 + (i + 1) * 32 + (j + 2)] += c12;
-                    A[6385 + (i + 2) * 32 + (j + 0)] += c20;
-                    A[6385 + (i + 2) * 32 + (j + 1)] += c21;
-                    A[6385 + (i + 2) * 32 + (j + 2)] += c22;
-                    A[6385 + (i + 3) * 32 + (j + 0)] += c30;
-                    A[6385 + (i + 3) * 32 + (j + 1)] += c31;
-                    A[6385 + (i + 3) * 32 + (j + 2)] += c32;
-                }
-                {
-                    let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                    const ra0 = 238405 + (i + 0);
-                    const ra1 = 238405 + (i + 1);
-                    const ra2 = 238405 + (i + 2);
-                    const ra3 = 238405 + (i + 3);
-                    const rb0 = (q6 + 1024) + (30 + 0);
-                    const rb1 = (q6 + 1024) + (30 + 1);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p * 16];
-                        const a1 = A[ra1 + p * 16];
-                        const a2 = A[ra2 + p * 16];
-                        const a3 = A[ra3 + p * 16];
-                        const b0 = A[rb0 + p * 32];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 32];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                    }
-                    A[6385 + (i + 0) * 32 + (30 + 0)] += c00;
-                    A[6385 + (i + 0) * 32 + (30 + 1)] += c01;
-                    A[6385 + (i + 1) * 32 + (30 + 0)] += c10;
-                    A[6385 + (i + 1) * 32 + (30 + 1)] += c11;
-                    A[6385 + (i + 2) * 32 + (30 + 0)] += c20;
-                    A[6385 + (i + 2) * 32 + (30 + 1)] += c21;
-                    A[6385 + (i + 3) * 32 + (30 + 0)] += c30;
-                    A[6385 + (i + 3) * 32 + (30 + 1)] += c31;
-                }
-            }
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 238405 + (i + 0);
-                    const ra1 = 238405 + (i + 1);
-                    const ra2 = 238405 + (i + 2);
-                    const ra3 = 238405 + (i + 3);
-                    const rb0 = q0 + (j + 0);
-                    const rb1 = q0 + (j + 1);
-                    const rb2 = q0 + (j + 2);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p * 16];
-                        const a1 = A[ra1 + p * 16];
-                        const a2 = A[ra2 + p * 16];
-                        const a3 = A[ra3 + p * 16];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 16];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 16];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[6897 + (i + 0) * 16 + (j + 0)] += c00;
-                    A[6897 + (i + 0) * 16 + (j + 1)] += c01;
-                    A[6897 + (i + 0) * 16 + (j + 2)] += c02;
-                    A[6897 + (i + 1) * 16 + (j + 0)] += c10;
-                    A[6897 + (i + 1) * 16 + (j + 1)] += c11;
-                    A[6897 + (i + 1) * 16 + (j + 2)] += c12;
-                    A[6897 + (i + 2) * 16 + (j + 0)] += c20;
-                    A[6897 + (i + 2) * 16 + (j + 1)] += c21;
-                    A[6897 + (i + 2) * 16 + (j + 2)] += c22;
-                    A[6897 + (i + 3) * 16 + (j + 0)] += c30;
-                    A[6897 + (i + 3) * 16 + (j + 1)] += c31;
-                    A[6897 + (i + 3) * 16 + (j + 2)] += c32;
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = 238405 + (i + 0);
-                    const ra1 = 238405 + (i + 1);
-                    const ra2 = 238405 + (i + 2);
-                    const ra3 = 238405 + (i + 3);
-                    const rb0 = q0 + (15 + 0);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p * 16];
-                        const a1 = A[ra1 + p * 16];
-                        const a2 = A[ra2 + p * 16];
-                        const a3 = A[ra3 + p * 16];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[6897 + (i + 0) * 16 + (15 + 0)] += c00;
-                    A[6897 + (i + 1) * 16 + (15 + 0)] += c10;
-                    A[6897 + (i + 2) * 16 + (15 + 0)] += c20;
-                    A[6897 + (i + 3) * 16 + (15 + 0)] += c30;
-                }
-            }
-            for (let i1 = 0; i1 < 16; i1++) {
-                {
-                    let acc = 0;
-                    for (let i0 = 0; i0 < 16; i0++) {
-                        acc = acc + A[238405 + (i0 * 16 + i1 * 1)];
-                    }
-                    A[7153 + (i1 * 1)] += acc;
-                }
-            }
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 30; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 238405 + (i + 0) * 16;
-                    const ra1 = 238405 + (i + 1) * 16;
-                    const ra2 = 238405 + (i + 2) * 16;
-                    const ra3 = 238405 + (i + 3) * 16;
-                    const rb0 = 2000 + (j + 0);
-                    const rb1 = 2000 + (j + 1);
-                    const rb2 = 2000 + (j + 2);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 32];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 32];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 32];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[237381 + (i + 0) * 32 + (j + 0)] = c00;
-                    A[237381 + (i + 0) * 32 + (j + 1)] = c01;
-                    A[237381 + (i + 0) * 32 + (j + 2)] = c02;
-                    A[237381 + (i + 1) * 32 + (j + 0)] = c10;
-                    A[237381 + (i + 1) * 32 + (j + 1)] = c11;
-                    A[237381 + (i + 1) * 32 + (j + 2)] = c12;
-                    A[237381 + (i + 2) * 32 + (j + 0)] = c20;
-                    A[237381 + (i + 2) * 32 + (j + 1)] = c21;
-                    A[237381 + (i + 2) * 32 + (j + 2)] = c22;
-                    A[237381 + (i + 3) * 32 + (j + 0)] = c30;
-                    A[237381 + (i + 3) * 32 + (j + 1)] = c31;
-                    A[237381 + (i + 3) * 32 + (j + 2)] = c32;
-                }
-                {
-                    let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                    const ra0 = 238405 + (i + 0) * 16;
-                    const ra1 = 238405 + (i + 1) * 16;
-                    const ra2 = 238405 + (i + 2) * 16;
-                    const ra3 = 238405 + (i + 3) * 16;
-                    const rb0 = 2000 + (30 + 0);
-                    const rb1 = 2000 + (30 + 1);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 32];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 32];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                    }
-                    A[237381 + (i + 0) * 32 + (30 + 0)] = c00;
-                    A[237381 + (i + 0) * 32 + (30 + 1)] = c01;
-                    A[237381 + (i + 1) * 32 + (30 + 0)] = c10;
-                    A[237381 + (i + 1) * 32 + (30 + 1)] = c11;
-                    A[237381 + (i + 2) * 32 + (30 + 0)] = c20;
-                    A[237381 + (i + 2) * 32 + (30 + 1)] = c21;
-                    A[237381 + (i + 3) * 32 + (30 + 0)] = c30;
-                    A[237381 + (i + 3) * 32 + (30 + 1)] = c31;
-                }
-            }
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 30; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 237893 + (i + 0) * 16;
-                    const ra1 = 237893 + (i + 1) * 16;
-                    const ra2 = 237893 + (i + 2) * 16;
-                    const ra3 = 237893 + (i + 3) * 16;
-                    const rb0 = 1216 + (j + 0);
-                    const rb1 = 1216 + (j + 1);
-                    const rb2 = 1216 + (j + 2);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 32];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 32];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 32];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[238149 + (i + 0) * 32 + (j + 0)] = c00 + A[237381 + (i + 0) * 32 + (j + 0)];
-                    A[238149 + (i + 0) * 32 + (j + 1)] = c01 + A[237381 + (i + 0) * 32 + (j + 1)];
-                    A[238149 + (i + 0) * 32 + (j + 2)] = c02 + A[237381 + (i + 0) * 32 + (j + 2)];
-                    A[238149 + (i + 1) * 32 + (j + 0)] = c10 + A[237381 + (i + 1) * 32 + (j + 0)];
-                    A[238149 + (i + 1) * 32 + (j + 1)] = c11 + A[237381 + (i + 1) * 32 + (j + 1)];
-                    A[238149 + (i + 1) * 32 + (j + 2)] = c12 + A[237381 + (i + 1) * 32 + (j + 2)];
-                    A[238149 + (i + 2) * 32 + (j + 0)] = c20 + A[237381 + (i + 2) * 32 + (j + 0)];
-                    A[238149 + (i + 2) * 32 + (j + 1)] = c21 + A[237381 + (i + 2) * 32 + (j + 1)];
-                    A[238149 + (i + 2) * 32 + (j + 2)] = c22 + A[237381 + (i + 2) * 32 + (j + 2)];
-                    A[238149 + (i + 3) * 32 + (j + 0)] = c30 + A[237381 + (i + 3) * 32 + (j + 0)];
-                    A[238149 + (i + 3) * 32 + (j + 1)] = c31 + A[237381 + (i + 3) * 32 + (j + 1)];
-                    A[238149 + (i + 3) * 32 + (j + 2)] = c32 + A[237381 + (i + 3) * 32 + (j + 2)];
-                }
-                {
-                    let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                    const ra0 = 237893 + (i + 0) * 16;
-                    const ra1 = 237893 + (i + 1) * 16;
-                    const ra2 = 237893 + (i + 2) * 16;
-                    const ra3 = 237893 + (i + 3) * 16;
-                    const rb0 = 1216 + (30 + 0);
-                    const rb1 = 1216 + (30 + 1);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 32];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 32];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                    }
-                    A[238149 + (i + 0) * 32 + (30 + 0)] = c00 + A[237381 + (i + 0) * 32 + (30 + 0)];
-                    A[238149 + (i + 0) * 32 + (30 + 1)] = c01 + A[237381 + (i + 0) * 32 + (30 + 1)];
-                    A[238149 + (i + 1) * 32 + (30 + 0)] = c10 + A[237381 + (i + 1) * 32 + (30 + 0)];
-                    A[238149 + (i + 1) * 32 + (30 + 1)] = c11 + A[237381 + (i + 1) * 32 + (30 + 1)];
-                    A[238149 + (i + 2) * 32 + (30 + 0)] = c20 + A[237381 + (i + 2) * 32 + (30 + 0)];
-                    A[238149 + (i + 2) * 32 + (30 + 1)] = c21 + A[237381 + (i + 2) * 32 + (30 + 1)];
-                    A[238149 + (i + 3) * 32 + (30 + 0)] = c30 + A[237381 + (i + 3) * 32 + (30 + 0)];
-                    A[238149 + (i + 3) * 32 + (30 + 1)] = c31 + A[237381 + (i + 3) * 32 + (30 + 1)];
-                }
-            }
-            for (let o = 0; o < 16; o++)
-                for (let j = 0; j < 16; j++)
-                    A[237381 + o * 16 + j] = A[238149 + o * 32 + 0 + j];
-            for (let o = 0; o < 16; o++)
-                for (let j = 0; j < 16; j++)
-                    A[237637 + o * 16 + j] = A[238149 + o * 32 + 16 + j];
-            for (let i = 0; i < 256; i++)
-                A[q8 + i] += A[237381 + i];
-            for (let i = 0; i < 256; i++)
-                A[q9 + i] += A[237637 + i];
-            A.copyWithin(194500, 194756, 195012);
-        }
-        A.fill(0, 162756, 163012);
-        for (let t = 0; t < T; t++) {
-            const q0 = 47812 + (t + 1) * 256;
-            const q1 = 8770 + t * 32;
-            const q7 = 142276 + t * 1024;
-            const q8 = 89540 + t * 256;
-            for (let i = 0; i < 256; i++)
-                A[237381 + i] = A[162756 + i] + ((A[q7 + i] !== 0 ? A[q8 + i] : 0));
-            for (let i = 0; i < 256; i++)
-                A[237637 + i] = (A[q7 + i] !== 0 ? A[237381 + i] : 0);
-            for (let i = 0; i < 256; i++)
-                A[237893 + i] = (A[237637 + i] * A[(q7 + 256) + i]) * (1 - (A[(q7 + 512) + i] * A[(q7 + 512) + i]));
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 237893 + (i + 0) * 16;
-                    const ra1 = 237893 + (i + 1) * 16;
-                    const ra2 = 237893 + (i + 2) * 16;
-                    const ra3 = 237893 + (i + 3) * 16;
-                    const rb0 = 640 + (j + 0);
-                    const rb1 = 640 + (j + 1);
-                    const rb2 = 640 + (j + 2);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 16];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 16];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[238149 + (i + 0) * 16 + (j + 0)] = c00;
-                    A[238149 + (i + 0) * 16 + (j + 1)] = c01;
-                    A[238149 + (i + 0) * 16 + (j + 2)] = c02;
-                    A[238149 + (i + 1) * 16 + (j + 0)] = c10;
-                    A[238149 + (i + 1) * 16 + (j + 1)] = c11;
-                    A[238149 + (i + 1) * 16 + (j + 2)] = c12;
-                    A[238149 + (i + 2) * 16 + (j + 0)] = c20;
-                    A[238149 + (i + 2) * 16 + (j + 1)] = c21;
-                    A[238149 + (i + 2) * 16 + (j + 2)] = c22;
-                    A[238149 + (i + 3) * 16 + (j + 0)] = c30;
-                    A[238149 + (i + 3) * 16 + (j + 1)] = c31;
-                    A[238149 + (i + 3) * 16 + (j + 2)] = c32;
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = 237893 + (i + 0) * 16;
-                    const ra1 = 237893 + (i + 1) * 16;
-                    const ra2 = 237893 + (i + 2) * 16;
-                    const ra3 = 237893 + (i + 3) * 16;
-                    const rb0 = 640 + (15 + 0);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[238149 + (i + 0) * 16 + (15 + 0)] = c00;
-                    A[238149 + (i + 1) * 16 + (15 + 0)] = c10;
-                    A[238149 + (i + 2) * 16 + (15 + 0)] = c20;
-                    A[238149 + (i + 3) * 16 + (15 + 0)] = c30;
-                }
-            }
-            for (let i = 0; i < 256; i++)
-                A[238405 + i] = ((-((A[237637 + i] * A[(q7 + 512) + i]))) + (A[237637 + i] * A[q0 + i])) * (A[(q7 + 768) + i] * A[(q7 + 256) + i]);
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 238405 + (i + 0) * 16;
-                    const ra1 = 238405 + (i + 1) * 16;
-                    const ra2 = 238405 + (i + 2) * 16;
-                    const ra3 = 238405 + (i + 3) * 16;
-                    const rb0 = 944 + (j + 0);
-                    const rb1 = 944 + (j + 1);
-                    const rb2 = 944 + (j + 2);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 16];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 16];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[238661 + (i + 0) * 16 + (j + 0)] = c00;
-                    A[238661 + (i + 0) * 16 + (j + 1)] = c01;
-                    A[238661 + (i + 0) * 16 + (j + 2)] = c02;
-                    A[238661 + (i + 1) * 16 + (j + 0)] = c10;
-                    A[238661 + (i + 1) * 16 + (j + 1)] = c11;
-                    A[238661 + (i + 1) * 16 + (j + 2)] = c12;
-                    A[238661 + (i + 2) * 16 + (j + 0)] = c20;
-                    A[238661 + (i + 2) * 16 + (j + 1)] = c21;
-                    A[238661 + (i + 2) * 16 + (j + 2)] = c22;
-                    A[238661 + (i + 3) * 16 + (j + 0)] = c30;
-                    A[238661 + (i + 3) * 16 + (j + 1)] = c31;
-                    A[238661 + (i + 3) * 16 + (j + 2)] = c32;
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = 238405 + (i + 0) * 16;
-                    const ra1 = 238405 + (i + 1) * 16;
-                    const ra2 = 238405 + (i + 2) * 16;
-                    const ra3 = 238405 + (i + 3) * 16;
-                    const rb0 = 944 + (15 + 0);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[238661 + (i + 0) * 16 + (15 + 0)] = c00;
-                    A[238661 + (i + 1) * 16 + (15 + 0)] = c10;
-                    A[238661 + (i + 2) * 16 + (15 + 0)] = c20;
-                    A[238661 + (i + 3) * 16 + (15 + 0)] = c30;
-                }
-            }
-            for (let i = 0; i < 256; i++)
-                A[163012 + i] = ((((A[q7 + i] !== 0 ? 0 : A[237381 + i])) + A[238149 + i]) + (A[237637 + i] * A[(q7 + 768) + i])) + A[238661 + i];
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 2; j += 2) {
-                    let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                    const ra0 = 237893 + (i + 0);
-                    const ra1 = 237893 + (i + 1);
-                    const ra2 = 237893 + (i + 2);
-                    const ra3 = 237893 + (i + 3);
-                    const rb0 = q1 + (j + 0);
-                    const rb1 = q1 + (j + 1);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p * 16];
-                        const a1 = A[ra1 + p * 16];
-                        const a2 = A[ra2 + p * 16];
-                        const a3 = A[ra3 + p * 16];
-                        const b0 = A[rb0 + p * 2];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 2];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                    }
-                    A[4993 + (i + 0) * 2 + (j + 0)] += c00;
-                    A[4993 + (i + 0) * 2 + (j + 1)] += c01;
-                    A[4993 + (i + 1) * 2 + (j + 0)] += c10;
-                    A[4993 + (i + 1) * 2 + (j + 1)] += c11;
-                    A[4993 + (i + 2) * 2 + (j + 0)] += c20;
-                    A[4993 + (i + 2) * 2 + (j + 1)] += c21;
-                    A[4993 + (i + 3) * 2 + (j + 0)] += c30;
-                    A[4993 + (i + 3) * 2 + (j + 1)] += c31;
-                }
-            }
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 237893 + (i + 0);
-                    const ra1 = 237893 + (i + 1);
-                    const ra2 = 237893 + (i + 2);
-                    const ra3 = 237893 + (i + 3);
-                    const rb0 = q0 + (j + 0);
-                    const rb1 = q0 + (j + 1);
-                    const rb2 = q0 + (j + 2);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p * 16];
-                        const a1 = A[ra1 + p * 16];
-                        const a2 = A[ra2 + p * 16];
-                        const a3 = A[ra3 + p * 16];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 16];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 16];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[5025 + (i + 0) * 16 + (j + 0)] += c00;
-                    A[5025 + (i + 0) * 16 + (j + 1)] += c01;
-                    A[5025 + (i + 0) * 16 + (j + 2)] += c02;
-                    A[5025 + (i + 1) * 16 + (j + 0)] += c10;
-                    A[5025 + (i + 1) * 16 + (j + 1)] += c11;
-                    A[5025 + (i + 1) * 16 + (j + 2)] += c12;
-                    A[5025 + (i + 2) * 16 + (j + 0)] += c20;
-                    A[5025 + (i + 2) * 16 + (j + 1)] += c21;
-                    A[5025 + (i + 2) * 16 + (j + 2)] += c22;
-                    A[5025 + (i + 3) * 16 + (j + 0)] += c30;
-                    A[5025 + (i + 3) * 16 + (j + 1)] += c31;
-                    A[5025 + (i + 3) * 16 + (j + 2)] += c32;
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = 237893 + (i + 0);
-                    const ra1 = 237893 + (i + 1);
-                    const ra2 = 237893 + (i + 2);
-                    const ra3 = 237893 + (i + 3);
-                    const rb0 = q0 + (15 + 0);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p * 16];
-                        const a1 = A[ra1 + p * 16];
-                        const a2 = A[ra2 + p * 16];
-                        const a3 = A[ra3 + p * 16];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[5025 + (i + 0) * 16 + (15 + 0)] += c00;
-                    A[5025 + (i + 1) * 16 + (15 + 0)] += c10;
-                    A[5025 + (i + 2) * 16 + (15 + 0)] += c20;
-                    A[5025 + (i + 3) * 16 + (15 + 0)] += c30;
-                }
-            }
-            for (let i1 = 0; i1 < 16; i1++) {
-                {
-                    let acc = 0;
-                    for (let i0 = 0; i0 < 16; i0++) {
-                        acc = acc + A[237893 + (i0 * 16 + i1 * 1)];
-                    }
-                    A[5281 + (i1 * 1)] += acc;
-                }
-            }
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 2; j += 2) {
-                    let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                    const ra0 = 238405 + (i + 0);
-                    const ra1 = 238405 + (i + 1);
-                    const ra2 = 238405 + (i + 2);
-                    const ra3 = 238405 + (i + 3);
-                    const rb0 = q1 + (j + 0);
-                    const rb1 = q1 + (j + 1);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p * 16];
-                        const a1 = A[ra1 + p * 16];
-                        const a2 = A[ra2 + p * 16];
-                        const a3 = A[ra3 + p * 16];
-                        const b0 = A[rb0 + p * 2];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 2];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                    }
-                    A[5297 + (i + 0) * 2 + (j + 0)] += c00;
-                    A[5297 + (i + 0) * 2 + (j + 1)] += c01;
-                    A[5297 + (i + 1) * 2 + (j + 0)] += c10;
-                    A[5297 + (i + 1) * 2 + (j + 1)] += c11;
-                    A[5297 + (i + 2) * 2 + (j + 0)] += c20;
-                    A[5297 + (i + 2) * 2 + (j + 1)] += c21;
-                    A[5297 + (i + 3) * 2 + (j + 0)] += c30;
-                    A[5297 + (i + 3) * 2 + (j + 1)] += c31;
-                }
-            }
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 238405 + (i + 0);
-                    const ra1 = 238405 + (i + 1);
-                    const ra2 = 238405 + (i + 2);
-                    const ra3 = 238405 + (i + 3);
-                    const rb0 = q0 + (j + 0);
-                    const rb1 = q0 + (j + 1);
-                    const rb2 = q0 + (j + 2);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p * 16];
-                        const a1 = A[ra1 + p * 16];
-                        const a2 = A[ra2 + p * 16];
-                        const a3 = A[ra3 + p * 16];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 16];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 16];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[5329 + (i + 0) * 16 + (j + 0)] += c00;
-                    A[5329 + (i + 0) * 16 + (j + 1)] += c01;
-                    A[5329 + (i + 0) * 16 + (j + 2)] += c02;
-                    A[5329 + (i + 1) * 16 + (j + 0)] += c10;
-                    A[5329 + (i + 1) * 16 + (j + 1)] += c11;
-                    A[5329 + (i + 1) * 16 + (j + 2)] += c12;
-                    A[5329 + (i + 2) * 16 + (j + 0)] += c20;
-                    A[5329 + (i + 2) * 16 + (j + 1)] += c21;
-                    A[5329 + (i + 2) * 16 + (j + 2)] += c22;
-                    A[5329 + (i + 3) * 16 + (j + 0)] += c30;
-                    A[5329 + (i + 3) * 16 + (j + 1)] += c31;
-                    A[5329 + (i + 3) * 16 + (j + 2)] += c32;
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = 238405 + (i + 0);
-                    const ra1 = 238405 + (i + 1);
-                    const ra2 = 238405 + (i + 2);
-                    const ra3 = 238405 + (i + 3);
-                    const rb0 = q0 + (15 + 0);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p * 16];
-                        const a1 = A[ra1 + p * 16];
-                        const a2 = A[ra2 + p * 16];
-                        const a3 = A[ra3 + p * 16];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[5329 + (i + 0) * 16 + (15 + 0)] += c00;
-                    A[5329 + (i + 1) * 16 + (15 + 0)] += c10;
-                    A[5329 + (i + 2) * 16 + (15 + 0)] += c20;
-                    A[5329 + (i + 3) * 16 + (15 + 0)] += c30;
-                }
-            }
-            for (let i1 = 0; i1 < 16; i1++) {
-                {
-                    let acc = 0;
-                    for (let i0 = 0; i0 < 16; i0++) {
-                        acc = acc + A[238405 + (i0 * 16 + i1 * 1)];
-                    }
-                    A[5585 + (i1 * 1)] += acc;
-                }
-            }
-            A.copyWithin(162756, 163012, 163268);
-        }
-        A.fill(0, 131012, 131268);
-        for (let t = T - 1; t >= 0; t--) {
-            const q0 = 42436 + t * 256;
-            const q1 = 8770 + t * 32;
-            const q7 = 110532 + t * 1024;
-            const q8 = 84420 + t * 256;
-            for (let i = 0; i < 256; i++)
-                A[237381 + i] = A[131012 + i] + ((A[q7 + i] !== 0 ? A[q8 + i] : 0));
-            for (let i = 0; i < 256; i++)
-                A[237637 + i] = (A[q7 + i] !== 0 ? A[237381 + i] : 0);
-            for (let i = 0; i < 256; i++)
-                A[237893 + i] = (A[237637 + i] * A[(q7 + 256) + i]) * (1 - (A[(q7 + 512) + i] * A[(q7 + 512) + i]));
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 237893 + (i + 0) * 16;
-                    const ra1 = 237893 + (i + 1) * 16;
-                    const ra2 = 237893 + (i + 2) * 16;
-                    const ra3 = 237893 + (i + 3) * 16;
-                    const rb0 = 32 + (j + 0);
-                    const rb1 = 32 + (j + 1);
-                    const rb2 = 32 + (j + 2);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 16];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 16];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[238149 + (i + 0) * 16 + (j + 0)] = c00;
-                    A[238149 + (i + 0) * 16 + (j + 1)] = c01;
-                    A[238149 + (i + 0) * 16 + (j + 2)] = c02;
-                    A[238149 + (i + 1) * 16 + (j + 0)] = c10;
-                    A[238149 + (i + 1) * 16 + (j + 1)] = c11;
-                    A[238149 + (i + 1) * 16 + (j + 2)] = c12;
-                    A[238149 + (i + 2) * 16 + (j + 0)] = c20;
-                    A[238149 + (i + 2) * 16 + (j + 1)] = c21;
-                    A[238149 + (i + 2) * 16 + (j + 2)] = c22;
-                    A[238149 + (i + 3) * 16 + (j + 0)] = c30;
-                    A[238149 + (i + 3) * 16 + (j + 1)] = c31;
-                    A[238149 + (i + 3) * 16 + (j + 2)] = c32;
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = 237893 + (i + 0) * 16;
-                    const ra1 = 237893 + (i + 1) * 16;
-                    const ra2 = 237893 + (i + 2) * 16;
-                    const ra3 = 237893 + (i + 3) * 16;
-                    const rb0 = 32 + (15 + 0);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[238149 + (i + 0) * 16 + (15 + 0)] = c00;
-                    A[238149 + (i + 1) * 16 + (15 + 0)] = c10;
-                    A[238149 + (i + 2) * 16 + (15 + 0)] = c20;
-                    A[238149 + (i + 3) * 16 + (15 + 0)] = c30;
-                }
-            }
-            for (let i = 0; i < 256; i++)
-                A[238405 + i] = ((-((A[237637 + i] * A[(q7 + 512) + i]))) + (A[237637 + i] * A[q0 + i])) * (A[(q7 + 768) + i] * A[(q7 + 256) + i]);
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 238405 + (i + 0) * 16;
-                    const ra1 = 238405 + (i + 1) * 16;
-                    const ra2 = 238405 + (i + 2) * 16;
-                    const ra3 = 238405 + (i + 3) * 16;
-                    const rb0 = 336 + (j + 0);
-                    const rb1 = 336 + (j + 1);
-                    const rb2 = 336 + (j + 2);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 16];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 16];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[238661 + (i + 0) * 16 + (j + 0)] = c00;
-                    A[238661 + (i + 0) * 16 + (j + 1)] = c01;
-                    A[238661 + (i + 0) * 16 + (j + 2)] = c02;
-                    A[238661 + (i + 1) * 16 + (j + 0)] = c10;
-                    A[238661 + (i + 1) * 16 + (j + 1)] = c11;
-                    A[238661 + (i + 1) * 16 + (j + 2)] = c12;
-                    A[238661 + (i + 2) * 16 + (j + 0)] = c20;
-                    A[238661 + (i + 2) * 16 + (j + 1)] = c21;
-                    A[238661 + (i + 2) * 16 + (j + 2)] = c22;
-                    A[238661 + (i + 3) * 16 + (j + 0)] = c30;
-                    A[238661 + (i + 3) * 16 + (j + 1)] = c31;
-                    A[238661 + (i + 3) * 16 + (j + 2)] = c32;
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = 238405 + (i + 0) * 16;
-                    const ra1 = 238405 + (i + 1) * 16;
-                    const ra2 = 238405 + (i + 2) * 16;
-                    const ra3 = 238405 + (i + 3) * 16;
-                    const rb0 = 336 + (15 + 0);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[238661 + (i + 0) * 16 + (15 + 0)] = c00;
-                    A[238661 + (i + 1) * 16 + (15 + 0)] = c10;
-                    A[238661 + (i + 2) * 16 + (15 + 0)] = c20;
-                    A[238661 + (i + 3) * 16 + (15 + 0)] = c30;
-                }
-            }
-            for (let i = 0; i < 256; i++)
-                A[131268 + i] = ((((A[q7 + i] !== 0 ? 0 : A[237381 + i])) + A[238149 + i]) + (A[237637 + i] * A[(q7 + 768) + i])) + A[238661 + i];
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 2; j += 2) {
-                    let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                    const ra0 = 237893 + (i + 0);
-                    const ra1 = 237893 + (i + 1);
-                    const ra2 = 237893 + (i + 2);
-                    const ra3 = 237893 + (i + 3);
-                    const rb0 = q1 + (j + 0);
-                    const rb1 = q1 + (j + 1);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p * 16];
-                        const a1 = A[ra1 + p * 16];
-                        const a2 = A[ra2 + p * 16];
-                        const a3 = A[ra3 + p * 16];
-                        const b0 = A[rb0 + p * 2];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 2];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                    }
-                    A[4385 + (i + 0) * 2 + (j + 0)] += c00;
-                    A[4385 + (i + 0) * 2 + (j + 1)] += c01;
-                    A[4385 + (i + 1) * 2 + (j + 0)] += c10;
-                    A[4385 + (i + 1) * 2 + (j + 1)] += c11;
-                    A[4385 + (i + 2) * 2 + (j + 0)] += c20;
-                    A[4385 + (i + 2) * 2 + (j + 1)] += c21;
-                    A[4385 + (i + 3) * 2 + (j + 0)] += c30;
-                    A[4385 + (i + 3) * 2 + (j + 1)] += c31;
-                }
-            }
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 237893 + (i + 0);
-                    const ra1 = 237893 + (i + 1);
-                    const ra2 = 237893 + (i + 2);
-                    const ra3 = 237893 + (i + 3);
-                    const rb0 = q0 + (j + 0);
-                    const rb1 = q0 + (j + 1);
-                    const rb2 = q0 + (j + 2);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p * 16];
-                        const a1 = A[ra1 + p * 16];
-                        const a2 = A[ra2 + p * 16];
-                        const a3 = A[ra3 + p * 16];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 16];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 16];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[4417 + (i + 0) * 16 + (j + 0)] += c00;
-                    A[4417 + (i + 0) * 16 + (j + 1)] += c01;
-                    A[4417 + (i + 0) * 16 + (j + 2)] += c02;
-                    A[4417 + (i + 1) * 16 + (j + 0)] += c10;
-                    A[4417 + (i + 1) * 16 + (j + 1)] += c11;
-                    A[4417 + (i + 1) * 16 + (j + 2)] += c12;
-                    A[4417 + (i + 2) * 16 + (j + 0)] += c20;
-                    A[4417 + (i + 2) * 16 + (j + 1)] += c21;
-                    A[4417 + (i + 2) * 16 + (j + 2)] += c22;
-                    A[4417 + (i + 3) * 16 + (j + 0)] += c30;
-                    A[4417 + (i + 3) * 16 + (j + 1)] += c31;
-                    A[4417 + (i + 3) * 16 + (j + 2)] += c32;
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = 237893 + (i + 0);
-                    const ra1 = 237893 + (i + 1);
-                    const ra2 = 237893 + (i + 2);
-                    const ra3 = 237893 + (i + 3);
-                    const rb0 = q0 + (15 + 0);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p * 16];
-                        const a1 = A[ra1 + p * 16];
-                        const a2 = A[ra2 + p * 16];
-                        const a3 = A[ra3 + p * 16];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[4417 + (i + 0) * 16 + (15 + 0)] += c00;
-                    A[4417 + (i + 1) * 16 + (15 + 0)] += c10;
-                    A[4417 + (i + 2) * 16 + (15 + 0)] += c20;
-                    A[4417 + (i + 3) * 16 + (15 + 0)] += c30;
-                }
-            }
-            for (let i1 = 0; i1 < 16; i1++) {
-                {
-                    let acc = 0;
-                    for (let i0 = 0; i0 < 16; i0++) {
-                        acc = acc + A[237893 + (i0 * 16 + i1 * 1)];
-                    }
-                    A[4673 + (i1 * 1)] += acc;
-                }
-            }
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 2; j += 2) {
-                    let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                    const ra0 = 238405 + (i + 0);
-                    const ra1 = 238405 + (i + 1);
-                    const ra2 = 238405 + (i + 2);
-                    const ra3 = 238405 + (i + 3);
-                    const rb0 = q1 + (j + 0);
-                    const rb1 = q1 + (j + 1);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p * 16];
-                        const a1 = A[ra1 + p * 16];
-                        const a2 = A[ra2 + p * 16];
-                        const a3 = A[ra3 + p * 16];
-                        const b0 = A[rb0 + p * 2];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 2];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                    }
-                    A[4689 + (i + 0) * 2 + (j + 0)] += c00;
-                    A[4689 + (i + 0) * 2 + (j + 1)] += c01;
-                    A[4689 + (i + 1) * 2 + (j + 0)] += c10;
-                    A[4689 + (i + 1) * 2 + (j + 1)] += c11;
-                    A[4689 + (i + 2) * 2 + (j + 0)] += c20;
-                    A[4689 + (i + 2) * 2 + (j + 1)] += c21;
-                    A[4689 + (i + 3) * 2 + (j + 0)] += c30;
-                    A[4689 + (i + 3) * 2 + (j + 1)] += c31;
-                }
-            }
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 238405 + (i + 0);
-                    const ra1 = 238405 + (i + 1);
-                    const ra2 = 238405 + (i + 2);
-                    const ra3 = 238405 + (i + 3);
-                    const rb0 = q0 + (j + 0);
-                    const rb1 = q0 + (j + 1);
-                    const rb2 = q0 + (j + 2);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p * 16];
-                        const a1 = A[ra1 + p * 16];
-                        const a2 = A[ra2 + p * 16];
-                        const a3 = A[ra3 + p * 16];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 16];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 16];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[4721 + (i + 0) * 16 + (j + 0)] += c00;
-                    A[4721 + (i + 0) * 16 + (j + 1)] += c01;
-                    A[4721 + (i + 0) * 16 + (j + 2)] += c02;
-                    A[4721 + (i + 1) * 16 + (j + 0)] += c10;
-                    A[4721 + (i + 1) * 16 + (j + 1)] += c11;
-                    A[4721 + (i + 1) * 16 + (j + 2)] += c12;
-                    A[4721 + (i + 2) * 16 + (j + 0)] += c20;
-                    A[4721 + (i + 2) * 16 + (j + 1)] += c21;
-                    A[4721 + (i + 2) * 16 + (j + 2)] += c22;
-                    A[4721 + (i + 3) * 16 + (j + 0)] += c30;
-                    A[4721 + (i + 3) * 16 + (j + 1)] += c31;
-                    A[4721 + (i + 3) * 16 + (j + 2)] += c32;
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = 238405 + (i + 0);
-                    const ra1 = 238405 + (i + 1);
-                    const ra2 = 238405 + (i + 2);
-                    const ra3 = 238405 + (i + 3);
-                    const rb0 = q0 + (15 + 0);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p * 16];
-                        const a1 = A[ra1 + p * 16];
-                        const a2 = A[ra2 + p * 16];
-                        const a3 = A[ra3 + p * 16];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[4721 + (i + 0) * 16 + (15 + 0)] += c00;
-                    A[4721 + (i + 1) * 16 + (15 + 0)] += c10;
-                    A[4721 + (i + 2) * 16 + (15 + 0)] += c20;
-                    A[4721 + (i + 3) * 16 + (15 + 0)] += c30;
-                }
-            }
-            for (let i1 = 0; i1 < 16; i1++) {
-                {
-                    let acc = 0;
-                    for (let i0 = 0; i0 < 16; i0++) {
-                        acc = acc + A[238405 + (i0 * 16 + i1 * 1)];
-                    }
-                    A[4977 + (i1 * 1)] += acc;
-                }
-            }
-            A.copyWithin(131012, 131268, 131524);
-        }
-    }
-    /** Forward over the window's T steps only. */
-    forward(A, T) {
-        // graphs/adding-bidir.ts:12
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 16; i1++) {
-                A[99780 + (i0 * 16 + i1 * 1)] = A[592 + (i1 * 1)];
-            }
-        }
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 16; i1++) {
-                A[100036 + (i0 * 16 + i1 * 1)] = A[288 + (i1 * 1)];
-            }
-        }
-        // graphs/adding-bidir.ts:12
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 16; i1++) {
-                A[131524 + (i0 * 16 + i1 * 1)] = A[1200 + (i1 * 1)];
-            }
-        }
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 16; i1++) {
-                A[131780 + (i0 * 16 + i1 * 1)] = A[896 + (i1 * 1)];
-            }
-        }
-        // graphs/adding-bidir.ts:12
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 16; i1++) {
-                A[163268 + (i0 * 16 + i1 * 1)] = A[2768 + (i1 * 1)];
-            }
-        }
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 16; i1++) {
-                A[163524 + (i0 * 16 + i1 * 1)] = A[1984 + (i1 * 1)];
-            }
-        }
-        // graphs/adding-bidir.ts:12
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 16; i1++) {
-                A[195012 + (i0 * 16 + i1 * 1)] = A[4336 + (i1 * 1)];
-            }
-        }
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 16; i1++) {
-                A[195268 + (i0 * 16 + i1 * 1)] = A[3552 + (i1 * 1)];
-            }
-        }
-        for (let i = 0; i < 32; i++) {
-            A[195524 + i] = A[4352 + i];
-        }
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 1; i1++) {
-                A[195556 + (i0 * 1 + i1 * 1)] = A[4384 + (i1 * 1)];
-            }
-        }
-        // (derived)
-        A[237381] = 1 / A[31874];
         {
-            const v = A[237381];
-            for (let f = 0; f < 16; f++)
-                A[195572 + f] = v;
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = q3 + (i + 0) * 16;
+          const ra1 = q3 + (i + 1) * 16;
+          const ra2 = q3 + (i + 2) * 16;
+          const ra3 = q3 + (i + 3) * 16;
+          const rb0 = 32 + (15 + 0) * 16;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[237381 + (i + 0) * 16 + (15 + 0)] = c00;
+          A[237381 + (i + 1) * 16 + (15 + 0)] = c10;
+          A[237381 + (i + 2) * 16 + (15 + 0)] = c20;
+          A[237381 + (i + 3) * 16 + (15 + 0)] = c30;
         }
-        A.copyWithin(42436, 9730, 9730 + 256);
-        A.copyWithin(47812 + T * 256, 9986, 9986 + 256);
-        A.copyWithin(53188, 10242, 10242 + 256);
-        A.copyWithin(58564 + T * 256, 10498, 10498 + 256);
-        for (let i = 0; i < 320; i += 4) {
-            for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 8770 + (i + 0) * 2;
-                const ra1 = 8770 + (i + 1) * 2;
-                const ra2 = 8770 + (i + 2) * 2;
-                const ra3 = 8770 + (i + 3) * 2;
-                const rb0 = 304 + (j + 0) * 2;
-                const rb1 = 304 + (j + 1) * 2;
-                const rb2 = 304 + (j + 2) * 2;
-                for (let p = 0; p < 2; p++) {
-                    const a0 = A[ra0 + p];
-                    const a1 = A[ra1 + p];
-                    const a2 = A[ra2 + p];
-                    const a3 = A[ra3 + p];
-                    const b0 = A[rb0 + p];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                    const b1 = A[rb1 + p];
-                    c01 += a0 * b1;
-                    c11 += a1 * b1;
-                    c21 += a2 * b1;
-                    c31 += a3 * b1;
-                    const b2 = A[rb2 + p];
-                    c02 += a0 * b2;
-                    c12 += a1 * b2;
-                    c22 += a2 * b2;
-                    c32 += a3 * b2;
-                }
-                A[100292 + (i + 0) * 16 + (j + 0)] = c00;
-                A[100292 + (i + 0) * 16 + (j + 1)] = c01;
-                A[100292 + (i + 0) * 16 + (j + 2)] = c02;
-                A[100292 + (i + 1) * 16 + (j + 0)] = c10;
-                A[100292 + (i + 1) * 16 + (j + 1)] = c11;
-                A[100292 + (i + 1) * 16 + (j + 2)] = c12;
-                A[100292 + (i + 2) * 16 + (j + 0)] = c20;
-                A[100292 + (i + 2) * 16 + (j + 1)] = c21;
-                A[100292 + (i + 2) * 16 + (j + 2)] = c22;
-                A[100292 + (i + 3) * 16 + (j + 0)] = c30;
-                A[100292 + (i + 3) * 16 + (j + 1)] = c31;
-                A[100292 + (i + 3) * 16 + (j + 2)] = c32;
-            }
-            {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 8770 + (i + 0) * 2;
-                const ra1 = 8770 + (i + 1) * 2;
-                const ra2 = 8770 + (i + 2) * 2;
-                const ra3 = 8770 + (i + 3) * 2;
-                const rb0 = 304 + (15 + 0) * 2;
-                for (let p = 0; p < 2; p++) {
-                    const a0 = A[ra0 + p];
-                    const a1 = A[ra1 + p];
-                    const a2 = A[ra2 + p];
-                    const a3 = A[ra3 + p];
-                    const b0 = A[rb0 + p];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                }
-                A[100292 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[100292 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[100292 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[100292 + (i + 3) * 16 + (15 + 0)] = c30;
-            }
-        }
-        for (let i = 0; i < 320; i += 4) {
-            for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 8770 + (i + 0) * 2;
-                const ra1 = 8770 + (i + 1) * 2;
-                const ra2 = 8770 + (i + 2) * 2;
-                const ra3 = 8770 + (i + 3) * 2;
-                const rb0 = (j + 0) * 2;
-                const rb1 = (j + 1) * 2;
-                const rb2 = (j + 2) * 2;
-                for (let p = 0; p < 2; p++) {
-                    const a0 = A[ra0 + p];
-                    const a1 = A[ra1 + p];
-                    const a2 = A[ra2 + p];
-                    const a3 = A[ra3 + p];
-                    const b0 = A[rb0 + p];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                    const b1 = A[rb1 + p];
-                    c01 += a0 * b1;
-                    c11 += a1 * b1;
-                    c21 += a2 * b1;
-                    c31 += a3 * b1;
-                    const b2 = A[rb2 + p];
-                    c02 += a0 * b2;
-                    c12 += a1 * b2;
-                    c22 += a2 * b2;
-                    c32 += a3 * b2;
-                }
-                A[105412 + (i + 0) * 16 + (j + 0)] = c00;
-                A[105412 + (i + 0) * 16 + (j + 1)] = c01;
-                A[105412 + (i + 0) * 16 + (j + 2)] = c02;
-                A[105412 + (i + 1) * 16 + (j + 0)] = c10;
-                A[105412 + (i + 1) * 16 + (j + 1)] = c11;
-                A[105412 + (i + 1) * 16 + (j + 2)] = c12;
-                A[105412 + (i + 2) * 16 + (j + 0)] = c20;
-                A[105412 + (i + 2) * 16 + (j + 1)] = c21;
-                A[105412 + (i + 2) * 16 + (j + 2)] = c22;
-                A[105412 + (i + 3) * 16 + (j + 0)] = c30;
-                A[105412 + (i + 3) * 16 + (j + 1)] = c31;
-                A[105412 + (i + 3) * 16 + (j + 2)] = c32;
-            }
-            {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 8770 + (i + 0) * 2;
-                const ra1 = 8770 + (i + 1) * 2;
-                const ra2 = 8770 + (i + 2) * 2;
-                const ra3 = 8770 + (i + 3) * 2;
-                const rb0 = (15 + 0) * 2;
-                for (let p = 0; p < 2; p++) {
-                    const a0 = A[ra0 + p];
-                    const a1 = A[ra1 + p];
-                    const a2 = A[ra2 + p];
-                    const a3 = A[ra3 + p];
-                    const b0 = A[rb0 + p];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                }
-                A[105412 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[105412 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[105412 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[105412 + (i + 3) * 16 + (15 + 0)] = c30;
-            }
-        }
-        for (let t = 0; t < T; t++) {
-            const q0 = 42436 + (t + 1) * 256;
-            const q1 = 63940 + t * 256;
-            const q2 = 42436 + t * 256;
-            const q4 = 100292 + t * 256;
-            const q5 = 105412 + t * 256;
-            const q6 = 31234 + t * 16;
-            for (let i0 = 0; i0 < 16; i0++) {
-                for (let i1 = 0; i1 < 16; i1++) {
-                    A[237381 + (i0 * 16 + i1 * 1)] = A[q6 + (i0 * 1)];
-                }
-            }
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = q2 + (i + 0) * 16;
-                    const ra1 = q2 + (i + 1) * 16;
-                    const ra2 = q2 + (i + 2) * 16;
-                    const ra3 = q2 + (i + 3) * 16;
-                    const rb0 = 336 + (j + 0) * 16;
-                    const rb1 = 336 + (j + 1) * 16;
-                    const rb2 = 336 + (j + 2) * 16;
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[237637 + (i + 0) * 16 + (j + 0)] = c00;
-                    A[237637 + (i + 0) * 16 + (j + 1)] = c01;
-                    A[237637 + (i + 0) * 16 + (j + 2)] = c02;
-                    A[237637 + (i + 1) * 16 + (j + 0)] = c10;
-                    A[237637 + (i + 1) * 16 + (j + 1)] = c11;
-                    A[237637 + (i + 1) * 16 + (j + 2)] = c12;
-                    A[237637 + (i + 2) * 16 + (j + 0)] = c20;
-                    A[237637 + (i + 2) * 16 + (j + 1)] = c21;
-                    A[237637 + (i + 2) * 16 + (j + 2)] = c22;
-                    A[237637 + (i + 3) * 16 + (j + 0)] = c30;
-                    A[237637 + (i + 3) * 16 + (j + 1)] = c31;
-                    A[237637 + (i + 3) * 16 + (j + 2)] = c32;
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = q2 + (i + 0) * 16;
-                    const ra1 = q2 + (i + 1) * 16;
-                    const ra2 = q2 + (i + 2) * 16;
-                    const ra3 = q2 + (i + 3) * 16;
-                    const rb0 = 336 + (15 + 0) * 16;
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[237637 + (i + 0) * 16 + (15 + 0)] = c00;
-                    A[237637 + (i + 1) * 16 + (15 + 0)] = c10;
-                    A[237637 + (i + 2) * 16 + (15 + 0)] = c20;
-                    A[237637 + (i + 3) * 16 + (15 + 0)] = c30;
-                }
-            }
-            // graphs/adding-bidir.ts:23
-            for (let i = 0; i < 256; i++)
-                A[237893 + i] = sigmoid32(((A[q4 + i] + A[99780 + i]) + A[237637 + i]));
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = q2 + (i + 0) * 16;
-                    const ra1 = q2 + (i + 1) * 16;
-                    const ra2 = q2 + (i + 2) * 16;
-                    const ra3 = q2 + (i + 3) * 16;
-                    const rb0 = 32 + (j + 0) * 16;
-                    const rb1 = 32 + (j + 1) * 16;
-                    const rb2 = 32 + (j + 2) * 16;
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[237637 + (i + 0) * 16 + (j + 0)] = c00;
-                    A[237637 + (i + 0) * 16 + (j + 1)] = c01;
-                    A[237637 + (i + 0) * 16 + (j + 2)] = c02;
-                    A[237637 + (i + 1) * 16 + (j + 0)] = c10;
-                    A[237637 + (i + 1) * 16 + (j + 1)] = c11;
-                    A[237637 + (i + 1) * 16 + (j + 2)] = c12;
-                    A[237637 + (i + 2) * 16 + (j + 0)] = c20;
-                    A[237637 + (i + 2) * 16 + (j + 1)] = c21;
-                    A[237637 + (i + 2) * 16 + (j + 2)] = c22;
-                    A[237637 + (i + 3) * 16 + (j + 0)] = c30;
-                    A[237637 + (i + 3) * 16 + (j + 1)] = c31;
-                    A[237637 + (i + 3) * 16 + (j + 2)] = c32;
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = q2 + (i + 0) * 16;
-                    const ra1 = q2 + (i + 1) * 16;
-                    const ra2 = q2 + (i + 2) * 16;
-                    const ra3 = q2 + (i + 3) * 16;
-                    const rb0 = 32 + (15 + 0) * 16;
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[237637 + (i + 0) * 16 + (15 + 0)] = c00;
-                    A[237637 + (i + 1) * 16 + (15 + 0)] = c10;
-                    A[237637 + (i + 2) * 16 + (15 + 0)] = c20;
-                    A[237637 + (i + 3) * 16 + (15 + 0)] = c30;
-                }
-            }
-            // (derived)
-            for (let i = 0; i < 256; i++)
-                A[q0 + i] = (A[237381 + i] !== 0 ? ((A[237893 + i] * A[q2 + i]) + ((1 - A[237893 + i]) * (tanh32(((A[q5 + i] + A[100036 + i]) + A[237637 + i]))))) : A[q2 + i]);
-            for (let i = 0; i < 256; i++)
-                A[q1 + i] = (A[237381 + i] !== 0 ? A[q0 + i] : 0);
-        }
-        for (let i = 0; i < 320; i += 4) {
-            for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 8770 + (i + 0) * 2;
-                const ra1 = 8770 + (i + 1) * 2;
-                const ra2 = 8770 + (i + 2) * 2;
-                const ra3 = 8770 + (i + 3) * 2;
-                const rb0 = 912 + (j + 0) * 2;
-                const rb1 = 912 + (j + 1) * 2;
-                const rb2 = 912 + (j + 2) * 2;
-                for (let p = 0; p < 2; p++) {
-                    const a0 = A[ra0 + p];
-                    const a1 = A[ra1 + p];
-                    const a2 = A[ra2 + p];
-                    const a3 = A[ra3 + p];
-                    const b0 = A[rb0 + p];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                    const b1 = A[rb1 + p];
-                    c01 += a0 * b1;
-                    c11 += a1 * b1;
-                    c21 += a2 * b1;
-                    c31 += a3 * b1;
-                    const b2 = A[rb2 + p];
-                    c02 += a0 * b2;
-                    c12 += a1 * b2;
-                    c22 += a2 * b2;
-                    c32 += a3 * b2;
-                }
-                A[132036 + (i + 0) * 16 + (j + 0)] = c00;
-                A[132036 + (i + 0) * 16 + (j + 1)] = c01;
-                A[132036 + (i + 0) * 16 + (j + 2)] = c02;
-                A[132036 + (i + 1) * 16 + (j + 0)] = c10;
-                A[132036 + (i + 1) * 16 + (j + 1)] = c11;
-                A[132036 + (i + 1) * 16 + (j + 2)] = c12;
-                A[132036 + (i + 2) * 16 + (j + 0)] = c20;
-                A[132036 + (i + 2) * 16 + (j + 1)] = c21;
-                A[132036 + (i + 2) * 16 + (j + 2)] = c22;
-                A[132036 + (i + 3) * 16 + (j + 0)] = c30;
-                A[132036 + (i + 3) * 16 + (j + 1)] = c31;
-                A[132036 + (i + 3) * 16 + (j + 2)] = c32;
-            }
-            {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 8770 + (i + 0) * 2;
-                const ra1 = 8770 + (i + 1) * 2;
-                const ra2 = 8770 + (i + 2) * 2;
-                const ra3 = 8770 + (i + 3) * 2;
-                const rb0 = 912 + (15 + 0) * 2;
-                for (let p = 0; p < 2; p++) {
-                    const a0 = A[ra0 + p];
-                    const a1 = A[ra1 + p];
-                    const a2 = A[ra2 + p];
-                    const a3 = A[ra3 + p];
-                    const b0 = A[rb0 + p];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                }
-                A[132036 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[132036 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[132036 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[132036 + (i + 3) * 16 + (15 + 0)] = c30;
-            }
-        }
-        for (let i = 0; i < 320; i += 4) {
-            for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 8770 + (i + 0) * 2;
-                const ra1 = 8770 + (i + 1) * 2;
-                const ra2 = 8770 + (i + 2) * 2;
-                const ra3 = 8770 + (i + 3) * 2;
-                const rb0 = 608 + (j + 0) * 2;
-                const rb1 = 608 + (j + 1) * 2;
-                const rb2 = 608 + (j + 2) * 2;
-                for (let p = 0; p < 2; p++) {
-                    const a0 = A[ra0 + p];
-                    const a1 = A[ra1 + p];
-                    const a2 = A[ra2 + p];
-                    const a3 = A[ra3 + p];
-                    const b0 = A[rb0 + p];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                    const b1 = A[rb1 + p];
-                    c01 += a0 * b1;
-                    c11 += a1 * b1;
-                    c21 += a2 * b1;
-                    c31 += a3 * b1;
-                    const b2 = A[rb2 + p];
-                    c02 += a0 * b2;
-                    c12 += a1 * b2;
-                    c22 += a2 * b2;
-                    c32 += a3 * b2;
-                }
-                A[137156 + (i + 0) * 16 + (j + 0)] = c00;
-                A[137156 + (i + 0) * 16 + (j + 1)] = c01;
-                A[137156 + (i + 0) * 16 + (j + 2)] = c02;
-                A[137156 + (i + 1) * 16 + (j + 0)] = c10;
-                A[137156 + (i + 1) * 16 + (j + 1)] = c11;
-                A[137156 + (i + 1) * 16 + (j + 2)] = c12;
-                A[137156 + (i + 2) * 16 + (j + 0)] = c20;
-                A[137156 + (i + 2) * 16 + (j + 1)] = c21;
-                A[137156 + (i + 2) * 16 + (j + 2)] = c22;
-                A[137156 + (i + 3) * 16 + (j + 0)] = c30;
-                A[137156 + (i + 3) * 16 + (j + 1)] = c31;
-                A[137156 + (i + 3) * 16 + (j + 2)] = c32;
-            }
-            {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 8770 + (i + 0) * 2;
-                const ra1 = 8770 + (i + 1) * 2;
-                const ra2 = 8770 + (i + 2) * 2;
-                const ra3 = 8770 + (i + 3) * 2;
-                const rb0 = 608 + (15 + 0) * 2;
-                for (let p = 0; p < 2; p++) {
-                    const a0 = A[ra0 + p];
-                    const a1 = A[ra1 + p];
-                    const a2 = A[ra2 + p];
-                    const a3 = A[ra3 + p];
-                    const b0 = A[rb0 + p];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                }
-                A[137156 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[137156 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[137156 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[137156 + (i + 3) * 16 + (15 + 0)] = c30;
-            }
-        }
-        for (let t = T - 1; t >= 0; t--) {
-            const q0 = 47812 + t * 256;
-            const q1 = 69060 + t * 256;
-            const q2 = 47812 + (t + 1) * 256;
-            const q4 = 132036 + t * 256;
-            const q5 = 137156 + t * 256;
-            const q6 = 31234 + t * 16;
-            for (let i0 = 0; i0 < 16; i0++) {
-                for (let i1 = 0; i1 < 16; i1++) {
-                    A[237381 + (i0 * 16 + i1 * 1)] = A[q6 + (i0 * 1)];
-                }
-            }
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = q2 + (i + 0) * 16;
-                    const ra1 = q2 + (i + 1) * 16;
-                    const ra2 = q2 + (i + 2) * 16;
-                    const ra3 = q2 + (i + 3) * 16;
-                    const rb0 = 944 + (j + 0) * 16;
-                    const rb1 = 944 + (j + 1) * 16;
-                    const rb2 = 944 + (j + 2) * 16;
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[237637 + (i + 0) * 16 + (j + 0)] = c00;
-                    A[237637 + (i + 0) * 16 + (j + 1)] = c01;
-                    A[237637 + (i + 0) * 16 + (j + 2)] = c02;
-                    A[237637 + (i + 1) * 16 + (j + 0)] = c10;
-                    A[237637 + (i + 1) * 16 + (j + 1)] = c11;
-                    A[237637 + (i + 1) * 16 + (j + 2)] = c12;
-                    A[237637 + (i + 2) * 16 + (j + 0)] = c20;
-                    A[237637 + (i + 2) * 16 + (j + 1)] = c21;
-                    A[237637 + (i + 2) * 16 + (j + 2)] = c22;
-                    A[237637 + (i + 3) * 16 + (j + 0)] = c30;
-                    A[237637 + (i + 3) * 16 + (j + 1)] = c31;
-                    A[237637 + (i + 3) * 16 + (j + 2)] = c32;
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = q2 + (i + 0) * 16;
-                    const ra1 = q2 + (i + 1) * 16;
-                    const ra2 = q2 + (i + 2) * 16;
-                    const ra3 = q2 + (i + 3) * 16;
-                    const rb0 = 944 + (15 + 0) * 16;
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[237637 + (i + 0) * 16 + (15 + 0)] = c00;
-                    A[237637 + (i + 1) * 16 + (15 + 0)] = c10;
-                    A[237637 + (i + 2) * 16 + (15 + 0)] = c20;
-                    A[237637 + (i + 3) * 16 + (15 + 0)] = c30;
-                }
-            }
-            // graphs/adding-bidir.ts:23
-            for (let i = 0; i < 256; i++)
-                A[237893 + i] = sigmoid32(((A[q4 + i] + A[131524 + i]) + A[237637 + i]));
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = q2 + (i + 0) * 16;
-                    const ra1 = q2 + (i + 1) * 16;
-                    const ra2 = q2 + (i + 2) * 16;
-                    const ra3 = q2 + (i + 3) * 16;
-                    const rb0 = 640 + (j + 0) * 16;
-                    const rb1 = 640 + (j + 1) * 16;
-                    const rb2 = 640 + (j + 2) * 16;
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[237637 + (i + 0) * 16 + (j + 0)] = c00;
-                    A[237637 + (i + 0) * 16 + (j + 1)] = c01;
-                    A[237637 + (i + 0) * 16 + (j + 2)] = c02;
-                    A[237637 + (i + 1) * 16 + (j + 0)] = c10;
-                    A[237637 + (i + 1) * 16 + (j + 1)] = c11;
-                    A[237637 + (i + 1) * 16 + (j + 2)] = c12;
-                    A[237637 + (i + 2) * 16 + (j + 0)] = c20;
-                    A[237637 + (i + 2) * 16 + (j + 1)] = c21;
-                    A[237637 + (i + 2) * 16 + (j + 2)] = c22;
-                    A[237637 + (i + 3) * 16 + (j + 0)] = c30;
-                    A[237637 + (i + 3) * 16 + (j + 1)] = c31;
-                    A[237637 + (i + 3) * 16 + (j + 2)] = c32;
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = q2 + (i + 0) * 16;
-                    const ra1 = q2 + (i + 1) * 16;
-                    const ra2 = q2 + (i + 2) * 16;
-                    const ra3 = q2 + (i + 3) * 16;
-                    const rb0 = 640 + (15 + 0) * 16;
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[237637 + (i + 0) * 16 + (15 + 0)] = c00;
-                    A[237637 + (i + 1) * 16 + (15 + 0)] = c10;
-                    A[237637 + (i + 2) * 16 + (15 + 0)] = c20;
-                    A[237637 + (i + 3) * 16 + (15 + 0)] = c30;
-                }
-            }
-            // (derived)
-            for (let i = 0; i < 256; i++)
-                A[q0 + i] = (A[237381 + i] !== 0 ? ((A[237893 + i] * A[q2 + i]) + ((1 - A[237893 + i]) * (tanh32(((A[q5 + i] + A[131780 + i]) + A[237637 + i]))))) : A[q2 + i]);
-            for (let i = 0; i < 256; i++)
-                A[q1 + i] = (A[237381 + i] !== 0 ? A[q0 + i] : 0);
-        }
-        for (let t = 0; t < T; t++) {
-            const q0 = 53188 + (t + 1) * 256;
-            const q1 = 74180 + t * 256;
-            const q2 = 53188 + t * 256;
-            const q3 = 63940 + t * 256;
-            const q4 = 69060 + t * 256;
-            const q5 = 31234 + t * 16;
-            for (let i0 = 0; i0 < 16; i0++) {
-                for (let i1 = 0; i1 < 16; i1++) {
-                    A[237381 + (i0 * 16 + i1 * 1)] = A[q5 + (i0 * 1)];
-                }
-            }
-            // graphs/adding-bidir.ts:34
-            for (let o = 0; o < 16; o++)
-                for (let j = 0; j < 16; j++)
-                    A[237637 + o * 32 + 0 + j] = A[q3 + o * 16 + j];
-            for (let o = 0; o < 16; o++)
-                for (let j = 0; j < 16; j++)
-                    A[237637 + o * 32 + 16 + j] = A[q4 + o * 16 + j];
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 237637 + (i + 0) * 32;
-                    const ra1 = 237637 + (i + 1) * 32;
-                    const ra2 = 237637 + (i + 2) * 32;
-                    const ra3 = 237637 + (i + 3) * 32;
-                    const rb0 = 2000 + (j + 0) * 32;
-                    const rb1 = 2000 + (j + 1) * 32;
-                    const rb2 = 2000 + (j + 2) * 32;
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[238149 + (i + 0) * 16 + (j + 0)] = c00;
-                    A[238149 + (i + 0) * 16 + (j + 1)] = c01;
-                    A[238149 + (i + 0) * 16 + (j + 2)] = c02;
-                    A[238149 + (i + 1) * 16 + (j + 0)] = c10;
-                    A[238149 + (i + 1) * 16 + (j + 1)] = c11;
-                    A[238149 + (i + 1) * 16 + (j + 2)] = c12;
-                    A[238149 + (i + 2) * 16 + (j + 0)] = c20;
-                    A[238149 + (i + 2) * 16 + (j + 1)] = c21;
-                    A[238149 + (i + 2) * 16 + (j + 2)] = c22;
-                    A[238149 + (i + 3) * 16 + (j + 0)] = c30;
-                    A[238149 + (i + 3) * 16 + (j + 1)] = c31;
-                    A[238149 + (i + 3) * 16 + (j + 2)] = c32;
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = 237637 + (i + 0) * 32;
-                    const ra1 = 237637 + (i + 1) * 32;
-                    const ra2 = 237637 + (i + 2) * 32;
-                    const ra3 = 237637 + (i + 3) * 32;
-                    const rb0 = 2000 + (15 + 0) * 32;
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[238149 + (i + 0) * 16 + (15 + 0)] = c00;
-                    A[238149 + (i + 1) * 16 + (15 + 0)] = c10;
-                    A[238149 + (i + 2) * 16 + (15 + 0)] = c20;
-                    A[238149 + (i + 3) * 16 + (15 + 0)] = c30;
-                }
-            }
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = q2 + (i + 0) * 16;
-                    const ra1 = q2 + (i + 1) * 16;
-                    const ra2 = q2 + (i + 2) * 16;
-                    const ra3 = q2 + (i + 3) * 16;
-                    const rb0 = 2512 + (j + 0) * 16;
-                    const rb1 = 2512 + (j + 1) * 16;
-                    const rb2 = 2512 + (j + 2) * 16;
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[238405 + (i + 0) * 16 + (j + 0)] = c00;
-                    A[238405 + (i + 0) * 16 + (j + 1)] = c01;
-                    A[238405 + (i + 0) * 16 + (j + 2)] = c02;
-                    A[238405 + (i + 1) * 16 + (j + 0)] = c10;
-                    A[238405 + (i + 1) * 16 + (j + 1)] = c11;
-                    A[238405 + (i + 1) * 16 + (j + 2)] = c12;
-                    A[238405 + (i + 2) * 16 + (j + 0)] = c20;
-                    A[238405 + (i + 2) * 16 + (j + 1)] = c21;
-                    A[238405 + (i + 2) * 16 + (j + 2)] = c22;
-                    A[238405 + (i + 3) * 16 + (j + 0)] = c30;
-                    A[238405 + (i + 3) * 16 + (j + 1)] = c31;
-                    A[238405 + (i + 3) * 16 + (j + 2)] = c32;
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = q2 + (i + 0) * 16;
-                    const ra1 = q2 + (i + 1) * 16;
-                    const ra2 = q2 + (i + 2) * 16;
-                    const ra3 = q2 + (i + 3) * 16;
-                    const rb0 = 2512 + (15 + 0) * 16;
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[238405 + (i + 0) * 16 + (15 + 0)] = c00;
-                    A[238405 + (i + 1) * 16 + (15 + 0)] = c10;
-                    A[238405 + (i + 2) * 16 + (15 + 0)] = c20;
-                    A[238405 + (i + 3) * 16 + (15 + 0)] = c30;
-                }
-            }
-            // graphs/adding-bidir.ts:23
-            for (let i = 0; i < 256; i++)
-                A[238661 + i] = sigmoid32(((A[238149 + i] + A[163268 + i]) + A[238405 + i]));
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 237637 + (i + 0) * 32;
-                    const ra1 = 237637 + (i + 1) * 32;
-                    const ra2 = 237637 + (i + 2) * 32;
-                    const ra3 = 237637 + (i + 3) * 32;
-                    const rb0 = 1216 + (j + 0) * 32;
-                    const rb1 = 1216 + (j + 1) * 32;
-                    const rb2 = 1216 + (j + 2) * 32;
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[238149 + (i + 0) * 16 + (j + 0)] = c00;
-                    A[238149 + (i + 0) * 16 + (j + 1)] = c01;
-                    A[238149 + (i + 0) * 16 + (j + 2)] = c02;
-                    A[238149 + (i + 1) * 16 + (j + 0)] = c10;
-                    A[238149 + (i + 1) * 16 + (j + 1)] = c11;
-                    A[238149 + (i + 1) * 16 + (j + 2)] = c12;
-                    A[238149 + (i + 2) * 16 + (j + 0)] = c20;
-                    A[238149 + (i + 2) * 16 + (j + 1)] = c21;
-                    A[238149 + (i + 2) * 16 + (j + 2)] = c22;
-                    A[238149 + (i + 3) * 16 + (j + 0)] = c30;
-                    A[238149 + (i + 3) * 16 + (j + 1)] = c31;
-                    A[238149 + (i + 3) * 16 + (j + 2)] = c32;
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = 237637 + (i + 0) * 32;
-                    const ra1 = 237637 + (i + 1) * 32;
-                    const ra2 = 237637 + (i + 2) * 32;
-                    const ra3 = 237637 + (i + 3) * 32;
-                    const rb0 = 1216 + (15 + 0) * 32;
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[238149 + (i + 0) * 16 + (15 + 0)] = c00;
-                    A[238149 + (i + 1) * 16 + (15 + 0)] = c10;
-                    A[238149 + (i + 2) * 16 + (15 + 0)] = c20;
-                    A[238149 + (i + 3) * 16 + (15 + 0)] = c30;
-                }
-            }
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = q2 + (i + 0) * 16;
-                    const ra1 = q2 + (i + 1) * 16;
-                    const ra2 = q2 + (i + 2) * 16;
-                    const ra3 = q2 + (i + 3) * 16;
-                    const rb0 = 1728 + (j + 0) * 16;
-                    const rb1 = 1728 + (j + 1) * 16;
-                    const rb2 = 1728 + (j + 2) * 16;
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[237637 + (i + 0) * 16 + (j + 0)] = c00;
-                    A[237637 + (i + 0) * 16 + (j + 1)] = c01;
-                    A[237637 + (i + 0) * 16 + (j + 2)] = c02;
-                    A[237637 + (i + 1) * 16 + (j + 0)] = c10;
-                    A[237637 + (i + 1) * 16 + (j + 1)] = c11;
-                    A[237637 + (i + 1) * 16 + (j + 2)] = c12;
-                    A[237637 + (i + 2) * 16 + (j + 0)] = c20;
-                    A[237637 + (i + 2) * 16 + (j + 1)] = c21;
-                    A[237637 + (i + 2) * 16 + (j + 2)] = c22;
-                    A[237637 + (i + 3) * 16 + (j + 0)] = c30;
-                    A[237637 + (i + 3) * 16 + (j + 1)] = c31;
-                    A[237637 + (i + 3) * 16 + (j + 2)] = c32;
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = q2 + (i + 0) * 16;
-                    const ra1 = q2 + (i + 1) * 16;
-                    const ra2 = q2 + (i + 2) * 16;
-                    const ra3 = q2 + (i + 3) * 16;
-                    const rb0 = 1728 + (15 + 0) * 16;
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[237637 + (i + 0) * 16 + (15 + 0)] = c00;
-                    A[237637 + (i + 1) * 16 + (15 + 0)] = c10;
-                    A[237637 + (i + 2) * 16 + (15 + 0)] = c20;
-                    A[237637 + (i + 3) * 16 + (15 + 0)] = c30;
-                }
-            }
-            // (derived)
-            for (let i = 0; i < 256; i++)
-                A[q0 + i] = (A[237381 + i] !== 0 ? ((A[238661 + i] * A[q2 + i]) + ((1 - A[238661 + i]) * (tanh32(((A[238149 + i] + A[163524 + i]) + A[237637 + i]))))) : A[q2 + i]);
-            for (let i = 0; i < 256; i++)
-                A[q1 + i] = (A[237381 + i] !== 0 ? A[q0 + i] : 0);
-        }
-        for (let t = T - 1; t >= 0; t--) {
-            const q0 = 58564 + t * 256;
-            const q1 = 31875 + t * 16;
-            const q2 = 79300 + t * 256;
-            const q3 = 58564 + (t + 1) * 256;
-            const q4 = 63940 + t * 256;
-            const q5 = 69060 + t * 256;
-            const q6 = 74180 + t * 256;
-            const q8 = 31234 + t * 16;
-            for (let i0 = 0; i0 < 16; i0++) {
-                for (let i1 = 0; i1 < 16; i1++) {
-                    A[237381 + (i0 * 16 + i1 * 1)] = A[q8 + (i0 * 1)];
-                }
-            }
-            // graphs/adding-bidir.ts:34
-            for (let o = 0; o < 16; o++)
-                for (let j = 0; j < 16; j++)
-                    A[237637 + o * 32 + 0 + j] = A[q4 + o * 16 + j];
-            for (let o = 0; o < 16; o++)
-                for (let j = 0; j < 16; j++)
-                    A[237637 + o * 32 + 16 + j] = A[q5 + o * 16 + j];
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 237637 + (i + 0) * 32;
-                    const ra1 = 237637 + (i + 1) * 32;
-                    const ra2 = 237637 + (i + 2) * 32;
-                    const ra3 = 237637 + (i + 3) * 32;
-                    const rb0 = 3568 + (j + 0) * 32;
-                    const rb1 = 3568 + (j + 1) * 32;
-                    const rb2 = 3568 + (j + 2) * 32;
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[238149 + (i + 0) * 16 + (j + 0)] = c00;
-                    A[238149 + (i + 0) * 16 + (j + 1)] = c01;
-                    A[238149 + (i + 0) * 16 + (j + 2)] = c02;
-                    A[238149 + (i + 1) * 16 + (j + 0)] = c10;
-                    A[238149 + (i + 1) * 16 + (j + 1)] = c11;
-                    A[238149 + (i + 1) * 16 + (j + 2)] = c12;
-                    A[238149 + (i + 2) * 16 + (j + 0)] = c20;
-                    A[238149 + (i + 2) * 16 + (j + 1)] = c21;
-                    A[238149 + (i + 2) * 16 + (j + 2)] = c22;
-                    A[238149 + (i + 3) * 16 + (j + 0)] = c30;
-                    A[238149 + (i + 3) * 16 + (j + 1)] = c31;
-                    A[238149 + (i + 3) * 16 + (j + 2)] = c32;
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = 237637 + (i + 0) * 32;
-                    const ra1 = 237637 + (i + 1) * 32;
-                    const ra2 = 237637 + (i + 2) * 32;
-                    const ra3 = 237637 + (i + 3) * 32;
-                    const rb0 = 3568 + (15 + 0) * 32;
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[238149 + (i + 0) * 16 + (15 + 0)] = c00;
-                    A[238149 + (i + 1) * 16 + (15 + 0)] = c10;
-                    A[238149 + (i + 2) * 16 + (15 + 0)] = c20;
-                    A[238149 + (i + 3) * 16 + (15 + 0)] = c30;
-                }
-            }
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = q3 + (i + 0) * 16;
-                    const ra1 = q3 + (i + 1) * 16;
-                    const ra2 = q3 + (i + 2) * 16;
-                    const ra3 = q3 + (i + 3) * 16;
-                    const rb0 = 4080 + (j + 0) * 16;
-                    const rb1 = 4080 + (j + 1) * 16;
-                    const rb2 = 4080 + (j + 2) * 16;
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[238405 + (i + 0) * 16 + (j + 0)] = c00;
-                    A[238405 + (i + 0) * 16 + (j + 1)] = c01;
-                    A[238405 + (i + 0) * 16 + (j + 2)] = c02;
-                    A[238405 + (i + 1) * 16 + (j + 0)] = c10;
-                    A[238405 + (i + 1) * 16 + (j + 1)] = c11;
-                    A[238405 + (i + 1) * 16 + (j + 2)] = c12;
-                    A[238405 + (i + 2) * 16 + (j + 0)] = c20;
-                    A[238405 + (i + 2) * 16 + (j + 1)] = c21;
-                    A[238405 + (i + 2) * 16 + (j + 2)] = c22;
-                    A[238405 + (i + 3) * 16 + (j + 0)] = c30;
-                    A[238405 + (i + 3) * 16 + (j + 1)] = c31;
-                    A[238405 + (i + 3) * 16 + (j + 2)] = c32;
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = q3 + (i + 0) * 16;
-                    const ra1 = q3 + (i + 1) * 16;
-                    const ra2 = q3 + (i + 2) * 16;
-                    const ra3 = q3 + (i + 3) * 16;
-                    const rb0 = 4080 + (15 + 0) * 16;
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[238405 + (i + 0) * 16 + (15 + 0)] = c00;
-                    A[238405 + (i + 1) * 16 + (15 + 0)] = c10;
-                    A[238405 + (i + 2) * 16 + (15 + 0)] = c20;
-                    A[238405 + (i + 3) * 16 + (15 + 0)] = c30;
-                }
-            }
-            // graphs/adding-bidir.ts:23
-            for (let i = 0; i < 256; i++)
-                A[238661 + i] = sigmoid32(((A[238149 + i] + A[195012 + i]) + A[238405 + i]));
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 237637 + (i + 0) * 32;
-                    const ra1 = 237637 + (i + 1) * 32;
-                    const ra2 = 237637 + (i + 2) * 32;
-                    const ra3 = 237637 + (i + 3) * 32;
-                    const rb0 = 2784 + (j + 0) * 32;
-                    const rb1 = 2784 + (j + 1) * 32;
-                    const rb2 = 2784 + (j + 2) * 32;
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[238149 + (i + 0) * 16 + (j + 0)] = c00;
-                    A[238149 + (i + 0) * 16 + (j + 1)] = c01;
-                    A[238149 + (i + 0) * 16 + (j + 2)] = c02;
-                    A[238149 + (i + 1) * 16 + (j + 0)] = c10;
-                    A[238149 + (i + 1) * 16 + (j + 1)] = c11;
-                    A[238149 + (i + 1) * 16 + (j + 2)] = c12;
-                    A[238149 + (i + 2) * 16 + (j + 0)] = c20;
-                    A[238149 + (i + 2) * 16 + (j + 1)] = c21;
-                    A[238149 + (i + 2) * 16 + (j + 2)] = c22;
-                    A[238149 + (i + 3) * 16 + (j + 0)] = c30;
-                    A[238149 + (i + 3) * 16 + (j + 1)] = c31;
-                    A[238149 + (i + 3) * 16 + (j + 2)] = c32;
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = 237637 + (i + 0) * 32;
-                    const ra1 = 237637 + (i + 1) * 32;
-                    const ra2 = 237637 + (i + 2) * 32;
-                    const ra3 = 237637 + (i + 3) * 32;
-                    const rb0 = 2784 + (15 + 0) * 32;
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[238149 + (i + 0) * 16 + (15 + 0)] = c00;
-                    A[238149 + (i + 1) * 16 + (15 + 0)] = c10;
-                    A[238149 + (i + 2) * 16 + (15 + 0)] = c20;
-                    A[238149 + (i + 3) * 16 + (15 + 0)] = c30;
-                }
-            }
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = q3 + (i + 0) * 16;
-                    const ra1 = q3 + (i + 1) * 16;
-                    const ra2 = q3 + (i + 2) * 16;
-                    const ra3 = q3 + (i + 3) * 16;
-                    const rb0 = 3296 + (j + 0) * 16;
-                    const rb1 = 3296 + (j + 1) * 16;
-                    const rb2 = 3296 + (j + 2) * 16;
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[237637 + (i + 0) * 16 + (j + 0)] = c00;
-                    A[237637 + (i + 0) * 16 + (j + 1)] = c01;
-                    A[237637 + (i + 0) * 16 + (j + 2)] = c02;
-                    A[237637 + (i + 1) * 16 + (j + 0)] = c10;
-                    A[237637 + (i + 1) * 16 + (j + 1)] = c11;
-                    A[237637 + (i + 1) * 16 + (j + 2)] = c12;
-                    A[237637 + (i + 2) * 16 + (j + 0)] = c20;
-                    A[237637 + (i + 2) * 16 + (j + 1)] = c21;
-                    A[237637 + (i + 2) * 16 + (j + 2)] = c22;
-                    A[237637 + (i + 3) * 16 + (j + 0)] = c30;
-                    A[237637 + (i + 3) * 16 + (j + 1)] = c31;
-                    A[237637 + (i + 3) * 16 + (j + 2)] = c32;
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = q3 + (i + 0) * 16;
-                    const ra1 = q3 + (i + 1) * 16;
-                    const ra2 = q3 + (i + 2) * 16;
-                    const ra3 = q3 + (i + 3) * 16;
-                    const rb0 = 3296 + (15 + 0) * 16;
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[237637 + (i + 0) * 16 + (15 + 0)] = c00;
-                    A[237637 + (i + 1) * 16 + (15 + 0)] = c10;
-                    A[237637 + (i + 2) * 16 + (15 + 0)] = c20;
-                    A[237637 + (i + 3) * 16 + (15 + 0)] = c30;
-                }
-            }
-            // (derived)
-            for (let i = 0; i < 256; i++)
-                A[q0 + i] = (A[237381 + i] !== 0 ? ((A[238661 + i] * A[q3 + i]) + ((1 - A[238661 + i]) * (tanh32(((A[238149 + i] + A[195268 + i]) + A[237637 + i]))))) : A[q3 + i]);
-            for (let i = 0; i < 256; i++)
-                A[q2 + i] = (A[237381 + i] !== 0 ? A[q0 + i] : 0);
-            // graphs/adding-bidir.ts:34
-            for (let o = 0; o < 16; o++)
-                for (let j = 0; j < 16; j++)
-                    A[237381 + o * 32 + 0 + j] = A[q6 + o * 16 + j];
-            for (let o = 0; o < 16; o++)
-                for (let j = 0; j < 16; j++)
-                    A[237381 + o * 32 + 16 + j] = A[q2 + o * 16 + j];
-            // graphs/adding-bidir.ts:12
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 1; j += 1) {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = 237381 + (i + 0) * 32;
-                    const ra1 = 237381 + (i + 1) * 32;
-                    const ra2 = 237381 + (i + 2) * 32;
-                    const ra3 = 237381 + (i + 3) * 32;
-                    const rb0 = 195524 + (j + 0);
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[195556 + (i + 0) * 1 + (j + 0)];
-                    A[q1 + (i + 1) * 1 + (j + 0)] = c10 + A[195556 + (i + 1) * 1 + (j + 0)];
-                    A[q1 + (i + 2) * 1 + (j + 0)] = c20 + A[195556 + (i + 2) * 1 + (j + 0)];
-                    A[q1 + (i + 3) * 1 + (j + 0)] = c30 + A[195556 + (i + 3) * 1 + (j + 0)];
-                }
-            }
-        }
-        A.copyWithin(9730 + T * 1024, (42436 + T * 256), (42436 + T * 256) + 256);
-        A.copyWithin(9986 + T * 1024, (47812), (47812) + 256);
-        A.copyWithin(10242 + T * 1024, (53188 + T * 256), (53188 + T * 256) + 256);
-        A.copyWithin(10498 + T * 1024, (58564), (58564) + 256);
+      }
+      for (let i = 0; i < 256; i++) A[q2 + 512 + i] = tanh32(A[q6 + i] + A[100036 + i] + A[237381 + i]);
+      for (let i = 0; i < 256; i++) A[q0 + i] = A[q2 + i] !== 0 ? A[q2 + 768 + i] * A[q3 + i] + A[q2 + 256 + i] * A[q2 + 512 + i] : A[q3 + i];
+      for (let i = 0; i < 256; i++) A[q1 + i] = A[q2 + i] !== 0 ? A[q0 + i] : 0;
     }
-    /** The optimizer step; false (and nothing changed) when the gradient is not finite. */
-    update(A, lr, t) {
-        { // adam(lr=0.01, betas=(0.9, 0.999), eps=1e-8)
-            const stepSize = lr / (1 - Math.pow(0.9, t));
-            const negStepSize = -stepSize;
-            const biasCorrection2Sqrt = Math.sqrt(1 - Math.pow(0.999, t));
-            const invBiasCorrection2Sqrt = 1 / biasCorrection2Sqrt;
-            { // U_l0, W_l0, b_l0, Uf_l0, Wf_l0, bf_l0, U_l0_reverse, W_l0_reverse, b_l0_reverse, Uf_l0_reverse, Wf_l0_reverse, bf_l0_reverse, U_l1, W_l1, b_l1, Uf_l1, Wf_l1, bf_l1, U_l1_reverse, W_l1_reverse, b_l1_reverse, Uf_l1_reverse, Wf_l1_reverse, bf_l1_reverse, V, c: 4385 at param 0, grad 4385, exp_avg 239973, exp_avg_sq 244358
-                for (let i = 0; i < 4385; i++) {
-                    const g = (A[4385 + i] ?? 0);
-                    const param = (A[i] ?? 0);
-                    const expAvg = 0.9 * (A[239973 + i] ?? 0) + 0.09999999999999998 * g;
-                    A[239973 + i] = expAvg;
-                    const expAvgSq = 0.999 * (A[244358 + i] ?? 0) + 0.0010000000000000009 * g * g;
-                    A[244358 + i] = expAvgSq;
-                    const denom = Math.sqrt(expAvgSq) * invBiasCorrection2Sqrt + 1e-8;
-                    A[i] = param + negStepSize * expAvg / denom;
-                }
-            }
+    for (let i = 0; i < 320; i += 4) {
+      for (let j = 0; j < 15; j += 3) {
+        let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+        const ra0 = 8770 + (i + 0) * 2;
+        const ra1 = 8770 + (i + 1) * 2;
+        const ra2 = 8770 + (i + 2) * 2;
+        const ra3 = 8770 + (i + 3) * 2;
+        const rb0 = 912 + (j + 0) * 2;
+        const rb1 = 912 + (j + 1) * 2;
+        const rb2 = 912 + (j + 2) * 2;
+        for (let p = 0; p < 2; p++) {
+          const a0 = A[ra0 + p];
+          const a1 = A[ra1 + p];
+          const a2 = A[ra2 + p];
+          const a3 = A[ra3 + p];
+          const b0 = A[rb0 + p];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
+          const b1 = A[rb1 + p];
+          c01 += a0 * b1;
+          c11 += a1 * b1;
+          c21 += a2 * b1;
+          c31 += a3 * b1;
+          const b2 = A[rb2 + p];
+          c02 += a0 * b2;
+          c12 += a1 * b2;
+          c22 += a2 * b2;
+          c32 += a3 * b2;
         }
-        return true;
+        A[132036 + (i + 0) * 16 + (j + 0)] = c00;
+        A[132036 + (i + 0) * 16 + (j + 1)] = c01;
+        A[132036 + (i + 0) * 16 + (j + 2)] = c02;
+        A[132036 + (i + 1) * 16 + (j + 0)] = c10;
+        A[132036 + (i + 1) * 16 + (j + 1)] = c11;
+        A[132036 + (i + 1) * 16 + (j + 2)] = c12;
+        A[132036 + (i + 2) * 16 + (j + 0)] = c20;
+        A[132036 + (i + 2) * 16 + (j + 1)] = c21;
+        A[132036 + (i + 2) * 16 + (j + 2)] = c22;
+        A[132036 + (i + 3) * 16 + (j + 0)] = c30;
+        A[132036 + (i + 3) * 16 + (j + 1)] = c31;
+        A[132036 + (i + 3) * 16 + (j + 2)] = c32;
+      }
+      {
+        let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+        const ra0 = 8770 + (i + 0) * 2;
+        const ra1 = 8770 + (i + 1) * 2;
+        const ra2 = 8770 + (i + 2) * 2;
+        const ra3 = 8770 + (i + 3) * 2;
+        const rb0 = 912 + (15 + 0) * 2;
+        for (let p = 0; p < 2; p++) {
+          const a0 = A[ra0 + p];
+          const a1 = A[ra1 + p];
+          const a2 = A[ra2 + p];
+          const a3 = A[ra3 + p];
+          const b0 = A[rb0 + p];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
+        }
+        A[132036 + (i + 0) * 16 + (15 + 0)] = c00;
+        A[132036 + (i + 1) * 16 + (15 + 0)] = c10;
+        A[132036 + (i + 2) * 16 + (15 + 0)] = c20;
+        A[132036 + (i + 3) * 16 + (15 + 0)] = c30;
+      }
     }
+    for (let i = 0; i < 320; i += 4) {
+      for (let j = 0; j < 15; j += 3) {
+        let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+        const ra0 = 8770 + (i + 0) * 2;
+        const ra1 = 8770 + (i + 1) * 2;
+        const ra2 = 8770 + (i + 2) * 2;
+        const ra3 = 8770 + (i + 3) * 2;
+        const rb0 = 608 + (j + 0) * 2;
+        const rb1 = 608 + (j + 1) * 2;
+        const rb2 = 608 + (j + 2) * 2;
+        for (let p = 0; p < 2; p++) {
+          const a0 = A[ra0 + p];
+          const a1 = A[ra1 + p];
+          const a2 = A[ra2 + p];
+          const a3 = A[ra3 + p];
+          const b0 = A[rb0 + p];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
+          const b1 = A[rb1 + p];
+          c01 += a0 * b1;
+          c11 += a1 * b1;
+          c21 += a2 * b1;
+          c31 += a3 * b1;
+          const b2 = A[rb2 + p];
+          c02 += a0 * b2;
+          c12 += a1 * b2;
+          c22 += a2 * b2;
+          c32 += a3 * b2;
+        }
+        A[137156 + (i + 0) * 16 + (j + 0)] = c00;
+        A[137156 + (i + 0) * 16 + (j + 1)] = c01;
+        A[137156 + (i + 0) * 16 + (j + 2)] = c02;
+        A[137156 + (i + 1) * 16 + (j + 0)] = c10;
+        A[137156 + (i + 1) * 16 + (j + 1)] = c11;
+        A[137156 + (i + 1) * 16 + (j + 2)] = c12;
+        A[137156 + (i + 2) * 16 + (j + 0)] = c20;
+        A[137156 + (i + 2) * 16 + (j + 1)] = c21;
+        A[137156 + (i + 2) * 16 + (j + 2)] = c22;
+        A[137156 + (i + 3) * 16 + (j + 0)] = c30;
+        A[137156 + (i + 3) * 16 + (j + 1)] = c31;
+        A[137156 + (i + 3) * 16 + (j + 2)] = c32;
+      }
+      {
+        let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+        const ra0 = 8770 + (i + 0) * 2;
+        const ra1 = 8770 + (i + 1) * 2;
+        const ra2 = 8770 + (i + 2) * 2;
+        const ra3 = 8770 + (i + 3) * 2;
+        const rb0 = 608 + (15 + 0) * 2;
+        for (let p = 0; p < 2; p++) {
+          const a0 = A[ra0 + p];
+          const a1 = A[ra1 + p];
+          const a2 = A[ra2 + p];
+          const a3 = A[ra3 + p];
+          const b0 = A[rb0 + p];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
+        }
+        A[137156 + (i + 0) * 16 + (15 + 0)] = c00;
+        A[137156 + (i + 1) * 16 + (15 + 0)] = c10;
+        A[137156 + (i + 2) * 16 + (15 + 0)] = c20;
+        A[137156 + (i + 3) * 16 + (15 + 0)] = c30;
+      }
+    }
+    for (let t = T - 1; t >= 0; t--) {
+      const q0 = 47812 + t * 256;
+      const q1 = 69060 + t * 256;
+      const q2 = 142276 + t * 1024;
+      const q3 = 47812 + (t + 1) * 256;
+      const q5 = 132036 + t * 256;
+      const q6 = 137156 + t * 256;
+      const q7 = 31234 + t * 16;
+      for (let i0 = 0; i0 < 16; i0++) {
+        for (let i1 = 0; i1 < 16; i1++) {
+          A[q2 + (i0 * 16 + i1 * 1)] = A[q7 + i0 * 1];
+        }
+      }
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = q3 + (i + 0) * 16;
+          const ra1 = q3 + (i + 1) * 16;
+          const ra2 = q3 + (i + 2) * 16;
+          const ra3 = q3 + (i + 3) * 16;
+          const rb0 = 944 + (j + 0) * 16;
+          const rb1 = 944 + (j + 1) * 16;
+          const rb2 = 944 + (j + 2) * 16;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[237381 + (i + 0) * 16 + (j + 0)] = c00;
+          A[237381 + (i + 0) * 16 + (j + 1)] = c01;
+          A[237381 + (i + 0) * 16 + (j + 2)] = c02;
+          A[237381 + (i + 1) * 16 + (j + 0)] = c10;
+          A[237381 + (i + 1) * 16 + (j + 1)] = c11;
+          A[237381 + (i + 1) * 16 + (j + 2)] = c12;
+          A[237381 + (i + 2) * 16 + (j + 0)] = c20;
+          A[237381 + (i + 2) * 16 + (j + 1)] = c21;
+          A[237381 + (i + 2) * 16 + (j + 2)] = c22;
+          A[237381 + (i + 3) * 16 + (j + 0)] = c30;
+          A[237381 + (i + 3) * 16 + (j + 1)] = c31;
+          A[237381 + (i + 3) * 16 + (j + 2)] = c32;
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = q3 + (i + 0) * 16;
+          const ra1 = q3 + (i + 1) * 16;
+          const ra2 = q3 + (i + 2) * 16;
+          const ra3 = q3 + (i + 3) * 16;
+          const rb0 = 944 + (15 + 0) * 16;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[237381 + (i + 0) * 16 + (15 + 0)] = c00;
+          A[237381 + (i + 1) * 16 + (15 + 0)] = c10;
+          A[237381 + (i + 2) * 16 + (15 + 0)] = c20;
+          A[237381 + (i + 3) * 16 + (15 + 0)] = c30;
+        }
+      }
+      for (let i = 0; i < 256; i++) A[q2 + 768 + i] = sigmoid32(A[q5 + i] + A[131524 + i] + A[237381 + i]);
+      for (let i = 0; i < 256; i++) A[q2 + 256 + i] = 1 - A[q2 + 768 + i];
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = q3 + (i + 0) * 16;
+          const ra1 = q3 + (i + 1) * 16;
+          const ra2 = q3 + (i + 2) * 16;
+          const ra3 = q3 + (i + 3) * 16;
+          const rb0 = 640 + (j + 0) * 16;
+          const rb1 = 640 + (j + 1) * 16;
+          const rb2 = 640 + (j + 2) * 16;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[237381 + (i + 0) * 16 + (j + 0)] = c00;
+          A[237381 + (i + 0) * 16 + (j + 1)] = c01;
+          A[237381 + (i + 0) * 16 + (j + 2)] = c02;
+          A[237381 + (i + 1) * 16 + (j + 0)] = c10;
+          A[237381 + (i + 1) * 16 + (j + 1)] = c11;
+          A[237381 + (i + 1) * 16 + (j + 2)] = c12;
+          A[237381 + (i + 2) * 16 + (j + 0)] = c20;
+          A[237381 + (i + 2) * 16 + (j + 1)] = c21;
+          A[237381 + (i + 2) * 16 + (j + 2)] = c22;
+          A[237381 + (i + 3) * 16 + (j + 0)] = c30;
+          A[237381 + (i + 3) * 16 + (j + 1)] = c31;
+          A[237381 + (i + 3) * 16 + (j + 2)] = c32;
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = q3 + (i + 0) * 16;
+          const ra1 = q3 + (i + 1) * 16;
+          const ra2 = q3 + (i + 2) * 16;
+          const ra3 = q3 + (i + 3) * 16;
+          const rb0 = 640 + (15 + 0) * 16;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[237381 + (i + 0) * 16 + (15 + 0)] = c00;
+          A[237381 + (i + 1) * 16 + (15 + 0)] = c10;
+          A[237381 + (i + 2) * 16 + (15 + 0)] = c20;
+          A[237381 + (i + 3) * 16 + (15 + 0)] = c30;
+        }
+      }
+      for (let i = 0; i < 256; i++) A[q2 + 512 + i] = tanh32(A[q6 + i] + A[131780 + i] + A[237381 + i]);
+      for (let i = 0; i < 256; i++) A[q0 + i] = A[q2 + i] !== 0 ? A[q2 + 768 + i] * A[q3 + i] + A[q2 + 256 + i] * A[q2 + 512 + i] : A[q3 + i];
+      for (let i = 0; i < 256; i++) A[q1 + i] = A[q2 + i] !== 0 ? A[q0 + i] : 0;
+    }
+    for (let t = 0; t < T; t++) {
+      const q0 = 53188 + (t + 1) * 256;
+      const q1 = 74180 + t * 256;
+      const q2 = 163780 + t * 1536;
+      const q3 = 53188 + t * 256;
+      const q4 = 63940 + t * 256;
+      const q5 = 69060 + t * 256;
+      const q6 = 31234 + t * 16;
+      for (let i0 = 0; i0 < 16; i0++) {
+        for (let i1 = 0; i1 < 16; i1++) {
+          A[q2 + (i0 * 16 + i1 * 1)] = A[q6 + i0 * 1];
+        }
+      }
+      for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[q2 + 1024 + o * 32 + 0 + j] = A[q4 + o * 16 + j];
+      for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[q2 + 1024 + o * 32 + 16 + j] = A[q5 + o * 16 + j];
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = q2 + 1024 + (i + 0) * 32;
+          const ra1 = q2 + 1024 + (i + 1) * 32;
+          const ra2 = q2 + 1024 + (i + 2) * 32;
+          const ra3 = q2 + 1024 + (i + 3) * 32;
+          const rb0 = 2e3 + (j + 0) * 32;
+          const rb1 = 2e3 + (j + 1) * 32;
+          const rb2 = 2e3 + (j + 2) * 32;
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[237381 + (i + 0) * 16 + (j + 0)] = c00;
+          A[237381 + (i + 0) * 16 + (j + 1)] = c01;
+          A[237381 + (i + 0) * 16 + (j + 2)] = c02;
+          A[237381 + (i + 1) * 16 + (j + 0)] = c10;
+          A[237381 + (i + 1) * 16 + (j + 1)] = c11;
+          A[237381 + (i + 1) * 16 + (j + 2)] = c12;
+          A[237381 + (i + 2) * 16 + (j + 0)] = c20;
+          A[237381 + (i + 2) * 16 + (j + 1)] = c21;
+          A[237381 + (i + 2) * 16 + (j + 2)] = c22;
+          A[237381 + (i + 3) * 16 + (j + 0)] = c30;
+          A[237381 + (i + 3) * 16 + (j + 1)] = c31;
+          A[237381 + (i + 3) * 16 + (j + 2)] = c32;
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = q2 + 1024 + (i + 0) * 32;
+          const ra1 = q2 + 1024 + (i + 1) * 32;
+          const ra2 = q2 + 1024 + (i + 2) * 32;
+          const ra3 = q2 + 1024 + (i + 3) * 32;
+          const rb0 = 2e3 + (15 + 0) * 32;
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[237381 + (i + 0) * 16 + (15 + 0)] = c00;
+          A[237381 + (i + 1) * 16 + (15 + 0)] = c10;
+          A[237381 + (i + 2) * 16 + (15 + 0)] = c20;
+          A[237381 + (i + 3) * 16 + (15 + 0)] = c30;
+        }
+      }
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = q3 + (i + 0) * 16;
+          const ra1 = q3 + (i + 1) * 16;
+          const ra2 = q3 + (i + 2) * 16;
+          const ra3 = q3 + (i + 3) * 16;
+          const rb0 = 2512 + (j + 0) * 16;
+          const rb1 = 2512 + (j + 1) * 16;
+          const rb2 = 2512 + (j + 2) * 16;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[237637 + (i + 0) * 16 + (j + 0)] = c00;
+          A[237637 + (i + 0) * 16 + (j + 1)] = c01;
+          A[237637 + (i + 0) * 16 + (j + 2)] = c02;
+          A[237637 + (i + 1) * 16 + (j + 0)] = c10;
+          A[237637 + (i + 1) * 16 + (j + 1)] = c11;
+          A[237637 + (i + 1) * 16 + (j + 2)] = c12;
+          A[237637 + (i + 2) * 16 + (j + 0)] = c20;
+          A[237637 + (i + 2) * 16 + (j + 1)] = c21;
+          A[237637 + (i + 2) * 16 + (j + 2)] = c22;
+          A[237637 + (i + 3) * 16 + (j + 0)] = c30;
+          A[237637 + (i + 3) * 16 + (j + 1)] = c31;
+          A[237637 + (i + 3) * 16 + (j + 2)] = c32;
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = q3 + (i + 0) * 16;
+          const ra1 = q3 + (i + 1) * 16;
+          const ra2 = q3 + (i + 2) * 16;
+          const ra3 = q3 + (i + 3) * 16;
+          const rb0 = 2512 + (15 + 0) * 16;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[237637 + (i + 0) * 16 + (15 + 0)] = c00;
+          A[237637 + (i + 1) * 16 + (15 + 0)] = c10;
+          A[237637 + (i + 2) * 16 + (15 + 0)] = c20;
+          A[237637 + (i + 3) * 16 + (15 + 0)] = c30;
+        }
+      }
+      for (let i = 0; i < 256; i++) A[q2 + 768 + i] = sigmoid32(A[237381 + i] + A[163268 + i] + A[237637 + i]);
+      for (let i = 0; i < 256; i++) A[q2 + 256 + i] = 1 - A[q2 + 768 + i];
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = q2 + 1024 + (i + 0) * 32;
+          const ra1 = q2 + 1024 + (i + 1) * 32;
+          const ra2 = q2 + 1024 + (i + 2) * 32;
+          const ra3 = q2 + 1024 + (i + 3) * 32;
+          const rb0 = 1216 + (j + 0) * 32;
+          const rb1 = 1216 + (j + 1) * 32;
+          const rb2 = 1216 + (j + 2) * 32;
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[237381 + (i + 0) * 16 + (j + 0)] = c00;
+          A[237381 + (i + 0) * 16 + (j + 1)] = c01;
+          A[237381 + (i + 0) * 16 + (j + 2)] = c02;
+          A[237381 + (i + 1) * 16 + (j + 0)] = c10;
+          A[237381 + (i + 1) * 16 + (j + 1)] = c11;
+          A[237381 + (i + 1) * 16 + (j + 2)] = c12;
+          A[237381 + (i + 2) * 16 + (j + 0)] = c20;
+          A[237381 + (i + 2) * 16 + (j + 1)] = c21;
+          A[237381 + (i + 2) * 16 + (j + 2)] = c22;
+          A[237381 + (i + 3) * 16 + (j + 0)] = c30;
+          A[237381 + (i + 3) * 16 + (j + 1)] = c31;
+          A[237381 + (i + 3) * 16 + (j + 2)] = c32;
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = q2 + 1024 + (i + 0) * 32;
+          const ra1 = q2 + 1024 + (i + 1) * 32;
+          const ra2 = q2 + 1024 + (i + 2) * 32;
+          const ra3 = q2 + 1024 + (i + 3) * 32;
+          const rb0 = 1216 + (15 + 0) * 32;
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[237381 + (i + 0) * 16 + (15 + 0)] = c00;
+          A[237381 + (i + 1) * 16 + (15 + 0)] = c10;
+          A[237381 + (i + 2) * 16 + (15 + 0)] = c20;
+          A[237381 + (i + 3) * 16 + (15 + 0)] = c30;
+        }
+      }
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = q3 + (i + 0) * 16;
+          const ra1 = q3 + (i + 1) * 16;
+          const ra2 = q3 + (i + 2) * 16;
+          const ra3 = q3 + (i + 3) * 16;
+          const rb0 = 1728 + (j + 0) * 16;
+          const rb1 = 1728 + (j + 1) * 16;
+          const rb2 = 1728 + (j + 2) * 16;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[237637 + (i + 0) * 16 + (j + 0)] = c00;
+          A[237637 + (i + 0) * 16 + (j + 1)] = c01;
+          A[237637 + (i + 0) * 16 + (j + 2)] = c02;
+          A[237637 + (i + 1) * 16 + (j + 0)] = c10;
+          A[237637 + (i + 1) * 16 + (j + 1)] = c11;
+          A[237637 + (i + 1) * 16 + (j + 2)] = c12;
+          A[237637 + (i + 2) * 16 + (j + 0)] = c20;
+          A[237637 + (i + 2) * 16 + (j + 1)] = c21;
+          A[237637 + (i + 2) * 16 + (j + 2)] = c22;
+          A[237637 + (i + 3) * 16 + (j + 0)] = c30;
+          A[237637 + (i + 3) * 16 + (j + 1)] = c31;
+          A[237637 + (i + 3) * 16 + (j + 2)] = c32;
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = q3 + (i + 0) * 16;
+          const ra1 = q3 + (i + 1) * 16;
+          const ra2 = q3 + (i + 2) * 16;
+          const ra3 = q3 + (i + 3) * 16;
+          const rb0 = 1728 + (15 + 0) * 16;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[237637 + (i + 0) * 16 + (15 + 0)] = c00;
+          A[237637 + (i + 1) * 16 + (15 + 0)] = c10;
+          A[237637 + (i + 2) * 16 + (15 + 0)] = c20;
+          A[237637 + (i + 3) * 16 + (15 + 0)] = c30;
+        }
+      }
+      for (let i = 0; i < 256; i++) A[q2 + 512 + i] = tanh32(A[237381 + i] + A[163524 + i] + A[237637 + i]);
+      for (let i = 0; i < 256; i++) A[q0 + i] = A[q2 + i] !== 0 ? A[q2 + 768 + i] * A[q3 + i] + A[q2 + 256 + i] * A[q2 + 512 + i] : A[q3 + i];
+      for (let i = 0; i < 256; i++) A[q1 + i] = A[q2 + i] !== 0 ? A[q0 + i] : 0;
+    }
+    for (let t = T - 1; t >= 0; t--) {
+      const q0 = 58564 + t * 256;
+      const q1 = 31875 + t * 16;
+      const q2 = 79300 + t * 256;
+      const q3 = 195588 + t * 2064;
+      const q4 = 58564 + (t + 1) * 256;
+      const q5 = 63940 + t * 256;
+      const q6 = 69060 + t * 256;
+      const q7 = 74180 + t * 256;
+      const q8 = 9410 + t * 16;
+      const q9 = 31234 + t * 16;
+      const q10 = 31554 + t * 16;
+      for (let i0 = 0; i0 < 16; i0++) {
+        for (let i1 = 0; i1 < 16; i1++) {
+          A[q3 + 16 + (i0 * 16 + i1 * 1)] = A[q9 + i0 * 1];
+        }
+      }
+      for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[q3 + 1040 + o * 32 + 0 + j] = A[q5 + o * 16 + j];
+      for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[q3 + 1040 + o * 32 + 16 + j] = A[q6 + o * 16 + j];
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = q3 + 1040 + (i + 0) * 32;
+          const ra1 = q3 + 1040 + (i + 1) * 32;
+          const ra2 = q3 + 1040 + (i + 2) * 32;
+          const ra3 = q3 + 1040 + (i + 3) * 32;
+          const rb0 = 3568 + (j + 0) * 32;
+          const rb1 = 3568 + (j + 1) * 32;
+          const rb2 = 3568 + (j + 2) * 32;
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[237381 + (i + 0) * 16 + (j + 0)] = c00;
+          A[237381 + (i + 0) * 16 + (j + 1)] = c01;
+          A[237381 + (i + 0) * 16 + (j + 2)] = c02;
+          A[237381 + (i + 1) * 16 + (j + 0)] = c10;
+          A[237381 + (i + 1) * 16 + (j + 1)] = c11;
+          A[237381 + (i + 1) * 16 + (j + 2)] = c12;
+          A[237381 + (i + 2) * 16 + (j + 0)] = c20;
+          A[237381 + (i + 2) * 16 + (j + 1)] = c21;
+          A[237381 + (i + 2) * 16 + (j + 2)] = c22;
+          A[237381 + (i + 3) * 16 + (j + 0)] = c30;
+          A[237381 + (i + 3) * 16 + (j + 1)] = c31;
+          A[237381 + (i + 3) * 16 + (j + 2)] = c32;
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = q3 + 1040 + (i + 0) * 32;
+          const ra1 = q3 + 1040 + (i + 1) * 32;
+          const ra2 = q3 + 1040 + (i + 2) * 32;
+          const ra3 = q3 + 1040 + (i + 3) * 32;
+          const rb0 = 3568 + (15 + 0) * 32;
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[237381 + (i + 0) * 16 + (15 + 0)] = c00;
+          A[237381 + (i + 1) * 16 + (15 + 0)] = c10;
+          A[237381 + (i + 2) * 16 + (15 + 0)] = c20;
+          A[237381 + (i + 3) * 16 + (15 + 0)] = c30;
+        }
+      }
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = q4 + (i + 0) * 16;
+          const ra1 = q4 + (i + 1) * 16;
+          const ra2 = q4 + (i + 2) * 16;
+          const ra3 = q4 + (i + 3) * 16;
+          const rb0 = 4080 + (j + 0) * 16;
+          const rb1 = 4080 + (j + 1) * 16;
+          const rb2 = 4080 + (j + 2) * 16;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[237637 + (i + 0) * 16 + (j + 0)] = c00;
+          A[237637 + (i + 0) * 16 + (j + 1)] = c01;
+          A[237637 + (i + 0) * 16 + (j + 2)] = c02;
+          A[237637 + (i + 1) * 16 + (j + 0)] = c10;
+          A[237637 + (i + 1) * 16 + (j + 1)] = c11;
+          A[237637 + (i + 1) * 16 + (j + 2)] = c12;
+          A[237637 + (i + 2) * 16 + (j + 0)] = c20;
+          A[237637 + (i + 2) * 16 + (j + 1)] = c21;
+          A[237637 + (i + 2) * 16 + (j + 2)] = c22;
+          A[237637 + (i + 3) * 16 + (j + 0)] = c30;
+          A[237637 + (i + 3) * 16 + (j + 1)] = c31;
+          A[237637 + (i + 3) * 16 + (j + 2)] = c32;
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = q4 + (i + 0) * 16;
+          const ra1 = q4 + (i + 1) * 16;
+          const ra2 = q4 + (i + 2) * 16;
+          const ra3 = q4 + (i + 3) * 16;
+          const rb0 = 4080 + (15 + 0) * 16;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[237637 + (i + 0) * 16 + (15 + 0)] = c00;
+          A[237637 + (i + 1) * 16 + (15 + 0)] = c10;
+          A[237637 + (i + 2) * 16 + (15 + 0)] = c20;
+          A[237637 + (i + 3) * 16 + (15 + 0)] = c30;
+        }
+      }
+      for (let i = 0; i < 256; i++) A[q3 + 784 + i] = sigmoid32(A[237381 + i] + A[195012 + i] + A[237637 + i]);
+      for (let i = 0; i < 256; i++) A[q3 + 272 + i] = 1 - A[q3 + 784 + i];
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = q3 + 1040 + (i + 0) * 32;
+          const ra1 = q3 + 1040 + (i + 1) * 32;
+          const ra2 = q3 + 1040 + (i + 2) * 32;
+          const ra3 = q3 + 1040 + (i + 3) * 32;
+          const rb0 = 2784 + (j + 0) * 32;
+          const rb1 = 2784 + (j + 1) * 32;
+          const rb2 = 2784 + (j + 2) * 32;
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[237381 + (i + 0) * 16 + (j + 0)] = c00;
+          A[237381 + (i + 0) * 16 + (j + 1)] = c01;
+          A[237381 + (i + 0) * 16 + (j + 2)] = c02;
+          A[237381 + (i + 1) * 16 + (j + 0)] = c10;
+          A[237381 + (i + 1) * 16 + (j + 1)] = c11;
+          A[237381 + (i + 1) * 16 + (j + 2)] = c12;
+          A[237381 + (i + 2) * 16 + (j + 0)] = c20;
+          A[237381 + (i + 2) * 16 + (j + 1)] = c21;
+          A[237381 + (i + 2) * 16 + (j + 2)] = c22;
+          A[237381 + (i + 3) * 16 + (j + 0)] = c30;
+          A[237381 + (i + 3) * 16 + (j + 1)] = c31;
+          A[237381 + (i + 3) * 16 + (j + 2)] = c32;
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = q3 + 1040 + (i + 0) * 32;
+          const ra1 = q3 + 1040 + (i + 1) * 32;
+          const ra2 = q3 + 1040 + (i + 2) * 32;
+          const ra3 = q3 + 1040 + (i + 3) * 32;
+          const rb0 = 2784 + (15 + 0) * 32;
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[237381 + (i + 0) * 16 + (15 + 0)] = c00;
+          A[237381 + (i + 1) * 16 + (15 + 0)] = c10;
+          A[237381 + (i + 2) * 16 + (15 + 0)] = c20;
+          A[237381 + (i + 3) * 16 + (15 + 0)] = c30;
+        }
+      }
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = q4 + (i + 0) * 16;
+          const ra1 = q4 + (i + 1) * 16;
+          const ra2 = q4 + (i + 2) * 16;
+          const ra3 = q4 + (i + 3) * 16;
+          const rb0 = 3296 + (j + 0) * 16;
+          const rb1 = 3296 + (j + 1) * 16;
+          const rb2 = 3296 + (j + 2) * 16;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[237637 + (i + 0) * 16 + (j + 0)] = c00;
+          A[237637 + (i + 0) * 16 + (j + 1)] = c01;
+          A[237637 + (i + 0) * 16 + (j + 2)] = c02;
+          A[237637 + (i + 1) * 16 + (j + 0)] = c10;
+          A[237637 + (i + 1) * 16 + (j + 1)] = c11;
+          A[237637 + (i + 1) * 16 + (j + 2)] = c12;
+          A[237637 + (i + 2) * 16 + (j + 0)] = c20;
+          A[237637 + (i + 2) * 16 + (j + 1)] = c21;
+          A[237637 + (i + 2) * 16 + (j + 2)] = c22;
+          A[237637 + (i + 3) * 16 + (j + 0)] = c30;
+          A[237637 + (i + 3) * 16 + (j + 1)] = c31;
+          A[237637 + (i + 3) * 16 + (j + 2)] = c32;
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = q4 + (i + 0) * 16;
+          const ra1 = q4 + (i + 1) * 16;
+          const ra2 = q4 + (i + 2) * 16;
+          const ra3 = q4 + (i + 3) * 16;
+          const rb0 = 3296 + (15 + 0) * 16;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[237637 + (i + 0) * 16 + (15 + 0)] = c00;
+          A[237637 + (i + 1) * 16 + (15 + 0)] = c10;
+          A[237637 + (i + 2) * 16 + (15 + 0)] = c20;
+          A[237637 + (i + 3) * 16 + (15 + 0)] = c30;
+        }
+      }
+      for (let i = 0; i < 256; i++) A[q3 + 528 + i] = tanh32(A[237381 + i] + A[195268 + i] + A[237637 + i]);
+      for (let i = 0; i < 256; i++) A[q0 + i] = A[q3 + 16 + i] !== 0 ? A[q3 + 784 + i] * A[q4 + i] + A[q3 + 272 + i] * A[q3 + 528 + i] : A[q4 + i];
+      for (let i = 0; i < 256; i++) A[q2 + i] = A[q3 + 16 + i] !== 0 ? A[q0 + i] : 0;
+      for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[q3 + 1552 + o * 32 + 0 + j] = A[q7 + o * 16 + j];
+      for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[q3 + 1552 + o * 32 + 16 + j] = A[q2 + o * 16 + j];
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 1; j += 1) {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = q3 + 1552 + (i + 0) * 32;
+          const ra1 = q3 + 1552 + (i + 1) * 32;
+          const ra2 = q3 + 1552 + (i + 2) * 32;
+          const ra3 = q3 + 1552 + (i + 3) * 32;
+          const rb0 = 195524 + (j + 0);
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[195556 + (i + 0) * 1 + (j + 0)];
+          A[q1 + (i + 1) * 1 + (j + 0)] = c10 + A[195556 + (i + 1) * 1 + (j + 0)];
+          A[q1 + (i + 2) * 1 + (j + 0)] = c20 + A[195556 + (i + 2) * 1 + (j + 0)];
+          A[q1 + (i + 3) * 1 + (j + 0)] = c30 + A[195556 + (i + 3) * 1 + (j + 0)];
+        }
+      }
+      for (let i = 0; i < 16; i++) A[q3 + i] = A[q1 + i] - A[q8 + i];
+      for (let i = 0; i < 16; i++) A[237381 + i] = A[q3 + i] * A[q3 + i];
+      for (let i0 = 0; i0 < 16; i0++) {
+        {
+          let acc = 0;
+          for (let i1 = 0; i1 < 1; i1++) {
+            acc = acc + A[237381 + (i0 * 1 + i1 * 1)];
+          }
+          A[237397 + i0 * 1] = acc;
+        }
+      }
+      for (let i = 0; i < 16; i++) A[237381 + i] = A[q10 + i] * A[237397 + i];
+      {
+        let acc = 0;
+        for (let i0 = 0; i0 < 16; i0++) {
+          acc = acc + A[237381 + i0 * 1];
+        }
+        A[236868 + 0] = acc;
+      }
+      lossSum += A[236868];
+    }
+    A[32195] = lossSum / A[31874];
+    A.copyWithin(9730 + T * 1024, 42436 + T * 256, 42436 + T * 256 + 256);
+    A.copyWithin(9986 + T * 1024, 47812, 47812 + 256);
+    A.copyWithin(10242 + T * 1024, 53188 + T * 256, 53188 + T * 256 + 256);
+    A.copyWithin(10498 + T * 1024, 58564, 58564 + 256);
+    A.fill(0, 4385, 8770);
+    A.fill(0, 84420, 84420 + T * 256);
+    A.fill(0, 89540, 89540 + T * 256);
+    A.fill(0, 94660, 94660 + T * 256);
+    A.fill(0, 236869, 237125);
+    for (let t = 0; t < T; t++) {
+      const q0 = 58564 + (t + 1) * 256;
+      const q6 = 31554 + t * 16;
+      const q10 = 195588 + t * 2064;
+      const q11 = 84420 + t * 256;
+      const q12 = 89540 + t * 256;
+      const q13 = 94660 + t * 256;
+      for (let i = 0; i < 16; i++) A[237381 + i] = A[195572 + i] * A[q6 + i];
+      for (let i0 = 0; i0 < 16; i0++) {
+        for (let i1 = 0; i1 < 1; i1++) {
+          A[237397 + (i0 * 1 + i1 * 1)] = A[237381 + i0 * 1];
+        }
+      }
+      for (let i = 0; i < 16; i++) A[237381 + i] = A[237397 + i] * A[q10 + i];
+      for (let i = 0; i < 16; i++) A[237397 + i] = A[237381 + i] + A[237381 + i];
+      for (let i = 0; i < 16; i++) {
+        const a0 = A[237397 + i * 1];
+        for (let j = 0; j < 32; j++) A[237413 + i * 32 + j] = a0 * A[4352 + j];
+      }
+      for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[237925 + o * 16 + j] = A[237413 + o * 32 + 16 + j];
+      for (let i = 0; i < 256; i++) A[238181 + i] = A[236869 + i] + (A[q10 + 16 + i] !== 0 ? A[237925 + i] : 0);
+      for (let i = 0; i < 256; i++) A[237925 + i] = A[q10 + 16 + i] !== 0 ? A[238181 + i] : 0;
+      for (let i = 0; i < 256; i++) A[238437 + i] = A[237925 + i] * A[q10 + 272 + i] * (1 - A[q10 + 528 + i] * A[q10 + 528 + i]);
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 238437 + (i + 0) * 16;
+          const ra1 = 238437 + (i + 1) * 16;
+          const ra2 = 238437 + (i + 2) * 16;
+          const ra3 = 238437 + (i + 3) * 16;
+          const rb0 = 3296 + (j + 0);
+          const rb1 = 3296 + (j + 1);
+          const rb2 = 3296 + (j + 2);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 16];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 16];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[238693 + (i + 0) * 16 + (j + 0)] = c00;
+          A[238693 + (i + 0) * 16 + (j + 1)] = c01;
+          A[238693 + (i + 0) * 16 + (j + 2)] = c02;
+          A[238693 + (i + 1) * 16 + (j + 0)] = c10;
+          A[238693 + (i + 1) * 16 + (j + 1)] = c11;
+          A[238693 + (i + 1) * 16 + (j + 2)] = c12;
+          A[238693 + (i + 2) * 16 + (j + 0)] = c20;
+          A[238693 + (i + 2) * 16 + (j + 1)] = c21;
+          A[238693 + (i + 2) * 16 + (j + 2)] = c22;
+          A[238693 + (i + 3) * 16 + (j + 0)] = c30;
+          A[238693 + (i + 3) * 16 + (j + 1)] = c31;
+          A[238693 + (i + 3) * 16 + (j + 2)] = c32;
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = 238437 + (i + 0) * 16;
+          const ra1 = 238437 + (i + 1) * 16;
+          const ra2 = 238437 + (i + 2) * 16;
+          const ra3 = 238437 + (i + 3) * 16;
+          const rb0 = 3296 + (15 + 0);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[238693 + (i + 0) * 16 + (15 + 0)] = c00;
+          A[238693 + (i + 1) * 16 + (15 + 0)] = c10;
+          A[238693 + (i + 2) * 16 + (15 + 0)] = c20;
+          A[238693 + (i + 3) * 16 + (15 + 0)] = c30;
+        }
+      }
+      for (let i = 0; i < 256; i++) A[238949 + i] = (-(A[237925 + i] * A[q10 + 528 + i]) + A[237925 + i] * A[q0 + i]) * (A[q10 + 784 + i] * A[q10 + 272 + i]);
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 238949 + (i + 0) * 16;
+          const ra1 = 238949 + (i + 1) * 16;
+          const ra2 = 238949 + (i + 2) * 16;
+          const ra3 = 238949 + (i + 3) * 16;
+          const rb0 = 4080 + (j + 0);
+          const rb1 = 4080 + (j + 1);
+          const rb2 = 4080 + (j + 2);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 16];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 16];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[239205 + (i + 0) * 16 + (j + 0)] = c00;
+          A[239205 + (i + 0) * 16 + (j + 1)] = c01;
+          A[239205 + (i + 0) * 16 + (j + 2)] = c02;
+          A[239205 + (i + 1) * 16 + (j + 0)] = c10;
+          A[239205 + (i + 1) * 16 + (j + 1)] = c11;
+          A[239205 + (i + 1) * 16 + (j + 2)] = c12;
+          A[239205 + (i + 2) * 16 + (j + 0)] = c20;
+          A[239205 + (i + 2) * 16 + (j + 1)] = c21;
+          A[239205 + (i + 2) * 16 + (j + 2)] = c22;
+          A[239205 + (i + 3) * 16 + (j + 0)] = c30;
+          A[239205 + (i + 3) * 16 + (j + 1)] = c31;
+          A[239205 + (i + 3) * 16 + (j + 2)] = c32;
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = 238949 + (i + 0) * 16;
+          const ra1 = 238949 + (i + 1) * 16;
+          const ra2 = 238949 + (i + 2) * 16;
+          const ra3 = 238949 + (i + 3) * 16;
+          const rb0 = 4080 + (15 + 0);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[239205 + (i + 0) * 16 + (15 + 0)] = c00;
+          A[239205 + (i + 1) * 16 + (15 + 0)] = c10;
+          A[239205 + (i + 2) * 16 + (15 + 0)] = c20;
+          A[239205 + (i + 3) * 16 + (15 + 0)] = c30;
+        }
+      }
+      for (let i = 0; i < 256; i++) A[237125 + i] = (A[q10 + 16 + i] !== 0 ? 0 : A[238181 + i]) + A[238693 + i] + A[237925 + i] * A[q10 + 784 + i] + A[239205 + i];
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 30; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 238437 + (i + 0);
+          const ra1 = 238437 + (i + 1);
+          const ra2 = 238437 + (i + 2);
+          const ra3 = 238437 + (i + 3);
+          const rb0 = q10 + 1040 + (j + 0);
+          const rb1 = q10 + 1040 + (j + 1);
+          const rb2 = q10 + 1040 + (j + 2);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p * 16];
+            const a1 = A[ra1 + p * 16];
+            const a2 = A[ra2 + p * 16];
+            const a3 = A[ra3 + p * 16];
+            const b0 = A[rb0 + p * 32];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 32];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 32];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[7169 + (i + 0) * 32 + (j + 0)] += c00;
+          A[7169 + (i + 0) * 32 + (j + 1)] += c01;
+          A[7169 + (i + 0) * 32 + (j + 2)] += c02;
+          A[7169 + (i + 1) * 32 + (j + 0)] += c10;
+          A[7169 + (i + 1) * 32 + (j + 1)] += c11;
+          A[7169 + (i + 1) * 32 + (j + 2)] += c12;
+          A[7169 + (i + 2) * 32 + (j + 0)] += c20;
+          A[7169 + (i + 2) * 32 + (j + 1)] += c21;
+          A[7169 + (i + 2) * 32 + (j + 2)] += c22;
+          A[7169 + (i + 3) * 32 + (j + 0)] += c30;
+          A[7169 + (i + 3) * 32 + (j + 1)] += c31;
+          A[7169 + (i + 3) * 32 + (j + 2)] += c32;
+        }
+        {
+          let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+          const ra0 = 238437 + (i + 0);
+          const ra1 = 238437 + (i + 1);
+          const ra2 = 238437 + (i + 2);
+          const ra3 = 238437 + (i + 3);
+          const rb0 = q10 + 1040 + (30 + 0);
+          const rb1 = q10 + 1040 + (30 + 1);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p * 16];
+            const a1 = A[ra1 + p * 16];
+            const a2 = A[ra2 + p * 16];
+            const a3 = A[ra3 + p * 16];
+            const b0 = A[rb0 + p * 32];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 32];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+          }
+          A[7169 + (i + 0) * 32 + (30 + 0)] += c00;
+          A[7169 + (i + 0) * 32 + (30 + 1)] += c01;
+          A[7169 + (i + 1) * 32 + (30 + 0)] += c10;
+          A[7169 + (i + 1) * 32 + (30 + 1)] += c11;
+          A[7169 + (i + 2) * 32 + (30 + 0)] += c20;
+          A[7169 + (i + 2) * 32 + (30 + 1)] += c21;
+          A[7169 + (i + 3) * 32 + (30 + 0)] += c30;
+          A[7169 + (i + 3) * 32 + (30 + 1)] += c31;
+        }
+      }
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 238437 + (i + 0);
+          const ra1 = 238437 + (i + 1);
+          const ra2 = 238437 + (i + 2);
+          const ra3 = 238437 + (i + 3);
+          const rb0 = q0 + (j + 0);
+          const rb1 = q0 + (j + 1);
+          const rb2 = q0 + (j + 2);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p * 16];
+            const a1 = A[ra1 + p * 16];
+            const a2 = A[ra2 + p * 16];
+            const a3 = A[ra3 + p * 16];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 16];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 16];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[7681 + (i + 0) * 16 + (j + 0)] += c00;
+          A[7681 + (i + 0) * 16 + (j + 1)] += c01;
+          A[7681 + (i + 0) * 16 + (j + 2)] += c02;
+          A[7681 + (i + 1) * 16 + (j + 0)] += c10;
+          A[7681 + (i + 1) * 16 + (j + 1)] += c11;
+          A[7681 + (i + 1) * 16 + (j + 2)] += c12;
+          A[7681 + (i + 2) * 16 + (j + 0)] += c20;
+          A[7681 + (i + 2) * 16 + (j + 1)] += c21;
+          A[7681 + (i + 2) * 16 + (j + 2)] += c22;
+          A[7681 + (i + 3) * 16 + (j + 0)] += c30;
+          A[7681 + (i + 3) * 16 + (j + 1)] += c31;
+          A[7681 + (i + 3) * 16 + (j + 2)] += c32;
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = 238437 + (i + 0);
+          const ra1 = 238437 + (i + 1);
+          const ra2 = 238437 + (i + 2);
+          const ra3 = 238437 + (i + 3);
+          const rb0 = q0 + (15 + 0);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p * 16];
+            const a1 = A[ra1 + p * 16];
+            const a2 = A[ra2 + p * 16];
+            const a3 = A[ra3 + p * 16];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[7681 + (i + 0) * 16 + (15 + 0)] += c00;
+          A[7681 + (i + 1) * 16 + (15 + 0)] += c10;
+          A[7681 + (i + 2) * 16 + (15 + 0)] += c20;
+          A[7681 + (i + 3) * 16 + (15 + 0)] += c30;
+        }
+      }
+      for (let i1 = 0; i1 < 16; i1++) {
+        {
+          let acc = 0;
+          for (let i0 = 0; i0 < 16; i0++) {
+            acc = acc + A[238437 + (i0 * 16 + i1 * 1)];
+          }
+          A[7937 + i1 * 1] += acc;
+        }
+      }
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 30; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 238949 + (i + 0);
+          const ra1 = 238949 + (i + 1);
+          const ra2 = 238949 + (i + 2);
+          const ra3 = 238949 + (i + 3);
+          const rb0 = q10 + 1040 + (j + 0);
+          const rb1 = q10 + 1040 + (j + 1);
+          const rb2 = q10 + 1040 + (j + 2);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p * 16];
+            const a1 = A[ra1 + p * 16];
+            const a2 = A[ra2 + p * 16];
+            const a3 = A[ra3 + p * 16];
+            const b0 = A[rb0 + p * 32];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 32];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 32];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[7953 + (i + 0) * 32 + (j + 0)] += c00;
+          A[7953 + (i + 0) * 32 + (j + 1)] += c01;
+          A[7953 + (i + 0) * 32 + (j + 2)] += c02;
+          A[7953 + (i + 1) * 32 + (j + 0)] += c10;
+          A[7953 + (i + 1) * 32 + (j + 1)] += c11;
+          A[7953 + (i + 1) * 32 + (j + 2)] += c12;
+          A[7953 + (i + 2) * 32 + (j + 0)] += c20;
+          A[7953 + (i + 2) * 32 + (j + 1)] += c21;
+          A[7953 + (i + 2) * 32 + (j + 2)] += c22;
+          A[7953 + (i + 3) * 32 + (j + 0)] += c30;
+          A[7953 + (i + 3) * 32 + (j + 1)] += c31;
+          A[7953 + (i + 3) * 32 + (j + 2)] += c32;
+        }
+        {
+          let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+          const ra0 = 238949 + (i + 0);
+          const ra1 = 238949 + (i + 1);
+          const ra2 = 238949 + (i + 2);
+          const ra3 = 238949 + (i + 3);
+          const rb0 = q10 + 1040 + (30 + 0);
+          const rb1 = q10 + 1040 + (30 + 1);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p * 16];
+            const a1 = A[ra1 + p * 16];
+            const a2 = A[ra2 + p * 16];
+            const a3 = A[ra3 + p * 16];
+            const b0 = A[rb0 + p * 32];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 32];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+          }
+          A[7953 + (i + 0) * 32 + (30 + 0)] += c00;
+          A[7953 + (i + 0) * 32 + (30 + 1)] += c01;
+          A[7953 + (i + 1) * 32 + (30 + 0)] += c10;
+          A[7953 + (i + 1) * 32 + (30 + 1)] += c11;
+          A[7953 + (i + 2) * 32 + (30 + 0)] += c20;
+          A[7953 + (i + 2) * 32 + (30 + 1)] += c21;
+          A[7953 + (i + 3) * 32 + (30 + 0)] += c30;
+          A[7953 + (i + 3) * 32 + (30 + 1)] += c31;
+        }
+      }
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 238949 + (i + 0);
+          const ra1 = 238949 + (i + 1);
+          const ra2 = 238949 + (i + 2);
+          const ra3 = 238949 + (i + 3);
+          const rb0 = q0 + (j + 0);
+          const rb1 = q0 + (j + 1);
+          const rb2 = q0 + (j + 2);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p * 16];
+            const a1 = A[ra1 + p * 16];
+            const a2 = A[ra2 + p * 16];
+            const a3 = A[ra3 + p * 16];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 16];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 16];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[8465 + (i + 0) * 16 + (j + 0)] += c00;
+          A[8465 + (i + 0) * 16 + (j + 1)] += c01;
+          A[8465 + (i + 0) * 16 + (j + 2)] += c02;
+          A[8465 + (i + 1) * 16 + (j + 0)] += c10;
+          A[8465 + (i + 1) * 16 + (j + 1)] += c11;
+          A[8465 + (i + 1) * 16 + (j + 2)] += c12;
+          A[8465 + (i + 2) * 16 + (j + 0)] += c20;
+          A[8465 + (i + 2) * 16 + (j + 1)] += c21;
+          A[8465 + (i + 2) * 16 + (j + 2)] += c22;
+          A[8465 + (i + 3) * 16 + (j + 0)] += c30;
+          A[8465 + (i + 3) * 16 + (j + 1)] += c31;
+          A[8465 + (i + 3) * 16 + (j + 2)] += c32;
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = 238949 + (i + 0);
+          const ra1 = 238949 + (i + 1);
+          const ra2 = 238949 + (i + 2);
+          const ra3 = 238949 + (i + 3);
+          const rb0 = q0 + (15 + 0);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p * 16];
+            const a1 = A[ra1 + p * 16];
+            const a2 = A[ra2 + p * 16];
+            const a3 = A[ra3 + p * 16];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[8465 + (i + 0) * 16 + (15 + 0)] += c00;
+          A[8465 + (i + 1) * 16 + (15 + 0)] += c10;
+          A[8465 + (i + 2) * 16 + (15 + 0)] += c20;
+          A[8465 + (i + 3) * 16 + (15 + 0)] += c30;
+        }
+      }
+      for (let i1 = 0; i1 < 16; i1++) {
+        {
+          let acc = 0;
+          for (let i0 = 0; i0 < 16; i0++) {
+            acc = acc + A[238949 + (i0 * 16 + i1 * 1)];
+          }
+          A[8721 + i1 * 1] += acc;
+        }
+      }
+      for (let i = 0; i < 32; i += 4) {
+        for (let j = 0; j < 1; j += 1) {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = q10 + 1552 + (i + 0);
+          const ra1 = q10 + 1552 + (i + 1);
+          const ra2 = q10 + 1552 + (i + 2);
+          const ra3 = q10 + 1552 + (i + 3);
+          const rb0 = 237397 + (j + 0);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p * 32];
+            const a1 = A[ra1 + p * 32];
+            const a2 = A[ra2 + p * 32];
+            const a3 = A[ra3 + p * 32];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[237925 + (i + 0) * 1 + (j + 0)] = c00;
+          A[237925 + (i + 1) * 1 + (j + 0)] = c10;
+          A[237925 + (i + 2) * 1 + (j + 0)] = c20;
+          A[237925 + (i + 3) * 1 + (j + 0)] = c30;
+        }
+      }
+      for (let i = 0; i < 32; i++) {
+        A[237957 + i] = A[237925 + i];
+      }
+      for (let i1 = 0; i1 < 1; i1++) {
+        {
+          let acc = 0;
+          for (let i0 = 0; i0 < 16; i0++) {
+            acc = acc + A[237397 + (i0 * 1 + i1 * 1)];
+          }
+          A[8769 + i1 * 1] += acc;
+        }
+      }
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 30; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 238949 + (i + 0) * 16;
+          const ra1 = 238949 + (i + 1) * 16;
+          const ra2 = 238949 + (i + 2) * 16;
+          const ra3 = 238949 + (i + 3) * 16;
+          const rb0 = 3568 + (j + 0);
+          const rb1 = 3568 + (j + 1);
+          const rb2 = 3568 + (j + 2);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 32];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 32];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 32];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[239461 + (i + 0) * 32 + (j + 0)] = c00;
+          A[239461 + (i + 0) * 32 + (j + 1)] = c01;
+          A[239461 + (i + 0) * 32 + (j + 2)] = c02;
+          A[239461 + (i + 1) * 32 + (j + 0)] = c10;
+          A[239461 + (i + 1) * 32 + (j + 1)] = c11;
+          A[239461 + (i + 1) * 32 + (j + 2)] = c12;
+          A[239461 + (i + 2) * 32 + (j + 0)] = c20;
+          A[239461 + (i + 2) * 32 + (j + 1)] = c21;
+          A[239461 + (i + 2) * 32 + (j + 2)] = c22;
+          A[239461 + (i + 3) * 32 + (j + 0)] = c30;
+          A[239461 + (i + 3) * 32 + (j + 1)] = c31;
+          A[239461 + (i + 3) * 32 + (j + 2)] = c32;
+        }
+        {
+          let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+          const ra0 = 238949 + (i + 0) * 16;
+          const ra1 = 238949 + (i + 1) * 16;
+          const ra2 = 238949 + (i + 2) * 16;
+          const ra3 = 238949 + (i + 3) * 16;
+          const rb0 = 3568 + (30 + 0);
+          const rb1 = 3568 + (30 + 1);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 32];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 32];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+          }
+          A[239461 + (i + 0) * 32 + (30 + 0)] = c00;
+          A[239461 + (i + 0) * 32 + (30 + 1)] = c01;
+          A[239461 + (i + 1) * 32 + (30 + 0)] = c10;
+          A[239461 + (i + 1) * 32 + (30 + 1)] = c11;
+          A[239461 + (i + 2) * 32 + (30 + 0)] = c20;
+          A[239461 + (i + 2) * 32 + (30 + 1)] = c21;
+          A[239461 + (i + 3) * 32 + (30 + 0)] = c30;
+          A[239461 + (i + 3) * 32 + (30 + 1)] = c31;
+        }
+      }
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 30; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 238437 + (i + 0) * 16;
+          const ra1 = 238437 + (i + 1) * 16;
+          const ra2 = 238437 + (i + 2) * 16;
+          const ra3 = 238437 + (i + 3) * 16;
+          const rb0 = 2784 + (j + 0);
+          const rb1 = 2784 + (j + 1);
+          const rb2 = 2784 + (j + 2);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 32];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 32];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 32];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[238693 + (i + 0) * 32 + (j + 0)] = c00 + A[239461 + (i + 0) * 32 + (j + 0)];
+          A[238693 + (i + 0) * 32 + (j + 1)] = c01 + A[239461 + (i + 0) * 32 + (j + 1)];
+          A[238693 + (i + 0) * 32 + (j + 2)] = c02 + A[239461 + (i + 0) * 32 + (j + 2)];
+          A[238693 + (i + 1) * 32 + (j + 0)] = c10 + A[239461 + (i + 1) * 32 + (j + 0)];
+          A[238693 + (i + 1) * 32 + (j + 1)] = c11 + A[239461 + (i + 1) * 32 + (j + 1)];
+          A[238693 + (i + 1) * 32 + (j + 2)] = c12 + A[239461 + (i + 1) * 32 + (j + 2)];
+          A[238693 + (i + 2) * 32 + (j + 0)] = c20 + A[239461 + (i + 2) * 32 + (j + 0)];
+          A[238693 + (i + 2) * 32 + (j + 1)] = c21 + A[239461 + (i + 2) * 32 + (j + 1)];
+          A[238693 + (i + 2) * 32 + (j + 2)] = c22 + A[239461 + (i + 2) * 32 + (j + 2)];
+          A[238693 + (i + 3) * 32 + (j + 0)] = c30 + A[239461 + (i + 3) * 32 + (j + 0)];
+          A[238693 + (i + 3) * 32 + (j + 1)] = c31 + A[239461 + (i + 3) * 32 + (j + 1)];
+          A[238693 + (i + 3) * 32 + (j + 2)] = c32 + A[239461 + (i + 3) * 32 + (j + 2)];
+        }
+        {
+          let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+          const ra0 = 238437 + (i + 0) * 16;
+          const ra1 = 238437 + (i + 1) * 16;
+          const ra2 = 238437 + (i + 2) * 16;
+          const ra3 = 238437 + (i + 3) * 16;
+          const rb0 = 2784 + (30 + 0);
+          const rb1 = 2784 + (30 + 1);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 32];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 32];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+          }
+          A[238693 + (i + 0) * 32 + (30 + 0)] = c00 + A[239461 + (i + 0) * 32 + (30 + 0)];
+          A[238693 + (i + 0) * 32 + (30 + 1)] = c01 + A[239461 + (i + 0) * 32 + (30 + 1)];
+          A[238693 + (i + 1) * 32 + (30 + 0)] = c10 + A[239461 + (i + 1) * 32 + (30 + 0)];
+          A[238693 + (i + 1) * 32 + (30 + 1)] = c11 + A[239461 + (i + 1) * 32 + (30 + 1)];
+          A[238693 + (i + 2) * 32 + (30 + 0)] = c20 + A[239461 + (i + 2) * 32 + (30 + 0)];
+          A[238693 + (i + 2) * 32 + (30 + 1)] = c21 + A[239461 + (i + 2) * 32 + (30 + 1)];
+          A[238693 + (i + 3) * 32 + (30 + 0)] = c30 + A[239461 + (i + 3) * 32 + (30 + 0)];
+          A[238693 + (i + 3) * 32 + (30 + 1)] = c31 + A[239461 + (i + 3) * 32 + (30 + 1)];
+        }
+      }
+      for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[237989 + o * 16 + j] = A[238693 + o * 32 + 0 + j];
+      for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[238245 + o * 16 + j] = A[238693 + o * 32 + 16 + j];
+      for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[238501 + o * 16 + j] = A[237413 + o * 32 + 0 + j];
+      for (let i = 0; i < 32; i++) A[8737 + i] += A[237957 + i];
+      for (let i = 0; i < 256; i++) A[q11 + i] += A[237989 + i];
+      for (let i = 0; i < 256; i++) A[q12 + i] += A[238245 + i];
+      for (let i = 0; i < 256; i++) A[q13 + i] += A[238501 + i];
+      A.copyWithin(236869, 237125, 237381);
+    }
+    A.fill(0, 194500, 194756);
+    for (let t = T - 1; t >= 0; t--) {
+      const q0 = 53188 + t * 256;
+      const q6 = 163780 + t * 1536;
+      const q7 = 94660 + t * 256;
+      const q8 = 84420 + t * 256;
+      const q9 = 89540 + t * 256;
+      for (let i = 0; i < 256; i++) A[237381 + i] = A[194500 + i] + (A[q6 + i] !== 0 ? A[q7 + i] : 0);
+      for (let i = 0; i < 256; i++) A[237637 + i] = A[q6 + i] !== 0 ? A[237381 + i] : 0;
+      for (let i = 0; i < 256; i++) A[237893 + i] = A[237637 + i] * A[q6 + 256 + i] * (1 - A[q6 + 512 + i] * A[q6 + 512 + i]);
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 237893 + (i + 0) * 16;
+          const ra1 = 237893 + (i + 1) * 16;
+          const ra2 = 237893 + (i + 2) * 16;
+          const ra3 = 237893 + (i + 3) * 16;
+          const rb0 = 1728 + (j + 0);
+          const rb1 = 1728 + (j + 1);
+          const rb2 = 1728 + (j + 2);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 16];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 16];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[238149 + (i + 0) * 16 + (j + 0)] = c00;
+          A[238149 + (i + 0) * 16 + (j + 1)] = c01;
+          A[238149 + (i + 0) * 16 + (j + 2)] = c02;
+          A[238149 + (i + 1) * 16 + (j + 0)] = c10;
+          A[238149 + (i + 1) * 16 + (j + 1)] = c11;
+          A[238149 + (i + 1) * 16 + (j + 2)] = c12;
+          A[238149 + (i + 2) * 16 + (j + 0)] = c20;
+          A[238149 + (i + 2) * 16 + (j + 1)] = c21;
+          A[238149 + (i + 2) * 16 + (j + 2)] = c22;
+          A[238149 + (i + 3) * 16 + (j + 0)] = c30;
+          A[238149 + (i + 3) * 16 + (j + 1)] = c31;
+          A[238149 + (i + 3) * 16 + (j + 2)] = c32;
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = 237893 + (i + 0) * 16;
+          const ra1 = 237893 + (i + 1) * 16;
+          const ra2 = 237893 + (i + 2) * 16;
+          const ra3 = 237893 + (i + 3) * 16;
+          const rb0 = 1728 + (15 + 0);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[238149 + (i + 0) * 16 + (15 + 0)] = c00;
+          A[238149 + (i + 1) * 16 + (15 + 0)] = c10;
+          A[238149 + (i + 2) * 16 + (15 + 0)] = c20;
+          A[238149 + (i + 3) * 16 + (15 + 0)] = c30;
+        }
+      }
+      for (let i = 0; i < 256; i++) A[238405 + i] = (-(A[237637 + i] * A[q6 + 512 + i]) + A[237637 + i] * A[q0 + i]) * (A[q6 + 768 + i] * A[q6 + 256 + i]);
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 238405 + (i + 0) * 16;
+          const ra1 = 238405 + (i + 1) * 16;
+          const ra2 = 238405 + (i + 2) * 16;
+          const ra3 = 238405 + (i + 3) * 16;
+          const rb0 = 2512 + (j + 0);
+          const rb1 = 2512 + (j + 1);
+          const rb2 = 2512 + (j + 2);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 16];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 16];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[238661 + (i + 0) * 16 + (j + 0)] = c00;
+          A[238661 + (i + 0) * 16 + (j + 1)] = c01;
+          A[238661 + (i + 0) * 16 + (j + 2)] = c02;
+          A[238661 + (i + 1) * 16 + (j + 0)] = c10;
+          A[238661 + (i + 1) * 16 + (j + 1)] = c11;
+          A[238661 + (i + 1) * 16 + (j + 2)] = c12;
+          A[238661 + (i + 2) * 16 + (j + 0)] = c20;
+          A[238661 + (i + 2) * 16 + (j + 1)] = c21;
+          A[238661 + (i + 2) * 16 + (j + 2)] = c22;
+          A[238661 + (i + 3) * 16 + (j + 0)] = c30;
+          A[238661 + (i + 3) * 16 + (j + 1)] = c31;
+          A[238661 + (i + 3) * 16 + (j + 2)] = c32;
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = 238405 + (i + 0) * 16;
+          const ra1 = 238405 + (i + 1) * 16;
+          const ra2 = 238405 + (i + 2) * 16;
+          const ra3 = 238405 + (i + 3) * 16;
+          const rb0 = 2512 + (15 + 0);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[238661 + (i + 0) * 16 + (15 + 0)] = c00;
+          A[238661 + (i + 1) * 16 + (15 + 0)] = c10;
+          A[238661 + (i + 2) * 16 + (15 + 0)] = c20;
+          A[238661 + (i + 3) * 16 + (15 + 0)] = c30;
+        }
+      }
+      for (let i = 0; i < 256; i++) A[194756 + i] = (A[q6 + i] !== 0 ? 0 : A[237381 + i]) + A[238149 + i] + A[237637 + i] * A[q6 + 768 + i] + A[238661 + i];
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 30; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 237893 + (i + 0);
+          const ra1 = 237893 + (i + 1);
+          const ra2 = 237893 + (i + 2);
+          const ra3 = 237893 + (i + 3);
+          const rb0 = q6 + 1024 + (j + 0);
+          const rb1 = q6 + 1024 + (j + 1);
+          const rb2 = q6 + 1024 + (j + 2);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p * 16];
+            const a1 = A[ra1 + p * 16];
+            const a2 = A[ra2 + p * 16];
+            const a3 = A[ra3 + p * 16];
+            const b0 = A[rb0 + p * 32];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 32];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 32];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[5601 + (i + 0) * 32 + (j + 0)] += c00;
+          A[5601 + (i + 0) * 32 + (j + 1)] += c01;
+          A[5601 + (i + 0) * 32 + (j + 2)] += c02;
+          A[5601 + (i + 1) * 32 + (j + 0)] += c10;
+          A[5601 + (i + 1) * 32 + (j + 1)] += c11;
+          A[5601 + (i + 1) * 32 + (j + 2)] += c12;
+          A[5601 + (i + 2) * 32 + (j + 0)] += c20;
+          A[5601 + (i + 2) * 32 + (j + 1)] += c21;
+          A[5601 + (i + 2) * 32 + (j + 2)] += c22;
+          A[5601 + (i + 3) * 32 + (j + 0)] += c30;
+          A[5601 + (i + 3) * 32 + (j + 1)] += c31;
+          A[5601 + (i + 3) * 32 + (j + 2)] += c32;
+        }
+        {
+          let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+          const ra0 = 237893 + (i + 0);
+          const ra1 = 237893 + (i + 1);
+          const ra2 = 237893 + (i + 2);
+          const ra3 = 237893 + (i + 3);
+          const rb0 = q6 + 1024 + (30 + 0);
+          const rb1 = q6 + 1024 + (30 + 1);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p * 16];
+            const a1 = A[ra1 + p * 16];
+            const a2 = A[ra2 + p * 16];
+            const a3 = A[ra3 + p * 16];
+            const b0 = A[rb0 + p * 32];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 32];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+          }
+          A[5601 + (i + 0) * 32 + (30 + 0)] += c00;
+          A[5601 + (i + 0) * 32 + (30 + 1)] += c01;
+          A[5601 + (i + 1) * 32 + (30 + 0)] += c10;
+          A[5601 + (i + 1) * 32 + (30 + 1)] += c11;
+          A[5601 + (i + 2) * 32 + (30 + 0)] += c20;
+          A[5601 + (i + 2) * 32 + (30 + 1)] += c21;
+          A[5601 + (i + 3) * 32 + (30 + 0)] += c30;
+          A[5601 + (i + 3) * 32 + (30 + 1)] += c31;
+        }
+      }
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 237893 + (i + 0);
+          const ra1 = 237893 + (i + 1);
+          const ra2 = 237893 + (i + 2);
+          const ra3 = 237893 + (i + 3);
+          const rb0 = q0 + (j + 0);
+          const rb1 = q0 + (j + 1);
+          const rb2 = q0 + (j + 2);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p * 16];
+            const a1 = A[ra1 + p * 16];
+            const a2 = A[ra2 + p * 16];
+            const a3 = A[ra3 + p * 16];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 16];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 16];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[6113 + (i + 0) * 16 + (j + 0)] += c00;
+          A[6113 + (i + 0) * 16 + (j + 1)] += c01;
+          A[6113 + (i + 0) * 16 + (j + 2)] += c02;
+          A[6113 + (i + 1) * 16 + (j + 0)] += c10;
+          A[6113 + (i + 1) * 16 + (j + 1)] += c11;
+          A[6113 + (i + 1) * 16 + (j + 2)] += c12;
+          A[6113 + (i + 2) * 16 + (j + 0)] += c20;
+          A[6113 + (i + 2) * 16 + (j + 1)] += c21;
+          A[6113 + (i + 2) * 16 + (j + 2)] += c22;
+          A[6113 + (i + 3) * 16 + (j + 0)] += c30;
+          A[6113 + (i + 3) * 16 + (j + 1)] += c31;
+          A[6113 + (i + 3) * 16 + (j + 2)] += c32;
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = 237893 + (i + 0);
+          const ra1 = 237893 + (i + 1);
+          const ra2 = 237893 + (i + 2);
+          const ra3 = 237893 + (i + 3);
+          const rb0 = q0 + (15 + 0);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p * 16];
+            const a1 = A[ra1 + p * 16];
+            const a2 = A[ra2 + p * 16];
+            const a3 = A[ra3 + p * 16];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[6113 + (i + 0) * 16 + (15 + 0)] += c00;
+          A[6113 + (i + 1) * 16 + (15 + 0)] += c10;
+          A[6113 + (i + 2) * 16 + (15 + 0)] += c20;
+          A[6113 + (i + 3) * 16 + (15 + 0)] += c30;
+        }
+      }
+      for (let i1 = 0; i1 < 16; i1++) {
+        {
+          let acc = 0;
+          for (let i0 = 0; i0 < 16; i0++) {
+            acc = acc + A[237893 + (i0 * 16 + i1 * 1)];
+          }
+          A[6369 + i1 * 1] += acc;
+        }
+      }
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 30; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 238405 + (i + 0);
+          const ra1 = 238405 + (i + 1);
+          const ra2 = 238405 + (i + 2);
+          const ra3 = 238405 + (i + 3);
+          const rb0 = q6 + 1024 + (j + 0);
+          const rb1 = q6 + 1024 + (j + 1);
+          const rb2 = q6 + 1024 + (j + 2);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p * 16];
+            const a1 = A[ra1 + p * 16];
+            const a2 = A[ra2 + p * 16];
+            const a3 = A[ra3 + p * 16];
+            const b0 = A[rb0 + p * 32];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 32];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 32];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[6385 + (i + 0) * 32 + (j + 0)] += c00;
+          A[6385 + (i + 0) * 32 + (j + 1)] += c01;
+          A[6385 + (i + 0) * 32 + (j + 2)] += c02;
+          A[6385 + (i + 1) * 32 + (j + 0)] += c10;
+          A[6385 + (i + 1) * 32 + (j + 1)] += c11;
+          A[6385 + (i + 1) * 32 + (j + 2)] += c12;
+          A[6385 + (i + 2) * 32 + (j + 0)] += c20;
+          A[6385 + (i + 2) * 32 + (j + 1)] += c21;
+          A[6385 + (i + 2) * 32 + (j + 2)] += c22;
+          A[6385 + (i + 3) * 32 + (j + 0)] += c30;
+          A[6385 + (i + 3) * 32 + (j + 1)] += c31;
+          A[6385 + (i + 3) * 32 + (j + 2)] += c32;
+        }
+        {
+          let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+          const ra0 = 238405 + (i + 0);
+          const ra1 = 238405 + (i + 1);
+          const ra2 = 238405 + (i + 2);
+          const ra3 = 238405 + (i + 3);
+          const rb0 = q6 + 1024 + (30 + 0);
+          const rb1 = q6 + 1024 + (30 + 1);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p * 16];
+            const a1 = A[ra1 + p * 16];
+            const a2 = A[ra2 + p * 16];
+            const a3 = A[ra3 + p * 16];
+            const b0 = A[rb0 + p * 32];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 32];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+          }
+          A[6385 + (i + 0) * 32 + (30 + 0)] += c00;
+          A[6385 + (i + 0) * 32 + (30 + 1)] += c01;
+          A[6385 + (i + 1) * 32 + (30 + 0)] += c10;
+          A[6385 + (i + 1) * 32 + (30 + 1)] += c11;
+          A[6385 + (i + 2) * 32 + (30 + 0)] += c20;
+          A[6385 + (i + 2) * 32 + (30 + 1)] += c21;
+          A[6385 + (i + 3) * 32 + (30 + 0)] += c30;
+          A[6385 + (i + 3) * 32 + (30 + 1)] += c31;
+        }
+      }
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 238405 + (i + 0);
+          const ra1 = 238405 + (i + 1);
+          const ra2 = 238405 + (i + 2);
+          const ra3 = 238405 + (i + 3);
+          const rb0 = q0 + (j + 0);
+          const rb1 = q0 + (j + 1);
+          const rb2 = q0 + (j + 2);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p * 16];
+            const a1 = A[ra1 + p * 16];
+            const a2 = A[ra2 + p * 16];
+            const a3 = A[ra3 + p * 16];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 16];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 16];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[6897 + (i + 0) * 16 + (j + 0)] += c00;
+          A[6897 + (i + 0) * 16 + (j + 1)] += c01;
+          A[6897 + (i + 0) * 16 + (j + 2)] += c02;
+          A[6897 + (i + 1) * 16 + (j + 0)] += c10;
+          A[6897 + (i + 1) * 16 + (j + 1)] += c11;
+          A[6897 + (i + 1) * 16 + (j + 2)] += c12;
+          A[6897 + (i + 2) * 16 + (j + 0)] += c20;
+          A[6897 + (i + 2) * 16 + (j + 1)] += c21;
+          A[6897 + (i + 2) * 16 + (j + 2)] += c22;
+          A[6897 + (i + 3) * 16 + (j + 0)] += c30;
+          A[6897 + (i + 3) * 16 + (j + 1)] += c31;
+          A[6897 + (i + 3) * 16 + (j + 2)] += c32;
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = 238405 + (i + 0);
+          const ra1 = 238405 + (i + 1);
+          const ra2 = 238405 + (i + 2);
+          const ra3 = 238405 + (i + 3);
+          const rb0 = q0 + (15 + 0);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p * 16];
+            const a1 = A[ra1 + p * 16];
+            const a2 = A[ra2 + p * 16];
+            const a3 = A[ra3 + p * 16];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[6897 + (i + 0) * 16 + (15 + 0)] += c00;
+          A[6897 + (i + 1) * 16 + (15 + 0)] += c10;
+          A[6897 + (i + 2) * 16 + (15 + 0)] += c20;
+          A[6897 + (i + 3) * 16 + (15 + 0)] += c30;
+        }
+      }
+      for (let i1 = 0; i1 < 16; i1++) {
+        {
+          let acc = 0;
+          for (let i0 = 0; i0 < 16; i0++) {
+            acc = acc + A[238405 + (i0 * 16 + i1 * 1)];
+          }
+          A[7153 + i1 * 1] += acc;
+        }
+      }
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 30; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 238405 + (i + 0) * 16;
+          const ra1 = 238405 + (i + 1) * 16;
+          const ra2 = 238405 + (i + 2) * 16;
+          const ra3 = 238405 + (i + 3) * 16;
+          const rb0 = 2e3 + (j + 0);
+          const rb1 = 2e3 + (j + 1);
+          const rb2 = 2e3 + (j + 2);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 32];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 32];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 32];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[237381 + (i + 0) * 32 + (j + 0)] = c00;
+          A[237381 + (i + 0) * 32 + (j + 1)] = c01;
+          A[237381 + (i + 0) * 32 + (j + 2)] = c02;
+          A[237381 + (i + 1) * 32 + (j + 0)] = c10;
+          A[237381 + (i + 1) * 32 + (j + 1)] = c11;
+          A[237381 + (i + 1) * 32 + (j + 2)] = c12;
+          A[237381 + (i + 2) * 32 + (j + 0)] = c20;
+          A[237381 + (i + 2) * 32 + (j + 1)] = c21;
+          A[237381 + (i + 2) * 32 + (j + 2)] = c22;
+          A[237381 + (i + 3) * 32 + (j + 0)] = c30;
+          A[237381 + (i + 3) * 32 + (j + 1)] = c31;
+          A[237381 + (i + 3) * 32 + (j + 2)] = c32;
+        }
+        {
+          let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+          const ra0 = 238405 + (i + 0) * 16;
+          const ra1 = 238405 + (i + 1) * 16;
+          const ra2 = 238405 + (i + 2) * 16;
+          const ra3 = 238405 + (i + 3) * 16;
+          const rb0 = 2e3 + (30 + 0);
+          const rb1 = 2e3 + (30 + 1);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 32];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 32];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+          }
+          A[237381 + (i + 0) * 32 + (30 + 0)] = c00;
+          A[237381 + (i + 0) * 32 + (30 + 1)] = c01;
+          A[237381 + (i + 1) * 32 + (30 + 0)] = c10;
+          A[237381 + (i + 1) * 32 + (30 + 1)] = c11;
+          A[237381 + (i + 2) * 32 + (30 + 0)] = c20;
+          A[237381 + (i + 2) * 32 + (30 + 1)] = c21;
+          A[237381 + (i + 3) * 32 + (30 + 0)] = c30;
+          A[237381 + (i + 3) * 32 + (30 + 1)] = c31;
+        }
+      }
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 30; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 237893 + (i + 0) * 16;
+          const ra1 = 237893 + (i + 1) * 16;
+          const ra2 = 237893 + (i + 2) * 16;
+          const ra3 = 237893 + (i + 3) * 16;
+          const rb0 = 1216 + (j + 0);
+          const rb1 = 1216 + (j + 1);
+          const rb2 = 1216 + (j + 2);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 32];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 32];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 32];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[238149 + (i + 0) * 32 + (j + 0)] = c00 + A[237381 + (i + 0) * 32 + (j + 0)];
+          A[238149 + (i + 0) * 32 + (j + 1)] = c01 + A[237381 + (i + 0) * 32 + (j + 1)];
+          A[238149 + (i + 0) * 32 + (j + 2)] = c02 + A[237381 + (i + 0) * 32 + (j + 2)];
+          A[238149 + (i + 1) * 32 + (j + 0)] = c10 + A[237381 + (i + 1) * 32 + (j + 0)];
+          A[238149 + (i + 1) * 32 + (j + 1)] = c11 + A[237381 + (i + 1) * 32 + (j + 1)];
+          A[238149 + (i + 1) * 32 + (j + 2)] = c12 + A[237381 + (i + 1) * 32 + (j + 2)];
+          A[238149 + (i + 2) * 32 + (j + 0)] = c20 + A[237381 + (i + 2) * 32 + (j + 0)];
+          A[238149 + (i + 2) * 32 + (j + 1)] = c21 + A[237381 + (i + 2) * 32 + (j + 1)];
+          A[238149 + (i + 2) * 32 + (j + 2)] = c22 + A[237381 + (i + 2) * 32 + (j + 2)];
+          A[238149 + (i + 3) * 32 + (j + 0)] = c30 + A[237381 + (i + 3) * 32 + (j + 0)];
+          A[238149 + (i + 3) * 32 + (j + 1)] = c31 + A[237381 + (i + 3) * 32 + (j + 1)];
+          A[238149 + (i + 3) * 32 + (j + 2)] = c32 + A[237381 + (i + 3) * 32 + (j + 2)];
+        }
+        {
+          let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+          const ra0 = 237893 + (i + 0) * 16;
+          const ra1 = 237893 + (i + 1) * 16;
+          const ra2 = 237893 + (i + 2) * 16;
+          const ra3 = 237893 + (i + 3) * 16;
+          const rb0 = 1216 + (30 + 0);
+          const rb1 = 1216 + (30 + 1);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 32];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 32];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+          }
+          A[238149 + (i + 0) * 32 + (30 + 0)] = c00 + A[237381 + (i + 0) * 32 + (30 + 0)];
+          A[238149 + (i + 0) * 32 + (30 + 1)] = c01 + A[237381 + (i + 0) * 32 + (30 + 1)];
+          A[238149 + (i + 1) * 32 + (30 + 0)] = c10 + A[237381 + (i + 1) * 32 + (30 + 0)];
+          A[238149 + (i + 1) * 32 + (30 + 1)] = c11 + A[237381 + (i + 1) * 32 + (30 + 1)];
+          A[238149 + (i + 2) * 32 + (30 + 0)] = c20 + A[237381 + (i + 2) * 32 + (30 + 0)];
+          A[238149 + (i + 2) * 32 + (30 + 1)] = c21 + A[237381 + (i + 2) * 32 + (30 + 1)];
+          A[238149 + (i + 3) * 32 + (30 + 0)] = c30 + A[237381 + (i + 3) * 32 + (30 + 0)];
+          A[238149 + (i + 3) * 32 + (30 + 1)] = c31 + A[237381 + (i + 3) * 32 + (30 + 1)];
+        }
+      }
+      for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[237381 + o * 16 + j] = A[238149 + o * 32 + 0 + j];
+      for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[237637 + o * 16 + j] = A[238149 + o * 32 + 16 + j];
+      for (let i = 0; i < 256; i++) A[q8 + i] += A[237381 + i];
+      for (let i = 0; i < 256; i++) A[q9 + i] += A[237637 + i];
+      A.copyWithin(194500, 194756, 195012);
+    }
+    A.fill(0, 162756, 163012);
+    for (let t = 0; t < T; t++) {
+      const q0 = 47812 + (t + 1) * 256;
+      const q1 = 8770 + t * 32;
+      const q7 = 142276 + t * 1024;
+      const q8 = 89540 + t * 256;
+      for (let i = 0; i < 256; i++) A[237381 + i] = A[162756 + i] + (A[q7 + i] !== 0 ? A[q8 + i] : 0);
+      for (let i = 0; i < 256; i++) A[237637 + i] = A[q7 + i] !== 0 ? A[237381 + i] : 0;
+      for (let i = 0; i < 256; i++) A[237893 + i] = A[237637 + i] * A[q7 + 256 + i] * (1 - A[q7 + 512 + i] * A[q7 + 512 + i]);
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 237893 + (i + 0) * 16;
+          const ra1 = 237893 + (i + 1) * 16;
+          const ra2 = 237893 + (i + 2) * 16;
+          const ra3 = 237893 + (i + 3) * 16;
+          const rb0 = 640 + (j + 0);
+          const rb1 = 640 + (j + 1);
+          const rb2 = 640 + (j + 2);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 16];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 16];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[238149 + (i + 0) * 16 + (j + 0)] = c00;
+          A[238149 + (i + 0) * 16 + (j + 1)] = c01;
+          A[238149 + (i + 0) * 16 + (j + 2)] = c02;
+          A[238149 + (i + 1) * 16 + (j + 0)] = c10;
+          A[238149 + (i + 1) * 16 + (j + 1)] = c11;
+          A[238149 + (i + 1) * 16 + (j + 2)] = c12;
+          A[238149 + (i + 2) * 16 + (j + 0)] = c20;
+          A[238149 + (i + 2) * 16 + (j + 1)] = c21;
+          A[238149 + (i + 2) * 16 + (j + 2)] = c22;
+          A[238149 + (i + 3) * 16 + (j + 0)] = c30;
+          A[238149 + (i + 3) * 16 + (j + 1)] = c31;
+          A[238149 + (i + 3) * 16 + (j + 2)] = c32;
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = 237893 + (i + 0) * 16;
+          const ra1 = 237893 + (i + 1) * 16;
+          const ra2 = 237893 + (i + 2) * 16;
+          const ra3 = 237893 + (i + 3) * 16;
+          const rb0 = 640 + (15 + 0);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[238149 + (i + 0) * 16 + (15 + 0)] = c00;
+          A[238149 + (i + 1) * 16 + (15 + 0)] = c10;
+          A[238149 + (i + 2) * 16 + (15 + 0)] = c20;
+          A[238149 + (i + 3) * 16 + (15 + 0)] = c30;
+        }
+      }
+      for (let i = 0; i < 256; i++) A[238405 + i] = (-(A[237637 + i] * A[q7 + 512 + i]) + A[237637 + i] * A[q0 + i]) * (A[q7 + 768 + i] * A[q7 + 256 + i]);
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 238405 + (i + 0) * 16;
+          const ra1 = 238405 + (i + 1) * 16;
+          const ra2 = 238405 + (i + 2) * 16;
+          const ra3 = 238405 + (i + 3) * 16;
+          const rb0 = 944 + (j + 0);
+          const rb1 = 944 + (j + 1);
+          const rb2 = 944 + (j + 2);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 16];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 16];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[238661 + (i + 0) * 16 + (j + 0)] = c00;
+          A[238661 + (i + 0) * 16 + (j + 1)] = c01;
+          A[238661 + (i + 0) * 16 + (j + 2)] = c02;
+          A[238661 + (i + 1) * 16 + (j + 0)] = c10;
+          A[238661 + (i + 1) * 16 + (j + 1)] = c11;
+          A[238661 + (i + 1) * 16 + (j + 2)] = c12;
+          A[238661 + (i + 2) * 16 + (j + 0)] = c20;
+          A[238661 + (i + 2) * 16 + (j + 1)] = c21;
+          A[238661 + (i + 2) * 16 + (j + 2)] = c22;
+          A[238661 + (i + 3) * 16 + (j + 0)] = c30;
+          A[238661 + (i + 3) * 16 + (j + 1)] = c31;
+          A[238661 + (i + 3) * 16 + (j + 2)] = c32;
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = 238405 + (i + 0) * 16;
+          const ra1 = 238405 + (i + 1) * 16;
+          const ra2 = 238405 + (i + 2) * 16;
+          const ra3 = 238405 + (i + 3) * 16;
+          const rb0 = 944 + (15 + 0);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[238661 + (i + 0) * 16 + (15 + 0)] = c00;
+          A[238661 + (i + 1) * 16 + (15 + 0)] = c10;
+          A[238661 + (i + 2) * 16 + (15 + 0)] = c20;
+          A[238661 + (i + 3) * 16 + (15 + 0)] = c30;
+        }
+      }
+      for (let i = 0; i < 256; i++) A[163012 + i] = (A[q7 + i] !== 0 ? 0 : A[237381 + i]) + A[238149 + i] + A[237637 + i] * A[q7 + 768 + i] + A[238661 + i];
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 2; j += 2) {
+          let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+          const ra0 = 237893 + (i + 0);
+          const ra1 = 237893 + (i + 1);
+          const ra2 = 237893 + (i + 2);
+          const ra3 = 237893 + (i + 3);
+          const rb0 = q1 + (j + 0);
+          const rb1 = q1 + (j + 1);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p * 16];
+            const a1 = A[ra1 + p * 16];
+            const a2 = A[ra2 + p * 16];
+            const a3 = A[ra3 + p * 16];
+            const b0 = A[rb0 + p * 2];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 2];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+          }
+          A[4993 + (i + 0) * 2 + (j + 0)] += c00;
+          A[4993 + (i + 0) * 2 + (j + 1)] += c01;
+          A[4993 + (i + 1) * 2 + (j + 0)] += c10;
+          A[4993 + (i + 1) * 2 + (j + 1)] += c11;
+          A[4993 + (i + 2) * 2 + (j + 0)] += c20;
+          A[4993 + (i + 2) * 2 + (j + 1)] += c21;
+          A[4993 + (i + 3) * 2 + (j + 0)] += c30;
+          A[4993 + (i + 3) * 2 + (j + 1)] += c31;
+        }
+      }
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 237893 + (i + 0);
+          const ra1 = 237893 + (i + 1);
+          const ra2 = 237893 + (i + 2);
+          const ra3 = 237893 + (i + 3);
+          const rb0 = q0 + (j + 0);
+          const rb1 = q0 + (j + 1);
+          const rb2 = q0 + (j + 2);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p * 16];
+            const a1 = A[ra1 + p * 16];
+            const a2 = A[ra2 + p * 16];
+            const a3 = A[ra3 + p * 16];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 16];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 16];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[5025 + (i + 0) * 16 + (j + 0)] += c00;
+          A[5025 + (i + 0) * 16 + (j + 1)] += c01;
+          A[5025 + (i + 0) * 16 + (j + 2)] += c02;
+          A[5025 + (i + 1) * 16 + (j + 0)] += c10;
+          A[5025 + (i + 1) * 16 + (j + 1)] += c11;
+          A[5025 + (i + 1) * 16 + (j + 2)] += c12;
+          A[5025 + (i + 2) * 16 + (j + 0)] += c20;
+          A[5025 + (i + 2) * 16 + (j + 1)] += c21;
+          A[5025 + (i + 2) * 16 + (j + 2)] += c22;
+          A[5025 + (i + 3) * 16 + (j + 0)] += c30;
+          A[5025 + (i + 3) * 16 + (j + 1)] += c31;
+          A[5025 + (i + 3) * 16 + (j + 2)] += c32;
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = 237893 + (i + 0);
+          const ra1 = 237893 + (i + 1);
+          const ra2 = 237893 + (i + 2);
+          const ra3 = 237893 + (i + 3);
+          const rb0 = q0 + (15 + 0);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p * 16];
+            const a1 = A[ra1 + p * 16];
+            const a2 = A[ra2 + p * 16];
+            const a3 = A[ra3 + p * 16];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[5025 + (i + 0) * 16 + (15 + 0)] += c00;
+          A[5025 + (i + 1) * 16 + (15 + 0)] += c10;
+          A[5025 + (i + 2) * 16 + (15 + 0)] += c20;
+          A[5025 + (i + 3) * 16 + (15 + 0)] += c30;
+        }
+      }
+      for (let i1 = 0; i1 < 16; i1++) {
+        {
+          let acc = 0;
+          for (let i0 = 0; i0 < 16; i0++) {
+            acc = acc + A[237893 + (i0 * 16 + i1 * 1)];
+          }
+          A[5281 + i1 * 1] += acc;
+        }
+      }
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 2; j += 2) {
+          let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+          const ra0 = 238405 + (i + 0);
+          const ra1 = 238405 + (i + 1);
+          const ra2 = 238405 + (i + 2);
+          const ra3 = 238405 + (i + 3);
+          const rb0 = q1 + (j + 0);
+          const rb1 = q1 + (j + 1);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p * 16];
+            const a1 = A[ra1 + p * 16];
+            const a2 = A[ra2 + p * 16];
+            const a3 = A[ra3 + p * 16];
+            const b0 = A[rb0 + p * 2];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 2];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+          }
+          A[5297 + (i + 0) * 2 + (j + 0)] += c00;
+          A[5297 + (i + 0) * 2 + (j + 1)] += c01;
+          A[5297 + (i + 1) * 2 + (j + 0)] += c10;
+          A[5297 + (i + 1) * 2 + (j + 1)] += c11;
+          A[5297 + (i + 2) * 2 + (j + 0)] += c20;
+          A[5297 + (i + 2) * 2 + (j + 1)] += c21;
+          A[5297 + (i + 3) * 2 + (j + 0)] += c30;
+          A[5297 + (i + 3) * 2 + (j + 1)] += c31;
+        }
+      }
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 238405 + (i + 0);
+          const ra1 = 238405 + (i + 1);
+          const ra2 = 238405 + (i + 2);
+          const ra3 = 238405 + (i + 3);
+          const rb0 = q0 + (j + 0);
+          const rb1 = q0 + (j + 1);
+          const rb2 = q0 + (j + 2);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p * 16];
+            const a1 = A[ra1 + p * 16];
+            const a2 = A[ra2 + p * 16];
+            const a3 = A[ra3 + p * 16];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 16];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 16];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[5329 + (i + 0) * 16 + (j + 0)] += c00;
+          A[5329 + (i + 0) * 16 + (j + 1)] += c01;
+          A[5329 + (i + 0) * 16 + (j + 2)] += c02;
+          A[5329 + (i + 1) * 16 + (j + 0)] += c10;
+          A[5329 + (i + 1) * 16 + (j + 1)] += c11;
+          A[5329 + (i + 1) * 16 + (j + 2)] += c12;
+          A[5329 + (i + 2) * 16 + (j + 0)] += c20;
+          A[5329 + (i + 2) * 16 + (j + 1)] += c21;
+          A[5329 + (i + 2) * 16 + (j + 2)] += c22;
+          A[5329 + (i + 3) * 16 + (j + 0)] += c30;
+          A[5329 + (i + 3) * 16 + (j + 1)] += c31;
+          A[5329 + (i + 3) * 16 + (j + 2)] += c32;
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = 238405 + (i + 0);
+          const ra1 = 238405 + (i + 1);
+          const ra2 = 238405 + (i + 2);
+          const ra3 = 238405 + (i + 3);
+          const rb0 = q0 + (15 + 0);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p * 16];
+            const a1 = A[ra1 + p * 16];
+            const a2 = A[ra2 + p * 16];
+            const a3 = A[ra3 + p * 16];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[5329 + (i + 0) * 16 + (15 + 0)] += c00;
+          A[5329 + (i + 1) * 16 + (15 + 0)] += c10;
+          A[5329 + (i + 2) * 16 + (15 + 0)] += c20;
+          A[5329 + (i + 3) * 16 + (15 + 0)] += c30;
+        }
+      }
+      for (let i1 = 0; i1 < 16; i1++) {
+        {
+          let acc = 0;
+          for (let i0 = 0; i0 < 16; i0++) {
+            acc = acc + A[238405 + (i0 * 16 + i1 * 1)];
+          }
+          A[5585 + i1 * 1] += acc;
+        }
+      }
+      A.copyWithin(162756, 163012, 163268);
+    }
+    A.fill(0, 131012, 131268);
+    for (let t = T - 1; t >= 0; t--) {
+      const q0 = 42436 + t * 256;
+      const q1 = 8770 + t * 32;
+      const q7 = 110532 + t * 1024;
+      const q8 = 84420 + t * 256;
+      for (let i = 0; i < 256; i++) A[237381 + i] = A[131012 + i] + (A[q7 + i] !== 0 ? A[q8 + i] : 0);
+      for (let i = 0; i < 256; i++) A[237637 + i] = A[q7 + i] !== 0 ? A[237381 + i] : 0;
+      for (let i = 0; i < 256; i++) A[237893 + i] = A[237637 + i] * A[q7 + 256 + i] * (1 - A[q7 + 512 + i] * A[q7 + 512 + i]);
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 237893 + (i + 0) * 16;
+          const ra1 = 237893 + (i + 1) * 16;
+          const ra2 = 237893 + (i + 2) * 16;
+          const ra3 = 237893 + (i + 3) * 16;
+          const rb0 = 32 + (j + 0);
+          const rb1 = 32 + (j + 1);
+          const rb2 = 32 + (j + 2);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 16];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 16];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[238149 + (i + 0) * 16 + (j + 0)] = c00;
+          A[238149 + (i + 0) * 16 + (j + 1)] = c01;
+          A[238149 + (i + 0) * 16 + (j + 2)] = c02;
+          A[238149 + (i + 1) * 16 + (j + 0)] = c10;
+          A[238149 + (i + 1) * 16 + (j + 1)] = c11;
+          A[238149 + (i + 1) * 16 + (j + 2)] = c12;
+          A[238149 + (i + 2) * 16 + (j + 0)] = c20;
+          A[238149 + (i + 2) * 16 + (j + 1)] = c21;
+          A[238149 + (i + 2) * 16 + (j + 2)] = c22;
+          A[238149 + (i + 3) * 16 + (j + 0)] = c30;
+          A[238149 + (i + 3) * 16 + (j + 1)] = c31;
+          A[238149 + (i + 3) * 16 + (j + 2)] = c32;
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = 237893 + (i + 0) * 16;
+          const ra1 = 237893 + (i + 1) * 16;
+          const ra2 = 237893 + (i + 2) * 16;
+          const ra3 = 237893 + (i + 3) * 16;
+          const rb0 = 32 + (15 + 0);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[238149 + (i + 0) * 16 + (15 + 0)] = c00;
+          A[238149 + (i + 1) * 16 + (15 + 0)] = c10;
+          A[238149 + (i + 2) * 16 + (15 + 0)] = c20;
+          A[238149 + (i + 3) * 16 + (15 + 0)] = c30;
+        }
+      }
+      for (let i = 0; i < 256; i++) A[238405 + i] = (-(A[237637 + i] * A[q7 + 512 + i]) + A[237637 + i] * A[q0 + i]) * (A[q7 + 768 + i] * A[q7 + 256 + i]);
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 238405 + (i + 0) * 16;
+          const ra1 = 238405 + (i + 1) * 16;
+          const ra2 = 238405 + (i + 2) * 16;
+          const ra3 = 238405 + (i + 3) * 16;
+          const rb0 = 336 + (j + 0);
+          const rb1 = 336 + (j + 1);
+          const rb2 = 336 + (j + 2);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 16];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 16];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[238661 + (i + 0) * 16 + (j + 0)] = c00;
+          A[238661 + (i + 0) * 16 + (j + 1)] = c01;
+          A[238661 + (i + 0) * 16 + (j + 2)] = c02;
+          A[238661 + (i + 1) * 16 + (j + 0)] = c10;
+          A[238661 + (i + 1) * 16 + (j + 1)] = c11;
+          A[238661 + (i + 1) * 16 + (j + 2)] = c12;
+          A[238661 + (i + 2) * 16 + (j + 0)] = c20;
+          A[238661 + (i + 2) * 16 + (j + 1)] = c21;
+          A[238661 + (i + 2) * 16 + (j + 2)] = c22;
+          A[238661 + (i + 3) * 16 + (j + 0)] = c30;
+          A[238661 + (i + 3) * 16 + (j + 1)] = c31;
+          A[238661 + (i + 3) * 16 + (j + 2)] = c32;
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = 238405 + (i + 0) * 16;
+          const ra1 = 238405 + (i + 1) * 16;
+          const ra2 = 238405 + (i + 2) * 16;
+          const ra3 = 238405 + (i + 3) * 16;
+          const rb0 = 336 + (15 + 0);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[238661 + (i + 0) * 16 + (15 + 0)] = c00;
+          A[238661 + (i + 1) * 16 + (15 + 0)] = c10;
+          A[238661 + (i + 2) * 16 + (15 + 0)] = c20;
+          A[238661 + (i + 3) * 16 + (15 + 0)] = c30;
+        }
+      }
+      for (let i = 0; i < 256; i++) A[131268 + i] = (A[q7 + i] !== 0 ? 0 : A[237381 + i]) + A[238149 + i] + A[237637 + i] * A[q7 + 768 + i] + A[238661 + i];
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 2; j += 2) {
+          let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+          const ra0 = 237893 + (i + 0);
+          const ra1 = 237893 + (i + 1);
+          const ra2 = 237893 + (i + 2);
+          const ra3 = 237893 + (i + 3);
+          const rb0 = q1 + (j + 0);
+          const rb1 = q1 + (j + 1);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p * 16];
+            const a1 = A[ra1 + p * 16];
+            const a2 = A[ra2 + p * 16];
+            const a3 = A[ra3 + p * 16];
+            const b0 = A[rb0 + p * 2];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 2];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+          }
+          A[4385 + (i + 0) * 2 + (j + 0)] += c00;
+          A[4385 + (i + 0) * 2 + (j + 1)] += c01;
+          A[4385 + (i + 1) * 2 + (j + 0)] += c10;
+          A[4385 + (i + 1) * 2 + (j + 1)] += c11;
+          A[4385 + (i + 2) * 2 + (j + 0)] += c20;
+          A[4385 + (i + 2) * 2 + (j + 1)] += c21;
+          A[4385 + (i + 3) * 2 + (j + 0)] += c30;
+          A[4385 + (i + 3) * 2 + (j + 1)] += c31;
+        }
+      }
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 237893 + (i + 0);
+          const ra1 = 237893 + (i + 1);
+          const ra2 = 237893 + (i + 2);
+          const ra3 = 237893 + (i + 3);
+          const rb0 = q0 + (j + 0);
+          const rb1 = q0 + (j + 1);
+          const rb2 = q0 + (j + 2);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p * 16];
+            const a1 = A[ra1 + p * 16];
+            const a2 = A[ra2 + p * 16];
+            const a3 = A[ra3 + p * 16];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 16];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 16];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[4417 + (i + 0) * 16 + (j + 0)] += c00;
+          A[4417 + (i + 0) * 16 + (j + 1)] += c01;
+          A[4417 + (i + 0) * 16 + (j + 2)] += c02;
+          A[4417 + (i + 1) * 16 + (j + 0)] += c10;
+          A[4417 + (i + 1) * 16 + (j + 1)] += c11;
+          A[4417 + (i + 1) * 16 + (j + 2)] += c12;
+          A[4417 + (i + 2) * 16 + (j + 0)] += c20;
+          A[4417 + (i + 2) * 16 + (j + 1)] += c21;
+          A[4417 + (i + 2) * 16 + (j + 2)] += c22;
+          A[4417 + (i + 3) * 16 + (j + 0)] += c30;
+          A[4417 + (i + 3) * 16 + (j + 1)] += c31;
+          A[4417 + (i + 3) * 16 + (j + 2)] += c32;
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = 237893 + (i + 0);
+          const ra1 = 237893 + (i + 1);
+          const ra2 = 237893 + (i + 2);
+          const ra3 = 237893 + (i + 3);
+          const rb0 = q0 + (15 + 0);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p * 16];
+            const a1 = A[ra1 + p * 16];
+            const a2 = A[ra2 + p * 16];
+            const a3 = A[ra3 + p * 16];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[4417 + (i + 0) * 16 + (15 + 0)] += c00;
+          A[4417 + (i + 1) * 16 + (15 + 0)] += c10;
+          A[4417 + (i + 2) * 16 + (15 + 0)] += c20;
+          A[4417 + (i + 3) * 16 + (15 + 0)] += c30;
+        }
+      }
+      for (let i1 = 0; i1 < 16; i1++) {
+        {
+          let acc = 0;
+          for (let i0 = 0; i0 < 16; i0++) {
+            acc = acc + A[237893 + (i0 * 16 + i1 * 1)];
+          }
+          A[4673 + i1 * 1] += acc;
+        }
+      }
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 2; j += 2) {
+          let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+          const ra0 = 238405 + (i + 0);
+          const ra1 = 238405 + (i + 1);
+          const ra2 = 238405 + (i + 2);
+          const ra3 = 238405 + (i + 3);
+          const rb0 = q1 + (j + 0);
+          const rb1 = q1 + (j + 1);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p * 16];
+            const a1 = A[ra1 + p * 16];
+            const a2 = A[ra2 + p * 16];
+            const a3 = A[ra3 + p * 16];
+            const b0 = A[rb0 + p * 2];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 2];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+          }
+          A[4689 + (i + 0) * 2 + (j + 0)] += c00;
+          A[4689 + (i + 0) * 2 + (j + 1)] += c01;
+          A[4689 + (i + 1) * 2 + (j + 0)] += c10;
+          A[4689 + (i + 1) * 2 + (j + 1)] += c11;
+          A[4689 + (i + 2) * 2 + (j + 0)] += c20;
+          A[4689 + (i + 2) * 2 + (j + 1)] += c21;
+          A[4689 + (i + 3) * 2 + (j + 0)] += c30;
+          A[4689 + (i + 3) * 2 + (j + 1)] += c31;
+        }
+      }
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 238405 + (i + 0);
+          const ra1 = 238405 + (i + 1);
+          const ra2 = 238405 + (i + 2);
+          const ra3 = 238405 + (i + 3);
+          const rb0 = q0 + (j + 0);
+          const rb1 = q0 + (j + 1);
+          const rb2 = q0 + (j + 2);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p * 16];
+            const a1 = A[ra1 + p * 16];
+            const a2 = A[ra2 + p * 16];
+            const a3 = A[ra3 + p * 16];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 16];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 16];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[4721 + (i + 0) * 16 + (j + 0)] += c00;
+          A[4721 + (i + 0) * 16 + (j + 1)] += c01;
+          A[4721 + (i + 0) * 16 + (j + 2)] += c02;
+          A[4721 + (i + 1) * 16 + (j + 0)] += c10;
+          A[4721 + (i + 1) * 16 + (j + 1)] += c11;
+          A[4721 + (i + 1) * 16 + (j + 2)] += c12;
+          A[4721 + (i + 2) * 16 + (j + 0)] += c20;
+          A[4721 + (i + 2) * 16 + (j + 1)] += c21;
+          A[4721 + (i + 2) * 16 + (j + 2)] += c22;
+          A[4721 + (i + 3) * 16 + (j + 0)] += c30;
+          A[4721 + (i + 3) * 16 + (j + 1)] += c31;
+          A[4721 + (i + 3) * 16 + (j + 2)] += c32;
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = 238405 + (i + 0);
+          const ra1 = 238405 + (i + 1);
+          const ra2 = 238405 + (i + 2);
+          const ra3 = 238405 + (i + 3);
+          const rb0 = q0 + (15 + 0);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p * 16];
+            const a1 = A[ra1 + p * 16];
+            const a2 = A[ra2 + p * 16];
+            const a3 = A[ra3 + p * 16];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[4721 + (i + 0) * 16 + (15 + 0)] += c00;
+          A[4721 + (i + 1) * 16 + (15 + 0)] += c10;
+          A[4721 + (i + 2) * 16 + (15 + 0)] += c20;
+          A[4721 + (i + 3) * 16 + (15 + 0)] += c30;
+        }
+      }
+      for (let i1 = 0; i1 < 16; i1++) {
+        {
+          let acc = 0;
+          for (let i0 = 0; i0 < 16; i0++) {
+            acc = acc + A[238405 + (i0 * 16 + i1 * 1)];
+          }
+          A[4977 + i1 * 1] += acc;
+        }
+      }
+      A.copyWithin(131012, 131268, 131524);
+    }
+  }
+  /** Forward over the window's T steps only. */
+  forward(A, T) {
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 16; i1++) {
+        A[99780 + (i0 * 16 + i1 * 1)] = A[592 + i1 * 1];
+      }
+    }
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 16; i1++) {
+        A[100036 + (i0 * 16 + i1 * 1)] = A[288 + i1 * 1];
+      }
+    }
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 16; i1++) {
+        A[131524 + (i0 * 16 + i1 * 1)] = A[1200 + i1 * 1];
+      }
+    }
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 16; i1++) {
+        A[131780 + (i0 * 16 + i1 * 1)] = A[896 + i1 * 1];
+      }
+    }
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 16; i1++) {
+        A[163268 + (i0 * 16 + i1 * 1)] = A[2768 + i1 * 1];
+      }
+    }
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 16; i1++) {
+        A[163524 + (i0 * 16 + i1 * 1)] = A[1984 + i1 * 1];
+      }
+    }
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 16; i1++) {
+        A[195012 + (i0 * 16 + i1 * 1)] = A[4336 + i1 * 1];
+      }
+    }
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 16; i1++) {
+        A[195268 + (i0 * 16 + i1 * 1)] = A[3552 + i1 * 1];
+      }
+    }
+    for (let i = 0; i < 32; i++) {
+      A[195524 + i] = A[4352 + i];
+    }
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 1; i1++) {
+        A[195556 + (i0 * 1 + i1 * 1)] = A[4384 + i1 * 1];
+      }
+    }
+    A[237381] = 1 / A[31874];
+    {
+      const v = A[237381];
+      for (let f = 0; f < 16; f++) A[195572 + f] = v;
+    }
+    A.copyWithin(42436, 9730, 9730 + 256);
+    A.copyWithin(47812 + T * 256, 9986, 9986 + 256);
+    A.copyWithin(53188, 10242, 10242 + 256);
+    A.copyWithin(58564 + T * 256, 10498, 10498 + 256);
+    for (let i = 0; i < 320; i += 4) {
+      for (let j = 0; j < 15; j += 3) {
+        let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+        const ra0 = 8770 + (i + 0) * 2;
+        const ra1 = 8770 + (i + 1) * 2;
+        const ra2 = 8770 + (i + 2) * 2;
+        const ra3 = 8770 + (i + 3) * 2;
+        const rb0 = 304 + (j + 0) * 2;
+        const rb1 = 304 + (j + 1) * 2;
+        const rb2 = 304 + (j + 2) * 2;
+        for (let p = 0; p < 2; p++) {
+          const a0 = A[ra0 + p];
+          const a1 = A[ra1 + p];
+          const a2 = A[ra2 + p];
+          const a3 = A[ra3 + p];
+          const b0 = A[rb0 + p];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
+          const b1 = A[rb1 + p];
+          c01 += a0 * b1;
+          c11 += a1 * b1;
+          c21 += a2 * b1;
+          c31 += a3 * b1;
+          const b2 = A[rb2 + p];
+          c02 += a0 * b2;
+          c12 += a1 * b2;
+          c22 += a2 * b2;
+          c32 += a3 * b2;
+        }
+        A[100292 + (i + 0) * 16 + (j + 0)] = c00;
+        A[100292 + (i + 0) * 16 + (j + 1)] = c01;
+        A[100292 + (i + 0) * 16 + (j + 2)] = c02;
+        A[100292 + (i + 1) * 16 + (j + 0)] = c10;
+        A[100292 + (i + 1) * 16 + (j + 1)] = c11;
+        A[100292 + (i + 1) * 16 + (j + 2)] = c12;
+        A[100292 + (i + 2) * 16 + (j + 0)] = c20;
+        A[100292 + (i + 2) * 16 + (j + 1)] = c21;
+        A[100292 + (i + 2) * 16 + (j + 2)] = c22;
+        A[100292 + (i + 3) * 16 + (j + 0)] = c30;
+        A[100292 + (i + 3) * 16 + (j + 1)] = c31;
+        A[100292 + (i + 3) * 16 + (j + 2)] = c32;
+      }
+      {
+        let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+        const ra0 = 8770 + (i + 0) * 2;
+        const ra1 = 8770 + (i + 1) * 2;
+        const ra2 = 8770 + (i + 2) * 2;
+        const ra3 = 8770 + (i + 3) * 2;
+        const rb0 = 304 + (15 + 0) * 2;
+        for (let p = 0; p < 2; p++) {
+          const a0 = A[ra0 + p];
+          const a1 = A[ra1 + p];
+          const a2 = A[ra2 + p];
+          const a3 = A[ra3 + p];
+          const b0 = A[rb0 + p];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
+        }
+        A[100292 + (i + 0) * 16 + (15 + 0)] = c00;
+        A[100292 + (i + 1) * 16 + (15 + 0)] = c10;
+        A[100292 + (i + 2) * 16 + (15 + 0)] = c20;
+        A[100292 + (i + 3) * 16 + (15 + 0)] = c30;
+      }
+    }
+    for (let i = 0; i < 320; i += 4) {
+      for (let j = 0; j < 15; j += 3) {
+        let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+        const ra0 = 8770 + (i + 0) * 2;
+        const ra1 = 8770 + (i + 1) * 2;
+        const ra2 = 8770 + (i + 2) * 2;
+        const ra3 = 8770 + (i + 3) * 2;
+        const rb0 = (j + 0) * 2;
+        const rb1 = (j + 1) * 2;
+        const rb2 = (j + 2) * 2;
+        for (let p = 0; p < 2; p++) {
+          const a0 = A[ra0 + p];
+          const a1 = A[ra1 + p];
+          const a2 = A[ra2 + p];
+          const a3 = A[ra3 + p];
+          const b0 = A[rb0 + p];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
+          const b1 = A[rb1 + p];
+          c01 += a0 * b1;
+          c11 += a1 * b1;
+          c21 += a2 * b1;
+          c31 += a3 * b1;
+          const b2 = A[rb2 + p];
+          c02 += a0 * b2;
+          c12 += a1 * b2;
+          c22 += a2 * b2;
+          c32 += a3 * b2;
+        }
+        A[105412 + (i + 0) * 16 + (j + 0)] = c00;
+        A[105412 + (i + 0) * 16 + (j + 1)] = c01;
+        A[105412 + (i + 0) * 16 + (j + 2)] = c02;
+        A[105412 + (i + 1) * 16 + (j + 0)] = c10;
+        A[105412 + (i + 1) * 16 + (j + 1)] = c11;
+        A[105412 + (i + 1) * 16 + (j + 2)] = c12;
+        A[105412 + (i + 2) * 16 + (j + 0)] = c20;
+        A[105412 + (i + 2) * 16 + (j + 1)] = c21;
+        A[105412 + (i + 2) * 16 + (j + 2)] = c22;
+        A[105412 + (i + 3) * 16 + (j + 0)] = c30;
+        A[105412 + (i + 3) * 16 + (j + 1)] = c31;
+        A[105412 + (i + 3) * 16 + (j + 2)] = c32;
+      }
+      {
+        let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+        const ra0 = 8770 + (i + 0) * 2;
+        const ra1 = 8770 + (i + 1) * 2;
+        const ra2 = 8770 + (i + 2) * 2;
+        const ra3 = 8770 + (i + 3) * 2;
+        const rb0 = (15 + 0) * 2;
+        for (let p = 0; p < 2; p++) {
+          const a0 = A[ra0 + p];
+          const a1 = A[ra1 + p];
+          const a2 = A[ra2 + p];
+          const a3 = A[ra3 + p];
+          const b0 = A[rb0 + p];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
+        }
+        A[105412 + (i + 0) * 16 + (15 + 0)] = c00;
+        A[105412 + (i + 1) * 16 + (15 + 0)] = c10;
+        A[105412 + (i + 2) * 16 + (15 + 0)] = c20;
+        A[105412 + (i + 3) * 16 + (15 + 0)] = c30;
+      }
+    }
+    for (let t = 0; t < T; t++) {
+      const q0 = 42436 + (t + 1) * 256;
+      const q1 = 63940 + t * 256;
+      const q2 = 42436 + t * 256;
+      const q4 = 100292 + t * 256;
+      const q5 = 105412 + t * 256;
+      const q6 = 31234 + t * 16;
+      for (let i0 = 0; i0 < 16; i0++) {
+        for (let i1 = 0; i1 < 16; i1++) {
+          A[237381 + (i0 * 16 + i1 * 1)] = A[q6 + i0 * 1];
+        }
+      }
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = q2 + (i + 0) * 16;
+          const ra1 = q2 + (i + 1) * 16;
+          const ra2 = q2 + (i + 2) * 16;
+          const ra3 = q2 + (i + 3) * 16;
+          const rb0 = 336 + (j + 0) * 16;
+          const rb1 = 336 + (j + 1) * 16;
+          const rb2 = 336 + (j + 2) * 16;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[237637 + (i + 0) * 16 + (j + 0)] = c00;
+          A[237637 + (i + 0) * 16 + (j + 1)] = c01;
+          A[237637 + (i + 0) * 16 + (j + 2)] = c02;
+          A[237637 + (i + 1) * 16 + (j + 0)] = c10;
+          A[237637 + (i + 1) * 16 + (j + 1)] = c11;
+          A[237637 + (i + 1) * 16 + (j + 2)] = c12;
+          A[237637 + (i + 2) * 16 + (j + 0)] = c20;
+          A[237637 + (i + 2) * 16 + (j + 1)] = c21;
+          A[237637 + (i + 2) * 16 + (j + 2)] = c22;
+          A[237637 + (i + 3) * 16 + (j + 0)] = c30;
+          A[237637 + (i + 3) * 16 + (j + 1)] = c31;
+          A[237637 + (i + 3) * 16 + (j + 2)] = c32;
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = q2 + (i + 0) * 16;
+          const ra1 = q2 + (i + 1) * 16;
+          const ra2 = q2 + (i + 2) * 16;
+          const ra3 = q2 + (i + 3) * 16;
+          const rb0 = 336 + (15 + 0) * 16;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[237637 + (i + 0) * 16 + (15 + 0)] = c00;
+          A[237637 + (i + 1) * 16 + (15 + 0)] = c10;
+          A[237637 + (i + 2) * 16 + (15 + 0)] = c20;
+          A[237637 + (i + 3) * 16 + (15 + 0)] = c30;
+        }
+      }
+      for (let i = 0; i < 256; i++) A[237893 + i] = sigmoid32(A[q4 + i] + A[99780 + i] + A[237637 + i]);
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = q2 + (i + 0) * 16;
+          const ra1 = q2 + (i + 1) * 16;
+          const ra2 = q2 + (i + 2) * 16;
+          const ra3 = q2 + (i + 3) * 16;
+          const rb0 = 32 + (j + 0) * 16;
+          const rb1 = 32 + (j + 1) * 16;
+          const rb2 = 32 + (j + 2) * 16;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[237637 + (i + 0) * 16 + (j + 0)] = c00;
+          A[237637 + (i + 0) * 16 + (j + 1)] = c01;
+          A[237637 + (i + 0) * 16 + (j + 2)] = c02;
+          A[237637 + (i + 1) * 16 + (j + 0)] = c10;
+          A[237637 + (i + 1) * 16 + (j + 1)] = c11;
+          A[237637 + (i + 1) * 16 + (j + 2)] = c12;
+          A[237637 + (i + 2) * 16 + (j + 0)] = c20;
+          A[237637 + (i + 2) * 16 + (j + 1)] = c21;
+          A[237637 + (i + 2) * 16 + (j + 2)] = c22;
+          A[237637 + (i + 3) * 16 + (j + 0)] = c30;
+          A[237637 + (i + 3) * 16 + (j + 1)] = c31;
+          A[237637 + (i + 3) * 16 + (j + 2)] = c32;
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = q2 + (i + 0) * 16;
+          const ra1 = q2 + (i + 1) * 16;
+          const ra2 = q2 + (i + 2) * 16;
+          const ra3 = q2 + (i + 3) * 16;
+          const rb0 = 32 + (15 + 0) * 16;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[237637 + (i + 0) * 16 + (15 + 0)] = c00;
+          A[237637 + (i + 1) * 16 + (15 + 0)] = c10;
+          A[237637 + (i + 2) * 16 + (15 + 0)] = c20;
+          A[237637 + (i + 3) * 16 + (15 + 0)] = c30;
+        }
+      }
+      for (let i = 0; i < 256; i++) A[q0 + i] = A[237381 + i] !== 0 ? A[237893 + i] * A[q2 + i] + (1 - A[237893 + i]) * tanh32(A[q5 + i] + A[100036 + i] + A[237637 + i]) : A[q2 + i];
+      for (let i = 0; i < 256; i++) A[q1 + i] = A[237381 + i] !== 0 ? A[q0 + i] : 0;
+    }
+    for (let i = 0; i < 320; i += 4) {
+      for (let j = 0; j < 15; j += 3) {
+        let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+        const ra0 = 8770 + (i + 0) * 2;
+        const ra1 = 8770 + (i + 1) * 2;
+        const ra2 = 8770 + (i + 2) * 2;
+        const ra3 = 8770 + (i + 3) * 2;
+        const rb0 = 912 + (j + 0) * 2;
+        const rb1 = 912 + (j + 1) * 2;
+        const rb2 = 912 + (j + 2) * 2;
+        for (let p = 0; p < 2; p++) {
+          const a0 = A[ra0 + p];
+          const a1 = A[ra1 + p];
+          const a2 = A[ra2 + p];
+          const a3 = A[ra3 + p];
+          const b0 = A[rb0 + p];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
+          const b1 = A[rb1 + p];
+          c01 += a0 * b1;
+          c11 += a1 * b1;
+          c21 += a2 * b1;
+          c31 += a3 * b1;
+          const b2 = A[rb2 + p];
+          c02 += a0 * b2;
+          c12 += a1 * b2;
+          c22 += a2 * b2;
+          c32 += a3 * b2;
+        }
+        A[132036 + (i + 0) * 16 + (j + 0)] = c00;
+        A[132036 + (i + 0) * 16 + (j + 1)] = c01;
+        A[132036 + (i + 0) * 16 + (j + 2)] = c02;
+        A[132036 + (i + 1) * 16 + (j + 0)] = c10;
+        A[132036 + (i + 1) * 16 + (j + 1)] = c11;
+        A[132036 + (i + 1) * 16 + (j + 2)] = c12;
+        A[132036 + (i + 2) * 16 + (j + 0)] = c20;
+        A[132036 + (i + 2) * 16 + (j + 1)] = c21;
+        A[132036 + (i + 2) * 16 + (j + 2)] = c22;
+        A[132036 + (i + 3) * 16 + (j + 0)] = c30;
+        A[132036 + (i + 3) * 16 + (j + 1)] = c31;
+        A[132036 + (i + 3) * 16 + (j + 2)] = c32;
+      }
+      {
+        let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+        const ra0 = 8770 + (i + 0) * 2;
+        const ra1 = 8770 + (i + 1) * 2;
+        const ra2 = 8770 + (i + 2) * 2;
+        const ra3 = 8770 + (i + 3) * 2;
+        const rb0 = 912 + (15 + 0) * 2;
+        for (let p = 0; p < 2; p++) {
+          const a0 = A[ra0 + p];
+          const a1 = A[ra1 + p];
+          const a2 = A[ra2 + p];
+          const a3 = A[ra3 + p];
+          const b0 = A[rb0 + p];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
+        }
+        A[132036 + (i + 0) * 16 + (15 + 0)] = c00;
+        A[132036 + (i + 1) * 16 + (15 + 0)] = c10;
+        A[132036 + (i + 2) * 16 + (15 + 0)] = c20;
+        A[132036 + (i + 3) * 16 + (15 + 0)] = c30;
+      }
+    }
+    for (let i = 0; i < 320; i += 4) {
+      for (let j = 0; j < 15; j += 3) {
+        let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+        const ra0 = 8770 + (i + 0) * 2;
+        const ra1 = 8770 + (i + 1) * 2;
+        const ra2 = 8770 + (i + 2) * 2;
+        const ra3 = 8770 + (i + 3) * 2;
+        const rb0 = 608 + (j + 0) * 2;
+        const rb1 = 608 + (j + 1) * 2;
+        const rb2 = 608 + (j + 2) * 2;
+        for (let p = 0; p < 2; p++) {
+          const a0 = A[ra0 + p];
+          const a1 = A[ra1 + p];
+          const a2 = A[ra2 + p];
+          const a3 = A[ra3 + p];
+          const b0 = A[rb0 + p];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
+          const b1 = A[rb1 + p];
+          c01 += a0 * b1;
+          c11 += a1 * b1;
+          c21 += a2 * b1;
+          c31 += a3 * b1;
+          const b2 = A[rb2 + p];
+          c02 += a0 * b2;
+          c12 += a1 * b2;
+          c22 += a2 * b2;
+          c32 += a3 * b2;
+        }
+        A[137156 + (i + 0) * 16 + (j + 0)] = c00;
+        A[137156 + (i + 0) * 16 + (j + 1)] = c01;
+        A[137156 + (i + 0) * 16 + (j + 2)] = c02;
+        A[137156 + (i + 1) * 16 + (j + 0)] = c10;
+        A[137156 + (i + 1) * 16 + (j + 1)] = c11;
+        A[137156 + (i + 1) * 16 + (j + 2)] = c12;
+        A[137156 + (i + 2) * 16 + (j + 0)] = c20;
+        A[137156 + (i + 2) * 16 + (j + 1)] = c21;
+        A[137156 + (i + 2) * 16 + (j + 2)] = c22;
+        A[137156 + (i + 3) * 16 + (j + 0)] = c30;
+        A[137156 + (i + 3) * 16 + (j + 1)] = c31;
+        A[137156 + (i + 3) * 16 + (j + 2)] = c32;
+      }
+      {
+        let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+        const ra0 = 8770 + (i + 0) * 2;
+        const ra1 = 8770 + (i + 1) * 2;
+        const ra2 = 8770 + (i + 2) * 2;
+        const ra3 = 8770 + (i + 3) * 2;
+        const rb0 = 608 + (15 + 0) * 2;
+        for (let p = 0; p < 2; p++) {
+          const a0 = A[ra0 + p];
+          const a1 = A[ra1 + p];
+          const a2 = A[ra2 + p];
+          const a3 = A[ra3 + p];
+          const b0 = A[rb0 + p];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
+        }
+        A[137156 + (i + 0) * 16 + (15 + 0)] = c00;
+        A[137156 + (i + 1) * 16 + (15 + 0)] = c10;
+        A[137156 + (i + 2) * 16 + (15 + 0)] = c20;
+        A[137156 + (i + 3) * 16 + (15 + 0)] = c30;
+      }
+    }
+    for (let t = T - 1; t >= 0; t--) {
+      const q0 = 47812 + t * 256;
+      const q1 = 69060 + t * 256;
+      const q2 = 47812 + (t + 1) * 256;
+      const q4 = 132036 + t * 256;
+      const q5 = 137156 + t * 256;
+      const q6 = 31234 + t * 16;
+      for (let i0 = 0; i0 < 16; i0++) {
+        for (let i1 = 0; i1 < 16; i1++) {
+          A[237381 + (i0 * 16 + i1 * 1)] = A[q6 + i0 * 1];
+        }
+      }
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = q2 + (i + 0) * 16;
+          const ra1 = q2 + (i + 1) * 16;
+          const ra2 = q2 + (i + 2) * 16;
+          const ra3 = q2 + (i + 3) * 16;
+          const rb0 = 944 + (j + 0) * 16;
+          const rb1 = 944 + (j + 1) * 16;
+          const rb2 = 944 + (j + 2) * 16;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[237637 + (i + 0) * 16 + (j + 0)] = c00;
+          A[237637 + (i + 0) * 16 + (j + 1)] = c01;
+          A[237637 + (i + 0) * 16 + (j + 2)] = c02;
+          A[237637 + (i + 1) * 16 + (j + 0)] = c10;
+          A[237637 + (i + 1) * 16 + (j + 1)] = c11;
+          A[237637 + (i + 1) * 16 + (j + 2)] = c12;
+          A[237637 + (i + 2) * 16 + (j + 0)] = c20;
+          A[237637 + (i + 2) * 16 + (j + 1)] = c21;
+          A[237637 + (i + 2) * 16 + (j + 2)] = c22;
+          A[237637 + (i + 3) * 16 + (j + 0)] = c30;
+          A[237637 + (i + 3) * 16 + (j + 1)] = c31;
+          A[237637 + (i + 3) * 16 + (j + 2)] = c32;
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = q2 + (i + 0) * 16;
+          const ra1 = q2 + (i + 1) * 16;
+          const ra2 = q2 + (i + 2) * 16;
+          const ra3 = q2 + (i + 3) * 16;
+          const rb0 = 944 + (15 + 0) * 16;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[237637 + (i + 0) * 16 + (15 + 0)] = c00;
+          A[237637 + (i + 1) * 16 + (15 + 0)] = c10;
+          A[237637 + (i + 2) * 16 + (15 + 0)] = c20;
+          A[237637 + (i + 3) * 16 + (15 + 0)] = c30;
+        }
+      }
+      for (let i = 0; i < 256; i++) A[237893 + i] = sigmoid32(A[q4 + i] + A[131524 + i] + A[237637 + i]);
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = q2 + (i + 0) * 16;
+          const ra1 = q2 + (i + 1) * 16;
+          const ra2 = q2 + (i + 2) * 16;
+          const ra3 = q2 + (i + 3) * 16;
+          const rb0 = 640 + (j + 0) * 16;
+          const rb1 = 640 + (j + 1) * 16;
+          const rb2 = 640 + (j + 2) * 16;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[237637 + (i + 0) * 16 + (j + 0)] = c00;
+          A[237637 + (i + 0) * 16 + (j + 1)] = c01;
+          A[237637 + (i + 0) * 16 + (j + 2)] = c02;
+          A[237637 + (i + 1) * 16 + (j + 0)] = c10;
+          A[237637 + (i + 1) * 16 + (j + 1)] = c11;
+          A[237637 + (i + 1) * 16 + (j + 2)] = c12;
+          A[237637 + (i + 2) * 16 + (j + 0)] = c20;
+          A[237637 + (i + 2) * 16 + (j + 1)] = c21;
+          A[237637 + (i + 2) * 16 + (j + 2)] = c22;
+          A[237637 + (i + 3) * 16 + (j + 0)] = c30;
+          A[237637 + (i + 3) * 16 + (j + 1)] = c31;
+          A[237637 + (i + 3) * 16 + (j + 2)] = c32;
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = q2 + (i + 0) * 16;
+          const ra1 = q2 + (i + 1) * 16;
+          const ra2 = q2 + (i + 2) * 16;
+          const ra3 = q2 + (i + 3) * 16;
+          const rb0 = 640 + (15 + 0) * 16;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[237637 + (i + 0) * 16 + (15 + 0)] = c00;
+          A[237637 + (i + 1) * 16 + (15 + 0)] = c10;
+          A[237637 + (i + 2) * 16 + (15 + 0)] = c20;
+          A[237637 + (i + 3) * 16 + (15 + 0)] = c30;
+        }
+      }
+      for (let i = 0; i < 256; i++) A[q0 + i] = A[237381 + i] !== 0 ? A[237893 + i] * A[q2 + i] + (1 - A[237893 + i]) * tanh32(A[q5 + i] + A[131780 + i] + A[237637 + i]) : A[q2 + i];
+      for (let i = 0; i < 256; i++) A[q1 + i] = A[237381 + i] !== 0 ? A[q0 + i] : 0;
+    }
+    for (let t = 0; t < T; t++) {
+      const q0 = 53188 + (t + 1) * 256;
+      const q1 = 74180 + t * 256;
+      const q2 = 53188 + t * 256;
+      const q3 = 63940 + t * 256;
+      const q4 = 69060 + t * 256;
+      const q5 = 31234 + t * 16;
+      for (let i0 = 0; i0 < 16; i0++) {
+        for (let i1 = 0; i1 < 16; i1++) {
+          A[237381 + (i0 * 16 + i1 * 1)] = A[q5 + i0 * 1];
+        }
+      }
+      for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[237637 + o * 32 + 0 + j] = A[q3 + o * 16 + j];
+      for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[237637 + o * 32 + 16 + j] = A[q4 + o * 16 + j];
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 237637 + (i + 0) * 32;
+          const ra1 = 237637 + (i + 1) * 32;
+          const ra2 = 237637 + (i + 2) * 32;
+          const ra3 = 237637 + (i + 3) * 32;
+          const rb0 = 2e3 + (j + 0) * 32;
+          const rb1 = 2e3 + (j + 1) * 32;
+          const rb2 = 2e3 + (j + 2) * 32;
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[238149 + (i + 0) * 16 + (j + 0)] = c00;
+          A[238149 + (i + 0) * 16 + (j + 1)] = c01;
+          A[238149 + (i + 0) * 16 + (j + 2)] = c02;
+          A[238149 + (i + 1) * 16 + (j + 0)] = c10;
+          A[238149 + (i + 1) * 16 + (j + 1)] = c11;
+          A[238149 + (i + 1) * 16 + (j + 2)] = c12;
+          A[238149 + (i + 2) * 16 + (j + 0)] = c20;
+          A[238149 + (i + 2) * 16 + (j + 1)] = c21;
+          A[238149 + (i + 2) * 16 + (j + 2)] = c22;
+          A[238149 + (i + 3) * 16 + (j + 0)] = c30;
+          A[238149 + (i + 3) * 16 + (j + 1)] = c31;
+          A[238149 + (i + 3) * 16 + (j + 2)] = c32;
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = 237637 + (i + 0) * 32;
+          const ra1 = 237637 + (i + 1) * 32;
+          const ra2 = 237637 + (i + 2) * 32;
+          const ra3 = 237637 + (i + 3) * 32;
+          const rb0 = 2e3 + (15 + 0) * 32;
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[238149 + (i + 0) * 16 + (15 + 0)] = c00;
+          A[238149 + (i + 1) * 16 + (15 + 0)] = c10;
+          A[238149 + (i + 2) * 16 + (15 + 0)] = c20;
+          A[238149 + (i + 3) * 16 + (15 + 0)] = c30;
+        }
+      }
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = q2 + (i + 0) * 16;
+          const ra1 = q2 + (i + 1) * 16;
+          const ra2 = q2 + (i + 2) * 16;
+          const ra3 = q2 + (i + 3) * 16;
+          const rb0 = 2512 + (j + 0) * 16;
+          const rb1 = 2512 + (j + 1) * 16;
+          const rb2 = 2512 + (j + 2) * 16;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[238405 + (i + 0) * 16 + (j + 0)] = c00;
+          A[238405 + (i + 0) * 16 + (j + 1)] = c01;
+          A[238405 + (i + 0) * 16 + (j + 2)] = c02;
+          A[238405 + (i + 1) * 16 + (j + 0)] = c10;
+          A[238405 + (i + 1) * 16 + (j + 1)] = c11;
+          A[238405 + (i + 1) * 16 + (j + 2)] = c12;
+          A[238405 + (i + 2) * 16 + (j + 0)] = c20;
+          A[238405 + (i + 2) * 16 + (j + 1)] = c21;
+          A[238405 + (i + 2) * 16 + (j + 2)] = c22;
+          A[238405 + (i + 3) * 16 + (j + 0)] = c30;
+          A[238405 + (i + 3) * 16 + (j + 1)] = c31;
+          A[238405 + (i + 3) * 16 + (j + 2)] = c32;
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = q2 + (i + 0) * 16;
+          const ra1 = q2 + (i + 1) * 16;
+          const ra2 = q2 + (i + 2) * 16;
+          const ra3 = q2 + (i + 3) * 16;
+          const rb0 = 2512 + (15 + 0) * 16;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[238405 + (i + 0) * 16 + (15 + 0)] = c00;
+          A[238405 + (i + 1) * 16 + (15 + 0)] = c10;
+          A[238405 + (i + 2) * 16 + (15 + 0)] = c20;
+          A[238405 + (i + 3) * 16 + (15 + 0)] = c30;
+        }
+      }
+      for (let i = 0; i < 256; i++) A[238661 + i] = sigmoid32(A[238149 + i] + A[163268 + i] + A[238405 + i]);
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 237637 + (i + 0) * 32;
+          const ra1 = 237637 + (i + 1) * 32;
+          const ra2 = 237637 + (i + 2) * 32;
+          const ra3 = 237637 + (i + 3) * 32;
+          const rb0 = 1216 + (j + 0) * 32;
+          const rb1 = 1216 + (j + 1) * 32;
+          const rb2 = 1216 + (j + 2) * 32;
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[238149 + (i + 0) * 16 + (j + 0)] = c00;
+          A[238149 + (i + 0) * 16 + (j + 1)] = c01;
+          A[238149 + (i + 0) * 16 + (j + 2)] = c02;
+          A[238149 + (i + 1) * 16 + (j + 0)] = c10;
+          A[238149 + (i + 1) * 16 + (j + 1)] = c11;
+          A[238149 + (i + 1) * 16 + (j + 2)] = c12;
+          A[238149 + (i + 2) * 16 + (j + 0)] = c20;
+          A[238149 + (i + 2) * 16 + (j + 1)] = c21;
+          A[238149 + (i + 2) * 16 + (j + 2)] = c22;
+          A[238149 + (i + 3) * 16 + (j + 0)] = c30;
+          A[238149 + (i + 3) * 16 + (j + 1)] = c31;
+          A[238149 + (i + 3) * 16 + (j + 2)] = c32;
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = 237637 + (i + 0) * 32;
+          const ra1 = 237637 + (i + 1) * 32;
+          const ra2 = 237637 + (i + 2) * 32;
+          const ra3 = 237637 + (i + 3) * 32;
+          const rb0 = 1216 + (15 + 0) * 32;
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[238149 + (i + 0) * 16 + (15 + 0)] = c00;
+          A[238149 + (i + 1) * 16 + (15 + 0)] = c10;
+          A[238149 + (i + 2) * 16 + (15 + 0)] = c20;
+          A[238149 + (i + 3) * 16 + (15 + 0)] = c30;
+        }
+      }
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = q2 + (i + 0) * 16;
+          const ra1 = q2 + (i + 1) * 16;
+          const ra2 = q2 + (i + 2) * 16;
+          const ra3 = q2 + (i + 3) * 16;
+          const rb0 = 1728 + (j + 0) * 16;
+          const rb1 = 1728 + (j + 1) * 16;
+          const rb2 = 1728 + (j + 2) * 16;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[237637 + (i + 0) * 16 + (j + 0)] = c00;
+          A[237637 + (i + 0) * 16 + (j + 1)] = c01;
+          A[237637 + (i + 0) * 16 + (j + 2)] = c02;
+          A[237637 + (i + 1) * 16 + (j + 0)] = c10;
+          A[237637 + (i + 1) * 16 + (j + 1)] = c11;
+          A[237637 + (i + 1) * 16 + (j + 2)] = c12;
+          A[237637 + (i + 2) * 16 + (j + 0)] = c20;
+          A[237637 + (i + 2) * 16 + (j + 1)] = c21;
+          A[237637 + (i + 2) * 16 + (j + 2)] = c22;
+          A[237637 + (i + 3) * 16 + (j + 0)] = c30;
+          A[237637 + (i + 3) * 16 + (j + 1)] = c31;
+          A[237637 + (i + 3) * 16 + (j + 2)] = c32;
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = q2 + (i + 0) * 16;
+          const ra1 = q2 + (i + 1) * 16;
+          const ra2 = q2 + (i + 2) * 16;
+          const ra3 = q2 + (i + 3) * 16;
+          const rb0 = 1728 + (15 + 0) * 16;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[237637 + (i + 0) * 16 + (15 + 0)] = c00;
+          A[237637 + (i + 1) * 16 + (15 + 0)] = c10;
+          A[237637 + (i + 2) * 16 + (15 + 0)] = c20;
+          A[237637 + (i + 3) * 16 + (15 + 0)] = c30;
+        }
+      }
+      for (let i = 0; i < 256; i++) A[q0 + i] = A[237381 + i] !== 0 ? A[238661 + i] * A[q2 + i] + (1 - A[238661 + i]) * tanh32(A[238149 + i] + A[163524 + i] + A[237637 + i]) : A[q2 + i];
+      for (let i = 0; i < 256; i++) A[q1 + i] = A[237381 + i] !== 0 ? A[q0 + i] : 0;
+    }
+    for (let t = T - 1; t >= 0; t--) {
+      const q0 = 58564 + t * 256;
+      const q1 = 31875 + t * 16;
+      const q2 = 79300 + t * 256;
+      const q3 = 58564 + (t + 1) * 256;
+      const q4 = 63940 + t * 256;
+      const q5 = 69060 + t * 256;
+      const q6 = 74180 + t * 256;
+      const q8 = 31234 + t * 16;
+      for (let i0 = 0; i0 < 16; i0++) {
+        for (let i1 = 0; i1 < 16; i1++) {
+          A[237381 + (i0 * 16 + i1 * 1)] = A[q8 + i0 * 1];
+        }
+      }
+      for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[237637 + o * 32 + 0 + j] = A[q4 + o * 16 + j];
+      for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[237637 + o * 32 + 16 + j] = A[q5 + o * 16 + j];
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 237637 + (i + 0) * 32;
+          const ra1 = 237637 + (i + 1) * 32;
+          const ra2 = 237637 + (i + 2) * 32;
+          const ra3 = 237637 + (i + 3) * 32;
+          const rb0 = 3568 + (j + 0) * 32;
+          const rb1 = 3568 + (j + 1) * 32;
+          const rb2 = 3568 + (j + 2) * 32;
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[238149 + (i + 0) * 16 + (j + 0)] = c00;
+          A[238149 + (i + 0) * 16 + (j + 1)] = c01;
+          A[238149 + (i + 0) * 16 + (j + 2)] = c02;
+          A[238149 + (i + 1) * 16 + (j + 0)] = c10;
+          A[238149 + (i + 1) * 16 + (j + 1)] = c11;
+          A[238149 + (i + 1) * 16 + (j + 2)] = c12;
+          A[238149 + (i + 2) * 16 + (j + 0)] = c20;
+          A[238149 + (i + 2) * 16 + (j + 1)] = c21;
+          A[238149 + (i + 2) * 16 + (j + 2)] = c22;
+          A[238149 + (i + 3) * 16 + (j + 0)] = c30;
+          A[238149 + (i + 3) * 16 + (j + 1)] = c31;
+          A[238149 + (i + 3) * 16 + (j + 2)] = c32;
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = 237637 + (i + 0) * 32;
+          const ra1 = 237637 + (i + 1) * 32;
+          const ra2 = 237637 + (i + 2) * 32;
+          const ra3 = 237637 + (i + 3) * 32;
+          const rb0 = 3568 + (15 + 0) * 32;
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[238149 + (i + 0) * 16 + (15 + 0)] = c00;
+          A[238149 + (i + 1) * 16 + (15 + 0)] = c10;
+          A[238149 + (i + 2) * 16 + (15 + 0)] = c20;
+          A[238149 + (i + 3) * 16 + (15 + 0)] = c30;
+        }
+      }
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = q3 + (i + 0) * 16;
+          const ra1 = q3 + (i + 1) * 16;
+          const ra2 = q3 + (i + 2) * 16;
+          const ra3 = q3 + (i + 3) * 16;
+          const rb0 = 4080 + (j + 0) * 16;
+          const rb1 = 4080 + (j + 1) * 16;
+          const rb2 = 4080 + (j + 2) * 16;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[238405 + (i + 0) * 16 + (j + 0)] = c00;
+          A[238405 + (i + 0) * 16 + (j + 1)] = c01;
+          A[238405 + (i + 0) * 16 + (j + 2)] = c02;
+          A[238405 + (i + 1) * 16 + (j + 0)] = c10;
+          A[238405 + (i + 1) * 16 + (j + 1)] = c11;
+          A[238405 + (i + 1) * 16 + (j + 2)] = c12;
+          A[238405 + (i + 2) * 16 + (j + 0)] = c20;
+          A[238405 + (i + 2) * 16 + (j + 1)] = c21;
+          A[238405 + (i + 2) * 16 + (j + 2)] = c22;
+          A[238405 + (i + 3) * 16 + (j + 0)] = c30;
+          A[238405 + (i + 3) * 16 + (j + 1)] = c31;
+          A[238405 + (i + 3) * 16 + (j + 2)] = c32;
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = q3 + (i + 0) * 16;
+          const ra1 = q3 + (i + 1) * 16;
+          const ra2 = q3 + (i + 2) * 16;
+          const ra3 = q3 + (i + 3) * 16;
+          const rb0 = 4080 + (15 + 0) * 16;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[238405 + (i + 0) * 16 + (15 + 0)] = c00;
+          A[238405 + (i + 1) * 16 + (15 + 0)] = c10;
+          A[238405 + (i + 2) * 16 + (15 + 0)] = c20;
+          A[238405 + (i + 3) * 16 + (15 + 0)] = c30;
+        }
+      }
+      for (let i = 0; i < 256; i++) A[238661 + i] = sigmoid32(A[238149 + i] + A[195012 + i] + A[238405 + i]);
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 237637 + (i + 0) * 32;
+          const ra1 = 237637 + (i + 1) * 32;
+          const ra2 = 237637 + (i + 2) * 32;
+          const ra3 = 237637 + (i + 3) * 32;
+          const rb0 = 2784 + (j + 0) * 32;
+          const rb1 = 2784 + (j + 1) * 32;
+          const rb2 = 2784 + (j + 2) * 32;
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[238149 + (i + 0) * 16 + (j + 0)] = c00;
+          A[238149 + (i + 0) * 16 + (j + 1)] = c01;
+          A[238149 + (i + 0) * 16 + (j + 2)] = c02;
+          A[238149 + (i + 1) * 16 + (j + 0)] = c10;
+          A[238149 + (i + 1) * 16 + (j + 1)] = c11;
+          A[238149 + (i + 1) * 16 + (j + 2)] = c12;
+          A[238149 + (i + 2) * 16 + (j + 0)] = c20;
+          A[238149 + (i + 2) * 16 + (j + 1)] = c21;
+          A[238149 + (i + 2) * 16 + (j + 2)] = c22;
+          A[238149 + (i + 3) * 16 + (j + 0)] = c30;
+          A[238149 + (i + 3) * 16 + (j + 1)] = c31;
+          A[238149 + (i + 3) * 16 + (j + 2)] = c32;
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = 237637 + (i + 0) * 32;
+          const ra1 = 237637 + (i + 1) * 32;
+          const ra2 = 237637 + (i + 2) * 32;
+          const ra3 = 237637 + (i + 3) * 32;
+          const rb0 = 2784 + (15 + 0) * 32;
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[238149 + (i + 0) * 16 + (15 + 0)] = c00;
+          A[238149 + (i + 1) * 16 + (15 + 0)] = c10;
+          A[238149 + (i + 2) * 16 + (15 + 0)] = c20;
+          A[238149 + (i + 3) * 16 + (15 + 0)] = c30;
+        }
+      }
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = q3 + (i + 0) * 16;
+          const ra1 = q3 + (i + 1) * 16;
+          const ra2 = q3 + (i + 2) * 16;
+          const ra3 = q3 + (i + 3) * 16;
+          const rb0 = 3296 + (j + 0) * 16;
+          const rb1 = 3296 + (j + 1) * 16;
+          const rb2 = 3296 + (j + 2) * 16;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[237637 + (i + 0) * 16 + (j + 0)] = c00;
+          A[237637 + (i + 0) * 16 + (j + 1)] = c01;
+          A[237637 + (i + 0) * 16 + (j + 2)] = c02;
+          A[237637 + (i + 1) * 16 + (j + 0)] = c10;
+          A[237637 + (i + 1) * 16 + (j + 1)] = c11;
+          A[237637 + (i + 1) * 16 + (j + 2)] = c12;
+          A[237637 + (i + 2) * 16 + (j + 0)] = c20;
+          A[237637 + (i + 2) * 16 + (j + 1)] = c21;
+          A[237637 + (i + 2) * 16 + (j + 2)] = c22;
+          A[237637 + (i + 3) * 16 + (j + 0)] = c30;
+          A[237637 + (i + 3) * 16 + (j + 1)] = c31;
+          A[237637 + (i + 3) * 16 + (j + 2)] = c32;
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = q3 + (i + 0) * 16;
+          const ra1 = q3 + (i + 1) * 16;
+          const ra2 = q3 + (i + 2) * 16;
+          const ra3 = q3 + (i + 3) * 16;
+          const rb0 = 3296 + (15 + 0) * 16;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[237637 + (i + 0) * 16 + (15 + 0)] = c00;
+          A[237637 + (i + 1) * 16 + (15 + 0)] = c10;
+          A[237637 + (i + 2) * 16 + (15 + 0)] = c20;
+          A[237637 + (i + 3) * 16 + (15 + 0)] = c30;
+        }
+      }
+      for (let i = 0; i < 256; i++) A[q0 + i] = A[237381 + i] !== 0 ? A[238661 + i] * A[q3 + i] + (1 - A[238661 + i]) * tanh32(A[238149 + i] + A[195268 + i] + A[237637 + i]) : A[q3 + i];
+      for (let i = 0; i < 256; i++) A[q2 + i] = A[237381 + i] !== 0 ? A[q0 + i] : 0;
+      for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[237381 + o * 32 + 0 + j] = A[q6 + o * 16 + j];
+      for (let o = 0; o < 16; o++) for (let j = 0; j < 16; j++) A[237381 + o * 32 + 16 + j] = A[q2 + o * 16 + j];
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 1; j += 1) {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = 237381 + (i + 0) * 32;
+          const ra1 = 237381 + (i + 1) * 32;
+          const ra2 = 237381 + (i + 2) * 32;
+          const ra3 = 237381 + (i + 3) * 32;
+          const rb0 = 195524 + (j + 0);
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[195556 + (i + 0) * 1 + (j + 0)];
+          A[q1 + (i + 1) * 1 + (j + 0)] = c10 + A[195556 + (i + 1) * 1 + (j + 0)];
+          A[q1 + (i + 2) * 1 + (j + 0)] = c20 + A[195556 + (i + 2) * 1 + (j + 0)];
+          A[q1 + (i + 3) * 1 + (j + 0)] = c30 + A[195556 + (i + 3) * 1 + (j + 0)];
+        }
+      }
+    }
+    A.copyWithin(9730 + T * 1024, 42436 + T * 256, 42436 + T * 256 + 256);
+    A.copyWithin(9986 + T * 1024, 47812, 47812 + 256);
+    A.copyWithin(10242 + T * 1024, 53188 + T * 256, 53188 + T * 256 + 256);
+    A.copyWithin(10498 + T * 1024, 58564, 58564 + 256);
+  }
+  /** The optimizer step; false (and nothing changed) when the gradient is not finite. */
+  update(A, lr, t) {
+    {
+      const stepSize = lr / (1 - Math.pow(0.9, t));
+      const negStepSize = -stepSize;
+      const biasCorrection2Sqrt = Math.sqrt(1 - Math.pow(0.999, t));
+      const invBiasCorrection2Sqrt = 1 / biasCorrection2Sqrt;
+      {
+        for (let i = 0; i < 4385; i++) {
+          const g = A[4385 + i] ?? 0;
+          const param = A[i] ?? 0;
+          const expAvg = 0.9 * (A[239973 + i] ?? 0) + 0.09999999999999998 * g;
+          A[239973 + i] = expAvg;
+          const expAvgSq = 0.999 * (A[244358 + i] ?? 0) + 0.0010000000000000009 * g * g;
+          A[244358 + i] = expAvgSq;
+          const denom = Math.sqrt(expAvgSq) * invBiasCorrection2Sqrt + 1e-8;
+          A[i] = param + negStepSize * expAvg / denom;
+        }
+      }
+    }
+    return true;
+  }
 }
-/** A new trainer: parameters from the seeded init (or `options.params`), zero state. */
 export function createTrainer(options = {}) {
-    return new Trainer(options);
+  return new Trainer(options);
 }

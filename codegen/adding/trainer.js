@@ -4,1143 +4,1020 @@
  * Form: rolled (loops over t; the reverse loop applies the step body's own VJP). Arena: 166823 elements (667292 bytes).
  * Standalone: imports nothing.
  */
-/** What this trainer was compiled for. */
 export const SPEC = {
-    model: "adding",
-    source: "graphs/adding.ts",
-    compiler: "unfold 0.1.0",
-    batch: 16,
-    seqLen: 20,
-    inputs: [{ name: "x", shape: [16, 20, 2] }],
-    target: { shape: [16, 20, 1] },
-    states: [{ name: "h", shape: [16, 32] }, { name: "c", shape: [16, 32] }],
-    dtype: "f32",
-    loss: "mse",
-    optimizer: "adam(lr=0.01, betas=(0.9, 0.999), eps=1e-8)",
-    lr: 0.01,
-    carryState: false,
-    seed: 1234,
-    arenaBytes: 667292,
+  model: "adding",
+  source: "graphs/adding.ts",
+  compiler: "unfold 0.1.0",
+  batch: 16,
+  seqLen: 20,
+  inputs: [{ name: "x", shape: [16, 20, 2] }],
+  target: { shape: [16, 20, 1] },
+  states: [{ name: "h", shape: [16, 32] }, { name: "c", shape: [16, 32] }],
+  dtype: "f32",
+  loss: "mse",
+  optimizer: "adam(lr=0.01, betas=(0.9, 0.999), eps=1e-8)",
+  lr: 0.01,
+  carryState: false,
+  seed: 1234,
+  arenaBytes: 667292
 };
-/** Where each parameter and its gradient live in the arena, and how it starts. */
 const PARAMS = [
-    { name: "rnn.weight_ih_l0", shape: [128, 2], offset: 0, grad: 4641, size: 256, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "rnn.weight_hh_l0", shape: [128, 32], offset: 256, grad: 4897, size: 4096, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "rnn.bias_ih_l0", shape: [128], offset: 4352, grad: 8993, size: 128, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "rnn.bias_hh_l0", shape: [128], offset: 4480, grad: 9121, size: 128, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "out.weight", shape: [1, 32], offset: 4608, grad: 9249, size: 32, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "out.bias", shape: [1], offset: 4640, grad: 9281, size: 1, init: { kind: 'uniform', bound: 0.17677669529663687 } },
+  { name: "rnn.weight_ih_l0", shape: [128, 2], offset: 0, grad: 4641, size: 256, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "rnn.weight_hh_l0", shape: [128, 32], offset: 256, grad: 4897, size: 4096, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "rnn.bias_ih_l0", shape: [128], offset: 4352, grad: 8993, size: 128, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "rnn.bias_hh_l0", shape: [128], offset: 4480, grad: 9121, size: 128, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "out.weight", shape: [1, 32], offset: 4608, grad: 9249, size: 32, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "out.bias", shape: [1], offset: 4640, grad: 9281, size: 1, init: { kind: "uniform", bound: 0.17677669529663687 } }
 ];
 function mulberry32(seed) {
-    let a = seed >>> 0;
-    return function next() {
-        a = (a + 0x6d2b79f5) >>> 0;
-        let t = Math.imul(a ^ (a >>> 15), a | 1) >>> 0;
-        t = (((t + (Math.imul(t ^ (t >>> 7), t | 61) >>> 0)) >>> 0) ^ t) >>> 0;
-        return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
+  let a = seed >>> 0;
+  return function next() {
+    a = a + 1831565813 >>> 0;
+    let t = Math.imul(a ^ a >>> 15, a | 1) >>> 0;
+    t = (t + (Math.imul(t ^ t >>> 7, t | 61) >>> 0) >>> 0 ^ t) >>> 0;
+    return ((t ^ t >>> 14) >>> 0) / 4294967296;
+  };
 }
-/** tanh for float32 values: Eigen's rational approximation, within 3 float32 ulp. */
 function tanh32(x) {
-    const c = x < -9 ? -9 : x > 9 ? 9 : x;
-    const c2 = c * c;
-    const p = c * (4.89352455891786e-3 + c2 * (6.37261928875436e-4 + c2 * (1.48572235717979e-5 + c2 * (5.12229709037114e-8 + c2 * (-8.60467152213735e-11 + c2 * (2.00018790482477e-13 + c2 * -2.76076847742355e-16))))));
-    const q = 4.89352518554385e-3 + c2 * (2.268434632439e-3 + c2 * (1.18534705686654e-4 + c2 * 1.19825839466702e-6));
-    return p / q;
+  const c = x < -9 ? -9 : x > 9 ? 9 : x;
+  const c2 = c * c;
+  const p = c * (0.00489352455891786 + c2 * (637261928875436e-18 + c2 * (148572235717979e-19 + c2 * (512229709037114e-22 + c2 * (-860467152213735e-25 + c2 * (200018790482477e-27 + c2 * -276076847742355e-30))))));
+  const q = 0.00489352518554385 + c2 * (0.002268434632439 + c2 * (118534705686654e-18 + c2 * 119825839466702e-20));
+  return p / q;
 }
-/** 1 / (1 + exp(-x)) for float32 values: Eigen's rational approximation on [-3, 15.72], within 3 float32 ulp. */
 function sigmoid32(x) {
-    if (!(x >= -3 && x <= 15.7243833541870117))
-        return 1 / (1 + Math.exp(-x));
-    const x2 = x * x;
-    const p = x * (2.48287947061529e-1 + x2 * (8.51377133304701e-3 + x2 * (6.08574864600143e-5 + x2 * (1.15627324459942e-7 + x2 * 4.37031012579801e-11))));
-    const q = 9.9315192102318e-1 + x2 * (1.16817656904453e-1 + x2 * (1.70198817374094e-3 + x2 * (6.2910678501704e-6 + x2 * (5.76102136993427e-9 + x2 * 6.10247389755681e-13))));
-    return p / q + 0.5;
+  if (!(x >= -3 && x <= 15.724383354187012)) return 1 / (1 + Math.exp(-x));
+  const x2 = x * x;
+  const p = x * (0.248287947061529 + x2 * (0.00851377133304701 + x2 * (608574864600143e-19 + x2 * (115627324459942e-21 + x2 * 437031012579801e-25))));
+  const q = 0.99315192102318 + x2 * (0.116817656904453 + x2 * (0.00170198817374094 + x2 * (62910678501704e-19 + x2 * (576102136993427e-23 + x2 * 610247389755681e-27))));
+  return p / q + 0.5;
 }
-/** Trains the compiled model: `step(x, y)` runs forward, loss, backward and the optimizer on one window. */
 export class Trainer {
-    /** Every value the trainer keeps: parameters, gradients, data, outputs, temporaries, optimizer state. */
-    arena;
-    lr;
-    carryState;
-    /** Optimizer steps taken (Adam's t). */
-    steps = 0;
-    /** Steps in the last window (1 … 20). */
-    T = 20;
-    constructor(options = {}) {
-        this.arena = new Float32Array(166823);
-        this.lr = options.lr ?? SPEC.lr;
-        this.carryState = options.carryState ?? SPEC.carryState;
-        this.initParams(options.seed ?? SPEC.seed);
-        if (options.params)
-            this.setParams(options.params);
+  /** Every value the trainer keeps: parameters, gradients, data, outputs, temporaries, optimizer state. */
+  arena;
+  lr;
+  carryState;
+  /** Optimizer steps taken (Adam's t). */
+  steps = 0;
+  /** Steps in the last window (1 … 20). */
+  T = 20;
+  constructor(options = {}) {
+    this.arena = new Float32Array(166823);
+    this.lr = options.lr ?? SPEC.lr;
+    this.carryState = options.carryState ?? SPEC.carryState;
+    this.initParams(options.seed ?? SPEC.seed);
+    if (options.params) this.setParams(options.params);
+  }
+  /** Re-initializes every parameter from a seed, as PyTorch's U(−1/√H, 1/√H), in declaration order. */
+  initParams(seed) {
+    const next = mulberry32(seed);
+    const A = this.arena;
+    for (const p of PARAMS) {
+      const init = p.init;
+      for (let i = 0; i < p.size; i++) {
+        A[p.offset + i] = init.kind === "uniform" ? (2 * next() - 1) * init.bound : init.kind === "fill" ? init.value : init.data[i];
+      }
     }
-    /** Re-initializes every parameter from a seed, as PyTorch's U(−1/√H, 1/√H), in declaration order. */
-    initParams(seed) {
-        const next = mulberry32(seed);
-        const A = this.arena;
-        for (const p of PARAMS) {
-            const init = p.init;
-            for (let i = 0; i < p.size; i++) {
-                A[p.offset + i] = init.kind === 'uniform' ? (2 * next() - 1) * init.bound : init.kind === 'fill' ? init.value : init.data[i];
-            }
+  }
+  /** One training step on a window (batch-first arrays, row-major); returns the loss before the update. Throws, leaving the parameters untouched, when the loss or the gradient is not finite. */
+  step(in_x, target, lengths) {
+    const A = this.arena;
+    const T = this.windowLength(in_x.length, 32, "input x [16, T, 2]");
+    if (in_x.length !== T * 32) throw new RangeError(`input x [16, T, 2]: expected ${T * 32} values (T = ${T}), got ${in_x.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 16; b++) for (let k = 0; k < 2; k++) A[9282 + t * 32 + b * 2 + k] = in_x[(b * T + t) * 2 + k];
+    if (target.length !== T * 16) throw new RangeError(`target [16, T, 1]: expected ${T * 16} values (T = ${T}), got ${target.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 16; b++) for (let k = 0; k < 1; k++) A[9922 + t * 16 + b * 1 + k] = target[(b * T + t) * 1 + k];
+    this.setWindow(T, lengths);
+    this.train(A, T);
+    const loss = A[32707];
+    if (!Number.isFinite(loss)) throw new RangeError(`non-finite loss ${loss} at step ${this.steps + 1}`);
+    this.steps++;
+    if (!this.update(A, this.lr, this.steps)) {
+      this.steps--;
+      throw new RangeError(`non-finite gradient at step ${this.steps + 1}`);
+    }
+    if (this.carryState) {
+      for (let i = 0; i < 512; i++) A[10242 + i] = A[10242 + T * 512 + i];
+      for (let i = 0; i < 512; i++) A[20994 + i] = A[20994 + T * 512 + i];
+    }
+    return loss;
+  }
+  /** Forward, loss and backward without an update (nor a state carry); returns the loss. Read the gradients with getGrads(). */
+  gradients(in_x, target, lengths) {
+    const A = this.arena;
+    const T = this.windowLength(in_x.length, 32, "input x [16, T, 2]");
+    if (in_x.length !== T * 32) throw new RangeError(`input x [16, T, 2]: expected ${T * 32} values (T = ${T}), got ${in_x.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 16; b++) for (let k = 0; k < 2; k++) A[9282 + t * 32 + b * 2 + k] = in_x[(b * T + t) * 2 + k];
+    if (target.length !== T * 16) throw new RangeError(`target [16, T, 1]: expected ${T * 16} values (T = ${T}), got ${target.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 16; b++) for (let k = 0; k < 1; k++) A[9922 + t * 16 + b * 1 + k] = target[(b * T + t) * 1 + k];
+    this.setWindow(T, lengths);
+    this.train(A, T);
+    return A[32707];
+  }
+  /** The outputs [B, T, O] for inputs x [B, T, I] (T ≤ 20) from the current state, which is left unchanged. */
+  predict(in_x, out, lengths) {
+    const A = this.arena;
+    const T = this.windowLength(in_x.length, 32, "input x [16, T, 2]");
+    if (in_x.length !== T * 32) throw new RangeError(`input x [16, T, 2]: expected ${T * 32} values (T = ${T}), got ${in_x.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 16; b++) for (let k = 0; k < 2; k++) A[9282 + t * 32 + b * 2 + k] = in_x[(b * T + t) * 2 + k];
+    this.setWindow(T, lengths);
+    this.forward(A, T);
+    return this.outputs(out);
+  }
+  /** The outputs [B, T, O] of the last step, gradients() or predict(). */
+  outputs(out) {
+    const A = this.arena;
+    const T = this.T;
+    const result = out ?? new Float64Array(T * 16);
+    if (result.length !== T * 16) throw new RangeError(`outputs: expected room for ${T * 16} values, got ${result.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 16; b++) for (let k = 0; k < 1; k++) result[(b * T + t) * 1 + k] = A[32387 + t * 16 + b * 1 + k];
+    return result;
+  }
+  /** The parameters by name (PyTorch names for the built-in cells). */
+  getParams() {
+    return this.read(false);
+  }
+  /** The gradients of the last step or gradients() call, by parameter name. */
+  getGrads() {
+    return this.read(true);
+  }
+  read(grads) {
+    const out = {};
+    for (const p of PARAMS) {
+      const off = grads ? p.grad : p.offset;
+      out[p.name] = { shape: [...p.shape], data: Array.from(this.arena.subarray(off, off + p.size)) };
+    }
+    return out;
+  }
+  /** Sets parameters by name; every name must be known and every size right. */
+  setParams(values) {
+    for (const [name, v] of Object.entries(values)) {
+      const p = PARAMS.find((q) => q.name === name);
+      if (!p) throw new RangeError(`unknown parameter ${JSON.stringify(name)} (have ${PARAMS.map((q) => q.name).join(", ")})`);
+      const data = "data" in v ? v.data : v;
+      if (data.length !== p.size) throw new RangeError(`parameter ${name}: expected ${p.size} values [${p.shape.join(", ")}], got ${data.length}`);
+      for (let i = 0; i < p.size; i++) {
+        const x = data[i];
+        if (!Number.isFinite(x)) throw new RangeError(`parameter ${name}: value ${i} is not finite`);
+        this.arena[p.offset + i] = x;
+      }
+    }
+  }
+  /** Whether every parameter is finite. */
+  paramsFinite() {
+    for (let i = 0; i < 4641; i++) if (!Number.isFinite(this.arena[0 + i])) return false;
+    return true;
+  }
+  /** The carried state by name (the initial state of the next step). */
+  getState() {
+    const A = this.arena;
+    return {
+      "h": { shape: [16, 32], data: Array.from(A.subarray(10242, 10754)) },
+      "c": { shape: [16, 32], data: Array.from(A.subarray(20994, 21506)) }
+    };
+  }
+  /** Every state of the last window, s(0) … s(T), by state name: shape [T + 1, ...state shape] (under lengths, a row holds its state after its last valid step). */
+  stateSequence() {
+    const A = this.arena;
+    return {
+      "h": { shape: [this.T + 1, 16, 32], data: Array.from(A.subarray(10242, 10242 + (this.T + 1) * 512)) },
+      "c": { shape: [this.T + 1, 16, 32], data: Array.from(A.subarray(20994, 20994 + (this.T + 1) * 512)) }
+    };
+  }
+  /** Sets the initial state of the next step, by state name. */
+  setState(values) {
+    const A = this.arena;
+    for (const [name, v] of Object.entries(values)) {
+      if (name === "h") {
+        if (v.length !== 512) throw new RangeError(`state h: expected 512 values, got ${v.length}`);
+        for (let i = 0; i < 512; i++) A[10242 + i] = v[i];
+      } else if (name === "c") {
+        if (v.length !== 512) throw new RangeError(`state c: expected 512 values, got ${v.length}`);
+        for (let i = 0; i < 512; i++) A[20994 + i] = v[i];
+      } else throw new RangeError(`unknown state ${JSON.stringify(name)}`);
+    }
+  }
+  /** Zeros the carried state. */
+  resetState() {
+    this.arena.fill(0, 10242, 10754);
+    this.arena.fill(0, 20994, 21506);
+  }
+  /** The optimizer's step count and buffers (moments), for checkpoints. */
+  getOptimizerState() {
+    return { steps: this.steps, buffers: Array.from(this.arena.subarray(157541, 166823)) };
+  }
+  setOptimizerState(state) {
+    if (state.buffers.length !== 9282) throw new RangeError(`optimizer state: expected 9282 values, got ${state.buffers.length}`);
+    this.steps = state.steps;
+    for (let i = 0; i < 9282; i++) this.arena[157541 + i] = state.buffers[i];
+  }
+  /** T of a batch-first [B, T, K] argument of n values, K·B = perStep: 1 … 20. */
+  windowLength(n, perStep, what) {
+    const T = n / perStep;
+    if (!Number.isInteger(T) || T < 1 || T > 20) throw new RangeError(`${what}: expected T \xB7 ${perStep} values with 1 \u2264 T \u2264 20, got ${n}`);
+    return T;
+  }
+  /** Sets T, each row's validity per step (its lengths, default T), the loss weights and N. */
+  setWindow(T, lengths) {
+    const A = this.arena;
+    this.T = T;
+    if (lengths !== void 0 && lengths.length !== 16) throw new RangeError(`lengths: expected 16 values (one per batch row), got ${lengths.length}`);
+    let total = 0;
+    for (let r = 0; r < 16; r++) {
+      const n = lengths === void 0 ? T : lengths[r];
+      if (!Number.isInteger(n) || n < 1 || n > T) throw new RangeError(`lengths: index ${r} is ${n}; a length must be an integer in 1..${T} (T = ${T})`);
+      total += n;
+      for (let t = 0; t < T; t++) A[31746 + t * 16 + r] = t < n ? 1 : 0;
+      for (let t = 0; t < T; t++) A[32066 + t * 16 + r] = t === n - 1 ? 1 : 0;
+    }
+    A[32386] = 16;
+  }
+  /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
+  train(A, T) {
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 128; i1++) {
+        A[32708 + (i0 * 128 + i1 * 1)] = A[4352 + i1 * 1];
+      }
+    }
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 128; i1++) {
+        A[34756 + (i0 * 128 + i1 * 1)] = A[4480 + i1 * 1];
+      }
+    }
+    for (let i = 0; i < 32; i++) {
+      A[36804 + i] = A[4608 + i];
+    }
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 1; i1++) {
+        A[36836 + (i0 * 1 + i1 * 1)] = A[4640 + i1 * 1];
+      }
+    }
+    A[151877] = 1 / A[32386];
+    {
+      const v = A[151877];
+      for (let f = 0; f < 16; f++) A[36852 + f] = v;
+    }
+    for (let i = 0; i < 320; i += 4) {
+      for (let j = 0; j < 126; j += 3) {
+        let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+        const ra0 = 9282 + (i + 0) * 2;
+        const ra1 = 9282 + (i + 1) * 2;
+        const ra2 = 9282 + (i + 2) * 2;
+        const ra3 = 9282 + (i + 3) * 2;
+        const rb0 = (j + 0) * 2;
+        const rb1 = (j + 1) * 2;
+        const rb2 = (j + 2) * 2;
+        for (let p = 0; p < 2; p++) {
+          const a0 = A[ra0 + p];
+          const a1 = A[ra1 + p];
+          const a2 = A[ra2 + p];
+          const a3 = A[ra3 + p];
+          const b0 = A[rb0 + p];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
+          const b1 = A[rb1 + p];
+          c01 += a0 * b1;
+          c11 += a1 * b1;
+          c21 += a2 * b1;
+          c31 += a3 * b1;
+          const b2 = A[rb2 + p];
+          c02 += a0 * b2;
+          c12 += a1 * b2;
+          c22 += a2 * b2;
+          c32 += a3 * b2;
         }
-    }
-    /** One training step on a window (batch-first arrays, row-major); returns the loss before the update. Throws, leaving the parameters untouched, when the loss or the gradient is not finite. */
-    step(in_x, target, lengths) {
-        const A = this.arena;
-        const T = this.windowLength(in_x.length, 32, "input x [16, T, 2]");
-        if (in_x.length !== T * 32)
-            throw new RangeError(`input x [16, T, 2]: expected ${T * 32} values (T = ${T}), got ${in_x.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 16; b++)
-                for (let k = 0; k < 2; k++)
-                    A[9282 + t * 32 + b * 2 + k] = in_x[(b * T + t) * 2 + k];
-        if (target.length !== T * 16)
-            throw new RangeError(`target [16, T, 1]: expected ${T * 16} values (T = ${T}), got ${target.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 16; b++)
-                for (let k = 0; k < 1; k++)
-                    A[9922 + t * 16 + b * 1 + k] = target[(b * T + t) * 1 + k];
-        this.setWindow(T, lengths);
-        this.train(A, T);
-        const loss = A[32707];
-        if (!Number.isFinite(loss))
-            throw new RangeError(`non-finite loss ${loss} at step ${this.steps + 1}`);
-        this.steps++;
-        if (!this.update(A, this.lr, this.steps)) {
-            this.steps--;
-            throw new RangeError(`non-finite gradient at step ${this.steps + 1}`);
+        A[36868 + (i + 0) * 128 + (j + 0)] = c00;
+        A[36868 + (i + 0) * 128 + (j + 1)] = c01;
+        A[36868 + (i + 0) * 128 + (j + 2)] = c02;
+        A[36868 + (i + 1) * 128 + (j + 0)] = c10;
+        A[36868 + (i + 1) * 128 + (j + 1)] = c11;
+        A[36868 + (i + 1) * 128 + (j + 2)] = c12;
+        A[36868 + (i + 2) * 128 + (j + 0)] = c20;
+        A[36868 + (i + 2) * 128 + (j + 1)] = c21;
+        A[36868 + (i + 2) * 128 + (j + 2)] = c22;
+        A[36868 + (i + 3) * 128 + (j + 0)] = c30;
+        A[36868 + (i + 3) * 128 + (j + 1)] = c31;
+        A[36868 + (i + 3) * 128 + (j + 2)] = c32;
+      }
+      {
+        let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+        const ra0 = 9282 + (i + 0) * 2;
+        const ra1 = 9282 + (i + 1) * 2;
+        const ra2 = 9282 + (i + 2) * 2;
+        const ra3 = 9282 + (i + 3) * 2;
+        const rb0 = (126 + 0) * 2;
+        const rb1 = (126 + 1) * 2;
+        for (let p = 0; p < 2; p++) {
+          const a0 = A[ra0 + p];
+          const a1 = A[ra1 + p];
+          const a2 = A[ra2 + p];
+          const a3 = A[ra3 + p];
+          const b0 = A[rb0 + p];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
+          const b1 = A[rb1 + p];
+          c01 += a0 * b1;
+          c11 += a1 * b1;
+          c21 += a2 * b1;
+          c31 += a3 * b1;
         }
-        if (this.carryState) {
-            for (let i = 0; i < 512; i++)
-                A[10242 + i] = A[10242 + T * 512 + i];
-            for (let i = 0; i < 512; i++)
-                A[20994 + i] = A[20994 + T * 512 + i];
+        A[36868 + (i + 0) * 128 + (126 + 0)] = c00;
+        A[36868 + (i + 0) * 128 + (126 + 1)] = c01;
+        A[36868 + (i + 1) * 128 + (126 + 0)] = c10;
+        A[36868 + (i + 1) * 128 + (126 + 1)] = c11;
+        A[36868 + (i + 2) * 128 + (126 + 0)] = c20;
+        A[36868 + (i + 2) * 128 + (126 + 1)] = c21;
+        A[36868 + (i + 3) * 128 + (126 + 0)] = c30;
+        A[36868 + (i + 3) * 128 + (126 + 1)] = c31;
+      }
+    }
+    let lossSum = 0;
+    for (let t = 0; t < T; t++) {
+      const q0 = 10242 + (t + 1) * 512;
+      const q1 = 20994 + (t + 1) * 512;
+      const q2 = 32387 + t * 16;
+      const q3 = 77828 + t * 3600;
+      const q4 = 10242 + t * 512;
+      const q5 = 20994 + t * 512;
+      const q7 = 36868 + t * 2048;
+      const q8 = 9922 + t * 16;
+      const q9 = 31746 + t * 16;
+      const q10 = 32066 + t * 16;
+      for (let i0 = 0; i0 < 16; i0++) {
+        for (let i1 = 0; i1 < 32; i1++) {
+          A[q3 + 16 + (i0 * 32 + i1 * 1)] = A[q9 + i0 * 1];
         }
-        return loss;
-    }
-    /** Forward, loss and backward without an update (nor a state carry); returns the loss. Read the gradients with getGrads(). */
-    gradients(in_x, target, lengths) {
-        const A = this.arena;
-        const T = this.windowLength(in_x.length, 32, "input x [16, T, 2]");
-        if (in_x.length !== T * 32)
-            throw new RangeError(`input x [16, T, 2]: expected ${T * 32} values (T = ${T}), got ${in_x.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 16; b++)
-                for (let k = 0; k < 2; k++)
-                    A[9282 + t * 32 + b * 2 + k] = in_x[(b * T + t) * 2 + k];
-        if (target.length !== T * 16)
-            throw new RangeError(`target [16, T, 1]: expected ${T * 16} values (T = ${T}), got ${target.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 16; b++)
-                for (let k = 0; k < 1; k++)
-                    A[9922 + t * 16 + b * 1 + k] = target[(b * T + t) * 1 + k];
-        this.setWindow(T, lengths);
-        this.train(A, T);
-        return A[32707];
-    }
-    /** The outputs [B, T, O] for inputs x [B, T, I] (T ≤ 20) from the current state, which is left unchanged. */
-    predict(in_x, out, lengths) {
-        const A = this.arena;
-        const T = this.windowLength(in_x.length, 32, "input x [16, T, 2]");
-        if (in_x.length !== T * 32)
-            throw new RangeError(`input x [16, T, 2]: expected ${T * 32} values (T = ${T}), got ${in_x.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 16; b++)
-                for (let k = 0; k < 2; k++)
-                    A[9282 + t * 32 + b * 2 + k] = in_x[(b * T + t) * 2 + k];
-        this.setWindow(T, lengths);
-        this.forward(A, T);
-        return this.outputs(out);
-    }
-    /** The outputs [B, T, O] of the last step, gradients() or predict(). */
-    outputs(out) {
-        const A = this.arena;
-        const T = this.T;
-        const result = out ?? new Float64Array(T * 16);
-        if (result.length !== T * 16)
-            throw new RangeError(`outputs: expected room for ${T * 16} values, got ${result.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 16; b++)
-                for (let k = 0; k < 1; k++)
-                    result[(b * T + t) * 1 + k] = A[32387 + t * 16 + b * 1 + k];
-        return result;
-    }
-    /** The parameters by name (PyTorch names for the built-in cells). */
-    getParams() {
-        return this.read(false);
-    }
-    /** The gradients of the last step or gradients() call, by parameter name. */
-    getGrads() {
-        return this.read(true);
-    }
-    read(grads) {
-        const out = {};
-        for (const p of PARAMS) {
-            const off = grads ? p.grad : p.offset;
-            out[p.name] = { shape: [...p.shape], data: Array.from(this.arena.subarray(off, off + p.size)) };
+      }
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 126; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = q4 + (i + 0) * 32;
+          const ra1 = q4 + (i + 1) * 32;
+          const ra2 = q4 + (i + 2) * 32;
+          const ra3 = q4 + (i + 3) * 32;
+          const rb0 = 256 + (j + 0) * 32;
+          const rb1 = 256 + (j + 1) * 32;
+          const rb2 = 256 + (j + 2) * 32;
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[151877 + (i + 0) * 128 + (j + 0)] = A[q7 + (i + 0) * 128 + (j + 0)] + A[32708 + (i + 0) * 128 + (j + 0)] + (c00 + A[34756 + (i + 0) * 128 + (j + 0)]);
+          A[151877 + (i + 0) * 128 + (j + 1)] = A[q7 + (i + 0) * 128 + (j + 1)] + A[32708 + (i + 0) * 128 + (j + 1)] + (c01 + A[34756 + (i + 0) * 128 + (j + 1)]);
+          A[151877 + (i + 0) * 128 + (j + 2)] = A[q7 + (i + 0) * 128 + (j + 2)] + A[32708 + (i + 0) * 128 + (j + 2)] + (c02 + A[34756 + (i + 0) * 128 + (j + 2)]);
+          A[151877 + (i + 1) * 128 + (j + 0)] = A[q7 + (i + 1) * 128 + (j + 0)] + A[32708 + (i + 1) * 128 + (j + 0)] + (c10 + A[34756 + (i + 1) * 128 + (j + 0)]);
+          A[151877 + (i + 1) * 128 + (j + 1)] = A[q7 + (i + 1) * 128 + (j + 1)] + A[32708 + (i + 1) * 128 + (j + 1)] + (c11 + A[34756 + (i + 1) * 128 + (j + 1)]);
+          A[151877 + (i + 1) * 128 + (j + 2)] = A[q7 + (i + 1) * 128 + (j + 2)] + A[32708 + (i + 1) * 128 + (j + 2)] + (c12 + A[34756 + (i + 1) * 128 + (j + 2)]);
+          A[151877 + (i + 2) * 128 + (j + 0)] = A[q7 + (i + 2) * 128 + (j + 0)] + A[32708 + (i + 2) * 128 + (j + 0)] + (c20 + A[34756 + (i + 2) * 128 + (j + 0)]);
+          A[151877 + (i + 2) * 128 + (j + 1)] = A[q7 + (i + 2) * 128 + (j + 1)] + A[32708 + (i + 2) * 128 + (j + 1)] + (c21 + A[34756 + (i + 2) * 128 + (j + 1)]);
+          A[151877 + (i + 2) * 128 + (j + 2)] = A[q7 + (i + 2) * 128 + (j + 2)] + A[32708 + (i + 2) * 128 + (j + 2)] + (c22 + A[34756 + (i + 2) * 128 + (j + 2)]);
+          A[151877 + (i + 3) * 128 + (j + 0)] = A[q7 + (i + 3) * 128 + (j + 0)] + A[32708 + (i + 3) * 128 + (j + 0)] + (c30 + A[34756 + (i + 3) * 128 + (j + 0)]);
+          A[151877 + (i + 3) * 128 + (j + 1)] = A[q7 + (i + 3) * 128 + (j + 1)] + A[32708 + (i + 3) * 128 + (j + 1)] + (c31 + A[34756 + (i + 3) * 128 + (j + 1)]);
+          A[151877 + (i + 3) * 128 + (j + 2)] = A[q7 + (i + 3) * 128 + (j + 2)] + A[32708 + (i + 3) * 128 + (j + 2)] + (c32 + A[34756 + (i + 3) * 128 + (j + 2)]);
         }
-        return out;
-    }
-    /** Sets parameters by name; every name must be known and every size right. */
-    setParams(values) {
-        for (const [name, v] of Object.entries(values)) {
-            const p = PARAMS.find((q) => q.name === name);
-            if (!p)
-                throw new RangeError(`unknown parameter ${JSON.stringify(name)} (have ${PARAMS.map((q) => q.name).join(', ')})`);
-            const data = 'data' in v ? v.data : v;
-            if (data.length !== p.size)
-                throw new RangeError(`parameter ${name}: expected ${p.size} values [${p.shape.join(', ')}], got ${data.length}`);
-            for (let i = 0; i < p.size; i++) {
-                const x = data[i];
-                if (!Number.isFinite(x))
-                    throw new RangeError(`parameter ${name}: value ${i} is not finite`);
-                this.arena[p.offset + i] = x;
-            }
-        }
-    }
-    /** Whether every parameter is finite. */
-    paramsFinite() {
-        for (let i = 0; i < 4641; i++)
-            if (!Number.isFinite(this.arena[0 + i]))
-                return false;
-        return true;
-    }
-    /** The carried state by name (the initial state of the next step). */
-    getState() {
-        const A = this.arena;
-        return {
-            "h": { shape: [16, 32], data: Array.from(A.subarray(10242, 10754)) },
-            "c": { shape: [16, 32], data: Array.from(A.subarray(20994, 21506)) },
-        };
-    }
-    /** Every state of the last window, s(0) … s(T), by state name: shape [T + 1, ...state shape] (under lengths, a row holds its state after its last valid step). */
-    stateSequence() {
-        const A = this.arena;
-        return {
-            "h": { shape: [this.T + 1, 16, 32], data: Array.from(A.subarray(10242, 10242 + (this.T + 1) * 512)) },
-            "c": { shape: [this.T + 1, 16, 32], data: Array.from(A.subarray(20994, 20994 + (this.T + 1) * 512)) },
-        };
-    }
-    /** Sets the initial state of the next step, by state name. */
-    setState(values) {
-        const A = this.arena;
-        for (const [name, v] of Object.entries(values)) {
-            if (name === "h") {
-                if (v.length !== 512)
-                    throw new RangeError(`state h: expected 512 values, got ${v.length}`);
-                for (let i = 0; i < 512; i++)
-                    A[10242 + i] = v[i];
-            }
-            else if (name === "c") {
-                if (v.length !== 512)
-                    throw new RangeError(`state c: expected 512 values, got ${v.length}`);
-                for (let i = 0; i < 512; i++)
-                    A[20994 + i] = v[i];
-            }
-            else
-                throw new RangeError(`unknown state ${JSON.stringify(name)}`);
-        }
-    }
-    /** Zeros the carried state. */
-    resetState() {
-        this.arena.fill(0, 10242, 10754);
-        this.arena.fill(0, 20994, 21506);
-    }
-    /** The optimizer's step count and buffers (moments), for checkpoints. */
-    getOptimizerState() {
-        return { steps: this.steps, buffers: Array.from(this.arena.subarray(157541, 166823)) };
-    }
-    setOptimizerState(state) {
-        if (state.buffers.length !== 9282)
-            throw new RangeError(`optimizer state: expected 9282 values, got ${state.buffers.length}`);
-        this.steps = state.steps;
-        for (let i = 0; i < 9282; i++)
-            this.arena[157541 + i] = state.buffers[i];
-    }
-    /** T of a batch-first [B, T, K] argument of n values, K·B = perStep: 1 … 20. */
-    windowLength(n, perStep, what) {
-        const T = n / perStep;
-        if (!Number.isInteger(T) || T < 1 || T > 20)
-            throw new RangeError(`${what}: expected T · ${perStep} values with 1 ≤ T ≤ 20, got ${n}`);
-        return T;
-    }
-    /** Sets T, each row's validity per step (its lengths, default T), the loss weights and N. */
-    setWindow(T, lengths) {
-        const A = this.arena;
-        this.T = T;
-        if (lengths !== undefined && lengths.length !== 16)
-            throw new RangeError(`lengths: expected 16 values (one per batch row), got ${lengths.length}`);
-        let total = 0;
-        for (let r = 0; r < 16; r++) {
-            const n = lengths === undefined ? T : lengths[r];
-            if (!Number.isInteger(n) || n < 1 || n > T)
-                throw new RangeError(`lengths: index ${r} is ${n}; a length must be an integer in 1..${T} (T = ${T})`);
-            total += n;
-            for (let t = 0; t < T; t++)
-                A[31746 + t * 16 + r] = t < n ? 1 : 0;
-            for (let t = 0; t < T; t++)
-                A[32066 + t * 16 + r] = t === n - 1 ? 1 : 0;
-        }
-        A[32386] = 16;
-    }
-    /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
-    train(A, T) {
-        // graphs/adding.ts:10
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 128; i1++) {
-                A[32708 + (i0 * 128 + i1 * 1)] = A[4352 + (i1 * 1)];
-            }
-        }
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 128; i1++) {
-                A[34756 + (i0 * 128 + i1 * 1)] = A[4480 + (i1 * 1)];
-            }
-        }
-        for (let i = 0; i < 32; i++) {
-            A[36804 + i] = A[4608 + i];
-        }
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 1; i1++) {
-                A[36836 + (i0 * 1 + i1 * 1)] = A[4640 + (i1 * 1)];
-            }
-        }
-        // (derived)
-        A[151877] = 1 / A[32386];
         {
-            const v = A[151877];
-            for (let f = 0; f < 16; f++)
-                A[36852 + f] = v;
+          let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+          const ra0 = q4 + (i + 0) * 32;
+          const ra1 = q4 + (i + 1) * 32;
+          const ra2 = q4 + (i + 2) * 32;
+          const ra3 = q4 + (i + 3) * 32;
+          const rb0 = 256 + (126 + 0) * 32;
+          const rb1 = 256 + (126 + 1) * 32;
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+          }
+          A[151877 + (i + 0) * 128 + (126 + 0)] = A[q7 + (i + 0) * 128 + (126 + 0)] + A[32708 + (i + 0) * 128 + (126 + 0)] + (c00 + A[34756 + (i + 0) * 128 + (126 + 0)]);
+          A[151877 + (i + 0) * 128 + (126 + 1)] = A[q7 + (i + 0) * 128 + (126 + 1)] + A[32708 + (i + 0) * 128 + (126 + 1)] + (c01 + A[34756 + (i + 0) * 128 + (126 + 1)]);
+          A[151877 + (i + 1) * 128 + (126 + 0)] = A[q7 + (i + 1) * 128 + (126 + 0)] + A[32708 + (i + 1) * 128 + (126 + 0)] + (c10 + A[34756 + (i + 1) * 128 + (126 + 0)]);
+          A[151877 + (i + 1) * 128 + (126 + 1)] = A[q7 + (i + 1) * 128 + (126 + 1)] + A[32708 + (i + 1) * 128 + (126 + 1)] + (c11 + A[34756 + (i + 1) * 128 + (126 + 1)]);
+          A[151877 + (i + 2) * 128 + (126 + 0)] = A[q7 + (i + 2) * 128 + (126 + 0)] + A[32708 + (i + 2) * 128 + (126 + 0)] + (c20 + A[34756 + (i + 2) * 128 + (126 + 0)]);
+          A[151877 + (i + 2) * 128 + (126 + 1)] = A[q7 + (i + 2) * 128 + (126 + 1)] + A[32708 + (i + 2) * 128 + (126 + 1)] + (c21 + A[34756 + (i + 2) * 128 + (126 + 1)]);
+          A[151877 + (i + 3) * 128 + (126 + 0)] = A[q7 + (i + 3) * 128 + (126 + 0)] + A[32708 + (i + 3) * 128 + (126 + 0)] + (c30 + A[34756 + (i + 3) * 128 + (126 + 0)]);
+          A[151877 + (i + 3) * 128 + (126 + 1)] = A[q7 + (i + 3) * 128 + (126 + 1)] + A[32708 + (i + 3) * 128 + (126 + 1)] + (c31 + A[34756 + (i + 3) * 128 + (126 + 1)]);
         }
-        for (let i = 0; i < 320; i += 4) {
-            for (let j = 0; j < 126; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 9282 + (i + 0) * 2;
-                const ra1 = 9282 + (i + 1) * 2;
-                const ra2 = 9282 + (i + 2) * 2;
-                const ra3 = 9282 + (i + 3) * 2;
-                const rb0 = (j + 0) * 2;
-                const rb1 = (j + 1) * 2;
-                const rb2 = (j + 2) * 2;
-                for (let p = 0; p < 2; p++) {
-                    const a0 = A[ra0 + p];
-                    const a1 = A[ra1 + p];
-                    const a2 = A[ra2 + p];
-                    const a3 = A[ra3 + p];
-                    const b0 = A[rb0 + p];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                    const b1 = A[rb1 + p];
-                    c01 += a0 * b1;
-                    c11 += a1 * b1;
-                    c21 += a2 * b1;
-                    c31 += a3 * b1;
-                    const b2 = A[rb2 + p];
-                    c02 += a0 * b2;
-                    c12 += a1 * b2;
-                    c22 += a2 * b2;
-                    c32 += a3 * b2;
-                }
-                A[36868 + (i + 0) * 128 + (j + 0)] = c00;
-                A[36868 + (i + 0) * 128 + (j + 1)] = c01;
-                A[36868 + (i + 0) * 128 + (j + 2)] = c02;
-                A[36868 + (i + 1) * 128 + (j + 0)] = c10;
-                A[36868 + (i + 1) * 128 + (j + 1)] = c11;
-                A[36868 + (i + 1) * 128 + (j + 2)] = c12;
-                A[36868 + (i + 2) * 128 + (j + 0)] = c20;
-                A[36868 + (i + 2) * 128 + (j + 1)] = c21;
-                A[36868 + (i + 2) * 128 + (j + 2)] = c22;
-                A[36868 + (i + 3) * 128 + (j + 0)] = c30;
-                A[36868 + (i + 3) * 128 + (j + 1)] = c31;
-                A[36868 + (i + 3) * 128 + (j + 2)] = c32;
-            }
-            {
-                let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                const ra0 = 9282 + (i + 0) * 2;
-                const ra1 = 9282 + (i + 1) * 2;
-                const ra2 = 9282 + (i + 2) * 2;
-                const ra3 = 9282 + (i + 3) * 2;
-                const rb0 = (126 + 0) * 2;
-                const rb1 = (126 + 1) * 2;
-                for (let p = 0; p < 2; p++) {
-                    const a0 = A[ra0 + p];
-                    const a1 = A[ra1 + p];
-                    const a2 = A[ra2 + p];
-                    const a3 = A[ra3 + p];
-                    const b0 = A[rb0 + p];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                    const b1 = A[rb1 + p];
-                    c01 += a0 * b1;
-                    c11 += a1 * b1;
-                    c21 += a2 * b1;
-                    c31 += a3 * b1;
-                }
-                A[36868 + (i + 0) * 128 + (126 + 0)] = c00;
-                A[36868 + (i + 0) * 128 + (126 + 1)] = c01;
-                A[36868 + (i + 1) * 128 + (126 + 0)] = c10;
-                A[36868 + (i + 1) * 128 + (126 + 1)] = c11;
-                A[36868 + (i + 2) * 128 + (126 + 0)] = c20;
-                A[36868 + (i + 2) * 128 + (126 + 1)] = c21;
-                A[36868 + (i + 3) * 128 + (126 + 0)] = c30;
-                A[36868 + (i + 3) * 128 + (126 + 1)] = c31;
-            }
+      }
+      for (let o = 0; o < 16; o++) for (let j = 0; j < 32; j++) A[153925 + o * 32 + j] = A[151877 + o * 128 + 96 + j];
+      for (let i = 0; i < 512; i++) A[q3 + 528 + i] = sigmoid32(A[153925 + i]);
+      for (let o = 0; o < 16; o++) for (let j = 0; j < 32; j++) A[153925 + o * 32 + j] = A[151877 + o * 128 + 32 + j];
+      for (let i = 0; i < 512; i++) A[q3 + 2576 + i] = sigmoid32(A[153925 + i]);
+      for (let o = 0; o < 16; o++) for (let j = 0; j < 32; j++) A[153925 + o * 32 + j] = A[151877 + o * 128 + 0 + j];
+      for (let i = 0; i < 512; i++) A[q3 + 2064 + i] = sigmoid32(A[153925 + i]);
+      for (let o = 0; o < 16; o++) for (let j = 0; j < 32; j++) A[153925 + o * 32 + j] = A[151877 + o * 128 + 64 + j];
+      for (let i = 0; i < 512; i++) A[q3 + 1552 + i] = tanh32(A[153925 + i]);
+      for (let i = 0; i < 512; i++) A[151877 + i] = A[q3 + 2576 + i] * A[q5 + i] + A[q3 + 2064 + i] * A[q3 + 1552 + i];
+      for (let i = 0; i < 512; i++) A[q3 + 1040 + i] = tanh32(A[151877 + i]);
+      for (let i = 0; i < 512; i++) A[q0 + i] = A[q3 + 16 + i] !== 0 ? A[q3 + 528 + i] * A[q3 + 1040 + i] : A[q4 + i];
+      for (let i = 0; i < 512; i++) A[q1 + i] = A[q3 + 16 + i] !== 0 ? A[151877 + i] : A[q5 + i];
+      for (let i = 0; i < 512; i++) A[q3 + 3088 + i] = A[q3 + 16 + i] !== 0 ? A[q0 + i] : 0;
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 1; j += 1) {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = q3 + 3088 + (i + 0) * 32;
+          const ra1 = q3 + 3088 + (i + 1) * 32;
+          const ra2 = q3 + 3088 + (i + 2) * 32;
+          const ra3 = q3 + 3088 + (i + 3) * 32;
+          const rb0 = 36804 + (j + 0);
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[q2 + (i + 0) * 1 + (j + 0)] = c00 + A[36836 + (i + 0) * 1 + (j + 0)];
+          A[q2 + (i + 1) * 1 + (j + 0)] = c10 + A[36836 + (i + 1) * 1 + (j + 0)];
+          A[q2 + (i + 2) * 1 + (j + 0)] = c20 + A[36836 + (i + 2) * 1 + (j + 0)];
+          A[q2 + (i + 3) * 1 + (j + 0)] = c30 + A[36836 + (i + 3) * 1 + (j + 0)];
         }
-        let lossSum = 0;
-        for (let t = 0; t < T; t++) {
-            const q0 = 10242 + (t + 1) * 512;
-            const q1 = 20994 + (t + 1) * 512;
-            const q2 = 32387 + t * 16;
-            const q3 = 77828 + t * 3600;
-            const q4 = 10242 + t * 512;
-            const q5 = 20994 + t * 512;
-            const q7 = 36868 + t * 2048;
-            const q8 = 9922 + t * 16;
-            const q9 = 31746 + t * 16;
-            const q10 = 32066 + t * 16;
-            for (let i0 = 0; i0 < 16; i0++) {
-                for (let i1 = 0; i1 < 32; i1++) {
-                    A[(q3 + 16) + (i0 * 32 + i1 * 1)] = A[q9 + (i0 * 1)];
-                }
-            }
-            // graphs/adding.ts:10
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 126; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = q4 + (i + 0) * 32;
-                    const ra1 = q4 + (i + 1) * 32;
-                    const ra2 = q4 + (i + 2) * 32;
-                    const ra3 = q4 + (i + 3) * 32;
-                    const rb0 = 256 + (j + 0) * 32;
-                    const rb1 = 256 + (j + 1) * 32;
-                    const rb2 = 256 + (j + 2) * 32;
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[151877 + (i + 0) * 128 + (j + 0)] = (A[q7 + (i + 0) * 128 + (j + 0)] + A[32708 + (i + 0) * 128 + (j + 0)]) + (c00 + A[34756 + (i + 0) * 128 + (j + 0)]);
-                    A[151877 + (i + 0) * 128 + (j + 1)] = (A[q7 + (i + 0) * 128 + (j + 1)] + A[32708 + (i + 0) * 128 + (j + 1)]) + (c01 + A[34756 + (i + 0) * 128 + (j + 1)]);
-                    A[151877 + (i + 0) * 128 + (j + 2)] = (A[q7 + (i + 0) * 128 + (j + 2)] + A[32708 + (i + 0) * 128 + (j + 2)]) + (c02 + A[34756 + (i + 0) * 128 + (j + 2)]);
-                    A[151877 + (i + 1) * 128 + (j + 0)] = (A[q7 + (i + 1) * 128 + (j + 0)] + A[32708 + (i + 1) * 128 + (j + 0)]) + (c10 + A[34756 + (i + 1) * 128 + (j + 0)]);
-                    A[151877 + (i + 1) * 128 + (j + 1)] = (A[q7 + (i + 1) * 128 + (j + 1)] + A[32708 + (i + 1) * 128 + (j + 1)]) + (c11 + A[34756 + (i + 1) * 128 + (j + 1)]);
-                    A[151877 + (i + 1) * 128 + (j + 2)] = (A[q7 + (i + 1) * 128 + (j + 2)] + A[32708 + (i + 1) * 128 + (j + 2)]) + (c12 + A[34756 + (i + 1) * 128 + (j + 2)]);
-                    A[151877 + (i + 2) * 128 + (j + 0)] = (A[q7 + (i + 2) * 128 + (j + 0)] + A[32708 + (i + 2) * 128 + (j + 0)]) + (c20 + A[34756 + (i + 2) * 128 + (j + 0)]);
-                    A[151877 + (i + 2) * 128 + (j + 1)] = (A[q7 + (i + 2) * 128 + (j + 1)] + A[32708 + (i + 2) * 128 + (j + 1)]) + (c21 + A[34756 + (i + 2) * 128 + (j + 1)]);
-                    A[151877 + (i + 2) * 128 + (j + 2)] = (A[q7 + (i + 2) * 128 + (j + 2)] + A[32708 + (i + 2) * 128 + (j + 2)]) + (c22 + A[34756 + (i + 2) * 128 + (j + 2)]);
-                    A[151877 + (i + 3) * 128 + (j + 0)] = (A[q7 + (i + 3) * 128 + (j + 0)] + A[32708 + (i + 3) * 128 + (j + 0)]) + (c30 + A[34756 + (i + 3) * 128 + (j + 0)]);
-                    A[151877 + (i + 3) * 128 + (j + 1)] = (A[q7 + (i + 3) * 128 + (j + 1)] + A[32708 + (i + 3) * 128 + (j + 1)]) + (c31 + A[34756 + (i + 3) * 128 + (j + 1)]);
-                    A[151877 + (i + 3) * 128 + (j + 2)] = (A[q7 + (i + 3) * 128 + (j + 2)] + A[32708 + (i + 3) * 128 + (j + 2)]) + (c32 + A[34756 + (i + 3) * 128 + (j + 2)]);
-                }
-                {
-                    let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                    const ra0 = q4 + (i + 0) * 32;
-                    const ra1 = q4 + (i + 1) * 32;
-                    const ra2 = q4 + (i + 2) * 32;
-                    const ra3 = q4 + (i + 3) * 32;
-                    const rb0 = 256 + (126 + 0) * 32;
-                    const rb1 = 256 + (126 + 1) * 32;
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                    }
-                    A[151877 + (i + 0) * 128 + (126 + 0)] = (A[q7 + (i + 0) * 128 + (126 + 0)] + A[32708 + (i + 0) * 128 + (126 + 0)]) + (c00 + A[34756 + (i + 0) * 128 + (126 + 0)]);
-                    A[151877 + (i + 0) * 128 + (126 + 1)] = (A[q7 + (i + 0) * 128 + (126 + 1)] + A[32708 + (i + 0) * 128 + (126 + 1)]) + (c01 + A[34756 + (i + 0) * 128 + (126 + 1)]);
-                    A[151877 + (i + 1) * 128 + (126 + 0)] = (A[q7 + (i + 1) * 128 + (126 + 0)] + A[32708 + (i + 1) * 128 + (126 + 0)]) + (c10 + A[34756 + (i + 1) * 128 + (126 + 0)]);
-                    A[151877 + (i + 1) * 128 + (126 + 1)] = (A[q7 + (i + 1) * 128 + (126 + 1)] + A[32708 + (i + 1) * 128 + (126 + 1)]) + (c11 + A[34756 + (i + 1) * 128 + (126 + 1)]);
-                    A[151877 + (i + 2) * 128 + (126 + 0)] = (A[q7 + (i + 2) * 128 + (126 + 0)] + A[32708 + (i + 2) * 128 + (126 + 0)]) + (c20 + A[34756 + (i + 2) * 128 + (126 + 0)]);
-                    A[151877 + (i + 2) * 128 + (126 + 1)] = (A[q7 + (i + 2) * 128 + (126 + 1)] + A[32708 + (i + 2) * 128 + (126 + 1)]) + (c21 + A[34756 + (i + 2) * 128 + (126 + 1)]);
-                    A[151877 + (i + 3) * 128 + (126 + 0)] = (A[q7 + (i + 3) * 128 + (126 + 0)] + A[32708 + (i + 3) * 128 + (126 + 0)]) + (c30 + A[34756 + (i + 3) * 128 + (126 + 0)]);
-                    A[151877 + (i + 3) * 128 + (126 + 1)] = (A[q7 + (i + 3) * 128 + (126 + 1)] + A[32708 + (i + 3) * 128 + (126 + 1)]) + (c31 + A[34756 + (i + 3) * 128 + (126 + 1)]);
-                }
-            }
-            for (let o = 0; o < 16; o++)
-                for (let j = 0; j < 32; j++)
-                    A[153925 + o * 32 + j] = A[151877 + o * 128 + 96 + j];
-            for (let i = 0; i < 512; i++)
-                A[(q3 + 528) + i] = sigmoid32(A[153925 + i]);
-            for (let o = 0; o < 16; o++)
-                for (let j = 0; j < 32; j++)
-                    A[153925 + o * 32 + j] = A[151877 + o * 128 + 32 + j];
-            for (let i = 0; i < 512; i++)
-                A[(q3 + 2576) + i] = sigmoid32(A[153925 + i]);
-            for (let o = 0; o < 16; o++)
-                for (let j = 0; j < 32; j++)
-                    A[153925 + o * 32 + j] = A[151877 + o * 128 + 0 + j];
-            for (let i = 0; i < 512; i++)
-                A[(q3 + 2064) + i] = sigmoid32(A[153925 + i]);
-            for (let o = 0; o < 16; o++)
-                for (let j = 0; j < 32; j++)
-                    A[153925 + o * 32 + j] = A[151877 + o * 128 + 64 + j];
-            for (let i = 0; i < 512; i++)
-                A[(q3 + 1552) + i] = tanh32(A[153925 + i]);
-            for (let i = 0; i < 512; i++)
-                A[151877 + i] = (A[(q3 + 2576) + i] * A[q5 + i]) + (A[(q3 + 2064) + i] * A[(q3 + 1552) + i]);
-            for (let i = 0; i < 512; i++)
-                A[(q3 + 1040) + i] = tanh32(A[151877 + i]);
-            // (derived)
-            for (let i = 0; i < 512; i++)
-                A[q0 + i] = (A[(q3 + 16) + i] !== 0 ? (A[(q3 + 528) + i] * A[(q3 + 1040) + i]) : A[q4 + i]);
-            for (let i = 0; i < 512; i++)
-                A[q1 + i] = (A[(q3 + 16) + i] !== 0 ? A[151877 + i] : A[q5 + i]);
-            for (let i = 0; i < 512; i++)
-                A[(q3 + 3088) + i] = (A[(q3 + 16) + i] !== 0 ? A[q0 + i] : 0);
-            // graphs/adding.ts:10
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 1; j += 1) {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = (q3 + 3088) + (i + 0) * 32;
-                    const ra1 = (q3 + 3088) + (i + 1) * 32;
-                    const ra2 = (q3 + 3088) + (i + 2) * 32;
-                    const ra3 = (q3 + 3088) + (i + 3) * 32;
-                    const rb0 = 36804 + (j + 0);
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[q2 + (i + 0) * 1 + (j + 0)] = c00 + A[36836 + (i + 0) * 1 + (j + 0)];
-                    A[q2 + (i + 1) * 1 + (j + 0)] = c10 + A[36836 + (i + 1) * 1 + (j + 0)];
-                    A[q2 + (i + 2) * 1 + (j + 0)] = c20 + A[36836 + (i + 2) * 1 + (j + 0)];
-                    A[q2 + (i + 3) * 1 + (j + 0)] = c30 + A[36836 + (i + 3) * 1 + (j + 0)];
-                }
-            }
-            // (derived)
-            for (let i = 0; i < 16; i++)
-                A[q3 + i] = A[q2 + i] - A[q8 + i];
-            for (let i = 0; i < 16; i++)
-                A[151877 + i] = A[q3 + i] * A[q3 + i];
-            for (let i0 = 0; i0 < 16; i0++) {
-                {
-                    let acc = 0;
-                    for (let i1 = 0; i1 < 1; i1++) {
-                        acc = acc + A[151877 + (i0 * 1 + i1 * 1)];
-                    }
-                    A[151893 + (i0 * 1)] = acc;
-                }
-            }
-            for (let i = 0; i < 16; i++)
-                A[151877 + i] = A[q10 + i] * A[151893 + i];
-            {
-                let acc = 0;
-                for (let i0 = 0; i0 < 16; i0++) {
-                    acc = acc + A[151877 + (i0 * 1)];
-                }
-                A[149828 + (0)] = acc;
-            }
-            lossSum += A[149828];
-        }
-        A[32707] = lossSum / A[32386];
-        A.fill(0, 4641, 9282);
-        A.fill(0, 149829, 150853);
-        for (let t = T - 1; t >= 0; t--) {
-            const q0 = 10242 + t * 512;
-            const q1 = 20994 + t * 512;
-            const q2 = 9282 + t * 32;
-            const q6 = 32066 + t * 16;
-            const q10 = 77828 + t * 3600;
-            for (let i = 0; i < 16; i++)
-                A[151877 + i] = A[36852 + i] * A[q6 + i];
-            for (let i0 = 0; i0 < 16; i0++) {
-                for (let i1 = 0; i1 < 1; i1++) {
-                    A[151893 + (i0 * 1 + i1 * 1)] = A[151877 + (i0 * 1)];
-                }
-            }
-            for (let i = 0; i < 16; i++)
-                A[151877 + i] = A[151893 + i] * A[q10 + i];
-            for (let i = 0; i < 16; i++)
-                A[151893 + i] = A[151877 + i] + A[151877 + i];
-            for (let i = 0; i < 16; i++) {
-                const a0 = A[151893 + i * 1];
-                for (let j = 0; j < 32; j++)
-                    A[151909 + i * 32 + j] = a0 * A[4608 + j];
-            }
-            for (let i = 0; i < 512; i++)
-                A[152421 + i] = A[149829 + i] + ((A[(q10 + 16) + i] !== 0 ? A[151909 + i] : 0));
-            for (let i = 0; i < 512; i++)
-                A[151909 + i] = (A[(q10 + 16) + i] !== 0 ? A[152421 + i] : 0);
-            for (let i = 0; i < 512; i++)
-                A[152933 + i] = ((A[(q10 + 16) + i] !== 0 ? A[150341 + i] : 0)) + ((A[151909 + i] * A[(q10 + 528) + i]) * (1 - (A[(q10 + 1040) + i] * A[(q10 + 1040) + i])));
-            for (let i = 0; i < 512; i++)
-                A[153445 + i] = (A[152933 + i] * A[(q10 + 1552) + i]) * (A[(q10 + 2064) + i] * (1 - A[(q10 + 2064) + i]));
-            for (let i = 0; i < 512; i++)
-                A[153957 + i] = (A[152933 + i] * A[q1 + i]) * (A[(q10 + 2576) + i] * (1 - A[(q10 + 2576) + i]));
-            for (let i = 0; i < 512; i++)
-                A[154469 + i] = (A[152933 + i] * A[(q10 + 2064) + i]) * (1 - (A[(q10 + 1552) + i] * A[(q10 + 1552) + i]));
-            for (let i = 0; i < 512; i++)
-                A[154981 + i] = (A[151909 + i] * A[(q10 + 1040) + i]) * (A[(q10 + 528) + i] * (1 - A[(q10 + 528) + i]));
-            for (let o = 0; o < 16; o++)
-                for (let j = 0; j < 32; j++)
-                    A[155493 + o * 128 + 0 + j] = A[153445 + o * 32 + j];
-            for (let o = 0; o < 16; o++)
-                for (let j = 0; j < 32; j++)
-                    A[155493 + o * 128 + 32 + j] = A[153957 + o * 32 + j];
-            for (let o = 0; o < 16; o++)
-                for (let j = 0; j < 32; j++)
-                    A[155493 + o * 128 + 64 + j] = A[154469 + o * 32 + j];
-            for (let o = 0; o < 16; o++)
-                for (let j = 0; j < 32; j++)
-                    A[155493 + o * 128 + 96 + j] = A[154981 + o * 32 + j];
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 30; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 155493 + (i + 0) * 128;
-                    const ra1 = 155493 + (i + 1) * 128;
-                    const ra2 = 155493 + (i + 2) * 128;
-                    const ra3 = 155493 + (i + 3) * 128;
-                    const rb0 = 256 + (j + 0);
-                    const rb1 = 256 + (j + 1);
-                    const rb2 = 256 + (j + 2);
-                    for (let p = 0; p < 128; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 32];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 32];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 32];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[151909 + (i + 0) * 32 + (j + 0)] = c00;
-                    A[151909 + (i + 0) * 32 + (j + 1)] = c01;
-                    A[151909 + (i + 0) * 32 + (j + 2)] = c02;
-                    A[151909 + (i + 1) * 32 + (j + 0)] = c10;
-                    A[151909 + (i + 1) * 32 + (j + 1)] = c11;
-                    A[151909 + (i + 1) * 32 + (j + 2)] = c12;
-                    A[151909 + (i + 2) * 32 + (j + 0)] = c20;
-                    A[151909 + (i + 2) * 32 + (j + 1)] = c21;
-                    A[151909 + (i + 2) * 32 + (j + 2)] = c22;
-                    A[151909 + (i + 3) * 32 + (j + 0)] = c30;
-                    A[151909 + (i + 3) * 32 + (j + 1)] = c31;
-                    A[151909 + (i + 3) * 32 + (j + 2)] = c32;
-                }
-                {
-                    let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                    const ra0 = 155493 + (i + 0) * 128;
-                    const ra1 = 155493 + (i + 1) * 128;
-                    const ra2 = 155493 + (i + 2) * 128;
-                    const ra3 = 155493 + (i + 3) * 128;
-                    const rb0 = 256 + (30 + 0);
-                    const rb1 = 256 + (30 + 1);
-                    for (let p = 0; p < 128; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 32];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 32];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                    }
-                    A[151909 + (i + 0) * 32 + (30 + 0)] = c00;
-                    A[151909 + (i + 0) * 32 + (30 + 1)] = c01;
-                    A[151909 + (i + 1) * 32 + (30 + 0)] = c10;
-                    A[151909 + (i + 1) * 32 + (30 + 1)] = c11;
-                    A[151909 + (i + 2) * 32 + (30 + 0)] = c20;
-                    A[151909 + (i + 2) * 32 + (30 + 1)] = c21;
-                    A[151909 + (i + 3) * 32 + (30 + 0)] = c30;
-                    A[151909 + (i + 3) * 32 + (30 + 1)] = c31;
-                }
-            }
-            for (let i = 0; i < 512; i++)
-                A[150853 + i] = ((A[(q10 + 16) + i] !== 0 ? 0 : A[152421 + i])) + A[151909 + i];
-            for (let i = 0; i < 512; i++)
-                A[151365 + i] = ((A[(q10 + 16) + i] !== 0 ? 0 : A[150341 + i])) + (A[152933 + i] * A[(q10 + 2576) + i]);
-            for (let i = 0; i < 128; i += 4) {
-                for (let j = 0; j < 2; j += 2) {
-                    let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                    const ra0 = 155493 + (i + 0);
-                    const ra1 = 155493 + (i + 1);
-                    const ra2 = 155493 + (i + 2);
-                    const ra3 = 155493 + (i + 3);
-                    const rb0 = q2 + (j + 0);
-                    const rb1 = q2 + (j + 1);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p * 128];
-                        const a1 = A[ra1 + p * 128];
-                        const a2 = A[ra2 + p * 128];
-                        const a3 = A[ra3 + p * 128];
-                        const b0 = A[rb0 + p * 2];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 2];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                    }
-                    A[4641 + (i + 0) * 2 + (j + 0)] += c00;
-                    A[4641 + (i + 0) * 2 + (j + 1)] += c01;
-                    A[4641 + (i + 1) * 2 + (j + 0)] += c10;
-                    A[4641 + (i + 1) * 2 + (j + 1)] += c11;
-                    A[4641 + (i + 2) * 2 + (j + 0)] += c20;
-                    A[4641 + (i + 2) * 2 + (j + 1)] += c21;
-                    A[4641 + (i + 3) * 2 + (j + 0)] += c30;
-                    A[4641 + (i + 3) * 2 + (j + 1)] += c31;
-                }
-            }
-            for (let i = 0; i < 128; i += 4) {
-                for (let j = 0; j < 30; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 155493 + (i + 0);
-                    const ra1 = 155493 + (i + 1);
-                    const ra2 = 155493 + (i + 2);
-                    const ra3 = 155493 + (i + 3);
-                    const rb0 = q0 + (j + 0);
-                    const rb1 = q0 + (j + 1);
-                    const rb2 = q0 + (j + 2);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p * 128];
-                        const a1 = A[ra1 + p * 128];
-                        const a2 = A[ra2 + p * 128];
-                        const a3 = A[ra3 + p * 128];
-                        const b0 = A[rb0 + p * 32];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 32];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 32];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[4897 + (i + 0) * 32 + (j + 0)] += c00;
-                    A[4897 + (i + 0) * 32 + (j + 1)] += c01;
-                    A[4897 + (i + 0) * 32 + (j + 2)] += c02;
-                    A[4897 + (i + 1) * 32 + (j + 0)] += c10;
-                    A[4897 + (i + 1) * 32 + (j + 1)] += c11;
-                    A[4897 + (i + 1) * 32 + (j + 2)] += c12;
-                    A[4897 + (i + 2) * 32 + (j + 0)] += c20;
-                    A[4897 + (i + 2) * 32 + (j + 1)] += c21;
-                    A[4897 + (i + 2) * 32 + (j + 2)] += c22;
-                    A[4897 + (i + 3) * 32 + (j + 0)] += c30;
-                    A[4897 + (i + 3) * 32 + (j + 1)] += c31;
-                    A[4897 + (i + 3) * 32 + (j + 2)] += c32;
-                }
-                {
-                    let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                    const ra0 = 155493 + (i + 0);
-                    const ra1 = 155493 + (i + 1);
-                    const ra2 = 155493 + (i + 2);
-                    const ra3 = 155493 + (i + 3);
-                    const rb0 = q0 + (30 + 0);
-                    const rb1 = q0 + (30 + 1);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p * 128];
-                        const a1 = A[ra1 + p * 128];
-                        const a2 = A[ra2 + p * 128];
-                        const a3 = A[ra3 + p * 128];
-                        const b0 = A[rb0 + p * 32];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 32];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                    }
-                    A[4897 + (i + 0) * 32 + (30 + 0)] += c00;
-                    A[4897 + (i + 0) * 32 + (30 + 1)] += c01;
-                    A[4897 + (i + 1) * 32 + (30 + 0)] += c10;
-                    A[4897 + (i + 1) * 32 + (30 + 1)] += c11;
-                    A[4897 + (i + 2) * 32 + (30 + 0)] += c20;
-                    A[4897 + (i + 2) * 32 + (30 + 1)] += c21;
-                    A[4897 + (i + 3) * 32 + (30 + 0)] += c30;
-                    A[4897 + (i + 3) * 32 + (30 + 1)] += c31;
-                }
-            }
-            for (let i1 = 0; i1 < 128; i1++) {
-                {
-                    let acc = 0;
-                    for (let i0 = 0; i0 < 16; i0++) {
-                        acc = acc + A[155493 + (i0 * 128 + i1 * 1)];
-                    }
-                    A[151909 + (i1 * 1)] = acc;
-                }
-            }
-            for (let i = 0; i < 32; i += 4) {
-                for (let j = 0; j < 1; j += 1) {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = (q10 + 3088) + (i + 0);
-                    const ra1 = (q10 + 3088) + (i + 1);
-                    const ra2 = (q10 + 3088) + (i + 2);
-                    const ra3 = (q10 + 3088) + (i + 3);
-                    const rb0 = 151893 + (j + 0);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p * 32];
-                        const a1 = A[ra1 + p * 32];
-                        const a2 = A[ra2 + p * 32];
-                        const a3 = A[ra3 + p * 32];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[152037 + (i + 0) * 1 + (j + 0)] = c00;
-                    A[152037 + (i + 1) * 1 + (j + 0)] = c10;
-                    A[152037 + (i + 2) * 1 + (j + 0)] = c20;
-                    A[152037 + (i + 3) * 1 + (j + 0)] = c30;
-                }
-            }
-            for (let i = 0; i < 32; i++) {
-                A[152069 + i] = A[152037 + i];
-            }
-            for (let i1 = 0; i1 < 1; i1++) {
-                {
-                    let acc = 0;
-                    for (let i0 = 0; i0 < 16; i0++) {
-                        acc = acc + A[151893 + (i0 * 1 + i1 * 1)];
-                    }
-                    A[9281 + (i1 * 1)] += acc;
-                }
-            }
-            for (let i = 0; i < 128; i++)
-                A[8993 + i] += A[151909 + i];
-            for (let i = 0; i < 128; i++)
-                A[9121 + i] += A[151909 + i];
-            for (let i = 0; i < 32; i++)
-                A[9249 + i] += A[152069 + i];
-            A.copyWithin(149829, 150853, 151877);
-        }
-    }
-    /** Forward over the window's T steps only. */
-    forward(A, T) {
-        // graphs/adding.ts:10
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 128; i1++) {
-                A[32708 + (i0 * 128 + i1 * 1)] = A[4352 + (i1 * 1)];
-            }
-        }
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 128; i1++) {
-                A[34756 + (i0 * 128 + i1 * 1)] = A[4480 + (i1 * 1)];
-            }
-        }
-        for (let i = 0; i < 32; i++) {
-            A[36804 + i] = A[4608 + i];
-        }
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 1; i1++) {
-                A[36836 + (i0 * 1 + i1 * 1)] = A[4640 + (i1 * 1)];
-            }
-        }
-        // (derived)
-        A[151877] = 1 / A[32386];
+      }
+      for (let i = 0; i < 16; i++) A[q3 + i] = A[q2 + i] - A[q8 + i];
+      for (let i = 0; i < 16; i++) A[151877 + i] = A[q3 + i] * A[q3 + i];
+      for (let i0 = 0; i0 < 16; i0++) {
         {
-            const v = A[151877];
-            for (let f = 0; f < 16; f++)
-                A[36852 + f] = v;
+          let acc = 0;
+          for (let i1 = 0; i1 < 1; i1++) {
+            acc = acc + A[151877 + (i0 * 1 + i1 * 1)];
+          }
+          A[151893 + i0 * 1] = acc;
         }
-        for (let i = 0; i < 320; i += 4) {
-            for (let j = 0; j < 126; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 9282 + (i + 0) * 2;
-                const ra1 = 9282 + (i + 1) * 2;
-                const ra2 = 9282 + (i + 2) * 2;
-                const ra3 = 9282 + (i + 3) * 2;
-                const rb0 = (j + 0) * 2;
-                const rb1 = (j + 1) * 2;
-                const rb2 = (j + 2) * 2;
-                for (let p = 0; p < 2; p++) {
-                    const a0 = A[ra0 + p];
-                    const a1 = A[ra1 + p];
-                    const a2 = A[ra2 + p];
-                    const a3 = A[ra3 + p];
-                    const b0 = A[rb0 + p];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                    const b1 = A[rb1 + p];
-                    c01 += a0 * b1;
-                    c11 += a1 * b1;
-                    c21 += a2 * b1;
-                    c31 += a3 * b1;
-                    const b2 = A[rb2 + p];
-                    c02 += a0 * b2;
-                    c12 += a1 * b2;
-                    c22 += a2 * b2;
-                    c32 += a3 * b2;
-                }
-                A[36868 + (i + 0) * 128 + (j + 0)] = c00;
-                A[36868 + (i + 0) * 128 + (j + 1)] = c01;
-                A[36868 + (i + 0) * 128 + (j + 2)] = c02;
-                A[36868 + (i + 1) * 128 + (j + 0)] = c10;
-                A[36868 + (i + 1) * 128 + (j + 1)] = c11;
-                A[36868 + (i + 1) * 128 + (j + 2)] = c12;
-                A[36868 + (i + 2) * 128 + (j + 0)] = c20;
-                A[36868 + (i + 2) * 128 + (j + 1)] = c21;
-                A[36868 + (i + 2) * 128 + (j + 2)] = c22;
-                A[36868 + (i + 3) * 128 + (j + 0)] = c30;
-                A[36868 + (i + 3) * 128 + (j + 1)] = c31;
-                A[36868 + (i + 3) * 128 + (j + 2)] = c32;
-            }
-            {
-                let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                const ra0 = 9282 + (i + 0) * 2;
-                const ra1 = 9282 + (i + 1) * 2;
-                const ra2 = 9282 + (i + 2) * 2;
-                const ra3 = 9282 + (i + 3) * 2;
-                const rb0 = (126 + 0) * 2;
-                const rb1 = (126 + 1) * 2;
-                for (let p = 0; p < 2; p++) {
-                    const a0 = A[ra0 + p];
-                    const a1 = A[ra1 + p];
-                    const a2 = A[ra2 + p];
-                    const a3 = A[ra3 + p];
-                    const b0 = A[rb0 + p];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                    const b1 = A[rb1 + p];
-                    c01 += a0 * b1;
-                    c11 += a1 * b1;
-                    c21 += a2 * b1;
-                    c31 += a3 * b1;
-                }
-                A[36868 + (i + 0) * 128 + (126 + 0)] = c00;
-                A[36868 + (i + 0) * 128 + (126 + 1)] = c01;
-                A[36868 + (i + 1) * 128 + (126 + 0)] = c10;
-                A[36868 + (i + 1) * 128 + (126 + 1)] = c11;
-                A[36868 + (i + 2) * 128 + (126 + 0)] = c20;
-                A[36868 + (i + 2) * 128 + (126 + 1)] = c21;
-                A[36868 + (i + 3) * 128 + (126 + 0)] = c30;
-                A[36868 + (i + 3) * 128 + (126 + 1)] = c31;
-            }
+      }
+      for (let i = 0; i < 16; i++) A[151877 + i] = A[q10 + i] * A[151893 + i];
+      {
+        let acc = 0;
+        for (let i0 = 0; i0 < 16; i0++) {
+          acc = acc + A[151877 + i0 * 1];
         }
-        for (let t = 0; t < T; t++) {
-            const q0 = 10242 + (t + 1) * 512;
-            const q1 = 20994 + (t + 1) * 512;
-            const q2 = 32387 + t * 16;
-            const q3 = 10242 + t * 512;
-            const q4 = 20994 + t * 512;
-            const q6 = 36868 + t * 2048;
-            const q8 = 31746 + t * 16;
-            for (let i0 = 0; i0 < 16; i0++) {
-                for (let i1 = 0; i1 < 32; i1++) {
-                    A[151877 + (i0 * 32 + i1 * 1)] = A[q8 + (i0 * 1)];
-                }
-            }
-            // graphs/adding.ts:10
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 126; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = q3 + (i + 0) * 32;
-                    const ra1 = q3 + (i + 1) * 32;
-                    const ra2 = q3 + (i + 2) * 32;
-                    const ra3 = q3 + (i + 3) * 32;
-                    const rb0 = 256 + (j + 0) * 32;
-                    const rb1 = 256 + (j + 1) * 32;
-                    const rb2 = 256 + (j + 2) * 32;
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[152389 + (i + 0) * 128 + (j + 0)] = (A[q6 + (i + 0) * 128 + (j + 0)] + A[32708 + (i + 0) * 128 + (j + 0)]) + (c00 + A[34756 + (i + 0) * 128 + (j + 0)]);
-                    A[152389 + (i + 0) * 128 + (j + 1)] = (A[q6 + (i + 0) * 128 + (j + 1)] + A[32708 + (i + 0) * 128 + (j + 1)]) + (c01 + A[34756 + (i + 0) * 128 + (j + 1)]);
-                    A[152389 + (i + 0) * 128 + (j + 2)] = (A[q6 + (i + 0) * 128 + (j + 2)] + A[32708 + (i + 0) * 128 + (j + 2)]) + (c02 + A[34756 + (i + 0) * 128 + (j + 2)]);
-                    A[152389 + (i + 1) * 128 + (j + 0)] = (A[q6 + (i + 1) * 128 + (j + 0)] + A[32708 + (i + 1) * 128 + (j + 0)]) + (c10 + A[34756 + (i + 1) * 128 + (j + 0)]);
-                    A[152389 + (i + 1) * 128 + (j + 1)] = (A[q6 + (i + 1) * 128 + (j + 1)] + A[32708 + (i + 1) * 128 + (j + 1)]) + (c11 + A[34756 + (i + 1) * 128 + (j + 1)]);
-                    A[152389 + (i + 1) * 128 + (j + 2)] = (A[q6 + (i + 1) * 128 + (j + 2)] + A[32708 + (i + 1) * 128 + (j + 2)]) + (c12 + A[34756 + (i + 1) * 128 + (j + 2)]);
-                    A[152389 + (i + 2) * 128 + (j + 0)] = (A[q6 + (i + 2) * 128 + (j + 0)] + A[32708 + (i + 2) * 128 + (j + 0)]) + (c20 + A[34756 + (i + 2) * 128 + (j + 0)]);
-                    A[152389 + (i + 2) * 128 + (j + 1)] = (A[q6 + (i + 2) * 128 + (j + 1)] + A[32708 + (i + 2) * 128 + (j + 1)]) + (c21 + A[34756 + (i + 2) * 128 + (j + 1)]);
-                    A[152389 + (i + 2) * 128 + (j + 2)] = (A[q6 + (i + 2) * 128 + (j + 2)] + A[32708 + (i + 2) * 128 + (j + 2)]) + (c22 + A[34756 + (i + 2) * 128 + (j + 2)]);
-                    A[152389 + (i + 3) * 128 + (j + 0)] = (A[q6 + (i + 3) * 128 + (j + 0)] + A[32708 + (i + 3) * 128 + (j + 0)]) + (c30 + A[34756 + (i + 3) * 128 + (j + 0)]);
-                    A[152389 + (i + 3) * 128 + (j + 1)] = (A[q6 + (i + 3) * 128 + (j + 1)] + A[32708 + (i + 3) * 128 + (j + 1)]) + (c31 + A[34756 + (i + 3) * 128 + (j + 1)]);
-                    A[152389 + (i + 3) * 128 + (j + 2)] = (A[q6 + (i + 3) * 128 + (j + 2)] + A[32708 + (i + 3) * 128 + (j + 2)]) + (c32 + A[34756 + (i + 3) * 128 + (j + 2)]);
-                }
-                {
-                    let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                    const ra0 = q3 + (i + 0) * 32;
-                    const ra1 = q3 + (i + 1) * 32;
-                    const ra2 = q3 + (i + 2) * 32;
-                    const ra3 = q3 + (i + 3) * 32;
-                    const rb0 = 256 + (126 + 0) * 32;
-                    const rb1 = 256 + (126 + 1) * 32;
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                    }
-                    A[152389 + (i + 0) * 128 + (126 + 0)] = (A[q6 + (i + 0) * 128 + (126 + 0)] + A[32708 + (i + 0) * 128 + (126 + 0)]) + (c00 + A[34756 + (i + 0) * 128 + (126 + 0)]);
-                    A[152389 + (i + 0) * 128 + (126 + 1)] = (A[q6 + (i + 0) * 128 + (126 + 1)] + A[32708 + (i + 0) * 128 + (126 + 1)]) + (c01 + A[34756 + (i + 0) * 128 + (126 + 1)]);
-                    A[152389 + (i + 1) * 128 + (126 + 0)] = (A[q6 + (i + 1) * 128 + (126 + 0)] + A[32708 + (i + 1) * 128 + (126 + 0)]) + (c10 + A[34756 + (i + 1) * 128 + (126 + 0)]);
-                    A[152389 + (i + 1) * 128 + (126 + 1)] = (A[q6 + (i + 1) * 128 + (126 + 1)] + A[32708 + (i + 1) * 128 + (126 + 1)]) + (c11 + A[34756 + (i + 1) * 128 + (126 + 1)]);
-                    A[152389 + (i + 2) * 128 + (126 + 0)] = (A[q6 + (i + 2) * 128 + (126 + 0)] + A[32708 + (i + 2) * 128 + (126 + 0)]) + (c20 + A[34756 + (i + 2) * 128 + (126 + 0)]);
-                    A[152389 + (i + 2) * 128 + (126 + 1)] = (A[q6 + (i + 2) * 128 + (126 + 1)] + A[32708 + (i + 2) * 128 + (126 + 1)]) + (c21 + A[34756 + (i + 2) * 128 + (126 + 1)]);
-                    A[152389 + (i + 3) * 128 + (126 + 0)] = (A[q6 + (i + 3) * 128 + (126 + 0)] + A[32708 + (i + 3) * 128 + (126 + 0)]) + (c30 + A[34756 + (i + 3) * 128 + (126 + 0)]);
-                    A[152389 + (i + 3) * 128 + (126 + 1)] = (A[q6 + (i + 3) * 128 + (126 + 1)] + A[32708 + (i + 3) * 128 + (126 + 1)]) + (c31 + A[34756 + (i + 3) * 128 + (126 + 1)]);
-                }
-            }
-            for (let o = 0; o < 16; o++)
-                for (let j = 0; j < 32; j++)
-                    A[154437 + o * 32 + j] = A[152389 + o * 128 + 96 + j];
-            for (let o = 0; o < 16; o++)
-                for (let j = 0; j < 32; j++)
-                    A[154949 + o * 32 + j] = A[152389 + o * 128 + 32 + j];
-            for (let o = 0; o < 16; o++)
-                for (let j = 0; j < 32; j++)
-                    A[155461 + o * 32 + j] = A[152389 + o * 128 + 0 + j];
-            for (let o = 0; o < 16; o++)
-                for (let j = 0; j < 32; j++)
-                    A[155973 + o * 32 + j] = A[152389 + o * 128 + 64 + j];
-            for (let i = 0; i < 512; i++)
-                A[152389 + i] = ((sigmoid32(A[154949 + i])) * A[q4 + i]) + ((sigmoid32(A[155461 + i])) * (tanh32(A[155973 + i])));
-            // (derived)
-            for (let i = 0; i < 512; i++)
-                A[q0 + i] = (A[151877 + i] !== 0 ? ((sigmoid32(A[154437 + i])) * (tanh32(A[152389 + i]))) : A[q3 + i]);
-            for (let i = 0; i < 512; i++)
-                A[q1 + i] = (A[151877 + i] !== 0 ? A[152389 + i] : A[q4 + i]);
-            for (let i = 0; i < 512; i++)
-                A[152389 + i] = (A[151877 + i] !== 0 ? A[q0 + i] : 0);
-            // graphs/adding.ts:10
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 1; j += 1) {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = 152389 + (i + 0) * 32;
-                    const ra1 = 152389 + (i + 1) * 32;
-                    const ra2 = 152389 + (i + 2) * 32;
-                    const ra3 = 152389 + (i + 3) * 32;
-                    const rb0 = 36804 + (j + 0);
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[q2 + (i + 0) * 1 + (j + 0)] = c00 + A[36836 + (i + 0) * 1 + (j + 0)];
-                    A[q2 + (i + 1) * 1 + (j + 0)] = c10 + A[36836 + (i + 1) * 1 + (j + 0)];
-                    A[q2 + (i + 2) * 1 + (j + 0)] = c20 + A[36836 + (i + 2) * 1 + (j + 0)];
-                    A[q2 + (i + 3) * 1 + (j + 0)] = c30 + A[36836 + (i + 3) * 1 + (j + 0)];
-                }
-            }
-        }
+        A[149828 + 0] = acc;
+      }
+      lossSum += A[149828];
     }
-    /** The optimizer step; false (and nothing changed) when the gradient is not finite. */
-    update(A, lr, t) {
-        { // adam(lr=0.01, betas=(0.9, 0.999), eps=1e-8)
-            const stepSize = lr / (1 - Math.pow(0.9, t));
-            const negStepSize = -stepSize;
-            const biasCorrection2Sqrt = Math.sqrt(1 - Math.pow(0.999, t));
-            const invBiasCorrection2Sqrt = 1 / biasCorrection2Sqrt;
-            { // rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0, out.weight, out.bias: 4641 at param 0, grad 4641, exp_avg 157541, exp_avg_sq 162182
-                for (let i = 0; i < 4641; i++) {
-                    const g = (A[4641 + i] ?? 0);
-                    const param = (A[i] ?? 0);
-                    const expAvg = 0.9 * (A[157541 + i] ?? 0) + 0.09999999999999998 * g;
-                    A[157541 + i] = expAvg;
-                    const expAvgSq = 0.999 * (A[162182 + i] ?? 0) + 0.0010000000000000009 * g * g;
-                    A[162182 + i] = expAvgSq;
-                    const denom = Math.sqrt(expAvgSq) * invBiasCorrection2Sqrt + 1e-8;
-                    A[i] = param + negStepSize * expAvg / denom;
-                }
-            }
+    A[32707] = lossSum / A[32386];
+    A.fill(0, 4641, 9282);
+    A.fill(0, 149829, 150853);
+    for (let t = T - 1; t >= 0; t--) {
+      const q0 = 10242 + t * 512;
+      const q1 = 20994 + t * 512;
+      const q2 = 9282 + t * 32;
+      const q6 = 32066 + t * 16;
+      const q10 = 77828 + t * 3600;
+      for (let i = 0; i < 16; i++) A[151877 + i] = A[36852 + i] * A[q6 + i];
+      for (let i0 = 0; i0 < 16; i0++) {
+        for (let i1 = 0; i1 < 1; i1++) {
+          A[151893 + (i0 * 1 + i1 * 1)] = A[151877 + i0 * 1];
         }
-        return true;
+      }
+      for (let i = 0; i < 16; i++) A[151877 + i] = A[151893 + i] * A[q10 + i];
+      for (let i = 0; i < 16; i++) A[151893 + i] = A[151877 + i] + A[151877 + i];
+      for (let i = 0; i < 16; i++) {
+        const a0 = A[151893 + i * 1];
+        for (let j = 0; j < 32; j++) A[151909 + i * 32 + j] = a0 * A[4608 + j];
+      }
+      for (let i = 0; i < 512; i++) A[152421 + i] = A[149829 + i] + (A[q10 + 16 + i] !== 0 ? A[151909 + i] : 0);
+      for (let i = 0; i < 512; i++) A[151909 + i] = A[q10 + 16 + i] !== 0 ? A[152421 + i] : 0;
+      for (let i = 0; i < 512; i++) A[152933 + i] = (A[q10 + 16 + i] !== 0 ? A[150341 + i] : 0) + A[151909 + i] * A[q10 + 528 + i] * (1 - A[q10 + 1040 + i] * A[q10 + 1040 + i]);
+      for (let i = 0; i < 512; i++) A[153445 + i] = A[152933 + i] * A[q10 + 1552 + i] * (A[q10 + 2064 + i] * (1 - A[q10 + 2064 + i]));
+      for (let i = 0; i < 512; i++) A[153957 + i] = A[152933 + i] * A[q1 + i] * (A[q10 + 2576 + i] * (1 - A[q10 + 2576 + i]));
+      for (let i = 0; i < 512; i++) A[154469 + i] = A[152933 + i] * A[q10 + 2064 + i] * (1 - A[q10 + 1552 + i] * A[q10 + 1552 + i]);
+      for (let i = 0; i < 512; i++) A[154981 + i] = A[151909 + i] * A[q10 + 1040 + i] * (A[q10 + 528 + i] * (1 - A[q10 + 528 + i]));
+      for (let o = 0; o < 16; o++) for (let j = 0; j < 32; j++) A[155493 + o * 128 + 0 + j] = A[153445 + o * 32 + j];
+      for (let o = 0; o < 16; o++) for (let j = 0; j < 32; j++) A[155493 + o * 128 + 32 + j] = A[153957 + o * 32 + j];
+      for (let o = 0; o < 16; o++) for (let j = 0; j < 32; j++) A[155493 + o * 128 + 64 + j] = A[154469 + o * 32 + j];
+      for (let o = 0; o < 16; o++) for (let j = 0; j < 32; j++) A[155493 + o * 128 + 96 + j] = A[154981 + o * 32 + j];
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 30; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 155493 + (i + 0) * 128;
+          const ra1 = 155493 + (i + 1) * 128;
+          const ra2 = 155493 + (i + 2) * 128;
+          const ra3 = 155493 + (i + 3) * 128;
+          const rb0 = 256 + (j + 0);
+          const rb1 = 256 + (j + 1);
+          const rb2 = 256 + (j + 2);
+          for (let p = 0; p < 128; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 32];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 32];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 32];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[151909 + (i + 0) * 32 + (j + 0)] = c00;
+          A[151909 + (i + 0) * 32 + (j + 1)] = c01;
+          A[151909 + (i + 0) * 32 + (j + 2)] = c02;
+          A[151909 + (i + 1) * 32 + (j + 0)] = c10;
+          A[151909 + (i + 1) * 32 + (j + 1)] = c11;
+          A[151909 + (i + 1) * 32 + (j + 2)] = c12;
+          A[151909 + (i + 2) * 32 + (j + 0)] = c20;
+          A[151909 + (i + 2) * 32 + (j + 1)] = c21;
+          A[151909 + (i + 2) * 32 + (j + 2)] = c22;
+          A[151909 + (i + 3) * 32 + (j + 0)] = c30;
+          A[151909 + (i + 3) * 32 + (j + 1)] = c31;
+          A[151909 + (i + 3) * 32 + (j + 2)] = c32;
+        }
+        {
+          let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+          const ra0 = 155493 + (i + 0) * 128;
+          const ra1 = 155493 + (i + 1) * 128;
+          const ra2 = 155493 + (i + 2) * 128;
+          const ra3 = 155493 + (i + 3) * 128;
+          const rb0 = 256 + (30 + 0);
+          const rb1 = 256 + (30 + 1);
+          for (let p = 0; p < 128; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 32];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 32];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+          }
+          A[151909 + (i + 0) * 32 + (30 + 0)] = c00;
+          A[151909 + (i + 0) * 32 + (30 + 1)] = c01;
+          A[151909 + (i + 1) * 32 + (30 + 0)] = c10;
+          A[151909 + (i + 1) * 32 + (30 + 1)] = c11;
+          A[151909 + (i + 2) * 32 + (30 + 0)] = c20;
+          A[151909 + (i + 2) * 32 + (30 + 1)] = c21;
+          A[151909 + (i + 3) * 32 + (30 + 0)] = c30;
+          A[151909 + (i + 3) * 32 + (30 + 1)] = c31;
+        }
+      }
+      for (let i = 0; i < 512; i++) A[150853 + i] = (A[q10 + 16 + i] !== 0 ? 0 : A[152421 + i]) + A[151909 + i];
+      for (let i = 0; i < 512; i++) A[151365 + i] = (A[q10 + 16 + i] !== 0 ? 0 : A[150341 + i]) + A[152933 + i] * A[q10 + 2576 + i];
+      for (let i = 0; i < 128; i += 4) {
+        for (let j = 0; j < 2; j += 2) {
+          let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+          const ra0 = 155493 + (i + 0);
+          const ra1 = 155493 + (i + 1);
+          const ra2 = 155493 + (i + 2);
+          const ra3 = 155493 + (i + 3);
+          const rb0 = q2 + (j + 0);
+          const rb1 = q2 + (j + 1);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p * 128];
+            const a1 = A[ra1 + p * 128];
+            const a2 = A[ra2 + p * 128];
+            const a3 = A[ra3 + p * 128];
+            const b0 = A[rb0 + p * 2];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 2];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+          }
+          A[4641 + (i + 0) * 2 + (j + 0)] += c00;
+          A[4641 + (i + 0) * 2 + (j + 1)] += c01;
+          A[4641 + (i + 1) * 2 + (j + 0)] += c10;
+          A[4641 + (i + 1) * 2 + (j + 1)] += c11;
+          A[4641 + (i + 2) * 2 + (j + 0)] += c20;
+          A[4641 + (i + 2) * 2 + (j + 1)] += c21;
+          A[4641 + (i + 3) * 2 + (j + 0)] += c30;
+          A[4641 + (i + 3) * 2 + (j + 1)] += c31;
+        }
+      }
+      for (let i = 0; i < 128; i += 4) {
+        for (let j = 0; j < 30; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 155493 + (i + 0);
+          const ra1 = 155493 + (i + 1);
+          const ra2 = 155493 + (i + 2);
+          const ra3 = 155493 + (i + 3);
+          const rb0 = q0 + (j + 0);
+          const rb1 = q0 + (j + 1);
+          const rb2 = q0 + (j + 2);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p * 128];
+            const a1 = A[ra1 + p * 128];
+            const a2 = A[ra2 + p * 128];
+            const a3 = A[ra3 + p * 128];
+            const b0 = A[rb0 + p * 32];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 32];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 32];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[4897 + (i + 0) * 32 + (j + 0)] += c00;
+          A[4897 + (i + 0) * 32 + (j + 1)] += c01;
+          A[4897 + (i + 0) * 32 + (j + 2)] += c02;
+          A[4897 + (i + 1) * 32 + (j + 0)] += c10;
+          A[4897 + (i + 1) * 32 + (j + 1)] += c11;
+          A[4897 + (i + 1) * 32 + (j + 2)] += c12;
+          A[4897 + (i + 2) * 32 + (j + 0)] += c20;
+          A[4897 + (i + 2) * 32 + (j + 1)] += c21;
+          A[4897 + (i + 2) * 32 + (j + 2)] += c22;
+          A[4897 + (i + 3) * 32 + (j + 0)] += c30;
+          A[4897 + (i + 3) * 32 + (j + 1)] += c31;
+          A[4897 + (i + 3) * 32 + (j + 2)] += c32;
+        }
+        {
+          let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+          const ra0 = 155493 + (i + 0);
+          const ra1 = 155493 + (i + 1);
+          const ra2 = 155493 + (i + 2);
+          const ra3 = 155493 + (i + 3);
+          const rb0 = q0 + (30 + 0);
+          const rb1 = q0 + (30 + 1);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p * 128];
+            const a1 = A[ra1 + p * 128];
+            const a2 = A[ra2 + p * 128];
+            const a3 = A[ra3 + p * 128];
+            const b0 = A[rb0 + p * 32];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 32];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+          }
+          A[4897 + (i + 0) * 32 + (30 + 0)] += c00;
+          A[4897 + (i + 0) * 32 + (30 + 1)] += c01;
+          A[4897 + (i + 1) * 32 + (30 + 0)] += c10;
+          A[4897 + (i + 1) * 32 + (30 + 1)] += c11;
+          A[4897 + (i + 2) * 32 + (30 + 0)] += c20;
+          A[4897 + (i + 2) * 32 + (30 + 1)] += c21;
+          A[4897 + (i + 3) * 32 + (30 + 0)] += c30;
+          A[4897 + (i + 3) * 32 + (30 + 1)] += c31;
+        }
+      }
+      for (let i1 = 0; i1 < 128; i1++) {
+        {
+          let acc = 0;
+          for (let i0 = 0; i0 < 16; i0++) {
+            acc = acc + A[155493 + (i0 * 128 + i1 * 1)];
+          }
+          A[151909 + i1 * 1] = acc;
+        }
+      }
+      for (let i = 0; i < 32; i += 4) {
+        for (let j = 0; j < 1; j += 1) {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = q10 + 3088 + (i + 0);
+          const ra1 = q10 + 3088 + (i + 1);
+          const ra2 = q10 + 3088 + (i + 2);
+          const ra3 = q10 + 3088 + (i + 3);
+          const rb0 = 151893 + (j + 0);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p * 32];
+            const a1 = A[ra1 + p * 32];
+            const a2 = A[ra2 + p * 32];
+            const a3 = A[ra3 + p * 32];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[152037 + (i + 0) * 1 + (j + 0)] = c00;
+          A[152037 + (i + 1) * 1 + (j + 0)] = c10;
+          A[152037 + (i + 2) * 1 + (j + 0)] = c20;
+          A[152037 + (i + 3) * 1 + (j + 0)] = c30;
+        }
+      }
+      for (let i = 0; i < 32; i++) {
+        A[152069 + i] = A[152037 + i];
+      }
+      for (let i1 = 0; i1 < 1; i1++) {
+        {
+          let acc = 0;
+          for (let i0 = 0; i0 < 16; i0++) {
+            acc = acc + A[151893 + (i0 * 1 + i1 * 1)];
+          }
+          A[9281 + i1 * 1] += acc;
+        }
+      }
+      for (let i = 0; i < 128; i++) A[8993 + i] += A[151909 + i];
+      for (let i = 0; i < 128; i++) A[9121 + i] += A[151909 + i];
+      for (let i = 0; i < 32; i++) A[9249 + i] += A[152069 + i];
+      A.copyWithin(149829, 150853, 151877);
     }
+  }
+  /** Forward over the window's T steps only. */
+  forward(A, T) {
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 128; i1++) {
+        A[32708 + (i0 * 128 + i1 * 1)] = A[4352 + i1 * 1];
+      }
+    }
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 128; i1++) {
+        A[34756 + (i0 * 128 + i1 * 1)] = A[4480 + i1 * 1];
+      }
+    }
+    for (let i = 0; i < 32; i++) {
+      A[36804 + i] = A[4608 + i];
+    }
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 1; i1++) {
+        A[36836 + (i0 * 1 + i1 * 1)] = A[4640 + i1 * 1];
+      }
+    }
+    A[151877] = 1 / A[32386];
+    {
+      const v = A[151877];
+      for (let f = 0; f < 16; f++) A[36852 + f] = v;
+    }
+    for (let i = 0; i < 320; i += 4) {
+      for (let j = 0; j < 126; j += 3) {
+        let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+        const ra0 = 9282 + (i + 0) * 2;
+        const ra1 = 9282 + (i + 1) * 2;
+        const ra2 = 9282 + (i + 2) * 2;
+        const ra3 = 9282 + (i + 3) * 2;
+        const rb0 = (j + 0) * 2;
+        const rb1 = (j + 1) * 2;
+        const rb2 = (j + 2) * 2;
+        for (let p = 0; p < 2; p++) {
+          const a0 = A[ra0 + p];
+          const a1 = A[ra1 + p];
+          const a2 = A[ra2 + p];
+          const a3 = A[ra3 + p];
+          const b0 = A[rb0 + p];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
+          const b1 = A[rb1 + p];
+          c01 += a0 * b1;
+          c11 += a1 * b1;
+          c21 += a2 * b1;
+          c31 += a3 * b1;
+          const b2 = A[rb2 + p];
+          c02 += a0 * b2;
+          c12 += a1 * b2;
+          c22 += a2 * b2;
+          c32 += a3 * b2;
+        }
+        A[36868 + (i + 0) * 128 + (j + 0)] = c00;
+        A[36868 + (i + 0) * 128 + (j + 1)] = c01;
+        A[36868 + (i + 0) * 128 + (j + 2)] = c02;
+        A[36868 + (i + 1) * 128 + (j + 0)] = c10;
+        A[36868 + (i + 1) * 128 + (j + 1)] = c11;
+        A[36868 + (i + 1) * 128 + (j + 2)] = c12;
+        A[36868 + (i + 2) * 128 + (j + 0)] = c20;
+        A[36868 + (i + 2) * 128 + (j + 1)] = c21;
+        A[36868 + (i + 2) * 128 + (j + 2)] = c22;
+        A[36868 + (i + 3) * 128 + (j + 0)] = c30;
+        A[36868 + (i + 3) * 128 + (j + 1)] = c31;
+        A[36868 + (i + 3) * 128 + (j + 2)] = c32;
+      }
+      {
+        let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+        const ra0 = 9282 + (i + 0) * 2;
+        const ra1 = 9282 + (i + 1) * 2;
+        const ra2 = 9282 + (i + 2) * 2;
+        const ra3 = 9282 + (i + 3) * 2;
+        const rb0 = (126 + 0) * 2;
+        const rb1 = (126 + 1) * 2;
+        for (let p = 0; p < 2; p++) {
+          const a0 = A[ra0 + p];
+          const a1 = A[ra1 + p];
+          const a2 = A[ra2 + p];
+          const a3 = A[ra3 + p];
+          const b0 = A[rb0 + p];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
+          const b1 = A[rb1 + p];
+          c01 += a0 * b1;
+          c11 += a1 * b1;
+          c21 += a2 * b1;
+          c31 += a3 * b1;
+        }
+        A[36868 + (i + 0) * 128 + (126 + 0)] = c00;
+        A[36868 + (i + 0) * 128 + (126 + 1)] = c01;
+        A[36868 + (i + 1) * 128 + (126 + 0)] = c10;
+        A[36868 + (i + 1) * 128 + (126 + 1)] = c11;
+        A[36868 + (i + 2) * 128 + (126 + 0)] = c20;
+        A[36868 + (i + 2) * 128 + (126 + 1)] = c21;
+        A[36868 + (i + 3) * 128 + (126 + 0)] = c30;
+        A[36868 + (i + 3) * 128 + (126 + 1)] = c31;
+      }
+    }
+    for (let t = 0; t < T; t++) {
+      const q0 = 10242 + (t + 1) * 512;
+      const q1 = 20994 + (t + 1) * 512;
+      const q2 = 32387 + t * 16;
+      const q3 = 10242 + t * 512;
+      const q4 = 20994 + t * 512;
+      const q6 = 36868 + t * 2048;
+      const q8 = 31746 + t * 16;
+      for (let i0 = 0; i0 < 16; i0++) {
+        for (let i1 = 0; i1 < 32; i1++) {
+          A[151877 + (i0 * 32 + i1 * 1)] = A[q8 + i0 * 1];
+        }
+      }
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 126; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = q3 + (i + 0) * 32;
+          const ra1 = q3 + (i + 1) * 32;
+          const ra2 = q3 + (i + 2) * 32;
+          const ra3 = q3 + (i + 3) * 32;
+          const rb0 = 256 + (j + 0) * 32;
+          const rb1 = 256 + (j + 1) * 32;
+          const rb2 = 256 + (j + 2) * 32;
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[152389 + (i + 0) * 128 + (j + 0)] = A[q6 + (i + 0) * 128 + (j + 0)] + A[32708 + (i + 0) * 128 + (j + 0)] + (c00 + A[34756 + (i + 0) * 128 + (j + 0)]);
+          A[152389 + (i + 0) * 128 + (j + 1)] = A[q6 + (i + 0) * 128 + (j + 1)] + A[32708 + (i + 0) * 128 + (j + 1)] + (c01 + A[34756 + (i + 0) * 128 + (j + 1)]);
+          A[152389 + (i + 0) * 128 + (j + 2)] = A[q6 + (i + 0) * 128 + (j + 2)] + A[32708 + (i + 0) * 128 + (j + 2)] + (c02 + A[34756 + (i + 0) * 128 + (j + 2)]);
+          A[152389 + (i + 1) * 128 + (j + 0)] = A[q6 + (i + 1) * 128 + (j + 0)] + A[32708 + (i + 1) * 128 + (j + 0)] + (c10 + A[34756 + (i + 1) * 128 + (j + 0)]);
+          A[152389 + (i + 1) * 128 + (j + 1)] = A[q6 + (i + 1) * 128 + (j + 1)] + A[32708 + (i + 1) * 128 + (j + 1)] + (c11 + A[34756 + (i + 1) * 128 + (j + 1)]);
+          A[152389 + (i + 1) * 128 + (j + 2)] = A[q6 + (i + 1) * 128 + (j + 2)] + A[32708 + (i + 1) * 128 + (j + 2)] + (c12 + A[34756 + (i + 1) * 128 + (j + 2)]);
+          A[152389 + (i + 2) * 128 + (j + 0)] = A[q6 + (i + 2) * 128 + (j + 0)] + A[32708 + (i + 2) * 128 + (j + 0)] + (c20 + A[34756 + (i + 2) * 128 + (j + 0)]);
+          A[152389 + (i + 2) * 128 + (j + 1)] = A[q6 + (i + 2) * 128 + (j + 1)] + A[32708 + (i + 2) * 128 + (j + 1)] + (c21 + A[34756 + (i + 2) * 128 + (j + 1)]);
+          A[152389 + (i + 2) * 128 + (j + 2)] = A[q6 + (i + 2) * 128 + (j + 2)] + A[32708 + (i + 2) * 128 + (j + 2)] + (c22 + A[34756 + (i + 2) * 128 + (j + 2)]);
+          A[152389 + (i + 3) * 128 + (j + 0)] = A[q6 + (i + 3) * 128 + (j + 0)] + A[32708 + (i + 3) * 128 + (j + 0)] + (c30 + A[34756 + (i + 3) * 128 + (j + 0)]);
+          A[152389 + (i + 3) * 128 + (j + 1)] = A[q6 + (i + 3) * 128 + (j + 1)] + A[32708 + (i + 3) * 128 + (j + 1)] + (c31 + A[34756 + (i + 3) * 128 + (j + 1)]);
+          A[152389 + (i + 3) * 128 + (j + 2)] = A[q6 + (i + 3) * 128 + (j + 2)] + A[32708 + (i + 3) * 128 + (j + 2)] + (c32 + A[34756 + (i + 3) * 128 + (j + 2)]);
+        }
+        {
+          let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+          const ra0 = q3 + (i + 0) * 32;
+          const ra1 = q3 + (i + 1) * 32;
+          const ra2 = q3 + (i + 2) * 32;
+          const ra3 = q3 + (i + 3) * 32;
+          const rb0 = 256 + (126 + 0) * 32;
+          const rb1 = 256 + (126 + 1) * 32;
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+          }
+          A[152389 + (i + 0) * 128 + (126 + 0)] = A[q6 + (i + 0) * 128 + (126 + 0)] + A[32708 + (i + 0) * 128 + (126 + 0)] + (c00 + A[34756 + (i + 0) * 128 + (126 + 0)]);
+          A[152389 + (i + 0) * 128 + (126 + 1)] = A[q6 + (i + 0) * 128 + (126 + 1)] + A[32708 + (i + 0) * 128 + (126 + 1)] + (c01 + A[34756 + (i + 0) * 128 + (126 + 1)]);
+          A[152389 + (i + 1) * 128 + (126 + 0)] = A[q6 + (i + 1) * 128 + (126 + 0)] + A[32708 + (i + 1) * 128 + (126 + 0)] + (c10 + A[34756 + (i + 1) * 128 + (126 + 0)]);
+          A[152389 + (i + 1) * 128 + (126 + 1)] = A[q6 + (i + 1) * 128 + (126 + 1)] + A[32708 + (i + 1) * 128 + (126 + 1)] + (c11 + A[34756 + (i + 1) * 128 + (126 + 1)]);
+          A[152389 + (i + 2) * 128 + (126 + 0)] = A[q6 + (i + 2) * 128 + (126 + 0)] + A[32708 + (i + 2) * 128 + (126 + 0)] + (c20 + A[34756 + (i + 2) * 128 + (126 + 0)]);
+          A[152389 + (i + 2) * 128 + (126 + 1)] = A[q6 + (i + 2) * 128 + (126 + 1)] + A[32708 + (i + 2) * 128 + (126 + 1)] + (c21 + A[34756 + (i + 2) * 128 + (126 + 1)]);
+          A[152389 + (i + 3) * 128 + (126 + 0)] = A[q6 + (i + 3) * 128 + (126 + 0)] + A[32708 + (i + 3) * 128 + (126 + 0)] + (c30 + A[34756 + (i + 3) * 128 + (126 + 0)]);
+          A[152389 + (i + 3) * 128 + (126 + 1)] = A[q6 + (i + 3) * 128 + (126 + 1)] + A[32708 + (i + 3) * 128 + (126 + 1)] + (c31 + A[34756 + (i + 3) * 128 + (126 + 1)]);
+        }
+      }
+      for (let o = 0; o < 16; o++) for (let j = 0; j < 32; j++) A[154437 + o * 32 + j] = A[152389 + o * 128 + 96 + j];
+      for (let o = 0; o < 16; o++) for (let j = 0; j < 32; j++) A[154949 + o * 32 + j] = A[152389 + o * 128 + 32 + j];
+      for (let o = 0; o < 16; o++) for (let j = 0; j < 32; j++) A[155461 + o * 32 + j] = A[152389 + o * 128 + 0 + j];
+      for (let o = 0; o < 16; o++) for (let j = 0; j < 32; j++) A[155973 + o * 32 + j] = A[152389 + o * 128 + 64 + j];
+      for (let i = 0; i < 512; i++) A[152389 + i] = sigmoid32(A[154949 + i]) * A[q4 + i] + sigmoid32(A[155461 + i]) * tanh32(A[155973 + i]);
+      for (let i = 0; i < 512; i++) A[q0 + i] = A[151877 + i] !== 0 ? sigmoid32(A[154437 + i]) * tanh32(A[152389 + i]) : A[q3 + i];
+      for (let i = 0; i < 512; i++) A[q1 + i] = A[151877 + i] !== 0 ? A[152389 + i] : A[q4 + i];
+      for (let i = 0; i < 512; i++) A[152389 + i] = A[151877 + i] !== 0 ? A[q0 + i] : 0;
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 1; j += 1) {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = 152389 + (i + 0) * 32;
+          const ra1 = 152389 + (i + 1) * 32;
+          const ra2 = 152389 + (i + 2) * 32;
+          const ra3 = 152389 + (i + 3) * 32;
+          const rb0 = 36804 + (j + 0);
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[q2 + (i + 0) * 1 + (j + 0)] = c00 + A[36836 + (i + 0) * 1 + (j + 0)];
+          A[q2 + (i + 1) * 1 + (j + 0)] = c10 + A[36836 + (i + 1) * 1 + (j + 0)];
+          A[q2 + (i + 2) * 1 + (j + 0)] = c20 + A[36836 + (i + 2) * 1 + (j + 0)];
+          A[q2 + (i + 3) * 1 + (j + 0)] = c30 + A[36836 + (i + 3) * 1 + (j + 0)];
+        }
+      }
+    }
+  }
+  /** The optimizer step; false (and nothing changed) when the gradient is not finite. */
+  update(A, lr, t) {
+    {
+      const stepSize = lr / (1 - Math.pow(0.9, t));
+      const negStepSize = -stepSize;
+      const biasCorrection2Sqrt = Math.sqrt(1 - Math.pow(0.999, t));
+      const invBiasCorrection2Sqrt = 1 / biasCorrection2Sqrt;
+      {
+        for (let i = 0; i < 4641; i++) {
+          const g = A[4641 + i] ?? 0;
+          const param = A[i] ?? 0;
+          const expAvg = 0.9 * (A[157541 + i] ?? 0) + 0.09999999999999998 * g;
+          A[157541 + i] = expAvg;
+          const expAvgSq = 0.999 * (A[162182 + i] ?? 0) + 0.0010000000000000009 * g * g;
+          A[162182 + i] = expAvgSq;
+          const denom = Math.sqrt(expAvgSq) * invBiasCorrection2Sqrt + 1e-8;
+          A[i] = param + negStepSize * expAvg / denom;
+        }
+      }
+    }
+    return true;
+  }
 }
-/** A new trainer: parameters from the seeded init (or `options.params`), zero state. */
 export function createTrainer(options = {}) {
-    return new Trainer(options);
+  return new Trainer(options);
 }

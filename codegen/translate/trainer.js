@@ -5,4490 +5,3982 @@
  * Standalone: imports nothing.
  */
 export const SPEC = {
-    model: "translate",
-    source: "graphs/translate.ts",
-    compiler: "unfold 0.1.0",
-    batch: 32,
-    inputs: [{ name: "x", shape: [32, 7, 12] }, { name: "y", shape: [32, 6, 10] }],
-    outputs: [{ name: "logits", shape: [32, 6, 10] }, { name: "attention", shape: [32, 6, 7] }],
-    dtype: "f32",
-    loss: "xent",
-    optimizer: "adam(lr=0.01, betas=(0.9, 0.999), eps=1e-8)",
-    lr: 0.01,
-    seed: 1234,
-    arenaBytes: 1700468,
-    target: "ts",
+  model: "translate",
+  source: "graphs/translate.ts",
+  compiler: "unfold 0.1.0",
+  batch: 32,
+  inputs: [{ name: "x", shape: [32, 7, 12] }, { name: "y", shape: [32, 6, 10] }],
+  outputs: [{ name: "logits", shape: [32, 6, 10] }, { name: "attention", shape: [32, 6, 7] }],
+  dtype: "f32",
+  loss: "xent",
+  optimizer: "adam(lr=0.01, betas=(0.9, 0.999), eps=1e-8)",
+  lr: 0.01,
+  seed: 1234,
+  arenaBytes: 1700468,
+  target: "ts"
 };
 const PARAMS = [
-    { name: "encoder.embedding.weight", shape: [12, 16], offset: 0, size: 192, grad: 5115, init: { kind: 'uniform', bound: 1.7320508075688772 } },
-    { name: "encoder.gru.weight_ih_l0", shape: [48, 16], offset: 192, size: 768, grad: 5307, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "encoder.gru.weight_hh_l0", shape: [48, 16], offset: 960, size: 768, grad: 6075, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "encoder.gru.bias_ih_l0", shape: [48], offset: 1728, size: 48, grad: 6843, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "encoder.gru.bias_hh_l0", shape: [48], offset: 1776, size: 48, grad: 6891, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "decoder.embedding.weight", shape: [10, 16], offset: 1824, size: 160, grad: 6939, init: { kind: 'uniform', bound: 1.7320508075688772 } },
-    { name: "decoder.attention.Wa.weight", shape: [16, 16], offset: 1984, size: 256, grad: 7099, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "decoder.attention.Wa.bias", shape: [16], offset: 2240, size: 16, grad: 7355, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "decoder.attention.Ua.weight", shape: [16, 16], offset: 2256, size: 256, grad: 7371, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "decoder.attention.Ua.bias", shape: [16], offset: 2512, size: 16, grad: 7627, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "decoder.attention.Va.weight", shape: [1, 16], offset: 2528, size: 16, grad: 7643, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "decoder.attention.Va.bias", shape: [1], offset: 2544, size: 1, grad: 7659, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "decoder.gru.weight_ih_l0", shape: [48, 32], offset: 2545, size: 1536, grad: 7660, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "decoder.gru.weight_hh_l0", shape: [48, 16], offset: 4081, size: 768, grad: 9196, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "decoder.gru.bias_ih_l0", shape: [48], offset: 4849, size: 48, grad: 9964, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "decoder.gru.bias_hh_l0", shape: [48], offset: 4897, size: 48, grad: 10012, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "decoder.out.weight", shape: [10, 16], offset: 4945, size: 160, grad: 10060, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "decoder.out.bias", shape: [10], offset: 5105, size: 10, grad: 10220, init: { kind: 'uniform', bound: 0.25 } },
+  { name: "encoder.embedding.weight", shape: [12, 16], offset: 0, size: 192, grad: 5115, init: { kind: "uniform", bound: 1.7320508075688772 } },
+  { name: "encoder.gru.weight_ih_l0", shape: [48, 16], offset: 192, size: 768, grad: 5307, init: { kind: "uniform", bound: 0.25 } },
+  { name: "encoder.gru.weight_hh_l0", shape: [48, 16], offset: 960, size: 768, grad: 6075, init: { kind: "uniform", bound: 0.25 } },
+  { name: "encoder.gru.bias_ih_l0", shape: [48], offset: 1728, size: 48, grad: 6843, init: { kind: "uniform", bound: 0.25 } },
+  { name: "encoder.gru.bias_hh_l0", shape: [48], offset: 1776, size: 48, grad: 6891, init: { kind: "uniform", bound: 0.25 } },
+  { name: "decoder.embedding.weight", shape: [10, 16], offset: 1824, size: 160, grad: 6939, init: { kind: "uniform", bound: 1.7320508075688772 } },
+  { name: "decoder.attention.Wa.weight", shape: [16, 16], offset: 1984, size: 256, grad: 7099, init: { kind: "uniform", bound: 0.25 } },
+  { name: "decoder.attention.Wa.bias", shape: [16], offset: 2240, size: 16, grad: 7355, init: { kind: "uniform", bound: 0.25 } },
+  { name: "decoder.attention.Ua.weight", shape: [16, 16], offset: 2256, size: 256, grad: 7371, init: { kind: "uniform", bound: 0.25 } },
+  { name: "decoder.attention.Ua.bias", shape: [16], offset: 2512, size: 16, grad: 7627, init: { kind: "uniform", bound: 0.25 } },
+  { name: "decoder.attention.Va.weight", shape: [1, 16], offset: 2528, size: 16, grad: 7643, init: { kind: "uniform", bound: 0.25 } },
+  { name: "decoder.attention.Va.bias", shape: [1], offset: 2544, size: 1, grad: 7659, init: { kind: "uniform", bound: 0.25 } },
+  { name: "decoder.gru.weight_ih_l0", shape: [48, 32], offset: 2545, size: 1536, grad: 7660, init: { kind: "uniform", bound: 0.25 } },
+  { name: "decoder.gru.weight_hh_l0", shape: [48, 16], offset: 4081, size: 768, grad: 9196, init: { kind: "uniform", bound: 0.25 } },
+  { name: "decoder.gru.bias_ih_l0", shape: [48], offset: 4849, size: 48, grad: 9964, init: { kind: "uniform", bound: 0.25 } },
+  { name: "decoder.gru.bias_hh_l0", shape: [48], offset: 4897, size: 48, grad: 10012, init: { kind: "uniform", bound: 0.25 } },
+  { name: "decoder.out.weight", shape: [10, 16], offset: 4945, size: 160, grad: 10060, init: { kind: "uniform", bound: 0.25 } },
+  { name: "decoder.out.bias", shape: [10], offset: 5105, size: 10, grad: 10220, init: { kind: "uniform", bound: 0.25 } }
 ];
 const INPUTS = [
-    { name: "x", shape: [32, 7, 12], offset: 10230, size: 2688 },
-    { name: "y", shape: [32, 6, 10], offset: 12918, size: 1920 },
+  { name: "x", shape: [32, 7, 12], offset: 10230, size: 2688 },
+  { name: "y", shape: [32, 6, 10], offset: 12918, size: 1920 }
 ];
 const OUTPUTS = [
-    { name: "logits", shape: [32, 6, 10], offset: 14839, size: 1920 },
-    { name: "attention", shape: [32, 6, 7], offset: 16759, size: 1344 },
+  { name: "logits", shape: [32, 6, 10], offset: 14839, size: 1920 },
+  { name: "attention", shape: [32, 6, 7], offset: 16759, size: 1344 }
 ];
 function mulberry32(seed) {
-    let a = seed >>> 0;
-    return function next() {
-        a = (a + 0x6d2b79f5) >>> 0;
-        let t = Math.imul(a ^ (a >>> 15), a | 1) >>> 0;
-        t = (((t + (Math.imul(t ^ (t >>> 7), t | 61) >>> 0)) >>> 0) ^ t) >>> 0;
-        return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
+  let a = seed >>> 0;
+  return function next() {
+    a = a + 1831565813 >>> 0;
+    let t = Math.imul(a ^ a >>> 15, a | 1) >>> 0;
+    t = (t + (Math.imul(t ^ t >>> 7, t | 61) >>> 0) >>> 0 ^ t) >>> 0;
+    return ((t ^ t >>> 14) >>> 0) / 4294967296;
+  };
 }
-/** tanh for float32 values: Eigen's rational approximation, within 3 float32 ulp. */
 function tanh32(x) {
-    const c = x < -9 ? -9 : x > 9 ? 9 : x;
-    const c2 = c * c;
-    const p = c * (4.89352455891786e-3 + c2 * (6.37261928875436e-4 + c2 * (1.48572235717979e-5 + c2 * (5.12229709037114e-8 + c2 * (-8.60467152213735e-11 + c2 * (2.00018790482477e-13 + c2 * -2.76076847742355e-16))))));
-    const q = 4.89352518554385e-3 + c2 * (2.268434632439e-3 + c2 * (1.18534705686654e-4 + c2 * 1.19825839466702e-6));
-    return p / q;
+  const c = x < -9 ? -9 : x > 9 ? 9 : x;
+  const c2 = c * c;
+  const p = c * (0.00489352455891786 + c2 * (637261928875436e-18 + c2 * (148572235717979e-19 + c2 * (512229709037114e-22 + c2 * (-860467152213735e-25 + c2 * (200018790482477e-27 + c2 * -276076847742355e-30))))));
+  const q = 0.00489352518554385 + c2 * (0.002268434632439 + c2 * (118534705686654e-18 + c2 * 119825839466702e-20));
+  return p / q;
 }
-/** 1 / (1 + exp(-x)) for float32 values: Eigen's rational approximation on [-3, 15.72], within 3 float32 ulp. */
 function sigmoid32(x) {
-    if (!(x >= -3 && x <= 15.7243833541870117))
-        return 1 / (1 + Math.exp(-x));
-    const x2 = x * x;
-    const p = x * (2.48287947061529e-1 + x2 * (8.51377133304701e-3 + x2 * (6.08574864600143e-5 + x2 * (1.15627324459942e-7 + x2 * 4.37031012579801e-11))));
-    const q = 9.9315192102318e-1 + x2 * (1.16817656904453e-1 + x2 * (1.70198817374094e-3 + x2 * (6.2910678501704e-6 + x2 * (5.76102136993427e-9 + x2 * 6.10247389755681e-13))));
-    return p / q + 0.5;
+  if (!(x >= -3 && x <= 15.724383354187012)) return 1 / (1 + Math.exp(-x));
+  const x2 = x * x;
+  const p = x * (0.248287947061529 + x2 * (0.00851377133304701 + x2 * (608574864600143e-19 + x2 * (115627324459942e-21 + x2 * 437031012579801e-25))));
+  const q = 0.99315192102318 + x2 * (0.116817656904453 + x2 * (0.00170198817374094 + x2 * (62910678501704e-19 + x2 * (576102136993427e-23 + x2 * 610247389755681e-27))));
+  return p / q + 0.5;
 }
 function scan0(A) {
-    { // scan over 7 steps: 1 carry, 1 xs, 4 consts
-        A.fill(0, 320055, 320055 + 512);
-        for (let i0 = 0; i0 < 7; i0++) {
-            const t0 = i0;
-            const y0_1 = 26295 + 4096 + t0 * 512;
-            const y0_2 = 26295 + 7680 + t0 * 512;
-            const y0_3 = 26295 + 11264 + t0 * 512;
-            const y0_4 = 26295 + 14848 + t0 * 512;
-            const y0_5 = 26295 + 18432 + t0 * 512;
-            const y0_6 = 26295 + 22016 + t0 * 512;
-            const y0_7 = 26295 + 25600 + t0 * 512;
-            const y0_8 = 26295 + 29184 + t0 * 512;
-            const y0_9 = 26295 + 32768 + t0 * 512;
-            const y0_10 = 26295 + 36352 + t0 * 512;
-            const y0_11 = 26295 + 39936 + t0 * 512;
-            for (let r = 0; r < 32; r++)
-                A.copyWithin(321079 + r * 16, 18103 + (r * 7 + t0) * 16, 18103 + (r * 7 + t0) * 16 + 16);
-            // graphs/translate.ts:26
-            for (let i = 0; i < 32; i += 4) {
-                for (let j = 0; j < 48; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 321079 + (i + 0) * 16;
-                    const ra1 = 321079 + (i + 1) * 16;
-                    const ra2 = 321079 + (i + 2) * 16;
-                    const ra3 = 321079 + (i + 3) * 16;
-                    const rb0 = 21687 + (j + 0);
-                    const rb1 = 21687 + (j + 1);
-                    const rb2 = 21687 + (j + 2);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 48];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 48];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 48];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[322103 + (i + 0) * 48 + (j + 0)] = c00 + A[22455 + (i + 0) * 48 + (j + 0)];
-                    A[322103 + (i + 0) * 48 + (j + 1)] = c01 + A[22455 + (i + 0) * 48 + (j + 1)];
-                    A[322103 + (i + 0) * 48 + (j + 2)] = c02 + A[22455 + (i + 0) * 48 + (j + 2)];
-                    A[322103 + (i + 1) * 48 + (j + 0)] = c10 + A[22455 + (i + 1) * 48 + (j + 0)];
-                    A[322103 + (i + 1) * 48 + (j + 1)] = c11 + A[22455 + (i + 1) * 48 + (j + 1)];
-                    A[322103 + (i + 1) * 48 + (j + 2)] = c12 + A[22455 + (i + 1) * 48 + (j + 2)];
-                    A[322103 + (i + 2) * 48 + (j + 0)] = c20 + A[22455 + (i + 2) * 48 + (j + 0)];
-                    A[322103 + (i + 2) * 48 + (j + 1)] = c21 + A[22455 + (i + 2) * 48 + (j + 1)];
-                    A[322103 + (i + 2) * 48 + (j + 2)] = c22 + A[22455 + (i + 2) * 48 + (j + 2)];
-                    A[322103 + (i + 3) * 48 + (j + 0)] = c30 + A[22455 + (i + 3) * 48 + (j + 0)];
-                    A[322103 + (i + 3) * 48 + (j + 1)] = c31 + A[22455 + (i + 3) * 48 + (j + 1)];
-                    A[322103 + (i + 3) * 48 + (j + 2)] = c32 + A[22455 + (i + 3) * 48 + (j + 2)];
-                }
-            }
-            // graphs/translate.ts:27
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[323639 + o * 16 + j] = A[322103 + o * 48 + 16 + j];
-            // graphs/translate.ts:26
-            for (let i = 0; i < 32; i += 4) {
-                for (let j = 0; j < 48; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 320055 + (i + 0) * 16;
-                    const ra1 = 320055 + (i + 1) * 16;
-                    const ra2 = 320055 + (i + 2) * 16;
-                    const ra3 = 320055 + (i + 3) * 16;
-                    const rb0 = 23991 + (j + 0);
-                    const rb1 = 23991 + (j + 1);
-                    const rb2 = 23991 + (j + 2);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 48];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 48];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 48];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[324151 + (i + 0) * 48 + (j + 0)] = c00 + A[24759 + (i + 0) * 48 + (j + 0)];
-                    A[324151 + (i + 0) * 48 + (j + 1)] = c01 + A[24759 + (i + 0) * 48 + (j + 1)];
-                    A[324151 + (i + 0) * 48 + (j + 2)] = c02 + A[24759 + (i + 0) * 48 + (j + 2)];
-                    A[324151 + (i + 1) * 48 + (j + 0)] = c10 + A[24759 + (i + 1) * 48 + (j + 0)];
-                    A[324151 + (i + 1) * 48 + (j + 1)] = c11 + A[24759 + (i + 1) * 48 + (j + 1)];
-                    A[324151 + (i + 1) * 48 + (j + 2)] = c12 + A[24759 + (i + 1) * 48 + (j + 2)];
-                    A[324151 + (i + 2) * 48 + (j + 0)] = c20 + A[24759 + (i + 2) * 48 + (j + 0)];
-                    A[324151 + (i + 2) * 48 + (j + 1)] = c21 + A[24759 + (i + 2) * 48 + (j + 1)];
-                    A[324151 + (i + 2) * 48 + (j + 2)] = c22 + A[24759 + (i + 2) * 48 + (j + 2)];
-                    A[324151 + (i + 3) * 48 + (j + 0)] = c30 + A[24759 + (i + 3) * 48 + (j + 0)];
-                    A[324151 + (i + 3) * 48 + (j + 1)] = c31 + A[24759 + (i + 3) * 48 + (j + 1)];
-                    A[324151 + (i + 3) * 48 + (j + 2)] = c32 + A[24759 + (i + 3) * 48 + (j + 2)];
-                }
-            }
-            // graphs/translate.ts:27
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[325687 + o * 16 + j] = A[324151 + o * 48 + 16 + j];
-            // graphs/translate.ts:29
-            for (let i = 0; i < 512; i++)
-                A[326199 + i] = sigmoid32((A[323639 + i] + A[325687 + i]));
-            // graphs/translate.ts:31
-            for (let i = 0; i < 512; i++)
-                A[323639 + i] = 1 - A[326199 + i];
-            // graphs/translate.ts:27
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[325687 + o * 16 + j] = A[322103 + o * 48 + 32 + j];
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[326711 + o * 16 + j] = A[322103 + o * 48 + 0 + j];
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[322103 + o * 16 + j] = A[324151 + o * 48 + 0 + j];
-            // graphs/translate.ts:28
-            for (let i = 0; i < 512; i++)
-                A[322615 + i] = sigmoid32((A[326711 + i] + A[322103 + i]));
-            // graphs/translate.ts:27
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[322103 + o * 16 + j] = A[324151 + o * 48 + 32 + j];
-            // graphs/translate.ts:30
-            for (let i = 0; i < 512; i++)
-                A[323127 + i] = tanh32((A[325687 + i] + (A[322615 + i] * A[322103 + i])));
-            // graphs/translate.ts:31
-            for (let i = 0; i < 512; i++)
-                A[320567 + i] = (A[323639 + i] * A[323127 + i]) + (A[326199 + i] * A[320055 + i]);
-            // (derived)
-            for (let i = 0; i < 512; i++) {
-                A[y0_1 + i] = A[320055 + i];
-            }
-            for (let i = 0; i < 512; i++) {
-                A[y0_2 + i] = A[326199 + i];
-            }
-            for (let i = 0; i < 512; i++) {
-                A[y0_3 + i] = A[323639 + i];
-            }
-            for (let i = 0; i < 512; i++)
-                A[324151 + i] = 1 - (A[323127 + i] * A[323127 + i]);
-            for (let i = 0; i < 512; i++) {
-                A[y0_4 + i] = A[324151 + i];
-            }
-            for (let i = 0; i < 512; i++) {
-                A[y0_5 + i] = A[322103 + i];
-            }
-            for (let i = 0; i < 512; i++)
-                A[322103 + i] = A[322615 + i] * (1 - A[322615 + i]);
-            for (let i = 0; i < 512; i++) {
-                A[y0_6 + i] = A[322103 + i];
-            }
-            for (let i = 0; i < 512; i++) {
-                A[y0_7 + i] = A[322615 + i];
-            }
-            for (let i = 0; i < 512; i++) {
-                A[y0_8 + i] = A[323127 + i];
-            }
-            for (let i = 0; i < 512; i++)
-                A[322103 + i] = A[326199 + i] * A[323639 + i];
-            for (let i = 0; i < 512; i++) {
-                A[y0_9 + i] = A[322103 + i];
-            }
-            for (let i = 0; i < 32; i++)
-                for (let j = 0; j < 16; j++)
-                    A[322103 + j * 32 + i] = A[321079 + i * 16 + j];
-            for (let i = 0; i < 512; i++) {
-                A[y0_10 + i] = A[322103 + i];
-            }
-            for (let i = 0; i < 32; i++)
-                for (let j = 0; j < 16; j++)
-                    A[322103 + j * 32 + i] = A[320055 + i * 16 + j];
-            for (let i = 0; i < 512; i++) {
-                A[y0_11 + i] = A[322103 + i];
-            }
-            A.copyWithin(321591, 320567, 321079);
-            A.copyWithin(320055, 320567, 321079);
-            for (let r = 0; r < 32; r++)
-                A.copyWithin(26295 + 512 + (r * 7 + t0) * 16, 321591 + r * 16, 321591 + (r + 1) * 16);
+  {
+    A.fill(0, 320055, 320055 + 512);
+    for (let i0 = 0; i0 < 7; i0++) {
+      const t0 = i0;
+      const y0_1 = 26295 + 4096 + t0 * 512;
+      const y0_2 = 26295 + 7680 + t0 * 512;
+      const y0_3 = 26295 + 11264 + t0 * 512;
+      const y0_4 = 26295 + 14848 + t0 * 512;
+      const y0_5 = 26295 + 18432 + t0 * 512;
+      const y0_6 = 26295 + 22016 + t0 * 512;
+      const y0_7 = 26295 + 25600 + t0 * 512;
+      const y0_8 = 26295 + 29184 + t0 * 512;
+      const y0_9 = 26295 + 32768 + t0 * 512;
+      const y0_10 = 26295 + 36352 + t0 * 512;
+      const y0_11 = 26295 + 39936 + t0 * 512;
+      for (let r = 0; r < 32; r++) A.copyWithin(321079 + r * 16, 18103 + (r * 7 + t0) * 16, 18103 + (r * 7 + t0) * 16 + 16);
+      for (let i = 0; i < 32; i += 4) {
+        for (let j = 0; j < 48; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 321079 + (i + 0) * 16;
+          const ra1 = 321079 + (i + 1) * 16;
+          const ra2 = 321079 + (i + 2) * 16;
+          const ra3 = 321079 + (i + 3) * 16;
+          const rb0 = 21687 + (j + 0);
+          const rb1 = 21687 + (j + 1);
+          const rb2 = 21687 + (j + 2);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 48];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 48];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 48];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[322103 + (i + 0) * 48 + (j + 0)] = c00 + A[22455 + (i + 0) * 48 + (j + 0)];
+          A[322103 + (i + 0) * 48 + (j + 1)] = c01 + A[22455 + (i + 0) * 48 + (j + 1)];
+          A[322103 + (i + 0) * 48 + (j + 2)] = c02 + A[22455 + (i + 0) * 48 + (j + 2)];
+          A[322103 + (i + 1) * 48 + (j + 0)] = c10 + A[22455 + (i + 1) * 48 + (j + 0)];
+          A[322103 + (i + 1) * 48 + (j + 1)] = c11 + A[22455 + (i + 1) * 48 + (j + 1)];
+          A[322103 + (i + 1) * 48 + (j + 2)] = c12 + A[22455 + (i + 1) * 48 + (j + 2)];
+          A[322103 + (i + 2) * 48 + (j + 0)] = c20 + A[22455 + (i + 2) * 48 + (j + 0)];
+          A[322103 + (i + 2) * 48 + (j + 1)] = c21 + A[22455 + (i + 2) * 48 + (j + 1)];
+          A[322103 + (i + 2) * 48 + (j + 2)] = c22 + A[22455 + (i + 2) * 48 + (j + 2)];
+          A[322103 + (i + 3) * 48 + (j + 0)] = c30 + A[22455 + (i + 3) * 48 + (j + 0)];
+          A[322103 + (i + 3) * 48 + (j + 1)] = c31 + A[22455 + (i + 3) * 48 + (j + 1)];
+          A[322103 + (i + 3) * 48 + (j + 2)] = c32 + A[22455 + (i + 3) * 48 + (j + 2)];
         }
-        A.copyWithin(26295, 320055, 320567);
+      }
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[323639 + o * 16 + j] = A[322103 + o * 48 + 16 + j];
+      for (let i = 0; i < 32; i += 4) {
+        for (let j = 0; j < 48; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 320055 + (i + 0) * 16;
+          const ra1 = 320055 + (i + 1) * 16;
+          const ra2 = 320055 + (i + 2) * 16;
+          const ra3 = 320055 + (i + 3) * 16;
+          const rb0 = 23991 + (j + 0);
+          const rb1 = 23991 + (j + 1);
+          const rb2 = 23991 + (j + 2);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 48];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 48];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 48];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[324151 + (i + 0) * 48 + (j + 0)] = c00 + A[24759 + (i + 0) * 48 + (j + 0)];
+          A[324151 + (i + 0) * 48 + (j + 1)] = c01 + A[24759 + (i + 0) * 48 + (j + 1)];
+          A[324151 + (i + 0) * 48 + (j + 2)] = c02 + A[24759 + (i + 0) * 48 + (j + 2)];
+          A[324151 + (i + 1) * 48 + (j + 0)] = c10 + A[24759 + (i + 1) * 48 + (j + 0)];
+          A[324151 + (i + 1) * 48 + (j + 1)] = c11 + A[24759 + (i + 1) * 48 + (j + 1)];
+          A[324151 + (i + 1) * 48 + (j + 2)] = c12 + A[24759 + (i + 1) * 48 + (j + 2)];
+          A[324151 + (i + 2) * 48 + (j + 0)] = c20 + A[24759 + (i + 2) * 48 + (j + 0)];
+          A[324151 + (i + 2) * 48 + (j + 1)] = c21 + A[24759 + (i + 2) * 48 + (j + 1)];
+          A[324151 + (i + 2) * 48 + (j + 2)] = c22 + A[24759 + (i + 2) * 48 + (j + 2)];
+          A[324151 + (i + 3) * 48 + (j + 0)] = c30 + A[24759 + (i + 3) * 48 + (j + 0)];
+          A[324151 + (i + 3) * 48 + (j + 1)] = c31 + A[24759 + (i + 3) * 48 + (j + 1)];
+          A[324151 + (i + 3) * 48 + (j + 2)] = c32 + A[24759 + (i + 3) * 48 + (j + 2)];
+        }
+      }
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[325687 + o * 16 + j] = A[324151 + o * 48 + 16 + j];
+      for (let i = 0; i < 512; i++) A[326199 + i] = sigmoid32(A[323639 + i] + A[325687 + i]);
+      for (let i = 0; i < 512; i++) A[323639 + i] = 1 - A[326199 + i];
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[325687 + o * 16 + j] = A[322103 + o * 48 + 32 + j];
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[326711 + o * 16 + j] = A[322103 + o * 48 + 0 + j];
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[322103 + o * 16 + j] = A[324151 + o * 48 + 0 + j];
+      for (let i = 0; i < 512; i++) A[322615 + i] = sigmoid32(A[326711 + i] + A[322103 + i]);
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[322103 + o * 16 + j] = A[324151 + o * 48 + 32 + j];
+      for (let i = 0; i < 512; i++) A[323127 + i] = tanh32(A[325687 + i] + A[322615 + i] * A[322103 + i]);
+      for (let i = 0; i < 512; i++) A[320567 + i] = A[323639 + i] * A[323127 + i] + A[326199 + i] * A[320055 + i];
+      for (let i = 0; i < 512; i++) {
+        A[y0_1 + i] = A[320055 + i];
+      }
+      for (let i = 0; i < 512; i++) {
+        A[y0_2 + i] = A[326199 + i];
+      }
+      for (let i = 0; i < 512; i++) {
+        A[y0_3 + i] = A[323639 + i];
+      }
+      for (let i = 0; i < 512; i++) A[324151 + i] = 1 - A[323127 + i] * A[323127 + i];
+      for (let i = 0; i < 512; i++) {
+        A[y0_4 + i] = A[324151 + i];
+      }
+      for (let i = 0; i < 512; i++) {
+        A[y0_5 + i] = A[322103 + i];
+      }
+      for (let i = 0; i < 512; i++) A[322103 + i] = A[322615 + i] * (1 - A[322615 + i]);
+      for (let i = 0; i < 512; i++) {
+        A[y0_6 + i] = A[322103 + i];
+      }
+      for (let i = 0; i < 512; i++) {
+        A[y0_7 + i] = A[322615 + i];
+      }
+      for (let i = 0; i < 512; i++) {
+        A[y0_8 + i] = A[323127 + i];
+      }
+      for (let i = 0; i < 512; i++) A[322103 + i] = A[326199 + i] * A[323639 + i];
+      for (let i = 0; i < 512; i++) {
+        A[y0_9 + i] = A[322103 + i];
+      }
+      for (let i = 0; i < 32; i++) for (let j = 0; j < 16; j++) A[322103 + j * 32 + i] = A[321079 + i * 16 + j];
+      for (let i = 0; i < 512; i++) {
+        A[y0_10 + i] = A[322103 + i];
+      }
+      for (let i = 0; i < 32; i++) for (let j = 0; j < 16; j++) A[322103 + j * 32 + i] = A[320055 + i * 16 + j];
+      for (let i = 0; i < 512; i++) {
+        A[y0_11 + i] = A[322103 + i];
+      }
+      A.copyWithin(321591, 320567, 321079);
+      A.copyWithin(320055, 320567, 321079);
+      for (let r = 0; r < 32; r++) A.copyWithin(26295 + 512 + (r * 7 + t0) * 16, 321591 + r * 16, 321591 + (r + 1) * 16);
     }
+    A.copyWithin(26295, 320055, 320567);
+  }
 }
 function scan1(A) {
-    { // scan over 6 steps: 1 carry, 1 xs, 13 consts
-        A.copyWithin(327223, 73911, 73911 + 512);
-        for (let i0 = 0; i0 < 6; i0++) {
-            const t0 = i0;
-            const y0_2 = 89015 + 3776 + t0 * 512;
-            const y0_3 = 89015 + 6848 + t0 * 512;
-            const y0_4 = 89015 + 9920 + t0 * 512;
-            const y0_5 = 89015 + 12992 + t0 * 512;
-            const y0_6 = 89015 + 16064 + t0 * 512;
-            const y0_7 = 89015 + 19136 + t0 * 512;
-            const y0_8 = 89015 + 22208 + t0 * 512;
-            const y0_9 = 89015 + 25280 + t0 * 512;
-            const y0_10 = 89015 + 28352 + t0 * 512;
-            const y0_11 = 89015 + 31424 + t0 * 224;
-            const y0_12 = 89015 + 32768 + t0 * 224;
-            const y0_13 = 89015 + 34112 + t0 * 224;
-            const y0_14 = 89015 + 35456 + t0 * 3584;
-            const y0_15 = 89015 + 56960 + t0 * 320;
-            const y0_16 = 89015 + 58880 + t0 * 512;
-            const y0_17 = 89015 + 61952 + t0 * 3584;
-            const y0_18 = 89015 + 83456 + t0 * 3584;
-            const y0_19 = 89015 + 104960 + t0 * 1024;
-            const y0_20 = 89015 + 111104 + t0 * 512;
-            for (let r = 0; r < 32; r++)
-                A.copyWithin(328247 + r * 10, 76343 + (r * 6 + t0) * 10, 76343 + (r * 6 + t0) * 10 + 10);
-            // graphs/translate.ts:78
-            for (let i = 0; i < 32; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 328247 + (i + 0) * 10;
-                    const ra1 = 328247 + (i + 1) * 10;
-                    const ra2 = 328247 + (i + 2) * 10;
-                    const ra3 = 328247 + (i + 3) * 10;
-                    const rb0 = 1824 + (j + 0);
-                    const rb1 = 1824 + (j + 1);
-                    const rb2 = 1824 + (j + 2);
-                    for (let p = 0; p < 10; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 16];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 16];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[329111 + (i + 0) * 16 + (j + 0)] = c00;
-                    A[329111 + (i + 0) * 16 + (j + 1)] = c01;
-                    A[329111 + (i + 0) * 16 + (j + 2)] = c02;
-                    A[329111 + (i + 1) * 16 + (j + 0)] = c10;
-                    A[329111 + (i + 1) * 16 + (j + 1)] = c11;
-                    A[329111 + (i + 1) * 16 + (j + 2)] = c12;
-                    A[329111 + (i + 2) * 16 + (j + 0)] = c20;
-                    A[329111 + (i + 2) * 16 + (j + 1)] = c21;
-                    A[329111 + (i + 2) * 16 + (j + 2)] = c22;
-                    A[329111 + (i + 3) * 16 + (j + 0)] = c30;
-                    A[329111 + (i + 3) * 16 + (j + 1)] = c31;
-                    A[329111 + (i + 3) * 16 + (j + 2)] = c32;
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = 328247 + (i + 0) * 10;
-                    const ra1 = 328247 + (i + 1) * 10;
-                    const ra2 = 328247 + (i + 2) * 10;
-                    const ra3 = 328247 + (i + 3) * 10;
-                    const rb0 = 1824 + (15 + 0);
-                    for (let p = 0; p < 10; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[329111 + (i + 0) * 16 + (15 + 0)] = c00;
-                    A[329111 + (i + 1) * 16 + (15 + 0)] = c10;
-                    A[329111 + (i + 2) * 16 + (15 + 0)] = c20;
-                    A[329111 + (i + 3) * 16 + (15 + 0)] = c30;
-                }
-            }
-            // graphs/translate.ts:18
-            for (let i = 0; i < 32; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 327223 + (i + 0) * 16;
-                    const ra1 = 327223 + (i + 1) * 16;
-                    const ra2 = 327223 + (i + 2) * 16;
-                    const ra3 = 327223 + (i + 3) * 16;
-                    const rb0 = 74423 + (j + 0);
-                    const rb1 = 74423 + (j + 1);
-                    const rb2 = 74423 + (j + 2);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 16];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 16];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[329623 + (i + 0) * 16 + (j + 0)] = c00 + A[74679 + (i + 0) * 16 + (j + 0)];
-                    A[329623 + (i + 0) * 16 + (j + 1)] = c01 + A[74679 + (i + 0) * 16 + (j + 1)];
-                    A[329623 + (i + 0) * 16 + (j + 2)] = c02 + A[74679 + (i + 0) * 16 + (j + 2)];
-                    A[329623 + (i + 1) * 16 + (j + 0)] = c10 + A[74679 + (i + 1) * 16 + (j + 0)];
-                    A[329623 + (i + 1) * 16 + (j + 1)] = c11 + A[74679 + (i + 1) * 16 + (j + 1)];
-                    A[329623 + (i + 1) * 16 + (j + 2)] = c12 + A[74679 + (i + 1) * 16 + (j + 2)];
-                    A[329623 + (i + 2) * 16 + (j + 0)] = c20 + A[74679 + (i + 2) * 16 + (j + 0)];
-                    A[329623 + (i + 2) * 16 + (j + 1)] = c21 + A[74679 + (i + 2) * 16 + (j + 1)];
-                    A[329623 + (i + 2) * 16 + (j + 2)] = c22 + A[74679 + (i + 2) * 16 + (j + 2)];
-                    A[329623 + (i + 3) * 16 + (j + 0)] = c30 + A[74679 + (i + 3) * 16 + (j + 0)];
-                    A[329623 + (i + 3) * 16 + (j + 1)] = c31 + A[74679 + (i + 3) * 16 + (j + 1)];
-                    A[329623 + (i + 3) * 16 + (j + 2)] = c32 + A[74679 + (i + 3) * 16 + (j + 2)];
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = 327223 + (i + 0) * 16;
-                    const ra1 = 327223 + (i + 1) * 16;
-                    const ra2 = 327223 + (i + 2) * 16;
-                    const ra3 = 327223 + (i + 3) * 16;
-                    const rb0 = 74423 + (15 + 0);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[329623 + (i + 0) * 16 + (15 + 0)] = c00 + A[74679 + (i + 0) * 16 + (15 + 0)];
-                    A[329623 + (i + 1) * 16 + (15 + 0)] = c10 + A[74679 + (i + 1) * 16 + (15 + 0)];
-                    A[329623 + (i + 2) * 16 + (15 + 0)] = c20 + A[74679 + (i + 2) * 16 + (15 + 0)];
-                    A[329623 + (i + 3) * 16 + (15 + 0)] = c30 + A[74679 + (i + 3) * 16 + (15 + 0)];
-                }
-            }
-            // graphs/translate.ts:66
-            for (let i0 = 0; i0 < 32; i0++) {
-                for (let i1 = 0; i1 < 7; i1++) {
-                    for (let i2 = 0; i2 < 16; i2++) {
-                        A[330135 + (i0 * 112 + i1 * 16 + i2 * 1)] = A[329623 + (i0 * 16 + i2 * 1)];
-                    }
-                }
-            }
-            for (let i = 0; i < 3584; i++)
-                A[333719 + i] = tanh32((A[330135 + i] + A[85431 + i]));
-            // graphs/translate.ts:18
-            for (let i = 0; i < 224; i += 4) {
-                for (let j = 0; j < 1; j += 1) {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = 333719 + (i + 0) * 16;
-                    const ra1 = 333719 + (i + 1) * 16;
-                    const ra2 = 333719 + (i + 2) * 16;
-                    const ra3 = 333719 + (i + 3) * 16;
-                    const rb0 = 2528 + (j + 0);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[329623 + (i + 0) * 1 + (j + 0)] = c00;
-                    A[329623 + (i + 1) * 1 + (j + 0)] = c10;
-                    A[329623 + (i + 2) * 1 + (j + 0)] = c20;
-                    A[329623 + (i + 3) * 1 + (j + 0)] = c30;
-                }
-            }
-            for (let i = 0; i < 224; i++)
-                A[329847 + i] = A[329623 + i] + A[69815 + i];
-            // graphs/translate.ts:38
-            for (let i0 = 0; i0 < 32; i0++) {
-                {
-                    let acc = -Infinity;
-                    for (let i1 = 0; i1 < 7; i1++) {
-                        acc = Math.max(acc, A[329847 + (i0 * 7 + i1 * 1)]);
-                    }
-                    A[329623 + (i0 * 1)] = acc;
-                }
-            }
-            for (let i = 0; i < 32; i++)
-                A[329655 + i] = A[329623 + i];
-            for (let i0 = 0; i0 < 32; i0++) {
-                for (let i1 = 0; i1 < 7; i1++) {
-                    A[330071 + (i0 * 7 + i1 * 1)] = A[329655 + (i0 * 1)];
-                }
-            }
-            for (let i = 0; i < 224; i++)
-                A[329623 + i] = Math.exp((A[329847 + i] - A[330071 + i]));
-            // graphs/translate.ts:39
-            for (let i0 = 0; i0 < 32; i0++) {
-                {
-                    let acc = 0;
-                    for (let i1 = 0; i1 < 7; i1++) {
-                        acc = acc + A[329623 + (i0 * 7 + i1 * 1)];
-                    }
-                    A[329847 + (i0 * 1)] = acc;
-                }
-            }
-            for (let i0 = 0; i0 < 32; i0++) {
-                for (let i1 = 0; i1 < 7; i1++) {
-                    A[329879 + (i0 * 7 + i1 * 1)] = A[329847 + (i0 * 1)];
-                }
-            }
-            for (let i = 0; i < 224; i++)
-                A[328887 + i] = A[329623 + i] / A[329879 + i];
-            // graphs/translate.ts:68
-            for (let i0 = 0; i0 < 32; i0++) {
-                for (let i1 = 0; i1 < 7; i1++) {
-                    for (let i2 = 0; i2 < 16; i2++) {
-                        A[330103 + (i0 * 112 + i1 * 16 + i2 * 1)] = A[328887 + (i0 * 7 + i1 * 1)];
-                    }
-                }
-            }
-            for (let i = 0; i < 3584; i++)
-                A[337303 + i] = A[330103 + i] * A[78263 + i];
-            for (let i0 = 0; i0 < 32; i0++) {
-                for (let i2 = 0; i2 < 16; i2++) {
-                    {
-                        let acc = 0;
-                        for (let i1 = 0; i1 < 7; i1++) {
-                            acc = acc + A[337303 + (i0 * 112 + i1 * 16 + i2 * 1)];
-                        }
-                        A[340887 + (i0 * 16 + i2 * 1)] = acc;
-                    }
-                }
-            }
-            // graphs/translate.ts:78
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[337303 + o * 32 + 0 + j] = A[329111 + o * 16 + j];
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[337303 + o * 32 + 16 + j] = A[340887 + o * 16 + j];
-            // graphs/translate.ts:26
-            for (let i = 0; i < 32; i += 4) {
-                for (let j = 0; j < 48; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 337303 + (i + 0) * 32;
-                    const ra1 = 337303 + (i + 1) * 32;
-                    const ra2 = 337303 + (i + 2) * 32;
-                    const ra3 = 337303 + (i + 3) * 32;
-                    const rb0 = 70039 + (j + 0);
-                    const rb1 = 70039 + (j + 1);
-                    const rb2 = 70039 + (j + 2);
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 48];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 48];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 48];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[338327 + (i + 0) * 48 + (j + 0)] = c00 + A[71575 + (i + 0) * 48 + (j + 0)];
-                    A[338327 + (i + 0) * 48 + (j + 1)] = c01 + A[71575 + (i + 0) * 48 + (j + 1)];
-                    A[338327 + (i + 0) * 48 + (j + 2)] = c02 + A[71575 + (i + 0) * 48 + (j + 2)];
-                    A[338327 + (i + 1) * 48 + (j + 0)] = c10 + A[71575 + (i + 1) * 48 + (j + 0)];
-                    A[338327 + (i + 1) * 48 + (j + 1)] = c11 + A[71575 + (i + 1) * 48 + (j + 1)];
-                    A[338327 + (i + 1) * 48 + (j + 2)] = c12 + A[71575 + (i + 1) * 48 + (j + 2)];
-                    A[338327 + (i + 2) * 48 + (j + 0)] = c20 + A[71575 + (i + 2) * 48 + (j + 0)];
-                    A[338327 + (i + 2) * 48 + (j + 1)] = c21 + A[71575 + (i + 2) * 48 + (j + 1)];
-                    A[338327 + (i + 2) * 48 + (j + 2)] = c22 + A[71575 + (i + 2) * 48 + (j + 2)];
-                    A[338327 + (i + 3) * 48 + (j + 0)] = c30 + A[71575 + (i + 3) * 48 + (j + 0)];
-                    A[338327 + (i + 3) * 48 + (j + 1)] = c31 + A[71575 + (i + 3) * 48 + (j + 1)];
-                    A[338327 + (i + 3) * 48 + (j + 2)] = c32 + A[71575 + (i + 3) * 48 + (j + 2)];
-                }
-            }
-            // graphs/translate.ts:27
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[329111 + o * 16 + j] = A[338327 + o * 48 + 16 + j];
-            // graphs/translate.ts:26
-            for (let i = 0; i < 32; i += 4) {
-                for (let j = 0; j < 48; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 327223 + (i + 0) * 16;
-                    const ra1 = 327223 + (i + 1) * 16;
-                    const ra2 = 327223 + (i + 2) * 16;
-                    const ra3 = 327223 + (i + 3) * 16;
-                    const rb0 = 73111 + (j + 0);
-                    const rb1 = 73111 + (j + 1);
-                    const rb2 = 73111 + (j + 2);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 48];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 48];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 48];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[339863 + (i + 0) * 48 + (j + 0)] = c00 + A[81847 + (i + 0) * 48 + (j + 0)];
-                    A[339863 + (i + 0) * 48 + (j + 1)] = c01 + A[81847 + (i + 0) * 48 + (j + 1)];
-                    A[339863 + (i + 0) * 48 + (j + 2)] = c02 + A[81847 + (i + 0) * 48 + (j + 2)];
-                    A[339863 + (i + 1) * 48 + (j + 0)] = c10 + A[81847 + (i + 1) * 48 + (j + 0)];
-                    A[339863 + (i + 1) * 48 + (j + 1)] = c11 + A[81847 + (i + 1) * 48 + (j + 1)];
-                    A[339863 + (i + 1) * 48 + (j + 2)] = c12 + A[81847 + (i + 1) * 48 + (j + 2)];
-                    A[339863 + (i + 2) * 48 + (j + 0)] = c20 + A[81847 + (i + 2) * 48 + (j + 0)];
-                    A[339863 + (i + 2) * 48 + (j + 1)] = c21 + A[81847 + (i + 2) * 48 + (j + 1)];
-                    A[339863 + (i + 2) * 48 + (j + 2)] = c22 + A[81847 + (i + 2) * 48 + (j + 2)];
-                    A[339863 + (i + 3) * 48 + (j + 0)] = c30 + A[81847 + (i + 3) * 48 + (j + 0)];
-                    A[339863 + (i + 3) * 48 + (j + 1)] = c31 + A[81847 + (i + 3) * 48 + (j + 1)];
-                    A[339863 + (i + 3) * 48 + (j + 2)] = c32 + A[81847 + (i + 3) * 48 + (j + 2)];
-                }
-            }
-            // graphs/translate.ts:27
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[341399 + o * 16 + j] = A[339863 + o * 48 + 16 + j];
-            // graphs/translate.ts:29
-            for (let i = 0; i < 512; i++)
-                A[341911 + i] = sigmoid32((A[329111 + i] + A[341399 + i]));
-            // graphs/translate.ts:31
-            for (let i = 0; i < 512; i++)
-                A[329111 + i] = 1 - A[341911 + i];
-            // graphs/translate.ts:27
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[341399 + o * 16 + j] = A[338327 + o * 48 + 32 + j];
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[342423 + o * 16 + j] = A[338327 + o * 48 + 0 + j];
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[338327 + o * 16 + j] = A[339863 + o * 48 + 0 + j];
-            // graphs/translate.ts:28
-            for (let i = 0; i < 512; i++)
-                A[338839 + i] = sigmoid32((A[342423 + i] + A[338327 + i]));
-            // graphs/translate.ts:27
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[338327 + o * 16 + j] = A[339863 + o * 48 + 32 + j];
-            // graphs/translate.ts:30
-            for (let i = 0; i < 512; i++)
-                A[339351 + i] = tanh32((A[341399 + i] + (A[338839 + i] * A[338327 + i])));
-            // graphs/translate.ts:31
-            for (let i = 0; i < 512; i++)
-                A[327735 + i] = (A[329111 + i] * A[339351 + i]) + (A[341911 + i] * A[327223 + i]);
-            // graphs/translate.ts:18
-            for (let i = 0; i < 32; i += 4) {
-                for (let j = 0; j < 9; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 327735 + (i + 0) * 16;
-                    const ra1 = 327735 + (i + 1) * 16;
-                    const ra2 = 327735 + (i + 2) * 16;
-                    const ra3 = 327735 + (i + 3) * 16;
-                    const rb0 = 75191 + (j + 0);
-                    const rb1 = 75191 + (j + 1);
-                    const rb2 = 75191 + (j + 2);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 10];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 10];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 10];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[328567 + (i + 0) * 10 + (j + 0)] = c00 + A[75351 + (i + 0) * 10 + (j + 0)];
-                    A[328567 + (i + 0) * 10 + (j + 1)] = c01 + A[75351 + (i + 0) * 10 + (j + 1)];
-                    A[328567 + (i + 0) * 10 + (j + 2)] = c02 + A[75351 + (i + 0) * 10 + (j + 2)];
-                    A[328567 + (i + 1) * 10 + (j + 0)] = c10 + A[75351 + (i + 1) * 10 + (j + 0)];
-                    A[328567 + (i + 1) * 10 + (j + 1)] = c11 + A[75351 + (i + 1) * 10 + (j + 1)];
-                    A[328567 + (i + 1) * 10 + (j + 2)] = c12 + A[75351 + (i + 1) * 10 + (j + 2)];
-                    A[328567 + (i + 2) * 10 + (j + 0)] = c20 + A[75351 + (i + 2) * 10 + (j + 0)];
-                    A[328567 + (i + 2) * 10 + (j + 1)] = c21 + A[75351 + (i + 2) * 10 + (j + 1)];
-                    A[328567 + (i + 2) * 10 + (j + 2)] = c22 + A[75351 + (i + 2) * 10 + (j + 2)];
-                    A[328567 + (i + 3) * 10 + (j + 0)] = c30 + A[75351 + (i + 3) * 10 + (j + 0)];
-                    A[328567 + (i + 3) * 10 + (j + 1)] = c31 + A[75351 + (i + 3) * 10 + (j + 1)];
-                    A[328567 + (i + 3) * 10 + (j + 2)] = c32 + A[75351 + (i + 3) * 10 + (j + 2)];
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = 327735 + (i + 0) * 16;
-                    const ra1 = 327735 + (i + 1) * 16;
-                    const ra2 = 327735 + (i + 2) * 16;
-                    const ra3 = 327735 + (i + 3) * 16;
-                    const rb0 = 75191 + (9 + 0);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 10];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[328567 + (i + 0) * 10 + (9 + 0)] = c00 + A[75351 + (i + 0) * 10 + (9 + 0)];
-                    A[328567 + (i + 1) * 10 + (9 + 0)] = c10 + A[75351 + (i + 1) * 10 + (9 + 0)];
-                    A[328567 + (i + 2) * 10 + (9 + 0)] = c20 + A[75351 + (i + 2) * 10 + (9 + 0)];
-                    A[328567 + (i + 3) * 10 + (9 + 0)] = c30 + A[75351 + (i + 3) * 10 + (9 + 0)];
-                }
-            }
-            // (derived)
-            for (let i = 0; i < 512; i++) {
-                A[y0_2 + i] = A[327223 + i];
-            }
-            for (let i = 0; i < 512; i++) {
-                A[y0_3 + i] = A[341911 + i];
-            }
-            for (let i = 0; i < 512; i++) {
-                A[y0_4 + i] = A[329111 + i];
-            }
-            for (let i = 0; i < 512; i++)
-                A[339863 + i] = 1 - (A[339351 + i] * A[339351 + i]);
-            for (let i = 0; i < 512; i++) {
-                A[y0_5 + i] = A[339863 + i];
-            }
-            for (let i = 0; i < 512; i++) {
-                A[y0_6 + i] = A[338327 + i];
-            }
-            for (let i = 0; i < 512; i++)
-                A[338327 + i] = A[338839 + i] * (1 - A[338839 + i]);
-            for (let i = 0; i < 512; i++) {
-                A[y0_7 + i] = A[338327 + i];
-            }
-            for (let i = 0; i < 512; i++) {
-                A[y0_8 + i] = A[338839 + i];
-            }
-            for (let i = 0; i < 512; i++) {
-                A[y0_9 + i] = A[339351 + i];
-            }
-            for (let i = 0; i < 512; i++)
-                A[338327 + i] = A[341911 + i] * A[329111 + i];
-            for (let i = 0; i < 512; i++) {
-                A[y0_10 + i] = A[338327 + i];
-            }
-            for (let i = 0; i < 224; i++) {
-                A[y0_11 + i] = A[329879 + i];
-            }
-            for (let i = 0; i < 224; i++) {
-                A[y0_12 + i] = A[328887 + i];
-            }
-            for (let i = 0; i < 224; i++) {
-                A[y0_13 + i] = A[329623 + i];
-            }
-            for (let i = 0; i < 3584; i++)
-                A[338327 + i] = 1 - (A[333719 + i] * A[333719 + i]);
-            for (let i = 0; i < 3584; i++) {
-                A[y0_14 + i] = A[338327 + i];
-            }
-            for (let i = 0; i < 32; i++)
-                for (let j = 0; j < 10; j++)
-                    A[329111 + j * 32 + i] = A[328247 + i * 10 + j];
-            for (let i = 0; i < 320; i++) {
-                A[y0_15 + i] = A[329111 + i];
-            }
-            for (let i = 0; i < 32; i++)
-                for (let j = 0; j < 16; j++)
-                    A[329111 + j * 32 + i] = A[327223 + i * 16 + j];
-            for (let i = 0; i < 512; i++) {
-                A[y0_16 + i] = A[329111 + i];
-            }
-            for (let i = 0; i < 224; i++)
-                for (let j = 0; j < 16; j++)
-                    A[338327 + j * 224 + i] = A[333719 + i * 16 + j];
-            for (let i = 0; i < 3584; i++) {
-                A[y0_17 + i] = A[338327 + i];
-            }
-            for (let i = 0; i < 3584; i++) {
-                A[y0_18 + i] = A[330103 + i];
-            }
-            for (let i = 0; i < 32; i++)
-                for (let j = 0; j < 32; j++)
-                    A[329111 + j * 32 + i] = A[337303 + i * 32 + j];
-            for (let i = 0; i < 1024; i++) {
-                A[y0_19 + i] = A[329111 + i];
-            }
-            for (let i = 0; i < 32; i++)
-                for (let j = 0; j < 16; j++)
-                    A[329111 + j * 32 + i] = A[327735 + i * 16 + j];
-            for (let i = 0; i < 512; i++) {
-                A[y0_20 + i] = A[329111 + i];
-            }
-            A.copyWithin(327223, 327735, 328247);
-            for (let r = 0; r < 32; r++)
-                A.copyWithin(89015 + 512 + (r * 6 + t0) * 10, 328567 + r * 10, 328567 + (r + 1) * 10);
-            for (let r = 0; r < 32; r++)
-                A.copyWithin(89015 + 2432 + (r * 6 + t0) * 7, 328887 + r * 7, 328887 + (r + 1) * 7);
+  {
+    A.copyWithin(327223, 73911, 73911 + 512);
+    for (let i0 = 0; i0 < 6; i0++) {
+      const t0 = i0;
+      const y0_2 = 89015 + 3776 + t0 * 512;
+      const y0_3 = 89015 + 6848 + t0 * 512;
+      const y0_4 = 89015 + 9920 + t0 * 512;
+      const y0_5 = 89015 + 12992 + t0 * 512;
+      const y0_6 = 89015 + 16064 + t0 * 512;
+      const y0_7 = 89015 + 19136 + t0 * 512;
+      const y0_8 = 89015 + 22208 + t0 * 512;
+      const y0_9 = 89015 + 25280 + t0 * 512;
+      const y0_10 = 89015 + 28352 + t0 * 512;
+      const y0_11 = 89015 + 31424 + t0 * 224;
+      const y0_12 = 89015 + 32768 + t0 * 224;
+      const y0_13 = 89015 + 34112 + t0 * 224;
+      const y0_14 = 89015 + 35456 + t0 * 3584;
+      const y0_15 = 89015 + 56960 + t0 * 320;
+      const y0_16 = 89015 + 58880 + t0 * 512;
+      const y0_17 = 89015 + 61952 + t0 * 3584;
+      const y0_18 = 89015 + 83456 + t0 * 3584;
+      const y0_19 = 89015 + 104960 + t0 * 1024;
+      const y0_20 = 89015 + 111104 + t0 * 512;
+      for (let r = 0; r < 32; r++) A.copyWithin(328247 + r * 10, 76343 + (r * 6 + t0) * 10, 76343 + (r * 6 + t0) * 10 + 10);
+      for (let i = 0; i < 32; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 328247 + (i + 0) * 10;
+          const ra1 = 328247 + (i + 1) * 10;
+          const ra2 = 328247 + (i + 2) * 10;
+          const ra3 = 328247 + (i + 3) * 10;
+          const rb0 = 1824 + (j + 0);
+          const rb1 = 1824 + (j + 1);
+          const rb2 = 1824 + (j + 2);
+          for (let p = 0; p < 10; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 16];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 16];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[329111 + (i + 0) * 16 + (j + 0)] = c00;
+          A[329111 + (i + 0) * 16 + (j + 1)] = c01;
+          A[329111 + (i + 0) * 16 + (j + 2)] = c02;
+          A[329111 + (i + 1) * 16 + (j + 0)] = c10;
+          A[329111 + (i + 1) * 16 + (j + 1)] = c11;
+          A[329111 + (i + 1) * 16 + (j + 2)] = c12;
+          A[329111 + (i + 2) * 16 + (j + 0)] = c20;
+          A[329111 + (i + 2) * 16 + (j + 1)] = c21;
+          A[329111 + (i + 2) * 16 + (j + 2)] = c22;
+          A[329111 + (i + 3) * 16 + (j + 0)] = c30;
+          A[329111 + (i + 3) * 16 + (j + 1)] = c31;
+          A[329111 + (i + 3) * 16 + (j + 2)] = c32;
         }
-        A.copyWithin(89015, 327223, 327735);
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = 328247 + (i + 0) * 10;
+          const ra1 = 328247 + (i + 1) * 10;
+          const ra2 = 328247 + (i + 2) * 10;
+          const ra3 = 328247 + (i + 3) * 10;
+          const rb0 = 1824 + (15 + 0);
+          for (let p = 0; p < 10; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[329111 + (i + 0) * 16 + (15 + 0)] = c00;
+          A[329111 + (i + 1) * 16 + (15 + 0)] = c10;
+          A[329111 + (i + 2) * 16 + (15 + 0)] = c20;
+          A[329111 + (i + 3) * 16 + (15 + 0)] = c30;
+        }
+      }
+      for (let i = 0; i < 32; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 327223 + (i + 0) * 16;
+          const ra1 = 327223 + (i + 1) * 16;
+          const ra2 = 327223 + (i + 2) * 16;
+          const ra3 = 327223 + (i + 3) * 16;
+          const rb0 = 74423 + (j + 0);
+          const rb1 = 74423 + (j + 1);
+          const rb2 = 74423 + (j + 2);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 16];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 16];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[329623 + (i + 0) * 16 + (j + 0)] = c00 + A[74679 + (i + 0) * 16 + (j + 0)];
+          A[329623 + (i + 0) * 16 + (j + 1)] = c01 + A[74679 + (i + 0) * 16 + (j + 1)];
+          A[329623 + (i + 0) * 16 + (j + 2)] = c02 + A[74679 + (i + 0) * 16 + (j + 2)];
+          A[329623 + (i + 1) * 16 + (j + 0)] = c10 + A[74679 + (i + 1) * 16 + (j + 0)];
+          A[329623 + (i + 1) * 16 + (j + 1)] = c11 + A[74679 + (i + 1) * 16 + (j + 1)];
+          A[329623 + (i + 1) * 16 + (j + 2)] = c12 + A[74679 + (i + 1) * 16 + (j + 2)];
+          A[329623 + (i + 2) * 16 + (j + 0)] = c20 + A[74679 + (i + 2) * 16 + (j + 0)];
+          A[329623 + (i + 2) * 16 + (j + 1)] = c21 + A[74679 + (i + 2) * 16 + (j + 1)];
+          A[329623 + (i + 2) * 16 + (j + 2)] = c22 + A[74679 + (i + 2) * 16 + (j + 2)];
+          A[329623 + (i + 3) * 16 + (j + 0)] = c30 + A[74679 + (i + 3) * 16 + (j + 0)];
+          A[329623 + (i + 3) * 16 + (j + 1)] = c31 + A[74679 + (i + 3) * 16 + (j + 1)];
+          A[329623 + (i + 3) * 16 + (j + 2)] = c32 + A[74679 + (i + 3) * 16 + (j + 2)];
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = 327223 + (i + 0) * 16;
+          const ra1 = 327223 + (i + 1) * 16;
+          const ra2 = 327223 + (i + 2) * 16;
+          const ra3 = 327223 + (i + 3) * 16;
+          const rb0 = 74423 + (15 + 0);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[329623 + (i + 0) * 16 + (15 + 0)] = c00 + A[74679 + (i + 0) * 16 + (15 + 0)];
+          A[329623 + (i + 1) * 16 + (15 + 0)] = c10 + A[74679 + (i + 1) * 16 + (15 + 0)];
+          A[329623 + (i + 2) * 16 + (15 + 0)] = c20 + A[74679 + (i + 2) * 16 + (15 + 0)];
+          A[329623 + (i + 3) * 16 + (15 + 0)] = c30 + A[74679 + (i + 3) * 16 + (15 + 0)];
+        }
+      }
+      for (let i02 = 0; i02 < 32; i02++) {
+        for (let i1 = 0; i1 < 7; i1++) {
+          for (let i2 = 0; i2 < 16; i2++) {
+            A[330135 + (i02 * 112 + i1 * 16 + i2 * 1)] = A[329623 + (i02 * 16 + i2 * 1)];
+          }
+        }
+      }
+      for (let i = 0; i < 3584; i++) A[333719 + i] = tanh32(A[330135 + i] + A[85431 + i]);
+      for (let i = 0; i < 224; i += 4) {
+        for (let j = 0; j < 1; j += 1) {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = 333719 + (i + 0) * 16;
+          const ra1 = 333719 + (i + 1) * 16;
+          const ra2 = 333719 + (i + 2) * 16;
+          const ra3 = 333719 + (i + 3) * 16;
+          const rb0 = 2528 + (j + 0);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[329623 + (i + 0) * 1 + (j + 0)] = c00;
+          A[329623 + (i + 1) * 1 + (j + 0)] = c10;
+          A[329623 + (i + 2) * 1 + (j + 0)] = c20;
+          A[329623 + (i + 3) * 1 + (j + 0)] = c30;
+        }
+      }
+      for (let i = 0; i < 224; i++) A[329847 + i] = A[329623 + i] + A[69815 + i];
+      for (let i02 = 0; i02 < 32; i02++) {
+        {
+          let acc = -Infinity;
+          for (let i1 = 0; i1 < 7; i1++) {
+            acc = Math.max(acc, A[329847 + (i02 * 7 + i1 * 1)]);
+          }
+          A[329623 + i02 * 1] = acc;
+        }
+      }
+      for (let i = 0; i < 32; i++) A[329655 + i] = A[329623 + i];
+      for (let i02 = 0; i02 < 32; i02++) {
+        for (let i1 = 0; i1 < 7; i1++) {
+          A[330071 + (i02 * 7 + i1 * 1)] = A[329655 + i02 * 1];
+        }
+      }
+      for (let i = 0; i < 224; i++) A[329623 + i] = Math.exp(A[329847 + i] - A[330071 + i]);
+      for (let i02 = 0; i02 < 32; i02++) {
+        {
+          let acc = 0;
+          for (let i1 = 0; i1 < 7; i1++) {
+            acc = acc + A[329623 + (i02 * 7 + i1 * 1)];
+          }
+          A[329847 + i02 * 1] = acc;
+        }
+      }
+      for (let i02 = 0; i02 < 32; i02++) {
+        for (let i1 = 0; i1 < 7; i1++) {
+          A[329879 + (i02 * 7 + i1 * 1)] = A[329847 + i02 * 1];
+        }
+      }
+      for (let i = 0; i < 224; i++) A[328887 + i] = A[329623 + i] / A[329879 + i];
+      for (let i02 = 0; i02 < 32; i02++) {
+        for (let i1 = 0; i1 < 7; i1++) {
+          for (let i2 = 0; i2 < 16; i2++) {
+            A[330103 + (i02 * 112 + i1 * 16 + i2 * 1)] = A[328887 + (i02 * 7 + i1 * 1)];
+          }
+        }
+      }
+      for (let i = 0; i < 3584; i++) A[337303 + i] = A[330103 + i] * A[78263 + i];
+      for (let i02 = 0; i02 < 32; i02++) {
+        for (let i2 = 0; i2 < 16; i2++) {
+          {
+            let acc = 0;
+            for (let i1 = 0; i1 < 7; i1++) {
+              acc = acc + A[337303 + (i02 * 112 + i1 * 16 + i2 * 1)];
+            }
+            A[340887 + (i02 * 16 + i2 * 1)] = acc;
+          }
+        }
+      }
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[337303 + o * 32 + 0 + j] = A[329111 + o * 16 + j];
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[337303 + o * 32 + 16 + j] = A[340887 + o * 16 + j];
+      for (let i = 0; i < 32; i += 4) {
+        for (let j = 0; j < 48; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 337303 + (i + 0) * 32;
+          const ra1 = 337303 + (i + 1) * 32;
+          const ra2 = 337303 + (i + 2) * 32;
+          const ra3 = 337303 + (i + 3) * 32;
+          const rb0 = 70039 + (j + 0);
+          const rb1 = 70039 + (j + 1);
+          const rb2 = 70039 + (j + 2);
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 48];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 48];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 48];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[338327 + (i + 0) * 48 + (j + 0)] = c00 + A[71575 + (i + 0) * 48 + (j + 0)];
+          A[338327 + (i + 0) * 48 + (j + 1)] = c01 + A[71575 + (i + 0) * 48 + (j + 1)];
+          A[338327 + (i + 0) * 48 + (j + 2)] = c02 + A[71575 + (i + 0) * 48 + (j + 2)];
+          A[338327 + (i + 1) * 48 + (j + 0)] = c10 + A[71575 + (i + 1) * 48 + (j + 0)];
+          A[338327 + (i + 1) * 48 + (j + 1)] = c11 + A[71575 + (i + 1) * 48 + (j + 1)];
+          A[338327 + (i + 1) * 48 + (j + 2)] = c12 + A[71575 + (i + 1) * 48 + (j + 2)];
+          A[338327 + (i + 2) * 48 + (j + 0)] = c20 + A[71575 + (i + 2) * 48 + (j + 0)];
+          A[338327 + (i + 2) * 48 + (j + 1)] = c21 + A[71575 + (i + 2) * 48 + (j + 1)];
+          A[338327 + (i + 2) * 48 + (j + 2)] = c22 + A[71575 + (i + 2) * 48 + (j + 2)];
+          A[338327 + (i + 3) * 48 + (j + 0)] = c30 + A[71575 + (i + 3) * 48 + (j + 0)];
+          A[338327 + (i + 3) * 48 + (j + 1)] = c31 + A[71575 + (i + 3) * 48 + (j + 1)];
+          A[338327 + (i + 3) * 48 + (j + 2)] = c32 + A[71575 + (i + 3) * 48 + (j + 2)];
+        }
+      }
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[329111 + o * 16 + j] = A[338327 + o * 48 + 16 + j];
+      for (let i = 0; i < 32; i += 4) {
+        for (let j = 0; j < 48; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 327223 + (i + 0) * 16;
+          const ra1 = 327223 + (i + 1) * 16;
+          const ra2 = 327223 + (i + 2) * 16;
+          const ra3 = 327223 + (i + 3) * 16;
+          const rb0 = 73111 + (j + 0);
+          const rb1 = 73111 + (j + 1);
+          const rb2 = 73111 + (j + 2);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 48];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 48];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 48];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[339863 + (i + 0) * 48 + (j + 0)] = c00 + A[81847 + (i + 0) * 48 + (j + 0)];
+          A[339863 + (i + 0) * 48 + (j + 1)] = c01 + A[81847 + (i + 0) * 48 + (j + 1)];
+          A[339863 + (i + 0) * 48 + (j + 2)] = c02 + A[81847 + (i + 0) * 48 + (j + 2)];
+          A[339863 + (i + 1) * 48 + (j + 0)] = c10 + A[81847 + (i + 1) * 48 + (j + 0)];
+          A[339863 + (i + 1) * 48 + (j + 1)] = c11 + A[81847 + (i + 1) * 48 + (j + 1)];
+          A[339863 + (i + 1) * 48 + (j + 2)] = c12 + A[81847 + (i + 1) * 48 + (j + 2)];
+          A[339863 + (i + 2) * 48 + (j + 0)] = c20 + A[81847 + (i + 2) * 48 + (j + 0)];
+          A[339863 + (i + 2) * 48 + (j + 1)] = c21 + A[81847 + (i + 2) * 48 + (j + 1)];
+          A[339863 + (i + 2) * 48 + (j + 2)] = c22 + A[81847 + (i + 2) * 48 + (j + 2)];
+          A[339863 + (i + 3) * 48 + (j + 0)] = c30 + A[81847 + (i + 3) * 48 + (j + 0)];
+          A[339863 + (i + 3) * 48 + (j + 1)] = c31 + A[81847 + (i + 3) * 48 + (j + 1)];
+          A[339863 + (i + 3) * 48 + (j + 2)] = c32 + A[81847 + (i + 3) * 48 + (j + 2)];
+        }
+      }
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[341399 + o * 16 + j] = A[339863 + o * 48 + 16 + j];
+      for (let i = 0; i < 512; i++) A[341911 + i] = sigmoid32(A[329111 + i] + A[341399 + i]);
+      for (let i = 0; i < 512; i++) A[329111 + i] = 1 - A[341911 + i];
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[341399 + o * 16 + j] = A[338327 + o * 48 + 32 + j];
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[342423 + o * 16 + j] = A[338327 + o * 48 + 0 + j];
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[338327 + o * 16 + j] = A[339863 + o * 48 + 0 + j];
+      for (let i = 0; i < 512; i++) A[338839 + i] = sigmoid32(A[342423 + i] + A[338327 + i]);
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[338327 + o * 16 + j] = A[339863 + o * 48 + 32 + j];
+      for (let i = 0; i < 512; i++) A[339351 + i] = tanh32(A[341399 + i] + A[338839 + i] * A[338327 + i]);
+      for (let i = 0; i < 512; i++) A[327735 + i] = A[329111 + i] * A[339351 + i] + A[341911 + i] * A[327223 + i];
+      for (let i = 0; i < 32; i += 4) {
+        for (let j = 0; j < 9; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 327735 + (i + 0) * 16;
+          const ra1 = 327735 + (i + 1) * 16;
+          const ra2 = 327735 + (i + 2) * 16;
+          const ra3 = 327735 + (i + 3) * 16;
+          const rb0 = 75191 + (j + 0);
+          const rb1 = 75191 + (j + 1);
+          const rb2 = 75191 + (j + 2);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 10];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 10];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 10];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[328567 + (i + 0) * 10 + (j + 0)] = c00 + A[75351 + (i + 0) * 10 + (j + 0)];
+          A[328567 + (i + 0) * 10 + (j + 1)] = c01 + A[75351 + (i + 0) * 10 + (j + 1)];
+          A[328567 + (i + 0) * 10 + (j + 2)] = c02 + A[75351 + (i + 0) * 10 + (j + 2)];
+          A[328567 + (i + 1) * 10 + (j + 0)] = c10 + A[75351 + (i + 1) * 10 + (j + 0)];
+          A[328567 + (i + 1) * 10 + (j + 1)] = c11 + A[75351 + (i + 1) * 10 + (j + 1)];
+          A[328567 + (i + 1) * 10 + (j + 2)] = c12 + A[75351 + (i + 1) * 10 + (j + 2)];
+          A[328567 + (i + 2) * 10 + (j + 0)] = c20 + A[75351 + (i + 2) * 10 + (j + 0)];
+          A[328567 + (i + 2) * 10 + (j + 1)] = c21 + A[75351 + (i + 2) * 10 + (j + 1)];
+          A[328567 + (i + 2) * 10 + (j + 2)] = c22 + A[75351 + (i + 2) * 10 + (j + 2)];
+          A[328567 + (i + 3) * 10 + (j + 0)] = c30 + A[75351 + (i + 3) * 10 + (j + 0)];
+          A[328567 + (i + 3) * 10 + (j + 1)] = c31 + A[75351 + (i + 3) * 10 + (j + 1)];
+          A[328567 + (i + 3) * 10 + (j + 2)] = c32 + A[75351 + (i + 3) * 10 + (j + 2)];
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = 327735 + (i + 0) * 16;
+          const ra1 = 327735 + (i + 1) * 16;
+          const ra2 = 327735 + (i + 2) * 16;
+          const ra3 = 327735 + (i + 3) * 16;
+          const rb0 = 75191 + (9 + 0);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 10];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[328567 + (i + 0) * 10 + (9 + 0)] = c00 + A[75351 + (i + 0) * 10 + (9 + 0)];
+          A[328567 + (i + 1) * 10 + (9 + 0)] = c10 + A[75351 + (i + 1) * 10 + (9 + 0)];
+          A[328567 + (i + 2) * 10 + (9 + 0)] = c20 + A[75351 + (i + 2) * 10 + (9 + 0)];
+          A[328567 + (i + 3) * 10 + (9 + 0)] = c30 + A[75351 + (i + 3) * 10 + (9 + 0)];
+        }
+      }
+      for (let i = 0; i < 512; i++) {
+        A[y0_2 + i] = A[327223 + i];
+      }
+      for (let i = 0; i < 512; i++) {
+        A[y0_3 + i] = A[341911 + i];
+      }
+      for (let i = 0; i < 512; i++) {
+        A[y0_4 + i] = A[329111 + i];
+      }
+      for (let i = 0; i < 512; i++) A[339863 + i] = 1 - A[339351 + i] * A[339351 + i];
+      for (let i = 0; i < 512; i++) {
+        A[y0_5 + i] = A[339863 + i];
+      }
+      for (let i = 0; i < 512; i++) {
+        A[y0_6 + i] = A[338327 + i];
+      }
+      for (let i = 0; i < 512; i++) A[338327 + i] = A[338839 + i] * (1 - A[338839 + i]);
+      for (let i = 0; i < 512; i++) {
+        A[y0_7 + i] = A[338327 + i];
+      }
+      for (let i = 0; i < 512; i++) {
+        A[y0_8 + i] = A[338839 + i];
+      }
+      for (let i = 0; i < 512; i++) {
+        A[y0_9 + i] = A[339351 + i];
+      }
+      for (let i = 0; i < 512; i++) A[338327 + i] = A[341911 + i] * A[329111 + i];
+      for (let i = 0; i < 512; i++) {
+        A[y0_10 + i] = A[338327 + i];
+      }
+      for (let i = 0; i < 224; i++) {
+        A[y0_11 + i] = A[329879 + i];
+      }
+      for (let i = 0; i < 224; i++) {
+        A[y0_12 + i] = A[328887 + i];
+      }
+      for (let i = 0; i < 224; i++) {
+        A[y0_13 + i] = A[329623 + i];
+      }
+      for (let i = 0; i < 3584; i++) A[338327 + i] = 1 - A[333719 + i] * A[333719 + i];
+      for (let i = 0; i < 3584; i++) {
+        A[y0_14 + i] = A[338327 + i];
+      }
+      for (let i = 0; i < 32; i++) for (let j = 0; j < 10; j++) A[329111 + j * 32 + i] = A[328247 + i * 10 + j];
+      for (let i = 0; i < 320; i++) {
+        A[y0_15 + i] = A[329111 + i];
+      }
+      for (let i = 0; i < 32; i++) for (let j = 0; j < 16; j++) A[329111 + j * 32 + i] = A[327223 + i * 16 + j];
+      for (let i = 0; i < 512; i++) {
+        A[y0_16 + i] = A[329111 + i];
+      }
+      for (let i = 0; i < 224; i++) for (let j = 0; j < 16; j++) A[338327 + j * 224 + i] = A[333719 + i * 16 + j];
+      for (let i = 0; i < 3584; i++) {
+        A[y0_17 + i] = A[338327 + i];
+      }
+      for (let i = 0; i < 3584; i++) {
+        A[y0_18 + i] = A[330103 + i];
+      }
+      for (let i = 0; i < 32; i++) for (let j = 0; j < 32; j++) A[329111 + j * 32 + i] = A[337303 + i * 32 + j];
+      for (let i = 0; i < 1024; i++) {
+        A[y0_19 + i] = A[329111 + i];
+      }
+      for (let i = 0; i < 32; i++) for (let j = 0; j < 16; j++) A[329111 + j * 32 + i] = A[327735 + i * 16 + j];
+      for (let i = 0; i < 512; i++) {
+        A[y0_20 + i] = A[329111 + i];
+      }
+      A.copyWithin(327223, 327735, 328247);
+      for (let r = 0; r < 32; r++) A.copyWithin(89015 + 512 + (r * 6 + t0) * 10, 328567 + r * 10, 328567 + (r + 1) * 10);
+      for (let r = 0; r < 32; r++) A.copyWithin(89015 + 2432 + (r * 6 + t0) * 7, 328887 + r * 7, 328887 + (r + 1) * 7);
     }
+    A.copyWithin(89015, 327223, 327735);
+  }
 }
 function scan2(A) {
-    { // scan over 6 steps, reverse: 14 carries, 22 xs, 13 consts
-        A.copyWithin(342935, 73879, 73879 + 512);
-        A.fill(0, 343959, 343959 + 160);
-        A.fill(0, 344119, 344119 + 256);
-        A.fill(0, 344375, 344375 + 512);
-        A.fill(0, 344887, 344887 + 3584);
-        A.fill(0, 348471, 348471 + 16);
-        A.fill(0, 348487, 348487 + 224);
-        A.fill(0, 348711, 348711 + 3584);
-        A.fill(0, 352295, 352295 + 1536);
-        A.fill(0, 353831, 353831 + 1536);
-        A.fill(0, 355367, 355367 + 768);
-        A.fill(0, 356135, 356135 + 1536);
-        A.fill(0, 357671, 357671 + 160);
-        A.fill(0, 357831, 357831 + 320);
-        for (let i0 = 0; i0 < 6; i0++) {
-            const t0 = 5 - i0;
-            const x0_0 = 212727 + t0 * 512;
-            const x0_4 = 206967 + t0 * 512;
-            const x0_5 = 215799 + t0 * 512;
-            const x0_6 = 218871 + t0 * 512;
-            const x0_7 = 221943 + t0 * 512;
-            const x0_8 = 225015 + t0 * 512;
-            const x0_9 = 228087 + t0 * 512;
-            const x0_10 = 231159 + t0 * 512;
-            const x0_11 = 234231 + t0 * 512;
-            const x0_12 = 237303 + t0 * 224;
-            const x0_13 = 238647 + t0 * 224;
-            const x0_14 = 239991 + t0 * 224;
-            const x0_15 = 241335 + t0 * 3584;
-            const x0_16 = 262839 + t0 * 320;
-            const x0_17 = 264759 + t0 * 512;
-            const x0_18 = 267831 + t0 * 3584;
-            const x0_19 = 289335 + t0 * 3584;
-            const x0_20 = 310839 + t0 * 1024;
-            const x0_21 = 316983 + t0 * 512;
-            for (let r = 0; r < 32; r++)
-                A.copyWithin(358151 + r * 10, 76343 + (r * 6 + t0) * 10, 76343 + (r * 6 + t0) * 10 + 10);
-            for (let r = 0; r < 32; r++)
-                A.copyWithin(358471 + r * 10, 83383 + (r * 6 + t0) * 10, 83383 + (r * 6 + t0) * 10 + 10);
-            for (let r = 0; r < 32; r++)
-                A.copyWithin(358791 + r * 7, 210743 + (r * 6 + t0) * 7, 210743 + (r * 6 + t0) * 7 + 7);
-            for (let i = 0; i < 32; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 358471 + (i + 0) * 10;
-                    const ra1 = 358471 + (i + 1) * 10;
-                    const ra2 = 358471 + (i + 2) * 10;
-                    const ra3 = 358471 + (i + 3) * 10;
-                    const rb0 = 75191 + (j + 0) * 10;
-                    const rb1 = 75191 + (j + 1) * 10;
-                    const rb2 = 75191 + (j + 2) * 10;
-                    for (let p = 0; p < 10; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[359015 + (i + 0) * 16 + (j + 0)] = c00 + A[342935 + (i + 0) * 16 + (j + 0)];
-                    A[359015 + (i + 0) * 16 + (j + 1)] = c01 + A[342935 + (i + 0) * 16 + (j + 1)];
-                    A[359015 + (i + 0) * 16 + (j + 2)] = c02 + A[342935 + (i + 0) * 16 + (j + 2)];
-                    A[359015 + (i + 1) * 16 + (j + 0)] = c10 + A[342935 + (i + 1) * 16 + (j + 0)];
-                    A[359015 + (i + 1) * 16 + (j + 1)] = c11 + A[342935 + (i + 1) * 16 + (j + 1)];
-                    A[359015 + (i + 1) * 16 + (j + 2)] = c12 + A[342935 + (i + 1) * 16 + (j + 2)];
-                    A[359015 + (i + 2) * 16 + (j + 0)] = c20 + A[342935 + (i + 2) * 16 + (j + 0)];
-                    A[359015 + (i + 2) * 16 + (j + 1)] = c21 + A[342935 + (i + 2) * 16 + (j + 1)];
-                    A[359015 + (i + 2) * 16 + (j + 2)] = c22 + A[342935 + (i + 2) * 16 + (j + 2)];
-                    A[359015 + (i + 3) * 16 + (j + 0)] = c30 + A[342935 + (i + 3) * 16 + (j + 0)];
-                    A[359015 + (i + 3) * 16 + (j + 1)] = c31 + A[342935 + (i + 3) * 16 + (j + 1)];
-                    A[359015 + (i + 3) * 16 + (j + 2)] = c32 + A[342935 + (i + 3) * 16 + (j + 2)];
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = 358471 + (i + 0) * 10;
-                    const ra1 = 358471 + (i + 1) * 10;
-                    const ra2 = 358471 + (i + 2) * 10;
-                    const ra3 = 358471 + (i + 3) * 10;
-                    const rb0 = 75191 + (15 + 0) * 10;
-                    for (let p = 0; p < 10; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[359015 + (i + 0) * 16 + (15 + 0)] = c00 + A[342935 + (i + 0) * 16 + (15 + 0)];
-                    A[359015 + (i + 1) * 16 + (15 + 0)] = c10 + A[342935 + (i + 1) * 16 + (15 + 0)];
-                    A[359015 + (i + 2) * 16 + (15 + 0)] = c20 + A[342935 + (i + 2) * 16 + (15 + 0)];
-                    A[359015 + (i + 3) * 16 + (15 + 0)] = c30 + A[342935 + (i + 3) * 16 + (15 + 0)];
-                }
-            }
-            for (let i = 0; i < 512; i++)
-                A[359527 + i] = (A[359015 + i] * A[x0_5 + i]) * A[x0_6 + i];
-            for (let i = 0; i < 512; i++)
-                A[360039 + i] = (A[359527 + i] * A[x0_7 + i]) * A[x0_8 + i];
-            for (let i = 0; i < 512; i++)
-                A[360551 + i] = A[359527 + i] * A[x0_9 + i];
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[361063 + o * 48 + 0 + j] = A[360039 + o * 16 + j];
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[361063 + o * 48 + 16 + j] = 0;
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[361063 + o * 48 + 32 + j] = A[360551 + o * 16 + j];
-            for (let i = 0; i < 512; i++)
-                A[360551 + i] = ((A[359015 + i] * A[x0_0 + i]) + (-((A[359015 + i] * A[x0_10 + i])))) * A[x0_11 + i];
-            for (let f = 0; f < 1536; f++)
-                A[362599 + f] = 0;
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[362599 + o * 48 + 16 + j] = A[360551 + o * 16 + j];
-            for (let i = 0; i < 1536; i++)
-                A[364135 + i] = A[361063 + i] + A[362599 + i];
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[360551 + o * 48 + 0 + j] = A[360039 + o * 16 + j];
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[360551 + o * 48 + 16 + j] = 0;
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[360551 + o * 48 + 32 + j] = A[359527 + o * 16 + j];
-            for (let i = 0; i < 1536; i++)
-                A[365671 + i] = A[360551 + i] + A[362599 + i];
-            for (let i = 0; i < 32; i += 4) {
-                for (let j = 0; j < 30; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 365671 + (i + 0) * 48;
-                    const ra1 = 365671 + (i + 1) * 48;
-                    const ra2 = 365671 + (i + 2) * 48;
-                    const ra3 = 365671 + (i + 3) * 48;
-                    const rb0 = 70039 + (j + 0) * 48;
-                    const rb1 = 70039 + (j + 1) * 48;
-                    const rb2 = 70039 + (j + 2) * 48;
-                    for (let p = 0; p < 48; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[359527 + (i + 0) * 32 + (j + 0)] = c00;
-                    A[359527 + (i + 0) * 32 + (j + 1)] = c01;
-                    A[359527 + (i + 0) * 32 + (j + 2)] = c02;
-                    A[359527 + (i + 1) * 32 + (j + 0)] = c10;
-                    A[359527 + (i + 1) * 32 + (j + 1)] = c11;
-                    A[359527 + (i + 1) * 32 + (j + 2)] = c12;
-                    A[359527 + (i + 2) * 32 + (j + 0)] = c20;
-                    A[359527 + (i + 2) * 32 + (j + 1)] = c21;
-                    A[359527 + (i + 2) * 32 + (j + 2)] = c22;
-                    A[359527 + (i + 3) * 32 + (j + 0)] = c30;
-                    A[359527 + (i + 3) * 32 + (j + 1)] = c31;
-                    A[359527 + (i + 3) * 32 + (j + 2)] = c32;
-                }
-                {
-                    let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                    const ra0 = 365671 + (i + 0) * 48;
-                    const ra1 = 365671 + (i + 1) * 48;
-                    const ra2 = 365671 + (i + 2) * 48;
-                    const ra3 = 365671 + (i + 3) * 48;
-                    const rb0 = 70039 + (30 + 0) * 48;
-                    const rb1 = 70039 + (30 + 1) * 48;
-                    for (let p = 0; p < 48; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                    }
-                    A[359527 + (i + 0) * 32 + (30 + 0)] = c00;
-                    A[359527 + (i + 0) * 32 + (30 + 1)] = c01;
-                    A[359527 + (i + 1) * 32 + (30 + 0)] = c10;
-                    A[359527 + (i + 1) * 32 + (30 + 1)] = c11;
-                    A[359527 + (i + 2) * 32 + (30 + 0)] = c20;
-                    A[359527 + (i + 2) * 32 + (30 + 1)] = c21;
-                    A[359527 + (i + 3) * 32 + (30 + 0)] = c30;
-                    A[359527 + (i + 3) * 32 + (30 + 1)] = c31;
-                }
-            }
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[360551 + o * 16 + j] = A[359527 + o * 32 + 16 + j];
-            for (let i0 = 0; i0 < 32; i0++) {
-                for (let i1 = 0; i1 < 7; i1++) {
-                    for (let i2 = 0; i2 < 16; i2++) {
-                        A[367207 + (i0 * 112 + i1 * 16 + i2 * 1)] = A[360551 + (i0 * 16 + i2 * 1)];
-                    }
-                }
-            }
-            for (let i = 0; i < 3584; i++)
-                A[360551 + i] = A[367207 + i] * A[78263 + i];
-            for (let i0 = 0; i0 < 32; i0++) {
-                for (let i1 = 0; i1 < 7; i1++) {
-                    {
-                        let acc = 0;
-                        for (let i2 = 0; i2 < 16; i2++) {
-                            acc = acc + A[360551 + (i0 * 112 + i1 * 16 + i2 * 1)];
-                        }
-                        A[370791 + (i0 * 7 + i1 * 1)] = acc;
-                    }
-                }
-            }
-            for (let i = 0; i < 224; i++)
-                A[360551 + i] = A[358791 + i] + A[370791 + i];
-            for (let i = 0; i < 224; i++)
-                A[360775 + i] = -(((A[360551 + i] * A[x0_13 + i]) / A[x0_12 + i]));
-            for (let i0 = 0; i0 < 32; i0++) {
-                {
-                    let acc = 0;
-                    for (let i1 = 0; i1 < 7; i1++) {
-                        acc = acc + A[360775 + (i0 * 7 + i1 * 1)];
-                    }
-                    A[360999 + (i0 * 1)] = acc;
-                }
-            }
-            for (let i0 = 0; i0 < 32; i0++) {
-                for (let i1 = 0; i1 < 7; i1++) {
-                    A[360775 + (i0 * 7 + i1 * 1)] = A[360999 + (i0 * 1)];
-                }
-            }
-            for (let i = 0; i < 224; i++)
-                A[360999 + i] = ((A[360551 + i] / A[x0_12 + i]) + A[360775 + i]) * A[x0_14 + i];
-            for (let i = 0; i < 224; i++) {
-                const a0 = A[360999 + i * 1];
-                for (let j = 0; j < 16; j++)
-                    A[371015 + i * 16 + j] = a0 * A[2528 + j];
-            }
-            for (let i = 0; i < 3584; i++)
-                A[374599 + i] = A[371015 + i] * A[x0_15 + i];
-            for (let i0 = 0; i0 < 32; i0++) {
-                for (let i2 = 0; i2 < 16; i2++) {
-                    {
-                        let acc = 0;
-                        for (let i1 = 0; i1 < 7; i1++) {
-                            acc = acc + A[374599 + (i0 * 112 + i1 * 16 + i2 * 1)];
-                        }
-                        A[361223 + (i0 * 16 + i2 * 1)] = acc;
-                    }
-                }
-            }
-            for (let i = 0; i < 32; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 361223 + (i + 0) * 16;
-                    const ra1 = 361223 + (i + 1) * 16;
-                    const ra2 = 361223 + (i + 2) * 16;
-                    const ra3 = 361223 + (i + 3) * 16;
-                    const rb0 = 74423 + (j + 0) * 16;
-                    const rb1 = 74423 + (j + 1) * 16;
-                    const rb2 = 74423 + (j + 2) * 16;
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[361735 + (i + 0) * 16 + (j + 0)] = c00;
-                    A[361735 + (i + 0) * 16 + (j + 1)] = c01;
-                    A[361735 + (i + 0) * 16 + (j + 2)] = c02;
-                    A[361735 + (i + 1) * 16 + (j + 0)] = c10;
-                    A[361735 + (i + 1) * 16 + (j + 1)] = c11;
-                    A[361735 + (i + 1) * 16 + (j + 2)] = c12;
-                    A[361735 + (i + 2) * 16 + (j + 0)] = c20;
-                    A[361735 + (i + 2) * 16 + (j + 1)] = c21;
-                    A[361735 + (i + 2) * 16 + (j + 2)] = c22;
-                    A[361735 + (i + 3) * 16 + (j + 0)] = c30;
-                    A[361735 + (i + 3) * 16 + (j + 1)] = c31;
-                    A[361735 + (i + 3) * 16 + (j + 2)] = c32;
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = 361223 + (i + 0) * 16;
-                    const ra1 = 361223 + (i + 1) * 16;
-                    const ra2 = 361223 + (i + 2) * 16;
-                    const ra3 = 361223 + (i + 3) * 16;
-                    const rb0 = 74423 + (15 + 0) * 16;
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[361735 + (i + 0) * 16 + (15 + 0)] = c00;
-                    A[361735 + (i + 1) * 16 + (15 + 0)] = c10;
-                    A[361735 + (i + 2) * 16 + (15 + 0)] = c20;
-                    A[361735 + (i + 3) * 16 + (15 + 0)] = c30;
-                }
-            }
-            for (let i = 0; i < 32; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 364135 + (i + 0) * 48;
-                    const ra1 = 364135 + (i + 1) * 48;
-                    const ra2 = 364135 + (i + 2) * 48;
-                    const ra3 = 364135 + (i + 3) * 48;
-                    const rb0 = 73111 + (j + 0) * 48;
-                    const rb1 = 73111 + (j + 1) * 48;
-                    const rb2 = 73111 + (j + 2) * 48;
-                    for (let p = 0; p < 48; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[343447 + (i + 0) * 16 + (j + 0)] = ((A[359015 + (i + 0) * 16 + (j + 0)] * A[x0_4 + (i + 0) * 16 + (j + 0)]) + c00) + A[361735 + (i + 0) * 16 + (j + 0)];
-                    A[343447 + (i + 0) * 16 + (j + 1)] = ((A[359015 + (i + 0) * 16 + (j + 1)] * A[x0_4 + (i + 0) * 16 + (j + 1)]) + c01) + A[361735 + (i + 0) * 16 + (j + 1)];
-                    A[343447 + (i + 0) * 16 + (j + 2)] = ((A[359015 + (i + 0) * 16 + (j + 2)] * A[x0_4 + (i + 0) * 16 + (j + 2)]) + c02) + A[361735 + (i + 0) * 16 + (j + 2)];
-                    A[343447 + (i + 1) * 16 + (j + 0)] = ((A[359015 + (i + 1) * 16 + (j + 0)] * A[x0_4 + (i + 1) * 16 + (j + 0)]) + c10) + A[361735 + (i + 1) * 16 + (j + 0)];
-                    A[343447 + (i + 1) * 16 + (j + 1)] = ((A[359015 + (i + 1) * 16 + (j + 1)] * A[x0_4 + (i + 1) * 16 + (j + 1)]) + c11) + A[361735 + (i + 1) * 16 + (j + 1)];
-                    A[343447 + (i + 1) * 16 + (j + 2)] = ((A[359015 + (i + 1) * 16 + (j + 2)] * A[x0_4 + (i + 1) * 16 + (j + 2)]) + c12) + A[361735 + (i + 1) * 16 + (j + 2)];
-                    A[343447 + (i + 2) * 16 + (j + 0)] = ((A[359015 + (i + 2) * 16 + (j + 0)] * A[x0_4 + (i + 2) * 16 + (j + 0)]) + c20) + A[361735 + (i + 2) * 16 + (j + 0)];
-                    A[343447 + (i + 2) * 16 + (j + 1)] = ((A[359015 + (i + 2) * 16 + (j + 1)] * A[x0_4 + (i + 2) * 16 + (j + 1)]) + c21) + A[361735 + (i + 2) * 16 + (j + 1)];
-                    A[343447 + (i + 2) * 16 + (j + 2)] = ((A[359015 + (i + 2) * 16 + (j + 2)] * A[x0_4 + (i + 2) * 16 + (j + 2)]) + c22) + A[361735 + (i + 2) * 16 + (j + 2)];
-                    A[343447 + (i + 3) * 16 + (j + 0)] = ((A[359015 + (i + 3) * 16 + (j + 0)] * A[x0_4 + (i + 3) * 16 + (j + 0)]) + c30) + A[361735 + (i + 3) * 16 + (j + 0)];
-                    A[343447 + (i + 3) * 16 + (j + 1)] = ((A[359015 + (i + 3) * 16 + (j + 1)] * A[x0_4 + (i + 3) * 16 + (j + 1)]) + c31) + A[361735 + (i + 3) * 16 + (j + 1)];
-                    A[343447 + (i + 3) * 16 + (j + 2)] = ((A[359015 + (i + 3) * 16 + (j + 2)] * A[x0_4 + (i + 3) * 16 + (j + 2)]) + c32) + A[361735 + (i + 3) * 16 + (j + 2)];
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = 364135 + (i + 0) * 48;
-                    const ra1 = 364135 + (i + 1) * 48;
-                    const ra2 = 364135 + (i + 2) * 48;
-                    const ra3 = 364135 + (i + 3) * 48;
-                    const rb0 = 73111 + (15 + 0) * 48;
-                    for (let p = 0; p < 48; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[343447 + (i + 0) * 16 + (15 + 0)] = ((A[359015 + (i + 0) * 16 + (15 + 0)] * A[x0_4 + (i + 0) * 16 + (15 + 0)]) + c00) + A[361735 + (i + 0) * 16 + (15 + 0)];
-                    A[343447 + (i + 1) * 16 + (15 + 0)] = ((A[359015 + (i + 1) * 16 + (15 + 0)] * A[x0_4 + (i + 1) * 16 + (15 + 0)]) + c10) + A[361735 + (i + 1) * 16 + (15 + 0)];
-                    A[343447 + (i + 2) * 16 + (15 + 0)] = ((A[359015 + (i + 2) * 16 + (15 + 0)] * A[x0_4 + (i + 2) * 16 + (15 + 0)]) + c20) + A[361735 + (i + 2) * 16 + (15 + 0)];
-                    A[343447 + (i + 3) * 16 + (15 + 0)] = ((A[359015 + (i + 3) * 16 + (15 + 0)] * A[x0_4 + (i + 3) * 16 + (15 + 0)]) + c30) + A[361735 + (i + 3) * 16 + (15 + 0)];
-                }
-            }
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[359015 + o * 16 + j] = A[359527 + o * 32 + 0 + j];
-            for (let i = 0; i < 10; i += 2) {
-                for (let j = 0; j < 12; j += 6) {
-                    let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0, c10 = 0, c11 = 0, c12 = 0, c13 = 0, c14 = 0, c15 = 0;
-                    const ra0 = x0_16 + (i + 0) * 32;
-                    const ra1 = x0_16 + (i + 1) * 32;
-                    const rb0 = 359015 + (j + 0);
-                    const rb1 = 359015 + (j + 1);
-                    const rb2 = 359015 + (j + 2);
-                    const rb3 = 359015 + (j + 3);
-                    const rb4 = 359015 + (j + 4);
-                    const rb5 = 359015 + (j + 5);
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        const b1 = A[rb1 + p * 16];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        const b2 = A[rb2 + p * 16];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        const b3 = A[rb3 + p * 16];
-                        c03 += a0 * b3;
-                        c13 += a1 * b3;
-                        const b4 = A[rb4 + p * 16];
-                        c04 += a0 * b4;
-                        c14 += a1 * b4;
-                        const b5 = A[rb5 + p * 16];
-                        c05 += a0 * b5;
-                        c15 += a1 * b5;
-                    }
-                    A[343959 + (i + 0) * 16 + (j + 0)] += c00;
-                    A[343959 + (i + 0) * 16 + (j + 1)] += c01;
-                    A[343959 + (i + 0) * 16 + (j + 2)] += c02;
-                    A[343959 + (i + 0) * 16 + (j + 3)] += c03;
-                    A[343959 + (i + 0) * 16 + (j + 4)] += c04;
-                    A[343959 + (i + 0) * 16 + (j + 5)] += c05;
-                    A[343959 + (i + 1) * 16 + (j + 0)] += c10;
-                    A[343959 + (i + 1) * 16 + (j + 1)] += c11;
-                    A[343959 + (i + 1) * 16 + (j + 2)] += c12;
-                    A[343959 + (i + 1) * 16 + (j + 3)] += c13;
-                    A[343959 + (i + 1) * 16 + (j + 4)] += c14;
-                    A[343959 + (i + 1) * 16 + (j + 5)] += c15;
-                }
-                {
-                    let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c10 = 0, c11 = 0, c12 = 0, c13 = 0;
-                    const ra0 = x0_16 + (i + 0) * 32;
-                    const ra1 = x0_16 + (i + 1) * 32;
-                    const rb0 = 359015 + (12 + 0);
-                    const rb1 = 359015 + (12 + 1);
-                    const rb2 = 359015 + (12 + 2);
-                    const rb3 = 359015 + (12 + 3);
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        const b1 = A[rb1 + p * 16];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        const b2 = A[rb2 + p * 16];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        const b3 = A[rb3 + p * 16];
-                        c03 += a0 * b3;
-                        c13 += a1 * b3;
-                    }
-                    A[343959 + (i + 0) * 16 + (12 + 0)] += c00;
-                    A[343959 + (i + 0) * 16 + (12 + 1)] += c01;
-                    A[343959 + (i + 0) * 16 + (12 + 2)] += c02;
-                    A[343959 + (i + 0) * 16 + (12 + 3)] += c03;
-                    A[343959 + (i + 1) * 16 + (12 + 0)] += c10;
-                    A[343959 + (i + 1) * 16 + (12 + 1)] += c11;
-                    A[343959 + (i + 1) * 16 + (12 + 2)] += c12;
-                    A[343959 + (i + 1) * 16 + (12 + 3)] += c13;
-                }
-            }
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = x0_17 + (i + 0) * 32;
-                    const ra1 = x0_17 + (i + 1) * 32;
-                    const ra2 = x0_17 + (i + 2) * 32;
-                    const ra3 = x0_17 + (i + 3) * 32;
-                    const rb0 = 361223 + (j + 0);
-                    const rb1 = 361223 + (j + 1);
-                    const rb2 = 361223 + (j + 2);
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 16];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 16];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[344119 + (i + 0) * 16 + (j + 0)] += c00;
-                    A[344119 + (i + 0) * 16 + (j + 1)] += c01;
-                    A[344119 + (i + 0) * 16 + (j + 2)] += c02;
-                    A[344119 + (i + 1) * 16 + (j + 0)] += c10;
-                    A[344119 + (i + 1) * 16 + (j + 1)] += c11;
-                    A[344119 + (i + 1) * 16 + (j + 2)] += c12;
-                    A[344119 + (i + 2) * 16 + (j + 0)] += c20;
-                    A[344119 + (i + 2) * 16 + (j + 1)] += c21;
-                    A[344119 + (i + 2) * 16 + (j + 2)] += c22;
-                    A[344119 + (i + 3) * 16 + (j + 0)] += c30;
-                    A[344119 + (i + 3) * 16 + (j + 1)] += c31;
-                    A[344119 + (i + 3) * 16 + (j + 2)] += c32;
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = x0_17 + (i + 0) * 32;
-                    const ra1 = x0_17 + (i + 1) * 32;
-                    const ra2 = x0_17 + (i + 2) * 32;
-                    const ra3 = x0_17 + (i + 3) * 32;
-                    const rb0 = 361223 + (15 + 0);
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[344119 + (i + 0) * 16 + (15 + 0)] += c00;
-                    A[344119 + (i + 1) * 16 + (15 + 0)] += c10;
-                    A[344119 + (i + 2) * 16 + (15 + 0)] += c20;
-                    A[344119 + (i + 3) * 16 + (15 + 0)] += c30;
-                }
-            }
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 1; j += 1) {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = x0_18 + (i + 0) * 224;
-                    const ra1 = x0_18 + (i + 1) * 224;
-                    const ra2 = x0_18 + (i + 2) * 224;
-                    const ra3 = x0_18 + (i + 3) * 224;
-                    const rb0 = 360999 + (j + 0);
-                    for (let p = 0; p < 224; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[348471 + (i + 0) * 1 + (j + 0)] += c00;
-                    A[348471 + (i + 1) * 1 + (j + 0)] += c10;
-                    A[348471 + (i + 2) * 1 + (j + 0)] += c20;
-                    A[348471 + (i + 3) * 1 + (j + 0)] += c30;
-                }
-            }
-            for (let i = 0; i < 224; i++) {
-                A[359015 + i] = A[360999 + i];
-            }
-            for (let i = 0; i < 3584; i++)
-                A[348711 + i] += A[367207 + i] * A[x0_19 + i];
-            for (let i = 0; i < 32; i += 4) {
-                for (let j = 0; j < 48; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = x0_20 + (i + 0) * 32;
-                    const ra1 = x0_20 + (i + 1) * 32;
-                    const ra2 = x0_20 + (i + 2) * 32;
-                    const ra3 = x0_20 + (i + 3) * 32;
-                    const rb0 = 365671 + (j + 0);
-                    const rb1 = 365671 + (j + 1);
-                    const rb2 = 365671 + (j + 2);
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 48];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 48];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 48];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[352295 + (i + 0) * 48 + (j + 0)] += c00;
-                    A[352295 + (i + 0) * 48 + (j + 1)] += c01;
-                    A[352295 + (i + 0) * 48 + (j + 2)] += c02;
-                    A[352295 + (i + 1) * 48 + (j + 0)] += c10;
-                    A[352295 + (i + 1) * 48 + (j + 1)] += c11;
-                    A[352295 + (i + 1) * 48 + (j + 2)] += c12;
-                    A[352295 + (i + 2) * 48 + (j + 0)] += c20;
-                    A[352295 + (i + 2) * 48 + (j + 1)] += c21;
-                    A[352295 + (i + 2) * 48 + (j + 2)] += c22;
-                    A[352295 + (i + 3) * 48 + (j + 0)] += c30;
-                    A[352295 + (i + 3) * 48 + (j + 1)] += c31;
-                    A[352295 + (i + 3) * 48 + (j + 2)] += c32;
-                }
-            }
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 48; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = x0_17 + (i + 0) * 32;
-                    const ra1 = x0_17 + (i + 1) * 32;
-                    const ra2 = x0_17 + (i + 2) * 32;
-                    const ra3 = x0_17 + (i + 3) * 32;
-                    const rb0 = 364135 + (j + 0);
-                    const rb1 = 364135 + (j + 1);
-                    const rb2 = 364135 + (j + 2);
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 48];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 48];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 48];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[355367 + (i + 0) * 48 + (j + 0)] += c00;
-                    A[355367 + (i + 0) * 48 + (j + 1)] += c01;
-                    A[355367 + (i + 0) * 48 + (j + 2)] += c02;
-                    A[355367 + (i + 1) * 48 + (j + 0)] += c10;
-                    A[355367 + (i + 1) * 48 + (j + 1)] += c11;
-                    A[355367 + (i + 1) * 48 + (j + 2)] += c12;
-                    A[355367 + (i + 2) * 48 + (j + 0)] += c20;
-                    A[355367 + (i + 2) * 48 + (j + 1)] += c21;
-                    A[355367 + (i + 2) * 48 + (j + 2)] += c22;
-                    A[355367 + (i + 3) * 48 + (j + 0)] += c30;
-                    A[355367 + (i + 3) * 48 + (j + 1)] += c31;
-                    A[355367 + (i + 3) * 48 + (j + 2)] += c32;
-                }
-            }
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 9; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = x0_21 + (i + 0) * 32;
-                    const ra1 = x0_21 + (i + 1) * 32;
-                    const ra2 = x0_21 + (i + 2) * 32;
-                    const ra3 = x0_21 + (i + 3) * 32;
-                    const rb0 = 358471 + (j + 0);
-                    const rb1 = 358471 + (j + 1);
-                    const rb2 = 358471 + (j + 2);
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 10];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 10];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 10];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[357671 + (i + 0) * 10 + (j + 0)] += c00;
-                    A[357671 + (i + 0) * 10 + (j + 1)] += c01;
-                    A[357671 + (i + 0) * 10 + (j + 2)] += c02;
-                    A[357671 + (i + 1) * 10 + (j + 0)] += c10;
-                    A[357671 + (i + 1) * 10 + (j + 1)] += c11;
-                    A[357671 + (i + 1) * 10 + (j + 2)] += c12;
-                    A[357671 + (i + 2) * 10 + (j + 0)] += c20;
-                    A[357671 + (i + 2) * 10 + (j + 1)] += c21;
-                    A[357671 + (i + 2) * 10 + (j + 2)] += c22;
-                    A[357671 + (i + 3) * 10 + (j + 0)] += c30;
-                    A[357671 + (i + 3) * 10 + (j + 1)] += c31;
-                    A[357671 + (i + 3) * 10 + (j + 2)] += c32;
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = x0_21 + (i + 0) * 32;
-                    const ra1 = x0_21 + (i + 1) * 32;
-                    const ra2 = x0_21 + (i + 2) * 32;
-                    const ra3 = x0_21 + (i + 3) * 32;
-                    const rb0 = 358471 + (9 + 0);
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 10];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[357671 + (i + 0) * 10 + (9 + 0)] += c00;
-                    A[357671 + (i + 1) * 10 + (9 + 0)] += c10;
-                    A[357671 + (i + 2) * 10 + (9 + 0)] += c20;
-                    A[357671 + (i + 3) * 10 + (9 + 0)] += c30;
-                }
-            }
-            for (let i = 0; i < 512; i++)
-                A[344375 + i] += A[361223 + i];
-            for (let i = 0; i < 3584; i++)
-                A[344887 + i] += A[374599 + i];
-            for (let i = 0; i < 224; i++)
-                A[348487 + i] += A[359015 + i];
-            for (let i = 0; i < 1536; i++)
-                A[353831 + i] += A[365671 + i];
-            for (let i = 0; i < 1536; i++)
-                A[356135 + i] += A[364135 + i];
-            for (let i = 0; i < 320; i++)
-                A[357831 + i] += A[358471 + i];
-            A.copyWithin(342935, 343447, 343959);
+  {
+    A.copyWithin(342935, 73879, 73879 + 512);
+    A.fill(0, 343959, 343959 + 160);
+    A.fill(0, 344119, 344119 + 256);
+    A.fill(0, 344375, 344375 + 512);
+    A.fill(0, 344887, 344887 + 3584);
+    A.fill(0, 348471, 348471 + 16);
+    A.fill(0, 348487, 348487 + 224);
+    A.fill(0, 348711, 348711 + 3584);
+    A.fill(0, 352295, 352295 + 1536);
+    A.fill(0, 353831, 353831 + 1536);
+    A.fill(0, 355367, 355367 + 768);
+    A.fill(0, 356135, 356135 + 1536);
+    A.fill(0, 357671, 357671 + 160);
+    A.fill(0, 357831, 357831 + 320);
+    for (let i0 = 0; i0 < 6; i0++) {
+      const t0 = 5 - i0;
+      const x0_0 = 212727 + t0 * 512;
+      const x0_4 = 206967 + t0 * 512;
+      const x0_5 = 215799 + t0 * 512;
+      const x0_6 = 218871 + t0 * 512;
+      const x0_7 = 221943 + t0 * 512;
+      const x0_8 = 225015 + t0 * 512;
+      const x0_9 = 228087 + t0 * 512;
+      const x0_10 = 231159 + t0 * 512;
+      const x0_11 = 234231 + t0 * 512;
+      const x0_12 = 237303 + t0 * 224;
+      const x0_13 = 238647 + t0 * 224;
+      const x0_14 = 239991 + t0 * 224;
+      const x0_15 = 241335 + t0 * 3584;
+      const x0_16 = 262839 + t0 * 320;
+      const x0_17 = 264759 + t0 * 512;
+      const x0_18 = 267831 + t0 * 3584;
+      const x0_19 = 289335 + t0 * 3584;
+      const x0_20 = 310839 + t0 * 1024;
+      const x0_21 = 316983 + t0 * 512;
+      for (let r = 0; r < 32; r++) A.copyWithin(358151 + r * 10, 76343 + (r * 6 + t0) * 10, 76343 + (r * 6 + t0) * 10 + 10);
+      for (let r = 0; r < 32; r++) A.copyWithin(358471 + r * 10, 83383 + (r * 6 + t0) * 10, 83383 + (r * 6 + t0) * 10 + 10);
+      for (let r = 0; r < 32; r++) A.copyWithin(358791 + r * 7, 210743 + (r * 6 + t0) * 7, 210743 + (r * 6 + t0) * 7 + 7);
+      for (let i = 0; i < 32; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 358471 + (i + 0) * 10;
+          const ra1 = 358471 + (i + 1) * 10;
+          const ra2 = 358471 + (i + 2) * 10;
+          const ra3 = 358471 + (i + 3) * 10;
+          const rb0 = 75191 + (j + 0) * 10;
+          const rb1 = 75191 + (j + 1) * 10;
+          const rb2 = 75191 + (j + 2) * 10;
+          for (let p = 0; p < 10; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[359015 + (i + 0) * 16 + (j + 0)] = c00 + A[342935 + (i + 0) * 16 + (j + 0)];
+          A[359015 + (i + 0) * 16 + (j + 1)] = c01 + A[342935 + (i + 0) * 16 + (j + 1)];
+          A[359015 + (i + 0) * 16 + (j + 2)] = c02 + A[342935 + (i + 0) * 16 + (j + 2)];
+          A[359015 + (i + 1) * 16 + (j + 0)] = c10 + A[342935 + (i + 1) * 16 + (j + 0)];
+          A[359015 + (i + 1) * 16 + (j + 1)] = c11 + A[342935 + (i + 1) * 16 + (j + 1)];
+          A[359015 + (i + 1) * 16 + (j + 2)] = c12 + A[342935 + (i + 1) * 16 + (j + 2)];
+          A[359015 + (i + 2) * 16 + (j + 0)] = c20 + A[342935 + (i + 2) * 16 + (j + 0)];
+          A[359015 + (i + 2) * 16 + (j + 1)] = c21 + A[342935 + (i + 2) * 16 + (j + 1)];
+          A[359015 + (i + 2) * 16 + (j + 2)] = c22 + A[342935 + (i + 2) * 16 + (j + 2)];
+          A[359015 + (i + 3) * 16 + (j + 0)] = c30 + A[342935 + (i + 3) * 16 + (j + 0)];
+          A[359015 + (i + 3) * 16 + (j + 1)] = c31 + A[342935 + (i + 3) * 16 + (j + 1)];
+          A[359015 + (i + 3) * 16 + (j + 2)] = c32 + A[342935 + (i + 3) * 16 + (j + 2)];
         }
-        A.copyWithin(89015, 342935, 343447);
-        A.copyWithin(89015 + 512, 343959, 344119);
-        A.copyWithin(89015 + 672, 344119, 344375);
-        A.copyWithin(89015 + 928, 344375, 344887);
-        A.copyWithin(89015 + 1440, 344887, 348471);
-        A.copyWithin(89015 + 5024, 348471, 348487);
-        A.copyWithin(89015 + 5040, 348487, 348711);
-        A.copyWithin(89015 + 5264, 348711, 352295);
-        A.copyWithin(89015 + 8848, 352295, 353831);
-        A.copyWithin(89015 + 10384, 353831, 355367);
-        A.copyWithin(89015 + 11920, 355367, 356135);
-        A.copyWithin(89015 + 12688, 356135, 357671);
-        A.copyWithin(89015 + 14224, 357671, 357831);
-        A.copyWithin(89015 + 14384, 357831, 358151);
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = 358471 + (i + 0) * 10;
+          const ra1 = 358471 + (i + 1) * 10;
+          const ra2 = 358471 + (i + 2) * 10;
+          const ra3 = 358471 + (i + 3) * 10;
+          const rb0 = 75191 + (15 + 0) * 10;
+          for (let p = 0; p < 10; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[359015 + (i + 0) * 16 + (15 + 0)] = c00 + A[342935 + (i + 0) * 16 + (15 + 0)];
+          A[359015 + (i + 1) * 16 + (15 + 0)] = c10 + A[342935 + (i + 1) * 16 + (15 + 0)];
+          A[359015 + (i + 2) * 16 + (15 + 0)] = c20 + A[342935 + (i + 2) * 16 + (15 + 0)];
+          A[359015 + (i + 3) * 16 + (15 + 0)] = c30 + A[342935 + (i + 3) * 16 + (15 + 0)];
+        }
+      }
+      for (let i = 0; i < 512; i++) A[359527 + i] = A[359015 + i] * A[x0_5 + i] * A[x0_6 + i];
+      for (let i = 0; i < 512; i++) A[360039 + i] = A[359527 + i] * A[x0_7 + i] * A[x0_8 + i];
+      for (let i = 0; i < 512; i++) A[360551 + i] = A[359527 + i] * A[x0_9 + i];
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[361063 + o * 48 + 0 + j] = A[360039 + o * 16 + j];
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[361063 + o * 48 + 16 + j] = 0;
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[361063 + o * 48 + 32 + j] = A[360551 + o * 16 + j];
+      for (let i = 0; i < 512; i++) A[360551 + i] = (A[359015 + i] * A[x0_0 + i] + -(A[359015 + i] * A[x0_10 + i])) * A[x0_11 + i];
+      for (let f = 0; f < 1536; f++) A[362599 + f] = 0;
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[362599 + o * 48 + 16 + j] = A[360551 + o * 16 + j];
+      for (let i = 0; i < 1536; i++) A[364135 + i] = A[361063 + i] + A[362599 + i];
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[360551 + o * 48 + 0 + j] = A[360039 + o * 16 + j];
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[360551 + o * 48 + 16 + j] = 0;
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[360551 + o * 48 + 32 + j] = A[359527 + o * 16 + j];
+      for (let i = 0; i < 1536; i++) A[365671 + i] = A[360551 + i] + A[362599 + i];
+      for (let i = 0; i < 32; i += 4) {
+        for (let j = 0; j < 30; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 365671 + (i + 0) * 48;
+          const ra1 = 365671 + (i + 1) * 48;
+          const ra2 = 365671 + (i + 2) * 48;
+          const ra3 = 365671 + (i + 3) * 48;
+          const rb0 = 70039 + (j + 0) * 48;
+          const rb1 = 70039 + (j + 1) * 48;
+          const rb2 = 70039 + (j + 2) * 48;
+          for (let p = 0; p < 48; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[359527 + (i + 0) * 32 + (j + 0)] = c00;
+          A[359527 + (i + 0) * 32 + (j + 1)] = c01;
+          A[359527 + (i + 0) * 32 + (j + 2)] = c02;
+          A[359527 + (i + 1) * 32 + (j + 0)] = c10;
+          A[359527 + (i + 1) * 32 + (j + 1)] = c11;
+          A[359527 + (i + 1) * 32 + (j + 2)] = c12;
+          A[359527 + (i + 2) * 32 + (j + 0)] = c20;
+          A[359527 + (i + 2) * 32 + (j + 1)] = c21;
+          A[359527 + (i + 2) * 32 + (j + 2)] = c22;
+          A[359527 + (i + 3) * 32 + (j + 0)] = c30;
+          A[359527 + (i + 3) * 32 + (j + 1)] = c31;
+          A[359527 + (i + 3) * 32 + (j + 2)] = c32;
+        }
+        {
+          let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+          const ra0 = 365671 + (i + 0) * 48;
+          const ra1 = 365671 + (i + 1) * 48;
+          const ra2 = 365671 + (i + 2) * 48;
+          const ra3 = 365671 + (i + 3) * 48;
+          const rb0 = 70039 + (30 + 0) * 48;
+          const rb1 = 70039 + (30 + 1) * 48;
+          for (let p = 0; p < 48; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+          }
+          A[359527 + (i + 0) * 32 + (30 + 0)] = c00;
+          A[359527 + (i + 0) * 32 + (30 + 1)] = c01;
+          A[359527 + (i + 1) * 32 + (30 + 0)] = c10;
+          A[359527 + (i + 1) * 32 + (30 + 1)] = c11;
+          A[359527 + (i + 2) * 32 + (30 + 0)] = c20;
+          A[359527 + (i + 2) * 32 + (30 + 1)] = c21;
+          A[359527 + (i + 3) * 32 + (30 + 0)] = c30;
+          A[359527 + (i + 3) * 32 + (30 + 1)] = c31;
+        }
+      }
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[360551 + o * 16 + j] = A[359527 + o * 32 + 16 + j];
+      for (let i02 = 0; i02 < 32; i02++) {
+        for (let i1 = 0; i1 < 7; i1++) {
+          for (let i2 = 0; i2 < 16; i2++) {
+            A[367207 + (i02 * 112 + i1 * 16 + i2 * 1)] = A[360551 + (i02 * 16 + i2 * 1)];
+          }
+        }
+      }
+      for (let i = 0; i < 3584; i++) A[360551 + i] = A[367207 + i] * A[78263 + i];
+      for (let i02 = 0; i02 < 32; i02++) {
+        for (let i1 = 0; i1 < 7; i1++) {
+          {
+            let acc = 0;
+            for (let i2 = 0; i2 < 16; i2++) {
+              acc = acc + A[360551 + (i02 * 112 + i1 * 16 + i2 * 1)];
+            }
+            A[370791 + (i02 * 7 + i1 * 1)] = acc;
+          }
+        }
+      }
+      for (let i = 0; i < 224; i++) A[360551 + i] = A[358791 + i] + A[370791 + i];
+      for (let i = 0; i < 224; i++) A[360775 + i] = -(A[360551 + i] * A[x0_13 + i] / A[x0_12 + i]);
+      for (let i02 = 0; i02 < 32; i02++) {
+        {
+          let acc = 0;
+          for (let i1 = 0; i1 < 7; i1++) {
+            acc = acc + A[360775 + (i02 * 7 + i1 * 1)];
+          }
+          A[360999 + i02 * 1] = acc;
+        }
+      }
+      for (let i02 = 0; i02 < 32; i02++) {
+        for (let i1 = 0; i1 < 7; i1++) {
+          A[360775 + (i02 * 7 + i1 * 1)] = A[360999 + i02 * 1];
+        }
+      }
+      for (let i = 0; i < 224; i++) A[360999 + i] = (A[360551 + i] / A[x0_12 + i] + A[360775 + i]) * A[x0_14 + i];
+      for (let i = 0; i < 224; i++) {
+        const a0 = A[360999 + i * 1];
+        for (let j = 0; j < 16; j++) A[371015 + i * 16 + j] = a0 * A[2528 + j];
+      }
+      for (let i = 0; i < 3584; i++) A[374599 + i] = A[371015 + i] * A[x0_15 + i];
+      for (let i02 = 0; i02 < 32; i02++) {
+        for (let i2 = 0; i2 < 16; i2++) {
+          {
+            let acc = 0;
+            for (let i1 = 0; i1 < 7; i1++) {
+              acc = acc + A[374599 + (i02 * 112 + i1 * 16 + i2 * 1)];
+            }
+            A[361223 + (i02 * 16 + i2 * 1)] = acc;
+          }
+        }
+      }
+      for (let i = 0; i < 32; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 361223 + (i + 0) * 16;
+          const ra1 = 361223 + (i + 1) * 16;
+          const ra2 = 361223 + (i + 2) * 16;
+          const ra3 = 361223 + (i + 3) * 16;
+          const rb0 = 74423 + (j + 0) * 16;
+          const rb1 = 74423 + (j + 1) * 16;
+          const rb2 = 74423 + (j + 2) * 16;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[361735 + (i + 0) * 16 + (j + 0)] = c00;
+          A[361735 + (i + 0) * 16 + (j + 1)] = c01;
+          A[361735 + (i + 0) * 16 + (j + 2)] = c02;
+          A[361735 + (i + 1) * 16 + (j + 0)] = c10;
+          A[361735 + (i + 1) * 16 + (j + 1)] = c11;
+          A[361735 + (i + 1) * 16 + (j + 2)] = c12;
+          A[361735 + (i + 2) * 16 + (j + 0)] = c20;
+          A[361735 + (i + 2) * 16 + (j + 1)] = c21;
+          A[361735 + (i + 2) * 16 + (j + 2)] = c22;
+          A[361735 + (i + 3) * 16 + (j + 0)] = c30;
+          A[361735 + (i + 3) * 16 + (j + 1)] = c31;
+          A[361735 + (i + 3) * 16 + (j + 2)] = c32;
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = 361223 + (i + 0) * 16;
+          const ra1 = 361223 + (i + 1) * 16;
+          const ra2 = 361223 + (i + 2) * 16;
+          const ra3 = 361223 + (i + 3) * 16;
+          const rb0 = 74423 + (15 + 0) * 16;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[361735 + (i + 0) * 16 + (15 + 0)] = c00;
+          A[361735 + (i + 1) * 16 + (15 + 0)] = c10;
+          A[361735 + (i + 2) * 16 + (15 + 0)] = c20;
+          A[361735 + (i + 3) * 16 + (15 + 0)] = c30;
+        }
+      }
+      for (let i = 0; i < 32; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 364135 + (i + 0) * 48;
+          const ra1 = 364135 + (i + 1) * 48;
+          const ra2 = 364135 + (i + 2) * 48;
+          const ra3 = 364135 + (i + 3) * 48;
+          const rb0 = 73111 + (j + 0) * 48;
+          const rb1 = 73111 + (j + 1) * 48;
+          const rb2 = 73111 + (j + 2) * 48;
+          for (let p = 0; p < 48; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[343447 + (i + 0) * 16 + (j + 0)] = A[359015 + (i + 0) * 16 + (j + 0)] * A[x0_4 + (i + 0) * 16 + (j + 0)] + c00 + A[361735 + (i + 0) * 16 + (j + 0)];
+          A[343447 + (i + 0) * 16 + (j + 1)] = A[359015 + (i + 0) * 16 + (j + 1)] * A[x0_4 + (i + 0) * 16 + (j + 1)] + c01 + A[361735 + (i + 0) * 16 + (j + 1)];
+          A[343447 + (i + 0) * 16 + (j + 2)] = A[359015 + (i + 0) * 16 + (j + 2)] * A[x0_4 + (i + 0) * 16 + (j + 2)] + c02 + A[361735 + (i + 0) * 16 + (j + 2)];
+          A[343447 + (i + 1) * 16 + (j + 0)] = A[359015 + (i + 1) * 16 + (j + 0)] * A[x0_4 + (i + 1) * 16 + (j + 0)] + c10 + A[361735 + (i + 1) * 16 + (j + 0)];
+          A[343447 + (i + 1) * 16 + (j + 1)] = A[359015 + (i + 1) * 16 + (j + 1)] * A[x0_4 + (i + 1) * 16 + (j + 1)] + c11 + A[361735 + (i + 1) * 16 + (j + 1)];
+          A[343447 + (i + 1) * 16 + (j + 2)] = A[359015 + (i + 1) * 16 + (j + 2)] * A[x0_4 + (i + 1) * 16 + (j + 2)] + c12 + A[361735 + (i + 1) * 16 + (j + 2)];
+          A[343447 + (i + 2) * 16 + (j + 0)] = A[359015 + (i + 2) * 16 + (j + 0)] * A[x0_4 + (i + 2) * 16 + (j + 0)] + c20 + A[361735 + (i + 2) * 16 + (j + 0)];
+          A[343447 + (i + 2) * 16 + (j + 1)] = A[359015 + (i + 2) * 16 + (j + 1)] * A[x0_4 + (i + 2) * 16 + (j + 1)] + c21 + A[361735 + (i + 2) * 16 + (j + 1)];
+          A[343447 + (i + 2) * 16 + (j + 2)] = A[359015 + (i + 2) * 16 + (j + 2)] * A[x0_4 + (i + 2) * 16 + (j + 2)] + c22 + A[361735 + (i + 2) * 16 + (j + 2)];
+          A[343447 + (i + 3) * 16 + (j + 0)] = A[359015 + (i + 3) * 16 + (j + 0)] * A[x0_4 + (i + 3) * 16 + (j + 0)] + c30 + A[361735 + (i + 3) * 16 + (j + 0)];
+          A[343447 + (i + 3) * 16 + (j + 1)] = A[359015 + (i + 3) * 16 + (j + 1)] * A[x0_4 + (i + 3) * 16 + (j + 1)] + c31 + A[361735 + (i + 3) * 16 + (j + 1)];
+          A[343447 + (i + 3) * 16 + (j + 2)] = A[359015 + (i + 3) * 16 + (j + 2)] * A[x0_4 + (i + 3) * 16 + (j + 2)] + c32 + A[361735 + (i + 3) * 16 + (j + 2)];
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = 364135 + (i + 0) * 48;
+          const ra1 = 364135 + (i + 1) * 48;
+          const ra2 = 364135 + (i + 2) * 48;
+          const ra3 = 364135 + (i + 3) * 48;
+          const rb0 = 73111 + (15 + 0) * 48;
+          for (let p = 0; p < 48; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[343447 + (i + 0) * 16 + (15 + 0)] = A[359015 + (i + 0) * 16 + (15 + 0)] * A[x0_4 + (i + 0) * 16 + (15 + 0)] + c00 + A[361735 + (i + 0) * 16 + (15 + 0)];
+          A[343447 + (i + 1) * 16 + (15 + 0)] = A[359015 + (i + 1) * 16 + (15 + 0)] * A[x0_4 + (i + 1) * 16 + (15 + 0)] + c10 + A[361735 + (i + 1) * 16 + (15 + 0)];
+          A[343447 + (i + 2) * 16 + (15 + 0)] = A[359015 + (i + 2) * 16 + (15 + 0)] * A[x0_4 + (i + 2) * 16 + (15 + 0)] + c20 + A[361735 + (i + 2) * 16 + (15 + 0)];
+          A[343447 + (i + 3) * 16 + (15 + 0)] = A[359015 + (i + 3) * 16 + (15 + 0)] * A[x0_4 + (i + 3) * 16 + (15 + 0)] + c30 + A[361735 + (i + 3) * 16 + (15 + 0)];
+        }
+      }
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[359015 + o * 16 + j] = A[359527 + o * 32 + 0 + j];
+      for (let i = 0; i < 10; i += 2) {
+        for (let j = 0; j < 12; j += 6) {
+          let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0, c10 = 0, c11 = 0, c12 = 0, c13 = 0, c14 = 0, c15 = 0;
+          const ra0 = x0_16 + (i + 0) * 32;
+          const ra1 = x0_16 + (i + 1) * 32;
+          const rb0 = 359015 + (j + 0);
+          const rb1 = 359015 + (j + 1);
+          const rb2 = 359015 + (j + 2);
+          const rb3 = 359015 + (j + 3);
+          const rb4 = 359015 + (j + 4);
+          const rb5 = 359015 + (j + 5);
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            const b1 = A[rb1 + p * 16];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            const b2 = A[rb2 + p * 16];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            const b3 = A[rb3 + p * 16];
+            c03 += a0 * b3;
+            c13 += a1 * b3;
+            const b4 = A[rb4 + p * 16];
+            c04 += a0 * b4;
+            c14 += a1 * b4;
+            const b5 = A[rb5 + p * 16];
+            c05 += a0 * b5;
+            c15 += a1 * b5;
+          }
+          A[343959 + (i + 0) * 16 + (j + 0)] += c00;
+          A[343959 + (i + 0) * 16 + (j + 1)] += c01;
+          A[343959 + (i + 0) * 16 + (j + 2)] += c02;
+          A[343959 + (i + 0) * 16 + (j + 3)] += c03;
+          A[343959 + (i + 0) * 16 + (j + 4)] += c04;
+          A[343959 + (i + 0) * 16 + (j + 5)] += c05;
+          A[343959 + (i + 1) * 16 + (j + 0)] += c10;
+          A[343959 + (i + 1) * 16 + (j + 1)] += c11;
+          A[343959 + (i + 1) * 16 + (j + 2)] += c12;
+          A[343959 + (i + 1) * 16 + (j + 3)] += c13;
+          A[343959 + (i + 1) * 16 + (j + 4)] += c14;
+          A[343959 + (i + 1) * 16 + (j + 5)] += c15;
+        }
+        {
+          let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c10 = 0, c11 = 0, c12 = 0, c13 = 0;
+          const ra0 = x0_16 + (i + 0) * 32;
+          const ra1 = x0_16 + (i + 1) * 32;
+          const rb0 = 359015 + (12 + 0);
+          const rb1 = 359015 + (12 + 1);
+          const rb2 = 359015 + (12 + 2);
+          const rb3 = 359015 + (12 + 3);
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            const b1 = A[rb1 + p * 16];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            const b2 = A[rb2 + p * 16];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            const b3 = A[rb3 + p * 16];
+            c03 += a0 * b3;
+            c13 += a1 * b3;
+          }
+          A[343959 + (i + 0) * 16 + (12 + 0)] += c00;
+          A[343959 + (i + 0) * 16 + (12 + 1)] += c01;
+          A[343959 + (i + 0) * 16 + (12 + 2)] += c02;
+          A[343959 + (i + 0) * 16 + (12 + 3)] += c03;
+          A[343959 + (i + 1) * 16 + (12 + 0)] += c10;
+          A[343959 + (i + 1) * 16 + (12 + 1)] += c11;
+          A[343959 + (i + 1) * 16 + (12 + 2)] += c12;
+          A[343959 + (i + 1) * 16 + (12 + 3)] += c13;
+        }
+      }
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = x0_17 + (i + 0) * 32;
+          const ra1 = x0_17 + (i + 1) * 32;
+          const ra2 = x0_17 + (i + 2) * 32;
+          const ra3 = x0_17 + (i + 3) * 32;
+          const rb0 = 361223 + (j + 0);
+          const rb1 = 361223 + (j + 1);
+          const rb2 = 361223 + (j + 2);
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 16];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 16];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[344119 + (i + 0) * 16 + (j + 0)] += c00;
+          A[344119 + (i + 0) * 16 + (j + 1)] += c01;
+          A[344119 + (i + 0) * 16 + (j + 2)] += c02;
+          A[344119 + (i + 1) * 16 + (j + 0)] += c10;
+          A[344119 + (i + 1) * 16 + (j + 1)] += c11;
+          A[344119 + (i + 1) * 16 + (j + 2)] += c12;
+          A[344119 + (i + 2) * 16 + (j + 0)] += c20;
+          A[344119 + (i + 2) * 16 + (j + 1)] += c21;
+          A[344119 + (i + 2) * 16 + (j + 2)] += c22;
+          A[344119 + (i + 3) * 16 + (j + 0)] += c30;
+          A[344119 + (i + 3) * 16 + (j + 1)] += c31;
+          A[344119 + (i + 3) * 16 + (j + 2)] += c32;
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = x0_17 + (i + 0) * 32;
+          const ra1 = x0_17 + (i + 1) * 32;
+          const ra2 = x0_17 + (i + 2) * 32;
+          const ra3 = x0_17 + (i + 3) * 32;
+          const rb0 = 361223 + (15 + 0);
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[344119 + (i + 0) * 16 + (15 + 0)] += c00;
+          A[344119 + (i + 1) * 16 + (15 + 0)] += c10;
+          A[344119 + (i + 2) * 16 + (15 + 0)] += c20;
+          A[344119 + (i + 3) * 16 + (15 + 0)] += c30;
+        }
+      }
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 1; j += 1) {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = x0_18 + (i + 0) * 224;
+          const ra1 = x0_18 + (i + 1) * 224;
+          const ra2 = x0_18 + (i + 2) * 224;
+          const ra3 = x0_18 + (i + 3) * 224;
+          const rb0 = 360999 + (j + 0);
+          for (let p = 0; p < 224; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[348471 + (i + 0) * 1 + (j + 0)] += c00;
+          A[348471 + (i + 1) * 1 + (j + 0)] += c10;
+          A[348471 + (i + 2) * 1 + (j + 0)] += c20;
+          A[348471 + (i + 3) * 1 + (j + 0)] += c30;
+        }
+      }
+      for (let i = 0; i < 224; i++) {
+        A[359015 + i] = A[360999 + i];
+      }
+      for (let i = 0; i < 3584; i++) A[348711 + i] += A[367207 + i] * A[x0_19 + i];
+      for (let i = 0; i < 32; i += 4) {
+        for (let j = 0; j < 48; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = x0_20 + (i + 0) * 32;
+          const ra1 = x0_20 + (i + 1) * 32;
+          const ra2 = x0_20 + (i + 2) * 32;
+          const ra3 = x0_20 + (i + 3) * 32;
+          const rb0 = 365671 + (j + 0);
+          const rb1 = 365671 + (j + 1);
+          const rb2 = 365671 + (j + 2);
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 48];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 48];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 48];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[352295 + (i + 0) * 48 + (j + 0)] += c00;
+          A[352295 + (i + 0) * 48 + (j + 1)] += c01;
+          A[352295 + (i + 0) * 48 + (j + 2)] += c02;
+          A[352295 + (i + 1) * 48 + (j + 0)] += c10;
+          A[352295 + (i + 1) * 48 + (j + 1)] += c11;
+          A[352295 + (i + 1) * 48 + (j + 2)] += c12;
+          A[352295 + (i + 2) * 48 + (j + 0)] += c20;
+          A[352295 + (i + 2) * 48 + (j + 1)] += c21;
+          A[352295 + (i + 2) * 48 + (j + 2)] += c22;
+          A[352295 + (i + 3) * 48 + (j + 0)] += c30;
+          A[352295 + (i + 3) * 48 + (j + 1)] += c31;
+          A[352295 + (i + 3) * 48 + (j + 2)] += c32;
+        }
+      }
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 48; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = x0_17 + (i + 0) * 32;
+          const ra1 = x0_17 + (i + 1) * 32;
+          const ra2 = x0_17 + (i + 2) * 32;
+          const ra3 = x0_17 + (i + 3) * 32;
+          const rb0 = 364135 + (j + 0);
+          const rb1 = 364135 + (j + 1);
+          const rb2 = 364135 + (j + 2);
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 48];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 48];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 48];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[355367 + (i + 0) * 48 + (j + 0)] += c00;
+          A[355367 + (i + 0) * 48 + (j + 1)] += c01;
+          A[355367 + (i + 0) * 48 + (j + 2)] += c02;
+          A[355367 + (i + 1) * 48 + (j + 0)] += c10;
+          A[355367 + (i + 1) * 48 + (j + 1)] += c11;
+          A[355367 + (i + 1) * 48 + (j + 2)] += c12;
+          A[355367 + (i + 2) * 48 + (j + 0)] += c20;
+          A[355367 + (i + 2) * 48 + (j + 1)] += c21;
+          A[355367 + (i + 2) * 48 + (j + 2)] += c22;
+          A[355367 + (i + 3) * 48 + (j + 0)] += c30;
+          A[355367 + (i + 3) * 48 + (j + 1)] += c31;
+          A[355367 + (i + 3) * 48 + (j + 2)] += c32;
+        }
+      }
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 9; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = x0_21 + (i + 0) * 32;
+          const ra1 = x0_21 + (i + 1) * 32;
+          const ra2 = x0_21 + (i + 2) * 32;
+          const ra3 = x0_21 + (i + 3) * 32;
+          const rb0 = 358471 + (j + 0);
+          const rb1 = 358471 + (j + 1);
+          const rb2 = 358471 + (j + 2);
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 10];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 10];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 10];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[357671 + (i + 0) * 10 + (j + 0)] += c00;
+          A[357671 + (i + 0) * 10 + (j + 1)] += c01;
+          A[357671 + (i + 0) * 10 + (j + 2)] += c02;
+          A[357671 + (i + 1) * 10 + (j + 0)] += c10;
+          A[357671 + (i + 1) * 10 + (j + 1)] += c11;
+          A[357671 + (i + 1) * 10 + (j + 2)] += c12;
+          A[357671 + (i + 2) * 10 + (j + 0)] += c20;
+          A[357671 + (i + 2) * 10 + (j + 1)] += c21;
+          A[357671 + (i + 2) * 10 + (j + 2)] += c22;
+          A[357671 + (i + 3) * 10 + (j + 0)] += c30;
+          A[357671 + (i + 3) * 10 + (j + 1)] += c31;
+          A[357671 + (i + 3) * 10 + (j + 2)] += c32;
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = x0_21 + (i + 0) * 32;
+          const ra1 = x0_21 + (i + 1) * 32;
+          const ra2 = x0_21 + (i + 2) * 32;
+          const ra3 = x0_21 + (i + 3) * 32;
+          const rb0 = 358471 + (9 + 0);
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 10];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[357671 + (i + 0) * 10 + (9 + 0)] += c00;
+          A[357671 + (i + 1) * 10 + (9 + 0)] += c10;
+          A[357671 + (i + 2) * 10 + (9 + 0)] += c20;
+          A[357671 + (i + 3) * 10 + (9 + 0)] += c30;
+        }
+      }
+      for (let i = 0; i < 512; i++) A[344375 + i] += A[361223 + i];
+      for (let i = 0; i < 3584; i++) A[344887 + i] += A[374599 + i];
+      for (let i = 0; i < 224; i++) A[348487 + i] += A[359015 + i];
+      for (let i = 0; i < 1536; i++) A[353831 + i] += A[365671 + i];
+      for (let i = 0; i < 1536; i++) A[356135 + i] += A[364135 + i];
+      for (let i = 0; i < 320; i++) A[357831 + i] += A[358471 + i];
+      A.copyWithin(342935, 343447, 343959);
     }
+    A.copyWithin(89015, 342935, 343447);
+    A.copyWithin(89015 + 512, 343959, 344119);
+    A.copyWithin(89015 + 672, 344119, 344375);
+    A.copyWithin(89015 + 928, 344375, 344887);
+    A.copyWithin(89015 + 1440, 344887, 348471);
+    A.copyWithin(89015 + 5024, 348471, 348487);
+    A.copyWithin(89015 + 5040, 348487, 348711);
+    A.copyWithin(89015 + 5264, 348711, 352295);
+    A.copyWithin(89015 + 8848, 352295, 353831);
+    A.copyWithin(89015 + 10384, 353831, 355367);
+    A.copyWithin(89015 + 11920, 355367, 356135);
+    A.copyWithin(89015 + 12688, 356135, 357671);
+    A.copyWithin(89015 + 14224, 357671, 357831);
+    A.copyWithin(89015 + 14384, 357831, 358151);
+  }
 }
 function scan3(A) {
-    { // scan over 7 steps, reverse: 5 carries, 13 xs, 4 consts
-        A.copyWithin(378183, 69815, 69815 + 512);
-        A.fill(0, 379207, 379207 + 768);
-        A.fill(0, 379975, 379975 + 1536);
-        A.fill(0, 381511, 381511 + 768);
-        A.fill(0, 382279, 382279 + 1536);
-        for (let i0 = 0; i0 < 7; i0++) {
-            const t0 = 6 - i0;
-            const x0_0 = 70327 + t0 * 512;
-            const x0_3 = 73911 + t0 * 512;
-            const x0_4 = 85431 + t0 * 512;
-            const x0_5 = 107303 + t0 * 512;
-            const x0_6 = 110887 + t0 * 512;
-            const x0_7 = 114471 + t0 * 512;
-            const x0_8 = 118055 + t0 * 512;
-            const x0_9 = 121639 + t0 * 512;
-            const x0_10 = 125223 + t0 * 512;
-            const x0_11 = 128807 + t0 * 512;
-            const x0_12 = 132391 + t0 * 512;
-            for (let r = 0; r < 32; r++)
-                A.copyWithin(383815 + r * 16, 18103 + (r * 7 + t0) * 16, 18103 + (r * 7 + t0) * 16 + 16);
-            for (let r = 0; r < 32; r++)
-                A.copyWithin(384327 + r * 16, 103719 + (r * 7 + t0) * 16, 103719 + (r * 7 + t0) * 16 + 16);
-            for (let i = 0; i < 512; i++)
-                A[385351 + i] = A[384327 + i] + A[378183 + i];
-            for (let i = 0; i < 512; i++)
-                A[385863 + i] = (A[385351 + i] * A[x0_4 + i]) * A[x0_5 + i];
-            for (let i = 0; i < 512; i++)
-                A[386375 + i] = (A[385863 + i] * A[x0_6 + i]) * A[x0_7 + i];
-            for (let i = 0; i < 512; i++)
-                A[386887 + i] = A[385863 + i] * A[x0_8 + i];
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[387399 + o * 48 + 0 + j] = A[386375 + o * 16 + j];
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[387399 + o * 48 + 16 + j] = 0;
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[387399 + o * 48 + 32 + j] = A[386887 + o * 16 + j];
-            for (let i = 0; i < 512; i++)
-                A[386887 + i] = ((A[385351 + i] * A[x0_0 + i]) + (-((A[385351 + i] * A[x0_9 + i])))) * A[x0_10 + i];
-            for (let f = 0; f < 1536; f++)
-                A[388935 + f] = 0;
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[388935 + o * 48 + 16 + j] = A[386887 + o * 16 + j];
-            for (let i = 0; i < 1536; i++)
-                A[390471 + i] = A[387399 + i] + A[388935 + i];
-            for (let i = 0; i < 32; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 390471 + (i + 0) * 48;
-                    const ra1 = 390471 + (i + 1) * 48;
-                    const ra2 = 390471 + (i + 2) * 48;
-                    const ra3 = 390471 + (i + 3) * 48;
-                    const rb0 = 23991 + (j + 0) * 48;
-                    const rb1 = 23991 + (j + 1) * 48;
-                    const rb2 = 23991 + (j + 2) * 48;
-                    for (let p = 0; p < 48; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[378695 + (i + 0) * 16 + (j + 0)] = (A[385351 + (i + 0) * 16 + (j + 0)] * A[x0_3 + (i + 0) * 16 + (j + 0)]) + c00;
-                    A[378695 + (i + 0) * 16 + (j + 1)] = (A[385351 + (i + 0) * 16 + (j + 1)] * A[x0_3 + (i + 0) * 16 + (j + 1)]) + c01;
-                    A[378695 + (i + 0) * 16 + (j + 2)] = (A[385351 + (i + 0) * 16 + (j + 2)] * A[x0_3 + (i + 0) * 16 + (j + 2)]) + c02;
-                    A[378695 + (i + 1) * 16 + (j + 0)] = (A[385351 + (i + 1) * 16 + (j + 0)] * A[x0_3 + (i + 1) * 16 + (j + 0)]) + c10;
-                    A[378695 + (i + 1) * 16 + (j + 1)] = (A[385351 + (i + 1) * 16 + (j + 1)] * A[x0_3 + (i + 1) * 16 + (j + 1)]) + c11;
-                    A[378695 + (i + 1) * 16 + (j + 2)] = (A[385351 + (i + 1) * 16 + (j + 2)] * A[x0_3 + (i + 1) * 16 + (j + 2)]) + c12;
-                    A[378695 + (i + 2) * 16 + (j + 0)] = (A[385351 + (i + 2) * 16 + (j + 0)] * A[x0_3 + (i + 2) * 16 + (j + 0)]) + c20;
-                    A[378695 + (i + 2) * 16 + (j + 1)] = (A[385351 + (i + 2) * 16 + (j + 1)] * A[x0_3 + (i + 2) * 16 + (j + 1)]) + c21;
-                    A[378695 + (i + 2) * 16 + (j + 2)] = (A[385351 + (i + 2) * 16 + (j + 2)] * A[x0_3 + (i + 2) * 16 + (j + 2)]) + c22;
-                    A[378695 + (i + 3) * 16 + (j + 0)] = (A[385351 + (i + 3) * 16 + (j + 0)] * A[x0_3 + (i + 3) * 16 + (j + 0)]) + c30;
-                    A[378695 + (i + 3) * 16 + (j + 1)] = (A[385351 + (i + 3) * 16 + (j + 1)] * A[x0_3 + (i + 3) * 16 + (j + 1)]) + c31;
-                    A[378695 + (i + 3) * 16 + (j + 2)] = (A[385351 + (i + 3) * 16 + (j + 2)] * A[x0_3 + (i + 3) * 16 + (j + 2)]) + c32;
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = 390471 + (i + 0) * 48;
-                    const ra1 = 390471 + (i + 1) * 48;
-                    const ra2 = 390471 + (i + 2) * 48;
-                    const ra3 = 390471 + (i + 3) * 48;
-                    const rb0 = 23991 + (15 + 0) * 48;
-                    for (let p = 0; p < 48; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[378695 + (i + 0) * 16 + (15 + 0)] = (A[385351 + (i + 0) * 16 + (15 + 0)] * A[x0_3 + (i + 0) * 16 + (15 + 0)]) + c00;
-                    A[378695 + (i + 1) * 16 + (15 + 0)] = (A[385351 + (i + 1) * 16 + (15 + 0)] * A[x0_3 + (i + 1) * 16 + (15 + 0)]) + c10;
-                    A[378695 + (i + 2) * 16 + (15 + 0)] = (A[385351 + (i + 2) * 16 + (15 + 0)] * A[x0_3 + (i + 2) * 16 + (15 + 0)]) + c20;
-                    A[378695 + (i + 3) * 16 + (15 + 0)] = (A[385351 + (i + 3) * 16 + (15 + 0)] * A[x0_3 + (i + 3) * 16 + (15 + 0)]) + c30;
-                }
-            }
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[386887 + o * 48 + 0 + j] = A[386375 + o * 16 + j];
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[386887 + o * 48 + 16 + j] = 0;
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[386887 + o * 48 + 32 + j] = A[385863 + o * 16 + j];
-            for (let i = 0; i < 1536; i++)
-                A[385351 + i] = A[386887 + i] + A[388935 + i];
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 48; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = x0_11 + (i + 0) * 32;
-                    const ra1 = x0_11 + (i + 1) * 32;
-                    const ra2 = x0_11 + (i + 2) * 32;
-                    const ra3 = x0_11 + (i + 3) * 32;
-                    const rb0 = 385351 + (j + 0);
-                    const rb1 = 385351 + (j + 1);
-                    const rb2 = 385351 + (j + 2);
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 48];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 48];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 48];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[379207 + (i + 0) * 48 + (j + 0)] += c00;
-                    A[379207 + (i + 0) * 48 + (j + 1)] += c01;
-                    A[379207 + (i + 0) * 48 + (j + 2)] += c02;
-                    A[379207 + (i + 1) * 48 + (j + 0)] += c10;
-                    A[379207 + (i + 1) * 48 + (j + 1)] += c11;
-                    A[379207 + (i + 1) * 48 + (j + 2)] += c12;
-                    A[379207 + (i + 2) * 48 + (j + 0)] += c20;
-                    A[379207 + (i + 2) * 48 + (j + 1)] += c21;
-                    A[379207 + (i + 2) * 48 + (j + 2)] += c22;
-                    A[379207 + (i + 3) * 48 + (j + 0)] += c30;
-                    A[379207 + (i + 3) * 48 + (j + 1)] += c31;
-                    A[379207 + (i + 3) * 48 + (j + 2)] += c32;
-                }
-            }
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 48; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = x0_12 + (i + 0) * 32;
-                    const ra1 = x0_12 + (i + 1) * 32;
-                    const ra2 = x0_12 + (i + 2) * 32;
-                    const ra3 = x0_12 + (i + 3) * 32;
-                    const rb0 = 390471 + (j + 0);
-                    const rb1 = 390471 + (j + 1);
-                    const rb2 = 390471 + (j + 2);
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 48];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 48];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 48];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[381511 + (i + 0) * 48 + (j + 0)] += c00;
-                    A[381511 + (i + 0) * 48 + (j + 1)] += c01;
-                    A[381511 + (i + 0) * 48 + (j + 2)] += c02;
-                    A[381511 + (i + 1) * 48 + (j + 0)] += c10;
-                    A[381511 + (i + 1) * 48 + (j + 1)] += c11;
-                    A[381511 + (i + 1) * 48 + (j + 2)] += c12;
-                    A[381511 + (i + 2) * 48 + (j + 0)] += c20;
-                    A[381511 + (i + 2) * 48 + (j + 1)] += c21;
-                    A[381511 + (i + 2) * 48 + (j + 2)] += c22;
-                    A[381511 + (i + 3) * 48 + (j + 0)] += c30;
-                    A[381511 + (i + 3) * 48 + (j + 1)] += c31;
-                    A[381511 + (i + 3) * 48 + (j + 2)] += c32;
-                }
-            }
-            for (let i = 0; i < 32; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 385351 + (i + 0) * 48;
-                    const ra1 = 385351 + (i + 1) * 48;
-                    const ra2 = 385351 + (i + 2) * 48;
-                    const ra3 = 385351 + (i + 3) * 48;
-                    const rb0 = 21687 + (j + 0) * 48;
-                    const rb1 = 21687 + (j + 1) * 48;
-                    const rb2 = 21687 + (j + 2) * 48;
-                    for (let p = 0; p < 48; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[384839 + (i + 0) * 16 + (j + 0)] = c00;
-                    A[384839 + (i + 0) * 16 + (j + 1)] = c01;
-                    A[384839 + (i + 0) * 16 + (j + 2)] = c02;
-                    A[384839 + (i + 1) * 16 + (j + 0)] = c10;
-                    A[384839 + (i + 1) * 16 + (j + 1)] = c11;
-                    A[384839 + (i + 1) * 16 + (j + 2)] = c12;
-                    A[384839 + (i + 2) * 16 + (j + 0)] = c20;
-                    A[384839 + (i + 2) * 16 + (j + 1)] = c21;
-                    A[384839 + (i + 2) * 16 + (j + 2)] = c22;
-                    A[384839 + (i + 3) * 16 + (j + 0)] = c30;
-                    A[384839 + (i + 3) * 16 + (j + 1)] = c31;
-                    A[384839 + (i + 3) * 16 + (j + 2)] = c32;
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = 385351 + (i + 0) * 48;
-                    const ra1 = 385351 + (i + 1) * 48;
-                    const ra2 = 385351 + (i + 2) * 48;
-                    const ra3 = 385351 + (i + 3) * 48;
-                    const rb0 = 21687 + (15 + 0) * 48;
-                    for (let p = 0; p < 48; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[384839 + (i + 0) * 16 + (15 + 0)] = c00;
-                    A[384839 + (i + 1) * 16 + (15 + 0)] = c10;
-                    A[384839 + (i + 2) * 16 + (15 + 0)] = c20;
-                    A[384839 + (i + 3) * 16 + (15 + 0)] = c30;
-                }
-            }
-            for (let i = 0; i < 1536; i++)
-                A[379975 + i] += A[385351 + i];
-            for (let i = 0; i < 1536; i++)
-                A[382279 + i] += A[390471 + i];
-            A.copyWithin(378183, 378695, 379207);
-            for (let r = 0; r < 32; r++)
-                A.copyWithin(26295 + 5120 + (r * 7 + t0) * 16, 384839 + r * 16, 384839 + (r + 1) * 16);
+  {
+    A.copyWithin(378183, 69815, 69815 + 512);
+    A.fill(0, 379207, 379207 + 768);
+    A.fill(0, 379975, 379975 + 1536);
+    A.fill(0, 381511, 381511 + 768);
+    A.fill(0, 382279, 382279 + 1536);
+    for (let i0 = 0; i0 < 7; i0++) {
+      const t0 = 6 - i0;
+      const x0_0 = 70327 + t0 * 512;
+      const x0_3 = 73911 + t0 * 512;
+      const x0_4 = 85431 + t0 * 512;
+      const x0_5 = 107303 + t0 * 512;
+      const x0_6 = 110887 + t0 * 512;
+      const x0_7 = 114471 + t0 * 512;
+      const x0_8 = 118055 + t0 * 512;
+      const x0_9 = 121639 + t0 * 512;
+      const x0_10 = 125223 + t0 * 512;
+      const x0_11 = 128807 + t0 * 512;
+      const x0_12 = 132391 + t0 * 512;
+      for (let r = 0; r < 32; r++) A.copyWithin(383815 + r * 16, 18103 + (r * 7 + t0) * 16, 18103 + (r * 7 + t0) * 16 + 16);
+      for (let r = 0; r < 32; r++) A.copyWithin(384327 + r * 16, 103719 + (r * 7 + t0) * 16, 103719 + (r * 7 + t0) * 16 + 16);
+      for (let i = 0; i < 512; i++) A[385351 + i] = A[384327 + i] + A[378183 + i];
+      for (let i = 0; i < 512; i++) A[385863 + i] = A[385351 + i] * A[x0_4 + i] * A[x0_5 + i];
+      for (let i = 0; i < 512; i++) A[386375 + i] = A[385863 + i] * A[x0_6 + i] * A[x0_7 + i];
+      for (let i = 0; i < 512; i++) A[386887 + i] = A[385863 + i] * A[x0_8 + i];
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[387399 + o * 48 + 0 + j] = A[386375 + o * 16 + j];
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[387399 + o * 48 + 16 + j] = 0;
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[387399 + o * 48 + 32 + j] = A[386887 + o * 16 + j];
+      for (let i = 0; i < 512; i++) A[386887 + i] = (A[385351 + i] * A[x0_0 + i] + -(A[385351 + i] * A[x0_9 + i])) * A[x0_10 + i];
+      for (let f = 0; f < 1536; f++) A[388935 + f] = 0;
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[388935 + o * 48 + 16 + j] = A[386887 + o * 16 + j];
+      for (let i = 0; i < 1536; i++) A[390471 + i] = A[387399 + i] + A[388935 + i];
+      for (let i = 0; i < 32; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 390471 + (i + 0) * 48;
+          const ra1 = 390471 + (i + 1) * 48;
+          const ra2 = 390471 + (i + 2) * 48;
+          const ra3 = 390471 + (i + 3) * 48;
+          const rb0 = 23991 + (j + 0) * 48;
+          const rb1 = 23991 + (j + 1) * 48;
+          const rb2 = 23991 + (j + 2) * 48;
+          for (let p = 0; p < 48; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[378695 + (i + 0) * 16 + (j + 0)] = A[385351 + (i + 0) * 16 + (j + 0)] * A[x0_3 + (i + 0) * 16 + (j + 0)] + c00;
+          A[378695 + (i + 0) * 16 + (j + 1)] = A[385351 + (i + 0) * 16 + (j + 1)] * A[x0_3 + (i + 0) * 16 + (j + 1)] + c01;
+          A[378695 + (i + 0) * 16 + (j + 2)] = A[385351 + (i + 0) * 16 + (j + 2)] * A[x0_3 + (i + 0) * 16 + (j + 2)] + c02;
+          A[378695 + (i + 1) * 16 + (j + 0)] = A[385351 + (i + 1) * 16 + (j + 0)] * A[x0_3 + (i + 1) * 16 + (j + 0)] + c10;
+          A[378695 + (i + 1) * 16 + (j + 1)] = A[385351 + (i + 1) * 16 + (j + 1)] * A[x0_3 + (i + 1) * 16 + (j + 1)] + c11;
+          A[378695 + (i + 1) * 16 + (j + 2)] = A[385351 + (i + 1) * 16 + (j + 2)] * A[x0_3 + (i + 1) * 16 + (j + 2)] + c12;
+          A[378695 + (i + 2) * 16 + (j + 0)] = A[385351 + (i + 2) * 16 + (j + 0)] * A[x0_3 + (i + 2) * 16 + (j + 0)] + c20;
+          A[378695 + (i + 2) * 16 + (j + 1)] = A[385351 + (i + 2) * 16 + (j + 1)] * A[x0_3 + (i + 2) * 16 + (j + 1)] + c21;
+          A[378695 + (i + 2) * 16 + (j + 2)] = A[385351 + (i + 2) * 16 + (j + 2)] * A[x0_3 + (i + 2) * 16 + (j + 2)] + c22;
+          A[378695 + (i + 3) * 16 + (j + 0)] = A[385351 + (i + 3) * 16 + (j + 0)] * A[x0_3 + (i + 3) * 16 + (j + 0)] + c30;
+          A[378695 + (i + 3) * 16 + (j + 1)] = A[385351 + (i + 3) * 16 + (j + 1)] * A[x0_3 + (i + 3) * 16 + (j + 1)] + c31;
+          A[378695 + (i + 3) * 16 + (j + 2)] = A[385351 + (i + 3) * 16 + (j + 2)] * A[x0_3 + (i + 3) * 16 + (j + 2)] + c32;
         }
-        A.copyWithin(26295, 378183, 378695);
-        A.copyWithin(26295 + 512, 379207, 379975);
-        A.copyWithin(26295 + 1280, 379975, 381511);
-        A.copyWithin(26295 + 2816, 381511, 382279);
-        A.copyWithin(26295 + 3584, 382279, 383815);
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = 390471 + (i + 0) * 48;
+          const ra1 = 390471 + (i + 1) * 48;
+          const ra2 = 390471 + (i + 2) * 48;
+          const ra3 = 390471 + (i + 3) * 48;
+          const rb0 = 23991 + (15 + 0) * 48;
+          for (let p = 0; p < 48; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[378695 + (i + 0) * 16 + (15 + 0)] = A[385351 + (i + 0) * 16 + (15 + 0)] * A[x0_3 + (i + 0) * 16 + (15 + 0)] + c00;
+          A[378695 + (i + 1) * 16 + (15 + 0)] = A[385351 + (i + 1) * 16 + (15 + 0)] * A[x0_3 + (i + 1) * 16 + (15 + 0)] + c10;
+          A[378695 + (i + 2) * 16 + (15 + 0)] = A[385351 + (i + 2) * 16 + (15 + 0)] * A[x0_3 + (i + 2) * 16 + (15 + 0)] + c20;
+          A[378695 + (i + 3) * 16 + (15 + 0)] = A[385351 + (i + 3) * 16 + (15 + 0)] * A[x0_3 + (i + 3) * 16 + (15 + 0)] + c30;
+        }
+      }
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[386887 + o * 48 + 0 + j] = A[386375 + o * 16 + j];
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[386887 + o * 48 + 16 + j] = 0;
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[386887 + o * 48 + 32 + j] = A[385863 + o * 16 + j];
+      for (let i = 0; i < 1536; i++) A[385351 + i] = A[386887 + i] + A[388935 + i];
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 48; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = x0_11 + (i + 0) * 32;
+          const ra1 = x0_11 + (i + 1) * 32;
+          const ra2 = x0_11 + (i + 2) * 32;
+          const ra3 = x0_11 + (i + 3) * 32;
+          const rb0 = 385351 + (j + 0);
+          const rb1 = 385351 + (j + 1);
+          const rb2 = 385351 + (j + 2);
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 48];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 48];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 48];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[379207 + (i + 0) * 48 + (j + 0)] += c00;
+          A[379207 + (i + 0) * 48 + (j + 1)] += c01;
+          A[379207 + (i + 0) * 48 + (j + 2)] += c02;
+          A[379207 + (i + 1) * 48 + (j + 0)] += c10;
+          A[379207 + (i + 1) * 48 + (j + 1)] += c11;
+          A[379207 + (i + 1) * 48 + (j + 2)] += c12;
+          A[379207 + (i + 2) * 48 + (j + 0)] += c20;
+          A[379207 + (i + 2) * 48 + (j + 1)] += c21;
+          A[379207 + (i + 2) * 48 + (j + 2)] += c22;
+          A[379207 + (i + 3) * 48 + (j + 0)] += c30;
+          A[379207 + (i + 3) * 48 + (j + 1)] += c31;
+          A[379207 + (i + 3) * 48 + (j + 2)] += c32;
+        }
+      }
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 48; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = x0_12 + (i + 0) * 32;
+          const ra1 = x0_12 + (i + 1) * 32;
+          const ra2 = x0_12 + (i + 2) * 32;
+          const ra3 = x0_12 + (i + 3) * 32;
+          const rb0 = 390471 + (j + 0);
+          const rb1 = 390471 + (j + 1);
+          const rb2 = 390471 + (j + 2);
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 48];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 48];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 48];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[381511 + (i + 0) * 48 + (j + 0)] += c00;
+          A[381511 + (i + 0) * 48 + (j + 1)] += c01;
+          A[381511 + (i + 0) * 48 + (j + 2)] += c02;
+          A[381511 + (i + 1) * 48 + (j + 0)] += c10;
+          A[381511 + (i + 1) * 48 + (j + 1)] += c11;
+          A[381511 + (i + 1) * 48 + (j + 2)] += c12;
+          A[381511 + (i + 2) * 48 + (j + 0)] += c20;
+          A[381511 + (i + 2) * 48 + (j + 1)] += c21;
+          A[381511 + (i + 2) * 48 + (j + 2)] += c22;
+          A[381511 + (i + 3) * 48 + (j + 0)] += c30;
+          A[381511 + (i + 3) * 48 + (j + 1)] += c31;
+          A[381511 + (i + 3) * 48 + (j + 2)] += c32;
+        }
+      }
+      for (let i = 0; i < 32; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 385351 + (i + 0) * 48;
+          const ra1 = 385351 + (i + 1) * 48;
+          const ra2 = 385351 + (i + 2) * 48;
+          const ra3 = 385351 + (i + 3) * 48;
+          const rb0 = 21687 + (j + 0) * 48;
+          const rb1 = 21687 + (j + 1) * 48;
+          const rb2 = 21687 + (j + 2) * 48;
+          for (let p = 0; p < 48; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[384839 + (i + 0) * 16 + (j + 0)] = c00;
+          A[384839 + (i + 0) * 16 + (j + 1)] = c01;
+          A[384839 + (i + 0) * 16 + (j + 2)] = c02;
+          A[384839 + (i + 1) * 16 + (j + 0)] = c10;
+          A[384839 + (i + 1) * 16 + (j + 1)] = c11;
+          A[384839 + (i + 1) * 16 + (j + 2)] = c12;
+          A[384839 + (i + 2) * 16 + (j + 0)] = c20;
+          A[384839 + (i + 2) * 16 + (j + 1)] = c21;
+          A[384839 + (i + 2) * 16 + (j + 2)] = c22;
+          A[384839 + (i + 3) * 16 + (j + 0)] = c30;
+          A[384839 + (i + 3) * 16 + (j + 1)] = c31;
+          A[384839 + (i + 3) * 16 + (j + 2)] = c32;
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = 385351 + (i + 0) * 48;
+          const ra1 = 385351 + (i + 1) * 48;
+          const ra2 = 385351 + (i + 2) * 48;
+          const ra3 = 385351 + (i + 3) * 48;
+          const rb0 = 21687 + (15 + 0) * 48;
+          for (let p = 0; p < 48; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[384839 + (i + 0) * 16 + (15 + 0)] = c00;
+          A[384839 + (i + 1) * 16 + (15 + 0)] = c10;
+          A[384839 + (i + 2) * 16 + (15 + 0)] = c20;
+          A[384839 + (i + 3) * 16 + (15 + 0)] = c30;
+        }
+      }
+      for (let i = 0; i < 1536; i++) A[379975 + i] += A[385351 + i];
+      for (let i = 0; i < 1536; i++) A[382279 + i] += A[390471 + i];
+      A.copyWithin(378183, 378695, 379207);
+      for (let r = 0; r < 32; r++) A.copyWithin(26295 + 5120 + (r * 7 + t0) * 16, 384839 + r * 16, 384839 + (r + 1) * 16);
     }
+    A.copyWithin(26295, 378183, 378695);
+    A.copyWithin(26295 + 512, 379207, 379975);
+    A.copyWithin(26295 + 1280, 379975, 381511);
+    A.copyWithin(26295 + 2816, 381511, 382279);
+    A.copyWithin(26295 + 3584, 382279, 383815);
+  }
 }
 function scan4(A) {
-    { // scan over 7 steps: 1 carry, 1 xs, 4 consts
-        A.fill(0, 392007, 392007 + 512);
-        for (let i0 = 0; i0 < 7; i0++) {
-            const t0 = i0;
-            const y0_1 = 26295 + 4096 + t0 * 512;
-            const y0_2 = 26295 + 7680 + t0 * 512;
-            const y0_3 = 26295 + 11264 + t0 * 512;
-            const y0_4 = 26295 + 14848 + t0 * 512;
-            const y0_5 = 26295 + 18432 + t0 * 512;
-            const y0_6 = 26295 + 22016 + t0 * 512;
-            const y0_7 = 26295 + 25600 + t0 * 512;
-            const y0_8 = 26295 + 29184 + t0 * 512;
-            const y0_9 = 26295 + 32768 + t0 * 512;
-            const y0_10 = 26295 + 36352 + t0 * 512;
-            const y0_11 = 26295 + 39936 + t0 * 512;
-            for (let r = 0; r < 32; r++)
-                A.copyWithin(393031 + r * 16, 18103 + (r * 7 + t0) * 16, 18103 + (r * 7 + t0) * 16 + 16);
-            // graphs/translate.ts:26
-            for (let i = 0; i < 32; i += 4) {
-                for (let j = 0; j < 48; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 393031 + (i + 0) * 16;
-                    const ra1 = 393031 + (i + 1) * 16;
-                    const ra2 = 393031 + (i + 2) * 16;
-                    const ra3 = 393031 + (i + 3) * 16;
-                    const rb0 = 21687 + (j + 0);
-                    const rb1 = 21687 + (j + 1);
-                    const rb2 = 21687 + (j + 2);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 48];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 48];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 48];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[394055 + (i + 0) * 48 + (j + 0)] = c00 + A[22455 + (i + 0) * 48 + (j + 0)];
-                    A[394055 + (i + 0) * 48 + (j + 1)] = c01 + A[22455 + (i + 0) * 48 + (j + 1)];
-                    A[394055 + (i + 0) * 48 + (j + 2)] = c02 + A[22455 + (i + 0) * 48 + (j + 2)];
-                    A[394055 + (i + 1) * 48 + (j + 0)] = c10 + A[22455 + (i + 1) * 48 + (j + 0)];
-                    A[394055 + (i + 1) * 48 + (j + 1)] = c11 + A[22455 + (i + 1) * 48 + (j + 1)];
-                    A[394055 + (i + 1) * 48 + (j + 2)] = c12 + A[22455 + (i + 1) * 48 + (j + 2)];
-                    A[394055 + (i + 2) * 48 + (j + 0)] = c20 + A[22455 + (i + 2) * 48 + (j + 0)];
-                    A[394055 + (i + 2) * 48 + (j + 1)] = c21 + A[22455 + (i + 2) * 48 + (j + 1)];
-                    A[394055 + (i + 2) * 48 + (j + 2)] = c22 + A[22455 + (i + 2) * 48 + (j + 2)];
-                    A[394055 + (i + 3) * 48 + (j + 0)] = c30 + A[22455 + (i + 3) * 48 + (j + 0)];
-                    A[394055 + (i + 3) * 48 + (j + 1)] = c31 + A[22455 + (i + 3) * 48 + (j + 1)];
-                    A[394055 + (i + 3) * 48 + (j + 2)] = c32 + A[22455 + (i + 3) * 48 + (j + 2)];
-                }
-            }
-            // graphs/translate.ts:27
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[395591 + o * 16 + j] = A[394055 + o * 48 + 16 + j];
-            // graphs/translate.ts:26
-            for (let i = 0; i < 32; i += 4) {
-                for (let j = 0; j < 48; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 392007 + (i + 0) * 16;
-                    const ra1 = 392007 + (i + 1) * 16;
-                    const ra2 = 392007 + (i + 2) * 16;
-                    const ra3 = 392007 + (i + 3) * 16;
-                    const rb0 = 23991 + (j + 0);
-                    const rb1 = 23991 + (j + 1);
-                    const rb2 = 23991 + (j + 2);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 48];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 48];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 48];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[396103 + (i + 0) * 48 + (j + 0)] = c00 + A[24759 + (i + 0) * 48 + (j + 0)];
-                    A[396103 + (i + 0) * 48 + (j + 1)] = c01 + A[24759 + (i + 0) * 48 + (j + 1)];
-                    A[396103 + (i + 0) * 48 + (j + 2)] = c02 + A[24759 + (i + 0) * 48 + (j + 2)];
-                    A[396103 + (i + 1) * 48 + (j + 0)] = c10 + A[24759 + (i + 1) * 48 + (j + 0)];
-                    A[396103 + (i + 1) * 48 + (j + 1)] = c11 + A[24759 + (i + 1) * 48 + (j + 1)];
-                    A[396103 + (i + 1) * 48 + (j + 2)] = c12 + A[24759 + (i + 1) * 48 + (j + 2)];
-                    A[396103 + (i + 2) * 48 + (j + 0)] = c20 + A[24759 + (i + 2) * 48 + (j + 0)];
-                    A[396103 + (i + 2) * 48 + (j + 1)] = c21 + A[24759 + (i + 2) * 48 + (j + 1)];
-                    A[396103 + (i + 2) * 48 + (j + 2)] = c22 + A[24759 + (i + 2) * 48 + (j + 2)];
-                    A[396103 + (i + 3) * 48 + (j + 0)] = c30 + A[24759 + (i + 3) * 48 + (j + 0)];
-                    A[396103 + (i + 3) * 48 + (j + 1)] = c31 + A[24759 + (i + 3) * 48 + (j + 1)];
-                    A[396103 + (i + 3) * 48 + (j + 2)] = c32 + A[24759 + (i + 3) * 48 + (j + 2)];
-                }
-            }
-            // graphs/translate.ts:27
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[397639 + o * 16 + j] = A[396103 + o * 48 + 16 + j];
-            // graphs/translate.ts:29
-            for (let i = 0; i < 512; i++)
-                A[398151 + i] = sigmoid32((A[395591 + i] + A[397639 + i]));
-            // graphs/translate.ts:31
-            for (let i = 0; i < 512; i++)
-                A[395591 + i] = 1 - A[398151 + i];
-            // graphs/translate.ts:27
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[397639 + o * 16 + j] = A[394055 + o * 48 + 32 + j];
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[398663 + o * 16 + j] = A[394055 + o * 48 + 0 + j];
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[394055 + o * 16 + j] = A[396103 + o * 48 + 0 + j];
-            // graphs/translate.ts:28
-            for (let i = 0; i < 512; i++)
-                A[394567 + i] = sigmoid32((A[398663 + i] + A[394055 + i]));
-            // graphs/translate.ts:27
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[394055 + o * 16 + j] = A[396103 + o * 48 + 32 + j];
-            // graphs/translate.ts:30
-            for (let i = 0; i < 512; i++)
-                A[395079 + i] = tanh32((A[397639 + i] + (A[394567 + i] * A[394055 + i])));
-            // graphs/translate.ts:31
-            for (let i = 0; i < 512; i++)
-                A[392519 + i] = (A[395591 + i] * A[395079 + i]) + (A[398151 + i] * A[392007 + i]);
-            // (derived)
-            for (let i = 0; i < 512; i++) {
-                A[y0_1 + i] = A[392007 + i];
-            }
-            for (let i = 0; i < 512; i++) {
-                A[y0_2 + i] = A[398151 + i];
-            }
-            for (let i = 0; i < 512; i++) {
-                A[y0_3 + i] = A[395591 + i];
-            }
-            for (let i = 0; i < 512; i++)
-                A[396103 + i] = 1 - (A[395079 + i] * A[395079 + i]);
-            for (let i = 0; i < 512; i++) {
-                A[y0_4 + i] = A[396103 + i];
-            }
-            for (let i = 0; i < 512; i++) {
-                A[y0_5 + i] = A[394055 + i];
-            }
-            for (let i = 0; i < 512; i++)
-                A[394055 + i] = A[394567 + i] * (1 - A[394567 + i]);
-            for (let i = 0; i < 512; i++) {
-                A[y0_6 + i] = A[394055 + i];
-            }
-            for (let i = 0; i < 512; i++) {
-                A[y0_7 + i] = A[394567 + i];
-            }
-            for (let i = 0; i < 512; i++) {
-                A[y0_8 + i] = A[395079 + i];
-            }
-            for (let i = 0; i < 512; i++)
-                A[394055 + i] = A[398151 + i] * A[395591 + i];
-            for (let i = 0; i < 512; i++) {
-                A[y0_9 + i] = A[394055 + i];
-            }
-            for (let i = 0; i < 32; i++)
-                for (let j = 0; j < 16; j++)
-                    A[394055 + j * 32 + i] = A[393031 + i * 16 + j];
-            for (let i = 0; i < 512; i++) {
-                A[y0_10 + i] = A[394055 + i];
-            }
-            for (let i = 0; i < 32; i++)
-                for (let j = 0; j < 16; j++)
-                    A[394055 + j * 32 + i] = A[392007 + i * 16 + j];
-            for (let i = 0; i < 512; i++) {
-                A[y0_11 + i] = A[394055 + i];
-            }
-            A.copyWithin(393543, 392519, 393031);
-            A.copyWithin(392007, 392519, 393031);
-            for (let r = 0; r < 32; r++)
-                A.copyWithin(26295 + 512 + (r * 7 + t0) * 16, 393543 + r * 16, 393543 + (r + 1) * 16);
+  {
+    A.fill(0, 392007, 392007 + 512);
+    for (let i0 = 0; i0 < 7; i0++) {
+      const t0 = i0;
+      const y0_1 = 26295 + 4096 + t0 * 512;
+      const y0_2 = 26295 + 7680 + t0 * 512;
+      const y0_3 = 26295 + 11264 + t0 * 512;
+      const y0_4 = 26295 + 14848 + t0 * 512;
+      const y0_5 = 26295 + 18432 + t0 * 512;
+      const y0_6 = 26295 + 22016 + t0 * 512;
+      const y0_7 = 26295 + 25600 + t0 * 512;
+      const y0_8 = 26295 + 29184 + t0 * 512;
+      const y0_9 = 26295 + 32768 + t0 * 512;
+      const y0_10 = 26295 + 36352 + t0 * 512;
+      const y0_11 = 26295 + 39936 + t0 * 512;
+      for (let r = 0; r < 32; r++) A.copyWithin(393031 + r * 16, 18103 + (r * 7 + t0) * 16, 18103 + (r * 7 + t0) * 16 + 16);
+      for (let i = 0; i < 32; i += 4) {
+        for (let j = 0; j < 48; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 393031 + (i + 0) * 16;
+          const ra1 = 393031 + (i + 1) * 16;
+          const ra2 = 393031 + (i + 2) * 16;
+          const ra3 = 393031 + (i + 3) * 16;
+          const rb0 = 21687 + (j + 0);
+          const rb1 = 21687 + (j + 1);
+          const rb2 = 21687 + (j + 2);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 48];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 48];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 48];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[394055 + (i + 0) * 48 + (j + 0)] = c00 + A[22455 + (i + 0) * 48 + (j + 0)];
+          A[394055 + (i + 0) * 48 + (j + 1)] = c01 + A[22455 + (i + 0) * 48 + (j + 1)];
+          A[394055 + (i + 0) * 48 + (j + 2)] = c02 + A[22455 + (i + 0) * 48 + (j + 2)];
+          A[394055 + (i + 1) * 48 + (j + 0)] = c10 + A[22455 + (i + 1) * 48 + (j + 0)];
+          A[394055 + (i + 1) * 48 + (j + 1)] = c11 + A[22455 + (i + 1) * 48 + (j + 1)];
+          A[394055 + (i + 1) * 48 + (j + 2)] = c12 + A[22455 + (i + 1) * 48 + (j + 2)];
+          A[394055 + (i + 2) * 48 + (j + 0)] = c20 + A[22455 + (i + 2) * 48 + (j + 0)];
+          A[394055 + (i + 2) * 48 + (j + 1)] = c21 + A[22455 + (i + 2) * 48 + (j + 1)];
+          A[394055 + (i + 2) * 48 + (j + 2)] = c22 + A[22455 + (i + 2) * 48 + (j + 2)];
+          A[394055 + (i + 3) * 48 + (j + 0)] = c30 + A[22455 + (i + 3) * 48 + (j + 0)];
+          A[394055 + (i + 3) * 48 + (j + 1)] = c31 + A[22455 + (i + 3) * 48 + (j + 1)];
+          A[394055 + (i + 3) * 48 + (j + 2)] = c32 + A[22455 + (i + 3) * 48 + (j + 2)];
         }
-        A.copyWithin(26295, 392007, 392519);
+      }
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[395591 + o * 16 + j] = A[394055 + o * 48 + 16 + j];
+      for (let i = 0; i < 32; i += 4) {
+        for (let j = 0; j < 48; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 392007 + (i + 0) * 16;
+          const ra1 = 392007 + (i + 1) * 16;
+          const ra2 = 392007 + (i + 2) * 16;
+          const ra3 = 392007 + (i + 3) * 16;
+          const rb0 = 23991 + (j + 0);
+          const rb1 = 23991 + (j + 1);
+          const rb2 = 23991 + (j + 2);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 48];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 48];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 48];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[396103 + (i + 0) * 48 + (j + 0)] = c00 + A[24759 + (i + 0) * 48 + (j + 0)];
+          A[396103 + (i + 0) * 48 + (j + 1)] = c01 + A[24759 + (i + 0) * 48 + (j + 1)];
+          A[396103 + (i + 0) * 48 + (j + 2)] = c02 + A[24759 + (i + 0) * 48 + (j + 2)];
+          A[396103 + (i + 1) * 48 + (j + 0)] = c10 + A[24759 + (i + 1) * 48 + (j + 0)];
+          A[396103 + (i + 1) * 48 + (j + 1)] = c11 + A[24759 + (i + 1) * 48 + (j + 1)];
+          A[396103 + (i + 1) * 48 + (j + 2)] = c12 + A[24759 + (i + 1) * 48 + (j + 2)];
+          A[396103 + (i + 2) * 48 + (j + 0)] = c20 + A[24759 + (i + 2) * 48 + (j + 0)];
+          A[396103 + (i + 2) * 48 + (j + 1)] = c21 + A[24759 + (i + 2) * 48 + (j + 1)];
+          A[396103 + (i + 2) * 48 + (j + 2)] = c22 + A[24759 + (i + 2) * 48 + (j + 2)];
+          A[396103 + (i + 3) * 48 + (j + 0)] = c30 + A[24759 + (i + 3) * 48 + (j + 0)];
+          A[396103 + (i + 3) * 48 + (j + 1)] = c31 + A[24759 + (i + 3) * 48 + (j + 1)];
+          A[396103 + (i + 3) * 48 + (j + 2)] = c32 + A[24759 + (i + 3) * 48 + (j + 2)];
+        }
+      }
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[397639 + o * 16 + j] = A[396103 + o * 48 + 16 + j];
+      for (let i = 0; i < 512; i++) A[398151 + i] = sigmoid32(A[395591 + i] + A[397639 + i]);
+      for (let i = 0; i < 512; i++) A[395591 + i] = 1 - A[398151 + i];
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[397639 + o * 16 + j] = A[394055 + o * 48 + 32 + j];
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[398663 + o * 16 + j] = A[394055 + o * 48 + 0 + j];
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[394055 + o * 16 + j] = A[396103 + o * 48 + 0 + j];
+      for (let i = 0; i < 512; i++) A[394567 + i] = sigmoid32(A[398663 + i] + A[394055 + i]);
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[394055 + o * 16 + j] = A[396103 + o * 48 + 32 + j];
+      for (let i = 0; i < 512; i++) A[395079 + i] = tanh32(A[397639 + i] + A[394567 + i] * A[394055 + i]);
+      for (let i = 0; i < 512; i++) A[392519 + i] = A[395591 + i] * A[395079 + i] + A[398151 + i] * A[392007 + i];
+      for (let i = 0; i < 512; i++) {
+        A[y0_1 + i] = A[392007 + i];
+      }
+      for (let i = 0; i < 512; i++) {
+        A[y0_2 + i] = A[398151 + i];
+      }
+      for (let i = 0; i < 512; i++) {
+        A[y0_3 + i] = A[395591 + i];
+      }
+      for (let i = 0; i < 512; i++) A[396103 + i] = 1 - A[395079 + i] * A[395079 + i];
+      for (let i = 0; i < 512; i++) {
+        A[y0_4 + i] = A[396103 + i];
+      }
+      for (let i = 0; i < 512; i++) {
+        A[y0_5 + i] = A[394055 + i];
+      }
+      for (let i = 0; i < 512; i++) A[394055 + i] = A[394567 + i] * (1 - A[394567 + i]);
+      for (let i = 0; i < 512; i++) {
+        A[y0_6 + i] = A[394055 + i];
+      }
+      for (let i = 0; i < 512; i++) {
+        A[y0_7 + i] = A[394567 + i];
+      }
+      for (let i = 0; i < 512; i++) {
+        A[y0_8 + i] = A[395079 + i];
+      }
+      for (let i = 0; i < 512; i++) A[394055 + i] = A[398151 + i] * A[395591 + i];
+      for (let i = 0; i < 512; i++) {
+        A[y0_9 + i] = A[394055 + i];
+      }
+      for (let i = 0; i < 32; i++) for (let j = 0; j < 16; j++) A[394055 + j * 32 + i] = A[393031 + i * 16 + j];
+      for (let i = 0; i < 512; i++) {
+        A[y0_10 + i] = A[394055 + i];
+      }
+      for (let i = 0; i < 32; i++) for (let j = 0; j < 16; j++) A[394055 + j * 32 + i] = A[392007 + i * 16 + j];
+      for (let i = 0; i < 512; i++) {
+        A[y0_11 + i] = A[394055 + i];
+      }
+      A.copyWithin(393543, 392519, 393031);
+      A.copyWithin(392007, 392519, 393031);
+      for (let r = 0; r < 32; r++) A.copyWithin(26295 + 512 + (r * 7 + t0) * 16, 393543 + r * 16, 393543 + (r + 1) * 16);
     }
+    A.copyWithin(26295, 392007, 392519);
+  }
 }
 function scan5(A) {
-    { // scan over 6 steps: 1 carry, 1 xs, 13 consts
-        A.copyWithin(399175, 22199, 22199 + 512);
-        for (let i0 = 0; i0 < 6; i0++) {
-            const t0 = i0;
-            const y0_2 = 69815 + 3776 + t0 * 512;
-            const y0_3 = 69815 + 6848 + t0 * 512;
-            const y0_4 = 69815 + 9920 + t0 * 512;
-            const y0_5 = 69815 + 12992 + t0 * 512;
-            const y0_6 = 69815 + 16064 + t0 * 512;
-            const y0_7 = 69815 + 19136 + t0 * 512;
-            const y0_8 = 69815 + 22208 + t0 * 512;
-            const y0_9 = 69815 + 25280 + t0 * 512;
-            const y0_10 = 69815 + 28352 + t0 * 512;
-            const y0_11 = 69815 + 31424 + t0 * 224;
-            const y0_12 = 69815 + 32768 + t0 * 224;
-            const y0_13 = 69815 + 34112 + t0 * 224;
-            const y0_14 = 69815 + 35456 + t0 * 3584;
-            const y0_15 = 69815 + 56960 + t0 * 320;
-            const y0_16 = 69815 + 58880 + t0 * 512;
-            const y0_17 = 69815 + 61952 + t0 * 3584;
-            const y0_18 = 69815 + 83456 + t0 * 3584;
-            const y0_19 = 69815 + 104960 + t0 * 1024;
-            const y0_20 = 69815 + 111104 + t0 * 512;
-            for (let r = 0; r < 32; r++)
-                A.copyWithin(400199 + r * 10, 24631 + (r * 6 + t0) * 10, 24631 + (r * 6 + t0) * 10 + 10);
-            // graphs/translate.ts:78
-            for (let i = 0; i < 32; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 400199 + (i + 0) * 10;
-                    const ra1 = 400199 + (i + 1) * 10;
-                    const ra2 = 400199 + (i + 2) * 10;
-                    const ra3 = 400199 + (i + 3) * 10;
-                    const rb0 = 1824 + (j + 0);
-                    const rb1 = 1824 + (j + 1);
-                    const rb2 = 1824 + (j + 2);
-                    for (let p = 0; p < 10; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 16];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 16];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[401063 + (i + 0) * 16 + (j + 0)] = c00;
-                    A[401063 + (i + 0) * 16 + (j + 1)] = c01;
-                    A[401063 + (i + 0) * 16 + (j + 2)] = c02;
-                    A[401063 + (i + 1) * 16 + (j + 0)] = c10;
-                    A[401063 + (i + 1) * 16 + (j + 1)] = c11;
-                    A[401063 + (i + 1) * 16 + (j + 2)] = c12;
-                    A[401063 + (i + 2) * 16 + (j + 0)] = c20;
-                    A[401063 + (i + 2) * 16 + (j + 1)] = c21;
-                    A[401063 + (i + 2) * 16 + (j + 2)] = c22;
-                    A[401063 + (i + 3) * 16 + (j + 0)] = c30;
-                    A[401063 + (i + 3) * 16 + (j + 1)] = c31;
-                    A[401063 + (i + 3) * 16 + (j + 2)] = c32;
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = 400199 + (i + 0) * 10;
-                    const ra1 = 400199 + (i + 1) * 10;
-                    const ra2 = 400199 + (i + 2) * 10;
-                    const ra3 = 400199 + (i + 3) * 10;
-                    const rb0 = 1824 + (15 + 0);
-                    for (let p = 0; p < 10; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[401063 + (i + 0) * 16 + (15 + 0)] = c00;
-                    A[401063 + (i + 1) * 16 + (15 + 0)] = c10;
-                    A[401063 + (i + 2) * 16 + (15 + 0)] = c20;
-                    A[401063 + (i + 3) * 16 + (15 + 0)] = c30;
-                }
-            }
-            // graphs/translate.ts:18
-            for (let i = 0; i < 32; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 399175 + (i + 0) * 16;
-                    const ra1 = 399175 + (i + 1) * 16;
-                    const ra2 = 399175 + (i + 2) * 16;
-                    const ra3 = 399175 + (i + 3) * 16;
-                    const rb0 = 22711 + (j + 0);
-                    const rb1 = 22711 + (j + 1);
-                    const rb2 = 22711 + (j + 2);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 16];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 16];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[401575 + (i + 0) * 16 + (j + 0)] = c00 + A[22967 + (i + 0) * 16 + (j + 0)];
-                    A[401575 + (i + 0) * 16 + (j + 1)] = c01 + A[22967 + (i + 0) * 16 + (j + 1)];
-                    A[401575 + (i + 0) * 16 + (j + 2)] = c02 + A[22967 + (i + 0) * 16 + (j + 2)];
-                    A[401575 + (i + 1) * 16 + (j + 0)] = c10 + A[22967 + (i + 1) * 16 + (j + 0)];
-                    A[401575 + (i + 1) * 16 + (j + 1)] = c11 + A[22967 + (i + 1) * 16 + (j + 1)];
-                    A[401575 + (i + 1) * 16 + (j + 2)] = c12 + A[22967 + (i + 1) * 16 + (j + 2)];
-                    A[401575 + (i + 2) * 16 + (j + 0)] = c20 + A[22967 + (i + 2) * 16 + (j + 0)];
-                    A[401575 + (i + 2) * 16 + (j + 1)] = c21 + A[22967 + (i + 2) * 16 + (j + 1)];
-                    A[401575 + (i + 2) * 16 + (j + 2)] = c22 + A[22967 + (i + 2) * 16 + (j + 2)];
-                    A[401575 + (i + 3) * 16 + (j + 0)] = c30 + A[22967 + (i + 3) * 16 + (j + 0)];
-                    A[401575 + (i + 3) * 16 + (j + 1)] = c31 + A[22967 + (i + 3) * 16 + (j + 1)];
-                    A[401575 + (i + 3) * 16 + (j + 2)] = c32 + A[22967 + (i + 3) * 16 + (j + 2)];
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = 399175 + (i + 0) * 16;
-                    const ra1 = 399175 + (i + 1) * 16;
-                    const ra2 = 399175 + (i + 2) * 16;
-                    const ra3 = 399175 + (i + 3) * 16;
-                    const rb0 = 22711 + (15 + 0);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[401575 + (i + 0) * 16 + (15 + 0)] = c00 + A[22967 + (i + 0) * 16 + (15 + 0)];
-                    A[401575 + (i + 1) * 16 + (15 + 0)] = c10 + A[22967 + (i + 1) * 16 + (15 + 0)];
-                    A[401575 + (i + 2) * 16 + (15 + 0)] = c20 + A[22967 + (i + 2) * 16 + (15 + 0)];
-                    A[401575 + (i + 3) * 16 + (15 + 0)] = c30 + A[22967 + (i + 3) * 16 + (15 + 0)];
-                }
-            }
-            // graphs/translate.ts:66
-            for (let i0 = 0; i0 < 32; i0++) {
-                for (let i1 = 0; i1 < 7; i1++) {
-                    for (let i2 = 0; i2 < 16; i2++) {
-                        A[402087 + (i0 * 112 + i1 * 16 + i2 * 1)] = A[401575 + (i0 * 16 + i2 * 1)];
-                    }
-                }
-            }
-            for (let i = 0; i < 3584; i++)
-                A[405671 + i] = tanh32((A[402087 + i] + A[33719 + i]));
-            // graphs/translate.ts:18
-            for (let i = 0; i < 224; i += 4) {
-                for (let j = 0; j < 1; j += 1) {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = 405671 + (i + 0) * 16;
-                    const ra1 = 405671 + (i + 1) * 16;
-                    const ra2 = 405671 + (i + 2) * 16;
-                    const ra3 = 405671 + (i + 3) * 16;
-                    const rb0 = 2528 + (j + 0);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[401575 + (i + 0) * 1 + (j + 0)] = c00;
-                    A[401575 + (i + 1) * 1 + (j + 0)] = c10;
-                    A[401575 + (i + 2) * 1 + (j + 0)] = c20;
-                    A[401575 + (i + 3) * 1 + (j + 0)] = c30;
-                }
-            }
-            for (let i = 0; i < 224; i++)
-                A[401799 + i] = A[401575 + i] + A[18103 + i];
-            // graphs/translate.ts:38
-            for (let i0 = 0; i0 < 32; i0++) {
-                {
-                    let acc = -Infinity;
-                    for (let i1 = 0; i1 < 7; i1++) {
-                        acc = Math.max(acc, A[401799 + (i0 * 7 + i1 * 1)]);
-                    }
-                    A[401575 + (i0 * 1)] = acc;
-                }
-            }
-            for (let i = 0; i < 32; i++)
-                A[401607 + i] = A[401575 + i];
-            for (let i0 = 0; i0 < 32; i0++) {
-                for (let i1 = 0; i1 < 7; i1++) {
-                    A[402023 + (i0 * 7 + i1 * 1)] = A[401607 + (i0 * 1)];
-                }
-            }
-            for (let i = 0; i < 224; i++)
-                A[401575 + i] = Math.exp((A[401799 + i] - A[402023 + i]));
-            // graphs/translate.ts:39
-            for (let i0 = 0; i0 < 32; i0++) {
-                {
-                    let acc = 0;
-                    for (let i1 = 0; i1 < 7; i1++) {
-                        acc = acc + A[401575 + (i0 * 7 + i1 * 1)];
-                    }
-                    A[401799 + (i0 * 1)] = acc;
-                }
-            }
-            for (let i0 = 0; i0 < 32; i0++) {
-                for (let i1 = 0; i1 < 7; i1++) {
-                    A[401831 + (i0 * 7 + i1 * 1)] = A[401799 + (i0 * 1)];
-                }
-            }
-            for (let i = 0; i < 224; i++)
-                A[400839 + i] = A[401575 + i] / A[401831 + i];
-            // graphs/translate.ts:68
-            for (let i0 = 0; i0 < 32; i0++) {
-                for (let i1 = 0; i1 < 7; i1++) {
-                    for (let i2 = 0; i2 < 16; i2++) {
-                        A[402055 + (i0 * 112 + i1 * 16 + i2 * 1)] = A[400839 + (i0 * 7 + i1 * 1)];
-                    }
-                }
-            }
-            for (let i = 0; i < 3584; i++)
-                A[409255 + i] = A[402055 + i] * A[26551 + i];
-            for (let i0 = 0; i0 < 32; i0++) {
-                for (let i2 = 0; i2 < 16; i2++) {
-                    {
-                        let acc = 0;
-                        for (let i1 = 0; i1 < 7; i1++) {
-                            acc = acc + A[409255 + (i0 * 112 + i1 * 16 + i2 * 1)];
-                        }
-                        A[412839 + (i0 * 16 + i2 * 1)] = acc;
-                    }
-                }
-            }
-            // graphs/translate.ts:78
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[409255 + o * 32 + 0 + j] = A[401063 + o * 16 + j];
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[409255 + o * 32 + 16 + j] = A[412839 + o * 16 + j];
-            // graphs/translate.ts:26
-            for (let i = 0; i < 32; i += 4) {
-                for (let j = 0; j < 48; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 409255 + (i + 0) * 32;
-                    const ra1 = 409255 + (i + 1) * 32;
-                    const ra2 = 409255 + (i + 2) * 32;
-                    const ra3 = 409255 + (i + 3) * 32;
-                    const rb0 = 18327 + (j + 0);
-                    const rb1 = 18327 + (j + 1);
-                    const rb2 = 18327 + (j + 2);
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 48];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 48];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 48];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[410279 + (i + 0) * 48 + (j + 0)] = c00 + A[19863 + (i + 0) * 48 + (j + 0)];
-                    A[410279 + (i + 0) * 48 + (j + 1)] = c01 + A[19863 + (i + 0) * 48 + (j + 1)];
-                    A[410279 + (i + 0) * 48 + (j + 2)] = c02 + A[19863 + (i + 0) * 48 + (j + 2)];
-                    A[410279 + (i + 1) * 48 + (j + 0)] = c10 + A[19863 + (i + 1) * 48 + (j + 0)];
-                    A[410279 + (i + 1) * 48 + (j + 1)] = c11 + A[19863 + (i + 1) * 48 + (j + 1)];
-                    A[410279 + (i + 1) * 48 + (j + 2)] = c12 + A[19863 + (i + 1) * 48 + (j + 2)];
-                    A[410279 + (i + 2) * 48 + (j + 0)] = c20 + A[19863 + (i + 2) * 48 + (j + 0)];
-                    A[410279 + (i + 2) * 48 + (j + 1)] = c21 + A[19863 + (i + 2) * 48 + (j + 1)];
-                    A[410279 + (i + 2) * 48 + (j + 2)] = c22 + A[19863 + (i + 2) * 48 + (j + 2)];
-                    A[410279 + (i + 3) * 48 + (j + 0)] = c30 + A[19863 + (i + 3) * 48 + (j + 0)];
-                    A[410279 + (i + 3) * 48 + (j + 1)] = c31 + A[19863 + (i + 3) * 48 + (j + 1)];
-                    A[410279 + (i + 3) * 48 + (j + 2)] = c32 + A[19863 + (i + 3) * 48 + (j + 2)];
-                }
-            }
-            // graphs/translate.ts:27
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[401063 + o * 16 + j] = A[410279 + o * 48 + 16 + j];
-            // graphs/translate.ts:26
-            for (let i = 0; i < 32; i += 4) {
-                for (let j = 0; j < 48; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 399175 + (i + 0) * 16;
-                    const ra1 = 399175 + (i + 1) * 16;
-                    const ra2 = 399175 + (i + 2) * 16;
-                    const ra3 = 399175 + (i + 3) * 16;
-                    const rb0 = 21399 + (j + 0);
-                    const rb1 = 21399 + (j + 1);
-                    const rb2 = 21399 + (j + 2);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 48];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 48];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 48];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[411815 + (i + 0) * 48 + (j + 0)] = c00 + A[30135 + (i + 0) * 48 + (j + 0)];
-                    A[411815 + (i + 0) * 48 + (j + 1)] = c01 + A[30135 + (i + 0) * 48 + (j + 1)];
-                    A[411815 + (i + 0) * 48 + (j + 2)] = c02 + A[30135 + (i + 0) * 48 + (j + 2)];
-                    A[411815 + (i + 1) * 48 + (j + 0)] = c10 + A[30135 + (i + 1) * 48 + (j + 0)];
-                    A[411815 + (i + 1) * 48 + (j + 1)] = c11 + A[30135 + (i + 1) * 48 + (j + 1)];
-                    A[411815 + (i + 1) * 48 + (j + 2)] = c12 + A[30135 + (i + 1) * 48 + (j + 2)];
-                    A[411815 + (i + 2) * 48 + (j + 0)] = c20 + A[30135 + (i + 2) * 48 + (j + 0)];
-                    A[411815 + (i + 2) * 48 + (j + 1)] = c21 + A[30135 + (i + 2) * 48 + (j + 1)];
-                    A[411815 + (i + 2) * 48 + (j + 2)] = c22 + A[30135 + (i + 2) * 48 + (j + 2)];
-                    A[411815 + (i + 3) * 48 + (j + 0)] = c30 + A[30135 + (i + 3) * 48 + (j + 0)];
-                    A[411815 + (i + 3) * 48 + (j + 1)] = c31 + A[30135 + (i + 3) * 48 + (j + 1)];
-                    A[411815 + (i + 3) * 48 + (j + 2)] = c32 + A[30135 + (i + 3) * 48 + (j + 2)];
-                }
-            }
-            // graphs/translate.ts:27
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[413351 + o * 16 + j] = A[411815 + o * 48 + 16 + j];
-            // graphs/translate.ts:29
-            for (let i = 0; i < 512; i++)
-                A[413863 + i] = sigmoid32((A[401063 + i] + A[413351 + i]));
-            // graphs/translate.ts:31
-            for (let i = 0; i < 512; i++)
-                A[401063 + i] = 1 - A[413863 + i];
-            // graphs/translate.ts:27
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[413351 + o * 16 + j] = A[410279 + o * 48 + 32 + j];
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[414375 + o * 16 + j] = A[410279 + o * 48 + 0 + j];
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[410279 + o * 16 + j] = A[411815 + o * 48 + 0 + j];
-            // graphs/translate.ts:28
-            for (let i = 0; i < 512; i++)
-                A[410791 + i] = sigmoid32((A[414375 + i] + A[410279 + i]));
-            // graphs/translate.ts:27
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[410279 + o * 16 + j] = A[411815 + o * 48 + 32 + j];
-            // graphs/translate.ts:30
-            for (let i = 0; i < 512; i++)
-                A[411303 + i] = tanh32((A[413351 + i] + (A[410791 + i] * A[410279 + i])));
-            // graphs/translate.ts:31
-            for (let i = 0; i < 512; i++)
-                A[399687 + i] = (A[401063 + i] * A[411303 + i]) + (A[413863 + i] * A[399175 + i]);
-            // graphs/translate.ts:18
-            for (let i = 0; i < 32; i += 4) {
-                for (let j = 0; j < 9; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 399687 + (i + 0) * 16;
-                    const ra1 = 399687 + (i + 1) * 16;
-                    const ra2 = 399687 + (i + 2) * 16;
-                    const ra3 = 399687 + (i + 3) * 16;
-                    const rb0 = 23479 + (j + 0);
-                    const rb1 = 23479 + (j + 1);
-                    const rb2 = 23479 + (j + 2);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 10];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 10];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 10];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[400519 + (i + 0) * 10 + (j + 0)] = c00 + A[23639 + (i + 0) * 10 + (j + 0)];
-                    A[400519 + (i + 0) * 10 + (j + 1)] = c01 + A[23639 + (i + 0) * 10 + (j + 1)];
-                    A[400519 + (i + 0) * 10 + (j + 2)] = c02 + A[23639 + (i + 0) * 10 + (j + 2)];
-                    A[400519 + (i + 1) * 10 + (j + 0)] = c10 + A[23639 + (i + 1) * 10 + (j + 0)];
-                    A[400519 + (i + 1) * 10 + (j + 1)] = c11 + A[23639 + (i + 1) * 10 + (j + 1)];
-                    A[400519 + (i + 1) * 10 + (j + 2)] = c12 + A[23639 + (i + 1) * 10 + (j + 2)];
-                    A[400519 + (i + 2) * 10 + (j + 0)] = c20 + A[23639 + (i + 2) * 10 + (j + 0)];
-                    A[400519 + (i + 2) * 10 + (j + 1)] = c21 + A[23639 + (i + 2) * 10 + (j + 1)];
-                    A[400519 + (i + 2) * 10 + (j + 2)] = c22 + A[23639 + (i + 2) * 10 + (j + 2)];
-                    A[400519 + (i + 3) * 10 + (j + 0)] = c30 + A[23639 + (i + 3) * 10 + (j + 0)];
-                    A[400519 + (i + 3) * 10 + (j + 1)] = c31 + A[23639 + (i + 3) * 10 + (j + 1)];
-                    A[400519 + (i + 3) * 10 + (j + 2)] = c32 + A[23639 + (i + 3) * 10 + (j + 2)];
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = 399687 + (i + 0) * 16;
-                    const ra1 = 399687 + (i + 1) * 16;
-                    const ra2 = 399687 + (i + 2) * 16;
-                    const ra3 = 399687 + (i + 3) * 16;
-                    const rb0 = 23479 + (9 + 0);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 10];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[400519 + (i + 0) * 10 + (9 + 0)] = c00 + A[23639 + (i + 0) * 10 + (9 + 0)];
-                    A[400519 + (i + 1) * 10 + (9 + 0)] = c10 + A[23639 + (i + 1) * 10 + (9 + 0)];
-                    A[400519 + (i + 2) * 10 + (9 + 0)] = c20 + A[23639 + (i + 2) * 10 + (9 + 0)];
-                    A[400519 + (i + 3) * 10 + (9 + 0)] = c30 + A[23639 + (i + 3) * 10 + (9 + 0)];
-                }
-            }
-            // (derived)
-            for (let i = 0; i < 512; i++) {
-                A[y0_2 + i] = A[399175 + i];
-            }
-            for (let i = 0; i < 512; i++) {
-                A[y0_3 + i] = A[413863 + i];
-            }
-            for (let i = 0; i < 512; i++) {
-                A[y0_4 + i] = A[401063 + i];
-            }
-            for (let i = 0; i < 512; i++)
-                A[411815 + i] = 1 - (A[411303 + i] * A[411303 + i]);
-            for (let i = 0; i < 512; i++) {
-                A[y0_5 + i] = A[411815 + i];
-            }
-            for (let i = 0; i < 512; i++) {
-                A[y0_6 + i] = A[410279 + i];
-            }
-            for (let i = 0; i < 512; i++)
-                A[410279 + i] = A[410791 + i] * (1 - A[410791 + i]);
-            for (let i = 0; i < 512; i++) {
-                A[y0_7 + i] = A[410279 + i];
-            }
-            for (let i = 0; i < 512; i++) {
-                A[y0_8 + i] = A[410791 + i];
-            }
-            for (let i = 0; i < 512; i++) {
-                A[y0_9 + i] = A[411303 + i];
-            }
-            for (let i = 0; i < 512; i++)
-                A[410279 + i] = A[413863 + i] * A[401063 + i];
-            for (let i = 0; i < 512; i++) {
-                A[y0_10 + i] = A[410279 + i];
-            }
-            for (let i = 0; i < 224; i++) {
-                A[y0_11 + i] = A[401831 + i];
-            }
-            for (let i = 0; i < 224; i++) {
-                A[y0_12 + i] = A[400839 + i];
-            }
-            for (let i = 0; i < 224; i++) {
-                A[y0_13 + i] = A[401575 + i];
-            }
-            for (let i = 0; i < 3584; i++)
-                A[410279 + i] = 1 - (A[405671 + i] * A[405671 + i]);
-            for (let i = 0; i < 3584; i++) {
-                A[y0_14 + i] = A[410279 + i];
-            }
-            for (let i = 0; i < 32; i++)
-                for (let j = 0; j < 10; j++)
-                    A[401063 + j * 32 + i] = A[400199 + i * 10 + j];
-            for (let i = 0; i < 320; i++) {
-                A[y0_15 + i] = A[401063 + i];
-            }
-            for (let i = 0; i < 32; i++)
-                for (let j = 0; j < 16; j++)
-                    A[401063 + j * 32 + i] = A[399175 + i * 16 + j];
-            for (let i = 0; i < 512; i++) {
-                A[y0_16 + i] = A[401063 + i];
-            }
-            for (let i = 0; i < 224; i++)
-                for (let j = 0; j < 16; j++)
-                    A[410279 + j * 224 + i] = A[405671 + i * 16 + j];
-            for (let i = 0; i < 3584; i++) {
-                A[y0_17 + i] = A[410279 + i];
-            }
-            for (let i = 0; i < 3584; i++) {
-                A[y0_18 + i] = A[402055 + i];
-            }
-            for (let i = 0; i < 32; i++)
-                for (let j = 0; j < 32; j++)
-                    A[401063 + j * 32 + i] = A[409255 + i * 32 + j];
-            for (let i = 0; i < 1024; i++) {
-                A[y0_19 + i] = A[401063 + i];
-            }
-            for (let i = 0; i < 32; i++)
-                for (let j = 0; j < 16; j++)
-                    A[401063 + j * 32 + i] = A[399687 + i * 16 + j];
-            for (let i = 0; i < 512; i++) {
-                A[y0_20 + i] = A[401063 + i];
-            }
-            A.copyWithin(399175, 399687, 400199);
-            for (let r = 0; r < 32; r++)
-                A.copyWithin(69815 + 512 + (r * 6 + t0) * 10, 400519 + r * 10, 400519 + (r + 1) * 10);
-            for (let r = 0; r < 32; r++)
-                A.copyWithin(69815 + 2432 + (r * 6 + t0) * 7, 400839 + r * 7, 400839 + (r + 1) * 7);
+  {
+    A.copyWithin(399175, 22199, 22199 + 512);
+    for (let i0 = 0; i0 < 6; i0++) {
+      const t0 = i0;
+      const y0_2 = 69815 + 3776 + t0 * 512;
+      const y0_3 = 69815 + 6848 + t0 * 512;
+      const y0_4 = 69815 + 9920 + t0 * 512;
+      const y0_5 = 69815 + 12992 + t0 * 512;
+      const y0_6 = 69815 + 16064 + t0 * 512;
+      const y0_7 = 69815 + 19136 + t0 * 512;
+      const y0_8 = 69815 + 22208 + t0 * 512;
+      const y0_9 = 69815 + 25280 + t0 * 512;
+      const y0_10 = 69815 + 28352 + t0 * 512;
+      const y0_11 = 69815 + 31424 + t0 * 224;
+      const y0_12 = 69815 + 32768 + t0 * 224;
+      const y0_13 = 69815 + 34112 + t0 * 224;
+      const y0_14 = 69815 + 35456 + t0 * 3584;
+      const y0_15 = 69815 + 56960 + t0 * 320;
+      const y0_16 = 69815 + 58880 + t0 * 512;
+      const y0_17 = 69815 + 61952 + t0 * 3584;
+      const y0_18 = 69815 + 83456 + t0 * 3584;
+      const y0_19 = 69815 + 104960 + t0 * 1024;
+      const y0_20 = 69815 + 111104 + t0 * 512;
+      for (let r = 0; r < 32; r++) A.copyWithin(400199 + r * 10, 24631 + (r * 6 + t0) * 10, 24631 + (r * 6 + t0) * 10 + 10);
+      for (let i = 0; i < 32; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 400199 + (i + 0) * 10;
+          const ra1 = 400199 + (i + 1) * 10;
+          const ra2 = 400199 + (i + 2) * 10;
+          const ra3 = 400199 + (i + 3) * 10;
+          const rb0 = 1824 + (j + 0);
+          const rb1 = 1824 + (j + 1);
+          const rb2 = 1824 + (j + 2);
+          for (let p = 0; p < 10; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 16];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 16];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[401063 + (i + 0) * 16 + (j + 0)] = c00;
+          A[401063 + (i + 0) * 16 + (j + 1)] = c01;
+          A[401063 + (i + 0) * 16 + (j + 2)] = c02;
+          A[401063 + (i + 1) * 16 + (j + 0)] = c10;
+          A[401063 + (i + 1) * 16 + (j + 1)] = c11;
+          A[401063 + (i + 1) * 16 + (j + 2)] = c12;
+          A[401063 + (i + 2) * 16 + (j + 0)] = c20;
+          A[401063 + (i + 2) * 16 + (j + 1)] = c21;
+          A[401063 + (i + 2) * 16 + (j + 2)] = c22;
+          A[401063 + (i + 3) * 16 + (j + 0)] = c30;
+          A[401063 + (i + 3) * 16 + (j + 1)] = c31;
+          A[401063 + (i + 3) * 16 + (j + 2)] = c32;
         }
-        A.copyWithin(69815, 399175, 399687);
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = 400199 + (i + 0) * 10;
+          const ra1 = 400199 + (i + 1) * 10;
+          const ra2 = 400199 + (i + 2) * 10;
+          const ra3 = 400199 + (i + 3) * 10;
+          const rb0 = 1824 + (15 + 0);
+          for (let p = 0; p < 10; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[401063 + (i + 0) * 16 + (15 + 0)] = c00;
+          A[401063 + (i + 1) * 16 + (15 + 0)] = c10;
+          A[401063 + (i + 2) * 16 + (15 + 0)] = c20;
+          A[401063 + (i + 3) * 16 + (15 + 0)] = c30;
+        }
+      }
+      for (let i = 0; i < 32; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 399175 + (i + 0) * 16;
+          const ra1 = 399175 + (i + 1) * 16;
+          const ra2 = 399175 + (i + 2) * 16;
+          const ra3 = 399175 + (i + 3) * 16;
+          const rb0 = 22711 + (j + 0);
+          const rb1 = 22711 + (j + 1);
+          const rb2 = 22711 + (j + 2);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 16];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 16];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[401575 + (i + 0) * 16 + (j + 0)] = c00 + A[22967 + (i + 0) * 16 + (j + 0)];
+          A[401575 + (i + 0) * 16 + (j + 1)] = c01 + A[22967 + (i + 0) * 16 + (j + 1)];
+          A[401575 + (i + 0) * 16 + (j + 2)] = c02 + A[22967 + (i + 0) * 16 + (j + 2)];
+          A[401575 + (i + 1) * 16 + (j + 0)] = c10 + A[22967 + (i + 1) * 16 + (j + 0)];
+          A[401575 + (i + 1) * 16 + (j + 1)] = c11 + A[22967 + (i + 1) * 16 + (j + 1)];
+          A[401575 + (i + 1) * 16 + (j + 2)] = c12 + A[22967 + (i + 1) * 16 + (j + 2)];
+          A[401575 + (i + 2) * 16 + (j + 0)] = c20 + A[22967 + (i + 2) * 16 + (j + 0)];
+          A[401575 + (i + 2) * 16 + (j + 1)] = c21 + A[22967 + (i + 2) * 16 + (j + 1)];
+          A[401575 + (i + 2) * 16 + (j + 2)] = c22 + A[22967 + (i + 2) * 16 + (j + 2)];
+          A[401575 + (i + 3) * 16 + (j + 0)] = c30 + A[22967 + (i + 3) * 16 + (j + 0)];
+          A[401575 + (i + 3) * 16 + (j + 1)] = c31 + A[22967 + (i + 3) * 16 + (j + 1)];
+          A[401575 + (i + 3) * 16 + (j + 2)] = c32 + A[22967 + (i + 3) * 16 + (j + 2)];
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = 399175 + (i + 0) * 16;
+          const ra1 = 399175 + (i + 1) * 16;
+          const ra2 = 399175 + (i + 2) * 16;
+          const ra3 = 399175 + (i + 3) * 16;
+          const rb0 = 22711 + (15 + 0);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[401575 + (i + 0) * 16 + (15 + 0)] = c00 + A[22967 + (i + 0) * 16 + (15 + 0)];
+          A[401575 + (i + 1) * 16 + (15 + 0)] = c10 + A[22967 + (i + 1) * 16 + (15 + 0)];
+          A[401575 + (i + 2) * 16 + (15 + 0)] = c20 + A[22967 + (i + 2) * 16 + (15 + 0)];
+          A[401575 + (i + 3) * 16 + (15 + 0)] = c30 + A[22967 + (i + 3) * 16 + (15 + 0)];
+        }
+      }
+      for (let i02 = 0; i02 < 32; i02++) {
+        for (let i1 = 0; i1 < 7; i1++) {
+          for (let i2 = 0; i2 < 16; i2++) {
+            A[402087 + (i02 * 112 + i1 * 16 + i2 * 1)] = A[401575 + (i02 * 16 + i2 * 1)];
+          }
+        }
+      }
+      for (let i = 0; i < 3584; i++) A[405671 + i] = tanh32(A[402087 + i] + A[33719 + i]);
+      for (let i = 0; i < 224; i += 4) {
+        for (let j = 0; j < 1; j += 1) {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = 405671 + (i + 0) * 16;
+          const ra1 = 405671 + (i + 1) * 16;
+          const ra2 = 405671 + (i + 2) * 16;
+          const ra3 = 405671 + (i + 3) * 16;
+          const rb0 = 2528 + (j + 0);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[401575 + (i + 0) * 1 + (j + 0)] = c00;
+          A[401575 + (i + 1) * 1 + (j + 0)] = c10;
+          A[401575 + (i + 2) * 1 + (j + 0)] = c20;
+          A[401575 + (i + 3) * 1 + (j + 0)] = c30;
+        }
+      }
+      for (let i = 0; i < 224; i++) A[401799 + i] = A[401575 + i] + A[18103 + i];
+      for (let i02 = 0; i02 < 32; i02++) {
+        {
+          let acc = -Infinity;
+          for (let i1 = 0; i1 < 7; i1++) {
+            acc = Math.max(acc, A[401799 + (i02 * 7 + i1 * 1)]);
+          }
+          A[401575 + i02 * 1] = acc;
+        }
+      }
+      for (let i = 0; i < 32; i++) A[401607 + i] = A[401575 + i];
+      for (let i02 = 0; i02 < 32; i02++) {
+        for (let i1 = 0; i1 < 7; i1++) {
+          A[402023 + (i02 * 7 + i1 * 1)] = A[401607 + i02 * 1];
+        }
+      }
+      for (let i = 0; i < 224; i++) A[401575 + i] = Math.exp(A[401799 + i] - A[402023 + i]);
+      for (let i02 = 0; i02 < 32; i02++) {
+        {
+          let acc = 0;
+          for (let i1 = 0; i1 < 7; i1++) {
+            acc = acc + A[401575 + (i02 * 7 + i1 * 1)];
+          }
+          A[401799 + i02 * 1] = acc;
+        }
+      }
+      for (let i02 = 0; i02 < 32; i02++) {
+        for (let i1 = 0; i1 < 7; i1++) {
+          A[401831 + (i02 * 7 + i1 * 1)] = A[401799 + i02 * 1];
+        }
+      }
+      for (let i = 0; i < 224; i++) A[400839 + i] = A[401575 + i] / A[401831 + i];
+      for (let i02 = 0; i02 < 32; i02++) {
+        for (let i1 = 0; i1 < 7; i1++) {
+          for (let i2 = 0; i2 < 16; i2++) {
+            A[402055 + (i02 * 112 + i1 * 16 + i2 * 1)] = A[400839 + (i02 * 7 + i1 * 1)];
+          }
+        }
+      }
+      for (let i = 0; i < 3584; i++) A[409255 + i] = A[402055 + i] * A[26551 + i];
+      for (let i02 = 0; i02 < 32; i02++) {
+        for (let i2 = 0; i2 < 16; i2++) {
+          {
+            let acc = 0;
+            for (let i1 = 0; i1 < 7; i1++) {
+              acc = acc + A[409255 + (i02 * 112 + i1 * 16 + i2 * 1)];
+            }
+            A[412839 + (i02 * 16 + i2 * 1)] = acc;
+          }
+        }
+      }
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[409255 + o * 32 + 0 + j] = A[401063 + o * 16 + j];
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[409255 + o * 32 + 16 + j] = A[412839 + o * 16 + j];
+      for (let i = 0; i < 32; i += 4) {
+        for (let j = 0; j < 48; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 409255 + (i + 0) * 32;
+          const ra1 = 409255 + (i + 1) * 32;
+          const ra2 = 409255 + (i + 2) * 32;
+          const ra3 = 409255 + (i + 3) * 32;
+          const rb0 = 18327 + (j + 0);
+          const rb1 = 18327 + (j + 1);
+          const rb2 = 18327 + (j + 2);
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 48];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 48];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 48];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[410279 + (i + 0) * 48 + (j + 0)] = c00 + A[19863 + (i + 0) * 48 + (j + 0)];
+          A[410279 + (i + 0) * 48 + (j + 1)] = c01 + A[19863 + (i + 0) * 48 + (j + 1)];
+          A[410279 + (i + 0) * 48 + (j + 2)] = c02 + A[19863 + (i + 0) * 48 + (j + 2)];
+          A[410279 + (i + 1) * 48 + (j + 0)] = c10 + A[19863 + (i + 1) * 48 + (j + 0)];
+          A[410279 + (i + 1) * 48 + (j + 1)] = c11 + A[19863 + (i + 1) * 48 + (j + 1)];
+          A[410279 + (i + 1) * 48 + (j + 2)] = c12 + A[19863 + (i + 1) * 48 + (j + 2)];
+          A[410279 + (i + 2) * 48 + (j + 0)] = c20 + A[19863 + (i + 2) * 48 + (j + 0)];
+          A[410279 + (i + 2) * 48 + (j + 1)] = c21 + A[19863 + (i + 2) * 48 + (j + 1)];
+          A[410279 + (i + 2) * 48 + (j + 2)] = c22 + A[19863 + (i + 2) * 48 + (j + 2)];
+          A[410279 + (i + 3) * 48 + (j + 0)] = c30 + A[19863 + (i + 3) * 48 + (j + 0)];
+          A[410279 + (i + 3) * 48 + (j + 1)] = c31 + A[19863 + (i + 3) * 48 + (j + 1)];
+          A[410279 + (i + 3) * 48 + (j + 2)] = c32 + A[19863 + (i + 3) * 48 + (j + 2)];
+        }
+      }
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[401063 + o * 16 + j] = A[410279 + o * 48 + 16 + j];
+      for (let i = 0; i < 32; i += 4) {
+        for (let j = 0; j < 48; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 399175 + (i + 0) * 16;
+          const ra1 = 399175 + (i + 1) * 16;
+          const ra2 = 399175 + (i + 2) * 16;
+          const ra3 = 399175 + (i + 3) * 16;
+          const rb0 = 21399 + (j + 0);
+          const rb1 = 21399 + (j + 1);
+          const rb2 = 21399 + (j + 2);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 48];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 48];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 48];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[411815 + (i + 0) * 48 + (j + 0)] = c00 + A[30135 + (i + 0) * 48 + (j + 0)];
+          A[411815 + (i + 0) * 48 + (j + 1)] = c01 + A[30135 + (i + 0) * 48 + (j + 1)];
+          A[411815 + (i + 0) * 48 + (j + 2)] = c02 + A[30135 + (i + 0) * 48 + (j + 2)];
+          A[411815 + (i + 1) * 48 + (j + 0)] = c10 + A[30135 + (i + 1) * 48 + (j + 0)];
+          A[411815 + (i + 1) * 48 + (j + 1)] = c11 + A[30135 + (i + 1) * 48 + (j + 1)];
+          A[411815 + (i + 1) * 48 + (j + 2)] = c12 + A[30135 + (i + 1) * 48 + (j + 2)];
+          A[411815 + (i + 2) * 48 + (j + 0)] = c20 + A[30135 + (i + 2) * 48 + (j + 0)];
+          A[411815 + (i + 2) * 48 + (j + 1)] = c21 + A[30135 + (i + 2) * 48 + (j + 1)];
+          A[411815 + (i + 2) * 48 + (j + 2)] = c22 + A[30135 + (i + 2) * 48 + (j + 2)];
+          A[411815 + (i + 3) * 48 + (j + 0)] = c30 + A[30135 + (i + 3) * 48 + (j + 0)];
+          A[411815 + (i + 3) * 48 + (j + 1)] = c31 + A[30135 + (i + 3) * 48 + (j + 1)];
+          A[411815 + (i + 3) * 48 + (j + 2)] = c32 + A[30135 + (i + 3) * 48 + (j + 2)];
+        }
+      }
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[413351 + o * 16 + j] = A[411815 + o * 48 + 16 + j];
+      for (let i = 0; i < 512; i++) A[413863 + i] = sigmoid32(A[401063 + i] + A[413351 + i]);
+      for (let i = 0; i < 512; i++) A[401063 + i] = 1 - A[413863 + i];
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[413351 + o * 16 + j] = A[410279 + o * 48 + 32 + j];
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[414375 + o * 16 + j] = A[410279 + o * 48 + 0 + j];
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[410279 + o * 16 + j] = A[411815 + o * 48 + 0 + j];
+      for (let i = 0; i < 512; i++) A[410791 + i] = sigmoid32(A[414375 + i] + A[410279 + i]);
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[410279 + o * 16 + j] = A[411815 + o * 48 + 32 + j];
+      for (let i = 0; i < 512; i++) A[411303 + i] = tanh32(A[413351 + i] + A[410791 + i] * A[410279 + i]);
+      for (let i = 0; i < 512; i++) A[399687 + i] = A[401063 + i] * A[411303 + i] + A[413863 + i] * A[399175 + i];
+      for (let i = 0; i < 32; i += 4) {
+        for (let j = 0; j < 9; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 399687 + (i + 0) * 16;
+          const ra1 = 399687 + (i + 1) * 16;
+          const ra2 = 399687 + (i + 2) * 16;
+          const ra3 = 399687 + (i + 3) * 16;
+          const rb0 = 23479 + (j + 0);
+          const rb1 = 23479 + (j + 1);
+          const rb2 = 23479 + (j + 2);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 10];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 10];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 10];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[400519 + (i + 0) * 10 + (j + 0)] = c00 + A[23639 + (i + 0) * 10 + (j + 0)];
+          A[400519 + (i + 0) * 10 + (j + 1)] = c01 + A[23639 + (i + 0) * 10 + (j + 1)];
+          A[400519 + (i + 0) * 10 + (j + 2)] = c02 + A[23639 + (i + 0) * 10 + (j + 2)];
+          A[400519 + (i + 1) * 10 + (j + 0)] = c10 + A[23639 + (i + 1) * 10 + (j + 0)];
+          A[400519 + (i + 1) * 10 + (j + 1)] = c11 + A[23639 + (i + 1) * 10 + (j + 1)];
+          A[400519 + (i + 1) * 10 + (j + 2)] = c12 + A[23639 + (i + 1) * 10 + (j + 2)];
+          A[400519 + (i + 2) * 10 + (j + 0)] = c20 + A[23639 + (i + 2) * 10 + (j + 0)];
+          A[400519 + (i + 2) * 10 + (j + 1)] = c21 + A[23639 + (i + 2) * 10 + (j + 1)];
+          A[400519 + (i + 2) * 10 + (j + 2)] = c22 + A[23639 + (i + 2) * 10 + (j + 2)];
+          A[400519 + (i + 3) * 10 + (j + 0)] = c30 + A[23639 + (i + 3) * 10 + (j + 0)];
+          A[400519 + (i + 3) * 10 + (j + 1)] = c31 + A[23639 + (i + 3) * 10 + (j + 1)];
+          A[400519 + (i + 3) * 10 + (j + 2)] = c32 + A[23639 + (i + 3) * 10 + (j + 2)];
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = 399687 + (i + 0) * 16;
+          const ra1 = 399687 + (i + 1) * 16;
+          const ra2 = 399687 + (i + 2) * 16;
+          const ra3 = 399687 + (i + 3) * 16;
+          const rb0 = 23479 + (9 + 0);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 10];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[400519 + (i + 0) * 10 + (9 + 0)] = c00 + A[23639 + (i + 0) * 10 + (9 + 0)];
+          A[400519 + (i + 1) * 10 + (9 + 0)] = c10 + A[23639 + (i + 1) * 10 + (9 + 0)];
+          A[400519 + (i + 2) * 10 + (9 + 0)] = c20 + A[23639 + (i + 2) * 10 + (9 + 0)];
+          A[400519 + (i + 3) * 10 + (9 + 0)] = c30 + A[23639 + (i + 3) * 10 + (9 + 0)];
+        }
+      }
+      for (let i = 0; i < 512; i++) {
+        A[y0_2 + i] = A[399175 + i];
+      }
+      for (let i = 0; i < 512; i++) {
+        A[y0_3 + i] = A[413863 + i];
+      }
+      for (let i = 0; i < 512; i++) {
+        A[y0_4 + i] = A[401063 + i];
+      }
+      for (let i = 0; i < 512; i++) A[411815 + i] = 1 - A[411303 + i] * A[411303 + i];
+      for (let i = 0; i < 512; i++) {
+        A[y0_5 + i] = A[411815 + i];
+      }
+      for (let i = 0; i < 512; i++) {
+        A[y0_6 + i] = A[410279 + i];
+      }
+      for (let i = 0; i < 512; i++) A[410279 + i] = A[410791 + i] * (1 - A[410791 + i]);
+      for (let i = 0; i < 512; i++) {
+        A[y0_7 + i] = A[410279 + i];
+      }
+      for (let i = 0; i < 512; i++) {
+        A[y0_8 + i] = A[410791 + i];
+      }
+      for (let i = 0; i < 512; i++) {
+        A[y0_9 + i] = A[411303 + i];
+      }
+      for (let i = 0; i < 512; i++) A[410279 + i] = A[413863 + i] * A[401063 + i];
+      for (let i = 0; i < 512; i++) {
+        A[y0_10 + i] = A[410279 + i];
+      }
+      for (let i = 0; i < 224; i++) {
+        A[y0_11 + i] = A[401831 + i];
+      }
+      for (let i = 0; i < 224; i++) {
+        A[y0_12 + i] = A[400839 + i];
+      }
+      for (let i = 0; i < 224; i++) {
+        A[y0_13 + i] = A[401575 + i];
+      }
+      for (let i = 0; i < 3584; i++) A[410279 + i] = 1 - A[405671 + i] * A[405671 + i];
+      for (let i = 0; i < 3584; i++) {
+        A[y0_14 + i] = A[410279 + i];
+      }
+      for (let i = 0; i < 32; i++) for (let j = 0; j < 10; j++) A[401063 + j * 32 + i] = A[400199 + i * 10 + j];
+      for (let i = 0; i < 320; i++) {
+        A[y0_15 + i] = A[401063 + i];
+      }
+      for (let i = 0; i < 32; i++) for (let j = 0; j < 16; j++) A[401063 + j * 32 + i] = A[399175 + i * 16 + j];
+      for (let i = 0; i < 512; i++) {
+        A[y0_16 + i] = A[401063 + i];
+      }
+      for (let i = 0; i < 224; i++) for (let j = 0; j < 16; j++) A[410279 + j * 224 + i] = A[405671 + i * 16 + j];
+      for (let i = 0; i < 3584; i++) {
+        A[y0_17 + i] = A[410279 + i];
+      }
+      for (let i = 0; i < 3584; i++) {
+        A[y0_18 + i] = A[402055 + i];
+      }
+      for (let i = 0; i < 32; i++) for (let j = 0; j < 32; j++) A[401063 + j * 32 + i] = A[409255 + i * 32 + j];
+      for (let i = 0; i < 1024; i++) {
+        A[y0_19 + i] = A[401063 + i];
+      }
+      for (let i = 0; i < 32; i++) for (let j = 0; j < 16; j++) A[401063 + j * 32 + i] = A[399687 + i * 16 + j];
+      for (let i = 0; i < 512; i++) {
+        A[y0_20 + i] = A[401063 + i];
+      }
+      A.copyWithin(399175, 399687, 400199);
+      for (let r = 0; r < 32; r++) A.copyWithin(69815 + 512 + (r * 6 + t0) * 10, 400519 + r * 10, 400519 + (r + 1) * 10);
+      for (let r = 0; r < 32; r++) A.copyWithin(69815 + 2432 + (r * 6 + t0) * 7, 400839 + r * 7, 400839 + (r + 1) * 7);
     }
+    A.copyWithin(69815, 399175, 399687);
+  }
 }
 function read(A, s) {
-    return { shape: [...s.shape], data: Array.from(A.subarray(s.offset, s.offset + s.size)) };
+  return { shape: [...s.shape], data: Array.from(A.subarray(s.offset, s.offset + s.size)) };
 }
-/** Trains the compiled model: `step(data)` runs forward, loss, backward and the optimizer on one batch. */
 export class Trainer {
-    /** Every value the trainer keeps: parameters, gradients, data, outputs, temporaries, optimizer state. */
-    arena;
-    lr;
-    /** Optimizer steps taken (Adam's t). */
-    steps = 0;
-    constructor(options = {}) {
-        this.arena = new Float32Array(425117);
-        this.lr = options.lr ?? SPEC.lr;
-        const next = mulberry32(options.seed ?? SPEC.seed);
-        for (const p of PARAMS) {
-            for (let i = 0; i < p.size; i++)
-                this.arena[p.offset + i] = p.init.kind === 'uniform' ? (2 * next() - 1) * p.init.bound : p.init.kind === 'fill' ? p.init.value : p.init.data[i];
-        }
-        if (options.params)
-            this.setParams(options.params);
+  /** Every value the trainer keeps: parameters, gradients, data, outputs, temporaries, optimizer state. */
+  arena;
+  lr;
+  /** Optimizer steps taken (Adam's t). */
+  steps = 0;
+  constructor(options = {}) {
+    this.arena = new Float32Array(425117);
+    this.lr = options.lr ?? SPEC.lr;
+    const next = mulberry32(options.seed ?? SPEC.seed);
+    for (const p of PARAMS) {
+      for (let i = 0; i < p.size; i++) this.arena[p.offset + i] = p.init.kind === "uniform" ? (2 * next() - 1) * p.init.bound : p.init.kind === "fill" ? p.init.value : p.init.data[i];
     }
-    /** Binds one batch: every input by name, row-major in its shape. */
-    bind(data) {
-        for (const s of INPUTS) {
-            const v = data[s.name];
-            if (v === undefined)
-                throw new RangeError(`missing input ${s.name} [${s.shape.join(', ')}]`);
-            if (v.length !== s.size)
-                throw new RangeError(`input ${s.name}: expected ${s.size} values [${s.shape.join(', ')}], got ${v.length}`);
-            for (let i = 0; i < s.size; i++)
-                this.arena[s.offset + i] = v[i];
-        }
+    if (options.params) this.setParams(options.params);
+  }
+  /** Binds one batch: every input by name, row-major in its shape. */
+  bind(data) {
+    for (const s of INPUTS) {
+      const v = data[s.name];
+      if (v === void 0) throw new RangeError(`missing input ${s.name} [${s.shape.join(", ")}]`);
+      if (v.length !== s.size) throw new RangeError(`input ${s.name}: expected ${s.size} values [${s.shape.join(", ")}], got ${v.length}`);
+      for (let i = 0; i < s.size; i++) this.arena[s.offset + i] = v[i];
     }
-    train() {
-        const A = this.arena;
-        // graphs/translate.ts:58
-        for (let i = 0; i < 224; i += 4) {
-            for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 10230 + (i + 0) * 12;
-                const ra1 = 10230 + (i + 1) * 12;
-                const ra2 = 10230 + (i + 2) * 12;
-                const ra3 = 10230 + (i + 3) * 12;
-                const rb0 = (j + 0);
-                const rb1 = (j + 1);
-                const rb2 = (j + 2);
-                for (let p = 0; p < 12; p++) {
-                    const a0 = A[ra0 + p];
-                    const a1 = A[ra1 + p];
-                    const a2 = A[ra2 + p];
-                    const a3 = A[ra3 + p];
-                    const b0 = A[rb0 + p * 16];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                    const b1 = A[rb1 + p * 16];
-                    c01 += a0 * b1;
-                    c11 += a1 * b1;
-                    c21 += a2 * b1;
-                    c31 += a3 * b1;
-                    const b2 = A[rb2 + p * 16];
-                    c02 += a0 * b2;
-                    c12 += a1 * b2;
-                    c22 += a2 * b2;
-                    c32 += a3 * b2;
-                }
-                A[18103 + (i + 0) * 16 + (j + 0)] = c00;
-                A[18103 + (i + 0) * 16 + (j + 1)] = c01;
-                A[18103 + (i + 0) * 16 + (j + 2)] = c02;
-                A[18103 + (i + 1) * 16 + (j + 0)] = c10;
-                A[18103 + (i + 1) * 16 + (j + 1)] = c11;
-                A[18103 + (i + 1) * 16 + (j + 2)] = c12;
-                A[18103 + (i + 2) * 16 + (j + 0)] = c20;
-                A[18103 + (i + 2) * 16 + (j + 1)] = c21;
-                A[18103 + (i + 2) * 16 + (j + 2)] = c22;
-                A[18103 + (i + 3) * 16 + (j + 0)] = c30;
-                A[18103 + (i + 3) * 16 + (j + 1)] = c31;
-                A[18103 + (i + 3) * 16 + (j + 2)] = c32;
-            }
-            {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 10230 + (i + 0) * 12;
-                const ra1 = 10230 + (i + 1) * 12;
-                const ra2 = 10230 + (i + 2) * 12;
-                const ra3 = 10230 + (i + 3) * 12;
-                const rb0 = (15 + 0);
-                for (let p = 0; p < 12; p++) {
-                    const a0 = A[ra0 + p];
-                    const a1 = A[ra1 + p];
-                    const a2 = A[ra2 + p];
-                    const a3 = A[ra3 + p];
-                    const b0 = A[rb0 + p * 16];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                }
-                A[18103 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[18103 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[18103 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[18103 + (i + 3) * 16 + (15 + 0)] = c30;
-            }
+  }
+  train() {
+    const A = this.arena;
+    for (let i = 0; i < 224; i += 4) {
+      for (let j = 0; j < 15; j += 3) {
+        let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+        const ra0 = 10230 + (i + 0) * 12;
+        const ra1 = 10230 + (i + 1) * 12;
+        const ra2 = 10230 + (i + 2) * 12;
+        const ra3 = 10230 + (i + 3) * 12;
+        const rb0 = j + 0;
+        const rb1 = j + 1;
+        const rb2 = j + 2;
+        for (let p = 0; p < 12; p++) {
+          const a0 = A[ra0 + p];
+          const a1 = A[ra1 + p];
+          const a2 = A[ra2 + p];
+          const a3 = A[ra3 + p];
+          const b0 = A[rb0 + p * 16];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
+          const b1 = A[rb1 + p * 16];
+          c01 += a0 * b1;
+          c11 += a1 * b1;
+          c21 += a2 * b1;
+          c31 += a3 * b1;
+          const b2 = A[rb2 + p * 16];
+          c02 += a0 * b2;
+          c12 += a1 * b2;
+          c22 += a2 * b2;
+          c32 += a3 * b2;
         }
-        // graphs/translate.ts:26
-        for (let i = 0; i < 48; i++)
-            for (let j = 0; j < 16; j++)
-                A[21687 + j * 48 + i] = A[192 + i * 16 + j];
-        for (let i0 = 0; i0 < 32; i0++) {
-            for (let i1 = 0; i1 < 48; i1++) {
-                A[22455 + (i0 * 48 + i1 * 1)] = A[1728 + (i1 * 1)];
-            }
+        A[18103 + (i + 0) * 16 + (j + 0)] = c00;
+        A[18103 + (i + 0) * 16 + (j + 1)] = c01;
+        A[18103 + (i + 0) * 16 + (j + 2)] = c02;
+        A[18103 + (i + 1) * 16 + (j + 0)] = c10;
+        A[18103 + (i + 1) * 16 + (j + 1)] = c11;
+        A[18103 + (i + 1) * 16 + (j + 2)] = c12;
+        A[18103 + (i + 2) * 16 + (j + 0)] = c20;
+        A[18103 + (i + 2) * 16 + (j + 1)] = c21;
+        A[18103 + (i + 2) * 16 + (j + 2)] = c22;
+        A[18103 + (i + 3) * 16 + (j + 0)] = c30;
+        A[18103 + (i + 3) * 16 + (j + 1)] = c31;
+        A[18103 + (i + 3) * 16 + (j + 2)] = c32;
+      }
+      {
+        let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+        const ra0 = 10230 + (i + 0) * 12;
+        const ra1 = 10230 + (i + 1) * 12;
+        const ra2 = 10230 + (i + 2) * 12;
+        const ra3 = 10230 + (i + 3) * 12;
+        const rb0 = 15 + 0;
+        for (let p = 0; p < 12; p++) {
+          const a0 = A[ra0 + p];
+          const a1 = A[ra1 + p];
+          const a2 = A[ra2 + p];
+          const a3 = A[ra3 + p];
+          const b0 = A[rb0 + p * 16];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
         }
-        for (let i = 0; i < 48; i++)
-            for (let j = 0; j < 16; j++)
-                A[23991 + j * 48 + i] = A[960 + i * 16 + j];
-        for (let i0 = 0; i0 < 32; i0++) {
-            for (let i1 = 0; i1 < 48; i1++) {
-                A[24759 + (i0 * 48 + i1 * 1)] = A[1776 + (i1 * 1)];
-            }
+        A[18103 + (i + 0) * 16 + (15 + 0)] = c00;
+        A[18103 + (i + 1) * 16 + (15 + 0)] = c10;
+        A[18103 + (i + 2) * 16 + (15 + 0)] = c20;
+        A[18103 + (i + 3) * 16 + (15 + 0)] = c30;
+      }
+    }
+    for (let i = 0; i < 48; i++) for (let j = 0; j < 16; j++) A[21687 + j * 48 + i] = A[192 + i * 16 + j];
+    for (let i0 = 0; i0 < 32; i0++) {
+      for (let i1 = 0; i1 < 48; i1++) {
+        A[22455 + (i0 * 48 + i1 * 1)] = A[1728 + i1 * 1];
+      }
+    }
+    for (let i = 0; i < 48; i++) for (let j = 0; j < 16; j++) A[23991 + j * 48 + i] = A[960 + i * 16 + j];
+    for (let i0 = 0; i0 < 32; i0++) {
+      for (let i1 = 0; i1 < 48; i1++) {
+        A[24759 + (i0 * 48 + i1 * 1)] = A[1776 + i1 * 1];
+      }
+    }
+    scan0(A);
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 4096; j++) A[69815 + o * 4096 + j] = A[26295 + o * 43520 + 0 + j];
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 512; j++) A[73911 + o * 512 + j] = A[69815 + o * 4096 + 0 + j];
+    A[74423] = 1;
+    A[74424] = 0;
+    A[74425] = 0;
+    A[74426] = 0;
+    A[74427] = 0;
+    A[74428] = 0;
+    A[74429] = 0;
+    A[74430] = 0;
+    A[74431] = 0;
+    A[74432] = 0;
+    A[74433] = 1;
+    A[74434] = 0;
+    A[74435] = 0;
+    A[74436] = 0;
+    A[74437] = 0;
+    A[74438] = 0;
+    A[74439] = 0;
+    A[74440] = 0;
+    A[74441] = 0;
+    A[74442] = 0;
+    A[74443] = 1;
+    A[74444] = 0;
+    A[74445] = 0;
+    A[74446] = 0;
+    A[74447] = 0;
+    A[74448] = 0;
+    A[74449] = 0;
+    A[74450] = 0;
+    A[74451] = 0;
+    A[74452] = 0;
+    A[74453] = 1;
+    A[74454] = 0;
+    A[74455] = 0;
+    A[74456] = 0;
+    A[74457] = 0;
+    A[74458] = 0;
+    A[74459] = 0;
+    A[74460] = 0;
+    A[74461] = 0;
+    A[74462] = 0;
+    A[74463] = 1;
+    A[74464] = 0;
+    A[74465] = 0;
+    A[74466] = 0;
+    A[74467] = 0;
+    A[74468] = 0;
+    A[74469] = 0;
+    A[74470] = 0;
+    A[74471] = 0;
+    A[74472] = 0;
+    A[74473] = 1;
+    A[74474] = 0;
+    A[74475] = 0;
+    A[74476] = 0;
+    A[74477] = 0;
+    A[74478] = 0;
+    A[74479] = 0;
+    A[74480] = 0;
+    A[74481] = 0;
+    A[74482] = 0;
+    A[74483] = 1;
+    A[74484] = 0;
+    A[74485] = 0;
+    A[74486] = 0;
+    A[74487] = 0;
+    A[74488] = 0;
+    A[74489] = 0;
+    A[74490] = 0;
+    A[74491] = 0;
+    A[74492] = 0;
+    A[74493] = 1;
+    A[74494] = 0;
+    A[74495] = 0;
+    A[74496] = 0;
+    A[74497] = 0;
+    A[74498] = 0;
+    A[74499] = 0;
+    A[74500] = 0;
+    A[74501] = 0;
+    A[74502] = 0;
+    A[74503] = 1;
+    A[74504] = 0;
+    A[74505] = 0;
+    A[74506] = 0;
+    A[74507] = 0;
+    A[74508] = 0;
+    A[74509] = 0;
+    A[74510] = 0;
+    A[74511] = 0;
+    A[74512] = 0;
+    A[74513] = 1;
+    A[74514] = 0;
+    A[74515] = 0;
+    A[74516] = 0;
+    A[74517] = 0;
+    A[74518] = 0;
+    A[74519] = 0;
+    A[74520] = 0;
+    A[74521] = 0;
+    A[74522] = 0;
+    A[74523] = 1;
+    A[74524] = 0;
+    A[74525] = 0;
+    A[74526] = 0;
+    A[74527] = 0;
+    A[74528] = 0;
+    A[74529] = 0;
+    A[74530] = 0;
+    A[74531] = 0;
+    A[74532] = 0;
+    A[74533] = 1;
+    A[74534] = 0;
+    A[74535] = 0;
+    A[74536] = 0;
+    A[74537] = 0;
+    A[74538] = 0;
+    A[74539] = 0;
+    A[74540] = 0;
+    A[74541] = 0;
+    A[74542] = 0;
+    A[74543] = 1;
+    A[74544] = 0;
+    A[74545] = 0;
+    A[74546] = 0;
+    A[74547] = 0;
+    A[74548] = 0;
+    A[74549] = 0;
+    A[74550] = 0;
+    A[74551] = 0;
+    A[74552] = 0;
+    A[74553] = 1;
+    A[74554] = 0;
+    A[74555] = 0;
+    A[74556] = 0;
+    A[74557] = 0;
+    A[74558] = 0;
+    A[74559] = 0;
+    A[74560] = 0;
+    A[74561] = 0;
+    A[74562] = 0;
+    A[74563] = 1;
+    A[74564] = 0;
+    A[74565] = 0;
+    A[74566] = 0;
+    A[74567] = 0;
+    A[74568] = 0;
+    A[74569] = 0;
+    A[74570] = 0;
+    A[74571] = 0;
+    A[74572] = 0;
+    A[74573] = 1;
+    A[74574] = 0;
+    A[74575] = 0;
+    A[74576] = 0;
+    A[74577] = 0;
+    A[74578] = 0;
+    A[74579] = 0;
+    A[74580] = 0;
+    A[74581] = 0;
+    A[74582] = 0;
+    A[74583] = 1;
+    A[74584] = 0;
+    A[74585] = 0;
+    A[74586] = 0;
+    A[74587] = 0;
+    A[74588] = 0;
+    A[74589] = 0;
+    A[74590] = 0;
+    A[74591] = 0;
+    A[74592] = 0;
+    A[74593] = 1;
+    A[74594] = 0;
+    A[74595] = 0;
+    A[74596] = 0;
+    A[74597] = 0;
+    A[74598] = 0;
+    A[74599] = 0;
+    A[74600] = 0;
+    A[74601] = 0;
+    A[74602] = 0;
+    A[74603] = 1;
+    A[74604] = 0;
+    A[74605] = 0;
+    A[74606] = 0;
+    A[74607] = 0;
+    A[74608] = 0;
+    A[74609] = 0;
+    A[74610] = 0;
+    A[74611] = 0;
+    A[74612] = 0;
+    A[74613] = 1;
+    A[74614] = 0;
+    A[74615] = 0;
+    A[74616] = 0;
+    A[74617] = 0;
+    A[74618] = 0;
+    A[74619] = 0;
+    A[74620] = 0;
+    A[74621] = 0;
+    A[74622] = 0;
+    A[74623] = 1;
+    A[74624] = 0;
+    A[74625] = 0;
+    A[74626] = 0;
+    A[74627] = 0;
+    A[74628] = 0;
+    A[74629] = 0;
+    A[74630] = 0;
+    A[74631] = 0;
+    A[74632] = 0;
+    A[74633] = 1;
+    A[74634] = 0;
+    A[74635] = 0;
+    A[74636] = 0;
+    A[74637] = 0;
+    A[74638] = 0;
+    A[74639] = 0;
+    A[74640] = 0;
+    A[74641] = 0;
+    A[74642] = 0;
+    A[74643] = 1;
+    A[74644] = 0;
+    A[74645] = 0;
+    A[74646] = 0;
+    A[74647] = 0;
+    A[74648] = 0;
+    A[74649] = 0;
+    A[74650] = 0;
+    A[74651] = 0;
+    A[74652] = 0;
+    A[74653] = 1;
+    A[74654] = 0;
+    A[74655] = 0;
+    A[74656] = 0;
+    A[74657] = 0;
+    A[74658] = 0;
+    A[74659] = 0;
+    A[74660] = 0;
+    A[74661] = 0;
+    A[74662] = 0;
+    A[74663] = 1;
+    A[74664] = 0;
+    A[74665] = 0;
+    A[74666] = 0;
+    A[74667] = 0;
+    A[74668] = 0;
+    A[74669] = 0;
+    A[74670] = 0;
+    A[74671] = 0;
+    A[74672] = 0;
+    A[74673] = 1;
+    A[74674] = 0;
+    A[74675] = 0;
+    A[74676] = 0;
+    A[74677] = 0;
+    A[74678] = 0;
+    A[74679] = 0;
+    A[74680] = 0;
+    A[74681] = 0;
+    A[74682] = 0;
+    A[74683] = 1;
+    A[74684] = 0;
+    A[74685] = 0;
+    A[74686] = 0;
+    A[74687] = 0;
+    A[74688] = 0;
+    A[74689] = 0;
+    A[74690] = 0;
+    A[74691] = 0;
+    A[74692] = 0;
+    A[74693] = 1;
+    A[74694] = 0;
+    A[74695] = 0;
+    A[74696] = 0;
+    A[74697] = 0;
+    A[74698] = 0;
+    A[74699] = 0;
+    A[74700] = 0;
+    A[74701] = 0;
+    A[74702] = 0;
+    A[74703] = 1;
+    A[74704] = 0;
+    A[74705] = 0;
+    A[74706] = 0;
+    A[74707] = 0;
+    A[74708] = 0;
+    A[74709] = 0;
+    A[74710] = 0;
+    A[74711] = 0;
+    A[74712] = 0;
+    A[74713] = 1;
+    A[74714] = 0;
+    A[74715] = 0;
+    A[74716] = 0;
+    A[74717] = 0;
+    A[74718] = 0;
+    A[74719] = 0;
+    A[74720] = 0;
+    A[74721] = 0;
+    A[74722] = 0;
+    A[74723] = 1;
+    A[74724] = 0;
+    A[74725] = 0;
+    A[74726] = 0;
+    A[74727] = 0;
+    A[74728] = 0;
+    A[74729] = 0;
+    A[74730] = 0;
+    A[74731] = 0;
+    A[74732] = 0;
+    A[74733] = 1;
+    A[74734] = 0;
+    A[74735] = 0;
+    A[74736] = 0;
+    A[74737] = 0;
+    A[74738] = 0;
+    A[74739] = 0;
+    A[74740] = 0;
+    A[74741] = 0;
+    A[74742] = 0;
+    for (let o = 0; o < 32; o++) for (let j = 0; j < 50; j++) A[74743 + o * 50 + j] = A[12918 + o * 60 + 0 + j];
+    for (let o = 0; o < 32; o++) for (let j = 0; j < 10; j++) A[76343 + o * 60 + 0 + j] = A[74423 + o * 10 + j];
+    for (let o = 0; o < 32; o++) for (let j = 0; j < 50; j++) A[76343 + o * 60 + 10 + j] = A[74743 + o * 50 + j];
+    for (let i = 0; i < 16; i++) for (let j = 0; j < 16; j++) A[74423 + j * 16 + i] = A[1984 + i * 16 + j];
+    for (let i0 = 0; i0 < 32; i0++) {
+      for (let i1 = 0; i1 < 16; i1++) {
+        A[74679 + (i0 * 16 + i1 * 1)] = A[2240 + i1 * 1];
+      }
+    }
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 3584; j++) A[78263 + o * 3584 + j] = A[69815 + o * 4096 + 512 + j];
+    for (let i = 0; i < 224; i += 4) {
+      for (let j = 0; j < 15; j += 3) {
+        let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+        const ra0 = 78263 + (i + 0) * 16;
+        const ra1 = 78263 + (i + 1) * 16;
+        const ra2 = 78263 + (i + 2) * 16;
+        const ra3 = 78263 + (i + 3) * 16;
+        const rb0 = 2256 + (j + 0) * 16;
+        const rb1 = 2256 + (j + 1) * 16;
+        const rb2 = 2256 + (j + 2) * 16;
+        for (let p = 0; p < 16; p++) {
+          const a0 = A[ra0 + p];
+          const a1 = A[ra1 + p];
+          const a2 = A[ra2 + p];
+          const a3 = A[ra3 + p];
+          const b0 = A[rb0 + p];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
+          const b1 = A[rb1 + p];
+          c01 += a0 * b1;
+          c11 += a1 * b1;
+          c21 += a2 * b1;
+          c31 += a3 * b1;
+          const b2 = A[rb2 + p];
+          c02 += a0 * b2;
+          c12 += a1 * b2;
+          c22 += a2 * b2;
+          c32 += a3 * b2;
         }
-        // (derived)
-        scan0(A);
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 4096; j++)
-                A[69815 + o * 4096 + j] = A[26295 + o * 43520 + 0 + j];
-        // graphs/translate.ts:55
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 512; j++)
-                A[73911 + o * 512 + j] = A[69815 + o * 4096 + 0 + j];
-        // (derived)
-        A[74423] = 1;
-        A[74424] = 0;
-        A[74425] = 0;
-        A[74426] = 0;
-        A[74427] = 0;
-        A[74428] = 0;
-        A[74429] = 0;
-        A[74430] = 0;
-        A[74431] = 0;
-        A[74432] = 0;
-        A[74433] = 1;
-        A[74434] = 0;
-        A[74435] = 0;
-        A[74436] = 0;
-        A[74437] = 0;
-        A[74438] = 0;
-        A[74439] = 0;
-        A[74440] = 0;
-        A[74441] = 0;
-        A[74442] = 0;
-        A[74443] = 1;
-        A[74444] = 0;
-        A[74445] = 0;
-        A[74446] = 0;
-        A[74447] = 0;
-        A[74448] = 0;
-        A[74449] = 0;
-        A[74450] = 0;
-        A[74451] = 0;
-        A[74452] = 0;
-        A[74453] = 1;
-        A[74454] = 0;
-        A[74455] = 0;
-        A[74456] = 0;
-        A[74457] = 0;
-        A[74458] = 0;
-        A[74459] = 0;
-        A[74460] = 0;
-        A[74461] = 0;
-        A[74462] = 0;
-        A[74463] = 1;
-        A[74464] = 0;
-        A[74465] = 0;
-        A[74466] = 0;
-        A[74467] = 0;
-        A[74468] = 0;
-        A[74469] = 0;
-        A[74470] = 0;
-        A[74471] = 0;
-        A[74472] = 0;
-        A[74473] = 1;
-        A[74474] = 0;
-        A[74475] = 0;
-        A[74476] = 0;
-        A[74477] = 0;
-        A[74478] = 0;
-        A[74479] = 0;
-        A[74480] = 0;
-        A[74481] = 0;
-        A[74482] = 0;
-        A[74483] = 1;
-        A[74484] = 0;
-        A[74485] = 0;
-        A[74486] = 0;
-        A[74487] = 0;
-        A[74488] = 0;
-        A[74489] = 0;
-        A[74490] = 0;
-        A[74491] = 0;
-        A[74492] = 0;
-        A[74493] = 1;
-        A[74494] = 0;
-        A[74495] = 0;
-        A[74496] = 0;
-        A[74497] = 0;
-        A[74498] = 0;
-        A[74499] = 0;
-        A[74500] = 0;
-        A[74501] = 0;
-        A[74502] = 0;
-        A[74503] = 1;
-        A[74504] = 0;
-        A[74505] = 0;
-        A[74506] = 0;
-        A[74507] = 0;
-        A[74508] = 0;
-        A[74509] = 0;
-        A[74510] = 0;
-        A[74511] = 0;
-        A[74512] = 0;
-        A[74513] = 1;
-        A[74514] = 0;
-        A[74515] = 0;
-        A[74516] = 0;
-        A[74517] = 0;
-        A[74518] = 0;
-        A[74519] = 0;
-        A[74520] = 0;
-        A[74521] = 0;
-        A[74522] = 0;
-        A[74523] = 1;
-        A[74524] = 0;
-        A[74525] = 0;
-        A[74526] = 0;
-        A[74527] = 0;
-        A[74528] = 0;
-        A[74529] = 0;
-        A[74530] = 0;
-        A[74531] = 0;
-        A[74532] = 0;
-        A[74533] = 1;
-        A[74534] = 0;
-        A[74535] = 0;
-        A[74536] = 0;
-        A[74537] = 0;
-        A[74538] = 0;
-        A[74539] = 0;
-        A[74540] = 0;
-        A[74541] = 0;
-        A[74542] = 0;
-        A[74543] = 1;
-        A[74544] = 0;
-        A[74545] = 0;
-        A[74546] = 0;
-        A[74547] = 0;
-        A[74548] = 0;
-        A[74549] = 0;
-        A[74550] = 0;
-        A[74551] = 0;
-        A[74552] = 0;
-        A[74553] = 1;
-        A[74554] = 0;
-        A[74555] = 0;
-        A[74556] = 0;
-        A[74557] = 0;
-        A[74558] = 0;
-        A[74559] = 0;
-        A[74560] = 0;
-        A[74561] = 0;
-        A[74562] = 0;
-        A[74563] = 1;
-        A[74564] = 0;
-        A[74565] = 0;
-        A[74566] = 0;
-        A[74567] = 0;
-        A[74568] = 0;
-        A[74569] = 0;
-        A[74570] = 0;
-        A[74571] = 0;
-        A[74572] = 0;
-        A[74573] = 1;
-        A[74574] = 0;
-        A[74575] = 0;
-        A[74576] = 0;
-        A[74577] = 0;
-        A[74578] = 0;
-        A[74579] = 0;
-        A[74580] = 0;
-        A[74581] = 0;
-        A[74582] = 0;
-        A[74583] = 1;
-        A[74584] = 0;
-        A[74585] = 0;
-        A[74586] = 0;
-        A[74587] = 0;
-        A[74588] = 0;
-        A[74589] = 0;
-        A[74590] = 0;
-        A[74591] = 0;
-        A[74592] = 0;
-        A[74593] = 1;
-        A[74594] = 0;
-        A[74595] = 0;
-        A[74596] = 0;
-        A[74597] = 0;
-        A[74598] = 0;
-        A[74599] = 0;
-        A[74600] = 0;
-        A[74601] = 0;
-        A[74602] = 0;
-        A[74603] = 1;
-        A[74604] = 0;
-        A[74605] = 0;
-        A[74606] = 0;
-        A[74607] = 0;
-        A[74608] = 0;
-        A[74609] = 0;
-        A[74610] = 0;
-        A[74611] = 0;
-        A[74612] = 0;
-        A[74613] = 1;
-        A[74614] = 0;
-        A[74615] = 0;
-        A[74616] = 0;
-        A[74617] = 0;
-        A[74618] = 0;
-        A[74619] = 0;
-        A[74620] = 0;
-        A[74621] = 0;
-        A[74622] = 0;
-        A[74623] = 1;
-        A[74624] = 0;
-        A[74625] = 0;
-        A[74626] = 0;
-        A[74627] = 0;
-        A[74628] = 0;
-        A[74629] = 0;
-        A[74630] = 0;
-        A[74631] = 0;
-        A[74632] = 0;
-        A[74633] = 1;
-        A[74634] = 0;
-        A[74635] = 0;
-        A[74636] = 0;
-        A[74637] = 0;
-        A[74638] = 0;
-        A[74639] = 0;
-        A[74640] = 0;
-        A[74641] = 0;
-        A[74642] = 0;
-        A[74643] = 1;
-        A[74644] = 0;
-        A[74645] = 0;
-        A[74646] = 0;
-        A[74647] = 0;
-        A[74648] = 0;
-        A[74649] = 0;
-        A[74650] = 0;
-        A[74651] = 0;
-        A[74652] = 0;
-        A[74653] = 1;
-        A[74654] = 0;
-        A[74655] = 0;
-        A[74656] = 0;
-        A[74657] = 0;
-        A[74658] = 0;
-        A[74659] = 0;
-        A[74660] = 0;
-        A[74661] = 0;
-        A[74662] = 0;
-        A[74663] = 1;
-        A[74664] = 0;
-        A[74665] = 0;
-        A[74666] = 0;
-        A[74667] = 0;
-        A[74668] = 0;
-        A[74669] = 0;
-        A[74670] = 0;
-        A[74671] = 0;
-        A[74672] = 0;
-        A[74673] = 1;
-        A[74674] = 0;
-        A[74675] = 0;
-        A[74676] = 0;
-        A[74677] = 0;
-        A[74678] = 0;
-        A[74679] = 0;
-        A[74680] = 0;
-        A[74681] = 0;
-        A[74682] = 0;
-        A[74683] = 1;
-        A[74684] = 0;
-        A[74685] = 0;
-        A[74686] = 0;
-        A[74687] = 0;
-        A[74688] = 0;
-        A[74689] = 0;
-        A[74690] = 0;
-        A[74691] = 0;
-        A[74692] = 0;
-        A[74693] = 1;
-        A[74694] = 0;
-        A[74695] = 0;
-        A[74696] = 0;
-        A[74697] = 0;
-        A[74698] = 0;
-        A[74699] = 0;
-        A[74700] = 0;
-        A[74701] = 0;
-        A[74702] = 0;
-        A[74703] = 1;
-        A[74704] = 0;
-        A[74705] = 0;
-        A[74706] = 0;
-        A[74707] = 0;
-        A[74708] = 0;
-        A[74709] = 0;
-        A[74710] = 0;
-        A[74711] = 0;
-        A[74712] = 0;
-        A[74713] = 1;
-        A[74714] = 0;
-        A[74715] = 0;
-        A[74716] = 0;
-        A[74717] = 0;
-        A[74718] = 0;
-        A[74719] = 0;
-        A[74720] = 0;
-        A[74721] = 0;
-        A[74722] = 0;
-        A[74723] = 1;
-        A[74724] = 0;
-        A[74725] = 0;
-        A[74726] = 0;
-        A[74727] = 0;
-        A[74728] = 0;
-        A[74729] = 0;
-        A[74730] = 0;
-        A[74731] = 0;
-        A[74732] = 0;
-        A[74733] = 1;
-        A[74734] = 0;
-        A[74735] = 0;
-        A[74736] = 0;
-        A[74737] = 0;
-        A[74738] = 0;
-        A[74739] = 0;
-        A[74740] = 0;
-        A[74741] = 0;
-        A[74742] = 0;
-        // graphs/translate.ts:85
-        for (let o = 0; o < 32; o++)
-            for (let j = 0; j < 50; j++)
-                A[74743 + o * 50 + j] = A[12918 + o * 60 + 0 + j];
-        for (let o = 0; o < 32; o++)
-            for (let j = 0; j < 10; j++)
-                A[76343 + o * 60 + 0 + j] = A[74423 + o * 10 + j];
-        for (let o = 0; o < 32; o++)
-            for (let j = 0; j < 50; j++)
-                A[76343 + o * 60 + 10 + j] = A[74743 + o * 50 + j];
-        // graphs/translate.ts:18
-        for (let i = 0; i < 16; i++)
-            for (let j = 0; j < 16; j++)
-                A[74423 + j * 16 + i] = A[1984 + i * 16 + j];
-        for (let i0 = 0; i0 < 32; i0++) {
-            for (let i1 = 0; i1 < 16; i1++) {
-                A[74679 + (i0 * 16 + i1 * 1)] = A[2240 + (i1 * 1)];
-            }
+        A[69815 + (i + 0) * 16 + (j + 0)] = c00;
+        A[69815 + (i + 0) * 16 + (j + 1)] = c01;
+        A[69815 + (i + 0) * 16 + (j + 2)] = c02;
+        A[69815 + (i + 1) * 16 + (j + 0)] = c10;
+        A[69815 + (i + 1) * 16 + (j + 1)] = c11;
+        A[69815 + (i + 1) * 16 + (j + 2)] = c12;
+        A[69815 + (i + 2) * 16 + (j + 0)] = c20;
+        A[69815 + (i + 2) * 16 + (j + 1)] = c21;
+        A[69815 + (i + 2) * 16 + (j + 2)] = c22;
+        A[69815 + (i + 3) * 16 + (j + 0)] = c30;
+        A[69815 + (i + 3) * 16 + (j + 1)] = c31;
+        A[69815 + (i + 3) * 16 + (j + 2)] = c32;
+      }
+      {
+        let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+        const ra0 = 78263 + (i + 0) * 16;
+        const ra1 = 78263 + (i + 1) * 16;
+        const ra2 = 78263 + (i + 2) * 16;
+        const ra3 = 78263 + (i + 3) * 16;
+        const rb0 = 2256 + (15 + 0) * 16;
+        for (let p = 0; p < 16; p++) {
+          const a0 = A[ra0 + p];
+          const a1 = A[ra1 + p];
+          const a2 = A[ra2 + p];
+          const a3 = A[ra3 + p];
+          const b0 = A[rb0 + p];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
         }
-        // graphs/translate.ts:55
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 3584; j++)
-                A[78263 + o * 3584 + j] = A[69815 + o * 4096 + 512 + j];
-        // graphs/translate.ts:18
-        for (let i = 0; i < 224; i += 4) {
-            for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 78263 + (i + 0) * 16;
-                const ra1 = 78263 + (i + 1) * 16;
-                const ra2 = 78263 + (i + 2) * 16;
-                const ra3 = 78263 + (i + 3) * 16;
-                const rb0 = 2256 + (j + 0) * 16;
-                const rb1 = 2256 + (j + 1) * 16;
-                const rb2 = 2256 + (j + 2) * 16;
-                for (let p = 0; p < 16; p++) {
-                    const a0 = A[ra0 + p];
-                    const a1 = A[ra1 + p];
-                    const a2 = A[ra2 + p];
-                    const a3 = A[ra3 + p];
-                    const b0 = A[rb0 + p];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                    const b1 = A[rb1 + p];
-                    c01 += a0 * b1;
-                    c11 += a1 * b1;
-                    c21 += a2 * b1;
-                    c31 += a3 * b1;
-                    const b2 = A[rb2 + p];
-                    c02 += a0 * b2;
-                    c12 += a1 * b2;
-                    c22 += a2 * b2;
-                    c32 += a3 * b2;
-                }
-                A[69815 + (i + 0) * 16 + (j + 0)] = c00;
-                A[69815 + (i + 0) * 16 + (j + 1)] = c01;
-                A[69815 + (i + 0) * 16 + (j + 2)] = c02;
-                A[69815 + (i + 1) * 16 + (j + 0)] = c10;
-                A[69815 + (i + 1) * 16 + (j + 1)] = c11;
-                A[69815 + (i + 1) * 16 + (j + 2)] = c12;
-                A[69815 + (i + 2) * 16 + (j + 0)] = c20;
-                A[69815 + (i + 2) * 16 + (j + 1)] = c21;
-                A[69815 + (i + 2) * 16 + (j + 2)] = c22;
-                A[69815 + (i + 3) * 16 + (j + 0)] = c30;
-                A[69815 + (i + 3) * 16 + (j + 1)] = c31;
-                A[69815 + (i + 3) * 16 + (j + 2)] = c32;
-            }
-            {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 78263 + (i + 0) * 16;
-                const ra1 = 78263 + (i + 1) * 16;
-                const ra2 = 78263 + (i + 2) * 16;
-                const ra3 = 78263 + (i + 3) * 16;
-                const rb0 = 2256 + (15 + 0) * 16;
-                for (let p = 0; p < 16; p++) {
-                    const a0 = A[ra0 + p];
-                    const a1 = A[ra1 + p];
-                    const a2 = A[ra2 + p];
-                    const a3 = A[ra3 + p];
-                    const b0 = A[rb0 + p];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                }
-                A[69815 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[69815 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[69815 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[69815 + (i + 3) * 16 + (15 + 0)] = c30;
-            }
-        }
-        for (let i0 = 0; i0 < 32; i0++) {
-            for (let i1 = 0; i1 < 7; i1++) {
-                for (let i2 = 0; i2 < 16; i2++) {
-                    A[81847 + (i0 * 112 + i1 * 16 + i2 * 1)] = A[2512 + (i2 * 1)];
-                }
-            }
-        }
-        for (let i = 0; i < 3584; i++)
-            A[85431 + i] = A[69815 + i] + A[81847 + i];
-        for (let i0 = 0; i0 < 32; i0++) {
-            for (let i1 = 0; i1 < 7; i1++) {
-                for (let i2 = 0; i2 < 1; i2++) {
-                    A[69815 + (i0 * 7 + i1 * 1 + i2 * 1)] = A[2544 + (i2 * 1)];
-                }
-            }
-        }
-        // graphs/translate.ts:26
-        for (let i = 0; i < 48; i++)
-            for (let j = 0; j < 32; j++)
-                A[70039 + j * 48 + i] = A[2545 + i * 32 + j];
-        for (let i0 = 0; i0 < 32; i0++) {
-            for (let i1 = 0; i1 < 48; i1++) {
-                A[71575 + (i0 * 48 + i1 * 1)] = A[4849 + (i1 * 1)];
-            }
-        }
-        for (let i = 0; i < 48; i++)
-            for (let j = 0; j < 16; j++)
-                A[73111 + j * 48 + i] = A[4081 + i * 16 + j];
-        for (let i0 = 0; i0 < 32; i0++) {
-            for (let i1 = 0; i1 < 48; i1++) {
-                A[81847 + (i0 * 48 + i1 * 1)] = A[4897 + (i1 * 1)];
-            }
-        }
-        // graphs/translate.ts:18
-        for (let i = 0; i < 10; i++)
-            for (let j = 0; j < 16; j++)
-                A[75191 + j * 10 + i] = A[4945 + i * 16 + j];
-        for (let i0 = 0; i0 < 32; i0++) {
-            for (let i1 = 0; i1 < 10; i1++) {
-                A[75351 + (i0 * 10 + i1 * 1)] = A[5105 + (i1 * 1)];
-            }
-        }
-        // (derived)
-        scan1(A);
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 3776; j++)
-                A[203191 + o * 3776 + j] = A[89015 + o * 114176 + 0 + j];
-        // graphs/translate.ts:86
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 1920; j++)
-                A[83383 + o * 1920 + j] = A[203191 + o * 3776 + 512 + j];
-        for (let i = 0; i < 1920; i++) {
-            A[14839 + i] = A[83383 + i];
-        }
-        // (derived)
-        for (let i0 = 0; i0 < 32; i0++) {
-            for (let i1 = 0; i1 < 6; i1++) {
-                {
-                    let acc = -Infinity;
-                    for (let i2 = 0; i2 < 10; i2++) {
-                        acc = Math.max(acc, A[14839 + (i0 * 60 + i1 * 10 + i2 * 1)]);
-                    }
-                    A[73879 + (i0 * 6 + i1 * 1)] = acc;
-                }
-            }
-        }
-        for (let i = 0; i < 192; i++)
-            A[74071 + i] = A[73879 + i];
-        for (let i0 = 0; i0 < 32; i0++) {
-            for (let i1 = 0; i1 < 6; i1++) {
-                for (let i2 = 0; i2 < 10; i2++) {
-                    A[83383 + (i0 * 60 + i1 * 10 + i2 * 1)] = A[74071 + (i0 * 6 + i1 * 1)];
-                }
-            }
-        }
-        for (let i = 0; i < 1920; i++)
-            A[206967 + i] = A[14839 + i] - A[83383 + i];
-        for (let i = 0; i < 1920; i++)
-            A[83383 + i] = Math.exp(A[206967 + i]);
-        for (let i0 = 0; i0 < 32; i0++) {
-            for (let i1 = 0; i1 < 6; i1++) {
-                {
-                    let acc = 0;
-                    for (let i2 = 0; i2 < 10; i2++) {
-                        acc = acc + A[83383 + (i0 * 60 + i1 * 10 + i2 * 1)];
-                    }
-                    A[73879 + (i0 * 6 + i1 * 1)] = acc;
-                }
-            }
-        }
-        for (let i = 0; i < 192; i++)
-            A[74071 + i] = Math.log(A[73879 + i]);
-        for (let i0 = 0; i0 < 32; i0++) {
-            for (let i1 = 0; i1 < 6; i1++) {
-                for (let i2 = 0; i2 < 10; i2++) {
-                    A[208887 + (i0 * 60 + i1 * 10 + i2 * 1)] = A[74071 + (i0 * 6 + i1 * 1)];
-                }
-            }
-        }
-        for (let i = 0; i < 1920; i++)
-            A[210807 + i] = -((A[12918 + i] * (A[206967 + i] - A[208887 + i])));
-        {
-            let acc = 0;
-            for (let i0 = 0; i0 < 32; i0++) {
-                for (let i1 = 0; i1 < 6; i1++) {
-                    for (let i2 = 0; i2 < 10; i2++) {
-                        acc = acc + A[210807 + (i0 * 60 + i1 * 10 + i2 * 1)];
-                    }
-                }
-            }
-            A[74071 + (0)] = acc;
-        }
-        A[14838] = A[74071] / 192;
-        for (let i = 0; i < 1920; i++)
-            A[206967 + i] = (-0.005208333333333333) * A[12918 + i];
-        for (let i = 0; i < 1920; i++)
-            A[208887 + i] = -(A[206967 + i]);
-        for (let i0 = 0; i0 < 32; i0++) {
-            for (let i1 = 0; i1 < 6; i1++) {
-                {
-                    let acc = 0;
-                    for (let i2 = 0; i2 < 10; i2++) {
-                        acc = acc + A[208887 + (i0 * 60 + i1 * 10 + i2 * 1)];
-                    }
-                    A[74071 + (i0 * 6 + i1 * 1)] = acc;
-                }
-            }
-        }
-        for (let i = 0; i < 192; i++)
-            A[75671 + i] = A[74071 + i] / A[73879 + i];
-        for (let i0 = 0; i0 < 32; i0++) {
-            for (let i1 = 0; i1 < 6; i1++) {
-                for (let i2 = 0; i2 < 10; i2++) {
-                    A[208887 + (i0 * 60 + i1 * 10 + i2 * 1)] = A[75671 + (i0 * 6 + i1 * 1)];
-                }
-            }
-        }
-        for (let i = 0; i < 1920; i++)
-            A[210807 + i] = A[206967 + i] + (A[208887 + i] * A[83383 + i]);
-        for (let f = 0; f < 3776; f++)
-            A[206967 + f] = 0;
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 1920; j++)
-                A[206967 + o * 3776 + 512 + j] = A[210807 + o * 1920 + j];
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 512; j++)
-                A[73879 + o * 512 + j] = A[206967 + o * 3776 + 0 + j];
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 3072; j++)
-                A[212727 + o * 3072 + j] = A[89015 + o * 114176 + 3776 + j];
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 1920; j++)
-                A[83383 + o * 1920 + j] = A[206967 + o * 3776 + 512 + j];
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 1344; j++)
-                A[210743 + o * 1344 + j] = A[206967 + o * 3776 + 2432 + j];
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 3072; j++)
-                A[206967 + o * 3072 + j] = A[89015 + o * 114176 + 6848 + j];
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 3072; j++)
-                A[215799 + o * 3072 + j] = A[89015 + o * 114176 + 9920 + j];
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 3072; j++)
-                A[218871 + o * 3072 + j] = A[89015 + o * 114176 + 12992 + j];
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 3072; j++)
-                A[221943 + o * 3072 + j] = A[89015 + o * 114176 + 16064 + j];
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 3072; j++)
-                A[225015 + o * 3072 + j] = A[89015 + o * 114176 + 19136 + j];
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 3072; j++)
-                A[228087 + o * 3072 + j] = A[89015 + o * 114176 + 22208 + j];
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 3072; j++)
-                A[231159 + o * 3072 + j] = A[89015 + o * 114176 + 25280 + j];
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 3072; j++)
-                A[234231 + o * 3072 + j] = A[89015 + o * 114176 + 28352 + j];
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 1344; j++)
-                A[237303 + o * 1344 + j] = A[89015 + o * 114176 + 31424 + j];
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 1344; j++)
-                A[238647 + o * 1344 + j] = A[89015 + o * 114176 + 32768 + j];
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 1344; j++)
-                A[239991 + o * 1344 + j] = A[89015 + o * 114176 + 34112 + j];
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 21504; j++)
-                A[241335 + o * 21504 + j] = A[89015 + o * 114176 + 35456 + j];
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 1920; j++)
-                A[262839 + o * 1920 + j] = A[89015 + o * 114176 + 56960 + j];
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 3072; j++)
-                A[264759 + o * 3072 + j] = A[89015 + o * 114176 + 58880 + j];
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 21504; j++)
-                A[267831 + o * 21504 + j] = A[89015 + o * 114176 + 61952 + j];
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 21504; j++)
-                A[289335 + o * 21504 + j] = A[89015 + o * 114176 + 83456 + j];
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 6144; j++)
-                A[310839 + o * 6144 + j] = A[89015 + o * 114176 + 104960 + j];
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 3072; j++)
-                A[316983 + o * 3072 + j] = A[89015 + o * 114176 + 111104 + j];
-        scan2(A);
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 512; j++)
-                A[69815 + o * 512 + j] = A[89015 + o * 14704 + 0 + j];
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 3584; j++)
-                A[70327 + o * 3584 + j] = A[26295 + o * 43520 + 4096 + j];
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 3584; j++)
-                A[73911 + o * 3584 + j] = A[89015 + o * 14704 + 5264 + j];
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 3584; j++)
-                A[81847 + o * 3584 + j] = A[89015 + o * 14704 + 1440 + j];
-        for (let i = 0; i < 224; i += 4) {
-            for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 81847 + (i + 0) * 16;
-                const ra1 = 81847 + (i + 1) * 16;
-                const ra2 = 81847 + (i + 2) * 16;
-                const ra3 = 81847 + (i + 3) * 16;
-                const rb0 = 2256 + (j + 0);
-                const rb1 = 2256 + (j + 1);
-                const rb2 = 2256 + (j + 2);
-                for (let p = 0; p < 16; p++) {
-                    const a0 = A[ra0 + p];
-                    const a1 = A[ra1 + p];
-                    const a2 = A[ra2 + p];
-                    const a3 = A[ra3 + p];
-                    const b0 = A[rb0 + p * 16];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                    const b1 = A[rb1 + p * 16];
-                    c01 += a0 * b1;
-                    c11 += a1 * b1;
-                    c21 += a2 * b1;
-                    c31 += a3 * b1;
-                    const b2 = A[rb2 + p * 16];
-                    c02 += a0 * b2;
-                    c12 += a1 * b2;
-                    c22 += a2 * b2;
-                    c32 += a3 * b2;
-                }
-                A[85431 + (i + 0) * 16 + (j + 0)] = c00;
-                A[85431 + (i + 0) * 16 + (j + 1)] = c01;
-                A[85431 + (i + 0) * 16 + (j + 2)] = c02;
-                A[85431 + (i + 1) * 16 + (j + 0)] = c10;
-                A[85431 + (i + 1) * 16 + (j + 1)] = c11;
-                A[85431 + (i + 1) * 16 + (j + 2)] = c12;
-                A[85431 + (i + 2) * 16 + (j + 0)] = c20;
-                A[85431 + (i + 2) * 16 + (j + 1)] = c21;
-                A[85431 + (i + 2) * 16 + (j + 2)] = c22;
-                A[85431 + (i + 3) * 16 + (j + 0)] = c30;
-                A[85431 + (i + 3) * 16 + (j + 1)] = c31;
-                A[85431 + (i + 3) * 16 + (j + 2)] = c32;
-            }
-            {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 81847 + (i + 0) * 16;
-                const ra1 = 81847 + (i + 1) * 16;
-                const ra2 = 81847 + (i + 2) * 16;
-                const ra3 = 81847 + (i + 3) * 16;
-                const rb0 = 2256 + (15 + 0);
-                for (let p = 0; p < 16; p++) {
-                    const a0 = A[ra0 + p];
-                    const a1 = A[ra1 + p];
-                    const a2 = A[ra2 + p];
-                    const a3 = A[ra3 + p];
-                    const b0 = A[rb0 + p * 16];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                }
-                A[85431 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[85431 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[85431 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[85431 + (i + 3) * 16 + (15 + 0)] = c30;
-            }
-        }
-        for (let i = 0; i < 3584; i++)
-            A[103719 + i] = A[73911 + i] + A[85431 + i];
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 3584; j++)
-                A[73911 + o * 3584 + j] = A[26295 + o * 43520 + 7680 + j];
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 3584; j++)
-                A[85431 + o * 3584 + j] = A[26295 + o * 43520 + 11264 + j];
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 3584; j++)
-                A[107303 + o * 3584 + j] = A[26295 + o * 43520 + 14848 + j];
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 3584; j++)
-                A[110887 + o * 3584 + j] = A[26295 + o * 43520 + 18432 + j];
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 3584; j++)
-                A[114471 + o * 3584 + j] = A[26295 + o * 43520 + 22016 + j];
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 3584; j++)
-                A[118055 + o * 3584 + j] = A[26295 + o * 43520 + 25600 + j];
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 3584; j++)
-                A[121639 + o * 3584 + j] = A[26295 + o * 43520 + 29184 + j];
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 3584; j++)
-                A[125223 + o * 3584 + j] = A[26295 + o * 43520 + 32768 + j];
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 3584; j++)
-                A[128807 + o * 3584 + j] = A[26295 + o * 43520 + 36352 + j];
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 3584; j++)
-                A[132391 + o * 3584 + j] = A[26295 + o * 43520 + 39936 + j];
-        scan3(A);
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 3584; j++)
-                A[18103 + o * 3584 + j] = A[26295 + o * 8704 + 5120 + j];
-        for (let i = 0; i < 12; i += 4) {
-            for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 10230 + (i + 0);
-                const ra1 = 10230 + (i + 1);
-                const ra2 = 10230 + (i + 2);
-                const ra3 = 10230 + (i + 3);
-                const rb0 = 18103 + (j + 0);
-                const rb1 = 18103 + (j + 1);
-                const rb2 = 18103 + (j + 2);
-                for (let p = 0; p < 224; p++) {
-                    const a0 = A[ra0 + p * 12];
-                    const a1 = A[ra1 + p * 12];
-                    const a2 = A[ra2 + p * 12];
-                    const a3 = A[ra3 + p * 12];
-                    const b0 = A[rb0 + p * 16];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                    const b1 = A[rb1 + p * 16];
-                    c01 += a0 * b1;
-                    c11 += a1 * b1;
-                    c21 += a2 * b1;
-                    c31 += a3 * b1;
-                    const b2 = A[rb2 + p * 16];
-                    c02 += a0 * b2;
-                    c12 += a1 * b2;
-                    c22 += a2 * b2;
-                    c32 += a3 * b2;
-                }
-                A[5115 + (i + 0) * 16 + (j + 0)] = c00;
-                A[5115 + (i + 0) * 16 + (j + 1)] = c01;
-                A[5115 + (i + 0) * 16 + (j + 2)] = c02;
-                A[5115 + (i + 1) * 16 + (j + 0)] = c10;
-                A[5115 + (i + 1) * 16 + (j + 1)] = c11;
-                A[5115 + (i + 1) * 16 + (j + 2)] = c12;
-                A[5115 + (i + 2) * 16 + (j + 0)] = c20;
-                A[5115 + (i + 2) * 16 + (j + 1)] = c21;
-                A[5115 + (i + 2) * 16 + (j + 2)] = c22;
-                A[5115 + (i + 3) * 16 + (j + 0)] = c30;
-                A[5115 + (i + 3) * 16 + (j + 1)] = c31;
-                A[5115 + (i + 3) * 16 + (j + 2)] = c32;
-            }
-            {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 10230 + (i + 0);
-                const ra1 = 10230 + (i + 1);
-                const ra2 = 10230 + (i + 2);
-                const ra3 = 10230 + (i + 3);
-                const rb0 = 18103 + (15 + 0);
-                for (let p = 0; p < 224; p++) {
-                    const a0 = A[ra0 + p * 12];
-                    const a1 = A[ra1 + p * 12];
-                    const a2 = A[ra2 + p * 12];
-                    const a3 = A[ra3 + p * 12];
-                    const b0 = A[rb0 + p * 16];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                }
-                A[5115 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[5115 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[5115 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[5115 + (i + 3) * 16 + (15 + 0)] = c30;
-            }
-        }
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 768; j++)
-                A[18103 + o * 768 + j] = A[26295 + o * 8704 + 512 + j];
-        for (let i = 0; i < 16; i++)
-            for (let j = 0; j < 48; j++)
-                A[5307 + j * 16 + i] = A[18103 + i * 48 + j];
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 768; j++)
-                A[18103 + o * 768 + j] = A[26295 + o * 8704 + 2816 + j];
-        for (let i = 0; i < 16; i++)
-            for (let j = 0; j < 48; j++)
-                A[6075 + j * 16 + i] = A[18103 + i * 48 + j];
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 1536; j++)
-                A[18103 + o * 1536 + j] = A[26295 + o * 8704 + 1280 + j];
-        for (let i1 = 0; i1 < 48; i1++) {
-            {
-                let acc = 0;
-                for (let i0 = 0; i0 < 32; i0++) {
-                    acc = acc + A[18103 + (i0 * 48 + i1 * 1)];
-                }
-                A[6843 + (i1 * 1)] = acc;
-            }
-        }
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 1536; j++)
-                A[18103 + o * 1536 + j] = A[26295 + o * 8704 + 3584 + j];
-        for (let i1 = 0; i1 < 48; i1++) {
-            {
-                let acc = 0;
-                for (let i0 = 0; i0 < 32; i0++) {
-                    acc = acc + A[18103 + (i0 * 48 + i1 * 1)];
-                }
-                A[6891 + (i1 * 1)] = acc;
-            }
-        }
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 160; j++)
-                A[18103 + o * 160 + j] = A[89015 + o * 14704 + 512 + j];
-        for (let i = 0; i < 160; i++) {
-            A[6939 + i] = A[18103 + i];
-        }
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 256; j++)
-                A[18103 + o * 256 + j] = A[89015 + o * 14704 + 672 + j];
-        for (let i = 0; i < 16; i++)
-            for (let j = 0; j < 16; j++)
-                A[7099 + j * 16 + i] = A[18103 + i * 16 + j];
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 512; j++)
-                A[18103 + o * 512 + j] = A[89015 + o * 14704 + 928 + j];
-        for (let i1 = 0; i1 < 16; i1++) {
-            {
-                let acc = 0;
-                for (let i0 = 0; i0 < 32; i0++) {
-                    acc = acc + A[18103 + (i0 * 16 + i1 * 1)];
-                }
-                A[7355 + (i1 * 1)] = acc;
-            }
-        }
-        for (let i = 0; i < 16; i += 4) {
-            for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 81847 + (i + 0);
-                const ra1 = 81847 + (i + 1);
-                const ra2 = 81847 + (i + 2);
-                const ra3 = 81847 + (i + 3);
-                const rb0 = 78263 + (j + 0);
-                const rb1 = 78263 + (j + 1);
-                const rb2 = 78263 + (j + 2);
-                for (let p = 0; p < 224; p++) {
-                    const a0 = A[ra0 + p * 16];
-                    const a1 = A[ra1 + p * 16];
-                    const a2 = A[ra2 + p * 16];
-                    const a3 = A[ra3 + p * 16];
-                    const b0 = A[rb0 + p * 16];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                    const b1 = A[rb1 + p * 16];
-                    c01 += a0 * b1;
-                    c11 += a1 * b1;
-                    c21 += a2 * b1;
-                    c31 += a3 * b1;
-                    const b2 = A[rb2 + p * 16];
-                    c02 += a0 * b2;
-                    c12 += a1 * b2;
-                    c22 += a2 * b2;
-                    c32 += a3 * b2;
-                }
-                A[7371 + (i + 0) * 16 + (j + 0)] = c00;
-                A[7371 + (i + 0) * 16 + (j + 1)] = c01;
-                A[7371 + (i + 0) * 16 + (j + 2)] = c02;
-                A[7371 + (i + 1) * 16 + (j + 0)] = c10;
-                A[7371 + (i + 1) * 16 + (j + 1)] = c11;
-                A[7371 + (i + 1) * 16 + (j + 2)] = c12;
-                A[7371 + (i + 2) * 16 + (j + 0)] = c20;
-                A[7371 + (i + 2) * 16 + (j + 1)] = c21;
-                A[7371 + (i + 2) * 16 + (j + 2)] = c22;
-                A[7371 + (i + 3) * 16 + (j + 0)] = c30;
-                A[7371 + (i + 3) * 16 + (j + 1)] = c31;
-                A[7371 + (i + 3) * 16 + (j + 2)] = c32;
-            }
-            {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 81847 + (i + 0);
-                const ra1 = 81847 + (i + 1);
-                const ra2 = 81847 + (i + 2);
-                const ra3 = 81847 + (i + 3);
-                const rb0 = 78263 + (15 + 0);
-                for (let p = 0; p < 224; p++) {
-                    const a0 = A[ra0 + p * 16];
-                    const a1 = A[ra1 + p * 16];
-                    const a2 = A[ra2 + p * 16];
-                    const a3 = A[ra3 + p * 16];
-                    const b0 = A[rb0 + p * 16];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                }
-                A[7371 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[7371 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[7371 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[7371 + (i + 3) * 16 + (15 + 0)] = c30;
-            }
-        }
+        A[69815 + (i + 0) * 16 + (15 + 0)] = c00;
+        A[69815 + (i + 1) * 16 + (15 + 0)] = c10;
+        A[69815 + (i + 2) * 16 + (15 + 0)] = c20;
+        A[69815 + (i + 3) * 16 + (15 + 0)] = c30;
+      }
+    }
+    for (let i0 = 0; i0 < 32; i0++) {
+      for (let i1 = 0; i1 < 7; i1++) {
         for (let i2 = 0; i2 < 16; i2++) {
-            {
-                let acc = 0;
-                for (let i0 = 0; i0 < 32; i0++) {
-                    for (let i1 = 0; i1 < 7; i1++) {
-                        acc = acc + A[81847 + (i0 * 112 + i1 * 16 + i2 * 1)];
-                    }
-                }
-                A[7627 + (i2 * 1)] = acc;
-            }
+          A[81847 + (i0 * 112 + i1 * 16 + i2 * 1)] = A[2512 + i2 * 1];
         }
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 16; j++)
-                A[18103 + o * 16 + j] = A[89015 + o * 14704 + 5024 + j];
-        for (let i = 0; i < 16; i++) {
-            A[7643 + i] = A[18103 + i];
-        }
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 224; j++)
-                A[18103 + o * 224 + j] = A[89015 + o * 14704 + 5040 + j];
+      }
+    }
+    for (let i = 0; i < 3584; i++) A[85431 + i] = A[69815 + i] + A[81847 + i];
+    for (let i0 = 0; i0 < 32; i0++) {
+      for (let i1 = 0; i1 < 7; i1++) {
         for (let i2 = 0; i2 < 1; i2++) {
-            {
-                let acc = 0;
-                for (let i0 = 0; i0 < 32; i0++) {
-                    for (let i1 = 0; i1 < 7; i1++) {
-                        acc = acc + A[18103 + (i0 * 7 + i1 * 1 + i2 * 1)];
-                    }
-                }
-                A[7659 + (i2 * 1)] = acc;
-            }
+          A[69815 + (i0 * 7 + i1 * 1 + i2 * 1)] = A[2544 + i2 * 1];
         }
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 1536; j++)
-                A[18103 + o * 1536 + j] = A[89015 + o * 14704 + 8848 + j];
-        for (let i = 0; i < 32; i++)
-            for (let j = 0; j < 48; j++)
-                A[7660 + j * 32 + i] = A[18103 + i * 48 + j];
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 768; j++)
-                A[18103 + o * 768 + j] = A[89015 + o * 14704 + 11920 + j];
-        for (let i = 0; i < 16; i++)
-            for (let j = 0; j < 48; j++)
-                A[9196 + j * 16 + i] = A[18103 + i * 48 + j];
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 1536; j++)
-                A[18103 + o * 1536 + j] = A[89015 + o * 14704 + 10384 + j];
-        for (let i1 = 0; i1 < 48; i1++) {
-            {
-                let acc = 0;
-                for (let i0 = 0; i0 < 32; i0++) {
-                    acc = acc + A[18103 + (i0 * 48 + i1 * 1)];
-                }
-                A[9964 + (i1 * 1)] = acc;
-            }
-        }
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 1536; j++)
-                A[18103 + o * 1536 + j] = A[89015 + o * 14704 + 12688 + j];
-        for (let i1 = 0; i1 < 48; i1++) {
-            {
-                let acc = 0;
-                for (let i0 = 0; i0 < 32; i0++) {
-                    acc = acc + A[18103 + (i0 * 48 + i1 * 1)];
-                }
-                A[10012 + (i1 * 1)] = acc;
-            }
-        }
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 160; j++)
-                A[18103 + o * 160 + j] = A[89015 + o * 14704 + 14224 + j];
-        for (let i = 0; i < 16; i++)
-            for (let j = 0; j < 10; j++)
-                A[10060 + j * 16 + i] = A[18103 + i * 10 + j];
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 320; j++)
-                A[18103 + o * 320 + j] = A[89015 + o * 14704 + 14384 + j];
-        for (let i1 = 0; i1 < 10; i1++) {
-            {
-                let acc = 0;
-                for (let i0 = 0; i0 < 32; i0++) {
-                    acc = acc + A[18103 + (i0 * 10 + i1 * 1)];
-                }
-                A[10220 + (i1 * 1)] = acc;
-            }
-        }
-        // graphs/translate.ts:86
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 1344; j++)
-                A[18103 + o * 1344 + j] = A[203191 + o * 3776 + 2432 + j];
-        for (let i = 0; i < 1344; i++) {
-            A[16759 + i] = A[18103 + i];
-        }
+      }
     }
-    forward() {
-        const A = this.arena;
-        // graphs/translate.ts:58
-        for (let i = 0; i < 224; i += 4) {
-            for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 10230 + (i + 0) * 12;
-                const ra1 = 10230 + (i + 1) * 12;
-                const ra2 = 10230 + (i + 2) * 12;
-                const ra3 = 10230 + (i + 3) * 12;
-                const rb0 = (j + 0);
-                const rb1 = (j + 1);
-                const rb2 = (j + 2);
-                for (let p = 0; p < 12; p++) {
-                    const a0 = A[ra0 + p];
-                    const a1 = A[ra1 + p];
-                    const a2 = A[ra2 + p];
-                    const a3 = A[ra3 + p];
-                    const b0 = A[rb0 + p * 16];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                    const b1 = A[rb1 + p * 16];
-                    c01 += a0 * b1;
-                    c11 += a1 * b1;
-                    c21 += a2 * b1;
-                    c31 += a3 * b1;
-                    const b2 = A[rb2 + p * 16];
-                    c02 += a0 * b2;
-                    c12 += a1 * b2;
-                    c22 += a2 * b2;
-                    c32 += a3 * b2;
-                }
-                A[18103 + (i + 0) * 16 + (j + 0)] = c00;
-                A[18103 + (i + 0) * 16 + (j + 1)] = c01;
-                A[18103 + (i + 0) * 16 + (j + 2)] = c02;
-                A[18103 + (i + 1) * 16 + (j + 0)] = c10;
-                A[18103 + (i + 1) * 16 + (j + 1)] = c11;
-                A[18103 + (i + 1) * 16 + (j + 2)] = c12;
-                A[18103 + (i + 2) * 16 + (j + 0)] = c20;
-                A[18103 + (i + 2) * 16 + (j + 1)] = c21;
-                A[18103 + (i + 2) * 16 + (j + 2)] = c22;
-                A[18103 + (i + 3) * 16 + (j + 0)] = c30;
-                A[18103 + (i + 3) * 16 + (j + 1)] = c31;
-                A[18103 + (i + 3) * 16 + (j + 2)] = c32;
-            }
-            {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 10230 + (i + 0) * 12;
-                const ra1 = 10230 + (i + 1) * 12;
-                const ra2 = 10230 + (i + 2) * 12;
-                const ra3 = 10230 + (i + 3) * 12;
-                const rb0 = (15 + 0);
-                for (let p = 0; p < 12; p++) {
-                    const a0 = A[ra0 + p];
-                    const a1 = A[ra1 + p];
-                    const a2 = A[ra2 + p];
-                    const a3 = A[ra3 + p];
-                    const b0 = A[rb0 + p * 16];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                }
-                A[18103 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[18103 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[18103 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[18103 + (i + 3) * 16 + (15 + 0)] = c30;
-            }
+    for (let i = 0; i < 48; i++) for (let j = 0; j < 32; j++) A[70039 + j * 48 + i] = A[2545 + i * 32 + j];
+    for (let i0 = 0; i0 < 32; i0++) {
+      for (let i1 = 0; i1 < 48; i1++) {
+        A[71575 + (i0 * 48 + i1 * 1)] = A[4849 + i1 * 1];
+      }
+    }
+    for (let i = 0; i < 48; i++) for (let j = 0; j < 16; j++) A[73111 + j * 48 + i] = A[4081 + i * 16 + j];
+    for (let i0 = 0; i0 < 32; i0++) {
+      for (let i1 = 0; i1 < 48; i1++) {
+        A[81847 + (i0 * 48 + i1 * 1)] = A[4897 + i1 * 1];
+      }
+    }
+    for (let i = 0; i < 10; i++) for (let j = 0; j < 16; j++) A[75191 + j * 10 + i] = A[4945 + i * 16 + j];
+    for (let i0 = 0; i0 < 32; i0++) {
+      for (let i1 = 0; i1 < 10; i1++) {
+        A[75351 + (i0 * 10 + i1 * 1)] = A[5105 + i1 * 1];
+      }
+    }
+    scan1(A);
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 3776; j++) A[203191 + o * 3776 + j] = A[89015 + o * 114176 + 0 + j];
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 1920; j++) A[83383 + o * 1920 + j] = A[203191 + o * 3776 + 512 + j];
+    for (let i = 0; i < 1920; i++) {
+      A[14839 + i] = A[83383 + i];
+    }
+    for (let i0 = 0; i0 < 32; i0++) {
+      for (let i1 = 0; i1 < 6; i1++) {
+        {
+          let acc = -Infinity;
+          for (let i2 = 0; i2 < 10; i2++) {
+            acc = Math.max(acc, A[14839 + (i0 * 60 + i1 * 10 + i2 * 1)]);
+          }
+          A[73879 + (i0 * 6 + i1 * 1)] = acc;
         }
-        // graphs/translate.ts:26
-        for (let i = 0; i < 48; i++)
-            for (let j = 0; j < 16; j++)
-                A[21687 + j * 48 + i] = A[192 + i * 16 + j];
+      }
+    }
+    for (let i = 0; i < 192; i++) A[74071 + i] = A[73879 + i];
+    for (let i0 = 0; i0 < 32; i0++) {
+      for (let i1 = 0; i1 < 6; i1++) {
+        for (let i2 = 0; i2 < 10; i2++) {
+          A[83383 + (i0 * 60 + i1 * 10 + i2 * 1)] = A[74071 + (i0 * 6 + i1 * 1)];
+        }
+      }
+    }
+    for (let i = 0; i < 1920; i++) A[206967 + i] = A[14839 + i] - A[83383 + i];
+    for (let i = 0; i < 1920; i++) A[83383 + i] = Math.exp(A[206967 + i]);
+    for (let i0 = 0; i0 < 32; i0++) {
+      for (let i1 = 0; i1 < 6; i1++) {
+        {
+          let acc = 0;
+          for (let i2 = 0; i2 < 10; i2++) {
+            acc = acc + A[83383 + (i0 * 60 + i1 * 10 + i2 * 1)];
+          }
+          A[73879 + (i0 * 6 + i1 * 1)] = acc;
+        }
+      }
+    }
+    for (let i = 0; i < 192; i++) A[74071 + i] = Math.log(A[73879 + i]);
+    for (let i0 = 0; i0 < 32; i0++) {
+      for (let i1 = 0; i1 < 6; i1++) {
+        for (let i2 = 0; i2 < 10; i2++) {
+          A[208887 + (i0 * 60 + i1 * 10 + i2 * 1)] = A[74071 + (i0 * 6 + i1 * 1)];
+        }
+      }
+    }
+    for (let i = 0; i < 1920; i++) A[210807 + i] = -(A[12918 + i] * (A[206967 + i] - A[208887 + i]));
+    {
+      let acc = 0;
+      for (let i0 = 0; i0 < 32; i0++) {
+        for (let i1 = 0; i1 < 6; i1++) {
+          for (let i2 = 0; i2 < 10; i2++) {
+            acc = acc + A[210807 + (i0 * 60 + i1 * 10 + i2 * 1)];
+          }
+        }
+      }
+      A[74071 + 0] = acc;
+    }
+    A[14838] = A[74071] / 192;
+    for (let i = 0; i < 1920; i++) A[206967 + i] = -0.005208333333333333 * A[12918 + i];
+    for (let i = 0; i < 1920; i++) A[208887 + i] = -A[206967 + i];
+    for (let i0 = 0; i0 < 32; i0++) {
+      for (let i1 = 0; i1 < 6; i1++) {
+        {
+          let acc = 0;
+          for (let i2 = 0; i2 < 10; i2++) {
+            acc = acc + A[208887 + (i0 * 60 + i1 * 10 + i2 * 1)];
+          }
+          A[74071 + (i0 * 6 + i1 * 1)] = acc;
+        }
+      }
+    }
+    for (let i = 0; i < 192; i++) A[75671 + i] = A[74071 + i] / A[73879 + i];
+    for (let i0 = 0; i0 < 32; i0++) {
+      for (let i1 = 0; i1 < 6; i1++) {
+        for (let i2 = 0; i2 < 10; i2++) {
+          A[208887 + (i0 * 60 + i1 * 10 + i2 * 1)] = A[75671 + (i0 * 6 + i1 * 1)];
+        }
+      }
+    }
+    for (let i = 0; i < 1920; i++) A[210807 + i] = A[206967 + i] + A[208887 + i] * A[83383 + i];
+    for (let f = 0; f < 3776; f++) A[206967 + f] = 0;
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 1920; j++) A[206967 + o * 3776 + 512 + j] = A[210807 + o * 1920 + j];
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 512; j++) A[73879 + o * 512 + j] = A[206967 + o * 3776 + 0 + j];
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 3072; j++) A[212727 + o * 3072 + j] = A[89015 + o * 114176 + 3776 + j];
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 1920; j++) A[83383 + o * 1920 + j] = A[206967 + o * 3776 + 512 + j];
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 1344; j++) A[210743 + o * 1344 + j] = A[206967 + o * 3776 + 2432 + j];
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 3072; j++) A[206967 + o * 3072 + j] = A[89015 + o * 114176 + 6848 + j];
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 3072; j++) A[215799 + o * 3072 + j] = A[89015 + o * 114176 + 9920 + j];
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 3072; j++) A[218871 + o * 3072 + j] = A[89015 + o * 114176 + 12992 + j];
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 3072; j++) A[221943 + o * 3072 + j] = A[89015 + o * 114176 + 16064 + j];
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 3072; j++) A[225015 + o * 3072 + j] = A[89015 + o * 114176 + 19136 + j];
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 3072; j++) A[228087 + o * 3072 + j] = A[89015 + o * 114176 + 22208 + j];
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 3072; j++) A[231159 + o * 3072 + j] = A[89015 + o * 114176 + 25280 + j];
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 3072; j++) A[234231 + o * 3072 + j] = A[89015 + o * 114176 + 28352 + j];
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 1344; j++) A[237303 + o * 1344 + j] = A[89015 + o * 114176 + 31424 + j];
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 1344; j++) A[238647 + o * 1344 + j] = A[89015 + o * 114176 + 32768 + j];
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 1344; j++) A[239991 + o * 1344 + j] = A[89015 + o * 114176 + 34112 + j];
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 21504; j++) A[241335 + o * 21504 + j] = A[89015 + o * 114176 + 35456 + j];
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 1920; j++) A[262839 + o * 1920 + j] = A[89015 + o * 114176 + 56960 + j];
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 3072; j++) A[264759 + o * 3072 + j] = A[89015 + o * 114176 + 58880 + j];
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 21504; j++) A[267831 + o * 21504 + j] = A[89015 + o * 114176 + 61952 + j];
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 21504; j++) A[289335 + o * 21504 + j] = A[89015 + o * 114176 + 83456 + j];
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 6144; j++) A[310839 + o * 6144 + j] = A[89015 + o * 114176 + 104960 + j];
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 3072; j++) A[316983 + o * 3072 + j] = A[89015 + o * 114176 + 111104 + j];
+    scan2(A);
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 512; j++) A[69815 + o * 512 + j] = A[89015 + o * 14704 + 0 + j];
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 3584; j++) A[70327 + o * 3584 + j] = A[26295 + o * 43520 + 4096 + j];
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 3584; j++) A[73911 + o * 3584 + j] = A[89015 + o * 14704 + 5264 + j];
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 3584; j++) A[81847 + o * 3584 + j] = A[89015 + o * 14704 + 1440 + j];
+    for (let i = 0; i < 224; i += 4) {
+      for (let j = 0; j < 15; j += 3) {
+        let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+        const ra0 = 81847 + (i + 0) * 16;
+        const ra1 = 81847 + (i + 1) * 16;
+        const ra2 = 81847 + (i + 2) * 16;
+        const ra3 = 81847 + (i + 3) * 16;
+        const rb0 = 2256 + (j + 0);
+        const rb1 = 2256 + (j + 1);
+        const rb2 = 2256 + (j + 2);
+        for (let p = 0; p < 16; p++) {
+          const a0 = A[ra0 + p];
+          const a1 = A[ra1 + p];
+          const a2 = A[ra2 + p];
+          const a3 = A[ra3 + p];
+          const b0 = A[rb0 + p * 16];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
+          const b1 = A[rb1 + p * 16];
+          c01 += a0 * b1;
+          c11 += a1 * b1;
+          c21 += a2 * b1;
+          c31 += a3 * b1;
+          const b2 = A[rb2 + p * 16];
+          c02 += a0 * b2;
+          c12 += a1 * b2;
+          c22 += a2 * b2;
+          c32 += a3 * b2;
+        }
+        A[85431 + (i + 0) * 16 + (j + 0)] = c00;
+        A[85431 + (i + 0) * 16 + (j + 1)] = c01;
+        A[85431 + (i + 0) * 16 + (j + 2)] = c02;
+        A[85431 + (i + 1) * 16 + (j + 0)] = c10;
+        A[85431 + (i + 1) * 16 + (j + 1)] = c11;
+        A[85431 + (i + 1) * 16 + (j + 2)] = c12;
+        A[85431 + (i + 2) * 16 + (j + 0)] = c20;
+        A[85431 + (i + 2) * 16 + (j + 1)] = c21;
+        A[85431 + (i + 2) * 16 + (j + 2)] = c22;
+        A[85431 + (i + 3) * 16 + (j + 0)] = c30;
+        A[85431 + (i + 3) * 16 + (j + 1)] = c31;
+        A[85431 + (i + 3) * 16 + (j + 2)] = c32;
+      }
+      {
+        let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+        const ra0 = 81847 + (i + 0) * 16;
+        const ra1 = 81847 + (i + 1) * 16;
+        const ra2 = 81847 + (i + 2) * 16;
+        const ra3 = 81847 + (i + 3) * 16;
+        const rb0 = 2256 + (15 + 0);
+        for (let p = 0; p < 16; p++) {
+          const a0 = A[ra0 + p];
+          const a1 = A[ra1 + p];
+          const a2 = A[ra2 + p];
+          const a3 = A[ra3 + p];
+          const b0 = A[rb0 + p * 16];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
+        }
+        A[85431 + (i + 0) * 16 + (15 + 0)] = c00;
+        A[85431 + (i + 1) * 16 + (15 + 0)] = c10;
+        A[85431 + (i + 2) * 16 + (15 + 0)] = c20;
+        A[85431 + (i + 3) * 16 + (15 + 0)] = c30;
+      }
+    }
+    for (let i = 0; i < 3584; i++) A[103719 + i] = A[73911 + i] + A[85431 + i];
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 3584; j++) A[73911 + o * 3584 + j] = A[26295 + o * 43520 + 7680 + j];
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 3584; j++) A[85431 + o * 3584 + j] = A[26295 + o * 43520 + 11264 + j];
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 3584; j++) A[107303 + o * 3584 + j] = A[26295 + o * 43520 + 14848 + j];
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 3584; j++) A[110887 + o * 3584 + j] = A[26295 + o * 43520 + 18432 + j];
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 3584; j++) A[114471 + o * 3584 + j] = A[26295 + o * 43520 + 22016 + j];
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 3584; j++) A[118055 + o * 3584 + j] = A[26295 + o * 43520 + 25600 + j];
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 3584; j++) A[121639 + o * 3584 + j] = A[26295 + o * 43520 + 29184 + j];
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 3584; j++) A[125223 + o * 3584 + j] = A[26295 + o * 43520 + 32768 + j];
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 3584; j++) A[128807 + o * 3584 + j] = A[26295 + o * 43520 + 36352 + j];
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 3584; j++) A[132391 + o * 3584 + j] = A[26295 + o * 43520 + 39936 + j];
+    scan3(A);
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 3584; j++) A[18103 + o * 3584 + j] = A[26295 + o * 8704 + 5120 + j];
+    for (let i = 0; i < 12; i += 4) {
+      for (let j = 0; j < 15; j += 3) {
+        let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+        const ra0 = 10230 + (i + 0);
+        const ra1 = 10230 + (i + 1);
+        const ra2 = 10230 + (i + 2);
+        const ra3 = 10230 + (i + 3);
+        const rb0 = 18103 + (j + 0);
+        const rb1 = 18103 + (j + 1);
+        const rb2 = 18103 + (j + 2);
+        for (let p = 0; p < 224; p++) {
+          const a0 = A[ra0 + p * 12];
+          const a1 = A[ra1 + p * 12];
+          const a2 = A[ra2 + p * 12];
+          const a3 = A[ra3 + p * 12];
+          const b0 = A[rb0 + p * 16];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
+          const b1 = A[rb1 + p * 16];
+          c01 += a0 * b1;
+          c11 += a1 * b1;
+          c21 += a2 * b1;
+          c31 += a3 * b1;
+          const b2 = A[rb2 + p * 16];
+          c02 += a0 * b2;
+          c12 += a1 * b2;
+          c22 += a2 * b2;
+          c32 += a3 * b2;
+        }
+        A[5115 + (i + 0) * 16 + (j + 0)] = c00;
+        A[5115 + (i + 0) * 16 + (j + 1)] = c01;
+        A[5115 + (i + 0) * 16 + (j + 2)] = c02;
+        A[5115 + (i + 1) * 16 + (j + 0)] = c10;
+        A[5115 + (i + 1) * 16 + (j + 1)] = c11;
+        A[5115 + (i + 1) * 16 + (j + 2)] = c12;
+        A[5115 + (i + 2) * 16 + (j + 0)] = c20;
+        A[5115 + (i + 2) * 16 + (j + 1)] = c21;
+        A[5115 + (i + 2) * 16 + (j + 2)] = c22;
+        A[5115 + (i + 3) * 16 + (j + 0)] = c30;
+        A[5115 + (i + 3) * 16 + (j + 1)] = c31;
+        A[5115 + (i + 3) * 16 + (j + 2)] = c32;
+      }
+      {
+        let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+        const ra0 = 10230 + (i + 0);
+        const ra1 = 10230 + (i + 1);
+        const ra2 = 10230 + (i + 2);
+        const ra3 = 10230 + (i + 3);
+        const rb0 = 18103 + (15 + 0);
+        for (let p = 0; p < 224; p++) {
+          const a0 = A[ra0 + p * 12];
+          const a1 = A[ra1 + p * 12];
+          const a2 = A[ra2 + p * 12];
+          const a3 = A[ra3 + p * 12];
+          const b0 = A[rb0 + p * 16];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
+        }
+        A[5115 + (i + 0) * 16 + (15 + 0)] = c00;
+        A[5115 + (i + 1) * 16 + (15 + 0)] = c10;
+        A[5115 + (i + 2) * 16 + (15 + 0)] = c20;
+        A[5115 + (i + 3) * 16 + (15 + 0)] = c30;
+      }
+    }
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 768; j++) A[18103 + o * 768 + j] = A[26295 + o * 8704 + 512 + j];
+    for (let i = 0; i < 16; i++) for (let j = 0; j < 48; j++) A[5307 + j * 16 + i] = A[18103 + i * 48 + j];
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 768; j++) A[18103 + o * 768 + j] = A[26295 + o * 8704 + 2816 + j];
+    for (let i = 0; i < 16; i++) for (let j = 0; j < 48; j++) A[6075 + j * 16 + i] = A[18103 + i * 48 + j];
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 1536; j++) A[18103 + o * 1536 + j] = A[26295 + o * 8704 + 1280 + j];
+    for (let i1 = 0; i1 < 48; i1++) {
+      {
+        let acc = 0;
         for (let i0 = 0; i0 < 32; i0++) {
-            for (let i1 = 0; i1 < 48; i1++) {
-                A[22455 + (i0 * 48 + i1 * 1)] = A[1728 + (i1 * 1)];
-            }
+          acc = acc + A[18103 + (i0 * 48 + i1 * 1)];
         }
-        for (let i = 0; i < 48; i++)
-            for (let j = 0; j < 16; j++)
-                A[23991 + j * 48 + i] = A[960 + i * 16 + j];
+        A[6843 + i1 * 1] = acc;
+      }
+    }
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 1536; j++) A[18103 + o * 1536 + j] = A[26295 + o * 8704 + 3584 + j];
+    for (let i1 = 0; i1 < 48; i1++) {
+      {
+        let acc = 0;
         for (let i0 = 0; i0 < 32; i0++) {
-            for (let i1 = 0; i1 < 48; i1++) {
-                A[24759 + (i0 * 48 + i1 * 1)] = A[1776 + (i1 * 1)];
-            }
+          acc = acc + A[18103 + (i0 * 48 + i1 * 1)];
         }
-        // (derived)
-        scan4(A);
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 4096; j++)
-                A[18103 + o * 4096 + j] = A[26295 + o * 43520 + 0 + j];
-        // graphs/translate.ts:55
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 512; j++)
-                A[22199 + o * 512 + j] = A[18103 + o * 4096 + 0 + j];
-        // (derived)
-        A[22711] = 1;
-        A[22712] = 0;
-        A[22713] = 0;
-        A[22714] = 0;
-        A[22715] = 0;
-        A[22716] = 0;
-        A[22717] = 0;
-        A[22718] = 0;
-        A[22719] = 0;
-        A[22720] = 0;
-        A[22721] = 1;
-        A[22722] = 0;
-        A[22723] = 0;
-        A[22724] = 0;
-        A[22725] = 0;
-        A[22726] = 0;
-        A[22727] = 0;
-        A[22728] = 0;
-        A[22729] = 0;
-        A[22730] = 0;
-        A[22731] = 1;
-        A[22732] = 0;
-        A[22733] = 0;
-        A[22734] = 0;
-        A[22735] = 0;
-        A[22736] = 0;
-        A[22737] = 0;
-        A[22738] = 0;
-        A[22739] = 0;
-        A[22740] = 0;
-        A[22741] = 1;
-        A[22742] = 0;
-        A[22743] = 0;
-        A[22744] = 0;
-        A[22745] = 0;
-        A[22746] = 0;
-        A[22747] = 0;
-        A[22748] = 0;
-        A[22749] = 0;
-        A[22750] = 0;
-        A[22751] = 1;
-        A[22752] = 0;
-        A[22753] = 0;
-        A[22754] = 0;
-        A[22755] = 0;
-        A[22756] = 0;
-        A[22757] = 0;
-        A[22758] = 0;
-        A[22759] = 0;
-        A[22760] = 0;
-        A[22761] = 1;
-        A[22762] = 0;
-        A[22763] = 0;
-        A[22764] = 0;
-        A[22765] = 0;
-        A[22766] = 0;
-        A[22767] = 0;
-        A[22768] = 0;
-        A[22769] = 0;
-        A[22770] = 0;
-        A[22771] = 1;
-        A[22772] = 0;
-        A[22773] = 0;
-        A[22774] = 0;
-        A[22775] = 0;
-        A[22776] = 0;
-        A[22777] = 0;
-        A[22778] = 0;
-        A[22779] = 0;
-        A[22780] = 0;
-        A[22781] = 1;
-        A[22782] = 0;
-        A[22783] = 0;
-        A[22784] = 0;
-        A[22785] = 0;
-        A[22786] = 0;
-        A[22787] = 0;
-        A[22788] = 0;
-        A[22789] = 0;
-        A[22790] = 0;
-        A[22791] = 1;
-        A[22792] = 0;
-        A[22793] = 0;
-        A[22794] = 0;
-        A[22795] = 0;
-        A[22796] = 0;
-        A[22797] = 0;
-        A[22798] = 0;
-        A[22799] = 0;
-        A[22800] = 0;
-        A[22801] = 1;
-        A[22802] = 0;
-        A[22803] = 0;
-        A[22804] = 0;
-        A[22805] = 0;
-        A[22806] = 0;
-        A[22807] = 0;
-        A[22808] = 0;
-        A[22809] = 0;
-        A[22810] = 0;
-        A[22811] = 1;
-        A[22812] = 0;
-        A[22813] = 0;
-        A[22814] = 0;
-        A[22815] = 0;
-        A[22816] = 0;
-        A[22817] = 0;
-        A[22818] = 0;
-        A[22819] = 0;
-        A[22820] = 0;
-        A[22821] = 1;
-        A[22822] = 0;
-        A[22823] = 0;
-        A[22824] = 0;
-        A[22825] = 0;
-        A[22826] = 0;
-        A[22827] = 0;
-        A[22828] = 0;
-        A[22829] = 0;
-        A[22830] = 0;
-        A[22831] = 1;
-        A[22832] = 0;
-        A[22833] = 0;
-        A[22834] = 0;
-        A[22835] = 0;
-        A[22836] = 0;
-        A[22837] = 0;
-        A[22838] = 0;
-        A[22839] = 0;
-        A[22840] = 0;
-        A[22841] = 1;
-        A[22842] = 0;
-        A[22843] = 0;
-        A[22844] = 0;
-        A[22845] = 0;
-        A[22846] = 0;
-        A[22847] = 0;
-        A[22848] = 0;
-        A[22849] = 0;
-        A[22850] = 0;
-        A[22851] = 1;
-        A[22852] = 0;
-        A[22853] = 0;
-        A[22854] = 0;
-        A[22855] = 0;
-        A[22856] = 0;
-        A[22857] = 0;
-        A[22858] = 0;
-        A[22859] = 0;
-        A[22860] = 0;
-        A[22861] = 1;
-        A[22862] = 0;
-        A[22863] = 0;
-        A[22864] = 0;
-        A[22865] = 0;
-        A[22866] = 0;
-        A[22867] = 0;
-        A[22868] = 0;
-        A[22869] = 0;
-        A[22870] = 0;
-        A[22871] = 1;
-        A[22872] = 0;
-        A[22873] = 0;
-        A[22874] = 0;
-        A[22875] = 0;
-        A[22876] = 0;
-        A[22877] = 0;
-        A[22878] = 0;
-        A[22879] = 0;
-        A[22880] = 0;
-        A[22881] = 1;
-        A[22882] = 0;
-        A[22883] = 0;
-        A[22884] = 0;
-        A[22885] = 0;
-        A[22886] = 0;
-        A[22887] = 0;
-        A[22888] = 0;
-        A[22889] = 0;
-        A[22890] = 0;
-        A[22891] = 1;
-        A[22892] = 0;
-        A[22893] = 0;
-        A[22894] = 0;
-        A[22895] = 0;
-        A[22896] = 0;
-        A[22897] = 0;
-        A[22898] = 0;
-        A[22899] = 0;
-        A[22900] = 0;
-        A[22901] = 1;
-        A[22902] = 0;
-        A[22903] = 0;
-        A[22904] = 0;
-        A[22905] = 0;
-        A[22906] = 0;
-        A[22907] = 0;
-        A[22908] = 0;
-        A[22909] = 0;
-        A[22910] = 0;
-        A[22911] = 1;
-        A[22912] = 0;
-        A[22913] = 0;
-        A[22914] = 0;
-        A[22915] = 0;
-        A[22916] = 0;
-        A[22917] = 0;
-        A[22918] = 0;
-        A[22919] = 0;
-        A[22920] = 0;
-        A[22921] = 1;
-        A[22922] = 0;
-        A[22923] = 0;
-        A[22924] = 0;
-        A[22925] = 0;
-        A[22926] = 0;
-        A[22927] = 0;
-        A[22928] = 0;
-        A[22929] = 0;
-        A[22930] = 0;
-        A[22931] = 1;
-        A[22932] = 0;
-        A[22933] = 0;
-        A[22934] = 0;
-        A[22935] = 0;
-        A[22936] = 0;
-        A[22937] = 0;
-        A[22938] = 0;
-        A[22939] = 0;
-        A[22940] = 0;
-        A[22941] = 1;
-        A[22942] = 0;
-        A[22943] = 0;
-        A[22944] = 0;
-        A[22945] = 0;
-        A[22946] = 0;
-        A[22947] = 0;
-        A[22948] = 0;
-        A[22949] = 0;
-        A[22950] = 0;
-        A[22951] = 1;
-        A[22952] = 0;
-        A[22953] = 0;
-        A[22954] = 0;
-        A[22955] = 0;
-        A[22956] = 0;
-        A[22957] = 0;
-        A[22958] = 0;
-        A[22959] = 0;
-        A[22960] = 0;
-        A[22961] = 1;
-        A[22962] = 0;
-        A[22963] = 0;
-        A[22964] = 0;
-        A[22965] = 0;
-        A[22966] = 0;
-        A[22967] = 0;
-        A[22968] = 0;
-        A[22969] = 0;
-        A[22970] = 0;
-        A[22971] = 1;
-        A[22972] = 0;
-        A[22973] = 0;
-        A[22974] = 0;
-        A[22975] = 0;
-        A[22976] = 0;
-        A[22977] = 0;
-        A[22978] = 0;
-        A[22979] = 0;
-        A[22980] = 0;
-        A[22981] = 1;
-        A[22982] = 0;
-        A[22983] = 0;
-        A[22984] = 0;
-        A[22985] = 0;
-        A[22986] = 0;
-        A[22987] = 0;
-        A[22988] = 0;
-        A[22989] = 0;
-        A[22990] = 0;
-        A[22991] = 1;
-        A[22992] = 0;
-        A[22993] = 0;
-        A[22994] = 0;
-        A[22995] = 0;
-        A[22996] = 0;
-        A[22997] = 0;
-        A[22998] = 0;
-        A[22999] = 0;
-        A[23000] = 0;
-        A[23001] = 1;
-        A[23002] = 0;
-        A[23003] = 0;
-        A[23004] = 0;
-        A[23005] = 0;
-        A[23006] = 0;
-        A[23007] = 0;
-        A[23008] = 0;
-        A[23009] = 0;
-        A[23010] = 0;
-        A[23011] = 1;
-        A[23012] = 0;
-        A[23013] = 0;
-        A[23014] = 0;
-        A[23015] = 0;
-        A[23016] = 0;
-        A[23017] = 0;
-        A[23018] = 0;
-        A[23019] = 0;
-        A[23020] = 0;
-        A[23021] = 1;
-        A[23022] = 0;
-        A[23023] = 0;
-        A[23024] = 0;
-        A[23025] = 0;
-        A[23026] = 0;
-        A[23027] = 0;
-        A[23028] = 0;
-        A[23029] = 0;
-        A[23030] = 0;
-        // graphs/translate.ts:85
-        for (let o = 0; o < 32; o++)
-            for (let j = 0; j < 50; j++)
-                A[23031 + o * 50 + j] = A[12918 + o * 60 + 0 + j];
-        for (let o = 0; o < 32; o++)
-            for (let j = 0; j < 10; j++)
-                A[24631 + o * 60 + 0 + j] = A[22711 + o * 10 + j];
-        for (let o = 0; o < 32; o++)
-            for (let j = 0; j < 50; j++)
-                A[24631 + o * 60 + 10 + j] = A[23031 + o * 50 + j];
-        // graphs/translate.ts:18
-        for (let i = 0; i < 16; i++)
-            for (let j = 0; j < 16; j++)
-                A[22711 + j * 16 + i] = A[1984 + i * 16 + j];
+        A[6891 + i1 * 1] = acc;
+      }
+    }
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 160; j++) A[18103 + o * 160 + j] = A[89015 + o * 14704 + 512 + j];
+    for (let i = 0; i < 160; i++) {
+      A[6939 + i] = A[18103 + i];
+    }
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 256; j++) A[18103 + o * 256 + j] = A[89015 + o * 14704 + 672 + j];
+    for (let i = 0; i < 16; i++) for (let j = 0; j < 16; j++) A[7099 + j * 16 + i] = A[18103 + i * 16 + j];
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 512; j++) A[18103 + o * 512 + j] = A[89015 + o * 14704 + 928 + j];
+    for (let i1 = 0; i1 < 16; i1++) {
+      {
+        let acc = 0;
         for (let i0 = 0; i0 < 32; i0++) {
-            for (let i1 = 0; i1 < 16; i1++) {
-                A[22967 + (i0 * 16 + i1 * 1)] = A[2240 + (i1 * 1)];
-            }
+          acc = acc + A[18103 + (i0 * 16 + i1 * 1)];
         }
-        // graphs/translate.ts:55
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 3584; j++)
-                A[26551 + o * 3584 + j] = A[18103 + o * 4096 + 512 + j];
-        // graphs/translate.ts:18
-        for (let i = 0; i < 224; i += 4) {
-            for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 26551 + (i + 0) * 16;
-                const ra1 = 26551 + (i + 1) * 16;
-                const ra2 = 26551 + (i + 2) * 16;
-                const ra3 = 26551 + (i + 3) * 16;
-                const rb0 = 2256 + (j + 0) * 16;
-                const rb1 = 2256 + (j + 1) * 16;
-                const rb2 = 2256 + (j + 2) * 16;
-                for (let p = 0; p < 16; p++) {
-                    const a0 = A[ra0 + p];
-                    const a1 = A[ra1 + p];
-                    const a2 = A[ra2 + p];
-                    const a3 = A[ra3 + p];
-                    const b0 = A[rb0 + p];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                    const b1 = A[rb1 + p];
-                    c01 += a0 * b1;
-                    c11 += a1 * b1;
-                    c21 += a2 * b1;
-                    c31 += a3 * b1;
-                    const b2 = A[rb2 + p];
-                    c02 += a0 * b2;
-                    c12 += a1 * b2;
-                    c22 += a2 * b2;
-                    c32 += a3 * b2;
-                }
-                A[18103 + (i + 0) * 16 + (j + 0)] = c00;
-                A[18103 + (i + 0) * 16 + (j + 1)] = c01;
-                A[18103 + (i + 0) * 16 + (j + 2)] = c02;
-                A[18103 + (i + 1) * 16 + (j + 0)] = c10;
-                A[18103 + (i + 1) * 16 + (j + 1)] = c11;
-                A[18103 + (i + 1) * 16 + (j + 2)] = c12;
-                A[18103 + (i + 2) * 16 + (j + 0)] = c20;
-                A[18103 + (i + 2) * 16 + (j + 1)] = c21;
-                A[18103 + (i + 2) * 16 + (j + 2)] = c22;
-                A[18103 + (i + 3) * 16 + (j + 0)] = c30;
-                A[18103 + (i + 3) * 16 + (j + 1)] = c31;
-                A[18103 + (i + 3) * 16 + (j + 2)] = c32;
-            }
-            {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 26551 + (i + 0) * 16;
-                const ra1 = 26551 + (i + 1) * 16;
-                const ra2 = 26551 + (i + 2) * 16;
-                const ra3 = 26551 + (i + 3) * 16;
-                const rb0 = 2256 + (15 + 0) * 16;
-                for (let p = 0; p < 16; p++) {
-                    const a0 = A[ra0 + p];
-                    const a1 = A[ra1 + p];
-                    const a2 = A[ra2 + p];
-                    const a3 = A[ra3 + p];
-                    const b0 = A[rb0 + p];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                }
-                A[18103 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[18103 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[18103 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[18103 + (i + 3) * 16 + (15 + 0)] = c30;
-            }
+        A[7355 + i1 * 1] = acc;
+      }
+    }
+    for (let i = 0; i < 16; i += 4) {
+      for (let j = 0; j < 15; j += 3) {
+        let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+        const ra0 = 81847 + (i + 0);
+        const ra1 = 81847 + (i + 1);
+        const ra2 = 81847 + (i + 2);
+        const ra3 = 81847 + (i + 3);
+        const rb0 = 78263 + (j + 0);
+        const rb1 = 78263 + (j + 1);
+        const rb2 = 78263 + (j + 2);
+        for (let p = 0; p < 224; p++) {
+          const a0 = A[ra0 + p * 16];
+          const a1 = A[ra1 + p * 16];
+          const a2 = A[ra2 + p * 16];
+          const a3 = A[ra3 + p * 16];
+          const b0 = A[rb0 + p * 16];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
+          const b1 = A[rb1 + p * 16];
+          c01 += a0 * b1;
+          c11 += a1 * b1;
+          c21 += a2 * b1;
+          c31 += a3 * b1;
+          const b2 = A[rb2 + p * 16];
+          c02 += a0 * b2;
+          c12 += a1 * b2;
+          c22 += a2 * b2;
+          c32 += a3 * b2;
         }
+        A[7371 + (i + 0) * 16 + (j + 0)] = c00;
+        A[7371 + (i + 0) * 16 + (j + 1)] = c01;
+        A[7371 + (i + 0) * 16 + (j + 2)] = c02;
+        A[7371 + (i + 1) * 16 + (j + 0)] = c10;
+        A[7371 + (i + 1) * 16 + (j + 1)] = c11;
+        A[7371 + (i + 1) * 16 + (j + 2)] = c12;
+        A[7371 + (i + 2) * 16 + (j + 0)] = c20;
+        A[7371 + (i + 2) * 16 + (j + 1)] = c21;
+        A[7371 + (i + 2) * 16 + (j + 2)] = c22;
+        A[7371 + (i + 3) * 16 + (j + 0)] = c30;
+        A[7371 + (i + 3) * 16 + (j + 1)] = c31;
+        A[7371 + (i + 3) * 16 + (j + 2)] = c32;
+      }
+      {
+        let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+        const ra0 = 81847 + (i + 0);
+        const ra1 = 81847 + (i + 1);
+        const ra2 = 81847 + (i + 2);
+        const ra3 = 81847 + (i + 3);
+        const rb0 = 78263 + (15 + 0);
+        for (let p = 0; p < 224; p++) {
+          const a0 = A[ra0 + p * 16];
+          const a1 = A[ra1 + p * 16];
+          const a2 = A[ra2 + p * 16];
+          const a3 = A[ra3 + p * 16];
+          const b0 = A[rb0 + p * 16];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
+        }
+        A[7371 + (i + 0) * 16 + (15 + 0)] = c00;
+        A[7371 + (i + 1) * 16 + (15 + 0)] = c10;
+        A[7371 + (i + 2) * 16 + (15 + 0)] = c20;
+        A[7371 + (i + 3) * 16 + (15 + 0)] = c30;
+      }
+    }
+    for (let i2 = 0; i2 < 16; i2++) {
+      {
+        let acc = 0;
         for (let i0 = 0; i0 < 32; i0++) {
-            for (let i1 = 0; i1 < 7; i1++) {
-                for (let i2 = 0; i2 < 16; i2++) {
-                    A[30135 + (i0 * 112 + i1 * 16 + i2 * 1)] = A[2512 + (i2 * 1)];
-                }
-            }
+          for (let i1 = 0; i1 < 7; i1++) {
+            acc = acc + A[81847 + (i0 * 112 + i1 * 16 + i2 * 1)];
+          }
         }
-        for (let i = 0; i < 3584; i++)
-            A[33719 + i] = A[18103 + i] + A[30135 + i];
+        A[7627 + i2 * 1] = acc;
+      }
+    }
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 16; j++) A[18103 + o * 16 + j] = A[89015 + o * 14704 + 5024 + j];
+    for (let i = 0; i < 16; i++) {
+      A[7643 + i] = A[18103 + i];
+    }
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 224; j++) A[18103 + o * 224 + j] = A[89015 + o * 14704 + 5040 + j];
+    for (let i2 = 0; i2 < 1; i2++) {
+      {
+        let acc = 0;
         for (let i0 = 0; i0 < 32; i0++) {
-            for (let i1 = 0; i1 < 7; i1++) {
-                for (let i2 = 0; i2 < 1; i2++) {
-                    A[18103 + (i0 * 7 + i1 * 1 + i2 * 1)] = A[2544 + (i2 * 1)];
-                }
-            }
+          for (let i1 = 0; i1 < 7; i1++) {
+            acc = acc + A[18103 + (i0 * 7 + i1 * 1 + i2 * 1)];
+          }
         }
-        // graphs/translate.ts:26
-        for (let i = 0; i < 48; i++)
-            for (let j = 0; j < 32; j++)
-                A[18327 + j * 48 + i] = A[2545 + i * 32 + j];
+        A[7659 + i2 * 1] = acc;
+      }
+    }
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 1536; j++) A[18103 + o * 1536 + j] = A[89015 + o * 14704 + 8848 + j];
+    for (let i = 0; i < 32; i++) for (let j = 0; j < 48; j++) A[7660 + j * 32 + i] = A[18103 + i * 48 + j];
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 768; j++) A[18103 + o * 768 + j] = A[89015 + o * 14704 + 11920 + j];
+    for (let i = 0; i < 16; i++) for (let j = 0; j < 48; j++) A[9196 + j * 16 + i] = A[18103 + i * 48 + j];
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 1536; j++) A[18103 + o * 1536 + j] = A[89015 + o * 14704 + 10384 + j];
+    for (let i1 = 0; i1 < 48; i1++) {
+      {
+        let acc = 0;
         for (let i0 = 0; i0 < 32; i0++) {
-            for (let i1 = 0; i1 < 48; i1++) {
-                A[19863 + (i0 * 48 + i1 * 1)] = A[4849 + (i1 * 1)];
-            }
+          acc = acc + A[18103 + (i0 * 48 + i1 * 1)];
         }
-        for (let i = 0; i < 48; i++)
-            for (let j = 0; j < 16; j++)
-                A[21399 + j * 48 + i] = A[4081 + i * 16 + j];
+        A[9964 + i1 * 1] = acc;
+      }
+    }
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 1536; j++) A[18103 + o * 1536 + j] = A[89015 + o * 14704 + 12688 + j];
+    for (let i1 = 0; i1 < 48; i1++) {
+      {
+        let acc = 0;
         for (let i0 = 0; i0 < 32; i0++) {
-            for (let i1 = 0; i1 < 48; i1++) {
-                A[30135 + (i0 * 48 + i1 * 1)] = A[4897 + (i1 * 1)];
-            }
+          acc = acc + A[18103 + (i0 * 48 + i1 * 1)];
         }
-        // graphs/translate.ts:18
-        for (let i = 0; i < 10; i++)
-            for (let j = 0; j < 16; j++)
-                A[23479 + j * 10 + i] = A[4945 + i * 16 + j];
+        A[10012 + i1 * 1] = acc;
+      }
+    }
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 160; j++) A[18103 + o * 160 + j] = A[89015 + o * 14704 + 14224 + j];
+    for (let i = 0; i < 16; i++) for (let j = 0; j < 10; j++) A[10060 + j * 16 + i] = A[18103 + i * 10 + j];
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 320; j++) A[18103 + o * 320 + j] = A[89015 + o * 14704 + 14384 + j];
+    for (let i1 = 0; i1 < 10; i1++) {
+      {
+        let acc = 0;
         for (let i0 = 0; i0 < 32; i0++) {
-            for (let i1 = 0; i1 < 10; i1++) {
-                A[23639 + (i0 * 10 + i1 * 1)] = A[5105 + (i1 * 1)];
-            }
+          acc = acc + A[18103 + (i0 * 10 + i1 * 1)];
         }
-        // (derived)
-        scan5(A);
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 3776; j++)
-                A[18103 + o * 3776 + j] = A[69815 + o * 114176 + 0 + j];
-        // graphs/translate.ts:86
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 1920; j++)
-                A[21879 + o * 1920 + j] = A[18103 + o * 3776 + 512 + j];
-        for (let i = 0; i < 1920; i++) {
-            A[14839 + i] = A[21879 + i];
+        A[10220 + i1 * 1] = acc;
+      }
+    }
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 1344; j++) A[18103 + o * 1344 + j] = A[203191 + o * 3776 + 2432 + j];
+    for (let i = 0; i < 1344; i++) {
+      A[16759 + i] = A[18103 + i];
+    }
+  }
+  forward() {
+    const A = this.arena;
+    for (let i = 0; i < 224; i += 4) {
+      for (let j = 0; j < 15; j += 3) {
+        let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+        const ra0 = 10230 + (i + 0) * 12;
+        const ra1 = 10230 + (i + 1) * 12;
+        const ra2 = 10230 + (i + 2) * 12;
+        const ra3 = 10230 + (i + 3) * 12;
+        const rb0 = j + 0;
+        const rb1 = j + 1;
+        const rb2 = j + 2;
+        for (let p = 0; p < 12; p++) {
+          const a0 = A[ra0 + p];
+          const a1 = A[ra1 + p];
+          const a2 = A[ra2 + p];
+          const a3 = A[ra3 + p];
+          const b0 = A[rb0 + p * 16];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
+          const b1 = A[rb1 + p * 16];
+          c01 += a0 * b1;
+          c11 += a1 * b1;
+          c21 += a2 * b1;
+          c31 += a3 * b1;
+          const b2 = A[rb2 + p * 16];
+          c02 += a0 * b2;
+          c12 += a1 * b2;
+          c22 += a2 * b2;
+          c32 += a3 * b2;
         }
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 1344; j++)
-                A[21879 + o * 1344 + j] = A[18103 + o * 3776 + 2432 + j];
-        for (let i = 0; i < 1344; i++) {
-            A[16759 + i] = A[21879 + i];
+        A[18103 + (i + 0) * 16 + (j + 0)] = c00;
+        A[18103 + (i + 0) * 16 + (j + 1)] = c01;
+        A[18103 + (i + 0) * 16 + (j + 2)] = c02;
+        A[18103 + (i + 1) * 16 + (j + 0)] = c10;
+        A[18103 + (i + 1) * 16 + (j + 1)] = c11;
+        A[18103 + (i + 1) * 16 + (j + 2)] = c12;
+        A[18103 + (i + 2) * 16 + (j + 0)] = c20;
+        A[18103 + (i + 2) * 16 + (j + 1)] = c21;
+        A[18103 + (i + 2) * 16 + (j + 2)] = c22;
+        A[18103 + (i + 3) * 16 + (j + 0)] = c30;
+        A[18103 + (i + 3) * 16 + (j + 1)] = c31;
+        A[18103 + (i + 3) * 16 + (j + 2)] = c32;
+      }
+      {
+        let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+        const ra0 = 10230 + (i + 0) * 12;
+        const ra1 = 10230 + (i + 1) * 12;
+        const ra2 = 10230 + (i + 2) * 12;
+        const ra3 = 10230 + (i + 3) * 12;
+        const rb0 = 15 + 0;
+        for (let p = 0; p < 12; p++) {
+          const a0 = A[ra0 + p];
+          const a1 = A[ra1 + p];
+          const a2 = A[ra2 + p];
+          const a3 = A[ra3 + p];
+          const b0 = A[rb0 + p * 16];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
         }
+        A[18103 + (i + 0) * 16 + (15 + 0)] = c00;
+        A[18103 + (i + 1) * 16 + (15 + 0)] = c10;
+        A[18103 + (i + 2) * 16 + (15 + 0)] = c20;
+        A[18103 + (i + 3) * 16 + (15 + 0)] = c30;
+      }
     }
-    update(A, lr, t) {
-        { // adam(lr=0.01, betas=(0.9, 0.999), eps=1e-8)
-            const stepSize = lr / (1 - Math.pow(0.9, t));
-            const negStepSize = -stepSize;
-            const biasCorrection2Sqrt = Math.sqrt(1 - Math.pow(0.999, t));
-            const invBiasCorrection2Sqrt = 1 / biasCorrection2Sqrt;
-            { // encoder.embedding.weight, encoder.gru.weight_ih_l0, encoder.gru.weight_hh_l0, encoder.gru.bias_ih_l0, encoder.gru.bias_hh_l0, decoder.embedding.weight, decoder.attention.Wa.weight, decoder.attention.Wa.bias, decoder.attention.Ua.weight, decoder.attention.Ua.bias, decoder.attention.Va.weight, decoder.attention.Va.bias, decoder.gru.weight_ih_l0, decoder.gru.weight_hh_l0, decoder.gru.bias_ih_l0, decoder.gru.bias_hh_l0, decoder.out.weight, decoder.out.bias: 5115 at param 0, grad 5115, exp_avg 414887, exp_avg_sq 420002
-                for (let i = 0; i < 5115; i++) {
-                    const g = (A[5115 + i] ?? 0);
-                    const param = (A[i] ?? 0);
-                    const expAvg = 0.9 * (A[414887 + i] ?? 0) + 0.09999999999999998 * g;
-                    A[414887 + i] = expAvg;
-                    const expAvgSq = 0.999 * (A[420002 + i] ?? 0) + 0.0010000000000000009 * g * g;
-                    A[420002 + i] = expAvgSq;
-                    const denom = Math.sqrt(expAvgSq) * invBiasCorrection2Sqrt + 1e-8;
-                    A[i] = param + negStepSize * expAvg / denom;
-                }
-            }
+    for (let i = 0; i < 48; i++) for (let j = 0; j < 16; j++) A[21687 + j * 48 + i] = A[192 + i * 16 + j];
+    for (let i0 = 0; i0 < 32; i0++) {
+      for (let i1 = 0; i1 < 48; i1++) {
+        A[22455 + (i0 * 48 + i1 * 1)] = A[1728 + i1 * 1];
+      }
+    }
+    for (let i = 0; i < 48; i++) for (let j = 0; j < 16; j++) A[23991 + j * 48 + i] = A[960 + i * 16 + j];
+    for (let i0 = 0; i0 < 32; i0++) {
+      for (let i1 = 0; i1 < 48; i1++) {
+        A[24759 + (i0 * 48 + i1 * 1)] = A[1776 + i1 * 1];
+      }
+    }
+    scan4(A);
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 4096; j++) A[18103 + o * 4096 + j] = A[26295 + o * 43520 + 0 + j];
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 512; j++) A[22199 + o * 512 + j] = A[18103 + o * 4096 + 0 + j];
+    A[22711] = 1;
+    A[22712] = 0;
+    A[22713] = 0;
+    A[22714] = 0;
+    A[22715] = 0;
+    A[22716] = 0;
+    A[22717] = 0;
+    A[22718] = 0;
+    A[22719] = 0;
+    A[22720] = 0;
+    A[22721] = 1;
+    A[22722] = 0;
+    A[22723] = 0;
+    A[22724] = 0;
+    A[22725] = 0;
+    A[22726] = 0;
+    A[22727] = 0;
+    A[22728] = 0;
+    A[22729] = 0;
+    A[22730] = 0;
+    A[22731] = 1;
+    A[22732] = 0;
+    A[22733] = 0;
+    A[22734] = 0;
+    A[22735] = 0;
+    A[22736] = 0;
+    A[22737] = 0;
+    A[22738] = 0;
+    A[22739] = 0;
+    A[22740] = 0;
+    A[22741] = 1;
+    A[22742] = 0;
+    A[22743] = 0;
+    A[22744] = 0;
+    A[22745] = 0;
+    A[22746] = 0;
+    A[22747] = 0;
+    A[22748] = 0;
+    A[22749] = 0;
+    A[22750] = 0;
+    A[22751] = 1;
+    A[22752] = 0;
+    A[22753] = 0;
+    A[22754] = 0;
+    A[22755] = 0;
+    A[22756] = 0;
+    A[22757] = 0;
+    A[22758] = 0;
+    A[22759] = 0;
+    A[22760] = 0;
+    A[22761] = 1;
+    A[22762] = 0;
+    A[22763] = 0;
+    A[22764] = 0;
+    A[22765] = 0;
+    A[22766] = 0;
+    A[22767] = 0;
+    A[22768] = 0;
+    A[22769] = 0;
+    A[22770] = 0;
+    A[22771] = 1;
+    A[22772] = 0;
+    A[22773] = 0;
+    A[22774] = 0;
+    A[22775] = 0;
+    A[22776] = 0;
+    A[22777] = 0;
+    A[22778] = 0;
+    A[22779] = 0;
+    A[22780] = 0;
+    A[22781] = 1;
+    A[22782] = 0;
+    A[22783] = 0;
+    A[22784] = 0;
+    A[22785] = 0;
+    A[22786] = 0;
+    A[22787] = 0;
+    A[22788] = 0;
+    A[22789] = 0;
+    A[22790] = 0;
+    A[22791] = 1;
+    A[22792] = 0;
+    A[22793] = 0;
+    A[22794] = 0;
+    A[22795] = 0;
+    A[22796] = 0;
+    A[22797] = 0;
+    A[22798] = 0;
+    A[22799] = 0;
+    A[22800] = 0;
+    A[22801] = 1;
+    A[22802] = 0;
+    A[22803] = 0;
+    A[22804] = 0;
+    A[22805] = 0;
+    A[22806] = 0;
+    A[22807] = 0;
+    A[22808] = 0;
+    A[22809] = 0;
+    A[22810] = 0;
+    A[22811] = 1;
+    A[22812] = 0;
+    A[22813] = 0;
+    A[22814] = 0;
+    A[22815] = 0;
+    A[22816] = 0;
+    A[22817] = 0;
+    A[22818] = 0;
+    A[22819] = 0;
+    A[22820] = 0;
+    A[22821] = 1;
+    A[22822] = 0;
+    A[22823] = 0;
+    A[22824] = 0;
+    A[22825] = 0;
+    A[22826] = 0;
+    A[22827] = 0;
+    A[22828] = 0;
+    A[22829] = 0;
+    A[22830] = 0;
+    A[22831] = 1;
+    A[22832] = 0;
+    A[22833] = 0;
+    A[22834] = 0;
+    A[22835] = 0;
+    A[22836] = 0;
+    A[22837] = 0;
+    A[22838] = 0;
+    A[22839] = 0;
+    A[22840] = 0;
+    A[22841] = 1;
+    A[22842] = 0;
+    A[22843] = 0;
+    A[22844] = 0;
+    A[22845] = 0;
+    A[22846] = 0;
+    A[22847] = 0;
+    A[22848] = 0;
+    A[22849] = 0;
+    A[22850] = 0;
+    A[22851] = 1;
+    A[22852] = 0;
+    A[22853] = 0;
+    A[22854] = 0;
+    A[22855] = 0;
+    A[22856] = 0;
+    A[22857] = 0;
+    A[22858] = 0;
+    A[22859] = 0;
+    A[22860] = 0;
+    A[22861] = 1;
+    A[22862] = 0;
+    A[22863] = 0;
+    A[22864] = 0;
+    A[22865] = 0;
+    A[22866] = 0;
+    A[22867] = 0;
+    A[22868] = 0;
+    A[22869] = 0;
+    A[22870] = 0;
+    A[22871] = 1;
+    A[22872] = 0;
+    A[22873] = 0;
+    A[22874] = 0;
+    A[22875] = 0;
+    A[22876] = 0;
+    A[22877] = 0;
+    A[22878] = 0;
+    A[22879] = 0;
+    A[22880] = 0;
+    A[22881] = 1;
+    A[22882] = 0;
+    A[22883] = 0;
+    A[22884] = 0;
+    A[22885] = 0;
+    A[22886] = 0;
+    A[22887] = 0;
+    A[22888] = 0;
+    A[22889] = 0;
+    A[22890] = 0;
+    A[22891] = 1;
+    A[22892] = 0;
+    A[22893] = 0;
+    A[22894] = 0;
+    A[22895] = 0;
+    A[22896] = 0;
+    A[22897] = 0;
+    A[22898] = 0;
+    A[22899] = 0;
+    A[22900] = 0;
+    A[22901] = 1;
+    A[22902] = 0;
+    A[22903] = 0;
+    A[22904] = 0;
+    A[22905] = 0;
+    A[22906] = 0;
+    A[22907] = 0;
+    A[22908] = 0;
+    A[22909] = 0;
+    A[22910] = 0;
+    A[22911] = 1;
+    A[22912] = 0;
+    A[22913] = 0;
+    A[22914] = 0;
+    A[22915] = 0;
+    A[22916] = 0;
+    A[22917] = 0;
+    A[22918] = 0;
+    A[22919] = 0;
+    A[22920] = 0;
+    A[22921] = 1;
+    A[22922] = 0;
+    A[22923] = 0;
+    A[22924] = 0;
+    A[22925] = 0;
+    A[22926] = 0;
+    A[22927] = 0;
+    A[22928] = 0;
+    A[22929] = 0;
+    A[22930] = 0;
+    A[22931] = 1;
+    A[22932] = 0;
+    A[22933] = 0;
+    A[22934] = 0;
+    A[22935] = 0;
+    A[22936] = 0;
+    A[22937] = 0;
+    A[22938] = 0;
+    A[22939] = 0;
+    A[22940] = 0;
+    A[22941] = 1;
+    A[22942] = 0;
+    A[22943] = 0;
+    A[22944] = 0;
+    A[22945] = 0;
+    A[22946] = 0;
+    A[22947] = 0;
+    A[22948] = 0;
+    A[22949] = 0;
+    A[22950] = 0;
+    A[22951] = 1;
+    A[22952] = 0;
+    A[22953] = 0;
+    A[22954] = 0;
+    A[22955] = 0;
+    A[22956] = 0;
+    A[22957] = 0;
+    A[22958] = 0;
+    A[22959] = 0;
+    A[22960] = 0;
+    A[22961] = 1;
+    A[22962] = 0;
+    A[22963] = 0;
+    A[22964] = 0;
+    A[22965] = 0;
+    A[22966] = 0;
+    A[22967] = 0;
+    A[22968] = 0;
+    A[22969] = 0;
+    A[22970] = 0;
+    A[22971] = 1;
+    A[22972] = 0;
+    A[22973] = 0;
+    A[22974] = 0;
+    A[22975] = 0;
+    A[22976] = 0;
+    A[22977] = 0;
+    A[22978] = 0;
+    A[22979] = 0;
+    A[22980] = 0;
+    A[22981] = 1;
+    A[22982] = 0;
+    A[22983] = 0;
+    A[22984] = 0;
+    A[22985] = 0;
+    A[22986] = 0;
+    A[22987] = 0;
+    A[22988] = 0;
+    A[22989] = 0;
+    A[22990] = 0;
+    A[22991] = 1;
+    A[22992] = 0;
+    A[22993] = 0;
+    A[22994] = 0;
+    A[22995] = 0;
+    A[22996] = 0;
+    A[22997] = 0;
+    A[22998] = 0;
+    A[22999] = 0;
+    A[23e3] = 0;
+    A[23001] = 1;
+    A[23002] = 0;
+    A[23003] = 0;
+    A[23004] = 0;
+    A[23005] = 0;
+    A[23006] = 0;
+    A[23007] = 0;
+    A[23008] = 0;
+    A[23009] = 0;
+    A[23010] = 0;
+    A[23011] = 1;
+    A[23012] = 0;
+    A[23013] = 0;
+    A[23014] = 0;
+    A[23015] = 0;
+    A[23016] = 0;
+    A[23017] = 0;
+    A[23018] = 0;
+    A[23019] = 0;
+    A[23020] = 0;
+    A[23021] = 1;
+    A[23022] = 0;
+    A[23023] = 0;
+    A[23024] = 0;
+    A[23025] = 0;
+    A[23026] = 0;
+    A[23027] = 0;
+    A[23028] = 0;
+    A[23029] = 0;
+    A[23030] = 0;
+    for (let o = 0; o < 32; o++) for (let j = 0; j < 50; j++) A[23031 + o * 50 + j] = A[12918 + o * 60 + 0 + j];
+    for (let o = 0; o < 32; o++) for (let j = 0; j < 10; j++) A[24631 + o * 60 + 0 + j] = A[22711 + o * 10 + j];
+    for (let o = 0; o < 32; o++) for (let j = 0; j < 50; j++) A[24631 + o * 60 + 10 + j] = A[23031 + o * 50 + j];
+    for (let i = 0; i < 16; i++) for (let j = 0; j < 16; j++) A[22711 + j * 16 + i] = A[1984 + i * 16 + j];
+    for (let i0 = 0; i0 < 32; i0++) {
+      for (let i1 = 0; i1 < 16; i1++) {
+        A[22967 + (i0 * 16 + i1 * 1)] = A[2240 + i1 * 1];
+      }
+    }
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 3584; j++) A[26551 + o * 3584 + j] = A[18103 + o * 4096 + 512 + j];
+    for (let i = 0; i < 224; i += 4) {
+      for (let j = 0; j < 15; j += 3) {
+        let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+        const ra0 = 26551 + (i + 0) * 16;
+        const ra1 = 26551 + (i + 1) * 16;
+        const ra2 = 26551 + (i + 2) * 16;
+        const ra3 = 26551 + (i + 3) * 16;
+        const rb0 = 2256 + (j + 0) * 16;
+        const rb1 = 2256 + (j + 1) * 16;
+        const rb2 = 2256 + (j + 2) * 16;
+        for (let p = 0; p < 16; p++) {
+          const a0 = A[ra0 + p];
+          const a1 = A[ra1 + p];
+          const a2 = A[ra2 + p];
+          const a3 = A[ra3 + p];
+          const b0 = A[rb0 + p];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
+          const b1 = A[rb1 + p];
+          c01 += a0 * b1;
+          c11 += a1 * b1;
+          c21 += a2 * b1;
+          c31 += a3 * b1;
+          const b2 = A[rb2 + p];
+          c02 += a0 * b2;
+          c12 += a1 * b2;
+          c22 += a2 * b2;
+          c32 += a3 * b2;
         }
-        return true;
-    }
-    /** One training step on a batch; returns the loss before the update. Throws, leaving the parameters untouched, when the loss or the gradient is not finite. */
-    step(data) {
-        this.bind(data);
-        this.train();
-        const loss = this.arena[14838];
-        if (!Number.isFinite(loss))
-            throw new RangeError(`non-finite loss ${loss} at step ${this.steps + 1}`);
-        this.steps++;
-        if (!this.update(this.arena, this.lr, this.steps)) {
-            this.steps--;
-            throw new RangeError(`non-finite gradient at step ${this.steps + 1}`);
+        A[18103 + (i + 0) * 16 + (j + 0)] = c00;
+        A[18103 + (i + 0) * 16 + (j + 1)] = c01;
+        A[18103 + (i + 0) * 16 + (j + 2)] = c02;
+        A[18103 + (i + 1) * 16 + (j + 0)] = c10;
+        A[18103 + (i + 1) * 16 + (j + 1)] = c11;
+        A[18103 + (i + 1) * 16 + (j + 2)] = c12;
+        A[18103 + (i + 2) * 16 + (j + 0)] = c20;
+        A[18103 + (i + 2) * 16 + (j + 1)] = c21;
+        A[18103 + (i + 2) * 16 + (j + 2)] = c22;
+        A[18103 + (i + 3) * 16 + (j + 0)] = c30;
+        A[18103 + (i + 3) * 16 + (j + 1)] = c31;
+        A[18103 + (i + 3) * 16 + (j + 2)] = c32;
+      }
+      {
+        let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+        const ra0 = 26551 + (i + 0) * 16;
+        const ra1 = 26551 + (i + 1) * 16;
+        const ra2 = 26551 + (i + 2) * 16;
+        const ra3 = 26551 + (i + 3) * 16;
+        const rb0 = 2256 + (15 + 0) * 16;
+        for (let p = 0; p < 16; p++) {
+          const a0 = A[ra0 + p];
+          const a1 = A[ra1 + p];
+          const a2 = A[ra2 + p];
+          const a3 = A[ra3 + p];
+          const b0 = A[rb0 + p];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
         }
-        return loss;
+        A[18103 + (i + 0) * 16 + (15 + 0)] = c00;
+        A[18103 + (i + 1) * 16 + (15 + 0)] = c10;
+        A[18103 + (i + 2) * 16 + (15 + 0)] = c20;
+        A[18103 + (i + 3) * 16 + (15 + 0)] = c30;
+      }
     }
-    /** Forward, loss and backward without an update; returns the loss (read the gradients with getGrads()). */
-    gradients(data) {
-        this.bind(data);
-        this.train();
-        return this.arena[14838];
-    }
-    /** The outputs for a batch, by name. */
-    predict(data) {
-        this.bind(data);
-        this.forward();
-        return this.outputs();
-    }
-    /** The outputs of the last step, gradients() or predict(), by name. */
-    outputs() {
-        return Object.fromEntries(OUTPUTS.map((s) => [s.name, read(this.arena, s)]));
-    }
-    getParams() {
-        return Object.fromEntries(PARAMS.map((p) => [p.name, read(this.arena, p)]));
-    }
-    getGrads() {
-        return Object.fromEntries(PARAMS.map((p) => [p.name, read(this.arena, { ...p, offset: p.grad })]));
-    }
-    setParams(values) {
-        for (const [name, v] of Object.entries(values)) {
-            const p = PARAMS.find((q) => q.name === name);
-            if (!p)
-                throw new RangeError(`unknown parameter ${JSON.stringify(name)} (have ${PARAMS.map((q) => q.name).join(', ')})`);
-            const data = 'data' in v ? v.data : v;
-            if (data.length !== p.size)
-                throw new RangeError(`parameter ${name}: expected ${p.size} values [${p.shape.join(', ')}], got ${data.length}`);
-            for (let i = 0; i < p.size; i++) {
-                const x = data[i];
-                if (!Number.isFinite(x))
-                    throw new RangeError(`parameter ${name}: value ${i} is not finite`);
-                this.arena[p.offset + i] = x;
-            }
+    for (let i0 = 0; i0 < 32; i0++) {
+      for (let i1 = 0; i1 < 7; i1++) {
+        for (let i2 = 0; i2 < 16; i2++) {
+          A[30135 + (i0 * 112 + i1 * 16 + i2 * 1)] = A[2512 + i2 * 1];
         }
+      }
     }
-    getOptimizerState() {
-        return { steps: this.steps, buffers: Array.from(this.arena.subarray(414887, 425117)) };
+    for (let i = 0; i < 3584; i++) A[33719 + i] = A[18103 + i] + A[30135 + i];
+    for (let i0 = 0; i0 < 32; i0++) {
+      for (let i1 = 0; i1 < 7; i1++) {
+        for (let i2 = 0; i2 < 1; i2++) {
+          A[18103 + (i0 * 7 + i1 * 1 + i2 * 1)] = A[2544 + i2 * 1];
+        }
+      }
     }
-    setOptimizerState(state) {
-        if (state.buffers.length !== 10230)
-            throw new RangeError(`optimizer state: expected 10230 values, got ${state.buffers.length}`);
-        this.steps = state.steps;
-        for (let i = 0; i < 10230; i++)
-            this.arena[414887 + i] = state.buffers[i];
+    for (let i = 0; i < 48; i++) for (let j = 0; j < 32; j++) A[18327 + j * 48 + i] = A[2545 + i * 32 + j];
+    for (let i0 = 0; i0 < 32; i0++) {
+      for (let i1 = 0; i1 < 48; i1++) {
+        A[19863 + (i0 * 48 + i1 * 1)] = A[4849 + i1 * 1];
+      }
     }
+    for (let i = 0; i < 48; i++) for (let j = 0; j < 16; j++) A[21399 + j * 48 + i] = A[4081 + i * 16 + j];
+    for (let i0 = 0; i0 < 32; i0++) {
+      for (let i1 = 0; i1 < 48; i1++) {
+        A[30135 + (i0 * 48 + i1 * 1)] = A[4897 + i1 * 1];
+      }
+    }
+    for (let i = 0; i < 10; i++) for (let j = 0; j < 16; j++) A[23479 + j * 10 + i] = A[4945 + i * 16 + j];
+    for (let i0 = 0; i0 < 32; i0++) {
+      for (let i1 = 0; i1 < 10; i1++) {
+        A[23639 + (i0 * 10 + i1 * 1)] = A[5105 + i1 * 1];
+      }
+    }
+    scan5(A);
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 3776; j++) A[18103 + o * 3776 + j] = A[69815 + o * 114176 + 0 + j];
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 1920; j++) A[21879 + o * 1920 + j] = A[18103 + o * 3776 + 512 + j];
+    for (let i = 0; i < 1920; i++) {
+      A[14839 + i] = A[21879 + i];
+    }
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 1344; j++) A[21879 + o * 1344 + j] = A[18103 + o * 3776 + 2432 + j];
+    for (let i = 0; i < 1344; i++) {
+      A[16759 + i] = A[21879 + i];
+    }
+  }
+  update(A, lr, t) {
+    {
+      const stepSize = lr / (1 - Math.pow(0.9, t));
+      const negStepSize = -stepSize;
+      const biasCorrection2Sqrt = Math.sqrt(1 - Math.pow(0.999, t));
+      const invBiasCorrection2Sqrt = 1 / biasCorrection2Sqrt;
+      {
+        for (let i = 0; i < 5115; i++) {
+          const g = A[5115 + i] ?? 0;
+          const param = A[i] ?? 0;
+          const expAvg = 0.9 * (A[414887 + i] ?? 0) + 0.09999999999999998 * g;
+          A[414887 + i] = expAvg;
+          const expAvgSq = 0.999 * (A[420002 + i] ?? 0) + 0.0010000000000000009 * g * g;
+          A[420002 + i] = expAvgSq;
+          const denom = Math.sqrt(expAvgSq) * invBiasCorrection2Sqrt + 1e-8;
+          A[i] = param + negStepSize * expAvg / denom;
+        }
+      }
+    }
+    return true;
+  }
+  /** One training step on a batch; returns the loss before the update. Throws, leaving the parameters untouched, when the loss or the gradient is not finite. */
+  step(data) {
+    this.bind(data);
+    this.train();
+    const loss = this.arena[14838];
+    if (!Number.isFinite(loss)) throw new RangeError(`non-finite loss ${loss} at step ${this.steps + 1}`);
+    this.steps++;
+    if (!this.update(this.arena, this.lr, this.steps)) {
+      this.steps--;
+      throw new RangeError(`non-finite gradient at step ${this.steps + 1}`);
+    }
+    return loss;
+  }
+  /** Forward, loss and backward without an update; returns the loss (read the gradients with getGrads()). */
+  gradients(data) {
+    this.bind(data);
+    this.train();
+    return this.arena[14838];
+  }
+  /** The outputs for a batch, by name. */
+  predict(data) {
+    this.bind(data);
+    this.forward();
+    return this.outputs();
+  }
+  /** The outputs of the last step, gradients() or predict(), by name. */
+  outputs() {
+    return Object.fromEntries(OUTPUTS.map((s) => [s.name, read(this.arena, s)]));
+  }
+  getParams() {
+    return Object.fromEntries(PARAMS.map((p) => [p.name, read(this.arena, p)]));
+  }
+  getGrads() {
+    return Object.fromEntries(PARAMS.map((p) => [p.name, read(this.arena, { ...p, offset: p.grad })]));
+  }
+  setParams(values) {
+    for (const [name, v] of Object.entries(values)) {
+      const p = PARAMS.find((q) => q.name === name);
+      if (!p) throw new RangeError(`unknown parameter ${JSON.stringify(name)} (have ${PARAMS.map((q) => q.name).join(", ")})`);
+      const data = "data" in v ? v.data : v;
+      if (data.length !== p.size) throw new RangeError(`parameter ${name}: expected ${p.size} values [${p.shape.join(", ")}], got ${data.length}`);
+      for (let i = 0; i < p.size; i++) {
+        const x = data[i];
+        if (!Number.isFinite(x)) throw new RangeError(`parameter ${name}: value ${i} is not finite`);
+        this.arena[p.offset + i] = x;
+      }
+    }
+  }
+  getOptimizerState() {
+    return { steps: this.steps, buffers: Array.from(this.arena.subarray(414887, 425117)) };
+  }
+  setOptimizerState(state) {
+    if (state.buffers.length !== 10230) throw new RangeError(`optimizer state: expected 10230 values, got ${state.buffers.length}`);
+    this.steps = state.steps;
+    for (let i = 0; i < 10230; i++) this.arena[414887 + i] = state.buffers[i];
+  }
 }
 export function createTrainer(options = {}) {
-    return new Trainer(options);
+  return new Trainer(options);
 }

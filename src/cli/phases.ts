@@ -1,8 +1,16 @@
-// Where a command's time goes, phase by phase: CPU (this process, all threads) and wall milliseconds.
+// Where a command's time goes, phase by phase: CPU (this process, all threads) and wall milliseconds,
+// and when each phase began; a phase run on a worker thread beside them is listed after them.
 export interface PhaseTime {
+  /** The process's CPU time (every thread) during the phase; for a worker's phase, its own thread's (Linux), else the process's. */
   readonly cpuMs: number;
   readonly wallMs: number;
+  /** When the phase began, since the process started. */
+  readonly startMs?: number;
+  /** A phase of another thread (overlapping those of this one): which. */
+  readonly thread?: string;
 }
+
+const round = (ms: number): number => Math.round(ms * 10) / 10;
 
 export class Phases {
   private readonly times: Record<string, PhaseTime> = {};
@@ -19,19 +27,29 @@ export class Phases {
   lap(name: string): void {
     const cpu = process.cpuUsage(this.cpu);
     const wall = performance.now();
-    this.times[name] = { cpuMs: Math.round((cpu.user + cpu.system) / 100) / 10, wallMs: Math.round((wall - this.wall) * 10) / 10 };
+    this.times[name] = { cpuMs: Math.round((cpu.user + cpu.system) / 100) / 10, wallMs: round(wall - this.wall), startMs: round(this.wall) };
     this.cpu = process.cpuUsage();
     this.wall = wall;
   }
 
-  /** The phases so far, in order. */
-  get record(): Readonly<Record<string, PhaseTime>> {
-    return this.times;
+  /** A phase another thread timed (`startMs` since the process started), listed after this thread's. */
+  add(name: string, t: { readonly cpuMs: number; readonly wallMs: number; readonly startMs: number }, thread: string): void {
+    this.times[name] = { cpuMs: round(t.cpuMs), wallMs: round(t.wallMs), startMs: round(t.startMs), thread };
   }
 
-  /** One line per phase: `  emit  120.5 ms CPU  130.2 ms`. */
+  /** The phases so far, this thread's in order, then the others'. */
+  get record(): Readonly<Record<string, PhaseTime>> {
+    const all = Object.entries(this.times);
+    return Object.fromEntries([...all.filter(([, t]) => t.thread === undefined), ...all.filter(([, t]) => t.thread !== undefined)]);
+  }
+
+  /** One line per phase: `  emit  120.5 ms CPU  130.2 ms  (from 310.0 ms)`, another thread's marked. */
   describe(): string {
-    const width = Math.max(...Object.keys(this.times).map((k) => k.length));
-    return Object.entries(this.times).map(([k, t]) => `  ${k.padEnd(width)}  ${t.cpuMs.toFixed(1).padStart(7)} ms CPU  ${t.wallMs.toFixed(1).padStart(7)} ms`).join('\n');
+    const entries = Object.entries(this.record);
+    const width = Math.max(...entries.map(([k]) => k.length));
+    return entries.map(([k, t]) => {
+      const at = t.startMs !== undefined ? `  (from ${t.startMs.toFixed(0).padStart(4)} ms${t.thread !== undefined ? `, on the ${t.thread} thread` : ''})` : '';
+      return `  ${k.padEnd(width)}  ${t.cpuMs.toFixed(1).padStart(7)} ms CPU  ${t.wallMs.toFixed(1).padStart(7)} ms${at}`;
+    }).join('\n');
   }
 }

@@ -5,874 +5,754 @@
  * Target: wasm: 33 kernels (matrix products, element-wise chains, the optimizer's update) in WebAssembly SIMD (11006 bytes), embedded below.
  * Standalone: imports nothing.
  */
-/** What this trainer was compiled for. */
 export const SPEC = {
-    model: "adding-bidir",
-    source: "graphs/adding-bidir.ts",
-    compiler: "unfold 0.1.0",
-    batch: 16,
-    seqLen: 20,
-    inputs: [{ name: "x", shape: [16, 20, 2] }],
-    target: { shape: [16, 20, 1] },
-    states: [{ name: "h", shape: [4, 16, 16] }],
-    dtype: "f32",
-    loss: "mse",
-    optimizer: "adam(lr=0.01, betas=(0.9, 0.999), eps=1e-8)",
-    lr: 0.01,
-    carryState: false,
-    seed: 1234,
-    arenaBytes: 994972,
+  model: "adding-bidir",
+  source: "graphs/adding-bidir.ts",
+  compiler: "unfold 0.1.0",
+  batch: 16,
+  seqLen: 20,
+  inputs: [{ name: "x", shape: [16, 20, 2] }],
+  target: { shape: [16, 20, 1] },
+  states: [{ name: "h", shape: [4, 16, 16] }],
+  dtype: "f32",
+  loss: "mse",
+  optimizer: "adam(lr=0.01, betas=(0.9, 0.999), eps=1e-8)",
+  lr: 0.01,
+  carryState: false,
+  seed: 1234,
+  arenaBytes: 994972
 };
-/** Where each parameter and its gradient live in the arena, and how it starts. */
 const PARAMS = [
-    { name: "U_l0", shape: [16, 2], offset: 0, grad: 4385, size: 32, init: { kind: 'uniform', bound: 0.7071067811865475 } },
-    { name: "W_l0", shape: [16, 16], offset: 32, grad: 4417, size: 256, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "b_l0", shape: [16], offset: 288, grad: 4673, size: 16, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "Uf_l0", shape: [16, 2], offset: 304, grad: 4689, size: 32, init: { kind: 'uniform', bound: 0.7071067811865475 } },
-    { name: "Wf_l0", shape: [16, 16], offset: 336, grad: 4721, size: 256, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "bf_l0", shape: [16], offset: 592, grad: 4977, size: 16, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "U_l0_reverse", shape: [16, 2], offset: 608, grad: 4993, size: 32, init: { kind: 'uniform', bound: 0.7071067811865475 } },
-    { name: "W_l0_reverse", shape: [16, 16], offset: 640, grad: 5025, size: 256, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "b_l0_reverse", shape: [16], offset: 896, grad: 5281, size: 16, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "Uf_l0_reverse", shape: [16, 2], offset: 912, grad: 5297, size: 32, init: { kind: 'uniform', bound: 0.7071067811865475 } },
-    { name: "Wf_l0_reverse", shape: [16, 16], offset: 944, grad: 5329, size: 256, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "bf_l0_reverse", shape: [16], offset: 1200, grad: 5585, size: 16, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "U_l1", shape: [16, 32], offset: 1216, grad: 5601, size: 512, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "W_l1", shape: [16, 16], offset: 1728, grad: 6113, size: 256, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "b_l1", shape: [16], offset: 1984, grad: 6369, size: 16, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "Uf_l1", shape: [16, 32], offset: 2000, grad: 6385, size: 512, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "Wf_l1", shape: [16, 16], offset: 2512, grad: 6897, size: 256, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "bf_l1", shape: [16], offset: 2768, grad: 7153, size: 16, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "U_l1_reverse", shape: [16, 32], offset: 2784, grad: 7169, size: 512, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "W_l1_reverse", shape: [16, 16], offset: 3296, grad: 7681, size: 256, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "b_l1_reverse", shape: [16], offset: 3552, grad: 7937, size: 16, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "Uf_l1_reverse", shape: [16, 32], offset: 3568, grad: 7953, size: 512, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "Wf_l1_reverse", shape: [16, 16], offset: 4080, grad: 8465, size: 256, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "bf_l1_reverse", shape: [16], offset: 4336, grad: 8721, size: 16, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "V", shape: [1, 32], offset: 4352, grad: 8737, size: 32, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "c", shape: [1], offset: 4384, grad: 8769, size: 1, init: { kind: 'uniform', bound: 1 } },
+  { name: "U_l0", shape: [16, 2], offset: 0, grad: 4385, size: 32, init: { kind: "uniform", bound: 0.7071067811865475 } },
+  { name: "W_l0", shape: [16, 16], offset: 32, grad: 4417, size: 256, init: { kind: "uniform", bound: 0.25 } },
+  { name: "b_l0", shape: [16], offset: 288, grad: 4673, size: 16, init: { kind: "uniform", bound: 0.25 } },
+  { name: "Uf_l0", shape: [16, 2], offset: 304, grad: 4689, size: 32, init: { kind: "uniform", bound: 0.7071067811865475 } },
+  { name: "Wf_l0", shape: [16, 16], offset: 336, grad: 4721, size: 256, init: { kind: "uniform", bound: 0.25 } },
+  { name: "bf_l0", shape: [16], offset: 592, grad: 4977, size: 16, init: { kind: "uniform", bound: 0.25 } },
+  { name: "U_l0_reverse", shape: [16, 2], offset: 608, grad: 4993, size: 32, init: { kind: "uniform", bound: 0.7071067811865475 } },
+  { name: "W_l0_reverse", shape: [16, 16], offset: 640, grad: 5025, size: 256, init: { kind: "uniform", bound: 0.25 } },
+  { name: "b_l0_reverse", shape: [16], offset: 896, grad: 5281, size: 16, init: { kind: "uniform", bound: 0.25 } },
+  { name: "Uf_l0_reverse", shape: [16, 2], offset: 912, grad: 5297, size: 32, init: { kind: "uniform", bound: 0.7071067811865475 } },
+  { name: "Wf_l0_reverse", shape: [16, 16], offset: 944, grad: 5329, size: 256, init: { kind: "uniform", bound: 0.25 } },
+  { name: "bf_l0_reverse", shape: [16], offset: 1200, grad: 5585, size: 16, init: { kind: "uniform", bound: 0.25 } },
+  { name: "U_l1", shape: [16, 32], offset: 1216, grad: 5601, size: 512, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "W_l1", shape: [16, 16], offset: 1728, grad: 6113, size: 256, init: { kind: "uniform", bound: 0.25 } },
+  { name: "b_l1", shape: [16], offset: 1984, grad: 6369, size: 16, init: { kind: "uniform", bound: 0.25 } },
+  { name: "Uf_l1", shape: [16, 32], offset: 2e3, grad: 6385, size: 512, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "Wf_l1", shape: [16, 16], offset: 2512, grad: 6897, size: 256, init: { kind: "uniform", bound: 0.25 } },
+  { name: "bf_l1", shape: [16], offset: 2768, grad: 7153, size: 16, init: { kind: "uniform", bound: 0.25 } },
+  { name: "U_l1_reverse", shape: [16, 32], offset: 2784, grad: 7169, size: 512, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "W_l1_reverse", shape: [16, 16], offset: 3296, grad: 7681, size: 256, init: { kind: "uniform", bound: 0.25 } },
+  { name: "b_l1_reverse", shape: [16], offset: 3552, grad: 7937, size: 16, init: { kind: "uniform", bound: 0.25 } },
+  { name: "Uf_l1_reverse", shape: [16, 32], offset: 3568, grad: 7953, size: 512, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "Wf_l1_reverse", shape: [16, 16], offset: 4080, grad: 8465, size: 256, init: { kind: "uniform", bound: 0.25 } },
+  { name: "bf_l1_reverse", shape: [16], offset: 4336, grad: 8721, size: 16, init: { kind: "uniform", bound: 0.25 } },
+  { name: "V", shape: [1, 32], offset: 4352, grad: 8737, size: 32, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "c", shape: [1], offset: 4384, grad: 8769, size: 1, init: { kind: "uniform", bound: 1 } }
 ];
 function mulberry32(seed) {
-    let a = seed >>> 0;
-    return function next() {
-        a = (a + 0x6d2b79f5) >>> 0;
-        let t = Math.imul(a ^ (a >>> 15), a | 1) >>> 0;
-        t = (((t + (Math.imul(t ^ (t >>> 7), t | 61) >>> 0)) >>> 0) ^ t) >>> 0;
-        return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
+  let a = seed >>> 0;
+  return function next() {
+    a = a + 1831565813 >>> 0;
+    let t = Math.imul(a ^ a >>> 15, a | 1) >>> 0;
+    t = (t + (Math.imul(t ^ t >>> 7, t | 61) >>> 0) >>> 0 ^ t) >>> 0;
+    return ((t ^ t >>> 14) >>> 0) / 4294967296;
+  };
 }
-/** The kernels: matrix products (mmN), element-wise chains (ewN) and the optimizer's (optN, sqN) in WebAssembly SIMD ( 11006 bytes), over a memory of 16 pages (1048576 bytes). Offsets are element indices into the arena. */
 const WASM = "AGFzbQEAAAABLwZgA39/fwBgBH9/f38AYAJ/fwBgBn9/f39/fwBgB39/f39/f38AYAZ/f39/fX0AAhABA2VudgZtZW1vcnkCARAQAyIhAAABAgEDAAEBAAMEAAACBAIAAAAAAgIAAAACAAIAAAIFB9IBIQNtbTAAAANtbTEAAQNldzAAAgNldzEAAwNldzIABANldzMABQNldzQABgNldzUABwNldzYACANtbTIACQNldzcACgNldzgACwNtbTMADANtbTQADQRzdW0wAA4DZXc5AA8DY3AwABADbW01ABEDbW02ABIDbW03ABMEZXcxMAAUA2NwMQAVBGV3MTEAFgRldzEyABcDbW04ABgEZXcxMwAZBGV3MTQAGgRldzE1ABsEZXcxNgAcA21tOQAdBG1tMTAAHgRldzE3AB8Eb3B0MAAgCrdTIc8EAgl/FX0gAEECdCEAIAFBAnQhASACQQJ0IQIgASEDIAAhBEHQACEJA0AgAiEFIAQhBkEEIQoDQCADIQcgBSEIQwAAAAAhDUMAAAAAIQ5DAAAAACEPQwAAAAAhEEMAAAAAIRFDAAAAACESQwAAAAAhE0MAAAAAIRRDAAAAACEVQwAAAAAhFkMAAAAAIRdDAAAAACEYQwAAAAAhGUMAAAAAIRpDAAAAACEbQwAAAAAhHEECIQsDQCAIKgIAIR0gCCoCCCEeIAgqAhAhHyAIKgIYISAgByoCACEMIA0gDCAdlJIhDSAOIAwgHpSSIQ4gDyAMIB+UkiEPIBAgDCAglJIhECAHKgIIIQwgESAMIB2UkiERIBIgDCAelJIhEiATIAwgH5SSIRMgFCAMICCUkiEUIAcqAhAhDCAVIAwgHZSSIRUgFiAMIB6UkiEWIBcgDCAflJIhFyAYIAwgIJSSIRggByoCGCEMIBkgDCAdlJIhGSAaIAwgHpSSIRogGyAMIB+UkiEbIBwgDCAglJIhHCAHQQRqIQcgCEEEaiEIIAtBAWsiCw0ACyAGIA04AgAgBiAOOAIEIAYgDzgCCCAGIBA4AgwgBiAROAJAIAYgEjgCRCAGIBM4AkggBiAUOAJMIAYgFTgCgAEgBiAWOAKEASAGIBc4AogBIAYgGDgCjAEgBiAZOALAASAGIBo4AsQBIAYgGzgCyAEgBiAcOALMASAFQSBqIQUgBkEQaiEGIApBAWsiCg0ACyADQSBqIQMgBEGAAmohBCAJQQFrIgkNAAsL2AUDCX8LewF9IABBAnQhACABQQJ0IQEgAkECdCECIAEhAyAAIQRBBCEJA0AgAiEFIAQhBkEIIQoDQCADIQcgBSEI/QwAAAAAAAAAAAAAAAAAAAAAIQ39DAAAAAAAAAAAAAAAAAAAAAAhDv0MAAAAAAAAAAAAAAAAAAAAACEP/QwAAAAAAAAAAAAAAAAAAAAAIRD9DAAAAAAAAAAAAAAAAAAAAAAhEf0MAAAAAAAAAAAAAAAAAAAAACES/QwAAAAAAAAAAAAAAAAAAAAAIRP9DAAAAAAAAAAAAAAAAAAAAAAhFEEEIQsDQCAI/QACACEVIAj9AAJAIRYgB/0AAgAhDCANIAwgFf3mAf3kASENIA4gDCAW/eYB/eQBIQ4gB/0AAkAhDCAPIAwgFf3mAf3kASEPIBAgDCAW/eYB/eQBIRAgB/0AAoABIQwgESAMIBX95gH95AEhESASIAwgFv3mAf3kASESIAf9AALAASEMIBMgDCAV/eYB/eQBIRMgFCAMIBb95gH95AEhFCAHQRBqIQcgCEEQaiEIIAtBAWsiCw0ACyAN/R8AIA39HwGSIA39HwIgDf0fA5KSIRcgBiAXOAIAIA79HwAgDv0fAZIgDv0fAiAO/R8DkpIhFyAGIBc4AgQgD/0fACAP/R8BkiAP/R8CIA/9HwOSkiEXIAYgFzgCQCAQ/R8AIBD9HwGSIBD9HwIgEP0fA5KSIRcgBiAXOAJEIBH9HwAgEf0fAZIgEf0fAiAR/R8DkpIhFyAGIBc4AoABIBL9HwAgEv0fAZIgEv0fAiAS/R8DkpIhFyAGIBc4AoQBIBP9HwAgE/0fAZIgE/0fAiAT/R8DkpIhFyAGIBc4AsABIBT9HwAgFP0fAZIgFP0fAiAU/R8DkpIhFyAGIBc4AsQBIAVBgAFqIQUgBkEIaiEGIApBAWsiCg0ACyADQYACaiEDIARBgAJqIQQgCUEBayIJDQALC5UEAgF/AnsgAEECdCEAIAFBAnQhASACQQJ0IQIgA0ECdCEDQQAhBANAIAAgBGogASAEav0AAgAgAiAEav0AAgD95AEgAyAEav0AAgD95AH94QH9DAAA0MIAANDCAADQwgAA0ML96QH9DAAAskIAALJCAACyQgAAskL96AEiBf0MO6q4PzuquD87qrg/O6q4P/3mAf1qIQYgBSAG/QwAgDE/AIAxPwCAMT8AgDE//eYB/eUBIAb9DIOAXrmDgF65g4BeuYOAXrn95gH95QEhBf0MZ2lQOWdpUDlnaVA5Z2lQOSAF/eYB/QzOQ7c6zkO3Os5DtzrOQ7c6/eQBIAX95gH9DAiJCDwIiQg8CIkIPAiJCDz95AEgBf3mAf0MwakqPcGpKj3BqSo9wakqPf3kASAF/eYB/Qyqqio+qqoqPqqqKj6qqio+/eQBIAX95gH9DAAAAD8AAAA/AAAAPwAAAD/95AEgBSAF/eYB/eYBIAX95AH9DAAAgD8AAIA/AACAPwAAgD/95AEgBv34ASIGQQH9rAEiBf0MfwAAAH8AAAB/AAAAfwAAAP2uAUEX/asB/eYBIAYgBf2xAf0MfwAAAH8AAAB/AAAAfwAAAP2uAUEX/asB/eYBIQX9DAAAgD8AAIA/AACAPwAAgD8gBf0MAACAPwAAgD8AAIA/AACAP/3kAf3nAf0LAgAgBEEQaiIEQYAIaw0ACwtNAQF/IABBAnQhACABQQJ0IQFBACECA0AgACACav0MAACAPwAAgD8AAIA/AACAPyABIAJq/QACAP3lAf0LAgAgAkEQaiICQYAIaw0ACwutAwIBfwN7IABBAnQhACABQQJ0IQEgAkECdCECIANBAnQhA0EAIQQDQCAAIARqIAEgBGr9AAIAIAIgBGr9AAIA/eQBIAMgBGr9AAIA/eQB/QwAABDBAAAQwQAAEMEAABDB/ekB/QwAABBBAAAQQQAAEEEAABBB/egBIgUgBf3mASEG/QzAJZ+lwCWfpcAln6XAJZ+lIAb95gH9DH4zYSp+M2EqfjNhKn4zYSr95AEgBv3mAf0M/ze9rv83va7/N72u/ze9rv3kASAG/eYB/QxBAFwzQQBcM0EAXDNBAFwz/eQBIAb95gH9DEpDeTdKQ3k3SkN5N0pDeTf95AEgBv3mAf0M7Q0nOu0NJzrtDSc67Q0nOv3kASAG/eYB/QzcWaA73FmgO9xZoDvcWaA7/eQBIAX95gEhByAH/QzY06A12NOgNdjToDXY06A1IAb95gH9DNaV+DjWlfg41pX4ONaV+Dj95AEgBv3mAf0MBaoUOwWqFDsFqhQ7BaoUO/3kASAG/eYB/QzdWaA73VmgO91ZoDvdWaA7/eQB/ecB/QsCACAEQRBqIgRBgAhrDQALC6ABAQF/IABBAnQhACABQQJ0IQEgAkECdCECIANBAnQhAyAEQQJ0IQQgBUECdCEFQQAhBgNAIAAgBmogAiAGav0AAgAgAyAGav0AAgD95gEgBCAGav0AAgAgBSAGav0AAgD95gH95AEgAyAGav0AAgAgASAGav0AAgD9DAAAAAAAAAAAAAAAAAAAAAD9Qv1S/QsCACAGQRBqIgZBgAhrDQALC3ABAX8gAEECdCEAIAFBAnQhASACQQJ0IQJBACEDA0AgACADaiACIANq/QACAP0MAAAAAAAAAAAAAAAAAAAAACABIANq/QACAP0MAAAAAAAAAAAAAAAAAAAAAP1C/VL9CwIAIANBEGoiA0GACGsNAAsLgwEBAX8gAEECdCEAIAFBAnQhASACQQJ0IQIgA0ECdCEDQQAhBANAIAAgBGogASAEav0AAgAgAyAEav0AAgD9DAAAAAAAAAAAAAAAAAAAAAAgAiAEav0AAgD9DAAAAAAAAAAAAAAAAAAAAAD9Qv1S/eQB/QsCACAEQRBqIgRBgAhrDQALC38BAX8gAEECdCEAIAFBAnQhASACQQJ0IQIgA0ECdCEDQQAhBANAIAAgBGogASAEav0AAgAgAiAEav0AAgD95gH9DAAAgD8AAIA/AACAPwAAgD8gAyAEav0AAgAgAyAEav0AAgD95gH95QH95gH9CwIAIARBEGoiBEGACGsNAAsLlgQCCX8LeyAAQQJ0IQAgAUECdCEBIAJBAnQhAiABIQMgACEEQQQhCQNAIAIhBSAEIQZBAiEKA0AgAyEHIAUhCP0MAAAAAAAAAAAAAAAAAAAAACEN/QwAAAAAAAAAAAAAAAAAAAAAIQ79DAAAAAAAAAAAAAAAAAAAAAAhD/0MAAAAAAAAAAAAAAAAAAAAACEQ/QwAAAAAAAAAAAAAAAAAAAAAIRH9DAAAAAAAAAAAAAAAAAAAAAAhEv0MAAAAAAAAAAAAAAAAAAAAACET/QwAAAAAAAAAAAAAAAAAAAAAIRRBECELA0AgCP0AAgAhFSAI/QACECEWIAf9CQIAIQwgDSAMIBX95gH95AEhDSAOIAwgFv3mAf3kASEOIAf9CQJAIQwgDyAMIBX95gH95AEhDyAQIAwgFv3mAf3kASEQIAf9CQKAASEMIBEgDCAV/eYB/eQBIREgEiAMIBb95gH95AEhEiAH/QkCwAEhDCATIAwgFf3mAf3kASETIBQgDCAW/eYB/eQBIRQgB0EEaiEHIAhBwABqIQggC0EBayILDQALIAYgDf0LAgAgBiAO/QsCECAGIA/9CwJAIAYgEP0LAlAgBiAR/QsCgAEgBiAS/QsCkAEgBiAT/QsCwAEgBiAU/QsC0AEgBUEgaiEFIAZBIGohBiAKQQFrIgoNAAsgA0GAAmohAyAEQYACaiEEIAlBAWsiCQ0ACwuTAQEBfyAAQQJ0IQAgAUECdCEBIAJBAnQhAiADQQJ0IQMgBEECdCEEIAVBAnQhBUEAIQYDQCAAIAZqIAEgBmr9AAIAIAIgBmr9AAIA/eYB/eEBIAEgBmr9AAIAIAMgBmr9AAIA/eYB/eQBIAQgBmr9AAIAIAUgBmr9AAIA/eYB/eYB/QsCACAGQRBqIgZBgAhrDQALC7wBAQF/IABBAnQhACABQQJ0IQEgAkECdCECIANBAnQhAyAEQQJ0IQQgBUECdCEFIAZBAnQhBkEAIQcDQCAAIAdq/QwAAAAAAAAAAAAAAAAAAAAAIAIgB2r9AAIAIAEgB2r9AAIA/QwAAAAAAAAAAAAAAAAAAAAA/UL9UiADIAdq/QACAP3kASAEIAdq/QACACAFIAdq/QACAP3mAf3kASAGIAdq/QACAP3kAf0LAgAgB0EQaiIHQYAIaw0ACwuwBwIJfw17IABBAnQhACABQQJ0IQEgAkECdCECIAIhAyAAIQQgASEFIAQhBiADIQcgBSEI/QwAAAAAAAAAAAAAAAAAAAAAIQ39DAAAAAAAAAAAAAAAAAAAAAAhDv0MAAAAAAAAAAAAAAAAAAAAACEP/QwAAAAAAAAAAAAAAAAAAAAAIRD9DAAAAAAAAAAAAAAAAAAAAAAhEf0MAAAAAAAAAAAAAAAAAAAAACES/QwAAAAAAAAAAAAAAAAAAAAAIRP9DAAAAAAAAAAAAAAAAAAAAAAhFEEQIQsDQCAI/QACACEVIAj9AAIQIRYgCP0AAiAhFyAI/QACMCEYIAf9CQIAIQwgDSAMIBX95gH95AEhDSAOIAwgFv3mAf3kASEOIA8gDCAX/eYB/eQBIQ8gECAMIBj95gH95AEhECAH/QkCBCEMIBEgDCAV/eYB/eQBIREgEiAMIBb95gH95AEhEiATIAwgF/3mAf3kASETIBQgDCAY/eYB/eQBIRQgB0EIaiEHIAhBwABqIQggC0EBayILDQALIAYgBioCACAN/R8AkjgCACAGIAYqAgggDf0fAZI4AgggBiAGKgIQIA39HwKSOAIQIAYgBioCGCAN/R8DkjgCGCAGIAYqAiAgDv0fAJI4AiAgBiAGKgIoIA79HwGSOAIoIAYgBioCMCAO/R8CkjgCMCAGIAYqAjggDv0fA5I4AjggBiAGKgJAIA/9HwCSOAJAIAYgBioCSCAP/R8BkjgCSCAGIAYqAlAgD/0fApI4AlAgBiAGKgJYIA/9HwOSOAJYIAYgBioCYCAQ/R8AkjgCYCAGIAYqAmggEP0fAZI4AmggBiAGKgJwIBD9HwKSOAJwIAYgBioCeCAQ/R8DkjgCeCAGIAYqAgQgEf0fAJI4AgQgBiAGKgIMIBH9HwGSOAIMIAYgBioCFCAR/R8CkjgCFCAGIAYqAhwgEf0fA5I4AhwgBiAGKgIkIBL9HwCSOAIkIAYgBioCLCAS/R8BkjgCLCAGIAYqAjQgEv0fApI4AjQgBiAGKgI8IBL9HwOSOAI8IAYgBioCRCAT/R8AkjgCRCAGIAYqAkwgE/0fAZI4AkwgBiAGKgJUIBP9HwKSOAJUIAYgBioCXCAT/R8DkjgCXCAGIAYqAmQgFP0fAJI4AmQgBiAGKgJsIBT9HwGSOAJsIAYgBioCdCAU/R8CkjgCdCAGIAYqAnwgFP0fA5I4AnwgBUHAAGohBSAGQYABaiEGIANBCGohAyAEQQhqIQQL4AQCCX8LeyAAQQJ0IQAgAUECdCEBIAJBAnQhAiABIQMgACEEQQQhCQNAIAIhBSAEIQZBAiEKA0AgAyEHIAUhCP0MAAAAAAAAAAAAAAAAAAAAACEN/QwAAAAAAAAAAAAAAAAAAAAAIQ79DAAAAAAAAAAAAAAAAAAAAAAhD/0MAAAAAAAAAAAAAAAAAAAAACEQ/QwAAAAAAAAAAAAAAAAAAAAAIRH9DAAAAAAAAAAAAAAAAAAAAAAhEv0MAAAAAAAAAAAAAAAAAAAAACET/QwAAAAAAAAAAAAAAAAAAAAAIRRBECELA0AgCP0AAgAhFSAI/QACECEWIAf9CQIAIQwgDSAMIBX95gH95AEhDSAOIAwgFv3mAf3kASEOIAf9CQIEIQwgDyAMIBX95gH95AEhDyAQIAwgFv3mAf3kASEQIAf9CQIIIQwgESAMIBX95gH95AEhESASIAwgFv3mAf3kASESIAf9CQIMIQwgEyAMIBX95gH95AEhEyAUIAwgFv3mAf3kASEUIAdBwABqIQcgCEHAAGohCCALQQFrIgsNAAsgBiAG/QACACAN/eQB/QsCACAGIAb9AAIQIA795AH9CwIQIAYgBv0AAkAgD/3kAf0LAkAgBiAG/QACUCAQ/eQB/QsCUCAGIAb9AAKAASAR/eQB/QsCgAEgBiAG/QACkAEgEv3kAf0LApABIAYgBv0AAsABIBP95AH9CwLAASAGIAb9AALQASAU/eQB/QsC0AEgBUEgaiEFIAZBIGohBiAKQQFrIgoNAAsgA0EQaiEDIARBgAJqIQQgCUEBayIJDQALC38CA38BeyAAQQJ0IQAgAUECdCEBQQAhAgNA/QwAAAAAAAAAAAAAAAAAAAAAIQUgASACaiEDQRAhBANAIAUgA/0AAgD95AEhBSADQcAAaiEDIARBAWsiBA0ACyAAIAJqIAAgAmr9AAIAIAX95AH9CwIAIAJBEGoiAkHAAGsNAAsLowQCAX8DeyAAQQJ0IQAgAUECdCEBIAJBAnQhAiADQQJ0IQMgBEECdCEEIAVBAnQhBSAGQQJ0IQZBACEHA0AgACAHaiACIAdq/QACACADIAdq/QACAP3mAf0MAACAPwAAgD8AAIA/AACAPyACIAdq/QACAP3lASAEIAdq/QACACAFIAdq/QACAP3kASAGIAdq/QACAP3kAf0MAAAQwQAAEMEAABDBAAAQwf3pAf0MAAAQQQAAEEEAABBBAAAQQf3oASIIIAj95gEhCf0MwCWfpcAln6XAJZ+lwCWfpSAJ/eYB/Qx+M2EqfjNhKn4zYSp+M2Eq/eQBIAn95gH9DP83va7/N72u/ze9rv83va795AEgCf3mAf0MQQBcM0EAXDNBAFwzQQBcM/3kASAJ/eYB/QxKQ3k3SkN5N0pDeTdKQ3k3/eQBIAn95gH9DO0NJzrtDSc67Q0nOu0NJzr95AEgCf3mAf0M3FmgO9xZoDvcWaA73FmgO/3kASAI/eYBIQogCv0M2NOgNdjToDXY06A12NOgNSAJ/eYB/QzWlfg41pX4ONaV+DjWlfg4/eQBIAn95gH9DAWqFDsFqhQ7BaoUOwWqFDv95AEgCf3mAf0M3VmgO91ZoDvdWaA73VmgO/3kAf3nAf3mAf3kASADIAdq/QACACABIAdq/QACAP0MAAAAAAAAAAAAAAAAAAAAAP1C/VL9CwIAIAdBEGoiB0GACGsNAAsLWAECfyAAQQJ0IQAgAUECdCEBQRAhAwNAQQAhAgNAIAAgAmogASACav0AAgD9CwIAIAJBEGoiAkHAAGsNAAsgAEGAAWohACABQcAAaiEBIANBAWsiAw0ACwvaBQMJfwt7AX0gAEECdCEAIAFBAnQhASACQQJ0IQIgASEDIAAhBEEEIQkDQCACIQUgBCEGQQghCgNAIAMhByAFIQj9DAAAAAAAAAAAAAAAAAAAAAAhDf0MAAAAAAAAAAAAAAAAAAAAACEO/QwAAAAAAAAAAAAAAAAAAAAAIQ/9DAAAAAAAAAAAAAAAAAAAAAAhEP0MAAAAAAAAAAAAAAAAAAAAACER/QwAAAAAAAAAAAAAAAAAAAAAIRL9DAAAAAAAAAAAAAAAAAAAAAAhE/0MAAAAAAAAAAAAAAAAAAAAACEUQQghCwNAIAj9AAIAIRUgCP0AAoABIRYgB/0AAgAhDCANIAwgFf3mAf3kASENIA4gDCAW/eYB/eQBIQ4gB/0AAoABIQwgDyAMIBX95gH95AEhDyAQIAwgFv3mAf3kASEQIAf9AAKAAiEMIBEgDCAV/eYB/eQBIREgEiAMIBb95gH95AEhEiAH/QACgAMhDCATIAwgFf3mAf3kASETIBQgDCAW/eYB/eQBIRQgB0EQaiEHIAhBEGohCCALQQFrIgsNAAsgDf0fACAN/R8BkiAN/R8CIA39HwOSkiEXIAYgFzgCACAO/R8AIA79HwGSIA79HwIgDv0fA5KSIRcgBiAXOAIEIA/9HwAgD/0fAZIgD/0fAiAP/R8DkpIhFyAGIBc4AkAgEP0fACAQ/R8BkiAQ/R8CIBD9HwOSkiEXIAYgFzgCRCAR/R8AIBH9HwGSIBH9HwIgEf0fA5KSIRcgBiAXOAKAASAS/R8AIBL9HwGSIBL9HwIgEv0fA5KSIRcgBiAXOAKEASAT/R8AIBP9HwGSIBP9HwIgE/0fA5KSIRcgBiAXOALAASAU/R8AIBT9HwGSIBT9HwIgFP0fA5KSIRcgBiAXOALEASAFQYACaiEFIAZBCGohBiAKQQFrIgoNAAsgA0GABGohAyAEQYACaiEEIAlBAWsiCQ0ACwvkBAIJfwt7IABBAnQhACABQQJ0IQEgAkECdCECIAEhAyAAIQRBBCEJA0AgAiEFIAQhBkEEIQoDQCADIQcgBSEI/QwAAAAAAAAAAAAAAAAAAAAAIQ39DAAAAAAAAAAAAAAAAAAAAAAhDv0MAAAAAAAAAAAAAAAAAAAAACEP/QwAAAAAAAAAAAAAAAAAAAAAIRD9DAAAAAAAAAAAAAAAAAAAAAAhEf0MAAAAAAAAAAAAAAAAAAAAACES/QwAAAAAAAAAAAAAAAAAAAAAIRP9DAAAAAAAAAAAAAAAAAAAAAAhFEEQIQsDQCAI/QACACEVIAj9AAIQIRYgB/0JAgAhDCANIAwgFf3mAf3kASENIA4gDCAW/eYB/eQBIQ4gB/0JAgQhDCAPIAwgFf3mAf3kASEPIBAgDCAW/eYB/eQBIRAgB/0JAgghDCARIAwgFf3mAf3kASERIBIgDCAW/eYB/eQBIRIgB/0JAgwhDCATIAwgFf3mAf3kASETIBQgDCAW/eYB/eQBIRQgB0HAAGohByAIQYABaiEIIAtBAWsiCw0ACyAGIAb9AAIAIA395AH9CwIAIAYgBv0AAhAgDv3kAf0LAhAgBiAG/QACgAEgD/3kAf0LAoABIAYgBv0AApABIBD95AH9CwKQASAGIAb9AAKAAiAR/eQB/QsCgAIgBiAG/QACkAIgEv3kAf0LApACIAYgBv0AAoADIBP95AH9CwKAAyAGIAb9AAKQAyAU/eQB/QsCkAMgBUEgaiEFIAZBIGohBiAKQQFrIgoNAAsgA0EQaiEDIARBgARqIQQgCUEBayIJDQALC5gEAgl/C3sgAEECdCEAIAFBAnQhASACQQJ0IQIgASEDIAAhBEEEIQkDQCACIQUgBCEGQQQhCgNAIAMhByAFIQj9DAAAAAAAAAAAAAAAAAAAAAAhDf0MAAAAAAAAAAAAAAAAAAAAACEO/QwAAAAAAAAAAAAAAAAAAAAAIQ/9DAAAAAAAAAAAAAAAAAAAAAAhEP0MAAAAAAAAAAAAAAAAAAAAACER/QwAAAAAAAAAAAAAAAAAAAAAIRL9DAAAAAAAAAAAAAAAAAAAAAAhE/0MAAAAAAAAAAAAAAAAAAAAACEUQRAhCwNAIAj9AAIAIRUgCP0AAhAhFiAH/QkCACEMIA0gDCAV/eYB/eQBIQ0gDiAMIBb95gH95AEhDiAH/QkCQCEMIA8gDCAV/eYB/eQBIQ8gECAMIBb95gH95AEhECAH/QkCgAEhDCARIAwgFf3mAf3kASERIBIgDCAW/eYB/eQBIRIgB/0JAsABIQwgEyAMIBX95gH95AEhEyAUIAwgFv3mAf3kASEUIAdBBGohByAIQYABaiEIIAtBAWsiCw0ACyAGIA39CwIAIAYgDv0LAhAgBiAP/QsCgAEgBiAQ/QsCkAEgBiAR/QsCgAIgBiAS/QsCkAIgBiAT/QsCgAMgBiAU/QsCkAMgBUEgaiEFIAZBIGohBiAKQQFrIgoNAAsgA0GAAmohAyAEQYAEaiEEIAlBAWsiCQ0ACwtLAQF/IABBAnQhACABQQJ0IQEgAkECdCECQQAhAwNAIAAgA2ogASADav0AAgAgAiADav0AAgD95AH9CwIAIANBEGoiA0GAEGsNAAsLWAECfyAAQQJ0IQAgAUECdCEBQRAhAwNAQQAhAgNAIAAgAmogASACav0AAgD9CwIAIAJBEGoiAkHAAGsNAAsgAEHAAGohACABQYABaiEBIANBAWsiAw0ACwtEAQF/IABBAnQhACABQQJ0IQFBACECA0AgACACaiAAIAJq/QACACABIAJq/QACAP3kAf0LAgAgAkEQaiICQYAIaw0ACwtLAQF/IABBAnQhACABQQJ0IQEgAkECdCECQQAhAwNAIAAgA2ogASADav0AAgAgAiADav0AAgD95AH9CwIAIANBEGoiA0HAAGsNAAsLswMDCX8GewF9IABBAnQhACABQQJ0IQEgAkECdCECIAEhAyAAIQRBBCEJA0AgAiEFIAQhBiADIQcgBSEI/QwAAAAAAAAAAAAAAAAAAAAAIQ39DAAAAAAAAAAAAAAAAAAAAAAhDv0MAAAAAAAAAAAAAAAAAAAAACEP/QwAAAAAAAAAAAAAAAAAAAAAIRBBCCELA0AgCP0AAgAhESAH/QACACEMIA0gDCAR/eYB/eQBIQ0gB/0AAoABIQwgDiAMIBH95gH95AEhDiAH/QACgAIhDCAPIAwgEf3mAf3kASEPIAf9AAKAAyEMIBAgDCAR/eYB/eQBIRAgB0EQaiEHIAhBEGohCCALQQFrIgsNAAsgDf0fACAN/R8BkiAN/R8CIA39HwOSkiESIAYgEjgCACAO/R8AIA79HwGSIA79HwIgDv0fA5KSIRIgBiASOAIEIA/9HwAgD/0fAZIgD/0fAiAP/R8DkpIhEiAGIBI4AgggEP0fACAQ/R8BkiAQ/R8CIBD9HwOSkiESIAYgEjgCDCAFQQRqIQUgBkEEaiEGIANBgARqIQMgBEEQaiEEIAlBAWsiCQ0ACwtLAQF/IABBAnQhACABQQJ0IQEgAkECdCECQQAhAwNAIAAgA2ogASADav0AAgAgAiADav0AAgD95QH9CwIAIANBEGoiA0HAAGsNAAsLRAEBfyAAQQJ0IQAgAUECdCEBQQAhAgNAIAAgAmogASACav0AAgAgASACav0AAgD95gH9CwIAIAJBEGoiAkHAAGsNAAsLSwEBfyAAQQJ0IQAgAUECdCEBIAJBAnQhAkEAIQMDQCAAIANqIAEgA2r9AAIAIAIgA2r9AAIA/eYB/QsCACADQRBqIgNBwABrDQALC0QBAX8gAEECdCEAIAFBAnQhAUEAIQIDQCAAIAJqIAEgAmr9AAIAIAEgAmr9AAIA/eQB/QsCACACQRBqIgJBwABrDQALC4UEAgl/C3sgAEECdCEAIAFBAnQhASACQQJ0IQIgASEDIAAhBEEEIQkDQCACIQUgBCEGQQQhCgNAIAMhByAFIQj9DAAAAAAAAAAAAAAAAAAAAAAhDf0MAAAAAAAAAAAAAAAAAAAAACEO/QwAAAAAAAAAAAAAAAAAAAAAIQ/9DAAAAAAAAAAAAAAAAAAAAAAhEP0MAAAAAAAAAAAAAAAAAAAAACER/QwAAAAAAAAAAAAAAAAAAAAAIRL9DAAAAAAAAAAAAAAAAAAAAAAhE/0MAAAAAAAAAAAAAAAAAAAAACEUIAj9AAIAIRUgCP0AAhAhFiAH/QkCACEMIA0gDCAV/eYB/eQBIQ0gDiAMIBb95gH95AEhDiAH/QkCBCEMIA8gDCAV/eYB/eQBIQ8gECAMIBb95gH95AEhECAH/QkCCCEMIBEgDCAV/eYB/eQBIREgEiAMIBb95gH95AEhEiAH/QkCDCEMIBMgDCAV/eYB/eQBIRMgFCAMIBb95gH95AEhFCAHQQRqIQcgCEGAAWohCCAGIA39CwIAIAYgDv0LAhAgBiAP/QsCgAEgBiAQ/QsCkAEgBiAR/QsCgAIgBiAS/QsCkAIgBiAT/QsCgAMgBiAU/QsCkAMgBUEgaiEFIAZBIGohBiAKQQFrIgoNAAsgA0EQaiEDIARBgARqIQQgCUEBayIJDQALC4gEAgl/EXsgAEECdCEAIAFBAnQhASACQQJ0IQIgAiEDIAAhBCABIQUgBCEGIAMhByAFIQj9DAAAAAAAAAAAAAAAAAAAAAAhDf0MAAAAAAAAAAAAAAAAAAAAACEO/QwAAAAAAAAAAAAAAAAAAAAAIQ/9DAAAAAAAAAAAAAAAAAAAAAAhEP0MAAAAAAAAAAAAAAAAAAAAACER/QwAAAAAAAAAAAAAAAAAAAAAIRL9DAAAAAAAAAAAAAAAAAAAAAAhE/0MAAAAAAAAAAAAAAAAAAAAACEUQRAhCwNAIAj9AAIAIRUgCP0AAhAhFiAI/QACICEXIAj9AAIwIRggCP0AAkAhGSAI/QACUCEaIAj9AAJgIRsgCP0AAnAhHCAH/QkCACEMIA0gDCAV/eYB/eQBIQ0gDiAMIBb95gH95AEhDiAPIAwgF/3mAf3kASEPIBAgDCAY/eYB/eQBIRAgESAMIBn95gH95AEhESASIAwgGv3mAf3kASESIBMgDCAb/eYB/eQBIRMgFCAMIBz95gH95AEhFCAHQQRqIQcgCEGAAWohCCALQQFrIgsNAAsgBiAN/QsCACAGIA79CwIQIAYgD/0LAiAgBiAQ/QsCMCAGIBH9CwJAIAYgEv0LAlAgBiAT/QsCYCAGIBT9CwJwIAVBgAFqIQUgBkGAAWohBiADQQRqIQMgBEEEaiEEC0QBAX8gAEECdCEAIAFBAnQhAUEAIQIDQCAAIAJqIAAgAmr9AAIAIAEgAmr9AAIA/eQB/QsCACACQRBqIgJBgAFrDQALC6EEAwJ7AX8JeyAAQQJ0IQAgAUECdCEBIAJBAnQhAiADQQJ0IQMgBP0TIQYgBf0TIQdBACEIA0AgACAIav0AAgAhDiABIAhq/QACACEPIAIgCGr9AAIAIRAgAyAIav0AAgAhESAPIQkgDiEK/QxmZmY/ZmZmP2ZmZj9mZmY/IBD95gH9DM3MzD3NzMw9zczMPc3MzD0gCf3mAf3kASEL/Qx3vn8/d75/P3e+fz93vn8/IBH95gH9DG8SgzpvEoM6bxKDOm8SgzogCf3mASAJ/eYB/eQBIQwgDP3jASAG/eYB/Qx3zCsyd8wrMnfMKzJ3zCsy/eQBIQ0gACAIaiAKIAcgC/3mASAN/ecB/eQB/QsCACACIAhqIAv9CwIAIAMgCGogDP0LAgAgCEEQaiIIQYCJAWsNAAsgAP1cAoCJASEOIAH9XAKAiQEhDyAC/VwCgIkBIRAgA/1cAoCJASERIA8hCSAOIQr9DGZmZj9mZmY/ZmZmP2ZmZj8gEP3mAf0MzczMPc3MzD3NzMw9zczMPSAJ/eYB/eQBIQv9DHe+fz93vn8/d75/P3e+fz8gEf3mAf0MbxKDOm8SgzpvEoM6bxKDOiAJ/eYBIAn95gH95AEhDCAM/eMBIAb95gH9DHfMKzJ3zCsyd8wrMnfMKzL95AEhDSAAIAogByAL/eYBIA395wH95AH9WgKAiQEAIAIgC/1aAoCJAQAgAyAM/VoCgIkBAAs=";
 function wasmBytes() {
-    const s = atob(WASM);
-    const bytes = new Uint8Array(s.length);
-    for (let i = 0; i < s.length; i++)
-        bytes[i] = s.charCodeAt(i);
-    return bytes;
+  const s = atob(WASM);
+  const bytes = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) bytes[i] = s.charCodeAt(i);
+  return bytes;
 }
 let compiled;
-/** The kernels compiled once, synchronously (Node; a browser's main thread refuses modules over 4 KB this way: use createTrainerAsync). */
 function kernelModule() {
-    return (compiled ??= new WebAssembly.Module(wasmBytes()));
+  return compiled ??= new WebAssembly.Module(wasmBytes());
 }
-/** Trains the compiled model: `step(x, y)` runs forward, loss, backward and the optimizer on one window. */
 export class Trainer {
-    /** Every value the trainer keeps: parameters, gradients, data, outputs, temporaries, optimizer state. */
-    arena;
-    lr;
-    carryState;
-    /** The product kernels, instantiated over the arena's memory. */
-    kernels;
-    /** Optimizer steps taken (Adam's t). */
-    steps = 0;
-    /** Steps in the last window (1 … 20). */
-    T = 20;
-    constructor(options = {}, module = kernelModule()) {
-        const memory = new WebAssembly.Memory({ initial: 16, maximum: 16 });
-        this.arena = new Float32Array(memory.buffer, 0, 248743);
-        this.kernels = new WebAssembly.Instance(module, { env: { memory } }).exports;
-        this.lr = options.lr ?? SPEC.lr;
-        this.carryState = options.carryState ?? SPEC.carryState;
-        this.initParams(options.seed ?? SPEC.seed);
-        if (options.params)
-            this.setParams(options.params);
+  /** Every value the trainer keeps: parameters, gradients, data, outputs, temporaries, optimizer state. */
+  arena;
+  lr;
+  carryState;
+  /** The product kernels, instantiated over the arena's memory. */
+  kernels;
+  /** Optimizer steps taken (Adam's t). */
+  steps = 0;
+  /** Steps in the last window (1 … 20). */
+  T = 20;
+  constructor(options = {}, module = kernelModule()) {
+    const memory = new WebAssembly.Memory({ initial: 16, maximum: 16 });
+    this.arena = new Float32Array(memory.buffer, 0, 248743);
+    this.kernels = new WebAssembly.Instance(module, { env: { memory } }).exports;
+    this.lr = options.lr ?? SPEC.lr;
+    this.carryState = options.carryState ?? SPEC.carryState;
+    this.initParams(options.seed ?? SPEC.seed);
+    if (options.params) this.setParams(options.params);
+  }
+  /** Re-initializes every parameter from a seed, as PyTorch's U(−1/√H, 1/√H), in declaration order. */
+  initParams(seed) {
+    const next = mulberry32(seed);
+    const A = this.arena;
+    for (const p of PARAMS) {
+      const init = p.init;
+      for (let i = 0; i < p.size; i++) {
+        A[p.offset + i] = init.kind === "uniform" ? (2 * next() - 1) * init.bound : init.kind === "fill" ? init.value : init.data[i];
+      }
     }
-    /** Re-initializes every parameter from a seed, as PyTorch's U(−1/√H, 1/√H), in declaration order. */
-    initParams(seed) {
-        const next = mulberry32(seed);
-        const A = this.arena;
-        for (const p of PARAMS) {
-            const init = p.init;
-            for (let i = 0; i < p.size; i++) {
-                A[p.offset + i] = init.kind === 'uniform' ? (2 * next() - 1) * init.bound : init.kind === 'fill' ? init.value : init.data[i];
-            }
+  }
+  /** One training step on a window (batch-first arrays, row-major); returns the loss before the update. Throws, leaving the parameters untouched, when the loss or the gradient is not finite. */
+  step(in_x, target, lengths) {
+    const A = this.arena;
+    const T = this.windowLength(in_x.length, 32, "input x [16, T, 2]");
+    if (in_x.length !== T * 32) throw new RangeError(`input x [16, T, 2]: expected ${T * 32} values (T = ${T}), got ${in_x.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 16; b++) for (let k = 0; k < 2; k++) A[8770 + t * 32 + b * 2 + k] = in_x[(b * T + t) * 2 + k];
+    if (target.length !== T * 16) throw new RangeError(`target [16, T, 1]: expected ${T * 16} values (T = ${T}), got ${target.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 16; b++) for (let k = 0; k < 1; k++) A[9410 + t * 16 + b * 1 + k] = target[(b * T + t) * 1 + k];
+    this.setWindow(T, lengths);
+    this.train(A, T);
+    const loss = A[32195];
+    if (!Number.isFinite(loss)) throw new RangeError(`non-finite loss ${loss} at step ${this.steps + 1}`);
+    this.steps++;
+    if (!this.update(A, this.lr, this.steps)) {
+      this.steps--;
+      throw new RangeError(`non-finite gradient at step ${this.steps + 1}`);
+    }
+    if (this.carryState) {
+      for (let i = 0; i < 1024; i++) A[9730 + i] = A[9730 + T * 1024 + i];
+    }
+    return loss;
+  }
+  /** Forward, loss and backward without an update (nor a state carry); returns the loss. Read the gradients with getGrads(). */
+  gradients(in_x, target, lengths) {
+    const A = this.arena;
+    const T = this.windowLength(in_x.length, 32, "input x [16, T, 2]");
+    if (in_x.length !== T * 32) throw new RangeError(`input x [16, T, 2]: expected ${T * 32} values (T = ${T}), got ${in_x.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 16; b++) for (let k = 0; k < 2; k++) A[8770 + t * 32 + b * 2 + k] = in_x[(b * T + t) * 2 + k];
+    if (target.length !== T * 16) throw new RangeError(`target [16, T, 1]: expected ${T * 16} values (T = ${T}), got ${target.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 16; b++) for (let k = 0; k < 1; k++) A[9410 + t * 16 + b * 1 + k] = target[(b * T + t) * 1 + k];
+    this.setWindow(T, lengths);
+    this.train(A, T);
+    return A[32195];
+  }
+  /** The outputs [B, T, O] for inputs x [B, T, I] (T ≤ 20) from the current state, which is left unchanged. */
+  predict(in_x, out, lengths) {
+    const A = this.arena;
+    const T = this.windowLength(in_x.length, 32, "input x [16, T, 2]");
+    if (in_x.length !== T * 32) throw new RangeError(`input x [16, T, 2]: expected ${T * 32} values (T = ${T}), got ${in_x.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 16; b++) for (let k = 0; k < 2; k++) A[8770 + t * 32 + b * 2 + k] = in_x[(b * T + t) * 2 + k];
+    this.setWindow(T, lengths);
+    this.forward(A, T);
+    return this.outputs(out);
+  }
+  /** The outputs [B, T, O] of the last step, gradients() or predict(). */
+  outputs(out) {
+    const A = this.arena;
+    const T = this.T;
+    const result = out ?? new Float64Array(T * 16);
+    if (result.length !== T * 16) throw new RangeError(`outputs: expected room for ${T * 16} values, got ${result.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 16; b++) for (let k = 0; k < 1; k++) result[(b * T + t) * 1 + k] = A[31875 + t * 16 + b * 1 + k];
+    return result;
+  }
+  /** The parameters by name (PyTorch names for the built-in cells). */
+  getParams() {
+    return this.read(false);
+  }
+  /** The gradients of the last step or gradients() call, by parameter name. */
+  getGrads() {
+    return this.read(true);
+  }
+  read(grads) {
+    const out = {};
+    for (const p of PARAMS) {
+      const off = grads ? p.grad : p.offset;
+      out[p.name] = { shape: [...p.shape], data: Array.from(this.arena.subarray(off, off + p.size)) };
+    }
+    return out;
+  }
+  /** Sets parameters by name; every name must be known and every size right. */
+  setParams(values) {
+    for (const [name, v] of Object.entries(values)) {
+      const p = PARAMS.find((q) => q.name === name);
+      if (!p) throw new RangeError(`unknown parameter ${JSON.stringify(name)} (have ${PARAMS.map((q) => q.name).join(", ")})`);
+      const data = "data" in v ? v.data : v;
+      if (data.length !== p.size) throw new RangeError(`parameter ${name}: expected ${p.size} values [${p.shape.join(", ")}], got ${data.length}`);
+      for (let i = 0; i < p.size; i++) {
+        const x = data[i];
+        if (!Number.isFinite(x)) throw new RangeError(`parameter ${name}: value ${i} is not finite`);
+        this.arena[p.offset + i] = x;
+      }
+    }
+  }
+  /** Whether every parameter is finite. */
+  paramsFinite() {
+    for (let i = 0; i < 4385; i++) if (!Number.isFinite(this.arena[0 + i])) return false;
+    return true;
+  }
+  /** The carried state by name (the initial state of the next step). */
+  getState() {
+    const A = this.arena;
+    return {
+      "h": { shape: [4, 16, 16], data: Array.from(A.subarray(9730, 10754)) }
+    };
+  }
+  /** The top layer's output at every step of the last window, both directions side by side: [B, T, 32] (PyTorch's `output`; 0 at a row's padded steps). */
+  hiddenOutputs(out) {
+    const A = this.arena;
+    const T = this.T;
+    const result = out ?? new Float64Array(T * 512);
+    if (result.length !== T * 512) throw new RangeError(`hiddenOutputs: expected room for ${T * 512} values, got ${result.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 16; b++) A.copyWithin(32196 + t * 512 + b * 32 + 0, 74180 + t * 256 + b * 16, 74180 + t * 256 + b * 16 + 16);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 16; b++) A.copyWithin(32196 + t * 512 + b * 32 + 16, 79300 + t * 256 + b * 16, 79300 + t * 256 + b * 16 + 16);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 16; b++) for (let k = 0; k < 32; k++) result[(b * T + t) * 32 + k] = A[32196 + t * 512 + b * 32 + k];
+    return result;
+  }
+  /** Each state after the last window, by state name, [L·D, B, H] in PyTorch's order (h_n, c_n): the initial state of the next window when the state is carried. */
+  finalState() {
+    const A = this.arena;
+    const T = this.T;
+    return {
+      "h": { shape: [4, 16, 16], data: Array.from(A.subarray(9730 + T * 1024, 9730 + T * 1024 + 1024)) }
+    };
+  }
+  /** Sets the initial state of the next step, by state name. */
+  setState(values) {
+    const A = this.arena;
+    for (const [name, v] of Object.entries(values)) {
+      if (name === "h") {
+        if (v.length !== 1024) throw new RangeError(`state h: expected 1024 values, got ${v.length}`);
+        for (let i = 0; i < 1024; i++) A[9730 + i] = v[i];
+      } else throw new RangeError(`unknown state ${JSON.stringify(name)}`);
+    }
+  }
+  /** Zeros the carried state. */
+  resetState() {
+    this.arena.fill(0, 9730, 10754);
+  }
+  /** The optimizer's step count and buffers (moments), for checkpoints. */
+  getOptimizerState() {
+    return { steps: this.steps, buffers: Array.from(this.arena.subarray(239973, 248743)) };
+  }
+  setOptimizerState(state) {
+    if (state.buffers.length !== 8770) throw new RangeError(`optimizer state: expected 8770 values, got ${state.buffers.length}`);
+    this.steps = state.steps;
+    for (let i = 0; i < 8770; i++) this.arena[239973 + i] = state.buffers[i];
+  }
+  /** T of a batch-first [B, T, K] argument of n values, K·B = perStep: 1 … 20. */
+  windowLength(n, perStep, what) {
+    const T = n / perStep;
+    if (!Number.isInteger(T) || T < 1 || T > 20) throw new RangeError(`${what}: expected T \xB7 ${perStep} values with 1 \u2264 T \u2264 20, got ${n}`);
+    return T;
+  }
+  /** Sets T, each row's validity per step (its lengths, default T), the loss weights and N. */
+  setWindow(T, lengths) {
+    const A = this.arena;
+    this.T = T;
+    if (lengths !== void 0 && lengths.length !== 16) throw new RangeError(`lengths: expected 16 values (one per batch row), got ${lengths.length}`);
+    let total = 0;
+    for (let r = 0; r < 16; r++) {
+      const n = lengths === void 0 ? T : lengths[r];
+      if (!Number.isInteger(n) || n < 1 || n > T) throw new RangeError(`lengths: index ${r} is ${n}; a length must be an integer in 1..${T} (T = ${T})`);
+      total += n;
+      for (let t = 0; t < T; t++) A[31234 + t * 16 + r] = t < n ? 1 : 0;
+      for (let t = 0; t < T; t++) A[31554 + t * 16 + r] = t === n - 1 ? 1 : 0;
+    }
+    A[31874] = 16;
+  }
+  /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
+  train(A, T) {
+    const W = this.kernels;
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 16; i1++) {
+        A[99780 + (i0 * 16 + i1 * 1)] = A[592 + i1 * 1];
+      }
+    }
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 16; i1++) {
+        A[100036 + (i0 * 16 + i1 * 1)] = A[288 + i1 * 1];
+      }
+    }
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 16; i1++) {
+        A[131524 + (i0 * 16 + i1 * 1)] = A[1200 + i1 * 1];
+      }
+    }
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 16; i1++) {
+        A[131780 + (i0 * 16 + i1 * 1)] = A[896 + i1 * 1];
+      }
+    }
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 16; i1++) {
+        A[163268 + (i0 * 16 + i1 * 1)] = A[2768 + i1 * 1];
+      }
+    }
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 16; i1++) {
+        A[163524 + (i0 * 16 + i1 * 1)] = A[1984 + i1 * 1];
+      }
+    }
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 16; i1++) {
+        A[195012 + (i0 * 16 + i1 * 1)] = A[4336 + i1 * 1];
+      }
+    }
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 16; i1++) {
+        A[195268 + (i0 * 16 + i1 * 1)] = A[3552 + i1 * 1];
+      }
+    }
+    for (let i = 0; i < 32; i++) {
+      A[195524 + i] = A[4352 + i];
+    }
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 1; i1++) {
+        A[195556 + (i0 * 1 + i1 * 1)] = A[4384 + i1 * 1];
+      }
+    }
+    A[237381] = 1 / A[31874];
+    {
+      const v = A[237381];
+      for (let f = 0; f < 16; f++) A[195572 + f] = v;
+    }
+    A.copyWithin(42436, 9730, 9730 + 256);
+    A.copyWithin(47812 + T * 256, 9986, 9986 + 256);
+    A.copyWithin(53188, 10242, 10242 + 256);
+    A.copyWithin(58564 + T * 256, 10498, 10498 + 256);
+    let lossSum = 0;
+    W.mm0(100292, 8770, 304);
+    W.mm0(105412, 8770, 0);
+    for (let t = 0; t < T; t++) {
+      const q0 = 42436 + (t + 1) * 256;
+      const q1 = 63940 + t * 256;
+      const q2 = 110532 + t * 1024;
+      const q3 = 42436 + t * 256;
+      const q5 = 100292 + t * 256;
+      const q6 = 105412 + t * 256;
+      const q7 = 31234 + t * 16;
+      for (let i0 = 0; i0 < 16; i0++) {
+        for (let i1 = 0; i1 < 16; i1++) {
+          A[q2 + (i0 * 16 + i1 * 1)] = A[q7 + i0 * 1];
         }
+      }
+      W.mm1(237381, q3, 336);
+      W.ew0(q2 + 768, q5, 99780, 237381);
+      W.ew1(q2 + 256, q2 + 768);
+      W.mm1(237381, q3, 32);
+      W.ew2(q2 + 512, q6, 100036, 237381);
+      W.ew3(q0, q2, q2 + 768, q3, q2 + 256, q2 + 512);
+      W.ew4(q1, q2, q0);
     }
-    /** One training step on a window (batch-first arrays, row-major); returns the loss before the update. Throws, leaving the parameters untouched, when the loss or the gradient is not finite. */
-    step(in_x, target, lengths) {
-        const A = this.arena;
-        const T = this.windowLength(in_x.length, 32, "input x [16, T, 2]");
-        if (in_x.length !== T * 32)
-            throw new RangeError(`input x [16, T, 2]: expected ${T * 32} values (T = ${T}), got ${in_x.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 16; b++)
-                for (let k = 0; k < 2; k++)
-                    A[8770 + t * 32 + b * 2 + k] = in_x[(b * T + t) * 2 + k];
-        if (target.length !== T * 16)
-            throw new RangeError(`target [16, T, 1]: expected ${T * 16} values (T = ${T}), got ${target.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 16; b++)
-                for (let k = 0; k < 1; k++)
-                    A[9410 + t * 16 + b * 1 + k] = target[(b * T + t) * 1 + k];
-        this.setWindow(T, lengths);
-        this.train(A, T);
-        const loss = A[32195];
-        if (!Number.isFinite(loss))
-            throw new RangeError(`non-finite loss ${loss} at step ${this.steps + 1}`);
-        this.steps++;
-        if (!this.update(A, this.lr, this.steps)) {
-            this.steps--;
-            throw new RangeError(`non-finite gradient at step ${this.steps + 1}`);
+    W.mm0(132036, 8770, 912);
+    W.mm0(137156, 8770, 608);
+    for (let t = T - 1; t >= 0; t--) {
+      const q0 = 47812 + t * 256;
+      const q1 = 69060 + t * 256;
+      const q2 = 142276 + t * 1024;
+      const q3 = 47812 + (t + 1) * 256;
+      const q5 = 132036 + t * 256;
+      const q6 = 137156 + t * 256;
+      const q7 = 31234 + t * 16;
+      for (let i0 = 0; i0 < 16; i0++) {
+        for (let i1 = 0; i1 < 16; i1++) {
+          A[q2 + (i0 * 16 + i1 * 1)] = A[q7 + i0 * 1];
         }
-        if (this.carryState) {
-            for (let i = 0; i < 1024; i++)
-                A[9730 + i] = A[9730 + T * 1024 + i];
+      }
+      W.mm1(237381, q3, 944);
+      W.ew0(q2 + 768, q5, 131524, 237381);
+      W.ew1(q2 + 256, q2 + 768);
+      W.mm1(237381, q3, 640);
+      W.ew2(q2 + 512, q6, 131780, 237381);
+      W.ew3(q0, q2, q2 + 768, q3, q2 + 256, q2 + 512);
+      W.ew4(q1, q2, q0);
+    }
+    for (let t = 0; t < T; t++) {
+      const q0 = 53188 + (t + 1) * 256;
+      const q1 = 74180 + t * 256;
+      const q2 = 163780 + t * 1536;
+      const q3 = 53188 + t * 256;
+      const q4 = 63940 + t * 256;
+      const q5 = 69060 + t * 256;
+      const q6 = 31234 + t * 16;
+      for (let i0 = 0; i0 < 16; i0++) {
+        for (let i1 = 0; i1 < 16; i1++) {
+          A[q2 + (i0 * 16 + i1 * 1)] = A[q6 + i0 * 1];
         }
-        return loss;
+      }
+      W.cp0(q2 + 1024, q4);
+      W.cp0(q2 + 1024 + 16, q5);
+      W.mm5(237381, q2 + 1024, 2e3);
+      W.mm1(237637, q3, 2512);
+      W.ew0(q2 + 768, 237381, 163268, 237637);
+      W.ew1(q2 + 256, q2 + 768);
+      W.mm5(237381, q2 + 1024, 1216);
+      W.mm1(237637, q3, 1728);
+      W.ew2(q2 + 512, 237381, 163524, 237637);
+      W.ew3(q0, q2, q2 + 768, q3, q2 + 256, q2 + 512);
+      W.ew4(q1, q2, q0);
     }
-    /** Forward, loss and backward without an update (nor a state carry); returns the loss. Read the gradients with getGrads(). */
-    gradients(in_x, target, lengths) {
-        const A = this.arena;
-        const T = this.windowLength(in_x.length, 32, "input x [16, T, 2]");
-        if (in_x.length !== T * 32)
-            throw new RangeError(`input x [16, T, 2]: expected ${T * 32} values (T = ${T}), got ${in_x.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 16; b++)
-                for (let k = 0; k < 2; k++)
-                    A[8770 + t * 32 + b * 2 + k] = in_x[(b * T + t) * 2 + k];
-        if (target.length !== T * 16)
-            throw new RangeError(`target [16, T, 1]: expected ${T * 16} values (T = ${T}), got ${target.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 16; b++)
-                for (let k = 0; k < 1; k++)
-                    A[9410 + t * 16 + b * 1 + k] = target[(b * T + t) * 1 + k];
-        this.setWindow(T, lengths);
-        this.train(A, T);
-        return A[32195];
-    }
-    /** The outputs [B, T, O] for inputs x [B, T, I] (T ≤ 20) from the current state, which is left unchanged. */
-    predict(in_x, out, lengths) {
-        const A = this.arena;
-        const T = this.windowLength(in_x.length, 32, "input x [16, T, 2]");
-        if (in_x.length !== T * 32)
-            throw new RangeError(`input x [16, T, 2]: expected ${T * 32} values (T = ${T}), got ${in_x.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 16; b++)
-                for (let k = 0; k < 2; k++)
-                    A[8770 + t * 32 + b * 2 + k] = in_x[(b * T + t) * 2 + k];
-        this.setWindow(T, lengths);
-        this.forward(A, T);
-        return this.outputs(out);
-    }
-    /** The outputs [B, T, O] of the last step, gradients() or predict(). */
-    outputs(out) {
-        const A = this.arena;
-        const T = this.T;
-        const result = out ?? new Float64Array(T * 16);
-        if (result.length !== T * 16)
-            throw new RangeError(`outputs: expected room for ${T * 16} values, got ${result.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 16; b++)
-                for (let k = 0; k < 1; k++)
-                    result[(b * T + t) * 1 + k] = A[31875 + t * 16 + b * 1 + k];
-        return result;
-    }
-    /** The parameters by name (PyTorch names for the built-in cells). */
-    getParams() {
-        return this.read(false);
-    }
-    /** The gradients of the last step or gradients() call, by parameter name. */
-    getGrads() {
-        return this.read(true);
-    }
-    read(grads) {
-        const out = {};
-        for (const p of PARAMS) {
-            const off = grads ? p.grad : p.offset;
-            out[p.name] = { shape: [...p.shape], data: Array.from(this.arena.subarray(off, off + p.size)) };
+    for (let t = T - 1; t >= 0; t--) {
+      const q0 = 58564 + t * 256;
+      const q1 = 31875 + t * 16;
+      const q2 = 79300 + t * 256;
+      const q3 = 195588 + t * 2064;
+      const q4 = 58564 + (t + 1) * 256;
+      const q5 = 63940 + t * 256;
+      const q6 = 69060 + t * 256;
+      const q7 = 74180 + t * 256;
+      const q8 = 9410 + t * 16;
+      const q9 = 31234 + t * 16;
+      const q10 = 31554 + t * 16;
+      for (let i0 = 0; i0 < 16; i0++) {
+        for (let i1 = 0; i1 < 16; i1++) {
+          A[q3 + 16 + (i0 * 16 + i1 * 1)] = A[q9 + i0 * 1];
         }
-        return out;
-    }
-    /** Sets parameters by name; every name must be known and every size right. */
-    setParams(values) {
-        for (const [name, v] of Object.entries(values)) {
-            const p = PARAMS.find((q) => q.name === name);
-            if (!p)
-                throw new RangeError(`unknown parameter ${JSON.stringify(name)} (have ${PARAMS.map((q) => q.name).join(', ')})`);
-            const data = 'data' in v ? v.data : v;
-            if (data.length !== p.size)
-                throw new RangeError(`parameter ${name}: expected ${p.size} values [${p.shape.join(', ')}], got ${data.length}`);
-            for (let i = 0; i < p.size; i++) {
-                const x = data[i];
-                if (!Number.isFinite(x))
-                    throw new RangeError(`parameter ${name}: value ${i} is not finite`);
-                this.arena[p.offset + i] = x;
-            }
-        }
-    }
-    /** Whether every parameter is finite. */
-    paramsFinite() {
-        for (let i = 0; i < 4385; i++)
-            if (!Number.isFinite(this.arena[0 + i]))
-                return false;
-        return true;
-    }
-    /** The carried state by name (the initial state of the next step). */
-    getState() {
-        const A = this.arena;
-        return {
-            "h": { shape: [4, 16, 16], data: Array.from(A.subarray(9730, 10754)) },
-        };
-    }
-    /** The top layer's output at every step of the last window, both directions side by side: [B, T, 32] (PyTorch's `output`; 0 at a row's padded steps). */
-    hiddenOutputs(out) {
-        const A = this.arena;
-        const T = this.T;
-        const result = out ?? new Float64Array(T * 512);
-        if (result.length !== T * 512)
-            throw new RangeError(`hiddenOutputs: expected room for ${T * 512} values, got ${result.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 16; b++)
-                A.copyWithin(32196 + t * 512 + b * 32 + 0, 74180 + t * 256 + b * 16, 74180 + t * 256 + b * 16 + 16);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 16; b++)
-                A.copyWithin(32196 + t * 512 + b * 32 + 16, 79300 + t * 256 + b * 16, 79300 + t * 256 + b * 16 + 16);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 16; b++)
-                for (let k = 0; k < 32; k++)
-                    result[(b * T + t) * 32 + k] = A[32196 + t * 512 + b * 32 + k];
-        return result;
-    }
-    /** Each state after the last window, by state name, [L·D, B, H] in PyTorch's order (h_n, c_n): the initial state of the next window when the state is carried. */
-    finalState() {
-        const A = this.arena;
-        const T = this.T;
-        return {
-            "h": { shape: [4, 16, 16], data: Array.from(A.subarray(9730 + T * 1024, 9730 + T * 1024 + 1024)) },
-        };
-    }
-    /** Sets the initial state of the next step, by state name. */
-    setState(values) {
-        const A = this.arena;
-        for (const [name, v] of Object.entries(values)) {
-            if (name === "h") {
-                if (v.length !== 1024)
-                    throw new RangeError(`state h: expected 1024 values, got ${v.length}`);
-                for (let i = 0; i < 1024; i++)
-                    A[9730 + i] = v[i];
-            }
-            else
-                throw new RangeError(`unknown state ${JSON.stringify(name)}`);
-        }
-    }
-    /** Zeros the carried state. */
-    resetState() {
-        this.arena.fill(0, 9730, 10754);
-    }
-    /** The optimizer's step count and buffers (moments), for checkpoints. */
-    getOptimizerState() {
-        return { steps: this.steps, buffers: Array.from(this.arena.subarray(239973, 248743)) };
-    }
-    setOptimizerState(state) {
-        if (state.buffers.length !== 8770)
-            throw new RangeError(`optimizer state: expected 8770 values, got ${state.buffers.length}`);
-        this.steps = state.steps;
-        for (let i = 0; i < 8770; i++)
-            this.arena[239973 + i] = state.buffers[i];
-    }
-    /** T of a batch-first [B, T, K] argument of n values, K·B = perStep: 1 … 20. */
-    windowLength(n, perStep, what) {
-        const T = n / perStep;
-        if (!Number.isInteger(T) || T < 1 || T > 20)
-            throw new RangeError(`${what}: expected T · ${perStep} values with 1 ≤ T ≤ 20, got ${n}`);
-        return T;
-    }
-    /** Sets T, each row's validity per step (its lengths, default T), the loss weights and N. */
-    setWindow(T, lengths) {
-        const A = this.arena;
-        this.T = T;
-        if (lengths !== undefined && lengths.length !== 16)
-            throw new RangeError(`lengths: expected 16 values (one per batch row), got ${lengths.length}`);
-        let total = 0;
-        for (let r = 0; r < 16; r++) {
-            const n = lengths === undefined ? T : lengths[r];
-            if (!Number.isInteger(n) || n < 1 || n > T)
-                throw new RangeError(`lengths: index ${r} is ${n}; a length must be an integer in 1..${T} (T = ${T})`);
-            total += n;
-            for (let t = 0; t < T; t++)
-                A[31234 + t * 16 + r] = t < n ? 1 : 0;
-            for (let t = 0; t < T; t++)
-                A[31554 + t * 16 + r] = t === n - 1 ? 1 : 0;
-        }
-        A[31874] = 16;
-    }
-    /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
-    train(A, T) {
-        const W = this.kernels;
-        // graphs/adding-bidir.ts:12
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 16; i1++) {
-                A[99780 + (i0 * 16 + i1 * 1)] = A[592 + (i1 * 1)];
-            }
-        }
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 16; i1++) {
-                A[100036 + (i0 * 16 + i1 * 1)] = A[288 + (i1 * 1)];
-            }
-        }
-        // graphs/adding-bidir.ts:12
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 16; i1++) {
-                A[131524 + (i0 * 16 + i1 * 1)] = A[1200 + (i1 * 1)];
-            }
-        }
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 16; i1++) {
-                A[131780 + (i0 * 16 + i1 * 1)] = A[896 + (i1 * 1)];
-            }
-        }
-        // graphs/adding-bidir.ts:12
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 16; i1++) {
-                A[163268 + (i0 * 16 + i1 * 1)] = A[2768 + (i1 * 1)];
-            }
-        }
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 16; i1++) {
-                A[163524 + (i0 * 16 + i1 * 1)] = A[1984 + (i1 * 1)];
-            }
-        }
-        // graphs/adding-bidir.ts:12
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 16; i1++) {
-                A[195012 + (i0 * 16 + i1 * 1)] = A[4336 + (i1 * 1)];
-            }
-        }
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 16; i1++) {
-                A[195268 + (i0 * 16 + i1 * 1)] = A[3552 + (i1 * 1)];
-            }
-        }
-        for (let i = 0; i < 32; i++) {
-            A[195524 + i] = A[4352 + i];
-        }
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 1; i1++) {
-                A[195556 + (i0 * 1 + i1 * 1)] = A[4384 + (i1 * 1)];
-            }
-        }
-        // (derived)
-        A[237381] = 1 / A[31874];
+      }
+      W.cp0(q3 + 1040, q5);
+      W.cp0(q3 + 1040 + 16, q6);
+      W.mm5(237381, q3 + 1040, 3568);
+      W.mm1(237637, q4, 4080);
+      W.ew0(q3 + 784, 237381, 195012, 237637);
+      W.ew1(q3 + 272, q3 + 784);
+      W.mm5(237381, q3 + 1040, 2784);
+      W.mm1(237637, q4, 3296);
+      W.ew2(q3 + 528, 237381, 195268, 237637);
+      W.ew3(q0, q3 + 16, q3 + 784, q4, q3 + 272, q3 + 528);
+      W.ew4(q2, q3 + 16, q0);
+      W.cp0(q3 + 1552, q7);
+      W.cp0(q3 + 1552 + 16, q2);
+      W.mm8(q1, q3 + 1552, 195524);
+      W.ew12(q1, q1, 195556);
+      W.ew13(q3, q1, q8);
+      W.ew14(237381, q3);
+      for (let i0 = 0; i0 < 16; i0++) {
         {
-            const v = A[237381];
-            for (let f = 0; f < 16; f++)
-                A[195572 + f] = v;
+          let acc = 0;
+          for (let i1 = 0; i1 < 1; i1++) {
+            acc = acc + A[237381 + (i0 * 1 + i1 * 1)];
+          }
+          A[237397 + i0 * 1] = acc;
         }
-        A.copyWithin(42436, 9730, 9730 + 256);
-        A.copyWithin(47812 + T * 256, 9986, 9986 + 256);
-        A.copyWithin(53188, 10242, 10242 + 256);
-        A.copyWithin(58564 + T * 256, 10498, 10498 + 256);
-        let lossSum = 0;
-        W.mm0(100292, 8770, 304);
-        W.mm0(105412, 8770, 0);
-        for (let t = 0; t < T; t++) {
-            const q0 = 42436 + (t + 1) * 256;
-            const q1 = 63940 + t * 256;
-            const q2 = 110532 + t * 1024;
-            const q3 = 42436 + t * 256;
-            const q5 = 100292 + t * 256;
-            const q6 = 105412 + t * 256;
-            const q7 = 31234 + t * 16;
-            for (let i0 = 0; i0 < 16; i0++) {
-                for (let i1 = 0; i1 < 16; i1++) {
-                    A[q2 + (i0 * 16 + i1 * 1)] = A[q7 + (i0 * 1)];
-                }
-            }
-            // graphs/adding-bidir.ts:12
-            W.mm1(237381, q3, 336);
-            // graphs/adding-bidir.ts:23
-            W.ew0((q2 + 768), q5, 99780, 237381);
-            // graphs/adding-bidir.ts:24
-            W.ew1((q2 + 256), (q2 + 768));
-            // graphs/adding-bidir.ts:12
-            W.mm1(237381, q3, 32);
-            // graphs/adding-bidir.ts:24
-            W.ew2((q2 + 512), q6, 100036, 237381);
-            // (derived)
-            W.ew3(q0, q2, (q2 + 768), q3, (q2 + 256), (q2 + 512));
-            W.ew4(q1, q2, q0);
+      }
+      W.ew15(237381, q10, 237397);
+      {
+        let acc = 0;
+        for (let i0 = 0; i0 < 16; i0++) {
+          acc = acc + A[237381 + i0 * 1];
         }
-        W.mm0(132036, 8770, 912);
-        W.mm0(137156, 8770, 608);
-        for (let t = T - 1; t >= 0; t--) {
-            const q0 = 47812 + t * 256;
-            const q1 = 69060 + t * 256;
-            const q2 = 142276 + t * 1024;
-            const q3 = 47812 + (t + 1) * 256;
-            const q5 = 132036 + t * 256;
-            const q6 = 137156 + t * 256;
-            const q7 = 31234 + t * 16;
-            for (let i0 = 0; i0 < 16; i0++) {
-                for (let i1 = 0; i1 < 16; i1++) {
-                    A[q2 + (i0 * 16 + i1 * 1)] = A[q7 + (i0 * 1)];
-                }
-            }
-            // graphs/adding-bidir.ts:12
-            W.mm1(237381, q3, 944);
-            // graphs/adding-bidir.ts:23
-            W.ew0((q2 + 768), q5, 131524, 237381);
-            // graphs/adding-bidir.ts:24
-            W.ew1((q2 + 256), (q2 + 768));
-            // graphs/adding-bidir.ts:12
-            W.mm1(237381, q3, 640);
-            // graphs/adding-bidir.ts:24
-            W.ew2((q2 + 512), q6, 131780, 237381);
-            // (derived)
-            W.ew3(q0, q2, (q2 + 768), q3, (q2 + 256), (q2 + 512));
-            W.ew4(q1, q2, q0);
-        }
-        for (let t = 0; t < T; t++) {
-            const q0 = 53188 + (t + 1) * 256;
-            const q1 = 74180 + t * 256;
-            const q2 = 163780 + t * 1536;
-            const q3 = 53188 + t * 256;
-            const q4 = 63940 + t * 256;
-            const q5 = 69060 + t * 256;
-            const q6 = 31234 + t * 16;
-            for (let i0 = 0; i0 < 16; i0++) {
-                for (let i1 = 0; i1 < 16; i1++) {
-                    A[q2 + (i0 * 16 + i1 * 1)] = A[q6 + (i0 * 1)];
-                }
-            }
-            // graphs/adding-bidir.ts:34
-            W.cp0((q2 + 1024), q4);
-            W.cp0((q2 + 1024) + 16, q5);
-            // graphs/adding-bidir.ts:12
-            W.mm5(237381, (q2 + 1024), 2000);
-            W.mm1(237637, q3, 2512);
-            // graphs/adding-bidir.ts:23
-            W.ew0((q2 + 768), 237381, 163268, 237637);
-            // graphs/adding-bidir.ts:24
-            W.ew1((q2 + 256), (q2 + 768));
-            // graphs/adding-bidir.ts:12
-            W.mm5(237381, (q2 + 1024), 1216);
-            W.mm1(237637, q3, 1728);
-            // graphs/adding-bidir.ts:24
-            W.ew2((q2 + 512), 237381, 163524, 237637);
-            // (derived)
-            W.ew3(q0, q2, (q2 + 768), q3, (q2 + 256), (q2 + 512));
-            W.ew4(q1, q2, q0);
-        }
-        for (let t = T - 1; t >= 0; t--) {
-            const q0 = 58564 + t * 256;
-            const q1 = 31875 + t * 16;
-            const q2 = 79300 + t * 256;
-            const q3 = 195588 + t * 2064;
-            const q4 = 58564 + (t + 1) * 256;
-            const q5 = 63940 + t * 256;
-            const q6 = 69060 + t * 256;
-            const q7 = 74180 + t * 256;
-            const q8 = 9410 + t * 16;
-            const q9 = 31234 + t * 16;
-            const q10 = 31554 + t * 16;
-            for (let i0 = 0; i0 < 16; i0++) {
-                for (let i1 = 0; i1 < 16; i1++) {
-                    A[(q3 + 16) + (i0 * 16 + i1 * 1)] = A[q9 + (i0 * 1)];
-                }
-            }
-            // graphs/adding-bidir.ts:34
-            W.cp0((q3 + 1040), q5);
-            W.cp0((q3 + 1040) + 16, q6);
-            // graphs/adding-bidir.ts:12
-            W.mm5(237381, (q3 + 1040), 3568);
-            W.mm1(237637, q4, 4080);
-            // graphs/adding-bidir.ts:23
-            W.ew0((q3 + 784), 237381, 195012, 237637);
-            // graphs/adding-bidir.ts:24
-            W.ew1((q3 + 272), (q3 + 784));
-            // graphs/adding-bidir.ts:12
-            W.mm5(237381, (q3 + 1040), 2784);
-            W.mm1(237637, q4, 3296);
-            // graphs/adding-bidir.ts:24
-            W.ew2((q3 + 528), 237381, 195268, 237637);
-            // (derived)
-            W.ew3(q0, (q3 + 16), (q3 + 784), q4, (q3 + 272), (q3 + 528));
-            W.ew4(q2, (q3 + 16), q0);
-            // graphs/adding-bidir.ts:34
-            W.cp0((q3 + 1552), q7);
-            W.cp0((q3 + 1552) + 16, q2);
-            // graphs/adding-bidir.ts:12
-            W.mm8(q1, (q3 + 1552), 195524);
-            W.ew12(q1, q1, 195556);
-            // (derived)
-            W.ew13(q3, q1, q8);
-            W.ew14(237381, q3);
-            for (let i0 = 0; i0 < 16; i0++) {
-                {
-                    let acc = 0;
-                    for (let i1 = 0; i1 < 1; i1++) {
-                        acc = acc + A[237381 + (i0 * 1 + i1 * 1)];
-                    }
-                    A[237397 + (i0 * 1)] = acc;
-                }
-            }
-            W.ew15(237381, q10, 237397);
-            {
-                let acc = 0;
-                for (let i0 = 0; i0 < 16; i0++) {
-                    acc = acc + A[237381 + (i0 * 1)];
-                }
-                A[236868 + (0)] = acc;
-            }
-            lossSum += A[236868];
-        }
-        A[32195] = lossSum / A[31874];
-        A.copyWithin(9730 + T * 1024, (42436 + T * 256), (42436 + T * 256) + 256);
-        A.copyWithin(9986 + T * 1024, (47812), (47812) + 256);
-        A.copyWithin(10242 + T * 1024, (53188 + T * 256), (53188 + T * 256) + 256);
-        A.copyWithin(10498 + T * 1024, (58564), (58564) + 256);
-        A.fill(0, 4385, 8770);
-        A.fill(0, 84420, 84420 + T * 256);
-        A.fill(0, 89540, 89540 + T * 256);
-        A.fill(0, 94660, 94660 + T * 256);
-        A.fill(0, 236869, 237125);
-        for (let t = 0; t < T; t++) {
-            const q0 = 58564 + (t + 1) * 256;
-            const q6 = 31554 + t * 16;
-            const q10 = 195588 + t * 2064;
-            const q11 = 84420 + t * 256;
-            const q12 = 89540 + t * 256;
-            const q13 = 94660 + t * 256;
-            W.ew15(237381, 195572, q6);
-            for (let i0 = 0; i0 < 16; i0++) {
-                for (let i1 = 0; i1 < 1; i1++) {
-                    A[237397 + (i0 * 1 + i1 * 1)] = A[237381 + (i0 * 1)];
-                }
-            }
-            W.ew15(237381, 237397, q10);
-            W.ew16(237397, 237381);
-            W.mm9(237413, 237397, 4352);
-            W.cp1(237925, 237429);
-            W.ew5(238181, 236869, (q10 + 16), 237925);
-            W.ew4(237925, (q10 + 16), 238181);
-            W.ew6(238437, 237925, (q10 + 272), (q10 + 528));
-            W.mm2(238693, 238437, 3296);
-            W.ew7(238949, 237925, (q10 + 528), q0, (q10 + 784), (q10 + 272));
-            W.mm2(239205, 238949, 4080);
-            W.ew8(237125, (q10 + 16), 238181, 238693, 237925, (q10 + 784), 239205);
-            W.mm6(7169, 238437, (q10 + 1040));
-            W.mm4(7681, 238437, q0);
-            W.sum0(7937, 238437);
-            W.mm6(7953, 238949, (q10 + 1040));
-            W.mm4(8465, 238949, q0);
-            W.sum0(8721, 238949);
-            W.mm10(237925, (q10 + 1552), 237397);
-            for (let i = 0; i < 32; i++) {
-                A[237957 + i] = A[237925 + i];
-            }
-            for (let i1 = 0; i1 < 1; i1++) {
-                {
-                    let acc = 0;
-                    for (let i0 = 0; i0 < 16; i0++) {
-                        acc = acc + A[237397 + (i0 * 1 + i1 * 1)];
-                    }
-                    A[8769 + (i1 * 1)] += acc;
-                }
-            }
-            W.mm7(239461, 238949, 3568);
-            W.mm7(238693, 238437, 2784);
-            W.ew10(238693, 238693, 239461);
-            W.cp1(237989, 238693);
-            W.cp1(238245, 238709);
-            W.cp1(238501, 237413);
-            W.ew17(8737, 237957);
-            W.ew11(q11, 237989);
-            W.ew11(q12, 238245);
-            W.ew11(q13, 238501);
-            A.copyWithin(236869, 237125, 237381);
-        }
-        A.fill(0, 194500, 194756);
-        for (let t = T - 1; t >= 0; t--) {
-            const q0 = 53188 + t * 256;
-            const q6 = 163780 + t * 1536;
-            const q7 = 94660 + t * 256;
-            const q8 = 84420 + t * 256;
-            const q9 = 89540 + t * 256;
-            W.ew5(237381, 194500, q6, q7);
-            W.ew4(237637, q6, 237381);
-            W.ew6(237893, 237637, (q6 + 256), (q6 + 512));
-            W.mm2(238149, 237893, 1728);
-            W.ew7(238405, 237637, (q6 + 512), q0, (q6 + 768), (q6 + 256));
-            W.mm2(238661, 238405, 2512);
-            W.ew8(194756, q6, 237381, 238149, 237637, (q6 + 768), 238661);
-            W.mm6(5601, 237893, (q6 + 1024));
-            W.mm4(6113, 237893, q0);
-            W.sum0(6369, 237893);
-            W.mm6(6385, 238405, (q6 + 1024));
-            W.mm4(6897, 238405, q0);
-            W.sum0(7153, 238405);
-            W.mm7(237381, 238405, 2000);
-            W.mm7(238149, 237893, 1216);
-            W.ew10(238149, 238149, 237381);
-            W.cp1(237381, 238149);
-            W.cp1(237637, 238165);
-            W.ew11(q8, 237381);
-            W.ew11(q9, 237637);
-            A.copyWithin(194500, 194756, 195012);
-        }
-        A.fill(0, 162756, 163012);
-        for (let t = 0; t < T; t++) {
-            const q0 = 47812 + (t + 1) * 256;
-            const q1 = 8770 + t * 32;
-            const q7 = 142276 + t * 1024;
-            const q8 = 89540 + t * 256;
-            W.ew5(237381, 162756, q7, q8);
-            W.ew4(237637, q7, 237381);
-            W.ew6(237893, 237637, (q7 + 256), (q7 + 512));
-            W.mm2(238149, 237893, 640);
-            W.ew7(238405, 237637, (q7 + 512), q0, (q7 + 768), (q7 + 256));
-            W.mm2(238661, 238405, 944);
-            W.ew8(163012, q7, 237381, 238149, 237637, (q7 + 768), 238661);
-            W.mm3(4993, 237893, q1);
-            W.mm4(5025, 237893, q0);
-            W.sum0(5281, 237893);
-            W.mm3(5297, 238405, q1);
-            W.mm4(5329, 238405, q0);
-            W.sum0(5585, 238405);
-            A.copyWithin(162756, 163012, 163268);
-        }
-        A.fill(0, 131012, 131268);
-        for (let t = T - 1; t >= 0; t--) {
-            const q0 = 42436 + t * 256;
-            const q1 = 8770 + t * 32;
-            const q7 = 110532 + t * 1024;
-            const q8 = 84420 + t * 256;
-            W.ew5(237381, 131012, q7, q8);
-            W.ew4(237637, q7, 237381);
-            W.ew6(237893, 237637, (q7 + 256), (q7 + 512));
-            W.mm2(238149, 237893, 32);
-            W.ew7(238405, 237637, (q7 + 512), q0, (q7 + 768), (q7 + 256));
-            W.mm2(238661, 238405, 336);
-            W.ew8(131268, q7, 237381, 238149, 237637, (q7 + 768), 238661);
-            W.mm3(4385, 237893, q1);
-            W.mm4(4417, 237893, q0);
-            W.sum0(4673, 237893);
-            W.mm3(4689, 238405, q1);
-            W.mm4(4721, 238405, q0);
-            W.sum0(4977, 238405);
-            A.copyWithin(131012, 131268, 131524);
-        }
+        A[236868 + 0] = acc;
+      }
+      lossSum += A[236868];
     }
-    /** Forward over the window's T steps only. */
-    forward(A, T) {
-        const W = this.kernels;
-        // graphs/adding-bidir.ts:12
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 16; i1++) {
-                A[99780 + (i0 * 16 + i1 * 1)] = A[592 + (i1 * 1)];
-            }
+    A[32195] = lossSum / A[31874];
+    A.copyWithin(9730 + T * 1024, 42436 + T * 256, 42436 + T * 256 + 256);
+    A.copyWithin(9986 + T * 1024, 47812, 47812 + 256);
+    A.copyWithin(10242 + T * 1024, 53188 + T * 256, 53188 + T * 256 + 256);
+    A.copyWithin(10498 + T * 1024, 58564, 58564 + 256);
+    A.fill(0, 4385, 8770);
+    A.fill(0, 84420, 84420 + T * 256);
+    A.fill(0, 89540, 89540 + T * 256);
+    A.fill(0, 94660, 94660 + T * 256);
+    A.fill(0, 236869, 237125);
+    for (let t = 0; t < T; t++) {
+      const q0 = 58564 + (t + 1) * 256;
+      const q6 = 31554 + t * 16;
+      const q10 = 195588 + t * 2064;
+      const q11 = 84420 + t * 256;
+      const q12 = 89540 + t * 256;
+      const q13 = 94660 + t * 256;
+      W.ew15(237381, 195572, q6);
+      for (let i0 = 0; i0 < 16; i0++) {
+        for (let i1 = 0; i1 < 1; i1++) {
+          A[237397 + (i0 * 1 + i1 * 1)] = A[237381 + i0 * 1];
         }
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 16; i1++) {
-                A[100036 + (i0 * 16 + i1 * 1)] = A[288 + (i1 * 1)];
-            }
-        }
-        // graphs/adding-bidir.ts:12
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 16; i1++) {
-                A[131524 + (i0 * 16 + i1 * 1)] = A[1200 + (i1 * 1)];
-            }
-        }
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 16; i1++) {
-                A[131780 + (i0 * 16 + i1 * 1)] = A[896 + (i1 * 1)];
-            }
-        }
-        // graphs/adding-bidir.ts:12
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 16; i1++) {
-                A[163268 + (i0 * 16 + i1 * 1)] = A[2768 + (i1 * 1)];
-            }
-        }
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 16; i1++) {
-                A[163524 + (i0 * 16 + i1 * 1)] = A[1984 + (i1 * 1)];
-            }
-        }
-        // graphs/adding-bidir.ts:12
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 16; i1++) {
-                A[195012 + (i0 * 16 + i1 * 1)] = A[4336 + (i1 * 1)];
-            }
-        }
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 16; i1++) {
-                A[195268 + (i0 * 16 + i1 * 1)] = A[3552 + (i1 * 1)];
-            }
-        }
-        for (let i = 0; i < 32; i++) {
-            A[195524 + i] = A[4352 + i];
-        }
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 1; i1++) {
-                A[195556 + (i0 * 1 + i1 * 1)] = A[4384 + (i1 * 1)];
-            }
-        }
-        // (derived)
-        A[237381] = 1 / A[31874];
+      }
+      W.ew15(237381, 237397, q10);
+      W.ew16(237397, 237381);
+      W.mm9(237413, 237397, 4352);
+      W.cp1(237925, 237429);
+      W.ew5(238181, 236869, q10 + 16, 237925);
+      W.ew4(237925, q10 + 16, 238181);
+      W.ew6(238437, 237925, q10 + 272, q10 + 528);
+      W.mm2(238693, 238437, 3296);
+      W.ew7(238949, 237925, q10 + 528, q0, q10 + 784, q10 + 272);
+      W.mm2(239205, 238949, 4080);
+      W.ew8(237125, q10 + 16, 238181, 238693, 237925, q10 + 784, 239205);
+      W.mm6(7169, 238437, q10 + 1040);
+      W.mm4(7681, 238437, q0);
+      W.sum0(7937, 238437);
+      W.mm6(7953, 238949, q10 + 1040);
+      W.mm4(8465, 238949, q0);
+      W.sum0(8721, 238949);
+      W.mm10(237925, q10 + 1552, 237397);
+      for (let i = 0; i < 32; i++) {
+        A[237957 + i] = A[237925 + i];
+      }
+      for (let i1 = 0; i1 < 1; i1++) {
         {
-            const v = A[237381];
-            for (let f = 0; f < 16; f++)
-                A[195572 + f] = v;
+          let acc = 0;
+          for (let i0 = 0; i0 < 16; i0++) {
+            acc = acc + A[237397 + (i0 * 1 + i1 * 1)];
+          }
+          A[8769 + i1 * 1] += acc;
         }
-        A.copyWithin(42436, 9730, 9730 + 256);
-        A.copyWithin(47812 + T * 256, 9986, 9986 + 256);
-        A.copyWithin(53188, 10242, 10242 + 256);
-        A.copyWithin(58564 + T * 256, 10498, 10498 + 256);
-        W.mm0(100292, 8770, 304);
-        W.mm0(105412, 8770, 0);
-        for (let t = 0; t < T; t++) {
-            const q0 = 42436 + (t + 1) * 256;
-            const q1 = 63940 + t * 256;
-            const q2 = 42436 + t * 256;
-            const q4 = 100292 + t * 256;
-            const q5 = 105412 + t * 256;
-            const q6 = 31234 + t * 16;
-            for (let i0 = 0; i0 < 16; i0++) {
-                for (let i1 = 0; i1 < 16; i1++) {
-                    A[237381 + (i0 * 16 + i1 * 1)] = A[q6 + (i0 * 1)];
-                }
-            }
-            // graphs/adding-bidir.ts:12
-            W.mm1(237637, q2, 336);
-            // graphs/adding-bidir.ts:23
-            W.ew0(237893, q4, 99780, 237637);
-            // graphs/adding-bidir.ts:12
-            W.mm1(237637, q2, 32);
-            // (derived)
-            W.ew9(q0, 237381, 237893, q2, q5, 100036, 237637);
-            W.ew4(q1, 237381, q0);
-        }
-        W.mm0(132036, 8770, 912);
-        W.mm0(137156, 8770, 608);
-        for (let t = T - 1; t >= 0; t--) {
-            const q0 = 47812 + t * 256;
-            const q1 = 69060 + t * 256;
-            const q2 = 47812 + (t + 1) * 256;
-            const q4 = 132036 + t * 256;
-            const q5 = 137156 + t * 256;
-            const q6 = 31234 + t * 16;
-            for (let i0 = 0; i0 < 16; i0++) {
-                for (let i1 = 0; i1 < 16; i1++) {
-                    A[237381 + (i0 * 16 + i1 * 1)] = A[q6 + (i0 * 1)];
-                }
-            }
-            // graphs/adding-bidir.ts:12
-            W.mm1(237637, q2, 944);
-            // graphs/adding-bidir.ts:23
-            W.ew0(237893, q4, 131524, 237637);
-            // graphs/adding-bidir.ts:12
-            W.mm1(237637, q2, 640);
-            // (derived)
-            W.ew9(q0, 237381, 237893, q2, q5, 131780, 237637);
-            W.ew4(q1, 237381, q0);
-        }
-        for (let t = 0; t < T; t++) {
-            const q0 = 53188 + (t + 1) * 256;
-            const q1 = 74180 + t * 256;
-            const q2 = 53188 + t * 256;
-            const q3 = 63940 + t * 256;
-            const q4 = 69060 + t * 256;
-            const q5 = 31234 + t * 16;
-            for (let i0 = 0; i0 < 16; i0++) {
-                for (let i1 = 0; i1 < 16; i1++) {
-                    A[237381 + (i0 * 16 + i1 * 1)] = A[q5 + (i0 * 1)];
-                }
-            }
-            // graphs/adding-bidir.ts:34
-            W.cp0(237637, q3);
-            W.cp0(237653, q4);
-            // graphs/adding-bidir.ts:12
-            W.mm5(238149, 237637, 2000);
-            W.mm1(238405, q2, 2512);
-            // graphs/adding-bidir.ts:23
-            W.ew0(238661, 238149, 163268, 238405);
-            // graphs/adding-bidir.ts:12
-            W.mm5(238149, 237637, 1216);
-            W.mm1(237637, q2, 1728);
-            // (derived)
-            W.ew9(q0, 237381, 238661, q2, 238149, 163524, 237637);
-            W.ew4(q1, 237381, q0);
-        }
-        for (let t = T - 1; t >= 0; t--) {
-            const q0 = 58564 + t * 256;
-            const q1 = 31875 + t * 16;
-            const q2 = 79300 + t * 256;
-            const q3 = 58564 + (t + 1) * 256;
-            const q4 = 63940 + t * 256;
-            const q5 = 69060 + t * 256;
-            const q6 = 74180 + t * 256;
-            const q8 = 31234 + t * 16;
-            for (let i0 = 0; i0 < 16; i0++) {
-                for (let i1 = 0; i1 < 16; i1++) {
-                    A[237381 + (i0 * 16 + i1 * 1)] = A[q8 + (i0 * 1)];
-                }
-            }
-            // graphs/adding-bidir.ts:34
-            W.cp0(237637, q4);
-            W.cp0(237653, q5);
-            // graphs/adding-bidir.ts:12
-            W.mm5(238149, 237637, 3568);
-            W.mm1(238405, q3, 4080);
-            // graphs/adding-bidir.ts:23
-            W.ew0(238661, 238149, 195012, 238405);
-            // graphs/adding-bidir.ts:12
-            W.mm5(238149, 237637, 2784);
-            W.mm1(237637, q3, 3296);
-            // (derived)
-            W.ew9(q0, 237381, 238661, q3, 238149, 195268, 237637);
-            W.ew4(q2, 237381, q0);
-            // graphs/adding-bidir.ts:34
-            W.cp0(237381, q6);
-            W.cp0(237397, q2);
-            // graphs/adding-bidir.ts:12
-            W.mm8(q1, 237381, 195524);
-            W.ew12(q1, q1, 195556);
-        }
-        A.copyWithin(9730 + T * 1024, (42436 + T * 256), (42436 + T * 256) + 256);
-        A.copyWithin(9986 + T * 1024, (47812), (47812) + 256);
-        A.copyWithin(10242 + T * 1024, (53188 + T * 256), (53188 + T * 256) + 256);
-        A.copyWithin(10498 + T * 1024, (58564), (58564) + 256);
+      }
+      W.mm7(239461, 238949, 3568);
+      W.mm7(238693, 238437, 2784);
+      W.ew10(238693, 238693, 239461);
+      W.cp1(237989, 238693);
+      W.cp1(238245, 238709);
+      W.cp1(238501, 237413);
+      W.ew17(8737, 237957);
+      W.ew11(q11, 237989);
+      W.ew11(q12, 238245);
+      W.ew11(q13, 238501);
+      A.copyWithin(236869, 237125, 237381);
     }
-    /** The optimizer step; false (and nothing changed) when the gradient is not finite. */
-    update(A, lr, t) {
-        const W = this.kernels;
-        { // adam(lr=0.01, betas=(0.9, 0.999), eps=1e-8)
-            const stepSize = lr / (1 - Math.pow(0.9, t));
-            const negStepSize = -stepSize;
-            const biasCorrection2Sqrt = Math.sqrt(1 - Math.pow(0.999, t));
-            const invBiasCorrection2Sqrt = 1 / biasCorrection2Sqrt;
-            W.opt0(0, 4385, 239973, 244358, invBiasCorrection2Sqrt, negStepSize); // U_l0, W_l0, b_l0, Uf_l0, Wf_l0, bf_l0, U_l0_reverse, W_l0_reverse, b_l0_reverse, Uf_l0_reverse, Wf_l0_reverse, bf_l0_reverse, U_l1, W_l1, b_l1, Uf_l1, Wf_l1, bf_l1, U_l1_reverse, W_l1_reverse, b_l1_reverse, Uf_l1_reverse, Wf_l1_reverse, bf_l1_reverse, V, c: 4385 at param 0, grad 4385, exp_avg 239973, exp_avg_sq 244358
-        }
-        return true;
+    A.fill(0, 194500, 194756);
+    for (let t = T - 1; t >= 0; t--) {
+      const q0 = 53188 + t * 256;
+      const q6 = 163780 + t * 1536;
+      const q7 = 94660 + t * 256;
+      const q8 = 84420 + t * 256;
+      const q9 = 89540 + t * 256;
+      W.ew5(237381, 194500, q6, q7);
+      W.ew4(237637, q6, 237381);
+      W.ew6(237893, 237637, q6 + 256, q6 + 512);
+      W.mm2(238149, 237893, 1728);
+      W.ew7(238405, 237637, q6 + 512, q0, q6 + 768, q6 + 256);
+      W.mm2(238661, 238405, 2512);
+      W.ew8(194756, q6, 237381, 238149, 237637, q6 + 768, 238661);
+      W.mm6(5601, 237893, q6 + 1024);
+      W.mm4(6113, 237893, q0);
+      W.sum0(6369, 237893);
+      W.mm6(6385, 238405, q6 + 1024);
+      W.mm4(6897, 238405, q0);
+      W.sum0(7153, 238405);
+      W.mm7(237381, 238405, 2e3);
+      W.mm7(238149, 237893, 1216);
+      W.ew10(238149, 238149, 237381);
+      W.cp1(237381, 238149);
+      W.cp1(237637, 238165);
+      W.ew11(q8, 237381);
+      W.ew11(q9, 237637);
+      A.copyWithin(194500, 194756, 195012);
     }
+    A.fill(0, 162756, 163012);
+    for (let t = 0; t < T; t++) {
+      const q0 = 47812 + (t + 1) * 256;
+      const q1 = 8770 + t * 32;
+      const q7 = 142276 + t * 1024;
+      const q8 = 89540 + t * 256;
+      W.ew5(237381, 162756, q7, q8);
+      W.ew4(237637, q7, 237381);
+      W.ew6(237893, 237637, q7 + 256, q7 + 512);
+      W.mm2(238149, 237893, 640);
+      W.ew7(238405, 237637, q7 + 512, q0, q7 + 768, q7 + 256);
+      W.mm2(238661, 238405, 944);
+      W.ew8(163012, q7, 237381, 238149, 237637, q7 + 768, 238661);
+      W.mm3(4993, 237893, q1);
+      W.mm4(5025, 237893, q0);
+      W.sum0(5281, 237893);
+      W.mm3(5297, 238405, q1);
+      W.mm4(5329, 238405, q0);
+      W.sum0(5585, 238405);
+      A.copyWithin(162756, 163012, 163268);
+    }
+    A.fill(0, 131012, 131268);
+    for (let t = T - 1; t >= 0; t--) {
+      const q0 = 42436 + t * 256;
+      const q1 = 8770 + t * 32;
+      const q7 = 110532 + t * 1024;
+      const q8 = 84420 + t * 256;
+      W.ew5(237381, 131012, q7, q8);
+      W.ew4(237637, q7, 237381);
+      W.ew6(237893, 237637, q7 + 256, q7 + 512);
+      W.mm2(238149, 237893, 32);
+      W.ew7(238405, 237637, q7 + 512, q0, q7 + 768, q7 + 256);
+      W.mm2(238661, 238405, 336);
+      W.ew8(131268, q7, 237381, 238149, 237637, q7 + 768, 238661);
+      W.mm3(4385, 237893, q1);
+      W.mm4(4417, 237893, q0);
+      W.sum0(4673, 237893);
+      W.mm3(4689, 238405, q1);
+      W.mm4(4721, 238405, q0);
+      W.sum0(4977, 238405);
+      A.copyWithin(131012, 131268, 131524);
+    }
+  }
+  /** Forward over the window's T steps only. */
+  forward(A, T) {
+    const W = this.kernels;
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 16; i1++) {
+        A[99780 + (i0 * 16 + i1 * 1)] = A[592 + i1 * 1];
+      }
+    }
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 16; i1++) {
+        A[100036 + (i0 * 16 + i1 * 1)] = A[288 + i1 * 1];
+      }
+    }
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 16; i1++) {
+        A[131524 + (i0 * 16 + i1 * 1)] = A[1200 + i1 * 1];
+      }
+    }
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 16; i1++) {
+        A[131780 + (i0 * 16 + i1 * 1)] = A[896 + i1 * 1];
+      }
+    }
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 16; i1++) {
+        A[163268 + (i0 * 16 + i1 * 1)] = A[2768 + i1 * 1];
+      }
+    }
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 16; i1++) {
+        A[163524 + (i0 * 16 + i1 * 1)] = A[1984 + i1 * 1];
+      }
+    }
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 16; i1++) {
+        A[195012 + (i0 * 16 + i1 * 1)] = A[4336 + i1 * 1];
+      }
+    }
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 16; i1++) {
+        A[195268 + (i0 * 16 + i1 * 1)] = A[3552 + i1 * 1];
+      }
+    }
+    for (let i = 0; i < 32; i++) {
+      A[195524 + i] = A[4352 + i];
+    }
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 1; i1++) {
+        A[195556 + (i0 * 1 + i1 * 1)] = A[4384 + i1 * 1];
+      }
+    }
+    A[237381] = 1 / A[31874];
+    {
+      const v = A[237381];
+      for (let f = 0; f < 16; f++) A[195572 + f] = v;
+    }
+    A.copyWithin(42436, 9730, 9730 + 256);
+    A.copyWithin(47812 + T * 256, 9986, 9986 + 256);
+    A.copyWithin(53188, 10242, 10242 + 256);
+    A.copyWithin(58564 + T * 256, 10498, 10498 + 256);
+    W.mm0(100292, 8770, 304);
+    W.mm0(105412, 8770, 0);
+    for (let t = 0; t < T; t++) {
+      const q0 = 42436 + (t + 1) * 256;
+      const q1 = 63940 + t * 256;
+      const q2 = 42436 + t * 256;
+      const q4 = 100292 + t * 256;
+      const q5 = 105412 + t * 256;
+      const q6 = 31234 + t * 16;
+      for (let i0 = 0; i0 < 16; i0++) {
+        for (let i1 = 0; i1 < 16; i1++) {
+          A[237381 + (i0 * 16 + i1 * 1)] = A[q6 + i0 * 1];
+        }
+      }
+      W.mm1(237637, q2, 336);
+      W.ew0(237893, q4, 99780, 237637);
+      W.mm1(237637, q2, 32);
+      W.ew9(q0, 237381, 237893, q2, q5, 100036, 237637);
+      W.ew4(q1, 237381, q0);
+    }
+    W.mm0(132036, 8770, 912);
+    W.mm0(137156, 8770, 608);
+    for (let t = T - 1; t >= 0; t--) {
+      const q0 = 47812 + t * 256;
+      const q1 = 69060 + t * 256;
+      const q2 = 47812 + (t + 1) * 256;
+      const q4 = 132036 + t * 256;
+      const q5 = 137156 + t * 256;
+      const q6 = 31234 + t * 16;
+      for (let i0 = 0; i0 < 16; i0++) {
+        for (let i1 = 0; i1 < 16; i1++) {
+          A[237381 + (i0 * 16 + i1 * 1)] = A[q6 + i0 * 1];
+        }
+      }
+      W.mm1(237637, q2, 944);
+      W.ew0(237893, q4, 131524, 237637);
+      W.mm1(237637, q2, 640);
+      W.ew9(q0, 237381, 237893, q2, q5, 131780, 237637);
+      W.ew4(q1, 237381, q0);
+    }
+    for (let t = 0; t < T; t++) {
+      const q0 = 53188 + (t + 1) * 256;
+      const q1 = 74180 + t * 256;
+      const q2 = 53188 + t * 256;
+      const q3 = 63940 + t * 256;
+      const q4 = 69060 + t * 256;
+      const q5 = 31234 + t * 16;
+      for (let i0 = 0; i0 < 16; i0++) {
+        for (let i1 = 0; i1 < 16; i1++) {
+          A[237381 + (i0 * 16 + i1 * 1)] = A[q5 + i0 * 1];
+        }
+      }
+      W.cp0(237637, q3);
+      W.cp0(237653, q4);
+      W.mm5(238149, 237637, 2e3);
+      W.mm1(238405, q2, 2512);
+      W.ew0(238661, 238149, 163268, 238405);
+      W.mm5(238149, 237637, 1216);
+      W.mm1(237637, q2, 1728);
+      W.ew9(q0, 237381, 238661, q2, 238149, 163524, 237637);
+      W.ew4(q1, 237381, q0);
+    }
+    for (let t = T - 1; t >= 0; t--) {
+      const q0 = 58564 + t * 256;
+      const q1 = 31875 + t * 16;
+      const q2 = 79300 + t * 256;
+      const q3 = 58564 + (t + 1) * 256;
+      const q4 = 63940 + t * 256;
+      const q5 = 69060 + t * 256;
+      const q6 = 74180 + t * 256;
+      const q8 = 31234 + t * 16;
+      for (let i0 = 0; i0 < 16; i0++) {
+        for (let i1 = 0; i1 < 16; i1++) {
+          A[237381 + (i0 * 16 + i1 * 1)] = A[q8 + i0 * 1];
+        }
+      }
+      W.cp0(237637, q4);
+      W.cp0(237653, q5);
+      W.mm5(238149, 237637, 3568);
+      W.mm1(238405, q3, 4080);
+      W.ew0(238661, 238149, 195012, 238405);
+      W.mm5(238149, 237637, 2784);
+      W.mm1(237637, q3, 3296);
+      W.ew9(q0, 237381, 238661, q3, 238149, 195268, 237637);
+      W.ew4(q2, 237381, q0);
+      W.cp0(237381, q6);
+      W.cp0(237397, q2);
+      W.mm8(q1, 237381, 195524);
+      W.ew12(q1, q1, 195556);
+    }
+    A.copyWithin(9730 + T * 1024, 42436 + T * 256, 42436 + T * 256 + 256);
+    A.copyWithin(9986 + T * 1024, 47812, 47812 + 256);
+    A.copyWithin(10242 + T * 1024, 53188 + T * 256, 53188 + T * 256 + 256);
+    A.copyWithin(10498 + T * 1024, 58564, 58564 + 256);
+  }
+  /** The optimizer step; false (and nothing changed) when the gradient is not finite. */
+  update(A, lr, t) {
+    const W = this.kernels;
+    {
+      const stepSize = lr / (1 - Math.pow(0.9, t));
+      const negStepSize = -stepSize;
+      const biasCorrection2Sqrt = Math.sqrt(1 - Math.pow(0.999, t));
+      const invBiasCorrection2Sqrt = 1 / biasCorrection2Sqrt;
+      W.opt0(0, 4385, 239973, 244358, invBiasCorrection2Sqrt, negStepSize);
+    }
+    return true;
+  }
 }
-/** A new trainer: parameters from the seeded init (or `options.params`), zero state. */
 export function createTrainer(options = {}) {
-    return new Trainer(options);
+  return new Trainer(options);
 }
-/** A new trainer, its kernels compiled asynchronously (what browsers need on their main thread). */
 export async function createTrainerAsync(options = {}) {
-    compiled ??= await WebAssembly.compile(wasmBytes());
-    return new Trainer(options, compiled);
+  compiled ??= await WebAssembly.compile(wasmBytes());
+  return new Trainer(options, compiled);
 }

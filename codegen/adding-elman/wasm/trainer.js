@@ -5,466 +5,402 @@
  * Target: wasm: 23 kernels (matrix products, element-wise chains, the optimizer's update) in WebAssembly SIMD (7875 bytes), embedded below.
  * Standalone: imports nothing.
  */
-/** What this trainer was compiled for. */
 export const SPEC = {
-    model: "adding-elman",
-    source: "graphs/adding-elman.ts",
-    compiler: "unfold 0.1.0",
-    batch: 16,
-    seqLen: 20,
-    inputs: [{ name: "x", shape: [16, 20, 2] }],
-    target: { shape: [16, 20, 1] },
-    states: [{ name: "h", shape: [16, 32] }],
-    dtype: "f32",
-    loss: "mse",
-    optimizer: "adam(lr=0.01, betas=(0.9, 0.999), eps=1e-8)",
-    lr: 0.01,
-    carryState: false,
-    seed: 1234,
-    arenaBytes: 249500,
+  model: "adding-elman",
+  source: "graphs/adding-elman.ts",
+  compiler: "unfold 0.1.0",
+  batch: 16,
+  seqLen: 20,
+  inputs: [{ name: "x", shape: [16, 20, 2] }],
+  target: { shape: [16, 20, 1] },
+  states: [{ name: "h", shape: [16, 32] }],
+  dtype: "f32",
+  loss: "mse",
+  optimizer: "adam(lr=0.01, betas=(0.9, 0.999), eps=1e-8)",
+  lr: 0.01,
+  carryState: false,
+  seed: 1234,
+  arenaBytes: 249500
 };
-/** Where each parameter and its gradient live in the arena, and how it starts. */
 const PARAMS = [
-    { name: "rnn.weight_ih_l0", shape: [32, 2], offset: 0, grad: 1185, size: 64, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "rnn.weight_hh_l0", shape: [32, 32], offset: 64, grad: 1249, size: 1024, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "rnn.bias_ih_l0", shape: [32], offset: 1088, grad: 2273, size: 32, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "rnn.bias_hh_l0", shape: [32], offset: 1120, grad: 2305, size: 32, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "out.weight", shape: [1, 32], offset: 1152, grad: 2337, size: 32, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "out.bias", shape: [1], offset: 1184, grad: 2369, size: 1, init: { kind: 'uniform', bound: 0.17677669529663687 } },
+  { name: "rnn.weight_ih_l0", shape: [32, 2], offset: 0, grad: 1185, size: 64, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "rnn.weight_hh_l0", shape: [32, 32], offset: 64, grad: 1249, size: 1024, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "rnn.bias_ih_l0", shape: [32], offset: 1088, grad: 2273, size: 32, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "rnn.bias_hh_l0", shape: [32], offset: 1120, grad: 2305, size: 32, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "out.weight", shape: [1, 32], offset: 1152, grad: 2337, size: 32, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "out.bias", shape: [1], offset: 1184, grad: 2369, size: 1, init: { kind: "uniform", bound: 0.17677669529663687 } }
 ];
 function mulberry32(seed) {
-    let a = seed >>> 0;
-    return function next() {
-        a = (a + 0x6d2b79f5) >>> 0;
-        let t = Math.imul(a ^ (a >>> 15), a | 1) >>> 0;
-        t = (((t + (Math.imul(t ^ (t >>> 7), t | 61) >>> 0)) >>> 0) ^ t) >>> 0;
-        return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
+  let a = seed >>> 0;
+  return function next() {
+    a = a + 1831565813 >>> 0;
+    let t = Math.imul(a ^ a >>> 15, a | 1) >>> 0;
+    t = (t + (Math.imul(t ^ t >>> 7, t | 61) >>> 0) >>> 0 ^ t) >>> 0;
+    return ((t ^ t >>> 14) >>> 0) / 4294967296;
+  };
 }
-/** The kernels: matrix products (mmN), element-wise chains (ewN) and the optimizer's (optN, sqN) in WebAssembly SIMD ( 7875 bytes), over a memory of 4 pages (262144 bytes). Offsets are element indices into the arena. */
 const WASM = "AGFzbQEAAAABLgZgA39/fwBgBX9/f39/AGAEf39/fwBgAn9/AGAHf39/f39/fwBgBn9/f399fQACEAEDZW52Bm1lbW9yeQIBBAQDGBcAAAECAAAAAAMAAwACAgACAAADAAMEBQeQARcDbW0wAAADbW0xAAEDZXcwAAIDZXcxAAMDZXcyAAQDZXczAAUDbW0yAAYDZXc0AAcDZXc1AAgDZXc2AAkDZXc3AAoDbW0zAAsDZXc4AAwDZXc5AA0DbW00AA4EZXcxMAAPA21tNQAQA21tNgARBHN1bTAAEgNtbTcAEwRldzExABQEZXcxMgAVBG9wdDAAFgrJOxfTBAIJfxV9IABBAnQhACABQQJ0IQEgAkECdCECIAEhAyAAIQRB0AAhCQNAIAIhBSAEIQZBCCEKA0AgAyEHIAUhCEMAAAAAIQ1DAAAAACEOQwAAAAAhD0MAAAAAIRBDAAAAACERQwAAAAAhEkMAAAAAIRNDAAAAACEUQwAAAAAhFUMAAAAAIRZDAAAAACEXQwAAAAAhGEMAAAAAIRlDAAAAACEaQwAAAAAhG0MAAAAAIRxBAiELA0AgCCoCACEdIAgqAgghHiAIKgIQIR8gCCoCGCEgIAcqAgAhDCANIAwgHZSSIQ0gDiAMIB6UkiEOIA8gDCAflJIhDyAQIAwgIJSSIRAgByoCCCEMIBEgDCAdlJIhESASIAwgHpSSIRIgEyAMIB+UkiETIBQgDCAglJIhFCAHKgIQIQwgFSAMIB2UkiEVIBYgDCAelJIhFiAXIAwgH5SSIRcgGCAMICCUkiEYIAcqAhghDCAZIAwgHZSSIRkgGiAMIB6UkiEaIBsgDCAflJIhGyAcIAwgIJSSIRwgB0EEaiEHIAhBBGohCCALQQFrIgsNAAsgBiANOAIAIAYgDjgCBCAGIA84AgggBiAQOAIMIAYgETgCgAEgBiASOAKEASAGIBM4AogBIAYgFDgCjAEgBiAVOAKAAiAGIBY4AoQCIAYgFzgCiAIgBiAYOAKMAiAGIBk4AoADIAYgGjgChAMgBiAbOAKIAyAGIBw4AowDIAVBIGohBSAGQRBqIQYgCkEBayIKDQALIANBIGohAyAEQYAEaiEEIAlBAWsiCQ0ACwvcBQMJfwt7AX0gAEECdCEAIAFBAnQhASACQQJ0IQIgASEDIAAhBEEEIQkDQCACIQUgBCEGQRAhCgNAIAMhByAFIQj9DAAAAAAAAAAAAAAAAAAAAAAhDf0MAAAAAAAAAAAAAAAAAAAAACEO/QwAAAAAAAAAAAAAAAAAAAAAIQ/9DAAAAAAAAAAAAAAAAAAAAAAhEP0MAAAAAAAAAAAAAAAAAAAAACER/QwAAAAAAAAAAAAAAAAAAAAAIRL9DAAAAAAAAAAAAAAAAAAAAAAhE/0MAAAAAAAAAAAAAAAAAAAAACEUQQghCwNAIAj9AAIAIRUgCP0AAoABIRYgB/0AAgAhDCANIAwgFf3mAf3kASENIA4gDCAW/eYB/eQBIQ4gB/0AAoABIQwgDyAMIBX95gH95AEhDyAQIAwgFv3mAf3kASEQIAf9AAKAAiEMIBEgDCAV/eYB/eQBIREgEiAMIBb95gH95AEhEiAH/QACgAMhDCATIAwgFf3mAf3kASETIBQgDCAW/eYB/eQBIRQgB0EQaiEHIAhBEGohCCALQQFrIgsNAAsgDf0fACAN/R8BkiAN/R8CIA39HwOSkiEXIAYgFzgCACAO/R8AIA79HwGSIA79HwIgDv0fA5KSIRcgBiAXOAIEIA/9HwAgD/0fAZIgD/0fAiAP/R8DkpIhFyAGIBc4AoABIBD9HwAgEP0fAZIgEP0fAiAQ/R8DkpIhFyAGIBc4AoQBIBH9HwAgEf0fAZIgEf0fAiAR/R8DkpIhFyAGIBc4AoACIBL9HwAgEv0fAZIgEv0fAiAS/R8DkpIhFyAGIBc4AoQCIBP9HwAgE/0fAZIgE/0fAiAT/R8DkpIhFyAGIBc4AoADIBT9HwAgFP0fAZIgFP0fAiAU/R8DkpIhFyAGIBc4AoQDIAVBgAJqIQUgBkEIaiEGIApBAWsiCg0ACyADQYAEaiEDIARBgARqIQQgCUEBayIJDQALC8ADAgF/A3sgAEECdCEAIAFBAnQhASACQQJ0IQIgA0ECdCEDIARBAnQhBEEAIQUDQCAAIAVqIAEgBWr9AAIAIAIgBWr9AAIA/eQBIAMgBWr9AAIAIAQgBWr9AAIA/eQB/eQB/QwAABDBAAAQwQAAEMEAABDB/ekB/QwAABBBAAAQQQAAEEEAABBB/egBIgYgBv3mASEH/QzAJZ+lwCWfpcAln6XAJZ+lIAf95gH9DH4zYSp+M2EqfjNhKn4zYSr95AEgB/3mAf0M/ze9rv83va7/N72u/ze9rv3kASAH/eYB/QxBAFwzQQBcM0EAXDNBAFwz/eQBIAf95gH9DEpDeTdKQ3k3SkN5N0pDeTf95AEgB/3mAf0M7Q0nOu0NJzrtDSc67Q0nOv3kASAH/eYB/QzcWaA73FmgO9xZoDvcWaA7/eQBIAb95gEhCCAI/QzY06A12NOgNdjToDXY06A1IAf95gH9DNaV+DjWlfg41pX4ONaV+Dj95AEgB/3mAf0MBaoUOwWqFDsFqhQ7BaoUO/3kASAH/eYB/QzdWaA73VmgO91ZoDvdWaA7/eQB/ecB/QsCACAFQRBqIgVBgBBrDQALC24BAX8gAEECdCEAIAFBAnQhASACQQJ0IQIgA0ECdCEDQQAhBANAIAAgBGogAiAEav0AAgAgAyAEav0AAgAgASAEav0AAgD9DAAAAAAAAAAAAAAAAAAAAAD9Qv1S/QsCACAEQRBqIgRBgBBrDQALC3ABAX8gAEECdCEAIAFBAnQhASACQQJ0IQJBACEDA0AgACADaiACIANq/QACAP0MAAAAAAAAAAAAAAAAAAAAACABIANq/QACAP0MAAAAAAAAAAAAAAAAAAAAAP1C/VL9CwIAIANBEGoiA0GAEGsNAAsLSwEBfyAAQQJ0IQAgAUECdCEBIAJBAnQhAkEAIQMDQCAAIANqIAEgA2r9AAIAIAIgA2r9AAIA/eQB/QsCACADQRBqIgNBwABrDQALC7MDAwl/BnsBfSAAQQJ0IQAgAUECdCEBIAJBAnQhAiABIQMgACEEQQQhCQNAIAIhBSAEIQYgAyEHIAUhCP0MAAAAAAAAAAAAAAAAAAAAACEN/QwAAAAAAAAAAAAAAAAAAAAAIQ79DAAAAAAAAAAAAAAAAAAAAAAhD/0MAAAAAAAAAAAAAAAAAAAAACEQQQghCwNAIAj9AAIAIREgB/0AAgAhDCANIAwgEf3mAf3kASENIAf9AAKAASEMIA4gDCAR/eYB/eQBIQ4gB/0AAoACIQwgDyAMIBH95gH95AEhDyAH/QACgAMhDCAQIAwgEf3mAf3kASEQIAdBEGohByAIQRBqIQggC0EBayILDQALIA39HwAgDf0fAZIgDf0fAiAN/R8DkpIhEiAGIBI4AgAgDv0fACAO/R8BkiAO/R8CIA79HwOSkiESIAYgEjgCBCAP/R8AIA/9HwGSIA/9HwIgD/0fA5KSIRIgBiASOAIIIBD9HwAgEP0fAZIgEP0fAiAQ/R8DkpIhEiAGIBI4AgwgBUEEaiEFIAZBBGohBiADQYAEaiEDIARBEGohBCAJQQFrIgkNAAsLSwEBfyAAQQJ0IQAgAUECdCEBIAJBAnQhAkEAIQMDQCAAIANqIAEgA2r9AAIAIAIgA2r9AAIA/eUB/QsCACADQRBqIgNBwABrDQALC0QBAX8gAEECdCEAIAFBAnQhAUEAIQIDQCAAIAJqIAEgAmr9AAIAIAEgAmr9AAIA/eYB/QsCACACQRBqIgJBwABrDQALC0sBAX8gAEECdCEAIAFBAnQhASACQQJ0IQJBACEDA0AgACADaiABIANq/QACACACIANq/QACAP3mAf0LAgAgA0EQaiIDQcAAaw0ACwtEAQF/IABBAnQhACABQQJ0IQFBACECA0AgACACaiABIAJq/QACACABIAJq/QACAP3kAf0LAgAgAkEQaiICQcAAaw0ACwuFBAIJfwt7IABBAnQhACABQQJ0IQEgAkECdCECIAEhAyAAIQRBBCEJA0AgAiEFIAQhBkEEIQoDQCADIQcgBSEI/QwAAAAAAAAAAAAAAAAAAAAAIQ39DAAAAAAAAAAAAAAAAAAAAAAhDv0MAAAAAAAAAAAAAAAAAAAAACEP/QwAAAAAAAAAAAAAAAAAAAAAIRD9DAAAAAAAAAAAAAAAAAAAAAAhEf0MAAAAAAAAAAAAAAAAAAAAACES/QwAAAAAAAAAAAAAAAAAAAAAIRP9DAAAAAAAAAAAAAAAAAAAAAAhFCAI/QACACEVIAj9AAIQIRYgB/0JAgAhDCANIAwgFf3mAf3kASENIA4gDCAW/eYB/eQBIQ4gB/0JAgQhDCAPIAwgFf3mAf3kASEPIBAgDCAW/eYB/eQBIRAgB/0JAgghDCARIAwgFf3mAf3kASERIBIgDCAW/eYB/eQBIRIgB/0JAgwhDCATIAwgFf3mAf3kASETIBQgDCAW/eYB/eQBIRQgB0EEaiEHIAhBgAFqIQggBiAN/QsCACAGIA79CwIQIAYgD/0LAoABIAYgEP0LApABIAYgEf0LAoACIAYgEv0LApACIAYgE/0LAoADIAYgFP0LApADIAVBIGohBSAGQSBqIQYgCkEBayIKDQALIANBEGohAyAEQYAEaiEEIAlBAWsiCQ0ACwuDAQEBfyAAQQJ0IQAgAUECdCEBIAJBAnQhAiADQQJ0IQNBACEEA0AgACAEaiABIARq/QACACADIARq/QACAP0MAAAAAAAAAAAAAAAAAAAAACACIARq/QACAP0MAAAAAAAAAAAAAAAAAAAAAP1C/VL95AH9CwIAIARBEGoiBEGAEGsNAAsLpAEBAX8gAEECdCEAIAFBAnQhASACQQJ0IQIgA0ECdCEDQQAhBANAIAAgBGogAiAEav0AAgD9DAAAAAAAAAAAAAAAAAAAAAAgASAEav0AAgD9DAAAAAAAAAAAAAAAAAAAAAD9Qv1S/QwAAIA/AACAPwAAgD8AAIA/IAMgBGr9AAIAIAMgBGr9AAIA/eYB/eUB/eYB/QsCACAEQRBqIgRBgBBrDQALC5kEAgl/C3sgAEECdCEAIAFBAnQhASACQQJ0IQIgASEDIAAhBEEEIQkDQCACIQUgBCEGQQQhCgNAIAMhByAFIQj9DAAAAAAAAAAAAAAAAAAAAAAhDf0MAAAAAAAAAAAAAAAAAAAAACEO/QwAAAAAAAAAAAAAAAAAAAAAIQ/9DAAAAAAAAAAAAAAAAAAAAAAhEP0MAAAAAAAAAAAAAAAAAAAAACER/QwAAAAAAAAAAAAAAAAAAAAAIRL9DAAAAAAAAAAAAAAAAAAAAAAhE/0MAAAAAAAAAAAAAAAAAAAAACEUQSAhCwNAIAj9AAIAIRUgCP0AAhAhFiAH/QkCACEMIA0gDCAV/eYB/eQBIQ0gDiAMIBb95gH95AEhDiAH/QkCgAEhDCAPIAwgFf3mAf3kASEPIBAgDCAW/eYB/eQBIRAgB/0JAoACIQwgESAMIBX95gH95AEhESASIAwgFv3mAf3kASESIAf9CQKAAyEMIBMgDCAV/eYB/eQBIRMgFCAMIBb95gH95AEhFCAHQQRqIQcgCEGAAWohCCALQQFrIgsNAAsgBiAN/QsCACAGIA79CwIQIAYgD/0LAoABIAYgEP0LApABIAYgEf0LAoACIAYgEv0LApACIAYgE/0LAoADIAYgFP0LApADIAVBIGohBSAGQSBqIQYgCkEBayIKDQALIANBgARqIQMgBEGABGohBCAJQQFrIgkNAAsLgwEBAX8gAEECdCEAIAFBAnQhASACQQJ0IQIgA0ECdCEDQQAhBANAIAAgBGr9DAAAAAAAAAAAAAAAAAAAAAAgAiAEav0AAgAgASAEav0AAgD9DAAAAAAAAAAAAAAAAAAAAAD9Qv1SIAMgBGr9AAIA/eQB/QsCACAEQRBqIgRBgBBrDQALC8AHAgl/DXsgAEECdCEAIAFBAnQhASACQQJ0IQIgAiEDIAAhBCABIQUgBCEGQQIhCgNAIAMhByAFIQj9DAAAAAAAAAAAAAAAAAAAAAAhDf0MAAAAAAAAAAAAAAAAAAAAACEO/QwAAAAAAAAAAAAAAAAAAAAAIQ/9DAAAAAAAAAAAAAAAAAAAAAAhEP0MAAAAAAAAAAAAAAAAAAAAACER/QwAAAAAAAAAAAAAAAAAAAAAIRL9DAAAAAAAAAAAAAAAAAAAAAAhE/0MAAAAAAAAAAAAAAAAAAAAACEUQRAhCwNAIAj9AAIAIRUgCP0AAhAhFiAI/QACICEXIAj9AAIwIRggB/0JAgAhDCANIAwgFf3mAf3kASENIA4gDCAW/eYB/eQBIQ4gDyAMIBf95gH95AEhDyAQIAwgGP3mAf3kASEQIAf9CQIEIQwgESAMIBX95gH95AEhESASIAwgFv3mAf3kASESIBMgDCAX/eYB/eQBIRMgFCAMIBj95gH95AEhFCAHQQhqIQcgCEGAAWohCCALQQFrIgsNAAsgBiAGKgIAIA39HwCSOAIAIAYgBioCCCAN/R8BkjgCCCAGIAYqAhAgDf0fApI4AhAgBiAGKgIYIA39HwOSOAIYIAYgBioCICAO/R8AkjgCICAGIAYqAiggDv0fAZI4AiggBiAGKgIwIA79HwKSOAIwIAYgBioCOCAO/R8DkjgCOCAGIAYqAkAgD/0fAJI4AkAgBiAGKgJIIA/9HwGSOAJIIAYgBioCUCAP/R8CkjgCUCAGIAYqAlggD/0fA5I4AlggBiAGKgJgIBD9HwCSOAJgIAYgBioCaCAQ/R8BkjgCaCAGIAYqAnAgEP0fApI4AnAgBiAGKgJ4IBD9HwOSOAJ4IAYgBioCBCAR/R8AkjgCBCAGIAYqAgwgEf0fAZI4AgwgBiAGKgIUIBH9HwKSOAIUIAYgBioCHCAR/R8DkjgCHCAGIAYqAiQgEv0fAJI4AiQgBiAGKgIsIBL9HwGSOAIsIAYgBioCNCAS/R8CkjgCNCAGIAYqAjwgEv0fA5I4AjwgBiAGKgJEIBP9HwCSOAJEIAYgBioCTCAT/R8BkjgCTCAGIAYqAlQgE/0fApI4AlQgBiAGKgJcIBP9HwOSOAJcIAYgBioCZCAU/R8AkjgCZCAGIAYqAmwgFP0fAZI4AmwgBiAGKgJ0IBT9HwKSOAJ0IAYgBioCfCAU/R8DkjgCfCAFQcAAaiEFIAZBgAFqIQYgCkEBayIKDQALIANBCGohAyAEQQhqIQQL5AQCCX8LeyAAQQJ0IQAgAUECdCEBIAJBAnQhAiABIQMgACEEQQghCQNAIAIhBSAEIQZBBCEKA0AgAyEHIAUhCP0MAAAAAAAAAAAAAAAAAAAAACEN/QwAAAAAAAAAAAAAAAAAAAAAIQ79DAAAAAAAAAAAAAAAAAAAAAAhD/0MAAAAAAAAAAAAAAAAAAAAACEQ/QwAAAAAAAAAAAAAAAAAAAAAIRH9DAAAAAAAAAAAAAAAAAAAAAAhEv0MAAAAAAAAAAAAAAAAAAAAACET/QwAAAAAAAAAAAAAAAAAAAAAIRRBECELA0AgCP0AAgAhFSAI/QACECEWIAf9CQIAIQwgDSAMIBX95gH95AEhDSAOIAwgFv3mAf3kASEOIAf9CQIEIQwgDyAMIBX95gH95AEhDyAQIAwgFv3mAf3kASEQIAf9CQIIIQwgESAMIBX95gH95AEhESASIAwgFv3mAf3kASESIAf9CQIMIQwgEyAMIBX95gH95AEhEyAUIAwgFv3mAf3kASEUIAdBgAFqIQcgCEGAAWohCCALQQFrIgsNAAsgBiAG/QACACAN/eQB/QsCACAGIAb9AAIQIA795AH9CwIQIAYgBv0AAoABIA/95AH9CwKAASAGIAb9AAKQASAQ/eQB/QsCkAEgBiAG/QACgAIgEf3kAf0LAoACIAYgBv0AApACIBL95AH9CwKQAiAGIAb9AAKAAyAT/eQB/QsCgAMgBiAG/QACkAMgFP3kAf0LApADIAVBIGohBSAGQSBqIQYgCkEBayIKDQALIANBEGohAyAEQYAEaiEEIAlBAWsiCQ0ACwtzAgN/AXsgAEECdCEAIAFBAnQhAUEAIQIDQP0MAAAAAAAAAAAAAAAAAAAAACEFIAEgAmohA0EQIQQDQCAFIAP9AAIA/eQBIQUgA0GAAWohAyAEQQFrIgQNAAsgACACaiAF/QsCACACQRBqIgJBgAFrDQALC4gEAgl/EXsgAEECdCEAIAFBAnQhASACQQJ0IQIgAiEDIAAhBCABIQUgBCEGIAMhByAFIQj9DAAAAAAAAAAAAAAAAAAAAAAhDf0MAAAAAAAAAAAAAAAAAAAAACEO/QwAAAAAAAAAAAAAAAAAAAAAIQ/9DAAAAAAAAAAAAAAAAAAAAAAhEP0MAAAAAAAAAAAAAAAAAAAAACER/QwAAAAAAAAAAAAAAAAAAAAAIRL9DAAAAAAAAAAAAAAAAAAAAAAhE/0MAAAAAAAAAAAAAAAAAAAAACEUQRAhCwNAIAj9AAIAIRUgCP0AAhAhFiAI/QACICEXIAj9AAIwIRggCP0AAkAhGSAI/QACUCEaIAj9AAJgIRsgCP0AAnAhHCAH/QkCACEMIA0gDCAV/eYB/eQBIQ0gDiAMIBb95gH95AEhDiAPIAwgF/3mAf3kASEPIBAgDCAY/eYB/eQBIRAgESAMIBn95gH95AEhESASIAwgGv3mAf3kASESIBMgDCAb/eYB/eQBIRMgFCAMIBz95gH95AEhFCAHQQRqIQcgCEGAAWohCCALQQFrIgsNAAsgBiAN/QsCACAGIA79CwIQIAYgD/0LAiAgBiAQ/QsCMCAGIBH9CwJAIAYgEv0LAlAgBiAT/QsCYCAGIBT9CwJwIAVBgAFqIQUgBkGAAWohBiADQQRqIQMgBEEEaiEEC0QBAX8gAEECdCEAIAFBAnQhAUEAIQIDQCAAIAJqIAAgAmr9AAIAIAEgAmr9AAIA/eQB/QsCACACQRBqIgJBgAFrDQALC/YDAgF/A3sgAEECdCEAIAFBAnQhASACQQJ0IQIgA0ECdCEDIARBAnQhBCAFQQJ0IQUgBkECdCEGQQAhBwNAIAAgB2ogAiAHav0AAgAgAyAHav0AAgD95AEgBCAHav0AAgAgBSAHav0AAgD95AH95AH9DAAAEMEAABDBAAAQwQAAEMH96QH9DAAAEEEAABBBAAAQQQAAEEH96AEiCCAI/eYBIQn9DMAln6XAJZ+lwCWfpcAln6UgCf3mAf0MfjNhKn4zYSp+M2EqfjNhKv3kASAJ/eYB/Qz/N72u/ze9rv83va7/N72u/eQBIAn95gH9DEEAXDNBAFwzQQBcM0EAXDP95AEgCf3mAf0MSkN5N0pDeTdKQ3k3SkN5N/3kASAJ/eYB/QztDSc67Q0nOu0NJzrtDSc6/eQBIAn95gH9DNxZoDvcWaA73FmgO9xZoDv95AEgCP3mASEKIAr9DNjToDXY06A12NOgNdjToDUgCf3mAf0M1pX4ONaV+DjWlfg41pX4OP3kASAJ/eYB/QwFqhQ7BaoUOwWqFDsFqhQ7/eQBIAn95gH9DN1ZoDvdWaA73VmgO91ZoDv95AH95wEgBiAHav0AAgAgASAHav0AAgD9DAAAAAAAAAAAAAAAAAAAAAD9Qv1S/QsCACAHQRBqIgdBgBBrDQALC5kEAwJ7AX8JeyAAQQJ0IQAgAUECdCEBIAJBAnQhAiADQQJ0IQMgBP0TIQYgBf0TIQdBACEIA0AgACAIav0AAgAhDiABIAhq/QACACEPIAIgCGr9AAIAIRAgAyAIav0AAgAhESAPIQkgDiEK/QxmZmY/ZmZmP2ZmZj9mZmY/IBD95gH9DM3MzD3NzMw9zczMPc3MzD0gCf3mAf3kASEL/Qx3vn8/d75/P3e+fz93vn8/IBH95gH9DG8SgzpvEoM6bxKDOm8SgzogCf3mASAJ/eYB/eQBIQwgDP3jASAG/eYB/Qx3zCsyd8wrMnfMKzJ3zCsy/eQBIQ0gACAIaiAKIAcgC/3mASAN/ecB/eQB/QsCACACIAhqIAv9CwIAIAMgCGogDP0LAgAgCEEQaiIIQYAlaw0ACyAA/VwCgCUhDiAB/VwCgCUhDyAC/VwCgCUhECAD/VwCgCUhESAPIQkgDiEK/QxmZmY/ZmZmP2ZmZj9mZmY/IBD95gH9DM3MzD3NzMw9zczMPc3MzD0gCf3mAf3kASEL/Qx3vn8/d75/P3e+fz93vn8/IBH95gH9DG8SgzpvEoM6bxKDOm8SgzogCf3mASAJ/eYB/eQBIQwgDP3jASAG/eYB/Qx3zCsyd8wrMnfMKzJ3zCsy/eQBIQ0gACAKIAcgC/3mASAN/ecB/eQB/VoCgCUAIAIgC/1aAoAlACADIAz9WgKAJQAL";
 function wasmBytes() {
-    const s = atob(WASM);
-    const bytes = new Uint8Array(s.length);
-    for (let i = 0; i < s.length; i++)
-        bytes[i] = s.charCodeAt(i);
-    return bytes;
+  const s = atob(WASM);
+  const bytes = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) bytes[i] = s.charCodeAt(i);
+  return bytes;
 }
 let compiled;
-/** The kernels compiled once, synchronously (Node; a browser's main thread refuses modules over 4 KB this way: use createTrainerAsync). */
 function kernelModule() {
-    return (compiled ??= new WebAssembly.Module(wasmBytes()));
+  return compiled ??= new WebAssembly.Module(wasmBytes());
 }
-/** Trains the compiled model: `step(x, y)` runs forward, loss, backward and the optimizer on one window. */
 export class Trainer {
-    /** Every value the trainer keeps: parameters, gradients, data, outputs, temporaries, optimizer state. */
-    arena;
-    lr;
-    carryState;
-    /** The product kernels, instantiated over the arena's memory. */
-    kernels;
-    /** Optimizer steps taken (Adam's t). */
-    steps = 0;
-    /** Steps in the last window (1 … 20). */
-    T = 20;
-    constructor(options = {}, module = kernelModule()) {
-        const memory = new WebAssembly.Memory({ initial: 4, maximum: 4 });
-        this.arena = new Float32Array(memory.buffer, 0, 62375);
-        this.kernels = new WebAssembly.Instance(module, { env: { memory } }).exports;
-        this.lr = options.lr ?? SPEC.lr;
-        this.carryState = options.carryState ?? SPEC.carryState;
-        this.initParams(options.seed ?? SPEC.seed);
-        if (options.params)
-            this.setParams(options.params);
+  /** Every value the trainer keeps: parameters, gradients, data, outputs, temporaries, optimizer state. */
+  arena;
+  lr;
+  carryState;
+  /** The product kernels, instantiated over the arena's memory. */
+  kernels;
+  /** Optimizer steps taken (Adam's t). */
+  steps = 0;
+  /** Steps in the last window (1 … 20). */
+  T = 20;
+  constructor(options = {}, module = kernelModule()) {
+    const memory = new WebAssembly.Memory({ initial: 4, maximum: 4 });
+    this.arena = new Float32Array(memory.buffer, 0, 62375);
+    this.kernels = new WebAssembly.Instance(module, { env: { memory } }).exports;
+    this.lr = options.lr ?? SPEC.lr;
+    this.carryState = options.carryState ?? SPEC.carryState;
+    this.initParams(options.seed ?? SPEC.seed);
+    if (options.params) this.setParams(options.params);
+  }
+  /** Re-initializes every parameter from a seed, as PyTorch's U(−1/√H, 1/√H), in declaration order. */
+  initParams(seed) {
+    const next = mulberry32(seed);
+    const A = this.arena;
+    for (const p of PARAMS) {
+      const init = p.init;
+      for (let i = 0; i < p.size; i++) {
+        A[p.offset + i] = init.kind === "uniform" ? (2 * next() - 1) * init.bound : init.kind === "fill" ? init.value : init.data[i];
+      }
     }
-    /** Re-initializes every parameter from a seed, as PyTorch's U(−1/√H, 1/√H), in declaration order. */
-    initParams(seed) {
-        const next = mulberry32(seed);
-        const A = this.arena;
-        for (const p of PARAMS) {
-            const init = p.init;
-            for (let i = 0; i < p.size; i++) {
-                A[p.offset + i] = init.kind === 'uniform' ? (2 * next() - 1) * init.bound : init.kind === 'fill' ? init.value : init.data[i];
-            }
+  }
+  /** One training step on a window (batch-first arrays, row-major); returns the loss before the update. Throws, leaving the parameters untouched, when the loss or the gradient is not finite. */
+  step(in_x, target, lengths) {
+    const A = this.arena;
+    const T = this.windowLength(in_x.length, 32, "input x [16, T, 2]");
+    if (in_x.length !== T * 32) throw new RangeError(`input x [16, T, 2]: expected ${T * 32} values (T = ${T}), got ${in_x.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 16; b++) for (let k = 0; k < 2; k++) A[2370 + t * 32 + b * 2 + k] = in_x[(b * T + t) * 2 + k];
+    if (target.length !== T * 16) throw new RangeError(`target [16, T, 1]: expected ${T * 16} values (T = ${T}), got ${target.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 16; b++) for (let k = 0; k < 1; k++) A[3010 + t * 16 + b * 1 + k] = target[(b * T + t) * 1 + k];
+    this.setWindow(T, lengths);
+    this.train(A, T);
+    const loss = A[15043];
+    if (!Number.isFinite(loss)) throw new RangeError(`non-finite loss ${loss} at step ${this.steps + 1}`);
+    this.steps++;
+    if (!this.update(A, this.lr, this.steps)) {
+      this.steps--;
+      throw new RangeError(`non-finite gradient at step ${this.steps + 1}`);
+    }
+    if (this.carryState) {
+      for (let i = 0; i < 512; i++) A[3330 + i] = A[3330 + T * 512 + i];
+    }
+    return loss;
+  }
+  /** Forward, loss and backward without an update (nor a state carry); returns the loss. Read the gradients with getGrads(). */
+  gradients(in_x, target, lengths) {
+    const A = this.arena;
+    const T = this.windowLength(in_x.length, 32, "input x [16, T, 2]");
+    if (in_x.length !== T * 32) throw new RangeError(`input x [16, T, 2]: expected ${T * 32} values (T = ${T}), got ${in_x.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 16; b++) for (let k = 0; k < 2; k++) A[2370 + t * 32 + b * 2 + k] = in_x[(b * T + t) * 2 + k];
+    if (target.length !== T * 16) throw new RangeError(`target [16, T, 1]: expected ${T * 16} values (T = ${T}), got ${target.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 16; b++) for (let k = 0; k < 1; k++) A[3010 + t * 16 + b * 1 + k] = target[(b * T + t) * 1 + k];
+    this.setWindow(T, lengths);
+    this.train(A, T);
+    return A[15043];
+  }
+  /** The outputs [B, T, O] for inputs x [B, T, I] (T ≤ 20) from the current state, which is left unchanged. */
+  predict(in_x, out, lengths) {
+    const A = this.arena;
+    const T = this.windowLength(in_x.length, 32, "input x [16, T, 2]");
+    if (in_x.length !== T * 32) throw new RangeError(`input x [16, T, 2]: expected ${T * 32} values (T = ${T}), got ${in_x.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 16; b++) for (let k = 0; k < 2; k++) A[2370 + t * 32 + b * 2 + k] = in_x[(b * T + t) * 2 + k];
+    this.setWindow(T, lengths);
+    this.forward(A, T);
+    return this.outputs(out);
+  }
+  /** The outputs [B, T, O] of the last step, gradients() or predict(). */
+  outputs(out) {
+    const A = this.arena;
+    const T = this.T;
+    const result = out ?? new Float64Array(T * 16);
+    if (result.length !== T * 16) throw new RangeError(`outputs: expected room for ${T * 16} values, got ${result.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 16; b++) for (let k = 0; k < 1; k++) result[(b * T + t) * 1 + k] = A[14723 + t * 16 + b * 1 + k];
+    return result;
+  }
+  /** The parameters by name (PyTorch names for the built-in cells). */
+  getParams() {
+    return this.read(false);
+  }
+  /** The gradients of the last step or gradients() call, by parameter name. */
+  getGrads() {
+    return this.read(true);
+  }
+  read(grads) {
+    const out = {};
+    for (const p of PARAMS) {
+      const off = grads ? p.grad : p.offset;
+      out[p.name] = { shape: [...p.shape], data: Array.from(this.arena.subarray(off, off + p.size)) };
+    }
+    return out;
+  }
+  /** Sets parameters by name; every name must be known and every size right. */
+  setParams(values) {
+    for (const [name, v] of Object.entries(values)) {
+      const p = PARAMS.find((q) => q.name === name);
+      if (!p) throw new RangeError(`unknown parameter ${JSON.stringify(name)} (have ${PARAMS.map((q) => q.name).join(", ")})`);
+      const data = "data" in v ? v.data : v;
+      if (data.length !== p.size) throw new RangeError(`parameter ${name}: expected ${p.size} values [${p.shape.join(", ")}], got ${data.length}`);
+      for (let i = 0; i < p.size; i++) {
+        const x = data[i];
+        if (!Number.isFinite(x)) throw new RangeError(`parameter ${name}: value ${i} is not finite`);
+        this.arena[p.offset + i] = x;
+      }
+    }
+  }
+  /** Whether every parameter is finite. */
+  paramsFinite() {
+    for (let i = 0; i < 1185; i++) if (!Number.isFinite(this.arena[0 + i])) return false;
+    return true;
+  }
+  /** The carried state by name (the initial state of the next step). */
+  getState() {
+    const A = this.arena;
+    return {
+      "h": { shape: [16, 32], data: Array.from(A.subarray(3330, 3842)) }
+    };
+  }
+  /** Every state of the last window, s(0) … s(T), by state name: shape [T + 1, ...state shape] (under lengths, a row holds its state after its last valid step). */
+  stateSequence() {
+    const A = this.arena;
+    return {
+      "h": { shape: [this.T + 1, 16, 32], data: Array.from(A.subarray(3330, 3330 + (this.T + 1) * 512)) }
+    };
+  }
+  /** Sets the initial state of the next step, by state name. */
+  setState(values) {
+    const A = this.arena;
+    for (const [name, v] of Object.entries(values)) {
+      if (name === "h") {
+        if (v.length !== 512) throw new RangeError(`state h: expected 512 values, got ${v.length}`);
+        for (let i = 0; i < 512; i++) A[3330 + i] = v[i];
+      } else throw new RangeError(`unknown state ${JSON.stringify(name)}`);
+    }
+  }
+  /** Zeros the carried state. */
+  resetState() {
+    this.arena.fill(0, 3330, 3842);
+  }
+  /** The optimizer's step count and buffers (moments), for checkpoints. */
+  getOptimizerState() {
+    return { steps: this.steps, buffers: Array.from(this.arena.subarray(60005, 62375)) };
+  }
+  setOptimizerState(state) {
+    if (state.buffers.length !== 2370) throw new RangeError(`optimizer state: expected 2370 values, got ${state.buffers.length}`);
+    this.steps = state.steps;
+    for (let i = 0; i < 2370; i++) this.arena[60005 + i] = state.buffers[i];
+  }
+  /** T of a batch-first [B, T, K] argument of n values, K·B = perStep: 1 … 20. */
+  windowLength(n, perStep, what) {
+    const T = n / perStep;
+    if (!Number.isInteger(T) || T < 1 || T > 20) throw new RangeError(`${what}: expected T \xB7 ${perStep} values with 1 \u2264 T \u2264 20, got ${n}`);
+    return T;
+  }
+  /** Sets T, each row's validity per step (its lengths, default T), the loss weights and N. */
+  setWindow(T, lengths) {
+    const A = this.arena;
+    this.T = T;
+    if (lengths !== void 0 && lengths.length !== 16) throw new RangeError(`lengths: expected 16 values (one per batch row), got ${lengths.length}`);
+    let total = 0;
+    for (let r = 0; r < 16; r++) {
+      const n = lengths === void 0 ? T : lengths[r];
+      if (!Number.isInteger(n) || n < 1 || n > T) throw new RangeError(`lengths: index ${r} is ${n}; a length must be an integer in 1..${T} (T = ${T})`);
+      total += n;
+      for (let t = 0; t < T; t++) A[14082 + t * 16 + r] = t < n ? 1 : 0;
+      for (let t = 0; t < T; t++) A[14402 + t * 16 + r] = t === n - 1 ? 1 : 0;
+    }
+    A[14722] = 16;
+  }
+  /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
+  train(A, T) {
+    const W = this.kernels;
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 32; i1++) {
+        A[15044 + (i0 * 32 + i1 * 1)] = A[1088 + i1 * 1];
+      }
+    }
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 32; i1++) {
+        A[15556 + (i0 * 32 + i1 * 1)] = A[1120 + i1 * 1];
+      }
+    }
+    for (let i = 0; i < 32; i++) {
+      A[16068 + i] = A[1152 + i];
+    }
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 1; i1++) {
+        A[16100 + (i0 * 1 + i1 * 1)] = A[1184 + i1 * 1];
+      }
+    }
+    A[58437] = 1 / A[14722];
+    {
+      const v = A[58437];
+      for (let f = 0; f < 16; f++) A[16116 + f] = v;
+    }
+    W.mm0(16132, 2370, 0);
+    let lossSum = 0;
+    for (let t = 0; t < T; t++) {
+      const q0 = 3330 + (t + 1) * 512;
+      const q1 = 14723 + t * 16;
+      const q2 = 26372 + t * 1552;
+      const q3 = 3330 + t * 512;
+      const q5 = 16132 + t * 512;
+      const q6 = 3010 + t * 16;
+      const q7 = 14082 + t * 16;
+      const q8 = 14402 + t * 16;
+      for (let i0 = 0; i0 < 16; i0++) {
+        for (let i1 = 0; i1 < 32; i1++) {
+          A[q2 + 16 + (i0 * 32 + i1 * 1)] = A[q7 + i0 * 1];
         }
-    }
-    /** One training step on a window (batch-first arrays, row-major); returns the loss before the update. Throws, leaving the parameters untouched, when the loss or the gradient is not finite. */
-    step(in_x, target, lengths) {
-        const A = this.arena;
-        const T = this.windowLength(in_x.length, 32, "input x [16, T, 2]");
-        if (in_x.length !== T * 32)
-            throw new RangeError(`input x [16, T, 2]: expected ${T * 32} values (T = ${T}), got ${in_x.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 16; b++)
-                for (let k = 0; k < 2; k++)
-                    A[2370 + t * 32 + b * 2 + k] = in_x[(b * T + t) * 2 + k];
-        if (target.length !== T * 16)
-            throw new RangeError(`target [16, T, 1]: expected ${T * 16} values (T = ${T}), got ${target.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 16; b++)
-                for (let k = 0; k < 1; k++)
-                    A[3010 + t * 16 + b * 1 + k] = target[(b * T + t) * 1 + k];
-        this.setWindow(T, lengths);
-        this.train(A, T);
-        const loss = A[15043];
-        if (!Number.isFinite(loss))
-            throw new RangeError(`non-finite loss ${loss} at step ${this.steps + 1}`);
-        this.steps++;
-        if (!this.update(A, this.lr, this.steps)) {
-            this.steps--;
-            throw new RangeError(`non-finite gradient at step ${this.steps + 1}`);
-        }
-        if (this.carryState) {
-            for (let i = 0; i < 512; i++)
-                A[3330 + i] = A[3330 + T * 512 + i];
-        }
-        return loss;
-    }
-    /** Forward, loss and backward without an update (nor a state carry); returns the loss. Read the gradients with getGrads(). */
-    gradients(in_x, target, lengths) {
-        const A = this.arena;
-        const T = this.windowLength(in_x.length, 32, "input x [16, T, 2]");
-        if (in_x.length !== T * 32)
-            throw new RangeError(`input x [16, T, 2]: expected ${T * 32} values (T = ${T}), got ${in_x.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 16; b++)
-                for (let k = 0; k < 2; k++)
-                    A[2370 + t * 32 + b * 2 + k] = in_x[(b * T + t) * 2 + k];
-        if (target.length !== T * 16)
-            throw new RangeError(`target [16, T, 1]: expected ${T * 16} values (T = ${T}), got ${target.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 16; b++)
-                for (let k = 0; k < 1; k++)
-                    A[3010 + t * 16 + b * 1 + k] = target[(b * T + t) * 1 + k];
-        this.setWindow(T, lengths);
-        this.train(A, T);
-        return A[15043];
-    }
-    /** The outputs [B, T, O] for inputs x [B, T, I] (T ≤ 20) from the current state, which is left unchanged. */
-    predict(in_x, out, lengths) {
-        const A = this.arena;
-        const T = this.windowLength(in_x.length, 32, "input x [16, T, 2]");
-        if (in_x.length !== T * 32)
-            throw new RangeError(`input x [16, T, 2]: expected ${T * 32} values (T = ${T}), got ${in_x.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 16; b++)
-                for (let k = 0; k < 2; k++)
-                    A[2370 + t * 32 + b * 2 + k] = in_x[(b * T + t) * 2 + k];
-        this.setWindow(T, lengths);
-        this.forward(A, T);
-        return this.outputs(out);
-    }
-    /** The outputs [B, T, O] of the last step, gradients() or predict(). */
-    outputs(out) {
-        const A = this.arena;
-        const T = this.T;
-        const result = out ?? new Float64Array(T * 16);
-        if (result.length !== T * 16)
-            throw new RangeError(`outputs: expected room for ${T * 16} values, got ${result.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 16; b++)
-                for (let k = 0; k < 1; k++)
-                    result[(b * T + t) * 1 + k] = A[14723 + t * 16 + b * 1 + k];
-        return result;
-    }
-    /** The parameters by name (PyTorch names for the built-in cells). */
-    getParams() {
-        return this.read(false);
-    }
-    /** The gradients of the last step or gradients() call, by parameter name. */
-    getGrads() {
-        return this.read(true);
-    }
-    read(grads) {
-        const out = {};
-        for (const p of PARAMS) {
-            const off = grads ? p.grad : p.offset;
-            out[p.name] = { shape: [...p.shape], data: Array.from(this.arena.subarray(off, off + p.size)) };
-        }
-        return out;
-    }
-    /** Sets parameters by name; every name must be known and every size right. */
-    setParams(values) {
-        for (const [name, v] of Object.entries(values)) {
-            const p = PARAMS.find((q) => q.name === name);
-            if (!p)
-                throw new RangeError(`unknown parameter ${JSON.stringify(name)} (have ${PARAMS.map((q) => q.name).join(', ')})`);
-            const data = 'data' in v ? v.data : v;
-            if (data.length !== p.size)
-                throw new RangeError(`parameter ${name}: expected ${p.size} values [${p.shape.join(', ')}], got ${data.length}`);
-            for (let i = 0; i < p.size; i++) {
-                const x = data[i];
-                if (!Number.isFinite(x))
-                    throw new RangeError(`parameter ${name}: value ${i} is not finite`);
-                this.arena[p.offset + i] = x;
-            }
-        }
-    }
-    /** Whether every parameter is finite. */
-    paramsFinite() {
-        for (let i = 0; i < 1185; i++)
-            if (!Number.isFinite(this.arena[0 + i]))
-                return false;
-        return true;
-    }
-    /** The carried state by name (the initial state of the next step). */
-    getState() {
-        const A = this.arena;
-        return {
-            "h": { shape: [16, 32], data: Array.from(A.subarray(3330, 3842)) },
-        };
-    }
-    /** Every state of the last window, s(0) … s(T), by state name: shape [T + 1, ...state shape] (under lengths, a row holds its state after its last valid step). */
-    stateSequence() {
-        const A = this.arena;
-        return {
-            "h": { shape: [this.T + 1, 16, 32], data: Array.from(A.subarray(3330, 3330 + (this.T + 1) * 512)) },
-        };
-    }
-    /** Sets the initial state of the next step, by state name. */
-    setState(values) {
-        const A = this.arena;
-        for (const [name, v] of Object.entries(values)) {
-            if (name === "h") {
-                if (v.length !== 512)
-                    throw new RangeError(`state h: expected 512 values, got ${v.length}`);
-                for (let i = 0; i < 512; i++)
-                    A[3330 + i] = v[i];
-            }
-            else
-                throw new RangeError(`unknown state ${JSON.stringify(name)}`);
-        }
-    }
-    /** Zeros the carried state. */
-    resetState() {
-        this.arena.fill(0, 3330, 3842);
-    }
-    /** The optimizer's step count and buffers (moments), for checkpoints. */
-    getOptimizerState() {
-        return { steps: this.steps, buffers: Array.from(this.arena.subarray(60005, 62375)) };
-    }
-    setOptimizerState(state) {
-        if (state.buffers.length !== 2370)
-            throw new RangeError(`optimizer state: expected 2370 values, got ${state.buffers.length}`);
-        this.steps = state.steps;
-        for (let i = 0; i < 2370; i++)
-            this.arena[60005 + i] = state.buffers[i];
-    }
-    /** T of a batch-first [B, T, K] argument of n values, K·B = perStep: 1 … 20. */
-    windowLength(n, perStep, what) {
-        const T = n / perStep;
-        if (!Number.isInteger(T) || T < 1 || T > 20)
-            throw new RangeError(`${what}: expected T · ${perStep} values with 1 ≤ T ≤ 20, got ${n}`);
-        return T;
-    }
-    /** Sets T, each row's validity per step (its lengths, default T), the loss weights and N. */
-    setWindow(T, lengths) {
-        const A = this.arena;
-        this.T = T;
-        if (lengths !== undefined && lengths.length !== 16)
-            throw new RangeError(`lengths: expected 16 values (one per batch row), got ${lengths.length}`);
-        let total = 0;
-        for (let r = 0; r < 16; r++) {
-            const n = lengths === undefined ? T : lengths[r];
-            if (!Number.isInteger(n) || n < 1 || n > T)
-                throw new RangeError(`lengths: index ${r} is ${n}; a length must be an integer in 1..${T} (T = ${T})`);
-            total += n;
-            for (let t = 0; t < T; t++)
-                A[14082 + t * 16 + r] = t < n ? 1 : 0;
-            for (let t = 0; t < T; t++)
-                A[14402 + t * 16 + r] = t === n - 1 ? 1 : 0;
-        }
-        A[14722] = 16;
-    }
-    /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
-    train(A, T) {
-        const W = this.kernels;
-        // graphs/adding-elman.ts:9
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 32; i1++) {
-                A[15044 + (i0 * 32 + i1 * 1)] = A[1088 + (i1 * 1)];
-            }
-        }
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 32; i1++) {
-                A[15556 + (i0 * 32 + i1 * 1)] = A[1120 + (i1 * 1)];
-            }
-        }
-        for (let i = 0; i < 32; i++) {
-            A[16068 + i] = A[1152 + i];
-        }
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 1; i1++) {
-                A[16100 + (i0 * 1 + i1 * 1)] = A[1184 + (i1 * 1)];
-            }
-        }
-        // (derived)
-        A[58437] = 1 / A[14722];
+      }
+      W.mm1(58437, q3, 64);
+      W.ew0(q2 + 528, q5, 15044, 58437, 15556);
+      W.ew1(q0, q2 + 16, q2 + 528, q3);
+      W.ew2(q2 + 1040, q2 + 16, q0);
+      W.mm2(q1, q2 + 1040, 16068);
+      W.ew3(q1, q1, 16100);
+      W.ew4(q2, q1, q6);
+      W.ew5(58437, q2);
+      for (let i0 = 0; i0 < 16; i0++) {
         {
-            const v = A[58437];
-            for (let f = 0; f < 16; f++)
-                A[16116 + f] = v;
+          let acc = 0;
+          for (let i1 = 0; i1 < 1; i1++) {
+            acc = acc + A[58437 + (i0 * 1 + i1 * 1)];
+          }
+          A[58453 + i0 * 1] = acc;
         }
-        W.mm0(16132, 2370, 0);
-        let lossSum = 0;
-        for (let t = 0; t < T; t++) {
-            const q0 = 3330 + (t + 1) * 512;
-            const q1 = 14723 + t * 16;
-            const q2 = 26372 + t * 1552;
-            const q3 = 3330 + t * 512;
-            const q5 = 16132 + t * 512;
-            const q6 = 3010 + t * 16;
-            const q7 = 14082 + t * 16;
-            const q8 = 14402 + t * 16;
-            for (let i0 = 0; i0 < 16; i0++) {
-                for (let i1 = 0; i1 < 32; i1++) {
-                    A[(q2 + 16) + (i0 * 32 + i1 * 1)] = A[q7 + (i0 * 1)];
-                }
-            }
-            // graphs/adding-elman.ts:9
-            W.mm1(58437, q3, 64);
-            W.ew0((q2 + 528), q5, 15044, 58437, 15556);
-            // (derived)
-            W.ew1(q0, (q2 + 16), (q2 + 528), q3);
-            W.ew2((q2 + 1040), (q2 + 16), q0);
-            // graphs/adding-elman.ts:9
-            W.mm2(q1, (q2 + 1040), 16068);
-            W.ew3(q1, q1, 16100);
-            // (derived)
-            W.ew4(q2, q1, q6);
-            W.ew5(58437, q2);
-            for (let i0 = 0; i0 < 16; i0++) {
-                {
-                    let acc = 0;
-                    for (let i1 = 0; i1 < 1; i1++) {
-                        acc = acc + A[58437 + (i0 * 1 + i1 * 1)];
-                    }
-                    A[58453 + (i0 * 1)] = acc;
-                }
-            }
-            W.ew6(58437, q8, 58453);
-            {
-                let acc = 0;
-                for (let i0 = 0; i0 < 16; i0++) {
-                    acc = acc + A[58437 + (i0 * 1)];
-                }
-                A[57412 + (0)] = acc;
-            }
-            lossSum += A[57412];
+      }
+      W.ew6(58437, q8, 58453);
+      {
+        let acc = 0;
+        for (let i0 = 0; i0 < 16; i0++) {
+          acc = acc + A[58437 + i0 * 1];
         }
-        A[15043] = lossSum / A[14722];
-        A.fill(0, 1185, 2370);
-        A.fill(0, 57413, 57925);
-        for (let t = T - 1; t >= 0; t--) {
-            const q0 = 3330 + t * 512;
-            const q1 = 2370 + t * 32;
-            const q5 = 14402 + t * 16;
-            const q8 = 26372 + t * 1552;
-            W.ew6(58437, 16116, q5);
-            for (let i0 = 0; i0 < 16; i0++) {
-                for (let i1 = 0; i1 < 1; i1++) {
-                    A[58453 + (i0 * 1 + i1 * 1)] = A[58437 + (i0 * 1)];
-                }
-            }
-            W.ew6(58437, 58453, q8);
-            W.ew7(58453, 58437);
-            W.mm3(58469, 58453, 1152);
-            W.ew8(58981, 57413, (q8 + 16), 58469);
-            W.ew9(58469, (q8 + 16), 58981, (q8 + 528));
-            W.mm4(59493, 58469, 64);
-            W.ew10(57925, (q8 + 16), 58981, 59493);
-            W.mm5(1185, 58469, q1);
-            W.mm6(1249, 58469, q0);
-            W.sum0(58981, 58469);
-            W.mm7(58469, (q8 + 1040), 58453);
-            for (let i = 0; i < 32; i++) {
-                A[58501 + i] = A[58469 + i];
-            }
-            for (let i1 = 0; i1 < 1; i1++) {
-                {
-                    let acc = 0;
-                    for (let i0 = 0; i0 < 16; i0++) {
-                        acc = acc + A[58453 + (i0 * 1 + i1 * 1)];
-                    }
-                    A[2369 + (i1 * 1)] += acc;
-                }
-            }
-            W.ew11(2273, 58981);
-            W.ew11(2305, 58981);
-            W.ew11(2337, 58501);
-            A.copyWithin(57413, 57925, 58437);
-        }
+        A[57412 + 0] = acc;
+      }
+      lossSum += A[57412];
     }
-    /** Forward over the window's T steps only. */
-    forward(A, T) {
-        const W = this.kernels;
-        // graphs/adding-elman.ts:9
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 32; i1++) {
-                A[15044 + (i0 * 32 + i1 * 1)] = A[1088 + (i1 * 1)];
-            }
+    A[15043] = lossSum / A[14722];
+    A.fill(0, 1185, 2370);
+    A.fill(0, 57413, 57925);
+    for (let t = T - 1; t >= 0; t--) {
+      const q0 = 3330 + t * 512;
+      const q1 = 2370 + t * 32;
+      const q5 = 14402 + t * 16;
+      const q8 = 26372 + t * 1552;
+      W.ew6(58437, 16116, q5);
+      for (let i0 = 0; i0 < 16; i0++) {
+        for (let i1 = 0; i1 < 1; i1++) {
+          A[58453 + (i0 * 1 + i1 * 1)] = A[58437 + i0 * 1];
         }
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 32; i1++) {
-                A[15556 + (i0 * 32 + i1 * 1)] = A[1120 + (i1 * 1)];
-            }
-        }
-        for (let i = 0; i < 32; i++) {
-            A[16068 + i] = A[1152 + i];
-        }
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 1; i1++) {
-                A[16100 + (i0 * 1 + i1 * 1)] = A[1184 + (i1 * 1)];
-            }
-        }
-        // (derived)
-        A[58437] = 1 / A[14722];
+      }
+      W.ew6(58437, 58453, q8);
+      W.ew7(58453, 58437);
+      W.mm3(58469, 58453, 1152);
+      W.ew8(58981, 57413, q8 + 16, 58469);
+      W.ew9(58469, q8 + 16, 58981, q8 + 528);
+      W.mm4(59493, 58469, 64);
+      W.ew10(57925, q8 + 16, 58981, 59493);
+      W.mm5(1185, 58469, q1);
+      W.mm6(1249, 58469, q0);
+      W.sum0(58981, 58469);
+      W.mm7(58469, q8 + 1040, 58453);
+      for (let i = 0; i < 32; i++) {
+        A[58501 + i] = A[58469 + i];
+      }
+      for (let i1 = 0; i1 < 1; i1++) {
         {
-            const v = A[58437];
-            for (let f = 0; f < 16; f++)
-                A[16116 + f] = v;
+          let acc = 0;
+          for (let i0 = 0; i0 < 16; i0++) {
+            acc = acc + A[58453 + (i0 * 1 + i1 * 1)];
+          }
+          A[2369 + i1 * 1] += acc;
         }
-        W.mm0(16132, 2370, 0);
-        for (let t = 0; t < T; t++) {
-            const q0 = 3330 + (t + 1) * 512;
-            const q1 = 14723 + t * 16;
-            const q2 = 3330 + t * 512;
-            const q4 = 16132 + t * 512;
-            const q6 = 14082 + t * 16;
-            for (let i0 = 0; i0 < 16; i0++) {
-                for (let i1 = 0; i1 < 32; i1++) {
-                    A[58437 + (i0 * 32 + i1 * 1)] = A[q6 + (i0 * 1)];
-                }
-            }
-            // graphs/adding-elman.ts:9
-            W.mm1(58949, q2, 64);
-            // (derived)
-            W.ew12(q0, 58437, q4, 15044, 58949, 15556, q2);
-            W.ew2(58949, 58437, q0);
-            // graphs/adding-elman.ts:9
-            W.mm2(q1, 58949, 16068);
-            W.ew3(q1, q1, 16100);
-        }
+      }
+      W.ew11(2273, 58981);
+      W.ew11(2305, 58981);
+      W.ew11(2337, 58501);
+      A.copyWithin(57413, 57925, 58437);
     }
-    /** The optimizer step; false (and nothing changed) when the gradient is not finite. */
-    update(A, lr, t) {
-        const W = this.kernels;
-        { // adam(lr=0.01, betas=(0.9, 0.999), eps=1e-8)
-            const stepSize = lr / (1 - Math.pow(0.9, t));
-            const negStepSize = -stepSize;
-            const biasCorrection2Sqrt = Math.sqrt(1 - Math.pow(0.999, t));
-            const invBiasCorrection2Sqrt = 1 / biasCorrection2Sqrt;
-            W.opt0(0, 1185, 60005, 61190, invBiasCorrection2Sqrt, negStepSize); // rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0, out.weight, out.bias: 1185 at param 0, grad 1185, exp_avg 60005, exp_avg_sq 61190
-        }
-        return true;
+  }
+  /** Forward over the window's T steps only. */
+  forward(A, T) {
+    const W = this.kernels;
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 32; i1++) {
+        A[15044 + (i0 * 32 + i1 * 1)] = A[1088 + i1 * 1];
+      }
     }
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 32; i1++) {
+        A[15556 + (i0 * 32 + i1 * 1)] = A[1120 + i1 * 1];
+      }
+    }
+    for (let i = 0; i < 32; i++) {
+      A[16068 + i] = A[1152 + i];
+    }
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 1; i1++) {
+        A[16100 + (i0 * 1 + i1 * 1)] = A[1184 + i1 * 1];
+      }
+    }
+    A[58437] = 1 / A[14722];
+    {
+      const v = A[58437];
+      for (let f = 0; f < 16; f++) A[16116 + f] = v;
+    }
+    W.mm0(16132, 2370, 0);
+    for (let t = 0; t < T; t++) {
+      const q0 = 3330 + (t + 1) * 512;
+      const q1 = 14723 + t * 16;
+      const q2 = 3330 + t * 512;
+      const q4 = 16132 + t * 512;
+      const q6 = 14082 + t * 16;
+      for (let i0 = 0; i0 < 16; i0++) {
+        for (let i1 = 0; i1 < 32; i1++) {
+          A[58437 + (i0 * 32 + i1 * 1)] = A[q6 + i0 * 1];
+        }
+      }
+      W.mm1(58949, q2, 64);
+      W.ew12(q0, 58437, q4, 15044, 58949, 15556, q2);
+      W.ew2(58949, 58437, q0);
+      W.mm2(q1, 58949, 16068);
+      W.ew3(q1, q1, 16100);
+    }
+  }
+  /** The optimizer step; false (and nothing changed) when the gradient is not finite. */
+  update(A, lr, t) {
+    const W = this.kernels;
+    {
+      const stepSize = lr / (1 - Math.pow(0.9, t));
+      const negStepSize = -stepSize;
+      const biasCorrection2Sqrt = Math.sqrt(1 - Math.pow(0.999, t));
+      const invBiasCorrection2Sqrt = 1 / biasCorrection2Sqrt;
+      W.opt0(0, 1185, 60005, 61190, invBiasCorrection2Sqrt, negStepSize);
+    }
+    return true;
+  }
 }
-/** A new trainer: parameters from the seeded init (or `options.params`), zero state. */
 export function createTrainer(options = {}) {
-    return new Trainer(options);
+  return new Trainer(options);
 }
-/** A new trainer, its kernels compiled asynchronously (what browsers need on their main thread). */
 export async function createTrainerAsync(options = {}) {
-    compiled ??= await WebAssembly.compile(wasmBytes());
-    return new Trainer(options, compiled);
+  compiled ??= await WebAssembly.compile(wasmBytes());
+  return new Trainer(options, compiled);
 }

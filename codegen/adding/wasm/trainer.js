@@ -5,510 +5,442 @@
  * Target: wasm: 34 kernels (matrix products, element-wise chains, the optimizer's update) in WebAssembly SIMD (11186 bytes), embedded below.
  * Standalone: imports nothing.
  */
-/** What this trainer was compiled for. */
 export const SPEC = {
-    model: "adding",
-    source: "graphs/adding.ts",
-    compiler: "unfold 0.1.0",
-    batch: 16,
-    seqLen: 20,
-    inputs: [{ name: "x", shape: [16, 20, 2] }],
-    target: { shape: [16, 20, 1] },
-    states: [{ name: "h", shape: [16, 32] }, { name: "c", shape: [16, 32] }],
-    dtype: "f32",
-    loss: "mse",
-    optimizer: "adam(lr=0.01, betas=(0.9, 0.999), eps=1e-8)",
-    lr: 0.01,
-    carryState: false,
-    seed: 1234,
-    arenaBytes: 667292,
+  model: "adding",
+  source: "graphs/adding.ts",
+  compiler: "unfold 0.1.0",
+  batch: 16,
+  seqLen: 20,
+  inputs: [{ name: "x", shape: [16, 20, 2] }],
+  target: { shape: [16, 20, 1] },
+  states: [{ name: "h", shape: [16, 32] }, { name: "c", shape: [16, 32] }],
+  dtype: "f32",
+  loss: "mse",
+  optimizer: "adam(lr=0.01, betas=(0.9, 0.999), eps=1e-8)",
+  lr: 0.01,
+  carryState: false,
+  seed: 1234,
+  arenaBytes: 667292
 };
-/** Where each parameter and its gradient live in the arena, and how it starts. */
 const PARAMS = [
-    { name: "rnn.weight_ih_l0", shape: [128, 2], offset: 0, grad: 4641, size: 256, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "rnn.weight_hh_l0", shape: [128, 32], offset: 256, grad: 4897, size: 4096, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "rnn.bias_ih_l0", shape: [128], offset: 4352, grad: 8993, size: 128, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "rnn.bias_hh_l0", shape: [128], offset: 4480, grad: 9121, size: 128, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "out.weight", shape: [1, 32], offset: 4608, grad: 9249, size: 32, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "out.bias", shape: [1], offset: 4640, grad: 9281, size: 1, init: { kind: 'uniform', bound: 0.17677669529663687 } },
+  { name: "rnn.weight_ih_l0", shape: [128, 2], offset: 0, grad: 4641, size: 256, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "rnn.weight_hh_l0", shape: [128, 32], offset: 256, grad: 4897, size: 4096, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "rnn.bias_ih_l0", shape: [128], offset: 4352, grad: 8993, size: 128, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "rnn.bias_hh_l0", shape: [128], offset: 4480, grad: 9121, size: 128, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "out.weight", shape: [1, 32], offset: 4608, grad: 9249, size: 32, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "out.bias", shape: [1], offset: 4640, grad: 9281, size: 1, init: { kind: "uniform", bound: 0.17677669529663687 } }
 ];
 function mulberry32(seed) {
-    let a = seed >>> 0;
-    return function next() {
-        a = (a + 0x6d2b79f5) >>> 0;
-        let t = Math.imul(a ^ (a >>> 15), a | 1) >>> 0;
-        t = (((t + (Math.imul(t ^ (t >>> 7), t | 61) >>> 0)) >>> 0) ^ t) >>> 0;
-        return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
+  let a = seed >>> 0;
+  return function next() {
+    a = a + 1831565813 >>> 0;
+    let t = Math.imul(a ^ a >>> 15, a | 1) >>> 0;
+    t = (t + (Math.imul(t ^ t >>> 7, t | 61) >>> 0) >>> 0 ^ t) >>> 0;
+    return ((t ^ t >>> 14) >>> 0) / 4294967296;
+  };
 }
-/** The kernels: matrix products (mmN), element-wise chains (ewN) and the optimizer's (optN, sqN) in WebAssembly SIMD ( 11186 bytes), over a memory of 11 pages (720896 bytes). Offsets are element indices into the arena. */
 const WASM = "AGFzbQEAAAABLQZgA39/fwBgBX9/f39/AGACf38AYAR/f39/AGAGf39/f39/AGAGf39/f319AAIQAQNlbnYGbWVtb3J5AgELCwMjIgABAAICAgEBAwAAAAACAAIAAwQDAwIAAwEAAAIAAgIBAQUH2wEiA21tMAAAA2V3MAABA21tMQACA2NwMAADA2V3MQAEA2V3MgAFA2V3MwAGA2V3NAAHA2V3NQAIA2V3NgAJA2V3NwAKA21tMgALA2V3OAAMA2V3OQANBGV3MTAADgRldzExAA8DbW0zABAEZXcxMgARBGV3MTMAEgRldzE0ABMEZXcxNQAUA2NwMQAVA21tNAAWBGV3MTYAFwRldzE3ABgDbW01ABkDbW02ABoEc3VtMAAbA21tNwAcBGV3MTgAHQRldzE5AB4EZXcyMAAfBGV3MjEAIARvcHQwACEK41Qi0wQCCX8VfSAAQQJ0IQAgAUECdCEBIAJBAnQhAiABIQMgACEEQdAAIQkDQCACIQUgBCEGQSAhCgNAIAMhByAFIQhDAAAAACENQwAAAAAhDkMAAAAAIQ9DAAAAACEQQwAAAAAhEUMAAAAAIRJDAAAAACETQwAAAAAhFEMAAAAAIRVDAAAAACEWQwAAAAAhF0MAAAAAIRhDAAAAACEZQwAAAAAhGkMAAAAAIRtDAAAAACEcQQIhCwNAIAgqAgAhHSAIKgIIIR4gCCoCECEfIAgqAhghICAHKgIAIQwgDSAMIB2UkiENIA4gDCAelJIhDiAPIAwgH5SSIQ8gECAMICCUkiEQIAcqAgghDCARIAwgHZSSIREgEiAMIB6UkiESIBMgDCAflJIhEyAUIAwgIJSSIRQgByoCECEMIBUgDCAdlJIhFSAWIAwgHpSSIRYgFyAMIB+UkiEXIBggDCAglJIhGCAHKgIYIQwgGSAMIB2UkiEZIBogDCAelJIhGiAbIAwgH5SSIRsgHCAMICCUkiEcIAdBBGohByAIQQRqIQggC0EBayILDQALIAYgDTgCACAGIA44AgQgBiAPOAIIIAYgEDgCDCAGIBE4AoAEIAYgEjgChAQgBiATOAKIBCAGIBQ4AowEIAYgFTgCgAggBiAWOAKECCAGIBc4AogIIAYgGDgCjAggBiAZOAKADCAGIBo4AoQMIAYgGzgCiAwgBiAcOAKMDCAFQSBqIQUgBkEQaiEGIApBAWsiCg0ACyADQSBqIQMgBEGAEGohBCAJQQFrIgkNAAsLcgEBfyAAQQJ0IQAgAUECdCEBIAJBAnQhAiADQQJ0IQMgBEECdCEEQQAhBQNAIAAgBWogASAFav0AAgAgAiAFav0AAgD95AEgAyAFav0AAgAgBCAFav0AAgD95AH95AH9CwIAIAVBEGoiBUGAwABrDQALC90FAwl/C3sBfSAAQQJ0IQAgAUECdCEBIAJBAnQhAiABIQMgACEEQQQhCQNAIAIhBSAEIQZBwAAhCgNAIAMhByAFIQj9DAAAAAAAAAAAAAAAAAAAAAAhDf0MAAAAAAAAAAAAAAAAAAAAACEO/QwAAAAAAAAAAAAAAAAAAAAAIQ/9DAAAAAAAAAAAAAAAAAAAAAAhEP0MAAAAAAAAAAAAAAAAAAAAACER/QwAAAAAAAAAAAAAAAAAAAAAIRL9DAAAAAAAAAAAAAAAAAAAAAAhE/0MAAAAAAAAAAAAAAAAAAAAACEUQQghCwNAIAj9AAIAIRUgCP0AAoABIRYgB/0AAgAhDCANIAwgFf3mAf3kASENIA4gDCAW/eYB/eQBIQ4gB/0AAoABIQwgDyAMIBX95gH95AEhDyAQIAwgFv3mAf3kASEQIAf9AAKAAiEMIBEgDCAV/eYB/eQBIREgEiAMIBb95gH95AEhEiAH/QACgAMhDCATIAwgFf3mAf3kASETIBQgDCAW/eYB/eQBIRQgB0EQaiEHIAhBEGohCCALQQFrIgsNAAsgDf0fACAN/R8BkiAN/R8CIA39HwOSkiEXIAYgFzgCACAO/R8AIA79HwGSIA79HwIgDv0fA5KSIRcgBiAXOAIEIA/9HwAgD/0fAZIgD/0fAiAP/R8DkpIhFyAGIBc4AoAEIBD9HwAgEP0fAZIgEP0fAiAQ/R8DkpIhFyAGIBc4AoQEIBH9HwAgEf0fAZIgEf0fAiAR/R8DkpIhFyAGIBc4AoAIIBL9HwAgEv0fAZIgEv0fAiAS/R8DkpIhFyAGIBc4AoQIIBP9HwAgE/0fAZIgE/0fAiAT/R8DkpIhFyAGIBc4AoAMIBT9HwAgFP0fAZIgFP0fAiAU/R8DkpIhFyAGIBc4AoQMIAVBgAJqIQUgBkEIaiEGIApBAWsiCg0ACyADQYAEaiEDIARBgBBqIQQgCUEBayIJDQALC1gBAn8gAEECdCEAIAFBAnQhAUEQIQMDQEEAIQIDQCAAIAJqIAEgAmr9AAIA/QsCACACQRBqIgJBgAFrDQALIABBgAFqIQAgAUGABGohASADQQFrIgMNAAsL7wMCAX8CeyAAQQJ0IQAgAUECdCEBQQAhAgNAIAAgAmogASACav0AAgD94QH9DAAA0MIAANDCAADQwgAA0ML96QH9DAAAskIAALJCAACyQgAAskL96AEiA/0MO6q4PzuquD87qrg/O6q4P/3mAf1qIQQgAyAE/QwAgDE/AIAxPwCAMT8AgDE//eYB/eUBIAT9DIOAXrmDgF65g4BeuYOAXrn95gH95QEhA/0MZ2lQOWdpUDlnaVA5Z2lQOSAD/eYB/QzOQ7c6zkO3Os5DtzrOQ7c6/eQBIAP95gH9DAiJCDwIiQg8CIkIPAiJCDz95AEgA/3mAf0MwakqPcGpKj3BqSo9wakqPf3kASAD/eYB/Qyqqio+qqoqPqqqKj6qqio+/eQBIAP95gH9DAAAAD8AAAA/AAAAPwAAAD/95AEgAyAD/eYB/eYBIAP95AH9DAAAgD8AAIA/AACAPwAAgD/95AEgBP34ASIEQQH9rAEiA/0MfwAAAH8AAAB/AAAAfwAAAP2uAUEX/asB/eYBIAQgA/2xAf0MfwAAAH8AAAB/AAAAfwAAAP2uAUEX/asB/eYBIQP9DAAAgD8AAIA/AACAPwAAgD8gA/0MAACAPwAAgD8AAIA/AACAP/3kAf3nAf0LAgAgAkEQaiICQYAQaw0ACwuHAwIBfwN7IABBAnQhACABQQJ0IQFBACECA0AgACACaiABIAJq/QACAP0MAAAQwQAAEMEAABDBAAAQwf3pAf0MAAAQQQAAEEEAABBBAAAQQf3oASIDIAP95gEhBP0MwCWfpcAln6XAJZ+lwCWfpSAE/eYB/Qx+M2EqfjNhKn4zYSp+M2Eq/eQBIAT95gH9DP83va7/N72u/ze9rv83va795AEgBP3mAf0MQQBcM0EAXDNBAFwzQQBcM/3kASAE/eYB/QxKQ3k3SkN5N0pDeTdKQ3k3/eQBIAT95gH9DO0NJzrtDSc67Q0nOu0NJzr95AEgBP3mAf0M3FmgO9xZoDvcWaA73FmgO/3kASAD/eYBIQUgBf0M2NOgNdjToDXY06A12NOgNSAE/eYB/QzWlfg41pX4ONaV+DjWlfg4/eQBIAT95gH9DAWqFDsFqhQ7BaoUOwWqFDv95AEgBP3mAf0M3VmgO91ZoDvdWaA73VmgO/3kAf3nAf0LAgAgAkEQaiICQYAQaw0ACwtxAQF/IABBAnQhACABQQJ0IQEgAkECdCECIANBAnQhAyAEQQJ0IQRBACEFA0AgACAFaiABIAVq/QACACACIAVq/QACAP3mASADIAVq/QACACAEIAVq/QACAP3mAf3kAf0LAgAgBUEQaiIFQYAQaw0ACwuBAQEBfyAAQQJ0IQAgAUECdCEBIAJBAnQhAiADQQJ0IQMgBEECdCEEQQAhBQNAIAAgBWogAiAFav0AAgAgAyAFav0AAgD95gEgBCAFav0AAgAgASAFav0AAgD9DAAAAAAAAAAAAAAAAAAAAAD9Qv1S/QsCACAFQRBqIgVBgBBrDQALC24BAX8gAEECdCEAIAFBAnQhASACQQJ0IQIgA0ECdCEDQQAhBANAIAAgBGogAiAEav0AAgAgAyAEav0AAgAgASAEav0AAgD9DAAAAAAAAAAAAAAAAAAAAAD9Qv1S/QsCACAEQRBqIgRBgBBrDQALC3ABAX8gAEECdCEAIAFBAnQhASACQQJ0IQJBACEDA0AgACADaiACIANq/QACAP0MAAAAAAAAAAAAAAAAAAAAACABIANq/QACAP0MAAAAAAAAAAAAAAAAAAAAAP1C/VL9CwIAIANBEGoiA0GAEGsNAAsLSwEBfyAAQQJ0IQAgAUECdCEBIAJBAnQhAkEAIQMDQCAAIANqIAEgA2r9AAIAIAIgA2r9AAIA/eQB/QsCACADQRBqIgNBwABrDQALC7MDAwl/BnsBfSAAQQJ0IQAgAUECdCEBIAJBAnQhAiABIQMgACEEQQQhCQNAIAIhBSAEIQYgAyEHIAUhCP0MAAAAAAAAAAAAAAAAAAAAACEN/QwAAAAAAAAAAAAAAAAAAAAAIQ79DAAAAAAAAAAAAAAAAAAAAAAhD/0MAAAAAAAAAAAAAAAAAAAAACEQQQghCwNAIAj9AAIAIREgB/0AAgAhDCANIAwgEf3mAf3kASENIAf9AAKAASEMIA4gDCAR/eYB/eQBIQ4gB/0AAoACIQwgDyAMIBH95gH95AEhDyAH/QACgAMhDCAQIAwgEf3mAf3kASEQIAdBEGohByAIQRBqIQggC0EBayILDQALIA39HwAgDf0fAZIgDf0fAiAN/R8DkpIhEiAGIBI4AgAgDv0fACAO/R8BkiAO/R8CIA79HwOSkiESIAYgEjgCBCAP/R8AIA/9HwGSIA/9HwIgD/0fA5KSIRIgBiASOAIIIBD9HwAgEP0fAZIgEP0fAiAQ/R8DkpIhEiAGIBI4AgwgBUEEaiEFIAZBBGohBiADQYAEaiEDIARBEGohBCAJQQFrIgkNAAsLSwEBfyAAQQJ0IQAgAUECdCEBIAJBAnQhAkEAIQMDQCAAIANqIAEgA2r9AAIAIAIgA2r9AAIA/eUB/QsCACADQRBqIgNBwABrDQALC0QBAX8gAEECdCEAIAFBAnQhAUEAIQIDQCAAIAJqIAEgAmr9AAIAIAEgAmr9AAIA/eYB/QsCACACQRBqIgJBwABrDQALC0sBAX8gAEECdCEAIAFBAnQhASACQQJ0IQJBACEDA0AgACADaiABIANq/QACACACIANq/QACAP3mAf0LAgAgA0EQaiIDQcAAaw0ACwtEAQF/IABBAnQhACABQQJ0IQFBACECA0AgACACaiABIAJq/QACACABIAJq/QACAP3kAf0LAgAgAkEQaiICQcAAaw0ACwuFBAIJfwt7IABBAnQhACABQQJ0IQEgAkECdCECIAEhAyAAIQRBBCEJA0AgAiEFIAQhBkEEIQoDQCADIQcgBSEI/QwAAAAAAAAAAAAAAAAAAAAAIQ39DAAAAAAAAAAAAAAAAAAAAAAhDv0MAAAAAAAAAAAAAAAAAAAAACEP/QwAAAAAAAAAAAAAAAAAAAAAIRD9DAAAAAAAAAAAAAAAAAAAAAAhEf0MAAAAAAAAAAAAAAAAAAAAACES/QwAAAAAAAAAAAAAAAAAAAAAIRP9DAAAAAAAAAAAAAAAAAAAAAAhFCAI/QACACEVIAj9AAIQIRYgB/0JAgAhDCANIAwgFf3mAf3kASENIA4gDCAW/eYB/eQBIQ4gB/0JAgQhDCAPIAwgFf3mAf3kASEPIBAgDCAW/eYB/eQBIRAgB/0JAgghDCARIAwgFf3mAf3kASERIBIgDCAW/eYB/eQBIRIgB/0JAgwhDCATIAwgFf3mAf3kASETIBQgDCAW/eYB/eQBIRQgB0EEaiEHIAhBgAFqIQggBiAN/QsCACAGIA79CwIQIAYgD/0LAoABIAYgEP0LApABIAYgEf0LAoACIAYgEv0LApACIAYgE/0LAoADIAYgFP0LApADIAVBIGohBSAGQSBqIQYgCkEBayIKDQALIANBEGohAyAEQYAEaiEEIAlBAWsiCQ0ACwuDAQEBfyAAQQJ0IQAgAUECdCEBIAJBAnQhAiADQQJ0IQNBACEEA0AgACAEaiABIARq/QACACADIARq/QACAP0MAAAAAAAAAAAAAAAAAAAAACACIARq/QACAP0MAAAAAAAAAAAAAAAAAAAAAP1C/VL95AH9CwIAIARBEGoiBEGAEGsNAAsLygEBAX8gAEECdCEAIAFBAnQhASACQQJ0IQIgA0ECdCEDIARBAnQhBCAFQQJ0IQVBACEGA0AgACAGaiACIAZq/QACAP0MAAAAAAAAAAAAAAAAAAAAACABIAZq/QACAP0MAAAAAAAAAAAAAAAAAAAAAP1C/VIgAyAGav0AAgAgBCAGav0AAgD95gH9DAAAgD8AAIA/AACAPwAAgD8gBSAGav0AAgAgBSAGav0AAgD95gH95QH95gH95AH9CwIAIAZBEGoiBkGAEGsNAAsLfwEBfyAAQQJ0IQAgAUECdCEBIAJBAnQhAiADQQJ0IQNBACEEA0AgACAEaiABIARq/QACACACIARq/QACAP3mASADIARq/QACAP0MAACAPwAAgD8AAIA/AACAPyADIARq/QACAP3lAf3mAf3mAf0LAgAgBEEQaiIEQYAQaw0ACwt/AQF/IABBAnQhACABQQJ0IQEgAkECdCECIANBAnQhA0EAIQQDQCAAIARqIAEgBGr9AAIAIAIgBGr9AAIA/eYB/QwAAIA/AACAPwAAgD8AAIA/IAMgBGr9AAIAIAMgBGr9AAIA/eYB/eUB/eYB/QsCACAEQRBqIgRBgBBrDQALC1gBAn8gAEECdCEAIAFBAnQhAUEQIQMDQEEAIQIDQCAAIAJqIAEgAmr9AAIA/QsCACACQRBqIgJBgAFrDQALIABBgARqIQAgAUGAAWohASADQQFrIgMNAAsLmgQCCX8LeyAAQQJ0IQAgAUECdCEBIAJBAnQhAiABIQMgACEEQQQhCQNAIAIhBSAEIQZBBCEKA0AgAyEHIAUhCP0MAAAAAAAAAAAAAAAAAAAAACEN/QwAAAAAAAAAAAAAAAAAAAAAIQ79DAAAAAAAAAAAAAAAAAAAAAAhD/0MAAAAAAAAAAAAAAAAAAAAACEQ/QwAAAAAAAAAAAAAAAAAAAAAIRH9DAAAAAAAAAAAAAAAAAAAAAAhEv0MAAAAAAAAAAAAAAAAAAAAACET/QwAAAAAAAAAAAAAAAAAAAAAIRRBgAEhCwNAIAj9AAIAIRUgCP0AAhAhFiAH/QkCACEMIA0gDCAV/eYB/eQBIQ0gDiAMIBb95gH95AEhDiAH/QkCgAQhDCAPIAwgFf3mAf3kASEPIBAgDCAW/eYB/eQBIRAgB/0JAoAIIQwgESAMIBX95gH95AEhESASIAwgFv3mAf3kASESIAf9CQKADCEMIBMgDCAV/eYB/eQBIRMgFCAMIBb95gH95AEhFCAHQQRqIQcgCEGAAWohCCALQQFrIgsNAAsgBiAN/QsCACAGIA79CwIQIAYgD/0LAoABIAYgEP0LApABIAYgEf0LAoACIAYgEv0LApACIAYgE/0LAoADIAYgFP0LApADIAVBIGohBSAGQSBqIQYgCkEBayIKDQALIANBgBBqIQMgBEGABGohBCAJQQFrIgkNAAsLgwEBAX8gAEECdCEAIAFBAnQhASACQQJ0IQIgA0ECdCEDQQAhBANAIAAgBGr9DAAAAAAAAAAAAAAAAAAAAAAgAiAEav0AAgAgASAEav0AAgD9DAAAAAAAAAAAAAAAAAAAAAD9Qv1SIAMgBGr9AAIA/eQB/QsCACAEQRBqIgRBgBBrDQALC5YBAQF/IABBAnQhACABQQJ0IQEgAkECdCECIANBAnQhAyAEQQJ0IQRBACEFA0AgACAFav0MAAAAAAAAAAAAAAAAAAAAACACIAVq/QACACABIAVq/QACAP0MAAAAAAAAAAAAAAAAAAAAAP1C/VIgAyAFav0AAgAgBCAFav0AAgD95gH95AH9CwIAIAVBEGoiBUGAEGsNAAsLwAcCCX8NeyAAQQJ0IQAgAUECdCEBIAJBAnQhAiACIQMgACEEIAEhBSAEIQZBCCEKA0AgAyEHIAUhCP0MAAAAAAAAAAAAAAAAAAAAACEN/QwAAAAAAAAAAAAAAAAAAAAAIQ79DAAAAAAAAAAAAAAAAAAAAAAhD/0MAAAAAAAAAAAAAAAAAAAAACEQ/QwAAAAAAAAAAAAAAAAAAAAAIRH9DAAAAAAAAAAAAAAAAAAAAAAhEv0MAAAAAAAAAAAAAAAAAAAAACET/QwAAAAAAAAAAAAAAAAAAAAAIRRBECELA0AgCP0AAgAhFSAI/QACECEWIAj9AAIgIRcgCP0AAjAhGCAH/QkCACEMIA0gDCAV/eYB/eQBIQ0gDiAMIBb95gH95AEhDiAPIAwgF/3mAf3kASEPIBAgDCAY/eYB/eQBIRAgB/0JAgQhDCARIAwgFf3mAf3kASERIBIgDCAW/eYB/eQBIRIgEyAMIBf95gH95AEhEyAUIAwgGP3mAf3kASEUIAdBCGohByAIQYAEaiEIIAtBAWsiCw0ACyAGIAYqAgAgDf0fAJI4AgAgBiAGKgIIIA39HwGSOAIIIAYgBioCECAN/R8CkjgCECAGIAYqAhggDf0fA5I4AhggBiAGKgIgIA79HwCSOAIgIAYgBioCKCAO/R8BkjgCKCAGIAYqAjAgDv0fApI4AjAgBiAGKgI4IA79HwOSOAI4IAYgBioCQCAP/R8AkjgCQCAGIAYqAkggD/0fAZI4AkggBiAGKgJQIA/9HwKSOAJQIAYgBioCWCAP/R8DkjgCWCAGIAYqAmAgEP0fAJI4AmAgBiAGKgJoIBD9HwGSOAJoIAYgBioCcCAQ/R8CkjgCcCAGIAYqAnggEP0fA5I4AnggBiAGKgIEIBH9HwCSOAIEIAYgBioCDCAR/R8BkjgCDCAGIAYqAhQgEf0fApI4AhQgBiAGKgIcIBH9HwOSOAIcIAYgBioCJCAS/R8AkjgCJCAGIAYqAiwgEv0fAZI4AiwgBiAGKgI0IBL9HwKSOAI0IAYgBioCPCAS/R8DkjgCPCAGIAYqAkQgE/0fAJI4AkQgBiAGKgJMIBP9HwGSOAJMIAYgBioCVCAT/R8CkjgCVCAGIAYqAlwgE/0fA5I4AlwgBiAGKgJkIBT9HwCSOAJkIAYgBioCbCAU/R8BkjgCbCAGIAYqAnQgFP0fApI4AnQgBiAGKgJ8IBT9HwOSOAJ8IAVBwABqIQUgBkGAAWohBiAKQQFrIgoNAAsgA0EIaiEDIARBCGohBAvkBAIJfwt7IABBAnQhACABQQJ0IQEgAkECdCECIAEhAyAAIQRBICEJA0AgAiEFIAQhBkEEIQoDQCADIQcgBSEI/QwAAAAAAAAAAAAAAAAAAAAAIQ39DAAAAAAAAAAAAAAAAAAAAAAhDv0MAAAAAAAAAAAAAAAAAAAAACEP/QwAAAAAAAAAAAAAAAAAAAAAIRD9DAAAAAAAAAAAAAAAAAAAAAAhEf0MAAAAAAAAAAAAAAAAAAAAACES/QwAAAAAAAAAAAAAAAAAAAAAIRP9DAAAAAAAAAAAAAAAAAAAAAAhFEEQIQsDQCAI/QACACEVIAj9AAIQIRYgB/0JAgAhDCANIAwgFf3mAf3kASENIA4gDCAW/eYB/eQBIQ4gB/0JAgQhDCAPIAwgFf3mAf3kASEPIBAgDCAW/eYB/eQBIRAgB/0JAgghDCARIAwgFf3mAf3kASERIBIgDCAW/eYB/eQBIRIgB/0JAgwhDCATIAwgFf3mAf3kASETIBQgDCAW/eYB/eQBIRQgB0GABGohByAIQYABaiEIIAtBAWsiCw0ACyAGIAb9AAIAIA395AH9CwIAIAYgBv0AAhAgDv3kAf0LAhAgBiAG/QACgAEgD/3kAf0LAoABIAYgBv0AApABIBD95AH9CwKQASAGIAb9AAKAAiAR/eQB/QsCgAIgBiAG/QACkAIgEv3kAf0LApACIAYgBv0AAoADIBP95AH9CwKAAyAGIAb9AAKQAyAU/eQB/QsCkAMgBUEgaiEFIAZBIGohBiAKQQFrIgoNAAsgA0EQaiEDIARBgARqIQQgCUEBayIJDQALC3MCA38BeyAAQQJ0IQAgAUECdCEBQQAhAgNA/QwAAAAAAAAAAAAAAAAAAAAAIQUgASACaiEDQRAhBANAIAUgA/0AAgD95AEhBSADQYAEaiEDIARBAWsiBA0ACyAAIAJqIAX9CwIAIAJBEGoiAkGABGsNAAsLiAQCCX8ReyAAQQJ0IQAgAUECdCEBIAJBAnQhAiACIQMgACEEIAEhBSAEIQYgAyEHIAUhCP0MAAAAAAAAAAAAAAAAAAAAACEN/QwAAAAAAAAAAAAAAAAAAAAAIQ79DAAAAAAAAAAAAAAAAAAAAAAhD/0MAAAAAAAAAAAAAAAAAAAAACEQ/QwAAAAAAAAAAAAAAAAAAAAAIRH9DAAAAAAAAAAAAAAAAAAAAAAhEv0MAAAAAAAAAAAAAAAAAAAAACET/QwAAAAAAAAAAAAAAAAAAAAAIRRBECELA0AgCP0AAgAhFSAI/QACECEWIAj9AAIgIRcgCP0AAjAhGCAI/QACQCEZIAj9AAJQIRogCP0AAmAhGyAI/QACcCEcIAf9CQIAIQwgDSAMIBX95gH95AEhDSAOIAwgFv3mAf3kASEOIA8gDCAX/eYB/eQBIQ8gECAMIBj95gH95AEhECARIAwgGf3mAf3kASERIBIgDCAa/eYB/eQBIRIgEyAMIBv95gH95AEhEyAUIAwgHP3mAf3kASEUIAdBBGohByAIQYABaiEIIAtBAWsiCw0ACyAGIA39CwIAIAYgDv0LAhAgBiAP/QsCICAGIBD9CwIwIAYgEf0LAkAgBiAS/QsCUCAGIBP9CwJgIAYgFP0LAnAgBUGAAWohBSAGQYABaiEGIANBBGohAyAEQQRqIQQLRAEBfyAAQQJ0IQAgAUECdCEBQQAhAgNAIAAgAmogACACav0AAgAgASACav0AAgD95AH9CwIAIAJBEGoiAkGABGsNAAsLRAEBfyAAQQJ0IQAgAUECdCEBQQAhAgNAIAAgAmogACACav0AAgAgASACav0AAgD95AH9CwIAIAJBEGoiAkGAAWsNAAsLqgoCAX8DeyAAQQJ0IQAgAUECdCEBIAJBAnQhAiADQQJ0IQMgBEECdCEEQQAhBQNAIAAgBWogASAFav0AAgD94QH9DAAA0MIAANDCAADQwgAA0ML96QH9DAAAskIAALJCAACyQgAAskL96AEiBv0MO6q4PzuquD87qrg/O6q4P/3mAf1qIQcgBiAH/QwAgDE/AIAxPwCAMT8AgDE//eYB/eUBIAf9DIOAXrmDgF65g4BeuYOAXrn95gH95QEhBv0MZ2lQOWdpUDlnaVA5Z2lQOSAG/eYB/QzOQ7c6zkO3Os5DtzrOQ7c6/eQBIAb95gH9DAiJCDwIiQg8CIkIPAiJCDz95AEgBv3mAf0MwakqPcGpKj3BqSo9wakqPf3kASAG/eYB/Qyqqio+qqoqPqqqKj6qqio+/eQBIAb95gH9DAAAAD8AAAA/AAAAPwAAAD/95AEgBiAG/eYB/eYBIAb95AH9DAAAgD8AAIA/AACAPwAAgD/95AEgB/34ASIHQQH9rAEiBv0MfwAAAH8AAAB/AAAAfwAAAP2uAUEX/asB/eYBIAcgBv2xAf0MfwAAAH8AAAB/AAAAfwAAAP2uAUEX/asB/eYBIQb9DAAAgD8AAIA/AACAPwAAgD8gBv0MAACAPwAAgD8AAIA/AACAP/3kAf3nASACIAVq/QACAP3mASADIAVq/QACAP3hAf0MAADQwgAA0MIAANDCAADQwv3pAf0MAACyQgAAskIAALJCAACyQv3oASIG/Qw7qrg/O6q4PzuquD87qrg//eYB/WohByAGIAf9DACAMT8AgDE/AIAxPwCAMT/95gH95QEgB/0Mg4BeuYOAXrmDgF65g4Beuf3mAf3lASEG/QxnaVA5Z2lQOWdpUDlnaVA5IAb95gH9DM5DtzrOQ7c6zkO3Os5Dtzr95AEgBv3mAf0MCIkIPAiJCDwIiQg8CIkIPP3kASAG/eYB/QzBqSo9wakqPcGpKj3BqSo9/eQBIAb95gH9DKqqKj6qqio+qqoqPqqqKj795AEgBv3mAf0MAAAAPwAAAD8AAAA/AAAAP/3kASAGIAb95gH95gEgBv3kAf0MAACAPwAAgD8AAIA/AACAP/3kASAH/fgBIgdBAf2sASIG/Qx/AAAAfwAAAH8AAAB/AAAA/a4BQRf9qwH95gEgByAG/bEB/Qx/AAAAfwAAAH8AAAB/AAAA/a4BQRf9qwH95gEhBv0MAACAPwAAgD8AAIA/AACAPyAG/QwAAIA/AACAPwAAgD8AAIA//eQB/ecBIAQgBWr9AAIA/QwAABDBAAAQwQAAEMEAABDB/ekB/QwAABBBAAAQQQAAEEEAABBB/egBIgYgBv3mASEH/QzAJZ+lwCWfpcAln6XAJZ+lIAf95gH9DH4zYSp+M2EqfjNhKn4zYSr95AEgB/3mAf0M/ze9rv83va7/N72u/ze9rv3kASAH/eYB/QxBAFwzQQBcM0EAXDNBAFwz/eQBIAf95gH9DEpDeTdKQ3k3SkN5N0pDeTf95AEgB/3mAf0M7Q0nOu0NJzrtDSc67Q0nOv3kASAH/eYB/QzcWaA73FmgO9xZoDvcWaA7/eQBIAb95gEhCCAI/QzY06A12NOgNdjToDXY06A1IAf95gH9DNaV+DjWlfg41pX4ONaV+Dj95AEgB/3mAf0MBaoUOwWqFDsFqhQ7BaoUO/3kASAH/eYB/QzdWaA73VmgO91ZoDvdWaA7/eQB/ecB/eYB/eQB/QsCACAFQRBqIgVBgBBrDQALC4UHAgF/A3sgAEECdCEAIAFBAnQhASACQQJ0IQIgA0ECdCEDIARBAnQhBEEAIQUDQCAAIAVqIAIgBWr9AAIA/eEB/QwAANDCAADQwgAA0MIAANDC/ekB/QwAALJCAACyQgAAskIAALJC/egBIgb9DDuquD87qrg/O6q4PzuquD/95gH9aiEHIAYgB/0MAIAxPwCAMT8AgDE/AIAxP/3mAf3lASAH/QyDgF65g4BeuYOAXrmDgF65/eYB/eUBIQb9DGdpUDlnaVA5Z2lQOWdpUDkgBv3mAf0MzkO3Os5DtzrOQ7c6zkO3Ov3kASAG/eYB/QwIiQg8CIkIPAiJCDwIiQg8/eQBIAb95gH9DMGpKj3BqSo9wakqPcGpKj395AEgBv3mAf0MqqoqPqqqKj6qqio+qqoqPv3kASAG/eYB/QwAAAA/AAAAPwAAAD8AAAA//eQBIAYgBv3mAf3mASAG/eQB/QwAAIA/AACAPwAAgD8AAIA//eQBIAf9+AEiB0EB/awBIgb9DH8AAAB/AAAAfwAAAH8AAAD9rgFBF/2rAf3mASAHIAb9sQH9DH8AAAB/AAAAfwAAAH8AAAD9rgFBF/2rAf3mASEG/QwAAIA/AACAPwAAgD8AAIA/IAb9DAAAgD8AAIA/AACAPwAAgD/95AH95wEgAyAFav0AAgD9DAAAEMEAABDBAAAQwQAAEMH96QH9DAAAEEEAABBBAAAQQQAAEEH96AEiBiAG/eYBIQf9DMAln6XAJZ+lwCWfpcAln6UgB/3mAf0MfjNhKn4zYSp+M2EqfjNhKv3kASAH/eYB/Qz/N72u/ze9rv83va7/N72u/eQBIAf95gH9DEEAXDNBAFwzQQBcM0EAXDP95AEgB/3mAf0MSkN5N0pDeTdKQ3k3SkN5N/3kASAH/eYB/QztDSc67Q0nOu0NJzrtDSc6/eQBIAf95gH9DNxZoDvcWaA73FmgO9xZoDv95AEgBv3mASEIIAj9DNjToDXY06A12NOgNdjToDUgB/3mAf0M1pX4ONaV+DjWlfg41pX4OP3kASAH/eYB/QwFqhQ7BaoUOwWqFDsFqhQ7/eQBIAf95gH9DN1ZoDvdWaA73VmgO91ZoDv95AH95wH95gEgBCAFav0AAgAgASAFav0AAgD9DAAAAAAAAAAAAAAAAAAAAAD9Qv1S/QsCACAFQRBqIgVBgBBrDQALC6EEAwJ7AX8JeyAAQQJ0IQAgAUECdCEBIAJBAnQhAiADQQJ0IQMgBP0TIQYgBf0TIQdBACEIA0AgACAIav0AAgAhDiABIAhq/QACACEPIAIgCGr9AAIAIRAgAyAIav0AAgAhESAPIQkgDiEK/QxmZmY/ZmZmP2ZmZj9mZmY/IBD95gH9DM3MzD3NzMw9zczMPc3MzD0gCf3mAf3kASEL/Qx3vn8/d75/P3e+fz93vn8/IBH95gH9DG8SgzpvEoM6bxKDOm8SgzogCf3mASAJ/eYB/eQBIQwgDP3jASAG/eYB/Qx3zCsyd8wrMnfMKzJ3zCsy/eQBIQ0gACAIaiAKIAcgC/3mASAN/ecB/eQB/QsCACACIAhqIAv9CwIAIAMgCGogDP0LAgAgCEEQaiIIQYCRAWsNAAsgAP1cAoCRASEOIAH9XAKAkQEhDyAC/VwCgJEBIRAgA/1cAoCRASERIA8hCSAOIQr9DGZmZj9mZmY/ZmZmP2ZmZj8gEP3mAf0MzczMPc3MzD3NzMw9zczMPSAJ/eYB/eQBIQv9DHe+fz93vn8/d75/P3e+fz8gEf3mAf0MbxKDOm8SgzpvEoM6bxKDOiAJ/eYBIAn95gH95AEhDCAM/eMBIAb95gH9DHfMKzJ3zCsyd8wrMnfMKzL95AEhDSAAIAogByAL/eYBIA395wH95AH9WgKAkQEAIAIgC/1aAoCRAQAgAyAM/VoCgJEBAAs=";
 function wasmBytes() {
-    const s = atob(WASM);
-    const bytes = new Uint8Array(s.length);
-    for (let i = 0; i < s.length; i++)
-        bytes[i] = s.charCodeAt(i);
-    return bytes;
+  const s = atob(WASM);
+  const bytes = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) bytes[i] = s.charCodeAt(i);
+  return bytes;
 }
 let compiled;
-/** The kernels compiled once, synchronously (Node; a browser's main thread refuses modules over 4 KB this way: use createTrainerAsync). */
 function kernelModule() {
-    return (compiled ??= new WebAssembly.Module(wasmBytes()));
+  return compiled ??= new WebAssembly.Module(wasmBytes());
 }
-/** Trains the compiled model: `step(x, y)` runs forward, loss, backward and the optimizer on one window. */
 export class Trainer {
-    /** Every value the trainer keeps: parameters, gradients, data, outputs, temporaries, optimizer state. */
-    arena;
-    lr;
-    carryState;
-    /** The product kernels, instantiated over the arena's memory. */
-    kernels;
-    /** Optimizer steps taken (Adam's t). */
-    steps = 0;
-    /** Steps in the last window (1 … 20). */
-    T = 20;
-    constructor(options = {}, module = kernelModule()) {
-        const memory = new WebAssembly.Memory({ initial: 11, maximum: 11 });
-        this.arena = new Float32Array(memory.buffer, 0, 166823);
-        this.kernels = new WebAssembly.Instance(module, { env: { memory } }).exports;
-        this.lr = options.lr ?? SPEC.lr;
-        this.carryState = options.carryState ?? SPEC.carryState;
-        this.initParams(options.seed ?? SPEC.seed);
-        if (options.params)
-            this.setParams(options.params);
+  /** Every value the trainer keeps: parameters, gradients, data, outputs, temporaries, optimizer state. */
+  arena;
+  lr;
+  carryState;
+  /** The product kernels, instantiated over the arena's memory. */
+  kernels;
+  /** Optimizer steps taken (Adam's t). */
+  steps = 0;
+  /** Steps in the last window (1 … 20). */
+  T = 20;
+  constructor(options = {}, module = kernelModule()) {
+    const memory = new WebAssembly.Memory({ initial: 11, maximum: 11 });
+    this.arena = new Float32Array(memory.buffer, 0, 166823);
+    this.kernels = new WebAssembly.Instance(module, { env: { memory } }).exports;
+    this.lr = options.lr ?? SPEC.lr;
+    this.carryState = options.carryState ?? SPEC.carryState;
+    this.initParams(options.seed ?? SPEC.seed);
+    if (options.params) this.setParams(options.params);
+  }
+  /** Re-initializes every parameter from a seed, as PyTorch's U(−1/√H, 1/√H), in declaration order. */
+  initParams(seed) {
+    const next = mulberry32(seed);
+    const A = this.arena;
+    for (const p of PARAMS) {
+      const init = p.init;
+      for (let i = 0; i < p.size; i++) {
+        A[p.offset + i] = init.kind === "uniform" ? (2 * next() - 1) * init.bound : init.kind === "fill" ? init.value : init.data[i];
+      }
     }
-    /** Re-initializes every parameter from a seed, as PyTorch's U(−1/√H, 1/√H), in declaration order. */
-    initParams(seed) {
-        const next = mulberry32(seed);
-        const A = this.arena;
-        for (const p of PARAMS) {
-            const init = p.init;
-            for (let i = 0; i < p.size; i++) {
-                A[p.offset + i] = init.kind === 'uniform' ? (2 * next() - 1) * init.bound : init.kind === 'fill' ? init.value : init.data[i];
-            }
+  }
+  /** One training step on a window (batch-first arrays, row-major); returns the loss before the update. Throws, leaving the parameters untouched, when the loss or the gradient is not finite. */
+  step(in_x, target, lengths) {
+    const A = this.arena;
+    const T = this.windowLength(in_x.length, 32, "input x [16, T, 2]");
+    if (in_x.length !== T * 32) throw new RangeError(`input x [16, T, 2]: expected ${T * 32} values (T = ${T}), got ${in_x.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 16; b++) for (let k = 0; k < 2; k++) A[9282 + t * 32 + b * 2 + k] = in_x[(b * T + t) * 2 + k];
+    if (target.length !== T * 16) throw new RangeError(`target [16, T, 1]: expected ${T * 16} values (T = ${T}), got ${target.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 16; b++) for (let k = 0; k < 1; k++) A[9922 + t * 16 + b * 1 + k] = target[(b * T + t) * 1 + k];
+    this.setWindow(T, lengths);
+    this.train(A, T);
+    const loss = A[32707];
+    if (!Number.isFinite(loss)) throw new RangeError(`non-finite loss ${loss} at step ${this.steps + 1}`);
+    this.steps++;
+    if (!this.update(A, this.lr, this.steps)) {
+      this.steps--;
+      throw new RangeError(`non-finite gradient at step ${this.steps + 1}`);
+    }
+    if (this.carryState) {
+      for (let i = 0; i < 512; i++) A[10242 + i] = A[10242 + T * 512 + i];
+      for (let i = 0; i < 512; i++) A[20994 + i] = A[20994 + T * 512 + i];
+    }
+    return loss;
+  }
+  /** Forward, loss and backward without an update (nor a state carry); returns the loss. Read the gradients with getGrads(). */
+  gradients(in_x, target, lengths) {
+    const A = this.arena;
+    const T = this.windowLength(in_x.length, 32, "input x [16, T, 2]");
+    if (in_x.length !== T * 32) throw new RangeError(`input x [16, T, 2]: expected ${T * 32} values (T = ${T}), got ${in_x.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 16; b++) for (let k = 0; k < 2; k++) A[9282 + t * 32 + b * 2 + k] = in_x[(b * T + t) * 2 + k];
+    if (target.length !== T * 16) throw new RangeError(`target [16, T, 1]: expected ${T * 16} values (T = ${T}), got ${target.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 16; b++) for (let k = 0; k < 1; k++) A[9922 + t * 16 + b * 1 + k] = target[(b * T + t) * 1 + k];
+    this.setWindow(T, lengths);
+    this.train(A, T);
+    return A[32707];
+  }
+  /** The outputs [B, T, O] for inputs x [B, T, I] (T ≤ 20) from the current state, which is left unchanged. */
+  predict(in_x, out, lengths) {
+    const A = this.arena;
+    const T = this.windowLength(in_x.length, 32, "input x [16, T, 2]");
+    if (in_x.length !== T * 32) throw new RangeError(`input x [16, T, 2]: expected ${T * 32} values (T = ${T}), got ${in_x.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 16; b++) for (let k = 0; k < 2; k++) A[9282 + t * 32 + b * 2 + k] = in_x[(b * T + t) * 2 + k];
+    this.setWindow(T, lengths);
+    this.forward(A, T);
+    return this.outputs(out);
+  }
+  /** The outputs [B, T, O] of the last step, gradients() or predict(). */
+  outputs(out) {
+    const A = this.arena;
+    const T = this.T;
+    const result = out ?? new Float64Array(T * 16);
+    if (result.length !== T * 16) throw new RangeError(`outputs: expected room for ${T * 16} values, got ${result.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 16; b++) for (let k = 0; k < 1; k++) result[(b * T + t) * 1 + k] = A[32387 + t * 16 + b * 1 + k];
+    return result;
+  }
+  /** The parameters by name (PyTorch names for the built-in cells). */
+  getParams() {
+    return this.read(false);
+  }
+  /** The gradients of the last step or gradients() call, by parameter name. */
+  getGrads() {
+    return this.read(true);
+  }
+  read(grads) {
+    const out = {};
+    for (const p of PARAMS) {
+      const off = grads ? p.grad : p.offset;
+      out[p.name] = { shape: [...p.shape], data: Array.from(this.arena.subarray(off, off + p.size)) };
+    }
+    return out;
+  }
+  /** Sets parameters by name; every name must be known and every size right. */
+  setParams(values) {
+    for (const [name, v] of Object.entries(values)) {
+      const p = PARAMS.find((q) => q.name === name);
+      if (!p) throw new RangeError(`unknown parameter ${JSON.stringify(name)} (have ${PARAMS.map((q) => q.name).join(", ")})`);
+      const data = "data" in v ? v.data : v;
+      if (data.length !== p.size) throw new RangeError(`parameter ${name}: expected ${p.size} values [${p.shape.join(", ")}], got ${data.length}`);
+      for (let i = 0; i < p.size; i++) {
+        const x = data[i];
+        if (!Number.isFinite(x)) throw new RangeError(`parameter ${name}: value ${i} is not finite`);
+        this.arena[p.offset + i] = x;
+      }
+    }
+  }
+  /** Whether every parameter is finite. */
+  paramsFinite() {
+    for (let i = 0; i < 4641; i++) if (!Number.isFinite(this.arena[0 + i])) return false;
+    return true;
+  }
+  /** The carried state by name (the initial state of the next step). */
+  getState() {
+    const A = this.arena;
+    return {
+      "h": { shape: [16, 32], data: Array.from(A.subarray(10242, 10754)) },
+      "c": { shape: [16, 32], data: Array.from(A.subarray(20994, 21506)) }
+    };
+  }
+  /** Every state of the last window, s(0) … s(T), by state name: shape [T + 1, ...state shape] (under lengths, a row holds its state after its last valid step). */
+  stateSequence() {
+    const A = this.arena;
+    return {
+      "h": { shape: [this.T + 1, 16, 32], data: Array.from(A.subarray(10242, 10242 + (this.T + 1) * 512)) },
+      "c": { shape: [this.T + 1, 16, 32], data: Array.from(A.subarray(20994, 20994 + (this.T + 1) * 512)) }
+    };
+  }
+  /** Sets the initial state of the next step, by state name. */
+  setState(values) {
+    const A = this.arena;
+    for (const [name, v] of Object.entries(values)) {
+      if (name === "h") {
+        if (v.length !== 512) throw new RangeError(`state h: expected 512 values, got ${v.length}`);
+        for (let i = 0; i < 512; i++) A[10242 + i] = v[i];
+      } else if (name === "c") {
+        if (v.length !== 512) throw new RangeError(`state c: expected 512 values, got ${v.length}`);
+        for (let i = 0; i < 512; i++) A[20994 + i] = v[i];
+      } else throw new RangeError(`unknown state ${JSON.stringify(name)}`);
+    }
+  }
+  /** Zeros the carried state. */
+  resetState() {
+    this.arena.fill(0, 10242, 10754);
+    this.arena.fill(0, 20994, 21506);
+  }
+  /** The optimizer's step count and buffers (moments), for checkpoints. */
+  getOptimizerState() {
+    return { steps: this.steps, buffers: Array.from(this.arena.subarray(157541, 166823)) };
+  }
+  setOptimizerState(state) {
+    if (state.buffers.length !== 9282) throw new RangeError(`optimizer state: expected 9282 values, got ${state.buffers.length}`);
+    this.steps = state.steps;
+    for (let i = 0; i < 9282; i++) this.arena[157541 + i] = state.buffers[i];
+  }
+  /** T of a batch-first [B, T, K] argument of n values, K·B = perStep: 1 … 20. */
+  windowLength(n, perStep, what) {
+    const T = n / perStep;
+    if (!Number.isInteger(T) || T < 1 || T > 20) throw new RangeError(`${what}: expected T \xB7 ${perStep} values with 1 \u2264 T \u2264 20, got ${n}`);
+    return T;
+  }
+  /** Sets T, each row's validity per step (its lengths, default T), the loss weights and N. */
+  setWindow(T, lengths) {
+    const A = this.arena;
+    this.T = T;
+    if (lengths !== void 0 && lengths.length !== 16) throw new RangeError(`lengths: expected 16 values (one per batch row), got ${lengths.length}`);
+    let total = 0;
+    for (let r = 0; r < 16; r++) {
+      const n = lengths === void 0 ? T : lengths[r];
+      if (!Number.isInteger(n) || n < 1 || n > T) throw new RangeError(`lengths: index ${r} is ${n}; a length must be an integer in 1..${T} (T = ${T})`);
+      total += n;
+      for (let t = 0; t < T; t++) A[31746 + t * 16 + r] = t < n ? 1 : 0;
+      for (let t = 0; t < T; t++) A[32066 + t * 16 + r] = t === n - 1 ? 1 : 0;
+    }
+    A[32386] = 16;
+  }
+  /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
+  train(A, T) {
+    const W = this.kernels;
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 128; i1++) {
+        A[32708 + (i0 * 128 + i1 * 1)] = A[4352 + i1 * 1];
+      }
+    }
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 128; i1++) {
+        A[34756 + (i0 * 128 + i1 * 1)] = A[4480 + i1 * 1];
+      }
+    }
+    for (let i = 0; i < 32; i++) {
+      A[36804 + i] = A[4608 + i];
+    }
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 1; i1++) {
+        A[36836 + (i0 * 1 + i1 * 1)] = A[4640 + i1 * 1];
+      }
+    }
+    A[151877] = 1 / A[32386];
+    {
+      const v = A[151877];
+      for (let f = 0; f < 16; f++) A[36852 + f] = v;
+    }
+    W.mm0(36868, 9282, 0);
+    let lossSum = 0;
+    for (let t = 0; t < T; t++) {
+      const q0 = 10242 + (t + 1) * 512;
+      const q1 = 20994 + (t + 1) * 512;
+      const q2 = 32387 + t * 16;
+      const q3 = 77828 + t * 3600;
+      const q4 = 10242 + t * 512;
+      const q5 = 20994 + t * 512;
+      const q7 = 36868 + t * 2048;
+      const q8 = 9922 + t * 16;
+      const q9 = 31746 + t * 16;
+      const q10 = 32066 + t * 16;
+      for (let i0 = 0; i0 < 16; i0++) {
+        for (let i1 = 0; i1 < 32; i1++) {
+          A[q3 + 16 + (i0 * 32 + i1 * 1)] = A[q9 + i0 * 1];
         }
-    }
-    /** One training step on a window (batch-first arrays, row-major); returns the loss before the update. Throws, leaving the parameters untouched, when the loss or the gradient is not finite. */
-    step(in_x, target, lengths) {
-        const A = this.arena;
-        const T = this.windowLength(in_x.length, 32, "input x [16, T, 2]");
-        if (in_x.length !== T * 32)
-            throw new RangeError(`input x [16, T, 2]: expected ${T * 32} values (T = ${T}), got ${in_x.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 16; b++)
-                for (let k = 0; k < 2; k++)
-                    A[9282 + t * 32 + b * 2 + k] = in_x[(b * T + t) * 2 + k];
-        if (target.length !== T * 16)
-            throw new RangeError(`target [16, T, 1]: expected ${T * 16} values (T = ${T}), got ${target.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 16; b++)
-                for (let k = 0; k < 1; k++)
-                    A[9922 + t * 16 + b * 1 + k] = target[(b * T + t) * 1 + k];
-        this.setWindow(T, lengths);
-        this.train(A, T);
-        const loss = A[32707];
-        if (!Number.isFinite(loss))
-            throw new RangeError(`non-finite loss ${loss} at step ${this.steps + 1}`);
-        this.steps++;
-        if (!this.update(A, this.lr, this.steps)) {
-            this.steps--;
-            throw new RangeError(`non-finite gradient at step ${this.steps + 1}`);
-        }
-        if (this.carryState) {
-            for (let i = 0; i < 512; i++)
-                A[10242 + i] = A[10242 + T * 512 + i];
-            for (let i = 0; i < 512; i++)
-                A[20994 + i] = A[20994 + T * 512 + i];
-        }
-        return loss;
-    }
-    /** Forward, loss and backward without an update (nor a state carry); returns the loss. Read the gradients with getGrads(). */
-    gradients(in_x, target, lengths) {
-        const A = this.arena;
-        const T = this.windowLength(in_x.length, 32, "input x [16, T, 2]");
-        if (in_x.length !== T * 32)
-            throw new RangeError(`input x [16, T, 2]: expected ${T * 32} values (T = ${T}), got ${in_x.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 16; b++)
-                for (let k = 0; k < 2; k++)
-                    A[9282 + t * 32 + b * 2 + k] = in_x[(b * T + t) * 2 + k];
-        if (target.length !== T * 16)
-            throw new RangeError(`target [16, T, 1]: expected ${T * 16} values (T = ${T}), got ${target.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 16; b++)
-                for (let k = 0; k < 1; k++)
-                    A[9922 + t * 16 + b * 1 + k] = target[(b * T + t) * 1 + k];
-        this.setWindow(T, lengths);
-        this.train(A, T);
-        return A[32707];
-    }
-    /** The outputs [B, T, O] for inputs x [B, T, I] (T ≤ 20) from the current state, which is left unchanged. */
-    predict(in_x, out, lengths) {
-        const A = this.arena;
-        const T = this.windowLength(in_x.length, 32, "input x [16, T, 2]");
-        if (in_x.length !== T * 32)
-            throw new RangeError(`input x [16, T, 2]: expected ${T * 32} values (T = ${T}), got ${in_x.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 16; b++)
-                for (let k = 0; k < 2; k++)
-                    A[9282 + t * 32 + b * 2 + k] = in_x[(b * T + t) * 2 + k];
-        this.setWindow(T, lengths);
-        this.forward(A, T);
-        return this.outputs(out);
-    }
-    /** The outputs [B, T, O] of the last step, gradients() or predict(). */
-    outputs(out) {
-        const A = this.arena;
-        const T = this.T;
-        const result = out ?? new Float64Array(T * 16);
-        if (result.length !== T * 16)
-            throw new RangeError(`outputs: expected room for ${T * 16} values, got ${result.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 16; b++)
-                for (let k = 0; k < 1; k++)
-                    result[(b * T + t) * 1 + k] = A[32387 + t * 16 + b * 1 + k];
-        return result;
-    }
-    /** The parameters by name (PyTorch names for the built-in cells). */
-    getParams() {
-        return this.read(false);
-    }
-    /** The gradients of the last step or gradients() call, by parameter name. */
-    getGrads() {
-        return this.read(true);
-    }
-    read(grads) {
-        const out = {};
-        for (const p of PARAMS) {
-            const off = grads ? p.grad : p.offset;
-            out[p.name] = { shape: [...p.shape], data: Array.from(this.arena.subarray(off, off + p.size)) };
-        }
-        return out;
-    }
-    /** Sets parameters by name; every name must be known and every size right. */
-    setParams(values) {
-        for (const [name, v] of Object.entries(values)) {
-            const p = PARAMS.find((q) => q.name === name);
-            if (!p)
-                throw new RangeError(`unknown parameter ${JSON.stringify(name)} (have ${PARAMS.map((q) => q.name).join(', ')})`);
-            const data = 'data' in v ? v.data : v;
-            if (data.length !== p.size)
-                throw new RangeError(`parameter ${name}: expected ${p.size} values [${p.shape.join(', ')}], got ${data.length}`);
-            for (let i = 0; i < p.size; i++) {
-                const x = data[i];
-                if (!Number.isFinite(x))
-                    throw new RangeError(`parameter ${name}: value ${i} is not finite`);
-                this.arena[p.offset + i] = x;
-            }
-        }
-    }
-    /** Whether every parameter is finite. */
-    paramsFinite() {
-        for (let i = 0; i < 4641; i++)
-            if (!Number.isFinite(this.arena[0 + i]))
-                return false;
-        return true;
-    }
-    /** The carried state by name (the initial state of the next step). */
-    getState() {
-        const A = this.arena;
-        return {
-            "h": { shape: [16, 32], data: Array.from(A.subarray(10242, 10754)) },
-            "c": { shape: [16, 32], data: Array.from(A.subarray(20994, 21506)) },
-        };
-    }
-    /** Every state of the last window, s(0) … s(T), by state name: shape [T + 1, ...state shape] (under lengths, a row holds its state after its last valid step). */
-    stateSequence() {
-        const A = this.arena;
-        return {
-            "h": { shape: [this.T + 1, 16, 32], data: Array.from(A.subarray(10242, 10242 + (this.T + 1) * 512)) },
-            "c": { shape: [this.T + 1, 16, 32], data: Array.from(A.subarray(20994, 20994 + (this.T + 1) * 512)) },
-        };
-    }
-    /** Sets the initial state of the next step, by state name. */
-    setState(values) {
-        const A = this.arena;
-        for (const [name, v] of Object.entries(values)) {
-            if (name === "h") {
-                if (v.length !== 512)
-                    throw new RangeError(`state h: expected 512 values, got ${v.length}`);
-                for (let i = 0; i < 512; i++)
-                    A[10242 + i] = v[i];
-            }
-            else if (name === "c") {
-                if (v.length !== 512)
-                    throw new RangeError(`state c: expected 512 values, got ${v.length}`);
-                for (let i = 0; i < 512; i++)
-                    A[20994 + i] = v[i];
-            }
-            else
-                throw new RangeError(`unknown state ${JSON.stringify(name)}`);
-        }
-    }
-    /** Zeros the carried state. */
-    resetState() {
-        this.arena.fill(0, 10242, 10754);
-        this.arena.fill(0, 20994, 21506);
-    }
-    /** The optimizer's step count and buffers (moments), for checkpoints. */
-    getOptimizerState() {
-        return { steps: this.steps, buffers: Array.from(this.arena.subarray(157541, 166823)) };
-    }
-    setOptimizerState(state) {
-        if (state.buffers.length !== 9282)
-            throw new RangeError(`optimizer state: expected 9282 values, got ${state.buffers.length}`);
-        this.steps = state.steps;
-        for (let i = 0; i < 9282; i++)
-            this.arena[157541 + i] = state.buffers[i];
-    }
-    /** T of a batch-first [B, T, K] argument of n values, K·B = perStep: 1 … 20. */
-    windowLength(n, perStep, what) {
-        const T = n / perStep;
-        if (!Number.isInteger(T) || T < 1 || T > 20)
-            throw new RangeError(`${what}: expected T · ${perStep} values with 1 ≤ T ≤ 20, got ${n}`);
-        return T;
-    }
-    /** Sets T, each row's validity per step (its lengths, default T), the loss weights and N. */
-    setWindow(T, lengths) {
-        const A = this.arena;
-        this.T = T;
-        if (lengths !== undefined && lengths.length !== 16)
-            throw new RangeError(`lengths: expected 16 values (one per batch row), got ${lengths.length}`);
-        let total = 0;
-        for (let r = 0; r < 16; r++) {
-            const n = lengths === undefined ? T : lengths[r];
-            if (!Number.isInteger(n) || n < 1 || n > T)
-                throw new RangeError(`lengths: index ${r} is ${n}; a length must be an integer in 1..${T} (T = ${T})`);
-            total += n;
-            for (let t = 0; t < T; t++)
-                A[31746 + t * 16 + r] = t < n ? 1 : 0;
-            for (let t = 0; t < T; t++)
-                A[32066 + t * 16 + r] = t === n - 1 ? 1 : 0;
-        }
-        A[32386] = 16;
-    }
-    /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
-    train(A, T) {
-        const W = this.kernels;
-        // graphs/adding.ts:10
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 128; i1++) {
-                A[32708 + (i0 * 128 + i1 * 1)] = A[4352 + (i1 * 1)];
-            }
-        }
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 128; i1++) {
-                A[34756 + (i0 * 128 + i1 * 1)] = A[4480 + (i1 * 1)];
-            }
-        }
-        for (let i = 0; i < 32; i++) {
-            A[36804 + i] = A[4608 + i];
-        }
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 1; i1++) {
-                A[36836 + (i0 * 1 + i1 * 1)] = A[4640 + (i1 * 1)];
-            }
-        }
-        // (derived)
-        A[151877] = 1 / A[32386];
+      }
+      W.mm1(151877, q4, 256);
+      W.ew0(151877, q7, 32708, 151877, 34756);
+      W.cp0(153925, 151973);
+      W.ew1(q3 + 528, 153925);
+      W.cp0(153925, 151909);
+      W.ew1(q3 + 2576, 153925);
+      W.cp0(153925, 151877);
+      W.ew1(q3 + 2064, 153925);
+      W.cp0(153925, 151941);
+      W.ew2(q3 + 1552, 153925);
+      W.ew3(151877, q3 + 2576, q5, q3 + 2064, q3 + 1552);
+      W.ew2(q3 + 1040, 151877);
+      W.ew4(q0, q3 + 16, q3 + 528, q3 + 1040, q4);
+      W.ew5(q1, q3 + 16, 151877, q5);
+      W.ew6(q3 + 3088, q3 + 16, q0);
+      W.mm2(q2, q3 + 3088, 36804);
+      W.ew7(q2, q2, 36836);
+      W.ew8(q3, q2, q8);
+      W.ew9(151877, q3);
+      for (let i0 = 0; i0 < 16; i0++) {
         {
-            const v = A[151877];
-            for (let f = 0; f < 16; f++)
-                A[36852 + f] = v;
+          let acc = 0;
+          for (let i1 = 0; i1 < 1; i1++) {
+            acc = acc + A[151877 + (i0 * 1 + i1 * 1)];
+          }
+          A[151893 + i0 * 1] = acc;
         }
-        W.mm0(36868, 9282, 0);
-        let lossSum = 0;
-        for (let t = 0; t < T; t++) {
-            const q0 = 10242 + (t + 1) * 512;
-            const q1 = 20994 + (t + 1) * 512;
-            const q2 = 32387 + t * 16;
-            const q3 = 77828 + t * 3600;
-            const q4 = 10242 + t * 512;
-            const q5 = 20994 + t * 512;
-            const q7 = 36868 + t * 2048;
-            const q8 = 9922 + t * 16;
-            const q9 = 31746 + t * 16;
-            const q10 = 32066 + t * 16;
-            for (let i0 = 0; i0 < 16; i0++) {
-                for (let i1 = 0; i1 < 32; i1++) {
-                    A[(q3 + 16) + (i0 * 32 + i1 * 1)] = A[q9 + (i0 * 1)];
-                }
-            }
-            // graphs/adding.ts:10
-            W.mm1(151877, q4, 256);
-            W.ew0(151877, q7, 32708, 151877, 34756);
-            W.cp0(153925, 151973);
-            W.ew1((q3 + 528), 153925);
-            W.cp0(153925, 151909);
-            W.ew1((q3 + 2576), 153925);
-            W.cp0(153925, 151877);
-            W.ew1((q3 + 2064), 153925);
-            W.cp0(153925, 151941);
-            W.ew2((q3 + 1552), 153925);
-            W.ew3(151877, (q3 + 2576), q5, (q3 + 2064), (q3 + 1552));
-            W.ew2((q3 + 1040), 151877);
-            // (derived)
-            W.ew4(q0, (q3 + 16), (q3 + 528), (q3 + 1040), q4);
-            W.ew5(q1, (q3 + 16), 151877, q5);
-            W.ew6((q3 + 3088), (q3 + 16), q0);
-            // graphs/adding.ts:10
-            W.mm2(q2, (q3 + 3088), 36804);
-            W.ew7(q2, q2, 36836);
-            // (derived)
-            W.ew8(q3, q2, q8);
-            W.ew9(151877, q3);
-            for (let i0 = 0; i0 < 16; i0++) {
-                {
-                    let acc = 0;
-                    for (let i1 = 0; i1 < 1; i1++) {
-                        acc = acc + A[151877 + (i0 * 1 + i1 * 1)];
-                    }
-                    A[151893 + (i0 * 1)] = acc;
-                }
-            }
-            W.ew10(151877, q10, 151893);
-            {
-                let acc = 0;
-                for (let i0 = 0; i0 < 16; i0++) {
-                    acc = acc + A[151877 + (i0 * 1)];
-                }
-                A[149828 + (0)] = acc;
-            }
-            lossSum += A[149828];
+      }
+      W.ew10(151877, q10, 151893);
+      {
+        let acc = 0;
+        for (let i0 = 0; i0 < 16; i0++) {
+          acc = acc + A[151877 + i0 * 1];
         }
-        A[32707] = lossSum / A[32386];
-        A.fill(0, 4641, 9282);
-        A.fill(0, 149829, 150853);
-        for (let t = T - 1; t >= 0; t--) {
-            const q0 = 10242 + t * 512;
-            const q1 = 20994 + t * 512;
-            const q2 = 9282 + t * 32;
-            const q6 = 32066 + t * 16;
-            const q10 = 77828 + t * 3600;
-            W.ew10(151877, 36852, q6);
-            for (let i0 = 0; i0 < 16; i0++) {
-                for (let i1 = 0; i1 < 1; i1++) {
-                    A[151893 + (i0 * 1 + i1 * 1)] = A[151877 + (i0 * 1)];
-                }
-            }
-            W.ew10(151877, 151893, q10);
-            W.ew11(151893, 151877);
-            W.mm3(151909, 151893, 4608);
-            W.ew12(152421, 149829, (q10 + 16), 151909);
-            W.ew6(151909, (q10 + 16), 152421);
-            W.ew13(152933, (q10 + 16), 150341, 151909, (q10 + 528), (q10 + 1040));
-            W.ew14(153445, 152933, (q10 + 1552), (q10 + 2064));
-            W.ew14(153957, 152933, q1, (q10 + 2576));
-            W.ew15(154469, 152933, (q10 + 2064), (q10 + 1552));
-            W.ew14(154981, 151909, (q10 + 1040), (q10 + 528));
-            W.cp1(155493, 153445);
-            W.cp1(155525, 153957);
-            W.cp1(155557, 154469);
-            W.cp1(155589, 154981);
-            W.mm4(151909, 155493, 256);
-            W.ew16(150853, (q10 + 16), 152421, 151909);
-            W.ew17(151365, (q10 + 16), 150341, 152933, (q10 + 2576));
-            W.mm5(4641, 155493, q2);
-            W.mm6(4897, 155493, q0);
-            W.sum0(151909, 155493);
-            W.mm7(152037, (q10 + 3088), 151893);
-            for (let i = 0; i < 32; i++) {
-                A[152069 + i] = A[152037 + i];
-            }
-            for (let i1 = 0; i1 < 1; i1++) {
-                {
-                    let acc = 0;
-                    for (let i0 = 0; i0 < 16; i0++) {
-                        acc = acc + A[151893 + (i0 * 1 + i1 * 1)];
-                    }
-                    A[9281 + (i1 * 1)] += acc;
-                }
-            }
-            W.ew18(8993, 151909);
-            W.ew18(9121, 151909);
-            W.ew19(9249, 152069);
-            A.copyWithin(149829, 150853, 151877);
-        }
+        A[149828 + 0] = acc;
+      }
+      lossSum += A[149828];
     }
-    /** Forward over the window's T steps only. */
-    forward(A, T) {
-        const W = this.kernels;
-        // graphs/adding.ts:10
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 128; i1++) {
-                A[32708 + (i0 * 128 + i1 * 1)] = A[4352 + (i1 * 1)];
-            }
+    A[32707] = lossSum / A[32386];
+    A.fill(0, 4641, 9282);
+    A.fill(0, 149829, 150853);
+    for (let t = T - 1; t >= 0; t--) {
+      const q0 = 10242 + t * 512;
+      const q1 = 20994 + t * 512;
+      const q2 = 9282 + t * 32;
+      const q6 = 32066 + t * 16;
+      const q10 = 77828 + t * 3600;
+      W.ew10(151877, 36852, q6);
+      for (let i0 = 0; i0 < 16; i0++) {
+        for (let i1 = 0; i1 < 1; i1++) {
+          A[151893 + (i0 * 1 + i1 * 1)] = A[151877 + i0 * 1];
         }
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 128; i1++) {
-                A[34756 + (i0 * 128 + i1 * 1)] = A[4480 + (i1 * 1)];
-            }
-        }
-        for (let i = 0; i < 32; i++) {
-            A[36804 + i] = A[4608 + i];
-        }
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 1; i1++) {
-                A[36836 + (i0 * 1 + i1 * 1)] = A[4640 + (i1 * 1)];
-            }
-        }
-        // (derived)
-        A[151877] = 1 / A[32386];
+      }
+      W.ew10(151877, 151893, q10);
+      W.ew11(151893, 151877);
+      W.mm3(151909, 151893, 4608);
+      W.ew12(152421, 149829, q10 + 16, 151909);
+      W.ew6(151909, q10 + 16, 152421);
+      W.ew13(152933, q10 + 16, 150341, 151909, q10 + 528, q10 + 1040);
+      W.ew14(153445, 152933, q10 + 1552, q10 + 2064);
+      W.ew14(153957, 152933, q1, q10 + 2576);
+      W.ew15(154469, 152933, q10 + 2064, q10 + 1552);
+      W.ew14(154981, 151909, q10 + 1040, q10 + 528);
+      W.cp1(155493, 153445);
+      W.cp1(155525, 153957);
+      W.cp1(155557, 154469);
+      W.cp1(155589, 154981);
+      W.mm4(151909, 155493, 256);
+      W.ew16(150853, q10 + 16, 152421, 151909);
+      W.ew17(151365, q10 + 16, 150341, 152933, q10 + 2576);
+      W.mm5(4641, 155493, q2);
+      W.mm6(4897, 155493, q0);
+      W.sum0(151909, 155493);
+      W.mm7(152037, q10 + 3088, 151893);
+      for (let i = 0; i < 32; i++) {
+        A[152069 + i] = A[152037 + i];
+      }
+      for (let i1 = 0; i1 < 1; i1++) {
         {
-            const v = A[151877];
-            for (let f = 0; f < 16; f++)
-                A[36852 + f] = v;
+          let acc = 0;
+          for (let i0 = 0; i0 < 16; i0++) {
+            acc = acc + A[151893 + (i0 * 1 + i1 * 1)];
+          }
+          A[9281 + i1 * 1] += acc;
         }
-        W.mm0(36868, 9282, 0);
-        for (let t = 0; t < T; t++) {
-            const q0 = 10242 + (t + 1) * 512;
-            const q1 = 20994 + (t + 1) * 512;
-            const q2 = 32387 + t * 16;
-            const q3 = 10242 + t * 512;
-            const q4 = 20994 + t * 512;
-            const q6 = 36868 + t * 2048;
-            const q8 = 31746 + t * 16;
-            for (let i0 = 0; i0 < 16; i0++) {
-                for (let i1 = 0; i1 < 32; i1++) {
-                    A[151877 + (i0 * 32 + i1 * 1)] = A[q8 + (i0 * 1)];
-                }
-            }
-            // graphs/adding.ts:10
-            W.mm1(152389, q3, 256);
-            W.ew0(152389, q6, 32708, 152389, 34756);
-            W.cp0(154437, 152485);
-            W.cp0(154949, 152421);
-            W.cp0(155461, 152389);
-            W.cp0(155973, 152453);
-            W.ew20(152389, 154949, q4, 155461, 155973);
-            // (derived)
-            W.ew21(q0, 151877, 154437, 152389, q3);
-            W.ew5(q1, 151877, 152389, q4);
-            W.ew6(152389, 151877, q0);
-            // graphs/adding.ts:10
-            W.mm2(q2, 152389, 36804);
-            W.ew7(q2, q2, 36836);
-        }
+      }
+      W.ew18(8993, 151909);
+      W.ew18(9121, 151909);
+      W.ew19(9249, 152069);
+      A.copyWithin(149829, 150853, 151877);
     }
-    /** The optimizer step; false (and nothing changed) when the gradient is not finite. */
-    update(A, lr, t) {
-        const W = this.kernels;
-        { // adam(lr=0.01, betas=(0.9, 0.999), eps=1e-8)
-            const stepSize = lr / (1 - Math.pow(0.9, t));
-            const negStepSize = -stepSize;
-            const biasCorrection2Sqrt = Math.sqrt(1 - Math.pow(0.999, t));
-            const invBiasCorrection2Sqrt = 1 / biasCorrection2Sqrt;
-            W.opt0(0, 4641, 157541, 162182, invBiasCorrection2Sqrt, negStepSize); // rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0, out.weight, out.bias: 4641 at param 0, grad 4641, exp_avg 157541, exp_avg_sq 162182
-        }
-        return true;
+  }
+  /** Forward over the window's T steps only. */
+  forward(A, T) {
+    const W = this.kernels;
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 128; i1++) {
+        A[32708 + (i0 * 128 + i1 * 1)] = A[4352 + i1 * 1];
+      }
     }
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 128; i1++) {
+        A[34756 + (i0 * 128 + i1 * 1)] = A[4480 + i1 * 1];
+      }
+    }
+    for (let i = 0; i < 32; i++) {
+      A[36804 + i] = A[4608 + i];
+    }
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 1; i1++) {
+        A[36836 + (i0 * 1 + i1 * 1)] = A[4640 + i1 * 1];
+      }
+    }
+    A[151877] = 1 / A[32386];
+    {
+      const v = A[151877];
+      for (let f = 0; f < 16; f++) A[36852 + f] = v;
+    }
+    W.mm0(36868, 9282, 0);
+    for (let t = 0; t < T; t++) {
+      const q0 = 10242 + (t + 1) * 512;
+      const q1 = 20994 + (t + 1) * 512;
+      const q2 = 32387 + t * 16;
+      const q3 = 10242 + t * 512;
+      const q4 = 20994 + t * 512;
+      const q6 = 36868 + t * 2048;
+      const q8 = 31746 + t * 16;
+      for (let i0 = 0; i0 < 16; i0++) {
+        for (let i1 = 0; i1 < 32; i1++) {
+          A[151877 + (i0 * 32 + i1 * 1)] = A[q8 + i0 * 1];
+        }
+      }
+      W.mm1(152389, q3, 256);
+      W.ew0(152389, q6, 32708, 152389, 34756);
+      W.cp0(154437, 152485);
+      W.cp0(154949, 152421);
+      W.cp0(155461, 152389);
+      W.cp0(155973, 152453);
+      W.ew20(152389, 154949, q4, 155461, 155973);
+      W.ew21(q0, 151877, 154437, 152389, q3);
+      W.ew5(q1, 151877, 152389, q4);
+      W.ew6(152389, 151877, q0);
+      W.mm2(q2, 152389, 36804);
+      W.ew7(q2, q2, 36836);
+    }
+  }
+  /** The optimizer step; false (and nothing changed) when the gradient is not finite. */
+  update(A, lr, t) {
+    const W = this.kernels;
+    {
+      const stepSize = lr / (1 - Math.pow(0.9, t));
+      const negStepSize = -stepSize;
+      const biasCorrection2Sqrt = Math.sqrt(1 - Math.pow(0.999, t));
+      const invBiasCorrection2Sqrt = 1 / biasCorrection2Sqrt;
+      W.opt0(0, 4641, 157541, 162182, invBiasCorrection2Sqrt, negStepSize);
+    }
+    return true;
+  }
 }
-/** A new trainer: parameters from the seeded init (or `options.params`), zero state. */
 export function createTrainer(options = {}) {
-    return new Trainer(options);
+  return new Trainer(options);
 }
-/** A new trainer, its kernels compiled asynchronously (what browsers need on their main thread). */
 export async function createTrainerAsync(options = {}) {
-    compiled ??= await WebAssembly.compile(wasmBytes());
-    return new Trainer(options, compiled);
+  compiled ??= await WebAssembly.compile(wasmBytes());
+  return new Trainer(options, compiled);
 }

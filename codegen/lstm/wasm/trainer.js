@@ -5,472 +5,410 @@
  * Target: wasm: 25 kernels (matrix products, element-wise chains, the optimizer's update) in WebAssembly SIMD (9456 bytes), embedded below.
  * Standalone: imports nothing.
  */
-/** What this trainer was compiled for. */
 export const SPEC = {
-    model: "lstm",
-    source: "graphs/lstm.ts",
-    compiler: "unfold 0.1.0",
-    batch: 1,
-    seqLen: 10,
-    inputs: [{ name: "x", shape: [1, 10, 1] }],
-    target: { shape: [1, 10, 1] },
-    states: [{ name: "h", shape: [1, 32] }, { name: "c", shape: [1, 32] }],
-    dtype: "f32",
-    loss: "mse",
-    optimizer: "adam(lr=0.02, betas=(0.9, 0.999), eps=1e-8)",
-    lr: 0.02,
-    carryState: true,
-    seed: 1234,
-    arenaBytes: 95340,
+  model: "lstm",
+  source: "graphs/lstm.ts",
+  compiler: "unfold 0.1.0",
+  batch: 1,
+  seqLen: 10,
+  inputs: [{ name: "x", shape: [1, 10, 1] }],
+  target: { shape: [1, 10, 1] },
+  states: [{ name: "h", shape: [1, 32] }, { name: "c", shape: [1, 32] }],
+  dtype: "f32",
+  loss: "mse",
+  optimizer: "adam(lr=0.02, betas=(0.9, 0.999), eps=1e-8)",
+  lr: 0.02,
+  carryState: true,
+  seed: 1234,
+  arenaBytes: 95340
 };
-/** Where each parameter and its gradient live in the arena, and how it starts. */
 const PARAMS = [
-    { name: "rnn.weight_ih_l0", shape: [128, 1], offset: 0, grad: 4513, size: 128, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "rnn.weight_hh_l0", shape: [128, 32], offset: 128, grad: 4641, size: 4096, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "rnn.bias_ih_l0", shape: [128], offset: 4224, grad: 8737, size: 128, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "rnn.bias_hh_l0", shape: [128], offset: 4352, grad: 8865, size: 128, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "out.weight", shape: [1, 32], offset: 4480, grad: 8993, size: 32, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "out.bias", shape: [1], offset: 4512, grad: 9025, size: 1, init: { kind: 'uniform', bound: 0.17677669529663687 } },
+  { name: "rnn.weight_ih_l0", shape: [128, 1], offset: 0, grad: 4513, size: 128, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "rnn.weight_hh_l0", shape: [128, 32], offset: 128, grad: 4641, size: 4096, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "rnn.bias_ih_l0", shape: [128], offset: 4224, grad: 8737, size: 128, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "rnn.bias_hh_l0", shape: [128], offset: 4352, grad: 8865, size: 128, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "out.weight", shape: [1, 32], offset: 4480, grad: 8993, size: 32, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "out.bias", shape: [1], offset: 4512, grad: 9025, size: 1, init: { kind: "uniform", bound: 0.17677669529663687 } }
 ];
 function mulberry32(seed) {
-    let a = seed >>> 0;
-    return function next() {
-        a = (a + 0x6d2b79f5) >>> 0;
-        let t = Math.imul(a ^ (a >>> 15), a | 1) >>> 0;
-        t = (((t + (Math.imul(t ^ (t >>> 7), t | 61) >>> 0)) >>> 0) ^ t) >>> 0;
-        return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
+  let a = seed >>> 0;
+  return function next() {
+    a = a + 1831565813 >>> 0;
+    let t = Math.imul(a ^ a >>> 15, a | 1) >>> 0;
+    t = (t + (Math.imul(t ^ t >>> 7, t | 61) >>> 0) >>> 0 ^ t) >>> 0;
+    return ((t ^ t >>> 14) >>> 0) / 4294967296;
+  };
 }
-/** The kernels: matrix products (mmN), element-wise chains (ewN) and the optimizer's (optN, sqN) in WebAssembly SIMD ( 9456 bytes), over a memory of 2 pages (131072 bytes). Offsets are element indices into the arena. */
 const WASM = "AGFzbQEAAAABJAVgA39/fwBgBX9/f39/AGACf38AYAR/f39/AGAGf39/f319AAIQAQNlbnYGbWVtb3J5AgECAgMaGQABAAICAgEAAAAAAQMDAgAAAAIAAgIBAAQHnAEZA21tMAAAA2V3MAABA21tMQACA2NwMAADA2V3MQAEA2V3MgAFA2V3MwAGA2V3NAAHA21tMgAIA21tMwAJA2V3NQAKA2V3NgALA2V3NwAMA2V3OAANA2NwMQAOA21tNAAPA21tNQAQA21tNgARBHN1bTAAEgNtbTcAEwNldzkAFARldzEwABUEZXcxMQAWBGV3MTIAFwRvcHQwABgK8kcZmwYCCX8LeyAAQQJ0IQAgAUECdCEBIAJBAnQhAiABIQMgACEEQQIhCQNAIAIhBSAEIQZBECEKA0AgAyEHIAUhCP0MAAAAAAAAAAAAAAAAAAAAACEN/QwAAAAAAAAAAAAAAAAAAAAAIQ79DAAAAAAAAAAAAAAAAAAAAAAhD/0MAAAAAAAAAAAAAAAAAAAAACEQ/QwAAAAAAAAAAAAAAAAAAAAAIRH9DAAAAAAAAAAAAAAAAAAAAAAhEv0MAAAAAAAAAAAAAAAAAAAAACET/QwAAAAAAAAAAAAAAAAAAAAAIRQgCP0AAgAhFSAI/QACECEWIAf9CQIAIQwgDSAMIBX95gH95AEhDSAOIAwgFv3mAf3kASEOIAf9CQIEIQwgDyAMIBX95gH95AEhDyAQIAwgFv3mAf3kASEQIAf9CQIIIQwgESAMIBX95gH95AEhESASIAwgFv3mAf3kASESIAf9CQIMIQwgEyAMIBX95gH95AEhEyAUIAwgFv3mAf3kASEUIAdBBGohByAIQYAEaiEIIAYgDf0LAgAgBiAO/QsCECAGIA/9CwKABCAGIBD9CwKQBCAGIBH9CwKACCAGIBL9CwKQCCAGIBP9CwKADCAGIBT9CwKQDCAFQSBqIQUgBkEgaiEGIApBAWsiCg0ACyADQRBqIQMgBEGAEGohBCAJQQFrIgkNAAsgAiEFIAQhBkEQIQoDQCADIQcgBSEI/QwAAAAAAAAAAAAAAAAAAAAAIQ39DAAAAAAAAAAAAAAAAAAAAAAhDv0MAAAAAAAAAAAAAAAAAAAAACEP/QwAAAAAAAAAAAAAAAAAAAAAIRAgCP0AAgAhFSAI/QACECEWIAf9CQIAIQwgDSAMIBX95gH95AEhDSAOIAwgFv3mAf3kASEOIAf9CQIEIQwgDyAMIBX95gH95AEhDyAQIAwgFv3mAf3kASEQIAdBBGohByAIQYAEaiEIIAYgDf0LAgAgBiAO/QsCECAGIA/9CwKABCAGIBD9CwKQBCAFQSBqIQUgBkEgaiEGIApBAWsiCg0ACyADQQhqIQMgBEGACGohBAtxAQF/IABBAnQhACABQQJ0IQEgAkECdCECIANBAnQhAyAEQQJ0IQRBACEFA0AgACAFaiABIAVq/QACACACIAVq/QACAP3kASADIAVq/QACACAEIAVq/QACAP3kAf3kAf0LAgAgBUEQaiIFQYAEaw0ACwvhBQMJfxF7AX0gAEECdCEAIAFBAnQhASACQQJ0IQIgASEDIAAhBCACIQUgBCEGQRAhCgNAIAMhByAFIQj9DAAAAAAAAAAAAAAAAAAAAAAhDf0MAAAAAAAAAAAAAAAAAAAAACEO/QwAAAAAAAAAAAAAAAAAAAAAIQ/9DAAAAAAAAAAAAAAAAAAAAAAhEP0MAAAAAAAAAAAAAAAAAAAAACER/QwAAAAAAAAAAAAAAAAAAAAAIRL9DAAAAAAAAAAAAAAAAAAAAAAhE/0MAAAAAAAAAAAAAAAAAAAAACEUQQghCwNAIAj9AAIAIRUgCP0AAoABIRYgCP0AAoACIRcgCP0AAoADIRggCP0AAoAEIRkgCP0AAoAFIRogCP0AAoAGIRsgCP0AAoAHIRwgB/0AAgAhDCANIAwgFf3mAf3kASENIA4gDCAW/eYB/eQBIQ4gDyAMIBf95gH95AEhDyAQIAwgGP3mAf3kASEQIBEgDCAZ/eYB/eQBIREgEiAMIBr95gH95AEhEiATIAwgG/3mAf3kASETIBQgDCAc/eYB/eQBIRQgB0EQaiEHIAhBEGohCCALQQFrIgsNAAsgDf0fACAN/R8BkiAN/R8CIA39HwOSkiEdIAYgHTgCACAO/R8AIA79HwGSIA79HwIgDv0fA5KSIR0gBiAdOAIEIA/9HwAgD/0fAZIgD/0fAiAP/R8DkpIhHSAGIB04AgggEP0fACAQ/R8BkiAQ/R8CIBD9HwOSkiEdIAYgHTgCDCAR/R8AIBH9HwGSIBH9HwIgEf0fA5KSIR0gBiAdOAIQIBL9HwAgEv0fAZIgEv0fAiAS/R8DkpIhHSAGIB04AhQgE/0fACAT/R8BkiAT/R8CIBP9HwOSkiEdIAYgHTgCGCAU/R8AIBT9HwGSIBT9HwIgFP0fA5KSIR0gBiAdOAIcIAVBgAhqIQUgBkEgaiEGIApBAWsiCg0ACyADQYABaiEDIARBgARqIQQLOAECfyAAQQJ0IQAgAUECdCEBQQAhAgNAIAAgAmogASACav0AAgD9CwIAIAJBEGoiAkGAAWsNAAsL7wMCAX8CeyAAQQJ0IQAgAUECdCEBQQAhAgNAIAAgAmogASACav0AAgD94QH9DAAA0MIAANDCAADQwgAA0ML96QH9DAAAskIAALJCAACyQgAAskL96AEiA/0MO6q4PzuquD87qrg/O6q4P/3mAf1qIQQgAyAE/QwAgDE/AIAxPwCAMT8AgDE//eYB/eUBIAT9DIOAXrmDgF65g4BeuYOAXrn95gH95QEhA/0MZ2lQOWdpUDlnaVA5Z2lQOSAD/eYB/QzOQ7c6zkO3Os5DtzrOQ7c6/eQBIAP95gH9DAiJCDwIiQg8CIkIPAiJCDz95AEgA/3mAf0MwakqPcGpKj3BqSo9wakqPf3kASAD/eYB/Qyqqio+qqoqPqqqKj6qqio+/eQBIAP95gH9DAAAAD8AAAA/AAAAPwAAAD/95AEgAyAD/eYB/eYBIAP95AH9DAAAgD8AAIA/AACAPwAAgD/95AEgBP34ASIEQQH9rAEiA/0MfwAAAH8AAAB/AAAAfwAAAP2uAUEX/asB/eYBIAQgA/2xAf0MfwAAAH8AAAB/AAAAfwAAAP2uAUEX/asB/eYBIQP9DAAAgD8AAIA/AACAPwAAgD8gA/0MAACAPwAAgD8AAIA/AACAP/3kAf3nAf0LAgAgAkEQaiICQYABaw0ACwuHAwIBfwN7IABBAnQhACABQQJ0IQFBACECA0AgACACaiABIAJq/QACAP0MAAAQwQAAEMEAABDBAAAQwf3pAf0MAAAQQQAAEEEAABBBAAAQQf3oASIDIAP95gEhBP0MwCWfpcAln6XAJZ+lwCWfpSAE/eYB/Qx+M2EqfjNhKn4zYSp+M2Eq/eQBIAT95gH9DP83va7/N72u/ze9rv83va795AEgBP3mAf0MQQBcM0EAXDNBAFwzQQBcM/3kASAE/eYB/QxKQ3k3SkN5N0pDeTdKQ3k3/eQBIAT95gH9DO0NJzrtDSc67Q0nOu0NJzr95AEgBP3mAf0M3FmgO9xZoDvcWaA73FmgO/3kASAD/eYBIQUgBf0M2NOgNdjToDXY06A12NOgNSAE/eYB/QzWlfg41pX4ONaV+DjWlfg4/eQBIAT95gH9DAWqFDsFqhQ7BaoUOwWqFDv95AEgBP3mAf0M3VmgO91ZoDvdWaA73VmgO/3kAf3nAf0LAgAgAkEQaiICQYABaw0ACwtxAQF/IABBAnQhACABQQJ0IQEgAkECdCECIANBAnQhAyAEQQJ0IQRBACEFA0AgACAFaiABIAVq/QACACACIAVq/QACAP3mASADIAVq/QACACAEIAVq/QACAP3mAf3kAf0LAgAgBUEQaiIFQYABaw0ACwtLAQF/IABBAnQhACABQQJ0IQEgAkECdCECQQAhAwNAIAAgA2ogASADav0AAgAgAiADav0AAgD95gH9CwIAIANBEGoiA0GAAWsNAAsLwgEDCX8DewF9IABBAnQhACABQQJ0IQEgAkECdCECIAEhAyAAIQQgAiEFIAQhBiADIQcgBSEI/QwAAAAAAAAAAAAAAAAAAAAAIQ1BCCELA0AgCP0AAgAhDiAH/QACACEMIA0gDCAO/eYB/eQBIQ0gB0EQaiEHIAhBEGohCCALQQFrIgsNAAsgDf0fACAN/R8BkiAN/R8CIA39HwOSkiEPIAYgDzgCACAFQQRqIQUgBkEEaiEGIANBgAFqIQMgBEEEaiEEC/kDAgl/EXsgAEECdCEAIAFBAnQhASACQQJ0IQIgASEDIAAhBCACIQUgBCEGIAMhByAFIQj9DAAAAAAAAAAAAAAAAAAAAAAhDf0MAAAAAAAAAAAAAAAAAAAAACEO/QwAAAAAAAAAAAAAAAAAAAAAIQ/9DAAAAAAAAAAAAAAAAAAAAAAhEP0MAAAAAAAAAAAAAAAAAAAAACER/QwAAAAAAAAAAAAAAAAAAAAAIRL9DAAAAAAAAAAAAAAAAAAAAAAhE/0MAAAAAAAAAAAAAAAAAAAAACEUIAj9AAIAIRUgCP0AAhAhFiAI/QACICEXIAj9AAIwIRggCP0AAkAhGSAI/QACUCEaIAj9AAJgIRsgCP0AAnAhHCAH/QkCACEMIA0gDCAV/eYB/eQBIQ0gDiAMIBb95gH95AEhDiAPIAwgF/3mAf3kASEPIBAgDCAY/eYB/eQBIRAgESAMIBn95gH95AEhESASIAwgGv3mAf3kASESIBMgDCAb/eYB/eQBIRMgFCAMIBz95gH95AEhFCAHQQRqIQcgCEGAAWohCCAGIA39CwIAIAYgDv0LAhAgBiAP/QsCICAGIBD9CwIwIAYgEf0LAkAgBiAS/QsCUCAGIBP9CwJgIAYgFP0LAnAgBUGAAWohBSAGQYABaiEGIANBBGohAyAEQYABaiEEC0sBAX8gAEECdCEAIAFBAnQhASACQQJ0IQJBACEDA0AgACADaiABIANq/QACACACIANq/QACAP3kAf0LAgAgA0EQaiIDQYABaw0ACwuSAQEBfyAAQQJ0IQAgAUECdCEBIAJBAnQhAiADQQJ0IQMgBEECdCEEQQAhBQNAIAAgBWogASAFav0AAgAgAiAFav0AAgAgAyAFav0AAgD95gH9DAAAgD8AAIA/AACAPwAAgD8gBCAFav0AAgAgBCAFav0AAgD95gH95QH95gH95AH9CwIAIAVBEGoiBUGAAWsNAAsLfwEBfyAAQQJ0IQAgAUECdCEBIAJBAnQhAiADQQJ0IQNBACEEA0AgACAEaiABIARq/QACACACIARq/QACAP3mASADIARq/QACAP0MAACAPwAAgD8AAIA/AACAPyADIARq/QACAP3lAf3mAf3mAf0LAgAgBEEQaiIEQYABaw0ACwt/AQF/IABBAnQhACABQQJ0IQEgAkECdCECIANBAnQhA0EAIQQDQCAAIARqIAEgBGr9AAIAIAIgBGr9AAIA/eYB/QwAAIA/AACAPwAAgD8AAIA/IAMgBGr9AAIAIAMgBGr9AAIA/eYB/eUB/eYB/QsCACAEQRBqIgRBgAFrDQALCzgBAn8gAEECdCEAIAFBAnQhAUEAIQIDQCAAIAJqIAEgAmr9AAIA/QsCACACQRBqIgJBgAFrDQALC4sEAgl/EXsgAEECdCEAIAFBAnQhASACQQJ0IQIgASEDIAAhBCACIQUgBCEGIAMhByAFIQj9DAAAAAAAAAAAAAAAAAAAAAAhDf0MAAAAAAAAAAAAAAAAAAAAACEO/QwAAAAAAAAAAAAAAAAAAAAAIQ/9DAAAAAAAAAAAAAAAAAAAAAAhEP0MAAAAAAAAAAAAAAAAAAAAACER/QwAAAAAAAAAAAAAAAAAAAAAIRL9DAAAAAAAAAAAAAAAAAAAAAAhE/0MAAAAAAAAAAAAAAAAAAAAACEUQYABIQsDQCAI/QACACEVIAj9AAIQIRYgCP0AAiAhFyAI/QACMCEYIAj9AAJAIRkgCP0AAlAhGiAI/QACYCEbIAj9AAJwIRwgB/0JAgAhDCANIAwgFf3mAf3kASENIA4gDCAW/eYB/eQBIQ4gDyAMIBf95gH95AEhDyAQIAwgGP3mAf3kASEQIBEgDCAZ/eYB/eQBIREgEiAMIBr95gH95AEhEiATIAwgG/3mAf3kASETIBQgDCAc/eYB/eQBIRQgB0EEaiEHIAhBgAFqIQggC0EBayILDQALIAYgDf0LAgAgBiAO/QsCECAGIA/9CwIgIAYgEP0LAjAgBiAR/QsCQCAGIBL9CwJQIAYgE/0LAmAgBiAU/QsCcCAFQYABaiEFIAZBgAFqIQYgA0GABGohAyAEQYABaiEEC5kEAgl/EXsgAEECdCEAIAFBAnQhASACQQJ0IQIgASEDIAAhBCACIQUgBCEGQQQhCgNAIAMhByAFIQj9DAAAAAAAAAAAAAAAAAAAAAAhDf0MAAAAAAAAAAAAAAAAAAAAACEO/QwAAAAAAAAAAAAAAAAAAAAAIQ/9DAAAAAAAAAAAAAAAAAAAAAAhEP0MAAAAAAAAAAAAAAAAAAAAACER/QwAAAAAAAAAAAAAAAAAAAAAIRL9DAAAAAAAAAAAAAAAAAAAAAAhE/0MAAAAAAAAAAAAAAAAAAAAACEUQQohCwNAIAj9AAIAIRUgCP0AAhAhFiAI/QACICEXIAj9AAIwIRggCP0AAkAhGSAI/QACUCEaIAj9AAJgIRsgCP0AAnAhHCAH/QkCACEMIA0gDCAV/eYB/eQBIQ0gDiAMIBb95gH95AEhDiAPIAwgF/3mAf3kASEPIBAgDCAY/eYB/eQBIRAgESAMIBn95gH95AEhESASIAwgGv3mAf3kASESIBMgDCAb/eYB/eQBIRMgFCAMIBz95gH95AEhFCAHQQRqIQcgCEGABGohCCALQQFrIgsNAAsgBiAN/QsCACAGIA79CwIQIAYgD/0LAiAgBiAQ/QsCMCAGIBH9CwJAIAYgEv0LAlAgBiAT/QsCYCAGIBT9CwJwIAVBgAFqIQUgBkGAAWohBiAKQQFrIgoNAAsgA0EoaiEDIARBgARqIQQL5AQCCX8LeyAAQQJ0IQAgAUECdCEBIAJBAnQhAiABIQMgACEEQSAhCQNAIAIhBSAEIQZBBCEKA0AgAyEHIAUhCP0MAAAAAAAAAAAAAAAAAAAAACEN/QwAAAAAAAAAAAAAAAAAAAAAIQ79DAAAAAAAAAAAAAAAAAAAAAAhD/0MAAAAAAAAAAAAAAAAAAAAACEQ/QwAAAAAAAAAAAAAAAAAAAAAIRH9DAAAAAAAAAAAAAAAAAAAAAAhEv0MAAAAAAAAAAAAAAAAAAAAACET/QwAAAAAAAAAAAAAAAAAAAAAIRRBCiELA0AgCP0AAgAhFSAI/QACECEWIAf9CQIAIQwgDSAMIBX95gH95AEhDSAOIAwgFv3mAf3kASEOIAf9CQIEIQwgDyAMIBX95gH95AEhDyAQIAwgFv3mAf3kASEQIAf9CQIIIQwgESAMIBX95gH95AEhESASIAwgFv3mAf3kASESIAf9CQIMIQwgEyAMIBX95gH95AEhEyAUIAwgFv3mAf3kASEUIAdBgARqIQcgCEGAAWohCCALQQFrIgsNAAsgBiAG/QACACAN/eQB/QsCACAGIAb9AAIQIA795AH9CwIQIAYgBv0AAoABIA/95AH9CwKAASAGIAb9AAKQASAQ/eQB/QsCkAEgBiAG/QACgAIgEf3kAf0LAoACIAYgBv0AApACIBL95AH9CwKQAiAGIAb9AAKAAyAT/eQB/QsCgAMgBiAG/QACkAMgFP3kAf0LApADIAVBIGohBSAGQSBqIQYgCkEBayIKDQALIANBEGohAyAEQYAEaiEEIAlBAWsiCQ0ACwtzAgN/AXsgAEECdCEAIAFBAnQhAUEAIQIDQP0MAAAAAAAAAAAAAAAAAAAAACEFIAEgAmohA0EKIQQDQCAFIAP9AAIA/eQBIQUgA0GABGohAyAEQQFrIgQNAAsgACACaiAF/QsCACACQRBqIgJBgARrDQALC4gEAgl/EXsgAEECdCEAIAFBAnQhASACQQJ0IQIgAiEDIAAhBCABIQUgBCEGIAMhByAFIQj9DAAAAAAAAAAAAAAAAAAAAAAhDf0MAAAAAAAAAAAAAAAAAAAAACEO/QwAAAAAAAAAAAAAAAAAAAAAIQ/9DAAAAAAAAAAAAAAAAAAAAAAhEP0MAAAAAAAAAAAAAAAAAAAAACER/QwAAAAAAAAAAAAAAAAAAAAAIRL9DAAAAAAAAAAAAAAAAAAAAAAhE/0MAAAAAAAAAAAAAAAAAAAAACEUQQohCwNAIAj9AAIAIRUgCP0AAhAhFiAI/QACICEXIAj9AAIwIRggCP0AAkAhGSAI/QACUCEaIAj9AAJgIRsgCP0AAnAhHCAH/QkCACEMIA0gDCAV/eYB/eQBIQ0gDiAMIBb95gH95AEhDiAPIAwgF/3mAf3kASEPIBAgDCAY/eYB/eQBIRAgESAMIBn95gH95AEhESASIAwgGv3mAf3kASESIBMgDCAb/eYB/eQBIRMgFCAMIBz95gH95AEhFCAHQQRqIQcgCEGAAWohCCALQQFrIgsNAAsgBiAN/QsCACAGIA79CwIQIAYgD/0LAiAgBiAQ/QsCMCAGIBH9CwJAIAYgEv0LAlAgBiAT/QsCYCAGIBT9CwJwIAVBgAFqIQUgBkGAAWohBiADQQRqIQMgBEEEaiEEC0QBAX8gAEECdCEAIAFBAnQhAUEAIQIDQCAAIAJqIAAgAmr9AAIAIAEgAmr9AAIA/eQB/QsCACACQRBqIgJBgARrDQALC0QBAX8gAEECdCEAIAFBAnQhAUEAIQIDQCAAIAJqIAAgAmr9AAIAIAEgAmr9AAIA/eQB/QsCACACQRBqIgJBgAFrDQALC6oKAgF/A3sgAEECdCEAIAFBAnQhASACQQJ0IQIgA0ECdCEDIARBAnQhBEEAIQUDQCAAIAVqIAEgBWr9AAIA/eEB/QwAANDCAADQwgAA0MIAANDC/ekB/QwAALJCAACyQgAAskIAALJC/egBIgb9DDuquD87qrg/O6q4PzuquD/95gH9aiEHIAYgB/0MAIAxPwCAMT8AgDE/AIAxP/3mAf3lASAH/QyDgF65g4BeuYOAXrmDgF65/eYB/eUBIQb9DGdpUDlnaVA5Z2lQOWdpUDkgBv3mAf0MzkO3Os5DtzrOQ7c6zkO3Ov3kASAG/eYB/QwIiQg8CIkIPAiJCDwIiQg8/eQBIAb95gH9DMGpKj3BqSo9wakqPcGpKj395AEgBv3mAf0MqqoqPqqqKj6qqio+qqoqPv3kASAG/eYB/QwAAAA/AAAAPwAAAD8AAAA//eQBIAYgBv3mAf3mASAG/eQB/QwAAIA/AACAPwAAgD8AAIA//eQBIAf9+AEiB0EB/awBIgb9DH8AAAB/AAAAfwAAAH8AAAD9rgFBF/2rAf3mASAHIAb9sQH9DH8AAAB/AAAAfwAAAH8AAAD9rgFBF/2rAf3mASEG/QwAAIA/AACAPwAAgD8AAIA/IAb9DAAAgD8AAIA/AACAPwAAgD/95AH95wEgAiAFav0AAgD95gEgAyAFav0AAgD94QH9DAAA0MIAANDCAADQwgAA0ML96QH9DAAAskIAALJCAACyQgAAskL96AEiBv0MO6q4PzuquD87qrg/O6q4P/3mAf1qIQcgBiAH/QwAgDE/AIAxPwCAMT8AgDE//eYB/eUBIAf9DIOAXrmDgF65g4BeuYOAXrn95gH95QEhBv0MZ2lQOWdpUDlnaVA5Z2lQOSAG/eYB/QzOQ7c6zkO3Os5DtzrOQ7c6/eQBIAb95gH9DAiJCDwIiQg8CIkIPAiJCDz95AEgBv3mAf0MwakqPcGpKj3BqSo9wakqPf3kASAG/eYB/Qyqqio+qqoqPqqqKj6qqio+/eQBIAb95gH9DAAAAD8AAAA/AAAAPwAAAD/95AEgBiAG/eYB/eYBIAb95AH9DAAAgD8AAIA/AACAPwAAgD/95AEgB/34ASIHQQH9rAEiBv0MfwAAAH8AAAB/AAAAfwAAAP2uAUEX/asB/eYBIAcgBv2xAf0MfwAAAH8AAAB/AAAAfwAAAP2uAUEX/asB/eYBIQb9DAAAgD8AAIA/AACAPwAAgD8gBv0MAACAPwAAgD8AAIA/AACAP/3kAf3nASAEIAVq/QACAP0MAAAQwQAAEMEAABDBAAAQwf3pAf0MAAAQQQAAEEEAABBBAAAQQf3oASIGIAb95gEhB/0MwCWfpcAln6XAJZ+lwCWfpSAH/eYB/Qx+M2EqfjNhKn4zYSp+M2Eq/eQBIAf95gH9DP83va7/N72u/ze9rv83va795AEgB/3mAf0MQQBcM0EAXDNBAFwzQQBcM/3kASAH/eYB/QxKQ3k3SkN5N0pDeTdKQ3k3/eQBIAf95gH9DO0NJzrtDSc67Q0nOu0NJzr95AEgB/3mAf0M3FmgO9xZoDvcWaA73FmgO/3kASAG/eYBIQggCP0M2NOgNdjToDXY06A12NOgNSAH/eYB/QzWlfg41pX4ONaV+DjWlfg4/eQBIAf95gH9DAWqFDsFqhQ7BaoUOwWqFDv95AEgB/3mAf0M3VmgO91ZoDvdWaA73VmgO/3kAf3nAf3mAf3kAf0LAgAgBUEQaiIFQYABaw0ACwvPBgIBfwN7IABBAnQhACABQQJ0IQEgAkECdCECQQAhAwNAIAAgA2ogASADav0AAgD94QH9DAAA0MIAANDCAADQwgAA0ML96QH9DAAAskIAALJCAACyQgAAskL96AEiBP0MO6q4PzuquD87qrg/O6q4P/3mAf1qIQUgBCAF/QwAgDE/AIAxPwCAMT8AgDE//eYB/eUBIAX9DIOAXrmDgF65g4BeuYOAXrn95gH95QEhBP0MZ2lQOWdpUDlnaVA5Z2lQOSAE/eYB/QzOQ7c6zkO3Os5DtzrOQ7c6/eQBIAT95gH9DAiJCDwIiQg8CIkIPAiJCDz95AEgBP3mAf0MwakqPcGpKj3BqSo9wakqPf3kASAE/eYB/Qyqqio+qqoqPqqqKj6qqio+/eQBIAT95gH9DAAAAD8AAAA/AAAAPwAAAD/95AEgBCAE/eYB/eYBIAT95AH9DAAAgD8AAIA/AACAPwAAgD/95AEgBf34ASIFQQH9rAEiBP0MfwAAAH8AAAB/AAAAfwAAAP2uAUEX/asB/eYBIAUgBP2xAf0MfwAAAH8AAAB/AAAAfwAAAP2uAUEX/asB/eYBIQT9DAAAgD8AAIA/AACAPwAAgD8gBP0MAACAPwAAgD8AAIA/AACAP/3kAf3nASACIANq/QACAP0MAAAQwQAAEMEAABDBAAAQwf3pAf0MAAAQQQAAEEEAABBBAAAQQf3oASIEIAT95gEhBf0MwCWfpcAln6XAJZ+lwCWfpSAF/eYB/Qx+M2EqfjNhKn4zYSp+M2Eq/eQBIAX95gH9DP83va7/N72u/ze9rv83va795AEgBf3mAf0MQQBcM0EAXDNBAFwzQQBcM/3kASAF/eYB/QxKQ3k3SkN5N0pDeTdKQ3k3/eQBIAX95gH9DO0NJzrtDSc67Q0nOu0NJzr95AEgBf3mAf0M3FmgO9xZoDvcWaA73FmgO/3kASAE/eYBIQYgBv0M2NOgNdjToDXY06A12NOgNSAF/eYB/QzWlfg41pX4ONaV+DjWlfg4/eQBIAX95gH9DAWqFDsFqhQ7BaoUOwWqFDv95AEgBf3mAf0M3VmgO91ZoDvdWaA73VmgO/3kAf3nAf3mAf0LAgAgA0EQaiIDQYABaw0ACwuhBAMCewF/CXsgAEECdCEAIAFBAnQhASACQQJ0IQIgA0ECdCEDIAT9EyEGIAX9EyEHQQAhCANAIAAgCGr9AAIAIQ4gASAIav0AAgAhDyACIAhq/QACACEQIAMgCGr9AAIAIREgDyEJIA4hCv0MZmZmP2ZmZj9mZmY/ZmZmPyAQ/eYB/QzNzMw9zczMPc3MzD3NzMw9IAn95gH95AEhC/0Md75/P3e+fz93vn8/d75/PyAR/eYB/QxvEoM6bxKDOm8SgzpvEoM6IAn95gEgCf3mAf3kASEMIAz94wEgBv3mAf0Md8wrMnfMKzJ3zCsyd8wrMv3kASENIAAgCGogCiAHIAv95gEgDf3nAf3kAf0LAgAgAiAIaiAL/QsCACADIAhqIAz9CwIAIAhBEGoiCEGAjQFrDQALIAD9XAKAjQEhDiAB/VwCgI0BIQ8gAv1cAoCNASEQIAP9XAKAjQEhESAPIQkgDiEK/QxmZmY/ZmZmP2ZmZj9mZmY/IBD95gH9DM3MzD3NzMw9zczMPc3MzD0gCf3mAf3kASEL/Qx3vn8/d75/P3e+fz93vn8/IBH95gH9DG8SgzpvEoM6bxKDOm8SgzogCf3mASAJ/eYB/eQBIQwgDP3jASAG/eYB/Qx3zCsyd8wrMnfMKzJ3zCsy/eQBIQ0gACAKIAcgC/3mASAN/ecB/eQB/VoCgI0BACACIAv9WgKAjQEAIAMgDP1aAoCNAQAL";
 function wasmBytes() {
-    const s = atob(WASM);
-    const bytes = new Uint8Array(s.length);
-    for (let i = 0; i < s.length; i++)
-        bytes[i] = s.charCodeAt(i);
-    return bytes;
+  const s = atob(WASM);
+  const bytes = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) bytes[i] = s.charCodeAt(i);
+  return bytes;
 }
 let compiled;
-/** The kernels compiled once, synchronously (Node; a browser's main thread refuses modules over 4 KB this way: use createTrainerAsync). */
 function kernelModule() {
-    return (compiled ??= new WebAssembly.Module(wasmBytes()));
+  return compiled ??= new WebAssembly.Module(wasmBytes());
 }
-/** Trains the compiled model: `step(x, y)` runs forward, loss, backward and the optimizer on one window. */
 export class Trainer {
-    /** Every value the trainer keeps: parameters, gradients, data, outputs, temporaries, optimizer state. */
-    arena;
-    lr;
-    carryState;
-    /** The product kernels, instantiated over the arena's memory. */
-    kernels;
-    /** Optimizer steps taken (Adam's t). */
-    steps = 0;
-    /** Steps in the last window (1 … 10). */
-    T = 10;
-    constructor(options = {}, module = kernelModule()) {
-        const memory = new WebAssembly.Memory({ initial: 2, maximum: 2 });
-        this.arena = new Float32Array(memory.buffer, 0, 23835);
-        this.kernels = new WebAssembly.Instance(module, { env: { memory } }).exports;
-        this.lr = options.lr ?? SPEC.lr;
-        this.carryState = options.carryState ?? SPEC.carryState;
-        this.initParams(options.seed ?? SPEC.seed);
-        if (options.params)
-            this.setParams(options.params);
+  /** Every value the trainer keeps: parameters, gradients, data, outputs, temporaries, optimizer state. */
+  arena;
+  lr;
+  carryState;
+  /** The product kernels, instantiated over the arena's memory. */
+  kernels;
+  /** Optimizer steps taken (Adam's t). */
+  steps = 0;
+  /** Steps in the last window (1 … 10). */
+  T = 10;
+  constructor(options = {}, module = kernelModule()) {
+    const memory = new WebAssembly.Memory({ initial: 2, maximum: 2 });
+    this.arena = new Float32Array(memory.buffer, 0, 23835);
+    this.kernels = new WebAssembly.Instance(module, { env: { memory } }).exports;
+    this.lr = options.lr ?? SPEC.lr;
+    this.carryState = options.carryState ?? SPEC.carryState;
+    this.initParams(options.seed ?? SPEC.seed);
+    if (options.params) this.setParams(options.params);
+  }
+  /** Re-initializes every parameter from a seed, as PyTorch's U(−1/√H, 1/√H), in declaration order. */
+  initParams(seed) {
+    const next = mulberry32(seed);
+    const A = this.arena;
+    for (const p of PARAMS) {
+      const init = p.init;
+      for (let i = 0; i < p.size; i++) {
+        A[p.offset + i] = init.kind === "uniform" ? (2 * next() - 1) * init.bound : init.kind === "fill" ? init.value : init.data[i];
+      }
     }
-    /** Re-initializes every parameter from a seed, as PyTorch's U(−1/√H, 1/√H), in declaration order. */
-    initParams(seed) {
-        const next = mulberry32(seed);
-        const A = this.arena;
-        for (const p of PARAMS) {
-            const init = p.init;
-            for (let i = 0; i < p.size; i++) {
-                A[p.offset + i] = init.kind === 'uniform' ? (2 * next() - 1) * init.bound : init.kind === 'fill' ? init.value : init.data[i];
-            }
-        }
+  }
+  /** One training step on a window (batch-first arrays, row-major); returns the loss before the update. Throws, leaving the parameters untouched, when the loss or the gradient is not finite. */
+  step(in_x, target) {
+    const A = this.arena;
+    const T = this.windowLength(in_x.length, 1, "input x [1, T, 1]");
+    if (in_x.length !== T * 1) throw new RangeError(`input x [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${in_x.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 1; b++) for (let k = 0; k < 1; k++) A[9026 + t * 1 + b * 1 + k] = in_x[(b * T + t) * 1 + k];
+    if (target.length !== T * 1) throw new RangeError(`target [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${target.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 1; b++) for (let k = 0; k < 1; k++) A[9036 + t * 1 + b * 1 + k] = target[(b * T + t) * 1 + k];
+    this.setWindow(T);
+    this.train(A, T);
+    const loss = A[9761];
+    if (!Number.isFinite(loss)) throw new RangeError(`non-finite loss ${loss} at step ${this.steps + 1}`);
+    this.steps++;
+    if (!this.update(A, this.lr, this.steps)) {
+      this.steps--;
+      throw new RangeError(`non-finite gradient at step ${this.steps + 1}`);
     }
-    /** One training step on a window (batch-first arrays, row-major); returns the loss before the update. Throws, leaving the parameters untouched, when the loss or the gradient is not finite. */
-    step(in_x, target) {
-        const A = this.arena;
-        const T = this.windowLength(in_x.length, 1, "input x [1, T, 1]");
-        if (in_x.length !== T * 1)
-            throw new RangeError(`input x [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${in_x.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 1; b++)
-                for (let k = 0; k < 1; k++)
-                    A[9026 + t * 1 + b * 1 + k] = in_x[(b * T + t) * 1 + k];
-        if (target.length !== T * 1)
-            throw new RangeError(`target [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${target.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 1; b++)
-                for (let k = 0; k < 1; k++)
-                    A[9036 + t * 1 + b * 1 + k] = target[(b * T + t) * 1 + k];
-        this.setWindow(T);
-        this.train(A, T);
-        const loss = A[9761];
-        if (!Number.isFinite(loss))
-            throw new RangeError(`non-finite loss ${loss} at step ${this.steps + 1}`);
-        this.steps++;
-        if (!this.update(A, this.lr, this.steps)) {
-            this.steps--;
-            throw new RangeError(`non-finite gradient at step ${this.steps + 1}`);
-        }
-        if (this.carryState) {
-            for (let i = 0; i < 32; i++)
-                A[9046 + i] = A[9046 + T * 32 + i];
-            for (let i = 0; i < 32; i++)
-                A[9398 + i] = A[9398 + T * 32 + i];
-        }
-        return loss;
+    if (this.carryState) {
+      for (let i = 0; i < 32; i++) A[9046 + i] = A[9046 + T * 32 + i];
+      for (let i = 0; i < 32; i++) A[9398 + i] = A[9398 + T * 32 + i];
     }
-    /** Forward, loss and backward without an update (nor a state carry); returns the loss. Read the gradients with getGrads(). */
-    gradients(in_x, target) {
-        const A = this.arena;
-        const T = this.windowLength(in_x.length, 1, "input x [1, T, 1]");
-        if (in_x.length !== T * 1)
-            throw new RangeError(`input x [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${in_x.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 1; b++)
-                for (let k = 0; k < 1; k++)
-                    A[9026 + t * 1 + b * 1 + k] = in_x[(b * T + t) * 1 + k];
-        if (target.length !== T * 1)
-            throw new RangeError(`target [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${target.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 1; b++)
-                for (let k = 0; k < 1; k++)
-                    A[9036 + t * 1 + b * 1 + k] = target[(b * T + t) * 1 + k];
-        this.setWindow(T);
-        this.train(A, T);
-        return A[9761];
+    return loss;
+  }
+  /** Forward, loss and backward without an update (nor a state carry); returns the loss. Read the gradients with getGrads(). */
+  gradients(in_x, target) {
+    const A = this.arena;
+    const T = this.windowLength(in_x.length, 1, "input x [1, T, 1]");
+    if (in_x.length !== T * 1) throw new RangeError(`input x [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${in_x.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 1; b++) for (let k = 0; k < 1; k++) A[9026 + t * 1 + b * 1 + k] = in_x[(b * T + t) * 1 + k];
+    if (target.length !== T * 1) throw new RangeError(`target [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${target.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 1; b++) for (let k = 0; k < 1; k++) A[9036 + t * 1 + b * 1 + k] = target[(b * T + t) * 1 + k];
+    this.setWindow(T);
+    this.train(A, T);
+    return A[9761];
+  }
+  /** The outputs [B, T, O] for inputs x [B, T, I] (T ≤ 10) from the current state, which is left unchanged. */
+  predict(in_x, out) {
+    const A = this.arena;
+    const T = this.windowLength(in_x.length, 1, "input x [1, T, 1]");
+    if (in_x.length !== T * 1) throw new RangeError(`input x [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${in_x.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 1; b++) for (let k = 0; k < 1; k++) A[9026 + t * 1 + b * 1 + k] = in_x[(b * T + t) * 1 + k];
+    this.setWindow(T);
+    this.forward(A, T);
+    return this.outputs(out);
+  }
+  /** The outputs [B, T, O] of the last step, gradients() or predict(). */
+  outputs(out) {
+    const A = this.arena;
+    const T = this.T;
+    const result = out ?? new Float64Array(T * 1);
+    if (result.length !== T * 1) throw new RangeError(`outputs: expected room for ${T * 1} values, got ${result.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 1; b++) for (let k = 0; k < 1; k++) result[(b * T + t) * 1 + k] = A[9751 + t * 1 + b * 1 + k];
+    return result;
+  }
+  /** The parameters by name (PyTorch names for the built-in cells). */
+  getParams() {
+    return this.read(false);
+  }
+  /** The gradients of the last step or gradients() call, by parameter name. */
+  getGrads() {
+    return this.read(true);
+  }
+  read(grads) {
+    const out = {};
+    for (const p of PARAMS) {
+      const off = grads ? p.grad : p.offset;
+      out[p.name] = { shape: [...p.shape], data: Array.from(this.arena.subarray(off, off + p.size)) };
     }
-    /** The outputs [B, T, O] for inputs x [B, T, I] (T ≤ 10) from the current state, which is left unchanged. */
-    predict(in_x, out) {
-        const A = this.arena;
-        const T = this.windowLength(in_x.length, 1, "input x [1, T, 1]");
-        if (in_x.length !== T * 1)
-            throw new RangeError(`input x [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${in_x.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 1; b++)
-                for (let k = 0; k < 1; k++)
-                    A[9026 + t * 1 + b * 1 + k] = in_x[(b * T + t) * 1 + k];
-        this.setWindow(T);
-        this.forward(A, T);
-        return this.outputs(out);
+    return out;
+  }
+  /** Sets parameters by name; every name must be known and every size right. */
+  setParams(values) {
+    for (const [name, v] of Object.entries(values)) {
+      const p = PARAMS.find((q) => q.name === name);
+      if (!p) throw new RangeError(`unknown parameter ${JSON.stringify(name)} (have ${PARAMS.map((q) => q.name).join(", ")})`);
+      const data = "data" in v ? v.data : v;
+      if (data.length !== p.size) throw new RangeError(`parameter ${name}: expected ${p.size} values [${p.shape.join(", ")}], got ${data.length}`);
+      for (let i = 0; i < p.size; i++) {
+        const x = data[i];
+        if (!Number.isFinite(x)) throw new RangeError(`parameter ${name}: value ${i} is not finite`);
+        this.arena[p.offset + i] = x;
+      }
     }
-    /** The outputs [B, T, O] of the last step, gradients() or predict(). */
-    outputs(out) {
-        const A = this.arena;
-        const T = this.T;
-        const result = out ?? new Float64Array(T * 1);
-        if (result.length !== T * 1)
-            throw new RangeError(`outputs: expected room for ${T * 1} values, got ${result.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 1; b++)
-                for (let k = 0; k < 1; k++)
-                    result[(b * T + t) * 1 + k] = A[9751 + t * 1 + b * 1 + k];
-        return result;
+  }
+  /** Whether every parameter is finite. */
+  paramsFinite() {
+    for (let i = 0; i < 4513; i++) if (!Number.isFinite(this.arena[0 + i])) return false;
+    return true;
+  }
+  /** The carried state by name (the initial state of the next step). */
+  getState() {
+    const A = this.arena;
+    return {
+      "h": { shape: [1, 32], data: Array.from(A.subarray(9046, 9078)) },
+      "c": { shape: [1, 32], data: Array.from(A.subarray(9398, 9430)) }
+    };
+  }
+  /** Every state of the last window, s(0) … s(T), by state name: shape [T + 1, ...state shape] (under lengths, a row holds its state after its last valid step). */
+  stateSequence() {
+    const A = this.arena;
+    return {
+      "h": { shape: [this.T + 1, 1, 32], data: Array.from(A.subarray(9046, 9046 + (this.T + 1) * 32)) },
+      "c": { shape: [this.T + 1, 1, 32], data: Array.from(A.subarray(9398, 9398 + (this.T + 1) * 32)) }
+    };
+  }
+  /** Sets the initial state of the next step, by state name. */
+  setState(values) {
+    const A = this.arena;
+    for (const [name, v] of Object.entries(values)) {
+      if (name === "h") {
+        if (v.length !== 32) throw new RangeError(`state h: expected 32 values, got ${v.length}`);
+        for (let i = 0; i < 32; i++) A[9046 + i] = v[i];
+      } else if (name === "c") {
+        if (v.length !== 32) throw new RangeError(`state c: expected 32 values, got ${v.length}`);
+        for (let i = 0; i < 32; i++) A[9398 + i] = v[i];
+      } else throw new RangeError(`unknown state ${JSON.stringify(name)}`);
     }
-    /** The parameters by name (PyTorch names for the built-in cells). */
-    getParams() {
-        return this.read(false);
+  }
+  /** Zeros the carried state. */
+  resetState() {
+    this.arena.fill(0, 9046, 9078);
+    this.arena.fill(0, 9398, 9430);
+  }
+  /** The optimizer's step count and buffers (moments), for checkpoints. */
+  getOptimizerState() {
+    return { steps: this.steps, buffers: Array.from(this.arena.subarray(14809, 23835)) };
+  }
+  setOptimizerState(state) {
+    if (state.buffers.length !== 9026) throw new RangeError(`optimizer state: expected 9026 values, got ${state.buffers.length}`);
+    this.steps = state.steps;
+    for (let i = 0; i < 9026; i++) this.arena[14809 + i] = state.buffers[i];
+  }
+  /** T of a batch-first [B, T, K] argument of n values, K·B = perStep: 1 … 10. */
+  windowLength(n, perStep, what) {
+    const T = n / perStep;
+    if (!Number.isInteger(T) || T < 1 || T > 10) throw new RangeError(`${what}: expected T \xB7 ${perStep} values with 1 \u2264 T \u2264 10, got ${n}`);
+    return T;
+  }
+  /** Sets T and the loss normalizer N (and the loss weights per step). */
+  setWindow(T) {
+    const A = this.arena;
+    this.T = T;
+    let total = 0;
+    for (let r = 0; r < 1; r++) {
+      const n = T;
+      total += n;
     }
-    /** The gradients of the last step or gradients() call, by parameter name. */
-    getGrads() {
-        return this.read(true);
+    A[9750] = 1 * total;
+  }
+  /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
+  train(A, T) {
+    const W = this.kernels;
+    for (let i = 0; i < 128; i++) {
+      A[9762 + i] = A[i];
     }
-    read(grads) {
-        const out = {};
-        for (const p of PARAMS) {
-            const off = grads ? p.grad : p.offset;
-            out[p.name] = { shape: [...p.shape], data: Array.from(this.arena.subarray(off, off + p.size)) };
-        }
-        return out;
+    for (let i0 = 0; i0 < 1; i0++) {
+      for (let i1 = 0; i1 < 128; i1++) {
+        A[9890 + (i0 * 128 + i1 * 1)] = A[4224 + i1 * 1];
+      }
     }
-    /** Sets parameters by name; every name must be known and every size right. */
-    setParams(values) {
-        for (const [name, v] of Object.entries(values)) {
-            const p = PARAMS.find((q) => q.name === name);
-            if (!p)
-                throw new RangeError(`unknown parameter ${JSON.stringify(name)} (have ${PARAMS.map((q) => q.name).join(', ')})`);
-            const data = 'data' in v ? v.data : v;
-            if (data.length !== p.size)
-                throw new RangeError(`parameter ${name}: expected ${p.size} values [${p.shape.join(', ')}], got ${data.length}`);
-            for (let i = 0; i < p.size; i++) {
-                const x = data[i];
-                if (!Number.isFinite(x))
-                    throw new RangeError(`parameter ${name}: value ${i} is not finite`);
-                this.arena[p.offset + i] = x;
-            }
-        }
+    for (let i0 = 0; i0 < 1; i0++) {
+      for (let i1 = 0; i1 < 128; i1++) {
+        A[10018 + (i0 * 128 + i1 * 1)] = A[4352 + i1 * 1];
+      }
     }
-    /** Whether every parameter is finite. */
-    paramsFinite() {
-        for (let i = 0; i < 4513; i++)
-            if (!Number.isFinite(this.arena[0 + i]))
-                return false;
-        return true;
+    for (let i = 0; i < 32; i++) {
+      A[10146 + i] = A[4480 + i];
     }
-    /** The carried state by name (the initial state of the next step). */
-    getState() {
-        const A = this.arena;
-        return {
-            "h": { shape: [1, 32], data: Array.from(A.subarray(9046, 9078)) },
-            "c": { shape: [1, 32], data: Array.from(A.subarray(9398, 9430)) },
-        };
+    for (let i0 = 0; i0 < 1; i0++) {
+      for (let i1 = 0; i1 < 1; i1++) {
+        A[10178 + (i0 * 1 + i1 * 1)] = A[4512 + i1 * 1];
+      }
     }
-    /** Every state of the last window, s(0) … s(T), by state name: shape [T + 1, ...state shape] (under lengths, a row holds its state after its last valid step). */
-    stateSequence() {
-        const A = this.arena;
-        return {
-            "h": { shape: [this.T + 1, 1, 32], data: Array.from(A.subarray(9046, 9046 + (this.T + 1) * 32)) },
-            "c": { shape: [this.T + 1, 1, 32], data: Array.from(A.subarray(9398, 9398 + (this.T + 1) * 32)) },
-        };
-    }
-    /** Sets the initial state of the next step, by state name. */
-    setState(values) {
-        const A = this.arena;
-        for (const [name, v] of Object.entries(values)) {
-            if (name === "h") {
-                if (v.length !== 32)
-                    throw new RangeError(`state h: expected 32 values, got ${v.length}`);
-                for (let i = 0; i < 32; i++)
-                    A[9046 + i] = v[i];
-            }
-            else if (name === "c") {
-                if (v.length !== 32)
-                    throw new RangeError(`state c: expected 32 values, got ${v.length}`);
-                for (let i = 0; i < 32; i++)
-                    A[9398 + i] = v[i];
-            }
-            else
-                throw new RangeError(`unknown state ${JSON.stringify(name)}`);
-        }
-    }
-    /** Zeros the carried state. */
-    resetState() {
-        this.arena.fill(0, 9046, 9078);
-        this.arena.fill(0, 9398, 9430);
-    }
-    /** The optimizer's step count and buffers (moments), for checkpoints. */
-    getOptimizerState() {
-        return { steps: this.steps, buffers: Array.from(this.arena.subarray(14809, 23835)) };
-    }
-    setOptimizerState(state) {
-        if (state.buffers.length !== 9026)
-            throw new RangeError(`optimizer state: expected 9026 values, got ${state.buffers.length}`);
-        this.steps = state.steps;
-        for (let i = 0; i < 9026; i++)
-            this.arena[14809 + i] = state.buffers[i];
-    }
-    /** T of a batch-first [B, T, K] argument of n values, K·B = perStep: 1 … 10. */
-    windowLength(n, perStep, what) {
-        const T = n / perStep;
-        if (!Number.isInteger(T) || T < 1 || T > 10)
-            throw new RangeError(`${what}: expected T · ${perStep} values with 1 ≤ T ≤ 10, got ${n}`);
-        return T;
-    }
-    /** Sets T and the loss normalizer N (and the loss weights per step). */
-    setWindow(T) {
-        const A = this.arena;
-        this.T = T;
-        let total = 0;
-        for (let r = 0; r < 1; r++) {
-            const n = T;
-            total += n;
-        }
-        A[9750] = 1 * total;
-    }
-    /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
-    train(A, T) {
-        const W = this.kernels;
-        // graphs/lstm.ts:8
-        for (let i = 0; i < 128; i++) {
-            A[9762 + i] = A[i];
-        }
+    A[14489] = 1 / A[9750];
+    A[10179] = A[14489];
+    W.mm0(10180, 9026, 9762);
+    let lossSum = 0;
+    for (let t = 0; t < T; t++) {
+      const q0 = 9046 + (t + 1) * 32;
+      const q1 = 9398 + (t + 1) * 32;
+      const q2 = 9751 + t * 1;
+      const q3 = 12750 + t * 161;
+      const q4 = 9046 + t * 32;
+      const q5 = 9398 + t * 32;
+      const q7 = 10180 + t * 128;
+      const q8 = 9036 + t * 1;
+      W.mm1(14489, q4, 128);
+      W.ew0(14489, q7, 9890, 14489, 10018);
+      W.cp0(14617, 14585);
+      W.ew1(q3 + 1, 14617);
+      W.cp0(14617, 14521);
+      W.ew1(q3 + 129, 14617);
+      W.cp0(14617, 14489);
+      W.ew1(q3 + 97, 14617);
+      W.cp0(14617, 14553);
+      W.ew2(q3 + 65, 14617);
+      W.ew3(q1, q3 + 129, q5, q3 + 97, q3 + 65);
+      W.ew2(q3 + 33, q1);
+      W.ew4(q0, q3 + 1, q3 + 33);
+      W.mm2(q2, q0, 10146);
+      for (let i = 0; i < 1; i++) A[q2 + i] = A[q2 + i] + A[10178 + i];
+      A[q3] = A[q2] - A[q8];
+      A[14489] = A[q3] * A[q3];
+      {
+        let acc = 0;
         for (let i0 = 0; i0 < 1; i0++) {
-            for (let i1 = 0; i1 < 128; i1++) {
-                A[9890 + (i0 * 128 + i1 * 1)] = A[4224 + (i1 * 1)];
-            }
+          for (let i1 = 0; i1 < 1; i1++) {
+            acc = acc + A[14489 + (i0 * 1 + i1 * 1)];
+          }
         }
-        for (let i0 = 0; i0 < 1; i0++) {
-            for (let i1 = 0; i1 < 128; i1++) {
-                A[10018 + (i0 * 128 + i1 * 1)] = A[4352 + (i1 * 1)];
-            }
-        }
-        for (let i = 0; i < 32; i++) {
-            A[10146 + i] = A[4480 + i];
-        }
-        for (let i0 = 0; i0 < 1; i0++) {
-            for (let i1 = 0; i1 < 1; i1++) {
-                A[10178 + (i0 * 1 + i1 * 1)] = A[4512 + (i1 * 1)];
-            }
-        }
-        // (derived)
-        A[14489] = 1 / A[9750];
-        A[10179] = A[14489];
-        W.mm0(10180, 9026, 9762);
-        let lossSum = 0;
-        for (let t = 0; t < T; t++) {
-            const q0 = 9046 + (t + 1) * 32;
-            const q1 = 9398 + (t + 1) * 32;
-            const q2 = 9751 + t * 1;
-            const q3 = 12750 + t * 161;
-            const q4 = 9046 + t * 32;
-            const q5 = 9398 + t * 32;
-            const q7 = 10180 + t * 128;
-            const q8 = 9036 + t * 1;
-            // graphs/lstm.ts:8
-            W.mm1(14489, q4, 128);
-            W.ew0(14489, q7, 9890, 14489, 10018);
-            W.cp0(14617, 14585);
-            W.ew1((q3 + 1), 14617);
-            W.cp0(14617, 14521);
-            W.ew1((q3 + 129), 14617);
-            W.cp0(14617, 14489);
-            W.ew1((q3 + 97), 14617);
-            W.cp0(14617, 14553);
-            W.ew2((q3 + 65), 14617);
-            W.ew3(q1, (q3 + 129), q5, (q3 + 97), (q3 + 65));
-            W.ew2((q3 + 33), q1);
-            W.ew4(q0, (q3 + 1), (q3 + 33));
-            W.mm2(q2, q0, 10146);
-            for (let i = 0; i < 1; i++)
-                A[q2 + i] = A[q2 + i] + A[10178 + i];
-            // (derived)
-            A[q3] = A[q2] - A[q8];
-            A[14489] = A[q3] * A[q3];
-            {
-                let acc = 0;
-                for (let i0 = 0; i0 < 1; i0++) {
-                    for (let i1 = 0; i1 < 1; i1++) {
-                        acc = acc + A[14489 + (i0 * 1 + i1 * 1)];
-                    }
-                }
-                A[14360 + (0)] = acc;
-            }
-            lossSum += A[14360];
-        }
-        A[9761] = lossSum / A[9750];
-        A.fill(0, 4513, 9026);
-        A.fill(0, 14361, 14425);
-        if (T < 10)
-            A.fill(0, 11460 + T * 128, 12740);
-        if (T < 10)
-            A.fill(0, 12740 + T * 1, 12750);
-        for (let t = T - 1; t >= 0; t--) {
-            const q1 = 9398 + t * 32;
-            const q8 = 12750 + t * 161;
-            const q9 = 11460 + t * 128;
-            const q10 = 12740 + t * 1;
-            A[14489] = A[10179] * A[q8];
-            A[q10] = A[14489] + A[14489];
-            W.mm3(14490, q10, 4480);
-            W.ew5(14522, 14361, 14490);
-            W.ew6(14489, 14393, 14522, (q8 + 1), (q8 + 33));
-            W.ew7(14554, 14489, (q8 + 65), (q8 + 97));
-            W.ew7(14586, 14489, q1, (q8 + 129));
-            W.ew8(14618, 14489, (q8 + 97), (q8 + 65));
-            W.ew7(14650, 14522, (q8 + 33), (q8 + 1));
-            W.cp1(q9, 14554);
-            W.cp1(q9 + 32, 14586);
-            W.cp1(q9 + 64, 14618);
-            W.cp1(q9 + 96, 14650);
-            W.mm4(14425, q9, 128);
-            W.ew4(14457, 14489, (q8 + 129));
-            A.copyWithin(14361, 14425, 14489);
-        }
-        W.mm5(14489, 9026, 11460);
-        for (let i = 0; i < 128; i++) {
-            A[14617 + i] = A[14489 + i];
-        }
-        W.mm6(4641, 11460, 9046);
-        W.sum0(14489, 11460);
-        W.mm7(14745, 9078, 12740);
-        for (let i = 0; i < 32; i++) {
-            A[14777 + i] = A[14745 + i];
-        }
-        for (let i1 = 0; i1 < 1; i1++) {
-            {
-                let acc = 0;
-                for (let i0 = 0; i0 < 10; i0++) {
-                    acc = acc + A[12740 + (i0 * 1 + i1 * 1)];
-                }
-                A[9025 + (i1 * 1)] += acc;
-            }
-        }
-        W.ew9(4513, 14617);
-        W.ew9(8737, 14489);
-        W.ew9(8865, 14489);
-        W.ew10(8993, 14777);
+        A[14360 + 0] = acc;
+      }
+      lossSum += A[14360];
     }
-    /** Forward over the window's T steps only. */
-    forward(A, T) {
-        const W = this.kernels;
-        // graphs/lstm.ts:8
-        for (let i = 0; i < 128; i++) {
-            A[9762 + i] = A[i];
-        }
-        for (let i0 = 0; i0 < 1; i0++) {
-            for (let i1 = 0; i1 < 128; i1++) {
-                A[9890 + (i0 * 128 + i1 * 1)] = A[4224 + (i1 * 1)];
-            }
-        }
-        for (let i0 = 0; i0 < 1; i0++) {
-            for (let i1 = 0; i1 < 128; i1++) {
-                A[10018 + (i0 * 128 + i1 * 1)] = A[4352 + (i1 * 1)];
-            }
-        }
-        for (let i = 0; i < 32; i++) {
-            A[10146 + i] = A[4480 + i];
-        }
-        for (let i0 = 0; i0 < 1; i0++) {
-            for (let i1 = 0; i1 < 1; i1++) {
-                A[10178 + (i0 * 1 + i1 * 1)] = A[4512 + (i1 * 1)];
-            }
-        }
-        // (derived)
-        A[14489] = 1 / A[9750];
-        A[10179] = A[14489];
-        W.mm0(10180, 9026, 9762);
-        for (let t = 0; t < T; t++) {
-            const q0 = 9046 + (t + 1) * 32;
-            const q1 = 9398 + (t + 1) * 32;
-            const q2 = 9751 + t * 1;
-            const q3 = 9046 + t * 32;
-            const q4 = 9398 + t * 32;
-            const q6 = 10180 + t * 128;
-            // graphs/lstm.ts:8
-            W.mm1(14489, q3, 128);
-            W.ew0(14489, q6, 9890, 14489, 10018);
-            W.cp0(14617, 14585);
-            W.cp0(14649, 14521);
-            W.cp0(14681, 14489);
-            W.cp0(14713, 14553);
-            W.ew11(q1, 14649, q4, 14681, 14713);
-            W.ew12(q0, 14617, q1);
-            W.mm2(q2, q0, 10146);
-            for (let i = 0; i < 1; i++)
-                A[q2 + i] = A[q2 + i] + A[10178 + i];
-        }
+    A[9761] = lossSum / A[9750];
+    A.fill(0, 4513, 9026);
+    A.fill(0, 14361, 14425);
+    if (T < 10) A.fill(0, 11460 + T * 128, 12740);
+    if (T < 10) A.fill(0, 12740 + T * 1, 12750);
+    for (let t = T - 1; t >= 0; t--) {
+      const q1 = 9398 + t * 32;
+      const q8 = 12750 + t * 161;
+      const q9 = 11460 + t * 128;
+      const q10 = 12740 + t * 1;
+      A[14489] = A[10179] * A[q8];
+      A[q10] = A[14489] + A[14489];
+      W.mm3(14490, q10, 4480);
+      W.ew5(14522, 14361, 14490);
+      W.ew6(14489, 14393, 14522, q8 + 1, q8 + 33);
+      W.ew7(14554, 14489, q8 + 65, q8 + 97);
+      W.ew7(14586, 14489, q1, q8 + 129);
+      W.ew8(14618, 14489, q8 + 97, q8 + 65);
+      W.ew7(14650, 14522, q8 + 33, q8 + 1);
+      W.cp1(q9, 14554);
+      W.cp1(q9 + 32, 14586);
+      W.cp1(q9 + 64, 14618);
+      W.cp1(q9 + 96, 14650);
+      W.mm4(14425, q9, 128);
+      W.ew4(14457, 14489, q8 + 129);
+      A.copyWithin(14361, 14425, 14489);
     }
-    /** The optimizer step; false (and nothing changed) when the gradient is not finite. */
-    update(A, lr, t) {
-        const W = this.kernels;
-        { // adam(lr=0.02, betas=(0.9, 0.999), eps=1e-8)
-            const stepSize = lr / (1 - Math.pow(0.9, t));
-            const negStepSize = -stepSize;
-            const biasCorrection2Sqrt = Math.sqrt(1 - Math.pow(0.999, t));
-            const invBiasCorrection2Sqrt = 1 / biasCorrection2Sqrt;
-            W.opt0(0, 4513, 14809, 19322, invBiasCorrection2Sqrt, negStepSize); // rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0, out.weight, out.bias: 4513 at param 0, grad 4513, exp_avg 14809, exp_avg_sq 19322
-        }
-        return true;
+    W.mm5(14489, 9026, 11460);
+    for (let i = 0; i < 128; i++) {
+      A[14617 + i] = A[14489 + i];
     }
+    W.mm6(4641, 11460, 9046);
+    W.sum0(14489, 11460);
+    W.mm7(14745, 9078, 12740);
+    for (let i = 0; i < 32; i++) {
+      A[14777 + i] = A[14745 + i];
+    }
+    for (let i1 = 0; i1 < 1; i1++) {
+      {
+        let acc = 0;
+        for (let i0 = 0; i0 < 10; i0++) {
+          acc = acc + A[12740 + (i0 * 1 + i1 * 1)];
+        }
+        A[9025 + i1 * 1] += acc;
+      }
+    }
+    W.ew9(4513, 14617);
+    W.ew9(8737, 14489);
+    W.ew9(8865, 14489);
+    W.ew10(8993, 14777);
+  }
+  /** Forward over the window's T steps only. */
+  forward(A, T) {
+    const W = this.kernels;
+    for (let i = 0; i < 128; i++) {
+      A[9762 + i] = A[i];
+    }
+    for (let i0 = 0; i0 < 1; i0++) {
+      for (let i1 = 0; i1 < 128; i1++) {
+        A[9890 + (i0 * 128 + i1 * 1)] = A[4224 + i1 * 1];
+      }
+    }
+    for (let i0 = 0; i0 < 1; i0++) {
+      for (let i1 = 0; i1 < 128; i1++) {
+        A[10018 + (i0 * 128 + i1 * 1)] = A[4352 + i1 * 1];
+      }
+    }
+    for (let i = 0; i < 32; i++) {
+      A[10146 + i] = A[4480 + i];
+    }
+    for (let i0 = 0; i0 < 1; i0++) {
+      for (let i1 = 0; i1 < 1; i1++) {
+        A[10178 + (i0 * 1 + i1 * 1)] = A[4512 + i1 * 1];
+      }
+    }
+    A[14489] = 1 / A[9750];
+    A[10179] = A[14489];
+    W.mm0(10180, 9026, 9762);
+    for (let t = 0; t < T; t++) {
+      const q0 = 9046 + (t + 1) * 32;
+      const q1 = 9398 + (t + 1) * 32;
+      const q2 = 9751 + t * 1;
+      const q3 = 9046 + t * 32;
+      const q4 = 9398 + t * 32;
+      const q6 = 10180 + t * 128;
+      W.mm1(14489, q3, 128);
+      W.ew0(14489, q6, 9890, 14489, 10018);
+      W.cp0(14617, 14585);
+      W.cp0(14649, 14521);
+      W.cp0(14681, 14489);
+      W.cp0(14713, 14553);
+      W.ew11(q1, 14649, q4, 14681, 14713);
+      W.ew12(q0, 14617, q1);
+      W.mm2(q2, q0, 10146);
+      for (let i = 0; i < 1; i++) A[q2 + i] = A[q2 + i] + A[10178 + i];
+    }
+  }
+  /** The optimizer step; false (and nothing changed) when the gradient is not finite. */
+  update(A, lr, t) {
+    const W = this.kernels;
+    {
+      const stepSize = lr / (1 - Math.pow(0.9, t));
+      const negStepSize = -stepSize;
+      const biasCorrection2Sqrt = Math.sqrt(1 - Math.pow(0.999, t));
+      const invBiasCorrection2Sqrt = 1 / biasCorrection2Sqrt;
+      W.opt0(0, 4513, 14809, 19322, invBiasCorrection2Sqrt, negStepSize);
+    }
+    return true;
+  }
 }
-/** A new trainer: parameters from the seeded init (or `options.params`), zero state. */
 export function createTrainer(options = {}) {
-    return new Trainer(options);
+  return new Trainer(options);
 }
-/** A new trainer, its kernels compiled asynchronously (what browsers need on their main thread). */
 export async function createTrainerAsync(options = {}) {
-    compiled ??= await WebAssembly.compile(wasmBytes());
-    return new Trainer(options, compiled);
+  compiled ??= await WebAssembly.compile(wasmBytes());
+  return new Trainer(options, compiled);
 }
