@@ -16,7 +16,7 @@ import { headOption } from './evaluator.ts';
 import type { CellRecord } from './checkpoint.ts';
 import type { TrainerConfig } from '../emit/config.ts';
 import { COMMAND_SUMMARIES } from './command-summaries.ts';
-import { Declarations } from '../emit/declarations.ts';
+import { declarationsWorker, type Declarations } from '../emit/declarations.ts';
 import { moduleJavaScript } from '../emit/javascript.ts';
 import { moduleFiles } from '../emit/module-files.ts';
 
@@ -203,8 +203,8 @@ export const compile: Command = {
   async run(argv) {
     // Since the process started: what a user waits for (startup, the CLI's own modules) is a phase too.
     const phases = new Phases(true);
-    // From here the TypeScript compiler (for trainer.d.ts) loads on a thread of its own, beside all that follows.
-    const declarations = new Declarations();
+    // The TypeScript compiler (for trainer.d.ts) loads on a thread of its own (started by main.ts), beside all that follows.
+    const declarations = declarationsWorker();
     try {
       return await compileCommand(argv, phases, declarations);
     } finally {

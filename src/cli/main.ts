@@ -2,6 +2,7 @@
 import { UnfoldError } from '../ir/errors.ts';
 import { UsageError, type Command } from './command.ts';
 import { COMMAND_SUMMARIES, type CommandName } from './command-summaries.ts';
+import { startDeclarations } from '../emit/declarations.ts';
 
 /**
  * Every command's module, imported when its command runs: a command loads its own modules only, not
@@ -56,8 +57,12 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.stderr.write(`unfold: unknown command "${name}"\n\n${help()}`);
     return 2;
   }
+  const wantsHelp = rest.includes('--help') || rest.includes('-h');
+  // compile's TypeScript worker (trainer.d.ts) starts now, before compile's modules load: loading
+  // the compiler on its own thread then overlaps all of compile's work, not only the emitter's.
+  if (name === 'compile' && !wantsHelp) startDeclarations();
   const command = await load();
-  if (rest.includes('--help') || rest.includes('-h')) {
+  if (wantsHelp) {
     process.stdout.write(`usage: ${command.usage}\n\n${command.summary}\n`);
     return 0;
   }

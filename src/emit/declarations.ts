@@ -3,7 +3,10 @@
 // compiler (about 0.3 s) runs beside loading the model and emitting the trainer instead of after
 // them. Only compile and codegen start it; no command that trains or runs loads the compiler.
 import { once } from 'node:events';
+import { lstatSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 
 /**
@@ -21,28 +24,87 @@ function compilerLocation(): { readonly file: string; readonly property?: 'ts' }
 }
 
 /**
+ * Where the worker keeps V8's code cache of the compiler: a directory of this user's under the
+ * system's temporary one (as tsx keeps its cache), used only if it is a directory this user owns
+ * and no one else may write; else none.
+ */
+export function cacheDirectory(): string | undefined {
+  try {
+    const uid = process.getuid?.();
+    const dir = path.join(os.tmpdir(), `unfold-rnn-${uid ?? os.userInfo().username}`);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const st = lstatSync(dir);
+    if (!st.isDirectory() || (uid !== undefined && (st.uid !== uid || (st.mode & 0o022) !== 0))) return undefined;
+    return dir;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * The worker, CommonJS run from this string (as plain JavaScript in a checkout too, where this file
  * is TypeScript): it loads the compiler at once, then answers each source with its declarations.
  * The emitter annotates every exported member, so they come from the text alone (isolated
  * declarations); a diagnostic means the emitter left a type to inference, a bug in unfold.
- * Its own thread's CPU time is read from /proc/thread-self/schedstat (Linux; elsewhere the process's).
+ *
+ * The compiler (a 9 MB CommonJS file) is compiled with V8's code cache, as node 22's
+ * module.enableCompileCache would (node 20 has none): the cache, written once after the first
+ * declarations, holds the functions they compiled too, so a later run loads the compiler in about
+ * 40% of the time and declares in about 60%. V8 refuses a cache made from other source or by
+ * another V8, and the worker then writes a fresh one. The module is left in require.cache, as
+ * require would leave it. Its own thread's CPU time is read from /proc/thread-self/schedstat
+ * (Linux; elsewhere the process's).
  */
 const WORKER = `
-const { parentPort, workerData } = require('node:worker_threads');
-const { readFileSync } = require('node:fs');
+const { parentPort, workerData, threadId } = require('node:worker_threads');
+const fs = require('node:fs');
+const path = require('node:path');
+const Module = require('node:module');
+const { Script } = require('node:vm');
+const { createHash } = require('node:crypto');
 const cpu = () => {
-  try { return Number(readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ')[0]) / 1e6; }
+  try { return Number(fs.readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ')[0]) / 1e6; }
   catch { const u = process.cpuUsage(); return (u.user + u.system) / 1000; }
 };
 const time = (name, f) => {
   const c = cpu(), t = performance.now();
   const value = f();
-  return { value, phase: { name, startMs: performance.timeOrigin + t - workerData.origin, wallMs: performance.now() - t, cpuMs: cpu() - c } };
+  return { value, phase: { name: typeof name === 'function' ? name(value) : name, startMs: performance.timeOrigin + t - workerData.origin, wallMs: performance.now() - t, cpuMs: cpu() - c } };
 };
+const DAY = 86400000;
+function load(file, cacheDir) {
+  let cacheFile, cached;
+  if (cacheDir) {
+    const st = fs.statSync(file);
+    const key = createHash('sha256').update([file, st.size, st.mtimeMs, process.version, process.arch].join('\\0')).digest('hex').slice(0, 16);
+    cacheFile = path.join(cacheDir, 'typescript-' + key + '.v8');
+    try { cached = fs.readFileSync(cacheFile); } catch {}
+  }
+  const script = new Script(Module.wrap(fs.readFileSync(file, 'utf8')), { filename: file, cachedData: cached });
+  const m = new Module(file);
+  m.filename = file;
+  require.cache[file] = m;
+  script.runInThisContext().call(m.exports, m.exports, Module.createRequire(file), m, file, path.dirname(file));
+  m.loaded = true;
+  const fromCache = cached !== undefined && !script.cachedDataRejected;
+  const save = cacheFile && !fromCache ? () => {
+    try {
+      const tmp = cacheFile + '.' + process.pid + '-' + threadId + '.tmp';
+      fs.writeFileSync(tmp, script.createCachedData(), { mode: 0o600 });
+      fs.renameSync(tmp, cacheFile);
+      // Caches of other compilers or node versions, untouched for a month, go.
+      for (const f of fs.readdirSync(cacheDir)) {
+        const at = path.join(cacheDir, f);
+        if (/^typescript-[0-9a-f]+\\.v8$/.test(f) && Date.now() - fs.statSync(at).mtimeMs > 30 * DAY) fs.rmSync(at, { force: true });
+      }
+    } catch {}
+  } : undefined;
+  return { exports: m.exports, fromCache, save };
+}
 let ts, loaded;
 try {
-  loaded = time('load TypeScript', () => require(workerData.file));
-  ts = workerData.property ? loaded.value[workerData.property] : loaded.value;
+  loaded = time((r) => r.fromCache ? 'load TypeScript (V8 code cache)' : 'load TypeScript', () => load(workerData.file, workerData.cacheDir));
+  ts = workerData.property ? loaded.value.exports[workerData.property] : loaded.value.exports;
 } catch (e) {
   loaded = { error: String(e && e.message || e) };
 }
@@ -59,8 +121,12 @@ parentPort.on('message', ({ id, source, fileName, close }) => {
     return fileName + (at ? ':' + (at.line + 1) + ':' + (at.character + 1) : '') + ': ' + ts.flattenDiagnosticMessageText(d.messageText, ' ');
   });
   const phases = id === 0 ? [loaded.phase, declared.phase] : [declared.phase];
-  if (problems.length > 0) parentPort.postMessage({ id, phases, error: 'cannot declare the module\\'s types:\\n' + problems.join('\\n') });
-  else parentPort.postMessage({ id, phases, text: declared.value.outputText });
+  if (problems.length > 0) return parentPort.postMessage({ id, phases, error: 'cannot declare the module\\'s types:\\n' + problems.join('\\n') });
+  parentPort.postMessage({ id, phases, text: declared.value.outputText });
+  // The cache, once the answer is out: with the functions these declarations compiled.
+  const save = loaded.value.save;
+  loaded.value.save = undefined;
+  if (save) save();
 });
 `;
 
@@ -79,6 +145,20 @@ interface Reply {
   readonly phases?: readonly WorkerPhase[];
 }
 
+let started: Declarations | undefined;
+
+/** Starts the worker ahead of need: `unfold compile` does before its own modules load (src/cli/main.ts). */
+export function startDeclarations(): void {
+  started ??= new Declarations();
+}
+
+/** The worker started ahead, or else a new one: the caller closes it. */
+export function declarationsWorker(): Declarations {
+  const d = started ?? new Declarations();
+  started = undefined;
+  return d;
+}
+
 /** The declarations worker: started by the constructor, which returns at once; `close` it when done. */
 export class Declarations {
   private readonly worker: Worker;
@@ -88,8 +168,10 @@ export class Declarations {
   /** What the worker did, in order (loading the compiler, then each module's declarations). */
   readonly phases: WorkerPhase[] = [];
 
-  constructor() {
-    this.worker = new Worker(WORKER, { eval: true, workerData: { ...compilerLocation(), origin: performance.timeOrigin } });
+  /** `cacheDir`: where to keep the compiler's code cache (default: cacheDirectory()); null for none. */
+  constructor(options: { readonly cacheDir?: string | null } = {}) {
+    const cacheDir = options.cacheDir === undefined ? cacheDirectory() : options.cacheDir ?? undefined;
+    this.worker = new Worker(WORKER, { eval: true, workerData: { ...compilerLocation(), cacheDir, origin: performance.timeOrigin } });
     // It keeps the process alive only while an answer is awaited (a failed compile exits without it).
     this.worker.unref();
     this.worker.on('message', (r: Reply) => {
