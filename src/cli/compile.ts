@@ -12,7 +12,7 @@ import { compileOptions, COMPILE_USAGE, trainerConfig } from './compile-options.
 import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
 import { checkArenaFits } from '../emit/arena-limit.ts';
 import { Phases } from './phases.ts';
-import { headOption } from './evaluator.ts';
+import { headOption } from './head-option.ts';
 import type { CellRecord } from './checkpoint.ts';
 import type { TrainerConfig } from '../emit/config.ts';
 import { COMMAND_SUMMARIES } from './command-summaries.ts';

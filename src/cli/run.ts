@@ -14,7 +14,8 @@ import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
 import { buildAt, initialKey, LENGTHS, lossOf, probeModel, readParams, sequenceShape, targetName } from './run-data.ts';
 import { checkLengths } from '../transforms/lengths.ts';
 import { evaluationTrainer } from './grad.ts';
-import { headOnFinalStates, headOption } from './evaluator.ts';
+import { headOnFinalStates } from './evaluator.ts';
+import { headOption } from './head-option.ts';
 import { COMMAND_SUMMARIES } from './command-summaries.ts';
 
 /** What a forward run starts from: B, the number of steps N, the inputs x(1..N) [B, N, ...] and s(0). */

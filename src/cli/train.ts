@@ -16,7 +16,7 @@ import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
 import { buildAt, initialKey, stateFileShape } from './run-data.ts';
 import { fileSource, piece, readStartValues, taskSource, type DataSource, type StartValues, type TrainWindow } from './train-data.ts';
 import { checkpointEntries, describeModelRecord, MODEL_RECORD, readCheckpointRecords, SCHEDULE_RECORD, TRAIN_LOSSES, TRAIN_RANDOM, type CellRecord, type ModelRecord, type Resume } from './checkpoint.ts';
-import { headOption, type Head } from './evaluator.ts';
+import { headOption, type Head } from './head-option.ts';
 import { parseSchedule, scheduleFor, SCHEDULE_USAGE } from './lr-schedule.ts';
 import { TrainingSignals } from './train-signals.ts';
 import { PlotRecorder } from './train-plots.ts';
