@@ -1,8 +1,13 @@
 // An emitted module (trainer or inference) as plain JavaScript: its types stripped by esbuild, no
 // TypeScript compiler loaded. The one conversion for the module `train` runs in memory and the
 // trainer.js `compile` writes, so the file a user imports is the code that trained.
-import { transform } from 'esbuild';
+import { createRequire } from 'node:module';
+import type * as Esbuild from 'esbuild';
 import type { EmittedTrainer } from './trainer.ts';
+
+// Required, not imported: esbuild's API is CommonJS, and an ES import of it has node lex the whole
+// file for its export names (and, in a checkout, pass it through tsx's hooks) on every start.
+const { transform } = createRequire(import.meta.url)('esbuild') as typeof Esbuild;
 
 /** The `@generated` header a module opens with (its first doc comment), which esbuild does not keep. */
 const HEADER = /^\/\*\*[\s\S]*?\*\/\n/;
