@@ -5,7 +5,6 @@ import type { ModelDef } from '../dsl/model.ts';
 import type { TrainerInstance } from '../emit/load.ts';
 import type { Target } from '../emit/config.ts';
 import type { LossSpec } from '../transforms/loss.ts';
-import { evaluationTrainer } from './grad.ts';
 import { buildAt } from './run-data.ts';
 import { emptyTally, tallyWindow, type Tally } from './metrics.ts';
 import type { DataSource, TrainWindow } from './train-data.ts';
@@ -33,11 +32,12 @@ export class Evaluator {
     let t = this.trainers.get(B);
     if (t === undefined) {
       const { model, source, loss, dtype, target } = this.opts;
-      t = evaluationTrainer({
+      // grad.ts (the grad command's module, with the interpreter) is loaded when a window is first scored, not with train.
+      t = import('./grad.ts').then(({ evaluationTrainer }) => evaluationTrainer({
         model, source, batch: B, tau: this.src.seqLen, dtype, loss, form: 'rolled',
         ...(target !== undefined ? { target } : {}),
         ...(this.src.lengths ? { lengths: true } : {}),
-      }, undefined).then((e) => e.trainer);
+      }, undefined)).then((e) => e.trainer);
       this.trainers.set(B, t);
     }
     return t;

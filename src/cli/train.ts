@@ -23,7 +23,6 @@ import { PlotRecorder } from './train-plots.ts';
 import { tensorToJson } from '../io/tensor-file.ts';
 import { textOptions } from './text-options.ts';
 import { checkTextModel, textSource } from './text-data.ts';
-import { trainGraphModel } from './graph-train.ts';
 import { splitText } from './train-validation.ts';
 import { formatLoss, makeReporter, reportMode, summaryText, type Reference } from './train-report.ts';
 import { lastCheckpointPath, Validation, validationFlags, validationOptions, VALIDATION_FLAGS } from './train-validation.ts';
@@ -224,6 +223,8 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
   if (model.graph) {
     const unsupported = ([['text', text], ['tbptt', tbptt], ['memory-budget', v['memory-budget']], ['grad-flow', v['grad-flow']], ['dropout', v.dropout]] as const).find(([, x]) => x !== undefined && x !== false);
     if (unsupported) throw new UsageError(`${command}: --${unsupported[0]} is for one recurrence; model ${model.name} is a graph of scans`);
+    // A graph of scans trains through graph-train.ts, loaded for it only.
+    const { trainGraphModel } = await import('./graph-train.ts');
     return trainGraphModel({
       command, model, source, cfg: { ...base, ...(v['check-numerics'] ? { checkNumerics: true } : {}) }, steps, data: v.data, params: v.params, save: v.save,
       saveEvery, logJson: v['log-json'] === true, outDir: drawing ? outDir : undefined, schedule: scheduleText, validation: valFlags, record,
