@@ -146,14 +146,14 @@ async function compileCommand(argv: readonly string[], phases: Phases, declarati
   phases.lap('emit trainer.ts (trace, compile, print)');
   for (const d of dumps) process.stdout.write(`# IR after ${dumpAfter}\n${d}`);
   checkArenaFits(emitted.arena, cfg);
+  // trainer.ts, then trainer.js and trainer.d.ts beside it for plain node and the browser: the
+  // declarations asked for first, so the worker makes them while trainer.ts is written and esbuild strips the types.
+  const declared = declarations.declare(emitted.source, 'trainer.ts');
+  declared.catch(() => {}); // awaited below; a failure is not unhandled meanwhile
   const dir = values.out;
   outputDirectory(dir);
   const file = path.join(dir, 'trainer.ts');
-  // trainer.ts, then trainer.js and trainer.d.ts beside it for plain node and the browser: the
-  // declarations asked for first, so the worker makes them while esbuild strips the types.
   writeFileAtomic(file, emitted.source);
-  const declared = declarations.declare(emitted.source, 'trainer.ts');
-  declared.catch(() => {}); // awaited below; a failure is not unhandled meanwhile
   const js = await moduleJavaScript(emitted.source);
   phases.lap('trainer.js (types stripped by esbuild)');
   const dts = await declared;

@@ -56,7 +56,25 @@ export function cacheDirectory(): string | undefined {
  * (Linux; elsewhere the process's).
  */
 const WORKER = `
-const { parentPort, workerData, threadId } = require('node:worker_threads');
+const { parentPort, workerData, threadId, receiveMessageOnPort } = require('node:worker_threads');
+const SAMPLE = [
+  '/** What it was compiled for. */',
+  'export const SPEC = { model: "m", batch: 1, inputs: [{ name: "x", shape: [1, 2] }] } as const;',
+  'type Init = { kind: "uniform"; bound: number } | { kind: "fill"; value: number };',
+  'const PARAMS: readonly { name: string; size: number; init: Init }[] = [{ name: "w", size: 2, init: { kind: "fill", value: 0 } }];',
+  'export interface TensorData {', '    shape: number[];', '    data: number[];', '}',
+  'export interface Options {', '    /** Seed. */', '    seed?: number;', '    params?: Record<string, ArrayLike<number>>;', '}',
+  'export class Trainer {',
+  '    /** Every value. */', '    readonly arena: Float32Array;', '    lr: number;', '    private readonly n: number = 2;', '    steps: number = 0;',
+  '    constructor(options: Options = {}) {', '        this.arena = new Float32Array(PARAMS.length);', '        this.lr = options.seed ?? 0.1;', '    }',
+  '    /** One step. */',
+  '    step(x: ArrayLike<number>, y?: Float64Array): number {', '        const A = this.arena;', '        for (let i = 0; i < this.n; i++) A[i] = x[i]! * (y?.[i] ?? 1);', '        return A[0]!;', '    }',
+  '    getParams(): Record<string, TensorData> {', '        return {};', '    }',
+  '    private update(A: Float32Array, t: number): boolean {', '        return A.length > t;', '    }',
+  '}',
+  'export function createTrainer(options: Options = {}): Trainer {', '    return new Trainer(options);', '}',
+  'export async function createTrainerAsync(options: Options = {}): Promise<Trainer> {', '    return new Trainer(options);', '}',
+].join('\\n');
 const fs = require('node:fs');
 const path = require('node:path');
 const Module = require('node:module');
@@ -108,26 +126,35 @@ try {
 } catch (e) {
   loaded = { error: String(e && e.message || e) };
 }
-parentPort.on('message', ({ id, source, fileName, close }) => {
+const declare = (source, fileName) => ts.transpileDeclaration(source, {
+  fileName,
+  reportDiagnostics: true,
+  compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext, removeComments: false },
+});
+const handle = ({ id, source, fileName, close }) => {
   if (close) return parentPort.close(); // nothing left to wait for: the thread ends
   if (loaded.error) return parentPort.postMessage({ id, error: 'cannot load the TypeScript compiler: ' + loaded.error });
-  const declared = time(fileName.replace(/\\.ts$/, '.d.ts') + ' (declarations)', () => ts.transpileDeclaration(source, {
-    fileName,
-    reportDiagnostics: true,
-    compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext, removeComments: false },
-  }));
+  const declared = time(fileName.replace(/\\.ts$/, '.d.ts') + ' (declarations)', () => declare(source, fileName));
   const problems = (declared.value.diagnostics || []).map((d) => {
     const at = d.file && d.start !== undefined ? d.file.getLineAndCharacterOfPosition(d.start) : undefined;
     return fileName + (at ? ':' + (at.line + 1) + ':' + (at.character + 1) : '') + ': ' + ts.flattenDiagnosticMessageText(d.messageText, ' ');
   });
-  const phases = id === 0 ? [loaded.phase, declared.phase] : [declared.phase];
+  const phases = id === 0 ? [loaded.phase, ...(warm ? [warm.phase] : []), declared.phase] : [declared.phase];
   if (problems.length > 0) return parentPort.postMessage({ id, phases, error: 'cannot declare the module\\'s types:\\n' + problems.join('\\n') });
   parentPort.postMessage({ id, phases, text: declared.value.outputText });
   // The cache, once the answer is out: with the functions these declarations compiled.
   const save = loaded.value.save;
   loaded.value.save = undefined;
   if (save) save();
-});
+};
+// Loaded before the module to declare is there (compile is still emitting it): the declaration
+// emitter's first run is done on a module of the same kinds of declarations meanwhile, which
+// takes a fifth of the time off the real one.
+let warm;
+const waiting = loaded.error ? undefined : receiveMessageOnPort(parentPort);
+if (waiting) handle(waiting.message);
+else if (!loaded.error) warm = time('warm up (while waiting)', () => declare(SAMPLE, 'sample.ts'));
+parentPort.on('message', handle);
 `;
 
 /** A phase of the worker: its start since this process started, its wall time, and its own thread's CPU time (Linux; elsewhere the process's). */
