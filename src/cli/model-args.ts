@@ -30,25 +30,25 @@ function isModelDef(x: unknown): x is ModelDef {
 }
 
 /**
- * The installed `unfold` command (bin/unfold.mjs) runs the CLI as plain JavaScript and leaves here
- * how to register the TypeScript loader and its module hooks: called before the first model file is
- * imported, so a command that loads none starts without them. (A checkout, vitest and tsx scripts
- * have the loader already and leave nothing.)
+ * The `unfold` command (bin/unfold.mjs) leaves here what a model file needs and no other command
+ * pays for: the TypeScript loader (installed, where the CLI is plain JavaScript), the package's
+ * module hooks and source maps; called before the first model file is imported. (vitest and tsx
+ * scripts have their own and leave nothing.)
  */
-const REGISTER_MODEL_LOADER = Symbol.for('unfold-rnn.registerModelLoader');
+const PREPARE_MODEL_IMPORT = Symbol.for('unfold-rnn.prepareModelImport');
 
-function registerModelLoader(): void {
-  const g = globalThis as { [REGISTER_MODEL_LOADER]?: () => void };
-  const registerLoader = g[REGISTER_MODEL_LOADER];
-  delete g[REGISTER_MODEL_LOADER];
-  registerLoader?.();
+function prepareModelImport(): void {
+  const g = globalThis as { [PREPARE_MODEL_IMPORT]?: () => void };
+  const prepare = g[PREPARE_MODEL_IMPORT];
+  delete g[PREPARE_MODEL_IMPORT];
+  prepare?.();
 }
 
 /** Imports a model file; its default export (or `model`) must be a defineModel(...) value. */
 export async function loadModelFile(file: string): Promise<ModelDef> {
   const abs = path.resolve(file);
   if (!existsSync(abs)) throw new UnfoldError(`cannot load graph file ${file}: no such file`);
-  registerModelLoader();
+  prepareModelImport();
   let mod: Record<string, unknown>;
   try {
     mod = (await import(pathToFileURL(abs).href)) as Record<string, unknown>;
