@@ -1,13 +1,19 @@
 // The declarations worker (src/emit/declarations.ts): ts-morph's TypeScript on its own thread gives
 // what transpileDeclaration gives in this thread, keeps V8's code cache of the compiler where told
 // (and loads from it the next time, to the same declarations), and reports a type left to inference
-// as the emitter's bug, naming the line.
+// as the emitter's bug, naming the line. A trainer's outline (its bodies left out, what compile
+// declares) has the trainer's very declarations, whatever the model and the options.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ts } from 'ts-morph';
 import { afterAll, expect, it } from 'vitest';
 import { Declarations } from '../src/emit/declarations.ts';
+import { emitTrainer, type TrainerConfig } from '../src/emit/trainer.ts';
+import { loadModelFile, resolveModel } from '../src/cli/model-args.ts';
+import { trainerConfig } from '../src/cli/compile-options.ts';
+
+const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 
 const DIR = fs.mkdtempSync(path.join(os.tmpdir(), 'unfold-declarations-'));
 afterAll(() => fs.rmSync(DIR, { recursive: true, force: true }));
@@ -73,3 +79,39 @@ it('declares as transpileDeclaration does; the code cache, written after the fir
 it('an export whose type is left to inference is a bug in the emitter: an error naming the line', async () => {
   await expect(declare('export const a = 1;\nexport function f(x: number) {\n  return x;\n}\n', null)).rejects.toThrow(/cannot declare the module's types:\ntrainer\.ts:2:\d+: /);
 });
+
+it("a trainer's outline declares what the trainer does: every model in graphs/ and a stacked bidirectional cell, each target, dtype and option that adds members", async () => {
+  const models = [];
+  for (const f of fs.readdirSync(path.join(ROOT, 'graphs')).filter((f) => f.endsWith('.ts')).sort()) {
+    const model = await loadModelFile(path.join(ROOT, 'graphs', f));
+    if (!model.graph) models.push({ model, source: `graphs/${f}` });
+  }
+  const cell = await resolveModel('compile', [], { cell: 'lstm', input: '3', hidden: '8', output: '2', layers: '2', bidirectional: true });
+  models.push({ model: cell.model, source: cell.source });
+  const variants: readonly [Record<string, string | boolean>, Partial<TrainerConfig>][] = [
+    [{ target: 'ts' }, {}],
+    [{}, {}], // float32: the wasm target
+    [{ dtype: 'f64', varlen: true }, {}],
+    [{ target: 'ts' }, { gradFlow: true, checkNumerics: true, inputGrads: true }],
+  ];
+  const d = new Declarations({ cacheDir: null });
+  let compared = 0;
+  try {
+    for (const { model, source } of models) {
+      for (const [values, extra] of variants) {
+        let emitted;
+        try {
+          emitted = emitTrainer({ ...trainerConfig('compile', model, source, values), originComments: true, ...extra });
+        } catch {
+          continue; // an option this model does not take
+        }
+        expect(emitted.outline.length, source).toBeLessThan(emitted.source.length);
+        expect(await d.declare(emitted.outline, 'trainer.ts'), `${source} ${JSON.stringify([values, extra])}`).toBe(await d.declare(emitted.source, 'trainer.ts'));
+        compared++;
+      }
+    }
+  } finally {
+    await d.close();
+  }
+  expect(compared).toBeGreaterThanOrEqual(3 * models.length);
+}, 120_000);

@@ -148,7 +148,8 @@ async function compileCommand(argv: readonly string[], phases: Phases, declarati
   checkArenaFits(emitted.arena, cfg);
   // trainer.ts, then trainer.js and trainer.d.ts beside it for plain node and the browser: the
   // declarations asked for first, so the worker makes them while trainer.ts is written and esbuild strips the types.
-  const declared = declarations.declare(emitted.source, 'trainer.ts');
+  // From the outline (the bodies left out); a diagnostic is given again from the whole text, to name its line there.
+  const declared = declarations.declare(emitted.outline, 'trainer.ts').catch(() => declarations.declare(emitted.source, 'trainer.ts'));
   declared.catch(() => {}); // awaited below; a failure is not unhandled meanwhile
   const dir = values.out;
   outputDirectory(dir);
