@@ -13,6 +13,21 @@ function isInternal(file: string): boolean {
   return file.startsWith(SRC_DIR + path.sep) || file.startsWith(BIN_DIR + path.sep) || file.includes(`${path.sep}node_modules${path.sep}`) || file.startsWith('node:');
 }
 
+/**
+ * A call site's file name (a path, or a file: URL) as a path, or undefined for the compiler's own
+ * files and what is no file; kept per name, as every node's stack passes through the same few.
+ */
+const siteFiles = new Map<string, string | undefined>();
+function siteFile(name: string): string | undefined {
+  let file = siteFiles.get(name);
+  if (file === undefined && !siteFiles.has(name)) {
+    const asPath = /^(file:\/\/|\/|[A-Za-z]:\\)/.test(name) ? (name.startsWith('file://') ? fileURLToPath(name) : name) : undefined;
+    file = asPath !== undefined && !isInternal(asPath) ? asPath : undefined;
+    siteFiles.set(name, file);
+  }
+  return file;
+}
+
 /** `graphs/sincos.ts:12`: relative to the working directory when under it. */
 function named(file: string, line: number | string): string {
   const rel = path.relative(process.cwd(), file);
@@ -48,10 +63,10 @@ function capturedOrigin(e: Error): string | undefined {
   }
   for (const site of sites) {
     const name = site.getFileName(); // a path, or a file: URL (an ES module)
+    const file = name ? siteFile(name) : undefined;
+    if (!name || file === undefined) continue;
     const line = site.getLineNumber(), column = site.getColumnNumber();
-    if (!name || line === null || column === null || !/^(file:\/\/|\/|[A-Za-z]:\\)/.test(name)) continue;
-    const file = name.startsWith('file://') ? fileURLToPath(name) : name;
-    if (isInternal(file)) continue;
+    if (line === null || column === null) continue;
     const entry = findSourceMap(name)?.findEntry(line - 1, column - 1);
     if (entry === undefined || !('originalSource' in entry)) return named(file, line);
     const original = entry.originalSource.startsWith('file://') ? fileURLToPath(entry.originalSource) : entry.originalSource;
