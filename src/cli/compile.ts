@@ -17,7 +17,7 @@ import type { CellRecord } from './checkpoint.ts';
 import type { TrainerConfig } from '../emit/config.ts';
 import { COMMAND_SUMMARIES } from './command-summaries.ts';
 import { declarationsWorker, type Declarations } from '../emit/declarations.ts';
-import { moduleJavaScript } from '../emit/javascript.ts';
+import { moduleJavaScript, startJavaScript } from '../emit/javascript.ts';
 import { moduleFiles } from '../emit/module-files.ts';
 
 function describeHoisted(h: Hoisted, rows: number): string {
@@ -120,6 +120,8 @@ async function compileCommand(argv: readonly string[], phases: Phases, declarati
     head: { type: 'string' },
   });
   if (values.out === undefined) throw new UsageError('compile: -o DIR is required');
+  // esbuild (for trainer.js) starts beside the emitter too.
+  startJavaScript();
   const form = choiceFlag('compile', 'form', values.form, ['auto', 'unrolled', 'rolled'], 'auto');
   const dumpAfter = values['dump-ir-after'];
   const { EMIT_PASSES } = await import('../emit/plan.ts');

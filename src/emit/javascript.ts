@@ -12,6 +12,11 @@ const { transform } = createRequire(import.meta.url)('esbuild') as typeof Esbuil
 /** The `@generated` header a module opens with (its first doc comment), which esbuild does not keep. */
 const HEADER = /^\/\*\*[\s\S]*?\*\/\n/;
 
+/** Starts esbuild's service (a process of its own) now, so that the first conversion does not wait for it to start. */
+export function startJavaScript(): void {
+  transform('', { loader: 'ts' }).catch(() => {});
+}
+
 /**
  * The module as a JavaScript ES module: the same statements with the types stripped (class fields
  * keep TypeScript's ES2022 semantics: defined, not assigned), under the same header. esbuild prints
