@@ -52,8 +52,8 @@ export function cacheDirectory(): string | undefined {
  * declarations, holds the functions they compiled too, so a later run loads the compiler in about
  * 40% of the time and declares in about 60%. V8 refuses a cache made from other source or by
  * another V8, and the worker then writes a fresh one. The module is left in require.cache, as
- * require would leave it. Its own thread's CPU time is read from /proc/thread-self/schedstat
- * (Linux; elsewhere the process's).
+ * require would leave it. Each phase is timed as src/cli/phases.ts times the others: the process's
+ * CPU time, and the thread's own from /proc/thread-self/schedstat (Linux).
  */
 const WORKER = `
 const { parentPort, workerData, threadId, receiveMessageOnPort } = require('node:worker_threads');
@@ -80,14 +80,16 @@ const path = require('node:path');
 const Module = require('node:module');
 const { Script } = require('node:vm');
 const { createHash } = require('node:crypto');
-const cpu = () => {
-  try { return Number(fs.readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ')[0]) / 1e6; }
-  catch { const u = process.cpuUsage(); return (u.user + u.system) / 1000; }
-};
+const processCpu = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
+const threadCpu = () => { try { return Number(fs.readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ')[0]) / 1e6; } catch { return undefined; } };
 const time = (name, f) => {
-  const c = cpu(), t = performance.now();
+  const c = processCpu(), own = threadCpu(), t = performance.now();
   const value = f();
-  return { value, phase: { name: typeof name === 'function' ? name(value) : name, startMs: performance.timeOrigin + t - workerData.origin, wallMs: performance.now() - t, cpuMs: cpu() - c } };
+  const own1 = threadCpu();
+  return { value, phase: {
+    name: typeof name === 'function' ? name(value) : name, startMs: performance.timeOrigin + t - workerData.origin, wallMs: performance.now() - t,
+    cpuMs: processCpu() - c, ...(own !== undefined && own1 !== undefined ? { threadCpuMs: own1 - own } : {}),
+  } };
 };
 const DAY = 86400000;
 function load(file, cacheDir) {
@@ -157,12 +159,13 @@ else if (!loaded.error) warm = time('warm up (while waiting)', () => declare(SAM
 parentPort.on('message', handle);
 `;
 
-/** A phase of the worker: its start since this process started, its wall time, and its own thread's CPU time (Linux; elsewhere the process's). */
+/** A phase of the worker: its start since this process started, its wall time, the process's CPU time meanwhile and the worker's own (Linux). */
 export interface WorkerPhase {
   readonly name: string;
   readonly startMs: number;
   readonly wallMs: number;
   readonly cpuMs: number;
+  readonly threadCpuMs?: number;
 }
 
 interface Reply {
