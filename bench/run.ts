@@ -139,15 +139,31 @@ function runPeers(workloadsFile: string, ids: string[], peers: string): Record<s
   return readFileSync(out, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
+const USAGE = 'usage: npm run bench -- [--peers] [--peer-list pytorch-eager,tfjs-wasm,handwritten-js] [--rounds N] [--target wasm|ts] [--form auto|rolled|unrolled] [--hoist auto|on|off] [--target-sec S] [--repeats N] [--steps N] [--workloads FILE] [workload id …]';
+
+function parsedArgs(): ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>> | undefined {
+  try {
+    return parseArgs({ options: OPTIONS, allowPositionals: true });
+  } catch (e) {
+    process.stderr.write(`bench: ${(e as Error).message.split('. ')[0]}\n${USAGE}\n`);
+    return undefined;
+  }
+}
+
+const OPTIONS = {
+  workloads: { type: 'string' }, json: { type: 'boolean' }, peers: { type: 'boolean' }, help: { type: 'boolean' },
+  'target-sec': { type: 'string' }, repeats: { type: 'string' }, steps: { type: 'string' },
+  form: { type: 'string' }, hoist: { type: 'string' }, target: { type: 'string' }, 'peer-list': { type: 'string' }, rounds: { type: 'string' },
+} as const;
+
 async function main(): Promise<number> {
-  const { values, positionals } = parseArgs({
-    options: {
-      workloads: { type: 'string' }, json: { type: 'boolean' }, peers: { type: 'boolean' },
-      'target-sec': { type: 'string' }, repeats: { type: 'string' }, steps: { type: 'string' },
-      form: { type: 'string' }, hoist: { type: 'string' }, target: { type: 'string' }, 'peer-list': { type: 'string' }, rounds: { type: 'string' },
-    },
-    allowPositionals: true,
-  });
+  const args = parsedArgs();
+  if (!args) return 2;
+  const { values, positionals } = args;
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
   let opts: Parameters<typeof benchWorkload>[2], rounds: number;
   try {
     opts = {
@@ -171,11 +187,12 @@ async function main(): Promise<number> {
     return 2;
   }
   const spec = JSON.parse(readFileSync(file, 'utf8')) as Spec;
-  const chosen = positionals.length ? positionals.map((id) => {
-    const w = spec.workloads.find((x) => x.id === id);
-    if (!w) throw new Error(`unknown workload ${id} (have ${spec.workloads.map((x) => x.id).join(', ')})`);
-    return w;
-  }) : spec.workloads;
+  const unknown = positionals.filter((id) => !spec.workloads.some((x) => x.id === id));
+  if (unknown.length) {
+    process.stderr.write(`bench: unknown workload ${unknown.join(', ')} (have ${spec.workloads.map((x) => x.id).join(', ')})\n`);
+    return 2;
+  }
+  const chosen = positionals.length ? positionals.map((id) => spec.workloads.find((x) => x.id === id)!) : spec.workloads;
   // Each round times every workload with unfold and, right after it, with PyTorch eager (the ratio
   // targets' reference), so both see the same machine; the other peers run once, at the end. On a
   // shared machine neighbours only ever add time: the summary takes each side's best round.

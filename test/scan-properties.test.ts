@@ -7,7 +7,10 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { runGraphCompiled, runGraphModel, type GraphData } from '../src/cli/graph-model.ts';
-import { withContext } from '../src/dsl/context.ts';
+import { derivedBuilder, withContext } from '../src/dsl/context.ts';
+import { evaluate } from '../src/interp/evaluate.ts';
+import { graphTraining } from '../src/transforms/graph-training.ts';
+import { divisorsOf, type SegmentChoice } from '../src/transforms/segment-scans.ts';
 import { graphModel } from '../src/dsl/graph-model.ts';
 import { defineModel, type ModelDef } from '../src/dsl/model.ts';
 import { add, constant, matmul, mean, mul, reshape, sigmoid, tanh, transpose } from '../src/dsl/ops.ts';
@@ -112,6 +115,26 @@ describe('random compositions of scans', () => {
         });
       }),
       { numRuns: 40, seed: 20261206 },
+    );
+  });
+
+  it('each scan in segments (checkpointed BPTT) = whole, loss and every gradient bit for bit, in segments of every proper divisor of T', () => {
+    fc.assert(
+      fc.property(composition, fc.integer({ min: 0, max: 3 }), (c, pick) => {
+        withContext(() => {
+          const data = dataOf({ ...c, T: c.T * 2 }, modelOf({ ...c, T: c.T * 2 }));
+          const params = paramsOf(data, c.seed);
+          const values = (segment?: SegmentChoice) => {
+            const tg = graphTraining(data.model, loss, derivedBuilder(), segment);
+            const v = evaluate(tg.graph, params, data.tensors, 'f64', {});
+            return ['loss', ...data.model.params.map((p) => `grad:${p.name}`)].map((k) => Array.from(v.get(k)!.data));
+          };
+          const whole = values();
+          const cut = values((_, T) => divisorsOf(T).filter((d) => d < T)[pick % (divisorsOf(T).length - 1)]);
+          cut.forEach((v, i) => expect(v.every((x, j) => Object.is(x, whole[i]![j])), `value ${i}`).toBe(true));
+        });
+      }),
+      { numRuns: 30, seed: 61207 },
     );
   });
 

@@ -274,7 +274,7 @@ export class Trainer {
     /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
     private train(A: Float32Array, T: number): void {
         // graphs/gru.ts:8
-        for (let i = 0; i < 96; i++) { A[7170 + i] = A[i]; }
+        A.copyWithin(7170, 0, 96);
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 96; i1++) { A[7266 + (i0 * 96 + i1 * 1)] = A[3168 + (i1 * 1)]; } }
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 96; i1++) { A[7362 + (i0 * 96 + i1 * 1)] = A[3264 + (i1 * 1)]; } }
         for (let i = 0; i < 32; i++) { A[7458 + i] = A[3360 + i]; }
@@ -293,7 +293,6 @@ export class Trainer {
           const q6 = 6796 + t * 1;
           // graphs/gru.ts:8
           for (let i = 0; i < 96; i++) A[12057 + i] = A[q5 + i] + A[7266 + i];
-          for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[12153 + o * 32 + j] = A[12057 + o * 96 + 32 + j];
           for (let i = 0; i < 1; i += 1) {
             for (let j = 0; j < 96; j += 6) {
               let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
@@ -305,23 +304,19 @@ export class Trainer {
               const rb4 = 96 + (j + 4) * 32;
               const rb5 = 96 + (j + 5) * 32;
               for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; const b3 = A[rb3 + p]; c03 += a0 * b3; const b4 = A[rb4 + p]; c04 += a0 * b4; const b5 = A[rb5 + p]; c05 += a0 * b5; }
-              A[12185 + (i + 0) * 96 + (j + 0)] = c00 + A[7362 + (i + 0) * 96 + (j + 0)];
-              A[12185 + (i + 0) * 96 + (j + 1)] = c01 + A[7362 + (i + 0) * 96 + (j + 1)];
-              A[12185 + (i + 0) * 96 + (j + 2)] = c02 + A[7362 + (i + 0) * 96 + (j + 2)];
-              A[12185 + (i + 0) * 96 + (j + 3)] = c03 + A[7362 + (i + 0) * 96 + (j + 3)];
-              A[12185 + (i + 0) * 96 + (j + 4)] = c04 + A[7362 + (i + 0) * 96 + (j + 4)];
-              A[12185 + (i + 0) * 96 + (j + 5)] = c05 + A[7362 + (i + 0) * 96 + (j + 5)];
+              A[12153 + (i + 0) * 96 + (j + 0)] = c00 + A[7362 + (i + 0) * 96 + (j + 0)];
+              A[12153 + (i + 0) * 96 + (j + 1)] = c01 + A[7362 + (i + 0) * 96 + (j + 1)];
+              A[12153 + (i + 0) * 96 + (j + 2)] = c02 + A[7362 + (i + 0) * 96 + (j + 2)];
+              A[12153 + (i + 0) * 96 + (j + 3)] = c03 + A[7362 + (i + 0) * 96 + (j + 3)];
+              A[12153 + (i + 0) * 96 + (j + 4)] = c04 + A[7362 + (i + 0) * 96 + (j + 4)];
+              A[12153 + (i + 0) * 96 + (j + 5)] = c05 + A[7362 + (i + 0) * 96 + (j + 5)];
             }
           }
-          for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[12281 + o * 32 + j] = A[12185 + o * 96 + 32 + j];
-          for (let i = 0; i < 32; i++) A[(q2 + 1) + i] = sigmoid32((A[12153 + i] + A[12281 + i]));
+          for (let i = 0; i < 32; i++) A[(q2 + 1) + i] = sigmoid32((A[12089 + i] + A[12185 + i]));
           for (let i = 0; i < 32; i++) A[(q2 + 33) + i] = 1 - A[(q2 + 1) + i];
-          for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[12153 + o * 32 + j] = A[12057 + o * 96 + 64 + j];
-          for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[12281 + o * 32 + j] = A[12057 + o * 96 + 0 + j];
-          for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[12057 + o * 32 + j] = A[12185 + o * 96 + 0 + j];
-          for (let i = 0; i < 32; i++) A[(q2 + 129) + i] = sigmoid32((A[12281 + i] + A[12057 + i]));
-          for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[(q2 + 97) + o * 32 + j] = A[12185 + o * 96 + 64 + j];
-          for (let i = 0; i < 32; i++) A[(q2 + 65) + i] = tanh32((A[12153 + i] + (A[(q2 + 129) + i] * A[(q2 + 97) + i])));
+          for (let i = 0; i < 32; i++) A[(q2 + 129) + i] = sigmoid32((A[12057 + i] + A[12153 + i]));
+          for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[(q2 + 97) + o * 32 + j] = A[12153 + o * 96 + 64 + j];
+          for (let i = 0; i < 32; i++) A[(q2 + 65) + i] = tanh32((A[12121 + i] + (A[(q2 + 129) + i] * A[(q2 + 97) + i])));
           for (let i = 0; i < 32; i++) A[q0 + i] = (A[(q2 + 33) + i] * A[(q2 + 65) + i]) + (A[(q2 + 1) + i] * A[q3 + i]);
           for (let i = 0; i < 1; i += 1) {
             for (let j = 0; j < 1; j += 1) {
@@ -417,7 +412,7 @@ export class Trainer {
             A[12057 + (i + 0) * 96 + (j + 5)] = c05;
           }
         }
-        for (let i = 0; i < 96; i++) { A[12153 + i] = A[12057 + i]; }
+        A.copyWithin(12153, 12057, 12153);
         for (let i = 0; i < 96; i += 4) {
           for (let j = 0; j < 30; j += 3) {
             let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -487,7 +482,7 @@ export class Trainer {
     /** Forward over the window's T steps only. */
     private forward(A: Float32Array, T: number): void {
         // graphs/gru.ts:8
-        for (let i = 0; i < 96; i++) { A[7170 + i] = A[i]; }
+        A.copyWithin(7170, 0, 96);
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 96; i1++) { A[7266 + (i0 * 96 + i1 * 1)] = A[3168 + (i1 * 1)]; } }
         for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 96; i1++) { A[7362 + (i0 * 96 + i1 * 1)] = A[3264 + (i1 * 1)]; } }
         for (let i = 0; i < 32; i++) { A[7458 + i] = A[3360 + i]; }
@@ -503,7 +498,6 @@ export class Trainer {
           const q4 = 7492 + t * 96;
           // graphs/gru.ts:8
           for (let i = 0; i < 96; i++) A[12057 + i] = A[q4 + i] + A[7266 + i];
-          for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[12153 + o * 32 + j] = A[12057 + o * 96 + 32 + j];
           for (let i = 0; i < 1; i += 1) {
             for (let j = 0; j < 96; j += 6) {
               let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
@@ -515,21 +509,16 @@ export class Trainer {
               const rb4 = 96 + (j + 4) * 32;
               const rb5 = 96 + (j + 5) * 32;
               for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; const b1 = A[rb1 + p]; c01 += a0 * b1; const b2 = A[rb2 + p]; c02 += a0 * b2; const b3 = A[rb3 + p]; c03 += a0 * b3; const b4 = A[rb4 + p]; c04 += a0 * b4; const b5 = A[rb5 + p]; c05 += a0 * b5; }
-              A[12185 + (i + 0) * 96 + (j + 0)] = c00 + A[7362 + (i + 0) * 96 + (j + 0)];
-              A[12185 + (i + 0) * 96 + (j + 1)] = c01 + A[7362 + (i + 0) * 96 + (j + 1)];
-              A[12185 + (i + 0) * 96 + (j + 2)] = c02 + A[7362 + (i + 0) * 96 + (j + 2)];
-              A[12185 + (i + 0) * 96 + (j + 3)] = c03 + A[7362 + (i + 0) * 96 + (j + 3)];
-              A[12185 + (i + 0) * 96 + (j + 4)] = c04 + A[7362 + (i + 0) * 96 + (j + 4)];
-              A[12185 + (i + 0) * 96 + (j + 5)] = c05 + A[7362 + (i + 0) * 96 + (j + 5)];
+              A[12153 + (i + 0) * 96 + (j + 0)] = c00 + A[7362 + (i + 0) * 96 + (j + 0)];
+              A[12153 + (i + 0) * 96 + (j + 1)] = c01 + A[7362 + (i + 0) * 96 + (j + 1)];
+              A[12153 + (i + 0) * 96 + (j + 2)] = c02 + A[7362 + (i + 0) * 96 + (j + 2)];
+              A[12153 + (i + 0) * 96 + (j + 3)] = c03 + A[7362 + (i + 0) * 96 + (j + 3)];
+              A[12153 + (i + 0) * 96 + (j + 4)] = c04 + A[7362 + (i + 0) * 96 + (j + 4)];
+              A[12153 + (i + 0) * 96 + (j + 5)] = c05 + A[7362 + (i + 0) * 96 + (j + 5)];
             }
           }
-          for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[12281 + o * 32 + j] = A[12185 + o * 96 + 32 + j];
-          for (let i = 0; i < 32; i++) A[12313 + i] = sigmoid32((A[12153 + i] + A[12281 + i]));
-          for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[12153 + o * 32 + j] = A[12057 + o * 96 + 64 + j];
-          for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[12281 + o * 32 + j] = A[12057 + o * 96 + 0 + j];
-          for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[12057 + o * 32 + j] = A[12185 + o * 96 + 0 + j];
-          for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[12089 + o * 32 + j] = A[12185 + o * 96 + 64 + j];
-          for (let i = 0; i < 32; i++) A[q0 + i] = ((1 - A[12313 + i]) * (tanh32((A[12153 + i] + ((sigmoid32((A[12281 + i] + A[12057 + i]))) * A[12089 + i]))))) + (A[12313 + i] * A[q2 + i]);
+          for (let i = 0; i < 32; i++) A[12249 + i] = sigmoid32((A[12089 + i] + A[12185 + i]));
+          for (let i = 0; i < 32; i++) A[q0 + i] = ((1 - A[12249 + i]) * (tanh32((A[12121 + i] + ((sigmoid32((A[12057 + i] + A[12153 + i]))) * A[12217 + i]))))) + (A[12249 + i] * A[q2 + i]);
           for (let i = 0; i < 1; i += 1) {
             for (let j = 0; j < 1; j += 1) {
               let c00 = 0;

@@ -356,8 +356,7 @@ export class Trainer {
           A[1454 + i0 * 1] = acc;
         }
       }
-      A[1437] = -0.5 * A[1453] - A[1454];
-      A[q2] = A[1437];
+      A[q2] = -0.5 * A[1453] - A[1454];
       for (let i = 0; i < 16; i++) A[q3 + i] = A[q0 + i] - A[q5 + i];
       for (let i = 0; i < 16; i++) A[1437 + i] = A[q3 + i] * A[q3 + i];
       {
@@ -667,8 +666,7 @@ export class Trainer {
           A[1454 + i0 * 1] = acc;
         }
       }
-      A[1437] = -0.5 * A[1453] - A[1454];
-      A[q2] = A[1437];
+      A[q2] = -0.5 * A[1453] - A[1454];
       for (let i = 0; i < 16; i++) A[q1 + i] = A[q0 + i];
     }
   }

@@ -338,8 +338,7 @@ export class Trainer {
           for (let i0 = 0; i0 < 1; i0++) { { let acc = 0; for (let i1 = 0; i1 < 16; i1++) { acc = acc + A[1437 + (i0 * 16 + i1 * 1)]; } A[1453 + (i0 * 1)] = acc; } }
           for (let i = 0; i < 16; i++) A[1437 + i] = A[q0 + i] * A[1052 + i];
           for (let i0 = 0; i0 < 1; i0++) { { let acc = 0; for (let i1 = 0; i1 < 16; i1++) { acc = acc + A[1437 + (i0 * 16 + i1 * 1)]; } A[1454 + (i0 * 1)] = acc; } }
-          A[1437] = ((-0.5) * A[1453]) - A[1454];
-          A[q2] = A[1437];
+          A[q2] = ((-0.5) * A[1453]) - A[1454];
           // (derived)
           for (let i = 0; i < 16; i++) A[q3 + i] = A[q0 + i] - A[q5 + i];
           for (let i = 0; i < 16; i++) A[1437 + i] = A[q3 + i] * A[q3 + i];
@@ -514,8 +513,7 @@ export class Trainer {
           for (let i0 = 0; i0 < 1; i0++) { { let acc = 0; for (let i1 = 0; i1 < 16; i1++) { acc = acc + A[1437 + (i0 * 16 + i1 * 1)]; } A[1453 + (i0 * 1)] = acc; } }
           for (let i = 0; i < 16; i++) A[1437 + i] = A[q0 + i] * A[1052 + i];
           for (let i0 = 0; i0 < 1; i0++) { { let acc = 0; for (let i1 = 0; i1 < 16; i1++) { acc = acc + A[1437 + (i0 * 16 + i1 * 1)]; } A[1454 + (i0 * 1)] = acc; } }
-          A[1437] = ((-0.5) * A[1453]) - A[1454];
-          A[q2] = A[1437];
+          A[q2] = ((-0.5) * A[1453]) - A[1454];
           for (let i = 0; i < 16; i++) A[q1 + i] = A[q0 + i];
         }
     }

@@ -230,9 +230,7 @@ export class Trainer {
   }
   /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
   train(A, T) {
-    for (let i = 0; i < 128; i++) {
-      A[9762 + i] = A[i];
-    }
+    A.copyWithin(9762, 0, 128);
     for (let i0 = 0; i0 < 1; i0++) {
       for (let i1 = 0; i1 < 128; i1++) {
         A[9890 + (i0 * 128 + i1 * 1)] = A[4224 + i1 * 1];
@@ -315,14 +313,10 @@ export class Trainer {
           A[14489 + (i + 0) * 128 + (126 + 1)] = A[q7 + (i + 0) * 128 + (126 + 1)] + A[9890 + (i + 0) * 128 + (126 + 1)] + (c01 + A[10018 + (i + 0) * 128 + (126 + 1)]);
         }
       }
-      for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[14617 + o * 32 + j] = A[14489 + o * 128 + 96 + j];
-      for (let i = 0; i < 32; i++) A[q3 + 1 + i] = sigmoid32(A[14617 + i]);
-      for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[14617 + o * 32 + j] = A[14489 + o * 128 + 32 + j];
-      for (let i = 0; i < 32; i++) A[q3 + 129 + i] = sigmoid32(A[14617 + i]);
-      for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[14617 + o * 32 + j] = A[14489 + o * 128 + 0 + j];
-      for (let i = 0; i < 32; i++) A[q3 + 97 + i] = sigmoid32(A[14617 + i]);
-      for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[14617 + o * 32 + j] = A[14489 + o * 128 + 64 + j];
-      for (let i = 0; i < 32; i++) A[q3 + 65 + i] = tanh32(A[14617 + i]);
+      for (let i = 0; i < 32; i++) A[q3 + 1 + i] = sigmoid32(A[14585 + i]);
+      for (let i = 0; i < 32; i++) A[q3 + 129 + i] = sigmoid32(A[14521 + i]);
+      for (let i = 0; i < 32; i++) A[q3 + 97 + i] = sigmoid32(A[14489 + i]);
+      for (let i = 0; i < 32; i++) A[q3 + 65 + i] = tanh32(A[14553 + i]);
       for (let i = 0; i < 32; i++) A[q1 + i] = A[q3 + 129 + i] * A[q5 + i] + A[q3 + 97 + i] * A[q3 + 65 + i];
       for (let i = 0; i < 32; i++) A[q3 + 33 + i] = tanh32(A[q1 + i]);
       for (let i = 0; i < 32; i++) A[q0 + i] = A[q3 + 1 + i] * A[q3 + 33 + i];
@@ -477,9 +471,7 @@ export class Trainer {
         A[14489 + (i + 0) * 128 + (126 + 1)] = c01;
       }
     }
-    for (let i = 0; i < 128; i++) {
-      A[14617 + i] = A[14489 + i];
-    }
+    A.copyWithin(14617, 14489, 14617);
     for (let i = 0; i < 128; i += 4) {
       for (let j = 0; j < 30; j += 3) {
         let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -611,9 +603,7 @@ export class Trainer {
   }
   /** Forward over the window's T steps only. */
   forward(A, T) {
-    for (let i = 0; i < 128; i++) {
-      A[9762 + i] = A[i];
-    }
+    A.copyWithin(9762, 0, 128);
     for (let i0 = 0; i0 < 1; i0++) {
       for (let i1 = 0; i1 < 128; i1++) {
         A[9890 + (i0 * 128 + i1 * 1)] = A[4224 + i1 * 1];
@@ -693,12 +683,8 @@ export class Trainer {
           A[14489 + (i + 0) * 128 + (126 + 1)] = A[q6 + (i + 0) * 128 + (126 + 1)] + A[9890 + (i + 0) * 128 + (126 + 1)] + (c01 + A[10018 + (i + 0) * 128 + (126 + 1)]);
         }
       }
-      for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[14617 + o * 32 + j] = A[14489 + o * 128 + 96 + j];
-      for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[14649 + o * 32 + j] = A[14489 + o * 128 + 32 + j];
-      for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[14681 + o * 32 + j] = A[14489 + o * 128 + 0 + j];
-      for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[14713 + o * 32 + j] = A[14489 + o * 128 + 64 + j];
-      for (let i = 0; i < 32; i++) A[q1 + i] = sigmoid32(A[14649 + i]) * A[q4 + i] + sigmoid32(A[14681 + i]) * tanh32(A[14713 + i]);
-      for (let i = 0; i < 32; i++) A[q0 + i] = sigmoid32(A[14617 + i]) * tanh32(A[q1 + i]);
+      for (let i = 0; i < 32; i++) A[q1 + i] = sigmoid32(A[14521 + i]) * A[q4 + i] + sigmoid32(A[14489 + i]) * tanh32(A[14553 + i]);
+      for (let i = 0; i < 32; i++) A[q0 + i] = sigmoid32(A[14585 + i]) * tanh32(A[q1 + i]);
       for (let i = 0; i < 1; i += 1) {
         for (let j = 0; j < 1; j += 1) {
           let c00 = 0;

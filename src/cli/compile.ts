@@ -69,7 +69,7 @@ async function writeModule(dir: string, base: string, source: string, declaratio
  * task's), trainer.ts with trainer.js and trainer.d.ts beside it; --json reports the arena.
  */
 async function compileGraph(model: ModelDef, source: string, values: Record<string, unknown>, form: string, declarations: Declarations): Promise<number> {
-  for (const flag of ['tau', 'inference', 'dump-ir-after', 'carry-state', 'loss-over', 'hoist', 'varlen', 'memory-budget']) {
+  for (const flag of ['tau', 'inference', 'dump-ir-after', 'carry-state', 'loss-over', 'hoist', 'varlen']) {
     if (values[flag] !== undefined) throw new UsageError(`compile: --${flag} is for one recurrence; model ${model.name} is a graph of scans`);
   }
   return writeGraphTrainer(model, source, trainerConfig('compile', model, source, values), values, form, false, declarations);
@@ -82,7 +82,7 @@ async function compileGraph(model: ModelDef, source: string, values: Record<stri
  */
 async function compileFinalHead(record: CellRecord, source: string, values: Record<string, unknown>, form: string, declarations: Declarations): Promise<number> {
   if (values['inference'] !== undefined) throw new UsageError('compile: --inference writes the forward module of the head at every step; --head final compiles its trainer (a graph of scans)');
-  for (const flag of ['dump-ir-after', 'hoist', 'memory-budget']) {
+  for (const flag of ['dump-ir-after', 'hoist']) {
     if (values[flag] !== undefined) throw new UsageError(`compile: --${flag} is for the trainer of the head at every step; --head final compiles the cell as a graph of scans`);
   }
   const { finalHeadModel } = await import('./final-head.ts');
@@ -93,16 +93,17 @@ async function compileFinalHead(record: CellRecord, source: string, values: Reco
 
 /** A graph model's trainer at the config's batch size, written as trainer.ts with trainer.js and trainer.d.ts beside it; --json reports the arena. */
 async function writeGraphTrainer(model: ModelDef, source: string, cfg: TrainerConfig, values: Record<string, unknown>, form: string, lengths: boolean, declarations: Declarations): Promise<number> {
-  const { emitGraphTrainer } = await import('../emit/graph-trainer.ts');
+  const { describeGraphSchedule, emitGraphTrainer } = await import('../emit/graph-trainer.ts');
   const emitted = emitGraphTrainer({
     model, source, batch: cfg.batch, dtype: cfg.dtype, loss: cfg.loss, optimizer: cfg.optimizer, lengths,
     ...(cfg.clipNorm !== undefined ? { clipNorm: cfg.clipNorm } : {}), ...(cfg.seed !== undefined ? { seed: cfg.seed } : {}),
     form: form === 'unrolled' ? 'unrolled' : 'rolled', originComments: true, ...(cfg.target !== undefined ? { target: cfg.target } : {}),
+    ...(cfg.memoryBudget !== undefined ? { memoryBudget: cfg.memoryBudget } : {}),
   });
   const files = await writeModule(String(values['out']), 'trainer', emitted.source, declarations);
   const rolled = form !== 'unrolled';
-  if (values['json']) process.stdout.write(JSON.stringify({ file: files[0], files, form: rolled ? 'rolled' : 'unrolled', arenaBytes: emitted.arenaBytes, batch: cfg.batch, target: cfg.target }) + '\n');
-  else process.stdout.write(`wrote ${files[0]} (${rolled ? 'rolled: a loop per scan' : 'unrolled: every scan inlined'}), and trainer.js, trainer.d.ts beside it\narena: ${emitted.arenaBytes} bytes, batch ${cfg.batch}, target ${cfg.target}\n`);
+  if (values['json']) process.stdout.write(JSON.stringify({ file: files[0], files, form: rolled ? 'rolled' : 'unrolled', arenaBytes: emitted.arenaBytes, batch: cfg.batch, target: cfg.target, ...(emitted.schedule ? { schedule: emitted.schedule } : {}) }) + '\n');
+  else process.stdout.write(`wrote ${files[0]} (${rolled ? 'rolled: a loop per scan' : 'unrolled: every scan inlined'}), and trainer.js, trainer.d.ts beside it\narena: ${emitted.arenaBytes} bytes, batch ${cfg.batch}, target ${cfg.target}\n${emitted.schedule ? `${describeGraphSchedule(emitted.schedule, emitted.arenaBytes)}\n` : ''}`);
   return 0;
 }
 
@@ -177,6 +178,7 @@ async function compileCommand(argv: readonly string[], phases: Phases, declarati
       residualBytes: a.regions.residuals * bpe, residualBytesPerStep: a.residualsPerStep * bpe, regions: a.regions, hoisted: a.hoisted,
       target: cfg.target,
       ...(a.schedule ? { schedule: a.schedule } : {}),
+      ...(a.packedRows ? { packedRows: a.packedRows } : {}),
       ...(values.profile ? { phases: phases.record } : {}),
       ...(emitted.wasm ? { wasm: { moduleBytes: emitted.wasm.moduleBytes, pages: emitted.wasm.pages, scratchBytes: emitted.wasm.scratchElements * 4, kernels: emitted.wasm.kernels.map((k) => ({ name: k.name, computes: k.description, strategy: k.strategy })) } } : {}),
     }) + '\n');
@@ -190,6 +192,7 @@ async function compileCommand(argv: readonly string[], phases: Phases, declarati
         : `BPTT residuals: ${a.regions.residuals * bpe} bytes (τ = ${cfg.tau} × ${a.residualsPerStep * bpe} bytes per step)`,
       ...(a.schedule ? [describeSchedule(a.schedule, a.bytes)] : []),
       ...(a.form === 'rolled' ? [`over all steps at once: ${describeHoisted(a.hoisted, cfg.tau * cfg.batch)}`] : []),
+      ...(a.packedRows ? [`lengths: rows ordered by length at run time, each step over the first ${a.packedRows.slice(0, -1).join(', ')} or ${a.packedRows.at(-1)} (the rows still valid, rounded up)`] : []),
       emitted.wasm
         ? `target: wasm, ${emitted.wasm.kernels.length} kernels in a ${emitted.wasm.moduleBytes}-byte module (memory ${emitted.wasm.pages} × 64 KiB${emitted.wasm.scratchElements ? `, ${emitted.wasm.scratchElements * 4} bytes of it scratch for packed products` : ''}): ${emitted.wasm.kernels.map((k) => `${k.name} ${k.description}`).join('; ')}`
         : `target: ts (TypeScript loops)`,

@@ -6,7 +6,7 @@
 // training feature (validation, schedules, dropout, partial batches, checkpoints) applies unchanged.
 import { cellFinalHead, cellStateNames, type CellSpec } from '../cells/rnn.ts';
 import { defineModel, type LossSpec, type ModelDef } from '../dsl/model.ts';
-import { emitGraphTrainer, type GraphTrainerInstance } from '../emit/graph-trainer.ts';
+import { describeGraphSchedule, emitGraphTrainer, type GraphTrainerInstance } from '../emit/graph-trainer.ts';
 import type { TensorData, TrainerInstance } from '../emit/load.ts';
 import type { TrainerConfig } from '../emit/config.ts';
 import { UnfoldError } from '../ir/errors.ts';
@@ -39,6 +39,8 @@ export interface FinalHeadTrainerOptions {
   readonly seed?: number;
   readonly params?: Record<string, { data: ArrayLike<number> } | ArrayLike<number>>;
   readonly carryState: boolean;
+  /** Told how BPTT keeps what the backward pass reads, under --memory-budget. */
+  readonly report?: (line: string) => void;
 }
 
 /** Compiles the final-head trainer of one batch size and wraps it for `train`. */
@@ -50,7 +52,9 @@ export async function finalHeadTrainer(o: FinalHeadTrainerOptions): Promise<Trai
     model: finalHeadModel(o.record, o.steps), source: o.source, batch: o.batch, lengths: o.lengths, dtype: cfg.dtype, loss, optimizer: cfg.optimizer,
     ...(cfg.clipNorm !== undefined ? { clipNorm: cfg.clipNorm } : {}), ...(cfg.seed !== undefined ? { seed: cfg.seed } : {}),
     ...(cfg.checkNumerics ? { checkNumerics: true } : {}), ...(cfg.dropout ? { dropout: true } : {}), ...(cfg.target !== undefined ? { target: cfg.target } : {}),
+    ...(cfg.memoryBudget !== undefined ? { memoryBudget: cfg.memoryBudget } : {}),
   });
+  if (emitted.schedule) o.report?.(describeGraphSchedule(emitted.schedule, emitted.arenaBytes));
   const { importTrainer } = await import('../emit/load.ts');
   const inner = (await importTrainer(emitted.source)).createTrainer({ ...(o.seed !== undefined ? { seed: o.seed } : {}), lr: cfg.optimizer.lr }) as unknown as GraphTrainerInstance;
   if (o.params) inner.setParams(o.params);

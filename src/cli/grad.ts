@@ -46,11 +46,11 @@ function runInterpreter(rec: Recurrence, data: RunData, loss: LossSpec, params: 
  * engines go through collectRun and one formatter. Only the output the loss compares is read
  * back — the trainer keeps the others but exposes just that one, and collectRun needs no other.
  */
-async function runCompiled(model: ModelDef, source: string, data: RunData, loss: LossSpec, params: ReadonlyMap<string, Tensor>, dtype: Dtype, form: FormChoice, checkNumerics: boolean): Promise<EngineRun> {
+async function runCompiled(model: ModelDef, source: string, data: RunData, loss: LossSpec, params: ReadonlyMap<string, Tensor>, dtype: Dtype, form: FormChoice, checkNumerics: boolean, packed: TrainerConfig['packed']): Promise<EngineRun> {
   const { batch: B, tau: T } = data;
   const { emitted, trainer } = await evaluationTrainer({
     model, source, batch: B, tau: T, dtype, loss, inputGrads: true, form,
-    ...(data.lengths ? { lengths: true } : {}), ...(checkNumerics ? { checkNumerics: true } : {}),
+    ...(data.lengths ? { lengths: true } : {}), ...(checkNumerics ? { checkNumerics: true } : {}), ...(packed !== undefined ? { packed } : {}),
   }, params);
   const tg = emitted.graph;
   const { rec } = tg;
@@ -125,10 +125,10 @@ export async function evaluationTrainer(cfg: Omit<TrainerConfig, 'optimizer' | '
  */
 export async function runWindow(
   model: ModelDef, source: string, rec: Recurrence, data: RunData, loss: LossSpec, params: ReadonlyMap<string, Tensor>,
-  opts: { readonly engine: Engine; readonly dtype: Dtype; readonly form: FormChoice; readonly checkNumerics?: boolean },
+  opts: { readonly engine: Engine; readonly dtype: Dtype; readonly form: FormChoice; readonly checkNumerics?: boolean; readonly packed?: TrainerConfig['packed'] },
 ): Promise<RunResult> {
   const { tg, values } = opts.engine === 'compiled'
-    ? await runCompiled(model, source, data, loss, params, opts.dtype, opts.form, opts.checkNumerics === true)
+    ? await runCompiled(model, source, data, loss, params, opts.dtype, opts.form, opts.checkNumerics === true, opts.packed)
     : runInterpreter(rec, data, loss, params, opts.dtype, opts.checkNumerics === true);
   return collectRun(tg, loss, values, data.lengths);
 }

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { UnfoldError } from '../ir/errors.ts';
 import type { Tensor } from '../ir/tensor.ts';
 import type { ModelDef } from '../dsl/model.ts';
-import { emitGraphTrainer, type GraphTrainerInstance } from '../emit/graph-trainer.ts';
+import { describeGraphSchedule, emitGraphTrainer, type GraphTrainerInstance } from '../emit/graph-trainer.ts';
 import { importTrainer } from '../emit/load.ts';
 import { makeDirectory, writeFileAtomic } from '../io/atomic-write.ts';
 import { checkTensorMap, formatTensorFile, readTensorMap, readWindowsFile } from '../io/tensor-file.ts';
@@ -74,7 +74,9 @@ export async function trainGraphModel(o: GraphTrainOptions): Promise<number> {
       ...(cfg.checkNumerics ? { checkNumerics: true } : {}),
       // A trainer trains: the model's dropout(x, p) draw masks in step().
       ...(cfg.dropout ? { dropout: true } : {}), ...(cfg.target !== undefined ? { target: cfg.target } : {}),
+      ...(cfg.memoryBudget !== undefined ? { memoryBudget: cfg.memoryBudget } : {}),
     });
+    if (B === batch && emitted.schedule) process.stderr.write(`${describeGraphSchedule(emitted.schedule, emitted.arenaBytes)}\n`);
     return [B, (await importTrainer(emitted.source)).createTrainer({ ...(cfg.seed !== undefined ? { seed: cfg.seed } : {}), lr: cfg.optimizer.lr }) as unknown as GraphTrainerInstance] as const;
   }))), batch);
   let trainer = trainers.trainer;

@@ -221,7 +221,7 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
   const outDir = v.out ?? path.join('out', model.name);
   const drawing = !v['no-plots'];
   if (model.graph) {
-    const unsupported = ([['text', text], ['tbptt', tbptt], ['memory-budget', v['memory-budget']], ['grad-flow', v['grad-flow']], ['dropout', v.dropout]] as const).find(([, x]) => x !== undefined && x !== false);
+    const unsupported = ([['text', text], ['tbptt', tbptt], ['grad-flow', v['grad-flow']], ['dropout', v.dropout]] as const).find(([, x]) => x !== undefined && x !== false);
     if (unsupported) throw new UsageError(`${command}: --${unsupported[0]} is for one recurrence; model ${model.name} is a graph of scans`);
     // A graph of scans trains through graph-train.ts, loaded for it only.
     const { trainGraphModel } = await import('./graph-train.ts');
@@ -286,6 +286,7 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
       const { finalHeadTrainer } = await import('./final-head.ts');
       return [Bk, await finalHeadTrainer({
         record: record as CellRecord, steps: T, batch: Bk, lengths: src.lengths || src.mixedLengths, source, cfg, carryState: carry,
+        ...(Bk === B ? { report: (line: string) => info.write(`${line}\n`) } : {}),
         stateShapes: Object.fromEntries(buildAt(model, Bk).state.map((st) => [st.name, st.node.shape])),
         ...(cfg.seed !== undefined ? { seed: cfg.seed } : {}), ...(start ? { params: Object.fromEntries(start.params) } : {}),
       })] as const;
@@ -476,7 +477,6 @@ function headChoice(command: string, v: Record<string, unknown>, record: ModelRe
     ['text', v['text'] !== undefined, 'a text model predicts every symbol'],
     ['tbptt', v['tbptt'] !== undefined, 'h_n ends the whole window'],
     ['grad-flow', v['grad-flow'] === true, 'it reads a per-step head\'s state gradients'],
-    ['memory-budget', v['memory-budget'] !== undefined, 'the final-state head trains the cell as a graph of scans, whose trainer keeps every step (segments are the recurrence trainer\'s)'],
     ['loss-over all', v['loss-over'] === 'all', 'the head gives one output per row, compared with y at the row\'s last valid step'],
   ] as const).find(([, on]) => on);
   if (refused) throw new UsageError(`${command}: --head final does not go with --${refused[0]}: ${refused[2]}`);

@@ -3,6 +3,7 @@
 // scan's outputs) becomes the scan's consts, so the body depends on nothing but its operands.
 import { UnfoldError } from '../ir/errors.ts';
 import { substitute, topoOrder } from '../ir/graph.ts';
+import { pushTo } from '../ir/multimap.ts';
 import type { Node } from '../ir/node.ts';
 import { sameShape, shapeToString } from '../ir/tensor.ts';
 import type { NodeBuilder } from '../prims/builder.ts';
@@ -167,8 +168,14 @@ function closeOver(b: NodeBuilder, body: BodyParts): { body: BodyParts; captured
   const dependent = new Set<Node>(placeholders);
   for (const n of order) if (n.inputs.some((x) => dependent.has(x))) dependent.add(n);
   const captured: Node[] = [];
+  const users = new Map<Node, Node[]>();
+  for (const n of order) for (const x of n.inputs) pushTo(users, x, n);
   const take = (x: Node) => {
     if (dependent.has(x) || x.op === 'const' || captured.includes(x)) return;
+    // A transpose read only by products (Wᵀ in h Wᵀ) stays in the body over what it transposes: the
+    // products read it in place, as a view, and the sum of W's cotangents over the steps is in W's
+    // own layout. Captured, it would be copied into a buffer of its own before the loop.
+    if (x.op === 'transpose' && (users.get(x) ?? []).every((u) => u.op === 'matmul')) return take(x.inputs[0]!);
     captured.push(x);
   };
   for (const n of order) if (dependent.has(n)) n.inputs.forEach(take);

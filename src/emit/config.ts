@@ -25,6 +25,12 @@ export interface TrainerConfig {
    */
   readonly lengths?: boolean;
   /**
+   * Packed execution under lengths (default on; the rolled form, B ≥ 8): the rows ordered by length
+   * at run time, each step's loop body runs over the rows still valid (src/emit/packed-rows.ts).
+   * `false` keeps the masked form, every row every step; `rowStep` sets the row classes' step (default 4, more past B = 16: four classes at most).
+   */
+  readonly packed?: false | { readonly rowStep: number };
+  /**
    * Build the model for training: its dropout(x, p) calls draw masks (per-step inputs the trainer
    * fills from its seeded generator in step() and gradients(), and with ones in predict()). Without
    * it (run, grad, evaluation) dropout is the identity and the trainer has no masks.

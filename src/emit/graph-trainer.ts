@@ -11,6 +11,9 @@ import type { LossSpec, ModelDef, OptimizerSpec } from '../dsl/model.ts';
 import { initOf } from '../dsl/recurrence.ts';
 import { graphTraining } from '../transforms/graph-training.ts';
 import { inlineScans } from '../transforms/inline-scans.ts';
+import { divisorsOf, type SegmentChoice } from '../transforms/segment-scans.ts';
+import { UnfoldError } from '../ir/errors.ts';
+import { formatBytes } from './arena-limit.ts';
 import { targetOf, type Dtype, type Target } from './config.ts';
 import { KERNELS, KernelTable } from './wasm/module.ts';
 import { wasmTrainerParts } from './wasm/trainer-parts.ts';
@@ -43,6 +46,10 @@ export interface GraphTrainerConfig {
   /** Build the model for training: its dropout(x, p) draw masks in step() (elsewhere they are 1). */
   readonly dropout?: boolean;
   readonly onPass?: OnPass;
+  /** Checkpointed BPTT: the segment length of each scan it chooses one for (src/transforms/segment-scans.ts). */
+  readonly segment?: SegmentChoice;
+  /** Bytes the arena may take (--memory-budget): scans are cut into segments until it fits (the segment choice is then the budget's). */
+  readonly memoryBudget?: number;
 }
 
 /** What an emitted graph trainer's createTrainer() returns (the class below, as its callers see it). */
@@ -72,17 +79,70 @@ export interface EmittedGraphTrainer {
   readonly nodes: number;
   /** Parameters the loss does not depend on (their gradients are zero). */
   readonly unused: readonly string[];
+  /** Under --memory-budget: how BPTT keeps what the backward pass reads. */
+  readonly schedule?: GraphSchedule;
+}
+
+/** BPTT under a memory budget: every step stored, or each scan it names in segments (checkpointed). */
+export interface GraphSchedule {
+  readonly storage: 'full' | 'segments';
+  readonly budgetBytes: number;
+  /** The scans cut into segments, in graph order: T steps as T/K segments of K, each segment's forward run again in the backward pass (2× the forward steps). */
+  readonly scans: readonly { readonly length: number; readonly segmentLength: number; readonly segments: number; readonly recomputeFactor: number }[];
+}
+
+/** The schedule under --memory-budget, in a line. */
+export function describeGraphSchedule(s: GraphSchedule, arenaBytes: number): string {
+  const fit = `arena ${arenaBytes} bytes within the budget of ${s.budgetBytes}`;
+  if (s.storage === 'full') return `BPTT: every step stored (${fit})`;
+  const cut = s.scans.map((c) => `${c.length} steps as ${c.segments} segment${c.segments > 1 ? 's' : ''} of ${c.segmentLength}`).join(', ');
+  return `BPTT in segments: ${s.scans.length === 1 ? 'the scan' : `${s.scans.length} scans`} (${cut}), the carries kept before each segment, each segment's forward run again in the backward pass (${fit})`;
 }
 
 export function emitGraphTrainer(cfg: GraphTrainerConfig): EmittedGraphTrainer {
-  return withContext(() => emitInContext(cfg));
+  if (cfg.memoryBudget === undefined) return withContext(() => emitInContext(cfg));
+  return emitWithinBudget(cfg, cfg.memoryBudget);
+}
+
+/**
+ * The trainer within `budget` bytes: full storage if it fits, else every scan that can be cut in
+ * segments (src/transforms/segment-scans.ts), into at least 2, 4, 8, … of them until the arena fits.
+ * The gradients are the full-storage trainer's, bit for bit (f64, and the wasm target's f32).
+ */
+function emitWithinBudget(cfg: GraphTrainerConfig, budget: number): EmittedGraphTrainer {
+  const flag = `--memory-budget ${budget} bytes`;
+  const full = withContext(() => emitInContext(cfg));
+  if (full.arenaBytes <= budget) return { ...full, schedule: { storage: 'full', budgetBytes: budget, scans: [] } };
+  if (cfg.form === 'unrolled') throw new UnfoldError(`${flag}: the unrolled form keeps every step; a budget applies to the rolled form`);
+  let least: EmittedGraphTrainer = full;
+  let cut = false;
+  for (let atLeast = 2; ; atLeast *= 2) {
+    const scans: GraphSchedule['scans'][number][] = [];
+    let longest = 0;
+    const segment: SegmentChoice = (_, T) => {
+      longest = Math.max(longest, T);
+      const K = divisorsOf(T).find((d) => d < T && T / d >= Math.min(atLeast, T))!;
+      scans.push({ length: T, segmentLength: K, segments: T / K, recomputeFactor: 2 });
+      return K;
+    };
+    const emitted = withContext(() => emitInContext({ ...cfg, segment }));
+    if (scans.length === 0) break;
+    cut = true;
+    if (emitted.arenaBytes <= budget) return { ...emitted, schedule: { storage: 'segments', budgetBytes: budget, scans } };
+    if (emitted.arenaBytes < least.arenaBytes) least = emitted;
+    if (atLeast >= longest) break;
+  }
+  throw new UnfoldError(
+    `${flag} is too small: the trainer of model "${cfg.model.name}" needs at least ${least.arenaBytes} bytes (${formatBytes(least.arenaBytes)}, ` +
+    `${least !== full ? 'its scans in segments' : cut ? 'every step stored: its scans in segments need more at these lengths' : 'every step stored: none of its scans can be cut in segments'}; batch ${cfg.batch}, ${cfg.dtype}); nothing was written`,
+  );
 }
 
 function emitInContext(cfg: GraphTrainerConfig): EmittedGraphTrainer {
   const build = () => cfg.model.graph!(cfg.batch, { lengths: cfg.lengths === true });
   const model = cfg.dropout ? withDropout(build) : build();
   const b = derivedBuilder();
-  const tg = graphTraining(model, cfg.loss, b);
+  const tg = graphTraining(model, cfg.loss, b, cfg.segment);
   const form = cfg.form ?? 'rolled';
   const computed = form === 'unrolled' ? inlineScans(tg.graph, b.ctx).graph : tg.graph;
   const value = (name: string) => computed.outputs.find((o) => o.name === name)!.node;

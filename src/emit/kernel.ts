@@ -1,21 +1,24 @@
 // Kernel emission: the statements of one planned graph, each primitive through its own emit rule,
 // fused element-wise chains as one loop over a composed scalar expression.
 import type { Node } from '../ir/node.ts';
-import { sizeOf } from '../ir/tensor.ts';
+import { sizeOf, type Shape } from '../ir/tensor.ts';
 import { primOf, prims } from '../prims/index.ts';
-import { at, offsetPlus } from '../prims/kit.ts';
+import { at, copyWithinCall, offsetPlus } from '../prims/kit.ts';
 import type { Buf, ElementwiseExpr, EmitHelper, EmitTarget } from '../prims/types.ts';
 import { isElementwise, type KernelPlan } from './plan.ts';
 import { NUMERICS_PREFIX } from './trainer-text.ts';
 
 /** The arena's name in emitted code (the trainer's methods bind it as `const A = this.arena`). */
 const ARENA = 'A';
-/** From this many elements a copy is `copyWithin` rather than a loop. */
-export const COPY_WITHIN = 64;
 
-function bufOf(plan: KernelPlan, n: Node): Buf {
+/** Where `n`'s value is read from in `plan`: its buffer (through an alias or a view), or a literal. */
+export function bufOf(plan: KernelPlan, n: Node): Buf {
   const alias = plan.aliases.get(n);
-  if (alias) return bufOf(plan, alias);
+  if (alias) {
+    const b = bufOf(plan, alias);
+    const delta = plan.aliasOffsets.get(n);
+    return delta && b.literal === undefined ? { ...b, off: offsetPlus(b, delta) } : b;
+  }
   if (plan.views.has(n)) return operandOf(plan, n);
 
   const literal = plan.literals.get(n);
@@ -49,14 +52,14 @@ function scalarExpr(plan: KernelPlan, n: Node, i: string | number, target: EmitT
  * transposed operand through its source; with `epilogue` it stores the element-wise chain rooted
  * at `out`'s node instead of its own value.
  */
-function codeStatement(plan: KernelPlan, n: Node, out: Buf, accumulate: boolean, target: EmitTarget, epilogue?: (value: string, index: string) => string): string {
+function codeStatement(plan: KernelPlan, n: Node, out: Buf, accumulate: boolean, target: EmitTarget, shapeOf: ShapeOf, epilogue?: (value: string, index: string) => string): string {
   const prim = primOf(n.op)!;
   if (prim.emit.kind !== 'statements') throw new Error(`emit: ${n.op} has no statement`);
   return prim.emit.code({
     out,
     inputs: n.inputs.map((x) => (n.op === 'matmul' ? operandOf(plan, x) : bufOf(plan, x))),
-    inShapes: n.inputs.map((x) => x.shape),
-    shape: n.shape,
+    inShapes: n.inputs.map(shapeOf),
+    shape: shapeOf(n),
     attrs: n.attrs,
     ...(accumulate ? { accumulate } : {}),
     ...(epilogue ? { epilogue } : {}),
@@ -81,9 +84,9 @@ function chainOf(plan: KernelPlan, n: Node, product?: { node: Node; buf: Buf }):
  * An element-wise chain (and the product it finishes) as a call into the target's own kernels,
  * when it has them: they cover every element-wise primitive (src/emit/wasm/elementwise.ts).
  */
-function kernelStatement(plan: KernelPlan, n: Node, out: Buf, accumulate: boolean, target: EmitTarget): string | undefined {
+function kernelStatement(plan: KernelPlan, n: Node, out: Buf, accumulate: boolean, target: EmitTarget, shapeOf: ShapeOf): string | undefined {
   const kernels = target.kernels;
-  const size = sizeOf(n.shape);
+  const size = sizeOf(shapeOf(n));
   // A chain over fewer than four elements stays a line of TypeScript (cheaper than a call).
   if (!kernels || !isElementwise(n) || size < 4) return undefined;
   const product = plan.epilogues.get(n);
@@ -91,30 +94,30 @@ function kernelStatement(plan: KernelPlan, n: Node, out: Buf, accumulate: boolea
   // buffer of its own, so that rare case keeps the product's loops with the chain inside.
   if (product && accumulate) return undefined;
   const call = kernels.elementwise(chainOf(plan, n, product && { node: product, buf: out }), size, out.off, accumulate);
-  return product ? `${codeStatement(plan, product, out, false, target)}\n${call}` : call;
+  return product ? `${codeStatement(plan, product, out, false, target, shapeOf)}\n${call}` : call;
 }
 
 /** How a node that runs its body over time (scan) becomes code: its lowering, given where its operands and result live. */
 export type LoopLowering = (n: Node, out: Buf, inputs: readonly Buf[]) => string;
 
-function statement(plan: KernelPlan, n: Node, target: EmitTarget, loop: LoopLowering | undefined): string {
+function statement(plan: KernelPlan, n: Node, target: EmitTarget, loop: LoopLowering | undefined, shapeOf: ShapeOf): string {
   const prim = primOf(n.op);
   if (!prim) throw new Error(`emit: unknown op ${n.op}`);
   const out = bufOf(plan, n);
-  const size = sizeOf(n.shape);
+  const size = sizeOf(shapeOf(n));
   const accumulate = plan.accumulate.has(n);
   const store = accumulate ? '+=' : '=';
-  const viaKernels = kernelStatement(plan, n, out, accumulate, target);
+  const viaKernels = kernelStatement(plan, n, out, accumulate, target, shapeOf);
   if (viaKernels) return viaKernels;
   const product = plan.epilogues.get(n);
-  if (product) return codeStatement(plan, product, out, accumulate, target, (value, index) => scalarExpr(plan, n, index, target, { node: product, value }));
+  if (product) return codeStatement(plan, product, out, accumulate, target, shapeOf, (value, index) => scalarExpr(plan, n, index, target, { node: product, value }));
   switch (prim.emit.kind) {
     case 'elementwise':
       return size === 1
         ? `${at(out, 0)} ${store} ${scalarExpr(plan, n, 0, target)};`
         : `for (let i = 0; i < ${size}; i++) ${at(out, 'i')} ${store} ${scalarExpr(plan, n, 'i', target)};`;
     case 'statements':
-      return codeStatement(plan, n, out, accumulate, target);
+      return codeStatement(plan, n, out, accumulate, target, shapeOf);
     case 'leaf':
       throw new Error(`emit: leaf ${n.op} has no statement`);
     case 'loop':
@@ -123,8 +126,22 @@ function statement(plan: KernelPlan, n: Node, target: EmitTarget, loop: LoopLowe
   }
 }
 
+/** The shape a node has in the code of one statement (its own, unless a RowView cuts its rows). */
+type ShapeOf = (n: Node) => Shape;
+const ownShape: ShapeOf = (n) => n.shape;
+
+/**
+ * How a loop body's statements run over a prefix of the batch rows (src/emit/packed-rows.ts): the
+ * shapes a statement's nodes take in its code (the batch axis cut to the rows computed), and the
+ * code after it that completes the rows past them.
+ */
+export interface RowView {
+  shapesIn(statement: Node): ShapeOf | undefined;
+  after(statement: Node): readonly string[];
+}
+
 /** The kernel's statements, one block per scheduled node (under a comment naming the user's line that wrote it), then copies into output slots. */
-export function emitKernel(plan: KernelPlan, target: EmitTarget, loop?: LoopLowering, step?: string): string[] {
+export function emitKernel(plan: KernelPlan, target: EmitTarget, loop?: LoopLowering, step?: string, rows?: RowView): string[] {
   // The user's line of a run of statements, once, above its first (as a source map would place it);
   // a run the compiler derived (the loss, the backward pass) says so, once a user's line was named.
   let line: string | undefined;
@@ -132,16 +149,18 @@ export function emitKernel(plan: KernelPlan, target: EmitTarget, loop?: LoopLowe
     // (n.origin is formatted on first read: only code a user reads pays for it.)
     const comment = !target.originComments || n.origin === line ? '' : n.origin !== undefined ? originComment(n.origin) : '// (derived)\n';
     if (target.originComments) line = n.origin;
-    return comment + statement(plan, n, target, loop) + (target.checkNumerics ? `\n${numericsCheck(plan, n, step)}` : '');
+    const shapeOf = rows?.shapesIn(n) ?? ownShape;
+    const rest = rows?.after(n) ?? [];
+    return comment + statement(plan, n, target, loop, shapeOf) + (target.checkNumerics ? `\n${numericsCheck(plan, n, step, shapeOf)}` : '') + rest.map((l) => `\n${l}`).join('');
   });
   for (const { node, to, accumulate } of plan.copies) {
     const src = bufOf(plan, node);
     const size = sizeOf(node.shape);
     const dst: Buf = { arr: ARENA, off: to };
     const store = accumulate ? '+=' : '=';
-    // A block copy is a memmove: typed arrays copy it natively, many times faster than an element loop.
-    if (!accumulate && size >= COPY_WITHIN && src.arr === ARENA && src.literal === undefined && !src.transposed) {
-      lines.push(`${ARENA}.copyWithin(${to}, ${src.off}, ${offsetPlus(src, size)});`);
+    const memmove = accumulate ? undefined : copyWithinCall(dst, src, size);
+    if (memmove) {
+      lines.push(memmove);
       continue;
     }
     // Adding a block into another (a gradient summed from two places, a scan's accumulated carry) is the target's element-wise kernel.
@@ -163,13 +182,13 @@ function originComment(origin: string): string {
  * The check after `n`'s statement: every element it wrote is finite, else the trainer stops, naming
  * the user's line of the op (or the backward pass, which vjp builds with none) and step t + 1.
  */
-function numericsCheck(plan: KernelPlan, n: Node, step: string | undefined): string {
+function numericsCheck(plan: KernelPlan, n: Node, step: string | undefined, shapeOf: ShapeOf): string {
   const buf = bufOf(plan, n);
   if (buf.literal !== undefined || buf.transposed) return '';
   // Straight-line code knows each value's step; a loop says it at run time.
   const at = step === undefined && n.step !== undefined ? ` at step ${n.step}` : '';
   const what = `${n.origin ?? 'the backward pass'}: ${n.op} [${n.shape.join(', ')}]${at}`;
-  return `numerics(${ARENA}, ${buf.off}, ${sizeOf(n.shape)}, ${JSON.stringify(what)}${step ? `, ${step}` : ''});`;
+  return `numerics(${ARENA}, ${buf.off}, ${sizeOf(shapeOf(n))}, ${JSON.stringify(what)}${step ? `, ${step}` : ''});`;
 }
 
 /** The one function --check-numerics code calls, defined once in the emitted module. */

@@ -26,6 +26,21 @@ export function finalStateIndex(segmentLength: number | undefined): string {
   return segmentLength === undefined ? 'T' : `Math.ceil(T / ${segmentLength})`;
 }
 
+/** Rows ordered by length at run time: the loops run step t over the first A[seq.base + t] rows, one of `classes` (src/emit/packed-rows.ts). */
+export interface PackedRows {
+  readonly classes: readonly number[];
+  readonly seq: Seq;
+  /** Where the loop bodies over fewer rows go: each its own function (one method holding every copy is too large for V8 to optimize). */
+  readonly functions: ModuleFunctions;
+}
+
+/** Functions the trainer module defines beside its class (their parameters' types: the arena's, the wasm kernels'). */
+export interface ModuleFunctions {
+  readonly arena: string;
+  readonly kernels?: string;
+  readonly defs: string[];
+}
+
 /** Where the trainer keeps what both forms share: parameters, data, states, outputs, gradients. */
 export interface KernelLayout {
   readonly arena: ArenaBuilder;
@@ -41,6 +56,11 @@ export interface KernelLayout {
   readonly lossOff: number;
   /** valid(t) [B, 1] of every step, under per-row lengths. */
   readonly maskSeq: Seq | undefined;
+  /**
+   * Packed execution under lengths (src/emit/packed-rows.ts): the loops run over the rows still
+   * valid, the rows ordered by length at run time (`order`: B positions → rows, then B rows → positions).
+   */
+  readonly packed?: (PackedRows & { readonly order: number }) | undefined;
   /** The loss weights w(t) [rows] of every step, for a weighted loss. */
   readonly weightSeq: Seq | undefined;
   /** The loss normalizer N (one element), set with the window. */

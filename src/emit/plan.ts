@@ -103,8 +103,10 @@ export interface KernelPlan {
   readonly epilogues: ReadonlyMap<Node, Node>;
   /** Transposes read only by matrix products, which index their input instead (never materialized). */
   readonly views: ReadonlySet<Node>;
-  /** Reshapes that read their input's buffer as it is (the root of a chain of them). */
+  /** Reshapes, and slices of one block, that read their input's buffer where it is (the root of a chain of them). */
   readonly aliases: ReadonlyMap<Node, Node>;
+  /** How far into its root's buffer an alias starts, where not at 0 (a slice). */
+  readonly aliasOffsets: ReadonlyMap<Node, number>;
   /** For a transpose whose source has a buffer: that source (products read it with swapped indices). */
   readonly transposedSource: ReadonlyMap<Node, Node>;
   /** Elements of the temporaries region this kernel needs (from `tempBase`). */
@@ -130,6 +132,21 @@ export interface OutputSlot {
   readonly accumulate?: boolean;
 }
 
+/** Where a slice's elements start in its input, when they are one block of it (every axis before the cut of extent 1). */
+function blockOffset(n: Node): number | undefined {
+  const x = n.inputs[0]!.shape, axis = n.attrs['axis'] as number, start = n.attrs['start'] as number;
+  if (sizeOf(x.slice(0, axis)) !== 1) return undefined;
+  return start * sizeOf(x.slice(axis + 1));
+}
+
+/** What a chain of reshapes reads (undefined for a node that is no reshape). */
+function reshapeSource(n: Node): Node | undefined {
+  if (n.op !== 'reshape') return undefined;
+  let src = n.inputs[0]!;
+  while (src.op === 'reshape') src = src.inputs[0]!;
+  return src;
+}
+
 export function planKernel(g: Graph, pinned: ReadonlyMap<Node, Offset>, outputSlots: readonly OutputSlot[], tempBase: number): KernelPlan {
   // What the outputs need, inputs first, not looking behind pinned nodes (computed elsewhere).
   const all = topoOrder(g.outputs.map((o) => o.node), (n) => pinned.has(n));
@@ -142,7 +159,18 @@ export function planKernel(g: Graph, pinned: ReadonlyMap<Node, Offset>, outputSl
   for (const n of all) for (const x of n.inputs) pushTo(users, x, n);
   const outputCount = new Map<Node, number>();
   for (const { node } of outputSlots) outputCount.set(node, (outputCount.get(node) ?? 0) + 1);
+  // A reshape keeps the row-major data: it reads its input's buffer (an alias), never copies.
+  const aliases = new Map<Node, Node>();
   for (const { node, slot, accumulate: acc } of outputSlots) {
+    // An output that reshapes a value computed here (a scan's residual stored as one row per step)
+    // has that value computed into its slot, rather than into a temporary and copied.
+    const src = acc ? undefined : reshapeSource(node);
+    if (src && !offsets.has(src) && src.inputs.length > 0 && fillValue(src) === undefined && !outputCount.has(src)) {
+      offsets.set(src, slot);
+      aliases.set(node, src);
+      outputNodes.add(node).add(src);
+      continue;
+    }
     const f = fillValue(node);
     const e = primOf(node.op)?.emit;
     // Accumulate in place only when nothing else reads the value (the slot holds a running sum).
@@ -186,11 +214,17 @@ export function planKernel(g: Graph, pinned: ReadonlyMap<Node, Offset>, outputSl
   }
   const inEpilogue = new Set(epilogues.values());
 
-  // A reshape keeps the row-major data: it reads its input's buffer (an alias), never copies.
-  const aliases = new Map<Node, Node>();
+  // So does a slice of one block of its input (its axes before the cut all 1: a scan's results
+  // sliced from its flat tuple), which reads it `aliasOffsets` elements in.
+  const aliasOffsets = new Map<Node, number>();
   for (const n of all) {
     const src = n.inputs[0];
-    if (n.op === 'reshape' && src && !offsets.has(n) && !outputNodes.has(n) && !fused.has(src)) aliases.set(n, aliases.get(src) ?? src);
+    if (!src || offsets.has(n) || outputNodes.has(n) || fused.has(src)) continue;
+    const delta = n.op === 'reshape' ? 0 : n.op === 'slice' ? blockOffset(n) : undefined;
+    if (delta === undefined) continue;
+    aliases.set(n, aliases.get(src) ?? src);
+    const at = (aliasOffsets.get(src) ?? 0) + delta;
+    if (at) aliasOffsets.set(n, at);
   }
 
   // Products read a transposed operand through its source with swapped indices, when the source
@@ -235,7 +269,7 @@ export function planKernel(g: Graph, pinned: ReadonlyMap<Node, Offset>, outputSl
     }
     if (!lastUse.has(n) && !outputNodes.has(n)) temps.release((offsets.get(n) as number) - tempBase, sizeOf(n.shape));
   });
-  return { order, offsets, literals, fused, epilogues, views, aliases, transposedSource, accumulate, tempSize: temps.top, copies };
+  return { order, offsets, literals, fused, epilogues, views, aliases, aliasOffsets, transposedSource, accumulate, tempSize: temps.top, copies };
 }
 
 /** The emission pipeline: graph-level passes run on every kernel before planning, in this order. */

@@ -48,6 +48,7 @@ export function programKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuild
     accumulateInputGrads: true,
     stateGradOffs: cfg.inputGrads ? st.rec.state.map((s, i) => L.stateGradOffs[i]! + st.slot * sizeOf(s.node.shape)) : [],
     maskSeq: L.maskSeq,
+    packed: L.packed,
     ...(K !== undefined ? { segments: { length: K, checkpoints: checkpoints![j]! } } : {}),
   }));
   const sequenceSize = arena.size - storageStart;
@@ -79,7 +80,9 @@ export function programKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuild
   const gatherHidden = topStages(rec.program!).map(({ stage, index }) => {
     const H = stage.rec.outputs[stage.layerOutput]!.node.shape[1]!;
     const from = outputSeqs[index]![stage.layerOutput]!, to = L.hiddenSeq!;
-    const line = `for (let t = 0; t < T; t++) for (let b = 0; b < ${B}; b++) ${copy(`${to.base} + t * ${to.stride} + b * ${width} + ${column}`, `${from.base} + t * ${from.stride} + b * ${H}`, H)}`;
+    // Packed, the scans' rows are in the order by length: row b is at its place there.
+    const row = L.packed ? `A[${L.packed.order + B} + b]! * ${H}` : `b * ${H}`;
+    const line = `for (let t = 0; t < T; t++) for (let b = 0; b < ${B}; b++) ${copy(`${to.base} + t * ${to.stride} + b * ${width} + ${column}`, `${from.base} + t * ${from.stride} + ${row}`, H)}`;
     column += H;
     return line;
   });

@@ -16,10 +16,13 @@ import type { Recurrence } from '../dsl/recurrence.ts';
 import type { LossSpec } from '../dsl/model.ts';
 import { stepVjp } from '../transforms/step-vjp.ts';
 import { emitKernel } from './kernel.ts';
+import { KERNELS } from './wasm/module.ts';
 import { afterPasses, planOutputs, type ArenaBuilder, type Offset, type OutputSlot } from './plan.ts';
 import type { Slot, TrainerConfig } from './config.ts';
-import { copy, seqAt, type Hoisted, type KernelLayout, type Kernels, type Seq } from './layout.ts';
+import { copy, seqAt, type Hoisted, type KernelLayout, type Kernels, type PackedRows, type Seq } from './layout.ts';
 import { hoistGradient, hoistProjection, inputProjections, stackedGradients, type Stacked } from './hoist.ts';
+import { rowFacts, rowModes, rowView, type RowModes } from './packed-rows.ts';
+import type { KernelPlan } from './plan.ts';
 
 /** Local offset names for per-step slots inside a loop over `t`, declared on first use. */
 class LoopOffsets {
@@ -66,6 +69,8 @@ export interface ScanIO {
   /** Where ∂L/∂s(0) goes after the reverse loop, per state (empty: not asked). */
   readonly stateGradOffs: readonly Offset[];
   readonly maskSeq: Seq | undefined;
+  /** Packed execution (src/emit/packed-rows.ts): the row classes the loop bodies are emitted for, and where each step's class is. */
+  readonly packed?: PackedRows | undefined;
   readonly gradFlowSeq?: Seq | undefined;
   /**
    * Segmented BPTT: stateSeqs and the residuals hold one segment of `length` steps, indexed from
@@ -327,6 +332,37 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig, b: NodeBuilder, arena:
     const predOffs = new LoopOffsets();
     const predPlan = planOutputs(stepOutputs(predOffs), stepBinding(predOffs), tempBase);
 
+    // Packed execution: each loop body once per row class, the step's class chosen at run time.
+    const packed = io.packed && rec.valid ? io.packed : undefined;
+    const B = rec.state[0]!.node.shape[0]!;
+    const facts = packed && rowFacts(all, B, placeholders, new Set([rec.valid!, ...(loss?.weight ? [loss.weight] : [])]));
+    const bwdModes = facts && rowModes(bwdPlan, facts, [...stateGrads, ...paramGrads, ...inputGrads, ...flowSquares, ...backwardStacks], new Set(residuals));
+    const fwdModes = facts && rowModes(fwdPlan, facts, [...nexts, ...outs, ...(lossTerm ? [lossTerm] : []), ...forwardStacks, ...bwdModes!.required], new Set());
+    const predModes = facts && rowModes(predPlan, facts, [...nexts, ...outs], new Set());
+    // Over all rows the body stays in the loop; over fewer, each is a function of the module's
+    // (reading step t, and the segment's first step under a memory budget), called by its class.
+    const body = (plan: KernelPlan, modes: RowModes | undefined, offs: LoopOffsets, what: string): string[] => {
+      const all = emitKernel(plan, cfg, undefined, 't');
+      if (!packed || !facts || !modes) return all;
+      const { functions } = packed;
+      const params = ['A', 't', ...(seg ? ['lo'] : []), ...(functions.kernels ? [KERNELS] : [])];
+      const args = ['A', 't', ...(seg ? ['lo'] : []), ...(functions.kernels ? ['this.kernels'] : [])];
+      const types: Record<string, string> = { A: functions.arena, t: 'number', lo: 'number', [KERNELS]: functions.kernels ?? '' };
+      const calls = packed.classes.slice(0, -1).map((r) => {
+        const code = emitKernel(plan, cfg, undefined, 't', rowView(plan, facts, modes, r, cfg));
+        const name = `rows${r}_${functions.defs.length}`;
+        functions.defs.push([
+          `/** ${what}, over the first ${r} of ${B} rows (packed execution under lengths). */`,
+          `function ${name}(${params.map((p) => `${p}: ${types[p]}`).join(', ')}): void {`,
+          ...indent([...offs.declarationsFor(code), ...code]),
+          '}',
+        ].join('\n'));
+        return `${name}(${args.join(', ')});`;
+      });
+      const lines = [`const live = A[${packed.seq.base} + t];`];
+      calls.forEach((call, k) => lines.push(`${k === 0 ? 'if' : 'else if'} (live === ${packed.classes[k]}) ${call}`));
+      return [...lines, 'else {', ...indent(all), '}'];
+    };
     const withOffsets = (offs: LoopOffsets, body: string[]) => [...offs.declarationsFor(body), ...body];
     const dsSize = dsOffs.length ? dsNextOffs[0]! - dsOffs[0]! : 0;
     // The stacked gradients sum over all τ steps' rows: a shorter window's rows past T must be zero.
@@ -343,14 +379,14 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig, b: NodeBuilder, arena:
       return copy(fwdOffs.at(stackedOf.get(x)!.seq), fwdOffs.at(io.stateSeqs[state]!, index), sizeOf(x.shape));
     });
     // Emitted once: the segmented backward pass recomputes a segment with this very text.
-    const fwdBody = withOffsets(fwdOffs, [...emitKernel(fwdPlan, cfg, undefined, 't'), ...stateStackCopies]);
+    const fwdBody = withOffsets(fwdOffs, [...body(fwdPlan, fwdModes, fwdOffs, `${io.reverse ? 'A reverse' : 'A'} scan's training step t`), ...stateStackCopies]);
     const addLoss = lossTerm ? [`lossSum += A[${lossTermOff}];`] : [];
     const bwdBody = withOffsets(bwdOffs, [
-      ...emitKernel(bwdPlan, cfg, undefined, 't'),
+      ...body(bwdPlan, bwdModes, bwdOffs, `${io.reverse ? 'A reverse' : 'A'} scan's reverse step t (its VJP)`),
       ...(dsSize ? [`A.copyWithin(${dsOffs[0]}, ${dsNextOffs[0]}, ${dsNextOffs[0]! + dsSize});`] : []),
     ]);
     const gradientCode = emitKernel(gradientPlan, cfg);
-    const predBody = withOffsets(predOffs, emitKernel(predPlan, cfg, undefined, 't'));
+    const predBody = withOffsets(predOffs, body(predPlan, predModes, predOffs, `${io.reverse ? 'A reverse' : 'A'} scan's prediction step t`));
     const clearCotangents = dsSize ? [`A.fill(0, ${dsOffs[0]}, ${dsOffs[0]! + dsSize});`] : [];
     const stateGradCopies = io.stateGradOffs.map((off, i) => `for (let i = 0; i < ${sizeOf(rec.state[i]!.node.shape)}; i++) A[${off} + i] = A[${dsOffs[i]} + i];`);
     const plans = [prologuePlan, projectionPlan, fwdPlan, bwdPlan, predPlan, gradientPlan];
@@ -438,7 +474,7 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilde
     rec, reverse: false, stateSeqs: segmentStateSeqs ?? L.stateSeqs, ...(K !== undefined ? { segments: { length: K, checkpoints: L.stateSeqs } } : {}), inputSeqs: L.inputSeqs, outputSeqs: L.outputSeqs, grads: L.grads,
     loss: { spec: cfg.loss, targetSeq: L.targetSeq, weightSeq: L.weightSeq, normOff: L.normOff, lossOff: L.lossOff },
     inputGradSeqs: rec.input.map((_, i) => L.inputGradSeqs[i]), stateGradOffs: L.stateGradOffs,
-    maskSeq: L.maskSeq, gradFlowSeq: L.gradFlowSeq,
+    maskSeq: L.maskSeq, packed: L.packed, gradFlowSeq: L.gradFlowSeq,
   }, cfg, b, L.arena, L.pinned);
   const code = scan.finish(L.arena.size);
   const prologue = [...code.prologue, ...code.projections];

@@ -100,8 +100,14 @@ export function scanLoops(opts: ScanLoopOptions, depth = 0): LoopLowering {
     };
     const xCopied = region(xSteps.map((p, j) => (xDirect[j] ? 0 : sizeOf(p.shape))));
     const xOff: Offset[] = xSteps.map((p, j) => (xDirect[j] ? at(`x${depth}_${j}`, inputs[nc + j]!.off, sizeOf(p.shape)) : xCopied[j]!));
-    const yCopied = region(ys.map((y, j) => (yDirect[j] ? 0 : sizeOf(y.shape))));
-    const yOff: Offset[] = ys.map((y, j) => (yDirect[j] ? at(`y${depth}_${j}`, plus(out.off, parts[nc + j]!.offset), sizeOf(y.shape)) : yCopied[j]!));
+    // A per-step output that is also a carry's new value (a layer's h) is copied out of that carry's
+    // slot after the step, not computed into a slot of its own as well.
+    const carrySlot = ys.map((y, j) => {
+      const i = body.outputs.indexOf(y);
+      return !yDirect[j] && i < nc && !deltas[i] ? next[i] : undefined;
+    });
+    const yCopied = region(ys.map((y, j) => (yDirect[j] || carrySlot[j] !== undefined ? 0 : sizeOf(y.shape))));
+    const yOff: Offset[] = ys.map((y, j) => (yDirect[j] ? at(`y${depth}_${j}`, plus(out.off, parts[nc + j]!.offset), sizeOf(y.shape)) : carrySlot[j] ?? yCopied[j]!));
     // Consts: read where they live; a literal (a fill) gets a slot, filled before the loop.
     const constBufs = inputs.slice(nc + nx);
     const constPh = body.inputs.slice(nc + nx);
@@ -119,7 +125,7 @@ export function scanLoops(opts: ScanLoopOptions, depth = 0): LoopLowering {
     ]);
     const slots = afterPasses<OutputSlot>([
       ...body.outputs.slice(0, nc).map((o, i) => (deltas[i] ? { node: deltas[i], slot: cur[i]!, accumulate: true } : { node: o, slot: next[i]! })),
-      ...ys.map((o, j) => ({ node: o, slot: yOff[j]! })),
+      ...ys.flatMap((o, j) => (carrySlot[j] === undefined ? [{ node: o, slot: yOff[j]! }] : [])),
     ], opts.ctx, opts.onPass);
     // Planned once to learn the temporaries' size, then at the region reserved for them.
     const tempBase = opts.reserve(planOutputs(slots, pinned, 0).tempSize);

@@ -19,6 +19,7 @@ import { finalStateIndex, seqAt, type Hoisted, type KernelLayout, type SegmentSt
 import { fullStorage, longestSegment, segmented, segmentedArena, segmentedElements, smallestArena, type BpttSchedule } from './bptt-schedule.ts';
 import { helpersUsed, NUMERICS_HELPER } from './kernel.ts';
 import { rolledKernels } from './rolled.ts';
+import { rowClassOf, rowClasses, rowStep as defaultRowStep } from './packed-rows.ts';
 import { programKernels } from './program.ts';
 import { unrolledKernels } from './unrolled.ts';
 import { targetOf } from './config.ts';
@@ -45,6 +46,8 @@ export interface ArenaReport {
   readonly hoisted: Hoisted;
   /** How BPTT keeps what its backward pass reads, under a memory budget (absent without one). */
   readonly schedule?: BpttSchedule;
+  /** Packed execution under lengths: the row counts a step runs over (absent: every step over all rows). */
+  readonly packedRows?: readonly number[];
 }
 
 export interface EmittedTrainer {
@@ -192,6 +195,11 @@ function emitInContext(cfg: TrainerConfig, schedule: BpttSchedule | undefined, w
   const unit = outputTemplate ? lossUnit(cfg.loss.kind, outputTemplate.node.shape) : 0;
   let inputSeqs: Seq[] = [], targetSeq: Seq = { base: 0, stride: 0 }, stateSeqs: Seq[] = [];
   let maskSeq: Seq | undefined, weightSeq: Seq | undefined, normOff = 0;
+  // Packed execution: each step's row class, the rows' order by length (and back, and whether it
+  // is the identity), and room for one step of the widest sequence the trainer reorders.
+  const rowStep = cfg.packed === false ? 0 : cfg.packed?.rowStep ?? defaultRowStep(B);
+  const classes = lengths && form === 'rolled' && rowStep > 0 ? rowClasses(B, rowStep) : [];
+  let packed: KernelLayout['packed'], scratchOff = 0;
   const dataSize = region(() => {
     inputSeqs = rec.input.map((x) => seq(sizeOf(x.node.shape), T));
     targetSeq = seq(B * O, T);
@@ -200,6 +208,11 @@ function emitInContext(cfg: TrainerConfig, schedule: BpttSchedule | undefined, w
     if (lengths) maskSeq = seq(B, T);
     if (weighted) weightSeq = seq(rows, T);
     normOff = arena.reserve(1);
+    if (classes.length > 1) {
+      packed = { classes, seq: seq(1, T), order: arena.reserve(2 * B + 1), functions: { arena: cfg.dtype === 'f32' ? 'Float32Array' : 'Float64Array', ...(products ? { kernels: 'Kernels' } : {}), defs: [] } };
+      const blocks = [...rec.input.map((x) => sizeOf(x.node.shape)), B * O, ...rec.state.map((s) => sizeOf(s.node.shape)), ...rec.outputs.map((o) => sizeOf(o.node.shape))];
+      scratchOff = arena.reserve(Math.max(...blocks));
+    }
   });
   // Outputs o(t) of every step, the loss, and (on request) the input and initial-state gradients.
   let outputSeqs: Seq[] = [], inputGradSeqs: Seq[] = [], stateGradOffs: number[] = [];
@@ -217,10 +230,46 @@ function emitInContext(cfg: TrainerConfig, schedule: BpttSchedule | undefined, w
     }
   });
 
-  const layout: KernelLayout = { arena, pinned, inputSeqs, targetSeq, stateSeqs, outputSeqs, inputGradSeqs, stateGradOffs, grads, lossOff, maskSeq, weightSeq, normOff, gradFlowSeq, hiddenSeq, segmentLength };
+  const layout: KernelLayout = { arena, pinned, inputSeqs, targetSeq, stateSeqs, outputSeqs, inputGradSeqs, stateGradOffs, grads, lossOff, maskSeq, packed, weightSeq, normOff, gradFlowSeq, hiddenSeq, segmentLength };
   const kernels = form === 'unrolled' ? unrolledKernels(unrolledTraining(), rec, kcfg, b, layout)
     : rec.program ? programKernels(rec, kcfg, b, layout) : rolledKernels(rec, kcfg, b, layout);
-  const { train: trainBody, forward: forwardBody, tempSize, loopSize, residualSize, residualsPerStep, hoisted } = kernels;
+  const { tempSize, loopSize, residualSize, residualsPerStep, hoisted } = kernels;
+  // Packed, the loops see the rows in the order setWindow chose: what they read is reordered before
+  // them, and what a caller reads afterwards back (unless the order is the identity).
+  const reorder = (toSorted: boolean, train: boolean): string[] => {
+    if (!packed) return [];
+    const ord = packed.order;
+    const block = (at: string, w: number) => {
+      const move = w === 1
+        ? (toSorted ? `A[s + p] = A[${scratchOff} + A[${ord} + p]!];` : `A[s + A[${ord} + p]!] = A[${scratchOff} + p];`)
+        : (toSorted ? `{ const r = A[${ord} + p]! * ${w}; A.copyWithin(s + p * ${w}, ${scratchOff} + r, ${scratchOff} + r + ${w}); }` : `{ const r = A[${ord} + p]! * ${w}; A.copyWithin(s + r, ${scratchOff} + p * ${w}, ${scratchOff} + (p + 1) * ${w}); }`);
+      return `{ const s = ${at}; A.copyWithin(${scratchOff}, s, s + ${B * w}); for (let p = 0; p < ${B}; p++) ${move} }`;
+    };
+    // One index of a sequence holding `shape` per index: [B, ...] (one block of B rows), or a
+    // program's state [L·D, B, H] (L·D blocks of B rows).
+    const index = (at: string, shape: readonly number[], state = false) => {
+      const slots = state && rec.program ? shape[0]! : 1;
+      const w = sizeOf(shape) / (slots * B);
+      return slots === 1 ? block(at, w) : `for (let k = 0; k < ${slots}; k++) ${block(`${at} + k * ${B * w}`, w)}`;
+    };
+    const sequence = (q: Seq, count: string, shape: readonly number[]) => `for (let t = 0; t < ${count}; t++) ${index(`${q.base} + t * ${q.stride}`, shape)}`;
+    const states = rec.state.flatMap((s, i) => {
+      const q = stateSeqs[i]!, shape = s.node.shape;
+      if (toSorted) return [index(`${q.base}`, shape, true)];
+      if (rec.program) return [index(`${q.base}`, shape, true), index(`${q.base} + ${finalStateIndex(segmentLength)} * ${q.stride}`, shape, true)];
+      return [sequence(q, `${finalStateIndex(segmentLength)} + 1`, shape)];
+    });
+    const lines = toSorted
+      ? [...rec.input.map((x, i) => sequence(inputSeqs[i]!, 'T', x.node.shape)), ...(train ? [sequence(targetSeq, 'T', [B, O])] : []), ...states]
+      : [
+        ...states,
+        ...rec.outputs.map((o, k) => sequence(outputSeqs[k]!, 'T', o.node.shape)),
+        ...(train && cfg.inputGrads ? [...rec.input.map((x, i) => sequence(inputGradSeqs[i]!, 'T', x.node.shape)), ...rec.state.map((s, i) => index(`${stateGradOffs[i]!}`, s.node.shape, true))] : []),
+      ];
+    return [`if (A[${ord + 2 * B}] === 0) {`, ...lines.map((l) => `  ${l}`), '}'];
+  };
+  const trainBody = [...reorder(true, true), ...kernels.train, ...reorder(false, true)];
+  const forwardBody = [...reorder(true, false), ...kernels.forward, ...reorder(false, false)];
   arena.reserve(tempSize);
   const optimizer = planOptimizer(
     cfg.optimizer,
@@ -263,6 +312,7 @@ function emitInContext(cfg: TrainerConfig, schedule: BpttSchedule | undefined, w
     residualsPerStep,
     hoisted,
     ...(schedule ? { schedule } : {}),
+    ...(packed ? { packedRows: packed.classes } : {}),
     regions: {
       params: paramsSize, grads: gradsSize, data: dataSize, outputs: outputsSize,
       residuals: residualSize, loop: loopSize, temporaries: tempSize, optimizer: optimizerSize,
@@ -317,7 +367,8 @@ function emitInContext(cfg: TrainerConfig, schedule: BpttSchedule | undefined, w
     `const PARAMS: readonly { name: string; shape: readonly number[]; offset: number; grad: number; size: number; init: Init }[] = [\n  ${paramTable.join(',\n  ')},\n];`,
   ].join('\n'));
   sf.addStatements(MULBERRY32);
-  for (const h of helpersUsed([...trainBody, ...forwardBody])) sf.addStatements(h.source);
+  const functions = packed?.functions.defs ?? [];
+  for (const h of helpersUsed([...trainBody, ...forwardBody, ...functions])) sf.addStatements(h.source);
   if (cfg.checkNumerics) sf.addStatements(NUMERICS_HELPER);
   sf.addInterface({
     name: 'TensorData',
@@ -353,6 +404,16 @@ function emitInContext(cfg: TrainerConfig, schedule: BpttSchedule | undefined, w
   // setWindow: the validity mask, the loss weights and N of a window of T steps and its lengths.
   const rowLength = lengths ? 'lengths === undefined ? T : lengths[r]!' : 'T';
   const compared = over === 'last' ? 't === n - 1' : 't < n';
+  // Packed, the lengths are checked first (a refused window leaves the last order in place), then
+  // the rows ordered by length (longest first, ties in row order), each step given the row class
+  // covering the rows still valid, and row r's mask and weights written at its place there.
+  const ord = packed?.order;
+  const place = ord === undefined ? 'r' : `A[${ord} + ${B} + r]!`;
+  const check = lengths ? ['  if (!Number.isInteger(n) || n < 1 || n > T) throw new RangeError(`lengths: index ${r} is ${n}; a length must be an integer in 1..${T} (T = ${T})`);'] : [];
+  const perRow = [
+    ...(maskSeq ? [`  for (let t = 0; t < T; t++) A[${maskSeq.base} + t * ${maskSeq.stride} + ${place}] = t < n ? 1 : 0;`] : []),
+    ...(weightSeq ? [`  for (let t = 0; t < T; t++) A[${weightSeq.base} + t * ${weightSeq.stride} + ${place}] = ${compared} ? 1 : 0;`] : []),
+  ];
   const setWindow = [
     'const A = this.arena;',
     'this.T = T;',
@@ -360,11 +421,32 @@ function emitInContext(cfg: TrainerConfig, schedule: BpttSchedule | undefined, w
     'let total = 0;',
     `for (let r = 0; r < ${rows}; r++) {`,
     `  const n = ${rowLength};`,
-    ...(lengths ? ['  if (!Number.isInteger(n) || n < 1 || n > T) throw new RangeError(`lengths: index ${r} is ${n}; a length must be an integer in 1..${T} (T = ${T})`);'] : []),
+    ...check,
     '  total += n;',
-    ...(maskSeq ? [`  for (let t = 0; t < T; t++) A[${maskSeq.base} + t * ${maskSeq.stride} + r] = t < n ? 1 : 0;`] : []),
-    ...(weightSeq ? [`  for (let t = 0; t < T; t++) A[${weightSeq.base} + t * ${weightSeq.stride} + r] = ${compared} ? 1 : 0;`] : []),
+    ...(packed && ord !== undefined ? [] : perRow),
     '}',
+    ...(packed && ord !== undefined
+      ? [
+        `const length = (r: number) => (${rowLength});`,
+        `for (let p = 0; p < ${B}; p++) {`,
+        '  const n = length(p);',
+        '  let q = p;',
+        `  while (q > 0 && length(A[${ord} + q - 1]!) < n) { A[${ord} + q] = A[${ord} + q - 1]!; q--; }`,
+        `  A[${ord} + q] = p;`,
+        '}',
+        'let identity = 1;',
+        `for (let p = 0; p < ${B}; p++) { const r = A[${ord} + p]!; A[${ord} + ${B} + r] = p; if (r !== p) identity = 0; }`,
+        `A[${ord + 2 * B}] = identity;`,
+        `for (let t = 0, live = ${B}; t < T; t++) {`,
+        `  while (live > 0 && length(A[${ord} + live - 1]!) <= t) live--;`,
+        `  A[${packed.seq.base} + t] = ${rowClassOf(B, rowStep, 'live')};`,
+        '}',
+        `for (let r = 0; r < ${rows}; r++) {`,
+        '  const n = length(r);',
+        ...perRow,
+        '}',
+      ]
+      : []),
     `A[${normOff}] = ${unit === 0 ? '1' : over === 'last' ? `${unit * rows}` : `${numberLiteral(unit)} * total`};`,
   ];
 
@@ -382,6 +464,7 @@ function emitInContext(cfg: TrainerConfig, schedule: BpttSchedule | undefined, w
   });
 
   if (wasm) sf.addStatements(wasm.declarations);
+  for (const f of functions) sf.addStatements(f);
   sf.addClass({
     name: 'Trainer',
     isExported: true,

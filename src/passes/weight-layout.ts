@@ -2,9 +2,10 @@
 // only) reads W through a transposed copy made once, so the product's inner loop runs over
 // contiguous rows of both operands (a dot product) instead of striding down W's columns.
 //   matmul(x, W) -> matmul(x, transpose(Wᵀ)),  Wᵀ materialized once, the outer transpose a view
-import type { Node } from '../ir/node.ts';
+import type { Context, Node } from '../ir/node.ts';
 import { topoOrder } from '../ir/graph.ts';
 import { sizeOf } from '../ir/tensor.ts';
+import { createBuilder } from '../prims/builder.ts';
 import { rewrite, type Pass } from './pass.ts';
 
 /**
@@ -31,6 +32,7 @@ export function weightLayoutAbove(minElements: number): Pass {
     run(g, { ctx }) {
       const invariant = invariantNodes(g.outputs.map((o) => o.node));
       return rewrite(g, ctx, (n, inputs) => {
+        if (n.op === 'scan') return scanWithLayout(ctx, n, inputs, minElements);
         const w = inputs[1];
         // Invariance is a property of the original operand (the set was computed before rewriting).
         if (n.op !== 'matmul' || !w || w.shape.length !== 2 || !invariant.has(n.inputs[1]!) || w.op === 'transpose' || w.op === 'const') return undefined;
@@ -42,6 +44,50 @@ export function weightLayoutAbove(minElements: number): Pass {
       });
     },
   };
+}
+
+/**
+ * A scan whose body multiplies by one of its consts (the backward step's dh = dz·W): the const is
+ * the same at every step, so the scan takes its transpose as one more const, made once before the
+ * loop, and the body reads it through a view — the product runs over rows of both operands, as
+ * above, without a copy per step. Undefined when no such product is larger than `minElements`.
+ */
+function scanWithLayout(ctx: Context, n: Node, inputs: readonly Node[], minElements: number): Node | undefined {
+  const body = n.body!;
+  const first = (n.attrs['carries'] as number) + (n.attrs['xs'] as number);
+  const consts = new Set(body.inputs.slice(first));
+  const order = topoOrder(body.outputs, (x) => consts.has(x) || body.inputs.includes(x));
+  const read = new Set<Node>();
+  for (const m of order) {
+    const w = m.inputs[1];
+    if (m.op === 'matmul' && w && consts.has(w) && w.shape.length === 2 && sizeOf(w.shape) > minElements) read.add(w);
+  }
+  if (read.size === 0) return undefined;
+  const placeholders = [...read];
+  const b = createBuilder(ctx);
+  const transposed = placeholders.map((w) => b.placeholder(`${String(w.attrs['name'] ?? 'k')}ᵀ`, [w.shape[1]!, w.shape[0]!]));
+  const mapped = new Map<Node, Node>();
+  for (const m of order) {
+    const ins = m.inputs.map((x) => mapped.get(x) ?? x);
+    const k = m.op === 'matmul' ? placeholders.indexOf(m.inputs[1]!) : -1;
+    if (k >= 0) {
+      // ctx.make, not the builder, which would fold transpose(transpose(W)) back to W.
+      const view = ctx.make({ op: 'transpose', inputs: [transposed[k]!], shape: placeholders[k]!.shape });
+      mapped.set(m, ctx.make({ op: 'matmul', inputs: [ins[0]!, view], shape: m.shape, ...(m.step !== undefined ? { step: m.step } : {}) }));
+    } else if (ins.some((x, i) => x !== m.inputs[i])) {
+      mapped.set(m, ctx.remake(m, ins));
+    }
+  }
+  const operands = placeholders.map((w) => {
+    const outer = inputs[body.inputs.indexOf(w)]!;
+    return ctx.make({ op: 'transpose', inputs: [outer], shape: [outer.shape[1]!, outer.shape[0]!] });
+  });
+  return ctx.make({
+    op: 'scan', inputs: [...inputs, ...operands], shape: n.shape,
+    attrs: { ...n.attrs, consts: (n.attrs['consts'] as number) + operands.length },
+    body: { inputs: [...body.inputs, ...transposed], outputs: body.outputs.map((o) => mapped.get(o) ?? o) },
+    ...(n.origin !== undefined ? { origin: n.origin } : {}),
+  });
 }
 
 export const weightLayout: Pass = weightLayoutAbove(L1_RESIDENT);

@@ -29,6 +29,23 @@ export function copyCall(target: EmitTarget | undefined, rows: number, span: num
   return target.kernels.copy(rows, span, outStride, xStride, offsetPlus(out, outStart), offsetPlus(x, xStart));
 }
 
+/**
+ * `n` contiguous elements of `x` into `out` as a memmove (typed arrays copy a block natively, many
+ * times faster than an element loop), when both live in one array and the block is worth a call.
+ */
+export function copyWithinCall(out: Buf, x: Buf, n: number): string | undefined {
+  if (n < COPY_WITHIN || out.arr !== x.arr || x.literal !== undefined || x.transposed || out.transposed) return undefined;
+  return `${out.arr}.copyWithin(${out.off}, ${x.off}, ${offsetPlus(x, n)});`;
+}
+
+/** `n` contiguous elements of `x` into `out`: a memmove where it can be, else an element loop. */
+export function blockCopy(out: Buf, x: Buf, n: number): string {
+  return copyWithinCall(out, x, n) ?? loop(n, (i) => `${at(out, i)} = ${at(x, i)};`);
+}
+
+/** Below this many elements a copy stays an element loop (a call into copyWithin costs more). */
+export const COPY_WITHIN = 64;
+
 /** A loop over `n` elements, or the body alone when n = 1. `body` gets the index expression. */
 export function loop(n: number, body: (i: string | number) => string, v = 'i'): string {
   if (n === 1) return body(0);

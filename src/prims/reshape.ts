@@ -1,6 +1,6 @@
 // y = x with a new shape of the same size (row-major order kept);  dx = reshape(dy, x.shape)
 import { shapeToString, sizeOf } from '../ir/tensor.ts';
-import { at, intList, loop } from './kit.ts';
+import { blockCopy, intList } from './kit.ts';
 import type { PrimDef } from './types.ts';
 
 export const reshape: PrimDef = {
@@ -17,6 +17,6 @@ export const reshape: PrimDef = {
   vjp: ({ dy, inputs: [x] }, b) => [b.reshape(dy, x!.shape)],
   emit: {
     kind: 'statements',
-    code: ({ out, inputs: [x], shape }) => loop(sizeOf(shape), (i) => `${at(out, i)} = ${at(x!, i)};`),
+    code: ({ out, inputs: [x], shape }) => blockCopy(out, x!, sizeOf(shape)),
   },
 };

@@ -182,7 +182,8 @@ export const scan: PrimDef = {
     const history = b.scan({ init, xs, consts, length, reverse, body: { inputs: body.inputs, outputs: [...body.outputs, ...flat] } });
     const stacks = scanResults(b, history).slice(body.outputs.length);
     const savedPh = saved.map((v, i) => b.placeholder(i < nc ? `${String(v.attrs['name'])}(t-1)` : `r${i - nc}`, flat[i]!.shape));
-    const gb = rebind(g, new Map(saved.map((v, i) => [v, b.reshape(savedPh[i]!, v.shape)])));
+    const rebound = rebind(g, new Map(saved.map((v, i) => [v, b.reshape(savedPh[i]!, v.shape)])));
+    const { step: gb, sums } = summedOverSteps(b, rebind, rebound, kOut.map((k) => ({ acc: accPh[k]!, d: rebound[nc + nx + k]! })));
     const backward = b.scan({
       init: [...dParts.slice(0, nc), ...kOut.map((k) => b.scalar(0, consts[k]!.shape))],
       xs: [...stacks.slice(0, nc), ...xs, ...dParts.slice(nc), ...stacks.slice(nc)],
@@ -191,7 +192,7 @@ export const scan: PrimDef = {
       reverse: !reverse,
       body: {
         inputs: [...dcPh, ...kOut.map((k) => accPh[k]!), ...savedPh.slice(0, nc), ...xPh, ...dyPh, ...savedPh.slice(nc), ...kPh],
-        outputs: [...gb.slice(0, nc), ...kOut.map((k) => b.add(accPh[k]!, gb[nc + nx + k]!)), ...xsOut.map((j) => gb[nc + j]!)],
+        outputs: [...gb.slice(0, nc), ...sums, ...xsOut.map((j) => gb[nc + j]!)],
       },
     });
     const r = scanResults(b, backward);
@@ -201,6 +202,47 @@ export const scan: PrimDef = {
   },
   emit: { kind: 'loop' },
 };
+
+/**
+ * acc + d for each const's cotangent d in a backward step. Where d is a nested scan's own sum over
+ * its steps started at 0, read by nothing else (a segment of a checkpointed scan), that scan starts
+ * from acc instead: the same additions in the same order as one scan over all the steps, so the
+ * gradients are bit-identical to the unsegmented scan's. Returns the step with those scans restarted.
+ */
+function summedOverSteps(b: Builder, rebind: (roots: readonly Node[], replace: ReadonlyMap<Node, Node>) => Node[], step: readonly Node[], sums: readonly { acc: Node; d: Node }[]): { step: Node[]; sums: Node[] } {
+  const reads = new Set<Node>();
+  for (const n of topoOrder(step)) n.inputs.forEach((x) => reads.add(x));
+  const restarted = new Map<Node, Node[]>();
+  const nested = sums.map(({ acc, d }) => {
+    const at = reads.has(d) ? undefined : nestedSum(d);
+    const init = at && (restarted.get(at.scan) ?? [...at.scan.inputs]);
+    if (!at || !init || !isZeroFill(init[at.carry]!)) return false;
+    init[at.carry] = acc;
+    restarted.set(at.scan, init);
+    return true;
+  });
+  if (restarted.size === 0) return { step: [...step], sums: sums.map(({ acc, d }) => b.add(acc, d)) };
+  const replace = new Map([...restarted].map(([scan, init]) => {
+    const { carries: nc, xs: nx, length, reverse } = countsOf(scan.attrs);
+    return [scan, b.scan({ init: init.slice(0, nc), xs: init.slice(nc, nc + nx), consts: init.slice(nc + nx), length, reverse, body: scan.body! })];
+  }));
+  const out = rebind([...step, ...sums.map(({ d }) => d)], replace);
+  return { step: out.slice(0, step.length), sums: sums.map(({ acc }, i) => (nested[i] ? out[step.length + i]! : b.add(acc, out[step.length + i]!))) };
+}
+
+const isZeroFill = (n: Node) => n.op === 'const' && n.attrs['value'] === 0;
+
+/** Where `d` is one of a scan's final carries (its reshaped slice of the flat result) that the body only adds to: the scan and the carry. */
+function nestedSum(d: Node): { scan: Node; carry: number } | undefined {
+  const s = d.op === 'reshape' ? d.inputs[0]! : d;
+  const scan = s.inputs[0];
+  if (s.op !== 'slice' || scan?.op !== 'scan') return undefined;
+  const nc = countsOf(scan.attrs).carries;
+  const carry = scanParts(scan).findIndex((p, i) => i < nc && p.offset === s.attrs['start'] && p.offset + sizeOf(p.shape) === s.attrs['end']);
+  if (carry < 0) return undefined;
+  const next = scan.body!.outputs[carry]!;
+  return next.op === 'add' && next.inputs.includes(scan.body!.inputs[carry]!) ? { scan, carry } : undefined;
+}
 
 /** A per-step value as one row [1, n] (a scalar stays one): stacked, each step's block is contiguous. */
 function flatStep(b: Builder, v: Node): Node {
@@ -224,7 +266,46 @@ function stepResiduals(g: readonly Node[], cotangents: ReadonlySet<Node>, step: 
     if (!tangent.has(n)) continue;
     for (const x of n.inputs) if (!tangent.has(x) && varying.has(x) && !step.has(x)) out.add(x);
   }
-  return [...out];
+  const kept = fewerResiduals(out, (x) => step.has(x) || !varying.has(x));
+  return order.filter((n) => kept.has(n));
+}
+
+/** Ops the backward step recomputes from their inputs rather than store: a few flops each, fused into its element-wise kernels. */
+const RECOMPUTED: ReadonlySet<string> = new Set(['add', 'sub', 'mul', 'neg', 'transpose', 'reshape', 'slice']);
+
+/**
+ * What the backward step computes `r` from rather than store it: a cheap op's inputs; for a nested
+ * scan's results (a segment of a checkpointed scan, src/transforms/segment-scans.ts), that scan's
+ * operands — the segment runs again, its residuals never held for more than one segment.
+ */
+function recomputedFrom(r: Node): readonly Node[] | undefined {
+  if (r.op === 'scan') return r.inputs;
+  if (r.op === 'slice' && r.inputs[0]!.op === 'scan') return r.inputs[0]!.inputs;
+  return RECOMPUTED.has(r.op) ? r.inputs : undefined;
+}
+
+/**
+ * The residuals with cheap ones (1 − σ, σ·(1 − σ), 1 − tanh², hᵀ) replaced by what they are computed
+ * from, wherever that stores no more (their inputs already stored, or free: the step's carries and
+ * xs, which the backward step reads anyway, and values of the consts alone): an LSTM step keeps its
+ * four gates and tanh(c) rather than twelve derived values. The dearer ops (exp, tanh, a product)
+ * are stored, as JAX's partial evaluation would.
+ */
+function fewerResiduals(residuals: ReadonlySet<Node>, free: (x: Node) => boolean): Set<Node> {
+  const kept = new Set(residuals);
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (const r of [...kept]) {
+      const from = recomputedFrom(r);
+      if (!from) continue;
+      const added = [...new Set(from)].filter((x) => !free(x) && !kept.has(x));
+      if (added.reduce((a, x) => a + sizeOf(x.shape), 0) > sizeOf(r.shape)) continue;
+      kept.delete(r);
+      added.forEach((x) => kept.add(x));
+      changed = true;
+    }
+  }
+  return kept;
 }
 
 /** Step t of a stacked [s0, T, ...] (or [T]) value, as its per-step block. */

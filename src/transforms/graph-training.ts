@@ -9,6 +9,8 @@ import type { GraphModel } from '../dsl/graph-model.ts';
 import type { LossSpec } from '../dsl/model.ts';
 import { lossDenominator, stepLossTerm } from './loss.ts';
 import { vjp, type VjpResult } from './vjp.ts';
+import { segmentScans, type SegmentChoice } from './segment-scans.ts';
+import { pruneScans } from './prune-scans.ts';
 
 export interface GraphTraining {
   readonly model: GraphModel;
@@ -37,9 +39,22 @@ export function graphLoss(model: GraphModel, spec: LossSpec, b: NodeBuilder): No
   return b.div(total, b.scalar(lossDenominator(spec.kind, out.node.shape, 1), []));
 }
 
-export function graphTraining(model: GraphModel, spec: LossSpec, b: NodeBuilder): GraphTraining {
+/**
+ * The loss and gradients of `model`. With `segment`, the scans it chooses a segment length for are
+ * differentiated in segments (checkpointed BPTT, src/transforms/segment-scans.ts): the same numbers,
+ * a segment's residuals held at a time.
+ */
+export function graphTraining(model: GraphModel, spec: LossSpec, b: NodeBuilder, segment?: SegmentChoice): GraphTraining {
+  model = rewritten(model, (g) => pruneScans(g, b.ctx));
+  if (segment) model = rewritten(model, (g) => segmentScans(g, segment, b.ctx));
   const loss = graphLoss(model, spec, b);
   const g = makeGraph([{ name: 'loss', node: loss }, ...model.outputs.map((o) => ({ name: o.name, node: o.node }))]);
   const grad = vjp(g, loss, model.params.map((p) => p.node), b);
   return { model, loss, graph: grad.graph, grad };
+}
+
+/** The model with its outputs computed by a rewritten graph of them (the same values). */
+function rewritten(model: GraphModel, rewrite: (g: Graph) => Graph): GraphModel {
+  const g = rewrite(makeGraph(model.outputs.map((o) => ({ name: o.name, node: o.node }))));
+  return { ...model, outputs: model.outputs.map((o, i) => ({ ...o, node: g.outputs[i]!.node })) };
 }

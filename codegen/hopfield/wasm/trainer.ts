@@ -310,8 +310,7 @@ export class Trainer {
           for (let i0 = 0; i0 < 1; i0++) { { let acc = 0; for (let i1 = 0; i1 < 16; i1++) { acc = acc + A[1437 + (i0 * 16 + i1 * 1)]; } A[1453 + (i0 * 1)] = acc; } }
           W.ew1(1437, q0, 1052);
           for (let i0 = 0; i0 < 1; i0++) { { let acc = 0; for (let i1 = 0; i1 < 16; i1++) { acc = acc + A[1437 + (i0 * 16 + i1 * 1)]; } A[1454 + (i0 * 1)] = acc; } }
-          A[1437] = ((-0.5) * A[1453]) - A[1454];
-          A[q2] = A[1437];
+          A[q2] = ((-0.5) * A[1453]) - A[1454];
           // (derived)
           W.ew2(q3, q0, q5);
           W.ew3(1437, q3);
@@ -358,8 +357,7 @@ export class Trainer {
           for (let i0 = 0; i0 < 1; i0++) { { let acc = 0; for (let i1 = 0; i1 < 16; i1++) { acc = acc + A[1437 + (i0 * 16 + i1 * 1)]; } A[1453 + (i0 * 1)] = acc; } }
           W.ew1(1437, q0, 1052);
           for (let i0 = 0; i0 < 1; i0++) { { let acc = 0; for (let i1 = 0; i1 < 16; i1++) { acc = acc + A[1437 + (i0 * 16 + i1 * 1)]; } A[1454 + (i0 * 1)] = acc; } }
-          A[1437] = ((-0.5) * A[1453]) - A[1454];
-          A[q2] = A[1437];
+          A[q2] = ((-0.5) * A[1453]) - A[1454];
           for (let i = 0; i < 16; i++) A[q1 + i] = A[q0 + i];
         }
     }
