@@ -13,7 +13,7 @@ import { mulberry32 } from '../src/dsl/init.ts';
 import { sincosWindow } from '../src/data/sincos.ts';
 import { defineModel } from '../src/dsl/model.ts';
 import { importTrainer, type TrainerInstance } from '../src/emit/load.ts';
-import { transpileTrainer } from '../src/emit/javascript.ts';
+import { moduleJavaScript } from '../src/emit/javascript.ts';
 import { choiceFlag, intFlag, positiveFlag, UsageError } from '../src/cli/command.ts';
 import { HOIST_MODES, TARGETS, type Target } from '../src/emit/config.ts';
 import { pushTo } from '../src/ir/multimap.ts';
@@ -105,7 +105,7 @@ export async function benchWorkload(w: Workload, spec: Spec, opts: { targetSec: 
   // The timed steps run in a clean process that loads only the trainer, as a user's program would.
   const dir = path.join(ROOT, 'out', 'bench', w.id);
   mkdirSync(dir, { recursive: true });
-  writeFileSync(path.join(dir, 'trainer.mjs'), transpileTrainer(emitted));
+  writeFileSync(path.join(dir, 'trainer.mjs'), await moduleJavaScript(emitted));
   writeFileSync(path.join(dir, 'windows.bin'), Buffer.concat(data.flatMap((d) => [Buffer.from(d.x.buffer), Buffer.from(d.y.buffer)])));
   writeFileSync(path.join(dir, 'config.json'), JSON.stringify({
     dataCycle: spec.dataCycle, xSize: data[0]!.x.length, ySize: data[0]!.y.length, warmupSteps: w.warmupSteps,

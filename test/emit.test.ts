@@ -9,7 +9,7 @@ import { cell, type CellKind } from '../src/cells/rnn.ts';
 import { defineModel, type ModelDef, type OptimizerSpec } from '../src/dsl/model.ts';
 import { mulberry32 } from '../src/dsl/init.ts';
 import { importTrainer } from '../src/emit/load.ts';
-import { transpileTrainer } from '../src/emit/javascript.ts';
+import { moduleJavaScript } from '../src/emit/javascript.ts';
 import { emitTrainer, type Dtype, type Form } from '../src/emit/trainer.ts';
 import { evaluate } from '../src/interp/evaluate.ts';
 import { bindSequence, stackSteps } from '../src/interp/sequence.ts';
@@ -158,7 +158,7 @@ describe('emitted code', () => {
     const { emitted } = await compiled(cellModel({ cell: 'elman', input: 1, hidden: 8, output: 1 }), 1, 10, 'f32', { name: 'adam', lr: 0.01 }, { carryState: true });
     // A child process with an explicit gc(), so the measurement is not at the mercy of GC timing.
     const dir = mkdtempSync(path.join(tmpdir(), 'unfold-heap-'));
-    writeFileSync(path.join(dir, 'trainer.mjs'), transpileTrainer(emitted));
+    writeFileSync(path.join(dir, 'trainer.mjs'), await moduleJavaScript(emitted));
     writeFileSync(path.join(dir, 'run.mjs'), [
       "import { createTrainer } from './trainer.mjs';",
       'const tr = createTrainer();',

@@ -1,9 +1,9 @@
 // Commands that train or run a model load no TypeScript compiler (the trainer is printed by
 // source-text.ts and its types stripped by esbuild): each runs in a child process whose CommonJS
-// modules are listed at exit (ts-morph and typescript are CommonJS). compile, which writes
-// trainer.js and trainer.d.ts with the compiler, is the check that the listing sees them.
+// modules are listed at exit, on every thread (ts-morph and typescript are CommonJS). compile, which
+// writes trainer.d.ts with the compiler on a worker thread, is the check that the listing sees it.
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -14,7 +14,7 @@ mkdirSync(DIR, { recursive: true });
 afterAll(() => rmSync(DIR, { recursive: true, force: true }));
 
 let n = 0;
-/** Runs the CLI in a child process; resolves with its exit code and the compiler modules it loaded. */
+/** Runs the CLI in a child process; resolves with its exit code and the compiler modules it loaded, on any thread. */
 function loaded(args: readonly string[]): Promise<{ code: number | null; stderr: string; compiler: string[] }> {
   const list = path.join(DIR, `loaded-${n++}.json`);
   return new Promise((resolve, reject) => {
@@ -27,7 +27,8 @@ function loaded(args: readonly string[]): Promise<{ code: number | null; stderr:
     child.stdout.resume();
     child.on('error', reject);
     child.on('close', (code) => {
-      const files = JSON.parse(readFileSync(list, 'utf8')) as string[];
+      const lists = [list, ...readdirSync(DIR).filter((f) => f.startsWith(`${path.basename(list)}.thread-`)).map((f) => path.join(DIR, f))];
+      const files = lists.flatMap((l) => JSON.parse(readFileSync(l, 'utf8')) as string[]);
       resolve({ code, stderr, compiler: files.filter((f) => /[\\/](ts-morph|@ts-morph|typescript)[\\/]/.test(f)) });
     });
   });
@@ -42,7 +43,7 @@ describe('no TypeScript compiler outside compile', () => {
   writeFileSync(params, JSON.stringify({ A: t([2, 2], [0.9, -0.25, 0.3, 0.85]), b: t([2], [0.05, -0.1]) }));
   writeFileSync(data, JSON.stringify({ y: t([1, 2, 2], [0.5, 0.1, 0.3, 0.2]), s0: t([1, 2], [0.7, -0.2]) }));
 
-  it('compile loads it (for trainer.js and trainer.d.ts): the listing sees the compiler', async () => {
+  it('compile loads it (for trainer.d.ts, on its worker thread): the listing sees the compiler', async () => {
     const r = await loaded(['compile', 'graphs/sincos.ts', '-o', path.join(DIR, 'compiled')]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.compiler.length).toBeGreaterThan(0);

@@ -4,376 +4,1964 @@
  * Form: rolled (loops over t; the reverse loop applies the step body's own VJP). Arena: 62940 elements (251760 bytes).
  * Standalone: imports nothing.
  */
-/** What this trainer was compiled for. */
 export const SPEC = {
-    model: "adding-elman",
-    source: "graphs/adding-elman.ts",
-    compiler: "unfold 0.1.0",
-    batch: 16,
-    seqLen: 20,
-    inputs: [{ name: "x", shape: [16, 20, 2] }],
-    target: { shape: [16, 20, 1] },
-    states: [{ name: "h", shape: [16, 32] }],
-    dtype: "f32",
-    loss: "mse",
-    optimizer: "adam(lr=0.01, betas=(0.9, 0.999), eps=1e-8)",
-    lr: 0.01,
-    carryState: false,
-    seed: 1234,
-    arenaBytes: 251760,
+  model: "adding-elman",
+  source: "graphs/adding-elman.ts",
+  compiler: "unfold 0.1.0",
+  batch: 16,
+  seqLen: 20,
+  inputs: [{ name: "x", shape: [16, 20, 2] }],
+  target: { shape: [16, 20, 1] },
+  states: [{ name: "h", shape: [16, 32] }],
+  dtype: "f32",
+  loss: "mse",
+  optimizer: "adam(lr=0.01, betas=(0.9, 0.999), eps=1e-8)",
+  lr: 0.01,
+  carryState: false,
+  seed: 1234,
+  arenaBytes: 251760
 };
-/** Where each parameter and its gradient live in the arena, and how it starts. */
 const PARAMS = [
-    { name: "rnn.weight_ih_l0", shape: [32, 2], offset: 0, grad: 1185, size: 64, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "rnn.weight_hh_l0", shape: [32, 32], offset: 64, grad: 1249, size: 1024, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "rnn.bias_ih_l0", shape: [32], offset: 1088, grad: 2273, size: 32, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "rnn.bias_hh_l0", shape: [32], offset: 1120, grad: 2305, size: 32, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "out.weight", shape: [1, 32], offset: 1152, grad: 2337, size: 32, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "out.bias", shape: [1], offset: 1184, grad: 2369, size: 1, init: { kind: 'uniform', bound: 0.17677669529663687 } },
+  { name: "rnn.weight_ih_l0", shape: [32, 2], offset: 0, grad: 1185, size: 64, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "rnn.weight_hh_l0", shape: [32, 32], offset: 64, grad: 1249, size: 1024, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "rnn.bias_ih_l0", shape: [32], offset: 1088, grad: 2273, size: 32, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "rnn.bias_hh_l0", shape: [32], offset: 1120, grad: 2305, size: 32, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "out.weight", shape: [1, 32], offset: 1152, grad: 2337, size: 32, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "out.bias", shape: [1], offset: 1184, grad: 2369, size: 1, init: { kind: "uniform", bound: 0.17677669529663687 } }
 ];
 function mulberry32(seed) {
-    let a = seed >>> 0;
-    return function next() {
-        a = (a + 0x6d2b79f5) >>> 0;
-        let t = Math.imul(a ^ (a >>> 15), a | 1) >>> 0;
-        t = (((t + (Math.imul(t ^ (t >>> 7), t | 61) >>> 0)) >>> 0) ^ t) >>> 0;
-        return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
+  let a = seed >>> 0;
+  return function next() {
+    a = a + 1831565813 >>> 0;
+    let t = Math.imul(a ^ a >>> 15, a | 1) >>> 0;
+    t = (t + (Math.imul(t ^ t >>> 7, t | 61) >>> 0) >>> 0 ^ t) >>> 0;
+    return ((t ^ t >>> 14) >>> 0) / 4294967296;
+  };
 }
-/** tanh for float32 values: Eigen's rational approximation, within 3 float32 ulp. */
 function tanh32(x) {
-    const c = x < -9 ? -9 : x > 9 ? 9 : x;
-    const c2 = c * c;
-    const p = c * (4.89352455891786e-3 + c2 * (6.37261928875436e-4 + c2 * (1.48572235717979e-5 + c2 * (5.12229709037114e-8 + c2 * (-8.60467152213735e-11 + c2 * (2.00018790482477e-13 + c2 * -2.76076847742355e-16))))));
-    const q = 4.89352518554385e-3 + c2 * (2.268434632439e-3 + c2 * (1.18534705686654e-4 + c2 * 1.19825839466702e-6));
-    return p / q;
+  const c = x < -9 ? -9 : x > 9 ? 9 : x;
+  const c2 = c * c;
+  const p = c * (0.00489352455891786 + c2 * (637261928875436e-18 + c2 * (148572235717979e-19 + c2 * (512229709037114e-22 + c2 * (-860467152213735e-25 + c2 * (200018790482477e-27 + c2 * -276076847742355e-30))))));
+  const q = 0.00489352518554385 + c2 * (0.002268434632439 + c2 * (118534705686654e-18 + c2 * 119825839466702e-20));
+  return p / q;
 }
-/** A scan's training step t, over the first 4 of 16 rows (packed execution under lengths). */
 function rows4_0(A, t) {
-    const q0 = 3330 + (t + 1) * 512;
-    const q1 = 15288 + t * 16;
-    const q2 = 26937 + t * 1552;
-    const q3 = 3330 + t * 512;
-    const q5 = 16697 + t * 512;
-    const q6 = 3010 + t * 16;
-    const q7 = 14082 + t * 16;
-    const q8 = 14402 + t * 16;
-    for (let i0 = 0; i0 < 4; i0++) {
-        for (let i1 = 0; i1 < 32; i1++) {
-            A[(q2 + 16) + (i0 * 32 + i1 * 1)] = A[q7 + (i0 * 1)];
-        }
+  const q0 = 3330 + (t + 1) * 512;
+  const q1 = 15288 + t * 16;
+  const q2 = 26937 + t * 1552;
+  const q3 = 3330 + t * 512;
+  const q5 = 16697 + t * 512;
+  const q6 = 3010 + t * 16;
+  const q7 = 14082 + t * 16;
+  const q8 = 14402 + t * 16;
+  for (let i0 = 0; i0 < 4; i0++) {
+    for (let i1 = 0; i1 < 32; i1++) {
+      A[q2 + 16 + (i0 * 32 + i1 * 1)] = A[q7 + i0 * 1];
     }
-    // graphs/adding-elman.ts:9
-    for (let i = 0; i < 4; i += 4) {
-        for (let j = 0; j < 30; j += 3) {
-            let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-            const ra0 = q3 + (i + 0) * 32;
-            const ra1 = q3 + (i + 1) * 32;
-            const ra2 = q3 + (i + 2) * 32;
-            const ra3 = q3 + (i + 3) * 32;
-            const rb0 = 64 + (j + 0) * 32;
-            const rb1 = 64 + (j + 1) * 32;
-            const rb2 = 64 + (j + 2) * 32;
-            for (let p = 0; p < 32; p++) {
-                const a0 = A[ra0 + p];
-                const a1 = A[ra1 + p];
-                const a2 = A[ra2 + p];
-                const a3 = A[ra3 + p];
-                const b0 = A[rb0 + p];
-                c00 += a0 * b0;
-                c10 += a1 * b0;
-                c20 += a2 * b0;
-                c30 += a3 * b0;
-                const b1 = A[rb1 + p];
-                c01 += a0 * b1;
-                c11 += a1 * b1;
-                c21 += a2 * b1;
-                c31 += a3 * b1;
-                const b2 = A[rb2 + p];
-                c02 += a0 * b2;
-                c12 += a1 * b2;
-                c22 += a2 * b2;
-                c32 += a3 * b2;
-            }
-            A[59002 + (i + 0) * 32 + (j + 0)] = c00;
-            A[59002 + (i + 0) * 32 + (j + 1)] = c01;
-            A[59002 + (i + 0) * 32 + (j + 2)] = c02;
-            A[59002 + (i + 1) * 32 + (j + 0)] = c10;
-            A[59002 + (i + 1) * 32 + (j + 1)] = c11;
-            A[59002 + (i + 1) * 32 + (j + 2)] = c12;
-            A[59002 + (i + 2) * 32 + (j + 0)] = c20;
-            A[59002 + (i + 2) * 32 + (j + 1)] = c21;
-            A[59002 + (i + 2) * 32 + (j + 2)] = c22;
-            A[59002 + (i + 3) * 32 + (j + 0)] = c30;
-            A[59002 + (i + 3) * 32 + (j + 1)] = c31;
-            A[59002 + (i + 3) * 32 + (j + 2)] = c32;
-        }
-        {
-            let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-            const ra0 = q3 + (i + 0) * 32;
-            const ra1 = q3 + (i + 1) * 32;
-            const ra2 = q3 + (i + 2) * 32;
-            const ra3 = q3 + (i + 3) * 32;
-            const rb0 = 64 + (30 + 0) * 32;
-            const rb1 = 64 + (30 + 1) * 32;
-            for (let p = 0; p < 32; p++) {
-                const a0 = A[ra0 + p];
-                const a1 = A[ra1 + p];
-                const a2 = A[ra2 + p];
-                const a3 = A[ra3 + p];
-                const b0 = A[rb0 + p];
-                c00 += a0 * b0;
-                c10 += a1 * b0;
-                c20 += a2 * b0;
-                c30 += a3 * b0;
-                const b1 = A[rb1 + p];
-                c01 += a0 * b1;
-                c11 += a1 * b1;
-                c21 += a2 * b1;
-                c31 += a3 * b1;
-            }
-            A[59002 + (i + 0) * 32 + (30 + 0)] = c00;
-            A[59002 + (i + 0) * 32 + (30 + 1)] = c01;
-            A[59002 + (i + 1) * 32 + (30 + 0)] = c10;
-            A[59002 + (i + 1) * 32 + (30 + 1)] = c11;
-            A[59002 + (i + 2) * 32 + (30 + 0)] = c20;
-            A[59002 + (i + 2) * 32 + (30 + 1)] = c21;
-            A[59002 + (i + 3) * 32 + (30 + 0)] = c30;
-            A[59002 + (i + 3) * 32 + (30 + 1)] = c31;
-        }
+  }
+  for (let i = 0; i < 4; i += 4) {
+    for (let j = 0; j < 30; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q3 + (i + 0) * 32;
+      const ra1 = q3 + (i + 1) * 32;
+      const ra2 = q3 + (i + 2) * 32;
+      const ra3 = q3 + (i + 3) * 32;
+      const rb0 = 64 + (j + 0) * 32;
+      const rb1 = 64 + (j + 1) * 32;
+      const rb2 = 64 + (j + 2) * 32;
+      for (let p = 0; p < 32; p++) {
+        const a0 = A[ra0 + p];
+        const a1 = A[ra1 + p];
+        const a2 = A[ra2 + p];
+        const a3 = A[ra3 + p];
+        const b0 = A[rb0 + p];
+        c00 += a0 * b0;
+        c10 += a1 * b0;
+        c20 += a2 * b0;
+        c30 += a3 * b0;
+        const b1 = A[rb1 + p];
+        c01 += a0 * b1;
+        c11 += a1 * b1;
+        c21 += a2 * b1;
+        c31 += a3 * b1;
+        const b2 = A[rb2 + p];
+        c02 += a0 * b2;
+        c12 += a1 * b2;
+        c22 += a2 * b2;
+        c32 += a3 * b2;
+      }
+      A[59002 + (i + 0) * 32 + (j + 0)] = c00;
+      A[59002 + (i + 0) * 32 + (j + 1)] = c01;
+      A[59002 + (i + 0) * 32 + (j + 2)] = c02;
+      A[59002 + (i + 1) * 32 + (j + 0)] = c10;
+      A[59002 + (i + 1) * 32 + (j + 1)] = c11;
+      A[59002 + (i + 1) * 32 + (j + 2)] = c12;
+      A[59002 + (i + 2) * 32 + (j + 0)] = c20;
+      A[59002 + (i + 2) * 32 + (j + 1)] = c21;
+      A[59002 + (i + 2) * 32 + (j + 2)] = c22;
+      A[59002 + (i + 3) * 32 + (j + 0)] = c30;
+      A[59002 + (i + 3) * 32 + (j + 1)] = c31;
+      A[59002 + (i + 3) * 32 + (j + 2)] = c32;
     }
-    for (let i = 0; i < 128; i++)
-        A[(q2 + 528) + i] = tanh32(((A[q5 + i] + A[15609 + i]) + (A[59002 + i] + A[16121 + i])));
-    // (derived)
-    for (let i = 0; i < 128; i++)
-        A[q0 + i] = (A[(q2 + 16) + i] !== 0 ? A[(q2 + 528) + i] : A[q3 + i]);
-    A.copyWithin(q0 + 128, q3 + 128, q3 + 128 + 384);
-    for (let i = 0; i < 128; i++)
-        A[(q2 + 1040) + i] = (A[(q2 + 16) + i] !== 0 ? A[q0 + i] : 0);
-    // graphs/adding-elman.ts:9
-    for (let i = 0; i < 4; i += 4) {
-        for (let j = 0; j < 1; j += 1) {
-            let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-            const ra0 = (q2 + 1040) + (i + 0) * 32;
-            const ra1 = (q2 + 1040) + (i + 1) * 32;
-            const ra2 = (q2 + 1040) + (i + 2) * 32;
-            const ra3 = (q2 + 1040) + (i + 3) * 32;
-            const rb0 = 16633 + (j + 0);
-            for (let p = 0; p < 32; p++) {
-                const a0 = A[ra0 + p];
-                const a1 = A[ra1 + p];
-                const a2 = A[ra2 + p];
-                const a3 = A[ra3 + p];
-                const b0 = A[rb0 + p];
-                c00 += a0 * b0;
-                c10 += a1 * b0;
-                c20 += a2 * b0;
-                c30 += a3 * b0;
-            }
-            A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[16665 + (i + 0) * 1 + (j + 0)];
-            A[q1 + (i + 1) * 1 + (j + 0)] = c10 + A[16665 + (i + 1) * 1 + (j + 0)];
-            A[q1 + (i + 2) * 1 + (j + 0)] = c20 + A[16665 + (i + 2) * 1 + (j + 0)];
-            A[q1 + (i + 3) * 1 + (j + 0)] = c30 + A[16665 + (i + 3) * 1 + (j + 0)];
-        }
-    }
-    for (let i = 0; i < 12; i++)
-        A[q1 + 4 + i] = 0 + A[16669 + i];
-    // (derived)
-    for (let i = 0; i < 4; i++)
-        A[q2 + i] = A[q1 + i] - A[q6 + i];
-    for (let i = 0; i < 4; i++)
-        A[59002 + i] = A[q2 + i] * A[q2 + i];
-    for (let i0 = 0; i0 < 4; i0++) {
-        {
-            let acc = 0;
-            for (let i1 = 0; i1 < 1; i1++) {
-                acc = acc + A[59002 + (i0 * 1 + i1 * 1)];
-            }
-            A[59018 + (i0 * 1)] = acc;
-        }
-    }
-    for (let i = 0; i < 4; i++)
-        A[59002 + i] = A[q8 + i] * A[59018 + i];
     {
-        let acc = 0;
-        for (let i0 = 0; i0 < 4; i0++) {
-            acc = acc + A[59002 + (i0 * 1)];
-        }
-        A[57977 + (0)] = acc;
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = q3 + (i + 0) * 32;
+      const ra1 = q3 + (i + 1) * 32;
+      const ra2 = q3 + (i + 2) * 32;
+      const ra3 = q3 + (i + 3) * 32;
+      const rb0 = 64 + (30 + 0) * 32;
+      const rb1 = 64 + (30 + 1) * 32;
+      for (let p = 0; p < 32; p++) {
+        const a0 = A[ra0 + p];
+        const a1 = A[ra1 + p];
+        const a2 = A[ra2 + p];
+        const a3 = A[ra3 + p];
+        const b0 = A[rb0 + p];
+        c00 += a0 * b0;
+        c10 += a1 * b0;
+        c20 += a2 * b0;
+        c30 += a3 * b0;
+        const b1 = A[rb1 + p];
+        c01 += a0 * b1;
+        c11 += a1 * b1;
+        c21 += a2 * b1;
+        c31 += a3 * b1;
+      }
+      A[59002 + (i + 0) * 32 + (30 + 0)] = c00;
+      A[59002 + (i + 0) * 32 + (30 + 1)] = c01;
+      A[59002 + (i + 1) * 32 + (30 + 0)] = c10;
+      A[59002 + (i + 1) * 32 + (30 + 1)] = c11;
+      A[59002 + (i + 2) * 32 + (30 + 0)] = c20;
+      A[59002 + (i + 2) * 32 + (30 + 1)] = c21;
+      A[59002 + (i + 3) * 32 + (30 + 0)] = c30;
+      A[59002 + (i + 3) * 32 + (30 + 1)] = c31;
     }
+  }
+  for (let i = 0; i < 128; i++) A[q2 + 528 + i] = tanh32(A[q5 + i] + A[15609 + i] + (A[59002 + i] + A[16121 + i]));
+  for (let i = 0; i < 128; i++) A[q0 + i] = A[q2 + 16 + i] !== 0 ? A[q2 + 528 + i] : A[q3 + i];
+  A.copyWithin(q0 + 128, q3 + 128, q3 + 128 + 384);
+  for (let i = 0; i < 128; i++) A[q2 + 1040 + i] = A[q2 + 16 + i] !== 0 ? A[q0 + i] : 0;
+  for (let i = 0; i < 4; i += 4) {
+    for (let j = 0; j < 1; j += 1) {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = q2 + 1040 + (i + 0) * 32;
+      const ra1 = q2 + 1040 + (i + 1) * 32;
+      const ra2 = q2 + 1040 + (i + 2) * 32;
+      const ra3 = q2 + 1040 + (i + 3) * 32;
+      const rb0 = 16633 + (j + 0);
+      for (let p = 0; p < 32; p++) {
+        const a0 = A[ra0 + p];
+        const a1 = A[ra1 + p];
+        const a2 = A[ra2 + p];
+        const a3 = A[ra3 + p];
+        const b0 = A[rb0 + p];
+        c00 += a0 * b0;
+        c10 += a1 * b0;
+        c20 += a2 * b0;
+        c30 += a3 * b0;
+      }
+      A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[16665 + (i + 0) * 1 + (j + 0)];
+      A[q1 + (i + 1) * 1 + (j + 0)] = c10 + A[16665 + (i + 1) * 1 + (j + 0)];
+      A[q1 + (i + 2) * 1 + (j + 0)] = c20 + A[16665 + (i + 2) * 1 + (j + 0)];
+      A[q1 + (i + 3) * 1 + (j + 0)] = c30 + A[16665 + (i + 3) * 1 + (j + 0)];
+    }
+  }
+  for (let i = 0; i < 12; i++) A[q1 + 4 + i] = 0 + A[16669 + i];
+  for (let i = 0; i < 4; i++) A[q2 + i] = A[q1 + i] - A[q6 + i];
+  for (let i = 0; i < 4; i++) A[59002 + i] = A[q2 + i] * A[q2 + i];
+  for (let i0 = 0; i0 < 4; i0++) {
+    {
+      let acc = 0;
+      for (let i1 = 0; i1 < 1; i1++) {
+        acc = acc + A[59002 + (i0 * 1 + i1 * 1)];
+      }
+      A[59018 + i0 * 1] = acc;
+    }
+  }
+  for (let i = 0; i < 4; i++) A[59002 + i] = A[q8 + i] * A[59018 + i];
+  {
+    let acc = 0;
+    for (let i0 = 0; i0 < 4; i0++) {
+      acc = acc + A[59002 + i0 * 1];
+    }
+    A[57977 + 0] = acc;
+  }
 }
-/** A scan's training step t, over the first 8 of 16 rows (packed execution under lengths). */
 function rows8_1(A, t) {
-    const q0 = 3330 + (t + 1) * 512;
-    const q1 = 15288 + t * 16;
-    const q2 = 26937 + t * 1552;
-    const q3 = 3330 + t * 512;
-    const q5 = 16697 + t * 512;
-    const q6 = 3010 + t * 16;
-    const q7 = 14082 + t * 16;
-    const q8 = 14402 + t * 16;
-    for (let i0 = 0; i0 < 8; i0++) {
-        for (let i1 = 0; i1 < 32; i1++) {
-            A[(q2 + 16) + (i0 * 32 + i1 * 1)] = A[q7 + (i0 * 1)];
-        }
+  const q0 = 3330 + (t + 1) * 512;
+  const q1 = 15288 + t * 16;
+  const q2 = 26937 + t * 1552;
+  const q3 = 3330 + t * 512;
+  const q5 = 16697 + t * 512;
+  const q6 = 3010 + t * 16;
+  const q7 = 14082 + t * 16;
+  const q8 = 14402 + t * 16;
+  for (let i0 = 0; i0 < 8; i0++) {
+    for (let i1 = 0; i1 < 32; i1++) {
+      A[q2 + 16 + (i0 * 32 + i1 * 1)] = A[q7 + i0 * 1];
     }
-    // graphs/adding-elman.ts:9
-    for (let i = 0; i < 8; i += 4) {
-        for (let j = 0; j < 30; j += 3) {
-            let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-            const ra0 = q3 + (i + 0) * 32;
-            const ra1 = q3 + (i + 1) * 32;
-            const ra2 = q3 + (i + 2) * 32;
-            const ra3 = q3 + (i + 3) * 32;
-            const rb0 = 64 + (j + 0) * 32;
-            const rb1 = 64 + (j + 1) * 32;
-            const rb2 = 64 + (j + 2) * 32;
-            for (let p = 0; p < 32; p++) {
-                const a0 = A[ra0 + p];
-                const a1 = A[ra1 + p];
-                const a2 = A[ra2 + p];
-                const a3 = A[ra3 + p];
-                const b0 = A[rb0 + p];
-                c00 += a0 * b0;
-                c10 += a1 * b0;
-                c20 += a2 * b0;
-                c30 += a3 * b0;
-                const b1 = A[rb1 + p];
-                c01 += a0 * b1;
-                c11 += a1 * b1;
-                c21 += a2 * b1;
-                c31 += a3 * b1;
-                const b2 = A[rb2 + p];
-                c02 += a0 * b2;
-                c12 += a1 * b2;
-                c22 += a2 * b2;
-                c32 += a3 * b2;
-            }
-            A[59002 + (i + 0) * 32 + (j + 0)] = c00;
-            A[59002 + (i + 0) * 32 + (j + 1)] = c01;
-            A[59002 + (i + 0) * 32 + (j + 2)] = c02;
-            A[59002 + (i + 1) * 32 + (j + 0)] = c10;
-            A[59002 + (i + 1) * 32 + (j + 1)] = c11;
-            A[59002 + (i + 1) * 32 + (j + 2)] = c12;
-            A[59002 + (i + 2) * 32 + (j + 0)] = c20;
-            A[59002 + (i + 2) * 32 + (j + 1)] = c21;
-            A[59002 + (i + 2) * 32 + (j + 2)] = c22;
-            A[59002 + (i + 3) * 32 + (j + 0)] = c30;
-            A[59002 + (i + 3) * 32 + (j + 1)] = c31;
-            A[59002 + (i + 3) * 32 + (j + 2)] = c32;
-        }
-        {
-            let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-            const ra0 = q3 + (i + 0) * 32;
-            const ra1 = q3 + (i + 1) * 32;
-            const ra2 = q3 + (i + 2) * 32;
-            const ra3 = q3 + (i + 3) * 32;
-            const rb0 = 64 + (30 + 0) * 32;
-            const rb1 = 64 + (30 + 1) * 32;
-            for (let p = 0; p < 32; p++) {
-                const a0 = A[ra0 + p];
-                const a1 = A[ra1 + p];
-                const a2 = A[ra2 + p];
-                const a3 = A[ra3 + p];
-                const b0 = A[rb0 + p];
-                c00 += a0 * b0;
-                c10 += a1 * b0;
-                c20 += a2 * b0;
-                c30 += a3 * b0;
-                const b1 = A[rb1 + p];
-                c01 += a0 * b1;
-                c11 += a1 * b1;
-                c21 += a2 * b1;
-                c31 += a3 * b1;
-            }
-            A[59002 + (i + 0) * 32 + (30 + 0)] = c00;
-            A[59002 + (i + 0) * 32 + (30 + 1)] = c01;
-            A[59002 + (i + 1) * 32 + (30 + 0)] = c10;
-            A[59002 + (i + 1) * 32 + (30 + 1)] = c11;
-            A[59002 + (i + 2) * 32 + (30 + 0)] = c20;
-            A[59002 + (i + 2) * 32 + (30 + 1)] = c21;
-            A[59002 + (i + 3) * 32 + (30 + 0)] = c30;
-            A[59002 + (i + 3) * 32 + (30 + 1)] = c31;
-        }
+  }
+  for (let i = 0; i < 8; i += 4) {
+    for (let j = 0; j < 30; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q3 + (i + 0) * 32;
+      const ra1 = q3 + (i + 1) * 32;
+      const ra2 = q3 + (i + 2) * 32;
+      const ra3 = q3 + (i + 3) * 32;
+      const rb0 = 64 + (j + 0) * 32;
+      const rb1 = 64 + (j + 1) * 32;
+      const rb2 = 64 + (j + 2) * 32;
+      for (let p = 0; p < 32; p++) {
+        const a0 = A[ra0 + p];
+        const a1 = A[ra1 + p];
+        const a2 = A[ra2 + p];
+        const a3 = A[ra3 + p];
+        const b0 = A[rb0 + p];
+        c00 += a0 * b0;
+        c10 += a1 * b0;
+        c20 += a2 * b0;
+        c30 += a3 * b0;
+        const b1 = A[rb1 + p];
+        c01 += a0 * b1;
+        c11 += a1 * b1;
+        c21 += a2 * b1;
+        c31 += a3 * b1;
+        const b2 = A[rb2 + p];
+        c02 += a0 * b2;
+        c12 += a1 * b2;
+        c22 += a2 * b2;
+        c32 += a3 * b2;
+      }
+      A[59002 + (i + 0) * 32 + (j + 0)] = c00;
+      A[59002 + (i + 0) * 32 + (j + 1)] = c01;
+      A[59002 + (i + 0) * 32 + (j + 2)] = c02;
+      A[59002 + (i + 1) * 32 + (j + 0)] = c10;
+      A[59002 + (i + 1) * 32 + (j + 1)] = c11;
+      A[59002 + (i + 1) * 32 + (j + 2)] = c12;
+      A[59002 + (i + 2) * 32 + (j + 0)] = c20;
+      A[59002 + (i + 2) * 32 + (j + 1)] = c21;
+      A[59002 + (i + 2) * 32 + (j + 2)] = c22;
+      A[59002 + (i + 3) * 32 + (j + 0)] = c30;
+      A[59002 + (i + 3) * 32 + (j + 1)] = c31;
+      A[59002 + (i + 3) * 32 + (j + 2)] = c32;
     }
-    for (let i = 0; i < 256; i++)
-        A[(q2 + 528) + i] = tanh32(((A[q5 + i] + A[15609 + i]) + (A[59002 + i] + A[16121 + i])));
-    // (derived)
-    for (let i = 0; i < 256; i++)
-        A[q0 + i] = (A[(q2 + 16) + i] !== 0 ? A[(q2 + 528) + i] : A[q3 + i]);
-    A.copyWithin(q0 + 256, q3 + 256, q3 + 256 + 256);
-    for (let i = 0; i < 256; i++)
-        A[(q2 + 1040) + i] = (A[(q2 + 16) + i] !== 0 ? A[q0 + i] : 0);
-    // graphs/adding-elman.ts:9
-    for (let i = 0; i < 8; i += 4) {
-        for (let j = 0; j < 1; j += 1) {
-            let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-            const ra0 = (q2 + 1040) + (i + 0) * 32;
-            const ra1 = (q2 + 1040) + (i + 1) * 32;
-            const ra2 = (q2 + 1040) + (i + 2) * 32;
-            const ra3 = (q2 + 1040) + (i + 3) * 32;
-            const rb0 = 16633 + (j + 0);
-            for (let p = 0; p < 32; p++) {
-                const a0 = A[ra0 + p];
-                const a1 = A[ra1 + p];
-                const a2 = A[ra2 + p];
-                const a3 = A[ra3 + p];
-                const b0 = A[rb0 + p];
-                c00 += a0 * b0;
-                c10 += a1 * b0;
-                c20 += a2 * b0;
-                c30 += a3 * b0;
-            }
-            A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[16665 + (i + 0) * 1 + (j + 0)];
-            A[q1 + (i + 1) * 1 + (j + 0)] = c10 + A[16665 + (i + 1) * 1 + (j + 0)];
-            A[q1 + (i + 2) * 1 + (j + 0)] = c20 + A[16665 + (i + 2) * 1 + (j + 0)];
-            A[q1 + (i + 3) * 1 + (j + 0)] = c30 + A[16665 + (i + 3) * 1 + (j + 0)];
-        }
-    }
-    for (let i = 0; i < 8; i++)
-        A[q1 + 8 + i] = 0 + A[16673 + i];
-    // (derived)
-    for (let i = 0; i < 8; i++)
-        A[q2 + i] = A[q1 + i] - A[q6 + i];
-    for (let i = 0; i < 8; i++)
-        A[59002 + i] = A[q2 + i] * A[q2 + i];
-    for (let i0 = 0; i0 < 8; i0++) {
-        {
-            let acc = 0;
-            for (let i1 = 0; i1 < 1; i1++) {
-                acc = acc + A[59002 + (i0 * 1 + i1 * 1)];
-            }
-            A[59018 + (i0 * 1)] = acc;
-        }
-    }
-    for (let i = 0; i < 8; i++)
-        A[59002 + i] = A[q8 + i] * A[59018 + i];
     {
-        let acc = 0;
-        for (let i0 = 0; i0 < 8; i0++) {
-            acc = acc + A[59002 + (i0 * 1)];
-        }
-        A[57977 + (0)] = acc;
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = q3 + (i + 0) * 32;
+      const ra1 = q3 + (i + 1) * 32;
+      const ra2 = q3 + (i + 2) * 32;
+      const ra3 = q3 + (i + 3) * 32;
+      const rb0 = 64 + (30 + 0) * 32;
+      const rb1 = 64 + (30 + 1) * 32;
+      for (let p = 0; p < 32; p++) {
+        const a0 = A[ra0 + p];
+        const a1 = A[ra1 + p];
+        const a2 = A[ra2 + p];
+        const a3 = A[ra3 + p];
+        const b0 = A[rb0 + p];
+        c00 += a0 * b0;
+        c10 += a1 * b0;
+        c20 += a2 * b0;
+        c30 += a3 * b0;
+        const b1 = A[rb1 + p];
+        c01 += a0 * b1;
+        c11 += a1 * b1;
+        c21 += a2 * b1;
+        c31 += a3 * b1;
+      }
+      A[59002 + (i + 0) * 32 + (30 + 0)] = c00;
+      A[59002 + (i + 0) * 32 + (30 + 1)] = c01;
+      A[59002 + (i + 1) * 32 + (30 + 0)] = c10;
+      A[59002 + (i + 1) * 32 + (30 + 1)] = c11;
+      A[59002 + (i + 2) * 32 + (30 + 0)] = c20;
+      A[59002 + (i + 2) * 32 + (30 + 1)] = c21;
+      A[59002 + (i + 3) * 32 + (30 + 0)] = c30;
+      A[59002 + (i + 3) * 32 + (30 + 1)] = c31;
     }
+  }
+  for (let i = 0; i < 256; i++) A[q2 + 528 + i] = tanh32(A[q5 + i] + A[15609 + i] + (A[59002 + i] + A[16121 + i]));
+  for (let i = 0; i < 256; i++) A[q0 + i] = A[q2 + 16 + i] !== 0 ? A[q2 + 528 + i] : A[q3 + i];
+  A.copyWithin(q0 + 256, q3 + 256, q3 + 256 + 256);
+  for (let i = 0; i < 256; i++) A[q2 + 1040 + i] = A[q2 + 16 + i] !== 0 ? A[q0 + i] : 0;
+  for (let i = 0; i < 8; i += 4) {
+    for (let j = 0; j < 1; j += 1) {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = q2 + 1040 + (i + 0) * 32;
+      const ra1 = q2 + 1040 + (i + 1) * 32;
+      const ra2 = q2 + 1040 + (i + 2) * 32;
+      const ra3 = q2 + 1040 + (i + 3) * 32;
+      const rb0 = 16633 + (j + 0);
+      for (let p = 0; p < 32; p++) {
+        const a0 = A[ra0 + p];
+        const a1 = A[ra1 + p];
+        const a2 = A[ra2 + p];
+        const a3 = A[ra3 + p];
+        const b0 = A[rb0 + p];
+        c00 += a0 * b0;
+        c10 += a1 * b0;
+        c20 += a2 * b0;
+        c30 += a3 * b0;
+      }
+      A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[16665 + (i + 0) * 1 + (j + 0)];
+      A[q1 + (i + 1) * 1 + (j + 0)] = c10 + A[16665 + (i + 1) * 1 + (j + 0)];
+      A[q1 + (i + 2) * 1 + (j + 0)] = c20 + A[16665 + (i + 2) * 1 + (j + 0)];
+      A[q1 + (i + 3) * 1 + (j + 0)] = c30 + A[16665 + (i + 3) * 1 + (j + 0)];
+    }
+  }
+  for (let i = 0; i < 8; i++) A[q1 + 8 + i] = 0 + A[16673 + i];
+  for (let i = 0; i < 8; i++) A[q2 + i] = A[q1 + i] - A[q6 + i];
+  for (let i = 0; i < 8; i++) A[59002 + i] = A[q2 + i] * A[q2 + i];
+  for (let i0 = 0; i0 < 8; i0++) {
+    {
+      let acc = 0;
+      for (let i1 = 0; i1 < 1; i1++) {
+        acc = acc + A[59002 + (i0 * 1 + i1 * 1)];
+      }
+      A[59018 + i0 * 1] = acc;
+    }
+  }
+  for (let i = 0; i < 8; i++) A[59002 + i] = A[q8 + i] * A[59018 + i];
+  {
+    let acc = 0;
+    for (let i0 = 0; i0 < 8; i0++) {
+      acc = acc + A[59002 + i0 * 1];
+    }
+    A[57977 + 0] = acc;
+  }
 }
-/** A scan's training step t, over the first 12 of 16 rows (packed execution under lengths). */
 function rows12_2(A, t) {
-    const q0 = 3330 + (t + 1) * 512;
-    const q1 = 15288 + t * 16;
-    const q2 = 26937 + t * 1552;
-    const q3 = 3330 + t * 512;
-    const q5 = 16697 + t * 512;
-    const q6 = 3010 + t * 16;
-    const q7 = 14082 + t * 16;
-    const q8 = 14402 + t * 16;
-    for (let i0 = 0; i0 < 12; i0++) {
-        for (let i1 = 0; i1 < 32; i1++) {
-            A[(q2 + 16) + (i0 * 32 + i1 * 1)] = A[q7 + (i0 * 1)];
-        }
+  const q0 = 3330 + (t + 1) * 512;
+  const q1 = 15288 + t * 16;
+  const q2 = 26937 + t * 1552;
+  const q3 = 3330 + t * 512;
+  const q5 = 16697 + t * 512;
+  const q6 = 3010 + t * 16;
+  const q7 = 14082 + t * 16;
+  const q8 = 14402 + t * 16;
+  for (let i0 = 0; i0 < 12; i0++) {
+    for (let i1 = 0; i1 < 32; i1++) {
+      A[q2 + 16 + (i0 * 32 + i1 * 1)] = A[q7 + i0 * 1];
     }
-    // graphs/adding-elman.ts:9
-    for (let i = 0; i < 12; i += 4) {
-        for (let j = 0; j < 30; j += 3) {
+  }
+  for (let i = 0; i < 12; i += 4) {
+    for (let j = 0; j < 30; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q3 + (i + 0) * 32;
+      const ra1 = q3 + (i + 1) * 32;
+      const ra2 = q3 + (i + 2) * 32;
+      const ra3 = q3 + (i + 3) * 32;
+      const rb0 = 64 + (j + 0) * 32;
+      const rb1 = 64 + (j + 1) * 32;
+      const rb2 = 64 + (j + 2) * 32;
+      for (let p = 0; p < 32; p++) {
+        const a0 = A[ra0 + p];
+        const a1 = A[ra1 + p];
+        const a2 = A[ra2 + p];
+        const a3 = A[ra3 + p];
+        const b0 = A[rb0 + p];
+        c00 += a0 * b0;
+        c10 += a1 * b0;
+        c20 += a2 * b0;
+        c30 += a3 * b0;
+        const b1 = A[rb1 + p];
+        c01 += a0 * b1;
+        c11 += a1 * b1;
+        c21 += a2 * b1;
+        c31 += a3 * b1;
+        const b2 = A[rb2 + p];
+        c02 += a0 * b2;
+        c12 += a1 * b2;
+        c22 += a2 * b2;
+        c32 += a3 * b2;
+      }
+      A[59002 + (i + 0) * 32 + (j + 0)] = c00;
+      A[59002 + (i + 0) * 32 + (j + 1)] = c01;
+      A[59002 + (i + 0) * 32 + (j + 2)] = c02;
+      A[59002 + (i + 1) * 32 + (j + 0)] = c10;
+      A[59002 + (i + 1) * 32 + (j + 1)] = c11;
+      A[59002 + (i + 1) * 32 + (j + 2)] = c12;
+      A[59002 + (i + 2) * 32 + (j + 0)] = c20;
+      A[59002 + (i + 2) * 32 + (j + 1)] = c21;
+      A[59002 + (i + 2) * 32 + (j + 2)] = c22;
+      A[59002 + (i + 3) * 32 + (j + 0)] = c30;
+      A[59002 + (i + 3) * 32 + (j + 1)] = c31;
+      A[59002 + (i + 3) * 32 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = q3 + (i + 0) * 32;
+      const ra1 = q3 + (i + 1) * 32;
+      const ra2 = q3 + (i + 2) * 32;
+      const ra3 = q3 + (i + 3) * 32;
+      const rb0 = 64 + (30 + 0) * 32;
+      const rb1 = 64 + (30 + 1) * 32;
+      for (let p = 0; p < 32; p++) {
+        const a0 = A[ra0 + p];
+        const a1 = A[ra1 + p];
+        const a2 = A[ra2 + p];
+        const a3 = A[ra3 + p];
+        const b0 = A[rb0 + p];
+        c00 += a0 * b0;
+        c10 += a1 * b0;
+        c20 += a2 * b0;
+        c30 += a3 * b0;
+        const b1 = A[rb1 + p];
+        c01 += a0 * b1;
+        c11 += a1 * b1;
+        c21 += a2 * b1;
+        c31 += a3 * b1;
+      }
+      A[59002 + (i + 0) * 32 + (30 + 0)] = c00;
+      A[59002 + (i + 0) * 32 + (30 + 1)] = c01;
+      A[59002 + (i + 1) * 32 + (30 + 0)] = c10;
+      A[59002 + (i + 1) * 32 + (30 + 1)] = c11;
+      A[59002 + (i + 2) * 32 + (30 + 0)] = c20;
+      A[59002 + (i + 2) * 32 + (30 + 1)] = c21;
+      A[59002 + (i + 3) * 32 + (30 + 0)] = c30;
+      A[59002 + (i + 3) * 32 + (30 + 1)] = c31;
+    }
+  }
+  for (let i = 0; i < 384; i++) A[q2 + 528 + i] = tanh32(A[q5 + i] + A[15609 + i] + (A[59002 + i] + A[16121 + i]));
+  for (let i = 0; i < 384; i++) A[q0 + i] = A[q2 + 16 + i] !== 0 ? A[q2 + 528 + i] : A[q3 + i];
+  A.copyWithin(q0 + 384, q3 + 384, q3 + 384 + 128);
+  for (let i = 0; i < 384; i++) A[q2 + 1040 + i] = A[q2 + 16 + i] !== 0 ? A[q0 + i] : 0;
+  for (let i = 0; i < 12; i += 4) {
+    for (let j = 0; j < 1; j += 1) {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = q2 + 1040 + (i + 0) * 32;
+      const ra1 = q2 + 1040 + (i + 1) * 32;
+      const ra2 = q2 + 1040 + (i + 2) * 32;
+      const ra3 = q2 + 1040 + (i + 3) * 32;
+      const rb0 = 16633 + (j + 0);
+      for (let p = 0; p < 32; p++) {
+        const a0 = A[ra0 + p];
+        const a1 = A[ra1 + p];
+        const a2 = A[ra2 + p];
+        const a3 = A[ra3 + p];
+        const b0 = A[rb0 + p];
+        c00 += a0 * b0;
+        c10 += a1 * b0;
+        c20 += a2 * b0;
+        c30 += a3 * b0;
+      }
+      A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[16665 + (i + 0) * 1 + (j + 0)];
+      A[q1 + (i + 1) * 1 + (j + 0)] = c10 + A[16665 + (i + 1) * 1 + (j + 0)];
+      A[q1 + (i + 2) * 1 + (j + 0)] = c20 + A[16665 + (i + 2) * 1 + (j + 0)];
+      A[q1 + (i + 3) * 1 + (j + 0)] = c30 + A[16665 + (i + 3) * 1 + (j + 0)];
+    }
+  }
+  for (let i = 0; i < 4; i++) A[q1 + 12 + i] = 0 + A[16677 + i];
+  for (let i = 0; i < 12; i++) A[q2 + i] = A[q1 + i] - A[q6 + i];
+  for (let i = 0; i < 12; i++) A[59002 + i] = A[q2 + i] * A[q2 + i];
+  for (let i0 = 0; i0 < 12; i0++) {
+    {
+      let acc = 0;
+      for (let i1 = 0; i1 < 1; i1++) {
+        acc = acc + A[59002 + (i0 * 1 + i1 * 1)];
+      }
+      A[59018 + i0 * 1] = acc;
+    }
+  }
+  for (let i = 0; i < 12; i++) A[59002 + i] = A[q8 + i] * A[59018 + i];
+  {
+    let acc = 0;
+    for (let i0 = 0; i0 < 12; i0++) {
+      acc = acc + A[59002 + i0 * 1];
+    }
+    A[57977 + 0] = acc;
+  }
+}
+function rows4_3(A, t) {
+  const q0 = 3330 + t * 512;
+  const q1 = 2370 + t * 32;
+  const q5 = 14402 + t * 16;
+  const q8 = 26937 + t * 1552;
+  for (let i = 0; i < 4; i++) A[59002 + i] = A[16681 + i] * A[q5 + i];
+  for (let i0 = 0; i0 < 4; i0++) {
+    for (let i1 = 0; i1 < 1; i1++) {
+      A[59018 + (i0 * 1 + i1 * 1)] = A[59002 + i0 * 1];
+    }
+  }
+  for (let i = 0; i < 4; i++) A[59002 + i] = A[59018 + i] * A[q8 + i];
+  for (let i = 0; i < 4; i++) A[59018 + i] = A[59002 + i] + A[59002 + i];
+  for (let i = 0; i < 4; i++) {
+    const a0 = A[59018 + i * 1];
+    for (let j = 0; j < 32; j++) A[59034 + i * 32 + j] = a0 * A[1152 + j];
+  }
+  for (let i = 0; i < 128; i++) A[59546 + i] = A[57978 + i] + (A[q8 + 16 + i] !== 0 ? A[59034 + i] : 0);
+  for (let i = 0; i < 384; i++) A[59674 + i] = A[58106 + i] + 0;
+  for (let i = 0; i < 128; i++) A[59034 + i] = (A[q8 + 16 + i] !== 0 ? A[59546 + i] : 0) * (1 - A[q8 + 528 + i] * A[q8 + 528 + i]);
+  for (let i = 0; i < 4; i += 4) {
+    for (let j = 0; j < 30; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 59034 + (i + 0) * 32;
+      const ra1 = 59034 + (i + 1) * 32;
+      const ra2 = 59034 + (i + 2) * 32;
+      const ra3 = 59034 + (i + 3) * 32;
+      const rb0 = 64 + (j + 0);
+      const rb1 = 64 + (j + 1);
+      const rb2 = 64 + (j + 2);
+      for (let p = 0; p < 32; p++) {
+        const a0 = A[ra0 + p];
+        const a1 = A[ra1 + p];
+        const a2 = A[ra2 + p];
+        const a3 = A[ra3 + p];
+        const b0 = A[rb0 + p * 32];
+        c00 += a0 * b0;
+        c10 += a1 * b0;
+        c20 += a2 * b0;
+        c30 += a3 * b0;
+        const b1 = A[rb1 + p * 32];
+        c01 += a0 * b1;
+        c11 += a1 * b1;
+        c21 += a2 * b1;
+        c31 += a3 * b1;
+        const b2 = A[rb2 + p * 32];
+        c02 += a0 * b2;
+        c12 += a1 * b2;
+        c22 += a2 * b2;
+        c32 += a3 * b2;
+      }
+      A[60058 + (i + 0) * 32 + (j + 0)] = c00;
+      A[60058 + (i + 0) * 32 + (j + 1)] = c01;
+      A[60058 + (i + 0) * 32 + (j + 2)] = c02;
+      A[60058 + (i + 1) * 32 + (j + 0)] = c10;
+      A[60058 + (i + 1) * 32 + (j + 1)] = c11;
+      A[60058 + (i + 1) * 32 + (j + 2)] = c12;
+      A[60058 + (i + 2) * 32 + (j + 0)] = c20;
+      A[60058 + (i + 2) * 32 + (j + 1)] = c21;
+      A[60058 + (i + 2) * 32 + (j + 2)] = c22;
+      A[60058 + (i + 3) * 32 + (j + 0)] = c30;
+      A[60058 + (i + 3) * 32 + (j + 1)] = c31;
+      A[60058 + (i + 3) * 32 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = 59034 + (i + 0) * 32;
+      const ra1 = 59034 + (i + 1) * 32;
+      const ra2 = 59034 + (i + 2) * 32;
+      const ra3 = 59034 + (i + 3) * 32;
+      const rb0 = 64 + (30 + 0);
+      const rb1 = 64 + (30 + 1);
+      for (let p = 0; p < 32; p++) {
+        const a0 = A[ra0 + p];
+        const a1 = A[ra1 + p];
+        const a2 = A[ra2 + p];
+        const a3 = A[ra3 + p];
+        const b0 = A[rb0 + p * 32];
+        c00 += a0 * b0;
+        c10 += a1 * b0;
+        c20 += a2 * b0;
+        c30 += a3 * b0;
+        const b1 = A[rb1 + p * 32];
+        c01 += a0 * b1;
+        c11 += a1 * b1;
+        c21 += a2 * b1;
+        c31 += a3 * b1;
+      }
+      A[60058 + (i + 0) * 32 + (30 + 0)] = c00;
+      A[60058 + (i + 0) * 32 + (30 + 1)] = c01;
+      A[60058 + (i + 1) * 32 + (30 + 0)] = c10;
+      A[60058 + (i + 1) * 32 + (30 + 1)] = c11;
+      A[60058 + (i + 2) * 32 + (30 + 0)] = c20;
+      A[60058 + (i + 2) * 32 + (30 + 1)] = c21;
+      A[60058 + (i + 3) * 32 + (30 + 0)] = c30;
+      A[60058 + (i + 3) * 32 + (30 + 1)] = c31;
+    }
+  }
+  for (let i = 0; i < 128; i++) A[58490 + i] = (A[q8 + 16 + i] !== 0 ? 0 : A[59546 + i]) + A[60058 + i];
+  for (let i = 0; i < 384; i++) A[58618 + i] = A[59674 + i] + 0;
+  for (let i = 0; i < 32; i += 4) {
+    for (let j = 0; j < 2; j += 2) {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = 59034 + (i + 0);
+      const ra1 = 59034 + (i + 1);
+      const ra2 = 59034 + (i + 2);
+      const ra3 = 59034 + (i + 3);
+      const rb0 = q1 + (j + 0);
+      const rb1 = q1 + (j + 1);
+      for (let p = 0; p < 4; p++) {
+        const a0 = A[ra0 + p * 32];
+        const a1 = A[ra1 + p * 32];
+        const a2 = A[ra2 + p * 32];
+        const a3 = A[ra3 + p * 32];
+        const b0 = A[rb0 + p * 2];
+        c00 += a0 * b0;
+        c10 += a1 * b0;
+        c20 += a2 * b0;
+        c30 += a3 * b0;
+        const b1 = A[rb1 + p * 2];
+        c01 += a0 * b1;
+        c11 += a1 * b1;
+        c21 += a2 * b1;
+        c31 += a3 * b1;
+      }
+      A[1185 + (i + 0) * 2 + (j + 0)] += c00;
+      A[1185 + (i + 0) * 2 + (j + 1)] += c01;
+      A[1185 + (i + 1) * 2 + (j + 0)] += c10;
+      A[1185 + (i + 1) * 2 + (j + 1)] += c11;
+      A[1185 + (i + 2) * 2 + (j + 0)] += c20;
+      A[1185 + (i + 2) * 2 + (j + 1)] += c21;
+      A[1185 + (i + 3) * 2 + (j + 0)] += c30;
+      A[1185 + (i + 3) * 2 + (j + 1)] += c31;
+    }
+  }
+  for (let i = 0; i < 32; i += 4) {
+    for (let j = 0; j < 30; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 59034 + (i + 0);
+      const ra1 = 59034 + (i + 1);
+      const ra2 = 59034 + (i + 2);
+      const ra3 = 59034 + (i + 3);
+      const rb0 = q0 + (j + 0);
+      const rb1 = q0 + (j + 1);
+      const rb2 = q0 + (j + 2);
+      for (let p = 0; p < 4; p++) {
+        const a0 = A[ra0 + p * 32];
+        const a1 = A[ra1 + p * 32];
+        const a2 = A[ra2 + p * 32];
+        const a3 = A[ra3 + p * 32];
+        const b0 = A[rb0 + p * 32];
+        c00 += a0 * b0;
+        c10 += a1 * b0;
+        c20 += a2 * b0;
+        c30 += a3 * b0;
+        const b1 = A[rb1 + p * 32];
+        c01 += a0 * b1;
+        c11 += a1 * b1;
+        c21 += a2 * b1;
+        c31 += a3 * b1;
+        const b2 = A[rb2 + p * 32];
+        c02 += a0 * b2;
+        c12 += a1 * b2;
+        c22 += a2 * b2;
+        c32 += a3 * b2;
+      }
+      A[1249 + (i + 0) * 32 + (j + 0)] += c00;
+      A[1249 + (i + 0) * 32 + (j + 1)] += c01;
+      A[1249 + (i + 0) * 32 + (j + 2)] += c02;
+      A[1249 + (i + 1) * 32 + (j + 0)] += c10;
+      A[1249 + (i + 1) * 32 + (j + 1)] += c11;
+      A[1249 + (i + 1) * 32 + (j + 2)] += c12;
+      A[1249 + (i + 2) * 32 + (j + 0)] += c20;
+      A[1249 + (i + 2) * 32 + (j + 1)] += c21;
+      A[1249 + (i + 2) * 32 + (j + 2)] += c22;
+      A[1249 + (i + 3) * 32 + (j + 0)] += c30;
+      A[1249 + (i + 3) * 32 + (j + 1)] += c31;
+      A[1249 + (i + 3) * 32 + (j + 2)] += c32;
+    }
+    {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = 59034 + (i + 0);
+      const ra1 = 59034 + (i + 1);
+      const ra2 = 59034 + (i + 2);
+      const ra3 = 59034 + (i + 3);
+      const rb0 = q0 + (30 + 0);
+      const rb1 = q0 + (30 + 1);
+      for (let p = 0; p < 4; p++) {
+        const a0 = A[ra0 + p * 32];
+        const a1 = A[ra1 + p * 32];
+        const a2 = A[ra2 + p * 32];
+        const a3 = A[ra3 + p * 32];
+        const b0 = A[rb0 + p * 32];
+        c00 += a0 * b0;
+        c10 += a1 * b0;
+        c20 += a2 * b0;
+        c30 += a3 * b0;
+        const b1 = A[rb1 + p * 32];
+        c01 += a0 * b1;
+        c11 += a1 * b1;
+        c21 += a2 * b1;
+        c31 += a3 * b1;
+      }
+      A[1249 + (i + 0) * 32 + (30 + 0)] += c00;
+      A[1249 + (i + 0) * 32 + (30 + 1)] += c01;
+      A[1249 + (i + 1) * 32 + (30 + 0)] += c10;
+      A[1249 + (i + 1) * 32 + (30 + 1)] += c11;
+      A[1249 + (i + 2) * 32 + (30 + 0)] += c20;
+      A[1249 + (i + 2) * 32 + (30 + 1)] += c21;
+      A[1249 + (i + 3) * 32 + (30 + 0)] += c30;
+      A[1249 + (i + 3) * 32 + (30 + 1)] += c31;
+    }
+  }
+  for (let i1 = 0; i1 < 32; i1++) {
+    {
+      let acc = 0;
+      for (let i0 = 0; i0 < 4; i0++) {
+        acc = acc + A[59034 + (i0 * 32 + i1 * 1)];
+      }
+      A[59546 + i1 * 1] = acc;
+    }
+  }
+  for (let i = 0; i < 32; i += 4) {
+    for (let j = 0; j < 1; j += 1) {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = q8 + 1040 + (i + 0);
+      const ra1 = q8 + 1040 + (i + 1);
+      const ra2 = q8 + 1040 + (i + 2);
+      const ra3 = q8 + 1040 + (i + 3);
+      const rb0 = 59018 + (j + 0);
+      for (let p = 0; p < 4; p++) {
+        const a0 = A[ra0 + p * 32];
+        const a1 = A[ra1 + p * 32];
+        const a2 = A[ra2 + p * 32];
+        const a3 = A[ra3 + p * 32];
+        const b0 = A[rb0 + p];
+        c00 += a0 * b0;
+        c10 += a1 * b0;
+        c20 += a2 * b0;
+        c30 += a3 * b0;
+      }
+      A[59034 + (i + 0) * 1 + (j + 0)] = c00;
+      A[59034 + (i + 1) * 1 + (j + 0)] = c10;
+      A[59034 + (i + 2) * 1 + (j + 0)] = c20;
+      A[59034 + (i + 3) * 1 + (j + 0)] = c30;
+    }
+  }
+  for (let i = 0; i < 32; i++) {
+    A[59066 + i] = A[59034 + i];
+  }
+  for (let i1 = 0; i1 < 1; i1++) {
+    {
+      let acc = 0;
+      for (let i0 = 0; i0 < 4; i0++) {
+        acc = acc + A[59018 + (i0 * 1 + i1 * 1)];
+      }
+      A[2369 + i1 * 1] += acc;
+    }
+  }
+  for (let i = 0; i < 32; i++) A[2273 + i] += A[59546 + i];
+  for (let i = 0; i < 32; i++) A[2305 + i] += A[59546 + i];
+  for (let i = 0; i < 32; i++) A[2337 + i] += A[59066 + i];
+}
+function rows8_4(A, t) {
+  const q0 = 3330 + t * 512;
+  const q1 = 2370 + t * 32;
+  const q5 = 14402 + t * 16;
+  const q8 = 26937 + t * 1552;
+  for (let i = 0; i < 8; i++) A[59002 + i] = A[16681 + i] * A[q5 + i];
+  for (let i0 = 0; i0 < 8; i0++) {
+    for (let i1 = 0; i1 < 1; i1++) {
+      A[59018 + (i0 * 1 + i1 * 1)] = A[59002 + i0 * 1];
+    }
+  }
+  for (let i = 0; i < 8; i++) A[59002 + i] = A[59018 + i] * A[q8 + i];
+  for (let i = 0; i < 8; i++) A[59018 + i] = A[59002 + i] + A[59002 + i];
+  for (let i = 0; i < 8; i++) {
+    const a0 = A[59018 + i * 1];
+    for (let j = 0; j < 32; j++) A[59034 + i * 32 + j] = a0 * A[1152 + j];
+  }
+  for (let i = 0; i < 256; i++) A[59546 + i] = A[57978 + i] + (A[q8 + 16 + i] !== 0 ? A[59034 + i] : 0);
+  for (let i = 0; i < 256; i++) A[59802 + i] = A[58234 + i] + 0;
+  for (let i = 0; i < 256; i++) A[59034 + i] = (A[q8 + 16 + i] !== 0 ? A[59546 + i] : 0) * (1 - A[q8 + 528 + i] * A[q8 + 528 + i]);
+  for (let i = 0; i < 8; i += 4) {
+    for (let j = 0; j < 30; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 59034 + (i + 0) * 32;
+      const ra1 = 59034 + (i + 1) * 32;
+      const ra2 = 59034 + (i + 2) * 32;
+      const ra3 = 59034 + (i + 3) * 32;
+      const rb0 = 64 + (j + 0);
+      const rb1 = 64 + (j + 1);
+      const rb2 = 64 + (j + 2);
+      for (let p = 0; p < 32; p++) {
+        const a0 = A[ra0 + p];
+        const a1 = A[ra1 + p];
+        const a2 = A[ra2 + p];
+        const a3 = A[ra3 + p];
+        const b0 = A[rb0 + p * 32];
+        c00 += a0 * b0;
+        c10 += a1 * b0;
+        c20 += a2 * b0;
+        c30 += a3 * b0;
+        const b1 = A[rb1 + p * 32];
+        c01 += a0 * b1;
+        c11 += a1 * b1;
+        c21 += a2 * b1;
+        c31 += a3 * b1;
+        const b2 = A[rb2 + p * 32];
+        c02 += a0 * b2;
+        c12 += a1 * b2;
+        c22 += a2 * b2;
+        c32 += a3 * b2;
+      }
+      A[60058 + (i + 0) * 32 + (j + 0)] = c00;
+      A[60058 + (i + 0) * 32 + (j + 1)] = c01;
+      A[60058 + (i + 0) * 32 + (j + 2)] = c02;
+      A[60058 + (i + 1) * 32 + (j + 0)] = c10;
+      A[60058 + (i + 1) * 32 + (j + 1)] = c11;
+      A[60058 + (i + 1) * 32 + (j + 2)] = c12;
+      A[60058 + (i + 2) * 32 + (j + 0)] = c20;
+      A[60058 + (i + 2) * 32 + (j + 1)] = c21;
+      A[60058 + (i + 2) * 32 + (j + 2)] = c22;
+      A[60058 + (i + 3) * 32 + (j + 0)] = c30;
+      A[60058 + (i + 3) * 32 + (j + 1)] = c31;
+      A[60058 + (i + 3) * 32 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = 59034 + (i + 0) * 32;
+      const ra1 = 59034 + (i + 1) * 32;
+      const ra2 = 59034 + (i + 2) * 32;
+      const ra3 = 59034 + (i + 3) * 32;
+      const rb0 = 64 + (30 + 0);
+      const rb1 = 64 + (30 + 1);
+      for (let p = 0; p < 32; p++) {
+        const a0 = A[ra0 + p];
+        const a1 = A[ra1 + p];
+        const a2 = A[ra2 + p];
+        const a3 = A[ra3 + p];
+        const b0 = A[rb0 + p * 32];
+        c00 += a0 * b0;
+        c10 += a1 * b0;
+        c20 += a2 * b0;
+        c30 += a3 * b0;
+        const b1 = A[rb1 + p * 32];
+        c01 += a0 * b1;
+        c11 += a1 * b1;
+        c21 += a2 * b1;
+        c31 += a3 * b1;
+      }
+      A[60058 + (i + 0) * 32 + (30 + 0)] = c00;
+      A[60058 + (i + 0) * 32 + (30 + 1)] = c01;
+      A[60058 + (i + 1) * 32 + (30 + 0)] = c10;
+      A[60058 + (i + 1) * 32 + (30 + 1)] = c11;
+      A[60058 + (i + 2) * 32 + (30 + 0)] = c20;
+      A[60058 + (i + 2) * 32 + (30 + 1)] = c21;
+      A[60058 + (i + 3) * 32 + (30 + 0)] = c30;
+      A[60058 + (i + 3) * 32 + (30 + 1)] = c31;
+    }
+  }
+  for (let i = 0; i < 256; i++) A[58490 + i] = (A[q8 + 16 + i] !== 0 ? 0 : A[59546 + i]) + A[60058 + i];
+  for (let i = 0; i < 256; i++) A[58746 + i] = A[59802 + i] + 0;
+  for (let i = 0; i < 32; i += 4) {
+    for (let j = 0; j < 2; j += 2) {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = 59034 + (i + 0);
+      const ra1 = 59034 + (i + 1);
+      const ra2 = 59034 + (i + 2);
+      const ra3 = 59034 + (i + 3);
+      const rb0 = q1 + (j + 0);
+      const rb1 = q1 + (j + 1);
+      for (let p = 0; p < 8; p++) {
+        const a0 = A[ra0 + p * 32];
+        const a1 = A[ra1 + p * 32];
+        const a2 = A[ra2 + p * 32];
+        const a3 = A[ra3 + p * 32];
+        const b0 = A[rb0 + p * 2];
+        c00 += a0 * b0;
+        c10 += a1 * b0;
+        c20 += a2 * b0;
+        c30 += a3 * b0;
+        const b1 = A[rb1 + p * 2];
+        c01 += a0 * b1;
+        c11 += a1 * b1;
+        c21 += a2 * b1;
+        c31 += a3 * b1;
+      }
+      A[1185 + (i + 0) * 2 + (j + 0)] += c00;
+      A[1185 + (i + 0) * 2 + (j + 1)] += c01;
+      A[1185 + (i + 1) * 2 + (j + 0)] += c10;
+      A[1185 + (i + 1) * 2 + (j + 1)] += c11;
+      A[1185 + (i + 2) * 2 + (j + 0)] += c20;
+      A[1185 + (i + 2) * 2 + (j + 1)] += c21;
+      A[1185 + (i + 3) * 2 + (j + 0)] += c30;
+      A[1185 + (i + 3) * 2 + (j + 1)] += c31;
+    }
+  }
+  for (let i = 0; i < 32; i += 4) {
+    for (let j = 0; j < 30; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 59034 + (i + 0);
+      const ra1 = 59034 + (i + 1);
+      const ra2 = 59034 + (i + 2);
+      const ra3 = 59034 + (i + 3);
+      const rb0 = q0 + (j + 0);
+      const rb1 = q0 + (j + 1);
+      const rb2 = q0 + (j + 2);
+      for (let p = 0; p < 8; p++) {
+        const a0 = A[ra0 + p * 32];
+        const a1 = A[ra1 + p * 32];
+        const a2 = A[ra2 + p * 32];
+        const a3 = A[ra3 + p * 32];
+        const b0 = A[rb0 + p * 32];
+        c00 += a0 * b0;
+        c10 += a1 * b0;
+        c20 += a2 * b0;
+        c30 += a3 * b0;
+        const b1 = A[rb1 + p * 32];
+        c01 += a0 * b1;
+        c11 += a1 * b1;
+        c21 += a2 * b1;
+        c31 += a3 * b1;
+        const b2 = A[rb2 + p * 32];
+        c02 += a0 * b2;
+        c12 += a1 * b2;
+        c22 += a2 * b2;
+        c32 += a3 * b2;
+      }
+      A[1249 + (i + 0) * 32 + (j + 0)] += c00;
+      A[1249 + (i + 0) * 32 + (j + 1)] += c01;
+      A[1249 + (i + 0) * 32 + (j + 2)] += c02;
+      A[1249 + (i + 1) * 32 + (j + 0)] += c10;
+      A[1249 + (i + 1) * 32 + (j + 1)] += c11;
+      A[1249 + (i + 1) * 32 + (j + 2)] += c12;
+      A[1249 + (i + 2) * 32 + (j + 0)] += c20;
+      A[1249 + (i + 2) * 32 + (j + 1)] += c21;
+      A[1249 + (i + 2) * 32 + (j + 2)] += c22;
+      A[1249 + (i + 3) * 32 + (j + 0)] += c30;
+      A[1249 + (i + 3) * 32 + (j + 1)] += c31;
+      A[1249 + (i + 3) * 32 + (j + 2)] += c32;
+    }
+    {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = 59034 + (i + 0);
+      const ra1 = 59034 + (i + 1);
+      const ra2 = 59034 + (i + 2);
+      const ra3 = 59034 + (i + 3);
+      const rb0 = q0 + (30 + 0);
+      const rb1 = q0 + (30 + 1);
+      for (let p = 0; p < 8; p++) {
+        const a0 = A[ra0 + p * 32];
+        const a1 = A[ra1 + p * 32];
+        const a2 = A[ra2 + p * 32];
+        const a3 = A[ra3 + p * 32];
+        const b0 = A[rb0 + p * 32];
+        c00 += a0 * b0;
+        c10 += a1 * b0;
+        c20 += a2 * b0;
+        c30 += a3 * b0;
+        const b1 = A[rb1 + p * 32];
+        c01 += a0 * b1;
+        c11 += a1 * b1;
+        c21 += a2 * b1;
+        c31 += a3 * b1;
+      }
+      A[1249 + (i + 0) * 32 + (30 + 0)] += c00;
+      A[1249 + (i + 0) * 32 + (30 + 1)] += c01;
+      A[1249 + (i + 1) * 32 + (30 + 0)] += c10;
+      A[1249 + (i + 1) * 32 + (30 + 1)] += c11;
+      A[1249 + (i + 2) * 32 + (30 + 0)] += c20;
+      A[1249 + (i + 2) * 32 + (30 + 1)] += c21;
+      A[1249 + (i + 3) * 32 + (30 + 0)] += c30;
+      A[1249 + (i + 3) * 32 + (30 + 1)] += c31;
+    }
+  }
+  for (let i1 = 0; i1 < 32; i1++) {
+    {
+      let acc = 0;
+      for (let i0 = 0; i0 < 8; i0++) {
+        acc = acc + A[59034 + (i0 * 32 + i1 * 1)];
+      }
+      A[59546 + i1 * 1] = acc;
+    }
+  }
+  for (let i = 0; i < 32; i += 4) {
+    for (let j = 0; j < 1; j += 1) {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = q8 + 1040 + (i + 0);
+      const ra1 = q8 + 1040 + (i + 1);
+      const ra2 = q8 + 1040 + (i + 2);
+      const ra3 = q8 + 1040 + (i + 3);
+      const rb0 = 59018 + (j + 0);
+      for (let p = 0; p < 8; p++) {
+        const a0 = A[ra0 + p * 32];
+        const a1 = A[ra1 + p * 32];
+        const a2 = A[ra2 + p * 32];
+        const a3 = A[ra3 + p * 32];
+        const b0 = A[rb0 + p];
+        c00 += a0 * b0;
+        c10 += a1 * b0;
+        c20 += a2 * b0;
+        c30 += a3 * b0;
+      }
+      A[59034 + (i + 0) * 1 + (j + 0)] = c00;
+      A[59034 + (i + 1) * 1 + (j + 0)] = c10;
+      A[59034 + (i + 2) * 1 + (j + 0)] = c20;
+      A[59034 + (i + 3) * 1 + (j + 0)] = c30;
+    }
+  }
+  for (let i = 0; i < 32; i++) {
+    A[59066 + i] = A[59034 + i];
+  }
+  for (let i1 = 0; i1 < 1; i1++) {
+    {
+      let acc = 0;
+      for (let i0 = 0; i0 < 8; i0++) {
+        acc = acc + A[59018 + (i0 * 1 + i1 * 1)];
+      }
+      A[2369 + i1 * 1] += acc;
+    }
+  }
+  for (let i = 0; i < 32; i++) A[2273 + i] += A[59546 + i];
+  for (let i = 0; i < 32; i++) A[2305 + i] += A[59546 + i];
+  for (let i = 0; i < 32; i++) A[2337 + i] += A[59066 + i];
+}
+function rows12_5(A, t) {
+  const q0 = 3330 + t * 512;
+  const q1 = 2370 + t * 32;
+  const q5 = 14402 + t * 16;
+  const q8 = 26937 + t * 1552;
+  for (let i = 0; i < 12; i++) A[59002 + i] = A[16681 + i] * A[q5 + i];
+  for (let i0 = 0; i0 < 12; i0++) {
+    for (let i1 = 0; i1 < 1; i1++) {
+      A[59018 + (i0 * 1 + i1 * 1)] = A[59002 + i0 * 1];
+    }
+  }
+  for (let i = 0; i < 12; i++) A[59002 + i] = A[59018 + i] * A[q8 + i];
+  for (let i = 0; i < 12; i++) A[59018 + i] = A[59002 + i] + A[59002 + i];
+  for (let i = 0; i < 12; i++) {
+    const a0 = A[59018 + i * 1];
+    for (let j = 0; j < 32; j++) A[59034 + i * 32 + j] = a0 * A[1152 + j];
+  }
+  for (let i = 0; i < 384; i++) A[59546 + i] = A[57978 + i] + (A[q8 + 16 + i] !== 0 ? A[59034 + i] : 0);
+  for (let i = 0; i < 128; i++) A[59930 + i] = A[58362 + i] + 0;
+  for (let i = 0; i < 384; i++) A[59034 + i] = (A[q8 + 16 + i] !== 0 ? A[59546 + i] : 0) * (1 - A[q8 + 528 + i] * A[q8 + 528 + i]);
+  for (let i = 0; i < 12; i += 4) {
+    for (let j = 0; j < 30; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 59034 + (i + 0) * 32;
+      const ra1 = 59034 + (i + 1) * 32;
+      const ra2 = 59034 + (i + 2) * 32;
+      const ra3 = 59034 + (i + 3) * 32;
+      const rb0 = 64 + (j + 0);
+      const rb1 = 64 + (j + 1);
+      const rb2 = 64 + (j + 2);
+      for (let p = 0; p < 32; p++) {
+        const a0 = A[ra0 + p];
+        const a1 = A[ra1 + p];
+        const a2 = A[ra2 + p];
+        const a3 = A[ra3 + p];
+        const b0 = A[rb0 + p * 32];
+        c00 += a0 * b0;
+        c10 += a1 * b0;
+        c20 += a2 * b0;
+        c30 += a3 * b0;
+        const b1 = A[rb1 + p * 32];
+        c01 += a0 * b1;
+        c11 += a1 * b1;
+        c21 += a2 * b1;
+        c31 += a3 * b1;
+        const b2 = A[rb2 + p * 32];
+        c02 += a0 * b2;
+        c12 += a1 * b2;
+        c22 += a2 * b2;
+        c32 += a3 * b2;
+      }
+      A[60058 + (i + 0) * 32 + (j + 0)] = c00;
+      A[60058 + (i + 0) * 32 + (j + 1)] = c01;
+      A[60058 + (i + 0) * 32 + (j + 2)] = c02;
+      A[60058 + (i + 1) * 32 + (j + 0)] = c10;
+      A[60058 + (i + 1) * 32 + (j + 1)] = c11;
+      A[60058 + (i + 1) * 32 + (j + 2)] = c12;
+      A[60058 + (i + 2) * 32 + (j + 0)] = c20;
+      A[60058 + (i + 2) * 32 + (j + 1)] = c21;
+      A[60058 + (i + 2) * 32 + (j + 2)] = c22;
+      A[60058 + (i + 3) * 32 + (j + 0)] = c30;
+      A[60058 + (i + 3) * 32 + (j + 1)] = c31;
+      A[60058 + (i + 3) * 32 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = 59034 + (i + 0) * 32;
+      const ra1 = 59034 + (i + 1) * 32;
+      const ra2 = 59034 + (i + 2) * 32;
+      const ra3 = 59034 + (i + 3) * 32;
+      const rb0 = 64 + (30 + 0);
+      const rb1 = 64 + (30 + 1);
+      for (let p = 0; p < 32; p++) {
+        const a0 = A[ra0 + p];
+        const a1 = A[ra1 + p];
+        const a2 = A[ra2 + p];
+        const a3 = A[ra3 + p];
+        const b0 = A[rb0 + p * 32];
+        c00 += a0 * b0;
+        c10 += a1 * b0;
+        c20 += a2 * b0;
+        c30 += a3 * b0;
+        const b1 = A[rb1 + p * 32];
+        c01 += a0 * b1;
+        c11 += a1 * b1;
+        c21 += a2 * b1;
+        c31 += a3 * b1;
+      }
+      A[60058 + (i + 0) * 32 + (30 + 0)] = c00;
+      A[60058 + (i + 0) * 32 + (30 + 1)] = c01;
+      A[60058 + (i + 1) * 32 + (30 + 0)] = c10;
+      A[60058 + (i + 1) * 32 + (30 + 1)] = c11;
+      A[60058 + (i + 2) * 32 + (30 + 0)] = c20;
+      A[60058 + (i + 2) * 32 + (30 + 1)] = c21;
+      A[60058 + (i + 3) * 32 + (30 + 0)] = c30;
+      A[60058 + (i + 3) * 32 + (30 + 1)] = c31;
+    }
+  }
+  for (let i = 0; i < 384; i++) A[58490 + i] = (A[q8 + 16 + i] !== 0 ? 0 : A[59546 + i]) + A[60058 + i];
+  for (let i = 0; i < 128; i++) A[58874 + i] = A[59930 + i] + 0;
+  for (let i = 0; i < 32; i += 4) {
+    for (let j = 0; j < 2; j += 2) {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = 59034 + (i + 0);
+      const ra1 = 59034 + (i + 1);
+      const ra2 = 59034 + (i + 2);
+      const ra3 = 59034 + (i + 3);
+      const rb0 = q1 + (j + 0);
+      const rb1 = q1 + (j + 1);
+      for (let p = 0; p < 12; p++) {
+        const a0 = A[ra0 + p * 32];
+        const a1 = A[ra1 + p * 32];
+        const a2 = A[ra2 + p * 32];
+        const a3 = A[ra3 + p * 32];
+        const b0 = A[rb0 + p * 2];
+        c00 += a0 * b0;
+        c10 += a1 * b0;
+        c20 += a2 * b0;
+        c30 += a3 * b0;
+        const b1 = A[rb1 + p * 2];
+        c01 += a0 * b1;
+        c11 += a1 * b1;
+        c21 += a2 * b1;
+        c31 += a3 * b1;
+      }
+      A[1185 + (i + 0) * 2 + (j + 0)] += c00;
+      A[1185 + (i + 0) * 2 + (j + 1)] += c01;
+      A[1185 + (i + 1) * 2 + (j + 0)] += c10;
+      A[1185 + (i + 1) * 2 + (j + 1)] += c11;
+      A[1185 + (i + 2) * 2 + (j + 0)] += c20;
+      A[1185 + (i + 2) * 2 + (j + 1)] += c21;
+      A[1185 + (i + 3) * 2 + (j + 0)] += c30;
+      A[1185 + (i + 3) * 2 + (j + 1)] += c31;
+    }
+  }
+  for (let i = 0; i < 32; i += 4) {
+    for (let j = 0; j < 30; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = 59034 + (i + 0);
+      const ra1 = 59034 + (i + 1);
+      const ra2 = 59034 + (i + 2);
+      const ra3 = 59034 + (i + 3);
+      const rb0 = q0 + (j + 0);
+      const rb1 = q0 + (j + 1);
+      const rb2 = q0 + (j + 2);
+      for (let p = 0; p < 12; p++) {
+        const a0 = A[ra0 + p * 32];
+        const a1 = A[ra1 + p * 32];
+        const a2 = A[ra2 + p * 32];
+        const a3 = A[ra3 + p * 32];
+        const b0 = A[rb0 + p * 32];
+        c00 += a0 * b0;
+        c10 += a1 * b0;
+        c20 += a2 * b0;
+        c30 += a3 * b0;
+        const b1 = A[rb1 + p * 32];
+        c01 += a0 * b1;
+        c11 += a1 * b1;
+        c21 += a2 * b1;
+        c31 += a3 * b1;
+        const b2 = A[rb2 + p * 32];
+        c02 += a0 * b2;
+        c12 += a1 * b2;
+        c22 += a2 * b2;
+        c32 += a3 * b2;
+      }
+      A[1249 + (i + 0) * 32 + (j + 0)] += c00;
+      A[1249 + (i + 0) * 32 + (j + 1)] += c01;
+      A[1249 + (i + 0) * 32 + (j + 2)] += c02;
+      A[1249 + (i + 1) * 32 + (j + 0)] += c10;
+      A[1249 + (i + 1) * 32 + (j + 1)] += c11;
+      A[1249 + (i + 1) * 32 + (j + 2)] += c12;
+      A[1249 + (i + 2) * 32 + (j + 0)] += c20;
+      A[1249 + (i + 2) * 32 + (j + 1)] += c21;
+      A[1249 + (i + 2) * 32 + (j + 2)] += c22;
+      A[1249 + (i + 3) * 32 + (j + 0)] += c30;
+      A[1249 + (i + 3) * 32 + (j + 1)] += c31;
+      A[1249 + (i + 3) * 32 + (j + 2)] += c32;
+    }
+    {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = 59034 + (i + 0);
+      const ra1 = 59034 + (i + 1);
+      const ra2 = 59034 + (i + 2);
+      const ra3 = 59034 + (i + 3);
+      const rb0 = q0 + (30 + 0);
+      const rb1 = q0 + (30 + 1);
+      for (let p = 0; p < 12; p++) {
+        const a0 = A[ra0 + p * 32];
+        const a1 = A[ra1 + p * 32];
+        const a2 = A[ra2 + p * 32];
+        const a3 = A[ra3 + p * 32];
+        const b0 = A[rb0 + p * 32];
+        c00 += a0 * b0;
+        c10 += a1 * b0;
+        c20 += a2 * b0;
+        c30 += a3 * b0;
+        const b1 = A[rb1 + p * 32];
+        c01 += a0 * b1;
+        c11 += a1 * b1;
+        c21 += a2 * b1;
+        c31 += a3 * b1;
+      }
+      A[1249 + (i + 0) * 32 + (30 + 0)] += c00;
+      A[1249 + (i + 0) * 32 + (30 + 1)] += c01;
+      A[1249 + (i + 1) * 32 + (30 + 0)] += c10;
+      A[1249 + (i + 1) * 32 + (30 + 1)] += c11;
+      A[1249 + (i + 2) * 32 + (30 + 0)] += c20;
+      A[1249 + (i + 2) * 32 + (30 + 1)] += c21;
+      A[1249 + (i + 3) * 32 + (30 + 0)] += c30;
+      A[1249 + (i + 3) * 32 + (30 + 1)] += c31;
+    }
+  }
+  for (let i1 = 0; i1 < 32; i1++) {
+    {
+      let acc = 0;
+      for (let i0 = 0; i0 < 12; i0++) {
+        acc = acc + A[59034 + (i0 * 32 + i1 * 1)];
+      }
+      A[59546 + i1 * 1] = acc;
+    }
+  }
+  for (let i = 0; i < 32; i += 4) {
+    for (let j = 0; j < 1; j += 1) {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = q8 + 1040 + (i + 0);
+      const ra1 = q8 + 1040 + (i + 1);
+      const ra2 = q8 + 1040 + (i + 2);
+      const ra3 = q8 + 1040 + (i + 3);
+      const rb0 = 59018 + (j + 0);
+      for (let p = 0; p < 12; p++) {
+        const a0 = A[ra0 + p * 32];
+        const a1 = A[ra1 + p * 32];
+        const a2 = A[ra2 + p * 32];
+        const a3 = A[ra3 + p * 32];
+        const b0 = A[rb0 + p];
+        c00 += a0 * b0;
+        c10 += a1 * b0;
+        c20 += a2 * b0;
+        c30 += a3 * b0;
+      }
+      A[59034 + (i + 0) * 1 + (j + 0)] = c00;
+      A[59034 + (i + 1) * 1 + (j + 0)] = c10;
+      A[59034 + (i + 2) * 1 + (j + 0)] = c20;
+      A[59034 + (i + 3) * 1 + (j + 0)] = c30;
+    }
+  }
+  for (let i = 0; i < 32; i++) {
+    A[59066 + i] = A[59034 + i];
+  }
+  for (let i1 = 0; i1 < 1; i1++) {
+    {
+      let acc = 0;
+      for (let i0 = 0; i0 < 12; i0++) {
+        acc = acc + A[59018 + (i0 * 1 + i1 * 1)];
+      }
+      A[2369 + i1 * 1] += acc;
+    }
+  }
+  for (let i = 0; i < 32; i++) A[2273 + i] += A[59546 + i];
+  for (let i = 0; i < 32; i++) A[2305 + i] += A[59546 + i];
+  for (let i = 0; i < 32; i++) A[2337 + i] += A[59066 + i];
+}
+function rows4_6(A, t) {
+  const q0 = 3330 + (t + 1) * 512;
+  const q1 = 15288 + t * 16;
+  const q2 = 3330 + t * 512;
+  const q4 = 16697 + t * 512;
+  const q6 = 14082 + t * 16;
+  for (let i0 = 0; i0 < 4; i0++) {
+    for (let i1 = 0; i1 < 32; i1++) {
+      A[59002 + (i0 * 32 + i1 * 1)] = A[q6 + i0 * 1];
+    }
+  }
+  for (let i = 0; i < 4; i += 4) {
+    for (let j = 0; j < 30; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q2 + (i + 0) * 32;
+      const ra1 = q2 + (i + 1) * 32;
+      const ra2 = q2 + (i + 2) * 32;
+      const ra3 = q2 + (i + 3) * 32;
+      const rb0 = 64 + (j + 0) * 32;
+      const rb1 = 64 + (j + 1) * 32;
+      const rb2 = 64 + (j + 2) * 32;
+      for (let p = 0; p < 32; p++) {
+        const a0 = A[ra0 + p];
+        const a1 = A[ra1 + p];
+        const a2 = A[ra2 + p];
+        const a3 = A[ra3 + p];
+        const b0 = A[rb0 + p];
+        c00 += a0 * b0;
+        c10 += a1 * b0;
+        c20 += a2 * b0;
+        c30 += a3 * b0;
+        const b1 = A[rb1 + p];
+        c01 += a0 * b1;
+        c11 += a1 * b1;
+        c21 += a2 * b1;
+        c31 += a3 * b1;
+        const b2 = A[rb2 + p];
+        c02 += a0 * b2;
+        c12 += a1 * b2;
+        c22 += a2 * b2;
+        c32 += a3 * b2;
+      }
+      A[59514 + (i + 0) * 32 + (j + 0)] = c00;
+      A[59514 + (i + 0) * 32 + (j + 1)] = c01;
+      A[59514 + (i + 0) * 32 + (j + 2)] = c02;
+      A[59514 + (i + 1) * 32 + (j + 0)] = c10;
+      A[59514 + (i + 1) * 32 + (j + 1)] = c11;
+      A[59514 + (i + 1) * 32 + (j + 2)] = c12;
+      A[59514 + (i + 2) * 32 + (j + 0)] = c20;
+      A[59514 + (i + 2) * 32 + (j + 1)] = c21;
+      A[59514 + (i + 2) * 32 + (j + 2)] = c22;
+      A[59514 + (i + 3) * 32 + (j + 0)] = c30;
+      A[59514 + (i + 3) * 32 + (j + 1)] = c31;
+      A[59514 + (i + 3) * 32 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = q2 + (i + 0) * 32;
+      const ra1 = q2 + (i + 1) * 32;
+      const ra2 = q2 + (i + 2) * 32;
+      const ra3 = q2 + (i + 3) * 32;
+      const rb0 = 64 + (30 + 0) * 32;
+      const rb1 = 64 + (30 + 1) * 32;
+      for (let p = 0; p < 32; p++) {
+        const a0 = A[ra0 + p];
+        const a1 = A[ra1 + p];
+        const a2 = A[ra2 + p];
+        const a3 = A[ra3 + p];
+        const b0 = A[rb0 + p];
+        c00 += a0 * b0;
+        c10 += a1 * b0;
+        c20 += a2 * b0;
+        c30 += a3 * b0;
+        const b1 = A[rb1 + p];
+        c01 += a0 * b1;
+        c11 += a1 * b1;
+        c21 += a2 * b1;
+        c31 += a3 * b1;
+      }
+      A[59514 + (i + 0) * 32 + (30 + 0)] = c00;
+      A[59514 + (i + 0) * 32 + (30 + 1)] = c01;
+      A[59514 + (i + 1) * 32 + (30 + 0)] = c10;
+      A[59514 + (i + 1) * 32 + (30 + 1)] = c11;
+      A[59514 + (i + 2) * 32 + (30 + 0)] = c20;
+      A[59514 + (i + 2) * 32 + (30 + 1)] = c21;
+      A[59514 + (i + 3) * 32 + (30 + 0)] = c30;
+      A[59514 + (i + 3) * 32 + (30 + 1)] = c31;
+    }
+  }
+  for (let i = 0; i < 128; i++) A[q0 + i] = A[59002 + i] !== 0 ? tanh32(A[q4 + i] + A[15609 + i] + (A[59514 + i] + A[16121 + i])) : A[q2 + i];
+  A.copyWithin(q0 + 128, q2 + 128, q2 + 128 + 384);
+  for (let i = 0; i < 128; i++) A[59514 + i] = A[59002 + i] !== 0 ? A[q0 + i] : 0;
+  for (let i = 0; i < 4; i += 4) {
+    for (let j = 0; j < 1; j += 1) {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 59514 + (i + 0) * 32;
+      const ra1 = 59514 + (i + 1) * 32;
+      const ra2 = 59514 + (i + 2) * 32;
+      const ra3 = 59514 + (i + 3) * 32;
+      const rb0 = 16633 + (j + 0);
+      for (let p = 0; p < 32; p++) {
+        const a0 = A[ra0 + p];
+        const a1 = A[ra1 + p];
+        const a2 = A[ra2 + p];
+        const a3 = A[ra3 + p];
+        const b0 = A[rb0 + p];
+        c00 += a0 * b0;
+        c10 += a1 * b0;
+        c20 += a2 * b0;
+        c30 += a3 * b0;
+      }
+      A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[16665 + (i + 0) * 1 + (j + 0)];
+      A[q1 + (i + 1) * 1 + (j + 0)] = c10 + A[16665 + (i + 1) * 1 + (j + 0)];
+      A[q1 + (i + 2) * 1 + (j + 0)] = c20 + A[16665 + (i + 2) * 1 + (j + 0)];
+      A[q1 + (i + 3) * 1 + (j + 0)] = c30 + A[16665 + (i + 3) * 1 + (j + 0)];
+    }
+  }
+  for (let i = 0; i < 12; i++) A[q1 + 4 + i] = 0 + A[16669 + i];
+}
+function rows8_7(A, t) {
+  const q0 = 3330 + (t + 1) * 512;
+  const q1 = 15288 + t * 16;
+  const q2 = 3330 + t * 512;
+  const q4 = 16697 + t * 512;
+  const q6 = 14082 + t * 16;
+  for (let i0 = 0; i0 < 8; i0++) {
+    for (let i1 = 0; i1 < 32; i1++) {
+      A[59002 + (i0 * 32 + i1 * 1)] = A[q6 + i0 * 1];
+    }
+  }
+  for (let i = 0; i < 8; i += 4) {
+    for (let j = 0; j < 30; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q2 + (i + 0) * 32;
+      const ra1 = q2 + (i + 1) * 32;
+      const ra2 = q2 + (i + 2) * 32;
+      const ra3 = q2 + (i + 3) * 32;
+      const rb0 = 64 + (j + 0) * 32;
+      const rb1 = 64 + (j + 1) * 32;
+      const rb2 = 64 + (j + 2) * 32;
+      for (let p = 0; p < 32; p++) {
+        const a0 = A[ra0 + p];
+        const a1 = A[ra1 + p];
+        const a2 = A[ra2 + p];
+        const a3 = A[ra3 + p];
+        const b0 = A[rb0 + p];
+        c00 += a0 * b0;
+        c10 += a1 * b0;
+        c20 += a2 * b0;
+        c30 += a3 * b0;
+        const b1 = A[rb1 + p];
+        c01 += a0 * b1;
+        c11 += a1 * b1;
+        c21 += a2 * b1;
+        c31 += a3 * b1;
+        const b2 = A[rb2 + p];
+        c02 += a0 * b2;
+        c12 += a1 * b2;
+        c22 += a2 * b2;
+        c32 += a3 * b2;
+      }
+      A[59514 + (i + 0) * 32 + (j + 0)] = c00;
+      A[59514 + (i + 0) * 32 + (j + 1)] = c01;
+      A[59514 + (i + 0) * 32 + (j + 2)] = c02;
+      A[59514 + (i + 1) * 32 + (j + 0)] = c10;
+      A[59514 + (i + 1) * 32 + (j + 1)] = c11;
+      A[59514 + (i + 1) * 32 + (j + 2)] = c12;
+      A[59514 + (i + 2) * 32 + (j + 0)] = c20;
+      A[59514 + (i + 2) * 32 + (j + 1)] = c21;
+      A[59514 + (i + 2) * 32 + (j + 2)] = c22;
+      A[59514 + (i + 3) * 32 + (j + 0)] = c30;
+      A[59514 + (i + 3) * 32 + (j + 1)] = c31;
+      A[59514 + (i + 3) * 32 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = q2 + (i + 0) * 32;
+      const ra1 = q2 + (i + 1) * 32;
+      const ra2 = q2 + (i + 2) * 32;
+      const ra3 = q2 + (i + 3) * 32;
+      const rb0 = 64 + (30 + 0) * 32;
+      const rb1 = 64 + (30 + 1) * 32;
+      for (let p = 0; p < 32; p++) {
+        const a0 = A[ra0 + p];
+        const a1 = A[ra1 + p];
+        const a2 = A[ra2 + p];
+        const a3 = A[ra3 + p];
+        const b0 = A[rb0 + p];
+        c00 += a0 * b0;
+        c10 += a1 * b0;
+        c20 += a2 * b0;
+        c30 += a3 * b0;
+        const b1 = A[rb1 + p];
+        c01 += a0 * b1;
+        c11 += a1 * b1;
+        c21 += a2 * b1;
+        c31 += a3 * b1;
+      }
+      A[59514 + (i + 0) * 32 + (30 + 0)] = c00;
+      A[59514 + (i + 0) * 32 + (30 + 1)] = c01;
+      A[59514 + (i + 1) * 32 + (30 + 0)] = c10;
+      A[59514 + (i + 1) * 32 + (30 + 1)] = c11;
+      A[59514 + (i + 2) * 32 + (30 + 0)] = c20;
+      A[59514 + (i + 2) * 32 + (30 + 1)] = c21;
+      A[59514 + (i + 3) * 32 + (30 + 0)] = c30;
+      A[59514 + (i + 3) * 32 + (30 + 1)] = c31;
+    }
+  }
+  for (let i = 0; i < 256; i++) A[q0 + i] = A[59002 + i] !== 0 ? tanh32(A[q4 + i] + A[15609 + i] + (A[59514 + i] + A[16121 + i])) : A[q2 + i];
+  A.copyWithin(q0 + 256, q2 + 256, q2 + 256 + 256);
+  for (let i = 0; i < 256; i++) A[59514 + i] = A[59002 + i] !== 0 ? A[q0 + i] : 0;
+  for (let i = 0; i < 8; i += 4) {
+    for (let j = 0; j < 1; j += 1) {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 59514 + (i + 0) * 32;
+      const ra1 = 59514 + (i + 1) * 32;
+      const ra2 = 59514 + (i + 2) * 32;
+      const ra3 = 59514 + (i + 3) * 32;
+      const rb0 = 16633 + (j + 0);
+      for (let p = 0; p < 32; p++) {
+        const a0 = A[ra0 + p];
+        const a1 = A[ra1 + p];
+        const a2 = A[ra2 + p];
+        const a3 = A[ra3 + p];
+        const b0 = A[rb0 + p];
+        c00 += a0 * b0;
+        c10 += a1 * b0;
+        c20 += a2 * b0;
+        c30 += a3 * b0;
+      }
+      A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[16665 + (i + 0) * 1 + (j + 0)];
+      A[q1 + (i + 1) * 1 + (j + 0)] = c10 + A[16665 + (i + 1) * 1 + (j + 0)];
+      A[q1 + (i + 2) * 1 + (j + 0)] = c20 + A[16665 + (i + 2) * 1 + (j + 0)];
+      A[q1 + (i + 3) * 1 + (j + 0)] = c30 + A[16665 + (i + 3) * 1 + (j + 0)];
+    }
+  }
+  for (let i = 0; i < 8; i++) A[q1 + 8 + i] = 0 + A[16673 + i];
+}
+function rows12_8(A, t) {
+  const q0 = 3330 + (t + 1) * 512;
+  const q1 = 15288 + t * 16;
+  const q2 = 3330 + t * 512;
+  const q4 = 16697 + t * 512;
+  const q6 = 14082 + t * 16;
+  for (let i0 = 0; i0 < 12; i0++) {
+    for (let i1 = 0; i1 < 32; i1++) {
+      A[59002 + (i0 * 32 + i1 * 1)] = A[q6 + i0 * 1];
+    }
+  }
+  for (let i = 0; i < 12; i += 4) {
+    for (let j = 0; j < 30; j += 3) {
+      let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+      const ra0 = q2 + (i + 0) * 32;
+      const ra1 = q2 + (i + 1) * 32;
+      const ra2 = q2 + (i + 2) * 32;
+      const ra3 = q2 + (i + 3) * 32;
+      const rb0 = 64 + (j + 0) * 32;
+      const rb1 = 64 + (j + 1) * 32;
+      const rb2 = 64 + (j + 2) * 32;
+      for (let p = 0; p < 32; p++) {
+        const a0 = A[ra0 + p];
+        const a1 = A[ra1 + p];
+        const a2 = A[ra2 + p];
+        const a3 = A[ra3 + p];
+        const b0 = A[rb0 + p];
+        c00 += a0 * b0;
+        c10 += a1 * b0;
+        c20 += a2 * b0;
+        c30 += a3 * b0;
+        const b1 = A[rb1 + p];
+        c01 += a0 * b1;
+        c11 += a1 * b1;
+        c21 += a2 * b1;
+        c31 += a3 * b1;
+        const b2 = A[rb2 + p];
+        c02 += a0 * b2;
+        c12 += a1 * b2;
+        c22 += a2 * b2;
+        c32 += a3 * b2;
+      }
+      A[59514 + (i + 0) * 32 + (j + 0)] = c00;
+      A[59514 + (i + 0) * 32 + (j + 1)] = c01;
+      A[59514 + (i + 0) * 32 + (j + 2)] = c02;
+      A[59514 + (i + 1) * 32 + (j + 0)] = c10;
+      A[59514 + (i + 1) * 32 + (j + 1)] = c11;
+      A[59514 + (i + 1) * 32 + (j + 2)] = c12;
+      A[59514 + (i + 2) * 32 + (j + 0)] = c20;
+      A[59514 + (i + 2) * 32 + (j + 1)] = c21;
+      A[59514 + (i + 2) * 32 + (j + 2)] = c22;
+      A[59514 + (i + 3) * 32 + (j + 0)] = c30;
+      A[59514 + (i + 3) * 32 + (j + 1)] = c31;
+      A[59514 + (i + 3) * 32 + (j + 2)] = c32;
+    }
+    {
+      let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+      const ra0 = q2 + (i + 0) * 32;
+      const ra1 = q2 + (i + 1) * 32;
+      const ra2 = q2 + (i + 2) * 32;
+      const ra3 = q2 + (i + 3) * 32;
+      const rb0 = 64 + (30 + 0) * 32;
+      const rb1 = 64 + (30 + 1) * 32;
+      for (let p = 0; p < 32; p++) {
+        const a0 = A[ra0 + p];
+        const a1 = A[ra1 + p];
+        const a2 = A[ra2 + p];
+        const a3 = A[ra3 + p];
+        const b0 = A[rb0 + p];
+        c00 += a0 * b0;
+        c10 += a1 * b0;
+        c20 += a2 * b0;
+        c30 += a3 * b0;
+        const b1 = A[rb1 + p];
+        c01 += a0 * b1;
+        c11 += a1 * b1;
+        c21 += a2 * b1;
+        c31 += a3 * b1;
+      }
+      A[59514 + (i + 0) * 32 + (30 + 0)] = c00;
+      A[59514 + (i + 0) * 32 + (30 + 1)] = c01;
+      A[59514 + (i + 1) * 32 + (30 + 0)] = c10;
+      A[59514 + (i + 1) * 32 + (30 + 1)] = c11;
+      A[59514 + (i + 2) * 32 + (30 + 0)] = c20;
+      A[59514 + (i + 2) * 32 + (30 + 1)] = c21;
+      A[59514 + (i + 3) * 32 + (30 + 0)] = c30;
+      A[59514 + (i + 3) * 32 + (30 + 1)] = c31;
+    }
+  }
+  for (let i = 0; i < 384; i++) A[q0 + i] = A[59002 + i] !== 0 ? tanh32(A[q4 + i] + A[15609 + i] + (A[59514 + i] + A[16121 + i])) : A[q2 + i];
+  A.copyWithin(q0 + 384, q2 + 384, q2 + 384 + 128);
+  for (let i = 0; i < 384; i++) A[59514 + i] = A[59002 + i] !== 0 ? A[q0 + i] : 0;
+  for (let i = 0; i < 12; i += 4) {
+    for (let j = 0; j < 1; j += 1) {
+      let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+      const ra0 = 59514 + (i + 0) * 32;
+      const ra1 = 59514 + (i + 1) * 32;
+      const ra2 = 59514 + (i + 2) * 32;
+      const ra3 = 59514 + (i + 3) * 32;
+      const rb0 = 16633 + (j + 0);
+      for (let p = 0; p < 32; p++) {
+        const a0 = A[ra0 + p];
+        const a1 = A[ra1 + p];
+        const a2 = A[ra2 + p];
+        const a3 = A[ra3 + p];
+        const b0 = A[rb0 + p];
+        c00 += a0 * b0;
+        c10 += a1 * b0;
+        c20 += a2 * b0;
+        c30 += a3 * b0;
+      }
+      A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[16665 + (i + 0) * 1 + (j + 0)];
+      A[q1 + (i + 1) * 1 + (j + 0)] = c10 + A[16665 + (i + 1) * 1 + (j + 0)];
+      A[q1 + (i + 2) * 1 + (j + 0)] = c20 + A[16665 + (i + 2) * 1 + (j + 0)];
+      A[q1 + (i + 3) * 1 + (j + 0)] = c30 + A[16665 + (i + 3) * 1 + (j + 0)];
+    }
+  }
+  for (let i = 0; i < 4; i++) A[q1 + 12 + i] = 0 + A[16677 + i];
+}
+export class Trainer {
+  /** Every value the trainer keeps: parameters, gradients, data, outputs, temporaries, optimizer state. */
+  arena;
+  lr;
+  carryState;
+  /** Optimizer steps taken (Adam's t). */
+  steps = 0;
+  /** Steps in the last window (1 … 20). */
+  T = 20;
+  constructor(options = {}) {
+    this.arena = new Float32Array(62940);
+    this.lr = options.lr ?? SPEC.lr;
+    this.carryState = options.carryState ?? SPEC.carryState;
+    this.initParams(options.seed ?? SPEC.seed);
+    if (options.params) this.setParams(options.params);
+  }
+  /** Re-initializes every parameter from a seed, as PyTorch's U(−1/√H, 1/√H), in declaration order. */
+  initParams(seed) {
+    const next = mulberry32(seed);
+    const A = this.arena;
+    for (const p of PARAMS) {
+      const init = p.init;
+      for (let i = 0; i < p.size; i++) {
+        A[p.offset + i] = init.kind === "uniform" ? (2 * next() - 1) * init.bound : init.kind === "fill" ? init.value : init.data[i];
+      }
+    }
+  }
+  /** One training step on a window (batch-first arrays, row-major); returns the loss before the update. Throws, leaving the parameters untouched, when the loss or the gradient is not finite. */
+  step(in_x, target, lengths) {
+    const A = this.arena;
+    const T = this.windowLength(in_x.length, 32, "input x [16, T, 2]");
+    if (in_x.length !== T * 32) throw new RangeError(`input x [16, T, 2]: expected ${T * 32} values (T = ${T}), got ${in_x.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 16; b++) for (let k = 0; k < 2; k++) A[2370 + t * 32 + b * 2 + k] = in_x[(b * T + t) * 2 + k];
+    if (target.length !== T * 16) throw new RangeError(`target [16, T, 1]: expected ${T * 16} values (T = ${T}), got ${target.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 16; b++) for (let k = 0; k < 1; k++) A[3010 + t * 16 + b * 1 + k] = target[(b * T + t) * 1 + k];
+    this.setWindow(T, lengths);
+    this.train(A, T);
+    const loss = A[15608];
+    if (!Number.isFinite(loss)) throw new RangeError(`non-finite loss ${loss} at step ${this.steps + 1}`);
+    this.steps++;
+    if (!this.update(A, this.lr, this.steps)) {
+      this.steps--;
+      throw new RangeError(`non-finite gradient at step ${this.steps + 1}`);
+    }
+    if (this.carryState) {
+      for (let i = 0; i < 512; i++) A[3330 + i] = A[3330 + T * 512 + i];
+    }
+    return loss;
+  }
+  /** Forward, loss and backward without an update (nor a state carry); returns the loss. Read the gradients with getGrads(). */
+  gradients(in_x, target, lengths) {
+    const A = this.arena;
+    const T = this.windowLength(in_x.length, 32, "input x [16, T, 2]");
+    if (in_x.length !== T * 32) throw new RangeError(`input x [16, T, 2]: expected ${T * 32} values (T = ${T}), got ${in_x.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 16; b++) for (let k = 0; k < 2; k++) A[2370 + t * 32 + b * 2 + k] = in_x[(b * T + t) * 2 + k];
+    if (target.length !== T * 16) throw new RangeError(`target [16, T, 1]: expected ${T * 16} values (T = ${T}), got ${target.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 16; b++) for (let k = 0; k < 1; k++) A[3010 + t * 16 + b * 1 + k] = target[(b * T + t) * 1 + k];
+    this.setWindow(T, lengths);
+    this.train(A, T);
+    return A[15608];
+  }
+  /** The outputs [B, T, O] for inputs x [B, T, I] (T ≤ 20) from the current state, which is left unchanged. */
+  predict(in_x, out, lengths) {
+    const A = this.arena;
+    const T = this.windowLength(in_x.length, 32, "input x [16, T, 2]");
+    if (in_x.length !== T * 32) throw new RangeError(`input x [16, T, 2]: expected ${T * 32} values (T = ${T}), got ${in_x.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 16; b++) for (let k = 0; k < 2; k++) A[2370 + t * 32 + b * 2 + k] = in_x[(b * T + t) * 2 + k];
+    this.setWindow(T, lengths);
+    this.forward(A, T);
+    return this.outputs(out);
+  }
+  /** The outputs [B, T, O] of the last step, gradients() or predict(). */
+  outputs(out) {
+    const A = this.arena;
+    const T = this.T;
+    const result = out ?? new Float64Array(T * 16);
+    if (result.length !== T * 16) throw new RangeError(`outputs: expected room for ${T * 16} values, got ${result.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 16; b++) for (let k = 0; k < 1; k++) result[(b * T + t) * 1 + k] = A[15288 + t * 16 + b * 1 + k];
+    return result;
+  }
+  /** The parameters by name (PyTorch names for the built-in cells). */
+  getParams() {
+    return this.read(false);
+  }
+  /** The gradients of the last step or gradients() call, by parameter name. */
+  getGrads() {
+    return this.read(true);
+  }
+  read(grads) {
+    const out = {};
+    for (const p of PARAMS) {
+      const off = grads ? p.grad : p.offset;
+      out[p.name] = { shape: [...p.shape], data: Array.from(this.arena.subarray(off, off + p.size)) };
+    }
+    return out;
+  }
+  /** Sets parameters by name; every name must be known and every size right. */
+  setParams(values) {
+    for (const [name, v] of Object.entries(values)) {
+      const p = PARAMS.find((q) => q.name === name);
+      if (!p) throw new RangeError(`unknown parameter ${JSON.stringify(name)} (have ${PARAMS.map((q) => q.name).join(", ")})`);
+      const data = "data" in v ? v.data : v;
+      if (data.length !== p.size) throw new RangeError(`parameter ${name}: expected ${p.size} values [${p.shape.join(", ")}], got ${data.length}`);
+      for (let i = 0; i < p.size; i++) {
+        const x = data[i];
+        if (!Number.isFinite(x)) throw new RangeError(`parameter ${name}: value ${i} is not finite`);
+        this.arena[p.offset + i] = x;
+      }
+    }
+  }
+  /** Whether every parameter is finite. */
+  paramsFinite() {
+    for (let i = 0; i < 1185; i++) if (!Number.isFinite(this.arena[0 + i])) return false;
+    return true;
+  }
+  /** The carried state by name (the initial state of the next step). */
+  getState() {
+    const A = this.arena;
+    return {
+      "h": { shape: [16, 32], data: Array.from(A.subarray(3330, 3842)) }
+    };
+  }
+  /** Every state of the last window, s(0) … s(T), by state name: shape [T + 1, ...state shape] (under lengths, a row holds its state after its last valid step). */
+  stateSequence() {
+    const A = this.arena;
+    return {
+      "h": { shape: [this.T + 1, 16, 32], data: Array.from(A.subarray(3330, 3330 + (this.T + 1) * 512)) }
+    };
+  }
+  /** Sets the initial state of the next step, by state name. */
+  setState(values) {
+    const A = this.arena;
+    for (const [name, v] of Object.entries(values)) {
+      if (name === "h") {
+        if (v.length !== 512) throw new RangeError(`state h: expected 512 values, got ${v.length}`);
+        for (let i = 0; i < 512; i++) A[3330 + i] = v[i];
+      } else throw new RangeError(`unknown state ${JSON.stringify(name)}`);
+    }
+  }
+  /** Zeros the carried state. */
+  resetState() {
+    this.arena.fill(0, 3330, 3842);
+  }
+  /** The optimizer's step count and buffers (moments), for checkpoints. */
+  getOptimizerState() {
+    return { steps: this.steps, buffers: Array.from(this.arena.subarray(60570, 62940)) };
+  }
+  setOptimizerState(state) {
+    if (state.buffers.length !== 2370) throw new RangeError(`optimizer state: expected 2370 values, got ${state.buffers.length}`);
+    this.steps = state.steps;
+    for (let i = 0; i < 2370; i++) this.arena[60570 + i] = state.buffers[i];
+  }
+  /** T of a batch-first [B, T, K] argument of n values, K·B = perStep: 1 … 20. */
+  windowLength(n, perStep, what) {
+    const T = n / perStep;
+    if (!Number.isInteger(T) || T < 1 || T > 20) throw new RangeError(`${what}: expected T \xB7 ${perStep} values with 1 \u2264 T \u2264 20, got ${n}`);
+    return T;
+  }
+  /** Sets T, each row's validity per step (its lengths, default T), the loss weights and N. */
+  setWindow(T, lengths) {
+    const A = this.arena;
+    this.T = T;
+    if (lengths !== void 0 && lengths.length !== 16) throw new RangeError(`lengths: expected 16 values (one per batch row), got ${lengths.length}`);
+    let total = 0;
+    for (let r = 0; r < 16; r++) {
+      const n = lengths === void 0 ? T : lengths[r];
+      if (!Number.isInteger(n) || n < 1 || n > T) throw new RangeError(`lengths: index ${r} is ${n}; a length must be an integer in 1..${T} (T = ${T})`);
+      total += n;
+    }
+    const length = (r) => lengths === void 0 ? T : lengths[r];
+    for (let p = 0; p < 16; p++) {
+      const n = length(p);
+      let q = p;
+      while (q > 0 && length(A[14743 + q - 1]) < n) {
+        A[14743 + q] = A[14743 + q - 1];
+        q--;
+      }
+      A[14743 + q] = p;
+    }
+    let identity = 1;
+    for (let p = 0; p < 16; p++) {
+      const r = A[14743 + p];
+      A[14743 + 16 + r] = p;
+      if (r !== p) identity = 0;
+    }
+    A[14775] = identity;
+    for (let t = 0, live = 16; t < T; t++) {
+      while (live > 0 && length(A[14743 + live - 1]) <= t) live--;
+      A[14723 + t] = Math.min(16, Math.max(4, Math.ceil(live / 4) * 4));
+    }
+    for (let r = 0; r < 16; r++) {
+      const n = length(r);
+      for (let t = 0; t < T; t++) A[14082 + t * 16 + A[14743 + 16 + r]] = t < n ? 1 : 0;
+      for (let t = 0; t < T; t++) A[14402 + t * 16 + A[14743 + 16 + r]] = t === n - 1 ? 1 : 0;
+    }
+    A[14722] = 16;
+  }
+  /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
+  train(A, T) {
+    if (A[14775] === 0) {
+      for (let t = 0; t < T; t++) {
+        const s = 2370 + t * 32;
+        A.copyWithin(14776, s, s + 32);
+        for (let p = 0; p < 16; p++) {
+          const r = A[14743 + p] * 2;
+          A.copyWithin(s + p * 2, 14776 + r, 14776 + r + 2);
+        }
+      }
+      for (let t = 0; t < T; t++) {
+        const s = 3010 + t * 16;
+        A.copyWithin(14776, s, s + 16);
+        for (let p = 0; p < 16; p++) A[s + p] = A[14776 + A[14743 + p]];
+      }
+      {
+        const s = 3330;
+        A.copyWithin(14776, s, s + 512);
+        for (let p = 0; p < 16; p++) {
+          const r = A[14743 + p] * 32;
+          A.copyWithin(s + p * 32, 14776 + r, 14776 + r + 32);
+        }
+      }
+    }
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 32; i1++) {
+        A[15609 + (i0 * 32 + i1 * 1)] = A[1088 + i1 * 1];
+      }
+    }
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 32; i1++) {
+        A[16121 + (i0 * 32 + i1 * 1)] = A[1120 + i1 * 1];
+      }
+    }
+    for (let i = 0; i < 32; i++) {
+      A[16633 + i] = A[1152 + i];
+    }
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 1; i1++) {
+        A[16665 + (i0 * 1 + i1 * 1)] = A[1184 + i1 * 1];
+      }
+    }
+    A[59002] = 1 / A[14722];
+    {
+      const v = A[59002];
+      for (let f = 0; f < 16; f++) A[16681 + f] = v;
+    }
+    for (let i = 0; i < 320; i += 4) {
+      for (let j = 0; j < 30; j += 3) {
+        let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+        const ra0 = 2370 + (i + 0) * 2;
+        const ra1 = 2370 + (i + 1) * 2;
+        const ra2 = 2370 + (i + 2) * 2;
+        const ra3 = 2370 + (i + 3) * 2;
+        const rb0 = (j + 0) * 2;
+        const rb1 = (j + 1) * 2;
+        const rb2 = (j + 2) * 2;
+        for (let p = 0; p < 2; p++) {
+          const a0 = A[ra0 + p];
+          const a1 = A[ra1 + p];
+          const a2 = A[ra2 + p];
+          const a3 = A[ra3 + p];
+          const b0 = A[rb0 + p];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
+          const b1 = A[rb1 + p];
+          c01 += a0 * b1;
+          c11 += a1 * b1;
+          c21 += a2 * b1;
+          c31 += a3 * b1;
+          const b2 = A[rb2 + p];
+          c02 += a0 * b2;
+          c12 += a1 * b2;
+          c22 += a2 * b2;
+          c32 += a3 * b2;
+        }
+        A[16697 + (i + 0) * 32 + (j + 0)] = c00;
+        A[16697 + (i + 0) * 32 + (j + 1)] = c01;
+        A[16697 + (i + 0) * 32 + (j + 2)] = c02;
+        A[16697 + (i + 1) * 32 + (j + 0)] = c10;
+        A[16697 + (i + 1) * 32 + (j + 1)] = c11;
+        A[16697 + (i + 1) * 32 + (j + 2)] = c12;
+        A[16697 + (i + 2) * 32 + (j + 0)] = c20;
+        A[16697 + (i + 2) * 32 + (j + 1)] = c21;
+        A[16697 + (i + 2) * 32 + (j + 2)] = c22;
+        A[16697 + (i + 3) * 32 + (j + 0)] = c30;
+        A[16697 + (i + 3) * 32 + (j + 1)] = c31;
+        A[16697 + (i + 3) * 32 + (j + 2)] = c32;
+      }
+      {
+        let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+        const ra0 = 2370 + (i + 0) * 2;
+        const ra1 = 2370 + (i + 1) * 2;
+        const ra2 = 2370 + (i + 2) * 2;
+        const ra3 = 2370 + (i + 3) * 2;
+        const rb0 = (30 + 0) * 2;
+        const rb1 = (30 + 1) * 2;
+        for (let p = 0; p < 2; p++) {
+          const a0 = A[ra0 + p];
+          const a1 = A[ra1 + p];
+          const a2 = A[ra2 + p];
+          const a3 = A[ra3 + p];
+          const b0 = A[rb0 + p];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
+          const b1 = A[rb1 + p];
+          c01 += a0 * b1;
+          c11 += a1 * b1;
+          c21 += a2 * b1;
+          c31 += a3 * b1;
+        }
+        A[16697 + (i + 0) * 32 + (30 + 0)] = c00;
+        A[16697 + (i + 0) * 32 + (30 + 1)] = c01;
+        A[16697 + (i + 1) * 32 + (30 + 0)] = c10;
+        A[16697 + (i + 1) * 32 + (30 + 1)] = c11;
+        A[16697 + (i + 2) * 32 + (30 + 0)] = c20;
+        A[16697 + (i + 2) * 32 + (30 + 1)] = c21;
+        A[16697 + (i + 3) * 32 + (30 + 0)] = c30;
+        A[16697 + (i + 3) * 32 + (30 + 1)] = c31;
+      }
+    }
+    let lossSum = 0;
+    for (let t = 0; t < T; t++) {
+      const q0 = 3330 + (t + 1) * 512;
+      const q1 = 15288 + t * 16;
+      const q2 = 26937 + t * 1552;
+      const q3 = 3330 + t * 512;
+      const q5 = 16697 + t * 512;
+      const q6 = 3010 + t * 16;
+      const q7 = 14082 + t * 16;
+      const q8 = 14402 + t * 16;
+      const live = A[14723 + t];
+      if (live === 4) rows4_0(A, t);
+      else if (live === 8) rows8_1(A, t);
+      else if (live === 12) rows12_2(A, t);
+      else {
+        for (let i0 = 0; i0 < 16; i0++) {
+          for (let i1 = 0; i1 < 32; i1++) {
+            A[q2 + 16 + (i0 * 32 + i1 * 1)] = A[q7 + i0 * 1];
+          }
+        }
+        for (let i = 0; i < 16; i += 4) {
+          for (let j = 0; j < 30; j += 3) {
             let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
             const ra0 = q3 + (i + 0) * 32;
             const ra1 = q3 + (i + 1) * 32;
@@ -383,25 +1971,25 @@ function rows12_2(A, t) {
             const rb1 = 64 + (j + 1) * 32;
             const rb2 = 64 + (j + 2) * 32;
             for (let p = 0; p < 32; p++) {
-                const a0 = A[ra0 + p];
-                const a1 = A[ra1 + p];
-                const a2 = A[ra2 + p];
-                const a3 = A[ra3 + p];
-                const b0 = A[rb0 + p];
-                c00 += a0 * b0;
-                c10 += a1 * b0;
-                c20 += a2 * b0;
-                c30 += a3 * b0;
-                const b1 = A[rb1 + p];
-                c01 += a0 * b1;
-                c11 += a1 * b1;
-                c21 += a2 * b1;
-                c31 += a3 * b1;
-                const b2 = A[rb2 + p];
-                c02 += a0 * b2;
-                c12 += a1 * b2;
-                c22 += a2 * b2;
-                c32 += a3 * b2;
+              const a0 = A[ra0 + p];
+              const a1 = A[ra1 + p];
+              const a2 = A[ra2 + p];
+              const a3 = A[ra3 + p];
+              const b0 = A[rb0 + p];
+              c00 += a0 * b0;
+              c10 += a1 * b0;
+              c20 += a2 * b0;
+              c30 += a3 * b0;
+              const b1 = A[rb1 + p];
+              c01 += a0 * b1;
+              c11 += a1 * b1;
+              c21 += a2 * b1;
+              c31 += a3 * b1;
+              const b2 = A[rb2 + p];
+              c02 += a0 * b2;
+              c12 += a1 * b2;
+              c22 += a2 * b2;
+              c32 += a3 * b2;
             }
             A[59002 + (i + 0) * 32 + (j + 0)] = c00;
             A[59002 + (i + 0) * 32 + (j + 1)] = c01;
@@ -415,8 +2003,8 @@ function rows12_2(A, t) {
             A[59002 + (i + 3) * 32 + (j + 0)] = c30;
             A[59002 + (i + 3) * 32 + (j + 1)] = c31;
             A[59002 + (i + 3) * 32 + (j + 2)] = c32;
-        }
-        {
+          }
+          {
             let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
             const ra0 = q3 + (i + 0) * 32;
             const ra1 = q3 + (i + 1) * 32;
@@ -425,20 +2013,20 @@ function rows12_2(A, t) {
             const rb0 = 64 + (30 + 0) * 32;
             const rb1 = 64 + (30 + 1) * 32;
             for (let p = 0; p < 32; p++) {
-                const a0 = A[ra0 + p];
-                const a1 = A[ra1 + p];
-                const a2 = A[ra2 + p];
-                const a3 = A[ra3 + p];
-                const b0 = A[rb0 + p];
-                c00 += a0 * b0;
-                c10 += a1 * b0;
-                c20 += a2 * b0;
-                c30 += a3 * b0;
-                const b1 = A[rb1 + p];
-                c01 += a0 * b1;
-                c11 += a1 * b1;
-                c21 += a2 * b1;
-                c31 += a3 * b1;
+              const a0 = A[ra0 + p];
+              const a1 = A[ra1 + p];
+              const a2 = A[ra2 + p];
+              const a3 = A[ra3 + p];
+              const b0 = A[rb0 + p];
+              c00 += a0 * b0;
+              c10 += a1 * b0;
+              c20 += a2 * b0;
+              c30 += a3 * b0;
+              const b1 = A[rb1 + p];
+              c01 += a0 * b1;
+              c11 += a1 * b1;
+              c21 += a2 * b1;
+              c31 += a3 * b1;
             }
             A[59002 + (i + 0) * 32 + (30 + 0)] = c00;
             A[59002 + (i + 0) * 32 + (30 + 1)] = c01;
@@ -448,911 +2036,484 @@ function rows12_2(A, t) {
             A[59002 + (i + 2) * 32 + (30 + 1)] = c21;
             A[59002 + (i + 3) * 32 + (30 + 0)] = c30;
             A[59002 + (i + 3) * 32 + (30 + 1)] = c31;
+          }
         }
-    }
-    for (let i = 0; i < 384; i++)
-        A[(q2 + 528) + i] = tanh32(((A[q5 + i] + A[15609 + i]) + (A[59002 + i] + A[16121 + i])));
-    // (derived)
-    for (let i = 0; i < 384; i++)
-        A[q0 + i] = (A[(q2 + 16) + i] !== 0 ? A[(q2 + 528) + i] : A[q3 + i]);
-    A.copyWithin(q0 + 384, q3 + 384, q3 + 384 + 128);
-    for (let i = 0; i < 384; i++)
-        A[(q2 + 1040) + i] = (A[(q2 + 16) + i] !== 0 ? A[q0 + i] : 0);
-    // graphs/adding-elman.ts:9
-    for (let i = 0; i < 12; i += 4) {
-        for (let j = 0; j < 1; j += 1) {
+        for (let i = 0; i < 512; i++) A[q2 + 528 + i] = tanh32(A[q5 + i] + A[15609 + i] + (A[59002 + i] + A[16121 + i]));
+        for (let i = 0; i < 512; i++) A[q0 + i] = A[q2 + 16 + i] !== 0 ? A[q2 + 528 + i] : A[q3 + i];
+        for (let i = 0; i < 512; i++) A[q2 + 1040 + i] = A[q2 + 16 + i] !== 0 ? A[q0 + i] : 0;
+        for (let i = 0; i < 16; i += 4) {
+          for (let j = 0; j < 1; j += 1) {
             let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-            const ra0 = (q2 + 1040) + (i + 0) * 32;
-            const ra1 = (q2 + 1040) + (i + 1) * 32;
-            const ra2 = (q2 + 1040) + (i + 2) * 32;
-            const ra3 = (q2 + 1040) + (i + 3) * 32;
+            const ra0 = q2 + 1040 + (i + 0) * 32;
+            const ra1 = q2 + 1040 + (i + 1) * 32;
+            const ra2 = q2 + 1040 + (i + 2) * 32;
+            const ra3 = q2 + 1040 + (i + 3) * 32;
             const rb0 = 16633 + (j + 0);
             for (let p = 0; p < 32; p++) {
-                const a0 = A[ra0 + p];
-                const a1 = A[ra1 + p];
-                const a2 = A[ra2 + p];
-                const a3 = A[ra3 + p];
-                const b0 = A[rb0 + p];
-                c00 += a0 * b0;
-                c10 += a1 * b0;
-                c20 += a2 * b0;
-                c30 += a3 * b0;
+              const a0 = A[ra0 + p];
+              const a1 = A[ra1 + p];
+              const a2 = A[ra2 + p];
+              const a3 = A[ra3 + p];
+              const b0 = A[rb0 + p];
+              c00 += a0 * b0;
+              c10 += a1 * b0;
+              c20 += a2 * b0;
+              c30 += a3 * b0;
             }
             A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[16665 + (i + 0) * 1 + (j + 0)];
             A[q1 + (i + 1) * 1 + (j + 0)] = c10 + A[16665 + (i + 1) * 1 + (j + 0)];
             A[q1 + (i + 2) * 1 + (j + 0)] = c20 + A[16665 + (i + 2) * 1 + (j + 0)];
             A[q1 + (i + 3) * 1 + (j + 0)] = c30 + A[16665 + (i + 3) * 1 + (j + 0)];
+          }
         }
-    }
-    for (let i = 0; i < 4; i++)
-        A[q1 + 12 + i] = 0 + A[16677 + i];
-    // (derived)
-    for (let i = 0; i < 12; i++)
-        A[q2 + i] = A[q1 + i] - A[q6 + i];
-    for (let i = 0; i < 12; i++)
-        A[59002 + i] = A[q2 + i] * A[q2 + i];
-    for (let i0 = 0; i0 < 12; i0++) {
-        {
+        for (let i = 0; i < 16; i++) A[q2 + i] = A[q1 + i] - A[q6 + i];
+        for (let i = 0; i < 16; i++) A[59002 + i] = A[q2 + i] * A[q2 + i];
+        for (let i0 = 0; i0 < 16; i0++) {
+          {
             let acc = 0;
             for (let i1 = 0; i1 < 1; i1++) {
-                acc = acc + A[59002 + (i0 * 1 + i1 * 1)];
+              acc = acc + A[59002 + (i0 * 1 + i1 * 1)];
             }
-            A[59018 + (i0 * 1)] = acc;
+            A[59018 + i0 * 1] = acc;
+          }
         }
+        for (let i = 0; i < 16; i++) A[59002 + i] = A[q8 + i] * A[59018 + i];
+        {
+          let acc = 0;
+          for (let i0 = 0; i0 < 16; i0++) {
+            acc = acc + A[59002 + i0 * 1];
+          }
+          A[57977 + 0] = acc;
+        }
+      }
+      lossSum += A[57977];
     }
-    for (let i = 0; i < 12; i++)
-        A[59002 + i] = A[q8 + i] * A[59018 + i];
+    A[15608] = lossSum / A[14722];
+    A.fill(0, 1185, 2370);
+    A.fill(0, 57978, 58490);
+    for (let t = T - 1; t >= 0; t--) {
+      const q0 = 3330 + t * 512;
+      const q1 = 2370 + t * 32;
+      const q5 = 14402 + t * 16;
+      const q8 = 26937 + t * 1552;
+      const live = A[14723 + t];
+      if (live === 4) rows4_3(A, t);
+      else if (live === 8) rows8_4(A, t);
+      else if (live === 12) rows12_5(A, t);
+      else {
+        for (let i = 0; i < 16; i++) A[59002 + i] = A[16681 + i] * A[q5 + i];
+        for (let i0 = 0; i0 < 16; i0++) {
+          for (let i1 = 0; i1 < 1; i1++) {
+            A[59018 + (i0 * 1 + i1 * 1)] = A[59002 + i0 * 1];
+          }
+        }
+        for (let i = 0; i < 16; i++) A[59002 + i] = A[59018 + i] * A[q8 + i];
+        for (let i = 0; i < 16; i++) A[59018 + i] = A[59002 + i] + A[59002 + i];
+        for (let i = 0; i < 16; i++) {
+          const a0 = A[59018 + i * 1];
+          for (let j = 0; j < 32; j++) A[59034 + i * 32 + j] = a0 * A[1152 + j];
+        }
+        for (let i = 0; i < 512; i++) A[59546 + i] = A[57978 + i] + (A[q8 + 16 + i] !== 0 ? A[59034 + i] : 0);
+        for (let i = 0; i < 512; i++) A[59034 + i] = (A[q8 + 16 + i] !== 0 ? A[59546 + i] : 0) * (1 - A[q8 + 528 + i] * A[q8 + 528 + i]);
+        for (let i = 0; i < 16; i += 4) {
+          for (let j = 0; j < 30; j += 3) {
+            let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+            const ra0 = 59034 + (i + 0) * 32;
+            const ra1 = 59034 + (i + 1) * 32;
+            const ra2 = 59034 + (i + 2) * 32;
+            const ra3 = 59034 + (i + 3) * 32;
+            const rb0 = 64 + (j + 0);
+            const rb1 = 64 + (j + 1);
+            const rb2 = 64 + (j + 2);
+            for (let p = 0; p < 32; p++) {
+              const a0 = A[ra0 + p];
+              const a1 = A[ra1 + p];
+              const a2 = A[ra2 + p];
+              const a3 = A[ra3 + p];
+              const b0 = A[rb0 + p * 32];
+              c00 += a0 * b0;
+              c10 += a1 * b0;
+              c20 += a2 * b0;
+              c30 += a3 * b0;
+              const b1 = A[rb1 + p * 32];
+              c01 += a0 * b1;
+              c11 += a1 * b1;
+              c21 += a2 * b1;
+              c31 += a3 * b1;
+              const b2 = A[rb2 + p * 32];
+              c02 += a0 * b2;
+              c12 += a1 * b2;
+              c22 += a2 * b2;
+              c32 += a3 * b2;
+            }
+            A[60058 + (i + 0) * 32 + (j + 0)] = c00;
+            A[60058 + (i + 0) * 32 + (j + 1)] = c01;
+            A[60058 + (i + 0) * 32 + (j + 2)] = c02;
+            A[60058 + (i + 1) * 32 + (j + 0)] = c10;
+            A[60058 + (i + 1) * 32 + (j + 1)] = c11;
+            A[60058 + (i + 1) * 32 + (j + 2)] = c12;
+            A[60058 + (i + 2) * 32 + (j + 0)] = c20;
+            A[60058 + (i + 2) * 32 + (j + 1)] = c21;
+            A[60058 + (i + 2) * 32 + (j + 2)] = c22;
+            A[60058 + (i + 3) * 32 + (j + 0)] = c30;
+            A[60058 + (i + 3) * 32 + (j + 1)] = c31;
+            A[60058 + (i + 3) * 32 + (j + 2)] = c32;
+          }
+          {
+            let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+            const ra0 = 59034 + (i + 0) * 32;
+            const ra1 = 59034 + (i + 1) * 32;
+            const ra2 = 59034 + (i + 2) * 32;
+            const ra3 = 59034 + (i + 3) * 32;
+            const rb0 = 64 + (30 + 0);
+            const rb1 = 64 + (30 + 1);
+            for (let p = 0; p < 32; p++) {
+              const a0 = A[ra0 + p];
+              const a1 = A[ra1 + p];
+              const a2 = A[ra2 + p];
+              const a3 = A[ra3 + p];
+              const b0 = A[rb0 + p * 32];
+              c00 += a0 * b0;
+              c10 += a1 * b0;
+              c20 += a2 * b0;
+              c30 += a3 * b0;
+              const b1 = A[rb1 + p * 32];
+              c01 += a0 * b1;
+              c11 += a1 * b1;
+              c21 += a2 * b1;
+              c31 += a3 * b1;
+            }
+            A[60058 + (i + 0) * 32 + (30 + 0)] = c00;
+            A[60058 + (i + 0) * 32 + (30 + 1)] = c01;
+            A[60058 + (i + 1) * 32 + (30 + 0)] = c10;
+            A[60058 + (i + 1) * 32 + (30 + 1)] = c11;
+            A[60058 + (i + 2) * 32 + (30 + 0)] = c20;
+            A[60058 + (i + 2) * 32 + (30 + 1)] = c21;
+            A[60058 + (i + 3) * 32 + (30 + 0)] = c30;
+            A[60058 + (i + 3) * 32 + (30 + 1)] = c31;
+          }
+        }
+        for (let i = 0; i < 512; i++) A[58490 + i] = (A[q8 + 16 + i] !== 0 ? 0 : A[59546 + i]) + A[60058 + i];
+        for (let i = 0; i < 32; i += 4) {
+          for (let j = 0; j < 2; j += 2) {
+            let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+            const ra0 = 59034 + (i + 0);
+            const ra1 = 59034 + (i + 1);
+            const ra2 = 59034 + (i + 2);
+            const ra3 = 59034 + (i + 3);
+            const rb0 = q1 + (j + 0);
+            const rb1 = q1 + (j + 1);
+            for (let p = 0; p < 16; p++) {
+              const a0 = A[ra0 + p * 32];
+              const a1 = A[ra1 + p * 32];
+              const a2 = A[ra2 + p * 32];
+              const a3 = A[ra3 + p * 32];
+              const b0 = A[rb0 + p * 2];
+              c00 += a0 * b0;
+              c10 += a1 * b0;
+              c20 += a2 * b0;
+              c30 += a3 * b0;
+              const b1 = A[rb1 + p * 2];
+              c01 += a0 * b1;
+              c11 += a1 * b1;
+              c21 += a2 * b1;
+              c31 += a3 * b1;
+            }
+            A[1185 + (i + 0) * 2 + (j + 0)] += c00;
+            A[1185 + (i + 0) * 2 + (j + 1)] += c01;
+            A[1185 + (i + 1) * 2 + (j + 0)] += c10;
+            A[1185 + (i + 1) * 2 + (j + 1)] += c11;
+            A[1185 + (i + 2) * 2 + (j + 0)] += c20;
+            A[1185 + (i + 2) * 2 + (j + 1)] += c21;
+            A[1185 + (i + 3) * 2 + (j + 0)] += c30;
+            A[1185 + (i + 3) * 2 + (j + 1)] += c31;
+          }
+        }
+        for (let i = 0; i < 32; i += 4) {
+          for (let j = 0; j < 30; j += 3) {
+            let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+            const ra0 = 59034 + (i + 0);
+            const ra1 = 59034 + (i + 1);
+            const ra2 = 59034 + (i + 2);
+            const ra3 = 59034 + (i + 3);
+            const rb0 = q0 + (j + 0);
+            const rb1 = q0 + (j + 1);
+            const rb2 = q0 + (j + 2);
+            for (let p = 0; p < 16; p++) {
+              const a0 = A[ra0 + p * 32];
+              const a1 = A[ra1 + p * 32];
+              const a2 = A[ra2 + p * 32];
+              const a3 = A[ra3 + p * 32];
+              const b0 = A[rb0 + p * 32];
+              c00 += a0 * b0;
+              c10 += a1 * b0;
+              c20 += a2 * b0;
+              c30 += a3 * b0;
+              const b1 = A[rb1 + p * 32];
+              c01 += a0 * b1;
+              c11 += a1 * b1;
+              c21 += a2 * b1;
+              c31 += a3 * b1;
+              const b2 = A[rb2 + p * 32];
+              c02 += a0 * b2;
+              c12 += a1 * b2;
+              c22 += a2 * b2;
+              c32 += a3 * b2;
+            }
+            A[1249 + (i + 0) * 32 + (j + 0)] += c00;
+            A[1249 + (i + 0) * 32 + (j + 1)] += c01;
+            A[1249 + (i + 0) * 32 + (j + 2)] += c02;
+            A[1249 + (i + 1) * 32 + (j + 0)] += c10;
+            A[1249 + (i + 1) * 32 + (j + 1)] += c11;
+            A[1249 + (i + 1) * 32 + (j + 2)] += c12;
+            A[1249 + (i + 2) * 32 + (j + 0)] += c20;
+            A[1249 + (i + 2) * 32 + (j + 1)] += c21;
+            A[1249 + (i + 2) * 32 + (j + 2)] += c22;
+            A[1249 + (i + 3) * 32 + (j + 0)] += c30;
+            A[1249 + (i + 3) * 32 + (j + 1)] += c31;
+            A[1249 + (i + 3) * 32 + (j + 2)] += c32;
+          }
+          {
+            let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+            const ra0 = 59034 + (i + 0);
+            const ra1 = 59034 + (i + 1);
+            const ra2 = 59034 + (i + 2);
+            const ra3 = 59034 + (i + 3);
+            const rb0 = q0 + (30 + 0);
+            const rb1 = q0 + (30 + 1);
+            for (let p = 0; p < 16; p++) {
+              const a0 = A[ra0 + p * 32];
+              const a1 = A[ra1 + p * 32];
+              const a2 = A[ra2 + p * 32];
+              const a3 = A[ra3 + p * 32];
+              const b0 = A[rb0 + p * 32];
+              c00 += a0 * b0;
+              c10 += a1 * b0;
+              c20 += a2 * b0;
+              c30 += a3 * b0;
+              const b1 = A[rb1 + p * 32];
+              c01 += a0 * b1;
+              c11 += a1 * b1;
+              c21 += a2 * b1;
+              c31 += a3 * b1;
+            }
+            A[1249 + (i + 0) * 32 + (30 + 0)] += c00;
+            A[1249 + (i + 0) * 32 + (30 + 1)] += c01;
+            A[1249 + (i + 1) * 32 + (30 + 0)] += c10;
+            A[1249 + (i + 1) * 32 + (30 + 1)] += c11;
+            A[1249 + (i + 2) * 32 + (30 + 0)] += c20;
+            A[1249 + (i + 2) * 32 + (30 + 1)] += c21;
+            A[1249 + (i + 3) * 32 + (30 + 0)] += c30;
+            A[1249 + (i + 3) * 32 + (30 + 1)] += c31;
+          }
+        }
+        for (let i1 = 0; i1 < 32; i1++) {
+          {
+            let acc = 0;
+            for (let i0 = 0; i0 < 16; i0++) {
+              acc = acc + A[59034 + (i0 * 32 + i1 * 1)];
+            }
+            A[59546 + i1 * 1] = acc;
+          }
+        }
+        for (let i = 0; i < 32; i += 4) {
+          for (let j = 0; j < 1; j += 1) {
+            let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+            const ra0 = q8 + 1040 + (i + 0);
+            const ra1 = q8 + 1040 + (i + 1);
+            const ra2 = q8 + 1040 + (i + 2);
+            const ra3 = q8 + 1040 + (i + 3);
+            const rb0 = 59018 + (j + 0);
+            for (let p = 0; p < 16; p++) {
+              const a0 = A[ra0 + p * 32];
+              const a1 = A[ra1 + p * 32];
+              const a2 = A[ra2 + p * 32];
+              const a3 = A[ra3 + p * 32];
+              const b0 = A[rb0 + p];
+              c00 += a0 * b0;
+              c10 += a1 * b0;
+              c20 += a2 * b0;
+              c30 += a3 * b0;
+            }
+            A[59034 + (i + 0) * 1 + (j + 0)] = c00;
+            A[59034 + (i + 1) * 1 + (j + 0)] = c10;
+            A[59034 + (i + 2) * 1 + (j + 0)] = c20;
+            A[59034 + (i + 3) * 1 + (j + 0)] = c30;
+          }
+        }
+        for (let i = 0; i < 32; i++) {
+          A[59066 + i] = A[59034 + i];
+        }
+        for (let i1 = 0; i1 < 1; i1++) {
+          {
+            let acc = 0;
+            for (let i0 = 0; i0 < 16; i0++) {
+              acc = acc + A[59018 + (i0 * 1 + i1 * 1)];
+            }
+            A[2369 + i1 * 1] += acc;
+          }
+        }
+        for (let i = 0; i < 32; i++) A[2273 + i] += A[59546 + i];
+        for (let i = 0; i < 32; i++) A[2305 + i] += A[59546 + i];
+        for (let i = 0; i < 32; i++) A[2337 + i] += A[59066 + i];
+      }
+      A.copyWithin(57978, 58490, 59002);
+    }
+    if (A[14775] === 0) {
+      for (let t = 0; t < T + 1; t++) {
+        const s = 3330 + t * 512;
+        A.copyWithin(14776, s, s + 512);
+        for (let p = 0; p < 16; p++) {
+          const r = A[14743 + p] * 32;
+          A.copyWithin(s + r, 14776 + p * 32, 14776 + (p + 1) * 32);
+        }
+      }
+      for (let t = 0; t < T; t++) {
+        const s = 15288 + t * 16;
+        A.copyWithin(14776, s, s + 16);
+        for (let p = 0; p < 16; p++) A[s + A[14743 + p]] = A[14776 + p];
+      }
+    }
+  }
+  /** Forward over the window's T steps only. */
+  forward(A, T) {
+    if (A[14775] === 0) {
+      for (let t = 0; t < T; t++) {
+        const s = 2370 + t * 32;
+        A.copyWithin(14776, s, s + 32);
+        for (let p = 0; p < 16; p++) {
+          const r = A[14743 + p] * 2;
+          A.copyWithin(s + p * 2, 14776 + r, 14776 + r + 2);
+        }
+      }
+      {
+        const s = 3330;
+        A.copyWithin(14776, s, s + 512);
+        for (let p = 0; p < 16; p++) {
+          const r = A[14743 + p] * 32;
+          A.copyWithin(s + p * 32, 14776 + r, 14776 + r + 32);
+        }
+      }
+    }
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 32; i1++) {
+        A[15609 + (i0 * 32 + i1 * 1)] = A[1088 + i1 * 1];
+      }
+    }
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 32; i1++) {
+        A[16121 + (i0 * 32 + i1 * 1)] = A[1120 + i1 * 1];
+      }
+    }
+    for (let i = 0; i < 32; i++) {
+      A[16633 + i] = A[1152 + i];
+    }
+    for (let i0 = 0; i0 < 16; i0++) {
+      for (let i1 = 0; i1 < 1; i1++) {
+        A[16665 + (i0 * 1 + i1 * 1)] = A[1184 + i1 * 1];
+      }
+    }
+    A[59002] = 1 / A[14722];
     {
-        let acc = 0;
-        for (let i0 = 0; i0 < 12; i0++) {
-            acc = acc + A[59002 + (i0 * 1)];
-        }
-        A[57977 + (0)] = acc;
+      const v = A[59002];
+      for (let f = 0; f < 16; f++) A[16681 + f] = v;
     }
-}
-/** A scan's reverse step t (its VJP), over the first 4 of 16 rows (packed execution under lengths). */
-function rows4_3(A, t) {
-    const q0 = 3330 + t * 512;
-    const q1 = 2370 + t * 32;
-    const q5 = 14402 + t * 16;
-    const q8 = 26937 + t * 1552;
-    for (let i = 0; i < 4; i++)
-        A[59002 + i] = A[16681 + i] * A[q5 + i];
-    for (let i0 = 0; i0 < 4; i0++) {
-        for (let i1 = 0; i1 < 1; i1++) {
-            A[59018 + (i0 * 1 + i1 * 1)] = A[59002 + (i0 * 1)];
+    for (let i = 0; i < 320; i += 4) {
+      for (let j = 0; j < 30; j += 3) {
+        let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+        const ra0 = 2370 + (i + 0) * 2;
+        const ra1 = 2370 + (i + 1) * 2;
+        const ra2 = 2370 + (i + 2) * 2;
+        const ra3 = 2370 + (i + 3) * 2;
+        const rb0 = (j + 0) * 2;
+        const rb1 = (j + 1) * 2;
+        const rb2 = (j + 2) * 2;
+        for (let p = 0; p < 2; p++) {
+          const a0 = A[ra0 + p];
+          const a1 = A[ra1 + p];
+          const a2 = A[ra2 + p];
+          const a3 = A[ra3 + p];
+          const b0 = A[rb0 + p];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
+          const b1 = A[rb1 + p];
+          c01 += a0 * b1;
+          c11 += a1 * b1;
+          c21 += a2 * b1;
+          c31 += a3 * b1;
+          const b2 = A[rb2 + p];
+          c02 += a0 * b2;
+          c12 += a1 * b2;
+          c22 += a2 * b2;
+          c32 += a3 * b2;
         }
-    }
-    for (let i = 0; i < 4; i++)
-        A[59002 + i] = A[59018 + i] * A[q8 + i];
-    for (let i = 0; i < 4; i++)
-        A[59018 + i] = A[59002 + i] + A[59002 + i];
-    for (let i = 0; i < 4; i++) {
-        const a0 = A[59018 + i * 1];
-        for (let j = 0; j < 32; j++)
-            A[59034 + i * 32 + j] = a0 * A[1152 + j];
-    }
-    for (let i = 0; i < 128; i++)
-        A[59546 + i] = A[57978 + i] + ((A[(q8 + 16) + i] !== 0 ? A[59034 + i] : 0));
-    for (let i = 0; i < 384; i++)
-        A[59674 + i] = A[58106 + i] + 0;
-    for (let i = 0; i < 128; i++)
-        A[59034 + i] = ((A[(q8 + 16) + i] !== 0 ? A[59546 + i] : 0)) * (1 - (A[(q8 + 528) + i] * A[(q8 + 528) + i]));
-    for (let i = 0; i < 4; i += 4) {
-        for (let j = 0; j < 30; j += 3) {
-            let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-            const ra0 = 59034 + (i + 0) * 32;
-            const ra1 = 59034 + (i + 1) * 32;
-            const ra2 = 59034 + (i + 2) * 32;
-            const ra3 = 59034 + (i + 3) * 32;
-            const rb0 = 64 + (j + 0);
-            const rb1 = 64 + (j + 1);
-            const rb2 = 64 + (j + 2);
-            for (let p = 0; p < 32; p++) {
-                const a0 = A[ra0 + p];
-                const a1 = A[ra1 + p];
-                const a2 = A[ra2 + p];
-                const a3 = A[ra3 + p];
-                const b0 = A[rb0 + p * 32];
-                c00 += a0 * b0;
-                c10 += a1 * b0;
-                c20 += a2 * b0;
-                c30 += a3 * b0;
-                const b1 = A[rb1 + p * 32];
-                c01 += a0 * b1;
-                c11 += a1 * b1;
-                c21 += a2 * b1;
-                c31 += a3 * b1;
-                const b2 = A[rb2 + p * 32];
-                c02 += a0 * b2;
-                c12 += a1 * b2;
-                c22 += a2 * b2;
-                c32 += a3 * b2;
-            }
-            A[60058 + (i + 0) * 32 + (j + 0)] = c00;
-            A[60058 + (i + 0) * 32 + (j + 1)] = c01;
-            A[60058 + (i + 0) * 32 + (j + 2)] = c02;
-            A[60058 + (i + 1) * 32 + (j + 0)] = c10;
-            A[60058 + (i + 1) * 32 + (j + 1)] = c11;
-            A[60058 + (i + 1) * 32 + (j + 2)] = c12;
-            A[60058 + (i + 2) * 32 + (j + 0)] = c20;
-            A[60058 + (i + 2) * 32 + (j + 1)] = c21;
-            A[60058 + (i + 2) * 32 + (j + 2)] = c22;
-            A[60058 + (i + 3) * 32 + (j + 0)] = c30;
-            A[60058 + (i + 3) * 32 + (j + 1)] = c31;
-            A[60058 + (i + 3) * 32 + (j + 2)] = c32;
+        A[16697 + (i + 0) * 32 + (j + 0)] = c00;
+        A[16697 + (i + 0) * 32 + (j + 1)] = c01;
+        A[16697 + (i + 0) * 32 + (j + 2)] = c02;
+        A[16697 + (i + 1) * 32 + (j + 0)] = c10;
+        A[16697 + (i + 1) * 32 + (j + 1)] = c11;
+        A[16697 + (i + 1) * 32 + (j + 2)] = c12;
+        A[16697 + (i + 2) * 32 + (j + 0)] = c20;
+        A[16697 + (i + 2) * 32 + (j + 1)] = c21;
+        A[16697 + (i + 2) * 32 + (j + 2)] = c22;
+        A[16697 + (i + 3) * 32 + (j + 0)] = c30;
+        A[16697 + (i + 3) * 32 + (j + 1)] = c31;
+        A[16697 + (i + 3) * 32 + (j + 2)] = c32;
+      }
+      {
+        let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+        const ra0 = 2370 + (i + 0) * 2;
+        const ra1 = 2370 + (i + 1) * 2;
+        const ra2 = 2370 + (i + 2) * 2;
+        const ra3 = 2370 + (i + 3) * 2;
+        const rb0 = (30 + 0) * 2;
+        const rb1 = (30 + 1) * 2;
+        for (let p = 0; p < 2; p++) {
+          const a0 = A[ra0 + p];
+          const a1 = A[ra1 + p];
+          const a2 = A[ra2 + p];
+          const a3 = A[ra3 + p];
+          const b0 = A[rb0 + p];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
+          const b1 = A[rb1 + p];
+          c01 += a0 * b1;
+          c11 += a1 * b1;
+          c21 += a2 * b1;
+          c31 += a3 * b1;
         }
-        {
-            let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-            const ra0 = 59034 + (i + 0) * 32;
-            const ra1 = 59034 + (i + 1) * 32;
-            const ra2 = 59034 + (i + 2) * 32;
-            const ra3 = 59034 + (i + 3) * 32;
-            const rb0 = 64 + (30 + 0);
-            const rb1 = 64 + (30 + 1);
-            for (let p = 0; p < 32; p++) {
-                const a0 = A[ra0 + p];
-                const a1 = A[ra1 + p];
-                const a2 = A[ra2 + p];
-                const a3 = A[ra3 + p];
-                const b0 = A[rb0 + p * 32];
-                c00 += a0 * b0;
-                c10 += a1 * b0;
-                c20 += a2 * b0;
-                c30 += a3 * b0;
-                const b1 = A[rb1 + p * 32];
-                c01 += a0 * b1;
-                c11 += a1 * b1;
-                c21 += a2 * b1;
-                c31 += a3 * b1;
-            }
-            A[60058 + (i + 0) * 32 + (30 + 0)] = c00;
-            A[60058 + (i + 0) * 32 + (30 + 1)] = c01;
-            A[60058 + (i + 1) * 32 + (30 + 0)] = c10;
-            A[60058 + (i + 1) * 32 + (30 + 1)] = c11;
-            A[60058 + (i + 2) * 32 + (30 + 0)] = c20;
-            A[60058 + (i + 2) * 32 + (30 + 1)] = c21;
-            A[60058 + (i + 3) * 32 + (30 + 0)] = c30;
-            A[60058 + (i + 3) * 32 + (30 + 1)] = c31;
-        }
+        A[16697 + (i + 0) * 32 + (30 + 0)] = c00;
+        A[16697 + (i + 0) * 32 + (30 + 1)] = c01;
+        A[16697 + (i + 1) * 32 + (30 + 0)] = c10;
+        A[16697 + (i + 1) * 32 + (30 + 1)] = c11;
+        A[16697 + (i + 2) * 32 + (30 + 0)] = c20;
+        A[16697 + (i + 2) * 32 + (30 + 1)] = c21;
+        A[16697 + (i + 3) * 32 + (30 + 0)] = c30;
+        A[16697 + (i + 3) * 32 + (30 + 1)] = c31;
+      }
     }
-    for (let i = 0; i < 128; i++)
-        A[58490 + i] = ((A[(q8 + 16) + i] !== 0 ? 0 : A[59546 + i])) + A[60058 + i];
-    for (let i = 0; i < 384; i++)
-        A[58618 + i] = A[59674 + i] + 0;
-    for (let i = 0; i < 32; i += 4) {
-        for (let j = 0; j < 2; j += 2) {
-            let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-            const ra0 = 59034 + (i + 0);
-            const ra1 = 59034 + (i + 1);
-            const ra2 = 59034 + (i + 2);
-            const ra3 = 59034 + (i + 3);
-            const rb0 = q1 + (j + 0);
-            const rb1 = q1 + (j + 1);
-            for (let p = 0; p < 4; p++) {
-                const a0 = A[ra0 + p * 32];
-                const a1 = A[ra1 + p * 32];
-                const a2 = A[ra2 + p * 32];
-                const a3 = A[ra3 + p * 32];
-                const b0 = A[rb0 + p * 2];
-                c00 += a0 * b0;
-                c10 += a1 * b0;
-                c20 += a2 * b0;
-                c30 += a3 * b0;
-                const b1 = A[rb1 + p * 2];
-                c01 += a0 * b1;
-                c11 += a1 * b1;
-                c21 += a2 * b1;
-                c31 += a3 * b1;
-            }
-            A[1185 + (i + 0) * 2 + (j + 0)] += c00;
-            A[1185 + (i + 0) * 2 + (j + 1)] += c01;
-            A[1185 + (i + 1) * 2 + (j + 0)] += c10;
-            A[1185 + (i + 1) * 2 + (j + 1)] += c11;
-            A[1185 + (i + 2) * 2 + (j + 0)] += c20;
-            A[1185 + (i + 2) * 2 + (j + 1)] += c21;
-            A[1185 + (i + 3) * 2 + (j + 0)] += c30;
-            A[1185 + (i + 3) * 2 + (j + 1)] += c31;
+    for (let t = 0; t < T; t++) {
+      const q0 = 3330 + (t + 1) * 512;
+      const q1 = 15288 + t * 16;
+      const q2 = 3330 + t * 512;
+      const q4 = 16697 + t * 512;
+      const q6 = 14082 + t * 16;
+      const live = A[14723 + t];
+      if (live === 4) rows4_6(A, t);
+      else if (live === 8) rows8_7(A, t);
+      else if (live === 12) rows12_8(A, t);
+      else {
+        for (let i0 = 0; i0 < 16; i0++) {
+          for (let i1 = 0; i1 < 32; i1++) {
+            A[59002 + (i0 * 32 + i1 * 1)] = A[q6 + i0 * 1];
+          }
         }
-    }
-    for (let i = 0; i < 32; i += 4) {
-        for (let j = 0; j < 30; j += 3) {
-            let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-            const ra0 = 59034 + (i + 0);
-            const ra1 = 59034 + (i + 1);
-            const ra2 = 59034 + (i + 2);
-            const ra3 = 59034 + (i + 3);
-            const rb0 = q0 + (j + 0);
-            const rb1 = q0 + (j + 1);
-            const rb2 = q0 + (j + 2);
-            for (let p = 0; p < 4; p++) {
-                const a0 = A[ra0 + p * 32];
-                const a1 = A[ra1 + p * 32];
-                const a2 = A[ra2 + p * 32];
-                const a3 = A[ra3 + p * 32];
-                const b0 = A[rb0 + p * 32];
-                c00 += a0 * b0;
-                c10 += a1 * b0;
-                c20 += a2 * b0;
-                c30 += a3 * b0;
-                const b1 = A[rb1 + p * 32];
-                c01 += a0 * b1;
-                c11 += a1 * b1;
-                c21 += a2 * b1;
-                c31 += a3 * b1;
-                const b2 = A[rb2 + p * 32];
-                c02 += a0 * b2;
-                c12 += a1 * b2;
-                c22 += a2 * b2;
-                c32 += a3 * b2;
-            }
-            A[1249 + (i + 0) * 32 + (j + 0)] += c00;
-            A[1249 + (i + 0) * 32 + (j + 1)] += c01;
-            A[1249 + (i + 0) * 32 + (j + 2)] += c02;
-            A[1249 + (i + 1) * 32 + (j + 0)] += c10;
-            A[1249 + (i + 1) * 32 + (j + 1)] += c11;
-            A[1249 + (i + 1) * 32 + (j + 2)] += c12;
-            A[1249 + (i + 2) * 32 + (j + 0)] += c20;
-            A[1249 + (i + 2) * 32 + (j + 1)] += c21;
-            A[1249 + (i + 2) * 32 + (j + 2)] += c22;
-            A[1249 + (i + 3) * 32 + (j + 0)] += c30;
-            A[1249 + (i + 3) * 32 + (j + 1)] += c31;
-            A[1249 + (i + 3) * 32 + (j + 2)] += c32;
-        }
-        {
-            let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-            const ra0 = 59034 + (i + 0);
-            const ra1 = 59034 + (i + 1);
-            const ra2 = 59034 + (i + 2);
-            const ra3 = 59034 + (i + 3);
-            const rb0 = q0 + (30 + 0);
-            const rb1 = q0 + (30 + 1);
-            for (let p = 0; p < 4; p++) {
-                const a0 = A[ra0 + p * 32];
-                const a1 = A[ra1 + p * 32];
-                const a2 = A[ra2 + p * 32];
-                const a3 = A[ra3 + p * 32];
-                const b0 = A[rb0 + p * 32];
-                c00 += a0 * b0;
-                c10 += a1 * b0;
-                c20 += a2 * b0;
-                c30 += a3 * b0;
-                const b1 = A[rb1 + p * 32];
-                c01 += a0 * b1;
-                c11 += a1 * b1;
-                c21 += a2 * b1;
-                c31 += a3 * b1;
-            }
-            A[1249 + (i + 0) * 32 + (30 + 0)] += c00;
-            A[1249 + (i + 0) * 32 + (30 + 1)] += c01;
-            A[1249 + (i + 1) * 32 + (30 + 0)] += c10;
-            A[1249 + (i + 1) * 32 + (30 + 1)] += c11;
-            A[1249 + (i + 2) * 32 + (30 + 0)] += c20;
-            A[1249 + (i + 2) * 32 + (30 + 1)] += c21;
-            A[1249 + (i + 3) * 32 + (30 + 0)] += c30;
-            A[1249 + (i + 3) * 32 + (30 + 1)] += c31;
-        }
-    }
-    for (let i1 = 0; i1 < 32; i1++) {
-        {
-            let acc = 0;
-            for (let i0 = 0; i0 < 4; i0++) {
-                acc = acc + A[59034 + (i0 * 32 + i1 * 1)];
-            }
-            A[59546 + (i1 * 1)] = acc;
-        }
-    }
-    for (let i = 0; i < 32; i += 4) {
-        for (let j = 0; j < 1; j += 1) {
-            let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-            const ra0 = (q8 + 1040) + (i + 0);
-            const ra1 = (q8 + 1040) + (i + 1);
-            const ra2 = (q8 + 1040) + (i + 2);
-            const ra3 = (q8 + 1040) + (i + 3);
-            const rb0 = 59018 + (j + 0);
-            for (let p = 0; p < 4; p++) {
-                const a0 = A[ra0 + p * 32];
-                const a1 = A[ra1 + p * 32];
-                const a2 = A[ra2 + p * 32];
-                const a3 = A[ra3 + p * 32];
-                const b0 = A[rb0 + p];
-                c00 += a0 * b0;
-                c10 += a1 * b0;
-                c20 += a2 * b0;
-                c30 += a3 * b0;
-            }
-            A[59034 + (i + 0) * 1 + (j + 0)] = c00;
-            A[59034 + (i + 1) * 1 + (j + 0)] = c10;
-            A[59034 + (i + 2) * 1 + (j + 0)] = c20;
-            A[59034 + (i + 3) * 1 + (j + 0)] = c30;
-        }
-    }
-    for (let i = 0; i < 32; i++) {
-        A[59066 + i] = A[59034 + i];
-    }
-    for (let i1 = 0; i1 < 1; i1++) {
-        {
-            let acc = 0;
-            for (let i0 = 0; i0 < 4; i0++) {
-                acc = acc + A[59018 + (i0 * 1 + i1 * 1)];
-            }
-            A[2369 + (i1 * 1)] += acc;
-        }
-    }
-    for (let i = 0; i < 32; i++)
-        A[2273 + i] += A[59546 + i];
-    for (let i = 0; i < 32; i++)
-        A[2305 + i] += A[59546 + i];
-    for (let i = 0; i < 32; i++)
-        A[2337 + i] += A[59066 + i];
-}
-/** A scan's reverse step t (its VJP), over the first 8 of 16 rows (packed execution under lengths). */
-function rows8_4(A, t) {
-    const q0 = 3330 + t * 512;
-    const q1 = 2370 + t * 32;
-    const q5 = 14402 + t * 16;
-    const q8 = 26937 + t * 1552;
-    for (let i = 0; i < 8; i++)
-        A[59002 + i] = A[16681 + i] * A[q5 + i];
-    for (let i0 = 0; i0 < 8; i0++) {
-        for (let i1 = 0; i1 < 1; i1++) {
-            A[59018 + (i0 * 1 + i1 * 1)] = A[59002 + (i0 * 1)];
-        }
-    }
-    for (let i = 0; i < 8; i++)
-        A[59002 + i] = A[59018 + i] * A[q8 + i];
-    for (let i = 0; i < 8; i++)
-        A[59018 + i] = A[59002 + i] + A[59002 + i];
-    for (let i = 0; i < 8; i++) {
-        const a0 = A[59018 + i * 1];
-        for (let j = 0; j < 32; j++)
-            A[59034 + i * 32 + j] = a0 * A[1152 + j];
-    }
-    for (let i = 0; i < 256; i++)
-        A[59546 + i] = A[57978 + i] + ((A[(q8 + 16) + i] !== 0 ? A[59034 + i] : 0));
-    for (let i = 0; i < 256; i++)
-        A[59802 + i] = A[58234 + i] + 0;
-    for (let i = 0; i < 256; i++)
-        A[59034 + i] = ((A[(q8 + 16) + i] !== 0 ? A[59546 + i] : 0)) * (1 - (A[(q8 + 528) + i] * A[(q8 + 528) + i]));
-    for (let i = 0; i < 8; i += 4) {
-        for (let j = 0; j < 30; j += 3) {
-            let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-            const ra0 = 59034 + (i + 0) * 32;
-            const ra1 = 59034 + (i + 1) * 32;
-            const ra2 = 59034 + (i + 2) * 32;
-            const ra3 = 59034 + (i + 3) * 32;
-            const rb0 = 64 + (j + 0);
-            const rb1 = 64 + (j + 1);
-            const rb2 = 64 + (j + 2);
-            for (let p = 0; p < 32; p++) {
-                const a0 = A[ra0 + p];
-                const a1 = A[ra1 + p];
-                const a2 = A[ra2 + p];
-                const a3 = A[ra3 + p];
-                const b0 = A[rb0 + p * 32];
-                c00 += a0 * b0;
-                c10 += a1 * b0;
-                c20 += a2 * b0;
-                c30 += a3 * b0;
-                const b1 = A[rb1 + p * 32];
-                c01 += a0 * b1;
-                c11 += a1 * b1;
-                c21 += a2 * b1;
-                c31 += a3 * b1;
-                const b2 = A[rb2 + p * 32];
-                c02 += a0 * b2;
-                c12 += a1 * b2;
-                c22 += a2 * b2;
-                c32 += a3 * b2;
-            }
-            A[60058 + (i + 0) * 32 + (j + 0)] = c00;
-            A[60058 + (i + 0) * 32 + (j + 1)] = c01;
-            A[60058 + (i + 0) * 32 + (j + 2)] = c02;
-            A[60058 + (i + 1) * 32 + (j + 0)] = c10;
-            A[60058 + (i + 1) * 32 + (j + 1)] = c11;
-            A[60058 + (i + 1) * 32 + (j + 2)] = c12;
-            A[60058 + (i + 2) * 32 + (j + 0)] = c20;
-            A[60058 + (i + 2) * 32 + (j + 1)] = c21;
-            A[60058 + (i + 2) * 32 + (j + 2)] = c22;
-            A[60058 + (i + 3) * 32 + (j + 0)] = c30;
-            A[60058 + (i + 3) * 32 + (j + 1)] = c31;
-            A[60058 + (i + 3) * 32 + (j + 2)] = c32;
-        }
-        {
-            let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-            const ra0 = 59034 + (i + 0) * 32;
-            const ra1 = 59034 + (i + 1) * 32;
-            const ra2 = 59034 + (i + 2) * 32;
-            const ra3 = 59034 + (i + 3) * 32;
-            const rb0 = 64 + (30 + 0);
-            const rb1 = 64 + (30 + 1);
-            for (let p = 0; p < 32; p++) {
-                const a0 = A[ra0 + p];
-                const a1 = A[ra1 + p];
-                const a2 = A[ra2 + p];
-                const a3 = A[ra3 + p];
-                const b0 = A[rb0 + p * 32];
-                c00 += a0 * b0;
-                c10 += a1 * b0;
-                c20 += a2 * b0;
-                c30 += a3 * b0;
-                const b1 = A[rb1 + p * 32];
-                c01 += a0 * b1;
-                c11 += a1 * b1;
-                c21 += a2 * b1;
-                c31 += a3 * b1;
-            }
-            A[60058 + (i + 0) * 32 + (30 + 0)] = c00;
-            A[60058 + (i + 0) * 32 + (30 + 1)] = c01;
-            A[60058 + (i + 1) * 32 + (30 + 0)] = c10;
-            A[60058 + (i + 1) * 32 + (30 + 1)] = c11;
-            A[60058 + (i + 2) * 32 + (30 + 0)] = c20;
-            A[60058 + (i + 2) * 32 + (30 + 1)] = c21;
-            A[60058 + (i + 3) * 32 + (30 + 0)] = c30;
-            A[60058 + (i + 3) * 32 + (30 + 1)] = c31;
-        }
-    }
-    for (let i = 0; i < 256; i++)
-        A[58490 + i] = ((A[(q8 + 16) + i] !== 0 ? 0 : A[59546 + i])) + A[60058 + i];
-    for (let i = 0; i < 256; i++)
-        A[58746 + i] = A[59802 + i] + 0;
-    for (let i = 0; i < 32; i += 4) {
-        for (let j = 0; j < 2; j += 2) {
-            let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-            const ra0 = 59034 + (i + 0);
-            const ra1 = 59034 + (i + 1);
-            const ra2 = 59034 + (i + 2);
-            const ra3 = 59034 + (i + 3);
-            const rb0 = q1 + (j + 0);
-            const rb1 = q1 + (j + 1);
-            for (let p = 0; p < 8; p++) {
-                const a0 = A[ra0 + p * 32];
-                const a1 = A[ra1 + p * 32];
-                const a2 = A[ra2 + p * 32];
-                const a3 = A[ra3 + p * 32];
-                const b0 = A[rb0 + p * 2];
-                c00 += a0 * b0;
-                c10 += a1 * b0;
-                c20 += a2 * b0;
-                c30 += a3 * b0;
-                const b1 = A[rb1 + p * 2];
-                c01 += a0 * b1;
-                c11 += a1 * b1;
-                c21 += a2 * b1;
-                c31 += a3 * b1;
-            }
-            A[1185 + (i + 0) * 2 + (j + 0)] += c00;
-            A[1185 + (i + 0) * 2 + (j + 1)] += c01;
-            A[1185 + (i + 1) * 2 + (j + 0)] += c10;
-            A[1185 + (i + 1) * 2 + (j + 1)] += c11;
-            A[1185 + (i + 2) * 2 + (j + 0)] += c20;
-            A[1185 + (i + 2) * 2 + (j + 1)] += c21;
-            A[1185 + (i + 3) * 2 + (j + 0)] += c30;
-            A[1185 + (i + 3) * 2 + (j + 1)] += c31;
-        }
-    }
-    for (let i = 0; i < 32; i += 4) {
-        for (let j = 0; j < 30; j += 3) {
-            let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-            const ra0 = 59034 + (i + 0);
-            const ra1 = 59034 + (i + 1);
-            const ra2 = 59034 + (i + 2);
-            const ra3 = 59034 + (i + 3);
-            const rb0 = q0 + (j + 0);
-            const rb1 = q0 + (j + 1);
-            const rb2 = q0 + (j + 2);
-            for (let p = 0; p < 8; p++) {
-                const a0 = A[ra0 + p * 32];
-                const a1 = A[ra1 + p * 32];
-                const a2 = A[ra2 + p * 32];
-                const a3 = A[ra3 + p * 32];
-                const b0 = A[rb0 + p * 32];
-                c00 += a0 * b0;
-                c10 += a1 * b0;
-                c20 += a2 * b0;
-                c30 += a3 * b0;
-                const b1 = A[rb1 + p * 32];
-                c01 += a0 * b1;
-                c11 += a1 * b1;
-                c21 += a2 * b1;
-                c31 += a3 * b1;
-                const b2 = A[rb2 + p * 32];
-                c02 += a0 * b2;
-                c12 += a1 * b2;
-                c22 += a2 * b2;
-                c32 += a3 * b2;
-            }
-            A[1249 + (i + 0) * 32 + (j + 0)] += c00;
-            A[1249 + (i + 0) * 32 + (j + 1)] += c01;
-            A[1249 + (i + 0) * 32 + (j + 2)] += c02;
-            A[1249 + (i + 1) * 32 + (j + 0)] += c10;
-            A[1249 + (i + 1) * 32 + (j + 1)] += c11;
-            A[1249 + (i + 1) * 32 + (j + 2)] += c12;
-            A[1249 + (i + 2) * 32 + (j + 0)] += c20;
-            A[1249 + (i + 2) * 32 + (j + 1)] += c21;
-            A[1249 + (i + 2) * 32 + (j + 2)] += c22;
-            A[1249 + (i + 3) * 32 + (j + 0)] += c30;
-            A[1249 + (i + 3) * 32 + (j + 1)] += c31;
-            A[1249 + (i + 3) * 32 + (j + 2)] += c32;
-        }
-        {
-            let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-            const ra0 = 59034 + (i + 0);
-            const ra1 = 59034 + (i + 1);
-            const ra2 = 59034 + (i + 2);
-            const ra3 = 59034 + (i + 3);
-            const rb0 = q0 + (30 + 0);
-            const rb1 = q0 + (30 + 1);
-            for (let p = 0; p < 8; p++) {
-                const a0 = A[ra0 + p * 32];
-                const a1 = A[ra1 + p * 32];
-                const a2 = A[ra2 + p * 32];
-                const a3 = A[ra3 + p * 32];
-                const b0 = A[rb0 + p * 32];
-                c00 += a0 * b0;
-                c10 += a1 * b0;
-                c20 += a2 * b0;
-                c30 += a3 * b0;
-                const b1 = A[rb1 + p * 32];
-                c01 += a0 * b1;
-                c11 += a1 * b1;
-                c21 += a2 * b1;
-                c31 += a3 * b1;
-            }
-            A[1249 + (i + 0) * 32 + (30 + 0)] += c00;
-            A[1249 + (i + 0) * 32 + (30 + 1)] += c01;
-            A[1249 + (i + 1) * 32 + (30 + 0)] += c10;
-            A[1249 + (i + 1) * 32 + (30 + 1)] += c11;
-            A[1249 + (i + 2) * 32 + (30 + 0)] += c20;
-            A[1249 + (i + 2) * 32 + (30 + 1)] += c21;
-            A[1249 + (i + 3) * 32 + (30 + 0)] += c30;
-            A[1249 + (i + 3) * 32 + (30 + 1)] += c31;
-        }
-    }
-    for (let i1 = 0; i1 < 32; i1++) {
-        {
-            let acc = 0;
-            for (let i0 = 0; i0 < 8; i0++) {
-                acc = acc + A[59034 + (i0 * 32 + i1 * 1)];
-            }
-            A[59546 + (i1 * 1)] = acc;
-        }
-    }
-    for (let i = 0; i < 32; i += 4) {
-        for (let j = 0; j < 1; j += 1) {
-            let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-            const ra0 = (q8 + 1040) + (i + 0);
-            const ra1 = (q8 + 1040) + (i + 1);
-            const ra2 = (q8 + 1040) + (i + 2);
-            const ra3 = (q8 + 1040) + (i + 3);
-            const rb0 = 59018 + (j + 0);
-            for (let p = 0; p < 8; p++) {
-                const a0 = A[ra0 + p * 32];
-                const a1 = A[ra1 + p * 32];
-                const a2 = A[ra2 + p * 32];
-                const a3 = A[ra3 + p * 32];
-                const b0 = A[rb0 + p];
-                c00 += a0 * b0;
-                c10 += a1 * b0;
-                c20 += a2 * b0;
-                c30 += a3 * b0;
-            }
-            A[59034 + (i + 0) * 1 + (j + 0)] = c00;
-            A[59034 + (i + 1) * 1 + (j + 0)] = c10;
-            A[59034 + (i + 2) * 1 + (j + 0)] = c20;
-            A[59034 + (i + 3) * 1 + (j + 0)] = c30;
-        }
-    }
-    for (let i = 0; i < 32; i++) {
-        A[59066 + i] = A[59034 + i];
-    }
-    for (let i1 = 0; i1 < 1; i1++) {
-        {
-            let acc = 0;
-            for (let i0 = 0; i0 < 8; i0++) {
-                acc = acc + A[59018 + (i0 * 1 + i1 * 1)];
-            }
-            A[2369 + (i1 * 1)] += acc;
-        }
-    }
-    for (let i = 0; i < 32; i++)
-        A[2273 + i] += A[59546 + i];
-    for (let i = 0; i < 32; i++)
-        A[2305 + i] += A[59546 + i];
-    for (let i = 0; i < 32; i++)
-        A[2337 + i] += A[59066 + i];
-}
-/** A scan's reverse step t (its VJP), over the first 12 of 16 rows (packed execution under lengths). */
-function rows12_5(A, t) {
-    const q0 = 3330 + t * 512;
-    const q1 = 2370 + t * 32;
-    const q5 = 14402 + t * 16;
-    const q8 = 26937 + t * 1552;
-    for (let i = 0; i < 12; i++)
-        A[59002 + i] = A[16681 + i] * A[q5 + i];
-    for (let i0 = 0; i0 < 12; i0++) {
-        for (let i1 = 0; i1 < 1; i1++) {
-            A[59018 + (i0 * 1 + i1 * 1)] = A[59002 + (i0 * 1)];
-        }
-    }
-    for (let i = 0; i < 12; i++)
-        A[59002 + i] = A[59018 + i] * A[q8 + i];
-    for (let i = 0; i < 12; i++)
-        A[59018 + i] = A[59002 + i] + A[59002 + i];
-    for (let i = 0; i < 12; i++) {
-        const a0 = A[59018 + i * 1];
-        for (let j = 0; j < 32; j++)
-            A[59034 + i * 32 + j] = a0 * A[1152 + j];
-    }
-    for (let i = 0; i < 384; i++)
-        A[59546 + i] = A[57978 + i] + ((A[(q8 + 16) + i] !== 0 ? A[59034 + i] : 0));
-    for (let i = 0; i < 128; i++)
-        A[59930 + i] = A[58362 + i] + 0;
-    for (let i = 0; i < 384; i++)
-        A[59034 + i] = ((A[(q8 + 16) + i] !== 0 ? A[59546 + i] : 0)) * (1 - (A[(q8 + 528) + i] * A[(q8 + 528) + i]));
-    for (let i = 0; i < 12; i += 4) {
-        for (let j = 0; j < 30; j += 3) {
-            let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-            const ra0 = 59034 + (i + 0) * 32;
-            const ra1 = 59034 + (i + 1) * 32;
-            const ra2 = 59034 + (i + 2) * 32;
-            const ra3 = 59034 + (i + 3) * 32;
-            const rb0 = 64 + (j + 0);
-            const rb1 = 64 + (j + 1);
-            const rb2 = 64 + (j + 2);
-            for (let p = 0; p < 32; p++) {
-                const a0 = A[ra0 + p];
-                const a1 = A[ra1 + p];
-                const a2 = A[ra2 + p];
-                const a3 = A[ra3 + p];
-                const b0 = A[rb0 + p * 32];
-                c00 += a0 * b0;
-                c10 += a1 * b0;
-                c20 += a2 * b0;
-                c30 += a3 * b0;
-                const b1 = A[rb1 + p * 32];
-                c01 += a0 * b1;
-                c11 += a1 * b1;
-                c21 += a2 * b1;
-                c31 += a3 * b1;
-                const b2 = A[rb2 + p * 32];
-                c02 += a0 * b2;
-                c12 += a1 * b2;
-                c22 += a2 * b2;
-                c32 += a3 * b2;
-            }
-            A[60058 + (i + 0) * 32 + (j + 0)] = c00;
-            A[60058 + (i + 0) * 32 + (j + 1)] = c01;
-            A[60058 + (i + 0) * 32 + (j + 2)] = c02;
-            A[60058 + (i + 1) * 32 + (j + 0)] = c10;
-            A[60058 + (i + 1) * 32 + (j + 1)] = c11;
-            A[60058 + (i + 1) * 32 + (j + 2)] = c12;
-            A[60058 + (i + 2) * 32 + (j + 0)] = c20;
-            A[60058 + (i + 2) * 32 + (j + 1)] = c21;
-            A[60058 + (i + 2) * 32 + (j + 2)] = c22;
-            A[60058 + (i + 3) * 32 + (j + 0)] = c30;
-            A[60058 + (i + 3) * 32 + (j + 1)] = c31;
-            A[60058 + (i + 3) * 32 + (j + 2)] = c32;
-        }
-        {
-            let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-            const ra0 = 59034 + (i + 0) * 32;
-            const ra1 = 59034 + (i + 1) * 32;
-            const ra2 = 59034 + (i + 2) * 32;
-            const ra3 = 59034 + (i + 3) * 32;
-            const rb0 = 64 + (30 + 0);
-            const rb1 = 64 + (30 + 1);
-            for (let p = 0; p < 32; p++) {
-                const a0 = A[ra0 + p];
-                const a1 = A[ra1 + p];
-                const a2 = A[ra2 + p];
-                const a3 = A[ra3 + p];
-                const b0 = A[rb0 + p * 32];
-                c00 += a0 * b0;
-                c10 += a1 * b0;
-                c20 += a2 * b0;
-                c30 += a3 * b0;
-                const b1 = A[rb1 + p * 32];
-                c01 += a0 * b1;
-                c11 += a1 * b1;
-                c21 += a2 * b1;
-                c31 += a3 * b1;
-            }
-            A[60058 + (i + 0) * 32 + (30 + 0)] = c00;
-            A[60058 + (i + 0) * 32 + (30 + 1)] = c01;
-            A[60058 + (i + 1) * 32 + (30 + 0)] = c10;
-            A[60058 + (i + 1) * 32 + (30 + 1)] = c11;
-            A[60058 + (i + 2) * 32 + (30 + 0)] = c20;
-            A[60058 + (i + 2) * 32 + (30 + 1)] = c21;
-            A[60058 + (i + 3) * 32 + (30 + 0)] = c30;
-            A[60058 + (i + 3) * 32 + (30 + 1)] = c31;
-        }
-    }
-    for (let i = 0; i < 384; i++)
-        A[58490 + i] = ((A[(q8 + 16) + i] !== 0 ? 0 : A[59546 + i])) + A[60058 + i];
-    for (let i = 0; i < 128; i++)
-        A[58874 + i] = A[59930 + i] + 0;
-    for (let i = 0; i < 32; i += 4) {
-        for (let j = 0; j < 2; j += 2) {
-            let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-            const ra0 = 59034 + (i + 0);
-            const ra1 = 59034 + (i + 1);
-            const ra2 = 59034 + (i + 2);
-            const ra3 = 59034 + (i + 3);
-            const rb0 = q1 + (j + 0);
-            const rb1 = q1 + (j + 1);
-            for (let p = 0; p < 12; p++) {
-                const a0 = A[ra0 + p * 32];
-                const a1 = A[ra1 + p * 32];
-                const a2 = A[ra2 + p * 32];
-                const a3 = A[ra3 + p * 32];
-                const b0 = A[rb0 + p * 2];
-                c00 += a0 * b0;
-                c10 += a1 * b0;
-                c20 += a2 * b0;
-                c30 += a3 * b0;
-                const b1 = A[rb1 + p * 2];
-                c01 += a0 * b1;
-                c11 += a1 * b1;
-                c21 += a2 * b1;
-                c31 += a3 * b1;
-            }
-            A[1185 + (i + 0) * 2 + (j + 0)] += c00;
-            A[1185 + (i + 0) * 2 + (j + 1)] += c01;
-            A[1185 + (i + 1) * 2 + (j + 0)] += c10;
-            A[1185 + (i + 1) * 2 + (j + 1)] += c11;
-            A[1185 + (i + 2) * 2 + (j + 0)] += c20;
-            A[1185 + (i + 2) * 2 + (j + 1)] += c21;
-            A[1185 + (i + 3) * 2 + (j + 0)] += c30;
-            A[1185 + (i + 3) * 2 + (j + 1)] += c31;
-        }
-    }
-    for (let i = 0; i < 32; i += 4) {
-        for (let j = 0; j < 30; j += 3) {
-            let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-            const ra0 = 59034 + (i + 0);
-            const ra1 = 59034 + (i + 1);
-            const ra2 = 59034 + (i + 2);
-            const ra3 = 59034 + (i + 3);
-            const rb0 = q0 + (j + 0);
-            const rb1 = q0 + (j + 1);
-            const rb2 = q0 + (j + 2);
-            for (let p = 0; p < 12; p++) {
-                const a0 = A[ra0 + p * 32];
-                const a1 = A[ra1 + p * 32];
-                const a2 = A[ra2 + p * 32];
-                const a3 = A[ra3 + p * 32];
-                const b0 = A[rb0 + p * 32];
-                c00 += a0 * b0;
-                c10 += a1 * b0;
-                c20 += a2 * b0;
-                c30 += a3 * b0;
-                const b1 = A[rb1 + p * 32];
-                c01 += a0 * b1;
-                c11 += a1 * b1;
-                c21 += a2 * b1;
-                c31 += a3 * b1;
-                const b2 = A[rb2 + p * 32];
-                c02 += a0 * b2;
-                c12 += a1 * b2;
-                c22 += a2 * b2;
-                c32 += a3 * b2;
-            }
-            A[1249 + (i + 0) * 32 + (j + 0)] += c00;
-            A[1249 + (i + 0) * 32 + (j + 1)] += c01;
-            A[1249 + (i + 0) * 32 + (j + 2)] += c02;
-            A[1249 + (i + 1) * 32 + (j + 0)] += c10;
-            A[1249 + (i + 1) * 32 + (j + 1)] += c11;
-            A[1249 + (i + 1) * 32 + (j + 2)] += c12;
-            A[1249 + (i + 2) * 32 + (j + 0)] += c20;
-            A[1249 + (i + 2) * 32 + (j + 1)] += c21;
-            A[1249 + (i + 2) * 32 + (j + 2)] += c22;
-            A[1249 + (i + 3) * 32 + (j + 0)] += c30;
-            A[1249 + (i + 3) * 32 + (j + 1)] += c31;
-            A[1249 + (i + 3) * 32 + (j + 2)] += c32;
-        }
-        {
-            let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-            const ra0 = 59034 + (i + 0);
-            const ra1 = 59034 + (i + 1);
-            const ra2 = 59034 + (i + 2);
-            const ra3 = 59034 + (i + 3);
-            const rb0 = q0 + (30 + 0);
-            const rb1 = q0 + (30 + 1);
-            for (let p = 0; p < 12; p++) {
-                const a0 = A[ra0 + p * 32];
-                const a1 = A[ra1 + p * 32];
-                const a2 = A[ra2 + p * 32];
-                const a3 = A[ra3 + p * 32];
-                const b0 = A[rb0 + p * 32];
-                c00 += a0 * b0;
-                c10 += a1 * b0;
-                c20 += a2 * b0;
-                c30 += a3 * b0;
-                const b1 = A[rb1 + p * 32];
-                c01 += a0 * b1;
-                c11 += a1 * b1;
-                c21 += a2 * b1;
-                c31 += a3 * b1;
-            }
-            A[1249 + (i + 0) * 32 + (30 + 0)] += c00;
-            A[1249 + (i + 0) * 32 + (30 + 1)] += c01;
-            A[1249 + (i + 1) * 32 + (30 + 0)] += c10;
-            A[1249 + (i + 1) * 32 + (30 + 1)] += c11;
-            A[1249 + (i + 2) * 32 + (30 + 0)] += c20;
-            A[1249 + (i + 2) * 32 + (30 + 1)] += c21;
-            A[1249 + (i + 3) * 32 + (30 + 0)] += c30;
-            A[1249 + (i + 3) * 32 + (30 + 1)] += c31;
-        }
-    }
-    for (let i1 = 0; i1 < 32; i1++) {
-        {
-            let acc = 0;
-            for (let i0 = 0; i0 < 12; i0++) {
-                acc = acc + A[59034 + (i0 * 32 + i1 * 1)];
-            }
-            A[59546 + (i1 * 1)] = acc;
-        }
-    }
-    for (let i = 0; i < 32; i += 4) {
-        for (let j = 0; j < 1; j += 1) {
-            let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-            const ra0 = (q8 + 1040) + (i + 0);
-            const ra1 = (q8 + 1040) + (i + 1);
-            const ra2 = (q8 + 1040) + (i + 2);
-            const ra3 = (q8 + 1040) + (i + 3);
-            const rb0 = 59018 + (j + 0);
-            for (let p = 0; p < 12; p++) {
-                const a0 = A[ra0 + p * 32];
-                const a1 = A[ra1 + p * 32];
-                const a2 = A[ra2 + p * 32];
-                const a3 = A[ra3 + p * 32];
-                const b0 = A[rb0 + p];
-                c00 += a0 * b0;
-                c10 += a1 * b0;
-                c20 += a2 * b0;
-                c30 += a3 * b0;
-            }
-            A[59034 + (i + 0) * 1 + (j + 0)] = c00;
-            A[59034 + (i + 1) * 1 + (j + 0)] = c10;
-            A[59034 + (i + 2) * 1 + (j + 0)] = c20;
-            A[59034 + (i + 3) * 1 + (j + 0)] = c30;
-        }
-    }
-    for (let i = 0; i < 32; i++) {
-        A[59066 + i] = A[59034 + i];
-    }
-    for (let i1 = 0; i1 < 1; i1++) {
-        {
-            let acc = 0;
-            for (let i0 = 0; i0 < 12; i0++) {
-                acc = acc + A[59018 + (i0 * 1 + i1 * 1)];
-            }
-            A[2369 + (i1 * 1)] += acc;
-        }
-    }
-    for (let i = 0; i < 32; i++)
-        A[2273 + i] += A[59546 + i];
-    for (let i = 0; i < 32; i++)
-        A[2305 + i] += A[59546 + i];
-    for (let i = 0; i < 32; i++)
-        A[2337 + i] += A[59066 + i];
-}
-/** A scan's prediction step t, over the first 4 of 16 rows (packed execution under lengths). */
-function rows4_6(A, t) {
-    const q0 = 3330 + (t + 1) * 512;
-    const q1 = 15288 + t * 16;
-    const q2 = 3330 + t * 512;
-    const q4 = 16697 + t * 512;
-    const q6 = 14082 + t * 16;
-    for (let i0 = 0; i0 < 4; i0++) {
-        for (let i1 = 0; i1 < 32; i1++) {
-            A[59002 + (i0 * 32 + i1 * 1)] = A[q6 + (i0 * 1)];
-        }
-    }
-    // graphs/adding-elman.ts:9
-    for (let i = 0; i < 4; i += 4) {
-        for (let j = 0; j < 30; j += 3) {
+        for (let i = 0; i < 16; i += 4) {
+          for (let j = 0; j < 30; j += 3) {
             let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
             const ra0 = q2 + (i + 0) * 32;
             const ra1 = q2 + (i + 1) * 32;
@@ -1362,25 +2523,25 @@ function rows4_6(A, t) {
             const rb1 = 64 + (j + 1) * 32;
             const rb2 = 64 + (j + 2) * 32;
             for (let p = 0; p < 32; p++) {
-                const a0 = A[ra0 + p];
-                const a1 = A[ra1 + p];
-                const a2 = A[ra2 + p];
-                const a3 = A[ra3 + p];
-                const b0 = A[rb0 + p];
-                c00 += a0 * b0;
-                c10 += a1 * b0;
-                c20 += a2 * b0;
-                c30 += a3 * b0;
-                const b1 = A[rb1 + p];
-                c01 += a0 * b1;
-                c11 += a1 * b1;
-                c21 += a2 * b1;
-                c31 += a3 * b1;
-                const b2 = A[rb2 + p];
-                c02 += a0 * b2;
-                c12 += a1 * b2;
-                c22 += a2 * b2;
-                c32 += a3 * b2;
+              const a0 = A[ra0 + p];
+              const a1 = A[ra1 + p];
+              const a2 = A[ra2 + p];
+              const a3 = A[ra3 + p];
+              const b0 = A[rb0 + p];
+              c00 += a0 * b0;
+              c10 += a1 * b0;
+              c20 += a2 * b0;
+              c30 += a3 * b0;
+              const b1 = A[rb1 + p];
+              c01 += a0 * b1;
+              c11 += a1 * b1;
+              c21 += a2 * b1;
+              c31 += a3 * b1;
+              const b2 = A[rb2 + p];
+              c02 += a0 * b2;
+              c12 += a1 * b2;
+              c22 += a2 * b2;
+              c32 += a3 * b2;
             }
             A[59514 + (i + 0) * 32 + (j + 0)] = c00;
             A[59514 + (i + 0) * 32 + (j + 1)] = c01;
@@ -1394,8 +2555,8 @@ function rows4_6(A, t) {
             A[59514 + (i + 3) * 32 + (j + 0)] = c30;
             A[59514 + (i + 3) * 32 + (j + 1)] = c31;
             A[59514 + (i + 3) * 32 + (j + 2)] = c32;
-        }
-        {
+          }
+          {
             let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
             const ra0 = q2 + (i + 0) * 32;
             const ra1 = q2 + (i + 1) * 32;
@@ -1404,20 +2565,20 @@ function rows4_6(A, t) {
             const rb0 = 64 + (30 + 0) * 32;
             const rb1 = 64 + (30 + 1) * 32;
             for (let p = 0; p < 32; p++) {
-                const a0 = A[ra0 + p];
-                const a1 = A[ra1 + p];
-                const a2 = A[ra2 + p];
-                const a3 = A[ra3 + p];
-                const b0 = A[rb0 + p];
-                c00 += a0 * b0;
-                c10 += a1 * b0;
-                c20 += a2 * b0;
-                c30 += a3 * b0;
-                const b1 = A[rb1 + p];
-                c01 += a0 * b1;
-                c11 += a1 * b1;
-                c21 += a2 * b1;
-                c31 += a3 * b1;
+              const a0 = A[ra0 + p];
+              const a1 = A[ra1 + p];
+              const a2 = A[ra2 + p];
+              const a3 = A[ra3 + p];
+              const b0 = A[rb0 + p];
+              c00 += a0 * b0;
+              c10 += a1 * b0;
+              c20 += a2 * b0;
+              c30 += a3 * b0;
+              const b1 = A[rb1 + p];
+              c01 += a0 * b1;
+              c11 += a1 * b1;
+              c21 += a2 * b1;
+              c31 += a3 * b1;
             }
             A[59514 + (i + 0) * 32 + (30 + 0)] = c00;
             A[59514 + (i + 0) * 32 + (30 + 1)] = c01;
@@ -1427,17 +2588,12 @@ function rows4_6(A, t) {
             A[59514 + (i + 2) * 32 + (30 + 1)] = c21;
             A[59514 + (i + 3) * 32 + (30 + 0)] = c30;
             A[59514 + (i + 3) * 32 + (30 + 1)] = c31;
+          }
         }
-    }
-    // (derived)
-    for (let i = 0; i < 128; i++)
-        A[q0 + i] = (A[59002 + i] !== 0 ? (tanh32(((A[q4 + i] + A[15609 + i]) + (A[59514 + i] + A[16121 + i])))) : A[q2 + i]);
-    A.copyWithin(q0 + 128, q2 + 128, q2 + 128 + 384);
-    for (let i = 0; i < 128; i++)
-        A[59514 + i] = (A[59002 + i] !== 0 ? A[q0 + i] : 0);
-    // graphs/adding-elman.ts:9
-    for (let i = 0; i < 4; i += 4) {
-        for (let j = 0; j < 1; j += 1) {
+        for (let i = 0; i < 512; i++) A[q0 + i] = A[59002 + i] !== 0 ? tanh32(A[q4 + i] + A[15609 + i] + (A[59514 + i] + A[16121 + i])) : A[q2 + i];
+        for (let i = 0; i < 512; i++) A[59514 + i] = A[59002 + i] !== 0 ? A[q0 + i] : 0;
+        for (let i = 0; i < 16; i += 4) {
+          for (let j = 0; j < 1; j += 1) {
             let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
             const ra0 = 59514 + (i + 0) * 32;
             const ra1 = 59514 + (i + 1) * 32;
@@ -1445,1408 +2601,63 @@ function rows4_6(A, t) {
             const ra3 = 59514 + (i + 3) * 32;
             const rb0 = 16633 + (j + 0);
             for (let p = 0; p < 32; p++) {
-                const a0 = A[ra0 + p];
-                const a1 = A[ra1 + p];
-                const a2 = A[ra2 + p];
-                const a3 = A[ra3 + p];
-                const b0 = A[rb0 + p];
-                c00 += a0 * b0;
-                c10 += a1 * b0;
-                c20 += a2 * b0;
-                c30 += a3 * b0;
+              const a0 = A[ra0 + p];
+              const a1 = A[ra1 + p];
+              const a2 = A[ra2 + p];
+              const a3 = A[ra3 + p];
+              const b0 = A[rb0 + p];
+              c00 += a0 * b0;
+              c10 += a1 * b0;
+              c20 += a2 * b0;
+              c30 += a3 * b0;
             }
             A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[16665 + (i + 0) * 1 + (j + 0)];
             A[q1 + (i + 1) * 1 + (j + 0)] = c10 + A[16665 + (i + 1) * 1 + (j + 0)];
             A[q1 + (i + 2) * 1 + (j + 0)] = c20 + A[16665 + (i + 2) * 1 + (j + 0)];
             A[q1 + (i + 3) * 1 + (j + 0)] = c30 + A[16665 + (i + 3) * 1 + (j + 0)];
+          }
         }
+      }
     }
-    for (let i = 0; i < 12; i++)
-        A[q1 + 4 + i] = 0 + A[16669 + i];
-}
-/** A scan's prediction step t, over the first 8 of 16 rows (packed execution under lengths). */
-function rows8_7(A, t) {
-    const q0 = 3330 + (t + 1) * 512;
-    const q1 = 15288 + t * 16;
-    const q2 = 3330 + t * 512;
-    const q4 = 16697 + t * 512;
-    const q6 = 14082 + t * 16;
-    for (let i0 = 0; i0 < 8; i0++) {
-        for (let i1 = 0; i1 < 32; i1++) {
-            A[59002 + (i0 * 32 + i1 * 1)] = A[q6 + (i0 * 1)];
-        }
-    }
-    // graphs/adding-elman.ts:9
-    for (let i = 0; i < 8; i += 4) {
-        for (let j = 0; j < 30; j += 3) {
-            let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-            const ra0 = q2 + (i + 0) * 32;
-            const ra1 = q2 + (i + 1) * 32;
-            const ra2 = q2 + (i + 2) * 32;
-            const ra3 = q2 + (i + 3) * 32;
-            const rb0 = 64 + (j + 0) * 32;
-            const rb1 = 64 + (j + 1) * 32;
-            const rb2 = 64 + (j + 2) * 32;
-            for (let p = 0; p < 32; p++) {
-                const a0 = A[ra0 + p];
-                const a1 = A[ra1 + p];
-                const a2 = A[ra2 + p];
-                const a3 = A[ra3 + p];
-                const b0 = A[rb0 + p];
-                c00 += a0 * b0;
-                c10 += a1 * b0;
-                c20 += a2 * b0;
-                c30 += a3 * b0;
-                const b1 = A[rb1 + p];
-                c01 += a0 * b1;
-                c11 += a1 * b1;
-                c21 += a2 * b1;
-                c31 += a3 * b1;
-                const b2 = A[rb2 + p];
-                c02 += a0 * b2;
-                c12 += a1 * b2;
-                c22 += a2 * b2;
-                c32 += a3 * b2;
-            }
-            A[59514 + (i + 0) * 32 + (j + 0)] = c00;
-            A[59514 + (i + 0) * 32 + (j + 1)] = c01;
-            A[59514 + (i + 0) * 32 + (j + 2)] = c02;
-            A[59514 + (i + 1) * 32 + (j + 0)] = c10;
-            A[59514 + (i + 1) * 32 + (j + 1)] = c11;
-            A[59514 + (i + 1) * 32 + (j + 2)] = c12;
-            A[59514 + (i + 2) * 32 + (j + 0)] = c20;
-            A[59514 + (i + 2) * 32 + (j + 1)] = c21;
-            A[59514 + (i + 2) * 32 + (j + 2)] = c22;
-            A[59514 + (i + 3) * 32 + (j + 0)] = c30;
-            A[59514 + (i + 3) * 32 + (j + 1)] = c31;
-            A[59514 + (i + 3) * 32 + (j + 2)] = c32;
-        }
-        {
-            let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-            const ra0 = q2 + (i + 0) * 32;
-            const ra1 = q2 + (i + 1) * 32;
-            const ra2 = q2 + (i + 2) * 32;
-            const ra3 = q2 + (i + 3) * 32;
-            const rb0 = 64 + (30 + 0) * 32;
-            const rb1 = 64 + (30 + 1) * 32;
-            for (let p = 0; p < 32; p++) {
-                const a0 = A[ra0 + p];
-                const a1 = A[ra1 + p];
-                const a2 = A[ra2 + p];
-                const a3 = A[ra3 + p];
-                const b0 = A[rb0 + p];
-                c00 += a0 * b0;
-                c10 += a1 * b0;
-                c20 += a2 * b0;
-                c30 += a3 * b0;
-                const b1 = A[rb1 + p];
-                c01 += a0 * b1;
-                c11 += a1 * b1;
-                c21 += a2 * b1;
-                c31 += a3 * b1;
-            }
-            A[59514 + (i + 0) * 32 + (30 + 0)] = c00;
-            A[59514 + (i + 0) * 32 + (30 + 1)] = c01;
-            A[59514 + (i + 1) * 32 + (30 + 0)] = c10;
-            A[59514 + (i + 1) * 32 + (30 + 1)] = c11;
-            A[59514 + (i + 2) * 32 + (30 + 0)] = c20;
-            A[59514 + (i + 2) * 32 + (30 + 1)] = c21;
-            A[59514 + (i + 3) * 32 + (30 + 0)] = c30;
-            A[59514 + (i + 3) * 32 + (30 + 1)] = c31;
-        }
-    }
-    // (derived)
-    for (let i = 0; i < 256; i++)
-        A[q0 + i] = (A[59002 + i] !== 0 ? (tanh32(((A[q4 + i] + A[15609 + i]) + (A[59514 + i] + A[16121 + i])))) : A[q2 + i]);
-    A.copyWithin(q0 + 256, q2 + 256, q2 + 256 + 256);
-    for (let i = 0; i < 256; i++)
-        A[59514 + i] = (A[59002 + i] !== 0 ? A[q0 + i] : 0);
-    // graphs/adding-elman.ts:9
-    for (let i = 0; i < 8; i += 4) {
-        for (let j = 0; j < 1; j += 1) {
-            let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-            const ra0 = 59514 + (i + 0) * 32;
-            const ra1 = 59514 + (i + 1) * 32;
-            const ra2 = 59514 + (i + 2) * 32;
-            const ra3 = 59514 + (i + 3) * 32;
-            const rb0 = 16633 + (j + 0);
-            for (let p = 0; p < 32; p++) {
-                const a0 = A[ra0 + p];
-                const a1 = A[ra1 + p];
-                const a2 = A[ra2 + p];
-                const a3 = A[ra3 + p];
-                const b0 = A[rb0 + p];
-                c00 += a0 * b0;
-                c10 += a1 * b0;
-                c20 += a2 * b0;
-                c30 += a3 * b0;
-            }
-            A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[16665 + (i + 0) * 1 + (j + 0)];
-            A[q1 + (i + 1) * 1 + (j + 0)] = c10 + A[16665 + (i + 1) * 1 + (j + 0)];
-            A[q1 + (i + 2) * 1 + (j + 0)] = c20 + A[16665 + (i + 2) * 1 + (j + 0)];
-            A[q1 + (i + 3) * 1 + (j + 0)] = c30 + A[16665 + (i + 3) * 1 + (j + 0)];
-        }
-    }
-    for (let i = 0; i < 8; i++)
-        A[q1 + 8 + i] = 0 + A[16673 + i];
-}
-/** A scan's prediction step t, over the first 12 of 16 rows (packed execution under lengths). */
-function rows12_8(A, t) {
-    const q0 = 3330 + (t + 1) * 512;
-    const q1 = 15288 + t * 16;
-    const q2 = 3330 + t * 512;
-    const q4 = 16697 + t * 512;
-    const q6 = 14082 + t * 16;
-    for (let i0 = 0; i0 < 12; i0++) {
-        for (let i1 = 0; i1 < 32; i1++) {
-            A[59002 + (i0 * 32 + i1 * 1)] = A[q6 + (i0 * 1)];
-        }
-    }
-    // graphs/adding-elman.ts:9
-    for (let i = 0; i < 12; i += 4) {
-        for (let j = 0; j < 30; j += 3) {
-            let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-            const ra0 = q2 + (i + 0) * 32;
-            const ra1 = q2 + (i + 1) * 32;
-            const ra2 = q2 + (i + 2) * 32;
-            const ra3 = q2 + (i + 3) * 32;
-            const rb0 = 64 + (j + 0) * 32;
-            const rb1 = 64 + (j + 1) * 32;
-            const rb2 = 64 + (j + 2) * 32;
-            for (let p = 0; p < 32; p++) {
-                const a0 = A[ra0 + p];
-                const a1 = A[ra1 + p];
-                const a2 = A[ra2 + p];
-                const a3 = A[ra3 + p];
-                const b0 = A[rb0 + p];
-                c00 += a0 * b0;
-                c10 += a1 * b0;
-                c20 += a2 * b0;
-                c30 += a3 * b0;
-                const b1 = A[rb1 + p];
-                c01 += a0 * b1;
-                c11 += a1 * b1;
-                c21 += a2 * b1;
-                c31 += a3 * b1;
-                const b2 = A[rb2 + p];
-                c02 += a0 * b2;
-                c12 += a1 * b2;
-                c22 += a2 * b2;
-                c32 += a3 * b2;
-            }
-            A[59514 + (i + 0) * 32 + (j + 0)] = c00;
-            A[59514 + (i + 0) * 32 + (j + 1)] = c01;
-            A[59514 + (i + 0) * 32 + (j + 2)] = c02;
-            A[59514 + (i + 1) * 32 + (j + 0)] = c10;
-            A[59514 + (i + 1) * 32 + (j + 1)] = c11;
-            A[59514 + (i + 1) * 32 + (j + 2)] = c12;
-            A[59514 + (i + 2) * 32 + (j + 0)] = c20;
-            A[59514 + (i + 2) * 32 + (j + 1)] = c21;
-            A[59514 + (i + 2) * 32 + (j + 2)] = c22;
-            A[59514 + (i + 3) * 32 + (j + 0)] = c30;
-            A[59514 + (i + 3) * 32 + (j + 1)] = c31;
-            A[59514 + (i + 3) * 32 + (j + 2)] = c32;
-        }
-        {
-            let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-            const ra0 = q2 + (i + 0) * 32;
-            const ra1 = q2 + (i + 1) * 32;
-            const ra2 = q2 + (i + 2) * 32;
-            const ra3 = q2 + (i + 3) * 32;
-            const rb0 = 64 + (30 + 0) * 32;
-            const rb1 = 64 + (30 + 1) * 32;
-            for (let p = 0; p < 32; p++) {
-                const a0 = A[ra0 + p];
-                const a1 = A[ra1 + p];
-                const a2 = A[ra2 + p];
-                const a3 = A[ra3 + p];
-                const b0 = A[rb0 + p];
-                c00 += a0 * b0;
-                c10 += a1 * b0;
-                c20 += a2 * b0;
-                c30 += a3 * b0;
-                const b1 = A[rb1 + p];
-                c01 += a0 * b1;
-                c11 += a1 * b1;
-                c21 += a2 * b1;
-                c31 += a3 * b1;
-            }
-            A[59514 + (i + 0) * 32 + (30 + 0)] = c00;
-            A[59514 + (i + 0) * 32 + (30 + 1)] = c01;
-            A[59514 + (i + 1) * 32 + (30 + 0)] = c10;
-            A[59514 + (i + 1) * 32 + (30 + 1)] = c11;
-            A[59514 + (i + 2) * 32 + (30 + 0)] = c20;
-            A[59514 + (i + 2) * 32 + (30 + 1)] = c21;
-            A[59514 + (i + 3) * 32 + (30 + 0)] = c30;
-            A[59514 + (i + 3) * 32 + (30 + 1)] = c31;
-        }
-    }
-    // (derived)
-    for (let i = 0; i < 384; i++)
-        A[q0 + i] = (A[59002 + i] !== 0 ? (tanh32(((A[q4 + i] + A[15609 + i]) + (A[59514 + i] + A[16121 + i])))) : A[q2 + i]);
-    A.copyWithin(q0 + 384, q2 + 384, q2 + 384 + 128);
-    for (let i = 0; i < 384; i++)
-        A[59514 + i] = (A[59002 + i] !== 0 ? A[q0 + i] : 0);
-    // graphs/adding-elman.ts:9
-    for (let i = 0; i < 12; i += 4) {
-        for (let j = 0; j < 1; j += 1) {
-            let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-            const ra0 = 59514 + (i + 0) * 32;
-            const ra1 = 59514 + (i + 1) * 32;
-            const ra2 = 59514 + (i + 2) * 32;
-            const ra3 = 59514 + (i + 3) * 32;
-            const rb0 = 16633 + (j + 0);
-            for (let p = 0; p < 32; p++) {
-                const a0 = A[ra0 + p];
-                const a1 = A[ra1 + p];
-                const a2 = A[ra2 + p];
-                const a3 = A[ra3 + p];
-                const b0 = A[rb0 + p];
-                c00 += a0 * b0;
-                c10 += a1 * b0;
-                c20 += a2 * b0;
-                c30 += a3 * b0;
-            }
-            A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[16665 + (i + 0) * 1 + (j + 0)];
-            A[q1 + (i + 1) * 1 + (j + 0)] = c10 + A[16665 + (i + 1) * 1 + (j + 0)];
-            A[q1 + (i + 2) * 1 + (j + 0)] = c20 + A[16665 + (i + 2) * 1 + (j + 0)];
-            A[q1 + (i + 3) * 1 + (j + 0)] = c30 + A[16665 + (i + 3) * 1 + (j + 0)];
-        }
-    }
-    for (let i = 0; i < 4; i++)
-        A[q1 + 12 + i] = 0 + A[16677 + i];
-}
-/** Trains the compiled model: `step(x, y)` runs forward, loss, backward and the optimizer on one window. */
-export class Trainer {
-    /** Every value the trainer keeps: parameters, gradients, data, outputs, temporaries, optimizer state. */
-    arena;
-    lr;
-    carryState;
-    /** Optimizer steps taken (Adam's t). */
-    steps = 0;
-    /** Steps in the last window (1 … 20). */
-    T = 20;
-    constructor(options = {}) {
-        this.arena = new Float32Array(62940);
-        this.lr = options.lr ?? SPEC.lr;
-        this.carryState = options.carryState ?? SPEC.carryState;
-        this.initParams(options.seed ?? SPEC.seed);
-        if (options.params)
-            this.setParams(options.params);
-    }
-    /** Re-initializes every parameter from a seed, as PyTorch's U(−1/√H, 1/√H), in declaration order. */
-    initParams(seed) {
-        const next = mulberry32(seed);
-        const A = this.arena;
-        for (const p of PARAMS) {
-            const init = p.init;
-            for (let i = 0; i < p.size; i++) {
-                A[p.offset + i] = init.kind === 'uniform' ? (2 * next() - 1) * init.bound : init.kind === 'fill' ? init.value : init.data[i];
-            }
-        }
-    }
-    /** One training step on a window (batch-first arrays, row-major); returns the loss before the update. Throws, leaving the parameters untouched, when the loss or the gradient is not finite. */
-    step(in_x, target, lengths) {
-        const A = this.arena;
-        const T = this.windowLength(in_x.length, 32, "input x [16, T, 2]");
-        if (in_x.length !== T * 32)
-            throw new RangeError(`input x [16, T, 2]: expected ${T * 32} values (T = ${T}), got ${in_x.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 16; b++)
-                for (let k = 0; k < 2; k++)
-                    A[2370 + t * 32 + b * 2 + k] = in_x[(b * T + t) * 2 + k];
-        if (target.length !== T * 16)
-            throw new RangeError(`target [16, T, 1]: expected ${T * 16} values (T = ${T}), got ${target.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 16; b++)
-                for (let k = 0; k < 1; k++)
-                    A[3010 + t * 16 + b * 1 + k] = target[(b * T + t) * 1 + k];
-        this.setWindow(T, lengths);
-        this.train(A, T);
-        const loss = A[15608];
-        if (!Number.isFinite(loss))
-            throw new RangeError(`non-finite loss ${loss} at step ${this.steps + 1}`);
-        this.steps++;
-        if (!this.update(A, this.lr, this.steps)) {
-            this.steps--;
-            throw new RangeError(`non-finite gradient at step ${this.steps + 1}`);
-        }
-        if (this.carryState) {
-            for (let i = 0; i < 512; i++)
-                A[3330 + i] = A[3330 + T * 512 + i];
-        }
-        return loss;
-    }
-    /** Forward, loss and backward without an update (nor a state carry); returns the loss. Read the gradients with getGrads(). */
-    gradients(in_x, target, lengths) {
-        const A = this.arena;
-        const T = this.windowLength(in_x.length, 32, "input x [16, T, 2]");
-        if (in_x.length !== T * 32)
-            throw new RangeError(`input x [16, T, 2]: expected ${T * 32} values (T = ${T}), got ${in_x.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 16; b++)
-                for (let k = 0; k < 2; k++)
-                    A[2370 + t * 32 + b * 2 + k] = in_x[(b * T + t) * 2 + k];
-        if (target.length !== T * 16)
-            throw new RangeError(`target [16, T, 1]: expected ${T * 16} values (T = ${T}), got ${target.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 16; b++)
-                for (let k = 0; k < 1; k++)
-                    A[3010 + t * 16 + b * 1 + k] = target[(b * T + t) * 1 + k];
-        this.setWindow(T, lengths);
-        this.train(A, T);
-        return A[15608];
-    }
-    /** The outputs [B, T, O] for inputs x [B, T, I] (T ≤ 20) from the current state, which is left unchanged. */
-    predict(in_x, out, lengths) {
-        const A = this.arena;
-        const T = this.windowLength(in_x.length, 32, "input x [16, T, 2]");
-        if (in_x.length !== T * 32)
-            throw new RangeError(`input x [16, T, 2]: expected ${T * 32} values (T = ${T}), got ${in_x.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 16; b++)
-                for (let k = 0; k < 2; k++)
-                    A[2370 + t * 32 + b * 2 + k] = in_x[(b * T + t) * 2 + k];
-        this.setWindow(T, lengths);
-        this.forward(A, T);
-        return this.outputs(out);
-    }
-    /** The outputs [B, T, O] of the last step, gradients() or predict(). */
-    outputs(out) {
-        const A = this.arena;
-        const T = this.T;
-        const result = out ?? new Float64Array(T * 16);
-        if (result.length !== T * 16)
-            throw new RangeError(`outputs: expected room for ${T * 16} values, got ${result.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 16; b++)
-                for (let k = 0; k < 1; k++)
-                    result[(b * T + t) * 1 + k] = A[15288 + t * 16 + b * 1 + k];
-        return result;
-    }
-    /** The parameters by name (PyTorch names for the built-in cells). */
-    getParams() {
-        return this.read(false);
-    }
-    /** The gradients of the last step or gradients() call, by parameter name. */
-    getGrads() {
-        return this.read(true);
-    }
-    read(grads) {
-        const out = {};
-        for (const p of PARAMS) {
-            const off = grads ? p.grad : p.offset;
-            out[p.name] = { shape: [...p.shape], data: Array.from(this.arena.subarray(off, off + p.size)) };
-        }
-        return out;
-    }
-    /** Sets parameters by name; every name must be known and every size right. */
-    setParams(values) {
-        for (const [name, v] of Object.entries(values)) {
-            const p = PARAMS.find((q) => q.name === name);
-            if (!p)
-                throw new RangeError(`unknown parameter ${JSON.stringify(name)} (have ${PARAMS.map((q) => q.name).join(', ')})`);
-            const data = 'data' in v ? v.data : v;
-            if (data.length !== p.size)
-                throw new RangeError(`parameter ${name}: expected ${p.size} values [${p.shape.join(', ')}], got ${data.length}`);
-            for (let i = 0; i < p.size; i++) {
-                const x = data[i];
-                if (!Number.isFinite(x))
-                    throw new RangeError(`parameter ${name}: value ${i} is not finite`);
-                this.arena[p.offset + i] = x;
-            }
-        }
-    }
-    /** Whether every parameter is finite. */
-    paramsFinite() {
-        for (let i = 0; i < 1185; i++)
-            if (!Number.isFinite(this.arena[0 + i]))
-                return false;
-        return true;
-    }
-    /** The carried state by name (the initial state of the next step). */
-    getState() {
-        const A = this.arena;
-        return {
-            "h": { shape: [16, 32], data: Array.from(A.subarray(3330, 3842)) },
-        };
-    }
-    /** Every state of the last window, s(0) … s(T), by state name: shape [T + 1, ...state shape] (under lengths, a row holds its state after its last valid step). */
-    stateSequence() {
-        const A = this.arena;
-        return {
-            "h": { shape: [this.T + 1, 16, 32], data: Array.from(A.subarray(3330, 3330 + (this.T + 1) * 512)) },
-        };
-    }
-    /** Sets the initial state of the next step, by state name. */
-    setState(values) {
-        const A = this.arena;
-        for (const [name, v] of Object.entries(values)) {
-            if (name === "h") {
-                if (v.length !== 512)
-                    throw new RangeError(`state h: expected 512 values, got ${v.length}`);
-                for (let i = 0; i < 512; i++)
-                    A[3330 + i] = v[i];
-            }
-            else
-                throw new RangeError(`unknown state ${JSON.stringify(name)}`);
-        }
-    }
-    /** Zeros the carried state. */
-    resetState() {
-        this.arena.fill(0, 3330, 3842);
-    }
-    /** The optimizer's step count and buffers (moments), for checkpoints. */
-    getOptimizerState() {
-        return { steps: this.steps, buffers: Array.from(this.arena.subarray(60570, 62940)) };
-    }
-    setOptimizerState(state) {
-        if (state.buffers.length !== 2370)
-            throw new RangeError(`optimizer state: expected 2370 values, got ${state.buffers.length}`);
-        this.steps = state.steps;
-        for (let i = 0; i < 2370; i++)
-            this.arena[60570 + i] = state.buffers[i];
-    }
-    /** T of a batch-first [B, T, K] argument of n values, K·B = perStep: 1 … 20. */
-    windowLength(n, perStep, what) {
-        const T = n / perStep;
-        if (!Number.isInteger(T) || T < 1 || T > 20)
-            throw new RangeError(`${what}: expected T · ${perStep} values with 1 ≤ T ≤ 20, got ${n}`);
-        return T;
-    }
-    /** Sets T, each row's validity per step (its lengths, default T), the loss weights and N. */
-    setWindow(T, lengths) {
-        const A = this.arena;
-        this.T = T;
-        if (lengths !== undefined && lengths.length !== 16)
-            throw new RangeError(`lengths: expected 16 values (one per batch row), got ${lengths.length}`);
-        let total = 0;
-        for (let r = 0; r < 16; r++) {
-            const n = lengths === undefined ? T : lengths[r];
-            if (!Number.isInteger(n) || n < 1 || n > T)
-                throw new RangeError(`lengths: index ${r} is ${n}; a length must be an integer in 1..${T} (T = ${T})`);
-            total += n;
-        }
-        const length = (r) => (lengths === undefined ? T : lengths[r]);
+    if (A[14775] === 0) {
+      for (let t = 0; t < T + 1; t++) {
+        const s = 3330 + t * 512;
+        A.copyWithin(14776, s, s + 512);
         for (let p = 0; p < 16; p++) {
-            const n = length(p);
-            let q = p;
-            while (q > 0 && length(A[14743 + q - 1]) < n) {
-                A[14743 + q] = A[14743 + q - 1];
-                q--;
-            }
-            A[14743 + q] = p;
+          const r = A[14743 + p] * 32;
+          A.copyWithin(s + r, 14776 + p * 32, 14776 + (p + 1) * 32);
         }
-        let identity = 1;
-        for (let p = 0; p < 16; p++) {
-            const r = A[14743 + p];
-            A[14743 + 16 + r] = p;
-            if (r !== p)
-                identity = 0;
-        }
-        A[14775] = identity;
-        for (let t = 0, live = 16; t < T; t++) {
-            while (live > 0 && length(A[14743 + live - 1]) <= t)
-                live--;
-            A[14723 + t] = Math.min(16, Math.max(4, Math.ceil(live / 4) * 4));
-        }
-        for (let r = 0; r < 16; r++) {
-            const n = length(r);
-            for (let t = 0; t < T; t++)
-                A[14082 + t * 16 + A[14743 + 16 + r]] = t < n ? 1 : 0;
-            for (let t = 0; t < T; t++)
-                A[14402 + t * 16 + A[14743 + 16 + r]] = t === n - 1 ? 1 : 0;
-        }
-        A[14722] = 16;
+      }
+      for (let t = 0; t < T; t++) {
+        const s = 15288 + t * 16;
+        A.copyWithin(14776, s, s + 16);
+        for (let p = 0; p < 16; p++) A[s + A[14743 + p]] = A[14776 + p];
+      }
     }
-    /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
-    train(A, T) {
-        if (A[14775] === 0) {
-            for (let t = 0; t < T; t++) {
-                const s = 2370 + t * 32;
-                A.copyWithin(14776, s, s + 32);
-                for (let p = 0; p < 16; p++) {
-                    const r = A[14743 + p] * 2;
-                    A.copyWithin(s + p * 2, 14776 + r, 14776 + r + 2);
-                }
-            }
-            for (let t = 0; t < T; t++) {
-                const s = 3010 + t * 16;
-                A.copyWithin(14776, s, s + 16);
-                for (let p = 0; p < 16; p++)
-                    A[s + p] = A[14776 + A[14743 + p]];
-            }
-            {
-                const s = 3330;
-                A.copyWithin(14776, s, s + 512);
-                for (let p = 0; p < 16; p++) {
-                    const r = A[14743 + p] * 32;
-                    A.copyWithin(s + p * 32, 14776 + r, 14776 + r + 32);
-                }
-            }
+  }
+  /** The optimizer step; false (and nothing changed) when the gradient is not finite. */
+  update(A, lr, t) {
+    {
+      const stepSize = lr / (1 - Math.pow(0.9, t));
+      const negStepSize = -stepSize;
+      const biasCorrection2Sqrt = Math.sqrt(1 - Math.pow(0.999, t));
+      const invBiasCorrection2Sqrt = 1 / biasCorrection2Sqrt;
+      {
+        for (let i = 0; i < 1185; i++) {
+          const g = A[1185 + i] ?? 0;
+          const param = A[i] ?? 0;
+          const expAvg = 0.9 * (A[60570 + i] ?? 0) + 0.09999999999999998 * g;
+          A[60570 + i] = expAvg;
+          const expAvgSq = 0.999 * (A[61755 + i] ?? 0) + 0.0010000000000000009 * g * g;
+          A[61755 + i] = expAvgSq;
+          const denom = Math.sqrt(expAvgSq) * invBiasCorrection2Sqrt + 1e-8;
+          A[i] = param + negStepSize * expAvg / denom;
         }
-        // graphs/adding-elman.ts:9
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 32; i1++) {
-                A[15609 + (i0 * 32 + i1 * 1)] = A[1088 + (i1 * 1)];
-            }
-        }
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 32; i1++) {
-                A[16121 + (i0 * 32 + i1 * 1)] = A[1120 + (i1 * 1)];
-            }
-        }
-        for (let i = 0; i < 32; i++) {
-            A[16633 + i] = A[1152 + i];
-        }
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 1; i1++) {
-                A[16665 + (i0 * 1 + i1 * 1)] = A[1184 + (i1 * 1)];
-            }
-        }
-        // (derived)
-        A[59002] = 1 / A[14722];
-        {
-            const v = A[59002];
-            for (let f = 0; f < 16; f++)
-                A[16681 + f] = v;
-        }
-        for (let i = 0; i < 320; i += 4) {
-            for (let j = 0; j < 30; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 2370 + (i + 0) * 2;
-                const ra1 = 2370 + (i + 1) * 2;
-                const ra2 = 2370 + (i + 2) * 2;
-                const ra3 = 2370 + (i + 3) * 2;
-                const rb0 = (j + 0) * 2;
-                const rb1 = (j + 1) * 2;
-                const rb2 = (j + 2) * 2;
-                for (let p = 0; p < 2; p++) {
-                    const a0 = A[ra0 + p];
-                    const a1 = A[ra1 + p];
-                    const a2 = A[ra2 + p];
-                    const a3 = A[ra3 + p];
-                    const b0 = A[rb0 + p];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                    const b1 = A[rb1 + p];
-                    c01 += a0 * b1;
-                    c11 += a1 * b1;
-                    c21 += a2 * b1;
-                    c31 += a3 * b1;
-                    const b2 = A[rb2 + p];
-                    c02 += a0 * b2;
-                    c12 += a1 * b2;
-                    c22 += a2 * b2;
-                    c32 += a3 * b2;
-                }
-                A[16697 + (i + 0) * 32 + (j + 0)] = c00;
-                A[16697 + (i + 0) * 32 + (j + 1)] = c01;
-                A[16697 + (i + 0) * 32 + (j + 2)] = c02;
-                A[16697 + (i + 1) * 32 + (j + 0)] = c10;
-                A[16697 + (i + 1) * 32 + (j + 1)] = c11;
-                A[16697 + (i + 1) * 32 + (j + 2)] = c12;
-                A[16697 + (i + 2) * 32 + (j + 0)] = c20;
-                A[16697 + (i + 2) * 32 + (j + 1)] = c21;
-                A[16697 + (i + 2) * 32 + (j + 2)] = c22;
-                A[16697 + (i + 3) * 32 + (j + 0)] = c30;
-                A[16697 + (i + 3) * 32 + (j + 1)] = c31;
-                A[16697 + (i + 3) * 32 + (j + 2)] = c32;
-            }
-            {
-                let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                const ra0 = 2370 + (i + 0) * 2;
-                const ra1 = 2370 + (i + 1) * 2;
-                const ra2 = 2370 + (i + 2) * 2;
-                const ra3 = 2370 + (i + 3) * 2;
-                const rb0 = (30 + 0) * 2;
-                const rb1 = (30 + 1) * 2;
-                for (let p = 0; p < 2; p++) {
-                    const a0 = A[ra0 + p];
-                    const a1 = A[ra1 + p];
-                    const a2 = A[ra2 + p];
-                    const a3 = A[ra3 + p];
-                    const b0 = A[rb0 + p];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                    const b1 = A[rb1 + p];
-                    c01 += a0 * b1;
-                    c11 += a1 * b1;
-                    c21 += a2 * b1;
-                    c31 += a3 * b1;
-                }
-                A[16697 + (i + 0) * 32 + (30 + 0)] = c00;
-                A[16697 + (i + 0) * 32 + (30 + 1)] = c01;
-                A[16697 + (i + 1) * 32 + (30 + 0)] = c10;
-                A[16697 + (i + 1) * 32 + (30 + 1)] = c11;
-                A[16697 + (i + 2) * 32 + (30 + 0)] = c20;
-                A[16697 + (i + 2) * 32 + (30 + 1)] = c21;
-                A[16697 + (i + 3) * 32 + (30 + 0)] = c30;
-                A[16697 + (i + 3) * 32 + (30 + 1)] = c31;
-            }
-        }
-        let lossSum = 0;
-        for (let t = 0; t < T; t++) {
-            const q0 = 3330 + (t + 1) * 512;
-            const q1 = 15288 + t * 16;
-            const q2 = 26937 + t * 1552;
-            const q3 = 3330 + t * 512;
-            const q5 = 16697 + t * 512;
-            const q6 = 3010 + t * 16;
-            const q7 = 14082 + t * 16;
-            const q8 = 14402 + t * 16;
-            const live = A[14723 + t];
-            if (live === 4)
-                rows4_0(A, t);
-            else if (live === 8)
-                rows8_1(A, t);
-            else if (live === 12)
-                rows12_2(A, t);
-            else {
-                for (let i0 = 0; i0 < 16; i0++) {
-                    for (let i1 = 0; i1 < 32; i1++) {
-                        A[(q2 + 16) + (i0 * 32 + i1 * 1)] = A[q7 + (i0 * 1)];
-                    }
-                }
-                // graphs/adding-elman.ts:9
-                for (let i = 0; i < 16; i += 4) {
-                    for (let j = 0; j < 30; j += 3) {
-                        let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                        const ra0 = q3 + (i + 0) * 32;
-                        const ra1 = q3 + (i + 1) * 32;
-                        const ra2 = q3 + (i + 2) * 32;
-                        const ra3 = q3 + (i + 3) * 32;
-                        const rb0 = 64 + (j + 0) * 32;
-                        const rb1 = 64 + (j + 1) * 32;
-                        const rb2 = 64 + (j + 2) * 32;
-                        for (let p = 0; p < 32; p++) {
-                            const a0 = A[ra0 + p];
-                            const a1 = A[ra1 + p];
-                            const a2 = A[ra2 + p];
-                            const a3 = A[ra3 + p];
-                            const b0 = A[rb0 + p];
-                            c00 += a0 * b0;
-                            c10 += a1 * b0;
-                            c20 += a2 * b0;
-                            c30 += a3 * b0;
-                            const b1 = A[rb1 + p];
-                            c01 += a0 * b1;
-                            c11 += a1 * b1;
-                            c21 += a2 * b1;
-                            c31 += a3 * b1;
-                            const b2 = A[rb2 + p];
-                            c02 += a0 * b2;
-                            c12 += a1 * b2;
-                            c22 += a2 * b2;
-                            c32 += a3 * b2;
-                        }
-                        A[59002 + (i + 0) * 32 + (j + 0)] = c00;
-                        A[59002 + (i + 0) * 32 + (j + 1)] = c01;
-                        A[59002 + (i + 0) * 32 + (j + 2)] = c02;
-                        A[59002 + (i + 1) * 32 + (j + 0)] = c10;
-                        A[59002 + (i + 1) * 32 + (j + 1)] = c11;
-                        A[59002 + (i + 1) * 32 + (j + 2)] = c12;
-                        A[59002 + (i + 2) * 32 + (j + 0)] = c20;
-                        A[59002 + (i + 2) * 32 + (j + 1)] = c21;
-                        A[59002 + (i + 2) * 32 + (j + 2)] = c22;
-                        A[59002 + (i + 3) * 32 + (j + 0)] = c30;
-                        A[59002 + (i + 3) * 32 + (j + 1)] = c31;
-                        A[59002 + (i + 3) * 32 + (j + 2)] = c32;
-                    }
-                    {
-                        let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                        const ra0 = q3 + (i + 0) * 32;
-                        const ra1 = q3 + (i + 1) * 32;
-                        const ra2 = q3 + (i + 2) * 32;
-                        const ra3 = q3 + (i + 3) * 32;
-                        const rb0 = 64 + (30 + 0) * 32;
-                        const rb1 = 64 + (30 + 1) * 32;
-                        for (let p = 0; p < 32; p++) {
-                            const a0 = A[ra0 + p];
-                            const a1 = A[ra1 + p];
-                            const a2 = A[ra2 + p];
-                            const a3 = A[ra3 + p];
-                            const b0 = A[rb0 + p];
-                            c00 += a0 * b0;
-                            c10 += a1 * b0;
-                            c20 += a2 * b0;
-                            c30 += a3 * b0;
-                            const b1 = A[rb1 + p];
-                            c01 += a0 * b1;
-                            c11 += a1 * b1;
-                            c21 += a2 * b1;
-                            c31 += a3 * b1;
-                        }
-                        A[59002 + (i + 0) * 32 + (30 + 0)] = c00;
-                        A[59002 + (i + 0) * 32 + (30 + 1)] = c01;
-                        A[59002 + (i + 1) * 32 + (30 + 0)] = c10;
-                        A[59002 + (i + 1) * 32 + (30 + 1)] = c11;
-                        A[59002 + (i + 2) * 32 + (30 + 0)] = c20;
-                        A[59002 + (i + 2) * 32 + (30 + 1)] = c21;
-                        A[59002 + (i + 3) * 32 + (30 + 0)] = c30;
-                        A[59002 + (i + 3) * 32 + (30 + 1)] = c31;
-                    }
-                }
-                for (let i = 0; i < 512; i++)
-                    A[(q2 + 528) + i] = tanh32(((A[q5 + i] + A[15609 + i]) + (A[59002 + i] + A[16121 + i])));
-                // (derived)
-                for (let i = 0; i < 512; i++)
-                    A[q0 + i] = (A[(q2 + 16) + i] !== 0 ? A[(q2 + 528) + i] : A[q3 + i]);
-                for (let i = 0; i < 512; i++)
-                    A[(q2 + 1040) + i] = (A[(q2 + 16) + i] !== 0 ? A[q0 + i] : 0);
-                // graphs/adding-elman.ts:9
-                for (let i = 0; i < 16; i += 4) {
-                    for (let j = 0; j < 1; j += 1) {
-                        let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                        const ra0 = (q2 + 1040) + (i + 0) * 32;
-                        const ra1 = (q2 + 1040) + (i + 1) * 32;
-                        const ra2 = (q2 + 1040) + (i + 2) * 32;
-                        const ra3 = (q2 + 1040) + (i + 3) * 32;
-                        const rb0 = 16633 + (j + 0);
-                        for (let p = 0; p < 32; p++) {
-                            const a0 = A[ra0 + p];
-                            const a1 = A[ra1 + p];
-                            const a2 = A[ra2 + p];
-                            const a3 = A[ra3 + p];
-                            const b0 = A[rb0 + p];
-                            c00 += a0 * b0;
-                            c10 += a1 * b0;
-                            c20 += a2 * b0;
-                            c30 += a3 * b0;
-                        }
-                        A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[16665 + (i + 0) * 1 + (j + 0)];
-                        A[q1 + (i + 1) * 1 + (j + 0)] = c10 + A[16665 + (i + 1) * 1 + (j + 0)];
-                        A[q1 + (i + 2) * 1 + (j + 0)] = c20 + A[16665 + (i + 2) * 1 + (j + 0)];
-                        A[q1 + (i + 3) * 1 + (j + 0)] = c30 + A[16665 + (i + 3) * 1 + (j + 0)];
-                    }
-                }
-                // (derived)
-                for (let i = 0; i < 16; i++)
-                    A[q2 + i] = A[q1 + i] - A[q6 + i];
-                for (let i = 0; i < 16; i++)
-                    A[59002 + i] = A[q2 + i] * A[q2 + i];
-                for (let i0 = 0; i0 < 16; i0++) {
-                    {
-                        let acc = 0;
-                        for (let i1 = 0; i1 < 1; i1++) {
-                            acc = acc + A[59002 + (i0 * 1 + i1 * 1)];
-                        }
-                        A[59018 + (i0 * 1)] = acc;
-                    }
-                }
-                for (let i = 0; i < 16; i++)
-                    A[59002 + i] = A[q8 + i] * A[59018 + i];
-                {
-                    let acc = 0;
-                    for (let i0 = 0; i0 < 16; i0++) {
-                        acc = acc + A[59002 + (i0 * 1)];
-                    }
-                    A[57977 + (0)] = acc;
-                }
-            }
-            lossSum += A[57977];
-        }
-        A[15608] = lossSum / A[14722];
-        A.fill(0, 1185, 2370);
-        A.fill(0, 57978, 58490);
-        for (let t = T - 1; t >= 0; t--) {
-            const q0 = 3330 + t * 512;
-            const q1 = 2370 + t * 32;
-            const q5 = 14402 + t * 16;
-            const q8 = 26937 + t * 1552;
-            const live = A[14723 + t];
-            if (live === 4)
-                rows4_3(A, t);
-            else if (live === 8)
-                rows8_4(A, t);
-            else if (live === 12)
-                rows12_5(A, t);
-            else {
-                for (let i = 0; i < 16; i++)
-                    A[59002 + i] = A[16681 + i] * A[q5 + i];
-                for (let i0 = 0; i0 < 16; i0++) {
-                    for (let i1 = 0; i1 < 1; i1++) {
-                        A[59018 + (i0 * 1 + i1 * 1)] = A[59002 + (i0 * 1)];
-                    }
-                }
-                for (let i = 0; i < 16; i++)
-                    A[59002 + i] = A[59018 + i] * A[q8 + i];
-                for (let i = 0; i < 16; i++)
-                    A[59018 + i] = A[59002 + i] + A[59002 + i];
-                for (let i = 0; i < 16; i++) {
-                    const a0 = A[59018 + i * 1];
-                    for (let j = 0; j < 32; j++)
-                        A[59034 + i * 32 + j] = a0 * A[1152 + j];
-                }
-                for (let i = 0; i < 512; i++)
-                    A[59546 + i] = A[57978 + i] + ((A[(q8 + 16) + i] !== 0 ? A[59034 + i] : 0));
-                for (let i = 0; i < 512; i++)
-                    A[59034 + i] = ((A[(q8 + 16) + i] !== 0 ? A[59546 + i] : 0)) * (1 - (A[(q8 + 528) + i] * A[(q8 + 528) + i]));
-                for (let i = 0; i < 16; i += 4) {
-                    for (let j = 0; j < 30; j += 3) {
-                        let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                        const ra0 = 59034 + (i + 0) * 32;
-                        const ra1 = 59034 + (i + 1) * 32;
-                        const ra2 = 59034 + (i + 2) * 32;
-                        const ra3 = 59034 + (i + 3) * 32;
-                        const rb0 = 64 + (j + 0);
-                        const rb1 = 64 + (j + 1);
-                        const rb2 = 64 + (j + 2);
-                        for (let p = 0; p < 32; p++) {
-                            const a0 = A[ra0 + p];
-                            const a1 = A[ra1 + p];
-                            const a2 = A[ra2 + p];
-                            const a3 = A[ra3 + p];
-                            const b0 = A[rb0 + p * 32];
-                            c00 += a0 * b0;
-                            c10 += a1 * b0;
-                            c20 += a2 * b0;
-                            c30 += a3 * b0;
-                            const b1 = A[rb1 + p * 32];
-                            c01 += a0 * b1;
-                            c11 += a1 * b1;
-                            c21 += a2 * b1;
-                            c31 += a3 * b1;
-                            const b2 = A[rb2 + p * 32];
-                            c02 += a0 * b2;
-                            c12 += a1 * b2;
-                            c22 += a2 * b2;
-                            c32 += a3 * b2;
-                        }
-                        A[60058 + (i + 0) * 32 + (j + 0)] = c00;
-                        A[60058 + (i + 0) * 32 + (j + 1)] = c01;
-                        A[60058 + (i + 0) * 32 + (j + 2)] = c02;
-                        A[60058 + (i + 1) * 32 + (j + 0)] = c10;
-                        A[60058 + (i + 1) * 32 + (j + 1)] = c11;
-                        A[60058 + (i + 1) * 32 + (j + 2)] = c12;
-                        A[60058 + (i + 2) * 32 + (j + 0)] = c20;
-                        A[60058 + (i + 2) * 32 + (j + 1)] = c21;
-                        A[60058 + (i + 2) * 32 + (j + 2)] = c22;
-                        A[60058 + (i + 3) * 32 + (j + 0)] = c30;
-                        A[60058 + (i + 3) * 32 + (j + 1)] = c31;
-                        A[60058 + (i + 3) * 32 + (j + 2)] = c32;
-                    }
-                    {
-                        let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                        const ra0 = 59034 + (i + 0) * 32;
-                        const ra1 = 59034 + (i + 1) * 32;
-                        const ra2 = 59034 + (i + 2) * 32;
-                        const ra3 = 59034 + (i + 3) * 32;
-                        const rb0 = 64 + (30 + 0);
-                        const rb1 = 64 + (30 + 1);
-                        for (let p = 0; p < 32; p++) {
-                            const a0 = A[ra0 + p];
-                            const a1 = A[ra1 + p];
-                            const a2 = A[ra2 + p];
-                            const a3 = A[ra3 + p];
-                            const b0 = A[rb0 + p * 32];
-                            c00 += a0 * b0;
-                            c10 += a1 * b0;
-                            c20 += a2 * b0;
-                            c30 += a3 * b0;
-                            const b1 = A[rb1 + p * 32];
-                            c01 += a0 * b1;
-                            c11 += a1 * b1;
-                            c21 += a2 * b1;
-                            c31 += a3 * b1;
-                        }
-                        A[60058 + (i + 0) * 32 + (30 + 0)] = c00;
-                        A[60058 + (i + 0) * 32 + (30 + 1)] = c01;
-                        A[60058 + (i + 1) * 32 + (30 + 0)] = c10;
-                        A[60058 + (i + 1) * 32 + (30 + 1)] = c11;
-                        A[60058 + (i + 2) * 32 + (30 + 0)] = c20;
-                        A[60058 + (i + 2) * 32 + (30 + 1)] = c21;
-                        A[60058 + (i + 3) * 32 + (30 + 0)] = c30;
-                        A[60058 + (i + 3) * 32 + (30 + 1)] = c31;
-                    }
-                }
-                for (let i = 0; i < 512; i++)
-                    A[58490 + i] = ((A[(q8 + 16) + i] !== 0 ? 0 : A[59546 + i])) + A[60058 + i];
-                for (let i = 0; i < 32; i += 4) {
-                    for (let j = 0; j < 2; j += 2) {
-                        let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                        const ra0 = 59034 + (i + 0);
-                        const ra1 = 59034 + (i + 1);
-                        const ra2 = 59034 + (i + 2);
-                        const ra3 = 59034 + (i + 3);
-                        const rb0 = q1 + (j + 0);
-                        const rb1 = q1 + (j + 1);
-                        for (let p = 0; p < 16; p++) {
-                            const a0 = A[ra0 + p * 32];
-                            const a1 = A[ra1 + p * 32];
-                            const a2 = A[ra2 + p * 32];
-                            const a3 = A[ra3 + p * 32];
-                            const b0 = A[rb0 + p * 2];
-                            c00 += a0 * b0;
-                            c10 += a1 * b0;
-                            c20 += a2 * b0;
-                            c30 += a3 * b0;
-                            const b1 = A[rb1 + p * 2];
-                            c01 += a0 * b1;
-                            c11 += a1 * b1;
-                            c21 += a2 * b1;
-                            c31 += a3 * b1;
-                        }
-                        A[1185 + (i + 0) * 2 + (j + 0)] += c00;
-                        A[1185 + (i + 0) * 2 + (j + 1)] += c01;
-                        A[1185 + (i + 1) * 2 + (j + 0)] += c10;
-                        A[1185 + (i + 1) * 2 + (j + 1)] += c11;
-                        A[1185 + (i + 2) * 2 + (j + 0)] += c20;
-                        A[1185 + (i + 2) * 2 + (j + 1)] += c21;
-                        A[1185 + (i + 3) * 2 + (j + 0)] += c30;
-                        A[1185 + (i + 3) * 2 + (j + 1)] += c31;
-                    }
-                }
-                for (let i = 0; i < 32; i += 4) {
-                    for (let j = 0; j < 30; j += 3) {
-                        let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                        const ra0 = 59034 + (i + 0);
-                        const ra1 = 59034 + (i + 1);
-                        const ra2 = 59034 + (i + 2);
-                        const ra3 = 59034 + (i + 3);
-                        const rb0 = q0 + (j + 0);
-                        const rb1 = q0 + (j + 1);
-                        const rb2 = q0 + (j + 2);
-                        for (let p = 0; p < 16; p++) {
-                            const a0 = A[ra0 + p * 32];
-                            const a1 = A[ra1 + p * 32];
-                            const a2 = A[ra2 + p * 32];
-                            const a3 = A[ra3 + p * 32];
-                            const b0 = A[rb0 + p * 32];
-                            c00 += a0 * b0;
-                            c10 += a1 * b0;
-                            c20 += a2 * b0;
-                            c30 += a3 * b0;
-                            const b1 = A[rb1 + p * 32];
-                            c01 += a0 * b1;
-                            c11 += a1 * b1;
-                            c21 += a2 * b1;
-                            c31 += a3 * b1;
-                            const b2 = A[rb2 + p * 32];
-                            c02 += a0 * b2;
-                            c12 += a1 * b2;
-                            c22 += a2 * b2;
-                            c32 += a3 * b2;
-                        }
-                        A[1249 + (i + 0) * 32 + (j + 0)] += c00;
-                        A[1249 + (i + 0) * 32 + (j + 1)] += c01;
-                        A[1249 + (i + 0) * 32 + (j + 2)] += c02;
-                        A[1249 + (i + 1) * 32 + (j + 0)] += c10;
-                        A[1249 + (i + 1) * 32 + (j + 1)] += c11;
-                        A[1249 + (i + 1) * 32 + (j + 2)] += c12;
-                        A[1249 + (i + 2) * 32 + (j + 0)] += c20;
-                        A[1249 + (i + 2) * 32 + (j + 1)] += c21;
-                        A[1249 + (i + 2) * 32 + (j + 2)] += c22;
-                        A[1249 + (i + 3) * 32 + (j + 0)] += c30;
-                        A[1249 + (i + 3) * 32 + (j + 1)] += c31;
-                        A[1249 + (i + 3) * 32 + (j + 2)] += c32;
-                    }
-                    {
-                        let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                        const ra0 = 59034 + (i + 0);
-                        const ra1 = 59034 + (i + 1);
-                        const ra2 = 59034 + (i + 2);
-                        const ra3 = 59034 + (i + 3);
-                        const rb0 = q0 + (30 + 0);
-                        const rb1 = q0 + (30 + 1);
-                        for (let p = 0; p < 16; p++) {
-                            const a0 = A[ra0 + p * 32];
-                            const a1 = A[ra1 + p * 32];
-                            const a2 = A[ra2 + p * 32];
-                            const a3 = A[ra3 + p * 32];
-                            const b0 = A[rb0 + p * 32];
-                            c00 += a0 * b0;
-                            c10 += a1 * b0;
-                            c20 += a2 * b0;
-                            c30 += a3 * b0;
-                            const b1 = A[rb1 + p * 32];
-                            c01 += a0 * b1;
-                            c11 += a1 * b1;
-                            c21 += a2 * b1;
-                            c31 += a3 * b1;
-                        }
-                        A[1249 + (i + 0) * 32 + (30 + 0)] += c00;
-                        A[1249 + (i + 0) * 32 + (30 + 1)] += c01;
-                        A[1249 + (i + 1) * 32 + (30 + 0)] += c10;
-                        A[1249 + (i + 1) * 32 + (30 + 1)] += c11;
-                        A[1249 + (i + 2) * 32 + (30 + 0)] += c20;
-                        A[1249 + (i + 2) * 32 + (30 + 1)] += c21;
-                        A[1249 + (i + 3) * 32 + (30 + 0)] += c30;
-                        A[1249 + (i + 3) * 32 + (30 + 1)] += c31;
-                    }
-                }
-                for (let i1 = 0; i1 < 32; i1++) {
-                    {
-                        let acc = 0;
-                        for (let i0 = 0; i0 < 16; i0++) {
-                            acc = acc + A[59034 + (i0 * 32 + i1 * 1)];
-                        }
-                        A[59546 + (i1 * 1)] = acc;
-                    }
-                }
-                for (let i = 0; i < 32; i += 4) {
-                    for (let j = 0; j < 1; j += 1) {
-                        let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                        const ra0 = (q8 + 1040) + (i + 0);
-                        const ra1 = (q8 + 1040) + (i + 1);
-                        const ra2 = (q8 + 1040) + (i + 2);
-                        const ra3 = (q8 + 1040) + (i + 3);
-                        const rb0 = 59018 + (j + 0);
-                        for (let p = 0; p < 16; p++) {
-                            const a0 = A[ra0 + p * 32];
-                            const a1 = A[ra1 + p * 32];
-                            const a2 = A[ra2 + p * 32];
-                            const a3 = A[ra3 + p * 32];
-                            const b0 = A[rb0 + p];
-                            c00 += a0 * b0;
-                            c10 += a1 * b0;
-                            c20 += a2 * b0;
-                            c30 += a3 * b0;
-                        }
-                        A[59034 + (i + 0) * 1 + (j + 0)] = c00;
-                        A[59034 + (i + 1) * 1 + (j + 0)] = c10;
-                        A[59034 + (i + 2) * 1 + (j + 0)] = c20;
-                        A[59034 + (i + 3) * 1 + (j + 0)] = c30;
-                    }
-                }
-                for (let i = 0; i < 32; i++) {
-                    A[59066 + i] = A[59034 + i];
-                }
-                for (let i1 = 0; i1 < 1; i1++) {
-                    {
-                        let acc = 0;
-                        for (let i0 = 0; i0 < 16; i0++) {
-                            acc = acc + A[59018 + (i0 * 1 + i1 * 1)];
-                        }
-                        A[2369 + (i1 * 1)] += acc;
-                    }
-                }
-                for (let i = 0; i < 32; i++)
-                    A[2273 + i] += A[59546 + i];
-                for (let i = 0; i < 32; i++)
-                    A[2305 + i] += A[59546 + i];
-                for (let i = 0; i < 32; i++)
-                    A[2337 + i] += A[59066 + i];
-            }
-            A.copyWithin(57978, 58490, 59002);
-        }
-        if (A[14775] === 0) {
-            for (let t = 0; t < T + 1; t++) {
-                const s = 3330 + t * 512;
-                A.copyWithin(14776, s, s + 512);
-                for (let p = 0; p < 16; p++) {
-                    const r = A[14743 + p] * 32;
-                    A.copyWithin(s + r, 14776 + p * 32, 14776 + (p + 1) * 32);
-                }
-            }
-            for (let t = 0; t < T; t++) {
-                const s = 15288 + t * 16;
-                A.copyWithin(14776, s, s + 16);
-                for (let p = 0; p < 16; p++)
-                    A[s + A[14743 + p]] = A[14776 + p];
-            }
-        }
+      }
     }
-    /** Forward over the window's T steps only. */
-    forward(A, T) {
-        if (A[14775] === 0) {
-            for (let t = 0; t < T; t++) {
-                const s = 2370 + t * 32;
-                A.copyWithin(14776, s, s + 32);
-                for (let p = 0; p < 16; p++) {
-                    const r = A[14743 + p] * 2;
-                    A.copyWithin(s + p * 2, 14776 + r, 14776 + r + 2);
-                }
-            }
-            {
-                const s = 3330;
-                A.copyWithin(14776, s, s + 512);
-                for (let p = 0; p < 16; p++) {
-                    const r = A[14743 + p] * 32;
-                    A.copyWithin(s + p * 32, 14776 + r, 14776 + r + 32);
-                }
-            }
-        }
-        // graphs/adding-elman.ts:9
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 32; i1++) {
-                A[15609 + (i0 * 32 + i1 * 1)] = A[1088 + (i1 * 1)];
-            }
-        }
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 32; i1++) {
-                A[16121 + (i0 * 32 + i1 * 1)] = A[1120 + (i1 * 1)];
-            }
-        }
-        for (let i = 0; i < 32; i++) {
-            A[16633 + i] = A[1152 + i];
-        }
-        for (let i0 = 0; i0 < 16; i0++) {
-            for (let i1 = 0; i1 < 1; i1++) {
-                A[16665 + (i0 * 1 + i1 * 1)] = A[1184 + (i1 * 1)];
-            }
-        }
-        // (derived)
-        A[59002] = 1 / A[14722];
-        {
-            const v = A[59002];
-            for (let f = 0; f < 16; f++)
-                A[16681 + f] = v;
-        }
-        for (let i = 0; i < 320; i += 4) {
-            for (let j = 0; j < 30; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 2370 + (i + 0) * 2;
-                const ra1 = 2370 + (i + 1) * 2;
-                const ra2 = 2370 + (i + 2) * 2;
-                const ra3 = 2370 + (i + 3) * 2;
-                const rb0 = (j + 0) * 2;
-                const rb1 = (j + 1) * 2;
-                const rb2 = (j + 2) * 2;
-                for (let p = 0; p < 2; p++) {
-                    const a0 = A[ra0 + p];
-                    const a1 = A[ra1 + p];
-                    const a2 = A[ra2 + p];
-                    const a3 = A[ra3 + p];
-                    const b0 = A[rb0 + p];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                    const b1 = A[rb1 + p];
-                    c01 += a0 * b1;
-                    c11 += a1 * b1;
-                    c21 += a2 * b1;
-                    c31 += a3 * b1;
-                    const b2 = A[rb2 + p];
-                    c02 += a0 * b2;
-                    c12 += a1 * b2;
-                    c22 += a2 * b2;
-                    c32 += a3 * b2;
-                }
-                A[16697 + (i + 0) * 32 + (j + 0)] = c00;
-                A[16697 + (i + 0) * 32 + (j + 1)] = c01;
-                A[16697 + (i + 0) * 32 + (j + 2)] = c02;
-                A[16697 + (i + 1) * 32 + (j + 0)] = c10;
-                A[16697 + (i + 1) * 32 + (j + 1)] = c11;
-                A[16697 + (i + 1) * 32 + (j + 2)] = c12;
-                A[16697 + (i + 2) * 32 + (j + 0)] = c20;
-                A[16697 + (i + 2) * 32 + (j + 1)] = c21;
-                A[16697 + (i + 2) * 32 + (j + 2)] = c22;
-                A[16697 + (i + 3) * 32 + (j + 0)] = c30;
-                A[16697 + (i + 3) * 32 + (j + 1)] = c31;
-                A[16697 + (i + 3) * 32 + (j + 2)] = c32;
-            }
-            {
-                let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                const ra0 = 2370 + (i + 0) * 2;
-                const ra1 = 2370 + (i + 1) * 2;
-                const ra2 = 2370 + (i + 2) * 2;
-                const ra3 = 2370 + (i + 3) * 2;
-                const rb0 = (30 + 0) * 2;
-                const rb1 = (30 + 1) * 2;
-                for (let p = 0; p < 2; p++) {
-                    const a0 = A[ra0 + p];
-                    const a1 = A[ra1 + p];
-                    const a2 = A[ra2 + p];
-                    const a3 = A[ra3 + p];
-                    const b0 = A[rb0 + p];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                    const b1 = A[rb1 + p];
-                    c01 += a0 * b1;
-                    c11 += a1 * b1;
-                    c21 += a2 * b1;
-                    c31 += a3 * b1;
-                }
-                A[16697 + (i + 0) * 32 + (30 + 0)] = c00;
-                A[16697 + (i + 0) * 32 + (30 + 1)] = c01;
-                A[16697 + (i + 1) * 32 + (30 + 0)] = c10;
-                A[16697 + (i + 1) * 32 + (30 + 1)] = c11;
-                A[16697 + (i + 2) * 32 + (30 + 0)] = c20;
-                A[16697 + (i + 2) * 32 + (30 + 1)] = c21;
-                A[16697 + (i + 3) * 32 + (30 + 0)] = c30;
-                A[16697 + (i + 3) * 32 + (30 + 1)] = c31;
-            }
-        }
-        for (let t = 0; t < T; t++) {
-            const q0 = 3330 + (t + 1) * 512;
-            const q1 = 15288 + t * 16;
-            const q2 = 3330 + t * 512;
-            const q4 = 16697 + t * 512;
-            const q6 = 14082 + t * 16;
-            const live = A[14723 + t];
-            if (live === 4)
-                rows4_6(A, t);
-            else if (live === 8)
-                rows8_7(A, t);
-            else if (live === 12)
-                rows12_8(A, t);
-            else {
-                for (let i0 = 0; i0 < 16; i0++) {
-                    for (let i1 = 0; i1 < 32; i1++) {
-                        A[59002 + (i0 * 32 + i1 * 1)] = A[q6 + (i0 * 1)];
-                    }
-                }
-                // graphs/adding-elman.ts:9
-                for (let i = 0; i < 16; i += 4) {
-                    for (let j = 0; j < 30; j += 3) {
-                        let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                        const ra0 = q2 + (i + 0) * 32;
-                        const ra1 = q2 + (i + 1) * 32;
-                        const ra2 = q2 + (i + 2) * 32;
-                        const ra3 = q2 + (i + 3) * 32;
-                        const rb0 = 64 + (j + 0) * 32;
-                        const rb1 = 64 + (j + 1) * 32;
-                        const rb2 = 64 + (j + 2) * 32;
-                        for (let p = 0; p < 32; p++) {
-                            const a0 = A[ra0 + p];
-                            const a1 = A[ra1 + p];
-                            const a2 = A[ra2 + p];
-                            const a3 = A[ra3 + p];
-                            const b0 = A[rb0 + p];
-                            c00 += a0 * b0;
-                            c10 += a1 * b0;
-                            c20 += a2 * b0;
-                            c30 += a3 * b0;
-                            const b1 = A[rb1 + p];
-                            c01 += a0 * b1;
-                            c11 += a1 * b1;
-                            c21 += a2 * b1;
-                            c31 += a3 * b1;
-                            const b2 = A[rb2 + p];
-                            c02 += a0 * b2;
-                            c12 += a1 * b2;
-                            c22 += a2 * b2;
-                            c32 += a3 * b2;
-                        }
-                        A[59514 + (i + 0) * 32 + (j + 0)] = c00;
-                        A[59514 + (i + 0) * 32 + (j + 1)] = c01;
-                        A[59514 + (i + 0) * 32 + (j + 2)] = c02;
-                        A[59514 + (i + 1) * 32 + (j + 0)] = c10;
-                        A[59514 + (i + 1) * 32 + (j + 1)] = c11;
-                        A[59514 + (i + 1) * 32 + (j + 2)] = c12;
-                        A[59514 + (i + 2) * 32 + (j + 0)] = c20;
-                        A[59514 + (i + 2) * 32 + (j + 1)] = c21;
-                        A[59514 + (i + 2) * 32 + (j + 2)] = c22;
-                        A[59514 + (i + 3) * 32 + (j + 0)] = c30;
-                        A[59514 + (i + 3) * 32 + (j + 1)] = c31;
-                        A[59514 + (i + 3) * 32 + (j + 2)] = c32;
-                    }
-                    {
-                        let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                        const ra0 = q2 + (i + 0) * 32;
-                        const ra1 = q2 + (i + 1) * 32;
-                        const ra2 = q2 + (i + 2) * 32;
-                        const ra3 = q2 + (i + 3) * 32;
-                        const rb0 = 64 + (30 + 0) * 32;
-                        const rb1 = 64 + (30 + 1) * 32;
-                        for (let p = 0; p < 32; p++) {
-                            const a0 = A[ra0 + p];
-                            const a1 = A[ra1 + p];
-                            const a2 = A[ra2 + p];
-                            const a3 = A[ra3 + p];
-                            const b0 = A[rb0 + p];
-                            c00 += a0 * b0;
-                            c10 += a1 * b0;
-                            c20 += a2 * b0;
-                            c30 += a3 * b0;
-                            const b1 = A[rb1 + p];
-                            c01 += a0 * b1;
-                            c11 += a1 * b1;
-                            c21 += a2 * b1;
-                            c31 += a3 * b1;
-                        }
-                        A[59514 + (i + 0) * 32 + (30 + 0)] = c00;
-                        A[59514 + (i + 0) * 32 + (30 + 1)] = c01;
-                        A[59514 + (i + 1) * 32 + (30 + 0)] = c10;
-                        A[59514 + (i + 1) * 32 + (30 + 1)] = c11;
-                        A[59514 + (i + 2) * 32 + (30 + 0)] = c20;
-                        A[59514 + (i + 2) * 32 + (30 + 1)] = c21;
-                        A[59514 + (i + 3) * 32 + (30 + 0)] = c30;
-                        A[59514 + (i + 3) * 32 + (30 + 1)] = c31;
-                    }
-                }
-                // (derived)
-                for (let i = 0; i < 512; i++)
-                    A[q0 + i] = (A[59002 + i] !== 0 ? (tanh32(((A[q4 + i] + A[15609 + i]) + (A[59514 + i] + A[16121 + i])))) : A[q2 + i]);
-                for (let i = 0; i < 512; i++)
-                    A[59514 + i] = (A[59002 + i] !== 0 ? A[q0 + i] : 0);
-                // graphs/adding-elman.ts:9
-                for (let i = 0; i < 16; i += 4) {
-                    for (let j = 0; j < 1; j += 1) {
-                        let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                        const ra0 = 59514 + (i + 0) * 32;
-                        const ra1 = 59514 + (i + 1) * 32;
-                        const ra2 = 59514 + (i + 2) * 32;
-                        const ra3 = 59514 + (i + 3) * 32;
-                        const rb0 = 16633 + (j + 0);
-                        for (let p = 0; p < 32; p++) {
-                            const a0 = A[ra0 + p];
-                            const a1 = A[ra1 + p];
-                            const a2 = A[ra2 + p];
-                            const a3 = A[ra3 + p];
-                            const b0 = A[rb0 + p];
-                            c00 += a0 * b0;
-                            c10 += a1 * b0;
-                            c20 += a2 * b0;
-                            c30 += a3 * b0;
-                        }
-                        A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[16665 + (i + 0) * 1 + (j + 0)];
-                        A[q1 + (i + 1) * 1 + (j + 0)] = c10 + A[16665 + (i + 1) * 1 + (j + 0)];
-                        A[q1 + (i + 2) * 1 + (j + 0)] = c20 + A[16665 + (i + 2) * 1 + (j + 0)];
-                        A[q1 + (i + 3) * 1 + (j + 0)] = c30 + A[16665 + (i + 3) * 1 + (j + 0)];
-                    }
-                }
-            }
-        }
-        if (A[14775] === 0) {
-            for (let t = 0; t < T + 1; t++) {
-                const s = 3330 + t * 512;
-                A.copyWithin(14776, s, s + 512);
-                for (let p = 0; p < 16; p++) {
-                    const r = A[14743 + p] * 32;
-                    A.copyWithin(s + r, 14776 + p * 32, 14776 + (p + 1) * 32);
-                }
-            }
-            for (let t = 0; t < T; t++) {
-                const s = 15288 + t * 16;
-                A.copyWithin(14776, s, s + 16);
-                for (let p = 0; p < 16; p++)
-                    A[s + A[14743 + p]] = A[14776 + p];
-            }
-        }
-    }
-    /** The optimizer step; false (and nothing changed) when the gradient is not finite. */
-    update(A, lr, t) {
-        { // adam(lr=0.01, betas=(0.9, 0.999), eps=1e-8)
-            const stepSize = lr / (1 - Math.pow(0.9, t));
-            const negStepSize = -stepSize;
-            const biasCorrection2Sqrt = Math.sqrt(1 - Math.pow(0.999, t));
-            const invBiasCorrection2Sqrt = 1 / biasCorrection2Sqrt;
-            { // rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0, out.weight, out.bias: 1185 at param 0, grad 1185, exp_avg 60570, exp_avg_sq 61755
-                for (let i = 0; i < 1185; i++) {
-                    const g = (A[1185 + i] ?? 0);
-                    const param = (A[i] ?? 0);
-                    const expAvg = 0.9 * (A[60570 + i] ?? 0) + 0.09999999999999998 * g;
-                    A[60570 + i] = expAvg;
-                    const expAvgSq = 0.999 * (A[61755 + i] ?? 0) + 0.0010000000000000009 * g * g;
-                    A[61755 + i] = expAvgSq;
-                    const denom = Math.sqrt(expAvgSq) * invBiasCorrection2Sqrt + 1e-8;
-                    A[i] = param + negStepSize * expAvg / denom;
-                }
-            }
-        }
-        return true;
-    }
+    return true;
+  }
 }
-/** A new trainer: parameters from the seeded init (or `options.params`), zero state. */
 export function createTrainer(options = {}) {
-    return new Trainer(options);
+  return new Trainer(options);
 }

@@ -4,777 +4,683 @@
  * Form: rolled (loops over t; the reverse loop applies the step body's own VJP). Arena: 19164 elements (76656 bytes).
  * Standalone: imports nothing.
  */
-/** What this trainer was compiled for. */
 export const SPEC = {
-    model: "gru",
-    source: "graphs/gru.ts",
-    compiler: "unfold 0.1.0",
-    batch: 1,
-    seqLen: 10,
-    inputs: [{ name: "x", shape: [1, 10, 1] }],
-    target: { shape: [1, 10, 1] },
-    states: [{ name: "h", shape: [1, 32] }],
-    dtype: "f32",
-    loss: "mse",
-    optimizer: "adam(lr=0.02, betas=(0.9, 0.999), eps=1e-8)",
-    lr: 0.02,
-    carryState: true,
-    seed: 1234,
-    arenaBytes: 76656,
+  model: "gru",
+  source: "graphs/gru.ts",
+  compiler: "unfold 0.1.0",
+  batch: 1,
+  seqLen: 10,
+  inputs: [{ name: "x", shape: [1, 10, 1] }],
+  target: { shape: [1, 10, 1] },
+  states: [{ name: "h", shape: [1, 32] }],
+  dtype: "f32",
+  loss: "mse",
+  optimizer: "adam(lr=0.02, betas=(0.9, 0.999), eps=1e-8)",
+  lr: 0.02,
+  carryState: true,
+  seed: 1234,
+  arenaBytes: 76656
 };
-/** Where each parameter and its gradient live in the arena, and how it starts. */
 const PARAMS = [
-    { name: "rnn.weight_ih_l0", shape: [96, 1], offset: 0, grad: 3393, size: 96, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "rnn.weight_hh_l0", shape: [96, 32], offset: 96, grad: 3489, size: 3072, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "rnn.bias_ih_l0", shape: [96], offset: 3168, grad: 6561, size: 96, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "rnn.bias_hh_l0", shape: [96], offset: 3264, grad: 6657, size: 96, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "out.weight", shape: [1, 32], offset: 3360, grad: 6753, size: 32, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "out.bias", shape: [1], offset: 3392, grad: 6785, size: 1, init: { kind: 'uniform', bound: 0.17677669529663687 } },
+  { name: "rnn.weight_ih_l0", shape: [96, 1], offset: 0, grad: 3393, size: 96, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "rnn.weight_hh_l0", shape: [96, 32], offset: 96, grad: 3489, size: 3072, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "rnn.bias_ih_l0", shape: [96], offset: 3168, grad: 6561, size: 96, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "rnn.bias_hh_l0", shape: [96], offset: 3264, grad: 6657, size: 96, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "out.weight", shape: [1, 32], offset: 3360, grad: 6753, size: 32, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "out.bias", shape: [1], offset: 3392, grad: 6785, size: 1, init: { kind: "uniform", bound: 0.17677669529663687 } }
 ];
 function mulberry32(seed) {
-    let a = seed >>> 0;
-    return function next() {
-        a = (a + 0x6d2b79f5) >>> 0;
-        let t = Math.imul(a ^ (a >>> 15), a | 1) >>> 0;
-        t = (((t + (Math.imul(t ^ (t >>> 7), t | 61) >>> 0)) >>> 0) ^ t) >>> 0;
-        return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
+  let a = seed >>> 0;
+  return function next() {
+    a = a + 1831565813 >>> 0;
+    let t = Math.imul(a ^ a >>> 15, a | 1) >>> 0;
+    t = (t + (Math.imul(t ^ t >>> 7, t | 61) >>> 0) >>> 0 ^ t) >>> 0;
+    return ((t ^ t >>> 14) >>> 0) / 4294967296;
+  };
 }
-/** tanh for float32 values: Eigen's rational approximation, within 3 float32 ulp. */
 function tanh32(x) {
-    const c = x < -9 ? -9 : x > 9 ? 9 : x;
-    const c2 = c * c;
-    const p = c * (4.89352455891786e-3 + c2 * (6.37261928875436e-4 + c2 * (1.48572235717979e-5 + c2 * (5.12229709037114e-8 + c2 * (-8.60467152213735e-11 + c2 * (2.00018790482477e-13 + c2 * -2.76076847742355e-16))))));
-    const q = 4.89352518554385e-3 + c2 * (2.268434632439e-3 + c2 * (1.18534705686654e-4 + c2 * 1.19825839466702e-6));
-    return p / q;
+  const c = x < -9 ? -9 : x > 9 ? 9 : x;
+  const c2 = c * c;
+  const p = c * (0.00489352455891786 + c2 * (637261928875436e-18 + c2 * (148572235717979e-19 + c2 * (512229709037114e-22 + c2 * (-860467152213735e-25 + c2 * (200018790482477e-27 + c2 * -276076847742355e-30))))));
+  const q = 0.00489352518554385 + c2 * (0.002268434632439 + c2 * (118534705686654e-18 + c2 * 119825839466702e-20));
+  return p / q;
 }
-/** 1 / (1 + exp(-x)) for float32 values: Eigen's rational approximation on [-3, 15.72], within 3 float32 ulp. */
 function sigmoid32(x) {
-    if (!(x >= -3 && x <= 15.7243833541870117))
-        return 1 / (1 + Math.exp(-x));
-    const x2 = x * x;
-    const p = x * (2.48287947061529e-1 + x2 * (8.51377133304701e-3 + x2 * (6.08574864600143e-5 + x2 * (1.15627324459942e-7 + x2 * 4.37031012579801e-11))));
-    const q = 9.9315192102318e-1 + x2 * (1.16817656904453e-1 + x2 * (1.70198817374094e-3 + x2 * (6.2910678501704e-6 + x2 * (5.76102136993427e-9 + x2 * 6.10247389755681e-13))));
-    return p / q + 0.5;
+  if (!(x >= -3 && x <= 15.724383354187012)) return 1 / (1 + Math.exp(-x));
+  const x2 = x * x;
+  const p = x * (0.248287947061529 + x2 * (0.00851377133304701 + x2 * (608574864600143e-19 + x2 * (115627324459942e-21 + x2 * 437031012579801e-25))));
+  const q = 0.99315192102318 + x2 * (0.116817656904453 + x2 * (0.00170198817374094 + x2 * (62910678501704e-19 + x2 * (576102136993427e-23 + x2 * 610247389755681e-27))));
+  return p / q + 0.5;
 }
-/** Trains the compiled model: `step(x, y)` runs forward, loss, backward and the optimizer on one window. */
 export class Trainer {
-    /** Every value the trainer keeps: parameters, gradients, data, outputs, temporaries, optimizer state. */
-    arena;
-    lr;
-    carryState;
-    /** Optimizer steps taken (Adam's t). */
-    steps = 0;
-    /** Steps in the last window (1 … 10). */
-    T = 10;
-    constructor(options = {}) {
-        this.arena = new Float32Array(19164);
-        this.lr = options.lr ?? SPEC.lr;
-        this.carryState = options.carryState ?? SPEC.carryState;
-        this.initParams(options.seed ?? SPEC.seed);
-        if (options.params)
-            this.setParams(options.params);
+  /** Every value the trainer keeps: parameters, gradients, data, outputs, temporaries, optimizer state. */
+  arena;
+  lr;
+  carryState;
+  /** Optimizer steps taken (Adam's t). */
+  steps = 0;
+  /** Steps in the last window (1 … 10). */
+  T = 10;
+  constructor(options = {}) {
+    this.arena = new Float32Array(19164);
+    this.lr = options.lr ?? SPEC.lr;
+    this.carryState = options.carryState ?? SPEC.carryState;
+    this.initParams(options.seed ?? SPEC.seed);
+    if (options.params) this.setParams(options.params);
+  }
+  /** Re-initializes every parameter from a seed, as PyTorch's U(−1/√H, 1/√H), in declaration order. */
+  initParams(seed) {
+    const next = mulberry32(seed);
+    const A = this.arena;
+    for (const p of PARAMS) {
+      const init = p.init;
+      for (let i = 0; i < p.size; i++) {
+        A[p.offset + i] = init.kind === "uniform" ? (2 * next() - 1) * init.bound : init.kind === "fill" ? init.value : init.data[i];
+      }
     }
-    /** Re-initializes every parameter from a seed, as PyTorch's U(−1/√H, 1/√H), in declaration order. */
-    initParams(seed) {
-        const next = mulberry32(seed);
-        const A = this.arena;
-        for (const p of PARAMS) {
-            const init = p.init;
-            for (let i = 0; i < p.size; i++) {
-                A[p.offset + i] = init.kind === 'uniform' ? (2 * next() - 1) * init.bound : init.kind === 'fill' ? init.value : init.data[i];
-            }
+  }
+  /** One training step on a window (batch-first arrays, row-major); returns the loss before the update. Throws, leaving the parameters untouched, when the loss or the gradient is not finite. */
+  step(in_x, target) {
+    const A = this.arena;
+    const T = this.windowLength(in_x.length, 1, "input x [1, T, 1]");
+    if (in_x.length !== T * 1) throw new RangeError(`input x [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${in_x.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 1; b++) for (let k = 0; k < 1; k++) A[6786 + t * 1 + b * 1 + k] = in_x[(b * T + t) * 1 + k];
+    if (target.length !== T * 1) throw new RangeError(`target [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${target.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 1; b++) for (let k = 0; k < 1; k++) A[6796 + t * 1 + b * 1 + k] = target[(b * T + t) * 1 + k];
+    this.setWindow(T);
+    this.train(A, T);
+    const loss = A[7169];
+    if (!Number.isFinite(loss)) throw new RangeError(`non-finite loss ${loss} at step ${this.steps + 1}`);
+    this.steps++;
+    if (!this.update(A, this.lr, this.steps)) {
+      this.steps--;
+      throw new RangeError(`non-finite gradient at step ${this.steps + 1}`);
+    }
+    if (this.carryState) {
+      for (let i = 0; i < 32; i++) A[6806 + i] = A[6806 + T * 32 + i];
+    }
+    return loss;
+  }
+  /** Forward, loss and backward without an update (nor a state carry); returns the loss. Read the gradients with getGrads(). */
+  gradients(in_x, target) {
+    const A = this.arena;
+    const T = this.windowLength(in_x.length, 1, "input x [1, T, 1]");
+    if (in_x.length !== T * 1) throw new RangeError(`input x [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${in_x.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 1; b++) for (let k = 0; k < 1; k++) A[6786 + t * 1 + b * 1 + k] = in_x[(b * T + t) * 1 + k];
+    if (target.length !== T * 1) throw new RangeError(`target [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${target.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 1; b++) for (let k = 0; k < 1; k++) A[6796 + t * 1 + b * 1 + k] = target[(b * T + t) * 1 + k];
+    this.setWindow(T);
+    this.train(A, T);
+    return A[7169];
+  }
+  /** The outputs [B, T, O] for inputs x [B, T, I] (T ≤ 10) from the current state, which is left unchanged. */
+  predict(in_x, out) {
+    const A = this.arena;
+    const T = this.windowLength(in_x.length, 1, "input x [1, T, 1]");
+    if (in_x.length !== T * 1) throw new RangeError(`input x [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${in_x.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 1; b++) for (let k = 0; k < 1; k++) A[6786 + t * 1 + b * 1 + k] = in_x[(b * T + t) * 1 + k];
+    this.setWindow(T);
+    this.forward(A, T);
+    return this.outputs(out);
+  }
+  /** The outputs [B, T, O] of the last step, gradients() or predict(). */
+  outputs(out) {
+    const A = this.arena;
+    const T = this.T;
+    const result = out ?? new Float64Array(T * 1);
+    if (result.length !== T * 1) throw new RangeError(`outputs: expected room for ${T * 1} values, got ${result.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 1; b++) for (let k = 0; k < 1; k++) result[(b * T + t) * 1 + k] = A[7159 + t * 1 + b * 1 + k];
+    return result;
+  }
+  /** The parameters by name (PyTorch names for the built-in cells). */
+  getParams() {
+    return this.read(false);
+  }
+  /** The gradients of the last step or gradients() call, by parameter name. */
+  getGrads() {
+    return this.read(true);
+  }
+  read(grads) {
+    const out = {};
+    for (const p of PARAMS) {
+      const off = grads ? p.grad : p.offset;
+      out[p.name] = { shape: [...p.shape], data: Array.from(this.arena.subarray(off, off + p.size)) };
+    }
+    return out;
+  }
+  /** Sets parameters by name; every name must be known and every size right. */
+  setParams(values) {
+    for (const [name, v] of Object.entries(values)) {
+      const p = PARAMS.find((q) => q.name === name);
+      if (!p) throw new RangeError(`unknown parameter ${JSON.stringify(name)} (have ${PARAMS.map((q) => q.name).join(", ")})`);
+      const data = "data" in v ? v.data : v;
+      if (data.length !== p.size) throw new RangeError(`parameter ${name}: expected ${p.size} values [${p.shape.join(", ")}], got ${data.length}`);
+      for (let i = 0; i < p.size; i++) {
+        const x = data[i];
+        if (!Number.isFinite(x)) throw new RangeError(`parameter ${name}: value ${i} is not finite`);
+        this.arena[p.offset + i] = x;
+      }
+    }
+  }
+  /** Whether every parameter is finite. */
+  paramsFinite() {
+    for (let i = 0; i < 3393; i++) if (!Number.isFinite(this.arena[0 + i])) return false;
+    return true;
+  }
+  /** The carried state by name (the initial state of the next step). */
+  getState() {
+    const A = this.arena;
+    return {
+      "h": { shape: [1, 32], data: Array.from(A.subarray(6806, 6838)) }
+    };
+  }
+  /** Every state of the last window, s(0) … s(T), by state name: shape [T + 1, ...state shape] (under lengths, a row holds its state after its last valid step). */
+  stateSequence() {
+    const A = this.arena;
+    return {
+      "h": { shape: [this.T + 1, 1, 32], data: Array.from(A.subarray(6806, 6806 + (this.T + 1) * 32)) }
+    };
+  }
+  /** Sets the initial state of the next step, by state name. */
+  setState(values) {
+    const A = this.arena;
+    for (const [name, v] of Object.entries(values)) {
+      if (name === "h") {
+        if (v.length !== 32) throw new RangeError(`state h: expected 32 values, got ${v.length}`);
+        for (let i = 0; i < 32; i++) A[6806 + i] = v[i];
+      } else throw new RangeError(`unknown state ${JSON.stringify(name)}`);
+    }
+  }
+  /** Zeros the carried state. */
+  resetState() {
+    this.arena.fill(0, 6806, 6838);
+  }
+  /** The optimizer's step count and buffers (moments), for checkpoints. */
+  getOptimizerState() {
+    return { steps: this.steps, buffers: Array.from(this.arena.subarray(12378, 19164)) };
+  }
+  setOptimizerState(state) {
+    if (state.buffers.length !== 6786) throw new RangeError(`optimizer state: expected 6786 values, got ${state.buffers.length}`);
+    this.steps = state.steps;
+    for (let i = 0; i < 6786; i++) this.arena[12378 + i] = state.buffers[i];
+  }
+  /** T of a batch-first [B, T, K] argument of n values, K·B = perStep: 1 … 10. */
+  windowLength(n, perStep, what) {
+    const T = n / perStep;
+    if (!Number.isInteger(T) || T < 1 || T > 10) throw new RangeError(`${what}: expected T \xB7 ${perStep} values with 1 \u2264 T \u2264 10, got ${n}`);
+    return T;
+  }
+  /** Sets T and the loss normalizer N (and the loss weights per step). */
+  setWindow(T) {
+    const A = this.arena;
+    this.T = T;
+    let total = 0;
+    for (let r = 0; r < 1; r++) {
+      const n = T;
+      total += n;
+    }
+    A[7158] = 1 * total;
+  }
+  /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
+  train(A, T) {
+    A.copyWithin(7170, 0, 96);
+    for (let i0 = 0; i0 < 1; i0++) {
+      for (let i1 = 0; i1 < 96; i1++) {
+        A[7266 + (i0 * 96 + i1 * 1)] = A[3168 + i1 * 1];
+      }
+    }
+    for (let i0 = 0; i0 < 1; i0++) {
+      for (let i1 = 0; i1 < 96; i1++) {
+        A[7362 + (i0 * 96 + i1 * 1)] = A[3264 + i1 * 1];
+      }
+    }
+    for (let i = 0; i < 32; i++) {
+      A[7458 + i] = A[3360 + i];
+    }
+    for (let i0 = 0; i0 < 1; i0++) {
+      for (let i1 = 0; i1 < 1; i1++) {
+        A[7490 + (i0 * 1 + i1 * 1)] = A[3392 + i1 * 1];
+      }
+    }
+    A[12057] = 1 / A[7158];
+    A[7491] = A[12057];
+    for (let i = 0; i < 10; i++) {
+      const a0 = A[6786 + i * 1];
+      for (let j = 0; j < 96; j++) A[7492 + i * 96 + j] = a0 * A[7170 + j];
+    }
+    let lossSum = 0;
+    for (let t = 0; t < T; t++) {
+      const q0 = 6806 + (t + 1) * 32;
+      const q1 = 7159 + t * 1;
+      const q2 = 10382 + t * 161;
+      const q3 = 6806 + t * 32;
+      const q5 = 7492 + t * 96;
+      const q6 = 6796 + t * 1;
+      for (let i = 0; i < 96; i++) A[12057 + i] = A[q5 + i] + A[7266 + i];
+      for (let i = 0; i < 1; i += 1) {
+        for (let j = 0; j < 96; j += 6) {
+          let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
+          const ra0 = q3 + (i + 0) * 32;
+          const rb0 = 96 + (j + 0) * 32;
+          const rb1 = 96 + (j + 1) * 32;
+          const rb2 = 96 + (j + 2) * 32;
+          const rb3 = 96 + (j + 3) * 32;
+          const rb4 = 96 + (j + 4) * 32;
+          const rb5 = 96 + (j + 5) * 32;
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+            const b2 = A[rb2 + p];
+            c02 += a0 * b2;
+            const b3 = A[rb3 + p];
+            c03 += a0 * b3;
+            const b4 = A[rb4 + p];
+            c04 += a0 * b4;
+            const b5 = A[rb5 + p];
+            c05 += a0 * b5;
+          }
+          A[12153 + (i + 0) * 96 + (j + 0)] = c00 + A[7362 + (i + 0) * 96 + (j + 0)];
+          A[12153 + (i + 0) * 96 + (j + 1)] = c01 + A[7362 + (i + 0) * 96 + (j + 1)];
+          A[12153 + (i + 0) * 96 + (j + 2)] = c02 + A[7362 + (i + 0) * 96 + (j + 2)];
+          A[12153 + (i + 0) * 96 + (j + 3)] = c03 + A[7362 + (i + 0) * 96 + (j + 3)];
+          A[12153 + (i + 0) * 96 + (j + 4)] = c04 + A[7362 + (i + 0) * 96 + (j + 4)];
+          A[12153 + (i + 0) * 96 + (j + 5)] = c05 + A[7362 + (i + 0) * 96 + (j + 5)];
         }
-    }
-    /** One training step on a window (batch-first arrays, row-major); returns the loss before the update. Throws, leaving the parameters untouched, when the loss or the gradient is not finite. */
-    step(in_x, target) {
-        const A = this.arena;
-        const T = this.windowLength(in_x.length, 1, "input x [1, T, 1]");
-        if (in_x.length !== T * 1)
-            throw new RangeError(`input x [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${in_x.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 1; b++)
-                for (let k = 0; k < 1; k++)
-                    A[6786 + t * 1 + b * 1 + k] = in_x[(b * T + t) * 1 + k];
-        if (target.length !== T * 1)
-            throw new RangeError(`target [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${target.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 1; b++)
-                for (let k = 0; k < 1; k++)
-                    A[6796 + t * 1 + b * 1 + k] = target[(b * T + t) * 1 + k];
-        this.setWindow(T);
-        this.train(A, T);
-        const loss = A[7169];
-        if (!Number.isFinite(loss))
-            throw new RangeError(`non-finite loss ${loss} at step ${this.steps + 1}`);
-        this.steps++;
-        if (!this.update(A, this.lr, this.steps)) {
-            this.steps--;
-            throw new RangeError(`non-finite gradient at step ${this.steps + 1}`);
+      }
+      for (let i = 0; i < 32; i++) A[q2 + 1 + i] = sigmoid32(A[12089 + i] + A[12185 + i]);
+      for (let i = 0; i < 32; i++) A[q2 + 33 + i] = 1 - A[q2 + 1 + i];
+      for (let i = 0; i < 32; i++) A[q2 + 129 + i] = sigmoid32(A[12057 + i] + A[12153 + i]);
+      for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[q2 + 97 + o * 32 + j] = A[12153 + o * 96 + 64 + j];
+      for (let i = 0; i < 32; i++) A[q2 + 65 + i] = tanh32(A[12121 + i] + A[q2 + 129 + i] * A[q2 + 97 + i]);
+      for (let i = 0; i < 32; i++) A[q0 + i] = A[q2 + 33 + i] * A[q2 + 65 + i] + A[q2 + 1 + i] * A[q3 + i];
+      for (let i = 0; i < 1; i += 1) {
+        for (let j = 0; j < 1; j += 1) {
+          let c00 = 0;
+          const ra0 = q0 + (i + 0) * 32;
+          const rb0 = 7458 + (j + 0);
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+          }
+          A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[7490 + (i + 0) * 1 + (j + 0)];
         }
-        if (this.carryState) {
-            for (let i = 0; i < 32; i++)
-                A[6806 + i] = A[6806 + T * 32 + i];
-        }
-        return loss;
-    }
-    /** Forward, loss and backward without an update (nor a state carry); returns the loss. Read the gradients with getGrads(). */
-    gradients(in_x, target) {
-        const A = this.arena;
-        const T = this.windowLength(in_x.length, 1, "input x [1, T, 1]");
-        if (in_x.length !== T * 1)
-            throw new RangeError(`input x [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${in_x.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 1; b++)
-                for (let k = 0; k < 1; k++)
-                    A[6786 + t * 1 + b * 1 + k] = in_x[(b * T + t) * 1 + k];
-        if (target.length !== T * 1)
-            throw new RangeError(`target [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${target.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 1; b++)
-                for (let k = 0; k < 1; k++)
-                    A[6796 + t * 1 + b * 1 + k] = target[(b * T + t) * 1 + k];
-        this.setWindow(T);
-        this.train(A, T);
-        return A[7169];
-    }
-    /** The outputs [B, T, O] for inputs x [B, T, I] (T ≤ 10) from the current state, which is left unchanged. */
-    predict(in_x, out) {
-        const A = this.arena;
-        const T = this.windowLength(in_x.length, 1, "input x [1, T, 1]");
-        if (in_x.length !== T * 1)
-            throw new RangeError(`input x [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${in_x.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 1; b++)
-                for (let k = 0; k < 1; k++)
-                    A[6786 + t * 1 + b * 1 + k] = in_x[(b * T + t) * 1 + k];
-        this.setWindow(T);
-        this.forward(A, T);
-        return this.outputs(out);
-    }
-    /** The outputs [B, T, O] of the last step, gradients() or predict(). */
-    outputs(out) {
-        const A = this.arena;
-        const T = this.T;
-        const result = out ?? new Float64Array(T * 1);
-        if (result.length !== T * 1)
-            throw new RangeError(`outputs: expected room for ${T * 1} values, got ${result.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 1; b++)
-                for (let k = 0; k < 1; k++)
-                    result[(b * T + t) * 1 + k] = A[7159 + t * 1 + b * 1 + k];
-        return result;
-    }
-    /** The parameters by name (PyTorch names for the built-in cells). */
-    getParams() {
-        return this.read(false);
-    }
-    /** The gradients of the last step or gradients() call, by parameter name. */
-    getGrads() {
-        return this.read(true);
-    }
-    read(grads) {
-        const out = {};
-        for (const p of PARAMS) {
-            const off = grads ? p.grad : p.offset;
-            out[p.name] = { shape: [...p.shape], data: Array.from(this.arena.subarray(off, off + p.size)) };
-        }
-        return out;
-    }
-    /** Sets parameters by name; every name must be known and every size right. */
-    setParams(values) {
-        for (const [name, v] of Object.entries(values)) {
-            const p = PARAMS.find((q) => q.name === name);
-            if (!p)
-                throw new RangeError(`unknown parameter ${JSON.stringify(name)} (have ${PARAMS.map((q) => q.name).join(', ')})`);
-            const data = 'data' in v ? v.data : v;
-            if (data.length !== p.size)
-                throw new RangeError(`parameter ${name}: expected ${p.size} values [${p.shape.join(', ')}], got ${data.length}`);
-            for (let i = 0; i < p.size; i++) {
-                const x = data[i];
-                if (!Number.isFinite(x))
-                    throw new RangeError(`parameter ${name}: value ${i} is not finite`);
-                this.arena[p.offset + i] = x;
-            }
-        }
-    }
-    /** Whether every parameter is finite. */
-    paramsFinite() {
-        for (let i = 0; i < 3393; i++)
-            if (!Number.isFinite(this.arena[0 + i]))
-                return false;
-        return true;
-    }
-    /** The carried state by name (the initial state of the next step). */
-    getState() {
-        const A = this.arena;
-        return {
-            "h": { shape: [1, 32], data: Array.from(A.subarray(6806, 6838)) },
-        };
-    }
-    /** Every state of the last window, s(0) … s(T), by state name: shape [T + 1, ...state shape] (under lengths, a row holds its state after its last valid step). */
-    stateSequence() {
-        const A = this.arena;
-        return {
-            "h": { shape: [this.T + 1, 1, 32], data: Array.from(A.subarray(6806, 6806 + (this.T + 1) * 32)) },
-        };
-    }
-    /** Sets the initial state of the next step, by state name. */
-    setState(values) {
-        const A = this.arena;
-        for (const [name, v] of Object.entries(values)) {
-            if (name === "h") {
-                if (v.length !== 32)
-                    throw new RangeError(`state h: expected 32 values, got ${v.length}`);
-                for (let i = 0; i < 32; i++)
-                    A[6806 + i] = v[i];
-            }
-            else
-                throw new RangeError(`unknown state ${JSON.stringify(name)}`);
-        }
-    }
-    /** Zeros the carried state. */
-    resetState() {
-        this.arena.fill(0, 6806, 6838);
-    }
-    /** The optimizer's step count and buffers (moments), for checkpoints. */
-    getOptimizerState() {
-        return { steps: this.steps, buffers: Array.from(this.arena.subarray(12378, 19164)) };
-    }
-    setOptimizerState(state) {
-        if (state.buffers.length !== 6786)
-            throw new RangeError(`optimizer state: expected 6786 values, got ${state.buffers.length}`);
-        this.steps = state.steps;
-        for (let i = 0; i < 6786; i++)
-            this.arena[12378 + i] = state.buffers[i];
-    }
-    /** T of a batch-first [B, T, K] argument of n values, K·B = perStep: 1 … 10. */
-    windowLength(n, perStep, what) {
-        const T = n / perStep;
-        if (!Number.isInteger(T) || T < 1 || T > 10)
-            throw new RangeError(`${what}: expected T · ${perStep} values with 1 ≤ T ≤ 10, got ${n}`);
-        return T;
-    }
-    /** Sets T and the loss normalizer N (and the loss weights per step). */
-    setWindow(T) {
-        const A = this.arena;
-        this.T = T;
-        let total = 0;
-        for (let r = 0; r < 1; r++) {
-            const n = T;
-            total += n;
-        }
-        A[7158] = 1 * total;
-    }
-    /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
-    train(A, T) {
-        // graphs/gru.ts:8
-        A.copyWithin(7170, 0, 96);
+      }
+      A[q2] = A[q1] - A[q6];
+      A[12057] = A[q2] * A[q2];
+      {
+        let acc = 0;
         for (let i0 = 0; i0 < 1; i0++) {
-            for (let i1 = 0; i1 < 96; i1++) {
-                A[7266 + (i0 * 96 + i1 * 1)] = A[3168 + (i1 * 1)];
-            }
+          for (let i1 = 0; i1 < 1; i1++) {
+            acc = acc + A[12057 + (i0 * 1 + i1 * 1)];
+          }
         }
-        for (let i0 = 0; i0 < 1; i0++) {
-            for (let i1 = 0; i1 < 96; i1++) {
-                A[7362 + (i0 * 96 + i1 * 1)] = A[3264 + (i1 * 1)];
-            }
-        }
-        for (let i = 0; i < 32; i++) {
-            A[7458 + i] = A[3360 + i];
-        }
-        for (let i0 = 0; i0 < 1; i0++) {
-            for (let i1 = 0; i1 < 1; i1++) {
-                A[7490 + (i0 * 1 + i1 * 1)] = A[3392 + (i1 * 1)];
-            }
-        }
-        // (derived)
-        A[12057] = 1 / A[7158];
-        A[7491] = A[12057];
-        for (let i = 0; i < 10; i++) {
-            const a0 = A[6786 + i * 1];
-            for (let j = 0; j < 96; j++)
-                A[7492 + i * 96 + j] = a0 * A[7170 + j];
-        }
-        let lossSum = 0;
-        for (let t = 0; t < T; t++) {
-            const q0 = 6806 + (t + 1) * 32;
-            const q1 = 7159 + t * 1;
-            const q2 = 10382 + t * 161;
-            const q3 = 6806 + t * 32;
-            const q5 = 7492 + t * 96;
-            const q6 = 6796 + t * 1;
-            // graphs/gru.ts:8
-            for (let i = 0; i < 96; i++)
-                A[12057 + i] = A[q5 + i] + A[7266 + i];
-            for (let i = 0; i < 1; i += 1) {
-                for (let j = 0; j < 96; j += 6) {
-                    let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
-                    const ra0 = q3 + (i + 0) * 32;
-                    const rb0 = 96 + (j + 0) * 32;
-                    const rb1 = 96 + (j + 1) * 32;
-                    const rb2 = 96 + (j + 2) * 32;
-                    const rb3 = 96 + (j + 3) * 32;
-                    const rb4 = 96 + (j + 4) * 32;
-                    const rb5 = 96 + (j + 5) * 32;
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                        const b2 = A[rb2 + p];
-                        c02 += a0 * b2;
-                        const b3 = A[rb3 + p];
-                        c03 += a0 * b3;
-                        const b4 = A[rb4 + p];
-                        c04 += a0 * b4;
-                        const b5 = A[rb5 + p];
-                        c05 += a0 * b5;
-                    }
-                    A[12153 + (i + 0) * 96 + (j + 0)] = c00 + A[7362 + (i + 0) * 96 + (j + 0)];
-                    A[12153 + (i + 0) * 96 + (j + 1)] = c01 + A[7362 + (i + 0) * 96 + (j + 1)];
-                    A[12153 + (i + 0) * 96 + (j + 2)] = c02 + A[7362 + (i + 0) * 96 + (j + 2)];
-                    A[12153 + (i + 0) * 96 + (j + 3)] = c03 + A[7362 + (i + 0) * 96 + (j + 3)];
-                    A[12153 + (i + 0) * 96 + (j + 4)] = c04 + A[7362 + (i + 0) * 96 + (j + 4)];
-                    A[12153 + (i + 0) * 96 + (j + 5)] = c05 + A[7362 + (i + 0) * 96 + (j + 5)];
-                }
-            }
-            for (let i = 0; i < 32; i++)
-                A[(q2 + 1) + i] = sigmoid32((A[12089 + i] + A[12185 + i]));
-            for (let i = 0; i < 32; i++)
-                A[(q2 + 33) + i] = 1 - A[(q2 + 1) + i];
-            for (let i = 0; i < 32; i++)
-                A[(q2 + 129) + i] = sigmoid32((A[12057 + i] + A[12153 + i]));
-            for (let o = 0; o < 1; o++)
-                for (let j = 0; j < 32; j++)
-                    A[(q2 + 97) + o * 32 + j] = A[12153 + o * 96 + 64 + j];
-            for (let i = 0; i < 32; i++)
-                A[(q2 + 65) + i] = tanh32((A[12121 + i] + (A[(q2 + 129) + i] * A[(q2 + 97) + i])));
-            for (let i = 0; i < 32; i++)
-                A[q0 + i] = (A[(q2 + 33) + i] * A[(q2 + 65) + i]) + (A[(q2 + 1) + i] * A[q3 + i]);
-            for (let i = 0; i < 1; i += 1) {
-                for (let j = 0; j < 1; j += 1) {
-                    let c00 = 0;
-                    const ra0 = q0 + (i + 0) * 32;
-                    const rb0 = 7458 + (j + 0);
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                    }
-                    A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[7490 + (i + 0) * 1 + (j + 0)];
-                }
-            }
-            // (derived)
-            A[q2] = A[q1] - A[q6];
-            A[12057] = A[q2] * A[q2];
-            {
-                let acc = 0;
-                for (let i0 = 0; i0 < 1; i0++) {
-                    for (let i1 = 0; i1 < 1; i1++) {
-                        acc = acc + A[12057 + (i0 * 1 + i1 * 1)];
-                    }
-                }
-                A[11992 + (0)] = acc;
-            }
-            lossSum += A[11992];
-        }
-        A[7169] = lossSum / A[7158];
-        A.fill(0, 3393, 6786);
-        A.fill(0, 11993, 12025);
-        if (T < 10)
-            A.fill(0, 8452 + T * 96, 9412);
-        if (T < 10)
-            A.fill(0, 9412 + T * 96, 10372);
-        if (T < 10)
-            A.fill(0, 10372 + T * 1, 10382);
-        for (let t = T - 1; t >= 0; t--) {
-            const q0 = 6806 + t * 32;
-            const q6 = 10382 + t * 161;
-            const q7 = 8452 + t * 96;
-            const q8 = 9412 + t * 96;
-            const q9 = 10372 + t * 1;
-            A[12057] = A[7491] * A[q6];
-            A[q9] = A[12057] + A[12057];
-            for (let i = 0; i < 1; i++) {
-                const a0 = A[q9 + i * 1];
-                for (let j = 0; j < 32; j++)
-                    A[12058 + i * 32 + j] = a0 * A[3360 + j];
-            }
-            for (let i = 0; i < 32; i++)
-                A[12090 + i] = A[11993 + i] + A[12058 + i];
-            for (let i = 0; i < 32; i++)
-                A[12057 + i] = (A[12090 + i] * A[(q6 + 33) + i]) * (1 - (A[(q6 + 65) + i] * A[(q6 + 65) + i]));
-            for (let i = 0; i < 32; i++)
-                A[12122 + i] = (A[12057 + i] * A[(q6 + 97) + i]) * (A[(q6 + 129) + i] * (1 - A[(q6 + 129) + i]));
-            for (let i = 0; i < 32; i++)
-                A[12154 + i] = A[12057 + i] * A[(q6 + 129) + i];
-            for (let o = 0; o < 1; o++)
-                for (let j = 0; j < 32; j++)
-                    A[12186 + o * 96 + 0 + j] = A[12122 + o * 32 + j];
-            for (let o = 0; o < 1; o++)
-                for (let j = 0; j < 32; j++)
-                    A[12186 + o * 96 + 32 + j] = 0;
-            for (let o = 0; o < 1; o++)
-                for (let j = 0; j < 32; j++)
-                    A[12186 + o * 96 + 64 + j] = A[12154 + o * 32 + j];
-            for (let i = 0; i < 32; i++)
-                A[12154 + i] = ((A[12090 + i] * A[q0 + i]) + (-((A[12090 + i] * A[(q6 + 65) + i])))) * (A[(q6 + 1) + i] * A[(q6 + 33) + i]);
-            for (let f = 0; f < 96; f++)
-                A[12282 + f] = 0;
-            for (let o = 0; o < 1; o++)
-                for (let j = 0; j < 32; j++)
-                    A[12282 + o * 96 + 32 + j] = A[12154 + o * 32 + j];
-            for (let i = 0; i < 96; i++)
-                A[q8 + i] = A[12186 + i] + A[12282 + i];
-            for (let i = 0; i < 1; i += 1) {
-                for (let j = 0; j < 30; j += 6) {
-                    let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
-                    const ra0 = q8 + (i + 0) * 96;
-                    const rb0 = 96 + (j + 0);
-                    const rb1 = 96 + (j + 1);
-                    const rb2 = 96 + (j + 2);
-                    const rb3 = 96 + (j + 3);
-                    const rb4 = 96 + (j + 4);
-                    const rb5 = 96 + (j + 5);
-                    for (let p = 0; p < 96; p++) {
-                        const a0 = A[ra0 + p];
-                        const b0 = A[rb0 + p * 32];
-                        c00 += a0 * b0;
-                        const b1 = A[rb1 + p * 32];
-                        c01 += a0 * b1;
-                        const b2 = A[rb2 + p * 32];
-                        c02 += a0 * b2;
-                        const b3 = A[rb3 + p * 32];
-                        c03 += a0 * b3;
-                        const b4 = A[rb4 + p * 32];
-                        c04 += a0 * b4;
-                        const b5 = A[rb5 + p * 32];
-                        c05 += a0 * b5;
-                    }
-                    A[12025 + (i + 0) * 32 + (j + 0)] = (A[12090 + (i + 0) * 32 + (j + 0)] * A[(q6 + 1) + (i + 0) * 32 + (j + 0)]) + c00;
-                    A[12025 + (i + 0) * 32 + (j + 1)] = (A[12090 + (i + 0) * 32 + (j + 1)] * A[(q6 + 1) + (i + 0) * 32 + (j + 1)]) + c01;
-                    A[12025 + (i + 0) * 32 + (j + 2)] = (A[12090 + (i + 0) * 32 + (j + 2)] * A[(q6 + 1) + (i + 0) * 32 + (j + 2)]) + c02;
-                    A[12025 + (i + 0) * 32 + (j + 3)] = (A[12090 + (i + 0) * 32 + (j + 3)] * A[(q6 + 1) + (i + 0) * 32 + (j + 3)]) + c03;
-                    A[12025 + (i + 0) * 32 + (j + 4)] = (A[12090 + (i + 0) * 32 + (j + 4)] * A[(q6 + 1) + (i + 0) * 32 + (j + 4)]) + c04;
-                    A[12025 + (i + 0) * 32 + (j + 5)] = (A[12090 + (i + 0) * 32 + (j + 5)] * A[(q6 + 1) + (i + 0) * 32 + (j + 5)]) + c05;
-                }
-                {
-                    let c00 = 0, c01 = 0;
-                    const ra0 = q8 + (i + 0) * 96;
-                    const rb0 = 96 + (30 + 0);
-                    const rb1 = 96 + (30 + 1);
-                    for (let p = 0; p < 96; p++) {
-                        const a0 = A[ra0 + p];
-                        const b0 = A[rb0 + p * 32];
-                        c00 += a0 * b0;
-                        const b1 = A[rb1 + p * 32];
-                        c01 += a0 * b1;
-                    }
-                    A[12025 + (i + 0) * 32 + (30 + 0)] = (A[12090 + (i + 0) * 32 + (30 + 0)] * A[(q6 + 1) + (i + 0) * 32 + (30 + 0)]) + c00;
-                    A[12025 + (i + 0) * 32 + (30 + 1)] = (A[12090 + (i + 0) * 32 + (30 + 1)] * A[(q6 + 1) + (i + 0) * 32 + (30 + 1)]) + c01;
-                }
-            }
-            for (let o = 0; o < 1; o++)
-                for (let j = 0; j < 32; j++)
-                    A[12154 + o * 96 + 0 + j] = A[12122 + o * 32 + j];
-            for (let o = 0; o < 1; o++)
-                for (let j = 0; j < 32; j++)
-                    A[12154 + o * 96 + 32 + j] = 0;
-            for (let o = 0; o < 1; o++)
-                for (let j = 0; j < 32; j++)
-                    A[12154 + o * 96 + 64 + j] = A[12057 + o * 32 + j];
-            for (let i = 0; i < 96; i++)
-                A[q7 + i] = A[12154 + i] + A[12282 + i];
-            A.copyWithin(11993, 12025, 12057);
-        }
-        for (let i = 0; i < 1; i += 1) {
-            for (let j = 0; j < 96; j += 6) {
-                let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
-                const ra0 = 6786 + (i + 0) * 10;
-                const rb0 = 8452 + (j + 0);
-                const rb1 = 8452 + (j + 1);
-                const rb2 = 8452 + (j + 2);
-                const rb3 = 8452 + (j + 3);
-                const rb4 = 8452 + (j + 4);
-                const rb5 = 8452 + (j + 5);
-                for (let p = 0; p < 10; p++) {
-                    const a0 = A[ra0 + p];
-                    const b0 = A[rb0 + p * 96];
-                    c00 += a0 * b0;
-                    const b1 = A[rb1 + p * 96];
-                    c01 += a0 * b1;
-                    const b2 = A[rb2 + p * 96];
-                    c02 += a0 * b2;
-                    const b3 = A[rb3 + p * 96];
-                    c03 += a0 * b3;
-                    const b4 = A[rb4 + p * 96];
-                    c04 += a0 * b4;
-                    const b5 = A[rb5 + p * 96];
-                    c05 += a0 * b5;
-                }
-                A[12057 + (i + 0) * 96 + (j + 0)] = c00;
-                A[12057 + (i + 0) * 96 + (j + 1)] = c01;
-                A[12057 + (i + 0) * 96 + (j + 2)] = c02;
-                A[12057 + (i + 0) * 96 + (j + 3)] = c03;
-                A[12057 + (i + 0) * 96 + (j + 4)] = c04;
-                A[12057 + (i + 0) * 96 + (j + 5)] = c05;
-            }
-        }
-        A.copyWithin(12153, 12057, 12153);
-        for (let i = 0; i < 96; i += 4) {
-            for (let j = 0; j < 30; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 9412 + (i + 0);
-                const ra1 = 9412 + (i + 1);
-                const ra2 = 9412 + (i + 2);
-                const ra3 = 9412 + (i + 3);
-                const rb0 = 6806 + (j + 0);
-                const rb1 = 6806 + (j + 1);
-                const rb2 = 6806 + (j + 2);
-                for (let p = 0; p < 10; p++) {
-                    const a0 = A[ra0 + p * 96];
-                    const a1 = A[ra1 + p * 96];
-                    const a2 = A[ra2 + p * 96];
-                    const a3 = A[ra3 + p * 96];
-                    const b0 = A[rb0 + p * 32];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                    const b1 = A[rb1 + p * 32];
-                    c01 += a0 * b1;
-                    c11 += a1 * b1;
-                    c21 += a2 * b1;
-                    c31 += a3 * b1;
-                    const b2 = A[rb2 + p * 32];
-                    c02 += a0 * b2;
-                    c12 += a1 * b2;
-                    c22 += a2 * b2;
-                    c32 += a3 * b2;
-                }
-                A[3489 + (i + 0) * 32 + (j + 0)] += c00;
-                A[3489 + (i + 0) * 32 + (j + 1)] += c01;
-                A[3489 + (i + 0) * 32 + (j + 2)] += c02;
-                A[3489 + (i + 1) * 32 + (j + 0)] += c10;
-                A[3489 + (i + 1) * 32 + (j + 1)] += c11;
-                A[3489 + (i + 1) * 32 + (j + 2)] += c12;
-                A[3489 + (i + 2) * 32 + (j + 0)] += c20;
-                A[3489 + (i + 2) * 32 + (j + 1)] += c21;
-                A[3489 + (i + 2) * 32 + (j + 2)] += c22;
-                A[3489 + (i + 3) * 32 + (j + 0)] += c30;
-                A[3489 + (i + 3) * 32 + (j + 1)] += c31;
-                A[3489 + (i + 3) * 32 + (j + 2)] += c32;
-            }
-            {
-                let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                const ra0 = 9412 + (i + 0);
-                const ra1 = 9412 + (i + 1);
-                const ra2 = 9412 + (i + 2);
-                const ra3 = 9412 + (i + 3);
-                const rb0 = 6806 + (30 + 0);
-                const rb1 = 6806 + (30 + 1);
-                for (let p = 0; p < 10; p++) {
-                    const a0 = A[ra0 + p * 96];
-                    const a1 = A[ra1 + p * 96];
-                    const a2 = A[ra2 + p * 96];
-                    const a3 = A[ra3 + p * 96];
-                    const b0 = A[rb0 + p * 32];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                    const b1 = A[rb1 + p * 32];
-                    c01 += a0 * b1;
-                    c11 += a1 * b1;
-                    c21 += a2 * b1;
-                    c31 += a3 * b1;
-                }
-                A[3489 + (i + 0) * 32 + (30 + 0)] += c00;
-                A[3489 + (i + 0) * 32 + (30 + 1)] += c01;
-                A[3489 + (i + 1) * 32 + (30 + 0)] += c10;
-                A[3489 + (i + 1) * 32 + (30 + 1)] += c11;
-                A[3489 + (i + 2) * 32 + (30 + 0)] += c20;
-                A[3489 + (i + 2) * 32 + (30 + 1)] += c21;
-                A[3489 + (i + 3) * 32 + (30 + 0)] += c30;
-                A[3489 + (i + 3) * 32 + (30 + 1)] += c31;
-            }
-        }
-        for (let i1 = 0; i1 < 96; i1++) {
-            {
-                let acc = 0;
-                for (let i0 = 0; i0 < 10; i0++) {
-                    acc = acc + A[8452 + (i0 * 96 + i1 * 1)];
-                }
-                A[6561 + (i1 * 1)] += acc;
-            }
-        }
-        for (let i1 = 0; i1 < 96; i1++) {
-            {
-                let acc = 0;
-                for (let i0 = 0; i0 < 10; i0++) {
-                    acc = acc + A[9412 + (i0 * 96 + i1 * 1)];
-                }
-                A[6657 + (i1 * 1)] += acc;
-            }
-        }
-        for (let i = 0; i < 32; i += 4) {
-            for (let j = 0; j < 1; j += 1) {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 6838 + (i + 0);
-                const ra1 = 6838 + (i + 1);
-                const ra2 = 6838 + (i + 2);
-                const ra3 = 6838 + (i + 3);
-                const rb0 = 10372 + (j + 0);
-                for (let p = 0; p < 10; p++) {
-                    const a0 = A[ra0 + p * 32];
-                    const a1 = A[ra1 + p * 32];
-                    const a2 = A[ra2 + p * 32];
-                    const a3 = A[ra3 + p * 32];
-                    const b0 = A[rb0 + p];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                }
-                A[12057 + (i + 0) * 1 + (j + 0)] = c00;
-                A[12057 + (i + 1) * 1 + (j + 0)] = c10;
-                A[12057 + (i + 2) * 1 + (j + 0)] = c20;
-                A[12057 + (i + 3) * 1 + (j + 0)] = c30;
-            }
-        }
-        for (let i = 0; i < 32; i++) {
-            A[12089 + i] = A[12057 + i];
-        }
-        for (let i1 = 0; i1 < 1; i1++) {
-            {
-                let acc = 0;
-                for (let i0 = 0; i0 < 10; i0++) {
-                    acc = acc + A[10372 + (i0 * 1 + i1 * 1)];
-                }
-                A[6785 + (i1 * 1)] += acc;
-            }
-        }
-        for (let i = 0; i < 96; i++)
-            A[3393 + i] += A[12153 + i];
-        for (let i = 0; i < 32; i++)
-            A[6753 + i] += A[12089 + i];
+        A[11992 + 0] = acc;
+      }
+      lossSum += A[11992];
     }
-    /** Forward over the window's T steps only. */
-    forward(A, T) {
-        // graphs/gru.ts:8
-        A.copyWithin(7170, 0, 96);
-        for (let i0 = 0; i0 < 1; i0++) {
-            for (let i1 = 0; i1 < 96; i1++) {
-                A[7266 + (i0 * 96 + i1 * 1)] = A[3168 + (i1 * 1)];
-            }
+    A[7169] = lossSum / A[7158];
+    A.fill(0, 3393, 6786);
+    A.fill(0, 11993, 12025);
+    if (T < 10) A.fill(0, 8452 + T * 96, 9412);
+    if (T < 10) A.fill(0, 9412 + T * 96, 10372);
+    if (T < 10) A.fill(0, 10372 + T * 1, 10382);
+    for (let t = T - 1; t >= 0; t--) {
+      const q0 = 6806 + t * 32;
+      const q6 = 10382 + t * 161;
+      const q7 = 8452 + t * 96;
+      const q8 = 9412 + t * 96;
+      const q9 = 10372 + t * 1;
+      A[12057] = A[7491] * A[q6];
+      A[q9] = A[12057] + A[12057];
+      for (let i = 0; i < 1; i++) {
+        const a0 = A[q9 + i * 1];
+        for (let j = 0; j < 32; j++) A[12058 + i * 32 + j] = a0 * A[3360 + j];
+      }
+      for (let i = 0; i < 32; i++) A[12090 + i] = A[11993 + i] + A[12058 + i];
+      for (let i = 0; i < 32; i++) A[12057 + i] = A[12090 + i] * A[q6 + 33 + i] * (1 - A[q6 + 65 + i] * A[q6 + 65 + i]);
+      for (let i = 0; i < 32; i++) A[12122 + i] = A[12057 + i] * A[q6 + 97 + i] * (A[q6 + 129 + i] * (1 - A[q6 + 129 + i]));
+      for (let i = 0; i < 32; i++) A[12154 + i] = A[12057 + i] * A[q6 + 129 + i];
+      for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[12186 + o * 96 + 0 + j] = A[12122 + o * 32 + j];
+      for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[12186 + o * 96 + 32 + j] = 0;
+      for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[12186 + o * 96 + 64 + j] = A[12154 + o * 32 + j];
+      for (let i = 0; i < 32; i++) A[12154 + i] = (A[12090 + i] * A[q0 + i] + -(A[12090 + i] * A[q6 + 65 + i])) * (A[q6 + 1 + i] * A[q6 + 33 + i]);
+      for (let f = 0; f < 96; f++) A[12282 + f] = 0;
+      for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[12282 + o * 96 + 32 + j] = A[12154 + o * 32 + j];
+      for (let i = 0; i < 96; i++) A[q8 + i] = A[12186 + i] + A[12282 + i];
+      for (let i = 0; i < 1; i += 1) {
+        for (let j = 0; j < 30; j += 6) {
+          let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
+          const ra0 = q8 + (i + 0) * 96;
+          const rb0 = 96 + (j + 0);
+          const rb1 = 96 + (j + 1);
+          const rb2 = 96 + (j + 2);
+          const rb3 = 96 + (j + 3);
+          const rb4 = 96 + (j + 4);
+          const rb5 = 96 + (j + 5);
+          for (let p = 0; p < 96; p++) {
+            const a0 = A[ra0 + p];
+            const b0 = A[rb0 + p * 32];
+            c00 += a0 * b0;
+            const b1 = A[rb1 + p * 32];
+            c01 += a0 * b1;
+            const b2 = A[rb2 + p * 32];
+            c02 += a0 * b2;
+            const b3 = A[rb3 + p * 32];
+            c03 += a0 * b3;
+            const b4 = A[rb4 + p * 32];
+            c04 += a0 * b4;
+            const b5 = A[rb5 + p * 32];
+            c05 += a0 * b5;
+          }
+          A[12025 + (i + 0) * 32 + (j + 0)] = A[12090 + (i + 0) * 32 + (j + 0)] * A[q6 + 1 + (i + 0) * 32 + (j + 0)] + c00;
+          A[12025 + (i + 0) * 32 + (j + 1)] = A[12090 + (i + 0) * 32 + (j + 1)] * A[q6 + 1 + (i + 0) * 32 + (j + 1)] + c01;
+          A[12025 + (i + 0) * 32 + (j + 2)] = A[12090 + (i + 0) * 32 + (j + 2)] * A[q6 + 1 + (i + 0) * 32 + (j + 2)] + c02;
+          A[12025 + (i + 0) * 32 + (j + 3)] = A[12090 + (i + 0) * 32 + (j + 3)] * A[q6 + 1 + (i + 0) * 32 + (j + 3)] + c03;
+          A[12025 + (i + 0) * 32 + (j + 4)] = A[12090 + (i + 0) * 32 + (j + 4)] * A[q6 + 1 + (i + 0) * 32 + (j + 4)] + c04;
+          A[12025 + (i + 0) * 32 + (j + 5)] = A[12090 + (i + 0) * 32 + (j + 5)] * A[q6 + 1 + (i + 0) * 32 + (j + 5)] + c05;
         }
-        for (let i0 = 0; i0 < 1; i0++) {
-            for (let i1 = 0; i1 < 96; i1++) {
-                A[7362 + (i0 * 96 + i1 * 1)] = A[3264 + (i1 * 1)];
-            }
+        {
+          let c00 = 0, c01 = 0;
+          const ra0 = q8 + (i + 0) * 96;
+          const rb0 = 96 + (30 + 0);
+          const rb1 = 96 + (30 + 1);
+          for (let p = 0; p < 96; p++) {
+            const a0 = A[ra0 + p];
+            const b0 = A[rb0 + p * 32];
+            c00 += a0 * b0;
+            const b1 = A[rb1 + p * 32];
+            c01 += a0 * b1;
+          }
+          A[12025 + (i + 0) * 32 + (30 + 0)] = A[12090 + (i + 0) * 32 + (30 + 0)] * A[q6 + 1 + (i + 0) * 32 + (30 + 0)] + c00;
+          A[12025 + (i + 0) * 32 + (30 + 1)] = A[12090 + (i + 0) * 32 + (30 + 1)] * A[q6 + 1 + (i + 0) * 32 + (30 + 1)] + c01;
         }
-        for (let i = 0; i < 32; i++) {
-            A[7458 + i] = A[3360 + i];
-        }
-        for (let i0 = 0; i0 < 1; i0++) {
-            for (let i1 = 0; i1 < 1; i1++) {
-                A[7490 + (i0 * 1 + i1 * 1)] = A[3392 + (i1 * 1)];
-            }
-        }
-        // (derived)
-        A[12057] = 1 / A[7158];
-        A[7491] = A[12057];
-        for (let i = 0; i < 10; i++) {
-            const a0 = A[6786 + i * 1];
-            for (let j = 0; j < 96; j++)
-                A[7492 + i * 96 + j] = a0 * A[7170 + j];
-        }
-        for (let t = 0; t < T; t++) {
-            const q0 = 6806 + (t + 1) * 32;
-            const q1 = 7159 + t * 1;
-            const q2 = 6806 + t * 32;
-            const q4 = 7492 + t * 96;
-            // graphs/gru.ts:8
-            for (let i = 0; i < 96; i++)
-                A[12057 + i] = A[q4 + i] + A[7266 + i];
-            for (let i = 0; i < 1; i += 1) {
-                for (let j = 0; j < 96; j += 6) {
-                    let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
-                    const ra0 = q2 + (i + 0) * 32;
-                    const rb0 = 96 + (j + 0) * 32;
-                    const rb1 = 96 + (j + 1) * 32;
-                    const rb2 = 96 + (j + 2) * 32;
-                    const rb3 = 96 + (j + 3) * 32;
-                    const rb4 = 96 + (j + 4) * 32;
-                    const rb5 = 96 + (j + 5) * 32;
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                        const b2 = A[rb2 + p];
-                        c02 += a0 * b2;
-                        const b3 = A[rb3 + p];
-                        c03 += a0 * b3;
-                        const b4 = A[rb4 + p];
-                        c04 += a0 * b4;
-                        const b5 = A[rb5 + p];
-                        c05 += a0 * b5;
-                    }
-                    A[12153 + (i + 0) * 96 + (j + 0)] = c00 + A[7362 + (i + 0) * 96 + (j + 0)];
-                    A[12153 + (i + 0) * 96 + (j + 1)] = c01 + A[7362 + (i + 0) * 96 + (j + 1)];
-                    A[12153 + (i + 0) * 96 + (j + 2)] = c02 + A[7362 + (i + 0) * 96 + (j + 2)];
-                    A[12153 + (i + 0) * 96 + (j + 3)] = c03 + A[7362 + (i + 0) * 96 + (j + 3)];
-                    A[12153 + (i + 0) * 96 + (j + 4)] = c04 + A[7362 + (i + 0) * 96 + (j + 4)];
-                    A[12153 + (i + 0) * 96 + (j + 5)] = c05 + A[7362 + (i + 0) * 96 + (j + 5)];
-                }
-            }
-            for (let i = 0; i < 32; i++)
-                A[12249 + i] = sigmoid32((A[12089 + i] + A[12185 + i]));
-            for (let i = 0; i < 32; i++)
-                A[q0 + i] = ((1 - A[12249 + i]) * (tanh32((A[12121 + i] + ((sigmoid32((A[12057 + i] + A[12153 + i]))) * A[12217 + i]))))) + (A[12249 + i] * A[q2 + i]);
-            for (let i = 0; i < 1; i += 1) {
-                for (let j = 0; j < 1; j += 1) {
-                    let c00 = 0;
-                    const ra0 = q0 + (i + 0) * 32;
-                    const rb0 = 7458 + (j + 0);
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                    }
-                    A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[7490 + (i + 0) * 1 + (j + 0)];
-                }
-            }
-        }
+      }
+      for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[12154 + o * 96 + 0 + j] = A[12122 + o * 32 + j];
+      for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[12154 + o * 96 + 32 + j] = 0;
+      for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[12154 + o * 96 + 64 + j] = A[12057 + o * 32 + j];
+      for (let i = 0; i < 96; i++) A[q7 + i] = A[12154 + i] + A[12282 + i];
+      A.copyWithin(11993, 12025, 12057);
     }
-    /** The optimizer step; false (and nothing changed) when the gradient is not finite. */
-    update(A, lr, t) {
-        { // adam(lr=0.02, betas=(0.9, 0.999), eps=1e-8)
-            const stepSize = lr / (1 - Math.pow(0.9, t));
-            const negStepSize = -stepSize;
-            const biasCorrection2Sqrt = Math.sqrt(1 - Math.pow(0.999, t));
-            const invBiasCorrection2Sqrt = 1 / biasCorrection2Sqrt;
-            { // rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0, out.weight, out.bias: 3393 at param 0, grad 3393, exp_avg 12378, exp_avg_sq 15771
-                for (let i = 0; i < 3393; i++) {
-                    const g = (A[3393 + i] ?? 0);
-                    const param = (A[i] ?? 0);
-                    const expAvg = 0.9 * (A[12378 + i] ?? 0) + 0.09999999999999998 * g;
-                    A[12378 + i] = expAvg;
-                    const expAvgSq = 0.999 * (A[15771 + i] ?? 0) + 0.0010000000000000009 * g * g;
-                    A[15771 + i] = expAvgSq;
-                    const denom = Math.sqrt(expAvgSq) * invBiasCorrection2Sqrt + 1e-8;
-                    A[i] = param + negStepSize * expAvg / denom;
-                }
-            }
+    for (let i = 0; i < 1; i += 1) {
+      for (let j = 0; j < 96; j += 6) {
+        let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
+        const ra0 = 6786 + (i + 0) * 10;
+        const rb0 = 8452 + (j + 0);
+        const rb1 = 8452 + (j + 1);
+        const rb2 = 8452 + (j + 2);
+        const rb3 = 8452 + (j + 3);
+        const rb4 = 8452 + (j + 4);
+        const rb5 = 8452 + (j + 5);
+        for (let p = 0; p < 10; p++) {
+          const a0 = A[ra0 + p];
+          const b0 = A[rb0 + p * 96];
+          c00 += a0 * b0;
+          const b1 = A[rb1 + p * 96];
+          c01 += a0 * b1;
+          const b2 = A[rb2 + p * 96];
+          c02 += a0 * b2;
+          const b3 = A[rb3 + p * 96];
+          c03 += a0 * b3;
+          const b4 = A[rb4 + p * 96];
+          c04 += a0 * b4;
+          const b5 = A[rb5 + p * 96];
+          c05 += a0 * b5;
         }
-        return true;
+        A[12057 + (i + 0) * 96 + (j + 0)] = c00;
+        A[12057 + (i + 0) * 96 + (j + 1)] = c01;
+        A[12057 + (i + 0) * 96 + (j + 2)] = c02;
+        A[12057 + (i + 0) * 96 + (j + 3)] = c03;
+        A[12057 + (i + 0) * 96 + (j + 4)] = c04;
+        A[12057 + (i + 0) * 96 + (j + 5)] = c05;
+      }
     }
+    A.copyWithin(12153, 12057, 12153);
+    for (let i = 0; i < 96; i += 4) {
+      for (let j = 0; j < 30; j += 3) {
+        let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+        const ra0 = 9412 + (i + 0);
+        const ra1 = 9412 + (i + 1);
+        const ra2 = 9412 + (i + 2);
+        const ra3 = 9412 + (i + 3);
+        const rb0 = 6806 + (j + 0);
+        const rb1 = 6806 + (j + 1);
+        const rb2 = 6806 + (j + 2);
+        for (let p = 0; p < 10; p++) {
+          const a0 = A[ra0 + p * 96];
+          const a1 = A[ra1 + p * 96];
+          const a2 = A[ra2 + p * 96];
+          const a3 = A[ra3 + p * 96];
+          const b0 = A[rb0 + p * 32];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
+          const b1 = A[rb1 + p * 32];
+          c01 += a0 * b1;
+          c11 += a1 * b1;
+          c21 += a2 * b1;
+          c31 += a3 * b1;
+          const b2 = A[rb2 + p * 32];
+          c02 += a0 * b2;
+          c12 += a1 * b2;
+          c22 += a2 * b2;
+          c32 += a3 * b2;
+        }
+        A[3489 + (i + 0) * 32 + (j + 0)] += c00;
+        A[3489 + (i + 0) * 32 + (j + 1)] += c01;
+        A[3489 + (i + 0) * 32 + (j + 2)] += c02;
+        A[3489 + (i + 1) * 32 + (j + 0)] += c10;
+        A[3489 + (i + 1) * 32 + (j + 1)] += c11;
+        A[3489 + (i + 1) * 32 + (j + 2)] += c12;
+        A[3489 + (i + 2) * 32 + (j + 0)] += c20;
+        A[3489 + (i + 2) * 32 + (j + 1)] += c21;
+        A[3489 + (i + 2) * 32 + (j + 2)] += c22;
+        A[3489 + (i + 3) * 32 + (j + 0)] += c30;
+        A[3489 + (i + 3) * 32 + (j + 1)] += c31;
+        A[3489 + (i + 3) * 32 + (j + 2)] += c32;
+      }
+      {
+        let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+        const ra0 = 9412 + (i + 0);
+        const ra1 = 9412 + (i + 1);
+        const ra2 = 9412 + (i + 2);
+        const ra3 = 9412 + (i + 3);
+        const rb0 = 6806 + (30 + 0);
+        const rb1 = 6806 + (30 + 1);
+        for (let p = 0; p < 10; p++) {
+          const a0 = A[ra0 + p * 96];
+          const a1 = A[ra1 + p * 96];
+          const a2 = A[ra2 + p * 96];
+          const a3 = A[ra3 + p * 96];
+          const b0 = A[rb0 + p * 32];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
+          const b1 = A[rb1 + p * 32];
+          c01 += a0 * b1;
+          c11 += a1 * b1;
+          c21 += a2 * b1;
+          c31 += a3 * b1;
+        }
+        A[3489 + (i + 0) * 32 + (30 + 0)] += c00;
+        A[3489 + (i + 0) * 32 + (30 + 1)] += c01;
+        A[3489 + (i + 1) * 32 + (30 + 0)] += c10;
+        A[3489 + (i + 1) * 32 + (30 + 1)] += c11;
+        A[3489 + (i + 2) * 32 + (30 + 0)] += c20;
+        A[3489 + (i + 2) * 32 + (30 + 1)] += c21;
+        A[3489 + (i + 3) * 32 + (30 + 0)] += c30;
+        A[3489 + (i + 3) * 32 + (30 + 1)] += c31;
+      }
+    }
+    for (let i1 = 0; i1 < 96; i1++) {
+      {
+        let acc = 0;
+        for (let i0 = 0; i0 < 10; i0++) {
+          acc = acc + A[8452 + (i0 * 96 + i1 * 1)];
+        }
+        A[6561 + i1 * 1] += acc;
+      }
+    }
+    for (let i1 = 0; i1 < 96; i1++) {
+      {
+        let acc = 0;
+        for (let i0 = 0; i0 < 10; i0++) {
+          acc = acc + A[9412 + (i0 * 96 + i1 * 1)];
+        }
+        A[6657 + i1 * 1] += acc;
+      }
+    }
+    for (let i = 0; i < 32; i += 4) {
+      for (let j = 0; j < 1; j += 1) {
+        let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+        const ra0 = 6838 + (i + 0);
+        const ra1 = 6838 + (i + 1);
+        const ra2 = 6838 + (i + 2);
+        const ra3 = 6838 + (i + 3);
+        const rb0 = 10372 + (j + 0);
+        for (let p = 0; p < 10; p++) {
+          const a0 = A[ra0 + p * 32];
+          const a1 = A[ra1 + p * 32];
+          const a2 = A[ra2 + p * 32];
+          const a3 = A[ra3 + p * 32];
+          const b0 = A[rb0 + p];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
+        }
+        A[12057 + (i + 0) * 1 + (j + 0)] = c00;
+        A[12057 + (i + 1) * 1 + (j + 0)] = c10;
+        A[12057 + (i + 2) * 1 + (j + 0)] = c20;
+        A[12057 + (i + 3) * 1 + (j + 0)] = c30;
+      }
+    }
+    for (let i = 0; i < 32; i++) {
+      A[12089 + i] = A[12057 + i];
+    }
+    for (let i1 = 0; i1 < 1; i1++) {
+      {
+        let acc = 0;
+        for (let i0 = 0; i0 < 10; i0++) {
+          acc = acc + A[10372 + (i0 * 1 + i1 * 1)];
+        }
+        A[6785 + i1 * 1] += acc;
+      }
+    }
+    for (let i = 0; i < 96; i++) A[3393 + i] += A[12153 + i];
+    for (let i = 0; i < 32; i++) A[6753 + i] += A[12089 + i];
+  }
+  /** Forward over the window's T steps only. */
+  forward(A, T) {
+    A.copyWithin(7170, 0, 96);
+    for (let i0 = 0; i0 < 1; i0++) {
+      for (let i1 = 0; i1 < 96; i1++) {
+        A[7266 + (i0 * 96 + i1 * 1)] = A[3168 + i1 * 1];
+      }
+    }
+    for (let i0 = 0; i0 < 1; i0++) {
+      for (let i1 = 0; i1 < 96; i1++) {
+        A[7362 + (i0 * 96 + i1 * 1)] = A[3264 + i1 * 1];
+      }
+    }
+    for (let i = 0; i < 32; i++) {
+      A[7458 + i] = A[3360 + i];
+    }
+    for (let i0 = 0; i0 < 1; i0++) {
+      for (let i1 = 0; i1 < 1; i1++) {
+        A[7490 + (i0 * 1 + i1 * 1)] = A[3392 + i1 * 1];
+      }
+    }
+    A[12057] = 1 / A[7158];
+    A[7491] = A[12057];
+    for (let i = 0; i < 10; i++) {
+      const a0 = A[6786 + i * 1];
+      for (let j = 0; j < 96; j++) A[7492 + i * 96 + j] = a0 * A[7170 + j];
+    }
+    for (let t = 0; t < T; t++) {
+      const q0 = 6806 + (t + 1) * 32;
+      const q1 = 7159 + t * 1;
+      const q2 = 6806 + t * 32;
+      const q4 = 7492 + t * 96;
+      for (let i = 0; i < 96; i++) A[12057 + i] = A[q4 + i] + A[7266 + i];
+      for (let i = 0; i < 1; i += 1) {
+        for (let j = 0; j < 96; j += 6) {
+          let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
+          const ra0 = q2 + (i + 0) * 32;
+          const rb0 = 96 + (j + 0) * 32;
+          const rb1 = 96 + (j + 1) * 32;
+          const rb2 = 96 + (j + 2) * 32;
+          const rb3 = 96 + (j + 3) * 32;
+          const rb4 = 96 + (j + 4) * 32;
+          const rb5 = 96 + (j + 5) * 32;
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+            const b2 = A[rb2 + p];
+            c02 += a0 * b2;
+            const b3 = A[rb3 + p];
+            c03 += a0 * b3;
+            const b4 = A[rb4 + p];
+            c04 += a0 * b4;
+            const b5 = A[rb5 + p];
+            c05 += a0 * b5;
+          }
+          A[12153 + (i + 0) * 96 + (j + 0)] = c00 + A[7362 + (i + 0) * 96 + (j + 0)];
+          A[12153 + (i + 0) * 96 + (j + 1)] = c01 + A[7362 + (i + 0) * 96 + (j + 1)];
+          A[12153 + (i + 0) * 96 + (j + 2)] = c02 + A[7362 + (i + 0) * 96 + (j + 2)];
+          A[12153 + (i + 0) * 96 + (j + 3)] = c03 + A[7362 + (i + 0) * 96 + (j + 3)];
+          A[12153 + (i + 0) * 96 + (j + 4)] = c04 + A[7362 + (i + 0) * 96 + (j + 4)];
+          A[12153 + (i + 0) * 96 + (j + 5)] = c05 + A[7362 + (i + 0) * 96 + (j + 5)];
+        }
+      }
+      for (let i = 0; i < 32; i++) A[12249 + i] = sigmoid32(A[12089 + i] + A[12185 + i]);
+      for (let i = 0; i < 32; i++) A[q0 + i] = (1 - A[12249 + i]) * tanh32(A[12121 + i] + sigmoid32(A[12057 + i] + A[12153 + i]) * A[12217 + i]) + A[12249 + i] * A[q2 + i];
+      for (let i = 0; i < 1; i += 1) {
+        for (let j = 0; j < 1; j += 1) {
+          let c00 = 0;
+          const ra0 = q0 + (i + 0) * 32;
+          const rb0 = 7458 + (j + 0);
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+          }
+          A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[7490 + (i + 0) * 1 + (j + 0)];
+        }
+      }
+    }
+  }
+  /** The optimizer step; false (and nothing changed) when the gradient is not finite. */
+  update(A, lr, t) {
+    {
+      const stepSize = lr / (1 - Math.pow(0.9, t));
+      const negStepSize = -stepSize;
+      const biasCorrection2Sqrt = Math.sqrt(1 - Math.pow(0.999, t));
+      const invBiasCorrection2Sqrt = 1 / biasCorrection2Sqrt;
+      {
+        for (let i = 0; i < 3393; i++) {
+          const g = A[3393 + i] ?? 0;
+          const param = A[i] ?? 0;
+          const expAvg = 0.9 * (A[12378 + i] ?? 0) + 0.09999999999999998 * g;
+          A[12378 + i] = expAvg;
+          const expAvgSq = 0.999 * (A[15771 + i] ?? 0) + 0.0010000000000000009 * g * g;
+          A[15771 + i] = expAvgSq;
+          const denom = Math.sqrt(expAvgSq) * invBiasCorrection2Sqrt + 1e-8;
+          A[i] = param + negStepSize * expAvg / denom;
+        }
+      }
+    }
+    return true;
+  }
 }
-/** A new trainer: parameters from the seeded init (or `options.params`), zero state. */
 export function createTrainer(options = {}) {
-    return new Trainer(options);
+  return new Trainer(options);
 }

@@ -4,749 +4,695 @@
  * Form: rolled (loops over t; the reverse loop applies the step body's own VJP). Arena: 1999 elements (7996 bytes).
  * Standalone: imports nothing.
  */
-/** What this trainer was compiled for. */
 export const SPEC = {
-    model: "hopfield",
-    source: "graphs/hopfield.ts",
-    compiler: "unfold 0.1.0",
-    batch: 1,
-    seqLen: 10,
-    inputs: [],
-    target: { shape: [1, 10, 16] },
-    states: [{ name: "s", shape: [1, 16] }],
-    dtype: "f32",
-    loss: "mse",
-    optimizer: "adam(lr=0.001, betas=(0.9, 0.999), eps=1e-8)",
-    lr: 0.001,
-    carryState: false,
-    seed: 1234,
-    arenaBytes: 7996,
+  model: "hopfield",
+  source: "graphs/hopfield.ts",
+  compiler: "unfold 0.1.0",
+  batch: 1,
+  seqLen: 10,
+  inputs: [],
+  target: { shape: [1, 10, 16] },
+  states: [{ name: "s", shape: [1, 16] }],
+  dtype: "f32",
+  loss: "mse",
+  optimizer: "adam(lr=0.001, betas=(0.9, 0.999), eps=1e-8)",
+  lr: 1e-3,
+  carryState: false,
+  seed: 1234,
+  arenaBytes: 7996
 };
-/** Where each parameter and its gradient live in the arena, and how it starts. */
 const PARAMS = [
-    { name: "W", shape: [16, 16], offset: 0, grad: 272, size: 256, init: { kind: 'values', data: [0, 0.0625, 0.0625, (-0.0625), 0.0625, (-0.0625), (-0.0625), (-0.1875), 0.0625, (-0.0625), 0.1875, 0.0625, (-0.0625), (-0.1875), 0.0625, (-0.0625), 0.0625, 0, (-0.0625), 0.0625, (-0.0625), 0.0625, (-0.1875), (-0.0625), (-0.0625), 0.0625, 0.0625, 0.1875, (-0.1875), (-0.0625), (-0.0625), 0.0625, 0.0625, (-0.0625), 0, 0.0625, (-0.0625), (-0.1875), 0.0625, (-0.0625), 0.1875, 0.0625, 0.0625, (-0.0625), 0.0625, (-0.0625), (-0.0625), (-0.1875), (-0.0625), 0.0625, 0.0625, 0, (-0.1875), (-0.0625), (-0.0625), 0.0625, 0.0625, 0.1875, (-0.0625), 0.0625, (-0.0625), 0.0625, (-0.1875), (-0.0625), 0.0625, (-0.0625), (-0.0625), (-0.1875), 0, 0.0625, 0.0625, (-0.0625), (-0.0625), (-0.1875), 0.0625, (-0.0625), 0.0625, (-0.0625), 0.1875, 0.0625, (-0.0625), 0.0625, (-0.1875), (-0.0625), 0.0625, 0, (-0.0625), 0.0625, (-0.1875), (-0.0625), (-0.0625), 0.0625, (-0.0625), 0.0625, 0.0625, 0.1875, (-0.0625), (-0.1875), 0.0625, (-0.0625), 0.0625, (-0.0625), 0, 0.0625, 0.0625, (-0.0625), (-0.0625), (-0.1875), 0.1875, 0.0625, 0.0625, (-0.0625), (-0.1875), (-0.0625), (-0.0625), 0.0625, (-0.0625), 0.0625, 0.0625, 0, (-0.0625), 0.0625, (-0.1875), (-0.0625), 0.0625, 0.1875, (-0.0625), 0.0625, 0.0625, (-0.0625), 0.1875, 0.0625, (-0.0625), (-0.1875), 0.0625, (-0.0625), 0, 0.0625, 0.0625, (-0.0625), 0.0625, (-0.0625), (-0.0625), (-0.1875), (-0.0625), 0.0625, 0.0625, 0.1875, (-0.1875), (-0.0625), (-0.0625), 0.0625, 0.0625, 0, (-0.0625), 0.0625, (-0.0625), 0.0625, (-0.1875), (-0.0625), 0.1875, 0.0625, 0.0625, (-0.0625), 0.0625, (-0.0625), (-0.0625), (-0.1875), 0.0625, (-0.0625), 0, 0.0625, (-0.0625), (-0.1875), 0.0625, (-0.0625), 0.0625, 0.1875, (-0.0625), 0.0625, (-0.0625), 0.0625, (-0.1875), (-0.0625), (-0.0625), 0.0625, 0.0625, 0, (-0.1875), (-0.0625), (-0.0625), 0.0625, (-0.0625), (-0.1875), 0.0625, (-0.0625), 0.0625, (-0.0625), 0.1875, 0.0625, 0.0625, (-0.0625), (-0.0625), (-0.1875), 0, 0.0625, 0.0625, (-0.0625), (-0.1875), (-0.0625), (-0.0625), 0.0625, (-0.0625), 0.0625, 0.0625, 0.1875, (-0.0625), 0.0625, (-0.1875), (-0.0625), 0.0625, 0, (-0.0625), 0.0625, 0.0625, (-0.0625), (-0.0625), (-0.1875), 0.1875, 0.0625, 0.0625, (-0.0625), (-0.0625), (-0.1875), 0.0625, (-0.0625), 0.0625, (-0.0625), 0, 0.0625, (-0.0625), 0.0625, (-0.1875), (-0.0625), 0.0625, 0.1875, (-0.0625), 0.0625, (-0.1875), (-0.0625), (-0.0625), 0.0625, (-0.0625), 0.0625, 0.0625, 0] } },
-    { name: "b", shape: [16], offset: 256, grad: 528, size: 16, init: { kind: 'fill', value: 0 } },
+  { name: "W", shape: [16, 16], offset: 0, grad: 272, size: 256, init: { kind: "values", data: [0, 0.0625, 0.0625, -0.0625, 0.0625, -0.0625, -0.0625, -0.1875, 0.0625, -0.0625, 0.1875, 0.0625, -0.0625, -0.1875, 0.0625, -0.0625, 0.0625, 0, -0.0625, 0.0625, -0.0625, 0.0625, -0.1875, -0.0625, -0.0625, 0.0625, 0.0625, 0.1875, -0.1875, -0.0625, -0.0625, 0.0625, 0.0625, -0.0625, 0, 0.0625, -0.0625, -0.1875, 0.0625, -0.0625, 0.1875, 0.0625, 0.0625, -0.0625, 0.0625, -0.0625, -0.0625, -0.1875, -0.0625, 0.0625, 0.0625, 0, -0.1875, -0.0625, -0.0625, 0.0625, 0.0625, 0.1875, -0.0625, 0.0625, -0.0625, 0.0625, -0.1875, -0.0625, 0.0625, -0.0625, -0.0625, -0.1875, 0, 0.0625, 0.0625, -0.0625, -0.0625, -0.1875, 0.0625, -0.0625, 0.0625, -0.0625, 0.1875, 0.0625, -0.0625, 0.0625, -0.1875, -0.0625, 0.0625, 0, -0.0625, 0.0625, -0.1875, -0.0625, -0.0625, 0.0625, -0.0625, 0.0625, 0.0625, 0.1875, -0.0625, -0.1875, 0.0625, -0.0625, 0.0625, -0.0625, 0, 0.0625, 0.0625, -0.0625, -0.0625, -0.1875, 0.1875, 0.0625, 0.0625, -0.0625, -0.1875, -0.0625, -0.0625, 0.0625, -0.0625, 0.0625, 0.0625, 0, -0.0625, 0.0625, -0.1875, -0.0625, 0.0625, 0.1875, -0.0625, 0.0625, 0.0625, -0.0625, 0.1875, 0.0625, -0.0625, -0.1875, 0.0625, -0.0625, 0, 0.0625, 0.0625, -0.0625, 0.0625, -0.0625, -0.0625, -0.1875, -0.0625, 0.0625, 0.0625, 0.1875, -0.1875, -0.0625, -0.0625, 0.0625, 0.0625, 0, -0.0625, 0.0625, -0.0625, 0.0625, -0.1875, -0.0625, 0.1875, 0.0625, 0.0625, -0.0625, 0.0625, -0.0625, -0.0625, -0.1875, 0.0625, -0.0625, 0, 0.0625, -0.0625, -0.1875, 0.0625, -0.0625, 0.0625, 0.1875, -0.0625, 0.0625, -0.0625, 0.0625, -0.1875, -0.0625, -0.0625, 0.0625, 0.0625, 0, -0.1875, -0.0625, -0.0625, 0.0625, -0.0625, -0.1875, 0.0625, -0.0625, 0.0625, -0.0625, 0.1875, 0.0625, 0.0625, -0.0625, -0.0625, -0.1875, 0, 0.0625, 0.0625, -0.0625, -0.1875, -0.0625, -0.0625, 0.0625, -0.0625, 0.0625, 0.0625, 0.1875, -0.0625, 0.0625, -0.1875, -0.0625, 0.0625, 0, -0.0625, 0.0625, 0.0625, -0.0625, -0.0625, -0.1875, 0.1875, 0.0625, 0.0625, -0.0625, -0.0625, -0.1875, 0.0625, -0.0625, 0.0625, -0.0625, 0, 0.0625, -0.0625, 0.0625, -0.1875, -0.0625, 0.0625, 0.1875, -0.0625, 0.0625, -0.1875, -0.0625, -0.0625, 0.0625, -0.0625, 0.0625, 0.0625, 0] } },
+  { name: "b", shape: [16], offset: 256, grad: 528, size: 16, init: { kind: "fill", value: 0 } }
 ];
 function mulberry32(seed) {
-    let a = seed >>> 0;
-    return function next() {
-        a = (a + 0x6d2b79f5) >>> 0;
-        let t = Math.imul(a ^ (a >>> 15), a | 1) >>> 0;
-        t = (((t + (Math.imul(t ^ (t >>> 7), t | 61) >>> 0)) >>> 0) ^ t) >>> 0;
-        return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
+  let a = seed >>> 0;
+  return function next() {
+    a = a + 1831565813 >>> 0;
+    let t = Math.imul(a ^ a >>> 15, a | 1) >>> 0;
+    t = (t + (Math.imul(t ^ t >>> 7, t | 61) >>> 0) >>> 0 ^ t) >>> 0;
+    return ((t ^ t >>> 14) >>> 0) / 4294967296;
+  };
 }
-/** tanh for float32 values: Eigen's rational approximation, within 3 float32 ulp. */
 function tanh32(x) {
-    const c = x < -9 ? -9 : x > 9 ? 9 : x;
-    const c2 = c * c;
-    const p = c * (4.89352455891786e-3 + c2 * (6.37261928875436e-4 + c2 * (1.48572235717979e-5 + c2 * (5.12229709037114e-8 + c2 * (-8.60467152213735e-11 + c2 * (2.00018790482477e-13 + c2 * -2.76076847742355e-16))))));
-    const q = 4.89352518554385e-3 + c2 * (2.268434632439e-3 + c2 * (1.18534705686654e-4 + c2 * 1.19825839466702e-6));
-    return p / q;
+  const c = x < -9 ? -9 : x > 9 ? 9 : x;
+  const c2 = c * c;
+  const p = c * (0.00489352455891786 + c2 * (637261928875436e-18 + c2 * (148572235717979e-19 + c2 * (512229709037114e-22 + c2 * (-860467152213735e-25 + c2 * (200018790482477e-27 + c2 * -276076847742355e-30))))));
+  const q = 0.00489352518554385 + c2 * (0.002268434632439 + c2 * (118534705686654e-18 + c2 * 119825839466702e-20));
+  return p / q;
 }
-/** Trains the compiled model: `step(x, y)` runs forward, loss, backward and the optimizer on one window. */
 export class Trainer {
-    /** Every value the trainer keeps: parameters, gradients, data, outputs, temporaries, optimizer state. */
-    arena;
-    lr;
-    carryState;
-    /** Optimizer steps taken (Adam's t). */
-    steps = 0;
-    /** Steps in the last window (1 … 10). */
-    T = 10;
-    constructor(options = {}) {
-        this.arena = new Float32Array(1999);
-        this.lr = options.lr ?? SPEC.lr;
-        this.carryState = options.carryState ?? SPEC.carryState;
-        this.initParams(options.seed ?? SPEC.seed);
-        if (options.params)
-            this.setParams(options.params);
+  /** Every value the trainer keeps: parameters, gradients, data, outputs, temporaries, optimizer state. */
+  arena;
+  lr;
+  carryState;
+  /** Optimizer steps taken (Adam's t). */
+  steps = 0;
+  /** Steps in the last window (1 … 10). */
+  T = 10;
+  constructor(options = {}) {
+    this.arena = new Float32Array(1999);
+    this.lr = options.lr ?? SPEC.lr;
+    this.carryState = options.carryState ?? SPEC.carryState;
+    this.initParams(options.seed ?? SPEC.seed);
+    if (options.params) this.setParams(options.params);
+  }
+  /** Re-initializes every parameter from a seed, as PyTorch's U(−1/√H, 1/√H), in declaration order. */
+  initParams(seed) {
+    const next = mulberry32(seed);
+    const A = this.arena;
+    for (const p of PARAMS) {
+      const init = p.init;
+      for (let i = 0; i < p.size; i++) {
+        A[p.offset + i] = init.kind === "uniform" ? (2 * next() - 1) * init.bound : init.kind === "fill" ? init.value : init.data[i];
+      }
     }
-    /** Re-initializes every parameter from a seed, as PyTorch's U(−1/√H, 1/√H), in declaration order. */
-    initParams(seed) {
-        const next = mulberry32(seed);
-        const A = this.arena;
-        for (const p of PARAMS) {
-            const init = p.init;
-            for (let i = 0; i < p.size; i++) {
-                A[p.offset + i] = init.kind === 'uniform' ? (2 * next() - 1) * init.bound : init.kind === 'fill' ? init.value : init.data[i];
-            }
+  }
+  /** One training step on a window (batch-first arrays, row-major); returns the loss before the update. Throws, leaving the parameters untouched, when the loss or the gradient is not finite. */
+  step(target) {
+    const A = this.arena;
+    const T = this.windowLength(target.length, 16, "target [1, T, 16]");
+    if (target.length !== T * 16) throw new RangeError(`target [1, T, 16]: expected ${T * 16} values (T = ${T}), got ${target.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 1; b++) for (let k = 0; k < 16; k++) A[544 + t * 16 + b * 16 + k] = target[(b * T + t) * 16 + k];
+    this.setWindow(T);
+    this.train(A, T);
+    const loss = A[1051];
+    if (!Number.isFinite(loss)) throw new RangeError(`non-finite loss ${loss} at step ${this.steps + 1}`);
+    this.steps++;
+    if (!this.update(A, this.lr, this.steps)) {
+      this.steps--;
+      throw new RangeError(`non-finite gradient at step ${this.steps + 1}`);
+    }
+    if (this.carryState) {
+      for (let i = 0; i < 16; i++) A[704 + i] = A[704 + T * 16 + i];
+    }
+    return loss;
+  }
+  /** Forward, loss and backward without an update (nor a state carry); returns the loss. Read the gradients with getGrads(). */
+  gradients(target) {
+    const A = this.arena;
+    const T = this.windowLength(target.length, 16, "target [1, T, 16]");
+    if (target.length !== T * 16) throw new RangeError(`target [1, T, 16]: expected ${T * 16} values (T = ${T}), got ${target.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 1; b++) for (let k = 0; k < 16; k++) A[544 + t * 16 + b * 16 + k] = target[(b * T + t) * 16 + k];
+    this.setWindow(T);
+    this.train(A, T);
+    return A[1051];
+  }
+  /** The outputs [B, T, O] for inputs x [B, T, I] (T ≤ 10) from the current state, which is left unchanged. */
+  predict(out) {
+    const A = this.arena;
+    const T = 10;
+    this.setWindow(T);
+    this.forward(A, T);
+    return this.outputs(out);
+  }
+  /** The outputs [B, T, O] of the last step, gradients() or predict(). */
+  outputs(out) {
+    const A = this.arena;
+    const T = this.T;
+    const result = out ?? new Float64Array(T * 16);
+    if (result.length !== T * 16) throw new RangeError(`outputs: expected room for ${T * 16} values, got ${result.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 1; b++) for (let k = 0; k < 16; k++) result[(b * T + t) * 16 + k] = A[881 + t * 16 + b * 16 + k];
+    return result;
+  }
+  /** The parameters by name (PyTorch names for the built-in cells). */
+  getParams() {
+    return this.read(false);
+  }
+  /** The gradients of the last step or gradients() call, by parameter name. */
+  getGrads() {
+    return this.read(true);
+  }
+  read(grads) {
+    const out = {};
+    for (const p of PARAMS) {
+      const off = grads ? p.grad : p.offset;
+      out[p.name] = { shape: [...p.shape], data: Array.from(this.arena.subarray(off, off + p.size)) };
+    }
+    return out;
+  }
+  /** Sets parameters by name; every name must be known and every size right. */
+  setParams(values) {
+    for (const [name, v] of Object.entries(values)) {
+      const p = PARAMS.find((q) => q.name === name);
+      if (!p) throw new RangeError(`unknown parameter ${JSON.stringify(name)} (have ${PARAMS.map((q) => q.name).join(", ")})`);
+      const data = "data" in v ? v.data : v;
+      if (data.length !== p.size) throw new RangeError(`parameter ${name}: expected ${p.size} values [${p.shape.join(", ")}], got ${data.length}`);
+      for (let i = 0; i < p.size; i++) {
+        const x = data[i];
+        if (!Number.isFinite(x)) throw new RangeError(`parameter ${name}: value ${i} is not finite`);
+        this.arena[p.offset + i] = x;
+      }
+    }
+  }
+  /** Whether every parameter is finite. */
+  paramsFinite() {
+    for (let i = 0; i < 272; i++) if (!Number.isFinite(this.arena[0 + i])) return false;
+    return true;
+  }
+  /** The carried state by name (the initial state of the next step). */
+  getState() {
+    const A = this.arena;
+    return {
+      "s": { shape: [1, 16], data: Array.from(A.subarray(704, 720)) }
+    };
+  }
+  /** Every state of the last window, s(0) … s(T), by state name: shape [T + 1, ...state shape] (under lengths, a row holds its state after its last valid step). */
+  stateSequence() {
+    const A = this.arena;
+    return {
+      "s": { shape: [this.T + 1, 1, 16], data: Array.from(A.subarray(704, 704 + (this.T + 1) * 16)) }
+    };
+  }
+  /** Sets the initial state of the next step, by state name. */
+  setState(values) {
+    const A = this.arena;
+    for (const [name, v] of Object.entries(values)) {
+      if (name === "s") {
+        if (v.length !== 16) throw new RangeError(`state s: expected 16 values, got ${v.length}`);
+        for (let i = 0; i < 16; i++) A[704 + i] = v[i];
+      } else throw new RangeError(`unknown state ${JSON.stringify(name)}`);
+    }
+  }
+  /** Zeros the carried state. */
+  resetState() {
+    this.arena.fill(0, 704, 720);
+  }
+  /** The optimizer's step count and buffers (moments), for checkpoints. */
+  getOptimizerState() {
+    return { steps: this.steps, buffers: Array.from(this.arena.subarray(1455, 1999)) };
+  }
+  setOptimizerState(state) {
+    if (state.buffers.length !== 544) throw new RangeError(`optimizer state: expected 544 values, got ${state.buffers.length}`);
+    this.steps = state.steps;
+    for (let i = 0; i < 544; i++) this.arena[1455 + i] = state.buffers[i];
+  }
+  /** T of a batch-first [B, T, K] argument of n values, K·B = perStep: 1 … 10. */
+  windowLength(n, perStep, what) {
+    const T = n / perStep;
+    if (!Number.isInteger(T) || T < 1 || T > 10) throw new RangeError(`${what}: expected T \xB7 ${perStep} values with 1 \u2264 T \u2264 10, got ${n}`);
+    return T;
+  }
+  /** Sets T and the loss normalizer N (and the loss weights per step). */
+  setWindow(T) {
+    const A = this.arena;
+    this.T = T;
+    let total = 0;
+    for (let r = 0; r < 1; r++) {
+      const n = T;
+      total += n;
+    }
+    A[880] = 16 * total;
+  }
+  /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
+  train(A, T) {
+    for (let i0 = 0; i0 < 1; i0++) {
+      for (let i1 = 0; i1 < 16; i1++) {
+        A[1052 + (i0 * 16 + i1 * 1)] = A[256 + i1 * 1];
+      }
+    }
+    A[1437] = 1 / A[880];
+    {
+      const v = A[1437];
+      for (let f = 0; f < 16; f++) A[1068 + f] = v;
+    }
+    let lossSum = 0;
+    for (let t = 0; t < T; t++) {
+      const q0 = 704 + (t + 1) * 16;
+      const q1 = 881 + t * 16;
+      const q2 = 1041 + t * 1;
+      const q3 = 1244 + t * 16;
+      const q4 = 704 + t * 16;
+      const q5 = 544 + t * 16;
+      for (let i = 0; i < 1; i += 1) {
+        for (let j = 0; j < 12; j += 6) {
+          let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
+          const ra0 = q4 + (i + 0) * 16;
+          const rb0 = j + 0;
+          const rb1 = j + 1;
+          const rb2 = j + 2;
+          const rb3 = j + 3;
+          const rb4 = j + 4;
+          const rb5 = j + 5;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            const b1 = A[rb1 + p * 16];
+            c01 += a0 * b1;
+            const b2 = A[rb2 + p * 16];
+            c02 += a0 * b2;
+            const b3 = A[rb3 + p * 16];
+            c03 += a0 * b3;
+            const b4 = A[rb4 + p * 16];
+            c04 += a0 * b4;
+            const b5 = A[rb5 + p * 16];
+            c05 += a0 * b5;
+          }
+          A[1437 + (i + 0) * 16 + (j + 0)] = c00;
+          A[1437 + (i + 0) * 16 + (j + 1)] = c01;
+          A[1437 + (i + 0) * 16 + (j + 2)] = c02;
+          A[1437 + (i + 0) * 16 + (j + 3)] = c03;
+          A[1437 + (i + 0) * 16 + (j + 4)] = c04;
+          A[1437 + (i + 0) * 16 + (j + 5)] = c05;
         }
-    }
-    /** One training step on a window (batch-first arrays, row-major); returns the loss before the update. Throws, leaving the parameters untouched, when the loss or the gradient is not finite. */
-    step(target) {
-        const A = this.arena;
-        const T = this.windowLength(target.length, 16, "target [1, T, 16]");
-        if (target.length !== T * 16)
-            throw new RangeError(`target [1, T, 16]: expected ${T * 16} values (T = ${T}), got ${target.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 1; b++)
-                for (let k = 0; k < 16; k++)
-                    A[544 + t * 16 + b * 16 + k] = target[(b * T + t) * 16 + k];
-        this.setWindow(T);
-        this.train(A, T);
-        const loss = A[1051];
-        if (!Number.isFinite(loss))
-            throw new RangeError(`non-finite loss ${loss} at step ${this.steps + 1}`);
-        this.steps++;
-        if (!this.update(A, this.lr, this.steps)) {
-            this.steps--;
-            throw new RangeError(`non-finite gradient at step ${this.steps + 1}`);
-        }
-        if (this.carryState) {
-            for (let i = 0; i < 16; i++)
-                A[704 + i] = A[704 + T * 16 + i];
-        }
-        return loss;
-    }
-    /** Forward, loss and backward without an update (nor a state carry); returns the loss. Read the gradients with getGrads(). */
-    gradients(target) {
-        const A = this.arena;
-        const T = this.windowLength(target.length, 16, "target [1, T, 16]");
-        if (target.length !== T * 16)
-            throw new RangeError(`target [1, T, 16]: expected ${T * 16} values (T = ${T}), got ${target.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 1; b++)
-                for (let k = 0; k < 16; k++)
-                    A[544 + t * 16 + b * 16 + k] = target[(b * T + t) * 16 + k];
-        this.setWindow(T);
-        this.train(A, T);
-        return A[1051];
-    }
-    /** The outputs [B, T, O] for inputs x [B, T, I] (T ≤ 10) from the current state, which is left unchanged. */
-    predict(out) {
-        const A = this.arena;
-        const T = 10;
-        this.setWindow(T);
-        this.forward(A, T);
-        return this.outputs(out);
-    }
-    /** The outputs [B, T, O] of the last step, gradients() or predict(). */
-    outputs(out) {
-        const A = this.arena;
-        const T = this.T;
-        const result = out ?? new Float64Array(T * 16);
-        if (result.length !== T * 16)
-            throw new RangeError(`outputs: expected room for ${T * 16} values, got ${result.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 1; b++)
-                for (let k = 0; k < 16; k++)
-                    result[(b * T + t) * 16 + k] = A[881 + t * 16 + b * 16 + k];
-        return result;
-    }
-    /** The parameters by name (PyTorch names for the built-in cells). */
-    getParams() {
-        return this.read(false);
-    }
-    /** The gradients of the last step or gradients() call, by parameter name. */
-    getGrads() {
-        return this.read(true);
-    }
-    read(grads) {
-        const out = {};
-        for (const p of PARAMS) {
-            const off = grads ? p.grad : p.offset;
-            out[p.name] = { shape: [...p.shape], data: Array.from(this.arena.subarray(off, off + p.size)) };
-        }
-        return out;
-    }
-    /** Sets parameters by name; every name must be known and every size right. */
-    setParams(values) {
-        for (const [name, v] of Object.entries(values)) {
-            const p = PARAMS.find((q) => q.name === name);
-            if (!p)
-                throw new RangeError(`unknown parameter ${JSON.stringify(name)} (have ${PARAMS.map((q) => q.name).join(', ')})`);
-            const data = 'data' in v ? v.data : v;
-            if (data.length !== p.size)
-                throw new RangeError(`parameter ${name}: expected ${p.size} values [${p.shape.join(', ')}], got ${data.length}`);
-            for (let i = 0; i < p.size; i++) {
-                const x = data[i];
-                if (!Number.isFinite(x))
-                    throw new RangeError(`parameter ${name}: value ${i} is not finite`);
-                this.arena[p.offset + i] = x;
-            }
-        }
-    }
-    /** Whether every parameter is finite. */
-    paramsFinite() {
-        for (let i = 0; i < 272; i++)
-            if (!Number.isFinite(this.arena[0 + i]))
-                return false;
-        return true;
-    }
-    /** The carried state by name (the initial state of the next step). */
-    getState() {
-        const A = this.arena;
-        return {
-            "s": { shape: [1, 16], data: Array.from(A.subarray(704, 720)) },
-        };
-    }
-    /** Every state of the last window, s(0) … s(T), by state name: shape [T + 1, ...state shape] (under lengths, a row holds its state after its last valid step). */
-    stateSequence() {
-        const A = this.arena;
-        return {
-            "s": { shape: [this.T + 1, 1, 16], data: Array.from(A.subarray(704, 704 + (this.T + 1) * 16)) },
-        };
-    }
-    /** Sets the initial state of the next step, by state name. */
-    setState(values) {
-        const A = this.arena;
-        for (const [name, v] of Object.entries(values)) {
-            if (name === "s") {
-                if (v.length !== 16)
-                    throw new RangeError(`state s: expected 16 values, got ${v.length}`);
-                for (let i = 0; i < 16; i++)
-                    A[704 + i] = v[i];
-            }
-            else
-                throw new RangeError(`unknown state ${JSON.stringify(name)}`);
-        }
-    }
-    /** Zeros the carried state. */
-    resetState() {
-        this.arena.fill(0, 704, 720);
-    }
-    /** The optimizer's step count and buffers (moments), for checkpoints. */
-    getOptimizerState() {
-        return { steps: this.steps, buffers: Array.from(this.arena.subarray(1455, 1999)) };
-    }
-    setOptimizerState(state) {
-        if (state.buffers.length !== 544)
-            throw new RangeError(`optimizer state: expected 544 values, got ${state.buffers.length}`);
-        this.steps = state.steps;
-        for (let i = 0; i < 544; i++)
-            this.arena[1455 + i] = state.buffers[i];
-    }
-    /** T of a batch-first [B, T, K] argument of n values, K·B = perStep: 1 … 10. */
-    windowLength(n, perStep, what) {
-        const T = n / perStep;
-        if (!Number.isInteger(T) || T < 1 || T > 10)
-            throw new RangeError(`${what}: expected T · ${perStep} values with 1 ≤ T ≤ 10, got ${n}`);
-        return T;
-    }
-    /** Sets T and the loss normalizer N (and the loss weights per step). */
-    setWindow(T) {
-        const A = this.arena;
-        this.T = T;
-        let total = 0;
-        for (let r = 0; r < 1; r++) {
-            const n = T;
-            total += n;
-        }
-        A[880] = 16 * total;
-    }
-    /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
-    train(A, T) {
-        // graphs/hopfield.ts:47
-        for (let i0 = 0; i0 < 1; i0++) {
-            for (let i1 = 0; i1 < 16; i1++) {
-                A[1052 + (i0 * 16 + i1 * 1)] = A[256 + (i1 * 1)];
-            }
-        }
-        // (derived)
-        A[1437] = 1 / A[880];
         {
-            const v = A[1437];
-            for (let f = 0; f < 16; f++)
-                A[1068 + f] = v;
+          let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+          const ra0 = q4 + (i + 0) * 16;
+          const rb0 = 12 + 0;
+          const rb1 = 12 + 1;
+          const rb2 = 12 + 2;
+          const rb3 = 12 + 3;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            const b1 = A[rb1 + p * 16];
+            c01 += a0 * b1;
+            const b2 = A[rb2 + p * 16];
+            c02 += a0 * b2;
+            const b3 = A[rb3 + p * 16];
+            c03 += a0 * b3;
+          }
+          A[1437 + (i + 0) * 16 + (12 + 0)] = c00;
+          A[1437 + (i + 0) * 16 + (12 + 1)] = c01;
+          A[1437 + (i + 0) * 16 + (12 + 2)] = c02;
+          A[1437 + (i + 0) * 16 + (12 + 3)] = c03;
         }
-        let lossSum = 0;
-        for (let t = 0; t < T; t++) {
-            const q0 = 704 + (t + 1) * 16;
-            const q1 = 881 + t * 16;
-            const q2 = 1041 + t * 1;
-            const q3 = 1244 + t * 16;
-            const q4 = 704 + t * 16;
-            const q5 = 544 + t * 16;
-            // graphs/hopfield.ts:47
-            for (let i = 0; i < 1; i += 1) {
-                for (let j = 0; j < 12; j += 6) {
-                    let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
-                    const ra0 = q4 + (i + 0) * 16;
-                    const rb0 = (j + 0);
-                    const rb1 = (j + 1);
-                    const rb2 = (j + 2);
-                    const rb3 = (j + 3);
-                    const rb4 = (j + 4);
-                    const rb5 = (j + 5);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        const b1 = A[rb1 + p * 16];
-                        c01 += a0 * b1;
-                        const b2 = A[rb2 + p * 16];
-                        c02 += a0 * b2;
-                        const b3 = A[rb3 + p * 16];
-                        c03 += a0 * b3;
-                        const b4 = A[rb4 + p * 16];
-                        c04 += a0 * b4;
-                        const b5 = A[rb5 + p * 16];
-                        c05 += a0 * b5;
-                    }
-                    A[1437 + (i + 0) * 16 + (j + 0)] = c00;
-                    A[1437 + (i + 0) * 16 + (j + 1)] = c01;
-                    A[1437 + (i + 0) * 16 + (j + 2)] = c02;
-                    A[1437 + (i + 0) * 16 + (j + 3)] = c03;
-                    A[1437 + (i + 0) * 16 + (j + 4)] = c04;
-                    A[1437 + (i + 0) * 16 + (j + 5)] = c05;
-                }
-                {
-                    let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
-                    const ra0 = q4 + (i + 0) * 16;
-                    const rb0 = (12 + 0);
-                    const rb1 = (12 + 1);
-                    const rb2 = (12 + 2);
-                    const rb3 = (12 + 3);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        const b1 = A[rb1 + p * 16];
-                        c01 += a0 * b1;
-                        const b2 = A[rb2 + p * 16];
-                        c02 += a0 * b2;
-                        const b3 = A[rb3 + p * 16];
-                        c03 += a0 * b3;
-                    }
-                    A[1437 + (i + 0) * 16 + (12 + 0)] = c00;
-                    A[1437 + (i + 0) * 16 + (12 + 1)] = c01;
-                    A[1437 + (i + 0) * 16 + (12 + 2)] = c02;
-                    A[1437 + (i + 0) * 16 + (12 + 3)] = c03;
-                }
-            }
-            for (let i = 0; i < 16; i++)
-                A[q0 + i] = tanh32((4 * (A[1437 + i] + A[1052 + i])));
-            // graphs/hopfield.ts:53
-            for (let i = 0; i < 1; i += 1) {
-                for (let j = 0; j < 12; j += 6) {
-                    let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
-                    const ra0 = q0 + (i + 0) * 16;
-                    const rb0 = (j + 0) * 16;
-                    const rb1 = (j + 1) * 16;
-                    const rb2 = (j + 2) * 16;
-                    const rb3 = (j + 3) * 16;
-                    const rb4 = (j + 4) * 16;
-                    const rb5 = (j + 5) * 16;
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                        const b2 = A[rb2 + p];
-                        c02 += a0 * b2;
-                        const b3 = A[rb3 + p];
-                        c03 += a0 * b3;
-                        const b4 = A[rb4 + p];
-                        c04 += a0 * b4;
-                        const b5 = A[rb5 + p];
-                        c05 += a0 * b5;
-                    }
-                    A[1437 + (i + 0) * 16 + (j + 0)] = A[q0 + (i + 0) * 16 + (j + 0)] * c00;
-                    A[1437 + (i + 0) * 16 + (j + 1)] = A[q0 + (i + 0) * 16 + (j + 1)] * c01;
-                    A[1437 + (i + 0) * 16 + (j + 2)] = A[q0 + (i + 0) * 16 + (j + 2)] * c02;
-                    A[1437 + (i + 0) * 16 + (j + 3)] = A[q0 + (i + 0) * 16 + (j + 3)] * c03;
-                    A[1437 + (i + 0) * 16 + (j + 4)] = A[q0 + (i + 0) * 16 + (j + 4)] * c04;
-                    A[1437 + (i + 0) * 16 + (j + 5)] = A[q0 + (i + 0) * 16 + (j + 5)] * c05;
-                }
-                {
-                    let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
-                    const ra0 = q0 + (i + 0) * 16;
-                    const rb0 = (12 + 0) * 16;
-                    const rb1 = (12 + 1) * 16;
-                    const rb2 = (12 + 2) * 16;
-                    const rb3 = (12 + 3) * 16;
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                        const b2 = A[rb2 + p];
-                        c02 += a0 * b2;
-                        const b3 = A[rb3 + p];
-                        c03 += a0 * b3;
-                    }
-                    A[1437 + (i + 0) * 16 + (12 + 0)] = A[q0 + (i + 0) * 16 + (12 + 0)] * c00;
-                    A[1437 + (i + 0) * 16 + (12 + 1)] = A[q0 + (i + 0) * 16 + (12 + 1)] * c01;
-                    A[1437 + (i + 0) * 16 + (12 + 2)] = A[q0 + (i + 0) * 16 + (12 + 2)] * c02;
-                    A[1437 + (i + 0) * 16 + (12 + 3)] = A[q0 + (i + 0) * 16 + (12 + 3)] * c03;
-                }
-            }
-            for (let i0 = 0; i0 < 1; i0++) {
-                {
-                    let acc = 0;
-                    for (let i1 = 0; i1 < 16; i1++) {
-                        acc = acc + A[1437 + (i0 * 16 + i1 * 1)];
-                    }
-                    A[1453 + (i0 * 1)] = acc;
-                }
-            }
-            for (let i = 0; i < 16; i++)
-                A[1437 + i] = A[q0 + i] * A[1052 + i];
-            for (let i0 = 0; i0 < 1; i0++) {
-                {
-                    let acc = 0;
-                    for (let i1 = 0; i1 < 16; i1++) {
-                        acc = acc + A[1437 + (i0 * 16 + i1 * 1)];
-                    }
-                    A[1454 + (i0 * 1)] = acc;
-                }
-            }
-            A[q2] = ((-0.5) * A[1453]) - A[1454];
-            // (derived)
-            for (let i = 0; i < 16; i++)
-                A[q3 + i] = A[q0 + i] - A[q5 + i];
-            for (let i = 0; i < 16; i++)
-                A[1437 + i] = A[q3 + i] * A[q3 + i];
-            {
-                let acc = 0;
-                for (let i0 = 0; i0 < 1; i0++) {
-                    for (let i1 = 0; i1 < 16; i1++) {
-                        acc = acc + A[1437 + (i0 * 16 + i1 * 1)];
-                    }
-                }
-                A[1404 + (0)] = acc;
-            }
-            for (let i = 0; i < 16; i++)
-                A[q1 + i] = A[q0 + i];
-            lossSum += A[1404];
+      }
+      for (let i = 0; i < 16; i++) A[q0 + i] = tanh32(4 * (A[1437 + i] + A[1052 + i]));
+      for (let i = 0; i < 1; i += 1) {
+        for (let j = 0; j < 12; j += 6) {
+          let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
+          const ra0 = q0 + (i + 0) * 16;
+          const rb0 = (j + 0) * 16;
+          const rb1 = (j + 1) * 16;
+          const rb2 = (j + 2) * 16;
+          const rb3 = (j + 3) * 16;
+          const rb4 = (j + 4) * 16;
+          const rb5 = (j + 5) * 16;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+            const b2 = A[rb2 + p];
+            c02 += a0 * b2;
+            const b3 = A[rb3 + p];
+            c03 += a0 * b3;
+            const b4 = A[rb4 + p];
+            c04 += a0 * b4;
+            const b5 = A[rb5 + p];
+            c05 += a0 * b5;
+          }
+          A[1437 + (i + 0) * 16 + (j + 0)] = A[q0 + (i + 0) * 16 + (j + 0)] * c00;
+          A[1437 + (i + 0) * 16 + (j + 1)] = A[q0 + (i + 0) * 16 + (j + 1)] * c01;
+          A[1437 + (i + 0) * 16 + (j + 2)] = A[q0 + (i + 0) * 16 + (j + 2)] * c02;
+          A[1437 + (i + 0) * 16 + (j + 3)] = A[q0 + (i + 0) * 16 + (j + 3)] * c03;
+          A[1437 + (i + 0) * 16 + (j + 4)] = A[q0 + (i + 0) * 16 + (j + 4)] * c04;
+          A[1437 + (i + 0) * 16 + (j + 5)] = A[q0 + (i + 0) * 16 + (j + 5)] * c05;
         }
-        A[1051] = lossSum / A[880];
-        A.fill(0, 272, 544);
-        A.fill(0, 1405, 1421);
-        if (T < 10)
-            A.fill(0, 1084 + T * 16, 1244);
-        for (let t = T - 1; t >= 0; t--) {
-            const q3 = 881 + t * 16;
-            const q5 = 1244 + t * 16;
-            const q6 = 1084 + t * 16;
-            for (let i = 0; i < 16; i++)
-                A[1437 + i] = A[1068 + i] * A[q5 + i];
-            for (let i = 0; i < 16; i++)
-                A[q6 + i] = ((A[1405 + i] + (A[1437 + i] + A[1437 + i])) * (1 - (A[q3 + i] * A[q3 + i]))) * 4;
-            for (let i = 0; i < 1; i += 1) {
-                for (let j = 0; j < 12; j += 6) {
-                    let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
-                    const ra0 = q6 + (i + 0) * 16;
-                    const rb0 = (j + 0) * 16;
-                    const rb1 = (j + 1) * 16;
-                    const rb2 = (j + 2) * 16;
-                    const rb3 = (j + 3) * 16;
-                    const rb4 = (j + 4) * 16;
-                    const rb5 = (j + 5) * 16;
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                        const b2 = A[rb2 + p];
-                        c02 += a0 * b2;
-                        const b3 = A[rb3 + p];
-                        c03 += a0 * b3;
-                        const b4 = A[rb4 + p];
-                        c04 += a0 * b4;
-                        const b5 = A[rb5 + p];
-                        c05 += a0 * b5;
-                    }
-                    A[1421 + (i + 0) * 16 + (j + 0)] = c00;
-                    A[1421 + (i + 0) * 16 + (j + 1)] = c01;
-                    A[1421 + (i + 0) * 16 + (j + 2)] = c02;
-                    A[1421 + (i + 0) * 16 + (j + 3)] = c03;
-                    A[1421 + (i + 0) * 16 + (j + 4)] = c04;
-                    A[1421 + (i + 0) * 16 + (j + 5)] = c05;
-                }
-                {
-                    let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
-                    const ra0 = q6 + (i + 0) * 16;
-                    const rb0 = (12 + 0) * 16;
-                    const rb1 = (12 + 1) * 16;
-                    const rb2 = (12 + 2) * 16;
-                    const rb3 = (12 + 3) * 16;
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                        const b2 = A[rb2 + p];
-                        c02 += a0 * b2;
-                        const b3 = A[rb3 + p];
-                        c03 += a0 * b3;
-                    }
-                    A[1421 + (i + 0) * 16 + (12 + 0)] = c00;
-                    A[1421 + (i + 0) * 16 + (12 + 1)] = c01;
-                    A[1421 + (i + 0) * 16 + (12 + 2)] = c02;
-                    A[1421 + (i + 0) * 16 + (12 + 3)] = c03;
-                }
-            }
-            A.copyWithin(1405, 1421, 1437);
-        }
-        for (let i = 0; i < 16; i += 4) {
-            for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 704 + (i + 0);
-                const ra1 = 704 + (i + 1);
-                const ra2 = 704 + (i + 2);
-                const ra3 = 704 + (i + 3);
-                const rb0 = 1084 + (j + 0);
-                const rb1 = 1084 + (j + 1);
-                const rb2 = 1084 + (j + 2);
-                for (let p = 0; p < 10; p++) {
-                    const a0 = A[ra0 + p * 16];
-                    const a1 = A[ra1 + p * 16];
-                    const a2 = A[ra2 + p * 16];
-                    const a3 = A[ra3 + p * 16];
-                    const b0 = A[rb0 + p * 16];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                    const b1 = A[rb1 + p * 16];
-                    c01 += a0 * b1;
-                    c11 += a1 * b1;
-                    c21 += a2 * b1;
-                    c31 += a3 * b1;
-                    const b2 = A[rb2 + p * 16];
-                    c02 += a0 * b2;
-                    c12 += a1 * b2;
-                    c22 += a2 * b2;
-                    c32 += a3 * b2;
-                }
-                A[272 + (i + 0) * 16 + (j + 0)] += c00;
-                A[272 + (i + 0) * 16 + (j + 1)] += c01;
-                A[272 + (i + 0) * 16 + (j + 2)] += c02;
-                A[272 + (i + 1) * 16 + (j + 0)] += c10;
-                A[272 + (i + 1) * 16 + (j + 1)] += c11;
-                A[272 + (i + 1) * 16 + (j + 2)] += c12;
-                A[272 + (i + 2) * 16 + (j + 0)] += c20;
-                A[272 + (i + 2) * 16 + (j + 1)] += c21;
-                A[272 + (i + 2) * 16 + (j + 2)] += c22;
-                A[272 + (i + 3) * 16 + (j + 0)] += c30;
-                A[272 + (i + 3) * 16 + (j + 1)] += c31;
-                A[272 + (i + 3) * 16 + (j + 2)] += c32;
-            }
-            {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 704 + (i + 0);
-                const ra1 = 704 + (i + 1);
-                const ra2 = 704 + (i + 2);
-                const ra3 = 704 + (i + 3);
-                const rb0 = 1084 + (15 + 0);
-                for (let p = 0; p < 10; p++) {
-                    const a0 = A[ra0 + p * 16];
-                    const a1 = A[ra1 + p * 16];
-                    const a2 = A[ra2 + p * 16];
-                    const a3 = A[ra3 + p * 16];
-                    const b0 = A[rb0 + p * 16];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                }
-                A[272 + (i + 0) * 16 + (15 + 0)] += c00;
-                A[272 + (i + 1) * 16 + (15 + 0)] += c10;
-                A[272 + (i + 2) * 16 + (15 + 0)] += c20;
-                A[272 + (i + 3) * 16 + (15 + 0)] += c30;
-            }
-        }
-        for (let i1 = 0; i1 < 16; i1++) {
-            {
-                let acc = 0;
-                for (let i0 = 0; i0 < 10; i0++) {
-                    acc = acc + A[1084 + (i0 * 16 + i1 * 1)];
-                }
-                A[528 + (i1 * 1)] += acc;
-            }
-        }
-    }
-    /** Forward over the window's T steps only. */
-    forward(A, T) {
-        // graphs/hopfield.ts:47
-        for (let i0 = 0; i0 < 1; i0++) {
-            for (let i1 = 0; i1 < 16; i1++) {
-                A[1052 + (i0 * 16 + i1 * 1)] = A[256 + (i1 * 1)];
-            }
-        }
-        // (derived)
-        A[1437] = 1 / A[880];
         {
-            const v = A[1437];
-            for (let f = 0; f < 16; f++)
-                A[1068 + f] = v;
+          let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+          const ra0 = q0 + (i + 0) * 16;
+          const rb0 = (12 + 0) * 16;
+          const rb1 = (12 + 1) * 16;
+          const rb2 = (12 + 2) * 16;
+          const rb3 = (12 + 3) * 16;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+            const b2 = A[rb2 + p];
+            c02 += a0 * b2;
+            const b3 = A[rb3 + p];
+            c03 += a0 * b3;
+          }
+          A[1437 + (i + 0) * 16 + (12 + 0)] = A[q0 + (i + 0) * 16 + (12 + 0)] * c00;
+          A[1437 + (i + 0) * 16 + (12 + 1)] = A[q0 + (i + 0) * 16 + (12 + 1)] * c01;
+          A[1437 + (i + 0) * 16 + (12 + 2)] = A[q0 + (i + 0) * 16 + (12 + 2)] * c02;
+          A[1437 + (i + 0) * 16 + (12 + 3)] = A[q0 + (i + 0) * 16 + (12 + 3)] * c03;
         }
-        for (let t = 0; t < T; t++) {
-            const q0 = 704 + (t + 1) * 16;
-            const q1 = 881 + t * 16;
-            const q2 = 1041 + t * 1;
-            const q3 = 704 + t * 16;
-            // graphs/hopfield.ts:47
-            for (let i = 0; i < 1; i += 1) {
-                for (let j = 0; j < 12; j += 6) {
-                    let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
-                    const ra0 = q3 + (i + 0) * 16;
-                    const rb0 = (j + 0);
-                    const rb1 = (j + 1);
-                    const rb2 = (j + 2);
-                    const rb3 = (j + 3);
-                    const rb4 = (j + 4);
-                    const rb5 = (j + 5);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        const b1 = A[rb1 + p * 16];
-                        c01 += a0 * b1;
-                        const b2 = A[rb2 + p * 16];
-                        c02 += a0 * b2;
-                        const b3 = A[rb3 + p * 16];
-                        c03 += a0 * b3;
-                        const b4 = A[rb4 + p * 16];
-                        c04 += a0 * b4;
-                        const b5 = A[rb5 + p * 16];
-                        c05 += a0 * b5;
-                    }
-                    A[1437 + (i + 0) * 16 + (j + 0)] = c00;
-                    A[1437 + (i + 0) * 16 + (j + 1)] = c01;
-                    A[1437 + (i + 0) * 16 + (j + 2)] = c02;
-                    A[1437 + (i + 0) * 16 + (j + 3)] = c03;
-                    A[1437 + (i + 0) * 16 + (j + 4)] = c04;
-                    A[1437 + (i + 0) * 16 + (j + 5)] = c05;
-                }
-                {
-                    let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
-                    const ra0 = q3 + (i + 0) * 16;
-                    const rb0 = (12 + 0);
-                    const rb1 = (12 + 1);
-                    const rb2 = (12 + 2);
-                    const rb3 = (12 + 3);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        const b1 = A[rb1 + p * 16];
-                        c01 += a0 * b1;
-                        const b2 = A[rb2 + p * 16];
-                        c02 += a0 * b2;
-                        const b3 = A[rb3 + p * 16];
-                        c03 += a0 * b3;
-                    }
-                    A[1437 + (i + 0) * 16 + (12 + 0)] = c00;
-                    A[1437 + (i + 0) * 16 + (12 + 1)] = c01;
-                    A[1437 + (i + 0) * 16 + (12 + 2)] = c02;
-                    A[1437 + (i + 0) * 16 + (12 + 3)] = c03;
-                }
-            }
-            for (let i = 0; i < 16; i++)
-                A[q0 + i] = tanh32((4 * (A[1437 + i] + A[1052 + i])));
-            // graphs/hopfield.ts:53
-            for (let i = 0; i < 1; i += 1) {
-                for (let j = 0; j < 12; j += 6) {
-                    let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
-                    const ra0 = q0 + (i + 0) * 16;
-                    const rb0 = (j + 0) * 16;
-                    const rb1 = (j + 1) * 16;
-                    const rb2 = (j + 2) * 16;
-                    const rb3 = (j + 3) * 16;
-                    const rb4 = (j + 4) * 16;
-                    const rb5 = (j + 5) * 16;
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                        const b2 = A[rb2 + p];
-                        c02 += a0 * b2;
-                        const b3 = A[rb3 + p];
-                        c03 += a0 * b3;
-                        const b4 = A[rb4 + p];
-                        c04 += a0 * b4;
-                        const b5 = A[rb5 + p];
-                        c05 += a0 * b5;
-                    }
-                    A[1437 + (i + 0) * 16 + (j + 0)] = A[q0 + (i + 0) * 16 + (j + 0)] * c00;
-                    A[1437 + (i + 0) * 16 + (j + 1)] = A[q0 + (i + 0) * 16 + (j + 1)] * c01;
-                    A[1437 + (i + 0) * 16 + (j + 2)] = A[q0 + (i + 0) * 16 + (j + 2)] * c02;
-                    A[1437 + (i + 0) * 16 + (j + 3)] = A[q0 + (i + 0) * 16 + (j + 3)] * c03;
-                    A[1437 + (i + 0) * 16 + (j + 4)] = A[q0 + (i + 0) * 16 + (j + 4)] * c04;
-                    A[1437 + (i + 0) * 16 + (j + 5)] = A[q0 + (i + 0) * 16 + (j + 5)] * c05;
-                }
-                {
-                    let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
-                    const ra0 = q0 + (i + 0) * 16;
-                    const rb0 = (12 + 0) * 16;
-                    const rb1 = (12 + 1) * 16;
-                    const rb2 = (12 + 2) * 16;
-                    const rb3 = (12 + 3) * 16;
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                        const b2 = A[rb2 + p];
-                        c02 += a0 * b2;
-                        const b3 = A[rb3 + p];
-                        c03 += a0 * b3;
-                    }
-                    A[1437 + (i + 0) * 16 + (12 + 0)] = A[q0 + (i + 0) * 16 + (12 + 0)] * c00;
-                    A[1437 + (i + 0) * 16 + (12 + 1)] = A[q0 + (i + 0) * 16 + (12 + 1)] * c01;
-                    A[1437 + (i + 0) * 16 + (12 + 2)] = A[q0 + (i + 0) * 16 + (12 + 2)] * c02;
-                    A[1437 + (i + 0) * 16 + (12 + 3)] = A[q0 + (i + 0) * 16 + (12 + 3)] * c03;
-                }
-            }
-            for (let i0 = 0; i0 < 1; i0++) {
-                {
-                    let acc = 0;
-                    for (let i1 = 0; i1 < 16; i1++) {
-                        acc = acc + A[1437 + (i0 * 16 + i1 * 1)];
-                    }
-                    A[1453 + (i0 * 1)] = acc;
-                }
-            }
-            for (let i = 0; i < 16; i++)
-                A[1437 + i] = A[q0 + i] * A[1052 + i];
-            for (let i0 = 0; i0 < 1; i0++) {
-                {
-                    let acc = 0;
-                    for (let i1 = 0; i1 < 16; i1++) {
-                        acc = acc + A[1437 + (i0 * 16 + i1 * 1)];
-                    }
-                    A[1454 + (i0 * 1)] = acc;
-                }
-            }
-            A[q2] = ((-0.5) * A[1453]) - A[1454];
-            for (let i = 0; i < 16; i++)
-                A[q1 + i] = A[q0 + i];
+      }
+      for (let i0 = 0; i0 < 1; i0++) {
+        {
+          let acc = 0;
+          for (let i1 = 0; i1 < 16; i1++) {
+            acc = acc + A[1437 + (i0 * 16 + i1 * 1)];
+          }
+          A[1453 + i0 * 1] = acc;
         }
+      }
+      for (let i = 0; i < 16; i++) A[1437 + i] = A[q0 + i] * A[1052 + i];
+      for (let i0 = 0; i0 < 1; i0++) {
+        {
+          let acc = 0;
+          for (let i1 = 0; i1 < 16; i1++) {
+            acc = acc + A[1437 + (i0 * 16 + i1 * 1)];
+          }
+          A[1454 + i0 * 1] = acc;
+        }
+      }
+      A[q2] = -0.5 * A[1453] - A[1454];
+      for (let i = 0; i < 16; i++) A[q3 + i] = A[q0 + i] - A[q5 + i];
+      for (let i = 0; i < 16; i++) A[1437 + i] = A[q3 + i] * A[q3 + i];
+      {
+        let acc = 0;
+        for (let i0 = 0; i0 < 1; i0++) {
+          for (let i1 = 0; i1 < 16; i1++) {
+            acc = acc + A[1437 + (i0 * 16 + i1 * 1)];
+          }
+        }
+        A[1404 + 0] = acc;
+      }
+      for (let i = 0; i < 16; i++) A[q1 + i] = A[q0 + i];
+      lossSum += A[1404];
     }
-    /** The optimizer step; false (and nothing changed) when the gradient is not finite. */
-    update(A, lr, t) {
-        { // adam(lr=0.001, betas=(0.9, 0.999), eps=1e-8)
-            const stepSize = lr / (1 - Math.pow(0.9, t));
-            const negStepSize = -stepSize;
-            const biasCorrection2Sqrt = Math.sqrt(1 - Math.pow(0.999, t));
-            const invBiasCorrection2Sqrt = 1 / biasCorrection2Sqrt;
-            { // W, b: 272 at param 0, grad 272, exp_avg 1455, exp_avg_sq 1727
-                for (let i = 0; i < 272; i++) {
-                    const g = (A[272 + i] ?? 0);
-                    const param = (A[i] ?? 0);
-                    const expAvg = 0.9 * (A[1455 + i] ?? 0) + 0.09999999999999998 * g;
-                    A[1455 + i] = expAvg;
-                    const expAvgSq = 0.999 * (A[1727 + i] ?? 0) + 0.0010000000000000009 * g * g;
-                    A[1727 + i] = expAvgSq;
-                    const denom = Math.sqrt(expAvgSq) * invBiasCorrection2Sqrt + 1e-8;
-                    A[i] = param + negStepSize * expAvg / denom;
-                }
-            }
+    A[1051] = lossSum / A[880];
+    A.fill(0, 272, 544);
+    A.fill(0, 1405, 1421);
+    if (T < 10) A.fill(0, 1084 + T * 16, 1244);
+    for (let t = T - 1; t >= 0; t--) {
+      const q3 = 881 + t * 16;
+      const q5 = 1244 + t * 16;
+      const q6 = 1084 + t * 16;
+      for (let i = 0; i < 16; i++) A[1437 + i] = A[1068 + i] * A[q5 + i];
+      for (let i = 0; i < 16; i++) A[q6 + i] = (A[1405 + i] + (A[1437 + i] + A[1437 + i])) * (1 - A[q3 + i] * A[q3 + i]) * 4;
+      for (let i = 0; i < 1; i += 1) {
+        for (let j = 0; j < 12; j += 6) {
+          let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
+          const ra0 = q6 + (i + 0) * 16;
+          const rb0 = (j + 0) * 16;
+          const rb1 = (j + 1) * 16;
+          const rb2 = (j + 2) * 16;
+          const rb3 = (j + 3) * 16;
+          const rb4 = (j + 4) * 16;
+          const rb5 = (j + 5) * 16;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+            const b2 = A[rb2 + p];
+            c02 += a0 * b2;
+            const b3 = A[rb3 + p];
+            c03 += a0 * b3;
+            const b4 = A[rb4 + p];
+            c04 += a0 * b4;
+            const b5 = A[rb5 + p];
+            c05 += a0 * b5;
+          }
+          A[1421 + (i + 0) * 16 + (j + 0)] = c00;
+          A[1421 + (i + 0) * 16 + (j + 1)] = c01;
+          A[1421 + (i + 0) * 16 + (j + 2)] = c02;
+          A[1421 + (i + 0) * 16 + (j + 3)] = c03;
+          A[1421 + (i + 0) * 16 + (j + 4)] = c04;
+          A[1421 + (i + 0) * 16 + (j + 5)] = c05;
         }
-        return true;
+        {
+          let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+          const ra0 = q6 + (i + 0) * 16;
+          const rb0 = (12 + 0) * 16;
+          const rb1 = (12 + 1) * 16;
+          const rb2 = (12 + 2) * 16;
+          const rb3 = (12 + 3) * 16;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+            const b2 = A[rb2 + p];
+            c02 += a0 * b2;
+            const b3 = A[rb3 + p];
+            c03 += a0 * b3;
+          }
+          A[1421 + (i + 0) * 16 + (12 + 0)] = c00;
+          A[1421 + (i + 0) * 16 + (12 + 1)] = c01;
+          A[1421 + (i + 0) * 16 + (12 + 2)] = c02;
+          A[1421 + (i + 0) * 16 + (12 + 3)] = c03;
+        }
+      }
+      A.copyWithin(1405, 1421, 1437);
     }
+    for (let i = 0; i < 16; i += 4) {
+      for (let j = 0; j < 15; j += 3) {
+        let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+        const ra0 = 704 + (i + 0);
+        const ra1 = 704 + (i + 1);
+        const ra2 = 704 + (i + 2);
+        const ra3 = 704 + (i + 3);
+        const rb0 = 1084 + (j + 0);
+        const rb1 = 1084 + (j + 1);
+        const rb2 = 1084 + (j + 2);
+        for (let p = 0; p < 10; p++) {
+          const a0 = A[ra0 + p * 16];
+          const a1 = A[ra1 + p * 16];
+          const a2 = A[ra2 + p * 16];
+          const a3 = A[ra3 + p * 16];
+          const b0 = A[rb0 + p * 16];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
+          const b1 = A[rb1 + p * 16];
+          c01 += a0 * b1;
+          c11 += a1 * b1;
+          c21 += a2 * b1;
+          c31 += a3 * b1;
+          const b2 = A[rb2 + p * 16];
+          c02 += a0 * b2;
+          c12 += a1 * b2;
+          c22 += a2 * b2;
+          c32 += a3 * b2;
+        }
+        A[272 + (i + 0) * 16 + (j + 0)] += c00;
+        A[272 + (i + 0) * 16 + (j + 1)] += c01;
+        A[272 + (i + 0) * 16 + (j + 2)] += c02;
+        A[272 + (i + 1) * 16 + (j + 0)] += c10;
+        A[272 + (i + 1) * 16 + (j + 1)] += c11;
+        A[272 + (i + 1) * 16 + (j + 2)] += c12;
+        A[272 + (i + 2) * 16 + (j + 0)] += c20;
+        A[272 + (i + 2) * 16 + (j + 1)] += c21;
+        A[272 + (i + 2) * 16 + (j + 2)] += c22;
+        A[272 + (i + 3) * 16 + (j + 0)] += c30;
+        A[272 + (i + 3) * 16 + (j + 1)] += c31;
+        A[272 + (i + 3) * 16 + (j + 2)] += c32;
+      }
+      {
+        let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+        const ra0 = 704 + (i + 0);
+        const ra1 = 704 + (i + 1);
+        const ra2 = 704 + (i + 2);
+        const ra3 = 704 + (i + 3);
+        const rb0 = 1084 + (15 + 0);
+        for (let p = 0; p < 10; p++) {
+          const a0 = A[ra0 + p * 16];
+          const a1 = A[ra1 + p * 16];
+          const a2 = A[ra2 + p * 16];
+          const a3 = A[ra3 + p * 16];
+          const b0 = A[rb0 + p * 16];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
+        }
+        A[272 + (i + 0) * 16 + (15 + 0)] += c00;
+        A[272 + (i + 1) * 16 + (15 + 0)] += c10;
+        A[272 + (i + 2) * 16 + (15 + 0)] += c20;
+        A[272 + (i + 3) * 16 + (15 + 0)] += c30;
+      }
+    }
+    for (let i1 = 0; i1 < 16; i1++) {
+      {
+        let acc = 0;
+        for (let i0 = 0; i0 < 10; i0++) {
+          acc = acc + A[1084 + (i0 * 16 + i1 * 1)];
+        }
+        A[528 + i1 * 1] += acc;
+      }
+    }
+  }
+  /** Forward over the window's T steps only. */
+  forward(A, T) {
+    for (let i0 = 0; i0 < 1; i0++) {
+      for (let i1 = 0; i1 < 16; i1++) {
+        A[1052 + (i0 * 16 + i1 * 1)] = A[256 + i1 * 1];
+      }
+    }
+    A[1437] = 1 / A[880];
+    {
+      const v = A[1437];
+      for (let f = 0; f < 16; f++) A[1068 + f] = v;
+    }
+    for (let t = 0; t < T; t++) {
+      const q0 = 704 + (t + 1) * 16;
+      const q1 = 881 + t * 16;
+      const q2 = 1041 + t * 1;
+      const q3 = 704 + t * 16;
+      for (let i = 0; i < 1; i += 1) {
+        for (let j = 0; j < 12; j += 6) {
+          let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
+          const ra0 = q3 + (i + 0) * 16;
+          const rb0 = j + 0;
+          const rb1 = j + 1;
+          const rb2 = j + 2;
+          const rb3 = j + 3;
+          const rb4 = j + 4;
+          const rb5 = j + 5;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            const b1 = A[rb1 + p * 16];
+            c01 += a0 * b1;
+            const b2 = A[rb2 + p * 16];
+            c02 += a0 * b2;
+            const b3 = A[rb3 + p * 16];
+            c03 += a0 * b3;
+            const b4 = A[rb4 + p * 16];
+            c04 += a0 * b4;
+            const b5 = A[rb5 + p * 16];
+            c05 += a0 * b5;
+          }
+          A[1437 + (i + 0) * 16 + (j + 0)] = c00;
+          A[1437 + (i + 0) * 16 + (j + 1)] = c01;
+          A[1437 + (i + 0) * 16 + (j + 2)] = c02;
+          A[1437 + (i + 0) * 16 + (j + 3)] = c03;
+          A[1437 + (i + 0) * 16 + (j + 4)] = c04;
+          A[1437 + (i + 0) * 16 + (j + 5)] = c05;
+        }
+        {
+          let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+          const ra0 = q3 + (i + 0) * 16;
+          const rb0 = 12 + 0;
+          const rb1 = 12 + 1;
+          const rb2 = 12 + 2;
+          const rb3 = 12 + 3;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            const b1 = A[rb1 + p * 16];
+            c01 += a0 * b1;
+            const b2 = A[rb2 + p * 16];
+            c02 += a0 * b2;
+            const b3 = A[rb3 + p * 16];
+            c03 += a0 * b3;
+          }
+          A[1437 + (i + 0) * 16 + (12 + 0)] = c00;
+          A[1437 + (i + 0) * 16 + (12 + 1)] = c01;
+          A[1437 + (i + 0) * 16 + (12 + 2)] = c02;
+          A[1437 + (i + 0) * 16 + (12 + 3)] = c03;
+        }
+      }
+      for (let i = 0; i < 16; i++) A[q0 + i] = tanh32(4 * (A[1437 + i] + A[1052 + i]));
+      for (let i = 0; i < 1; i += 1) {
+        for (let j = 0; j < 12; j += 6) {
+          let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
+          const ra0 = q0 + (i + 0) * 16;
+          const rb0 = (j + 0) * 16;
+          const rb1 = (j + 1) * 16;
+          const rb2 = (j + 2) * 16;
+          const rb3 = (j + 3) * 16;
+          const rb4 = (j + 4) * 16;
+          const rb5 = (j + 5) * 16;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+            const b2 = A[rb2 + p];
+            c02 += a0 * b2;
+            const b3 = A[rb3 + p];
+            c03 += a0 * b3;
+            const b4 = A[rb4 + p];
+            c04 += a0 * b4;
+            const b5 = A[rb5 + p];
+            c05 += a0 * b5;
+          }
+          A[1437 + (i + 0) * 16 + (j + 0)] = A[q0 + (i + 0) * 16 + (j + 0)] * c00;
+          A[1437 + (i + 0) * 16 + (j + 1)] = A[q0 + (i + 0) * 16 + (j + 1)] * c01;
+          A[1437 + (i + 0) * 16 + (j + 2)] = A[q0 + (i + 0) * 16 + (j + 2)] * c02;
+          A[1437 + (i + 0) * 16 + (j + 3)] = A[q0 + (i + 0) * 16 + (j + 3)] * c03;
+          A[1437 + (i + 0) * 16 + (j + 4)] = A[q0 + (i + 0) * 16 + (j + 4)] * c04;
+          A[1437 + (i + 0) * 16 + (j + 5)] = A[q0 + (i + 0) * 16 + (j + 5)] * c05;
+        }
+        {
+          let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+          const ra0 = q0 + (i + 0) * 16;
+          const rb0 = (12 + 0) * 16;
+          const rb1 = (12 + 1) * 16;
+          const rb2 = (12 + 2) * 16;
+          const rb3 = (12 + 3) * 16;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+            const b2 = A[rb2 + p];
+            c02 += a0 * b2;
+            const b3 = A[rb3 + p];
+            c03 += a0 * b3;
+          }
+          A[1437 + (i + 0) * 16 + (12 + 0)] = A[q0 + (i + 0) * 16 + (12 + 0)] * c00;
+          A[1437 + (i + 0) * 16 + (12 + 1)] = A[q0 + (i + 0) * 16 + (12 + 1)] * c01;
+          A[1437 + (i + 0) * 16 + (12 + 2)] = A[q0 + (i + 0) * 16 + (12 + 2)] * c02;
+          A[1437 + (i + 0) * 16 + (12 + 3)] = A[q0 + (i + 0) * 16 + (12 + 3)] * c03;
+        }
+      }
+      for (let i0 = 0; i0 < 1; i0++) {
+        {
+          let acc = 0;
+          for (let i1 = 0; i1 < 16; i1++) {
+            acc = acc + A[1437 + (i0 * 16 + i1 * 1)];
+          }
+          A[1453 + i0 * 1] = acc;
+        }
+      }
+      for (let i = 0; i < 16; i++) A[1437 + i] = A[q0 + i] * A[1052 + i];
+      for (let i0 = 0; i0 < 1; i0++) {
+        {
+          let acc = 0;
+          for (let i1 = 0; i1 < 16; i1++) {
+            acc = acc + A[1437 + (i0 * 16 + i1 * 1)];
+          }
+          A[1454 + i0 * 1] = acc;
+        }
+      }
+      A[q2] = -0.5 * A[1453] - A[1454];
+      for (let i = 0; i < 16; i++) A[q1 + i] = A[q0 + i];
+    }
+  }
+  /** The optimizer step; false (and nothing changed) when the gradient is not finite. */
+  update(A, lr, t) {
+    {
+      const stepSize = lr / (1 - Math.pow(0.9, t));
+      const negStepSize = -stepSize;
+      const biasCorrection2Sqrt = Math.sqrt(1 - Math.pow(0.999, t));
+      const invBiasCorrection2Sqrt = 1 / biasCorrection2Sqrt;
+      {
+        for (let i = 0; i < 272; i++) {
+          const g = A[272 + i] ?? 0;
+          const param = A[i] ?? 0;
+          const expAvg = 0.9 * (A[1455 + i] ?? 0) + 0.09999999999999998 * g;
+          A[1455 + i] = expAvg;
+          const expAvgSq = 0.999 * (A[1727 + i] ?? 0) + 0.0010000000000000009 * g * g;
+          A[1727 + i] = expAvgSq;
+          const denom = Math.sqrt(expAvgSq) * invBiasCorrection2Sqrt + 1e-8;
+          A[i] = param + negStepSize * expAvg / denom;
+        }
+      }
+    }
+    return true;
+  }
 }
-/** A new trainer: parameters from the seeded init (or `options.params`), zero state. */
 export function createTrainer(options = {}) {
-    return new Trainer(options);
+  return new Trainer(options);
 }

@@ -4,759 +4,696 @@
  * Form: rolled (loops over t; the reverse loop applies the step body's own VJP). Arena: 5979 elements (23916 bytes).
  * Standalone: imports nothing.
  */
-/** What this trainer was compiled for. */
 export const SPEC = {
-    model: "sincos",
-    source: "graphs/sincos.ts",
-    compiler: "unfold 0.1.0",
-    batch: 1,
-    seqLen: 10,
-    inputs: [{ name: "x", shape: [1, 10, 1] }],
-    target: { shape: [1, 10, 1] },
-    states: [{ name: "h", shape: [1, 32] }],
-    dtype: "f32",
-    loss: "mse",
-    optimizer: "adam(lr=0.02, betas=(0.9, 0.999), eps=1e-8)",
-    lr: 0.02,
-    carryState: true,
-    seed: 1234,
-    arenaBytes: 23916,
+  model: "sincos",
+  source: "graphs/sincos.ts",
+  compiler: "unfold 0.1.0",
+  batch: 1,
+  seqLen: 10,
+  inputs: [{ name: "x", shape: [1, 10, 1] }],
+  target: { shape: [1, 10, 1] },
+  states: [{ name: "h", shape: [1, 32] }],
+  dtype: "f32",
+  loss: "mse",
+  optimizer: "adam(lr=0.02, betas=(0.9, 0.999), eps=1e-8)",
+  lr: 0.02,
+  carryState: true,
+  seed: 1234,
+  arenaBytes: 23916
 };
-/** Where each parameter and its gradient live in the arena, and how it starts. */
 const PARAMS = [
-    { name: "rnn.weight_ih_l0", shape: [32, 1], offset: 0, grad: 1153, size: 32, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "rnn.weight_hh_l0", shape: [32, 32], offset: 32, grad: 1185, size: 1024, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "rnn.bias_ih_l0", shape: [32], offset: 1056, grad: 2209, size: 32, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "rnn.bias_hh_l0", shape: [32], offset: 1088, grad: 2241, size: 32, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "out.weight", shape: [1, 32], offset: 1120, grad: 2273, size: 32, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "out.bias", shape: [1], offset: 1152, grad: 2305, size: 1, init: { kind: 'uniform', bound: 0.17677669529663687 } },
+  { name: "rnn.weight_ih_l0", shape: [32, 1], offset: 0, grad: 1153, size: 32, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "rnn.weight_hh_l0", shape: [32, 32], offset: 32, grad: 1185, size: 1024, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "rnn.bias_ih_l0", shape: [32], offset: 1056, grad: 2209, size: 32, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "rnn.bias_hh_l0", shape: [32], offset: 1088, grad: 2241, size: 32, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "out.weight", shape: [1, 32], offset: 1120, grad: 2273, size: 32, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "out.bias", shape: [1], offset: 1152, grad: 2305, size: 1, init: { kind: "uniform", bound: 0.17677669529663687 } }
 ];
 function mulberry32(seed) {
-    let a = seed >>> 0;
-    return function next() {
-        a = (a + 0x6d2b79f5) >>> 0;
-        let t = Math.imul(a ^ (a >>> 15), a | 1) >>> 0;
-        t = (((t + (Math.imul(t ^ (t >>> 7), t | 61) >>> 0)) >>> 0) ^ t) >>> 0;
-        return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
+  let a = seed >>> 0;
+  return function next() {
+    a = a + 1831565813 >>> 0;
+    let t = Math.imul(a ^ a >>> 15, a | 1) >>> 0;
+    t = (t + (Math.imul(t ^ t >>> 7, t | 61) >>> 0) >>> 0 ^ t) >>> 0;
+    return ((t ^ t >>> 14) >>> 0) / 4294967296;
+  };
 }
-/** tanh for float32 values: Eigen's rational approximation, within 3 float32 ulp. */
 function tanh32(x) {
-    const c = x < -9 ? -9 : x > 9 ? 9 : x;
-    const c2 = c * c;
-    const p = c * (4.89352455891786e-3 + c2 * (6.37261928875436e-4 + c2 * (1.48572235717979e-5 + c2 * (5.12229709037114e-8 + c2 * (-8.60467152213735e-11 + c2 * (2.00018790482477e-13 + c2 * -2.76076847742355e-16))))));
-    const q = 4.89352518554385e-3 + c2 * (2.268434632439e-3 + c2 * (1.18534705686654e-4 + c2 * 1.19825839466702e-6));
-    return p / q;
+  const c = x < -9 ? -9 : x > 9 ? 9 : x;
+  const c2 = c * c;
+  const p = c * (0.00489352455891786 + c2 * (637261928875436e-18 + c2 * (148572235717979e-19 + c2 * (512229709037114e-22 + c2 * (-860467152213735e-25 + c2 * (200018790482477e-27 + c2 * -276076847742355e-30))))));
+  const q = 0.00489352518554385 + c2 * (0.002268434632439 + c2 * (118534705686654e-18 + c2 * 119825839466702e-20));
+  return p / q;
 }
-/** Trains the compiled model: `step(x, y)` runs forward, loss, backward and the optimizer on one window. */
 export class Trainer {
-    /** Every value the trainer keeps: parameters, gradients, data, outputs, temporaries, optimizer state. */
-    arena;
-    lr;
-    carryState;
-    /** Optimizer steps taken (Adam's t). */
-    steps = 0;
-    /** Steps in the last window (1 … 10). */
-    T = 10;
-    constructor(options = {}) {
-        this.arena = new Float32Array(5979);
-        this.lr = options.lr ?? SPEC.lr;
-        this.carryState = options.carryState ?? SPEC.carryState;
-        this.initParams(options.seed ?? SPEC.seed);
-        if (options.params)
-            this.setParams(options.params);
+  /** Every value the trainer keeps: parameters, gradients, data, outputs, temporaries, optimizer state. */
+  arena;
+  lr;
+  carryState;
+  /** Optimizer steps taken (Adam's t). */
+  steps = 0;
+  /** Steps in the last window (1 … 10). */
+  T = 10;
+  constructor(options = {}) {
+    this.arena = new Float32Array(5979);
+    this.lr = options.lr ?? SPEC.lr;
+    this.carryState = options.carryState ?? SPEC.carryState;
+    this.initParams(options.seed ?? SPEC.seed);
+    if (options.params) this.setParams(options.params);
+  }
+  /** Re-initializes every parameter from a seed, as PyTorch's U(−1/√H, 1/√H), in declaration order. */
+  initParams(seed) {
+    const next = mulberry32(seed);
+    const A = this.arena;
+    for (const p of PARAMS) {
+      const init = p.init;
+      for (let i = 0; i < p.size; i++) {
+        A[p.offset + i] = init.kind === "uniform" ? (2 * next() - 1) * init.bound : init.kind === "fill" ? init.value : init.data[i];
+      }
     }
-    /** Re-initializes every parameter from a seed, as PyTorch's U(−1/√H, 1/√H), in declaration order. */
-    initParams(seed) {
-        const next = mulberry32(seed);
-        const A = this.arena;
-        for (const p of PARAMS) {
-            const init = p.init;
-            for (let i = 0; i < p.size; i++) {
-                A[p.offset + i] = init.kind === 'uniform' ? (2 * next() - 1) * init.bound : init.kind === 'fill' ? init.value : init.data[i];
-            }
+  }
+  /** One training step on a window (batch-first arrays, row-major); returns the loss before the update. Throws, leaving the parameters untouched, when the loss or the gradient is not finite. */
+  step(in_x, target) {
+    const A = this.arena;
+    const T = this.windowLength(in_x.length, 1, "input x [1, T, 1]");
+    if (in_x.length !== T * 1) throw new RangeError(`input x [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${in_x.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 1; b++) for (let k = 0; k < 1; k++) A[2306 + t * 1 + b * 1 + k] = in_x[(b * T + t) * 1 + k];
+    if (target.length !== T * 1) throw new RangeError(`target [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${target.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 1; b++) for (let k = 0; k < 1; k++) A[2316 + t * 1 + b * 1 + k] = target[(b * T + t) * 1 + k];
+    this.setWindow(T);
+    this.train(A, T);
+    const loss = A[2689];
+    if (!Number.isFinite(loss)) throw new RangeError(`non-finite loss ${loss} at step ${this.steps + 1}`);
+    this.steps++;
+    if (!this.update(A, this.lr, this.steps)) {
+      this.steps--;
+      throw new RangeError(`non-finite gradient at step ${this.steps + 1}`);
+    }
+    if (this.carryState) {
+      for (let i = 0; i < 32; i++) A[2326 + i] = A[2326 + T * 32 + i];
+    }
+    return loss;
+  }
+  /** Forward, loss and backward without an update (nor a state carry); returns the loss. Read the gradients with getGrads(). */
+  gradients(in_x, target) {
+    const A = this.arena;
+    const T = this.windowLength(in_x.length, 1, "input x [1, T, 1]");
+    if (in_x.length !== T * 1) throw new RangeError(`input x [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${in_x.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 1; b++) for (let k = 0; k < 1; k++) A[2306 + t * 1 + b * 1 + k] = in_x[(b * T + t) * 1 + k];
+    if (target.length !== T * 1) throw new RangeError(`target [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${target.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 1; b++) for (let k = 0; k < 1; k++) A[2316 + t * 1 + b * 1 + k] = target[(b * T + t) * 1 + k];
+    this.setWindow(T);
+    this.train(A, T);
+    return A[2689];
+  }
+  /** The outputs [B, T, O] for inputs x [B, T, I] (T ≤ 10) from the current state, which is left unchanged. */
+  predict(in_x, out) {
+    const A = this.arena;
+    const T = this.windowLength(in_x.length, 1, "input x [1, T, 1]");
+    if (in_x.length !== T * 1) throw new RangeError(`input x [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${in_x.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 1; b++) for (let k = 0; k < 1; k++) A[2306 + t * 1 + b * 1 + k] = in_x[(b * T + t) * 1 + k];
+    this.setWindow(T);
+    this.forward(A, T);
+    return this.outputs(out);
+  }
+  /** The outputs [B, T, O] of the last step, gradients() or predict(). */
+  outputs(out) {
+    const A = this.arena;
+    const T = this.T;
+    const result = out ?? new Float64Array(T * 1);
+    if (result.length !== T * 1) throw new RangeError(`outputs: expected room for ${T * 1} values, got ${result.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 1; b++) for (let k = 0; k < 1; k++) result[(b * T + t) * 1 + k] = A[2679 + t * 1 + b * 1 + k];
+    return result;
+  }
+  /** The parameters by name (PyTorch names for the built-in cells). */
+  getParams() {
+    return this.read(false);
+  }
+  /** The gradients of the last step or gradients() call, by parameter name. */
+  getGrads() {
+    return this.read(true);
+  }
+  read(grads) {
+    const out = {};
+    for (const p of PARAMS) {
+      const off = grads ? p.grad : p.offset;
+      out[p.name] = { shape: [...p.shape], data: Array.from(this.arena.subarray(off, off + p.size)) };
+    }
+    return out;
+  }
+  /** Sets parameters by name; every name must be known and every size right. */
+  setParams(values) {
+    for (const [name, v] of Object.entries(values)) {
+      const p = PARAMS.find((q) => q.name === name);
+      if (!p) throw new RangeError(`unknown parameter ${JSON.stringify(name)} (have ${PARAMS.map((q) => q.name).join(", ")})`);
+      const data = "data" in v ? v.data : v;
+      if (data.length !== p.size) throw new RangeError(`parameter ${name}: expected ${p.size} values [${p.shape.join(", ")}], got ${data.length}`);
+      for (let i = 0; i < p.size; i++) {
+        const x = data[i];
+        if (!Number.isFinite(x)) throw new RangeError(`parameter ${name}: value ${i} is not finite`);
+        this.arena[p.offset + i] = x;
+      }
+    }
+  }
+  /** Whether every parameter is finite. */
+  paramsFinite() {
+    for (let i = 0; i < 1153; i++) if (!Number.isFinite(this.arena[0 + i])) return false;
+    return true;
+  }
+  /** The carried state by name (the initial state of the next step). */
+  getState() {
+    const A = this.arena;
+    return {
+      "h": { shape: [1, 32], data: Array.from(A.subarray(2326, 2358)) }
+    };
+  }
+  /** Every state of the last window, s(0) … s(T), by state name: shape [T + 1, ...state shape] (under lengths, a row holds its state after its last valid step). */
+  stateSequence() {
+    const A = this.arena;
+    return {
+      "h": { shape: [this.T + 1, 1, 32], data: Array.from(A.subarray(2326, 2326 + (this.T + 1) * 32)) }
+    };
+  }
+  /** Sets the initial state of the next step, by state name. */
+  setState(values) {
+    const A = this.arena;
+    for (const [name, v] of Object.entries(values)) {
+      if (name === "h") {
+        if (v.length !== 32) throw new RangeError(`state h: expected 32 values, got ${v.length}`);
+        for (let i = 0; i < 32; i++) A[2326 + i] = v[i];
+      } else throw new RangeError(`unknown state ${JSON.stringify(name)}`);
+    }
+  }
+  /** Zeros the carried state. */
+  resetState() {
+    this.arena.fill(0, 2326, 2358);
+  }
+  /** The optimizer's step count and buffers (moments), for checkpoints. */
+  getOptimizerState() {
+    return { steps: this.steps, buffers: Array.from(this.arena.subarray(3673, 5979)) };
+  }
+  setOptimizerState(state) {
+    if (state.buffers.length !== 2306) throw new RangeError(`optimizer state: expected 2306 values, got ${state.buffers.length}`);
+    this.steps = state.steps;
+    for (let i = 0; i < 2306; i++) this.arena[3673 + i] = state.buffers[i];
+  }
+  /** T of a batch-first [B, T, K] argument of n values, K·B = perStep: 1 … 10. */
+  windowLength(n, perStep, what) {
+    const T = n / perStep;
+    if (!Number.isInteger(T) || T < 1 || T > 10) throw new RangeError(`${what}: expected T \xB7 ${perStep} values with 1 \u2264 T \u2264 10, got ${n}`);
+    return T;
+  }
+  /** Sets T and the loss normalizer N (and the loss weights per step). */
+  setWindow(T) {
+    const A = this.arena;
+    this.T = T;
+    let total = 0;
+    for (let r = 0; r < 1; r++) {
+      const n = T;
+      total += n;
+    }
+    A[2678] = 1 * total;
+  }
+  /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
+  train(A, T) {
+    for (let i = 0; i < 32; i++) {
+      A[2690 + i] = A[i];
+    }
+    for (let i0 = 0; i0 < 1; i0++) {
+      for (let i1 = 0; i1 < 32; i1++) {
+        A[2722 + (i0 * 32 + i1 * 1)] = A[1056 + i1 * 1];
+      }
+    }
+    for (let i0 = 0; i0 < 1; i0++) {
+      for (let i1 = 0; i1 < 32; i1++) {
+        A[2754 + (i0 * 32 + i1 * 1)] = A[1088 + i1 * 1];
+      }
+    }
+    for (let i = 0; i < 32; i++) {
+      A[2786 + i] = A[1120 + i];
+    }
+    for (let i0 = 0; i0 < 1; i0++) {
+      for (let i1 = 0; i1 < 1; i1++) {
+        A[2818 + (i0 * 1 + i1 * 1)] = A[1152 + i1 * 1];
+      }
+    }
+    A[3545] = 1 / A[2678];
+    A[2819] = A[3545];
+    for (let i = 0; i < 10; i++) {
+      const a0 = A[2306 + i * 1];
+      for (let j = 0; j < 32; j++) A[2820 + i * 32 + j] = a0 * A[2690 + j];
+    }
+    let lossSum = 0;
+    for (let t = 0; t < T; t++) {
+      const q0 = 2326 + (t + 1) * 32;
+      const q1 = 2679 + t * 1;
+      const q2 = 3470 + t * 1;
+      const q3 = 2326 + t * 32;
+      const q5 = 2820 + t * 32;
+      const q6 = 2316 + t * 1;
+      for (let i = 0; i < 1; i += 1) {
+        for (let j = 0; j < 30; j += 6) {
+          let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
+          const ra0 = q3 + (i + 0) * 32;
+          const rb0 = 32 + (j + 0) * 32;
+          const rb1 = 32 + (j + 1) * 32;
+          const rb2 = 32 + (j + 2) * 32;
+          const rb3 = 32 + (j + 3) * 32;
+          const rb4 = 32 + (j + 4) * 32;
+          const rb5 = 32 + (j + 5) * 32;
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+            const b2 = A[rb2 + p];
+            c02 += a0 * b2;
+            const b3 = A[rb3 + p];
+            c03 += a0 * b3;
+            const b4 = A[rb4 + p];
+            c04 += a0 * b4;
+            const b5 = A[rb5 + p];
+            c05 += a0 * b5;
+          }
+          A[3545 + (i + 0) * 32 + (j + 0)] = c00;
+          A[3545 + (i + 0) * 32 + (j + 1)] = c01;
+          A[3545 + (i + 0) * 32 + (j + 2)] = c02;
+          A[3545 + (i + 0) * 32 + (j + 3)] = c03;
+          A[3545 + (i + 0) * 32 + (j + 4)] = c04;
+          A[3545 + (i + 0) * 32 + (j + 5)] = c05;
         }
-    }
-    /** One training step on a window (batch-first arrays, row-major); returns the loss before the update. Throws, leaving the parameters untouched, when the loss or the gradient is not finite. */
-    step(in_x, target) {
-        const A = this.arena;
-        const T = this.windowLength(in_x.length, 1, "input x [1, T, 1]");
-        if (in_x.length !== T * 1)
-            throw new RangeError(`input x [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${in_x.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 1; b++)
-                for (let k = 0; k < 1; k++)
-                    A[2306 + t * 1 + b * 1 + k] = in_x[(b * T + t) * 1 + k];
-        if (target.length !== T * 1)
-            throw new RangeError(`target [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${target.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 1; b++)
-                for (let k = 0; k < 1; k++)
-                    A[2316 + t * 1 + b * 1 + k] = target[(b * T + t) * 1 + k];
-        this.setWindow(T);
-        this.train(A, T);
-        const loss = A[2689];
-        if (!Number.isFinite(loss))
-            throw new RangeError(`non-finite loss ${loss} at step ${this.steps + 1}`);
-        this.steps++;
-        if (!this.update(A, this.lr, this.steps)) {
-            this.steps--;
-            throw new RangeError(`non-finite gradient at step ${this.steps + 1}`);
+        {
+          let c00 = 0, c01 = 0;
+          const ra0 = q3 + (i + 0) * 32;
+          const rb0 = 32 + (30 + 0) * 32;
+          const rb1 = 32 + (30 + 1) * 32;
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+          }
+          A[3545 + (i + 0) * 32 + (30 + 0)] = c00;
+          A[3545 + (i + 0) * 32 + (30 + 1)] = c01;
         }
-        if (this.carryState) {
-            for (let i = 0; i < 32; i++)
-                A[2326 + i] = A[2326 + T * 32 + i];
+      }
+      for (let i = 0; i < 32; i++) A[q0 + i] = tanh32(A[q5 + i] + A[2722 + i] + (A[3545 + i] + A[2754 + i]));
+      for (let i = 0; i < 1; i += 1) {
+        for (let j = 0; j < 1; j += 1) {
+          let c00 = 0;
+          const ra0 = q0 + (i + 0) * 32;
+          const rb0 = 2786 + (j + 0);
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+          }
+          A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[2818 + (i + 0) * 1 + (j + 0)];
         }
-        return loss;
-    }
-    /** Forward, loss and backward without an update (nor a state carry); returns the loss. Read the gradients with getGrads(). */
-    gradients(in_x, target) {
-        const A = this.arena;
-        const T = this.windowLength(in_x.length, 1, "input x [1, T, 1]");
-        if (in_x.length !== T * 1)
-            throw new RangeError(`input x [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${in_x.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 1; b++)
-                for (let k = 0; k < 1; k++)
-                    A[2306 + t * 1 + b * 1 + k] = in_x[(b * T + t) * 1 + k];
-        if (target.length !== T * 1)
-            throw new RangeError(`target [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${target.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 1; b++)
-                for (let k = 0; k < 1; k++)
-                    A[2316 + t * 1 + b * 1 + k] = target[(b * T + t) * 1 + k];
-        this.setWindow(T);
-        this.train(A, T);
-        return A[2689];
-    }
-    /** The outputs [B, T, O] for inputs x [B, T, I] (T ≤ 10) from the current state, which is left unchanged. */
-    predict(in_x, out) {
-        const A = this.arena;
-        const T = this.windowLength(in_x.length, 1, "input x [1, T, 1]");
-        if (in_x.length !== T * 1)
-            throw new RangeError(`input x [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${in_x.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 1; b++)
-                for (let k = 0; k < 1; k++)
-                    A[2306 + t * 1 + b * 1 + k] = in_x[(b * T + t) * 1 + k];
-        this.setWindow(T);
-        this.forward(A, T);
-        return this.outputs(out);
-    }
-    /** The outputs [B, T, O] of the last step, gradients() or predict(). */
-    outputs(out) {
-        const A = this.arena;
-        const T = this.T;
-        const result = out ?? new Float64Array(T * 1);
-        if (result.length !== T * 1)
-            throw new RangeError(`outputs: expected room for ${T * 1} values, got ${result.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 1; b++)
-                for (let k = 0; k < 1; k++)
-                    result[(b * T + t) * 1 + k] = A[2679 + t * 1 + b * 1 + k];
-        return result;
-    }
-    /** The parameters by name (PyTorch names for the built-in cells). */
-    getParams() {
-        return this.read(false);
-    }
-    /** The gradients of the last step or gradients() call, by parameter name. */
-    getGrads() {
-        return this.read(true);
-    }
-    read(grads) {
-        const out = {};
-        for (const p of PARAMS) {
-            const off = grads ? p.grad : p.offset;
-            out[p.name] = { shape: [...p.shape], data: Array.from(this.arena.subarray(off, off + p.size)) };
-        }
-        return out;
-    }
-    /** Sets parameters by name; every name must be known and every size right. */
-    setParams(values) {
-        for (const [name, v] of Object.entries(values)) {
-            const p = PARAMS.find((q) => q.name === name);
-            if (!p)
-                throw new RangeError(`unknown parameter ${JSON.stringify(name)} (have ${PARAMS.map((q) => q.name).join(', ')})`);
-            const data = 'data' in v ? v.data : v;
-            if (data.length !== p.size)
-                throw new RangeError(`parameter ${name}: expected ${p.size} values [${p.shape.join(', ')}], got ${data.length}`);
-            for (let i = 0; i < p.size; i++) {
-                const x = data[i];
-                if (!Number.isFinite(x))
-                    throw new RangeError(`parameter ${name}: value ${i} is not finite`);
-                this.arena[p.offset + i] = x;
-            }
-        }
-    }
-    /** Whether every parameter is finite. */
-    paramsFinite() {
-        for (let i = 0; i < 1153; i++)
-            if (!Number.isFinite(this.arena[0 + i]))
-                return false;
-        return true;
-    }
-    /** The carried state by name (the initial state of the next step). */
-    getState() {
-        const A = this.arena;
-        return {
-            "h": { shape: [1, 32], data: Array.from(A.subarray(2326, 2358)) },
-        };
-    }
-    /** Every state of the last window, s(0) … s(T), by state name: shape [T + 1, ...state shape] (under lengths, a row holds its state after its last valid step). */
-    stateSequence() {
-        const A = this.arena;
-        return {
-            "h": { shape: [this.T + 1, 1, 32], data: Array.from(A.subarray(2326, 2326 + (this.T + 1) * 32)) },
-        };
-    }
-    /** Sets the initial state of the next step, by state name. */
-    setState(values) {
-        const A = this.arena;
-        for (const [name, v] of Object.entries(values)) {
-            if (name === "h") {
-                if (v.length !== 32)
-                    throw new RangeError(`state h: expected 32 values, got ${v.length}`);
-                for (let i = 0; i < 32; i++)
-                    A[2326 + i] = v[i];
-            }
-            else
-                throw new RangeError(`unknown state ${JSON.stringify(name)}`);
-        }
-    }
-    /** Zeros the carried state. */
-    resetState() {
-        this.arena.fill(0, 2326, 2358);
-    }
-    /** The optimizer's step count and buffers (moments), for checkpoints. */
-    getOptimizerState() {
-        return { steps: this.steps, buffers: Array.from(this.arena.subarray(3673, 5979)) };
-    }
-    setOptimizerState(state) {
-        if (state.buffers.length !== 2306)
-            throw new RangeError(`optimizer state: expected 2306 values, got ${state.buffers.length}`);
-        this.steps = state.steps;
-        for (let i = 0; i < 2306; i++)
-            this.arena[3673 + i] = state.buffers[i];
-    }
-    /** T of a batch-first [B, T, K] argument of n values, K·B = perStep: 1 … 10. */
-    windowLength(n, perStep, what) {
-        const T = n / perStep;
-        if (!Number.isInteger(T) || T < 1 || T > 10)
-            throw new RangeError(`${what}: expected T · ${perStep} values with 1 ≤ T ≤ 10, got ${n}`);
-        return T;
-    }
-    /** Sets T and the loss normalizer N (and the loss weights per step). */
-    setWindow(T) {
-        const A = this.arena;
-        this.T = T;
-        let total = 0;
-        for (let r = 0; r < 1; r++) {
-            const n = T;
-            total += n;
-        }
-        A[2678] = 1 * total;
-    }
-    /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
-    train(A, T) {
-        // graphs/sincos.ts:9
-        for (let i = 0; i < 32; i++) {
-            A[2690 + i] = A[i];
-        }
+      }
+      A[q2] = A[q1] - A[q6];
+      A[3545] = A[q2] * A[q2];
+      {
+        let acc = 0;
         for (let i0 = 0; i0 < 1; i0++) {
-            for (let i1 = 0; i1 < 32; i1++) {
-                A[2722 + (i0 * 32 + i1 * 1)] = A[1056 + (i1 * 1)];
-            }
+          for (let i1 = 0; i1 < 1; i1++) {
+            acc = acc + A[3545 + (i0 * 1 + i1 * 1)];
+          }
         }
-        for (let i0 = 0; i0 < 1; i0++) {
-            for (let i1 = 0; i1 < 32; i1++) {
-                A[2754 + (i0 * 32 + i1 * 1)] = A[1088 + (i1 * 1)];
-            }
-        }
-        for (let i = 0; i < 32; i++) {
-            A[2786 + i] = A[1120 + i];
-        }
-        for (let i0 = 0; i0 < 1; i0++) {
-            for (let i1 = 0; i1 < 1; i1++) {
-                A[2818 + (i0 * 1 + i1 * 1)] = A[1152 + (i1 * 1)];
-            }
-        }
-        // (derived)
-        A[3545] = 1 / A[2678];
-        A[2819] = A[3545];
-        for (let i = 0; i < 10; i++) {
-            const a0 = A[2306 + i * 1];
-            for (let j = 0; j < 32; j++)
-                A[2820 + i * 32 + j] = a0 * A[2690 + j];
-        }
-        let lossSum = 0;
-        for (let t = 0; t < T; t++) {
-            const q0 = 2326 + (t + 1) * 32;
-            const q1 = 2679 + t * 1;
-            const q2 = 3470 + t * 1;
-            const q3 = 2326 + t * 32;
-            const q5 = 2820 + t * 32;
-            const q6 = 2316 + t * 1;
-            // graphs/sincos.ts:9
-            for (let i = 0; i < 1; i += 1) {
-                for (let j = 0; j < 30; j += 6) {
-                    let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
-                    const ra0 = q3 + (i + 0) * 32;
-                    const rb0 = 32 + (j + 0) * 32;
-                    const rb1 = 32 + (j + 1) * 32;
-                    const rb2 = 32 + (j + 2) * 32;
-                    const rb3 = 32 + (j + 3) * 32;
-                    const rb4 = 32 + (j + 4) * 32;
-                    const rb5 = 32 + (j + 5) * 32;
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                        const b2 = A[rb2 + p];
-                        c02 += a0 * b2;
-                        const b3 = A[rb3 + p];
-                        c03 += a0 * b3;
-                        const b4 = A[rb4 + p];
-                        c04 += a0 * b4;
-                        const b5 = A[rb5 + p];
-                        c05 += a0 * b5;
-                    }
-                    A[3545 + (i + 0) * 32 + (j + 0)] = c00;
-                    A[3545 + (i + 0) * 32 + (j + 1)] = c01;
-                    A[3545 + (i + 0) * 32 + (j + 2)] = c02;
-                    A[3545 + (i + 0) * 32 + (j + 3)] = c03;
-                    A[3545 + (i + 0) * 32 + (j + 4)] = c04;
-                    A[3545 + (i + 0) * 32 + (j + 5)] = c05;
-                }
-                {
-                    let c00 = 0, c01 = 0;
-                    const ra0 = q3 + (i + 0) * 32;
-                    const rb0 = 32 + (30 + 0) * 32;
-                    const rb1 = 32 + (30 + 1) * 32;
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                    }
-                    A[3545 + (i + 0) * 32 + (30 + 0)] = c00;
-                    A[3545 + (i + 0) * 32 + (30 + 1)] = c01;
-                }
-            }
-            for (let i = 0; i < 32; i++)
-                A[q0 + i] = tanh32(((A[q5 + i] + A[2722 + i]) + (A[3545 + i] + A[2754 + i])));
-            for (let i = 0; i < 1; i += 1) {
-                for (let j = 0; j < 1; j += 1) {
-                    let c00 = 0;
-                    const ra0 = q0 + (i + 0) * 32;
-                    const rb0 = 2786 + (j + 0);
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                    }
-                    A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[2818 + (i + 0) * 1 + (j + 0)];
-                }
-            }
-            // (derived)
-            A[q2] = A[q1] - A[q6];
-            A[3545] = A[q2] * A[q2];
-            {
-                let acc = 0;
-                for (let i0 = 0; i0 < 1; i0++) {
-                    for (let i1 = 0; i1 < 1; i1++) {
-                        acc = acc + A[3545 + (i0 * 1 + i1 * 1)];
-                    }
-                }
-                A[3480 + (0)] = acc;
-            }
-            lossSum += A[3480];
-        }
-        A[2689] = lossSum / A[2678];
-        A.fill(0, 1153, 2306);
-        A.fill(0, 3481, 3513);
-        if (T < 10)
-            A.fill(0, 3140 + T * 32, 3460);
-        if (T < 10)
-            A.fill(0, 3460 + T * 1, 3470);
-        for (let t = T - 1; t >= 0; t--) {
-            const q4 = 2326 + (t + 1) * 32;
-            const q6 = 3470 + t * 1;
-            const q7 = 3140 + t * 32;
-            const q8 = 3460 + t * 1;
-            A[3545] = A[2819] * A[q6];
-            A[q8] = A[3545] + A[3545];
-            for (let i = 0; i < 1; i++) {
-                const a0 = A[q8 + i * 1];
-                for (let j = 0; j < 32; j++)
-                    A[3546 + i * 32 + j] = a0 * A[1120 + j];
-            }
-            for (let i = 0; i < 32; i++)
-                A[q7 + i] = (A[3481 + i] + A[3546 + i]) * (1 - (A[q4 + i] * A[q4 + i]));
-            for (let i = 0; i < 1; i += 1) {
-                for (let j = 0; j < 30; j += 6) {
-                    let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
-                    const ra0 = q7 + (i + 0) * 32;
-                    const rb0 = 32 + (j + 0);
-                    const rb1 = 32 + (j + 1);
-                    const rb2 = 32 + (j + 2);
-                    const rb3 = 32 + (j + 3);
-                    const rb4 = 32 + (j + 4);
-                    const rb5 = 32 + (j + 5);
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p];
-                        const b0 = A[rb0 + p * 32];
-                        c00 += a0 * b0;
-                        const b1 = A[rb1 + p * 32];
-                        c01 += a0 * b1;
-                        const b2 = A[rb2 + p * 32];
-                        c02 += a0 * b2;
-                        const b3 = A[rb3 + p * 32];
-                        c03 += a0 * b3;
-                        const b4 = A[rb4 + p * 32];
-                        c04 += a0 * b4;
-                        const b5 = A[rb5 + p * 32];
-                        c05 += a0 * b5;
-                    }
-                    A[3513 + (i + 0) * 32 + (j + 0)] = c00;
-                    A[3513 + (i + 0) * 32 + (j + 1)] = c01;
-                    A[3513 + (i + 0) * 32 + (j + 2)] = c02;
-                    A[3513 + (i + 0) * 32 + (j + 3)] = c03;
-                    A[3513 + (i + 0) * 32 + (j + 4)] = c04;
-                    A[3513 + (i + 0) * 32 + (j + 5)] = c05;
-                }
-                {
-                    let c00 = 0, c01 = 0;
-                    const ra0 = q7 + (i + 0) * 32;
-                    const rb0 = 32 + (30 + 0);
-                    const rb1 = 32 + (30 + 1);
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p];
-                        const b0 = A[rb0 + p * 32];
-                        c00 += a0 * b0;
-                        const b1 = A[rb1 + p * 32];
-                        c01 += a0 * b1;
-                    }
-                    A[3513 + (i + 0) * 32 + (30 + 0)] = c00;
-                    A[3513 + (i + 0) * 32 + (30 + 1)] = c01;
-                }
-            }
-            A.copyWithin(3481, 3513, 3545);
-        }
-        for (let i = 0; i < 1; i += 1) {
-            for (let j = 0; j < 30; j += 6) {
-                let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
-                const ra0 = 2306 + (i + 0) * 10;
-                const rb0 = 3140 + (j + 0);
-                const rb1 = 3140 + (j + 1);
-                const rb2 = 3140 + (j + 2);
-                const rb3 = 3140 + (j + 3);
-                const rb4 = 3140 + (j + 4);
-                const rb5 = 3140 + (j + 5);
-                for (let p = 0; p < 10; p++) {
-                    const a0 = A[ra0 + p];
-                    const b0 = A[rb0 + p * 32];
-                    c00 += a0 * b0;
-                    const b1 = A[rb1 + p * 32];
-                    c01 += a0 * b1;
-                    const b2 = A[rb2 + p * 32];
-                    c02 += a0 * b2;
-                    const b3 = A[rb3 + p * 32];
-                    c03 += a0 * b3;
-                    const b4 = A[rb4 + p * 32];
-                    c04 += a0 * b4;
-                    const b5 = A[rb5 + p * 32];
-                    c05 += a0 * b5;
-                }
-                A[3545 + (i + 0) * 32 + (j + 0)] = c00;
-                A[3545 + (i + 0) * 32 + (j + 1)] = c01;
-                A[3545 + (i + 0) * 32 + (j + 2)] = c02;
-                A[3545 + (i + 0) * 32 + (j + 3)] = c03;
-                A[3545 + (i + 0) * 32 + (j + 4)] = c04;
-                A[3545 + (i + 0) * 32 + (j + 5)] = c05;
-            }
-            {
-                let c00 = 0, c01 = 0;
-                const ra0 = 2306 + (i + 0) * 10;
-                const rb0 = 3140 + (30 + 0);
-                const rb1 = 3140 + (30 + 1);
-                for (let p = 0; p < 10; p++) {
-                    const a0 = A[ra0 + p];
-                    const b0 = A[rb0 + p * 32];
-                    c00 += a0 * b0;
-                    const b1 = A[rb1 + p * 32];
-                    c01 += a0 * b1;
-                }
-                A[3545 + (i + 0) * 32 + (30 + 0)] = c00;
-                A[3545 + (i + 0) * 32 + (30 + 1)] = c01;
-            }
-        }
-        for (let i = 0; i < 32; i++) {
-            A[3577 + i] = A[3545 + i];
-        }
-        for (let i = 0; i < 32; i += 4) {
-            for (let j = 0; j < 30; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 3140 + (i + 0);
-                const ra1 = 3140 + (i + 1);
-                const ra2 = 3140 + (i + 2);
-                const ra3 = 3140 + (i + 3);
-                const rb0 = 2326 + (j + 0);
-                const rb1 = 2326 + (j + 1);
-                const rb2 = 2326 + (j + 2);
-                for (let p = 0; p < 10; p++) {
-                    const a0 = A[ra0 + p * 32];
-                    const a1 = A[ra1 + p * 32];
-                    const a2 = A[ra2 + p * 32];
-                    const a3 = A[ra3 + p * 32];
-                    const b0 = A[rb0 + p * 32];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                    const b1 = A[rb1 + p * 32];
-                    c01 += a0 * b1;
-                    c11 += a1 * b1;
-                    c21 += a2 * b1;
-                    c31 += a3 * b1;
-                    const b2 = A[rb2 + p * 32];
-                    c02 += a0 * b2;
-                    c12 += a1 * b2;
-                    c22 += a2 * b2;
-                    c32 += a3 * b2;
-                }
-                A[1185 + (i + 0) * 32 + (j + 0)] += c00;
-                A[1185 + (i + 0) * 32 + (j + 1)] += c01;
-                A[1185 + (i + 0) * 32 + (j + 2)] += c02;
-                A[1185 + (i + 1) * 32 + (j + 0)] += c10;
-                A[1185 + (i + 1) * 32 + (j + 1)] += c11;
-                A[1185 + (i + 1) * 32 + (j + 2)] += c12;
-                A[1185 + (i + 2) * 32 + (j + 0)] += c20;
-                A[1185 + (i + 2) * 32 + (j + 1)] += c21;
-                A[1185 + (i + 2) * 32 + (j + 2)] += c22;
-                A[1185 + (i + 3) * 32 + (j + 0)] += c30;
-                A[1185 + (i + 3) * 32 + (j + 1)] += c31;
-                A[1185 + (i + 3) * 32 + (j + 2)] += c32;
-            }
-            {
-                let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                const ra0 = 3140 + (i + 0);
-                const ra1 = 3140 + (i + 1);
-                const ra2 = 3140 + (i + 2);
-                const ra3 = 3140 + (i + 3);
-                const rb0 = 2326 + (30 + 0);
-                const rb1 = 2326 + (30 + 1);
-                for (let p = 0; p < 10; p++) {
-                    const a0 = A[ra0 + p * 32];
-                    const a1 = A[ra1 + p * 32];
-                    const a2 = A[ra2 + p * 32];
-                    const a3 = A[ra3 + p * 32];
-                    const b0 = A[rb0 + p * 32];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                    const b1 = A[rb1 + p * 32];
-                    c01 += a0 * b1;
-                    c11 += a1 * b1;
-                    c21 += a2 * b1;
-                    c31 += a3 * b1;
-                }
-                A[1185 + (i + 0) * 32 + (30 + 0)] += c00;
-                A[1185 + (i + 0) * 32 + (30 + 1)] += c01;
-                A[1185 + (i + 1) * 32 + (30 + 0)] += c10;
-                A[1185 + (i + 1) * 32 + (30 + 1)] += c11;
-                A[1185 + (i + 2) * 32 + (30 + 0)] += c20;
-                A[1185 + (i + 2) * 32 + (30 + 1)] += c21;
-                A[1185 + (i + 3) * 32 + (30 + 0)] += c30;
-                A[1185 + (i + 3) * 32 + (30 + 1)] += c31;
-            }
-        }
-        for (let i1 = 0; i1 < 32; i1++) {
-            {
-                let acc = 0;
-                for (let i0 = 0; i0 < 10; i0++) {
-                    acc = acc + A[3140 + (i0 * 32 + i1 * 1)];
-                }
-                A[3545 + (i1 * 1)] = acc;
-            }
-        }
-        for (let i = 0; i < 32; i += 4) {
-            for (let j = 0; j < 1; j += 1) {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 2358 + (i + 0);
-                const ra1 = 2358 + (i + 1);
-                const ra2 = 2358 + (i + 2);
-                const ra3 = 2358 + (i + 3);
-                const rb0 = 3460 + (j + 0);
-                for (let p = 0; p < 10; p++) {
-                    const a0 = A[ra0 + p * 32];
-                    const a1 = A[ra1 + p * 32];
-                    const a2 = A[ra2 + p * 32];
-                    const a3 = A[ra3 + p * 32];
-                    const b0 = A[rb0 + p];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                }
-                A[3609 + (i + 0) * 1 + (j + 0)] = c00;
-                A[3609 + (i + 1) * 1 + (j + 0)] = c10;
-                A[3609 + (i + 2) * 1 + (j + 0)] = c20;
-                A[3609 + (i + 3) * 1 + (j + 0)] = c30;
-            }
-        }
-        for (let i = 0; i < 32; i++) {
-            A[3641 + i] = A[3609 + i];
-        }
-        for (let i1 = 0; i1 < 1; i1++) {
-            {
-                let acc = 0;
-                for (let i0 = 0; i0 < 10; i0++) {
-                    acc = acc + A[3460 + (i0 * 1 + i1 * 1)];
-                }
-                A[2305 + (i1 * 1)] += acc;
-            }
-        }
-        for (let i = 0; i < 32; i++)
-            A[1153 + i] += A[3577 + i];
-        for (let i = 0; i < 32; i++)
-            A[2209 + i] += A[3545 + i];
-        for (let i = 0; i < 32; i++)
-            A[2241 + i] += A[3545 + i];
-        for (let i = 0; i < 32; i++)
-            A[2273 + i] += A[3641 + i];
+        A[3480 + 0] = acc;
+      }
+      lossSum += A[3480];
     }
-    /** Forward over the window's T steps only. */
-    forward(A, T) {
-        // graphs/sincos.ts:9
-        for (let i = 0; i < 32; i++) {
-            A[2690 + i] = A[i];
+    A[2689] = lossSum / A[2678];
+    A.fill(0, 1153, 2306);
+    A.fill(0, 3481, 3513);
+    if (T < 10) A.fill(0, 3140 + T * 32, 3460);
+    if (T < 10) A.fill(0, 3460 + T * 1, 3470);
+    for (let t = T - 1; t >= 0; t--) {
+      const q4 = 2326 + (t + 1) * 32;
+      const q6 = 3470 + t * 1;
+      const q7 = 3140 + t * 32;
+      const q8 = 3460 + t * 1;
+      A[3545] = A[2819] * A[q6];
+      A[q8] = A[3545] + A[3545];
+      for (let i = 0; i < 1; i++) {
+        const a0 = A[q8 + i * 1];
+        for (let j = 0; j < 32; j++) A[3546 + i * 32 + j] = a0 * A[1120 + j];
+      }
+      for (let i = 0; i < 32; i++) A[q7 + i] = (A[3481 + i] + A[3546 + i]) * (1 - A[q4 + i] * A[q4 + i]);
+      for (let i = 0; i < 1; i += 1) {
+        for (let j = 0; j < 30; j += 6) {
+          let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
+          const ra0 = q7 + (i + 0) * 32;
+          const rb0 = 32 + (j + 0);
+          const rb1 = 32 + (j + 1);
+          const rb2 = 32 + (j + 2);
+          const rb3 = 32 + (j + 3);
+          const rb4 = 32 + (j + 4);
+          const rb5 = 32 + (j + 5);
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p];
+            const b0 = A[rb0 + p * 32];
+            c00 += a0 * b0;
+            const b1 = A[rb1 + p * 32];
+            c01 += a0 * b1;
+            const b2 = A[rb2 + p * 32];
+            c02 += a0 * b2;
+            const b3 = A[rb3 + p * 32];
+            c03 += a0 * b3;
+            const b4 = A[rb4 + p * 32];
+            c04 += a0 * b4;
+            const b5 = A[rb5 + p * 32];
+            c05 += a0 * b5;
+          }
+          A[3513 + (i + 0) * 32 + (j + 0)] = c00;
+          A[3513 + (i + 0) * 32 + (j + 1)] = c01;
+          A[3513 + (i + 0) * 32 + (j + 2)] = c02;
+          A[3513 + (i + 0) * 32 + (j + 3)] = c03;
+          A[3513 + (i + 0) * 32 + (j + 4)] = c04;
+          A[3513 + (i + 0) * 32 + (j + 5)] = c05;
         }
-        for (let i0 = 0; i0 < 1; i0++) {
-            for (let i1 = 0; i1 < 32; i1++) {
-                A[2722 + (i0 * 32 + i1 * 1)] = A[1056 + (i1 * 1)];
-            }
+        {
+          let c00 = 0, c01 = 0;
+          const ra0 = q7 + (i + 0) * 32;
+          const rb0 = 32 + (30 + 0);
+          const rb1 = 32 + (30 + 1);
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p];
+            const b0 = A[rb0 + p * 32];
+            c00 += a0 * b0;
+            const b1 = A[rb1 + p * 32];
+            c01 += a0 * b1;
+          }
+          A[3513 + (i + 0) * 32 + (30 + 0)] = c00;
+          A[3513 + (i + 0) * 32 + (30 + 1)] = c01;
         }
-        for (let i0 = 0; i0 < 1; i0++) {
-            for (let i1 = 0; i1 < 32; i1++) {
-                A[2754 + (i0 * 32 + i1 * 1)] = A[1088 + (i1 * 1)];
-            }
-        }
-        for (let i = 0; i < 32; i++) {
-            A[2786 + i] = A[1120 + i];
-        }
-        for (let i0 = 0; i0 < 1; i0++) {
-            for (let i1 = 0; i1 < 1; i1++) {
-                A[2818 + (i0 * 1 + i1 * 1)] = A[1152 + (i1 * 1)];
-            }
-        }
-        // (derived)
-        A[3545] = 1 / A[2678];
-        A[2819] = A[3545];
-        for (let i = 0; i < 10; i++) {
-            const a0 = A[2306 + i * 1];
-            for (let j = 0; j < 32; j++)
-                A[2820 + i * 32 + j] = a0 * A[2690 + j];
-        }
-        for (let t = 0; t < T; t++) {
-            const q0 = 2326 + (t + 1) * 32;
-            const q1 = 2679 + t * 1;
-            const q2 = 2326 + t * 32;
-            const q4 = 2820 + t * 32;
-            // graphs/sincos.ts:9
-            for (let i = 0; i < 1; i += 1) {
-                for (let j = 0; j < 30; j += 6) {
-                    let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
-                    const ra0 = q2 + (i + 0) * 32;
-                    const rb0 = 32 + (j + 0) * 32;
-                    const rb1 = 32 + (j + 1) * 32;
-                    const rb2 = 32 + (j + 2) * 32;
-                    const rb3 = 32 + (j + 3) * 32;
-                    const rb4 = 32 + (j + 4) * 32;
-                    const rb5 = 32 + (j + 5) * 32;
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                        const b2 = A[rb2 + p];
-                        c02 += a0 * b2;
-                        const b3 = A[rb3 + p];
-                        c03 += a0 * b3;
-                        const b4 = A[rb4 + p];
-                        c04 += a0 * b4;
-                        const b5 = A[rb5 + p];
-                        c05 += a0 * b5;
-                    }
-                    A[3545 + (i + 0) * 32 + (j + 0)] = c00;
-                    A[3545 + (i + 0) * 32 + (j + 1)] = c01;
-                    A[3545 + (i + 0) * 32 + (j + 2)] = c02;
-                    A[3545 + (i + 0) * 32 + (j + 3)] = c03;
-                    A[3545 + (i + 0) * 32 + (j + 4)] = c04;
-                    A[3545 + (i + 0) * 32 + (j + 5)] = c05;
-                }
-                {
-                    let c00 = 0, c01 = 0;
-                    const ra0 = q2 + (i + 0) * 32;
-                    const rb0 = 32 + (30 + 0) * 32;
-                    const rb1 = 32 + (30 + 1) * 32;
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                    }
-                    A[3545 + (i + 0) * 32 + (30 + 0)] = c00;
-                    A[3545 + (i + 0) * 32 + (30 + 1)] = c01;
-                }
-            }
-            for (let i = 0; i < 32; i++)
-                A[q0 + i] = tanh32(((A[q4 + i] + A[2722 + i]) + (A[3545 + i] + A[2754 + i])));
-            for (let i = 0; i < 1; i += 1) {
-                for (let j = 0; j < 1; j += 1) {
-                    let c00 = 0;
-                    const ra0 = q0 + (i + 0) * 32;
-                    const rb0 = 2786 + (j + 0);
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                    }
-                    A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[2818 + (i + 0) * 1 + (j + 0)];
-                }
-            }
-        }
+      }
+      A.copyWithin(3481, 3513, 3545);
     }
-    /** The optimizer step; false (and nothing changed) when the gradient is not finite. */
-    update(A, lr, t) {
-        { // adam(lr=0.02, betas=(0.9, 0.999), eps=1e-8)
-            const stepSize = lr / (1 - Math.pow(0.9, t));
-            const negStepSize = -stepSize;
-            const biasCorrection2Sqrt = Math.sqrt(1 - Math.pow(0.999, t));
-            const invBiasCorrection2Sqrt = 1 / biasCorrection2Sqrt;
-            { // rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0, out.weight, out.bias: 1153 at param 0, grad 1153, exp_avg 3673, exp_avg_sq 4826
-                for (let i = 0; i < 1153; i++) {
-                    const g = (A[1153 + i] ?? 0);
-                    const param = (A[i] ?? 0);
-                    const expAvg = 0.9 * (A[3673 + i] ?? 0) + 0.09999999999999998 * g;
-                    A[3673 + i] = expAvg;
-                    const expAvgSq = 0.999 * (A[4826 + i] ?? 0) + 0.0010000000000000009 * g * g;
-                    A[4826 + i] = expAvgSq;
-                    const denom = Math.sqrt(expAvgSq) * invBiasCorrection2Sqrt + 1e-8;
-                    A[i] = param + negStepSize * expAvg / denom;
-                }
-            }
+    for (let i = 0; i < 1; i += 1) {
+      for (let j = 0; j < 30; j += 6) {
+        let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
+        const ra0 = 2306 + (i + 0) * 10;
+        const rb0 = 3140 + (j + 0);
+        const rb1 = 3140 + (j + 1);
+        const rb2 = 3140 + (j + 2);
+        const rb3 = 3140 + (j + 3);
+        const rb4 = 3140 + (j + 4);
+        const rb5 = 3140 + (j + 5);
+        for (let p = 0; p < 10; p++) {
+          const a0 = A[ra0 + p];
+          const b0 = A[rb0 + p * 32];
+          c00 += a0 * b0;
+          const b1 = A[rb1 + p * 32];
+          c01 += a0 * b1;
+          const b2 = A[rb2 + p * 32];
+          c02 += a0 * b2;
+          const b3 = A[rb3 + p * 32];
+          c03 += a0 * b3;
+          const b4 = A[rb4 + p * 32];
+          c04 += a0 * b4;
+          const b5 = A[rb5 + p * 32];
+          c05 += a0 * b5;
         }
-        return true;
+        A[3545 + (i + 0) * 32 + (j + 0)] = c00;
+        A[3545 + (i + 0) * 32 + (j + 1)] = c01;
+        A[3545 + (i + 0) * 32 + (j + 2)] = c02;
+        A[3545 + (i + 0) * 32 + (j + 3)] = c03;
+        A[3545 + (i + 0) * 32 + (j + 4)] = c04;
+        A[3545 + (i + 0) * 32 + (j + 5)] = c05;
+      }
+      {
+        let c00 = 0, c01 = 0;
+        const ra0 = 2306 + (i + 0) * 10;
+        const rb0 = 3140 + (30 + 0);
+        const rb1 = 3140 + (30 + 1);
+        for (let p = 0; p < 10; p++) {
+          const a0 = A[ra0 + p];
+          const b0 = A[rb0 + p * 32];
+          c00 += a0 * b0;
+          const b1 = A[rb1 + p * 32];
+          c01 += a0 * b1;
+        }
+        A[3545 + (i + 0) * 32 + (30 + 0)] = c00;
+        A[3545 + (i + 0) * 32 + (30 + 1)] = c01;
+      }
     }
+    for (let i = 0; i < 32; i++) {
+      A[3577 + i] = A[3545 + i];
+    }
+    for (let i = 0; i < 32; i += 4) {
+      for (let j = 0; j < 30; j += 3) {
+        let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+        const ra0 = 3140 + (i + 0);
+        const ra1 = 3140 + (i + 1);
+        const ra2 = 3140 + (i + 2);
+        const ra3 = 3140 + (i + 3);
+        const rb0 = 2326 + (j + 0);
+        const rb1 = 2326 + (j + 1);
+        const rb2 = 2326 + (j + 2);
+        for (let p = 0; p < 10; p++) {
+          const a0 = A[ra0 + p * 32];
+          const a1 = A[ra1 + p * 32];
+          const a2 = A[ra2 + p * 32];
+          const a3 = A[ra3 + p * 32];
+          const b0 = A[rb0 + p * 32];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
+          const b1 = A[rb1 + p * 32];
+          c01 += a0 * b1;
+          c11 += a1 * b1;
+          c21 += a2 * b1;
+          c31 += a3 * b1;
+          const b2 = A[rb2 + p * 32];
+          c02 += a0 * b2;
+          c12 += a1 * b2;
+          c22 += a2 * b2;
+          c32 += a3 * b2;
+        }
+        A[1185 + (i + 0) * 32 + (j + 0)] += c00;
+        A[1185 + (i + 0) * 32 + (j + 1)] += c01;
+        A[1185 + (i + 0) * 32 + (j + 2)] += c02;
+        A[1185 + (i + 1) * 32 + (j + 0)] += c10;
+        A[1185 + (i + 1) * 32 + (j + 1)] += c11;
+        A[1185 + (i + 1) * 32 + (j + 2)] += c12;
+        A[1185 + (i + 2) * 32 + (j + 0)] += c20;
+        A[1185 + (i + 2) * 32 + (j + 1)] += c21;
+        A[1185 + (i + 2) * 32 + (j + 2)] += c22;
+        A[1185 + (i + 3) * 32 + (j + 0)] += c30;
+        A[1185 + (i + 3) * 32 + (j + 1)] += c31;
+        A[1185 + (i + 3) * 32 + (j + 2)] += c32;
+      }
+      {
+        let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+        const ra0 = 3140 + (i + 0);
+        const ra1 = 3140 + (i + 1);
+        const ra2 = 3140 + (i + 2);
+        const ra3 = 3140 + (i + 3);
+        const rb0 = 2326 + (30 + 0);
+        const rb1 = 2326 + (30 + 1);
+        for (let p = 0; p < 10; p++) {
+          const a0 = A[ra0 + p * 32];
+          const a1 = A[ra1 + p * 32];
+          const a2 = A[ra2 + p * 32];
+          const a3 = A[ra3 + p * 32];
+          const b0 = A[rb0 + p * 32];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
+          const b1 = A[rb1 + p * 32];
+          c01 += a0 * b1;
+          c11 += a1 * b1;
+          c21 += a2 * b1;
+          c31 += a3 * b1;
+        }
+        A[1185 + (i + 0) * 32 + (30 + 0)] += c00;
+        A[1185 + (i + 0) * 32 + (30 + 1)] += c01;
+        A[1185 + (i + 1) * 32 + (30 + 0)] += c10;
+        A[1185 + (i + 1) * 32 + (30 + 1)] += c11;
+        A[1185 + (i + 2) * 32 + (30 + 0)] += c20;
+        A[1185 + (i + 2) * 32 + (30 + 1)] += c21;
+        A[1185 + (i + 3) * 32 + (30 + 0)] += c30;
+        A[1185 + (i + 3) * 32 + (30 + 1)] += c31;
+      }
+    }
+    for (let i1 = 0; i1 < 32; i1++) {
+      {
+        let acc = 0;
+        for (let i0 = 0; i0 < 10; i0++) {
+          acc = acc + A[3140 + (i0 * 32 + i1 * 1)];
+        }
+        A[3545 + i1 * 1] = acc;
+      }
+    }
+    for (let i = 0; i < 32; i += 4) {
+      for (let j = 0; j < 1; j += 1) {
+        let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+        const ra0 = 2358 + (i + 0);
+        const ra1 = 2358 + (i + 1);
+        const ra2 = 2358 + (i + 2);
+        const ra3 = 2358 + (i + 3);
+        const rb0 = 3460 + (j + 0);
+        for (let p = 0; p < 10; p++) {
+          const a0 = A[ra0 + p * 32];
+          const a1 = A[ra1 + p * 32];
+          const a2 = A[ra2 + p * 32];
+          const a3 = A[ra3 + p * 32];
+          const b0 = A[rb0 + p];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
+        }
+        A[3609 + (i + 0) * 1 + (j + 0)] = c00;
+        A[3609 + (i + 1) * 1 + (j + 0)] = c10;
+        A[3609 + (i + 2) * 1 + (j + 0)] = c20;
+        A[3609 + (i + 3) * 1 + (j + 0)] = c30;
+      }
+    }
+    for (let i = 0; i < 32; i++) {
+      A[3641 + i] = A[3609 + i];
+    }
+    for (let i1 = 0; i1 < 1; i1++) {
+      {
+        let acc = 0;
+        for (let i0 = 0; i0 < 10; i0++) {
+          acc = acc + A[3460 + (i0 * 1 + i1 * 1)];
+        }
+        A[2305 + i1 * 1] += acc;
+      }
+    }
+    for (let i = 0; i < 32; i++) A[1153 + i] += A[3577 + i];
+    for (let i = 0; i < 32; i++) A[2209 + i] += A[3545 + i];
+    for (let i = 0; i < 32; i++) A[2241 + i] += A[3545 + i];
+    for (let i = 0; i < 32; i++) A[2273 + i] += A[3641 + i];
+  }
+  /** Forward over the window's T steps only. */
+  forward(A, T) {
+    for (let i = 0; i < 32; i++) {
+      A[2690 + i] = A[i];
+    }
+    for (let i0 = 0; i0 < 1; i0++) {
+      for (let i1 = 0; i1 < 32; i1++) {
+        A[2722 + (i0 * 32 + i1 * 1)] = A[1056 + i1 * 1];
+      }
+    }
+    for (let i0 = 0; i0 < 1; i0++) {
+      for (let i1 = 0; i1 < 32; i1++) {
+        A[2754 + (i0 * 32 + i1 * 1)] = A[1088 + i1 * 1];
+      }
+    }
+    for (let i = 0; i < 32; i++) {
+      A[2786 + i] = A[1120 + i];
+    }
+    for (let i0 = 0; i0 < 1; i0++) {
+      for (let i1 = 0; i1 < 1; i1++) {
+        A[2818 + (i0 * 1 + i1 * 1)] = A[1152 + i1 * 1];
+      }
+    }
+    A[3545] = 1 / A[2678];
+    A[2819] = A[3545];
+    for (let i = 0; i < 10; i++) {
+      const a0 = A[2306 + i * 1];
+      for (let j = 0; j < 32; j++) A[2820 + i * 32 + j] = a0 * A[2690 + j];
+    }
+    for (let t = 0; t < T; t++) {
+      const q0 = 2326 + (t + 1) * 32;
+      const q1 = 2679 + t * 1;
+      const q2 = 2326 + t * 32;
+      const q4 = 2820 + t * 32;
+      for (let i = 0; i < 1; i += 1) {
+        for (let j = 0; j < 30; j += 6) {
+          let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
+          const ra0 = q2 + (i + 0) * 32;
+          const rb0 = 32 + (j + 0) * 32;
+          const rb1 = 32 + (j + 1) * 32;
+          const rb2 = 32 + (j + 2) * 32;
+          const rb3 = 32 + (j + 3) * 32;
+          const rb4 = 32 + (j + 4) * 32;
+          const rb5 = 32 + (j + 5) * 32;
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+            const b2 = A[rb2 + p];
+            c02 += a0 * b2;
+            const b3 = A[rb3 + p];
+            c03 += a0 * b3;
+            const b4 = A[rb4 + p];
+            c04 += a0 * b4;
+            const b5 = A[rb5 + p];
+            c05 += a0 * b5;
+          }
+          A[3545 + (i + 0) * 32 + (j + 0)] = c00;
+          A[3545 + (i + 0) * 32 + (j + 1)] = c01;
+          A[3545 + (i + 0) * 32 + (j + 2)] = c02;
+          A[3545 + (i + 0) * 32 + (j + 3)] = c03;
+          A[3545 + (i + 0) * 32 + (j + 4)] = c04;
+          A[3545 + (i + 0) * 32 + (j + 5)] = c05;
+        }
+        {
+          let c00 = 0, c01 = 0;
+          const ra0 = q2 + (i + 0) * 32;
+          const rb0 = 32 + (30 + 0) * 32;
+          const rb1 = 32 + (30 + 1) * 32;
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+          }
+          A[3545 + (i + 0) * 32 + (30 + 0)] = c00;
+          A[3545 + (i + 0) * 32 + (30 + 1)] = c01;
+        }
+      }
+      for (let i = 0; i < 32; i++) A[q0 + i] = tanh32(A[q4 + i] + A[2722 + i] + (A[3545 + i] + A[2754 + i]));
+      for (let i = 0; i < 1; i += 1) {
+        for (let j = 0; j < 1; j += 1) {
+          let c00 = 0;
+          const ra0 = q0 + (i + 0) * 32;
+          const rb0 = 2786 + (j + 0);
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+          }
+          A[q1 + (i + 0) * 1 + (j + 0)] = c00 + A[2818 + (i + 0) * 1 + (j + 0)];
+        }
+      }
+    }
+  }
+  /** The optimizer step; false (and nothing changed) when the gradient is not finite. */
+  update(A, lr, t) {
+    {
+      const stepSize = lr / (1 - Math.pow(0.9, t));
+      const negStepSize = -stepSize;
+      const biasCorrection2Sqrt = Math.sqrt(1 - Math.pow(0.999, t));
+      const invBiasCorrection2Sqrt = 1 / biasCorrection2Sqrt;
+      {
+        for (let i = 0; i < 1153; i++) {
+          const g = A[1153 + i] ?? 0;
+          const param = A[i] ?? 0;
+          const expAvg = 0.9 * (A[3673 + i] ?? 0) + 0.09999999999999998 * g;
+          A[3673 + i] = expAvg;
+          const expAvgSq = 0.999 * (A[4826 + i] ?? 0) + 0.0010000000000000009 * g * g;
+          A[4826 + i] = expAvgSq;
+          const denom = Math.sqrt(expAvgSq) * invBiasCorrection2Sqrt + 1e-8;
+          A[i] = param + negStepSize * expAvg / denom;
+        }
+      }
+    }
+    return true;
+  }
 }
-/** A new trainer: parameters from the seeded init (or `options.params`), zero state. */
 export function createTrainer(options = {}) {
-    return new Trainer(options);
+  return new Trainer(options);
 }

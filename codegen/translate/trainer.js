@@ -5,4079 +5,3763 @@
  * Standalone: imports nothing.
  */
 export const SPEC = {
-    model: "translate",
-    source: "graphs/translate.ts",
-    compiler: "unfold 0.1.0",
-    batch: 32,
-    inputs: [{ name: "x", shape: [32, 7, 12] }, { name: "y", shape: [32, 6, 10] }],
-    outputs: [{ name: "logits", shape: [32, 6, 10] }, { name: "attention", shape: [32, 6, 7] }],
-    dtype: "f32",
-    loss: "xent",
-    optimizer: "adam(lr=0.01, betas=(0.9, 0.999), eps=1e-8)",
-    lr: 0.01,
-    seed: 1234,
-    arenaBytes: 987316,
-    target: "ts",
+  model: "translate",
+  source: "graphs/translate.ts",
+  compiler: "unfold 0.1.0",
+  batch: 32,
+  inputs: [{ name: "x", shape: [32, 7, 12] }, { name: "y", shape: [32, 6, 10] }],
+  outputs: [{ name: "logits", shape: [32, 6, 10] }, { name: "attention", shape: [32, 6, 7] }],
+  dtype: "f32",
+  loss: "xent",
+  optimizer: "adam(lr=0.01, betas=(0.9, 0.999), eps=1e-8)",
+  lr: 0.01,
+  seed: 1234,
+  arenaBytes: 987316,
+  target: "ts"
 };
 const PARAMS = [
-    { name: "encoder.embedding.weight", shape: [12, 16], offset: 0, size: 192, grad: 5115, init: { kind: 'uniform', bound: 1.7320508075688772 } },
-    { name: "encoder.gru.weight_ih_l0", shape: [48, 16], offset: 192, size: 768, grad: 5307, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "encoder.gru.weight_hh_l0", shape: [48, 16], offset: 960, size: 768, grad: 6075, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "encoder.gru.bias_ih_l0", shape: [48], offset: 1728, size: 48, grad: 6843, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "encoder.gru.bias_hh_l0", shape: [48], offset: 1776, size: 48, grad: 6891, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "decoder.embedding.weight", shape: [10, 16], offset: 1824, size: 160, grad: 6939, init: { kind: 'uniform', bound: 1.7320508075688772 } },
-    { name: "decoder.attention.Wa.weight", shape: [16, 16], offset: 1984, size: 256, grad: 7099, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "decoder.attention.Wa.bias", shape: [16], offset: 2240, size: 16, grad: 7355, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "decoder.attention.Ua.weight", shape: [16, 16], offset: 2256, size: 256, grad: 7371, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "decoder.attention.Ua.bias", shape: [16], offset: 2512, size: 16, grad: 7627, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "decoder.attention.Va.weight", shape: [1, 16], offset: 2528, size: 16, grad: 7643, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "decoder.attention.Va.bias", shape: [1], offset: 2544, size: 1, grad: 7659, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "decoder.gru.weight_ih_l0", shape: [48, 32], offset: 2545, size: 1536, grad: 7660, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "decoder.gru.weight_hh_l0", shape: [48, 16], offset: 4081, size: 768, grad: 9196, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "decoder.gru.bias_ih_l0", shape: [48], offset: 4849, size: 48, grad: 9964, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "decoder.gru.bias_hh_l0", shape: [48], offset: 4897, size: 48, grad: 10012, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "decoder.out.weight", shape: [10, 16], offset: 4945, size: 160, grad: 10060, init: { kind: 'uniform', bound: 0.25 } },
-    { name: "decoder.out.bias", shape: [10], offset: 5105, size: 10, grad: 10220, init: { kind: 'uniform', bound: 0.25 } },
+  { name: "encoder.embedding.weight", shape: [12, 16], offset: 0, size: 192, grad: 5115, init: { kind: "uniform", bound: 1.7320508075688772 } },
+  { name: "encoder.gru.weight_ih_l0", shape: [48, 16], offset: 192, size: 768, grad: 5307, init: { kind: "uniform", bound: 0.25 } },
+  { name: "encoder.gru.weight_hh_l0", shape: [48, 16], offset: 960, size: 768, grad: 6075, init: { kind: "uniform", bound: 0.25 } },
+  { name: "encoder.gru.bias_ih_l0", shape: [48], offset: 1728, size: 48, grad: 6843, init: { kind: "uniform", bound: 0.25 } },
+  { name: "encoder.gru.bias_hh_l0", shape: [48], offset: 1776, size: 48, grad: 6891, init: { kind: "uniform", bound: 0.25 } },
+  { name: "decoder.embedding.weight", shape: [10, 16], offset: 1824, size: 160, grad: 6939, init: { kind: "uniform", bound: 1.7320508075688772 } },
+  { name: "decoder.attention.Wa.weight", shape: [16, 16], offset: 1984, size: 256, grad: 7099, init: { kind: "uniform", bound: 0.25 } },
+  { name: "decoder.attention.Wa.bias", shape: [16], offset: 2240, size: 16, grad: 7355, init: { kind: "uniform", bound: 0.25 } },
+  { name: "decoder.attention.Ua.weight", shape: [16, 16], offset: 2256, size: 256, grad: 7371, init: { kind: "uniform", bound: 0.25 } },
+  { name: "decoder.attention.Ua.bias", shape: [16], offset: 2512, size: 16, grad: 7627, init: { kind: "uniform", bound: 0.25 } },
+  { name: "decoder.attention.Va.weight", shape: [1, 16], offset: 2528, size: 16, grad: 7643, init: { kind: "uniform", bound: 0.25 } },
+  { name: "decoder.attention.Va.bias", shape: [1], offset: 2544, size: 1, grad: 7659, init: { kind: "uniform", bound: 0.25 } },
+  { name: "decoder.gru.weight_ih_l0", shape: [48, 32], offset: 2545, size: 1536, grad: 7660, init: { kind: "uniform", bound: 0.25 } },
+  { name: "decoder.gru.weight_hh_l0", shape: [48, 16], offset: 4081, size: 768, grad: 9196, init: { kind: "uniform", bound: 0.25 } },
+  { name: "decoder.gru.bias_ih_l0", shape: [48], offset: 4849, size: 48, grad: 9964, init: { kind: "uniform", bound: 0.25 } },
+  { name: "decoder.gru.bias_hh_l0", shape: [48], offset: 4897, size: 48, grad: 10012, init: { kind: "uniform", bound: 0.25 } },
+  { name: "decoder.out.weight", shape: [10, 16], offset: 4945, size: 160, grad: 10060, init: { kind: "uniform", bound: 0.25 } },
+  { name: "decoder.out.bias", shape: [10], offset: 5105, size: 10, grad: 10220, init: { kind: "uniform", bound: 0.25 } }
 ];
 const INPUTS = [
-    { name: "x", shape: [32, 7, 12], offset: 10230, size: 2688 },
-    { name: "y", shape: [32, 6, 10], offset: 12918, size: 1920 },
+  { name: "x", shape: [32, 7, 12], offset: 10230, size: 2688 },
+  { name: "y", shape: [32, 6, 10], offset: 12918, size: 1920 }
 ];
 const OUTPUTS = [
-    { name: "logits", shape: [32, 6, 10], offset: 14839, size: 1920 },
-    { name: "attention", shape: [32, 6, 7], offset: 16759, size: 1344 },
+  { name: "logits", shape: [32, 6, 10], offset: 14839, size: 1920 },
+  { name: "attention", shape: [32, 6, 7], offset: 16759, size: 1344 }
 ];
 function mulberry32(seed) {
-    let a = seed >>> 0;
-    return function next() {
-        a = (a + 0x6d2b79f5) >>> 0;
-        let t = Math.imul(a ^ (a >>> 15), a | 1) >>> 0;
-        t = (((t + (Math.imul(t ^ (t >>> 7), t | 61) >>> 0)) >>> 0) ^ t) >>> 0;
-        return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
+  let a = seed >>> 0;
+  return function next() {
+    a = a + 1831565813 >>> 0;
+    let t = Math.imul(a ^ a >>> 15, a | 1) >>> 0;
+    t = (t + (Math.imul(t ^ t >>> 7, t | 61) >>> 0) >>> 0 ^ t) >>> 0;
+    return ((t ^ t >>> 14) >>> 0) / 4294967296;
+  };
 }
-/** tanh for float32 values: Eigen's rational approximation, within 3 float32 ulp. */
 function tanh32(x) {
-    const c = x < -9 ? -9 : x > 9 ? 9 : x;
-    const c2 = c * c;
-    const p = c * (4.89352455891786e-3 + c2 * (6.37261928875436e-4 + c2 * (1.48572235717979e-5 + c2 * (5.12229709037114e-8 + c2 * (-8.60467152213735e-11 + c2 * (2.00018790482477e-13 + c2 * -2.76076847742355e-16))))));
-    const q = 4.89352518554385e-3 + c2 * (2.268434632439e-3 + c2 * (1.18534705686654e-4 + c2 * 1.19825839466702e-6));
-    return p / q;
+  const c = x < -9 ? -9 : x > 9 ? 9 : x;
+  const c2 = c * c;
+  const p = c * (0.00489352455891786 + c2 * (637261928875436e-18 + c2 * (148572235717979e-19 + c2 * (512229709037114e-22 + c2 * (-860467152213735e-25 + c2 * (200018790482477e-27 + c2 * -276076847742355e-30))))));
+  const q = 0.00489352518554385 + c2 * (0.002268434632439 + c2 * (118534705686654e-18 + c2 * 119825839466702e-20));
+  return p / q;
 }
-/** 1 / (1 + exp(-x)) for float32 values: Eigen's rational approximation on [-3, 15.72], within 3 float32 ulp. */
 function sigmoid32(x) {
-    if (!(x >= -3 && x <= 15.7243833541870117))
-        return 1 / (1 + Math.exp(-x));
-    const x2 = x * x;
-    const p = x * (2.48287947061529e-1 + x2 * (8.51377133304701e-3 + x2 * (6.08574864600143e-5 + x2 * (1.15627324459942e-7 + x2 * 4.37031012579801e-11))));
-    const q = 9.9315192102318e-1 + x2 * (1.16817656904453e-1 + x2 * (1.70198817374094e-3 + x2 * (6.2910678501704e-6 + x2 * (5.76102136993427e-9 + x2 * 6.10247389755681e-13))));
-    return p / q + 0.5;
+  if (!(x >= -3 && x <= 15.724383354187012)) return 1 / (1 + Math.exp(-x));
+  const x2 = x * x;
+  const p = x * (0.248287947061529 + x2 * (0.00851377133304701 + x2 * (608574864600143e-19 + x2 * (115627324459942e-21 + x2 * 437031012579801e-25))));
+  const q = 0.99315192102318 + x2 * (0.116817656904453 + x2 * (0.00170198817374094 + x2 * (62910678501704e-19 + x2 * (576102136993427e-23 + x2 * 610247389755681e-27))));
+  return p / q + 0.5;
 }
 function scan0(A) {
-    { // scan over 7 steps: 1 carry, 1 xs, 4 consts
-        A.fill(0, 164007, 164007 + 512);
-        for (let i0 = 0; i0 < 7; i0++) {
-            const t0 = i0;
-            const y0_1 = 24759 + 4096 + t0 * 512;
-            const y0_2 = 24759 + 7680 + t0 * 512;
-            const y0_3 = 24759 + 11264 + t0 * 512;
-            const y0_4 = 24759 + 14848 + t0 * 512;
-            const y0_5 = 24759 + 18432 + t0 * 512;
-            for (let r = 0; r < 32; r++)
-                A.copyWithin(165031 + r * 16, 18103 + (r * 7 + t0) * 16, 18103 + (r * 7 + t0) * 16 + 16);
-            // graphs/translate.ts:26
-            for (let i = 0; i < 32; i += 4) {
-                for (let j = 0; j < 48; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 165031 + (i + 0) * 16;
-                    const ra1 = 165031 + (i + 1) * 16;
-                    const ra2 = 165031 + (i + 2) * 16;
-                    const ra3 = 165031 + (i + 3) * 16;
-                    const rb0 = 192 + (j + 0) * 16;
-                    const rb1 = 192 + (j + 1) * 16;
-                    const rb2 = 192 + (j + 2) * 16;
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[165543 + (i + 0) * 48 + (j + 0)] = c00 + A[21687 + (i + 0) * 48 + (j + 0)];
-                    A[165543 + (i + 0) * 48 + (j + 1)] = c01 + A[21687 + (i + 0) * 48 + (j + 1)];
-                    A[165543 + (i + 0) * 48 + (j + 2)] = c02 + A[21687 + (i + 0) * 48 + (j + 2)];
-                    A[165543 + (i + 1) * 48 + (j + 0)] = c10 + A[21687 + (i + 1) * 48 + (j + 0)];
-                    A[165543 + (i + 1) * 48 + (j + 1)] = c11 + A[21687 + (i + 1) * 48 + (j + 1)];
-                    A[165543 + (i + 1) * 48 + (j + 2)] = c12 + A[21687 + (i + 1) * 48 + (j + 2)];
-                    A[165543 + (i + 2) * 48 + (j + 0)] = c20 + A[21687 + (i + 2) * 48 + (j + 0)];
-                    A[165543 + (i + 2) * 48 + (j + 1)] = c21 + A[21687 + (i + 2) * 48 + (j + 1)];
-                    A[165543 + (i + 2) * 48 + (j + 2)] = c22 + A[21687 + (i + 2) * 48 + (j + 2)];
-                    A[165543 + (i + 3) * 48 + (j + 0)] = c30 + A[21687 + (i + 3) * 48 + (j + 0)];
-                    A[165543 + (i + 3) * 48 + (j + 1)] = c31 + A[21687 + (i + 3) * 48 + (j + 1)];
-                    A[165543 + (i + 3) * 48 + (j + 2)] = c32 + A[21687 + (i + 3) * 48 + (j + 2)];
-                }
-            }
-            // graphs/translate.ts:27
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[167079 + o * 16 + j] = A[165543 + o * 48 + 16 + j];
-            // graphs/translate.ts:26
-            for (let i = 0; i < 32; i += 4) {
-                for (let j = 0; j < 48; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 164007 + (i + 0) * 16;
-                    const ra1 = 164007 + (i + 1) * 16;
-                    const ra2 = 164007 + (i + 2) * 16;
-                    const ra3 = 164007 + (i + 3) * 16;
-                    const rb0 = 960 + (j + 0) * 16;
-                    const rb1 = 960 + (j + 1) * 16;
-                    const rb2 = 960 + (j + 2) * 16;
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[167591 + (i + 0) * 48 + (j + 0)] = c00 + A[23223 + (i + 0) * 48 + (j + 0)];
-                    A[167591 + (i + 0) * 48 + (j + 1)] = c01 + A[23223 + (i + 0) * 48 + (j + 1)];
-                    A[167591 + (i + 0) * 48 + (j + 2)] = c02 + A[23223 + (i + 0) * 48 + (j + 2)];
-                    A[167591 + (i + 1) * 48 + (j + 0)] = c10 + A[23223 + (i + 1) * 48 + (j + 0)];
-                    A[167591 + (i + 1) * 48 + (j + 1)] = c11 + A[23223 + (i + 1) * 48 + (j + 1)];
-                    A[167591 + (i + 1) * 48 + (j + 2)] = c12 + A[23223 + (i + 1) * 48 + (j + 2)];
-                    A[167591 + (i + 2) * 48 + (j + 0)] = c20 + A[23223 + (i + 2) * 48 + (j + 0)];
-                    A[167591 + (i + 2) * 48 + (j + 1)] = c21 + A[23223 + (i + 2) * 48 + (j + 1)];
-                    A[167591 + (i + 2) * 48 + (j + 2)] = c22 + A[23223 + (i + 2) * 48 + (j + 2)];
-                    A[167591 + (i + 3) * 48 + (j + 0)] = c30 + A[23223 + (i + 3) * 48 + (j + 0)];
-                    A[167591 + (i + 3) * 48 + (j + 1)] = c31 + A[23223 + (i + 3) * 48 + (j + 1)];
-                    A[167591 + (i + 3) * 48 + (j + 2)] = c32 + A[23223 + (i + 3) * 48 + (j + 2)];
-                }
-            }
-            // graphs/translate.ts:27
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[169127 + o * 16 + j] = A[167591 + o * 48 + 16 + j];
-            // graphs/translate.ts:29
-            for (let i = 0; i < 512; i++)
-                A[y0_2 + i] = sigmoid32((A[167079 + i] + A[169127 + i]));
-            // graphs/translate.ts:27
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[167079 + o * 16 + j] = A[165543 + o * 48 + 32 + j];
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[169127 + o * 16 + j] = A[165543 + o * 48 + 0 + j];
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[165543 + o * 16 + j] = A[167591 + o * 48 + 0 + j];
-            // graphs/translate.ts:28
-            for (let i = 0; i < 512; i++)
-                A[y0_3 + i] = sigmoid32((A[169127 + i] + A[165543 + i]));
-            // graphs/translate.ts:27
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[y0_4 + o * 16 + j] = A[167591 + o * 48 + 32 + j];
-            // graphs/translate.ts:30
-            for (let i = 0; i < 512; i++)
-                A[y0_5 + i] = tanh32((A[167079 + i] + (A[y0_3 + i] * A[y0_4 + i])));
-            // graphs/translate.ts:31
-            for (let i = 0; i < 512; i++)
-                A[164519 + i] = ((1 - A[y0_2 + i]) * A[y0_5 + i]) + (A[y0_2 + i] * A[164007 + i]);
-            // (derived)
-            A.copyWithin(y0_1, 164007, 164519);
-            A.copyWithin(164007, 164519, 165031);
-            for (let r = 0; r < 32; r++)
-                A.copyWithin(24759 + 512 + (r * 7 + t0) * 16, 164519 + r * 16, 164519 + (r + 1) * 16);
+  {
+    A.fill(0, 164007, 164007 + 512);
+    for (let i0 = 0; i0 < 7; i0++) {
+      const t0 = i0;
+      const y0_1 = 24759 + 4096 + t0 * 512;
+      const y0_2 = 24759 + 7680 + t0 * 512;
+      const y0_3 = 24759 + 11264 + t0 * 512;
+      const y0_4 = 24759 + 14848 + t0 * 512;
+      const y0_5 = 24759 + 18432 + t0 * 512;
+      for (let r = 0; r < 32; r++) A.copyWithin(165031 + r * 16, 18103 + (r * 7 + t0) * 16, 18103 + (r * 7 + t0) * 16 + 16);
+      for (let i = 0; i < 32; i += 4) {
+        for (let j = 0; j < 48; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 165031 + (i + 0) * 16;
+          const ra1 = 165031 + (i + 1) * 16;
+          const ra2 = 165031 + (i + 2) * 16;
+          const ra3 = 165031 + (i + 3) * 16;
+          const rb0 = 192 + (j + 0) * 16;
+          const rb1 = 192 + (j + 1) * 16;
+          const rb2 = 192 + (j + 2) * 16;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[165543 + (i + 0) * 48 + (j + 0)] = c00 + A[21687 + (i + 0) * 48 + (j + 0)];
+          A[165543 + (i + 0) * 48 + (j + 1)] = c01 + A[21687 + (i + 0) * 48 + (j + 1)];
+          A[165543 + (i + 0) * 48 + (j + 2)] = c02 + A[21687 + (i + 0) * 48 + (j + 2)];
+          A[165543 + (i + 1) * 48 + (j + 0)] = c10 + A[21687 + (i + 1) * 48 + (j + 0)];
+          A[165543 + (i + 1) * 48 + (j + 1)] = c11 + A[21687 + (i + 1) * 48 + (j + 1)];
+          A[165543 + (i + 1) * 48 + (j + 2)] = c12 + A[21687 + (i + 1) * 48 + (j + 2)];
+          A[165543 + (i + 2) * 48 + (j + 0)] = c20 + A[21687 + (i + 2) * 48 + (j + 0)];
+          A[165543 + (i + 2) * 48 + (j + 1)] = c21 + A[21687 + (i + 2) * 48 + (j + 1)];
+          A[165543 + (i + 2) * 48 + (j + 2)] = c22 + A[21687 + (i + 2) * 48 + (j + 2)];
+          A[165543 + (i + 3) * 48 + (j + 0)] = c30 + A[21687 + (i + 3) * 48 + (j + 0)];
+          A[165543 + (i + 3) * 48 + (j + 1)] = c31 + A[21687 + (i + 3) * 48 + (j + 1)];
+          A[165543 + (i + 3) * 48 + (j + 2)] = c32 + A[21687 + (i + 3) * 48 + (j + 2)];
         }
-        A.copyWithin(24759, 164007, 164519);
+      }
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[167079 + o * 16 + j] = A[165543 + o * 48 + 16 + j];
+      for (let i = 0; i < 32; i += 4) {
+        for (let j = 0; j < 48; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 164007 + (i + 0) * 16;
+          const ra1 = 164007 + (i + 1) * 16;
+          const ra2 = 164007 + (i + 2) * 16;
+          const ra3 = 164007 + (i + 3) * 16;
+          const rb0 = 960 + (j + 0) * 16;
+          const rb1 = 960 + (j + 1) * 16;
+          const rb2 = 960 + (j + 2) * 16;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[167591 + (i + 0) * 48 + (j + 0)] = c00 + A[23223 + (i + 0) * 48 + (j + 0)];
+          A[167591 + (i + 0) * 48 + (j + 1)] = c01 + A[23223 + (i + 0) * 48 + (j + 1)];
+          A[167591 + (i + 0) * 48 + (j + 2)] = c02 + A[23223 + (i + 0) * 48 + (j + 2)];
+          A[167591 + (i + 1) * 48 + (j + 0)] = c10 + A[23223 + (i + 1) * 48 + (j + 0)];
+          A[167591 + (i + 1) * 48 + (j + 1)] = c11 + A[23223 + (i + 1) * 48 + (j + 1)];
+          A[167591 + (i + 1) * 48 + (j + 2)] = c12 + A[23223 + (i + 1) * 48 + (j + 2)];
+          A[167591 + (i + 2) * 48 + (j + 0)] = c20 + A[23223 + (i + 2) * 48 + (j + 0)];
+          A[167591 + (i + 2) * 48 + (j + 1)] = c21 + A[23223 + (i + 2) * 48 + (j + 1)];
+          A[167591 + (i + 2) * 48 + (j + 2)] = c22 + A[23223 + (i + 2) * 48 + (j + 2)];
+          A[167591 + (i + 3) * 48 + (j + 0)] = c30 + A[23223 + (i + 3) * 48 + (j + 0)];
+          A[167591 + (i + 3) * 48 + (j + 1)] = c31 + A[23223 + (i + 3) * 48 + (j + 1)];
+          A[167591 + (i + 3) * 48 + (j + 2)] = c32 + A[23223 + (i + 3) * 48 + (j + 2)];
+        }
+      }
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[169127 + o * 16 + j] = A[167591 + o * 48 + 16 + j];
+      for (let i = 0; i < 512; i++) A[y0_2 + i] = sigmoid32(A[167079 + i] + A[169127 + i]);
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[167079 + o * 16 + j] = A[165543 + o * 48 + 32 + j];
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[169127 + o * 16 + j] = A[165543 + o * 48 + 0 + j];
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[165543 + o * 16 + j] = A[167591 + o * 48 + 0 + j];
+      for (let i = 0; i < 512; i++) A[y0_3 + i] = sigmoid32(A[169127 + i] + A[165543 + i]);
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[y0_4 + o * 16 + j] = A[167591 + o * 48 + 32 + j];
+      for (let i = 0; i < 512; i++) A[y0_5 + i] = tanh32(A[167079 + i] + A[y0_3 + i] * A[y0_4 + i]);
+      for (let i = 0; i < 512; i++) A[164519 + i] = (1 - A[y0_2 + i]) * A[y0_5 + i] + A[y0_2 + i] * A[164007 + i];
+      A.copyWithin(y0_1, 164007, 164519);
+      A.copyWithin(164007, 164519, 165031);
+      for (let r = 0; r < 32; r++) A.copyWithin(24759 + 512 + (r * 7 + t0) * 16, 164519 + r * 16, 164519 + (r + 1) * 16);
     }
+    A.copyWithin(24759, 164007, 164519);
+  }
 }
 function scan1(A) {
-    { // scan over 6 steps: 1 carry, 1 xs, 13 consts
-        A.copyWithin(169639, 24759, 24759 + 512);
-        for (let i0 = 0; i0 < 6; i0++) {
-            const t0 = i0;
-            const y0_2 = 61367 + 3776 + t0 * 512;
-            const y0_3 = 61367 + 6848 + t0 * 3584;
-            const y0_4 = 61367 + 28352 + t0 * 224;
-            const y0_5 = 61367 + 29696 + t0 * 224;
-            const y0_6 = 61367 + 31040 + t0 * 224;
-            const y0_7 = 61367 + 32384 + t0 * 3584;
-            const y0_8 = 61367 + 53888 + t0 * 1024;
-            const y0_9 = 61367 + 60032 + t0 * 512;
-            const y0_10 = 61367 + 63104 + t0 * 512;
-            const y0_11 = 61367 + 66176 + t0 * 512;
-            const y0_12 = 61367 + 69248 + t0 * 512;
-            const y0_13 = 61367 + 72320 + t0 * 512;
-            for (let r = 0; r < 32; r++)
-                A.copyWithin(170663 + r * 10, 48695 + (r * 6 + t0) * 10, 48695 + (r * 6 + t0) * 10 + 10);
-            // graphs/translate.ts:78
-            for (let i = 0; i < 32; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 170663 + (i + 0) * 10;
-                    const ra1 = 170663 + (i + 1) * 10;
-                    const ra2 = 170663 + (i + 2) * 10;
-                    const ra3 = 170663 + (i + 3) * 10;
-                    const rb0 = 1824 + (j + 0);
-                    const rb1 = 1824 + (j + 1);
-                    const rb2 = 1824 + (j + 2);
-                    for (let p = 0; p < 10; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 16];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 16];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[171527 + (i + 0) * 16 + (j + 0)] = c00;
-                    A[171527 + (i + 0) * 16 + (j + 1)] = c01;
-                    A[171527 + (i + 0) * 16 + (j + 2)] = c02;
-                    A[171527 + (i + 1) * 16 + (j + 0)] = c10;
-                    A[171527 + (i + 1) * 16 + (j + 1)] = c11;
-                    A[171527 + (i + 1) * 16 + (j + 2)] = c12;
-                    A[171527 + (i + 2) * 16 + (j + 0)] = c20;
-                    A[171527 + (i + 2) * 16 + (j + 1)] = c21;
-                    A[171527 + (i + 2) * 16 + (j + 2)] = c22;
-                    A[171527 + (i + 3) * 16 + (j + 0)] = c30;
-                    A[171527 + (i + 3) * 16 + (j + 1)] = c31;
-                    A[171527 + (i + 3) * 16 + (j + 2)] = c32;
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = 170663 + (i + 0) * 10;
-                    const ra1 = 170663 + (i + 1) * 10;
-                    const ra2 = 170663 + (i + 2) * 10;
-                    const ra3 = 170663 + (i + 3) * 10;
-                    const rb0 = 1824 + (15 + 0);
-                    for (let p = 0; p < 10; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[171527 + (i + 0) * 16 + (15 + 0)] = c00;
-                    A[171527 + (i + 1) * 16 + (15 + 0)] = c10;
-                    A[171527 + (i + 2) * 16 + (15 + 0)] = c20;
-                    A[171527 + (i + 3) * 16 + (15 + 0)] = c30;
-                }
-            }
-            // graphs/translate.ts:18
-            for (let i = 0; i < 32; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 169639 + (i + 0) * 16;
-                    const ra1 = 169639 + (i + 1) * 16;
-                    const ra2 = 169639 + (i + 2) * 16;
-                    const ra3 = 169639 + (i + 3) * 16;
-                    const rb0 = 1984 + (j + 0) * 16;
-                    const rb1 = 1984 + (j + 1) * 16;
-                    const rb2 = 1984 + (j + 2) * 16;
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[172039 + (i + 0) * 16 + (j + 0)] = c00 + A[46775 + (i + 0) * 16 + (j + 0)];
-                    A[172039 + (i + 0) * 16 + (j + 1)] = c01 + A[46775 + (i + 0) * 16 + (j + 1)];
-                    A[172039 + (i + 0) * 16 + (j + 2)] = c02 + A[46775 + (i + 0) * 16 + (j + 2)];
-                    A[172039 + (i + 1) * 16 + (j + 0)] = c10 + A[46775 + (i + 1) * 16 + (j + 0)];
-                    A[172039 + (i + 1) * 16 + (j + 1)] = c11 + A[46775 + (i + 1) * 16 + (j + 1)];
-                    A[172039 + (i + 1) * 16 + (j + 2)] = c12 + A[46775 + (i + 1) * 16 + (j + 2)];
-                    A[172039 + (i + 2) * 16 + (j + 0)] = c20 + A[46775 + (i + 2) * 16 + (j + 0)];
-                    A[172039 + (i + 2) * 16 + (j + 1)] = c21 + A[46775 + (i + 2) * 16 + (j + 1)];
-                    A[172039 + (i + 2) * 16 + (j + 2)] = c22 + A[46775 + (i + 2) * 16 + (j + 2)];
-                    A[172039 + (i + 3) * 16 + (j + 0)] = c30 + A[46775 + (i + 3) * 16 + (j + 0)];
-                    A[172039 + (i + 3) * 16 + (j + 1)] = c31 + A[46775 + (i + 3) * 16 + (j + 1)];
-                    A[172039 + (i + 3) * 16 + (j + 2)] = c32 + A[46775 + (i + 3) * 16 + (j + 2)];
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = 169639 + (i + 0) * 16;
-                    const ra1 = 169639 + (i + 1) * 16;
-                    const ra2 = 169639 + (i + 2) * 16;
-                    const ra3 = 169639 + (i + 3) * 16;
-                    const rb0 = 1984 + (15 + 0) * 16;
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[172039 + (i + 0) * 16 + (15 + 0)] = c00 + A[46775 + (i + 0) * 16 + (15 + 0)];
-                    A[172039 + (i + 1) * 16 + (15 + 0)] = c10 + A[46775 + (i + 1) * 16 + (15 + 0)];
-                    A[172039 + (i + 2) * 16 + (15 + 0)] = c20 + A[46775 + (i + 2) * 16 + (15 + 0)];
-                    A[172039 + (i + 3) * 16 + (15 + 0)] = c30 + A[46775 + (i + 3) * 16 + (15 + 0)];
-                }
-            }
-            // graphs/translate.ts:66
-            for (let i0 = 0; i0 < 32; i0++) {
-                for (let i1 = 0; i1 < 7; i1++) {
-                    for (let i2 = 0; i2 < 16; i2++) {
-                        A[172551 + (i0 * 112 + i1 * 16 + i2 * 1)] = A[172039 + (i0 * 16 + i2 * 1)];
-                    }
-                }
-            }
-            for (let i = 0; i < 3584; i++)
-                A[y0_3 + i] = tanh32((A[172551 + i] + A[57783 + i]));
-            // graphs/translate.ts:18
-            for (let i = 0; i < 224; i += 4) {
-                for (let j = 0; j < 1; j += 1) {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = y0_3 + (i + 0) * 16;
-                    const ra1 = y0_3 + (i + 1) * 16;
-                    const ra2 = y0_3 + (i + 2) * 16;
-                    const ra3 = y0_3 + (i + 3) * 16;
-                    const rb0 = 2528 + (j + 0);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[172039 + (i + 0) * 1 + (j + 0)] = c00;
-                    A[172039 + (i + 1) * 1 + (j + 0)] = c10;
-                    A[172039 + (i + 2) * 1 + (j + 0)] = c20;
-                    A[172039 + (i + 3) * 1 + (j + 0)] = c30;
-                }
-            }
-            for (let i = 0; i < 224; i++)
-                A[172263 + i] = A[172039 + i] + A[47287 + i];
-            // graphs/translate.ts:38
-            for (let i0 = 0; i0 < 32; i0++) {
-                {
-                    let acc = -Infinity;
-                    for (let i1 = 0; i1 < 7; i1++) {
-                        acc = Math.max(acc, A[172263 + (i0 * 7 + i1 * 1)]);
-                    }
-                    A[172039 + (i0 * 1)] = acc;
-                }
-            }
-            for (let i = 0; i < 32; i++)
-                A[172071 + i] = A[172039 + i];
-            for (let i0 = 0; i0 < 32; i0++) {
-                for (let i1 = 0; i1 < 7; i1++) {
-                    A[172487 + (i0 * 7 + i1 * 1)] = A[172071 + (i0 * 1)];
-                }
-            }
-            for (let i = 0; i < 224; i++)
-                A[y0_4 + i] = Math.exp((A[172263 + i] - A[172487 + i]));
-            // graphs/translate.ts:39
-            for (let i0 = 0; i0 < 32; i0++) {
-                {
-                    let acc = 0;
-                    for (let i1 = 0; i1 < 7; i1++) {
-                        acc = acc + A[y0_4 + (i0 * 7 + i1 * 1)];
-                    }
-                    A[172039 + (i0 * 1)] = acc;
-                }
-            }
-            for (let i0 = 0; i0 < 32; i0++) {
-                for (let i1 = 0; i1 < 7; i1++) {
-                    A[y0_5 + (i0 * 7 + i1 * 1)] = A[172039 + (i0 * 1)];
-                }
-            }
-            for (let i = 0; i < 224; i++)
-                A[171303 + i] = A[y0_4 + i] / A[y0_5 + i];
-            // graphs/translate.ts:68
-            for (let i0 = 0; i0 < 32; i0++) {
-                for (let i1 = 0; i1 < 7; i1++) {
-                    for (let i2 = 0; i2 < 16; i2++) {
-                        A[y0_7 + (i0 * 112 + i1 * 16 + i2 * 1)] = A[171303 + (i0 * 7 + i1 * 1)];
-                    }
-                }
-            }
-            for (let i = 0; i < 3584; i++)
-                A[172039 + i] = A[y0_7 + i] * A[25271 + i];
-            for (let i0 = 0; i0 < 32; i0++) {
-                for (let i2 = 0; i2 < 16; i2++) {
-                    {
-                        let acc = 0;
-                        for (let i1 = 0; i1 < 7; i1++) {
-                            acc = acc + A[172039 + (i0 * 112 + i1 * 16 + i2 * 1)];
-                        }
-                        A[175623 + (i0 * 16 + i2 * 1)] = acc;
-                    }
-                }
-            }
-            // graphs/translate.ts:78
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[y0_8 + o * 32 + 0 + j] = A[171527 + o * 16 + j];
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[y0_8 + o * 32 + 16 + j] = A[175623 + o * 16 + j];
-            // graphs/translate.ts:26
-            for (let i = 0; i < 32; i += 4) {
-                for (let j = 0; j < 48; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = y0_8 + (i + 0) * 32;
-                    const ra1 = y0_8 + (i + 1) * 32;
-                    const ra2 = y0_8 + (i + 2) * 32;
-                    const ra3 = y0_8 + (i + 3) * 32;
-                    const rb0 = 2545 + (j + 0) * 32;
-                    const rb1 = 2545 + (j + 1) * 32;
-                    const rb2 = 2545 + (j + 2) * 32;
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[171527 + (i + 0) * 48 + (j + 0)] = c00 + A[50615 + (i + 0) * 48 + (j + 0)];
-                    A[171527 + (i + 0) * 48 + (j + 1)] = c01 + A[50615 + (i + 0) * 48 + (j + 1)];
-                    A[171527 + (i + 0) * 48 + (j + 2)] = c02 + A[50615 + (i + 0) * 48 + (j + 2)];
-                    A[171527 + (i + 1) * 48 + (j + 0)] = c10 + A[50615 + (i + 1) * 48 + (j + 0)];
-                    A[171527 + (i + 1) * 48 + (j + 1)] = c11 + A[50615 + (i + 1) * 48 + (j + 1)];
-                    A[171527 + (i + 1) * 48 + (j + 2)] = c12 + A[50615 + (i + 1) * 48 + (j + 2)];
-                    A[171527 + (i + 2) * 48 + (j + 0)] = c20 + A[50615 + (i + 2) * 48 + (j + 0)];
-                    A[171527 + (i + 2) * 48 + (j + 1)] = c21 + A[50615 + (i + 2) * 48 + (j + 1)];
-                    A[171527 + (i + 2) * 48 + (j + 2)] = c22 + A[50615 + (i + 2) * 48 + (j + 2)];
-                    A[171527 + (i + 3) * 48 + (j + 0)] = c30 + A[50615 + (i + 3) * 48 + (j + 0)];
-                    A[171527 + (i + 3) * 48 + (j + 1)] = c31 + A[50615 + (i + 3) * 48 + (j + 1)];
-                    A[171527 + (i + 3) * 48 + (j + 2)] = c32 + A[50615 + (i + 3) * 48 + (j + 2)];
-                }
-            }
-            // graphs/translate.ts:27
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[173063 + o * 16 + j] = A[171527 + o * 48 + 16 + j];
-            // graphs/translate.ts:26
-            for (let i = 0; i < 32; i += 4) {
-                for (let j = 0; j < 48; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 169639 + (i + 0) * 16;
-                    const ra1 = 169639 + (i + 1) * 16;
-                    const ra2 = 169639 + (i + 2) * 16;
-                    const ra3 = 169639 + (i + 3) * 16;
-                    const rb0 = 4081 + (j + 0) * 16;
-                    const rb1 = 4081 + (j + 1) * 16;
-                    const rb2 = 4081 + (j + 2) * 16;
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[173575 + (i + 0) * 48 + (j + 0)] = c00 + A[52151 + (i + 0) * 48 + (j + 0)];
-                    A[173575 + (i + 0) * 48 + (j + 1)] = c01 + A[52151 + (i + 0) * 48 + (j + 1)];
-                    A[173575 + (i + 0) * 48 + (j + 2)] = c02 + A[52151 + (i + 0) * 48 + (j + 2)];
-                    A[173575 + (i + 1) * 48 + (j + 0)] = c10 + A[52151 + (i + 1) * 48 + (j + 0)];
-                    A[173575 + (i + 1) * 48 + (j + 1)] = c11 + A[52151 + (i + 1) * 48 + (j + 1)];
-                    A[173575 + (i + 1) * 48 + (j + 2)] = c12 + A[52151 + (i + 1) * 48 + (j + 2)];
-                    A[173575 + (i + 2) * 48 + (j + 0)] = c20 + A[52151 + (i + 2) * 48 + (j + 0)];
-                    A[173575 + (i + 2) * 48 + (j + 1)] = c21 + A[52151 + (i + 2) * 48 + (j + 1)];
-                    A[173575 + (i + 2) * 48 + (j + 2)] = c22 + A[52151 + (i + 2) * 48 + (j + 2)];
-                    A[173575 + (i + 3) * 48 + (j + 0)] = c30 + A[52151 + (i + 3) * 48 + (j + 0)];
-                    A[173575 + (i + 3) * 48 + (j + 1)] = c31 + A[52151 + (i + 3) * 48 + (j + 1)];
-                    A[173575 + (i + 3) * 48 + (j + 2)] = c32 + A[52151 + (i + 3) * 48 + (j + 2)];
-                }
-            }
-            // graphs/translate.ts:27
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[175111 + o * 16 + j] = A[173575 + o * 48 + 16 + j];
-            // graphs/translate.ts:29
-            for (let i = 0; i < 512; i++)
-                A[y0_9 + i] = sigmoid32((A[173063 + i] + A[175111 + i]));
-            // graphs/translate.ts:27
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[173063 + o * 16 + j] = A[171527 + o * 48 + 32 + j];
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[175111 + o * 16 + j] = A[171527 + o * 48 + 0 + j];
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[171527 + o * 16 + j] = A[173575 + o * 48 + 0 + j];
-            // graphs/translate.ts:28
-            for (let i = 0; i < 512; i++)
-                A[y0_10 + i] = sigmoid32((A[175111 + i] + A[171527 + i]));
-            // graphs/translate.ts:27
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[y0_11 + o * 16 + j] = A[173575 + o * 48 + 32 + j];
-            // graphs/translate.ts:30
-            for (let i = 0; i < 512; i++)
-                A[y0_12 + i] = tanh32((A[173063 + i] + (A[y0_10 + i] * A[y0_11 + i])));
-            // graphs/translate.ts:31
-            for (let i = 0; i < 512; i++)
-                A[170151 + i] = ((1 - A[y0_9 + i]) * A[y0_12 + i]) + (A[y0_9 + i] * A[169639 + i]);
-            // graphs/translate.ts:18
-            for (let i = 0; i < 32; i += 4) {
-                for (let j = 0; j < 9; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 170151 + (i + 0) * 16;
-                    const ra1 = 170151 + (i + 1) * 16;
-                    const ra2 = 170151 + (i + 2) * 16;
-                    const ra3 = 170151 + (i + 3) * 16;
-                    const rb0 = 4945 + (j + 0) * 16;
-                    const rb1 = 4945 + (j + 1) * 16;
-                    const rb2 = 4945 + (j + 2) * 16;
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[170983 + (i + 0) * 10 + (j + 0)] = c00 + A[47511 + (i + 0) * 10 + (j + 0)];
-                    A[170983 + (i + 0) * 10 + (j + 1)] = c01 + A[47511 + (i + 0) * 10 + (j + 1)];
-                    A[170983 + (i + 0) * 10 + (j + 2)] = c02 + A[47511 + (i + 0) * 10 + (j + 2)];
-                    A[170983 + (i + 1) * 10 + (j + 0)] = c10 + A[47511 + (i + 1) * 10 + (j + 0)];
-                    A[170983 + (i + 1) * 10 + (j + 1)] = c11 + A[47511 + (i + 1) * 10 + (j + 1)];
-                    A[170983 + (i + 1) * 10 + (j + 2)] = c12 + A[47511 + (i + 1) * 10 + (j + 2)];
-                    A[170983 + (i + 2) * 10 + (j + 0)] = c20 + A[47511 + (i + 2) * 10 + (j + 0)];
-                    A[170983 + (i + 2) * 10 + (j + 1)] = c21 + A[47511 + (i + 2) * 10 + (j + 1)];
-                    A[170983 + (i + 2) * 10 + (j + 2)] = c22 + A[47511 + (i + 2) * 10 + (j + 2)];
-                    A[170983 + (i + 3) * 10 + (j + 0)] = c30 + A[47511 + (i + 3) * 10 + (j + 0)];
-                    A[170983 + (i + 3) * 10 + (j + 1)] = c31 + A[47511 + (i + 3) * 10 + (j + 1)];
-                    A[170983 + (i + 3) * 10 + (j + 2)] = c32 + A[47511 + (i + 3) * 10 + (j + 2)];
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = 170151 + (i + 0) * 16;
-                    const ra1 = 170151 + (i + 1) * 16;
-                    const ra2 = 170151 + (i + 2) * 16;
-                    const ra3 = 170151 + (i + 3) * 16;
-                    const rb0 = 4945 + (9 + 0) * 16;
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[170983 + (i + 0) * 10 + (9 + 0)] = c00 + A[47511 + (i + 0) * 10 + (9 + 0)];
-                    A[170983 + (i + 1) * 10 + (9 + 0)] = c10 + A[47511 + (i + 1) * 10 + (9 + 0)];
-                    A[170983 + (i + 2) * 10 + (9 + 0)] = c20 + A[47511 + (i + 2) * 10 + (9 + 0)];
-                    A[170983 + (i + 3) * 10 + (9 + 0)] = c30 + A[47511 + (i + 3) * 10 + (9 + 0)];
-                }
-            }
-            // (derived)
-            A.copyWithin(y0_2, 169639, 170151);
-            A.copyWithin(y0_6, 171303, 171527);
-            A.copyWithin(y0_13, 170151, 170663);
-            A.copyWithin(169639, 170151, 170663);
-            for (let r = 0; r < 32; r++)
-                A.copyWithin(61367 + 512 + (r * 6 + t0) * 10, 170983 + r * 10, 170983 + (r + 1) * 10);
-            for (let r = 0; r < 32; r++)
-                A.copyWithin(61367 + 2432 + (r * 6 + t0) * 7, 171303 + r * 7, 171303 + (r + 1) * 7);
+  {
+    A.copyWithin(169639, 24759, 24759 + 512);
+    for (let i0 = 0; i0 < 6; i0++) {
+      const t0 = i0;
+      const y0_2 = 61367 + 3776 + t0 * 512;
+      const y0_3 = 61367 + 6848 + t0 * 3584;
+      const y0_4 = 61367 + 28352 + t0 * 224;
+      const y0_5 = 61367 + 29696 + t0 * 224;
+      const y0_6 = 61367 + 31040 + t0 * 224;
+      const y0_7 = 61367 + 32384 + t0 * 3584;
+      const y0_8 = 61367 + 53888 + t0 * 1024;
+      const y0_9 = 61367 + 60032 + t0 * 512;
+      const y0_10 = 61367 + 63104 + t0 * 512;
+      const y0_11 = 61367 + 66176 + t0 * 512;
+      const y0_12 = 61367 + 69248 + t0 * 512;
+      const y0_13 = 61367 + 72320 + t0 * 512;
+      for (let r = 0; r < 32; r++) A.copyWithin(170663 + r * 10, 48695 + (r * 6 + t0) * 10, 48695 + (r * 6 + t0) * 10 + 10);
+      for (let i = 0; i < 32; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 170663 + (i + 0) * 10;
+          const ra1 = 170663 + (i + 1) * 10;
+          const ra2 = 170663 + (i + 2) * 10;
+          const ra3 = 170663 + (i + 3) * 10;
+          const rb0 = 1824 + (j + 0);
+          const rb1 = 1824 + (j + 1);
+          const rb2 = 1824 + (j + 2);
+          for (let p = 0; p < 10; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 16];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 16];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[171527 + (i + 0) * 16 + (j + 0)] = c00;
+          A[171527 + (i + 0) * 16 + (j + 1)] = c01;
+          A[171527 + (i + 0) * 16 + (j + 2)] = c02;
+          A[171527 + (i + 1) * 16 + (j + 0)] = c10;
+          A[171527 + (i + 1) * 16 + (j + 1)] = c11;
+          A[171527 + (i + 1) * 16 + (j + 2)] = c12;
+          A[171527 + (i + 2) * 16 + (j + 0)] = c20;
+          A[171527 + (i + 2) * 16 + (j + 1)] = c21;
+          A[171527 + (i + 2) * 16 + (j + 2)] = c22;
+          A[171527 + (i + 3) * 16 + (j + 0)] = c30;
+          A[171527 + (i + 3) * 16 + (j + 1)] = c31;
+          A[171527 + (i + 3) * 16 + (j + 2)] = c32;
         }
-        A.copyWithin(61367, 169639, 170151);
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = 170663 + (i + 0) * 10;
+          const ra1 = 170663 + (i + 1) * 10;
+          const ra2 = 170663 + (i + 2) * 10;
+          const ra3 = 170663 + (i + 3) * 10;
+          const rb0 = 1824 + (15 + 0);
+          for (let p = 0; p < 10; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[171527 + (i + 0) * 16 + (15 + 0)] = c00;
+          A[171527 + (i + 1) * 16 + (15 + 0)] = c10;
+          A[171527 + (i + 2) * 16 + (15 + 0)] = c20;
+          A[171527 + (i + 3) * 16 + (15 + 0)] = c30;
+        }
+      }
+      for (let i = 0; i < 32; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 169639 + (i + 0) * 16;
+          const ra1 = 169639 + (i + 1) * 16;
+          const ra2 = 169639 + (i + 2) * 16;
+          const ra3 = 169639 + (i + 3) * 16;
+          const rb0 = 1984 + (j + 0) * 16;
+          const rb1 = 1984 + (j + 1) * 16;
+          const rb2 = 1984 + (j + 2) * 16;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[172039 + (i + 0) * 16 + (j + 0)] = c00 + A[46775 + (i + 0) * 16 + (j + 0)];
+          A[172039 + (i + 0) * 16 + (j + 1)] = c01 + A[46775 + (i + 0) * 16 + (j + 1)];
+          A[172039 + (i + 0) * 16 + (j + 2)] = c02 + A[46775 + (i + 0) * 16 + (j + 2)];
+          A[172039 + (i + 1) * 16 + (j + 0)] = c10 + A[46775 + (i + 1) * 16 + (j + 0)];
+          A[172039 + (i + 1) * 16 + (j + 1)] = c11 + A[46775 + (i + 1) * 16 + (j + 1)];
+          A[172039 + (i + 1) * 16 + (j + 2)] = c12 + A[46775 + (i + 1) * 16 + (j + 2)];
+          A[172039 + (i + 2) * 16 + (j + 0)] = c20 + A[46775 + (i + 2) * 16 + (j + 0)];
+          A[172039 + (i + 2) * 16 + (j + 1)] = c21 + A[46775 + (i + 2) * 16 + (j + 1)];
+          A[172039 + (i + 2) * 16 + (j + 2)] = c22 + A[46775 + (i + 2) * 16 + (j + 2)];
+          A[172039 + (i + 3) * 16 + (j + 0)] = c30 + A[46775 + (i + 3) * 16 + (j + 0)];
+          A[172039 + (i + 3) * 16 + (j + 1)] = c31 + A[46775 + (i + 3) * 16 + (j + 1)];
+          A[172039 + (i + 3) * 16 + (j + 2)] = c32 + A[46775 + (i + 3) * 16 + (j + 2)];
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = 169639 + (i + 0) * 16;
+          const ra1 = 169639 + (i + 1) * 16;
+          const ra2 = 169639 + (i + 2) * 16;
+          const ra3 = 169639 + (i + 3) * 16;
+          const rb0 = 1984 + (15 + 0) * 16;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[172039 + (i + 0) * 16 + (15 + 0)] = c00 + A[46775 + (i + 0) * 16 + (15 + 0)];
+          A[172039 + (i + 1) * 16 + (15 + 0)] = c10 + A[46775 + (i + 1) * 16 + (15 + 0)];
+          A[172039 + (i + 2) * 16 + (15 + 0)] = c20 + A[46775 + (i + 2) * 16 + (15 + 0)];
+          A[172039 + (i + 3) * 16 + (15 + 0)] = c30 + A[46775 + (i + 3) * 16 + (15 + 0)];
+        }
+      }
+      for (let i02 = 0; i02 < 32; i02++) {
+        for (let i1 = 0; i1 < 7; i1++) {
+          for (let i2 = 0; i2 < 16; i2++) {
+            A[172551 + (i02 * 112 + i1 * 16 + i2 * 1)] = A[172039 + (i02 * 16 + i2 * 1)];
+          }
+        }
+      }
+      for (let i = 0; i < 3584; i++) A[y0_3 + i] = tanh32(A[172551 + i] + A[57783 + i]);
+      for (let i = 0; i < 224; i += 4) {
+        for (let j = 0; j < 1; j += 1) {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = y0_3 + (i + 0) * 16;
+          const ra1 = y0_3 + (i + 1) * 16;
+          const ra2 = y0_3 + (i + 2) * 16;
+          const ra3 = y0_3 + (i + 3) * 16;
+          const rb0 = 2528 + (j + 0);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[172039 + (i + 0) * 1 + (j + 0)] = c00;
+          A[172039 + (i + 1) * 1 + (j + 0)] = c10;
+          A[172039 + (i + 2) * 1 + (j + 0)] = c20;
+          A[172039 + (i + 3) * 1 + (j + 0)] = c30;
+        }
+      }
+      for (let i = 0; i < 224; i++) A[172263 + i] = A[172039 + i] + A[47287 + i];
+      for (let i02 = 0; i02 < 32; i02++) {
+        {
+          let acc = -Infinity;
+          for (let i1 = 0; i1 < 7; i1++) {
+            acc = Math.max(acc, A[172263 + (i02 * 7 + i1 * 1)]);
+          }
+          A[172039 + i02 * 1] = acc;
+        }
+      }
+      for (let i = 0; i < 32; i++) A[172071 + i] = A[172039 + i];
+      for (let i02 = 0; i02 < 32; i02++) {
+        for (let i1 = 0; i1 < 7; i1++) {
+          A[172487 + (i02 * 7 + i1 * 1)] = A[172071 + i02 * 1];
+        }
+      }
+      for (let i = 0; i < 224; i++) A[y0_4 + i] = Math.exp(A[172263 + i] - A[172487 + i]);
+      for (let i02 = 0; i02 < 32; i02++) {
+        {
+          let acc = 0;
+          for (let i1 = 0; i1 < 7; i1++) {
+            acc = acc + A[y0_4 + (i02 * 7 + i1 * 1)];
+          }
+          A[172039 + i02 * 1] = acc;
+        }
+      }
+      for (let i02 = 0; i02 < 32; i02++) {
+        for (let i1 = 0; i1 < 7; i1++) {
+          A[y0_5 + (i02 * 7 + i1 * 1)] = A[172039 + i02 * 1];
+        }
+      }
+      for (let i = 0; i < 224; i++) A[171303 + i] = A[y0_4 + i] / A[y0_5 + i];
+      for (let i02 = 0; i02 < 32; i02++) {
+        for (let i1 = 0; i1 < 7; i1++) {
+          for (let i2 = 0; i2 < 16; i2++) {
+            A[y0_7 + (i02 * 112 + i1 * 16 + i2 * 1)] = A[171303 + (i02 * 7 + i1 * 1)];
+          }
+        }
+      }
+      for (let i = 0; i < 3584; i++) A[172039 + i] = A[y0_7 + i] * A[25271 + i];
+      for (let i02 = 0; i02 < 32; i02++) {
+        for (let i2 = 0; i2 < 16; i2++) {
+          {
+            let acc = 0;
+            for (let i1 = 0; i1 < 7; i1++) {
+              acc = acc + A[172039 + (i02 * 112 + i1 * 16 + i2 * 1)];
+            }
+            A[175623 + (i02 * 16 + i2 * 1)] = acc;
+          }
+        }
+      }
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[y0_8 + o * 32 + 0 + j] = A[171527 + o * 16 + j];
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[y0_8 + o * 32 + 16 + j] = A[175623 + o * 16 + j];
+      for (let i = 0; i < 32; i += 4) {
+        for (let j = 0; j < 48; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = y0_8 + (i + 0) * 32;
+          const ra1 = y0_8 + (i + 1) * 32;
+          const ra2 = y0_8 + (i + 2) * 32;
+          const ra3 = y0_8 + (i + 3) * 32;
+          const rb0 = 2545 + (j + 0) * 32;
+          const rb1 = 2545 + (j + 1) * 32;
+          const rb2 = 2545 + (j + 2) * 32;
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[171527 + (i + 0) * 48 + (j + 0)] = c00 + A[50615 + (i + 0) * 48 + (j + 0)];
+          A[171527 + (i + 0) * 48 + (j + 1)] = c01 + A[50615 + (i + 0) * 48 + (j + 1)];
+          A[171527 + (i + 0) * 48 + (j + 2)] = c02 + A[50615 + (i + 0) * 48 + (j + 2)];
+          A[171527 + (i + 1) * 48 + (j + 0)] = c10 + A[50615 + (i + 1) * 48 + (j + 0)];
+          A[171527 + (i + 1) * 48 + (j + 1)] = c11 + A[50615 + (i + 1) * 48 + (j + 1)];
+          A[171527 + (i + 1) * 48 + (j + 2)] = c12 + A[50615 + (i + 1) * 48 + (j + 2)];
+          A[171527 + (i + 2) * 48 + (j + 0)] = c20 + A[50615 + (i + 2) * 48 + (j + 0)];
+          A[171527 + (i + 2) * 48 + (j + 1)] = c21 + A[50615 + (i + 2) * 48 + (j + 1)];
+          A[171527 + (i + 2) * 48 + (j + 2)] = c22 + A[50615 + (i + 2) * 48 + (j + 2)];
+          A[171527 + (i + 3) * 48 + (j + 0)] = c30 + A[50615 + (i + 3) * 48 + (j + 0)];
+          A[171527 + (i + 3) * 48 + (j + 1)] = c31 + A[50615 + (i + 3) * 48 + (j + 1)];
+          A[171527 + (i + 3) * 48 + (j + 2)] = c32 + A[50615 + (i + 3) * 48 + (j + 2)];
+        }
+      }
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[173063 + o * 16 + j] = A[171527 + o * 48 + 16 + j];
+      for (let i = 0; i < 32; i += 4) {
+        for (let j = 0; j < 48; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 169639 + (i + 0) * 16;
+          const ra1 = 169639 + (i + 1) * 16;
+          const ra2 = 169639 + (i + 2) * 16;
+          const ra3 = 169639 + (i + 3) * 16;
+          const rb0 = 4081 + (j + 0) * 16;
+          const rb1 = 4081 + (j + 1) * 16;
+          const rb2 = 4081 + (j + 2) * 16;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[173575 + (i + 0) * 48 + (j + 0)] = c00 + A[52151 + (i + 0) * 48 + (j + 0)];
+          A[173575 + (i + 0) * 48 + (j + 1)] = c01 + A[52151 + (i + 0) * 48 + (j + 1)];
+          A[173575 + (i + 0) * 48 + (j + 2)] = c02 + A[52151 + (i + 0) * 48 + (j + 2)];
+          A[173575 + (i + 1) * 48 + (j + 0)] = c10 + A[52151 + (i + 1) * 48 + (j + 0)];
+          A[173575 + (i + 1) * 48 + (j + 1)] = c11 + A[52151 + (i + 1) * 48 + (j + 1)];
+          A[173575 + (i + 1) * 48 + (j + 2)] = c12 + A[52151 + (i + 1) * 48 + (j + 2)];
+          A[173575 + (i + 2) * 48 + (j + 0)] = c20 + A[52151 + (i + 2) * 48 + (j + 0)];
+          A[173575 + (i + 2) * 48 + (j + 1)] = c21 + A[52151 + (i + 2) * 48 + (j + 1)];
+          A[173575 + (i + 2) * 48 + (j + 2)] = c22 + A[52151 + (i + 2) * 48 + (j + 2)];
+          A[173575 + (i + 3) * 48 + (j + 0)] = c30 + A[52151 + (i + 3) * 48 + (j + 0)];
+          A[173575 + (i + 3) * 48 + (j + 1)] = c31 + A[52151 + (i + 3) * 48 + (j + 1)];
+          A[173575 + (i + 3) * 48 + (j + 2)] = c32 + A[52151 + (i + 3) * 48 + (j + 2)];
+        }
+      }
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[175111 + o * 16 + j] = A[173575 + o * 48 + 16 + j];
+      for (let i = 0; i < 512; i++) A[y0_9 + i] = sigmoid32(A[173063 + i] + A[175111 + i]);
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[173063 + o * 16 + j] = A[171527 + o * 48 + 32 + j];
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[175111 + o * 16 + j] = A[171527 + o * 48 + 0 + j];
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[171527 + o * 16 + j] = A[173575 + o * 48 + 0 + j];
+      for (let i = 0; i < 512; i++) A[y0_10 + i] = sigmoid32(A[175111 + i] + A[171527 + i]);
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[y0_11 + o * 16 + j] = A[173575 + o * 48 + 32 + j];
+      for (let i = 0; i < 512; i++) A[y0_12 + i] = tanh32(A[173063 + i] + A[y0_10 + i] * A[y0_11 + i]);
+      for (let i = 0; i < 512; i++) A[170151 + i] = (1 - A[y0_9 + i]) * A[y0_12 + i] + A[y0_9 + i] * A[169639 + i];
+      for (let i = 0; i < 32; i += 4) {
+        for (let j = 0; j < 9; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 170151 + (i + 0) * 16;
+          const ra1 = 170151 + (i + 1) * 16;
+          const ra2 = 170151 + (i + 2) * 16;
+          const ra3 = 170151 + (i + 3) * 16;
+          const rb0 = 4945 + (j + 0) * 16;
+          const rb1 = 4945 + (j + 1) * 16;
+          const rb2 = 4945 + (j + 2) * 16;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[170983 + (i + 0) * 10 + (j + 0)] = c00 + A[47511 + (i + 0) * 10 + (j + 0)];
+          A[170983 + (i + 0) * 10 + (j + 1)] = c01 + A[47511 + (i + 0) * 10 + (j + 1)];
+          A[170983 + (i + 0) * 10 + (j + 2)] = c02 + A[47511 + (i + 0) * 10 + (j + 2)];
+          A[170983 + (i + 1) * 10 + (j + 0)] = c10 + A[47511 + (i + 1) * 10 + (j + 0)];
+          A[170983 + (i + 1) * 10 + (j + 1)] = c11 + A[47511 + (i + 1) * 10 + (j + 1)];
+          A[170983 + (i + 1) * 10 + (j + 2)] = c12 + A[47511 + (i + 1) * 10 + (j + 2)];
+          A[170983 + (i + 2) * 10 + (j + 0)] = c20 + A[47511 + (i + 2) * 10 + (j + 0)];
+          A[170983 + (i + 2) * 10 + (j + 1)] = c21 + A[47511 + (i + 2) * 10 + (j + 1)];
+          A[170983 + (i + 2) * 10 + (j + 2)] = c22 + A[47511 + (i + 2) * 10 + (j + 2)];
+          A[170983 + (i + 3) * 10 + (j + 0)] = c30 + A[47511 + (i + 3) * 10 + (j + 0)];
+          A[170983 + (i + 3) * 10 + (j + 1)] = c31 + A[47511 + (i + 3) * 10 + (j + 1)];
+          A[170983 + (i + 3) * 10 + (j + 2)] = c32 + A[47511 + (i + 3) * 10 + (j + 2)];
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = 170151 + (i + 0) * 16;
+          const ra1 = 170151 + (i + 1) * 16;
+          const ra2 = 170151 + (i + 2) * 16;
+          const ra3 = 170151 + (i + 3) * 16;
+          const rb0 = 4945 + (9 + 0) * 16;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[170983 + (i + 0) * 10 + (9 + 0)] = c00 + A[47511 + (i + 0) * 10 + (9 + 0)];
+          A[170983 + (i + 1) * 10 + (9 + 0)] = c10 + A[47511 + (i + 1) * 10 + (9 + 0)];
+          A[170983 + (i + 2) * 10 + (9 + 0)] = c20 + A[47511 + (i + 2) * 10 + (9 + 0)];
+          A[170983 + (i + 3) * 10 + (9 + 0)] = c30 + A[47511 + (i + 3) * 10 + (9 + 0)];
+        }
+      }
+      A.copyWithin(y0_2, 169639, 170151);
+      A.copyWithin(y0_6, 171303, 171527);
+      A.copyWithin(y0_13, 170151, 170663);
+      A.copyWithin(169639, 170151, 170663);
+      for (let r = 0; r < 32; r++) A.copyWithin(61367 + 512 + (r * 6 + t0) * 10, 170983 + r * 10, 170983 + (r + 1) * 10);
+      for (let r = 0; r < 32; r++) A.copyWithin(61367 + 2432 + (r * 6 + t0) * 7, 171303 + r * 7, 171303 + (r + 1) * 7);
     }
+    A.copyWithin(61367, 169639, 170151);
+  }
 }
 function scan2(A) {
-    { // scan over 6 steps, reverse: 14 carries, 15 xs, 13 consts
-        A.copyWithin(176135, 53687, 53687 + 512);
-        A.fill(0, 177159, 177159 + 160);
-        A.fill(0, 177319, 177319 + 256);
-        A.fill(0, 177575, 177575 + 512);
-        A.fill(0, 178087, 178087 + 3584);
-        A.fill(0, 181671, 181671 + 16);
-        A.fill(0, 181687, 181687 + 224);
-        A.fill(0, 181911, 181911 + 3584);
-        A.fill(0, 185495, 185495 + 1536);
-        A.fill(0, 187031, 187031 + 1536);
-        A.fill(0, 188567, 188567 + 768);
-        A.fill(0, 189335, 189335 + 1536);
-        A.fill(0, 190871, 190871 + 160);
-        A.fill(0, 191031, 191031 + 320);
-        for (let i0 = 0; i0 < 6; i0++) {
-            const t0 = 5 - i0;
-            const x0_0 = 65143 + t0 * 512;
-            const x0_4 = 68215 + t0 * 3584;
-            const x0_5 = 89719 + t0 * 224;
-            const x0_6 = 91063 + t0 * 224;
-            const x0_7 = 92407 + t0 * 224;
-            const x0_8 = 93751 + t0 * 3584;
-            const x0_9 = 115255 + t0 * 1024;
-            const x0_10 = 121399 + t0 * 512;
-            const x0_11 = 124471 + t0 * 512;
-            const x0_12 = 127543 + t0 * 512;
-            const x0_13 = 130615 + t0 * 512;
-            const x0_14 = 133687 + t0 * 512;
-            for (let r = 0; r < 32; r++)
-                A.copyWithin(191351 + r * 10, 48695 + (r * 6 + t0) * 10, 48695 + (r * 6 + t0) * 10 + 10);
-            for (let r = 0; r < 32; r++)
-                A.copyWithin(191671 + r * 10, 54199 + (r * 6 + t0) * 10, 54199 + (r * 6 + t0) * 10 + 10);
-            for (let r = 0; r < 32; r++)
-                A.copyWithin(191991 + r * 7, 56119 + (r * 6 + t0) * 7, 56119 + (r * 6 + t0) * 7 + 7);
-            for (let i = 0; i < 32; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 191671 + (i + 0) * 10;
-                    const ra1 = 191671 + (i + 1) * 10;
-                    const ra2 = 191671 + (i + 2) * 10;
-                    const ra3 = 191671 + (i + 3) * 10;
-                    const rb0 = 4945 + (j + 0);
-                    const rb1 = 4945 + (j + 1);
-                    const rb2 = 4945 + (j + 2);
-                    for (let p = 0; p < 10; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 16];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 16];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[192215 + (i + 0) * 16 + (j + 0)] = c00 + A[176135 + (i + 0) * 16 + (j + 0)];
-                    A[192215 + (i + 0) * 16 + (j + 1)] = c01 + A[176135 + (i + 0) * 16 + (j + 1)];
-                    A[192215 + (i + 0) * 16 + (j + 2)] = c02 + A[176135 + (i + 0) * 16 + (j + 2)];
-                    A[192215 + (i + 1) * 16 + (j + 0)] = c10 + A[176135 + (i + 1) * 16 + (j + 0)];
-                    A[192215 + (i + 1) * 16 + (j + 1)] = c11 + A[176135 + (i + 1) * 16 + (j + 1)];
-                    A[192215 + (i + 1) * 16 + (j + 2)] = c12 + A[176135 + (i + 1) * 16 + (j + 2)];
-                    A[192215 + (i + 2) * 16 + (j + 0)] = c20 + A[176135 + (i + 2) * 16 + (j + 0)];
-                    A[192215 + (i + 2) * 16 + (j + 1)] = c21 + A[176135 + (i + 2) * 16 + (j + 1)];
-                    A[192215 + (i + 2) * 16 + (j + 2)] = c22 + A[176135 + (i + 2) * 16 + (j + 2)];
-                    A[192215 + (i + 3) * 16 + (j + 0)] = c30 + A[176135 + (i + 3) * 16 + (j + 0)];
-                    A[192215 + (i + 3) * 16 + (j + 1)] = c31 + A[176135 + (i + 3) * 16 + (j + 1)];
-                    A[192215 + (i + 3) * 16 + (j + 2)] = c32 + A[176135 + (i + 3) * 16 + (j + 2)];
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = 191671 + (i + 0) * 10;
-                    const ra1 = 191671 + (i + 1) * 10;
-                    const ra2 = 191671 + (i + 2) * 10;
-                    const ra3 = 191671 + (i + 3) * 10;
-                    const rb0 = 4945 + (15 + 0);
-                    for (let p = 0; p < 10; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[192215 + (i + 0) * 16 + (15 + 0)] = c00 + A[176135 + (i + 0) * 16 + (15 + 0)];
-                    A[192215 + (i + 1) * 16 + (15 + 0)] = c10 + A[176135 + (i + 1) * 16 + (15 + 0)];
-                    A[192215 + (i + 2) * 16 + (15 + 0)] = c20 + A[176135 + (i + 2) * 16 + (15 + 0)];
-                    A[192215 + (i + 3) * 16 + (15 + 0)] = c30 + A[176135 + (i + 3) * 16 + (15 + 0)];
-                }
-            }
-            // graphs/translate.ts:31
-            for (let i = 0; i < 512; i++)
-                A[192727 + i] = 1 - A[x0_10 + i];
-            // (derived)
-            for (let i = 0; i < 512; i++)
-                A[193239 + i] = (A[192215 + i] * A[192727 + i]) * (1 - (A[x0_13 + i] * A[x0_13 + i]));
-            for (let i = 0; i < 512; i++)
-                A[193751 + i] = (A[193239 + i] * A[x0_12 + i]) * (A[x0_11 + i] * (1 - A[x0_11 + i]));
-            for (let i = 0; i < 512; i++)
-                A[194263 + i] = A[193239 + i] * A[x0_11 + i];
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[194775 + o * 48 + 0 + j] = A[193751 + o * 16 + j];
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[194775 + o * 48 + 16 + j] = 0;
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[194775 + o * 48 + 32 + j] = A[194263 + o * 16 + j];
-            for (let i = 0; i < 512; i++)
-                A[194263 + i] = ((A[192215 + i] * A[x0_0 + i]) + (-((A[192215 + i] * A[x0_13 + i])))) * (A[x0_10 + i] * A[192727 + i]);
-            for (let f = 0; f < 1536; f++)
-                A[196311 + f] = 0;
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[196311 + o * 48 + 16 + j] = A[194263 + o * 16 + j];
-            for (let i = 0; i < 1536; i++)
-                A[197847 + i] = A[194775 + i] + A[196311 + i];
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[194263 + o * 48 + 0 + j] = A[193751 + o * 16 + j];
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[194263 + o * 48 + 16 + j] = 0;
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[194263 + o * 48 + 32 + j] = A[193239 + o * 16 + j];
-            for (let i = 0; i < 1536; i++)
-                A[192727 + i] = A[194263 + i] + A[196311 + i];
-            for (let i = 0; i < 32; i += 4) {
-                for (let j = 0; j < 30; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 192727 + (i + 0) * 48;
-                    const ra1 = 192727 + (i + 1) * 48;
-                    const ra2 = 192727 + (i + 2) * 48;
-                    const ra3 = 192727 + (i + 3) * 48;
-                    const rb0 = 2545 + (j + 0);
-                    const rb1 = 2545 + (j + 1);
-                    const rb2 = 2545 + (j + 2);
-                    for (let p = 0; p < 48; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 32];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 32];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 32];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[194263 + (i + 0) * 32 + (j + 0)] = c00;
-                    A[194263 + (i + 0) * 32 + (j + 1)] = c01;
-                    A[194263 + (i + 0) * 32 + (j + 2)] = c02;
-                    A[194263 + (i + 1) * 32 + (j + 0)] = c10;
-                    A[194263 + (i + 1) * 32 + (j + 1)] = c11;
-                    A[194263 + (i + 1) * 32 + (j + 2)] = c12;
-                    A[194263 + (i + 2) * 32 + (j + 0)] = c20;
-                    A[194263 + (i + 2) * 32 + (j + 1)] = c21;
-                    A[194263 + (i + 2) * 32 + (j + 2)] = c22;
-                    A[194263 + (i + 3) * 32 + (j + 0)] = c30;
-                    A[194263 + (i + 3) * 32 + (j + 1)] = c31;
-                    A[194263 + (i + 3) * 32 + (j + 2)] = c32;
-                }
-                {
-                    let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                    const ra0 = 192727 + (i + 0) * 48;
-                    const ra1 = 192727 + (i + 1) * 48;
-                    const ra2 = 192727 + (i + 2) * 48;
-                    const ra3 = 192727 + (i + 3) * 48;
-                    const rb0 = 2545 + (30 + 0);
-                    const rb1 = 2545 + (30 + 1);
-                    for (let p = 0; p < 48; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 32];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 32];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                    }
-                    A[194263 + (i + 0) * 32 + (30 + 0)] = c00;
-                    A[194263 + (i + 0) * 32 + (30 + 1)] = c01;
-                    A[194263 + (i + 1) * 32 + (30 + 0)] = c10;
-                    A[194263 + (i + 1) * 32 + (30 + 1)] = c11;
-                    A[194263 + (i + 2) * 32 + (30 + 0)] = c20;
-                    A[194263 + (i + 2) * 32 + (30 + 1)] = c21;
-                    A[194263 + (i + 3) * 32 + (30 + 0)] = c30;
-                    A[194263 + (i + 3) * 32 + (30 + 1)] = c31;
-                }
-            }
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[195287 + o * 16 + j] = A[194263 + o * 32 + 16 + j];
-            for (let i0 = 0; i0 < 32; i0++) {
-                for (let i1 = 0; i1 < 7; i1++) {
-                    for (let i2 = 0; i2 < 16; i2++) {
-                        A[199383 + (i0 * 112 + i1 * 16 + i2 * 1)] = A[195287 + (i0 * 16 + i2 * 1)];
-                    }
-                }
-            }
-            for (let i = 0; i < 3584; i++)
-                A[202967 + i] = A[199383 + i] * A[25271 + i];
-            for (let i0 = 0; i0 < 32; i0++) {
-                for (let i1 = 0; i1 < 7; i1++) {
-                    {
-                        let acc = 0;
-                        for (let i2 = 0; i2 < 16; i2++) {
-                            acc = acc + A[202967 + (i0 * 112 + i1 * 16 + i2 * 1)];
-                        }
-                        A[195287 + (i0 * 7 + i1 * 1)] = acc;
-                    }
-                }
-            }
-            for (let i = 0; i < 224; i++)
-                A[195511 + i] = A[191991 + i] + A[195287 + i];
-            for (let i = 0; i < 224; i++)
-                A[195287 + i] = -(((A[195511 + i] * A[x0_7 + i]) / A[x0_6 + i]));
-            for (let i0 = 0; i0 < 32; i0++) {
-                {
-                    let acc = 0;
-                    for (let i1 = 0; i1 < 7; i1++) {
-                        acc = acc + A[195287 + (i0 * 7 + i1 * 1)];
-                    }
-                    A[195735 + (i0 * 1)] = acc;
-                }
-            }
-            for (let i0 = 0; i0 < 32; i0++) {
-                for (let i1 = 0; i1 < 7; i1++) {
-                    A[195287 + (i0 * 7 + i1 * 1)] = A[195735 + (i0 * 1)];
-                }
-            }
-            for (let i = 0; i < 224; i++)
-                A[195735 + i] = ((A[195511 + i] / A[x0_6 + i]) + A[195287 + i]) * A[x0_5 + i];
-            for (let i = 0; i < 224; i++) {
-                const a0 = A[195735 + i * 1];
-                for (let j = 0; j < 16; j++)
-                    A[202967 + i * 16 + j] = a0 * A[2528 + j];
-            }
-            for (let i = 0; i < 3584; i++)
-                A[206551 + i] = A[202967 + i] * (1 - (A[x0_4 + i] * A[x0_4 + i]));
-            for (let i0 = 0; i0 < 32; i0++) {
-                for (let i2 = 0; i2 < 16; i2++) {
-                    {
-                        let acc = 0;
-                        for (let i1 = 0; i1 < 7; i1++) {
-                            acc = acc + A[206551 + (i0 * 112 + i1 * 16 + i2 * 1)];
-                        }
-                        A[195959 + (i0 * 16 + i2 * 1)] = acc;
-                    }
-                }
-            }
-            for (let i = 0; i < 32; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 195959 + (i + 0) * 16;
-                    const ra1 = 195959 + (i + 1) * 16;
-                    const ra2 = 195959 + (i + 2) * 16;
-                    const ra3 = 195959 + (i + 3) * 16;
-                    const rb0 = 1984 + (j + 0);
-                    const rb1 = 1984 + (j + 1);
-                    const rb2 = 1984 + (j + 2);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 16];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 16];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[196471 + (i + 0) * 16 + (j + 0)] = c00;
-                    A[196471 + (i + 0) * 16 + (j + 1)] = c01;
-                    A[196471 + (i + 0) * 16 + (j + 2)] = c02;
-                    A[196471 + (i + 1) * 16 + (j + 0)] = c10;
-                    A[196471 + (i + 1) * 16 + (j + 1)] = c11;
-                    A[196471 + (i + 1) * 16 + (j + 2)] = c12;
-                    A[196471 + (i + 2) * 16 + (j + 0)] = c20;
-                    A[196471 + (i + 2) * 16 + (j + 1)] = c21;
-                    A[196471 + (i + 2) * 16 + (j + 2)] = c22;
-                    A[196471 + (i + 3) * 16 + (j + 0)] = c30;
-                    A[196471 + (i + 3) * 16 + (j + 1)] = c31;
-                    A[196471 + (i + 3) * 16 + (j + 2)] = c32;
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = 195959 + (i + 0) * 16;
-                    const ra1 = 195959 + (i + 1) * 16;
-                    const ra2 = 195959 + (i + 2) * 16;
-                    const ra3 = 195959 + (i + 3) * 16;
-                    const rb0 = 1984 + (15 + 0);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[196471 + (i + 0) * 16 + (15 + 0)] = c00;
-                    A[196471 + (i + 1) * 16 + (15 + 0)] = c10;
-                    A[196471 + (i + 2) * 16 + (15 + 0)] = c20;
-                    A[196471 + (i + 3) * 16 + (15 + 0)] = c30;
-                }
-            }
-            for (let i = 0; i < 32; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 197847 + (i + 0) * 48;
-                    const ra1 = 197847 + (i + 1) * 48;
-                    const ra2 = 197847 + (i + 2) * 48;
-                    const ra3 = 197847 + (i + 3) * 48;
-                    const rb0 = 4081 + (j + 0);
-                    const rb1 = 4081 + (j + 1);
-                    const rb2 = 4081 + (j + 2);
-                    for (let p = 0; p < 48; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 16];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 16];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[176647 + (i + 0) * 16 + (j + 0)] = ((A[192215 + (i + 0) * 16 + (j + 0)] * A[x0_10 + (i + 0) * 16 + (j + 0)]) + c00) + A[196471 + (i + 0) * 16 + (j + 0)];
-                    A[176647 + (i + 0) * 16 + (j + 1)] = ((A[192215 + (i + 0) * 16 + (j + 1)] * A[x0_10 + (i + 0) * 16 + (j + 1)]) + c01) + A[196471 + (i + 0) * 16 + (j + 1)];
-                    A[176647 + (i + 0) * 16 + (j + 2)] = ((A[192215 + (i + 0) * 16 + (j + 2)] * A[x0_10 + (i + 0) * 16 + (j + 2)]) + c02) + A[196471 + (i + 0) * 16 + (j + 2)];
-                    A[176647 + (i + 1) * 16 + (j + 0)] = ((A[192215 + (i + 1) * 16 + (j + 0)] * A[x0_10 + (i + 1) * 16 + (j + 0)]) + c10) + A[196471 + (i + 1) * 16 + (j + 0)];
-                    A[176647 + (i + 1) * 16 + (j + 1)] = ((A[192215 + (i + 1) * 16 + (j + 1)] * A[x0_10 + (i + 1) * 16 + (j + 1)]) + c11) + A[196471 + (i + 1) * 16 + (j + 1)];
-                    A[176647 + (i + 1) * 16 + (j + 2)] = ((A[192215 + (i + 1) * 16 + (j + 2)] * A[x0_10 + (i + 1) * 16 + (j + 2)]) + c12) + A[196471 + (i + 1) * 16 + (j + 2)];
-                    A[176647 + (i + 2) * 16 + (j + 0)] = ((A[192215 + (i + 2) * 16 + (j + 0)] * A[x0_10 + (i + 2) * 16 + (j + 0)]) + c20) + A[196471 + (i + 2) * 16 + (j + 0)];
-                    A[176647 + (i + 2) * 16 + (j + 1)] = ((A[192215 + (i + 2) * 16 + (j + 1)] * A[x0_10 + (i + 2) * 16 + (j + 1)]) + c21) + A[196471 + (i + 2) * 16 + (j + 1)];
-                    A[176647 + (i + 2) * 16 + (j + 2)] = ((A[192215 + (i + 2) * 16 + (j + 2)] * A[x0_10 + (i + 2) * 16 + (j + 2)]) + c22) + A[196471 + (i + 2) * 16 + (j + 2)];
-                    A[176647 + (i + 3) * 16 + (j + 0)] = ((A[192215 + (i + 3) * 16 + (j + 0)] * A[x0_10 + (i + 3) * 16 + (j + 0)]) + c30) + A[196471 + (i + 3) * 16 + (j + 0)];
-                    A[176647 + (i + 3) * 16 + (j + 1)] = ((A[192215 + (i + 3) * 16 + (j + 1)] * A[x0_10 + (i + 3) * 16 + (j + 1)]) + c31) + A[196471 + (i + 3) * 16 + (j + 1)];
-                    A[176647 + (i + 3) * 16 + (j + 2)] = ((A[192215 + (i + 3) * 16 + (j + 2)] * A[x0_10 + (i + 3) * 16 + (j + 2)]) + c32) + A[196471 + (i + 3) * 16 + (j + 2)];
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = 197847 + (i + 0) * 48;
-                    const ra1 = 197847 + (i + 1) * 48;
-                    const ra2 = 197847 + (i + 2) * 48;
-                    const ra3 = 197847 + (i + 3) * 48;
-                    const rb0 = 4081 + (15 + 0);
-                    for (let p = 0; p < 48; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[176647 + (i + 0) * 16 + (15 + 0)] = ((A[192215 + (i + 0) * 16 + (15 + 0)] * A[x0_10 + (i + 0) * 16 + (15 + 0)]) + c00) + A[196471 + (i + 0) * 16 + (15 + 0)];
-                    A[176647 + (i + 1) * 16 + (15 + 0)] = ((A[192215 + (i + 1) * 16 + (15 + 0)] * A[x0_10 + (i + 1) * 16 + (15 + 0)]) + c10) + A[196471 + (i + 1) * 16 + (15 + 0)];
-                    A[176647 + (i + 2) * 16 + (15 + 0)] = ((A[192215 + (i + 2) * 16 + (15 + 0)] * A[x0_10 + (i + 2) * 16 + (15 + 0)]) + c20) + A[196471 + (i + 2) * 16 + (15 + 0)];
-                    A[176647 + (i + 3) * 16 + (15 + 0)] = ((A[192215 + (i + 3) * 16 + (15 + 0)] * A[x0_10 + (i + 3) * 16 + (15 + 0)]) + c30) + A[196471 + (i + 3) * 16 + (15 + 0)];
-                }
-            }
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[192215 + o * 16 + j] = A[194263 + o * 32 + 0 + j];
-            for (let i = 0; i < 10; i += 2) {
-                for (let j = 0; j < 12; j += 6) {
-                    let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0, c10 = 0, c11 = 0, c12 = 0, c13 = 0, c14 = 0, c15 = 0;
-                    const ra0 = 191351 + (i + 0);
-                    const ra1 = 191351 + (i + 1);
-                    const rb0 = 192215 + (j + 0);
-                    const rb1 = 192215 + (j + 1);
-                    const rb2 = 192215 + (j + 2);
-                    const rb3 = 192215 + (j + 3);
-                    const rb4 = 192215 + (j + 4);
-                    const rb5 = 192215 + (j + 5);
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p * 10];
-                        const a1 = A[ra1 + p * 10];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        const b1 = A[rb1 + p * 16];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        const b2 = A[rb2 + p * 16];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        const b3 = A[rb3 + p * 16];
-                        c03 += a0 * b3;
-                        c13 += a1 * b3;
-                        const b4 = A[rb4 + p * 16];
-                        c04 += a0 * b4;
-                        c14 += a1 * b4;
-                        const b5 = A[rb5 + p * 16];
-                        c05 += a0 * b5;
-                        c15 += a1 * b5;
-                    }
-                    A[177159 + (i + 0) * 16 + (j + 0)] += c00;
-                    A[177159 + (i + 0) * 16 + (j + 1)] += c01;
-                    A[177159 + (i + 0) * 16 + (j + 2)] += c02;
-                    A[177159 + (i + 0) * 16 + (j + 3)] += c03;
-                    A[177159 + (i + 0) * 16 + (j + 4)] += c04;
-                    A[177159 + (i + 0) * 16 + (j + 5)] += c05;
-                    A[177159 + (i + 1) * 16 + (j + 0)] += c10;
-                    A[177159 + (i + 1) * 16 + (j + 1)] += c11;
-                    A[177159 + (i + 1) * 16 + (j + 2)] += c12;
-                    A[177159 + (i + 1) * 16 + (j + 3)] += c13;
-                    A[177159 + (i + 1) * 16 + (j + 4)] += c14;
-                    A[177159 + (i + 1) * 16 + (j + 5)] += c15;
-                }
-                {
-                    let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c10 = 0, c11 = 0, c12 = 0, c13 = 0;
-                    const ra0 = 191351 + (i + 0);
-                    const ra1 = 191351 + (i + 1);
-                    const rb0 = 192215 + (12 + 0);
-                    const rb1 = 192215 + (12 + 1);
-                    const rb2 = 192215 + (12 + 2);
-                    const rb3 = 192215 + (12 + 3);
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p * 10];
-                        const a1 = A[ra1 + p * 10];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        const b1 = A[rb1 + p * 16];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        const b2 = A[rb2 + p * 16];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        const b3 = A[rb3 + p * 16];
-                        c03 += a0 * b3;
-                        c13 += a1 * b3;
-                    }
-                    A[177159 + (i + 0) * 16 + (12 + 0)] += c00;
-                    A[177159 + (i + 0) * 16 + (12 + 1)] += c01;
-                    A[177159 + (i + 0) * 16 + (12 + 2)] += c02;
-                    A[177159 + (i + 0) * 16 + (12 + 3)] += c03;
-                    A[177159 + (i + 1) * 16 + (12 + 0)] += c10;
-                    A[177159 + (i + 1) * 16 + (12 + 1)] += c11;
-                    A[177159 + (i + 1) * 16 + (12 + 2)] += c12;
-                    A[177159 + (i + 1) * 16 + (12 + 3)] += c13;
-                }
-            }
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 195959 + (i + 0);
-                    const ra1 = 195959 + (i + 1);
-                    const ra2 = 195959 + (i + 2);
-                    const ra3 = 195959 + (i + 3);
-                    const rb0 = x0_0 + (j + 0);
-                    const rb1 = x0_0 + (j + 1);
-                    const rb2 = x0_0 + (j + 2);
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p * 16];
-                        const a1 = A[ra1 + p * 16];
-                        const a2 = A[ra2 + p * 16];
-                        const a3 = A[ra3 + p * 16];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 16];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 16];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[177319 + (i + 0) * 16 + (j + 0)] += c00;
-                    A[177319 + (i + 0) * 16 + (j + 1)] += c01;
-                    A[177319 + (i + 0) * 16 + (j + 2)] += c02;
-                    A[177319 + (i + 1) * 16 + (j + 0)] += c10;
-                    A[177319 + (i + 1) * 16 + (j + 1)] += c11;
-                    A[177319 + (i + 1) * 16 + (j + 2)] += c12;
-                    A[177319 + (i + 2) * 16 + (j + 0)] += c20;
-                    A[177319 + (i + 2) * 16 + (j + 1)] += c21;
-                    A[177319 + (i + 2) * 16 + (j + 2)] += c22;
-                    A[177319 + (i + 3) * 16 + (j + 0)] += c30;
-                    A[177319 + (i + 3) * 16 + (j + 1)] += c31;
-                    A[177319 + (i + 3) * 16 + (j + 2)] += c32;
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = 195959 + (i + 0);
-                    const ra1 = 195959 + (i + 1);
-                    const ra2 = 195959 + (i + 2);
-                    const ra3 = 195959 + (i + 3);
-                    const rb0 = x0_0 + (15 + 0);
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p * 16];
-                        const a1 = A[ra1 + p * 16];
-                        const a2 = A[ra2 + p * 16];
-                        const a3 = A[ra3 + p * 16];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[177319 + (i + 0) * 16 + (15 + 0)] += c00;
-                    A[177319 + (i + 1) * 16 + (15 + 0)] += c10;
-                    A[177319 + (i + 2) * 16 + (15 + 0)] += c20;
-                    A[177319 + (i + 3) * 16 + (15 + 0)] += c30;
-                }
-            }
-            for (let i = 0; i < 16; i += 4) {
-                for (let j = 0; j < 1; j += 1) {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = x0_4 + (i + 0);
-                    const ra1 = x0_4 + (i + 1);
-                    const ra2 = x0_4 + (i + 2);
-                    const ra3 = x0_4 + (i + 3);
-                    const rb0 = 195735 + (j + 0);
-                    for (let p = 0; p < 224; p++) {
-                        const a0 = A[ra0 + p * 16];
-                        const a1 = A[ra1 + p * 16];
-                        const a2 = A[ra2 + p * 16];
-                        const a3 = A[ra3 + p * 16];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[181671 + (i + 0) * 1 + (j + 0)] += c00;
-                    A[181671 + (i + 1) * 1 + (j + 0)] += c10;
-                    A[181671 + (i + 2) * 1 + (j + 0)] += c20;
-                    A[181671 + (i + 3) * 1 + (j + 0)] += c30;
-                }
-            }
-            A.copyWithin(192215, 195735, 195959);
-            for (let i = 0; i < 3584; i++)
-                A[181911 + i] += A[199383 + i] * A[x0_8 + i];
-            for (let i = 0; i < 48; i += 4) {
-                for (let j = 0; j < 30; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 192727 + (i + 0);
-                    const ra1 = 192727 + (i + 1);
-                    const ra2 = 192727 + (i + 2);
-                    const ra3 = 192727 + (i + 3);
-                    const rb0 = x0_9 + (j + 0);
-                    const rb1 = x0_9 + (j + 1);
-                    const rb2 = x0_9 + (j + 2);
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p * 48];
-                        const a1 = A[ra1 + p * 48];
-                        const a2 = A[ra2 + p * 48];
-                        const a3 = A[ra3 + p * 48];
-                        const b0 = A[rb0 + p * 32];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 32];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 32];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[185495 + (i + 0) * 32 + (j + 0)] += c00;
-                    A[185495 + (i + 0) * 32 + (j + 1)] += c01;
-                    A[185495 + (i + 0) * 32 + (j + 2)] += c02;
-                    A[185495 + (i + 1) * 32 + (j + 0)] += c10;
-                    A[185495 + (i + 1) * 32 + (j + 1)] += c11;
-                    A[185495 + (i + 1) * 32 + (j + 2)] += c12;
-                    A[185495 + (i + 2) * 32 + (j + 0)] += c20;
-                    A[185495 + (i + 2) * 32 + (j + 1)] += c21;
-                    A[185495 + (i + 2) * 32 + (j + 2)] += c22;
-                    A[185495 + (i + 3) * 32 + (j + 0)] += c30;
-                    A[185495 + (i + 3) * 32 + (j + 1)] += c31;
-                    A[185495 + (i + 3) * 32 + (j + 2)] += c32;
-                }
-                {
-                    let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-                    const ra0 = 192727 + (i + 0);
-                    const ra1 = 192727 + (i + 1);
-                    const ra2 = 192727 + (i + 2);
-                    const ra3 = 192727 + (i + 3);
-                    const rb0 = x0_9 + (30 + 0);
-                    const rb1 = x0_9 + (30 + 1);
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p * 48];
-                        const a1 = A[ra1 + p * 48];
-                        const a2 = A[ra2 + p * 48];
-                        const a3 = A[ra3 + p * 48];
-                        const b0 = A[rb0 + p * 32];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 32];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                    }
-                    A[185495 + (i + 0) * 32 + (30 + 0)] += c00;
-                    A[185495 + (i + 0) * 32 + (30 + 1)] += c01;
-                    A[185495 + (i + 1) * 32 + (30 + 0)] += c10;
-                    A[185495 + (i + 1) * 32 + (30 + 1)] += c11;
-                    A[185495 + (i + 2) * 32 + (30 + 0)] += c20;
-                    A[185495 + (i + 2) * 32 + (30 + 1)] += c21;
-                    A[185495 + (i + 3) * 32 + (30 + 0)] += c30;
-                    A[185495 + (i + 3) * 32 + (30 + 1)] += c31;
-                }
-            }
-            for (let i = 0; i < 48; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 197847 + (i + 0);
-                    const ra1 = 197847 + (i + 1);
-                    const ra2 = 197847 + (i + 2);
-                    const ra3 = 197847 + (i + 3);
-                    const rb0 = x0_0 + (j + 0);
-                    const rb1 = x0_0 + (j + 1);
-                    const rb2 = x0_0 + (j + 2);
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p * 48];
-                        const a1 = A[ra1 + p * 48];
-                        const a2 = A[ra2 + p * 48];
-                        const a3 = A[ra3 + p * 48];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 16];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 16];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[188567 + (i + 0) * 16 + (j + 0)] += c00;
-                    A[188567 + (i + 0) * 16 + (j + 1)] += c01;
-                    A[188567 + (i + 0) * 16 + (j + 2)] += c02;
-                    A[188567 + (i + 1) * 16 + (j + 0)] += c10;
-                    A[188567 + (i + 1) * 16 + (j + 1)] += c11;
-                    A[188567 + (i + 1) * 16 + (j + 2)] += c12;
-                    A[188567 + (i + 2) * 16 + (j + 0)] += c20;
-                    A[188567 + (i + 2) * 16 + (j + 1)] += c21;
-                    A[188567 + (i + 2) * 16 + (j + 2)] += c22;
-                    A[188567 + (i + 3) * 16 + (j + 0)] += c30;
-                    A[188567 + (i + 3) * 16 + (j + 1)] += c31;
-                    A[188567 + (i + 3) * 16 + (j + 2)] += c32;
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = 197847 + (i + 0);
-                    const ra1 = 197847 + (i + 1);
-                    const ra2 = 197847 + (i + 2);
-                    const ra3 = 197847 + (i + 3);
-                    const rb0 = x0_0 + (15 + 0);
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p * 48];
-                        const a1 = A[ra1 + p * 48];
-                        const a2 = A[ra2 + p * 48];
-                        const a3 = A[ra3 + p * 48];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[188567 + (i + 0) * 16 + (15 + 0)] += c00;
-                    A[188567 + (i + 1) * 16 + (15 + 0)] += c10;
-                    A[188567 + (i + 2) * 16 + (15 + 0)] += c20;
-                    A[188567 + (i + 3) * 16 + (15 + 0)] += c30;
-                }
-            }
-            for (let i = 0; i < 10; i += 2) {
-                for (let j = 0; j < 12; j += 6) {
-                    let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0, c10 = 0, c11 = 0, c12 = 0, c13 = 0, c14 = 0, c15 = 0;
-                    const ra0 = 191671 + (i + 0);
-                    const ra1 = 191671 + (i + 1);
-                    const rb0 = x0_14 + (j + 0);
-                    const rb1 = x0_14 + (j + 1);
-                    const rb2 = x0_14 + (j + 2);
-                    const rb3 = x0_14 + (j + 3);
-                    const rb4 = x0_14 + (j + 4);
-                    const rb5 = x0_14 + (j + 5);
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p * 10];
-                        const a1 = A[ra1 + p * 10];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        const b1 = A[rb1 + p * 16];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        const b2 = A[rb2 + p * 16];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        const b3 = A[rb3 + p * 16];
-                        c03 += a0 * b3;
-                        c13 += a1 * b3;
-                        const b4 = A[rb4 + p * 16];
-                        c04 += a0 * b4;
-                        c14 += a1 * b4;
-                        const b5 = A[rb5 + p * 16];
-                        c05 += a0 * b5;
-                        c15 += a1 * b5;
-                    }
-                    A[190871 + (i + 0) * 16 + (j + 0)] += c00;
-                    A[190871 + (i + 0) * 16 + (j + 1)] += c01;
-                    A[190871 + (i + 0) * 16 + (j + 2)] += c02;
-                    A[190871 + (i + 0) * 16 + (j + 3)] += c03;
-                    A[190871 + (i + 0) * 16 + (j + 4)] += c04;
-                    A[190871 + (i + 0) * 16 + (j + 5)] += c05;
-                    A[190871 + (i + 1) * 16 + (j + 0)] += c10;
-                    A[190871 + (i + 1) * 16 + (j + 1)] += c11;
-                    A[190871 + (i + 1) * 16 + (j + 2)] += c12;
-                    A[190871 + (i + 1) * 16 + (j + 3)] += c13;
-                    A[190871 + (i + 1) * 16 + (j + 4)] += c14;
-                    A[190871 + (i + 1) * 16 + (j + 5)] += c15;
-                }
-                {
-                    let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c10 = 0, c11 = 0, c12 = 0, c13 = 0;
-                    const ra0 = 191671 + (i + 0);
-                    const ra1 = 191671 + (i + 1);
-                    const rb0 = x0_14 + (12 + 0);
-                    const rb1 = x0_14 + (12 + 1);
-                    const rb2 = x0_14 + (12 + 2);
-                    const rb3 = x0_14 + (12 + 3);
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p * 10];
-                        const a1 = A[ra1 + p * 10];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        const b1 = A[rb1 + p * 16];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        const b2 = A[rb2 + p * 16];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        const b3 = A[rb3 + p * 16];
-                        c03 += a0 * b3;
-                        c13 += a1 * b3;
-                    }
-                    A[190871 + (i + 0) * 16 + (12 + 0)] += c00;
-                    A[190871 + (i + 0) * 16 + (12 + 1)] += c01;
-                    A[190871 + (i + 0) * 16 + (12 + 2)] += c02;
-                    A[190871 + (i + 0) * 16 + (12 + 3)] += c03;
-                    A[190871 + (i + 1) * 16 + (12 + 0)] += c10;
-                    A[190871 + (i + 1) * 16 + (12 + 1)] += c11;
-                    A[190871 + (i + 1) * 16 + (12 + 2)] += c12;
-                    A[190871 + (i + 1) * 16 + (12 + 3)] += c13;
-                }
-            }
-            for (let i = 0; i < 512; i++)
-                A[177575 + i] += A[195959 + i];
-            for (let i = 0; i < 3584; i++)
-                A[178087 + i] += A[206551 + i];
-            for (let i = 0; i < 224; i++)
-                A[181687 + i] += A[192215 + i];
-            for (let i = 0; i < 1536; i++)
-                A[187031 + i] += A[192727 + i];
-            for (let i = 0; i < 1536; i++)
-                A[189335 + i] += A[197847 + i];
-            for (let i = 0; i < 320; i++)
-                A[191031 + i] += A[191671 + i];
-            A.copyWithin(176135, 176647, 177159);
+  {
+    A.copyWithin(176135, 53687, 53687 + 512);
+    A.fill(0, 177159, 177159 + 160);
+    A.fill(0, 177319, 177319 + 256);
+    A.fill(0, 177575, 177575 + 512);
+    A.fill(0, 178087, 178087 + 3584);
+    A.fill(0, 181671, 181671 + 16);
+    A.fill(0, 181687, 181687 + 224);
+    A.fill(0, 181911, 181911 + 3584);
+    A.fill(0, 185495, 185495 + 1536);
+    A.fill(0, 187031, 187031 + 1536);
+    A.fill(0, 188567, 188567 + 768);
+    A.fill(0, 189335, 189335 + 1536);
+    A.fill(0, 190871, 190871 + 160);
+    A.fill(0, 191031, 191031 + 320);
+    for (let i0 = 0; i0 < 6; i0++) {
+      const t0 = 5 - i0;
+      const x0_0 = 65143 + t0 * 512;
+      const x0_4 = 68215 + t0 * 3584;
+      const x0_5 = 89719 + t0 * 224;
+      const x0_6 = 91063 + t0 * 224;
+      const x0_7 = 92407 + t0 * 224;
+      const x0_8 = 93751 + t0 * 3584;
+      const x0_9 = 115255 + t0 * 1024;
+      const x0_10 = 121399 + t0 * 512;
+      const x0_11 = 124471 + t0 * 512;
+      const x0_12 = 127543 + t0 * 512;
+      const x0_13 = 130615 + t0 * 512;
+      const x0_14 = 133687 + t0 * 512;
+      for (let r = 0; r < 32; r++) A.copyWithin(191351 + r * 10, 48695 + (r * 6 + t0) * 10, 48695 + (r * 6 + t0) * 10 + 10);
+      for (let r = 0; r < 32; r++) A.copyWithin(191671 + r * 10, 54199 + (r * 6 + t0) * 10, 54199 + (r * 6 + t0) * 10 + 10);
+      for (let r = 0; r < 32; r++) A.copyWithin(191991 + r * 7, 56119 + (r * 6 + t0) * 7, 56119 + (r * 6 + t0) * 7 + 7);
+      for (let i = 0; i < 32; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 191671 + (i + 0) * 10;
+          const ra1 = 191671 + (i + 1) * 10;
+          const ra2 = 191671 + (i + 2) * 10;
+          const ra3 = 191671 + (i + 3) * 10;
+          const rb0 = 4945 + (j + 0);
+          const rb1 = 4945 + (j + 1);
+          const rb2 = 4945 + (j + 2);
+          for (let p = 0; p < 10; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 16];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 16];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[192215 + (i + 0) * 16 + (j + 0)] = c00 + A[176135 + (i + 0) * 16 + (j + 0)];
+          A[192215 + (i + 0) * 16 + (j + 1)] = c01 + A[176135 + (i + 0) * 16 + (j + 1)];
+          A[192215 + (i + 0) * 16 + (j + 2)] = c02 + A[176135 + (i + 0) * 16 + (j + 2)];
+          A[192215 + (i + 1) * 16 + (j + 0)] = c10 + A[176135 + (i + 1) * 16 + (j + 0)];
+          A[192215 + (i + 1) * 16 + (j + 1)] = c11 + A[176135 + (i + 1) * 16 + (j + 1)];
+          A[192215 + (i + 1) * 16 + (j + 2)] = c12 + A[176135 + (i + 1) * 16 + (j + 2)];
+          A[192215 + (i + 2) * 16 + (j + 0)] = c20 + A[176135 + (i + 2) * 16 + (j + 0)];
+          A[192215 + (i + 2) * 16 + (j + 1)] = c21 + A[176135 + (i + 2) * 16 + (j + 1)];
+          A[192215 + (i + 2) * 16 + (j + 2)] = c22 + A[176135 + (i + 2) * 16 + (j + 2)];
+          A[192215 + (i + 3) * 16 + (j + 0)] = c30 + A[176135 + (i + 3) * 16 + (j + 0)];
+          A[192215 + (i + 3) * 16 + (j + 1)] = c31 + A[176135 + (i + 3) * 16 + (j + 1)];
+          A[192215 + (i + 3) * 16 + (j + 2)] = c32 + A[176135 + (i + 3) * 16 + (j + 2)];
         }
-        A.copyWithin(140599, 176135, 176647);
-        A.copyWithin(140599 + 512, 177159, 177319);
-        A.copyWithin(140599 + 672, 177319, 177575);
-        A.copyWithin(140599 + 928, 177575, 178087);
-        A.copyWithin(140599 + 1440, 178087, 181671);
-        A.copyWithin(140599 + 5024, 181671, 181687);
-        A.copyWithin(140599 + 5040, 181687, 181911);
-        A.copyWithin(140599 + 5264, 181911, 185495);
-        A.copyWithin(140599 + 8848, 185495, 187031);
-        A.copyWithin(140599 + 10384, 187031, 188567);
-        A.copyWithin(140599 + 11920, 188567, 189335);
-        A.copyWithin(140599 + 12688, 189335, 190871);
-        A.copyWithin(140599 + 14224, 190871, 191031);
-        A.copyWithin(140599 + 14384, 191031, 191351);
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = 191671 + (i + 0) * 10;
+          const ra1 = 191671 + (i + 1) * 10;
+          const ra2 = 191671 + (i + 2) * 10;
+          const ra3 = 191671 + (i + 3) * 10;
+          const rb0 = 4945 + (15 + 0);
+          for (let p = 0; p < 10; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[192215 + (i + 0) * 16 + (15 + 0)] = c00 + A[176135 + (i + 0) * 16 + (15 + 0)];
+          A[192215 + (i + 1) * 16 + (15 + 0)] = c10 + A[176135 + (i + 1) * 16 + (15 + 0)];
+          A[192215 + (i + 2) * 16 + (15 + 0)] = c20 + A[176135 + (i + 2) * 16 + (15 + 0)];
+          A[192215 + (i + 3) * 16 + (15 + 0)] = c30 + A[176135 + (i + 3) * 16 + (15 + 0)];
+        }
+      }
+      for (let i = 0; i < 512; i++) A[192727 + i] = 1 - A[x0_10 + i];
+      for (let i = 0; i < 512; i++) A[193239 + i] = A[192215 + i] * A[192727 + i] * (1 - A[x0_13 + i] * A[x0_13 + i]);
+      for (let i = 0; i < 512; i++) A[193751 + i] = A[193239 + i] * A[x0_12 + i] * (A[x0_11 + i] * (1 - A[x0_11 + i]));
+      for (let i = 0; i < 512; i++) A[194263 + i] = A[193239 + i] * A[x0_11 + i];
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[194775 + o * 48 + 0 + j] = A[193751 + o * 16 + j];
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[194775 + o * 48 + 16 + j] = 0;
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[194775 + o * 48 + 32 + j] = A[194263 + o * 16 + j];
+      for (let i = 0; i < 512; i++) A[194263 + i] = (A[192215 + i] * A[x0_0 + i] + -(A[192215 + i] * A[x0_13 + i])) * (A[x0_10 + i] * A[192727 + i]);
+      for (let f = 0; f < 1536; f++) A[196311 + f] = 0;
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[196311 + o * 48 + 16 + j] = A[194263 + o * 16 + j];
+      for (let i = 0; i < 1536; i++) A[197847 + i] = A[194775 + i] + A[196311 + i];
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[194263 + o * 48 + 0 + j] = A[193751 + o * 16 + j];
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[194263 + o * 48 + 16 + j] = 0;
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[194263 + o * 48 + 32 + j] = A[193239 + o * 16 + j];
+      for (let i = 0; i < 1536; i++) A[192727 + i] = A[194263 + i] + A[196311 + i];
+      for (let i = 0; i < 32; i += 4) {
+        for (let j = 0; j < 30; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 192727 + (i + 0) * 48;
+          const ra1 = 192727 + (i + 1) * 48;
+          const ra2 = 192727 + (i + 2) * 48;
+          const ra3 = 192727 + (i + 3) * 48;
+          const rb0 = 2545 + (j + 0);
+          const rb1 = 2545 + (j + 1);
+          const rb2 = 2545 + (j + 2);
+          for (let p = 0; p < 48; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 32];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 32];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 32];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[194263 + (i + 0) * 32 + (j + 0)] = c00;
+          A[194263 + (i + 0) * 32 + (j + 1)] = c01;
+          A[194263 + (i + 0) * 32 + (j + 2)] = c02;
+          A[194263 + (i + 1) * 32 + (j + 0)] = c10;
+          A[194263 + (i + 1) * 32 + (j + 1)] = c11;
+          A[194263 + (i + 1) * 32 + (j + 2)] = c12;
+          A[194263 + (i + 2) * 32 + (j + 0)] = c20;
+          A[194263 + (i + 2) * 32 + (j + 1)] = c21;
+          A[194263 + (i + 2) * 32 + (j + 2)] = c22;
+          A[194263 + (i + 3) * 32 + (j + 0)] = c30;
+          A[194263 + (i + 3) * 32 + (j + 1)] = c31;
+          A[194263 + (i + 3) * 32 + (j + 2)] = c32;
+        }
+        {
+          let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+          const ra0 = 192727 + (i + 0) * 48;
+          const ra1 = 192727 + (i + 1) * 48;
+          const ra2 = 192727 + (i + 2) * 48;
+          const ra3 = 192727 + (i + 3) * 48;
+          const rb0 = 2545 + (30 + 0);
+          const rb1 = 2545 + (30 + 1);
+          for (let p = 0; p < 48; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 32];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 32];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+          }
+          A[194263 + (i + 0) * 32 + (30 + 0)] = c00;
+          A[194263 + (i + 0) * 32 + (30 + 1)] = c01;
+          A[194263 + (i + 1) * 32 + (30 + 0)] = c10;
+          A[194263 + (i + 1) * 32 + (30 + 1)] = c11;
+          A[194263 + (i + 2) * 32 + (30 + 0)] = c20;
+          A[194263 + (i + 2) * 32 + (30 + 1)] = c21;
+          A[194263 + (i + 3) * 32 + (30 + 0)] = c30;
+          A[194263 + (i + 3) * 32 + (30 + 1)] = c31;
+        }
+      }
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[195287 + o * 16 + j] = A[194263 + o * 32 + 16 + j];
+      for (let i02 = 0; i02 < 32; i02++) {
+        for (let i1 = 0; i1 < 7; i1++) {
+          for (let i2 = 0; i2 < 16; i2++) {
+            A[199383 + (i02 * 112 + i1 * 16 + i2 * 1)] = A[195287 + (i02 * 16 + i2 * 1)];
+          }
+        }
+      }
+      for (let i = 0; i < 3584; i++) A[202967 + i] = A[199383 + i] * A[25271 + i];
+      for (let i02 = 0; i02 < 32; i02++) {
+        for (let i1 = 0; i1 < 7; i1++) {
+          {
+            let acc = 0;
+            for (let i2 = 0; i2 < 16; i2++) {
+              acc = acc + A[202967 + (i02 * 112 + i1 * 16 + i2 * 1)];
+            }
+            A[195287 + (i02 * 7 + i1 * 1)] = acc;
+          }
+        }
+      }
+      for (let i = 0; i < 224; i++) A[195511 + i] = A[191991 + i] + A[195287 + i];
+      for (let i = 0; i < 224; i++) A[195287 + i] = -(A[195511 + i] * A[x0_7 + i] / A[x0_6 + i]);
+      for (let i02 = 0; i02 < 32; i02++) {
+        {
+          let acc = 0;
+          for (let i1 = 0; i1 < 7; i1++) {
+            acc = acc + A[195287 + (i02 * 7 + i1 * 1)];
+          }
+          A[195735 + i02 * 1] = acc;
+        }
+      }
+      for (let i02 = 0; i02 < 32; i02++) {
+        for (let i1 = 0; i1 < 7; i1++) {
+          A[195287 + (i02 * 7 + i1 * 1)] = A[195735 + i02 * 1];
+        }
+      }
+      for (let i = 0; i < 224; i++) A[195735 + i] = (A[195511 + i] / A[x0_6 + i] + A[195287 + i]) * A[x0_5 + i];
+      for (let i = 0; i < 224; i++) {
+        const a0 = A[195735 + i * 1];
+        for (let j = 0; j < 16; j++) A[202967 + i * 16 + j] = a0 * A[2528 + j];
+      }
+      for (let i = 0; i < 3584; i++) A[206551 + i] = A[202967 + i] * (1 - A[x0_4 + i] * A[x0_4 + i]);
+      for (let i02 = 0; i02 < 32; i02++) {
+        for (let i2 = 0; i2 < 16; i2++) {
+          {
+            let acc = 0;
+            for (let i1 = 0; i1 < 7; i1++) {
+              acc = acc + A[206551 + (i02 * 112 + i1 * 16 + i2 * 1)];
+            }
+            A[195959 + (i02 * 16 + i2 * 1)] = acc;
+          }
+        }
+      }
+      for (let i = 0; i < 32; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 195959 + (i + 0) * 16;
+          const ra1 = 195959 + (i + 1) * 16;
+          const ra2 = 195959 + (i + 2) * 16;
+          const ra3 = 195959 + (i + 3) * 16;
+          const rb0 = 1984 + (j + 0);
+          const rb1 = 1984 + (j + 1);
+          const rb2 = 1984 + (j + 2);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 16];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 16];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[196471 + (i + 0) * 16 + (j + 0)] = c00;
+          A[196471 + (i + 0) * 16 + (j + 1)] = c01;
+          A[196471 + (i + 0) * 16 + (j + 2)] = c02;
+          A[196471 + (i + 1) * 16 + (j + 0)] = c10;
+          A[196471 + (i + 1) * 16 + (j + 1)] = c11;
+          A[196471 + (i + 1) * 16 + (j + 2)] = c12;
+          A[196471 + (i + 2) * 16 + (j + 0)] = c20;
+          A[196471 + (i + 2) * 16 + (j + 1)] = c21;
+          A[196471 + (i + 2) * 16 + (j + 2)] = c22;
+          A[196471 + (i + 3) * 16 + (j + 0)] = c30;
+          A[196471 + (i + 3) * 16 + (j + 1)] = c31;
+          A[196471 + (i + 3) * 16 + (j + 2)] = c32;
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = 195959 + (i + 0) * 16;
+          const ra1 = 195959 + (i + 1) * 16;
+          const ra2 = 195959 + (i + 2) * 16;
+          const ra3 = 195959 + (i + 3) * 16;
+          const rb0 = 1984 + (15 + 0);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[196471 + (i + 0) * 16 + (15 + 0)] = c00;
+          A[196471 + (i + 1) * 16 + (15 + 0)] = c10;
+          A[196471 + (i + 2) * 16 + (15 + 0)] = c20;
+          A[196471 + (i + 3) * 16 + (15 + 0)] = c30;
+        }
+      }
+      for (let i = 0; i < 32; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 197847 + (i + 0) * 48;
+          const ra1 = 197847 + (i + 1) * 48;
+          const ra2 = 197847 + (i + 2) * 48;
+          const ra3 = 197847 + (i + 3) * 48;
+          const rb0 = 4081 + (j + 0);
+          const rb1 = 4081 + (j + 1);
+          const rb2 = 4081 + (j + 2);
+          for (let p = 0; p < 48; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 16];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 16];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[176647 + (i + 0) * 16 + (j + 0)] = A[192215 + (i + 0) * 16 + (j + 0)] * A[x0_10 + (i + 0) * 16 + (j + 0)] + c00 + A[196471 + (i + 0) * 16 + (j + 0)];
+          A[176647 + (i + 0) * 16 + (j + 1)] = A[192215 + (i + 0) * 16 + (j + 1)] * A[x0_10 + (i + 0) * 16 + (j + 1)] + c01 + A[196471 + (i + 0) * 16 + (j + 1)];
+          A[176647 + (i + 0) * 16 + (j + 2)] = A[192215 + (i + 0) * 16 + (j + 2)] * A[x0_10 + (i + 0) * 16 + (j + 2)] + c02 + A[196471 + (i + 0) * 16 + (j + 2)];
+          A[176647 + (i + 1) * 16 + (j + 0)] = A[192215 + (i + 1) * 16 + (j + 0)] * A[x0_10 + (i + 1) * 16 + (j + 0)] + c10 + A[196471 + (i + 1) * 16 + (j + 0)];
+          A[176647 + (i + 1) * 16 + (j + 1)] = A[192215 + (i + 1) * 16 + (j + 1)] * A[x0_10 + (i + 1) * 16 + (j + 1)] + c11 + A[196471 + (i + 1) * 16 + (j + 1)];
+          A[176647 + (i + 1) * 16 + (j + 2)] = A[192215 + (i + 1) * 16 + (j + 2)] * A[x0_10 + (i + 1) * 16 + (j + 2)] + c12 + A[196471 + (i + 1) * 16 + (j + 2)];
+          A[176647 + (i + 2) * 16 + (j + 0)] = A[192215 + (i + 2) * 16 + (j + 0)] * A[x0_10 + (i + 2) * 16 + (j + 0)] + c20 + A[196471 + (i + 2) * 16 + (j + 0)];
+          A[176647 + (i + 2) * 16 + (j + 1)] = A[192215 + (i + 2) * 16 + (j + 1)] * A[x0_10 + (i + 2) * 16 + (j + 1)] + c21 + A[196471 + (i + 2) * 16 + (j + 1)];
+          A[176647 + (i + 2) * 16 + (j + 2)] = A[192215 + (i + 2) * 16 + (j + 2)] * A[x0_10 + (i + 2) * 16 + (j + 2)] + c22 + A[196471 + (i + 2) * 16 + (j + 2)];
+          A[176647 + (i + 3) * 16 + (j + 0)] = A[192215 + (i + 3) * 16 + (j + 0)] * A[x0_10 + (i + 3) * 16 + (j + 0)] + c30 + A[196471 + (i + 3) * 16 + (j + 0)];
+          A[176647 + (i + 3) * 16 + (j + 1)] = A[192215 + (i + 3) * 16 + (j + 1)] * A[x0_10 + (i + 3) * 16 + (j + 1)] + c31 + A[196471 + (i + 3) * 16 + (j + 1)];
+          A[176647 + (i + 3) * 16 + (j + 2)] = A[192215 + (i + 3) * 16 + (j + 2)] * A[x0_10 + (i + 3) * 16 + (j + 2)] + c32 + A[196471 + (i + 3) * 16 + (j + 2)];
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = 197847 + (i + 0) * 48;
+          const ra1 = 197847 + (i + 1) * 48;
+          const ra2 = 197847 + (i + 2) * 48;
+          const ra3 = 197847 + (i + 3) * 48;
+          const rb0 = 4081 + (15 + 0);
+          for (let p = 0; p < 48; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[176647 + (i + 0) * 16 + (15 + 0)] = A[192215 + (i + 0) * 16 + (15 + 0)] * A[x0_10 + (i + 0) * 16 + (15 + 0)] + c00 + A[196471 + (i + 0) * 16 + (15 + 0)];
+          A[176647 + (i + 1) * 16 + (15 + 0)] = A[192215 + (i + 1) * 16 + (15 + 0)] * A[x0_10 + (i + 1) * 16 + (15 + 0)] + c10 + A[196471 + (i + 1) * 16 + (15 + 0)];
+          A[176647 + (i + 2) * 16 + (15 + 0)] = A[192215 + (i + 2) * 16 + (15 + 0)] * A[x0_10 + (i + 2) * 16 + (15 + 0)] + c20 + A[196471 + (i + 2) * 16 + (15 + 0)];
+          A[176647 + (i + 3) * 16 + (15 + 0)] = A[192215 + (i + 3) * 16 + (15 + 0)] * A[x0_10 + (i + 3) * 16 + (15 + 0)] + c30 + A[196471 + (i + 3) * 16 + (15 + 0)];
+        }
+      }
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[192215 + o * 16 + j] = A[194263 + o * 32 + 0 + j];
+      for (let i = 0; i < 10; i += 2) {
+        for (let j = 0; j < 12; j += 6) {
+          let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0, c10 = 0, c11 = 0, c12 = 0, c13 = 0, c14 = 0, c15 = 0;
+          const ra0 = 191351 + (i + 0);
+          const ra1 = 191351 + (i + 1);
+          const rb0 = 192215 + (j + 0);
+          const rb1 = 192215 + (j + 1);
+          const rb2 = 192215 + (j + 2);
+          const rb3 = 192215 + (j + 3);
+          const rb4 = 192215 + (j + 4);
+          const rb5 = 192215 + (j + 5);
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p * 10];
+            const a1 = A[ra1 + p * 10];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            const b1 = A[rb1 + p * 16];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            const b2 = A[rb2 + p * 16];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            const b3 = A[rb3 + p * 16];
+            c03 += a0 * b3;
+            c13 += a1 * b3;
+            const b4 = A[rb4 + p * 16];
+            c04 += a0 * b4;
+            c14 += a1 * b4;
+            const b5 = A[rb5 + p * 16];
+            c05 += a0 * b5;
+            c15 += a1 * b5;
+          }
+          A[177159 + (i + 0) * 16 + (j + 0)] += c00;
+          A[177159 + (i + 0) * 16 + (j + 1)] += c01;
+          A[177159 + (i + 0) * 16 + (j + 2)] += c02;
+          A[177159 + (i + 0) * 16 + (j + 3)] += c03;
+          A[177159 + (i + 0) * 16 + (j + 4)] += c04;
+          A[177159 + (i + 0) * 16 + (j + 5)] += c05;
+          A[177159 + (i + 1) * 16 + (j + 0)] += c10;
+          A[177159 + (i + 1) * 16 + (j + 1)] += c11;
+          A[177159 + (i + 1) * 16 + (j + 2)] += c12;
+          A[177159 + (i + 1) * 16 + (j + 3)] += c13;
+          A[177159 + (i + 1) * 16 + (j + 4)] += c14;
+          A[177159 + (i + 1) * 16 + (j + 5)] += c15;
+        }
+        {
+          let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c10 = 0, c11 = 0, c12 = 0, c13 = 0;
+          const ra0 = 191351 + (i + 0);
+          const ra1 = 191351 + (i + 1);
+          const rb0 = 192215 + (12 + 0);
+          const rb1 = 192215 + (12 + 1);
+          const rb2 = 192215 + (12 + 2);
+          const rb3 = 192215 + (12 + 3);
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p * 10];
+            const a1 = A[ra1 + p * 10];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            const b1 = A[rb1 + p * 16];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            const b2 = A[rb2 + p * 16];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            const b3 = A[rb3 + p * 16];
+            c03 += a0 * b3;
+            c13 += a1 * b3;
+          }
+          A[177159 + (i + 0) * 16 + (12 + 0)] += c00;
+          A[177159 + (i + 0) * 16 + (12 + 1)] += c01;
+          A[177159 + (i + 0) * 16 + (12 + 2)] += c02;
+          A[177159 + (i + 0) * 16 + (12 + 3)] += c03;
+          A[177159 + (i + 1) * 16 + (12 + 0)] += c10;
+          A[177159 + (i + 1) * 16 + (12 + 1)] += c11;
+          A[177159 + (i + 1) * 16 + (12 + 2)] += c12;
+          A[177159 + (i + 1) * 16 + (12 + 3)] += c13;
+        }
+      }
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 195959 + (i + 0);
+          const ra1 = 195959 + (i + 1);
+          const ra2 = 195959 + (i + 2);
+          const ra3 = 195959 + (i + 3);
+          const rb0 = x0_0 + (j + 0);
+          const rb1 = x0_0 + (j + 1);
+          const rb2 = x0_0 + (j + 2);
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p * 16];
+            const a1 = A[ra1 + p * 16];
+            const a2 = A[ra2 + p * 16];
+            const a3 = A[ra3 + p * 16];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 16];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 16];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[177319 + (i + 0) * 16 + (j + 0)] += c00;
+          A[177319 + (i + 0) * 16 + (j + 1)] += c01;
+          A[177319 + (i + 0) * 16 + (j + 2)] += c02;
+          A[177319 + (i + 1) * 16 + (j + 0)] += c10;
+          A[177319 + (i + 1) * 16 + (j + 1)] += c11;
+          A[177319 + (i + 1) * 16 + (j + 2)] += c12;
+          A[177319 + (i + 2) * 16 + (j + 0)] += c20;
+          A[177319 + (i + 2) * 16 + (j + 1)] += c21;
+          A[177319 + (i + 2) * 16 + (j + 2)] += c22;
+          A[177319 + (i + 3) * 16 + (j + 0)] += c30;
+          A[177319 + (i + 3) * 16 + (j + 1)] += c31;
+          A[177319 + (i + 3) * 16 + (j + 2)] += c32;
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = 195959 + (i + 0);
+          const ra1 = 195959 + (i + 1);
+          const ra2 = 195959 + (i + 2);
+          const ra3 = 195959 + (i + 3);
+          const rb0 = x0_0 + (15 + 0);
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p * 16];
+            const a1 = A[ra1 + p * 16];
+            const a2 = A[ra2 + p * 16];
+            const a3 = A[ra3 + p * 16];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[177319 + (i + 0) * 16 + (15 + 0)] += c00;
+          A[177319 + (i + 1) * 16 + (15 + 0)] += c10;
+          A[177319 + (i + 2) * 16 + (15 + 0)] += c20;
+          A[177319 + (i + 3) * 16 + (15 + 0)] += c30;
+        }
+      }
+      for (let i = 0; i < 16; i += 4) {
+        for (let j = 0; j < 1; j += 1) {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = x0_4 + (i + 0);
+          const ra1 = x0_4 + (i + 1);
+          const ra2 = x0_4 + (i + 2);
+          const ra3 = x0_4 + (i + 3);
+          const rb0 = 195735 + (j + 0);
+          for (let p = 0; p < 224; p++) {
+            const a0 = A[ra0 + p * 16];
+            const a1 = A[ra1 + p * 16];
+            const a2 = A[ra2 + p * 16];
+            const a3 = A[ra3 + p * 16];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[181671 + (i + 0) * 1 + (j + 0)] += c00;
+          A[181671 + (i + 1) * 1 + (j + 0)] += c10;
+          A[181671 + (i + 2) * 1 + (j + 0)] += c20;
+          A[181671 + (i + 3) * 1 + (j + 0)] += c30;
+        }
+      }
+      A.copyWithin(192215, 195735, 195959);
+      for (let i = 0; i < 3584; i++) A[181911 + i] += A[199383 + i] * A[x0_8 + i];
+      for (let i = 0; i < 48; i += 4) {
+        for (let j = 0; j < 30; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 192727 + (i + 0);
+          const ra1 = 192727 + (i + 1);
+          const ra2 = 192727 + (i + 2);
+          const ra3 = 192727 + (i + 3);
+          const rb0 = x0_9 + (j + 0);
+          const rb1 = x0_9 + (j + 1);
+          const rb2 = x0_9 + (j + 2);
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p * 48];
+            const a1 = A[ra1 + p * 48];
+            const a2 = A[ra2 + p * 48];
+            const a3 = A[ra3 + p * 48];
+            const b0 = A[rb0 + p * 32];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 32];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 32];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[185495 + (i + 0) * 32 + (j + 0)] += c00;
+          A[185495 + (i + 0) * 32 + (j + 1)] += c01;
+          A[185495 + (i + 0) * 32 + (j + 2)] += c02;
+          A[185495 + (i + 1) * 32 + (j + 0)] += c10;
+          A[185495 + (i + 1) * 32 + (j + 1)] += c11;
+          A[185495 + (i + 1) * 32 + (j + 2)] += c12;
+          A[185495 + (i + 2) * 32 + (j + 0)] += c20;
+          A[185495 + (i + 2) * 32 + (j + 1)] += c21;
+          A[185495 + (i + 2) * 32 + (j + 2)] += c22;
+          A[185495 + (i + 3) * 32 + (j + 0)] += c30;
+          A[185495 + (i + 3) * 32 + (j + 1)] += c31;
+          A[185495 + (i + 3) * 32 + (j + 2)] += c32;
+        }
+        {
+          let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+          const ra0 = 192727 + (i + 0);
+          const ra1 = 192727 + (i + 1);
+          const ra2 = 192727 + (i + 2);
+          const ra3 = 192727 + (i + 3);
+          const rb0 = x0_9 + (30 + 0);
+          const rb1 = x0_9 + (30 + 1);
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p * 48];
+            const a1 = A[ra1 + p * 48];
+            const a2 = A[ra2 + p * 48];
+            const a3 = A[ra3 + p * 48];
+            const b0 = A[rb0 + p * 32];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 32];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+          }
+          A[185495 + (i + 0) * 32 + (30 + 0)] += c00;
+          A[185495 + (i + 0) * 32 + (30 + 1)] += c01;
+          A[185495 + (i + 1) * 32 + (30 + 0)] += c10;
+          A[185495 + (i + 1) * 32 + (30 + 1)] += c11;
+          A[185495 + (i + 2) * 32 + (30 + 0)] += c20;
+          A[185495 + (i + 2) * 32 + (30 + 1)] += c21;
+          A[185495 + (i + 3) * 32 + (30 + 0)] += c30;
+          A[185495 + (i + 3) * 32 + (30 + 1)] += c31;
+        }
+      }
+      for (let i = 0; i < 48; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 197847 + (i + 0);
+          const ra1 = 197847 + (i + 1);
+          const ra2 = 197847 + (i + 2);
+          const ra3 = 197847 + (i + 3);
+          const rb0 = x0_0 + (j + 0);
+          const rb1 = x0_0 + (j + 1);
+          const rb2 = x0_0 + (j + 2);
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p * 48];
+            const a1 = A[ra1 + p * 48];
+            const a2 = A[ra2 + p * 48];
+            const a3 = A[ra3 + p * 48];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 16];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 16];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[188567 + (i + 0) * 16 + (j + 0)] += c00;
+          A[188567 + (i + 0) * 16 + (j + 1)] += c01;
+          A[188567 + (i + 0) * 16 + (j + 2)] += c02;
+          A[188567 + (i + 1) * 16 + (j + 0)] += c10;
+          A[188567 + (i + 1) * 16 + (j + 1)] += c11;
+          A[188567 + (i + 1) * 16 + (j + 2)] += c12;
+          A[188567 + (i + 2) * 16 + (j + 0)] += c20;
+          A[188567 + (i + 2) * 16 + (j + 1)] += c21;
+          A[188567 + (i + 2) * 16 + (j + 2)] += c22;
+          A[188567 + (i + 3) * 16 + (j + 0)] += c30;
+          A[188567 + (i + 3) * 16 + (j + 1)] += c31;
+          A[188567 + (i + 3) * 16 + (j + 2)] += c32;
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = 197847 + (i + 0);
+          const ra1 = 197847 + (i + 1);
+          const ra2 = 197847 + (i + 2);
+          const ra3 = 197847 + (i + 3);
+          const rb0 = x0_0 + (15 + 0);
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p * 48];
+            const a1 = A[ra1 + p * 48];
+            const a2 = A[ra2 + p * 48];
+            const a3 = A[ra3 + p * 48];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[188567 + (i + 0) * 16 + (15 + 0)] += c00;
+          A[188567 + (i + 1) * 16 + (15 + 0)] += c10;
+          A[188567 + (i + 2) * 16 + (15 + 0)] += c20;
+          A[188567 + (i + 3) * 16 + (15 + 0)] += c30;
+        }
+      }
+      for (let i = 0; i < 10; i += 2) {
+        for (let j = 0; j < 12; j += 6) {
+          let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0, c10 = 0, c11 = 0, c12 = 0, c13 = 0, c14 = 0, c15 = 0;
+          const ra0 = 191671 + (i + 0);
+          const ra1 = 191671 + (i + 1);
+          const rb0 = x0_14 + (j + 0);
+          const rb1 = x0_14 + (j + 1);
+          const rb2 = x0_14 + (j + 2);
+          const rb3 = x0_14 + (j + 3);
+          const rb4 = x0_14 + (j + 4);
+          const rb5 = x0_14 + (j + 5);
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p * 10];
+            const a1 = A[ra1 + p * 10];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            const b1 = A[rb1 + p * 16];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            const b2 = A[rb2 + p * 16];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            const b3 = A[rb3 + p * 16];
+            c03 += a0 * b3;
+            c13 += a1 * b3;
+            const b4 = A[rb4 + p * 16];
+            c04 += a0 * b4;
+            c14 += a1 * b4;
+            const b5 = A[rb5 + p * 16];
+            c05 += a0 * b5;
+            c15 += a1 * b5;
+          }
+          A[190871 + (i + 0) * 16 + (j + 0)] += c00;
+          A[190871 + (i + 0) * 16 + (j + 1)] += c01;
+          A[190871 + (i + 0) * 16 + (j + 2)] += c02;
+          A[190871 + (i + 0) * 16 + (j + 3)] += c03;
+          A[190871 + (i + 0) * 16 + (j + 4)] += c04;
+          A[190871 + (i + 0) * 16 + (j + 5)] += c05;
+          A[190871 + (i + 1) * 16 + (j + 0)] += c10;
+          A[190871 + (i + 1) * 16 + (j + 1)] += c11;
+          A[190871 + (i + 1) * 16 + (j + 2)] += c12;
+          A[190871 + (i + 1) * 16 + (j + 3)] += c13;
+          A[190871 + (i + 1) * 16 + (j + 4)] += c14;
+          A[190871 + (i + 1) * 16 + (j + 5)] += c15;
+        }
+        {
+          let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c10 = 0, c11 = 0, c12 = 0, c13 = 0;
+          const ra0 = 191671 + (i + 0);
+          const ra1 = 191671 + (i + 1);
+          const rb0 = x0_14 + (12 + 0);
+          const rb1 = x0_14 + (12 + 1);
+          const rb2 = x0_14 + (12 + 2);
+          const rb3 = x0_14 + (12 + 3);
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p * 10];
+            const a1 = A[ra1 + p * 10];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            const b1 = A[rb1 + p * 16];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            const b2 = A[rb2 + p * 16];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            const b3 = A[rb3 + p * 16];
+            c03 += a0 * b3;
+            c13 += a1 * b3;
+          }
+          A[190871 + (i + 0) * 16 + (12 + 0)] += c00;
+          A[190871 + (i + 0) * 16 + (12 + 1)] += c01;
+          A[190871 + (i + 0) * 16 + (12 + 2)] += c02;
+          A[190871 + (i + 0) * 16 + (12 + 3)] += c03;
+          A[190871 + (i + 1) * 16 + (12 + 0)] += c10;
+          A[190871 + (i + 1) * 16 + (12 + 1)] += c11;
+          A[190871 + (i + 1) * 16 + (12 + 2)] += c12;
+          A[190871 + (i + 1) * 16 + (12 + 3)] += c13;
+        }
+      }
+      for (let i = 0; i < 512; i++) A[177575 + i] += A[195959 + i];
+      for (let i = 0; i < 3584; i++) A[178087 + i] += A[206551 + i];
+      for (let i = 0; i < 224; i++) A[181687 + i] += A[192215 + i];
+      for (let i = 0; i < 1536; i++) A[187031 + i] += A[192727 + i];
+      for (let i = 0; i < 1536; i++) A[189335 + i] += A[197847 + i];
+      for (let i = 0; i < 320; i++) A[191031 + i] += A[191671 + i];
+      A.copyWithin(176135, 176647, 177159);
     }
+    A.copyWithin(140599, 176135, 176647);
+    A.copyWithin(140599 + 512, 177159, 177319);
+    A.copyWithin(140599 + 672, 177319, 177575);
+    A.copyWithin(140599 + 928, 177575, 178087);
+    A.copyWithin(140599 + 1440, 178087, 181671);
+    A.copyWithin(140599 + 5024, 181671, 181687);
+    A.copyWithin(140599 + 5040, 181687, 181911);
+    A.copyWithin(140599 + 5264, 181911, 185495);
+    A.copyWithin(140599 + 8848, 185495, 187031);
+    A.copyWithin(140599 + 10384, 187031, 188567);
+    A.copyWithin(140599 + 11920, 188567, 189335);
+    A.copyWithin(140599 + 12688, 189335, 190871);
+    A.copyWithin(140599 + 14224, 190871, 191031);
+    A.copyWithin(140599 + 14384, 191031, 191351);
+  }
 }
 function scan3(A) {
-    { // scan over 7 steps, reverse: 5 carries, 7 xs, 4 consts
-        A.copyWithin(210135, 140599, 140599 + 512);
-        A.fill(0, 211159, 211159 + 768);
-        A.fill(0, 211927, 211927 + 1536);
-        A.fill(0, 213463, 213463 + 768);
-        A.fill(0, 214231, 214231 + 1536);
-        for (let i0 = 0; i0 < 7; i0++) {
-            const t0 = 6 - i0;
-            const x0_0 = 28855 + t0 * 512;
-            const x0_3 = 32439 + t0 * 512;
-            const x0_4 = 36023 + t0 * 512;
-            const x0_5 = 39607 + t0 * 512;
-            const x0_6 = 43191 + t0 * 512;
-            for (let r = 0; r < 32; r++)
-                A.copyWithin(215767 + r * 16, 18103 + (r * 7 + t0) * 16, 18103 + (r * 7 + t0) * 16 + 16);
-            for (let r = 0; r < 32; r++)
-                A.copyWithin(216279 + r * 16, 50359 + (r * 7 + t0) * 16, 50359 + (r * 7 + t0) * 16 + 16);
-            for (let i = 0; i < 512; i++)
-                A[217303 + i] = A[216279 + i] + A[210135 + i];
-            // graphs/translate.ts:31
-            for (let i = 0; i < 512; i++)
-                A[217815 + i] = 1 - A[x0_3 + i];
-            // (derived)
-            for (let i = 0; i < 512; i++)
-                A[218327 + i] = (A[217303 + i] * A[217815 + i]) * (1 - (A[x0_6 + i] * A[x0_6 + i]));
-            for (let i = 0; i < 512; i++)
-                A[218839 + i] = (A[218327 + i] * A[x0_5 + i]) * (A[x0_4 + i] * (1 - A[x0_4 + i]));
-            for (let i = 0; i < 512; i++)
-                A[219351 + i] = A[218327 + i] * A[x0_4 + i];
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[219863 + o * 48 + 0 + j] = A[218839 + o * 16 + j];
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[219863 + o * 48 + 16 + j] = 0;
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[219863 + o * 48 + 32 + j] = A[219351 + o * 16 + j];
-            for (let i = 0; i < 512; i++)
-                A[219351 + i] = ((A[217303 + i] * A[x0_0 + i]) + (-((A[217303 + i] * A[x0_6 + i])))) * (A[x0_3 + i] * A[217815 + i]);
-            for (let f = 0; f < 1536; f++)
-                A[221399 + f] = 0;
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[221399 + o * 48 + 16 + j] = A[219351 + o * 16 + j];
-            for (let i = 0; i < 1536; i++)
-                A[222935 + i] = A[219863 + i] + A[221399 + i];
-            for (let i = 0; i < 32; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 222935 + (i + 0) * 48;
-                    const ra1 = 222935 + (i + 1) * 48;
-                    const ra2 = 222935 + (i + 2) * 48;
-                    const ra3 = 222935 + (i + 3) * 48;
-                    const rb0 = 960 + (j + 0);
-                    const rb1 = 960 + (j + 1);
-                    const rb2 = 960 + (j + 2);
-                    for (let p = 0; p < 48; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 16];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 16];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[210647 + (i + 0) * 16 + (j + 0)] = (A[217303 + (i + 0) * 16 + (j + 0)] * A[x0_3 + (i + 0) * 16 + (j + 0)]) + c00;
-                    A[210647 + (i + 0) * 16 + (j + 1)] = (A[217303 + (i + 0) * 16 + (j + 1)] * A[x0_3 + (i + 0) * 16 + (j + 1)]) + c01;
-                    A[210647 + (i + 0) * 16 + (j + 2)] = (A[217303 + (i + 0) * 16 + (j + 2)] * A[x0_3 + (i + 0) * 16 + (j + 2)]) + c02;
-                    A[210647 + (i + 1) * 16 + (j + 0)] = (A[217303 + (i + 1) * 16 + (j + 0)] * A[x0_3 + (i + 1) * 16 + (j + 0)]) + c10;
-                    A[210647 + (i + 1) * 16 + (j + 1)] = (A[217303 + (i + 1) * 16 + (j + 1)] * A[x0_3 + (i + 1) * 16 + (j + 1)]) + c11;
-                    A[210647 + (i + 1) * 16 + (j + 2)] = (A[217303 + (i + 1) * 16 + (j + 2)] * A[x0_3 + (i + 1) * 16 + (j + 2)]) + c12;
-                    A[210647 + (i + 2) * 16 + (j + 0)] = (A[217303 + (i + 2) * 16 + (j + 0)] * A[x0_3 + (i + 2) * 16 + (j + 0)]) + c20;
-                    A[210647 + (i + 2) * 16 + (j + 1)] = (A[217303 + (i + 2) * 16 + (j + 1)] * A[x0_3 + (i + 2) * 16 + (j + 1)]) + c21;
-                    A[210647 + (i + 2) * 16 + (j + 2)] = (A[217303 + (i + 2) * 16 + (j + 2)] * A[x0_3 + (i + 2) * 16 + (j + 2)]) + c22;
-                    A[210647 + (i + 3) * 16 + (j + 0)] = (A[217303 + (i + 3) * 16 + (j + 0)] * A[x0_3 + (i + 3) * 16 + (j + 0)]) + c30;
-                    A[210647 + (i + 3) * 16 + (j + 1)] = (A[217303 + (i + 3) * 16 + (j + 1)] * A[x0_3 + (i + 3) * 16 + (j + 1)]) + c31;
-                    A[210647 + (i + 3) * 16 + (j + 2)] = (A[217303 + (i + 3) * 16 + (j + 2)] * A[x0_3 + (i + 3) * 16 + (j + 2)]) + c32;
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = 222935 + (i + 0) * 48;
-                    const ra1 = 222935 + (i + 1) * 48;
-                    const ra2 = 222935 + (i + 2) * 48;
-                    const ra3 = 222935 + (i + 3) * 48;
-                    const rb0 = 960 + (15 + 0);
-                    for (let p = 0; p < 48; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[210647 + (i + 0) * 16 + (15 + 0)] = (A[217303 + (i + 0) * 16 + (15 + 0)] * A[x0_3 + (i + 0) * 16 + (15 + 0)]) + c00;
-                    A[210647 + (i + 1) * 16 + (15 + 0)] = (A[217303 + (i + 1) * 16 + (15 + 0)] * A[x0_3 + (i + 1) * 16 + (15 + 0)]) + c10;
-                    A[210647 + (i + 2) * 16 + (15 + 0)] = (A[217303 + (i + 2) * 16 + (15 + 0)] * A[x0_3 + (i + 2) * 16 + (15 + 0)]) + c20;
-                    A[210647 + (i + 3) * 16 + (15 + 0)] = (A[217303 + (i + 3) * 16 + (15 + 0)] * A[x0_3 + (i + 3) * 16 + (15 + 0)]) + c30;
-                }
-            }
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[219351 + o * 48 + 0 + j] = A[218839 + o * 16 + j];
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[219351 + o * 48 + 16 + j] = 0;
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[219351 + o * 48 + 32 + j] = A[218327 + o * 16 + j];
-            for (let i = 0; i < 1536; i++)
-                A[217303 + i] = A[219351 + i] + A[221399 + i];
-            for (let i = 0; i < 48; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 217303 + (i + 0);
-                    const ra1 = 217303 + (i + 1);
-                    const ra2 = 217303 + (i + 2);
-                    const ra3 = 217303 + (i + 3);
-                    const rb0 = 215767 + (j + 0);
-                    const rb1 = 215767 + (j + 1);
-                    const rb2 = 215767 + (j + 2);
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p * 48];
-                        const a1 = A[ra1 + p * 48];
-                        const a2 = A[ra2 + p * 48];
-                        const a3 = A[ra3 + p * 48];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 16];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 16];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[211159 + (i + 0) * 16 + (j + 0)] += c00;
-                    A[211159 + (i + 0) * 16 + (j + 1)] += c01;
-                    A[211159 + (i + 0) * 16 + (j + 2)] += c02;
-                    A[211159 + (i + 1) * 16 + (j + 0)] += c10;
-                    A[211159 + (i + 1) * 16 + (j + 1)] += c11;
-                    A[211159 + (i + 1) * 16 + (j + 2)] += c12;
-                    A[211159 + (i + 2) * 16 + (j + 0)] += c20;
-                    A[211159 + (i + 2) * 16 + (j + 1)] += c21;
-                    A[211159 + (i + 2) * 16 + (j + 2)] += c22;
-                    A[211159 + (i + 3) * 16 + (j + 0)] += c30;
-                    A[211159 + (i + 3) * 16 + (j + 1)] += c31;
-                    A[211159 + (i + 3) * 16 + (j + 2)] += c32;
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = 217303 + (i + 0);
-                    const ra1 = 217303 + (i + 1);
-                    const ra2 = 217303 + (i + 2);
-                    const ra3 = 217303 + (i + 3);
-                    const rb0 = 215767 + (15 + 0);
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p * 48];
-                        const a1 = A[ra1 + p * 48];
-                        const a2 = A[ra2 + p * 48];
-                        const a3 = A[ra3 + p * 48];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[211159 + (i + 0) * 16 + (15 + 0)] += c00;
-                    A[211159 + (i + 1) * 16 + (15 + 0)] += c10;
-                    A[211159 + (i + 2) * 16 + (15 + 0)] += c20;
-                    A[211159 + (i + 3) * 16 + (15 + 0)] += c30;
-                }
-            }
-            for (let i = 0; i < 48; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 222935 + (i + 0);
-                    const ra1 = 222935 + (i + 1);
-                    const ra2 = 222935 + (i + 2);
-                    const ra3 = 222935 + (i + 3);
-                    const rb0 = x0_0 + (j + 0);
-                    const rb1 = x0_0 + (j + 1);
-                    const rb2 = x0_0 + (j + 2);
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p * 48];
-                        const a1 = A[ra1 + p * 48];
-                        const a2 = A[ra2 + p * 48];
-                        const a3 = A[ra3 + p * 48];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 16];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 16];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[213463 + (i + 0) * 16 + (j + 0)] += c00;
-                    A[213463 + (i + 0) * 16 + (j + 1)] += c01;
-                    A[213463 + (i + 0) * 16 + (j + 2)] += c02;
-                    A[213463 + (i + 1) * 16 + (j + 0)] += c10;
-                    A[213463 + (i + 1) * 16 + (j + 1)] += c11;
-                    A[213463 + (i + 1) * 16 + (j + 2)] += c12;
-                    A[213463 + (i + 2) * 16 + (j + 0)] += c20;
-                    A[213463 + (i + 2) * 16 + (j + 1)] += c21;
-                    A[213463 + (i + 2) * 16 + (j + 2)] += c22;
-                    A[213463 + (i + 3) * 16 + (j + 0)] += c30;
-                    A[213463 + (i + 3) * 16 + (j + 1)] += c31;
-                    A[213463 + (i + 3) * 16 + (j + 2)] += c32;
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = 222935 + (i + 0);
-                    const ra1 = 222935 + (i + 1);
-                    const ra2 = 222935 + (i + 2);
-                    const ra3 = 222935 + (i + 3);
-                    const rb0 = x0_0 + (15 + 0);
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p * 48];
-                        const a1 = A[ra1 + p * 48];
-                        const a2 = A[ra2 + p * 48];
-                        const a3 = A[ra3 + p * 48];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[213463 + (i + 0) * 16 + (15 + 0)] += c00;
-                    A[213463 + (i + 1) * 16 + (15 + 0)] += c10;
-                    A[213463 + (i + 2) * 16 + (15 + 0)] += c20;
-                    A[213463 + (i + 3) * 16 + (15 + 0)] += c30;
-                }
-            }
-            for (let i = 0; i < 32; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 217303 + (i + 0) * 48;
-                    const ra1 = 217303 + (i + 1) * 48;
-                    const ra2 = 217303 + (i + 2) * 48;
-                    const ra3 = 217303 + (i + 3) * 48;
-                    const rb0 = 192 + (j + 0);
-                    const rb1 = 192 + (j + 1);
-                    const rb2 = 192 + (j + 2);
-                    for (let p = 0; p < 48; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 16];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 16];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[216791 + (i + 0) * 16 + (j + 0)] = c00;
-                    A[216791 + (i + 0) * 16 + (j + 1)] = c01;
-                    A[216791 + (i + 0) * 16 + (j + 2)] = c02;
-                    A[216791 + (i + 1) * 16 + (j + 0)] = c10;
-                    A[216791 + (i + 1) * 16 + (j + 1)] = c11;
-                    A[216791 + (i + 1) * 16 + (j + 2)] = c12;
-                    A[216791 + (i + 2) * 16 + (j + 0)] = c20;
-                    A[216791 + (i + 2) * 16 + (j + 1)] = c21;
-                    A[216791 + (i + 2) * 16 + (j + 2)] = c22;
-                    A[216791 + (i + 3) * 16 + (j + 0)] = c30;
-                    A[216791 + (i + 3) * 16 + (j + 1)] = c31;
-                    A[216791 + (i + 3) * 16 + (j + 2)] = c32;
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = 217303 + (i + 0) * 48;
-                    const ra1 = 217303 + (i + 1) * 48;
-                    const ra2 = 217303 + (i + 2) * 48;
-                    const ra3 = 217303 + (i + 3) * 48;
-                    const rb0 = 192 + (15 + 0);
-                    for (let p = 0; p < 48; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[216791 + (i + 0) * 16 + (15 + 0)] = c00;
-                    A[216791 + (i + 1) * 16 + (15 + 0)] = c10;
-                    A[216791 + (i + 2) * 16 + (15 + 0)] = c20;
-                    A[216791 + (i + 3) * 16 + (15 + 0)] = c30;
-                }
-            }
-            for (let i = 0; i < 1536; i++)
-                A[211927 + i] += A[217303 + i];
-            for (let i = 0; i < 1536; i++)
-                A[214231 + i] += A[222935 + i];
-            A.copyWithin(210135, 210647, 211159);
-            for (let r = 0; r < 32; r++)
-                A.copyWithin(155303 + 5120 + (r * 7 + t0) * 16, 216791 + r * 16, 216791 + (r + 1) * 16);
+  {
+    A.copyWithin(210135, 140599, 140599 + 512);
+    A.fill(0, 211159, 211159 + 768);
+    A.fill(0, 211927, 211927 + 1536);
+    A.fill(0, 213463, 213463 + 768);
+    A.fill(0, 214231, 214231 + 1536);
+    for (let i0 = 0; i0 < 7; i0++) {
+      const t0 = 6 - i0;
+      const x0_0 = 28855 + t0 * 512;
+      const x0_3 = 32439 + t0 * 512;
+      const x0_4 = 36023 + t0 * 512;
+      const x0_5 = 39607 + t0 * 512;
+      const x0_6 = 43191 + t0 * 512;
+      for (let r = 0; r < 32; r++) A.copyWithin(215767 + r * 16, 18103 + (r * 7 + t0) * 16, 18103 + (r * 7 + t0) * 16 + 16);
+      for (let r = 0; r < 32; r++) A.copyWithin(216279 + r * 16, 50359 + (r * 7 + t0) * 16, 50359 + (r * 7 + t0) * 16 + 16);
+      for (let i = 0; i < 512; i++) A[217303 + i] = A[216279 + i] + A[210135 + i];
+      for (let i = 0; i < 512; i++) A[217815 + i] = 1 - A[x0_3 + i];
+      for (let i = 0; i < 512; i++) A[218327 + i] = A[217303 + i] * A[217815 + i] * (1 - A[x0_6 + i] * A[x0_6 + i]);
+      for (let i = 0; i < 512; i++) A[218839 + i] = A[218327 + i] * A[x0_5 + i] * (A[x0_4 + i] * (1 - A[x0_4 + i]));
+      for (let i = 0; i < 512; i++) A[219351 + i] = A[218327 + i] * A[x0_4 + i];
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[219863 + o * 48 + 0 + j] = A[218839 + o * 16 + j];
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[219863 + o * 48 + 16 + j] = 0;
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[219863 + o * 48 + 32 + j] = A[219351 + o * 16 + j];
+      for (let i = 0; i < 512; i++) A[219351 + i] = (A[217303 + i] * A[x0_0 + i] + -(A[217303 + i] * A[x0_6 + i])) * (A[x0_3 + i] * A[217815 + i]);
+      for (let f = 0; f < 1536; f++) A[221399 + f] = 0;
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[221399 + o * 48 + 16 + j] = A[219351 + o * 16 + j];
+      for (let i = 0; i < 1536; i++) A[222935 + i] = A[219863 + i] + A[221399 + i];
+      for (let i = 0; i < 32; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 222935 + (i + 0) * 48;
+          const ra1 = 222935 + (i + 1) * 48;
+          const ra2 = 222935 + (i + 2) * 48;
+          const ra3 = 222935 + (i + 3) * 48;
+          const rb0 = 960 + (j + 0);
+          const rb1 = 960 + (j + 1);
+          const rb2 = 960 + (j + 2);
+          for (let p = 0; p < 48; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 16];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 16];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[210647 + (i + 0) * 16 + (j + 0)] = A[217303 + (i + 0) * 16 + (j + 0)] * A[x0_3 + (i + 0) * 16 + (j + 0)] + c00;
+          A[210647 + (i + 0) * 16 + (j + 1)] = A[217303 + (i + 0) * 16 + (j + 1)] * A[x0_3 + (i + 0) * 16 + (j + 1)] + c01;
+          A[210647 + (i + 0) * 16 + (j + 2)] = A[217303 + (i + 0) * 16 + (j + 2)] * A[x0_3 + (i + 0) * 16 + (j + 2)] + c02;
+          A[210647 + (i + 1) * 16 + (j + 0)] = A[217303 + (i + 1) * 16 + (j + 0)] * A[x0_3 + (i + 1) * 16 + (j + 0)] + c10;
+          A[210647 + (i + 1) * 16 + (j + 1)] = A[217303 + (i + 1) * 16 + (j + 1)] * A[x0_3 + (i + 1) * 16 + (j + 1)] + c11;
+          A[210647 + (i + 1) * 16 + (j + 2)] = A[217303 + (i + 1) * 16 + (j + 2)] * A[x0_3 + (i + 1) * 16 + (j + 2)] + c12;
+          A[210647 + (i + 2) * 16 + (j + 0)] = A[217303 + (i + 2) * 16 + (j + 0)] * A[x0_3 + (i + 2) * 16 + (j + 0)] + c20;
+          A[210647 + (i + 2) * 16 + (j + 1)] = A[217303 + (i + 2) * 16 + (j + 1)] * A[x0_3 + (i + 2) * 16 + (j + 1)] + c21;
+          A[210647 + (i + 2) * 16 + (j + 2)] = A[217303 + (i + 2) * 16 + (j + 2)] * A[x0_3 + (i + 2) * 16 + (j + 2)] + c22;
+          A[210647 + (i + 3) * 16 + (j + 0)] = A[217303 + (i + 3) * 16 + (j + 0)] * A[x0_3 + (i + 3) * 16 + (j + 0)] + c30;
+          A[210647 + (i + 3) * 16 + (j + 1)] = A[217303 + (i + 3) * 16 + (j + 1)] * A[x0_3 + (i + 3) * 16 + (j + 1)] + c31;
+          A[210647 + (i + 3) * 16 + (j + 2)] = A[217303 + (i + 3) * 16 + (j + 2)] * A[x0_3 + (i + 3) * 16 + (j + 2)] + c32;
         }
-        A.copyWithin(155303, 210135, 210647);
-        A.copyWithin(155303 + 512, 211159, 211927);
-        A.copyWithin(155303 + 1280, 211927, 213463);
-        A.copyWithin(155303 + 2816, 213463, 214231);
-        A.copyWithin(155303 + 3584, 214231, 215767);
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = 222935 + (i + 0) * 48;
+          const ra1 = 222935 + (i + 1) * 48;
+          const ra2 = 222935 + (i + 2) * 48;
+          const ra3 = 222935 + (i + 3) * 48;
+          const rb0 = 960 + (15 + 0);
+          for (let p = 0; p < 48; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[210647 + (i + 0) * 16 + (15 + 0)] = A[217303 + (i + 0) * 16 + (15 + 0)] * A[x0_3 + (i + 0) * 16 + (15 + 0)] + c00;
+          A[210647 + (i + 1) * 16 + (15 + 0)] = A[217303 + (i + 1) * 16 + (15 + 0)] * A[x0_3 + (i + 1) * 16 + (15 + 0)] + c10;
+          A[210647 + (i + 2) * 16 + (15 + 0)] = A[217303 + (i + 2) * 16 + (15 + 0)] * A[x0_3 + (i + 2) * 16 + (15 + 0)] + c20;
+          A[210647 + (i + 3) * 16 + (15 + 0)] = A[217303 + (i + 3) * 16 + (15 + 0)] * A[x0_3 + (i + 3) * 16 + (15 + 0)] + c30;
+        }
+      }
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[219351 + o * 48 + 0 + j] = A[218839 + o * 16 + j];
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[219351 + o * 48 + 16 + j] = 0;
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[219351 + o * 48 + 32 + j] = A[218327 + o * 16 + j];
+      for (let i = 0; i < 1536; i++) A[217303 + i] = A[219351 + i] + A[221399 + i];
+      for (let i = 0; i < 48; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 217303 + (i + 0);
+          const ra1 = 217303 + (i + 1);
+          const ra2 = 217303 + (i + 2);
+          const ra3 = 217303 + (i + 3);
+          const rb0 = 215767 + (j + 0);
+          const rb1 = 215767 + (j + 1);
+          const rb2 = 215767 + (j + 2);
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p * 48];
+            const a1 = A[ra1 + p * 48];
+            const a2 = A[ra2 + p * 48];
+            const a3 = A[ra3 + p * 48];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 16];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 16];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[211159 + (i + 0) * 16 + (j + 0)] += c00;
+          A[211159 + (i + 0) * 16 + (j + 1)] += c01;
+          A[211159 + (i + 0) * 16 + (j + 2)] += c02;
+          A[211159 + (i + 1) * 16 + (j + 0)] += c10;
+          A[211159 + (i + 1) * 16 + (j + 1)] += c11;
+          A[211159 + (i + 1) * 16 + (j + 2)] += c12;
+          A[211159 + (i + 2) * 16 + (j + 0)] += c20;
+          A[211159 + (i + 2) * 16 + (j + 1)] += c21;
+          A[211159 + (i + 2) * 16 + (j + 2)] += c22;
+          A[211159 + (i + 3) * 16 + (j + 0)] += c30;
+          A[211159 + (i + 3) * 16 + (j + 1)] += c31;
+          A[211159 + (i + 3) * 16 + (j + 2)] += c32;
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = 217303 + (i + 0);
+          const ra1 = 217303 + (i + 1);
+          const ra2 = 217303 + (i + 2);
+          const ra3 = 217303 + (i + 3);
+          const rb0 = 215767 + (15 + 0);
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p * 48];
+            const a1 = A[ra1 + p * 48];
+            const a2 = A[ra2 + p * 48];
+            const a3 = A[ra3 + p * 48];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[211159 + (i + 0) * 16 + (15 + 0)] += c00;
+          A[211159 + (i + 1) * 16 + (15 + 0)] += c10;
+          A[211159 + (i + 2) * 16 + (15 + 0)] += c20;
+          A[211159 + (i + 3) * 16 + (15 + 0)] += c30;
+        }
+      }
+      for (let i = 0; i < 48; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 222935 + (i + 0);
+          const ra1 = 222935 + (i + 1);
+          const ra2 = 222935 + (i + 2);
+          const ra3 = 222935 + (i + 3);
+          const rb0 = x0_0 + (j + 0);
+          const rb1 = x0_0 + (j + 1);
+          const rb2 = x0_0 + (j + 2);
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p * 48];
+            const a1 = A[ra1 + p * 48];
+            const a2 = A[ra2 + p * 48];
+            const a3 = A[ra3 + p * 48];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 16];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 16];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[213463 + (i + 0) * 16 + (j + 0)] += c00;
+          A[213463 + (i + 0) * 16 + (j + 1)] += c01;
+          A[213463 + (i + 0) * 16 + (j + 2)] += c02;
+          A[213463 + (i + 1) * 16 + (j + 0)] += c10;
+          A[213463 + (i + 1) * 16 + (j + 1)] += c11;
+          A[213463 + (i + 1) * 16 + (j + 2)] += c12;
+          A[213463 + (i + 2) * 16 + (j + 0)] += c20;
+          A[213463 + (i + 2) * 16 + (j + 1)] += c21;
+          A[213463 + (i + 2) * 16 + (j + 2)] += c22;
+          A[213463 + (i + 3) * 16 + (j + 0)] += c30;
+          A[213463 + (i + 3) * 16 + (j + 1)] += c31;
+          A[213463 + (i + 3) * 16 + (j + 2)] += c32;
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = 222935 + (i + 0);
+          const ra1 = 222935 + (i + 1);
+          const ra2 = 222935 + (i + 2);
+          const ra3 = 222935 + (i + 3);
+          const rb0 = x0_0 + (15 + 0);
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p * 48];
+            const a1 = A[ra1 + p * 48];
+            const a2 = A[ra2 + p * 48];
+            const a3 = A[ra3 + p * 48];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[213463 + (i + 0) * 16 + (15 + 0)] += c00;
+          A[213463 + (i + 1) * 16 + (15 + 0)] += c10;
+          A[213463 + (i + 2) * 16 + (15 + 0)] += c20;
+          A[213463 + (i + 3) * 16 + (15 + 0)] += c30;
+        }
+      }
+      for (let i = 0; i < 32; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 217303 + (i + 0) * 48;
+          const ra1 = 217303 + (i + 1) * 48;
+          const ra2 = 217303 + (i + 2) * 48;
+          const ra3 = 217303 + (i + 3) * 48;
+          const rb0 = 192 + (j + 0);
+          const rb1 = 192 + (j + 1);
+          const rb2 = 192 + (j + 2);
+          for (let p = 0; p < 48; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 16];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 16];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[216791 + (i + 0) * 16 + (j + 0)] = c00;
+          A[216791 + (i + 0) * 16 + (j + 1)] = c01;
+          A[216791 + (i + 0) * 16 + (j + 2)] = c02;
+          A[216791 + (i + 1) * 16 + (j + 0)] = c10;
+          A[216791 + (i + 1) * 16 + (j + 1)] = c11;
+          A[216791 + (i + 1) * 16 + (j + 2)] = c12;
+          A[216791 + (i + 2) * 16 + (j + 0)] = c20;
+          A[216791 + (i + 2) * 16 + (j + 1)] = c21;
+          A[216791 + (i + 2) * 16 + (j + 2)] = c22;
+          A[216791 + (i + 3) * 16 + (j + 0)] = c30;
+          A[216791 + (i + 3) * 16 + (j + 1)] = c31;
+          A[216791 + (i + 3) * 16 + (j + 2)] = c32;
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = 217303 + (i + 0) * 48;
+          const ra1 = 217303 + (i + 1) * 48;
+          const ra2 = 217303 + (i + 2) * 48;
+          const ra3 = 217303 + (i + 3) * 48;
+          const rb0 = 192 + (15 + 0);
+          for (let p = 0; p < 48; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[216791 + (i + 0) * 16 + (15 + 0)] = c00;
+          A[216791 + (i + 1) * 16 + (15 + 0)] = c10;
+          A[216791 + (i + 2) * 16 + (15 + 0)] = c20;
+          A[216791 + (i + 3) * 16 + (15 + 0)] = c30;
+        }
+      }
+      for (let i = 0; i < 1536; i++) A[211927 + i] += A[217303 + i];
+      for (let i = 0; i < 1536; i++) A[214231 + i] += A[222935 + i];
+      A.copyWithin(210135, 210647, 211159);
+      for (let r = 0; r < 32; r++) A.copyWithin(155303 + 5120 + (r * 7 + t0) * 16, 216791 + r * 16, 216791 + (r + 1) * 16);
     }
+    A.copyWithin(155303, 210135, 210647);
+    A.copyWithin(155303 + 512, 211159, 211927);
+    A.copyWithin(155303 + 1280, 211927, 213463);
+    A.copyWithin(155303 + 2816, 213463, 214231);
+    A.copyWithin(155303 + 3584, 214231, 215767);
+  }
 }
 function scan4(A) {
-    { // scan over 7 steps: 1 carry, 1 xs, 4 consts
-        A.fill(0, 224471, 224471 + 512);
-        for (let i0 = 0; i0 < 7; i0++) {
-            const t0 = i0;
-            const y0_1 = 24759 + 4096 + t0 * 512;
-            const y0_2 = 24759 + 7680 + t0 * 512;
-            const y0_3 = 24759 + 11264 + t0 * 512;
-            const y0_4 = 24759 + 14848 + t0 * 512;
-            const y0_5 = 24759 + 18432 + t0 * 512;
-            for (let r = 0; r < 32; r++)
-                A.copyWithin(225495 + r * 16, 18103 + (r * 7 + t0) * 16, 18103 + (r * 7 + t0) * 16 + 16);
-            // graphs/translate.ts:26
-            for (let i = 0; i < 32; i += 4) {
-                for (let j = 0; j < 48; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 225495 + (i + 0) * 16;
-                    const ra1 = 225495 + (i + 1) * 16;
-                    const ra2 = 225495 + (i + 2) * 16;
-                    const ra3 = 225495 + (i + 3) * 16;
-                    const rb0 = 192 + (j + 0) * 16;
-                    const rb1 = 192 + (j + 1) * 16;
-                    const rb2 = 192 + (j + 2) * 16;
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[226007 + (i + 0) * 48 + (j + 0)] = c00 + A[21687 + (i + 0) * 48 + (j + 0)];
-                    A[226007 + (i + 0) * 48 + (j + 1)] = c01 + A[21687 + (i + 0) * 48 + (j + 1)];
-                    A[226007 + (i + 0) * 48 + (j + 2)] = c02 + A[21687 + (i + 0) * 48 + (j + 2)];
-                    A[226007 + (i + 1) * 48 + (j + 0)] = c10 + A[21687 + (i + 1) * 48 + (j + 0)];
-                    A[226007 + (i + 1) * 48 + (j + 1)] = c11 + A[21687 + (i + 1) * 48 + (j + 1)];
-                    A[226007 + (i + 1) * 48 + (j + 2)] = c12 + A[21687 + (i + 1) * 48 + (j + 2)];
-                    A[226007 + (i + 2) * 48 + (j + 0)] = c20 + A[21687 + (i + 2) * 48 + (j + 0)];
-                    A[226007 + (i + 2) * 48 + (j + 1)] = c21 + A[21687 + (i + 2) * 48 + (j + 1)];
-                    A[226007 + (i + 2) * 48 + (j + 2)] = c22 + A[21687 + (i + 2) * 48 + (j + 2)];
-                    A[226007 + (i + 3) * 48 + (j + 0)] = c30 + A[21687 + (i + 3) * 48 + (j + 0)];
-                    A[226007 + (i + 3) * 48 + (j + 1)] = c31 + A[21687 + (i + 3) * 48 + (j + 1)];
-                    A[226007 + (i + 3) * 48 + (j + 2)] = c32 + A[21687 + (i + 3) * 48 + (j + 2)];
-                }
-            }
-            // graphs/translate.ts:27
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[227543 + o * 16 + j] = A[226007 + o * 48 + 16 + j];
-            // graphs/translate.ts:26
-            for (let i = 0; i < 32; i += 4) {
-                for (let j = 0; j < 48; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 224471 + (i + 0) * 16;
-                    const ra1 = 224471 + (i + 1) * 16;
-                    const ra2 = 224471 + (i + 2) * 16;
-                    const ra3 = 224471 + (i + 3) * 16;
-                    const rb0 = 960 + (j + 0) * 16;
-                    const rb1 = 960 + (j + 1) * 16;
-                    const rb2 = 960 + (j + 2) * 16;
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[228055 + (i + 0) * 48 + (j + 0)] = c00 + A[23223 + (i + 0) * 48 + (j + 0)];
-                    A[228055 + (i + 0) * 48 + (j + 1)] = c01 + A[23223 + (i + 0) * 48 + (j + 1)];
-                    A[228055 + (i + 0) * 48 + (j + 2)] = c02 + A[23223 + (i + 0) * 48 + (j + 2)];
-                    A[228055 + (i + 1) * 48 + (j + 0)] = c10 + A[23223 + (i + 1) * 48 + (j + 0)];
-                    A[228055 + (i + 1) * 48 + (j + 1)] = c11 + A[23223 + (i + 1) * 48 + (j + 1)];
-                    A[228055 + (i + 1) * 48 + (j + 2)] = c12 + A[23223 + (i + 1) * 48 + (j + 2)];
-                    A[228055 + (i + 2) * 48 + (j + 0)] = c20 + A[23223 + (i + 2) * 48 + (j + 0)];
-                    A[228055 + (i + 2) * 48 + (j + 1)] = c21 + A[23223 + (i + 2) * 48 + (j + 1)];
-                    A[228055 + (i + 2) * 48 + (j + 2)] = c22 + A[23223 + (i + 2) * 48 + (j + 2)];
-                    A[228055 + (i + 3) * 48 + (j + 0)] = c30 + A[23223 + (i + 3) * 48 + (j + 0)];
-                    A[228055 + (i + 3) * 48 + (j + 1)] = c31 + A[23223 + (i + 3) * 48 + (j + 1)];
-                    A[228055 + (i + 3) * 48 + (j + 2)] = c32 + A[23223 + (i + 3) * 48 + (j + 2)];
-                }
-            }
-            // graphs/translate.ts:27
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[229591 + o * 16 + j] = A[228055 + o * 48 + 16 + j];
-            // graphs/translate.ts:29
-            for (let i = 0; i < 512; i++)
-                A[y0_2 + i] = sigmoid32((A[227543 + i] + A[229591 + i]));
-            // graphs/translate.ts:27
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[227543 + o * 16 + j] = A[226007 + o * 48 + 32 + j];
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[229591 + o * 16 + j] = A[226007 + o * 48 + 0 + j];
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[226007 + o * 16 + j] = A[228055 + o * 48 + 0 + j];
-            // graphs/translate.ts:28
-            for (let i = 0; i < 512; i++)
-                A[y0_3 + i] = sigmoid32((A[229591 + i] + A[226007 + i]));
-            // graphs/translate.ts:27
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[y0_4 + o * 16 + j] = A[228055 + o * 48 + 32 + j];
-            // graphs/translate.ts:30
-            for (let i = 0; i < 512; i++)
-                A[y0_5 + i] = tanh32((A[227543 + i] + (A[y0_3 + i] * A[y0_4 + i])));
-            // graphs/translate.ts:31
-            for (let i = 0; i < 512; i++)
-                A[224983 + i] = ((1 - A[y0_2 + i]) * A[y0_5 + i]) + (A[y0_2 + i] * A[224471 + i]);
-            // (derived)
-            A.copyWithin(y0_1, 224471, 224983);
-            A.copyWithin(224471, 224983, 225495);
-            for (let r = 0; r < 32; r++)
-                A.copyWithin(24759 + 512 + (r * 7 + t0) * 16, 224983 + r * 16, 224983 + (r + 1) * 16);
+  {
+    A.fill(0, 224471, 224471 + 512);
+    for (let i0 = 0; i0 < 7; i0++) {
+      const t0 = i0;
+      const y0_1 = 24759 + 4096 + t0 * 512;
+      const y0_2 = 24759 + 7680 + t0 * 512;
+      const y0_3 = 24759 + 11264 + t0 * 512;
+      const y0_4 = 24759 + 14848 + t0 * 512;
+      const y0_5 = 24759 + 18432 + t0 * 512;
+      for (let r = 0; r < 32; r++) A.copyWithin(225495 + r * 16, 18103 + (r * 7 + t0) * 16, 18103 + (r * 7 + t0) * 16 + 16);
+      for (let i = 0; i < 32; i += 4) {
+        for (let j = 0; j < 48; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 225495 + (i + 0) * 16;
+          const ra1 = 225495 + (i + 1) * 16;
+          const ra2 = 225495 + (i + 2) * 16;
+          const ra3 = 225495 + (i + 3) * 16;
+          const rb0 = 192 + (j + 0) * 16;
+          const rb1 = 192 + (j + 1) * 16;
+          const rb2 = 192 + (j + 2) * 16;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[226007 + (i + 0) * 48 + (j + 0)] = c00 + A[21687 + (i + 0) * 48 + (j + 0)];
+          A[226007 + (i + 0) * 48 + (j + 1)] = c01 + A[21687 + (i + 0) * 48 + (j + 1)];
+          A[226007 + (i + 0) * 48 + (j + 2)] = c02 + A[21687 + (i + 0) * 48 + (j + 2)];
+          A[226007 + (i + 1) * 48 + (j + 0)] = c10 + A[21687 + (i + 1) * 48 + (j + 0)];
+          A[226007 + (i + 1) * 48 + (j + 1)] = c11 + A[21687 + (i + 1) * 48 + (j + 1)];
+          A[226007 + (i + 1) * 48 + (j + 2)] = c12 + A[21687 + (i + 1) * 48 + (j + 2)];
+          A[226007 + (i + 2) * 48 + (j + 0)] = c20 + A[21687 + (i + 2) * 48 + (j + 0)];
+          A[226007 + (i + 2) * 48 + (j + 1)] = c21 + A[21687 + (i + 2) * 48 + (j + 1)];
+          A[226007 + (i + 2) * 48 + (j + 2)] = c22 + A[21687 + (i + 2) * 48 + (j + 2)];
+          A[226007 + (i + 3) * 48 + (j + 0)] = c30 + A[21687 + (i + 3) * 48 + (j + 0)];
+          A[226007 + (i + 3) * 48 + (j + 1)] = c31 + A[21687 + (i + 3) * 48 + (j + 1)];
+          A[226007 + (i + 3) * 48 + (j + 2)] = c32 + A[21687 + (i + 3) * 48 + (j + 2)];
         }
-        A.copyWithin(24759, 224471, 224983);
+      }
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[227543 + o * 16 + j] = A[226007 + o * 48 + 16 + j];
+      for (let i = 0; i < 32; i += 4) {
+        for (let j = 0; j < 48; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 224471 + (i + 0) * 16;
+          const ra1 = 224471 + (i + 1) * 16;
+          const ra2 = 224471 + (i + 2) * 16;
+          const ra3 = 224471 + (i + 3) * 16;
+          const rb0 = 960 + (j + 0) * 16;
+          const rb1 = 960 + (j + 1) * 16;
+          const rb2 = 960 + (j + 2) * 16;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[228055 + (i + 0) * 48 + (j + 0)] = c00 + A[23223 + (i + 0) * 48 + (j + 0)];
+          A[228055 + (i + 0) * 48 + (j + 1)] = c01 + A[23223 + (i + 0) * 48 + (j + 1)];
+          A[228055 + (i + 0) * 48 + (j + 2)] = c02 + A[23223 + (i + 0) * 48 + (j + 2)];
+          A[228055 + (i + 1) * 48 + (j + 0)] = c10 + A[23223 + (i + 1) * 48 + (j + 0)];
+          A[228055 + (i + 1) * 48 + (j + 1)] = c11 + A[23223 + (i + 1) * 48 + (j + 1)];
+          A[228055 + (i + 1) * 48 + (j + 2)] = c12 + A[23223 + (i + 1) * 48 + (j + 2)];
+          A[228055 + (i + 2) * 48 + (j + 0)] = c20 + A[23223 + (i + 2) * 48 + (j + 0)];
+          A[228055 + (i + 2) * 48 + (j + 1)] = c21 + A[23223 + (i + 2) * 48 + (j + 1)];
+          A[228055 + (i + 2) * 48 + (j + 2)] = c22 + A[23223 + (i + 2) * 48 + (j + 2)];
+          A[228055 + (i + 3) * 48 + (j + 0)] = c30 + A[23223 + (i + 3) * 48 + (j + 0)];
+          A[228055 + (i + 3) * 48 + (j + 1)] = c31 + A[23223 + (i + 3) * 48 + (j + 1)];
+          A[228055 + (i + 3) * 48 + (j + 2)] = c32 + A[23223 + (i + 3) * 48 + (j + 2)];
+        }
+      }
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[229591 + o * 16 + j] = A[228055 + o * 48 + 16 + j];
+      for (let i = 0; i < 512; i++) A[y0_2 + i] = sigmoid32(A[227543 + i] + A[229591 + i]);
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[227543 + o * 16 + j] = A[226007 + o * 48 + 32 + j];
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[229591 + o * 16 + j] = A[226007 + o * 48 + 0 + j];
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[226007 + o * 16 + j] = A[228055 + o * 48 + 0 + j];
+      for (let i = 0; i < 512; i++) A[y0_3 + i] = sigmoid32(A[229591 + i] + A[226007 + i]);
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[y0_4 + o * 16 + j] = A[228055 + o * 48 + 32 + j];
+      for (let i = 0; i < 512; i++) A[y0_5 + i] = tanh32(A[227543 + i] + A[y0_3 + i] * A[y0_4 + i]);
+      for (let i = 0; i < 512; i++) A[224983 + i] = (1 - A[y0_2 + i]) * A[y0_5 + i] + A[y0_2 + i] * A[224471 + i];
+      A.copyWithin(y0_1, 224471, 224983);
+      A.copyWithin(224471, 224983, 225495);
+      for (let r = 0; r < 32; r++) A.copyWithin(24759 + 512 + (r * 7 + t0) * 16, 224983 + r * 16, 224983 + (r + 1) * 16);
     }
+    A.copyWithin(24759, 224471, 224983);
+  }
 }
 function scan5(A) {
-    { // scan over 6 steps: 1 carry, 1 xs, 13 consts
-        A.copyWithin(230103, 24759, 24759 + 512);
-        for (let i0 = 0; i0 < 6; i0++) {
-            const t0 = i0;
-            const y0_2 = 57527 + 3776 + t0 * 512;
-            const y0_3 = 57527 + 6848 + t0 * 3584;
-            const y0_4 = 57527 + 28352 + t0 * 224;
-            const y0_5 = 57527 + 29696 + t0 * 224;
-            const y0_6 = 57527 + 31040 + t0 * 224;
-            const y0_7 = 57527 + 32384 + t0 * 3584;
-            const y0_8 = 57527 + 53888 + t0 * 1024;
-            const y0_9 = 57527 + 60032 + t0 * 512;
-            const y0_10 = 57527 + 63104 + t0 * 512;
-            const y0_11 = 57527 + 66176 + t0 * 512;
-            const y0_12 = 57527 + 69248 + t0 * 512;
-            const y0_13 = 57527 + 72320 + t0 * 512;
-            for (let r = 0; r < 32; r++)
-                A.copyWithin(231127 + r * 10, 20023 + (r * 6 + t0) * 10, 20023 + (r * 6 + t0) * 10 + 10);
-            // graphs/translate.ts:78
-            for (let i = 0; i < 32; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 231127 + (i + 0) * 10;
-                    const ra1 = 231127 + (i + 1) * 10;
-                    const ra2 = 231127 + (i + 2) * 10;
-                    const ra3 = 231127 + (i + 3) * 10;
-                    const rb0 = 1824 + (j + 0);
-                    const rb1 = 1824 + (j + 1);
-                    const rb2 = 1824 + (j + 2);
-                    for (let p = 0; p < 10; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p * 16];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p * 16];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[231991 + (i + 0) * 16 + (j + 0)] = c00;
-                    A[231991 + (i + 0) * 16 + (j + 1)] = c01;
-                    A[231991 + (i + 0) * 16 + (j + 2)] = c02;
-                    A[231991 + (i + 1) * 16 + (j + 0)] = c10;
-                    A[231991 + (i + 1) * 16 + (j + 1)] = c11;
-                    A[231991 + (i + 1) * 16 + (j + 2)] = c12;
-                    A[231991 + (i + 2) * 16 + (j + 0)] = c20;
-                    A[231991 + (i + 2) * 16 + (j + 1)] = c21;
-                    A[231991 + (i + 2) * 16 + (j + 2)] = c22;
-                    A[231991 + (i + 3) * 16 + (j + 0)] = c30;
-                    A[231991 + (i + 3) * 16 + (j + 1)] = c31;
-                    A[231991 + (i + 3) * 16 + (j + 2)] = c32;
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = 231127 + (i + 0) * 10;
-                    const ra1 = 231127 + (i + 1) * 10;
-                    const ra2 = 231127 + (i + 2) * 10;
-                    const ra3 = 231127 + (i + 3) * 10;
-                    const rb0 = 1824 + (15 + 0);
-                    for (let p = 0; p < 10; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p * 16];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[231991 + (i + 0) * 16 + (15 + 0)] = c00;
-                    A[231991 + (i + 1) * 16 + (15 + 0)] = c10;
-                    A[231991 + (i + 2) * 16 + (15 + 0)] = c20;
-                    A[231991 + (i + 3) * 16 + (15 + 0)] = c30;
-                }
-            }
-            // graphs/translate.ts:18
-            for (let i = 0; i < 32; i += 4) {
-                for (let j = 0; j < 15; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 230103 + (i + 0) * 16;
-                    const ra1 = 230103 + (i + 1) * 16;
-                    const ra2 = 230103 + (i + 2) * 16;
-                    const ra3 = 230103 + (i + 3) * 16;
-                    const rb0 = 1984 + (j + 0) * 16;
-                    const rb1 = 1984 + (j + 1) * 16;
-                    const rb2 = 1984 + (j + 2) * 16;
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[232503 + (i + 0) * 16 + (j + 0)] = c00 + A[18103 + (i + 0) * 16 + (j + 0)];
-                    A[232503 + (i + 0) * 16 + (j + 1)] = c01 + A[18103 + (i + 0) * 16 + (j + 1)];
-                    A[232503 + (i + 0) * 16 + (j + 2)] = c02 + A[18103 + (i + 0) * 16 + (j + 2)];
-                    A[232503 + (i + 1) * 16 + (j + 0)] = c10 + A[18103 + (i + 1) * 16 + (j + 0)];
-                    A[232503 + (i + 1) * 16 + (j + 1)] = c11 + A[18103 + (i + 1) * 16 + (j + 1)];
-                    A[232503 + (i + 1) * 16 + (j + 2)] = c12 + A[18103 + (i + 1) * 16 + (j + 2)];
-                    A[232503 + (i + 2) * 16 + (j + 0)] = c20 + A[18103 + (i + 2) * 16 + (j + 0)];
-                    A[232503 + (i + 2) * 16 + (j + 1)] = c21 + A[18103 + (i + 2) * 16 + (j + 1)];
-                    A[232503 + (i + 2) * 16 + (j + 2)] = c22 + A[18103 + (i + 2) * 16 + (j + 2)];
-                    A[232503 + (i + 3) * 16 + (j + 0)] = c30 + A[18103 + (i + 3) * 16 + (j + 0)];
-                    A[232503 + (i + 3) * 16 + (j + 1)] = c31 + A[18103 + (i + 3) * 16 + (j + 1)];
-                    A[232503 + (i + 3) * 16 + (j + 2)] = c32 + A[18103 + (i + 3) * 16 + (j + 2)];
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = 230103 + (i + 0) * 16;
-                    const ra1 = 230103 + (i + 1) * 16;
-                    const ra2 = 230103 + (i + 2) * 16;
-                    const ra3 = 230103 + (i + 3) * 16;
-                    const rb0 = 1984 + (15 + 0) * 16;
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[232503 + (i + 0) * 16 + (15 + 0)] = c00 + A[18103 + (i + 0) * 16 + (15 + 0)];
-                    A[232503 + (i + 1) * 16 + (15 + 0)] = c10 + A[18103 + (i + 1) * 16 + (15 + 0)];
-                    A[232503 + (i + 2) * 16 + (15 + 0)] = c20 + A[18103 + (i + 2) * 16 + (15 + 0)];
-                    A[232503 + (i + 3) * 16 + (15 + 0)] = c30 + A[18103 + (i + 3) * 16 + (15 + 0)];
-                }
-            }
-            // graphs/translate.ts:66
-            for (let i0 = 0; i0 < 32; i0++) {
-                for (let i1 = 0; i1 < 7; i1++) {
-                    for (let i2 = 0; i2 < 16; i2++) {
-                        A[233015 + (i0 * 112 + i1 * 16 + i2 * 1)] = A[232503 + (i0 * 16 + i2 * 1)];
-                    }
-                }
-            }
-            for (let i = 0; i < 3584; i++)
-                A[y0_3 + i] = tanh32((A[233015 + i] + A[53943 + i]));
-            // graphs/translate.ts:18
-            for (let i = 0; i < 224; i += 4) {
-                for (let j = 0; j < 1; j += 1) {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = y0_3 + (i + 0) * 16;
-                    const ra1 = y0_3 + (i + 1) * 16;
-                    const ra2 = y0_3 + (i + 2) * 16;
-                    const ra3 = y0_3 + (i + 3) * 16;
-                    const rb0 = 2528 + (j + 0);
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[232503 + (i + 0) * 1 + (j + 0)] = c00;
-                    A[232503 + (i + 1) * 1 + (j + 0)] = c10;
-                    A[232503 + (i + 2) * 1 + (j + 0)] = c20;
-                    A[232503 + (i + 3) * 1 + (j + 0)] = c30;
-                }
-            }
-            for (let i = 0; i < 224; i++)
-                A[232727 + i] = A[232503 + i] + A[18615 + i];
-            // graphs/translate.ts:38
-            for (let i0 = 0; i0 < 32; i0++) {
-                {
-                    let acc = -Infinity;
-                    for (let i1 = 0; i1 < 7; i1++) {
-                        acc = Math.max(acc, A[232727 + (i0 * 7 + i1 * 1)]);
-                    }
-                    A[232503 + (i0 * 1)] = acc;
-                }
-            }
-            for (let i = 0; i < 32; i++)
-                A[232535 + i] = A[232503 + i];
-            for (let i0 = 0; i0 < 32; i0++) {
-                for (let i1 = 0; i1 < 7; i1++) {
-                    A[232951 + (i0 * 7 + i1 * 1)] = A[232535 + (i0 * 1)];
-                }
-            }
-            for (let i = 0; i < 224; i++)
-                A[y0_4 + i] = Math.exp((A[232727 + i] - A[232951 + i]));
-            // graphs/translate.ts:39
-            for (let i0 = 0; i0 < 32; i0++) {
-                {
-                    let acc = 0;
-                    for (let i1 = 0; i1 < 7; i1++) {
-                        acc = acc + A[y0_4 + (i0 * 7 + i1 * 1)];
-                    }
-                    A[232503 + (i0 * 1)] = acc;
-                }
-            }
-            for (let i0 = 0; i0 < 32; i0++) {
-                for (let i1 = 0; i1 < 7; i1++) {
-                    A[y0_5 + (i0 * 7 + i1 * 1)] = A[232503 + (i0 * 1)];
-                }
-            }
-            for (let i = 0; i < 224; i++)
-                A[231767 + i] = A[y0_4 + i] / A[y0_5 + i];
-            // graphs/translate.ts:68
-            for (let i0 = 0; i0 < 32; i0++) {
-                for (let i1 = 0; i1 < 7; i1++) {
-                    for (let i2 = 0; i2 < 16; i2++) {
-                        A[y0_7 + (i0 * 112 + i1 * 16 + i2 * 1)] = A[231767 + (i0 * 7 + i1 * 1)];
-                    }
-                }
-            }
-            for (let i = 0; i < 3584; i++)
-                A[232503 + i] = A[y0_7 + i] * A[25271 + i];
-            for (let i0 = 0; i0 < 32; i0++) {
-                for (let i2 = 0; i2 < 16; i2++) {
-                    {
-                        let acc = 0;
-                        for (let i1 = 0; i1 < 7; i1++) {
-                            acc = acc + A[232503 + (i0 * 112 + i1 * 16 + i2 * 1)];
-                        }
-                        A[236087 + (i0 * 16 + i2 * 1)] = acc;
-                    }
-                }
-            }
-            // graphs/translate.ts:78
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[y0_8 + o * 32 + 0 + j] = A[231991 + o * 16 + j];
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[y0_8 + o * 32 + 16 + j] = A[236087 + o * 16 + j];
-            // graphs/translate.ts:26
-            for (let i = 0; i < 32; i += 4) {
-                for (let j = 0; j < 48; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = y0_8 + (i + 0) * 32;
-                    const ra1 = y0_8 + (i + 1) * 32;
-                    const ra2 = y0_8 + (i + 2) * 32;
-                    const ra3 = y0_8 + (i + 3) * 32;
-                    const rb0 = 2545 + (j + 0) * 32;
-                    const rb1 = 2545 + (j + 1) * 32;
-                    const rb2 = 2545 + (j + 2) * 32;
-                    for (let p = 0; p < 32; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[231991 + (i + 0) * 48 + (j + 0)] = c00 + A[21943 + (i + 0) * 48 + (j + 0)];
-                    A[231991 + (i + 0) * 48 + (j + 1)] = c01 + A[21943 + (i + 0) * 48 + (j + 1)];
-                    A[231991 + (i + 0) * 48 + (j + 2)] = c02 + A[21943 + (i + 0) * 48 + (j + 2)];
-                    A[231991 + (i + 1) * 48 + (j + 0)] = c10 + A[21943 + (i + 1) * 48 + (j + 0)];
-                    A[231991 + (i + 1) * 48 + (j + 1)] = c11 + A[21943 + (i + 1) * 48 + (j + 1)];
-                    A[231991 + (i + 1) * 48 + (j + 2)] = c12 + A[21943 + (i + 1) * 48 + (j + 2)];
-                    A[231991 + (i + 2) * 48 + (j + 0)] = c20 + A[21943 + (i + 2) * 48 + (j + 0)];
-                    A[231991 + (i + 2) * 48 + (j + 1)] = c21 + A[21943 + (i + 2) * 48 + (j + 1)];
-                    A[231991 + (i + 2) * 48 + (j + 2)] = c22 + A[21943 + (i + 2) * 48 + (j + 2)];
-                    A[231991 + (i + 3) * 48 + (j + 0)] = c30 + A[21943 + (i + 3) * 48 + (j + 0)];
-                    A[231991 + (i + 3) * 48 + (j + 1)] = c31 + A[21943 + (i + 3) * 48 + (j + 1)];
-                    A[231991 + (i + 3) * 48 + (j + 2)] = c32 + A[21943 + (i + 3) * 48 + (j + 2)];
-                }
-            }
-            // graphs/translate.ts:27
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[233527 + o * 16 + j] = A[231991 + o * 48 + 16 + j];
-            // graphs/translate.ts:26
-            for (let i = 0; i < 32; i += 4) {
-                for (let j = 0; j < 48; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 230103 + (i + 0) * 16;
-                    const ra1 = 230103 + (i + 1) * 16;
-                    const ra2 = 230103 + (i + 2) * 16;
-                    const ra3 = 230103 + (i + 3) * 16;
-                    const rb0 = 4081 + (j + 0) * 16;
-                    const rb1 = 4081 + (j + 1) * 16;
-                    const rb2 = 4081 + (j + 2) * 16;
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[234039 + (i + 0) * 48 + (j + 0)] = c00 + A[46775 + (i + 0) * 48 + (j + 0)];
-                    A[234039 + (i + 0) * 48 + (j + 1)] = c01 + A[46775 + (i + 0) * 48 + (j + 1)];
-                    A[234039 + (i + 0) * 48 + (j + 2)] = c02 + A[46775 + (i + 0) * 48 + (j + 2)];
-                    A[234039 + (i + 1) * 48 + (j + 0)] = c10 + A[46775 + (i + 1) * 48 + (j + 0)];
-                    A[234039 + (i + 1) * 48 + (j + 1)] = c11 + A[46775 + (i + 1) * 48 + (j + 1)];
-                    A[234039 + (i + 1) * 48 + (j + 2)] = c12 + A[46775 + (i + 1) * 48 + (j + 2)];
-                    A[234039 + (i + 2) * 48 + (j + 0)] = c20 + A[46775 + (i + 2) * 48 + (j + 0)];
-                    A[234039 + (i + 2) * 48 + (j + 1)] = c21 + A[46775 + (i + 2) * 48 + (j + 1)];
-                    A[234039 + (i + 2) * 48 + (j + 2)] = c22 + A[46775 + (i + 2) * 48 + (j + 2)];
-                    A[234039 + (i + 3) * 48 + (j + 0)] = c30 + A[46775 + (i + 3) * 48 + (j + 0)];
-                    A[234039 + (i + 3) * 48 + (j + 1)] = c31 + A[46775 + (i + 3) * 48 + (j + 1)];
-                    A[234039 + (i + 3) * 48 + (j + 2)] = c32 + A[46775 + (i + 3) * 48 + (j + 2)];
-                }
-            }
-            // graphs/translate.ts:27
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[235575 + o * 16 + j] = A[234039 + o * 48 + 16 + j];
-            // graphs/translate.ts:29
-            for (let i = 0; i < 512; i++)
-                A[y0_9 + i] = sigmoid32((A[233527 + i] + A[235575 + i]));
-            // graphs/translate.ts:27
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[233527 + o * 16 + j] = A[231991 + o * 48 + 32 + j];
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[235575 + o * 16 + j] = A[231991 + o * 48 + 0 + j];
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[231991 + o * 16 + j] = A[234039 + o * 48 + 0 + j];
-            // graphs/translate.ts:28
-            for (let i = 0; i < 512; i++)
-                A[y0_10 + i] = sigmoid32((A[235575 + i] + A[231991 + i]));
-            // graphs/translate.ts:27
-            for (let o = 0; o < 32; o++)
-                for (let j = 0; j < 16; j++)
-                    A[y0_11 + o * 16 + j] = A[234039 + o * 48 + 32 + j];
-            // graphs/translate.ts:30
-            for (let i = 0; i < 512; i++)
-                A[y0_12 + i] = tanh32((A[233527 + i] + (A[y0_10 + i] * A[y0_11 + i])));
-            // graphs/translate.ts:31
-            for (let i = 0; i < 512; i++)
-                A[230615 + i] = ((1 - A[y0_9 + i]) * A[y0_12 + i]) + (A[y0_9 + i] * A[230103 + i]);
-            // graphs/translate.ts:18
-            for (let i = 0; i < 32; i += 4) {
-                for (let j = 0; j < 9; j += 3) {
-                    let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                    const ra0 = 230615 + (i + 0) * 16;
-                    const ra1 = 230615 + (i + 1) * 16;
-                    const ra2 = 230615 + (i + 2) * 16;
-                    const ra3 = 230615 + (i + 3) * 16;
-                    const rb0 = 4945 + (j + 0) * 16;
-                    const rb1 = 4945 + (j + 1) * 16;
-                    const rb2 = 4945 + (j + 2) * 16;
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                        const b1 = A[rb1 + p];
-                        c01 += a0 * b1;
-                        c11 += a1 * b1;
-                        c21 += a2 * b1;
-                        c31 += a3 * b1;
-                        const b2 = A[rb2 + p];
-                        c02 += a0 * b2;
-                        c12 += a1 * b2;
-                        c22 += a2 * b2;
-                        c32 += a3 * b2;
-                    }
-                    A[231447 + (i + 0) * 10 + (j + 0)] = c00 + A[18839 + (i + 0) * 10 + (j + 0)];
-                    A[231447 + (i + 0) * 10 + (j + 1)] = c01 + A[18839 + (i + 0) * 10 + (j + 1)];
-                    A[231447 + (i + 0) * 10 + (j + 2)] = c02 + A[18839 + (i + 0) * 10 + (j + 2)];
-                    A[231447 + (i + 1) * 10 + (j + 0)] = c10 + A[18839 + (i + 1) * 10 + (j + 0)];
-                    A[231447 + (i + 1) * 10 + (j + 1)] = c11 + A[18839 + (i + 1) * 10 + (j + 1)];
-                    A[231447 + (i + 1) * 10 + (j + 2)] = c12 + A[18839 + (i + 1) * 10 + (j + 2)];
-                    A[231447 + (i + 2) * 10 + (j + 0)] = c20 + A[18839 + (i + 2) * 10 + (j + 0)];
-                    A[231447 + (i + 2) * 10 + (j + 1)] = c21 + A[18839 + (i + 2) * 10 + (j + 1)];
-                    A[231447 + (i + 2) * 10 + (j + 2)] = c22 + A[18839 + (i + 2) * 10 + (j + 2)];
-                    A[231447 + (i + 3) * 10 + (j + 0)] = c30 + A[18839 + (i + 3) * 10 + (j + 0)];
-                    A[231447 + (i + 3) * 10 + (j + 1)] = c31 + A[18839 + (i + 3) * 10 + (j + 1)];
-                    A[231447 + (i + 3) * 10 + (j + 2)] = c32 + A[18839 + (i + 3) * 10 + (j + 2)];
-                }
-                {
-                    let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                    const ra0 = 230615 + (i + 0) * 16;
-                    const ra1 = 230615 + (i + 1) * 16;
-                    const ra2 = 230615 + (i + 2) * 16;
-                    const ra3 = 230615 + (i + 3) * 16;
-                    const rb0 = 4945 + (9 + 0) * 16;
-                    for (let p = 0; p < 16; p++) {
-                        const a0 = A[ra0 + p];
-                        const a1 = A[ra1 + p];
-                        const a2 = A[ra2 + p];
-                        const a3 = A[ra3 + p];
-                        const b0 = A[rb0 + p];
-                        c00 += a0 * b0;
-                        c10 += a1 * b0;
-                        c20 += a2 * b0;
-                        c30 += a3 * b0;
-                    }
-                    A[231447 + (i + 0) * 10 + (9 + 0)] = c00 + A[18839 + (i + 0) * 10 + (9 + 0)];
-                    A[231447 + (i + 1) * 10 + (9 + 0)] = c10 + A[18839 + (i + 1) * 10 + (9 + 0)];
-                    A[231447 + (i + 2) * 10 + (9 + 0)] = c20 + A[18839 + (i + 2) * 10 + (9 + 0)];
-                    A[231447 + (i + 3) * 10 + (9 + 0)] = c30 + A[18839 + (i + 3) * 10 + (9 + 0)];
-                }
-            }
-            // (derived)
-            A.copyWithin(y0_2, 230103, 230615);
-            A.copyWithin(y0_6, 231767, 231991);
-            A.copyWithin(y0_13, 230615, 231127);
-            A.copyWithin(230103, 230615, 231127);
-            for (let r = 0; r < 32; r++)
-                A.copyWithin(57527 + 512 + (r * 6 + t0) * 10, 231447 + r * 10, 231447 + (r + 1) * 10);
-            for (let r = 0; r < 32; r++)
-                A.copyWithin(57527 + 2432 + (r * 6 + t0) * 7, 231767 + r * 7, 231767 + (r + 1) * 7);
+  {
+    A.copyWithin(230103, 24759, 24759 + 512);
+    for (let i0 = 0; i0 < 6; i0++) {
+      const t0 = i0;
+      const y0_2 = 57527 + 3776 + t0 * 512;
+      const y0_3 = 57527 + 6848 + t0 * 3584;
+      const y0_4 = 57527 + 28352 + t0 * 224;
+      const y0_5 = 57527 + 29696 + t0 * 224;
+      const y0_6 = 57527 + 31040 + t0 * 224;
+      const y0_7 = 57527 + 32384 + t0 * 3584;
+      const y0_8 = 57527 + 53888 + t0 * 1024;
+      const y0_9 = 57527 + 60032 + t0 * 512;
+      const y0_10 = 57527 + 63104 + t0 * 512;
+      const y0_11 = 57527 + 66176 + t0 * 512;
+      const y0_12 = 57527 + 69248 + t0 * 512;
+      const y0_13 = 57527 + 72320 + t0 * 512;
+      for (let r = 0; r < 32; r++) A.copyWithin(231127 + r * 10, 20023 + (r * 6 + t0) * 10, 20023 + (r * 6 + t0) * 10 + 10);
+      for (let i = 0; i < 32; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 231127 + (i + 0) * 10;
+          const ra1 = 231127 + (i + 1) * 10;
+          const ra2 = 231127 + (i + 2) * 10;
+          const ra3 = 231127 + (i + 3) * 10;
+          const rb0 = 1824 + (j + 0);
+          const rb1 = 1824 + (j + 1);
+          const rb2 = 1824 + (j + 2);
+          for (let p = 0; p < 10; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p * 16];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p * 16];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[231991 + (i + 0) * 16 + (j + 0)] = c00;
+          A[231991 + (i + 0) * 16 + (j + 1)] = c01;
+          A[231991 + (i + 0) * 16 + (j + 2)] = c02;
+          A[231991 + (i + 1) * 16 + (j + 0)] = c10;
+          A[231991 + (i + 1) * 16 + (j + 1)] = c11;
+          A[231991 + (i + 1) * 16 + (j + 2)] = c12;
+          A[231991 + (i + 2) * 16 + (j + 0)] = c20;
+          A[231991 + (i + 2) * 16 + (j + 1)] = c21;
+          A[231991 + (i + 2) * 16 + (j + 2)] = c22;
+          A[231991 + (i + 3) * 16 + (j + 0)] = c30;
+          A[231991 + (i + 3) * 16 + (j + 1)] = c31;
+          A[231991 + (i + 3) * 16 + (j + 2)] = c32;
         }
-        A.copyWithin(57527, 230103, 230615);
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = 231127 + (i + 0) * 10;
+          const ra1 = 231127 + (i + 1) * 10;
+          const ra2 = 231127 + (i + 2) * 10;
+          const ra3 = 231127 + (i + 3) * 10;
+          const rb0 = 1824 + (15 + 0);
+          for (let p = 0; p < 10; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p * 16];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[231991 + (i + 0) * 16 + (15 + 0)] = c00;
+          A[231991 + (i + 1) * 16 + (15 + 0)] = c10;
+          A[231991 + (i + 2) * 16 + (15 + 0)] = c20;
+          A[231991 + (i + 3) * 16 + (15 + 0)] = c30;
+        }
+      }
+      for (let i = 0; i < 32; i += 4) {
+        for (let j = 0; j < 15; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 230103 + (i + 0) * 16;
+          const ra1 = 230103 + (i + 1) * 16;
+          const ra2 = 230103 + (i + 2) * 16;
+          const ra3 = 230103 + (i + 3) * 16;
+          const rb0 = 1984 + (j + 0) * 16;
+          const rb1 = 1984 + (j + 1) * 16;
+          const rb2 = 1984 + (j + 2) * 16;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[232503 + (i + 0) * 16 + (j + 0)] = c00 + A[18103 + (i + 0) * 16 + (j + 0)];
+          A[232503 + (i + 0) * 16 + (j + 1)] = c01 + A[18103 + (i + 0) * 16 + (j + 1)];
+          A[232503 + (i + 0) * 16 + (j + 2)] = c02 + A[18103 + (i + 0) * 16 + (j + 2)];
+          A[232503 + (i + 1) * 16 + (j + 0)] = c10 + A[18103 + (i + 1) * 16 + (j + 0)];
+          A[232503 + (i + 1) * 16 + (j + 1)] = c11 + A[18103 + (i + 1) * 16 + (j + 1)];
+          A[232503 + (i + 1) * 16 + (j + 2)] = c12 + A[18103 + (i + 1) * 16 + (j + 2)];
+          A[232503 + (i + 2) * 16 + (j + 0)] = c20 + A[18103 + (i + 2) * 16 + (j + 0)];
+          A[232503 + (i + 2) * 16 + (j + 1)] = c21 + A[18103 + (i + 2) * 16 + (j + 1)];
+          A[232503 + (i + 2) * 16 + (j + 2)] = c22 + A[18103 + (i + 2) * 16 + (j + 2)];
+          A[232503 + (i + 3) * 16 + (j + 0)] = c30 + A[18103 + (i + 3) * 16 + (j + 0)];
+          A[232503 + (i + 3) * 16 + (j + 1)] = c31 + A[18103 + (i + 3) * 16 + (j + 1)];
+          A[232503 + (i + 3) * 16 + (j + 2)] = c32 + A[18103 + (i + 3) * 16 + (j + 2)];
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = 230103 + (i + 0) * 16;
+          const ra1 = 230103 + (i + 1) * 16;
+          const ra2 = 230103 + (i + 2) * 16;
+          const ra3 = 230103 + (i + 3) * 16;
+          const rb0 = 1984 + (15 + 0) * 16;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[232503 + (i + 0) * 16 + (15 + 0)] = c00 + A[18103 + (i + 0) * 16 + (15 + 0)];
+          A[232503 + (i + 1) * 16 + (15 + 0)] = c10 + A[18103 + (i + 1) * 16 + (15 + 0)];
+          A[232503 + (i + 2) * 16 + (15 + 0)] = c20 + A[18103 + (i + 2) * 16 + (15 + 0)];
+          A[232503 + (i + 3) * 16 + (15 + 0)] = c30 + A[18103 + (i + 3) * 16 + (15 + 0)];
+        }
+      }
+      for (let i02 = 0; i02 < 32; i02++) {
+        for (let i1 = 0; i1 < 7; i1++) {
+          for (let i2 = 0; i2 < 16; i2++) {
+            A[233015 + (i02 * 112 + i1 * 16 + i2 * 1)] = A[232503 + (i02 * 16 + i2 * 1)];
+          }
+        }
+      }
+      for (let i = 0; i < 3584; i++) A[y0_3 + i] = tanh32(A[233015 + i] + A[53943 + i]);
+      for (let i = 0; i < 224; i += 4) {
+        for (let j = 0; j < 1; j += 1) {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = y0_3 + (i + 0) * 16;
+          const ra1 = y0_3 + (i + 1) * 16;
+          const ra2 = y0_3 + (i + 2) * 16;
+          const ra3 = y0_3 + (i + 3) * 16;
+          const rb0 = 2528 + (j + 0);
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[232503 + (i + 0) * 1 + (j + 0)] = c00;
+          A[232503 + (i + 1) * 1 + (j + 0)] = c10;
+          A[232503 + (i + 2) * 1 + (j + 0)] = c20;
+          A[232503 + (i + 3) * 1 + (j + 0)] = c30;
+        }
+      }
+      for (let i = 0; i < 224; i++) A[232727 + i] = A[232503 + i] + A[18615 + i];
+      for (let i02 = 0; i02 < 32; i02++) {
+        {
+          let acc = -Infinity;
+          for (let i1 = 0; i1 < 7; i1++) {
+            acc = Math.max(acc, A[232727 + (i02 * 7 + i1 * 1)]);
+          }
+          A[232503 + i02 * 1] = acc;
+        }
+      }
+      for (let i = 0; i < 32; i++) A[232535 + i] = A[232503 + i];
+      for (let i02 = 0; i02 < 32; i02++) {
+        for (let i1 = 0; i1 < 7; i1++) {
+          A[232951 + (i02 * 7 + i1 * 1)] = A[232535 + i02 * 1];
+        }
+      }
+      for (let i = 0; i < 224; i++) A[y0_4 + i] = Math.exp(A[232727 + i] - A[232951 + i]);
+      for (let i02 = 0; i02 < 32; i02++) {
+        {
+          let acc = 0;
+          for (let i1 = 0; i1 < 7; i1++) {
+            acc = acc + A[y0_4 + (i02 * 7 + i1 * 1)];
+          }
+          A[232503 + i02 * 1] = acc;
+        }
+      }
+      for (let i02 = 0; i02 < 32; i02++) {
+        for (let i1 = 0; i1 < 7; i1++) {
+          A[y0_5 + (i02 * 7 + i1 * 1)] = A[232503 + i02 * 1];
+        }
+      }
+      for (let i = 0; i < 224; i++) A[231767 + i] = A[y0_4 + i] / A[y0_5 + i];
+      for (let i02 = 0; i02 < 32; i02++) {
+        for (let i1 = 0; i1 < 7; i1++) {
+          for (let i2 = 0; i2 < 16; i2++) {
+            A[y0_7 + (i02 * 112 + i1 * 16 + i2 * 1)] = A[231767 + (i02 * 7 + i1 * 1)];
+          }
+        }
+      }
+      for (let i = 0; i < 3584; i++) A[232503 + i] = A[y0_7 + i] * A[25271 + i];
+      for (let i02 = 0; i02 < 32; i02++) {
+        for (let i2 = 0; i2 < 16; i2++) {
+          {
+            let acc = 0;
+            for (let i1 = 0; i1 < 7; i1++) {
+              acc = acc + A[232503 + (i02 * 112 + i1 * 16 + i2 * 1)];
+            }
+            A[236087 + (i02 * 16 + i2 * 1)] = acc;
+          }
+        }
+      }
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[y0_8 + o * 32 + 0 + j] = A[231991 + o * 16 + j];
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[y0_8 + o * 32 + 16 + j] = A[236087 + o * 16 + j];
+      for (let i = 0; i < 32; i += 4) {
+        for (let j = 0; j < 48; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = y0_8 + (i + 0) * 32;
+          const ra1 = y0_8 + (i + 1) * 32;
+          const ra2 = y0_8 + (i + 2) * 32;
+          const ra3 = y0_8 + (i + 3) * 32;
+          const rb0 = 2545 + (j + 0) * 32;
+          const rb1 = 2545 + (j + 1) * 32;
+          const rb2 = 2545 + (j + 2) * 32;
+          for (let p = 0; p < 32; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[231991 + (i + 0) * 48 + (j + 0)] = c00 + A[21943 + (i + 0) * 48 + (j + 0)];
+          A[231991 + (i + 0) * 48 + (j + 1)] = c01 + A[21943 + (i + 0) * 48 + (j + 1)];
+          A[231991 + (i + 0) * 48 + (j + 2)] = c02 + A[21943 + (i + 0) * 48 + (j + 2)];
+          A[231991 + (i + 1) * 48 + (j + 0)] = c10 + A[21943 + (i + 1) * 48 + (j + 0)];
+          A[231991 + (i + 1) * 48 + (j + 1)] = c11 + A[21943 + (i + 1) * 48 + (j + 1)];
+          A[231991 + (i + 1) * 48 + (j + 2)] = c12 + A[21943 + (i + 1) * 48 + (j + 2)];
+          A[231991 + (i + 2) * 48 + (j + 0)] = c20 + A[21943 + (i + 2) * 48 + (j + 0)];
+          A[231991 + (i + 2) * 48 + (j + 1)] = c21 + A[21943 + (i + 2) * 48 + (j + 1)];
+          A[231991 + (i + 2) * 48 + (j + 2)] = c22 + A[21943 + (i + 2) * 48 + (j + 2)];
+          A[231991 + (i + 3) * 48 + (j + 0)] = c30 + A[21943 + (i + 3) * 48 + (j + 0)];
+          A[231991 + (i + 3) * 48 + (j + 1)] = c31 + A[21943 + (i + 3) * 48 + (j + 1)];
+          A[231991 + (i + 3) * 48 + (j + 2)] = c32 + A[21943 + (i + 3) * 48 + (j + 2)];
+        }
+      }
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[233527 + o * 16 + j] = A[231991 + o * 48 + 16 + j];
+      for (let i = 0; i < 32; i += 4) {
+        for (let j = 0; j < 48; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 230103 + (i + 0) * 16;
+          const ra1 = 230103 + (i + 1) * 16;
+          const ra2 = 230103 + (i + 2) * 16;
+          const ra3 = 230103 + (i + 3) * 16;
+          const rb0 = 4081 + (j + 0) * 16;
+          const rb1 = 4081 + (j + 1) * 16;
+          const rb2 = 4081 + (j + 2) * 16;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[234039 + (i + 0) * 48 + (j + 0)] = c00 + A[46775 + (i + 0) * 48 + (j + 0)];
+          A[234039 + (i + 0) * 48 + (j + 1)] = c01 + A[46775 + (i + 0) * 48 + (j + 1)];
+          A[234039 + (i + 0) * 48 + (j + 2)] = c02 + A[46775 + (i + 0) * 48 + (j + 2)];
+          A[234039 + (i + 1) * 48 + (j + 0)] = c10 + A[46775 + (i + 1) * 48 + (j + 0)];
+          A[234039 + (i + 1) * 48 + (j + 1)] = c11 + A[46775 + (i + 1) * 48 + (j + 1)];
+          A[234039 + (i + 1) * 48 + (j + 2)] = c12 + A[46775 + (i + 1) * 48 + (j + 2)];
+          A[234039 + (i + 2) * 48 + (j + 0)] = c20 + A[46775 + (i + 2) * 48 + (j + 0)];
+          A[234039 + (i + 2) * 48 + (j + 1)] = c21 + A[46775 + (i + 2) * 48 + (j + 1)];
+          A[234039 + (i + 2) * 48 + (j + 2)] = c22 + A[46775 + (i + 2) * 48 + (j + 2)];
+          A[234039 + (i + 3) * 48 + (j + 0)] = c30 + A[46775 + (i + 3) * 48 + (j + 0)];
+          A[234039 + (i + 3) * 48 + (j + 1)] = c31 + A[46775 + (i + 3) * 48 + (j + 1)];
+          A[234039 + (i + 3) * 48 + (j + 2)] = c32 + A[46775 + (i + 3) * 48 + (j + 2)];
+        }
+      }
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[235575 + o * 16 + j] = A[234039 + o * 48 + 16 + j];
+      for (let i = 0; i < 512; i++) A[y0_9 + i] = sigmoid32(A[233527 + i] + A[235575 + i]);
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[233527 + o * 16 + j] = A[231991 + o * 48 + 32 + j];
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[235575 + o * 16 + j] = A[231991 + o * 48 + 0 + j];
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[231991 + o * 16 + j] = A[234039 + o * 48 + 0 + j];
+      for (let i = 0; i < 512; i++) A[y0_10 + i] = sigmoid32(A[235575 + i] + A[231991 + i]);
+      for (let o = 0; o < 32; o++) for (let j = 0; j < 16; j++) A[y0_11 + o * 16 + j] = A[234039 + o * 48 + 32 + j];
+      for (let i = 0; i < 512; i++) A[y0_12 + i] = tanh32(A[233527 + i] + A[y0_10 + i] * A[y0_11 + i]);
+      for (let i = 0; i < 512; i++) A[230615 + i] = (1 - A[y0_9 + i]) * A[y0_12 + i] + A[y0_9 + i] * A[230103 + i];
+      for (let i = 0; i < 32; i += 4) {
+        for (let j = 0; j < 9; j += 3) {
+          let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+          const ra0 = 230615 + (i + 0) * 16;
+          const ra1 = 230615 + (i + 1) * 16;
+          const ra2 = 230615 + (i + 2) * 16;
+          const ra3 = 230615 + (i + 3) * 16;
+          const rb0 = 4945 + (j + 0) * 16;
+          const rb1 = 4945 + (j + 1) * 16;
+          const rb2 = 4945 + (j + 2) * 16;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+            const b1 = A[rb1 + p];
+            c01 += a0 * b1;
+            c11 += a1 * b1;
+            c21 += a2 * b1;
+            c31 += a3 * b1;
+            const b2 = A[rb2 + p];
+            c02 += a0 * b2;
+            c12 += a1 * b2;
+            c22 += a2 * b2;
+            c32 += a3 * b2;
+          }
+          A[231447 + (i + 0) * 10 + (j + 0)] = c00 + A[18839 + (i + 0) * 10 + (j + 0)];
+          A[231447 + (i + 0) * 10 + (j + 1)] = c01 + A[18839 + (i + 0) * 10 + (j + 1)];
+          A[231447 + (i + 0) * 10 + (j + 2)] = c02 + A[18839 + (i + 0) * 10 + (j + 2)];
+          A[231447 + (i + 1) * 10 + (j + 0)] = c10 + A[18839 + (i + 1) * 10 + (j + 0)];
+          A[231447 + (i + 1) * 10 + (j + 1)] = c11 + A[18839 + (i + 1) * 10 + (j + 1)];
+          A[231447 + (i + 1) * 10 + (j + 2)] = c12 + A[18839 + (i + 1) * 10 + (j + 2)];
+          A[231447 + (i + 2) * 10 + (j + 0)] = c20 + A[18839 + (i + 2) * 10 + (j + 0)];
+          A[231447 + (i + 2) * 10 + (j + 1)] = c21 + A[18839 + (i + 2) * 10 + (j + 1)];
+          A[231447 + (i + 2) * 10 + (j + 2)] = c22 + A[18839 + (i + 2) * 10 + (j + 2)];
+          A[231447 + (i + 3) * 10 + (j + 0)] = c30 + A[18839 + (i + 3) * 10 + (j + 0)];
+          A[231447 + (i + 3) * 10 + (j + 1)] = c31 + A[18839 + (i + 3) * 10 + (j + 1)];
+          A[231447 + (i + 3) * 10 + (j + 2)] = c32 + A[18839 + (i + 3) * 10 + (j + 2)];
+        }
+        {
+          let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+          const ra0 = 230615 + (i + 0) * 16;
+          const ra1 = 230615 + (i + 1) * 16;
+          const ra2 = 230615 + (i + 2) * 16;
+          const ra3 = 230615 + (i + 3) * 16;
+          const rb0 = 4945 + (9 + 0) * 16;
+          for (let p = 0; p < 16; p++) {
+            const a0 = A[ra0 + p];
+            const a1 = A[ra1 + p];
+            const a2 = A[ra2 + p];
+            const a3 = A[ra3 + p];
+            const b0 = A[rb0 + p];
+            c00 += a0 * b0;
+            c10 += a1 * b0;
+            c20 += a2 * b0;
+            c30 += a3 * b0;
+          }
+          A[231447 + (i + 0) * 10 + (9 + 0)] = c00 + A[18839 + (i + 0) * 10 + (9 + 0)];
+          A[231447 + (i + 1) * 10 + (9 + 0)] = c10 + A[18839 + (i + 1) * 10 + (9 + 0)];
+          A[231447 + (i + 2) * 10 + (9 + 0)] = c20 + A[18839 + (i + 2) * 10 + (9 + 0)];
+          A[231447 + (i + 3) * 10 + (9 + 0)] = c30 + A[18839 + (i + 3) * 10 + (9 + 0)];
+        }
+      }
+      A.copyWithin(y0_2, 230103, 230615);
+      A.copyWithin(y0_6, 231767, 231991);
+      A.copyWithin(y0_13, 230615, 231127);
+      A.copyWithin(230103, 230615, 231127);
+      for (let r = 0; r < 32; r++) A.copyWithin(57527 + 512 + (r * 6 + t0) * 10, 231447 + r * 10, 231447 + (r + 1) * 10);
+      for (let r = 0; r < 32; r++) A.copyWithin(57527 + 2432 + (r * 6 + t0) * 7, 231767 + r * 7, 231767 + (r + 1) * 7);
     }
+    A.copyWithin(57527, 230103, 230615);
+  }
 }
 function read(A, s) {
-    return { shape: [...s.shape], data: Array.from(A.subarray(s.offset, s.offset + s.size)) };
+  return { shape: [...s.shape], data: Array.from(A.subarray(s.offset, s.offset + s.size)) };
 }
-/** Trains the compiled model: `step(data)` runs forward, loss, backward and the optimizer on one batch. */
 export class Trainer {
-    /** Every value the trainer keeps: parameters, gradients, data, outputs, temporaries, optimizer state. */
-    arena;
-    lr;
-    /** Optimizer steps taken (Adam's t). */
-    steps = 0;
-    constructor(options = {}) {
-        this.arena = new Float32Array(246829);
-        this.lr = options.lr ?? SPEC.lr;
-        const next = mulberry32(options.seed ?? SPEC.seed);
-        for (const p of PARAMS) {
-            for (let i = 0; i < p.size; i++)
-                this.arena[p.offset + i] = p.init.kind === 'uniform' ? (2 * next() - 1) * p.init.bound : p.init.kind === 'fill' ? p.init.value : p.init.data[i];
-        }
-        if (options.params)
-            this.setParams(options.params);
+  /** Every value the trainer keeps: parameters, gradients, data, outputs, temporaries, optimizer state. */
+  arena;
+  lr;
+  /** Optimizer steps taken (Adam's t). */
+  steps = 0;
+  constructor(options = {}) {
+    this.arena = new Float32Array(246829);
+    this.lr = options.lr ?? SPEC.lr;
+    const next = mulberry32(options.seed ?? SPEC.seed);
+    for (const p of PARAMS) {
+      for (let i = 0; i < p.size; i++) this.arena[p.offset + i] = p.init.kind === "uniform" ? (2 * next() - 1) * p.init.bound : p.init.kind === "fill" ? p.init.value : p.init.data[i];
     }
-    /** Binds one batch: every input by name, row-major in its shape. */
-    bind(data) {
-        for (const s of INPUTS) {
-            const v = data[s.name];
-            if (v === undefined)
-                throw new RangeError(`missing input ${s.name} [${s.shape.join(', ')}]`);
-            if (v.length !== s.size)
-                throw new RangeError(`input ${s.name}: expected ${s.size} values [${s.shape.join(', ')}], got ${v.length}`);
-            for (let i = 0; i < s.size; i++)
-                this.arena[s.offset + i] = v[i];
-        }
+    if (options.params) this.setParams(options.params);
+  }
+  /** Binds one batch: every input by name, row-major in its shape. */
+  bind(data) {
+    for (const s of INPUTS) {
+      const v = data[s.name];
+      if (v === void 0) throw new RangeError(`missing input ${s.name} [${s.shape.join(", ")}]`);
+      if (v.length !== s.size) throw new RangeError(`input ${s.name}: expected ${s.size} values [${s.shape.join(", ")}], got ${v.length}`);
+      for (let i = 0; i < s.size; i++) this.arena[s.offset + i] = v[i];
     }
-    train() {
-        const A = this.arena;
-        // graphs/translate.ts:58
-        for (let i = 0; i < 224; i += 4) {
-            for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 10230 + (i + 0) * 12;
-                const ra1 = 10230 + (i + 1) * 12;
-                const ra2 = 10230 + (i + 2) * 12;
-                const ra3 = 10230 + (i + 3) * 12;
-                const rb0 = (j + 0);
-                const rb1 = (j + 1);
-                const rb2 = (j + 2);
-                for (let p = 0; p < 12; p++) {
-                    const a0 = A[ra0 + p];
-                    const a1 = A[ra1 + p];
-                    const a2 = A[ra2 + p];
-                    const a3 = A[ra3 + p];
-                    const b0 = A[rb0 + p * 16];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                    const b1 = A[rb1 + p * 16];
-                    c01 += a0 * b1;
-                    c11 += a1 * b1;
-                    c21 += a2 * b1;
-                    c31 += a3 * b1;
-                    const b2 = A[rb2 + p * 16];
-                    c02 += a0 * b2;
-                    c12 += a1 * b2;
-                    c22 += a2 * b2;
-                    c32 += a3 * b2;
-                }
-                A[18103 + (i + 0) * 16 + (j + 0)] = c00;
-                A[18103 + (i + 0) * 16 + (j + 1)] = c01;
-                A[18103 + (i + 0) * 16 + (j + 2)] = c02;
-                A[18103 + (i + 1) * 16 + (j + 0)] = c10;
-                A[18103 + (i + 1) * 16 + (j + 1)] = c11;
-                A[18103 + (i + 1) * 16 + (j + 2)] = c12;
-                A[18103 + (i + 2) * 16 + (j + 0)] = c20;
-                A[18103 + (i + 2) * 16 + (j + 1)] = c21;
-                A[18103 + (i + 2) * 16 + (j + 2)] = c22;
-                A[18103 + (i + 3) * 16 + (j + 0)] = c30;
-                A[18103 + (i + 3) * 16 + (j + 1)] = c31;
-                A[18103 + (i + 3) * 16 + (j + 2)] = c32;
-            }
-            {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 10230 + (i + 0) * 12;
-                const ra1 = 10230 + (i + 1) * 12;
-                const ra2 = 10230 + (i + 2) * 12;
-                const ra3 = 10230 + (i + 3) * 12;
-                const rb0 = (15 + 0);
-                for (let p = 0; p < 12; p++) {
-                    const a0 = A[ra0 + p];
-                    const a1 = A[ra1 + p];
-                    const a2 = A[ra2 + p];
-                    const a3 = A[ra3 + p];
-                    const b0 = A[rb0 + p * 16];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                }
-                A[18103 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[18103 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[18103 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[18103 + (i + 3) * 16 + (15 + 0)] = c30;
-            }
+  }
+  train() {
+    const A = this.arena;
+    for (let i = 0; i < 224; i += 4) {
+      for (let j = 0; j < 15; j += 3) {
+        let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+        const ra0 = 10230 + (i + 0) * 12;
+        const ra1 = 10230 + (i + 1) * 12;
+        const ra2 = 10230 + (i + 2) * 12;
+        const ra3 = 10230 + (i + 3) * 12;
+        const rb0 = j + 0;
+        const rb1 = j + 1;
+        const rb2 = j + 2;
+        for (let p = 0; p < 12; p++) {
+          const a0 = A[ra0 + p];
+          const a1 = A[ra1 + p];
+          const a2 = A[ra2 + p];
+          const a3 = A[ra3 + p];
+          const b0 = A[rb0 + p * 16];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
+          const b1 = A[rb1 + p * 16];
+          c01 += a0 * b1;
+          c11 += a1 * b1;
+          c21 += a2 * b1;
+          c31 += a3 * b1;
+          const b2 = A[rb2 + p * 16];
+          c02 += a0 * b2;
+          c12 += a1 * b2;
+          c22 += a2 * b2;
+          c32 += a3 * b2;
         }
-        // graphs/translate.ts:26
-        for (let i0 = 0; i0 < 32; i0++) {
-            for (let i1 = 0; i1 < 48; i1++) {
-                A[21687 + (i0 * 48 + i1 * 1)] = A[1728 + (i1 * 1)];
-            }
+        A[18103 + (i + 0) * 16 + (j + 0)] = c00;
+        A[18103 + (i + 0) * 16 + (j + 1)] = c01;
+        A[18103 + (i + 0) * 16 + (j + 2)] = c02;
+        A[18103 + (i + 1) * 16 + (j + 0)] = c10;
+        A[18103 + (i + 1) * 16 + (j + 1)] = c11;
+        A[18103 + (i + 1) * 16 + (j + 2)] = c12;
+        A[18103 + (i + 2) * 16 + (j + 0)] = c20;
+        A[18103 + (i + 2) * 16 + (j + 1)] = c21;
+        A[18103 + (i + 2) * 16 + (j + 2)] = c22;
+        A[18103 + (i + 3) * 16 + (j + 0)] = c30;
+        A[18103 + (i + 3) * 16 + (j + 1)] = c31;
+        A[18103 + (i + 3) * 16 + (j + 2)] = c32;
+      }
+      {
+        let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+        const ra0 = 10230 + (i + 0) * 12;
+        const ra1 = 10230 + (i + 1) * 12;
+        const ra2 = 10230 + (i + 2) * 12;
+        const ra3 = 10230 + (i + 3) * 12;
+        const rb0 = 15 + 0;
+        for (let p = 0; p < 12; p++) {
+          const a0 = A[ra0 + p];
+          const a1 = A[ra1 + p];
+          const a2 = A[ra2 + p];
+          const a3 = A[ra3 + p];
+          const b0 = A[rb0 + p * 16];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
         }
-        for (let i0 = 0; i0 < 32; i0++) {
-            for (let i1 = 0; i1 < 48; i1++) {
-                A[23223 + (i0 * 48 + i1 * 1)] = A[1776 + (i1 * 1)];
-            }
+        A[18103 + (i + 0) * 16 + (15 + 0)] = c00;
+        A[18103 + (i + 1) * 16 + (15 + 0)] = c10;
+        A[18103 + (i + 2) * 16 + (15 + 0)] = c20;
+        A[18103 + (i + 3) * 16 + (15 + 0)] = c30;
+      }
+    }
+    for (let i0 = 0; i0 < 32; i0++) {
+      for (let i1 = 0; i1 < 48; i1++) {
+        A[21687 + (i0 * 48 + i1 * 1)] = A[1728 + i1 * 1];
+      }
+    }
+    for (let i0 = 0; i0 < 32; i0++) {
+      for (let i1 = 0; i1 < 48; i1++) {
+        A[23223 + (i0 * 48 + i1 * 1)] = A[1776 + i1 * 1];
+      }
+    }
+    scan0(A);
+    A[46775] = 1;
+    A[46776] = 0;
+    A[46777] = 0;
+    A[46778] = 0;
+    A[46779] = 0;
+    A[46780] = 0;
+    A[46781] = 0;
+    A[46782] = 0;
+    A[46783] = 0;
+    A[46784] = 0;
+    A[46785] = 1;
+    A[46786] = 0;
+    A[46787] = 0;
+    A[46788] = 0;
+    A[46789] = 0;
+    A[46790] = 0;
+    A[46791] = 0;
+    A[46792] = 0;
+    A[46793] = 0;
+    A[46794] = 0;
+    A[46795] = 1;
+    A[46796] = 0;
+    A[46797] = 0;
+    A[46798] = 0;
+    A[46799] = 0;
+    A[46800] = 0;
+    A[46801] = 0;
+    A[46802] = 0;
+    A[46803] = 0;
+    A[46804] = 0;
+    A[46805] = 1;
+    A[46806] = 0;
+    A[46807] = 0;
+    A[46808] = 0;
+    A[46809] = 0;
+    A[46810] = 0;
+    A[46811] = 0;
+    A[46812] = 0;
+    A[46813] = 0;
+    A[46814] = 0;
+    A[46815] = 1;
+    A[46816] = 0;
+    A[46817] = 0;
+    A[46818] = 0;
+    A[46819] = 0;
+    A[46820] = 0;
+    A[46821] = 0;
+    A[46822] = 0;
+    A[46823] = 0;
+    A[46824] = 0;
+    A[46825] = 1;
+    A[46826] = 0;
+    A[46827] = 0;
+    A[46828] = 0;
+    A[46829] = 0;
+    A[46830] = 0;
+    A[46831] = 0;
+    A[46832] = 0;
+    A[46833] = 0;
+    A[46834] = 0;
+    A[46835] = 1;
+    A[46836] = 0;
+    A[46837] = 0;
+    A[46838] = 0;
+    A[46839] = 0;
+    A[46840] = 0;
+    A[46841] = 0;
+    A[46842] = 0;
+    A[46843] = 0;
+    A[46844] = 0;
+    A[46845] = 1;
+    A[46846] = 0;
+    A[46847] = 0;
+    A[46848] = 0;
+    A[46849] = 0;
+    A[46850] = 0;
+    A[46851] = 0;
+    A[46852] = 0;
+    A[46853] = 0;
+    A[46854] = 0;
+    A[46855] = 1;
+    A[46856] = 0;
+    A[46857] = 0;
+    A[46858] = 0;
+    A[46859] = 0;
+    A[46860] = 0;
+    A[46861] = 0;
+    A[46862] = 0;
+    A[46863] = 0;
+    A[46864] = 0;
+    A[46865] = 1;
+    A[46866] = 0;
+    A[46867] = 0;
+    A[46868] = 0;
+    A[46869] = 0;
+    A[46870] = 0;
+    A[46871] = 0;
+    A[46872] = 0;
+    A[46873] = 0;
+    A[46874] = 0;
+    A[46875] = 1;
+    A[46876] = 0;
+    A[46877] = 0;
+    A[46878] = 0;
+    A[46879] = 0;
+    A[46880] = 0;
+    A[46881] = 0;
+    A[46882] = 0;
+    A[46883] = 0;
+    A[46884] = 0;
+    A[46885] = 1;
+    A[46886] = 0;
+    A[46887] = 0;
+    A[46888] = 0;
+    A[46889] = 0;
+    A[46890] = 0;
+    A[46891] = 0;
+    A[46892] = 0;
+    A[46893] = 0;
+    A[46894] = 0;
+    A[46895] = 1;
+    A[46896] = 0;
+    A[46897] = 0;
+    A[46898] = 0;
+    A[46899] = 0;
+    A[46900] = 0;
+    A[46901] = 0;
+    A[46902] = 0;
+    A[46903] = 0;
+    A[46904] = 0;
+    A[46905] = 1;
+    A[46906] = 0;
+    A[46907] = 0;
+    A[46908] = 0;
+    A[46909] = 0;
+    A[46910] = 0;
+    A[46911] = 0;
+    A[46912] = 0;
+    A[46913] = 0;
+    A[46914] = 0;
+    A[46915] = 1;
+    A[46916] = 0;
+    A[46917] = 0;
+    A[46918] = 0;
+    A[46919] = 0;
+    A[46920] = 0;
+    A[46921] = 0;
+    A[46922] = 0;
+    A[46923] = 0;
+    A[46924] = 0;
+    A[46925] = 1;
+    A[46926] = 0;
+    A[46927] = 0;
+    A[46928] = 0;
+    A[46929] = 0;
+    A[46930] = 0;
+    A[46931] = 0;
+    A[46932] = 0;
+    A[46933] = 0;
+    A[46934] = 0;
+    A[46935] = 1;
+    A[46936] = 0;
+    A[46937] = 0;
+    A[46938] = 0;
+    A[46939] = 0;
+    A[46940] = 0;
+    A[46941] = 0;
+    A[46942] = 0;
+    A[46943] = 0;
+    A[46944] = 0;
+    A[46945] = 1;
+    A[46946] = 0;
+    A[46947] = 0;
+    A[46948] = 0;
+    A[46949] = 0;
+    A[46950] = 0;
+    A[46951] = 0;
+    A[46952] = 0;
+    A[46953] = 0;
+    A[46954] = 0;
+    A[46955] = 1;
+    A[46956] = 0;
+    A[46957] = 0;
+    A[46958] = 0;
+    A[46959] = 0;
+    A[46960] = 0;
+    A[46961] = 0;
+    A[46962] = 0;
+    A[46963] = 0;
+    A[46964] = 0;
+    A[46965] = 1;
+    A[46966] = 0;
+    A[46967] = 0;
+    A[46968] = 0;
+    A[46969] = 0;
+    A[46970] = 0;
+    A[46971] = 0;
+    A[46972] = 0;
+    A[46973] = 0;
+    A[46974] = 0;
+    A[46975] = 1;
+    A[46976] = 0;
+    A[46977] = 0;
+    A[46978] = 0;
+    A[46979] = 0;
+    A[46980] = 0;
+    A[46981] = 0;
+    A[46982] = 0;
+    A[46983] = 0;
+    A[46984] = 0;
+    A[46985] = 1;
+    A[46986] = 0;
+    A[46987] = 0;
+    A[46988] = 0;
+    A[46989] = 0;
+    A[46990] = 0;
+    A[46991] = 0;
+    A[46992] = 0;
+    A[46993] = 0;
+    A[46994] = 0;
+    A[46995] = 1;
+    A[46996] = 0;
+    A[46997] = 0;
+    A[46998] = 0;
+    A[46999] = 0;
+    A[47e3] = 0;
+    A[47001] = 0;
+    A[47002] = 0;
+    A[47003] = 0;
+    A[47004] = 0;
+    A[47005] = 1;
+    A[47006] = 0;
+    A[47007] = 0;
+    A[47008] = 0;
+    A[47009] = 0;
+    A[47010] = 0;
+    A[47011] = 0;
+    A[47012] = 0;
+    A[47013] = 0;
+    A[47014] = 0;
+    A[47015] = 1;
+    A[47016] = 0;
+    A[47017] = 0;
+    A[47018] = 0;
+    A[47019] = 0;
+    A[47020] = 0;
+    A[47021] = 0;
+    A[47022] = 0;
+    A[47023] = 0;
+    A[47024] = 0;
+    A[47025] = 1;
+    A[47026] = 0;
+    A[47027] = 0;
+    A[47028] = 0;
+    A[47029] = 0;
+    A[47030] = 0;
+    A[47031] = 0;
+    A[47032] = 0;
+    A[47033] = 0;
+    A[47034] = 0;
+    A[47035] = 1;
+    A[47036] = 0;
+    A[47037] = 0;
+    A[47038] = 0;
+    A[47039] = 0;
+    A[47040] = 0;
+    A[47041] = 0;
+    A[47042] = 0;
+    A[47043] = 0;
+    A[47044] = 0;
+    A[47045] = 1;
+    A[47046] = 0;
+    A[47047] = 0;
+    A[47048] = 0;
+    A[47049] = 0;
+    A[47050] = 0;
+    A[47051] = 0;
+    A[47052] = 0;
+    A[47053] = 0;
+    A[47054] = 0;
+    A[47055] = 1;
+    A[47056] = 0;
+    A[47057] = 0;
+    A[47058] = 0;
+    A[47059] = 0;
+    A[47060] = 0;
+    A[47061] = 0;
+    A[47062] = 0;
+    A[47063] = 0;
+    A[47064] = 0;
+    A[47065] = 1;
+    A[47066] = 0;
+    A[47067] = 0;
+    A[47068] = 0;
+    A[47069] = 0;
+    A[47070] = 0;
+    A[47071] = 0;
+    A[47072] = 0;
+    A[47073] = 0;
+    A[47074] = 0;
+    A[47075] = 1;
+    A[47076] = 0;
+    A[47077] = 0;
+    A[47078] = 0;
+    A[47079] = 0;
+    A[47080] = 0;
+    A[47081] = 0;
+    A[47082] = 0;
+    A[47083] = 0;
+    A[47084] = 0;
+    A[47085] = 1;
+    A[47086] = 0;
+    A[47087] = 0;
+    A[47088] = 0;
+    A[47089] = 0;
+    A[47090] = 0;
+    A[47091] = 0;
+    A[47092] = 0;
+    A[47093] = 0;
+    A[47094] = 0;
+    for (let o = 0; o < 32; o++) for (let j = 0; j < 50; j++) A[47095 + o * 50 + j] = A[12918 + o * 60 + 0 + j];
+    for (let o = 0; o < 32; o++) for (let j = 0; j < 10; j++) A[48695 + o * 60 + 0 + j] = A[46775 + o * 10 + j];
+    for (let o = 0; o < 32; o++) for (let j = 0; j < 50; j++) A[48695 + o * 60 + 10 + j] = A[47095 + o * 50 + j];
+    for (let i0 = 0; i0 < 32; i0++) {
+      for (let i1 = 0; i1 < 16; i1++) {
+        A[46775 + (i0 * 16 + i1 * 1)] = A[2240 + i1 * 1];
+      }
+    }
+    for (let i = 0; i < 224; i += 4) {
+      for (let j = 0; j < 15; j += 3) {
+        let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+        const ra0 = 25271 + (i + 0) * 16;
+        const ra1 = 25271 + (i + 1) * 16;
+        const ra2 = 25271 + (i + 2) * 16;
+        const ra3 = 25271 + (i + 3) * 16;
+        const rb0 = 2256 + (j + 0) * 16;
+        const rb1 = 2256 + (j + 1) * 16;
+        const rb2 = 2256 + (j + 2) * 16;
+        for (let p = 0; p < 16; p++) {
+          const a0 = A[ra0 + p];
+          const a1 = A[ra1 + p];
+          const a2 = A[ra2 + p];
+          const a3 = A[ra3 + p];
+          const b0 = A[rb0 + p];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
+          const b1 = A[rb1 + p];
+          c01 += a0 * b1;
+          c11 += a1 * b1;
+          c21 += a2 * b1;
+          c31 += a3 * b1;
+          const b2 = A[rb2 + p];
+          c02 += a0 * b2;
+          c12 += a1 * b2;
+          c22 += a2 * b2;
+          c32 += a3 * b2;
         }
-        // (derived)
-        scan0(A);
-        A[46775] = 1;
-        A[46776] = 0;
-        A[46777] = 0;
-        A[46778] = 0;
-        A[46779] = 0;
-        A[46780] = 0;
-        A[46781] = 0;
-        A[46782] = 0;
-        A[46783] = 0;
-        A[46784] = 0;
-        A[46785] = 1;
-        A[46786] = 0;
-        A[46787] = 0;
-        A[46788] = 0;
-        A[46789] = 0;
-        A[46790] = 0;
-        A[46791] = 0;
-        A[46792] = 0;
-        A[46793] = 0;
-        A[46794] = 0;
-        A[46795] = 1;
-        A[46796] = 0;
-        A[46797] = 0;
-        A[46798] = 0;
-        A[46799] = 0;
-        A[46800] = 0;
-        A[46801] = 0;
-        A[46802] = 0;
-        A[46803] = 0;
-        A[46804] = 0;
-        A[46805] = 1;
-        A[46806] = 0;
-        A[46807] = 0;
-        A[46808] = 0;
-        A[46809] = 0;
-        A[46810] = 0;
-        A[46811] = 0;
-        A[46812] = 0;
-        A[46813] = 0;
-        A[46814] = 0;
-        A[46815] = 1;
-        A[46816] = 0;
-        A[46817] = 0;
-        A[46818] = 0;
-        A[46819] = 0;
-        A[46820] = 0;
-        A[46821] = 0;
-        A[46822] = 0;
-        A[46823] = 0;
-        A[46824] = 0;
-        A[46825] = 1;
-        A[46826] = 0;
-        A[46827] = 0;
-        A[46828] = 0;
-        A[46829] = 0;
-        A[46830] = 0;
-        A[46831] = 0;
-        A[46832] = 0;
-        A[46833] = 0;
-        A[46834] = 0;
-        A[46835] = 1;
-        A[46836] = 0;
-        A[46837] = 0;
-        A[46838] = 0;
-        A[46839] = 0;
-        A[46840] = 0;
-        A[46841] = 0;
-        A[46842] = 0;
-        A[46843] = 0;
-        A[46844] = 0;
-        A[46845] = 1;
-        A[46846] = 0;
-        A[46847] = 0;
-        A[46848] = 0;
-        A[46849] = 0;
-        A[46850] = 0;
-        A[46851] = 0;
-        A[46852] = 0;
-        A[46853] = 0;
-        A[46854] = 0;
-        A[46855] = 1;
-        A[46856] = 0;
-        A[46857] = 0;
-        A[46858] = 0;
-        A[46859] = 0;
-        A[46860] = 0;
-        A[46861] = 0;
-        A[46862] = 0;
-        A[46863] = 0;
-        A[46864] = 0;
-        A[46865] = 1;
-        A[46866] = 0;
-        A[46867] = 0;
-        A[46868] = 0;
-        A[46869] = 0;
-        A[46870] = 0;
-        A[46871] = 0;
-        A[46872] = 0;
-        A[46873] = 0;
-        A[46874] = 0;
-        A[46875] = 1;
-        A[46876] = 0;
-        A[46877] = 0;
-        A[46878] = 0;
-        A[46879] = 0;
-        A[46880] = 0;
-        A[46881] = 0;
-        A[46882] = 0;
-        A[46883] = 0;
-        A[46884] = 0;
-        A[46885] = 1;
-        A[46886] = 0;
-        A[46887] = 0;
-        A[46888] = 0;
-        A[46889] = 0;
-        A[46890] = 0;
-        A[46891] = 0;
-        A[46892] = 0;
-        A[46893] = 0;
-        A[46894] = 0;
-        A[46895] = 1;
-        A[46896] = 0;
-        A[46897] = 0;
-        A[46898] = 0;
-        A[46899] = 0;
-        A[46900] = 0;
-        A[46901] = 0;
-        A[46902] = 0;
-        A[46903] = 0;
-        A[46904] = 0;
-        A[46905] = 1;
-        A[46906] = 0;
-        A[46907] = 0;
-        A[46908] = 0;
-        A[46909] = 0;
-        A[46910] = 0;
-        A[46911] = 0;
-        A[46912] = 0;
-        A[46913] = 0;
-        A[46914] = 0;
-        A[46915] = 1;
-        A[46916] = 0;
-        A[46917] = 0;
-        A[46918] = 0;
-        A[46919] = 0;
-        A[46920] = 0;
-        A[46921] = 0;
-        A[46922] = 0;
-        A[46923] = 0;
-        A[46924] = 0;
-        A[46925] = 1;
-        A[46926] = 0;
-        A[46927] = 0;
-        A[46928] = 0;
-        A[46929] = 0;
-        A[46930] = 0;
-        A[46931] = 0;
-        A[46932] = 0;
-        A[46933] = 0;
-        A[46934] = 0;
-        A[46935] = 1;
-        A[46936] = 0;
-        A[46937] = 0;
-        A[46938] = 0;
-        A[46939] = 0;
-        A[46940] = 0;
-        A[46941] = 0;
-        A[46942] = 0;
-        A[46943] = 0;
-        A[46944] = 0;
-        A[46945] = 1;
-        A[46946] = 0;
-        A[46947] = 0;
-        A[46948] = 0;
-        A[46949] = 0;
-        A[46950] = 0;
-        A[46951] = 0;
-        A[46952] = 0;
-        A[46953] = 0;
-        A[46954] = 0;
-        A[46955] = 1;
-        A[46956] = 0;
-        A[46957] = 0;
-        A[46958] = 0;
-        A[46959] = 0;
-        A[46960] = 0;
-        A[46961] = 0;
-        A[46962] = 0;
-        A[46963] = 0;
-        A[46964] = 0;
-        A[46965] = 1;
-        A[46966] = 0;
-        A[46967] = 0;
-        A[46968] = 0;
-        A[46969] = 0;
-        A[46970] = 0;
-        A[46971] = 0;
-        A[46972] = 0;
-        A[46973] = 0;
-        A[46974] = 0;
-        A[46975] = 1;
-        A[46976] = 0;
-        A[46977] = 0;
-        A[46978] = 0;
-        A[46979] = 0;
-        A[46980] = 0;
-        A[46981] = 0;
-        A[46982] = 0;
-        A[46983] = 0;
-        A[46984] = 0;
-        A[46985] = 1;
-        A[46986] = 0;
-        A[46987] = 0;
-        A[46988] = 0;
-        A[46989] = 0;
-        A[46990] = 0;
-        A[46991] = 0;
-        A[46992] = 0;
-        A[46993] = 0;
-        A[46994] = 0;
-        A[46995] = 1;
-        A[46996] = 0;
-        A[46997] = 0;
-        A[46998] = 0;
-        A[46999] = 0;
-        A[47000] = 0;
-        A[47001] = 0;
-        A[47002] = 0;
-        A[47003] = 0;
-        A[47004] = 0;
-        A[47005] = 1;
-        A[47006] = 0;
-        A[47007] = 0;
-        A[47008] = 0;
-        A[47009] = 0;
-        A[47010] = 0;
-        A[47011] = 0;
-        A[47012] = 0;
-        A[47013] = 0;
-        A[47014] = 0;
-        A[47015] = 1;
-        A[47016] = 0;
-        A[47017] = 0;
-        A[47018] = 0;
-        A[47019] = 0;
-        A[47020] = 0;
-        A[47021] = 0;
-        A[47022] = 0;
-        A[47023] = 0;
-        A[47024] = 0;
-        A[47025] = 1;
-        A[47026] = 0;
-        A[47027] = 0;
-        A[47028] = 0;
-        A[47029] = 0;
-        A[47030] = 0;
-        A[47031] = 0;
-        A[47032] = 0;
-        A[47033] = 0;
-        A[47034] = 0;
-        A[47035] = 1;
-        A[47036] = 0;
-        A[47037] = 0;
-        A[47038] = 0;
-        A[47039] = 0;
-        A[47040] = 0;
-        A[47041] = 0;
-        A[47042] = 0;
-        A[47043] = 0;
-        A[47044] = 0;
-        A[47045] = 1;
-        A[47046] = 0;
-        A[47047] = 0;
-        A[47048] = 0;
-        A[47049] = 0;
-        A[47050] = 0;
-        A[47051] = 0;
-        A[47052] = 0;
-        A[47053] = 0;
-        A[47054] = 0;
-        A[47055] = 1;
-        A[47056] = 0;
-        A[47057] = 0;
-        A[47058] = 0;
-        A[47059] = 0;
-        A[47060] = 0;
-        A[47061] = 0;
-        A[47062] = 0;
-        A[47063] = 0;
-        A[47064] = 0;
-        A[47065] = 1;
-        A[47066] = 0;
-        A[47067] = 0;
-        A[47068] = 0;
-        A[47069] = 0;
-        A[47070] = 0;
-        A[47071] = 0;
-        A[47072] = 0;
-        A[47073] = 0;
-        A[47074] = 0;
-        A[47075] = 1;
-        A[47076] = 0;
-        A[47077] = 0;
-        A[47078] = 0;
-        A[47079] = 0;
-        A[47080] = 0;
-        A[47081] = 0;
-        A[47082] = 0;
-        A[47083] = 0;
-        A[47084] = 0;
-        A[47085] = 1;
-        A[47086] = 0;
-        A[47087] = 0;
-        A[47088] = 0;
-        A[47089] = 0;
-        A[47090] = 0;
-        A[47091] = 0;
-        A[47092] = 0;
-        A[47093] = 0;
-        A[47094] = 0;
-        // graphs/translate.ts:85
-        for (let o = 0; o < 32; o++)
-            for (let j = 0; j < 50; j++)
-                A[47095 + o * 50 + j] = A[12918 + o * 60 + 0 + j];
-        for (let o = 0; o < 32; o++)
-            for (let j = 0; j < 10; j++)
-                A[48695 + o * 60 + 0 + j] = A[46775 + o * 10 + j];
-        for (let o = 0; o < 32; o++)
-            for (let j = 0; j < 50; j++)
-                A[48695 + o * 60 + 10 + j] = A[47095 + o * 50 + j];
-        // graphs/translate.ts:18
-        for (let i0 = 0; i0 < 32; i0++) {
-            for (let i1 = 0; i1 < 16; i1++) {
-                A[46775 + (i0 * 16 + i1 * 1)] = A[2240 + (i1 * 1)];
-            }
+        A[50615 + (i + 0) * 16 + (j + 0)] = c00;
+        A[50615 + (i + 0) * 16 + (j + 1)] = c01;
+        A[50615 + (i + 0) * 16 + (j + 2)] = c02;
+        A[50615 + (i + 1) * 16 + (j + 0)] = c10;
+        A[50615 + (i + 1) * 16 + (j + 1)] = c11;
+        A[50615 + (i + 1) * 16 + (j + 2)] = c12;
+        A[50615 + (i + 2) * 16 + (j + 0)] = c20;
+        A[50615 + (i + 2) * 16 + (j + 1)] = c21;
+        A[50615 + (i + 2) * 16 + (j + 2)] = c22;
+        A[50615 + (i + 3) * 16 + (j + 0)] = c30;
+        A[50615 + (i + 3) * 16 + (j + 1)] = c31;
+        A[50615 + (i + 3) * 16 + (j + 2)] = c32;
+      }
+      {
+        let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+        const ra0 = 25271 + (i + 0) * 16;
+        const ra1 = 25271 + (i + 1) * 16;
+        const ra2 = 25271 + (i + 2) * 16;
+        const ra3 = 25271 + (i + 3) * 16;
+        const rb0 = 2256 + (15 + 0) * 16;
+        for (let p = 0; p < 16; p++) {
+          const a0 = A[ra0 + p];
+          const a1 = A[ra1 + p];
+          const a2 = A[ra2 + p];
+          const a3 = A[ra3 + p];
+          const b0 = A[rb0 + p];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
         }
-        for (let i = 0; i < 224; i += 4) {
-            for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 25271 + (i + 0) * 16;
-                const ra1 = 25271 + (i + 1) * 16;
-                const ra2 = 25271 + (i + 2) * 16;
-                const ra3 = 25271 + (i + 3) * 16;
-                const rb0 = 2256 + (j + 0) * 16;
-                const rb1 = 2256 + (j + 1) * 16;
-                const rb2 = 2256 + (j + 2) * 16;
-                for (let p = 0; p < 16; p++) {
-                    const a0 = A[ra0 + p];
-                    const a1 = A[ra1 + p];
-                    const a2 = A[ra2 + p];
-                    const a3 = A[ra3 + p];
-                    const b0 = A[rb0 + p];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                    const b1 = A[rb1 + p];
-                    c01 += a0 * b1;
-                    c11 += a1 * b1;
-                    c21 += a2 * b1;
-                    c31 += a3 * b1;
-                    const b2 = A[rb2 + p];
-                    c02 += a0 * b2;
-                    c12 += a1 * b2;
-                    c22 += a2 * b2;
-                    c32 += a3 * b2;
-                }
-                A[50615 + (i + 0) * 16 + (j + 0)] = c00;
-                A[50615 + (i + 0) * 16 + (j + 1)] = c01;
-                A[50615 + (i + 0) * 16 + (j + 2)] = c02;
-                A[50615 + (i + 1) * 16 + (j + 0)] = c10;
-                A[50615 + (i + 1) * 16 + (j + 1)] = c11;
-                A[50615 + (i + 1) * 16 + (j + 2)] = c12;
-                A[50615 + (i + 2) * 16 + (j + 0)] = c20;
-                A[50615 + (i + 2) * 16 + (j + 1)] = c21;
-                A[50615 + (i + 2) * 16 + (j + 2)] = c22;
-                A[50615 + (i + 3) * 16 + (j + 0)] = c30;
-                A[50615 + (i + 3) * 16 + (j + 1)] = c31;
-                A[50615 + (i + 3) * 16 + (j + 2)] = c32;
-            }
-            {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 25271 + (i + 0) * 16;
-                const ra1 = 25271 + (i + 1) * 16;
-                const ra2 = 25271 + (i + 2) * 16;
-                const ra3 = 25271 + (i + 3) * 16;
-                const rb0 = 2256 + (15 + 0) * 16;
-                for (let p = 0; p < 16; p++) {
-                    const a0 = A[ra0 + p];
-                    const a1 = A[ra1 + p];
-                    const a2 = A[ra2 + p];
-                    const a3 = A[ra3 + p];
-                    const b0 = A[rb0 + p];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                }
-                A[50615 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[50615 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[50615 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[50615 + (i + 3) * 16 + (15 + 0)] = c30;
-            }
-        }
-        for (let i0 = 0; i0 < 32; i0++) {
-            for (let i1 = 0; i1 < 7; i1++) {
-                for (let i2 = 0; i2 < 16; i2++) {
-                    A[54199 + (i0 * 112 + i1 * 16 + i2 * 1)] = A[2512 + (i2 * 1)];
-                }
-            }
-        }
-        for (let i = 0; i < 3584; i++)
-            A[57783 + i] = A[50615 + i] + A[54199 + i];
-        for (let i0 = 0; i0 < 32; i0++) {
-            for (let i1 = 0; i1 < 7; i1++) {
-                for (let i2 = 0; i2 < 1; i2++) {
-                    A[47287 + (i0 * 7 + i1 * 1 + i2 * 1)] = A[2544 + (i2 * 1)];
-                }
-            }
-        }
-        // graphs/translate.ts:26
-        for (let i0 = 0; i0 < 32; i0++) {
-            for (let i1 = 0; i1 < 48; i1++) {
-                A[50615 + (i0 * 48 + i1 * 1)] = A[4849 + (i1 * 1)];
-            }
-        }
-        for (let i0 = 0; i0 < 32; i0++) {
-            for (let i1 = 0; i1 < 48; i1++) {
-                A[52151 + (i0 * 48 + i1 * 1)] = A[4897 + (i1 * 1)];
-            }
-        }
-        // graphs/translate.ts:18
-        for (let i0 = 0; i0 < 32; i0++) {
-            for (let i1 = 0; i1 < 10; i1++) {
-                A[47511 + (i0 * 10 + i1 * 1)] = A[5105 + (i1 * 1)];
-            }
-        }
-        // (derived)
-        scan1(A);
-        // graphs/translate.ts:86
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 1920; j++)
-                A[14839 + o * 1920 + j] = A[61367 + o * 3776 + 512 + j];
-        // (derived)
-        for (let i0 = 0; i0 < 32; i0++) {
-            for (let i1 = 0; i1 < 6; i1++) {
-                {
-                    let acc = -Infinity;
-                    for (let i2 = 0; i2 < 10; i2++) {
-                        acc = Math.max(acc, A[14839 + (i0 * 60 + i1 * 10 + i2 * 1)]);
-                    }
-                    A[47831 + (i0 * 6 + i1 * 1)] = acc;
-                }
-            }
-        }
-        for (let i = 0; i < 192; i++)
-            A[48023 + i] = A[47831 + i];
-        for (let i0 = 0; i0 < 32; i0++) {
-            for (let i1 = 0; i1 < 6; i1++) {
-                for (let i2 = 0; i2 < 10; i2++) {
-                    A[53687 + (i0 * 60 + i1 * 10 + i2 * 1)] = A[48023 + (i0 * 6 + i1 * 1)];
-                }
-            }
-        }
-        for (let i = 0; i < 1920; i++)
-            A[55607 + i] = A[14839 + i] - A[53687 + i];
-        for (let i = 0; i < 1920; i++)
-            A[53687 + i] = Math.exp(A[55607 + i]);
-        for (let i0 = 0; i0 < 32; i0++) {
-            for (let i1 = 0; i1 < 6; i1++) {
-                {
-                    let acc = 0;
-                    for (let i2 = 0; i2 < 10; i2++) {
-                        acc = acc + A[53687 + (i0 * 60 + i1 * 10 + i2 * 1)];
-                    }
-                    A[47831 + (i0 * 6 + i1 * 1)] = acc;
-                }
-            }
-        }
-        for (let i = 0; i < 192; i++)
-            A[48023 + i] = Math.log(A[47831 + i]);
-        for (let i0 = 0; i0 < 32; i0++) {
-            for (let i1 = 0; i1 < 6; i1++) {
-                for (let i2 = 0; i2 < 10; i2++) {
-                    A[136759 + (i0 * 60 + i1 * 10 + i2 * 1)] = A[48023 + (i0 * 6 + i1 * 1)];
-                }
-            }
-        }
-        for (let i = 0; i < 1920; i++)
-            A[138679 + i] = -((A[12918 + i] * (A[55607 + i] - A[136759 + i])));
-        {
-            let acc = 0;
-            for (let i0 = 0; i0 < 32; i0++) {
-                for (let i1 = 0; i1 < 6; i1++) {
-                    for (let i2 = 0; i2 < 10; i2++) {
-                        acc = acc + A[138679 + (i0 * 60 + i1 * 10 + i2 * 1)];
-                    }
-                }
-            }
-            A[48023 + (0)] = acc;
-        }
-        A[14838] = A[48023] / 192;
-        for (let i = 0; i < 1920; i++)
-            A[55607 + i] = (-0.005208333333333333) * A[12918 + i];
-        for (let i = 0; i < 1920; i++)
-            A[136759 + i] = -(A[55607 + i]);
-        for (let i0 = 0; i0 < 32; i0++) {
-            for (let i1 = 0; i1 < 6; i1++) {
-                {
-                    let acc = 0;
-                    for (let i2 = 0; i2 < 10; i2++) {
-                        acc = acc + A[136759 + (i0 * 60 + i1 * 10 + i2 * 1)];
-                    }
-                    A[48023 + (i0 * 6 + i1 * 1)] = acc;
-                }
-            }
-        }
-        for (let i = 0; i < 192; i++)
-            A[48215 + i] = A[48023 + i] / A[47831 + i];
-        for (let i0 = 0; i0 < 32; i0++) {
-            for (let i1 = 0; i1 < 6; i1++) {
-                for (let i2 = 0; i2 < 10; i2++) {
-                    A[136759 + (i0 * 60 + i1 * 10 + i2 * 1)] = A[48215 + (i0 * 6 + i1 * 1)];
-                }
-            }
-        }
-        for (let i = 0; i < 1920; i++)
-            A[138679 + i] = A[55607 + i] + (A[136759 + i] * A[53687 + i]);
-        for (let f = 0; f < 3776; f++)
-            A[53687 + f] = 0;
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 1920; j++)
-                A[53687 + o * 3776 + 512 + j] = A[138679 + o * 1920 + j];
-        scan2(A);
-        for (let i = 0; i < 224; i += 4) {
-            for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 142039 + (i + 0) * 16;
-                const ra1 = 142039 + (i + 1) * 16;
-                const ra2 = 142039 + (i + 2) * 16;
-                const ra3 = 142039 + (i + 3) * 16;
-                const rb0 = 2256 + (j + 0);
-                const rb1 = 2256 + (j + 1);
-                const rb2 = 2256 + (j + 2);
-                for (let p = 0; p < 16; p++) {
-                    const a0 = A[ra0 + p];
-                    const a1 = A[ra1 + p];
-                    const a2 = A[ra2 + p];
-                    const a3 = A[ra3 + p];
-                    const b0 = A[rb0 + p * 16];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                    const b1 = A[rb1 + p * 16];
-                    c01 += a0 * b1;
-                    c11 += a1 * b1;
-                    c21 += a2 * b1;
-                    c31 += a3 * b1;
-                    const b2 = A[rb2 + p * 16];
-                    c02 += a0 * b2;
-                    c12 += a1 * b2;
-                    c22 += a2 * b2;
-                    c32 += a3 * b2;
-                }
-                A[46775 + (i + 0) * 16 + (j + 0)] = c00;
-                A[46775 + (i + 0) * 16 + (j + 1)] = c01;
-                A[46775 + (i + 0) * 16 + (j + 2)] = c02;
-                A[46775 + (i + 1) * 16 + (j + 0)] = c10;
-                A[46775 + (i + 1) * 16 + (j + 1)] = c11;
-                A[46775 + (i + 1) * 16 + (j + 2)] = c12;
-                A[46775 + (i + 2) * 16 + (j + 0)] = c20;
-                A[46775 + (i + 2) * 16 + (j + 1)] = c21;
-                A[46775 + (i + 2) * 16 + (j + 2)] = c22;
-                A[46775 + (i + 3) * 16 + (j + 0)] = c30;
-                A[46775 + (i + 3) * 16 + (j + 1)] = c31;
-                A[46775 + (i + 3) * 16 + (j + 2)] = c32;
-            }
-            {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 142039 + (i + 0) * 16;
-                const ra1 = 142039 + (i + 1) * 16;
-                const ra2 = 142039 + (i + 2) * 16;
-                const ra3 = 142039 + (i + 3) * 16;
-                const rb0 = 2256 + (15 + 0);
-                for (let p = 0; p < 16; p++) {
-                    const a0 = A[ra0 + p];
-                    const a1 = A[ra1 + p];
-                    const a2 = A[ra2 + p];
-                    const a3 = A[ra3 + p];
-                    const b0 = A[rb0 + p * 16];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                }
-                A[46775 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[46775 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[46775 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[46775 + (i + 3) * 16 + (15 + 0)] = c30;
-            }
-        }
-        for (let i = 0; i < 3584; i++)
-            A[50359 + i] = A[145863 + i] + A[46775 + i];
-        scan3(A);
-        for (let i = 0; i < 12; i += 4) {
-            for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 10230 + (i + 0);
-                const ra1 = 10230 + (i + 1);
-                const ra2 = 10230 + (i + 2);
-                const ra3 = 10230 + (i + 3);
-                const rb0 = 160423 + (j + 0);
-                const rb1 = 160423 + (j + 1);
-                const rb2 = 160423 + (j + 2);
-                for (let p = 0; p < 224; p++) {
-                    const a0 = A[ra0 + p * 12];
-                    const a1 = A[ra1 + p * 12];
-                    const a2 = A[ra2 + p * 12];
-                    const a3 = A[ra3 + p * 12];
-                    const b0 = A[rb0 + p * 16];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                    const b1 = A[rb1 + p * 16];
-                    c01 += a0 * b1;
-                    c11 += a1 * b1;
-                    c21 += a2 * b1;
-                    c31 += a3 * b1;
-                    const b2 = A[rb2 + p * 16];
-                    c02 += a0 * b2;
-                    c12 += a1 * b2;
-                    c22 += a2 * b2;
-                    c32 += a3 * b2;
-                }
-                A[5115 + (i + 0) * 16 + (j + 0)] = c00;
-                A[5115 + (i + 0) * 16 + (j + 1)] = c01;
-                A[5115 + (i + 0) * 16 + (j + 2)] = c02;
-                A[5115 + (i + 1) * 16 + (j + 0)] = c10;
-                A[5115 + (i + 1) * 16 + (j + 1)] = c11;
-                A[5115 + (i + 1) * 16 + (j + 2)] = c12;
-                A[5115 + (i + 2) * 16 + (j + 0)] = c20;
-                A[5115 + (i + 2) * 16 + (j + 1)] = c21;
-                A[5115 + (i + 2) * 16 + (j + 2)] = c22;
-                A[5115 + (i + 3) * 16 + (j + 0)] = c30;
-                A[5115 + (i + 3) * 16 + (j + 1)] = c31;
-                A[5115 + (i + 3) * 16 + (j + 2)] = c32;
-            }
-            {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 10230 + (i + 0);
-                const ra1 = 10230 + (i + 1);
-                const ra2 = 10230 + (i + 2);
-                const ra3 = 10230 + (i + 3);
-                const rb0 = 160423 + (15 + 0);
-                for (let p = 0; p < 224; p++) {
-                    const a0 = A[ra0 + p * 12];
-                    const a1 = A[ra1 + p * 12];
-                    const a2 = A[ra2 + p * 12];
-                    const a3 = A[ra3 + p * 12];
-                    const b0 = A[rb0 + p * 16];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                }
-                A[5115 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[5115 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[5115 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[5115 + (i + 3) * 16 + (15 + 0)] = c30;
-            }
-        }
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 768; j++)
-                A[5307 + o * 768 + j] = A[155303 + o * 8704 + 512 + j];
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 768; j++)
-                A[6075 + o * 768 + j] = A[155303 + o * 8704 + 2816 + j];
-        for (let i1 = 0; i1 < 48; i1++) {
-            {
-                let acc = 0;
-                for (let i0 = 0; i0 < 32; i0++) {
-                    acc = acc + A[156583 + (i0 * 48 + i1 * 1)];
-                }
-                A[6843 + (i1 * 1)] = acc;
-            }
-        }
-        for (let i1 = 0; i1 < 48; i1++) {
-            {
-                let acc = 0;
-                for (let i0 = 0; i0 < 32; i0++) {
-                    acc = acc + A[158887 + (i0 * 48 + i1 * 1)];
-                }
-                A[6891 + (i1 * 1)] = acc;
-            }
-        }
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 160; j++)
-                A[6939 + o * 160 + j] = A[140599 + o * 14704 + 512 + j];
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 256; j++)
-                A[7099 + o * 256 + j] = A[140599 + o * 14704 + 672 + j];
-        for (let i1 = 0; i1 < 16; i1++) {
-            {
-                let acc = 0;
-                for (let i0 = 0; i0 < 32; i0++) {
-                    acc = acc + A[141527 + (i0 * 16 + i1 * 1)];
-                }
-                A[7355 + (i1 * 1)] = acc;
-            }
-        }
-        for (let i = 0; i < 16; i += 4) {
-            for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 142039 + (i + 0);
-                const ra1 = 142039 + (i + 1);
-                const ra2 = 142039 + (i + 2);
-                const ra3 = 142039 + (i + 3);
-                const rb0 = 25271 + (j + 0);
-                const rb1 = 25271 + (j + 1);
-                const rb2 = 25271 + (j + 2);
-                for (let p = 0; p < 224; p++) {
-                    const a0 = A[ra0 + p * 16];
-                    const a1 = A[ra1 + p * 16];
-                    const a2 = A[ra2 + p * 16];
-                    const a3 = A[ra3 + p * 16];
-                    const b0 = A[rb0 + p * 16];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                    const b1 = A[rb1 + p * 16];
-                    c01 += a0 * b1;
-                    c11 += a1 * b1;
-                    c21 += a2 * b1;
-                    c31 += a3 * b1;
-                    const b2 = A[rb2 + p * 16];
-                    c02 += a0 * b2;
-                    c12 += a1 * b2;
-                    c22 += a2 * b2;
-                    c32 += a3 * b2;
-                }
-                A[7371 + (i + 0) * 16 + (j + 0)] = c00;
-                A[7371 + (i + 0) * 16 + (j + 1)] = c01;
-                A[7371 + (i + 0) * 16 + (j + 2)] = c02;
-                A[7371 + (i + 1) * 16 + (j + 0)] = c10;
-                A[7371 + (i + 1) * 16 + (j + 1)] = c11;
-                A[7371 + (i + 1) * 16 + (j + 2)] = c12;
-                A[7371 + (i + 2) * 16 + (j + 0)] = c20;
-                A[7371 + (i + 2) * 16 + (j + 1)] = c21;
-                A[7371 + (i + 2) * 16 + (j + 2)] = c22;
-                A[7371 + (i + 3) * 16 + (j + 0)] = c30;
-                A[7371 + (i + 3) * 16 + (j + 1)] = c31;
-                A[7371 + (i + 3) * 16 + (j + 2)] = c32;
-            }
-            {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 142039 + (i + 0);
-                const ra1 = 142039 + (i + 1);
-                const ra2 = 142039 + (i + 2);
-                const ra3 = 142039 + (i + 3);
-                const rb0 = 25271 + (15 + 0);
-                for (let p = 0; p < 224; p++) {
-                    const a0 = A[ra0 + p * 16];
-                    const a1 = A[ra1 + p * 16];
-                    const a2 = A[ra2 + p * 16];
-                    const a3 = A[ra3 + p * 16];
-                    const b0 = A[rb0 + p * 16];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                }
-                A[7371 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[7371 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[7371 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[7371 + (i + 3) * 16 + (15 + 0)] = c30;
-            }
-        }
+        A[50615 + (i + 0) * 16 + (15 + 0)] = c00;
+        A[50615 + (i + 1) * 16 + (15 + 0)] = c10;
+        A[50615 + (i + 2) * 16 + (15 + 0)] = c20;
+        A[50615 + (i + 3) * 16 + (15 + 0)] = c30;
+      }
+    }
+    for (let i0 = 0; i0 < 32; i0++) {
+      for (let i1 = 0; i1 < 7; i1++) {
         for (let i2 = 0; i2 < 16; i2++) {
-            {
-                let acc = 0;
-                for (let i0 = 0; i0 < 32; i0++) {
-                    for (let i1 = 0; i1 < 7; i1++) {
-                        acc = acc + A[142039 + (i0 * 112 + i1 * 16 + i2 * 1)];
-                    }
-                }
-                A[7627 + (i2 * 1)] = acc;
-            }
+          A[54199 + (i0 * 112 + i1 * 16 + i2 * 1)] = A[2512 + i2 * 1];
         }
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 16; j++)
-                A[7643 + o * 16 + j] = A[140599 + o * 14704 + 5024 + j];
+      }
+    }
+    for (let i = 0; i < 3584; i++) A[57783 + i] = A[50615 + i] + A[54199 + i];
+    for (let i0 = 0; i0 < 32; i0++) {
+      for (let i1 = 0; i1 < 7; i1++) {
         for (let i2 = 0; i2 < 1; i2++) {
-            {
-                let acc = 0;
-                for (let i0 = 0; i0 < 32; i0++) {
-                    for (let i1 = 0; i1 < 7; i1++) {
-                        acc = acc + A[145639 + (i0 * 7 + i1 * 1 + i2 * 1)];
-                    }
-                }
-                A[7659 + (i2 * 1)] = acc;
-            }
+          A[47287 + (i0 * 7 + i1 * 1 + i2 * 1)] = A[2544 + i2 * 1];
         }
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 1536; j++)
-                A[7660 + o * 1536 + j] = A[140599 + o * 14704 + 8848 + j];
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 768; j++)
-                A[9196 + o * 768 + j] = A[140599 + o * 14704 + 11920 + j];
-        for (let i1 = 0; i1 < 48; i1++) {
-            {
-                let acc = 0;
-                for (let i0 = 0; i0 < 32; i0++) {
-                    acc = acc + A[150983 + (i0 * 48 + i1 * 1)];
-                }
-                A[9964 + (i1 * 1)] = acc;
-            }
-        }
-        for (let i1 = 0; i1 < 48; i1++) {
-            {
-                let acc = 0;
-                for (let i0 = 0; i0 < 32; i0++) {
-                    acc = acc + A[153287 + (i0 * 48 + i1 * 1)];
-                }
-                A[10012 + (i1 * 1)] = acc;
-            }
-        }
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 160; j++)
-                A[10060 + o * 160 + j] = A[140599 + o * 14704 + 14224 + j];
-        for (let i1 = 0; i1 < 10; i1++) {
-            {
-                let acc = 0;
-                for (let i0 = 0; i0 < 32; i0++) {
-                    acc = acc + A[154983 + (i0 * 10 + i1 * 1)];
-                }
-                A[10220 + (i1 * 1)] = acc;
-            }
-        }
-        // graphs/translate.ts:86
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 1344; j++)
-                A[16759 + o * 1344 + j] = A[61367 + o * 3776 + 2432 + j];
+      }
     }
-    forward() {
-        const A = this.arena;
-        // graphs/translate.ts:58
-        for (let i = 0; i < 224; i += 4) {
-            for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 10230 + (i + 0) * 12;
-                const ra1 = 10230 + (i + 1) * 12;
-                const ra2 = 10230 + (i + 2) * 12;
-                const ra3 = 10230 + (i + 3) * 12;
-                const rb0 = (j + 0);
-                const rb1 = (j + 1);
-                const rb2 = (j + 2);
-                for (let p = 0; p < 12; p++) {
-                    const a0 = A[ra0 + p];
-                    const a1 = A[ra1 + p];
-                    const a2 = A[ra2 + p];
-                    const a3 = A[ra3 + p];
-                    const b0 = A[rb0 + p * 16];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                    const b1 = A[rb1 + p * 16];
-                    c01 += a0 * b1;
-                    c11 += a1 * b1;
-                    c21 += a2 * b1;
-                    c31 += a3 * b1;
-                    const b2 = A[rb2 + p * 16];
-                    c02 += a0 * b2;
-                    c12 += a1 * b2;
-                    c22 += a2 * b2;
-                    c32 += a3 * b2;
-                }
-                A[18103 + (i + 0) * 16 + (j + 0)] = c00;
-                A[18103 + (i + 0) * 16 + (j + 1)] = c01;
-                A[18103 + (i + 0) * 16 + (j + 2)] = c02;
-                A[18103 + (i + 1) * 16 + (j + 0)] = c10;
-                A[18103 + (i + 1) * 16 + (j + 1)] = c11;
-                A[18103 + (i + 1) * 16 + (j + 2)] = c12;
-                A[18103 + (i + 2) * 16 + (j + 0)] = c20;
-                A[18103 + (i + 2) * 16 + (j + 1)] = c21;
-                A[18103 + (i + 2) * 16 + (j + 2)] = c22;
-                A[18103 + (i + 3) * 16 + (j + 0)] = c30;
-                A[18103 + (i + 3) * 16 + (j + 1)] = c31;
-                A[18103 + (i + 3) * 16 + (j + 2)] = c32;
-            }
-            {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 10230 + (i + 0) * 12;
-                const ra1 = 10230 + (i + 1) * 12;
-                const ra2 = 10230 + (i + 2) * 12;
-                const ra3 = 10230 + (i + 3) * 12;
-                const rb0 = (15 + 0);
-                for (let p = 0; p < 12; p++) {
-                    const a0 = A[ra0 + p];
-                    const a1 = A[ra1 + p];
-                    const a2 = A[ra2 + p];
-                    const a3 = A[ra3 + p];
-                    const b0 = A[rb0 + p * 16];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                }
-                A[18103 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[18103 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[18103 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[18103 + (i + 3) * 16 + (15 + 0)] = c30;
-            }
+    for (let i0 = 0; i0 < 32; i0++) {
+      for (let i1 = 0; i1 < 48; i1++) {
+        A[50615 + (i0 * 48 + i1 * 1)] = A[4849 + i1 * 1];
+      }
+    }
+    for (let i0 = 0; i0 < 32; i0++) {
+      for (let i1 = 0; i1 < 48; i1++) {
+        A[52151 + (i0 * 48 + i1 * 1)] = A[4897 + i1 * 1];
+      }
+    }
+    for (let i0 = 0; i0 < 32; i0++) {
+      for (let i1 = 0; i1 < 10; i1++) {
+        A[47511 + (i0 * 10 + i1 * 1)] = A[5105 + i1 * 1];
+      }
+    }
+    scan1(A);
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 1920; j++) A[14839 + o * 1920 + j] = A[61367 + o * 3776 + 512 + j];
+    for (let i0 = 0; i0 < 32; i0++) {
+      for (let i1 = 0; i1 < 6; i1++) {
+        {
+          let acc = -Infinity;
+          for (let i2 = 0; i2 < 10; i2++) {
+            acc = Math.max(acc, A[14839 + (i0 * 60 + i1 * 10 + i2 * 1)]);
+          }
+          A[47831 + (i0 * 6 + i1 * 1)] = acc;
         }
-        // graphs/translate.ts:26
+      }
+    }
+    for (let i = 0; i < 192; i++) A[48023 + i] = A[47831 + i];
+    for (let i0 = 0; i0 < 32; i0++) {
+      for (let i1 = 0; i1 < 6; i1++) {
+        for (let i2 = 0; i2 < 10; i2++) {
+          A[53687 + (i0 * 60 + i1 * 10 + i2 * 1)] = A[48023 + (i0 * 6 + i1 * 1)];
+        }
+      }
+    }
+    for (let i = 0; i < 1920; i++) A[55607 + i] = A[14839 + i] - A[53687 + i];
+    for (let i = 0; i < 1920; i++) A[53687 + i] = Math.exp(A[55607 + i]);
+    for (let i0 = 0; i0 < 32; i0++) {
+      for (let i1 = 0; i1 < 6; i1++) {
+        {
+          let acc = 0;
+          for (let i2 = 0; i2 < 10; i2++) {
+            acc = acc + A[53687 + (i0 * 60 + i1 * 10 + i2 * 1)];
+          }
+          A[47831 + (i0 * 6 + i1 * 1)] = acc;
+        }
+      }
+    }
+    for (let i = 0; i < 192; i++) A[48023 + i] = Math.log(A[47831 + i]);
+    for (let i0 = 0; i0 < 32; i0++) {
+      for (let i1 = 0; i1 < 6; i1++) {
+        for (let i2 = 0; i2 < 10; i2++) {
+          A[136759 + (i0 * 60 + i1 * 10 + i2 * 1)] = A[48023 + (i0 * 6 + i1 * 1)];
+        }
+      }
+    }
+    for (let i = 0; i < 1920; i++) A[138679 + i] = -(A[12918 + i] * (A[55607 + i] - A[136759 + i]));
+    {
+      let acc = 0;
+      for (let i0 = 0; i0 < 32; i0++) {
+        for (let i1 = 0; i1 < 6; i1++) {
+          for (let i2 = 0; i2 < 10; i2++) {
+            acc = acc + A[138679 + (i0 * 60 + i1 * 10 + i2 * 1)];
+          }
+        }
+      }
+      A[48023 + 0] = acc;
+    }
+    A[14838] = A[48023] / 192;
+    for (let i = 0; i < 1920; i++) A[55607 + i] = -0.005208333333333333 * A[12918 + i];
+    for (let i = 0; i < 1920; i++) A[136759 + i] = -A[55607 + i];
+    for (let i0 = 0; i0 < 32; i0++) {
+      for (let i1 = 0; i1 < 6; i1++) {
+        {
+          let acc = 0;
+          for (let i2 = 0; i2 < 10; i2++) {
+            acc = acc + A[136759 + (i0 * 60 + i1 * 10 + i2 * 1)];
+          }
+          A[48023 + (i0 * 6 + i1 * 1)] = acc;
+        }
+      }
+    }
+    for (let i = 0; i < 192; i++) A[48215 + i] = A[48023 + i] / A[47831 + i];
+    for (let i0 = 0; i0 < 32; i0++) {
+      for (let i1 = 0; i1 < 6; i1++) {
+        for (let i2 = 0; i2 < 10; i2++) {
+          A[136759 + (i0 * 60 + i1 * 10 + i2 * 1)] = A[48215 + (i0 * 6 + i1 * 1)];
+        }
+      }
+    }
+    for (let i = 0; i < 1920; i++) A[138679 + i] = A[55607 + i] + A[136759 + i] * A[53687 + i];
+    for (let f = 0; f < 3776; f++) A[53687 + f] = 0;
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 1920; j++) A[53687 + o * 3776 + 512 + j] = A[138679 + o * 1920 + j];
+    scan2(A);
+    for (let i = 0; i < 224; i += 4) {
+      for (let j = 0; j < 15; j += 3) {
+        let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+        const ra0 = 142039 + (i + 0) * 16;
+        const ra1 = 142039 + (i + 1) * 16;
+        const ra2 = 142039 + (i + 2) * 16;
+        const ra3 = 142039 + (i + 3) * 16;
+        const rb0 = 2256 + (j + 0);
+        const rb1 = 2256 + (j + 1);
+        const rb2 = 2256 + (j + 2);
+        for (let p = 0; p < 16; p++) {
+          const a0 = A[ra0 + p];
+          const a1 = A[ra1 + p];
+          const a2 = A[ra2 + p];
+          const a3 = A[ra3 + p];
+          const b0 = A[rb0 + p * 16];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
+          const b1 = A[rb1 + p * 16];
+          c01 += a0 * b1;
+          c11 += a1 * b1;
+          c21 += a2 * b1;
+          c31 += a3 * b1;
+          const b2 = A[rb2 + p * 16];
+          c02 += a0 * b2;
+          c12 += a1 * b2;
+          c22 += a2 * b2;
+          c32 += a3 * b2;
+        }
+        A[46775 + (i + 0) * 16 + (j + 0)] = c00;
+        A[46775 + (i + 0) * 16 + (j + 1)] = c01;
+        A[46775 + (i + 0) * 16 + (j + 2)] = c02;
+        A[46775 + (i + 1) * 16 + (j + 0)] = c10;
+        A[46775 + (i + 1) * 16 + (j + 1)] = c11;
+        A[46775 + (i + 1) * 16 + (j + 2)] = c12;
+        A[46775 + (i + 2) * 16 + (j + 0)] = c20;
+        A[46775 + (i + 2) * 16 + (j + 1)] = c21;
+        A[46775 + (i + 2) * 16 + (j + 2)] = c22;
+        A[46775 + (i + 3) * 16 + (j + 0)] = c30;
+        A[46775 + (i + 3) * 16 + (j + 1)] = c31;
+        A[46775 + (i + 3) * 16 + (j + 2)] = c32;
+      }
+      {
+        let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+        const ra0 = 142039 + (i + 0) * 16;
+        const ra1 = 142039 + (i + 1) * 16;
+        const ra2 = 142039 + (i + 2) * 16;
+        const ra3 = 142039 + (i + 3) * 16;
+        const rb0 = 2256 + (15 + 0);
+        for (let p = 0; p < 16; p++) {
+          const a0 = A[ra0 + p];
+          const a1 = A[ra1 + p];
+          const a2 = A[ra2 + p];
+          const a3 = A[ra3 + p];
+          const b0 = A[rb0 + p * 16];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
+        }
+        A[46775 + (i + 0) * 16 + (15 + 0)] = c00;
+        A[46775 + (i + 1) * 16 + (15 + 0)] = c10;
+        A[46775 + (i + 2) * 16 + (15 + 0)] = c20;
+        A[46775 + (i + 3) * 16 + (15 + 0)] = c30;
+      }
+    }
+    for (let i = 0; i < 3584; i++) A[50359 + i] = A[145863 + i] + A[46775 + i];
+    scan3(A);
+    for (let i = 0; i < 12; i += 4) {
+      for (let j = 0; j < 15; j += 3) {
+        let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+        const ra0 = 10230 + (i + 0);
+        const ra1 = 10230 + (i + 1);
+        const ra2 = 10230 + (i + 2);
+        const ra3 = 10230 + (i + 3);
+        const rb0 = 160423 + (j + 0);
+        const rb1 = 160423 + (j + 1);
+        const rb2 = 160423 + (j + 2);
+        for (let p = 0; p < 224; p++) {
+          const a0 = A[ra0 + p * 12];
+          const a1 = A[ra1 + p * 12];
+          const a2 = A[ra2 + p * 12];
+          const a3 = A[ra3 + p * 12];
+          const b0 = A[rb0 + p * 16];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
+          const b1 = A[rb1 + p * 16];
+          c01 += a0 * b1;
+          c11 += a1 * b1;
+          c21 += a2 * b1;
+          c31 += a3 * b1;
+          const b2 = A[rb2 + p * 16];
+          c02 += a0 * b2;
+          c12 += a1 * b2;
+          c22 += a2 * b2;
+          c32 += a3 * b2;
+        }
+        A[5115 + (i + 0) * 16 + (j + 0)] = c00;
+        A[5115 + (i + 0) * 16 + (j + 1)] = c01;
+        A[5115 + (i + 0) * 16 + (j + 2)] = c02;
+        A[5115 + (i + 1) * 16 + (j + 0)] = c10;
+        A[5115 + (i + 1) * 16 + (j + 1)] = c11;
+        A[5115 + (i + 1) * 16 + (j + 2)] = c12;
+        A[5115 + (i + 2) * 16 + (j + 0)] = c20;
+        A[5115 + (i + 2) * 16 + (j + 1)] = c21;
+        A[5115 + (i + 2) * 16 + (j + 2)] = c22;
+        A[5115 + (i + 3) * 16 + (j + 0)] = c30;
+        A[5115 + (i + 3) * 16 + (j + 1)] = c31;
+        A[5115 + (i + 3) * 16 + (j + 2)] = c32;
+      }
+      {
+        let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+        const ra0 = 10230 + (i + 0);
+        const ra1 = 10230 + (i + 1);
+        const ra2 = 10230 + (i + 2);
+        const ra3 = 10230 + (i + 3);
+        const rb0 = 160423 + (15 + 0);
+        for (let p = 0; p < 224; p++) {
+          const a0 = A[ra0 + p * 12];
+          const a1 = A[ra1 + p * 12];
+          const a2 = A[ra2 + p * 12];
+          const a3 = A[ra3 + p * 12];
+          const b0 = A[rb0 + p * 16];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
+        }
+        A[5115 + (i + 0) * 16 + (15 + 0)] = c00;
+        A[5115 + (i + 1) * 16 + (15 + 0)] = c10;
+        A[5115 + (i + 2) * 16 + (15 + 0)] = c20;
+        A[5115 + (i + 3) * 16 + (15 + 0)] = c30;
+      }
+    }
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 768; j++) A[5307 + o * 768 + j] = A[155303 + o * 8704 + 512 + j];
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 768; j++) A[6075 + o * 768 + j] = A[155303 + o * 8704 + 2816 + j];
+    for (let i1 = 0; i1 < 48; i1++) {
+      {
+        let acc = 0;
         for (let i0 = 0; i0 < 32; i0++) {
-            for (let i1 = 0; i1 < 48; i1++) {
-                A[21687 + (i0 * 48 + i1 * 1)] = A[1728 + (i1 * 1)];
-            }
+          acc = acc + A[156583 + (i0 * 48 + i1 * 1)];
         }
+        A[6843 + i1 * 1] = acc;
+      }
+    }
+    for (let i1 = 0; i1 < 48; i1++) {
+      {
+        let acc = 0;
         for (let i0 = 0; i0 < 32; i0++) {
-            for (let i1 = 0; i1 < 48; i1++) {
-                A[23223 + (i0 * 48 + i1 * 1)] = A[1776 + (i1 * 1)];
-            }
+          acc = acc + A[158887 + (i0 * 48 + i1 * 1)];
         }
-        // (derived)
-        scan4(A);
-        A[18103] = 1;
-        A[18104] = 0;
-        A[18105] = 0;
-        A[18106] = 0;
-        A[18107] = 0;
-        A[18108] = 0;
-        A[18109] = 0;
-        A[18110] = 0;
-        A[18111] = 0;
-        A[18112] = 0;
-        A[18113] = 1;
-        A[18114] = 0;
-        A[18115] = 0;
-        A[18116] = 0;
-        A[18117] = 0;
-        A[18118] = 0;
-        A[18119] = 0;
-        A[18120] = 0;
-        A[18121] = 0;
-        A[18122] = 0;
-        A[18123] = 1;
-        A[18124] = 0;
-        A[18125] = 0;
-        A[18126] = 0;
-        A[18127] = 0;
-        A[18128] = 0;
-        A[18129] = 0;
-        A[18130] = 0;
-        A[18131] = 0;
-        A[18132] = 0;
-        A[18133] = 1;
-        A[18134] = 0;
-        A[18135] = 0;
-        A[18136] = 0;
-        A[18137] = 0;
-        A[18138] = 0;
-        A[18139] = 0;
-        A[18140] = 0;
-        A[18141] = 0;
-        A[18142] = 0;
-        A[18143] = 1;
-        A[18144] = 0;
-        A[18145] = 0;
-        A[18146] = 0;
-        A[18147] = 0;
-        A[18148] = 0;
-        A[18149] = 0;
-        A[18150] = 0;
-        A[18151] = 0;
-        A[18152] = 0;
-        A[18153] = 1;
-        A[18154] = 0;
-        A[18155] = 0;
-        A[18156] = 0;
-        A[18157] = 0;
-        A[18158] = 0;
-        A[18159] = 0;
-        A[18160] = 0;
-        A[18161] = 0;
-        A[18162] = 0;
-        A[18163] = 1;
-        A[18164] = 0;
-        A[18165] = 0;
-        A[18166] = 0;
-        A[18167] = 0;
-        A[18168] = 0;
-        A[18169] = 0;
-        A[18170] = 0;
-        A[18171] = 0;
-        A[18172] = 0;
-        A[18173] = 1;
-        A[18174] = 0;
-        A[18175] = 0;
-        A[18176] = 0;
-        A[18177] = 0;
-        A[18178] = 0;
-        A[18179] = 0;
-        A[18180] = 0;
-        A[18181] = 0;
-        A[18182] = 0;
-        A[18183] = 1;
-        A[18184] = 0;
-        A[18185] = 0;
-        A[18186] = 0;
-        A[18187] = 0;
-        A[18188] = 0;
-        A[18189] = 0;
-        A[18190] = 0;
-        A[18191] = 0;
-        A[18192] = 0;
-        A[18193] = 1;
-        A[18194] = 0;
-        A[18195] = 0;
-        A[18196] = 0;
-        A[18197] = 0;
-        A[18198] = 0;
-        A[18199] = 0;
-        A[18200] = 0;
-        A[18201] = 0;
-        A[18202] = 0;
-        A[18203] = 1;
-        A[18204] = 0;
-        A[18205] = 0;
-        A[18206] = 0;
-        A[18207] = 0;
-        A[18208] = 0;
-        A[18209] = 0;
-        A[18210] = 0;
-        A[18211] = 0;
-        A[18212] = 0;
-        A[18213] = 1;
-        A[18214] = 0;
-        A[18215] = 0;
-        A[18216] = 0;
-        A[18217] = 0;
-        A[18218] = 0;
-        A[18219] = 0;
-        A[18220] = 0;
-        A[18221] = 0;
-        A[18222] = 0;
-        A[18223] = 1;
-        A[18224] = 0;
-        A[18225] = 0;
-        A[18226] = 0;
-        A[18227] = 0;
-        A[18228] = 0;
-        A[18229] = 0;
-        A[18230] = 0;
-        A[18231] = 0;
-        A[18232] = 0;
-        A[18233] = 1;
-        A[18234] = 0;
-        A[18235] = 0;
-        A[18236] = 0;
-        A[18237] = 0;
-        A[18238] = 0;
-        A[18239] = 0;
-        A[18240] = 0;
-        A[18241] = 0;
-        A[18242] = 0;
-        A[18243] = 1;
-        A[18244] = 0;
-        A[18245] = 0;
-        A[18246] = 0;
-        A[18247] = 0;
-        A[18248] = 0;
-        A[18249] = 0;
-        A[18250] = 0;
-        A[18251] = 0;
-        A[18252] = 0;
-        A[18253] = 1;
-        A[18254] = 0;
-        A[18255] = 0;
-        A[18256] = 0;
-        A[18257] = 0;
-        A[18258] = 0;
-        A[18259] = 0;
-        A[18260] = 0;
-        A[18261] = 0;
-        A[18262] = 0;
-        A[18263] = 1;
-        A[18264] = 0;
-        A[18265] = 0;
-        A[18266] = 0;
-        A[18267] = 0;
-        A[18268] = 0;
-        A[18269] = 0;
-        A[18270] = 0;
-        A[18271] = 0;
-        A[18272] = 0;
-        A[18273] = 1;
-        A[18274] = 0;
-        A[18275] = 0;
-        A[18276] = 0;
-        A[18277] = 0;
-        A[18278] = 0;
-        A[18279] = 0;
-        A[18280] = 0;
-        A[18281] = 0;
-        A[18282] = 0;
-        A[18283] = 1;
-        A[18284] = 0;
-        A[18285] = 0;
-        A[18286] = 0;
-        A[18287] = 0;
-        A[18288] = 0;
-        A[18289] = 0;
-        A[18290] = 0;
-        A[18291] = 0;
-        A[18292] = 0;
-        A[18293] = 1;
-        A[18294] = 0;
-        A[18295] = 0;
-        A[18296] = 0;
-        A[18297] = 0;
-        A[18298] = 0;
-        A[18299] = 0;
-        A[18300] = 0;
-        A[18301] = 0;
-        A[18302] = 0;
-        A[18303] = 1;
-        A[18304] = 0;
-        A[18305] = 0;
-        A[18306] = 0;
-        A[18307] = 0;
-        A[18308] = 0;
-        A[18309] = 0;
-        A[18310] = 0;
-        A[18311] = 0;
-        A[18312] = 0;
-        A[18313] = 1;
-        A[18314] = 0;
-        A[18315] = 0;
-        A[18316] = 0;
-        A[18317] = 0;
-        A[18318] = 0;
-        A[18319] = 0;
-        A[18320] = 0;
-        A[18321] = 0;
-        A[18322] = 0;
-        A[18323] = 1;
-        A[18324] = 0;
-        A[18325] = 0;
-        A[18326] = 0;
-        A[18327] = 0;
-        A[18328] = 0;
-        A[18329] = 0;
-        A[18330] = 0;
-        A[18331] = 0;
-        A[18332] = 0;
-        A[18333] = 1;
-        A[18334] = 0;
-        A[18335] = 0;
-        A[18336] = 0;
-        A[18337] = 0;
-        A[18338] = 0;
-        A[18339] = 0;
-        A[18340] = 0;
-        A[18341] = 0;
-        A[18342] = 0;
-        A[18343] = 1;
-        A[18344] = 0;
-        A[18345] = 0;
-        A[18346] = 0;
-        A[18347] = 0;
-        A[18348] = 0;
-        A[18349] = 0;
-        A[18350] = 0;
-        A[18351] = 0;
-        A[18352] = 0;
-        A[18353] = 1;
-        A[18354] = 0;
-        A[18355] = 0;
-        A[18356] = 0;
-        A[18357] = 0;
-        A[18358] = 0;
-        A[18359] = 0;
-        A[18360] = 0;
-        A[18361] = 0;
-        A[18362] = 0;
-        A[18363] = 1;
-        A[18364] = 0;
-        A[18365] = 0;
-        A[18366] = 0;
-        A[18367] = 0;
-        A[18368] = 0;
-        A[18369] = 0;
-        A[18370] = 0;
-        A[18371] = 0;
-        A[18372] = 0;
-        A[18373] = 1;
-        A[18374] = 0;
-        A[18375] = 0;
-        A[18376] = 0;
-        A[18377] = 0;
-        A[18378] = 0;
-        A[18379] = 0;
-        A[18380] = 0;
-        A[18381] = 0;
-        A[18382] = 0;
-        A[18383] = 1;
-        A[18384] = 0;
-        A[18385] = 0;
-        A[18386] = 0;
-        A[18387] = 0;
-        A[18388] = 0;
-        A[18389] = 0;
-        A[18390] = 0;
-        A[18391] = 0;
-        A[18392] = 0;
-        A[18393] = 1;
-        A[18394] = 0;
-        A[18395] = 0;
-        A[18396] = 0;
-        A[18397] = 0;
-        A[18398] = 0;
-        A[18399] = 0;
-        A[18400] = 0;
-        A[18401] = 0;
-        A[18402] = 0;
-        A[18403] = 1;
-        A[18404] = 0;
-        A[18405] = 0;
-        A[18406] = 0;
-        A[18407] = 0;
-        A[18408] = 0;
-        A[18409] = 0;
-        A[18410] = 0;
-        A[18411] = 0;
-        A[18412] = 0;
-        A[18413] = 1;
-        A[18414] = 0;
-        A[18415] = 0;
-        A[18416] = 0;
-        A[18417] = 0;
-        A[18418] = 0;
-        A[18419] = 0;
-        A[18420] = 0;
-        A[18421] = 0;
-        A[18422] = 0;
-        // graphs/translate.ts:85
-        for (let o = 0; o < 32; o++)
-            for (let j = 0; j < 50; j++)
-                A[18423 + o * 50 + j] = A[12918 + o * 60 + 0 + j];
-        for (let o = 0; o < 32; o++)
-            for (let j = 0; j < 10; j++)
-                A[20023 + o * 60 + 0 + j] = A[18103 + o * 10 + j];
-        for (let o = 0; o < 32; o++)
-            for (let j = 0; j < 50; j++)
-                A[20023 + o * 60 + 10 + j] = A[18423 + o * 50 + j];
-        // graphs/translate.ts:18
+        A[6891 + i1 * 1] = acc;
+      }
+    }
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 160; j++) A[6939 + o * 160 + j] = A[140599 + o * 14704 + 512 + j];
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 256; j++) A[7099 + o * 256 + j] = A[140599 + o * 14704 + 672 + j];
+    for (let i1 = 0; i1 < 16; i1++) {
+      {
+        let acc = 0;
         for (let i0 = 0; i0 < 32; i0++) {
-            for (let i1 = 0; i1 < 16; i1++) {
-                A[18103 + (i0 * 16 + i1 * 1)] = A[2240 + (i1 * 1)];
-            }
+          acc = acc + A[141527 + (i0 * 16 + i1 * 1)];
         }
-        for (let i = 0; i < 224; i += 4) {
-            for (let j = 0; j < 15; j += 3) {
-                let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-                const ra0 = 25271 + (i + 0) * 16;
-                const ra1 = 25271 + (i + 1) * 16;
-                const ra2 = 25271 + (i + 2) * 16;
-                const ra3 = 25271 + (i + 3) * 16;
-                const rb0 = 2256 + (j + 0) * 16;
-                const rb1 = 2256 + (j + 1) * 16;
-                const rb2 = 2256 + (j + 2) * 16;
-                for (let p = 0; p < 16; p++) {
-                    const a0 = A[ra0 + p];
-                    const a1 = A[ra1 + p];
-                    const a2 = A[ra2 + p];
-                    const a3 = A[ra3 + p];
-                    const b0 = A[rb0 + p];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                    const b1 = A[rb1 + p];
-                    c01 += a0 * b1;
-                    c11 += a1 * b1;
-                    c21 += a2 * b1;
-                    c31 += a3 * b1;
-                    const b2 = A[rb2 + p];
-                    c02 += a0 * b2;
-                    c12 += a1 * b2;
-                    c22 += a2 * b2;
-                    c32 += a3 * b2;
-                }
-                A[46775 + (i + 0) * 16 + (j + 0)] = c00;
-                A[46775 + (i + 0) * 16 + (j + 1)] = c01;
-                A[46775 + (i + 0) * 16 + (j + 2)] = c02;
-                A[46775 + (i + 1) * 16 + (j + 0)] = c10;
-                A[46775 + (i + 1) * 16 + (j + 1)] = c11;
-                A[46775 + (i + 1) * 16 + (j + 2)] = c12;
-                A[46775 + (i + 2) * 16 + (j + 0)] = c20;
-                A[46775 + (i + 2) * 16 + (j + 1)] = c21;
-                A[46775 + (i + 2) * 16 + (j + 2)] = c22;
-                A[46775 + (i + 3) * 16 + (j + 0)] = c30;
-                A[46775 + (i + 3) * 16 + (j + 1)] = c31;
-                A[46775 + (i + 3) * 16 + (j + 2)] = c32;
-            }
-            {
-                let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-                const ra0 = 25271 + (i + 0) * 16;
-                const ra1 = 25271 + (i + 1) * 16;
-                const ra2 = 25271 + (i + 2) * 16;
-                const ra3 = 25271 + (i + 3) * 16;
-                const rb0 = 2256 + (15 + 0) * 16;
-                for (let p = 0; p < 16; p++) {
-                    const a0 = A[ra0 + p];
-                    const a1 = A[ra1 + p];
-                    const a2 = A[ra2 + p];
-                    const a3 = A[ra3 + p];
-                    const b0 = A[rb0 + p];
-                    c00 += a0 * b0;
-                    c10 += a1 * b0;
-                    c20 += a2 * b0;
-                    c30 += a3 * b0;
-                }
-                A[46775 + (i + 0) * 16 + (15 + 0)] = c00;
-                A[46775 + (i + 1) * 16 + (15 + 0)] = c10;
-                A[46775 + (i + 2) * 16 + (15 + 0)] = c20;
-                A[46775 + (i + 3) * 16 + (15 + 0)] = c30;
-            }
+        A[7355 + i1 * 1] = acc;
+      }
+    }
+    for (let i = 0; i < 16; i += 4) {
+      for (let j = 0; j < 15; j += 3) {
+        let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+        const ra0 = 142039 + (i + 0);
+        const ra1 = 142039 + (i + 1);
+        const ra2 = 142039 + (i + 2);
+        const ra3 = 142039 + (i + 3);
+        const rb0 = 25271 + (j + 0);
+        const rb1 = 25271 + (j + 1);
+        const rb2 = 25271 + (j + 2);
+        for (let p = 0; p < 224; p++) {
+          const a0 = A[ra0 + p * 16];
+          const a1 = A[ra1 + p * 16];
+          const a2 = A[ra2 + p * 16];
+          const a3 = A[ra3 + p * 16];
+          const b0 = A[rb0 + p * 16];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
+          const b1 = A[rb1 + p * 16];
+          c01 += a0 * b1;
+          c11 += a1 * b1;
+          c21 += a2 * b1;
+          c31 += a3 * b1;
+          const b2 = A[rb2 + p * 16];
+          c02 += a0 * b2;
+          c12 += a1 * b2;
+          c22 += a2 * b2;
+          c32 += a3 * b2;
         }
+        A[7371 + (i + 0) * 16 + (j + 0)] = c00;
+        A[7371 + (i + 0) * 16 + (j + 1)] = c01;
+        A[7371 + (i + 0) * 16 + (j + 2)] = c02;
+        A[7371 + (i + 1) * 16 + (j + 0)] = c10;
+        A[7371 + (i + 1) * 16 + (j + 1)] = c11;
+        A[7371 + (i + 1) * 16 + (j + 2)] = c12;
+        A[7371 + (i + 2) * 16 + (j + 0)] = c20;
+        A[7371 + (i + 2) * 16 + (j + 1)] = c21;
+        A[7371 + (i + 2) * 16 + (j + 2)] = c22;
+        A[7371 + (i + 3) * 16 + (j + 0)] = c30;
+        A[7371 + (i + 3) * 16 + (j + 1)] = c31;
+        A[7371 + (i + 3) * 16 + (j + 2)] = c32;
+      }
+      {
+        let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+        const ra0 = 142039 + (i + 0);
+        const ra1 = 142039 + (i + 1);
+        const ra2 = 142039 + (i + 2);
+        const ra3 = 142039 + (i + 3);
+        const rb0 = 25271 + (15 + 0);
+        for (let p = 0; p < 224; p++) {
+          const a0 = A[ra0 + p * 16];
+          const a1 = A[ra1 + p * 16];
+          const a2 = A[ra2 + p * 16];
+          const a3 = A[ra3 + p * 16];
+          const b0 = A[rb0 + p * 16];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
+        }
+        A[7371 + (i + 0) * 16 + (15 + 0)] = c00;
+        A[7371 + (i + 1) * 16 + (15 + 0)] = c10;
+        A[7371 + (i + 2) * 16 + (15 + 0)] = c20;
+        A[7371 + (i + 3) * 16 + (15 + 0)] = c30;
+      }
+    }
+    for (let i2 = 0; i2 < 16; i2++) {
+      {
+        let acc = 0;
         for (let i0 = 0; i0 < 32; i0++) {
-            for (let i1 = 0; i1 < 7; i1++) {
-                for (let i2 = 0; i2 < 16; i2++) {
-                    A[50359 + (i0 * 112 + i1 * 16 + i2 * 1)] = A[2512 + (i2 * 1)];
-                }
-            }
+          for (let i1 = 0; i1 < 7; i1++) {
+            acc = acc + A[142039 + (i0 * 112 + i1 * 16 + i2 * 1)];
+          }
         }
-        for (let i = 0; i < 3584; i++)
-            A[53943 + i] = A[46775 + i] + A[50359 + i];
+        A[7627 + i2 * 1] = acc;
+      }
+    }
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 16; j++) A[7643 + o * 16 + j] = A[140599 + o * 14704 + 5024 + j];
+    for (let i2 = 0; i2 < 1; i2++) {
+      {
+        let acc = 0;
         for (let i0 = 0; i0 < 32; i0++) {
-            for (let i1 = 0; i1 < 7; i1++) {
-                for (let i2 = 0; i2 < 1; i2++) {
-                    A[18615 + (i0 * 7 + i1 * 1 + i2 * 1)] = A[2544 + (i2 * 1)];
-                }
-            }
+          for (let i1 = 0; i1 < 7; i1++) {
+            acc = acc + A[145639 + (i0 * 7 + i1 * 1 + i2 * 1)];
+          }
         }
-        // graphs/translate.ts:26
+        A[7659 + i2 * 1] = acc;
+      }
+    }
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 1536; j++) A[7660 + o * 1536 + j] = A[140599 + o * 14704 + 8848 + j];
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 768; j++) A[9196 + o * 768 + j] = A[140599 + o * 14704 + 11920 + j];
+    for (let i1 = 0; i1 < 48; i1++) {
+      {
+        let acc = 0;
         for (let i0 = 0; i0 < 32; i0++) {
-            for (let i1 = 0; i1 < 48; i1++) {
-                A[21943 + (i0 * 48 + i1 * 1)] = A[4849 + (i1 * 1)];
-            }
+          acc = acc + A[150983 + (i0 * 48 + i1 * 1)];
         }
+        A[9964 + i1 * 1] = acc;
+      }
+    }
+    for (let i1 = 0; i1 < 48; i1++) {
+      {
+        let acc = 0;
         for (let i0 = 0; i0 < 32; i0++) {
-            for (let i1 = 0; i1 < 48; i1++) {
-                A[46775 + (i0 * 48 + i1 * 1)] = A[4897 + (i1 * 1)];
-            }
+          acc = acc + A[153287 + (i0 * 48 + i1 * 1)];
         }
-        // graphs/translate.ts:18
+        A[10012 + i1 * 1] = acc;
+      }
+    }
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 160; j++) A[10060 + o * 160 + j] = A[140599 + o * 14704 + 14224 + j];
+    for (let i1 = 0; i1 < 10; i1++) {
+      {
+        let acc = 0;
         for (let i0 = 0; i0 < 32; i0++) {
-            for (let i1 = 0; i1 < 10; i1++) {
-                A[18839 + (i0 * 10 + i1 * 1)] = A[5105 + (i1 * 1)];
-            }
+          acc = acc + A[154983 + (i0 * 10 + i1 * 1)];
         }
-        // (derived)
-        scan5(A);
-        // graphs/translate.ts:86
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 1920; j++)
-                A[14839 + o * 1920 + j] = A[57527 + o * 3776 + 512 + j];
-        for (let o = 0; o < 1; o++)
-            for (let j = 0; j < 1344; j++)
-                A[16759 + o * 1344 + j] = A[57527 + o * 3776 + 2432 + j];
+        A[10220 + i1 * 1] = acc;
+      }
     }
-    update(A, lr, t) {
-        { // adam(lr=0.01, betas=(0.9, 0.999), eps=1e-8)
-            const stepSize = lr / (1 - Math.pow(0.9, t));
-            const negStepSize = -stepSize;
-            const biasCorrection2Sqrt = Math.sqrt(1 - Math.pow(0.999, t));
-            const invBiasCorrection2Sqrt = 1 / biasCorrection2Sqrt;
-            { // encoder.embedding.weight, encoder.gru.weight_ih_l0, encoder.gru.weight_hh_l0, encoder.gru.bias_ih_l0, encoder.gru.bias_hh_l0, decoder.embedding.weight, decoder.attention.Wa.weight, decoder.attention.Wa.bias, decoder.attention.Ua.weight, decoder.attention.Ua.bias, decoder.attention.Va.weight, decoder.attention.Va.bias, decoder.gru.weight_ih_l0, decoder.gru.weight_hh_l0, decoder.gru.bias_ih_l0, decoder.gru.bias_hh_l0, decoder.out.weight, decoder.out.bias: 5115 at param 0, grad 5115, exp_avg 236599, exp_avg_sq 241714
-                for (let i = 0; i < 5115; i++) {
-                    const g = (A[5115 + i] ?? 0);
-                    const param = (A[i] ?? 0);
-                    const expAvg = 0.9 * (A[236599 + i] ?? 0) + 0.09999999999999998 * g;
-                    A[236599 + i] = expAvg;
-                    const expAvgSq = 0.999 * (A[241714 + i] ?? 0) + 0.0010000000000000009 * g * g;
-                    A[241714 + i] = expAvgSq;
-                    const denom = Math.sqrt(expAvgSq) * invBiasCorrection2Sqrt + 1e-8;
-                    A[i] = param + negStepSize * expAvg / denom;
-                }
-            }
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 1344; j++) A[16759 + o * 1344 + j] = A[61367 + o * 3776 + 2432 + j];
+  }
+  forward() {
+    const A = this.arena;
+    for (let i = 0; i < 224; i += 4) {
+      for (let j = 0; j < 15; j += 3) {
+        let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+        const ra0 = 10230 + (i + 0) * 12;
+        const ra1 = 10230 + (i + 1) * 12;
+        const ra2 = 10230 + (i + 2) * 12;
+        const ra3 = 10230 + (i + 3) * 12;
+        const rb0 = j + 0;
+        const rb1 = j + 1;
+        const rb2 = j + 2;
+        for (let p = 0; p < 12; p++) {
+          const a0 = A[ra0 + p];
+          const a1 = A[ra1 + p];
+          const a2 = A[ra2 + p];
+          const a3 = A[ra3 + p];
+          const b0 = A[rb0 + p * 16];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
+          const b1 = A[rb1 + p * 16];
+          c01 += a0 * b1;
+          c11 += a1 * b1;
+          c21 += a2 * b1;
+          c31 += a3 * b1;
+          const b2 = A[rb2 + p * 16];
+          c02 += a0 * b2;
+          c12 += a1 * b2;
+          c22 += a2 * b2;
+          c32 += a3 * b2;
         }
-        return true;
-    }
-    /** One training step on a batch; returns the loss before the update. Throws, leaving the parameters untouched, when the loss or the gradient is not finite. */
-    step(data) {
-        this.bind(data);
-        this.train();
-        const loss = this.arena[14838];
-        if (!Number.isFinite(loss))
-            throw new RangeError(`non-finite loss ${loss} at step ${this.steps + 1}`);
-        this.steps++;
-        if (!this.update(this.arena, this.lr, this.steps)) {
-            this.steps--;
-            throw new RangeError(`non-finite gradient at step ${this.steps + 1}`);
+        A[18103 + (i + 0) * 16 + (j + 0)] = c00;
+        A[18103 + (i + 0) * 16 + (j + 1)] = c01;
+        A[18103 + (i + 0) * 16 + (j + 2)] = c02;
+        A[18103 + (i + 1) * 16 + (j + 0)] = c10;
+        A[18103 + (i + 1) * 16 + (j + 1)] = c11;
+        A[18103 + (i + 1) * 16 + (j + 2)] = c12;
+        A[18103 + (i + 2) * 16 + (j + 0)] = c20;
+        A[18103 + (i + 2) * 16 + (j + 1)] = c21;
+        A[18103 + (i + 2) * 16 + (j + 2)] = c22;
+        A[18103 + (i + 3) * 16 + (j + 0)] = c30;
+        A[18103 + (i + 3) * 16 + (j + 1)] = c31;
+        A[18103 + (i + 3) * 16 + (j + 2)] = c32;
+      }
+      {
+        let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+        const ra0 = 10230 + (i + 0) * 12;
+        const ra1 = 10230 + (i + 1) * 12;
+        const ra2 = 10230 + (i + 2) * 12;
+        const ra3 = 10230 + (i + 3) * 12;
+        const rb0 = 15 + 0;
+        for (let p = 0; p < 12; p++) {
+          const a0 = A[ra0 + p];
+          const a1 = A[ra1 + p];
+          const a2 = A[ra2 + p];
+          const a3 = A[ra3 + p];
+          const b0 = A[rb0 + p * 16];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
         }
-        return loss;
+        A[18103 + (i + 0) * 16 + (15 + 0)] = c00;
+        A[18103 + (i + 1) * 16 + (15 + 0)] = c10;
+        A[18103 + (i + 2) * 16 + (15 + 0)] = c20;
+        A[18103 + (i + 3) * 16 + (15 + 0)] = c30;
+      }
     }
-    /** Forward, loss and backward without an update; returns the loss (read the gradients with getGrads()). */
-    gradients(data) {
-        this.bind(data);
-        this.train();
-        return this.arena[14838];
+    for (let i0 = 0; i0 < 32; i0++) {
+      for (let i1 = 0; i1 < 48; i1++) {
+        A[21687 + (i0 * 48 + i1 * 1)] = A[1728 + i1 * 1];
+      }
     }
-    /** The outputs for a batch, by name. */
-    predict(data) {
-        this.bind(data);
-        this.forward();
-        return this.outputs();
+    for (let i0 = 0; i0 < 32; i0++) {
+      for (let i1 = 0; i1 < 48; i1++) {
+        A[23223 + (i0 * 48 + i1 * 1)] = A[1776 + i1 * 1];
+      }
     }
-    /** The outputs of the last step, gradients() or predict(), by name. */
-    outputs() {
-        return Object.fromEntries(OUTPUTS.map((s) => [s.name, read(this.arena, s)]));
+    scan4(A);
+    A[18103] = 1;
+    A[18104] = 0;
+    A[18105] = 0;
+    A[18106] = 0;
+    A[18107] = 0;
+    A[18108] = 0;
+    A[18109] = 0;
+    A[18110] = 0;
+    A[18111] = 0;
+    A[18112] = 0;
+    A[18113] = 1;
+    A[18114] = 0;
+    A[18115] = 0;
+    A[18116] = 0;
+    A[18117] = 0;
+    A[18118] = 0;
+    A[18119] = 0;
+    A[18120] = 0;
+    A[18121] = 0;
+    A[18122] = 0;
+    A[18123] = 1;
+    A[18124] = 0;
+    A[18125] = 0;
+    A[18126] = 0;
+    A[18127] = 0;
+    A[18128] = 0;
+    A[18129] = 0;
+    A[18130] = 0;
+    A[18131] = 0;
+    A[18132] = 0;
+    A[18133] = 1;
+    A[18134] = 0;
+    A[18135] = 0;
+    A[18136] = 0;
+    A[18137] = 0;
+    A[18138] = 0;
+    A[18139] = 0;
+    A[18140] = 0;
+    A[18141] = 0;
+    A[18142] = 0;
+    A[18143] = 1;
+    A[18144] = 0;
+    A[18145] = 0;
+    A[18146] = 0;
+    A[18147] = 0;
+    A[18148] = 0;
+    A[18149] = 0;
+    A[18150] = 0;
+    A[18151] = 0;
+    A[18152] = 0;
+    A[18153] = 1;
+    A[18154] = 0;
+    A[18155] = 0;
+    A[18156] = 0;
+    A[18157] = 0;
+    A[18158] = 0;
+    A[18159] = 0;
+    A[18160] = 0;
+    A[18161] = 0;
+    A[18162] = 0;
+    A[18163] = 1;
+    A[18164] = 0;
+    A[18165] = 0;
+    A[18166] = 0;
+    A[18167] = 0;
+    A[18168] = 0;
+    A[18169] = 0;
+    A[18170] = 0;
+    A[18171] = 0;
+    A[18172] = 0;
+    A[18173] = 1;
+    A[18174] = 0;
+    A[18175] = 0;
+    A[18176] = 0;
+    A[18177] = 0;
+    A[18178] = 0;
+    A[18179] = 0;
+    A[18180] = 0;
+    A[18181] = 0;
+    A[18182] = 0;
+    A[18183] = 1;
+    A[18184] = 0;
+    A[18185] = 0;
+    A[18186] = 0;
+    A[18187] = 0;
+    A[18188] = 0;
+    A[18189] = 0;
+    A[18190] = 0;
+    A[18191] = 0;
+    A[18192] = 0;
+    A[18193] = 1;
+    A[18194] = 0;
+    A[18195] = 0;
+    A[18196] = 0;
+    A[18197] = 0;
+    A[18198] = 0;
+    A[18199] = 0;
+    A[18200] = 0;
+    A[18201] = 0;
+    A[18202] = 0;
+    A[18203] = 1;
+    A[18204] = 0;
+    A[18205] = 0;
+    A[18206] = 0;
+    A[18207] = 0;
+    A[18208] = 0;
+    A[18209] = 0;
+    A[18210] = 0;
+    A[18211] = 0;
+    A[18212] = 0;
+    A[18213] = 1;
+    A[18214] = 0;
+    A[18215] = 0;
+    A[18216] = 0;
+    A[18217] = 0;
+    A[18218] = 0;
+    A[18219] = 0;
+    A[18220] = 0;
+    A[18221] = 0;
+    A[18222] = 0;
+    A[18223] = 1;
+    A[18224] = 0;
+    A[18225] = 0;
+    A[18226] = 0;
+    A[18227] = 0;
+    A[18228] = 0;
+    A[18229] = 0;
+    A[18230] = 0;
+    A[18231] = 0;
+    A[18232] = 0;
+    A[18233] = 1;
+    A[18234] = 0;
+    A[18235] = 0;
+    A[18236] = 0;
+    A[18237] = 0;
+    A[18238] = 0;
+    A[18239] = 0;
+    A[18240] = 0;
+    A[18241] = 0;
+    A[18242] = 0;
+    A[18243] = 1;
+    A[18244] = 0;
+    A[18245] = 0;
+    A[18246] = 0;
+    A[18247] = 0;
+    A[18248] = 0;
+    A[18249] = 0;
+    A[18250] = 0;
+    A[18251] = 0;
+    A[18252] = 0;
+    A[18253] = 1;
+    A[18254] = 0;
+    A[18255] = 0;
+    A[18256] = 0;
+    A[18257] = 0;
+    A[18258] = 0;
+    A[18259] = 0;
+    A[18260] = 0;
+    A[18261] = 0;
+    A[18262] = 0;
+    A[18263] = 1;
+    A[18264] = 0;
+    A[18265] = 0;
+    A[18266] = 0;
+    A[18267] = 0;
+    A[18268] = 0;
+    A[18269] = 0;
+    A[18270] = 0;
+    A[18271] = 0;
+    A[18272] = 0;
+    A[18273] = 1;
+    A[18274] = 0;
+    A[18275] = 0;
+    A[18276] = 0;
+    A[18277] = 0;
+    A[18278] = 0;
+    A[18279] = 0;
+    A[18280] = 0;
+    A[18281] = 0;
+    A[18282] = 0;
+    A[18283] = 1;
+    A[18284] = 0;
+    A[18285] = 0;
+    A[18286] = 0;
+    A[18287] = 0;
+    A[18288] = 0;
+    A[18289] = 0;
+    A[18290] = 0;
+    A[18291] = 0;
+    A[18292] = 0;
+    A[18293] = 1;
+    A[18294] = 0;
+    A[18295] = 0;
+    A[18296] = 0;
+    A[18297] = 0;
+    A[18298] = 0;
+    A[18299] = 0;
+    A[18300] = 0;
+    A[18301] = 0;
+    A[18302] = 0;
+    A[18303] = 1;
+    A[18304] = 0;
+    A[18305] = 0;
+    A[18306] = 0;
+    A[18307] = 0;
+    A[18308] = 0;
+    A[18309] = 0;
+    A[18310] = 0;
+    A[18311] = 0;
+    A[18312] = 0;
+    A[18313] = 1;
+    A[18314] = 0;
+    A[18315] = 0;
+    A[18316] = 0;
+    A[18317] = 0;
+    A[18318] = 0;
+    A[18319] = 0;
+    A[18320] = 0;
+    A[18321] = 0;
+    A[18322] = 0;
+    A[18323] = 1;
+    A[18324] = 0;
+    A[18325] = 0;
+    A[18326] = 0;
+    A[18327] = 0;
+    A[18328] = 0;
+    A[18329] = 0;
+    A[18330] = 0;
+    A[18331] = 0;
+    A[18332] = 0;
+    A[18333] = 1;
+    A[18334] = 0;
+    A[18335] = 0;
+    A[18336] = 0;
+    A[18337] = 0;
+    A[18338] = 0;
+    A[18339] = 0;
+    A[18340] = 0;
+    A[18341] = 0;
+    A[18342] = 0;
+    A[18343] = 1;
+    A[18344] = 0;
+    A[18345] = 0;
+    A[18346] = 0;
+    A[18347] = 0;
+    A[18348] = 0;
+    A[18349] = 0;
+    A[18350] = 0;
+    A[18351] = 0;
+    A[18352] = 0;
+    A[18353] = 1;
+    A[18354] = 0;
+    A[18355] = 0;
+    A[18356] = 0;
+    A[18357] = 0;
+    A[18358] = 0;
+    A[18359] = 0;
+    A[18360] = 0;
+    A[18361] = 0;
+    A[18362] = 0;
+    A[18363] = 1;
+    A[18364] = 0;
+    A[18365] = 0;
+    A[18366] = 0;
+    A[18367] = 0;
+    A[18368] = 0;
+    A[18369] = 0;
+    A[18370] = 0;
+    A[18371] = 0;
+    A[18372] = 0;
+    A[18373] = 1;
+    A[18374] = 0;
+    A[18375] = 0;
+    A[18376] = 0;
+    A[18377] = 0;
+    A[18378] = 0;
+    A[18379] = 0;
+    A[18380] = 0;
+    A[18381] = 0;
+    A[18382] = 0;
+    A[18383] = 1;
+    A[18384] = 0;
+    A[18385] = 0;
+    A[18386] = 0;
+    A[18387] = 0;
+    A[18388] = 0;
+    A[18389] = 0;
+    A[18390] = 0;
+    A[18391] = 0;
+    A[18392] = 0;
+    A[18393] = 1;
+    A[18394] = 0;
+    A[18395] = 0;
+    A[18396] = 0;
+    A[18397] = 0;
+    A[18398] = 0;
+    A[18399] = 0;
+    A[18400] = 0;
+    A[18401] = 0;
+    A[18402] = 0;
+    A[18403] = 1;
+    A[18404] = 0;
+    A[18405] = 0;
+    A[18406] = 0;
+    A[18407] = 0;
+    A[18408] = 0;
+    A[18409] = 0;
+    A[18410] = 0;
+    A[18411] = 0;
+    A[18412] = 0;
+    A[18413] = 1;
+    A[18414] = 0;
+    A[18415] = 0;
+    A[18416] = 0;
+    A[18417] = 0;
+    A[18418] = 0;
+    A[18419] = 0;
+    A[18420] = 0;
+    A[18421] = 0;
+    A[18422] = 0;
+    for (let o = 0; o < 32; o++) for (let j = 0; j < 50; j++) A[18423 + o * 50 + j] = A[12918 + o * 60 + 0 + j];
+    for (let o = 0; o < 32; o++) for (let j = 0; j < 10; j++) A[20023 + o * 60 + 0 + j] = A[18103 + o * 10 + j];
+    for (let o = 0; o < 32; o++) for (let j = 0; j < 50; j++) A[20023 + o * 60 + 10 + j] = A[18423 + o * 50 + j];
+    for (let i0 = 0; i0 < 32; i0++) {
+      for (let i1 = 0; i1 < 16; i1++) {
+        A[18103 + (i0 * 16 + i1 * 1)] = A[2240 + i1 * 1];
+      }
     }
-    getParams() {
-        return Object.fromEntries(PARAMS.map((p) => [p.name, read(this.arena, p)]));
-    }
-    getGrads() {
-        return Object.fromEntries(PARAMS.map((p) => [p.name, read(this.arena, { ...p, offset: p.grad })]));
-    }
-    setParams(values) {
-        for (const [name, v] of Object.entries(values)) {
-            const p = PARAMS.find((q) => q.name === name);
-            if (!p)
-                throw new RangeError(`unknown parameter ${JSON.stringify(name)} (have ${PARAMS.map((q) => q.name).join(', ')})`);
-            const data = 'data' in v ? v.data : v;
-            if (data.length !== p.size)
-                throw new RangeError(`parameter ${name}: expected ${p.size} values [${p.shape.join(', ')}], got ${data.length}`);
-            for (let i = 0; i < p.size; i++) {
-                const x = data[i];
-                if (!Number.isFinite(x))
-                    throw new RangeError(`parameter ${name}: value ${i} is not finite`);
-                this.arena[p.offset + i] = x;
-            }
+    for (let i = 0; i < 224; i += 4) {
+      for (let j = 0; j < 15; j += 3) {
+        let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+        const ra0 = 25271 + (i + 0) * 16;
+        const ra1 = 25271 + (i + 1) * 16;
+        const ra2 = 25271 + (i + 2) * 16;
+        const ra3 = 25271 + (i + 3) * 16;
+        const rb0 = 2256 + (j + 0) * 16;
+        const rb1 = 2256 + (j + 1) * 16;
+        const rb2 = 2256 + (j + 2) * 16;
+        for (let p = 0; p < 16; p++) {
+          const a0 = A[ra0 + p];
+          const a1 = A[ra1 + p];
+          const a2 = A[ra2 + p];
+          const a3 = A[ra3 + p];
+          const b0 = A[rb0 + p];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
+          const b1 = A[rb1 + p];
+          c01 += a0 * b1;
+          c11 += a1 * b1;
+          c21 += a2 * b1;
+          c31 += a3 * b1;
+          const b2 = A[rb2 + p];
+          c02 += a0 * b2;
+          c12 += a1 * b2;
+          c22 += a2 * b2;
+          c32 += a3 * b2;
         }
+        A[46775 + (i + 0) * 16 + (j + 0)] = c00;
+        A[46775 + (i + 0) * 16 + (j + 1)] = c01;
+        A[46775 + (i + 0) * 16 + (j + 2)] = c02;
+        A[46775 + (i + 1) * 16 + (j + 0)] = c10;
+        A[46775 + (i + 1) * 16 + (j + 1)] = c11;
+        A[46775 + (i + 1) * 16 + (j + 2)] = c12;
+        A[46775 + (i + 2) * 16 + (j + 0)] = c20;
+        A[46775 + (i + 2) * 16 + (j + 1)] = c21;
+        A[46775 + (i + 2) * 16 + (j + 2)] = c22;
+        A[46775 + (i + 3) * 16 + (j + 0)] = c30;
+        A[46775 + (i + 3) * 16 + (j + 1)] = c31;
+        A[46775 + (i + 3) * 16 + (j + 2)] = c32;
+      }
+      {
+        let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
+        const ra0 = 25271 + (i + 0) * 16;
+        const ra1 = 25271 + (i + 1) * 16;
+        const ra2 = 25271 + (i + 2) * 16;
+        const ra3 = 25271 + (i + 3) * 16;
+        const rb0 = 2256 + (15 + 0) * 16;
+        for (let p = 0; p < 16; p++) {
+          const a0 = A[ra0 + p];
+          const a1 = A[ra1 + p];
+          const a2 = A[ra2 + p];
+          const a3 = A[ra3 + p];
+          const b0 = A[rb0 + p];
+          c00 += a0 * b0;
+          c10 += a1 * b0;
+          c20 += a2 * b0;
+          c30 += a3 * b0;
+        }
+        A[46775 + (i + 0) * 16 + (15 + 0)] = c00;
+        A[46775 + (i + 1) * 16 + (15 + 0)] = c10;
+        A[46775 + (i + 2) * 16 + (15 + 0)] = c20;
+        A[46775 + (i + 3) * 16 + (15 + 0)] = c30;
+      }
     }
-    getOptimizerState() {
-        return { steps: this.steps, buffers: Array.from(this.arena.subarray(236599, 246829)) };
+    for (let i0 = 0; i0 < 32; i0++) {
+      for (let i1 = 0; i1 < 7; i1++) {
+        for (let i2 = 0; i2 < 16; i2++) {
+          A[50359 + (i0 * 112 + i1 * 16 + i2 * 1)] = A[2512 + i2 * 1];
+        }
+      }
     }
-    setOptimizerState(state) {
-        if (state.buffers.length !== 10230)
-            throw new RangeError(`optimizer state: expected 10230 values, got ${state.buffers.length}`);
-        this.steps = state.steps;
-        for (let i = 0; i < 10230; i++)
-            this.arena[236599 + i] = state.buffers[i];
+    for (let i = 0; i < 3584; i++) A[53943 + i] = A[46775 + i] + A[50359 + i];
+    for (let i0 = 0; i0 < 32; i0++) {
+      for (let i1 = 0; i1 < 7; i1++) {
+        for (let i2 = 0; i2 < 1; i2++) {
+          A[18615 + (i0 * 7 + i1 * 1 + i2 * 1)] = A[2544 + i2 * 1];
+        }
+      }
     }
+    for (let i0 = 0; i0 < 32; i0++) {
+      for (let i1 = 0; i1 < 48; i1++) {
+        A[21943 + (i0 * 48 + i1 * 1)] = A[4849 + i1 * 1];
+      }
+    }
+    for (let i0 = 0; i0 < 32; i0++) {
+      for (let i1 = 0; i1 < 48; i1++) {
+        A[46775 + (i0 * 48 + i1 * 1)] = A[4897 + i1 * 1];
+      }
+    }
+    for (let i0 = 0; i0 < 32; i0++) {
+      for (let i1 = 0; i1 < 10; i1++) {
+        A[18839 + (i0 * 10 + i1 * 1)] = A[5105 + i1 * 1];
+      }
+    }
+    scan5(A);
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 1920; j++) A[14839 + o * 1920 + j] = A[57527 + o * 3776 + 512 + j];
+    for (let o = 0; o < 1; o++) for (let j = 0; j < 1344; j++) A[16759 + o * 1344 + j] = A[57527 + o * 3776 + 2432 + j];
+  }
+  update(A, lr, t) {
+    {
+      const stepSize = lr / (1 - Math.pow(0.9, t));
+      const negStepSize = -stepSize;
+      const biasCorrection2Sqrt = Math.sqrt(1 - Math.pow(0.999, t));
+      const invBiasCorrection2Sqrt = 1 / biasCorrection2Sqrt;
+      {
+        for (let i = 0; i < 5115; i++) {
+          const g = A[5115 + i] ?? 0;
+          const param = A[i] ?? 0;
+          const expAvg = 0.9 * (A[236599 + i] ?? 0) + 0.09999999999999998 * g;
+          A[236599 + i] = expAvg;
+          const expAvgSq = 0.999 * (A[241714 + i] ?? 0) + 0.0010000000000000009 * g * g;
+          A[241714 + i] = expAvgSq;
+          const denom = Math.sqrt(expAvgSq) * invBiasCorrection2Sqrt + 1e-8;
+          A[i] = param + negStepSize * expAvg / denom;
+        }
+      }
+    }
+    return true;
+  }
+  /** One training step on a batch; returns the loss before the update. Throws, leaving the parameters untouched, when the loss or the gradient is not finite. */
+  step(data) {
+    this.bind(data);
+    this.train();
+    const loss = this.arena[14838];
+    if (!Number.isFinite(loss)) throw new RangeError(`non-finite loss ${loss} at step ${this.steps + 1}`);
+    this.steps++;
+    if (!this.update(this.arena, this.lr, this.steps)) {
+      this.steps--;
+      throw new RangeError(`non-finite gradient at step ${this.steps + 1}`);
+    }
+    return loss;
+  }
+  /** Forward, loss and backward without an update; returns the loss (read the gradients with getGrads()). */
+  gradients(data) {
+    this.bind(data);
+    this.train();
+    return this.arena[14838];
+  }
+  /** The outputs for a batch, by name. */
+  predict(data) {
+    this.bind(data);
+    this.forward();
+    return this.outputs();
+  }
+  /** The outputs of the last step, gradients() or predict(), by name. */
+  outputs() {
+    return Object.fromEntries(OUTPUTS.map((s) => [s.name, read(this.arena, s)]));
+  }
+  getParams() {
+    return Object.fromEntries(PARAMS.map((p) => [p.name, read(this.arena, p)]));
+  }
+  getGrads() {
+    return Object.fromEntries(PARAMS.map((p) => [p.name, read(this.arena, { ...p, offset: p.grad })]));
+  }
+  setParams(values) {
+    for (const [name, v] of Object.entries(values)) {
+      const p = PARAMS.find((q) => q.name === name);
+      if (!p) throw new RangeError(`unknown parameter ${JSON.stringify(name)} (have ${PARAMS.map((q) => q.name).join(", ")})`);
+      const data = "data" in v ? v.data : v;
+      if (data.length !== p.size) throw new RangeError(`parameter ${name}: expected ${p.size} values [${p.shape.join(", ")}], got ${data.length}`);
+      for (let i = 0; i < p.size; i++) {
+        const x = data[i];
+        if (!Number.isFinite(x)) throw new RangeError(`parameter ${name}: value ${i} is not finite`);
+        this.arena[p.offset + i] = x;
+      }
+    }
+  }
+  getOptimizerState() {
+    return { steps: this.steps, buffers: Array.from(this.arena.subarray(236599, 246829)) };
+  }
+  setOptimizerState(state) {
+    if (state.buffers.length !== 10230) throw new RangeError(`optimizer state: expected 10230 values, got ${state.buffers.length}`);
+    this.steps = state.steps;
+    for (let i = 0; i < 10230; i++) this.arena[236599 + i] = state.buffers[i];
+  }
 }
 export function createTrainer(options = {}) {
-    return new Trainer(options);
+  return new Trainer(options);
 }

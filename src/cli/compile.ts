@@ -12,9 +12,13 @@ import { compileOptions, COMPILE_USAGE, trainerConfig } from './compile-options.
 import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
 import { checkArenaFits } from '../emit/arena-limit.ts';
 import { Phases } from './phases.ts';
-import { headOption } from './evaluator.ts';
+import { headOption } from './head-option.ts';
 import type { CellRecord } from './checkpoint.ts';
 import type { TrainerConfig } from '../emit/config.ts';
+import { COMMAND_SUMMARIES } from './command-summaries.ts';
+import { declarationsWorker, type Declarations } from '../emit/declarations.ts';
+import { moduleJavaScript, startJavaScript } from '../emit/javascript.ts';
+import { moduleFiles } from '../emit/module-files.ts';
 
 function describeHoisted(h: Hoisted, rows: number): string {
   const parts = [
@@ -25,7 +29,7 @@ function describeHoisted(h: Hoisted, rows: number): string {
 }
 
 /** `compile --inference`: the forward-only module (src/emit/inference.ts) as inference.{ts,js,d.ts} in -o DIR, at --batch and --dtype. */
-async function compileInference(model: ModelDef, source: string, values: Record<string, unknown>): Promise<number> {
+async function compileInference(model: ModelDef, source: string, values: Record<string, unknown>, declarations: Declarations): Promise<number> {
   for (const flag of ['form', 'dump-ir-after', 'tau', 'optimizer', 'lr', 'loss', 'loss-over', 'varlen', 'hoist', 'clip-norm', 'momentum', 'weight-decay', 'carry-state', 'no-carry-state', 'memory-budget']) {
     if (values[flag] !== undefined) throw new UsageError(`compile: --${flag} applies to the trainer, not to --inference (a forward-only module runs any number of steps)`);
   }
@@ -35,7 +39,7 @@ async function compileInference(model: ModelDef, source: string, values: Record<
   const seed = intFlag('compile', 'seed', values['seed'] as string | undefined, model.task?.seed ?? 1234, 0);
   const { emitInference } = await import('../emit/inference.ts');
   const emitted = emitInference({ model, source, batch, dtype, seed, originComments: true });
-  const files = await writeModule(values['out'] as string, 'inference', emitted.source);
+  const files = await writeModule(values['out'] as string, 'inference', emitted.source, declarations);
   if (values['json']) process.stdout.write(JSON.stringify({ file: files[0], files, inference: true, batch, dtype, arenaBytes: emitted.bytes, arenaElements: emitted.elements }) + '\n');
   else process.stdout.write(`wrote ${files[0]} (forward only: step(x) → o, state kept between calls; batch ${batch}, ${dtype})\n  and inference.js, inference.d.ts beside it\narena: ${emitted.bytes} bytes (${emitted.elements} ${dtype} elements)\n`);
   return 0;
@@ -51,11 +55,9 @@ function outputDirectory(dir: string): void {
 }
 
 /** `<dir>/<base>.ts`, then the same module as plain JavaScript (`.js`) and its types (`.d.ts`) beside it; their paths. */
-async function writeModule(dir: string, base: string, source: string): Promise<string[]> {
+async function writeModule(dir: string, base: string, source: string, declarations: Declarations): Promise<string[]> {
   outputDirectory(dir);
-  // Loaded here: javascript.ts pulls in the TypeScript compiler, which only compile pays.
-  const { transpileTrainer, trainerDeclarations } = await import('../emit/javascript.ts');
-  return ([[`${base}.ts`, source], [`${base}.js`, transpileTrainer(source)], [`${base}.d.ts`, trainerDeclarations(source)]] as const).map(([name, content]) => {
+  return (await moduleFiles(base, source, declarations)).map(({ name, content }) => {
     const at = path.join(dir, name);
     writeFileAtomic(at, content);
     return at;
@@ -66,11 +68,11 @@ async function writeModule(dir: string, base: string, source: string): Promise<s
  * A graph of scans: its trainer (a loop per scan, or every scan inlined) at --batch B (default: the
  * task's), trainer.ts with trainer.js and trainer.d.ts beside it; --json reports the arena.
  */
-async function compileGraph(model: ModelDef, source: string, values: Record<string, unknown>, form: string): Promise<number> {
+async function compileGraph(model: ModelDef, source: string, values: Record<string, unknown>, form: string, declarations: Declarations): Promise<number> {
   for (const flag of ['tau', 'inference', 'dump-ir-after', 'carry-state', 'loss-over', 'hoist', 'varlen']) {
     if (values[flag] !== undefined) throw new UsageError(`compile: --${flag} is for one recurrence; model ${model.name} is a graph of scans`);
   }
-  return writeGraphTrainer(model, source, trainerConfig('compile', model, source, values), values, form, false);
+  return writeGraphTrainer(model, source, trainerConfig('compile', model, source, values), values, form, false, declarations);
 }
 
 /**
@@ -78,7 +80,7 @@ async function compileGraph(model: ModelDef, source: string, values: Record<stri
  * it): the cell as a graph of scans over windows of --tau steps (src/cli/final-head.ts), its trainer
  * reading x [B, τ, I], y [B, 1, O] (each row's target), h0 (c0) and with --varlen the lengths.
  */
-async function compileFinalHead(record: CellRecord, source: string, values: Record<string, unknown>, form: string): Promise<number> {
+async function compileFinalHead(record: CellRecord, source: string, values: Record<string, unknown>, form: string, declarations: Declarations): Promise<number> {
   if (values['inference'] !== undefined) throw new UsageError('compile: --inference writes the forward module of the head at every step; --head final compiles its trainer (a graph of scans)');
   for (const flag of ['dump-ir-after', 'hoist']) {
     if (values[flag] !== undefined) throw new UsageError(`compile: --${flag} is for the trainer of the head at every step; --head final compiles the cell as a graph of scans`);
@@ -86,11 +88,11 @@ async function compileFinalHead(record: CellRecord, source: string, values: Reco
   const { finalHeadModel } = await import('./final-head.ts');
   const probe = finalHeadModel(record, 1);
   const cfg = trainerConfig('compile', probe, source, values);
-  return writeGraphTrainer(finalHeadModel(record, cfg.tau), source, { ...cfg, loss: { kind: cfg.loss.kind } }, values, form, values['varlen'] === true);
+  return writeGraphTrainer(finalHeadModel(record, cfg.tau), source, { ...cfg, loss: { kind: cfg.loss.kind } }, values, form, values['varlen'] === true, declarations);
 }
 
 /** A graph model's trainer at the config's batch size, written as trainer.ts with trainer.js and trainer.d.ts beside it; --json reports the arena. */
-async function writeGraphTrainer(model: ModelDef, source: string, cfg: TrainerConfig, values: Record<string, unknown>, form: string, lengths: boolean): Promise<number> {
+async function writeGraphTrainer(model: ModelDef, source: string, cfg: TrainerConfig, values: Record<string, unknown>, form: string, lengths: boolean, declarations: Declarations): Promise<number> {
   const { describeGraphSchedule, emitGraphTrainer } = await import('../emit/graph-trainer.ts');
   const emitted = emitGraphTrainer({
     model, source, batch: cfg.batch, dtype: cfg.dtype, loss: cfg.loss, optimizer: cfg.optimizer, lengths,
@@ -98,105 +100,121 @@ async function writeGraphTrainer(model: ModelDef, source: string, cfg: TrainerCo
     form: form === 'unrolled' ? 'unrolled' : 'rolled', originComments: true, ...(cfg.target !== undefined ? { target: cfg.target } : {}),
     ...(cfg.memoryBudget !== undefined ? { memoryBudget: cfg.memoryBudget } : {}),
   });
-  const files = await writeModule(String(values['out']), 'trainer', emitted.source);
+  const files = await writeModule(String(values['out']), 'trainer', emitted.source, declarations);
   const rolled = form !== 'unrolled';
   if (values['json']) process.stdout.write(JSON.stringify({ file: files[0], files, form: rolled ? 'rolled' : 'unrolled', arenaBytes: emitted.arenaBytes, batch: cfg.batch, target: cfg.target, ...(emitted.schedule ? { schedule: emitted.schedule } : {}) }) + '\n');
   else process.stdout.write(`wrote ${files[0]} (${rolled ? 'rolled: a loop per scan' : 'unrolled: every scan inlined'}), and trainer.js, trainer.d.ts beside it\narena: ${emitted.arenaBytes} bytes, batch ${cfg.batch}, target ${cfg.target}\n${emitted.schedule ? `${describeGraphSchedule(emitted.schedule, emitted.arenaBytes)}\n` : ''}`);
   return 0;
 }
 
+/** `compile`'s work, with the phases timed from the start of the process and the declarations worker under way. */
+async function compileCommand(argv: readonly string[], phases: Phases, declarations: Declarations): Promise<number> {
+  const { values, positionals } = parse('compile', argv, {
+    ...modelOptions,
+    ...compileOptions,
+    out: { type: 'string', short: 'o' },
+    json: { type: 'boolean' },
+    form: { type: 'string' },
+    'dump-ir-after': { type: 'string' },
+    inference: { type: 'boolean' },
+    profile: { type: 'boolean' },
+    head: { type: 'string' },
+  });
+  if (values.out === undefined) throw new UsageError('compile: -o DIR is required');
+  // esbuild (for trainer.js) starts beside the emitter too.
+  startJavaScript();
+  const form = choiceFlag('compile', 'form', values.form, ['auto', 'unrolled', 'rolled'], 'auto');
+  const dumpAfter = values['dump-ir-after'];
+  const { EMIT_PASSES } = await import('../emit/plan.ts');
+  if (dumpAfter !== undefined && !EMIT_PASSES.some((p) => p.name === dumpAfter)) {
+    throw new UsageError(`compile: --dump-ir-after: no pass named "${dumpAfter}" (passes, in order: ${EMIT_PASSES.map((p) => p.name).join(', ')})`);
+  }
+  const { model, source, record } = await resolveModel('compile', positionals, values);
+  if (headOption('compile', values.head, record, values['loss-over']) === 'final') return compileFinalHead(record as CellRecord, source, values, form, declarations);
+  if (model.graph) return compileGraph(model, source, values, form, declarations);
+  if (values.inference) return compileInference(model, source, values, declarations);
+  phases.lap('start and load the model');
+  const dumps: string[] = [];
+  const cfg = {
+    ...trainerConfig('compile', model, source, values),
+    form,
+    // The artifact a user reads: each statement under the model file's line that wrote it.
+    originComments: true,
+    // Each kernel graph is printed after the named pass (the rolled form has one: the step body and its VJP).
+    ...(dumpAfter !== undefined ? { onPass: (name: string, g: Graph) => void (name === dumpAfter && dumps.push(printGraph(g))) } : {}),
+  };
+  const { emitTrainer } = await import('../emit/trainer.ts');
+  phases.lap('import the emitter');
+  const emitted = emitTrainer(cfg);
+  phases.lap('emit trainer.ts (trace, compile, print)');
+  for (const d of dumps) process.stdout.write(`# IR after ${dumpAfter}\n${d}`);
+  checkArenaFits(emitted.arena, cfg);
+  // trainer.ts, then trainer.js and trainer.d.ts beside it for plain node and the browser: the
+  // declarations asked for first, so the worker makes them while trainer.ts is written and esbuild strips the types.
+  // From the outline (the bodies left out); a diagnostic is given again from the whole text, to name its line there.
+  const declared = declarations.declare(emitted.outline, 'trainer.ts').catch(() => declarations.declare(emitted.source, 'trainer.ts'));
+  declared.catch(() => {}); // awaited below; a failure is not unhandled meanwhile
+  const dir = values.out;
+  outputDirectory(dir);
+  const file = path.join(dir, 'trainer.ts');
+  writeFileAtomic(file, emitted.source);
+  const js = await moduleJavaScript(emitted.source);
+  phases.lap('trainer.js (types stripped by esbuild)');
+  const dts = await declared;
+  phases.lap('trainer.d.ts (waiting for the TypeScript worker)');
+  const files = [file, ...([['trainer.js', js], ['trainer.d.ts', dts]] as const).map(([name, content]) => {
+    const at = path.join(dir, name);
+    writeFileAtomic(at, content);
+    return at;
+  })];
+  phases.lap('write');
+  // The worker's own phases, which ran beside the ones above.
+  for (const p of declarations.phases) phases.add(p.name, p, 'TypeScript worker');
+  const a = emitted.arena;
+  const bpe = cfg.dtype === 'f32' ? 4 : 8;
+  if (values.json) {
+    process.stdout.write(JSON.stringify({
+      file, files, form: a.form, arenaBytes: a.bytes, arenaElements: a.elements, bytesPerElement: bpe,
+      residualBytes: a.regions.residuals * bpe, residualBytesPerStep: a.residualsPerStep * bpe, regions: a.regions, hoisted: a.hoisted,
+      target: cfg.target,
+      ...(a.schedule ? { schedule: a.schedule } : {}),
+      ...(a.packedRows ? { packedRows: a.packedRows } : {}),
+      ...(values.profile ? { phases: phases.record } : {}),
+      ...(emitted.wasm ? { wasm: { moduleBytes: emitted.wasm.moduleBytes, pages: emitted.wasm.pages, scratchBytes: emitted.wasm.scratchElements * 4, kernels: emitted.wasm.kernels.map((k) => ({ name: k.name, computes: k.description, strategy: k.strategy })) } } : {}),
+    }) + '\n');
+  } else {
+    process.stdout.write([
+      `wrote ${file} (${a.form} form)`,
+      `  and trainer.js, trainer.d.ts beside it: the same trainer as plain JavaScript for node and the browser`,
+      `arena: ${a.bytes} bytes (${a.elements} ${cfg.dtype} elements: ${Object.entries(a.regions).map(([k, v]) => `${k} ${v}`).join(', ')})`,
+      a.schedule?.storage === 'segments'
+        ? `BPTT residuals: ${a.regions.residuals * bpe} bytes (one segment's states and residuals, and the per-step operands of what is computed over all steps at once)`
+        : `BPTT residuals: ${a.regions.residuals * bpe} bytes (τ = ${cfg.tau} × ${a.residualsPerStep * bpe} bytes per step)`,
+      ...(a.schedule ? [describeSchedule(a.schedule, a.bytes)] : []),
+      ...(a.form === 'rolled' ? [`over all steps at once: ${describeHoisted(a.hoisted, cfg.tau * cfg.batch)}`] : []),
+      ...(a.packedRows ? [`lengths: rows ordered by length at run time, each step over the first ${a.packedRows.slice(0, -1).join(', ')} or ${a.packedRows.at(-1)} (the rows still valid, rounded up)`] : []),
+      emitted.wasm
+        ? `target: wasm, ${emitted.wasm.kernels.length} kernels in a ${emitted.wasm.moduleBytes}-byte module (memory ${emitted.wasm.pages} × 64 KiB${emitted.wasm.scratchElements ? `, ${emitted.wasm.scratchElements * 4} bytes of it scratch for packed products` : ''}): ${emitted.wasm.kernels.map((k) => `${k.name} ${k.description}`).join('; ')}`
+        : `target: ts (TypeScript loops)`,
+    ].join('\n') + '\n');
+  }
+  if (values.profile && !values.json) process.stderr.write(`phases:\n${phases.describe()}\n`);
+  return 0;
+}
+
 export const compile: Command = {
   name: 'compile',
-  summary: 'emit a standalone TypeScript trainer (forward, loss, backward, optimizer) for a model',
+  summary: COMMAND_SUMMARIES.compile,
   usage: `unfold compile ${MODEL_USAGE} ${COMPILE_USAGE} [--form auto|unrolled|rolled] [--dump-ir-after simplify|constant-fold|weight-layout] [--head last|final] [--json] [--profile] [--inference] -o DIR`,
   async run(argv) {
     // Since the process started: what a user waits for (startup, the CLI's own modules) is a phase too.
     const phases = new Phases(true);
-    const { values, positionals } = parse('compile', argv, {
-      ...modelOptions,
-      ...compileOptions,
-      out: { type: 'string', short: 'o' },
-      json: { type: 'boolean' },
-      form: { type: 'string' },
-      'dump-ir-after': { type: 'string' },
-      inference: { type: 'boolean' },
-      profile: { type: 'boolean' },
-      head: { type: 'string' },
-    });
-    if (values.out === undefined) throw new UsageError('compile: -o DIR is required');
-    const form = choiceFlag('compile', 'form', values.form, ['auto', 'unrolled', 'rolled'], 'auto');
-    const dumpAfter = values['dump-ir-after'];
-    const { EMIT_PASSES } = await import('../emit/plan.ts');
-    if (dumpAfter !== undefined && !EMIT_PASSES.some((p) => p.name === dumpAfter)) {
-      throw new UsageError(`compile: --dump-ir-after: no pass named "${dumpAfter}" (passes, in order: ${EMIT_PASSES.map((p) => p.name).join(', ')})`);
+    // The TypeScript compiler (for trainer.d.ts) loads on a thread of its own (started by main.ts), beside all that follows.
+    const declarations = declarationsWorker();
+    try {
+      return await compileCommand(argv, phases, declarations);
+    } finally {
+      await declarations.close();
     }
-    const { model, source, record } = await resolveModel('compile', positionals, values);
-    if (headOption('compile', values.head, record, values['loss-over']) === 'final') return compileFinalHead(record as CellRecord, source, values, form);
-    if (model.graph) return compileGraph(model, source, values, form);
-    if (values.inference) return compileInference(model, source, values);
-    phases.lap('start and load the model');
-    const dumps: string[] = [];
-    const cfg = {
-      ...trainerConfig('compile', model, source, values),
-      form,
-      // The artifact a user reads: each statement under the model file's line that wrote it.
-      originComments: true,
-      // Each kernel graph is printed after the named pass (the rolled form has one: the step body and its VJP).
-      ...(dumpAfter !== undefined ? { onPass: (name: string, g: Graph) => void (name === dumpAfter && dumps.push(printGraph(g))) } : {}),
-    };
-    // Loaded here, not at the top: javascript.ts pulls in the TypeScript compiler (for trainer.js and trainer.d.ts), which no other command pays.
-    const { emitTrainer } = await import('../emit/trainer.ts');
-    phases.lap('import the emitter');
-    const emitted = emitTrainer(cfg);
-    phases.lap('emit trainer.ts (trace, compile, print)');
-    for (const d of dumps) process.stdout.write(`# IR after ${dumpAfter}\n${d}`);
-    checkArenaFits(emitted.arena, cfg);
-    const dir = values.out;
-    outputDirectory(dir);
-    const file = path.join(dir, 'trainer.ts');
-    // trainer.ts, then trainer.js and trainer.d.ts beside it for plain node and the browser.
-    writeFileAtomic(file, emitted.source);
-    const { transpileTrainer, trainerDeclarations } = await import('../emit/javascript.ts');
-    phases.lap('import TypeScript');
-    const js = transpileTrainer(emitted.source);
-    phases.lap('trainer.js (transpile)');
-    const dts = trainerDeclarations(emitted.source);
-    phases.lap('trainer.d.ts (declarations)');
-    const files = [file, ...([['trainer.js', js], ['trainer.d.ts', dts]] as const).map(([name, content]) => {
-      const at = path.join(dir, name);
-      writeFileAtomic(at, content);
-      return at;
-    })];
-    phases.lap('write');
-    const a = emitted.arena;
-    const bpe = cfg.dtype === 'f32' ? 4 : 8;
-    if (values.json) {
-      process.stdout.write(JSON.stringify({
-        file, files, form: a.form, arenaBytes: a.bytes, arenaElements: a.elements, bytesPerElement: bpe,
-        residualBytes: a.regions.residuals * bpe, residualBytesPerStep: a.residualsPerStep * bpe, regions: a.regions, hoisted: a.hoisted,
-        target: cfg.target,
-        ...(a.schedule ? { schedule: a.schedule } : {}),
-        ...(a.packedRows ? { packedRows: a.packedRows } : {}),
-        ...(values.profile ? { phases: phases.record } : {}),
-        ...(emitted.wasm ? { wasm: { moduleBytes: emitted.wasm.moduleBytes, pages: emitted.wasm.pages, scratchBytes: emitted.wasm.scratchElements * 4, kernels: emitted.wasm.kernels.map((k) => ({ name: k.name, computes: k.description, strategy: k.strategy })) } } : {}),
-      }) + '\n');
-    } else {
-      process.stdout.write([
-        `wrote ${file} (${a.form} form)`,
-        `  and trainer.js, trainer.d.ts beside it: the same trainer as plain JavaScript for node and the browser`,
-        `arena: ${a.bytes} bytes (${a.elements} ${cfg.dtype} elements: ${Object.entries(a.regions).map(([k, v]) => `${k} ${v}`).join(', ')})`,
-        a.schedule?.storage === 'segments'
-          ? `BPTT residuals: ${a.regions.residuals * bpe} bytes (one segment's states and residuals, and the per-step operands of what is computed over all steps at once)`
-          : `BPTT residuals: ${a.regions.residuals * bpe} bytes (τ = ${cfg.tau} × ${a.residualsPerStep * bpe} bytes per step)`,
-        ...(a.schedule ? [describeSchedule(a.schedule, a.bytes)] : []),
-        ...(a.form === 'rolled' ? [`over all steps at once: ${describeHoisted(a.hoisted, cfg.tau * cfg.batch)}`] : []),
-        ...(a.packedRows ? [`lengths: rows ordered by length at run time, each step over the first ${a.packedRows.slice(0, -1).join(', ')} or ${a.packedRows.at(-1)} (the rows still valid, rounded up)`] : []),
-        emitted.wasm
-          ? `target: wasm, ${emitted.wasm.kernels.length} kernels in a ${emitted.wasm.moduleBytes}-byte module (memory ${emitted.wasm.pages} × 64 KiB${emitted.wasm.scratchElements ? `, ${emitted.wasm.scratchElements * 4} bytes of it scratch for packed products` : ''}): ${emitted.wasm.kernels.map((k) => `${k.name} ${k.description}`).join('; ')}`
-          : `target: ts (TypeScript loops)`,
-      ].join('\n') + '\n');
-    }
-    if (values.profile && !values.json) process.stderr.write(`phases:\n${phases.describe()}\n`);
-    return 0;
   },
 };

@@ -9,6 +9,7 @@ import { UnfoldError } from '../ir/errors.ts';
 import { choiceFlag, optionalIntFlag, parse, UsageError, type Command } from './command.ts';
 import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
 import { checkFullDot } from './dot-size.ts';
+import { COMMAND_SUMMARIES } from './command-summaries.ts';
 
 const USAGE = [
   `unfold dot ${MODEL_USAGE} --view folded|unfolded|gradient [--tau N] [--level cell|ops] [--full] -o FILE.dot|FILE.svg|-`,
@@ -64,7 +65,7 @@ export async function dotOutput(argv: readonly string[]): Promise<DotOutput> {
 
 export const dot: Command = {
   name: 'dot',
-  summary: 'draw a model as DOT or SVG: folded, unfolded over τ steps, or its gradient graph',
+  summary: COMMAND_SUMMARIES.dot,
   usage: USAGE,
   async run(argv) {
     const { out, content } = await dotOutput(argv);

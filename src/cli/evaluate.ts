@@ -8,10 +8,12 @@ import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
 import { probeModel, readParams } from './run-data.ts';
 import { fileSource, type DataSource } from './train-data.ts';
 import { checkpointVocabulary, checkTextModel, heldOutTextSource } from './text-data.ts';
-import { Evaluator, headOption, HEADS, type Head } from './evaluator.ts';
+import { Evaluator } from './evaluator.ts';
+import { headOption, HEADS, type Head } from './head-option.ts';
 import { metricsOf, type Metrics } from './metrics.ts';
 import { evaluateGraphModel } from './graph-model.ts';
 import { formatLoss } from './train-report.ts';
+import { COMMAND_SUMMARIES } from './command-summaries.ts';
 
 export const EVALUATE_USAGE = `unfold evaluate ${MODEL_USAGE} --params CK (--data FILE | --text FILE [--seq-len T] [--batch B]) [--loss mse|sse|xent] [--loss-over all|last] [--head last|final] [--dtype f64|f32] [--json]`;
 
@@ -25,7 +27,7 @@ export function metricsText(m: Metrics, kind: string): string {
 
 export const evaluate: Command = {
   name: 'evaluate',
-  summary: 'a trained model\'s loss, accuracy (cross-entropy) and perplexity (text) on held-out data, forward only',
+  summary: COMMAND_SUMMARIES.evaluate,
   usage: EVALUATE_USAGE,
   async run(argv) {
     const { values: parsed, positionals } = parse('evaluate', argv, {

@@ -1,28 +1,14 @@
 // Forward-only evaluation of a model over a data source (any number of windows, any batch sizes, lengths): a generated trainer per batch size, used through predict() only, and the loss and accuracy tallied item by item (src/cli/metrics.ts). `evaluate` and `train --val` share it.
 import { UnfoldError } from '../ir/errors.ts';
-import type { ModelRecord } from './checkpoint.ts';
-import { choiceFlag, UsageError } from './command.ts';
 import type { Dtype } from '../ir/tensor.ts';
 import type { ModelDef } from '../dsl/model.ts';
 import type { TrainerInstance } from '../emit/load.ts';
 import type { Target } from '../emit/config.ts';
 import type { LossSpec } from '../transforms/loss.ts';
-import { evaluationTrainer } from './grad.ts';
 import { buildAt } from './run-data.ts';
 import { emptyTally, tallyWindow, type Tally } from './metrics.ts';
 import type { DataSource, TrainWindow } from './train-data.ts';
-
-/** Where the head reads: each step's top-layer output (`last`: at the row's last valid step), or the final states h_n. */
-export type Head = 'last' | 'final';
-export const HEADS = ['last', 'final'] as const satisfies readonly Head[];
-
-/** --head, else what the checkpoint's model was trained with (train --head final records it), else each step's output; only a built-in cell has a head to choose. */
-export function headOption(command: string, given: string | undefined, record: ModelRecord, lossOver?: string): Head {
-  if (given !== undefined && !('cell' in record)) throw new UsageError(`${command}: --head chooses what a built-in cell's head reads (--cell); a model file's head reads what its own code says`);
-  const head = choiceFlag<Head>(command, 'head', given ?? ('cell' in record ? record.head : undefined), HEADS, 'last');
-  if (head === 'final' && lossOver === 'all') throw new UsageError(`${command}: --head final gives one output per row, compared with y at the row's last valid step; --loss-over all does not apply`);
-  return head;
-}
+import type { Head } from './head-option.ts';
 
 /** The built-in cells' head (src/cells/rnn.ts): o = h Wᵀ + b. */
 const HEAD_WEIGHT = 'out.weight', HEAD_BIAS = 'out.bias';
@@ -46,11 +32,12 @@ export class Evaluator {
     let t = this.trainers.get(B);
     if (t === undefined) {
       const { model, source, loss, dtype, target } = this.opts;
-      t = evaluationTrainer({
+      // grad.ts (the grad command's module, with the interpreter) is loaded when a window is first scored, not with train.
+      t = import('./grad.ts').then(({ evaluationTrainer }) => evaluationTrainer({
         model, source, batch: B, tau: this.src.seqLen, dtype, loss, form: 'rolled',
         ...(target !== undefined ? { target } : {}),
         ...(this.src.lengths ? { lengths: true } : {}),
-      }, undefined).then((e) => e.trainer);
+      }, undefined)).then((e) => e.trainer);
       this.trainers.set(B, t);
     }
     return t;

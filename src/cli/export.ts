@@ -11,6 +11,7 @@ import { probeGraph, readGraphParams } from './graph-model.ts';
 import { choiceFlag, parse, UsageError, type Command } from './command.ts';
 import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
 import { probeModel, readParams } from './run-data.ts';
+import { COMMAND_SUMMARIES } from './command-summaries.ts';
 
 /** The parameters of --params, else the seeded init (said on stderr). */
 function paramsOrInit(model: ModelDef, file: string | undefined, read: (file: string) => Map<string, Tensor>, init: () => Map<string, Tensor>): Map<string, Tensor> {
@@ -44,7 +45,7 @@ function exportGraph(model: ModelDef, source: string, values: { params?: string 
 
 export const exportCommand: Command = {
   name: 'export',
-  summary: 'write a model as ONNX (the whole sequence with each recurrence an ONNX Scan, or one step) or its weights as safetensors',
+  summary: COMMAND_SUMMARIES.export,
   usage: `unfold export ${MODEL_USAGE} [--params FILE] --format onnx|safetensors -o FILE [--form sequence|step|greedy] [--dtype f32|f64] [--lengths]`,
   async run(argv) {
     const { values, positionals } = parse('export', argv, {

@@ -15,6 +15,7 @@ import { tensorToJson } from '../io/tensor-file.ts';
 import { decodeGreedy } from './graph-model.ts';
 import path from 'node:path';
 import { makeDirectory, writeFileAtomic } from '../io/atomic-write.ts';
+import { COMMAND_SUMMARIES } from './command-summaries.ts';
 
 export interface Sampler {
   readonly temperature: number;
@@ -149,7 +150,7 @@ async function generateGraph(model: ModelDef, v: { params?: string | undefined; 
 
 export const generate: Command = {
   name: 'generate',
-  summary: 'run a trained model in a closed loop (its output fed back as the next input): text for a train --text model, else JSON',
+  summary: COMMAND_SUMMARIES.generate,
   usage: `unfold generate ${MODEL_USAGE} --params FILE [--prompt TEXT] [--steps N] [--temperature T] [--top-k K] [--seed S] [--loss mse|sse|xent]\n       unfold generate <graph.ts with greedy decoding> --params FILE --data FILE [--json] [--out DIR | --no-plots]`,
   async run(argv) {
     const { values: parsed, positionals } = parse('generate', argv, {

@@ -18,6 +18,7 @@ import { bindData, collectRun, HIDDEN, gradTargets, initialKey, lossOutput, read
 import { lossOptions, lossSpec, LOSS_USAGE } from './compile-options.ts';
 import { withLengths } from '../transforms/lengths.ts';
 import { formatGraphRun, readGraphData, readGraphParams, runGraphCompiled, runGraphModel } from './graph-model.ts';
+import { COMMAND_SUMMARIES } from './command-summaries.ts';
 
 export type Engine = 'interpreter' | 'compiled';
 export type FormChoice = 'unrolled' | 'rolled' | 'auto';
@@ -161,7 +162,7 @@ function formatResult(r: RunResult, wrt: readonly string[], loss: LossSpec): str
 
 export const grad: Command = {
   name: 'grad',
-  summary: "one window's loss, outputs, final state and gradients (parameters, inputs, initial states) as JSON",
+  summary: COMMAND_SUMMARIES.grad,
   usage: `unfold grad ${MODEL_USAGE} --params FILE --data FILE ${LOSS_USAGE} [--dtype f64|f32] [--engine interpreter|compiled [--form unrolled|rolled|auto]] [--wrt NAME,...] [--check-numerics]`,
   async run(argv) {
     const { values, positionals } = parse('grad', argv, {

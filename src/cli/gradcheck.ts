@@ -18,6 +18,7 @@ import {
   bindData, collectRun, gradTargets, randomData, readRunFiles, runGraph, taskData,
   type GradTarget, type RunData,
 } from './run-data.ts';
+import { COMMAND_SUMMARIES } from './command-summaries.ts';
 
 /** Default entries checked one by one per tensor; larger tensors also get a random-projection check. */
 const MAX_ENTRIES = 20;
@@ -289,7 +290,7 @@ function reportCheck(report: CheckReport, w: { model: string; source: string; ba
 
 export const gradcheck: Command = {
   name: 'gradcheck',
-  summary: 'check the symbolic gradient against central finite differences (float64); exit 1 when off',
+  summary: COMMAND_SUMMARIES.gradcheck,
   usage: `unfold gradcheck ${MODEL_USAGE} [--params FILE] [--data FILE] ${LOSS_USAGE} [--batch B] [--tau T] [--seed S] [--eps 1e-6] [--tol 1e-6] [--atol X (default: 1e-8, or 10× the rounding noise of a large loss)] [--entries N] [--json]`,
   async run(argv) {
     const { values, positionals } = parse('gradcheck', argv, {

@@ -11,7 +11,6 @@ import { describeGraphSchedule, emitGraphTrainer, type GraphTrainerInstance } fr
 import { importTrainer } from '../emit/load.ts';
 import { makeDirectory, writeFileAtomic } from '../io/atomic-write.ts';
 import { checkTensorMap, formatTensorFile, readTensorMap, readWindowsFile } from '../io/tensor-file.ts';
-import { lossPlotSvg } from '../plot/training.ts';
 import { checkpointEntries, isCheckpointEntry, MODEL_RECORD, OPTIMIZER_STATE, OPTIMIZER_STEPS, readCheckpointRecords, readResume, SCHEDULE_RECORD, TRAIN_LOSSES, TRAIN_RANDOM, type ModelRecord } from './checkpoint.ts';
 import { scheduleFor } from './lr-schedule.ts';
 import { formatLoss, validationText } from './train-report.ts';
@@ -199,6 +198,8 @@ export async function trainGraphModel(o: GraphTrainOptions): Promise<number> {
   if (o.outDir !== undefined && whole.every((l) => l > 0) && points.every((q) => q.loss > 0)) {
     makeDirectory(o.outDir);
     const file = path.join(o.outDir, 'loss.svg');
+    // Vega is loaded here, after training, and only for a run that draws.
+    const { lossPlotSvg } = await import('../plot/training.ts');
     writeFileAtomic(file, await lossPlotSvg(whole, points.length > 0 ? { title: `${model.name}: training loss per step, validation loss`, validation: points } : { title: `${model.name}: training loss` }));
     written.push(file);
   }

@@ -9,6 +9,7 @@ import { safetensorsOf } from '../io/safetensors.ts';
 import { formatTensorMap } from '../io/tensor-file.ts';
 import { importOnnx, type ImportedModel } from '../onnx/import.ts';
 import { parse, UsageError, type Command } from './command.ts';
+import { COMMAND_SUMMARIES } from './command-summaries.ts';
 
 /** A kebab-case model name from the file's (defineModel's rule), else `imported`. */
 function modelName(file: string): string {
@@ -61,7 +62,7 @@ export function modelSource(m: ImportedModel, name: string, file: string, dir: s
 
 export const importCommand: Command = {
   name: 'import',
-  summary: 'turn an ONNX file from torch.onnx.export (nn.RNN/LSTM/GRU + nn.Linear) into DIR/model.ts and its parameters',
+  summary: COMMAND_SUMMARIES.import,
   usage: 'unfold import MODEL.onnx -o DIR',
   async run(argv) {
     const { values, positionals } = parse('import', argv, { out: { type: 'string', short: 'o' } });

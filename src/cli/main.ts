@@ -1,41 +1,43 @@
 // The CLI entry: dispatches to the commands, prints errors as one clear line (no stack trace).
 import { UnfoldError } from '../ir/errors.ts';
 import { UsageError, type Command } from './command.ts';
+import { COMMAND_SUMMARIES, type CommandName } from './command-summaries.ts';
+import { startDeclarations } from '../emit/declarations.ts';
 
 /**
- * Every command, in the order `--help` lists them, each module imported when its command runs:
- * a command loads its own modules only, not every other command's (time to the first step).
+ * Every command's module, imported when its command runs: a command loads its own modules only, not
+ * every other command's (time to the first step); `--help` loads none (command-summaries.ts).
  */
-const COMMAND_MODULES: readonly (readonly [string, () => Promise<Command>])[] = [
-  ['show', async () => (await import('./show.ts')).show],
-  ['dot', async () => (await import('./dot.ts')).dot],
-  ['compile', async () => (await import('./compile.ts')).compile],
-  ['grad', async () => (await import('./grad.ts')).grad],
-  ['gradcheck', async () => (await import('./gradcheck.ts')).gradcheck],
-  ['train', async () => (await import('./train.ts')).train],
-  ['run', async () => (await import('./run.ts')).run],
-  ['evaluate', async () => (await import('./evaluate.ts')).evaluate],
-  ['generate', async () => (await import('./generate.ts')).generate],
-  ['export', async () => (await import('./export.ts')).exportCommand],
-  ['import', async () => (await import('./import.ts')).importCommand],
-  ['start', async () => (await import('./start.ts')).start],
-];
+const COMMAND_MODULES: Readonly<Record<CommandName, () => Promise<Command>>> = {
+  show: async () => (await import('./show.ts')).show,
+  dot: async () => (await import('./dot.ts')).dot,
+  compile: async () => (await import('./compile.ts')).compile,
+  grad: async () => (await import('./grad.ts')).grad,
+  gradcheck: async () => (await import('./gradcheck.ts')).gradcheck,
+  train: async () => (await import('./train.ts')).train,
+  run: async () => (await import('./run.ts')).run,
+  evaluate: async () => (await import('./evaluate.ts')).evaluate,
+  generate: async () => (await import('./generate.ts')).generate,
+  export: async () => (await import('./export.ts')).exportCommand,
+  import: async () => (await import('./import.ts')).importCommand,
+  start: async () => (await import('./start.ts')).start,
+};
 
-/** Every command, loaded (for the help text). */
+/** Every command, loaded, in the order `--help` lists them. */
 export async function commands(): Promise<Command[]> {
-  return Promise.all(COMMAND_MODULES.map(([, load]) => load()));
+  return Promise.all(Object.values(COMMAND_MODULES).map((load) => load()));
 }
 
-async function help(): Promise<string> {
-  const COMMANDS = await commands();
-  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+function help(): string {
+  const names = Object.keys(COMMAND_SUMMARIES) as CommandName[];
+  const width = Math.max(...names.map((n) => n.length));
   return [
     'unfold — a symbolic graph compiler for recurrent networks',
     '',
     'usage: unfold <command> [options]     (unfold <command> --help for its options)',
     '',
     'commands:',
-    ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    ...names.map((n) => `  ${n.padEnd(width)}  ${COMMAND_SUMMARIES[n]}`),
     '',
   ].join('\n');
 }
@@ -43,20 +45,24 @@ async function help(): Promise<string> {
 export async function main(argv: readonly string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-    process.stdout.write(await help());
+    process.stdout.write(help());
     return name === undefined ? 2 : 0;
   }
   if (name === '--version') {
     process.stdout.write('unfold 0.1.0\n');
     return 0;
   }
-  const load = COMMAND_MODULES.find(([n]) => n === name)?.[1];
+  const load = Object.hasOwn(COMMAND_MODULES, name) ? COMMAND_MODULES[name as CommandName] : undefined;
   if (!load) {
-    process.stderr.write(`unfold: unknown command "${name}"\n\n${await help()}`);
+    process.stderr.write(`unfold: unknown command "${name}"\n\n${help()}`);
     return 2;
   }
+  const wantsHelp = rest.includes('--help') || rest.includes('-h');
+  // compile's TypeScript worker (trainer.d.ts) starts now, before compile's modules load: loading
+  // the compiler on its own thread then overlaps all of compile's work, not only the emitter's.
+  if (name === 'compile' && !wantsHelp) startDeclarations();
   const command = await load();
-  if (rest.includes('--help') || rest.includes('-h')) {
+  if (wantsHelp) {
     process.stdout.write(`usage: ${command.usage}\n\n${command.summary}\n`);
     return 0;
   }

@@ -29,10 +29,26 @@ function isModelDef(x: unknown): x is ModelDef {
   return typeof x === 'object' && x !== null && typeof (x as ModelDef).name === 'string' && typeof (x as ModelDef).build === 'function';
 }
 
+/**
+ * The `unfold` command (bin/unfold.mjs) leaves here what a model file needs and no other command
+ * pays for: the TypeScript loader (installed, where the CLI is plain JavaScript), the package's
+ * module hooks and source maps; called before the first model file is imported. (vitest and tsx
+ * scripts have their own and leave nothing.)
+ */
+const PREPARE_MODEL_IMPORT = Symbol.for('unfold-rnn.prepareModelImport');
+
+function prepareModelImport(): void {
+  const g = globalThis as { [PREPARE_MODEL_IMPORT]?: () => void };
+  const prepare = g[PREPARE_MODEL_IMPORT];
+  delete g[PREPARE_MODEL_IMPORT];
+  prepare?.();
+}
+
 /** Imports a model file; its default export (or `model`) must be a defineModel(...) value. */
 export async function loadModelFile(file: string): Promise<ModelDef> {
   const abs = path.resolve(file);
   if (!existsSync(abs)) throw new UnfoldError(`cannot load graph file ${file}: no such file`);
+  prepareModelImport();
   let mod: Record<string, unknown>;
   try {
     mod = (await import(pathToFileURL(abs).href)) as Record<string, unknown>;

@@ -14,7 +14,9 @@ import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
 import { buildAt, initialKey, LENGTHS, lossOf, probeModel, readParams, sequenceShape, targetName } from './run-data.ts';
 import { checkLengths } from '../transforms/lengths.ts';
 import { evaluationTrainer } from './grad.ts';
-import { headOnFinalStates, headOption } from './evaluator.ts';
+import { headOnFinalStates } from './evaluator.ts';
+import { headOption } from './head-option.ts';
+import { COMMAND_SUMMARIES } from './command-summaries.ts';
 
 /** What a forward run starts from: B, the number of steps N, the inputs x(1..N) [B, N, ...] and s(0). */
 export interface ForwardData {
@@ -274,7 +276,7 @@ async function drawRun(r: ForwardResult, rec: Recurrence, model: string, dir: st
 
 export const run: Command = {
   name: 'run',
-  summary: 'run a model forward from <state>0 for any number of steps: outputs and states as JSON, or drawn',
+  summary: COMMAND_SUMMARIES.run,
   usage: `unfold run ${MODEL_USAGE} [--params FILE] [--data FILE] [--tau N] [--dtype f64|f32] [--head last|final] [--json] [--check-numerics] [-o DIR]`,
   async run(argv) {
     const { values, positionals } = parse('run', argv, {

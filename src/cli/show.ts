@@ -8,10 +8,11 @@ import { intFlag, parse, UsageError, type Command } from './command.ts';
 import { showGraphModel } from './graph-model.ts';
 import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
 import { lossOf } from './run-data.ts';
+import { COMMAND_SUMMARIES } from './command-summaries.ts';
 
 export const show: Command = {
   name: 'show',
-  summary: 'print a model\'s step graph as IR and the size of its unrolled and gradient graphs',
+  summary: COMMAND_SUMMARIES.show,
   usage: `unfold show ${MODEL_USAGE} [--tau N] [--batch B] [--unrolled] [--grad]`,
   async run(argv) {
     const { values, positionals } = parse('show', argv, {

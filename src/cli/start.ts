@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '../io/atomic-write.ts';
 import type { Command } from './command.ts';
 import { runTrain, TRAIN_FLAGS, type ExtraPictures } from './train.ts';
+import { COMMAND_SUMMARIES } from './command-summaries.ts';
 
 // The repo's own graph, wherever npm start is run from; named relative to the cwd in messages.
 const SINCOS = path.relative(process.cwd(), fileURLToPath(new URL('../../graphs/sincos.ts', import.meta.url)));
@@ -26,7 +27,7 @@ const diagrams: ExtraPictures = async (model, dir) => {
 
 export const start: Command = {
   name: 'start',
-  summary: 'the demo (npm start): train graphs/sincos.ts like `unfold train graphs/sincos.ts` and draw out/sincos/*.svg',
+  summary: COMMAND_SUMMARIES.start,
   usage: `unfold start ${TRAIN_FLAGS}`,
   run: (argv) => runTrain('start', argv, { graph: SINCOS, extraPictures: diagrams }),
 };

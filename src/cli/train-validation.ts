@@ -4,9 +4,9 @@ import type { TrainerConfig } from '../emit/trainer.ts';
 import { encode, readText } from '../data/text.ts';
 import type { ValidationPoint } from '../plot/training.ts';
 import { intFlag, numberFlag, UsageError, type Options } from './command.ts';
-import { Evaluator, type Head } from './evaluator.ts';
+import { Evaluator } from './evaluator.ts';
+import type { Head } from './head-option.ts';
 import { metricsOf, type Metrics } from './metrics.ts';
-import { graphMetrics } from './graph-model.ts';
 import { readWindowsFile } from '../io/tensor-file.ts';
 import type { LossSpec } from '../transforms/loss.ts';
 import { fileSource, type DataSource } from './train-data.ts';
@@ -105,7 +105,8 @@ export class Validation {
     const windows = readWindowsFile(file);
     const score = async (params: Record<string, { shape?: readonly number[]; data: ArrayLike<number> }>) => {
       const values = new Map(Object.entries(params).map(([k, t]) => [k, Float64Array.from(t.data)]));
-      // The trainer's parameters, shaped as the model declares them.
+      // The trainer's parameters, shaped as the model declares them (graph-model.ts, with the interpreter, loaded to score).
+      const { graphMetrics } = await import('./graph-model.ts');
       return graphMetrics(model, file, windows, (m) => new Map(m.params.map((p) => [p.name, { shape: [...p.node.shape], data: values.get(p.name)! }])), loss);
     };
     return new Validation(score, everyOf(flags, stepsPerPass, total), flags.patience);

@@ -16,19 +16,19 @@ import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
 import { buildAt, initialKey, stateFileShape } from './run-data.ts';
 import { fileSource, piece, readStartValues, taskSource, type DataSource, type StartValues, type TrainWindow } from './train-data.ts';
 import { checkpointEntries, describeModelRecord, MODEL_RECORD, readCheckpointRecords, SCHEDULE_RECORD, TRAIN_LOSSES, TRAIN_RANDOM, type CellRecord, type ModelRecord, type Resume } from './checkpoint.ts';
-import { headOption, type Head } from './evaluator.ts';
+import { headOption, type Head } from './head-option.ts';
 import { parseSchedule, scheduleFor, SCHEDULE_USAGE } from './lr-schedule.ts';
 import { TrainingSignals } from './train-signals.ts';
 import { PlotRecorder } from './train-plots.ts';
 import { tensorToJson } from '../io/tensor-file.ts';
 import { textOptions } from './text-options.ts';
 import { checkTextModel, textSource } from './text-data.ts';
-import { trainGraphModel } from './graph-train.ts';
 import { splitText } from './train-validation.ts';
 import { formatLoss, makeReporter, reportMode, summaryText, type Reference } from './train-report.ts';
 import { lastCheckpointPath, Validation, validationFlags, validationOptions, VALIDATION_FLAGS } from './train-validation.ts';
 import { TrainerSet } from './trainer-set.ts';
 import { emptyTally, metricsOf, tallyWindow, type Metrics } from './metrics.ts';
+import { COMMAND_SUMMARIES } from './command-summaries.ts';
 
 // The shared compile flags minus --tau and --batch: a window's shape comes from the data.
 const { tau: _tau, batch: _batch, ...sharedOptions } = compileOptions;
@@ -223,6 +223,8 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
   if (model.graph) {
     const unsupported = ([['text', text], ['tbptt', tbptt], ['grad-flow', v['grad-flow']], ['dropout', v.dropout]] as const).find(([, x]) => x !== undefined && x !== false);
     if (unsupported) throw new UsageError(`${command}: --${unsupported[0]} is for one recurrence; model ${model.name} is a graph of scans`);
+    // A graph of scans trains through graph-train.ts, loaded for it only.
+    const { trainGraphModel } = await import('./graph-train.ts');
     return trainGraphModel({
       command, model, source, cfg: { ...base, ...(v['check-numerics'] ? { checkNumerics: true } : {}) }, steps, data: v.data, params: v.params, save: v.save,
       saveEvery, logJson: v['log-json'] === true, outDir: drawing ? outDir : undefined, schedule: scheduleText, validation: valFlags, record,
@@ -489,7 +491,7 @@ function withoutHead(r: CellRecord): CellRecord {
 
 export const train: Command = {
   name: 'train',
-  summary: 'train a model on its own task or a windows file: progress, checkpoints, loss and prediction plots',
+  summary: COMMAND_SUMMARIES.train,
   usage: `unfold train ${MODEL_USAGE}\n    ${TRAIN_FLAGS}\n  ${TRAIN_NOTES}`,
   run: (argv) => runTrain('train', argv),
 };

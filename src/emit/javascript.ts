@@ -1,51 +1,35 @@
-// The trainer as plain JavaScript: trainer.js (an ES module: trainer.ts with its types stripped by the TypeScript compiler, comments kept) and trainer.d.ts (its declarations), so plain node and a browser can import it. Only `compile` (and codegen) load this file, and with it the compiler.
+// An emitted module (trainer or inference) as plain JavaScript: its types stripped by esbuild, no
+// TypeScript compiler loaded. The one conversion for the module `train` runs in memory and the
+// trainer.js `compile` writes, so the file a user imports is the code that trained.
 import { createRequire } from 'node:module';
-import type { ts as TypeScript } from 'ts-morph';
-
-// Required, not imported: ts-morph and the TypeScript it bundles are CommonJS, and an ES import makes
-// Node lex the whole compiler (9 MB) for its export names and pass it through every loader hook —
-// about a third of what loading it costs, before `compile` has written anything.
-const { ts } = createRequire(import.meta.url)('ts-morph') as { ts: typeof TypeScript };
+import type * as Esbuild from 'esbuild';
 import type { EmittedTrainer } from './trainer.ts';
 
-/** The trainer as a JavaScript ES module (types stripped, nothing else changed). */
-export function transpileTrainer(source: string | EmittedTrainer): string {
-  const text = typeof source === 'string' ? source : source.source;
-  return ts.transpileModule(text, {
-    compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, removeComments: false },
-  }).outputText;
-}
+// Required, not imported: esbuild's API is CommonJS, and an ES import of it has node lex the whole
+// file for its export names (and, in a checkout, pass it through tsx's hooks) on every start.
+const { transform } = createRequire(import.meta.url)('esbuild') as typeof Esbuild;
 
-/** One file of a compiled trainer, named relative to its directory. */
-export interface TrainerFile {
-  readonly name: 'trainer.ts' | 'trainer.js' | 'trainer.d.ts';
-  readonly content: string;
+/** The `@generated` header a module opens with (its first doc comment), which esbuild does not keep. */
+const HEADER = /^\/\*\*[\s\S]*?\*\/\n/;
+
+/** Starts esbuild's service (a process of its own) now, so that the first conversion does not wait for it to start. */
+export function startJavaScript(): void {
+  transform('', { loader: 'ts' }).catch(() => {});
 }
 
 /**
- * trainer.d.ts of an emitted trainer. The emitter annotates every exported member, so the
- * declarations come from the text alone (isolated declarations); a diagnostic here means the
- * emitter left a type to inference, which is a bug in unfold, not in the user's model.
+ * The module as a JavaScript ES module: the same statements with the types stripped (class fields
+ * keep TypeScript's ES2022 semantics: defined, not assigned), under the same header. esbuild prints
+ * the code its own way and keeps the doc comments of class members, not those of the statements
+ * around them nor the origin comments in the bodies (trainer.ts, beside it, is the one to read).
  */
-export function trainerDeclarations(source: string): string {
-  const r = ts.transpileDeclaration(source, {
-    fileName: 'trainer.ts',
-    reportDiagnostics: true,
-    compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext, removeComments: false },
+export async function moduleJavaScript(source: string | EmittedTrainer): Promise<string> {
+  const text = typeof source === 'string' ? source : source.source;
+  const r = await transform(text, {
+    loader: 'ts',
+    target: 'es2022',
+    tsconfigRaw: { compilerOptions: { useDefineForClassFields: true } },
   });
-  const problems = (r.diagnostics ?? []).map((d) => {
-    const at = d.file && d.start !== undefined ? d.file.getLineAndCharacterOfPosition(d.start) : undefined;
-    return `trainer.ts${at ? `:${at.line + 1}:${at.character + 1}` : ''}: ${ts.flattenDiagnosticMessageText(d.messageText, ' ')}`;
-  });
-  if (problems.length > 0) throw new Error(`cannot declare the trainer's types:\n${problems.join('\n')}`);
-  return r.outputText;
-}
-
-/** trainer.ts as emitted, then trainer.js and trainer.d.ts made from it: what `compile` and `npm run codegen` write. */
-export function trainerFiles(source: string): TrainerFile[] {
-  return [
-    { name: 'trainer.ts', content: source },
-    { name: 'trainer.js', content: transpileTrainer(source) },
-    { name: 'trainer.d.ts', content: trainerDeclarations(source) },
-  ];
+  const header = HEADER.exec(text)?.[0] ?? '';
+  return r.code.startsWith(header) ? r.code : header + r.code;
 }

@@ -1,7 +1,7 @@
 // Runs an emitted trainer in this process: its types are stripped (esbuild, no TypeScript compiler
-// loaded) and the module imported from memory, as a user would import the file — no compiler code
-// involved at run time.
-import { transform } from 'esbuild';
+// loaded: javascript.ts, which writes compile's trainer.js too) and the module imported from memory,
+// as a user would import the file — no compiler code involved at run time.
+import { moduleJavaScript } from './javascript.ts';
 import type { EmittedTrainer } from './trainer.ts';
 
 export interface TensorData {
@@ -48,25 +48,9 @@ export interface TrainerModule {
   createTrainer(options?: { seed?: number; params?: Record<string, { data: ArrayLike<number> } | ArrayLike<number>>; lr?: number; carryState?: boolean }): TrainerInstance;
 }
 
-/**
- * An emitted module (trainer or inference) as JavaScript to run: its types stripped by esbuild,
- * whose loader is already how tsx runs the user's model files. Class fields keep
- * TypeScript's ES2022 semantics (defined, not assigned), as in the `trainer.js` that `compile`
- * writes with the TypeScript compiler; the statements are the same, so are the numbers.
- */
-export async function runnableJavaScript(source: string): Promise<string> {
-  const r = await transform(source, {
-    loader: 'ts',
-    format: 'esm',
-    target: 'es2022',
-    tsconfigRaw: { compilerOptions: { useDefineForClassFields: true } },
-  });
-  return r.code;
-}
-
 /** Imports an emitted module's source (a trainer's, or an inference module's) from memory. */
 export async function importModule<M>(source: string): Promise<M> {
-  const js = await runnableJavaScript(source);
+  const js = await moduleJavaScript(source);
   return (await import(`data:text/javascript;base64,${Buffer.from(js).toString('base64')}`)) as M;
 }
 

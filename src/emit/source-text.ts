@@ -182,7 +182,7 @@ function properties(w: CodeBlockWriter, list: readonly PropertyStructure[] | und
   });
 }
 
-function classDeclaration(w: CodeBlockWriter, c: ClassStructure): void {
+function classDeclaration(w: CodeBlockWriter, c: ClassStructure, bodies: boolean): void {
   docs(w, c.docs);
   modifiers(w, c);
   w.write('class').space().write(c.name).space();
@@ -197,7 +197,7 @@ function classDeclaration(w: CodeBlockWriter, c: ClassStructure): void {
       modifiers(w, ctor);
       w.write('constructor');
       parameters(w, ctor.parameters);
-      w.space().inlineBlock(() => statements(w, ctor.statements));
+      w.space().inlineBlock(() => statements(w, bodies ? ctor.statements : undefined));
     }
     if (c.methods && c.methods.length > 0) {
       separator();
@@ -208,7 +208,7 @@ function classDeclaration(w: CodeBlockWriter, c: ClassStructure): void {
         w.write(m.name);
         parameters(w, m.parameters);
         typed(w, m.returnType);
-        w.spaceIfLastNot().inlineBlock(() => statements(w, m.statements));
+        w.spaceIfLastNot().inlineBlock(() => statements(w, bodies ? m.statements : undefined));
       });
     }
   });
@@ -221,13 +221,13 @@ function interfaceDeclaration(w: CodeBlockWriter, s: InterfaceStructure): void {
   w.inlineBlock(() => properties(w, s.properties));
 }
 
-function functionDeclaration(w: CodeBlockWriter, f: FunctionStructure): void {
+function functionDeclaration(w: CodeBlockWriter, f: FunctionStructure, bodies: boolean): void {
   docs(w, f.docs);
   modifiers(w, f);
   w.write(`function ${f.name}`);
   parameters(w, f.parameters);
   typed(w, f.returnType);
-  w.space().inlineBlock(() => statements(w, f.statements));
+  w.space().inlineBlock(() => statements(w, bodies ? f.statements : undefined));
 }
 
 function variableStatement(w: CodeBlockWriter, v: VariableStatementStructure): void {
@@ -256,8 +256,14 @@ export class SourceText {
   private head = '';
   private tail = '';
   private last: Kind | undefined;
+  /** Each addition, to print the outline with when it is asked for (train never asks). */
+  private readonly added: ((outline: SourceText) => void)[] = [];
+
+  /** `bodies` false: an outline, which prints each function, method and constructor with an empty body. */
+  constructor(private readonly bodies = true) {}
 
   addStatements(text: string): this {
+    this.added.push((o) => o.addStatements(text));
     const written = own(text);
     if (written.length === 0) return this;
     const body = written.trimEnd();
@@ -274,23 +280,38 @@ export class SourceText {
   }
 
   addVariableStatement(s: VariableStatementStructure): this {
+    this.added.push((o) => o.addVariableStatement(s));
     return this.addStructure('variable', (w) => variableStatement(w, s));
   }
 
   addInterface(s: InterfaceStructure): this {
+    this.added.push((o) => o.addInterface(s));
     return this.addStructure('declaration', (w) => interfaceDeclaration(w, s));
   }
 
   addClass(s: ClassStructure): this {
-    return this.addStructure('declaration', (w) => classDeclaration(w, s));
+    this.added.push((o) => o.addClass(s));
+    return this.addStructure('declaration', (w) => classDeclaration(w, s, this.bodies));
   }
 
   addFunction(s: FunctionStructure): this {
-    return this.addStructure('declaration', (w) => functionDeclaration(w, s));
+    this.added.push((o) => o.addFunction(s));
+    return this.addStructure('declaration', (w) => functionDeclaration(w, s, this.bodies));
   }
 
   getFullText(): string {
     return this.head + this.tail;
+  }
+
+  /**
+   * The module with the bodies of the functions, methods and constructors printed from structures
+   * left empty: its declarations are the module's own (every exported member is annotated), and the
+   * compiler makes them from this text in a fraction of the time (the bodies are most of a trainer).
+   */
+  getOutlineText(): string {
+    const outline = new SourceText(false);
+    for (const add of this.added) add(outline);
+    return outline.getFullText();
   }
 
   /** ts-morph's `_standardWrite` at the end of a source file: a blank line after a statement (not after a comment, nor between variable statements). */

@@ -52,6 +52,8 @@ export interface ArenaReport {
 
 export interface EmittedTrainer {
   readonly source: string;
+  /** The same module with the bodies of its functions, methods and constructors empty (printed when asked for): the same declarations, made in half the time. */
+  readonly outline: string;
   readonly arena: ArenaReport;
   /** The unrolled training graph the trainer computes (built on first access for the rolled form). */
   readonly graph: TrainingGraph;
@@ -801,6 +803,9 @@ function emitInContext(cfg: TrainerConfig, schedule: BpttSchedule | undefined, w
   if (wasm) sf.addStatements(wasm.factory);
   return {
     source: sf.getFullText(),
+    get outline() {
+      return sf.getOutlineText();
+    },
     arena: report,
     form,
     ...(wasm ? { wasm: wasm.report } : {}),

@@ -1,5 +1,9 @@
 // Preloaded (node --require) into a CLI child process by test/no-compiler.test.ts: at exit, writes
-// the files of every CommonJS module the process loaded (ts-morph and typescript are CommonJS).
+// the files of every CommonJS module the process loaded (ts-morph and typescript are CommonJS) —
+// each thread its own list (a preload runs in every worker thread too): the main thread's in
+// UNFOLD_LOADED_MODULES, a worker's beside it with `.thread-<id>` appended.
 const { writeFileSync } = require('node:fs');
+const { isMainThread, threadId } = require('node:worker_threads');
 const out = process.env.UNFOLD_LOADED_MODULES;
-if (out) process.on('exit', () => writeFileSync(out, JSON.stringify(Object.keys(require.cache))));
+const file = out && (isMainThread ? out : `${out}.thread-${threadId}`);
+if (file) process.on('exit', () => writeFileSync(file, JSON.stringify(Object.keys(require.cache))));

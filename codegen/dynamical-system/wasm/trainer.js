@@ -5,365 +5,312 @@
  * Target: wasm: 4 kernels (matrix products, element-wise chains, the optimizer's update) in WebAssembly SIMD (1455 bytes), embedded below.
  * Standalone: imports nothing.
  */
-/** What this trainer was compiled for. */
 export const SPEC = {
-    model: "dynamical-system",
-    source: "graphs/dynamical-system.ts",
-    compiler: "unfold 0.1.0",
-    batch: 1,
-    seqLen: 20,
-    inputs: [],
-    target: { shape: [1, 20, 2] },
-    states: [{ name: "s", shape: [1, 2] }],
-    dtype: "f32",
-    loss: "mse",
-    optimizer: "adam(lr=0.01, betas=(0.9, 0.999), eps=1e-8)",
-    lr: 0.01,
-    carryState: false,
-    seed: 1234,
-    arenaBytes: 956,
+  model: "dynamical-system",
+  source: "graphs/dynamical-system.ts",
+  compiler: "unfold 0.1.0",
+  batch: 1,
+  seqLen: 20,
+  inputs: [],
+  target: { shape: [1, 20, 2] },
+  states: [{ name: "s", shape: [1, 2] }],
+  dtype: "f32",
+  loss: "mse",
+  optimizer: "adam(lr=0.01, betas=(0.9, 0.999), eps=1e-8)",
+  lr: 0.01,
+  carryState: false,
+  seed: 1234,
+  arenaBytes: 956
 };
-/** Where each parameter and its gradient live in the arena, and how it starts. */
 const PARAMS = [
-    { name: "A", shape: [2, 2], offset: 0, grad: 6, size: 4, init: { kind: 'values', data: [1, 0, 0, 1] } },
-    { name: "b", shape: [2], offset: 4, grad: 10, size: 2, init: { kind: 'fill', value: 0 } },
+  { name: "A", shape: [2, 2], offset: 0, grad: 6, size: 4, init: { kind: "values", data: [1, 0, 0, 1] } },
+  { name: "b", shape: [2], offset: 4, grad: 10, size: 2, init: { kind: "fill", value: 0 } }
 ];
 function mulberry32(seed) {
-    let a = seed >>> 0;
-    return function next() {
-        a = (a + 0x6d2b79f5) >>> 0;
-        let t = Math.imul(a ^ (a >>> 15), a | 1) >>> 0;
-        t = (((t + (Math.imul(t ^ (t >>> 7), t | 61) >>> 0)) >>> 0) ^ t) >>> 0;
-        return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
+  let a = seed >>> 0;
+  return function next() {
+    a = a + 1831565813 >>> 0;
+    let t = Math.imul(a ^ a >>> 15, a | 1) >>> 0;
+    t = (t + (Math.imul(t ^ t >>> 7, t | 61) >>> 0) >>> 0 ^ t) >>> 0;
+    return ((t ^ t >>> 14) >>> 0) / 4294967296;
+  };
 }
-/** The kernels: matrix products (mmN), element-wise chains (ewN) and the optimizer's (optN, sqN) in WebAssembly SIMD ( 1455 bytes), over a memory of 1 pages (65536 bytes). Offsets are element indices into the arena. */
 const WASM = "AGFzbQEAAAABEAJgA39/fwBgBn9/f399fQACEAEDZW52Bm1lbW9yeQIBAQEDBQQAAAABBxoEA21tMAAAA21tMQABA21tMgACBG9wdDAAAwrdCgSyAQIJfwV9IABBAnQhACABQQJ0IQEgAkECdCECIAEhAyAAIQQgAiEFIAQhBiADIQcgBSEIQwAAAAAhDUMAAAAAIQ5BAiELA0AgCCoCACEPIAgqAgghECAHKgIAIQwgDSAMIA+UkiENIA4gDCAQlJIhDiAHQQRqIQcgCEEEaiEIIAtBAWsiCw0ACyAGIA04AgAgBiAOOAIEIAVBEGohBSAGQQhqIQYgA0EIaiEDIARBCGohBAuyAQIJfwV9IABBAnQhACABQQJ0IQEgAkECdCECIAEhAyAAIQQgAiEFIAQhBiADIQcgBSEIQwAAAAAhDUMAAAAAIQ5BAiELA0AgCCoCACEPIAgqAgQhECAHKgIAIQwgDSAMIA+UkiENIA4gDCAQlJIhDiAHQQRqIQcgCEEIaiEIIAtBAWsiCw0ACyAGIA04AgAgBiAOOAIEIAVBCGohBSAGQQhqIQYgA0EIaiEDIARBCGohBAuBAgIJfwd9IABBAnQhACABQQJ0IQEgAkECdCECIAEhAyAAIQQgAiEFIAQhBiADIQcgBSEIQwAAAAAhDUMAAAAAIQ5DAAAAACEPQwAAAAAhEEEUIQsDQCAIKgIAIREgCCoCBCESIAcqAgAhDCANIAwgEZSSIQ0gDiAMIBKUkiEOIAcqAgQhDCAPIAwgEZSSIQ8gECAMIBKUkiEQIAdBCGohByAIQQhqIQggC0EBayILDQALIAYgBioCACANkjgCACAGIAYqAgQgDpI4AgQgBiAGKgIIIA+SOAIIIAYgBioCDCAQkjgCDCAFQQhqIQUgBkEIaiEGIANBCGohAyAEQRBqIQQL7wUDAnsBfwl7IABBAnQhACABQQJ0IQEgAkECdCECIANBAnQhAyAE/RMhBiAF/RMhB0EAIQgDQCAAIAhq/QACACEOIAEgCGr9AAIAIQ8gAiAIav0AAgAhECADIAhq/QACACERIA8hCSAOIQr9DGZmZj9mZmY/ZmZmP2ZmZj8gEP3mAf0MzczMPc3MzD3NzMw9zczMPSAJ/eYB/eQBIQv9DHe+fz93vn8/d75/P3e+fz8gEf3mAf0MbxKDOm8SgzpvEoM6bxKDOiAJ/eYBIAn95gH95AEhDCAM/eMBIAb95gH9DHfMKzJ3zCsyd8wrMnfMKzL95AEhDSAAIAhqIAogByAL/eYBIA395wH95AH9CwIAIAIgCGogC/0LAgAgAyAIaiAM/QsCACAIQRBqIghBEGsNAAsgAP1cAhAhDiAB/VwCECEPIAL9XAIQIRAgA/1cAhAhESAPIQkgDiEK/QxmZmY/ZmZmP2ZmZj9mZmY/IBD95gH9DM3MzD3NzMw9zczMPc3MzD0gCf3mAf3kASEL/Qx3vn8/d75/P3e+fz93vn8/IBH95gH9DG8SgzpvEoM6bxKDOm8SgzogCf3mASAJ/eYB/eQBIQwgDP3jASAG/eYB/Qx3zCsyd8wrMnfMKzJ3zCsy/eQBIQ0gACAKIAcgC/3mASAN/ecB/eQB/VoCEAAgAiAL/VoCEAAgAyAM/VoCEAAgAP1cAhQhDiAB/VwCFCEPIAL9XAIUIRAgA/1cAhQhESAPIQkgDiEK/QxmZmY/ZmZmP2ZmZj9mZmY/IBD95gH9DM3MzD3NzMw9zczMPc3MzD0gCf3mAf3kASEL/Qx3vn8/d75/P3e+fz93vn8/IBH95gH9DG8SgzpvEoM6bxKDOm8SgzogCf3mASAJ/eYB/eQBIQwgDP3jASAG/eYB/Qx3zCsyd8wrMnfMKzJ3zCsy/eQBIQ0gACAKIAcgC/3mASAN/ecB/eQB/VoCFAAgAiAL/VoCFAAgAyAM/VoCFAAL";
 function wasmBytes() {
-    const s = atob(WASM);
-    const bytes = new Uint8Array(s.length);
-    for (let i = 0; i < s.length; i++)
-        bytes[i] = s.charCodeAt(i);
-    return bytes;
+  const s = atob(WASM);
+  const bytes = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) bytes[i] = s.charCodeAt(i);
+  return bytes;
 }
 let compiled;
-/** The kernels compiled once, synchronously (Node; a browser's main thread refuses modules over 4 KB this way: use createTrainerAsync). */
 function kernelModule() {
-    return (compiled ??= new WebAssembly.Module(wasmBytes()));
+  return compiled ??= new WebAssembly.Module(wasmBytes());
 }
-/** Trains the compiled model: `step(x, y)` runs forward, loss, backward and the optimizer on one window. */
 export class Trainer {
-    /** Every value the trainer keeps: parameters, gradients, data, outputs, temporaries, optimizer state. */
-    arena;
-    lr;
-    carryState;
-    /** The product kernels, instantiated over the arena's memory. */
-    kernels;
-    /** Optimizer steps taken (Adam's t). */
-    steps = 0;
-    /** Steps in the last window (1 … 20). */
-    T = 20;
-    constructor(options = {}, module = kernelModule()) {
-        const memory = new WebAssembly.Memory({ initial: 1, maximum: 1 });
-        this.arena = new Float32Array(memory.buffer, 0, 239);
-        this.kernels = new WebAssembly.Instance(module, { env: { memory } }).exports;
-        this.lr = options.lr ?? SPEC.lr;
-        this.carryState = options.carryState ?? SPEC.carryState;
-        this.initParams(options.seed ?? SPEC.seed);
-        if (options.params)
-            this.setParams(options.params);
+  /** Every value the trainer keeps: parameters, gradients, data, outputs, temporaries, optimizer state. */
+  arena;
+  lr;
+  carryState;
+  /** The product kernels, instantiated over the arena's memory. */
+  kernels;
+  /** Optimizer steps taken (Adam's t). */
+  steps = 0;
+  /** Steps in the last window (1 … 20). */
+  T = 20;
+  constructor(options = {}, module = kernelModule()) {
+    const memory = new WebAssembly.Memory({ initial: 1, maximum: 1 });
+    this.arena = new Float32Array(memory.buffer, 0, 239);
+    this.kernels = new WebAssembly.Instance(module, { env: { memory } }).exports;
+    this.lr = options.lr ?? SPEC.lr;
+    this.carryState = options.carryState ?? SPEC.carryState;
+    this.initParams(options.seed ?? SPEC.seed);
+    if (options.params) this.setParams(options.params);
+  }
+  /** Re-initializes every parameter from a seed, as PyTorch's U(−1/√H, 1/√H), in declaration order. */
+  initParams(seed) {
+    const next = mulberry32(seed);
+    const A = this.arena;
+    for (const p of PARAMS) {
+      const init = p.init;
+      for (let i = 0; i < p.size; i++) {
+        A[p.offset + i] = init.kind === "uniform" ? (2 * next() - 1) * init.bound : init.kind === "fill" ? init.value : init.data[i];
+      }
     }
-    /** Re-initializes every parameter from a seed, as PyTorch's U(−1/√H, 1/√H), in declaration order. */
-    initParams(seed) {
-        const next = mulberry32(seed);
-        const A = this.arena;
-        for (const p of PARAMS) {
-            const init = p.init;
-            for (let i = 0; i < p.size; i++) {
-                A[p.offset + i] = init.kind === 'uniform' ? (2 * next() - 1) * init.bound : init.kind === 'fill' ? init.value : init.data[i];
-            }
-        }
+  }
+  /** One training step on a window (batch-first arrays, row-major); returns the loss before the update. Throws, leaving the parameters untouched, when the loss or the gradient is not finite. */
+  step(target) {
+    const A = this.arena;
+    const T = this.windowLength(target.length, 2, "target [1, T, 2]");
+    if (target.length !== T * 2) throw new RangeError(`target [1, T, 2]: expected ${T * 2} values (T = ${T}), got ${target.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 1; b++) for (let k = 0; k < 2; k++) A[12 + t * 2 + b * 2 + k] = target[(b * T + t) * 2 + k];
+    this.setWindow(T);
+    this.train(A, T);
+    const loss = A[135];
+    if (!Number.isFinite(loss)) throw new RangeError(`non-finite loss ${loss} at step ${this.steps + 1}`);
+    this.steps++;
+    if (!this.update(A, this.lr, this.steps)) {
+      this.steps--;
+      throw new RangeError(`non-finite gradient at step ${this.steps + 1}`);
     }
-    /** One training step on a window (batch-first arrays, row-major); returns the loss before the update. Throws, leaving the parameters untouched, when the loss or the gradient is not finite. */
-    step(target) {
-        const A = this.arena;
-        const T = this.windowLength(target.length, 2, "target [1, T, 2]");
-        if (target.length !== T * 2)
-            throw new RangeError(`target [1, T, 2]: expected ${T * 2} values (T = ${T}), got ${target.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 1; b++)
-                for (let k = 0; k < 2; k++)
-                    A[12 + t * 2 + b * 2 + k] = target[(b * T + t) * 2 + k];
-        this.setWindow(T);
-        this.train(A, T);
-        const loss = A[135];
-        if (!Number.isFinite(loss))
-            throw new RangeError(`non-finite loss ${loss} at step ${this.steps + 1}`);
-        this.steps++;
-        if (!this.update(A, this.lr, this.steps)) {
-            this.steps--;
-            throw new RangeError(`non-finite gradient at step ${this.steps + 1}`);
-        }
-        if (this.carryState) {
-            for (let i = 0; i < 2; i++)
-                A[52 + i] = A[52 + T * 2 + i];
-        }
-        return loss;
+    if (this.carryState) {
+      for (let i = 0; i < 2; i++) A[52 + i] = A[52 + T * 2 + i];
     }
-    /** Forward, loss and backward without an update (nor a state carry); returns the loss. Read the gradients with getGrads(). */
-    gradients(target) {
-        const A = this.arena;
-        const T = this.windowLength(target.length, 2, "target [1, T, 2]");
-        if (target.length !== T * 2)
-            throw new RangeError(`target [1, T, 2]: expected ${T * 2} values (T = ${T}), got ${target.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 1; b++)
-                for (let k = 0; k < 2; k++)
-                    A[12 + t * 2 + b * 2 + k] = target[(b * T + t) * 2 + k];
-        this.setWindow(T);
-        this.train(A, T);
-        return A[135];
+    return loss;
+  }
+  /** Forward, loss and backward without an update (nor a state carry); returns the loss. Read the gradients with getGrads(). */
+  gradients(target) {
+    const A = this.arena;
+    const T = this.windowLength(target.length, 2, "target [1, T, 2]");
+    if (target.length !== T * 2) throw new RangeError(`target [1, T, 2]: expected ${T * 2} values (T = ${T}), got ${target.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 1; b++) for (let k = 0; k < 2; k++) A[12 + t * 2 + b * 2 + k] = target[(b * T + t) * 2 + k];
+    this.setWindow(T);
+    this.train(A, T);
+    return A[135];
+  }
+  /** The outputs [B, T, O] for inputs x [B, T, I] (T ≤ 20) from the current state, which is left unchanged. */
+  predict(out) {
+    const A = this.arena;
+    const T = 20;
+    this.setWindow(T);
+    this.forward(A, T);
+    return this.outputs(out);
+  }
+  /** The outputs [B, T, O] of the last step, gradients() or predict(). */
+  outputs(out) {
+    const A = this.arena;
+    const T = this.T;
+    const result = out ?? new Float64Array(T * 2);
+    if (result.length !== T * 2) throw new RangeError(`outputs: expected room for ${T * 2} values, got ${result.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 1; b++) for (let k = 0; k < 2; k++) result[(b * T + t) * 2 + k] = A[95 + t * 2 + b * 2 + k];
+    return result;
+  }
+  /** The parameters by name (PyTorch names for the built-in cells). */
+  getParams() {
+    return this.read(false);
+  }
+  /** The gradients of the last step or gradients() call, by parameter name. */
+  getGrads() {
+    return this.read(true);
+  }
+  read(grads) {
+    const out = {};
+    for (const p of PARAMS) {
+      const off = grads ? p.grad : p.offset;
+      out[p.name] = { shape: [...p.shape], data: Array.from(this.arena.subarray(off, off + p.size)) };
     }
-    /** The outputs [B, T, O] for inputs x [B, T, I] (T ≤ 20) from the current state, which is left unchanged. */
-    predict(out) {
-        const A = this.arena;
-        const T = 20;
-        this.setWindow(T);
-        this.forward(A, T);
-        return this.outputs(out);
+    return out;
+  }
+  /** Sets parameters by name; every name must be known and every size right. */
+  setParams(values) {
+    for (const [name, v] of Object.entries(values)) {
+      const p = PARAMS.find((q) => q.name === name);
+      if (!p) throw new RangeError(`unknown parameter ${JSON.stringify(name)} (have ${PARAMS.map((q) => q.name).join(", ")})`);
+      const data = "data" in v ? v.data : v;
+      if (data.length !== p.size) throw new RangeError(`parameter ${name}: expected ${p.size} values [${p.shape.join(", ")}], got ${data.length}`);
+      for (let i = 0; i < p.size; i++) {
+        const x = data[i];
+        if (!Number.isFinite(x)) throw new RangeError(`parameter ${name}: value ${i} is not finite`);
+        this.arena[p.offset + i] = x;
+      }
     }
-    /** The outputs [B, T, O] of the last step, gradients() or predict(). */
-    outputs(out) {
-        const A = this.arena;
-        const T = this.T;
-        const result = out ?? new Float64Array(T * 2);
-        if (result.length !== T * 2)
-            throw new RangeError(`outputs: expected room for ${T * 2} values, got ${result.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 1; b++)
-                for (let k = 0; k < 2; k++)
-                    result[(b * T + t) * 2 + k] = A[95 + t * 2 + b * 2 + k];
-        return result;
+  }
+  /** Whether every parameter is finite. */
+  paramsFinite() {
+    for (let i = 0; i < 6; i++) if (!Number.isFinite(this.arena[0 + i])) return false;
+    return true;
+  }
+  /** The carried state by name (the initial state of the next step). */
+  getState() {
+    const A = this.arena;
+    return {
+      "s": { shape: [1, 2], data: Array.from(A.subarray(52, 54)) }
+    };
+  }
+  /** Every state of the last window, s(0) … s(T), by state name: shape [T + 1, ...state shape] (under lengths, a row holds its state after its last valid step). */
+  stateSequence() {
+    const A = this.arena;
+    return {
+      "s": { shape: [this.T + 1, 1, 2], data: Array.from(A.subarray(52, 52 + (this.T + 1) * 2)) }
+    };
+  }
+  /** Sets the initial state of the next step, by state name. */
+  setState(values) {
+    const A = this.arena;
+    for (const [name, v] of Object.entries(values)) {
+      if (name === "s") {
+        if (v.length !== 2) throw new RangeError(`state s: expected 2 values, got ${v.length}`);
+        for (let i = 0; i < 2; i++) A[52 + i] = v[i];
+      } else throw new RangeError(`unknown state ${JSON.stringify(name)}`);
     }
-    /** The parameters by name (PyTorch names for the built-in cells). */
-    getParams() {
-        return this.read(false);
+  }
+  /** Zeros the carried state. */
+  resetState() {
+    this.arena.fill(0, 52, 54);
+  }
+  /** The optimizer's step count and buffers (moments), for checkpoints. */
+  getOptimizerState() {
+    return { steps: this.steps, buffers: Array.from(this.arena.subarray(227, 239)) };
+  }
+  setOptimizerState(state) {
+    if (state.buffers.length !== 12) throw new RangeError(`optimizer state: expected 12 values, got ${state.buffers.length}`);
+    this.steps = state.steps;
+    for (let i = 0; i < 12; i++) this.arena[227 + i] = state.buffers[i];
+  }
+  /** T of a batch-first [B, T, K] argument of n values, K·B = perStep: 1 … 20. */
+  windowLength(n, perStep, what) {
+    const T = n / perStep;
+    if (!Number.isInteger(T) || T < 1 || T > 20) throw new RangeError(`${what}: expected T \xB7 ${perStep} values with 1 \u2264 T \u2264 20, got ${n}`);
+    return T;
+  }
+  /** Sets T and the loss normalizer N (and the loss weights per step). */
+  setWindow(T) {
+    const A = this.arena;
+    this.T = T;
+    let total = 0;
+    for (let r = 0; r < 1; r++) {
+      const n = T;
+      total += n;
     }
-    /** The gradients of the last step or gradients() call, by parameter name. */
-    getGrads() {
-        return this.read(true);
+    A[94] = 2 * total;
+  }
+  /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
+  train(A, T) {
+    const W = this.kernels;
+    for (let i0 = 0; i0 < 1; i0++) {
+      for (let i1 = 0; i1 < 2; i1++) {
+        A[136 + (i0 * 2 + i1 * 1)] = A[4 + i1 * 1];
+      }
     }
-    read(grads) {
-        const out = {};
-        for (const p of PARAMS) {
-            const off = grads ? p.grad : p.offset;
-            out[p.name] = { shape: [...p.shape], data: Array.from(this.arena.subarray(off, off + p.size)) };
-        }
-        return out;
+    A[225] = 1 / A[94];
+    {
+      const v = A[225];
+      for (let f = 0; f < 2; f++) A[138 + f] = v;
     }
-    /** Sets parameters by name; every name must be known and every size right. */
-    setParams(values) {
-        for (const [name, v] of Object.entries(values)) {
-            const p = PARAMS.find((q) => q.name === name);
-            if (!p)
-                throw new RangeError(`unknown parameter ${JSON.stringify(name)} (have ${PARAMS.map((q) => q.name).join(', ')})`);
-            const data = 'data' in v ? v.data : v;
-            if (data.length !== p.size)
-                throw new RangeError(`parameter ${name}: expected ${p.size} values [${p.shape.join(', ')}], got ${data.length}`);
-            for (let i = 0; i < p.size; i++) {
-                const x = data[i];
-                if (!Number.isFinite(x))
-                    throw new RangeError(`parameter ${name}: value ${i} is not finite`);
-                this.arena[p.offset + i] = x;
-            }
-        }
-    }
-    /** Whether every parameter is finite. */
-    paramsFinite() {
-        for (let i = 0; i < 6; i++)
-            if (!Number.isFinite(this.arena[0 + i]))
-                return false;
-        return true;
-    }
-    /** The carried state by name (the initial state of the next step). */
-    getState() {
-        const A = this.arena;
-        return {
-            "s": { shape: [1, 2], data: Array.from(A.subarray(52, 54)) },
-        };
-    }
-    /** Every state of the last window, s(0) … s(T), by state name: shape [T + 1, ...state shape] (under lengths, a row holds its state after its last valid step). */
-    stateSequence() {
-        const A = this.arena;
-        return {
-            "s": { shape: [this.T + 1, 1, 2], data: Array.from(A.subarray(52, 52 + (this.T + 1) * 2)) },
-        };
-    }
-    /** Sets the initial state of the next step, by state name. */
-    setState(values) {
-        const A = this.arena;
-        for (const [name, v] of Object.entries(values)) {
-            if (name === "s") {
-                if (v.length !== 2)
-                    throw new RangeError(`state s: expected 2 values, got ${v.length}`);
-                for (let i = 0; i < 2; i++)
-                    A[52 + i] = v[i];
-            }
-            else
-                throw new RangeError(`unknown state ${JSON.stringify(name)}`);
-        }
-    }
-    /** Zeros the carried state. */
-    resetState() {
-        this.arena.fill(0, 52, 54);
-    }
-    /** The optimizer's step count and buffers (moments), for checkpoints. */
-    getOptimizerState() {
-        return { steps: this.steps, buffers: Array.from(this.arena.subarray(227, 239)) };
-    }
-    setOptimizerState(state) {
-        if (state.buffers.length !== 12)
-            throw new RangeError(`optimizer state: expected 12 values, got ${state.buffers.length}`);
-        this.steps = state.steps;
-        for (let i = 0; i < 12; i++)
-            this.arena[227 + i] = state.buffers[i];
-    }
-    /** T of a batch-first [B, T, K] argument of n values, K·B = perStep: 1 … 20. */
-    windowLength(n, perStep, what) {
-        const T = n / perStep;
-        if (!Number.isInteger(T) || T < 1 || T > 20)
-            throw new RangeError(`${what}: expected T · ${perStep} values with 1 ≤ T ≤ 20, got ${n}`);
-        return T;
-    }
-    /** Sets T and the loss normalizer N (and the loss weights per step). */
-    setWindow(T) {
-        const A = this.arena;
-        this.T = T;
-        let total = 0;
-        for (let r = 0; r < 1; r++) {
-            const n = T;
-            total += n;
-        }
-        A[94] = 2 * total;
-    }
-    /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
-    train(A, T) {
-        const W = this.kernels;
-        // graphs/dynamical-system.ts:34
+    let lossSum = 0;
+    for (let t = 0; t < T; t++) {
+      const q0 = 52 + (t + 1) * 2;
+      const q1 = 95 + t * 2;
+      const q2 = 180 + t * 2;
+      const q3 = 52 + t * 2;
+      const q4 = 12 + t * 2;
+      W.mm0(q0, q3, 0);
+      for (let i = 0; i < 2; i++) A[q0 + i] = A[q0 + i] + A[136 + i];
+      for (let i = 0; i < 2; i++) A[q2 + i] = A[q0 + i] - A[q4 + i];
+      for (let i = 0; i < 2; i++) A[225 + i] = A[q2 + i] * A[q2 + i];
+      {
+        let acc = 0;
         for (let i0 = 0; i0 < 1; i0++) {
-            for (let i1 = 0; i1 < 2; i1++) {
-                A[136 + (i0 * 2 + i1 * 1)] = A[4 + (i1 * 1)];
-            }
+          for (let i1 = 0; i1 < 2; i1++) {
+            acc = acc + A[225 + (i0 * 2 + i1 * 1)];
+          }
         }
-        // (derived)
-        A[225] = 1 / A[94];
-        {
-            const v = A[225];
-            for (let f = 0; f < 2; f++)
-                A[138 + f] = v;
-        }
-        let lossSum = 0;
-        for (let t = 0; t < T; t++) {
-            const q0 = 52 + (t + 1) * 2;
-            const q1 = 95 + t * 2;
-            const q2 = 180 + t * 2;
-            const q3 = 52 + t * 2;
-            const q4 = 12 + t * 2;
-            // graphs/dynamical-system.ts:34
-            W.mm0(q0, q3, 0);
-            for (let i = 0; i < 2; i++)
-                A[q0 + i] = A[q0 + i] + A[136 + i];
-            // (derived)
-            for (let i = 0; i < 2; i++)
-                A[q2 + i] = A[q0 + i] - A[q4 + i];
-            for (let i = 0; i < 2; i++)
-                A[225 + i] = A[q2 + i] * A[q2 + i];
-            {
-                let acc = 0;
-                for (let i0 = 0; i0 < 1; i0++) {
-                    for (let i1 = 0; i1 < 2; i1++) {
-                        acc = acc + A[225 + (i0 * 2 + i1 * 1)];
-                    }
-                }
-                A[220 + (0)] = acc;
-            }
-            for (let i = 0; i < 2; i++)
-                A[q1 + i] = A[q0 + i];
-            lossSum += A[220];
-        }
-        A[135] = lossSum / A[94];
-        A.fill(0, 6, 12);
-        A.fill(0, 221, 223);
-        if (T < 20)
-            A.fill(0, 140 + T * 2, 180);
-        for (let t = T - 1; t >= 0; t--) {
-            const q4 = 180 + t * 2;
-            const q5 = 140 + t * 2;
-            for (let i = 0; i < 2; i++)
-                A[225 + i] = A[138 + i] * A[q4 + i];
-            for (let i = 0; i < 2; i++)
-                A[q5 + i] = A[221 + i] + (A[225 + i] + A[225 + i]);
-            W.mm1(223, q5, 0);
-            A.copyWithin(221, 223, 225);
-        }
-        W.mm2(6, 140, 52);
-        for (let i1 = 0; i1 < 2; i1++) {
-            {
-                let acc = 0;
-                for (let i0 = 0; i0 < 20; i0++) {
-                    acc = acc + A[140 + (i0 * 2 + i1 * 1)];
-                }
-                A[10 + (i1 * 1)] += acc;
-            }
-        }
+        A[220 + 0] = acc;
+      }
+      for (let i = 0; i < 2; i++) A[q1 + i] = A[q0 + i];
+      lossSum += A[220];
     }
-    /** Forward over the window's T steps only. */
-    forward(A, T) {
-        const W = this.kernels;
-        // graphs/dynamical-system.ts:34
-        for (let i0 = 0; i0 < 1; i0++) {
-            for (let i1 = 0; i1 < 2; i1++) {
-                A[136 + (i0 * 2 + i1 * 1)] = A[4 + (i1 * 1)];
-            }
-        }
-        // (derived)
-        A[225] = 1 / A[94];
-        {
-            const v = A[225];
-            for (let f = 0; f < 2; f++)
-                A[138 + f] = v;
-        }
-        for (let t = 0; t < T; t++) {
-            const q0 = 52 + (t + 1) * 2;
-            const q1 = 95 + t * 2;
-            const q2 = 52 + t * 2;
-            // graphs/dynamical-system.ts:34
-            W.mm0(q0, q2, 0);
-            for (let i = 0; i < 2; i++)
-                A[q0 + i] = A[q0 + i] + A[136 + i];
-            for (let i = 0; i < 2; i++)
-                A[q1 + i] = A[q0 + i];
-        }
+    A[135] = lossSum / A[94];
+    A.fill(0, 6, 12);
+    A.fill(0, 221, 223);
+    if (T < 20) A.fill(0, 140 + T * 2, 180);
+    for (let t = T - 1; t >= 0; t--) {
+      const q4 = 180 + t * 2;
+      const q5 = 140 + t * 2;
+      for (let i = 0; i < 2; i++) A[225 + i] = A[138 + i] * A[q4 + i];
+      for (let i = 0; i < 2; i++) A[q5 + i] = A[221 + i] + (A[225 + i] + A[225 + i]);
+      W.mm1(223, q5, 0);
+      A.copyWithin(221, 223, 225);
     }
-    /** The optimizer step; false (and nothing changed) when the gradient is not finite. */
-    update(A, lr, t) {
-        const W = this.kernels;
-        { // adam(lr=0.01, betas=(0.9, 0.999), eps=1e-8)
-            const stepSize = lr / (1 - Math.pow(0.9, t));
-            const negStepSize = -stepSize;
-            const biasCorrection2Sqrt = Math.sqrt(1 - Math.pow(0.999, t));
-            const invBiasCorrection2Sqrt = 1 / biasCorrection2Sqrt;
-            W.opt0(0, 6, 227, 233, invBiasCorrection2Sqrt, negStepSize); // A, b: 6 at param 0, grad 6, exp_avg 227, exp_avg_sq 233
+    W.mm2(6, 140, 52);
+    for (let i1 = 0; i1 < 2; i1++) {
+      {
+        let acc = 0;
+        for (let i0 = 0; i0 < 20; i0++) {
+          acc = acc + A[140 + (i0 * 2 + i1 * 1)];
         }
-        return true;
+        A[10 + i1 * 1] += acc;
+      }
     }
+  }
+  /** Forward over the window's T steps only. */
+  forward(A, T) {
+    const W = this.kernels;
+    for (let i0 = 0; i0 < 1; i0++) {
+      for (let i1 = 0; i1 < 2; i1++) {
+        A[136 + (i0 * 2 + i1 * 1)] = A[4 + i1 * 1];
+      }
+    }
+    A[225] = 1 / A[94];
+    {
+      const v = A[225];
+      for (let f = 0; f < 2; f++) A[138 + f] = v;
+    }
+    for (let t = 0; t < T; t++) {
+      const q0 = 52 + (t + 1) * 2;
+      const q1 = 95 + t * 2;
+      const q2 = 52 + t * 2;
+      W.mm0(q0, q2, 0);
+      for (let i = 0; i < 2; i++) A[q0 + i] = A[q0 + i] + A[136 + i];
+      for (let i = 0; i < 2; i++) A[q1 + i] = A[q0 + i];
+    }
+  }
+  /** The optimizer step; false (and nothing changed) when the gradient is not finite. */
+  update(A, lr, t) {
+    const W = this.kernels;
+    {
+      const stepSize = lr / (1 - Math.pow(0.9, t));
+      const negStepSize = -stepSize;
+      const biasCorrection2Sqrt = Math.sqrt(1 - Math.pow(0.999, t));
+      const invBiasCorrection2Sqrt = 1 / biasCorrection2Sqrt;
+      W.opt0(0, 6, 227, 233, invBiasCorrection2Sqrt, negStepSize);
+    }
+    return true;
+  }
 }
-/** A new trainer: parameters from the seeded init (or `options.params`), zero state. */
 export function createTrainer(options = {}) {
-    return new Trainer(options);
+  return new Trainer(options);
 }
-/** A new trainer, its kernels compiled asynchronously (what browsers need on their main thread). */
 export async function createTrainerAsync(options = {}) {
-    compiled ??= await WebAssembly.compile(wasmBytes());
-    return new Trainer(options, compiled);
+  compiled ??= await WebAssembly.compile(wasmBytes());
+  return new Trainer(options, compiled);
 }

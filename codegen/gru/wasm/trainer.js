@@ -5,455 +5,392 @@
  * Target: wasm: 27 kernels (matrix products, element-wise chains, the optimizer's update) in WebAssembly SIMD (8538 bytes), embedded below.
  * Standalone: imports nothing.
  */
-/** What this trainer was compiled for. */
 export const SPEC = {
-    model: "gru",
-    source: "graphs/gru.ts",
-    compiler: "unfold 0.1.0",
-    batch: 1,
-    seqLen: 10,
-    inputs: [{ name: "x", shape: [1, 10, 1] }],
-    target: { shape: [1, 10, 1] },
-    states: [{ name: "h", shape: [1, 32] }],
-    dtype: "f32",
-    loss: "mse",
-    optimizer: "adam(lr=0.02, betas=(0.9, 0.999), eps=1e-8)",
-    lr: 0.02,
-    carryState: true,
-    seed: 1234,
-    arenaBytes: 76656,
+  model: "gru",
+  source: "graphs/gru.ts",
+  compiler: "unfold 0.1.0",
+  batch: 1,
+  seqLen: 10,
+  inputs: [{ name: "x", shape: [1, 10, 1] }],
+  target: { shape: [1, 10, 1] },
+  states: [{ name: "h", shape: [1, 32] }],
+  dtype: "f32",
+  loss: "mse",
+  optimizer: "adam(lr=0.02, betas=(0.9, 0.999), eps=1e-8)",
+  lr: 0.02,
+  carryState: true,
+  seed: 1234,
+  arenaBytes: 76656
 };
-/** Where each parameter and its gradient live in the arena, and how it starts. */
 const PARAMS = [
-    { name: "rnn.weight_ih_l0", shape: [96, 1], offset: 0, grad: 3393, size: 96, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "rnn.weight_hh_l0", shape: [96, 32], offset: 96, grad: 3489, size: 3072, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "rnn.bias_ih_l0", shape: [96], offset: 3168, grad: 6561, size: 96, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "rnn.bias_hh_l0", shape: [96], offset: 3264, grad: 6657, size: 96, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "out.weight", shape: [1, 32], offset: 3360, grad: 6753, size: 32, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "out.bias", shape: [1], offset: 3392, grad: 6785, size: 1, init: { kind: 'uniform', bound: 0.17677669529663687 } },
+  { name: "rnn.weight_ih_l0", shape: [96, 1], offset: 0, grad: 3393, size: 96, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "rnn.weight_hh_l0", shape: [96, 32], offset: 96, grad: 3489, size: 3072, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "rnn.bias_ih_l0", shape: [96], offset: 3168, grad: 6561, size: 96, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "rnn.bias_hh_l0", shape: [96], offset: 3264, grad: 6657, size: 96, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "out.weight", shape: [1, 32], offset: 3360, grad: 6753, size: 32, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "out.bias", shape: [1], offset: 3392, grad: 6785, size: 1, init: { kind: "uniform", bound: 0.17677669529663687 } }
 ];
 function mulberry32(seed) {
-    let a = seed >>> 0;
-    return function next() {
-        a = (a + 0x6d2b79f5) >>> 0;
-        let t = Math.imul(a ^ (a >>> 15), a | 1) >>> 0;
-        t = (((t + (Math.imul(t ^ (t >>> 7), t | 61) >>> 0)) >>> 0) ^ t) >>> 0;
-        return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
+  let a = seed >>> 0;
+  return function next() {
+    a = a + 1831565813 >>> 0;
+    let t = Math.imul(a ^ a >>> 15, a | 1) >>> 0;
+    t = (t + (Math.imul(t ^ t >>> 7, t | 61) >>> 0) >>> 0 ^ t) >>> 0;
+    return ((t ^ t >>> 14) >>> 0) / 4294967296;
+  };
 }
-/** The kernels: matrix products (mmN), element-wise chains (ewN) and the optimizer's (optN, sqN) in WebAssembly SIMD ( 8538 bytes), over a memory of 2 pages (131072 bytes). Offsets are element indices into the arena. */
 const WASM = "AGFzbQEAAAABOwhgA39/fwBgAn9/AGAEf39/fwBgBX9/f39/AGAGf39/f39/AGABfwBgB39/f39/f38AYAZ/f39/fX0AAhABA2VudgZtZW1vcnkCAQICAxwbAAAAAAEBAgMAAAACAgABBAUCAAAAAQABAQYHB6sBGwNtbTAAAANldzAAAQNtbTEAAgNldzEAAwNldzIABANjcDAABQNldzMABgNldzQABwNtbTIACANtbTMACQNldzUACgNldzYACwNldzcADANldzgADQNjcDEADgNldzkADwVmaWxsMAAQBGV3MTAAEQNtbTQAEgNtbTUAEwNtbTYAFARzdW0wABUDbW03ABYEZXcxMQAXBGV3MTIAGARldzEzABkEb3B0MAAaCrRAG5sGAgl/C3sgAEECdCEAIAFBAnQhASACQQJ0IQIgASEDIAAhBEECIQkDQCACIQUgBCEGQQwhCgNAIAMhByAFIQj9DAAAAAAAAAAAAAAAAAAAAAAhDf0MAAAAAAAAAAAAAAAAAAAAACEO/QwAAAAAAAAAAAAAAAAAAAAAIQ/9DAAAAAAAAAAAAAAAAAAAAAAhEP0MAAAAAAAAAAAAAAAAAAAAACER/QwAAAAAAAAAAAAAAAAAAAAAIRL9DAAAAAAAAAAAAAAAAAAAAAAhE/0MAAAAAAAAAAAAAAAAAAAAACEUIAj9AAIAIRUgCP0AAhAhFiAH/QkCACEMIA0gDCAV/eYB/eQBIQ0gDiAMIBb95gH95AEhDiAH/QkCBCEMIA8gDCAV/eYB/eQBIQ8gECAMIBb95gH95AEhECAH/QkCCCEMIBEgDCAV/eYB/eQBIREgEiAMIBb95gH95AEhEiAH/QkCDCEMIBMgDCAV/eYB/eQBIRMgFCAMIBb95gH95AEhFCAHQQRqIQcgCEGAA2ohCCAGIA39CwIAIAYgDv0LAhAgBiAP/QsCgAMgBiAQ/QsCkAMgBiAR/QsCgAYgBiAS/QsCkAYgBiAT/QsCgAkgBiAU/QsCkAkgBUEgaiEFIAZBIGohBiAKQQFrIgoNAAsgA0EQaiEDIARBgAxqIQQgCUEBayIJDQALIAIhBSAEIQZBDCEKA0AgAyEHIAUhCP0MAAAAAAAAAAAAAAAAAAAAACEN/QwAAAAAAAAAAAAAAAAAAAAAIQ79DAAAAAAAAAAAAAAAAAAAAAAhD/0MAAAAAAAAAAAAAAAAAAAAACEQIAj9AAIAIRUgCP0AAhAhFiAH/QkCACEMIA0gDCAV/eYB/eQBIQ0gDiAMIBb95gH95AEhDiAH/QkCBCEMIA8gDCAV/eYB/eQBIQ8gECAMIBb95gH95AEhECAHQQRqIQcgCEGAA2ohCCAGIA39CwIAIAYgDv0LAhAgBiAP/QsCgAMgBiAQ/QsCkAMgBUEgaiEFIAZBIGohBiAKQQFrIgoNAAsgA0EIaiEDIARBgAZqIQQLSwEBfyAAQQJ0IQAgAUECdCEBIAJBAnQhAkEAIQMDQCAAIANqIAEgA2r9AAIAIAIgA2r9AAIA/eQB/QsCACADQRBqIgNBgANrDQALC+EFAwl/EXsBfSAAQQJ0IQAgAUECdCEBIAJBAnQhAiABIQMgACEEIAIhBSAEIQZBDCEKA0AgAyEHIAUhCP0MAAAAAAAAAAAAAAAAAAAAACEN/QwAAAAAAAAAAAAAAAAAAAAAIQ79DAAAAAAAAAAAAAAAAAAAAAAhD/0MAAAAAAAAAAAAAAAAAAAAACEQ/QwAAAAAAAAAAAAAAAAAAAAAIRH9DAAAAAAAAAAAAAAAAAAAAAAhEv0MAAAAAAAAAAAAAAAAAAAAACET/QwAAAAAAAAAAAAAAAAAAAAAIRRBCCELA0AgCP0AAgAhFSAI/QACgAEhFiAI/QACgAIhFyAI/QACgAMhGCAI/QACgAQhGSAI/QACgAUhGiAI/QACgAYhGyAI/QACgAchHCAH/QACACEMIA0gDCAV/eYB/eQBIQ0gDiAMIBb95gH95AEhDiAPIAwgF/3mAf3kASEPIBAgDCAY/eYB/eQBIRAgESAMIBn95gH95AEhESASIAwgGv3mAf3kASESIBMgDCAb/eYB/eQBIRMgFCAMIBz95gH95AEhFCAHQRBqIQcgCEEQaiEIIAtBAWsiCw0ACyAN/R8AIA39HwGSIA39HwIgDf0fA5KSIR0gBiAdOAIAIA79HwAgDv0fAZIgDv0fAiAO/R8DkpIhHSAGIB04AgQgD/0fACAP/R8BkiAP/R8CIA/9HwOSkiEdIAYgHTgCCCAQ/R8AIBD9HwGSIBD9HwIgEP0fA5KSIR0gBiAdOAIMIBH9HwAgEf0fAZIgEf0fAiAR/R8DkpIhHSAGIB04AhAgEv0fACAS/R8BkiAS/R8CIBL9HwOSkiEdIAYgHTgCFCAT/R8AIBP9HwGSIBP9HwIgE/0fA5KSIR0gBiAdOAIYIBT9HwAgFP0fAZIgFP0fAiAU/R8DkpIhHSAGIB04AhwgBUGACGohBSAGQSBqIQYgCkEBayIKDQALIANBgAFqIQMgBEGAA2ohBAuCBAIBfwJ7IABBAnQhACABQQJ0IQEgAkECdCECQQAhAwNAIAAgA2ogASADav0AAgAgAiADav0AAgD95AH94QH9DAAA0MIAANDCAADQwgAA0ML96QH9DAAAskIAALJCAACyQgAAskL96AEiBP0MO6q4PzuquD87qrg/O6q4P/3mAf1qIQUgBCAF/QwAgDE/AIAxPwCAMT8AgDE//eYB/eUBIAX9DIOAXrmDgF65g4BeuYOAXrn95gH95QEhBP0MZ2lQOWdpUDlnaVA5Z2lQOSAE/eYB/QzOQ7c6zkO3Os5DtzrOQ7c6/eQBIAT95gH9DAiJCDwIiQg8CIkIPAiJCDz95AEgBP3mAf0MwakqPcGpKj3BqSo9wakqPf3kASAE/eYB/Qyqqio+qqoqPqqqKj6qqio+/eQBIAT95gH9DAAAAD8AAAA/AAAAPwAAAD/95AEgBCAE/eYB/eYBIAT95AH9DAAAgD8AAIA/AACAPwAAgD/95AEgBf34ASIFQQH9rAEiBP0MfwAAAH8AAAB/AAAAfwAAAP2uAUEX/asB/eYBIAUgBP2xAf0MfwAAAH8AAAB/AAAAfwAAAP2uAUEX/asB/eYBIQT9DAAAgD8AAIA/AACAPwAAgD8gBP0MAACAPwAAgD8AAIA/AACAP/3kAf3nAf0LAgAgA0EQaiIDQYABaw0ACwtNAQF/IABBAnQhACABQQJ0IQFBACECA0AgACACav0MAACAPwAAgD8AAIA/AACAPyABIAJq/QACAP3lAf0LAgAgAkEQaiICQYABaw0ACws4AQJ/IABBAnQhACABQQJ0IQFBACECA0AgACACaiABIAJq/QACAP0LAgAgAkEQaiICQYABaw0ACwutAwIBfwN7IABBAnQhACABQQJ0IQEgAkECdCECIANBAnQhA0EAIQQDQCAAIARqIAEgBGr9AAIAIAIgBGr9AAIAIAMgBGr9AAIA/eYB/eQB/QwAABDBAAAQwQAAEMEAABDB/ekB/QwAABBBAAAQQQAAEEEAABBB/egBIgUgBf3mASEG/QzAJZ+lwCWfpcAln6XAJZ+lIAb95gH9DH4zYSp+M2EqfjNhKn4zYSr95AEgBv3mAf0M/ze9rv83va7/N72u/ze9rv3kASAG/eYB/QxBAFwzQQBcM0EAXDNBAFwz/eQBIAb95gH9DEpDeTdKQ3k3SkN5N0pDeTf95AEgBv3mAf0M7Q0nOu0NJzrtDSc67Q0nOv3kASAG/eYB/QzcWaA73FmgO9xZoDvcWaA7/eQBIAX95gEhByAH/QzY06A12NOgNdjToDXY06A1IAb95gH9DNaV+DjWlfg41pX4ONaV+Dj95AEgBv3mAf0MBaoUOwWqFDsFqhQ7BaoUO/3kASAG/eYB/QzdWaA73VmgO91ZoDvdWaA7/eQB/ecB/QsCACAEQRBqIgRBgAFrDQALC3EBAX8gAEECdCEAIAFBAnQhASACQQJ0IQIgA0ECdCEDIARBAnQhBEEAIQUDQCAAIAVqIAEgBWr9AAIAIAIgBWr9AAIA/eYBIAMgBWr9AAIAIAQgBWr9AAIA/eYB/eQB/QsCACAFQRBqIgVBgAFrDQALC8IBAwl/A3sBfSAAQQJ0IQAgAUECdCEBIAJBAnQhAiABIQMgACEEIAIhBSAEIQYgAyEHIAUhCP0MAAAAAAAAAAAAAAAAAAAAACENQQghCwNAIAj9AAIAIQ4gB/0AAgAhDCANIAwgDv3mAf3kASENIAdBEGohByAIQRBqIQggC0EBayILDQALIA39HwAgDf0fAZIgDf0fAiAN/R8DkpIhDyAGIA84AgAgBUEEaiEFIAZBBGohBiADQYABaiEDIARBBGohBAv5AwIJfxF7IABBAnQhACABQQJ0IQEgAkECdCECIAEhAyAAIQQgAiEFIAQhBiADIQcgBSEI/QwAAAAAAAAAAAAAAAAAAAAAIQ39DAAAAAAAAAAAAAAAAAAAAAAhDv0MAAAAAAAAAAAAAAAAAAAAACEP/QwAAAAAAAAAAAAAAAAAAAAAIRD9DAAAAAAAAAAAAAAAAAAAAAAhEf0MAAAAAAAAAAAAAAAAAAAAACES/QwAAAAAAAAAAAAAAAAAAAAAIRP9DAAAAAAAAAAAAAAAAAAAAAAhFCAI/QACACEVIAj9AAIQIRYgCP0AAiAhFyAI/QACMCEYIAj9AAJAIRkgCP0AAlAhGiAI/QACYCEbIAj9AAJwIRwgB/0JAgAhDCANIAwgFf3mAf3kASENIA4gDCAW/eYB/eQBIQ4gDyAMIBf95gH95AEhDyAQIAwgGP3mAf3kASEQIBEgDCAZ/eYB/eQBIREgEiAMIBr95gH95AEhEiATIAwgG/3mAf3kASETIBQgDCAc/eYB/eQBIRQgB0EEaiEHIAhBgAFqIQggBiAN/QsCACAGIA79CwIQIAYgD/0LAiAgBiAQ/QsCMCAGIBH9CwJAIAYgEv0LAlAgBiAT/QsCYCAGIBT9CwJwIAVBgAFqIQUgBkGAAWohBiADQQRqIQMgBEGAAWohBAtLAQF/IABBAnQhACABQQJ0IQEgAkECdCECQQAhAwNAIAAgA2ogASADav0AAgAgAiADav0AAgD95AH9CwIAIANBEGoiA0GAAWsNAAsLfwEBfyAAQQJ0IQAgAUECdCEBIAJBAnQhAiADQQJ0IQNBACEEA0AgACAEaiABIARq/QACACACIARq/QACAP3mAf0MAACAPwAAgD8AAIA/AACAPyADIARq/QACACADIARq/QACAP3mAf3lAf3mAf0LAgAgBEEQaiIEQYABaw0ACwt/AQF/IABBAnQhACABQQJ0IQEgAkECdCECIANBAnQhA0EAIQQDQCAAIARqIAEgBGr9AAIAIAIgBGr9AAIA/eYBIAMgBGr9AAIA/QwAAIA/AACAPwAAgD8AAIA/IAMgBGr9AAIA/eUB/eYB/eYB/QsCACAEQRBqIgRBgAFrDQALC0sBAX8gAEECdCEAIAFBAnQhASACQQJ0IQJBACEDA0AgACADaiABIANq/QACACACIANq/QACAP3mAf0LAgAgA0EQaiIDQYABaw0ACws4AQJ/IABBAnQhACABQQJ0IQFBACECA0AgACACaiABIAJq/QACAP0LAgAgAkEQaiICQYABaw0ACwuTAQEBfyAAQQJ0IQAgAUECdCEBIAJBAnQhAiADQQJ0IQMgBEECdCEEIAVBAnQhBUEAIQYDQCAAIAZqIAEgBmr9AAIAIAIgBmr9AAIA/eYBIAEgBmr9AAIAIAMgBmr9AAIA/eYB/eEB/eQBIAQgBmr9AAIAIAUgBmr9AAIA/eYB/eYB/QsCACAGQRBqIgZBgAFrDQALCzoBAX8gAEECdCEAQQAhAQNAIAAgAWr9DAAAAAAAAAAAAAAAAAAAAAD9CwIAIAFBEGoiAUGAA2sNAAsLXgEBfyAAQQJ0IQAgAUECdCEBIAJBAnQhAiADQQJ0IQNBACEEA0AgACAEaiABIARq/QACACACIARq/QACAP3mASADIARq/QACAP3kAf0LAgAgBEEQaiIEQYABaw0ACwuLBAIJfxF7IABBAnQhACABQQJ0IQEgAkECdCECIAEhAyAAIQQgAiEFIAQhBiADIQcgBSEI/QwAAAAAAAAAAAAAAAAAAAAAIQ39DAAAAAAAAAAAAAAAAAAAAAAhDv0MAAAAAAAAAAAAAAAAAAAAACEP/QwAAAAAAAAAAAAAAAAAAAAAIRD9DAAAAAAAAAAAAAAAAAAAAAAhEf0MAAAAAAAAAAAAAAAAAAAAACES/QwAAAAAAAAAAAAAAAAAAAAAIRP9DAAAAAAAAAAAAAAAAAAAAAAhFEHgACELA0AgCP0AAgAhFSAI/QACECEWIAj9AAIgIRcgCP0AAjAhGCAI/QACQCEZIAj9AAJQIRogCP0AAmAhGyAI/QACcCEcIAf9CQIAIQwgDSAMIBX95gH95AEhDSAOIAwgFv3mAf3kASEOIA8gDCAX/eYB/eQBIQ8gECAMIBj95gH95AEhECARIAwgGf3mAf3kASERIBIgDCAa/eYB/eQBIRIgEyAMIBv95gH95AEhEyAUIAwgHP3mAf3kASEUIAdBBGohByAIQYABaiEIIAtBAWsiCw0ACyAGIA39CwIAIAYgDv0LAhAgBiAP/QsCICAGIBD9CwIwIAYgEf0LAkAgBiAS/QsCUCAGIBP9CwJgIAYgFP0LAnAgBUGAAWohBSAGQYABaiEGIANBgANqIQMgBEGAAWohBAuZBAIJfxF7IABBAnQhACABQQJ0IQEgAkECdCECIAEhAyAAIQQgAiEFIAQhBkEDIQoDQCADIQcgBSEI/QwAAAAAAAAAAAAAAAAAAAAAIQ39DAAAAAAAAAAAAAAAAAAAAAAhDv0MAAAAAAAAAAAAAAAAAAAAACEP/QwAAAAAAAAAAAAAAAAAAAAAIRD9DAAAAAAAAAAAAAAAAAAAAAAhEf0MAAAAAAAAAAAAAAAAAAAAACES/QwAAAAAAAAAAAAAAAAAAAAAIRP9DAAAAAAAAAAAAAAAAAAAAAAhFEEKIQsDQCAI/QACACEVIAj9AAIQIRYgCP0AAiAhFyAI/QACMCEYIAj9AAJAIRkgCP0AAlAhGiAI/QACYCEbIAj9AAJwIRwgB/0JAgAhDCANIAwgFf3mAf3kASENIA4gDCAW/eYB/eQBIQ4gDyAMIBf95gH95AEhDyAQIAwgGP3mAf3kASEQIBEgDCAZ/eYB/eQBIREgEiAMIBr95gH95AEhEiATIAwgG/3mAf3kASETIBQgDCAc/eYB/eQBIRQgB0EEaiEHIAhBgANqIQggC0EBayILDQALIAYgDf0LAgAgBiAO/QsCECAGIA/9CwIgIAYgEP0LAjAgBiAR/QsCQCAGIBL9CwJQIAYgE/0LAmAgBiAU/QsCcCAFQYABaiEFIAZBgAFqIQYgCkEBayIKDQALIANBKGohAyAEQYADaiEEC+QEAgl/C3sgAEECdCEAIAFBAnQhASACQQJ0IQIgASEDIAAhBEEYIQkDQCACIQUgBCEGQQQhCgNAIAMhByAFIQj9DAAAAAAAAAAAAAAAAAAAAAAhDf0MAAAAAAAAAAAAAAAAAAAAACEO/QwAAAAAAAAAAAAAAAAAAAAAIQ/9DAAAAAAAAAAAAAAAAAAAAAAhEP0MAAAAAAAAAAAAAAAAAAAAACER/QwAAAAAAAAAAAAAAAAAAAAAIRL9DAAAAAAAAAAAAAAAAAAAAAAhE/0MAAAAAAAAAAAAAAAAAAAAACEUQQohCwNAIAj9AAIAIRUgCP0AAhAhFiAH/QkCACEMIA0gDCAV/eYB/eQBIQ0gDiAMIBb95gH95AEhDiAH/QkCBCEMIA8gDCAV/eYB/eQBIQ8gECAMIBb95gH95AEhECAH/QkCCCEMIBEgDCAV/eYB/eQBIREgEiAMIBb95gH95AEhEiAH/QkCDCEMIBMgDCAV/eYB/eQBIRMgFCAMIBb95gH95AEhFCAHQYADaiEHIAhBgAFqIQggC0EBayILDQALIAYgBv0AAgAgDf3kAf0LAgAgBiAG/QACECAO/eQB/QsCECAGIAb9AAKAASAP/eQB/QsCgAEgBiAG/QACkAEgEP3kAf0LApABIAYgBv0AAoACIBH95AH9CwKAAiAGIAb9AAKQAiAS/eQB/QsCkAIgBiAG/QACgAMgE/3kAf0LAoADIAYgBv0AApADIBT95AH9CwKQAyAFQSBqIQUgBkEgaiEGIApBAWsiCg0ACyADQRBqIQMgBEGABGohBCAJQQFrIgkNAAsLfwIDfwF7IABBAnQhACABQQJ0IQFBACECA0D9DAAAAAAAAAAAAAAAAAAAAAAhBSABIAJqIQNBCiEEA0AgBSAD/QACAP3kASEFIANBgANqIQMgBEEBayIEDQALIAAgAmogACACav0AAgAgBf3kAf0LAgAgAkEQaiICQYADaw0ACwuIBAIJfxF7IABBAnQhACABQQJ0IQEgAkECdCECIAIhAyAAIQQgASEFIAQhBiADIQcgBSEI/QwAAAAAAAAAAAAAAAAAAAAAIQ39DAAAAAAAAAAAAAAAAAAAAAAhDv0MAAAAAAAAAAAAAAAAAAAAACEP/QwAAAAAAAAAAAAAAAAAAAAAIRD9DAAAAAAAAAAAAAAAAAAAAAAhEf0MAAAAAAAAAAAAAAAAAAAAACES/QwAAAAAAAAAAAAAAAAAAAAAIRP9DAAAAAAAAAAAAAAAAAAAAAAhFEEKIQsDQCAI/QACACEVIAj9AAIQIRYgCP0AAiAhFyAI/QACMCEYIAj9AAJAIRkgCP0AAlAhGiAI/QACYCEbIAj9AAJwIRwgB/0JAgAhDCANIAwgFf3mAf3kASENIA4gDCAW/eYB/eQBIQ4gDyAMIBf95gH95AEhDyAQIAwgGP3mAf3kASEQIBEgDCAZ/eYB/eQBIREgEiAMIBr95gH95AEhEiATIAwgG/3mAf3kASETIBQgDCAc/eYB/eQBIRQgB0EEaiEHIAhBgAFqIQggC0EBayILDQALIAYgDf0LAgAgBiAO/QsCECAGIA/9CwIgIAYgEP0LAjAgBiAR/QsCQCAGIBL9CwJQIAYgE/0LAmAgBiAU/QsCcCAFQYABaiEFIAZBgAFqIQYgA0EEaiEDIARBBGohBAtEAQF/IABBAnQhACABQQJ0IQFBACECA0AgACACaiAAIAJq/QACACABIAJq/QACAP3kAf0LAgAgAkEQaiICQYADaw0ACwtEAQF/IABBAnQhACABQQJ0IQFBACECA0AgACACaiAAIAJq/QACACABIAJq/QACAP3kAf0LAgAgAkEQaiICQYABaw0ACwu8BwIBfwN7IABBAnQhACABQQJ0IQEgAkECdCECIANBAnQhAyAEQQJ0IQQgBUECdCEFIAZBAnQhBkEAIQcDQCAAIAdq/QwAAIA/AACAPwAAgD8AAIA/IAEgB2r9AAIA/eUBIAIgB2r9AAIAIAMgB2r9AAIAIAQgB2r9AAIA/eQB/eEB/QwAANDCAADQwgAA0MIAANDC/ekB/QwAALJCAACyQgAAskIAALJC/egBIgj9DDuquD87qrg/O6q4PzuquD/95gH9aiEJIAggCf0MAIAxPwCAMT8AgDE/AIAxP/3mAf3lASAJ/QyDgF65g4BeuYOAXrmDgF65/eYB/eUBIQj9DGdpUDlnaVA5Z2lQOWdpUDkgCP3mAf0MzkO3Os5DtzrOQ7c6zkO3Ov3kASAI/eYB/QwIiQg8CIkIPAiJCDwIiQg8/eQBIAj95gH9DMGpKj3BqSo9wakqPcGpKj395AEgCP3mAf0MqqoqPqqqKj6qqio+qqoqPv3kASAI/eYB/QwAAAA/AAAAPwAAAD8AAAA//eQBIAggCP3mAf3mASAI/eQB/QwAAIA/AACAPwAAgD8AAIA//eQBIAn9+AEiCUEB/awBIgj9DH8AAAB/AAAAfwAAAH8AAAD9rgFBF/2rAf3mASAJIAj9sQH9DH8AAAB/AAAAfwAAAH8AAAD9rgFBF/2rAf3mASEI/QwAAIA/AACAPwAAgD8AAIA/IAj9DAAAgD8AAIA/AACAPwAAgD/95AH95wEgBSAHav0AAgD95gH95AH9DAAAEMEAABDBAAAQwQAAEMH96QH9DAAAEEEAABBBAAAQQQAAEEH96AEiCCAI/eYBIQn9DMAln6XAJZ+lwCWfpcAln6UgCf3mAf0MfjNhKn4zYSp+M2EqfjNhKv3kASAJ/eYB/Qz/N72u/ze9rv83va7/N72u/eQBIAn95gH9DEEAXDNBAFwzQQBcM0EAXDP95AEgCf3mAf0MSkN5N0pDeTdKQ3k3SkN5N/3kASAJ/eYB/QztDSc67Q0nOu0NJzrtDSc6/eQBIAn95gH9DNxZoDvcWaA73FmgO9xZoDv95AEgCP3mASEKIAr9DNjToDXY06A12NOgNdjToDUgCf3mAf0M1pX4ONaV+DjWlfg41pX4OP3kASAJ/eYB/QwFqhQ7BaoUOwWqFDsFqhQ7/eQBIAn95gH9DN1ZoDvdWaA73VmgO91ZoDv95AH95wH95gEgASAHav0AAgAgBiAHav0AAgD95gH95AH9CwIAIAdBEGoiB0GAAWsNAAsLmgQDAnsBfwl7IABBAnQhACABQQJ0IQEgAkECdCECIANBAnQhAyAE/RMhBiAF/RMhB0EAIQgDQCAAIAhq/QACACEOIAEgCGr9AAIAIQ8gAiAIav0AAgAhECADIAhq/QACACERIA8hCSAOIQr9DGZmZj9mZmY/ZmZmP2ZmZj8gEP3mAf0MzczMPc3MzD3NzMw9zczMPSAJ/eYB/eQBIQv9DHe+fz93vn8/d75/P3e+fz8gEf3mAf0MbxKDOm8SgzpvEoM6bxKDOiAJ/eYBIAn95gH95AEhDCAM/eMBIAb95gH9DHfMKzJ3zCsyd8wrMnfMKzL95AEhDSAAIAhqIAogByAL/eYBIA395wH95AH9CwIAIAIgCGogC/0LAgAgAyAIaiAM/QsCACAIQRBqIghBgOoAaw0ACyAA/VwCgGohDiAB/VwCgGohDyAC/VwCgGohECAD/VwCgGohESAPIQkgDiEK/QxmZmY/ZmZmP2ZmZj9mZmY/IBD95gH9DM3MzD3NzMw9zczMPc3MzD0gCf3mAf3kASEL/Qx3vn8/d75/P3e+fz93vn8/IBH95gH9DG8SgzpvEoM6bxKDOm8SgzogCf3mASAJ/eYB/eQBIQwgDP3jASAG/eYB/Qx3zCsyd8wrMnfMKzJ3zCsy/eQBIQ0gACAKIAcgC/3mASAN/ecB/eQB/VoCgGoAIAIgC/1aAoBqACADIAz9WgKAagAL";
 function wasmBytes() {
-    const s = atob(WASM);
-    const bytes = new Uint8Array(s.length);
-    for (let i = 0; i < s.length; i++)
-        bytes[i] = s.charCodeAt(i);
-    return bytes;
+  const s = atob(WASM);
+  const bytes = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) bytes[i] = s.charCodeAt(i);
+  return bytes;
 }
 let compiled;
-/** The kernels compiled once, synchronously (Node; a browser's main thread refuses modules over 4 KB this way: use createTrainerAsync). */
 function kernelModule() {
-    return (compiled ??= new WebAssembly.Module(wasmBytes()));
+  return compiled ??= new WebAssembly.Module(wasmBytes());
 }
-/** Trains the compiled model: `step(x, y)` runs forward, loss, backward and the optimizer on one window. */
 export class Trainer {
-    /** Every value the trainer keeps: parameters, gradients, data, outputs, temporaries, optimizer state. */
-    arena;
-    lr;
-    carryState;
-    /** The product kernels, instantiated over the arena's memory. */
-    kernels;
-    /** Optimizer steps taken (Adam's t). */
-    steps = 0;
-    /** Steps in the last window (1 … 10). */
-    T = 10;
-    constructor(options = {}, module = kernelModule()) {
-        const memory = new WebAssembly.Memory({ initial: 2, maximum: 2 });
-        this.arena = new Float32Array(memory.buffer, 0, 19164);
-        this.kernels = new WebAssembly.Instance(module, { env: { memory } }).exports;
-        this.lr = options.lr ?? SPEC.lr;
-        this.carryState = options.carryState ?? SPEC.carryState;
-        this.initParams(options.seed ?? SPEC.seed);
-        if (options.params)
-            this.setParams(options.params);
+  /** Every value the trainer keeps: parameters, gradients, data, outputs, temporaries, optimizer state. */
+  arena;
+  lr;
+  carryState;
+  /** The product kernels, instantiated over the arena's memory. */
+  kernels;
+  /** Optimizer steps taken (Adam's t). */
+  steps = 0;
+  /** Steps in the last window (1 … 10). */
+  T = 10;
+  constructor(options = {}, module = kernelModule()) {
+    const memory = new WebAssembly.Memory({ initial: 2, maximum: 2 });
+    this.arena = new Float32Array(memory.buffer, 0, 19164);
+    this.kernels = new WebAssembly.Instance(module, { env: { memory } }).exports;
+    this.lr = options.lr ?? SPEC.lr;
+    this.carryState = options.carryState ?? SPEC.carryState;
+    this.initParams(options.seed ?? SPEC.seed);
+    if (options.params) this.setParams(options.params);
+  }
+  /** Re-initializes every parameter from a seed, as PyTorch's U(−1/√H, 1/√H), in declaration order. */
+  initParams(seed) {
+    const next = mulberry32(seed);
+    const A = this.arena;
+    for (const p of PARAMS) {
+      const init = p.init;
+      for (let i = 0; i < p.size; i++) {
+        A[p.offset + i] = init.kind === "uniform" ? (2 * next() - 1) * init.bound : init.kind === "fill" ? init.value : init.data[i];
+      }
     }
-    /** Re-initializes every parameter from a seed, as PyTorch's U(−1/√H, 1/√H), in declaration order. */
-    initParams(seed) {
-        const next = mulberry32(seed);
-        const A = this.arena;
-        for (const p of PARAMS) {
-            const init = p.init;
-            for (let i = 0; i < p.size; i++) {
-                A[p.offset + i] = init.kind === 'uniform' ? (2 * next() - 1) * init.bound : init.kind === 'fill' ? init.value : init.data[i];
-            }
-        }
+  }
+  /** One training step on a window (batch-first arrays, row-major); returns the loss before the update. Throws, leaving the parameters untouched, when the loss or the gradient is not finite. */
+  step(in_x, target) {
+    const A = this.arena;
+    const T = this.windowLength(in_x.length, 1, "input x [1, T, 1]");
+    if (in_x.length !== T * 1) throw new RangeError(`input x [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${in_x.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 1; b++) for (let k = 0; k < 1; k++) A[6786 + t * 1 + b * 1 + k] = in_x[(b * T + t) * 1 + k];
+    if (target.length !== T * 1) throw new RangeError(`target [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${target.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 1; b++) for (let k = 0; k < 1; k++) A[6796 + t * 1 + b * 1 + k] = target[(b * T + t) * 1 + k];
+    this.setWindow(T);
+    this.train(A, T);
+    const loss = A[7169];
+    if (!Number.isFinite(loss)) throw new RangeError(`non-finite loss ${loss} at step ${this.steps + 1}`);
+    this.steps++;
+    if (!this.update(A, this.lr, this.steps)) {
+      this.steps--;
+      throw new RangeError(`non-finite gradient at step ${this.steps + 1}`);
     }
-    /** One training step on a window (batch-first arrays, row-major); returns the loss before the update. Throws, leaving the parameters untouched, when the loss or the gradient is not finite. */
-    step(in_x, target) {
-        const A = this.arena;
-        const T = this.windowLength(in_x.length, 1, "input x [1, T, 1]");
-        if (in_x.length !== T * 1)
-            throw new RangeError(`input x [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${in_x.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 1; b++)
-                for (let k = 0; k < 1; k++)
-                    A[6786 + t * 1 + b * 1 + k] = in_x[(b * T + t) * 1 + k];
-        if (target.length !== T * 1)
-            throw new RangeError(`target [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${target.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 1; b++)
-                for (let k = 0; k < 1; k++)
-                    A[6796 + t * 1 + b * 1 + k] = target[(b * T + t) * 1 + k];
-        this.setWindow(T);
-        this.train(A, T);
-        const loss = A[7169];
-        if (!Number.isFinite(loss))
-            throw new RangeError(`non-finite loss ${loss} at step ${this.steps + 1}`);
-        this.steps++;
-        if (!this.update(A, this.lr, this.steps)) {
-            this.steps--;
-            throw new RangeError(`non-finite gradient at step ${this.steps + 1}`);
-        }
-        if (this.carryState) {
-            for (let i = 0; i < 32; i++)
-                A[6806 + i] = A[6806 + T * 32 + i];
-        }
-        return loss;
+    if (this.carryState) {
+      for (let i = 0; i < 32; i++) A[6806 + i] = A[6806 + T * 32 + i];
     }
-    /** Forward, loss and backward without an update (nor a state carry); returns the loss. Read the gradients with getGrads(). */
-    gradients(in_x, target) {
-        const A = this.arena;
-        const T = this.windowLength(in_x.length, 1, "input x [1, T, 1]");
-        if (in_x.length !== T * 1)
-            throw new RangeError(`input x [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${in_x.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 1; b++)
-                for (let k = 0; k < 1; k++)
-                    A[6786 + t * 1 + b * 1 + k] = in_x[(b * T + t) * 1 + k];
-        if (target.length !== T * 1)
-            throw new RangeError(`target [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${target.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 1; b++)
-                for (let k = 0; k < 1; k++)
-                    A[6796 + t * 1 + b * 1 + k] = target[(b * T + t) * 1 + k];
-        this.setWindow(T);
-        this.train(A, T);
-        return A[7169];
+    return loss;
+  }
+  /** Forward, loss and backward without an update (nor a state carry); returns the loss. Read the gradients with getGrads(). */
+  gradients(in_x, target) {
+    const A = this.arena;
+    const T = this.windowLength(in_x.length, 1, "input x [1, T, 1]");
+    if (in_x.length !== T * 1) throw new RangeError(`input x [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${in_x.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 1; b++) for (let k = 0; k < 1; k++) A[6786 + t * 1 + b * 1 + k] = in_x[(b * T + t) * 1 + k];
+    if (target.length !== T * 1) throw new RangeError(`target [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${target.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 1; b++) for (let k = 0; k < 1; k++) A[6796 + t * 1 + b * 1 + k] = target[(b * T + t) * 1 + k];
+    this.setWindow(T);
+    this.train(A, T);
+    return A[7169];
+  }
+  /** The outputs [B, T, O] for inputs x [B, T, I] (T ≤ 10) from the current state, which is left unchanged. */
+  predict(in_x, out) {
+    const A = this.arena;
+    const T = this.windowLength(in_x.length, 1, "input x [1, T, 1]");
+    if (in_x.length !== T * 1) throw new RangeError(`input x [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${in_x.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 1; b++) for (let k = 0; k < 1; k++) A[6786 + t * 1 + b * 1 + k] = in_x[(b * T + t) * 1 + k];
+    this.setWindow(T);
+    this.forward(A, T);
+    return this.outputs(out);
+  }
+  /** The outputs [B, T, O] of the last step, gradients() or predict(). */
+  outputs(out) {
+    const A = this.arena;
+    const T = this.T;
+    const result = out ?? new Float64Array(T * 1);
+    if (result.length !== T * 1) throw new RangeError(`outputs: expected room for ${T * 1} values, got ${result.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 1; b++) for (let k = 0; k < 1; k++) result[(b * T + t) * 1 + k] = A[7159 + t * 1 + b * 1 + k];
+    return result;
+  }
+  /** The parameters by name (PyTorch names for the built-in cells). */
+  getParams() {
+    return this.read(false);
+  }
+  /** The gradients of the last step or gradients() call, by parameter name. */
+  getGrads() {
+    return this.read(true);
+  }
+  read(grads) {
+    const out = {};
+    for (const p of PARAMS) {
+      const off = grads ? p.grad : p.offset;
+      out[p.name] = { shape: [...p.shape], data: Array.from(this.arena.subarray(off, off + p.size)) };
     }
-    /** The outputs [B, T, O] for inputs x [B, T, I] (T ≤ 10) from the current state, which is left unchanged. */
-    predict(in_x, out) {
-        const A = this.arena;
-        const T = this.windowLength(in_x.length, 1, "input x [1, T, 1]");
-        if (in_x.length !== T * 1)
-            throw new RangeError(`input x [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${in_x.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 1; b++)
-                for (let k = 0; k < 1; k++)
-                    A[6786 + t * 1 + b * 1 + k] = in_x[(b * T + t) * 1 + k];
-        this.setWindow(T);
-        this.forward(A, T);
-        return this.outputs(out);
+    return out;
+  }
+  /** Sets parameters by name; every name must be known and every size right. */
+  setParams(values) {
+    for (const [name, v] of Object.entries(values)) {
+      const p = PARAMS.find((q) => q.name === name);
+      if (!p) throw new RangeError(`unknown parameter ${JSON.stringify(name)} (have ${PARAMS.map((q) => q.name).join(", ")})`);
+      const data = "data" in v ? v.data : v;
+      if (data.length !== p.size) throw new RangeError(`parameter ${name}: expected ${p.size} values [${p.shape.join(", ")}], got ${data.length}`);
+      for (let i = 0; i < p.size; i++) {
+        const x = data[i];
+        if (!Number.isFinite(x)) throw new RangeError(`parameter ${name}: value ${i} is not finite`);
+        this.arena[p.offset + i] = x;
+      }
     }
-    /** The outputs [B, T, O] of the last step, gradients() or predict(). */
-    outputs(out) {
-        const A = this.arena;
-        const T = this.T;
-        const result = out ?? new Float64Array(T * 1);
-        if (result.length !== T * 1)
-            throw new RangeError(`outputs: expected room for ${T * 1} values, got ${result.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 1; b++)
-                for (let k = 0; k < 1; k++)
-                    result[(b * T + t) * 1 + k] = A[7159 + t * 1 + b * 1 + k];
-        return result;
+  }
+  /** Whether every parameter is finite. */
+  paramsFinite() {
+    for (let i = 0; i < 3393; i++) if (!Number.isFinite(this.arena[0 + i])) return false;
+    return true;
+  }
+  /** The carried state by name (the initial state of the next step). */
+  getState() {
+    const A = this.arena;
+    return {
+      "h": { shape: [1, 32], data: Array.from(A.subarray(6806, 6838)) }
+    };
+  }
+  /** Every state of the last window, s(0) … s(T), by state name: shape [T + 1, ...state shape] (under lengths, a row holds its state after its last valid step). */
+  stateSequence() {
+    const A = this.arena;
+    return {
+      "h": { shape: [this.T + 1, 1, 32], data: Array.from(A.subarray(6806, 6806 + (this.T + 1) * 32)) }
+    };
+  }
+  /** Sets the initial state of the next step, by state name. */
+  setState(values) {
+    const A = this.arena;
+    for (const [name, v] of Object.entries(values)) {
+      if (name === "h") {
+        if (v.length !== 32) throw new RangeError(`state h: expected 32 values, got ${v.length}`);
+        for (let i = 0; i < 32; i++) A[6806 + i] = v[i];
+      } else throw new RangeError(`unknown state ${JSON.stringify(name)}`);
     }
-    /** The parameters by name (PyTorch names for the built-in cells). */
-    getParams() {
-        return this.read(false);
+  }
+  /** Zeros the carried state. */
+  resetState() {
+    this.arena.fill(0, 6806, 6838);
+  }
+  /** The optimizer's step count and buffers (moments), for checkpoints. */
+  getOptimizerState() {
+    return { steps: this.steps, buffers: Array.from(this.arena.subarray(12378, 19164)) };
+  }
+  setOptimizerState(state) {
+    if (state.buffers.length !== 6786) throw new RangeError(`optimizer state: expected 6786 values, got ${state.buffers.length}`);
+    this.steps = state.steps;
+    for (let i = 0; i < 6786; i++) this.arena[12378 + i] = state.buffers[i];
+  }
+  /** T of a batch-first [B, T, K] argument of n values, K·B = perStep: 1 … 10. */
+  windowLength(n, perStep, what) {
+    const T = n / perStep;
+    if (!Number.isInteger(T) || T < 1 || T > 10) throw new RangeError(`${what}: expected T \xB7 ${perStep} values with 1 \u2264 T \u2264 10, got ${n}`);
+    return T;
+  }
+  /** Sets T and the loss normalizer N (and the loss weights per step). */
+  setWindow(T) {
+    const A = this.arena;
+    this.T = T;
+    let total = 0;
+    for (let r = 0; r < 1; r++) {
+      const n = T;
+      total += n;
     }
-    /** The gradients of the last step or gradients() call, by parameter name. */
-    getGrads() {
-        return this.read(true);
+    A[7158] = 1 * total;
+  }
+  /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
+  train(A, T) {
+    const W = this.kernels;
+    A.copyWithin(7170, 0, 96);
+    for (let i0 = 0; i0 < 1; i0++) {
+      for (let i1 = 0; i1 < 96; i1++) {
+        A[7266 + (i0 * 96 + i1 * 1)] = A[3168 + i1 * 1];
+      }
     }
-    read(grads) {
-        const out = {};
-        for (const p of PARAMS) {
-            const off = grads ? p.grad : p.offset;
-            out[p.name] = { shape: [...p.shape], data: Array.from(this.arena.subarray(off, off + p.size)) };
-        }
-        return out;
+    for (let i0 = 0; i0 < 1; i0++) {
+      for (let i1 = 0; i1 < 96; i1++) {
+        A[7362 + (i0 * 96 + i1 * 1)] = A[3264 + i1 * 1];
+      }
     }
-    /** Sets parameters by name; every name must be known and every size right. */
-    setParams(values) {
-        for (const [name, v] of Object.entries(values)) {
-            const p = PARAMS.find((q) => q.name === name);
-            if (!p)
-                throw new RangeError(`unknown parameter ${JSON.stringify(name)} (have ${PARAMS.map((q) => q.name).join(', ')})`);
-            const data = 'data' in v ? v.data : v;
-            if (data.length !== p.size)
-                throw new RangeError(`parameter ${name}: expected ${p.size} values [${p.shape.join(', ')}], got ${data.length}`);
-            for (let i = 0; i < p.size; i++) {
-                const x = data[i];
-                if (!Number.isFinite(x))
-                    throw new RangeError(`parameter ${name}: value ${i} is not finite`);
-                this.arena[p.offset + i] = x;
-            }
-        }
+    for (let i = 0; i < 32; i++) {
+      A[7458 + i] = A[3360 + i];
     }
-    /** Whether every parameter is finite. */
-    paramsFinite() {
-        for (let i = 0; i < 3393; i++)
-            if (!Number.isFinite(this.arena[0 + i]))
-                return false;
-        return true;
+    for (let i0 = 0; i0 < 1; i0++) {
+      for (let i1 = 0; i1 < 1; i1++) {
+        A[7490 + (i0 * 1 + i1 * 1)] = A[3392 + i1 * 1];
+      }
     }
-    /** The carried state by name (the initial state of the next step). */
-    getState() {
-        const A = this.arena;
-        return {
-            "h": { shape: [1, 32], data: Array.from(A.subarray(6806, 6838)) },
-        };
-    }
-    /** Every state of the last window, s(0) … s(T), by state name: shape [T + 1, ...state shape] (under lengths, a row holds its state after its last valid step). */
-    stateSequence() {
-        const A = this.arena;
-        return {
-            "h": { shape: [this.T + 1, 1, 32], data: Array.from(A.subarray(6806, 6806 + (this.T + 1) * 32)) },
-        };
-    }
-    /** Sets the initial state of the next step, by state name. */
-    setState(values) {
-        const A = this.arena;
-        for (const [name, v] of Object.entries(values)) {
-            if (name === "h") {
-                if (v.length !== 32)
-                    throw new RangeError(`state h: expected 32 values, got ${v.length}`);
-                for (let i = 0; i < 32; i++)
-                    A[6806 + i] = v[i];
-            }
-            else
-                throw new RangeError(`unknown state ${JSON.stringify(name)}`);
-        }
-    }
-    /** Zeros the carried state. */
-    resetState() {
-        this.arena.fill(0, 6806, 6838);
-    }
-    /** The optimizer's step count and buffers (moments), for checkpoints. */
-    getOptimizerState() {
-        return { steps: this.steps, buffers: Array.from(this.arena.subarray(12378, 19164)) };
-    }
-    setOptimizerState(state) {
-        if (state.buffers.length !== 6786)
-            throw new RangeError(`optimizer state: expected 6786 values, got ${state.buffers.length}`);
-        this.steps = state.steps;
-        for (let i = 0; i < 6786; i++)
-            this.arena[12378 + i] = state.buffers[i];
-    }
-    /** T of a batch-first [B, T, K] argument of n values, K·B = perStep: 1 … 10. */
-    windowLength(n, perStep, what) {
-        const T = n / perStep;
-        if (!Number.isInteger(T) || T < 1 || T > 10)
-            throw new RangeError(`${what}: expected T · ${perStep} values with 1 ≤ T ≤ 10, got ${n}`);
-        return T;
-    }
-    /** Sets T and the loss normalizer N (and the loss weights per step). */
-    setWindow(T) {
-        const A = this.arena;
-        this.T = T;
-        let total = 0;
-        for (let r = 0; r < 1; r++) {
-            const n = T;
-            total += n;
-        }
-        A[7158] = 1 * total;
-    }
-    /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
-    train(A, T) {
-        const W = this.kernels;
-        // graphs/gru.ts:8
-        A.copyWithin(7170, 0, 96);
+    A[12057] = 1 / A[7158];
+    A[7491] = A[12057];
+    W.mm0(7492, 6786, 7170);
+    let lossSum = 0;
+    for (let t = 0; t < T; t++) {
+      const q0 = 6806 + (t + 1) * 32;
+      const q1 = 7159 + t * 1;
+      const q2 = 10382 + t * 161;
+      const q3 = 6806 + t * 32;
+      const q5 = 7492 + t * 96;
+      const q6 = 6796 + t * 1;
+      W.ew0(12057, q5, 7266);
+      W.mm1(12153, q3, 96);
+      W.ew0(12153, 12153, 7362);
+      W.ew1(q2 + 1, 12089, 12185);
+      W.ew2(q2 + 33, q2 + 1);
+      W.ew1(q2 + 129, 12057, 12153);
+      W.cp0(q2 + 97, 12217);
+      W.ew3(q2 + 65, 12121, q2 + 129, q2 + 97);
+      W.ew4(q0, q2 + 33, q2 + 65, q2 + 1, q3);
+      W.mm2(q1, q0, 7458);
+      for (let i = 0; i < 1; i++) A[q1 + i] = A[q1 + i] + A[7490 + i];
+      A[q2] = A[q1] - A[q6];
+      A[12057] = A[q2] * A[q2];
+      {
+        let acc = 0;
         for (let i0 = 0; i0 < 1; i0++) {
-            for (let i1 = 0; i1 < 96; i1++) {
-                A[7266 + (i0 * 96 + i1 * 1)] = A[3168 + (i1 * 1)];
-            }
+          for (let i1 = 0; i1 < 1; i1++) {
+            acc = acc + A[12057 + (i0 * 1 + i1 * 1)];
+          }
         }
-        for (let i0 = 0; i0 < 1; i0++) {
-            for (let i1 = 0; i1 < 96; i1++) {
-                A[7362 + (i0 * 96 + i1 * 1)] = A[3264 + (i1 * 1)];
-            }
-        }
-        for (let i = 0; i < 32; i++) {
-            A[7458 + i] = A[3360 + i];
-        }
-        for (let i0 = 0; i0 < 1; i0++) {
-            for (let i1 = 0; i1 < 1; i1++) {
-                A[7490 + (i0 * 1 + i1 * 1)] = A[3392 + (i1 * 1)];
-            }
-        }
-        // (derived)
-        A[12057] = 1 / A[7158];
-        A[7491] = A[12057];
-        W.mm0(7492, 6786, 7170);
-        let lossSum = 0;
-        for (let t = 0; t < T; t++) {
-            const q0 = 6806 + (t + 1) * 32;
-            const q1 = 7159 + t * 1;
-            const q2 = 10382 + t * 161;
-            const q3 = 6806 + t * 32;
-            const q5 = 7492 + t * 96;
-            const q6 = 6796 + t * 1;
-            // graphs/gru.ts:8
-            W.ew0(12057, q5, 7266);
-            W.mm1(12153, q3, 96);
-            W.ew0(12153, 12153, 7362);
-            W.ew1((q2 + 1), 12089, 12185);
-            W.ew2((q2 + 33), (q2 + 1));
-            W.ew1((q2 + 129), 12057, 12153);
-            W.cp0((q2 + 97), 12217);
-            W.ew3((q2 + 65), 12121, (q2 + 129), (q2 + 97));
-            W.ew4(q0, (q2 + 33), (q2 + 65), (q2 + 1), q3);
-            W.mm2(q1, q0, 7458);
-            for (let i = 0; i < 1; i++)
-                A[q1 + i] = A[q1 + i] + A[7490 + i];
-            // (derived)
-            A[q2] = A[q1] - A[q6];
-            A[12057] = A[q2] * A[q2];
-            {
-                let acc = 0;
-                for (let i0 = 0; i0 < 1; i0++) {
-                    for (let i1 = 0; i1 < 1; i1++) {
-                        acc = acc + A[12057 + (i0 * 1 + i1 * 1)];
-                    }
-                }
-                A[11992 + (0)] = acc;
-            }
-            lossSum += A[11992];
-        }
-        A[7169] = lossSum / A[7158];
-        A.fill(0, 3393, 6786);
-        A.fill(0, 11993, 12025);
-        if (T < 10)
-            A.fill(0, 8452 + T * 96, 9412);
-        if (T < 10)
-            A.fill(0, 9412 + T * 96, 10372);
-        if (T < 10)
-            A.fill(0, 10372 + T * 1, 10382);
-        for (let t = T - 1; t >= 0; t--) {
-            const q0 = 6806 + t * 32;
-            const q6 = 10382 + t * 161;
-            const q7 = 8452 + t * 96;
-            const q8 = 9412 + t * 96;
-            const q9 = 10372 + t * 1;
-            A[12057] = A[7491] * A[q6];
-            A[q9] = A[12057] + A[12057];
-            W.mm3(12058, q9, 3360);
-            W.ew5(12090, 11993, 12058);
-            W.ew6(12057, 12090, (q6 + 33), (q6 + 65));
-            W.ew7(12122, 12057, (q6 + 97), (q6 + 129));
-            W.ew8(12154, 12057, (q6 + 129));
-            W.cp1(12186, 12122);
-            for (let o = 0; o < 1; o++)
-                for (let j = 0; j < 32; j++)
-                    A[12186 + o * 96 + 32 + j] = 0;
-            W.cp1(12250, 12154);
-            W.ew9(12154, 12090, q0, (q6 + 65), (q6 + 1), (q6 + 33));
-            W.fill0(12282);
-            W.cp1(12314, 12154);
-            W.ew0(q8, 12186, 12282);
-            W.mm4(12025, q8, 96);
-            W.ew10(12025, 12090, (q6 + 1), 12025);
-            W.cp1(12154, 12122);
-            for (let o = 0; o < 1; o++)
-                for (let j = 0; j < 32; j++)
-                    A[12154 + o * 96 + 32 + j] = 0;
-            W.cp1(12218, 12057);
-            W.ew0(q7, 12154, 12282);
-            A.copyWithin(11993, 12025, 12057);
-        }
-        W.mm5(12057, 6786, 8452);
-        A.copyWithin(12153, 12057, 12153);
-        W.mm6(3489, 9412, 6806);
-        W.sum0(6561, 8452);
-        W.sum0(6657, 9412);
-        W.mm7(12057, 6838, 10372);
-        for (let i = 0; i < 32; i++) {
-            A[12089 + i] = A[12057 + i];
-        }
-        for (let i1 = 0; i1 < 1; i1++) {
-            {
-                let acc = 0;
-                for (let i0 = 0; i0 < 10; i0++) {
-                    acc = acc + A[10372 + (i0 * 1 + i1 * 1)];
-                }
-                A[6785 + (i1 * 1)] += acc;
-            }
-        }
-        W.ew11(3393, 12153);
-        W.ew12(6753, 12089);
+        A[11992 + 0] = acc;
+      }
+      lossSum += A[11992];
     }
-    /** Forward over the window's T steps only. */
-    forward(A, T) {
-        const W = this.kernels;
-        // graphs/gru.ts:8
-        A.copyWithin(7170, 0, 96);
-        for (let i0 = 0; i0 < 1; i0++) {
-            for (let i1 = 0; i1 < 96; i1++) {
-                A[7266 + (i0 * 96 + i1 * 1)] = A[3168 + (i1 * 1)];
-            }
-        }
-        for (let i0 = 0; i0 < 1; i0++) {
-            for (let i1 = 0; i1 < 96; i1++) {
-                A[7362 + (i0 * 96 + i1 * 1)] = A[3264 + (i1 * 1)];
-            }
-        }
-        for (let i = 0; i < 32; i++) {
-            A[7458 + i] = A[3360 + i];
-        }
-        for (let i0 = 0; i0 < 1; i0++) {
-            for (let i1 = 0; i1 < 1; i1++) {
-                A[7490 + (i0 * 1 + i1 * 1)] = A[3392 + (i1 * 1)];
-            }
-        }
-        // (derived)
-        A[12057] = 1 / A[7158];
-        A[7491] = A[12057];
-        W.mm0(7492, 6786, 7170);
-        for (let t = 0; t < T; t++) {
-            const q0 = 6806 + (t + 1) * 32;
-            const q1 = 7159 + t * 1;
-            const q2 = 6806 + t * 32;
-            const q4 = 7492 + t * 96;
-            // graphs/gru.ts:8
-            W.ew0(12057, q4, 7266);
-            W.mm1(12153, q2, 96);
-            W.ew0(12153, 12153, 7362);
-            W.ew1(12249, 12089, 12185);
-            W.ew13(q0, 12249, 12121, 12057, 12153, 12217, q2);
-            W.mm2(q1, q0, 7458);
-            for (let i = 0; i < 1; i++)
-                A[q1 + i] = A[q1 + i] + A[7490 + i];
-        }
+    A[7169] = lossSum / A[7158];
+    A.fill(0, 3393, 6786);
+    A.fill(0, 11993, 12025);
+    if (T < 10) A.fill(0, 8452 + T * 96, 9412);
+    if (T < 10) A.fill(0, 9412 + T * 96, 10372);
+    if (T < 10) A.fill(0, 10372 + T * 1, 10382);
+    for (let t = T - 1; t >= 0; t--) {
+      const q0 = 6806 + t * 32;
+      const q6 = 10382 + t * 161;
+      const q7 = 8452 + t * 96;
+      const q8 = 9412 + t * 96;
+      const q9 = 10372 + t * 1;
+      A[12057] = A[7491] * A[q6];
+      A[q9] = A[12057] + A[12057];
+      W.mm3(12058, q9, 3360);
+      W.ew5(12090, 11993, 12058);
+      W.ew6(12057, 12090, q6 + 33, q6 + 65);
+      W.ew7(12122, 12057, q6 + 97, q6 + 129);
+      W.ew8(12154, 12057, q6 + 129);
+      W.cp1(12186, 12122);
+      for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[12186 + o * 96 + 32 + j] = 0;
+      W.cp1(12250, 12154);
+      W.ew9(12154, 12090, q0, q6 + 65, q6 + 1, q6 + 33);
+      W.fill0(12282);
+      W.cp1(12314, 12154);
+      W.ew0(q8, 12186, 12282);
+      W.mm4(12025, q8, 96);
+      W.ew10(12025, 12090, q6 + 1, 12025);
+      W.cp1(12154, 12122);
+      for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[12154 + o * 96 + 32 + j] = 0;
+      W.cp1(12218, 12057);
+      W.ew0(q7, 12154, 12282);
+      A.copyWithin(11993, 12025, 12057);
     }
-    /** The optimizer step; false (and nothing changed) when the gradient is not finite. */
-    update(A, lr, t) {
-        const W = this.kernels;
-        { // adam(lr=0.02, betas=(0.9, 0.999), eps=1e-8)
-            const stepSize = lr / (1 - Math.pow(0.9, t));
-            const negStepSize = -stepSize;
-            const biasCorrection2Sqrt = Math.sqrt(1 - Math.pow(0.999, t));
-            const invBiasCorrection2Sqrt = 1 / biasCorrection2Sqrt;
-            W.opt0(0, 3393, 12378, 15771, invBiasCorrection2Sqrt, negStepSize); // rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0, out.weight, out.bias: 3393 at param 0, grad 3393, exp_avg 12378, exp_avg_sq 15771
-        }
-        return true;
+    W.mm5(12057, 6786, 8452);
+    A.copyWithin(12153, 12057, 12153);
+    W.mm6(3489, 9412, 6806);
+    W.sum0(6561, 8452);
+    W.sum0(6657, 9412);
+    W.mm7(12057, 6838, 10372);
+    for (let i = 0; i < 32; i++) {
+      A[12089 + i] = A[12057 + i];
     }
+    for (let i1 = 0; i1 < 1; i1++) {
+      {
+        let acc = 0;
+        for (let i0 = 0; i0 < 10; i0++) {
+          acc = acc + A[10372 + (i0 * 1 + i1 * 1)];
+        }
+        A[6785 + i1 * 1] += acc;
+      }
+    }
+    W.ew11(3393, 12153);
+    W.ew12(6753, 12089);
+  }
+  /** Forward over the window's T steps only. */
+  forward(A, T) {
+    const W = this.kernels;
+    A.copyWithin(7170, 0, 96);
+    for (let i0 = 0; i0 < 1; i0++) {
+      for (let i1 = 0; i1 < 96; i1++) {
+        A[7266 + (i0 * 96 + i1 * 1)] = A[3168 + i1 * 1];
+      }
+    }
+    for (let i0 = 0; i0 < 1; i0++) {
+      for (let i1 = 0; i1 < 96; i1++) {
+        A[7362 + (i0 * 96 + i1 * 1)] = A[3264 + i1 * 1];
+      }
+    }
+    for (let i = 0; i < 32; i++) {
+      A[7458 + i] = A[3360 + i];
+    }
+    for (let i0 = 0; i0 < 1; i0++) {
+      for (let i1 = 0; i1 < 1; i1++) {
+        A[7490 + (i0 * 1 + i1 * 1)] = A[3392 + i1 * 1];
+      }
+    }
+    A[12057] = 1 / A[7158];
+    A[7491] = A[12057];
+    W.mm0(7492, 6786, 7170);
+    for (let t = 0; t < T; t++) {
+      const q0 = 6806 + (t + 1) * 32;
+      const q1 = 7159 + t * 1;
+      const q2 = 6806 + t * 32;
+      const q4 = 7492 + t * 96;
+      W.ew0(12057, q4, 7266);
+      W.mm1(12153, q2, 96);
+      W.ew0(12153, 12153, 7362);
+      W.ew1(12249, 12089, 12185);
+      W.ew13(q0, 12249, 12121, 12057, 12153, 12217, q2);
+      W.mm2(q1, q0, 7458);
+      for (let i = 0; i < 1; i++) A[q1 + i] = A[q1 + i] + A[7490 + i];
+    }
+  }
+  /** The optimizer step; false (and nothing changed) when the gradient is not finite. */
+  update(A, lr, t) {
+    const W = this.kernels;
+    {
+      const stepSize = lr / (1 - Math.pow(0.9, t));
+      const negStepSize = -stepSize;
+      const biasCorrection2Sqrt = Math.sqrt(1 - Math.pow(0.999, t));
+      const invBiasCorrection2Sqrt = 1 / biasCorrection2Sqrt;
+      W.opt0(0, 3393, 12378, 15771, invBiasCorrection2Sqrt, negStepSize);
+    }
+    return true;
+  }
 }
-/** A new trainer: parameters from the seeded init (or `options.params`), zero state. */
 export function createTrainer(options = {}) {
-    return new Trainer(options);
+  return new Trainer(options);
 }
-/** A new trainer, its kernels compiled asynchronously (what browsers need on their main thread). */
 export async function createTrainerAsync(options = {}) {
-    compiled ??= await WebAssembly.compile(wasmBytes());
-    return new Trainer(options, compiled);
+  compiled ??= await WebAssembly.compile(wasmBytes());
+  return new Trainer(options, compiled);
 }

@@ -5,400 +5,351 @@
  * Target: wasm: 10 kernels (matrix products, element-wise chains, the optimizer's update) in WebAssembly SIMD (3064 bytes), embedded below.
  * Standalone: imports nothing.
  */
-/** What this trainer was compiled for. */
 export const SPEC = {
-    model: "hopfield",
-    source: "graphs/hopfield.ts",
-    compiler: "unfold 0.1.0",
-    batch: 1,
-    seqLen: 10,
-    inputs: [],
-    target: { shape: [1, 10, 16] },
-    states: [{ name: "s", shape: [1, 16] }],
-    dtype: "f32",
-    loss: "mse",
-    optimizer: "adam(lr=0.001, betas=(0.9, 0.999), eps=1e-8)",
-    lr: 0.001,
-    carryState: false,
-    seed: 1234,
-    arenaBytes: 7996,
+  model: "hopfield",
+  source: "graphs/hopfield.ts",
+  compiler: "unfold 0.1.0",
+  batch: 1,
+  seqLen: 10,
+  inputs: [],
+  target: { shape: [1, 10, 16] },
+  states: [{ name: "s", shape: [1, 16] }],
+  dtype: "f32",
+  loss: "mse",
+  optimizer: "adam(lr=0.001, betas=(0.9, 0.999), eps=1e-8)",
+  lr: 1e-3,
+  carryState: false,
+  seed: 1234,
+  arenaBytes: 7996
 };
-/** Where each parameter and its gradient live in the arena, and how it starts. */
 const PARAMS = [
-    { name: "W", shape: [16, 16], offset: 0, grad: 272, size: 256, init: { kind: 'values', data: [0, 0.0625, 0.0625, (-0.0625), 0.0625, (-0.0625), (-0.0625), (-0.1875), 0.0625, (-0.0625), 0.1875, 0.0625, (-0.0625), (-0.1875), 0.0625, (-0.0625), 0.0625, 0, (-0.0625), 0.0625, (-0.0625), 0.0625, (-0.1875), (-0.0625), (-0.0625), 0.0625, 0.0625, 0.1875, (-0.1875), (-0.0625), (-0.0625), 0.0625, 0.0625, (-0.0625), 0, 0.0625, (-0.0625), (-0.1875), 0.0625, (-0.0625), 0.1875, 0.0625, 0.0625, (-0.0625), 0.0625, (-0.0625), (-0.0625), (-0.1875), (-0.0625), 0.0625, 0.0625, 0, (-0.1875), (-0.0625), (-0.0625), 0.0625, 0.0625, 0.1875, (-0.0625), 0.0625, (-0.0625), 0.0625, (-0.1875), (-0.0625), 0.0625, (-0.0625), (-0.0625), (-0.1875), 0, 0.0625, 0.0625, (-0.0625), (-0.0625), (-0.1875), 0.0625, (-0.0625), 0.0625, (-0.0625), 0.1875, 0.0625, (-0.0625), 0.0625, (-0.1875), (-0.0625), 0.0625, 0, (-0.0625), 0.0625, (-0.1875), (-0.0625), (-0.0625), 0.0625, (-0.0625), 0.0625, 0.0625, 0.1875, (-0.0625), (-0.1875), 0.0625, (-0.0625), 0.0625, (-0.0625), 0, 0.0625, 0.0625, (-0.0625), (-0.0625), (-0.1875), 0.1875, 0.0625, 0.0625, (-0.0625), (-0.1875), (-0.0625), (-0.0625), 0.0625, (-0.0625), 0.0625, 0.0625, 0, (-0.0625), 0.0625, (-0.1875), (-0.0625), 0.0625, 0.1875, (-0.0625), 0.0625, 0.0625, (-0.0625), 0.1875, 0.0625, (-0.0625), (-0.1875), 0.0625, (-0.0625), 0, 0.0625, 0.0625, (-0.0625), 0.0625, (-0.0625), (-0.0625), (-0.1875), (-0.0625), 0.0625, 0.0625, 0.1875, (-0.1875), (-0.0625), (-0.0625), 0.0625, 0.0625, 0, (-0.0625), 0.0625, (-0.0625), 0.0625, (-0.1875), (-0.0625), 0.1875, 0.0625, 0.0625, (-0.0625), 0.0625, (-0.0625), (-0.0625), (-0.1875), 0.0625, (-0.0625), 0, 0.0625, (-0.0625), (-0.1875), 0.0625, (-0.0625), 0.0625, 0.1875, (-0.0625), 0.0625, (-0.0625), 0.0625, (-0.1875), (-0.0625), (-0.0625), 0.0625, 0.0625, 0, (-0.1875), (-0.0625), (-0.0625), 0.0625, (-0.0625), (-0.1875), 0.0625, (-0.0625), 0.0625, (-0.0625), 0.1875, 0.0625, 0.0625, (-0.0625), (-0.0625), (-0.1875), 0, 0.0625, 0.0625, (-0.0625), (-0.1875), (-0.0625), (-0.0625), 0.0625, (-0.0625), 0.0625, 0.0625, 0.1875, (-0.0625), 0.0625, (-0.1875), (-0.0625), 0.0625, 0, (-0.0625), 0.0625, 0.0625, (-0.0625), (-0.0625), (-0.1875), 0.1875, 0.0625, 0.0625, (-0.0625), (-0.0625), (-0.1875), 0.0625, (-0.0625), 0.0625, (-0.0625), 0, 0.0625, (-0.0625), 0.0625, (-0.1875), (-0.0625), 0.0625, 0.1875, (-0.0625), 0.0625, (-0.1875), (-0.0625), (-0.0625), 0.0625, (-0.0625), 0.0625, 0.0625, 0] } },
-    { name: "b", shape: [16], offset: 256, grad: 528, size: 16, init: { kind: 'fill', value: 0 } },
+  { name: "W", shape: [16, 16], offset: 0, grad: 272, size: 256, init: { kind: "values", data: [0, 0.0625, 0.0625, -0.0625, 0.0625, -0.0625, -0.0625, -0.1875, 0.0625, -0.0625, 0.1875, 0.0625, -0.0625, -0.1875, 0.0625, -0.0625, 0.0625, 0, -0.0625, 0.0625, -0.0625, 0.0625, -0.1875, -0.0625, -0.0625, 0.0625, 0.0625, 0.1875, -0.1875, -0.0625, -0.0625, 0.0625, 0.0625, -0.0625, 0, 0.0625, -0.0625, -0.1875, 0.0625, -0.0625, 0.1875, 0.0625, 0.0625, -0.0625, 0.0625, -0.0625, -0.0625, -0.1875, -0.0625, 0.0625, 0.0625, 0, -0.1875, -0.0625, -0.0625, 0.0625, 0.0625, 0.1875, -0.0625, 0.0625, -0.0625, 0.0625, -0.1875, -0.0625, 0.0625, -0.0625, -0.0625, -0.1875, 0, 0.0625, 0.0625, -0.0625, -0.0625, -0.1875, 0.0625, -0.0625, 0.0625, -0.0625, 0.1875, 0.0625, -0.0625, 0.0625, -0.1875, -0.0625, 0.0625, 0, -0.0625, 0.0625, -0.1875, -0.0625, -0.0625, 0.0625, -0.0625, 0.0625, 0.0625, 0.1875, -0.0625, -0.1875, 0.0625, -0.0625, 0.0625, -0.0625, 0, 0.0625, 0.0625, -0.0625, -0.0625, -0.1875, 0.1875, 0.0625, 0.0625, -0.0625, -0.1875, -0.0625, -0.0625, 0.0625, -0.0625, 0.0625, 0.0625, 0, -0.0625, 0.0625, -0.1875, -0.0625, 0.0625, 0.1875, -0.0625, 0.0625, 0.0625, -0.0625, 0.1875, 0.0625, -0.0625, -0.1875, 0.0625, -0.0625, 0, 0.0625, 0.0625, -0.0625, 0.0625, -0.0625, -0.0625, -0.1875, -0.0625, 0.0625, 0.0625, 0.1875, -0.1875, -0.0625, -0.0625, 0.0625, 0.0625, 0, -0.0625, 0.0625, -0.0625, 0.0625, -0.1875, -0.0625, 0.1875, 0.0625, 0.0625, -0.0625, 0.0625, -0.0625, -0.0625, -0.1875, 0.0625, -0.0625, 0, 0.0625, -0.0625, -0.1875, 0.0625, -0.0625, 0.0625, 0.1875, -0.0625, 0.0625, -0.0625, 0.0625, -0.1875, -0.0625, -0.0625, 0.0625, 0.0625, 0, -0.1875, -0.0625, -0.0625, 0.0625, -0.0625, -0.1875, 0.0625, -0.0625, 0.0625, -0.0625, 0.1875, 0.0625, 0.0625, -0.0625, -0.0625, -0.1875, 0, 0.0625, 0.0625, -0.0625, -0.1875, -0.0625, -0.0625, 0.0625, -0.0625, 0.0625, 0.0625, 0.1875, -0.0625, 0.0625, -0.1875, -0.0625, 0.0625, 0, -0.0625, 0.0625, 0.0625, -0.0625, -0.0625, -0.1875, 0.1875, 0.0625, 0.0625, -0.0625, -0.0625, -0.1875, 0.0625, -0.0625, 0.0625, -0.0625, 0, 0.0625, -0.0625, 0.0625, -0.1875, -0.0625, 0.0625, 0.1875, -0.0625, 0.0625, -0.1875, -0.0625, -0.0625, 0.0625, -0.0625, 0.0625, 0.0625, 0] } },
+  { name: "b", shape: [16], offset: 256, grad: 528, size: 16, init: { kind: "fill", value: 0 } }
 ];
 function mulberry32(seed) {
-    let a = seed >>> 0;
-    return function next() {
-        a = (a + 0x6d2b79f5) >>> 0;
-        let t = Math.imul(a ^ (a >>> 15), a | 1) >>> 0;
-        t = (((t + (Math.imul(t ^ (t >>> 7), t | 61) >>> 0)) >>> 0) ^ t) >>> 0;
-        return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
+  let a = seed >>> 0;
+  return function next() {
+    a = a + 1831565813 >>> 0;
+    let t = Math.imul(a ^ a >>> 15, a | 1) >>> 0;
+    t = (t + (Math.imul(t ^ t >>> 7, t | 61) >>> 0) >>> 0 ^ t) >>> 0;
+    return ((t ^ t >>> 14) >>> 0) / 4294967296;
+  };
 }
-/** The kernels: matrix products (mmN), element-wise chains (ewN) and the optimizer's (optN, sqN) in WebAssembly SIMD ( 3064 bytes), over a memory of 1 pages (65536 bytes). Offsets are element indices into the arena. */
 const WASM = "AGFzbQEAAAABHARgA39/fwBgAn9/AGAEf39/fwBgBn9/f399fQACEAEDZW52Bm1lbW9yeQIBAQEDCwoAAAAAAAECAAEDBz8KA21tMAAAA2V3MAABA2V3MQACA21tMQADA2V3MgAEA2V3MwAFA2V3NAAGA21tMgAHBHN1bTAACARvcHQwAAkK7xYKwgICCX8JeyAAQQJ0IQAgAUECdCEBIAJBAnQhAiABIQMgACEEIAIhBSAEIQYgAyEHIAUhCP0MAAAAAAAAAAAAAAAAAAAAACEN/QwAAAAAAAAAAAAAAAAAAAAAIQ79DAAAAAAAAAAAAAAAAAAAAAAhD/0MAAAAAAAAAAAAAAAAAAAAACEQQRAhCwNAIAj9AAIAIREgCP0AAhAhEiAI/QACICETIAj9AAIwIRQgB/0JAgAhDCANIAwgEf3mAf3kASENIA4gDCAS/eYB/eQBIQ4gDyAMIBP95gH95AEhDyAQIAwgFP3mAf3kASEQIAdBBGohByAIQcAAaiEIIAtBAWsiCw0ACyAGIA39CwIAIAYgDv0LAhAgBiAP/QsCICAGIBD9CwIwIAVBwABqIQUgBkHAAGohBiADQcAAaiEDIARBwABqIQQLrwMCAX8DeyAAQQJ0IQAgAUECdCEBIAJBAnQhAkEAIQMDQCAAIANq/QwAAIBAAACAQAAAgEAAAIBAIAEgA2r9AAIAIAIgA2r9AAIA/eQB/eYB/QwAABDBAAAQwQAAEMEAABDB/ekB/QwAABBBAAAQQQAAEEEAABBB/egBIgQgBP3mASEF/QzAJZ+lwCWfpcAln6XAJZ+lIAX95gH9DH4zYSp+M2EqfjNhKn4zYSr95AEgBf3mAf0M/ze9rv83va7/N72u/ze9rv3kASAF/eYB/QxBAFwzQQBcM0EAXDNBAFwz/eQBIAX95gH9DEpDeTdKQ3k3SkN5N0pDeTf95AEgBf3mAf0M7Q0nOu0NJzrtDSc67Q0nOv3kASAF/eYB/QzcWaA73FmgO9xZoDvcWaA7/eQBIAT95gEhBiAG/QzY06A12NOgNdjToDXY06A1IAX95gH9DNaV+DjWlfg41pX4ONaV+Dj95AEgBf3mAf0MBaoUOwWqFDsFqhQ7BaoUO/3kASAF/eYB/QzdWaA73VmgO91ZoDvdWaA7/eQB/ecB/QsCACADQRBqIgNBwABrDQALC0sBAX8gAEECdCEAIAFBAnQhASACQQJ0IQJBACEDA0AgACADaiABIANq/QACACACIANq/QACAP3mAf0LAgAgA0EQaiIDQcAAaw0ACwvgBQMJfxF7AX0gAEECdCEAIAFBAnQhASACQQJ0IQIgASEDIAAhBCACIQUgBCEGQQIhCgNAIAMhByAFIQj9DAAAAAAAAAAAAAAAAAAAAAAhDf0MAAAAAAAAAAAAAAAAAAAAACEO/QwAAAAAAAAAAAAAAAAAAAAAIQ/9DAAAAAAAAAAAAAAAAAAAAAAhEP0MAAAAAAAAAAAAAAAAAAAAACER/QwAAAAAAAAAAAAAAAAAAAAAIRL9DAAAAAAAAAAAAAAAAAAAAAAhE/0MAAAAAAAAAAAAAAAAAAAAACEUQQQhCwNAIAj9AAIAIRUgCP0AAkAhFiAI/QACgAEhFyAI/QACwAEhGCAI/QACgAIhGSAI/QACwAIhGiAI/QACgAMhGyAI/QACwAMhHCAH/QACACEMIA0gDCAV/eYB/eQBIQ0gDiAMIBb95gH95AEhDiAPIAwgF/3mAf3kASEPIBAgDCAY/eYB/eQBIRAgESAMIBn95gH95AEhESASIAwgGv3mAf3kASESIBMgDCAb/eYB/eQBIRMgFCAMIBz95gH95AEhFCAHQRBqIQcgCEEQaiEIIAtBAWsiCw0ACyAN/R8AIA39HwGSIA39HwIgDf0fA5KSIR0gBiAdOAIAIA79HwAgDv0fAZIgDv0fAiAO/R8DkpIhHSAGIB04AgQgD/0fACAP/R8BkiAP/R8CIA/9HwOSkiEdIAYgHTgCCCAQ/R8AIBD9HwGSIBD9HwIgEP0fA5KSIR0gBiAdOAIMIBH9HwAgEf0fAZIgEf0fAiAR/R8DkpIhHSAGIB04AhAgEv0fACAS/R8BkiAS/R8CIBL9HwOSkiEdIAYgHTgCFCAT/R8AIBP9HwGSIBP9HwIgE/0fA5KSIR0gBiAdOAIYIBT9HwAgFP0fAZIgFP0fAiAU/R8DkpIhHSAGIB04AhwgBUGABGohBSAGQSBqIQYgCkEBayIKDQALIANBwABqIQMgBEHAAGohBAtLAQF/IABBAnQhACABQQJ0IQEgAkECdCECQQAhAwNAIAAgA2ogASADav0AAgAgAiADav0AAgD95QH9CwIAIANBEGoiA0HAAGsNAAsLRAEBfyAAQQJ0IQAgAUECdCEBQQAhAgNAIAAgAmogASACav0AAgAgASACav0AAgD95gH9CwIAIAJBEGoiAkHAAGsNAAsLoAEBAX8gAEECdCEAIAFBAnQhASACQQJ0IQIgA0ECdCEDQQAhBANAIAAgBGogASAEav0AAgAgAiAEav0AAgAgAiAEav0AAgD95AH95AH9DAAAgD8AAIA/AACAPwAAgD8gAyAEav0AAgAgAyAEav0AAgD95gH95QH95gH9DAAAgEAAAIBAAACAQAAAgED95gH9CwIAIARBEGoiBEHAAGsNAAsL4AQCCX8LeyAAQQJ0IQAgAUECdCEBIAJBAnQhAiABIQMgACEEQQQhCQNAIAIhBSAEIQZBAiEKA0AgAyEHIAUhCP0MAAAAAAAAAAAAAAAAAAAAACEN/QwAAAAAAAAAAAAAAAAAAAAAIQ79DAAAAAAAAAAAAAAAAAAAAAAhD/0MAAAAAAAAAAAAAAAAAAAAACEQ/QwAAAAAAAAAAAAAAAAAAAAAIRH9DAAAAAAAAAAAAAAAAAAAAAAhEv0MAAAAAAAAAAAAAAAAAAAAACET/QwAAAAAAAAAAAAAAAAAAAAAIRRBCiELA0AgCP0AAgAhFSAI/QACECEWIAf9CQIAIQwgDSAMIBX95gH95AEhDSAOIAwgFv3mAf3kASEOIAf9CQIEIQwgDyAMIBX95gH95AEhDyAQIAwgFv3mAf3kASEQIAf9CQIIIQwgESAMIBX95gH95AEhESASIAwgFv3mAf3kASESIAf9CQIMIQwgEyAMIBX95gH95AEhEyAUIAwgFv3mAf3kASEUIAdBwABqIQcgCEHAAGohCCALQQFrIgsNAAsgBiAG/QACACAN/eQB/QsCACAGIAb9AAIQIA795AH9CwIQIAYgBv0AAkAgD/3kAf0LAkAgBiAG/QACUCAQ/eQB/QsCUCAGIAb9AAKAASAR/eQB/QsCgAEgBiAG/QACkAEgEv3kAf0LApABIAYgBv0AAsABIBP95AH9CwLAASAGIAb9AALQASAU/eQB/QsC0AEgBUEgaiEFIAZBIGohBiAKQQFrIgoNAAsgA0EQaiEDIARBgAJqIQQgCUEBayIJDQALC38CA38BeyAAQQJ0IQAgAUECdCEBQQAhAgNA/QwAAAAAAAAAAAAAAAAAAAAAIQUgASACaiEDQQohBANAIAUgA/0AAgD95AEhBSADQcAAaiEDIARBAWsiBA0ACyAAIAJqIAAgAmr9AAIAIAX95AH9CwIAIAJBEGoiAkHAAGsNAAsLtAIDAnsBfwl7IABBAnQhACABQQJ0IQEgAkECdCECIANBAnQhAyAE/RMhBiAF/RMhB0EAIQgDQCAAIAhq/QACACEOIAEgCGr9AAIAIQ8gAiAIav0AAgAhECADIAhq/QACACERIA8hCSAOIQr9DGZmZj9mZmY/ZmZmP2ZmZj8gEP3mAf0MzczMPc3MzD3NzMw9zczMPSAJ/eYB/eQBIQv9DHe+fz93vn8/d75/P3e+fz8gEf3mAf0MbxKDOm8SgzpvEoM6bxKDOiAJ/eYBIAn95gH95AEhDCAM/eMBIAb95gH9DHfMKzJ3zCsyd8wrMnfMKzL95AEhDSAAIAhqIAogByAL/eYBIA395wH95AH9CwIAIAIgCGogC/0LAgAgAyAIaiAM/QsCACAIQRBqIghBwAhrDQALCw==";
 function wasmBytes() {
-    const s = atob(WASM);
-    const bytes = new Uint8Array(s.length);
-    for (let i = 0; i < s.length; i++)
-        bytes[i] = s.charCodeAt(i);
-    return bytes;
+  const s = atob(WASM);
+  const bytes = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) bytes[i] = s.charCodeAt(i);
+  return bytes;
 }
 let compiled;
-/** The kernels compiled once, synchronously (Node; a browser's main thread refuses modules over 4 KB this way: use createTrainerAsync). */
 function kernelModule() {
-    return (compiled ??= new WebAssembly.Module(wasmBytes()));
+  return compiled ??= new WebAssembly.Module(wasmBytes());
 }
-/** Trains the compiled model: `step(x, y)` runs forward, loss, backward and the optimizer on one window. */
 export class Trainer {
-    /** Every value the trainer keeps: parameters, gradients, data, outputs, temporaries, optimizer state. */
-    arena;
-    lr;
-    carryState;
-    /** The product kernels, instantiated over the arena's memory. */
-    kernels;
-    /** Optimizer steps taken (Adam's t). */
-    steps = 0;
-    /** Steps in the last window (1 … 10). */
-    T = 10;
-    constructor(options = {}, module = kernelModule()) {
-        const memory = new WebAssembly.Memory({ initial: 1, maximum: 1 });
-        this.arena = new Float32Array(memory.buffer, 0, 1999);
-        this.kernels = new WebAssembly.Instance(module, { env: { memory } }).exports;
-        this.lr = options.lr ?? SPEC.lr;
-        this.carryState = options.carryState ?? SPEC.carryState;
-        this.initParams(options.seed ?? SPEC.seed);
-        if (options.params)
-            this.setParams(options.params);
+  /** Every value the trainer keeps: parameters, gradients, data, outputs, temporaries, optimizer state. */
+  arena;
+  lr;
+  carryState;
+  /** The product kernels, instantiated over the arena's memory. */
+  kernels;
+  /** Optimizer steps taken (Adam's t). */
+  steps = 0;
+  /** Steps in the last window (1 … 10). */
+  T = 10;
+  constructor(options = {}, module = kernelModule()) {
+    const memory = new WebAssembly.Memory({ initial: 1, maximum: 1 });
+    this.arena = new Float32Array(memory.buffer, 0, 1999);
+    this.kernels = new WebAssembly.Instance(module, { env: { memory } }).exports;
+    this.lr = options.lr ?? SPEC.lr;
+    this.carryState = options.carryState ?? SPEC.carryState;
+    this.initParams(options.seed ?? SPEC.seed);
+    if (options.params) this.setParams(options.params);
+  }
+  /** Re-initializes every parameter from a seed, as PyTorch's U(−1/√H, 1/√H), in declaration order. */
+  initParams(seed) {
+    const next = mulberry32(seed);
+    const A = this.arena;
+    for (const p of PARAMS) {
+      const init = p.init;
+      for (let i = 0; i < p.size; i++) {
+        A[p.offset + i] = init.kind === "uniform" ? (2 * next() - 1) * init.bound : init.kind === "fill" ? init.value : init.data[i];
+      }
     }
-    /** Re-initializes every parameter from a seed, as PyTorch's U(−1/√H, 1/√H), in declaration order. */
-    initParams(seed) {
-        const next = mulberry32(seed);
-        const A = this.arena;
-        for (const p of PARAMS) {
-            const init = p.init;
-            for (let i = 0; i < p.size; i++) {
-                A[p.offset + i] = init.kind === 'uniform' ? (2 * next() - 1) * init.bound : init.kind === 'fill' ? init.value : init.data[i];
-            }
-        }
+  }
+  /** One training step on a window (batch-first arrays, row-major); returns the loss before the update. Throws, leaving the parameters untouched, when the loss or the gradient is not finite. */
+  step(target) {
+    const A = this.arena;
+    const T = this.windowLength(target.length, 16, "target [1, T, 16]");
+    if (target.length !== T * 16) throw new RangeError(`target [1, T, 16]: expected ${T * 16} values (T = ${T}), got ${target.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 1; b++) for (let k = 0; k < 16; k++) A[544 + t * 16 + b * 16 + k] = target[(b * T + t) * 16 + k];
+    this.setWindow(T);
+    this.train(A, T);
+    const loss = A[1051];
+    if (!Number.isFinite(loss)) throw new RangeError(`non-finite loss ${loss} at step ${this.steps + 1}`);
+    this.steps++;
+    if (!this.update(A, this.lr, this.steps)) {
+      this.steps--;
+      throw new RangeError(`non-finite gradient at step ${this.steps + 1}`);
     }
-    /** One training step on a window (batch-first arrays, row-major); returns the loss before the update. Throws, leaving the parameters untouched, when the loss or the gradient is not finite. */
-    step(target) {
-        const A = this.arena;
-        const T = this.windowLength(target.length, 16, "target [1, T, 16]");
-        if (target.length !== T * 16)
-            throw new RangeError(`target [1, T, 16]: expected ${T * 16} values (T = ${T}), got ${target.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 1; b++)
-                for (let k = 0; k < 16; k++)
-                    A[544 + t * 16 + b * 16 + k] = target[(b * T + t) * 16 + k];
-        this.setWindow(T);
-        this.train(A, T);
-        const loss = A[1051];
-        if (!Number.isFinite(loss))
-            throw new RangeError(`non-finite loss ${loss} at step ${this.steps + 1}`);
-        this.steps++;
-        if (!this.update(A, this.lr, this.steps)) {
-            this.steps--;
-            throw new RangeError(`non-finite gradient at step ${this.steps + 1}`);
-        }
-        if (this.carryState) {
-            for (let i = 0; i < 16; i++)
-                A[704 + i] = A[704 + T * 16 + i];
-        }
-        return loss;
+    if (this.carryState) {
+      for (let i = 0; i < 16; i++) A[704 + i] = A[704 + T * 16 + i];
     }
-    /** Forward, loss and backward without an update (nor a state carry); returns the loss. Read the gradients with getGrads(). */
-    gradients(target) {
-        const A = this.arena;
-        const T = this.windowLength(target.length, 16, "target [1, T, 16]");
-        if (target.length !== T * 16)
-            throw new RangeError(`target [1, T, 16]: expected ${T * 16} values (T = ${T}), got ${target.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 1; b++)
-                for (let k = 0; k < 16; k++)
-                    A[544 + t * 16 + b * 16 + k] = target[(b * T + t) * 16 + k];
-        this.setWindow(T);
-        this.train(A, T);
-        return A[1051];
+    return loss;
+  }
+  /** Forward, loss and backward without an update (nor a state carry); returns the loss. Read the gradients with getGrads(). */
+  gradients(target) {
+    const A = this.arena;
+    const T = this.windowLength(target.length, 16, "target [1, T, 16]");
+    if (target.length !== T * 16) throw new RangeError(`target [1, T, 16]: expected ${T * 16} values (T = ${T}), got ${target.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 1; b++) for (let k = 0; k < 16; k++) A[544 + t * 16 + b * 16 + k] = target[(b * T + t) * 16 + k];
+    this.setWindow(T);
+    this.train(A, T);
+    return A[1051];
+  }
+  /** The outputs [B, T, O] for inputs x [B, T, I] (T ≤ 10) from the current state, which is left unchanged. */
+  predict(out) {
+    const A = this.arena;
+    const T = 10;
+    this.setWindow(T);
+    this.forward(A, T);
+    return this.outputs(out);
+  }
+  /** The outputs [B, T, O] of the last step, gradients() or predict(). */
+  outputs(out) {
+    const A = this.arena;
+    const T = this.T;
+    const result = out ?? new Float64Array(T * 16);
+    if (result.length !== T * 16) throw new RangeError(`outputs: expected room for ${T * 16} values, got ${result.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 1; b++) for (let k = 0; k < 16; k++) result[(b * T + t) * 16 + k] = A[881 + t * 16 + b * 16 + k];
+    return result;
+  }
+  /** The parameters by name (PyTorch names for the built-in cells). */
+  getParams() {
+    return this.read(false);
+  }
+  /** The gradients of the last step or gradients() call, by parameter name. */
+  getGrads() {
+    return this.read(true);
+  }
+  read(grads) {
+    const out = {};
+    for (const p of PARAMS) {
+      const off = grads ? p.grad : p.offset;
+      out[p.name] = { shape: [...p.shape], data: Array.from(this.arena.subarray(off, off + p.size)) };
     }
-    /** The outputs [B, T, O] for inputs x [B, T, I] (T ≤ 10) from the current state, which is left unchanged. */
-    predict(out) {
-        const A = this.arena;
-        const T = 10;
-        this.setWindow(T);
-        this.forward(A, T);
-        return this.outputs(out);
+    return out;
+  }
+  /** Sets parameters by name; every name must be known and every size right. */
+  setParams(values) {
+    for (const [name, v] of Object.entries(values)) {
+      const p = PARAMS.find((q) => q.name === name);
+      if (!p) throw new RangeError(`unknown parameter ${JSON.stringify(name)} (have ${PARAMS.map((q) => q.name).join(", ")})`);
+      const data = "data" in v ? v.data : v;
+      if (data.length !== p.size) throw new RangeError(`parameter ${name}: expected ${p.size} values [${p.shape.join(", ")}], got ${data.length}`);
+      for (let i = 0; i < p.size; i++) {
+        const x = data[i];
+        if (!Number.isFinite(x)) throw new RangeError(`parameter ${name}: value ${i} is not finite`);
+        this.arena[p.offset + i] = x;
+      }
     }
-    /** The outputs [B, T, O] of the last step, gradients() or predict(). */
-    outputs(out) {
-        const A = this.arena;
-        const T = this.T;
-        const result = out ?? new Float64Array(T * 16);
-        if (result.length !== T * 16)
-            throw new RangeError(`outputs: expected room for ${T * 16} values, got ${result.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 1; b++)
-                for (let k = 0; k < 16; k++)
-                    result[(b * T + t) * 16 + k] = A[881 + t * 16 + b * 16 + k];
-        return result;
+  }
+  /** Whether every parameter is finite. */
+  paramsFinite() {
+    for (let i = 0; i < 272; i++) if (!Number.isFinite(this.arena[0 + i])) return false;
+    return true;
+  }
+  /** The carried state by name (the initial state of the next step). */
+  getState() {
+    const A = this.arena;
+    return {
+      "s": { shape: [1, 16], data: Array.from(A.subarray(704, 720)) }
+    };
+  }
+  /** Every state of the last window, s(0) … s(T), by state name: shape [T + 1, ...state shape] (under lengths, a row holds its state after its last valid step). */
+  stateSequence() {
+    const A = this.arena;
+    return {
+      "s": { shape: [this.T + 1, 1, 16], data: Array.from(A.subarray(704, 704 + (this.T + 1) * 16)) }
+    };
+  }
+  /** Sets the initial state of the next step, by state name. */
+  setState(values) {
+    const A = this.arena;
+    for (const [name, v] of Object.entries(values)) {
+      if (name === "s") {
+        if (v.length !== 16) throw new RangeError(`state s: expected 16 values, got ${v.length}`);
+        for (let i = 0; i < 16; i++) A[704 + i] = v[i];
+      } else throw new RangeError(`unknown state ${JSON.stringify(name)}`);
     }
-    /** The parameters by name (PyTorch names for the built-in cells). */
-    getParams() {
-        return this.read(false);
+  }
+  /** Zeros the carried state. */
+  resetState() {
+    this.arena.fill(0, 704, 720);
+  }
+  /** The optimizer's step count and buffers (moments), for checkpoints. */
+  getOptimizerState() {
+    return { steps: this.steps, buffers: Array.from(this.arena.subarray(1455, 1999)) };
+  }
+  setOptimizerState(state) {
+    if (state.buffers.length !== 544) throw new RangeError(`optimizer state: expected 544 values, got ${state.buffers.length}`);
+    this.steps = state.steps;
+    for (let i = 0; i < 544; i++) this.arena[1455 + i] = state.buffers[i];
+  }
+  /** T of a batch-first [B, T, K] argument of n values, K·B = perStep: 1 … 10. */
+  windowLength(n, perStep, what) {
+    const T = n / perStep;
+    if (!Number.isInteger(T) || T < 1 || T > 10) throw new RangeError(`${what}: expected T \xB7 ${perStep} values with 1 \u2264 T \u2264 10, got ${n}`);
+    return T;
+  }
+  /** Sets T and the loss normalizer N (and the loss weights per step). */
+  setWindow(T) {
+    const A = this.arena;
+    this.T = T;
+    let total = 0;
+    for (let r = 0; r < 1; r++) {
+      const n = T;
+      total += n;
     }
-    /** The gradients of the last step or gradients() call, by parameter name. */
-    getGrads() {
-        return this.read(true);
+    A[880] = 16 * total;
+  }
+  /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
+  train(A, T) {
+    const W = this.kernels;
+    for (let i0 = 0; i0 < 1; i0++) {
+      for (let i1 = 0; i1 < 16; i1++) {
+        A[1052 + (i0 * 16 + i1 * 1)] = A[256 + i1 * 1];
+      }
     }
-    read(grads) {
-        const out = {};
-        for (const p of PARAMS) {
-            const off = grads ? p.grad : p.offset;
-            out[p.name] = { shape: [...p.shape], data: Array.from(this.arena.subarray(off, off + p.size)) };
-        }
-        return out;
+    A[1437] = 1 / A[880];
+    {
+      const v = A[1437];
+      for (let f = 0; f < 16; f++) A[1068 + f] = v;
     }
-    /** Sets parameters by name; every name must be known and every size right. */
-    setParams(values) {
-        for (const [name, v] of Object.entries(values)) {
-            const p = PARAMS.find((q) => q.name === name);
-            if (!p)
-                throw new RangeError(`unknown parameter ${JSON.stringify(name)} (have ${PARAMS.map((q) => q.name).join(', ')})`);
-            const data = 'data' in v ? v.data : v;
-            if (data.length !== p.size)
-                throw new RangeError(`parameter ${name}: expected ${p.size} values [${p.shape.join(', ')}], got ${data.length}`);
-            for (let i = 0; i < p.size; i++) {
-                const x = data[i];
-                if (!Number.isFinite(x))
-                    throw new RangeError(`parameter ${name}: value ${i} is not finite`);
-                this.arena[p.offset + i] = x;
-            }
-        }
-    }
-    /** Whether every parameter is finite. */
-    paramsFinite() {
-        for (let i = 0; i < 272; i++)
-            if (!Number.isFinite(this.arena[0 + i]))
-                return false;
-        return true;
-    }
-    /** The carried state by name (the initial state of the next step). */
-    getState() {
-        const A = this.arena;
-        return {
-            "s": { shape: [1, 16], data: Array.from(A.subarray(704, 720)) },
-        };
-    }
-    /** Every state of the last window, s(0) … s(T), by state name: shape [T + 1, ...state shape] (under lengths, a row holds its state after its last valid step). */
-    stateSequence() {
-        const A = this.arena;
-        return {
-            "s": { shape: [this.T + 1, 1, 16], data: Array.from(A.subarray(704, 704 + (this.T + 1) * 16)) },
-        };
-    }
-    /** Sets the initial state of the next step, by state name. */
-    setState(values) {
-        const A = this.arena;
-        for (const [name, v] of Object.entries(values)) {
-            if (name === "s") {
-                if (v.length !== 16)
-                    throw new RangeError(`state s: expected 16 values, got ${v.length}`);
-                for (let i = 0; i < 16; i++)
-                    A[704 + i] = v[i];
-            }
-            else
-                throw new RangeError(`unknown state ${JSON.stringify(name)}`);
-        }
-    }
-    /** Zeros the carried state. */
-    resetState() {
-        this.arena.fill(0, 704, 720);
-    }
-    /** The optimizer's step count and buffers (moments), for checkpoints. */
-    getOptimizerState() {
-        return { steps: this.steps, buffers: Array.from(this.arena.subarray(1455, 1999)) };
-    }
-    setOptimizerState(state) {
-        if (state.buffers.length !== 544)
-            throw new RangeError(`optimizer state: expected 544 values, got ${state.buffers.length}`);
-        this.steps = state.steps;
-        for (let i = 0; i < 544; i++)
-            this.arena[1455 + i] = state.buffers[i];
-    }
-    /** T of a batch-first [B, T, K] argument of n values, K·B = perStep: 1 … 10. */
-    windowLength(n, perStep, what) {
-        const T = n / perStep;
-        if (!Number.isInteger(T) || T < 1 || T > 10)
-            throw new RangeError(`${what}: expected T · ${perStep} values with 1 ≤ T ≤ 10, got ${n}`);
-        return T;
-    }
-    /** Sets T and the loss normalizer N (and the loss weights per step). */
-    setWindow(T) {
-        const A = this.arena;
-        this.T = T;
-        let total = 0;
-        for (let r = 0; r < 1; r++) {
-            const n = T;
-            total += n;
-        }
-        A[880] = 16 * total;
-    }
-    /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
-    train(A, T) {
-        const W = this.kernels;
-        // graphs/hopfield.ts:47
-        for (let i0 = 0; i0 < 1; i0++) {
-            for (let i1 = 0; i1 < 16; i1++) {
-                A[1052 + (i0 * 16 + i1 * 1)] = A[256 + (i1 * 1)];
-            }
-        }
-        // (derived)
-        A[1437] = 1 / A[880];
+    let lossSum = 0;
+    for (let t = 0; t < T; t++) {
+      const q0 = 704 + (t + 1) * 16;
+      const q1 = 881 + t * 16;
+      const q2 = 1041 + t * 1;
+      const q3 = 1244 + t * 16;
+      const q4 = 704 + t * 16;
+      const q5 = 544 + t * 16;
+      W.mm0(1437, q4, 0);
+      W.ew0(q0, 1437, 1052);
+      W.mm1(1437, q0, 0);
+      W.ew1(1437, q0, 1437);
+      for (let i0 = 0; i0 < 1; i0++) {
         {
-            const v = A[1437];
-            for (let f = 0; f < 16; f++)
-                A[1068 + f] = v;
+          let acc = 0;
+          for (let i1 = 0; i1 < 16; i1++) {
+            acc = acc + A[1437 + (i0 * 16 + i1 * 1)];
+          }
+          A[1453 + i0 * 1] = acc;
         }
-        let lossSum = 0;
-        for (let t = 0; t < T; t++) {
-            const q0 = 704 + (t + 1) * 16;
-            const q1 = 881 + t * 16;
-            const q2 = 1041 + t * 1;
-            const q3 = 1244 + t * 16;
-            const q4 = 704 + t * 16;
-            const q5 = 544 + t * 16;
-            // graphs/hopfield.ts:47
-            W.mm0(1437, q4, 0);
-            W.ew0(q0, 1437, 1052);
-            // graphs/hopfield.ts:53
-            W.mm1(1437, q0, 0);
-            W.ew1(1437, q0, 1437);
-            for (let i0 = 0; i0 < 1; i0++) {
-                {
-                    let acc = 0;
-                    for (let i1 = 0; i1 < 16; i1++) {
-                        acc = acc + A[1437 + (i0 * 16 + i1 * 1)];
-                    }
-                    A[1453 + (i0 * 1)] = acc;
-                }
-            }
-            W.ew1(1437, q0, 1052);
-            for (let i0 = 0; i0 < 1; i0++) {
-                {
-                    let acc = 0;
-                    for (let i1 = 0; i1 < 16; i1++) {
-                        acc = acc + A[1437 + (i0 * 16 + i1 * 1)];
-                    }
-                    A[1454 + (i0 * 1)] = acc;
-                }
-            }
-            A[q2] = ((-0.5) * A[1453]) - A[1454];
-            // (derived)
-            W.ew2(q3, q0, q5);
-            W.ew3(1437, q3);
-            {
-                let acc = 0;
-                for (let i0 = 0; i0 < 1; i0++) {
-                    for (let i1 = 0; i1 < 16; i1++) {
-                        acc = acc + A[1437 + (i0 * 16 + i1 * 1)];
-                    }
-                }
-                A[1404 + (0)] = acc;
-            }
-            for (let i = 0; i < 16; i++)
-                A[q1 + i] = A[q0 + i];
-            lossSum += A[1404];
-        }
-        A[1051] = lossSum / A[880];
-        A.fill(0, 272, 544);
-        A.fill(0, 1405, 1421);
-        if (T < 10)
-            A.fill(0, 1084 + T * 16, 1244);
-        for (let t = T - 1; t >= 0; t--) {
-            const q3 = 881 + t * 16;
-            const q5 = 1244 + t * 16;
-            const q6 = 1084 + t * 16;
-            W.ew1(1437, 1068, q5);
-            W.ew4(q6, 1405, 1437, q3);
-            W.mm1(1421, q6, 0);
-            A.copyWithin(1405, 1421, 1437);
-        }
-        W.mm2(272, 704, 1084);
-        W.sum0(528, 1084);
-    }
-    /** Forward over the window's T steps only. */
-    forward(A, T) {
-        const W = this.kernels;
-        // graphs/hopfield.ts:47
-        for (let i0 = 0; i0 < 1; i0++) {
-            for (let i1 = 0; i1 < 16; i1++) {
-                A[1052 + (i0 * 16 + i1 * 1)] = A[256 + (i1 * 1)];
-            }
-        }
-        // (derived)
-        A[1437] = 1 / A[880];
+      }
+      W.ew1(1437, q0, 1052);
+      for (let i0 = 0; i0 < 1; i0++) {
         {
-            const v = A[1437];
-            for (let f = 0; f < 16; f++)
-                A[1068 + f] = v;
+          let acc = 0;
+          for (let i1 = 0; i1 < 16; i1++) {
+            acc = acc + A[1437 + (i0 * 16 + i1 * 1)];
+          }
+          A[1454 + i0 * 1] = acc;
         }
-        for (let t = 0; t < T; t++) {
-            const q0 = 704 + (t + 1) * 16;
-            const q1 = 881 + t * 16;
-            const q2 = 1041 + t * 1;
-            const q3 = 704 + t * 16;
-            // graphs/hopfield.ts:47
-            W.mm0(1437, q3, 0);
-            W.ew0(q0, 1437, 1052);
-            // graphs/hopfield.ts:53
-            W.mm1(1437, q0, 0);
-            W.ew1(1437, q0, 1437);
-            for (let i0 = 0; i0 < 1; i0++) {
-                {
-                    let acc = 0;
-                    for (let i1 = 0; i1 < 16; i1++) {
-                        acc = acc + A[1437 + (i0 * 16 + i1 * 1)];
-                    }
-                    A[1453 + (i0 * 1)] = acc;
-                }
-            }
-            W.ew1(1437, q0, 1052);
-            for (let i0 = 0; i0 < 1; i0++) {
-                {
-                    let acc = 0;
-                    for (let i1 = 0; i1 < 16; i1++) {
-                        acc = acc + A[1437 + (i0 * 16 + i1 * 1)];
-                    }
-                    A[1454 + (i0 * 1)] = acc;
-                }
-            }
-            A[q2] = ((-0.5) * A[1453]) - A[1454];
-            for (let i = 0; i < 16; i++)
-                A[q1 + i] = A[q0 + i];
+      }
+      A[q2] = -0.5 * A[1453] - A[1454];
+      W.ew2(q3, q0, q5);
+      W.ew3(1437, q3);
+      {
+        let acc = 0;
+        for (let i0 = 0; i0 < 1; i0++) {
+          for (let i1 = 0; i1 < 16; i1++) {
+            acc = acc + A[1437 + (i0 * 16 + i1 * 1)];
+          }
         }
+        A[1404 + 0] = acc;
+      }
+      for (let i = 0; i < 16; i++) A[q1 + i] = A[q0 + i];
+      lossSum += A[1404];
     }
-    /** The optimizer step; false (and nothing changed) when the gradient is not finite. */
-    update(A, lr, t) {
-        const W = this.kernels;
-        { // adam(lr=0.001, betas=(0.9, 0.999), eps=1e-8)
-            const stepSize = lr / (1 - Math.pow(0.9, t));
-            const negStepSize = -stepSize;
-            const biasCorrection2Sqrt = Math.sqrt(1 - Math.pow(0.999, t));
-            const invBiasCorrection2Sqrt = 1 / biasCorrection2Sqrt;
-            W.opt0(0, 272, 1455, 1727, invBiasCorrection2Sqrt, negStepSize); // W, b: 272 at param 0, grad 272, exp_avg 1455, exp_avg_sq 1727
-        }
-        return true;
+    A[1051] = lossSum / A[880];
+    A.fill(0, 272, 544);
+    A.fill(0, 1405, 1421);
+    if (T < 10) A.fill(0, 1084 + T * 16, 1244);
+    for (let t = T - 1; t >= 0; t--) {
+      const q3 = 881 + t * 16;
+      const q5 = 1244 + t * 16;
+      const q6 = 1084 + t * 16;
+      W.ew1(1437, 1068, q5);
+      W.ew4(q6, 1405, 1437, q3);
+      W.mm1(1421, q6, 0);
+      A.copyWithin(1405, 1421, 1437);
     }
+    W.mm2(272, 704, 1084);
+    W.sum0(528, 1084);
+  }
+  /** Forward over the window's T steps only. */
+  forward(A, T) {
+    const W = this.kernels;
+    for (let i0 = 0; i0 < 1; i0++) {
+      for (let i1 = 0; i1 < 16; i1++) {
+        A[1052 + (i0 * 16 + i1 * 1)] = A[256 + i1 * 1];
+      }
+    }
+    A[1437] = 1 / A[880];
+    {
+      const v = A[1437];
+      for (let f = 0; f < 16; f++) A[1068 + f] = v;
+    }
+    for (let t = 0; t < T; t++) {
+      const q0 = 704 + (t + 1) * 16;
+      const q1 = 881 + t * 16;
+      const q2 = 1041 + t * 1;
+      const q3 = 704 + t * 16;
+      W.mm0(1437, q3, 0);
+      W.ew0(q0, 1437, 1052);
+      W.mm1(1437, q0, 0);
+      W.ew1(1437, q0, 1437);
+      for (let i0 = 0; i0 < 1; i0++) {
+        {
+          let acc = 0;
+          for (let i1 = 0; i1 < 16; i1++) {
+            acc = acc + A[1437 + (i0 * 16 + i1 * 1)];
+          }
+          A[1453 + i0 * 1] = acc;
+        }
+      }
+      W.ew1(1437, q0, 1052);
+      for (let i0 = 0; i0 < 1; i0++) {
+        {
+          let acc = 0;
+          for (let i1 = 0; i1 < 16; i1++) {
+            acc = acc + A[1437 + (i0 * 16 + i1 * 1)];
+          }
+          A[1454 + i0 * 1] = acc;
+        }
+      }
+      A[q2] = -0.5 * A[1453] - A[1454];
+      for (let i = 0; i < 16; i++) A[q1 + i] = A[q0 + i];
+    }
+  }
+  /** The optimizer step; false (and nothing changed) when the gradient is not finite. */
+  update(A, lr, t) {
+    const W = this.kernels;
+    {
+      const stepSize = lr / (1 - Math.pow(0.9, t));
+      const negStepSize = -stepSize;
+      const biasCorrection2Sqrt = Math.sqrt(1 - Math.pow(0.999, t));
+      const invBiasCorrection2Sqrt = 1 / biasCorrection2Sqrt;
+      W.opt0(0, 272, 1455, 1727, invBiasCorrection2Sqrt, negStepSize);
+    }
+    return true;
+  }
 }
-/** A new trainer: parameters from the seeded init (or `options.params`), zero state. */
 export function createTrainer(options = {}) {
-    return new Trainer(options);
+  return new Trainer(options);
 }
-/** A new trainer, its kernels compiled asynchronously (what browsers need on their main thread). */
 export async function createTrainerAsync(options = {}) {
-    compiled ??= await WebAssembly.compile(wasmBytes());
-    return new Trainer(options, compiled);
+  compiled ??= await WebAssembly.compile(wasmBytes());
+  return new Trainer(options, compiled);
 }

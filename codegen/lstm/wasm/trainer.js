@@ -5,458 +5,396 @@
  * Target: wasm: 24 kernels (matrix products, element-wise chains, the optimizer's update) in WebAssembly SIMD (9392 bytes), embedded below.
  * Standalone: imports nothing.
  */
-/** What this trainer was compiled for. */
 export const SPEC = {
-    model: "lstm",
-    source: "graphs/lstm.ts",
-    compiler: "unfold 0.1.0",
-    batch: 1,
-    seqLen: 10,
-    inputs: [{ name: "x", shape: [1, 10, 1] }],
-    target: { shape: [1, 10, 1] },
-    states: [{ name: "h", shape: [1, 32] }, { name: "c", shape: [1, 32] }],
-    dtype: "f32",
-    loss: "mse",
-    optimizer: "adam(lr=0.02, betas=(0.9, 0.999), eps=1e-8)",
-    lr: 0.02,
-    carryState: true,
-    seed: 1234,
-    arenaBytes: 95340,
+  model: "lstm",
+  source: "graphs/lstm.ts",
+  compiler: "unfold 0.1.0",
+  batch: 1,
+  seqLen: 10,
+  inputs: [{ name: "x", shape: [1, 10, 1] }],
+  target: { shape: [1, 10, 1] },
+  states: [{ name: "h", shape: [1, 32] }, { name: "c", shape: [1, 32] }],
+  dtype: "f32",
+  loss: "mse",
+  optimizer: "adam(lr=0.02, betas=(0.9, 0.999), eps=1e-8)",
+  lr: 0.02,
+  carryState: true,
+  seed: 1234,
+  arenaBytes: 95340
 };
-/** Where each parameter and its gradient live in the arena, and how it starts. */
 const PARAMS = [
-    { name: "rnn.weight_ih_l0", shape: [128, 1], offset: 0, grad: 4513, size: 128, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "rnn.weight_hh_l0", shape: [128, 32], offset: 128, grad: 4641, size: 4096, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "rnn.bias_ih_l0", shape: [128], offset: 4224, grad: 8737, size: 128, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "rnn.bias_hh_l0", shape: [128], offset: 4352, grad: 8865, size: 128, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "out.weight", shape: [1, 32], offset: 4480, grad: 8993, size: 32, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "out.bias", shape: [1], offset: 4512, grad: 9025, size: 1, init: { kind: 'uniform', bound: 0.17677669529663687 } },
+  { name: "rnn.weight_ih_l0", shape: [128, 1], offset: 0, grad: 4513, size: 128, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "rnn.weight_hh_l0", shape: [128, 32], offset: 128, grad: 4641, size: 4096, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "rnn.bias_ih_l0", shape: [128], offset: 4224, grad: 8737, size: 128, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "rnn.bias_hh_l0", shape: [128], offset: 4352, grad: 8865, size: 128, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "out.weight", shape: [1, 32], offset: 4480, grad: 8993, size: 32, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "out.bias", shape: [1], offset: 4512, grad: 9025, size: 1, init: { kind: "uniform", bound: 0.17677669529663687 } }
 ];
 function mulberry32(seed) {
-    let a = seed >>> 0;
-    return function next() {
-        a = (a + 0x6d2b79f5) >>> 0;
-        let t = Math.imul(a ^ (a >>> 15), a | 1) >>> 0;
-        t = (((t + (Math.imul(t ^ (t >>> 7), t | 61) >>> 0)) >>> 0) ^ t) >>> 0;
-        return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
+  let a = seed >>> 0;
+  return function next() {
+    a = a + 1831565813 >>> 0;
+    let t = Math.imul(a ^ a >>> 15, a | 1) >>> 0;
+    t = (t + (Math.imul(t ^ t >>> 7, t | 61) >>> 0) >>> 0 ^ t) >>> 0;
+    return ((t ^ t >>> 14) >>> 0) / 4294967296;
+  };
 }
-/** The kernels: matrix products (mmN), element-wise chains (ewN) and the optimizer's (optN, sqN) in WebAssembly SIMD ( 9392 bytes), over a memory of 2 pages (131072 bytes). Offsets are element indices into the arena. */
 const WASM = "AGFzbQEAAAABJAVgA39/fwBgBX9/f39/AGACf38AYAR/f39/AGAGf39/f319AAIQAQNlbnYGbWVtb3J5AgECAgMZGAABAAICAQAAAAABAwMCAAAAAgACAgEABAeWARgDbW0wAAADZXcwAAEDbW0xAAIDZXcxAAMDZXcyAAQDZXczAAUDZXc0AAYDbW0yAAcDbW0zAAgDZXc1AAkDZXc2AAoDZXc3AAsDZXc4AAwDY3AwAA0DbW00AA4DbW01AA8DbW02ABAEc3VtMAARA21tNwASA2V3OQATBGV3MTAAFARldzExABUEZXcxMgAWBG9wdDAAFwq5RxibBgIJfwt7IABBAnQhACABQQJ0IQEgAkECdCECIAEhAyAAIQRBAiEJA0AgAiEFIAQhBkEQIQoDQCADIQcgBSEI/QwAAAAAAAAAAAAAAAAAAAAAIQ39DAAAAAAAAAAAAAAAAAAAAAAhDv0MAAAAAAAAAAAAAAAAAAAAACEP/QwAAAAAAAAAAAAAAAAAAAAAIRD9DAAAAAAAAAAAAAAAAAAAAAAhEf0MAAAAAAAAAAAAAAAAAAAAACES/QwAAAAAAAAAAAAAAAAAAAAAIRP9DAAAAAAAAAAAAAAAAAAAAAAhFCAI/QACACEVIAj9AAIQIRYgB/0JAgAhDCANIAwgFf3mAf3kASENIA4gDCAW/eYB/eQBIQ4gB/0JAgQhDCAPIAwgFf3mAf3kASEPIBAgDCAW/eYB/eQBIRAgB/0JAgghDCARIAwgFf3mAf3kASERIBIgDCAW/eYB/eQBIRIgB/0JAgwhDCATIAwgFf3mAf3kASETIBQgDCAW/eYB/eQBIRQgB0EEaiEHIAhBgARqIQggBiAN/QsCACAGIA79CwIQIAYgD/0LAoAEIAYgEP0LApAEIAYgEf0LAoAIIAYgEv0LApAIIAYgE/0LAoAMIAYgFP0LApAMIAVBIGohBSAGQSBqIQYgCkEBayIKDQALIANBEGohAyAEQYAQaiEEIAlBAWsiCQ0ACyACIQUgBCEGQRAhCgNAIAMhByAFIQj9DAAAAAAAAAAAAAAAAAAAAAAhDf0MAAAAAAAAAAAAAAAAAAAAACEO/QwAAAAAAAAAAAAAAAAAAAAAIQ/9DAAAAAAAAAAAAAAAAAAAAAAhECAI/QACACEVIAj9AAIQIRYgB/0JAgAhDCANIAwgFf3mAf3kASENIA4gDCAW/eYB/eQBIQ4gB/0JAgQhDCAPIAwgFf3mAf3kASEPIBAgDCAW/eYB/eQBIRAgB0EEaiEHIAhBgARqIQggBiAN/QsCACAGIA79CwIQIAYgD/0LAoAEIAYgEP0LApAEIAVBIGohBSAGQSBqIQYgCkEBayIKDQALIANBCGohAyAEQYAIaiEEC3EBAX8gAEECdCEAIAFBAnQhASACQQJ0IQIgA0ECdCEDIARBAnQhBEEAIQUDQCAAIAVqIAEgBWr9AAIAIAIgBWr9AAIA/eQBIAMgBWr9AAIAIAQgBWr9AAIA/eQB/eQB/QsCACAFQRBqIgVBgARrDQALC+EFAwl/EXsBfSAAQQJ0IQAgAUECdCEBIAJBAnQhAiABIQMgACEEIAIhBSAEIQZBECEKA0AgAyEHIAUhCP0MAAAAAAAAAAAAAAAAAAAAACEN/QwAAAAAAAAAAAAAAAAAAAAAIQ79DAAAAAAAAAAAAAAAAAAAAAAhD/0MAAAAAAAAAAAAAAAAAAAAACEQ/QwAAAAAAAAAAAAAAAAAAAAAIRH9DAAAAAAAAAAAAAAAAAAAAAAhEv0MAAAAAAAAAAAAAAAAAAAAACET/QwAAAAAAAAAAAAAAAAAAAAAIRRBCCELA0AgCP0AAgAhFSAI/QACgAEhFiAI/QACgAIhFyAI/QACgAMhGCAI/QACgAQhGSAI/QACgAUhGiAI/QACgAYhGyAI/QACgAchHCAH/QACACEMIA0gDCAV/eYB/eQBIQ0gDiAMIBb95gH95AEhDiAPIAwgF/3mAf3kASEPIBAgDCAY/eYB/eQBIRAgESAMIBn95gH95AEhESASIAwgGv3mAf3kASESIBMgDCAb/eYB/eQBIRMgFCAMIBz95gH95AEhFCAHQRBqIQcgCEEQaiEIIAtBAWsiCw0ACyAN/R8AIA39HwGSIA39HwIgDf0fA5KSIR0gBiAdOAIAIA79HwAgDv0fAZIgDv0fAiAO/R8DkpIhHSAGIB04AgQgD/0fACAP/R8BkiAP/R8CIA/9HwOSkiEdIAYgHTgCCCAQ/R8AIBD9HwGSIBD9HwIgEP0fA5KSIR0gBiAdOAIMIBH9HwAgEf0fAZIgEf0fAiAR/R8DkpIhHSAGIB04AhAgEv0fACAS/R8BkiAS/R8CIBL9HwOSkiEdIAYgHTgCFCAT/R8AIBP9HwGSIBP9HwIgE/0fA5KSIR0gBiAdOAIYIBT9HwAgFP0fAZIgFP0fAiAU/R8DkpIhHSAGIB04AhwgBUGACGohBSAGQSBqIQYgCkEBayIKDQALIANBgAFqIQMgBEGABGohBAvvAwIBfwJ7IABBAnQhACABQQJ0IQFBACECA0AgACACaiABIAJq/QACAP3hAf0MAADQwgAA0MIAANDCAADQwv3pAf0MAACyQgAAskIAALJCAACyQv3oASID/Qw7qrg/O6q4PzuquD87qrg//eYB/WohBCADIAT9DACAMT8AgDE/AIAxPwCAMT/95gH95QEgBP0Mg4BeuYOAXrmDgF65g4Beuf3mAf3lASED/QxnaVA5Z2lQOWdpUDlnaVA5IAP95gH9DM5DtzrOQ7c6zkO3Os5Dtzr95AEgA/3mAf0MCIkIPAiJCDwIiQg8CIkIPP3kASAD/eYB/QzBqSo9wakqPcGpKj3BqSo9/eQBIAP95gH9DKqqKj6qqio+qqoqPqqqKj795AEgA/3mAf0MAAAAPwAAAD8AAAA/AAAAP/3kASADIAP95gH95gEgA/3kAf0MAACAPwAAgD8AAIA/AACAP/3kASAE/fgBIgRBAf2sASID/Qx/AAAAfwAAAH8AAAB/AAAA/a4BQRf9qwH95gEgBCAD/bEB/Qx/AAAAfwAAAH8AAAB/AAAA/a4BQRf9qwH95gEhA/0MAACAPwAAgD8AAIA/AACAPyAD/QwAAIA/AACAPwAAgD8AAIA//eQB/ecB/QsCACACQRBqIgJBgAFrDQALC4cDAgF/A3sgAEECdCEAIAFBAnQhAUEAIQIDQCAAIAJqIAEgAmr9AAIA/QwAABDBAAAQwQAAEMEAABDB/ekB/QwAABBBAAAQQQAAEEEAABBB/egBIgMgA/3mASEE/QzAJZ+lwCWfpcAln6XAJZ+lIAT95gH9DH4zYSp+M2EqfjNhKn4zYSr95AEgBP3mAf0M/ze9rv83va7/N72u/ze9rv3kASAE/eYB/QxBAFwzQQBcM0EAXDNBAFwz/eQBIAT95gH9DEpDeTdKQ3k3SkN5N0pDeTf95AEgBP3mAf0M7Q0nOu0NJzrtDSc67Q0nOv3kASAE/eYB/QzcWaA73FmgO9xZoDvcWaA7/eQBIAP95gEhBSAF/QzY06A12NOgNdjToDXY06A1IAT95gH9DNaV+DjWlfg41pX4ONaV+Dj95AEgBP3mAf0MBaoUOwWqFDsFqhQ7BaoUO/3kASAE/eYB/QzdWaA73VmgO91ZoDvdWaA7/eQB/ecB/QsCACACQRBqIgJBgAFrDQALC3EBAX8gAEECdCEAIAFBAnQhASACQQJ0IQIgA0ECdCEDIARBAnQhBEEAIQUDQCAAIAVqIAEgBWr9AAIAIAIgBWr9AAIA/eYBIAMgBWr9AAIAIAQgBWr9AAIA/eYB/eQB/QsCACAFQRBqIgVBgAFrDQALC0sBAX8gAEECdCEAIAFBAnQhASACQQJ0IQJBACEDA0AgACADaiABIANq/QACACACIANq/QACAP3mAf0LAgAgA0EQaiIDQYABaw0ACwvCAQMJfwN7AX0gAEECdCEAIAFBAnQhASACQQJ0IQIgASEDIAAhBCACIQUgBCEGIAMhByAFIQj9DAAAAAAAAAAAAAAAAAAAAAAhDUEIIQsDQCAI/QACACEOIAf9AAIAIQwgDSAMIA795gH95AEhDSAHQRBqIQcgCEEQaiEIIAtBAWsiCw0ACyAN/R8AIA39HwGSIA39HwIgDf0fA5KSIQ8gBiAPOAIAIAVBBGohBSAGQQRqIQYgA0GAAWohAyAEQQRqIQQL+QMCCX8ReyAAQQJ0IQAgAUECdCEBIAJBAnQhAiABIQMgACEEIAIhBSAEIQYgAyEHIAUhCP0MAAAAAAAAAAAAAAAAAAAAACEN/QwAAAAAAAAAAAAAAAAAAAAAIQ79DAAAAAAAAAAAAAAAAAAAAAAhD/0MAAAAAAAAAAAAAAAAAAAAACEQ/QwAAAAAAAAAAAAAAAAAAAAAIRH9DAAAAAAAAAAAAAAAAAAAAAAhEv0MAAAAAAAAAAAAAAAAAAAAACET/QwAAAAAAAAAAAAAAAAAAAAAIRQgCP0AAgAhFSAI/QACECEWIAj9AAIgIRcgCP0AAjAhGCAI/QACQCEZIAj9AAJQIRogCP0AAmAhGyAI/QACcCEcIAf9CQIAIQwgDSAMIBX95gH95AEhDSAOIAwgFv3mAf3kASEOIA8gDCAX/eYB/eQBIQ8gECAMIBj95gH95AEhECARIAwgGf3mAf3kASERIBIgDCAa/eYB/eQBIRIgEyAMIBv95gH95AEhEyAUIAwgHP3mAf3kASEUIAdBBGohByAIQYABaiEIIAYgDf0LAgAgBiAO/QsCECAGIA/9CwIgIAYgEP0LAjAgBiAR/QsCQCAGIBL9CwJQIAYgE/0LAmAgBiAU/QsCcCAFQYABaiEFIAZBgAFqIQYgA0EEaiEDIARBgAFqIQQLSwEBfyAAQQJ0IQAgAUECdCEBIAJBAnQhAkEAIQMDQCAAIANqIAEgA2r9AAIAIAIgA2r9AAIA/eQB/QsCACADQRBqIgNBgAFrDQALC5IBAQF/IABBAnQhACABQQJ0IQEgAkECdCECIANBAnQhAyAEQQJ0IQRBACEFA0AgACAFaiABIAVq/QACACACIAVq/QACACADIAVq/QACAP3mAf0MAACAPwAAgD8AAIA/AACAPyAEIAVq/QACACAEIAVq/QACAP3mAf3lAf3mAf3kAf0LAgAgBUEQaiIFQYABaw0ACwt/AQF/IABBAnQhACABQQJ0IQEgAkECdCECIANBAnQhA0EAIQQDQCAAIARqIAEgBGr9AAIAIAIgBGr9AAIA/eYBIAMgBGr9AAIA/QwAAIA/AACAPwAAgD8AAIA/IAMgBGr9AAIA/eUB/eYB/eYB/QsCACAEQRBqIgRBgAFrDQALC38BAX8gAEECdCEAIAFBAnQhASACQQJ0IQIgA0ECdCEDQQAhBANAIAAgBGogASAEav0AAgAgAiAEav0AAgD95gH9DAAAgD8AAIA/AACAPwAAgD8gAyAEav0AAgAgAyAEav0AAgD95gH95QH95gH9CwIAIARBEGoiBEGAAWsNAAsLOAECfyAAQQJ0IQAgAUECdCEBQQAhAgNAIAAgAmogASACav0AAgD9CwIAIAJBEGoiAkGAAWsNAAsLiwQCCX8ReyAAQQJ0IQAgAUECdCEBIAJBAnQhAiABIQMgACEEIAIhBSAEIQYgAyEHIAUhCP0MAAAAAAAAAAAAAAAAAAAAACEN/QwAAAAAAAAAAAAAAAAAAAAAIQ79DAAAAAAAAAAAAAAAAAAAAAAhD/0MAAAAAAAAAAAAAAAAAAAAACEQ/QwAAAAAAAAAAAAAAAAAAAAAIRH9DAAAAAAAAAAAAAAAAAAAAAAhEv0MAAAAAAAAAAAAAAAAAAAAACET/QwAAAAAAAAAAAAAAAAAAAAAIRRBgAEhCwNAIAj9AAIAIRUgCP0AAhAhFiAI/QACICEXIAj9AAIwIRggCP0AAkAhGSAI/QACUCEaIAj9AAJgIRsgCP0AAnAhHCAH/QkCACEMIA0gDCAV/eYB/eQBIQ0gDiAMIBb95gH95AEhDiAPIAwgF/3mAf3kASEPIBAgDCAY/eYB/eQBIRAgESAMIBn95gH95AEhESASIAwgGv3mAf3kASESIBMgDCAb/eYB/eQBIRMgFCAMIBz95gH95AEhFCAHQQRqIQcgCEGAAWohCCALQQFrIgsNAAsgBiAN/QsCACAGIA79CwIQIAYgD/0LAiAgBiAQ/QsCMCAGIBH9CwJAIAYgEv0LAlAgBiAT/QsCYCAGIBT9CwJwIAVBgAFqIQUgBkGAAWohBiADQYAEaiEDIARBgAFqIQQLmQQCCX8ReyAAQQJ0IQAgAUECdCEBIAJBAnQhAiABIQMgACEEIAIhBSAEIQZBBCEKA0AgAyEHIAUhCP0MAAAAAAAAAAAAAAAAAAAAACEN/QwAAAAAAAAAAAAAAAAAAAAAIQ79DAAAAAAAAAAAAAAAAAAAAAAhD/0MAAAAAAAAAAAAAAAAAAAAACEQ/QwAAAAAAAAAAAAAAAAAAAAAIRH9DAAAAAAAAAAAAAAAAAAAAAAhEv0MAAAAAAAAAAAAAAAAAAAAACET/QwAAAAAAAAAAAAAAAAAAAAAIRRBCiELA0AgCP0AAgAhFSAI/QACECEWIAj9AAIgIRcgCP0AAjAhGCAI/QACQCEZIAj9AAJQIRogCP0AAmAhGyAI/QACcCEcIAf9CQIAIQwgDSAMIBX95gH95AEhDSAOIAwgFv3mAf3kASEOIA8gDCAX/eYB/eQBIQ8gECAMIBj95gH95AEhECARIAwgGf3mAf3kASERIBIgDCAa/eYB/eQBIRIgEyAMIBv95gH95AEhEyAUIAwgHP3mAf3kASEUIAdBBGohByAIQYAEaiEIIAtBAWsiCw0ACyAGIA39CwIAIAYgDv0LAhAgBiAP/QsCICAGIBD9CwIwIAYgEf0LAkAgBiAS/QsCUCAGIBP9CwJgIAYgFP0LAnAgBUGAAWohBSAGQYABaiEGIApBAWsiCg0ACyADQShqIQMgBEGABGohBAvkBAIJfwt7IABBAnQhACABQQJ0IQEgAkECdCECIAEhAyAAIQRBICEJA0AgAiEFIAQhBkEEIQoDQCADIQcgBSEI/QwAAAAAAAAAAAAAAAAAAAAAIQ39DAAAAAAAAAAAAAAAAAAAAAAhDv0MAAAAAAAAAAAAAAAAAAAAACEP/QwAAAAAAAAAAAAAAAAAAAAAIRD9DAAAAAAAAAAAAAAAAAAAAAAhEf0MAAAAAAAAAAAAAAAAAAAAACES/QwAAAAAAAAAAAAAAAAAAAAAIRP9DAAAAAAAAAAAAAAAAAAAAAAhFEEKIQsDQCAI/QACACEVIAj9AAIQIRYgB/0JAgAhDCANIAwgFf3mAf3kASENIA4gDCAW/eYB/eQBIQ4gB/0JAgQhDCAPIAwgFf3mAf3kASEPIBAgDCAW/eYB/eQBIRAgB/0JAgghDCARIAwgFf3mAf3kASERIBIgDCAW/eYB/eQBIRIgB/0JAgwhDCATIAwgFf3mAf3kASETIBQgDCAW/eYB/eQBIRQgB0GABGohByAIQYABaiEIIAtBAWsiCw0ACyAGIAb9AAIAIA395AH9CwIAIAYgBv0AAhAgDv3kAf0LAhAgBiAG/QACgAEgD/3kAf0LAoABIAYgBv0AApABIBD95AH9CwKQASAGIAb9AAKAAiAR/eQB/QsCgAIgBiAG/QACkAIgEv3kAf0LApACIAYgBv0AAoADIBP95AH9CwKAAyAGIAb9AAKQAyAU/eQB/QsCkAMgBUEgaiEFIAZBIGohBiAKQQFrIgoNAAsgA0EQaiEDIARBgARqIQQgCUEBayIJDQALC3MCA38BeyAAQQJ0IQAgAUECdCEBQQAhAgNA/QwAAAAAAAAAAAAAAAAAAAAAIQUgASACaiEDQQohBANAIAUgA/0AAgD95AEhBSADQYAEaiEDIARBAWsiBA0ACyAAIAJqIAX9CwIAIAJBEGoiAkGABGsNAAsLiAQCCX8ReyAAQQJ0IQAgAUECdCEBIAJBAnQhAiACIQMgACEEIAEhBSAEIQYgAyEHIAUhCP0MAAAAAAAAAAAAAAAAAAAAACEN/QwAAAAAAAAAAAAAAAAAAAAAIQ79DAAAAAAAAAAAAAAAAAAAAAAhD/0MAAAAAAAAAAAAAAAAAAAAACEQ/QwAAAAAAAAAAAAAAAAAAAAAIRH9DAAAAAAAAAAAAAAAAAAAAAAhEv0MAAAAAAAAAAAAAAAAAAAAACET/QwAAAAAAAAAAAAAAAAAAAAAIRRBCiELA0AgCP0AAgAhFSAI/QACECEWIAj9AAIgIRcgCP0AAjAhGCAI/QACQCEZIAj9AAJQIRogCP0AAmAhGyAI/QACcCEcIAf9CQIAIQwgDSAMIBX95gH95AEhDSAOIAwgFv3mAf3kASEOIA8gDCAX/eYB/eQBIQ8gECAMIBj95gH95AEhECARIAwgGf3mAf3kASERIBIgDCAa/eYB/eQBIRIgEyAMIBv95gH95AEhEyAUIAwgHP3mAf3kASEUIAdBBGohByAIQYABaiEIIAtBAWsiCw0ACyAGIA39CwIAIAYgDv0LAhAgBiAP/QsCICAGIBD9CwIwIAYgEf0LAkAgBiAS/QsCUCAGIBP9CwJgIAYgFP0LAnAgBUGAAWohBSAGQYABaiEGIANBBGohAyAEQQRqIQQLRAEBfyAAQQJ0IQAgAUECdCEBQQAhAgNAIAAgAmogACACav0AAgAgASACav0AAgD95AH9CwIAIAJBEGoiAkGABGsNAAsLRAEBfyAAQQJ0IQAgAUECdCEBQQAhAgNAIAAgAmogACACav0AAgAgASACav0AAgD95AH9CwIAIAJBEGoiAkGAAWsNAAsLqgoCAX8DeyAAQQJ0IQAgAUECdCEBIAJBAnQhAiADQQJ0IQMgBEECdCEEQQAhBQNAIAAgBWogASAFav0AAgD94QH9DAAA0MIAANDCAADQwgAA0ML96QH9DAAAskIAALJCAACyQgAAskL96AEiBv0MO6q4PzuquD87qrg/O6q4P/3mAf1qIQcgBiAH/QwAgDE/AIAxPwCAMT8AgDE//eYB/eUBIAf9DIOAXrmDgF65g4BeuYOAXrn95gH95QEhBv0MZ2lQOWdpUDlnaVA5Z2lQOSAG/eYB/QzOQ7c6zkO3Os5DtzrOQ7c6/eQBIAb95gH9DAiJCDwIiQg8CIkIPAiJCDz95AEgBv3mAf0MwakqPcGpKj3BqSo9wakqPf3kASAG/eYB/Qyqqio+qqoqPqqqKj6qqio+/eQBIAb95gH9DAAAAD8AAAA/AAAAPwAAAD/95AEgBiAG/eYB/eYBIAb95AH9DAAAgD8AAIA/AACAPwAAgD/95AEgB/34ASIHQQH9rAEiBv0MfwAAAH8AAAB/AAAAfwAAAP2uAUEX/asB/eYBIAcgBv2xAf0MfwAAAH8AAAB/AAAAfwAAAP2uAUEX/asB/eYBIQb9DAAAgD8AAIA/AACAPwAAgD8gBv0MAACAPwAAgD8AAIA/AACAP/3kAf3nASACIAVq/QACAP3mASADIAVq/QACAP3hAf0MAADQwgAA0MIAANDCAADQwv3pAf0MAACyQgAAskIAALJCAACyQv3oASIG/Qw7qrg/O6q4PzuquD87qrg//eYB/WohByAGIAf9DACAMT8AgDE/AIAxPwCAMT/95gH95QEgB/0Mg4BeuYOAXrmDgF65g4Beuf3mAf3lASEG/QxnaVA5Z2lQOWdpUDlnaVA5IAb95gH9DM5DtzrOQ7c6zkO3Os5Dtzr95AEgBv3mAf0MCIkIPAiJCDwIiQg8CIkIPP3kASAG/eYB/QzBqSo9wakqPcGpKj3BqSo9/eQBIAb95gH9DKqqKj6qqio+qqoqPqqqKj795AEgBv3mAf0MAAAAPwAAAD8AAAA/AAAAP/3kASAGIAb95gH95gEgBv3kAf0MAACAPwAAgD8AAIA/AACAP/3kASAH/fgBIgdBAf2sASIG/Qx/AAAAfwAAAH8AAAB/AAAA/a4BQRf9qwH95gEgByAG/bEB/Qx/AAAAfwAAAH8AAAB/AAAA/a4BQRf9qwH95gEhBv0MAACAPwAAgD8AAIA/AACAPyAG/QwAAIA/AACAPwAAgD8AAIA//eQB/ecBIAQgBWr9AAIA/QwAABDBAAAQwQAAEMEAABDB/ekB/QwAABBBAAAQQQAAEEEAABBB/egBIgYgBv3mASEH/QzAJZ+lwCWfpcAln6XAJZ+lIAf95gH9DH4zYSp+M2EqfjNhKn4zYSr95AEgB/3mAf0M/ze9rv83va7/N72u/ze9rv3kASAH/eYB/QxBAFwzQQBcM0EAXDNBAFwz/eQBIAf95gH9DEpDeTdKQ3k3SkN5N0pDeTf95AEgB/3mAf0M7Q0nOu0NJzrtDSc67Q0nOv3kASAH/eYB/QzcWaA73FmgO9xZoDvcWaA7/eQBIAb95gEhCCAI/QzY06A12NOgNdjToDXY06A1IAf95gH9DNaV+DjWlfg41pX4ONaV+Dj95AEgB/3mAf0MBaoUOwWqFDsFqhQ7BaoUO/3kASAH/eYB/QzdWaA73VmgO91ZoDvdWaA7/eQB/ecB/eYB/eQB/QsCACAFQRBqIgVBgAFrDQALC88GAgF/A3sgAEECdCEAIAFBAnQhASACQQJ0IQJBACEDA0AgACADaiABIANq/QACAP3hAf0MAADQwgAA0MIAANDCAADQwv3pAf0MAACyQgAAskIAALJCAACyQv3oASIE/Qw7qrg/O6q4PzuquD87qrg//eYB/WohBSAEIAX9DACAMT8AgDE/AIAxPwCAMT/95gH95QEgBf0Mg4BeuYOAXrmDgF65g4Beuf3mAf3lASEE/QxnaVA5Z2lQOWdpUDlnaVA5IAT95gH9DM5DtzrOQ7c6zkO3Os5Dtzr95AEgBP3mAf0MCIkIPAiJCDwIiQg8CIkIPP3kASAE/eYB/QzBqSo9wakqPcGpKj3BqSo9/eQBIAT95gH9DKqqKj6qqio+qqoqPqqqKj795AEgBP3mAf0MAAAAPwAAAD8AAAA/AAAAP/3kASAEIAT95gH95gEgBP3kAf0MAACAPwAAgD8AAIA/AACAP/3kASAF/fgBIgVBAf2sASIE/Qx/AAAAfwAAAH8AAAB/AAAA/a4BQRf9qwH95gEgBSAE/bEB/Qx/AAAAfwAAAH8AAAB/AAAA/a4BQRf9qwH95gEhBP0MAACAPwAAgD8AAIA/AACAPyAE/QwAAIA/AACAPwAAgD8AAIA//eQB/ecBIAIgA2r9AAIA/QwAABDBAAAQwQAAEMEAABDB/ekB/QwAABBBAAAQQQAAEEEAABBB/egBIgQgBP3mASEF/QzAJZ+lwCWfpcAln6XAJZ+lIAX95gH9DH4zYSp+M2EqfjNhKn4zYSr95AEgBf3mAf0M/ze9rv83va7/N72u/ze9rv3kASAF/eYB/QxBAFwzQQBcM0EAXDNBAFwz/eQBIAX95gH9DEpDeTdKQ3k3SkN5N0pDeTf95AEgBf3mAf0M7Q0nOu0NJzrtDSc67Q0nOv3kASAF/eYB/QzcWaA73FmgO9xZoDvcWaA7/eQBIAT95gEhBiAG/QzY06A12NOgNdjToDXY06A1IAX95gH9DNaV+DjWlfg41pX4ONaV+Dj95AEgBf3mAf0MBaoUOwWqFDsFqhQ7BaoUO/3kASAF/eYB/QzdWaA73VmgO91ZoDvdWaA7/eQB/ecB/eYB/QsCACADQRBqIgNBgAFrDQALC6EEAwJ7AX8JeyAAQQJ0IQAgAUECdCEBIAJBAnQhAiADQQJ0IQMgBP0TIQYgBf0TIQdBACEIA0AgACAIav0AAgAhDiABIAhq/QACACEPIAIgCGr9AAIAIRAgAyAIav0AAgAhESAPIQkgDiEK/QxmZmY/ZmZmP2ZmZj9mZmY/IBD95gH9DM3MzD3NzMw9zczMPc3MzD0gCf3mAf3kASEL/Qx3vn8/d75/P3e+fz93vn8/IBH95gH9DG8SgzpvEoM6bxKDOm8SgzogCf3mASAJ/eYB/eQBIQwgDP3jASAG/eYB/Qx3zCsyd8wrMnfMKzJ3zCsy/eQBIQ0gACAIaiAKIAcgC/3mASAN/ecB/eQB/QsCACACIAhqIAv9CwIAIAMgCGogDP0LAgAgCEEQaiIIQYCNAWsNAAsgAP1cAoCNASEOIAH9XAKAjQEhDyAC/VwCgI0BIRAgA/1cAoCNASERIA8hCSAOIQr9DGZmZj9mZmY/ZmZmP2ZmZj8gEP3mAf0MzczMPc3MzD3NzMw9zczMPSAJ/eYB/eQBIQv9DHe+fz93vn8/d75/P3e+fz8gEf3mAf0MbxKDOm8SgzpvEoM6bxKDOiAJ/eYBIAn95gH95AEhDCAM/eMBIAb95gH9DHfMKzJ3zCsyd8wrMnfMKzL95AEhDSAAIAogByAL/eYBIA395wH95AH9WgKAjQEAIAIgC/1aAoCNAQAgAyAM/VoCgI0BAAs=";
 function wasmBytes() {
-    const s = atob(WASM);
-    const bytes = new Uint8Array(s.length);
-    for (let i = 0; i < s.length; i++)
-        bytes[i] = s.charCodeAt(i);
-    return bytes;
+  const s = atob(WASM);
+  const bytes = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) bytes[i] = s.charCodeAt(i);
+  return bytes;
 }
 let compiled;
-/** The kernels compiled once, synchronously (Node; a browser's main thread refuses modules over 4 KB this way: use createTrainerAsync). */
 function kernelModule() {
-    return (compiled ??= new WebAssembly.Module(wasmBytes()));
+  return compiled ??= new WebAssembly.Module(wasmBytes());
 }
-/** Trains the compiled model: `step(x, y)` runs forward, loss, backward and the optimizer on one window. */
 export class Trainer {
-    /** Every value the trainer keeps: parameters, gradients, data, outputs, temporaries, optimizer state. */
-    arena;
-    lr;
-    carryState;
-    /** The product kernels, instantiated over the arena's memory. */
-    kernels;
-    /** Optimizer steps taken (Adam's t). */
-    steps = 0;
-    /** Steps in the last window (1 … 10). */
-    T = 10;
-    constructor(options = {}, module = kernelModule()) {
-        const memory = new WebAssembly.Memory({ initial: 2, maximum: 2 });
-        this.arena = new Float32Array(memory.buffer, 0, 23835);
-        this.kernels = new WebAssembly.Instance(module, { env: { memory } }).exports;
-        this.lr = options.lr ?? SPEC.lr;
-        this.carryState = options.carryState ?? SPEC.carryState;
-        this.initParams(options.seed ?? SPEC.seed);
-        if (options.params)
-            this.setParams(options.params);
+  /** Every value the trainer keeps: parameters, gradients, data, outputs, temporaries, optimizer state. */
+  arena;
+  lr;
+  carryState;
+  /** The product kernels, instantiated over the arena's memory. */
+  kernels;
+  /** Optimizer steps taken (Adam's t). */
+  steps = 0;
+  /** Steps in the last window (1 … 10). */
+  T = 10;
+  constructor(options = {}, module = kernelModule()) {
+    const memory = new WebAssembly.Memory({ initial: 2, maximum: 2 });
+    this.arena = new Float32Array(memory.buffer, 0, 23835);
+    this.kernels = new WebAssembly.Instance(module, { env: { memory } }).exports;
+    this.lr = options.lr ?? SPEC.lr;
+    this.carryState = options.carryState ?? SPEC.carryState;
+    this.initParams(options.seed ?? SPEC.seed);
+    if (options.params) this.setParams(options.params);
+  }
+  /** Re-initializes every parameter from a seed, as PyTorch's U(−1/√H, 1/√H), in declaration order. */
+  initParams(seed) {
+    const next = mulberry32(seed);
+    const A = this.arena;
+    for (const p of PARAMS) {
+      const init = p.init;
+      for (let i = 0; i < p.size; i++) {
+        A[p.offset + i] = init.kind === "uniform" ? (2 * next() - 1) * init.bound : init.kind === "fill" ? init.value : init.data[i];
+      }
     }
-    /** Re-initializes every parameter from a seed, as PyTorch's U(−1/√H, 1/√H), in declaration order. */
-    initParams(seed) {
-        const next = mulberry32(seed);
-        const A = this.arena;
-        for (const p of PARAMS) {
-            const init = p.init;
-            for (let i = 0; i < p.size; i++) {
-                A[p.offset + i] = init.kind === 'uniform' ? (2 * next() - 1) * init.bound : init.kind === 'fill' ? init.value : init.data[i];
-            }
-        }
+  }
+  /** One training step on a window (batch-first arrays, row-major); returns the loss before the update. Throws, leaving the parameters untouched, when the loss or the gradient is not finite. */
+  step(in_x, target) {
+    const A = this.arena;
+    const T = this.windowLength(in_x.length, 1, "input x [1, T, 1]");
+    if (in_x.length !== T * 1) throw new RangeError(`input x [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${in_x.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 1; b++) for (let k = 0; k < 1; k++) A[9026 + t * 1 + b * 1 + k] = in_x[(b * T + t) * 1 + k];
+    if (target.length !== T * 1) throw new RangeError(`target [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${target.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 1; b++) for (let k = 0; k < 1; k++) A[9036 + t * 1 + b * 1 + k] = target[(b * T + t) * 1 + k];
+    this.setWindow(T);
+    this.train(A, T);
+    const loss = A[9761];
+    if (!Number.isFinite(loss)) throw new RangeError(`non-finite loss ${loss} at step ${this.steps + 1}`);
+    this.steps++;
+    if (!this.update(A, this.lr, this.steps)) {
+      this.steps--;
+      throw new RangeError(`non-finite gradient at step ${this.steps + 1}`);
     }
-    /** One training step on a window (batch-first arrays, row-major); returns the loss before the update. Throws, leaving the parameters untouched, when the loss or the gradient is not finite. */
-    step(in_x, target) {
-        const A = this.arena;
-        const T = this.windowLength(in_x.length, 1, "input x [1, T, 1]");
-        if (in_x.length !== T * 1)
-            throw new RangeError(`input x [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${in_x.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 1; b++)
-                for (let k = 0; k < 1; k++)
-                    A[9026 + t * 1 + b * 1 + k] = in_x[(b * T + t) * 1 + k];
-        if (target.length !== T * 1)
-            throw new RangeError(`target [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${target.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 1; b++)
-                for (let k = 0; k < 1; k++)
-                    A[9036 + t * 1 + b * 1 + k] = target[(b * T + t) * 1 + k];
-        this.setWindow(T);
-        this.train(A, T);
-        const loss = A[9761];
-        if (!Number.isFinite(loss))
-            throw new RangeError(`non-finite loss ${loss} at step ${this.steps + 1}`);
-        this.steps++;
-        if (!this.update(A, this.lr, this.steps)) {
-            this.steps--;
-            throw new RangeError(`non-finite gradient at step ${this.steps + 1}`);
-        }
-        if (this.carryState) {
-            for (let i = 0; i < 32; i++)
-                A[9046 + i] = A[9046 + T * 32 + i];
-            for (let i = 0; i < 32; i++)
-                A[9398 + i] = A[9398 + T * 32 + i];
-        }
-        return loss;
+    if (this.carryState) {
+      for (let i = 0; i < 32; i++) A[9046 + i] = A[9046 + T * 32 + i];
+      for (let i = 0; i < 32; i++) A[9398 + i] = A[9398 + T * 32 + i];
     }
-    /** Forward, loss and backward without an update (nor a state carry); returns the loss. Read the gradients with getGrads(). */
-    gradients(in_x, target) {
-        const A = this.arena;
-        const T = this.windowLength(in_x.length, 1, "input x [1, T, 1]");
-        if (in_x.length !== T * 1)
-            throw new RangeError(`input x [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${in_x.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 1; b++)
-                for (let k = 0; k < 1; k++)
-                    A[9026 + t * 1 + b * 1 + k] = in_x[(b * T + t) * 1 + k];
-        if (target.length !== T * 1)
-            throw new RangeError(`target [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${target.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 1; b++)
-                for (let k = 0; k < 1; k++)
-                    A[9036 + t * 1 + b * 1 + k] = target[(b * T + t) * 1 + k];
-        this.setWindow(T);
-        this.train(A, T);
-        return A[9761];
+    return loss;
+  }
+  /** Forward, loss and backward without an update (nor a state carry); returns the loss. Read the gradients with getGrads(). */
+  gradients(in_x, target) {
+    const A = this.arena;
+    const T = this.windowLength(in_x.length, 1, "input x [1, T, 1]");
+    if (in_x.length !== T * 1) throw new RangeError(`input x [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${in_x.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 1; b++) for (let k = 0; k < 1; k++) A[9026 + t * 1 + b * 1 + k] = in_x[(b * T + t) * 1 + k];
+    if (target.length !== T * 1) throw new RangeError(`target [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${target.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 1; b++) for (let k = 0; k < 1; k++) A[9036 + t * 1 + b * 1 + k] = target[(b * T + t) * 1 + k];
+    this.setWindow(T);
+    this.train(A, T);
+    return A[9761];
+  }
+  /** The outputs [B, T, O] for inputs x [B, T, I] (T ≤ 10) from the current state, which is left unchanged. */
+  predict(in_x, out) {
+    const A = this.arena;
+    const T = this.windowLength(in_x.length, 1, "input x [1, T, 1]");
+    if (in_x.length !== T * 1) throw new RangeError(`input x [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${in_x.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 1; b++) for (let k = 0; k < 1; k++) A[9026 + t * 1 + b * 1 + k] = in_x[(b * T + t) * 1 + k];
+    this.setWindow(T);
+    this.forward(A, T);
+    return this.outputs(out);
+  }
+  /** The outputs [B, T, O] of the last step, gradients() or predict(). */
+  outputs(out) {
+    const A = this.arena;
+    const T = this.T;
+    const result = out ?? new Float64Array(T * 1);
+    if (result.length !== T * 1) throw new RangeError(`outputs: expected room for ${T * 1} values, got ${result.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 1; b++) for (let k = 0; k < 1; k++) result[(b * T + t) * 1 + k] = A[9751 + t * 1 + b * 1 + k];
+    return result;
+  }
+  /** The parameters by name (PyTorch names for the built-in cells). */
+  getParams() {
+    return this.read(false);
+  }
+  /** The gradients of the last step or gradients() call, by parameter name. */
+  getGrads() {
+    return this.read(true);
+  }
+  read(grads) {
+    const out = {};
+    for (const p of PARAMS) {
+      const off = grads ? p.grad : p.offset;
+      out[p.name] = { shape: [...p.shape], data: Array.from(this.arena.subarray(off, off + p.size)) };
     }
-    /** The outputs [B, T, O] for inputs x [B, T, I] (T ≤ 10) from the current state, which is left unchanged. */
-    predict(in_x, out) {
-        const A = this.arena;
-        const T = this.windowLength(in_x.length, 1, "input x [1, T, 1]");
-        if (in_x.length !== T * 1)
-            throw new RangeError(`input x [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${in_x.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 1; b++)
-                for (let k = 0; k < 1; k++)
-                    A[9026 + t * 1 + b * 1 + k] = in_x[(b * T + t) * 1 + k];
-        this.setWindow(T);
-        this.forward(A, T);
-        return this.outputs(out);
+    return out;
+  }
+  /** Sets parameters by name; every name must be known and every size right. */
+  setParams(values) {
+    for (const [name, v] of Object.entries(values)) {
+      const p = PARAMS.find((q) => q.name === name);
+      if (!p) throw new RangeError(`unknown parameter ${JSON.stringify(name)} (have ${PARAMS.map((q) => q.name).join(", ")})`);
+      const data = "data" in v ? v.data : v;
+      if (data.length !== p.size) throw new RangeError(`parameter ${name}: expected ${p.size} values [${p.shape.join(", ")}], got ${data.length}`);
+      for (let i = 0; i < p.size; i++) {
+        const x = data[i];
+        if (!Number.isFinite(x)) throw new RangeError(`parameter ${name}: value ${i} is not finite`);
+        this.arena[p.offset + i] = x;
+      }
     }
-    /** The outputs [B, T, O] of the last step, gradients() or predict(). */
-    outputs(out) {
-        const A = this.arena;
-        const T = this.T;
-        const result = out ?? new Float64Array(T * 1);
-        if (result.length !== T * 1)
-            throw new RangeError(`outputs: expected room for ${T * 1} values, got ${result.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 1; b++)
-                for (let k = 0; k < 1; k++)
-                    result[(b * T + t) * 1 + k] = A[9751 + t * 1 + b * 1 + k];
-        return result;
+  }
+  /** Whether every parameter is finite. */
+  paramsFinite() {
+    for (let i = 0; i < 4513; i++) if (!Number.isFinite(this.arena[0 + i])) return false;
+    return true;
+  }
+  /** The carried state by name (the initial state of the next step). */
+  getState() {
+    const A = this.arena;
+    return {
+      "h": { shape: [1, 32], data: Array.from(A.subarray(9046, 9078)) },
+      "c": { shape: [1, 32], data: Array.from(A.subarray(9398, 9430)) }
+    };
+  }
+  /** Every state of the last window, s(0) … s(T), by state name: shape [T + 1, ...state shape] (under lengths, a row holds its state after its last valid step). */
+  stateSequence() {
+    const A = this.arena;
+    return {
+      "h": { shape: [this.T + 1, 1, 32], data: Array.from(A.subarray(9046, 9046 + (this.T + 1) * 32)) },
+      "c": { shape: [this.T + 1, 1, 32], data: Array.from(A.subarray(9398, 9398 + (this.T + 1) * 32)) }
+    };
+  }
+  /** Sets the initial state of the next step, by state name. */
+  setState(values) {
+    const A = this.arena;
+    for (const [name, v] of Object.entries(values)) {
+      if (name === "h") {
+        if (v.length !== 32) throw new RangeError(`state h: expected 32 values, got ${v.length}`);
+        for (let i = 0; i < 32; i++) A[9046 + i] = v[i];
+      } else if (name === "c") {
+        if (v.length !== 32) throw new RangeError(`state c: expected 32 values, got ${v.length}`);
+        for (let i = 0; i < 32; i++) A[9398 + i] = v[i];
+      } else throw new RangeError(`unknown state ${JSON.stringify(name)}`);
     }
-    /** The parameters by name (PyTorch names for the built-in cells). */
-    getParams() {
-        return this.read(false);
+  }
+  /** Zeros the carried state. */
+  resetState() {
+    this.arena.fill(0, 9046, 9078);
+    this.arena.fill(0, 9398, 9430);
+  }
+  /** The optimizer's step count and buffers (moments), for checkpoints. */
+  getOptimizerState() {
+    return { steps: this.steps, buffers: Array.from(this.arena.subarray(14809, 23835)) };
+  }
+  setOptimizerState(state) {
+    if (state.buffers.length !== 9026) throw new RangeError(`optimizer state: expected 9026 values, got ${state.buffers.length}`);
+    this.steps = state.steps;
+    for (let i = 0; i < 9026; i++) this.arena[14809 + i] = state.buffers[i];
+  }
+  /** T of a batch-first [B, T, K] argument of n values, K·B = perStep: 1 … 10. */
+  windowLength(n, perStep, what) {
+    const T = n / perStep;
+    if (!Number.isInteger(T) || T < 1 || T > 10) throw new RangeError(`${what}: expected T \xB7 ${perStep} values with 1 \u2264 T \u2264 10, got ${n}`);
+    return T;
+  }
+  /** Sets T and the loss normalizer N (and the loss weights per step). */
+  setWindow(T) {
+    const A = this.arena;
+    this.T = T;
+    let total = 0;
+    for (let r = 0; r < 1; r++) {
+      const n = T;
+      total += n;
     }
-    /** The gradients of the last step or gradients() call, by parameter name. */
-    getGrads() {
-        return this.read(true);
+    A[9750] = 1 * total;
+  }
+  /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
+  train(A, T) {
+    const W = this.kernels;
+    A.copyWithin(9762, 0, 128);
+    for (let i0 = 0; i0 < 1; i0++) {
+      for (let i1 = 0; i1 < 128; i1++) {
+        A[9890 + (i0 * 128 + i1 * 1)] = A[4224 + i1 * 1];
+      }
     }
-    read(grads) {
-        const out = {};
-        for (const p of PARAMS) {
-            const off = grads ? p.grad : p.offset;
-            out[p.name] = { shape: [...p.shape], data: Array.from(this.arena.subarray(off, off + p.size)) };
-        }
-        return out;
+    for (let i0 = 0; i0 < 1; i0++) {
+      for (let i1 = 0; i1 < 128; i1++) {
+        A[10018 + (i0 * 128 + i1 * 1)] = A[4352 + i1 * 1];
+      }
     }
-    /** Sets parameters by name; every name must be known and every size right. */
-    setParams(values) {
-        for (const [name, v] of Object.entries(values)) {
-            const p = PARAMS.find((q) => q.name === name);
-            if (!p)
-                throw new RangeError(`unknown parameter ${JSON.stringify(name)} (have ${PARAMS.map((q) => q.name).join(', ')})`);
-            const data = 'data' in v ? v.data : v;
-            if (data.length !== p.size)
-                throw new RangeError(`parameter ${name}: expected ${p.size} values [${p.shape.join(', ')}], got ${data.length}`);
-            for (let i = 0; i < p.size; i++) {
-                const x = data[i];
-                if (!Number.isFinite(x))
-                    throw new RangeError(`parameter ${name}: value ${i} is not finite`);
-                this.arena[p.offset + i] = x;
-            }
-        }
+    for (let i = 0; i < 32; i++) {
+      A[10146 + i] = A[4480 + i];
     }
-    /** Whether every parameter is finite. */
-    paramsFinite() {
-        for (let i = 0; i < 4513; i++)
-            if (!Number.isFinite(this.arena[0 + i]))
-                return false;
-        return true;
+    for (let i0 = 0; i0 < 1; i0++) {
+      for (let i1 = 0; i1 < 1; i1++) {
+        A[10178 + (i0 * 1 + i1 * 1)] = A[4512 + i1 * 1];
+      }
     }
-    /** The carried state by name (the initial state of the next step). */
-    getState() {
-        const A = this.arena;
-        return {
-            "h": { shape: [1, 32], data: Array.from(A.subarray(9046, 9078)) },
-            "c": { shape: [1, 32], data: Array.from(A.subarray(9398, 9430)) },
-        };
-    }
-    /** Every state of the last window, s(0) … s(T), by state name: shape [T + 1, ...state shape] (under lengths, a row holds its state after its last valid step). */
-    stateSequence() {
-        const A = this.arena;
-        return {
-            "h": { shape: [this.T + 1, 1, 32], data: Array.from(A.subarray(9046, 9046 + (this.T + 1) * 32)) },
-            "c": { shape: [this.T + 1, 1, 32], data: Array.from(A.subarray(9398, 9398 + (this.T + 1) * 32)) },
-        };
-    }
-    /** Sets the initial state of the next step, by state name. */
-    setState(values) {
-        const A = this.arena;
-        for (const [name, v] of Object.entries(values)) {
-            if (name === "h") {
-                if (v.length !== 32)
-                    throw new RangeError(`state h: expected 32 values, got ${v.length}`);
-                for (let i = 0; i < 32; i++)
-                    A[9046 + i] = v[i];
-            }
-            else if (name === "c") {
-                if (v.length !== 32)
-                    throw new RangeError(`state c: expected 32 values, got ${v.length}`);
-                for (let i = 0; i < 32; i++)
-                    A[9398 + i] = v[i];
-            }
-            else
-                throw new RangeError(`unknown state ${JSON.stringify(name)}`);
-        }
-    }
-    /** Zeros the carried state. */
-    resetState() {
-        this.arena.fill(0, 9046, 9078);
-        this.arena.fill(0, 9398, 9430);
-    }
-    /** The optimizer's step count and buffers (moments), for checkpoints. */
-    getOptimizerState() {
-        return { steps: this.steps, buffers: Array.from(this.arena.subarray(14809, 23835)) };
-    }
-    setOptimizerState(state) {
-        if (state.buffers.length !== 9026)
-            throw new RangeError(`optimizer state: expected 9026 values, got ${state.buffers.length}`);
-        this.steps = state.steps;
-        for (let i = 0; i < 9026; i++)
-            this.arena[14809 + i] = state.buffers[i];
-    }
-    /** T of a batch-first [B, T, K] argument of n values, K·B = perStep: 1 … 10. */
-    windowLength(n, perStep, what) {
-        const T = n / perStep;
-        if (!Number.isInteger(T) || T < 1 || T > 10)
-            throw new RangeError(`${what}: expected T · ${perStep} values with 1 ≤ T ≤ 10, got ${n}`);
-        return T;
-    }
-    /** Sets T and the loss normalizer N (and the loss weights per step). */
-    setWindow(T) {
-        const A = this.arena;
-        this.T = T;
-        let total = 0;
-        for (let r = 0; r < 1; r++) {
-            const n = T;
-            total += n;
-        }
-        A[9750] = 1 * total;
-    }
-    /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
-    train(A, T) {
-        const W = this.kernels;
-        // graphs/lstm.ts:8
-        A.copyWithin(9762, 0, 128);
+    A[14489] = 1 / A[9750];
+    A[10179] = A[14489];
+    W.mm0(10180, 9026, 9762);
+    let lossSum = 0;
+    for (let t = 0; t < T; t++) {
+      const q0 = 9046 + (t + 1) * 32;
+      const q1 = 9398 + (t + 1) * 32;
+      const q2 = 9751 + t * 1;
+      const q3 = 12750 + t * 161;
+      const q4 = 9046 + t * 32;
+      const q5 = 9398 + t * 32;
+      const q7 = 10180 + t * 128;
+      const q8 = 9036 + t * 1;
+      W.mm1(14489, q4, 128);
+      W.ew0(14489, q7, 9890, 14489, 10018);
+      W.ew1(q3 + 1, 14585);
+      W.ew1(q3 + 129, 14521);
+      W.ew1(q3 + 97, 14489);
+      W.ew2(q3 + 65, 14553);
+      W.ew3(q1, q3 + 129, q5, q3 + 97, q3 + 65);
+      W.ew2(q3 + 33, q1);
+      W.ew4(q0, q3 + 1, q3 + 33);
+      W.mm2(q2, q0, 10146);
+      for (let i = 0; i < 1; i++) A[q2 + i] = A[q2 + i] + A[10178 + i];
+      A[q3] = A[q2] - A[q8];
+      A[14489] = A[q3] * A[q3];
+      {
+        let acc = 0;
         for (let i0 = 0; i0 < 1; i0++) {
-            for (let i1 = 0; i1 < 128; i1++) {
-                A[9890 + (i0 * 128 + i1 * 1)] = A[4224 + (i1 * 1)];
-            }
+          for (let i1 = 0; i1 < 1; i1++) {
+            acc = acc + A[14489 + (i0 * 1 + i1 * 1)];
+          }
         }
-        for (let i0 = 0; i0 < 1; i0++) {
-            for (let i1 = 0; i1 < 128; i1++) {
-                A[10018 + (i0 * 128 + i1 * 1)] = A[4352 + (i1 * 1)];
-            }
-        }
-        for (let i = 0; i < 32; i++) {
-            A[10146 + i] = A[4480 + i];
-        }
-        for (let i0 = 0; i0 < 1; i0++) {
-            for (let i1 = 0; i1 < 1; i1++) {
-                A[10178 + (i0 * 1 + i1 * 1)] = A[4512 + (i1 * 1)];
-            }
-        }
-        // (derived)
-        A[14489] = 1 / A[9750];
-        A[10179] = A[14489];
-        W.mm0(10180, 9026, 9762);
-        let lossSum = 0;
-        for (let t = 0; t < T; t++) {
-            const q0 = 9046 + (t + 1) * 32;
-            const q1 = 9398 + (t + 1) * 32;
-            const q2 = 9751 + t * 1;
-            const q3 = 12750 + t * 161;
-            const q4 = 9046 + t * 32;
-            const q5 = 9398 + t * 32;
-            const q7 = 10180 + t * 128;
-            const q8 = 9036 + t * 1;
-            // graphs/lstm.ts:8
-            W.mm1(14489, q4, 128);
-            W.ew0(14489, q7, 9890, 14489, 10018);
-            W.ew1((q3 + 1), 14585);
-            W.ew1((q3 + 129), 14521);
-            W.ew1((q3 + 97), 14489);
-            W.ew2((q3 + 65), 14553);
-            W.ew3(q1, (q3 + 129), q5, (q3 + 97), (q3 + 65));
-            W.ew2((q3 + 33), q1);
-            W.ew4(q0, (q3 + 1), (q3 + 33));
-            W.mm2(q2, q0, 10146);
-            for (let i = 0; i < 1; i++)
-                A[q2 + i] = A[q2 + i] + A[10178 + i];
-            // (derived)
-            A[q3] = A[q2] - A[q8];
-            A[14489] = A[q3] * A[q3];
-            {
-                let acc = 0;
-                for (let i0 = 0; i0 < 1; i0++) {
-                    for (let i1 = 0; i1 < 1; i1++) {
-                        acc = acc + A[14489 + (i0 * 1 + i1 * 1)];
-                    }
-                }
-                A[14360 + (0)] = acc;
-            }
-            lossSum += A[14360];
-        }
-        A[9761] = lossSum / A[9750];
-        A.fill(0, 4513, 9026);
-        A.fill(0, 14361, 14425);
-        if (T < 10)
-            A.fill(0, 11460 + T * 128, 12740);
-        if (T < 10)
-            A.fill(0, 12740 + T * 1, 12750);
-        for (let t = T - 1; t >= 0; t--) {
-            const q1 = 9398 + t * 32;
-            const q8 = 12750 + t * 161;
-            const q9 = 11460 + t * 128;
-            const q10 = 12740 + t * 1;
-            A[14489] = A[10179] * A[q8];
-            A[q10] = A[14489] + A[14489];
-            W.mm3(14490, q10, 4480);
-            W.ew5(14522, 14361, 14490);
-            W.ew6(14489, 14393, 14522, (q8 + 1), (q8 + 33));
-            W.ew7(14554, 14489, (q8 + 65), (q8 + 97));
-            W.ew7(14586, 14489, q1, (q8 + 129));
-            W.ew8(14618, 14489, (q8 + 97), (q8 + 65));
-            W.ew7(14650, 14522, (q8 + 33), (q8 + 1));
-            W.cp0(q9, 14554);
-            W.cp0(q9 + 32, 14586);
-            W.cp0(q9 + 64, 14618);
-            W.cp0(q9 + 96, 14650);
-            W.mm4(14425, q9, 128);
-            W.ew4(14457, 14489, (q8 + 129));
-            A.copyWithin(14361, 14425, 14489);
-        }
-        W.mm5(14489, 9026, 11460);
-        A.copyWithin(14617, 14489, 14617);
-        W.mm6(4641, 11460, 9046);
-        W.sum0(14489, 11460);
-        W.mm7(14745, 9078, 12740);
-        for (let i = 0; i < 32; i++) {
-            A[14777 + i] = A[14745 + i];
-        }
-        for (let i1 = 0; i1 < 1; i1++) {
-            {
-                let acc = 0;
-                for (let i0 = 0; i0 < 10; i0++) {
-                    acc = acc + A[12740 + (i0 * 1 + i1 * 1)];
-                }
-                A[9025 + (i1 * 1)] += acc;
-            }
-        }
-        W.ew9(4513, 14617);
-        W.ew9(8737, 14489);
-        W.ew9(8865, 14489);
-        W.ew10(8993, 14777);
+        A[14360 + 0] = acc;
+      }
+      lossSum += A[14360];
     }
-    /** Forward over the window's T steps only. */
-    forward(A, T) {
-        const W = this.kernels;
-        // graphs/lstm.ts:8
-        A.copyWithin(9762, 0, 128);
-        for (let i0 = 0; i0 < 1; i0++) {
-            for (let i1 = 0; i1 < 128; i1++) {
-                A[9890 + (i0 * 128 + i1 * 1)] = A[4224 + (i1 * 1)];
-            }
-        }
-        for (let i0 = 0; i0 < 1; i0++) {
-            for (let i1 = 0; i1 < 128; i1++) {
-                A[10018 + (i0 * 128 + i1 * 1)] = A[4352 + (i1 * 1)];
-            }
-        }
-        for (let i = 0; i < 32; i++) {
-            A[10146 + i] = A[4480 + i];
-        }
-        for (let i0 = 0; i0 < 1; i0++) {
-            for (let i1 = 0; i1 < 1; i1++) {
-                A[10178 + (i0 * 1 + i1 * 1)] = A[4512 + (i1 * 1)];
-            }
-        }
-        // (derived)
-        A[14489] = 1 / A[9750];
-        A[10179] = A[14489];
-        W.mm0(10180, 9026, 9762);
-        for (let t = 0; t < T; t++) {
-            const q0 = 9046 + (t + 1) * 32;
-            const q1 = 9398 + (t + 1) * 32;
-            const q2 = 9751 + t * 1;
-            const q3 = 9046 + t * 32;
-            const q4 = 9398 + t * 32;
-            const q6 = 10180 + t * 128;
-            // graphs/lstm.ts:8
-            W.mm1(14489, q3, 128);
-            W.ew0(14489, q6, 9890, 14489, 10018);
-            W.ew11(q1, 14521, q4, 14489, 14553);
-            W.ew12(q0, 14585, q1);
-            W.mm2(q2, q0, 10146);
-            for (let i = 0; i < 1; i++)
-                A[q2 + i] = A[q2 + i] + A[10178 + i];
-        }
+    A[9761] = lossSum / A[9750];
+    A.fill(0, 4513, 9026);
+    A.fill(0, 14361, 14425);
+    if (T < 10) A.fill(0, 11460 + T * 128, 12740);
+    if (T < 10) A.fill(0, 12740 + T * 1, 12750);
+    for (let t = T - 1; t >= 0; t--) {
+      const q1 = 9398 + t * 32;
+      const q8 = 12750 + t * 161;
+      const q9 = 11460 + t * 128;
+      const q10 = 12740 + t * 1;
+      A[14489] = A[10179] * A[q8];
+      A[q10] = A[14489] + A[14489];
+      W.mm3(14490, q10, 4480);
+      W.ew5(14522, 14361, 14490);
+      W.ew6(14489, 14393, 14522, q8 + 1, q8 + 33);
+      W.ew7(14554, 14489, q8 + 65, q8 + 97);
+      W.ew7(14586, 14489, q1, q8 + 129);
+      W.ew8(14618, 14489, q8 + 97, q8 + 65);
+      W.ew7(14650, 14522, q8 + 33, q8 + 1);
+      W.cp0(q9, 14554);
+      W.cp0(q9 + 32, 14586);
+      W.cp0(q9 + 64, 14618);
+      W.cp0(q9 + 96, 14650);
+      W.mm4(14425, q9, 128);
+      W.ew4(14457, 14489, q8 + 129);
+      A.copyWithin(14361, 14425, 14489);
     }
-    /** The optimizer step; false (and nothing changed) when the gradient is not finite. */
-    update(A, lr, t) {
-        const W = this.kernels;
-        { // adam(lr=0.02, betas=(0.9, 0.999), eps=1e-8)
-            const stepSize = lr / (1 - Math.pow(0.9, t));
-            const negStepSize = -stepSize;
-            const biasCorrection2Sqrt = Math.sqrt(1 - Math.pow(0.999, t));
-            const invBiasCorrection2Sqrt = 1 / biasCorrection2Sqrt;
-            W.opt0(0, 4513, 14809, 19322, invBiasCorrection2Sqrt, negStepSize); // rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0, out.weight, out.bias: 4513 at param 0, grad 4513, exp_avg 14809, exp_avg_sq 19322
-        }
-        return true;
+    W.mm5(14489, 9026, 11460);
+    A.copyWithin(14617, 14489, 14617);
+    W.mm6(4641, 11460, 9046);
+    W.sum0(14489, 11460);
+    W.mm7(14745, 9078, 12740);
+    for (let i = 0; i < 32; i++) {
+      A[14777 + i] = A[14745 + i];
     }
+    for (let i1 = 0; i1 < 1; i1++) {
+      {
+        let acc = 0;
+        for (let i0 = 0; i0 < 10; i0++) {
+          acc = acc + A[12740 + (i0 * 1 + i1 * 1)];
+        }
+        A[9025 + i1 * 1] += acc;
+      }
+    }
+    W.ew9(4513, 14617);
+    W.ew9(8737, 14489);
+    W.ew9(8865, 14489);
+    W.ew10(8993, 14777);
+  }
+  /** Forward over the window's T steps only. */
+  forward(A, T) {
+    const W = this.kernels;
+    A.copyWithin(9762, 0, 128);
+    for (let i0 = 0; i0 < 1; i0++) {
+      for (let i1 = 0; i1 < 128; i1++) {
+        A[9890 + (i0 * 128 + i1 * 1)] = A[4224 + i1 * 1];
+      }
+    }
+    for (let i0 = 0; i0 < 1; i0++) {
+      for (let i1 = 0; i1 < 128; i1++) {
+        A[10018 + (i0 * 128 + i1 * 1)] = A[4352 + i1 * 1];
+      }
+    }
+    for (let i = 0; i < 32; i++) {
+      A[10146 + i] = A[4480 + i];
+    }
+    for (let i0 = 0; i0 < 1; i0++) {
+      for (let i1 = 0; i1 < 1; i1++) {
+        A[10178 + (i0 * 1 + i1 * 1)] = A[4512 + i1 * 1];
+      }
+    }
+    A[14489] = 1 / A[9750];
+    A[10179] = A[14489];
+    W.mm0(10180, 9026, 9762);
+    for (let t = 0; t < T; t++) {
+      const q0 = 9046 + (t + 1) * 32;
+      const q1 = 9398 + (t + 1) * 32;
+      const q2 = 9751 + t * 1;
+      const q3 = 9046 + t * 32;
+      const q4 = 9398 + t * 32;
+      const q6 = 10180 + t * 128;
+      W.mm1(14489, q3, 128);
+      W.ew0(14489, q6, 9890, 14489, 10018);
+      W.ew11(q1, 14521, q4, 14489, 14553);
+      W.ew12(q0, 14585, q1);
+      W.mm2(q2, q0, 10146);
+      for (let i = 0; i < 1; i++) A[q2 + i] = A[q2 + i] + A[10178 + i];
+    }
+  }
+  /** The optimizer step; false (and nothing changed) when the gradient is not finite. */
+  update(A, lr, t) {
+    const W = this.kernels;
+    {
+      const stepSize = lr / (1 - Math.pow(0.9, t));
+      const negStepSize = -stepSize;
+      const biasCorrection2Sqrt = Math.sqrt(1 - Math.pow(0.999, t));
+      const invBiasCorrection2Sqrt = 1 / biasCorrection2Sqrt;
+      W.opt0(0, 4513, 14809, 19322, invBiasCorrection2Sqrt, negStepSize);
+    }
+    return true;
+  }
 }
-/** A new trainer: parameters from the seeded init (or `options.params`), zero state. */
 export function createTrainer(options = {}) {
-    return new Trainer(options);
+  return new Trainer(options);
 }
-/** A new trainer, its kernels compiled asynchronously (what browsers need on their main thread). */
 export async function createTrainerAsync(options = {}) {
-    compiled ??= await WebAssembly.compile(wasmBytes());
-    return new Trainer(options, compiled);
+  compiled ??= await WebAssembly.compile(wasmBytes());
+  return new Trainer(options, compiled);
 }

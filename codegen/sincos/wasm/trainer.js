@@ -5,430 +5,372 @@
  * Target: wasm: 13 kernels (matrix products, element-wise chains, the optimizer's update) in WebAssembly SIMD (5891 bytes), embedded below.
  * Standalone: imports nothing.
  */
-/** What this trainer was compiled for. */
 export const SPEC = {
-    model: "sincos",
-    source: "graphs/sincos.ts",
-    compiler: "unfold 0.1.0",
-    batch: 1,
-    seqLen: 10,
-    inputs: [{ name: "x", shape: [1, 10, 1] }],
-    target: { shape: [1, 10, 1] },
-    states: [{ name: "h", shape: [1, 32] }],
-    dtype: "f32",
-    loss: "mse",
-    optimizer: "adam(lr=0.02, betas=(0.9, 0.999), eps=1e-8)",
-    lr: 0.02,
-    carryState: true,
-    seed: 1234,
-    arenaBytes: 23916,
+  model: "sincos",
+  source: "graphs/sincos.ts",
+  compiler: "unfold 0.1.0",
+  batch: 1,
+  seqLen: 10,
+  inputs: [{ name: "x", shape: [1, 10, 1] }],
+  target: { shape: [1, 10, 1] },
+  states: [{ name: "h", shape: [1, 32] }],
+  dtype: "f32",
+  loss: "mse",
+  optimizer: "adam(lr=0.02, betas=(0.9, 0.999), eps=1e-8)",
+  lr: 0.02,
+  carryState: true,
+  seed: 1234,
+  arenaBytes: 23916
 };
-/** Where each parameter and its gradient live in the arena, and how it starts. */
 const PARAMS = [
-    { name: "rnn.weight_ih_l0", shape: [32, 1], offset: 0, grad: 1153, size: 32, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "rnn.weight_hh_l0", shape: [32, 32], offset: 32, grad: 1185, size: 1024, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "rnn.bias_ih_l0", shape: [32], offset: 1056, grad: 2209, size: 32, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "rnn.bias_hh_l0", shape: [32], offset: 1088, grad: 2241, size: 32, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "out.weight", shape: [1, 32], offset: 1120, grad: 2273, size: 32, init: { kind: 'uniform', bound: 0.17677669529663687 } },
-    { name: "out.bias", shape: [1], offset: 1152, grad: 2305, size: 1, init: { kind: 'uniform', bound: 0.17677669529663687 } },
+  { name: "rnn.weight_ih_l0", shape: [32, 1], offset: 0, grad: 1153, size: 32, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "rnn.weight_hh_l0", shape: [32, 32], offset: 32, grad: 1185, size: 1024, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "rnn.bias_ih_l0", shape: [32], offset: 1056, grad: 2209, size: 32, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "rnn.bias_hh_l0", shape: [32], offset: 1088, grad: 2241, size: 32, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "out.weight", shape: [1, 32], offset: 1120, grad: 2273, size: 32, init: { kind: "uniform", bound: 0.17677669529663687 } },
+  { name: "out.bias", shape: [1], offset: 1152, grad: 2305, size: 1, init: { kind: "uniform", bound: 0.17677669529663687 } }
 ];
 function mulberry32(seed) {
-    let a = seed >>> 0;
-    return function next() {
-        a = (a + 0x6d2b79f5) >>> 0;
-        let t = Math.imul(a ^ (a >>> 15), a | 1) >>> 0;
-        t = (((t + (Math.imul(t ^ (t >>> 7), t | 61) >>> 0)) >>> 0) ^ t) >>> 0;
-        return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
+  let a = seed >>> 0;
+  return function next() {
+    a = a + 1831565813 >>> 0;
+    let t = Math.imul(a ^ a >>> 15, a | 1) >>> 0;
+    t = (t + (Math.imul(t ^ t >>> 7, t | 61) >>> 0) >>> 0 ^ t) >>> 0;
+    return ((t ^ t >>> 14) >>> 0) / 4294967296;
+  };
 }
-/** The kernels: matrix products (mmN), element-wise chains (ewN) and the optimizer's (optN, sqN) in WebAssembly SIMD ( 5891 bytes), over a memory of 1 pages (65536 bytes). Offsets are element indices into the arena. */
 const WASM = "AGFzbQEAAAABJAVgA39/fwBgBX9/f39/AGAEf39/fwBgAn9/AGAGf39/f319AAIQAQNlbnYGbWVtb3J5AgEBAQMODQAAAQAAAgAAAAMAAwQHUQ0DbW0wAAADbW0xAAEDZXcwAAIDbW0yAAMDbW0zAAQDZXcxAAUDbW00AAYDbW01AAcDbW02AAgEc3VtMAAJA21tNwAKA2V3MgALBG9wdDAADArdLA2bBgIJfwt7IABBAnQhACABQQJ0IQEgAkECdCECIAEhAyAAIQRBAiEJA0AgAiEFIAQhBkEEIQoDQCADIQcgBSEI/QwAAAAAAAAAAAAAAAAAAAAAIQ39DAAAAAAAAAAAAAAAAAAAAAAhDv0MAAAAAAAAAAAAAAAAAAAAACEP/QwAAAAAAAAAAAAAAAAAAAAAIRD9DAAAAAAAAAAAAAAAAAAAAAAhEf0MAAAAAAAAAAAAAAAAAAAAACES/QwAAAAAAAAAAAAAAAAAAAAAIRP9DAAAAAAAAAAAAAAAAAAAAAAhFCAI/QACACEVIAj9AAIQIRYgB/0JAgAhDCANIAwgFf3mAf3kASENIA4gDCAW/eYB/eQBIQ4gB/0JAgQhDCAPIAwgFf3mAf3kASEPIBAgDCAW/eYB/eQBIRAgB/0JAgghDCARIAwgFf3mAf3kASERIBIgDCAW/eYB/eQBIRIgB/0JAgwhDCATIAwgFf3mAf3kASETIBQgDCAW/eYB/eQBIRQgB0EEaiEHIAhBgAFqIQggBiAN/QsCACAGIA79CwIQIAYgD/0LAoABIAYgEP0LApABIAYgEf0LAoACIAYgEv0LApACIAYgE/0LAoADIAYgFP0LApADIAVBIGohBSAGQSBqIQYgCkEBayIKDQALIANBEGohAyAEQYAEaiEEIAlBAWsiCQ0ACyACIQUgBCEGQQQhCgNAIAMhByAFIQj9DAAAAAAAAAAAAAAAAAAAAAAhDf0MAAAAAAAAAAAAAAAAAAAAACEO/QwAAAAAAAAAAAAAAAAAAAAAIQ/9DAAAAAAAAAAAAAAAAAAAAAAhECAI/QACACEVIAj9AAIQIRYgB/0JAgAhDCANIAwgFf3mAf3kASENIA4gDCAW/eYB/eQBIQ4gB/0JAgQhDCAPIAwgFf3mAf3kASEPIBAgDCAW/eYB/eQBIRAgB0EEaiEHIAhBgAFqIQggBiAN/QsCACAGIA79CwIQIAYgD/0LAoABIAYgEP0LApABIAVBIGohBSAGQSBqIQYgCkEBayIKDQALIANBCGohAyAEQYACaiEEC+EFAwl/EXsBfSAAQQJ0IQAgAUECdCEBIAJBAnQhAiABIQMgACEEIAIhBSAEIQZBBCEKA0AgAyEHIAUhCP0MAAAAAAAAAAAAAAAAAAAAACEN/QwAAAAAAAAAAAAAAAAAAAAAIQ79DAAAAAAAAAAAAAAAAAAAAAAhD/0MAAAAAAAAAAAAAAAAAAAAACEQ/QwAAAAAAAAAAAAAAAAAAAAAIRH9DAAAAAAAAAAAAAAAAAAAAAAhEv0MAAAAAAAAAAAAAAAAAAAAACET/QwAAAAAAAAAAAAAAAAAAAAAIRRBCCELA0AgCP0AAgAhFSAI/QACgAEhFiAI/QACgAIhFyAI/QACgAMhGCAI/QACgAQhGSAI/QACgAUhGiAI/QACgAYhGyAI/QACgAchHCAH/QACACEMIA0gDCAV/eYB/eQBIQ0gDiAMIBb95gH95AEhDiAPIAwgF/3mAf3kASEPIBAgDCAY/eYB/eQBIRAgESAMIBn95gH95AEhESASIAwgGv3mAf3kASESIBMgDCAb/eYB/eQBIRMgFCAMIBz95gH95AEhFCAHQRBqIQcgCEEQaiEIIAtBAWsiCw0ACyAN/R8AIA39HwGSIA39HwIgDf0fA5KSIR0gBiAdOAIAIA79HwAgDv0fAZIgDv0fAiAO/R8DkpIhHSAGIB04AgQgD/0fACAP/R8BkiAP/R8CIA/9HwOSkiEdIAYgHTgCCCAQ/R8AIBD9HwGSIBD9HwIgEP0fA5KSIR0gBiAdOAIMIBH9HwAgEf0fAZIgEf0fAiAR/R8DkpIhHSAGIB04AhAgEv0fACAS/R8BkiAS/R8CIBL9HwOSkiEdIAYgHTgCFCAT/R8AIBP9HwGSIBP9HwIgE/0fA5KSIR0gBiAdOAIYIBT9HwAgFP0fAZIgFP0fAiAU/R8DkpIhHSAGIB04AhwgBUGACGohBSAGQSBqIQYgCkEBayIKDQALIANBgAFqIQMgBEGAAWohBAvAAwIBfwN7IABBAnQhACABQQJ0IQEgAkECdCECIANBAnQhAyAEQQJ0IQRBACEFA0AgACAFaiABIAVq/QACACACIAVq/QACAP3kASADIAVq/QACACAEIAVq/QACAP3kAf3kAf0MAAAQwQAAEMEAABDBAAAQwf3pAf0MAAAQQQAAEEEAABBBAAAQQf3oASIGIAb95gEhB/0MwCWfpcAln6XAJZ+lwCWfpSAH/eYB/Qx+M2EqfjNhKn4zYSp+M2Eq/eQBIAf95gH9DP83va7/N72u/ze9rv83va795AEgB/3mAf0MQQBcM0EAXDNBAFwzQQBcM/3kASAH/eYB/QxKQ3k3SkN5N0pDeTdKQ3k3/eQBIAf95gH9DO0NJzrtDSc67Q0nOu0NJzr95AEgB/3mAf0M3FmgO9xZoDvcWaA73FmgO/3kASAG/eYBIQggCP0M2NOgNdjToDXY06A12NOgNSAH/eYB/QzWlfg41pX4ONaV+DjWlfg4/eQBIAf95gH9DAWqFDsFqhQ7BaoUOwWqFDv95AEgB/3mAf0M3VmgO91ZoDvdWaA73VmgO/3kAf3nAf0LAgAgBUEQaiIFQYABaw0ACwvCAQMJfwN7AX0gAEECdCEAIAFBAnQhASACQQJ0IQIgASEDIAAhBCACIQUgBCEGIAMhByAFIQj9DAAAAAAAAAAAAAAAAAAAAAAhDUEIIQsDQCAI/QACACEOIAf9AAIAIQwgDSAMIA795gH95AEhDSAHQRBqIQcgCEEQaiEIIAtBAWsiCw0ACyAN/R8AIA39HwGSIA39HwIgDf0fA5KSIQ8gBiAPOAIAIAVBBGohBSAGQQRqIQYgA0GAAWohAyAEQQRqIQQL+QMCCX8ReyAAQQJ0IQAgAUECdCEBIAJBAnQhAiABIQMgACEEIAIhBSAEIQYgAyEHIAUhCP0MAAAAAAAAAAAAAAAAAAAAACEN/QwAAAAAAAAAAAAAAAAAAAAAIQ79DAAAAAAAAAAAAAAAAAAAAAAhD/0MAAAAAAAAAAAAAAAAAAAAACEQ/QwAAAAAAAAAAAAAAAAAAAAAIRH9DAAAAAAAAAAAAAAAAAAAAAAhEv0MAAAAAAAAAAAAAAAAAAAAACET/QwAAAAAAAAAAAAAAAAAAAAAIRQgCP0AAgAhFSAI/QACECEWIAj9AAIgIRcgCP0AAjAhGCAI/QACQCEZIAj9AAJQIRogCP0AAmAhGyAI/QACcCEcIAf9CQIAIQwgDSAMIBX95gH95AEhDSAOIAwgFv3mAf3kASEOIA8gDCAX/eYB/eQBIQ8gECAMIBj95gH95AEhECARIAwgGf3mAf3kASERIBIgDCAa/eYB/eQBIRIgEyAMIBv95gH95AEhEyAUIAwgHP3mAf3kASEUIAdBBGohByAIQYABaiEIIAYgDf0LAgAgBiAO/QsCECAGIA/9CwIgIAYgEP0LAjAgBiAR/QsCQCAGIBL9CwJQIAYgE/0LAmAgBiAU/QsCcCAFQYABaiEFIAZBgAFqIQYgA0EEaiEDIARBgAFqIQQLfwEBfyAAQQJ0IQAgAUECdCEBIAJBAnQhAiADQQJ0IQNBACEEA0AgACAEaiABIARq/QACACACIARq/QACAP3kAf0MAACAPwAAgD8AAIA/AACAPyADIARq/QACACADIARq/QACAP3mAf3lAf3mAf0LAgAgBEEQaiIEQYABaw0ACwuKBAIJfxF7IABBAnQhACABQQJ0IQEgAkECdCECIAEhAyAAIQQgAiEFIAQhBiADIQcgBSEI/QwAAAAAAAAAAAAAAAAAAAAAIQ39DAAAAAAAAAAAAAAAAAAAAAAhDv0MAAAAAAAAAAAAAAAAAAAAACEP/QwAAAAAAAAAAAAAAAAAAAAAIRD9DAAAAAAAAAAAAAAAAAAAAAAhEf0MAAAAAAAAAAAAAAAAAAAAACES/QwAAAAAAAAAAAAAAAAAAAAAIRP9DAAAAAAAAAAAAAAAAAAAAAAhFEEgIQsDQCAI/QACACEVIAj9AAIQIRYgCP0AAiAhFyAI/QACMCEYIAj9AAJAIRkgCP0AAlAhGiAI/QACYCEbIAj9AAJwIRwgB/0JAgAhDCANIAwgFf3mAf3kASENIA4gDCAW/eYB/eQBIQ4gDyAMIBf95gH95AEhDyAQIAwgGP3mAf3kASEQIBEgDCAZ/eYB/eQBIREgEiAMIBr95gH95AEhEiATIAwgG/3mAf3kASETIBQgDCAc/eYB/eQBIRQgB0EEaiEHIAhBgAFqIQggC0EBayILDQALIAYgDf0LAgAgBiAO/QsCECAGIA/9CwIgIAYgEP0LAjAgBiAR/QsCQCAGIBL9CwJQIAYgE/0LAmAgBiAU/QsCcCAFQYABaiEFIAZBgAFqIQYgA0GAAWohAyAEQYABaiEEC4kEAgl/EXsgAEECdCEAIAFBAnQhASACQQJ0IQIgASEDIAAhBCACIQUgBCEGIAMhByAFIQj9DAAAAAAAAAAAAAAAAAAAAAAhDf0MAAAAAAAAAAAAAAAAAAAAACEO/QwAAAAAAAAAAAAAAAAAAAAAIQ/9DAAAAAAAAAAAAAAAAAAAAAAhEP0MAAAAAAAAAAAAAAAAAAAAACER/QwAAAAAAAAAAAAAAAAAAAAAIRL9DAAAAAAAAAAAAAAAAAAAAAAhE/0MAAAAAAAAAAAAAAAAAAAAACEUQQohCwNAIAj9AAIAIRUgCP0AAhAhFiAI/QACICEXIAj9AAIwIRggCP0AAkAhGSAI/QACUCEaIAj9AAJgIRsgCP0AAnAhHCAH/QkCACEMIA0gDCAV/eYB/eQBIQ0gDiAMIBb95gH95AEhDiAPIAwgF/3mAf3kASEPIBAgDCAY/eYB/eQBIRAgESAMIBn95gH95AEhESASIAwgGv3mAf3kASESIBMgDCAb/eYB/eQBIRMgFCAMIBz95gH95AEhFCAHQQRqIQcgCEGAAWohCCALQQFrIgsNAAsgBiAN/QsCACAGIA79CwIQIAYgD/0LAiAgBiAQ/QsCMCAGIBH9CwJAIAYgEv0LAlAgBiAT/QsCYCAGIBT9CwJwIAVBgAFqIQUgBkGAAWohBiADQShqIQMgBEGAAWohBAvkBAIJfwt7IABBAnQhACABQQJ0IQEgAkECdCECIAEhAyAAIQRBCCEJA0AgAiEFIAQhBkEEIQoDQCADIQcgBSEI/QwAAAAAAAAAAAAAAAAAAAAAIQ39DAAAAAAAAAAAAAAAAAAAAAAhDv0MAAAAAAAAAAAAAAAAAAAAACEP/QwAAAAAAAAAAAAAAAAAAAAAIRD9DAAAAAAAAAAAAAAAAAAAAAAhEf0MAAAAAAAAAAAAAAAAAAAAACES/QwAAAAAAAAAAAAAAAAAAAAAIRP9DAAAAAAAAAAAAAAAAAAAAAAhFEEKIQsDQCAI/QACACEVIAj9AAIQIRYgB/0JAgAhDCANIAwgFf3mAf3kASENIA4gDCAW/eYB/eQBIQ4gB/0JAgQhDCAPIAwgFf3mAf3kASEPIBAgDCAW/eYB/eQBIRAgB/0JAgghDCARIAwgFf3mAf3kASERIBIgDCAW/eYB/eQBIRIgB/0JAgwhDCATIAwgFf3mAf3kASETIBQgDCAW/eYB/eQBIRQgB0GAAWohByAIQYABaiEIIAtBAWsiCw0ACyAGIAb9AAIAIA395AH9CwIAIAYgBv0AAhAgDv3kAf0LAhAgBiAG/QACgAEgD/3kAf0LAoABIAYgBv0AApABIBD95AH9CwKQASAGIAb9AAKAAiAR/eQB/QsCgAIgBiAG/QACkAIgEv3kAf0LApACIAYgBv0AAoADIBP95AH9CwKAAyAGIAb9AAKQAyAU/eQB/QsCkAMgBUEgaiEFIAZBIGohBiAKQQFrIgoNAAsgA0EQaiEDIARBgARqIQQgCUEBayIJDQALC3MCA38BeyAAQQJ0IQAgAUECdCEBQQAhAgNA/QwAAAAAAAAAAAAAAAAAAAAAIQUgASACaiEDQQohBANAIAUgA/0AAgD95AEhBSADQYABaiEDIARBAWsiBA0ACyAAIAJqIAX9CwIAIAJBEGoiAkGAAWsNAAsLiAQCCX8ReyAAQQJ0IQAgAUECdCEBIAJBAnQhAiACIQMgACEEIAEhBSAEIQYgAyEHIAUhCP0MAAAAAAAAAAAAAAAAAAAAACEN/QwAAAAAAAAAAAAAAAAAAAAAIQ79DAAAAAAAAAAAAAAAAAAAAAAhD/0MAAAAAAAAAAAAAAAAAAAAACEQ/QwAAAAAAAAAAAAAAAAAAAAAIRH9DAAAAAAAAAAAAAAAAAAAAAAhEv0MAAAAAAAAAAAAAAAAAAAAACET/QwAAAAAAAAAAAAAAAAAAAAAIRRBCiELA0AgCP0AAgAhFSAI/QACECEWIAj9AAIgIRcgCP0AAjAhGCAI/QACQCEZIAj9AAJQIRogCP0AAmAhGyAI/QACcCEcIAf9CQIAIQwgDSAMIBX95gH95AEhDSAOIAwgFv3mAf3kASEOIA8gDCAX/eYB/eQBIQ8gECAMIBj95gH95AEhECARIAwgGf3mAf3kASERIBIgDCAa/eYB/eQBIRIgEyAMIBv95gH95AEhEyAUIAwgHP3mAf3kASEUIAdBBGohByAIQYABaiEIIAtBAWsiCw0ACyAGIA39CwIAIAYgDv0LAhAgBiAP/QsCICAGIBD9CwIwIAYgEf0LAkAgBiAS/QsCUCAGIBP9CwJgIAYgFP0LAnAgBUGAAWohBSAGQYABaiEGIANBBGohAyAEQQRqIQQLRAEBfyAAQQJ0IQAgAUECdCEBQQAhAgNAIAAgAmogACACav0AAgAgASACav0AAgD95AH9CwIAIAJBEGoiAkGAAWsNAAsLmQQDAnsBfwl7IABBAnQhACABQQJ0IQEgAkECdCECIANBAnQhAyAE/RMhBiAF/RMhB0EAIQgDQCAAIAhq/QACACEOIAEgCGr9AAIAIQ8gAiAIav0AAgAhECADIAhq/QACACERIA8hCSAOIQr9DGZmZj9mZmY/ZmZmP2ZmZj8gEP3mAf0MzczMPc3MzD3NzMw9zczMPSAJ/eYB/eQBIQv9DHe+fz93vn8/d75/P3e+fz8gEf3mAf0MbxKDOm8SgzpvEoM6bxKDOiAJ/eYBIAn95gH95AEhDCAM/eMBIAb95gH9DHfMKzJ3zCsyd8wrMnfMKzL95AEhDSAAIAhqIAogByAL/eYBIA395wH95AH9CwIAIAIgCGogC/0LAgAgAyAIaiAM/QsCACAIQRBqIghBgCRrDQALIAD9XAKAJCEOIAH9XAKAJCEPIAL9XAKAJCEQIAP9XAKAJCERIA8hCSAOIQr9DGZmZj9mZmY/ZmZmP2ZmZj8gEP3mAf0MzczMPc3MzD3NzMw9zczMPSAJ/eYB/eQBIQv9DHe+fz93vn8/d75/P3e+fz8gEf3mAf0MbxKDOm8SgzpvEoM6bxKDOiAJ/eYBIAn95gH95AEhDCAM/eMBIAb95gH9DHfMKzJ3zCsyd8wrMnfMKzL95AEhDSAAIAogByAL/eYBIA395wH95AH9WgKAJAAgAiAL/VoCgCQAIAMgDP1aAoAkAAs=";
 function wasmBytes() {
-    const s = atob(WASM);
-    const bytes = new Uint8Array(s.length);
-    for (let i = 0; i < s.length; i++)
-        bytes[i] = s.charCodeAt(i);
-    return bytes;
+  const s = atob(WASM);
+  const bytes = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) bytes[i] = s.charCodeAt(i);
+  return bytes;
 }
 let compiled;
-/** The kernels compiled once, synchronously (Node; a browser's main thread refuses modules over 4 KB this way: use createTrainerAsync). */
 function kernelModule() {
-    return (compiled ??= new WebAssembly.Module(wasmBytes()));
+  return compiled ??= new WebAssembly.Module(wasmBytes());
 }
-/** Trains the compiled model: `step(x, y)` runs forward, loss, backward and the optimizer on one window. */
 export class Trainer {
-    /** Every value the trainer keeps: parameters, gradients, data, outputs, temporaries, optimizer state. */
-    arena;
-    lr;
-    carryState;
-    /** The product kernels, instantiated over the arena's memory. */
-    kernels;
-    /** Optimizer steps taken (Adam's t). */
-    steps = 0;
-    /** Steps in the last window (1 … 10). */
-    T = 10;
-    constructor(options = {}, module = kernelModule()) {
-        const memory = new WebAssembly.Memory({ initial: 1, maximum: 1 });
-        this.arena = new Float32Array(memory.buffer, 0, 5979);
-        this.kernels = new WebAssembly.Instance(module, { env: { memory } }).exports;
-        this.lr = options.lr ?? SPEC.lr;
-        this.carryState = options.carryState ?? SPEC.carryState;
-        this.initParams(options.seed ?? SPEC.seed);
-        if (options.params)
-            this.setParams(options.params);
+  /** Every value the trainer keeps: parameters, gradients, data, outputs, temporaries, optimizer state. */
+  arena;
+  lr;
+  carryState;
+  /** The product kernels, instantiated over the arena's memory. */
+  kernels;
+  /** Optimizer steps taken (Adam's t). */
+  steps = 0;
+  /** Steps in the last window (1 … 10). */
+  T = 10;
+  constructor(options = {}, module = kernelModule()) {
+    const memory = new WebAssembly.Memory({ initial: 1, maximum: 1 });
+    this.arena = new Float32Array(memory.buffer, 0, 5979);
+    this.kernels = new WebAssembly.Instance(module, { env: { memory } }).exports;
+    this.lr = options.lr ?? SPEC.lr;
+    this.carryState = options.carryState ?? SPEC.carryState;
+    this.initParams(options.seed ?? SPEC.seed);
+    if (options.params) this.setParams(options.params);
+  }
+  /** Re-initializes every parameter from a seed, as PyTorch's U(−1/√H, 1/√H), in declaration order. */
+  initParams(seed) {
+    const next = mulberry32(seed);
+    const A = this.arena;
+    for (const p of PARAMS) {
+      const init = p.init;
+      for (let i = 0; i < p.size; i++) {
+        A[p.offset + i] = init.kind === "uniform" ? (2 * next() - 1) * init.bound : init.kind === "fill" ? init.value : init.data[i];
+      }
     }
-    /** Re-initializes every parameter from a seed, as PyTorch's U(−1/√H, 1/√H), in declaration order. */
-    initParams(seed) {
-        const next = mulberry32(seed);
-        const A = this.arena;
-        for (const p of PARAMS) {
-            const init = p.init;
-            for (let i = 0; i < p.size; i++) {
-                A[p.offset + i] = init.kind === 'uniform' ? (2 * next() - 1) * init.bound : init.kind === 'fill' ? init.value : init.data[i];
-            }
-        }
+  }
+  /** One training step on a window (batch-first arrays, row-major); returns the loss before the update. Throws, leaving the parameters untouched, when the loss or the gradient is not finite. */
+  step(in_x, target) {
+    const A = this.arena;
+    const T = this.windowLength(in_x.length, 1, "input x [1, T, 1]");
+    if (in_x.length !== T * 1) throw new RangeError(`input x [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${in_x.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 1; b++) for (let k = 0; k < 1; k++) A[2306 + t * 1 + b * 1 + k] = in_x[(b * T + t) * 1 + k];
+    if (target.length !== T * 1) throw new RangeError(`target [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${target.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 1; b++) for (let k = 0; k < 1; k++) A[2316 + t * 1 + b * 1 + k] = target[(b * T + t) * 1 + k];
+    this.setWindow(T);
+    this.train(A, T);
+    const loss = A[2689];
+    if (!Number.isFinite(loss)) throw new RangeError(`non-finite loss ${loss} at step ${this.steps + 1}`);
+    this.steps++;
+    if (!this.update(A, this.lr, this.steps)) {
+      this.steps--;
+      throw new RangeError(`non-finite gradient at step ${this.steps + 1}`);
     }
-    /** One training step on a window (batch-first arrays, row-major); returns the loss before the update. Throws, leaving the parameters untouched, when the loss or the gradient is not finite. */
-    step(in_x, target) {
-        const A = this.arena;
-        const T = this.windowLength(in_x.length, 1, "input x [1, T, 1]");
-        if (in_x.length !== T * 1)
-            throw new RangeError(`input x [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${in_x.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 1; b++)
-                for (let k = 0; k < 1; k++)
-                    A[2306 + t * 1 + b * 1 + k] = in_x[(b * T + t) * 1 + k];
-        if (target.length !== T * 1)
-            throw new RangeError(`target [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${target.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 1; b++)
-                for (let k = 0; k < 1; k++)
-                    A[2316 + t * 1 + b * 1 + k] = target[(b * T + t) * 1 + k];
-        this.setWindow(T);
-        this.train(A, T);
-        const loss = A[2689];
-        if (!Number.isFinite(loss))
-            throw new RangeError(`non-finite loss ${loss} at step ${this.steps + 1}`);
-        this.steps++;
-        if (!this.update(A, this.lr, this.steps)) {
-            this.steps--;
-            throw new RangeError(`non-finite gradient at step ${this.steps + 1}`);
-        }
-        if (this.carryState) {
-            for (let i = 0; i < 32; i++)
-                A[2326 + i] = A[2326 + T * 32 + i];
-        }
-        return loss;
+    if (this.carryState) {
+      for (let i = 0; i < 32; i++) A[2326 + i] = A[2326 + T * 32 + i];
     }
-    /** Forward, loss and backward without an update (nor a state carry); returns the loss. Read the gradients with getGrads(). */
-    gradients(in_x, target) {
-        const A = this.arena;
-        const T = this.windowLength(in_x.length, 1, "input x [1, T, 1]");
-        if (in_x.length !== T * 1)
-            throw new RangeError(`input x [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${in_x.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 1; b++)
-                for (let k = 0; k < 1; k++)
-                    A[2306 + t * 1 + b * 1 + k] = in_x[(b * T + t) * 1 + k];
-        if (target.length !== T * 1)
-            throw new RangeError(`target [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${target.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 1; b++)
-                for (let k = 0; k < 1; k++)
-                    A[2316 + t * 1 + b * 1 + k] = target[(b * T + t) * 1 + k];
-        this.setWindow(T);
-        this.train(A, T);
-        return A[2689];
+    return loss;
+  }
+  /** Forward, loss and backward without an update (nor a state carry); returns the loss. Read the gradients with getGrads(). */
+  gradients(in_x, target) {
+    const A = this.arena;
+    const T = this.windowLength(in_x.length, 1, "input x [1, T, 1]");
+    if (in_x.length !== T * 1) throw new RangeError(`input x [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${in_x.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 1; b++) for (let k = 0; k < 1; k++) A[2306 + t * 1 + b * 1 + k] = in_x[(b * T + t) * 1 + k];
+    if (target.length !== T * 1) throw new RangeError(`target [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${target.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 1; b++) for (let k = 0; k < 1; k++) A[2316 + t * 1 + b * 1 + k] = target[(b * T + t) * 1 + k];
+    this.setWindow(T);
+    this.train(A, T);
+    return A[2689];
+  }
+  /** The outputs [B, T, O] for inputs x [B, T, I] (T ≤ 10) from the current state, which is left unchanged. */
+  predict(in_x, out) {
+    const A = this.arena;
+    const T = this.windowLength(in_x.length, 1, "input x [1, T, 1]");
+    if (in_x.length !== T * 1) throw new RangeError(`input x [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${in_x.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 1; b++) for (let k = 0; k < 1; k++) A[2306 + t * 1 + b * 1 + k] = in_x[(b * T + t) * 1 + k];
+    this.setWindow(T);
+    this.forward(A, T);
+    return this.outputs(out);
+  }
+  /** The outputs [B, T, O] of the last step, gradients() or predict(). */
+  outputs(out) {
+    const A = this.arena;
+    const T = this.T;
+    const result = out ?? new Float64Array(T * 1);
+    if (result.length !== T * 1) throw new RangeError(`outputs: expected room for ${T * 1} values, got ${result.length}`);
+    for (let t = 0; t < T; t++) for (let b = 0; b < 1; b++) for (let k = 0; k < 1; k++) result[(b * T + t) * 1 + k] = A[2679 + t * 1 + b * 1 + k];
+    return result;
+  }
+  /** The parameters by name (PyTorch names for the built-in cells). */
+  getParams() {
+    return this.read(false);
+  }
+  /** The gradients of the last step or gradients() call, by parameter name. */
+  getGrads() {
+    return this.read(true);
+  }
+  read(grads) {
+    const out = {};
+    for (const p of PARAMS) {
+      const off = grads ? p.grad : p.offset;
+      out[p.name] = { shape: [...p.shape], data: Array.from(this.arena.subarray(off, off + p.size)) };
     }
-    /** The outputs [B, T, O] for inputs x [B, T, I] (T ≤ 10) from the current state, which is left unchanged. */
-    predict(in_x, out) {
-        const A = this.arena;
-        const T = this.windowLength(in_x.length, 1, "input x [1, T, 1]");
-        if (in_x.length !== T * 1)
-            throw new RangeError(`input x [1, T, 1]: expected ${T * 1} values (T = ${T}), got ${in_x.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 1; b++)
-                for (let k = 0; k < 1; k++)
-                    A[2306 + t * 1 + b * 1 + k] = in_x[(b * T + t) * 1 + k];
-        this.setWindow(T);
-        this.forward(A, T);
-        return this.outputs(out);
+    return out;
+  }
+  /** Sets parameters by name; every name must be known and every size right. */
+  setParams(values) {
+    for (const [name, v] of Object.entries(values)) {
+      const p = PARAMS.find((q) => q.name === name);
+      if (!p) throw new RangeError(`unknown parameter ${JSON.stringify(name)} (have ${PARAMS.map((q) => q.name).join(", ")})`);
+      const data = "data" in v ? v.data : v;
+      if (data.length !== p.size) throw new RangeError(`parameter ${name}: expected ${p.size} values [${p.shape.join(", ")}], got ${data.length}`);
+      for (let i = 0; i < p.size; i++) {
+        const x = data[i];
+        if (!Number.isFinite(x)) throw new RangeError(`parameter ${name}: value ${i} is not finite`);
+        this.arena[p.offset + i] = x;
+      }
     }
-    /** The outputs [B, T, O] of the last step, gradients() or predict(). */
-    outputs(out) {
-        const A = this.arena;
-        const T = this.T;
-        const result = out ?? new Float64Array(T * 1);
-        if (result.length !== T * 1)
-            throw new RangeError(`outputs: expected room for ${T * 1} values, got ${result.length}`);
-        for (let t = 0; t < T; t++)
-            for (let b = 0; b < 1; b++)
-                for (let k = 0; k < 1; k++)
-                    result[(b * T + t) * 1 + k] = A[2679 + t * 1 + b * 1 + k];
-        return result;
+  }
+  /** Whether every parameter is finite. */
+  paramsFinite() {
+    for (let i = 0; i < 1153; i++) if (!Number.isFinite(this.arena[0 + i])) return false;
+    return true;
+  }
+  /** The carried state by name (the initial state of the next step). */
+  getState() {
+    const A = this.arena;
+    return {
+      "h": { shape: [1, 32], data: Array.from(A.subarray(2326, 2358)) }
+    };
+  }
+  /** Every state of the last window, s(0) … s(T), by state name: shape [T + 1, ...state shape] (under lengths, a row holds its state after its last valid step). */
+  stateSequence() {
+    const A = this.arena;
+    return {
+      "h": { shape: [this.T + 1, 1, 32], data: Array.from(A.subarray(2326, 2326 + (this.T + 1) * 32)) }
+    };
+  }
+  /** Sets the initial state of the next step, by state name. */
+  setState(values) {
+    const A = this.arena;
+    for (const [name, v] of Object.entries(values)) {
+      if (name === "h") {
+        if (v.length !== 32) throw new RangeError(`state h: expected 32 values, got ${v.length}`);
+        for (let i = 0; i < 32; i++) A[2326 + i] = v[i];
+      } else throw new RangeError(`unknown state ${JSON.stringify(name)}`);
     }
-    /** The parameters by name (PyTorch names for the built-in cells). */
-    getParams() {
-        return this.read(false);
+  }
+  /** Zeros the carried state. */
+  resetState() {
+    this.arena.fill(0, 2326, 2358);
+  }
+  /** The optimizer's step count and buffers (moments), for checkpoints. */
+  getOptimizerState() {
+    return { steps: this.steps, buffers: Array.from(this.arena.subarray(3673, 5979)) };
+  }
+  setOptimizerState(state) {
+    if (state.buffers.length !== 2306) throw new RangeError(`optimizer state: expected 2306 values, got ${state.buffers.length}`);
+    this.steps = state.steps;
+    for (let i = 0; i < 2306; i++) this.arena[3673 + i] = state.buffers[i];
+  }
+  /** T of a batch-first [B, T, K] argument of n values, K·B = perStep: 1 … 10. */
+  windowLength(n, perStep, what) {
+    const T = n / perStep;
+    if (!Number.isInteger(T) || T < 1 || T > 10) throw new RangeError(`${what}: expected T \xB7 ${perStep} values with 1 \u2264 T \u2264 10, got ${n}`);
+    return T;
+  }
+  /** Sets T and the loss normalizer N (and the loss weights per step). */
+  setWindow(T) {
+    const A = this.arena;
+    this.T = T;
+    let total = 0;
+    for (let r = 0; r < 1; r++) {
+      const n = T;
+      total += n;
     }
-    /** The gradients of the last step or gradients() call, by parameter name. */
-    getGrads() {
-        return this.read(true);
+    A[2678] = 1 * total;
+  }
+  /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
+  train(A, T) {
+    const W = this.kernels;
+    for (let i = 0; i < 32; i++) {
+      A[2690 + i] = A[i];
     }
-    read(grads) {
-        const out = {};
-        for (const p of PARAMS) {
-            const off = grads ? p.grad : p.offset;
-            out[p.name] = { shape: [...p.shape], data: Array.from(this.arena.subarray(off, off + p.size)) };
-        }
-        return out;
+    for (let i0 = 0; i0 < 1; i0++) {
+      for (let i1 = 0; i1 < 32; i1++) {
+        A[2722 + (i0 * 32 + i1 * 1)] = A[1056 + i1 * 1];
+      }
     }
-    /** Sets parameters by name; every name must be known and every size right. */
-    setParams(values) {
-        for (const [name, v] of Object.entries(values)) {
-            const p = PARAMS.find((q) => q.name === name);
-            if (!p)
-                throw new RangeError(`unknown parameter ${JSON.stringify(name)} (have ${PARAMS.map((q) => q.name).join(', ')})`);
-            const data = 'data' in v ? v.data : v;
-            if (data.length !== p.size)
-                throw new RangeError(`parameter ${name}: expected ${p.size} values [${p.shape.join(', ')}], got ${data.length}`);
-            for (let i = 0; i < p.size; i++) {
-                const x = data[i];
-                if (!Number.isFinite(x))
-                    throw new RangeError(`parameter ${name}: value ${i} is not finite`);
-                this.arena[p.offset + i] = x;
-            }
-        }
+    for (let i0 = 0; i0 < 1; i0++) {
+      for (let i1 = 0; i1 < 32; i1++) {
+        A[2754 + (i0 * 32 + i1 * 1)] = A[1088 + i1 * 1];
+      }
     }
-    /** Whether every parameter is finite. */
-    paramsFinite() {
-        for (let i = 0; i < 1153; i++)
-            if (!Number.isFinite(this.arena[0 + i]))
-                return false;
-        return true;
+    for (let i = 0; i < 32; i++) {
+      A[2786 + i] = A[1120 + i];
     }
-    /** The carried state by name (the initial state of the next step). */
-    getState() {
-        const A = this.arena;
-        return {
-            "h": { shape: [1, 32], data: Array.from(A.subarray(2326, 2358)) },
-        };
+    for (let i0 = 0; i0 < 1; i0++) {
+      for (let i1 = 0; i1 < 1; i1++) {
+        A[2818 + (i0 * 1 + i1 * 1)] = A[1152 + i1 * 1];
+      }
     }
-    /** Every state of the last window, s(0) … s(T), by state name: shape [T + 1, ...state shape] (under lengths, a row holds its state after its last valid step). */
-    stateSequence() {
-        const A = this.arena;
-        return {
-            "h": { shape: [this.T + 1, 1, 32], data: Array.from(A.subarray(2326, 2326 + (this.T + 1) * 32)) },
-        };
-    }
-    /** Sets the initial state of the next step, by state name. */
-    setState(values) {
-        const A = this.arena;
-        for (const [name, v] of Object.entries(values)) {
-            if (name === "h") {
-                if (v.length !== 32)
-                    throw new RangeError(`state h: expected 32 values, got ${v.length}`);
-                for (let i = 0; i < 32; i++)
-                    A[2326 + i] = v[i];
-            }
-            else
-                throw new RangeError(`unknown state ${JSON.stringify(name)}`);
-        }
-    }
-    /** Zeros the carried state. */
-    resetState() {
-        this.arena.fill(0, 2326, 2358);
-    }
-    /** The optimizer's step count and buffers (moments), for checkpoints. */
-    getOptimizerState() {
-        return { steps: this.steps, buffers: Array.from(this.arena.subarray(3673, 5979)) };
-    }
-    setOptimizerState(state) {
-        if (state.buffers.length !== 2306)
-            throw new RangeError(`optimizer state: expected 2306 values, got ${state.buffers.length}`);
-        this.steps = state.steps;
-        for (let i = 0; i < 2306; i++)
-            this.arena[3673 + i] = state.buffers[i];
-    }
-    /** T of a batch-first [B, T, K] argument of n values, K·B = perStep: 1 … 10. */
-    windowLength(n, perStep, what) {
-        const T = n / perStep;
-        if (!Number.isInteger(T) || T < 1 || T > 10)
-            throw new RangeError(`${what}: expected T · ${perStep} values with 1 ≤ T ≤ 10, got ${n}`);
-        return T;
-    }
-    /** Sets T and the loss normalizer N (and the loss weights per step). */
-    setWindow(T) {
-        const A = this.arena;
-        this.T = T;
-        let total = 0;
-        for (let r = 0; r < 1; r++) {
-            const n = T;
-            total += n;
-        }
-        A[2678] = 1 * total;
-    }
-    /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
-    train(A, T) {
-        const W = this.kernels;
-        // graphs/sincos.ts:9
-        for (let i = 0; i < 32; i++) {
-            A[2690 + i] = A[i];
-        }
+    A[3545] = 1 / A[2678];
+    A[2819] = A[3545];
+    W.mm0(2820, 2306, 2690);
+    let lossSum = 0;
+    for (let t = 0; t < T; t++) {
+      const q0 = 2326 + (t + 1) * 32;
+      const q1 = 2679 + t * 1;
+      const q2 = 3470 + t * 1;
+      const q3 = 2326 + t * 32;
+      const q5 = 2820 + t * 32;
+      const q6 = 2316 + t * 1;
+      W.mm1(3545, q3, 32);
+      W.ew0(q0, q5, 2722, 3545, 2754);
+      W.mm2(q1, q0, 2786);
+      for (let i = 0; i < 1; i++) A[q1 + i] = A[q1 + i] + A[2818 + i];
+      A[q2] = A[q1] - A[q6];
+      A[3545] = A[q2] * A[q2];
+      {
+        let acc = 0;
         for (let i0 = 0; i0 < 1; i0++) {
-            for (let i1 = 0; i1 < 32; i1++) {
-                A[2722 + (i0 * 32 + i1 * 1)] = A[1056 + (i1 * 1)];
-            }
+          for (let i1 = 0; i1 < 1; i1++) {
+            acc = acc + A[3545 + (i0 * 1 + i1 * 1)];
+          }
         }
-        for (let i0 = 0; i0 < 1; i0++) {
-            for (let i1 = 0; i1 < 32; i1++) {
-                A[2754 + (i0 * 32 + i1 * 1)] = A[1088 + (i1 * 1)];
-            }
-        }
-        for (let i = 0; i < 32; i++) {
-            A[2786 + i] = A[1120 + i];
-        }
-        for (let i0 = 0; i0 < 1; i0++) {
-            for (let i1 = 0; i1 < 1; i1++) {
-                A[2818 + (i0 * 1 + i1 * 1)] = A[1152 + (i1 * 1)];
-            }
-        }
-        // (derived)
-        A[3545] = 1 / A[2678];
-        A[2819] = A[3545];
-        W.mm0(2820, 2306, 2690);
-        let lossSum = 0;
-        for (let t = 0; t < T; t++) {
-            const q0 = 2326 + (t + 1) * 32;
-            const q1 = 2679 + t * 1;
-            const q2 = 3470 + t * 1;
-            const q3 = 2326 + t * 32;
-            const q5 = 2820 + t * 32;
-            const q6 = 2316 + t * 1;
-            // graphs/sincos.ts:9
-            W.mm1(3545, q3, 32);
-            W.ew0(q0, q5, 2722, 3545, 2754);
-            W.mm2(q1, q0, 2786);
-            for (let i = 0; i < 1; i++)
-                A[q1 + i] = A[q1 + i] + A[2818 + i];
-            // (derived)
-            A[q2] = A[q1] - A[q6];
-            A[3545] = A[q2] * A[q2];
-            {
-                let acc = 0;
-                for (let i0 = 0; i0 < 1; i0++) {
-                    for (let i1 = 0; i1 < 1; i1++) {
-                        acc = acc + A[3545 + (i0 * 1 + i1 * 1)];
-                    }
-                }
-                A[3480 + (0)] = acc;
-            }
-            lossSum += A[3480];
-        }
-        A[2689] = lossSum / A[2678];
-        A.fill(0, 1153, 2306);
-        A.fill(0, 3481, 3513);
-        if (T < 10)
-            A.fill(0, 3140 + T * 32, 3460);
-        if (T < 10)
-            A.fill(0, 3460 + T * 1, 3470);
-        for (let t = T - 1; t >= 0; t--) {
-            const q4 = 2326 + (t + 1) * 32;
-            const q6 = 3470 + t * 1;
-            const q7 = 3140 + t * 32;
-            const q8 = 3460 + t * 1;
-            A[3545] = A[2819] * A[q6];
-            A[q8] = A[3545] + A[3545];
-            W.mm3(3546, q8, 1120);
-            W.ew1(q7, 3481, 3546, q4);
-            W.mm4(3513, q7, 32);
-            A.copyWithin(3481, 3513, 3545);
-        }
-        W.mm5(3545, 2306, 3140);
-        for (let i = 0; i < 32; i++) {
-            A[3577 + i] = A[3545 + i];
-        }
-        W.mm6(1185, 3140, 2326);
-        W.sum0(3545, 3140);
-        W.mm7(3609, 2358, 3460);
-        for (let i = 0; i < 32; i++) {
-            A[3641 + i] = A[3609 + i];
-        }
-        for (let i1 = 0; i1 < 1; i1++) {
-            {
-                let acc = 0;
-                for (let i0 = 0; i0 < 10; i0++) {
-                    acc = acc + A[3460 + (i0 * 1 + i1 * 1)];
-                }
-                A[2305 + (i1 * 1)] += acc;
-            }
-        }
-        W.ew2(1153, 3577);
-        W.ew2(2209, 3545);
-        W.ew2(2241, 3545);
-        W.ew2(2273, 3641);
+        A[3480 + 0] = acc;
+      }
+      lossSum += A[3480];
     }
-    /** Forward over the window's T steps only. */
-    forward(A, T) {
-        const W = this.kernels;
-        // graphs/sincos.ts:9
-        for (let i = 0; i < 32; i++) {
-            A[2690 + i] = A[i];
-        }
-        for (let i0 = 0; i0 < 1; i0++) {
-            for (let i1 = 0; i1 < 32; i1++) {
-                A[2722 + (i0 * 32 + i1 * 1)] = A[1056 + (i1 * 1)];
-            }
-        }
-        for (let i0 = 0; i0 < 1; i0++) {
-            for (let i1 = 0; i1 < 32; i1++) {
-                A[2754 + (i0 * 32 + i1 * 1)] = A[1088 + (i1 * 1)];
-            }
-        }
-        for (let i = 0; i < 32; i++) {
-            A[2786 + i] = A[1120 + i];
-        }
-        for (let i0 = 0; i0 < 1; i0++) {
-            for (let i1 = 0; i1 < 1; i1++) {
-                A[2818 + (i0 * 1 + i1 * 1)] = A[1152 + (i1 * 1)];
-            }
-        }
-        // (derived)
-        A[3545] = 1 / A[2678];
-        A[2819] = A[3545];
-        W.mm0(2820, 2306, 2690);
-        for (let t = 0; t < T; t++) {
-            const q0 = 2326 + (t + 1) * 32;
-            const q1 = 2679 + t * 1;
-            const q2 = 2326 + t * 32;
-            const q4 = 2820 + t * 32;
-            // graphs/sincos.ts:9
-            W.mm1(3545, q2, 32);
-            W.ew0(q0, q4, 2722, 3545, 2754);
-            W.mm2(q1, q0, 2786);
-            for (let i = 0; i < 1; i++)
-                A[q1 + i] = A[q1 + i] + A[2818 + i];
-        }
+    A[2689] = lossSum / A[2678];
+    A.fill(0, 1153, 2306);
+    A.fill(0, 3481, 3513);
+    if (T < 10) A.fill(0, 3140 + T * 32, 3460);
+    if (T < 10) A.fill(0, 3460 + T * 1, 3470);
+    for (let t = T - 1; t >= 0; t--) {
+      const q4 = 2326 + (t + 1) * 32;
+      const q6 = 3470 + t * 1;
+      const q7 = 3140 + t * 32;
+      const q8 = 3460 + t * 1;
+      A[3545] = A[2819] * A[q6];
+      A[q8] = A[3545] + A[3545];
+      W.mm3(3546, q8, 1120);
+      W.ew1(q7, 3481, 3546, q4);
+      W.mm4(3513, q7, 32);
+      A.copyWithin(3481, 3513, 3545);
     }
-    /** The optimizer step; false (and nothing changed) when the gradient is not finite. */
-    update(A, lr, t) {
-        const W = this.kernels;
-        { // adam(lr=0.02, betas=(0.9, 0.999), eps=1e-8)
-            const stepSize = lr / (1 - Math.pow(0.9, t));
-            const negStepSize = -stepSize;
-            const biasCorrection2Sqrt = Math.sqrt(1 - Math.pow(0.999, t));
-            const invBiasCorrection2Sqrt = 1 / biasCorrection2Sqrt;
-            W.opt0(0, 1153, 3673, 4826, invBiasCorrection2Sqrt, negStepSize); // rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0, out.weight, out.bias: 1153 at param 0, grad 1153, exp_avg 3673, exp_avg_sq 4826
-        }
-        return true;
+    W.mm5(3545, 2306, 3140);
+    for (let i = 0; i < 32; i++) {
+      A[3577 + i] = A[3545 + i];
     }
+    W.mm6(1185, 3140, 2326);
+    W.sum0(3545, 3140);
+    W.mm7(3609, 2358, 3460);
+    for (let i = 0; i < 32; i++) {
+      A[3641 + i] = A[3609 + i];
+    }
+    for (let i1 = 0; i1 < 1; i1++) {
+      {
+        let acc = 0;
+        for (let i0 = 0; i0 < 10; i0++) {
+          acc = acc + A[3460 + (i0 * 1 + i1 * 1)];
+        }
+        A[2305 + i1 * 1] += acc;
+      }
+    }
+    W.ew2(1153, 3577);
+    W.ew2(2209, 3545);
+    W.ew2(2241, 3545);
+    W.ew2(2273, 3641);
+  }
+  /** Forward over the window's T steps only. */
+  forward(A, T) {
+    const W = this.kernels;
+    for (let i = 0; i < 32; i++) {
+      A[2690 + i] = A[i];
+    }
+    for (let i0 = 0; i0 < 1; i0++) {
+      for (let i1 = 0; i1 < 32; i1++) {
+        A[2722 + (i0 * 32 + i1 * 1)] = A[1056 + i1 * 1];
+      }
+    }
+    for (let i0 = 0; i0 < 1; i0++) {
+      for (let i1 = 0; i1 < 32; i1++) {
+        A[2754 + (i0 * 32 + i1 * 1)] = A[1088 + i1 * 1];
+      }
+    }
+    for (let i = 0; i < 32; i++) {
+      A[2786 + i] = A[1120 + i];
+    }
+    for (let i0 = 0; i0 < 1; i0++) {
+      for (let i1 = 0; i1 < 1; i1++) {
+        A[2818 + (i0 * 1 + i1 * 1)] = A[1152 + i1 * 1];
+      }
+    }
+    A[3545] = 1 / A[2678];
+    A[2819] = A[3545];
+    W.mm0(2820, 2306, 2690);
+    for (let t = 0; t < T; t++) {
+      const q0 = 2326 + (t + 1) * 32;
+      const q1 = 2679 + t * 1;
+      const q2 = 2326 + t * 32;
+      const q4 = 2820 + t * 32;
+      W.mm1(3545, q2, 32);
+      W.ew0(q0, q4, 2722, 3545, 2754);
+      W.mm2(q1, q0, 2786);
+      for (let i = 0; i < 1; i++) A[q1 + i] = A[q1 + i] + A[2818 + i];
+    }
+  }
+  /** The optimizer step; false (and nothing changed) when the gradient is not finite. */
+  update(A, lr, t) {
+    const W = this.kernels;
+    {
+      const stepSize = lr / (1 - Math.pow(0.9, t));
+      const negStepSize = -stepSize;
+      const biasCorrection2Sqrt = Math.sqrt(1 - Math.pow(0.999, t));
+      const invBiasCorrection2Sqrt = 1 / biasCorrection2Sqrt;
+      W.opt0(0, 1153, 3673, 4826, invBiasCorrection2Sqrt, negStepSize);
+    }
+    return true;
+  }
 }
-/** A new trainer: parameters from the seeded init (or `options.params`), zero state. */
 export function createTrainer(options = {}) {
-    return new Trainer(options);
+  return new Trainer(options);
 }
-/** A new trainer, its kernels compiled asynchronously (what browsers need on their main thread). */
 export async function createTrainerAsync(options = {}) {
-    compiled ??= await WebAssembly.compile(wasmBytes());
-    return new Trainer(options, compiled);
+  compiled ??= await WebAssembly.compile(wasmBytes());
+  return new Trainer(options, compiled);
 }
