@@ -16,7 +16,7 @@ import { emitTrainer, type EmittedTrainer } from '../src/emit/trainer.ts';
 import type { Tensor } from '../src/ir/tensor.ts';
 import type { LossSpec } from '../src/transforms/loss.ts';
 import { relErr } from './helpers/numeric.ts';
-import { deepFixtures, varlenFixtures } from './helpers/torch.ts';
+import { deepFixtures, expectVarlenFixture, varlenFixtures } from './helpers/torch.ts';
 
 /** Every row count its own class: the fixtures' batches (2 to 4 rows) run packed. */
 const EVERY_ROW = { rowStep: 1 } as const;
@@ -65,20 +65,7 @@ describe('packed execution under lengths = PyTorch float64 (every varlen fixture
       const { model, data, params, loss } = window(fx);
       const rec = model.build(fx.batch);
       const r = await runWindow(model, fx.file, rec, data, loss, params, { engine: 'compiled', dtype: 'f64', form: 'rolled', packed: EVERY_ROW });
-      const TOL = 1e-12;
-      expect(Math.abs(r.loss - fx.loss) / Math.abs(fx.loss)).toBeLessThan(TOL);
-      expect(relErr(r.outputs.data, fx.outputs.data)).toBeLessThan(TOL);
-      expect(relErr(r.hiddenOutputs.data, fx.hiddenOutputs.data)).toBeLessThan(TOL);
-      for (const [name, t] of Object.entries(fx.finalState)) expect(relErr(r.finalState.get(name)!.data, t.data), `finalState.${name}`).toBeLessThan(TOL);
-      for (const [name, g] of Object.entries(fx.grads)) expect(relErr(r.grads.get(name)!.data, g.data), `grads.${name}`).toBeLessThan(TOL);
-      // Padded inputs reach nothing, and the layer output is 0 there, as in the masked form.
-      const gx = r.grads.get('x')!.data, { batch: B, seqLen: T, input: I } = fx, W = r.hiddenOutputs.shape[2]!;
-      for (let b = 0; b < B; b++) {
-        for (let t = fx.lengths[b]!; t < T; t++) {
-          for (let i = 0; i < I; i++) expect(gx[(b * T + t) * I + i]).toBe(0);
-          for (let h = 0; h < W; h++) expect(r.hiddenOutputs.data[(b * T + t) * W + h]).toBe(0);
-        }
-      }
+      expectVarlenFixture(r, fx);
     });
   }
 

@@ -2,7 +2,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { expect } from 'vitest';
+import type { RunResult } from '../../src/cli/run-data.ts';
 import type { Tensor } from '../../src/ir/tensor.ts';
+import { relErr } from './numeric.ts';
 
 export const TORCH_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/torch');
 
@@ -58,6 +61,31 @@ export interface VarlenFixture extends CellFixture {
   readonly lengths: number[];
   readonly lossKind: 'mse' | 'sse' | 'xent';
   readonly lossOver: 'all' | 'last';
+}
+
+/**
+ * A window's run against its PyTorch varlen fixture to 1e-12: loss, outputs, hidden outputs, final
+ * states and every gradient; padded inputs reach nothing (gradient exactly 0) and the layer output
+ * is exactly 0 there.
+ */
+export function expectVarlenFixture(r: RunResult, fx: {
+  readonly loss: number; readonly outputs: Tensor; readonly hiddenOutputs: Tensor;
+  readonly finalState: Readonly<Record<string, Tensor>>; readonly grads: Readonly<Record<string, Tensor>>;
+  readonly batch: number; readonly seqLen: number; readonly input: number; readonly lengths: readonly number[];
+}): void {
+  const TOL = 1e-12;
+  expect(Math.abs(r.loss - fx.loss) / Math.abs(fx.loss)).toBeLessThan(TOL);
+  expect(relErr(r.outputs.data, fx.outputs.data)).toBeLessThan(TOL);
+  expect(relErr(r.hiddenOutputs.data, fx.hiddenOutputs.data)).toBeLessThan(TOL);
+  for (const [name, t] of Object.entries(fx.finalState)) expect(relErr(r.finalState.get(name)!.data, t.data), `finalState.${name}`).toBeLessThan(TOL);
+  for (const [name, g] of Object.entries(fx.grads)) expect(relErr(r.grads.get(name)!.data, g.data), `grads.${name}`).toBeLessThan(TOL);
+  const gx = r.grads.get('x')!.data, { batch: B, seqLen: T, input: I } = fx, W = r.hiddenOutputs.shape[2]!;
+  for (let b = 0; b < B; b++) {
+    for (let t = fx.lengths[b]!; t < T; t++) {
+      for (let i = 0; i < I; i++) expect(gx[(b * T + t) * I + i]).toBe(0);
+      for (let h = 0; h < W; h++) expect(r.hiddenOutputs.data[(b * T + t) * W + h]).toBe(0);
+    }
+  }
 }
 
 export function varlenFixtures(): VarlenFixture[] {
