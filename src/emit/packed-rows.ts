@@ -16,6 +16,7 @@ import { intAttr, intList } from '../prims/kit.ts';
 import type { ElementwiseExpr, EmitTarget } from '../prims/types.ts';
 import { bufOf, type RowView } from './kernel.ts';
 import { isElementwise, numberLiteral, type KernelPlan } from './plan.ts';
+import type { Seq } from './layout.ts';
 
 /** The product kernels block 4 rows at a time: a class is a multiple of 4 rows. */
 const ROW_BLOCK = 4;
@@ -311,4 +312,57 @@ function tailCode(expr: ElementwiseExpr, size: number, from: number | string, ac
     return prim.emit.scalar(e.args.map((a) => ('op' in a ? `(${scalar(a)})` : scalar(a))), e.attrs, target);
   };
   return [`for (let i = 0; i < ${size}; i++) ${at(from, 'i')} ${accumulate ? '+=' : '='} ${scalar(expr)};`];
+}
+
+/** What a packed trainer reorders around its loops: the sequences it keeps, where, and in what shape per index. */
+export interface RowOrder {
+  readonly B: number;
+  /** The arena offset of the order table: row p's place, then its inverse, then 1 when the order is the identity. */
+  readonly order: number;
+  /** Room for one index of the widest sequence. */
+  readonly scratch: number;
+  /** The index of the final state in a state sequence (an expression: T, or the last checkpoint's). */
+  readonly finalIndex: string;
+  readonly inputs: readonly { readonly seq: Seq; readonly shape: Shape }[];
+  readonly target: { readonly seq: Seq; readonly shape: Shape };
+  /** Each state's sequence; `blocks` blocks of B rows per index (a program's [L·D, B, H]), which keeps only its first and last index. */
+  readonly states: readonly { readonly seq: Seq; readonly shape: Shape; readonly blocks: number }[];
+  readonly outputs: readonly { readonly seq: Seq; readonly shape: Shape }[];
+  readonly inputGrads?: readonly { readonly seq: Seq; readonly shape: Shape }[];
+  readonly stateGrads?: readonly { readonly off: number; readonly shape: Shape; readonly blocks: number }[];
+}
+
+/**
+ * The statements that put what the loops read in the rows' length order (`toSorted`: the inputs,
+ * with `train` the targets, and the initial states), or what a caller reads afterwards back in the
+ * user's order (states, outputs and, with `train`, the input and initial-state gradients); nothing
+ * is moved when the order is the identity.
+ */
+export function reorderRows(o: RowOrder, toSorted: boolean, train: boolean): string[] {
+  const { B, order: ord, scratch } = o;
+  const block = (at: string, w: number) => {
+    const move = w === 1
+      ? (toSorted ? `A[s + p] = A[${scratch} + A[${ord} + p]!];` : `A[s + A[${ord} + p]!] = A[${scratch} + p];`)
+      : (toSorted ? `{ const r = A[${ord} + p]! * ${w}; A.copyWithin(s + p * ${w}, ${scratch} + r, ${scratch} + r + ${w}); }` : `{ const r = A[${ord} + p]! * ${w}; A.copyWithin(s + r, ${scratch} + p * ${w}, ${scratch} + (p + 1) * ${w}); }`);
+    return `{ const s = ${at}; A.copyWithin(${scratch}, s, s + ${B * w}); for (let p = 0; p < ${B}; p++) ${move} }`;
+  };
+  // One index of a sequence holding `shape` per index: `blocks` blocks of B rows.
+  const index = (at: string, shape: Shape, blocks = 1) => {
+    const w = sizeOf(shape) / (blocks * B);
+    return blocks === 1 ? block(at, w) : `for (let k = 0; k < ${blocks}; k++) ${block(`${at} + k * ${B * w}`, w)}`;
+  };
+  const sequence = (q: Seq, count: string, shape: Shape) => `for (let t = 0; t < ${count}; t++) ${index(`${q.base} + t * ${q.stride}`, shape)}`;
+  const states = o.states.flatMap(({ seq: q, shape, blocks }) => {
+    if (toSorted) return [index(`${q.base}`, shape, blocks)];
+    if (blocks > 1) return [index(`${q.base}`, shape, blocks), index(`${q.base} + ${o.finalIndex} * ${q.stride}`, shape, blocks)];
+    return [sequence(q, `${o.finalIndex} + 1`, shape)];
+  });
+  const lines = toSorted
+    ? [...o.inputs.map(({ seq: q, shape }) => sequence(q, 'T', shape)), ...(train ? [sequence(o.target.seq, 'T', o.target.shape)] : []), ...states]
+    : [
+      ...states,
+      ...o.outputs.map(({ seq: q, shape }) => sequence(q, 'T', shape)),
+      ...(train && o.inputGrads ? [...o.inputGrads.map(({ seq: q, shape }) => sequence(q, 'T', shape)), ...(o.stateGrads ?? []).map(({ off, shape, blocks }) => index(`${off}`, shape, blocks))] : []),
+    ];
+  return [`if (A[${ord + 2 * B}] === 0) {`, ...lines.map((l) => `  ${l}`), '}'];
 }

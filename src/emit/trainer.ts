@@ -19,7 +19,7 @@ import { finalStateIndex, seqAt, type Hoisted, type KernelLayout, type SegmentSt
 import { fullStorage, longestSegment, segmented, segmentedArena, segmentedElements, smallestArena, type BpttSchedule } from './bptt-schedule.ts';
 import { helpersUsed, NUMERICS_HELPER } from './kernel.ts';
 import { rolledKernels } from './rolled.ts';
-import { rowClassOf, rowClasses, rowStep as defaultRowStep } from './packed-rows.ts';
+import { reorderRows, rowClassOf, rowClasses, rowStep as defaultRowStep, type RowOrder } from './packed-rows.ts';
 import { programKernels } from './program.ts';
 import { unrolledKernels } from './unrolled.ts';
 import { targetOf } from './config.ts';
@@ -236,38 +236,19 @@ function emitInContext(cfg: TrainerConfig, schedule: BpttSchedule | undefined, w
   const { tempSize, loopSize, residualSize, residualsPerStep, hoisted } = kernels;
   // Packed, the loops see the rows in the order setWindow chose: what they read is reordered before
   // them, and what a caller reads afterwards back (unless the order is the identity).
-  const reorder = (toSorted: boolean, train: boolean): string[] => {
-    if (!packed) return [];
-    const ord = packed.order;
-    const block = (at: string, w: number) => {
-      const move = w === 1
-        ? (toSorted ? `A[s + p] = A[${scratchOff} + A[${ord} + p]!];` : `A[s + A[${ord} + p]!] = A[${scratchOff} + p];`)
-        : (toSorted ? `{ const r = A[${ord} + p]! * ${w}; A.copyWithin(s + p * ${w}, ${scratchOff} + r, ${scratchOff} + r + ${w}); }` : `{ const r = A[${ord} + p]! * ${w}; A.copyWithin(s + r, ${scratchOff} + p * ${w}, ${scratchOff} + (p + 1) * ${w}); }`);
-      return `{ const s = ${at}; A.copyWithin(${scratchOff}, s, s + ${B * w}); for (let p = 0; p < ${B}; p++) ${move} }`;
-    };
-    // One index of a sequence holding `shape` per index: [B, ...] (one block of B rows), or a
-    // program's state [L·D, B, H] (L·D blocks of B rows).
-    const index = (at: string, shape: readonly number[], state = false) => {
-      const slots = state && rec.program ? shape[0]! : 1;
-      const w = sizeOf(shape) / (slots * B);
-      return slots === 1 ? block(at, w) : `for (let k = 0; k < ${slots}; k++) ${block(`${at} + k * ${B * w}`, w)}`;
-    };
-    const sequence = (q: Seq, count: string, shape: readonly number[]) => `for (let t = 0; t < ${count}; t++) ${index(`${q.base} + t * ${q.stride}`, shape)}`;
-    const states = rec.state.flatMap((s, i) => {
-      const q = stateSeqs[i]!, shape = s.node.shape;
-      if (toSorted) return [index(`${q.base}`, shape, true)];
-      if (rec.program) return [index(`${q.base}`, shape, true), index(`${q.base} + ${finalStateIndex(segmentLength)} * ${q.stride}`, shape, true)];
-      return [sequence(q, `${finalStateIndex(segmentLength)} + 1`, shape)];
-    });
-    const lines = toSorted
-      ? [...rec.input.map((x, i) => sequence(inputSeqs[i]!, 'T', x.node.shape)), ...(train ? [sequence(targetSeq, 'T', [B, O])] : []), ...states]
-      : [
-        ...states,
-        ...rec.outputs.map((o, k) => sequence(outputSeqs[k]!, 'T', o.node.shape)),
-        ...(train && cfg.inputGrads ? [...rec.input.map((x, i) => sequence(inputGradSeqs[i]!, 'T', x.node.shape)), ...rec.state.map((s, i) => index(`${stateGradOffs[i]!}`, s.node.shape, true))] : []),
-      ];
-    return [`if (A[${ord + 2 * B}] === 0) {`, ...lines.map((l) => `  ${l}`), '}'];
+  const rowOrder: RowOrder | undefined = packed && {
+    B, order: packed.order, scratch: scratchOff, finalIndex: finalStateIndex(segmentLength),
+    inputs: rec.input.map((x, i) => ({ seq: inputSeqs[i]!, shape: x.node.shape })),
+    target: { seq: targetSeq, shape: [B, O] },
+    // A program's state [L·D, B, H] holds L·D blocks of B rows, and only its first and last index.
+    states: rec.state.map((s, i) => ({ seq: stateSeqs[i]!, shape: s.node.shape, blocks: rec.program ? s.node.shape[0]! : 1 })),
+    outputs: rec.outputs.map((o, k) => ({ seq: outputSeqs[k]!, shape: o.node.shape })),
+    ...(cfg.inputGrads ? {
+      inputGrads: rec.input.map((x, i) => ({ seq: inputGradSeqs[i]!, shape: x.node.shape })),
+      stateGrads: rec.state.map((s, i) => ({ off: stateGradOffs[i]!, shape: s.node.shape, blocks: rec.program ? s.node.shape[0]! : 1 })),
+    } : {}),
   };
+  const reorder = (toSorted: boolean, train: boolean): string[] => (rowOrder ? reorderRows(rowOrder, toSorted, train) : []);
   const trainBody = [...reorder(true, true), ...kernels.train, ...reorder(false, true)];
   const forwardBody = [...reorder(true, false), ...kernels.forward, ...reorder(false, false)];
   arena.reserve(tempSize);
