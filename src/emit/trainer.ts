@@ -236,16 +236,17 @@ function emitInContext(cfg: TrainerConfig, schedule: BpttSchedule | undefined, w
   const { tempSize, loopSize, residualSize, residualsPerStep, hoisted } = kernels;
   // Packed, the loops see the rows in the order setWindow chose: what they read is reordered before
   // them, and what a caller reads afterwards back (unless the order is the identity).
+  // A program's state [L·D, B, H] holds L·D blocks of B rows (and only its first and last index).
+  const blocks = (s: { node: Node }) => (rec.program ? s.node.shape[0]! : 1);
   const rowOrder: RowOrder | undefined = packed && {
     B, order: packed.order, scratch: scratchOff, finalIndex: finalStateIndex(segmentLength),
     inputs: rec.input.map((x, i) => ({ seq: inputSeqs[i]!, shape: x.node.shape })),
     target: { seq: targetSeq, shape: [B, O] },
-    // A program's state [L·D, B, H] holds L·D blocks of B rows, and only its first and last index.
-    states: rec.state.map((s, i) => ({ seq: stateSeqs[i]!, shape: s.node.shape, blocks: rec.program ? s.node.shape[0]! : 1 })),
+    states: rec.state.map((s, i) => ({ seq: stateSeqs[i]!, shape: s.node.shape, blocks: blocks(s) })),
     outputs: rec.outputs.map((o, k) => ({ seq: outputSeqs[k]!, shape: o.node.shape })),
     ...(cfg.inputGrads ? {
       inputGrads: rec.input.map((x, i) => ({ seq: inputGradSeqs[i]!, shape: x.node.shape })),
-      stateGrads: rec.state.map((s, i) => ({ off: stateGradOffs[i]!, shape: s.node.shape, blocks: rec.program ? s.node.shape[0]! : 1 })),
+      stateGrads: rec.state.map((s, i) => ({ off: stateGradOffs[i]!, shape: s.node.shape, blocks: blocks(s) })),
     } : {}),
   };
   const reorder = (toSorted: boolean, train: boolean): string[] => (rowOrder ? reorderRows(rowOrder, toSorted, train) : []);
