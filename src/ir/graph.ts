@@ -75,6 +75,23 @@ export function substitute(ctx: Context, order: readonly Node[], subst: Readonly
   return mapped;
 }
 
+/**
+ * Rebuilds `g` bottom-up: `replace(node, newInputs)` returns the node to use (or undefined to keep
+ * the node, re-made only if its inputs changed). Returns `g` itself when nothing changed.
+ */
+export function rewrite(g: Graph, ctx: Context, replace: (n: Node, inputs: readonly Node[]) => Node | undefined): Graph {
+  const mapped = new Map<Node, Node>();
+  let changed = false;
+  for (const n of nodesOf(g)) {
+    const inputs = n.inputs.map((x) => mapped.get(x)!);
+    const out = replace(n, inputs) ?? ctx.remake(n, inputs);
+    if (out !== n) changed = true;
+    mapped.set(n, out);
+  }
+  if (!changed) return g;
+  return makeGraph(g.outputs.map((o) => ({ name: o.name, node: mapped.get(o.node)! })));
+}
+
 /** The graph's nodes in topological order (cached per graph object). */
 export function nodesOf(g: Graph): readonly Node[] {
   let order = topoCache.get(g);

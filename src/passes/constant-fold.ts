@@ -4,7 +4,8 @@ import { sizeOf } from '../ir/tensor.ts';
 import { constValues } from '../prims/leaves.ts';
 import { createBuilder } from '../prims/builder.ts';
 import { primOf } from '../prims/index.ts';
-import { rewrite, type Pass } from './pass.ts';
+import { rewrite } from '../ir/graph.ts';
+import type { Pass } from './pass.ts';
 
 export const constantFold: Pass = {
   name: 'constant-fold',

@@ -2,11 +2,11 @@
 // run once. The VJP of a scan builds such a twin — the same body and operands, also yielding the
 // carry each step reads — and without this pass a training step would run the forward scan twice.
 //   scan(body{c, x, k} -> [c', y]) beside scan(body{c, x, k} -> [c', y, c]) -> slice of the second
-import { nodesOf } from '../ir/graph.ts';
+import { nodesOf, rewrite } from '../ir/graph.ts';
 import type { Node } from '../ir/node.ts';
 import { sizeOf } from '../ir/tensor.ts';
 import { createBuilder } from '../prims/builder.ts';
-import { rewrite, type Pass } from './pass.ts';
+import type { Pass } from './pass.ts';
 
 /** Whether `a`'s results are the first results of `b`: same operands, attrs (but the outputs') and placeholders, a's body outputs a prefix of b's. */
 function isPrefixOf(a: Node, b: Node): boolean {

@@ -1,8 +1,7 @@
 // What a pass is: a pure function from graph to graph ({ name, run }), returning the very same
 // graph object when it changes nothing; passes run in one explicit ordered array.
 import type { Graph } from '../ir/graph.ts';
-import { makeGraph, nodesOf } from '../ir/graph.ts';
-import type { Context, Node } from '../ir/node.ts';
+import type { Context } from '../ir/node.ts';
 
 export interface PassContext {
   readonly ctx: Context;
@@ -23,19 +22,3 @@ export function runPasses(graph: Graph, passes: readonly Pass[], pc: PassContext
   return g;
 }
 
-/**
- * Rebuilds `g` bottom-up: `replace(node, newInputs)` returns the node to use (or undefined to keep
- * the node, re-made only if its inputs changed). Returns `g` itself when nothing changed.
- */
-export function rewrite(g: Graph, ctx: Context, replace: (n: Node, inputs: readonly Node[]) => Node | undefined): Graph {
-  const mapped = new Map<Node, Node>();
-  let changed = false;
-  for (const n of nodesOf(g)) {
-    const inputs = n.inputs.map((x) => mapped.get(x)!);
-    const out = replace(n, inputs) ?? ctx.remake(n, inputs);
-    if (out !== n) changed = true;
-    mapped.set(n, out);
-  }
-  if (!changed) return g;
-  return makeGraph(g.outputs.map((o) => ({ name: o.name, node: mapped.get(o.node)! })));
-}

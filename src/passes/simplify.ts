@@ -7,7 +7,8 @@
 import type { Attrs, Node } from '../ir/node.ts';
 import { createBuilder, type NodeBuilder } from '../prims/builder.ts';
 import { isPrimName, type PrimName } from '../prims/index.ts';
-import { rewrite, type Pass } from './pass.ts';
+import { rewrite } from '../ir/graph.ts';
+import type { Pass } from './pass.ts';
 
 /** A node re-made through the builder from its (rewritten) inputs and its attrs. */
 type Remake = (b: NodeBuilder, inputs: readonly Node[], attrs: Attrs) => Node;

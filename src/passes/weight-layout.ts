@@ -3,10 +3,10 @@
 // contiguous rows of both operands (a dot product) instead of striding down W's columns.
 //   matmul(x, W) -> matmul(x, transpose(Wᵀ)),  Wᵀ materialized once, the outer transpose a view
 import type { Context, Node } from '../ir/node.ts';
-import { topoOrder } from '../ir/graph.ts';
+import { rewrite, topoOrder } from '../ir/graph.ts';
 import { sizeOf } from '../ir/tensor.ts';
 import { createBuilder } from '../prims/builder.ts';
-import { rewrite, type Pass } from './pass.ts';
+import type { Pass } from './pass.ts';
 
 /**
  * Below this many elements (16 KiB of float32) W stays in L1 while a product strides down its

@@ -4,7 +4,7 @@
 // runs the segment again in the backward step (a nested scan is recomputed, never stored), so the
 // residuals held at once are K steps' rather than T's: Gruslys et al. 2016's segments, as JAX's
 // checkpoint of a nested scan.
-import { makeGraph, nodesOf, type Graph } from '../ir/graph.ts';
+import { rewrite, type Graph } from '../ir/graph.ts';
 import type { Context, Node } from '../ir/node.ts';
 import { createBuilder } from '../prims/builder.ts';
 import { scanResults, stackedShape } from '../prims/scan.ts';
@@ -33,21 +33,11 @@ export function divisorsOf(T: number): number[] {
 /** `g` with each outermost scan that `choose` gives a segment length K (K < T, K | T) cut into T/K segments of K steps. */
 export function segmentScans(g: Graph, choose: SegmentChoice, ctx: Context): Graph {
   const b = createBuilder(ctx);
-  const mapped = new Map<Node, Node>();
-  let changed = false;
-  for (const n of nodesOf(g)) {
-    const inputs = n.inputs.map((x) => mapped.get(x) ?? x);
+  return rewrite(g, ctx, (n, inputs) => {
     const T = n.attrs['length'] as number;
     const K = n.body && segmentable(n) ? choose(n, T) : undefined;
-    if (K !== undefined && K >= 1 && K < T && T % K === 0) {
-      mapped.set(n, segmented(b, n, inputs, K));
-      changed = true;
-    } else if (inputs.some((x, i) => x !== n.inputs[i])) {
-      mapped.set(n, ctx.remake(n, inputs));
-    }
-  }
-  if (!changed) return g;
-  return makeGraph(g.outputs.map((o) => ({ name: o.name, node: mapped.get(o.node) ?? o.node })));
+    return K !== undefined && K >= 1 && K < T && T % K === 0 ? segmented(b, n, inputs, K) : undefined;
+  });
 }
 
 /**
