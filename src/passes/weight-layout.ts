@@ -3,7 +3,7 @@
 // contiguous rows of both operands (a dot product) instead of striding down W's columns.
 //   matmul(x, W) -> matmul(x, transpose(Wᵀ)),  Wᵀ materialized once, the outer transpose a view
 import type { Context, Node } from '../ir/node.ts';
-import { rewrite, topoOrder } from '../ir/graph.ts';
+import { makeGraph, rewrite, topoOrder } from '../ir/graph.ts';
 import { sizeOf } from '../ir/tensor.ts';
 import { createBuilder } from '../prims/builder.ts';
 import type { Pass } from './pass.ts';
@@ -37,13 +37,19 @@ export function weightLayoutAbove(minElements: number): Pass {
         // Invariance is a property of the original operand (the set was computed before rewriting).
         if (n.op !== 'matmul' || !w || w.shape.length !== 2 || !invariant.has(n.inputs[1]!) || w.op === 'transpose' || w.op === 'const') return undefined;
         if (sizeOf(w.shape) <= minElements) return undefined;
-        // ctx.make, not the builder: the builder would fold transpose(transpose(W)) back to W.
-        const wt = ctx.make({ op: 'transpose', inputs: [w], shape: [w.shape[1]!, w.shape[0]!] });
-        const view = ctx.make({ op: 'transpose', inputs: [wt], shape: w.shape });
-        return ctx.make({ op: 'matmul', inputs: [inputs[0]!, view], shape: n.shape, ...(n.step !== undefined ? { step: n.step } : {}) });
+        return throughTranspose(ctx, n, inputs[0]!, transposeOf(ctx, w));
       });
     },
   };
+}
+
+/** Wᵀ, materialized (ctx.make, not the builder: the builder would fold transpose(transpose(W)) back to W). */
+const transposeOf = (ctx: Context, w: Node): Node => ctx.make({ op: 'transpose', inputs: [w], shape: [w.shape[1]!, w.shape[0]!] });
+
+/** The product `m` as x · (Wᵀ)ᵀ: B read through a view of `wt`, its rows contiguous. */
+function throughTranspose(ctx: Context, m: Node, x: Node, wt: Node): Node {
+  const view = ctx.make({ op: 'transpose', inputs: [wt], shape: [wt.shape[1]!, wt.shape[0]!] });
+  return ctx.make({ op: 'matmul', inputs: [x, view], shape: m.shape, ...(m.step !== undefined ? { step: m.step } : {}) });
 }
 
 /**
@@ -56,9 +62,8 @@ function scanWithLayout(ctx: Context, n: Node, inputs: readonly Node[], minEleme
   const body = n.body!;
   const first = (n.attrs['carries'] as number) + (n.attrs['xs'] as number);
   const consts = new Set(body.inputs.slice(first));
-  const order = topoOrder(body.outputs, (x) => consts.has(x) || body.inputs.includes(x));
   const read = new Set<Node>();
-  for (const m of order) {
+  for (const m of topoOrder(body.outputs)) {
     const w = m.inputs[1];
     if (m.op === 'matmul' && w && consts.has(w) && w.shape.length === 2 && sizeOf(w.shape) > minElements) read.add(w);
   }
@@ -66,26 +71,15 @@ function scanWithLayout(ctx: Context, n: Node, inputs: readonly Node[], minEleme
   const placeholders = [...read];
   const b = createBuilder(ctx);
   const transposed = placeholders.map((w) => b.placeholder(`${String(w.attrs['name'] ?? 'k')}ᵀ`, [w.shape[1]!, w.shape[0]!]));
-  const mapped = new Map<Node, Node>();
-  for (const m of order) {
-    const ins = m.inputs.map((x) => mapped.get(x) ?? x);
+  const rewritten = rewrite(makeGraph(body.outputs.map((o, i) => ({ name: `o${i}`, node: o }))), ctx, (m, ins) => {
     const k = m.op === 'matmul' ? placeholders.indexOf(m.inputs[1]!) : -1;
-    if (k >= 0) {
-      // ctx.make, not the builder, which would fold transpose(transpose(W)) back to W.
-      const view = ctx.make({ op: 'transpose', inputs: [transposed[k]!], shape: placeholders[k]!.shape });
-      mapped.set(m, ctx.make({ op: 'matmul', inputs: [ins[0]!, view], shape: m.shape, ...(m.step !== undefined ? { step: m.step } : {}) }));
-    } else if (ins.some((x, i) => x !== m.inputs[i])) {
-      mapped.set(m, ctx.remake(m, ins));
-    }
-  }
-  const operands = placeholders.map((w) => {
-    const outer = inputs[body.inputs.indexOf(w)]!;
-    return ctx.make({ op: 'transpose', inputs: [outer], shape: [outer.shape[1]!, outer.shape[0]!] });
+    return k >= 0 ? throughTranspose(ctx, m, ins[0]!, transposed[k]!) : undefined;
   });
+  const operands = placeholders.map((w) => transposeOf(ctx, inputs[body.inputs.indexOf(w)]!));
   return ctx.make({
     op: 'scan', inputs: [...inputs, ...operands], shape: n.shape,
     attrs: { ...n.attrs, consts: (n.attrs['consts'] as number) + operands.length },
-    body: { inputs: [...body.inputs, ...transposed], outputs: body.outputs.map((o) => mapped.get(o) ?? o) },
+    body: { inputs: [...body.inputs, ...transposed], outputs: rewritten.outputs.map((o) => o.node) },
     ...(n.origin !== undefined ? { origin: n.origin } : {}),
   });
 }
