@@ -10,7 +10,10 @@ import { cellFinalHead, cellScans, type CellKind } from '../src/cells/rnn.ts';
 import { derivedBuilder, withContext } from '../src/dsl/context.ts';
 import { graphModel } from '../src/dsl/graph-model.ts';
 import { defineModel, type ModelDef } from '../src/dsl/model.ts';
-import { input } from '../src/dsl/recurrence.ts';
+import { input, param } from '../src/dsl/recurrence.ts';
+import { add, constant, matmul, mul, tanh, transpose } from '../src/dsl/ops.ts';
+import { scan } from '../src/dsl/scan.ts';
+import type { Node } from '../src/ir/node.ts';
 import { emitGraphTrainer, type GraphTrainerInstance } from '../src/emit/graph-trainer.ts';
 import { importTrainer } from '../src/emit/load.ts';
 import { evaluate } from '../src/interp/evaluate.ts';
@@ -102,6 +105,25 @@ describe('segmented scans: the same numbers, bit for bit', () => {
 });
 
 describe('unread per-step outputs', () => {
+  it('a scan without its unread ys, and a segmented one, keeps the model file\'s line (what compile\'s comments and errors name)', () => {
+    withContext(() => {
+      const x = input('x', [2, 6, 1]);
+      const W = param('W', [3, 1]);
+      const { final, ys } = scan(({ h }: { h: Node }, { e }: { e: Node }) => {
+        const next = tanh(add(h, matmul(e, transpose(W))));
+        return { carry: { h: next }, y: { h: next, unread: mul(next, 2) } };
+      }, { init: { h: constant(0, [2, 3]) }, xs: { e: x } });
+      const g = makeGraph({ h: final.h, ys: ys.h });
+      const scanOf = (h: typeof g) => nodesOf(h).find((n) => n.body)!;
+      const origin = scanOf(g).origin;
+      expect(origin).toMatch(/test\/segment-scans\.test\.ts:\d+/);
+      const pruned = pruneScans(g, derivedBuilder().ctx);
+      expect(scanOf(pruned).body!.outputs).toHaveLength(2);
+      expect(scanOf(pruned).origin).toBe(origin);
+      expect(scanOf(segmentScans(pruned, () => 3, derivedBuilder().ctx)).origin).toBe(origin);
+    });
+  });
+
   it('an LSTM\'s c sequence, and every sequence of a layer whose final state alone feeds the head, are not stacked; the numbers are the same', () => {
     withContext(() => {
       const m = cellFinalHead('lstm', { input: I, hidden: 4, output: O, batch: B, steps: 6, layers: 2 });

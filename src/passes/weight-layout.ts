@@ -6,6 +6,7 @@ import type { Context, Node } from '../ir/node.ts';
 import { makeGraph, rewrite, topoOrder } from '../ir/graph.ts';
 import { sizeOf } from '../ir/tensor.ts';
 import { createBuilder } from '../prims/builder.ts';
+import { rescan } from '../prims/scan.ts';
 import type { Pass } from './pass.ts';
 
 /**
@@ -76,12 +77,7 @@ function scanWithLayout(ctx: Context, n: Node, inputs: readonly Node[], minEleme
     return k >= 0 ? throughTranspose(ctx, m, ins[0]!, transposed[k]!) : undefined;
   });
   const operands = placeholders.map((w) => transposeOf(ctx, inputs[body.inputs.indexOf(w)]!));
-  return ctx.make({
-    op: 'scan', inputs: [...inputs, ...operands], shape: n.shape,
-    attrs: { ...n.attrs, consts: (n.attrs['consts'] as number) + operands.length },
-    body: { inputs: [...body.inputs, ...transposed], outputs: rewritten.outputs.map((o) => o.node) },
-    ...(n.origin !== undefined ? { origin: n.origin } : {}),
-  });
+  return rescan(ctx, n, [...inputs, ...operands], { inputs: [...body.inputs, ...transposed], outputs: rewritten.outputs.map((o) => o.node) });
 }
 
 export const weightLayout: Pass = weightLayoutAbove(L1_RESIDENT);

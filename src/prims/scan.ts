@@ -3,7 +3,7 @@
 // each per-step output stacked over t.  Its VJP is one rule — a scan in the other direction of the
 // body's own VJP, whose carries are the carry cotangents and the consts' cotangents summed over steps.
 import { topoOrder } from '../ir/graph.ts';
-import type { Attrs, Node } from '../ir/node.ts';
+import { originSpec, type Attrs, type Body, type Context, type Node } from '../ir/node.ts';
 import { sameShape, shapeToString, sizeOf, type Shape } from '../ir/tensor.ts';
 import { intAttr } from './kit.ts';
 import type { Builder, PrimDef, ScanSpec } from './types.ts';
@@ -107,6 +107,17 @@ export function checkScan(spec: ScanSpec): number[] {
   });
   const total = body.outputs.reduce((n, o, i) => n + sizeOf(i < nc ? o.shape : stackedShape(o.shape, length)), 0);
   return [total];
+}
+
+/**
+ * `n` over other operands (its carries and xs as many as n's, then any number of consts) and body,
+ * and over `length` steps: a transform's rewrite of a scan, which keeps its direction and the
+ * user's line it came from.
+ */
+export function rescan(ctx: Context, n: Node, operands: readonly Node[], body: Body = n.body!, length = intAttr(n.attrs, 'length')): Node {
+  const { carries: nc, xs: nx, reverse } = countsOf(n.attrs);
+  const spec: ScanSpec = { init: operands.slice(0, nc), xs: operands.slice(nc, nc + nx), consts: operands.slice(nc + nx), body, length, reverse };
+  return ctx.make({ op: 'scan', inputs: [...operands], shape: checkScan(spec), attrs: scanAttrs(spec), body, ...originSpec(n) });
 }
 
 /** The attrs of a scan node (counts, T, direction): everything else is its operands and body. */

@@ -6,7 +6,7 @@ import { nodesOf, rewrite, type Graph } from '../ir/graph.ts';
 import type { Context, Node } from '../ir/node.ts';
 import { sizeOf } from '../ir/tensor.ts';
 import { createBuilder } from '../prims/builder.ts';
-import { scanParts } from '../prims/scan.ts';
+import { rescan, scanParts } from '../prims/scan.ts';
 
 /** `g` with every outermost scan's unread per-step outputs removed (a scan whose flat result is read other than by slices of its parts is kept whole). */
 export function pruneScans(g: Graph, ctx: Context): Graph {
@@ -41,15 +41,11 @@ function prunedScan(b: ReturnType<typeof createBuilder>, n: Node, inputs: readon
   const parts = scanParts(n);
   const read = readers.map((r) => partRead(parts, r));
   if (read.some((i) => i < 0)) return undefined;
-  const nc = n.attrs['carries'] as number, nx = n.attrs['xs'] as number;
+  const nc = n.attrs['carries'] as number;
   const keptYs = parts.map((_, i) => i).filter((i) => i >= nc && read.includes(i));
   if (keptYs.length === parts.length - nc) return undefined;
   const body = n.body!;
-  const scan = b.scan({
-    init: inputs.slice(0, nc), xs: inputs.slice(nc, nc + nx), consts: inputs.slice(nc + nx),
-    length: n.attrs['length'] as number, reverse: n.attrs['reverse'] === true,
-    body: { inputs: body.inputs, outputs: [...body.outputs.slice(0, nc), ...keptYs.map((i) => body.outputs[i]!)] },
-  });
+  const scan = rescan(b.ctx, n, inputs, { inputs: body.inputs, outputs: [...body.outputs.slice(0, nc), ...keptYs.map((i) => body.outputs[i]!)] });
   const newParts = scanParts(scan);
   const kept = [...parts.keys()].filter((i) => i < nc || keptYs.includes(i));
   return { scan, parts: new Map(kept.map((i, k) => [parts[i]!.offset, { offset: newParts[k]!.offset, size: sizeOf(newParts[k]!.shape) }])) };

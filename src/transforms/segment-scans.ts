@@ -7,7 +7,7 @@
 import { rewrite, type Graph } from '../ir/graph.ts';
 import type { Context, Node } from '../ir/node.ts';
 import { createBuilder } from '../prims/builder.ts';
-import { scanResults, stackedShape } from '../prims/scan.ts';
+import { rescan, scanResults, stackedShape } from '../prims/scan.ts';
 
 /** The segment length chosen for a scan over `length` steps: a divisor of it, or undefined to leave the scan whole. */
 export type SegmentChoice = (scan: Node, length: number) => number | undefined;
@@ -48,20 +48,14 @@ export function segmentScans(g: Graph, choose: SegmentChoice, ctx: Context): Gra
 function segmented(b: ReturnType<typeof createBuilder>, n: Node, inputs: readonly Node[], K: number): Node {
   const body = n.body!;
   const nc = n.attrs['carries'] as number, nx = n.attrs['xs'] as number;
-  const T = n.attrs['length'] as number, reverse = n.attrs['reverse'] === true;
-  const S = T / K;
+  const S = (n.attrs['length'] as number) / K;
   const init = inputs.slice(0, nc), xs = inputs.slice(nc, nc + nx), consts = inputs.slice(nc + nx);
   const name = (p: Node) => String(p.attrs['name'] ?? 'v');
   const carryPh = body.inputs.slice(0, nc).map((p) => b.placeholder(name(p), p.shape));
   const segmentPh = body.inputs.slice(nc, nc + nx).map((p) => b.placeholder(`${name(p)}[segment]`, stackedShape(p.shape, K)));
   const constPh = body.inputs.slice(nc + nx).map((p) => b.placeholder(name(p), p.shape));
-  const inner = b.scan({ init: carryPh, xs: segmentPh, consts: constPh, length: K, reverse, body });
-  return b.scan({
-    init,
-    xs: xs.map((x, j) => b.reshape(x, stackedShape(segmentPh[j]!.shape, S))),
-    consts,
-    length: S,
-    reverse,
-    body: { inputs: [...carryPh, ...segmentPh, ...constPh], outputs: scanResults(b, inner) },
-  });
+  // Both scans keep the user's line: the inner one runs its step, the outer one stands for its scan.
+  const inner = rescan(b.ctx, n, [...carryPh, ...segmentPh, ...constPh], body, K);
+  const operands = [...init, ...xs.map((x, j) => b.reshape(x, stackedShape(segmentPh[j]!.shape, S))), ...consts];
+  return rescan(b.ctx, n, operands, { inputs: [...carryPh, ...segmentPh, ...constPh], outputs: scanResults(b, inner) }, S);
 }
