@@ -17,7 +17,7 @@ import type { CellRecord } from './checkpoint.ts';
 import type { TrainerConfig } from '../emit/config.ts';
 import { COMMAND_SUMMARIES } from './command-summaries.ts';
 import { declarationsWorker, type Declarations } from '../emit/declarations.ts';
-import { moduleJavaScript, startJavaScript } from '../emit/javascript.ts';
+import { startJavaScript } from '../emit/javascript.ts';
 import { moduleFiles } from '../emit/module-files.ts';
 
 function describeHoisted(h: Hoisted, rows: number): string {
@@ -54,14 +54,19 @@ function outputDirectory(dir: string): void {
   }
 }
 
-/** `<dir>/<base>.ts`, then the same module as plain JavaScript (`.js`) and its types (`.d.ts`) beside it; their paths. */
-async function writeModule(dir: string, base: string, source: string, declarations: Declarations): Promise<string[]> {
+/**
+ * `<dir>/<base>.ts`, then the same module as plain JavaScript (`.js`) and its types (`.d.ts`) beside
+ * it; their paths. `opts` as moduleFiles takes them (the outline, and the phases timed).
+ */
+async function writeModule(dir: string, base: string, source: string, declarations: Declarations, opts: Parameters<typeof moduleFiles>[3] = {}): Promise<string[]> {
   outputDirectory(dir);
-  return (await moduleFiles(base, source, declarations)).map(({ name, content }) => {
+  const files = (await moduleFiles(base, source, declarations, opts)).map(({ name, content }) => {
     const at = path.join(dir, name);
     writeFileAtomic(at, content);
     return at;
   });
+  opts.lap?.('write');
+  return files;
 }
 
 /**
@@ -149,25 +154,9 @@ async function compileCommand(argv: readonly string[], phases: Phases, declarati
   phases.lap('emit trainer.ts (trace, compile, print)');
   for (const d of dumps) process.stdout.write(`# IR after ${dumpAfter}\n${d}`);
   checkArenaFits(emitted.arena, cfg);
-  // trainer.ts, then trainer.js and trainer.d.ts beside it for plain node and the browser: the
-  // declarations asked for first, so the worker makes them while trainer.ts is written and esbuild strips the types.
-  // From the outline (the bodies left out); a diagnostic is given again from the whole text, to name its line there.
-  const declared = declarations.declare(emitted.outline, 'trainer.ts').catch(() => declarations.declare(emitted.source, 'trainer.ts'));
-  declared.catch(() => {}); // awaited below; a failure is not unhandled meanwhile
-  const dir = values.out;
-  outputDirectory(dir);
-  const file = path.join(dir, 'trainer.ts');
-  writeFileAtomic(file, emitted.source);
-  const js = await moduleJavaScript(emitted.source);
-  phases.lap('trainer.js (types stripped by esbuild)');
-  const dts = await declared;
-  phases.lap('trainer.d.ts (waiting for the TypeScript worker)');
-  const files = [file, ...([['trainer.js', js], ['trainer.d.ts', dts]] as const).map(([name, content]) => {
-    const at = path.join(dir, name);
-    writeFileAtomic(at, content);
-    return at;
-  })];
-  phases.lap('write');
+  // trainer.ts, then trainer.js and trainer.d.ts beside it for plain node and the browser.
+  const files = await writeModule(values.out, 'trainer', emitted.source, declarations, { outline: emitted.outline, lap: (phase) => phases.lap(phase) });
+  const file = files[0]!;
   // The worker's own phases, which ran beside the ones above.
   for (const p of declarations.phases) phases.add(p.name, p, 'TypeScript worker');
   const a = emitted.arena;
