@@ -1,8 +1,8 @@
 // Elman, LSTM and GRU cells with a Linear head at every step, written in the DSL with PyTorch's
 // parameter names, layouts and gate orders (nn.RNN / nn.LSTM / nn.GRU + nn.Linear, batch first).
 import type { Node } from '../ir/node.ts';
-import { add, concat, constant, dropout, matmul, mul, relu, reshape, sigmoid, slice, sub, tanh, transpose } from '../dsl/ops.ts';
-import { scanRecurrence } from '../dsl/scan.ts';
+import { add, concat, constant, matmul, mul, relu, reshape, sigmoid, slice, sub, tanh, transpose } from '../dsl/ops.ts';
+import { sequenceScans } from '../dsl/sequence.ts';
 import { UnfoldError } from '../ir/errors.ts';
 import { input, param, recurrence, state, type Recurrence } from '../dsl/recurrence.ts';
 import { bidirectional, stack, type Layer } from '../dsl/program.ts';
@@ -137,9 +137,9 @@ export const gru = (s: CellSpec): Recurrence => cell('gru', s);
 
 /**
  * nn.RNN / nn.LSTM / nn.GRU (batch first, num_layers, bidirectional) + nn.Linear at every step as a
- * graph of scans over whole tensors: each layer and direction one scan (a reverse one from each row's
- * last valid step under lengths), layer k reading layer k − 1's outputs [B, T, D·H], the head over
- * the top layer's. The same parameters, names and layouts as cell(): the form cells take inside
+ * graph of scans over whole tensors: cell() run by sequenceScans, each layer and direction one scan
+ * (a reverse one from each row's last valid step under lengths), layer k reading layer k − 1's
+ * outputs [B, T, D·H]. The same parameters, names and layouts as cell(): the form cells take inside
  * graph models, checked against the same PyTorch fixtures.
  */
 export function cellScans(kind: CellKind, s: CellSpec, io: { readonly x: Node; readonly initial?: Readonly<Record<string, Node>>; readonly lengths?: Node }): {
@@ -152,39 +152,19 @@ export function cellScans(kind: CellKind, s: CellSpec, io: { readonly x: Node; r
   readonly final: Readonly<Record<string, Node>>;
 } {
   const { L, D } = layersOf(s);
-  const H = s.hidden, B = s.batch;
-  const shapes = cellParamShapes(kind, s);
-  const params = shapes.map(([name, shape], i) => param(name, shape, { kind: 'uniform', bound: 1 / Math.sqrt(i >= shapes.length - 2 ? D * s.hidden : s.hidden) }));
-  const [Wout, bout] = params.slice(-2) as [Node, Node];
-  const stateNames = cellStateNames(kind);
-  const initOf = (name: string, slot: number) => {
-    const s0 = io.initial?.[name];
-    return s0 ? reshape(slice(s0, 0, slot, slot + 1), [B, H]) : constant(0, [B, H]);
-  };
-  let seq = io.x;
-  const finals: Node[][] = stateNames.map(() => []);
-  for (let k = 0; k < L; k++) {
-    const inputSize = k === 0 ? s.input : D * H;
-    const outs: Node[] = [];
-    for (let d = 0; d < D; d++) {
-      const slot = k * D + d;
-      const rec = layerCell(kind, s, inputSize, params.slice(slot * 4, slot * 4 + 4));
-      const r = scanRecurrence(rec, { init: stateNames.map((n) => initOf(n, slot)), xs: [seq], ...(d === 1 ? { reverse: true } : {}), ...(io.lengths ? { lengths: io.lengths } : {}) });
-      outs.push(r.ys[0]!);
-      r.final.forEach((f, i) => finals[i]!.push(f));
-    }
-    seq = outs.length === 1 ? outs[0]! : concat(outs, 2);
-    // nn.LSTM's dropout: on each layer's output but the last's (the identity outside training).
-    if (s.dropout && k < L - 1) seq = dropout(seq, s.dropout);
-  }
+  const rec = cell(kind, s);
+  const slots = [L * D, s.batch, s.hidden];
+  // One layer and direction is one recurrence, whose states are [B, H] rather than [1, B, H].
+  const own = (x: Node) => (L * D === 1 ? reshape(x, slots.slice(1)) : x);
+  const initial = rec.state.map((q) => own(io.initial?.[q.name] ?? constant(0, slots)));
+  const r = sequenceScans(rec, { inputs: [io.x], initial, ...(io.lengths ? { lengths: io.lengths } : {}) });
   return {
-    params,
-    o: linear(seq, Wout, bout),
-    hidden: seq,
-    final: Object.fromEntries(stateNames.map((n, i) => [n, concat(finals[i]!.map((f) => reshape(f, [1, B, H])), 0)])),
+    params: rec.params.map((p) => p.node),
+    o: r.outputs[0]!.node,
+    hidden: r.hidden,
+    final: Object.fromEntries(rec.state.map((q, i) => [q.name, L * D === 1 ? reshape(r.final[i]!, slots) : r.final[i]!])),
   };
 }
-
 
 /**
  * A classifier's head on the final states: o = out(h_n of the top layer), for a bidirectional top

@@ -9,7 +9,6 @@ import { sameShape, shapeToString } from '../ir/tensor.ts';
 import type { NodeBuilder } from '../prims/builder.ts';
 import { scanResults, timeAxis } from '../prims/scan.ts';
 import { dslBuilder } from './context.ts';
-import type { Recurrence } from './recurrence.ts';
 import { userOrigin } from './origin.ts';
 
 type Nodes = Record<string, Node>;
@@ -192,27 +191,3 @@ function closeOver(b: NodeBuilder, body: BodyParts): { body: BodyParts; captured
   };
 }
 
-/**
- * A traced recurrence's step (src/dsl/recurrence.ts) run as a scan: its states are the carries,
- * its inputs the xs, and each step yields its new states. What cells written as recurrences
- * become inside a graph of scans.
- */
-export function scanRecurrence(rec: Recurrence, opts: { readonly init: readonly Node[]; readonly xs: readonly Node[]; readonly reverse?: boolean; readonly lengths?: Node; readonly length?: number }): { final: Node[]; ys: Node[] } {
-  const b = dslBuilder();
-  // Carries and ys by the recurrence's own state names (h, c), so IR and diagrams read as the cell.
-  const key = (i: number) => rec.state[i]!.name;
-  const init = Object.fromEntries(rec.state.map((_, i) => [key(i), opts.init[i]!]));
-  const xs = Object.fromEntries(rec.input.map((v, i) => [v.name, opts.xs[i]!]));
-  const placeholders = new Set([...rec.state, ...rec.input].map((n) => n.node));
-  const order = topoOrder(rec.next, (n) => placeholders.has(n));
-  const r = scan((c: Record<string, Node>, x: Record<string, Node>) => {
-    const subst = new Map<Node, Node>([
-      ...rec.state.map((s, i): [Node, Node] => [s.node, c[key(i)]!]),
-      ...rec.input.map((v): [Node, Node] => [v.node, x[v.name]!]),
-    ]);
-    const mapped = substitute(b.ctx, order, subst);
-    const next = rec.next.map((n) => mapped.get(n)!);
-    return { carry: Object.fromEntries(next.map((n, i) => [key(i), n])), y: Object.fromEntries(next.map((n, i) => [key(i), n])) };
-  }, { init, xs, ...(opts.reverse ? { reverse: true } : {}), ...(opts.lengths ? { lengths: opts.lengths } : {}), ...(opts.length !== undefined ? { length: opts.length } : {}) });
-  return { final: rec.state.map((_, i) => r.final[key(i)]!), ys: rec.state.map((_, i) => r.ys[key(i)]!) };
-}

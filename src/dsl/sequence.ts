@@ -1,0 +1,148 @@
+// A recurrence over whole sequences as a graph of scans: each scan of a program (a layer and
+// direction of stack()), or the one of a single recurrence, run by the scan primitive, the layers
+// reading the sequences of the layers below. The one reading of a program's stages into scans:
+// training, unrolling and drawing then see scans only.
+import { UnfoldError } from '../ir/errors.ts';
+import { substitute, topoOrder } from '../ir/graph.ts';
+import type { Node } from '../ir/node.ts';
+import { shapeToString } from '../ir/tensor.ts';
+import { dslBuilder } from './context.ts';
+import { VALID, withLengths } from './lengths.ts';
+import { isDropoutMask } from './ops.ts';
+import type { Named, Recurrence, Stage } from './recurrence.ts';
+import { topStages } from './program.ts';
+import { scan } from './scan.ts';
+
+/** The data a recurrence reads at each step: its inputs but the dropout masks (which the trainer draws). */
+export function dataInputs(rec: Recurrence): Named[] {
+  return rec.input.filter((x) => !isDropoutMask(x.node));
+}
+
+export interface SequenceIO {
+  /** Each data input over the whole sequence, [B, T, ...], aligned with dataInputs(rec). */
+  readonly inputs: readonly Node[];
+  /** Each state's initial value, in the recurrence's own shape (a program's [L·D, B, ...]), aligned with rec.state. */
+  readonly initial: readonly Node[];
+  /** Per-row lengths [B]: a row's states stop after its last valid step, its outputs read a zero state past it. */
+  readonly lengths?: Node;
+  /** T, for a recurrence without data inputs (an input-free system). */
+  readonly steps?: number;
+}
+
+export interface SequenceScans {
+  /** Each output of the recurrence at every step, [B, T, ...] (a program's: its head's). */
+  readonly outputs: readonly Named[];
+  /** Each state after the last step (each row's own last valid step), in the recurrence's own shape. */
+  readonly final: readonly Node[];
+  /**
+   * What a head reads at every step, [B, T, ·]: a program's top layer output (both directions side
+   * by side, D·H), a single recurrence's first state; 0 at a row's padded steps.
+   */
+  readonly hidden: Node;
+}
+
+/**
+ * `rec` run over whole sequences: a single recurrence is one scan; a program is one scan per stage,
+ * a stage's inputs the program's data or the per-step outputs of earlier stages, its states slot
+ * `stage.slot` of the program's. Under lengths every scan is masked as withLengths masks a
+ * recurrence, so its outputs (a program's head included) read a zero state at padded steps, as the
+ * recurrence trainer's; a reverse scan keeps its initial state through a row's padded tail, which
+ * starts it at the row's last valid step.
+ */
+export function sequenceScans(rec: Recurrence, io: SequenceIO): SequenceScans {
+  const b = dslBuilder();
+  const data = dataInputs(rec);
+  if (io.inputs.length !== data.length) throw new UnfoldError(`sequence: recurrence "${rec.name}" reads ${data.length} inputs, given ${io.inputs.length}`);
+  const T = io.inputs[0]?.shape[1] ?? io.steps;
+  if (T === undefined) throw new UnfoldError(`sequence: recurrence "${rec.name}" reads no input; give its number of steps`);
+  io.inputs.forEach((x, i) => {
+    const step = data[i]!.node.shape;
+    const want = [step[0]!, T, ...step.slice(1)];
+    if (x.shape.length !== want.length || x.shape.some((d, k) => d !== want[k])) throw new UnfoldError(`sequence: input "${data[i]!.name}" has shape ${shapeToString(x.shape)}, expected ${shapeToString(want)}`);
+  });
+  // A dropout mask of the recurrence (drawn at every step) is a whole-sequence mask of the graph, one per name.
+  const masks = new Map<string, Node>();
+  const wholeMask = (m: Node) => {
+    const name = String(m.attrs['name']);
+    let whole = masks.get(name);
+    if (!whole) masks.set(name, (whole = b.input(name, [m.shape[0]!, T, ...m.shape.slice(1)], { ...m.attrs })));
+    return whole;
+  };
+  const sequenceOf = (x: Named): Node => (isDropoutMask(x.node) ? wholeMask(x.node) : io.inputs[data.findIndex((d) => d.node === x.node)]!);
+  const valid = io.lengths && validSequence(b, io.lengths, T);
+
+  if (!rec.program) {
+    const r = stageScan(rec, rec.input.map(sequenceOf), io.initial, false, valid, T, true);
+    return { outputs: rec.outputs.map((o, i) => ({ name: o.name, node: r.ys[i]! })), final: r.final, hidden: r.hidden! };
+  }
+  const { stages } = rec.program;
+  const ys: Node[][] = [];
+  const finals: Node[][] = rec.state.map(() => []);
+  stages.forEach((stage, j) => {
+    const xs = stage.rec.input.map((x, i) => {
+      const src = stage.sources[i]!;
+      return 'data' in src ? sequenceOf(rec.input[src.data]!) : ys[src.stage]![src.output]!;
+    });
+    const init = io.initial.map((s0) => slotOf(s0, stage));
+    const r = stageScan(stage.rec, xs, init, stage.reverse, valid, T);
+    ys[j] = r.ys;
+    r.final.forEach((f, i) => finals[i]!.push(f));
+  });
+  const last = ys[stages.length - 1]!;
+  const top = topStages(rec.program).map(({ stage, index }) => ys[index]![stage.layerOutput]!);
+  return {
+    outputs: rec.outputs.map((o, i) => ({ name: o.name, node: last[i]! })),
+    hidden: top.length === 1 ? top[0]! : b.concat(top, 2),
+    final: finals.map((parts) => (parts.length === 1 ? reshapeTo(parts[0]!, [1, ...parts[0]!.shape]) : b.concat(parts.map((p) => reshapeTo(p, [1, ...p.shape])), 0))),
+  };
+
+  function reshapeTo(x: Node, shape: readonly number[]): Node {
+    return b.reshape(x, shape);
+  }
+  function slotOf(s0: Node, stage: Stage): Node {
+    return b.reshape(b.slice(s0, 0, stage.slot, stage.slot + 1), s0.shape.slice(1));
+  }
+}
+
+/** The ys key of a single recurrence's first state sequence (not a name a user's output can take: outputs are identifiers). */
+const HIDDEN = 'h.seq';
+
+/** valid [B, T, 1]: 1 while t < lengths[b] (t 0-based), else 0. */
+function validSequence(b: ReturnType<typeof dslBuilder>, lengths: Node, T: number): Node {
+  const B = lengths.shape[0];
+  if (lengths.shape.length !== 1 || B === undefined) throw new UnfoldError(`sequence: lengths has shape ${shapeToString(lengths.shape)}, not [B]`);
+  const steps = b.broadcast(b.const(Array.from({ length: T }, (_, t) => t), [T]), [B, T, 1], [0, 2]);
+  return b.compare('lt', steps, b.broadcast(lengths, [B, T, 1], [1, 2]));
+}
+
+/** One recurrence as a scan over `xs` (aligned with rec.input): its states the carries, its outputs the ys; masked by `valid` [B, T, 1] under lengths. */
+function stageScan(rec: Recurrence, xs: readonly Node[], init: readonly Node[], reverse: boolean, valid: Node | undefined, T: number, withHidden = false): { final: Node[]; ys: Node[]; hidden?: Node } {
+  const b = dslBuilder();
+  const masked = valid ? withLengths(rec, b) : rec;
+  const inputs: Named[] = [...masked.input, ...(masked.valid ? [{ name: VALID, node: masked.valid }] : [])];
+  const sequences = [...xs, ...(valid ? [valid] : [])];
+  // Carries, xs and ys by the recurrence's own names (h, c; x, h_l0; o), so IR and diagrams read as the cell.
+  const carry = (i: number) => masked.state[i]!.name;
+  const xName = (i: number) => inputs[i]!.name;
+  const yName = (i: number) => masked.outputs[i]!.name;
+  const placeholders = new Set([...masked.state, ...inputs].map((n) => n.node));
+  const roots = [...masked.next, ...masked.outputs.map((o) => o.node)];
+  const order = topoOrder(roots, (n) => placeholders.has(n));
+  const r = scan((c: Record<string, Node>, x: Record<string, Node>) => {
+    const subst = new Map<Node, Node>([...masked.state.map((s, i): [Node, Node] => [s.node, c[carry(i)]!]), ...inputs.map((v, i): [Node, Node] => [v.node, x[xName(i)]!])]);
+    const mapped = substitute(b.ctx, order, subst);
+    const next = masked.next.map((n) => mapped.get(n)!);
+    // The first state as a head would read it: 0 at padded steps (where the carry keeps its last value).
+    const hidden: Record<string, Node> = withHidden ? { [HIDDEN]: masked.valid ? b.where(b.broadcast(b.reshape(x[VALID]!, [next[0]!.shape[0]!]), next[0]!.shape, next[0]!.shape.slice(1).map((_, k) => k + 1)), next[0]!, b.scalar(0, next[0]!.shape)) : next[0]! } : {};
+    return {
+      carry: Object.fromEntries(next.map((n, i) => [carry(i), n])),
+      y: { ...Object.fromEntries(masked.outputs.map((o, i) => [yName(i), mapped.get(o.node)!])), ...hidden },
+    };
+  }, {
+    init: Object.fromEntries(init.map((s, i) => [carry(i), s])),
+    xs: Object.fromEntries(sequences.map((s, i) => [xName(i), s])),
+    ...(reverse ? { reverse: true } : {}),
+    ...(sequences.length === 0 ? { length: T } : {}),
+  });
+  return { final: masked.state.map((_, i) => r.final[carry(i)]!), ys: masked.outputs.map((_, i) => r.ys[yName(i)]!), ...(withHidden ? { hidden: r.ys[HIDDEN]! } : {}) };
+}
