@@ -127,6 +127,11 @@ export async function runWindow(
   model: ModelDef, source: string, rec: Recurrence, data: RunData, loss: LossSpec, params: ReadonlyMap<string, Tensor>,
   opts: { readonly engine: Engine; readonly dtype: Dtype; readonly form: FormChoice; readonly checkNumerics?: boolean; readonly packed?: TrainerConfig['packed'] },
 ): Promise<RunResult> {
+  // Stacked and bidirectional layers run as their graph of scans.
+  if (rec.program) {
+    const { runSequence } = await import('./sequence-run.ts');
+    return runSequence(model, source, rec, data, loss, params, opts);
+  }
   const { tg, values } = opts.engine === 'compiled'
     ? await runCompiled(model, source, data, loss, params, opts.dtype, opts.form, opts.checkNumerics === true, opts.packed)
     : runInterpreter(rec, data, loss, params, opts.dtype, opts.checkNumerics === true);

@@ -9,6 +9,7 @@ import { shapeToString } from '../ir/tensor.ts';
 import { dslBuilder } from './context.ts';
 import { VALID, withLengths } from './lengths.ts';
 import { isDropoutMask } from './ops.ts';
+import type { GraphModel } from './graph-model.ts';
 import type { Named, Recurrence, Stage } from './recurrence.ts';
 import { topStages } from './program.ts';
 import { scan } from './scan.ts';
@@ -145,4 +146,69 @@ function stageScan(rec: Recurrence, xs: readonly Node[], init: readonly Node[], 
     ...(sequences.length === 0 ? { length: T } : {}),
   });
   return { final: masked.state.map((_, i) => r.final[carry(i)]!), ys: masked.outputs.map((_, i) => r.ys[yName(i)]!), ...(withHidden ? { hidden: r.ys[HIDDEN]! } : {}) };
+}
+
+/** The names a sequence model gives a state's initial value and its final value (`h0`, `h_n`, as PyTorch's). */
+export const initialName = (state: string): string => `${state}0`;
+export const finalName = (state: string): string => `${state}_n`;
+
+/** The per-row loss weights [B, T] and their normalizer [] a weighted loss reads (src/transforms/graph-training.ts). */
+export const LOSS_WEIGHTS = 'loss.w';
+export const LOSS_NORMALIZER = 'loss.N';
+
+export interface SequenceModelOptions {
+  /** τ: the steps of every sequence. */
+  readonly steps: number;
+  /** An input `lengths` [B]: per-row lengths. */
+  readonly lengths?: boolean;
+  /** Targets to compare outputs with: `target` [B, T, ...] shaped as output `output` (default the first) at every step. */
+  readonly target?: { readonly name: string; readonly output?: string };
+  /** The loss compares the row-steps the data's weights pick (`loss.w` [B, T], `loss.N` []): under lengths, or on each row's last step. */
+  readonly weighted?: boolean;
+  /** Also output what a head reads at every step (SequenceScans.hidden), as HIDDEN_OUTPUT. */
+  readonly hidden?: boolean;
+}
+
+/** The output a sequence model gives the per-step values its head reads, when asked. */
+export const HIDDEN_OUTPUT = 'hidden';
+
+/**
+ * A recurrence as a graph model over τ steps (sequenceScans): its data inputs [B, τ, ...], each
+ * state's initial value `h0` (in the recurrence's shape, a program's [L·D, B, ...]), and with the
+ * options per-row `lengths`, a target and the loss weights; outputs each output at every step
+ * [B, τ, ...] and each state's final value `h_n`. What trains, runs and draws a recurrence as scans.
+ */
+export function sequenceModel(rec: Recurrence, o: SequenceModelOptions): GraphModel {
+  const b = dslBuilder();
+  const B = rec.program ? rec.state[0]!.node.shape[1]! : rec.state[0]!.node.shape[0]!;
+  const T = o.steps;
+  const along = (shape: readonly number[]) => [shape[0]!, T, ...shape.slice(1)];
+  const leaf = (name: string, shape: readonly number[]) => b.input(name, shape, { role: 'input' });
+  const data = dataInputs(rec).map((x) => ({ name: x.name, node: leaf(x.name, along(x.node.shape)) }));
+  const initial = rec.state.map((s) => ({ name: initialName(s.name), node: leaf(initialName(s.name), s.node.shape) }));
+  const lengths = o.lengths ? [{ name: 'lengths', node: leaf('lengths', [B]) }] : [];
+  const r = sequenceScans(rec, { inputs: data.map((x) => x.node), initial: initial.map((s) => s.node), ...(lengths[0] ? { lengths: lengths[0].node } : {}), steps: T });
+  const targets: Named[] = [];
+  if (o.target) {
+    const out = o.target.output === undefined ? r.outputs[0] : r.outputs.find((x) => x.name === o.target!.output);
+    if (!out) throw new UnfoldError(`loss: no output "${o.target.output}" (outputs: ${r.outputs.map((x) => x.name).join(', ')})`);
+    targets.push({ name: o.target.name, node: leaf(o.target.name, out.node.shape) });
+    if (o.weighted) targets.push({ name: LOSS_WEIGHTS, node: leaf(LOSS_WEIGHTS, [B, T]) }, { name: LOSS_NORMALIZER, node: leaf(LOSS_NORMALIZER, []) });
+  }
+  const inputs = [...data, ...targets, ...initial, ...lengths];
+  const names = new Set<string>();
+  for (const x of inputs) {
+    if (names.has(x.name)) throw new UnfoldError(`recurrence "${rec.name}": "${x.name}" names both a data input and ${x.name.endsWith('0') ? 'an initial state' : 'a target'} of its sequences; rename the input`);
+    names.add(x.name);
+  }
+  // Dropout masks drawn at every step are whole-sequence inputs too (the trainer fills them).
+  const masks = topoOrder([...r.outputs, ...r.final.map((node) => ({ node }))].map((x) => x.node)).filter((n) => isDropoutMask(n));
+  return {
+    kind: 'graph',
+    name: rec.name,
+    origin: rec.origin,
+    inputs: [...inputs, ...masks.map((m) => ({ name: String(m.attrs['name']), node: m }))],
+    params: rec.params,
+    outputs: [...r.outputs, ...rec.state.map((s, i) => ({ name: finalName(s.name), node: r.final[i]! })), ...(o.hidden ? [{ name: HIDDEN_OUTPUT, node: r.hidden }] : [])],
+  };
 }

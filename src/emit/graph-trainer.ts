@@ -50,6 +50,14 @@ export interface GraphTrainerConfig {
   readonly segment?: SegmentChoice;
   /** Bytes the arena may take (--memory-budget): scans are cut into segments until it fits (the segment choice is then the budget's). */
   readonly memoryBudget?: number;
+  /**
+   * A recurrence's sequences (sequenceModel): its scans over `steps` run over a window set at run
+   * time (`setWindow(T)`, T ≤ steps), and the module's Trainer is the recurrence trainer that wraps
+   * this one (src/emit/sequence-trainer.ts): the class is `Scans`, not exported, with no createTrainer.
+   */
+  readonly window?: { readonly steps: number };
+  /** Inputs whose gradients the trainer computes too (getInputGrads(), by name): what `grad` reports of the data. */
+  readonly inputGrads?: readonly string[];
 }
 
 /** What an emitted graph trainer's createTrainer() returns (the class below, as its callers see it). */
@@ -142,7 +150,12 @@ function emitInContext(cfg: GraphTrainerConfig): EmittedGraphTrainer {
   const build = () => cfg.model.graph!(cfg.batch, { lengths: cfg.lengths === true });
   const model = cfg.dropout ? withDropout(build) : build();
   const b = derivedBuilder();
-  const tg = graphTraining(model, cfg.loss, b, cfg.segment);
+  const wrtInputs = (cfg.inputGrads ?? []).map((name) => {
+    const x = model.inputs.find((i) => i.name === name);
+    if (!x) throw new UnfoldError(`emit: model "${model.name}" has no input "${name}" to differentiate`);
+    return x;
+  });
+  const tg = graphTraining(model, cfg.loss, b, cfg.segment, wrtInputs.map((x) => x.node));
   const form = cfg.form ?? 'rolled';
   const computed = form === 'unrolled' ? inlineScans(tg.graph, b.ctx).graph : tg.graph;
   const value = (name: string) => computed.outputs.find((o) => o.name === name)!.node;
@@ -156,12 +169,17 @@ function emitInContext(cfg: GraphTrainerConfig): EmittedGraphTrainer {
   const inputs = allInputs.filter((x) => !isDropoutMask(x.node));
   const masks = allInputs.filter((x) => isDropoutMask(x.node)).map((x) => ({ ...x, p: x.node.attrs[DROPOUT_ATTR] as number }));
   const lossOff = slot(1);
+  const inputGrads = wrtInputs.map((x) => ({ name: x.name, shape: x.node.shape, size: sizeOf(x.node.shape), off: slot(sizeOf(x.node.shape)) }));
+  const windowSlot = cfg.window ? slot(1) : undefined;
   const outputs = model.outputs.map((o) => ({ name: o.name, shape: o.node.shape, size: sizeOf(o.node.shape), off: slot(sizeOf(o.node.shape)) }));
 
   const pinned = new Map<Node, Offset>([...params.map((p): [Node, Offset] => [p.node, p.off]), ...allInputs.map((x): [Node, Offset] => [x.node, x.off])]);
-  const gradSlots: OutputSlot[] = [{ node: value('loss'), slot: lossOff }, ...params.map((p, j) => ({ node: value(`grad:${p.name}`), slot: grads[j]! }))];
+  const gradSlots: OutputSlot[] = [
+    { node: value('loss'), slot: lossOff }, ...params.map((p, j) => ({ node: value(`grad:${p.name}`), slot: grads[j]! })),
+    ...inputGrads.map((x) => ({ node: value(`grad:${x.name}`), slot: x.off })),
+  ];
   const outSlots: OutputSlot[] = outputs.map((o) => ({ node: value(o.name), slot: o.off }));
-  const slots = afterPasses([...gradSlots, ...outSlots], b.ctx, cfg.onPass, ['loss', ...params.map((p) => `grad:${p.name}`), ...outputs.map((o) => o.name)]);
+  const slots = afterPasses([...gradSlots, ...outSlots], b.ctx, cfg.onPass, ['loss', ...params.map((p) => `grad:${p.name}`), ...inputGrads.map((x) => `grad:${x.name}`), ...outputs.map((o) => o.name)]);
   const tempBase = arena.size;
   const trainPlan = planOutputs(slots, pinned, tempBase);
   const forwardPlan = planOutputs(slots.slice(gradSlots.length), pinned, tempBase);
@@ -172,7 +190,10 @@ function emitInContext(cfg: GraphTrainerConfig): EmittedGraphTrainer {
   // Each scan's loop gets its own slots after the kernels' temporaries (src/emit/scan-loops.ts).
   const Arr = cfg.dtype === 'f32' ? 'Float32Array' : 'Float64Array';
   const functions = { arena: Arr, defs: [] as string[], ...(products ? { kernels: 'Kernels' } : {}) };
-  const loops = scanLoops({ ctx: b.ctx, target, reserve: (n) => arena.reserve(n), functions, ...(cfg.onPass ? { onPass: cfg.onPass } : {}) });
+  const loops = scanLoops({
+    ctx: b.ctx, target, reserve: (n) => arena.reserve(n), functions, ...(cfg.onPass ? { onPass: cfg.onPass } : {}),
+    ...(cfg.window ? { window: { length: cfg.window.steps, slot: windowSlot! } } : {}),
+  });
   const train = emitKernel(trainPlan, target, loops), forward = emitKernel(forwardPlan, target, loops);
   const optimizer = planOptimizer(cfg.optimizer, params.map((p, j) => ({ name: p.name, size: p.size, paramOff: p.off, gradOff: grads[j]! })), arena.size, {
     ...(cfg.clipNorm !== undefined ? { clipNorm: cfg.clipNorm } : {}), float32: cfg.dtype === 'f32', ...(products ? { kernels: products } : {}),
@@ -187,6 +208,8 @@ function emitInContext(cfg: GraphTrainerConfig): EmittedGraphTrainer {
   const list = (xs: readonly { name: string; shape: readonly number[]; off: number; size: number }[]) =>
     xs.map((x) => `{ name: ${JSON.stringify(x.name)}, shape: [${x.shape.join(', ')}], offset: ${x.off}, size: ${x.size} }`).join(',\n  ');
 
+  // Wrapped by a recurrence trainer (cfg.window), the graph's SPEC and options are the wrapper's to export.
+  const spec = cfg.window ? 'SCANS' : 'SPEC';
   const source = `/**
  * @generated by unfold ${COMPILER_VERSION} from ${cfg.source} — do not edit.
  * model ${cfg.model.name}: a graph of scans, batch ${cfg.batch}, ${cfg.dtype}, loss ${cfg.loss.kind}, ${describeOptimizer(cfg.optimizer)}${cfg.clipNorm !== undefined ? `, clip-norm ${cfg.clipNorm}` : ''}.
@@ -194,7 +217,7 @@ function emitInContext(cfg: GraphTrainerConfig): EmittedGraphTrainer {
  * Target: wasm: ${wasm.report.kernels.length} kernels (matrix products, element-wise chains, the optimizer's update) in WebAssembly SIMD (${wasm.report.moduleBytes} bytes), embedded below.` : ''}
  * Standalone: imports nothing.
  */
-export const SPEC = {
+${cfg.window ? 'const SCANS' : 'export const SPEC'} = {
   model: ${JSON.stringify(cfg.model.name)},
   source: ${JSON.stringify(cfg.source)},
   compiler: ${JSON.stringify(`unfold ${COMPILER_VERSION}`)},
@@ -210,7 +233,7 @@ export const SPEC = {
   target: ${JSON.stringify(wasm ? 'wasm' : 'ts')},
 } as const;
 
-export interface TrainerOptions { seed?: number; params?: Record<string, { data: ArrayLike<number> } | ArrayLike<number>>; lr?: number }
+${cfg.window ? 'interface ScansOptions' : 'export interface TrainerOptions'} { seed?: number; params?: Record<string, { data: ArrayLike<number> } | ArrayLike<number>>; lr?: number }
 
 type Init = { kind: 'uniform'; bound: number } | { kind: 'fill'; value: number } | { kind: 'values'; data: readonly number[] };
 export interface TensorData { shape: number[]; data: number[] }
@@ -223,7 +246,10 @@ const INPUTS: readonly Slot[] = [
 ];
 const OUTPUTS: readonly Slot[] = [
   ${list(outputs)},
-];
+];${inputGrads.length ? `
+const INPUT_GRADS: readonly Slot[] = [
+  ${list(inputGrads)},
+];` : ''}
 
 ${MULBERRY32}
 ${helpersUsed([...train, ...forward, ...functions.defs]).map((h) => h.source).join('\n')}${cfg.checkNumerics ? `\n${NUMERICS_HELPER}` : ''}
@@ -232,8 +258,9 @@ function read(A: ${Arr}, s: Slot): TensorData {
   return { shape: [...s.shape], data: Array.from(A.subarray(s.offset, s.offset + s.size)) };
 }
 
-/** Trains the compiled model: \`step(data)\` runs forward, loss, backward and the optimizer on one batch. */
-export class Trainer {
+${cfg.window ? `/** The graph of scans the recurrence trainer below runs: its sequences over a window of T ≤ ${cfg.window.steps} steps. */
+class Scans {` : `/** Trains the compiled model: \`step(data)\` runs forward, loss, backward and the optimizer on one batch. */
+export class Trainer {`}
   /** Every value the trainer keeps: parameters, gradients, data, outputs, temporaries, optimizer state. */
   readonly arena: ${Arr};${wasm ? `
   /** The kernels, instantiated over the arena's memory. */
@@ -244,17 +271,23 @@ export class Trainer {
   /** The dropout generator's state (mulberry32), seeded apart from the parameter init. */
   private random: number;` : ''}
 
-  constructor(options: TrainerOptions = {}${wasm ? ', module: WebAssembly.Module = kernelModule()' : ''}) {
+  constructor(options: ${cfg.window ? 'ScansOptions' : 'TrainerOptions'} = {}${wasm ? ', module: WebAssembly.Module = kernelModule()' : ''}) {
 ${indent(wasm ? wasm.arenaInit : [`this.arena = new ${Arr}(${arena.size});`])}
-    this.lr = options.lr ?? SPEC.lr;${masks.length ? `
-    this.random = ((options.seed ?? SPEC.seed) + ${DROPOUT_STREAM}) >>> 0;` : ''}
-    const next = mulberry32(options.seed ?? SPEC.seed);
+    this.lr = options.lr ?? ${spec}.lr;${masks.length ? `
+    this.random = ((options.seed ?? ${spec}.seed) + ${DROPOUT_STREAM}) >>> 0;` : ''}
+    const next = mulberry32(options.seed ?? ${spec}.seed);
     for (const p of PARAMS) {
       for (let i = 0; i < p.size; i++) this.arena[p.offset + i] = p.init.kind === 'uniform' ? (2 * next() - 1) * p.init.bound : p.init.kind === 'fill' ? p.init.value : p.init.data[i]!;
     }
-    if (options.params) this.setParams(options.params);
+    if (options.params) this.setParams(options.params);${cfg.window ? `
+    this.arena[${windowSlot}] = ${cfg.window.steps};` : ''}
   }
-
+${cfg.window ? `
+  /** The steps the scans run: the window's first T of ${cfg.window.steps}. */
+  setWindow(T: number): void {
+    this.arena[${windowSlot}] = T;
+  }
+` : ''}
   /** Binds one batch: every input by name, row-major in its shape. */
   private bind(data: Record<string, ArrayLike<number>>): void {
     for (const s of INPUTS) {
@@ -347,7 +380,12 @@ ${indent([...bindKernels([optimizer.code]), optimizer.code])}
   getGrads(): Record<string, TensorData> {
     return Object.fromEntries(PARAMS.map((p) => [p.name, read(this.arena, { ...p, offset: p.grad })]));
   }
-
+${inputGrads.length ? `
+  /** The gradients of the inputs ${inputGrads.map((x) => x.name).join(', ')} from the last step or gradients() call, by name. */
+  getInputGrads(): Record<string, TensorData> {
+    return Object.fromEntries(INPUT_GRADS.map((s) => [s.name, read(this.arena, s)]));
+  }
+` : ''}
   setParams(values: Record<string, { data: ArrayLike<number> } | ArrayLike<number>>): void {
 ${indent(SET_PARAMS_STATEMENTS)}
   }
@@ -363,9 +401,9 @@ ${indent(SET_PARAMS_STATEMENTS)}
   }
 }
 
-export function createTrainer(options: TrainerOptions = {}): Trainer {
+${cfg.window ? '' : `export function createTrainer(options: TrainerOptions = {}): Trainer {
   return new Trainer(options);
 }
-${wasm ? `\n${wasm.factory}\n` : ''}`;
+`}${wasm ? `\n${wasm.factory}\n` : ''}`;
   return { source, model, arenaBytes: bytes, nodes: trainPlan.order.length, unused: tg.grad.unused.map((n) => String(n.attrs['name'])) };
 }

@@ -27,6 +27,12 @@ export interface ScanLoopOptions {
     readonly kernels?: string;
   };
   readonly onPass?: OnPass;
+  /**
+   * A window set at run time (a recurrence's sequences, T ≤ τ): every outermost scan over τ steps
+   * runs over the first A[slot] of them (a reverse one from step A[slot] − 1), the rest of its
+   * stacked values left as they were; the loss weighs the steps past the window by 0.
+   */
+  readonly window?: { readonly length: number; readonly slot: number };
 }
 
 const plus = (off: Offset, k: number | string): string => (k === 0 ? `${off}` : `${off} + ${k}`);
@@ -153,15 +159,19 @@ export function scanLoops(opts: ScanLoopOptions, depth = 0): LoopLowering {
       return `for (let r = 0; r < ${outer}; r++) A.copyWithin(${dst} + (r * ${T} + ${t}) * ${inner}, ${yOff[j]} + r * ${inner}, ${yOff[j]} + (r + 1) * ${inner});`;
     });
     const carrySize = plain.reduce((a, i) => a + carrySizes[i]!, 0);
+    // The steps the loop runs: all T, or the window's first W (read from the arena: set per window).
+    const windowed = depth === 0 && opts.window?.length === T;
+    const steps = windowed ? `W${depth}` : `${T}`;
     const code = [
       `{ // scan over ${T} steps${reverse ? ', reverse' : ''}: ${nc} carr${nc === 1 ? 'y' : 'ies'}, ${nx} xs, ${constPh.length} consts`,
       ...indent([
         ...prologue,
         ...inputs.slice(0, nc).map((b, k) => copyInto(cur[k]!, b, 0, carrySizes[k]!)),
         ...emitPanelCopies(plan, opts.target),
-        `for (let ${i} = 0; ${i} < ${T}; ${i}++) {`,
+        ...(windowed ? [`const ${steps} = A[${opts.window!.slot}]!;`] : []),
+        `for (let ${i} = 0; ${i} < ${steps}; ${i}++) {`,
         ...indent([
-          ...(stepIn.length + stepOut.length + declared.length || opts.target.checkNumerics ? [`const ${t} = ${reverse ? `${T - 1} - ${i}` : i};`] : []),
+          ...(stepIn.length + stepOut.length + declared.length || opts.target.checkNumerics ? [`const ${t} = ${reverse ? (windowed ? `${steps} - 1 - ${i}` : `${T - 1} - ${i}`) : i};`] : []),
           ...declared,
           ...stepIn,
           ...stepCode,

@@ -15,9 +15,10 @@ import { trainingGraph, type TrainingGraph } from '../transforms/training.ts';
 import type { Form, Slot, TrainerConfig } from './config.ts';
 import { describeOptimizer, planOptimizer } from './optimizer.ts';
 import { ArenaBuilder, initLiteral, numberLiteral, type Offset } from './plan.ts';
-import { finalStateIndex, seqAt, type Hoisted, type KernelLayout, type SegmentStorage, type Seq } from './layout.ts';
+import { finalStateIndex, seqAt, type KernelLayout, type SegmentStorage, type Seq } from './layout.ts';
 import { fullStorage, longestSegment, segmented, segmentedArena, segmentedElements, smallestArena, type BpttSchedule } from './bptt-schedule.ts';
 import { helpersUsed, NUMERICS_HELPER } from './kernel.ts';
+import { emitSequenceTrainer } from './sequence-trainer.ts';
 import { rolledKernels } from './rolled.ts';
 import { reorderRows, rowClassOf, rowClasses, rowStep as defaultRowStep, type RowOrder } from './packed-rows.ts';
 import { programKernels } from './program.ts';
@@ -25,42 +26,17 @@ import { unrolledKernels } from './unrolled.ts';
 import { targetOf } from './config.ts';
 import { KernelTable } from './wasm/module.ts';
 import { checkArenaFits, formatBytes, MAX_ARENA_ELEMENTS } from './arena-limit.ts';
-import { wasmTrainerParts, type WasmReport } from './wasm/trainer-parts.ts';
+import { wasmTrainerParts } from './wasm/trainer-parts.ts';
 import { Scope, SourceText, VariableDeclarationKind } from './source-text.ts';
 
 export type { Dtype, Form, HoistMode, Slot, TrainerConfig } from './config.ts';
+export type { ArenaReport, EmittedTrainer } from './emitted.ts';
+import type { ArenaReport, EmittedTrainer } from './emitted.ts';
 
 import { COMPILER_VERSION, DROPOUT_STREAM, dropoutDraw, MULBERRY32, SET_PARAMS_STATEMENTS } from './trainer-text.ts';
 
 export { COMPILER_VERSION };
 
-export interface ArenaReport {
-  /** Elements and bytes of the whole arena. */
-  readonly elements: number;
-  readonly bytes: number;
-  readonly form: Form;
-  /** Elements per region; `residuals` = τ × residualsPerStep (the rolled form's BPTT storage). */
-  readonly regions: Readonly<Record<'params' | 'grads' | 'data' | 'outputs' | 'residuals' | 'loop' | 'temporaries' | 'optimizer', number>>;
-  readonly residualsPerStep: number;
-  /** What the rolled form computes over all steps at once (none in the unrolled form). */
-  readonly hoisted: Hoisted;
-  /** How BPTT keeps what its backward pass reads, under a memory budget (absent without one). */
-  readonly schedule?: BpttSchedule;
-  /** Packed execution under lengths: the row counts a step runs over (absent: every step over all rows). */
-  readonly packedRows?: readonly number[];
-}
-
-export interface EmittedTrainer {
-  readonly source: string;
-  /** The same module with the bodies of its functions, methods and constructors empty (printed when asked for): the same declarations, made in half the time. */
-  readonly outline: string;
-  readonly arena: ArenaReport;
-  /** The unrolled training graph the trainer computes (built on first access for the rolled form). */
-  readonly graph: TrainingGraph;
-  readonly form: Form;
-  /** The wasm target's embedded module (absent for the ts target). */
-  readonly wasm?: WasmReport;
-}
 
 
 /** Text for a `//` comment: printable ASCII only. */
@@ -81,6 +57,8 @@ function lengthCheck(arg: string, perStep: number, what: string): string {
 }
 
 export function emitTrainer(cfg: TrainerConfig): EmittedTrainer {
+  // Stacked and bidirectional layers (a program) train as a graph of scans.
+  if (withContext(() => cfg.model.build(cfg.batch)).program) return emitSequenceTrainer(cfg);
   if (cfg.memoryBudget === undefined) return withContext(() => emitInContext(cfg, undefined, Infinity)) as EmittedTrainer;
   return emitWithinBudget(cfg, cfg.memoryBudget);
 }

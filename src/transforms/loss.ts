@@ -8,6 +8,7 @@ import type { NodeBuilder } from '../prims/builder.ts';
 import type { LossSpec } from '../dsl/model.ts';
 import type { Recurrence } from '../dsl/recurrence.ts';
 import { stepLeaf, type Unrolled } from './unroll.ts';
+import { LOSS_NORMALIZER, LOSS_WEIGHTS } from '../dsl/sequence.ts';
 
 // The spec is part of a model file's task, so the DSL declares it (dsl must not import transforms).
 export type { LossKind, LossSpec } from '../dsl/model.ts';
@@ -40,7 +41,7 @@ export function stepLossTerm(b: NodeBuilder, kind: LossSpec['kind'], o: Node, y:
 }
 
 /** (o − y)² element by element, or −y·log softmax(o). */
-function elementLoss(b: NodeBuilder, kind: LossSpec['kind'], o: Node, y: Node): Node {
+export function elementLoss(b: NodeBuilder, kind: LossSpec['kind'], o: Node, y: Node): Node {
   if (kind === 'xent') return b.neg(b.mul(y, logSoftmax(b, o)));
   const d = b.sub(o, y);
   return b.mul(d, d);
@@ -105,9 +106,9 @@ export function isWeighted(spec: LossSpec, lengths: boolean): boolean {
   return lengths || (spec.over ?? 'all') !== 'all';
 }
 
-/** The loss leaves a weighted loss reads: per-step weights `loss.w@t` and the normalizer `loss.N`. */
-export const LOSS_WEIGHT = 'loss.w';
-export const LOSS_NORM = 'loss.N';
+/** The loss leaves a weighted loss reads: per-step weights `loss.w@t` and the normalizer `loss.N` (a sequence model's, whole). */
+export const LOSS_WEIGHT = LOSS_WEIGHTS;
+export const LOSS_NORM = LOSS_NORMALIZER;
 
 /** The index of the output the loss compares with its target. */
 export function lossOutputIndex(rec: Recurrence, spec: LossSpec): number {
