@@ -155,7 +155,7 @@ async function compileCommand(argv: readonly string[], phases: Phases, declarati
   for (const d of dumps) process.stdout.write(`# IR after ${dumpAfter}\n${d}`);
   checkArenaFits(emitted.arena, cfg);
   // trainer.ts, then trainer.js and trainer.d.ts beside it for plain node and the browser.
-  const files = await writeModule(values.out, 'trainer', emitted.source, declarations, { outline: emitted.outline, lap: (phase) => phases.lap(phase) });
+  const files = await writeModule(values.out, 'trainer', emitted.source, declarations, { ...(emitted.outline !== undefined ? { outline: emitted.outline } : {}), lap: (phase) => phases.lap(phase) });
   const file = files[0]!;
   // The worker's own phases, which ran beside the ones above.
   for (const p of declarations.phases) phases.add(p.name, p, 'TypeScript worker');

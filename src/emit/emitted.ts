@@ -23,8 +23,8 @@ export interface ArenaReport {
 
 export interface EmittedTrainer {
   readonly source: string;
-  /** The same module with the bodies of its functions, methods and constructors empty (printed when asked for): the same declarations, made in half the time. */
-  readonly outline: string;
+  /** The same module with the bodies of its functions, methods and constructors empty (printed when asked for): the same declarations, made in half the time. Absent: declare the source. */
+  readonly outline?: string;
   readonly arena: ArenaReport;
   /** The unrolled training graph the trainer computes (built on first access for the rolled form). */
   readonly graph: TrainingGraph;

@@ -16,7 +16,7 @@ import { UnfoldError } from '../ir/errors.ts';
 import { formatBytes } from './arena-limit.ts';
 import { targetOf, type Dtype, type Target } from './config.ts';
 import { KERNELS, KernelTable } from './wasm/module.ts';
-import { wasmTrainerParts } from './wasm/trainer-parts.ts';
+import { wasmTrainerParts, type WasmReport } from './wasm/trainer-parts.ts';
 import { emitKernel, helpersUsed, NUMERICS_HELPER } from './kernel.ts';
 import { scanLoops } from './scan-loops.ts';
 import { describeOptimizer, planOptimizer } from './optimizer.ts';
@@ -89,6 +89,8 @@ export interface EmittedGraphTrainer {
   readonly unused: readonly string[];
   /** Under --memory-budget: how BPTT keeps what the backward pass reads. */
   readonly schedule?: GraphSchedule;
+  /** The wasm target's embedded module (absent for the ts target). */
+  readonly wasm?: WasmReport;
 }
 
 /** BPTT under a memory budget: every step stored, or each scan it names in segments (checkpointed). */
@@ -405,5 +407,5 @@ ${cfg.window ? '' : `export function createTrainer(options: TrainerOptions = {})
   return new Trainer(options);
 }
 `}${wasm ? `\n${wasm.factory}\n` : ''}`;
-  return { source, model, arenaBytes: bytes, nodes: trainPlan.order.length, unused: tg.grad.unused.map((n) => String(n.attrs['name'])) };
+  return { source, model, arenaBytes: bytes, nodes: trainPlan.order.length, unused: tg.grad.unused.map((n) => String(n.attrs['name'])), ...(wasm ? { wasm: wasm.report } : {}) };
 }

@@ -9,7 +9,8 @@ import type { ModelDef } from '../dsl/model.ts';
 import { dataInputs, finalName, HIDDEN_OUTPUT, initialName, LOSS_NORMALIZER, LOSS_WEIGHTS, sequenceModel } from '../dsl/sequence.ts';
 import { lossUnit } from '../transforms/loss.ts';
 import type { TrainerConfig } from './config.ts';
-import { emitGraphTrainer } from './graph-trainer.ts';
+import { emitGraphTrainer, type GraphSchedule } from './graph-trainer.ts';
+import type { BpttSchedule } from './bptt-schedule.ts';
 import { describeOptimizer } from './optimizer.ts';
 import { numberLiteral } from './plan.ts';
 import type { ArenaReport, EmittedTrainer } from './emitted.ts';
@@ -29,15 +30,26 @@ function sequenceDef(cfg: TrainerConfig): ModelDef {
   };
 }
 
-export function emitSequenceTrainer(cfg: TrainerConfig): EmittedTrainer {
+/**
+ * The trainer of a program. `segmentLength`: BPTT in segments of that many steps (a divisor of τ),
+ * whatever the arena (tests, benchmarks); --memory-budget chooses its own.
+ */
+export function emitSequenceTrainer(cfg: TrainerConfig, segmentLength?: number): EmittedTrainer {
   // The recurrence as its users see it: one step's shapes, states, outputs.
   const rec = withContext(() => (cfg.dropout ? withDropout(() => cfg.model.build(cfg.batch)) : cfg.model.build(cfg.batch)));
   const scans = rec.program?.stages.length ?? 1;
   if (cfg.gradFlow) throw new UnfoldError(`emit: the gradient flow through time is recorded for a single recurrence; model "${cfg.model.name}" has ${scans} scans (layers or directions)`);
   const def = sequenceDef(cfg);
   const form = cfg.form === 'unrolled' ? 'unrolled' : 'rolled';
+  if (segmentLength !== undefined && (segmentLength < 1 || cfg.tau % segmentLength !== 0 || segmentLength === cfg.tau)) {
+    throw new UnfoldError(`emit: segments of ${segmentLength} steps: a program's scans are cut into segments whose length divides τ = ${cfg.tau} and is below it`);
+  }
+  // The unrolled form and BPTT in segments run every one of the τ steps: a shorter window is the
+  // whole τ with each row's length at most T, so they take per-row lengths whatever the data has.
+  const fixed = form === 'unrolled' || segmentLength !== undefined || cfg.memoryBudget !== undefined;
+  const lengths = cfg.lengths === true || fixed;
   const inner = emitGraphTrainer({
-    model: def, source: cfg.source, batch: cfg.batch, lengths: cfg.lengths === true, dtype: cfg.dtype, loss: cfg.loss, optimizer: cfg.optimizer, form,
+    model: def, source: cfg.source, batch: cfg.batch, lengths, ...(segmentLength !== undefined ? { segment: () => segmentLength } : {}), dtype: cfg.dtype, loss: cfg.loss, optimizer: cfg.optimizer, form,
     window: { steps: cfg.tau },
     ...(cfg.inputGrads ? { inputGrads: [...dataInputs(rec).map((x) => x.name), ...rec.state.map((s) => initialName(s.name))] } : {}),
     ...(cfg.clipNorm !== undefined ? { clipNorm: cfg.clipNorm } : {}), ...(cfg.seed !== undefined ? { seed: cfg.seed } : {}),
@@ -53,8 +65,6 @@ export function emitSequenceTrainer(cfg: TrainerConfig): EmittedTrainer {
   const states = rec.state.map((s) => ({ name: s.name, shape: s.node.shape, size: sizeOf(s.node.shape) }));
   const over = cfg.loss.over ?? 'all';
   const unit = lossUnit(cfg.loss.kind, out.node.shape);
-  // The unrolled form and BPTT in segments run every one of the τ steps: only whole windows.
-  const fixed = form === 'unrolled' || inner.schedule?.storage === 'segments';
   const targetName = cfg.loss.target ?? 'y';
   const args = [...data.map((d) => `in_${d.name.replace(/\W/g, '_')}: ArrayLike<number>`)];
   const J = JSON.stringify;
@@ -105,7 +115,7 @@ ${states.map((s) => `    ${J(s.name)}: new Float64Array(${s.size}),`).join('\n')
   };
   /** The data of a window as the scans read it: each sequence over all ${tau} steps (the window's first T, zeros after), the loss weights. */
   private readonly window: Record<string, Float64Array> = {
-${[...data.map((d) => [d.name, B * tau * d.perRow] as const), [targetName, B * tau * outRow] as const, [LOSS_WEIGHTS, B * tau] as const, [LOSS_NORMALIZER, 1] as const, ...(cfg.lengths ? [['lengths', B] as const] : [])].map(([n, size]) => `    ${J(n)}: new Float64Array(${size}),`).join('\n')}
+${[...data.map((d) => [d.name, B * tau * d.perRow] as const), [targetName, B * tau * outRow] as const, [LOSS_WEIGHTS, B * tau] as const, [LOSS_NORMALIZER, 1] as const, ...(lengths ? [['lengths', B] as const] : [])].map(([n, size]) => `    ${J(n)}: new Float64Array(${size}),`).join('\n')}
   };
   /** The outputs of the last call, by name (over all ${tau} steps; the window's are its first T). */
   private last: Record<string, TensorData> = {};
@@ -244,7 +254,7 @@ ${inner.source.includes('getRandomState()') ? `
   private bind(inputs: readonly ArrayLike<number>[], target: ArrayLike<number> | undefined, lengths: ArrayLike<number> | undefined): Record<string, ArrayLike<number>> {
     const T = inputs[0]!.length / ${B * data[0]!.perRow};
     if (!Number.isInteger(T) || T < 1 || T > ${tau}) throw new RangeError(\`input ${data[0]!.name} [${B}, T, ${data[0]!.shape.slice(2).join(', ')}]: expected T · ${B * data[0]!.perRow} values with 1 ≤ T ≤ ${tau}, got \${inputs[0]!.length}\`);
-${fixed ? `    if (T !== ${tau}) throw new RangeError(\`a window of \${T} steps: this trainer runs every one of its ${tau} steps (${form === 'unrolled' ? 'the unrolled form' : 'BPTT in segments under a memory budget'}); give windows of ${tau} steps\`);\n` : ''}    const w = this.window;
+    const w = this.window;
 ${data.map((d, j) => `    this.pad(inputs[${j}]!, T, ${d.perRow}, w[${J(d.name)}]!, ${J(`input ${d.name}`)});`).join('\n')}
     if (target !== undefined) this.pad(target, T, ${outRow}, w[${J(targetName)}]!, 'target');
     else w[${J(targetName)}]!.fill(0);
@@ -254,7 +264,7 @@ ${cfg.lengths ? '' : `    if (lengths !== undefined) throw new RangeError('lengt
     for (let b = 0; b < ${B}; b++) {
       const n = lengths === undefined ? T : lengths[b]!;
       if (!Number.isInteger(n) || n < 1 || n > T) throw new RangeError(\`lengths: index \${b} is \${n}; a length must be an integer in 1..\${T} (T = \${T})\`);
-${cfg.lengths ? `      w['lengths']![b] = n;\n` : ''}      for (let t = 0; t < ${tau}; t++) weights[b * ${tau} + t] = ${over === 'last' ? 't === n - 1 ? 1 : 0' : 't < n ? 1 : 0'};
+${lengths ? `      w['lengths']![b] = n;\n` : ''}      for (let t = 0; t < ${tau}; t++) weights[b * ${tau} + t] = ${over === 'last' ? 't === n - 1 ? 1 : 0' : 't < n ? 1 : 0'};
       rows += ${over === 'last' ? '1' : 'n'};
     }
     w[${J(LOSS_NORMALIZER)}]![0] = ${unit === 0 ? '1' : `rows * ${unit}`};
@@ -298,11 +308,24 @@ export function createTrainer(options: TrainerOptions = {}): Trainer {
     elements: inner.arenaBytes / (cfg.dtype === 'f32' ? 4 : 8), bytes: inner.arenaBytes, form,
     regions: { params: 0, grads: 0, data: 0, outputs: 0, residuals: 0, loop: 0, temporaries: 0, optimizer: 0 },
     residualsPerStep: 0, hoisted: { inputProjections: 0, gradients: [] },
+    ...(inner.schedule ? { schedule: bpttSchedule(inner.schedule, tau) } : segmentLength !== undefined ? { schedule: segmentsOf(segmentLength, tau) } : {}),
   };
   return {
-    source, outline: source, arena, form,
+    source, arena, form, ...(inner.wasm ? { wasm: inner.wasm } : {}),
     get graph(): never {
       throw new UnfoldError(`emit: model "${cfg.model.name}" trains as a graph of scans; it has no unrolled training graph`);
     },
   };
+}
+
+/** BPTT in segments of K steps over τ, as a recurrence trainer's schedule says it: every scan's forward run again (the graph VJP recomputes each segment, the last included). */
+function segmentsOf(K: number, tau: number, budgetBytes?: number): BpttSchedule {
+  return { storage: 'segments', ...(budgetBytes !== undefined ? { budgetBytes } : {}), segmentLength: K, segments: tau / K, checkpoints: tau / K + 1, recomputeFactor: 2 };
+}
+
+/** The graph trainer's schedule under a budget in the recurrence trainer's terms (its scans are cut alike: the first one's segments). */
+function bpttSchedule(s: GraphSchedule, tau: number): BpttSchedule {
+  const first = s.scans[0];
+  if (s.storage === 'full' || !first) return { storage: 'full', budgetBytes: s.budgetBytes, segmentLength: tau, segments: 1, checkpoints: tau + 1, recomputeFactor: 1 };
+  return segmentsOf(first.segmentLength, tau, s.budgetBytes);
 }

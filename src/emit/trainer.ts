@@ -66,6 +66,7 @@ export function emitTrainer(cfg: TrainerConfig): EmittedTrainer {
 /** The trainer with BPTT in segments of a given length, whatever its arena (tests, benchmarks). */
 export function emitTrainerInSegments(cfg: TrainerConfig, segmentLength: number): EmittedTrainer {
   if (!Number.isInteger(segmentLength) || segmentLength < 1 || segmentLength > cfg.tau) throw new UnfoldError(`emit: a segment length is an integer in 1..τ (${cfg.tau}), not ${segmentLength}`);
+  if (withContext(() => cfg.model.build(cfg.batch)).program) return emitSequenceTrainer(cfg, segmentLength === cfg.tau ? undefined : segmentLength);
   return withContext(() => emitInContext(cfg, segmented(cfg.tau, segmentLength), Infinity)) as EmittedTrainer;
 }
 
