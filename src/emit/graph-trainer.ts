@@ -12,9 +12,10 @@ import { initOf } from '../dsl/recurrence.ts';
 import { graphTraining } from '../transforms/graph-training.ts';
 import { inlineScans } from '../transforms/inline-scans.ts';
 import { divisorsOf, type SegmentChoice } from '../transforms/segment-scans.ts';
+import type { HoistChoice } from '../transforms/hoist-scans.ts';
 import { UnfoldError } from '../ir/errors.ts';
 import { formatBytes } from './arena-limit.ts';
-import { targetOf, type Dtype, type Target } from './config.ts';
+import { targetOf, type Dtype, type HoistMode, type Target } from './config.ts';
 import { KERNELS, KernelTable } from './wasm/module.ts';
 import { wasmTrainerParts } from './wasm/trainer-parts.ts';
 import { emitKernel, helpersUsed, NUMERICS_HELPER } from './kernel.ts';
@@ -50,6 +51,19 @@ export interface GraphTrainerConfig {
   readonly segment?: SegmentChoice;
   /** Bytes the arena may take (--memory-budget): scans are cut into segments until it fits (the segment choice is then the budget's). */
   readonly memoryBudget?: number;
+  /**
+   * Each scan's carry-free products (a layer's input projection) computed over all steps before its
+   * loop, their weight gradients as one product over the rows of every step
+   * (src/transforms/hoist-scans.ts): on, off, or auto (default) where measured faster (hoistChoice).
+   */
+  readonly hoist?: HoistMode;
+}
+
+/** The scans hoistScanInputs rewrites under each mode. */
+export function hoistChoice(mode: HoistMode): HoistChoice | undefined {
+  if (mode === 'off') return undefined;
+  if (mode === 'on') return () => true;
+  return () => false;
 }
 
 /** What an emitted graph trainer's createTrainer() returns (the class below, as its callers see it). */
@@ -142,7 +156,7 @@ function emitInContext(cfg: GraphTrainerConfig): EmittedGraphTrainer {
   const build = () => cfg.model.graph!(cfg.batch, { lengths: cfg.lengths === true });
   const model = cfg.dropout ? withDropout(build) : build();
   const b = derivedBuilder();
-  const tg = graphTraining(model, cfg.loss, b, cfg.segment);
+  const tg = graphTraining(model, cfg.loss, b, cfg.segment, hoistChoice(cfg.hoist ?? 'auto'));
   const form = cfg.form ?? 'rolled';
   const computed = form === 'unrolled' ? inlineScans(tg.graph, b.ctx).graph : tg.graph;
   const value = (name: string) => computed.outputs.find((o) => o.name === name)!.node;

@@ -11,6 +11,7 @@ import { lossDenominator, stepLossTerm } from './loss.ts';
 import { vjp, type VjpResult } from './vjp.ts';
 import { segmentScans, type SegmentChoice } from './segment-scans.ts';
 import { pruneScans } from './prune-scans.ts';
+import { hoistScanInputs, type HoistChoice } from './hoist-scans.ts';
 
 export interface GraphTraining {
   readonly model: GraphModel;
@@ -40,12 +41,15 @@ export function graphLoss(model: GraphModel, spec: LossSpec, b: NodeBuilder): No
 }
 
 /**
- * The loss and gradients of `model`. With `segment`, the scans it chooses a segment length for are
- * differentiated in segments (checkpointed BPTT, src/transforms/segment-scans.ts): the same numbers,
- * a segment's residuals held at a time.
+ * The loss and gradients of `model`. With `hoist`, the scans it agrees to have their carry-free
+ * products computed over all steps before them (src/transforms/hoist-scans.ts), so the VJP makes
+ * each weight gradient one product over the rows of every step. With `segment`, the scans it
+ * chooses a segment length for are differentiated in segments (checkpointed BPTT,
+ * src/transforms/segment-scans.ts): the same numbers, a segment's residuals held at a time.
  */
-export function graphTraining(model: GraphModel, spec: LossSpec, b: NodeBuilder, segment?: SegmentChoice): GraphTraining {
+export function graphTraining(model: GraphModel, spec: LossSpec, b: NodeBuilder, segment?: SegmentChoice, hoist?: HoistChoice): GraphTraining {
   model = rewritten(model, (g) => pruneScans(g, b.ctx));
+  if (hoist) model = rewritten(model, (g) => hoistScanInputs(g, b.ctx, hoist));
   if (segment) model = rewritten(model, (g) => segmentScans(g, segment, b.ctx));
   const loss = graphLoss(model, spec, b);
   const g = makeGraph([{ name: 'loss', node: loss }, ...model.outputs.map((o) => ({ name: o.name, node: o.node }))]);
