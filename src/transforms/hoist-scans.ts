@@ -11,8 +11,15 @@ import { createBuilder } from '../prims/builder.ts';
 import { isElementwiseOp, primOf } from '../prims/index.ts';
 import { rescan, stackedShape } from '../prims/scan.ts';
 
-/** Whether to hoist out of `scan` the values `hoisted` (body nodes, each [B, …] per step). */
-export type HoistChoice = (scan: Node, hoisted: readonly Node[]) => boolean;
+/** A product the rewrite would take out of a scan, per step: [m, k] × [k, n] (m the batch rows of one step). */
+export interface HoistedProduct {
+  readonly m: number;
+  readonly k: number;
+  readonly n: number;
+}
+
+/** Whether to take out of `scan` what the rewrite would: the products it would compute over all steps instead. */
+export type HoistChoice = (scan: Node, products: readonly HoistedProduct[]) => boolean;
 
 /** `g` with every outermost scan's carry-free products (and the element-wise work on them) computed before it, where `choose` (default: always) agrees. */
 export function hoistScanInputs(g: Graph, ctx: Context, choose: HoistChoice = () => true): Graph {
@@ -105,7 +112,9 @@ function hoisted(b: ReturnType<typeof createBuilder>, n: Node, inputs: readonly 
   const read = new Set<Node>(body.outputs.filter(candidate));
   for (const v of order) if (!candidate(v)) v.inputs.filter(candidate).forEach((x) => read.add(x));
   const out = order.filter((v) => read.has(v));
-  if (out.length === 0 || !choose(n, out)) return undefined;
+  if (out.length === 0) return undefined;
+  const hoistedProducts = topoOrder(out, (v) => !kinds.has(v)).filter((v) => v.op === 'matmul' && kinds.get(v) === 'rows');
+  if (!choose(n, hoistedProducts.map((v) => ({ m: v.shape[0]!, k: v.inputs[0]!.shape[1]!, n: v.shape[1]! })))) return undefined;
 
   // Values over every step, outside the scan: rows as [B·T, …], consts as they are.
   const outer = new Map<Node, Node>();
