@@ -4,7 +4,7 @@
 // process with their steps interleaved (a shared machine's load drifts). Reports CPU ms per step of
 // each and their ratio, and the first step's loss of each (the same model, init and data: they
 // agree to float32 rounding). How far the graph trainer is from replacing programs (issue 19).
-// The graph trainer twice: --hoist off and on (src/transforms/hoist-scans.ts: each layer's input
+// The graph trainer three times: hoist off, on and auto (the default) (src/transforms/hoist-scans.ts: each layer's input
 // projection one product over all steps before its scan). --input I and --batch B set the cells' input size (8) and the batch (16).
 // Run: npx tsx bench/scan-trainer.ts [rounds] [--target ts|wasm] [--input I] [--batch B]
 import { cell, cellScans, type CellKind } from '../src/cells/rnn.ts';
@@ -50,15 +50,15 @@ for (const s of shapes) {
   });
   const common = { source: 'bench/scan-trainer.ts', batch: B, dtype: 'f32' as const, loss: { kind: 'mse' as const }, optimizer: { name: 'adam' as const, lr: 0.001 }, target };
   const p = (await importTrainer(emitTrainer({ ...common, model: program, tau: T, carryState: false }))).createTrainer({ seed: 1 });
-  const graph = async (hoist: 'on' | 'off') => (await importTrainer(emitGraphTrainer({ ...common, model: scans, hoist }).source)).createTrainer({ seed: 1 }) as unknown as GraphTrainerInstance;
-  const g = await graph('off'), gh = await graph('on');
-  const steps = [() => p.step(x, y), () => g.step({ x, y }), () => gh.step({ x, y })];
+  const graph = async (hoist: 'on' | 'off' | 'auto') => (await importTrainer(emitGraphTrainer({ ...common, model: scans, hoist }).source)).createTrainer({ seed: 1 }) as unknown as GraphTrainerInstance;
+  const g = await graph('off'), gh = await graph('on'), ga = await graph('auto');
+  const steps = [() => p.step(x, y), () => g.step({ x, y }), () => gh.step({ x, y }), () => ga.step({ x, y })];
   const first = steps.map((f) => f());
   const ms: number[][] = steps.map(() => []);
   for (let r = 0; r < rounds; r++) steps.forEach((f, i) => ms[i]!.push(cpuMs(f).ms));
-  const [programMs, graphMs, hoistedMs] = ms.map(median) as [number, number, number];
+  const [programMs, graphMs, hoistedMs, autoMs] = ms.map(median) as [number, number, number, number];
   console.log(JSON.stringify({
-    workload: s.name, target, B, I, programCpuMsPerStep: programMs, graphCpuMsPerStep: graphMs, hoistedGraphCpuMsPerStep: hoistedMs,
-    ratio: +(graphMs / programMs).toFixed(3), hoistedRatio: +(hoistedMs / programMs).toFixed(3), hoistedVsGraph: +(hoistedMs / graphMs).toFixed(3), firstLoss: first,
+    workload: s.name, target, B, I, programCpuMsPerStep: programMs, graphCpuMsPerStep: graphMs, hoistedGraphCpuMsPerStep: hoistedMs, autoGraphCpuMsPerStep: autoMs,
+    ratio: +(graphMs / programMs).toFixed(3), hoistedVsGraph: +(hoistedMs / graphMs).toFixed(3), autoVsGraph: +(autoMs / graphMs).toFixed(3), firstLoss: first,
   }));
 }

@@ -116,10 +116,10 @@ describe('hoistScanInputs: the IR', () => {
     });
   });
 
-  it('auto hoists wide inputs, and modest ones at a small batch', () => {
+  it('auto hoists at a small batch, not at 16 (measured: bench/scan-trainer.ts)', () => {
     const auto = hoistChoice('auto')!;
     const at = (m: number, k: number) => auto(undefined as unknown as Node, [{ m, k, n: 512 }]);
-    expect([at(16, 8), at(16, 64), at(16, 128), at(2, 8), at(2, 32), at(4, 128)]).toEqual([false, false, true, false, true, true]);
+    expect([at(16, 8), at(16, 64), at(16, 128), at(2, 8), at(2, 32), at(4, 128)]).toEqual([false, false, false, false, true, true]);
     expect(hoistChoice('off')).toBeUndefined();
     expect(hoistChoice('on')!(undefined as unknown as Node, [{ m: 16, k: 1, n: 1 }])).toBe(true);
   });

@@ -63,16 +63,17 @@ export interface GraphTrainerConfig {
  * The scans hoistScanInputs rewrites under each mode; auto, where measured faster (bench/scan-trainer.ts,
  * wasm f32, H = 128, T = 50; hoisted ÷ per-step CPU time of a 1-layer LSTM, a 2-layer LSTM and a
  * bidirectional GRU): batch 16 — input width 8: 1.03, 1.02, 1.04; 32: 1.02, 0.98, 0.99; 64: 1.01,
- * 1.02, 1.03; 128: 0.95, 1.01, 0.96. Batch 4, width 32: 0.84, 0.94, 0.99. Batch 2 — width 8: 1.15,
- * 0.90, 0.83; 128: 0.84, 0.84, 0.88. The product kernels run a 16-row step product nearly as fast
- * as a 800-row one (32 against 37 GFLOP/s, bench/products.ts), so at batch 16 what hoisting saves
- * is about what the per-step copies of the projection cost, until the input is wide; a step of 1–4
- * rows runs at half that speed, and hoisting pays from a modest width.
+ * 1.02, 1.03; 128: 0.95, 1.01, 0.96; the 2-layer LSTM's second layer alone (width 128): 1.03.
+ * Batch 4, width 32: 0.84, 0.94, 0.99. Batch 2 — width 8: 1.15, 0.90, 0.83; 128: 0.84, 0.84, 0.88.
+ * The product kernels run a 16-row step product nearly as fast as an 800-row one (32 against 37
+ * GFLOP/s, bench/products.ts), so at batch 16 what hoisting saves is about what the per-step copies
+ * of the projection and its cotangent cost; a step of 1–4 rows runs at half that speed (15–29), and
+ * hoisting pays from a modest width.
  */
 export function hoistChoice(mode: HoistMode): HoistChoice | undefined {
   if (mode === 'off') return undefined;
   if (mode === 'on') return () => true;
-  return (_, products) => products.length > 0 && products.every((p) => p.k >= 128 || (p.m < 8 && p.k >= 16));
+  return (_, products) => products.length > 0 && products.every((p) => p.m < 8 && p.k >= 16);
 }
 
 /** What an emitted graph trainer's createTrainer() returns (the class below, as its callers see it). */
