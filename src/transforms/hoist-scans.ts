@@ -134,14 +134,8 @@ function hoisted(b: ReturnType<typeof createBuilder>, n: Node, inputs: readonly 
     outer.set(v, r);
     return r;
   };
-  // A const [B, …] read beside rows: the same value at every step's rows.
-  const everyStep = (c: Node): Node => {
-    const shape = rowsShape(c), k = lift(c);
-    if (k.op === 'const' && typeof k.attrs['value'] === 'number') return b.scalar(k.attrs['value'], shape);
-    // A bias broadcast over the batch: broadcast over the rows of all steps instead.
-    if (k.op === 'broadcast' && intsOf(k.attrs, 'axes').includes(0)) return b.broadcast(k.inputs[0]!, shape, intsOf(k.attrs, 'axes'));
-    return b.reshape(b.broadcast(k, stackedShape(c.shape, T), [1]), shape);
-  };
+  // A const read beside rows is a fill (spreadsConst): the same fill over the rows of all steps.
+  const everyStep = (c: Node): Node => b.scalar(c.attrs['value'] as number, rowsShape(c));
 
   const fresh = out.map((v, i) => b.placeholder(`proj${i}`, v.shape));
   const mapped = substitute(b.ctx, topoOrder(body.outputs, (x) => placeholders.has(x) || read.has(x)), new Map(out.map((v, i) => [v, fresh[i]!])));
