@@ -4,7 +4,9 @@
 // process with their steps interleaved (a shared machine's load drifts). Reports CPU ms per step of
 // each and their ratio, and the first step's loss of each (the same model, init and data: they
 // agree to float32 rounding). How far the graph trainer is from replacing programs (issue 19).
-// Run: npx tsx bench/scan-trainer.ts [rounds] [--target ts|wasm]
+// The graph trainer three times: hoist off, on and auto (the default) (src/transforms/hoist-scans.ts: each layer's input
+// projection one product over all steps before its scan). --input I and --batch B set the cells' input size (8) and the batch (16).
+// Run: npx tsx bench/scan-trainer.ts [rounds] [--target ts|wasm] [--input I] [--batch B]
 import { cell, cellScans, type CellKind } from '../src/cells/rnn.ts';
 import { defineModel } from '../src/dsl/model.ts';
 import { graphModel } from '../src/dsl/graph-model.ts';
@@ -15,8 +17,10 @@ import { emitTrainer } from '../src/emit/trainer.ts';
 
 const args = process.argv.slice(2);
 const target = args.includes('--target') ? (args[args.indexOf('--target') + 1] as 'ts' | 'wasm') : 'wasm';
-const rounds = Number(args.find((a) => /^\d+$/.test(a)) ?? 10);
-const B = 16, T = 50, I = 8, H = 128, O = 8;
+const rounds = Number(args.find((a, i) => /^\d+$/.test(a) && !args[i - 1]?.startsWith('--')) ?? 10);
+const T = 50, H = 128, O = 8;
+const flag = (name: string, d: number) => (args.includes(name) ? Number(args[args.indexOf(name) + 1]) : d);
+const I = flag('--input', 8), B = flag('--batch', 16);
 const shapes: { name: string; kind: CellKind; layers: number; bidirectional: boolean }[] = [
   { name: 'lstm', kind: 'lstm', layers: 1, bidirectional: false },
   { name: 'stacked', kind: 'lstm', layers: 2, bidirectional: false },
@@ -46,11 +50,15 @@ for (const s of shapes) {
   });
   const common = { source: 'bench/scan-trainer.ts', batch: B, dtype: 'f32' as const, loss: { kind: 'mse' as const }, optimizer: { name: 'adam' as const, lr: 0.001 }, target };
   const p = (await importTrainer(emitTrainer({ ...common, model: program, tau: T, carryState: false }))).createTrainer({ seed: 1 });
-  const g = (await importTrainer(emitGraphTrainer({ ...common, model: scans }).source)).createTrainer({ seed: 1 }) as unknown as GraphTrainerInstance;
-  const steps = [() => p.step(x, y), () => g.step({ x, y })];
+  const graph = async (hoist: 'on' | 'off' | 'auto') => (await importTrainer(emitGraphTrainer({ ...common, model: scans, hoist }).source)).createTrainer({ seed: 1 }) as unknown as GraphTrainerInstance;
+  const g = await graph('off'), gh = await graph('on'), ga = await graph('auto');
+  const steps = [() => p.step(x, y), () => g.step({ x, y }), () => gh.step({ x, y }), () => ga.step({ x, y })];
   const first = steps.map((f) => f());
-  const ms: number[][] = [[], []];
+  const ms: number[][] = steps.map(() => []);
   for (let r = 0; r < rounds; r++) steps.forEach((f, i) => ms[i]!.push(cpuMs(f).ms));
-  const [programMs, graphMs] = ms.map(median) as [number, number];
-  console.log(JSON.stringify({ workload: s.name, target, programCpuMsPerStep: programMs, graphCpuMsPerStep: graphMs, ratio: +(graphMs / programMs).toFixed(3), firstLoss: first }));
+  const [programMs, graphMs, hoistedMs, autoMs] = ms.map(median) as [number, number, number, number];
+  console.log(JSON.stringify({
+    workload: s.name, target, B, I, programCpuMsPerStep: programMs, graphCpuMsPerStep: graphMs, hoistedGraphCpuMsPerStep: hoistedMs, autoGraphCpuMsPerStep: autoMs,
+    ratio: +(graphMs / programMs).toFixed(3), hoistedVsGraph: +(hoistedMs / graphMs).toFixed(3), autoVsGraph: +(autoMs / graphMs).toFixed(3), firstLoss: first,
+  }));
 }

@@ -2,7 +2,8 @@
 // the top layer's whole output sequence) against every PyTorch fixture of nn.RNN/LSTM/GRU: one layer,
 // stacked, bidirectional, with lengths (a reverse scan from each row's last valid step), the loss over
 // every valid step or each row's last, MSE or cross-entropy — loss, outputs, hidden outputs, final
-// states and every gradient (parameters, x, h0, c0), through the interpreter and inlined.
+// states and every gradient (parameters, x, h0, c0), through the interpreter, inlined, and with each
+// scan's input projection hoisted out of it (src/transforms/hoist-scans.ts) before the VJP.
 import { describe, expect, it } from 'vitest';
 import { cellScans } from '../src/cells/rnn.ts';
 import { currentContext, dslBuilder, withContext } from '../src/dsl/context.ts';
@@ -12,6 +13,7 @@ import { makeGraph, verify } from '../src/ir/graph.ts';
 import type { Node } from '../src/ir/node.ts';
 import type { Tensor } from '../src/ir/tensor.ts';
 import { opRule } from '../src/prims/index.ts';
+import { hoistScanInputs } from '../src/transforms/hoist-scans.ts';
 import { inlineScans } from '../src/transforms/inline-scans.ts';
 import { vjp } from '../src/transforms/vjp.ts';
 import { relErr } from './helpers/numeric.ts';
@@ -30,7 +32,7 @@ const cases: Case[] = [...cellFixtures(), ...deepFixtures()];
 /** max|a − b| within 1e-10 of the tensor's scale, or 1e-13 absolutely where PyTorch's value is rounding noise about 0. */
 const close = (a: ArrayLike<number>, b: ArrayLike<number>) => relErr(a, b) <= 1e-10 || relErr(a, b) * Math.max(...Array.from(b, Math.abs)) <= 1e-13;
 
-function run(f: Case, inlined: boolean): Map<string, Tensor> {
+function run(f: Case, form: 'scans' | 'inlined' | 'hoisted'): Map<string, Tensor> {
   return withContext(() => {
     const b = dslBuilder();
     const kind = f.cell === 'elman-relu' ? 'elman' : f.cell;
@@ -60,9 +62,11 @@ function run(f: Case, inlined: boolean): Map<string, Tensor> {
       loss = b.div(b.sum(b.mul(weight, b.mul(d, d)), all), b.scalar(items * O, []));
     }
     const wrt = [...net.params, x, ...Object.values(initial)];
-    const g = vjp(makeGraph({ loss, o: net.o, hidden: net.hidden, ...Object.fromEntries(Object.entries(net.final).map(([k, v]) => [`final.${k}`, v])) }), loss, wrt, b);
+    const model = makeGraph({ loss, o: net.o, hidden: net.hidden, ...Object.fromEntries(Object.entries(net.final).map(([k, v]) => [`final.${k}`, v])) });
+    const hoisted = form === 'hoisted' ? hoistScanInputs(model, currentContext()) : model;
+    const g = vjp(hoisted, hoisted.outputs[0]!.node, wrt, b);
     verify(g.graph, opRule);
-    const graph = inlined ? inlineScans(g.graph, currentContext()).graph : g.graph;
+    const graph = form === 'inlined' ? inlineScans(g.graph, currentContext()).graph : g.graph;
     const data = new Map<string, Tensor | Float64Array>([
       ['x', f.data.x], ['y', f.data.y],
       ['h0', { shape: [L * D, B, H], data: f.data.h0.data }],
@@ -80,8 +84,8 @@ describe('the built-in cells as a graph of scans match PyTorch', () => {
     expect(cases.some((f) => f.lossOver === 'last')).toBe(true);
   });
 
-  it.each(cases.flatMap((f) => [[f.file, 'scans', f] as const, ...(f.bidirectional && f.lengths ? [[f.file, 'inlined', f] as const] : [])]))('%s (%s)', (_n, form, f) => {
-    const out = run(f, form === 'inlined');
+  it.each(cases.flatMap((f) => [[f.file, 'scans', f] as const, [f.file, 'hoisted', f] as const, ...(f.bidirectional && f.lengths ? [[f.file, 'inlined', f] as const] : [])]))('%s (%s)', (_n, form, f) => {
+    const out = run(f, form);
     expect(Math.abs(out.get('loss')!.data[0]! - f.loss)).toBeLessThanOrEqual(1e-10 * Math.max(1, Math.abs(f.loss)));
     expect(close(out.get('o')!.data, f.outputs.data), 'outputs').toBe(true);
     expect(close(out.get('hidden')!.data, f.hiddenOutputs.data), 'hiddenOutputs').toBe(true);

@@ -11,6 +11,7 @@ import { derivedBuilder, withContext } from '../src/dsl/context.ts';
 import { evaluate } from '../src/interp/evaluate.ts';
 import { graphTraining } from '../src/transforms/graph-training.ts';
 import { divisorsOf, type SegmentChoice } from '../src/transforms/segment-scans.ts';
+import type { HoistChoice } from '../src/transforms/hoist-scans.ts';
 import { graphModel } from '../src/dsl/graph-model.ts';
 import { defineModel, type ModelDef } from '../src/dsl/model.ts';
 import { add, constant, matmul, mean, mul, reshape, sigmoid, tanh, transpose } from '../src/dsl/ops.ts';
@@ -118,20 +119,24 @@ describe('random compositions of scans', () => {
     );
   });
 
-  it('each scan in segments (checkpointed BPTT) = whole, loss and every gradient bit for bit, in segments of every proper divisor of T', () => {
+  it('each scan in segments (checkpointed BPTT) = whole, loss and every gradient bit for bit, in segments of every proper divisor of T; with the input projections hoisted (to 1e-12), and hoisted in segments = hoisted whole bit for bit', () => {
     fc.assert(
       fc.property(composition, fc.integer({ min: 0, max: 3 }), (c, pick) => {
         withContext(() => {
           const data = dataOf({ ...c, T: c.T * 2 }, modelOf({ ...c, T: c.T * 2 }));
           const params = paramsOf(data, c.seed);
-          const values = (segment?: SegmentChoice) => {
-            const tg = graphTraining(data.model, loss, derivedBuilder(), segment);
+          const values = (segment?: SegmentChoice, hoist?: HoistChoice) => {
+            const tg = graphTraining(data.model, loss, derivedBuilder(), { ...(segment ? { segment } : {}), ...(hoist ? { hoist } : {}) });
             const v = evaluate(tg.graph, params, data.tensors, 'f64', {});
             return ['loss', ...data.model.params.map((p) => `grad:${p.name}`)].map((k) => Array.from(v.get(k)!.data));
           };
+          const sameBits = (a: number[][], b: number[][]) => a.forEach((v, i) => expect(v.every((x, j) => Object.is(x, b[i]![j])), `value ${i}`).toBe(true));
           const whole = values();
-          const cut = values((_, T) => divisorsOf(T).filter((d) => d < T)[pick % (divisorsOf(T).length - 1)]);
-          cut.forEach((v, i) => expect(v.every((x, j) => Object.is(x, whole[i]![j])), `value ${i}`).toBe(true));
+          const segment: SegmentChoice = (_, T) => divisorsOf(T).filter((d) => d < T)[pick % (divisorsOf(T).length - 1)];
+          sameBits(values(segment), whole);
+          const hoisted = values(undefined, () => true);
+          hoisted.forEach((v, i) => expect(relErr(v, whole[i]!), `hoisted value ${i}`).toBeLessThanOrEqual(1e-12));
+          sameBits(values(segment, () => true), hoisted);
         });
       }),
       { numRuns: 30, seed: 61207 },

@@ -49,7 +49,7 @@ function interpreted(c: Case, K?: number): number[][] {
   return withContext(() => {
     const m = model(c).graph!(B, { lengths: true });
     const params = new Map(m.params.map((p, i): [string, Tensor] => [p.name, { shape: p.node.shape, data: wave(p.node.shape.reduce((a, d) => a * d, 1), i + 3).map((v) => v * 0.5) }]));
-    const tg = graphTraining(m, { kind: 'mse' }, derivedBuilder(), K === undefined ? undefined : () => K);
+    const tg = graphTraining(m, { kind: 'mse' }, derivedBuilder(), K === undefined ? {} : { segment: () => K });
     verify(tg.graph, opRule);
     const d = dataOf(c.T);
     const tensors = new Map<string, Tensor>([['x', { shape: [B, c.T, I], data: d.x }], ['y', { shape: [B, c.T, O], data: d.y }], ['lengths', { shape: [B], data: d.lengths }]]);

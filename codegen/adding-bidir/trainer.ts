@@ -880,10 +880,6 @@ function scan4(A: Float32Array): void {
       const x0_9 = 139157 + t0 * 256;
       const x0_10 = 144277 + t0 * 256;
       const x0_11 = 149397 + t0 * 512;
-      for (let r = 0; r < 16; r++) A.copyWithin(211077 + r * 16, 23893 + (r * 20 + t0) * 16, 23893 + (r * 20 + t0) * 16 + 16);
-      for (let r = 0; r < 16; r++) A.copyWithin(211333 + r * 16, 50261 + (r * 20 + t0) * 16, 50261 + (r * 20 + t0) * 16 + 16);
-      for (let r = 0; r < 16; r++) A.copyWithin(211589 + r * 16, 76629 + (r * 20 + t0) * 16, 76629 + (r * 20 + t0) * 16 + 16);
-      for (let r = 0; r < 16; r++) A.copyWithin(211845 + r * 1, 23317 + (r * 20 + t0) * 1, 23317 + (r * 20 + t0) * 1 + 1);
       for (let r = 0; r < 16; r++) A.copyWithin(211861 + r * 1, 160853 + (r * 20 + t0) * 1, 160853 + (r * 20 + t0) * 1 + 1);
       for (let r = 0; r < 16; r++) A.copyWithin(211877 + r * 16, 161173 + (r * 20 + t0) * 16, 161173 + (r * 20 + t0) * 16 + 16);
       for (let i = 0; i < 16; i++) { const a0 = A[211861 + i * 1]; for (let j = 0; j < 32; j++) A[212901 + i * 32 + j] = a0 * A[4352 + j]; }
@@ -1275,9 +1271,6 @@ function scan5(A: Float32Array): void {
       const x0_6 = 91989 + t0 * 512;
       const x0_7 = 102229 + t0 * 256;
       const x0_8 = 107349 + t0 * 256;
-      for (let r = 0; r < 16; r++) A.copyWithin(218021 + r * 16, 23893 + (r * 20 + t0) * 16, 23893 + (r * 20 + t0) * 16 + 16);
-      for (let r = 0; r < 16; r++) A.copyWithin(218277 + r * 16, 50261 + (r * 20 + t0) * 16, 50261 + (r * 20 + t0) * 16 + 16);
-      for (let r = 0; r < 16; r++) A.copyWithin(218533 + r * 1, 23317 + (r * 20 + t0) * 1, 23317 + (r * 20 + t0) * 1 + 1);
       for (let r = 0; r < 16; r++) A.copyWithin(218549 + r * 16, 159893 + (r * 20 + t0) * 16, 159893 + (r * 20 + t0) * 16 + 16);
       for (let i = 0; i < 256; i++) A[219317 + i] = ((A[x0_5 + i] !== 0 ? A[218549 + i] : 0)) + A[215461 + i];
       for (let i = 0; i < 256; i++) A[219573 + i] = (A[x0_5 + i] !== 0 ? A[219317 + i] : 0);
@@ -1646,7 +1639,6 @@ function scan6(A: Float32Array): void {
       const x0_5 = 39253 + t0 * 256;
       const x0_6 = 44373 + t0 * 256;
       for (let r = 0; r < 16; r++) A.copyWithin(222965 + r * 2, 8770 + (r * 20 + t0) * 2, 8770 + (r * 20 + t0) * 2 + 2);
-      for (let r = 0; r < 16; r++) A.copyWithin(222997 + r * 1, 23317 + (r * 20 + t0) * 1, 23317 + (r * 20 + t0) * 1 + 1);
       for (let r = 0; r < 16; r++) A.copyWithin(223013 + r * 16, 196805 + (r * 20 + t0) * 16, 196805 + (r * 20 + t0) * 16 + 16);
       for (let i = 0; i < 256; i++) A[223269 + i] = ((A[x0_4 + i] !== 0 ? A[223013 + i] : 0)) + A[221365 + i];
       for (let i = 0; i < 256; i++) A[223525 + i] = (A[x0_4 + i] !== 0 ? A[223269 + i] : 0);
@@ -1879,7 +1871,6 @@ function scan7(A: Float32Array): void {
       const x0_5 = 65621 + t0 * 256;
       const x0_6 = 70741 + t0 * 256;
       for (let r = 0; r < 16; r++) A.copyWithin(226405 + r * 2, 8770 + (r * 20 + t0) * 2, 8770 + (r * 20 + t0) * 2 + 2);
-      for (let r = 0; r < 16; r++) A.copyWithin(226437 + r * 1, 23317 + (r * 20 + t0) * 1, 23317 + (r * 20 + t0) * 1 + 1);
       for (let r = 0; r < 16; r++) A.copyWithin(226453 + r * 16, 196805 + (r * 20 + t0) * 16, 196805 + (r * 20 + t0) * 16 + 16);
       for (let i = 0; i < 256; i++) A[226709 + i] = ((A[x0_4 + i] !== 0 ? A[226453 + i] : 0)) + A[224805 + i];
       for (let i = 0; i < 256; i++) A[226965 + i] = (A[x0_4 + i] !== 0 ? A[226709 + i] : 0);

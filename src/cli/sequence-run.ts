@@ -47,7 +47,7 @@ export async function runSequence(
   const b = derivedBuilder();
   const g = modelOf(rec, data, loss);
   const wrt = [...inputs.map((x) => x.name), ...states.map((s) => initialName(s.name))].map((name) => g.inputs.find((x) => x.name === name)!.node);
-  const tg = graphTraining(g, loss, b, undefined, wrt);
+  const tg = graphTraining(g, loss, b, { inputs: wrt });
   const unusedNodes = new Set(tg.grad.unused);
   const unused = [
     ...rec.params.filter((p) => unusedNodes.has(p.node)).map((p) => p.name),

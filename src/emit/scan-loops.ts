@@ -142,8 +142,10 @@ export function scanLoops(opts: ScanLoopOptions, depth = 0): LoopLowering {
     const stepCode = emitKernel(plan, opts.target, scanLoops(opts, depth + 1), t);
 
     const kernels = opts.target.kernels;
+    // An xs the step does not read (a VJP's backward step given every forward xs) is not copied.
+    const read = new Set(topoOrder(body.outputs));
     const stepIn = xSteps.flatMap((p, j) => {
-      if (xDirect[j]) return [];
+      if (xDirect[j] || !read.has(p)) return [];
       const { outer, inner } = rows(p.shape);
       const src = inputs[nc + j]!;
       if (src.literal !== undefined) return copyInto(xOff[j]!, src, 0, outer * inner);

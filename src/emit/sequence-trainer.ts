@@ -50,7 +50,7 @@ export function emitSequenceTrainer(cfg: TrainerConfig, segmentLength?: number):
   const lengths = cfg.lengths === true || fixed;
   const inner = emitGraphTrainer({
     model: def, source: cfg.source, batch: cfg.batch, lengths, ...(segmentLength !== undefined ? { segment: () => segmentLength } : {}), dtype: cfg.dtype, loss: cfg.loss, optimizer: cfg.optimizer, form,
-    window: { steps: cfg.tau },
+    window: { steps: cfg.tau }, ...(cfg.hoist !== undefined ? { hoist: cfg.hoist } : {}),
     ...(cfg.inputGrads ? { inputGrads: [...dataInputs(rec).map((x) => x.name), ...rec.state.map((s) => initialName(s.name))] } : {}),
     ...(cfg.clipNorm !== undefined ? { clipNorm: cfg.clipNorm } : {}), ...(cfg.seed !== undefined ? { seed: cfg.seed } : {}),
     ...(cfg.checkNumerics ? { checkNumerics: true } : {}), ...(cfg.originComments ? { originComments: true } : {}), ...(cfg.dropout ? { dropout: true } : {}),
@@ -120,8 +120,8 @@ ${[...data.map((d) => [d.name, B * tau * d.perRow] as const), [targetName, B * t
   /** The outputs of the last call, by name (over all ${tau} steps; the window's are its first T). */
   private last: Record<string, TensorData> = {};
 
-  constructor(options: TrainerOptions = {}) {
-    this.scans = new Scans({ ...(options.seed !== undefined ? { seed: options.seed } : {}), ...(options.params ? { params: options.params } : {}), ...(options.lr !== undefined ? { lr: options.lr } : {}) });
+  constructor(options: TrainerOptions = {}${inner.wasm ? ', module?: WebAssembly.Module' : ''}) {
+    this.scans = new Scans({ ...(options.seed !== undefined ? { seed: options.seed } : {}), ...(options.params ? { params: options.params } : {}), ...(options.lr !== undefined ? { lr: options.lr } : {}) }${inner.wasm ? ', module' : ''});
     this.carryState = options.carryState ?? SPEC.carryState;
   }
 

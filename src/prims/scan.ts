@@ -110,12 +110,12 @@ export function checkScan(spec: ScanSpec): number[] {
 }
 
 /**
- * `n` over other operands (its carries and xs as many as n's, then any number of consts) and body,
- * and over `length` steps: a transform's rewrite of a scan, which keeps its direction and the
- * user's line it came from.
+ * `n` over other operands (its carries as many as n's, then `nx` xs — n's count unless a transform
+ * changes it — then any number of consts) and body, and over `length` steps: a transform's rewrite
+ * of a scan, which keeps its direction and the user's line it came from.
  */
-export function rescan(ctx: Context, n: Node, operands: readonly Node[], body: Body = n.body!, length = intAttr(n.attrs, 'length')): Node {
-  const { carries: nc, xs: nx, reverse } = countsOf(n.attrs);
+export function rescan(ctx: Context, n: Node, operands: readonly Node[], body: Body = n.body!, length = intAttr(n.attrs, 'length'), nx = intAttr(n.attrs, 'xs')): Node {
+  const { carries: nc, reverse } = countsOf(n.attrs);
   const spec: ScanSpec = { init: operands.slice(0, nc), xs: operands.slice(nc, nc + nx), consts: operands.slice(nc + nx), body, length, reverse };
   return ctx.make({ op: 'scan', inputs: [...operands], shape: checkScan(spec), attrs: scanAttrs(spec), body, ...originSpec(n) });
 }

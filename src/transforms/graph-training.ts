@@ -12,6 +12,7 @@ import { LOSS_NORMALIZER, LOSS_WEIGHTS } from '../dsl/sequence.ts';
 import { vjp, type VjpResult } from './vjp.ts';
 import { segmentScans, type SegmentChoice } from './segment-scans.ts';
 import { pruneScans } from './prune-scans.ts';
+import { hoistScanInputs, type HoistChoice } from './hoist-scans.ts';
 
 export interface GraphTraining {
   readonly model: GraphModel;
@@ -51,18 +52,31 @@ export function graphLoss(model: GraphModel, spec: LossSpec, b: NodeBuilder): No
   return b.div(total, b.scalar(lossDenominator(spec.kind, out.node.shape, 1), []));
 }
 
+export interface GraphTrainingOptions {
+  /** Checkpointed BPTT: the segment length of each scan it chooses one for. */
+  readonly segment?: SegmentChoice;
+  /** The scans whose carry-free products are computed over all steps before them. */
+  readonly hoist?: HoistChoice;
+  /** Data leaves whose gradients are wanted too: `grad:<name>` after the parameters'. */
+  readonly inputs?: readonly Node[];
+}
+
 /**
- * The loss and gradients of `model`. With `segment`, the scans it chooses a segment length for are
- * differentiated in segments (checkpointed BPTT, src/transforms/segment-scans.ts): the same numbers,
- * a segment's residuals held at a time.
+ * The loss and gradients of `model`. With `hoist`, the scans it agrees to have their carry-free
+ * products computed over all steps before them (src/transforms/hoist-scans.ts), so the VJP makes
+ * each weight gradient one product over the rows of every step. With `segment`, the scans it
+ * chooses a segment length for are differentiated in segments (checkpointed BPTT,
+ * src/transforms/segment-scans.ts): the same numbers, a segment's residuals held at a time.
  */
-export function graphTraining(model: GraphModel, spec: LossSpec, b: NodeBuilder, segment?: SegmentChoice, inputs: readonly Node[] = []): GraphTraining {
+export function graphTraining(model: GraphModel, spec: LossSpec, b: NodeBuilder, opts: GraphTrainingOptions = {}): GraphTraining {
+  const { segment, hoist } = opts;
   model = rewritten(model, (g) => pruneScans(g, b.ctx));
+  if (hoist) model = rewritten(model, (g) => hoistScanInputs(g, b.ctx, hoist));
   if (segment) model = rewritten(model, (g) => segmentScans(g, segment, b.ctx));
   const loss = graphLoss(model, spec, b);
   const g = makeGraph([{ name: 'loss', node: loss }, ...model.outputs.map((o) => ({ name: o.name, node: o.node }))]);
   // With `inputs` (data leaves), their gradients too: `grad:<name>` after the parameters'.
-  const grad = vjp(g, loss, [...model.params.map((p) => p.node), ...inputs], b);
+  const grad = vjp(g, loss, [...model.params.map((p) => p.node), ...(opts.inputs ?? [])], b);
   return { model, loss, graph: grad.graph, grad };
 }
 

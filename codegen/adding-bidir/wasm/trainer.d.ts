@@ -57,7 +57,7 @@ export declare class Trainer {
     private readonly window;
     /** The outputs of the last call, by name (over all 20 steps; the window's are its first T). */
     private last;
-    constructor(options?: TrainerOptions);
+    constructor(options?: TrainerOptions, module?: WebAssembly.Module);
     /** Every value the trainer keeps: parameters, gradients, data, outputs, temporaries, optimizer state. */
     get arena(): Float32Array;
     get lr(): number;

@@ -244,10 +244,6 @@ function scan4(A, W) {
       const x0_9 = 139157 + t0 * 256;
       const x0_10 = 144277 + t0 * 256;
       const x0_11 = 149397 + t0 * 512;
-      W.cp4(211077, 23893 + t0 * 16);
-      W.cp4(211333, 50261 + t0 * 16);
-      W.cp4(211589, 76629 + t0 * 16);
-      W.cp1(211845, 23317 + t0 * 1);
       W.cp1(211861, 160853 + t0 * 1);
       W.cp4(211877, 161173 + t0 * 16);
       W.mm4(212901, 211861, 4352);
@@ -307,9 +303,6 @@ function scan5(A, W) {
       const x0_6 = 91989 + t0 * 512;
       const x0_7 = 102229 + t0 * 256;
       const x0_8 = 107349 + t0 * 256;
-      W.cp4(218021, 23893 + t0 * 16);
-      W.cp4(218277, 50261 + t0 * 16);
-      W.cp1(218533, 23317 + t0 * 1);
       W.cp4(218549, 159893 + t0 * 16);
       W.ew18(219317, x0_5, 218549, 215461);
       W.ew4(219573, x0_5, 219317);
@@ -360,7 +353,6 @@ function scan6(A, W) {
       const x0_5 = 39253 + t0 * 256;
       const x0_6 = 44373 + t0 * 256;
       W.cp0(222965, 8770 + t0 * 2);
-      W.cp1(222997, 23317 + t0 * 1);
       W.cp4(223013, 196805 + t0 * 16);
       W.ew18(223269, x0_4, 223013, 221365);
       W.ew4(223525, x0_4, 223269);
@@ -404,7 +396,6 @@ function scan7(A, W) {
       const x0_5 = 65621 + t0 * 256;
       const x0_6 = 70741 + t0 * 256;
       W.cp0(226405, 8770 + t0 * 2);
-      W.cp1(226437, 23317 + t0 * 1);
       W.cp4(226453, 196805 + t0 * 16);
       W.ew18(226709, x0_4, 226453, 224805);
       W.ew4(226965, x0_4, 226709);
@@ -1583,8 +1574,8 @@ export class Trainer {
   };
   /** The outputs of the last call, by name (over all 20 steps; the window's are its first T). */
   last = {};
-  constructor(options = {}) {
-    this.scans = new Scans({ ...options.seed !== void 0 ? { seed: options.seed } : {}, ...options.params ? { params: options.params } : {}, ...options.lr !== void 0 ? { lr: options.lr } : {} });
+  constructor(options = {}, module) {
+    this.scans = new Scans({ ...options.seed !== void 0 ? { seed: options.seed } : {}, ...options.params ? { params: options.params } : {}, ...options.lr !== void 0 ? { lr: options.lr } : {} }, module);
     this.carryState = options.carryState ?? SPEC.carryState;
   }
   /** Every value the trainer keeps: parameters, gradients, data, outputs, temporaries, optimizer state. */
