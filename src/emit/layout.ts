@@ -67,8 +67,6 @@ export interface KernelLayout {
   readonly normOff: number;
   /** ‖∂L/∂s(t)‖² of every step (one element per step), when the trainer records the gradient flow. */
   readonly gradFlowSeq: Seq | undefined;
-  /** A program's per-step layer output [B, D·H] (the top layer, both directions), for hiddenOutputs(). */
-  readonly hiddenSeq?: Seq | undefined;
   /**
    * BPTT in segments of this many steps (a memory budget, src/emit/bptt-schedule.ts): stateSeqs
    * hold ⌈τ / length⌉ + 1 checkpoints instead of s(0..τ) (see finalStateIndex). Absent: full storage.
@@ -80,8 +78,6 @@ export interface KernelLayout {
 export interface Kernels {
   readonly train: string[];
   readonly forward: string[];
-  /** Fills hiddenSeq from where the forms keep the layer output (run by hiddenOutputs(); absent when the kernels write hiddenSeq themselves). */
-  readonly gatherHidden?: string[];
   readonly tempSize: number;
   /** Invariants and the loops' fixed slots (rolled form). */
   readonly loopSize: number;

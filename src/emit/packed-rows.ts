@@ -325,11 +325,11 @@ export interface RowOrder {
   readonly finalIndex: string;
   readonly inputs: readonly { readonly seq: Seq; readonly shape: Shape }[];
   readonly target: { readonly seq: Seq; readonly shape: Shape };
-  /** Each state's sequence; `blocks` blocks of B rows per index (a program's [L·D, B, H]), which keeps only its first and last index. */
-  readonly states: readonly { readonly seq: Seq; readonly shape: Shape; readonly blocks: number }[];
+  /** Each state's sequence. */
+  readonly states: readonly { readonly seq: Seq; readonly shape: Shape }[];
   readonly outputs: readonly { readonly seq: Seq; readonly shape: Shape }[];
   readonly inputGrads?: readonly { readonly seq: Seq; readonly shape: Shape }[];
-  readonly stateGrads?: readonly { readonly off: number; readonly shape: Shape; readonly blocks: number }[];
+  readonly stateGrads?: readonly { readonly off: number; readonly shape: Shape }[];
 }
 
 /**
@@ -346,23 +346,16 @@ export function reorderRows(o: RowOrder, toSorted: boolean, train: boolean): str
       : (toSorted ? `{ const r = A[${ord} + p]! * ${w}; A.copyWithin(s + p * ${w}, ${scratch} + r, ${scratch} + r + ${w}); }` : `{ const r = A[${ord} + p]! * ${w}; A.copyWithin(s + r, ${scratch} + p * ${w}, ${scratch} + (p + 1) * ${w}); }`);
     return `{ const s = ${at}; A.copyWithin(${scratch}, s, s + ${B * w}); for (let p = 0; p < ${B}; p++) ${move} }`;
   };
-  // One index of a sequence holding `shape` per index: `blocks` blocks of B rows.
-  const index = (at: string, shape: Shape, blocks = 1) => {
-    const w = sizeOf(shape) / (blocks * B);
-    return blocks === 1 ? block(at, w) : `for (let k = 0; k < ${blocks}; k++) ${block(`${at} + k * ${B * w}`, w)}`;
-  };
+  // One index of a sequence holding `shape` (B rows) per index.
+  const index = (at: string, shape: Shape) => block(at, sizeOf(shape) / B);
   const sequence = (q: Seq, count: string, shape: Shape) => `for (let t = 0; t < ${count}; t++) ${index(`${q.base} + t * ${q.stride}`, shape)}`;
-  const states = o.states.flatMap(({ seq: q, shape, blocks }) => {
-    if (toSorted) return [index(`${q.base}`, shape, blocks)];
-    if (blocks > 1) return [index(`${q.base}`, shape, blocks), index(`${q.base} + ${o.finalIndex} * ${q.stride}`, shape, blocks)];
-    return [sequence(q, `${o.finalIndex} + 1`, shape)];
-  });
+  const states = o.states.map(({ seq: q, shape }) => (toSorted ? index(`${q.base}`, shape) : sequence(q, `${o.finalIndex} + 1`, shape)));
   const lines = toSorted
     ? [...o.inputs.map(({ seq: q, shape }) => sequence(q, 'T', shape)), ...(train ? [sequence(o.target.seq, 'T', o.target.shape)] : []), ...states]
     : [
       ...states,
       ...o.outputs.map(({ seq: q, shape }) => sequence(q, 'T', shape)),
-      ...(train && o.inputGrads ? [...o.inputGrads.map(({ seq: q, shape }) => sequence(q, 'T', shape)), ...(o.stateGrads ?? []).map(({ off, shape, blocks }) => index(`${off}`, shape, blocks))] : []),
+      ...(train && o.inputGrads ? [...o.inputGrads.map(({ seq: q, shape }) => sequence(q, 'T', shape)), ...(o.stateGrads ?? []).map(({ off, shape }) => index(`${off}`, shape))] : []),
     ];
   return [`if (A[${ord + 2 * B}] === 0) {`, ...lines.map((l) => `  ${l}`), '}'];
 }

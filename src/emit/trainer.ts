@@ -8,7 +8,6 @@ import { derivedBuilder, withContext, withDropout } from '../dsl/context.ts';
 import { DROPOUT_ATTR, isDropoutMask } from '../dsl/ops.ts';
 import { DEFAULT_SEED } from '../dsl/init.ts';
 import { initOf } from '../dsl/recurrence.ts';
-import { layerOutputWidth } from '../dsl/program.ts';
 import { isWeighted, lossOutputIndex, lossRows, lossUnit } from '../transforms/loss.ts';
 import { withLengths } from '../transforms/lengths.ts';
 import { trainingGraph, type TrainingGraph } from '../transforms/training.ts';
@@ -21,7 +20,6 @@ import { helpersUsed, NUMERICS_HELPER } from './kernel.ts';
 import { emitSequenceTrainer } from './sequence-trainer.ts';
 import { rolledKernels } from './rolled.ts';
 import { reorderRows, rowClassOf, rowClasses, rowStep as defaultRowStep, type RowOrder } from './packed-rows.ts';
-import { programKernels } from './program.ts';
 import { unrolledKernels } from './unrolled.ts';
 import { targetOf } from './config.ts';
 import { KernelTable } from './wasm/module.ts';
@@ -134,7 +132,6 @@ function emitInContext(cfg: TrainerConfig, schedule: BpttSchedule | undefined, w
   const form: Form = requested === 'auto' ? 'rolled' : requested;
   if (segmentLength !== undefined && form !== 'rolled') throw new UnfoldError('emit: BPTT in segments (a memory budget) is the rolled form\'s; the unrolled form keeps every step');
   if (cfg.gradFlow && form !== 'rolled') throw new UnfoldError('emit: the gradient flow is recorded by the rolled form\'s reverse loop; the unrolled form has none');
-  if (cfg.gradFlow && rec.program) throw new UnfoldError(`emit: the gradient flow through time is recorded for a single recurrence; model "${cfg.model.name}" has ${rec.program.stages.length} scans (layers or directions)`);
 
   // The wasm target: products become calls into the trainer's embedded module (src/emit/wasm/).
   const products = targetOf(cfg) === 'wasm' ? new KernelTable() : undefined;
@@ -195,37 +192,32 @@ function emitInContext(cfg: TrainerConfig, schedule: BpttSchedule | undefined, w
   });
   // Outputs o(t) of every step, the loss, and (on request) the input and initial-state gradients.
   let outputSeqs: Seq[] = [], inputGradSeqs: Seq[] = [], stateGradOffs: number[] = [];
-  let lossOff = 0, gradFlowSeq: Seq | undefined, hiddenSeq: Seq | undefined;
-  // A program's layer output [B, D·H] at every step (both forms write it; hiddenOutputs() reads it).
-  const hiddenSize = rec.program ? B * layerOutputWidth(rec.program) : 0;
+  let lossOff = 0, gradFlowSeq: Seq | undefined;
   const outputsSize = region(() => {
     outputSeqs = rec.outputs.map((o) => seq(sizeOf(o.node.shape), T));
     lossOff = arena.reserve(1);
     if (cfg.gradFlow) gradFlowSeq = seq(1, T);
-    if (hiddenSize) hiddenSeq = seq(hiddenSize, T);
     if (cfg.inputGrads) {
       inputGradSeqs = rec.input.map((x) => seq(sizeOf(x.node.shape), T));
       stateGradOffs = rec.state.map((s) => arena.reserve(sizeOf(s.node.shape)));
     }
   });
 
-  const layout: KernelLayout = { arena, pinned, inputSeqs, targetSeq, stateSeqs, outputSeqs, inputGradSeqs, stateGradOffs, grads, lossOff, maskSeq, packed, weightSeq, normOff, gradFlowSeq, hiddenSeq, segmentLength };
+  const layout: KernelLayout = { arena, pinned, inputSeqs, targetSeq, stateSeqs, outputSeqs, inputGradSeqs, stateGradOffs, grads, lossOff, maskSeq, packed, weightSeq, normOff, gradFlowSeq, segmentLength };
   const kernels = form === 'unrolled' ? unrolledKernels(unrolledTraining(), rec, kcfg, b, layout)
-    : rec.program ? programKernels(rec, kcfg, b, layout) : rolledKernels(rec, kcfg, b, layout);
+    : rolledKernels(rec, kcfg, b, layout);
   const { tempSize, loopSize, residualSize, residualsPerStep, hoisted } = kernels;
   // Packed, the loops see the rows in the order setWindow chose: what they read is reordered before
   // them, and what a caller reads afterwards back (unless the order is the identity).
-  // A program's state [L·D, B, H] holds L·D blocks of B rows (and only its first and last index).
-  const blocks = (s: { node: Node }) => (rec.program ? s.node.shape[0]! : 1);
   const rowOrder: RowOrder | undefined = packed && {
     B, order: packed.order, scratch: scratchOff, finalIndex: finalStateIndex(segmentLength),
     inputs: rec.input.map((x, i) => ({ seq: inputSeqs[i]!, shape: x.node.shape })),
     target: { seq: targetSeq, shape: [B, O] },
-    states: rec.state.map((s, i) => ({ seq: stateSeqs[i]!, shape: s.node.shape, blocks: blocks(s) })),
+    states: rec.state.map((s, i) => ({ seq: stateSeqs[i]!, shape: s.node.shape })),
     outputs: rec.outputs.map((o, k) => ({ seq: outputSeqs[k]!, shape: o.node.shape })),
     ...(cfg.inputGrads ? {
       inputGrads: rec.input.map((x, i) => ({ seq: inputGradSeqs[i]!, shape: x.node.shape })),
-      stateGrads: rec.state.map((s, i) => ({ off: stateGradOffs[i]!, shape: s.node.shape, blocks: blocks(s) })),
+      stateGrads: rec.state.map((s, i) => ({ off: stateGradOffs[i]!, shape: s.node.shape })),
     } : {}),
   };
   const reorder = (toSorted: boolean, train: boolean): string[] => (rowOrder ? reorderRows(rowOrder, toSorted, train) : []);
@@ -576,23 +568,7 @@ function emitInContext(cfg: TrainerConfig, schedule: BpttSchedule | undefined, w
           '};',
         ],
       },
-      ...(hiddenSeq
-        ? [{
-            name: 'hiddenOutputs',
-            docs: [`The top layer's output at every step of the last window, both directions side by side: [B, T, ${hiddenSize / B}] (PyTorch's \`output\`; 0 at a row's padded steps).`],
-            parameters: [{ name: 'out', type: 'Float64Array', hasQuestionToken: true }],
-            returnType: 'Float64Array',
-            statements: [
-              'const A = this.arena;',
-              'const T = this.T;',
-              `const result = out ?? new Float64Array(T * ${hiddenSize});`,
-              `if (result.length !== T * ${hiddenSize}) throw new RangeError(\`hiddenOutputs: expected room for \${T * ${hiddenSize}} values, got \${result.length}\`);`,
-              ...(kernels.gatherHidden ?? []),
-              sequenceCopy('result', hiddenSeq, B, 'T', hiddenSize / B, true),
-              'return result;',
-            ],
-          }, finalStateMethod('Each state after the last window, by state name, [L·D, B, H] in PyTorch\'s order (h_n, c_n): the initial state of the next window when the state is carried.')]
-        : segmentLength !== undefined
+      ...(segmentLength !== undefined
         ? [finalStateMethod('Each state after the last window, by state name (BPTT in segments keeps no state sequence): the initial state of the next window when the state is carried.')]
         : [{
             name: 'stateSequence',

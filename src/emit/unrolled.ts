@@ -31,12 +31,6 @@ export function unrolledKernels(tg: TrainingGraph, rec: Recurrence, cfg: Trainer
       forwardSlots.push({ node: n, slot: seqAt(stateSeqs[i]!, t) });
       forwardNames.push(`${rec.state[i]!.name}@${t}`);
     });
-    // A program's layer output (the top layer, both directions), read back by hiddenOutputs().
-    const hidden = u.hidden?.[t - 1];
-    if (hidden) {
-      forwardSlots.push({ node: hidden, slot: seqAt(L.hiddenSeq!, t - 1) });
-      forwardNames.push(`hidden@${t}`);
-    }
   }
   const gradSlots: { node: Node; slot: Offset }[] = [{ node: tg.trainable.loss, slot: lossOff }];
   const wrtCount = rec.params.length;
