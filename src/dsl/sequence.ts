@@ -19,6 +19,11 @@ export function dataInputs(rec: Recurrence): Named[] {
   return rec.input.filter((x) => !isDropoutMask(x.node));
 }
 
+/** A stack's layout (stack(): layers, directions, scans); undefined for a single recurrence, which is one scan. */
+export function stackLayout(rec: Recurrence): { readonly layers: number; readonly directions: 1 | 2; readonly scans: number } | undefined {
+  return rec.program && { layers: rec.program.layers, directions: rec.program.directions, scans: rec.program.stages.length };
+}
+
 export interface SequenceIO {
   /** Each data input over the whole sequence, [B, T, ...], aligned with dataInputs(rec). */
   readonly inputs: readonly Node[];
