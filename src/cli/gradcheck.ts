@@ -5,6 +5,8 @@ import { shapeToString, sizeOf, type Shape, type Tensor } from '../ir/tensor.ts'
 import { derivedBuilder } from '../dsl/context.ts';
 import { DEFAULT_SEED, initialParams, mulberry32 } from '../dsl/init.ts';
 import type { Recurrence } from '../dsl/recurrence.ts';
+import { initialName, stackLayout } from '../dsl/sequence.ts';
+import { sequenceTraining } from './sequence-run.ts';
 import { evaluate } from '../interp/evaluate.ts';
 import type { LossSpec } from '../transforms/loss.ts';
 import { trainingGraph } from '../transforms/training.ts';
@@ -151,6 +153,7 @@ export function checkGraphGradients(data: GraphData, params: Map<string, Tensor>
 
 /** Runs the check on one built model with its data and parameters (float64 throughout). */
 export function checkGradients(model: Recurrence, data: RunData, params: Map<string, Tensor>, loss: LossSpec, opts: CheckOptions): CheckReport {
+  if (stackLayout(model)) return checkSequenceGradients(model, data, params, loss, opts);
   const b = derivedBuilder();
   const rec = data.lengths ? withLengths(model, b) : model;
   const tg = trainingGraph(rec, data.tau, loss, b, { inputGrads: true, stateGrads: true });
@@ -167,6 +170,22 @@ export function checkGradients(model: Recurrence, data: RunData, params: Map<str
 }
 
 
+
+/** The check of stacked layers, through their graph of scans: every parameter, data input and initial state. */
+function checkSequenceGradients(rec: Recurrence, data: RunData, params: Map<string, Tensor>, loss: LossSpec, opts: CheckOptions): CheckReport {
+  const { tg, tensors } = sequenceTraining(rec, data, loss);
+  const values = evaluate(tg.graph, params, tensors, 'f64');
+  const lossGraph = makeGraph([{ name: 'loss', node: tg.loss }]);
+  const lossAt = (): number => evaluate(lossGraph, params, tensors, 'f64').get('loss')!.data[0]!;
+  const lossValue = values.get('loss')!.data[0]!;
+  const vars = gradTargets(rec).map((target): Variable => {
+    // A parameter's own values; an input's [B, T, ...] and an initial state's, as the graph reads them.
+    const leaf = target.kind === 'param' ? params.get(target.name)! : tensors.get(target.kind === 'state' ? initialName(target.leaf) : target.name)!;
+    const sym = values.get(`grad:${target.kind === 'state' ? initialName(target.leaf) : target.name}`)!;
+    return { target, shape: sym.shape, size: sym.data.length, sym: sym.data, cell: (j) => [leaf.data as Float64Array, j] };
+  });
+  return checkVariables(vars, centralDifference(lossAt, opts.eps), lossValue, opts.atol ?? atolFor(lossValue, opts.eps), opts);
+}
 
 /**
  * Checks each variable's symbolic gradient against central differences of the loss: a

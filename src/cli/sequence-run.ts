@@ -8,7 +8,7 @@ import type { Recurrence } from '../dsl/recurrence.ts';
 import { dataInputs, finalName, HIDDEN_OUTPUT, initialName, LOSS_NORMALIZER, LOSS_WEIGHTS, sequenceModel } from '../dsl/sequence.ts';
 import type { Tensor } from '../ir/tensor.ts';
 import { evaluate, type Dtype } from '../interp/evaluate.ts';
-import { graphTraining } from '../transforms/graph-training.ts';
+import { graphTraining, type GraphTraining } from '../transforms/graph-training.ts';
 import { lossNormalizer, lossOutputIndex, type LossSpec } from '../transforms/loss.ts';
 import type { TrainerConfig } from '../emit/config.ts';
 import { numericsError } from './command.ts';
@@ -35,39 +35,42 @@ function lossTensors(rec: Recurrence, data: RunData, loss: LossSpec): [string, T
   return [[LOSS_WEIGHTS, { shape: [B, T], data: w }], [LOSS_NORMALIZER, { shape: [], data: Float64Array.of(lossNormalizer(loss.kind, out.shape, over, lengths)) }]];
 }
 
-export async function runSequence(
-  model: ModelDef, source: string, rec: Recurrence, data: RunData, loss: LossSpec, params: ReadonlyMap<string, Tensor>,
-  opts: { readonly engine: 'interpreter' | 'compiled'; readonly dtype: Dtype; readonly form: 'unrolled' | 'rolled' | 'auto'; readonly checkNumerics?: boolean },
-): Promise<RunResult> {
+/** A program's window as its graph of scans: the training graph (gradients of the parameters, data inputs and initial states), its data by name, and the leaves the loss does not read. */
+export function sequenceTraining(rec: Recurrence, data: RunData, loss: LossSpec): { readonly tg: GraphTraining; readonly tensors: Map<string, Tensor>; readonly unused: readonly string[] } {
   const B = data.batch;
   const inputs = dataInputs(rec);
   const states = rec.state;
-  const out = rec.outputs[lossOutputIndex(rec, loss)]!;
-  // The graph, built once: its vjp names the unused leaves, and the interpreter evaluates it.
-  const b = derivedBuilder();
   const g = modelOf(rec, data, loss);
   const wrt = [...inputs.map((x) => x.name), ...states.map((s) => initialName(s.name))].map((name) => g.inputs.find((x) => x.name === name)!.node);
-  const tg = graphTraining(g, loss, b, { inputs: wrt });
+  const tg = graphTraining(g, loss, derivedBuilder(), { inputs: wrt });
   const unusedNodes = new Set(tg.grad.unused);
   const unused = [
     ...rec.params.filter((p) => unusedNodes.has(p.node)).map((p) => p.name),
     ...inputs.filter((_, i) => unusedNodes.has(wrt[i]!)).map((x) => x.name),
     ...states.filter((_, i) => unusedNodes.has(wrt[inputs.length + i]!)).map((s) => initialKey(s.name)),
   ];
+  const copy = (t: Tensor): Tensor => ({ shape: t.shape, data: Float64Array.from(t.data) });
+  const tensors = new Map<string, Tensor>([
+    ...inputs.map((x): [string, Tensor] => [x.name, copy(data.sequences.get(x.name)!)]),
+    [targetName(loss), copy(data.sequences.get(targetName(loss))!)],
+    ...lossTensors(rec, data, loss),
+    ...states.map((s): [string, Tensor] => [initialName(s.name), copy(data.initial.get(s.name)!)]),
+    ...(data.lengths ? [['lengths', { shape: [B], data: Float64Array.from(data.lengths) }] as [string, Tensor]] : []),
+  ]);
+  return { tg, tensors, unused };
+}
 
-  let values: ReadonlyMap<string, Tensor>;
-  if (opts.engine === 'interpreter') {
-    const tensors = new Map<string, Tensor>([
-      ...inputs.map((x): [string, Tensor] => [x.name, data.sequences.get(x.name)!]),
-      [targetName(loss), data.sequences.get(targetName(loss))!],
-      ...lossTensors(rec, data, loss),
-      ...states.map((s): [string, Tensor] => [initialName(s.name), data.initial.get(s.name)!]),
-      ...(data.lengths ? [['lengths', { shape: [B], data: Float64Array.from(data.lengths) }] as [string, Tensor]] : []),
-    ]);
-    values = evaluate(tg.graph, params, tensors, opts.dtype, { checkNumerics: opts.checkNumerics === true });
-  } else {
-    values = await compiledValues(model, source, rec, data, loss, params, opts);
-  }
+export async function runSequence(
+  model: ModelDef, source: string, rec: Recurrence, data: RunData, loss: LossSpec, params: ReadonlyMap<string, Tensor>,
+  opts: { readonly engine: 'interpreter' | 'compiled'; readonly dtype: Dtype; readonly form: 'unrolled' | 'rolled' | 'auto'; readonly checkNumerics?: boolean },
+): Promise<RunResult> {
+  const inputs = dataInputs(rec);
+  const states = rec.state;
+  const out = rec.outputs[lossOutputIndex(rec, loss)]!;
+  const { tg, tensors, unused } = sequenceTraining(rec, data, loss);
+  const values = opts.engine === 'interpreter'
+    ? evaluate(tg.graph, params, tensors, opts.dtype, { checkNumerics: opts.checkNumerics === true })
+    : await compiledValues(model, source, rec, data, loss, params, opts);
   const get = (name: string): Tensor => values.get(name)!;
   return {
     loss: get('loss').data[0]!,
