@@ -1,4 +1,5 @@
 // Forward-only evaluation of a model over a data source (any number of windows, any batch sizes, lengths): a generated trainer per batch size, used through predict() only, and the loss and accuracy tallied item by item (src/cli/metrics.ts). `evaluate` and `train --val` share it.
+import { stackLayout } from '../dsl/sequence.ts';
 import { UnfoldError } from '../ir/errors.ts';
 import type { Dtype } from '../ir/tensor.ts';
 import type { ModelDef } from '../dsl/model.ts';
@@ -75,7 +76,7 @@ export class Evaluator {
   /** The window's outputs from the head on its final states (headOnFinalStates), one per row. */
   private finalHead(trainer: TrainerInstance, w: TrainWindow, params: Record<string, { data: ArrayLike<number> }>): Float64Array {
     predict(trainer, w);
-    const D = (this.directions ??= buildAt(this.opts.model, 1).program?.directions ?? 1);
+    const D = (this.directions ??= stackLayout(buildAt(this.opts.model, 1))?.directions ?? 1);
     return headOnFinalStates(finalStates(trainer), params, D, w.batch);
   }
 

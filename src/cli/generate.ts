@@ -2,6 +2,7 @@
 import { UnfoldError } from '../ir/errors.ts';
 import { sizeOf, type Shape, type Tensor } from '../ir/tensor.ts';
 import { mulberry32 } from '../dsl/init.ts';
+import { stackLayout } from '../dsl/sequence.ts';
 import type { InferenceInstance } from '../emit/inference.ts';
 import { intFlag, numberFlag, optionalIntFlag, parse, UsageError, type Command } from './command.ts';
 import { lossOptions, lossSpec } from './compile-options.ts';
@@ -78,7 +79,7 @@ export function closedLoop(inf: InferenceInstance, rec: ReturnType<typeof buildA
   const record = () => {
     const o = inf.outputs(), s = inf.getState();
     rec.outputs.forEach((q, k) => outs[k]!.push(Float64Array.from(o[q.name]!.data)));
-    rec.state.forEach((q, k) => states[k]!.push(rec.program ? batchFirst(Float64Array.from(s[q.name]!.data), q.node.shape) : Float64Array.from(s[q.name]!.data)));
+    rec.state.forEach((q, k) => states[k]!.push(stackLayout(rec) ? batchFirst(Float64Array.from(s[q.name]!.data), q.node.shape) : Float64Array.from(s[q.name]!.data)));
     return Float64Array.from(o[out.name]!.data);
   };
   let input = new Float64Array(B * I);
@@ -112,7 +113,7 @@ export function closedLoop(inf: InferenceInstance, rec: ReturnType<typeof buildA
   }
   return {
     outputs: new Map(rec.outputs.map((q, k) => [q.name, stackBlocks(outs[k]!, q.node.shape)])),
-    states: new Map(rec.state.map((q, k) => [q.name, stackBlocks(states[k]!, rec.program ? [q.node.shape[1]!, q.node.shape[0]!, ...q.node.shape.slice(2)] : q.node.shape)])),
+    states: new Map(rec.state.map((q, k) => [q.name, stackBlocks(states[k]!, stackLayout(rec) ? [q.node.shape[1]!, q.node.shape[0]!, ...q.node.shape.slice(2)] : q.node.shape)])),
     symbols,
   };
 }

@@ -2,6 +2,7 @@
 import { UnfoldError } from '../ir/errors.ts';
 import { shapeToString, sizeOf, type Shape, type Tensor } from '../ir/tensor.ts';
 import { derivedBuilder } from '../dsl/context.ts';
+import { stackLayout } from '../dsl/sequence.ts';
 import type { ModelDef } from '../dsl/model.ts';
 import type { Recurrence } from '../dsl/recurrence.ts';
 import type { TensorData, TrainerInstance } from '../emit/load.ts';
@@ -14,7 +15,7 @@ import type { LossSpec } from '../transforms/loss.ts';
 import { trainingGraph, type TrainingGraph } from '../transforms/training.ts';
 import { choiceFlag, numericsError, parse, UsageError, type Command } from './command.ts';
 import { modelOptions, MODEL_USAGE, resolveModel } from './model-args.ts';
-import { bindData, collectRun, HIDDEN, gradTargets, initialKey, lossOutput, readRunFiles, runGraph, targetName, type RunData, type RunResult } from './run-data.ts';
+import { bindData, collectRun, gradTargets, initialKey, lossOutput, readRunFiles, runGraph, targetName, type RunData, type RunResult } from './run-data.ts';
 import { lossOptions, lossSpec, LOSS_USAGE } from './compile-options.ts';
 import { withLengths } from '../transforms/lengths.ts';
 import { formatGraphRun, readGraphData, readGraphParams, runGraphCompiled, runGraphModel } from './graph-model.ts';
@@ -84,18 +85,11 @@ async function runCompiled(model: ModelDef, source: string, data: RunData, loss:
 
   values.set('loss', { shape: [], data: Float64Array.of(lossValue) });
   steps(out.name, trainer.outputs(), out.node.shape);
-  if (rec.program) {
-    // A program: its top layer's output (what collectRun reads as the hidden outputs) and final state.
-    steps(HIDDEN, trainer.hiddenOutputs!(), tg.unrolled.hidden![0]!.shape);
-    const final = trainer.finalState!();
-    for (const s of rec.state) values.set(`${s.name}@${T}`, f64(final[s.name]!));
-  } else {
-    const states = trainer.stateSequence!(); // [T + 1, ...stateShape], t-major
-    for (const s of rec.state) {
-      const seq = states[s.name]!.data;
-      const size = sizeOf(s.node.shape);
-      for (let t = 1; t <= T; t++) values.set(`${s.name}@${t}`, { shape: s.node.shape, data: Float64Array.from(seq.slice(t * size, (t + 1) * size)) });
-    }
+  const states = trainer.stateSequence!(); // [T + 1, ...stateShape], t-major
+  for (const s of rec.state) {
+    const seq = states[s.name]!.data;
+    const size = sizeOf(s.node.shape);
+    for (let t = 1; t <= T; t++) values.set(`${s.name}@${t}`, { shape: s.node.shape, data: Float64Array.from(seq.slice(t * size, (t + 1) * size)) });
   }
   const grads = trainer.getGrads();
   for (const p of rec.params) values.set(`grad:${p.name}`, f64(grads[p.name]!));
@@ -128,7 +122,7 @@ export async function runWindow(
   opts: { readonly engine: Engine; readonly dtype: Dtype; readonly form: FormChoice; readonly checkNumerics?: boolean; readonly packed?: TrainerConfig['packed'] },
 ): Promise<RunResult> {
   // Stacked and bidirectional layers run as their graph of scans.
-  if (rec.program) {
+  if (stackLayout(rec)) {
     const { runSequence } = await import('./sequence-run.ts');
     return runSequence(model, source, rec, data, loss, params, opts);
   }

@@ -1,4 +1,5 @@
 // What `grad` and `gradcheck` share: params/data files checked against the model (every tensor named, expected vs found), bound as x@t/y@t/s@0, results read back batch-first.
+import { stackLayout } from '../dsl/sequence.ts';
 import { UnfoldError } from '../ir/errors.ts';
 import { makeGraph, type Graph, type Output } from '../ir/graph.ts';
 import type { Node } from '../ir/node.ts';
@@ -38,7 +39,7 @@ export const initialKey = (state: string): string => `${state}0`;
  * already, a single recurrence's state gains a leading 1.
  */
 export function stateFileShape(rec: Recurrence, shape: readonly number[]): readonly number[] {
-  return rec.program ? shape : [1, ...shape];
+  return stackLayout(rec) ? shape : [1, ...shape];
 }
 
 /**
@@ -159,7 +160,7 @@ export function checkData(tensors: ReadonlyMap<string, Tensor>, rec: Recurrence,
     // The state's own shape is accepted too: same row-major data, without the leading 1.
     alsoAccepted: new Map(rec.state.map((s) => [initialKey(s.name), s.node.shape])),
     // A program's state has its [L·D, B, H] shape already: no leading 1 to leave out.
-    ...(rec.program ? {} : { misshapedNote: { names: stateKeys, note: "(an initial state may also be given in the state's own shape, without the leading 1)" } }),
+    ...(stackLayout(rec) ? {} : { misshapedNote: { names: stateKeys, note: "(an initial state may also be given in the state's own shape, without the leading 1)" } }),
   });
   const sequences = new Map(leaves.map((l) => [l.name, tensors.get(l.name)!]));
   const initial = new Map(

@@ -1,4 +1,5 @@
 // `unfold run`: a model forward only, any number of steps, through the compiled inference module — every output and state s(1..N) as JSON, or drawn (outputs over t; an input-free system's trajectory, its orbit for a 2-D state).
+import { stackLayout } from '../dsl/sequence.ts';
 import path from 'node:path';
 import { UnfoldError } from '../ir/errors.ts';
 import { runGraphForward } from './graph-model.ts';
@@ -128,7 +129,7 @@ export function forwardData(tensors: ReadonlyMap<string, Tensor>, model: ModelDe
     const t = tensors.get(initialKey(s.name));
     if (t && !sameShape(t.shape, s.node.shape) && !sameShape(t.shape, [1, ...s.node.shape])) {
       // A program's state is [L·D, B, H] as it is; a single recurrence's [1, ...shape] or its own shape.
-      const want = rec.program ? shapeToString(s.node.shape) : `${shapeToString([1, ...s.node.shape])} (or ${shapeToString(s.node.shape)})`;
+      const want = stackLayout(rec) ? shapeToString(s.node.shape) : `${shapeToString([1, ...s.node.shape])} (or ${shapeToString(s.node.shape)})`;
       throw new UnfoldError(`${source}: initial state "${initialKey(s.name)}" has shape ${shapeToString(t.shape)}, expected ${want}`);
     }
     initial.set(s.name, t ? Float64Array.from(t.data) : tensor(s.node.shape).data);
@@ -191,7 +192,7 @@ export async function runWhole(model: ModelDef, source: string, rec: Recurrence,
   }
   const out = rec.outputs[0]!;
   const outputs = new Map([[out.name, { shape: [B, N, ...out.node.shape.slice(1)], data: Float64Array.from(o) }]]);
-  if (!rec.program) {
+  if (!stackLayout(rec)) {
     // s(0) … s(N), t-major: the run reports s(1..N) batch-first.
     const seq = trainer.stateSequence!();
     const states = new Map(rec.state.map((s) => {
@@ -310,7 +311,7 @@ export const run: Command = {
     if (params === undefined) process.stderr.write(`note: no --params: ${model.name} runs with its initial parameters (seeded init)\n`);
     // --check-numerics runs the whole window through the trainer's checked forward pass.
     const checkNumerics = values['check-numerics'] === true;
-    const whole = rec.program || data.lengths || checkNumerics || head === 'final';
+    const whole = stackLayout(rec) !== undefined || data.lengths || checkNumerics || head === 'final';
     const stepped = whole ? await runWhole(model, source, rec, data, dtype, params, checkNumerics) : runSteps(await inferenceFor(model, source, data.batch, dtype, params), rec, data);
     const result = head === 'final' && 'cell' in record ? withFinalHead(stepped, rec, data.batch, params!, record.bidirectional ? 2 : 1) : stepped;
     if (values.json) {

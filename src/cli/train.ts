@@ -1,4 +1,5 @@
 // `unfold train`: compiles a model's trainer and trains it on its own task or a windows file — progress, loss table or JSON lines, atomic checkpoints that never hold non-finite values, and the loss and prediction plots.
+import { stackLayout } from '../dsl/sequence.ts';
 import { accessSync, constants, statSync } from 'node:fs';
 import path from 'node:path';
 import { UnfoldError } from '../ir/errors.ts';
@@ -254,7 +255,7 @@ export async function runTrain(command: string, argv: readonly string[], run: Tr
   const validation = valFlags && Validation.create(valFlags, model, source, cfg, text, split?.val, src.count !== undefined ? src.count * pieces : undefined, total, head);
 
   const rec = buildAt(model, B);
-  if (pieces > 1 && rec.program?.stages.some((s) => s.reverse)) {
+  if (pieces > 1 && stackLayout(rec)?.directions === 2) {
     // A piece's reverse scan would start from the state carried forward out of the piece before.
     throw new UsageError(`${command}: --tbptt ${K} cuts windows into pieces, but model "${rec.name}" has a bidirectional layer, whose reverse scan needs the whole window; leave --tbptt out`);
   }

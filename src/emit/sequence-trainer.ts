@@ -6,7 +6,7 @@
 import { UnfoldError } from '../ir/errors.ts';
 import { sizeOf } from '../ir/tensor.ts';
 import type { ModelDef } from '../dsl/model.ts';
-import { dataInputs, finalName, HIDDEN_OUTPUT, initialName, LOSS_NORMALIZER, LOSS_WEIGHTS, sequenceModel } from '../dsl/sequence.ts';
+import { dataInputs, finalName, stackLayout, HIDDEN_OUTPUT, initialName, LOSS_NORMALIZER, LOSS_WEIGHTS, sequenceModel } from '../dsl/sequence.ts';
 import { lossUnit } from '../transforms/loss.ts';
 import type { TrainerConfig } from './config.ts';
 import { emitGraphTrainer, type GraphSchedule } from './graph-trainer.ts';
@@ -37,7 +37,7 @@ function sequenceDef(cfg: TrainerConfig): ModelDef {
 export function emitSequenceTrainer(cfg: TrainerConfig, segmentLength?: number): EmittedTrainer {
   // The recurrence as its users see it: one step's shapes, states, outputs.
   const rec = withContext(() => (cfg.dropout ? withDropout(() => cfg.model.build(cfg.batch)) : cfg.model.build(cfg.batch)));
-  const scans = rec.program?.stages.length ?? 1;
+  const scans = stackLayout(rec)?.scans ?? 1;
   if (cfg.gradFlow) throw new UnfoldError(`emit: the gradient flow through time is recorded for a single recurrence; model "${cfg.model.name}" has ${scans} scans (layers or directions)`);
   const def = sequenceDef(cfg);
   const form = cfg.form === 'unrolled' ? 'unrolled' : 'rolled';

@@ -18,6 +18,7 @@ import { finalStateIndex, seqAt, type KernelLayout, type SegmentStorage, type Se
 import { fullStorage, longestSegment, segmented, segmentedArena, segmentedElements, smallestArena, type BpttSchedule } from './bptt-schedule.ts';
 import { helpersUsed, NUMERICS_HELPER } from './kernel.ts';
 import { emitSequenceTrainer } from './sequence-trainer.ts';
+import { stackLayout } from '../dsl/sequence.ts';
 import { rolledKernels } from './rolled.ts';
 import { reorderRows, rowClassOf, rowClasses, rowStep as defaultRowStep, type RowOrder } from './packed-rows.ts';
 import { unrolledKernels } from './unrolled.ts';
@@ -56,7 +57,7 @@ function lengthCheck(arg: string, perStep: number, what: string): string {
 
 export function emitTrainer(cfg: TrainerConfig): EmittedTrainer {
   // Stacked and bidirectional layers (a program) train as a graph of scans.
-  if (withContext(() => cfg.model.build(cfg.batch)).program) return emitSequenceTrainer(cfg);
+  if (stackLayout(withContext(() => cfg.model.build(cfg.batch)))) return emitSequenceTrainer(cfg);
   if (cfg.memoryBudget === undefined) return withContext(() => emitInContext(cfg, undefined, Infinity)) as EmittedTrainer;
   return emitWithinBudget(cfg, cfg.memoryBudget);
 }
@@ -64,7 +65,7 @@ export function emitTrainer(cfg: TrainerConfig): EmittedTrainer {
 /** The trainer with BPTT in segments of a given length, whatever its arena (tests, benchmarks). */
 export function emitTrainerInSegments(cfg: TrainerConfig, segmentLength: number): EmittedTrainer {
   if (!Number.isInteger(segmentLength) || segmentLength < 1 || segmentLength > cfg.tau) throw new UnfoldError(`emit: a segment length is an integer in 1..τ (${cfg.tau}), not ${segmentLength}`);
-  if (withContext(() => cfg.model.build(cfg.batch)).program) return emitSequenceTrainer(cfg, segmentLength === cfg.tau ? undefined : segmentLength);
+  if (stackLayout(withContext(() => cfg.model.build(cfg.batch)))) return emitSequenceTrainer(cfg, segmentLength === cfg.tau ? undefined : segmentLength);
   return withContext(() => emitInContext(cfg, segmented(cfg.tau, segmentLength), Infinity)) as EmittedTrainer;
 }
 
