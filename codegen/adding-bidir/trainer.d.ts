@@ -53,8 +53,6 @@ export declare class Trainer {
     private readonly initial;
     /** The data of a window as the scans read it: each sequence over all 20 steps (the window's first T, zeros after), the loss weights. */
     private readonly window;
-    /** The outputs of the last call, by name (over all 20 steps; the window's are its first T). */
-    private last;
     constructor(options?: TrainerOptions);
     /** Every value the trainer keeps: parameters, gradients, data, outputs, temporaries, optimizer state. */
     get arena(): Float32Array;
@@ -102,7 +100,7 @@ export declare class Trainer {
     private bind;
     /** A batch-first [B, T, k] array into its [B, 20, k] sequence: the window's T steps, zeros after. */
     private pad;
-    /** Keeps the outputs of the last call; with `carry`, its final states start the next window. */
+    /** With `carry`, the final states of the last call start the next window. */
     private keep;
     /** The window's first T steps of a [B, 20, k] output, batch-first. */
     private firstSteps;

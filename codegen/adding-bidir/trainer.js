@@ -5613,6 +5613,12 @@ class Scans {
   outputs() {
     return Object.fromEntries(OUTPUTS.map((s) => [s.name, read(this.arena, s)]));
   }
+  /** One output of the last step, gradients() or predict() where it lives in the arena (row-major in its shape; the next call overwrites it). */
+  outputView(name) {
+    const s = OUTPUTS.find((o) => o.name === name);
+    if (s === void 0) throw new RangeError(`unknown output ${JSON.stringify(name)} (have ${OUTPUTS.map((o) => o.name).join(", ")})`);
+    return this.arena.subarray(s.offset, s.offset + s.size);
+  }
   getParams() {
     return Object.fromEntries(PARAMS.map((p) => [p.name, read(this.arena, p)]));
   }
@@ -5677,8 +5683,6 @@ export class Trainer {
     "loss.N": new Float64Array(1),
     "lengths": new Float64Array(16)
   };
-  /** The outputs of the last call, by name (over all 20 steps; the window's are its first T). */
-  last = {};
   constructor(options = {}) {
     this.scans = new Scans({ ...options.seed !== void 0 ? { seed: options.seed } : {}, ...options.params ? { params: options.params } : {}, ...options.lr !== void 0 ? { lr: options.lr } : {} });
     this.carryState = options.carryState ?? SPEC.carryState;
@@ -5714,7 +5718,7 @@ export class Trainer {
   }
   /** The outputs [B, T, 1] for the inputs of a window (T ≤ 20) from the current state, which is left unchanged. */
   predict(in_x, out, lengths) {
-    this.last = this.scans.predict(this.bind([in_x], void 0, lengths));
+    this.scans.predict(this.bind([in_x], void 0, lengths));
     return this.outputs(out);
   }
   /** The outputs [B, T, 1] of the last step, gradients() or predict(). */
@@ -5728,7 +5732,7 @@ export class Trainer {
   /** Each state after the last window, by state name, in PyTorch's order (h_n, c_n): the initial state of the next window when the state is carried. */
   finalState() {
     return {
-      "h": { shape: [4, 16, 16], data: [...this.last["h_n"]?.data ?? []] }
+      "h": { shape: [4, 16, 16], data: Array.from(this.scans.outputView("h_n")) }
     };
   }
   getParams() {
@@ -5800,20 +5804,19 @@ export class Trainer {
     to.fill(0);
     for (let b = 0; b < 16; b++) for (let i = 0; i < T * k; i++) to[b * 20 * k + i] = v[b * T * k + i];
   }
-  /** Keeps the outputs of the last call; with `carry`, its final states start the next window. */
+  /** With `carry`, the final states of the last call start the next window. */
   keep(carry) {
-    this.last = this.scans.outputs();
     if (carry) {
-      this.initial["h"].set(this.last["h_n"].data);
+      this.initial["h"].set(this.scans.outputView("h_n"));
     }
   }
   /** The window's first T steps of a [B, 20, k] output, batch-first. */
   firstSteps(name, k, out, what) {
     const T = this.T;
-    const all = this.last[name]?.data ?? [];
+    const all = this.scans.outputView(name);
     const result = out ?? new Float64Array(16 * T * k);
     if (result.length !== 16 * T * k) throw new RangeError(`${what}: expected room for ${16 * T * k} values, got ${result.length}`);
-    for (let b = 0; b < 16; b++) for (let i = 0; i < T * k; i++) result[b * T * k + i] = all[b * 20 * k + i] ?? 0;
+    for (let b = 0; b < 16; b++) for (let i = 0; i < T * k; i++) result[b * T * k + i] = all[b * 20 * k + i];
     return result;
   }
 }

@@ -3074,6 +3074,13 @@ class Scans {
     return Object.fromEntries(OUTPUTS.map((s) => [s.name, read(this.arena, s)]));
   }
 
+  /** One output of the last step, gradients() or predict() where it lives in the arena (row-major in its shape; the next call overwrites it). */
+  outputView(name: string): Float32Array {
+    const s = OUTPUTS.find((o) => o.name === name);
+    if (s === undefined) throw new RangeError(`unknown output ${JSON.stringify(name)} (have ${OUTPUTS.map((o) => o.name).join(', ')})`);
+    return this.arena.subarray(s.offset, s.offset + s.size);
+  }
+
   getParams(): Record<string, TensorData> {
     return Object.fromEntries(PARAMS.map((p) => [p.name, read(this.arena, p)]));
   }
@@ -3159,8 +3166,6 @@ export class Trainer {
     "loss.N": new Float64Array(1),
     "lengths": new Float64Array(16),
   };
-  /** The outputs of the last call, by name (over all 20 steps; the window's are its first T). */
-  private last: Record<string, TensorData> = {};
 
   constructor(options: TrainerOptions = {}) {
     this.scans = new Scans({ ...(options.seed !== undefined ? { seed: options.seed } : {}), ...(options.params ? { params: options.params } : {}), ...(options.lr !== undefined ? { lr: options.lr } : {}) });
@@ -3201,7 +3206,7 @@ export class Trainer {
 
   /** The outputs [B, T, 1] for the inputs of a window (T ≤ 20) from the current state, which is left unchanged. */
   predict(in_x: ArrayLike<number>, out?: Float64Array, lengths?: ArrayLike<number>): Float64Array {
-    this.last = this.scans.predict(this.bind([in_x], undefined, lengths));
+    this.scans.predict(this.bind([in_x], undefined, lengths));
     return this.outputs(out);
   }
 
@@ -3218,7 +3223,7 @@ export class Trainer {
   /** Each state after the last window, by state name, in PyTorch's order (h_n, c_n): the initial state of the next window when the state is carried. */
   finalState(): Record<string, TensorData> {
     return {
-      "h": { shape: [4, 16, 16], data: [...(this.last["h_n"]?.data ?? [])] },
+      "h": { shape: [4, 16, 16], data: Array.from(this.scans.outputView("h_n")) },
     };
   }
 
@@ -3302,21 +3307,20 @@ export class Trainer {
     for (let b = 0; b < 16; b++) for (let i = 0; i < T * k; i++) to[b * 20 * k + i] = v[b * T * k + i]!;
   }
 
-  /** Keeps the outputs of the last call; with `carry`, its final states start the next window. */
+  /** With `carry`, the final states of the last call start the next window. */
   private keep(carry: boolean): void {
-    this.last = this.scans.outputs();
     if (carry) {
-      this.initial["h"]!.set(this.last["h_n"]!.data);
+      this.initial["h"]!.set(this.scans.outputView("h_n"));
     }
   }
 
   /** The window's first T steps of a [B, 20, k] output, batch-first. */
   private firstSteps(name: string, k: number, out: Float64Array | undefined, what: string): Float64Array {
     const T = this.T;
-    const all = this.last[name]?.data ?? [];
+    const all = this.scans.outputView(name);
     const result = out ?? new Float64Array(16 * T * k);
     if (result.length !== 16 * T * k) throw new RangeError(`${what}: expected room for ${16 * T * k} values, got ${result.length}`);
-    for (let b = 0; b < 16; b++) for (let i = 0; i < T * k; i++) result[b * T * k + i] = all[b * 20 * k + i] ?? 0;
+    for (let b = 0; b < 16; b++) for (let i = 0; i < T * k; i++) result[b * T * k + i] = all[b * 20 * k + i]!;
     return result;
   }
 }

@@ -63,6 +63,8 @@ export declare class Trainer {
     predict(data: Record<string, ArrayLike<number>>): Record<string, TensorData>;
     /** The outputs of the last step, gradients() or predict(), by name. */
     outputs(): Record<string, TensorData>;
+    /** One output of the last step, gradients() or predict() where it lives in the arena (row-major in its shape; the next call overwrites it). */
+    outputView(name: string): Float32Array;
     getParams(): Record<string, TensorData>;
     getGrads(): Record<string, TensorData>;
     setParams(values: Record<string, {

@@ -3734,6 +3734,12 @@ export class Trainer {
   outputs() {
     return Object.fromEntries(OUTPUTS.map((s) => [s.name, read(this.arena, s)]));
   }
+  /** One output of the last step, gradients() or predict() where it lives in the arena (row-major in its shape; the next call overwrites it). */
+  outputView(name) {
+    const s = OUTPUTS.find((o) => o.name === name);
+    if (s === void 0) throw new RangeError(`unknown output ${JSON.stringify(name)} (have ${OUTPUTS.map((o) => o.name).join(", ")})`);
+    return this.arena.subarray(s.offset, s.offset + s.size);
+  }
   getParams() {
     return Object.fromEntries(PARAMS.map((p) => [p.name, read(this.arena, p)]));
   }

@@ -1885,6 +1885,13 @@ export class Trainer {
     return Object.fromEntries(OUTPUTS.map((s) => [s.name, read(this.arena, s)]));
   }
 
+  /** One output of the last step, gradients() or predict() where it lives in the arena (row-major in its shape; the next call overwrites it). */
+  outputView(name: string): Float32Array {
+    const s = OUTPUTS.find((o) => o.name === name);
+    if (s === undefined) throw new RangeError(`unknown output ${JSON.stringify(name)} (have ${OUTPUTS.map((o) => o.name).join(', ')})`);
+    return this.arena.subarray(s.offset, s.offset + s.size);
+  }
+
   getParams(): Record<string, TensorData> {
     return Object.fromEntries(PARAMS.map((p) => [p.name, read(this.arena, p)]));
   }

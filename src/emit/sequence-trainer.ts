@@ -117,8 +117,6 @@ ${states.map((s) => `    ${J(s.name)}: new Float64Array(${s.size}),`).join('\n')
   private readonly window: Record<string, Float64Array> = {
 ${[...data.map((d) => [d.name, B * tau * d.perRow] as const), [targetName, B * tau * outRow] as const, [LOSS_WEIGHTS, B * tau] as const, [LOSS_NORMALIZER, 1] as const, ...(lengths ? [['lengths', B] as const] : [])].map(([n, size]) => `    ${J(n)}: new Float64Array(${size}),`).join('\n')}
   };
-  /** The outputs of the last call, by name (over all ${tau} steps; the window's are its first T). */
-  private last: Record<string, TensorData> = {};
 
   constructor(options: TrainerOptions = {}${inner.wasm ? ', module?: WebAssembly.Module' : ''}) {
     this.scans = new Scans({ ...(options.seed !== undefined ? { seed: options.seed } : {}), ...(options.params ? { params: options.params } : {}), ...(options.lr !== undefined ? { lr: options.lr } : {}) }${inner.wasm ? ', module' : ''});
@@ -159,7 +157,7 @@ ${[...data.map((d) => [d.name, B * tau * d.perRow] as const), [targetName, B * t
 
   /** The outputs [B, T, ${outRow}] for the inputs of a window (T ≤ ${tau}) from the current state, which is left unchanged. */
   predict(${[...args, 'out?: Float64Array', 'lengths?: ArrayLike<number>'].join(', ')}): Float64Array {
-    this.last = this.scans.predict(this.bind([${data.map((d) => `in_${d.name.replace(/\W/g, '_')}`).join(', ')}], undefined, lengths));
+    this.scans.predict(this.bind([${data.map((d) => `in_${d.name.replace(/\W/g, '_')}`).join(', ')}], undefined, lengths));
     return this.outputs(out);
   }
 
@@ -176,7 +174,7 @@ ${[...data.map((d) => [d.name, B * tau * d.perRow] as const), [targetName, B * t
   /** Each state after the last window, by state name, in PyTorch's order (h_n, c_n): the initial state of the next window when the state is carried. */
   finalState(): Record<string, TensorData> {
     return {
-${states.map((s) => `      ${J(s.name)}: { shape: [${s.shape.join(', ')}], data: [...(this.last[${J(finalName(s.name))}]?.data ?? [])] },`).join('\n')}
+${states.map((s) => `      ${J(s.name)}: { shape: [${s.shape.join(', ')}], data: Array.from(this.scans.outputView(${J(finalName(s.name))})) },`).join('\n')}
     };
   }
 
@@ -280,21 +278,20 @@ ${lengths ? `      w['lengths']![b] = n;\n` : ''}      for (let t = 0; t < ${tau
     for (let b = 0; b < ${B}; b++) for (let i = 0; i < T * k; i++) to[b * ${tau} * k + i] = v[b * T * k + i]!;
   }
 
-  /** Keeps the outputs of the last call; with \`carry\`, its final states start the next window. */
+  /** With \`carry\`, the final states of the last call start the next window. */
   private keep(carry: boolean): void {
-    this.last = this.scans.outputs();
     if (carry) {
-${states.map((s) => `      this.initial[${J(s.name)}]!.set(this.last[${J(finalName(s.name))}]!.data);`).join('\n')}
+${states.map((s) => `      this.initial[${J(s.name)}]!.set(this.scans.outputView(${J(finalName(s.name))}));`).join('\n')}
     }
   }
 
   /** The window's first T steps of a [B, ${tau}, k] output, batch-first. */
   private firstSteps(name: string, k: number, out: Float64Array | undefined, what: string): Float64Array {
     const T = this.T;
-    const all = this.last[name]?.data ?? [];
+    const all = this.scans.outputView(name);
     const result = out ?? new Float64Array(${B} * T * k);
     if (result.length !== ${B} * T * k) throw new RangeError(\`\${what}: expected room for \${${B} * T * k} values, got \${result.length}\`);
-    for (let b = 0; b < ${B}; b++) for (let i = 0; i < T * k; i++) result[b * T * k + i] = all[b * ${tau} * k + i] ?? 0;
+    for (let b = 0; b < ${B}; b++) for (let i = 0; i < T * k; i++) result[b * T * k + i] = all[b * ${tau} * k + i]!;
     return result;
   }
 }
