@@ -2,6 +2,7 @@
 // process) and give `unfold run`'s (or, with lengths, `unfold grad`'s) outputs and states on the same
 // parameters and data — float32 to 1e-5, float64 to 1e-12 — for Elman, LSTM, GRU, a stacked LSTM, a
 // bidirectional GRU and a DSL-written cell with lengths, at batch sizes other than the traced one;
+// a stack() of a DSL cell against its trainer's predictions (export reads scans, never a program);
 // the step form, safetensors weights, and each bad input one line.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -14,6 +15,8 @@ import { resolveModel } from '../src/cli/model-args.ts';
 import { formatTensorMap } from '../src/io/tensor-file.ts';
 import { tensor } from '../src/ir/tensor.ts';
 import { decodeModel } from '../src/onnx/proto.ts';
+import { emitTrainer } from '../src/emit/trainer.ts';
+import { importTrainer } from '../src/emit/load.ts';
 import { unfold, type Result } from './helpers/cli.ts';
 import { runOnnx, type Feed } from './helpers/ort.ts';
 
@@ -153,6 +156,43 @@ describe('export --form sequence runs in ONNX Runtime as unfold runs', () => {
       }
     }, 120_000);
   }
+});
+
+describe('a stack() of a DSL cell exports from its graph of scans', () => {
+  // Export asks the model's scan nodes (src/onnx/scans.ts) what its scans are: nothing under src/onnx
+  // reads a program's stages, so programs can leave the DSL without export noticing.
+  it('src/onnx reads no program', () => {
+    const onnxDir = path.join(__dirname, '../src/onnx');
+    for (const file of fs.readdirSync(onnxDir).filter((f) => f.endsWith('.ts'))) {
+      const code = fs.readFileSync(path.join(onnxDir, file), 'utf8').replace(/\/\/.*$|\/\*[\s\S]*?\*\//gm, '');
+      for (const use of [/\.program\b/, /dsl\/program/, /\btopStages\b/, /\bstageSuffix\b/, /\bmapStages\b/, /\bwithLengths\b/]) expect(code, `${file}: ${use}`).not.toMatch(use);
+    }
+  });
+
+  it('graphs/adding-bidir.ts in ONNX Runtime gives its trainer\'s predictions, for windows of two lengths', async () => {
+    const model = await modelOf(['graphs/adding-bidir.ts']);
+    const B = 3, tau = 7, H = 16;
+    const params = initialParams(withContext(() => model.build(1)), 91);
+    const trainer = (await importTrainer(emitTrainer({
+      model, source: 'graphs/adding-bidir.ts', batch: B, tau, dtype: 'f64', loss: { kind: 'mse', over: 'last' },
+      optimizer: { name: 'sgd', lr: 0.1 }, carryState: false, lengths: true,
+    }))).createTrainer({ params: Object.fromEntries(params) });
+    const paramsFile = tmp('adding-bidir-trainer-params.json');
+    fs.writeFileSync(paramsFile, formatTensorMap(params));
+    const files = { f32: tmp('adding-bidir-trainer-f32.onnx'), f64: tmp('adding-bidir-trainer-f64.onnx') };
+    for (const [dtype, file] of Object.entries(files)) ok(await unfold('export', 'graphs/adding-bidir.ts', '--params', paramsFile, '--format', 'onnx', '--lengths', '--dtype', dtype, '-o', file));
+    for (const [T, lengths] of [[7, [7, 3, 5]], [4, [2, 4, 1]]] as const) {
+      const x = randomTensor([B, T, 2], 50 + T);
+      const h0 = randomTensor([4, B, H], 60 + T, 0.5);
+      trainer.setState({ h: h0.data });
+      const o = trainer.predict(x.data, undefined, lengths);
+      const ref = { o: { shape: [B, T, 1], data: Array.from(o) }, hiddenOutputs: { shape: [B, T, 2 * H], data: Array.from(trainer.hiddenOutputs!()) }, hn: trainer.finalState!()['h']! };
+      for (const dtype of ['f32', 'f64'] as const) {
+        const out = await runOnnx(files[dtype], { x: { shape: x.shape, data: x.data }, h0: { shape: h0.shape, data: h0.data }, lengths: { shape: [B], data: lengths, int64: true } }, dtype);
+        for (const [k, v] of Object.entries(ref)) close(out[k], v, TOL[dtype], `T = ${T}, ${dtype} ${k}`);
+      }
+    }
+  }, 120_000);
 });
 
 describe('an input-free system is an ONNX Loop over `steps`', () => {

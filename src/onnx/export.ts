@@ -1,21 +1,21 @@
-// A model as an ONNX model (opset 17, IR version 8): the whole-sequence inference graph, each scan an
-// ONNX Scan whose body is the step graph (lengths as a validity mask, exactly as
-// src/transforms/lengths.ts), or one step with the states as inputs and outputs. Traced at a batch
-// size no other dimension has, so every dimension equal to it is written as the symbolic `B`.
+// A model as an ONNX model (opset 17, IR version 8): the whole-sequence inference graph, each scan of
+// its graph of scans (scansOf) an ONNX Scan whose body is the scan's body (under lengths masked as
+// training masks it, reading valid(t)), or one step with the states as inputs and outputs. Traced
+// at a batch size no other dimension has, so every dimension equal to it is written as the symbolic
+// `B`; T is never traced into a shape, so the Scans run over any T.
 import { UnfoldError } from '../ir/errors.ts';
 import { topoOrder } from '../ir/graph.ts';
 import type { Node } from '../ir/node.ts';
 import { shapeToString, type Tensor } from '../ir/tensor.ts';
-import { withContext, derivedBuilder } from '../dsl/context.ts';
+import { withContext } from '../dsl/context.ts';
 import type { ModelDef } from '../dsl/model.ts';
-import type { Recurrence } from '../dsl/recurrence.ts';
-import { withLengths } from '../transforms/lengths.ts';
+import type { Named, Recurrence } from '../dsl/recurrence.ts';
 import { isPrimName } from '../prims/index.ts';
 import { scanParts, timeAxis } from '../prims/scan.ts';
 import type { GraphModel } from '../dsl/graph-model.ts';
 import { onnxRules, type OnnxEmitter } from './ops.ts';
 import { DataType, encodeModel, makeTensor, type AttrValue, type Dim, type GraphProto, type NodeProto, type TensorProto, type ValueInfoProto } from './proto.ts';
-import { scansOf, type Scans, type ScanSpec } from './scans.ts';
+import { scansOf, type ScanOutput, type Scans, type ScanSpec } from './scans.ts';
 
 /** The batch size models are traced at for export: prime and large, so no other dimension equals it. */
 export const TRACE_BATCH = 7919;
@@ -106,6 +106,20 @@ class GraphWriter implements OnnxEmitter {
     const name = this.bound.get(n);
     if (name === undefined) this.fail(n, `${n.op} "${String(n.attrs['name'])}" is not bound`);
     return name;
+  }
+  /**
+   * Runs `f` with bindings of its own, forgotten after: the bodies of two scans share their
+   * placeholders when they have the same names and shapes (nodes are interned), so one step's
+   * bindings (and what was translated from them) must not be read by the next.
+   */
+  scoped<T>(f: () => T): T {
+    const saved = new Map(this.bound);
+    try {
+      return f();
+    } finally {
+      this.bound.clear();
+      for (const [n, name] of saved) this.bound.set(n, name);
+    }
   }
   fail(n: Node, msg: string): never {
     throw new UnfoldError(`onnx export: ${n.origin ? n.origin + ': ' : ''}${n.op}: ${msg}`);
@@ -209,17 +223,17 @@ class GraphWriter implements OnnxEmitter {
 
 const dims = (shape: readonly number[], batch: number): Dim[] => shape.map((d) => (d === batch ? 'B' : d));
 
-/** Builds the model at the trace batch size, with lengths applied when asked. */
-function traced(model: ModelDef, lengths: boolean): Recurrence {
+/** The model built at the trace batch size, and its scans (masked by lengths when asked). */
+function traced(model: ModelDef, lengths: boolean): { rec: Recurrence; scans: Scans } {
   return withContext(() => {
     const rec = model.build(TRACE_BATCH);
-    return lengths ? withLengths(rec, derivedBuilder()) : rec;
+    return { rec, scans: scansOf(rec, { lengths }) };
   });
 }
 
 /** The model as ONNX bytes; `params` by name, in the model's shapes. */
 export function exportOnnx(model: ModelDef, params: ReadonlyMap<string, Tensor>, opts: ExportOptions): Uint8Array {
-  const rec = traced(model, opts.lengths);
+  const { rec, scans } = traced(model, opts.lengths);
   const dtype = opts.dtype === 'f64' ? DataType.DOUBLE : DataType.FLOAT;
   for (const p of rec.params) {
     if (p.node.shape.includes(TRACE_BATCH)) throw new UnfoldError(`onnx export: parameter "${p.name}" has shape ${shapeToString(p.node.shape)}, which depends on the batch size`);
@@ -236,8 +250,7 @@ export function exportOnnx(model: ModelDef, params: ReadonlyMap<string, Tensor>,
     ...rec.state.flatMap((s) => [s.name, `${s.name}0`, `${s.name}n`]),
     'lengths', 'steps', 'hiddenOutputs',
   ]));
-  const scans = scansOf(rec);
-  const graph = opts.form === 'sequence' ? sequenceGraph(scans, rec, names, dtype, opts.lengths) : stepGraph(scans, rec, names, dtype);
+  const graph = opts.form === 'sequence' ? sequenceGraph(scans, rec.params, names, dtype, opts.lengths) : stepGraph(scans, rec.params, names, dtype);
   // The graph's names are the model's: two of them the same (an output named `hn` beside a state `h`) is the model's to rename.
   const seen = new Set<string>();
   for (const n of [...initializers.map((t) => t.name), ...graph.inputs.map((i) => i.name), ...graph.outputs.map((o) => o.name)]) {
@@ -253,43 +266,58 @@ export function exportOnnx(model: ModelDef, params: ReadonlyMap<string, Tensor>,
   });
 }
 
-/** Where a main graph reads B: the first input's axis 0, else the first initial state's axis 1 ([1 or L·D, B, ...]). */
+/** Where a main graph reads B: the first input's axis 0, else the first initial state's axis 1 ([slots, B, ...]). */
 function batchSource(scans: Scans): [string, number] {
   return scans.input[0] ? [scans.input[0].name, 0] : [`${scans.state[0]!.name}0`, 1];
 }
 
 const io = (name: string, elemType: number, shape: readonly Dim[]): ValueInfoProto => ({ name, elemType, dims: shape });
 
-/** Binds the parameters of `body` to their initializers (outer-scope names in a Scan body). */
-function bindParams(w: GraphWriter, body: Recurrence): void {
-  for (const p of body.params) w.bound.set(p.node, p.name);
+/**
+ * A main graph's writer, its parameters bound to their initializers, and the names of every
+ * scan's consts (parameters by name; a value of parameters alone computed once, here): a Scan
+ * body reads them from this outer scope.
+ */
+function mainWriter(scans: Scans, params: readonly Named[], names: Names, dtype: number): { w: GraphWriter; consts: string[][] } {
+  const w = new GraphWriter(names, dtype, TRACE_BATCH, () => batchSource(scans));
+  for (const p of params) w.bound.set(p.node, p.name);
+  return { w, consts: scans.scans.map((spec) => w.translate(spec.consts)) };
 }
 
-/** A scan's body as an ONNX graph: inputs its states then its per-step inputs (and mask), outputs its next states then its per-step outputs. */
-function scanBody(spec: ScanSpec, names: Names, dtype: number, k: number, stateSequences: boolean, loop: boolean): { graph: GraphProto; outputs: number } {
-  const body = spec.body;
+/** Which per-step outputs of each scan the model reads (its outputs, later scans' inputs, and when `hidden`, what its head reads), ascending. */
+function readOutputs(scans: Scans, hidden: boolean): number[][] {
+  const used = scans.scans.map(() => new Set<number>());
+  const read = (o: ScanOutput) => used[o.scan]!.add(o.output);
+  scans.outputs.forEach(read);
+  if (hidden) scans.hidden.forEach(read);
+  for (const spec of scans.scans) for (const src of spec.sources) if ('scan' in src) read(src);
+  return used.map((s) => [...s].sort((a, b) => a - b));
+}
+
+/**
+ * A scan's body as an ONNX graph: inputs its carries then its xs (consts are outer names),
+ * outputs its next carries, then the per-step outputs `ys` (indices into its ys), then with
+ * `stateSequences` the next carries again (every state at every step).
+ */
+function scanBody(spec: ScanSpec, consts: readonly string[], ys: readonly number[], names: Names, dtype: number, k: number, stateSequences: boolean, loop: boolean): GraphProto {
+  const { body, carries: nc } = spec;
+  const nx = spec.sources.length;
   const inputs: ValueInfoProto[] = [];
   // A Loop body reads the iteration number and the loop condition first, and returns the condition first.
   const cond = names.fresh(`loop${k}_cond`);
   if (loop) inputs.push(io(names.fresh(`loop${k}_t`), DataType.INT64, []), io(cond, DataType.BOOL, []));
-  const stateNames = body.state.map((s) => names.fresh(`scan${k}_${s.name}`));
-  const w = new GraphWriter(names, dtype, TRACE_BATCH, () => [stateNames[0]!, 0]);
-  body.state.forEach((s, i) => {
-    w.bound.set(s.node, stateNames[i]!);
-    inputs.push(io(stateNames[i]!, dtype, dims(s.node.shape, TRACE_BATCH)));
+  const perStep = body.inputs.slice(0, nc + nx).map((p) => names.fresh(`scan${k}_${String(p.attrs['name'])}`));
+  const w = new GraphWriter(names, dtype, TRACE_BATCH, () => [perStep[0]!, 0]);
+  body.inputs.forEach((p, i) => {
+    if (i >= nc + nx) {
+      w.bound.set(p, consts[i - nc - nx]!);
+      return;
+    }
+    w.bound.set(p, perStep[i]!);
+    inputs.push(io(perStep[i]!, dtype, dims(p.shape, TRACE_BATCH)));
   });
-  body.input.forEach((x) => {
-    const name = names.fresh(`scan${k}_${x.name}`);
-    w.bound.set(x.node, name);
-    inputs.push(io(name, dtype, dims(x.node.shape, TRACE_BATCH)));
-  });
-  if (spec.mask) {
-    const name = names.fresh(`scan${k}_valid`);
-    w.bound.set(spec.mask, name);
-    inputs.push(io(name, dtype, dims(spec.mask.shape, TRACE_BATCH)));
-  }
-  bindParams(w, body);
-  const roots = [...body.next, ...body.outputs.map((o) => o.node), ...(stateSequences ? body.next : [])];
+  const next = body.outputs.slice(0, nc);
+  const roots = [...next, ...ys.map((j) => body.outputs[nc + j]!), ...(stateSequences ? next : [])];
   const values = w.translate(roots);
   // Every output its own name (a body output may be another output's value, or an input).
   const outputs = values.map((v, i) => {
@@ -302,26 +330,28 @@ function scanBody(spec: ScanSpec, names: Names, dtype: number, k: number, stateS
     w.nodes.push({ opType: 'Identity', inputs: [cond], outputs: [out] });
     outputs.unshift(io(out, DataType.BOOL, []));
   }
-  return { graph: { name: `scan${k}_body`, nodes: w.nodes, initializers: [], inputs, outputs }, outputs: roots.length - body.next.length };
+  return { name: `scan${k}_body`, nodes: w.nodes, initializers: [], inputs, outputs };
 }
 
+/** The per-step shape of ys `output` of a scan. */
+const stepShape = (scans: Scans, o: ScanOutput): readonly number[] => {
+  const spec = scans.scans[o.scan]!;
+  return spec.body.outputs[spec.carries + o.output]!.shape;
+};
+
 /** The whole sequence: x [B, T, ...] (and lengths [B]) and the initial states in, per-step outputs and final states out. */
-function sequenceGraph(scans: Scans, rec: Recurrence, names: Names, dtype: number, lengths: boolean): Omit<GraphProto, 'name' | 'initializers'> {
+function sequenceGraph(scans: Scans, params: readonly Named[], names: Names, dtype: number, lengths: boolean): Omit<GraphProto, 'name' | 'initializers'> {
   const B = TRACE_BATCH;
-  const program = scans.top !== undefined;
-  const w = new GraphWriter(names, dtype, B, () => batchSource(scans));
   const inputs: ValueInfoProto[] = [];
   for (const x of scans.input) inputs.push(io(x.name, dtype, dims([x.node.shape[0]!, -1, ...x.node.shape.slice(1)], B).map((d) => (d === -1 ? 'T' : d))));
-  if (lengths) {
-    if (scans.input.length === 0) throw new UnfoldError('onnx export: lengths need an input sequence (the model has no input to read T from)');
-    inputs.push(io('lengths', DataType.INT64, ['B']));
-  }
+  if (lengths) inputs.push(io('lengths', DataType.INT64, ['B']));
   // An input-free system has no sequence to scan: an ONNX Loop runs it for `steps` (an int64 scalar) steps.
   const inputFree = scans.input.length === 0;
-  if (inputFree && program) throw new UnfoldError('onnx export: a stacked or bidirectional model without an input has no sequence to scan');
+  if (inputFree && scans.scans.length > 1) throw new UnfoldError('onnx export: a stacked or bidirectional model without an input has no sequence to scan');
   if (inputFree) inputs.push(io('steps', DataType.INT64, []));
-  // Initial states: [1, B, ...] for one scan, [L·D, B, ...] for a program, as PyTorch's h0.
-  for (const s of scans.state) inputs.push(io(`${s.name}0`, dtype, dims(program ? s.node.shape : [1, ...s.node.shape], B)));
+  // Initial states [slots, B, ...], as PyTorch's h0 ([1, B, ...] for one scan, [L·D, B, ...] for stacked layers).
+  for (const s of scans.state) inputs.push(io(`${s.name}0`, dtype, dims([scans.slots, ...s.shape], B)));
+  const { w, consts } = mainWriter(scans, params, names, dtype);
 
   // valid [B, T, 1] = (t < lengths[b]), the mask each scan reads at t.
   let valid: string | undefined;
@@ -333,15 +363,18 @@ function sequenceGraph(scans: Scans, rec: Recurrence, names: Names, dtype: numbe
     valid = w.node('Unsqueeze', [w.node('Cast', [less], { to: { i: dtype } }), w.ints([2])]);
   }
 
-  const sequences: string[][] = []; // per scan: its per-step output sequences [B, T, ...]
+  const reads = readOutputs(scans, scans.slotted);
+  const sequences: Map<number, string>[] = []; // per scan: its per-step output sequences [B, T, ...] by ys index
+  const stateSequences: string[][] = []; // per scan: every state at every step [B, T, ...] (one scan only)
   const finals: string[][] = []; // per scan: its final states [B, ...]
   scans.scans.forEach((spec, k) => {
-    const { graph, outputs } = scanBody(spec, names, dtype, k, !program, inputFree);
+    const ys = reads[k]!;
+    const graph = scanBody(spec, consts[k]!, ys, names, dtype, k, !scans.slotted, inputFree);
     const init = scans.state.map((s) => w.node('Gather', [`${s.name}0`, w.intScalar(spec.slot ?? 0)], { axis: { i: 0 } }));
-    const xs = spec.sources.map((src) => ('data' in src ? src.data : sequences[src.scan]![src.output]!));
-    if (spec.mask) xs.push(valid!);
-    const nState = spec.body.state.length;
-    const outNames = [...spec.body.state.map((s) => names.fresh(`scan${k}_final_${s.name}`)), ...Array.from({ length: outputs }, () => names.fresh(`scan${k}_seq`))];
+    const xs = spec.sources.map((src) => ('data' in src ? src.data : 'scan' in src ? sequences[src.scan]!.get(src.output)! : valid!));
+    const nState = spec.carries;
+    const stepOutputs = ys.length + (scans.slotted ? 0 : nState);
+    const outNames = [...scans.state.map((s) => names.fresh(`scan${k}_final_${s.name}`)), ...Array.from({ length: stepOutputs }, () => names.fresh(`scan${k}_seq`))];
     const dir = spec.reverse ? 1 : 0;
     if (inputFree) {
       // Loop stacks its per-step outputs on a new axis 0, [T, B, ...]: transposed to batch-first.
@@ -351,26 +384,25 @@ function sequenceGraph(scans: Scans, rec: Recurrence, names: Names, dtype: numbe
         const rank = graph.outputs[1 + nState + i]!.dims!.length;
         w.nodes.push({ opType: 'Transpose', inputs: [v], outputs: [outNames[nState + i]!], attrs: { perm: { ints: [1, 0, ...Array.from({ length: rank - 1 }, (_, j) => j + 2)] } } });
       });
-      finals.push(outNames.slice(0, nState));
-      sequences.push(outNames.slice(nState));
-      return;
+    } else {
+      w.nodes.push({
+        opType: 'Scan',
+        name: `scan${k}${spec.slot !== undefined ? `_${spec.reverse ? 'reverse' : 'forward'}_slot${spec.slot}` : ''}`,
+        inputs: [...init, ...xs],
+        outputs: outNames,
+        attrs: {
+          body: { g: graph },
+          num_scan_inputs: { i: xs.length },
+          scan_input_axes: { ints: spec.body.inputs.slice(nState, nState + xs.length).map((p) => timeAxis(p.shape.length)) },
+          scan_input_directions: { ints: xs.map(() => dir) },
+          scan_output_axes: { ints: graph.outputs.slice(nState).map((o) => timeAxis(o.dims!.length)) },
+          scan_output_directions: { ints: Array.from({ length: stepOutputs }, () => dir) },
+        },
+      });
     }
-    w.nodes.push({
-      opType: 'Scan',
-      name: `scan${k}${spec.slot !== undefined ? `_${spec.reverse ? 'reverse' : 'forward'}_slot${spec.slot}` : ''}`,
-      inputs: [...init, ...xs],
-      outputs: outNames,
-      attrs: {
-        body: { g: graph },
-        num_scan_inputs: { i: xs.length },
-        scan_input_axes: { ints: xs.map(() => 1) },
-        scan_input_directions: { ints: xs.map(() => dir) },
-        scan_output_axes: { ints: Array.from({ length: outputs }, () => 1) },
-        scan_output_directions: { ints: Array.from({ length: outputs }, () => dir) },
-      },
-    });
     finals.push(outNames.slice(0, nState));
-    sequences.push(outNames.slice(nState));
+    sequences.push(new Map(ys.map((j, i) => [j, outNames[nState + i]!])));
+    stateSequences.push(outNames.slice(nState + ys.length));
   });
 
   const outputs: ValueInfoProto[] = [];
@@ -379,61 +411,62 @@ function sequenceGraph(scans: Scans, rec: Recurrence, names: Names, dtype: numbe
     outputs.push(io(as, dtype, shape));
   };
   const seqDims = (step: readonly number[]): Dim[] => [...dims(step.slice(0, 1), B), 'T', ...dims(step.slice(1), B)];
-  for (const o of scans.outputs) name(sequences[o.scan]![o.output]!, o.name, seqDims(rec.outputs.find((x) => x.name === o.name)!.node.shape));
-  if (program) {
-    const top = scans.top!.map((t) => sequences[t.scan]![t.output]!);
-    const width = scans.top!.reduce((n, t) => n + scans.scans[t.scan]!.body.outputs[t.output]!.node.shape[1]!, 0);
+  const sequenceOf = (o: ScanOutput) => sequences[o.scan]!.get(o.output)!;
+  for (const o of scans.outputs) name(sequenceOf(o), o.name, seqDims(stepShape(scans, o)));
+  if (scans.slotted) {
+    const top = scans.hidden.map(sequenceOf);
+    const width = scans.hidden.reduce((n, o) => n + stepShape(scans, o)[1]!, 0);
     name(top.length === 1 ? top[0]! : w.node('Concat', top, { axis: { i: 2 } }), 'hiddenOutputs', ['B', 'T', width]);
-    // Final states [L·D, B, ...], slot by slot.
-    scans.state.forEach((s, i) => {
-      const bySlot = scans.scans.map((spec, k) => ({ slot: spec.slot!, v: finals[k]![i]! })).sort((a, b) => a.slot - b.slot);
-      const parts = bySlot.map(({ v }) => w.node('Unsqueeze', [v, w.ints([0])]));
-      name(parts.length === 1 ? parts[0]! : w.node('Concat', parts, { axis: { i: 0 } }), `${s.name}n`, dims(s.node.shape, B));
-    });
-  } else {
-    // One scan: every state s(1..T) [B, T, ...] (as `unfold run`), and the final one [1, B, ...].
-    const perStep = sequences[0]!.slice(scans.outputs.length);
-    scans.state.forEach((s, i) => {
-      name(perStep[i]!, s.name, seqDims(s.node.shape));
-      name(w.node('Unsqueeze', [finals[0]![i]!, w.ints([0])]), `${s.name}n`, dims([1, ...s.node.shape], B));
-    });
   }
+  scans.state.forEach((s, i) => {
+    // One scan: every state s(1..T) [B, T, ...] too (as `unfold run`), each before its final value.
+    if (!scans.slotted) name(stateSequences[0]![i]!, s.name, seqDims(s.shape));
+    // Final states [slots, B, ...], slot by slot.
+    name(joinSlots(w, scans, finals.map((f) => f[i]!)), `${s.name}n`, dims([scans.slots, ...s.shape], B));
+  });
   return { nodes: w.nodes, inputs, outputs };
 }
 
+/** One value per scan, [B, ...], as the model's [slots, B, ...]: each at its scan's slot. */
+function joinSlots(w: GraphWriter, scans: Scans, values: readonly string[]): string {
+  const parts = scans.scans.map((spec, k) => ({ slot: spec.slot ?? 0, v: values[k]! })).sort((a, b) => a.slot - b.slot).map(({ v }) => w.node('Unsqueeze', [v, w.ints([0])]));
+  return parts.length === 1 ? parts[0]! : w.node('Concat', parts, { axis: { i: 0 } });
+}
+
 /** One step: x(t) [B, ...] and s(t−1) (as `<state>0`) in, o(t) and s(t) (as `<state>n`) out. Reverse scans have no step. */
-function stepGraph(scans: Scans, rec: Recurrence, names: Names, dtype: number): Omit<GraphProto, 'name' | 'initializers'> {
+function stepGraph(scans: Scans, params: readonly Named[], names: Names, dtype: number): Omit<GraphProto, 'name' | 'initializers'> {
   const B = TRACE_BATCH;
-  const program = scans.top !== undefined;
   if (scans.scans.some((s) => s.reverse)) throw new UnfoldError('onnx export: --form step: a bidirectional model has no single step (its reverse scan starts at the last step); export --form sequence');
-  const w = new GraphWriter(names, dtype, B, () => batchSource(scans));
   const inputs: ValueInfoProto[] = [];
   for (const x of scans.input) inputs.push(io(x.name, dtype, dims(x.node.shape, B)));
-  for (const s of scans.state) inputs.push(io(`${s.name}0`, dtype, dims(program ? s.node.shape : [1, ...s.node.shape], B)));
-  const stepOut: string[][] = [];
+  for (const s of scans.state) inputs.push(io(`${s.name}0`, dtype, dims([scans.slots, ...s.shape], B)));
+  const { w, consts } = mainWriter(scans, params, names, dtype);
+  const reads = readOutputs(scans, false);
+  const stepOut: Map<number, string>[] = []; // per scan: its per-step outputs by ys index
   const next: string[][] = [];
-  scans.scans.forEach((spec) => {
-    const body = spec.body;
-    body.state.forEach((s, i) => w.bound.set(s.node, w.node('Gather', [`${scans.state[i]!.name}0`, w.intScalar(spec.slot ?? 0)], { axis: { i: 0 } })));
-    body.input.forEach((x, i) => {
-      const src = spec.sources[i]!;
-      w.bound.set(x.node, 'data' in src ? src.data : stepOut[src.scan]![src.output]!);
+  scans.scans.forEach((spec, k) => w.scoped(() => {
+    const { body, carries: nc } = spec;
+    const nx = spec.sources.length;
+    body.inputs.forEach((p, i) => {
+      if (i < nc) w.bound.set(p, w.node('Gather', [`${scans.state[i]!.name}0`, w.intScalar(spec.slot ?? 0)], { axis: { i: 0 } }));
+      else if (i < nc + nx) {
+        const src = spec.sources[i - nc]!;
+        if ('valid' in src) throw new UnfoldError('onnx export: --form step is one step, which has no lengths');
+        w.bound.set(p, 'data' in src ? src.data : stepOut[src.scan]!.get(src.output)!);
+      } else w.bound.set(p, consts[k]![i - nc - nx]!);
     });
-    bindParams(w, body);
-    const values = w.translate([...body.next, ...body.outputs.map((o) => o.node)]);
-    next.push(values.slice(0, body.state.length));
-    stepOut.push(values.slice(body.state.length));
-  });
+    const ys = reads[k]!;
+    const values = w.translate([...body.outputs.slice(0, nc), ...ys.map((j) => body.outputs[nc + j]!)]);
+    next.push(values.slice(0, nc));
+    stepOut.push(new Map(ys.map((j, i) => [j, values[nc + i]!])));
+  }));
   const outputs: ValueInfoProto[] = [];
   const name = (value: string, as: string, shape: readonly number[]) => {
     w.nodes.push({ opType: 'Identity', inputs: [value], outputs: [as] });
     outputs.push(io(as, dtype, dims(shape, B)));
   };
-  for (const o of scans.outputs) name(stepOut[o.scan]![o.output]!, o.name, rec.outputs.find((x) => x.name === o.name)!.node.shape);
-  scans.state.forEach((s, i) => {
-    const parts = scans.scans.map((_, k) => w.node('Unsqueeze', [next[k]![i]!, w.ints([0])]));
-    name(parts.length === 1 ? parts[0]! : w.node('Concat', parts, { axis: { i: 0 } }), `${s.name}n`, program ? s.node.shape : [1, ...s.node.shape]);
-  });
+  for (const o of scans.outputs) name(stepOut[o.scan]!.get(o.output)!, o.name, stepShape(scans, o));
+  scans.state.forEach((s, i) => name(joinSlots(w, scans, next.map((n) => n[i]!)), `${s.name}n`, [scans.slots, ...s.shape]));
   return { nodes: w.nodes, inputs, outputs };
 }
 
