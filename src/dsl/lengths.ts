@@ -7,7 +7,6 @@ import type { Node } from '../ir/node.ts';
 import { shapeToString } from '../ir/tensor.ts';
 import type { NodeBuilder } from '../prims/builder.ts';
 import type { Recurrence } from './recurrence.ts';
-import { mapStages } from './program.ts';
 
 /** The name of the validity placeholder (leaves `valid@t` when unrolled). */
 export const VALID = 'valid';
@@ -35,8 +34,8 @@ export function batchRows(rec: Recurrence): number {
  */
 export function withLengths(rec: Recurrence, b: NodeBuilder): Recurrence {
   if (rec.valid) return rec;
-  // Every scan of a program under the one mask: a reverse scan then starts at each row's last valid step.
-  if (rec.program) return mapStages(rec, (stage) => withLengths(stage, b));
+  // A stack is masked scan by scan where it runs as its graph of scans (sequenceScans).
+  if (rec.program) throw new UnfoldError(`lengths: "${rec.name}" is a stack of scans; each of its scans is masked where it runs (sequenceScans), not the stack as one recurrence`);
   const B = batchRows(rec);
   const valid = b.input(VALID, [B, 1], { role: 'mask' });
   const cond = (shape: readonly number[]) => b.broadcast(b.reshape(valid, [B]), shape, shape.slice(1).map((_, i) => i + 1));

@@ -238,20 +238,6 @@ function rebind(rec: Recurrence, subst: ReadonlyMap<Node, Node>, input: readonly
   };
 }
 
-/** A program's stages under a map of each stage's recurrence (lengths, for example). */
-export function mapStages(rec: Recurrence, f: (stage: Recurrence) => Recurrence): Recurrence {
-  const program = rec.program!;
-  const stages = program.stages.map((s) => ({ ...s, rec: f(s.rec) }));
-  const last = stages[stages.length - 1]!.rec;
-  const valid = stages[0]!.rec.valid;
-  return {
-    ...rec,
-    outputs: last.outputs.slice(0, program.stages[program.stages.length - 1]!.layerOutput),
-    program: { ...program, stages },
-    ...(valid ? { valid } : {}),
-  };
-}
-
 /** The top layer's stages, one per direction, with their index: their layer outputs side by side are the program's per-step output. */
 export function topStages(program: Program): { readonly stage: Stage; readonly index: number }[] {
   const top = program.stages[program.stages.length - 1]!.layer;
