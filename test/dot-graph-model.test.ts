@@ -164,7 +164,7 @@ describe('graph model diagrams: graphs/translate.ts', () => {
     const svg = await renderSvg(unfolded);
     expect(svg).toContain('<svg');
     await expect(dotOutput(['graphs/translate.ts', '--view', 'unfolded', '--tau', '3', '-o', '-'])).rejects.toThrow(/--tau .*graph whose scans take their lengths from its inputs/);
-    await expect(dotOutput(['graphs/translate.ts', '--view', 'gradient', '--level', 'ops', '-o', '-'])).rejects.toThrow(/--level ops draws a graph model's folded and unfolded views/);
+    await expect(dotOutput(['graphs/translate.ts', '--view', 'gradient', '--level', 'ops', '-o', '-'])).rejects.toThrow(/--level ops draws the folded and unfolded views of a graph of scans/);
   });
 });
 
