@@ -209,8 +209,9 @@ const note = (s: string | Html): Html => Html.font(s, LABEL.note);
 /** A scan's cluster title: `scan 2` and what it is when the spec names it, `scan 2 (l0_reverse)`. */
 function scanTitle(spec: GraphViewSpec, k: number): Html {
   const name = spec.scanNames?.[k];
-  // In the bold run: Graphviz drops the space that would start a run after it.
-  return Html.b(name === undefined ? `scan ${k + 1}` : `scan ${k + 1} (${name})`);
+  // A named title is one plain run: Graphviz measures a bold run as if it were plain, and the run
+  // after a long bold one is drawn over its end.
+  return name === undefined ? Html.b(`scan ${k + 1}`) : Html.text(`scan ${k + 1} (${name})`);
 }
 
 /**
