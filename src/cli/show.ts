@@ -36,7 +36,8 @@ export const show: Command = {
     if (rec.program) {
       // A program runs as its graph of scans over τ steps (as it trains): shown as a graph model is.
       const head = `# ${model.name} (${source}), batch ${batch}, τ = ${tau}: ${programSummary(rec)}, as `;
-      process.stdout.write(showGraph(programModel(rec, tau, lossOf(model)), head, lossOf(model), { unrolled: values.unrolled === true, grad: values.grad === true }));
+      const loss = lossOf(model);
+      process.stdout.write(showGraph(programModel(rec, tau, loss), head, loss, { unrolled: values.unrolled === true, grad: values.grad === true }));
       return 0;
     }
     const out: string[] = [];

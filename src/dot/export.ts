@@ -83,8 +83,8 @@ export function programDiagram(model: ModelDef, req: DotRequest, ctx: Context = 
 
 /**
  * A program's sequence model over τ steps as it is drawn and shown: with the target its loss compares
- * the output with (when it has a loss), and the weights that pick each row's last step when the loss
- * is there (as the trainer's loss reads them).
+ * the output with (when it has a loss) and, for a loss on each row's last step (over: 'last'), the
+ * weights that pick it, as the trainer's loss reads them.
  */
 export function programModel(rec: Recurrence, tau: number, loss: LossSpec | undefined): GraphModel {
   return sequenceModel(rec, {
