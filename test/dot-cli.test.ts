@@ -71,6 +71,33 @@ describe.concurrent('unfold dot', () => {
     expect(out).toMatch(/default/);
   });
 
+  it('draws a program (--layers, --bidirectional; a stack written in the DSL) as its graph of scans, every view and flag', async () => {
+    const lstm = ['--cell', 'lstm', '--input', '8', '--hidden', '16', '--output', '4', '--layers', '2', '--bidirectional'];
+    const rowsOf = (dot: string) => (dot.match(/subgraph "cluster_row\d+" \{/g) ?? []).length;
+    const stepsOf = (dot: string) => (dot.match(/subgraph "cluster_row\d+_t\d+" \{/g) ?? []).length;
+    const folded = await cli([...lstm, '--view', 'folded', '-o', '-']);
+    expect(folded.stderr).toBe('');
+    expect(folded.stdout).toMatch(/^digraph "lstm folded" \{/);
+    expect((folded.stdout.match(/subgraph "cluster_scan\d+" \{/g) ?? []).length).toBe(4);
+    const unfolded = await cli([...lstm, '--view', 'unfolded', '--tau', '4', '-o', '-']);
+    expect([rowsOf(unfolded.stdout), stepsOf(unfolded.stdout)]).toEqual([4, 16]);
+    // Each scan's backward chain: one ∂L/∂h, ∂L/∂c node per scan and step.
+    const gradient = await cli([...lstm, '--view', 'gradient', '--tau', '4', '-o', '-']);
+    expect((gradient.stdout.match(/^\s*"B\d+_t\d+" \[/gm) ?? []).length).toBe(16);
+    // τ > 8: each row elided to its first and last 3 steps, unless --full.
+    const long = await cli([...lstm, '--view', 'unfolded', '--tau', '12', '-o', '-']);
+    expect([rowsOf(long.stdout), stepsOf(long.stdout)]).toEqual([4, 24]);
+    const full = await cli([...lstm, '--view', 'unfolded', '--tau', '12', '--full', '-o', '-']);
+    expect(stepsOf(full.stdout)).toBe(48);
+    const ops = await cli([...lstm, '--view', 'unfolded', '--tau', '2', '--level', 'ops', '-o', '-']);
+    expect(ops.stdout).toMatch(/unfolded, τ = 2 · ops level/);
+    expectError(await cli([...lstm, '--view', 'gradient', '--level', 'ops', '-o', '-']), /unfold dot: --level ops draws the folded and unfolded views of a graph of scans/);
+    const svg = path.join(dir, 'adding-bidir.svg');
+    const dsl = await cli(['graphs/adding-bidir.ts', '--view', 'unfolded', '-o', svg]);
+    expect(dsl.status, dsl.stderr).toBe(0);
+    expect(fs.readFileSync(svg, 'utf8')).toContain('a program of 4 scans (2 layers, bidirectional)');
+  });
+
   const bad: [string, string[], RegExp][] = [
     ['τ < 1', ['graphs/sincos.ts', '--view', 'unfolded', '--tau', '0', '-o', '-'], /--tau must be an integer ≥ 1, got "0"/],
     ['a τ that is no integer', ['graphs/sincos.ts', '--view', 'unfolded', '--tau', '2.5', '-o', '-'], /--tau must be an integer/],

@@ -146,6 +146,18 @@ describe('graph model diagrams: graphs/translate.ts', () => {
       for (const e of d.edges) if (reach.has(e.from) && !reach.has(e.to)) (reach.add(e.to), (grew = true));
     }
     expect(reach.has(`B0_t${TX}`)).toBe(true);
+    // ∂L/∂L = 1 enters at the loss (through 1/N, which is not drawn) and reaches the decoder's chain.
+    const lossId = d.nodes.find((n) => n.kind === 'loss')!.id;
+    const fromLoss = new Set([lossId]);
+    for (let grew = true; grew;) {
+      grew = false;
+      for (const e of d.edges) if (fromLoss.has(e.from) && !fromLoss.has(e.to)) (fromLoss.add(e.to), (grew = true));
+    }
+    expect(fromLoss.has(`B1_t${TY}`)).toBe(true);
+    // A backward edge from the loss (outside time) is laid out against time, as the chains are: right to left.
+    const dot = modelDot(model, { view: 'gradient' });
+    const seedEdges = dot.split('\n').filter((l) => l.includes(` -> "${lossId}" [`));
+    expect(seedEdges.some((l) => l.includes('dir="back"'))).toBe(true);
   });
 
   it('unfolded at --level ops: every op of every step in the cluster of its scan and step (inlineScans\' tags)', () => {
@@ -164,7 +176,7 @@ describe('graph model diagrams: graphs/translate.ts', () => {
     const svg = await renderSvg(unfolded);
     expect(svg).toContain('<svg');
     await expect(dotOutput(['graphs/translate.ts', '--view', 'unfolded', '--tau', '3', '-o', '-'])).rejects.toThrow(/--tau .*graph whose scans take their lengths from its inputs/);
-    await expect(dotOutput(['graphs/translate.ts', '--view', 'gradient', '--level', 'ops', '-o', '-'])).rejects.toThrow(/--level ops draws a graph model's folded and unfolded views/);
+    await expect(dotOutput(['graphs/translate.ts', '--view', 'gradient', '--level', 'ops', '-o', '-'])).rejects.toThrow(/--level ops draws the folded and unfolded views of a graph of scans/);
   });
 });
 

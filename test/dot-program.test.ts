@@ -1,14 +1,17 @@
-// DOT of programs (stacked and bidirectional layers): the textbook figures of deep and bidirectional
-// RNNs. Golden DOT for a 2-layer LSTM and a bidirectional GRU, folded and unfolded, each rendered by
-// Graphviz; rows per layer, the reverse chain running right to left, every parameter drawn once; the
-// gradient view; --level ops; `unfold show` on a program.
+// Diagrams of programs (stacked and bidirectional layers) drawn from their graph of scans
+// (sequenceModel over τ, through graph-views.ts): a cluster (folded) or a row (unfolded, gradient) per
+// layer and direction, each scan's parameters one node, each scan's own backward chain; the middle
+// steps elided at a large τ; --level ops; `unfold show` on a program. Checked as structure (clusters,
+// chains, edges, counts), each figure rendered by Graphviz.
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it, vi } from 'vitest';
+import addingBidir from '../graphs/adding-bidir.ts';
 import { cell } from '../src/cells/rnn.ts';
 import { defineModel, type ModelDef } from '../src/dsl/model.ts';
-import { modelDot, type DotRequest } from '../src/dot/export.ts';
+import { modelDot, programDiagram } from '../src/dot/export.ts';
+import type { GEdge, GraphDiagram } from '../src/dot/graph-views.ts';
 import { renderSvg } from '../src/dot/render.ts';
 
 vi.setConfig({ testTimeout: 120_000 });
@@ -25,182 +28,231 @@ const bidirGru: ModelDef = defineModel({
   description: 'gru 1/4/1, bidirectional',
   build: (B) => cell('gru', { input: 1, hidden: 4, output: 1, batch: B, bidirectional: true }),
 });
-/** Both at once: 2 layers × 2 directions. */
+/** Both at once: 2 layers × 2 directions, 18 parameters. */
 const deepBidirLstm: ModelDef = defineModel({
   name: 'deep-bidir-lstm',
   build: (B) => cell('lstm', { input: 1, hidden: 4, output: 1, batch: B, layers: 2, bidirectional: true }),
 });
-const paramCount = (m: ModelDef): number => m.build(1).params.length;
+const T = 3;
 
 const count = (text: string, re: RegExp): number => (text.match(re) ?? []).length;
-/** The DOT statements of drawn parameter nodes ("p3" [ ... ]). */
-const paramNodes = (dot: string): string[] => dot.match(/^\s*"p\d+" \[/gm) ?? [];
-/** The unfolded and gradient views draw a program's parameters in groups ("P0" … per stage, "Pg" the head's), each parameter named in exactly one. */
-function expectParamGroups(dot: string, m: ModelDef, stages: number): void {
-  expect(dot.match(/^\s*"P(\d+|g)" \[/gm) ?? []).toHaveLength(stages + 1);
-  expect(paramNodes(dot)).toHaveLength(0);
-  for (const p of m.build(1).params) expect(dot.split(`>${p.name} `).length - 1, p.name).toBe(1);
+const node = (d: GraphDiagram, id: string) => d.nodes.find((n) => n.id === id);
+const edge = (d: GraphDiagram, from: string, to: string): GEdge | undefined => d.edges.find((e) => e.from === from && e.to === to);
+/** The label of a node or an edge, markup stripped. */
+const text = (x: { label?: { markup: string } } | undefined): string => (x?.label?.markup ?? '').replace(/<[^>]*>/g, '');
+/** The cluster chain of a node: its cluster and every cluster holding that one. */
+function clustersOf(d: GraphDiagram, id: string): string[] {
+  const parent = new Map(d.clusters.map((c) => [c.id, c.parent] as const));
+  const out: string[] = [];
+  for (let c = node(d, id)?.cluster; c !== undefined; c = parent.get(c)) out.push(c);
+  return out;
 }
-/** Node ids tied by one `rank=same` statement, per statement. */
-const sameRanks = (dot: string): string[][] =>
-  [...dot.matchAll(/\{ rank=same; ([^}]*)\}/g)].map((m) => [...m[1]!.matchAll(/"([^"]+)"/g)].map((x) => x[1]!));
-
-describe('golden DOT of programs (each rendered by Graphviz)', () => {
-  const cases: [string, ModelDef, DotRequest][] = [
-    ['2-layer LSTM, folded', deepLstm, { view: 'folded' }],
-    ['2-layer LSTM, unfolded τ=3', deepLstm, { view: 'unfolded', tau: 3 }],
-    ['bidirectional GRU, folded', bidirGru, { view: 'folded' }],
-    ['bidirectional GRU, unfolded τ=3', bidirGru, { view: 'unfolded', tau: 3 }],
-  ];
-  for (const [name, m, req] of cases) {
-    it(name, async () => {
-      const dot = modelDot(m, req);
-      expect(dot).toMatchSnapshot();
-      const svg = await renderSvg(dot);
-      expect(svg).toContain('</svg>');
-      expect(modelDot(m, req)).toBe(dot);
-    });
+/** Ids reachable from `from` along edges. */
+function reach(d: GraphDiagram, from: string): Set<string> {
+  const seen = new Set([from]);
+  for (const stack = [from]; stack.length > 0;) {
+    const id = stack.pop()!;
+    for (const e of d.edges) if (e.from === id && !seen.has(e.to)) (seen.add(e.to), stack.push(e.to));
   }
-});
+  return seen;
+}
+/** Node statements of a DOT text whose label names parameter `name` (not its gradient ∂L/∂name). */
+function nodeStatementsNaming(dot: string, name: string): number {
+  const re = new RegExp(`(^|[^.\\w/])${name.replace(/\./g, '\\.')}([^.\\w]|$)`);
+  return dot.split('\n').filter((l) => / \[.*label=/.test(l) && !l.includes(' -> ') && re.test(l.replaceAll('∂L/∂', '∂L/'))).length;
+}
+/** Each scan's parameters are one node P<k>, every parameter named in exactly one node statement of the DOT. */
+function expectParamGroups(d: GraphDiagram, dot: string, m: ModelDef, scans: number): void {
+  expect(d.nodes.filter((n) => n.kind === 'param').map((n) => n.id)).toEqual(Array.from({ length: scans }, (_, k) => `P${k}`));
+  for (const p of m.build(1).params) expect(nodeStatementsNaming(dot, p.name), p.name).toBe(1);
+}
 
-describe('folded program: a row per layer, a delay loop per stage', () => {
-  it('2-layer LSTM: x below layer 0 below layer 1 below the head; each cell its own delays; each parameter once', () => {
-    const dot = modelDot(deepLstm, { view: 'folded' });
-    expect(dot).toMatch(/rankdir="BT"/);
-    expect(paramNodes(dot)).toHaveLength(paramCount(deepLstm));
-    // Two cells, two states (h, c) each, each state through its own delay back into its cell.
-    expect(count(dot, /^\s*"f\d+" \[/gm)).toBe(2);
-    for (const j of [0, 1]) {
+describe('folded program: a cluster per layer and direction, each with its delay loops', () => {
+  it('2-layer LSTM: layer 1 reads layer 0\'s h at every step; x feeds layer 0 only; the head is the last scan\'s', async () => {
+    const d = programDiagram(deepLstm, { view: 'folded' });
+    expect(d.clusters.map((c) => [c.id, text(c)])).toEqual([['scan0', 'scan 1 (l0) · 3 steps'], ['scan1', 'scan 2 (l1) · 3 steps']]);
+    for (const k of [0, 1]) {
       for (const i of [0, 1]) {
-        expect(dot).toContain(`"s${j}_${i}" -> "delay${j}_${i}"`);
-        expect(dot).toMatch(new RegExp(`"delay${j}_${i}" -> "f${j}" \\[[^\\]]*constraint=false`));
+        // h and c each through their own delay back into the scan's cell, from the initial state h0[k] (c0[k]).
+        expect(edge(d, `h${k}_${i}`, `d${k}_${i}`)?.kind).toBe('state');
+        const loop = edge(d, `d${k}_${i}`, `f${k}`)!;
+        expect(loop.loop).toBe(true);
+        expect(text(loop)).toMatch(/\(t−1\)$/);
+        expect(edge(d, `i${k}_${i}`, `d${k}_${i}`)?.kind).toBe('state');
       }
+      expect(text(node(d, `i${k}_0`))).toBe(`h${k + 1}(0) = h0[${k}]`);
     }
-    // Layer 0's output h feeds layer 1; layer 1's h feeds the head; x feeds layer 0 only.
-    expect(dot).toContain('"s0_0" -> "f1"');
-    expect(dot).toContain('"s1_0" -> "g"');
-    expect(dot).toContain('"x0" -> "f0"');
-    expect(dot).not.toContain('"x0" -> "f1"');
-    expect(dot).toContain('"g" -> "o0"');
-    expect(dot).toContain('rnn.weight_hh_l1');
-    expect(dot).not.toMatch(/t\+1/);
+    expect(text(edge(d, 'h0_0', 'f1'))).toBe('step t');
+    expect(edge(d, 'in_x', 'f0')).toBeDefined();
+    expect(edge(d, 'in_x', 'f1')).toBeUndefined();
+    // The head (out.weight, out.bias) is computed in the last scan's step: its output, into the loss.
+    expect(node(d, 'y1_0')?.kind).toBe('output');
+    expect(d.edges.some((e) => e.from === 'y1_0' && node(d, e.to)?.kind === 'loss')).toBe(true);
+    expectParamGroups(d, modelDot(deepLstm, { view: 'folded' }), deepLstm, 2);
+    expect(text(node(d, 'P1'))).toContain('out.weight');
+    expect(await renderSvg(modelDot(deepLstm, { view: 'folded' }))).toContain('</svg>');
   });
 
-  it('bidirectional GRU: both directions on one row, the reverse delay marked as coming from t + 1', () => {
-    const dot = modelDot(bidirGru, { view: 'folded' });
-    expect(paramNodes(dot)).toHaveLength(paramCount(bidirGru));
-    expect(sameRanks(dot)).toContainEqual(['f0', 'f1']);
-    expect(dot).toContain('"x0" -> "f0"');
-    expect(dot).toContain('"x0" -> "f1"');
-    expect(dot).toContain('"s0_0" -> "g"');
-    expect(dot).toContain('"s1_0" -> "g"');
-    expect(dot).toMatch(/"delay1_0" -> "f1" \[[^\]]*label=<[^\n]*\(t\+1\)/);
-    expect(dot).toMatch(/"delay0_0" -> "f0" \[[^\]]*label=<[^\n]*\(t−1\)/);
-    expect(dot).toContain('delay, reverse');
-    expect(dot).toContain('rnn.weight_hh_l0_reverse');
+  it('bidirectional GRU: the reverse scan\'s delay brings h from t + 1; both read x; the reverse scan reads the forward one\'s h for the head', () => {
+    const d = programDiagram(bidirGru, { view: 'folded' });
+    expect(d.clusters.map((c) => text(c))).toEqual(['scan 1 (l0) · 3 steps', 'scan 2 (l0_reverse) · 3 steps, reverse (t = T … 1)']);
+    expect(text(edge(d, 'd0_0', 'f0'))).toMatch(/\(t−1\)$/);
+    expect(text(edge(d, 'd1_0', 'f1'))).toMatch(/\(t\+1\)$/);
+    expect(text(node(d, 'i1_0'))).toBe('h2(4) = h0[1]');
+    expect(text(node(d, 'd1_0')!.xlabel ? { label: node(d, 'd1_0')!.xlabel } : undefined)).toBe('delay, reverse');
+    for (const k of [0, 1]) expect(edge(d, 'in_x', `f${k}`)).toBeDefined();
+    expect(edge(d, 'h0_0', 'f1')).toBeDefined();
   });
 });
 
-describe('unfolded program: a column per step, a row per stage', () => {
-  it('2-layer LSTM: both chains run left to right from s(0), layer 1 above layer 0, each layer\'s parameters one node', () => {
-    const dot = modelDot(deepLstm, { view: 'unfolded', tau: 3 });
-    expect(dot).toMatch(/rankdir="LR"/);
-    expect(count(dot, /subgraph "cluster_t\d+"/g)).toBe(3);
-    expectParamGroups(dot, deepLstm, 2);
-    for (const j of [0, 1]) {
-      expect(dot).toContain(`"s${j}_0_t0" -> "f${j}_t1"`);
-      for (const t of [1, 2]) expect(dot).toMatch(new RegExp(`"s${j}_0_t${t}" -> "f${j}_t${t + 1}" \\[penwidth`));
-    }
-    // Layer 0's h(t) feeds layer 1 at the same t; x(t) feeds layer 0 only; the head reads layer 1.
-    for (const t of [1, 2, 3]) {
-      expect(dot).toContain(`"s0_0_t${t}" -> "f1_t${t}"`);
-      expect(dot).toContain(`"x0_t${t}" -> "f0_t${t}"`);
-      expect(dot).toContain(`"s1_0_t${t}" -> "g_t${t}"`);
-    }
-    expect(dot).not.toMatch(/dir="back"/);
-  });
+describe('unfolded program: a row per scan, a cluster per step', () => {
+  const d = programDiagram(deepBidirLstm, { view: 'unfolded', tau: T });
+  const dot = modelDot(deepBidirLstm, { view: 'unfolded', tau: T });
 
-  it('bidirectional GRU: the reverse chain runs right to left from its state after step τ, drawn against time', () => {
-    const dot = modelDot(bidirGru, { view: 'unfolded', tau: 3 });
-    expectParamGroups(dot, bidirGru, 2);
-    expect(dot).toContain('"s0_0_t0" -> "f0_t1"');
-    // The reverse stage starts at τ + 1 = 4, and each state edge goes from t + 1 to t (written forward, dir=back).
-    expect(dot).toMatch(/"f1_t3" -> "s1_0_t4" \[[^\]]*dir="back"/);
-    for (const t of [1, 2]) expect(dot).toMatch(new RegExp(`"f1_t${t}" -> "s1_0_t${t + 1}" \\[[^\\]]*dir="back"`));
-    expect(dot).not.toContain('"s1_0_t0"');
-    // Both directions read x(t) and feed the head at the same t.
-    for (const t of [1, 2, 3]) {
-      for (const j of [0, 1]) {
-        expect(dot).toContain(`"x0_t${t}" -> "f${j}_t${t}"`);
-        expect(dot).toContain(`"s${j}_0_t${t}" -> "g_t${t}"`);
+  it('2 layers × 2 directions: four rows of τ steps, each its own chain (a reverse one from its state after step τ)', () => {
+    expect(d.clusters.filter((c) => c.parent === undefined).map((c) => text(c))).toEqual([
+      'scan 1 (l0) · 3 steps', 'scan 2 (l0_reverse) · 3 steps, reverse: t = T … 1, right to left',
+      'scan 3 (l1) · 3 steps', 'scan 4 (l1_reverse) · 3 steps, reverse: t = T … 1, right to left',
+    ]);
+    for (const k of [0, 1, 2, 3]) {
+      const reverse = k % 2 === 1;
+      expect(d.clusters.filter((c) => c.parent === `row${k}`)).toHaveLength(T);
+      for (let t = 1; t <= T; t++) expect(clustersOf(d, `f${k}_t${t}`)).toEqual([`row${k}_t${t}`, `row${k}`]);
+      // The chain: h(t) into the next step the scan runs; it starts from h0's row of this scan.
+      const t0 = reverse ? T + 1 : 0;
+      expect(text(node(d, `h${k}_0_t${t0}`))).toBe(`h${k + 1}(${t0}) = h0[${k}]`);
+      expect(edge(d, `h${k}_0_t${t0}`, `f${k}_t${reverse ? T : 1}`)?.kind).toBe('state');
+      for (let t = 1; t < T; t++) {
+        const [from, to] = reverse ? [`h${k}_0_t${t + 1}`, `f${k}_t${t}`] : [`h${k}_0_t${t}`, `f${k}_t${t + 1}`];
+        expect(edge(d, from, to)?.kind, `${from} -> ${to}`).toBe('state');
       }
-      // The reverse row sits above the forward one in each column.
-      expect(dot).toMatch(new RegExp(`"s0_0_t${t}" -> "f1_t${t}" \\[style="invis"`));
+    }
+    // h0 and c0 are not drawn: each scan's own initial state says which row of them it reads.
+    expect(node(d, 'in_h0')).toBeUndefined();
+    expect(dot).toMatch(/dir="back"/);
+  });
+
+  it('does not draw its 18 parameters as a tangle: one node per scan, one edge each, into its row', () => {
+    expect(deepBidirLstm.build(1).params).toHaveLength(18);
+    expectParamGroups(d, dot, deepBidirLstm, 4);
+    const paramEdges = d.edges.filter((e) => e.kind === 'param');
+    expect(paramEdges.map((e) => `${e.from}->${e.lhead}`)).toEqual(['P0->row0', 'P1->row1', 'P2->row2', 'P3->row3']);
+  });
+
+  it('layer 1 reads both directions of layer 0 as whole sequences, along one bus per sequence (τ edges into each reading row)', () => {
+    for (const src of ['ys0_0', 'ys1_0']) {
+      // Follow the bus: relays joined by trunk edges, one edge out of each into a step of a layer-1 row.
+      const relays = new Set<string>();
+      for (const frontier = d.edges.filter((e) => e.from === src && e.trunk).map((e) => e.to); frontier.length > 0;) {
+        const id = frontier.pop()!;
+        relays.add(id);
+        frontier.push(...d.edges.filter((e) => e.from === id && e.trunk).map((e) => e.to));
+      }
+      const reads = d.edges.filter((e) => relays.has(e.from) && !e.trunk).map((e) => e.to);
+      expect(reads.sort(), src).toEqual(['f2_t1', 'f2_t2', 'f2_t3', 'f3_t1', 'f3_t2', 'f3_t3']);
     }
   });
 
-  it('2 layers × 2 directions: four rows, two chains each way, five parameter groups rather than 18 lines across every step, rendered', async () => {
-    const dot = modelDot(deepBidirLstm, { view: 'unfolded', tau: 3 });
-    expectParamGroups(dot, deepBidirLstm, 4);
-    expect(paramCount(deepBidirLstm)).toBe(18);
-    for (const j of [1, 3]) expect(dot).toMatch(new RegExp(`"f${j}_t2" -> "s${j}_0_t3" \\[[^\\]]*dir="back"`));
-    for (const j of [0, 2]) expect(dot).toContain(`"s${j}_0_t0" -> "f${j}_t1"`);
+  it('renders; the same request gives the same bytes', async () => {
+    expect(modelDot(deepBidirLstm, { view: 'unfolded', tau: T })).toBe(dot);
     expect(await renderSvg(dot)).toContain('</svg>');
-    expect(await renderSvg(modelDot(deepBidirLstm, { view: 'folded' }))).toContain('</svg>');
-  });
-
-  it('elides the middle of a long unrolling like any other figure', () => {
-    const dot = modelDot(bidirGru, { view: 'unfolded', tau: 12 });
-    expect(count(dot, /subgraph "cluster_t\d+"/g)).toBe(6);
-    expect(dot).toContain('"elided"');
   });
 });
 
 describe('gradient view of a program', () => {
-  it('each stage its own backward chain (against time for a forward scan, with it for a reverse one), fed by the head; one Σ per group of parameters', async () => {
-    const dot = modelDot(bidirGru, { view: 'gradient', tau: 3 });
-    expectParamGroups(dot, bidirGru, 2);
-    for (const g of ['P0', 'P1', 'Pg']) {
-      expect(count(dot, new RegExp(`^\\s*"acc${g}" \\[`, 'gm')), g).toBe(1);
-      expect(count(dot, new RegExp(`^\\s*"grad${g}" \\[`, 'gm')), g).toBe(1);
+  const d = programDiagram(deepBidirLstm, { view: 'gradient', tau: T });
+
+  it('each scan its own backward chain, running against its scan, in its own row (not one node per step for all layers)', () => {
+    for (const k of [0, 1, 2, 3]) {
+      for (let t = 1; t <= T; t++) {
+        expect(node(d, `B${k}_t${t}`)?.kind).toBe('grad');
+        expect(clustersOf(d, `B${k}_t${t}`)).toEqual([`row${k}_t${t}`, `row${k}`]);
+        expect(text(node(d, `B${k}_t${t}`))).toBe(`∂L/∂h${k + 1}(${t}), ∂L/∂c${k + 1}(${t})`);
+      }
+      // A forward scan's cotangents flow from t + 1 back to t; a reverse scan's from t to t + 1.
+      for (let t = 1; t < T; t++) {
+        const [from, to] = k % 2 === 0 ? [`B${k}_t${t + 1}`, `B${k}_t${t}`] : [`B${k}_t${t}`, `B${k}_t${t + 1}`];
+        expect(edge(d, from, to)?.kind, `${from} -> ${to}`).toBe('backward');
+      }
     }
-    for (const t of [1, 2, 3]) for (const j of ['0', '1', 'g']) expect(dot).toContain(`"B${j}_t${t}" [`);
-    expect(dot).not.toContain('"B_t');
-    // The forward chain sends ∂L/∂h back from t + 1 to t; the reverse chain from t to t + 1; the head feeds both at t.
-    expect(dot).toMatch(/"B0_t1" -> "B0_t2" \[[^\]]*dir="back"/);
-    expect(dot).toMatch(/"B1_t1" -> "B1_t2" \[(?![^\]]*dir="back")/);
-    for (const t of [1, 2, 3]) for (const j of [0, 1]) expect(dot).toContain(`"Bg_t${t}" -> "B${j}_t${t}"`);
-    expect(await renderSvg(dot)).toContain('</svg>');
+    // One grad node per (scan, step): 4 × τ, no node shared by layers or directions.
+    expect(d.nodes.filter((n) => /^B\d+_t\d+$/.test(n.id))).toHaveLength(4 * T);
+    // No chain feeds another directly: scans meet only through the cotangents of the sequences they share.
+    const chainOf = (id: string): string | undefined => /^B(\d+)_t\d+$/.exec(id)?.[1];
+    expect(d.edges.filter((e) => chainOf(e.from) !== undefined && chainOf(e.to) !== undefined && chainOf(e.from) !== chainOf(e.to))).toEqual([]);
   });
 
-  it('2 layers × 2 directions: each of layer 1\'s chains feeds each of layer 0\'s at the same step, and none the other direction of its own layer', () => {
-    const dot = modelDot(deepBidirLstm, { view: 'gradient', tau: 3 });
-    for (const t of [1, 2, 3]) for (const [from, to] of [[2, 0], [2, 1], [3, 0], [3, 1]]) expect(dot).toContain(`"B${from}_t${t}" -> "B${to}_t${t}"`);
-    for (const t of [1, 2, 3]) for (const [a, c] of [[2, 3], [3, 2], [0, 1], [1, 0]]) expect(dot).not.toContain(`"B${a}_t${t}" -> "B${c}_t${t}"`);
-    expect(count(dot, /^\s*"acc(P\d+|Pg)" \[/gm)).toBe(5);
+  it('the cotangents of layer 1 reach both of layer 0\'s chains; the loss seeds the last scan (the head\'s)', () => {
+    for (const up of ['B2_t1', 'B3_t1']) {
+      const r = reach(d, up);
+      for (const k of [0, 1]) for (let t = 1; t <= T; t++) expect(r.has(`B${k}_t${t}`), `${up} → B${k}_t${t}`).toBe(true);
+    }
+    const loss = d.nodes.find((n) => n.kind === 'loss')!;
+    expect(reach(d, loss.id).has(`B3_t${T}`)).toBe(true);
+  });
+
+  it('one Σ over the steps of each scan\'s parameters, into one ∂L/∂θ node per scan', () => {
+    for (const k of [0, 1, 2, 3]) {
+      expect(node(d, `S${k}`)?.kind).toBe('accum');
+      expect(edge(d, `S${k}`, `G${k}`)?.kind).toBe('backward');
+      // Every step of the row's chain joins the rail into its Σ.
+      for (let t = 1; t <= T; t++) expect(reach(d, `B${k}_t${t}`).has(`S${k}`), `B${k}_t${t} → S${k}`).toBe(true);
+    }
+    expect(d.nodes.filter((n) => n.kind === 'gradOut').map((n) => text(n))).toEqual([
+      '∂L/∂θ14 parameters of scan 1', '∂L/∂θ24 parameters of scan 2', '∂L/∂θ34 parameters of scan 3', '∂L/∂θ46 parameters of scan 4',
+    ]);
+  });
+
+  it('renders', async () => {
+    expect(await renderSvg(modelDot(bidirGru, { view: 'gradient', tau: T }))).toContain('</svg>');
+  });
+});
+
+describe('a long unrolling is elided, each row apart', () => {
+  it('τ = 12: the first and last 3 steps of each row and one elision node per row (and per backward chain); --full draws all', () => {
+    const d = programDiagram(bidirGru, { view: 'gradient', tau: 12 });
+    for (const k of [0, 1]) {
+      expect(d.clusters.filter((c) => c.parent === `row${k}`).map((c) => c.id)).toEqual([1, 2, 3, 10, 11, 12].map((t) => `row${k}_t${t}`));
+      expect(text(node(d, `elided_row${k}`))).toBe('… 6 steps …t = 4 … 9');
+      expect(node(d, `elided_row${k}_b`)?.backward).toBe(true);
+      // The chain runs through the elision: step 3 → … → step 10 (a reverse scan the other way).
+      const [a, b] = k === 0 ? [`h0_0_t3`, 'f0_t10'] : ['h1_0_t10', 'f1_t3'];
+      expect(reach(d, a).has(b)).toBe(true);
+      expect(edge(d, a, `elided_row${k}`)?.kind).toBe('state');
+    }
+    expect(d.nodes.filter((n) => n.kind === 'elision')).toHaveLength(4);
+    const full = programDiagram(bidirGru, { view: 'gradient', tau: 12, full: true });
+    expect(full.clusters.filter((c) => c.parent === 'row0')).toHaveLength(12);
+    expect(full.nodes.some((n) => n.kind === 'elision')).toBe(false);
+  });
+
+  it('graphs/adding-bidir.ts (a stack written in the DSL) at its training window τ = 20, its loss on each row\'s last step', async () => {
+    const d = programDiagram(addingBidir, { view: 'unfolded' });
+    expect(d.title.markup).toContain('unfolded, τ = 20 · cell level · a program of 4 scans (2 layers, bidirectional)');
+    expect(d.clusters.filter((c) => c.parent === undefined)).toHaveLength(4);
+    expect(d.nodes.filter((n) => n.kind === 'elision')).toHaveLength(4);
+    expect(d.nodes.filter((n) => n.kind === 'param')).toHaveLength(4);
+    // The weights picking each row's last step, as the trainer's loss reads them.
+    expect(d.nodes.some((n) => n.id === 'in_loss.w')).toBe(true);
+    expect(await renderSvg(modelDot(addingBidir, { view: 'unfolded' }))).toContain('</svg>');
   });
 });
 
 describe('--level ops', () => {
-  it('draws every stage’s primitives, each state through its own delay, and renders', async () => {
-    const folded = modelDot(bidirGru, { view: 'folded', level: 'ops' });
-    expect(paramNodes(folded)).toHaveLength(paramCount(bidirGru));
-    expect(folded).toMatch(/"delay1_0" -> "n1_\d+" \[[^\]]*t\+1[^\]]*constraint=false/);
-    expect(folded).toMatch(/"delay0_0" -> "n0_\d+" \[[^\]]*t−1[^\]]*constraint=false/);
-    for (const view of ['folded', 'unfolded', 'gradient'] as const) {
-      const dot = modelDot(deepLstm, { view, level: 'ops', ...(view === 'folded' ? {} : { tau: 2 }) });
-      // Every parameter drawn once (at --level ops a node is named by its position, not p<k>).
-      for (const p of deepLstm.build(1).params) expect(dot.split(`label=<${p.name}<br/>`).length - 1, p.name).toBe(1);
-      expect(await renderSvg(dot)).toContain('</svg>');
+  it('folded and unfolded draw every op of every scan; the gradient view is refused with one line naming --level', async () => {
+    const folded = programDiagram(bidirGru, { view: 'folded', level: 'ops' });
+    expect(folded.clusters.map((c) => c.id)).toEqual(['scan0', 'scan1']);
+    expect(text(edge(folded, 'd1_0', folded.edges.find((e) => e.from === 'd1_0' && e.loop)!.to))).toBe('t+1');
+    const unfolded = programDiagram(deepLstm, { view: 'unfolded', level: 'ops', tau: 2 });
+    for (const k of [0, 1]) for (const t of [1, 2]) expect(unfolded.nodes.filter((n) => n.cluster === `row${k}_t${t}` && n.kind === 'op').length).toBeGreaterThan(5);
+    for (const req of [{ view: 'folded' as const, level: 'ops' as const }, { view: 'unfolded' as const, level: 'ops' as const, tau: 2 }]) {
+      expect(await renderSvg(modelDot(deepLstm, req))).toContain('</svg>');
     }
-    // Unfolded, the reverse stage's initial state comes after the last step; its chain runs against time.
-    const unfolded = modelDot(bidirGru, { view: 'unfolded', level: 'ops', tau: 2 });
-    expect(unfolded).toMatch(/<i>h<\/i><sub>l0_reverse<\/sub>\(1\)/);
-    expect(unfolded).toMatch(/dir="back"/);
+    expect(() => modelDot(deepLstm, { view: 'gradient', level: 'ops', tau: 2 })).toThrow(/--level ops draws the folded and unfolded views of a graph of scans .*its gradient view is drawn at --level cell/);
   });
 
-  it('a program’s unfolded view defaults to --level cell', () => {
-    expect(modelDot(bidirGru, { view: 'unfolded', tau: 2 })).toMatch(/unfolded, τ = 2 · cell level/);
+  it('a program\'s views default to --level cell', () => {
+    expect(programDiagram(bidirGru, { view: 'unfolded', tau: 2 }).title.markup).toMatch(/unfolded, τ = 2 · cell level/);
   });
 });
 
@@ -216,17 +268,31 @@ describe('bad requests', () => {
 });
 
 describe('unfold show on a program', () => {
-  it('prints each stage’s step graph with its name, layer and direction', async () => {
+  it('prints its graph of scans (each scan\'s body under it), saying it is a program of 4 scans', async () => {
     const r = await run(['show', '--cell', 'lstm', '--input', '1', '--hidden', '2', '--output', '1', '--layers', '2', '--bidirectional', '--tau', '2']);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
-    expect(r.stdout).toMatch(/a program of 4 scans \(2 layers, bidirectional\)/);
-    expect(r.stdout).toMatch(/^# stage 0: lstm_l0, layer 0, forward/m);
-    expect(r.stdout).toMatch(/^# stage 1: lstm_l0_reverse, layer 0, reverse/m);
-    expect(r.stdout).toMatch(/^# stage 2: lstm_l1, layer 1, forward .*reads h_l0 ← stage 0/m);
-    expect(r.stdout).toMatch(/^# stage 3: lstm_l1_reverse, layer 1, reverse/m);
-    expect(count(r.stdout, /^%0 = /gm)).toBe(4);
-    expect(r.stdout).toMatch(/^# unrolled τ = 2: \d+ nodes/m);
+    expect(r.stdout).toMatch(/^# lstm \(.*\), batch 1, τ = 2: a program of 4 scans \(2 layers, bidirectional\), as a graph of 4 scans over whole tensors$/m);
+    expect(count(r.stdout, / = scan /g)).toBe(4);
+    expect(r.stdout).toMatch(/^# parameters: rnn\.weight_ih_l0 \[8, 1\], /m);
+    expect(r.stdout).toMatch(/^# graph: \d+ nodes \(loss included\); with gradients: \d+ nodes; unrolled: \d+ nodes$/m);
+    expect(r.stdout).not.toMatch(/^# unrolled/m);
+  });
+
+  it('--unrolled prints the inlined graph (every scan\'s steps), --grad the gradient graph of scans (a reverse scan per scan)', async () => {
+    const r = await run(['show', '--cell', 'gru', '--input', '1', '--hidden', '2', '--output', '1', '--bidirectional', '--tau', '2', '--unrolled', '--grad']);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const unrolled = r.stdout.split('# unrolled (every scan inlined)\n')[1]!.split('\n# ')[0]!;
+    expect(unrolled).not.toMatch(/ = scan /);
+    // The GRU's candidate tanh once per step of each direction; each parameter one node, shared by the steps.
+    expect(count(unrolled, /^%\d+ = tanh /gm)).toBe(2 * 2);
+    expect(count(unrolled, /param \{name="rnn\.weight_hh_l0"\}/g)).toBe(1);
+    const grad = r.stdout.split('# loss and gradients\n')[1]!.split('\n# ')[0]!;
+    // Both forward scans and, for each, the reverse-direction scan of its VJP.
+    expect(count(grad, /^%\d+ = scan .*reverse=false/gm)).toBeGreaterThanOrEqual(2);
+    expect(count(grad, /^%\d+ = scan .*reverse=true/gm)).toBeGreaterThanOrEqual(2);
+    expect(grad).toMatch(/^out grad:rnn\.weight_hh_l0_reverse = /m);
   });
 });
 

@@ -16,11 +16,14 @@ const USAGE = [
   `  --tau    steps to unroll (unfolded, gradient); default: the model's training window, else 3`,
   `  --level  cell: one node per application of f (and g); ops: every primitive. Default: cell for`,
   `           folded and gradient; ops for unfolded when the step graph has ≤ ${OPS_LEVEL_MAX_STEP_NODES} nodes, else cell`,
-  `           (stacked or bidirectional layers: cell — a row per layer, a reverse scan running right to left)`,
+  `           (stacked or bidirectional layers: cell)`,
   `  --full   draw every step; otherwise τ > ${ELIDE_ABOVE} shows the first and last ${ELIDE_KEEP} steps and one elision node`,
   `  -o       .svg renders SVG (Graphviz in WebAssembly), .dot writes DOT, - writes DOT to stdout`,
-  `  A graph of scans (a model file's graph, e.g. graphs/translate.ts): a cluster (folded) or a row (unfolded,`,
-  `  gradient) per scan, every step drawn, each scan's length its own (no --tau); --level ops: folded and unfolded`,
+  `  Stacked or bidirectional layers (--layers, --bidirectional, stack()) are drawn as the graph of scans they`,
+  `  run as over τ steps: a cluster (folded) or a row (unfolded, gradient) per layer and direction, a reverse scan`,
+  `  running right to left, each scan's parameters one node and its own backward chain; --level ops: folded and unfolded`,
+  `  A graph of scans (a model file's graph, e.g. graphs/translate.ts) is drawn the same way, every step drawn,`,
+  `  each scan's length its own (no --tau)`,
 ].join('\n');
 
 export interface DotOutput {

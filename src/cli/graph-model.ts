@@ -122,7 +122,14 @@ export function formatGraphRun(r: GraphRun, wrt: readonly string[], loss: LossSp
 
 /** `show` for a graph model: the graph over whole tensors (each scan's body under it) and the sizes of its inlined and gradient forms. */
 export function showGraphModel(def: ModelDef, source: string, batch: number, loss: LossSpec, opts: { unrolled?: boolean; grad?: boolean }): string {
-  const model = def.graph!(batch);
+  return showGraph(def.graph!(batch), `# ${def.name} (${source}), batch ${batch}: `, loss, opts);
+}
+
+/**
+ * `show` of a graph of scans, its first line `head` and what it is (`a graph of 3 scans over whole
+ * tensors`); --unrolled: every scan inlined; --grad: the loss and gradient graph (a reverse scan per scan).
+ */
+export function showGraph(model: GraphModel, head: string, loss: LossSpec, opts: { unrolled?: boolean; grad?: boolean }): string {
   const tg: GraphTraining = graphTraining(model, loss, derivedBuilder());
   verify(tg.graph, opRule);
   const forward = tg.graph.outputs.filter((o) => !o.name.startsWith('grad:'));
@@ -130,7 +137,7 @@ export function showGraphModel(def: ModelDef, source: string, batch: number, los
   const scans = nodesOf(modelGraph).filter((n) => n.op === 'scan');
   const inlined = inlineScans(modelGraph, currentContext()).graph;
   const out = [
-    `# ${def.name} (${source}), batch ${batch}: a graph of ${scans.length} scan${scans.length === 1 ? '' : 's'} over whole tensors`,
+    `${head}a graph of ${scans.length} scan${scans.length === 1 ? '' : 's'} over whole tensors`,
     printGraph(modelGraph).trimEnd(),
   ];
   if (opts.unrolled) out.push('# unrolled (every scan inlined)', printGraph(inlined, { steps: true }).trimEnd());

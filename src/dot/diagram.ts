@@ -6,7 +6,7 @@ import { pushTo } from '../ir/multimap.ts';
 import { Html, type DotAttrs, type DotGraph, type DotStatement } from './dot.ts';
 import {
   ALIGN_EDGE, BACKWARD_ELISION, CHAIN_NODE, CLUSTER, EDGE, EDGE_KIND, EDGE_PRIORITY, ELIDE_ABOVE, ELIDE_KEEP,
-  GATE, GATE_EDGE, GRAPH, ORDER_EDGE, LABEL, LARGE_DIAGRAM_NODES, LARGE_GRAPH, NODE, NODE_KIND, type EdgeKind, type NodeKind,
+  GATE, GATE_EDGE, GRAPH, LABEL, LARGE_DIAGRAM_NODES, LARGE_GRAPH, NODE, NODE_KIND, type EdgeKind, type NodeKind,
 } from './style.ts';
 
 export interface VNode {
@@ -42,8 +42,6 @@ export interface VEdge {
   readonly flip?: boolean;
   /** A bus segment (drawn without an arrowhead). */
   readonly trunk?: boolean;
-  /** Not drawn: orders two nodes of one step's column, `from` below `to` (a layer's row below the next one's). */
-  readonly order?: boolean;
 }
 
 export interface Diagram {
@@ -76,10 +74,6 @@ export class DiagramBuilder {
 
   has(id: string): boolean {
     return this.nodes.has(id);
-  }
-
-  hasEdge(from: string, to: string): boolean {
-    return this.edges.has(`${from}\u0000${to}`);
   }
 
   edge(e: VEdge): void {
@@ -341,7 +335,7 @@ export function layout(diagram: Diagram): DotGraph {
   for (const e of d.edges) {
     const a = byId.get(e.from)!, b = byId.get(e.to)!;
     const ta = timeOf(a), tb = timeOf(b);
-    const attrs: Record<string, DotAttrs[string]> = e.order ? { ...ORDER_EDGE } : { ...EDGE_KIND[e.kind] };
+    const attrs: Record<string, DotAttrs[string]> = { ...EDGE_KIND[e.kind] };
     if (e.label) attrs['label'] = e.label;
     if (e.loop) attrs['constraint'] = false;
     if (e.trunk) attrs['arrowhead'] = 'none';

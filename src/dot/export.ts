@@ -11,7 +11,10 @@ import { elide, layout, type Diagram } from './diagram.ts';
 import { Html, writeDot } from './dot.ts';
 import { LABEL, OPS_LEVEL_MAX_STEP_NODES } from './style.ts';
 import { buildView, defaultLevel, type Level, type View } from './views.ts';
-import { buildGraphView, layoutGraph, type GraphDiagram } from './graph-views.ts';
+import { buildGraphView, elideGraph, layoutGraph, type GraphDiagram } from './graph-views.ts';
+import { sequenceModel } from '../dsl/sequence.ts';
+import type { Recurrence } from '../dsl/recurrence.ts';
+import { stageSuffix } from '../dsl/program.ts';
 
 /** τ when none is asked for and the model has no training window. */
 export const DEFAULT_TAU = 3;
@@ -34,6 +37,7 @@ export function modelDiagram(model: ModelDef, req: DotRequest, ctx: Context = ne
   return withContext(() => {
     const batch = model.task?.batch ?? 1;
     const rec = model.build(batch);
+    if (rec.program) throw new Error(`modelDiagram: model ${model.name} is a program; programDiagram draws it`);
     const level = req.level ?? defaultLevel(rec, req.view, OPS_LEVEL_MAX_STEP_NODES);
     const tau = checkTau(req.tau ?? model.task?.seqLen ?? DEFAULT_TAU);
     const loss = rec.outputs.length > 0 ? (model.task?.loss ?? { kind: 'mse' as const }) : undefined;
@@ -47,6 +51,58 @@ export function modelDiagram(model: ModelDef, req: DotRequest, ctx: Context = ne
     const diagram = buildView(rec, { view: req.view, level, tau, loss, name: `${model.name} ${req.view}`, title }, derivedBuilder());
     return elide(diagram, req.full ?? false);
   }, ctx);
+}
+
+/**
+ * The diagram of one view of a program (stacked or bidirectional layers) as the graph of scans it
+ * runs as (sequenceModel over τ steps): a cluster (folded) or a row (unfolded, gradient) per layer
+ * and direction, drawn by the graph views; the middle steps elided unless `full`, as a single
+ * recurrence's are.
+ */
+export function programDiagram(model: ModelDef, req: DotRequest, ctx: Context = new Context()): GraphDiagram {
+  return withContext(() => {
+    const rec = model.build(model.task?.batch ?? 1);
+    if (!rec.program) throw new Error(`programDiagram: model ${model.name} is a single recurrence; modelDiagram draws it`);
+    const level = req.level ?? 'cell';
+    const tau = checkTau(req.tau ?? model.task?.seqLen ?? DEFAULT_TAU);
+    const loss = rec.outputs.length > 0 ? (model.task?.loss ?? { kind: 'mse' as const }) : undefined;
+    const what = req.view === 'folded' ? 'folded' : `${req.view}, τ = ${tau}`;
+    const title = Html.join(
+      model.name,
+      Html.br(),
+      Html.font(`${what} · ${level} level · ${programSummary(rec)}`, LABEL.title),
+      ...(model.description ? [Html.br(), Html.font(model.description, LABEL.note)] : []),
+    );
+    const g = programModel(rec, tau, loss);
+    // sequenceScans makes one scan per stage, in the stages' order: scan j is stage j (l0, l0_reverse, l1, …).
+    const scanNames = rec.program.stages.map(stageSuffix);
+    const diagram = buildGraphView(g, { view: req.view, level, loss, name: `${model.name} ${req.view}`, title, scanNames }, derivedBuilder());
+    return req.view === 'folded' ? diagram : elideGraph(diagram, req.full ?? false);
+  }, ctx);
+}
+
+/**
+ * A program's sequence model over τ steps as it is drawn and shown: with the target its loss compares
+ * the output with (when it has a loss) and, for a loss on each row's last step (over: 'last'), the
+ * weights that pick it, as the trainer's loss reads them.
+ */
+export function programModel(rec: Recurrence, tau: number, loss: LossSpec | undefined): GraphModel {
+  return sequenceModel(rec, {
+    steps: tau,
+    ...(loss ? { target: { name: loss.target ?? 'y', ...(loss.output !== undefined ? { output: loss.output } : {}) } } : {}),
+    ...(loss && (loss.over ?? 'all') !== 'all' ? { weighted: true } : {}),
+  });
+}
+
+/** `a program of 4 scans (2 layers, bidirectional)`: what `show` and the diagrams' titles say of a program. */
+export function programSummary(rec: Recurrence): string {
+  const { stages, layers, directions } = rec.program!;
+  return `a program of ${stages.length} scan${stages.length === 1 ? '' : 's'} (${layers} layer${layers === 1 ? '' : 's'}${directions === 2 ? ', bidirectional' : ''})`;
+}
+
+/** Whether the model is a program (stacked or bidirectional layers), drawn through its graph of scans. */
+function isProgram(model: ModelDef): boolean {
+  return !model.graph && withContext(() => model.build(model.task?.batch ?? 1).program !== undefined);
 }
 
 /**
@@ -84,6 +140,7 @@ function defaultGraphLoss(g: GraphModel): LossSpec | undefined {
 /** DOT text of one view of a model. */
 export function modelDot(model: ModelDef, req: DotRequest, ctx?: Context): string {
   if (model.graph) return writeDot(layoutGraph(graphModelDiagram(model, req, ctx)));
+  if (isProgram(model)) return writeDot(layoutGraph(programDiagram(model, req, ctx)));
   return writeDot(layout(modelDiagram(model, req, ctx)));
 }
 

@@ -26,6 +26,7 @@ import {
   type EdgeKind, type NodeKind,
 } from './style.ts';
 import type { Level, View } from './views.ts';
+import { hiddenSteps } from './diagram.ts';
 
 export interface GraphViewSpec {
   readonly view: View;
@@ -34,6 +35,8 @@ export interface GraphViewSpec {
   readonly loss: LossSpec | undefined;
   readonly name: string;
   readonly title: Html;
+  /** What each scan is, by its number (a program's layer and direction: l0, l0_reverse), shown in its cluster's title. */
+  readonly scanNames?: readonly string[];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -164,7 +167,10 @@ export function layoutGraph(d: GraphDiagram): DotGraph {
     if (e.loop) attrs['constraint'] = false;
     if (e.lhead) attrs['lhead'] = clusterId(e.lhead);
     if (e.trunk) attrs['arrowhead'] = 'none';
-    const against = d.timed && a.slot !== undefined && b.slot !== undefined && a.slot > b.slot;
+    // Against time: an edge from a later slot to an earlier one, and a backward edge to or from a
+    // node outside time (the loss seeding the backward rows, a cotangent between rows, ∂L/∂θ), so
+    // the backward pass reads right to left however its nodes outside the rows are reached.
+    const against = d.timed && (a.slot !== undefined && b.slot !== undefined ? a.slot > b.slot : e.kind === 'backward');
     if (against) {
       attrs['dir'] = 'back';
       if (e.lhead) {
@@ -199,6 +205,29 @@ export function layoutGraph(d: GraphDiagram): DotGraph {
 // Labels
 
 const note = (s: string | Html): Html => Html.font(s, LABEL.note);
+
+/** A scan's cluster title: `scan 2` and what it is when the spec names it, `scan 2 (l0_reverse)`. */
+function scanTitle(spec: GraphViewSpec, k: number): Html {
+  const name = spec.scanNames?.[k];
+  // A named title is one plain run: Graphviz measures a bold run as if it were plain, and the run
+  // after a long bold one is drawn over its end.
+  return name === undefined ? Html.b(`scan ${k + 1}`) : Html.text(`scan ${k + 1} (${name})`);
+}
+
+/**
+ * An initial carry read from a model input, as its label says it: `h0[2]` for one row of it (a
+ * program's h0 [L·D, B, H] holds one per scan), `h0` for the whole input. Drawn as the scan's own
+ * initial state, so the rows of one input do not each cross the figure from where it is drawn.
+ */
+function inputRead(op: Node): Html | undefined {
+  let n = op.op === 'reshape' ? op.inputs[0]! : op;
+  let row = '';
+  if (n.op === 'slice' && Number(n.attrs['axis']) === 0 && Number(n.attrs['end']) === Number(n.attrs['start']) + 1) {
+    row = `[${Number(n.attrs['start'])}]`;
+    n = n.inputs[0]!;
+  }
+  return n.op === 'input' && n.attrs['role'] === 'input' ? Html.join(Html.i(String(n.attrs['name'])), row) : undefined;
+}
 
 /** `h₂⁽ᵗ⁾`: a scan's value, the scan by its number, the step as a superscript. */
 function scanVar(name: string, scan: number, t: number | string): Html {
@@ -445,7 +474,7 @@ function folded(model: GraphModel, spec: GraphViewSpec, builder: NodeBuilder): G
 
   // Leaves, then each scan, then the blocks.
   drawLeaves(b, model, spec, loss !== undefined, grouped, scans);
-  for (const s of scans) drawFoldedScan(d, s, sources, ysName.get(s.node)!, ops, bodyPort);
+  for (const s of scans) drawFoldedScan(d, s, sources, ysName.get(s.node)!, ops, bodyPort, spec);
   for (const [root, members] of blockMembers) {
     const id = ops ? `op${index.get(root)}` : `b${index.get(root)}`;
     const isLoss = loss !== undefined && members.includes(loss);
@@ -484,12 +513,12 @@ function resultName(d: Drawing, r: { scan: Node; part: number }): Html {
 
 function drawFoldedScan(
   d: Drawing, s: ScanInfo, sources: (n: Node) => readonly string[], ys: readonly string[], ops: boolean,
-  bodyPort: Map<Node, string[]>,
+  bodyPort: Map<Node, string[]>, spec: GraphViewSpec,
 ): void {
   const { b } = d;
   const k = s.index;
   const cl = `scan${k}`;
-  b.cluster({ id: cl, label: Html.join(Html.b(`scan ${k + 1}`), ` · ${s.length} steps${s.reverse ? ', reverse (t = T … 1)' : ''}`) });
+  b.cluster({ id: cl, label: Html.join(scanTitle(spec, k), ` · ${s.length} steps${s.reverse ? ', reverse (t = T … 1)' : ''}`) });
   const body = s.node.body!;
   const operands = s.node.inputs;
   const dt = s.reverse ? 't+1' : 't−1';
@@ -500,6 +529,12 @@ function drawFoldedScan(
   const operandEdges = (into: (slot: number) => string, carryInto: (i: number) => string): void => {
     operands.forEach((op, slot) => {
       if (slot >= s.carries && into(slot) === '') return; // at --level ops a const feeds the ops that read it
+      const read = slot < s.carries ? inputRead(op) : undefined;
+      if (read) {
+        b.node({ id: `i${k}_${slot}`, kind: 'state', label: Html.join(scanVar(s.carryNames[slot]!, k, s.reverse ? T + 1 : 0), ' = ', read), cluster: cl });
+        b.edge({ from: `i${k}_${slot}`, to: carryInto(slot), kind: 'state' });
+        return;
+      }
       for (const from of sources(op)) {
         if (slot < s.carries) {
           const r = resultOf(op);
@@ -767,7 +802,7 @@ function unfolded(model: GraphModel, spec: GraphViewSpec, builder: NodeBuilder):
     const k = s.index;
     const rowId = `row${k}`;
     const ys = ysName.get(s.node)!;
-    b.cluster({ id: rowId, label: Html.join(Html.b(`scan ${k + 1}`), ` · ${s.length} steps`, s.reverse ? ', reverse: t = T … 1, right to left' : '') });
+    b.cluster({ id: rowId, label: Html.join(scanTitle(spec, k), ` · ${s.length} steps`, s.reverse ? ', reverse: t = T … 1, right to left' : '') });
     const grouped = model.params.filter((p) => groupOf.get(p.node) === row);
     if (grouped.length > 0) {
       const label = paramGroupLabel(`parameters of scan ${k + 1}`, grouped);
@@ -796,11 +831,14 @@ function unfolded(model: GraphModel, spec: GraphViewSpec, builder: NodeBuilder):
     s.node.inputs.forEach((op, slot) => {
       const froms = sources(op);
       if (slot < s.carries) {
-        if (froms.length === 0) {
+        const read = inputRead(op);
+        if (froms.length === 0 || read) {
           const t0 = s.reverse ? s.length + 1 : 0;
-          b.node({ id: `h${k}_${slot}_t${t0}`, kind: 'state', label: Html.join(scanVar(s.carryNames[slot]!, k, t0), op.op === 'const' ? ` = ${constText(op)}` : ''), cluster: rowId, slot: offset + (s.reverse ? s.length + 1 : 0) });
+          const value = read ? Html.join(' = ', read) : op.op === 'const' ? ` = ${constText(op)}` : '';
+          b.node({ id: `h${k}_${slot}_t${t0}`, kind: 'state', label: Html.join(scanVar(s.carryNames[slot]!, k, t0), value), cluster: rowId, slot: offset + (s.reverse ? s.length + 1 : 0) });
           forwardIds.add(`h${k}_${slot}_t${t0}`);
           b.edge({ from: `h${k}_${slot}_t${t0}`, to: `f${k}_t${stepAt(s, 0)}`, kind: 'state' });
+          if (read) return;
         }
         const r = resultOf(op);
         for (const from of froms) edgesIn.push({ from, to: `f${k}_t${stepAt(s, 0)}`, kind: 'state', label: note(Html.join(scanVar(s.carryNames[slot]!, k, s.reverse ? s.length + 1 : 0), r ? Html.join(' = ', resultName(d, r)) : '')) });
@@ -892,10 +930,17 @@ function unfolded(model: GraphModel, spec: GraphViewSpec, builder: NodeBuilder):
       }
     }
   }
-  // ∂L/∂L = 1 enters the backward pass where the loss is.
+  // ∂L/∂L = 1 enters the backward pass where the loss is: into the drawn nodes that read it, directly
+  // or through values not drawn (1/N, a constant, broadcast to the loss's terms).
   if (seed && loss) {
     const lossId = role.get(loss);
-    for (const n of order) if (n.inputs.includes(seed) && role.has(n) && lossId) edgesIn.push({ from: lossId, to: role.get(n)!, kind: 'backward' });
+    const seedValues = new Set<Node>([seed]);
+    for (const n of order) {
+      if (!n.inputs.some((x) => seedValues.has(x))) continue;
+      if (role.has(n)) {
+        if (lossId) edgesIn.push({ from: lossId, to: role.get(n)!, kind: 'backward' });
+      } else if (n.op !== 'scan') seedValues.add(n);
+    }
   }
   for (const e of edgesIn) if (b.has(e.from) && b.has(e.to)) b.edge(e);
   let relays = 0;
@@ -956,7 +1001,7 @@ function unfoldedOps(model: GraphModel, spec: GraphViewSpec, builder: NodeBuilde
   };
   drawLeaves(b, model, spec, loss !== undefined, grouped, scans);
   for (const s of scans) {
-    b.cluster({ id: `row${s.index}`, label: Html.join(Html.b(`scan ${s.index + 1}`), ` · ${s.length} steps`, s.reverse ? ', reverse: t = T … 1' : '') });
+    b.cluster({ id: `row${s.index}`, label: Html.join(scanTitle(spec, s.index), ` · ${s.length} steps`, s.reverse ? ', reverse: t = T … 1' : '') });
     for (let t = 1; t <= s.length; t++) b.cluster({ id: `row${s.index}_t${t}`, label: Html.text(`t = ${t}`), parent: `row${s.index}` });
   }
   const id = (n: Node): string => (n.op === 'input' && n.attrs['role'] === 'input' ? `in_${String(n.attrs['name'])}` : `n${index.get(n)}`);
@@ -1024,11 +1069,69 @@ function constName(d: Drawing, c: Node, scans: readonly ScanInfo[]): Html {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Elision: the middle steps of a long row drawn as one node
+
+/**
+ * The diagram with the middle steps of every row longer than ELIDE_ABOVE (hiddenSteps) drawn as one
+ * elision node per row (and one for its backward chain), the edges that crossed them reconnected
+ * to it; unless `full`. What a program's unfolded and gradient views do at a large τ, as a single
+ * recurrence's do: the figure stays O(ELIDE_KEEP) steps wide.
+ */
+export function elideGraph(d: GraphDiagram, full: boolean): GraphDiagram {
+  const stepsOf = new Map<string, number>();
+  for (const c of d.clusters) if (c.parent !== undefined && /_t\d+$/.test(c.id)) stepsOf.set(c.parent, (stepsOf.get(c.parent) ?? 0) + 1);
+  const hiddenOf = new Map<string, { first: number; last: number }>();
+  for (const [row, steps] of stepsOf) {
+    const h = hiddenSteps(steps, full);
+    if (h) hiddenOf.set(row, h);
+  }
+  if (hiddenOf.size === 0) return d;
+  const stepOf = (cluster: string | undefined): { row: string; t: number } | undefined => {
+    const m = cluster === undefined ? null : /^(.*)_t(\d+)$/.exec(cluster);
+    return m && hiddenOf.has(m[1]!) ? { row: m[1]!, t: Number(m[2]) } : undefined;
+  };
+  const isHidden = (cluster: string | undefined): boolean => {
+    const at = stepOf(cluster);
+    if (!at) return false;
+    const h = hiddenOf.get(at.row)!;
+    return at.t >= h.first && at.t <= h.last;
+  };
+  const b = new GraphDiagramBuilder(d.name, d.title, d.timed);
+  for (const c of d.clusters) if (!isHidden(c.id)) b.cluster(c);
+  const mapped = new Map<string, string>();
+  const firstSlot = new Map<string, number>();
+  for (const n of d.nodes) {
+    if (isHidden(n.cluster) && n.slot !== undefined) {
+      const key = `${stepOf(n.cluster)!.row}${n.backward ? '_b' : ''}`;
+      firstSlot.set(key, Math.min(firstSlot.get(key) ?? n.slot, n.slot));
+    }
+  }
+  for (const n of d.nodes) {
+    if (!isHidden(n.cluster)) {
+      b.node(n);
+      continue;
+    }
+    const { row } = stepOf(n.cluster)!;
+    const h = hiddenOf.get(row)!;
+    const id = `elided_${row}${n.backward ? '_b' : ''}`;
+    mapped.set(n.id, id);
+    if (b.has(id)) continue;
+    const slot = firstSlot.get(`${row}${n.backward ? '_b' : ''}`);
+    b.node({
+      id, kind: 'elision', cluster: row, ...(slot !== undefined ? { slot } : {}), ...(n.backward ? { backward: true } : {}),
+      label: Html.join(`… ${h.last - h.first + 1} steps …`, Html.br(), Html.font(`t = ${h.first} … ${h.last}`, LABEL.note)),
+    });
+  }
+  for (const e of d.edges) b.edge({ ...e, from: mapped.get(e.from) ?? e.from, to: mapped.get(e.to) ?? e.to });
+  return b.build();
+}
+
+// ---------------------------------------------------------------------------------------------
 
 /** Builds the diagram of one view of a graph model; nodes are made with `builder` (its context). */
 export function buildGraphView(model: GraphModel, spec: GraphViewSpec, builder: NodeBuilder): GraphDiagram {
   if (spec.view === 'folded') return folded(model, spec, builder);
   if (spec.level === 'ops' && spec.view === 'unfolded') return unfoldedOps(model, spec, builder);
-  if (spec.level === 'ops') throw new UnfoldError(`--level ops draws a graph model's folded and unfolded views; its gradient view is drawn at --level cell, one node per step of each scan`);
+  if (spec.level === 'ops') throw new UnfoldError(`--level ops draws the folded and unfolded views of a graph of scans (a program's layers, a graph model); its gradient view is drawn at --level cell, one node per step of each scan`);
   return unfolded(model, spec, builder);
 }

@@ -45,8 +45,6 @@ export const LARGE_GRAPH: DotAttrs = { mclimit: 0.1, nslimit: 1, nslimit1: 1 };
 
 /** Keeps one role level across the step columns. */
 export const ALIGN_EDGE: DotAttrs = { style: 'invis', weight: 12 };
-/** Orders two nodes of one column (a program's layer rows, bottom to top). */
-export const ORDER_EDGE: DotAttrs = { style: 'invis' };
 /** Between the blocks of consecutive steps (--level ops). */
 export const GATE: DotAttrs = { style: 'invis', shape: 'point', width: 0.01, height: 0.01, label: '' };
 export const GATE_EDGE: DotAttrs = { style: 'invis', weight: 0 };

@@ -1,18 +1,18 @@
-// The three pictures of a recurrence as diagrams: folded (the step graph, its recurrent edge through
-// a one-step delay), unfolded (a cluster per step, each parameter once) and gradient (backward nodes
-// styled apart, each shared parameter's Σ over steps). Ids come from positions, steps and indices.
+// The three pictures of a single recurrence as diagrams: folded (the step graph, its recurrent edge
+// through a one-step delay), unfolded (a cluster per step, each parameter once) and gradient (backward
+// nodes styled apart, each shared parameter's Σ over steps). Ids come from positions, steps and
+// indices. A program (stacked or bidirectional layers) is drawn as its graph of scans (graph-views.ts).
 import { UnfoldError } from '../ir/errors.ts';
-import { nodesOf, topoOrder, type Graph } from '../ir/graph.ts';
+import { nodesOf, type Graph } from '../ir/graph.ts';
 import type { Node } from '../ir/node.ts';
 import { pushTo } from '../ir/multimap.ts';
 import type { NodeBuilder } from '../prims/builder.ts';
-import { stepGraph, type Named, type Recurrence } from '../dsl/recurrence.ts';
-import { stageSuffix, type Stage } from '../dsl/program.ts';
+import { stepGraph, type Recurrence } from '../dsl/recurrence.ts';
 import { lossOutputIndex, withLoss, type LossSpec, type Trainable } from '../transforms/loss.ts';
 import { trainingGraph, type TrainingGraph } from '../transforms/training.ts';
 import { unroll, type Unrolled } from '../transforms/unroll.ts';
 import { stepContributions, type Cotangent, type VjpRecord } from '../transforms/vjp.ts';
-import { constText, opText, paramGroupLabel, paramLabel, partial, shapeText, small } from './labels.ts';
+import { constText, opText, paramLabel, partial, shapeText, small } from './labels.ts';
 import { Html } from './dot.ts';
 import { DiagramBuilder, project, type Diagram, type Role, type VEdge } from './diagram.ts';
 import { LABEL, type EdgeKind, type NodeKind } from './style.ts';
@@ -101,34 +101,15 @@ interface Timeline {
   readonly outputAt: ReadonlyMap<Node, { readonly t: number; readonly k: number }>;
 }
 
-/**
- * State i at time t. A program's states are its stages' own, at the step that made them (a reverse
- * stage's initial state at τ + 1), with the stage and its index j.
- */
+/** State i at time t. */
 interface StateAt {
   readonly t: number;
   readonly i: number;
-  readonly stage?: { readonly j: number; readonly stage: Stage };
-}
-
-/** A program's stage states by time: rows[t][i], t = 0..τ + 1 (a forward stage has no τ + 1, a reverse one no 0). */
-function stageStatesByTime(stage: Stage, states: readonly (readonly Node[])[], tau: number): Map<number, readonly Node[]> {
-  const byTime = new Map<number, readonly Node[]>();
-  states.forEach((row, it) => byTime.set(stage.reverse ? tau - it + 1 : it, row));
-  return byTime;
 }
 
 function timeline(rec: Recurrence, unrolled: Unrolled, trainable: Trainable | undefined): Timeline {
   const stateAt = new Map<Node, StateAt>();
-  if (rec.program && unrolled.stages) {
-    rec.program.stages.forEach((stage, j) => {
-      for (const [t, row] of stageStatesByTime(stage, unrolled.stages![j]!.states, unrolled.tau)) {
-        row.forEach((n, i) => { if (!stateAt.has(n)) stateAt.set(n, { t, i, stage: { j, stage } }); });
-      }
-    });
-  } else {
-    unrolled.states.forEach((row, t) => row.forEach((n, i) => { if (!stateAt.has(n)) stateAt.set(n, { t, i }); }));
-  }
+  unrolled.states.forEach((row, t) => row.forEach((n, i) => { if (!stateAt.has(n)) stateAt.set(n, { t, i }); }));
   const outputAt = new Map<Node, { t: number; k: number }>();
   unrolled.outputs.forEach((row, t) => row.forEach((n, k) => { if (!outputAt.has(n)) outputAt.set(n, { t: t + 1, k }); }));
   return { rec, tau: unrolled.tau, graph: trainable?.graph ?? unrolled.graph, unrolled, trainable, stateAt, outputAt };
@@ -147,15 +128,6 @@ function chainNodes(tl: Timeline, order: readonly Node[]): Set<Node> {
     for (const n of now) to.add(n);
     for (const n of between(byStep.get(t) ?? [], new Set(prev), to)) chain.add(n);
   };
-  const { program } = tl.rec;
-  if (program && tl.unrolled.stages) {
-    // Each stage's own chain: from its state at t − 1 (a reverse stage: t + 1) to its state at t.
-    program.stages.forEach((stage, j) => {
-      const at = stageStatesByTime(stage, tl.unrolled.stages![j]!.states, tl.tau);
-      for (let t = 1; t <= tl.tau; t++) link(t, at.get(stage.reverse ? t + 1 : t - 1)!, at.get(t)!);
-    });
-    return chain;
-  }
   for (let t = 1; t <= tl.tau; t++) link(t, tl.unrolled.states[t - 1]!, tl.unrolled.states[t]!);
   return chain;
 }
@@ -380,10 +352,9 @@ function unrolledOps(tl: Timeline, spec: ViewSpec, bw: Backward | undefined): Di
   const name = (n: Node, x: Html): void => {
     pushTo(names, n, x);
   };
-  for (const [n, { t, i, stage }] of tl.stateAt) {
+  for (const [n, { t, i }] of tl.stateAt) {
     if (t < 1 || t > tl.tau) continue;
-    const s = stage ? stage.stage.rec.state[i]! : tl.rec.state[i]!;
-    name(n, stage ? Html.join(Html.i(s.name), Html.sub(stageSuffix(stage.stage)), `(${t})`) : inlineTimeVar(s.name, t));
+    name(n, inlineTimeVar(tl.rec.state[i]!.name, t));
   }
   for (const [n, { t, k }] of tl.outputAt) name(n, inlineTimeVar(tl.rec.outputs[k]!.name, t));
   if (tl.trainable) name(tl.trainable.loss, Html.i('L'));
@@ -392,10 +363,8 @@ function unrolledOps(tl: Timeline, spec: ViewSpec, bw: Backward | undefined): Di
   for (const n of order) {
     const backward = isBackward(n);
     const st = tl.stateAt.get(n);
-    // A reverse stage's initial state is drawn after the last step, where its chain starts.
-    const late = !backward && st?.stage?.stage.reverse === true && st.t === tl.tau + 1;
     const step = backward ? bw!.step.get(n) : n.step;
-    const common = { id: id(n), ...(late ? { time: st.t } : step !== undefined ? { step } : {}), ...(backward ? { backward: true } : {}) };
+    const common = { id: id(n), ...(step !== undefined ? { step } : {}), ...(backward ? { backward: true } : {}) };
     let kind: NodeKind;
     let label: Html;
     if (n.op === 'param') [kind, label] = ['param', paramLabel(n)];
@@ -411,7 +380,7 @@ function unrolledOps(tl: Timeline, spec: ViewSpec, bw: Backward | undefined): Di
       else [kind, label] = ['grad', opLabel(n, names.get(n) ?? [])];
     } else [kind, label] = ['op', opLabel(n, names.get(n) ?? [])];
     // Level rows across the steps: the states, the inputs, the targets.
-    const align = st !== undefined && !backward ? (st.stage ? `s${st.stage.j}_${st.i}` : `s${st.i}`)
+    const align = st !== undefined && !backward ? `s${st.i}`
       : n.op === 'input' ? (n.attrs['role'] === 'input' ? `x:${String(n.attrs['name'])}` : n.attrs['role'] === 'target' ? 'y' : undefined)
       : undefined;
     b.node({ ...common, kind, label, ...(chain.has(n) ? { chain: true } : {}), ...(align !== undefined ? { align } : {}) });
@@ -532,403 +501,11 @@ function backwardCells(b: DiagramBuilder, tl: Timeline, bw: Backward): void {
   });
 }
 
-// ---------------------------------------------------------------------------------------------
-// Programs (stacked and bidirectional layers): a row per layer, the reverse scan running right to left
-
-/** `h_l1_reverse⁽ᵗ⁾`: a stage's value, the stage named by PyTorch's suffix (as its parameters are). */
-function stageVar(name: string, stage: Stage, t: number | string): Html {
-  return Html.join(Html.i(name), Html.sub(stageSuffix(stage)), Html.sup(`(${t})`));
-}
-
-/** `f_l0`; a reverse scan's `f_l0_reverse ←` (it runs right to left). */
-function stageCell(stage: Stage): Html {
-  const f = Html.join(Html.i('f'), Html.sub(stageSuffix(stage)));
-  return stage.reverse ? Html.join(f, ' ←') : f;
-}
-
-/**
- * The folded program, bottom to top as the textbook figures of deep RNNs: the data x(t), then one
- * row per layer (a bidirectional layer's two cells side by side), each cell with its own one-step
- * delay loop (a reverse scan's state comes from t + 1), each layer's output feeding the layer above,
- * the head g and the outputs on top. Each parameter is drawn once.
- */
-function foldedProgram(rec: Recurrence, spec: ViewSpec): Diagram {
-  const program = rec.program!;
-  const b = new DiagramBuilder(spec.name, spec.title, 0);
-  const paramKey = new Map(rec.params.map((p, k) => [p.node, `p${k}`] as const));
-  const usedParams = new Set<string>();
-  const last = program.stages.length - 1;
-  // outPort[j][k]: the drawn node carrying stage j's output k (its state h, usually).
-  const outPort: string[][] = [];
-  const drawn: { stage: Stage; j: number; order: readonly Node[]; roles: Map<Node, Role>; params: Set<Node> }[] = [];
-
-  rec.input.forEach((x, i) => b.node({ id: `x${i}`, kind: 'input', label: timeVar(x.name, 't'), row: 'x' }));
-  program.stages.forEach((stage, j) => {
-    const r = stage.rec;
-    const order = nodesOf(stepGraph(r));
-    const params = paramOnly(order);
-    const roles = new Map<Node, Role>();
-    const f = `f${j}`;
-    for (const p of r.params) {
-      const key = paramKey.get(p.node);
-      if (key) roles.set(p.node, { key });
-    }
-    r.input.forEach((x, i) => {
-      const src = stage.sources[i]!;
-      roles.set(x.node, { key: 'data' in src ? `x${src.data}` : outPort[src.stage]![src.output]! });
-    });
-    r.state.forEach((s, i) => roles.set(s.node, { key: `delay${j}_${i}` }));
-    const inner = (n: Node): boolean => !roles.has(n) && !params.has(n);
-    r.next.forEach((n, i) => { if (!roles.has(n)) roles.set(n, { key: f, port: `s${j}_${i}` }); });
-    for (const n of ancestors(r.next, inner)) roles.set(n, { key: f });
-    const layerOut = r.outputs[stage.layerOutput]!.node;
-    if (!roles.has(layerOut)) roles.set(layerOut, { key: f, port: `h${j}` });
-    for (const n of ancestors([layerOut], inner)) roles.set(n, { key: f });
-    const head = j === last ? r.outputs.slice(0, stage.layerOutput) : [];
-    head.forEach((o, k) => { if (!roles.has(o.node)) roles.set(o.node, { key: 'g', port: `o${k}` }); });
-    for (const n of ancestors(head.map((o) => o.node), inner)) roles.set(n, { key: 'g' });
-    outPort.push(r.outputs.map((o) => {
-      const ro = roles.get(o.node)!;
-      return ro.port ?? ro.key;
-    }));
-    for (const ro of roles.values()) if (ro.key.startsWith('p')) usedParams.add(ro.key);
-    drawn.push({ stage, j, order, roles, params });
-  });
-  const used = new Set(drawn.flatMap((d) => [...d.roles.values()].flatMap((r) => [r.key, r.port ?? r.key])));
-
-  // Nodes in reading order: parameters, then layer by layer, then the head.
-  rec.params.forEach((p, k) => { if (usedParams.has(`p${k}`)) b.node({ id: `p${k}`, kind: 'param', label: paramLabel(p.node) }); });
-  for (const { stage, j } of drawn) {
-    const row = `l${stage.layer}`;
-    b.node({ id: `f${j}`, kind: 'cell', label: stageCell(stage), row: `f_${row}` });
-    stage.rec.state.forEach((s, i) => {
-      b.node({ id: `s${j}_${i}`, kind: 'state', label: stageVar(s.name, stage, 't'), row: `s_${row}` });
-      b.node({ id: `delay${j}_${i}`, kind: 'delay', label: Html.text('delay'), xlabel: Html.font(stage.reverse ? 'delay, reverse' : 'delay', LABEL.note) });
-      b.edge({ from: `f${j}`, to: `s${j}_${i}`, kind: 'state' });
-      b.edge({ from: `s${j}_${i}`, to: `delay${j}_${i}`, kind: 'state' });
-    });
-    if (used.has(`h${j}`)) {
-      b.node({ id: `h${j}`, kind: 'output', label: stageVar('h', stage, 't'), row: `s_${row}` });
-      b.edge({ from: `f${j}`, to: `h${j}`, kind: 'data' });
-    }
-  }
-  const lastRec = program.stages[last]!.rec;
-  const headOutputs = lastRec.outputs.slice(0, program.stages[last]!.layerOutput);
-  if (used.has('g')) b.node({ id: 'g', kind: 'cell', label: Html.i('g') });
-  headOutputs.forEach((o, k) => {
-    if (!used.has(`o${k}`)) return;
-    b.node({ id: `o${k}`, kind: 'output', label: timeVar(o.name, 't') });
-    b.edge({ from: 'g', to: `o${k}`, kind: 'data' });
-  });
-
-  for (const { stage, j, order, roles, params } of drawn) {
-    const r = stage.rec;
-    const placeholders = new Set(r.state.map((s) => s.node));
-    project(order, (n) => roles.get(n), (u) => (params.has(u) ? 'param' : placeholders.has(u) ? 'state' : 'data'), (e) => {
-      // The recurrent edge: s(t−1) (a reverse scan: s(t+1)) leaves the delay and closes the loop.
-      const i = r.state.findIndex((_s, k) => e.from === `delay${j}_${k}`);
-      b.edge(i >= 0 ? { ...e, loop: true, label: stageVar(r.state[i]!.name, stage, stage.reverse ? 't+1' : 't−1') } : e);
-    });
-  }
-  if (spec.loss) {
-    const k = lossOutputIndex(rec, spec.loss);
-    b.node({ id: 'L', kind: 'loss', label: Html.i('L') });
-    b.node({ id: 'y', kind: 'target', label: timeVar(spec.loss.target ?? 'y', 't') });
-    b.edge({ from: outPort[last]![k]!, to: 'L', kind: 'data' });
-    b.edge({ from: 'y', to: 'L', kind: 'data', flip: true });
-  }
-  return b.build();
-}
-
-/**
- * The folded program at --level ops: every stage's step graph, the layers' outputs feeding the
- * stages that read them, each state through its own delay (a reverse stage's from t + 1), each
- * parameter and each data input drawn once.
- */
-function foldedOpsProgram(rec: Recurrence, spec: ViewSpec): Diagram {
-  const program = rec.program!;
-  const b = new DiagramBuilder(spec.name, spec.title, 0);
-  const paramKey = new Map(rec.params.map((p, k) => [p.node, `p${k}`] as const));
-  const last = program.stages.length - 1;
-  // outId[j][k]: the drawn node of stage j's output k.
-  const outId: string[][] = [];
-  rec.input.forEach((x, i) => b.node({ id: `x${i}`, kind: 'input', label: timeVar(x.name, 't') }));
-  program.stages.forEach((stage, j) => {
-    const r = stage.rec;
-    const order = nodesOf(stepGraph(r));
-    const index = new Map(order.map((n, i) => [n, i] as const));
-    const placeholders = new Set(r.state.map((s) => s.node));
-    const source = new Map<Node, string>();
-    r.input.forEach((x, i) => {
-      const src = stage.sources[i]!;
-      source.set(x.node, 'data' in src ? `x${src.data}` : outId[src.stage]![src.output]!);
-    });
-    const id = (n: Node): string => paramKey.get(n) ?? source.get(n) ?? `n${j}_${index.get(n)}`;
-    const chain = between(order, placeholders, new Set([...ancestors(r.next, () => true), ...r.next]));
-    const names = new Map<Node, Html[]>();
-    const stageName = (name: string): Html => Html.join(Html.i(name), Html.sub(stageSuffix(stage)), '(t)');
-    r.next.forEach((n, i) => pushTo(names, n, stageName(r.state[i]!.name)));
-    const layerOut = r.outputs[stage.layerOutput]!.node;
-    if (!r.next.includes(layerOut)) pushTo(names, layerOut, stageName('h'));
-    if (j === last) r.outputs.slice(0, stage.layerOutput).forEach((o) => pushTo(names, o.node, inlineTimeVar(o.name, 't')));
-    for (const n of order) {
-      if (source.has(n)) continue;
-      if (n.op === 'param') {
-        if (!b.has(id(n))) b.node({ id: id(n), kind: 'param', label: paramLabel(n) });
-      } else if (n.op === 'const') b.node({ id: id(n), kind: 'const', label: Html.text(constText(n)) });
-      else if (n.op === 'input') {
-        const i = r.state.findIndex((x) => x.node === n);
-        b.node({ id: id(n), kind: i >= 0 ? 'state' : 'input', label: i >= 0 ? stageVar(r.state[i]!.name, stage, stage.reverse ? 't+1' : 't−1') : timeVar(String(n.attrs['name']), 't') });
-      } else b.node({ id: id(n), kind: 'op', label: opLabel(n, names.get(n) ?? []), ...(chain.has(n) ? { chain: true } : {}) });
-    }
-    stepEdges(b, order, chain, placeholders, id);
-    r.state.forEach((s, i) => {
-      b.node({ id: `delay${j}_${i}`, kind: 'delay', label: Html.text('delay'), xlabel: Html.font(stage.reverse ? 'delay, reverse' : 'delay', LABEL.note) });
-      b.edge({ from: id(r.next[i]!), to: `delay${j}_${i}`, kind: 'state' });
-      b.edge({ from: `delay${j}_${i}`, to: id(s.node), kind: 'state', loop: true, label: Html.font(stage.reverse ? 't+1' : 't−1', LABEL.note) });
-    });
-    outId.push(r.outputs.map((o) => id(o.node)));
-  });
-  if (spec.loss) {
-    const k = lossOutputIndex(rec, spec.loss);
-    b.node({ id: 'y', kind: 'target', label: timeVar(spec.loss.target ?? 'y', 't') });
-    b.node({ id: 'L', kind: 'loss', label: Html.i('L') });
-    b.edge({ from: outId[last]![k]!, to: 'L', kind: 'data' });
-    b.edge({ from: 'y', to: 'L', kind: 'data', flip: true });
-  }
-  return b.build();
-}
-
-/**
- * The unfolded program at --level cell: a column per step, a row per stage (layer 0 at the bottom,
- * a reverse scan's row above its forward one), the forward chains running left to right from
- * s(0), the reverse ones right to left from their initial state after step τ; the data below, the
- * head and the outputs on top; each stage's parameters one node, the head's another. The gradient
- * view adds each stage's own backward chain of ∂L/∂s(t) and the head's ∂L/∂o(t) (backwardStages),
- * and one Σ per group of parameters.
- */
-function unrolledProgram(tl: Timeline, spec: ViewSpec, bw: Backward | undefined): Diagram {
-  const b = new DiagramBuilder(spec.name, spec.title, tl.tau, true);
-  const { rec, tau, unrolled } = tl;
-  const program = rec.program!;
-  const stages = unrolled.stages;
-  if (!stages) throw new Error('unrolledProgram: the unrolling has no stages');
-  const graph = bw ? bw.tg.grad.graph : tl.graph;
-  const order = nodesOf(graph);
-  const isBackward = (n: Node): boolean => bw !== undefined && !bw.forward.has(n);
-  const roles = new Map<Node, Role>();
-  const targets = tl.trainable?.targets ?? [];
-  const last = program.stages.length - 1;
-  const headCount = program.stages[last]!.layerOutput;
-  const initTime = (stage: Stage): number => (stage.reverse ? tau + 1 : 0);
-  /** Which stage's state chain a node is on. */
-  const stateOf = new Map<Node, number>();
-
-  // Each stage's parameters are one node, and the head's another: one bus per group into the steps,
-  // where one per parameter (18 for a 2-layer bidirectional LSTM) crossed the whole figure.
-  const groups = programParamGroups(rec);
-  for (const g of groups) for (const p of g.params) roles.set(p.node, { key: g.key });
-  for (let t = 1; t <= tau; t++) {
-    unrolled.inputs[t - 1]!.forEach((n, i) => roles.set(n, { key: `x${i}_t${t}` }));
-    const y = targets[t - 1];
-    if (y) roles.set(y, { key: `y_t${t}` });
-  }
-  program.stages.forEach((stage, j) => {
-    const us = stages[j]!;
-    us.states[0]!.forEach((n, i) => {
-      roles.set(n, { key: `s${j}_${i}_t${initTime(stage)}` });
-      stateOf.set(n, j);
-    });
-    for (let t = 1; t <= tau; t++) {
-      const now = us.states[stage.reverse ? tau - t + 1 : t]!;
-      const f = `f${j}_t${t}`;
-      const inStep = (n: Node): boolean => n.step === t && !roles.has(n) && !isBackward(n);
-      now.forEach((n, i) => {
-        if (!roles.has(n)) roles.set(n, { key: f, port: `s${j}_${i}_t${t}` });
-        stateOf.set(n, j);
-      });
-      for (const n of ancestors(now, inStep)) roles.set(n, { key: f });
-      const outs = us.outputs[t - 1]!;
-      const layerOut = outs[stage.layerOutput]!;
-      if (!roles.has(layerOut)) roles.set(layerOut, { key: f, port: `h${j}_t${t}` });
-      for (const n of ancestors([layerOut], inStep)) roles.set(n, { key: f });
-      if (j === last) {
-        const head = outs.slice(0, headCount);
-        head.forEach((n, k) => { if (!roles.has(n)) roles.set(n, { key: `g_t${t}`, port: `o${k}_t${t}` }); });
-        for (const n of ancestors(head, inStep)) roles.set(n, { key: `g_t${t}` });
-      }
-    }
-  });
-  // The loss terms (not the final states, stacked from every stage's last iteration: no step's own).
-  const lossTerms = tl.trainable ? ancestors([tl.trainable.loss], (n) => !roles.has(n) && !isBackward(n)) : new Set<Node>();
-  if (tl.trainable) roles.set(tl.trainable.loss, { key: 'L' });
-  for (const n of order) {
-    if (!lossTerms.has(n) || n.step === undefined || n.step < 1) continue;
-    roles.set(n, { key: `L_t${n.step}` });
-  }
-  // The backward pass as each stage's own chain (and the head's): which of them has a cotangent at which step.
-  const backwardAt = new Set<string>();
-  for (const c of bw?.record.cotangents ?? []) {
-    const g = anchorGroup(roles.get(c.value));
-    if (g !== undefined && c.step !== undefined && c.step >= 1) backwardAt.add(`${g}_t${c.step}`);
-  }
-  const used = new Set([...roles.values()].flatMap((r) => [r.key, r.port ?? r.key]));
-
-  type Extra = Partial<{ step: number; time: number; row: string; chain: boolean; align: string }>;
-  const add = (key: string, kind: NodeKind, label: Html, extra: Extra = {}): void => {
-    if (used.has(key)) b.node({ id: key, kind, label, ...extra });
-  };
-  for (const g of groups) add(g.key, 'param', paramGroupLabel(g.title, g.params), { row: 'start' });
-  program.stages.forEach((stage, j) => stage.rec.state.forEach((s, i) => {
-    const t0 = initTime(stage);
-    add(`s${j}_${i}_t${t0}`, 'state', stageVar(s.name, stage, t0), stage.reverse ? { time: t0, align: `f${j}` } : { step: 0, row: 'start', align: `f${j}` });
-  }));
-  for (let t = 1; t <= tau; t++) {
-    rec.input.forEach((x, i) => add(`x${i}_t${t}`, 'input', timeVar(x.name, t), { step: t, align: `x${i}` }));
-    program.stages.forEach((stage, j) => {
-      add(`f${j}_t${t}`, 'cell', stageCell(stage), { step: t, chain: true, align: `f${j}` });
-      stage.rec.state.forEach((s, i) => add(`s${j}_${i}_t${t}`, 'state', stageVar(s.name, stage, t), { step: t, align: `s${j}_${i}` }));
-      add(`h${j}_t${t}`, 'output', stageVar('h', stage, t), { step: t, align: `h${j}` });
-    });
-    add(`g_t${t}`, 'cell', Html.i('g'), { step: t, align: 'g' });
-    rec.outputs.forEach((o, k) => add(`o${k}_t${t}`, 'output', timeVar(o.name, t), { step: t, align: `o${k}` }));
-    add(`L_t${t}`, 'loss', timeVar('L', t), { step: t, align: 'L' });
-    const y = targets[t - 1];
-    if (y) add(`y_t${t}`, 'target', timeVar(String(y.attrs['name']), t), { step: t, align: 'y' });
-    // Each stage's cotangents at t: a forward chain's come back from t + 1, a reverse one's from t − 1; the head's from the loss.
-    program.stages.forEach((stage, j) => {
-      if (!backwardAt.has(`B${j}_t${t}`)) return;
-      const label = Html.sep(', ', stage.rec.state.map((s) => partial(stageVar(s.name, stage, t))));
-      b.node({ id: `B${j}_t${t}`, kind: 'grad', label, step: t, backward: true, align: `backward${j}` });
-    });
-    if (backwardAt.has(`Bg_t${t}`)) {
-      b.node({ id: `Bg_t${t}`, kind: 'grad', label: Html.sep(', ', rec.outputs.map((o) => partial(timeVar(o.name, t)))), step: t, backward: true, align: 'backwardg' });
-    }
-  }
-  add('L', 'loss', Html.i('L'), { align: 'L' });
-
-  for (let t = 1; t <= tau; t++) {
-    program.stages.forEach((stage, j) => {
-      stage.rec.state.forEach((_s, i) => { if (used.has(`s${j}_${i}_t${t}`)) b.edge({ from: `f${j}_t${t}`, to: `s${j}_${i}_t${t}`, kind: 'state' }); });
-      if (used.has(`h${j}_t${t}`)) b.edge({ from: `f${j}_t${t}`, to: `h${j}_t${t}`, kind: 'data' });
-    });
-    rec.outputs.forEach((_o, k) => { if (used.has(`o${k}_t${t}`)) b.edge({ from: `g_t${t}`, to: `o${k}_t${t}`, kind: 'data' }); });
-  }
-  const kindOf = (u: Node, v: Node): EdgeKind => {
-    if (u.op === 'param') return 'param';
-    const j = stateOf.get(u);
-    if (j !== undefined && roles.get(v)?.key.startsWith(`f${j}_t`)) return 'state';
-    return 'data';
-  };
-  project(order, (n) => roles.get(n), kindOf, (e: VEdge) => b.edge(e));
-  // Each column bottom to top: x, then stage after stage (a reverse scan above its forward one,
-  // each layer above the one below), the head, the outputs, the loss and the target.
-  for (let t = 1; t <= tau; t++) {
-    const column: string[][] = [rec.input.map((_x, i) => `x${i}_t${t}`)];
-    program.stages.forEach((stage, j) => {
-      column.push([`f${j}_t${t}`]);
-      column.push([...stage.rec.state.map((_s, i) => `s${j}_${i}_t${t}`), `h${j}_t${t}`]);
-    });
-    column.push([`g_t${t}`], rec.outputs.map((_o, k) => `o${k}_t${t}`), [`L_t${t}`], [`y_t${t}`]);
-    const levels = column.map((ids) => ids.filter((id) => b.has(id))).filter((ids) => ids.length > 0);
-    for (let k = 2; k < levels.length; k++) {
-      // f → s is drawn; only the step from one stage (or the head) to the next needs ordering.
-      for (const from of levels[k - 1]!) for (const to of levels[k]!) if (!b.hasEdge(from, to)) b.edge({ from, to, kind: 'data', order: true });
-    }
-  }
-  if (bw) backwardStages(b, bw, groups, (n) => anchorGroup(roles.get(n)));
-  return b.build();
-}
-
-/** A group of a program's parameters, drawn as one node: a stage's own (what its step reads), or the head's. */
-interface ParamGroup {
-  /** Its node's id. */
-  readonly key: string;
-  readonly title: string;
-  readonly params: readonly Named[];
-  /** The backward chain its gradient contributions come from (`B<j>`, or `Bg` for the head). */
-  readonly chain: string;
-  /** How its Σ and ∂L/∂θ are named: l0, l1_reverse, head. */
-  readonly suffix: string;
-}
-
-/** Each stage's own parameters (those its step and layer output read, first come first), then the head's (the rest). */
-function programParamGroups(rec: Recurrence): ParamGroup[] {
-  const taken = new Set<Node>();
-  const groups: ParamGroup[] = [];
-  rec.program!.stages.forEach((stage, j) => {
-    const reached = new Set(topoOrder([...stage.rec.next, stage.rec.outputs[stage.layerOutput]!.node]));
-    const own = stage.rec.params.filter((p) => reached.has(p.node) && !taken.has(p.node));
-    own.forEach((p) => taken.add(p.node));
-    if (own.length > 0) groups.push({ key: `P${j}`, title: `parameters of ${stageSuffix(stage)}`, params: own, chain: `B${j}`, suffix: stageSuffix(stage) });
-  });
-  const head = rec.params.filter((p) => !taken.has(p.node));
-  if (head.length > 0) groups.push({ key: 'Pg', title: 'parameters of the head', params: head, chain: 'Bg', suffix: 'head' });
-  return groups;
-}
-
-/**
- * The backward chain whose node draws a program value's cotangent: a stage's state or layer output
- * (`B<j>`), a head output (`Bg`); any other value (an op inside a cell, the input both directions of
- * a layer share) is passed through to the chains it reaches.
- */
-function anchorGroup(role: Role | undefined): string | undefined {
-  const port = role?.port;
-  if (port === undefined) return undefined;
-  const stage = /^(?:s|h)(\d+)_/.exec(port);
-  if (stage) return `B${stage[1]}`;
-  return /^o\d+_t/.test(port) ? 'Bg' : undefined;
-}
-
-/**
- * A program's backward pass at --level cell: each stage's own chain of ∂L/∂s(t) (against time for a
- * forward scan, with it for a reverse one), each layer's chain fed by the layer above at the same
- * step, the head's ∂L/∂o(t) fed by the loss; each group of parameters one Σ over the steps of its
- * chain, giving its gradients.
- */
-function backwardStages(b: DiagramBuilder, bw: Backward, groups: readonly ParamGroup[], groupOf: (n: Node) => string | undefined): void {
-  const at = (g: string | undefined, t: number | undefined): string | undefined => (g !== undefined && t !== undefined && t >= 1 && b.has(`${g}_t${t}`) ? `${g}_t${t}` : undefined);
-  const link = (from: string, to: string) => { if (from !== to && !b.hasEdge(from, to)) b.edge({ from, to, kind: 'backward' }); };
-  // The drawn chains a value's cotangent came from: its own when it is drawn, else those of the values it fed.
-  const sources = new Map<Node, readonly string[]>();
-  const sourcesOf = (v: Node, t: number | undefined): readonly string[] => {
-    const own = at(groupOf(v), t);
-    if (own) return [own];
-    let found = sources.get(v);
-    if (found === undefined) {
-      sources.set(v, []);
-      const parts = bw.record.of.get(v)?.parts ?? [];
-      found = [...new Set(parts.flatMap((p) => (p.consumer ? sourcesOf(p.consumer, p.step) : [])))];
-      sources.set(v, found);
-    }
-    return found;
-  };
-  for (const c of bw.record.cotangents) {
-    const to = at(groupOf(c.value), c.step);
-    if (!to) continue;
-    // The loss seeds the head's cotangent at every step (laid out like the forward edge into L, drawn back from it).
-    if (to.startsWith('Bg_') && b.has('L') && !b.hasEdge('L', to)) b.edge({ from: 'L', to, kind: 'backward', flip: true });
-    for (const p of c.parts) if (p.consumer) for (const from of sourcesOf(p.consumer, p.step)) link(from, to);
-  }
-  const index = new Map(bw.tg.rec.params.map((p, k) => [p.node, k]));
-  for (const g of groups) {
-    const theta = Html.join('θ', Html.sub(g.suffix));
-    b.node({ id: `grad${g.key}`, kind: 'gradOut', label: Html.join(partial(theta), Html.br(), small(`${g.params.length} ${g.title}`)), step: -1, backward: true });
-    const steps = [...new Set(g.params.flatMap((p) => bw.paramSteps[index.get(p.node)!]!))].sort((a, c) => a - c);
-    if (steps.length === 0) continue;
-    b.node({ id: `acc${g.key}`, kind: 'accum', label: Html.join(Html.font(Html.join('Σ', Html.sub(Html.i('t'))), { size: 14 }), ' ', partial(theta), Html.br(), small(`the ${g.title}`)), step: 0, backward: true });
-    for (const t of steps) {
-      const from = at(g.chain, t);
-      if (from) link(from, `acc${g.key}`);
-    }
-    b.edge({ from: `acc${g.key}`, to: `grad${g.key}`, kind: 'backward' });
-  }
-}
-
 /** Builds the diagram of one view of a recurrence; nodes are made with `builder` (its context). */
 export function buildView(rec: Recurrence, spec: ViewSpec, builder: NodeBuilder): Diagram {
+  // A program runs as a graph of scans, and is drawn as one (programDiagram in export.ts).
+  if (rec.program) throw new Error(`buildView: recurrence ${rec.name} is a program; it is drawn through its graph of scans`);
   if (spec.view === 'folded') {
-    if (rec.program) return spec.level === 'ops' ? foldedOpsProgram(rec, spec) : foldedProgram(rec, spec);
     return spec.level === 'ops' ? foldedOps(rec, spec) : foldedCell(rec, spec);
   }
   let tl: Timeline;
@@ -944,7 +521,7 @@ export function buildView(rec: Recurrence, spec: ViewSpec, builder: NodeBuilder)
     tl = timeline(rec, unrolled, trainable);
   }
   if (spec.level === 'ops') return unrolledOps(tl, spec, bw);
-  return rec.program ? unrolledProgram(tl, spec, bw) : unrolledCell(tl, spec, bw);
+  return unrolledCell(tl, spec, bw);
 }
 
 /**
@@ -952,7 +529,7 @@ export function buildView(rec: Recurrence, spec: ViewSpec, builder: NodeBuilder)
  * back-propagation through time); for the unfolded view, ops when the step graph is small.
  */
 export function defaultLevel(rec: Recurrence, view: View, opsMax: number): Level {
-  if (view === 'folded' || view === 'gradient' || rec.program) return 'cell';
+  if (view === 'folded' || view === 'gradient') return 'cell';
   return nodesOf(stepGraph(rec)).length <= opsMax ? 'ops' : 'cell';
 }
 
