@@ -1,9 +1,11 @@
-// Benchmark (not a test): the built-in cells trained two ways — the program trainer of cell() (a
-// rolled loop per stage, hand-written pullback) and the graph trainer of the same cell as scans
-// (cellScans: the scan primitive's VJP, a loop per scan) — on the bench's H = 128 shapes, in one
-// process with their steps interleaved (a shared machine's load drifts). Reports CPU ms per step of
-// each and their ratio, and the first step's loss of each (the same model, init and data: they
-// agree to float32 rounding). How far the graph trainer is from replacing programs (issue 19).
+// Benchmark (not a test): the built-in cells trained two ways — the trainer `compile` writes for
+// cell() (one recurrence: the recurrence trainer; stacked or bidirectional: its graph of scans behind
+// the recurrence trainer's interface, src/emit/sequence-trainer.ts) and the graph trainer of the
+// same cell as scans (cellScans) — on the bench's H = 128 shapes, in one process with their steps
+// interleaved (a shared machine's load drifts). Reports CPU ms per step of each and their ratio, and
+// the first step's loss of each (the same model, init and data: they agree to float32 rounding).
+// For a stack, the ratio is what the recurrence interface (a window set per call, lengths, the
+// carried state) costs over the bare graph of scans.
 // The graph trainer three times: hoist off, on and auto (the default) (src/transforms/hoist-scans.ts: each layer's input
 // projection one product over all steps before its scan). --input I and --batch B set the cells' input size (8) and the batch (16).
 // Run: npx tsx bench/scan-trainer.ts [rounds] [--target ts|wasm] [--input I] [--batch B]

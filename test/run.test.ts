@@ -5,11 +5,11 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { unfoldRun } from './helpers/cli.ts';
-import { currentContext, withContext } from '../src/dsl/context.ts';
+import { withContext } from '../src/dsl/context.ts';
 import { makeGraph } from '../src/ir/graph.ts';
-import { unroll } from '../src/transforms/unroll.ts';
 import { initialParams } from '../src/dsl/init.ts';
 import { stepGraph, type Recurrence } from '../src/dsl/recurrence.ts';
+import { dataInputs, finalName, HIDDEN_OUTPUT, initialName, sequenceModel, stackLayout } from '../src/dsl/sequence.ts';
 import { evaluate } from '../src/interp/evaluate.ts';
 import type { Tensor } from '../src/ir/tensor.ts';
 import { loadModelFile } from '../src/cli/model-args.ts';
@@ -55,20 +55,20 @@ function interpret(rec: Recurrence, data: ForwardData, params: ReadonlyMap<strin
   };
 }
 
-/** A program's outputs, top-layer outputs [B, N, D·H] and final states, from its unrolled graph. */
-function interpretProgram(rec: Recurrence, data: ForwardData, params: ReadonlyMap<string, Tensor>): ForwardResult {
+/** A stack's outputs, top-layer outputs [B, N, D·H] and final states, from its graph of scans in the interpreter (each scan by its own rule). */
+function interpretStack(rec: Recurrence, data: ForwardData, params: ReadonlyMap<string, Tensor>): ForwardResult {
   const N = data.steps, B = data.batch;
-  const u = unroll(rec, N, currentContext());
-  const hidden = makeGraph(u.hidden!.map((node, t) => ({ name: `hidden@${t + 1}`, node })));
-  const inputs = new Map<string, Float64Array>(rec.state.map((s) => [`${s.name}@0`, Float64Array.from(data.initial.get(s.name)!)]));
-  for (let t = 1; t <= N; t++) for (const x of rec.input) inputs.set(`${x.name}@${t}`, stepSlice(data.inputs.get(x.name)!, t - 1));
-  const v = evaluate(makeGraph([...u.graph.outputs, ...hidden.outputs]), params, inputs);
-  const steps = (name: string) => Array.from({ length: N }, (_, t) => v.get(`${name}@${t + 1}`)!.data);
+  const model = sequenceModel(rec, { steps: N, hidden: true });
+  const tensors = new Map<string, Tensor>([
+    ...dataInputs(rec).map((x): [string, Tensor] => [x.name, data.inputs.get(x.name)!]),
+    ...rec.state.map((s): [string, Tensor] => [initialName(s.name), { shape: s.node.shape, data: Float64Array.from(data.initial.get(s.name)!) }]),
+  ]);
+  const v = evaluate(makeGraph(model.outputs.map((o) => ({ name: o.name, node: o.node }))), params, tensors);
   return {
-    outputs: new Map(rec.outputs.map((o) => [o.name, stackBlocks(steps(o.name), o.node.shape)])),
+    outputs: new Map(rec.outputs.map((o) => [o.name, v.get(o.name)!])),
     states: new Map(),
-    hiddenOutputs: stackBlocks(steps('hidden'), [B, u.hidden![0]!.shape[1]!]),
-    finalState: new Map(rec.state.map((s) => [s.name, { shape: s.node.shape, data: v.get(`${s.name}@${N}`)!.data }])),
+    hiddenOutputs: { shape: [B, N, v.get(HIDDEN_OUTPUT)!.shape[2]!], data: v.get(HIDDEN_OUTPUT)!.data },
+    finalState: new Map(rec.state.map((s) => [s.name, { shape: s.node.shape, data: v.get(finalName(s.name))!.data }])),
   };
 }
 
@@ -101,10 +101,10 @@ describe('run = the interpreter, for every graph in graphs/', () => {
       // The seeded init moved off its values (the identity A, Hebbian W are fixed points), so every step changes something.
       const params = withContext(() => initialParams(rec, 77));
       for (const t of params.values()) t.data.forEach((x, i) => (t.data[i] = x + 0.1 * Math.sin(i + 1)));
-      if (rec.program) {
-        // A program (stacked or bidirectional scans) runs whole windows: against its unrolled graph.
+      if (stackLayout(rec)) {
+        // A stack (stacked or bidirectional scans) runs whole windows: against its graph of scans in the interpreter.
         const got = await runWhole(model, file, rec, data, 'f64', params);
-        const want = interpretProgram(rec, data, params);
+        const want = interpretStack(rec, data, params);
         for (const [name, t] of [...want.outputs, ['hiddenOutputs', want.hiddenOutputs!] as const, ...[...want.finalState!].map(([k, v]) => [`finalState.${k}`, v] as const)]) {
           const mine = name === 'hiddenOutputs' ? got.hiddenOutputs! : name.startsWith('finalState.') ? got.finalState!.get(name.slice(11))! : got.outputs.get(name)!;
           expect(mine.shape, name).toEqual(t.shape);

@@ -293,14 +293,10 @@ export function bindData(rec: Recurrence, data: RunData, loss: LossSpec): Map<st
  * already one), so a run is fully described by output names: the interpreter and a compiled
  * kernel answer the same question.
  */
-/** A program's per-step layer output in runGraph's values (`hidden@t`). */
-export const HIDDEN = 'hidden';
-
 export function runGraph(tg: TrainingGraph): Graph {
   const extra: Output[] = [];
   const T = tg.unrolled.tau;
   for (let t = 1; t < T; t++) tg.rec.state.forEach((s, i) => extra.push({ name: `${s.name}@${t}`, node: tg.unrolled.states[t]![i]! }));
-  tg.unrolled.hidden?.forEach((node, t) => extra.push({ name: `${HIDDEN}@${t + 1}`, node }));
   return makeGraph([...tg.grad.graph.outputs, ...extra]);
 }
 
@@ -363,12 +359,9 @@ export function collectRun(tg: TrainingGraph, loss: LossSpec, values: ReadonlyMa
   };
   const steps = Array.from({ length: T }, (_, i) => i + 1);
   const out = lossOutput(rec, loss);
-  // The layer output: a program's top layer (both directions), or a recurrence's first state.
+  // The layer output: a recurrence's first state (a stack reports its top layer's: src/cli/sequence-run.ts).
   const first = rec.state[0]!;
-  const hiddenStep = tg.unrolled.hidden?.[0]?.shape;
-  const hidden = hiddenStep
-    ? stackBlocks(steps.map((t) => get(`${HIDDEN}@${t}`).data), hiddenStep)
-    : stackBlocks(steps.map((t) => get(`${first.name}@${t}`).data), first.node.shape);
+  const hidden = stackBlocks(steps.map((t) => get(`${first.name}@${t}`).data), first.node.shape);
   const grads = new Map<string, Tensor>();
   for (const p of rec.params) grads.set(p.name, { shape: p.node.shape, data: get(`grad:${p.name}`).data });
   for (const x of rec.input) grads.set(x.name, stackBlocks(steps.map((t) => get(`grad:${x.name}@${t}`).data), x.node.shape));

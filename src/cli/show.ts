@@ -33,7 +33,7 @@ export const show: Command = {
       return 0;
     }
     const rec = model.build(batch);
-    if (rec.program) {
+    if (rec.stack) {
       // A program runs as its graph of scans over τ steps (as it trains): shown as a graph model is.
       const head = `# ${model.name} (${source}), batch ${batch}, τ = ${tau}: ${programSummary(rec)}, as `;
       const loss = lossOf(model);

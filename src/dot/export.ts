@@ -12,9 +12,8 @@ import { Html, writeDot } from './dot.ts';
 import { LABEL, OPS_LEVEL_MAX_STEP_NODES } from './style.ts';
 import { buildView, defaultLevel, type Level, type View } from './views.ts';
 import { buildGraphView, elideGraph, layoutGraph, type GraphDiagram } from './graph-views.ts';
-import { sequenceModel } from '../dsl/sequence.ts';
+import { sequenceModel, stackLayout } from '../dsl/sequence.ts';
 import type { Recurrence } from '../dsl/recurrence.ts';
-import { stageSuffix } from '../dsl/program.ts';
 
 /** τ when none is asked for and the model has no training window. */
 export const DEFAULT_TAU = 3;
@@ -37,7 +36,7 @@ export function modelDiagram(model: ModelDef, req: DotRequest, ctx: Context = ne
   return withContext(() => {
     const batch = model.task?.batch ?? 1;
     const rec = model.build(batch);
-    if (rec.program) throw new Error(`modelDiagram: model ${model.name} is a program; programDiagram draws it`);
+    if (stackLayout(rec)) throw new Error(`modelDiagram: model ${model.name} is a program; programDiagram draws it`);
     const level = req.level ?? defaultLevel(rec, req.view, OPS_LEVEL_MAX_STEP_NODES);
     const tau = checkTau(req.tau ?? model.task?.seqLen ?? DEFAULT_TAU);
     const loss = rec.outputs.length > 0 ? (model.task?.loss ?? { kind: 'mse' as const }) : undefined;
@@ -62,7 +61,8 @@ export function modelDiagram(model: ModelDef, req: DotRequest, ctx: Context = ne
 export function programDiagram(model: ModelDef, req: DotRequest, ctx: Context = new Context()): GraphDiagram {
   return withContext(() => {
     const rec = model.build(model.task?.batch ?? 1);
-    if (!rec.program) throw new Error(`programDiagram: model ${model.name} is a single recurrence; modelDiagram draws it`);
+    const layout = stackLayout(rec);
+    if (!layout) throw new Error(`programDiagram: model ${model.name} is a single recurrence; modelDiagram draws it`);
     const level = req.level ?? 'cell';
     const tau = checkTau(req.tau ?? model.task?.seqLen ?? DEFAULT_TAU);
     const loss = rec.outputs.length > 0 ? (model.task?.loss ?? { kind: 'mse' as const }) : undefined;
@@ -75,7 +75,7 @@ export function programDiagram(model: ModelDef, req: DotRequest, ctx: Context = 
     );
     const g = programModel(rec, tau, loss);
     // sequenceScans makes one scan per stage, in the stages' order: scan j is stage j (l0, l0_reverse, l1, …).
-    const scanNames = rec.program.stages.map(stageSuffix);
+    const scanNames = layout.names;
     const diagram = buildGraphView(g, { view: req.view, level, loss, name: `${model.name} ${req.view}`, title, scanNames }, derivedBuilder());
     return req.view === 'folded' ? diagram : elideGraph(diagram, req.full ?? false);
   }, ctx);
@@ -96,13 +96,13 @@ export function programModel(rec: Recurrence, tau: number, loss: LossSpec | unde
 
 /** `a program of 4 scans (2 layers, bidirectional)`: what `show` and the diagrams' titles say of a program. */
 export function programSummary(rec: Recurrence): string {
-  const { stages, layers, directions } = rec.program!;
-  return `a program of ${stages.length} scan${stages.length === 1 ? '' : 's'} (${layers} layer${layers === 1 ? '' : 's'}${directions === 2 ? ', bidirectional' : ''})`;
+  const { scans, layers, directions } = stackLayout(rec)!;
+  return `a program of ${scans} scan${scans === 1 ? '' : 's'} (${layers} layer${layers === 1 ? '' : 's'}${directions === 2 ? ', bidirectional' : ''})`;
 }
 
 /** Whether the model is a program (stacked or bidirectional layers), drawn through its graph of scans. */
 function isProgram(model: ModelDef): boolean {
-  return !model.graph && withContext(() => model.build(model.task?.batch ?? 1).program !== undefined);
+  return !model.graph && withContext(() => stackLayout(model.build(model.task?.batch ?? 1)) !== undefined);
 }
 
 /**

@@ -504,7 +504,7 @@ function backwardCells(b: DiagramBuilder, tl: Timeline, bw: Backward): void {
 /** Builds the diagram of one view of a recurrence; nodes are made with `builder` (its context). */
 export function buildView(rec: Recurrence, spec: ViewSpec, builder: NodeBuilder): Diagram {
   // A program runs as a graph of scans, and is drawn as one (programDiagram in export.ts).
-  if (rec.program) throw new Error(`buildView: recurrence ${rec.name} is a program; it is drawn through its graph of scans`);
+  if (rec.stack) throw new Error(`buildView: recurrence ${rec.name} is a program; it is drawn through its graph of scans`);
   if (spec.view === 'folded') {
     return spec.level === 'ops' ? foldedOps(rec, spec) : foldedCell(rec, spec);
   }

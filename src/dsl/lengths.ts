@@ -35,7 +35,7 @@ export function batchRows(rec: Recurrence): number {
 export function withLengths(rec: Recurrence, b: NodeBuilder): Recurrence {
   if (rec.valid) return rec;
   // A stack is masked scan by scan where it runs as its graph of scans (sequenceScans).
-  if (rec.program) throw new UnfoldError(`lengths: "${rec.name}" is a stack of scans; each of its scans is masked where it runs (sequenceScans), not the stack as one recurrence`);
+  if (rec.stack) throw new UnfoldError(`lengths: "${rec.name}" is a stack of scans; each of its scans is masked where it runs (sequenceScans), not the stack as one recurrence`);
   const B = batchRows(rec);
   const valid = b.input(VALID, [B, 1], { role: 'mask' });
   const cond = (shape: readonly number[]) => b.broadcast(b.reshape(valid, [B]), shape, shape.slice(1).map((_, i) => i + 1));

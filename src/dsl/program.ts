@@ -1,25 +1,34 @@
-// Programs over sequences: a model whose recurrences are scans — each runs its own step graph over
-// the whole sequence, forward or in reverse — composed into stacked and bidirectional layers with
-// a head applied at every step. A program is still a Recurrence at its boundary (data inputs,
-// parameters, states shaped [L·D, ...], per-step outputs), so data, training and checkpoints treat
-// it like any model; what runs over time reads its stages.
-//
-// Programs are on their way out (issue 19): the same cells as graphs of scans (cellScans, src/cells/rnn.ts)
-// train through the scan primitive's own VJP and loops, within 1.04–1.11× of this path's time
-// (bench/scan-trainer.ts). What keeps programs here is what the recurrence trainer offers a stack
-// and the graph trainer does not yet: a window length set at run time, --tbptt, --text, --hoist,
-// the unrolled form, the inference module, and the trainer API that compile's users import.
+// Stacks of scans: cells composed into stacked and bidirectional layers with a head applied at every
+// step. Each layer and direction is one scan (its cell's step run over the whole sequence, forward
+// or in reverse), layer k reading layer k − 1's per-step outputs. A stack is still a Recurrence at
+// its boundary (data inputs, parameters, states shaped [L·D, ...], per-step outputs), so data,
+// training and checkpoints treat it like any model; what runs it over time is the graph of scans
+// its `stack.run` builds (src/dsl/sequence.ts asks for it), the one place its layers are read.
 import { UnfoldError } from '../ir/errors.ts';
 import { substitute, topoOrder } from '../ir/graph.ts';
 import type { Node } from '../ir/node.ts';
-import type { NodeBuilder } from '../prims/builder.ts';
 import { sameShape, shapeToString } from '../ir/tensor.ts';
 import { dslBuilder } from './context.ts';
 import { concat, dropout, isDropoutMask } from './ops.ts';
 import { userOrigin } from './origin.ts';
-import type { Named, Program, Recurrence, Source, Stage } from './recurrence.ts';
+import type { Named, Recurrence, SequenceScans, StackIO } from './recurrence.ts';
 
-export type { Program, Source, Stage };
+/** Where a scan's input x(t) comes from: the stack's input (by index), or an earlier scan's output at the same t. */
+type Source = { readonly data: number } | { readonly stage: number; readonly output: number };
+
+/** One scan of a stack: a cell's step over the whole sequence, forward or from each row's last valid step back to t = 1. */
+interface Stage {
+  /** The step; its inputs are bound by `sources`, its states are slot `slot` of the stack's states. */
+  readonly rec: Recurrence;
+  readonly reverse: boolean;
+  readonly layer: number;
+  /** Index into the leading [L·D] axis of every stack state: layer · D + direction (PyTorch's order). */
+  readonly slot: number;
+  /** Aligned with rec.input. */
+  readonly sources: readonly Source[];
+  /** Index of the scan's layer output ([B, H] per step) in rec.outputs; the last scan's other outputs are the stack's. */
+  readonly layerOutput: number;
+}
 
 /** A layer: a cell run forward, or a bidirectional pair (the second cell runs in reverse). */
 export interface Layer {
@@ -204,7 +213,7 @@ export function stack(def: StackDef): Recurrence {
     seen.set(p.name, p.node);
     params.push(p);
   }
-  const program: Program = { stages, layers: L, directions: D };
+  const reached = new Set(topoOrder(stages.flatMap((st) => [...st.rec.next, ...st.rec.outputs.map((o) => o.node)])));
   return {
     name: def.name ?? first.name,
     origin,
@@ -213,12 +222,45 @@ export function stack(def: StackDef): Recurrence {
     params,
     next: [],
     outputs: headOutputs,
-    program,
+    stack: {
+      layers: L, directions: D, scans: stages.length, names: stages.map(stageSuffix),
+      unused: params.filter((p) => !reached.has(p.node)).map((p) => p.name),
+      run: (io) => runStages(stages, programInputs, headOutputs.length, io),
+    },
+  };
+}
+
+/**
+ * The stack's scans over whole sequences: each stage one scan, its inputs the stack's data or the
+ * per-step outputs of earlier stages, its states slot `stage.slot` of the stack's; the stack's
+ * outputs are the last scan's, its top layer's outputs (both directions) side by side what a head reads.
+ */
+function runStages(stages: readonly Stage[], inputs: readonly Named[], outputs: number, io: StackIO): SequenceScans {
+  const b = dslBuilder();
+  const ys: (readonly Node[])[] = [];
+  const finals: Node[][] = io.initial.map(() => []);
+  stages.forEach((stage, j) => {
+    const xs = stage.rec.input.map((_, i) => {
+      const src = stage.sources[i]!;
+      return 'data' in src ? io.sequenceOf(inputs[src.data]!) : ys[src.stage]![src.output]!;
+    });
+    const init = io.initial.map((s0) => b.reshape(b.slice(s0, 0, stage.slot, stage.slot + 1), s0.shape.slice(1)));
+    const r = io.scanStep(stage.rec, xs, init, stage.reverse);
+    ys[j] = r.ys;
+    r.final.forEach((f, i) => finals[i]!.push(f));
+  });
+  const last = stages[stages.length - 1]!;
+  const top = topStages(stages).map(({ stage, index }) => ys[index]![stage.layerOutput]!);
+  const slots = (parts: readonly Node[]) => parts.map((p) => b.reshape(p, [1, ...p.shape]));
+  return {
+    outputs: last.rec.outputs.slice(0, outputs).map((o, i) => ({ name: o.name, node: ys[stages.length - 1]![i]! })),
+    hidden: top.length === 1 ? top[0]! : b.concat(top, 2),
+    final: finals.map((parts) => (parts.length === 1 ? slots(parts)[0]! : b.concat(slots(parts), 0))),
   };
 }
 
 /** `l0`, `l1_reverse`: PyTorch's suffix for a stage's parameters and outputs. */
-export function stageSuffix(s: Stage): string {
+function stageSuffix(s: Stage): string {
   return `l${s.layer}${s.reverse ? '_reverse' : ''}`;
 }
 
@@ -238,24 +280,8 @@ function rebind(rec: Recurrence, subst: ReadonlyMap<Node, Node>, input: readonly
   };
 }
 
-/** The top layer's stages, one per direction, with their index: their layer outputs side by side are the program's per-step output. */
-export function topStages(program: Program): { readonly stage: Stage; readonly index: number }[] {
-  const top = program.stages[program.stages.length - 1]!.layer;
-  return program.stages.flatMap((stage, index) => (stage.layer === top ? [{ stage, index }] : []));
-}
-
-/** The width of the program's per-step layer output: D·H, the top stages' outputs side by side. */
-export function layerOutputWidth(program: Program): number {
-  return topStages(program).reduce((n, { stage }) => n + stage.rec.outputs[stage.layerOutput]!.node.shape[1]!, 0);
-}
-
-/** A stage's own state [...shape] from a program state [L·D, ...shape]: its slot. */
-export function stageSlot(b: NodeBuilder, programState: Node, stage: Stage, shape: readonly number[]): Node {
-  return b.reshape(b.slice(programState, 0, stage.slot, stage.slot + 1), shape);
-}
-
-/** The stages' states (in slot order) stacked into the program's state [L·D, ...shape]. */
-export function joinSlots(b: NodeBuilder, parts: readonly Node[]): Node {
-  const slots = parts.map((p) => b.reshape(p, [1, ...p.shape]));
-  return slots.length === 1 ? slots[0]! : b.concat(slots, 0);
+/** The top layer's stages, one per direction, with their index: their layer outputs side by side are what the head reads. */
+function topStages(stages: readonly Stage[]): { readonly stage: Stage; readonly index: number }[] {
+  const top = stages[stages.length - 1]!.layer;
+  return stages.flatMap((stage, index) => (stage.layer === top ? [{ stage, index }] : []));
 }

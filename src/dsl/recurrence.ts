@@ -88,39 +88,46 @@ export interface Recurrence {
    */
   readonly valid?: Node;
   /**
-   * A program of scans (src/dsl/program.ts): stacked or bidirectional layers. Then `state` is the
-   * program's [L·D, ...] states, `outputs` are the last stage's head outputs, and `next` is empty —
-   * the step structure is the stages'.
+   * A stack of scans (stack() in src/dsl/program.ts: layers, directions, a head): a recurrence that
+   * runs as several scans rather than one step. Then `state` is the stack's [L·D, ...] states,
+   * `input` its data, `outputs` its head's outputs, and `next` is empty.
    */
-  readonly program?: Program;
+  readonly stack?: StackForm;
 }
 
-// A program's scans (built by stack() in src/dsl/program.ts; typed here, beside the Recurrence each carries).
-/** Where a stage's input x(t) comes from: the program's data input, or an earlier stage's output at the same t. */
-export type Source = { readonly data: number } | { readonly stage: number; readonly output: number };
-
-/** One scan: a recurrence run over the whole sequence, forward or from each row's last valid step back to t = 1. */
-export interface Stage {
-  /** The step body; its inputs are bound by `sources`, its states are slot `slot` of the program's states. */
-  readonly rec: Recurrence;
-  readonly reverse: boolean;
-  readonly layer: number;
-  /** Index into the leading [L·D] axis of every program state: layer · D + direction (PyTorch's order). */
-  readonly slot: number;
-  /** Aligned with rec.input. */
-  readonly sources: readonly Source[];
-  /**
-   * Index of the stage's layer output (its contribution to the layer's per-step output, [B, H]) in
-   * rec.outputs; the last stage's other outputs are the program's outputs.
-   */
-  readonly layerOutput: number;
-}
-
-export interface Program {
-  /** In execution order: layer by layer, forward before reverse; every source is an earlier stage. */
-  readonly stages: readonly Stage[];
+/** How a stack runs: the graph of scans it builds over whole sequences (what sequenceScans calls). */
+export interface StackForm {
   readonly layers: number;
   readonly directions: 1 | 2;
+  readonly scans: number;
+  /** Each scan's name, as PyTorch suffixes its parameters (l0, l0_reverse, l1, …), in the order they run. */
+  readonly names: readonly string[];
+  /** The declared parameters none of its scans reads. */
+  readonly unused: readonly string[];
+  /** Its scans over whole sequences, each built by `io.scanStep` (a recurrence step as one scan, masked under lengths). */
+  run(io: StackIO): SequenceScans;
+}
+
+/** What a stack's scans are built from (src/dsl/sequence.ts hands it over). */
+export interface StackIO {
+  /** One of the stack's inputs (data, or a dropout mask) over the whole sequence, [B, T, ...]. */
+  sequenceOf(x: Named): Node;
+  /** Each stack state's initial value [L·D, ...], aligned with its state. */
+  readonly initial: readonly Node[];
+  /** A recurrence's step run as a scan over `xs` (aligned with its inputs), forward or reverse: its final states and per-step outputs. */
+  scanStep(rec: Recurrence, xs: readonly Node[], init: readonly Node[], reverse: boolean): { readonly final: readonly Node[]; readonly ys: readonly Node[] };
+}
+
+export interface SequenceScans {
+  /** Each output of the recurrence at every step, [B, T, ...] (a stack's: its head's). */
+  readonly outputs: readonly Named[];
+  /** Each state after the last step (each row's own last valid step), in the recurrence's own shape. */
+  readonly final: readonly Node[];
+  /**
+   * What a head reads at every step, [B, T, ·]: a stack's top layer output (both directions side
+   * by side, D·H), a single recurrence's first state; 0 at a row's padded steps.
+   */
+  readonly hidden: Node;
 }
 
 type Nodes = Record<string, Node>;
@@ -209,12 +216,12 @@ export function recurrence<S extends Nodes, X extends Nodes = Record<never, Node
 }
 
 /**
- * The declared parameters that nothing reads — neither a step nor an output (a program: none of its
+ * The declared parameters that nothing reads — neither a step nor an output (a stack: none of its
  * scans nor its head). They would be trained on a gradient of zero forever: the CLI warns about them.
  */
 export function unusedParams(rec: Recurrence): string[] {
-  const roots = rec.program ? rec.program.stages.flatMap((st) => [...st.rec.next, ...st.rec.outputs.map((o) => o.node)]) : [];
-  const reached = new Set(topoOrder([...roots, ...rec.next, ...rec.outputs.map((o) => o.node)]));
+  if (rec.stack) return [...rec.stack.unused];
+  const reached = new Set(topoOrder([...rec.next, ...rec.outputs.map((o) => o.node)]));
   return rec.params.filter((p) => !reached.has(p.node)).map((p) => p.name);
 }
 

@@ -1,7 +1,6 @@
-// A recurrence over whole sequences as a graph of scans: each scan of a program (a layer and
-// direction of stack()), or the one of a single recurrence, run by the scan primitive, the layers
-// reading the sequences of the layers below. The one reading of a program's stages into scans:
-// training, unrolling and drawing then see scans only.
+// A recurrence over whole sequences as a graph of scans: the one scan of a single recurrence, or
+// the scans a stack builds (stack(): each layer and direction one scan, reading the sequences of
+// the layers below). Training, unrolling, drawing and export see scans only.
 import { UnfoldError } from '../ir/errors.ts';
 import { substitute, topoOrder } from '../ir/graph.ts';
 import type { Node } from '../ir/node.ts';
@@ -10,8 +9,7 @@ import { dslBuilder } from './context.ts';
 import { VALID, withLengths } from './lengths.ts';
 import { isDropoutMask } from './ops.ts';
 import type { GraphModel } from './graph-model.ts';
-import type { Named, Recurrence, Stage } from './recurrence.ts';
-import { topStages } from './program.ts';
+import type { Named, Recurrence, SequenceScans } from './recurrence.ts';
 import { scan } from './scan.ts';
 
 /** The data a recurrence reads at each step: its inputs but the dropout masks (which the trainer draws). */
@@ -19,9 +17,11 @@ export function dataInputs(rec: Recurrence): Named[] {
   return rec.input.filter((x) => !isDropoutMask(x.node));
 }
 
+export type { SequenceScans };
+
 /** A stack's layout (stack(): layers, directions, scans); undefined for a single recurrence, which is one scan. */
-export function stackLayout(rec: Recurrence): { readonly layers: number; readonly directions: 1 | 2; readonly scans: number } | undefined {
-  return rec.program && { layers: rec.program.layers, directions: rec.program.directions, scans: rec.program.stages.length };
+export function stackLayout(rec: Recurrence): { readonly layers: number; readonly directions: 1 | 2; readonly scans: number; readonly names: readonly string[] } | undefined {
+  return rec.stack && { layers: rec.stack.layers, directions: rec.stack.directions, scans: rec.stack.scans, names: rec.stack.names };
 }
 
 export interface SequenceIO {
@@ -35,25 +35,12 @@ export interface SequenceIO {
   readonly steps?: number;
 }
 
-export interface SequenceScans {
-  /** Each output of the recurrence at every step, [B, T, ...] (a program's: its head's). */
-  readonly outputs: readonly Named[];
-  /** Each state after the last step (each row's own last valid step), in the recurrence's own shape. */
-  readonly final: readonly Node[];
-  /**
-   * What a head reads at every step, [B, T, ·]: a program's top layer output (both directions side
-   * by side, D·H), a single recurrence's first state; 0 at a row's padded steps.
-   */
-  readonly hidden: Node;
-}
-
 /**
- * `rec` run over whole sequences: a single recurrence is one scan; a program is one scan per stage,
- * a stage's inputs the program's data or the per-step outputs of earlier stages, its states slot
- * `stage.slot` of the program's. Under lengths every scan is masked as withLengths masks a
- * recurrence, so its outputs (a program's head included) read a zero state at padded steps, as the
- * recurrence trainer's; a reverse scan keeps its initial state through a row's padded tail, which
- * starts it at the row's last valid step.
+ * `rec` run over whole sequences: a single recurrence is one scan; a stack builds its own (one per
+ * layer and direction) from the scans of their steps made here. Under lengths every scan is masked
+ * as withLengths masks a recurrence, so its outputs (a stack's head included) read a zero state at
+ * padded steps, as the recurrence trainer's; a reverse scan keeps its initial state through a
+ * row's padded tail, which starts it at the row's last valid step.
  */
 export function sequenceScans(rec: Recurrence, io: SequenceIO): SequenceScans {
   const b = dslBuilder();
@@ -77,37 +64,9 @@ export function sequenceScans(rec: Recurrence, io: SequenceIO): SequenceScans {
   const sequenceOf = (x: Named): Node => (isDropoutMask(x.node) ? wholeMask(x.node) : io.inputs[data.findIndex((d) => d.node === x.node)]!);
   const valid = io.lengths && validSequence(b, io.lengths, T);
 
-  if (!rec.program) {
-    const r = stageScan(rec, rec.input.map(sequenceOf), io.initial, false, valid, T, true);
-    return { outputs: rec.outputs.map((o, i) => ({ name: o.name, node: r.ys[i]! })), final: r.final, hidden: r.hidden! };
-  }
-  const { stages } = rec.program;
-  const ys: Node[][] = [];
-  const finals: Node[][] = rec.state.map(() => []);
-  stages.forEach((stage, j) => {
-    const xs = stage.rec.input.map((x, i) => {
-      const src = stage.sources[i]!;
-      return 'data' in src ? sequenceOf(rec.input[src.data]!) : ys[src.stage]![src.output]!;
-    });
-    const init = io.initial.map((s0) => slotOf(s0, stage));
-    const r = stageScan(stage.rec, xs, init, stage.reverse, valid, T);
-    ys[j] = r.ys;
-    r.final.forEach((f, i) => finals[i]!.push(f));
-  });
-  const last = ys[stages.length - 1]!;
-  const top = topStages(rec.program).map(({ stage, index }) => ys[index]![stage.layerOutput]!);
-  return {
-    outputs: rec.outputs.map((o, i) => ({ name: o.name, node: last[i]! })),
-    hidden: top.length === 1 ? top[0]! : b.concat(top, 2),
-    final: finals.map((parts) => (parts.length === 1 ? reshapeTo(parts[0]!, [1, ...parts[0]!.shape]) : b.concat(parts.map((p) => reshapeTo(p, [1, ...p.shape])), 0))),
-  };
-
-  function reshapeTo(x: Node, shape: readonly number[]): Node {
-    return b.reshape(x, shape);
-  }
-  function slotOf(s0: Node, stage: Stage): Node {
-    return b.reshape(b.slice(s0, 0, stage.slot, stage.slot + 1), s0.shape.slice(1));
-  }
+  if (rec.stack) return rec.stack.run({ sequenceOf, initial: io.initial, scanStep: (r, xs, init, reverse) => stageScan(r, xs, init, reverse, valid, T) });
+  const r = stageScan(rec, rec.input.map(sequenceOf), io.initial, false, valid, T, true);
+  return { outputs: rec.outputs.map((o, i) => ({ name: o.name, node: r.ys[i]! })), final: r.final, hidden: r.hidden! };
 }
 
 /** The ys key of a single recurrence's first state sequence (not a name a user's output can take: outputs are identifiers). */
@@ -185,7 +144,7 @@ export const HIDDEN_OUTPUT = 'hidden';
  */
 export function sequenceModel(rec: Recurrence, o: SequenceModelOptions): GraphModel {
   const b = dslBuilder();
-  const B = rec.program ? rec.state[0]!.node.shape[1]! : rec.state[0]!.node.shape[0]!;
+  const B = rec.stack ? rec.state[0]!.node.shape[1]! : rec.state[0]!.node.shape[0]!;
   const T = o.steps;
   const along = (shape: readonly number[]) => [shape[0]!, T, ...shape.slice(1)];
   const leaf = (name: string, shape: readonly number[]) => b.input(name, shape, { role: 'input' });
