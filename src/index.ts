@@ -8,7 +8,7 @@ export {
   type Node, type Operand,
 } from './dsl/ops.ts';
 export { param, input, state, recurrence, stepGraph, type Init, type Recurrence, type RecurrenceDef } from './dsl/recurrence.ts';
-export { stack, bidirectional, type Layer, type StackDef } from './dsl/program.ts';
+export { stack, bidirectional, type Layer, type StackDef } from './dsl/stack.ts';
 export { scan, type ScanOptions, type ScanResult, type ScanStep } from './dsl/scan.ts';
 export { graphModel, type GraphModel, type GraphModelDef } from './dsl/graph-model.ts';
 export { defineModel, type GraphOptions, type ModelDef, type TaskDef, type OptimizerSpec, type Window } from './dsl/model.ts';

@@ -5,7 +5,7 @@ import { add, concat, constant, matmul, mul, relu, reshape, sigmoid, slice, sub,
 import { sequenceScans } from '../dsl/sequence.ts';
 import { UnfoldError } from '../ir/errors.ts';
 import { input, param, recurrence, state, type Recurrence } from '../dsl/recurrence.ts';
-import { bidirectional, stack, type Layer } from '../dsl/program.ts';
+import { bidirectional, stack, type Layer } from '../dsl/stack.ts';
 import { graphModel, type GraphModel } from '../dsl/graph-model.ts';
 
 export type CellKind = 'elman' | 'lstm' | 'gru';
@@ -112,7 +112,7 @@ function layerCell(kind: CellKind, s: CellSpec, inputSize: number, [Wih, Whh, bi
 
 /**
  * nn.RNN / nn.LSTM / nn.GRU (batch first, num_layers, bidirectional) + nn.Linear at every step.
- * One layer, one direction is one recurrence; more is a program of scans (src/dsl/program.ts).
+ * One layer, one direction is one recurrence; more is a program of scans (src/dsl/stack.ts).
  */
 export function cell(kind: CellKind, s: CellSpec): Recurrence {
   const { L, D } = layersOf(s);

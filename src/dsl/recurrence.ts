@@ -88,7 +88,7 @@ export interface Recurrence {
    */
   readonly valid?: Node;
   /**
-   * A stack of scans (stack() in src/dsl/program.ts: layers, directions, a head): a recurrence that
+   * A stack of scans (stack() in src/dsl/stack.ts: layers, directions, a head): a recurrence that
    * runs as several scans rather than one step. Then `state` is the stack's [L·D, ...] states,
    * `input` its data, `outputs` its head's outputs, and `next` is empty.
    */

@@ -1,8 +1,8 @@
 // The rolled form of a training step: a forward loop over t that runs the step body and stores
 // each step's residuals, and a reverse loop that applies the step body's own VJP (derived
 // symbolically once, src/transforms/step-vjp.ts). The emitted code does not grow with τ.
-// One scan's loops are built by scanLoops; a single recurrence is one scan carrying the loss, a
-// program (src/emit/program.ts) a chain of them.
+// One scan's loops are built by scanLoops: a single recurrence is one scan carrying the loss (stacks
+// train as their graph of scans, src/emit/sequence-trainer.ts).
 // Under a memory budget (src/emit/bptt-schedule.ts) a scan runs in segments: the forward loop keeps
 // the state before each segment (a checkpoint) and one segment's states and residuals; the backward
 // pass runs each segment's forward loop again from its checkpoint — the same emitted body, so the

@@ -1,6 +1,6 @@
-// Programs of scans as properties: for random stacks (1–3 layers, one or two directions) of the
+// Stacks of scans as properties: for random stacks (1–3 layers, one or two directions) of the
 // built-in cells and of a user-written two-state cell, with or without per-row lengths, any loss
-// placement: the rolled trainer (each scan a loop), the unrolled trainer and the interpreter agree
+// placement: the rolled trainer (each scan a loop), the unrolled trainer (every scan inlined) and the interpreter agree
 // (f64, 1e-12); every row of a padded batch is exactly that row run alone over its own length
 // (pack_padded_sequence: a reverse scan starts at the row's last valid step); the f32 wasm trainer
 // agrees to float32 accuracy; a user-written cell stacked and made bidirectional passes gradcheck.
@@ -13,7 +13,7 @@ import { randomData, type RunData } from '../src/cli/run-data.ts';
 import { add, matmul, mul, sigmoid, sub, tanh, transpose } from '../src/dsl/ops.ts';
 import { initialParams } from '../src/dsl/init.ts';
 import { defineModel, type ModelDef } from '../src/dsl/model.ts';
-import { bidirectional, stack, type Layer } from '../src/dsl/program.ts';
+import { bidirectional, stack, type Layer } from '../src/dsl/stack.ts';
 import { input, param, recurrence, state, type Recurrence } from '../src/dsl/recurrence.ts';
 import type { Tensor } from '../src/ir/tensor.ts';
 import type { LossSpec } from '../src/transforms/loss.ts';
