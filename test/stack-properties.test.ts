@@ -15,7 +15,14 @@ import { initialParams } from '../src/dsl/init.ts';
 import { defineModel, type ModelDef } from '../src/dsl/model.ts';
 import { bidirectional, stack, type Layer } from '../src/dsl/stack.ts';
 import { input, param, recurrence, state, type Recurrence } from '../src/dsl/recurrence.ts';
-import type { Tensor } from '../src/ir/tensor.ts';
+import { sizeOf, type Tensor } from '../src/ir/tensor.ts';
+import { makeGraph } from '../src/ir/graph.ts';
+import { currentContext, withContext } from '../src/dsl/context.ts';
+import { finalName, initialName, sequenceModel } from '../src/dsl/sequence.ts';
+import { evaluate } from '../src/interp/evaluate.ts';
+import { stepSlice } from '../src/cli/run.ts';
+import { inlineScans } from '../src/transforms/inline-scans.ts';
+import { unroll } from '../src/transforms/unroll.ts';
 import type { LossSpec } from '../src/transforms/loss.ts';
 import { relErr } from './helpers/numeric.ts';
 
@@ -151,4 +158,40 @@ describe('programs of scans (fast-check, f64)', () => {
     expect(report.ok, JSON.stringify(report.worst)).toBe(true);
     expect(report.rows.map((r) => r.name)).toEqual(expect.arrayContaining(['W_l0_reverse', 'U_l1', 'P', 'x', 'h0', 'm0']));
   });
+});
+
+describe('one recurrence is one scan', () => {
+  // unroll(rec, τ) (τ copies of the step, what the recurrence trainer's unrolled form and the
+  // interpreter engine compute) is the scan of sequenceScans inlined: the same outputs and states.
+  for (const [what, build] of [
+    ['the two-state cell', (B: number) => twoState(B, I, 'l0')],
+    ['the built-in LSTM with its head', (B: number) => cell('lstm', { batch: B, input: I, hidden: H, output: O })],
+  ] as const) {
+    it(`${what}: unroll = the scan inlined, every output at every step and the final states (1e-12)`, () => {
+      withContext(() => {
+        const B = 3, T = 5;
+        const rec = build(B);
+        const params = initialParams(rec, 9);
+        const u = unroll(rec, T, currentContext());
+        const model = sequenceModel(rec, { steps: T });
+        const inlined = inlineScans(makeGraph(model.outputs.map((o) => ({ name: o.name, node: o.node }))), currentContext()).graph;
+        const wave = (n: number, s: number) => Float64Array.from({ length: n }, (_, i) => Math.sin(s * (i + 1)));
+        const xs = rec.input.map((x, k) => ({ name: x.name, step: x.node.shape, data: wave(B * T * sizeOf(x.node.shape.slice(1)), k + 2) }));
+        const s0 = rec.state.map((s, k) => ({ name: s.name, data: wave(sizeOf(s.node.shape), k + 7) }));
+        const stepInputs = new Map<string, Float64Array>(s0.map((s) => [`${s.name}@0`, s.data]));
+        for (let t = 1; t <= T; t++) for (const x of xs) stepInputs.set(`${x.name}@${t}`, stepSlice({ shape: [B, T, ...x.step.slice(1)], data: x.data }, t - 1));
+        const want = evaluate(u.graph, params, stepInputs);
+        const got = evaluate(inlined, params, new Map<string, Tensor>([
+          ...xs.map((x): [string, Tensor] => [x.name, { shape: [B, T, ...x.step.slice(1)], data: x.data }]),
+          ...rec.state.map((s, k): [string, Tensor] => [initialName(s.name), { shape: s.node.shape, data: s0[k]!.data }]),
+        ]));
+        for (const o of rec.outputs) {
+          const seq = got.get(o.name)!, K = sizeOf(o.node.shape.slice(1));
+          for (let t = 1; t <= T; t++) expect(relErr(stepSlice(seq, t - 1), want.get(`${o.name}@${t}`)!.data), `${o.name}@${t}`).toBeLessThan(1e-12);
+          expect(seq.shape).toEqual([B, T, K]);
+        }
+        for (const s of rec.state) expect(relErr(got.get(finalName(s.name))!.data, want.get(`${s.name}@${T}`)!.data), s.name).toBeLessThan(1e-12);
+      });
+    });
+  }
 });
