@@ -2868,12 +2868,17 @@ class Scans {
   constructor(options: ScansOptions = {}) {
     this.arena = new Float32Array(243559);
     this.lr = options.lr ?? SCANS.lr;
-    const next = mulberry32(options.seed ?? SCANS.seed);
+    this.initParams(options.seed ?? SCANS.seed);
+    if (options.params) this.setParams(options.params);
+    this.arena[11092] = 20;
+  }
+
+  /** Re-initializes every parameter from a seed (mulberry32, in declaration order), as the constructor does. */
+  initParams(seed: number): void {
+    const next = mulberry32(seed);
     for (const p of PARAMS) {
       for (let i = 0; i < p.size; i++) this.arena[p.offset + i] = p.init.kind === 'uniform' ? (2 * next() - 1) * p.init.bound : p.init.kind === 'fill' ? p.init.value : p.init.data[i]!;
     }
-    if (options.params) this.setParams(options.params);
-    this.arena[11092] = 20;
   }
 
   /** The steps the scans run: the window's first T of 20. */
@@ -3225,6 +3230,11 @@ export class Trainer {
     return {
       "h": { shape: [4, 16, 16], data: Array.from(this.scans.outputView("h_n")) },
     };
+  }
+
+  /** Re-initializes every parameter from a seed, as PyTorch's U(−1/√H, 1/√H), in declaration order. */
+  initParams(seed: number): void {
+    this.scans.initParams(seed);
   }
 
   getParams(): Record<string, TensorData> {

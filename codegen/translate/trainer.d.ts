@@ -50,6 +50,8 @@ export declare class Trainer {
     /** Optimizer steps taken (Adam's t). */
     steps: number;
     constructor(options?: TrainerOptions);
+    /** Re-initializes every parameter from a seed (mulberry32, in declaration order), as the constructor does. */
+    initParams(seed: number): void;
     /** Binds one batch: every input by name, row-major in its shape. */
     private bind;
     private train;

@@ -2279,11 +2279,15 @@ export class Trainer {
   constructor(options = {}) {
     this.arena = new Float32Array(246829);
     this.lr = options.lr ?? SPEC.lr;
-    const next = mulberry32(options.seed ?? SPEC.seed);
+    this.initParams(options.seed ?? SPEC.seed);
+    if (options.params) this.setParams(options.params);
+  }
+  /** Re-initializes every parameter from a seed (mulberry32, in declaration order), as the constructor does. */
+  initParams(seed) {
+    const next = mulberry32(seed);
     for (const p of PARAMS) {
       for (let i = 0; i < p.size; i++) this.arena[p.offset + i] = p.init.kind === "uniform" ? (2 * next() - 1) * p.init.bound : p.init.kind === "fill" ? p.init.value : p.init.data[i];
     }
-    if (options.params) this.setParams(options.params);
   }
   /** Binds one batch: every input by name, row-major in its shape. */
   bind(data) {

@@ -303,12 +303,17 @@ export class Trainer {`}
 ${indent(wasm ? wasm.arenaInit : [`this.arena = new ${Arr}(${arena.size});`])}
     this.lr = options.lr ?? ${spec}.lr;${masks.length ? `
     this.random = ((options.seed ?? ${spec}.seed) + ${DROPOUT_STREAM}) >>> 0;` : ''}
-    const next = mulberry32(options.seed ?? ${spec}.seed);
+    this.initParams(options.seed ?? ${spec}.seed);
+    if (options.params) this.setParams(options.params);${cfg.window ? `
+    this.arena[${windowSlot}] = ${cfg.window.steps};` : ''}
+  }
+
+  /** Re-initializes every parameter from a seed (mulberry32, in declaration order), as the constructor does. */
+  initParams(seed: number): void {
+    const next = mulberry32(seed);
     for (const p of PARAMS) {
       for (let i = 0; i < p.size; i++) this.arena[p.offset + i] = p.init.kind === 'uniform' ? (2 * next() - 1) * p.init.bound : p.init.kind === 'fill' ? p.init.value : p.init.data[i]!;
     }
-    if (options.params) this.setParams(options.params);${cfg.window ? `
-    this.arena[${windowSlot}] = ${cfg.window.steps};` : ''}
   }
 ${cfg.window ? `
   /** The steps the scans run: the window's first T of ${cfg.window.steps}. */

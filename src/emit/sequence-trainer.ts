@@ -178,6 +178,11 @@ ${states.map((s) => `      ${J(s.name)}: { shape: [${s.shape.join(', ')}], data:
     };
   }
 
+  /** Re-initializes every parameter from a seed, as PyTorch's U(−1/√H, 1/√H), in declaration order. */
+  initParams(seed: number): void {
+    this.scans.initParams(seed);
+  }
+
   getParams(): Record<string, TensorData> {
     return this.scans.getParams();
   }

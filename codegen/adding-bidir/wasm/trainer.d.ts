@@ -75,6 +75,8 @@ export declare class Trainer {
     hiddenOutputs(out?: Float64Array): Float64Array;
     /** Each state after the last window, by state name, in PyTorch's order (h_n, c_n): the initial state of the next window when the state is carried. */
     finalState(): Record<string, TensorData>;
+    /** Re-initializes every parameter from a seed, as PyTorch's U(−1/√H, 1/√H), in declaration order. */
+    initParams(seed: number): void;
     getParams(): Record<string, TensorData>;
     getGrads(): Record<string, TensorData>;
     /** Sets parameters by name; every name must be known and every size right. */
