@@ -28,6 +28,17 @@ export interface DotRequest {
   readonly full?: boolean;
 }
 
+/** A diagram's title: the model, the view (and τ), what is drawn, the model's description. */
+function diagramTitle(model: ModelDef, view: DotRequest['view'], tau: number, drawn: string): Html {
+  const what = view === 'folded' ? 'folded' : `${view}, τ = ${tau}`;
+  return Html.join(
+    model.name,
+    Html.br(),
+    Html.font(`${what} · ${drawn}`, LABEL.title),
+    ...(model.description ? [Html.br(), Html.font(model.description, LABEL.note)] : []),
+  );
+}
+
 /**
  * The diagram of one view of a model (elided unless `full`), built in a fresh compile context, or
  * in `ctx` (the drawing does not depend on what else a context holds).
@@ -40,13 +51,7 @@ export function modelDiagram(model: ModelDef, req: DotRequest, ctx: Context = ne
     const level = req.level ?? defaultLevel(rec, req.view, OPS_LEVEL_MAX_STEP_NODES);
     const tau = checkTau(req.tau ?? model.task?.seqLen ?? DEFAULT_TAU);
     const loss = rec.outputs.length > 0 ? (model.task?.loss ?? { kind: 'mse' as const }) : undefined;
-    const what = req.view === 'folded' ? 'folded' : `${req.view}, τ = ${tau}`;
-    const title = Html.join(
-      model.name,
-      Html.br(),
-      Html.font(`${what} · ${level} level`, LABEL.title),
-      ...(model.description ? [Html.br(), Html.font(model.description, LABEL.note)] : []),
-    );
+    const title = diagramTitle(model, req.view, tau, `${level} level`);
     const diagram = buildView(rec, { view: req.view, level, tau, loss, name: `${model.name} ${req.view}`, title }, derivedBuilder());
     return elide(diagram, req.full ?? false);
   }, ctx);
@@ -66,13 +71,7 @@ export function programDiagram(model: ModelDef, req: DotRequest, ctx: Context = 
     const level = req.level ?? 'cell';
     const tau = checkTau(req.tau ?? model.task?.seqLen ?? DEFAULT_TAU);
     const loss = rec.outputs.length > 0 ? (model.task?.loss ?? { kind: 'mse' as const }) : undefined;
-    const what = req.view === 'folded' ? 'folded' : `${req.view}, τ = ${tau}`;
-    const title = Html.join(
-      model.name,
-      Html.br(),
-      Html.font(`${what} · ${level} level · ${programSummary(rec)}`, LABEL.title),
-      ...(model.description ? [Html.br(), Html.font(model.description, LABEL.note)] : []),
-    );
+    const title = diagramTitle(model, req.view, tau, `${level} level · ${programSummary(rec)}`);
     const g = programModel(rec, tau, loss);
     // sequenceScans makes one scan per stage, in the stages' order: scan j is stage j (l0, l0_reverse, l1, …).
     const scanNames = layout.names;
