@@ -18,7 +18,8 @@ import { formatBytes } from './arena-limit.ts';
 import { targetOf, type Dtype, type HoistMode, type Target } from './config.ts';
 import { KERNELS, KernelTable } from './wasm/module.ts';
 import { wasmTrainerParts, type WasmReport } from './wasm/trainer-parts.ts';
-import { emitKernel, helpersUsed, NUMERICS_HELPER } from './kernel.ts';
+import type { EmitHelper } from '../prims/types.ts';
+import { emitKernel, helpersIn, NUMERICS_HELPER } from './kernel.ts';
 import { scanLoops } from './scan-loops.ts';
 import { describeOptimizer, planOptimizer } from './optimizer.ts';
 import { afterPasses, ArenaBuilder, initLiteral, numberLiteral, planOutputs, type OnPass, type Offset, type OutputSlot } from './plan.ts';
@@ -213,7 +214,9 @@ function emitInContext(cfg: GraphTrainerConfig): EmittedGraphTrainer {
   const forwardPlan = planOutputs(slots.slice(gradSlots.length), pinned, tempBase);
   // The wasm target: products and element-wise chains become calls into the trainer's embedded module.
   const products = targetOf(cfg) === 'wasm' ? new KernelTable() : undefined;
-  const target = { dtype: cfg.dtype, ...(cfg.checkNumerics ? { checkNumerics: true } : {}), ...(cfg.originComments ? { originComments: true } : {}), ...(products ? { kernels: products } : {}) };
+  // The helper functions the code calls, noted as it is rendered: the module defines them.
+  const helpers = new Set<EmitHelper>();
+  const target = { dtype: cfg.dtype, helpers, ...(cfg.checkNumerics ? { checkNumerics: true } : {}), ...(cfg.originComments ? { originComments: true } : {}), ...(products ? { kernels: products } : {}) };
   arena.reserve(Math.max(trainPlan.tempSize, forwardPlan.tempSize));
   // Each scan's loop gets its own slots after the kernels' temporaries (src/emit/scan-loops.ts).
   const Arr = cfg.dtype === 'f32' ? 'Float32Array' : 'Float64Array';
@@ -280,7 +283,7 @@ const INPUT_GRADS: readonly Slot[] = [
 ];` : ''}
 
 ${MULBERRY32}
-${helpersUsed([...train, ...forward, ...functions.defs]).map((h) => h.source).join('\n')}${cfg.checkNumerics ? `\n${NUMERICS_HELPER}` : ''}
+${helpersIn(helpers).map((h) => h.source).join('\n')}${cfg.checkNumerics ? `\n${NUMERICS_HELPER}` : ''}
 ${wasm ? `${wasm.declarations}\n` : ''}${functions.defs.join('\n\n')}
 function read(A: ${Arr}, s: Slot): TensorData {
   return { shape: [...s.shape], data: Array.from(A.subarray(s.offset, s.offset + s.size)) };

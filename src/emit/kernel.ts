@@ -219,13 +219,7 @@ export const NUMERICS_HELPER = `function numerics(A: ArrayLike<number>, off: num
   }
 }`;
 
-/** The helper functions (e.g. float32 activations) that emitted code calls, in registry order. */
-export function helpersUsed(code: readonly string[]): EmitHelper[] {
-  const text = code.join('\n');
-  const used: EmitHelper[] = [];
-  for (const prim of Object.values(prims)) {
-    if (prim.emit.kind !== 'elementwise') continue;
-    for (const h of prim.emit.helpers ?? []) if (new RegExp(`\\b${h.name}\\(`).test(text)) used.push(h);
-  }
-  return used;
+/** The helper functions (e.g. float32 activations) among `used` (a target's helpers, noted as its code was rendered), in registry order. */
+export function helpersIn(used: ReadonlySet<EmitHelper>): EmitHelper[] {
+  return Object.values(prims).flatMap((prim) => (prim.emit.kind === 'elementwise' ? (prim.emit.helpers ?? []).filter((h) => used.has(h)) : []));
 }

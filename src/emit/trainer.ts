@@ -2,6 +2,7 @@
 // in — forward, loss and backward kernels emitted from the unrolled and gradient graphs, the
 // optimizer step, and one preallocated arena. Same input, same bytes.
 import type { Node } from '../ir/node.ts';
+import type { EmitHelper } from '../prims/types.ts';
 import { UnfoldError } from '../ir/errors.ts';
 import { sizeOf } from '../ir/tensor.ts';
 import { derivedBuilder, withContext, withDropout } from '../dsl/context.ts';
@@ -16,7 +17,7 @@ import { describeOptimizer, planOptimizer } from './optimizer.ts';
 import { ArenaBuilder, initLiteral, numberLiteral, type Offset } from './plan.ts';
 import { finalStateIndex, seqAt, type KernelLayout, type SegmentStorage, type Seq } from './layout.ts';
 import { fullStorage, longestSegment, segmented, segmentedArena, segmentedElements, smallestArena, type BpttSchedule } from './bptt-schedule.ts';
-import { helpersUsed, NUMERICS_HELPER } from './kernel.ts';
+import { helpersIn, NUMERICS_HELPER } from './kernel.ts';
 import { emitSequenceTrainer } from './sequence-trainer.ts';
 import { stackLayout } from '../dsl/sequence.ts';
 import { rolledKernels } from './rolled.ts';
@@ -136,7 +137,9 @@ function emitInContext(cfg: TrainerConfig, schedule: BpttSchedule | undefined, w
 
   // The wasm target: products become calls into the trainer's embedded module (src/emit/wasm/).
   const products = targetOf(cfg) === 'wasm' ? new KernelTable() : undefined;
-  const kcfg = products ? { ...cfg, kernels: products } : cfg;
+  // The helper functions the kernels' code calls, noted as it is rendered: the module defines them.
+  const helpers = new Set<EmitHelper>();
+  const kcfg = { ...cfg, helpers, ...(products ? { kernels: products } : {}) };
 
   const arena = new ArenaBuilder();
   const pinned = new Map<Node, Offset>();
@@ -322,7 +325,7 @@ function emitInContext(cfg: TrainerConfig, schedule: BpttSchedule | undefined, w
   ].join('\n'));
   sf.addStatements(MULBERRY32);
   const functions = packed?.functions.defs ?? [];
-  for (const h of helpersUsed([...trainBody, ...forwardBody, ...functions])) sf.addStatements(h.source);
+  for (const h of helpersIn(helpers)) sf.addStatements(h.source);
   if (cfg.checkNumerics) sf.addStatements(NUMERICS_HELPER);
   sf.addInterface({
     name: 'TensorData',

@@ -19,6 +19,13 @@ export function offsetPlus(b: Buf, k: number): number | string {
   return k === 0 ? b.off : `${b.off} + ${k}`;
 }
 
+/** `name(args)`, a call of `helper` noted in the target's helpers, so the module defines it. */
+export function helperCall(target: EmitTarget, helper: EmitHelper, ...args: readonly string[]): string {
+  if (!target.helpers) throw new Error(`emit: ${helper.name} is called by code rendered for a target that collects no helpers`);
+  target.helpers.add(helper);
+  return `${helper.name}(${args.join(', ')})`;
+}
+
 /**
  * A block of `rows` rows of `span` elements copied between strides, from `x` at `xStart` to `out`
  * at `outStart`, as a call into the target's copy kernel; undefined when the target has none or
@@ -87,7 +94,7 @@ export function elementwise<const N extends string>(def: {
   /** The scalar function; `attrs` select it for ops like compare. */
   fn: (attrs: Attrs) => (...xs: number[]) => number;
   scalar: (xs: readonly string[], attrs: Attrs, target: EmitTarget) => string;
-  /** Functions the scalar template may call (defined once in the emitted module). */
+  /** Functions the scalar template may call through helperCall (defined once in the emitted module, in registry order). */
   helpers?: readonly EmitHelper[];
   vjp: PrimDef['vjp'];
 }): PrimDef & { readonly name: N; readonly emit: ElementwiseEmit } {

@@ -75,11 +75,18 @@ export interface EmitTarget {
   readonly originComments?: boolean;
   /** Absent (the ts target), products and element-wise chains are TypeScript loops. */
   readonly kernels?: TargetKernels;
+  /**
+   * The helper functions the code rendered for this target calls, noted by the template that
+   * renders each call (helperCall): the module defines those and no others. A target without it
+   * renders no helper call.
+   */
+  readonly helpers?: Set<EmitHelper>;
 }
 
 /**
  * A function the emitted module defines once when an expression calls it (e.g. a float32
- * activation), so an element-wise template can stay one expression.
+ * activation), so an element-wise template can stay one expression. Templates render its calls
+ * through helperCall (src/prims/kit.ts), which notes the call in the target's `helpers`.
  */
 export interface EmitHelper {
   readonly name: string;
