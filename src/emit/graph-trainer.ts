@@ -16,13 +16,13 @@ import type { HoistChoice } from '../transforms/hoist-scans.ts';
 import { UnfoldError } from '../ir/errors.ts';
 import { formatBytes } from './arena-limit.ts';
 import { targetOf, type Dtype, type HoistMode, type Target } from './config.ts';
-import { KERNELS, KernelTable } from './wasm/module.ts';
+import { KernelTable } from './wasm/module.ts';
 import { wasmTrainerParts, type WasmReport } from './wasm/trainer-parts.ts';
 import type { EmitHelper } from '../prims/types.ts';
-import { emitKernel, helpersIn, NUMERICS_HELPER } from './kernel.ts';
+import { emitKernel, helpersIn, NUMERICS_HELPER, withKernelCalls } from './kernel.ts';
 import { scanLoops } from './scan-loops.ts';
 import { describeOptimizer, planOptimizer } from './optimizer.ts';
-import { afterPasses, ArenaBuilder, initLiteral, numberLiteral, planOutputs, type OnPass, type Offset, type OutputSlot } from './plan.ts';
+import { afterPasses, ArenaBuilder, initLiteral, numberLiteral, planOutputs, type KernelPlan, type OnPass, type Offset, type OutputSlot } from './plan.ts';
 import { COMPILER_VERSION, DROPOUT_STREAM, dropoutDraw, MULBERRY32, SET_PARAMS_STATEMENTS } from './trainer-text.ts';
 
 export interface GraphTrainerConfig {
@@ -225,15 +225,21 @@ function emitInContext(cfg: GraphTrainerConfig): EmittedGraphTrainer {
     ctx: b.ctx, target, reserve: (n) => arena.reserve(n), functions, ...(cfg.onPass ? { onPass: cfg.onPass } : {}),
     ...(cfg.window ? { window: { length: cfg.window.steps, slot: windowSlot! } } : {}),
   });
-  const train = emitKernel(trainPlan, target, loops), forward = emitKernel(forwardPlan, target, loops);
-  const optimizer = planOptimizer(cfg.optimizer, params.map((p, j) => ({ name: p.name, size: p.size, paramOff: p.off, gradOff: grads[j]! })), arena.size, {
+  // A body calls the kernels itself, or hands them to the function of each scan it calls (defined as its call is rendered).
+  const rendered = (plan: KernelPlan) => {
+    const functionsBefore = functions.defs.length;
+    const { code, callsKernels } = withKernelCalls(products, () => emitKernel(plan, target, loops));
+    return { code, callsKernels: callsKernels || (products !== undefined && functions.defs.length > functionsBefore) };
+  };
+  const trainCode = rendered(trainPlan), forwardCode = rendered(forwardPlan);
+  const train = trainCode.code, forward = forwardCode.code;
+  const { code: optimizer, callsKernels: optimizerCalls } = withKernelCalls(products, () => planOptimizer(cfg.optimizer, params.map((p, j) => ({ name: p.name, size: p.size, paramOff: p.off, gradOff: grads[j]! })), arena.size, {
     ...(cfg.clipNorm !== undefined ? { clipNorm: cfg.clipNorm } : {}), float32: cfg.dtype === 'f32', ...(products ? { kernels: products } : {}),
-  });
+  }));
   arena.reserve(optimizer.stateSize);
   const bytes = arena.size * (cfg.dtype === 'f32' ? 4 : 8);
   const wasm = products && wasmTrainerParts(products, arena.size);
-  // A body calls the kernels itself, or hands them to a scan's function.
-  const bindKernels = (body: readonly string[]) => (wasm && body.some((l) => l.includes(`${KERNELS}.`) || l.includes(`, ${KERNELS})`)) ? [`const ${KERNELS} = this.kernels;`] : []);
+  const bindKernels = (callsKernels: boolean) => (wasm && callsKernels ? [wasm.bindKernels] : []);
   const seed = cfg.seed ?? cfg.model.task?.seed ?? DEFAULT_SEED;
   const indent = (lines: readonly string[], by = '    ') => lines.map((l) => l.replace(/^/gm, by)).join('\n');
   const list = (xs: readonly { name: string; shape: readonly number[]; off: number; size: number }[]) =>
@@ -355,16 +361,16 @@ ${indent(masks.map((m) => [
 
 ` : ''}  private train(): void {
     const A = this.arena;
-${indent([...bindKernels(train), ...train])}
+${indent([...bindKernels(trainCode.callsKernels), ...train])}
   }
 
   private forward(): void {
     const A = this.arena;
-${indent([...bindKernels(forward), ...forward])}
+${indent([...bindKernels(forwardCode.callsKernels), ...forward])}
   }
 
   private update(A: ${Arr}, lr: number, t: number): boolean {
-${indent([...bindKernels([optimizer.code]), optimizer.code])}
+${indent([...bindKernels(optimizerCalls), optimizer.code])}
     return true;
   }
 

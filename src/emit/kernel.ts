@@ -223,3 +223,13 @@ export const NUMERICS_HELPER = `function numerics(A: ArrayLike<number>, off: num
 export function helpersIn(used: ReadonlySet<EmitHelper>): EmitHelper[] {
   return Object.values(prims).flatMap((prim) => (prim.emit.kind === 'elementwise' ? (prim.emit.helpers ?? []).filter((h) => used.has(h)) : []));
 }
+
+/**
+ * What `render` returns, and whether it rendered a call into `kernels` (the table counts the calls
+ * it renders): a method binds the kernels only when its code calls them.
+ */
+export function withKernelCalls<T>(kernels: { readonly callsRendered: number } | undefined, render: () => T): { readonly code: T; readonly callsKernels: boolean } {
+  const before = kernels?.callsRendered ?? 0;
+  const code = render();
+  return { code, callsKernels: (kernels?.callsRendered ?? 0) > before };
+}

@@ -17,7 +17,7 @@ import { describeOptimizer, planOptimizer } from './optimizer.ts';
 import { ArenaBuilder, initLiteral, numberLiteral, type Offset } from './plan.ts';
 import { finalStateIndex, seqAt, type KernelLayout, type SegmentStorage, type Seq } from './layout.ts';
 import { fullStorage, longestSegment, segmented, segmentedArena, segmentedElements, smallestArena, type BpttSchedule } from './bptt-schedule.ts';
-import { helpersIn, NUMERICS_HELPER } from './kernel.ts';
+import { helpersIn, NUMERICS_HELPER, withKernelCalls } from './kernel.ts';
 import { emitSequenceTrainer } from './sequence-trainer.ts';
 import { stackLayout } from '../dsl/sequence.ts';
 import { rolledKernels } from './rolled.ts';
@@ -228,12 +228,12 @@ function emitInContext(cfg: TrainerConfig, schedule: BpttSchedule | undefined, w
   const trainBody = [...reorder(true, true), ...kernels.train, ...reorder(false, true)];
   const forwardBody = [...reorder(true, false), ...kernels.forward, ...reorder(false, false)];
   arena.reserve(tempSize);
-  const optimizer = planOptimizer(
+  const { code: optimizer, callsKernels: optimizerCalls } = withKernelCalls(products, () => planOptimizer(
     cfg.optimizer,
     params.map((p, i) => ({ name: p.name, size: p.size, paramOff: p.off, gradOff: grads[i]!.off })),
     arena.size,
     { ...(cfg.clipNorm !== undefined ? { clipNorm: cfg.clipNorm } : {}), float32: cfg.dtype === 'f32', ...(products ? { kernels: products } : {}) },
-  );
+  ));
   const optimizerText = describeOptimizer(cfg.optimizer);
   const optimizerSize = optimizer.stateSize;
   arena.reserve(optimizerSize);
@@ -713,7 +713,7 @@ function emitInContext(cfg: TrainerConfig, schedule: BpttSchedule | undefined, w
         docs: ['Forward over the window\'s T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph.'],
         parameters: [{ name: 'A', type: Arr }, { name: 'T', type: 'number' }],
         returnType: 'void',
-        statements: [...(wasm?.bindFor(trainBody) ?? []), ...trainBody].join('\n'),
+        statements: [...(wasm && kernels.callsKernels.train ? [wasm.bindKernels] : []), ...trainBody].join('\n'),
       },
       {
         name: 'forward',
@@ -721,7 +721,7 @@ function emitInContext(cfg: TrainerConfig, schedule: BpttSchedule | undefined, w
         docs: ['Forward over the window\'s T steps only.'],
         parameters: [{ name: 'A', type: Arr }, { name: 'T', type: 'number' }],
         returnType: 'void',
-        statements: [...(wasm?.bindFor(forwardBody) ?? []), ...forwardBody].join('\n'),
+        statements: [...(wasm && kernels.callsKernels.forward ? [wasm.bindKernels] : []), ...forwardBody].join('\n'),
       },
       {
         name: 'update',
@@ -729,7 +729,7 @@ function emitInContext(cfg: TrainerConfig, schedule: BpttSchedule | undefined, w
         docs: ['The optimizer step; false (and nothing changed) when the gradient is not finite.'],
         parameters: [{ name: 'A', type: Arr }, { name: 'lr', type: 'number' }, { name: 't', type: 'number' }],
         returnType: 'boolean',
-        statements: [...(wasm?.bindFor([optimizer.code]) ?? []), optimizer.code, 'return true;'].join('\n'),
+        statements: [...(wasm && optimizerCalls ? [wasm.bindKernels] : []), optimizer.code, 'return true;'].join('\n'),
       },
     ],
   });

@@ -47,6 +47,8 @@ export type ElementwiseExpr =
  * indices into the arena (numbers, or expressions inside loops).
  */
 export interface TargetKernels {
+  /** Calls rendered so far: code rendered while this grew calls the kernels (the method holding it binds them). */
+  readonly callsRendered: number;
   product(shape: ProductShape, out: number | string, a: number | string, b: number | string): string;
   /** out[i] = (or +=) expr for i < size. A target with kernels has one for every element-wise primitive. */
   elementwise(expr: ElementwiseExpr, size: number, out: number | string, accumulate: boolean): string;
