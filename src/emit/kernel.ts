@@ -5,7 +5,7 @@ import { sizeOf, type Shape } from '../ir/tensor.ts';
 import { primOf, prims } from '../prims/index.ts';
 import { at, copyWithinCall, offsetPlus } from '../prims/kit.ts';
 import type { Buf, ElementwiseExpr, EmitHelper, EmitTarget } from '../prims/types.ts';
-import { isElementwise, type KernelPlan } from './plan.ts';
+import { isElementwise, type KernelPlan, type Offset } from './plan.ts';
 import { NUMERICS_PREFIX } from './trainer-text.ts';
 
 /** The arena's name in emitted code (the trainer's methods bind it as `const A = this.arena`). */
@@ -179,6 +179,32 @@ export function emitKernel(plan: KernelPlan, target: EmitTarget, loop?: LoopLowe
     lines.push(size === 1 ? `${at(dst, 0)} ${store} ${at(src, 0)};` : `for (let i = 0; i < ${size}; i++) ${at(dst, 'i')} ${store} ${at(src, 'i')};`);
   }
   return lines;
+}
+
+/**
+ * emitKernel's lines for a loop body (`step` its index), and the offsets they name: each offset
+ * read from the plan as they were rendered (where a node lives, where a copy goes), so that the
+ * loop declares the per-step offset names its code uses and no others. `rows` builds the body's
+ * RowView over the same reading of the plan.
+ */
+export function emitReadingOffsets(plan: KernelPlan, target: EmitTarget, step: string, rows?: (plan: KernelPlan) => RowView): { readonly lines: string[]; readonly offsets: ReadonlySet<Offset> } {
+  // emitKernel renders every copy.
+  const offsets = new Set<Offset>(plan.copies.map((c) => c.to));
+  const reading: KernelPlan = { ...plan, offsets: new OffsetsRead(plan.offsets, offsets) };
+  return { lines: emitKernel(reading, target, undefined, step, rows?.(reading)), offsets };
+}
+
+/** A plan's offsets, each one read noted in `read` (rendering reads the plan only for what it names). */
+class OffsetsRead extends Map<Node, Offset> {
+  constructor(offsets: ReadonlyMap<Node, Offset>, private readonly read: Set<Offset>) {
+    super(offsets);
+  }
+
+  override get(n: Node): Offset | undefined {
+    const off = super.get(n);
+    if (off !== undefined) this.read.add(off);
+    return off;
+  }
 }
 
 /**

@@ -15,7 +15,7 @@ import type { NodeBuilder } from '../prims/builder.ts';
 import type { Recurrence } from '../dsl/recurrence.ts';
 import type { LossSpec } from '../dsl/model.ts';
 import { stepVjp } from '../transforms/step-vjp.ts';
-import { emitKernel, emitPanelCopies, withKernelCalls } from './kernel.ts';
+import { emitKernel, emitPanelCopies, emitReadingOffsets, withKernelCalls } from './kernel.ts';
 import { KERNELS } from './wasm/module.ts';
 import { afterPasses, planOutputs, type ArenaBuilder, type Offset, type OutputSlot, type StepInvariants } from './plan.ts';
 import type { Slot, TrainerConfig } from './config.ts';
@@ -25,10 +25,16 @@ import { hoistGradient, hoistProjection, inputProjections, stackedGradients, typ
 import { rowFacts, rowModes, rowView, type RowModes } from './packed-rows.ts';
 import type { KernelPlan } from './plan.ts';
 
-/** Local offset names for per-step slots inside a loop over `t`, declared on first use. */
+/**
+ * Local offset names for per-step slots inside a loop over `t`: named as slots are bound (a step's
+ * placeholders are bound whether or not its code reads them), declared where rendered code read them.
+ */
 class LoopOffsets {
   private readonly names = new Map<string, string>();
-  private readonly decls: string[] = [];
+  /** Each name's declaration, in the order the names were handed out. */
+  private readonly declarations = new Map<string, string>();
+  /** The name each offset handed out is relative to. */
+  private readonly nameOf = new Map<Offset, string>();
   /** Where `q` holds step `index` (an expression in t and T: 't', '(t + 1)'), plus `plus` elements. */
   at(q: Seq, index = 't', plus = 0): string {
     const key = `${q.base}:${q.stride}:${index}`;
@@ -36,14 +42,20 @@ class LoopOffsets {
     if (!name) {
       name = `q${this.names.size}`;
       this.names.set(key, name);
-      this.decls.push(`const ${name} = ${q.base} + ${index} * ${q.stride};`);
+      this.declarations.set(name, `const ${name} = ${q.base} + ${index} * ${q.stride};`);
     }
-    return plus === 0 ? name : `(${name} + ${plus})`;
+    const off = plus === 0 ? name : `(${name} + ${plus})`;
+    this.nameOf.set(off, name);
+    return off;
   }
-  /** The declarations `code` refers to (a slot bound but never read declares nothing). */
-  declarationsFor(code: readonly string[]): string[] {
-    const text = code.join('\n');
-    return this.decls.filter((d) => new RegExp(`\\b${d.split(' ')[1]}\\b`).test(text));
+  /** The declarations of the names `read` uses (offsets the rendered code read: emitReadingOffsets, or used as handed out). */
+  declarationsFor(read: Iterable<Offset>): string[] {
+    const used = new Set<string>();
+    for (const off of read) {
+      const name = this.nameOf.get(off);
+      if (name !== undefined) used.add(name);
+    }
+    return [...this.declarations].flatMap(([name, declaration]) => (used.has(name) ? [declaration] : []));
   }
 }
 
@@ -286,7 +298,7 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig & EmitTarget, b: NodeBu
     const gradientPlan = planOutputs(gradientSlots, stackPinned, tempBase);
 
     // Where step t's placeholders live, and where its new state and outputs go (all three loops).
-    // An entry a loop does not read costs nothing: declarationsFor drops its offset.
+    // An entry a loop does not read costs nothing: its code reads no offset of it, so none is declared.
     const stepBinding = (offs: LoopOffsets): Map<Node, Offset> => {
       const m = new Map(pinned);
       rec.state.forEach((s, i) => m.set(s.node, offs.at(io.stateSeqs[i]!, prevIndex)));
@@ -349,29 +361,29 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig & EmitTarget, b: NodeBu
     // Over all rows the body stays in the loop; over fewer, each is a function of the module's
     // (reading step t, and the segment's first step under a memory budget), called by its class.
     // Whether the loop's own code calls the kernels: the functions over fewer rows take them as a parameter.
-    const body = (plan: KernelPlan, modes: RowModes | undefined, offs: LoopOffsets, what: string): { lines: string[]; callsKernels: boolean } => {
-      const { code: all, callsKernels } = noteCalls(() => emitKernel(plan, cfg, undefined, 't'));
-      if (!packed || !facts || !modes) return { lines: all, callsKernels };
+    const body = (plan: KernelPlan, modes: RowModes | undefined, offs: LoopOffsets, what: string): { lines: string[]; callsKernels: boolean; offsets: ReadonlySet<Offset> } => {
+      const { code: { lines: all, offsets }, callsKernels } = noteCalls(() => emitReadingOffsets(plan, cfg, 't'));
+      if (!packed || !facts || !modes) return { lines: all, callsKernels, offsets };
       const { functions } = packed;
       const params = ['A', 't', ...(seg ? ['lo'] : []), ...(functions.kernels ? [KERNELS] : [])];
       const args = ['A', 't', ...(seg ? ['lo'] : []), ...(functions.kernels ? ['this.kernels'] : [])];
       const types: Record<string, string> = { A: functions.arena, t: 'number', lo: 'number', [KERNELS]: functions.kernels ?? '' };
       const calls = packed.classes.slice(0, -1).map((r) => {
-        const code = emitKernel(plan, cfg, undefined, 't', rowView(plan, facts, modes, r, cfg));
+        const code = emitReadingOffsets(plan, cfg, 't', (reading) => rowView(reading, facts, modes, r, cfg));
         const name = `rows${r}_${functions.defs.length}`;
         functions.defs.push([
           `/** ${what}, over the first ${r} of ${B} rows (packed execution under lengths). */`,
           `function ${name}(${params.map((p) => `${p}: ${types[p]}`).join(', ')}): void {`,
-          ...indent([...offs.declarationsFor(code), ...code]),
+          ...indent([...offs.declarationsFor(code.offsets), ...code.lines]),
           '}',
         ].join('\n'));
         return `${name}(${args.join(', ')});`;
       });
       const lines = [`const live = A[${packed.seq.base} + t];`];
       calls.forEach((call, k) => lines.push(`${k === 0 ? 'if' : 'else if'} (live === ${packed.classes[k]}) ${call}`));
-      return { lines: [...lines, 'else {', ...indent(all), '}'], callsKernels };
+      return { lines: [...lines, 'else {', ...indent(all), '}'], callsKernels, offsets };
     };
-    const withOffsets = (offs: LoopOffsets, body: string[]) => [...offs.declarationsFor(body), ...body];
+    const withOffsets = (offs: LoopOffsets, read: Iterable<Offset>, body: string[]) => [...offs.declarationsFor(read), ...body];
     const dsSize = dsOffs.length ? dsNextOffs[0]! - dsOffs[0]! : 0;
     // The stacked gradients sum over all τ steps' rows: a shorter window's rows past T must be zero.
     const clearPastT = [...forwardStacks, ...backwardStacks, ...stateStacks].map((x) => {
@@ -382,22 +394,25 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig & EmitTarget, b: NodeBu
     const { code: prologue, callsKernels: prologueCalls } = noteCalls(() => emitKernel(prologuePlan, cfg));
     const { code: projectionCode, callsKernels: projectionCalls } = noteCalls(() => emitKernel(projectionPlan, cfg));
     // A segment's states feed the stacked gradients through storage of their own, step by step.
+    const stateStackOffsets: Offset[] = [];
     const stateStackCopies = stateStacks.map((x) => {
       const { state, index } = stateOf.get(x)!;
-      return copy(fwdOffs.at(stackedOf.get(x)!.seq), fwdOffs.at(io.stateSeqs[state]!, index), sizeOf(x.shape));
+      const [to, from] = [fwdOffs.at(stackedOf.get(x)!.seq), fwdOffs.at(io.stateSeqs[state]!, index)];
+      stateStackOffsets.push(to, from);
+      return copy(to, from, sizeOf(x.shape));
     });
     // Emitted once: the segmented backward pass recomputes a segment with this very text.
     const fwdStep = body(fwdPlan, fwdModes, fwdOffs, `${io.reverse ? 'A reverse' : 'A'} scan's training step t`);
-    const fwdBody = withOffsets(fwdOffs, [...fwdStep.lines, ...stateStackCopies]);
+    const fwdBody = withOffsets(fwdOffs, [...fwdStep.offsets, ...stateStackOffsets], [...fwdStep.lines, ...stateStackCopies]);
     const addLoss = lossTerm ? [`lossSum += A[${lossTermOff}];`] : [];
     const bwdStep = body(bwdPlan, bwdModes, bwdOffs, `${io.reverse ? 'A reverse' : 'A'} scan's reverse step t (its VJP)`);
-    const bwdBody = withOffsets(bwdOffs, [
+    const bwdBody = withOffsets(bwdOffs, bwdStep.offsets, [
       ...bwdStep.lines,
       ...(dsSize ? [`A.copyWithin(${dsOffs[0]}, ${dsNextOffs[0]}, ${dsNextOffs[0]! + dsSize});`] : []),
     ]);
     const { code: gradientCode, callsKernels: gradientCalls } = noteCalls(() => emitKernel(gradientPlan, cfg));
     const predStep = body(predPlan, predModes, predOffs, `${io.reverse ? 'A reverse' : 'A'} scan's prediction step t`);
-    const predBody = withOffsets(predOffs, predStep.lines);
+    const predBody = withOffsets(predOffs, predStep.offsets, predStep.lines);
     // B operands copied into panels, before each loop that reads them (the loops share the temporaries region).
     const [fwdPanels, bwdPanels, predPanels] = [fwdPlan, bwdPlan, predPlan].map((p) => noteCalls(() => emitPanelCopies(p, cfg)));
     const forwardCalls = fwdPanels!.callsKernels || fwdStep.callsKernels;
