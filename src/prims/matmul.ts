@@ -3,7 +3,7 @@
 import type { Node } from '../ir/node.ts';
 import { shapeToString, type Shape } from '../ir/tensor.ts';
 import { at } from './kit.ts';
-import type { Buf, PrimDef } from './types.ts';
+import type { Buf, PrimDef, StatementsEmit } from './types.ts';
 
 /** [m, k, n] of a product, where a vector operand contributes m = 1 or n = 1. */
 export function matmulDims(a: Shape, b: Shape): [number, number, number] {
@@ -13,7 +13,7 @@ export function matmulDims(a: Shape, b: Shape): [number, number, number] {
   return [m, k, n];
 }
 
-export const matmul: PrimDef = {
+export const matmul: PrimDef<StatementsEmit> = {
   name: 'matmul',
   arity: 2,
   shape: ([a, b]) => {

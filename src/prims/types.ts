@@ -197,7 +197,30 @@ export interface ElementwiseEmit {
   readonly helpers?: readonly EmitHelper[];
 }
 
-export interface PrimDef {
+/** How a statement primitive (not element-wise) emits: whole statements into its output buffer. */
+export interface StatementsEmit {
+  readonly kind: 'statements';
+  code(args: EmitArgs): string;
+  readonly accumulates?: boolean;
+}
+
+/** A leaf (param, input, const): bound by the caller, no statement of its own. */
+export interface LeafEmit {
+  readonly kind: 'leaf';
+}
+
+/** Runs its body over time (scan): lowered into loops, or inlined by unroll, before any kernel is emitted. */
+export interface LoopEmit {
+  readonly kind: 'loop';
+}
+
+export type PrimEmit = ElementwiseEmit | StatementsEmit | LeafEmit | LoopEmit;
+
+/**
+ * A primitive; `E` is how it emits. A registry entry states its own kind (`PrimDef<StatementsEmit>`,
+ * or `elementwise(…)`), so the registry knows the element-wise set exactly (ElementwiseOpName).
+ */
+export interface PrimDef<E extends PrimEmit = PrimEmit> {
   readonly name: string;
   /** Number of inputs, or 'variadic' (concat). Leaves have 0. */
   readonly arity: number | 'variadic';
@@ -208,10 +231,5 @@ export interface PrimDef {
   /** One cotangent per input (null = zero), built from primitives so gradients are graphs too. */
   vjp(args: VjpArgs, b: Builder): (Node | null)[];
   /** Element-wise ops give a scalar template (fusable); others emit whole statements. */
-  readonly emit:
-    | ElementwiseEmit
-    | { readonly kind: 'statements'; code(args: EmitArgs): string; readonly accumulates?: boolean }
-    | { readonly kind: 'leaf' }
-    // Runs its body over time (scan): lowered into loops, or inlined by unroll, before any kernel is emitted.
-    | { readonly kind: 'loop' };
+  readonly emit: E;
 }
