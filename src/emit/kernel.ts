@@ -81,7 +81,7 @@ function chainOf(plan: KernelPlan, n: Node, product?: { node: Node; buf: Buf }):
     if (x === product?.node) return { read: product.buf.off };
     if (plan.fused.has(x)) return chainOf(plan, x, product);
     const b = bufOf(plan, x);
-    if (b.literal !== undefined) return { value: Number(b.literal.replace(/^\((.*)\)$/, '$1')) };
+    if (b.literal !== undefined) return { value: b.literal };
     if (b.transposed) throw new Error('emit: a transposed view reached an element-wise access');
     return { read: b.off };
   });

@@ -4,9 +4,21 @@ import type { Attrs } from '../ir/node.ts';
 import { sameShape, shapeToString, sizeOf, type Shape } from '../ir/tensor.ts';
 import type { Buf, ElementwiseEmit, EmitHelper, EmitTarget, PrimDef } from './types.ts';
 
-/** `arr[off + i]`, folding a zero offset and constant indices; a literal buffer reads as itself. */
+/** A JS literal that reads back as exactly `x` (finite by the const rule). */
+export function numberLiteral(x: number): string {
+  if (Object.is(x, -0)) return '-0';
+  const s = String(x);
+  return x < 0 ? `(${s})` : s;
+}
+
+/** A literal buffer's value as code (undefined for a buffer in the arena). */
+export function literalText(b: Buf): string | undefined {
+  return b.literal === undefined ? undefined : numberLiteral(b.literal);
+}
+
+/** `arr[off + i]`, folding a zero offset and constant indices; a literal buffer reads as its value. */
 export function at(b: Buf, i: string | number): string {
-  if (b.literal !== undefined) return b.literal;
+  if (b.literal !== undefined) return numberLiteral(b.literal);
   if (b.transposed) throw new Error('emit: a transposed view reached an element-wise access');
   if (typeof b.off === 'number' && typeof i === 'number') return `${b.arr}[${b.off + i}]`;
   if (b.off === 0) return `${b.arr}[${i}]`;

@@ -4,14 +4,14 @@ import type { Attrs, Body, Node } from '../ir/node.ts';
 import type { Dtype, Shape } from '../ir/tensor.ts';
 
 /**
- * A value in the emitted arena: element i lives at `${arr}[${off} + i]`, or is `literal` for every i.
+ * A value in the emitted arena: element i lives at `${arr}[${off} + i]`, or is the number `literal` for every i.
  * `off` may be an expression (a per-step offset inside a loop). A `transposed` matrix buffer holds
  * the row-major transpose of the logical value: element (r, c) of an [R, C] value is at c·R + r.
  */
 export interface Buf {
   readonly arr: string;
   readonly off: number | string;
-  readonly literal?: string;
+  readonly literal?: number;
   readonly transposed?: boolean;
   /**
    * A product's B copied by the target into panels before the loop the product runs in (see
