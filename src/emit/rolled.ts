@@ -414,16 +414,17 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig & EmitTarget, b: NodeBu
     const predStep = body(predPlan, predModes, predOffs, `${io.reverse ? 'A reverse' : 'A'} scan's prediction step t`);
     const predBody = withOffsets(predOffs, predStep.offsets, predStep.lines);
     // B operands copied into panels, before each loop that reads them (the loops share the temporaries region).
-    const [fwdPanels, bwdPanels, predPanels] = [fwdPlan, bwdPlan, predPlan].map((p) => noteCalls(() => emitPanelCopies(p, cfg)));
-    const forwardCalls = fwdPanels!.callsKernels || fwdStep.callsKernels;
-    const reverseCalls = bwdPanels!.callsKernels || bwdStep.callsKernels || gradientCalls;
+    const panelCopies = (plan: KernelPlan) => noteCalls(() => emitPanelCopies(plan, cfg));
+    const fwdPanels = panelCopies(fwdPlan), bwdPanels = panelCopies(bwdPlan), predPanels = panelCopies(predPlan);
+    const forwardCalls = fwdPanels.callsKernels || fwdStep.callsKernels;
+    const reverseCalls = bwdPanels.callsKernels || bwdStep.callsKernels || gradientCalls;
     const callsKernels = {
       prologue: prologueCalls,
       projections: projectionCalls,
       forwardLoop: forwardCalls,
       // Segmented, the backward pass runs each segment's forward loop again.
       backward: reverseCalls || (seg !== undefined && forwardCalls),
-      predictLoop: predPanels!.callsKernels || predStep.callsKernels,
+      predictLoop: predPanels.callsKernels || predStep.callsKernels,
     };
     const clearCotangents = dsSize ? [`A.fill(0, ${dsOffs[0]}, ${dsOffs[0]! + dsSize});`] : [];
     const stateGradCopies = io.stateGradOffs.map((off, i) => `for (let i = 0; i < ${sizeOf(rec.state[i]!.node.shape)}; i++) A[${off} + i] = A[${dsOffs[i]} + i];`);
@@ -437,9 +438,9 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig & EmitTarget, b: NodeBu
       return {
         prologue,
         projections: projectionCode,
-        forwardLoop: [...fwdPanels!.code, forwardHead, ...indent([...fwdBody, ...addLoss]), '}'],
-        backward: [...clearCotangents, ...clearPastT, ...bwdPanels!.code, backwardHead, ...indent(bwdBody), '}', ...gradientCode, ...stateGradCopies],
-        predictLoop: [...predPanels!.code, forwardHead, ...indent(predBody), '}'],
+        forwardLoop: [...fwdPanels.code, forwardHead, ...indent([...fwdBody, ...addLoss]), '}'],
+        backward: [...clearCotangents, ...clearPastT, ...bwdPanels.code, backwardHead, ...indent(bwdBody), '}', ...gradientCode, ...stateGradCopies],
+        predictLoop: [...predPanels.code, forwardHead, ...indent(predBody), '}'],
         callsKernels,
         tempSize,
       };
@@ -475,9 +476,9 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig & EmitTarget, b: NodeBu
         // The last segment's states and residuals are still in place from the forward loop.
         // The forward and reverse bodies' panels share the temporaries region: copied before each loop.
         `if ((c + 1) * ${K} < T) {`,
-        ...indent([...fromCheckpoint, ...fwdPanels!.code, forwardSteps, ...indent(fwdBody), '}']),
+        ...indent([...fromCheckpoint, ...fwdPanels.code, forwardSteps, ...indent(fwdBody), '}']),
         '}',
-        ...bwdPanels!.code,
+        ...bwdPanels.code,
         reverseSteps,
         ...indent(bwdBody),
         '}',
@@ -489,9 +490,9 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig & EmitTarget, b: NodeBu
     return {
       prologue,
       projections: projectionCode,
-      forwardLoop: segmentedForward([...fwdBody, ...addLoss], fwdPanels!.code),
+      forwardLoop: segmentedForward([...fwdBody, ...addLoss], fwdPanels.code),
       backward,
-      predictLoop: segmentedForward(predBody, predPanels!.code),
+      predictLoop: segmentedForward(predBody, predPanels.code),
       callsKernels,
       tempSize,
     };
