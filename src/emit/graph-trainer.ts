@@ -16,12 +16,13 @@ import type { HoistChoice } from '../transforms/hoist-scans.ts';
 import { UnfoldError } from '../ir/errors.ts';
 import { formatBytes } from './arena-limit.ts';
 import { targetOf, type Dtype, type HoistMode, type Target } from './config.ts';
-import { KERNELS, KernelTable } from './wasm/module.ts';
+import { KernelTable } from './wasm/module.ts';
 import { wasmTrainerParts, type WasmReport } from './wasm/trainer-parts.ts';
-import { emitKernel, helpersUsed, NUMERICS_HELPER } from './kernel.ts';
+import type { EmitHelper } from '../prims/types.ts';
+import { emitKernel, helpersIn, NUMERICS_HELPER, withKernelCalls } from './kernel.ts';
 import { scanLoops } from './scan-loops.ts';
 import { describeOptimizer, planOptimizer } from './optimizer.ts';
-import { afterPasses, ArenaBuilder, initLiteral, numberLiteral, planOutputs, type OnPass, type Offset, type OutputSlot } from './plan.ts';
+import { afterPasses, ArenaBuilder, initLiteral, numberLiteral, planOutputs, type KernelPlan, type OnPass, type Offset, type OutputSlot } from './plan.ts';
 import { COMPILER_VERSION, DROPOUT_STREAM, dropoutDraw, MULBERRY32, SET_PARAMS_STATEMENTS } from './trainer-text.ts';
 
 export interface GraphTrainerConfig {
@@ -213,7 +214,9 @@ function emitInContext(cfg: GraphTrainerConfig): EmittedGraphTrainer {
   const forwardPlan = planOutputs(slots.slice(gradSlots.length), pinned, tempBase);
   // The wasm target: products and element-wise chains become calls into the trainer's embedded module.
   const products = targetOf(cfg) === 'wasm' ? new KernelTable() : undefined;
-  const target = { dtype: cfg.dtype, ...(cfg.checkNumerics ? { checkNumerics: true } : {}), ...(cfg.originComments ? { originComments: true } : {}), ...(products ? { kernels: products } : {}) };
+  // The helper functions the code calls, noted as it is rendered: the module defines them.
+  const helpers = new Set<EmitHelper>();
+  const target = { dtype: cfg.dtype, helpers, ...(cfg.checkNumerics ? { checkNumerics: true } : {}), ...(cfg.originComments ? { originComments: true } : {}), ...(products ? { kernels: products } : {}) };
   arena.reserve(Math.max(trainPlan.tempSize, forwardPlan.tempSize));
   // Each scan's loop gets its own slots after the kernels' temporaries (src/emit/scan-loops.ts).
   const Arr = cfg.dtype === 'f32' ? 'Float32Array' : 'Float64Array';
@@ -222,15 +225,21 @@ function emitInContext(cfg: GraphTrainerConfig): EmittedGraphTrainer {
     ctx: b.ctx, target, reserve: (n) => arena.reserve(n), functions, ...(cfg.onPass ? { onPass: cfg.onPass } : {}),
     ...(cfg.window ? { window: { length: cfg.window.steps, slot: windowSlot! } } : {}),
   });
-  const train = emitKernel(trainPlan, target, loops), forward = emitKernel(forwardPlan, target, loops);
-  const optimizer = planOptimizer(cfg.optimizer, params.map((p, j) => ({ name: p.name, size: p.size, paramOff: p.off, gradOff: grads[j]! })), arena.size, {
+  // A body calls the kernels itself, or hands them to the function of each scan it calls (defined as its call is rendered).
+  const rendered = (plan: KernelPlan) => {
+    const functionsBefore = functions.defs.length;
+    const { code, callsKernels } = withKernelCalls(products, () => emitKernel(plan, target, loops));
+    return { code, callsKernels: callsKernels || (products !== undefined && functions.defs.length > functionsBefore) };
+  };
+  const trainCode = rendered(trainPlan), forwardCode = rendered(forwardPlan);
+  const train = trainCode.code, forward = forwardCode.code;
+  const { code: optimizer, callsKernels: optimizerCalls } = withKernelCalls(products, () => planOptimizer(cfg.optimizer, params.map((p, j) => ({ name: p.name, size: p.size, paramOff: p.off, gradOff: grads[j]! })), arena.size, {
     ...(cfg.clipNorm !== undefined ? { clipNorm: cfg.clipNorm } : {}), float32: cfg.dtype === 'f32', ...(products ? { kernels: products } : {}),
-  });
+  }));
   arena.reserve(optimizer.stateSize);
   const bytes = arena.size * (cfg.dtype === 'f32' ? 4 : 8);
   const wasm = products && wasmTrainerParts(products, arena.size);
-  // A body calls the kernels itself, or hands them to a scan's function.
-  const bindKernels = (body: readonly string[]) => (wasm && body.some((l) => l.includes(`${KERNELS}.`) || l.includes(`, ${KERNELS})`)) ? [`const ${KERNELS} = this.kernels;`] : []);
+  const bindKernels = (callsKernels: boolean) => (wasm && callsKernels ? [wasm.bindKernels] : []);
   const seed = cfg.seed ?? cfg.model.task?.seed ?? DEFAULT_SEED;
   const indent = (lines: readonly string[], by = '    ') => lines.map((l) => l.replace(/^/gm, by)).join('\n');
   const list = (xs: readonly { name: string; shape: readonly number[]; off: number; size: number }[]) =>
@@ -280,7 +289,7 @@ const INPUT_GRADS: readonly Slot[] = [
 ];` : ''}
 
 ${MULBERRY32}
-${helpersUsed([...train, ...forward, ...functions.defs]).map((h) => h.source).join('\n')}${cfg.checkNumerics ? `\n${NUMERICS_HELPER}` : ''}
+${helpersIn(helpers).map((h) => h.source).join('\n')}${cfg.checkNumerics ? `\n${NUMERICS_HELPER}` : ''}
 ${wasm ? `${wasm.declarations}\n` : ''}${functions.defs.join('\n\n')}
 function read(A: ${Arr}, s: Slot): TensorData {
   return { shape: [...s.shape], data: Array.from(A.subarray(s.offset, s.offset + s.size)) };
@@ -357,16 +366,16 @@ ${indent(masks.map((m) => [
 
 ` : ''}  private train(): void {
     const A = this.arena;
-${indent([...bindKernels(train), ...train])}
+${indent([...bindKernels(trainCode.callsKernels), ...train])}
   }
 
   private forward(): void {
     const A = this.arena;
-${indent([...bindKernels(forward), ...forward])}
+${indent([...bindKernels(forwardCode.callsKernels), ...forward])}
   }
 
   private update(A: ${Arr}, lr: number, t: number): boolean {
-${indent([...bindKernels([optimizer.code]), optimizer.code])}
+${indent([...bindKernels(optimizerCalls), optimizer.code])}
     return true;
   }
 

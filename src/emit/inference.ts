@@ -7,7 +7,8 @@ import { DEFAULT_SEED } from '../dsl/init.ts';
 import type { ModelDef } from '../dsl/model.ts';
 import { initOf } from '../dsl/recurrence.ts';
 import type { Dtype } from '../ir/tensor.ts';
-import { emitKernel, helpersUsed } from './kernel.ts';
+import type { EmitHelper } from '../prims/types.ts';
+import { emitKernel, helpersIn } from './kernel.ts';
 import { afterPasses, ArenaBuilder, initLiteral, planOutputs, type Offset } from './plan.ts';
 import { COMPILER_VERSION, MULBERRY32 } from './trainer-text.ts';
 
@@ -71,7 +72,8 @@ function emitInContext(cfg: InferenceConfig): EmittedInference {
   const tempBase = arena.size;
   const plan = planOutputs(slots, pinned, tempBase);
   arena.reserve(plan.tempSize);
-  const target = { dtype: cfg.dtype, ...(cfg.originComments ? { originComments: true } : {}) };
+  const helpers = new Set<EmitHelper>();
+  const target = { dtype: cfg.dtype, helpers, ...(cfg.originComments ? { originComments: true } : {}) };
   const body = emitKernel(plan, target);
   const elements = arena.size;
   const bytes = elements * (cfg.dtype === 'f32' ? 4 : 8);
@@ -124,7 +126,7 @@ ${table(outputs)}
 ];
 
 ${MULBERRY32}
-${helpersUsed(body).map((h) => h.source).join('\n')}
+${helpersIn(helpers).map((h) => h.source).join('\n')}
 export interface TensorData {
   shape: number[];
   data: number[];

@@ -5,7 +5,7 @@ import { sizeOf, type Shape } from '../ir/tensor.ts';
 import { primOf, prims } from '../prims/index.ts';
 import { at, copyWithinCall, offsetPlus } from '../prims/kit.ts';
 import type { Buf, ElementwiseExpr, EmitHelper, EmitTarget } from '../prims/types.ts';
-import { isElementwise, type KernelPlan } from './plan.ts';
+import { isElementwise, type KernelPlan, type Offset } from './plan.ts';
 import { NUMERICS_PREFIX } from './trainer-text.ts';
 
 /** The arena's name in emitted code (the trainer's methods bind it as `const A = this.arena`). */
@@ -81,7 +81,7 @@ function chainOf(plan: KernelPlan, n: Node, product?: { node: Node; buf: Buf }):
     if (x === product?.node) return { read: product.buf.off };
     if (plan.fused.has(x)) return chainOf(plan, x, product);
     const b = bufOf(plan, x);
-    if (b.literal !== undefined) return { value: Number(b.literal.replace(/^\((.*)\)$/, '$1')) };
+    if (b.literal !== undefined) return { value: b.literal };
     if (b.transposed) throw new Error('emit: a transposed view reached an element-wise access');
     return { read: b.off };
   });
@@ -182,6 +182,32 @@ export function emitKernel(plan: KernelPlan, target: EmitTarget, loop?: LoopLowe
 }
 
 /**
+ * emitKernel's lines for a loop body (`step` its index), and the offsets they name: each offset
+ * read from the plan as they were rendered (where a node lives, where a copy goes), so that the
+ * loop declares the per-step offset names its code uses and no others. `rows` builds the body's
+ * RowView over the same reading of the plan.
+ */
+export function emitReadingOffsets(plan: KernelPlan, target: EmitTarget, step: string, rows?: (plan: KernelPlan) => RowView): { readonly lines: string[]; readonly offsets: ReadonlySet<Offset> } {
+  // emitKernel renders every copy.
+  const offsets = new Set<Offset>(plan.copies.map((c) => c.to));
+  const reading: KernelPlan = { ...plan, offsets: new OffsetsRead(plan.offsets, offsets) };
+  return { lines: emitKernel(reading, target, undefined, step, rows?.(reading)), offsets };
+}
+
+/** A plan's offsets, each one read noted in `read` (rendering reads the plan only for what it names). */
+class OffsetsRead extends Map<Node, Offset> {
+  constructor(offsets: ReadonlyMap<Node, Offset>, private readonly read: Set<Offset>) {
+    super(offsets);
+  }
+
+  override get(n: Node): Offset | undefined {
+    const off = super.get(n);
+    if (off !== undefined) this.read.add(off);
+    return off;
+  }
+}
+
+/**
  * The copies of products' B operands into panels (plan.panelCopies), which a loop's emitter places
  * before the loop: the operands hold still over it, and the copies are made again each time the loop
  * runs (after every optimizer step).
@@ -219,13 +245,17 @@ export const NUMERICS_HELPER = `function numerics(A: ArrayLike<number>, off: num
   }
 }`;
 
-/** The helper functions (e.g. float32 activations) that emitted code calls, in registry order. */
-export function helpersUsed(code: readonly string[]): EmitHelper[] {
-  const text = code.join('\n');
-  const used: EmitHelper[] = [];
-  for (const prim of Object.values(prims)) {
-    if (prim.emit.kind !== 'elementwise') continue;
-    for (const h of prim.emit.helpers ?? []) if (new RegExp(`\\b${h.name}\\(`).test(text)) used.push(h);
-  }
-  return used;
+/** The helper functions (e.g. float32 activations) among `used` (a target's helpers, noted as its code was rendered), in registry order. */
+export function helpersIn(used: ReadonlySet<EmitHelper>): EmitHelper[] {
+  return Object.values(prims).flatMap((prim) => (prim.emit.kind === 'elementwise' ? (prim.emit.helpers ?? []).filter((h) => used.has(h)) : []));
+}
+
+/**
+ * What `render` returns, and whether it rendered a call into `kernels` (the table counts the calls
+ * it renders): a method binds the kernels only when its code calls them.
+ */
+export function withKernelCalls<T>(kernels: { readonly callsRendered: number } | undefined, render: () => T): { readonly code: T; readonly callsKernels: boolean } {
+  const before = kernels?.callsRendered ?? 0;
+  const code = render();
+  return { code, callsKernels: (kernels?.callsRendered ?? 0) > before };
 }

@@ -78,6 +78,8 @@ export interface KernelLayout {
 export interface Kernels {
   readonly train: string[];
   readonly forward: string[];
+  /** Whether train and forward call the target's kernels (noted as they were rendered). */
+  readonly callsKernels: { readonly train: boolean; readonly forward: boolean };
   readonly tempSize: number;
   /** Invariants and the loops' fixed slots (rolled form). */
   readonly loopSize: number;

@@ -253,7 +253,7 @@ function tailExpr(plan: KernelPlan, facts: RowFacts, root: Node, r: number, read
       const f = fillValue(x);
       if (plan.literals.has(x) && f !== undefined) return { value: f };
       const buf = bufOf(plan, x);
-      if (buf.literal !== undefined) return { value: Number(buf.literal.replace(/^\((.*)\)$/, '$1')) };
+      if (buf.literal !== undefined) return { value: buf.literal };
       reads.push(x);
       const shift = (r * sizeOf(x.shape)) / facts.B;
       return { read: typeof buf.off === 'number' ? buf.off + shift : shift === 0 ? buf.off : `${buf.off} + ${shift}` };

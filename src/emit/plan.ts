@@ -13,16 +13,12 @@ import type { Node } from '../ir/node.ts';
 import { sizeOf } from '../ir/tensor.ts';
 import { pushTo } from '../ir/multimap.ts';
 import { fillValue } from '../prims/builder.ts';
+import { numberLiteral } from '../prims/kit.ts';
 import { isElementwiseOp, primOf } from '../prims/index.ts';
 import { matmulDims } from '../prims/matmul.ts';
 import type { ProductShape, TargetKernels } from '../prims/types.ts';
 
-/** A JS literal that reads back as exactly `x` (finite by the const rule). */
-export function numberLiteral(x: number): string {
-  if (Object.is(x, -0)) return '-0';
-  const s = String(x);
-  return x < 0 ? `(${s})` : s;
-}
+export { numberLiteral } from '../prims/kit.ts';
 
 /** A parameter's init as the emitted PARAMS table writes it (every number read back exactly). */
 export function initLiteral(init: Init): string {
@@ -92,8 +88,8 @@ export interface KernelPlan {
   readonly order: readonly Node[];
   /** Where each materialized value lives (an expression for per-step slots inside a loop). */
   readonly offsets: ReadonlyMap<Node, Offset>;
-  /** Scalar fills read as literals. */
-  readonly literals: ReadonlyMap<Node, string>;
+  /** Scalar fills read as literals: their value. */
+  readonly literals: ReadonlyMap<Node, number>;
   /** Element-wise values fused into their one consumer. */
   readonly fused: ReadonlySet<Node>;
   /**
@@ -178,7 +174,7 @@ export function planKernel(g: Graph, pinned: ReadonlyMap<Node, Offset>, outputSl
   // What the outputs need, inputs first, not looking behind pinned nodes (computed elsewhere).
   const all = topoOrder(g.outputs.map((o) => o.node), (n) => pinned.has(n));
   const offsets = new Map<Node, Offset>(pinned);
-  const literals = new Map<Node, string>();
+  const literals = new Map<Node, number>();
   const copies: { node: Node; to: Offset; accumulate: boolean }[] = [];
   const outputNodes = new Set<Node>();
   const accumulate = new Set<Node>();
@@ -212,7 +208,7 @@ export function planKernel(g: Graph, pinned: ReadonlyMap<Node, Offset>, outputSl
 
   for (const n of all) {
     const f = fillValue(n);
-    if (f !== undefined && !offsets.has(n)) literals.set(n, numberLiteral(f));
+    if (f !== undefined && !offsets.has(n)) literals.set(n, f);
   }
   const fused = new Set<Node>();
   for (const n of all) {

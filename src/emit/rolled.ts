@@ -15,7 +15,7 @@ import type { NodeBuilder } from '../prims/builder.ts';
 import type { Recurrence } from '../dsl/recurrence.ts';
 import type { LossSpec } from '../dsl/model.ts';
 import { stepVjp } from '../transforms/step-vjp.ts';
-import { emitKernel, emitPanelCopies } from './kernel.ts';
+import { emitKernel, emitPanelCopies, emitReadingOffsets, withKernelCalls } from './kernel.ts';
 import { KERNELS } from './wasm/module.ts';
 import { afterPasses, planOutputs, type ArenaBuilder, type Offset, type OutputSlot, type StepInvariants } from './plan.ts';
 import type { Slot, TrainerConfig } from './config.ts';
@@ -25,10 +25,16 @@ import { hoistGradient, hoistProjection, inputProjections, stackedGradients, typ
 import { rowFacts, rowModes, rowView, type RowModes } from './packed-rows.ts';
 import type { KernelPlan } from './plan.ts';
 
-/** Local offset names for per-step slots inside a loop over `t`, declared on first use. */
+/**
+ * Local offset names for per-step slots inside a loop over `t`: named as slots are bound (a step's
+ * placeholders are bound whether or not its code reads them), declared where rendered code read them.
+ */
 class LoopOffsets {
   private readonly names = new Map<string, string>();
-  private readonly decls: string[] = [];
+  /** Each name's declaration, in the order the names were handed out. */
+  private readonly declarations = new Map<string, string>();
+  /** The name each offset handed out is relative to. */
+  private readonly nameOf = new Map<Offset, string>();
   /** Where `q` holds step `index` (an expression in t and T: 't', '(t + 1)'), plus `plus` elements. */
   at(q: Seq, index = 't', plus = 0): string {
     const key = `${q.base}:${q.stride}:${index}`;
@@ -36,14 +42,20 @@ class LoopOffsets {
     if (!name) {
       name = `q${this.names.size}`;
       this.names.set(key, name);
-      this.decls.push(`const ${name} = ${q.base} + ${index} * ${q.stride};`);
+      this.declarations.set(name, `const ${name} = ${q.base} + ${index} * ${q.stride};`);
     }
-    return plus === 0 ? name : `(${name} + ${plus})`;
+    const off = plus === 0 ? name : `(${name} + ${plus})`;
+    this.nameOf.set(off, name);
+    return off;
   }
-  /** The declarations `code` refers to (a slot bound but never read declares nothing). */
-  declarationsFor(code: readonly string[]): string[] {
-    const text = code.join('\n');
-    return this.decls.filter((d) => new RegExp(`\\b${d.split(' ')[1]}\\b`).test(text));
+  /** The declarations of the names `read` uses (offsets the rendered code read: emitReadingOffsets, or used as handed out). */
+  declarationsFor(read: Iterable<Offset>): string[] {
+    const used = new Set<string>();
+    for (const off of read) {
+      const name = this.nameOf.get(off);
+      if (name !== undefined) used.add(name);
+    }
+    return [...this.declarations].flatMap(([name, declaration]) => (used.has(name) ? [declaration] : []));
   }
 }
 
@@ -93,6 +105,8 @@ export interface ScanCode {
   readonly backward: string[];
   /** The prediction loop (no residuals, no loss). */
   readonly predictLoop: string[];
+  /** Which of the above call the target's kernels (noted as they were rendered). */
+  readonly callsKernels: Readonly<Record<'prologue' | 'projections' | 'forwardLoop' | 'backward' | 'predictLoop', boolean>>;
   readonly tempSize: number;
 }
 
@@ -284,7 +298,7 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig & EmitTarget, b: NodeBu
     const gradientPlan = planOutputs(gradientSlots, stackPinned, tempBase);
 
     // Where step t's placeholders live, and where its new state and outputs go (all three loops).
-    // An entry a loop does not read costs nothing: declarationsFor drops its offset.
+    // An entry a loop does not read costs nothing: its code reads no offset of it, so none is declared.
     const stepBinding = (offs: LoopOffsets): Map<Node, Offset> => {
       const m = new Map(pinned);
       rec.state.forEach((s, i) => m.set(s.node, offs.at(io.stateSeqs[i]!, prevIndex)));
@@ -336,6 +350,7 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig & EmitTarget, b: NodeBu
     const predOffs = new LoopOffsets();
     const predPlan = planOutputs(stepOutputs(predOffs), stepBinding(predOffs), tempBase, still);
 
+    const noteCalls = <T>(render: () => T) => withKernelCalls(cfg.kernels, render);
     // Packed execution: each loop body once per row class, the step's class chosen at run time.
     const packed = io.packed && rec.valid ? io.packed : undefined;
     const B = rec.state[0]!.node.shape[0]!;
@@ -345,29 +360,30 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig & EmitTarget, b: NodeBu
     const predModes = facts && rowModes(predPlan, facts, [...nexts, ...outs], new Set());
     // Over all rows the body stays in the loop; over fewer, each is a function of the module's
     // (reading step t, and the segment's first step under a memory budget), called by its class.
-    const body = (plan: KernelPlan, modes: RowModes | undefined, offs: LoopOffsets, what: string): string[] => {
-      const all = emitKernel(plan, cfg, undefined, 't');
-      if (!packed || !facts || !modes) return all;
+    // Whether the loop's own code calls the kernels: the functions over fewer rows take them as a parameter.
+    const body = (plan: KernelPlan, modes: RowModes | undefined, offs: LoopOffsets, what: string): { lines: string[]; callsKernels: boolean; offsets: ReadonlySet<Offset> } => {
+      const { code: { lines: all, offsets }, callsKernels } = noteCalls(() => emitReadingOffsets(plan, cfg, 't'));
+      if (!packed || !facts || !modes) return { lines: all, callsKernels, offsets };
       const { functions } = packed;
       const params = ['A', 't', ...(seg ? ['lo'] : []), ...(functions.kernels ? [KERNELS] : [])];
       const args = ['A', 't', ...(seg ? ['lo'] : []), ...(functions.kernels ? ['this.kernels'] : [])];
       const types: Record<string, string> = { A: functions.arena, t: 'number', lo: 'number', [KERNELS]: functions.kernels ?? '' };
       const calls = packed.classes.slice(0, -1).map((r) => {
-        const code = emitKernel(plan, cfg, undefined, 't', rowView(plan, facts, modes, r, cfg));
+        const code = emitReadingOffsets(plan, cfg, 't', (reading) => rowView(reading, facts, modes, r, cfg));
         const name = `rows${r}_${functions.defs.length}`;
         functions.defs.push([
           `/** ${what}, over the first ${r} of ${B} rows (packed execution under lengths). */`,
           `function ${name}(${params.map((p) => `${p}: ${types[p]}`).join(', ')}): void {`,
-          ...indent([...offs.declarationsFor(code), ...code]),
+          ...indent([...offs.declarationsFor(code.offsets), ...code.lines]),
           '}',
         ].join('\n'));
         return `${name}(${args.join(', ')});`;
       });
       const lines = [`const live = A[${packed.seq.base} + t];`];
       calls.forEach((call, k) => lines.push(`${k === 0 ? 'if' : 'else if'} (live === ${packed.classes[k]}) ${call}`));
-      return [...lines, 'else {', ...indent(all), '}'];
+      return { lines: [...lines, 'else {', ...indent(all), '}'], callsKernels, offsets };
     };
-    const withOffsets = (offs: LoopOffsets, body: string[]) => [...offs.declarationsFor(body), ...body];
+    const withOffsets = (offs: LoopOffsets, read: Iterable<Offset>, body: string[]) => [...offs.declarationsFor(read), ...body];
     const dsSize = dsOffs.length ? dsNextOffs[0]! - dsOffs[0]! : 0;
     // The stacked gradients sum over all τ steps' rows: a shorter window's rows past T must be zero.
     const clearPastT = [...forwardStacks, ...backwardStacks, ...stateStacks].map((x) => {
@@ -375,24 +391,41 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig & EmitTarget, b: NodeBu
       return `if (T < ${tau}) A.fill(0, ${seq.base} + T * ${seq.stride}, ${seqAt(seq, tau)});`;
     });
     // Kernels are numbered as they are emitted (the wasm table): prologue, loops, gradients, prediction.
-    const prologue = emitKernel(prologuePlan, cfg);
-    const projectionCode = emitKernel(projectionPlan, cfg);
+    const { code: prologue, callsKernels: prologueCalls } = noteCalls(() => emitKernel(prologuePlan, cfg));
+    const { code: projectionCode, callsKernels: projectionCalls } = noteCalls(() => emitKernel(projectionPlan, cfg));
     // A segment's states feed the stacked gradients through storage of their own, step by step.
+    const stateStackOffsets: Offset[] = [];
     const stateStackCopies = stateStacks.map((x) => {
       const { state, index } = stateOf.get(x)!;
-      return copy(fwdOffs.at(stackedOf.get(x)!.seq), fwdOffs.at(io.stateSeqs[state]!, index), sizeOf(x.shape));
+      const [to, from] = [fwdOffs.at(stackedOf.get(x)!.seq), fwdOffs.at(io.stateSeqs[state]!, index)];
+      stateStackOffsets.push(to, from);
+      return copy(to, from, sizeOf(x.shape));
     });
     // Emitted once: the segmented backward pass recomputes a segment with this very text.
-    const fwdBody = withOffsets(fwdOffs, [...body(fwdPlan, fwdModes, fwdOffs, `${io.reverse ? 'A reverse' : 'A'} scan's training step t`), ...stateStackCopies]);
+    const fwdStep = body(fwdPlan, fwdModes, fwdOffs, `${io.reverse ? 'A reverse' : 'A'} scan's training step t`);
+    const fwdBody = withOffsets(fwdOffs, [...fwdStep.offsets, ...stateStackOffsets], [...fwdStep.lines, ...stateStackCopies]);
     const addLoss = lossTerm ? [`lossSum += A[${lossTermOff}];`] : [];
-    const bwdBody = withOffsets(bwdOffs, [
-      ...body(bwdPlan, bwdModes, bwdOffs, `${io.reverse ? 'A reverse' : 'A'} scan's reverse step t (its VJP)`),
+    const bwdStep = body(bwdPlan, bwdModes, bwdOffs, `${io.reverse ? 'A reverse' : 'A'} scan's reverse step t (its VJP)`);
+    const bwdBody = withOffsets(bwdOffs, bwdStep.offsets, [
+      ...bwdStep.lines,
       ...(dsSize ? [`A.copyWithin(${dsOffs[0]}, ${dsNextOffs[0]}, ${dsNextOffs[0]! + dsSize});`] : []),
     ]);
-    const gradientCode = emitKernel(gradientPlan, cfg);
-    const predBody = withOffsets(predOffs, body(predPlan, predModes, predOffs, `${io.reverse ? 'A reverse' : 'A'} scan's prediction step t`));
+    const { code: gradientCode, callsKernels: gradientCalls } = noteCalls(() => emitKernel(gradientPlan, cfg));
+    const predStep = body(predPlan, predModes, predOffs, `${io.reverse ? 'A reverse' : 'A'} scan's prediction step t`);
+    const predBody = withOffsets(predOffs, predStep.offsets, predStep.lines);
     // B operands copied into panels, before each loop that reads them (the loops share the temporaries region).
-    const [fwdPanels, bwdPanels, predPanels] = [fwdPlan, bwdPlan, predPlan].map((p) => emitPanelCopies(p, cfg)) as [string[], string[], string[]];
+    const panelCopies = (plan: KernelPlan) => noteCalls(() => emitPanelCopies(plan, cfg));
+    const fwdPanels = panelCopies(fwdPlan), bwdPanels = panelCopies(bwdPlan), predPanels = panelCopies(predPlan);
+    const forwardCalls = fwdPanels.callsKernels || fwdStep.callsKernels;
+    const reverseCalls = bwdPanels.callsKernels || bwdStep.callsKernels || gradientCalls;
+    const callsKernels = {
+      prologue: prologueCalls,
+      projections: projectionCalls,
+      forwardLoop: forwardCalls,
+      // Segmented, the backward pass runs each segment's forward loop again.
+      backward: reverseCalls || (seg !== undefined && forwardCalls),
+      predictLoop: predPanels.callsKernels || predStep.callsKernels,
+    };
     const clearCotangents = dsSize ? [`A.fill(0, ${dsOffs[0]}, ${dsOffs[0]! + dsSize});`] : [];
     const stateGradCopies = io.stateGradOffs.map((off, i) => `for (let i = 0; i < ${sizeOf(rec.state[i]!.node.shape)}; i++) A[${off} + i] = A[${dsOffs[i]} + i];`);
     const plans = [prologuePlan, projectionPlan, fwdPlan, bwdPlan, predPlan, gradientPlan];
@@ -405,9 +438,10 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig & EmitTarget, b: NodeBu
       return {
         prologue,
         projections: projectionCode,
-        forwardLoop: [...fwdPanels, forwardHead, ...indent([...fwdBody, ...addLoss]), '}'],
-        backward: [...clearCotangents, ...clearPastT, ...bwdPanels, backwardHead, ...indent(bwdBody), '}', ...gradientCode, ...stateGradCopies],
-        predictLoop: [...predPanels, forwardHead, ...indent(predBody), '}'],
+        forwardLoop: [...fwdPanels.code, forwardHead, ...indent([...fwdBody, ...addLoss]), '}'],
+        backward: [...clearCotangents, ...clearPastT, ...bwdPanels.code, backwardHead, ...indent(bwdBody), '}', ...gradientCode, ...stateGradCopies],
+        predictLoop: [...predPanels.code, forwardHead, ...indent(predBody), '}'],
+        callsKernels,
         tempSize,
       };
     }
@@ -442,9 +476,9 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig & EmitTarget, b: NodeBu
         // The last segment's states and residuals are still in place from the forward loop.
         // The forward and reverse bodies' panels share the temporaries region: copied before each loop.
         `if ((c + 1) * ${K} < T) {`,
-        ...indent([...fromCheckpoint, ...fwdPanels, forwardSteps, ...indent(fwdBody), '}']),
+        ...indent([...fromCheckpoint, ...fwdPanels.code, forwardSteps, ...indent(fwdBody), '}']),
         '}',
-        ...bwdPanels,
+        ...bwdPanels.code,
         reverseSteps,
         ...indent(bwdBody),
         '}',
@@ -456,9 +490,10 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig & EmitTarget, b: NodeBu
     return {
       prologue,
       projections: projectionCode,
-      forwardLoop: segmentedForward([...fwdBody, ...addLoss], fwdPanels),
+      forwardLoop: segmentedForward([...fwdBody, ...addLoss], fwdPanels.code),
       backward,
-      predictLoop: segmentedForward(predBody, predPanels),
+      predictLoop: segmentedForward(predBody, predPanels.code),
+      callsKernels,
       tempSize,
     };
   };
@@ -473,7 +508,7 @@ export function clearGrads(grads: readonly Slot[]): string[] {
 }
 
 /** A single recurrence: one forward scan carrying the loss. */
-export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilder, L: KernelLayout): Kernels {
+export function rolledKernels(rec: Recurrence, cfg: TrainerConfig & EmitTarget, b: NodeBuilder, L: KernelLayout): Kernels {
   const K = L.segmentLength;
   // Segmented, the trainer's state store holds the checkpoints and the scan one segment's states.
   const segmentStart = L.arena.size;
@@ -496,10 +531,13 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig, b: NodeBuilde
     ...code.backward,
   ];
   const forward = [...prologue, ...code.predictLoop];
+  const calls = code.callsKernels;
+  const prologueCalls = calls.prologue || calls.projections;
+  const callsKernels = { train: prologueCalls || calls.forwardLoop || calls.backward, forward: prologueCalls || calls.predictLoop };
   const { loopSize, residualSize, residualsPerStep, hoisted } = scan;
   const stateSize = rec.state.reduce((n, s) => n + sizeOf(s.node.shape), 0);
   return {
-    train, forward, tempSize: code.tempSize, loopSize, residualSize: residualSize + segmentStates, residualsPerStep, hoisted,
+    train, forward, callsKernels, tempSize: code.tempSize, loopSize, residualSize: residualSize + segmentStates, residualsPerStep, hoisted,
     // Its checkpoints are the trainer's state store, which the trainer counts.
     ...(K !== undefined ? { segmentStorage: { perStep: scan.segmentResidualsPerStep + stateSize, perCheckpoint: 0 } } : {}),
   };

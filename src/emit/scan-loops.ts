@@ -8,7 +8,7 @@ import { scanParts, timeAxis } from '../prims/scan.ts';
 import type { Buf, EmitTarget } from '../prims/types.ts';
 import { emitKernel, emitPanelCopies, type LoopLowering } from './kernel.ts';
 import { KERNELS } from './wasm/module.ts';
-import { afterPasses, planOutputs, type OnPass, type Offset, type OutputSlot, type StepInvariants } from './plan.ts';
+import { afterPasses, numberLiteral, planOutputs, type OnPass, type Offset, type OutputSlot, type StepInvariants } from './plan.ts';
 import type { Context } from '../ir/node.ts';
 
 export interface ScanLoopOptions {
@@ -40,7 +40,7 @@ const indent = (lines: readonly string[]) => lines.map((l) => l.replace(/^/gm, '
 
 /** `n` elements from `src` (a buffer, or a literal fill) into the arena at `dst`. */
 function copyInto(dst: Offset, src: Buf, srcOff: number | string, n: number): string {
-  if (src.literal !== undefined) return `A.fill(${src.literal}, ${dst}, ${plus(dst, n)});`;
+  if (src.literal !== undefined) return `A.fill(${numberLiteral(src.literal)}, ${dst}, ${plus(dst, n)});`;
   const from = plus(src.off, srcOff);
   return `A.copyWithin(${dst}, ${from}, ${from} + ${n});`;
 }

@@ -2,6 +2,7 @@
 // in — forward, loss and backward kernels emitted from the unrolled and gradient graphs, the
 // optimizer step, and one preallocated arena. Same input, same bytes.
 import type { Node } from '../ir/node.ts';
+import type { EmitHelper } from '../prims/types.ts';
 import { UnfoldError } from '../ir/errors.ts';
 import { sizeOf } from '../ir/tensor.ts';
 import { derivedBuilder, withContext, withDropout } from '../dsl/context.ts';
@@ -16,7 +17,7 @@ import { describeOptimizer, planOptimizer } from './optimizer.ts';
 import { ArenaBuilder, initLiteral, numberLiteral, type Offset } from './plan.ts';
 import { finalStateIndex, seqAt, type KernelLayout, type SegmentStorage, type Seq } from './layout.ts';
 import { fullStorage, longestSegment, segmented, segmentedArena, segmentedElements, smallestArena, type BpttSchedule } from './bptt-schedule.ts';
-import { helpersUsed, NUMERICS_HELPER } from './kernel.ts';
+import { helpersIn, NUMERICS_HELPER, withKernelCalls } from './kernel.ts';
 import { emitSequenceTrainer } from './sequence-trainer.ts';
 import { stackLayout } from '../dsl/sequence.ts';
 import { rolledKernels } from './rolled.ts';
@@ -136,7 +137,9 @@ function emitInContext(cfg: TrainerConfig, schedule: BpttSchedule | undefined, w
 
   // The wasm target: products become calls into the trainer's embedded module (src/emit/wasm/).
   const products = targetOf(cfg) === 'wasm' ? new KernelTable() : undefined;
-  const kcfg = products ? { ...cfg, kernels: products } : cfg;
+  // The helper functions the kernels' code calls, noted as it is rendered: the module defines them.
+  const helpers = new Set<EmitHelper>();
+  const kcfg = { ...cfg, helpers, ...(products ? { kernels: products } : {}) };
 
   const arena = new ArenaBuilder();
   const pinned = new Map<Node, Offset>();
@@ -225,12 +228,12 @@ function emitInContext(cfg: TrainerConfig, schedule: BpttSchedule | undefined, w
   const trainBody = [...reorder(true, true), ...kernels.train, ...reorder(false, true)];
   const forwardBody = [...reorder(true, false), ...kernels.forward, ...reorder(false, false)];
   arena.reserve(tempSize);
-  const optimizer = planOptimizer(
+  const { code: optimizer, callsKernels: optimizerCalls } = withKernelCalls(products, () => planOptimizer(
     cfg.optimizer,
     params.map((p, i) => ({ name: p.name, size: p.size, paramOff: p.off, gradOff: grads[i]!.off })),
     arena.size,
     { ...(cfg.clipNorm !== undefined ? { clipNorm: cfg.clipNorm } : {}), float32: cfg.dtype === 'f32', ...(products ? { kernels: products } : {}) },
-  );
+  ));
   const optimizerText = describeOptimizer(cfg.optimizer);
   const optimizerSize = optimizer.stateSize;
   arena.reserve(optimizerSize);
@@ -322,7 +325,7 @@ function emitInContext(cfg: TrainerConfig, schedule: BpttSchedule | undefined, w
   ].join('\n'));
   sf.addStatements(MULBERRY32);
   const functions = packed?.functions.defs ?? [];
-  for (const h of helpersUsed([...trainBody, ...forwardBody, ...functions])) sf.addStatements(h.source);
+  for (const h of helpersIn(helpers)) sf.addStatements(h.source);
   if (cfg.checkNumerics) sf.addStatements(NUMERICS_HELPER);
   sf.addInterface({
     name: 'TensorData',
@@ -710,7 +713,7 @@ function emitInContext(cfg: TrainerConfig, schedule: BpttSchedule | undefined, w
         docs: ['Forward over the window\'s T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph.'],
         parameters: [{ name: 'A', type: Arr }, { name: 'T', type: 'number' }],
         returnType: 'void',
-        statements: [...(wasm?.bindFor(trainBody) ?? []), ...trainBody].join('\n'),
+        statements: [...(wasm && kernels.callsKernels.train ? [wasm.bindKernels] : []), ...trainBody].join('\n'),
       },
       {
         name: 'forward',
@@ -718,7 +721,7 @@ function emitInContext(cfg: TrainerConfig, schedule: BpttSchedule | undefined, w
         docs: ['Forward over the window\'s T steps only.'],
         parameters: [{ name: 'A', type: Arr }, { name: 'T', type: 'number' }],
         returnType: 'void',
-        statements: [...(wasm?.bindFor(forwardBody) ?? []), ...forwardBody].join('\n'),
+        statements: [...(wasm && kernels.callsKernels.forward ? [wasm.bindKernels] : []), ...forwardBody].join('\n'),
       },
       {
         name: 'update',
@@ -726,7 +729,7 @@ function emitInContext(cfg: TrainerConfig, schedule: BpttSchedule | undefined, w
         docs: ['The optimizer step; false (and nothing changed) when the gradient is not finite.'],
         parameters: [{ name: 'A', type: Arr }, { name: 'lr', type: 'number' }, { name: 't', type: 'number' }],
         returnType: 'boolean',
-        statements: [...(wasm?.bindFor([optimizer.code]) ?? []), optimizer.code, 'return true;'].join('\n'),
+        statements: [...(wasm && optimizerCalls ? [wasm.bindKernels] : []), optimizer.code, 'return true;'].join('\n'),
       },
     ],
   });

@@ -5,11 +5,12 @@ import type { NodeBuilder } from '../prims/builder.ts';
 import type { Recurrence } from '../dsl/recurrence.ts';
 import type { TrainingGraph } from '../transforms/training.ts';
 import type { TrainerConfig } from './config.ts';
-import { emitKernel } from './kernel.ts';
+import type { EmitTarget } from '../prims/types.ts';
+import { emitKernel, withKernelCalls } from './kernel.ts';
 import { seqAt, type KernelLayout, type Kernels } from './layout.ts';
 import { afterPasses, planOutputs, type Offset } from './plan.ts';
 
-export function unrolledKernels(tg: TrainingGraph, rec: Recurrence, cfg: TrainerConfig, b: NodeBuilder, L: KernelLayout): Kernels {
+export function unrolledKernels(tg: TrainingGraph, rec: Recurrence, cfg: TrainerConfig & EmitTarget, b: NodeBuilder, L: KernelLayout): Kernels {
   const T = cfg.tau;
   const { arena, inputSeqs, targetSeq, stateSeqs, outputSeqs, inputGradSeqs, stateGradOffs, grads, lossOff } = L;
   const pinned = new Map<Node, Offset>(L.pinned);
@@ -50,9 +51,12 @@ export function unrolledKernels(tg: TrainingGraph, rec: Recurrence, cfg: Trainer
   ]);
   const trainPlan = planOutputs(slots, pinned, tempBase);
   const forwardPlan = planOutputs(slots.slice(gradSlots.length), pinned, tempBase);
+  const train = withKernelCalls(cfg.kernels, () => emitKernel(trainPlan, cfg));
+  const forward = withKernelCalls(cfg.kernels, () => emitKernel(forwardPlan, cfg));
   return {
-    train: emitKernel(trainPlan, cfg),
-    forward: emitKernel(forwardPlan, cfg),
+    train: train.code,
+    forward: forward.code,
+    callsKernels: { train: train.callsKernels, forward: forward.callsKernels },
     tempSize: Math.max(trainPlan.tempSize, forwardPlan.tempSize),
     loopSize: 0,
     residualSize: 0,

@@ -3,9 +3,9 @@
 import { sameShape, shapeToString, sizeOf } from '../ir/tensor.ts';
 import { at, intList } from './kit.ts';
 import { checkAxes, dropAxes, reducedIndex, reducedLoop } from './reduce.ts';
-import type { PrimDef } from './types.ts';
+import type { PrimDef, StatementsEmit } from './types.ts';
 
-export const broadcast: PrimDef = {
+export const broadcast: PrimDef<StatementsEmit> = {
   name: 'broadcast',
   arity: 1,
   shape: ([x], attrs) => {

@@ -3,7 +3,7 @@
 import { UnfoldError } from '../ir/errors.ts';
 import { shapeToString, sizeOf } from '../ir/tensor.ts';
 import { at } from './kit.ts';
-import type { PrimDef } from './types.ts';
+import type { PrimDef, StatementsEmit } from './types.ts';
 
 /** Row indices as integers in 0..V−1, or a message naming the first that is not (the data's fault, not the graph's). */
 export function rowIndex(v: number, i: number, V: number): number {
@@ -11,7 +11,7 @@ export function rowIndex(v: number, i: number, V: number): number {
   return v;
 }
 
-export const gather: PrimDef = {
+export const gather: PrimDef<StatementsEmit> = {
   name: 'gather',
   arity: 2,
   shape: ([table, indices]) => {

@@ -42,8 +42,13 @@ export function isPrimName(op: string): op is PrimName {
   return Object.hasOwn(prims, op);
 }
 
-/** The element-wise primitives, of which fused chains are made: each target computes every one of them. */
-export type ElementwiseOpName = { [K in PrimName]: (typeof prims)[K]['emit'] extends { readonly kind: 'elementwise' } ? K : never }[PrimName];
+/**
+ * The element-wise primitives, of which fused chains are made: each target computes every one of
+ * them (the wasm target's LANE_RULES is typed over this set). A primitive counts when its emission
+ * may be element-wise, so one typed only `PrimDef` (its emission not stated) counts too, and a
+ * table without a rule for it does not compile: the set can be too large, never too small.
+ */
+export type ElementwiseOpName = { [K in PrimName]: 'elementwise' extends (typeof prims)[K]['emit']['kind'] ? K : never }[PrimName];
 
 export function isElementwiseOp(op: string): op is ElementwiseOpName {
   return isPrimName(op) && prims[op].emit.kind === 'elementwise';

@@ -4,9 +4,21 @@ import type { Attrs } from '../ir/node.ts';
 import { sameShape, shapeToString, sizeOf, type Shape } from '../ir/tensor.ts';
 import type { Buf, ElementwiseEmit, EmitHelper, EmitTarget, PrimDef } from './types.ts';
 
-/** `arr[off + i]`, folding a zero offset and constant indices; a literal buffer reads as itself. */
+/** A JS literal that reads back as exactly `x` (finite by the const rule). */
+export function numberLiteral(x: number): string {
+  if (Object.is(x, -0)) return '-0';
+  const s = String(x);
+  return x < 0 ? `(${s})` : s;
+}
+
+/** A literal buffer's value as code (undefined for a buffer in the arena). */
+export function literalText(b: Buf): string | undefined {
+  return b.literal === undefined ? undefined : numberLiteral(b.literal);
+}
+
+/** `arr[off + i]`, folding a zero offset and constant indices; a literal buffer reads as its value. */
 export function at(b: Buf, i: string | number): string {
-  if (b.literal !== undefined) return b.literal;
+  if (b.literal !== undefined) return numberLiteral(b.literal);
   if (b.transposed) throw new Error('emit: a transposed view reached an element-wise access');
   if (typeof b.off === 'number' && typeof i === 'number') return `${b.arr}[${b.off + i}]`;
   if (b.off === 0) return `${b.arr}[${i}]`;
@@ -17,6 +29,13 @@ export function at(b: Buf, i: string | number): string {
 export function offsetPlus(b: Buf, k: number): number | string {
   if (typeof b.off === 'number') return b.off + k;
   return k === 0 ? b.off : `${b.off} + ${k}`;
+}
+
+/** `name(args)`, a call of `helper` noted in the target's helpers, so the module defines it. */
+export function helperCall(target: EmitTarget, helper: EmitHelper, ...args: readonly string[]): string {
+  if (!target.helpers) throw new Error(`emit: ${helper.name} is called by code rendered for a target that collects no helpers`);
+  target.helpers.add(helper);
+  return `${helper.name}(${args.join(', ')})`;
 }
 
 /**
@@ -87,7 +106,7 @@ export function elementwise<const N extends string>(def: {
   /** The scalar function; `attrs` select it for ops like compare. */
   fn: (attrs: Attrs) => (...xs: number[]) => number;
   scalar: (xs: readonly string[], attrs: Attrs, target: EmitTarget) => string;
-  /** Functions the scalar template may call (defined once in the emitted module). */
+  /** Functions the scalar template may call through helperCall (defined once in the emitted module, in registry order). */
   helpers?: readonly EmitHelper[];
   vjp: PrimDef['vjp'];
 }): PrimDef & { readonly name: N; readonly emit: ElementwiseEmit } {

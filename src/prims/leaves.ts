@@ -2,9 +2,9 @@
 // the initial state s(0)), and `const` (a scalar fill, or explicit row-major data).
 import { sizeOf } from '../ir/tensor.ts';
 import { at, loop } from './kit.ts';
-import type { PrimDef } from './types.ts';
+import type { LeafEmit, PrimDef, StatementsEmit } from './types.ts';
 
-function boundLeaf(name: string): PrimDef {
+function boundLeaf(name: string): PrimDef<LeafEmit> {
   return {
     name,
     arity: 0,
@@ -30,7 +30,7 @@ export function constValues(attrs: Readonly<Record<string, unknown>>, n: number)
   return new Float64Array(n).fill(attrs['value'] as number);
 }
 
-export const constant: PrimDef = {
+export const constant: PrimDef<StatementsEmit> = {
   name: 'const',
   arity: 0,
   shape: (_i, attrs, declared) => {

@@ -2,8 +2,8 @@
 // da = dy @ bᵀ, db = aᵀ @ dy, with vectors treated as rows or columns as numpy does.
 import type { Node } from '../ir/node.ts';
 import { shapeToString, type Shape } from '../ir/tensor.ts';
-import { at } from './kit.ts';
-import type { Buf, PrimDef } from './types.ts';
+import { at, literalText } from './kit.ts';
+import type { Buf, PrimDef, StatementsEmit } from './types.ts';
 
 /** [m, k, n] of a product, where a vector operand contributes m = 1 or n = 1. */
 export function matmulDims(a: Shape, b: Shape): [number, number, number] {
@@ -13,7 +13,7 @@ export function matmulDims(a: Shape, b: Shape): [number, number, number] {
   return [m, k, n];
 }
 
-export const matmul: PrimDef = {
+export const matmul: PrimDef<StatementsEmit> = {
   name: 'matmul',
   arity: 2,
   shape: ([a, b]) => {
@@ -75,8 +75,8 @@ export const matmul: PrimDef = {
       if (k === 1) {
         if (epilogue) throw new Error('emit: an outer product (k = 1) takes no epilogue');
         // An outer product (e.g. a weight gradient at batch 1): one term per element, nothing to block.
-        const a0 = a!.literal ?? `${a!.arr}[${A.buf.off === 0 ? '' : `${A.buf.off} + `}${A.base('i')}]`;
-        const b0 = b!.literal ?? `${b!.arr}[${B.buf.off === 0 ? '' : `${B.buf.off} + `}${B.base('j')}]`;
+        const a0 = literalText(a!) ?? `${a!.arr}[${A.buf.off === 0 ? '' : `${A.buf.off} + `}${A.base('i')}]`;
+        const b0 = literalText(b!) ?? `${b!.arr}[${B.buf.off === 0 ? '' : `${B.buf.off} + `}${B.base('j')}]`;
         return `for (let i = 0; i < ${m}; i++) { const a0 = ${a0}; for (let j = 0; j < ${n}; j++) ${O('i', 'j')} ${store} a0 * ${b0}; }`;
       }
       return registerBlocked(m, k, n, A, B, O, store, value);
@@ -115,9 +115,9 @@ function registerBlocked(m: number, k: number, n: number, A: Operand, B: Operand
     if (B.buf.literal === undefined) for (let ci = 0; ci < c; ci++) lines.push(`const rb${ci} = ${off(B, `(${j0} + ${ci})`)};`);
     const body: string[] = [];
     // A fill (a literal buffer) reads as its value.
-    for (let ri = 0; ri < rows; ri++) body.push(`const a${ri} = ${A.buf.literal ?? `${A.buf.arr}[${pIndex(`ra${ri}`, A.step)}]`};`);
+    for (let ri = 0; ri < rows; ri++) body.push(`const a${ri} = ${literalText(A.buf) ?? `${A.buf.arr}[${pIndex(`ra${ri}`, A.step)}]`};`);
     for (let ci = 0; ci < c; ci++) {
-      body.push(`const b${ci} = ${B.buf.literal ?? `${B.buf.arr}[${pIndex(`rb${ci}`, B.step)}]`};`);
+      body.push(`const b${ci} = ${literalText(B.buf) ?? `${B.buf.arr}[${pIndex(`rb${ci}`, B.step)}]`};`);
       for (let ri = 0; ri < rows; ri++) body.push(`${acc(ri, ci)} += a${ri} * b${ci};`);
     }
     lines.push(`for (let p = 0; p < ${k}; p++) { ${body.join(' ')} }`);

@@ -2,9 +2,9 @@
 import { shapeToString, sizeOf } from '../ir/tensor.ts';
 import { at, copyCall, intAttr } from './kit.ts';
 import { aroundAxis } from './slice.ts';
-import type { PrimDef } from './types.ts';
+import type { PrimDef, StatementsEmit } from './types.ts';
 
-export const pad: PrimDef = {
+export const pad: PrimDef<StatementsEmit> = {
   name: 'pad',
   arity: 1,
   shape: ([x], attrs) => {

@@ -1,9 +1,9 @@
 // y = x with a new shape of the same size (row-major order kept);  dx = reshape(dy, x.shape)
 import { shapeToString, sizeOf } from '../ir/tensor.ts';
 import { blockCopy, intList } from './kit.ts';
-import type { PrimDef } from './types.ts';
+import type { PrimDef, StatementsEmit } from './types.ts';
 
-export const reshape: PrimDef = {
+export const reshape: PrimDef<StatementsEmit> = {
   name: 'reshape',
   arity: 1,
   shape: ([x], attrs) => {

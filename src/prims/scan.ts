@@ -6,7 +6,7 @@ import { topoOrder } from '../ir/graph.ts';
 import { originSpec, type Attrs, type Body, type Context, type Node } from '../ir/node.ts';
 import { sameShape, shapeToString, sizeOf, type Shape } from '../ir/tensor.ts';
 import { intAttr } from './kit.ts';
-import type { Builder, PrimDef, ScanSpec } from './types.ts';
+import type { Builder, LoopEmit, PrimDef, ScanSpec } from './types.ts';
 
 export type { ScanSpec };
 
@@ -127,7 +127,7 @@ export function scanAttrs(spec: ScanSpec): Record<string, number | boolean> {
 
 const inner = (b: Builder, a: Node, c: Node): Node => b.sum(b.mul(a, c), c.shape.map((_, d) => d));
 
-export const scan: PrimDef = {
+export const scan: PrimDef<LoopEmit> = {
   name: 'scan',
   arity: 'variadic',
   shape: (inputs, attrs, declared) => {

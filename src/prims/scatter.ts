@@ -3,9 +3,9 @@
 import { at, intAttr } from './kit.ts';
 import { sizeOf, shapeToString } from '../ir/tensor.ts';
 import { rowIndex } from './gather.ts';
-import type { PrimDef } from './types.ts';
+import type { PrimDef, StatementsEmit } from './types.ts';
 
-export const scatter: PrimDef = {
+export const scatter: PrimDef<StatementsEmit> = {
   name: 'scatter',
   arity: 2,
   shape: ([values, indices], attrs) => {

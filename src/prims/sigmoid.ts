@@ -1,5 +1,5 @@
 // y = 1 / (1 + exp(-x));  dx = dy * y * (1 - y)
-import { elementwise } from './kit.ts';
+import { elementwise, helperCall } from './kit.ts';
 import type { EmitHelper } from './types.ts';
 
 /**
@@ -25,7 +25,7 @@ export const sigmoid = elementwise({
   name: 'sigmoid',
   arity: 1,
   fn: () => (a) => 1 / (1 + Math.exp(-a)),
-  scalar: ([a], _attrs, { dtype }) => (dtype === 'f32' ? `sigmoid32(${a})` : `1 / (1 + Math.exp(-(${a})))`),
+  scalar: ([a], _attrs, target) => (target.dtype === 'f32' ? helperCall(target, SIGMOID_F32, a!) : `1 / (1 + Math.exp(-(${a})))`),
   helpers: [SIGMOID_F32],
   vjp: ({ dy, y }, b) => [b.mul(dy, b.mul(y, b.sub(b.scalar(1, y.shape), y)))],
 });

@@ -1,14 +1,14 @@
 // y = x[start:end] along `axis`;  dx = dy padded with zeros back to x's extent
 import { shapeToString, sizeOf } from '../ir/tensor.ts';
 import { at, copyCall, intAttr } from './kit.ts';
-import type { PrimDef } from './types.ts';
+import type { PrimDef, StatementsEmit } from './types.ts';
 
 /** [outer, extent, inner] of a tensor around one axis. */
 export function aroundAxis(shape: readonly number[], axis: number): [number, number, number] {
   return [sizeOf(shape.slice(0, axis)), shape[axis]!, sizeOf(shape.slice(axis + 1))];
 }
 
-export const slice: PrimDef = {
+export const slice: PrimDef<StatementsEmit> = {
   name: 'slice',
   arity: 1,
   shape: ([x], attrs) => {

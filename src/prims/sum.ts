@@ -2,9 +2,9 @@
 import { sizeOf } from '../ir/tensor.ts';
 import { at, intList } from './kit.ts';
 import { checkAxes, dropAxes, reducedIndex, reductionLoop } from './reduce.ts';
-import type { PrimDef } from './types.ts';
+import type { PrimDef, StatementsEmit } from './types.ts';
 
-export const sum: PrimDef = {
+export const sum: PrimDef<StatementsEmit> = {
   name: 'sum',
   arity: 1,
   shape: ([x], attrs) => {

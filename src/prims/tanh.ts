@@ -1,5 +1,5 @@
 // y = tanh(x);  dx = dy * (1 - y*y)   (uses the primal output, like JAX's defjvp2)
-import { elementwise } from './kit.ts';
+import { elementwise, helperCall } from './kit.ts';
 import type { EmitHelper } from './types.ts';
 
 /**
@@ -26,7 +26,7 @@ export const tanh = elementwise({
   name: 'tanh',
   arity: 1,
   fn: () => Math.tanh,
-  scalar: ([a], _attrs, { dtype }) => (dtype === 'f32' ? `tanh32(${a})` : `Math.tanh(${a})`),
+  scalar: ([a], _attrs, target) => (target.dtype === 'f32' ? helperCall(target, TANH_F32, a!) : `Math.tanh(${a})`),
   helpers: [TANH_F32],
   vjp: ({ dy, y }, b) => [b.mul(dy, b.sub(b.scalar(1, y.shape), b.mul(y, y)))],
 });

@@ -1,9 +1,9 @@
 // y = xᵀ for a matrix;  dx = dyᵀ
 import { shapeToString } from '../ir/tensor.ts';
 import { at } from './kit.ts';
-import type { PrimDef } from './types.ts';
+import type { PrimDef, StatementsEmit } from './types.ts';
 
-export const transpose: PrimDef = {
+export const transpose: PrimDef<StatementsEmit> = {
   name: 'transpose',
   arity: 1,
   shape: ([x]) => {

@@ -4,14 +4,14 @@ import type { Attrs, Body, Node } from '../ir/node.ts';
 import type { Dtype, Shape } from '../ir/tensor.ts';
 
 /**
- * A value in the emitted arena: element i lives at `${arr}[${off} + i]`, or is `literal` for every i.
+ * A value in the emitted arena: element i lives at `${arr}[${off} + i]`, or is the number `literal` for every i.
  * `off` may be an expression (a per-step offset inside a loop). A `transposed` matrix buffer holds
  * the row-major transpose of the logical value: element (r, c) of an [R, C] value is at c·R + r.
  */
 export interface Buf {
   readonly arr: string;
   readonly off: number | string;
-  readonly literal?: string;
+  readonly literal?: number;
   readonly transposed?: boolean;
   /**
    * A product's B copied by the target into panels before the loop the product runs in (see
@@ -47,6 +47,8 @@ export type ElementwiseExpr =
  * indices into the arena (numbers, or expressions inside loops).
  */
 export interface TargetKernels {
+  /** Calls rendered so far: code rendered while this grew calls the kernels (the method holding it binds them). */
+  readonly callsRendered: number;
   product(shape: ProductShape, out: number | string, a: number | string, b: number | string): string;
   /** out[i] = (or +=) expr for i < size. A target with kernels has one for every element-wise primitive. */
   elementwise(expr: ElementwiseExpr, size: number, out: number | string, accumulate: boolean): string;
@@ -75,11 +77,18 @@ export interface EmitTarget {
   readonly originComments?: boolean;
   /** Absent (the ts target), products and element-wise chains are TypeScript loops. */
   readonly kernels?: TargetKernels;
+  /**
+   * The helper functions the code rendered for this target calls, noted by the template that
+   * renders each call (helperCall): the module defines those and no others. A target without it
+   * renders no helper call.
+   */
+  readonly helpers?: Set<EmitHelper>;
 }
 
 /**
  * A function the emitted module defines once when an expression calls it (e.g. a float32
- * activation), so an element-wise template can stay one expression.
+ * activation), so an element-wise template can stay one expression. Templates render its calls
+ * through helperCall (src/prims/kit.ts), which notes the call in the target's `helpers`.
  */
 export interface EmitHelper {
   readonly name: string;
@@ -188,7 +197,30 @@ export interface ElementwiseEmit {
   readonly helpers?: readonly EmitHelper[];
 }
 
-export interface PrimDef {
+/** How a statement primitive (not element-wise) emits: whole statements into its output buffer. */
+export interface StatementsEmit {
+  readonly kind: 'statements';
+  code(args: EmitArgs): string;
+  readonly accumulates?: boolean;
+}
+
+/** A leaf (param, input, const): bound by the caller, no statement of its own. */
+export interface LeafEmit {
+  readonly kind: 'leaf';
+}
+
+/** Runs its body over time (scan): lowered into loops, or inlined by unroll, before any kernel is emitted. */
+export interface LoopEmit {
+  readonly kind: 'loop';
+}
+
+export type PrimEmit = ElementwiseEmit | StatementsEmit | LeafEmit | LoopEmit;
+
+/**
+ * A primitive; `E` is how it emits. A registry entry states its own kind (`PrimDef<StatementsEmit>`,
+ * or `elementwise(…)`), so the registry knows the element-wise set exactly (ElementwiseOpName).
+ */
+export interface PrimDef<E extends PrimEmit = PrimEmit> {
   readonly name: string;
   /** Number of inputs, or 'variadic' (concat). Leaves have 0. */
   readonly arity: number | 'variadic';
@@ -199,10 +231,5 @@ export interface PrimDef {
   /** One cotangent per input (null = zero), built from primitives so gradients are graphs too. */
   vjp(args: VjpArgs, b: Builder): (Node | null)[];
   /** Element-wise ops give a scalar template (fusable); others emit whole statements. */
-  readonly emit:
-    | ElementwiseEmit
-    | { readonly kind: 'statements'; code(args: EmitArgs): string; readonly accumulates?: boolean }
-    | { readonly kind: 'leaf' }
-    // Runs its body over time (scan): lowered into loops, or inlined by unroll, before any kernel is emitted.
-    | { readonly kind: 'loop' };
+  readonly emit: E;
 }

@@ -31,9 +31,11 @@ export interface KernelInfo {
 export class KernelTable implements TargetKernels, OptimizerKernels {
   private readonly byKey = new Map<string, KernelInfo>();
   private readonly counts = new Map<string, number>();
+  private rendered = 0;
 
-  /** The kernel under `key` (`kind:…`), named kind0, kind1, … in first-use order per kind. */
+  /** The kernel under `key` (`kind:…`), named kind0, kind1, … in first-use order per kind, for a call being rendered. */
   private kernel(key: string, make: (name: string) => KernelInfo): KernelInfo {
+    this.rendered++;
     let k = this.byKey.get(key);
     if (!k) {
       const kind = key.slice(0, key.indexOf(':'));
@@ -115,6 +117,10 @@ export class KernelTable implements TargetKernels, OptimizerKernels {
       name, description: `Σ g² over ${size} elements, in float64`, strategy: 'lanes', scratch: 0, returns: 'number', build: () => sumOfSquaresKernel(size),
     }));
     return `${KERNELS}.${k.name}`;
+  }
+
+  get callsRendered(): number {
+    return this.rendered;
   }
 
   get kernels(): readonly KernelInfo[] {

@@ -23,8 +23,8 @@ export interface WasmTrainerParts {
   readonly declarations: string;
   /** The constructor's statements that create the arena and bind the kernels (for `this.arena = new Float32Array(n)`). */
   readonly arenaInit: readonly string[];
-  /** The statement binding the kernels, for a method body that calls them (none for one that does not). */
-  bindFor(body: readonly string[]): string[];
+  /** The statement binding the kernels, for a method whose code calls them (noted as it was rendered: withKernelCalls). */
+  readonly bindKernels: string;
   /** The async factory, after createTrainer. */
   readonly factory: string;
   readonly report: WasmReport;
@@ -71,7 +71,6 @@ export function wasmTrainerParts(table: KernelTable, elements: number): WasmTrai
     '  return new Trainer(options, compiled);',
     '}',
   ].join('\n');
-  const calls = new RegExp(`\\b${KERNELS}\\.(mm|ew|cp|fill|sum|opt|sq)\\d+\\b`);
-  const bindFor = (body: readonly string[]) => (body.some((l) => calls.test(l)) ? [`const ${KERNELS} = this.kernels;`] : []);
-  return { declarations, arenaInit, bindFor, factory, report: { moduleBytes: bytes.length, pages, scratchElements, kernels } };
+  const bindKernels = `const ${KERNELS} = this.kernels;`;
+  return { declarations, arenaInit, bindKernels, factory, report: { moduleBytes: bytes.length, pages, scratchElements, kernels } };
 }
