@@ -309,8 +309,17 @@ describe('compile, dot, show, run, generate with --layers/--bidirectional', () =
     const flags = label.split(' ');
     const out = tmp(`trainer${flags.join('')}`);
     const r = ok(await unfold('compile', '--cell', 'lstm', ...sizes(2, 3, 2), ...flags, '--tau', '4', '--batch', '2', '--json', '-o', out));
-    expect((JSON.parse(r.stdout) as { files: string[] }).files.map((f) => path.basename(f)).sort()).toEqual(['trainer.d.ts', 'trainer.js', 'trainer.ts']);
+    const json = JSON.parse(r.stdout) as { files: string[]; arenaElements: number; regions: Record<string, number> };
+    expect(json.files.map((f) => path.basename(f)).sort()).toEqual(['trainer.d.ts', 'trainer.js', 'trainer.ts']);
     expect(fs.readFileSync(path.join(out, 'trainer.ts'), 'utf8')).toContain(flags.includes('--bidirectional') ? 'rnn.weight_ih_l0_reverse' : 'rnn.weight_ih_l1');
+    // The arena by region (a graph of scans: its stacked values counted with the temporaries), adding up to the whole.
+    const L = flags.includes('--layers') ? 2 : 1, D = flags.includes('--bidirectional') ? 2 : 1, H = 3;
+    const cellParams = Array.from({ length: L }, (_, k) => D * (4 * H * (k === 0 ? 2 : D * H) + 4 * H * H + 8 * H)).reduce((a, n) => a + n, 0);
+    expect(json.regions['params']).toBe(cellParams + 2 * D * H + 2);
+    expect(json.regions['grads']).toBe(json.regions['params']);
+    expect(Object.values(json.regions).reduce((a, n) => a + n, 0)).toBe(json.arenaElements);
+    const text = ok(await unfold('compile', '--cell', 'lstm', ...sizes(2, 3, 2), ...flags, '--tau', '4', '--batch', '2', '-o', out)).stdout;
+    expect(text).toContain(`BPTT: a graph of ${L * D} scans`);
   });
 
   it('compile --inference: a stacked unidirectional model compiles; a bidirectional one is refused in one line', async () => {

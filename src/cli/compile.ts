@@ -176,11 +176,13 @@ async function compileCommand(argv: readonly string[], phases: Phases, declarati
       `wrote ${file} (${a.form} form)`,
       `  and trainer.js, trainer.d.ts beside it: the same trainer as plain JavaScript for node and the browser`,
       `arena: ${a.bytes} bytes (${a.elements} ${cfg.dtype} elements: ${Object.entries(a.regions).map(([k, v]) => `${k} ${v}`).join(', ')})`,
-      a.schedule?.storage === 'segments'
+      a.scans !== undefined
+        ? `BPTT: a graph of ${a.scans} scans, each keeping what its VJP reads among the computed values (temporaries ${a.regions.temporaries * bpe} bytes)`
+        : a.schedule?.storage === 'segments'
         ? `BPTT residuals: ${a.regions.residuals * bpe} bytes (one segment's states and residuals, and the per-step operands of what is computed over all steps at once)`
         : `BPTT residuals: ${a.regions.residuals * bpe} bytes (τ = ${cfg.tau} × ${a.residualsPerStep * bpe} bytes per step)`,
       ...(a.schedule ? [describeSchedule(a.schedule, a.bytes)] : []),
-      ...(a.form === 'rolled' ? [`over all steps at once: ${describeHoisted(a.hoisted, cfg.tau * cfg.batch)}`] : []),
+      ...(a.form === 'rolled' && a.scans === undefined ? [`over all steps at once: ${describeHoisted(a.hoisted, cfg.tau * cfg.batch)}`] : []),
       ...(a.packedRows ? [`lengths: rows ordered by length at run time, each step over the first ${a.packedRows.slice(0, -1).join(', ')} or ${a.packedRows.at(-1)} (the rows still valid, rounded up)`] : []),
       emitted.wasm
         ? `target: wasm, ${emitted.wasm.kernels.length} kernels in a ${emitted.wasm.moduleBytes}-byte module (memory ${emitted.wasm.pages} × 64 KiB${emitted.wasm.scratchElements ? `, ${emitted.wasm.scratchElements * 4} bytes of it scratch for packed products` : ''}): ${emitted.wasm.kernels.map((k) => `${k.name} ${k.description}`).join('; ')}`

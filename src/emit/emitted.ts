@@ -17,6 +17,8 @@ export interface ArenaReport {
   readonly hoisted: Hoisted;
   /** How BPTT keeps what its backward pass reads, under a memory budget (absent without one). */
   readonly schedule?: BpttSchedule;
+  /** A stack trained as its graph of scans: how many (its residuals are among the temporaries, not a per-step region). */
+  readonly scans?: number;
   /** Packed execution under lengths: the row counts a step runs over (absent: every step over all rows). */
   readonly packedRows?: readonly number[];
 }

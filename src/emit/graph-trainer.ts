@@ -118,6 +118,8 @@ export interface EmittedGraphTrainer {
   readonly schedule?: GraphSchedule;
   /** The wasm target's embedded module (absent for the ts target). */
   readonly wasm?: WasmReport;
+  /** Elements of the arena by what they hold: parameters, gradients, data (inputs, input gradients), outputs (the loss included), what the kernels compute (stacked scan values, the scans' own slots, temporaries), the optimizer's state. */
+  readonly regions: { readonly params: number; readonly grads: number; readonly data: number; readonly outputs: number; readonly computed: number; readonly optimizer: number };
 }
 
 /** BPTT under a memory budget: every step stored, or each scan it names in segments (checkpointed). */
@@ -210,6 +212,7 @@ function emitInContext(cfg: GraphTrainerConfig): EmittedGraphTrainer {
   const outSlots: OutputSlot[] = outputs.map((o) => ({ node: value(o.name), slot: o.off }));
   const slots = afterPasses([...gradSlots, ...outSlots], b.ctx, cfg.onPass, ['loss', ...params.map((p) => `grad:${p.name}`), ...inputGrads.map((x) => `grad:${x.name}`), ...outputs.map((o) => o.name)]);
   const tempBase = arena.size;
+  const sizes = (xs: readonly { size: number }[]) => xs.reduce((a, x) => a + x.size, 0);
   const trainPlan = planOutputs(slots, pinned, tempBase);
   const forwardPlan = planOutputs(slots.slice(gradSlots.length), pinned, tempBase);
   // The wasm target: products and element-wise chains become calls into the trainer's embedded module.
@@ -454,5 +457,8 @@ ${cfg.window ? '' : `export function createTrainer(options: TrainerOptions = {})
   return new Trainer(options);
 }
 `}${wasm ? `\n${wasm.factory}\n` : ''}`;
-  return { source, model, arenaBytes: bytes, nodes: trainPlan.order.length, unused: tg.grad.unused.map((n) => String(n.attrs['name'])), ...(wasm ? { wasm: wasm.report } : {}) };
+  const paramSize = sizes(params), outputSize = sizes(outputs) + 1;
+  const dataSize = tempBase - 2 * paramSize - outputSize;
+  const regions = { params: paramSize, grads: paramSize, data: dataSize, outputs: outputSize, computed: arena.size - tempBase - optimizer.stateSize, optimizer: optimizer.stateSize };
+  return { source, model, arenaBytes: bytes, regions, nodes: trainPlan.order.length, unused: tg.grad.unused.map((n) => String(n.attrs['name'])), ...(wasm ? { wasm: wasm.report } : {}) };
 }

@@ -308,8 +308,10 @@ export function createTrainer(options: TrainerOptions = {}): Trainer {
   const source = inner.source + wrapper;
   const arena: ArenaReport = {
     elements: inner.arenaBytes / (cfg.dtype === 'f32' ? 4 : 8), bytes: inner.arenaBytes, form,
-    regions: { params: 0, grads: 0, data: 0, outputs: 0, residuals: 0, loop: 0, temporaries: 0, optimizer: 0 },
-    residualsPerStep: 0, hoisted: { inputProjections: 0, gradients: [] },
+    // A graph of scans keeps what each scan's VJP reads among the values it computes (its stacked
+    // ys and residuals), planned with the temporaries: they are counted there, not per step.
+    regions: { params: inner.regions.params, grads: inner.regions.grads, data: inner.regions.data, outputs: inner.regions.outputs, residuals: 0, loop: 0, temporaries: inner.regions.computed, optimizer: inner.regions.optimizer },
+    residualsPerStep: 0, hoisted: { inputProjections: 0, gradients: [] }, scans: stackLayout(rec)?.scans ?? 1,
     ...(inner.schedule ? { schedule: bpttSchedule(inner.schedule, tau) } : segmentLength !== undefined ? { schedule: segmentsOf(segmentLength, tau) } : {}),
   };
   return {
