@@ -121,7 +121,7 @@ function prepareOutDir(dir: string): void {
 
 /**
  * The checkpoint: parameters by name, then (when carried, or when it stops inside a window) each
- * state as `<state>0` [1, ...shape] ([L·D, B, H] for a program), then the optimizer's step count and buffers and the steps taken
+ * state as `<state>0` [1, ...shape] ([L·D, B, H] for a stack), then the optimizer's step count and buffers and the steps taken
  * and data position, so that `--params` resumes exactly where it stopped.
  */
 function checkpointContents(file: string, trainer: TrainerInstance, rec: Recurrence, withState: boolean, at: Resume, history: readonly number[] | undefined, extra: ReadonlyMap<string, Tensor>, records: ReadonlyMap<string, unknown>): string | Uint8Array {

@@ -138,7 +138,7 @@ export const HIDDEN_OUTPUT = 'hidden';
 
 /**
  * A recurrence as a graph model over τ steps (sequenceScans): its data inputs [B, τ, ...], each
- * state's initial value `h0` (in the recurrence's shape, a program's [L·D, B, ...]), and with the
+ * state's initial value `h0` (in the recurrence's shape, a stack's [L·D, B, ...]), and with the
  * options per-row `lengths`, a target and the loss weights; outputs each output at every step
  * [B, τ, ...] and each state's final value `h_n`. What trains, runs and draws a recurrence as scans.
  */

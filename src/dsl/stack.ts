@@ -57,7 +57,7 @@ export interface StackDef {
   readonly dropout?: number;
   /**
    * Applied at every step to the top layer's output [B, D·H] (both directions concatenated); its
-   * outputs are the program's. Without a head, the program's one output is `h`, the top layer's output.
+   * outputs are the stack's. Without a head, the stack's one output is `h`, the top layer's output.
    */
   readonly head?: {
     readonly params: Record<string, Node> | readonly Node[];
@@ -74,7 +74,7 @@ const isRecurrence = (x: unknown): x is Recurrence =>
   typeof x === 'object' && x !== null && Array.isArray((x as Recurrence).next) && Array.isArray((x as Recurrence).state);
 
 /**
- * Stacks layers into one program (nn.LSTM(num_layers = L, bidirectional = …) when the layers are
+ * Stacks layers into one recurrence run as scans (nn.LSTM(num_layers = L, bidirectional = …) when the layers are
  * the built-in cells): layer k reads the per-step output of layer k − 1, and the head reads the top.
  * @example
  * const net = stack({ layers: [bidirectional(cell('l0'), cell('l0_reverse')), cell('l1')],
@@ -100,16 +100,16 @@ export function stack(def: StackDef): Recurrence {
   const B = first.state[0]!.node.shape[0]!;
   const template = first.state;
   const L = layers.length, D = directions;
-  // The program's data inputs: the first layer's, then the dropout masks (training only): one per layer
+  // The stack's data inputs: the first layer's, then the dropout masks (training only): one per layer
   // output dropped, and those the cells draw themselves. A stage reads each by its index here.
-  const programInputs: Named[] = [...first.input];
-  const programIndex = (x: Named): number => {
-    const i = programInputs.findIndex((n) => n.node === x.node);
-    return i >= 0 ? i : programInputs.push(x) - 1;
+  const stackInputs: Named[] = [...first.input];
+  const stackIndex = (x: Named): number => {
+    const i = stackInputs.findIndex((n) => n.node === x.node);
+    return i >= 0 ? i : stackInputs.push(x) - 1;
   };
 
-  // Program states: one per cell state, [L·D, ...], every cell's own state being one slot.
-  const programState: Named[] = template.map((s) => ({ name: s.name, node: b.input(s.name, [L * D, ...s.node.shape], { role: 'state' }) }));
+  // The stack's states: one per cell state, [L·D, ...], every cell's own state being one slot.
+  const stackState: Named[] = template.map((s) => ({ name: s.name, node: b.input(s.name, [L * D, ...s.node.shape], { role: 'state' }) }));
   const stages: Stage[] = [];
   let below: number[] = []; // stages of the layer below, in direction order
   layers.forEach((layer, k) => {
@@ -117,13 +117,13 @@ export function stack(def: StackDef): Recurrence {
     const current: number[] = [];
     cells.forEach((cellRec, d) => {
       const where = `layer ${k}${d ? ' (reverse)' : ''}`;
-      if (cellRec.valid) at(`${where}: lengths are applied to the whole program, not to one layer`);
+      if (cellRec.valid) at(`${where}: lengths are applied to the whole stack, not to one layer`);
       if (cellRec.state.length !== template.length || cellRec.state.some((s, i) => s.name !== template[i]!.name || !sameShape(s.node.shape, template[i]!.node.shape))) {
         at(`${where} has states ${describe(cellRec.state)}, layer 0 has ${describe(template)}; stacked layers share state names and shapes (h0 is [L·D, ...] over them)`);
       }
       let rec = cellRec;
       let sources: Source[];
-      // The cell's own dropout masks (dropout(x, p) in its step, while training) are program inputs too.
+      // The cell's own dropout masks (dropout(x, p) in its step, while training) are stack inputs too.
       const masks = cellRec.input.filter((x) => isDropoutMask(x.node));
       const data = cellRec.input.filter((x) => !isDropoutMask(x.node));
       if (k === 0) {
@@ -131,7 +131,7 @@ export function stack(def: StackDef): Recurrence {
         if (d === 1 && (data.length !== firstData.length || data.some((x, i) => x.node !== firstData[i]!.node))) {
           at(`${where} reads inputs ${describe(data)}, the forward cell ${describe(firstData)}; both directions read the same data`);
         }
-        sources = cellRec.input.map((x) => ({ data: programIndex(x) }));
+        sources = cellRec.input.map((x) => ({ data: stackIndex(x) }));
       } else {
         if (data.length !== 1) at(`${where} has ${data.length} inputs; a layer above the first reads one, the output of the layer below`);
         const x = data[0]!;
@@ -151,7 +151,7 @@ export function stack(def: StackDef): Recurrence {
         sources = parts.map((p) => ({ stage: p.stage, output: stages[p.stage]!.layerOutput }));
         for (const m of [...(mask ? [{ name: String(mask.attrs['name']), node: mask }] : []), ...masks]) {
           partInputs.push(m);
-          sources.push({ data: programIndex(m) });
+          sources.push({ data: stackIndex(m) });
         }
         rec = rebind(cellRec, new Map([[x.node, dropped]]), partInputs);
       }
@@ -217,15 +217,15 @@ export function stack(def: StackDef): Recurrence {
   return {
     name: def.name ?? first.name,
     origin,
-    state: programState,
-    input: programInputs,
+    state: stackState,
+    input: stackInputs,
     params,
     next: [],
     outputs: headOutputs,
     stack: {
       layers: L, directions: D, scans: stages.length, names: stages.map(stageSuffix),
       unused: params.filter((p) => !reached.has(p.node)).map((p) => p.name),
-      run: (io) => runStages(stages, programInputs, headOutputs.length, io),
+      run: (io) => runStages(stages, stackInputs, headOutputs.length, io),
     },
   };
 }

@@ -2,7 +2,7 @@
 // sequences over τ steps, wrapped in the recurrence trainer's interface — batch-first arrays in
 // argument order, a window of T ≤ τ steps set per call (the scans run its first T steps), per-row
 // lengths, the state carried from one window to the next, the final states and the top layer's
-// outputs. Stacked and bidirectional programs train through it.
+// outputs. Stacked and bidirectional layers (stack()) train through it.
 import { UnfoldError } from '../ir/errors.ts';
 import { sizeOf } from '../ir/tensor.ts';
 import type { ModelDef } from '../dsl/model.ts';
@@ -31,7 +31,7 @@ function sequenceDef(cfg: TrainerConfig): ModelDef {
 }
 
 /**
- * The trainer of a program. `segmentLength`: BPTT in segments of that many steps (a divisor of τ),
+ * The trainer of a stack. `segmentLength`: BPTT in segments of that many steps (a divisor of τ),
  * whatever the arena (tests, benchmarks); --memory-budget chooses its own.
  */
 export function emitSequenceTrainer(cfg: TrainerConfig, segmentLength?: number): EmittedTrainer {
@@ -42,7 +42,7 @@ export function emitSequenceTrainer(cfg: TrainerConfig, segmentLength?: number):
   const def = sequenceDef(cfg);
   const form = cfg.form === 'unrolled' ? 'unrolled' : 'rolled';
   if (segmentLength !== undefined && (segmentLength < 1 || cfg.tau % segmentLength !== 0 || segmentLength === cfg.tau)) {
-    throw new UnfoldError(`emit: segments of ${segmentLength} steps: a program's scans are cut into segments whose length divides τ = ${cfg.tau} and is below it`);
+    throw new UnfoldError(`emit: segments of ${segmentLength} steps: a stack's scans are cut into segments whose length divides τ = ${cfg.tau} and is below it`);
   }
   // The unrolled form and BPTT in segments run every one of the τ steps: a shorter window is the
   // whole τ with each row's length at most T, so they take per-row lengths whatever the data has.
@@ -66,7 +66,10 @@ export function emitSequenceTrainer(cfg: TrainerConfig, segmentLength?: number):
   const over = cfg.loss.over ?? 'all';
   const unit = lossUnit(cfg.loss.kind, out.node.shape);
   const targetName = cfg.loss.target ?? 'y';
-  const args = [...data.map((d) => `in_${d.name.replace(/\W/g, '_')}: ArrayLike<number>`)];
+  // Each data input's parameter name, as the recurrence trainer names them.
+  const argOf = (d: { name: string }) => `in_${d.name.replace(/\W/g, '_')}`;
+  const args = data.map((d) => `${argOf(d)}: ArrayLike<number>`);
+  const argList = data.map(argOf).join(', ');
   const J = JSON.stringify;
 
   const wrapper = `
@@ -143,21 +146,21 @@ ${[...data.map((d) => [d.name, B * tau * d.perRow] as const), [targetName, B * t
 
   /** One training step on a window; returns the loss before the update. Throws, leaving the parameters untouched, when the loss or the gradient is not finite. */
   step(${[...args, 'target: ArrayLike<number>', 'lengths?: ArrayLike<number>'].join(', ')}): number {
-    const loss = this.scans.step(this.bind([${data.map((d) => `in_${d.name.replace(/\W/g, '_')}`).join(', ')}], target, lengths));
+    const loss = this.scans.step(this.bind([${argList}], target, lengths));
     this.keep(this.carryState);
     return loss;
   }
 
   /** Forward, loss and backward without an update (nor a state carry); returns the loss. Read the gradients with getGrads(). */
   gradients(${[...args, 'target: ArrayLike<number>', 'lengths?: ArrayLike<number>'].join(', ')}): number {
-    const loss = this.scans.gradients(this.bind([${data.map((d) => `in_${d.name.replace(/\W/g, '_')}`).join(', ')}], target, lengths));
+    const loss = this.scans.gradients(this.bind([${argList}], target, lengths));
     this.keep(false);
     return loss;
   }
 
   /** The outputs [B, T, ${outRow}] for the inputs of a window (T ≤ ${tau}) from the current state, which is left unchanged. */
   predict(${[...args, 'out?: Float64Array', 'lengths?: ArrayLike<number>'].join(', ')}): Float64Array {
-    this.scans.predict(this.bind([${data.map((d) => `in_${d.name.replace(/\W/g, '_')}`).join(', ')}], undefined, lengths));
+    this.scans.predict(this.bind([${argList}], undefined, lengths));
     return this.outputs(out);
   }
 
