@@ -91,12 +91,14 @@ export const mul = (a: Operand, b: Operand): Node => binary('mul', a, b);
 /** Element-wise a / b. @example div(x, 2) */
 export const div = (a: Operand, b: Operand): Node => binary('div', a, b);
 
-function unary(op: 'neg' | 'exp' | 'log' | 'tanh' | 'sigmoid' | 'relu' | 'detach', x: Node): Node {
+function unary(op: 'neg' | 'abs' | 'exp' | 'log' | 'tanh' | 'sigmoid' | 'relu' | 'detach', x: Node): Node {
   return traced(op, (b) => b[op](node(op, x, 1)));
 }
 
 /** −x. @example neg(x) */
 export const neg = (x: Node): Node => unary('neg', x);
+/** |x| (its gradient at 0 is 0, as PyTorch's). @example abs(sub(y, target)) */
+export const abs = (x: Node): Node => unary('abs', x);
 /** eˣ. @example exp(x) */
 export const exp = (x: Node): Node => unary('exp', x);
 /** Natural logarithm. @example log(x) */

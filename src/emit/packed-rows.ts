@@ -74,7 +74,7 @@ export function rowFacts(nodes: readonly Node[], B: number, rowLeaves: ReadonlyS
       a = axes.includes(1) ? undefined : axes.includes(0) ? 0 : undefined;
       switch (n.op) {
         case 'mul': z = Z(x) || Z(y); break;
-        case 'div': case 'neg': case 'tanh': case 'relu': case 'detach': z = Z(x); break;
+        case 'div': case 'neg': case 'abs': case 'tanh': case 'relu': case 'detach': z = Z(x); break;
         case 'add': case 'sub': z = Z(x) && Z(y); break;
         case 'where': z = Z(x) ? Z(n.inputs[2]) : Z(y) && Z(n.inputs[2]); break;
         default: z = false;

@@ -25,6 +25,7 @@ const REMAKE: { readonly [K in PrimName]: Remake | null } = {
   mul: (b, [x, y]) => b.mul(x!, y!),
   div: (b, [x, y]) => b.div(x!, y!),
   neg: (b, [x]) => b.neg(x!),
+  abs: (b, [x]) => b.abs(x!),
   exp: null, log: null, tanh: null, sigmoid: null, relu: null,
   detach: (b, [x]) => b.detach(x!),
   where: (b, [c, x, y]) => b.where(c!, x!, y!),

@@ -25,6 +25,7 @@ export interface NodeBuilder extends Builder {
   input(name: string, shape: Shape, attrs?: Attrs, step?: number): Node;
   max(a: Node, axes: readonly number[]): Node;
   relu(a: Node): Node;
+  abs(a: Node): Node;
   detach(a: Node): Node;
   concat(xs: readonly Node[], axis: number): Node;
 }
@@ -121,6 +122,13 @@ export function createBuilder(ctx: Context, origin: () => Origin | undefined = (
       const f = fillValue(a);
       if (f !== undefined) return scalar(-f, a.shape);
       return make('neg', [a]);
+    },
+    abs(a) {
+      if (a.op === 'abs') return a; // ||x|| -> |x|
+      if (a.op === 'neg') return b.abs(a.inputs[0]!); // |-x| -> |x|
+      const f = fillValue(a);
+      if (f !== undefined) return scalar(Math.abs(f), a.shape);
+      return make('abs', [a]);
     },
     exp: (a) => make('exp', [a]),
     log: (a) => make('log', [a]),

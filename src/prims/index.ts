@@ -1,6 +1,7 @@
 // The primitive registry: the one table from op name to its rules. Typed over the union of
 // names, so a primitive missing a rule is a compile error, not a runtime "no gradient for op".
 import type { OpRule } from '../ir/graph.ts';
+import { abs } from './abs.ts';
 import { add } from './add.ts';
 import { broadcast } from './broadcast.ts';
 import { compare } from './compare.ts';
@@ -31,7 +32,7 @@ import { where } from './where.ts';
 
 export const prims = {
   param, input, const: constant,
-  add, sub, mul, div, neg, exp, log, tanh, sigmoid, relu, detach, where, compare,
+  add, sub, mul, div, neg, abs, exp, log, tanh, sigmoid, relu, detach, where, compare,
   matmul, transpose, sum, max, broadcast, reshape, slice, pad, concat, gather, scatter,
   scan,
 } as const satisfies Record<string, PrimDef>;

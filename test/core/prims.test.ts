@@ -54,7 +54,7 @@ const uniform = (lo: number, hi: number): Gen => (r, shapes) => shapes.map((s) =
 const smooth = uniform(-1.5, 1.5);
 const positive = uniform(0.5, 2);
 const signed = (r: Rng, lo: number, hi: number) => r.uniform(lo, hi) * (r.next() < 0.5 ? -1 : 1);
-/** |x| ≥ 0.2: relu's kink stays out of reach of ε; the first element positive, so some gradient flows. */
+/** |x| ≥ 0.2: relu's and abs's kink stays out of reach of ε; the first element positive, so some gradient flows. */
 const awayFromZero: Gen = (r, shapes) => shapes.map((s) => Float64Array.from({ length: sizeOf(s) }, (_, i) => (i === 0 ? r.uniform(0.2, 1.5) : signed(r, 0.2, 1.5))));
 /** Denominators bounded away from zero. */
 const quotient: Gen = (r, [a, b]) => [r.array(sizeOf(a!), -1.5, 1.5), Float64Array.from({ length: sizeOf(b!) }, () => signed(r, 0.5, 2))];
@@ -167,6 +167,7 @@ const TABLE: { readonly [K in Tested]: Entry } = {
   mul: { cases: binaryCases(), ref: pointwise((a, b) => a * b), bad: binaryBad },
   div: { cases: binaryCases(quotient), ref: pointwise((a, b) => a / b), bad: binaryBad },
   neg: { cases: unaryCases(), ref: pointwise((a) => -a) },
+  abs: { cases: unaryCases(awayFromZero), ref: pointwise((a) => (a < 0 ? -a : a)) },
   exp: { cases: unaryCases(), ref: pointwise((a) => Math.E ** a) },
   log: { cases: unaryCases(positive), ref: pointwise((a) => Math.log2(a) * Math.LN2) },
   tanh: { cases: unaryCases(), ref: pointwise((a) => 1 - 2 / (Math.exp(2 * a) + 1)) },
