@@ -55,6 +55,24 @@ export function isElementwiseOp(op: string): op is ElementwiseOpName {
   return isPrimName(op) && prims[op].emit.kind === 'elementwise';
 }
 
+/**
+ * The element-wise primitives of one operand (neg, exp, tanh, …): the NodeBuilder has a method of
+ * each name (src/prims/builder.ts), simplify re-makes them through it, and the DSL has an op of
+ * each name (src/dsl/ops.ts, typed over this set), so such a primitive is its file and its line above.
+ */
+export type ElementwiseUnaryName = { [K in ElementwiseOpName]: (typeof prims)[K]['arity'] extends 1 ? K : never }[ElementwiseOpName];
+
+/** ElementwiseUnaryName's members, in registry order. */
+export const ELEMENTWISE_UNARY = (Object.keys(prims) as PrimName[]).filter(
+  (op): op is ElementwiseUnaryName => isElementwiseOp(op) && prims[op].arity === 1,
+);
+
+/** A table with an entry `entry(op)` for every element-wise unary primitive. */
+export function unaryTable<T>(entry: (op: ElementwiseUnaryName) => T): Record<ElementwiseUnaryName, T> {
+  // Object.fromEntries types its keys as string; ELEMENTWISE_UNARY holds every name.
+  return Object.fromEntries(ELEMENTWISE_UNARY.map((op) => [op, entry(op)])) as Record<ElementwiseUnaryName, T>;
+}
+
 export function primOf(op: string): PrimDef | undefined {
   return isPrimName(op) ? prims[op] : undefined;
 }

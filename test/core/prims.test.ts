@@ -5,7 +5,7 @@ import { makeGraph } from '../../src/ir/graph.ts';
 import { Context, type Attrs, type Node } from '../../src/ir/node.ts';
 import { sizeOf, type Shape } from '../../src/ir/tensor.ts';
 import { createBuilder, type NodeBuilder } from '../../src/prims/builder.ts';
-import { prims, type PrimName } from '../../src/prims/index.ts';
+import { prims, type ElementwiseUnaryName, type PrimName } from '../../src/prims/index.ts';
 import { evaluate } from '../../src/interp/evaluate.ts';
 import { vjp } from '../../src/transforms/vjp.ts';
 import { checkVjp, gradientDot } from '../helpers/fd.ts';
@@ -375,7 +375,9 @@ describe('the registry', () => {
   });
 
   it('gives every primitive a DSL op of its name in the package, or says where users reach it', async () => {
-    const api = (await import('../../src/index.ts')) as Record<string, unknown>;
+    // Typed: src/index.ts not exporting the DSL op of an element-wise unary primitive does not compile.
+    const unaryApi: { readonly [K in ElementwiseUnaryName]: (x: Node) => Node } = await import('../../src/index.ts');
+    const api = unaryApi as unknown as Record<string, unknown>;
     // Reached under another name, or built only by the compiler (a VJP).
     const elsewhere: Partial<Record<PrimName, readonly string[]>> = {
       const: ['constant'],
