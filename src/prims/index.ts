@@ -56,9 +56,11 @@ export function isElementwiseOp(op: string): op is ElementwiseOpName {
 }
 
 /**
- * The element-wise primitives of one operand (neg, exp, tanh, …): the NodeBuilder has a method of
- * each name (src/prims/builder.ts), simplify re-makes them through it, and the DSL has an op of
- * each name (src/dsl/ops.ts, typed over this set), so such a primitive is its file and its line above.
+ * The element-wise primitives of one operand (neg, exp, tanh, …), as elementwise() states its
+ * literal arity: the NodeBuilder has a method of each name (src/prims/builder.ts) and simplify
+ * re-makes them through it, derived; the DSL's ops (src/dsl/ops.ts) and the package's exports are
+ * checked against this set by type, as the targets' and ONNX's tables are against ElementwiseOpName,
+ * so a new one is its file, its line above, and the entries the compiler then names.
  */
 export type ElementwiseUnaryName = { [K in ElementwiseOpName]: (typeof prims)[K]['arity'] extends 1 ? K : never }[ElementwiseOpName];
 
