@@ -3,7 +3,7 @@
 // default target (ES5 libraries, e.g. `tsc --noEmit models/my.ts` without a tsconfig) gets them from here.
 /// <reference lib="es2022" preserve="true" />
 export {
-  add, sub, mul, div, neg, exp, log, tanh, sigmoid, relu, detach, matmul, transpose,
+  add, sub, mul, div, neg, abs, exp, log, tanh, sigmoid, relu, detach, matmul, transpose,
   sum, mean, max, broadcast, reshape, slice, concat, where, gt, lt, ge, le, eq, constant, dropout, embedding,
   type Node, type Operand,
 } from './dsl/ops.ts';

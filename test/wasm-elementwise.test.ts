@@ -102,6 +102,7 @@ const CASES: { readonly [K in ElementwiseOpName]: { readonly exprs: readonly OpE
   neg: { exprs: [op('neg', read(0))], tol: EXACT },
   detach: { exprs: [op('detach', read(0))], tol: EXACT },
   relu: { exprs: [op('relu', read(0))], tol: EXACT },
+  abs: { exprs: [op('abs', read(0))], tol: EXACT },
   compare: { exprs: COMPARE_KINDS.map((k) => compare(k, read(0), read(1))), tol: EXACT },
   where: { exprs: [op('where', read(0), read(1), read(2))], tol: EXACT },
   exp: { exprs: [op('exp', read(0))], tol: { ulps: 1, abs: 0 } },

@@ -5,6 +5,7 @@ import { UnfoldError } from '../ir/errors.ts';
 import type { Node } from '../ir/node.ts';
 import { sameShape, shapeToString, sizeOf, type Shape } from '../ir/tensor.ts';
 import type { NodeBuilder } from '../prims/builder.ts';
+import type { ElementwiseUnaryName } from '../prims/index.ts';
 import { dropoutActive, dslBuilder, nextDropoutName } from './context.ts';
 import { userOrigin } from './origin.ts';
 
@@ -91,12 +92,14 @@ export const mul = (a: Operand, b: Operand): Node => binary('mul', a, b);
 /** Element-wise a / b. @example div(x, 2) */
 export const div = (a: Operand, b: Operand): Node => binary('div', a, b);
 
-function unary(op: 'neg' | 'exp' | 'log' | 'tanh' | 'sigmoid' | 'relu' | 'detach', x: Node): Node {
+function unary(op: ElementwiseUnaryName, x: Node): Node {
   return traced(op, (b) => b[op](node(op, x, 1)));
 }
 
 /** −x. @example neg(x) */
 export const neg = (x: Node): Node => unary('neg', x);
+/** |x| (its gradient at 0 is 0, as PyTorch's). @example abs(sub(y, target)) */
+export const abs = (x: Node): Node => unary('abs', x);
 /** eˣ. @example exp(x) */
 export const exp = (x: Node): Node => unary('exp', x);
 /** Natural logarithm. @example log(x) */
@@ -109,6 +112,13 @@ export const sigmoid = (x: Node): Node => unary('sigmoid', x);
 export const relu = (x: Node): Node => unary('relu', x);
 /** x with no gradient (stop-gradient). @example detach(h) */
 export const detach = (x: Node): Node => unary('detach', x);
+
+/**
+ * The DSL op of every element-wise unary primitive, under its name: a primitive added to the
+ * registry without one here does not compile (src/index.ts exports them; test/core/prims.test.ts
+ * checks that it does, by type).
+ */
+export const UNARY_OPS = { neg, abs, exp, log, tanh, sigmoid, relu, detach } as const satisfies { readonly [K in ElementwiseUnaryName]: (x: Node) => Node };
 
 /**
  * Matrix product of vectors/matrices (numpy's rule); a left operand with more axes is a stack of

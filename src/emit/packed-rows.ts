@@ -11,7 +11,7 @@
 import type { Node } from '../ir/node.ts';
 import { sizeOf, type Shape } from '../ir/tensor.ts';
 import { fillValue } from '../prims/builder.ts';
-import { primOf } from '../prims/index.ts';
+import { isElementwiseOp, primOf, prims } from '../prims/index.ts';
 import { intAttr, intList } from '../prims/kit.ts';
 import type { ElementwiseExpr, EmitTarget } from '../prims/types.ts';
 import { bufOf, type RowView } from './kernel.ts';
@@ -72,13 +72,7 @@ export function rowFacts(nodes: readonly Node[], B: number, rowLeaves: ReadonlyS
     } else if (isElementwise(n)) {
       const axes = n.inputs.map(A);
       a = axes.includes(1) ? undefined : axes.includes(0) ? 0 : undefined;
-      switch (n.op) {
-        case 'mul': z = Z(x) || Z(y); break;
-        case 'div': case 'neg': case 'tanh': case 'relu': case 'detach': z = Z(x); break;
-        case 'add': case 'sub': z = Z(x) && Z(y); break;
-        case 'where': z = Z(x) ? Z(n.inputs[2]) : Z(y) && Z(n.inputs[2]); break;
-        default: z = false;
-      }
+      z = isElementwiseOp(n.op) && prims[n.op].emit.zeroFrom(n.inputs.map(Z), n.attrs);
     } else {
       switch (n.op) {
         case 'matmul':

@@ -54,6 +54,7 @@ export const onnxRules: Record<PrimName, OnnxRule> = {
   mul: binary('Mul'),
   div: binary('Div'),
   neg: unary('Neg'),
+  abs: unary('Abs'),
   exp: unary('Exp'),
   log: unary('Log'),
   tanh: unary('Tanh'),

@@ -1,12 +1,12 @@
 // simplify: re-makes every node through the builder, whose rule table (src/prims/builder.ts)
 // applies the algebra as nodes are built:
 //   x + 0 -> x,  x * 1 -> x,  x * 0 -> 0,  --x -> x,  (xᵀ)ᵀ -> x,  (pq)ᵀ -> qᵀpᵀ,  reshape∘reshape -> reshape,
-//   Σ over no axes -> x,  broadcast/reshape/slice of a fill -> a fill,  where(c, x, x) -> x, …
+//   Σ over no axes -> x,  broadcast/reshape/slice of a fill -> a fill,  where(c, x, x) -> x,  |−x| -> |x|, …
 // Graphs built by the DSL and by vjp are already simplified; this pass serves graphs from elsewhere
 // (JSON, hand-made, other passes), and returns the very same graph when no rule applies.
 import type { Attrs, Node } from '../ir/node.ts';
 import { createBuilder, type NodeBuilder } from '../prims/builder.ts';
-import { isPrimName, type PrimName } from '../prims/index.ts';
+import { isPrimName, unaryTable, type ElementwiseUnaryName, type PrimName } from '../prims/index.ts';
 import { rewrite } from '../ir/graph.ts';
 import type { Pass } from './pass.ts';
 
@@ -16,17 +16,15 @@ type Remake = (b: NodeBuilder, inputs: readonly Node[], attrs: Attrs) => Node;
 /**
  * Each primitive's re-making through the builder, whose table holds its algebra; `null` where the
  * builder has no rule for it (the node is kept as it is). Typed over the registry: a new primitive
- * says which, or does not compile.
+ * says which, or does not compile; an element-wise unary one is re-made by the builder's method of
+ * its name (every one has one), so it needs no line here.
  */
-const REMAKE: { readonly [K in PrimName]: Remake | null } = {
+const REMAKE_OTHERS: { readonly [K in Exclude<PrimName, ElementwiseUnaryName>]: Remake | null } = {
   param: null, input: null, const: null,
   add: (b, [x, y]) => b.add(x!, y!),
   sub: (b, [x, y]) => b.sub(x!, y!),
   mul: (b, [x, y]) => b.mul(x!, y!),
   div: (b, [x, y]) => b.div(x!, y!),
-  neg: (b, [x]) => b.neg(x!),
-  exp: null, log: null, tanh: null, sigmoid: null, relu: null,
-  detach: (b, [x]) => b.detach(x!),
   where: (b, [c, x, y]) => b.where(c!, x!, y!),
   compare: null,
   matmul: (b, [x, y]) => b.matmul(x!, y!),
@@ -39,6 +37,11 @@ const REMAKE: { readonly [K in PrimName]: Remake | null } = {
   pad: (b, [x], a) => b.pad(x!, a['axis'] as number, a['before'] as number, a['after'] as number),
   concat: null, gather: null, scatter: null,
   scan: null,
+};
+
+const REMAKE: { readonly [K in PrimName]: Remake | null } = {
+  ...REMAKE_OTHERS,
+  ...unaryTable((op): Remake => (b, [x]) => b[op](x!)),
 };
 
 export const simplify: Pass = {

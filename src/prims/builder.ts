@@ -2,7 +2,7 @@
 // simplification as nodes are made (x*1 -> x, x+0 -> x, zeros pruned), so gradients stay readable.
 import type { Context, Attrs, Node, Origin } from '../ir/node.ts';
 import { sameShape, sizeOf, type Shape } from '../ir/tensor.ts';
-import { prims, type PrimName } from './index.ts';
+import { prims, unaryTable, type ElementwiseUnaryName, type PrimName } from './index.ts';
 import { checkScan, scanAttrs } from './scan.ts';
 import type { Builder, CompareKind } from './types.ts';
 
@@ -16,7 +16,10 @@ export function fillValue(n: Node): number | undefined {
 export const isZero = (n: Node): boolean => fillValue(n) === 0;
 const isOne = (n: Node): boolean => fillValue(n) === 1;
 
-export interface NodeBuilder extends Builder {
+/** A method per element-wise unary primitive, derived from the registry (ElementwiseUnaryName). */
+export type UnaryBuilders = { [K in ElementwiseUnaryName]: (a: Node) => Node };
+
+export interface NodeBuilder extends Builder, UnaryBuilders {
   readonly ctx: Context;
   /** Builds any primitive node, checking its shape rule; `origin` labels it for errors and DOT. */
   make(op: PrimName, inputs: readonly Node[], attrs?: Attrs, declared?: Shape): Node;
@@ -24,8 +27,6 @@ export interface NodeBuilder extends Builder {
   param(name: string, shape: Shape): Node;
   input(name: string, shape: Shape, attrs?: Attrs, step?: number): Node;
   max(a: Node, axes: readonly number[]): Node;
-  relu(a: Node): Node;
-  detach(a: Node): Node;
   concat(xs: readonly Node[], axis: number): Node;
 }
 
@@ -75,7 +76,11 @@ export function createBuilder(ctx: Context, origin: () => Origin | undefined = (
     return b.pad(b.concat(parts, axis), axis, segs[0]!.start, a.shape[axis]! - at);
   };
 
+  /** Each element-wise unary primitive made as it is; the table below overrides those with algebra of their own. */
+  const plainUnary: UnaryBuilders = unaryTable((op) => (a: Node) => make(op, [a]));
+
   const b: NodeBuilder = {
+    ...plainUnary,
     ctx,
     make,
     scalar,
@@ -122,11 +127,13 @@ export function createBuilder(ctx: Context, origin: () => Origin | undefined = (
       if (f !== undefined) return scalar(-f, a.shape);
       return make('neg', [a]);
     },
-    exp: (a) => make('exp', [a]),
-    log: (a) => make('log', [a]),
-    tanh: (a) => make('tanh', [a]),
-    sigmoid: (a) => make('sigmoid', [a]),
-    relu: (a) => make('relu', [a]),
+    abs(a) {
+      if (a.op === 'abs') return a; // ||x|| -> |x|
+      if (a.op === 'neg') return b.abs(a.inputs[0]!); // |-x| -> |x|
+      const f = fillValue(a);
+      if (f !== undefined) return scalar(Math.abs(f), a.shape);
+      return make('abs', [a]);
+    },
     detach: (a) => (a.op === 'const' ? a : make('detach', [a])),
     matmul(a, c) {
       if (isZero(a) || isZero(c)) {

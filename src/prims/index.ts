@@ -1,6 +1,7 @@
 // The primitive registry: the one table from op name to its rules. Typed over the union of
 // names, so a primitive missing a rule is a compile error, not a runtime "no gradient for op".
 import type { OpRule } from '../ir/graph.ts';
+import { abs } from './abs.ts';
 import { add } from './add.ts';
 import { broadcast } from './broadcast.ts';
 import { compare } from './compare.ts';
@@ -31,7 +32,7 @@ import { where } from './where.ts';
 
 export const prims = {
   param, input, const: constant,
-  add, sub, mul, div, neg, exp, log, tanh, sigmoid, relu, detach, where, compare,
+  add, sub, mul, div, neg, abs, exp, log, tanh, sigmoid, relu, detach, where, compare,
   matmul, transpose, sum, max, broadcast, reshape, slice, pad, concat, gather, scatter,
   scan,
 } as const satisfies Record<string, PrimDef>;
@@ -52,6 +53,26 @@ export type ElementwiseOpName = { [K in PrimName]: 'elementwise' extends (typeof
 
 export function isElementwiseOp(op: string): op is ElementwiseOpName {
   return isPrimName(op) && prims[op].emit.kind === 'elementwise';
+}
+
+/**
+ * The element-wise primitives of one operand (neg, exp, tanh, …), as elementwise() states its
+ * literal arity: the NodeBuilder has a method of each name (src/prims/builder.ts) and simplify
+ * re-makes them through it, derived; the DSL's ops (src/dsl/ops.ts) and the package's exports are
+ * checked against this set by type, as the targets' and ONNX's tables are against ElementwiseOpName,
+ * so a new one is its file, its line above, and the entries the compiler then names.
+ */
+export type ElementwiseUnaryName = { [K in ElementwiseOpName]: (typeof prims)[K]['arity'] extends 1 ? K : never }[ElementwiseOpName];
+
+/** ElementwiseUnaryName's members, in registry order. */
+export const ELEMENTWISE_UNARY = (Object.keys(prims) as PrimName[]).filter(
+  (op): op is ElementwiseUnaryName => isElementwiseOp(op) && prims[op].arity === 1,
+);
+
+/** A table with an entry `entry(op)` for every element-wise unary primitive. */
+export function unaryTable<T>(entry: (op: ElementwiseUnaryName) => T): Record<ElementwiseUnaryName, T> {
+  // Object.fromEntries types its keys as string; ELEMENTWISE_UNARY holds every name.
+  return Object.fromEntries(ELEMENTWISE_UNARY.map((op) => [op, entry(op)])) as Record<ElementwiseUnaryName, T>;
 }
 
 export function primOf(op: string): PrimDef | undefined {

@@ -98,18 +98,25 @@ export function intAttr(attrs: Attrs, key: string): number {
 
 /**
  * An element-wise primitive from its scalar function and scalar emission template; its type says
- * it is element-wise, so the registry knows the set (ElementwiseOpName) every target must cover.
+ * it is element-wise and its arity, so the registry knows the set (ElementwiseOpName) every target
+ * must cover, and the unary ones (ElementwiseUnaryName) the builder and the DSL make.
  */
-export function elementwise<const N extends string>(def: {
+export function elementwise<const N extends string, const A extends number>(def: {
   name: N;
-  arity: number;
+  arity: A;
   /** The scalar function; `attrs` select it for ops like compare. */
   fn: (attrs: Attrs) => (...xs: number[]) => number;
   scalar: (xs: readonly string[], attrs: Attrs, target: EmitTarget) => string;
   /** Functions the scalar template may call through helperCall (defined once in the emitted module, in registry order). */
   helpers?: readonly EmitHelper[];
   vjp: PrimDef['vjp'];
-}): PrimDef & { readonly name: N; readonly emit: ElementwiseEmit } {
+  /**
+   * Whether the output is 0 wherever the inputs flagged are (e.g. mul: either factor). Default:
+   * all inputs flagged and the function 0 at all zeros (tanh, relu, add; not exp or sigmoid).
+   */
+  zeroFrom?: ElementwiseEmit['zeroFrom'];
+}): PrimDef & { readonly name: N; readonly arity: A; readonly emit: ElementwiseEmit } {
+  const zeroFrom: ElementwiseEmit['zeroFrom'] = def.zeroFrom ?? ((zeros, attrs) => zeros.every(Boolean) && def.fn(attrs)(...zeros.map(() => 0)) === 0);
   return {
     name: def.name,
     arity: def.arity,
@@ -133,6 +140,6 @@ export function elementwise<const N extends string>(def: {
       return out;
     },
     vjp: def.vjp,
-    emit: { kind: 'elementwise', scalar: def.scalar, ...(def.helpers ? { helpers: def.helpers } : {}) },
+    emit: { kind: 'elementwise', scalar: def.scalar, zeroFrom, ...(def.helpers ? { helpers: def.helpers } : {}) },
   };
 }

@@ -6,5 +6,6 @@ export const mul = elementwise({
   arity: 2,
   fn: () => (a, b) => a * b,
   scalar: ([a, b]) => `${a} * ${b}`,
+  zeroFrom: ([a, b]) => a! || b!, // 0·y = x·0 = 0 (finite operands)
   vjp: ({ dy, inputs: [a, c] }, b) => [b.mul(dy, c!), b.mul(dy, a!)],
 });

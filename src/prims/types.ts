@@ -195,6 +195,11 @@ export interface ElementwiseEmit {
   readonly kind: 'elementwise';
   scalar(xs: readonly string[], attrs: Attrs, target: EmitTarget): string;
   readonly helpers?: readonly EmitHelper[];
+  /**
+   * Whether the output is exactly 0 (either sign) wherever the inputs flagged in `zeros` are 0:
+   * what packed rows know of a value on finished rows without computing it (src/emit/packed-rows.ts).
+   */
+  zeroFrom(zeros: readonly boolean[], attrs: Attrs): boolean;
 }
 
 /** How a statement primitive (not element-wise) emits: whole statements into its output buffer. */

@@ -6,6 +6,8 @@ export const where = elementwise({
   arity: 3,
   fn: () => (c, a, b) => (c !== 0 ? a : b),
   scalar: ([c, a, b]) => `(${c} !== 0 ? ${a} : ${b})`,
+  // The branch the condition takes: b where c = 0, else a and b both needed.
+  zeroFrom: ([c, a, b]) => (c! ? b! : a! && b!),
   vjp: ({ dy, inputs: [c] }, b) => {
     const zero = b.scalar(0, dy.shape);
     return [null, b.where(c!, dy, zero), b.where(c!, zero, dy)];

@@ -8,7 +8,7 @@ import { graphFromJson, graphToJson, makeGraph, nodesOf, printGraph, verify } fr
 import { Context, type Node } from '../../src/ir/node.ts';
 import { sizeOf, type Shape } from '../../src/ir/tensor.ts';
 import { createBuilder, type NodeBuilder } from '../../src/prims/builder.ts';
-import { opRule } from '../../src/prims/index.ts';
+import { ELEMENTWISE_UNARY, opRule, type ElementwiseUnaryName } from '../../src/prims/index.ts';
 import { vjp } from '../../src/transforms/vjp.ts';
 import { checkVjp } from '../helpers/fd.ts';
 import { rng } from '../helpers/rng.ts';
@@ -17,7 +17,12 @@ const SEED = 0x5eed;
 const RUNS = 50;
 
 const SHAPES: Shape[] = [[], [3], [2, 3], [3, 2], [2, 2, 2], [1, 4]];
-const OPS = ['tanh', 'sigmoid', 'expTanh', 'neg', 'logSq', 'add', 'sub', 'mul', 'divSafe', 'matmul', 'transpose', 'sum', 'broadcast', 'slice', 'pad', 'concat'] as const;
+const OPS = ['tanh', 'sigmoid', 'expTanh', 'neg', 'unary', 'logSq', 'add', 'sub', 'mul', 'divSafe', 'matmul', 'transpose', 'sum', 'broadcast', 'slice', 'pad', 'concat'] as const;
+
+/** Stop-gradient: differences see x change, the vjp by definition does not. */
+const NO_GRADIENT: readonly ElementwiseUnaryName[] = ['detach'];
+/** 'unary' takes each of these in turn: every element-wise unary primitive of the registry that has a gradient. */
+const UNARY = ELEMENTWISE_UNARY.filter((op) => !NO_GRADIENT.includes(op));
 
 interface Instr {
   readonly op: (typeof OPS)[number];
@@ -69,6 +74,8 @@ function buildProgram(prog: Program) {
         case 'sigmoid': out = b.sigmoid(x); break;
         case 'expTanh': out = b.exp(b.tanh(x)); break; // bounded: exp never overflows
         case 'neg': out = b.neg(x); break;
+        // On 1.5 + tanh(x), in (0.5, 2.5): inside log's domain, away from kinks at 0, exp bounded.
+        case 'unary': out = b[UNARY[p % UNARY.length]!](b.add(b.tanh(x), b.scalar(1.5, x.shape))); break;
         case 'logSq': out = b.log(b.add(b.mul(x, x), b.scalar(1, x.shape))); break; // log(1 + x²) > 0 inside
         case 'add': out = b.add(x, fit(b, y, x.shape)); break;
         case 'sub': out = b.sub(x, fit(b, y, x.shape)); break;

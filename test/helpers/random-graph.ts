@@ -5,13 +5,14 @@ import { makeGraph, nodesOf, type Graph } from '../../src/ir/graph.ts';
 import type { Context, Node } from '../../src/ir/node.ts';
 import { sameShape, sizeOf, type Shape } from '../../src/ir/tensor.ts';
 import { createBuilder, type NodeBuilder } from '../../src/prims/builder.ts';
+import { ELEMENTWISE_UNARY } from '../../src/prims/index.ts';
 import { rng } from './rng.ts';
 
 export const GRAPH_SHAPES: Shape[] = [[], [3], [2, 3], [3, 2], [2, 2, 2], [1, 4]];
 
 export const GRAPH_OPS = [
-  // plain ops
-  'tanh', 'sigmoid', 'expTanh', 'neg', 'add', 'sub', 'mul', 'divSafe',
+  // plain ops ('unary': each element-wise unary primitive of the registry in turn)
+  'tanh', 'sigmoid', 'expTanh', 'neg', 'unary', 'add', 'sub', 'mul', 'divSafe',
   'matmul', 'matmulParam', 'matmulInvariant', 'matmulConst', 'transpose', 'sum', 'broadcast', 'slice', 'concat',
   // constants (constant-fold food)
   'constData', 'constExpr',
@@ -92,6 +93,8 @@ export function buildGraph(prog: GraphProgram, ctx: Context): BuiltGraph {
       case 'sigmoid': out = mk('sigmoid', [x]); break;
       case 'expTanh': out = mk('exp', [mk('tanh', [x])]); break; // bounded: exp never overflows
       case 'neg': out = mk('neg', [x]); break;
+      // On 1.5 + tanh(x), in (0.5, 2.5): inside log's domain, away from kinks at 0, exp bounded.
+      case 'unary': out = mk(ELEMENTWISE_UNARY[p % ELEMENTWISE_UNARY.length]!, [mk('add', [mk('tanh', [x]), fill(1.5, x.shape)])]); break;
       case 'add': out = mk('add', [x, sameAs(y)]); break;
       case 'sub': out = mk('sub', [x, sameAs(y)]); break;
       case 'mul': out = mk('mul', [x, sameAs(y)]); break;

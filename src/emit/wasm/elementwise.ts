@@ -103,6 +103,8 @@ const LANE_RULES: { readonly [K in ElementwiseOpName]: LaneRule } = {
   div: onOperands(2, ([x, y]) => `${x}/${y}`, ({ f }) => f.f32x4Div()),
   neg: onOperands(1, ([x]) => `-${x}`, ({ f }) => f.f32x4Neg()),
   detach: onOperands(1, ([x]) => x!, () => {}),
+  // f32x4.abs clears the sign bit: |−0| is +0, NaN stays NaN, as Math.abs.
+  abs: unary('abs', ({ f }) => f.f32x4Abs()),
   // f32x4.max is Math.max's: NaN stays NaN, and max(−0, 0) is +0.
   relu: unary('relu', ({ f }) => f.f32x4Const(0).f32x4Max()),
   tanh: unary('tanh', tanhLanes),

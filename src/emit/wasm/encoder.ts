@@ -138,6 +138,7 @@ export class FunctionBuilder {
   f32x4Sub(): this { return this.simd(0xe5); }
   f32x4Mul(): this { return this.simd(0xe6); }
   f32x4Div(): this { return this.simd(0xe7); }
+  f32x4Abs(): this { return this.simd(0xe0); }
   f32x4Neg(): this { return this.simd(0xe1); }
   /** Correctly rounded per lane (IEEE 754 square root). */
   f32x4Sqrt(): this { return this.simd(0xe3); }
