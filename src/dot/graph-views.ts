@@ -17,7 +17,7 @@ import type { NodeBuilder } from '../prims/builder.ts';
 import { scanParts } from '../prims/scan.ts';
 import type { GraphModel } from '../dsl/graph-model.ts';
 import type { LossSpec } from '../dsl/model.ts';
-import { graphLoss, graphTraining } from '../transforms/graph-training.ts';
+import { graphLoss, graphTraining, type GraphTraining } from '../transforms/graph-training.ts';
 import { inlineScans } from '../transforms/inline-scans.ts';
 import { constText, opText, paramGroupLabel, paramLabel, partial, shapeText, small } from './labels.ts';
 import { Html, type DotAttrs, type DotGraph, type DotStatement } from './dot.ts';
@@ -653,6 +653,30 @@ interface Row {
   readonly backward?: ScanInfo & { readonly forwardConsts: readonly Node[] };
 }
 
+/** The forward nodes of a training graph: those its loss and outputs (not its gradients) are made of. */
+function forwardOf(tg: GraphTraining): Set<Node> {
+  return new Set(nodesOf(makeGraph(tg.graph.outputs.filter((o) => !o.name.startsWith('grad:')))));
+}
+
+/**
+ * The scan vjp built for each forward scan the loss reaches, read off vjp's record: the first
+ * backward scan below what the scan's rule sent back (the reverse scan of its body's VJP).
+ */
+function vjpScans(tg: GraphTraining, forward: ReadonlySet<Node>): Map<Node, Node> {
+  const backOf = new Map<Node, Node>();
+  for (const c of tg.grad.record.cotangents) {
+    if (c.value.op !== 'scan') continue;
+    for (const co of tg.grad.record.cotangents) {
+      for (const p of co.parts) {
+        if (p.consumer !== c.value || backOf.has(c.value)) continue;
+        const under = topoOrder([p.node], (n) => forward.has(n)).reverse().find((n) => n.op === 'scan' && !forward.has(n));
+        if (under) backOf.set(c.value, under);
+      }
+    }
+  }
+  return backOf;
+}
+
 function unfolded(model: GraphModel, spec: GraphViewSpec, builder: NodeBuilder): GraphDiagram {
   const b = new GraphDiagramBuilder(spec.name, spec.title, true);
   let graph: Graph, loss: Node | undefined;
@@ -664,19 +688,9 @@ function unfolded(model: GraphModel, spec: GraphViewSpec, builder: NodeBuilder):
     const tg = graphTraining(model, spec.loss, builder);
     graph = tg.graph;
     loss = tg.loss;
-    forward = new Set(nodesOf(makeGraph(tg.graph.outputs.filter((o) => !o.name.startsWith('grad:')))));
+    forward = forwardOf(tg);
     seed = tg.grad.record.seed;
-    // The scan vjp built for each forward scan: the first scan below what its rule sent back.
-    for (const c of tg.grad.record.cotangents) {
-      if (c.value.op !== 'scan') continue;
-      for (const co of tg.grad.record.cotangents) {
-        for (const p of co.parts) {
-          if (p.consumer !== c.value || backOf.has(c.value)) continue;
-          const under = topoOrder([p.node], (n) => forward.has(n)).reverse().find((n) => n.op === 'scan' && !forward.has(n));
-          if (under) backOf.set(c.value, under);
-        }
-      }
-    }
+    for (const [fwd, back] of vjpScans(tg, forward)) backOf.set(fwd, back);
   } else {
     ({ graph, loss } = forwardGraph(model, spec.loss, builder));
     forward = new Set(nodesOf(graph));
