@@ -336,6 +336,8 @@ describe('--level ops', () => {
       expect(programDiagram(deepBidirLstm, { view: 'gradient', level: 'ops', tau: 12, full: true }).clusters.filter((c) => c.parent === 'back0').length).toBe(12);
       const dot = modelDot(deepBidirLstm, { view: 'gradient', level: 'ops', tau: T });
       expect(dot).toBe(modelDot(deepBidirLstm, { view: 'gradient', level: 'ops', tau: T }));
+      // The steps of each row (forward and backward) kept in sequence by a gate between consecutive ones.
+      expect(count(dot, /^\s*"_gate_(row|back)\d+_t\d+" \[/gm)).toBe(4 * 2 * (T - 1));
       expect(await renderSvg(dot)).toContain('</svg>');
     });
   });

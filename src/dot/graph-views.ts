@@ -24,7 +24,7 @@ import { inlineScans } from '../transforms/inline-scans.ts';
 import { constText, opText, paramGroupLabel, paramLabel, partial, shapeText, small } from './labels.ts';
 import { Html, type DotAttrs, type DotGraph, type DotStatement } from './dot.ts';
 import {
-  ALIGN_EDGE, CHAIN_NODE, CLUSTER, EDGE, EDGE_KIND, EDGE_PRIORITY, GRAPH, LABEL, LARGE_DIAGRAM_NODES, LARGE_GRAPH, NODE, NODE_KIND,
+  ALIGN_EDGE, CHAIN_NODE, CLUSTER, EDGE, EDGE_KIND, EDGE_PRIORITY, GATE, GATE_EDGE, GRAPH, LABEL, LARGE_DIAGRAM_NODES, LARGE_GRAPH, NODE, NODE_KIND,
   type EdgeKind, type NodeKind,
 } from './style.ts';
 import type { Level, View } from './views.ts';
@@ -75,6 +75,11 @@ export interface GCluster {
   readonly label: Html;
   readonly parent?: string;
   readonly backward?: boolean;
+  /**
+   * A row whose steps are blocks of ops (--level ops): its step clusters, left to right. An invisible
+   * gate between consecutive ones keeps the blocks in sequence, as a single recurrence's are.
+   */
+  readonly steps?: readonly string[];
 }
 
 export interface GraphDiagram {
@@ -162,6 +167,8 @@ export function layoutGraph(d: GraphDiagram): DotGraph {
     for (const n of d.nodes) if (n.slot !== undefined && n.cluster !== undefined && /_t\d+$/.test(n.cluster)) pushTo(slots, n.slot, n.id);
     for (const s of [...slots.keys()].sort((a, b) => a - b)) body.push({ kind: 'rank', rank: 'same', ids: slots.get(s)! });
   }
+  // The edges as written (against time: head first), for the gates between steps.
+  const written: { from: string; to: string }[] = [];
   for (const e of d.edges) {
     const a = byId.get(e.from)!, b = byId.get(e.to)!;
     const attrs: Record<string, DotAttrs[string]> = { ...EDGE_KIND[e.kind] };
@@ -182,9 +189,31 @@ export function layoutGraph(d: GraphDiagram): DotGraph {
         attrs['ltail'] = clusterId(e.lhead);
       }
       body.push({ kind: 'edge', from: e.to, to: e.from, attrs });
+      written.push({ from: e.to, to: e.from });
     } else {
       body.push({ kind: 'edge', from: e.from, to: e.to, attrs });
+      written.push({ from: e.from, to: e.to });
     }
+  }
+  // Blocks: every node of a step without a successor in it → gate → every node of the next step
+  // without a predecessor in it; so each step of a row starts to the right of all of the one before.
+  const inStep = new Map<string, string>();
+  for (const n of d.nodes) if (n.cluster !== undefined) inStep.set(n.id, n.cluster);
+  const hasIn = new Set<string>(), hasOut = new Set<string>();
+  for (const e of written) {
+    if (inStep.get(e.from) !== undefined && inStep.get(e.from) === inStep.get(e.to)) {
+      hasOut.add(e.from);
+      hasIn.add(e.to);
+    }
+  }
+  for (const c of d.clusters) {
+    const steps = (c.steps ?? []).filter((id) => members.has(id));
+    steps.slice(1).forEach((next, k) => {
+      const gate = `_gate_${steps[k]!}`;
+      body.push({ kind: 'node', id: gate, attrs: GATE });
+      for (const n of d.nodes) if (n.cluster === steps[k] && !hasOut.has(n.id)) body.push({ kind: 'edge', from: n.id, to: gate, attrs: GATE_EDGE });
+      for (const n of d.nodes) if (n.cluster === next && !hasIn.has(n.id)) body.push({ kind: 'edge', from: gate, to: n.id, attrs: GATE_EDGE });
+    });
   }
   if (d.timed) {
     // Each row held straight: its cells in slot order, tied by heavy invisible edges.
@@ -1109,12 +1138,18 @@ function unrolledOps(model: GraphModel, spec: GraphViewSpec, builder: NodeBuilde
   const passThrough = (n: Node): boolean => gradient && PLUMBING.has(n.op) && placeOf(n) === undefined && !gradNames.has(n) && !names.has(n);
   drawLeaves(b, model, spec, loss !== undefined, grouped, scans);
   const rowCluster = (p: OpsPlace): string => `${p.backward ? 'back' : 'row'}${p.s.index}_t${p.t}`;
+  // The steps of a row in the order the scan runs them (its chain's order, left to right).
+  const stepsOf = (row: string, s: ScanInfo): string[] => Array.from({ length: s.length }, (_, k) => `${row}${s.index}_t${stepAt(s, k)}`);
   for (const s of scans) {
-    b.cluster({ id: `row${s.index}`, label: Html.join(scanTitle(spec, s.index), ` · ${s.length} steps`, s.reverse ? ', reverse: t = T … 1' : '') });
+    // In the gradient view the forward rows' steps are gated in sequence, as the backward rows' are,
+    // so the two rows of a scan run side by side, step under step.
+    const label = Html.join(scanTitle(spec, s.index), ` · ${s.length} steps`, s.reverse ? ', reverse: t = T … 1' : '');
+    b.cluster({ id: `row${s.index}`, label, ...(gradient ? { steps: stepsOf('row', s) } : {}) });
     for (let t = 1; t <= s.length; t++) b.cluster({ id: `row${s.index}_t${t}`, label: Html.text(`t = ${t}`), parent: `row${s.index}` });
     if (!backOf.has(s.node)) continue;
-    // The vjp runs the other way: t = T … 1 for a forward scan, 1 … T for a reverse one.
-    b.cluster({ id: `back${s.index}`, label: Html.join('∂ ', scanTitle(spec, s.index), ` · backward, t = ${s.reverse ? '1 … T' : 'T … 1'}`), backward: true });
+    // The vjp runs the other way: t = T … 1 for a forward scan, 1 … T for a reverse one; its chain
+    // is written against time, so its steps lie in the forward row's order.
+    b.cluster({ id: `back${s.index}`, label: Html.join('∂ ', scanTitle(spec, s.index), ` · backward, t = ${s.reverse ? '1 … T' : 'T … 1'}`), backward: true, steps: stepsOf('back', s) });
     for (let t = 1; t <= s.length; t++) b.cluster({ id: `back${s.index}_t${t}`, label: Html.text(`t = ${t}`), parent: `back${s.index}`, backward: true });
   }
   const id = (n: Node): string => (n === seed ? 'seed' : n.op === 'input' && n.attrs['role'] === 'input' ? `in_${String(n.attrs['name'])}` : `n${index.get(n)}`);
