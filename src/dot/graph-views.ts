@@ -1135,6 +1135,14 @@ function unrolledOps(model: GraphModel, spec: GraphViewSpec, builder: NodeBuilde
     const g = output(`grad:${p.name}`);
     if (g && g.op !== 'const') pushTo(gradNames, g, p.name);
   }
+  // What the drawing names: the model's outputs, the loss, each parameter's gradient.
+  const names = new Map<Node, Html>();
+  for (const o of model.outputs) {
+    const n = output(o.name);
+    if (n) names.set(n, Html.i(o.name));
+  }
+  if (loss) names.set(loss, Html.i('L'));
+  for (const [n, ps] of gradNames) names.set(n, Html.sep(', ', ps.map((p) => partial(p))));
   const passThrough = (n: Node): boolean => gradient && PLUMBING.has(n.op) && placeOf(n) === undefined && !gradNames.has(n) && !names.has(n);
   drawLeaves(b, model, spec, loss !== undefined, grouped, scans);
   const rowCluster = (p: OpsPlace): string => `${p.backward ? 'back' : 'row'}${p.s.index}_t${p.t}`;
@@ -1152,14 +1160,7 @@ function unrolledOps(model: GraphModel, spec: GraphViewSpec, builder: NodeBuilde
     b.cluster({ id: `back${s.index}`, label: Html.join('∂ ', scanTitle(spec, s.index), ` · backward, t = ${s.reverse ? '1 … T' : 'T … 1'}`), backward: true, steps: stepsOf('back', s) });
     for (let t = 1; t <= s.length; t++) b.cluster({ id: `back${s.index}_t${t}`, label: Html.text(`t = ${t}`), parent: `back${s.index}`, backward: true });
   }
-  const id = (n: Node): string => (n === seed ? 'seed' : n.op === 'input' && n.attrs['role'] === 'input' ? `in_${String(n.attrs['name'])}` : `n${index.get(n)}`);
-  const names = new Map<Node, Html>();
-  for (const o of model.outputs) {
-    const n = output(o.name);
-    if (n) names.set(n, Html.i(o.name));
-  }
-  if (loss) names.set(loss, Html.i('L'));
-  for (const [n, ps] of gradNames) names.set(n, Html.sep(', ', ps.map((p) => partial(p))));
+  const id = (n: Node): string => (n.op === 'input' && n.attrs['role'] === 'input' ? `in_${String(n.attrs['name'])}` : `n${index.get(n)}`);
   if (seed && loss) {
     b.node({ id: 'seed', kind: 'grad', label: Html.join(partial(Html.i('L')), ' = 1'), backward: true });
     b.edge({ from: id(loss), to: 'seed', kind: 'backward' });
