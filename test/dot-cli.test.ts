@@ -91,7 +91,15 @@ describe.concurrent('unfold dot', () => {
     expect(stepsOf(full.stdout)).toBe(48);
     const ops = await cli([...lstm, '--view', 'unfolded', '--tau', '2', '--level', 'ops', '-o', '-']);
     expect(ops.stdout).toMatch(/unfolded, τ = 2 · ops level/);
-    expectError(await cli([...lstm, '--view', 'gradient', '--level', 'ops', '-o', '-']), /unfold dot: --level ops draws the folded and unfolded views of a graph of scans/);
+    // The gradient view at --level ops: each scan's vjp a backward row of τ steps.
+    const gradOps = await cli([...lstm, '--view', 'gradient', '--level', 'ops', '--tau', '2', '-o', '-']);
+    expect(gradOps.status, gradOps.stderr).toBe(0);
+    expect(gradOps.stdout).toMatch(/gradient, τ = 2 · ops level/);
+    expect((gradOps.stdout.match(/subgraph "cluster_back\d+_t\d+" \{/g) ?? []).length).toBe(8);
+    const gradSvg = path.join(dir, 'adding-bidir-gradient-ops.svg');
+    const bidirOps = await cli(['graphs/adding-bidir.ts', '--view', 'gradient', '--level', 'ops', '--tau', '3', '-o', gradSvg]);
+    expect(bidirOps.status, bidirOps.stderr).toBe(0);
+    expect(fs.readFileSync(gradSvg, 'utf8')).toContain('</svg>');
     const svg = path.join(dir, 'adding-bidir.svg');
     const dsl = await cli(['graphs/adding-bidir.ts', '--view', 'unfolded', '-o', svg]);
     expect(dsl.status, dsl.stderr).toBe(0);

@@ -172,11 +172,32 @@ describe('graph model diagrams: graphs/translate.ts', () => {
     expect(modelDot(model, { view: 'unfolded', level: 'ops' })).toBe(modelDot(model, { view: 'unfolded', level: 'ops' }));
   });
 
-  it('renders as SVG; --tau and --level ops (gradient) are refused with one line', async () => {
+  it('gradient at --level ops: the training graph inlined, each scan\'s vjp steps a backward row against its forward row', async () => {
+    const d = graphModelDiagram(model, { view: 'gradient', level: 'ops' });
+    const clusterOf = new Map(d.nodes.map((n) => [n.id, n.cluster] as const));
+    const inCluster = (c: string) => d.nodes.filter((n) => n.cluster === c);
+    for (const [k, T] of [[0, TX], [1, TY]] as const) {
+      expect(d.clusters.filter((c) => c.parent === `back${k}`).length).toBe(T);
+      for (let t = 1; t <= T; t++) {
+        expect(inCluster(`back${k}_t${t}`).filter((n) => n.kind === 'grad').length, `back${k}_t${t}`).toBeGreaterThan(5);
+        // Each backward step reads its own forward step's values.
+        expect(d.edges.some((e) => e.kind === 'residual' && clusterOf.get(e.from) === `row${k}_t${t}` && clusterOf.get(e.to) === `back${k}_t${t}`), `row${k}_t${t}`).toBe(true);
+      }
+    }
+    const loss = d.nodes.find((n) => n.kind === 'loss')!;
+    expect(d.edges.some((e) => e.from === loss.id && e.to === 'seed' && e.kind === 'backward')).toBe(true);
+    // Every parameter's gradient is a node; the encoder's are reached from the decoder's backward row (through attention).
+    const grads = d.nodes.filter((n) => n.kind === 'gradOut').map((n) => n.label.markup.replace(/<br\/>/g, ' ').replace(/<[^>]*>/g, ''));
+    for (const p of PARAMS) expect(grads.filter((g) => g.includes(`∂L/∂${p} `)).length, p).toBe(1);
+    expect(modelDot(model, { view: 'gradient', level: 'ops' })).toBe(modelDot(model, { view: 'gradient', level: 'ops' }));
+    const cli = await dotOutput(['graphs/translate.ts', '--view', 'gradient', '--level', 'ops', '-o', '-']);
+    expect(cli.content).toMatch(/^digraph "translate gradient" \{/);
+  });
+
+  it('renders as SVG; --tau is refused with one line', async () => {
     const svg = await renderSvg(unfolded);
     expect(svg).toContain('<svg');
     await expect(dotOutput(['graphs/translate.ts', '--view', 'unfolded', '--tau', '3', '-o', '-'])).rejects.toThrow(/--tau .*graph whose scans take their lengths from its inputs/);
-    await expect(dotOutput(['graphs/translate.ts', '--view', 'gradient', '--level', 'ops', '-o', '-'])).rejects.toThrow(/--level ops draws the folded and unfolded views of a graph of scans/);
   });
 });
 

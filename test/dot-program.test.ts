@@ -239,7 +239,7 @@ describe('a long unrolling is elided, each row apart', () => {
 });
 
 describe('--level ops', () => {
-  it('folded and unfolded draw every op of every scan; the gradient view is refused with one line naming --level', async () => {
+  it('folded and unfolded draw every op of every scan', async () => {
     const folded = programDiagram(bidirGru, { view: 'folded', level: 'ops' });
     expect(folded.clusters.map((c) => c.id)).toEqual(['scan0', 'scan1']);
     expect(text(edge(folded, 'd1_0', folded.edges.find((e) => e.from === 'd1_0' && e.loop)!.to))).toBe('t+1');
@@ -248,7 +248,98 @@ describe('--level ops', () => {
     for (const req of [{ view: 'folded' as const, level: 'ops' as const }, { view: 'unfolded' as const, level: 'ops' as const, tau: 2 }]) {
       expect(await renderSvg(modelDot(deepLstm, req))).toContain('</svg>');
     }
-    expect(() => modelDot(deepLstm, { view: 'gradient', level: 'ops', tau: 2 })).toThrow(/--level ops draws the folded and unfolded views of a graph of scans .*its gradient view is drawn at --level cell/);
+  });
+
+  describe('the gradient view: the training graph with every scan inlined, each vjp scan\'s steps a backward row', () => {
+    const d = programDiagram(deepBidirLstm, { view: 'gradient', level: 'ops', tau: T });
+    const scans = ['l0', 'l0_reverse', 'l1', 'l1_reverse'];
+    const clusterOf = new Map(d.nodes.map((n) => [n.id, n.cluster] as const));
+    const inCluster = (c: string) => d.nodes.filter((n) => n.cluster === c);
+    const paramsOf = (k: number) => deepBidirLstm.build(1).params.map((p) => p.name).filter((p) => p.endsWith(`_${scans[k]}`));
+    /** The gradient node of parameter `name`: its label names ∂L/∂name. */
+    const gradNode = (name: string) => d.nodes.filter((n) => n.kind === 'gradOut' && new RegExp(`∂L/∂${name.replace(/\./g, '\\.')}($|[^\\w.])`).test(n.label.markup.replace(/<br\/>/g, ' ').replace(/<[^>]*>/g, '')));
+
+    it('a backward row per scan, a cluster per step in it, holding the ops of that step\'s VJP', () => {
+      for (let k = 0; k < 4; k++) {
+        expect(d.clusters.find((c) => c.id === `back${k}`)?.backward).toBe(true);
+        expect(text(d.clusters.find((c) => c.id === `back${k}`))).toContain(`(${scans[k]})`);
+        for (let t = 1; t <= T; t++) {
+          expect(d.clusters.find((c) => c.id === `back${k}_t${t}`)?.parent).toBe(`back${k}`);
+          const ops = inCluster(`back${k}_t${t}`).filter((n) => n.kind === 'grad');
+          expect(ops.length, `back${k}_t${t}`).toBeGreaterThan(10);
+          expect(ops.every((n) => n.backward)).toBe(true);
+          // The forward rows are as the unfolded view draws them: no backward op among them.
+          expect(inCluster(`row${k}_t${t}`).some((n) => n.kind === 'grad' || n.backward)).toBe(false);
+        }
+      }
+    });
+
+    it('each backward step reads its own forward step\'s values (residual edges); the steps are chained against time', () => {
+      for (let k = 0; k < 4; k++) {
+        for (let t = 1; t <= T; t++) {
+          expect(d.edges.some((e) => e.kind === 'residual' && clusterOf.get(e.from) === `row${k}_t${t}` && clusterOf.get(e.to) === `back${k}_t${t}`), `row${k}_t${t} -> back${k}_t${t}`).toBe(true);
+        }
+        // The carries' cotangents pass from each step to the one before it in the scan's order (after it, for a reverse scan).
+        const reverse = k % 2 === 1;
+        for (let t = 1; t < T; t++) {
+          const [from, to] = reverse ? [t, t + 1] : [t + 1, t];
+          expect(d.edges.some((e) => e.kind === 'backward' && clusterOf.get(e.from) === `back${k}_t${from}` && clusterOf.get(e.to) === `back${k}_t${to}`), `back${k}: t${from} -> t${to}`).toBe(true);
+        }
+      }
+      // A residual edge runs from the forward graph into the backward graph, never back.
+      const nodes = new Map(d.nodes.map((n) => [n.id, n] as const));
+      for (const e of d.edges.filter((x) => x.kind === 'residual')) expect([nodes.get(e.from)!.backward ?? false, nodes.get(e.to)!.backward]).toEqual([false, true]);
+    });
+
+    it('∂L/∂L = 1 seeds the backward pass from the loss, and reaches every backward row', () => {
+      const loss = d.nodes.filter((n) => n.kind === 'loss');
+      expect(loss.length).toBe(1);
+      expect(edge(d, loss[0]!.id, 'seed')?.kind).toBe('backward');
+      const fromSeed = reach(d, 'seed');
+      for (let k = 0; k < 4; k++) for (let t = 1; t <= T; t++) expect(inCluster(`back${k}_t${t}`).some((n) => fromSeed.has(n.id)), `back${k}_t${t}`).toBe(true);
+      // The seed enters where the loss is, not into the steps (whose ops read constants 1 of their own).
+      expect(d.edges.filter((e) => e.from === 'seed').every((e) => clusterOf.get(e.to) === undefined)).toBe(true);
+    });
+
+    it('each parameter\'s gradient is one node, reached from every step of its scan\'s backward row', () => {
+      for (let k = 0; k < 4; k++) {
+        expect(paramsOf(k).length).toBe(4);
+        for (const p of paramsOf(k)) {
+          const g = gradNode(p);
+          expect(g.length, p).toBe(1);
+          expect(g[0]!.backward).toBe(true);
+          for (let t = 1; t <= T; t++) expect(inCluster(`back${k}_t${t}`).some((n) => reach(d, n.id).has(g[0]!.id)), `${p} from back${k}_t${t}`).toBe(true);
+        }
+      }
+      for (const p of ['out.weight', 'out.bias']) expect(gradNode(p).length, p).toBe(1);
+    });
+
+    it('no edge between the backward rows of unrelated scans: a cotangent goes back only along a forward edge', () => {
+      const scanOf = (id: string, row: string) => new RegExp(`^${row}(\\d+)_t\\d+$`).exec(clusterOf.get(id) ?? '')?.[1];
+      const pairs = (row: string) => new Set(d.edges.map((e) => [scanOf(e.from, row), scanOf(e.to, row)]).filter(([a, b]) => a !== undefined && b !== undefined && a !== b).map(([a, b]) => `${a}>${b}`));
+      const forward = pairs('row'), backward = pairs('back');
+      // Layer 0's directions feed layer 1's forward scan (l1_reverse reads what l1 computed: the head's input), so its cotangents come back that way.
+      expect([...forward].sort()).toEqual(['0>2', '1>2', '2>3']);
+      expect(backward.size).toBeGreaterThan(0);
+      for (const pair of backward) expect(forward.has(pair.split('>').reverse().join('>')), pair).toBe(true);
+      // Layer 1's backward rows reach layer 0's (through the sum of the cotangents of the sequence both read).
+      const fromTop = reach(d, inCluster(`back2_t${T}`)[0]!.id);
+      for (const k of [0, 1]) expect(d.nodes.some((n) => n.cluster?.startsWith(`back${k}_`) && fromTop.has(n.id)), `back${k}`).toBe(true);
+    });
+
+    it('elided at a long τ as the other views are, and rendered by Graphviz', async () => {
+      const long = programDiagram(deepBidirLstm, { view: 'gradient', level: 'ops', tau: 12 });
+      for (let k = 0; k < 4; k++) {
+        expect(long.clusters.filter((c) => c.parent === `back${k}`).length).toBe(6);
+        expect(long.nodes.find((n) => n.id === `elided_back${k}_b`)?.kind).toBe('elision');
+      }
+      expect(programDiagram(deepBidirLstm, { view: 'gradient', level: 'ops', tau: 12, full: true }).clusters.filter((c) => c.parent === 'back0').length).toBe(12);
+      const dot = modelDot(deepBidirLstm, { view: 'gradient', level: 'ops', tau: T });
+      expect(dot).toBe(modelDot(deepBidirLstm, { view: 'gradient', level: 'ops', tau: T }));
+      // The steps of each row (forward and backward) kept in sequence by a gate between consecutive ones.
+      expect(count(dot, /^\s*"_gate_(row|back)\d+_t\d+" \[/gm)).toBe(4 * 2 * (T - 1));
+      expect(await renderSvg(dot)).toContain('</svg>');
+    });
   });
 
   it('a program\'s views default to --level cell', () => {

@@ -21,7 +21,8 @@ const USAGE = [
   `  -o       .svg renders SVG (Graphviz in WebAssembly), .dot writes DOT, - writes DOT to stdout`,
   `  Stacked or bidirectional layers (--layers, --bidirectional, stack()) are drawn as the graph of scans they`,
   `  run as over τ steps: a cluster (folded) or a row (unfolded, gradient) per layer and direction, a reverse scan`,
-  `  running right to left, each scan's parameters one node and its own backward chain; --level ops: folded and unfolded`,
+  `  running right to left, each scan's parameters one node and its own backward chain; --level ops: every op, in every`,
+  `  view (gradient: each scan's backward ops a row of steps of their own)`,
   `  A graph of scans (a model file's graph, e.g. graphs/translate.ts) is drawn the same way, every step drawn,`,
   `  each scan's length its own (no --tau)`,
 ].join('\n');

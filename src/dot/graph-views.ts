@@ -5,24 +5,26 @@
 // whole tensor another scan reads at every step (the encoder's outputs, read by attention) reaches
 // each reading step along one bus — one edge per step, never one per (step, step) pair. At --level
 // cell the steps are read off the scan nodes themselves (operands, length, direction, body); at
-// --level ops (unfolded) every scan is inlined and each op drawn in the step inlineScans tags it
-// with. The gradient view adds, for every scan the loss reaches, the reverse-direction scan vjp
-// built for it (found through vjp's record) as a row of its own, and the Σ over steps of each
-// scan's parameters' gradients. Ids come from positions in the graph's order.
+// --level ops (unfolded, gradient) every scan is inlined and each op drawn in the step inlineScans
+// tags it with. The gradient view adds, for every scan the loss reaches, the reverse-direction scan
+// vjp built for it (found through vjp's record) as a row of its own (at --level ops, its inlined
+// steps' ops), and the Σ over steps of each scan's parameters' gradients. Ids come from positions
+// in the graph's order.
 import { UnfoldError } from '../ir/errors.ts';
 import { makeGraph, nodesOf, topoOrder, type Graph } from '../ir/graph.ts';
 import type { Node } from '../ir/node.ts';
+import { sizeOf } from '../ir/tensor.ts';
 import { pushTo } from '../ir/multimap.ts';
 import type { NodeBuilder } from '../prims/builder.ts';
 import { scanParts } from '../prims/scan.ts';
 import type { GraphModel } from '../dsl/graph-model.ts';
 import type { LossSpec } from '../dsl/model.ts';
-import { graphLoss, graphTraining } from '../transforms/graph-training.ts';
+import { graphLoss, graphTraining, type GraphTraining } from '../transforms/graph-training.ts';
 import { inlineScans } from '../transforms/inline-scans.ts';
 import { constText, opText, paramGroupLabel, paramLabel, partial, shapeText, small } from './labels.ts';
 import { Html, type DotAttrs, type DotGraph, type DotStatement } from './dot.ts';
 import {
-  ALIGN_EDGE, CHAIN_NODE, CLUSTER, EDGE, EDGE_KIND, EDGE_PRIORITY, GRAPH, LABEL, LARGE_DIAGRAM_NODES, LARGE_GRAPH, NODE, NODE_KIND,
+  ALIGN_EDGE, CHAIN_NODE, CLUSTER, EDGE, EDGE_KIND, EDGE_PRIORITY, GATE, GATE_EDGE, GRAPH, LABEL, LARGE_DIAGRAM_NODES, LARGE_GRAPH, NODE, NODE_KIND,
   type EdgeKind, type NodeKind,
 } from './style.ts';
 import type { Level, View } from './views.ts';
@@ -73,6 +75,11 @@ export interface GCluster {
   readonly label: Html;
   readonly parent?: string;
   readonly backward?: boolean;
+  /**
+   * A row whose steps are blocks of ops (--level ops): its step clusters, left to right. An invisible
+   * gate between consecutive ones keeps the blocks in sequence, as a single recurrence's are.
+   */
+  readonly steps?: readonly string[];
 }
 
 export interface GraphDiagram {
@@ -160,11 +167,15 @@ export function layoutGraph(d: GraphDiagram): DotGraph {
     for (const n of d.nodes) if (n.slot !== undefined && n.cluster !== undefined && /_t\d+$/.test(n.cluster)) pushTo(slots, n.slot, n.id);
     for (const s of [...slots.keys()].sort((a, b) => a - b)) body.push({ kind: 'rank', rank: 'same', ids: slots.get(s)! });
   }
+  // The edges as written (against time: head first), for the gates between steps.
+  const written: { from: string; to: string }[] = [];
   for (const e of d.edges) {
     const a = byId.get(e.from)!, b = byId.get(e.to)!;
     const attrs: Record<string, DotAttrs[string]> = { ...EDGE_KIND[e.kind] };
     if (e.label) attrs['label'] = e.label;
-    if (e.loop) attrs['constraint'] = false;
+    // A forward value read by a backward op (--level ops) does not rank it either: the backward rows
+    // are placed by their own chain, running right to left, not pulled after every value they read.
+    if (e.loop || e.kind === 'residual') attrs['constraint'] = false;
     if (e.lhead) attrs['lhead'] = clusterId(e.lhead);
     if (e.trunk) attrs['arrowhead'] = 'none';
     // Against time: an edge from a later slot to an earlier one, and a backward edge to or from a
@@ -178,9 +189,31 @@ export function layoutGraph(d: GraphDiagram): DotGraph {
         attrs['ltail'] = clusterId(e.lhead);
       }
       body.push({ kind: 'edge', from: e.to, to: e.from, attrs });
+      written.push({ from: e.to, to: e.from });
     } else {
       body.push({ kind: 'edge', from: e.from, to: e.to, attrs });
+      written.push({ from: e.from, to: e.to });
     }
+  }
+  // Blocks: every node of a step without a successor in it → gate → every node of the next step
+  // without a predecessor in it; so each step of a row starts to the right of all of the one before.
+  const inStep = new Map<string, string>();
+  for (const n of d.nodes) if (n.cluster !== undefined) inStep.set(n.id, n.cluster);
+  const hasIn = new Set<string>(), hasOut = new Set<string>();
+  for (const e of written) {
+    if (inStep.get(e.from) !== undefined && inStep.get(e.from) === inStep.get(e.to)) {
+      hasOut.add(e.from);
+      hasIn.add(e.to);
+    }
+  }
+  for (const c of d.clusters) {
+    const steps = (c.steps ?? []).filter((id) => members.has(id));
+    steps.slice(1).forEach((next, k) => {
+      const gate = `_gate_${steps[k]!}`;
+      body.push({ kind: 'node', id: gate, attrs: GATE });
+      for (const n of d.nodes) if (n.cluster === steps[k] && !hasOut.has(n.id)) body.push({ kind: 'edge', from: n.id, to: gate, attrs: GATE_EDGE });
+      for (const n of d.nodes) if (n.cluster === next && !hasIn.has(n.id)) body.push({ kind: 'edge', from: gate, to: n.id, attrs: GATE_EDGE });
+    });
   }
   if (d.timed) {
     // Each row held straight: its cells in slot order, tied by heavy invisible edges.
@@ -653,6 +686,30 @@ interface Row {
   readonly backward?: ScanInfo & { readonly forwardConsts: readonly Node[] };
 }
 
+/** The forward nodes of a training graph: those its loss and outputs (not its gradients) are made of. */
+function forwardOf(tg: GraphTraining): Set<Node> {
+  return new Set(nodesOf(makeGraph(tg.graph.outputs.filter((o) => !o.name.startsWith('grad:')))));
+}
+
+/**
+ * The scan vjp built for each forward scan the loss reaches, read off vjp's record: the first
+ * backward scan below what the scan's rule sent back (the reverse scan of its body's VJP).
+ */
+function vjpScans(tg: GraphTraining, forward: ReadonlySet<Node>): Map<Node, Node> {
+  const backOf = new Map<Node, Node>();
+  for (const c of tg.grad.record.cotangents) {
+    if (c.value.op !== 'scan') continue;
+    for (const co of tg.grad.record.cotangents) {
+      for (const p of co.parts) {
+        if (p.consumer !== c.value || backOf.has(c.value)) continue;
+        const under = topoOrder([p.node], (n) => forward.has(n)).reverse().find((n) => n.op === 'scan' && !forward.has(n));
+        if (under) backOf.set(c.value, under);
+      }
+    }
+  }
+  return backOf;
+}
+
 function unfolded(model: GraphModel, spec: GraphViewSpec, builder: NodeBuilder): GraphDiagram {
   const b = new GraphDiagramBuilder(spec.name, spec.title, true);
   let graph: Graph, loss: Node | undefined;
@@ -664,19 +721,9 @@ function unfolded(model: GraphModel, spec: GraphViewSpec, builder: NodeBuilder):
     const tg = graphTraining(model, spec.loss, builder);
     graph = tg.graph;
     loss = tg.loss;
-    forward = new Set(nodesOf(makeGraph(tg.graph.outputs.filter((o) => !o.name.startsWith('grad:')))));
+    forward = forwardOf(tg);
     seed = tg.grad.record.seed;
-    // The scan vjp built for each forward scan: the first scan below what its rule sent back.
-    for (const c of tg.grad.record.cotangents) {
-      if (c.value.op !== 'scan') continue;
-      for (const co of tg.grad.record.cotangents) {
-        for (const p of co.parts) {
-          if (p.consumer !== c.value || backOf.has(c.value)) continue;
-          const under = topoOrder([p.node], (n) => forward.has(n)).reverse().find((n) => n.op === 'scan' && !forward.has(n));
-          if (under) backOf.set(c.value, under);
-        }
-      }
-    }
+    for (const [fwd, back] of vjpScans(tg, forward)) backOf.set(fwd, back);
   } else {
     ({ graph, loss } = forwardGraph(model, spec.loss, builder));
     forward = new Set(nodesOf(graph));
@@ -977,81 +1024,224 @@ function unfolded(model: GraphModel, spec: GraphViewSpec, builder: NodeBuilder):
   return prune(b.build());
 }
 
+/** A stretch [lo, hi) of a tensor's elements in row-major order. */
+type Span = readonly [number, number];
+
 /**
- * The unfolded view at --level ops: every scan inlined (inlineScans), each inlined value drawn in
- * the cluster of the scan and step its tag names, the values between scans outside the rows; a
- * scan's own parameters one node, reaching each step's ops along one bus.
+ * The elements of the input of a plumbing op `n` (reshape, slice, concat, pad along one axis) that
+ * the elements `spans` of its output are copies of, as spans of each input; undefined for an op
+ * that is not a copy along one axis (the whole input is then read). Row by row: the axis splits
+ * each row of the output (its elements for one index of the axes before) into the inputs' blocks.
  */
-function unfoldedOps(model: GraphModel, spec: GraphViewSpec, builder: NodeBuilder): GraphDiagram {
+function copiedFrom(n: Node, spans: readonly Span[]): (readonly Span[])[] | undefined {
+  if (n.op === 'reshape' || n.op === 'detach') return [spans];
+  if (n.op !== 'slice' && n.op !== 'concat' && n.op !== 'pad') return undefined;
+  const axis = Number(n.attrs['axis']);
+  const inner = sizeOf(n.shape.slice(axis + 1));
+  const rowOut = n.shape[axis]! * inner;
+  // The output's blocks: where along the axis each input (or the slice's window of its one input) lies.
+  const blocks = n.op === 'slice'
+    ? [{ at: 0, ext: n.shape[axis]!, rowIn: n.inputs[0]!.shape[axis]! * inner, skip: Number(n.attrs['start']) * inner }]
+    : n.op === 'pad'
+      ? [{ at: Number(n.attrs['before']), ext: n.inputs[0]!.shape[axis]!, rowIn: n.inputs[0]!.shape[axis]! * inner, skip: 0 }]
+      : n.inputs.map((x, i) => ({ at: n.inputs.slice(0, i).reduce((a, y) => a + y.shape[axis]!, 0), ext: x.shape[axis]!, rowIn: x.shape[axis]! * inner, skip: 0 }));
+  const out = blocks.map((): Span[] => []);
+  for (const [lo, hi] of spans) {
+    for (let row = Math.floor(lo / rowOut); row * rowOut < hi; row++) {
+      const l = Math.max(lo, row * rowOut) - row * rowOut, h = Math.min(hi, (row + 1) * rowOut) - row * rowOut;
+      blocks.forEach((blk, i) => {
+        const a = Math.max(l, blk.at * inner), z = Math.min(h, (blk.at + blk.ext) * inner);
+        if (a < z) out[i]!.push([row * blk.rowIn + blk.skip + a - blk.at * inner, row * blk.rowIn + blk.skip + z - blk.at * inner]);
+      });
+    }
+  }
+  return out;
+}
+
+/** Where an inlined value is drawn: the scan whose row holds it, the step, and which row (the scan's or its vjp's). */
+interface OpsPlace {
+  readonly s: ScanInfo;
+  readonly t: number;
+  readonly backward: boolean;
+}
+
+/**
+ * The unfolded and gradient views at --level ops: every scan inlined (inlineScans), each inlined
+ * value drawn in the cluster of the scan and step its tag names, the values between scans outside
+ * the rows; a scan's own parameters one node, reaching each step's ops along one bus. The gradient
+ * view draws the training graph so (graphTraining: the loss and every grad:<param>): the forward
+ * rows as the unfolded view's; each scan's vjp, the reverse scan of its body's VJP, a backward row
+ * of its own, whose steps hold that scan's inlined steps and read the forward values they use
+ * (residual edges); ∂L/∂L = 1 drawn from the loss; each parameter's gradient the node its sum over
+ * the steps ends in. The plumbing outside the rows (a step's slice of a stacked sequence, the
+ * stacking, the reshapes of a scan's flat results: most of the inlined graph) is drawn as the edges
+ * it carries, from the step values its elements are copies of, not as nodes.
+ */
+function unrolledOps(model: GraphModel, spec: GraphViewSpec, builder: NodeBuilder): GraphDiagram {
   const b = new GraphDiagramBuilder(spec.name, spec.title, true);
-  const { graph, loss } = forwardGraph(model, spec.loss, builder);
+  const gradient = spec.view === 'gradient';
+  let graph: Graph, forward: ReadonlySet<Node>, seed: Node | undefined;
+  let backOf = new Map<Node, Node>();
+  if (gradient) {
+    if (!spec.loss) throw new UnfoldError('the gradient view needs a loss');
+    const tg = graphTraining(model, spec.loss, builder);
+    ({ model, graph } = tg);
+    forward = forwardOf(tg);
+    backOf = vjpScans(tg, forward);
+    seed = tg.grad.record.seed;
+  } else {
+    graph = forwardGraph(model, spec.loss, builder).graph;
+    forward = new Set(nodesOf(graph));
+  }
   const rolled = nodesOf(graph);
-  const scans = rolled.filter((n) => n.op === 'scan').map((n, k) => scanInfo(n, k));
-  const scanIndex = new Map(scans.map((s) => [s.node, s.index] as const));
+  const scans = rolled.filter((n) => n.op === 'scan' && forward.has(n)).map((n, k) => scanInfo(n, k));
+  // Each scan of the rolled graph drawn in a row: a forward scan in its own; its vjp in its backward
+  // row; the forward re-run that stores the vjp's residuals (the same operands) in the forward row,
+  // where the values it shares with the forward scan are drawn.
+  const rowOfScan = new Map<Node, { s: ScanInfo; backward: boolean }>(scans.map((s) => [s.node, { s, backward: false }]));
+  for (const s of scans) {
+    const back = backOf.get(s.node);
+    if (back) rowOfScan.set(back, { s, backward: true });
+  }
+  for (const n of rolled) {
+    if (n.op !== 'scan' || rowOfScan.has(n)) continue;
+    const s = scans.find((f) => f.length === n.attrs['length'] && f.node.inputs.length === n.inputs.length && f.node.inputs.every((x, i) => x === n.inputs[i]));
+    if (s) rowOfScan.set(n, { s, backward: false });
+  }
   const inlined = inlineScans(graph, builder.ctx);
   const order = nodesOf(inlined.graph);
   const index = new Map(order.map((n, i) => [n, i] as const));
+  const output = (name: string): Node | undefined => inlined.graph.outputs.find((o) => o.name === name)?.node;
+  const loss = output('loss');
+  // Values computed from the seed alone (its broadcast to the loss's terms) stand for the seed.
+  const seedBorne = new Set<Node>();
+  for (const n of order) {
+    const fromSeed = n.inputs.length > 0 && n.inputs.some((x) => seedBorne.has(x)) && n.inputs.every((x) => seedBorne.has(x) || x.op === 'const');
+    if (n === seed || fromSeed) seedBorne.add(n);
+  }
   const params = paramOnly(order);
-  const grouped = scanParams(rolled, paramOnly(rolled), new Set(rolled));
-  const tagOf = (n: Node): { s: ScanInfo; t: number } | undefined => {
+  for (const n of seedBorne) params.delete(n);
+  const grouped = scanParams(rolled, paramOnly(rolled), forward);
+  const forwardInlined = new Set(nodesOf(makeGraph(inlined.graph.outputs.filter((o) => !o.name.startsWith('grad:')))));
+  const placeOf = (n: Node): OpsPlace | undefined => {
     const tag = inlined.tags.get(n);
-    if (!tag) return undefined;
-    const k = scanIndex.get(inlined.scans[tag.scan]!);
-    return k === undefined ? undefined : { s: scans[k]!, t: tag.t };
+    const row = tag && rowOfScan.get(inlined.scans[tag.scan]!);
+    return row && { ...row, t: tag.t };
   };
+  const isBackward = (n: Node): boolean => placeOf(n)?.backward ?? !forwardInlined.has(n);
+  // Each parameter's gradient: the node its grad:<name> output is, drawn whatever op it is.
+  const gradNames = new Map<Node, string[]>();
+  for (const p of model.params) {
+    const g = output(`grad:${p.name}`);
+    if (g && g.op !== 'const') pushTo(gradNames, g, p.name);
+  }
+  // What the drawing names: the model's outputs, the loss, each parameter's gradient.
+  const names = new Map<Node, Html>();
+  for (const o of model.outputs) {
+    const n = output(o.name);
+    if (n) names.set(n, Html.i(o.name));
+  }
+  if (loss) names.set(loss, Html.i('L'));
+  for (const [n, ps] of gradNames) names.set(n, Html.sep(', ', ps.map((p) => partial(p))));
+  const passThrough = (n: Node): boolean => gradient && PLUMBING.has(n.op) && placeOf(n) === undefined && !gradNames.has(n) && !names.has(n);
   drawLeaves(b, model, spec, loss !== undefined, grouped, scans);
+  const rowCluster = (p: OpsPlace): string => `${p.backward ? 'back' : 'row'}${p.s.index}_t${p.t}`;
+  // The steps of a row in the order the scan runs them (its chain's order, left to right).
+  const stepsOf = (row: string, s: ScanInfo): string[] => Array.from({ length: s.length }, (_, k) => `${row}${s.index}_t${stepAt(s, k)}`);
   for (const s of scans) {
-    b.cluster({ id: `row${s.index}`, label: Html.join(scanTitle(spec, s.index), ` · ${s.length} steps`, s.reverse ? ', reverse: t = T … 1' : '') });
+    // In the gradient view the forward rows' steps are gated in sequence, as the backward rows' are,
+    // so the two rows of a scan run side by side, step under step.
+    const label = Html.join(scanTitle(spec, s.index), ` · ${s.length} steps`, s.reverse ? ', reverse: t = T … 1' : '');
+    b.cluster({ id: `row${s.index}`, label, ...(gradient ? { steps: stepsOf('row', s) } : {}) });
     for (let t = 1; t <= s.length; t++) b.cluster({ id: `row${s.index}_t${t}`, label: Html.text(`t = ${t}`), parent: `row${s.index}` });
+    if (!backOf.has(s.node)) continue;
+    // The vjp runs the other way: t = T … 1 for a forward scan, 1 … T for a reverse one; its chain
+    // is written against time, so its steps lie in the forward row's order.
+    b.cluster({ id: `back${s.index}`, label: Html.join('∂ ', scanTitle(spec, s.index), ` · backward, t = ${s.reverse ? '1 … T' : 'T … 1'}`), backward: true, steps: stepsOf('back', s) });
+    for (let t = 1; t <= s.length; t++) b.cluster({ id: `back${s.index}_t${t}`, label: Html.text(`t = ${t}`), parent: `back${s.index}`, backward: true });
   }
   const id = (n: Node): string => (n.op === 'input' && n.attrs['role'] === 'input' ? `in_${String(n.attrs['name'])}` : `n${index.get(n)}`);
-  const names = new Map<Node, Html>();
-  for (const o of model.outputs) names.set(o.node, Html.i(o.name));
-  if (loss) names.set(loss, Html.i('L'));
+  if (seed && loss) {
+    b.node({ id: 'seed', kind: 'grad', label: Html.join(partial(Html.i('L')), ' = 1'), backward: true });
+    b.edge({ from: id(loss), to: 'seed', kind: 'backward' });
+  }
   for (const n of order) {
-    if (params.has(n) || n.inputs.length === 0) continue;
-    const tag = tagOf(n);
+    if (params.has(n) || n.inputs.length === 0 || seedBorne.has(n) || passThrough(n)) continue;
+    const at = placeOf(n);
+    const backward = gradient && isBackward(n);
     const op = Html.join(opText(n), '\u2002', small(shapeText(n.shape)));
     const nm = names.get(n);
     b.node({
-      id: id(n), kind: n === loss ? 'loss' : 'op', label: nm ? Html.join(op, Html.br(), nm) : op,
-      ...(tag ? { cluster: `row${tag.s.index}_t${tag.t}` } : {}),
+      // A parameter's gradient is named first: what it is matters more than the op that made it.
+      id: id(n), kind: n === loss ? 'loss' : gradNames.has(n) ? 'gradOut' : backward ? 'grad' : 'op',
+      label: !nm ? op : gradNames.has(n) ? Html.join(nm, Html.br(), op) : Html.join(op, Html.br(), nm),
+      ...(at ? { cluster: rowCluster(at) } : {}), ...(backward ? { backward: true } : {}),
     });
   }
-  // A parameter-only input (a transposed weight) is drawn as its parameters; a scan's own come along its bus.
+  // A parameter-only input (a transposed weight) is drawn as its parameters; a scan's own come along
+  // its bus, one through the forward row's steps and one through the backward row's.
   const bus = new Map<string, string>();
-  const paramSource = (p: Node, at: { s: ScanInfo; t: number } | undefined): string => {
+  const paramSource = (p: Node, at: OpsPlace | undefined): string => {
     const k = model.params.findIndex((q) => q.node === p);
     const scan = grouped.get(p);
     if (scan === undefined) return `p${k}`;
-    const s = scans[scanIndex.get(scan)!]!;
+    const s = scans.find((x) => x.node === scan)!;
     if (!at || at.s !== s) return `P${s.index}`;
-    const key = `${s.index}_${at.t}`;
+    const key = rowCluster(at);
     if (!bus.has(key)) {
-      const r = `bus${s.index}_t${at.t}`;
-      b.node({ id: r, kind: 'relay', label: Html.text(''), cluster: `row${s.index}_t${at.t}` });
+      const r = `${at.backward ? 'bbus' : 'bus'}${s.index}_t${at.t}`;
+      b.node({ id: r, kind: 'relay', label: Html.text(''), cluster: key, ...(at.backward ? { backward: true } : {}) });
       bus.set(key, r);
     }
     return bus.get(key)!;
   };
+  // What a value read is drawn as: itself, or, through the plumbing not drawn, the drawn values its
+  // elements are copies of — a step's slice of a stacked sequence reads that step's value only.
+  const copiesOf = (u: Node, spans: readonly Span[], into: Set<Node>): void => {
+    if (spans.length === 0) return;
+    if (!passThrough(u)) {
+      into.add(u);
+      return;
+    }
+    const parts = copiedFrom(u, spans);
+    u.inputs.forEach((x, i) => copiesOf(x, parts ? parts[i] ?? [] : [[0, sizeOf(x.shape)]], into));
+  };
+  const drawnFrom = new Map<Node, readonly Node[]>();
+  const drawnSources = (u: Node): readonly Node[] => {
+    if (!passThrough(u)) return [u];
+    if (!drawnFrom.has(u)) {
+      const into = new Set<Node>();
+      copiesOf(u, [[0, sizeOf(u.shape)]], into);
+      drawnFrom.set(u, [...into]);
+    }
+    return drawnFrom.get(u)!;
+  };
   for (const v of order) {
-    if (params.has(v) || v.inputs.length === 0) continue;
-    const at = tagOf(v);
-    for (const u of new Set(v.inputs)) {
-      if (u.op === 'const') continue;
-      if (params.has(u)) {
+    if (params.has(v) || v.inputs.length === 0 || seedBorne.has(v) || passThrough(v)) continue;
+    const at = placeOf(v);
+    const backward = gradient && isBackward(v);
+    for (const u of new Set(v.inputs.flatMap(drawnSources))) {
+      if (seedBorne.has(u)) {
+        // ∂L/∂L enters where the loss is, not into every step that reads a constant 1.
+        if (backward && !at) b.edge({ from: 'seed', to: id(v), kind: 'backward' });
+      } else if (u.op === 'const') {
+        continue;
+      } else if (params.has(u)) {
         for (const p of topoOrder([u]).filter((x) => x.op === 'param')) b.edge({ from: paramSource(p, at), to: id(v), kind: 'param' });
       } else if (u.inputs.length > 0 || (u.op === 'input' && u.attrs['role'] === 'input')) {
-        const tu = tagOf(u);
-        const state = tu !== undefined && at !== undefined && tu.s === at.s && tu.t !== at.t;
-        b.edge({ from: id(u), to: id(v), kind: state ? 'state' : 'data' });
+        const tu = placeOf(u);
+        const state = tu !== undefined && at !== undefined && tu.s === at.s && tu.backward === at.backward && tu.t !== at.t;
+        const kind: EdgeKind = !backward ? (state ? 'state' : 'data') : isBackward(u) ? 'backward' : 'residual';
+        b.edge({ from: id(u), to: id(v), kind });
       }
     }
   }
   // Each bus: the group's node into the relay of the first step the scan runs, then step to step.
   for (const s of scans) {
-    const relays = Array.from({ length: s.length }, (_, k) => bus.get(`${s.index}_${stepAt(s, k)}`)).filter((r): r is string => r !== undefined);
-    relays.forEach((r, k) => b.edge({ from: k === 0 ? `P${s.index}` : relays[k - 1]!, to: r, kind: 'param', trunk: true }));
+    for (const row of ['row', 'back']) {
+      const relays = Array.from({ length: s.length }, (_, k) => bus.get(`${row}${s.index}_t${stepAt(s, k)}`)).filter((r): r is string => r !== undefined);
+      relays.forEach((r, k) => b.edge({ from: k === 0 ? `P${s.index}` : relays[k - 1]!, to: r, kind: 'param', trunk: true }));
+    }
   }
   return prune(b.build());
 }
@@ -1131,7 +1321,6 @@ export function elideGraph(d: GraphDiagram, full: boolean): GraphDiagram {
 /** Builds the diagram of one view of a graph model; nodes are made with `builder` (its context). */
 export function buildGraphView(model: GraphModel, spec: GraphViewSpec, builder: NodeBuilder): GraphDiagram {
   if (spec.view === 'folded') return folded(model, spec, builder);
-  if (spec.level === 'ops' && spec.view === 'unfolded') return unfoldedOps(model, spec, builder);
-  if (spec.level === 'ops') throw new UnfoldError(`--level ops draws the folded and unfolded views of a graph of scans (a program's layers, a graph model); its gradient view is drawn at --level cell, one node per step of each scan`);
+  if (spec.level === 'ops') return unrolledOps(model, spec, builder);
   return unfolded(model, spec, builder);
 }
