@@ -10,6 +10,8 @@ import { ts } from 'ts-morph';
 import { afterAll, expect, it } from 'vitest';
 import { Declarations } from '../src/emit/declarations.ts';
 import { emitTrainer, type TrainerConfig } from '../src/emit/trainer.ts';
+import { emitGraphTrainer } from '../src/emit/graph-trainer.ts';
+import type { ModelDef } from '../src/dsl/model.ts';
 import { loadModelFile, resolveModel } from '../src/cli/model-args.ts';
 import { trainerConfig } from '../src/cli/compile-options.ts';
 
@@ -81,10 +83,11 @@ it('an export whose type is left to inference is a bug in the emitter: an error 
 });
 
 it("a trainer's outline declares what the trainer does: every model in graphs/ and a stacked bidirectional cell, each target, dtype and option that adds members", async () => {
-  const models = [];
+  const models: { model: ModelDef; source: string }[] = [];
+  const graphModels: { model: ModelDef; source: string }[] = [];
   for (const f of fs.readdirSync(path.join(ROOT, 'graphs')).filter((f) => f.endsWith('.ts')).sort()) {
     const model = await loadModelFile(path.join(ROOT, 'graphs', f));
-    if (!model.graph) models.push({ model, source: `graphs/${f}` });
+    (model.graph ? graphModels : models).push({ model, source: `graphs/${f}` });
   }
   const cell = await resolveModel('compile', [], { cell: 'lstm', input: '3', hidden: '8', output: '2', layers: '2', bidirectional: true });
   models.push({ model: cell.model, source: cell.source });
@@ -112,6 +115,15 @@ it("a trainer's outline declares what the trainer does: every model in graphs/ a
         compared++;
       }
     }
+    // A graph model's trainer (graphs/translate.ts): its outline leaves out the loops' functions and the kernels' bodies.
+    for (const { model, source } of graphModels) {
+      for (const dtype of ['f32', 'f64'] as const) {
+        const emitted = emitGraphTrainer({ model, source, batch: 2, dtype, loss: model.task?.loss ?? { kind: 'mse' }, optimizer: { name: 'adam', lr: 0.01 }, originComments: true });
+        expect(emitted.outline.length, source).toBeLessThan(emitted.source.length);
+        expect(await d.declare(emitted.outline, 'trainer.ts'), `${source} ${dtype}`).toBe(await d.declare(emitted.source, 'trainer.ts'));
+      }
+    }
+    expect(graphModels.length).toBeGreaterThanOrEqual(1);
   } finally {
     await d.close();
   }

@@ -105,7 +105,7 @@ async function writeGraphTrainer(model: ModelDef, source: string, cfg: TrainerCo
     form: form === 'unrolled' ? 'unrolled' : 'rolled', originComments: true, ...(cfg.target !== undefined ? { target: cfg.target } : {}),
     ...(cfg.memoryBudget !== undefined ? { memoryBudget: cfg.memoryBudget } : {}),
   });
-  const files = await writeModule(String(values['out']), 'trainer', emitted.source, declarations);
+  const files = await writeModule(String(values['out']), 'trainer', emitted.source, declarations, { outline: emitted.outline });
   const rolled = form !== 'unrolled';
   if (values['json']) process.stdout.write(JSON.stringify({ file: files[0], files, form: rolled ? 'rolled' : 'unrolled', arenaBytes: emitted.arenaBytes, batch: cfg.batch, target: cfg.target, ...(emitted.schedule ? { schedule: emitted.schedule } : {}) }) + '\n');
   else process.stdout.write(`wrote ${files[0]} (${rolled ? 'rolled: a loop per scan' : 'unrolled: every scan inlined'}), and trainer.js, trainer.d.ts beside it\narena: ${emitted.arenaBytes} bytes, batch ${cfg.batch}, target ${cfg.target}\n${emitted.schedule ? `${describeGraphSchedule(emitted.schedule, emitted.arenaBytes)}\n` : ''}`);

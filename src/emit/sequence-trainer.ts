@@ -309,6 +309,7 @@ export function createTrainer(options: TrainerOptions = {}): Trainer {
 }
 `;
   const source = inner.source + wrapper;
+  const outline = inner.outline + wrapper;
   const arena: ArenaReport = {
     elements: inner.arenaBytes / (cfg.dtype === 'f32' ? 4 : 8), bytes: inner.arenaBytes, form,
     // A graph of scans keeps what each scan's VJP reads among the values it computes (its stacked
@@ -318,7 +319,7 @@ export function createTrainer(options: TrainerOptions = {}): Trainer {
     ...(inner.schedule ? { schedule: bpttSchedule(inner.schedule, tau) } : segmentLength !== undefined ? { schedule: segmentsOf(segmentLength, tau) } : {}),
   };
   return {
-    source, arena, form, ...(inner.wasm ? { wasm: inner.wasm } : {}),
+    source, outline, arena, form, ...(inner.wasm ? { wasm: inner.wasm } : {}),
     get graph(): never {
       throw new UnfoldError(`emit: model "${cfg.model.name}" trains as a graph of scans; it has no unrolled training graph`);
     },
