@@ -62,9 +62,7 @@ class LoopOffsets {
 /** Where one scan reads and writes its per-step values, and what its reverse loop produces. */
 export interface ScanIO {
   readonly rec: Recurrence;
-  /** Runs t = T … 1 (a reverse scan): its state before step t is at index t + 1 of stateSeqs, after it at t. */
-  readonly reverse: boolean;
-  /** Aligned with rec.state; index 0 (forward) or T (reverse) holds the initial state. */
+  /** Aligned with rec.state; index 0 holds the initial state, t + 1 the state after step t. */
   readonly stateSeqs: readonly Seq[];
   /** Aligned with rec.input, by step t. */
   readonly inputSeqs: readonly Seq[];
@@ -74,11 +72,8 @@ export interface ScanIO {
   readonly grads: readonly Slot[];
   /** The scan that carries the loss: its spec and where ℓ's data lives. */
   readonly loss?: { readonly spec: LossSpec; readonly targetSeq: Seq; readonly weightSeq: Seq | undefined; readonly normOff: number; readonly lossOff: number };
-  /** Cotangents of outputs a later scan reads, by step (undefined: none does), aligned with rec.outputs. */
-  readonly outputCotangentSeqs?: readonly (Seq | undefined)[];
-  /** Where dx(t) goes (undefined: not asked), aligned with rec.input; added into when `accumulateInputGrads`. */
+  /** Where dx(t) goes (undefined: not asked), aligned with rec.input. */
   readonly inputGradSeqs: readonly (Seq | undefined)[];
-  readonly accumulateInputGrads?: boolean;
   /** Where ∂L/∂s(0) goes after the reverse loop, per state (empty: not asked). */
   readonly stateGradOffs: readonly Offset[];
   readonly maskSeq: Seq | undefined;
@@ -87,8 +82,8 @@ export interface ScanIO {
   readonly gradFlowSeq?: Seq | undefined;
   /**
    * Segmented BPTT: stateSeqs and the residuals hold one segment of `length` steps, indexed from
-   * its lowest t; `checkpoints` (aligned with rec.state) hold the state before each segment in the
-   * scan's own order (a reverse scan's first segment is its highest t), and after the last.
+   * its lowest t; `checkpoints` (aligned with rec.state) hold the state before each segment, and
+   * after the last.
    */
   readonly segments?: { readonly length: number; readonly checkpoints: readonly Seq[] };
 }
@@ -133,16 +128,13 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig & EmitTarget, b: NodeBu
   const sv = stepVjp(rec, io.loss?.spec, b, {
     inputGrads: io.inputGradSeqs.map((q) => q !== undefined),
     gradFlow: io.gradFlowSeq !== undefined,
-    outputCotangents: rec.outputs.map((_, k) => io.outputCotangentSeqs?.[k] !== undefined),
   });
   const loss = sv.loss;
   const askedInputs = rec.input.flatMap((_, i) => (sv.inputGrads[i] ? [i] : []));
-  const outCots = rec.outputs.flatMap((_, k) => (sv.outputCotangents[k] ? [k] : []));
   const flowRoots = sv.flowSquares ? [sv.flowSquares] : [];
   const perStepLeaves = [...(rec.valid ? [rec.valid] : []), ...(loss?.weight ? [loss.weight] : [])];
   const placeholders = new Set<Node>([
     ...rec.state.map((s) => s.node), ...rec.input.map((x) => x.node), ...(loss ? [loss.target] : []), ...perStepLeaves, ...sv.cotangents,
-    ...outCots.map((k) => sv.outputCotangents[k]!),
   ]);
   // The emission passes run once over both step graphs, so the loop analysis sees their result.
   const lossRoots = loss ? [loss.lossTerm] : [];
@@ -194,19 +186,17 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig & EmitTarget, b: NodeBu
     pinned.set(n, arena.reserve(sizeOf(n.shape)));
   }
 
-  // Step t's state before and after the step, by direction (see ScanIO.reverse), and its residuals:
-  // by t, or by t − lo within the segment lo ≤ t < hi.
+  // Step t's state before and after the step, and its residuals: by t, or by t − lo within the
+  // segment lo ≤ t < hi.
   const seg = io.segments;
-  const [prevIndex, nextIndex, prevShift, nextShift] = seg
-    ? (io.reverse ? ['(t - lo + 1)', '(t - lo)', 1, 0] : ['(t - lo)', '(t - lo + 1)', 0, 1])
-    : (io.reverse ? ['(t + 1)', 't', 1, 0] : ['t', '(t + 1)', 0, 1]);
+  const [prevIndex, nextIndex] = seg ? ['(t - lo)', '(t - lo + 1)'] : ['t', '(t + 1)'];
   const residualIndex = seg ? '(t - lo)' : 't';
   // Per-step values stored contiguously over t (stride = size): data, states, outputs.
   const stackedOf = new Map<Node, Stacked>();
   // A segment holds only its own states: a stacked gradient reading one gets storage of its own.
   if (!seg) {
-    rec.state.forEach((s, i) => stackedOf.set(s.node, { seq: io.stateSeqs[i]!, shift: prevShift }));
-    nexts.forEach((n, i) => stackedOf.set(n, { seq: io.stateSeqs[i]!, shift: nextShift }));
+    rec.state.forEach((s, i) => stackedOf.set(s.node, { seq: io.stateSeqs[i]!, shift: 0 }));
+    nexts.forEach((n, i) => stackedOf.set(n, { seq: io.stateSeqs[i]!, shift: 1 }));
   }
   const stateOf = new Map<Node, { readonly state: number; readonly index: string }>([
     ...rec.state.map((s, i): [Node, { state: number; index: string }] => [s.node, { state: i, index: prevIndex }]),
@@ -334,12 +324,11 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig & EmitTarget, b: NodeBu
     residuals.forEach((r) => bwdPinned.set(r, bwdOffs.at(residualSeq, residualIndex, residualOffset.get(r)!)));
     forwardStacks.forEach((x) => bwdPinned.set(x, bwdOffs.at(stackedOf.get(x)!.seq)));
     sv.cotangents.forEach((c, i) => bwdPinned.set(c, dsOffs[i]!));
-    outCots.forEach((k) => bwdPinned.set(sv.outputCotangents[k]!, bwdOffs.at(io.outputCotangentSeqs![k]!)));
     // Each step's parameter gradient is added into the gradient itself (t = τ … 1, as the unrolled sum).
     const bwdSlots: OutputSlot[] = [
       ...stateGrads.map((g, i) => ({ node: g, slot: dsNextOffs[i]! })),
       ...paramGrads.flatMap((g, j) => (stackedParams.has(j) ? [] : [{ node: g, slot: io.grads[j]!.off, accumulate: true }])),
-      ...inputGrads.map((g, i) => ({ node: g, slot: bwdOffs.at(io.inputGradSeqs[askedInputs[i]!]!), ...(io.accumulateInputGrads ? { accumulate: true } : {}) })),
+      ...inputGrads.map((g, i) => ({ node: g, slot: bwdOffs.at(io.inputGradSeqs[askedInputs[i]!]!) })),
       // ‖∂L/∂s(t)‖² of step t, for the gradient flow through time.
       ...flowSquares.map((g) => ({ node: g, slot: bwdOffs.at(io.gradFlowSeq!) })),
       ...backwardStacks.map((x) => ({ node: x, slot: bwdOffs.at(stackedOf.get(x)!.seq) })),
@@ -402,16 +391,16 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig & EmitTarget, b: NodeBu
       return copy(to, from, sizeOf(x.shape));
     });
     // Emitted once: the segmented backward pass recomputes a segment with this very text.
-    const fwdStep = body(fwdPlan, fwdModes, fwdOffs, `${io.reverse ? 'A reverse' : 'A'} scan's training step t`);
+    const fwdStep = body(fwdPlan, fwdModes, fwdOffs, `A scan's training step t`);
     const fwdBody = withOffsets(fwdOffs, [...fwdStep.offsets, ...stateStackOffsets], [...fwdStep.lines, ...stateStackCopies]);
     const addLoss = lossTerm ? [`lossSum += A[${lossTermOff}];`] : [];
-    const bwdStep = body(bwdPlan, bwdModes, bwdOffs, `${io.reverse ? 'A reverse' : 'A'} scan's reverse step t (its VJP)`);
+    const bwdStep = body(bwdPlan, bwdModes, bwdOffs, `A scan's reverse step t (its VJP)`);
     const bwdBody = withOffsets(bwdOffs, bwdStep.offsets, [
       ...bwdStep.lines,
       ...(dsSize ? [`A.copyWithin(${dsOffs[0]}, ${dsNextOffs[0]}, ${dsNextOffs[0]! + dsSize});`] : []),
     ]);
     const { code: gradientCode, callsKernels: gradientCalls } = noteCalls(() => emitKernel(gradientPlan, cfg));
-    const predStep = body(predPlan, predModes, predOffs, `${io.reverse ? 'A reverse' : 'A'} scan's prediction step t`);
+    const predStep = body(predPlan, predModes, predOffs, `A scan's prediction step t`);
     const predBody = withOffsets(predOffs, predStep.offsets, predStep.lines);
     // B operands copied into panels, before each loop that reads them (the loops share the temporaries region).
     const panelCopies = (plan: KernelPlan) => noteCalls(() => emitPanelCopies(plan, cfg));
@@ -432,9 +421,7 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig & EmitTarget, b: NodeBu
     const tempSize = Math.max(...plans.map((p) => p.tempSize));
 
     if (!seg) {
-      const [forwardHead, backwardHead] = io.reverse
-        ? ['for (let t = T - 1; t >= 0; t--) {', 'for (let t = 0; t < T; t++) {']
-        : ['for (let t = 0; t < T; t++) {', 'for (let t = T - 1; t >= 0; t--) {'];
+      const [forwardHead, backwardHead] = ['for (let t = 0; t < T; t++) {', 'for (let t = T - 1; t >= 0; t--) {'];
       return {
         prologue,
         projections: projectionCode,
@@ -449,13 +436,9 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig & EmitTarget, b: NodeBu
     // Segment c (0 … ⌈T/K⌉ − 1, in the scan's own order) runs lo ≤ t < hi; its states sit at t − lo.
     // The first is the shorter one: the last, whose forward is not run again, is a whole K steps.
     const K = seg.length;
-    const bounds = io.reverse
-      ? [`const lo = (Math.ceil(T / ${K}) - 1 - c) * ${K};`, `const hi = Math.min(lo + ${K}, T);`]
-      : [`const hi = T - (Math.ceil(T / ${K}) - 1 - c) * ${K};`, `const lo = Math.max(hi - ${K}, 0);`];
-    const [firstState, lastState] = io.reverse ? ['(hi - lo)', '0'] : ['0', '(hi - lo)'];
-    const [forwardSteps, reverseSteps] = io.reverse
-      ? ['for (let t = hi - 1; t >= lo; t--) {', 'for (let t = lo; t < hi; t++) {']
-      : ['for (let t = lo; t < hi; t++) {', 'for (let t = hi - 1; t >= lo; t--) {'];
+    const bounds = [`const hi = T - (Math.ceil(T / ${K}) - 1 - c) * ${K};`, `const lo = Math.max(hi - ${K}, 0);`];
+    const [firstState, lastState] = ['0', '(hi - lo)'];
+    const [forwardSteps, reverseSteps] = ['for (let t = lo; t < hi; t++) {', 'for (let t = hi - 1; t >= lo; t--) {'];
     const stateAt = (q: Seq, index: string) => (index === '0' ? `${q.base}` : `${q.base} + ${index} * ${q.stride}`);
     const stateSizes = rec.state.map((s) => sizeOf(s.node.shape));
     const fromCheckpoint = stateSizes.map((n, i) => copy(stateAt(io.stateSeqs[i]!, firstState), `(${stateAt(seg.checkpoints[i]!, 'c')})`, n));
@@ -515,7 +498,7 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig & EmitTarget, 
   const segmentStateSeqs = K === undefined ? undefined : rec.state.map((s): Seq => ({ base: L.arena.reserve(sizeOf(s.node.shape) * (K + 1)), stride: sizeOf(s.node.shape) }));
   const segmentStates = L.arena.size - segmentStart;
   const scan = scanLoops({
-    rec, reverse: false, stateSeqs: segmentStateSeqs ?? L.stateSeqs, ...(K !== undefined ? { segments: { length: K, checkpoints: L.stateSeqs } } : {}), inputSeqs: L.inputSeqs, outputSeqs: L.outputSeqs, grads: L.grads,
+    rec, stateSeqs: segmentStateSeqs ?? L.stateSeqs, ...(K !== undefined ? { segments: { length: K, checkpoints: L.stateSeqs } } : {}), inputSeqs: L.inputSeqs, outputSeqs: L.outputSeqs, grads: L.grads,
     loss: { spec: cfg.loss, targetSeq: L.targetSeq, weightSeq: L.weightSeq, normOff: L.normOff, lossOff: L.lossOff },
     inputGradSeqs: rec.input.map((_, i) => L.inputGradSeqs[i]), stateGradOffs: L.stateGradOffs,
     maskSeq: L.maskSeq, packed: L.packed, gradFlowSeq: L.gradFlowSeq,

@@ -28,8 +28,6 @@ export interface StepVjp {
   readonly loss: StepLoss | undefined;
   /** Cotangent placeholders ds, aligned with rec.state. */
   readonly cotangents: readonly Node[];
-  /** Cotangent placeholders do(t) of the outputs a later scan reads (undefined where none does), aligned with rec.outputs. */
-  readonly outputCotangents: readonly (Node | undefined)[];
   /** ds(t−1) per state, the step's contribution per parameter, dx(t) per input asked for (aligned with rec.input, undefined where not asked). */
   readonly stateGrads: readonly Node[];
   readonly paramGrads: readonly Node[];
@@ -44,13 +42,11 @@ export interface StepVjpOptions {
   /** dx(t) for every input (true), none (false), or those marked. */
   readonly inputGrads?: boolean | readonly boolean[];
   readonly gradFlow?: boolean;
-  /** Outputs whose cotangent comes from a later scan (a program's inner layers), aligned with rec.outputs. */
-  readonly outputCotangents?: readonly boolean[];
 }
 
 /**
- * J = [Σ_b w_b(t) ℓ_b(t) / N] + Σ_k ⟨do_k(t), o_k(t)⟩ + Σ ⟨ds, s(t)⟩, differentiated once. `loss`
- * undefined: a scan whose outputs feed later scans, not the loss.
+ * J = [Σ_b w_b(t) ℓ_b(t) / N] + Σ ⟨ds, s(t)⟩, differentiated once (`loss` undefined: the state
+ * cotangents alone).
  */
 export function stepVjp(rec: Recurrence, loss: LossSpec | undefined, b: NodeBuilder, opts: StepVjpOptions = {}): StepVjp {
   let J: Node | undefined;
@@ -68,8 +64,6 @@ export function stepVjp(rec: Recurrence, loss: LossSpec | undefined, b: NodeBuil
     stepLoss = { target, lossTerm, weight, normalizer };
     plus(b.div(lossTerm, normalizer));
   }
-  const outputCotangents = rec.outputs.map((o, k) => (opts.outputCotangents?.[k] ? b.input(`d${o.name}.out`, o.node.shape, { role: 'cotangent' }) : undefined));
-  outputCotangents.forEach((c, k) => c && plus(inner(c, rec.outputs[k]!.node)));
   const cotangents = rec.state.map((s) => b.input(`d${s.name}`, s.node.shape, { role: 'cotangent' }));
   rec.next.forEach((n, i) => plus(inner(cotangents[i]!, n)));
   const states = rec.state.map((s) => s.node);
@@ -91,5 +85,5 @@ export function stepVjp(rec: Recurrence, loss: LossSpec | undefined, b: NodeBuil
     ...rec.params.map((p, i) => ({ name: `grad:${p.name}`, node: paramGrads[i]! })),
     ...rec.input.flatMap((x, i) => (inputGrads[i] ? [{ name: `grad:${x.name}`, node: inputGrads[i] }] : [])),
   ]);
-  return { rec, loss: stepLoss, cotangents, outputCotangents, stateGrads, paramGrads, inputGrads, flowSquares, graph };
+  return { rec, loss: stepLoss, cotangents, stateGrads, paramGrads, inputGrads, flowSquares, graph };
 }
