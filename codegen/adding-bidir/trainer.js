@@ -5629,6 +5629,12 @@ class Scans {
   getGrads() {
     return Object.fromEntries(PARAMS.map((p) => [p.name, read(this.arena, { ...p, offset: p.grad })]));
   }
+  /** Whether every parameter is finite (read in place: train asks after every step). */
+  paramsFinite() {
+    const A = this.arena;
+    for (const p of PARAMS) for (let i = p.offset; i < p.offset + p.size; i++) if (!Number.isFinite(A[i])) return false;
+    return true;
+  }
   setParams(values) {
     for (const [name, v] of Object.entries(values)) {
       const p = PARAMS.find((q) => q.name === name);
@@ -5755,7 +5761,7 @@ export class Trainer {
   }
   /** Whether every parameter is finite. */
   paramsFinite() {
-    return Object.values(this.scans.getParams()).every((p) => p.data.every(Number.isFinite));
+    return this.scans.paramsFinite();
   }
   /** The carried state by name (the initial state of the next step). */
   getState() {

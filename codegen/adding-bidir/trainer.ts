@@ -3094,6 +3094,13 @@ class Scans {
     return Object.fromEntries(PARAMS.map((p) => [p.name, read(this.arena, { ...p, offset: p.grad })]));
   }
 
+  /** Whether every parameter is finite (read in place: train asks after every step). */
+  paramsFinite(): boolean {
+    const A = this.arena;
+    for (const p of PARAMS) for (let i = p.offset; i < p.offset + p.size; i++) if (!Number.isFinite(A[i]!)) return false;
+    return true;
+  }
+
   setParams(values: Record<string, { data: ArrayLike<number> } | ArrayLike<number>>): void {
     for (const [name, v] of Object.entries(values)) {
       const p = PARAMS.find((q) => q.name === name);
@@ -3252,7 +3259,7 @@ export class Trainer {
 
   /** Whether every parameter is finite. */
   paramsFinite(): boolean {
-    return Object.values(this.scans.getParams()).every((p) => p.data.every(Number.isFinite));
+    return this.scans.paramsFinite();
   }
 
   /** The carried state by name (the initial state of the next step). */

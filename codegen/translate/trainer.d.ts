@@ -69,6 +69,8 @@ export declare class Trainer {
     outputView(name: string): Float32Array;
     getParams(): Record<string, TensorData>;
     getGrads(): Record<string, TensorData>;
+    /** Whether every parameter is finite (read in place: train asks after every step). */
+    paramsFinite(): boolean;
     setParams(values: Record<string, {
         data: ArrayLike<number>;
     } | ArrayLike<number>>): void;

@@ -3750,6 +3750,12 @@ export class Trainer {
   getGrads() {
     return Object.fromEntries(PARAMS.map((p) => [p.name, read(this.arena, { ...p, offset: p.grad })]));
   }
+  /** Whether every parameter is finite (read in place: train asks after every step). */
+  paramsFinite() {
+    const A = this.arena;
+    for (const p of PARAMS) for (let i = p.offset; i < p.offset + p.size; i++) if (!Number.isFinite(A[i])) return false;
+    return true;
+  }
   setParams(values) {
     for (const [name, v] of Object.entries(values)) {
       const p = PARAMS.find((q) => q.name === name);

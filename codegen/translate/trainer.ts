@@ -1905,6 +1905,13 @@ export class Trainer {
     return Object.fromEntries(PARAMS.map((p) => [p.name, read(this.arena, { ...p, offset: p.grad })]));
   }
 
+  /** Whether every parameter is finite (read in place: train asks after every step). */
+  paramsFinite(): boolean {
+    const A = this.arena;
+    for (const p of PARAMS) for (let i = p.offset; i < p.offset + p.size; i++) if (!Number.isFinite(A[i]!)) return false;
+    return true;
+  }
+
   setParams(values: Record<string, { data: ArrayLike<number> } | ArrayLike<number>>): void {
     for (const [name, v] of Object.entries(values)) {
       const p = PARAMS.find((q) => q.name === name);

@@ -179,7 +179,7 @@ class FinalHeadTrainer implements TrainerInstance {
     this.inner.setParams(values);
   }
   paramsFinite(): boolean {
-    return Object.values(this.inner.getParams()).every((p) => p.data.every(Number.isFinite));
+    return this.inner.paramsFinite();
   }
 
   getState(): Record<string, TensorData> {

@@ -98,6 +98,7 @@ export interface GraphTrainerInstance {
   outputs(): Record<string, { shape: number[]; data: number[] }>;
   getParams(): Record<string, { shape: number[]; data: number[] }>;
   getGrads(): Record<string, { shape: number[]; data: number[] }>;
+  paramsFinite(): boolean;
   setParams(values: Record<string, { data: ArrayLike<number> } | ArrayLike<number>>): void;
   getOptimizerState(): { steps: number; buffers: number[] };
   setOptimizerState(state: { steps: number; buffers: ArrayLike<number> }): void;
@@ -435,6 +436,13 @@ ${bodies ? indent([...bindKernels(optimizerCalls), optimizer.code]) : ''}
 
   getGrads(): Record<string, TensorData> {
     return Object.fromEntries(PARAMS.map((p) => [p.name, read(this.arena, { ...p, offset: p.grad })]));
+  }
+
+  /** Whether every parameter is finite (read in place: train asks after every step). */
+  paramsFinite(): boolean {
+    const A = this.arena;
+    for (const p of PARAMS) for (let i = p.offset; i < p.offset + p.size; i++) if (!Number.isFinite(A[i]!)) return false;
+    return true;
   }
 ${inputGrads.length ? `
   /** The gradients of the inputs ${inputGrads.map((x) => x.name).join(', ')} from the last step or gradients() call, by name. */

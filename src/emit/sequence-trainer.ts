@@ -213,7 +213,7 @@ ${states.map((st) => `    out[${J(initialName(st.name))}] = grads[${J(initialNam
 
   /** Whether every parameter is finite. */
   paramsFinite(): boolean {
-    return Object.values(this.scans.getParams()).every((p) => p.data.every(Number.isFinite));
+    return this.scans.paramsFinite();
   }
 
   /** The carried state by name (the initial state of the next step). */
