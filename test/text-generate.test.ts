@@ -120,6 +120,22 @@ describe('train --text, then generate', () => {
     expectOneLine(await unfold(['generate', '--cell', 'elman', '--hidden', '16', '--params', ck, '--top-k', '9']), 2, /--top-k 9 is more than the 5 symbols/);
   });
 
+  it('a stacked text model (2-layer GRU, a graph of scans) learns the period; generate steps its layers together (the checkpoint names the layers)', async () => {
+    const text = path.join(DIR, 'period2.txt');
+    fs.writeFileSync(text, 'abcde'.repeat(60));
+    const ck = path.join(DIR, 'period2.json');
+    const t = await unfold(['train', '--cell', 'gru', '--hidden', '12', '--layers', '2', '--text', text, '--seq-len', '10', '--batch', '4', '--steps', '120', '--lr', '0.03', '--save', ck, '--no-plots']);
+    expect(t.stderr).toBe('');
+    expect(t.status).toBe(0);
+    const saved = readTensorMap(ck);
+    expect(saved.get('rnn.weight_ih_l1')!.shape).toEqual([36, 12]);
+    expect(saved.get('h0')!.shape).toEqual([2, 4, 12]);
+    // The checkpoint records the model: generate needs no --cell flags.
+    const g = await unfold(['generate', '--params', ck, '--prompt', 'cd', '--temperature', '0', '--steps', '13']);
+    expect(g.status).toBe(0);
+    expect(g.stdout).toBe('cd' + 'eabcd'.repeat(3).slice(0, 13) + '\n');
+  });
+
   it('a text checkpoint resumes exactly: 3 + 3 steps give the losses of 6 (the vocabulary, window and carried state kept)', async () => {
     const text = path.join(DIR, 'resume.txt');
     fs.writeFileSync(text, 'the quick brown fox jumps over the lazy dog. '.repeat(4));
