@@ -10,7 +10,7 @@ import { sequenceTraining } from './sequence-run.ts';
 import { evaluate } from '../interp/evaluate.ts';
 import type { LossSpec } from '../transforms/loss.ts';
 import { trainingGraph } from '../transforms/training.ts';
-import { graphTraining } from '../transforms/graph-training.ts';
+import { graphTraining, type GraphTraining } from '../transforms/graph-training.ts';
 import { readGraphData, readGraphParams, windowTensors, type GraphData } from './graph-model.ts';
 import { intFlag, numberFlag, optionalIntFlag, parse, positiveFlag, UsageError, type Command } from './command.ts';
 import { lossOptions, lossSpec, LOSS_USAGE } from './compile-options.ts';
@@ -139,16 +139,20 @@ function centralDifference(lossAt: () => number, eps: number) {
 /** The check of a graph model (scans over whole tensors): every parameter's gradient, float64. */
 export function checkGraphGradients(data: GraphData, params: Map<string, Tensor>, loss: LossSpec, opts: CheckOptions): CheckReport {
   const tg = graphTraining(data.model, loss, derivedBuilder());
-  const values = evaluate(tg.graph, params, data.tensors, 'f64');
-  const lossGraph = makeGraph([{ name: 'loss', node: tg.loss }]);
-  const lossAt = (): number => evaluate(lossGraph, params, data.tensors, 'f64').get('loss')!.data[0]!;
-  const lossValue = values.get('loss')!.data[0]!;
-  const vars = data.model.params.map((p): Variable => {
+  return checkGraphTraining(tg, data.tensors, params, opts, (values) => data.model.params.map((p): Variable => {
     const sym = values.get(`grad:${p.name}`)!;
     const v = params.get(p.name)!.data;
     return { target: { name: p.name, kind: 'param', leaf: p.name }, shape: sym.shape, size: sym.data.length, sym: sym.data, cell: (j) => [v, j] };
-  });
-  return checkVariables(vars, centralDifference(lossAt, opts.eps), lossValue, opts.atol ?? atolFor(lossValue, opts.eps), opts);
+  }));
+}
+
+/** A graph of scans' training graph evaluated in float64, and each variable `variablesOf` names checked against central differences of its loss. */
+function checkGraphTraining(tg: GraphTraining, tensors: ReadonlyMap<string, Tensor>, params: Map<string, Tensor>, opts: CheckOptions, variablesOf: (values: ReadonlyMap<string, Tensor>) => Variable[]): CheckReport {
+  const values = evaluate(tg.graph, params, tensors, 'f64');
+  const lossGraph = makeGraph([{ name: 'loss', node: tg.loss }]);
+  const lossAt = (): number => evaluate(lossGraph, params, tensors, 'f64').get('loss')!.data[0]!;
+  const lossValue = values.get('loss')!.data[0]!;
+  return checkVariables(variablesOf(values), centralDifference(lossAt, opts.eps), lossValue, opts.atol ?? atolFor(lossValue, opts.eps), opts);
 }
 
 /** Runs the check on one built model with its data and parameters (float64 throughout). */
@@ -174,17 +178,12 @@ export function checkGradients(model: Recurrence, data: RunData, params: Map<str
 /** The check of stacked layers, through their graph of scans: every parameter, data input and initial state. */
 function checkSequenceGradients(rec: Recurrence, data: RunData, params: Map<string, Tensor>, loss: LossSpec, opts: CheckOptions): CheckReport {
   const { tg, tensors } = sequenceTraining(rec, data, loss);
-  const values = evaluate(tg.graph, params, tensors, 'f64');
-  const lossGraph = makeGraph([{ name: 'loss', node: tg.loss }]);
-  const lossAt = (): number => evaluate(lossGraph, params, tensors, 'f64').get('loss')!.data[0]!;
-  const lossValue = values.get('loss')!.data[0]!;
-  const vars = gradTargets(rec).map((target): Variable => {
+  return checkGraphTraining(tg, tensors, params, opts, (values) => gradTargets(rec).map((target): Variable => {
     // A parameter's own values; an input's [B, T, ...] and an initial state's, as the graph reads them.
     const leaf = target.kind === 'param' ? params.get(target.name)! : tensors.get(target.kind === 'state' ? initialName(target.leaf) : target.name)!;
     const sym = values.get(`grad:${target.kind === 'state' ? initialName(target.leaf) : target.name}`)!;
     return { target, shape: sym.shape, size: sym.data.length, sym: sym.data, cell: (j) => [leaf.data as Float64Array, j] };
-  });
-  return checkVariables(vars, centralDifference(lossAt, opts.eps), lossValue, opts.atol ?? atolFor(lossValue, opts.eps), opts);
+  }));
 }
 
 /**

@@ -9,7 +9,7 @@ import { dataInputs, finalName, HIDDEN_OUTPUT, initialName, LOSS_NORMALIZER, LOS
 import type { Tensor } from '../ir/tensor.ts';
 import { evaluate, type Dtype } from '../interp/evaluate.ts';
 import { graphTraining, type GraphTraining } from '../transforms/graph-training.ts';
-import { lossNormalizer, lossOutputIndex, type LossSpec } from '../transforms/loss.ts';
+import { lossNormalizer, lossOutputIndex, lossWeights, type LossSpec } from '../transforms/loss.ts';
 import type { TrainerConfig } from '../emit/config.ts';
 import { numericsError } from './command.ts';
 import { initialKey, targetName, type RunData, type RunResult } from './run-data.ts';
@@ -27,10 +27,9 @@ function lossTensors(rec: Recurrence, data: RunData, loss: LossSpec): [string, T
   const { batch: B, tau: T } = data;
   const over = loss.over ?? 'all';
   const lengths = data.lengths ?? Array.from({ length: B }, () => T);
+  // lossWeights' rule, [T][B], laid out as the graph reads it, [B, T].
   const w = new Float64Array(B * T);
-  lengths.forEach((n, b) => {
-    for (let t = 0; t < T; t++) w[b * T + t] = over === 'last' ? (t === n - 1 ? 1 : 0) : t < n ? 1 : 0;
-  });
+  lossWeights(over, lengths, T).forEach((row, t) => row.forEach((v, b) => (w[b * T + t] = v)));
   const out = rec.outputs[lossOutputIndex(rec, loss)]!.node;
   return [[LOSS_WEIGHTS, { shape: [B, T], data: w }], [LOSS_NORMALIZER, { shape: [], data: Float64Array.of(lossNormalizer(loss.kind, out.shape, over, lengths)) }]];
 }

@@ -134,6 +134,13 @@ interface BodyParts {
   readonly outputs: Node[];
 }
 
+/** valid [B, T, 1] = (t < lengths[b]), t 0-based: 1 at a row's steps, 0 past its length. `lengths` is [B]. */
+export function validSteps(b: NodeBuilder, lengths: Node, T: number): Node {
+  const B = lengths.shape[0]!;
+  const steps = b.broadcast(b.const(Array.from({ length: T }, (_, t) => t), [T]), [B, T, 1], [0, 2]);
+  return b.compare('lt', steps, b.broadcast(lengths, [B, T, 1], [1, 2]));
+}
+
 /**
  * The body under per-row lengths: one more xs, valid [B, T, 1] = (t < lengths[b]), read as [B, 1];
  * carries keep their value where it is 0, ys are 0 there.
@@ -143,10 +150,7 @@ function masked(b: NodeBuilder, body: BodyParts, operands: { xs: Node[]; consts:
   if (lengths.shape.length !== 1 || B === undefined) return at(`lengths has shape ${shapeToString(lengths.shape)}, not [B]`);
   const batchFirst = [...body.inputs.slice(0, nc), ...body.outputs].find((n) => n.shape[0] !== B || n.shape.length < 1);
   if (batchFirst) at(`lengths [${B}] need every carry and per-step output batch-first [${B}, ...]; one has shape ${shapeToString(batchFirst.shape)}`);
-  // valid[b, t] = t < lengths[b]
-  const steps = b.broadcast(b.const(Array.from({ length: T }, (_, t) => t), [T]), [B, T, 1], [0, 2]);
-  const rows = b.broadcast(lengths, [B, T, 1], [1, 2]);
-  const valid = b.compare('lt', steps, rows);
+  const valid = validSteps(b, lengths, T);
   const v = b.placeholder('valid', [B, 1]);
   const cond = (shape: readonly number[]) => b.broadcast(b.reshape(v, [B]), shape, shape.slice(1).map((_, i) => i + 1));
   const outputs = body.outputs.map((o, i) => b.where(cond(o.shape), o, i < nc ? body.inputs[i]! : b.scalar(0, o.shape)));

@@ -10,7 +10,7 @@ import { VALID, withLengths } from './lengths.ts';
 import { isDropoutMask } from './ops.ts';
 import type { GraphModel } from './graph-model.ts';
 import type { Named, Recurrence, SequenceScans } from './recurrence.ts';
-import { scan } from './scan.ts';
+import { scan, validSteps } from './scan.ts';
 
 /** The data a recurrence reads at each step: its inputs but the dropout masks (which the trainer draws). */
 export function dataInputs(rec: Recurrence): Named[] {
@@ -76,8 +76,7 @@ const HIDDEN = 'h.seq';
 function validSequence(b: ReturnType<typeof dslBuilder>, lengths: Node, T: number): Node {
   const B = lengths.shape[0];
   if (lengths.shape.length !== 1 || B === undefined) throw new UnfoldError(`sequence: lengths has shape ${shapeToString(lengths.shape)}, not [B]`);
-  const steps = b.broadcast(b.const(Array.from({ length: T }, (_, t) => t), [T]), [B, T, 1], [0, 2]);
-  return b.compare('lt', steps, b.broadcast(lengths, [B, T, 1], [1, 2]));
+  return validSteps(b, lengths, T);
 }
 
 /** One recurrence as a scan over `xs` (aligned with rec.input): its states the carries, its outputs the ys; masked by `valid` [B, T, 1] under lengths. */

@@ -79,8 +79,6 @@ export interface GraphTrainerConfig {
  * of the projection and its cotangent cost; a step of 1–4 rows runs at half that speed (15–29), and
  * hoisting pays from a modest width.
  */
-const hoistOf = (mode: HoistMode | undefined): HoistChoice | undefined => hoistChoice(mode ?? 'auto');
-
 export function hoistChoice(mode: HoistMode): HoistChoice | undefined {
   if (mode === 'off') return undefined;
   if (mode === 'on') return () => true;
@@ -189,7 +187,8 @@ function emitInContext(cfg: GraphTrainerConfig): EmittedGraphTrainer {
     if (!x) throw new UnfoldError(`emit: model "${model.name}" has no input "${name}" to differentiate`);
     return x;
   });
-  const tg = graphTraining(model, cfg.loss, b, { ...(cfg.segment ? { segment: cfg.segment } : {}), ...(hoistOf(cfg.hoist) ? { hoist: hoistOf(cfg.hoist)! } : {}), inputs: wrtInputs.map((x) => x.node) });
+  const hoist = hoistChoice(cfg.hoist ?? 'auto');
+  const tg = graphTraining(model, cfg.loss, b, { ...(cfg.segment ? { segment: cfg.segment } : {}), ...(hoist ? { hoist } : {}), inputs: wrtInputs.map((x) => x.node) });
   const form = cfg.form ?? 'rolled';
   const computed = form === 'unrolled' ? inlineScans(tg.graph, b.ctx).graph : tg.graph;
   const value = (name: string) => computed.outputs.find((o) => o.name === name)!.node;
