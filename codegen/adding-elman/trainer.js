@@ -55,9 +55,7 @@ function rows4_0(A, t) {
   const q7 = 14082 + t * 16;
   const q8 = 14402 + t * 16;
   for (let i0 = 0; i0 < 4; i0++) {
-    for (let i1 = 0; i1 < 32; i1++) {
-      A[q2 + 16 + (i0 * 32 + i1 * 1)] = A[q7 + i0 * 1];
-    }
+    for (let i1 = 0; i1 < 32; i1++) A[q2 + 16 + i0 * 32 + i1] = A[q7 + i0];
   }
   for (let i = 0; i < 4; i += 4) {
     for (let j = 0; j < 30; j += 3) {
@@ -197,9 +195,7 @@ function rows8_1(A, t) {
   const q7 = 14082 + t * 16;
   const q8 = 14402 + t * 16;
   for (let i0 = 0; i0 < 8; i0++) {
-    for (let i1 = 0; i1 < 32; i1++) {
-      A[q2 + 16 + (i0 * 32 + i1 * 1)] = A[q7 + i0 * 1];
-    }
+    for (let i1 = 0; i1 < 32; i1++) A[q2 + 16 + i0 * 32 + i1] = A[q7 + i0];
   }
   for (let i = 0; i < 8; i += 4) {
     for (let j = 0; j < 30; j += 3) {
@@ -339,9 +335,7 @@ function rows12_2(A, t) {
   const q7 = 14082 + t * 16;
   const q8 = 14402 + t * 16;
   for (let i0 = 0; i0 < 12; i0++) {
-    for (let i1 = 0; i1 < 32; i1++) {
-      A[q2 + 16 + (i0 * 32 + i1 * 1)] = A[q7 + i0 * 1];
-    }
+    for (let i1 = 0; i1 < 32; i1++) A[q2 + 16 + i0 * 32 + i1] = A[q7 + i0];
   }
   for (let i = 0; i < 12; i += 4) {
     for (let j = 0; j < 30; j += 3) {
@@ -477,11 +471,7 @@ function rows4_3(A, t) {
   const q5 = 14402 + t * 16;
   const q8 = 26937 + t * 1552;
   for (let i = 0; i < 4; i++) A[59002 + i] = A[16681 + i] * A[q5 + i];
-  for (let i0 = 0; i0 < 4; i0++) {
-    for (let i1 = 0; i1 < 1; i1++) {
-      A[59018 + (i0 * 1 + i1 * 1)] = A[59002 + i0 * 1];
-    }
-  }
+  for (let i = 0; i < 4; i++) A[59018 + i] = A[59002 + i];
   for (let i = 0; i < 4; i++) A[59002 + i] = A[59018 + i] * A[q8 + i];
   for (let i = 0; i < 4; i++) A[59018 + i] = A[59002 + i] + A[59002 + i];
   for (let i = 0; i < 4; i++) {
@@ -718,9 +708,7 @@ function rows4_3(A, t) {
       A[59034 + (i + 3) * 1 + (j + 0)] = c30;
     }
   }
-  for (let i = 0; i < 32; i++) {
-    A[59066 + i] = A[59034 + i];
-  }
+  for (let i = 0; i < 32; i++) A[59066 + i] = A[59034 + i];
   for (let i1 = 0; i1 < 1; i1++) {
     {
       let acc = 0;
@@ -740,11 +728,7 @@ function rows8_4(A, t) {
   const q5 = 14402 + t * 16;
   const q8 = 26937 + t * 1552;
   for (let i = 0; i < 8; i++) A[59002 + i] = A[16681 + i] * A[q5 + i];
-  for (let i0 = 0; i0 < 8; i0++) {
-    for (let i1 = 0; i1 < 1; i1++) {
-      A[59018 + (i0 * 1 + i1 * 1)] = A[59002 + i0 * 1];
-    }
-  }
+  for (let i = 0; i < 8; i++) A[59018 + i] = A[59002 + i];
   for (let i = 0; i < 8; i++) A[59002 + i] = A[59018 + i] * A[q8 + i];
   for (let i = 0; i < 8; i++) A[59018 + i] = A[59002 + i] + A[59002 + i];
   for (let i = 0; i < 8; i++) {
@@ -981,9 +965,7 @@ function rows8_4(A, t) {
       A[59034 + (i + 3) * 1 + (j + 0)] = c30;
     }
   }
-  for (let i = 0; i < 32; i++) {
-    A[59066 + i] = A[59034 + i];
-  }
+  for (let i = 0; i < 32; i++) A[59066 + i] = A[59034 + i];
   for (let i1 = 0; i1 < 1; i1++) {
     {
       let acc = 0;
@@ -1003,11 +985,7 @@ function rows12_5(A, t) {
   const q5 = 14402 + t * 16;
   const q8 = 26937 + t * 1552;
   for (let i = 0; i < 12; i++) A[59002 + i] = A[16681 + i] * A[q5 + i];
-  for (let i0 = 0; i0 < 12; i0++) {
-    for (let i1 = 0; i1 < 1; i1++) {
-      A[59018 + (i0 * 1 + i1 * 1)] = A[59002 + i0 * 1];
-    }
-  }
+  for (let i = 0; i < 12; i++) A[59018 + i] = A[59002 + i];
   for (let i = 0; i < 12; i++) A[59002 + i] = A[59018 + i] * A[q8 + i];
   for (let i = 0; i < 12; i++) A[59018 + i] = A[59002 + i] + A[59002 + i];
   for (let i = 0; i < 12; i++) {
@@ -1244,9 +1222,7 @@ function rows12_5(A, t) {
       A[59034 + (i + 3) * 1 + (j + 0)] = c30;
     }
   }
-  for (let i = 0; i < 32; i++) {
-    A[59066 + i] = A[59034 + i];
-  }
+  for (let i = 0; i < 32; i++) A[59066 + i] = A[59034 + i];
   for (let i1 = 0; i1 < 1; i1++) {
     {
       let acc = 0;
@@ -1267,9 +1243,7 @@ function rows4_6(A, t) {
   const q4 = 16697 + t * 512;
   const q6 = 14082 + t * 16;
   for (let i0 = 0; i0 < 4; i0++) {
-    for (let i1 = 0; i1 < 32; i1++) {
-      A[59002 + (i0 * 32 + i1 * 1)] = A[q6 + i0 * 1];
-    }
+    for (let i1 = 0; i1 < 32; i1++) A[59002 + i0 * 32 + i1] = A[q6 + i0];
   }
   for (let i = 0; i < 4; i += 4) {
     for (let j = 0; j < 30; j += 3) {
@@ -1386,9 +1360,7 @@ function rows8_7(A, t) {
   const q4 = 16697 + t * 512;
   const q6 = 14082 + t * 16;
   for (let i0 = 0; i0 < 8; i0++) {
-    for (let i1 = 0; i1 < 32; i1++) {
-      A[59002 + (i0 * 32 + i1 * 1)] = A[q6 + i0 * 1];
-    }
+    for (let i1 = 0; i1 < 32; i1++) A[59002 + i0 * 32 + i1] = A[q6 + i0];
   }
   for (let i = 0; i < 8; i += 4) {
     for (let j = 0; j < 30; j += 3) {
@@ -1505,9 +1477,7 @@ function rows12_8(A, t) {
   const q4 = 16697 + t * 512;
   const q6 = 14082 + t * 16;
   for (let i0 = 0; i0 < 12; i0++) {
-    for (let i1 = 0; i1 < 32; i1++) {
-      A[59002 + (i0 * 32 + i1 * 1)] = A[q6 + i0 * 1];
-    }
+    for (let i1 = 0; i1 < 32; i1++) A[59002 + i0 * 32 + i1] = A[q6 + i0];
   }
   for (let i = 0; i < 12; i += 4) {
     for (let j = 0; j < 30; j += 3) {
@@ -1840,22 +1810,15 @@ export class Trainer {
       }
     }
     for (let i0 = 0; i0 < 16; i0++) {
-      for (let i1 = 0; i1 < 32; i1++) {
-        A[15609 + (i0 * 32 + i1 * 1)] = A[1088 + i1 * 1];
-      }
+      for (let i1 = 0; i1 < 32; i1++) A[15609 + i0 * 32 + i1] = A[1088 + i1];
     }
     for (let i0 = 0; i0 < 16; i0++) {
-      for (let i1 = 0; i1 < 32; i1++) {
-        A[16121 + (i0 * 32 + i1 * 1)] = A[1120 + i1 * 1];
-      }
+      for (let i1 = 0; i1 < 32; i1++) A[16121 + i0 * 32 + i1] = A[1120 + i1];
     }
-    for (let i = 0; i < 32; i++) {
-      A[16633 + i] = A[1152 + i];
-    }
-    for (let i0 = 0; i0 < 16; i0++) {
-      for (let i1 = 0; i1 < 1; i1++) {
-        A[16665 + (i0 * 1 + i1 * 1)] = A[1184 + i1 * 1];
-      }
+    for (let i = 0; i < 32; i++) A[16633 + i] = A[1152 + i];
+    {
+      const v = A[1184];
+      for (let f = 0; f < 16; f++) A[16665 + f] = v;
     }
     A[59002] = 1 / A[14722];
     {
@@ -1956,9 +1919,7 @@ export class Trainer {
       else if (live === 12) rows12_2(A, t);
       else {
         for (let i0 = 0; i0 < 16; i0++) {
-          for (let i1 = 0; i1 < 32; i1++) {
-            A[q2 + 16 + (i0 * 32 + i1 * 1)] = A[q7 + i0 * 1];
-          }
+          for (let i1 = 0; i1 < 32; i1++) A[q2 + 16 + i0 * 32 + i1] = A[q7 + i0];
         }
         for (let i = 0; i < 16; i += 4) {
           for (let j = 0; j < 30; j += 3) {
@@ -2102,11 +2063,7 @@ export class Trainer {
       else if (live === 12) rows12_5(A, t);
       else {
         for (let i = 0; i < 16; i++) A[59002 + i] = A[16681 + i] * A[q5 + i];
-        for (let i0 = 0; i0 < 16; i0++) {
-          for (let i1 = 0; i1 < 1; i1++) {
-            A[59018 + (i0 * 1 + i1 * 1)] = A[59002 + i0 * 1];
-          }
-        }
+        for (let i = 0; i < 16; i++) A[59018 + i] = A[59002 + i];
         for (let i = 0; i < 16; i++) A[59002 + i] = A[59018 + i] * A[q8 + i];
         for (let i = 0; i < 16; i++) A[59018 + i] = A[59002 + i] + A[59002 + i];
         for (let i = 0; i < 16; i++) {
@@ -2341,9 +2298,7 @@ export class Trainer {
             A[59034 + (i + 3) * 1 + (j + 0)] = c30;
           }
         }
-        for (let i = 0; i < 32; i++) {
-          A[59066 + i] = A[59034 + i];
-        }
+        for (let i = 0; i < 32; i++) A[59066 + i] = A[59034 + i];
         for (let i1 = 0; i1 < 1; i1++) {
           {
             let acc = 0;
@@ -2396,22 +2351,15 @@ export class Trainer {
       }
     }
     for (let i0 = 0; i0 < 16; i0++) {
-      for (let i1 = 0; i1 < 32; i1++) {
-        A[15609 + (i0 * 32 + i1 * 1)] = A[1088 + i1 * 1];
-      }
+      for (let i1 = 0; i1 < 32; i1++) A[15609 + i0 * 32 + i1] = A[1088 + i1];
     }
     for (let i0 = 0; i0 < 16; i0++) {
-      for (let i1 = 0; i1 < 32; i1++) {
-        A[16121 + (i0 * 32 + i1 * 1)] = A[1120 + i1 * 1];
-      }
+      for (let i1 = 0; i1 < 32; i1++) A[16121 + i0 * 32 + i1] = A[1120 + i1];
     }
-    for (let i = 0; i < 32; i++) {
-      A[16633 + i] = A[1152 + i];
-    }
-    for (let i0 = 0; i0 < 16; i0++) {
-      for (let i1 = 0; i1 < 1; i1++) {
-        A[16665 + (i0 * 1 + i1 * 1)] = A[1184 + i1 * 1];
-      }
+    for (let i = 0; i < 32; i++) A[16633 + i] = A[1152 + i];
+    {
+      const v = A[1184];
+      for (let f = 0; f < 16; f++) A[16665 + f] = v;
     }
     A[59002] = 1 / A[14722];
     {
@@ -2508,9 +2456,7 @@ export class Trainer {
       else if (live === 12) rows12_8(A, t);
       else {
         for (let i0 = 0; i0 < 16; i0++) {
-          for (let i1 = 0; i1 < 32; i1++) {
-            A[59002 + (i0 * 32 + i1 * 1)] = A[q6 + i0 * 1];
-          }
+          for (let i1 = 0; i1 < 32; i1++) A[59002 + i0 * 32 + i1] = A[q6 + i0];
         }
         for (let i = 0; i < 16; i += 4) {
           for (let j = 0; j < 30; j += 3) {

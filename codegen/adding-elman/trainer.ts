@@ -74,7 +74,7 @@ function rows4_0(A: Float32Array, t: number): void {
   const q6 = 3010 + t * 16;
   const q7 = 14082 + t * 16;
   const q8 = 14402 + t * 16;
-  for (let i0 = 0; i0 < 4; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[(q2 + 16) + (i0 * 32 + i1 * 1)] = A[q7 + (i0 * 1)]; } }
+  for (let i0 = 0; i0 < 4; i0++) { for (let i1 = 0; i1 < 32; i1++) A[(q2 + 16) + i0 * 32 + i1] = A[q7 + i0]; }
   // graphs/adding-elman.ts:9
   for (let i = 0; i < 4; i += 4) {
     for (let j = 0; j < 30; j += 3) {
@@ -158,7 +158,7 @@ function rows8_1(A: Float32Array, t: number): void {
   const q6 = 3010 + t * 16;
   const q7 = 14082 + t * 16;
   const q8 = 14402 + t * 16;
-  for (let i0 = 0; i0 < 8; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[(q2 + 16) + (i0 * 32 + i1 * 1)] = A[q7 + (i0 * 1)]; } }
+  for (let i0 = 0; i0 < 8; i0++) { for (let i1 = 0; i1 < 32; i1++) A[(q2 + 16) + i0 * 32 + i1] = A[q7 + i0]; }
   // graphs/adding-elman.ts:9
   for (let i = 0; i < 8; i += 4) {
     for (let j = 0; j < 30; j += 3) {
@@ -242,7 +242,7 @@ function rows12_2(A: Float32Array, t: number): void {
   const q6 = 3010 + t * 16;
   const q7 = 14082 + t * 16;
   const q8 = 14402 + t * 16;
-  for (let i0 = 0; i0 < 12; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[(q2 + 16) + (i0 * 32 + i1 * 1)] = A[q7 + (i0 * 1)]; } }
+  for (let i0 = 0; i0 < 12; i0++) { for (let i1 = 0; i1 < 32; i1++) A[(q2 + 16) + i0 * 32 + i1] = A[q7 + i0]; }
   // graphs/adding-elman.ts:9
   for (let i = 0; i < 12; i += 4) {
     for (let j = 0; j < 30; j += 3) {
@@ -323,7 +323,7 @@ function rows4_3(A: Float32Array, t: number): void {
   const q5 = 14402 + t * 16;
   const q8 = 26937 + t * 1552;
   for (let i = 0; i < 4; i++) A[59002 + i] = A[16681 + i] * A[q5 + i];
-  for (let i0 = 0; i0 < 4; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[59018 + (i0 * 1 + i1 * 1)] = A[59002 + (i0 * 1)]; } }
+  for (let i = 0; i < 4; i++) A[59018 + i] = A[59002 + i];
   for (let i = 0; i < 4; i++) A[59002 + i] = A[59018 + i] * A[q8 + i];
   for (let i = 0; i < 4; i++) A[59018 + i] = A[59002 + i] + A[59002 + i];
   for (let i = 0; i < 4; i++) { const a0 = A[59018 + i * 1]; for (let j = 0; j < 32; j++) A[59034 + i * 32 + j] = a0 * A[1152 + j]; }
@@ -454,7 +454,7 @@ function rows4_3(A: Float32Array, t: number): void {
       A[59034 + (i + 3) * 1 + (j + 0)] = c30;
     }
   }
-  for (let i = 0; i < 32; i++) { A[59066 + i] = A[59034 + i]; }
+  for (let i = 0; i < 32; i++) A[59066 + i] = A[59034 + i];
   for (let i1 = 0; i1 < 1; i1++) { { let acc = 0; for (let i0 = 0; i0 < 4; i0++) { acc = acc + A[59018 + (i0 * 1 + i1 * 1)]; } A[2369 + (i1 * 1)] += acc; } }
   for (let i = 0; i < 32; i++) A[2273 + i] += A[59546 + i];
   for (let i = 0; i < 32; i++) A[2305 + i] += A[59546 + i];
@@ -467,7 +467,7 @@ function rows8_4(A: Float32Array, t: number): void {
   const q5 = 14402 + t * 16;
   const q8 = 26937 + t * 1552;
   for (let i = 0; i < 8; i++) A[59002 + i] = A[16681 + i] * A[q5 + i];
-  for (let i0 = 0; i0 < 8; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[59018 + (i0 * 1 + i1 * 1)] = A[59002 + (i0 * 1)]; } }
+  for (let i = 0; i < 8; i++) A[59018 + i] = A[59002 + i];
   for (let i = 0; i < 8; i++) A[59002 + i] = A[59018 + i] * A[q8 + i];
   for (let i = 0; i < 8; i++) A[59018 + i] = A[59002 + i] + A[59002 + i];
   for (let i = 0; i < 8; i++) { const a0 = A[59018 + i * 1]; for (let j = 0; j < 32; j++) A[59034 + i * 32 + j] = a0 * A[1152 + j]; }
@@ -598,7 +598,7 @@ function rows8_4(A: Float32Array, t: number): void {
       A[59034 + (i + 3) * 1 + (j + 0)] = c30;
     }
   }
-  for (let i = 0; i < 32; i++) { A[59066 + i] = A[59034 + i]; }
+  for (let i = 0; i < 32; i++) A[59066 + i] = A[59034 + i];
   for (let i1 = 0; i1 < 1; i1++) { { let acc = 0; for (let i0 = 0; i0 < 8; i0++) { acc = acc + A[59018 + (i0 * 1 + i1 * 1)]; } A[2369 + (i1 * 1)] += acc; } }
   for (let i = 0; i < 32; i++) A[2273 + i] += A[59546 + i];
   for (let i = 0; i < 32; i++) A[2305 + i] += A[59546 + i];
@@ -611,7 +611,7 @@ function rows12_5(A: Float32Array, t: number): void {
   const q5 = 14402 + t * 16;
   const q8 = 26937 + t * 1552;
   for (let i = 0; i < 12; i++) A[59002 + i] = A[16681 + i] * A[q5 + i];
-  for (let i0 = 0; i0 < 12; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[59018 + (i0 * 1 + i1 * 1)] = A[59002 + (i0 * 1)]; } }
+  for (let i = 0; i < 12; i++) A[59018 + i] = A[59002 + i];
   for (let i = 0; i < 12; i++) A[59002 + i] = A[59018 + i] * A[q8 + i];
   for (let i = 0; i < 12; i++) A[59018 + i] = A[59002 + i] + A[59002 + i];
   for (let i = 0; i < 12; i++) { const a0 = A[59018 + i * 1]; for (let j = 0; j < 32; j++) A[59034 + i * 32 + j] = a0 * A[1152 + j]; }
@@ -742,7 +742,7 @@ function rows12_5(A: Float32Array, t: number): void {
       A[59034 + (i + 3) * 1 + (j + 0)] = c30;
     }
   }
-  for (let i = 0; i < 32; i++) { A[59066 + i] = A[59034 + i]; }
+  for (let i = 0; i < 32; i++) A[59066 + i] = A[59034 + i];
   for (let i1 = 0; i1 < 1; i1++) { { let acc = 0; for (let i0 = 0; i0 < 12; i0++) { acc = acc + A[59018 + (i0 * 1 + i1 * 1)]; } A[2369 + (i1 * 1)] += acc; } }
   for (let i = 0; i < 32; i++) A[2273 + i] += A[59546 + i];
   for (let i = 0; i < 32; i++) A[2305 + i] += A[59546 + i];
@@ -755,7 +755,7 @@ function rows4_6(A: Float32Array, t: number): void {
   const q2 = 3330 + t * 512;
   const q4 = 16697 + t * 512;
   const q6 = 14082 + t * 16;
-  for (let i0 = 0; i0 < 4; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[59002 + (i0 * 32 + i1 * 1)] = A[q6 + (i0 * 1)]; } }
+  for (let i0 = 0; i0 < 4; i0++) { for (let i1 = 0; i1 < 32; i1++) A[59002 + i0 * 32 + i1] = A[q6 + i0]; }
   // graphs/adding-elman.ts:9
   for (let i = 0; i < 4; i += 4) {
     for (let j = 0; j < 30; j += 3) {
@@ -829,7 +829,7 @@ function rows8_7(A: Float32Array, t: number): void {
   const q2 = 3330 + t * 512;
   const q4 = 16697 + t * 512;
   const q6 = 14082 + t * 16;
-  for (let i0 = 0; i0 < 8; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[59002 + (i0 * 32 + i1 * 1)] = A[q6 + (i0 * 1)]; } }
+  for (let i0 = 0; i0 < 8; i0++) { for (let i1 = 0; i1 < 32; i1++) A[59002 + i0 * 32 + i1] = A[q6 + i0]; }
   // graphs/adding-elman.ts:9
   for (let i = 0; i < 8; i += 4) {
     for (let j = 0; j < 30; j += 3) {
@@ -903,7 +903,7 @@ function rows12_8(A: Float32Array, t: number): void {
   const q2 = 3330 + t * 512;
   const q4 = 16697 + t * 512;
   const q6 = 14082 + t * 16;
-  for (let i0 = 0; i0 < 12; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[59002 + (i0 * 32 + i1 * 1)] = A[q6 + (i0 * 1)]; } }
+  for (let i0 = 0; i0 < 12; i0++) { for (let i1 = 0; i1 < 32; i1++) A[59002 + i0 * 32 + i1] = A[q6 + i0]; }
   // graphs/adding-elman.ts:9
   for (let i = 0; i < 12; i += 4) {
     for (let j = 0; j < 30; j += 3) {
@@ -1203,10 +1203,10 @@ export class Trainer {
           { const s = 3330; A.copyWithin(14776, s, s + 512); for (let p = 0; p < 16; p++) { const r = A[14743 + p]! * 32; A.copyWithin(s + p * 32, 14776 + r, 14776 + r + 32); } }
         }
         // graphs/adding-elman.ts:9
-        for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[15609 + (i0 * 32 + i1 * 1)] = A[1088 + (i1 * 1)]; } }
-        for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[16121 + (i0 * 32 + i1 * 1)] = A[1120 + (i1 * 1)]; } }
-        for (let i = 0; i < 32; i++) { A[16633 + i] = A[1152 + i]; }
-        for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[16665 + (i0 * 1 + i1 * 1)] = A[1184 + (i1 * 1)]; } }
+        for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 32; i1++) A[15609 + i0 * 32 + i1] = A[1088 + i1]; }
+        for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 32; i1++) A[16121 + i0 * 32 + i1] = A[1120 + i1]; }
+        for (let i = 0; i < 32; i++) A[16633 + i] = A[1152 + i];
+        { const v = A[1184]; for (let f = 0; f < 16; f++) A[16665 + f] = v; }
         // (derived)
         A[59002] = 1 / A[14722];
         { const v = A[59002]; for (let f = 0; f < 16; f++) A[16681 + f] = v; }
@@ -1268,7 +1268,7 @@ export class Trainer {
           else if (live === 8) rows8_1(A, t);
           else if (live === 12) rows12_2(A, t);
           else {
-            for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[(q2 + 16) + (i0 * 32 + i1 * 1)] = A[q7 + (i0 * 1)]; } }
+            for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 32; i1++) A[(q2 + 16) + i0 * 32 + i1] = A[q7 + i0]; }
             // graphs/adding-elman.ts:9
             for (let i = 0; i < 16; i += 4) {
               for (let j = 0; j < 30; j += 3) {
@@ -1356,7 +1356,7 @@ export class Trainer {
           else if (live === 12) rows12_5(A, t);
           else {
             for (let i = 0; i < 16; i++) A[59002 + i] = A[16681 + i] * A[q5 + i];
-            for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[59018 + (i0 * 1 + i1 * 1)] = A[59002 + (i0 * 1)]; } }
+            for (let i = 0; i < 16; i++) A[59018 + i] = A[59002 + i];
             for (let i = 0; i < 16; i++) A[59002 + i] = A[59018 + i] * A[q8 + i];
             for (let i = 0; i < 16; i++) A[59018 + i] = A[59002 + i] + A[59002 + i];
             for (let i = 0; i < 16; i++) { const a0 = A[59018 + i * 1]; for (let j = 0; j < 32; j++) A[59034 + i * 32 + j] = a0 * A[1152 + j]; }
@@ -1485,7 +1485,7 @@ export class Trainer {
                 A[59034 + (i + 3) * 1 + (j + 0)] = c30;
               }
             }
-            for (let i = 0; i < 32; i++) { A[59066 + i] = A[59034 + i]; }
+            for (let i = 0; i < 32; i++) A[59066 + i] = A[59034 + i];
             for (let i1 = 0; i1 < 1; i1++) { { let acc = 0; for (let i0 = 0; i0 < 16; i0++) { acc = acc + A[59018 + (i0 * 1 + i1 * 1)]; } A[2369 + (i1 * 1)] += acc; } }
             for (let i = 0; i < 32; i++) A[2273 + i] += A[59546 + i];
             for (let i = 0; i < 32; i++) A[2305 + i] += A[59546 + i];
@@ -1506,10 +1506,10 @@ export class Trainer {
           { const s = 3330; A.copyWithin(14776, s, s + 512); for (let p = 0; p < 16; p++) { const r = A[14743 + p]! * 32; A.copyWithin(s + p * 32, 14776 + r, 14776 + r + 32); } }
         }
         // graphs/adding-elman.ts:9
-        for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[15609 + (i0 * 32 + i1 * 1)] = A[1088 + (i1 * 1)]; } }
-        for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[16121 + (i0 * 32 + i1 * 1)] = A[1120 + (i1 * 1)]; } }
-        for (let i = 0; i < 32; i++) { A[16633 + i] = A[1152 + i]; }
-        for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[16665 + (i0 * 1 + i1 * 1)] = A[1184 + (i1 * 1)]; } }
+        for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 32; i1++) A[15609 + i0 * 32 + i1] = A[1088 + i1]; }
+        for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 32; i1++) A[16121 + i0 * 32 + i1] = A[1120 + i1]; }
+        for (let i = 0; i < 32; i++) A[16633 + i] = A[1152 + i];
+        { const v = A[1184]; for (let f = 0; f < 16; f++) A[16665 + f] = v; }
         // (derived)
         A[59002] = 1 / A[14722];
         { const v = A[59002]; for (let f = 0; f < 16; f++) A[16681 + f] = v; }
@@ -1567,7 +1567,7 @@ export class Trainer {
           else if (live === 8) rows8_7(A, t);
           else if (live === 12) rows12_8(A, t);
           else {
-            for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[59002 + (i0 * 32 + i1 * 1)] = A[q6 + (i0 * 1)]; } }
+            for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 32; i1++) A[59002 + i0 * 32 + i1] = A[q6 + i0]; }
             // graphs/adding-elman.ts:9
             for (let i = 0; i < 16; i += 4) {
               for (let j = 0; j < 30; j += 3) {

@@ -84,7 +84,7 @@ function rows4_0(A: Float32Array, t: number): void {
   const q8 = 9922 + t * 16;
   const q9 = 31746 + t * 16;
   const q10 = 32066 + t * 16;
-  for (let i0 = 0; i0 < 4; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[(q3 + 16) + (i0 * 32 + i1 * 1)] = A[q9 + (i0 * 1)]; } }
+  for (let i0 = 0; i0 < 4; i0++) { for (let i1 = 0; i1 < 32; i1++) A[(q3 + 16) + i0 * 32 + i1] = A[q9 + i0]; }
   // graphs/adding.ts:10
   for (let i = 0; i < 4; i += 4) {
     for (let j = 0; j < 126; j += 3) {
@@ -129,13 +129,13 @@ function rows4_0(A: Float32Array, t: number): void {
       A[152442 + (i + 3) * 128 + (126 + 1)] = (A[q7 + (i + 3) * 128 + (126 + 1)] + A[33273 + (i + 3) * 128 + (126 + 1)]) + (c31 + A[35321 + (i + 3) * 128 + (126 + 1)]);
     }
   }
-  for (let o = 0; o < 4; o++) for (let j = 0; j < 32; j++) A[154490 + o * 32 + j] = A[152442 + o * 128 + 96 + j];
+  for (let i0 = 0; i0 < 4; i0++) { for (let i1 = 0; i1 < 32; i1++) A[154490 + i0 * 32 + i1] = A[152538 + i0 * 128 + i1]; }
   for (let i = 0; i < 128; i++) A[(q3 + 528) + i] = sigmoid32(A[154490 + i]);
-  for (let o = 0; o < 4; o++) for (let j = 0; j < 32; j++) A[154490 + o * 32 + j] = A[152442 + o * 128 + 32 + j];
+  for (let i0 = 0; i0 < 4; i0++) { for (let i1 = 0; i1 < 32; i1++) A[154490 + i0 * 32 + i1] = A[152474 + i0 * 128 + i1]; }
   for (let i = 0; i < 128; i++) A[(q3 + 2576) + i] = sigmoid32(A[154490 + i]);
-  for (let o = 0; o < 4; o++) for (let j = 0; j < 32; j++) A[154490 + o * 32 + j] = A[152442 + o * 128 + 0 + j];
+  for (let i0 = 0; i0 < 4; i0++) { for (let i1 = 0; i1 < 32; i1++) A[154490 + i0 * 32 + i1] = A[152442 + i0 * 128 + i1]; }
   for (let i = 0; i < 128; i++) A[(q3 + 2064) + i] = sigmoid32(A[154490 + i]);
-  for (let o = 0; o < 4; o++) for (let j = 0; j < 32; j++) A[154490 + o * 32 + j] = A[152442 + o * 128 + 64 + j];
+  for (let i0 = 0; i0 < 4; i0++) { for (let i1 = 0; i1 < 32; i1++) A[154490 + i0 * 32 + i1] = A[152506 + i0 * 128 + i1]; }
   for (let i = 0; i < 128; i++) A[(q3 + 1552) + i] = tanh32(A[154490 + i]);
   for (let i = 0; i < 128; i++) A[152442 + i] = (A[(q3 + 2576) + i] * A[q5 + i]) + (A[(q3 + 2064) + i] * A[(q3 + 1552) + i]);
   for (let i = 0; i < 128; i++) A[(q3 + 1040) + i] = tanh32(A[152442 + i]);
@@ -181,7 +181,7 @@ function rows8_1(A: Float32Array, t: number): void {
   const q8 = 9922 + t * 16;
   const q9 = 31746 + t * 16;
   const q10 = 32066 + t * 16;
-  for (let i0 = 0; i0 < 8; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[(q3 + 16) + (i0 * 32 + i1 * 1)] = A[q9 + (i0 * 1)]; } }
+  for (let i0 = 0; i0 < 8; i0++) { for (let i1 = 0; i1 < 32; i1++) A[(q3 + 16) + i0 * 32 + i1] = A[q9 + i0]; }
   // graphs/adding.ts:10
   for (let i = 0; i < 8; i += 4) {
     for (let j = 0; j < 126; j += 3) {
@@ -226,13 +226,13 @@ function rows8_1(A: Float32Array, t: number): void {
       A[152442 + (i + 3) * 128 + (126 + 1)] = (A[q7 + (i + 3) * 128 + (126 + 1)] + A[33273 + (i + 3) * 128 + (126 + 1)]) + (c31 + A[35321 + (i + 3) * 128 + (126 + 1)]);
     }
   }
-  for (let o = 0; o < 8; o++) for (let j = 0; j < 32; j++) A[154490 + o * 32 + j] = A[152442 + o * 128 + 96 + j];
+  for (let i0 = 0; i0 < 8; i0++) { for (let i1 = 0; i1 < 32; i1++) A[154490 + i0 * 32 + i1] = A[152538 + i0 * 128 + i1]; }
   for (let i = 0; i < 256; i++) A[(q3 + 528) + i] = sigmoid32(A[154490 + i]);
-  for (let o = 0; o < 8; o++) for (let j = 0; j < 32; j++) A[154490 + o * 32 + j] = A[152442 + o * 128 + 32 + j];
+  for (let i0 = 0; i0 < 8; i0++) { for (let i1 = 0; i1 < 32; i1++) A[154490 + i0 * 32 + i1] = A[152474 + i0 * 128 + i1]; }
   for (let i = 0; i < 256; i++) A[(q3 + 2576) + i] = sigmoid32(A[154490 + i]);
-  for (let o = 0; o < 8; o++) for (let j = 0; j < 32; j++) A[154490 + o * 32 + j] = A[152442 + o * 128 + 0 + j];
+  for (let i0 = 0; i0 < 8; i0++) { for (let i1 = 0; i1 < 32; i1++) A[154490 + i0 * 32 + i1] = A[152442 + i0 * 128 + i1]; }
   for (let i = 0; i < 256; i++) A[(q3 + 2064) + i] = sigmoid32(A[154490 + i]);
-  for (let o = 0; o < 8; o++) for (let j = 0; j < 32; j++) A[154490 + o * 32 + j] = A[152442 + o * 128 + 64 + j];
+  for (let i0 = 0; i0 < 8; i0++) { for (let i1 = 0; i1 < 32; i1++) A[154490 + i0 * 32 + i1] = A[152506 + i0 * 128 + i1]; }
   for (let i = 0; i < 256; i++) A[(q3 + 1552) + i] = tanh32(A[154490 + i]);
   for (let i = 0; i < 256; i++) A[152442 + i] = (A[(q3 + 2576) + i] * A[q5 + i]) + (A[(q3 + 2064) + i] * A[(q3 + 1552) + i]);
   for (let i = 0; i < 256; i++) A[(q3 + 1040) + i] = tanh32(A[152442 + i]);
@@ -278,7 +278,7 @@ function rows12_2(A: Float32Array, t: number): void {
   const q8 = 9922 + t * 16;
   const q9 = 31746 + t * 16;
   const q10 = 32066 + t * 16;
-  for (let i0 = 0; i0 < 12; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[(q3 + 16) + (i0 * 32 + i1 * 1)] = A[q9 + (i0 * 1)]; } }
+  for (let i0 = 0; i0 < 12; i0++) { for (let i1 = 0; i1 < 32; i1++) A[(q3 + 16) + i0 * 32 + i1] = A[q9 + i0]; }
   // graphs/adding.ts:10
   for (let i = 0; i < 12; i += 4) {
     for (let j = 0; j < 126; j += 3) {
@@ -323,13 +323,13 @@ function rows12_2(A: Float32Array, t: number): void {
       A[152442 + (i + 3) * 128 + (126 + 1)] = (A[q7 + (i + 3) * 128 + (126 + 1)] + A[33273 + (i + 3) * 128 + (126 + 1)]) + (c31 + A[35321 + (i + 3) * 128 + (126 + 1)]);
     }
   }
-  for (let o = 0; o < 12; o++) for (let j = 0; j < 32; j++) A[154490 + o * 32 + j] = A[152442 + o * 128 + 96 + j];
+  for (let i0 = 0; i0 < 12; i0++) { for (let i1 = 0; i1 < 32; i1++) A[154490 + i0 * 32 + i1] = A[152538 + i0 * 128 + i1]; }
   for (let i = 0; i < 384; i++) A[(q3 + 528) + i] = sigmoid32(A[154490 + i]);
-  for (let o = 0; o < 12; o++) for (let j = 0; j < 32; j++) A[154490 + o * 32 + j] = A[152442 + o * 128 + 32 + j];
+  for (let i0 = 0; i0 < 12; i0++) { for (let i1 = 0; i1 < 32; i1++) A[154490 + i0 * 32 + i1] = A[152474 + i0 * 128 + i1]; }
   for (let i = 0; i < 384; i++) A[(q3 + 2576) + i] = sigmoid32(A[154490 + i]);
-  for (let o = 0; o < 12; o++) for (let j = 0; j < 32; j++) A[154490 + o * 32 + j] = A[152442 + o * 128 + 0 + j];
+  for (let i0 = 0; i0 < 12; i0++) { for (let i1 = 0; i1 < 32; i1++) A[154490 + i0 * 32 + i1] = A[152442 + i0 * 128 + i1]; }
   for (let i = 0; i < 384; i++) A[(q3 + 2064) + i] = sigmoid32(A[154490 + i]);
-  for (let o = 0; o < 12; o++) for (let j = 0; j < 32; j++) A[154490 + o * 32 + j] = A[152442 + o * 128 + 64 + j];
+  for (let i0 = 0; i0 < 12; i0++) { for (let i1 = 0; i1 < 32; i1++) A[154490 + i0 * 32 + i1] = A[152506 + i0 * 128 + i1]; }
   for (let i = 0; i < 384; i++) A[(q3 + 1552) + i] = tanh32(A[154490 + i]);
   for (let i = 0; i < 384; i++) A[152442 + i] = (A[(q3 + 2576) + i] * A[q5 + i]) + (A[(q3 + 2064) + i] * A[(q3 + 1552) + i]);
   for (let i = 0; i < 384; i++) A[(q3 + 1040) + i] = tanh32(A[152442 + i]);
@@ -371,7 +371,7 @@ function rows4_3(A: Float32Array, t: number): void {
   const q6 = 32066 + t * 16;
   const q10 = 78393 + t * 3600;
   for (let i = 0; i < 4; i++) A[152442 + i] = A[37417 + i] * A[q6 + i];
-  for (let i0 = 0; i0 < 4; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[152458 + (i0 * 1 + i1 * 1)] = A[152442 + (i0 * 1)]; } }
+  for (let i = 0; i < 4; i++) A[152458 + i] = A[152442 + i];
   for (let i = 0; i < 4; i++) A[152442 + i] = A[152458 + i] * A[q10 + i];
   for (let i = 0; i < 4; i++) A[152458 + i] = A[152442 + i] + A[152442 + i];
   for (let i = 0; i < 4; i++) { const a0 = A[152458 + i * 1]; for (let j = 0; j < 32; j++) A[152474 + i * 32 + j] = a0 * A[4608 + j]; }
@@ -383,10 +383,10 @@ function rows4_3(A: Float32Array, t: number): void {
   for (let i = 0; i < 128; i++) A[154522 + i] = (A[153498 + i] * A[q1 + i]) * (A[(q10 + 2576) + i] * (1 - A[(q10 + 2576) + i]));
   for (let i = 0; i < 128; i++) A[155034 + i] = (A[153498 + i] * A[(q10 + 2064) + i]) * (1 - (A[(q10 + 1552) + i] * A[(q10 + 1552) + i]));
   for (let i = 0; i < 128; i++) A[155546 + i] = (A[152474 + i] * A[(q10 + 1040) + i]) * (A[(q10 + 528) + i] * (1 - A[(q10 + 528) + i]));
-  for (let o = 0; o < 4; o++) for (let j = 0; j < 32; j++) A[156058 + o * 128 + 0 + j] = A[154010 + o * 32 + j];
-  for (let o = 0; o < 4; o++) for (let j = 0; j < 32; j++) A[156058 + o * 128 + 32 + j] = A[154522 + o * 32 + j];
-  for (let o = 0; o < 4; o++) for (let j = 0; j < 32; j++) A[156058 + o * 128 + 64 + j] = A[155034 + o * 32 + j];
-  for (let o = 0; o < 4; o++) for (let j = 0; j < 32; j++) A[156058 + o * 128 + 96 + j] = A[155546 + o * 32 + j];
+  for (let i0 = 0; i0 < 4; i0++) { for (let i1 = 0; i1 < 32; i1++) A[156058 + i0 * 128 + i1] = A[154010 + i0 * 32 + i1]; }
+  for (let i0 = 0; i0 < 4; i0++) { for (let i1 = 0; i1 < 32; i1++) A[156090 + i0 * 128 + i1] = A[154522 + i0 * 32 + i1]; }
+  for (let i0 = 0; i0 < 4; i0++) { for (let i1 = 0; i1 < 32; i1++) A[156122 + i0 * 128 + i1] = A[155034 + i0 * 32 + i1]; }
+  for (let i0 = 0; i0 < 4; i0++) { for (let i1 = 0; i1 < 32; i1++) A[156154 + i0 * 128 + i1] = A[155546 + i0 * 32 + i1]; }
   for (let i = 0; i < 4; i += 4) {
     for (let j = 0; j < 30; j += 3) {
       let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -513,7 +513,7 @@ function rows4_3(A: Float32Array, t: number): void {
       A[152602 + (i + 3) * 1 + (j + 0)] = c30;
     }
   }
-  for (let i = 0; i < 32; i++) { A[152634 + i] = A[152602 + i]; }
+  for (let i = 0; i < 32; i++) A[152634 + i] = A[152602 + i];
   for (let i1 = 0; i1 < 1; i1++) { { let acc = 0; for (let i0 = 0; i0 < 4; i0++) { acc = acc + A[152458 + (i0 * 1 + i1 * 1)]; } A[9281 + (i1 * 1)] += acc; } }
   for (let i = 0; i < 128; i++) A[8993 + i] += A[152474 + i];
   for (let i = 0; i < 128; i++) A[9121 + i] += A[152474 + i];
@@ -527,7 +527,7 @@ function rows8_4(A: Float32Array, t: number): void {
   const q6 = 32066 + t * 16;
   const q10 = 78393 + t * 3600;
   for (let i = 0; i < 8; i++) A[152442 + i] = A[37417 + i] * A[q6 + i];
-  for (let i0 = 0; i0 < 8; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[152458 + (i0 * 1 + i1 * 1)] = A[152442 + (i0 * 1)]; } }
+  for (let i = 0; i < 8; i++) A[152458 + i] = A[152442 + i];
   for (let i = 0; i < 8; i++) A[152442 + i] = A[152458 + i] * A[q10 + i];
   for (let i = 0; i < 8; i++) A[152458 + i] = A[152442 + i] + A[152442 + i];
   for (let i = 0; i < 8; i++) { const a0 = A[152458 + i * 1]; for (let j = 0; j < 32; j++) A[152474 + i * 32 + j] = a0 * A[4608 + j]; }
@@ -539,10 +539,10 @@ function rows8_4(A: Float32Array, t: number): void {
   for (let i = 0; i < 256; i++) A[154522 + i] = (A[153498 + i] * A[q1 + i]) * (A[(q10 + 2576) + i] * (1 - A[(q10 + 2576) + i]));
   for (let i = 0; i < 256; i++) A[155034 + i] = (A[153498 + i] * A[(q10 + 2064) + i]) * (1 - (A[(q10 + 1552) + i] * A[(q10 + 1552) + i]));
   for (let i = 0; i < 256; i++) A[155546 + i] = (A[152474 + i] * A[(q10 + 1040) + i]) * (A[(q10 + 528) + i] * (1 - A[(q10 + 528) + i]));
-  for (let o = 0; o < 8; o++) for (let j = 0; j < 32; j++) A[156058 + o * 128 + 0 + j] = A[154010 + o * 32 + j];
-  for (let o = 0; o < 8; o++) for (let j = 0; j < 32; j++) A[156058 + o * 128 + 32 + j] = A[154522 + o * 32 + j];
-  for (let o = 0; o < 8; o++) for (let j = 0; j < 32; j++) A[156058 + o * 128 + 64 + j] = A[155034 + o * 32 + j];
-  for (let o = 0; o < 8; o++) for (let j = 0; j < 32; j++) A[156058 + o * 128 + 96 + j] = A[155546 + o * 32 + j];
+  for (let i0 = 0; i0 < 8; i0++) { for (let i1 = 0; i1 < 32; i1++) A[156058 + i0 * 128 + i1] = A[154010 + i0 * 32 + i1]; }
+  for (let i0 = 0; i0 < 8; i0++) { for (let i1 = 0; i1 < 32; i1++) A[156090 + i0 * 128 + i1] = A[154522 + i0 * 32 + i1]; }
+  for (let i0 = 0; i0 < 8; i0++) { for (let i1 = 0; i1 < 32; i1++) A[156122 + i0 * 128 + i1] = A[155034 + i0 * 32 + i1]; }
+  for (let i0 = 0; i0 < 8; i0++) { for (let i1 = 0; i1 < 32; i1++) A[156154 + i0 * 128 + i1] = A[155546 + i0 * 32 + i1]; }
   for (let i = 0; i < 8; i += 4) {
     for (let j = 0; j < 30; j += 3) {
       let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -669,7 +669,7 @@ function rows8_4(A: Float32Array, t: number): void {
       A[152602 + (i + 3) * 1 + (j + 0)] = c30;
     }
   }
-  for (let i = 0; i < 32; i++) { A[152634 + i] = A[152602 + i]; }
+  for (let i = 0; i < 32; i++) A[152634 + i] = A[152602 + i];
   for (let i1 = 0; i1 < 1; i1++) { { let acc = 0; for (let i0 = 0; i0 < 8; i0++) { acc = acc + A[152458 + (i0 * 1 + i1 * 1)]; } A[9281 + (i1 * 1)] += acc; } }
   for (let i = 0; i < 128; i++) A[8993 + i] += A[152474 + i];
   for (let i = 0; i < 128; i++) A[9121 + i] += A[152474 + i];
@@ -683,7 +683,7 @@ function rows12_5(A: Float32Array, t: number): void {
   const q6 = 32066 + t * 16;
   const q10 = 78393 + t * 3600;
   for (let i = 0; i < 12; i++) A[152442 + i] = A[37417 + i] * A[q6 + i];
-  for (let i0 = 0; i0 < 12; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[152458 + (i0 * 1 + i1 * 1)] = A[152442 + (i0 * 1)]; } }
+  for (let i = 0; i < 12; i++) A[152458 + i] = A[152442 + i];
   for (let i = 0; i < 12; i++) A[152442 + i] = A[152458 + i] * A[q10 + i];
   for (let i = 0; i < 12; i++) A[152458 + i] = A[152442 + i] + A[152442 + i];
   for (let i = 0; i < 12; i++) { const a0 = A[152458 + i * 1]; for (let j = 0; j < 32; j++) A[152474 + i * 32 + j] = a0 * A[4608 + j]; }
@@ -695,10 +695,10 @@ function rows12_5(A: Float32Array, t: number): void {
   for (let i = 0; i < 384; i++) A[154522 + i] = (A[153498 + i] * A[q1 + i]) * (A[(q10 + 2576) + i] * (1 - A[(q10 + 2576) + i]));
   for (let i = 0; i < 384; i++) A[155034 + i] = (A[153498 + i] * A[(q10 + 2064) + i]) * (1 - (A[(q10 + 1552) + i] * A[(q10 + 1552) + i]));
   for (let i = 0; i < 384; i++) A[155546 + i] = (A[152474 + i] * A[(q10 + 1040) + i]) * (A[(q10 + 528) + i] * (1 - A[(q10 + 528) + i]));
-  for (let o = 0; o < 12; o++) for (let j = 0; j < 32; j++) A[156058 + o * 128 + 0 + j] = A[154010 + o * 32 + j];
-  for (let o = 0; o < 12; o++) for (let j = 0; j < 32; j++) A[156058 + o * 128 + 32 + j] = A[154522 + o * 32 + j];
-  for (let o = 0; o < 12; o++) for (let j = 0; j < 32; j++) A[156058 + o * 128 + 64 + j] = A[155034 + o * 32 + j];
-  for (let o = 0; o < 12; o++) for (let j = 0; j < 32; j++) A[156058 + o * 128 + 96 + j] = A[155546 + o * 32 + j];
+  for (let i0 = 0; i0 < 12; i0++) { for (let i1 = 0; i1 < 32; i1++) A[156058 + i0 * 128 + i1] = A[154010 + i0 * 32 + i1]; }
+  for (let i0 = 0; i0 < 12; i0++) { for (let i1 = 0; i1 < 32; i1++) A[156090 + i0 * 128 + i1] = A[154522 + i0 * 32 + i1]; }
+  for (let i0 = 0; i0 < 12; i0++) { for (let i1 = 0; i1 < 32; i1++) A[156122 + i0 * 128 + i1] = A[155034 + i0 * 32 + i1]; }
+  for (let i0 = 0; i0 < 12; i0++) { for (let i1 = 0; i1 < 32; i1++) A[156154 + i0 * 128 + i1] = A[155546 + i0 * 32 + i1]; }
   for (let i = 0; i < 12; i += 4) {
     for (let j = 0; j < 30; j += 3) {
       let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -825,7 +825,7 @@ function rows12_5(A: Float32Array, t: number): void {
       A[152602 + (i + 3) * 1 + (j + 0)] = c30;
     }
   }
-  for (let i = 0; i < 32; i++) { A[152634 + i] = A[152602 + i]; }
+  for (let i = 0; i < 32; i++) A[152634 + i] = A[152602 + i];
   for (let i1 = 0; i1 < 1; i1++) { { let acc = 0; for (let i0 = 0; i0 < 12; i0++) { acc = acc + A[152458 + (i0 * 1 + i1 * 1)]; } A[9281 + (i1 * 1)] += acc; } }
   for (let i = 0; i < 128; i++) A[8993 + i] += A[152474 + i];
   for (let i = 0; i < 128; i++) A[9121 + i] += A[152474 + i];
@@ -840,7 +840,7 @@ function rows4_6(A: Float32Array, t: number): void {
   const q4 = 20994 + t * 512;
   const q6 = 37433 + t * 2048;
   const q8 = 31746 + t * 16;
-  for (let i0 = 0; i0 < 4; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[152442 + (i0 * 32 + i1 * 1)] = A[q8 + (i0 * 1)]; } }
+  for (let i0 = 0; i0 < 4; i0++) { for (let i1 = 0; i1 < 32; i1++) A[152442 + i0 * 32 + i1] = A[q8 + i0]; }
   // graphs/adding.ts:10
   for (let i = 0; i < 4; i += 4) {
     for (let j = 0; j < 126; j += 3) {
@@ -885,10 +885,10 @@ function rows4_6(A: Float32Array, t: number): void {
       A[152954 + (i + 3) * 128 + (126 + 1)] = (A[q6 + (i + 3) * 128 + (126 + 1)] + A[33273 + (i + 3) * 128 + (126 + 1)]) + (c31 + A[35321 + (i + 3) * 128 + (126 + 1)]);
     }
   }
-  for (let o = 0; o < 4; o++) for (let j = 0; j < 32; j++) A[155002 + o * 32 + j] = A[152954 + o * 128 + 96 + j];
-  for (let o = 0; o < 4; o++) for (let j = 0; j < 32; j++) A[155514 + o * 32 + j] = A[152954 + o * 128 + 32 + j];
-  for (let o = 0; o < 4; o++) for (let j = 0; j < 32; j++) A[156026 + o * 32 + j] = A[152954 + o * 128 + 0 + j];
-  for (let o = 0; o < 4; o++) for (let j = 0; j < 32; j++) A[156538 + o * 32 + j] = A[152954 + o * 128 + 64 + j];
+  for (let i0 = 0; i0 < 4; i0++) { for (let i1 = 0; i1 < 32; i1++) A[155002 + i0 * 32 + i1] = A[153050 + i0 * 128 + i1]; }
+  for (let i0 = 0; i0 < 4; i0++) { for (let i1 = 0; i1 < 32; i1++) A[155514 + i0 * 32 + i1] = A[152986 + i0 * 128 + i1]; }
+  for (let i0 = 0; i0 < 4; i0++) { for (let i1 = 0; i1 < 32; i1++) A[156026 + i0 * 32 + i1] = A[152954 + i0 * 128 + i1]; }
+  for (let i0 = 0; i0 < 4; i0++) { for (let i1 = 0; i1 < 32; i1++) A[156538 + i0 * 32 + i1] = A[153018 + i0 * 128 + i1]; }
   for (let i = 0; i < 128; i++) A[152954 + i] = ((sigmoid32(A[155514 + i])) * A[q4 + i]) + ((sigmoid32(A[156026 + i])) * (tanh32(A[156538 + i])));
   // (derived)
   for (let i = 0; i < 128; i++) A[q0 + i] = (A[152442 + i] !== 0 ? ((sigmoid32(A[155002 + i])) * (tanh32(A[152954 + i]))) : A[q3 + i]);
@@ -923,7 +923,7 @@ function rows8_7(A: Float32Array, t: number): void {
   const q4 = 20994 + t * 512;
   const q6 = 37433 + t * 2048;
   const q8 = 31746 + t * 16;
-  for (let i0 = 0; i0 < 8; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[152442 + (i0 * 32 + i1 * 1)] = A[q8 + (i0 * 1)]; } }
+  for (let i0 = 0; i0 < 8; i0++) { for (let i1 = 0; i1 < 32; i1++) A[152442 + i0 * 32 + i1] = A[q8 + i0]; }
   // graphs/adding.ts:10
   for (let i = 0; i < 8; i += 4) {
     for (let j = 0; j < 126; j += 3) {
@@ -968,10 +968,10 @@ function rows8_7(A: Float32Array, t: number): void {
       A[152954 + (i + 3) * 128 + (126 + 1)] = (A[q6 + (i + 3) * 128 + (126 + 1)] + A[33273 + (i + 3) * 128 + (126 + 1)]) + (c31 + A[35321 + (i + 3) * 128 + (126 + 1)]);
     }
   }
-  for (let o = 0; o < 8; o++) for (let j = 0; j < 32; j++) A[155002 + o * 32 + j] = A[152954 + o * 128 + 96 + j];
-  for (let o = 0; o < 8; o++) for (let j = 0; j < 32; j++) A[155514 + o * 32 + j] = A[152954 + o * 128 + 32 + j];
-  for (let o = 0; o < 8; o++) for (let j = 0; j < 32; j++) A[156026 + o * 32 + j] = A[152954 + o * 128 + 0 + j];
-  for (let o = 0; o < 8; o++) for (let j = 0; j < 32; j++) A[156538 + o * 32 + j] = A[152954 + o * 128 + 64 + j];
+  for (let i0 = 0; i0 < 8; i0++) { for (let i1 = 0; i1 < 32; i1++) A[155002 + i0 * 32 + i1] = A[153050 + i0 * 128 + i1]; }
+  for (let i0 = 0; i0 < 8; i0++) { for (let i1 = 0; i1 < 32; i1++) A[155514 + i0 * 32 + i1] = A[152986 + i0 * 128 + i1]; }
+  for (let i0 = 0; i0 < 8; i0++) { for (let i1 = 0; i1 < 32; i1++) A[156026 + i0 * 32 + i1] = A[152954 + i0 * 128 + i1]; }
+  for (let i0 = 0; i0 < 8; i0++) { for (let i1 = 0; i1 < 32; i1++) A[156538 + i0 * 32 + i1] = A[153018 + i0 * 128 + i1]; }
   for (let i = 0; i < 256; i++) A[152954 + i] = ((sigmoid32(A[155514 + i])) * A[q4 + i]) + ((sigmoid32(A[156026 + i])) * (tanh32(A[156538 + i])));
   // (derived)
   for (let i = 0; i < 256; i++) A[q0 + i] = (A[152442 + i] !== 0 ? ((sigmoid32(A[155002 + i])) * (tanh32(A[152954 + i]))) : A[q3 + i]);
@@ -1006,7 +1006,7 @@ function rows12_8(A: Float32Array, t: number): void {
   const q4 = 20994 + t * 512;
   const q6 = 37433 + t * 2048;
   const q8 = 31746 + t * 16;
-  for (let i0 = 0; i0 < 12; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[152442 + (i0 * 32 + i1 * 1)] = A[q8 + (i0 * 1)]; } }
+  for (let i0 = 0; i0 < 12; i0++) { for (let i1 = 0; i1 < 32; i1++) A[152442 + i0 * 32 + i1] = A[q8 + i0]; }
   // graphs/adding.ts:10
   for (let i = 0; i < 12; i += 4) {
     for (let j = 0; j < 126; j += 3) {
@@ -1051,10 +1051,10 @@ function rows12_8(A: Float32Array, t: number): void {
       A[152954 + (i + 3) * 128 + (126 + 1)] = (A[q6 + (i + 3) * 128 + (126 + 1)] + A[33273 + (i + 3) * 128 + (126 + 1)]) + (c31 + A[35321 + (i + 3) * 128 + (126 + 1)]);
     }
   }
-  for (let o = 0; o < 12; o++) for (let j = 0; j < 32; j++) A[155002 + o * 32 + j] = A[152954 + o * 128 + 96 + j];
-  for (let o = 0; o < 12; o++) for (let j = 0; j < 32; j++) A[155514 + o * 32 + j] = A[152954 + o * 128 + 32 + j];
-  for (let o = 0; o < 12; o++) for (let j = 0; j < 32; j++) A[156026 + o * 32 + j] = A[152954 + o * 128 + 0 + j];
-  for (let o = 0; o < 12; o++) for (let j = 0; j < 32; j++) A[156538 + o * 32 + j] = A[152954 + o * 128 + 64 + j];
+  for (let i0 = 0; i0 < 12; i0++) { for (let i1 = 0; i1 < 32; i1++) A[155002 + i0 * 32 + i1] = A[153050 + i0 * 128 + i1]; }
+  for (let i0 = 0; i0 < 12; i0++) { for (let i1 = 0; i1 < 32; i1++) A[155514 + i0 * 32 + i1] = A[152986 + i0 * 128 + i1]; }
+  for (let i0 = 0; i0 < 12; i0++) { for (let i1 = 0; i1 < 32; i1++) A[156026 + i0 * 32 + i1] = A[152954 + i0 * 128 + i1]; }
+  for (let i0 = 0; i0 < 12; i0++) { for (let i1 = 0; i1 < 32; i1++) A[156538 + i0 * 32 + i1] = A[153018 + i0 * 128 + i1]; }
   for (let i = 0; i < 384; i++) A[152954 + i] = ((sigmoid32(A[155514 + i])) * A[q4 + i]) + ((sigmoid32(A[156026 + i])) * (tanh32(A[156538 + i])));
   // (derived)
   for (let i = 0; i < 384; i++) A[q0 + i] = (A[152442 + i] !== 0 ? ((sigmoid32(A[155002 + i])) * (tanh32(A[152954 + i]))) : A[q3 + i]);
@@ -1323,10 +1323,10 @@ export class Trainer {
           { const s = 20994; A.copyWithin(32440, s, s + 512); for (let p = 0; p < 16; p++) { const r = A[32407 + p]! * 32; A.copyWithin(s + p * 32, 32440 + r, 32440 + r + 32); } }
         }
         // graphs/adding.ts:10
-        for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 128; i1++) { A[33273 + (i0 * 128 + i1 * 1)] = A[4352 + (i1 * 1)]; } }
-        for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 128; i1++) { A[35321 + (i0 * 128 + i1 * 1)] = A[4480 + (i1 * 1)]; } }
-        for (let i = 0; i < 32; i++) { A[37369 + i] = A[4608 + i]; }
-        for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[37401 + (i0 * 1 + i1 * 1)] = A[4640 + (i1 * 1)]; } }
+        for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 128; i1++) A[33273 + i0 * 128 + i1] = A[4352 + i1]; }
+        for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 128; i1++) A[35321 + i0 * 128 + i1] = A[4480 + i1]; }
+        for (let i = 0; i < 32; i++) A[37369 + i] = A[4608 + i];
+        { const v = A[4640]; for (let f = 0; f < 16; f++) A[37401 + f] = v; }
         // (derived)
         A[152442] = 1 / A[32386];
         { const v = A[152442]; for (let f = 0; f < 16; f++) A[37417 + f] = v; }
@@ -1390,7 +1390,7 @@ export class Trainer {
           else if (live === 8) rows8_1(A, t);
           else if (live === 12) rows12_2(A, t);
           else {
-            for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[(q3 + 16) + (i0 * 32 + i1 * 1)] = A[q9 + (i0 * 1)]; } }
+            for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 32; i1++) A[(q3 + 16) + i0 * 32 + i1] = A[q9 + i0]; }
             // graphs/adding.ts:10
             for (let i = 0; i < 16; i += 4) {
               for (let j = 0; j < 126; j += 3) {
@@ -1435,13 +1435,13 @@ export class Trainer {
                 A[152442 + (i + 3) * 128 + (126 + 1)] = (A[q7 + (i + 3) * 128 + (126 + 1)] + A[33273 + (i + 3) * 128 + (126 + 1)]) + (c31 + A[35321 + (i + 3) * 128 + (126 + 1)]);
               }
             }
-            for (let o = 0; o < 16; o++) for (let j = 0; j < 32; j++) A[154490 + o * 32 + j] = A[152442 + o * 128 + 96 + j];
+            for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 32; i1++) A[154490 + i0 * 32 + i1] = A[152538 + i0 * 128 + i1]; }
             for (let i = 0; i < 512; i++) A[(q3 + 528) + i] = sigmoid32(A[154490 + i]);
-            for (let o = 0; o < 16; o++) for (let j = 0; j < 32; j++) A[154490 + o * 32 + j] = A[152442 + o * 128 + 32 + j];
+            for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 32; i1++) A[154490 + i0 * 32 + i1] = A[152474 + i0 * 128 + i1]; }
             for (let i = 0; i < 512; i++) A[(q3 + 2576) + i] = sigmoid32(A[154490 + i]);
-            for (let o = 0; o < 16; o++) for (let j = 0; j < 32; j++) A[154490 + o * 32 + j] = A[152442 + o * 128 + 0 + j];
+            for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 32; i1++) A[154490 + i0 * 32 + i1] = A[152442 + i0 * 128 + i1]; }
             for (let i = 0; i < 512; i++) A[(q3 + 2064) + i] = sigmoid32(A[154490 + i]);
-            for (let o = 0; o < 16; o++) for (let j = 0; j < 32; j++) A[154490 + o * 32 + j] = A[152442 + o * 128 + 64 + j];
+            for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 32; i1++) A[154490 + i0 * 32 + i1] = A[152506 + i0 * 128 + i1]; }
             for (let i = 0; i < 512; i++) A[(q3 + 1552) + i] = tanh32(A[154490 + i]);
             for (let i = 0; i < 512; i++) A[152442 + i] = (A[(q3 + 2576) + i] * A[q5 + i]) + (A[(q3 + 2064) + i] * A[(q3 + 1552) + i]);
             for (let i = 0; i < 512; i++) A[(q3 + 1040) + i] = tanh32(A[152442 + i]);
@@ -1489,7 +1489,7 @@ export class Trainer {
           else if (live === 12) rows12_5(A, t);
           else {
             for (let i = 0; i < 16; i++) A[152442 + i] = A[37417 + i] * A[q6 + i];
-            for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[152458 + (i0 * 1 + i1 * 1)] = A[152442 + (i0 * 1)]; } }
+            for (let i = 0; i < 16; i++) A[152458 + i] = A[152442 + i];
             for (let i = 0; i < 16; i++) A[152442 + i] = A[152458 + i] * A[q10 + i];
             for (let i = 0; i < 16; i++) A[152458 + i] = A[152442 + i] + A[152442 + i];
             for (let i = 0; i < 16; i++) { const a0 = A[152458 + i * 1]; for (let j = 0; j < 32; j++) A[152474 + i * 32 + j] = a0 * A[4608 + j]; }
@@ -1500,10 +1500,10 @@ export class Trainer {
             for (let i = 0; i < 512; i++) A[154522 + i] = (A[153498 + i] * A[q1 + i]) * (A[(q10 + 2576) + i] * (1 - A[(q10 + 2576) + i]));
             for (let i = 0; i < 512; i++) A[155034 + i] = (A[153498 + i] * A[(q10 + 2064) + i]) * (1 - (A[(q10 + 1552) + i] * A[(q10 + 1552) + i]));
             for (let i = 0; i < 512; i++) A[155546 + i] = (A[152474 + i] * A[(q10 + 1040) + i]) * (A[(q10 + 528) + i] * (1 - A[(q10 + 528) + i]));
-            for (let o = 0; o < 16; o++) for (let j = 0; j < 32; j++) A[156058 + o * 128 + 0 + j] = A[154010 + o * 32 + j];
-            for (let o = 0; o < 16; o++) for (let j = 0; j < 32; j++) A[156058 + o * 128 + 32 + j] = A[154522 + o * 32 + j];
-            for (let o = 0; o < 16; o++) for (let j = 0; j < 32; j++) A[156058 + o * 128 + 64 + j] = A[155034 + o * 32 + j];
-            for (let o = 0; o < 16; o++) for (let j = 0; j < 32; j++) A[156058 + o * 128 + 96 + j] = A[155546 + o * 32 + j];
+            for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 32; i1++) A[156058 + i0 * 128 + i1] = A[154010 + i0 * 32 + i1]; }
+            for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 32; i1++) A[156090 + i0 * 128 + i1] = A[154522 + i0 * 32 + i1]; }
+            for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 32; i1++) A[156122 + i0 * 128 + i1] = A[155034 + i0 * 32 + i1]; }
+            for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 32; i1++) A[156154 + i0 * 128 + i1] = A[155546 + i0 * 32 + i1]; }
             for (let i = 0; i < 16; i += 4) {
               for (let j = 0; j < 30; j += 3) {
                 let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -1628,7 +1628,7 @@ export class Trainer {
                 A[152602 + (i + 3) * 1 + (j + 0)] = c30;
               }
             }
-            for (let i = 0; i < 32; i++) { A[152634 + i] = A[152602 + i]; }
+            for (let i = 0; i < 32; i++) A[152634 + i] = A[152602 + i];
             for (let i1 = 0; i1 < 1; i1++) { { let acc = 0; for (let i0 = 0; i0 < 16; i0++) { acc = acc + A[152458 + (i0 * 1 + i1 * 1)]; } A[9281 + (i1 * 1)] += acc; } }
             for (let i = 0; i < 128; i++) A[8993 + i] += A[152474 + i];
             for (let i = 0; i < 128; i++) A[9121 + i] += A[152474 + i];
@@ -1651,10 +1651,10 @@ export class Trainer {
           { const s = 20994; A.copyWithin(32440, s, s + 512); for (let p = 0; p < 16; p++) { const r = A[32407 + p]! * 32; A.copyWithin(s + p * 32, 32440 + r, 32440 + r + 32); } }
         }
         // graphs/adding.ts:10
-        for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 128; i1++) { A[33273 + (i0 * 128 + i1 * 1)] = A[4352 + (i1 * 1)]; } }
-        for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 128; i1++) { A[35321 + (i0 * 128 + i1 * 1)] = A[4480 + (i1 * 1)]; } }
-        for (let i = 0; i < 32; i++) { A[37369 + i] = A[4608 + i]; }
-        for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[37401 + (i0 * 1 + i1 * 1)] = A[4640 + (i1 * 1)]; } }
+        for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 128; i1++) A[33273 + i0 * 128 + i1] = A[4352 + i1]; }
+        for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 128; i1++) A[35321 + i0 * 128 + i1] = A[4480 + i1]; }
+        for (let i = 0; i < 32; i++) A[37369 + i] = A[4608 + i];
+        { const v = A[4640]; for (let f = 0; f < 16; f++) A[37401 + f] = v; }
         // (derived)
         A[152442] = 1 / A[32386];
         { const v = A[152442]; for (let f = 0; f < 16; f++) A[37417 + f] = v; }
@@ -1714,7 +1714,7 @@ export class Trainer {
           else if (live === 8) rows8_7(A, t);
           else if (live === 12) rows12_8(A, t);
           else {
-            for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[152442 + (i0 * 32 + i1 * 1)] = A[q8 + (i0 * 1)]; } }
+            for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 32; i1++) A[152442 + i0 * 32 + i1] = A[q8 + i0]; }
             // graphs/adding.ts:10
             for (let i = 0; i < 16; i += 4) {
               for (let j = 0; j < 126; j += 3) {
@@ -1759,10 +1759,10 @@ export class Trainer {
                 A[152954 + (i + 3) * 128 + (126 + 1)] = (A[q6 + (i + 3) * 128 + (126 + 1)] + A[33273 + (i + 3) * 128 + (126 + 1)]) + (c31 + A[35321 + (i + 3) * 128 + (126 + 1)]);
               }
             }
-            for (let o = 0; o < 16; o++) for (let j = 0; j < 32; j++) A[155002 + o * 32 + j] = A[152954 + o * 128 + 96 + j];
-            for (let o = 0; o < 16; o++) for (let j = 0; j < 32; j++) A[155514 + o * 32 + j] = A[152954 + o * 128 + 32 + j];
-            for (let o = 0; o < 16; o++) for (let j = 0; j < 32; j++) A[156026 + o * 32 + j] = A[152954 + o * 128 + 0 + j];
-            for (let o = 0; o < 16; o++) for (let j = 0; j < 32; j++) A[156538 + o * 32 + j] = A[152954 + o * 128 + 64 + j];
+            for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 32; i1++) A[155002 + i0 * 32 + i1] = A[153050 + i0 * 128 + i1]; }
+            for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 32; i1++) A[155514 + i0 * 32 + i1] = A[152986 + i0 * 128 + i1]; }
+            for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 32; i1++) A[156026 + i0 * 32 + i1] = A[152954 + i0 * 128 + i1]; }
+            for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 32; i1++) A[156538 + i0 * 32 + i1] = A[153018 + i0 * 128 + i1]; }
             for (let i = 0; i < 512; i++) A[152954 + i] = ((sigmoid32(A[155514 + i])) * A[q4 + i]) + ((sigmoid32(A[156026 + i])) * (tanh32(A[156538 + i])));
             // (derived)
             for (let i = 0; i < 512; i++) A[q0 + i] = (A[152442 + i] !== 0 ? ((sigmoid32(A[155002 + i])) * (tanh32(A[152954 + i]))) : A[q3 + i]);

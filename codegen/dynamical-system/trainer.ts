@@ -248,7 +248,7 @@ export class Trainer {
     /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
     private train(A: Float32Array, T: number): void {
         // graphs/dynamical-system.ts:34
-        for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 2; i1++) { A[136 + (i0 * 2 + i1 * 1)] = A[4 + (i1 * 1)]; } }
+        for (let i = 0; i < 2; i++) A[136 + i] = A[4 + i];
         // (derived)
         A[225] = 1 / A[94];
         { const v = A[225]; for (let f = 0; f < 2; f++) A[138 + f] = v; }
@@ -320,7 +320,7 @@ export class Trainer {
     /** Forward over the window's T steps only. */
     private forward(A: Float32Array, T: number): void {
         // graphs/dynamical-system.ts:34
-        for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 2; i1++) { A[136 + (i0 * 2 + i1 * 1)] = A[4 + (i1 * 1)]; } }
+        for (let i = 0; i < 2; i++) A[136 + i] = A[4 + i];
         // (derived)
         A[225] = 1 / A[94];
         { const v = A[225]; for (let f = 0; f < 2; f++) A[138 + f] = v; }

@@ -224,24 +224,10 @@ export class Trainer {
   /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
   train(A, T) {
     A.copyWithin(7170, 0, 96);
-    for (let i0 = 0; i0 < 1; i0++) {
-      for (let i1 = 0; i1 < 96; i1++) {
-        A[7266 + (i0 * 96 + i1 * 1)] = A[3168 + i1 * 1];
-      }
-    }
-    for (let i0 = 0; i0 < 1; i0++) {
-      for (let i1 = 0; i1 < 96; i1++) {
-        A[7362 + (i0 * 96 + i1 * 1)] = A[3264 + i1 * 1];
-      }
-    }
-    for (let i = 0; i < 32; i++) {
-      A[7458 + i] = A[3360 + i];
-    }
-    for (let i0 = 0; i0 < 1; i0++) {
-      for (let i1 = 0; i1 < 1; i1++) {
-        A[7490 + (i0 * 1 + i1 * 1)] = A[3392 + i1 * 1];
-      }
-    }
+    A.copyWithin(7266, 3168, 3264);
+    A.copyWithin(7362, 3264, 3360);
+    for (let i = 0; i < 32; i++) A[7458 + i] = A[3360 + i];
+    A[7490] = A[3392];
     A[12057] = 1 / A[7158];
     A[7491] = A[12057];
     for (let i = 0; i < 10; i++) {
@@ -293,7 +279,7 @@ export class Trainer {
       for (let i = 0; i < 32; i++) A[q2 + 1 + i] = sigmoid32(A[12089 + i] + A[12185 + i]);
       for (let i = 0; i < 32; i++) A[q2 + 33 + i] = 1 - A[q2 + 1 + i];
       for (let i = 0; i < 32; i++) A[q2 + 129 + i] = sigmoid32(A[12057 + i] + A[12153 + i]);
-      for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[q2 + 97 + o * 32 + j] = A[12153 + o * 96 + 64 + j];
+      for (let i = 0; i < 32; i++) A[q2 + 97 + i] = A[12217 + i];
       for (let i = 0; i < 32; i++) A[q2 + 65 + i] = tanh32(A[12121 + i] + A[q2 + 129 + i] * A[q2 + 97 + i]);
       for (let i = 0; i < 32; i++) A[q0 + i] = A[q2 + 33 + i] * A[q2 + 65 + i] + A[q2 + 1 + i] * A[q3 + i];
       for (let i = 0; i < 1; i += 1) {
@@ -344,12 +330,12 @@ export class Trainer {
       for (let i = 0; i < 32; i++) A[12057 + i] = A[12090 + i] * A[q6 + 33 + i] * (1 - A[q6 + 65 + i] * A[q6 + 65 + i]);
       for (let i = 0; i < 32; i++) A[12122 + i] = A[12057 + i] * A[q6 + 97 + i] * (A[q6 + 129 + i] * (1 - A[q6 + 129 + i]));
       for (let i = 0; i < 32; i++) A[12154 + i] = A[12057 + i] * A[q6 + 129 + i];
-      for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[12186 + o * 96 + 0 + j] = A[12122 + o * 32 + j];
-      for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[12186 + o * 96 + 32 + j] = 0;
-      for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[12186 + o * 96 + 64 + j] = A[12154 + o * 32 + j];
+      for (let i = 0; i < 32; i++) A[12186 + i] = A[12122 + i];
+      for (let i = 0; i < 32; i++) A[12218 + i] = 0;
+      for (let i = 0; i < 32; i++) A[12250 + i] = A[12154 + i];
       for (let i = 0; i < 32; i++) A[12154 + i] = (A[12090 + i] * A[q0 + i] + -(A[12090 + i] * A[q6 + 65 + i])) * (A[q6 + 1 + i] * A[q6 + 33 + i]);
-      for (let f = 0; f < 96; f++) A[12282 + f] = 0;
-      for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[12282 + o * 96 + 32 + j] = A[12154 + o * 32 + j];
+      A.fill(0, 12282, 12378);
+      for (let i = 0; i < 32; i++) A[12314 + i] = A[12154 + i];
       for (let i = 0; i < 96; i++) A[q8 + i] = A[12186 + i] + A[12282 + i];
       for (let i = 0; i < 1; i += 1) {
         for (let j = 0; j < 30; j += 6) {
@@ -399,9 +385,9 @@ export class Trainer {
           A[12025 + (i + 0) * 32 + (30 + 1)] = A[12090 + (i + 0) * 32 + (30 + 1)] * A[q6 + 1 + (i + 0) * 32 + (30 + 1)] + c01;
         }
       }
-      for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[12154 + o * 96 + 0 + j] = A[12122 + o * 32 + j];
-      for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[12154 + o * 96 + 32 + j] = 0;
-      for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[12154 + o * 96 + 64 + j] = A[12057 + o * 32 + j];
+      for (let i = 0; i < 32; i++) A[12154 + i] = A[12122 + i];
+      for (let i = 0; i < 32; i++) A[12186 + i] = 0;
+      for (let i = 0; i < 32; i++) A[12218 + i] = A[12057 + i];
       for (let i = 0; i < 96; i++) A[q7 + i] = A[12154 + i] + A[12282 + i];
       A.copyWithin(11993, 12025, 12057);
     }
@@ -560,9 +546,7 @@ export class Trainer {
         A[12057 + (i + 3) * 1 + (j + 0)] = c30;
       }
     }
-    for (let i = 0; i < 32; i++) {
-      A[12089 + i] = A[12057 + i];
-    }
+    for (let i = 0; i < 32; i++) A[12089 + i] = A[12057 + i];
     for (let i1 = 0; i1 < 1; i1++) {
       {
         let acc = 0;
@@ -578,24 +562,10 @@ export class Trainer {
   /** Forward over the window's T steps only. */
   forward(A, T) {
     A.copyWithin(7170, 0, 96);
-    for (let i0 = 0; i0 < 1; i0++) {
-      for (let i1 = 0; i1 < 96; i1++) {
-        A[7266 + (i0 * 96 + i1 * 1)] = A[3168 + i1 * 1];
-      }
-    }
-    for (let i0 = 0; i0 < 1; i0++) {
-      for (let i1 = 0; i1 < 96; i1++) {
-        A[7362 + (i0 * 96 + i1 * 1)] = A[3264 + i1 * 1];
-      }
-    }
-    for (let i = 0; i < 32; i++) {
-      A[7458 + i] = A[3360 + i];
-    }
-    for (let i0 = 0; i0 < 1; i0++) {
-      for (let i1 = 0; i1 < 1; i1++) {
-        A[7490 + (i0 * 1 + i1 * 1)] = A[3392 + i1 * 1];
-      }
-    }
+    A.copyWithin(7266, 3168, 3264);
+    A.copyWithin(7362, 3264, 3360);
+    for (let i = 0; i < 32; i++) A[7458 + i] = A[3360 + i];
+    A[7490] = A[3392];
     A[12057] = 1 / A[7158];
     A[7491] = A[12057];
     for (let i = 0; i < 10; i++) {

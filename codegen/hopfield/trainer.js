@@ -206,11 +206,7 @@ export class Trainer {
   }
   /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
   train(A, T) {
-    for (let i0 = 0; i0 < 1; i0++) {
-      for (let i1 = 0; i1 < 16; i1++) {
-        A[1052 + (i0 * 16 + i1 * 1)] = A[256 + i1 * 1];
-      }
-    }
+    for (let i = 0; i < 16; i++) A[1052 + i] = A[256 + i];
     A[1437] = 1 / A[880];
     {
       const v = A[1437];
@@ -519,11 +515,7 @@ export class Trainer {
   }
   /** Forward over the window's T steps only. */
   forward(A, T) {
-    for (let i0 = 0; i0 < 1; i0++) {
-      for (let i1 = 0; i1 < 16; i1++) {
-        A[1052 + (i0 * 16 + i1 * 1)] = A[256 + i1 * 1];
-      }
-    }
+    for (let i = 0; i < 16; i++) A[1052 + i] = A[256 + i];
     A[1437] = 1 / A[880];
     {
       const v = A[1437];

@@ -256,7 +256,7 @@ export class Trainer {
     /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
     private train(A: Float32Array, T: number): void {
         // graphs/hopfield.ts:47
-        for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[1052 + (i0 * 16 + i1 * 1)] = A[256 + (i1 * 1)]; } }
+        for (let i = 0; i < 16; i++) A[1052 + i] = A[256 + i];
         // (derived)
         A[1437] = 1 / A[880];
         { const v = A[1437]; for (let f = 0; f < 16; f++) A[1068 + f] = v; }
@@ -434,7 +434,7 @@ export class Trainer {
     /** Forward over the window's T steps only. */
     private forward(A: Float32Array, T: number): void {
         // graphs/hopfield.ts:47
-        for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 16; i1++) { A[1052 + (i0 * 16 + i1 * 1)] = A[256 + (i1 * 1)]; } }
+        for (let i = 0; i < 16; i++) A[1052 + i] = A[256 + i];
         // (derived)
         A[1437] = 1 / A[880];
         { const v = A[1437]; for (let f = 0; f < 16; f++) A[1068 + f] = v; }

@@ -284,10 +284,10 @@ export class Trainer {
     private train(A: Float32Array, T: number): void {
         // graphs/lstm.ts:8
         A.copyWithin(9762, 0, 128);
-        for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 128; i1++) { A[9890 + (i0 * 128 + i1 * 1)] = A[4224 + (i1 * 1)]; } }
-        for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 128; i1++) { A[10018 + (i0 * 128 + i1 * 1)] = A[4352 + (i1 * 1)]; } }
-        for (let i = 0; i < 32; i++) { A[10146 + i] = A[4480 + i]; }
-        for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[10178 + (i0 * 1 + i1 * 1)] = A[4512 + (i1 * 1)]; } }
+        A.copyWithin(9890, 4224, 4352);
+        A.copyWithin(10018, 4352, 4480);
+        for (let i = 0; i < 32; i++) A[10146 + i] = A[4480 + i];
+        A[10178] = A[4512];
         // (derived)
         A[14489] = 1 / A[9750];
         A[10179] = A[14489];
@@ -372,10 +372,10 @@ export class Trainer {
           for (let i = 0; i < 32; i++) A[14586 + i] = (A[14489 + i] * A[q1 + i]) * (A[(q8 + 129) + i] * (1 - A[(q8 + 129) + i]));
           for (let i = 0; i < 32; i++) A[14618 + i] = (A[14489 + i] * A[(q8 + 97) + i]) * (1 - (A[(q8 + 65) + i] * A[(q8 + 65) + i]));
           for (let i = 0; i < 32; i++) A[14650 + i] = (A[14522 + i] * A[(q8 + 33) + i]) * (A[(q8 + 1) + i] * (1 - A[(q8 + 1) + i]));
-          for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[q9 + o * 128 + 0 + j] = A[14554 + o * 32 + j];
-          for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[q9 + o * 128 + 32 + j] = A[14586 + o * 32 + j];
-          for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[q9 + o * 128 + 64 + j] = A[14618 + o * 32 + j];
-          for (let o = 0; o < 1; o++) for (let j = 0; j < 32; j++) A[q9 + o * 128 + 96 + j] = A[14650 + o * 32 + j];
+          for (let i = 0; i < 32; i++) A[q9 + i] = A[14554 + i];
+          for (let i = 0; i < 32; i++) A[q9 + 32 + i] = A[14586 + i];
+          for (let i = 0; i < 32; i++) A[q9 + 64 + i] = A[14618 + i];
+          for (let i = 0; i < 32; i++) A[q9 + 96 + i] = A[14650 + i];
           for (let i = 0; i < 1; i += 1) {
             for (let j = 0; j < 30; j += 6) {
               let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;
@@ -495,7 +495,7 @@ export class Trainer {
             A[14745 + (i + 3) * 1 + (j + 0)] = c30;
           }
         }
-        for (let i = 0; i < 32; i++) { A[14777 + i] = A[14745 + i]; }
+        for (let i = 0; i < 32; i++) A[14777 + i] = A[14745 + i];
         for (let i1 = 0; i1 < 1; i1++) { { let acc = 0; for (let i0 = 0; i0 < 10; i0++) { acc = acc + A[12740 + (i0 * 1 + i1 * 1)]; } A[9025 + (i1 * 1)] += acc; } }
         for (let i = 0; i < 128; i++) A[4513 + i] += A[14617 + i];
         for (let i = 0; i < 128; i++) A[8737 + i] += A[14489 + i];
@@ -507,10 +507,10 @@ export class Trainer {
     private forward(A: Float32Array, T: number): void {
         // graphs/lstm.ts:8
         A.copyWithin(9762, 0, 128);
-        for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 128; i1++) { A[9890 + (i0 * 128 + i1 * 1)] = A[4224 + (i1 * 1)]; } }
-        for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 128; i1++) { A[10018 + (i0 * 128 + i1 * 1)] = A[4352 + (i1 * 1)]; } }
-        for (let i = 0; i < 32; i++) { A[10146 + i] = A[4480 + i]; }
-        for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[10178 + (i0 * 1 + i1 * 1)] = A[4512 + (i1 * 1)]; } }
+        A.copyWithin(9890, 4224, 4352);
+        A.copyWithin(10018, 4352, 4480);
+        for (let i = 0; i < 32; i++) A[10146 + i] = A[4480 + i];
+        A[10178] = A[4512];
         // (derived)
         A[14489] = 1 / A[9750];
         A[10179] = A[14489];

@@ -266,11 +266,11 @@ export class Trainer {
     /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
     private train(A: Float32Array, T: number): void {
         // graphs/sincos.ts:9
-        for (let i = 0; i < 32; i++) { A[2690 + i] = A[i]; }
-        for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[2722 + (i0 * 32 + i1 * 1)] = A[1056 + (i1 * 1)]; } }
-        for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[2754 + (i0 * 32 + i1 * 1)] = A[1088 + (i1 * 1)]; } }
-        for (let i = 0; i < 32; i++) { A[2786 + i] = A[1120 + i]; }
-        for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[2818 + (i0 * 1 + i1 * 1)] = A[1152 + (i1 * 1)]; } }
+        for (let i = 0; i < 32; i++) A[2690 + i] = A[i];
+        for (let i = 0; i < 32; i++) A[2722 + i] = A[1056 + i];
+        for (let i = 0; i < 32; i++) A[2754 + i] = A[1088 + i];
+        for (let i = 0; i < 32; i++) A[2786 + i] = A[1120 + i];
+        A[2818] = A[1152];
         // (derived)
         A[3545] = 1 / A[2678];
         A[2819] = A[3545];
@@ -400,7 +400,7 @@ export class Trainer {
             A[3545 + (i + 0) * 32 + (30 + 1)] = c01;
           }
         }
-        for (let i = 0; i < 32; i++) { A[3577 + i] = A[3545 + i]; }
+        for (let i = 0; i < 32; i++) A[3577 + i] = A[3545 + i];
         for (let i = 0; i < 32; i += 4) {
           for (let j = 0; j < 30; j += 3) {
             let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -460,7 +460,7 @@ export class Trainer {
             A[3609 + (i + 3) * 1 + (j + 0)] = c30;
           }
         }
-        for (let i = 0; i < 32; i++) { A[3641 + i] = A[3609 + i]; }
+        for (let i = 0; i < 32; i++) A[3641 + i] = A[3609 + i];
         for (let i1 = 0; i1 < 1; i1++) { { let acc = 0; for (let i0 = 0; i0 < 10; i0++) { acc = acc + A[3460 + (i0 * 1 + i1 * 1)]; } A[2305 + (i1 * 1)] += acc; } }
         for (let i = 0; i < 32; i++) A[1153 + i] += A[3577 + i];
         for (let i = 0; i < 32; i++) A[2209 + i] += A[3545 + i];
@@ -471,11 +471,11 @@ export class Trainer {
     /** Forward over the window's T steps only. */
     private forward(A: Float32Array, T: number): void {
         // graphs/sincos.ts:9
-        for (let i = 0; i < 32; i++) { A[2690 + i] = A[i]; }
-        for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[2722 + (i0 * 32 + i1 * 1)] = A[1056 + (i1 * 1)]; } }
-        for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 32; i1++) { A[2754 + (i0 * 32 + i1 * 1)] = A[1088 + (i1 * 1)]; } }
-        for (let i = 0; i < 32; i++) { A[2786 + i] = A[1120 + i]; }
-        for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 1; i1++) { A[2818 + (i0 * 1 + i1 * 1)] = A[1152 + (i1 * 1)]; } }
+        for (let i = 0; i < 32; i++) A[2690 + i] = A[i];
+        for (let i = 0; i < 32; i++) A[2722 + i] = A[1056 + i];
+        for (let i = 0; i < 32; i++) A[2754 + i] = A[1088 + i];
+        for (let i = 0; i < 32; i++) A[2786 + i] = A[1120 + i];
+        A[2818] = A[1152];
         // (derived)
         A[3545] = 1 / A[2678];
         A[2819] = A[3545];

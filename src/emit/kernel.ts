@@ -1,15 +1,14 @@
-// Kernel emission: the statements of one planned graph, each primitive through its own emit rule,
-// fused element-wise chains as one loop over a composed scalar expression.
+// Kernel emission: the statements of one planned graph as data (each primitive through its own
+// lowering rule, a fused element-wise chain as one statement over a composed expression), rendered
+// for the target by src/emit/statements.ts.
 import type { Node } from '../ir/node.ts';
 import { sizeOf, type Shape } from '../ir/tensor.ts';
 import { primOf, prims } from '../prims/index.ts';
-import { at, copyWithinCall, offsetPlus } from '../prims/kit.ts';
-import type { Buf, ElementwiseExpr, EmitHelper, EmitTarget } from '../prims/types.ts';
-import { isElementwise, type KernelPlan, type Offset } from './plan.ts';
+import { offsetPlus } from '../prims/kit.ts';
+import type { Buf, ElementwiseExpr, EmitHelper, EmitTarget, EpilogueExpr, Statement } from '../prims/types.ts';
+import type { KernelPlan, Offset } from './plan.ts';
+import { ARENA, renderStatement, renderStatements } from './statements.ts';
 import { NUMERICS_PREFIX } from './trainer-text.ts';
-
-/** The arena's name in emitted code (the trainer's methods bind it as `const A = this.arena`). */
-const ARENA = 'A';
 
 /** Where `n`'s value is read from in `plan`: its buffer (through an alias or a view), or a literal. */
 export function bufOf(plan: KernelPlan, n: Node): Buf {
@@ -36,23 +35,27 @@ function operandOf(plan: KernelPlan, n: Node): Buf {
   return { ...b, transposed: !b.transposed };
 }
 
-/** The scalar expression of element `i` of `n`, inlining fused inputs; `product` stands for an epilogue product's value. */
-function scalarExpr(plan: KernelPlan, n: Node, i: string | number, target: EmitTarget, product?: { node: Node; value: string }): string {
-  const prim = primOf(n.op)!;
-  if (prim.emit.kind !== 'elementwise') throw new Error(`emit: ${n.op} is not element-wise`);
-  const args = n.inputs.map((x) =>
-    x === product?.node ? product.value
-      : plan.fused.has(x) ? `(${scalarExpr(plan, x, i, target, product)})`
-      : at(bufOf(plan, x), i));
-  return prim.emit.scalar(args, n.attrs, target);
+/** The element-wise chain rooted at `n` as data (fused inputs inlined, literals as constants); `product` (an epilogue's) read as the product's value. */
+function chainOf(plan: KernelPlan, n: Node, product?: Node): EpilogueExpr {
+  const args = n.inputs.map((x): EpilogueExpr => {
+    if (x === product) return { product: true };
+    if (plan.fused.has(x)) return chainOf(plan, x, product);
+    const b = bufOf(plan, x);
+    if (b.literal !== undefined) return { value: b.literal };
+    if (b.transposed) throw new Error('emit: a transposed view reached an element-wise access');
+    return { read: b.off };
+  });
+  return { op: n.op, args, attrs: n.attrs };
 }
 
+/** How a node that runs its body over time (scan) becomes code: its lowering, given where its operands and result live. */
+export type LoopLowering = (n: Node, out: Buf, inputs: readonly Buf[]) => string;
+
 /**
- * The code of a statement primitive (not element-wise) computing `n` into `out`. A product reads a
- * transposed operand through its source; with `epilogue` it stores the element-wise chain rooted
- * at `out`'s node instead of its own value.
+ * The kernel statements of a statement primitive (not element-wise) computing `n` into `out`. A
+ * product reads a transposed operand through its source, and B copied into panels from them.
  */
-function codeStatement(plan: KernelPlan, n: Node, out: Buf, accumulate: boolean, target: EmitTarget, shapeOf: ShapeOf, epilogue?: (value: string, index: string) => string): string {
+function lowered(plan: KernelPlan, n: Node, out: Buf, accumulate: boolean, shapeOf: ShapeOf): Statement[] {
   const prim = primOf(n.op)!;
   if (prim.emit.kind !== 'statements') throw new Error(`emit: ${n.op} has no statement`);
   // B copied into panels before the loop is read from them (plan.panels), held as the copy was made.
@@ -63,75 +66,46 @@ function codeStatement(plan: KernelPlan, n: Node, out: Buf, accumulate: boolean,
     if ((b.transposed === true) !== panels.shape.transB || b.literal !== undefined) throw new Error('emit: a product\'s B is not held as its panels were copied');
     return { ...b, off: panels.off, panels: true };
   };
-  return prim.emit.code({
+  return prim.emit.lower({
     out,
     inputs: n.inputs.map((x, i) => (n.op === 'matmul' ? operand(x, i) : bufOf(plan, x))),
     inShapes: n.inputs.map(shapeOf),
     shape: shapeOf(n),
     attrs: n.attrs,
     ...(accumulate ? { accumulate } : {}),
-    ...(epilogue ? { epilogue } : {}),
-    target,
   });
 }
 
-/** The element-wise chain rooted at `n` as data (fused inputs inlined, literals as constants), `product` read from `out` where it was computed. */
-function chainOf(plan: KernelPlan, n: Node, product?: { node: Node; buf: Buf }): ElementwiseExpr {
-  const args = n.inputs.map((x): ElementwiseExpr => {
-    if (x === product?.node) return { read: product.buf.off };
-    if (plan.fused.has(x)) return chainOf(plan, x, product);
-    const b = bufOf(plan, x);
-    if (b.literal !== undefined) return { value: b.literal };
-    if (b.transposed) throw new Error('emit: a transposed view reached an element-wise access');
-    return { read: b.off };
-  });
-  return { op: n.op, args, attrs: n.attrs };
-}
-
-/**
- * An element-wise chain (and the product it finishes) as a call into the target's own kernels,
- * when it has them: they cover every element-wise primitive (src/emit/wasm/elementwise.ts).
- */
-function kernelStatement(plan: KernelPlan, n: Node, out: Buf, accumulate: boolean, target: EmitTarget, shapeOf: ShapeOf): string | undefined {
-  const kernels = target.kernels;
-  const size = sizeOf(shapeOf(n));
-  // A chain over fewer than four elements stays a line of TypeScript (cheaper than a call).
-  if (!kernels || !isElementwise(n) || size < 4) return undefined;
-  const product = plan.epilogues.get(n);
-  // The product first, into out, then the chain over it in place; adding into out would need a
-  // buffer of its own, so that rare case keeps the product's loops with the chain inside.
-  if (product && accumulate) return undefined;
-  const call = kernels.elementwise(chainOf(plan, n, product && { node: product, buf: out }), size, out.off, accumulate);
-  return product ? `${codeStatement(plan, product, out, false, target, shapeOf)}\n${call}` : call;
-}
-
-/** How a node that runs its body over time (scan) becomes code: its lowering, given where its operands and result live. */
-export type LoopLowering = (n: Node, out: Buf, inputs: readonly Buf[]) => string;
-
-function statement(plan: KernelPlan, n: Node, target: EmitTarget, loop: LoopLowering | undefined, shapeOf: ShapeOf): string {
+/** The kernel statements computing `n` (a product finishing an element-wise chain is one statement with its epilogue). */
+function statementsOf(plan: KernelPlan, n: Node, shapeOf: ShapeOf): Statement[] {
   const prim = primOf(n.op);
   if (!prim) throw new Error(`emit: unknown op ${n.op}`);
   const out = bufOf(plan, n);
-  const size = sizeOf(shapeOf(n));
   const accumulate = plan.accumulate.has(n);
-  const store = accumulate ? '+=' : '=';
-  const viaKernels = kernelStatement(plan, n, out, accumulate, target, shapeOf);
-  if (viaKernels) return viaKernels;
   const product = plan.epilogues.get(n);
-  if (product) return codeStatement(plan, product, out, accumulate, target, shapeOf, (value, index) => scalarExpr(plan, n, index, target, { node: product, value }));
+  if (product) {
+    const [p] = lowered(plan, product, out, accumulate, shapeOf);
+    if (p?.kind !== 'product') throw new Error(`emit: the epilogue of a ${product.op}, which is not a product`);
+    return [{ ...p, epilogue: chainOf(plan, n, product) }];
+  }
   switch (prim.emit.kind) {
     case 'elementwise':
-      return size === 1
-        ? `${at(out, 0)} ${store} ${scalarExpr(plan, n, 0, target)};`
-        : `for (let i = 0; i < ${size}; i++) ${at(out, 'i')} ${store} ${scalarExpr(plan, n, 'i', target)};`;
+      return [{ kind: 'elementwise', size: sizeOf(shapeOf(n)), out, expr: chainOf(plan, n) as ElementwiseExpr, accumulate }];
     case 'statements':
-      return codeStatement(plan, n, out, accumulate, target, shapeOf);
+      return lowered(plan, n, out, accumulate, shapeOf);
     case 'leaf':
       throw new Error(`emit: leaf ${n.op} has no statement`);
     case 'loop':
-      if (!loop) throw new Error(`emit: ${n.op} runs its body over time: it is inlined (unroll) or lowered to loops (a LoopLowering) before kernels are emitted`);
-      return loop(n, out, n.inputs.map((x) => bufOf(plan, x)));
+      throw new Error(`emit: ${n.op} runs its body over time: it is inlined (unroll) or lowered to loops (a LoopLowering) before kernels are emitted`);
   }
+}
+
+function statement(plan: KernelPlan, n: Node, target: EmitTarget, loop: LoopLowering | undefined, shapeOf: ShapeOf): string {
+  if (primOf(n.op)?.emit.kind === 'loop') {
+    if (!loop) throw new Error(`emit: ${n.op} runs its body over time: it is inlined (unroll) or lowered to loops (a LoopLowering) before kernels are emitted`);
+    return loop(n, bufOf(plan, n), n.inputs.map((x) => bufOf(plan, x)));
+  }
+  return renderStatements(statementsOf(plan, n, shapeOf), target);
 }
 
 /** The shape a node has in the code of one statement (its own, unless a RowView cuts its rows). */
@@ -164,19 +138,11 @@ export function emitKernel(plan: KernelPlan, target: EmitTarget, loop?: LoopLowe
   for (const { node, to, accumulate } of plan.copies) {
     const src = bufOf(plan, node);
     const size = sizeOf(node.shape);
-    const dst: Buf = { arr: ARENA, off: to };
-    const store = accumulate ? '+=' : '=';
-    const memmove = accumulate ? undefined : copyWithinCall(dst, src, size);
-    if (memmove) {
-      lines.push(memmove);
-      continue;
-    }
-    // Adding a block into another (a gradient summed from two places, a scan's accumulated carry) is the target's element-wise kernel.
-    if (accumulate && target.kernels && size >= 4 && src.arr === ARENA && src.literal === undefined && !src.transposed) {
-      lines.push(target.kernels.elementwise({ read: src.off }, size, to, true));
-      continue;
-    }
-    lines.push(size === 1 ? `${at(dst, 0)} ${store} ${at(src, 0)};` : `for (let i = 0; i < ${size}; i++) ${at(dst, 'i')} ${store} ${at(src, 'i')};`);
+    const out: Buf = { arr: ARENA, off: to };
+    // Adding a block into another: a gradient summed from two places, a scan's accumulated carry.
+    lines.push(renderStatement(accumulate
+      ? { kind: 'elementwise', size, out, expr: src.literal !== undefined ? { value: src.literal } : { read: src.off }, accumulate: true }
+      : { kind: 'copy', dims: [size], out, outStrides: [1], x: src, xStrides: [1], accumulate: false }, target));
   }
   return lines;
 }

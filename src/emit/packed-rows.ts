@@ -11,11 +11,12 @@
 import type { Node } from '../ir/node.ts';
 import { sizeOf, type Shape } from '../ir/tensor.ts';
 import { fillValue } from '../prims/builder.ts';
-import { isElementwiseOp, primOf, prims } from '../prims/index.ts';
+import { isElementwiseOp, prims } from '../prims/index.ts';
 import { intAttr, intList } from '../prims/kit.ts';
-import type { ElementwiseExpr, EmitTarget } from '../prims/types.ts';
+import type { ElementwiseExpr, EmitTarget, Statement } from '../prims/types.ts';
 import { bufOf, type RowView } from './kernel.ts';
-import { isElementwise, numberLiteral, type KernelPlan } from './plan.ts';
+import { isElementwise, type KernelPlan } from './plan.ts';
+import { ARENA, renderStatement } from './statements.ts';
 import type { Seq } from './layout.ts';
 
 /** The product kernels block 4 rows at a time: a class is a multiple of 4 rows. */
@@ -290,22 +291,12 @@ export function rowView(plan: KernelPlan, facts: RowFacts, modes: RowModes, r: n
 
 /** out[i] (+)= expr over `size` elements from `from`: a fill, a copy, or the chain. */
 function tailCode(expr: ElementwiseExpr, size: number, from: number | string, accumulate: boolean, target: EmitTarget): string[] {
-  const end = typeof from === 'number' ? from + size : `${from} + ${size}`;
-  if ('value' in expr) {
-    if (accumulate && expr.value === 0) return [];
-    if (!accumulate) return [`A.fill(${numberLiteral(expr.value)}, ${from}, ${end});`];
-  }
-  if ('read' in expr && !accumulate) return [`A.copyWithin(${from}, ${expr.read}, ${typeof expr.read === 'number' ? expr.read + size : `${expr.read} + ${size}`});`];
-  if (target.kernels && size >= 4) return [target.kernels.elementwise(expr, size, from, accumulate)];
-  const at = (off: number | string, i: string) => (off === 0 ? `A[${i}]` : `A[${off} + ${i}]`);
-  const scalar = (e: ElementwiseExpr): string => {
-    if ('value' in e) return numberLiteral(e.value);
-    if ('read' in e) return at(e.read, 'i');
-    const prim = primOf(e.op)!;
-    if (prim.emit.kind !== 'elementwise') throw new Error(`emit: ${e.op} is not element-wise`);
-    return prim.emit.scalar(e.args.map((a) => ('op' in a ? `(${scalar(a)})` : scalar(a))), e.attrs, target);
-  };
-  return [`for (let i = 0; i < ${size}; i++) ${at(from, 'i')} ${accumulate ? '+=' : '='} ${scalar(expr)};`];
+  const out = { arr: ARENA, off: from };
+  if ('value' in expr && accumulate && expr.value === 0) return [];
+  const tail: Statement = 'value' in expr && !accumulate ? { kind: 'fill', size, value: expr.value, out }
+    : 'read' in expr && !accumulate ? { kind: 'copy', dims: [size], out, outStrides: [1], x: { arr: ARENA, off: expr.read }, xStrides: [1], accumulate: false }
+    : { kind: 'elementwise', size, out, expr, accumulate };
+  return [renderStatement(tail, target)];
 }
 
 /** What a packed trainer reorders around its loops: the sequences it keeps, where, and in what shape per index. */

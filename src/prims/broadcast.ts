@@ -1,8 +1,8 @@
 // y = x repeated along new axes `axes` of `shape` (x's shape is `shape` without them);
 // dy is summed back over those axes.
-import { sameShape, shapeToString, sizeOf } from '../ir/tensor.ts';
-import { at, intList } from './kit.ts';
-import { checkAxes, dropAxes, reducedIndex, reducedLoop } from './reduce.ts';
+import { sameShape, shapeToString, sizeOf, stridesOf } from '../ir/tensor.ts';
+import { intList } from './kit.ts';
+import { checkAxes, dropAxes, reducedIndex, reducedStrides } from './reduce.ts';
 import type { PrimDef, StatementsEmit } from './types.ts';
 
 export const broadcast: PrimDef<StatementsEmit> = {
@@ -26,12 +26,7 @@ export const broadcast: PrimDef<StatementsEmit> = {
   vjp: ({ dy, attrs }, b) => [b.sum(dy, intList(attrs, 'axes'))],
   emit: {
     kind: 'statements',
-    code: ({ out, inputs: [x], inShapes: [s], attrs, shape }) => {
-      if (s!.length === 0) {
-        const n = sizeOf(shape);
-        return n === 1 ? `${at(out, 0)} = ${at(x!, 0)};` : `{ const v = ${at(x!, 0)}; for (let f = 0; f < ${n}; f++) ${at(out, 'f')} = v; }`;
-      }
-      return reducedLoop(shape, intList(attrs, 'axes'), (f, r) => `${at(out, f)} = ${at(x!, r)};`);
-    },
+    // Each element of out reads x where the broadcast axes are dropped (a 0 stride along them).
+    lower: ({ out, inputs: [x], attrs, shape }) => [{ kind: 'copy', dims: shape, out, outStrides: stridesOf(shape), x: x!, xStrides: reducedStrides(shape, intList(attrs, 'axes')), accumulate: false }],
   },
 };

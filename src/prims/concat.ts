@@ -1,8 +1,8 @@
 // y = the inputs joined along `axis`;  each dx_k = its slice of dy
 import { shapeToString, sizeOf } from '../ir/tensor.ts';
-import { at, copyCall, intAttr } from './kit.ts';
+import { intAttr, offsetPlus } from './kit.ts';
 import { aroundAxis } from './slice.ts';
-import type { PrimDef, StatementsEmit } from './types.ts';
+import type { PrimDef, Statement, StatementsEmit } from './types.ts';
 
 export const concat: PrimDef<StatementsEmit> = {
   name: 'concat',
@@ -45,18 +45,17 @@ export const concat: PrimDef<StatementsEmit> = {
   },
   emit: {
     kind: 'statements',
-    code: ({ out, inputs, inShapes, attrs, shape, target }) => {
+    // Each input is a block of rows copied into its columns of the output's rows.
+    lower: ({ out, inputs, inShapes, attrs, shape }) => {
       const axis = intAttr(attrs, 'axis');
       const [outer, full, inner] = aroundAxis(shape, axis);
       let offset = 0;
-      return inputs
-        .map((x, k) => {
-          const span = inShapes[k]![axis]! * inner;
-          const line = copyCall(target, outer, span, out, full * inner, offset * inner, x, span, 0) ?? `for (let o = 0; o < ${outer}; o++) for (let j = 0; j < ${span}; j++) ${at(out, `o * ${full * inner} + ${offset * inner} + j`)} = ${at(x, `o * ${span} + j`)};`;
-          offset += inShapes[k]![axis]!;
-          return line;
-        })
-        .join('\n');
+      return inputs.map((x, k) => {
+        const span = inShapes[k]![axis]! * inner;
+        const part: Statement = { kind: 'copy', dims: [outer, span], out: { ...out, off: offsetPlus(out, offset * inner) }, outStrides: [full * inner, 1], x, xStrides: [span, 1], accumulate: false };
+        offset += inShapes[k]![axis]!;
+        return part;
+      });
     },
   },
 };

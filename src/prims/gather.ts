@@ -2,7 +2,6 @@
 // lookup);  dtable = scatterAdd(dy, indices, V), and the indices get none.
 import { UnfoldError } from '../ir/errors.ts';
 import { shapeToString, sizeOf } from '../ir/tensor.ts';
-import { at } from './kit.ts';
 import type { PrimDef, StatementsEmit } from './types.ts';
 
 /** Row indices as integers in 0..V−1, or a message naming the first that is not (the data's fault, not the graph's). */
@@ -27,11 +26,9 @@ export const gather: PrimDef<StatementsEmit> = {
   vjp: ({ dy, inputs: [table, indices] }, b) => [b.scatterAdd(dy, indices!, table!.shape[0]!), null],
   emit: {
     kind: 'statements',
-    // Indices are data: an out-of-range one reads outside the table, so it is checked as it is read.
-    code: ({ out, inputs: [table, indices], inShapes: [ts, is] }) => {
-      const [V, H] = ts as [number, number];
-      const N = sizeOf(is!);
-      return `for (let n = 0; n < ${N}; n++) { const k = ${at(indices!, 'n')}; if (!(k >= 0 && k < ${V} && k === Math.floor(k))) throw new RangeError(\`gather: index \${n} is \${k}; indices are integers in 0..${V - 1}\`); for (let j = 0; j < ${H}; j++) ${at(out, `n * ${H} + j`)} = ${at(table!, `k * ${H} + j`)}; }`;
+    lower: ({ out, inputs: [table, indices], inShapes: [ts, is] }) => {
+      const [rows, width] = ts as [number, number];
+      return [{ kind: 'gather', rows, width, count: sizeOf(is!), out, table: table!, indices: indices! }];
     },
   },
 };

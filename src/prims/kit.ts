@@ -11,11 +11,6 @@ export function numberLiteral(x: number): string {
   return x < 0 ? `(${s})` : s;
 }
 
-/** A literal buffer's value as code (undefined for a buffer in the arena). */
-export function literalText(b: Buf): string | undefined {
-  return b.literal === undefined ? undefined : numberLiteral(b.literal);
-}
-
 /** `arr[off + i]`, folding a zero offset and constant indices; a literal buffer reads as its value. */
 export function at(b: Buf, i: string | number): string {
   if (b.literal !== undefined) return numberLiteral(b.literal);
@@ -38,38 +33,8 @@ export function helperCall(target: EmitTarget, helper: EmitHelper, ...args: read
   return `${helper.name}(${args.join(', ')})`;
 }
 
-/**
- * A block of `rows` rows of `span` elements copied between strides, from `x` at `xStart` to `out`
- * at `outStart`, as a call into the target's copy kernel; undefined when the target has none or
- * `x` has no buffer (the caller writes its loop nest).
- */
-export function copyCall(target: EmitTarget | undefined, rows: number, span: number, out: Buf, outStride: number, outStart: number, x: Buf, xStride: number, xStart: number): string | undefined {
-  if (!target?.kernels || x.literal !== undefined || x.transposed) return undefined;
-  return target.kernels.copy(rows, span, outStride, xStride, offsetPlus(out, outStart), offsetPlus(x, xStart));
-}
-
-/**
- * `n` contiguous elements of `x` into `out` as a memmove (typed arrays copy a block natively, many
- * times faster than an element loop), when both live in one array and the block is worth a call.
- */
-export function copyWithinCall(out: Buf, x: Buf, n: number): string | undefined {
-  if (n < COPY_WITHIN || out.arr !== x.arr || x.literal !== undefined || x.transposed || out.transposed) return undefined;
-  return `${out.arr}.copyWithin(${out.off}, ${x.off}, ${offsetPlus(x, n)});`;
-}
-
-/** `n` contiguous elements of `x` into `out`: a memmove where it can be, else an element loop. */
-export function blockCopy(out: Buf, x: Buf, n: number): string {
-  return copyWithinCall(out, x, n) ?? loop(n, (i) => `${at(out, i)} = ${at(x, i)};`);
-}
-
 /** Below this many elements a copy stays an element loop (a call into copyWithin costs more). */
 export const COPY_WITHIN = 64;
-
-/** A loop over `n` elements, or the body alone when n = 1. `body` gets the index expression. */
-export function loop(n: number, body: (i: string | number) => string, v = 'i'): string {
-  if (n === 1) return body(0);
-  return `for (let ${v} = 0; ${v} < ${n}; ${v}++) { ${body(v)} }`;
-}
 
 export function sameShapes(name: string, inputs: readonly Shape[]): Shape {
   const first = inputs[0]!;

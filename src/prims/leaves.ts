@@ -1,7 +1,6 @@
 // Leaves: `param` (a learnable tensor, by name), `input` (data bound at run time: x(t), y(t),
 // the initial state s(0)), and `const` (a scalar fill, or explicit row-major data).
 import { sizeOf } from '../ir/tensor.ts';
-import { at, loop } from './kit.ts';
 import type { LeafEmit, PrimDef, StatementsEmit } from './types.ts';
 
 function boundLeaf(name: string): PrimDef<LeafEmit> {
@@ -48,10 +47,9 @@ export const constant: PrimDef<StatementsEmit> = {
   vjp: () => [],
   emit: {
     kind: 'statements',
-    code: ({ out, attrs, shape }) => {
+    lower: ({ out, attrs, shape }) => {
       const data = attrs['data'];
-      if (Array.isArray(data)) return data.map((v, i) => `${at(out, i)} = ${v};`).join(' ');
-      return loop(sizeOf(shape), (i) => `${at(out, i)} = ${attrs['value'] as number};`);
+      return [Array.isArray(data) ? { kind: 'values', data: data as number[], out } : { kind: 'fill', size: sizeOf(shape), value: attrs['value'] as number, out }];
     },
   },
 };

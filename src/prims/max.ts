@@ -1,7 +1,7 @@
 // y = max over `axes` of x;  dx = dy at the maximal elements (every tied one), 0 elsewhere
 import { sizeOf } from '../ir/tensor.ts';
-import { at, intList } from './kit.ts';
-import { checkAxes, dropAxes, reducedIndex, reductionLoop } from './reduce.ts';
+import { intList } from './kit.ts';
+import { checkAxes, dropAxes, reducedIndex } from './reduce.ts';
 import type { PrimDef, StatementsEmit } from './types.ts';
 
 export const max: PrimDef<StatementsEmit> = {
@@ -25,7 +25,6 @@ export const max: PrimDef<StatementsEmit> = {
   },
   emit: {
     kind: 'statements',
-    code: ({ out, inputs: [x], inShapes: [s], attrs }) =>
-      reductionLoop(s!, intList(attrs, 'axes'), '-Infinity', (acc, f) => `Math.max(${acc}, ${at(x!, f)})`, (r, acc) => `${at(out, r)} = ${acc};`),
+    lower: ({ out, inputs: [x], inShapes: [s], attrs }) => [{ kind: 'reduce', op: 'max', shape: s!, axes: intList(attrs, 'axes'), out, x: x!, accumulate: false }],
   },
 };

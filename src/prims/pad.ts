@@ -1,6 +1,6 @@
 // y = x with `before` and `after` zeros along `axis`;  dx = the middle slice of dy
 import { shapeToString, sizeOf } from '../ir/tensor.ts';
-import { at, copyCall, intAttr } from './kit.ts';
+import { intAttr, offsetPlus } from './kit.ts';
 import { aroundAxis } from './slice.ts';
 import type { PrimDef, StatementsEmit } from './types.ts';
 
@@ -27,16 +27,15 @@ export const pad: PrimDef<StatementsEmit> = {
   },
   emit: {
     kind: 'statements',
-    code: ({ out, inputs: [x], inShapes: [s], attrs, shape, target }) => {
+    // Zeros, then x's rows into the middle of the output's.
+    lower: ({ out, inputs: [x], inShapes: [s], attrs, shape }) => {
       const axis = intAttr(attrs, 'axis'), before = intAttr(attrs, 'before');
       const [outer, extent, inner] = aroundAxis(s!, axis);
-      const span = extent * inner, fullSpan = shape[axis]! * inner;
-      const copy = copyCall(target, outer, span, out, fullSpan, before * inner, x!, span, 0);
-      if (copy) return `${target!.kernels!.fill(sizeOf(shape), 0, out.off)}\n${copy}`;
+      const span = extent * inner;
       return [
-        `for (let f = 0; f < ${sizeOf(shape)}; f++) ${at(out, 'f')} = 0;`,
-        `for (let o = 0; o < ${outer}; o++) for (let j = 0; j < ${span}; j++) ${at(out, `o * ${fullSpan} + ${before * inner} + j`)} = ${at(x!, `o * ${span} + j`)};`,
-      ].join('\n');
+        { kind: 'fill', size: sizeOf(shape), value: 0, out },
+        { kind: 'copy', dims: [outer, span], out: { ...out, off: offsetPlus(out, before * inner) }, outStrides: [shape[axis]! * inner, 1], x: x!, xStrides: [span, 1], accumulate: false },
+      ];
     },
   },
 };

@@ -16,7 +16,7 @@ export function dropAxes(shape: Shape, axes: readonly number[]): number[] {
 }
 
 /** Per dimension of `full`: the stride of that dimension in the reduced tensor, 0 for a removed axis. */
-function reducedStrides(full: Shape, axes: readonly number[]): number[] {
+export function reducedStrides(full: Shape, axes: readonly number[]): number[] {
   const keptStrides = stridesOf(dropAxes(full, axes));
   let k = 0;
   return full.map((_, d) => (axes.includes(d) ? 0 : keptStrides[k++]!));
@@ -43,15 +43,6 @@ function indexExprs(full: Shape, axes: readonly number[]): { readonly f: string;
   const f = full.map((_, d) => `i${d} * ${fullStrides[d]}`).join(' + ');
   const r = full.flatMap((_, d) => (axes.includes(d) ? [] : [`i${d} * ${coef[d]}`])).join(' + ');
   return { f: f || '0', r: r || '0' };
-}
-
-/** Loop nest over `full` that gives, for each element, its flat index `f` and reduced index `r`. */
-export function reducedLoop(full: Shape, axes: readonly number[], body: (f: string, r: string) => string): string {
-  if (full.length === 0) return body('0', '0');
-  const { f, r } = indexExprs(full, axes);
-  let code = body(`(${f})`, `(${r})`);
-  for (let d = full.length - 1; d >= 0; d--) code = `for (let i${d} = 0; i${d} < ${full[d]}; i${d}++) { ${code} }`;
-  return code;
 }
 
 /**

@@ -1,6 +1,6 @@
 // y = x with a new shape of the same size (row-major order kept);  dx = reshape(dy, x.shape)
 import { shapeToString, sizeOf } from '../ir/tensor.ts';
-import { blockCopy, intList } from './kit.ts';
+import { intList } from './kit.ts';
 import type { PrimDef, StatementsEmit } from './types.ts';
 
 export const reshape: PrimDef<StatementsEmit> = {
@@ -17,6 +17,6 @@ export const reshape: PrimDef<StatementsEmit> = {
   vjp: ({ dy, inputs: [x] }, b) => [b.reshape(dy, x!.shape)],
   emit: {
     kind: 'statements',
-    code: ({ out, inputs: [x], shape }) => blockCopy(out, x!, sizeOf(shape)),
+    lower: ({ out, inputs: [x], shape }) => [{ kind: 'copy', dims: [sizeOf(shape)], out, outStrides: [1], x: x!, xStrides: [1], accumulate: false }],
   },
 };

@@ -1,6 +1,6 @@
 // y = scatter-add: Σ of values [...N, H] into the rows [V, H] their indices [...N] name (gather's VJP: rows read
 // twice collect both cotangents);  dvalues = gather(dy, indices), and the indices get none.
-import { at, intAttr } from './kit.ts';
+import { intAttr } from './kit.ts';
 import { sizeOf, shapeToString } from '../ir/tensor.ts';
 import { rowIndex } from './gather.ts';
 import type { PrimDef, StatementsEmit } from './types.ts';
@@ -28,10 +28,9 @@ export const scatter: PrimDef<StatementsEmit> = {
   vjp: ({ dy, inputs: [, indices] }, b) => [b.gather(dy, indices!), null],
   emit: {
     kind: 'statements',
-    code: ({ out, inputs: [values, indices], inShapes: [, is], shape }) => {
-      const [V, H] = shape as [number, number];
-      const N = sizeOf(is!);
-      return `for (let i = 0; i < ${V * H}; i++) ${at(out, 'i')} = 0; for (let n = 0; n < ${N}; n++) { const k = ${at(indices!, 'n')}; if (!(k >= 0 && k < ${V} && k === Math.floor(k))) throw new RangeError(\`gather: index \${n} is \${k}; indices are integers in 0..${V - 1}\`); for (let j = 0; j < ${H}; j++) ${at(out, `k * ${H} + j`)} += ${at(values!, `n * ${H} + j`)}; }`;
+    lower: ({ out, inputs: [values, indices], inShapes: [, is], shape }) => {
+      const [rows, width] = shape as [number, number];
+      return [{ kind: 'scatterAdd', rows, width, count: sizeOf(is!), out, values: values!, indices: indices! }];
     },
   },
 };

@@ -1,6 +1,6 @@
 // y = x[start:end] along `axis`;  dx = dy padded with zeros back to x's extent
 import { shapeToString, sizeOf } from '../ir/tensor.ts';
-import { at, copyCall, intAttr } from './kit.ts';
+import { intAttr, offsetPlus } from './kit.ts';
 import type { PrimDef, StatementsEmit } from './types.ts';
 
 /** [outer, extent, inner] of a tensor around one axis. */
@@ -35,11 +35,11 @@ export const slice: PrimDef<StatementsEmit> = {
   },
   emit: {
     kind: 'statements',
-    code: ({ out, inputs: [x], inShapes: [s], attrs, shape, target }) => {
+    lower: ({ out, inputs: [x], inShapes: [s], attrs, shape }) => {
       const axis = intAttr(attrs, 'axis'), start = intAttr(attrs, 'start');
       const [outer, extent, inner] = aroundAxis(s!, axis);
       const span = shape[axis]! * inner;
-      return copyCall(target, outer, span, out, span, 0, x!, extent * inner, start * inner) ?? `for (let o = 0; o < ${outer}; o++) for (let j = 0; j < ${span}; j++) ${at(out, `o * ${span} + j`)} = ${at(x!, `o * ${extent * inner} + ${start * inner} + j`)};`;
+      return [{ kind: 'copy', dims: [outer, span], out, outStrides: [span, 1], x: { ...x!, off: offsetPlus(x!, start * inner) }, xStrides: [extent * inner, 1], accumulate: false }];
     },
   },
 };

@@ -1,6 +1,5 @@
 // y = xᵀ for a matrix;  dx = dyᵀ
 import { shapeToString } from '../ir/tensor.ts';
-import { at } from './kit.ts';
 import type { PrimDef, StatementsEmit } from './types.ts';
 
 export const transpose: PrimDef<StatementsEmit> = {
@@ -19,9 +18,9 @@ export const transpose: PrimDef<StatementsEmit> = {
   vjp: ({ dy }, b) => [b.transpose(dy)],
   emit: {
     kind: 'statements',
-    code: ({ out, inputs: [x], inShapes: [s] }) => {
+    lower: ({ out, inputs: [x], inShapes: [s] }) => {
       const [r, c] = s as [number, number];
-      return `for (let i = 0; i < ${r}; i++) for (let j = 0; j < ${c}; j++) ${at(out, `j * ${r} + i`)} = ${at(x!, `i * ${c} + j`)};`;
+      return [{ kind: 'copy', dims: [r, c], out, outStrides: [1, r], x: x!, xStrides: [c, 1], accumulate: false }];
     },
   },
 };

@@ -43,6 +43,118 @@ export type ElementwiseExpr =
   | { readonly op: string; readonly args: readonly ElementwiseExpr[]; readonly attrs: Attrs };
 
 /**
+ * A kernel statement as data: what lowering makes of one planned node, and the closed set every
+ * target renders (src/emit/statements.ts holds the table, typed over the kinds, so a target without
+ * a rule for a kind does not compile). Buffers are arena offsets (numbers, or per-step expressions
+ * inside loops); a literal `Buf` reads as its value everywhere.
+ */
+export type Statement =
+  | ProductStatement
+  | ElementwiseStatement
+  | CopyStatement
+  | FillStatement
+  | ValuesStatement
+  | ReduceStatement
+  | GatherStatement
+  | ScatterAddStatement;
+
+/** out[m×n] = (or +=) A·B (`shape`); with `epilogue`, out holds that chain over the product's value instead. */
+export interface ProductStatement {
+  readonly kind: 'product';
+  readonly shape: ProductShape;
+  readonly out: Buf;
+  readonly a: Buf;
+  readonly b: Buf;
+  /** An element-wise chain in which `{ product: true }` stands for the product's element (a bias add finished in registers). */
+  readonly epilogue?: EpilogueExpr;
+}
+
+/** A chain over a product's value: ElementwiseExpr plus the leaf standing for that value. */
+export type EpilogueExpr =
+  | { readonly product: true }
+  | { readonly read: number | string }
+  | { readonly value: number }
+  | { readonly op: string; readonly args: readonly EpilogueExpr[]; readonly attrs: Attrs };
+
+/** out[i] = (or +=) expr(i) for i < size: a fused element-wise chain. */
+export interface ElementwiseStatement {
+  readonly kind: 'elementwise';
+  readonly size: number;
+  readonly out: Buf;
+  readonly expr: ElementwiseExpr;
+  readonly accumulate: boolean;
+}
+
+/**
+ * out[Σ i_d·outStrides[d]] = (or +=) x[Σ i_d·xStrides[d]] for every i < dims, in row-major order:
+ * slices, concatenations' parts, pads' interiors, transposes, broadcasts (a 0 stride in x) and
+ * plain copies. Distinct i write distinct elements of out.
+ */
+export interface CopyStatement {
+  readonly kind: 'copy';
+  readonly dims: readonly number[];
+  readonly out: Buf;
+  readonly outStrides: readonly number[];
+  readonly x: Buf;
+  readonly xStrides: readonly number[];
+  readonly accumulate: boolean;
+}
+
+/** out[i] = value for i < size. */
+export interface FillStatement {
+  readonly kind: 'fill';
+  readonly size: number;
+  readonly value: number;
+  readonly out: Buf;
+}
+
+/** out[i] = data[i]: a constant tensor written whole. */
+export interface ValuesStatement {
+  readonly kind: 'values';
+  readonly data: readonly number[];
+  readonly out: Buf;
+}
+
+/**
+ * out (x's `shape` without `axes`) = (or, for sum, +=) the sum or max of x over `axes`, each
+ * element accumulated over the reduced axes in row-major order (the interpreter's order).
+ */
+export interface ReduceStatement {
+  readonly kind: 'reduce';
+  readonly op: 'sum' | 'max';
+  readonly shape: Shape;
+  readonly axes: readonly number[];
+  readonly out: Buf;
+  readonly x: Buf;
+  readonly accumulate: boolean;
+}
+
+/**
+ * out[n·width + j] = table[k·width + j], k = indices[n], for n < count: rows of a [rows, width]
+ * table at integer indices (data: an index not an integer in 0..rows-1 stops the step with a RangeError naming it).
+ */
+export interface GatherStatement {
+  readonly kind: 'gather';
+  readonly rows: number;
+  readonly width: number;
+  readonly count: number;
+  readonly out: Buf;
+  readonly table: Buf;
+  readonly indices: Buf;
+}
+
+/** out ([rows, width]) = 0, then out[k·width + j] += values[n·width + j], k = indices[n], for n < count in order (checked as gather). */
+export interface ScatterAddStatement {
+  readonly kind: 'scatterAdd';
+  readonly rows: number;
+  readonly width: number;
+  readonly count: number;
+  readonly out: Buf;
+  readonly values: Buf;
+  readonly indices: Buf;
+}
+
+/**
  * A target that runs kernels of its own (wasm): the statement calling one. Offsets are element
  * indices into the arena (numbers, or expressions inside loops).
  */
@@ -104,13 +216,6 @@ export interface EmitArgs {
   readonly attrs: Attrs;
   /** Add into `out` instead of overwriting it (gradient accumulation); only for rules that declare `accumulates`. */
   readonly accumulate?: boolean;
-  /**
-   * Matrix products only: what to store for the element at row-major `index` whose product value
-   * is the expression `value` (an element-wise chain finished in the product's loop nest).
-   */
-  readonly epilogue?: (value: string, index: string) => string;
-  /** The target rendered for (matrix products ask it for a kernel call). */
-  readonly target?: EmitTarget;
 }
 
 /** What a vjp rule receives: the cotangent of the output, the primal output and its inputs. */
@@ -202,10 +307,10 @@ export interface ElementwiseEmit {
   zeroFrom(zeros: readonly boolean[], attrs: Attrs): boolean;
 }
 
-/** How a statement primitive (not element-wise) emits: whole statements into its output buffer. */
+/** How a statement primitive (not element-wise) lowers: kernel statements (data) into its output buffer, which each target renders. */
 export interface StatementsEmit {
   readonly kind: 'statements';
-  code(args: EmitArgs): string;
+  lower(args: EmitArgs): Statement[];
   readonly accumulates?: boolean;
 }
 

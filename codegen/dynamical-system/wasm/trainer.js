@@ -216,11 +216,7 @@ export class Trainer {
   /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
   train(A, T) {
     const W = this.kernels;
-    for (let i0 = 0; i0 < 1; i0++) {
-      for (let i1 = 0; i1 < 2; i1++) {
-        A[136 + (i0 * 2 + i1 * 1)] = A[4 + i1 * 1];
-      }
-    }
+    for (let i = 0; i < 2; i++) A[136 + i] = A[4 + i];
     A[225] = 1 / A[94];
     {
       const v = A[225];
@@ -275,11 +271,7 @@ export class Trainer {
   /** Forward over the window's T steps only. */
   forward(A, T) {
     const W = this.kernels;
-    for (let i0 = 0; i0 < 1; i0++) {
-      for (let i1 = 0; i1 < 2; i1++) {
-        A[136 + (i0 * 2 + i1 * 1)] = A[4 + i1 * 1];
-      }
-    }
+    for (let i = 0; i < 2; i++) A[136 + i] = A[4 + i];
     A[225] = 1 / A[94];
     {
       const v = A[225];

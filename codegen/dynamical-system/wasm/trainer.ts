@@ -277,7 +277,7 @@ export class Trainer {
     private train(A: Float32Array, T: number): void {
         const W = this.kernels;
         // graphs/dynamical-system.ts:34
-        for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 2; i1++) { A[136 + (i0 * 2 + i1 * 1)] = A[4 + (i1 * 1)]; } }
+        for (let i = 0; i < 2; i++) A[136 + i] = A[4 + i];
         // (derived)
         A[225] = 1 / A[94];
         { const v = A[225]; for (let f = 0; f < 2; f++) A[138 + f] = v; }
@@ -318,7 +318,7 @@ export class Trainer {
     private forward(A: Float32Array, T: number): void {
         const W = this.kernels;
         // graphs/dynamical-system.ts:34
-        for (let i0 = 0; i0 < 1; i0++) { for (let i1 = 0; i1 < 2; i1++) { A[136 + (i0 * 2 + i1 * 1)] = A[4 + (i1 * 1)]; } }
+        for (let i = 0; i < 2; i++) A[136 + i] = A[4 + i];
         // (derived)
         A[225] = 1 / A[94];
         { const v = A[225]; for (let f = 0; f < 2; f++) A[138 + f] = v; }
