@@ -373,9 +373,9 @@ export class Trainer {
           for (let i = 0; i < 32; i++) A[14618 + i] = (A[14489 + i] * A[(q8 + 97) + i]) * (1 - (A[(q8 + 65) + i] * A[(q8 + 65) + i]));
           for (let i = 0; i < 32; i++) A[14650 + i] = (A[14522 + i] * A[(q8 + 33) + i]) * (A[(q8 + 1) + i] * (1 - A[(q8 + 1) + i]));
           for (let i = 0; i < 32; i++) A[q9 + i] = A[14554 + i];
-          for (let i = 0; i < 32; i++) A[q9 + 32 + i] = A[14586 + i];
-          for (let i = 0; i < 32; i++) A[q9 + 64 + i] = A[14618 + i];
-          for (let i = 0; i < 32; i++) A[q9 + 96 + i] = A[14650 + i];
+          for (let i = 0; i < 32; i++) A[(q9 + 32) + i] = A[14586 + i];
+          for (let i = 0; i < 32; i++) A[(q9 + 64) + i] = A[14618 + i];
+          for (let i = 0; i < 32; i++) A[(q9 + 96) + i] = A[14650 + i];
           for (let i = 0; i < 1; i += 1) {
             for (let j = 0; j < 30; j += 6) {
               let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0;

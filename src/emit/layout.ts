@@ -15,7 +15,7 @@ export function seqAt(q: Seq, t: number): number {
 }
 
 /** Copies n elements: `A.copyWithin` over offsets that may be runtime expressions. */
-export const copy = (to: string | number, from: string | number, n: number) => `A.copyWithin(${to}, ${from}, ${from} + ${n});`;
+export const copy = (to: Offset, from: Offset, n: number) => `A.copyWithin(${to}, ${from}, ${from} + ${n});`;
 
 /**
  * The index of the state after a window of T steps in a state store: s(T) itself under full

@@ -16,7 +16,7 @@ import { fillValue } from '../prims/builder.ts';
 import { numberLiteral } from '../prims/kit.ts';
 import { isElementwiseOp, primOf } from '../prims/index.ts';
 import { matmulDims } from '../prims/matmul.ts';
-import type { ProductShape, TargetKernels } from '../prims/types.ts';
+import type { Offset, ProductShape, TargetKernels } from '../prims/types.ts';
 
 export { numberLiteral } from '../prims/kit.ts';
 
@@ -141,7 +141,7 @@ export interface PanelCopy {
 }
 
 /** An element offset in the arena: a number, or an expression such as `p3` (a loop's per-step base). */
-export type Offset = number | string;
+export type { Offset } from '../prims/types.ts';
 
 /**
  * Plans one kernel. `pinned` gives fixed offsets (parameters, inputs, constants and the slots of

@@ -23,41 +23,8 @@ import type { EmitTarget } from '../prims/types.ts';
 import { copy, seqAt, type Hoisted, type KernelLayout, type Kernels, type PackedRows, type Seq } from './layout.ts';
 import { hoistGradient, hoistProjection, inputProjections, stackedGradients, type Stacked } from './hoist.ts';
 import { rowFacts, rowModes, rowView, type RowModes } from './packed-rows.ts';
+import { LoopOffsets, type StepIndex } from './loop-offsets.ts';
 import type { KernelPlan } from './plan.ts';
-
-/**
- * Local offset names for per-step slots inside a loop over `t`: named as slots are bound (a step's
- * placeholders are bound whether or not its code reads them), declared where rendered code read them.
- */
-class LoopOffsets {
-  private readonly names = new Map<string, string>();
-  /** Each name's declaration, in the order the names were handed out. */
-  private readonly declarations = new Map<string, string>();
-  /** The name each offset handed out is relative to. */
-  private readonly nameOf = new Map<Offset, string>();
-  /** Where `q` holds step `index` (an expression in t and T: 't', '(t + 1)'), plus `plus` elements. */
-  at(q: Seq, index = 't', plus = 0): string {
-    const key = `${q.base}:${q.stride}:${index}`;
-    let name = this.names.get(key);
-    if (!name) {
-      name = `q${this.names.size}`;
-      this.names.set(key, name);
-      this.declarations.set(name, `const ${name} = ${q.base} + ${index} * ${q.stride};`);
-    }
-    const off = plus === 0 ? name : `(${name} + ${plus})`;
-    this.nameOf.set(off, name);
-    return off;
-  }
-  /** The declarations of the names `read` uses (offsets the rendered code read: emitReadingOffsets, or used as handed out). */
-  declarationsFor(read: Iterable<Offset>): string[] {
-    const used = new Set<string>();
-    for (const off of read) {
-      const name = this.nameOf.get(off);
-      if (name !== undefined) used.add(name);
-    }
-    return [...this.declarations].flatMap(([name, declaration]) => (used.has(name) ? [declaration] : []));
-  }
-}
 
 /** Where one scan reads and writes its per-step values, and what its reverse loop produces. */
 export interface ScanIO {
@@ -189,8 +156,9 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig & EmitTarget, b: NodeBu
   // Step t's state before and after the step, and its residuals: by t, or by t − lo within the
   // segment lo ≤ t < hi.
   const seg = io.segments;
-  const [prevIndex, nextIndex] = seg ? ['(t - lo)', '(t - lo + 1)'] : ['t', '(t + 1)'];
-  const residualIndex = seg ? '(t - lo)' : 't';
+  const lo = seg !== undefined;
+  const prevIndex: StepIndex = { lo, k: 0 }, nextIndex: StepIndex = { lo, k: 1 };
+  const residualIndex = prevIndex;
   // Per-step values stored contiguously over t (stride = size): data, states, outputs.
   const stackedOf = new Map<Node, Stacked>();
   // A segment holds only its own states: a stacked gradient reading one gets storage of its own.
@@ -198,9 +166,9 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig & EmitTarget, b: NodeBu
     rec.state.forEach((s, i) => stackedOf.set(s.node, { seq: io.stateSeqs[i]!, shift: 0 }));
     nexts.forEach((n, i) => stackedOf.set(n, { seq: io.stateSeqs[i]!, shift: 1 }));
   }
-  const stateOf = new Map<Node, { readonly state: number; readonly index: string }>([
-    ...rec.state.map((s, i): [Node, { state: number; index: string }] => [s.node, { state: i, index: prevIndex }]),
-    ...nexts.map((n, i): [Node, { state: number; index: string }] => [n, { state: i, index: nextIndex }]),
+  const stateOf = new Map<Node, { readonly state: number; readonly index: StepIndex }>([
+    ...rec.state.map((s, i): [Node, { state: number; index: StepIndex }] => [s.node, { state: i, index: prevIndex }]),
+    ...nexts.map((n, i): [Node, { state: number; index: StepIndex }] => [n, { state: i, index: nextIndex }]),
   ]);
   rec.input.forEach((x, i) => stackedOf.set(x.node, { seq: io.inputSeqs[i]!, shift: 0 }));
   outs.forEach((n, k) => stackedOf.set(n, { seq: io.outputSeqs[k]!, shift: 0 }));

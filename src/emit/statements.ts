@@ -3,9 +3,9 @@
 // target does not compile; where the wasm target keeps a statement in TypeScript, its rule says so.
 import { stridesOf } from '../ir/tensor.ts';
 import { primOf } from '../prims/index.ts';
-import { at, COPY_WITHIN, numberLiteral } from '../prims/kit.ts';
+import { at, COPY_WITHIN, numberLiteral, offsetPlus } from '../prims/kit.ts';
 import { reductionLoop } from '../prims/reduce.ts';
-import type { Buf, CopyStatement, ElementwiseExpr, EmitTarget, EpilogueExpr, ProductStatement, Statement, TargetKernels } from '../prims/types.ts';
+import type { Buf, CopyStatement, ElementwiseExpr, EmitTarget, EpilogueExpr, Offset, ProductStatement, Statement, TargetKernels } from '../prims/types.ts';
 
 /** The arena's name in emitted code (the trainer's methods bind it as `const A = this.arena`). */
 export const ARENA = 'A';
@@ -150,7 +150,7 @@ function copyTs(s: CopyStatement): string {
   const n = dims[0]!;
   if (dims.length === 1 && outStrides[0] === 1 && !s.accumulate) {
     // A block: a memmove where it pays (typed arrays copy natively); a broadcast value read once.
-    if (xStrides[0] === 1 && n >= COPY_WITHIN && s.x.literal === undefined && !s.x.transposed) return `${ARENA}.copyWithin(${s.out.off}, ${s.x.off}, ${offsetText(s.x.off, n)});`;
+    if (xStrides[0] === 1 && n >= COPY_WITHIN && s.x.literal === undefined && !s.x.transposed) return `${ARENA}.copyWithin(${s.out.off}, ${s.x.off}, ${offsetPlus(s.x, n)});`;
     if (xStrides[0] === 0) return `{ const v = ${at(s.x, 0)}; for (let f = 0; f < ${n}; f++) ${at(s.out, 'f')} = v; }`;
   }
   const v = (d: number) => (dims.length === 1 ? 'i' : `i${d}`);
@@ -160,9 +160,6 @@ function copyTs(s: CopyStatement): string {
   return code;
 }
 
-function offsetText(off: number | string, k: number): number | string {
-  return typeof off === 'number' ? off + k : `${off} + ${k}`;
-}
 
 /** An index read from data: the check gather and scatterAdd make before using it (the message names the position and the value). */
 function indexCheck(rows: number): string {
@@ -174,7 +171,7 @@ const TS: StatementRules<EmitTarget> = {
   elementwise: elementwiseTs,
   copy: copyTs,
   fill: (s) => (s.size === 1 ? `${at(s.out, 0)} = ${numberLiteral(s.value)};`
-    : s.size >= COPY_WITHIN ? `${ARENA}.fill(${numberLiteral(s.value)}, ${s.out.off}, ${offsetText(s.out.off, s.size)});`
+    : s.size >= COPY_WITHIN ? `${ARENA}.fill(${numberLiteral(s.value)}, ${s.out.off}, ${offsetPlus(s.out, s.size)});`
     : `for (let i = 0; i < ${s.size}; i++) ${at(s.out, 'i')} = ${numberLiteral(s.value)};`),
   values: (s) => s.data.map((v, i) => `${at(s.out, i)} = ${numberLiteral(v)};`).join(' '),
   reduce: (s) => (s.op === 'sum'
@@ -196,7 +193,7 @@ const SMALLEST_CALL = 4;
 const inArena = (b: Buf) => b.literal === undefined && !b.transposed;
 
 /** An epilogue with the product's value read from out, where the product was stored before the chain runs over it. */
-function overProduct(e: EpilogueExpr, out: number | string): ElementwiseExpr {
+function overProduct(e: EpilogueExpr, out: Offset): ElementwiseExpr {
   if ('product' in e) return { read: out };
   if (!('op' in e)) return e;
   return { op: e.op, args: e.args.map((a) => overProduct(a, out)), attrs: e.attrs };

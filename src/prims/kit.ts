@@ -2,7 +2,7 @@
 
 import type { Attrs } from '../ir/node.ts';
 import { sameShape, shapeToString, sizeOf, type Shape } from '../ir/tensor.ts';
-import type { Buf, ElementwiseEmit, EmitHelper, EmitTarget, PrimDef } from './types.ts';
+import type { Buf, ElementwiseEmit, EmitHelper, EmitTarget, Offset, PrimDef } from './types.ts';
 
 /** A JS literal that reads back as exactly `x` (finite by the const rule). */
 export function numberLiteral(x: number): string {
@@ -20,10 +20,11 @@ export function at(b: Buf, i: string | number): string {
   return i === 0 ? `${b.arr}[${b.off}]` : `${b.arr}[${b.off} + ${i}]`;
 }
 
-/** The offset `k` elements past a buffer's start (a number, or an expression inside a loop). */
-export function offsetPlus(b: Buf, k: number): number | string {
+/** The offset `k` elements past a buffer's start (a number, a step's offset, or an expression inside a loop). */
+export function offsetPlus(b: Buf, k: number): Offset {
   if (typeof b.off === 'number') return b.off + k;
-  return k === 0 ? b.off : `${b.off} + ${k}`;
+  if (typeof b.off === 'string') return k === 0 ? b.off : `${b.off} + ${k}`;
+  return b.off.shift(k);
 }
 
 /** `name(args)`, a call of `helper` noted in the target's helpers, so the module defines it. */

@@ -4,13 +4,33 @@ import type { Attrs, Body, Node } from '../ir/node.ts';
 import type { Dtype, Shape } from '../ir/tensor.ts';
 
 /**
+ * An arena offset that moves with a loop over t: base + plus + Σ coefs[v]·v over the loop's
+ * variables (t, and lo, a segment's first step). TypeScript reads it as the local the loop declares
+ * (`q0`, or `(q0 + 32)` with plus = 32: the text is its toString); the wasm target computes it from
+ * the variables.
+ */
+export interface StepOffset {
+  /** The loop's local holding base + Σ coefs[v]·v. */
+  readonly local: string;
+  readonly base: number;
+  readonly coefs: Readonly<Record<string, number>>;
+  readonly plus: number;
+  /** The offset k elements further. */
+  shift(k: number): StepOffset;
+  toString(): string;
+}
+
+/** Where a value lives in the arena: an element index, an expression of a loop's code, or a step's offset. */
+export type Offset = number | string | StepOffset;
+
+/**
  * A value in the emitted arena: element i lives at `${arr}[${off} + i]`, or is the number `literal` for every i.
  * `off` may be an expression (a per-step offset inside a loop). A `transposed` matrix buffer holds
  * the row-major transpose of the logical value: element (r, c) of an [R, C] value is at c·R + r.
  */
 export interface Buf {
   readonly arr: string;
-  readonly off: number | string;
+  readonly off: Offset;
   readonly literal?: number;
   readonly transposed?: boolean;
   /**
@@ -38,7 +58,7 @@ export interface ProductShape {
  * its node's attrs, e.g. compare's kind) over sub-chains.
  */
 export type ElementwiseExpr =
-  | { readonly read: number | string }
+  | { readonly read: Offset }
   | { readonly value: number }
   | { readonly op: string; readonly args: readonly ElementwiseExpr[]; readonly attrs: Attrs };
 
@@ -72,7 +92,7 @@ export interface ProductStatement {
 /** A chain over a product's value: ElementwiseExpr plus the leaf standing for that value. */
 export type EpilogueExpr =
   | { readonly product: true }
-  | { readonly read: number | string }
+  | { readonly read: Offset }
   | { readonly value: number }
   | { readonly op: string; readonly args: readonly EpilogueExpr[]; readonly attrs: Attrs };
 
@@ -161,15 +181,15 @@ export interface ScatterAddStatement {
 export interface TargetKernels {
   /** Calls rendered so far: code rendered while this grew calls the kernels (the method holding it binds them). */
   readonly callsRendered: number;
-  product(shape: ProductShape, out: number | string, a: number | string, b: number | string): string;
+  product(shape: ProductShape, out: Offset, a: Offset, b: Offset): string;
   /** out[i] = (or +=) expr for i < size. A target with kernels has one for every element-wise primitive. */
-  elementwise(expr: ElementwiseExpr, size: number, out: number | string, accumulate: boolean): string;
+  elementwise(expr: ElementwiseExpr, size: number, out: Offset, accumulate: boolean): string;
   /** out[o·outStride + j] = x[o·inStride + j] for o < rows, j < span (a slice, a pad's interior, a concatenation's part). */
-  copy(rows: number, span: number, outStride: number, inStride: number, out: number | string, x: number | string): string;
+  copy(rows: number, span: number, outStride: number, inStride: number, out: Offset, x: Offset): string;
   /** out[i] = value for i < size. */
-  fill(size: number, value: number, out: number | string): string;
+  fill(size: number, value: number, out: Offset): string;
   /** out[j] = (or +=) Σ_r x[r·cols + j]: a sum over leading axes (a bias gradient). */
-  columnSum(rows: number, cols: number, out: number | string, x: number | string, accumulate: boolean): string;
+  columnSum(rows: number, cols: number, out: Offset, x: Offset, accumulate: boolean): string;
   /**
    * Elements of the panel copy of B the target reads this product's B from when B holds the same
    * values at every step of the loop the product runs in (a weight): copied once before the loop
@@ -177,7 +197,7 @@ export interface TargetKernels {
    */
   panelElements(shape: ProductShape): number;
   /** The copy of B (held as `shape` says) into panels at `panels`, for products with `shape.panels`. */
-  packPanels(shape: ProductShape, panels: number | string, b: number | string): string;
+  packPanels(shape: ProductShape, panels: Offset, b: Offset): string;
 }
 
 /** What emission knows about the target: the arena's element type, and who runs the kernels. */

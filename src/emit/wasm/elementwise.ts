@@ -4,7 +4,7 @@
 import type { Attrs } from '../../ir/node.ts';
 import { compareKind } from '../../prims/compare.ts';
 import { isElementwiseOp, type ElementwiseOpName } from '../../prims/index.ts';
-import type { CompareKind, ElementwiseExpr } from '../../prims/types.ts';
+import type { CompareKind, ElementwiseExpr, Offset } from '../../prims/types.ts';
 import { FunctionBuilder, I32, V128, type ValType } from './encoder.ts';
 
 /** A chain with its buffers numbered: read k is the kernel's parameter k + 1 (parameter 0 is out). */
@@ -14,8 +14,8 @@ export type NumberedExpr =
   | { readonly op: ElementwiseOpName; readonly args: readonly NumberedExpr[]; readonly attrs: Attrs };
 
 /** Numbers the distinct buffers of a chain in first-read order. */
-export function numberReads(e: ElementwiseExpr): { expr: NumberedExpr; offsets: (number | string)[] } {
-  const offsets: (number | string)[] = [];
+export function numberReads(e: ElementwiseExpr): { expr: NumberedExpr; offsets: Offset[] } {
+  const offsets: Offset[] = [];
   const keys: string[] = [];
   const walk = (x: ElementwiseExpr): NumberedExpr => {
     if ('read' in x) {
