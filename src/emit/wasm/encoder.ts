@@ -71,6 +71,10 @@ export class FunctionBuilder {
   block(): this { return this.op(0x02, 0x40); }
   end(): this { return this.op(0x0b); }
   brIf(depth: number): this { this.op(0x0d); uleb(this.code, depth); return this; }
+  /** Runs what follows up to `end` when the i32 on the stack is nonzero. */
+  if(): this { return this.op(0x04, 0x40); }
+  /** Leaves the function with the values its results need on the stack. */
+  return(): this { return this.op(0x0f); }
 
   localGet(i: number): this { this.op(0x20); uleb(this.code, i); return this; }
   localSet(i: number): this { this.op(0x21); uleb(this.code, i); return this; }
@@ -80,6 +84,12 @@ export class FunctionBuilder {
   i32Add(): this { return this.op(0x6a); }
   i32Sub(): this { return this.op(0x6b); }
   i32Shl(): this { return this.op(0x74); }
+  i32Mul(): this { return this.op(0x6c); }
+  i32Or(): this { return this.op(0x72); }
+  i32Ne(): this { return this.op(0x47); }
+  i32GeU(): this { return this.op(0x4f); }
+  /** f32 to i32, toward zero and saturating (NaN gives 0). */
+  i32TruncSatF32S(): this { return this.op(0xfc, 0x00); }
 
   // Loads and stores take a constant byte offset added to the address on the stack.
   f32Load(offset = 0): this { return this.op(0x2a).mem(2, offset); }
@@ -92,6 +102,21 @@ export class FunctionBuilder {
   }
   f32Add(): this { return this.op(0x92); }
   f32Mul(): this { return this.op(0x94); }
+  /** IEEE maximum as Math.max: NaN if either is, and −0 below +0. */
+  f32Max(): this { return this.op(0x97); }
+  /** i32 on the stack 1 where it holds, else 0 (false for a NaN, but ne). */
+  f32Ne(): this { return this.op(0x5c); }
+  f32ConvertI32S(): this { return this.op(0xb2); }
+  /** Rounded to the nearest float32, ties to even (Math.fround). */
+  f32DemoteF64(): this { return this.op(0xb6); }
+  /** Exact. */
+  f64PromoteF32(): this { return this.op(0xbb); }
+  f64Const(x: number): this {
+    this.op(0x44);
+    const bytes = new Uint8Array(new Float64Array([x]).buffer);
+    for (const byte of bytes) this.code.push(byte);
+    return this;
+  }
 
   v128Load(offset = 0): this { return this.simd(0x00).mem(2, offset); }
   v128Load32Splat(offset = 0): this { return this.simd(0x09).mem(2, offset); }
@@ -147,6 +172,8 @@ export class FunctionBuilder {
   /** Lanes 0 and 1 of an f32x4, widened exactly to f64. */
   f64x2PromoteLowF32x4(): this { return this.simd(0x5f); }
   f64x2Add(): this { return this.simd(0xf0); }
+  /** Both f64 lanes rounded to float32 into lanes 0 and 1 (as Math.fround), lanes 2 and 3 zero. */
+  f32x4DemoteF64x2Zero(): this { return this.simd(0x5e); }
   f64x2Mul(): this { return this.simd(0xf2); }
   f64x2ExtractLane(lane: number): this {
     if (lane !== 0 && lane !== 1) throw new Error(`wasm encoder: lane ${lane} out of range`);
@@ -160,6 +187,13 @@ export class FunctionBuilder {
     this.simd(0x0c);
     const lane = new Uint8Array(new Float32Array([x]).buffer);
     for (let i = 0; i < 4; i++) for (const byte of lane) this.code.push(byte);
+    return this;
+  }
+  /** Four float32 lanes, each the float32 nearest its value. */
+  v128ConstF32(lanes: readonly [number, number, number, number]): this {
+    this.simd(0x0c);
+    const bytes = new Uint8Array(new Float32Array(lanes).buffer);
+    for (const byte of bytes) this.code.push(byte);
     return this;
   }
   /** Four lanes of the i32 `x`. */

@@ -1,9 +1,11 @@
 // The wasm target's module: the deduplicated kernels one trainer calls (matrix products, fused
-// element-wise chains, copies, the optimizer's update), in first-use order, encoded over the trainer's one memory (sized once from the arena).
+// element-wise chains, copies, reductions, gathers, the optimizer's update), in first-use order, encoded over the trainer's one memory (sized once from the arena).
 import type { ElementwiseExpr, TargetKernels } from '../../prims/types.ts';
 import type { LaneProgram, OptimizerKernels } from '../optimizer.ts';
 import { encodeModule, PAGE_BYTES, type FunctionBuilder } from './encoder.ts';
-import { columnSumKernel, copyKernel, fillKernel } from './copies.ts';
+import { columnSumKernel, copyKernel, describeStrided, fillKernel, normalizeStrided, stridedKernel, stridedStrategy, valuesKernel } from './copies.ts';
+import { gatherKernel, scatterAddKernel } from './indexed.ts';
+import { describeReduce, reduceKernel, reduceStrategy, reductionSegments, type ReduceOp } from './reductions.ts';
 import { describeExpr, elementwiseKernel, numberReads, type NumberedExpr } from './elementwise.ts';
 import { describeProduct, productKernel, productKey, productStrategy, type ProductShape } from './products.ts';
 import { packedProductKernel, packedScratch, panelElements, panelPackKernel, panelProductKernel, usePacked, usePanels } from './packed.ts';
@@ -12,8 +14,15 @@ import { sumOfSquaresKernel, updateKernel } from './optimizer.ts';
 /** The name emitted code calls the module's exports by (the trainer binds it per method). */
 export const KERNELS = 'W';
 
+/** The arena's name in the methods that call kernels (`const A = this.arena`): a failed gather's message reads the bad index from it. */
+const ARENA = 'A';
+
 export interface KernelInfo {
-  /** mmN a product, pkN the copy of a product's B into panels, ewN an element-wise chain, cpN a strided copy, fillN a fill, sumN column sums, optN an optimizer update, sqN a sum of squares. */
+  /**
+   * mmN a product, pkN the copy of a product's B into panels, ewN an element-wise chain, cpN a
+   * strided copy, fillN a fill, valN constants, sumN column sums or a sum over axes, maxN a max
+   * over axes, gaN a gather, saN a scatter-add, optN an optimizer update, sqN a sum of squares.
+   */
   readonly name: string;
   /** e.g. `out[16×512] = A[16×128]·Bᵀ[128×512]`, or `out[2048] = tanh((a0 + a1))`. */
   readonly description: string;
@@ -23,8 +32,10 @@ export interface KernelInfo {
   readonly scratch: number;
   /** Its function, given the element offset of the scratch region. */
   readonly build: (scratch: number) => FunctionBuilder;
-  /** What it returns to the TypeScript calling it (nothing but for sums of squares). */
+  /** What it returns to the TypeScript calling it (nothing but for sums of squares, gathers and scatter-adds). */
   readonly returns?: 'number';
+  /** Offsets it takes, when it returns a number (1 unless said). */
+  readonly arity?: number;
 }
 
 /** Collects the kernels a trainer's code calls, one export per distinct kernel. */
@@ -104,6 +115,63 @@ export class KernelTable implements TargetKernels, OptimizerKernels {
     return `${KERNELS}.${k.name}(${out}, ${x});`;
   }
 
+  /**
+   * out[Σ i_d·outStrides[d]] = (or +=) x[Σ i_d·xStrides[d]] for every index i < dims, any rank (a
+   * 0 stride in x broadcasts; distinct i write distinct elements of out). Kernels are keyed on the
+   * normal form (normalizeStrided), so a block copy is one f32x4 loop and equal copies share one.
+   */
+  strided(dims: readonly number[], outStrides: readonly number[], xStrides: readonly number[], accumulate: boolean, out: number | string, x: number | string): string {
+    const s = normalizeStrided(dims, outStrides, xStrides);
+    const k = this.kernel(`cp:strided:${s.dims.join('x')}:${s.out.join(',')}:${s.x.join(',')}:${accumulate}`, (name) => ({
+      name, description: describeStrided(s, accumulate), strategy: stridedStrategy(s), scratch: 0, build: () => stridedKernel(s, accumulate),
+    }));
+    return `${KERNELS}.${k.name}(${out}, ${x});`;
+  }
+
+  /**
+   * out (`shape` without `axes`, row-major) = (or += for a sum) the sum or max of x over `axes`
+   * (strictly increasing; all, or none for a copy): what reductionLoop computes, a sum in float64
+   * in the axes' row-major order, stored once; a max from −Infinity, NaN if any element is.
+   */
+  reduce(op: ReduceOp, shape: readonly number[], axes: readonly number[], accumulate: boolean, out: number | string, x: number | string): string {
+    if (op === 'max' && accumulate) throw new Error('wasm reduce: a max does not accumulate');
+    const segs = reductionSegments(shape, axes);
+    const k = this.kernel(`${op}:axes:${segs.map((g) => `${g.size}${g.reduced ? 'r' : 'k'}`).join(',')}:${accumulate}`, (name) => ({
+      name, description: describeReduce(op, segs, accumulate), strategy: reduceStrategy(op, segs), scratch: 0, build: () => reduceKernel(op, segs, accumulate),
+    }));
+    return `${KERNELS}.${k.name}(${out}, ${x});`;
+  }
+
+  /**
+   * out[n·width + j] = table[k·width + j], k = indices[n] (float32 in the arena), for n < count; a
+   * statement that throws gather's RangeError at the first index that is not an integer in 0..rows−1.
+   */
+  gather(rows: number, width: number, count: number, out: number | string, table: number | string, indices: number | string): string {
+    const k = this.kernel(`ga:${rows}:${width}:${count}`, (name) => ({
+      name, description: `out[${count}×${width}] = table[${rows}×${width}] rows at indices[${count}]`, strategy: 'rows', scratch: 0, returns: 'number', arity: 3,
+      build: () => gatherKernel(rows, width, count),
+    }));
+    return checkedCall(k.name, rows, out, table, indices);
+  }
+
+  /** out[rows×width] = 0, then out[k·width + j] += values[n·width + j], k = indices[n], for n < count in order; the index checked as gather's. */
+  scatterAdd(rows: number, width: number, count: number, out: number | string, values: number | string, indices: number | string): string {
+    const k = this.kernel(`sa:${rows}:${width}:${count}`, (name) => ({
+      name, description: `out[${rows}×${width}] = Σ values[${count}×${width}] into the rows at indices[${count}]`, strategy: 'rows', scratch: 0, returns: 'number', arity: 3,
+      build: () => scatterAddKernel(rows, width, count),
+    }));
+    return checkedCall(k.name, rows, out, values, indices);
+  }
+
+  /** out[i] = data[i] (rounded to float32) for i < data.length. */
+  values(data: readonly number[], out: number | string): string {
+    const k = this.kernel(`val:${data.map(constantKey).join(',')}`, (name) => ({
+      name, description: `out[${data.length}] = [${data.slice(0, 4).join(', ')}${data.length > 4 ? ', …' : ''}]`, strategy: 'constants', scratch: 0,
+      build: () => valuesKernel(data),
+    }));
+    return `${KERNELS}.${k.name}(${out});`;
+  }
+
   optimizerUpdate(program: LaneProgram, size: number): string {
     const k = this.kernel(`opt:${size}:${chainKey(program)}`, (name) => ({
       name, description: `an optimizer update of ${size} elements (param, grad, ${program.state.length} state arrays)`, strategy: 'lanes', scratch: 0,
@@ -147,6 +215,15 @@ export class KernelTable implements TargetKernels, OptimizerKernels {
     }
     return encodeModule(this.kernels.map((k) => ({ name: k.name, fn: k.build(scratch ?? 0) })), pages);
   }
+}
+
+/**
+ * The statement calling a gather or scatter-add kernel `name`: it returns the first n whose index
+ * is bad (−1: none), and the statement throws the TS target's message for it.
+ */
+function checkedCall(name: string, rows: number, out: number | string, data: number | string, indices: number | string): string {
+  const index = typeof indices === 'number' ? `${indices} + bad` : `(${indices}) + bad`;
+  return `{ const bad = ${KERNELS}.${name}(${out}, ${data}, ${indices}); if (bad >= 0) throw new RangeError(\`gather: index \${bad} is \${${ARENA}[${index}]}; indices are integers in 0..${rows - 1}\`); }`;
 }
 
 /** A constant in a kernel key: −0 apart from 0 (which `${-0}` is not). */

@@ -30,6 +30,12 @@ export interface WasmTrainerParts {
   readonly report: WasmReport;
 }
 
+/** A kernel's type as the trainer declares it: offsets in, nothing or a number out. */
+function kernelSignature(k: KernelInfo): string {
+  if (k.returns !== 'number') return '(out: number, ...inputs: number[]) => void';
+  return (k.arity ?? 1) === 1 ? '(x: number) => number' : '(out: number, ...inputs: number[]) => number';
+}
+
 /** The trainer's parts for the products in `table` over an arena of `elements` float32 values. */
 export function wasmTrainerParts(table: KernelTable, elements: number): WasmTrainerParts {
   const scratchElements = table.scratchElements;
@@ -41,7 +47,7 @@ export function wasmTrainerParts(table: KernelTable, elements: number): WasmTrai
   const bytes = table.encode(pages, scratch);
   const kernels = table.kernels;
   const kernelType = kernels.length
-    ? `{\n${kernels.map((k) => `  /** ${k.description} */\n  readonly ${k.name}: ${k.returns === 'number' ? '(x: number) => number' : '(out: number, ...inputs: number[]) => void'};`).join('\n')}\n}`
+    ? `{\n${kernels.map((k) => `  /** ${k.description} */\n  readonly ${k.name}: ${kernelSignature(k)};`).join('\n')}\n}`
     : 'Record<string, never>';
   const declarations = [
     `/** The kernels: matrix products (mmN), element-wise chains (ewN) and the optimizer's (optN, sqN) in WebAssembly SIMD ( ${bytes.length} bytes), over a memory of ${pages} pages (${pages * PAGE_BYTES} bytes). Offsets are element indices into the arena. */`,
