@@ -15,8 +15,12 @@ import { dropAxes } from '../src/prims/reduce.ts';
 import { scatter } from '../src/prims/scatter.ts';
 import { sum } from '../src/prims/sum.ts';
 import { transpose } from '../src/prims/transpose.ts';
-import type { EmitArgs } from '../src/prims/types.ts';
+import type { EmitArgs, PrimDef, StatementsEmit } from '../src/prims/types.ts';
+import { renderStatements } from '../src/emit/statements.ts';
 import { rng, type Rng } from './helpers/rng.ts';
+
+/** The ts target's code for a statement primitive's node (its lowered statements rendered). */
+const tsCode = (prim: PrimDef<StatementsEmit>, args: EmitArgs): string => renderStatements(prim.emit.lower(args), { dtype: 'f32' });
 
 let wabt: Awaited<ReturnType<typeof wabtInit>>;
 beforeAll(async () => {
@@ -131,22 +135,22 @@ const STRIDED: StridedCase[] = [
   { dims: [7], x: [1], strategy: 'copy' },
   { dims: [37], x: [1], strategy: 'copy' },
   { dims: [37], x: [1], accumulate: true, strategy: 'copy' },
-  { dims: [13], x: [0], strategy: 'splat', prim: (o, x) => broadcast.emit.code({ out: buf(o), inputs: [buf(x)], inShapes: [[]], shape: [13], attrs: { shape: [13], axes: [0] } }) },
+  { dims: [13], x: [0], strategy: 'splat', prim: (o, x) => tsCode(broadcast, { out: buf(o), inputs: [buf(x)], inShapes: [[]], shape: [13], attrs: { shape: [13], axes: [0] } }) },
   { dims: [3], x: [0], accumulate: true, strategy: 'splat' },
   { dims: [5], out: [3], x: [1], strategy: 'scalar' },
   // Slices and concatenations: rows of a span between strides.
   { dims: [3, 10], out: [10, 1], x: [17, 1], strategy: 'copy' },
   { dims: [4, 3], out: [5, 1], x: [3, 1], accumulate: true, strategy: 'copy' },
   // Transposes: strides swapped.
-  { dims: [6, 9], out: [1, 6], x: [9, 1], strategy: 'scalar', prim: (o, x) => transpose.emit.code({ out: buf(o), inputs: [buf(x)], inShapes: [[6, 9]], shape: [9, 6], attrs: {} }) },
+  { dims: [6, 9], out: [1, 6], x: [9, 1], strategy: 'scalar', prim: (o, x) => tsCode(transpose, { out: buf(o), inputs: [buf(x)], inShapes: [[6, 9]], shape: [9, 6], attrs: {} }) },
   { dims: [5, 7], out: [1, 5], x: [7, 1], accumulate: true, strategy: 'scalar' },
   // Broadcasts along rows (x a row) and along columns (x a column: splat per row).
-  { dims: [5, 7], x: [0, 1], strategy: 'copy', prim: (o, x) => broadcast.emit.code({ out: buf(o), inputs: [buf(x)], inShapes: [[7]], shape: [5, 7], attrs: { shape: [5, 7], axes: [0] } }) },
-  { dims: [5, 7], x: [1, 0], strategy: 'splat', prim: (o, x) => broadcast.emit.code({ out: buf(o), inputs: [buf(x)], inShapes: [[5]], shape: [5, 7], attrs: { shape: [5, 7], axes: [1] } }) },
+  { dims: [5, 7], x: [0, 1], strategy: 'copy', prim: (o, x) => tsCode(broadcast, { out: buf(o), inputs: [buf(x)], inShapes: [[7]], shape: [5, 7], attrs: { shape: [5, 7], axes: [0] } }) },
+  { dims: [5, 7], x: [1, 0], strategy: 'splat', prim: (o, x) => tsCode(broadcast, { out: buf(o), inputs: [buf(x)], inShapes: [[5]], shape: [5, 7], attrs: { shape: [5, 7], axes: [1] } }) },
   { dims: [6, 22], x: [1, 0], accumulate: true, strategy: 'splat' },
   { dims: [2, 1, 3, 5], x: [0, 0, 5, 1], strategy: 'copy' },
   { dims: [2, 3, 5], x: [5, 0, 1], accumulate: true, strategy: 'copy' },
-  { dims: [2, 3, 4, 5], x: [15, 5, 0, 1], strategy: 'copy', prim: (o, x) => broadcast.emit.code({ out: buf(o), inputs: [buf(x)], inShapes: [[2, 3, 5]], shape: [2, 3, 4, 5], attrs: { shape: [2, 3, 4, 5], axes: [2] } }) },
+  { dims: [2, 3, 4, 5], x: [15, 5, 0, 1], strategy: 'copy', prim: (o, x) => tsCode(broadcast, { out: buf(o), inputs: [buf(x)], inShapes: [[2, 3, 5]], shape: [2, 3, 4, 5], attrs: { shape: [2, 3, 4, 5], axes: [2] } }) },
   // A rank-4 permutation, and a pad's interior (a block in a wider block).
   { dims: [2, 3, 4, 5], out: [1, 2, 6, 24], x: [60, 20, 5, 1], strategy: 'scalar' },
   { dims: [3, 2, 6], out: [24, 12, 1], x: [12, 6, 1], accumulate: true, strategy: 'copy' },
@@ -220,7 +224,7 @@ const REDUCE: ReduceCase[] = [
 /** The TS target's statement for a sum or max (its reductionLoop: no kernels). */
 function reduceLoops(op: 'sum' | 'max', shape: readonly number[], axes: readonly number[], accumulate: boolean, out: number, x: number): string {
   const args: EmitArgs = { out: buf(out), inputs: [buf(x)], inShapes: [shape], shape: dropAxes(shape, axes), attrs: { axes: [...axes] }, accumulate };
-  return (op === 'sum' ? sum : max).emit.code(args);
+  return tsCode(op === 'sum' ? sum : max, args);
 }
 
 describe('wasm sums and maxima over axes', () => {
@@ -289,7 +293,7 @@ describe('wasm gathers and scatter-adds', () => {
       2,
       (region, i) => (region === 1 ? c.indices[i]! : value(r)),
       (t, offs) => t.gather(c.rows, c.width, count, ...offsets(offs)),
-      ([tb, ix, o]) => gather.emit.code({ out: buf(o!), inputs: [buf(tb!), buf(ix!)], inShapes: [[c.rows, c.width], [count]], shape: [count, c.width], attrs: {} }),
+      ([tb, ix, o]) => tsCode(gather, { out: buf(o!), inputs: [buf(tb!), buf(ix!)], inShapes: [[c.rows, c.width], [count]], shape: [count, c.width], attrs: {} }),
       prelude,
     );
   };
@@ -301,7 +305,7 @@ describe('wasm gathers and scatter-adds', () => {
       2,
       (region, i) => (region === 1 ? c.indices[i]! : value(r)),
       (t, [v, ix, o]) => t.scatterAdd(c.rows, c.width, count, o!, v!, ix!),
-      ([v, ix, o]) => scatter.emit.code({ out: buf(o!), inputs: [buf(v!), buf(ix!)], inShapes: [[count, c.width], [count]], shape: [c.rows, c.width], attrs: { rows: c.rows } }),
+      ([v, ix, o]) => tsCode(scatter, { out: buf(o!), inputs: [buf(v!), buf(ix!)], inShapes: [[count, c.width], [count]], shape: [c.rows, c.width], attrs: { rows: c.rows } }),
     );
   };
 
