@@ -29,13 +29,15 @@ describe('compile --target', () => {
     expect(j.wasm.kernels.filter((k) => k.name.startsWith('ew')).length).toBeGreaterThan(3);
     const src = fs.readFileSync(path.join(out, 'trainer.ts'), 'utf8');
     for (const k of j.wasm.kernels) {
-      // A product, an element-wise chain over the buffers a0, a1, …, a strided copy, a fill, column sums, an optimizer update or a sum of squares.
+      // A product, an element-wise chain over the buffers a0, a1, …, a strided copy, a fill, constants, a sum or max over axes, an optimizer update or a sum of squares.
       const kinds: Record<string, RegExp> = {
         mm: /^out\[\d+×\d+\] \+?= Aᵀ?\[\d+×\d+\]·Bᵀ?\[\d+×\d+\]$/,
         ew: /^out\[\d+\] \+?= .*a0/,
-        cp: /^\d+ × \d+ elements, strides \d+ ← \d+$/,
+        cp: /^out\[[\d×]+\] \+?= x, strides \[[\d, ]*\] ← \[[\d, ]*\]$/,
         fill: /^out\[\d+\] = -?[\d.e-]+$/,
-        sum: /^out\[\d+\] \+?= column sums of \[\d+×\d+\]$/,
+        sum: /^out\[\d+\] \+?= Σ over axes \[[\d, ]+\] of x\[[\d×]+\]$/,
+        max: /^out\[\d+\] = max over axes \[[\d, ]+\] of x\[[\d×]+\]$/,
+        val: /^out\[\d+\] = \[/,
         opt: /^an optimizer update of \d+ elements \(param, grad, \d+ state arrays?\)$/,
         sq: /^Σ g² over \d+ elements, in float64$/,
       };

@@ -182,7 +182,7 @@ export function emitPanelCopies(plan: KernelPlan, target: EmitTarget): string[] 
   if (plan.panelCopies.length === 0) return [];
   const kernels = target.kernels;
   if (!kernels) throw new Error('emit: panels planned for a target without kernels');
-  return plan.panelCopies.map((c) => kernels.packPanels(c.shape, c.off, operandOf(plan, c.operand).off));
+  return plan.panelCopies.map((c) => `${kernels.packPanels(c.shape, c.off, operandOf(plan, c.operand).off)}`);
 }
 
 /** `// graphs/sincos.ts:12`: the model file's line that wrote what follows (the backward pass's statements have none). */

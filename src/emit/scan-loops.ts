@@ -150,14 +150,14 @@ export function scanLoops(opts: ScanLoopOptions, depth = 0): LoopLowering {
       const src = inputs[nc + j]!;
       if (src.literal !== undefined) return copyInto(xOff[j]!, src, 0, outer * inner);
       // A target with its own kernels copies the rows in one call (rows T·inner apart into a block).
-      if (kernels) return kernels.copy(outer, inner, inner, T * inner, xOff[j]!, plus(src.off, `${t} * ${inner}`));
+      if (kernels) return `${kernels.strided([outer, inner], [inner, 1], [T * inner, 1], false, xOff[j]!, plus(src.off, `${t} * ${inner}`))}`;
       return `for (let r = 0; r < ${outer}; r++) ${copyInto(`${xOff[j]} + r * ${inner}`, src, `(r * ${T} + ${t}) * ${inner}`, inner)}`;
     });
     const stepOut = ys.flatMap((y, j) => {
       if (yDirect[j]) return [];
       const { outer, inner } = rows(y.shape);
       const dst = plus(out.off, parts[nc + j]!.offset);
-      if (kernels) return kernels.copy(outer, inner, T * inner, inner, plus(dst, `${t} * ${inner}`), yOff[j]!);
+      if (kernels) return `${kernels.strided([outer, inner], [T * inner, 1], [inner, 1], false, plus(dst, `${t} * ${inner}`), yOff[j]!)}`;
       return `for (let r = 0; r < ${outer}; r++) A.copyWithin(${dst} + (r * ${T} + ${t}) * ${inner}, ${yOff[j]} + r * ${inner}, ${yOff[j]} + (r + 1) * ${inner});`;
     });
     const carrySize = plain.reduce((a, i) => a + carrySizes[i]!, 0);

@@ -1,11 +1,11 @@
 // Kernel statements rendered: for each target, one rule per kind of Statement (the data lowering
 // makes of a planned node). The tables are typed over the kinds, so a kind without a rule for a
 // target does not compile; where the wasm target keeps a statement in TypeScript, its rule says so.
-import { stridesOf } from '../ir/tensor.ts';
+// The ts target prints loops; the wasm target calls its kernels (src/emit/wasm/module.ts).
 import { primOf } from '../prims/index.ts';
 import { at, COPY_WITHIN, numberLiteral, offsetPlus } from '../prims/kit.ts';
 import { reductionLoop } from '../prims/reduce.ts';
-import type { Buf, CopyStatement, ElementwiseExpr, EmitTarget, EpilogueExpr, Offset, ProductStatement, Statement, TargetKernels } from '../prims/types.ts';
+import type { Buf, CopyStatement, ElementwiseExpr, EmitTarget, EpilogueExpr, KernelCall, Offset, ProductStatement, Statement, TargetKernels } from '../prims/types.ts';
 
 /** The arena's name in emitted code (the trainer's methods bind it as `const A = this.arena`). */
 export const ARENA = 'A';
@@ -13,14 +13,13 @@ export const ARENA = 'A';
 /** The targets: `ts` prints TypeScript loops (the reference, and the only one for float64); `wasm` calls its own kernels. */
 export type TargetName = 'ts' | 'wasm';
 
-type Rule<K extends Statement['kind'], T> = (s: Extract<Statement, { readonly kind: K }>, target: T) => string;
-type StatementRules<T> = { readonly [K in Statement['kind']]: Rule<K, T> };
+type Rule<K extends Statement['kind']> = (s: Extract<Statement, { readonly kind: K }>, target: EmitTarget) => string;
+type StatementRules = { readonly [K in Statement['kind']]: Rule<K> };
 
 /** The statement's code for `target`. */
 export function renderStatement(s: Statement, target: EmitTarget): string {
   const kernels = target.kernels;
-  if (kernels) return (WASM[s.kind] as Rule<Statement['kind'], WasmTarget>)(s as never, { ...target, kernels });
-  return (TS[s.kind] as Rule<Statement['kind'], EmitTarget>)(s as never, target);
+  return kernels ? renderWasm(s, { ...target, kernels }) : (TS[s.kind] as Rule<Statement['kind']>)(s as never, target);
 }
 
 /** The statements' code, one statement a line. */
@@ -166,7 +165,7 @@ function indexCheck(rows: number): string {
   return `if (!(k >= 0 && k < ${rows} && k === Math.floor(k))) throw new RangeError(\`gather: index \${n} is \${k}; indices are integers in 0..${rows - 1}\`);`;
 }
 
-const TS: StatementRules<EmitTarget> = {
+const TS: StatementRules = {
   product: productTs,
   elementwise: elementwiseTs,
   copy: copyTs,
@@ -184,13 +183,15 @@ const TS: StatementRules<EmitTarget> = {
 // ---------------------------------------------------------------------------------------------
 // wasm
 
-type WasmTarget = EmitTarget & { readonly kernels: TargetKernels };
+/**
+ * How the wasm target runs one kind of statement: the calls of its kernels, or undefined where the
+ * statement stays a line of TypeScript (only outside a loop that runs in wasm: `inWasm` false).
+ */
+type CallRule<K extends Statement['kind']> = (s: Extract<Statement, { readonly kind: K }>, kernels: TargetKernels, inWasm: boolean) => KernelCall[] | undefined;
+type CallRules = { readonly [K in Statement['kind']]: CallRule<K> };
 
-/** Below this many elements a statement stays a line of TypeScript on the wasm target: a call into wasm costs more. */
+/** Below this many elements a statement called from TypeScript stays TypeScript: the call into wasm costs more. */
 const SMALLEST_CALL = 4;
-
-/** Whether a buffer is an arena block a kernel can read (not a literal, not a transposed view). */
-const inArena = (b: Buf) => b.literal === undefined && !b.transposed;
 
 /** An epilogue with the product's value read from out, where the product was stored before the chain runs over it. */
 function overProduct(e: EpilogueExpr, out: Offset): ElementwiseExpr {
@@ -199,35 +200,61 @@ function overProduct(e: EpilogueExpr, out: Offset): ElementwiseExpr {
   return { op: e.op, args: e.args.map((a) => overProduct(a, out)), attrs: e.attrs };
 }
 
-const WASM: StatementRules<WasmTarget> = {
+/** A literal operand (a fill) as a buffer the kernels can read: none; such statements are rare and stay TypeScript. */
+const isLiteral = (b: Buf) => b.literal !== undefined;
+
+const WASM: CallRules = {
   // A fill operand, or an epilogue to add into out (both rare), keeps the TypeScript loops.
-  product: (s, t) => {
-    if (s.a.literal !== undefined || s.b.literal !== undefined || (s.epilogue && s.shape.accumulate)) return productTs(s, t);
-    const call = t.kernels.product(s.shape, s.out.off, s.a.off, s.b.off);
-    if (!s.epilogue) return call;
-    // The chain then runs over the finished product in place (the planner gives the chain's root
-    // a buffer that none of its inputs share).
-    return `${call}\n${WASM.elementwise({ kind: 'elementwise', size: s.shape.m * s.shape.n, out: s.out, expr: overProduct(s.epilogue, s.out.off), accumulate: false }, t)}`;
+  product: (s, kernels) => (isLiteral(s.a) || isLiteral(s.b) || s.epilogue ? undefined : [kernels.product(s.shape, s.out.off, s.a.off, s.b.off)]),
+  elementwise: (s, kernels, inWasm) => (s.size < SMALLEST_CALL && !inWasm ? undefined : [kernels.elementwise(s.expr, s.size, s.out.off, s.accumulate)]),
+  copy: (s, kernels, inWasm) => {
+    const size = s.dims.reduce((p, d) => p * d, 1);
+    if ((size < SMALLEST_CALL && !inWasm) || isLiteral(s.x)) {
+      // A literal read as a block (a fill copied into a slot) is a fill.
+      if (isLiteral(s.x) && !s.accumulate && (inWasm || size >= SMALLEST_CALL)) {
+        const n = normalizeCopy(s);
+        if (n.dims.length <= 1 && (n.outStrides[0] ?? 1) === 1) return [kernels.fill(size, s.x.literal!, s.out.off)];
+      }
+      return undefined;
+    }
+    return [kernels.strided(s.dims, s.outStrides, s.xStrides, s.accumulate, s.out.off, s.x.off)];
   },
-  elementwise: (s, t) => (s.size < SMALLEST_CALL ? elementwiseTs(s, t) : t.kernels.elementwise(s.expr, s.size, s.out.off, s.accumulate)),
-  copy: (s, t) => {
-    const { dims, outStrides, xStrides } = normalizeCopy(s);
-    const size = dims.reduce((p, d) => p * d, 1);
-    const rows = dims.length === 2 ? dims[0]! : 1;
-    const rowsOk = dims.length === 1 || dims.length === 2;
-    // Blocks and blocks of rows (slices, concatenations' parts) are the copy kernel; the rest stays TypeScript for now.
-    if (size < SMALLEST_CALL || s.accumulate || !inArena(s.x) || !rowsOk || outStrides[dims.length - 1] !== 1 || xStrides[dims.length - 1] !== 1) return copyTs(s);
-    return t.kernels.copy(rows, dims[dims.length - 1]!, dims.length === 2 ? outStrides[0]! : 0, dims.length === 2 ? xStrides[0]! : 0, s.out.off, s.x.off);
-  },
-  fill: (s, t) => (s.size < SMALLEST_CALL ? TS.fill(s, t) : t.kernels.fill(s.size, s.value, s.out.off)),
-  values: (s, t) => TS.values(s, t),
-  reduce: (s, t) => {
-    // Over leading axes (a bias gradient: rows summed per column), the column-sum kernel.
-    const lead = s.op === 'sum' && s.axes.length > 0 && s.axes.length < s.shape.length && s.axes.every((a, i) => a === i) ? stridesOf(s.shape)[s.axes.length - 1]! : 0;
-    const rows = lead ? s.shape.slice(0, s.axes.length).reduce((p, d) => p * d, 1) : 0;
-    if (lead >= SMALLEST_CALL && inArena(s.x)) return t.kernels.columnSum(rows, lead, s.out.off, s.x.off, s.accumulate);
-    return TS.reduce(s, t);
-  },
-  gather: (s, t) => TS.gather(s, t),
-  scatterAdd: (s, t) => TS.scatterAdd(s, t),
+  fill: (s, kernels, inWasm) => (s.size < SMALLEST_CALL && !inWasm ? undefined : [kernels.fill(s.size, s.value, s.out.off)]),
+  values: (s, kernels, inWasm) => (s.data.length < SMALLEST_CALL && !inWasm ? undefined : [kernels.values(s.data, s.out.off)]),
+  reduce: (s, kernels, inWasm) => (isLiteral(s.x) || (sizeOfShape(s.shape) < SMALLEST_CALL && !inWasm) ? undefined : [kernels.reduce(s.op, s.shape, s.axes, s.accumulate, s.out.off, s.x.off)]),
+  // A bad index stops the step from TypeScript (the kernel returns it): never inside a loop run in wasm.
+  gather: (s, kernels, inWasm) => (inWasm || isLiteral(s.indices) || isLiteral(s.table) ? undefined : [kernels.gather(s.rows, s.width, s.count, s.out.off, s.table.off, s.indices.off)]),
+  scatterAdd: (s, kernels, inWasm) => (inWasm || isLiteral(s.indices) || isLiteral(s.values) ? undefined : [kernels.scatterAdd(s.rows, s.width, s.count, s.out.off, s.values.off, s.indices.off)]),
 };
+
+const sizeOfShape = (shape: readonly number[]) => shape.reduce((p, d) => p * d, 1);
+
+/**
+ * A product with an epilogue as the wasm target runs it: the product into out, then the chain over
+ * it in place (the planner gives the chain's root a buffer none of its inputs share). Adding into
+ * out would need a buffer of its own, so that rare case stays one statement.
+ */
+function forWasm(s: Statement): readonly Statement[] {
+  if (s.kind !== 'product' || !s.epilogue || s.shape.accumulate) return [s];
+  const { epilogue, ...product } = s;
+  return [product, { kind: 'elementwise', size: s.shape.m * s.shape.n, out: s.out, expr: overProduct(epilogue, s.out.off), accumulate: false }];
+}
+
+/** The wasm target's code for `s` called from TypeScript: its kernels' calls, or TypeScript where its rule says so. */
+function renderWasm(s: Statement, target: EmitTarget & { readonly kernels: TargetKernels }): string {
+  return forWasm(s).map((x) => {
+    const calls = (WASM[x.kind] as CallRule<Statement['kind']>)(x as never, target.kernels, false);
+    return calls ? calls.join('\n') : (TS[x.kind] as Rule<Statement['kind']>)(x as never, target);
+  }).join('\n');
+}
+
+/** The wasm target's kernel calls for `s` inside a loop that runs in wasm; undefined where it has none (the loop stays TypeScript). */
+export function callsInWasm(s: Statement, kernels: TargetKernels): KernelCall[] | undefined {
+  const calls: KernelCall[] = [];
+  for (const x of forWasm(s)) {
+    const c = (WASM[x.kind] as CallRule<Statement['kind']>)(x as never, kernels, true);
+    if (!c) return undefined;
+    calls.push(...c);
+  }
+  return calls;
+}

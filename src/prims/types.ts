@@ -175,21 +175,37 @@ export interface ScatterAddStatement {
 }
 
 /**
- * A target that runs kernels of its own (wasm): the statement calling one. Offsets are element
- * indices into the arena (numbers, or expressions inside loops).
+ * A call of one of a target's kernels, as data: its export and the arena offsets it takes (or, for
+ * a loop, the expressions of its bounds). Its TypeScript text is its toString, e.g. `W.mm0(12, 40, q0);`.
+ */
+export interface KernelCall {
+  readonly kernel: string;
+  readonly args: readonly Offset[];
+  /** A gather or scatter-add: the kernel returns the first bad index (−1: none), which the call's text turns into gather's RangeError. */
+  readonly checked?: boolean;
+  toString(): string;
+}
+
+/**
+ * A target that runs kernels of its own (wasm): the call of one for a statement. Offsets are element
+ * indices into the arena (numbers, or a step's offsets inside loops).
  */
 export interface TargetKernels {
   /** Calls rendered so far: code rendered while this grew calls the kernels (the method holding it binds them). */
   readonly callsRendered: number;
-  product(shape: ProductShape, out: Offset, a: Offset, b: Offset): string;
+  product(shape: ProductShape, out: Offset, a: Offset, b: Offset): KernelCall;
   /** out[i] = (or +=) expr for i < size. A target with kernels has one for every element-wise primitive. */
-  elementwise(expr: ElementwiseExpr, size: number, out: Offset, accumulate: boolean): string;
-  /** out[o·outStride + j] = x[o·inStride + j] for o < rows, j < span (a slice, a pad's interior, a concatenation's part). */
-  copy(rows: number, span: number, outStride: number, inStride: number, out: Offset, x: Offset): string;
+  elementwise(expr: ElementwiseExpr, size: number, out: Offset, accumulate: boolean): KernelCall;
+  /** out[Σ i_d·outStrides[d]] = (or +=) x[Σ i_d·xStrides[d]] for every i < dims (a 0 stride in x broadcasts). */
+  strided(dims: readonly number[], outStrides: readonly number[], xStrides: readonly number[], accumulate: boolean, out: Offset, x: Offset): KernelCall;
   /** out[i] = value for i < size. */
-  fill(size: number, value: number, out: Offset): string;
-  /** out[j] = (or +=) Σ_r x[r·cols + j]: a sum over leading axes (a bias gradient). */
-  columnSum(rows: number, cols: number, out: Offset, x: Offset, accumulate: boolean): string;
+  fill(size: number, value: number, out: Offset): KernelCall;
+  /** out[i] = data[i]. */
+  values(data: readonly number[], out: Offset): KernelCall;
+  /** The sum (= or +=) or max (=) of x [shape] over axes, summed in float64 in the axes' row-major order. */
+  reduce(op: 'sum' | 'max', shape: readonly number[], axes: readonly number[], accumulate: boolean, out: Offset, x: Offset): KernelCall;
+  gather(rows: number, width: number, count: number, out: Offset, table: Offset, indices: Offset): KernelCall;
+  scatterAdd(rows: number, width: number, count: number, out: Offset, values: Offset, indices: Offset): KernelCall;
   /**
    * Elements of the panel copy of B the target reads this product's B from when B holds the same
    * values at every step of the loop the product runs in (a weight): copied once before the loop
@@ -197,7 +213,7 @@ export interface TargetKernels {
    */
   panelElements(shape: ProductShape): number;
   /** The copy of B (held as `shape` says) into panels at `panels`, for products with `shape.panels`. */
-  packPanels(shape: ProductShape, panels: Offset, b: Offset): string;
+  packPanels(shape: ProductShape, panels: Offset, b: Offset): KernelCall;
 }
 
 /** What emission knows about the target: the arena's element type, and who runs the kernels. */

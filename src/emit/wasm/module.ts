@@ -1,9 +1,9 @@
 // The wasm target's module: the deduplicated kernels one trainer calls (matrix products, fused
 // element-wise chains, copies, reductions, gathers, the optimizer's update), in first-use order, encoded over the trainer's one memory (sized once from the arena).
-import type { ElementwiseExpr, TargetKernels } from '../../prims/types.ts';
+import type { ElementwiseExpr, KernelCall, Offset, TargetKernels } from '../../prims/types.ts';
 import type { LaneProgram, OptimizerKernels } from '../optimizer.ts';
 import { encodeModule, PAGE_BYTES, type FunctionBuilder } from './encoder.ts';
-import { columnSumKernel, copyKernel, describeStrided, fillKernel, normalizeStrided, stridedKernel, stridedStrategy, valuesKernel } from './copies.ts';
+import { describeStrided, fillKernel, normalizeStrided, stridedKernel, stridedStrategy, valuesKernel } from './copies.ts';
 import { gatherKernel, scatterAddKernel } from './indexed.ts';
 import { describeReduce, reduceKernel, reduceStrategy, reductionSegments, type ReduceOp } from './reductions.ts';
 import { describeExpr, elementwiseKernel, numberReads, type NumberedExpr } from './elementwise.ts';
@@ -58,7 +58,7 @@ export class KernelTable implements TargetKernels, OptimizerKernels {
     return k;
   }
 
-  product(shape: ProductShape, out: number | string, a: number | string, b: number | string): string {
+  product(shape: ProductShape, out: Offset, a: Offset, b: Offset): KernelCall {
     const k = this.kernel(`mm:${productKey(shape)}`, (name) => {
       // Over B's panels, copied before the loop by packPanels (the planner asked panelElements).
       if (shape.panels) return { name, description: describeProduct(shape), strategy: 'panels', scratch: packedScratch(shape), build: (scratch: number) => panelProductKernel(shape, scratch) };
@@ -68,51 +68,35 @@ export class KernelTable implements TargetKernels, OptimizerKernels {
         ? { name, description: describeProduct(shape), strategy: 'packed', scratch: packedScratch(shape), build: (scratch: number) => packedProductKernel(shape, scratch) }
         : { name, description: describeProduct(shape), strategy, scratch: 0, build: () => productKernel(shape) };
     });
-    return `${KERNELS}.${k.name}(${out}, ${a}, ${b});`;
+    return new Call(k.name, [out, a, b]);
   }
 
   panelElements(shape: ProductShape): number {
     return usePanels(shape) ? panelElements(shape) : 0;
   }
 
-  packPanels(shape: ProductShape, panels: number | string, b: number | string): string {
+  packPanels(shape: ProductShape, panels: Offset, b: Offset): KernelCall {
     // The copy depends on B alone: k, n and how B is held.
     const k = this.kernel(`pk:${shape.k}x${shape.n}${shape.transB ? 't' : 'n'}`, (name) => ({
       name, description: `B${shape.transB ? 'ᵀ' : ''}[${shape.k}×${shape.n}] copied into panels`, strategy: 'panels', scratch: 0,
       build: () => panelPackKernel(shape),
     }));
-    return `${KERNELS}.${k.name}(${panels}, ${b});`;
+    return new Call(k.name, [panels, b]);
   }
 
-  elementwise(expr: ElementwiseExpr, size: number, out: number | string, accumulate: boolean): string {
+  elementwise(expr: ElementwiseExpr, size: number, out: Offset, accumulate: boolean): KernelCall {
     const { expr: e, offsets } = numberReads(expr);
     const key = `ew:${size}:${accumulate}:${chainKey(e)}`;
     const k = this.kernel(key, (name) => ({
       name, description: `out[${size}] ${accumulate ? '+=' : '='} ${describeExpr(e)}`, strategy: 'lanes', scratch: 0,
       build: () => elementwiseKernel(e, offsets.length, size, accumulate),
     }));
-    return `${KERNELS}.${k.name}(${[out, ...offsets].join(', ')});`;
+    return new Call(k.name, [out, ...offsets]);
   }
 
-  copy(rows: number, span: number, outStride: number, inStride: number, out: number | string, x: number | string): string {
-    const k = this.kernel(`cp:${rows}:${span}:${outStride}:${inStride}`, (name) => ({
-      name, description: `${rows} × ${span} elements, strides ${outStride} ← ${inStride}`, strategy: 'copy', scratch: 0,
-      build: () => copyKernel(rows, span, outStride, inStride),
-    }));
-    return `${KERNELS}.${k.name}(${out}, ${x});`;
-  }
-
-  fill(size: number, value: number, out: number | string): string {
+  fill(size: number, value: number, out: Offset): KernelCall {
     const k = this.kernel(`fill:${size}:${constantKey(value)}`, (name) => ({ name, description: `out[${size}] = ${value}`, strategy: 'fill', scratch: 0, build: () => fillKernel(size, value) }));
-    return `${KERNELS}.${k.name}(${out});`;
-  }
-
-  columnSum(rows: number, cols: number, out: number | string, x: number | string, accumulate: boolean): string {
-    const k = this.kernel(`sum:${rows}:${cols}:${accumulate}`, (name) => ({
-      name, description: `out[${cols}] ${accumulate ? '+=' : '='} column sums of [${rows}×${cols}]`, strategy: 'columns', scratch: 0,
-      build: () => columnSumKernel(rows, cols, accumulate),
-    }));
-    return `${KERNELS}.${k.name}(${out}, ${x});`;
+    return new Call(k.name, [out]);
   }
 
   /**
@@ -120,12 +104,12 @@ export class KernelTable implements TargetKernels, OptimizerKernels {
    * 0 stride in x broadcasts; distinct i write distinct elements of out). Kernels are keyed on the
    * normal form (normalizeStrided), so a block copy is one f32x4 loop and equal copies share one.
    */
-  strided(dims: readonly number[], outStrides: readonly number[], xStrides: readonly number[], accumulate: boolean, out: number | string, x: number | string): string {
+  strided(dims: readonly number[], outStrides: readonly number[], xStrides: readonly number[], accumulate: boolean, out: Offset, x: Offset): KernelCall {
     const s = normalizeStrided(dims, outStrides, xStrides);
     const k = this.kernel(`cp:strided:${s.dims.join('x')}:${s.out.join(',')}:${s.x.join(',')}:${accumulate}`, (name) => ({
       name, description: describeStrided(s, accumulate), strategy: stridedStrategy(s), scratch: 0, build: () => stridedKernel(s, accumulate),
     }));
-    return `${KERNELS}.${k.name}(${out}, ${x});`;
+    return new Call(k.name, [out, x]);
   }
 
   /**
@@ -133,43 +117,43 @@ export class KernelTable implements TargetKernels, OptimizerKernels {
    * (strictly increasing; all, or none for a copy): what reductionLoop computes, a sum in float64
    * in the axes' row-major order, stored once; a max from −Infinity, NaN if any element is.
    */
-  reduce(op: ReduceOp, shape: readonly number[], axes: readonly number[], accumulate: boolean, out: number | string, x: number | string): string {
+  reduce(op: ReduceOp, shape: readonly number[], axes: readonly number[], accumulate: boolean, out: Offset, x: Offset): KernelCall {
     if (op === 'max' && accumulate) throw new Error('wasm reduce: a max does not accumulate');
     const segs = reductionSegments(shape, axes);
     const k = this.kernel(`${op}:axes:${segs.map((g) => `${g.size}${g.reduced ? 'r' : 'k'}`).join(',')}:${accumulate}`, (name) => ({
       name, description: describeReduce(op, segs, accumulate), strategy: reduceStrategy(op, segs), scratch: 0, build: () => reduceKernel(op, segs, accumulate),
     }));
-    return `${KERNELS}.${k.name}(${out}, ${x});`;
+    return new Call(k.name, [out, x]);
   }
 
   /**
    * out[n·width + j] = table[k·width + j], k = indices[n] (float32 in the arena), for n < count; a
    * statement that throws gather's RangeError at the first index that is not an integer in 0..rows−1.
    */
-  gather(rows: number, width: number, count: number, out: number | string, table: number | string, indices: number | string): string {
+  gather(rows: number, width: number, count: number, out: Offset, table: Offset, indices: Offset): KernelCall {
     const k = this.kernel(`ga:${rows}:${width}:${count}`, (name) => ({
       name, description: `out[${count}×${width}] = table[${rows}×${width}] rows at indices[${count}]`, strategy: 'rows', scratch: 0, returns: 'number', arity: 3,
       build: () => gatherKernel(rows, width, count),
     }));
-    return checkedCall(k.name, rows, out, table, indices);
+    return new CheckedCall(k.name, [out, table, indices], rows);
   }
 
   /** out[rows×width] = 0, then out[k·width + j] += values[n·width + j], k = indices[n], for n < count in order; the index checked as gather's. */
-  scatterAdd(rows: number, width: number, count: number, out: number | string, values: number | string, indices: number | string): string {
+  scatterAdd(rows: number, width: number, count: number, out: Offset, values: Offset, indices: Offset): KernelCall {
     const k = this.kernel(`sa:${rows}:${width}:${count}`, (name) => ({
       name, description: `out[${rows}×${width}] = Σ values[${count}×${width}] into the rows at indices[${count}]`, strategy: 'rows', scratch: 0, returns: 'number', arity: 3,
       build: () => scatterAddKernel(rows, width, count),
     }));
-    return checkedCall(k.name, rows, out, values, indices);
+    return new CheckedCall(k.name, [out, values, indices], rows);
   }
 
   /** out[i] = data[i] (rounded to float32) for i < data.length. */
-  values(data: readonly number[], out: number | string): string {
+  values(data: readonly number[], out: Offset): KernelCall {
     const k = this.kernel(`val:${data.map(constantKey).join(',')}`, (name) => ({
       name, description: `out[${data.length}] = [${data.slice(0, 4).join(', ')}${data.length > 4 ? ', …' : ''}]`, strategy: 'constants', scratch: 0,
       build: () => valuesKernel(data),
     }));
-    return `${KERNELS}.${k.name}(${out});`;
+    return new Call(k.name, [out]);
   }
 
   optimizerUpdate(program: LaneProgram, size: number): string {
@@ -221,9 +205,25 @@ export class KernelTable implements TargetKernels, OptimizerKernels {
  * The statement calling a gather or scatter-add kernel `name`: it returns the first n whose index
  * is bad (−1: none), and the statement throws the TS target's message for it.
  */
-function checkedCall(name: string, rows: number, out: number | string, data: number | string, indices: number | string): string {
-  const index = typeof indices === 'number' ? `${indices} + bad` : `(${indices}) + bad`;
-  return `{ const bad = ${KERNELS}.${name}(${out}, ${data}, ${indices}); if (bad >= 0) throw new RangeError(\`gather: index \${bad} is \${${ARENA}[${index}]}; indices are integers in 0..${rows - 1}\`); }`;
+/** A kernel's call: `W.name(args);`. */
+class Call implements KernelCall {
+  constructor(readonly kernel: string, readonly args: readonly Offset[]) {}
+  toString(): string {
+    return `${KERNELS}.${this.kernel}(${this.args.join(', ')});`;
+  }
+}
+
+/** A gather's or scatter-add's call, which throws gather's RangeError at the first bad index the kernel returns. */
+class CheckedCall extends Call {
+  readonly checked = true;
+  constructor(kernel: string, args: readonly [Offset, Offset, Offset], private readonly rows: number) {
+    super(kernel, args);
+  }
+  override toString(): string {
+    const indices = this.args[2]!;
+    const index = typeof indices === 'number' ? `${indices} + bad` : `(${indices}) + bad`;
+    return `{ const bad = ${KERNELS}.${this.kernel}(${this.args.join(', ')}); if (bad >= 0) throw new RangeError(\`gather: index \${bad} is \${${ARENA}[${index}]}; indices are integers in 0..${this.rows - 1}\`); }`;
+  }
 }
 
 /** A constant in a kernel key: −0 apart from 0 (which `${-0}` is not). */
