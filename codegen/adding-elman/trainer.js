@@ -2312,7 +2312,7 @@ export class Trainer {
         for (let i = 0; i < 32; i++) A[2305 + i] += A[59546 + i];
         for (let i = 0; i < 32; i++) A[2337 + i] += A[59066 + i];
       }
-      A.copyWithin(57978, 58490, 59002);
+      A.copyWithin(57978, 58490, 58490 + 512);
     }
     if (A[14775] === 0) {
       for (let t = 0; t < T + 1; t++) {

@@ -1491,7 +1491,7 @@ export class Trainer {
             for (let i = 0; i < 32; i++) A[2305 + i] += A[59546 + i];
             for (let i = 0; i < 32; i++) A[2337 + i] += A[59066 + i];
           }
-          A.copyWithin(57978, 58490, 59002);
+          A.copyWithin(57978, 58490, 58490 + 512);
         }
         if (A[14775] === 0) {
           for (let t = 0; t < T + 1; t++) { const s = 3330 + t * 512; A.copyWithin(14776, s, s + 512); for (let p = 0; p < 16; p++) { const r = A[14743 + p]! * 32; A.copyWithin(s + r, 14776 + p * 32, 14776 + (p + 1) * 32); } }

@@ -1634,7 +1634,7 @@ export class Trainer {
             for (let i = 0; i < 128; i++) A[9121 + i] += A[152474 + i];
             for (let i = 0; i < 32; i++) A[9249 + i] += A[152634 + i];
           }
-          A.copyWithin(150394, 151418, 152442);
+          A.copyWithin(150394, 151418, 151418 + 1024);
         }
         if (A[32439] === 0) {
           for (let t = 0; t < T + 1; t++) { const s = 10242 + t * 512; A.copyWithin(32440, s, s + 512); for (let p = 0; p < 16; p++) { const r = A[32407 + p]! * 32; A.copyWithin(s + r, 32440 + p * 32, 32440 + (p + 1) * 32); } }

@@ -269,7 +269,7 @@ export class Trainer {
           A[223 + (i + 0) * 2 + (j + 1)] = c01;
         }
       }
-      A.copyWithin(221, 223, 225);
+      A.copyWithin(221, 223, 223 + 2);
     }
     for (let i = 0; i < 2; i += 2) {
       for (let j = 0; j < 2; j += 2) {

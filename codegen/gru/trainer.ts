@@ -391,7 +391,7 @@ export class Trainer {
           for (let i = 0; i < 32; i++) A[12186 + i] = 0;
           for (let i = 0; i < 32; i++) A[12218 + i] = A[12057 + i];
           for (let i = 0; i < 96; i++) A[q7 + i] = A[12154 + i] + A[12282 + i];
-          A.copyWithin(11993, 12025, 12057);
+          A.copyWithin(11993, 12025, 12025 + 32);
         }
         for (let i = 0; i < 1; i += 1) {
           for (let j = 0; j < 96; j += 6) {

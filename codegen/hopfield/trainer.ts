@@ -388,7 +388,7 @@ export class Trainer {
               A[1421 + (i + 0) * 16 + (12 + 3)] = c03;
             }
           }
-          A.copyWithin(1405, 1421, 1437);
+          A.copyWithin(1405, 1421, 1421 + 16);
         }
         for (let i = 0; i < 16; i += 4) {
           for (let j = 0; j < 15; j += 3) {

@@ -405,7 +405,7 @@ export class Trainer {
             }
           }
           for (let i = 0; i < 32; i++) A[14457 + i] = A[14489 + i] * A[(q8 + 129) + i];
-          A.copyWithin(14361, 14425, 14489);
+          A.copyWithin(14361, 14425, 14425 + 64);
         }
         for (let i = 0; i < 1; i += 1) {
           for (let j = 0; j < 126; j += 6) {

@@ -375,7 +375,7 @@ export class Trainer {
           A[3513 + (i + 0) * 32 + (30 + 1)] = c01;
         }
       }
-      A.copyWithin(3481, 3513, 3545);
+      A.copyWithin(3481, 3513, 3513 + 32);
     }
     for (let i = 0; i < 1; i += 1) {
       for (let j = 0; j < 30; j += 6) {

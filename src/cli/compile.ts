@@ -169,7 +169,7 @@ async function compileCommand(argv: readonly string[], phases: Phases, declarati
       ...(a.schedule ? { schedule: a.schedule } : {}),
       ...(a.packedRows ? { packedRows: a.packedRows } : {}),
       ...(values.profile ? { phases: phases.record } : {}),
-      ...(emitted.wasm ? { wasm: { moduleBytes: emitted.wasm.moduleBytes, pages: emitted.wasm.pages, scratchBytes: emitted.wasm.scratchElements * 4, kernels: emitted.wasm.kernels.map((k) => ({ name: k.name, computes: k.description, strategy: k.strategy })) } } : {}),
+      ...(emitted.wasm ? { wasm: { moduleBytes: emitted.wasm.moduleBytes, pages: emitted.wasm.pages, scratchBytes: emitted.wasm.scratchElements * 4, kernels: emitted.wasm.kernels.map((k) => ({ name: k.name, computes: k.description, strategy: k.strategy, ...(k.calls ? { calls: k.calls } : {}) })) } } : {}),
     }) + '\n');
   } else {
     process.stdout.write([

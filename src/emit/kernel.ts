@@ -135,16 +135,29 @@ export function emitKernel(plan: KernelPlan, target: EmitTarget, loop?: LoopLowe
     const rest = rows?.after(n) ?? [];
     return comment + statement(plan, n, target, loop, shapeOf) + (target.checkNumerics ? `\n${numericsCheck(plan, n, step, shapeOf)}` : '') + rest.map((l) => `\n${l}`).join('');
   });
-  for (const { node, to, accumulate } of plan.copies) {
+  for (const c of copyStatements(plan)) lines.push(renderStatement(c, target));
+  return lines;
+}
+
+/** The copies into output slots at the end of a kernel (plan.copies) as statements. */
+function copyStatements(plan: KernelPlan): Statement[] {
+  return plan.copies.map(({ node, to, accumulate }): Statement => {
     const src = bufOf(plan, node);
     const size = sizeOf(node.shape);
     const out: Buf = { arr: ARENA, off: to };
     // Adding a block into another: a gradient summed from two places, a scan's accumulated carry.
-    lines.push(renderStatement(accumulate
+    return accumulate
       ? { kind: 'elementwise', size, out, expr: src.literal !== undefined ? { value: src.literal } : { read: src.off }, accumulate: true }
-      : { kind: 'copy', dims: [size], out, outStrides: [1], x: src, xStrides: [1], accumulate: false }, target));
-  }
-  return lines;
+      : { kind: 'copy', dims: [size], out, outStrides: [1], x: src, xStrides: [1], accumulate: false };
+  });
+}
+
+/**
+ * The kernel's statements as data, copies into output slots included: what a target that runs a
+ * whole loop body itself (wasm) takes instead of emitKernel's lines. The plan holds no loop.
+ */
+export function kernelStatements(plan: KernelPlan): Statement[] {
+  return [...plan.order.flatMap((n) => statementsOf(plan, n, ownShape)), ...copyStatements(plan)];
 }
 
 /**

@@ -15,11 +15,13 @@ import type { NodeBuilder } from '../prims/builder.ts';
 import type { Recurrence } from '../dsl/recurrence.ts';
 import type { LossSpec } from '../dsl/model.ts';
 import { stepVjp } from '../transforms/step-vjp.ts';
-import { emitKernel, emitPanelCopies, emitReadingOffsets, withKernelCalls } from './kernel.ts';
+import { emitKernel, emitPanelCopies, emitReadingOffsets, kernelStatements, withKernelCalls } from './kernel.ts';
+import { callsInWasm } from './statements.ts';
+import { loopable } from './wasm/loops.ts';
 import { KERNELS } from './wasm/module.ts';
 import { afterPasses, planOutputs, type ArenaBuilder, type Offset, type OutputSlot, type StepInvariants } from './plan.ts';
 import type { Slot, TrainerConfig } from './config.ts';
-import type { EmitTarget } from '../prims/types.ts';
+import type { EmitTarget, KernelCall, Statement } from '../prims/types.ts';
 import { copy, seqAt, type Hoisted, type KernelLayout, type Kernels, type PackedRows, type Seq } from './layout.ts';
 import { hoistGradient, hoistProjection, inputProjections, stackedGradients, type Stacked } from './hoist.ts';
 import { rowFacts, rowModes, rowView, type RowModes } from './packed-rows.ts';
@@ -83,6 +85,14 @@ export interface ScanLoops {
 }
 
 const indent = (lines: string[]) => lines.map((l) => l.replace(/^/gm, '  '));
+
+/** A block of `size` elements moved within the arena inside a loop (a state into its stack, the running cotangents). */
+interface Move {
+  readonly to: Offset;
+  readonly from: Offset;
+  readonly size: number;
+}
+const moveStatement = (m: Move): Statement => ({ kind: 'copy', dims: [m.size], out: { arr: 'A', off: m.to }, outStrides: [1], x: { arr: 'A', off: m.from }, xStrides: [1], accumulate: false });
 
 /**
  * Reserves one scan's storage (invariants, stacked operands, residuals, running cotangents) in
@@ -352,37 +362,60 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig & EmitTarget, b: NodeBu
     const { code: projectionCode, callsKernels: projectionCalls } = noteCalls(() => emitKernel(projectionPlan, cfg));
     // A segment's states feed the stacked gradients through storage of their own, step by step.
     const stateStackOffsets: Offset[] = [];
-    const stateStackCopies = stateStacks.map((x) => {
+    const stateStackMoves = stateStacks.map((x) => {
       const { state, index } = stateOf.get(x)!;
       const [to, from] = [fwdOffs.at(stackedOf.get(x)!.seq), fwdOffs.at(io.stateSeqs[state]!, index)];
       stateStackOffsets.push(to, from);
-      return copy(to, from, sizeOf(x.shape));
+      return { to, from, size: sizeOf(x.shape) };
     });
+    // The next step's running state cotangents become this step's.
+    const dsMove = dsSize ? [{ to: dsOffs[0]!, from: dsNextOffs[0]!, size: dsSize }] : [];
+    // On a target that runs whole loops (wasm), a loop whose every statement is one of its kernels is
+    // one call, `W.loopN(lo, hi)`; bodies per row class (packed rows) and --check-numerics keep the
+    // TypeScript loop.
+    const kernels = cfg.kernels;
+    const loopBounds = seg ? ['lo', 'hi'] as const : ['0', 'T'] as const;
+    const loopInWasm = (plan: KernelPlan, modes: RowModes | undefined, moves: readonly Move[], reverse: boolean, loss?: number): string | undefined => {
+      if (!kernels || cfg.checkNumerics || (packed && facts && modes)) return undefined;
+      return kernels.attempt(() => {
+        const calls: KernelCall[] = [];
+        for (const st of [...kernelStatements(plan), ...moves.map(moveStatement)]) {
+          const c = callsInWasm(st, kernels);
+          if (!c) return undefined;
+          calls.push(...c);
+        }
+        if (!loopable(calls)) return undefined;
+        return String(kernels.loop({ reverse, calls, ...(loss === undefined ? {} : { loss }) }, loopBounds[0], loopBounds[1], loss === undefined ? undefined : 'lossSum'));
+      });
+    };
     // Emitted once: the segmented backward pass recomputes a segment with this very text.
-    const fwdStep = body(fwdPlan, fwdModes, fwdOffs, `A scan's training step t`);
-    const fwdBody = withOffsets(fwdOffs, [...fwdStep.offsets, ...stateStackOffsets], [...fwdStep.lines, ...stateStackCopies]);
+    const fwdWasm = noteCalls(() => loopInWasm(fwdPlan, fwdModes, stateStackMoves, false, lossTerm ? lossTermOff : undefined));
+    const fwdStep = fwdWasm.code === undefined ? body(fwdPlan, fwdModes, fwdOffs, `A scan's training step t`) : undefined;
+    const stateStackCopies = stateStackMoves.map((m) => copy(m.to, m.from, m.size));
     const addLoss = lossTerm ? [`lossSum += A[${lossTermOff}];`] : [];
-    const bwdStep = body(bwdPlan, bwdModes, bwdOffs, `A scan's reverse step t (its VJP)`);
-    const bwdBody = withOffsets(bwdOffs, bwdStep.offsets, [
-      ...bwdStep.lines,
-      ...(dsSize ? [`A.copyWithin(${dsOffs[0]}, ${dsNextOffs[0]}, ${dsNextOffs[0]! + dsSize});`] : []),
-    ]);
+    const fwdBody = fwdStep && withOffsets(fwdOffs, [...fwdStep.offsets, ...stateStackOffsets], [...fwdStep.lines, ...stateStackCopies]);
+    const bwdWasm = noteCalls(() => loopInWasm(bwdPlan, bwdModes, dsMove, true));
+    const bwdStep = bwdWasm.code === undefined ? body(bwdPlan, bwdModes, bwdOffs, `A scan's reverse step t (its VJP)`) : undefined;
+    const bwdBody = bwdStep && withOffsets(bwdOffs, bwdStep.offsets, [...bwdStep.lines, ...dsMove.map((m) => copy(m.to, m.from, m.size))]);
     const { code: gradientCode, callsKernels: gradientCalls } = noteCalls(() => emitKernel(gradientPlan, cfg));
-    const predStep = body(predPlan, predModes, predOffs, `A scan's prediction step t`);
-    const predBody = withOffsets(predOffs, predStep.offsets, predStep.lines);
+    const predWasm = noteCalls(() => loopInWasm(predPlan, predModes, [], false));
+    const predStep = predWasm.code === undefined ? body(predPlan, predModes, predOffs, `A scan's prediction step t`) : undefined;
+    const predBody = predStep && withOffsets(predOffs, predStep.offsets, predStep.lines);
     // B operands copied into panels, before each loop that reads them (the loops share the temporaries region).
     const panelCopies = (plan: KernelPlan) => noteCalls(() => emitPanelCopies(plan, cfg));
     const fwdPanels = panelCopies(fwdPlan), bwdPanels = panelCopies(bwdPlan), predPanels = panelCopies(predPlan);
-    const forwardCalls = fwdPanels.callsKernels || fwdStep.callsKernels;
-    const reverseCalls = bwdPanels.callsKernels || bwdStep.callsKernels || gradientCalls;
+    const forwardCalls = fwdPanels.callsKernels || fwdWasm.callsKernels || fwdStep?.callsKernels === true;
+    const reverseCalls = bwdPanels.callsKernels || bwdWasm.callsKernels || bwdStep?.callsKernels === true || gradientCalls;
     const callsKernels = {
       prologue: prologueCalls,
       projections: projectionCalls,
       forwardLoop: forwardCalls,
       // Segmented, the backward pass runs each segment's forward loop again.
       backward: reverseCalls || (seg !== undefined && forwardCalls),
-      predictLoop: predPanels.callsKernels || predStep.callsKernels,
+      predictLoop: predPanels.callsKernels || predWasm.callsKernels || predStep?.callsKernels === true,
     };
+    // A loop: its one call into wasm, or its TypeScript over t.
+    const loop = (wasm: string | undefined, head: string, body: string[] | undefined) => (wasm !== undefined ? [wasm] : [head, ...indent(body!), '}']);
     const clearCotangents = dsSize ? [`A.fill(0, ${dsOffs[0]}, ${dsOffs[0]! + dsSize});`] : [];
     const stateGradCopies = io.stateGradOffs.map((off, i) => `for (let i = 0; i < ${sizeOf(rec.state[i]!.node.shape)}; i++) A[${off} + i] = A[${dsOffs[i]} + i];`);
     const plans = [prologuePlan, projectionPlan, fwdPlan, bwdPlan, predPlan, gradientPlan];
@@ -393,9 +426,9 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig & EmitTarget, b: NodeBu
       return {
         prologue,
         projections: projectionCode,
-        forwardLoop: [...fwdPanels.code, forwardHead, ...indent([...fwdBody, ...addLoss]), '}'],
-        backward: [...clearCotangents, ...clearPastT, ...bwdPanels.code, backwardHead, ...indent(bwdBody), '}', ...gradientCode, ...stateGradCopies],
-        predictLoop: [...predPanels.code, forwardHead, ...indent(predBody), '}'],
+        forwardLoop: [...fwdPanels.code, ...loop(fwdWasm.code, forwardHead, fwdBody && [...fwdBody, ...addLoss])],
+        backward: [...clearCotangents, ...clearPastT, ...bwdPanels.code, ...loop(bwdWasm.code, backwardHead, bwdBody), ...gradientCode, ...stateGradCopies],
+        predictLoop: [...predPanels.code, ...loop(predWasm.code, forwardHead, predBody)],
         callsKernels,
         tempSize,
       };
@@ -412,12 +445,14 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig & EmitTarget, b: NodeBu
     const fromCheckpoint = stateSizes.map((n, i) => copy(stateAt(io.stateSeqs[i]!, firstState), `(${stateAt(seg.checkpoints[i]!, 'c')})`, n));
     const toCheckpoint = stateSizes.map((n, i) => copy(stateAt(seg.checkpoints[i]!, '(c + 1)'), `(${stateAt(io.stateSeqs[i]!, lastState)})`, n));
     // Forward in segments, each from the checkpoint before it, leaving the one after it.
-    const segmentedForward = (body: string[], panels: string[]) => [
+    const segmentedForward = (wasm: string | undefined, body: string[] | undefined, panels: string[]) => [
       ...panels,
       `for (let c = 0; c * ${K} < T; c++) {`,
-      ...indent([...bounds, ...fromCheckpoint, forwardSteps, ...indent(body), '}', ...toCheckpoint]),
+      ...indent([...bounds, ...fromCheckpoint, ...loop(wasm, forwardSteps, body), ...toCheckpoint]),
       '}',
     ];
+    // The backward pass runs a segment's forward again without its loss terms.
+    const recompute = fwdWasm.code === undefined || !lossTerm ? fwdWasm.code : noteCalls(() => loopInWasm(fwdPlan, fwdModes, stateStackMoves, false)).code;
     const backward = [
       ...clearCotangents,
       ...clearPastT,
@@ -427,12 +462,10 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig & EmitTarget, b: NodeBu
         // The last segment's states and residuals are still in place from the forward loop.
         // The forward and reverse bodies' panels share the temporaries region: copied before each loop.
         `if ((c + 1) * ${K} < T) {`,
-        ...indent([...fromCheckpoint, ...fwdPanels.code, forwardSteps, ...indent(fwdBody), '}']),
+        ...indent([...fromCheckpoint, ...fwdPanels.code, ...loop(recompute, forwardSteps, fwdBody)]),
         '}',
         ...bwdPanels.code,
-        reverseSteps,
-        ...indent(bwdBody),
-        '}',
+        ...loop(bwdWasm.code, reverseSteps, bwdBody),
       ]),
       '}',
       ...gradientCode,
@@ -441,9 +474,9 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig & EmitTarget, b: NodeBu
     return {
       prologue,
       projections: projectionCode,
-      forwardLoop: segmentedForward([...fwdBody, ...addLoss], fwdPanels.code),
+      forwardLoop: segmentedForward(fwdWasm.code, fwdBody && [...fwdBody, ...addLoss], fwdPanels.code),
       backward,
-      predictLoop: segmentedForward(predBody, predPanels.code),
+      predictLoop: segmentedForward(predWasm.code, predBody, predPanels.code),
       callsKernels,
       tempSize,
     };

@@ -214,6 +214,20 @@ export interface TargetKernels {
   panelElements(shape: ProductShape): number;
   /** The copy of B (held as `shape` says) into panels at `panels`, for products with `shape.panels`. */
   packPanels(shape: ProductShape, panels: Offset, b: Offset): KernelCall;
+  /** A loop over t run by the target itself between the TypeScript bounds `lo` and `hi`; with a loss, `sum` names the running sum it takes and gives back. */
+  loop(spec: LoopSpec, lo: string, hi: string, sum?: string): KernelCall;
+  /** `render`'s result; when undefined (it gave up), the kernels it asked for are forgotten. */
+  attempt<T>(render: () => T | undefined): T | undefined;
+}
+
+/** A loop over t of kernel calls, as a target that runs whole loops takes it. */
+export interface LoopSpec {
+  /** From hi − 1 down to lo (a reverse loop), or from lo up. */
+  readonly reverse: boolean;
+  /** Each step's calls, in order; their offsets are numbers or step offsets (in t and lo). */
+  readonly calls: readonly KernelCall[];
+  /** After each step, A[loss] is added into a float64 running sum (as `lossSum += A[loss]` would). */
+  readonly loss?: number;
 }
 
 /** What emission knows about the target: the arena's element type, and who runs the kernels. */

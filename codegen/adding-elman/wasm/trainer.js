@@ -541,7 +541,7 @@ export class Trainer {
         W.ew35(2305, 59546);
         W.ew35(2337, 59066);
       }
-      A.copyWithin(57978, 58490, 59002);
+      A.copyWithin(57978, 58490, 58490 + 512);
     }
     if (A[14775] === 0) {
       for (let t = 0; t < T + 1; t++) {

@@ -689,7 +689,7 @@ export class Trainer {
         W.ew54(9121, 152474);
         W.ew55(9249, 152634);
       }
-      A.copyWithin(150394, 151418, 152442);
+      A.copyWithin(150394, 151418, 151418 + 1024);
     }
     if (A[32439] === 0) {
       for (let t = 0; t < T + 1; t++) {

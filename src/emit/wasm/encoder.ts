@@ -71,6 +71,9 @@ export class FunctionBuilder {
   block(): this { return this.op(0x02, 0x40); }
   end(): this { return this.op(0x0b); }
   brIf(depth: number): this { this.op(0x0d); uleb(this.code, depth); return this; }
+  br(depth: number): this { this.op(0x0c); uleb(this.code, depth); return this; }
+  /** Calls the module's function `index` (its position among the module's functions: none is imported). */
+  call(index: number): this { this.op(0x10); uleb(this.code, index); return this; }
   /** Runs what follows up to `end` when the i32 on the stack is nonzero. */
   if(): this { return this.op(0x04, 0x40); }
   /** Leaves the function with the values its results need on the stack. */
@@ -88,6 +91,8 @@ export class FunctionBuilder {
   i32Or(): this { return this.op(0x72); }
   i32Ne(): this { return this.op(0x47); }
   i32GeU(): this { return this.op(0x4f); }
+  i32LtS(): this { return this.op(0x48); }
+  i32GeS(): this { return this.op(0x4e); }
   /** f32 to i32, toward zero and saturating (NaN gives 0). */
   i32TruncSatF32S(): this { return this.op(0xfc, 0x00); }
 

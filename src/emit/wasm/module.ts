@@ -1,6 +1,6 @@
 // The wasm target's module: the deduplicated kernels one trainer calls (matrix products, fused
 // element-wise chains, copies, reductions, gathers, the optimizer's update), in first-use order, encoded over the trainer's one memory (sized once from the arena).
-import type { ElementwiseExpr, KernelCall, Offset, TargetKernels } from '../../prims/types.ts';
+import type { ElementwiseExpr, KernelCall, LoopSpec, Offset, TargetKernels } from '../../prims/types.ts';
 import type { LaneProgram, OptimizerKernels } from '../optimizer.ts';
 import { encodeModule, PAGE_BYTES, type FunctionBuilder } from './encoder.ts';
 import { describeStrided, fillKernel, normalizeStrided, stridedKernel, stridedStrategy, valuesKernel } from './copies.ts';
@@ -10,6 +10,7 @@ import { describeExpr, elementwiseKernel, numberReads, type NumberedExpr } from 
 import { describeProduct, productKernel, productKey, productStrategy, type ProductShape } from './products.ts';
 import { packedProductKernel, packedScratch, panelElements, panelPackKernel, panelProductKernel, usePacked, usePanels } from './packed.ts';
 import { sumOfSquaresKernel, updateKernel } from './optimizer.ts';
+import { loopKernel } from './loops.ts';
 
 /** The name emitted code calls the module's exports by (the trainer binds it per method). */
 export const KERNELS = 'W';
@@ -30,8 +31,12 @@ export interface KernelInfo {
   readonly strategy: string;
   /** Elements of the scratch region it packs into (packed products; 0 for the others). */
   readonly scratch: number;
-  /** Its function, given the element offset of the scratch region. */
-  readonly build: (scratch: number) => FunctionBuilder;
+  /** Its function, given the element offset of the scratch region and the index of each kernel of the module (a loop calls them). */
+  readonly build: (scratch: number, indexOf: (kernel: string) => number) => FunctionBuilder;
+  /** Its TypeScript type, where not `(out, ...inputs) => void` (a loop's). */
+  readonly signature?: string;
+  /** The kernels a loop calls each step, in order (their calls are inside the module, not in the trainer's code). */
+  readonly calls?: readonly string[];
   /** What it returns to the TypeScript calling it (nothing but for sums of squares, gathers and scatter-adds). */
   readonly returns?: 'number';
   /** Offsets it takes, when it returns a number (1 unless said). */
@@ -156,6 +161,21 @@ export class KernelTable implements TargetKernels, OptimizerKernels {
     return new Call(k.name, [out]);
   }
 
+  /**
+   * A loop over t run in wasm (src/emit/wasm/loops.ts) between the TypeScript bounds `lo` and `hi`;
+   * with a loss, `sum` names the float64 running sum it takes and gives back.
+   */
+  loop(spec: LoopSpec, lo: string, hi: string, sum?: string): KernelCall {
+    const key = `loop:${spec.reverse}:${spec.loss ?? ''}:${spec.calls.map(callKey).join(';')}`;
+    const k = this.kernel(key, (name) => ({
+      name, description: `${spec.reverse ? 'the reverse loop' : 'a loop'} over t of ${spec.calls.length} kernel calls a step${spec.loss === undefined ? '' : ', summing the loss'}`, strategy: 'loop', scratch: 0,
+      signature: spec.loss === undefined ? '(lo: number, hi: number) => void' : '(lo: number, hi: number, sum: number) => number',
+      calls: spec.calls.map((c) => c.kernel),
+      build: (_scratch, indexOf) => loopKernel(spec, indexOf),
+    }));
+    return new LoopCall(k.name, [lo, hi, ...(sum === undefined ? [] : [sum])], sum);
+  }
+
   optimizerUpdate(program: LaneProgram, size: number): string {
     const k = this.kernel(`opt:${size}:${chainKey(program)}`, (name) => ({
       name, description: `an optimizer update of ${size} elements (param, grad, ${program.state.length} state arrays)`, strategy: 'lanes', scratch: 0,
@@ -169,6 +189,20 @@ export class KernelTable implements TargetKernels, OptimizerKernels {
       name, description: `Σ g² over ${size} elements, in float64`, strategy: 'lanes', scratch: 0, returns: 'number', build: () => sumOfSquaresKernel(size),
     }));
     return `${KERNELS}.${k.name}`;
+  }
+
+  attempt<T>(render: () => T | undefined): T | undefined {
+    const [byKey, counts, rendered] = [new Map(this.byKey), new Map(this.counts), this.rendered];
+    const result = render();
+    if (result === undefined) {
+      // Nothing it asked for is kept: the module holds the kernels the trainer calls, and no other.
+      this.byKey.clear();
+      byKey.forEach((v, k) => this.byKey.set(k, v));
+      this.counts.clear();
+      counts.forEach((v, k) => this.counts.set(k, v));
+      this.rendered = rendered;
+    }
+    return result;
   }
 
   get callsRendered(): number {
@@ -197,7 +231,13 @@ export class KernelTable implements TargetKernels, OptimizerKernels {
       if (scratch === undefined) throw new Error('wasm module: packed products need a scratch region (encode(pages, scratch))');
       if (scratch % 16 !== 0 || (scratch + need) * 4 > pages * PAGE_BYTES) throw new Error(`wasm module: scratch [${scratch}, +${need}) is not a 64-byte aligned region of ${pages} pages`);
     }
-    return encodeModule(this.kernels.map((k) => ({ name: k.name, fn: k.build(scratch ?? 0) })), pages);
+    const index = new Map(this.kernels.map((k, i) => [k.name, i]));
+    const indexOf = (name: string) => {
+      const i = index.get(name);
+      if (i === undefined) throw new Error(`wasm module: no kernel ${name}`);
+      return i;
+    };
+    return encodeModule(this.kernels.map((k) => ({ name: k.name, fn: k.build(scratch ?? 0, indexOf) })), pages);
   }
 }
 
@@ -211,6 +251,21 @@ class Call implements KernelCall {
   toString(): string {
     return `${KERNELS}.${this.kernel}(${this.args.join(', ')});`;
   }
+}
+
+/** A loop's call: `W.loop0(lo, hi);`, or with a loss `lossSum = W.loop0(lo, hi, lossSum);`. */
+class LoopCall extends Call {
+  constructor(kernel: string, args: readonly Offset[], private readonly sum: string | undefined) {
+    super(kernel, args);
+  }
+  override toString(): string {
+    return this.sum === undefined ? super.toString() : `${this.sum} = ${KERNELS}.${this.kernel}(${this.args.join(', ')});`;
+  }
+}
+
+/** A call as a kernel key: its kernel and offsets (a step's offset by its value's terms). */
+function callKey(c: KernelCall): string {
+  return `${c.kernel}(${c.args.map((a) => (typeof a === 'object' ? `${a.base + a.plus}${Object.entries(a.coefs).map(([v, k]) => `+${k}${v}`).join('')}` : String(a))).join(',')})`;
 }
 
 /** A gather's or scatter-add's call, which throws gather's RangeError at the first bad index the kernel returns. */

@@ -32,6 +32,7 @@ export interface WasmTrainerParts {
 
 /** A kernel's type as the trainer declares it: offsets in, nothing or a number out. */
 function kernelSignature(k: KernelInfo): string {
+  if (k.signature) return k.signature;
   if (k.returns !== 'number') return '(out: number, ...inputs: number[]) => void';
   return (k.arity ?? 1) === 1 ? '(x: number) => number' : '(out: number, ...inputs: number[]) => number';
 }
@@ -50,7 +51,7 @@ export function wasmTrainerParts(table: KernelTable, elements: number): WasmTrai
     ? `{\n${kernels.map((k) => `  /** ${k.description} */\n  readonly ${k.name}: ${kernelSignature(k)};`).join('\n')}\n}`
     : 'Record<string, never>';
   const declarations = [
-    `/** The kernels: matrix products (mmN), element-wise chains (ewN) and the optimizer's (optN, sqN) in WebAssembly SIMD ( ${bytes.length} bytes), over a memory of ${pages} pages (${pages * PAGE_BYTES} bytes). Offsets are element indices into the arena. */`,
+    `/** The kernels: matrix products (mmN), element-wise chains (ewN), copies, reductions, loops over t (loopN) and the optimizer's (optN, sqN) in WebAssembly SIMD ( ${bytes.length} bytes), over a memory of ${pages} pages (${pages * PAGE_BYTES} bytes). Offsets are element indices into the arena. */`,
     `const WASM = ${JSON.stringify(Buffer.from(bytes).toString('base64'))};`,
     `type Kernels = ${kernelType};`,
     'function wasmBytes(): Uint8Array<ArrayBuffer> {',
