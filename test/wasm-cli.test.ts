@@ -43,6 +43,7 @@ describe('compile --target', () => {
         opt: /^an optimizer update of \d+ elements \(param, grad, \d+ state arrays?\)$/,
         sq: /^Σ g² over \d+ elements, in float64$/,
         loop: /^(a|the reverse) loop over t of \d+ kernel calls a step(, summing the loss)?$/,
+        step: /^a method of \d+ steps \(\d+ loops over t\)$/,
       };
       const kind = kinds[k.name.replace(/\d+$/, '')];
       expect(kind, k.name).toBeInstanceOf(RegExp);

@@ -5,7 +5,7 @@ import type { Node } from '../ir/node.ts';
 import { sizeOf, type Shape } from '../ir/tensor.ts';
 import { primOf, prims } from '../prims/index.ts';
 import { offsetPlus } from '../prims/kit.ts';
-import type { Buf, ElementwiseExpr, EmitHelper, EmitTarget, EpilogueExpr, Statement } from '../prims/types.ts';
+import type { Buf, ElementwiseExpr, EmitHelper, EmitTarget, EpilogueExpr, KernelCall, Statement, TargetKernels } from '../prims/types.ts';
 import type { KernelPlan, Offset } from './plan.ts';
 import { ARENA, renderStatement, renderStatements } from './statements.ts';
 import { NUMERICS_PREFIX } from './trainer-text.ts';
@@ -195,7 +195,12 @@ export function emitPanelCopies(plan: KernelPlan, target: EmitTarget): string[] 
   if (plan.panelCopies.length === 0) return [];
   const kernels = target.kernels;
   if (!kernels) throw new Error('emit: panels planned for a target without kernels');
-  return plan.panelCopies.map((c) => `${kernels.packPanels(c.shape, c.off, operandOf(plan, c.operand).off)}`);
+  return panelCopyCalls(plan, kernels).map(String);
+}
+
+/** The calls copying products' B operands into panels (see emitPanelCopies). */
+export function panelCopyCalls(plan: KernelPlan, kernels: TargetKernels): KernelCall[] {
+  return plan.panelCopies.map((c) => kernels.packPanels(c.shape, c.off, operandOf(plan, c.operand).off));
 }
 
 /** `// graphs/sincos.ts:12`: the model file's line that wrote what follows (the backward pass's statements have none). */

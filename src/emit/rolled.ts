@@ -15,13 +15,13 @@ import type { NodeBuilder } from '../prims/builder.ts';
 import type { Recurrence } from '../dsl/recurrence.ts';
 import type { LossSpec } from '../dsl/model.ts';
 import { stepVjp } from '../transforms/step-vjp.ts';
-import { emitKernel, emitPanelCopies, emitReadingOffsets, kernelStatements, withKernelCalls } from './kernel.ts';
+import { emitKernel, emitPanelCopies, emitReadingOffsets, kernelStatements, panelCopyCalls, withKernelCalls } from './kernel.ts';
 import { callsInWasm } from './statements.ts';
-import { loopable } from './wasm/loops.ts';
+import { constantCalls, loopable } from './wasm/loops.ts';
 import { KERNELS } from './wasm/module.ts';
 import { afterPasses, planOutputs, type ArenaBuilder, type Offset, type OutputSlot, type StepInvariants } from './plan.ts';
 import type { Slot, TrainerConfig } from './config.ts';
-import type { EmitTarget, KernelCall, Statement } from '../prims/types.ts';
+import type { Bound, EmitTarget, KernelCall, MethodOp, Statement } from '../prims/types.ts';
 import { copy, seqAt, type Hoisted, type KernelLayout, type Kernels, type PackedRows, type Seq } from './layout.ts';
 import { hoistGradient, hoistProjection, inputProjections, stackedGradients, type Stacked } from './hoist.ts';
 import { rowFacts, rowModes, rowView, type RowModes } from './packed-rows.ts';
@@ -72,6 +72,11 @@ export interface ScanCode {
   /** Which of the above call the target's kernels (noted as they were rendered). */
   readonly callsKernels: Readonly<Record<'prologue' | 'projections' | 'forwardLoop' | 'backward' | 'predictLoop', boolean>>;
   readonly tempSize: number;
+  /**
+   * On a target that runs whole methods (wasm), the same parts as data, when every statement of
+   * them has its kernel: the trainer's methods are then one call each, and the text above is empty.
+   */
+  readonly program?: Readonly<Record<'prologue' | 'projections' | 'forwardLoop' | 'backward' | 'predictLoop', readonly MethodOp[]>>;
 }
 
 export interface ScanLoops {
@@ -357,9 +362,6 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig & EmitTarget, b: NodeBu
       const { seq } = stackedOf.get(x)!;
       return `if (T < ${tau}) A.fill(0, ${seq.base} + T * ${seq.stride}, ${seqAt(seq, tau)});`;
     });
-    // Kernels are numbered as they are emitted (the wasm table): prologue, loops, gradients, prediction.
-    const { code: prologue, callsKernels: prologueCalls } = noteCalls(() => emitKernel(prologuePlan, cfg));
-    const { code: projectionCode, callsKernels: projectionCalls } = noteCalls(() => emitKernel(projectionPlan, cfg));
     // A segment's states feed the stacked gradients through storage of their own, step by step.
     const stateStackOffsets: Offset[] = [];
     const stateStackMoves = stateStacks.map((x) => {
@@ -375,19 +377,74 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig & EmitTarget, b: NodeBu
     // TypeScript loop.
     const kernels = cfg.kernels;
     const loopBounds = seg ? ['lo', 'hi'] as const : ['0', 'T'] as const;
-    const loopInWasm = (plan: KernelPlan, modes: RowModes | undefined, moves: readonly Move[], reverse: boolean, loss?: number): string | undefined => {
-      if (!kernels || cfg.checkNumerics || (packed && facts && modes)) return undefined;
-      return kernels.attempt(() => {
-        const calls: KernelCall[] = [];
-        for (const st of [...kernelStatements(plan), ...moves.map(moveStatement)]) {
-          const c = callsInWasm(st, kernels);
-          if (!c) return undefined;
-          calls.push(...c);
-        }
-        if (!loopable(calls)) return undefined;
-        return String(kernels.loop({ reverse, calls, ...(loss === undefined ? {} : { loss }) }, loopBounds[0], loopBounds[1], loss === undefined ? undefined : 'lossSum'));
-      });
+    /** Each statement's kernel calls, or undefined when one has none. */
+    const callsOf = (statements: readonly Statement[]): KernelCall[] | undefined => {
+      const calls: KernelCall[] = [];
+      for (const st of statements) {
+        const c = callsInWasm(st, kernels!);
+        if (!c) return undefined;
+        calls.push(...c);
+      }
+      return calls;
     };
+    /** A loop body's calls, when it can run in wasm. */
+    const loopCalls = (plan: KernelPlan, modes: RowModes | undefined, moves: readonly Move[]): KernelCall[] | undefined => {
+      if (!kernels || cfg.checkNumerics || (packed && facts && modes)) return undefined;
+      const calls = callsOf([...kernelStatements(plan), ...moves.map(moveStatement)]);
+      return calls && loopable(calls) ? calls : undefined;
+    };
+    const loopInWasm = (plan: KernelPlan, modes: RowModes | undefined, moves: readonly Move[], reverse: boolean, loss?: number): string | undefined => kernels?.attempt(() => {
+      const calls = loopCalls(plan, modes, moves);
+      return calls && String(kernels.loop({ reverse, calls, ...(loss === undefined ? {} : { loss }) }, loopBounds[0], loopBounds[1], loss === undefined ? undefined : 'lossSum'));
+    });
+    const plans = [prologuePlan, projectionPlan, fwdPlan, bwdPlan, predPlan, gradientPlan];
+    const tempSize = Math.max(...plans.map((p) => p.tempSize));
+
+    // The whole of each part as data, for a target that runs whole methods: straight-line calls
+    // with constant offsets, and loops between 0, T and τ.
+    const wholeProgram = (): ScanCode['program'] => {
+      if (!kernels || cfg.checkNumerics || seg || packed) return undefined;
+      const straight = (statements: readonly Statement[]): MethodOp[] | undefined => {
+        const calls = callsOf(statements);
+        return calls && constantCalls(calls) ? calls.map((call) => ({ kind: 'call', call })) : undefined;
+      };
+      const loopOver = (calls: KernelCall[] | undefined, reverse: boolean, lo: Bound, hi: Bound, loss?: number): MethodOp[] | undefined =>
+        calls && [{ kind: 'loop', loop: { reverse, calls, ...(loss === undefined ? {} : { loss }) }, lo, hi }];
+      const panels = (plan: KernelPlan): MethodOp[] => panelCopyCalls(plan, kernels).map((call) => ({ kind: 'call', call }));
+      const prologue = straight(kernelStatements(prologuePlan));
+      const projections = straight(kernelStatements(projectionPlan));
+      const forward = loopOver(loopCalls(fwdPlan, fwdModes, stateStackMoves), false, 0, 'T', lossTerm ? lossTermOff : undefined);
+      const reverse = loopOver(loopCalls(bwdPlan, bwdModes, dsMove), true, 0, 'T');
+      const predict = loopOver(loopCalls(predPlan, predModes, []), false, 0, 'T');
+      const gradients = straight(kernelStatements(gradientPlan));
+      const clear = straight(dsSize ? [{ kind: 'fill', size: dsSize, value: 0, out: { arr: 'A', off: dsOffs[0]! } }] : []);
+      const stateGrads = straight(io.stateGradOffs.map((off, i) => moveStatement({ to: off, from: dsOffs[i]!, size: sizeOf(rec.state[i]!.node.shape) })));
+      // A shorter window's stacked rows past T are zero: a loop from T to τ over the rows of each step.
+      const pastT: MethodOp[] = [];
+      for (const x of [...forwardStacks, ...backwardStacks, ...stateStacks]) {
+        const { seq } = stackedOf.get(x)!;
+        const zero = loopOver(callsOf([{ kind: 'fill', size: seq.stride, value: 0, out: { arr: 'A', off: new LoopOffsets().at(seq) } }]), false, 'T', tau);
+        if (!zero) return undefined;
+        pastT.push(...zero);
+      }
+      if (!prologue || !projections || !forward || !reverse || !predict || !gradients || !clear || !stateGrads) return undefined;
+      return {
+        prologue,
+        projections,
+        forwardLoop: [...panels(fwdPlan), ...forward],
+        backward: [...clear, ...pastT, ...panels(bwdPlan), ...reverse, ...gradients, ...stateGrads],
+        predictLoop: [...panels(predPlan), ...predict],
+      };
+    };
+    const program = kernels?.attempt(wholeProgram);
+    if (program) {
+      const none = { prologue: [], projections: [], forwardLoop: [], backward: [], predictLoop: [] };
+      return { ...none, callsKernels: { prologue: true, projections: true, forwardLoop: true, backward: true, predictLoop: true }, tempSize, program };
+    }
+
+    // Kernels are numbered as they are emitted (the wasm table): prologue, loops, gradients, prediction.
+    const { code: prologue, callsKernels: prologueCalls } = noteCalls(() => emitKernel(prologuePlan, cfg));
+    const { code: projectionCode, callsKernels: projectionCalls } = noteCalls(() => emitKernel(projectionPlan, cfg));
     // Emitted once: the segmented backward pass recomputes a segment with this very text.
     const fwdWasm = noteCalls(() => loopInWasm(fwdPlan, fwdModes, stateStackMoves, false, lossTerm ? lossTermOff : undefined));
     const fwdStep = fwdWasm.code === undefined ? body(fwdPlan, fwdModes, fwdOffs, `A scan's training step t`) : undefined;
@@ -418,9 +475,6 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig & EmitTarget, b: NodeBu
     const loop = (wasm: string | undefined, head: string, body: string[] | undefined) => (wasm !== undefined ? [wasm] : [head, ...indent(body!), '}']);
     const clearCotangents = dsSize ? [`A.fill(0, ${dsOffs[0]}, ${dsOffs[0]! + dsSize});`] : [];
     const stateGradCopies = io.stateGradOffs.map((off, i) => `for (let i = 0; i < ${sizeOf(rec.state[i]!.node.shape)}; i++) A[${off} + i] = A[${dsOffs[i]} + i];`);
-    const plans = [prologuePlan, projectionPlan, fwdPlan, bwdPlan, predPlan, gradientPlan];
-    const tempSize = Math.max(...plans.map((p) => p.tempSize));
-
     if (!seg) {
       const [forwardHead, backwardHead] = ['for (let t = 0; t < T; t++) {', 'for (let t = T - 1; t >= 0; t--) {'];
       return {
@@ -505,6 +559,17 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig & EmitTarget, 
     maskSeq: L.maskSeq, packed: L.packed, gradFlowSeq: L.gradFlowSeq,
   }, cfg, b, L.arena, L.pinned);
   const code = scan.finish(L.arena.size);
+  const { loopSize, residualSize, residualsPerStep, hoisted } = scan;
+  const program = code.program;
+  if (program && cfg.kernels) {
+    // The whole step in wasm: forward, loss and backward one call, the prediction another.
+    const gradSize = L.grads.reduce((n, g) => n + g.size, 0);
+    const clear: MethodOp[] = gradSize ? [{ kind: 'call', call: cfg.kernels.fill(gradSize, 0, L.grads[0]!.off) }] : [];
+    const prologue = [...program.prologue, ...program.projections];
+    const train = cfg.kernels.method([...prologue, ...program.forwardLoop, { kind: 'mean', out: L.lossOff, norm: L.normOff }, ...clear, ...program.backward], ['T']);
+    const forward = cfg.kernels.method([...prologue, ...program.predictLoop], ['T']);
+    return { train: [String(train)], forward: [String(forward)], callsKernels: { train: true, forward: true }, tempSize: code.tempSize, loopSize, residualSize: residualSize + segmentStates, residualsPerStep, hoisted };
+  }
   const prologue = [...code.prologue, ...code.projections];
   const train = [
     ...prologue,
@@ -518,7 +583,6 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig & EmitTarget, 
   const calls = code.callsKernels;
   const prologueCalls = calls.prologue || calls.projections;
   const callsKernels = { train: prologueCalls || calls.forwardLoop || calls.backward, forward: prologueCalls || calls.predictLoop };
-  const { loopSize, residualSize, residualsPerStep, hoisted } = scan;
   const stateSize = rec.state.reduce((n, s) => n + sizeOf(s.node.shape), 0);
   return {
     train, forward, callsKernels, tempSize: code.tempSize, loopSize, residualSize: residualSize + segmentStates, residualsPerStep, hoisted,

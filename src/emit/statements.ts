@@ -209,14 +209,8 @@ const WASM: CallRules = {
   elementwise: (s, kernels, inWasm) => (s.size < SMALLEST_CALL && !inWasm ? undefined : [kernels.elementwise(s.expr, s.size, s.out.off, s.accumulate)]),
   copy: (s, kernels, inWasm) => {
     const size = s.dims.reduce((p, d) => p * d, 1);
-    if ((size < SMALLEST_CALL && !inWasm) || isLiteral(s.x)) {
-      // A literal read as a block (a fill copied into a slot) is a fill.
-      if (isLiteral(s.x) && !s.accumulate && (inWasm || size >= SMALLEST_CALL)) {
-        const n = normalizeCopy(s);
-        if (n.dims.length <= 1 && (n.outStrides[0] ?? 1) === 1) return [kernels.fill(size, s.x.literal!, s.out.off)];
-      }
-      return undefined;
-    }
+    if (size < SMALLEST_CALL && !inWasm) return undefined;
+    if (isLiteral(s.x)) return s.accumulate ? undefined : literalCopy(s, kernels);
     return [kernels.strided(s.dims, s.outStrides, s.xStrides, s.accumulate, s.out.off, s.x.off)];
   },
   fill: (s, kernels, inWasm) => (s.size < SMALLEST_CALL && !inWasm ? undefined : [kernels.fill(s.size, s.value, s.out.off)]),
@@ -228,6 +222,28 @@ const WASM: CallRules = {
 };
 
 const sizeOfShape = (shape: readonly number[]) => shape.reduce((p, d) => p * d, 1);
+
+/** Most fills a literal copied between strides becomes (one per run of contiguous elements). */
+const MOST_FILLS = 64;
+
+/** A literal (a fill's value) copied between strides: a fill of each contiguous run of out (a pad's zero band, a concatenation's constant part). */
+function literalCopy(s: CopyStatement, kernels: TargetKernels): KernelCall[] | undefined {
+  const { dims, outStrides } = normalizeCopy(s);
+  const inner = dims.length > 0 && outStrides[dims.length - 1] === 1 ? dims[dims.length - 1]! : 1;
+  const outer = inner === 1 ? dims : dims.slice(0, -1);
+  const runs = outer.reduce((p, d) => p * d, 1);
+  if (runs > MOST_FILLS) return undefined;
+  const calls: KernelCall[] = [];
+  for (let r = 0; r < runs; r++) {
+    let at = 0, rest = r;
+    for (let d = outer.length - 1; d >= 0; d--) {
+      at += (rest % outer[d]!) * outStrides[d]!;
+      rest = Math.floor(rest / outer[d]!);
+    }
+    calls.push(kernels.fill(inner, s.x.literal!, offsetPlus(s.out, at)));
+  }
+  return calls;
+}
 
 /**
  * A product with an epilogue as the wasm target runs it: the product into out, then the chain over

@@ -214,11 +214,23 @@ export interface TargetKernels {
   panelElements(shape: ProductShape): number;
   /** The copy of B (held as `shape` says) into panels at `panels`, for products with `shape.panels`. */
   packPanels(shape: ProductShape, panels: Offset, b: Offset): KernelCall;
-  /** A loop over t run by the target itself between the TypeScript bounds `lo` and `hi`; with a loss, `sum` names the running sum it takes and gives back. */
-  loop(spec: LoopSpec, lo: string, hi: string, sum?: string): KernelCall;
+  /** A loop over t run by the target itself between the bounds `lo` and `hi`; with a loss, `sum` names the running sum it takes and gives back. */
+  loop(spec: LoopSpec, lo: Bound, hi: Bound, sum?: string): KernelCall;
+  /** A whole method run by the target itself (e.g. a training step's forward, loss and backward): one call, taking the run-time integers `params` (the window's T). */
+  method(ops: readonly MethodOp[], params: readonly string[]): KernelCall;
   /** `render`'s result; when undefined (it gave up), the kernels it asked for are forgotten. */
   attempt<T>(render: () => T | undefined): T | undefined;
 }
+
+/** A loop bound: a number, or the name of a run-time integer (the window's T, a segment's lo). */
+export type Bound = number | string;
+
+/** A step of a method a target runs whole: a call (constant offsets), a loop between bounds, or the loss's mean of its running sum. */
+export type MethodOp =
+  | { readonly kind: 'call'; readonly call: KernelCall }
+  | { readonly kind: 'loop'; readonly loop: LoopSpec; readonly lo: Bound; readonly hi: Bound }
+  /** A[out] = the running sum of the loops' loss terms / A[norm] (in float64, stored as the arena's float). */
+  | { readonly kind: 'mean'; readonly out: number; readonly norm: number };
 
 /** A loop over t of kernel calls, as a target that runs whole loops takes it. */
 export interface LoopSpec {

@@ -185,6 +185,7 @@ export class FunctionBuilder {
     return this.simd(0x21).op(lane);
   }
   f64Add(): this { return this.op(0xa0); }
+  f64Div(): this { return this.op(0xa3); }
   f32x4Min(): this { return this.simd(0xe8); }
   f32x4Max(): this { return this.simd(0xe9); }
   /** Four lanes of the float32 nearest `x`. */

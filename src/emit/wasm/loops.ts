@@ -1,7 +1,8 @@
-// A loop over t run inside wasm: the per-step calls of one loop body (kernels of the same module,
-// called directly), each step's offsets computed from t and the segment's first step lo, and the
-// loss term of each step added into a float64 sum as the TypeScript loop added it.
-import type { KernelCall, LoopSpec, Offset } from '../../prims/types.ts';
+// Loops over t and whole methods run inside wasm: a loop calls the kernels of one loop body (of the
+// same module, called directly) with each step's offsets computed from t and the segment's first
+// step lo, adding the loss term of each step into a float64 sum as the TypeScript loop added it; a
+// method runs calls, loops and the loss's mean in order, taking the window's T.
+import type { Bound, KernelCall, LoopSpec, MethodOp, Offset } from '../../prims/types.ts';
 import { F64, FunctionBuilder, I32 } from './encoder.ts';
 
 
@@ -40,4 +41,42 @@ export function loopKernel(spec: LoopSpec, indexOf: (kernel: string) => number):
   f.br(0).end().end();
   if (withLoss) f.localGet(sum);
   return f;
+}
+
+/** A method's step with its loop resolved to the module's loop kernel (by name). */
+export type ResolvedOp = Exclude<MethodOp, { kind: 'loop' }> | { readonly kind: 'loop'; readonly kernel: string; readonly lo: Bound; readonly hi: Bound; readonly loss: boolean };
+
+/** `(…params) → void`: the method, its bounds read from `params` by name, the loss's running sum a float64 local. */
+export function methodKernel(ops: readonly ResolvedOp[], params: readonly string[], indexOf: (kernel: string) => number): FunctionBuilder {
+  const f = new FunctionBuilder(params.map(() => I32));
+  const sum = f.local(F64);
+  const bound = (b: Bound) => {
+    if (typeof b === 'number') return void f.i32Const(b);
+    const p = params.indexOf(b);
+    if (p < 0) throw new Error(`wasm method: the bound ${b} is not one of its parameters`);
+    f.localGet(p);
+  };
+  for (const op of ops) {
+    if (op.kind === 'call') {
+      for (const a of op.call.args) {
+        if (typeof a !== 'number') throw new Error(`wasm method: the offset ${String(a)} is not a number`);
+        f.i32Const(a);
+      }
+      f.call(indexOf(op.call.kernel));
+    } else if (op.kind === 'loop') {
+      bound(op.lo);
+      bound(op.hi);
+      if (op.loss) f.localGet(sum);
+      f.call(indexOf(op.kernel));
+      if (op.loss) f.localSet(sum);
+    } else {
+      f.i32Const(op.out * 4).localGet(sum).i32Const(op.norm * 4).f32Load().f64PromoteF32().f64Div().f32DemoteF64().f32Store();
+    }
+  }
+  return f;
+}
+
+/** Whether a method's calls take constant offsets only (what methodKernel runs). */
+export function constantCalls(calls: readonly KernelCall[]): boolean {
+  return calls.every((c) => !c.checked && c.args.every((a) => typeof a === 'number'));
 }

@@ -1,6 +1,6 @@
 // The wasm target's module: the deduplicated kernels one trainer calls (matrix products, fused
 // element-wise chains, copies, reductions, gathers, the optimizer's update), in first-use order, encoded over the trainer's one memory (sized once from the arena).
-import type { ElementwiseExpr, KernelCall, LoopSpec, Offset, TargetKernels } from '../../prims/types.ts';
+import type { Bound, ElementwiseExpr, KernelCall, LoopSpec, MethodOp, Offset, TargetKernels } from '../../prims/types.ts';
 import type { LaneProgram, OptimizerKernels } from '../optimizer.ts';
 import { encodeModule, PAGE_BYTES, type FunctionBuilder } from './encoder.ts';
 import { describeStrided, fillKernel, normalizeStrided, stridedKernel, stridedStrategy, valuesKernel } from './copies.ts';
@@ -10,7 +10,7 @@ import { describeExpr, elementwiseKernel, numberReads, type NumberedExpr } from 
 import { describeProduct, productKernel, productKey, productStrategy, type ProductShape } from './products.ts';
 import { packedProductKernel, packedScratch, panelElements, panelPackKernel, panelProductKernel, usePacked, usePanels } from './packed.ts';
 import { sumOfSquaresKernel, updateKernel } from './optimizer.ts';
-import { loopKernel } from './loops.ts';
+import { loopKernel, methodKernel, type ResolvedOp } from './loops.ts';
 
 /** The name emitted code calls the module's exports by (the trainer binds it per method). */
 export const KERNELS = 'W';
@@ -165,7 +165,7 @@ export class KernelTable implements TargetKernels, OptimizerKernels {
    * A loop over t run in wasm (src/emit/wasm/loops.ts) between the TypeScript bounds `lo` and `hi`;
    * with a loss, `sum` names the float64 running sum it takes and gives back.
    */
-  loop(spec: LoopSpec, lo: string, hi: string, sum?: string): KernelCall {
+  loop(spec: LoopSpec, lo: Bound, hi: Bound, sum?: string): KernelCall {
     const key = `loop:${spec.reverse}:${spec.loss ?? ''}:${spec.calls.map(callKey).join(';')}`;
     const k = this.kernel(key, (name) => ({
       name, description: `${spec.reverse ? 'the reverse loop' : 'a loop'} over t of ${spec.calls.length} kernel calls a step${spec.loss === undefined ? '' : ', summing the loss'}`, strategy: 'loop', scratch: 0,
@@ -174,6 +174,19 @@ export class KernelTable implements TargetKernels, OptimizerKernels {
       build: (_scratch, indexOf) => loopKernel(spec, indexOf),
     }));
     return new LoopCall(k.name, [lo, hi, ...(sum === undefined ? [] : [sum])], sum);
+  }
+
+  method(ops: readonly MethodOp[], params: readonly string[]): KernelCall {
+    // Its loops are kernels of their own (a reverse loop's body is too large to inline twice).
+    const resolved: ResolvedOp[] = ops.map((op) => (op.kind === 'loop' ? { kind: 'loop', kernel: this.loop(op.loop, op.lo, op.hi).kernel, lo: op.lo, hi: op.hi, loss: op.loop.loss !== undefined } : op));
+    const key = `step:${params.join(',')}:${resolved.map((op) => (op.kind === 'call' ? callKey(op.call) : op.kind === 'loop' ? `${op.kernel}[${op.lo},${op.hi}]` : `mean${op.out}/${op.norm}`)).join(';')}`;
+    const k = this.kernel(key, (name) => ({
+      name, description: `a method of ${resolved.length} steps (${resolved.filter((op) => op.kind === 'loop').length} loops over t)`, strategy: 'method', scratch: 0,
+      signature: `(${params.map((p) => `${p}: number`).join(', ')}) => void`,
+      calls: resolved.flatMap((op) => (op.kind === 'call' ? [op.call.kernel] : op.kind === 'loop' ? [op.kernel] : [])),
+      build: (_scratch, indexOf) => methodKernel(resolved, params, indexOf),
+    }));
+    return new Call(k.name, params);
   }
 
   optimizerUpdate(program: LaneProgram, size: number): string {
