@@ -205,6 +205,9 @@ const REDUCE: ReduceCase[] = [
   { shape: [4, 16, 8], axes: [0], strategy: 'columns' },
   { shape: [4, 16, 8], axes: [0, 1], strategy: 'columns' },
   { shape: [16, 7], axes: [0], strategy: 'columns' },
+  // 16 columns a step: one group of 16 and a group of 4 and a tail; two groups of 16 (the loop) and a tail.
+  { shape: [5, 23], axes: [0], strategy: 'columns' },
+  { shape: [3, 2, 35], axes: [0, 1], strategy: 'columns' },
   { shape: [37, 41], axes: [0], strategy: 'columns' },
   { shape: [9, 3], axes: [0], strategy: 'scalar' },
   // Trailing, middle, all and no axes.
