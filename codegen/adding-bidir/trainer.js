@@ -89,14 +89,14 @@ function scan0(A) {
     const W0 = A[11092];
     for (let i0 = 0; i0 < W0; i0++) {
       const t0 = i0;
-      const y0_1 = 23637 + 5376 + t0 * 256;
-      const y0_2 = 23637 + 10496 + t0 * 256;
-      const y0_3 = 23637 + 15616 + t0 * 256;
-      const y0_4 = 23637 + 20736 + t0 * 256;
+      const q0 = 29013 + t0 * 256;
+      const q1 = 34133 + t0 * 256;
+      const q2 = 39253 + t0 * 256;
+      const q3 = 44373 + t0 * 256;
       for (let r = 0; r < 16; r++) A.copyWithin(202437 + r * 2, 8770 + (r * 20 + t0) * 2, 8770 + (r * 20 + t0) * 2 + 2);
       for (let r = 0; r < 16; r++) A.copyWithin(202469 + r * 1, 23317 + (r * 20 + t0) * 1, 23317 + (r * 20 + t0) * 1 + 1);
       for (let i02 = 0; i02 < 16; i02++) {
-        for (let i1 = 0; i1 < 16; i1++) A[y0_2 + i02 * 16 + i1] = A[202469 + i02];
+        for (let i1 = 0; i1 < 16; i1++) A[q1 + i02 * 16 + i1] = A[202469 + i02];
       }
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 15; j += 3) {
@@ -234,7 +234,7 @@ function scan0(A) {
           A[202997 + (i + 3) * 16 + (15 + 0)] = c30;
         }
       }
-      for (let i = 0; i < 256; i++) A[y0_3 + i] = sigmoid32(A[202741 + i] + A[22677 + i] + A[202997 + i]);
+      for (let i = 0; i < 256; i++) A[q2 + i] = sigmoid32(A[202741 + i] + A[22677 + i] + A[202997 + i]);
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 15; j += 3) {
           let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -371,10 +371,10 @@ function scan0(A) {
           A[202997 + (i + 3) * 16 + (15 + 0)] = c30;
         }
       }
-      for (let i = 0; i < 256; i++) A[y0_4 + i] = tanh32(A[202741 + i] + A[22933 + i] + A[202997 + i]);
-      for (let i = 0; i < 256; i++) A[202181 + i] = A[y0_2 + i] !== 0 ? A[y0_3 + i] * A[201925 + i] + (1 - A[y0_3 + i]) * A[y0_4 + i] : A[201925 + i];
-      for (let i = 0; i < 256; i++) A[202485 + i] = A[y0_2 + i] !== 0 ? A[202181 + i] : 0;
-      A.copyWithin(y0_1, 201925, 202181);
+      for (let i = 0; i < 256; i++) A[q3 + i] = tanh32(A[202741 + i] + A[22933 + i] + A[202997 + i]);
+      for (let i = 0; i < 256; i++) A[202181 + i] = A[q1 + i] !== 0 ? A[q2 + i] * A[201925 + i] + (1 - A[q2 + i]) * A[q3 + i] : A[201925 + i];
+      for (let i = 0; i < 256; i++) A[202485 + i] = A[q1 + i] !== 0 ? A[202181 + i] : 0;
+      A.copyWithin(q0, 201925, 202181);
       A.copyWithin(201925, 202181, 202437);
       for (let r = 0; r < 16; r++) A.copyWithin(23637 + 256 + (r * 20 + t0) * 16, 202485 + r * 16, 202485 + (r + 1) * 16);
     }
@@ -387,14 +387,14 @@ function scan1(A) {
     const W0 = A[11092];
     for (let i0 = 0; i0 < W0; i0++) {
       const t0 = W0 - 1 - i0;
-      const y0_1 = 50005 + 5376 + t0 * 256;
-      const y0_2 = 50005 + 10496 + t0 * 256;
-      const y0_3 = 50005 + 15616 + t0 * 256;
-      const y0_4 = 50005 + 20736 + t0 * 256;
+      const q0 = 55381 + t0 * 256;
+      const q1 = 60501 + t0 * 256;
+      const q2 = 65621 + t0 * 256;
+      const q3 = 70741 + t0 * 256;
       for (let r = 0; r < 16; r++) A.copyWithin(203765 + r * 2, 8770 + (r * 20 + t0) * 2, 8770 + (r * 20 + t0) * 2 + 2);
       for (let r = 0; r < 16; r++) A.copyWithin(203797 + r * 1, 23317 + (r * 20 + t0) * 1, 23317 + (r * 20 + t0) * 1 + 1);
       for (let i02 = 0; i02 < 16; i02++) {
-        for (let i1 = 0; i1 < 16; i1++) A[y0_2 + i02 * 16 + i1] = A[203797 + i02];
+        for (let i1 = 0; i1 < 16; i1++) A[q1 + i02 * 16 + i1] = A[203797 + i02];
       }
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 15; j += 3) {
@@ -532,7 +532,7 @@ function scan1(A) {
           A[204325 + (i + 3) * 16 + (15 + 0)] = c30;
         }
       }
-      for (let i = 0; i < 256; i++) A[y0_3 + i] = sigmoid32(A[204069 + i] + A[49493 + i] + A[204325 + i]);
+      for (let i = 0; i < 256; i++) A[q2 + i] = sigmoid32(A[204069 + i] + A[49493 + i] + A[204325 + i]);
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 15; j += 3) {
           let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -669,10 +669,10 @@ function scan1(A) {
           A[204325 + (i + 3) * 16 + (15 + 0)] = c30;
         }
       }
-      for (let i = 0; i < 256; i++) A[y0_4 + i] = tanh32(A[204069 + i] + A[49749 + i] + A[204325 + i]);
-      for (let i = 0; i < 256; i++) A[203509 + i] = A[y0_2 + i] !== 0 ? A[y0_3 + i] * A[203253 + i] + (1 - A[y0_3 + i]) * A[y0_4 + i] : A[203253 + i];
-      for (let i = 0; i < 256; i++) A[203813 + i] = A[y0_2 + i] !== 0 ? A[203509 + i] : 0;
-      A.copyWithin(y0_1, 203253, 203509);
+      for (let i = 0; i < 256; i++) A[q3 + i] = tanh32(A[204069 + i] + A[49749 + i] + A[204325 + i]);
+      for (let i = 0; i < 256; i++) A[203509 + i] = A[q1 + i] !== 0 ? A[q2 + i] * A[203253 + i] + (1 - A[q2 + i]) * A[q3 + i] : A[203253 + i];
+      for (let i = 0; i < 256; i++) A[203813 + i] = A[q1 + i] !== 0 ? A[203509 + i] : 0;
+      A.copyWithin(q0, 203253, 203509);
       A.copyWithin(203253, 203509, 203765);
       for (let r = 0; r < 16; r++) A.copyWithin(50005 + 256 + (r * 20 + t0) * 16, 203813 + r * 16, 203813 + (r + 1) * 16);
     }
@@ -685,30 +685,30 @@ function scan2(A) {
     const W0 = A[11092];
     for (let i0 = 0; i0 < W0; i0++) {
       const t0 = i0;
-      const y0_1 = 76373 + 5376 + t0 * 256;
-      const y0_2 = 76373 + 10496 + t0 * 256;
-      const y0_3 = 76373 + 15616 + t0 * 512;
-      const y0_4 = 76373 + 25856 + t0 * 256;
-      const y0_5 = 76373 + 30976 + t0 * 256;
+      const q0 = 81749 + t0 * 256;
+      const q1 = 86869 + t0 * 256;
+      const q2 = 91989 + t0 * 512;
+      const q3 = 102229 + t0 * 256;
+      const q4 = 107349 + t0 * 256;
       for (let r = 0; r < 16; r++) A.copyWithin(205093 + r * 16, 23893 + (r * 20 + t0) * 16, 23893 + (r * 20 + t0) * 16 + 16);
       for (let r = 0; r < 16; r++) A.copyWithin(205349 + r * 16, 50261 + (r * 20 + t0) * 16, 50261 + (r * 20 + t0) * 16 + 16);
       for (let r = 0; r < 16; r++) A.copyWithin(205605 + r * 1, 23317 + (r * 20 + t0) * 1, 23317 + (r * 20 + t0) * 1 + 1);
       for (let i02 = 0; i02 < 16; i02++) {
-        for (let i1 = 0; i1 < 16; i1++) A[y0_2 + i02 * 16 + i1] = A[205605 + i02];
+        for (let i1 = 0; i1 < 16; i1++) A[q1 + i02 * 16 + i1] = A[205605 + i02];
       }
       for (let i02 = 0; i02 < 16; i02++) {
-        for (let i1 = 0; i1 < 16; i1++) A[y0_3 + i02 * 32 + i1] = A[205093 + i02 * 16 + i1];
+        for (let i1 = 0; i1 < 16; i1++) A[q2 + i02 * 32 + i1] = A[205093 + i02 * 16 + i1];
       }
       for (let i02 = 0; i02 < 16; i02++) {
-        for (let i1 = 0; i1 < 16; i1++) A[y0_3 + 16 + i02 * 32 + i1] = A[205349 + i02 * 16 + i1];
+        for (let i1 = 0; i1 < 16; i1++) A[q2 + 16 + i02 * 32 + i1] = A[205349 + i02 * 16 + i1];
       }
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 15; j += 3) {
           let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-          const ra0 = y0_3 + (i + 0) * 32;
-          const ra1 = y0_3 + (i + 1) * 32;
-          const ra2 = y0_3 + (i + 2) * 32;
-          const ra3 = y0_3 + (i + 3) * 32;
+          const ra0 = q2 + (i + 0) * 32;
+          const ra1 = q2 + (i + 1) * 32;
+          const ra2 = q2 + (i + 2) * 32;
+          const ra3 = q2 + (i + 3) * 32;
           const rb0 = 2e3 + (j + 0) * 32;
           const rb1 = 2e3 + (j + 1) * 32;
           const rb2 = 2e3 + (j + 2) * 32;
@@ -748,10 +748,10 @@ function scan2(A) {
         }
         {
           let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-          const ra0 = y0_3 + (i + 0) * 32;
-          const ra1 = y0_3 + (i + 1) * 32;
-          const ra2 = y0_3 + (i + 2) * 32;
-          const ra3 = y0_3 + (i + 3) * 32;
+          const ra0 = q2 + (i + 0) * 32;
+          const ra1 = q2 + (i + 1) * 32;
+          const ra2 = q2 + (i + 2) * 32;
+          const ra3 = q2 + (i + 3) * 32;
           const rb0 = 2e3 + (15 + 0) * 32;
           for (let p = 0; p < 32; p++) {
             const a0 = A[ra0 + p];
@@ -838,14 +838,14 @@ function scan2(A) {
           A[206133 + (i + 3) * 16 + (15 + 0)] = c30;
         }
       }
-      for (let i = 0; i < 256; i++) A[y0_4 + i] = sigmoid32(A[205877 + i] + A[75861 + i] + A[206133 + i]);
+      for (let i = 0; i < 256; i++) A[q3 + i] = sigmoid32(A[205877 + i] + A[75861 + i] + A[206133 + i]);
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 15; j += 3) {
           let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-          const ra0 = y0_3 + (i + 0) * 32;
-          const ra1 = y0_3 + (i + 1) * 32;
-          const ra2 = y0_3 + (i + 2) * 32;
-          const ra3 = y0_3 + (i + 3) * 32;
+          const ra0 = q2 + (i + 0) * 32;
+          const ra1 = q2 + (i + 1) * 32;
+          const ra2 = q2 + (i + 2) * 32;
+          const ra3 = q2 + (i + 3) * 32;
           const rb0 = 1216 + (j + 0) * 32;
           const rb1 = 1216 + (j + 1) * 32;
           const rb2 = 1216 + (j + 2) * 32;
@@ -885,10 +885,10 @@ function scan2(A) {
         }
         {
           let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-          const ra0 = y0_3 + (i + 0) * 32;
-          const ra1 = y0_3 + (i + 1) * 32;
-          const ra2 = y0_3 + (i + 2) * 32;
-          const ra3 = y0_3 + (i + 3) * 32;
+          const ra0 = q2 + (i + 0) * 32;
+          const ra1 = q2 + (i + 1) * 32;
+          const ra2 = q2 + (i + 2) * 32;
+          const ra3 = q2 + (i + 3) * 32;
           const rb0 = 1216 + (15 + 0) * 32;
           for (let p = 0; p < 32; p++) {
             const a0 = A[ra0 + p];
@@ -975,10 +975,10 @@ function scan2(A) {
           A[206133 + (i + 3) * 16 + (15 + 0)] = c30;
         }
       }
-      for (let i = 0; i < 256; i++) A[y0_5 + i] = tanh32(A[205877 + i] + A[76117 + i] + A[206133 + i]);
-      for (let i = 0; i < 256; i++) A[204837 + i] = A[y0_2 + i] !== 0 ? A[y0_4 + i] * A[204581 + i] + (1 - A[y0_4 + i]) * A[y0_5 + i] : A[204581 + i];
-      for (let i = 0; i < 256; i++) A[205621 + i] = A[y0_2 + i] !== 0 ? A[204837 + i] : 0;
-      A.copyWithin(y0_1, 204581, 204837);
+      for (let i = 0; i < 256; i++) A[q4 + i] = tanh32(A[205877 + i] + A[76117 + i] + A[206133 + i]);
+      for (let i = 0; i < 256; i++) A[204837 + i] = A[q1 + i] !== 0 ? A[q3 + i] * A[204581 + i] + (1 - A[q3 + i]) * A[q4 + i] : A[204581 + i];
+      for (let i = 0; i < 256; i++) A[205621 + i] = A[q1 + i] !== 0 ? A[204837 + i] : 0;
+      A.copyWithin(q0, 204581, 204837);
       A.copyWithin(204581, 204837, 205093);
       for (let r = 0; r < 16; r++) A.copyWithin(76373 + 256 + (r * 20 + t0) * 16, 205621 + r * 16, 205621 + (r + 1) * 16);
     }
@@ -991,32 +991,32 @@ function scan3(A) {
     const W0 = A[11092];
     for (let i0 = 0; i0 < W0; i0++) {
       const t0 = W0 - 1 - i0;
-      const y0_2 = 112981 + 5696 + t0 * 256;
-      const y0_3 = 112981 + 10816 + t0 * 256;
-      const y0_4 = 112981 + 15936 + t0 * 512;
-      const y0_5 = 112981 + 26176 + t0 * 256;
-      const y0_6 = 112981 + 31296 + t0 * 256;
-      const y0_7 = 112981 + 36416 + t0 * 512;
+      const q0 = 118677 + t0 * 256;
+      const q1 = 123797 + t0 * 256;
+      const q2 = 128917 + t0 * 512;
+      const q3 = 139157 + t0 * 256;
+      const q4 = 144277 + t0 * 256;
+      const q5 = 149397 + t0 * 512;
       for (let r = 0; r < 16; r++) A.copyWithin(206901 + r * 16, 23893 + (r * 20 + t0) * 16, 23893 + (r * 20 + t0) * 16 + 16);
       for (let r = 0; r < 16; r++) A.copyWithin(207157 + r * 16, 50261 + (r * 20 + t0) * 16, 50261 + (r * 20 + t0) * 16 + 16);
       for (let r = 0; r < 16; r++) A.copyWithin(207413 + r * 16, 76629 + (r * 20 + t0) * 16, 76629 + (r * 20 + t0) * 16 + 16);
       for (let r = 0; r < 16; r++) A.copyWithin(207669 + r * 1, 23317 + (r * 20 + t0) * 1, 23317 + (r * 20 + t0) * 1 + 1);
       for (let i02 = 0; i02 < 16; i02++) {
-        for (let i1 = 0; i1 < 16; i1++) A[y0_3 + i02 * 16 + i1] = A[207669 + i02];
+        for (let i1 = 0; i1 < 16; i1++) A[q1 + i02 * 16 + i1] = A[207669 + i02];
       }
       for (let i02 = 0; i02 < 16; i02++) {
-        for (let i1 = 0; i1 < 16; i1++) A[y0_4 + i02 * 32 + i1] = A[206901 + i02 * 16 + i1];
+        for (let i1 = 0; i1 < 16; i1++) A[q2 + i02 * 32 + i1] = A[206901 + i02 * 16 + i1];
       }
       for (let i02 = 0; i02 < 16; i02++) {
-        for (let i1 = 0; i1 < 16; i1++) A[y0_4 + 16 + i02 * 32 + i1] = A[207157 + i02 * 16 + i1];
+        for (let i1 = 0; i1 < 16; i1++) A[q2 + 16 + i02 * 32 + i1] = A[207157 + i02 * 16 + i1];
       }
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 15; j += 3) {
           let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-          const ra0 = y0_4 + (i + 0) * 32;
-          const ra1 = y0_4 + (i + 1) * 32;
-          const ra2 = y0_4 + (i + 2) * 32;
-          const ra3 = y0_4 + (i + 3) * 32;
+          const ra0 = q2 + (i + 0) * 32;
+          const ra1 = q2 + (i + 1) * 32;
+          const ra2 = q2 + (i + 2) * 32;
+          const ra3 = q2 + (i + 3) * 32;
           const rb0 = 3568 + (j + 0) * 32;
           const rb1 = 3568 + (j + 1) * 32;
           const rb2 = 3568 + (j + 2) * 32;
@@ -1056,10 +1056,10 @@ function scan3(A) {
         }
         {
           let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-          const ra0 = y0_4 + (i + 0) * 32;
-          const ra1 = y0_4 + (i + 1) * 32;
-          const ra2 = y0_4 + (i + 2) * 32;
-          const ra3 = y0_4 + (i + 3) * 32;
+          const ra0 = q2 + (i + 0) * 32;
+          const ra1 = q2 + (i + 1) * 32;
+          const ra2 = q2 + (i + 2) * 32;
+          const ra3 = q2 + (i + 3) * 32;
           const rb0 = 3568 + (15 + 0) * 32;
           for (let p = 0; p < 32; p++) {
             const a0 = A[ra0 + p];
@@ -1146,14 +1146,14 @@ function scan3(A) {
           A[208213 + (i + 3) * 16 + (15 + 0)] = c30;
         }
       }
-      for (let i = 0; i < 256; i++) A[y0_5 + i] = sigmoid32(A[207957 + i] + A[112469 + i] + A[208213 + i]);
+      for (let i = 0; i < 256; i++) A[q3 + i] = sigmoid32(A[207957 + i] + A[112469 + i] + A[208213 + i]);
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 15; j += 3) {
           let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-          const ra0 = y0_4 + (i + 0) * 32;
-          const ra1 = y0_4 + (i + 1) * 32;
-          const ra2 = y0_4 + (i + 2) * 32;
-          const ra3 = y0_4 + (i + 3) * 32;
+          const ra0 = q2 + (i + 0) * 32;
+          const ra1 = q2 + (i + 1) * 32;
+          const ra2 = q2 + (i + 2) * 32;
+          const ra3 = q2 + (i + 3) * 32;
           const rb0 = 2784 + (j + 0) * 32;
           const rb1 = 2784 + (j + 1) * 32;
           const rb2 = 2784 + (j + 2) * 32;
@@ -1193,10 +1193,10 @@ function scan3(A) {
         }
         {
           let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-          const ra0 = y0_4 + (i + 0) * 32;
-          const ra1 = y0_4 + (i + 1) * 32;
-          const ra2 = y0_4 + (i + 2) * 32;
-          const ra3 = y0_4 + (i + 3) * 32;
+          const ra0 = q2 + (i + 0) * 32;
+          const ra1 = q2 + (i + 1) * 32;
+          const ra2 = q2 + (i + 2) * 32;
+          const ra3 = q2 + (i + 3) * 32;
           const rb0 = 2784 + (15 + 0) * 32;
           for (let p = 0; p < 32; p++) {
             const a0 = A[ra0 + p];
@@ -1283,22 +1283,22 @@ function scan3(A) {
           A[208213 + (i + 3) * 16 + (15 + 0)] = c30;
         }
       }
-      for (let i = 0; i < 256; i++) A[y0_6 + i] = tanh32(A[207957 + i] + A[112725 + i] + A[208213 + i]);
-      for (let i = 0; i < 256; i++) A[206645 + i] = A[y0_3 + i] !== 0 ? A[y0_5 + i] * A[206389 + i] + (1 - A[y0_5 + i]) * A[y0_6 + i] : A[206389 + i];
-      for (let i = 0; i < 256; i++) A[207701 + i] = A[y0_3 + i] !== 0 ? A[206645 + i] : 0;
+      for (let i = 0; i < 256; i++) A[q4 + i] = tanh32(A[207957 + i] + A[112725 + i] + A[208213 + i]);
+      for (let i = 0; i < 256; i++) A[206645 + i] = A[q1 + i] !== 0 ? A[q3 + i] * A[206389 + i] + (1 - A[q3 + i]) * A[q4 + i] : A[206389 + i];
+      for (let i = 0; i < 256; i++) A[207701 + i] = A[q1 + i] !== 0 ? A[206645 + i] : 0;
       for (let i02 = 0; i02 < 16; i02++) {
-        for (let i1 = 0; i1 < 16; i1++) A[y0_7 + i02 * 32 + i1] = A[207413 + i02 * 16 + i1];
+        for (let i1 = 0; i1 < 16; i1++) A[q5 + i02 * 32 + i1] = A[207413 + i02 * 16 + i1];
       }
       for (let i02 = 0; i02 < 16; i02++) {
-        for (let i1 = 0; i1 < 16; i1++) A[y0_7 + 16 + i02 * 32 + i1] = A[207701 + i02 * 16 + i1];
+        for (let i1 = 0; i1 < 16; i1++) A[q5 + 16 + i02 * 32 + i1] = A[207701 + i02 * 16 + i1];
       }
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 1; j += 1) {
           let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-          const ra0 = y0_7 + (i + 0) * 32;
-          const ra1 = y0_7 + (i + 1) * 32;
-          const ra2 = y0_7 + (i + 2) * 32;
-          const ra3 = y0_7 + (i + 3) * 32;
+          const ra0 = q5 + (i + 0) * 32;
+          const ra1 = q5 + (i + 1) * 32;
+          const ra2 = q5 + (i + 2) * 32;
+          const ra3 = q5 + (i + 3) * 32;
           const rb0 = 4352 + (j + 0);
           for (let p = 0; p < 32; p++) {
             const a0 = A[ra0 + p];
@@ -1317,7 +1317,7 @@ function scan3(A) {
           A[207685 + (i + 3) * 1 + (j + 0)] = c30 + A[23189 + (i + 3) * 1 + (j + 0)];
         }
       }
-      A.copyWithin(y0_2, 206389, 206645);
+      A.copyWithin(q0, 206389, 206645);
       A.copyWithin(206389, 206645, 206901);
       for (let r = 0; r < 16; r++) A.copyWithin(112981 + 256 + (r * 20 + t0) * 1, 207685 + r * 1, 207685 + (r + 1) * 1);
       for (let r = 0; r < 16; r++) A.copyWithin(112981 + 576 + (r * 20 + t0) * 16, 207701 + r * 16, 207701 + (r + 1) * 16);
@@ -1339,12 +1339,12 @@ function scan4(A) {
     const W0 = A[11092];
     for (let i0 = 0; i0 < W0; i0++) {
       const t0 = i0;
-      const x0_0 = 118677 + t0 * 256;
-      const x0_7 = 123797 + t0 * 256;
-      const x0_8 = 128917 + t0 * 512;
-      const x0_9 = 139157 + t0 * 256;
-      const x0_10 = 144277 + t0 * 256;
-      const x0_11 = 149397 + t0 * 512;
+      const q0 = 118677 + t0 * 256;
+      const q1 = 123797 + t0 * 256;
+      const q2 = 128917 + t0 * 512;
+      const q3 = 139157 + t0 * 256;
+      const q4 = 144277 + t0 * 256;
+      const q5 = 149397 + t0 * 512;
       for (let r = 0; r < 16; r++) A.copyWithin(211861 + r * 1, 160853 + (r * 20 + t0) * 1, 160853 + (r * 20 + t0) * 1 + 1);
       for (let r = 0; r < 16; r++) A.copyWithin(211877 + r * 16, 161173 + (r * 20 + t0) * 16, 161173 + (r * 20 + t0) * 16 + 16);
       for (let i = 0; i < 16; i++) {
@@ -1354,10 +1354,10 @@ function scan4(A) {
       for (let i02 = 0; i02 < 16; i02++) {
         for (let i1 = 0; i1 < 16; i1++) A[213413 + i02 * 16 + i1] = A[212917 + i02 * 32 + i1];
       }
-      for (let i = 0; i < 256; i++) A[213669 + i] = (A[x0_7 + i] !== 0 ? A[211877 + i] + A[213413 + i] : 0) + A[208469 + i];
-      for (let i = 0; i < 256; i++) A[213413 + i] = A[x0_7 + i] !== 0 ? A[213669 + i] : 0;
-      for (let i = 0; i < 256; i++) A[213925 + i] = 1 - A[x0_9 + i];
-      for (let i = 0; i < 256; i++) A[214181 + i] = A[213413 + i] * A[213925 + i] * (1 - A[x0_10 + i] * A[x0_10 + i]);
+      for (let i = 0; i < 256; i++) A[213669 + i] = (A[q1 + i] !== 0 ? A[211877 + i] + A[213413 + i] : 0) + A[208469 + i];
+      for (let i = 0; i < 256; i++) A[213413 + i] = A[q1 + i] !== 0 ? A[213669 + i] : 0;
+      for (let i = 0; i < 256; i++) A[213925 + i] = 1 - A[q3 + i];
+      for (let i = 0; i < 256; i++) A[214181 + i] = A[213413 + i] * A[213925 + i] * (1 - A[q4 + i] * A[q4 + i]);
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 15; j += 3) {
           let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -1426,7 +1426,7 @@ function scan4(A) {
           A[214437 + (i + 3) * 16 + (15 + 0)] = c30;
         }
       }
-      for (let i = 0; i < 256; i++) A[214693 + i] = (-(A[213413 + i] * A[x0_10 + i]) + A[213413 + i] * A[x0_0 + i]) * (A[x0_9 + i] * A[213925 + i]);
+      for (let i = 0; i < 256; i++) A[214693 + i] = (-(A[213413 + i] * A[q4 + i]) + A[213413 + i] * A[q0 + i]) * (A[q3 + i] * A[213925 + i]);
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 15; j += 3) {
           let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -1495,7 +1495,7 @@ function scan4(A) {
           A[213925 + (i + 3) * 16 + (15 + 0)] = c30;
         }
       }
-      for (let i = 0; i < 256; i++) A[208725 + i] = (A[x0_7 + i] !== 0 ? 0 : A[213669 + i]) + A[214437 + i] + A[213413 + i] * A[x0_9 + i] + A[213925 + i];
+      for (let i = 0; i < 256; i++) A[208725 + i] = (A[q1 + i] !== 0 ? 0 : A[213669 + i]) + A[214437 + i] + A[213413 + i] * A[q3 + i] + A[213925 + i];
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 30; j += 3) {
           let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -1503,9 +1503,9 @@ function scan4(A) {
           const ra1 = 214693 + (i + 1);
           const ra2 = 214693 + (i + 2);
           const ra3 = 214693 + (i + 3);
-          const rb0 = x0_8 + (j + 0);
-          const rb1 = x0_8 + (j + 1);
-          const rb2 = x0_8 + (j + 2);
+          const rb0 = q2 + (j + 0);
+          const rb1 = q2 + (j + 1);
+          const rb2 = q2 + (j + 2);
           for (let p = 0; p < 16; p++) {
             const a0 = A[ra0 + p * 16];
             const a1 = A[ra1 + p * 16];
@@ -1546,8 +1546,8 @@ function scan4(A) {
           const ra1 = 214693 + (i + 1);
           const ra2 = 214693 + (i + 2);
           const ra3 = 214693 + (i + 3);
-          const rb0 = x0_8 + (30 + 0);
-          const rb1 = x0_8 + (30 + 1);
+          const rb0 = q2 + (30 + 0);
+          const rb1 = q2 + (30 + 1);
           for (let p = 0; p < 16; p++) {
             const a0 = A[ra0 + p * 16];
             const a1 = A[ra1 + p * 16];
@@ -1581,9 +1581,9 @@ function scan4(A) {
           const ra1 = 214693 + (i + 1);
           const ra2 = 214693 + (i + 2);
           const ra3 = 214693 + (i + 3);
-          const rb0 = x0_0 + (j + 0);
-          const rb1 = x0_0 + (j + 1);
-          const rb2 = x0_0 + (j + 2);
+          const rb0 = q0 + (j + 0);
+          const rb1 = q0 + (j + 1);
+          const rb2 = q0 + (j + 2);
           for (let p = 0; p < 16; p++) {
             const a0 = A[ra0 + p * 16];
             const a1 = A[ra1 + p * 16];
@@ -1624,7 +1624,7 @@ function scan4(A) {
           const ra1 = 214693 + (i + 1);
           const ra2 = 214693 + (i + 2);
           const ra3 = 214693 + (i + 3);
-          const rb0 = x0_0 + (15 + 0);
+          const rb0 = q0 + (15 + 0);
           for (let p = 0; p < 16; p++) {
             const a0 = A[ra0 + p * 16];
             const a1 = A[ra1 + p * 16];
@@ -1649,9 +1649,9 @@ function scan4(A) {
           const ra1 = 214181 + (i + 1);
           const ra2 = 214181 + (i + 2);
           const ra3 = 214181 + (i + 3);
-          const rb0 = x0_8 + (j + 0);
-          const rb1 = x0_8 + (j + 1);
-          const rb2 = x0_8 + (j + 2);
+          const rb0 = q2 + (j + 0);
+          const rb1 = q2 + (j + 1);
+          const rb2 = q2 + (j + 2);
           for (let p = 0; p < 16; p++) {
             const a0 = A[ra0 + p * 16];
             const a1 = A[ra1 + p * 16];
@@ -1692,8 +1692,8 @@ function scan4(A) {
           const ra1 = 214181 + (i + 1);
           const ra2 = 214181 + (i + 2);
           const ra3 = 214181 + (i + 3);
-          const rb0 = x0_8 + (30 + 0);
-          const rb1 = x0_8 + (30 + 1);
+          const rb0 = q2 + (30 + 0);
+          const rb1 = q2 + (30 + 1);
           for (let p = 0; p < 16; p++) {
             const a0 = A[ra0 + p * 16];
             const a1 = A[ra1 + p * 16];
@@ -1727,9 +1727,9 @@ function scan4(A) {
           const ra1 = 214181 + (i + 1);
           const ra2 = 214181 + (i + 2);
           const ra3 = 214181 + (i + 3);
-          const rb0 = x0_0 + (j + 0);
-          const rb1 = x0_0 + (j + 1);
-          const rb2 = x0_0 + (j + 2);
+          const rb0 = q0 + (j + 0);
+          const rb1 = q0 + (j + 1);
+          const rb2 = q0 + (j + 2);
           for (let p = 0; p < 16; p++) {
             const a0 = A[ra0 + p * 16];
             const a1 = A[ra1 + p * 16];
@@ -1770,7 +1770,7 @@ function scan4(A) {
           const ra1 = 214181 + (i + 1);
           const ra2 = 214181 + (i + 2);
           const ra3 = 214181 + (i + 3);
-          const rb0 = x0_0 + (15 + 0);
+          const rb0 = q0 + (15 + 0);
           for (let p = 0; p < 16; p++) {
             const a0 = A[ra0 + p * 16];
             const a1 = A[ra1 + p * 16];
@@ -1791,10 +1791,10 @@ function scan4(A) {
       for (let i = 0; i < 32; i += 4) {
         for (let j = 0; j < 1; j += 1) {
           let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-          const ra0 = x0_11 + (i + 0);
-          const ra1 = x0_11 + (i + 1);
-          const ra2 = x0_11 + (i + 2);
-          const ra3 = x0_11 + (i + 3);
+          const ra0 = q5 + (i + 0);
+          const ra1 = q5 + (i + 1);
+          const ra2 = q5 + (i + 2);
+          const ra3 = q5 + (i + 3);
           const rb0 = 211861 + (j + 0);
           for (let p = 0; p < 16; p++) {
             const a0 = A[ra0 + p * 32];
@@ -2009,16 +2009,16 @@ function scan5(A) {
     const W0 = A[11092];
     for (let i0 = 0; i0 < W0; i0++) {
       const t0 = W0 - 1 - i0;
-      const x0_0 = 81749 + t0 * 256;
-      const x0_5 = 86869 + t0 * 256;
-      const x0_6 = 91989 + t0 * 512;
-      const x0_7 = 102229 + t0 * 256;
-      const x0_8 = 107349 + t0 * 256;
+      const q0 = 81749 + t0 * 256;
+      const q1 = 86869 + t0 * 256;
+      const q2 = 91989 + t0 * 512;
+      const q3 = 102229 + t0 * 256;
+      const q4 = 107349 + t0 * 256;
       for (let r = 0; r < 16; r++) A.copyWithin(218549 + r * 16, 159893 + (r * 20 + t0) * 16, 159893 + (r * 20 + t0) * 16 + 16);
-      for (let i = 0; i < 256; i++) A[219317 + i] = (A[x0_5 + i] !== 0 ? A[218549 + i] : 0) + A[215461 + i];
-      for (let i = 0; i < 256; i++) A[219573 + i] = A[x0_5 + i] !== 0 ? A[219317 + i] : 0;
-      for (let i = 0; i < 256; i++) A[219829 + i] = 1 - A[x0_7 + i];
-      for (let i = 0; i < 256; i++) A[220085 + i] = A[219573 + i] * A[219829 + i] * (1 - A[x0_8 + i] * A[x0_8 + i]);
+      for (let i = 0; i < 256; i++) A[219317 + i] = (A[q1 + i] !== 0 ? A[218549 + i] : 0) + A[215461 + i];
+      for (let i = 0; i < 256; i++) A[219573 + i] = A[q1 + i] !== 0 ? A[219317 + i] : 0;
+      for (let i = 0; i < 256; i++) A[219829 + i] = 1 - A[q3 + i];
+      for (let i = 0; i < 256; i++) A[220085 + i] = A[219573 + i] * A[219829 + i] * (1 - A[q4 + i] * A[q4 + i]);
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 15; j += 3) {
           let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -2087,7 +2087,7 @@ function scan5(A) {
           A[220341 + (i + 3) * 16 + (15 + 0)] = c30;
         }
       }
-      for (let i = 0; i < 256; i++) A[220597 + i] = (-(A[219573 + i] * A[x0_8 + i]) + A[219573 + i] * A[x0_0 + i]) * (A[x0_7 + i] * A[219829 + i]);
+      for (let i = 0; i < 256; i++) A[220597 + i] = (-(A[219573 + i] * A[q4 + i]) + A[219573 + i] * A[q0 + i]) * (A[q3 + i] * A[219829 + i]);
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 15; j += 3) {
           let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -2156,7 +2156,7 @@ function scan5(A) {
           A[219829 + (i + 3) * 16 + (15 + 0)] = c30;
         }
       }
-      for (let i = 0; i < 256; i++) A[215717 + i] = (A[x0_5 + i] !== 0 ? 0 : A[219317 + i]) + A[220341 + i] + A[219573 + i] * A[x0_7 + i] + A[219829 + i];
+      for (let i = 0; i < 256; i++) A[215717 + i] = (A[q1 + i] !== 0 ? 0 : A[219317 + i]) + A[220341 + i] + A[219573 + i] * A[q3 + i] + A[219829 + i];
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 30; j += 3) {
           let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -2164,9 +2164,9 @@ function scan5(A) {
           const ra1 = 220597 + (i + 1);
           const ra2 = 220597 + (i + 2);
           const ra3 = 220597 + (i + 3);
-          const rb0 = x0_6 + (j + 0);
-          const rb1 = x0_6 + (j + 1);
-          const rb2 = x0_6 + (j + 2);
+          const rb0 = q2 + (j + 0);
+          const rb1 = q2 + (j + 1);
+          const rb2 = q2 + (j + 2);
           for (let p = 0; p < 16; p++) {
             const a0 = A[ra0 + p * 16];
             const a1 = A[ra1 + p * 16];
@@ -2207,8 +2207,8 @@ function scan5(A) {
           const ra1 = 220597 + (i + 1);
           const ra2 = 220597 + (i + 2);
           const ra3 = 220597 + (i + 3);
-          const rb0 = x0_6 + (30 + 0);
-          const rb1 = x0_6 + (30 + 1);
+          const rb0 = q2 + (30 + 0);
+          const rb1 = q2 + (30 + 1);
           for (let p = 0; p < 16; p++) {
             const a0 = A[ra0 + p * 16];
             const a1 = A[ra1 + p * 16];
@@ -2242,9 +2242,9 @@ function scan5(A) {
           const ra1 = 220597 + (i + 1);
           const ra2 = 220597 + (i + 2);
           const ra3 = 220597 + (i + 3);
-          const rb0 = x0_0 + (j + 0);
-          const rb1 = x0_0 + (j + 1);
-          const rb2 = x0_0 + (j + 2);
+          const rb0 = q0 + (j + 0);
+          const rb1 = q0 + (j + 1);
+          const rb2 = q0 + (j + 2);
           for (let p = 0; p < 16; p++) {
             const a0 = A[ra0 + p * 16];
             const a1 = A[ra1 + p * 16];
@@ -2285,7 +2285,7 @@ function scan5(A) {
           const ra1 = 220597 + (i + 1);
           const ra2 = 220597 + (i + 2);
           const ra3 = 220597 + (i + 3);
-          const rb0 = x0_0 + (15 + 0);
+          const rb0 = q0 + (15 + 0);
           for (let p = 0; p < 16; p++) {
             const a0 = A[ra0 + p * 16];
             const a1 = A[ra1 + p * 16];
@@ -2310,9 +2310,9 @@ function scan5(A) {
           const ra1 = 220085 + (i + 1);
           const ra2 = 220085 + (i + 2);
           const ra3 = 220085 + (i + 3);
-          const rb0 = x0_6 + (j + 0);
-          const rb1 = x0_6 + (j + 1);
-          const rb2 = x0_6 + (j + 2);
+          const rb0 = q2 + (j + 0);
+          const rb1 = q2 + (j + 1);
+          const rb2 = q2 + (j + 2);
           for (let p = 0; p < 16; p++) {
             const a0 = A[ra0 + p * 16];
             const a1 = A[ra1 + p * 16];
@@ -2353,8 +2353,8 @@ function scan5(A) {
           const ra1 = 220085 + (i + 1);
           const ra2 = 220085 + (i + 2);
           const ra3 = 220085 + (i + 3);
-          const rb0 = x0_6 + (30 + 0);
-          const rb1 = x0_6 + (30 + 1);
+          const rb0 = q2 + (30 + 0);
+          const rb1 = q2 + (30 + 1);
           for (let p = 0; p < 16; p++) {
             const a0 = A[ra0 + p * 16];
             const a1 = A[ra1 + p * 16];
@@ -2388,9 +2388,9 @@ function scan5(A) {
           const ra1 = 220085 + (i + 1);
           const ra2 = 220085 + (i + 2);
           const ra3 = 220085 + (i + 3);
-          const rb0 = x0_0 + (j + 0);
-          const rb1 = x0_0 + (j + 1);
-          const rb2 = x0_0 + (j + 2);
+          const rb0 = q0 + (j + 0);
+          const rb1 = q0 + (j + 1);
+          const rb2 = q0 + (j + 2);
           for (let p = 0; p < 16; p++) {
             const a0 = A[ra0 + p * 16];
             const a1 = A[ra1 + p * 16];
@@ -2431,7 +2431,7 @@ function scan5(A) {
           const ra1 = 220085 + (i + 1);
           const ra2 = 220085 + (i + 2);
           const ra3 = 220085 + (i + 3);
-          const rb0 = x0_0 + (15 + 0);
+          const rb0 = q0 + (15 + 0);
           for (let p = 0; p < 16; p++) {
             const a0 = A[ra0 + p * 16];
             const a1 = A[ra1 + p * 16];
@@ -2638,16 +2638,16 @@ function scan6(A) {
     const W0 = A[11092];
     for (let i0 = 0; i0 < W0; i0++) {
       const t0 = W0 - 1 - i0;
-      const x0_0 = 29013 + t0 * 256;
-      const x0_4 = 34133 + t0 * 256;
-      const x0_5 = 39253 + t0 * 256;
-      const x0_6 = 44373 + t0 * 256;
+      const q0 = 29013 + t0 * 256;
+      const q1 = 34133 + t0 * 256;
+      const q2 = 39253 + t0 * 256;
+      const q3 = 44373 + t0 * 256;
       for (let r = 0; r < 16; r++) A.copyWithin(222965 + r * 2, 8770 + (r * 20 + t0) * 2, 8770 + (r * 20 + t0) * 2 + 2);
       for (let r = 0; r < 16; r++) A.copyWithin(223013 + r * 16, 196805 + (r * 20 + t0) * 16, 196805 + (r * 20 + t0) * 16 + 16);
-      for (let i = 0; i < 256; i++) A[223269 + i] = (A[x0_4 + i] !== 0 ? A[223013 + i] : 0) + A[221365 + i];
-      for (let i = 0; i < 256; i++) A[223525 + i] = A[x0_4 + i] !== 0 ? A[223269 + i] : 0;
-      for (let i = 0; i < 256; i++) A[223781 + i] = 1 - A[x0_5 + i];
-      for (let i = 0; i < 256; i++) A[224037 + i] = A[223525 + i] * A[223781 + i] * (1 - A[x0_6 + i] * A[x0_6 + i]);
+      for (let i = 0; i < 256; i++) A[223269 + i] = (A[q1 + i] !== 0 ? A[223013 + i] : 0) + A[221365 + i];
+      for (let i = 0; i < 256; i++) A[223525 + i] = A[q1 + i] !== 0 ? A[223269 + i] : 0;
+      for (let i = 0; i < 256; i++) A[223781 + i] = 1 - A[q2 + i];
+      for (let i = 0; i < 256; i++) A[224037 + i] = A[223525 + i] * A[223781 + i] * (1 - A[q3 + i] * A[q3 + i]);
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 15; j += 3) {
           let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -2716,7 +2716,7 @@ function scan6(A) {
           A[224293 + (i + 3) * 16 + (15 + 0)] = c30;
         }
       }
-      for (let i = 0; i < 256; i++) A[224549 + i] = (-(A[223525 + i] * A[x0_6 + i]) + A[223525 + i] * A[x0_0 + i]) * (A[x0_5 + i] * A[223781 + i]);
+      for (let i = 0; i < 256; i++) A[224549 + i] = (-(A[223525 + i] * A[q3 + i]) + A[223525 + i] * A[q0 + i]) * (A[q2 + i] * A[223781 + i]);
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 15; j += 3) {
           let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -2785,7 +2785,7 @@ function scan6(A) {
           A[223781 + (i + 3) * 16 + (15 + 0)] = c30;
         }
       }
-      for (let i = 0; i < 256; i++) A[221621 + i] = (A[x0_4 + i] !== 0 ? 0 : A[223269 + i]) + A[224293 + i] + A[223525 + i] * A[x0_5 + i] + A[223781 + i];
+      for (let i = 0; i < 256; i++) A[221621 + i] = (A[q1 + i] !== 0 ? 0 : A[223269 + i]) + A[224293 + i] + A[223525 + i] * A[q2 + i] + A[223781 + i];
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 2; j += 2) {
           let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
@@ -2828,9 +2828,9 @@ function scan6(A) {
           const ra1 = 224549 + (i + 1);
           const ra2 = 224549 + (i + 2);
           const ra3 = 224549 + (i + 3);
-          const rb0 = x0_0 + (j + 0);
-          const rb1 = x0_0 + (j + 1);
-          const rb2 = x0_0 + (j + 2);
+          const rb0 = q0 + (j + 0);
+          const rb1 = q0 + (j + 1);
+          const rb2 = q0 + (j + 2);
           for (let p = 0; p < 16; p++) {
             const a0 = A[ra0 + p * 16];
             const a1 = A[ra1 + p * 16];
@@ -2871,7 +2871,7 @@ function scan6(A) {
           const ra1 = 224549 + (i + 1);
           const ra2 = 224549 + (i + 2);
           const ra3 = 224549 + (i + 3);
-          const rb0 = x0_0 + (15 + 0);
+          const rb0 = q0 + (15 + 0);
           for (let p = 0; p < 16; p++) {
             const a0 = A[ra0 + p * 16];
             const a1 = A[ra1 + p * 16];
@@ -2931,9 +2931,9 @@ function scan6(A) {
           const ra1 = 224037 + (i + 1);
           const ra2 = 224037 + (i + 2);
           const ra3 = 224037 + (i + 3);
-          const rb0 = x0_0 + (j + 0);
-          const rb1 = x0_0 + (j + 1);
-          const rb2 = x0_0 + (j + 2);
+          const rb0 = q0 + (j + 0);
+          const rb1 = q0 + (j + 1);
+          const rb2 = q0 + (j + 2);
           for (let p = 0; p < 16; p++) {
             const a0 = A[ra0 + p * 16];
             const a1 = A[ra1 + p * 16];
@@ -2974,7 +2974,7 @@ function scan6(A) {
           const ra1 = 224037 + (i + 1);
           const ra2 = 224037 + (i + 2);
           const ra3 = 224037 + (i + 3);
-          const rb0 = x0_0 + (15 + 0);
+          const rb0 = q0 + (15 + 0);
           for (let p = 0; p < 16; p++) {
             const a0 = A[ra0 + p * 16];
             const a1 = A[ra1 + p * 16];
@@ -3017,16 +3017,16 @@ function scan7(A) {
     const W0 = A[11092];
     for (let i0 = 0; i0 < W0; i0++) {
       const t0 = i0;
-      const x0_0 = 55381 + t0 * 256;
-      const x0_4 = 60501 + t0 * 256;
-      const x0_5 = 65621 + t0 * 256;
-      const x0_6 = 70741 + t0 * 256;
+      const q0 = 55381 + t0 * 256;
+      const q1 = 60501 + t0 * 256;
+      const q2 = 65621 + t0 * 256;
+      const q3 = 70741 + t0 * 256;
       for (let r = 0; r < 16; r++) A.copyWithin(226405 + r * 2, 8770 + (r * 20 + t0) * 2, 8770 + (r * 20 + t0) * 2 + 2);
       for (let r = 0; r < 16; r++) A.copyWithin(226453 + r * 16, 196805 + (r * 20 + t0) * 16, 196805 + (r * 20 + t0) * 16 + 16);
-      for (let i = 0; i < 256; i++) A[226709 + i] = (A[x0_4 + i] !== 0 ? A[226453 + i] : 0) + A[224805 + i];
-      for (let i = 0; i < 256; i++) A[226965 + i] = A[x0_4 + i] !== 0 ? A[226709 + i] : 0;
-      for (let i = 0; i < 256; i++) A[227221 + i] = 1 - A[x0_5 + i];
-      for (let i = 0; i < 256; i++) A[227477 + i] = A[226965 + i] * A[227221 + i] * (1 - A[x0_6 + i] * A[x0_6 + i]);
+      for (let i = 0; i < 256; i++) A[226709 + i] = (A[q1 + i] !== 0 ? A[226453 + i] : 0) + A[224805 + i];
+      for (let i = 0; i < 256; i++) A[226965 + i] = A[q1 + i] !== 0 ? A[226709 + i] : 0;
+      for (let i = 0; i < 256; i++) A[227221 + i] = 1 - A[q2 + i];
+      for (let i = 0; i < 256; i++) A[227477 + i] = A[226965 + i] * A[227221 + i] * (1 - A[q3 + i] * A[q3 + i]);
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 15; j += 3) {
           let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -3095,7 +3095,7 @@ function scan7(A) {
           A[227733 + (i + 3) * 16 + (15 + 0)] = c30;
         }
       }
-      for (let i = 0; i < 256; i++) A[227989 + i] = (-(A[226965 + i] * A[x0_6 + i]) + A[226965 + i] * A[x0_0 + i]) * (A[x0_5 + i] * A[227221 + i]);
+      for (let i = 0; i < 256; i++) A[227989 + i] = (-(A[226965 + i] * A[q3 + i]) + A[226965 + i] * A[q0 + i]) * (A[q2 + i] * A[227221 + i]);
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 15; j += 3) {
           let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -3164,7 +3164,7 @@ function scan7(A) {
           A[227221 + (i + 3) * 16 + (15 + 0)] = c30;
         }
       }
-      for (let i = 0; i < 256; i++) A[225061 + i] = (A[x0_4 + i] !== 0 ? 0 : A[226709 + i]) + A[227733 + i] + A[226965 + i] * A[x0_5 + i] + A[227221 + i];
+      for (let i = 0; i < 256; i++) A[225061 + i] = (A[q1 + i] !== 0 ? 0 : A[226709 + i]) + A[227733 + i] + A[226965 + i] * A[q2 + i] + A[227221 + i];
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 2; j += 2) {
           let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
@@ -3207,9 +3207,9 @@ function scan7(A) {
           const ra1 = 227989 + (i + 1);
           const ra2 = 227989 + (i + 2);
           const ra3 = 227989 + (i + 3);
-          const rb0 = x0_0 + (j + 0);
-          const rb1 = x0_0 + (j + 1);
-          const rb2 = x0_0 + (j + 2);
+          const rb0 = q0 + (j + 0);
+          const rb1 = q0 + (j + 1);
+          const rb2 = q0 + (j + 2);
           for (let p = 0; p < 16; p++) {
             const a0 = A[ra0 + p * 16];
             const a1 = A[ra1 + p * 16];
@@ -3250,7 +3250,7 @@ function scan7(A) {
           const ra1 = 227989 + (i + 1);
           const ra2 = 227989 + (i + 2);
           const ra3 = 227989 + (i + 3);
-          const rb0 = x0_0 + (15 + 0);
+          const rb0 = q0 + (15 + 0);
           for (let p = 0; p < 16; p++) {
             const a0 = A[ra0 + p * 16];
             const a1 = A[ra1 + p * 16];
@@ -3310,9 +3310,9 @@ function scan7(A) {
           const ra1 = 227477 + (i + 1);
           const ra2 = 227477 + (i + 2);
           const ra3 = 227477 + (i + 3);
-          const rb0 = x0_0 + (j + 0);
-          const rb1 = x0_0 + (j + 1);
-          const rb2 = x0_0 + (j + 2);
+          const rb0 = q0 + (j + 0);
+          const rb1 = q0 + (j + 1);
+          const rb2 = q0 + (j + 2);
           for (let p = 0; p < 16; p++) {
             const a0 = A[ra0 + p * 16];
             const a1 = A[ra1 + p * 16];
@@ -3353,7 +3353,7 @@ function scan7(A) {
           const ra1 = 227477 + (i + 1);
           const ra2 = 227477 + (i + 2);
           const ra3 = 227477 + (i + 3);
-          const rb0 = x0_0 + (15 + 0);
+          const rb0 = q0 + (15 + 0);
           for (let p = 0; p < 16; p++) {
             const a0 = A[ra0 + p * 16];
             const a1 = A[ra1 + p * 16];
@@ -3390,14 +3390,14 @@ function scan8(A) {
     const W0 = A[11092];
     for (let i0 = 0; i0 < W0; i0++) {
       const t0 = i0;
-      const y0_1 = 23637 + 5376 + t0 * 256;
-      const y0_2 = 23637 + 10496 + t0 * 256;
-      const y0_3 = 23637 + 15616 + t0 * 256;
-      const y0_4 = 23637 + 20736 + t0 * 256;
+      const q0 = 29013 + t0 * 256;
+      const q1 = 34133 + t0 * 256;
+      const q2 = 39253 + t0 * 256;
+      const q3 = 44373 + t0 * 256;
       for (let r = 0; r < 16; r++) A.copyWithin(228757 + r * 2, 8770 + (r * 20 + t0) * 2, 8770 + (r * 20 + t0) * 2 + 2);
       for (let r = 0; r < 16; r++) A.copyWithin(228789 + r * 1, 23317 + (r * 20 + t0) * 1, 23317 + (r * 20 + t0) * 1 + 1);
       for (let i02 = 0; i02 < 16; i02++) {
-        for (let i1 = 0; i1 < 16; i1++) A[y0_2 + i02 * 16 + i1] = A[228789 + i02];
+        for (let i1 = 0; i1 < 16; i1++) A[q1 + i02 * 16 + i1] = A[228789 + i02];
       }
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 15; j += 3) {
@@ -3535,7 +3535,7 @@ function scan8(A) {
           A[229317 + (i + 3) * 16 + (15 + 0)] = c30;
         }
       }
-      for (let i = 0; i < 256; i++) A[y0_3 + i] = sigmoid32(A[229061 + i] + A[22677 + i] + A[229317 + i]);
+      for (let i = 0; i < 256; i++) A[q2 + i] = sigmoid32(A[229061 + i] + A[22677 + i] + A[229317 + i]);
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 15; j += 3) {
           let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -3672,10 +3672,10 @@ function scan8(A) {
           A[229317 + (i + 3) * 16 + (15 + 0)] = c30;
         }
       }
-      for (let i = 0; i < 256; i++) A[y0_4 + i] = tanh32(A[229061 + i] + A[22933 + i] + A[229317 + i]);
-      for (let i = 0; i < 256; i++) A[228501 + i] = A[y0_2 + i] !== 0 ? A[y0_3 + i] * A[228245 + i] + (1 - A[y0_3 + i]) * A[y0_4 + i] : A[228245 + i];
-      for (let i = 0; i < 256; i++) A[228805 + i] = A[y0_2 + i] !== 0 ? A[228501 + i] : 0;
-      A.copyWithin(y0_1, 228245, 228501);
+      for (let i = 0; i < 256; i++) A[q3 + i] = tanh32(A[229061 + i] + A[22933 + i] + A[229317 + i]);
+      for (let i = 0; i < 256; i++) A[228501 + i] = A[q1 + i] !== 0 ? A[q2 + i] * A[228245 + i] + (1 - A[q2 + i]) * A[q3 + i] : A[228245 + i];
+      for (let i = 0; i < 256; i++) A[228805 + i] = A[q1 + i] !== 0 ? A[228501 + i] : 0;
+      A.copyWithin(q0, 228245, 228501);
       A.copyWithin(228245, 228501, 228757);
       for (let r = 0; r < 16; r++) A.copyWithin(23637 + 256 + (r * 20 + t0) * 16, 228805 + r * 16, 228805 + (r + 1) * 16);
     }
@@ -3688,14 +3688,14 @@ function scan9(A) {
     const W0 = A[11092];
     for (let i0 = 0; i0 < W0; i0++) {
       const t0 = W0 - 1 - i0;
-      const y0_1 = 49493 + 5376 + t0 * 256;
-      const y0_2 = 49493 + 10496 + t0 * 256;
-      const y0_3 = 49493 + 15616 + t0 * 256;
-      const y0_4 = 49493 + 20736 + t0 * 256;
+      const q0 = 54869 + t0 * 256;
+      const q1 = 59989 + t0 * 256;
+      const q2 = 65109 + t0 * 256;
+      const q3 = 70229 + t0 * 256;
       for (let r = 0; r < 16; r++) A.copyWithin(230085 + r * 2, 8770 + (r * 20 + t0) * 2, 8770 + (r * 20 + t0) * 2 + 2);
       for (let r = 0; r < 16; r++) A.copyWithin(230117 + r * 1, 23317 + (r * 20 + t0) * 1, 23317 + (r * 20 + t0) * 1 + 1);
       for (let i02 = 0; i02 < 16; i02++) {
-        for (let i1 = 0; i1 < 16; i1++) A[y0_2 + i02 * 16 + i1] = A[230117 + i02];
+        for (let i1 = 0; i1 < 16; i1++) A[q1 + i02 * 16 + i1] = A[230117 + i02];
       }
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 15; j += 3) {
@@ -3833,7 +3833,7 @@ function scan9(A) {
           A[230645 + (i + 3) * 16 + (15 + 0)] = c30;
         }
       }
-      for (let i = 0; i < 256; i++) A[y0_3 + i] = sigmoid32(A[230389 + i] + A[22677 + i] + A[230645 + i]);
+      for (let i = 0; i < 256; i++) A[q2 + i] = sigmoid32(A[230389 + i] + A[22677 + i] + A[230645 + i]);
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 15; j += 3) {
           let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -3970,10 +3970,10 @@ function scan9(A) {
           A[230645 + (i + 3) * 16 + (15 + 0)] = c30;
         }
       }
-      for (let i = 0; i < 256; i++) A[y0_4 + i] = tanh32(A[230389 + i] + A[22933 + i] + A[230645 + i]);
-      for (let i = 0; i < 256; i++) A[229829 + i] = A[y0_2 + i] !== 0 ? A[y0_3 + i] * A[229573 + i] + (1 - A[y0_3 + i]) * A[y0_4 + i] : A[229573 + i];
-      for (let i = 0; i < 256; i++) A[230133 + i] = A[y0_2 + i] !== 0 ? A[229829 + i] : 0;
-      A.copyWithin(y0_1, 229573, 229829);
+      for (let i = 0; i < 256; i++) A[q3 + i] = tanh32(A[230389 + i] + A[22933 + i] + A[230645 + i]);
+      for (let i = 0; i < 256; i++) A[229829 + i] = A[q1 + i] !== 0 ? A[q2 + i] * A[229573 + i] + (1 - A[q2 + i]) * A[q3 + i] : A[229573 + i];
+      for (let i = 0; i < 256; i++) A[230133 + i] = A[q1 + i] !== 0 ? A[229829 + i] : 0;
+      A.copyWithin(q0, 229573, 229829);
       A.copyWithin(229573, 229829, 230085);
       for (let r = 0; r < 16; r++) A.copyWithin(49493 + 256 + (r * 20 + t0) * 16, 230133 + r * 16, 230133 + (r + 1) * 16);
     }
@@ -3986,30 +3986,30 @@ function scan10(A) {
     const W0 = A[11092];
     for (let i0 = 0; i0 < W0; i0++) {
       const t0 = i0;
-      const y0_1 = 75349 + 5376 + t0 * 256;
-      const y0_2 = 75349 + 10496 + t0 * 256;
-      const y0_3 = 75349 + 15616 + t0 * 512;
-      const y0_4 = 75349 + 25856 + t0 * 256;
-      const y0_5 = 75349 + 30976 + t0 * 256;
+      const q0 = 80725 + t0 * 256;
+      const q1 = 85845 + t0 * 256;
+      const q2 = 90965 + t0 * 512;
+      const q3 = 101205 + t0 * 256;
+      const q4 = 106325 + t0 * 256;
       for (let r = 0; r < 16; r++) A.copyWithin(231413 + r * 16, 23893 + (r * 20 + t0) * 16, 23893 + (r * 20 + t0) * 16 + 16);
       for (let r = 0; r < 16; r++) A.copyWithin(231669 + r * 16, 49749 + (r * 20 + t0) * 16, 49749 + (r * 20 + t0) * 16 + 16);
       for (let r = 0; r < 16; r++) A.copyWithin(231925 + r * 1, 23317 + (r * 20 + t0) * 1, 23317 + (r * 20 + t0) * 1 + 1);
       for (let i02 = 0; i02 < 16; i02++) {
-        for (let i1 = 0; i1 < 16; i1++) A[y0_2 + i02 * 16 + i1] = A[231925 + i02];
+        for (let i1 = 0; i1 < 16; i1++) A[q1 + i02 * 16 + i1] = A[231925 + i02];
       }
       for (let i02 = 0; i02 < 16; i02++) {
-        for (let i1 = 0; i1 < 16; i1++) A[y0_3 + i02 * 32 + i1] = A[231413 + i02 * 16 + i1];
+        for (let i1 = 0; i1 < 16; i1++) A[q2 + i02 * 32 + i1] = A[231413 + i02 * 16 + i1];
       }
       for (let i02 = 0; i02 < 16; i02++) {
-        for (let i1 = 0; i1 < 16; i1++) A[y0_3 + 16 + i02 * 32 + i1] = A[231669 + i02 * 16 + i1];
+        for (let i1 = 0; i1 < 16; i1++) A[q2 + 16 + i02 * 32 + i1] = A[231669 + i02 * 16 + i1];
       }
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 15; j += 3) {
           let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-          const ra0 = y0_3 + (i + 0) * 32;
-          const ra1 = y0_3 + (i + 1) * 32;
-          const ra2 = y0_3 + (i + 2) * 32;
-          const ra3 = y0_3 + (i + 3) * 32;
+          const ra0 = q2 + (i + 0) * 32;
+          const ra1 = q2 + (i + 1) * 32;
+          const ra2 = q2 + (i + 2) * 32;
+          const ra3 = q2 + (i + 3) * 32;
           const rb0 = 2e3 + (j + 0) * 32;
           const rb1 = 2e3 + (j + 1) * 32;
           const rb2 = 2e3 + (j + 2) * 32;
@@ -4049,10 +4049,10 @@ function scan10(A) {
         }
         {
           let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-          const ra0 = y0_3 + (i + 0) * 32;
-          const ra1 = y0_3 + (i + 1) * 32;
-          const ra2 = y0_3 + (i + 2) * 32;
-          const ra3 = y0_3 + (i + 3) * 32;
+          const ra0 = q2 + (i + 0) * 32;
+          const ra1 = q2 + (i + 1) * 32;
+          const ra2 = q2 + (i + 2) * 32;
+          const ra3 = q2 + (i + 3) * 32;
           const rb0 = 2e3 + (15 + 0) * 32;
           for (let p = 0; p < 32; p++) {
             const a0 = A[ra0 + p];
@@ -4139,14 +4139,14 @@ function scan10(A) {
           A[232453 + (i + 3) * 16 + (15 + 0)] = c30;
         }
       }
-      for (let i = 0; i < 256; i++) A[y0_4 + i] = sigmoid32(A[232197 + i] + A[22677 + i] + A[232453 + i]);
+      for (let i = 0; i < 256; i++) A[q3 + i] = sigmoid32(A[232197 + i] + A[22677 + i] + A[232453 + i]);
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 15; j += 3) {
           let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-          const ra0 = y0_3 + (i + 0) * 32;
-          const ra1 = y0_3 + (i + 1) * 32;
-          const ra2 = y0_3 + (i + 2) * 32;
-          const ra3 = y0_3 + (i + 3) * 32;
+          const ra0 = q2 + (i + 0) * 32;
+          const ra1 = q2 + (i + 1) * 32;
+          const ra2 = q2 + (i + 2) * 32;
+          const ra3 = q2 + (i + 3) * 32;
           const rb0 = 1216 + (j + 0) * 32;
           const rb1 = 1216 + (j + 1) * 32;
           const rb2 = 1216 + (j + 2) * 32;
@@ -4186,10 +4186,10 @@ function scan10(A) {
         }
         {
           let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-          const ra0 = y0_3 + (i + 0) * 32;
-          const ra1 = y0_3 + (i + 1) * 32;
-          const ra2 = y0_3 + (i + 2) * 32;
-          const ra3 = y0_3 + (i + 3) * 32;
+          const ra0 = q2 + (i + 0) * 32;
+          const ra1 = q2 + (i + 1) * 32;
+          const ra2 = q2 + (i + 2) * 32;
+          const ra3 = q2 + (i + 3) * 32;
           const rb0 = 1216 + (15 + 0) * 32;
           for (let p = 0; p < 32; p++) {
             const a0 = A[ra0 + p];
@@ -4276,10 +4276,10 @@ function scan10(A) {
           A[232453 + (i + 3) * 16 + (15 + 0)] = c30;
         }
       }
-      for (let i = 0; i < 256; i++) A[y0_5 + i] = tanh32(A[232197 + i] + A[22933 + i] + A[232453 + i]);
-      for (let i = 0; i < 256; i++) A[231157 + i] = A[y0_2 + i] !== 0 ? A[y0_4 + i] * A[230901 + i] + (1 - A[y0_4 + i]) * A[y0_5 + i] : A[230901 + i];
-      for (let i = 0; i < 256; i++) A[231941 + i] = A[y0_2 + i] !== 0 ? A[231157 + i] : 0;
-      A.copyWithin(y0_1, 230901, 231157);
+      for (let i = 0; i < 256; i++) A[q4 + i] = tanh32(A[232197 + i] + A[22933 + i] + A[232453 + i]);
+      for (let i = 0; i < 256; i++) A[231157 + i] = A[q1 + i] !== 0 ? A[q3 + i] * A[230901 + i] + (1 - A[q3 + i]) * A[q4 + i] : A[230901 + i];
+      for (let i = 0; i < 256; i++) A[231941 + i] = A[q1 + i] !== 0 ? A[231157 + i] : 0;
+      A.copyWithin(q0, 230901, 231157);
       A.copyWithin(230901, 231157, 231413);
       for (let r = 0; r < 16; r++) A.copyWithin(75349 + 256 + (r * 20 + t0) * 16, 231941 + r * 16, 231941 + (r + 1) * 16);
     }
@@ -4292,32 +4292,32 @@ function scan11(A) {
     const W0 = A[11092];
     for (let i0 = 0; i0 < W0; i0++) {
       const t0 = W0 - 1 - i0;
-      const y0_2 = 111445 + 5696 + t0 * 256;
-      const y0_3 = 111445 + 10816 + t0 * 256;
-      const y0_4 = 111445 + 15936 + t0 * 512;
-      const y0_5 = 111445 + 26176 + t0 * 256;
-      const y0_6 = 111445 + 31296 + t0 * 256;
-      const y0_7 = 111445 + 36416 + t0 * 512;
+      const q0 = 117141 + t0 * 256;
+      const q1 = 122261 + t0 * 256;
+      const q2 = 127381 + t0 * 512;
+      const q3 = 137621 + t0 * 256;
+      const q4 = 142741 + t0 * 256;
+      const q5 = 147861 + t0 * 512;
       for (let r = 0; r < 16; r++) A.copyWithin(233221 + r * 16, 23893 + (r * 20 + t0) * 16, 23893 + (r * 20 + t0) * 16 + 16);
       for (let r = 0; r < 16; r++) A.copyWithin(233477 + r * 16, 49749 + (r * 20 + t0) * 16, 49749 + (r * 20 + t0) * 16 + 16);
       for (let r = 0; r < 16; r++) A.copyWithin(233733 + r * 16, 75605 + (r * 20 + t0) * 16, 75605 + (r * 20 + t0) * 16 + 16);
       for (let r = 0; r < 16; r++) A.copyWithin(233989 + r * 1, 23317 + (r * 20 + t0) * 1, 23317 + (r * 20 + t0) * 1 + 1);
       for (let i02 = 0; i02 < 16; i02++) {
-        for (let i1 = 0; i1 < 16; i1++) A[y0_3 + i02 * 16 + i1] = A[233989 + i02];
+        for (let i1 = 0; i1 < 16; i1++) A[q1 + i02 * 16 + i1] = A[233989 + i02];
       }
       for (let i02 = 0; i02 < 16; i02++) {
-        for (let i1 = 0; i1 < 16; i1++) A[y0_4 + i02 * 32 + i1] = A[233221 + i02 * 16 + i1];
+        for (let i1 = 0; i1 < 16; i1++) A[q2 + i02 * 32 + i1] = A[233221 + i02 * 16 + i1];
       }
       for (let i02 = 0; i02 < 16; i02++) {
-        for (let i1 = 0; i1 < 16; i1++) A[y0_4 + 16 + i02 * 32 + i1] = A[233477 + i02 * 16 + i1];
+        for (let i1 = 0; i1 < 16; i1++) A[q2 + 16 + i02 * 32 + i1] = A[233477 + i02 * 16 + i1];
       }
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 15; j += 3) {
           let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-          const ra0 = y0_4 + (i + 0) * 32;
-          const ra1 = y0_4 + (i + 1) * 32;
-          const ra2 = y0_4 + (i + 2) * 32;
-          const ra3 = y0_4 + (i + 3) * 32;
+          const ra0 = q2 + (i + 0) * 32;
+          const ra1 = q2 + (i + 1) * 32;
+          const ra2 = q2 + (i + 2) * 32;
+          const ra3 = q2 + (i + 3) * 32;
           const rb0 = 3568 + (j + 0) * 32;
           const rb1 = 3568 + (j + 1) * 32;
           const rb2 = 3568 + (j + 2) * 32;
@@ -4357,10 +4357,10 @@ function scan11(A) {
         }
         {
           let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-          const ra0 = y0_4 + (i + 0) * 32;
-          const ra1 = y0_4 + (i + 1) * 32;
-          const ra2 = y0_4 + (i + 2) * 32;
-          const ra3 = y0_4 + (i + 3) * 32;
+          const ra0 = q2 + (i + 0) * 32;
+          const ra1 = q2 + (i + 1) * 32;
+          const ra2 = q2 + (i + 2) * 32;
+          const ra3 = q2 + (i + 3) * 32;
           const rb0 = 3568 + (15 + 0) * 32;
           for (let p = 0; p < 32; p++) {
             const a0 = A[ra0 + p];
@@ -4447,14 +4447,14 @@ function scan11(A) {
           A[234533 + (i + 3) * 16 + (15 + 0)] = c30;
         }
       }
-      for (let i = 0; i < 256; i++) A[y0_5 + i] = sigmoid32(A[234277 + i] + A[22677 + i] + A[234533 + i]);
+      for (let i = 0; i < 256; i++) A[q3 + i] = sigmoid32(A[234277 + i] + A[22677 + i] + A[234533 + i]);
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 15; j += 3) {
           let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-          const ra0 = y0_4 + (i + 0) * 32;
-          const ra1 = y0_4 + (i + 1) * 32;
-          const ra2 = y0_4 + (i + 2) * 32;
-          const ra3 = y0_4 + (i + 3) * 32;
+          const ra0 = q2 + (i + 0) * 32;
+          const ra1 = q2 + (i + 1) * 32;
+          const ra2 = q2 + (i + 2) * 32;
+          const ra3 = q2 + (i + 3) * 32;
           const rb0 = 2784 + (j + 0) * 32;
           const rb1 = 2784 + (j + 1) * 32;
           const rb2 = 2784 + (j + 2) * 32;
@@ -4494,10 +4494,10 @@ function scan11(A) {
         }
         {
           let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-          const ra0 = y0_4 + (i + 0) * 32;
-          const ra1 = y0_4 + (i + 1) * 32;
-          const ra2 = y0_4 + (i + 2) * 32;
-          const ra3 = y0_4 + (i + 3) * 32;
+          const ra0 = q2 + (i + 0) * 32;
+          const ra1 = q2 + (i + 1) * 32;
+          const ra2 = q2 + (i + 2) * 32;
+          const ra3 = q2 + (i + 3) * 32;
           const rb0 = 2784 + (15 + 0) * 32;
           for (let p = 0; p < 32; p++) {
             const a0 = A[ra0 + p];
@@ -4584,22 +4584,22 @@ function scan11(A) {
           A[234533 + (i + 3) * 16 + (15 + 0)] = c30;
         }
       }
-      for (let i = 0; i < 256; i++) A[y0_6 + i] = tanh32(A[234277 + i] + A[22933 + i] + A[234533 + i]);
-      for (let i = 0; i < 256; i++) A[232965 + i] = A[y0_3 + i] !== 0 ? A[y0_5 + i] * A[232709 + i] + (1 - A[y0_5 + i]) * A[y0_6 + i] : A[232709 + i];
-      for (let i = 0; i < 256; i++) A[234021 + i] = A[y0_3 + i] !== 0 ? A[232965 + i] : 0;
+      for (let i = 0; i < 256; i++) A[q4 + i] = tanh32(A[234277 + i] + A[22933 + i] + A[234533 + i]);
+      for (let i = 0; i < 256; i++) A[232965 + i] = A[q1 + i] !== 0 ? A[q3 + i] * A[232709 + i] + (1 - A[q3 + i]) * A[q4 + i] : A[232709 + i];
+      for (let i = 0; i < 256; i++) A[234021 + i] = A[q1 + i] !== 0 ? A[232965 + i] : 0;
       for (let i02 = 0; i02 < 16; i02++) {
-        for (let i1 = 0; i1 < 16; i1++) A[y0_7 + i02 * 32 + i1] = A[233733 + i02 * 16 + i1];
+        for (let i1 = 0; i1 < 16; i1++) A[q5 + i02 * 32 + i1] = A[233733 + i02 * 16 + i1];
       }
       for (let i02 = 0; i02 < 16; i02++) {
-        for (let i1 = 0; i1 < 16; i1++) A[y0_7 + 16 + i02 * 32 + i1] = A[234021 + i02 * 16 + i1];
+        for (let i1 = 0; i1 < 16; i1++) A[q5 + 16 + i02 * 32 + i1] = A[234021 + i02 * 16 + i1];
       }
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 1; j += 1) {
           let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-          const ra0 = y0_7 + (i + 0) * 32;
-          const ra1 = y0_7 + (i + 1) * 32;
-          const ra2 = y0_7 + (i + 2) * 32;
-          const ra3 = y0_7 + (i + 3) * 32;
+          const ra0 = q5 + (i + 0) * 32;
+          const ra1 = q5 + (i + 1) * 32;
+          const ra2 = q5 + (i + 2) * 32;
+          const ra3 = q5 + (i + 3) * 32;
           const rb0 = 4352 + (j + 0);
           for (let p = 0; p < 32; p++) {
             const a0 = A[ra0 + p];
@@ -4618,7 +4618,7 @@ function scan11(A) {
           A[234005 + (i + 3) * 1 + (j + 0)] = c30 + A[23189 + (i + 3) * 1 + (j + 0)];
         }
       }
-      A.copyWithin(y0_2, 232709, 232965);
+      A.copyWithin(q0, 232709, 232965);
       A.copyWithin(232709, 232965, 233221);
       for (let r = 0; r < 16; r++) A.copyWithin(111445 + 256 + (r * 20 + t0) * 1, 234005 + r * 1, 234005 + (r + 1) * 1);
       for (let r = 0; r < 16; r++) A.copyWithin(111445 + 576 + (r * 20 + t0) * 16, 234021 + r * 16, 234021 + (r + 1) * 16);

@@ -98,14 +98,14 @@ function scan0(A: Float32Array): void {
     const W0 = A[11092]!;
     for (let i0 = 0; i0 < W0; i0++) {
       const t0 = i0;
-      const y0_1 = 23637 + 5376 + t0 * 256;
-      const y0_2 = 23637 + 10496 + t0 * 256;
-      const y0_3 = 23637 + 15616 + t0 * 256;
-      const y0_4 = 23637 + 20736 + t0 * 256;
+      const q0 = 29013 + t0 * 256;
+      const q1 = 34133 + t0 * 256;
+      const q2 = 39253 + t0 * 256;
+      const q3 = 44373 + t0 * 256;
       for (let r = 0; r < 16; r++) A.copyWithin(202437 + r * 2, 8770 + (r * 20 + t0) * 2, 8770 + (r * 20 + t0) * 2 + 2);
       for (let r = 0; r < 16; r++) A.copyWithin(202469 + r * 1, 23317 + (r * 20 + t0) * 1, 23317 + (r * 20 + t0) * 1 + 1);
       // scripts/codegen.ts:46
-      for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) A[y0_2 + i0 * 16 + i1] = A[202469 + i0]; }
+      for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) A[q1 + i0 * 16 + i1] = A[202469 + i0]; }
       // graphs/adding-bidir.ts:12
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 15; j += 3) {
@@ -184,7 +184,7 @@ function scan0(A: Float32Array): void {
         }
       }
       // graphs/adding-bidir.ts:23
-      for (let i = 0; i < 256; i++) A[y0_3 + i] = sigmoid32(((A[202741 + i] + A[22677 + i]) + A[202997 + i]));
+      for (let i = 0; i < 256; i++) A[q2 + i] = sigmoid32(((A[202741 + i] + A[22677 + i]) + A[202997 + i]));
       // graphs/adding-bidir.ts:12
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 15; j += 3) {
@@ -263,12 +263,12 @@ function scan0(A: Float32Array): void {
         }
       }
       // graphs/adding-bidir.ts:24
-      for (let i = 0; i < 256; i++) A[y0_4 + i] = tanh32(((A[202741 + i] + A[22933 + i]) + A[202997 + i]));
+      for (let i = 0; i < 256; i++) A[q3 + i] = tanh32(((A[202741 + i] + A[22933 + i]) + A[202997 + i]));
       // scripts/codegen.ts:46
-      for (let i = 0; i < 256; i++) A[202181 + i] = (A[y0_2 + i] !== 0 ? ((A[y0_3 + i] * A[201925 + i]) + ((1 - A[y0_3 + i]) * A[y0_4 + i])) : A[201925 + i]);
-      for (let i = 0; i < 256; i++) A[202485 + i] = (A[y0_2 + i] !== 0 ? A[202181 + i] : 0);
+      for (let i = 0; i < 256; i++) A[202181 + i] = (A[q1 + i] !== 0 ? ((A[q2 + i] * A[201925 + i]) + ((1 - A[q2 + i]) * A[q3 + i])) : A[201925 + i]);
+      for (let i = 0; i < 256; i++) A[202485 + i] = (A[q1 + i] !== 0 ? A[202181 + i] : 0);
       // (derived)
-      A.copyWithin(y0_1, 201925, 202181);
+      A.copyWithin(q0, 201925, 202181);
       A.copyWithin(201925, 202181, 202437);
       for (let r = 0; r < 16; r++) A.copyWithin(23637 + 256 + (r * 20 + t0) * 16, 202485 + r * 16, 202485 + (r + 1) * 16);
     }
@@ -282,14 +282,14 @@ function scan1(A: Float32Array): void {
     const W0 = A[11092]!;
     for (let i0 = 0; i0 < W0; i0++) {
       const t0 = W0 - 1 - i0;
-      const y0_1 = 50005 + 5376 + t0 * 256;
-      const y0_2 = 50005 + 10496 + t0 * 256;
-      const y0_3 = 50005 + 15616 + t0 * 256;
-      const y0_4 = 50005 + 20736 + t0 * 256;
+      const q0 = 55381 + t0 * 256;
+      const q1 = 60501 + t0 * 256;
+      const q2 = 65621 + t0 * 256;
+      const q3 = 70741 + t0 * 256;
       for (let r = 0; r < 16; r++) A.copyWithin(203765 + r * 2, 8770 + (r * 20 + t0) * 2, 8770 + (r * 20 + t0) * 2 + 2);
       for (let r = 0; r < 16; r++) A.copyWithin(203797 + r * 1, 23317 + (r * 20 + t0) * 1, 23317 + (r * 20 + t0) * 1 + 1);
       // scripts/codegen.ts:46
-      for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) A[y0_2 + i0 * 16 + i1] = A[203797 + i0]; }
+      for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) A[q1 + i0 * 16 + i1] = A[203797 + i0]; }
       // graphs/adding-bidir.ts:12
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 15; j += 3) {
@@ -368,7 +368,7 @@ function scan1(A: Float32Array): void {
         }
       }
       // graphs/adding-bidir.ts:23
-      for (let i = 0; i < 256; i++) A[y0_3 + i] = sigmoid32(((A[204069 + i] + A[49493 + i]) + A[204325 + i]));
+      for (let i = 0; i < 256; i++) A[q2 + i] = sigmoid32(((A[204069 + i] + A[49493 + i]) + A[204325 + i]));
       // graphs/adding-bidir.ts:12
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 15; j += 3) {
@@ -447,12 +447,12 @@ function scan1(A: Float32Array): void {
         }
       }
       // graphs/adding-bidir.ts:24
-      for (let i = 0; i < 256; i++) A[y0_4 + i] = tanh32(((A[204069 + i] + A[49749 + i]) + A[204325 + i]));
+      for (let i = 0; i < 256; i++) A[q3 + i] = tanh32(((A[204069 + i] + A[49749 + i]) + A[204325 + i]));
       // scripts/codegen.ts:46
-      for (let i = 0; i < 256; i++) A[203509 + i] = (A[y0_2 + i] !== 0 ? ((A[y0_3 + i] * A[203253 + i]) + ((1 - A[y0_3 + i]) * A[y0_4 + i])) : A[203253 + i]);
-      for (let i = 0; i < 256; i++) A[203813 + i] = (A[y0_2 + i] !== 0 ? A[203509 + i] : 0);
+      for (let i = 0; i < 256; i++) A[203509 + i] = (A[q1 + i] !== 0 ? ((A[q2 + i] * A[203253 + i]) + ((1 - A[q2 + i]) * A[q3 + i])) : A[203253 + i]);
+      for (let i = 0; i < 256; i++) A[203813 + i] = (A[q1 + i] !== 0 ? A[203509 + i] : 0);
       // (derived)
-      A.copyWithin(y0_1, 203253, 203509);
+      A.copyWithin(q0, 203253, 203509);
       A.copyWithin(203253, 203509, 203765);
       for (let r = 0; r < 16; r++) A.copyWithin(50005 + 256 + (r * 20 + t0) * 16, 203813 + r * 16, 203813 + (r + 1) * 16);
     }
@@ -466,27 +466,27 @@ function scan2(A: Float32Array): void {
     const W0 = A[11092]!;
     for (let i0 = 0; i0 < W0; i0++) {
       const t0 = i0;
-      const y0_1 = 76373 + 5376 + t0 * 256;
-      const y0_2 = 76373 + 10496 + t0 * 256;
-      const y0_3 = 76373 + 15616 + t0 * 512;
-      const y0_4 = 76373 + 25856 + t0 * 256;
-      const y0_5 = 76373 + 30976 + t0 * 256;
+      const q0 = 81749 + t0 * 256;
+      const q1 = 86869 + t0 * 256;
+      const q2 = 91989 + t0 * 512;
+      const q3 = 102229 + t0 * 256;
+      const q4 = 107349 + t0 * 256;
       for (let r = 0; r < 16; r++) A.copyWithin(205093 + r * 16, 23893 + (r * 20 + t0) * 16, 23893 + (r * 20 + t0) * 16 + 16);
       for (let r = 0; r < 16; r++) A.copyWithin(205349 + r * 16, 50261 + (r * 20 + t0) * 16, 50261 + (r * 20 + t0) * 16 + 16);
       for (let r = 0; r < 16; r++) A.copyWithin(205605 + r * 1, 23317 + (r * 20 + t0) * 1, 23317 + (r * 20 + t0) * 1 + 1);
       // scripts/codegen.ts:46
-      for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) A[y0_2 + i0 * 16 + i1] = A[205605 + i0]; }
+      for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) A[q1 + i0 * 16 + i1] = A[205605 + i0]; }
       // graphs/adding-bidir.ts:34
-      for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) A[y0_3 + i0 * 32 + i1] = A[205093 + i0 * 16 + i1]; }
-      for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) A[y0_3 + 16 + i0 * 32 + i1] = A[205349 + i0 * 16 + i1]; }
+      for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) A[q2 + i0 * 32 + i1] = A[205093 + i0 * 16 + i1]; }
+      for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) A[(q2 + 16) + i0 * 32 + i1] = A[205349 + i0 * 16 + i1]; }
       // graphs/adding-bidir.ts:12
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 15; j += 3) {
           let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-          const ra0 = y0_3 + (i + 0) * 32;
-          const ra1 = y0_3 + (i + 1) * 32;
-          const ra2 = y0_3 + (i + 2) * 32;
-          const ra3 = y0_3 + (i + 3) * 32;
+          const ra0 = q2 + (i + 0) * 32;
+          const ra1 = q2 + (i + 1) * 32;
+          const ra2 = q2 + (i + 2) * 32;
+          const ra3 = q2 + (i + 3) * 32;
           const rb0 = 2000 + (j + 0) * 32;
           const rb1 = 2000 + (j + 1) * 32;
           const rb2 = 2000 + (j + 2) * 32;
@@ -506,10 +506,10 @@ function scan2(A: Float32Array): void {
         }
         {
           let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-          const ra0 = y0_3 + (i + 0) * 32;
-          const ra1 = y0_3 + (i + 1) * 32;
-          const ra2 = y0_3 + (i + 2) * 32;
-          const ra3 = y0_3 + (i + 3) * 32;
+          const ra0 = q2 + (i + 0) * 32;
+          const ra1 = q2 + (i + 1) * 32;
+          const ra2 = q2 + (i + 2) * 32;
+          const ra3 = q2 + (i + 3) * 32;
           const rb0 = 2000 + (15 + 0) * 32;
           for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
           A[205877 + (i + 0) * 16 + (15 + 0)] = c00;
@@ -557,15 +557,15 @@ function scan2(A: Float32Array): void {
         }
       }
       // graphs/adding-bidir.ts:23
-      for (let i = 0; i < 256; i++) A[y0_4 + i] = sigmoid32(((A[205877 + i] + A[75861 + i]) + A[206133 + i]));
+      for (let i = 0; i < 256; i++) A[q3 + i] = sigmoid32(((A[205877 + i] + A[75861 + i]) + A[206133 + i]));
       // graphs/adding-bidir.ts:12
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 15; j += 3) {
           let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-          const ra0 = y0_3 + (i + 0) * 32;
-          const ra1 = y0_3 + (i + 1) * 32;
-          const ra2 = y0_3 + (i + 2) * 32;
-          const ra3 = y0_3 + (i + 3) * 32;
+          const ra0 = q2 + (i + 0) * 32;
+          const ra1 = q2 + (i + 1) * 32;
+          const ra2 = q2 + (i + 2) * 32;
+          const ra3 = q2 + (i + 3) * 32;
           const rb0 = 1216 + (j + 0) * 32;
           const rb1 = 1216 + (j + 1) * 32;
           const rb2 = 1216 + (j + 2) * 32;
@@ -585,10 +585,10 @@ function scan2(A: Float32Array): void {
         }
         {
           let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-          const ra0 = y0_3 + (i + 0) * 32;
-          const ra1 = y0_3 + (i + 1) * 32;
-          const ra2 = y0_3 + (i + 2) * 32;
-          const ra3 = y0_3 + (i + 3) * 32;
+          const ra0 = q2 + (i + 0) * 32;
+          const ra1 = q2 + (i + 1) * 32;
+          const ra2 = q2 + (i + 2) * 32;
+          const ra3 = q2 + (i + 3) * 32;
           const rb0 = 1216 + (15 + 0) * 32;
           for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
           A[205877 + (i + 0) * 16 + (15 + 0)] = c00;
@@ -636,12 +636,12 @@ function scan2(A: Float32Array): void {
         }
       }
       // graphs/adding-bidir.ts:24
-      for (let i = 0; i < 256; i++) A[y0_5 + i] = tanh32(((A[205877 + i] + A[76117 + i]) + A[206133 + i]));
+      for (let i = 0; i < 256; i++) A[q4 + i] = tanh32(((A[205877 + i] + A[76117 + i]) + A[206133 + i]));
       // scripts/codegen.ts:46
-      for (let i = 0; i < 256; i++) A[204837 + i] = (A[y0_2 + i] !== 0 ? ((A[y0_4 + i] * A[204581 + i]) + ((1 - A[y0_4 + i]) * A[y0_5 + i])) : A[204581 + i]);
-      for (let i = 0; i < 256; i++) A[205621 + i] = (A[y0_2 + i] !== 0 ? A[204837 + i] : 0);
+      for (let i = 0; i < 256; i++) A[204837 + i] = (A[q1 + i] !== 0 ? ((A[q3 + i] * A[204581 + i]) + ((1 - A[q3 + i]) * A[q4 + i])) : A[204581 + i]);
+      for (let i = 0; i < 256; i++) A[205621 + i] = (A[q1 + i] !== 0 ? A[204837 + i] : 0);
       // (derived)
-      A.copyWithin(y0_1, 204581, 204837);
+      A.copyWithin(q0, 204581, 204837);
       A.copyWithin(204581, 204837, 205093);
       for (let r = 0; r < 16; r++) A.copyWithin(76373 + 256 + (r * 20 + t0) * 16, 205621 + r * 16, 205621 + (r + 1) * 16);
     }
@@ -655,29 +655,29 @@ function scan3(A: Float32Array): void {
     const W0 = A[11092]!;
     for (let i0 = 0; i0 < W0; i0++) {
       const t0 = W0 - 1 - i0;
-      const y0_2 = 112981 + 5696 + t0 * 256;
-      const y0_3 = 112981 + 10816 + t0 * 256;
-      const y0_4 = 112981 + 15936 + t0 * 512;
-      const y0_5 = 112981 + 26176 + t0 * 256;
-      const y0_6 = 112981 + 31296 + t0 * 256;
-      const y0_7 = 112981 + 36416 + t0 * 512;
+      const q0 = 118677 + t0 * 256;
+      const q1 = 123797 + t0 * 256;
+      const q2 = 128917 + t0 * 512;
+      const q3 = 139157 + t0 * 256;
+      const q4 = 144277 + t0 * 256;
+      const q5 = 149397 + t0 * 512;
       for (let r = 0; r < 16; r++) A.copyWithin(206901 + r * 16, 23893 + (r * 20 + t0) * 16, 23893 + (r * 20 + t0) * 16 + 16);
       for (let r = 0; r < 16; r++) A.copyWithin(207157 + r * 16, 50261 + (r * 20 + t0) * 16, 50261 + (r * 20 + t0) * 16 + 16);
       for (let r = 0; r < 16; r++) A.copyWithin(207413 + r * 16, 76629 + (r * 20 + t0) * 16, 76629 + (r * 20 + t0) * 16 + 16);
       for (let r = 0; r < 16; r++) A.copyWithin(207669 + r * 1, 23317 + (r * 20 + t0) * 1, 23317 + (r * 20 + t0) * 1 + 1);
       // scripts/codegen.ts:46
-      for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) A[y0_3 + i0 * 16 + i1] = A[207669 + i0]; }
+      for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) A[q1 + i0 * 16 + i1] = A[207669 + i0]; }
       // graphs/adding-bidir.ts:34
-      for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) A[y0_4 + i0 * 32 + i1] = A[206901 + i0 * 16 + i1]; }
-      for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) A[y0_4 + 16 + i0 * 32 + i1] = A[207157 + i0 * 16 + i1]; }
+      for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) A[q2 + i0 * 32 + i1] = A[206901 + i0 * 16 + i1]; }
+      for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) A[(q2 + 16) + i0 * 32 + i1] = A[207157 + i0 * 16 + i1]; }
       // graphs/adding-bidir.ts:12
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 15; j += 3) {
           let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-          const ra0 = y0_4 + (i + 0) * 32;
-          const ra1 = y0_4 + (i + 1) * 32;
-          const ra2 = y0_4 + (i + 2) * 32;
-          const ra3 = y0_4 + (i + 3) * 32;
+          const ra0 = q2 + (i + 0) * 32;
+          const ra1 = q2 + (i + 1) * 32;
+          const ra2 = q2 + (i + 2) * 32;
+          const ra3 = q2 + (i + 3) * 32;
           const rb0 = 3568 + (j + 0) * 32;
           const rb1 = 3568 + (j + 1) * 32;
           const rb2 = 3568 + (j + 2) * 32;
@@ -697,10 +697,10 @@ function scan3(A: Float32Array): void {
         }
         {
           let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-          const ra0 = y0_4 + (i + 0) * 32;
-          const ra1 = y0_4 + (i + 1) * 32;
-          const ra2 = y0_4 + (i + 2) * 32;
-          const ra3 = y0_4 + (i + 3) * 32;
+          const ra0 = q2 + (i + 0) * 32;
+          const ra1 = q2 + (i + 1) * 32;
+          const ra2 = q2 + (i + 2) * 32;
+          const ra3 = q2 + (i + 3) * 32;
           const rb0 = 3568 + (15 + 0) * 32;
           for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
           A[207957 + (i + 0) * 16 + (15 + 0)] = c00;
@@ -748,15 +748,15 @@ function scan3(A: Float32Array): void {
         }
       }
       // graphs/adding-bidir.ts:23
-      for (let i = 0; i < 256; i++) A[y0_5 + i] = sigmoid32(((A[207957 + i] + A[112469 + i]) + A[208213 + i]));
+      for (let i = 0; i < 256; i++) A[q3 + i] = sigmoid32(((A[207957 + i] + A[112469 + i]) + A[208213 + i]));
       // graphs/adding-bidir.ts:12
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 15; j += 3) {
           let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-          const ra0 = y0_4 + (i + 0) * 32;
-          const ra1 = y0_4 + (i + 1) * 32;
-          const ra2 = y0_4 + (i + 2) * 32;
-          const ra3 = y0_4 + (i + 3) * 32;
+          const ra0 = q2 + (i + 0) * 32;
+          const ra1 = q2 + (i + 1) * 32;
+          const ra2 = q2 + (i + 2) * 32;
+          const ra3 = q2 + (i + 3) * 32;
           const rb0 = 2784 + (j + 0) * 32;
           const rb1 = 2784 + (j + 1) * 32;
           const rb2 = 2784 + (j + 2) * 32;
@@ -776,10 +776,10 @@ function scan3(A: Float32Array): void {
         }
         {
           let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-          const ra0 = y0_4 + (i + 0) * 32;
-          const ra1 = y0_4 + (i + 1) * 32;
-          const ra2 = y0_4 + (i + 2) * 32;
-          const ra3 = y0_4 + (i + 3) * 32;
+          const ra0 = q2 + (i + 0) * 32;
+          const ra1 = q2 + (i + 1) * 32;
+          const ra2 = q2 + (i + 2) * 32;
+          const ra3 = q2 + (i + 3) * 32;
           const rb0 = 2784 + (15 + 0) * 32;
           for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
           A[207957 + (i + 0) * 16 + (15 + 0)] = c00;
@@ -827,21 +827,21 @@ function scan3(A: Float32Array): void {
         }
       }
       // graphs/adding-bidir.ts:24
-      for (let i = 0; i < 256; i++) A[y0_6 + i] = tanh32(((A[207957 + i] + A[112725 + i]) + A[208213 + i]));
+      for (let i = 0; i < 256; i++) A[q4 + i] = tanh32(((A[207957 + i] + A[112725 + i]) + A[208213 + i]));
       // scripts/codegen.ts:46
-      for (let i = 0; i < 256; i++) A[206645 + i] = (A[y0_3 + i] !== 0 ? ((A[y0_5 + i] * A[206389 + i]) + ((1 - A[y0_5 + i]) * A[y0_6 + i])) : A[206389 + i]);
-      for (let i = 0; i < 256; i++) A[207701 + i] = (A[y0_3 + i] !== 0 ? A[206645 + i] : 0);
+      for (let i = 0; i < 256; i++) A[206645 + i] = (A[q1 + i] !== 0 ? ((A[q3 + i] * A[206389 + i]) + ((1 - A[q3 + i]) * A[q4 + i])) : A[206389 + i]);
+      for (let i = 0; i < 256; i++) A[207701 + i] = (A[q1 + i] !== 0 ? A[206645 + i] : 0);
       // graphs/adding-bidir.ts:34
-      for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) A[y0_7 + i0 * 32 + i1] = A[207413 + i0 * 16 + i1]; }
-      for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) A[y0_7 + 16 + i0 * 32 + i1] = A[207701 + i0 * 16 + i1]; }
+      for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) A[q5 + i0 * 32 + i1] = A[207413 + i0 * 16 + i1]; }
+      for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) A[(q5 + 16) + i0 * 32 + i1] = A[207701 + i0 * 16 + i1]; }
       // graphs/adding-bidir.ts:12
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 1; j += 1) {
           let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-          const ra0 = y0_7 + (i + 0) * 32;
-          const ra1 = y0_7 + (i + 1) * 32;
-          const ra2 = y0_7 + (i + 2) * 32;
-          const ra3 = y0_7 + (i + 3) * 32;
+          const ra0 = q5 + (i + 0) * 32;
+          const ra1 = q5 + (i + 1) * 32;
+          const ra2 = q5 + (i + 2) * 32;
+          const ra3 = q5 + (i + 3) * 32;
           const rb0 = 4352 + (j + 0);
           for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
           A[207685 + (i + 0) * 1 + (j + 0)] = c00 + A[23189 + (i + 0) * 1 + (j + 0)];
@@ -851,7 +851,7 @@ function scan3(A: Float32Array): void {
         }
       }
       // (derived)
-      A.copyWithin(y0_2, 206389, 206645);
+      A.copyWithin(q0, 206389, 206645);
       A.copyWithin(206389, 206645, 206901);
       for (let r = 0; r < 16; r++) A.copyWithin(112981 + 256 + (r * 20 + t0) * 1, 207685 + r * 1, 207685 + (r + 1) * 1);
       for (let r = 0; r < 16; r++) A.copyWithin(112981 + 576 + (r * 20 + t0) * 16, 207701 + r * 16, 207701 + (r + 1) * 16);
@@ -874,22 +874,22 @@ function scan4(A: Float32Array): void {
     const W0 = A[11092]!;
     for (let i0 = 0; i0 < W0; i0++) {
       const t0 = i0;
-      const x0_0 = 118677 + t0 * 256;
-      const x0_7 = 123797 + t0 * 256;
-      const x0_8 = 128917 + t0 * 512;
-      const x0_9 = 139157 + t0 * 256;
-      const x0_10 = 144277 + t0 * 256;
-      const x0_11 = 149397 + t0 * 512;
+      const q0 = 118677 + t0 * 256;
+      const q1 = 123797 + t0 * 256;
+      const q2 = 128917 + t0 * 512;
+      const q3 = 139157 + t0 * 256;
+      const q4 = 144277 + t0 * 256;
+      const q5 = 149397 + t0 * 512;
       for (let r = 0; r < 16; r++) A.copyWithin(211861 + r * 1, 160853 + (r * 20 + t0) * 1, 160853 + (r * 20 + t0) * 1 + 1);
       for (let r = 0; r < 16; r++) A.copyWithin(211877 + r * 16, 161173 + (r * 20 + t0) * 16, 161173 + (r * 20 + t0) * 16 + 16);
       for (let i = 0; i < 16; i++) { const a0 = A[211861 + i * 1]; for (let j = 0; j < 32; j++) A[212901 + i * 32 + j] = a0 * A[4352 + j]; }
       for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) A[213413 + i0 * 16 + i1] = A[212917 + i0 * 32 + i1]; }
-      for (let i = 0; i < 256; i++) A[213669 + i] = ((A[x0_7 + i] !== 0 ? (A[211877 + i] + A[213413 + i]) : 0)) + A[208469 + i];
-      for (let i = 0; i < 256; i++) A[213413 + i] = (A[x0_7 + i] !== 0 ? A[213669 + i] : 0);
+      for (let i = 0; i < 256; i++) A[213669 + i] = ((A[q1 + i] !== 0 ? (A[211877 + i] + A[213413 + i]) : 0)) + A[208469 + i];
+      for (let i = 0; i < 256; i++) A[213413 + i] = (A[q1 + i] !== 0 ? A[213669 + i] : 0);
       // graphs/adding-bidir.ts:24
-      for (let i = 0; i < 256; i++) A[213925 + i] = 1 - A[x0_9 + i];
+      for (let i = 0; i < 256; i++) A[213925 + i] = 1 - A[q3 + i];
       // (derived)
-      for (let i = 0; i < 256; i++) A[214181 + i] = (A[213413 + i] * A[213925 + i]) * (1 - (A[x0_10 + i] * A[x0_10 + i]));
+      for (let i = 0; i < 256; i++) A[214181 + i] = (A[213413 + i] * A[213925 + i]) * (1 - (A[q4 + i] * A[q4 + i]));
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 15; j += 3) {
           let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -928,7 +928,7 @@ function scan4(A: Float32Array): void {
           A[214437 + (i + 3) * 16 + (15 + 0)] = c30;
         }
       }
-      for (let i = 0; i < 256; i++) A[214693 + i] = ((-((A[213413 + i] * A[x0_10 + i]))) + (A[213413 + i] * A[x0_0 + i])) * (A[x0_9 + i] * A[213925 + i]);
+      for (let i = 0; i < 256; i++) A[214693 + i] = ((-((A[213413 + i] * A[q4 + i]))) + (A[213413 + i] * A[q0 + i])) * (A[q3 + i] * A[213925 + i]);
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 15; j += 3) {
           let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -967,7 +967,7 @@ function scan4(A: Float32Array): void {
           A[213925 + (i + 3) * 16 + (15 + 0)] = c30;
         }
       }
-      for (let i = 0; i < 256; i++) A[208725 + i] = ((((A[x0_7 + i] !== 0 ? 0 : A[213669 + i])) + A[214437 + i]) + (A[213413 + i] * A[x0_9 + i])) + A[213925 + i];
+      for (let i = 0; i < 256; i++) A[208725 + i] = ((((A[q1 + i] !== 0 ? 0 : A[213669 + i])) + A[214437 + i]) + (A[213413 + i] * A[q3 + i])) + A[213925 + i];
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 30; j += 3) {
           let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -975,9 +975,9 @@ function scan4(A: Float32Array): void {
           const ra1 = 214693 + (i + 1);
           const ra2 = 214693 + (i + 2);
           const ra3 = 214693 + (i + 3);
-          const rb0 = x0_8 + (j + 0);
-          const rb1 = x0_8 + (j + 1);
-          const rb2 = x0_8 + (j + 2);
+          const rb0 = q2 + (j + 0);
+          const rb1 = q2 + (j + 1);
+          const rb2 = q2 + (j + 2);
           for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
           A[208981 + (i + 0) * 32 + (j + 0)] += c00;
           A[208981 + (i + 0) * 32 + (j + 1)] += c01;
@@ -998,8 +998,8 @@ function scan4(A: Float32Array): void {
           const ra1 = 214693 + (i + 1);
           const ra2 = 214693 + (i + 2);
           const ra3 = 214693 + (i + 3);
-          const rb0 = x0_8 + (30 + 0);
-          const rb1 = x0_8 + (30 + 1);
+          const rb0 = q2 + (30 + 0);
+          const rb1 = q2 + (30 + 1);
           for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
           A[208981 + (i + 0) * 32 + (30 + 0)] += c00;
           A[208981 + (i + 0) * 32 + (30 + 1)] += c01;
@@ -1018,9 +1018,9 @@ function scan4(A: Float32Array): void {
           const ra1 = 214693 + (i + 1);
           const ra2 = 214693 + (i + 2);
           const ra3 = 214693 + (i + 3);
-          const rb0 = x0_0 + (j + 0);
-          const rb1 = x0_0 + (j + 1);
-          const rb2 = x0_0 + (j + 2);
+          const rb0 = q0 + (j + 0);
+          const rb1 = q0 + (j + 1);
+          const rb2 = q0 + (j + 2);
           for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
           A[209749 + (i + 0) * 16 + (j + 0)] += c00;
           A[209749 + (i + 0) * 16 + (j + 1)] += c01;
@@ -1041,7 +1041,7 @@ function scan4(A: Float32Array): void {
           const ra1 = 214693 + (i + 1);
           const ra2 = 214693 + (i + 2);
           const ra3 = 214693 + (i + 3);
-          const rb0 = x0_0 + (15 + 0);
+          const rb0 = q0 + (15 + 0);
           for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
           A[209749 + (i + 0) * 16 + (15 + 0)] += c00;
           A[209749 + (i + 1) * 16 + (15 + 0)] += c10;
@@ -1056,9 +1056,9 @@ function scan4(A: Float32Array): void {
           const ra1 = 214181 + (i + 1);
           const ra2 = 214181 + (i + 2);
           const ra3 = 214181 + (i + 3);
-          const rb0 = x0_8 + (j + 0);
-          const rb1 = x0_8 + (j + 1);
-          const rb2 = x0_8 + (j + 2);
+          const rb0 = q2 + (j + 0);
+          const rb1 = q2 + (j + 1);
+          const rb2 = q2 + (j + 2);
           for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
           A[210005 + (i + 0) * 32 + (j + 0)] += c00;
           A[210005 + (i + 0) * 32 + (j + 1)] += c01;
@@ -1079,8 +1079,8 @@ function scan4(A: Float32Array): void {
           const ra1 = 214181 + (i + 1);
           const ra2 = 214181 + (i + 2);
           const ra3 = 214181 + (i + 3);
-          const rb0 = x0_8 + (30 + 0);
-          const rb1 = x0_8 + (30 + 1);
+          const rb0 = q2 + (30 + 0);
+          const rb1 = q2 + (30 + 1);
           for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
           A[210005 + (i + 0) * 32 + (30 + 0)] += c00;
           A[210005 + (i + 0) * 32 + (30 + 1)] += c01;
@@ -1099,9 +1099,9 @@ function scan4(A: Float32Array): void {
           const ra1 = 214181 + (i + 1);
           const ra2 = 214181 + (i + 2);
           const ra3 = 214181 + (i + 3);
-          const rb0 = x0_0 + (j + 0);
-          const rb1 = x0_0 + (j + 1);
-          const rb2 = x0_0 + (j + 2);
+          const rb0 = q0 + (j + 0);
+          const rb1 = q0 + (j + 1);
+          const rb2 = q0 + (j + 2);
           for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
           A[210773 + (i + 0) * 16 + (j + 0)] += c00;
           A[210773 + (i + 0) * 16 + (j + 1)] += c01;
@@ -1122,7 +1122,7 @@ function scan4(A: Float32Array): void {
           const ra1 = 214181 + (i + 1);
           const ra2 = 214181 + (i + 2);
           const ra3 = 214181 + (i + 3);
-          const rb0 = x0_0 + (15 + 0);
+          const rb0 = q0 + (15 + 0);
           for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
           A[210773 + (i + 0) * 16 + (15 + 0)] += c00;
           A[210773 + (i + 1) * 16 + (15 + 0)] += c10;
@@ -1133,10 +1133,10 @@ function scan4(A: Float32Array): void {
       for (let i = 0; i < 32; i += 4) {
         for (let j = 0; j < 1; j += 1) {
           let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-          const ra0 = x0_11 + (i + 0);
-          const ra1 = x0_11 + (i + 1);
-          const ra2 = x0_11 + (i + 2);
-          const ra3 = x0_11 + (i + 3);
+          const ra0 = q5 + (i + 0);
+          const ra1 = q5 + (i + 1);
+          const ra2 = q5 + (i + 2);
+          const ra3 = q5 + (i + 3);
           const rb0 = 211861 + (j + 0);
           for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p * 32]; const a1 = A[ra1 + p * 32]; const a2 = A[ra2 + p * 32]; const a3 = A[ra3 + p * 32]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
           A[211029 + (i + 0) * 1 + (j + 0)] += c00;
@@ -1266,18 +1266,18 @@ function scan5(A: Float32Array): void {
     const W0 = A[11092]!;
     for (let i0 = 0; i0 < W0; i0++) {
       const t0 = W0 - 1 - i0;
-      const x0_0 = 81749 + t0 * 256;
-      const x0_5 = 86869 + t0 * 256;
-      const x0_6 = 91989 + t0 * 512;
-      const x0_7 = 102229 + t0 * 256;
-      const x0_8 = 107349 + t0 * 256;
+      const q0 = 81749 + t0 * 256;
+      const q1 = 86869 + t0 * 256;
+      const q2 = 91989 + t0 * 512;
+      const q3 = 102229 + t0 * 256;
+      const q4 = 107349 + t0 * 256;
       for (let r = 0; r < 16; r++) A.copyWithin(218549 + r * 16, 159893 + (r * 20 + t0) * 16, 159893 + (r * 20 + t0) * 16 + 16);
-      for (let i = 0; i < 256; i++) A[219317 + i] = ((A[x0_5 + i] !== 0 ? A[218549 + i] : 0)) + A[215461 + i];
-      for (let i = 0; i < 256; i++) A[219573 + i] = (A[x0_5 + i] !== 0 ? A[219317 + i] : 0);
+      for (let i = 0; i < 256; i++) A[219317 + i] = ((A[q1 + i] !== 0 ? A[218549 + i] : 0)) + A[215461 + i];
+      for (let i = 0; i < 256; i++) A[219573 + i] = (A[q1 + i] !== 0 ? A[219317 + i] : 0);
       // graphs/adding-bidir.ts:24
-      for (let i = 0; i < 256; i++) A[219829 + i] = 1 - A[x0_7 + i];
+      for (let i = 0; i < 256; i++) A[219829 + i] = 1 - A[q3 + i];
       // (derived)
-      for (let i = 0; i < 256; i++) A[220085 + i] = (A[219573 + i] * A[219829 + i]) * (1 - (A[x0_8 + i] * A[x0_8 + i]));
+      for (let i = 0; i < 256; i++) A[220085 + i] = (A[219573 + i] * A[219829 + i]) * (1 - (A[q4 + i] * A[q4 + i]));
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 15; j += 3) {
           let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -1316,7 +1316,7 @@ function scan5(A: Float32Array): void {
           A[220341 + (i + 3) * 16 + (15 + 0)] = c30;
         }
       }
-      for (let i = 0; i < 256; i++) A[220597 + i] = ((-((A[219573 + i] * A[x0_8 + i]))) + (A[219573 + i] * A[x0_0 + i])) * (A[x0_7 + i] * A[219829 + i]);
+      for (let i = 0; i < 256; i++) A[220597 + i] = ((-((A[219573 + i] * A[q4 + i]))) + (A[219573 + i] * A[q0 + i])) * (A[q3 + i] * A[219829 + i]);
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 15; j += 3) {
           let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -1355,7 +1355,7 @@ function scan5(A: Float32Array): void {
           A[219829 + (i + 3) * 16 + (15 + 0)] = c30;
         }
       }
-      for (let i = 0; i < 256; i++) A[215717 + i] = ((((A[x0_5 + i] !== 0 ? 0 : A[219317 + i])) + A[220341 + i]) + (A[219573 + i] * A[x0_7 + i])) + A[219829 + i];
+      for (let i = 0; i < 256; i++) A[215717 + i] = ((((A[q1 + i] !== 0 ? 0 : A[219317 + i])) + A[220341 + i]) + (A[219573 + i] * A[q3 + i])) + A[219829 + i];
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 30; j += 3) {
           let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -1363,9 +1363,9 @@ function scan5(A: Float32Array): void {
           const ra1 = 220597 + (i + 1);
           const ra2 = 220597 + (i + 2);
           const ra3 = 220597 + (i + 3);
-          const rb0 = x0_6 + (j + 0);
-          const rb1 = x0_6 + (j + 1);
-          const rb2 = x0_6 + (j + 2);
+          const rb0 = q2 + (j + 0);
+          const rb1 = q2 + (j + 1);
+          const rb2 = q2 + (j + 2);
           for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
           A[215973 + (i + 0) * 32 + (j + 0)] += c00;
           A[215973 + (i + 0) * 32 + (j + 1)] += c01;
@@ -1386,8 +1386,8 @@ function scan5(A: Float32Array): void {
           const ra1 = 220597 + (i + 1);
           const ra2 = 220597 + (i + 2);
           const ra3 = 220597 + (i + 3);
-          const rb0 = x0_6 + (30 + 0);
-          const rb1 = x0_6 + (30 + 1);
+          const rb0 = q2 + (30 + 0);
+          const rb1 = q2 + (30 + 1);
           for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
           A[215973 + (i + 0) * 32 + (30 + 0)] += c00;
           A[215973 + (i + 0) * 32 + (30 + 1)] += c01;
@@ -1406,9 +1406,9 @@ function scan5(A: Float32Array): void {
           const ra1 = 220597 + (i + 1);
           const ra2 = 220597 + (i + 2);
           const ra3 = 220597 + (i + 3);
-          const rb0 = x0_0 + (j + 0);
-          const rb1 = x0_0 + (j + 1);
-          const rb2 = x0_0 + (j + 2);
+          const rb0 = q0 + (j + 0);
+          const rb1 = q0 + (j + 1);
+          const rb2 = q0 + (j + 2);
           for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
           A[216741 + (i + 0) * 16 + (j + 0)] += c00;
           A[216741 + (i + 0) * 16 + (j + 1)] += c01;
@@ -1429,7 +1429,7 @@ function scan5(A: Float32Array): void {
           const ra1 = 220597 + (i + 1);
           const ra2 = 220597 + (i + 2);
           const ra3 = 220597 + (i + 3);
-          const rb0 = x0_0 + (15 + 0);
+          const rb0 = q0 + (15 + 0);
           for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
           A[216741 + (i + 0) * 16 + (15 + 0)] += c00;
           A[216741 + (i + 1) * 16 + (15 + 0)] += c10;
@@ -1444,9 +1444,9 @@ function scan5(A: Float32Array): void {
           const ra1 = 220085 + (i + 1);
           const ra2 = 220085 + (i + 2);
           const ra3 = 220085 + (i + 3);
-          const rb0 = x0_6 + (j + 0);
-          const rb1 = x0_6 + (j + 1);
-          const rb2 = x0_6 + (j + 2);
+          const rb0 = q2 + (j + 0);
+          const rb1 = q2 + (j + 1);
+          const rb2 = q2 + (j + 2);
           for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 32]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
           A[216997 + (i + 0) * 32 + (j + 0)] += c00;
           A[216997 + (i + 0) * 32 + (j + 1)] += c01;
@@ -1467,8 +1467,8 @@ function scan5(A: Float32Array): void {
           const ra1 = 220085 + (i + 1);
           const ra2 = 220085 + (i + 2);
           const ra3 = 220085 + (i + 3);
-          const rb0 = x0_6 + (30 + 0);
-          const rb1 = x0_6 + (30 + 1);
+          const rb0 = q2 + (30 + 0);
+          const rb1 = q2 + (30 + 1);
           for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 32]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 32]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; }
           A[216997 + (i + 0) * 32 + (30 + 0)] += c00;
           A[216997 + (i + 0) * 32 + (30 + 1)] += c01;
@@ -1487,9 +1487,9 @@ function scan5(A: Float32Array): void {
           const ra1 = 220085 + (i + 1);
           const ra2 = 220085 + (i + 2);
           const ra3 = 220085 + (i + 3);
-          const rb0 = x0_0 + (j + 0);
-          const rb1 = x0_0 + (j + 1);
-          const rb2 = x0_0 + (j + 2);
+          const rb0 = q0 + (j + 0);
+          const rb1 = q0 + (j + 1);
+          const rb2 = q0 + (j + 2);
           for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
           A[217765 + (i + 0) * 16 + (j + 0)] += c00;
           A[217765 + (i + 0) * 16 + (j + 1)] += c01;
@@ -1510,7 +1510,7 @@ function scan5(A: Float32Array): void {
           const ra1 = 220085 + (i + 1);
           const ra2 = 220085 + (i + 2);
           const ra3 = 220085 + (i + 3);
-          const rb0 = x0_0 + (15 + 0);
+          const rb0 = q0 + (15 + 0);
           for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
           A[217765 + (i + 0) * 16 + (15 + 0)] += c00;
           A[217765 + (i + 1) * 16 + (15 + 0)] += c10;
@@ -1634,18 +1634,18 @@ function scan6(A: Float32Array): void {
     const W0 = A[11092]!;
     for (let i0 = 0; i0 < W0; i0++) {
       const t0 = W0 - 1 - i0;
-      const x0_0 = 29013 + t0 * 256;
-      const x0_4 = 34133 + t0 * 256;
-      const x0_5 = 39253 + t0 * 256;
-      const x0_6 = 44373 + t0 * 256;
+      const q0 = 29013 + t0 * 256;
+      const q1 = 34133 + t0 * 256;
+      const q2 = 39253 + t0 * 256;
+      const q3 = 44373 + t0 * 256;
       for (let r = 0; r < 16; r++) A.copyWithin(222965 + r * 2, 8770 + (r * 20 + t0) * 2, 8770 + (r * 20 + t0) * 2 + 2);
       for (let r = 0; r < 16; r++) A.copyWithin(223013 + r * 16, 196805 + (r * 20 + t0) * 16, 196805 + (r * 20 + t0) * 16 + 16);
-      for (let i = 0; i < 256; i++) A[223269 + i] = ((A[x0_4 + i] !== 0 ? A[223013 + i] : 0)) + A[221365 + i];
-      for (let i = 0; i < 256; i++) A[223525 + i] = (A[x0_4 + i] !== 0 ? A[223269 + i] : 0);
+      for (let i = 0; i < 256; i++) A[223269 + i] = ((A[q1 + i] !== 0 ? A[223013 + i] : 0)) + A[221365 + i];
+      for (let i = 0; i < 256; i++) A[223525 + i] = (A[q1 + i] !== 0 ? A[223269 + i] : 0);
       // graphs/adding-bidir.ts:24
-      for (let i = 0; i < 256; i++) A[223781 + i] = 1 - A[x0_5 + i];
+      for (let i = 0; i < 256; i++) A[223781 + i] = 1 - A[q2 + i];
       // (derived)
-      for (let i = 0; i < 256; i++) A[224037 + i] = (A[223525 + i] * A[223781 + i]) * (1 - (A[x0_6 + i] * A[x0_6 + i]));
+      for (let i = 0; i < 256; i++) A[224037 + i] = (A[223525 + i] * A[223781 + i]) * (1 - (A[q3 + i] * A[q3 + i]));
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 15; j += 3) {
           let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -1684,7 +1684,7 @@ function scan6(A: Float32Array): void {
           A[224293 + (i + 3) * 16 + (15 + 0)] = c30;
         }
       }
-      for (let i = 0; i < 256; i++) A[224549 + i] = ((-((A[223525 + i] * A[x0_6 + i]))) + (A[223525 + i] * A[x0_0 + i])) * (A[x0_5 + i] * A[223781 + i]);
+      for (let i = 0; i < 256; i++) A[224549 + i] = ((-((A[223525 + i] * A[q3 + i]))) + (A[223525 + i] * A[q0 + i])) * (A[q2 + i] * A[223781 + i]);
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 15; j += 3) {
           let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -1723,7 +1723,7 @@ function scan6(A: Float32Array): void {
           A[223781 + (i + 3) * 16 + (15 + 0)] = c30;
         }
       }
-      for (let i = 0; i < 256; i++) A[221621 + i] = ((((A[x0_4 + i] !== 0 ? 0 : A[223269 + i])) + A[224293 + i]) + (A[223525 + i] * A[x0_5 + i])) + A[223781 + i];
+      for (let i = 0; i < 256; i++) A[221621 + i] = ((((A[q1 + i] !== 0 ? 0 : A[223269 + i])) + A[224293 + i]) + (A[223525 + i] * A[q2 + i])) + A[223781 + i];
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 2; j += 2) {
           let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
@@ -1751,9 +1751,9 @@ function scan6(A: Float32Array): void {
           const ra1 = 224549 + (i + 1);
           const ra2 = 224549 + (i + 2);
           const ra3 = 224549 + (i + 3);
-          const rb0 = x0_0 + (j + 0);
-          const rb1 = x0_0 + (j + 1);
-          const rb2 = x0_0 + (j + 2);
+          const rb0 = q0 + (j + 0);
+          const rb1 = q0 + (j + 1);
+          const rb2 = q0 + (j + 2);
           for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
           A[222165 + (i + 0) * 16 + (j + 0)] += c00;
           A[222165 + (i + 0) * 16 + (j + 1)] += c01;
@@ -1774,7 +1774,7 @@ function scan6(A: Float32Array): void {
           const ra1 = 224549 + (i + 1);
           const ra2 = 224549 + (i + 2);
           const ra3 = 224549 + (i + 3);
-          const rb0 = x0_0 + (15 + 0);
+          const rb0 = q0 + (15 + 0);
           for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
           A[222165 + (i + 0) * 16 + (15 + 0)] += c00;
           A[222165 + (i + 1) * 16 + (15 + 0)] += c10;
@@ -1809,9 +1809,9 @@ function scan6(A: Float32Array): void {
           const ra1 = 224037 + (i + 1);
           const ra2 = 224037 + (i + 2);
           const ra3 = 224037 + (i + 3);
-          const rb0 = x0_0 + (j + 0);
-          const rb1 = x0_0 + (j + 1);
-          const rb2 = x0_0 + (j + 2);
+          const rb0 = q0 + (j + 0);
+          const rb1 = q0 + (j + 1);
+          const rb2 = q0 + (j + 2);
           for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
           A[222709 + (i + 0) * 16 + (j + 0)] += c00;
           A[222709 + (i + 0) * 16 + (j + 1)] += c01;
@@ -1832,7 +1832,7 @@ function scan6(A: Float32Array): void {
           const ra1 = 224037 + (i + 1);
           const ra2 = 224037 + (i + 2);
           const ra3 = 224037 + (i + 3);
-          const rb0 = x0_0 + (15 + 0);
+          const rb0 = q0 + (15 + 0);
           for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
           A[222709 + (i + 0) * 16 + (15 + 0)] += c00;
           A[222709 + (i + 1) * 16 + (15 + 0)] += c10;
@@ -1866,18 +1866,18 @@ function scan7(A: Float32Array): void {
     const W0 = A[11092]!;
     for (let i0 = 0; i0 < W0; i0++) {
       const t0 = i0;
-      const x0_0 = 55381 + t0 * 256;
-      const x0_4 = 60501 + t0 * 256;
-      const x0_5 = 65621 + t0 * 256;
-      const x0_6 = 70741 + t0 * 256;
+      const q0 = 55381 + t0 * 256;
+      const q1 = 60501 + t0 * 256;
+      const q2 = 65621 + t0 * 256;
+      const q3 = 70741 + t0 * 256;
       for (let r = 0; r < 16; r++) A.copyWithin(226405 + r * 2, 8770 + (r * 20 + t0) * 2, 8770 + (r * 20 + t0) * 2 + 2);
       for (let r = 0; r < 16; r++) A.copyWithin(226453 + r * 16, 196805 + (r * 20 + t0) * 16, 196805 + (r * 20 + t0) * 16 + 16);
-      for (let i = 0; i < 256; i++) A[226709 + i] = ((A[x0_4 + i] !== 0 ? A[226453 + i] : 0)) + A[224805 + i];
-      for (let i = 0; i < 256; i++) A[226965 + i] = (A[x0_4 + i] !== 0 ? A[226709 + i] : 0);
+      for (let i = 0; i < 256; i++) A[226709 + i] = ((A[q1 + i] !== 0 ? A[226453 + i] : 0)) + A[224805 + i];
+      for (let i = 0; i < 256; i++) A[226965 + i] = (A[q1 + i] !== 0 ? A[226709 + i] : 0);
       // graphs/adding-bidir.ts:24
-      for (let i = 0; i < 256; i++) A[227221 + i] = 1 - A[x0_5 + i];
+      for (let i = 0; i < 256; i++) A[227221 + i] = 1 - A[q2 + i];
       // (derived)
-      for (let i = 0; i < 256; i++) A[227477 + i] = (A[226965 + i] * A[227221 + i]) * (1 - (A[x0_6 + i] * A[x0_6 + i]));
+      for (let i = 0; i < 256; i++) A[227477 + i] = (A[226965 + i] * A[227221 + i]) * (1 - (A[q3 + i] * A[q3 + i]));
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 15; j += 3) {
           let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -1916,7 +1916,7 @@ function scan7(A: Float32Array): void {
           A[227733 + (i + 3) * 16 + (15 + 0)] = c30;
         }
       }
-      for (let i = 0; i < 256; i++) A[227989 + i] = ((-((A[226965 + i] * A[x0_6 + i]))) + (A[226965 + i] * A[x0_0 + i])) * (A[x0_5 + i] * A[227221 + i]);
+      for (let i = 0; i < 256; i++) A[227989 + i] = ((-((A[226965 + i] * A[q3 + i]))) + (A[226965 + i] * A[q0 + i])) * (A[q2 + i] * A[227221 + i]);
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 15; j += 3) {
           let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -1955,7 +1955,7 @@ function scan7(A: Float32Array): void {
           A[227221 + (i + 3) * 16 + (15 + 0)] = c30;
         }
       }
-      for (let i = 0; i < 256; i++) A[225061 + i] = ((((A[x0_4 + i] !== 0 ? 0 : A[226709 + i])) + A[227733 + i]) + (A[226965 + i] * A[x0_5 + i])) + A[227221 + i];
+      for (let i = 0; i < 256; i++) A[225061 + i] = ((((A[q1 + i] !== 0 ? 0 : A[226709 + i])) + A[227733 + i]) + (A[226965 + i] * A[q2 + i])) + A[227221 + i];
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 2; j += 2) {
           let c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
@@ -1983,9 +1983,9 @@ function scan7(A: Float32Array): void {
           const ra1 = 227989 + (i + 1);
           const ra2 = 227989 + (i + 2);
           const ra3 = 227989 + (i + 3);
-          const rb0 = x0_0 + (j + 0);
-          const rb1 = x0_0 + (j + 1);
-          const rb2 = x0_0 + (j + 2);
+          const rb0 = q0 + (j + 0);
+          const rb1 = q0 + (j + 1);
+          const rb2 = q0 + (j + 2);
           for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
           A[225605 + (i + 0) * 16 + (j + 0)] += c00;
           A[225605 + (i + 0) * 16 + (j + 1)] += c01;
@@ -2006,7 +2006,7 @@ function scan7(A: Float32Array): void {
           const ra1 = 227989 + (i + 1);
           const ra2 = 227989 + (i + 2);
           const ra3 = 227989 + (i + 3);
-          const rb0 = x0_0 + (15 + 0);
+          const rb0 = q0 + (15 + 0);
           for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
           A[225605 + (i + 0) * 16 + (15 + 0)] += c00;
           A[225605 + (i + 1) * 16 + (15 + 0)] += c10;
@@ -2041,9 +2041,9 @@ function scan7(A: Float32Array): void {
           const ra1 = 227477 + (i + 1);
           const ra2 = 227477 + (i + 2);
           const ra3 = 227477 + (i + 3);
-          const rb0 = x0_0 + (j + 0);
-          const rb1 = x0_0 + (j + 1);
-          const rb2 = x0_0 + (j + 2);
+          const rb0 = q0 + (j + 0);
+          const rb1 = q0 + (j + 1);
+          const rb2 = q0 + (j + 2);
           for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; const b1 = A[rb1 + p * 16]; c01 += a0 * b1; c11 += a1 * b1; c21 += a2 * b1; c31 += a3 * b1; const b2 = A[rb2 + p * 16]; c02 += a0 * b2; c12 += a1 * b2; c22 += a2 * b2; c32 += a3 * b2; }
           A[226149 + (i + 0) * 16 + (j + 0)] += c00;
           A[226149 + (i + 0) * 16 + (j + 1)] += c01;
@@ -2064,7 +2064,7 @@ function scan7(A: Float32Array): void {
           const ra1 = 227477 + (i + 1);
           const ra2 = 227477 + (i + 2);
           const ra3 = 227477 + (i + 3);
-          const rb0 = x0_0 + (15 + 0);
+          const rb0 = q0 + (15 + 0);
           for (let p = 0; p < 16; p++) { const a0 = A[ra0 + p * 16]; const a1 = A[ra1 + p * 16]; const a2 = A[ra2 + p * 16]; const a3 = A[ra3 + p * 16]; const b0 = A[rb0 + p * 16]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
           A[226149 + (i + 0) * 16 + (15 + 0)] += c00;
           A[226149 + (i + 1) * 16 + (15 + 0)] += c10;
@@ -2092,14 +2092,14 @@ function scan8(A: Float32Array): void {
     const W0 = A[11092]!;
     for (let i0 = 0; i0 < W0; i0++) {
       const t0 = i0;
-      const y0_1 = 23637 + 5376 + t0 * 256;
-      const y0_2 = 23637 + 10496 + t0 * 256;
-      const y0_3 = 23637 + 15616 + t0 * 256;
-      const y0_4 = 23637 + 20736 + t0 * 256;
+      const q0 = 29013 + t0 * 256;
+      const q1 = 34133 + t0 * 256;
+      const q2 = 39253 + t0 * 256;
+      const q3 = 44373 + t0 * 256;
       for (let r = 0; r < 16; r++) A.copyWithin(228757 + r * 2, 8770 + (r * 20 + t0) * 2, 8770 + (r * 20 + t0) * 2 + 2);
       for (let r = 0; r < 16; r++) A.copyWithin(228789 + r * 1, 23317 + (r * 20 + t0) * 1, 23317 + (r * 20 + t0) * 1 + 1);
       // scripts/codegen.ts:46
-      for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) A[y0_2 + i0 * 16 + i1] = A[228789 + i0]; }
+      for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) A[q1 + i0 * 16 + i1] = A[228789 + i0]; }
       // graphs/adding-bidir.ts:12
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 15; j += 3) {
@@ -2178,7 +2178,7 @@ function scan8(A: Float32Array): void {
         }
       }
       // graphs/adding-bidir.ts:23
-      for (let i = 0; i < 256; i++) A[y0_3 + i] = sigmoid32(((A[229061 + i] + A[22677 + i]) + A[229317 + i]));
+      for (let i = 0; i < 256; i++) A[q2 + i] = sigmoid32(((A[229061 + i] + A[22677 + i]) + A[229317 + i]));
       // graphs/adding-bidir.ts:12
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 15; j += 3) {
@@ -2257,12 +2257,12 @@ function scan8(A: Float32Array): void {
         }
       }
       // graphs/adding-bidir.ts:24
-      for (let i = 0; i < 256; i++) A[y0_4 + i] = tanh32(((A[229061 + i] + A[22933 + i]) + A[229317 + i]));
+      for (let i = 0; i < 256; i++) A[q3 + i] = tanh32(((A[229061 + i] + A[22933 + i]) + A[229317 + i]));
       // scripts/codegen.ts:46
-      for (let i = 0; i < 256; i++) A[228501 + i] = (A[y0_2 + i] !== 0 ? ((A[y0_3 + i] * A[228245 + i]) + ((1 - A[y0_3 + i]) * A[y0_4 + i])) : A[228245 + i]);
-      for (let i = 0; i < 256; i++) A[228805 + i] = (A[y0_2 + i] !== 0 ? A[228501 + i] : 0);
+      for (let i = 0; i < 256; i++) A[228501 + i] = (A[q1 + i] !== 0 ? ((A[q2 + i] * A[228245 + i]) + ((1 - A[q2 + i]) * A[q3 + i])) : A[228245 + i]);
+      for (let i = 0; i < 256; i++) A[228805 + i] = (A[q1 + i] !== 0 ? A[228501 + i] : 0);
       // (derived)
-      A.copyWithin(y0_1, 228245, 228501);
+      A.copyWithin(q0, 228245, 228501);
       A.copyWithin(228245, 228501, 228757);
       for (let r = 0; r < 16; r++) A.copyWithin(23637 + 256 + (r * 20 + t0) * 16, 228805 + r * 16, 228805 + (r + 1) * 16);
     }
@@ -2276,14 +2276,14 @@ function scan9(A: Float32Array): void {
     const W0 = A[11092]!;
     for (let i0 = 0; i0 < W0; i0++) {
       const t0 = W0 - 1 - i0;
-      const y0_1 = 49493 + 5376 + t0 * 256;
-      const y0_2 = 49493 + 10496 + t0 * 256;
-      const y0_3 = 49493 + 15616 + t0 * 256;
-      const y0_4 = 49493 + 20736 + t0 * 256;
+      const q0 = 54869 + t0 * 256;
+      const q1 = 59989 + t0 * 256;
+      const q2 = 65109 + t0 * 256;
+      const q3 = 70229 + t0 * 256;
       for (let r = 0; r < 16; r++) A.copyWithin(230085 + r * 2, 8770 + (r * 20 + t0) * 2, 8770 + (r * 20 + t0) * 2 + 2);
       for (let r = 0; r < 16; r++) A.copyWithin(230117 + r * 1, 23317 + (r * 20 + t0) * 1, 23317 + (r * 20 + t0) * 1 + 1);
       // scripts/codegen.ts:46
-      for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) A[y0_2 + i0 * 16 + i1] = A[230117 + i0]; }
+      for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) A[q1 + i0 * 16 + i1] = A[230117 + i0]; }
       // graphs/adding-bidir.ts:12
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 15; j += 3) {
@@ -2362,7 +2362,7 @@ function scan9(A: Float32Array): void {
         }
       }
       // graphs/adding-bidir.ts:23
-      for (let i = 0; i < 256; i++) A[y0_3 + i] = sigmoid32(((A[230389 + i] + A[22677 + i]) + A[230645 + i]));
+      for (let i = 0; i < 256; i++) A[q2 + i] = sigmoid32(((A[230389 + i] + A[22677 + i]) + A[230645 + i]));
       // graphs/adding-bidir.ts:12
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 15; j += 3) {
@@ -2441,12 +2441,12 @@ function scan9(A: Float32Array): void {
         }
       }
       // graphs/adding-bidir.ts:24
-      for (let i = 0; i < 256; i++) A[y0_4 + i] = tanh32(((A[230389 + i] + A[22933 + i]) + A[230645 + i]));
+      for (let i = 0; i < 256; i++) A[q3 + i] = tanh32(((A[230389 + i] + A[22933 + i]) + A[230645 + i]));
       // scripts/codegen.ts:46
-      for (let i = 0; i < 256; i++) A[229829 + i] = (A[y0_2 + i] !== 0 ? ((A[y0_3 + i] * A[229573 + i]) + ((1 - A[y0_3 + i]) * A[y0_4 + i])) : A[229573 + i]);
-      for (let i = 0; i < 256; i++) A[230133 + i] = (A[y0_2 + i] !== 0 ? A[229829 + i] : 0);
+      for (let i = 0; i < 256; i++) A[229829 + i] = (A[q1 + i] !== 0 ? ((A[q2 + i] * A[229573 + i]) + ((1 - A[q2 + i]) * A[q3 + i])) : A[229573 + i]);
+      for (let i = 0; i < 256; i++) A[230133 + i] = (A[q1 + i] !== 0 ? A[229829 + i] : 0);
       // (derived)
-      A.copyWithin(y0_1, 229573, 229829);
+      A.copyWithin(q0, 229573, 229829);
       A.copyWithin(229573, 229829, 230085);
       for (let r = 0; r < 16; r++) A.copyWithin(49493 + 256 + (r * 20 + t0) * 16, 230133 + r * 16, 230133 + (r + 1) * 16);
     }
@@ -2460,27 +2460,27 @@ function scan10(A: Float32Array): void {
     const W0 = A[11092]!;
     for (let i0 = 0; i0 < W0; i0++) {
       const t0 = i0;
-      const y0_1 = 75349 + 5376 + t0 * 256;
-      const y0_2 = 75349 + 10496 + t0 * 256;
-      const y0_3 = 75349 + 15616 + t0 * 512;
-      const y0_4 = 75349 + 25856 + t0 * 256;
-      const y0_5 = 75349 + 30976 + t0 * 256;
+      const q0 = 80725 + t0 * 256;
+      const q1 = 85845 + t0 * 256;
+      const q2 = 90965 + t0 * 512;
+      const q3 = 101205 + t0 * 256;
+      const q4 = 106325 + t0 * 256;
       for (let r = 0; r < 16; r++) A.copyWithin(231413 + r * 16, 23893 + (r * 20 + t0) * 16, 23893 + (r * 20 + t0) * 16 + 16);
       for (let r = 0; r < 16; r++) A.copyWithin(231669 + r * 16, 49749 + (r * 20 + t0) * 16, 49749 + (r * 20 + t0) * 16 + 16);
       for (let r = 0; r < 16; r++) A.copyWithin(231925 + r * 1, 23317 + (r * 20 + t0) * 1, 23317 + (r * 20 + t0) * 1 + 1);
       // scripts/codegen.ts:46
-      for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) A[y0_2 + i0 * 16 + i1] = A[231925 + i0]; }
+      for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) A[q1 + i0 * 16 + i1] = A[231925 + i0]; }
       // graphs/adding-bidir.ts:34
-      for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) A[y0_3 + i0 * 32 + i1] = A[231413 + i0 * 16 + i1]; }
-      for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) A[y0_3 + 16 + i0 * 32 + i1] = A[231669 + i0 * 16 + i1]; }
+      for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) A[q2 + i0 * 32 + i1] = A[231413 + i0 * 16 + i1]; }
+      for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) A[(q2 + 16) + i0 * 32 + i1] = A[231669 + i0 * 16 + i1]; }
       // graphs/adding-bidir.ts:12
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 15; j += 3) {
           let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-          const ra0 = y0_3 + (i + 0) * 32;
-          const ra1 = y0_3 + (i + 1) * 32;
-          const ra2 = y0_3 + (i + 2) * 32;
-          const ra3 = y0_3 + (i + 3) * 32;
+          const ra0 = q2 + (i + 0) * 32;
+          const ra1 = q2 + (i + 1) * 32;
+          const ra2 = q2 + (i + 2) * 32;
+          const ra3 = q2 + (i + 3) * 32;
           const rb0 = 2000 + (j + 0) * 32;
           const rb1 = 2000 + (j + 1) * 32;
           const rb2 = 2000 + (j + 2) * 32;
@@ -2500,10 +2500,10 @@ function scan10(A: Float32Array): void {
         }
         {
           let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-          const ra0 = y0_3 + (i + 0) * 32;
-          const ra1 = y0_3 + (i + 1) * 32;
-          const ra2 = y0_3 + (i + 2) * 32;
-          const ra3 = y0_3 + (i + 3) * 32;
+          const ra0 = q2 + (i + 0) * 32;
+          const ra1 = q2 + (i + 1) * 32;
+          const ra2 = q2 + (i + 2) * 32;
+          const ra3 = q2 + (i + 3) * 32;
           const rb0 = 2000 + (15 + 0) * 32;
           for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
           A[232197 + (i + 0) * 16 + (15 + 0)] = c00;
@@ -2551,15 +2551,15 @@ function scan10(A: Float32Array): void {
         }
       }
       // graphs/adding-bidir.ts:23
-      for (let i = 0; i < 256; i++) A[y0_4 + i] = sigmoid32(((A[232197 + i] + A[22677 + i]) + A[232453 + i]));
+      for (let i = 0; i < 256; i++) A[q3 + i] = sigmoid32(((A[232197 + i] + A[22677 + i]) + A[232453 + i]));
       // graphs/adding-bidir.ts:12
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 15; j += 3) {
           let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-          const ra0 = y0_3 + (i + 0) * 32;
-          const ra1 = y0_3 + (i + 1) * 32;
-          const ra2 = y0_3 + (i + 2) * 32;
-          const ra3 = y0_3 + (i + 3) * 32;
+          const ra0 = q2 + (i + 0) * 32;
+          const ra1 = q2 + (i + 1) * 32;
+          const ra2 = q2 + (i + 2) * 32;
+          const ra3 = q2 + (i + 3) * 32;
           const rb0 = 1216 + (j + 0) * 32;
           const rb1 = 1216 + (j + 1) * 32;
           const rb2 = 1216 + (j + 2) * 32;
@@ -2579,10 +2579,10 @@ function scan10(A: Float32Array): void {
         }
         {
           let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-          const ra0 = y0_3 + (i + 0) * 32;
-          const ra1 = y0_3 + (i + 1) * 32;
-          const ra2 = y0_3 + (i + 2) * 32;
-          const ra3 = y0_3 + (i + 3) * 32;
+          const ra0 = q2 + (i + 0) * 32;
+          const ra1 = q2 + (i + 1) * 32;
+          const ra2 = q2 + (i + 2) * 32;
+          const ra3 = q2 + (i + 3) * 32;
           const rb0 = 1216 + (15 + 0) * 32;
           for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
           A[232197 + (i + 0) * 16 + (15 + 0)] = c00;
@@ -2630,12 +2630,12 @@ function scan10(A: Float32Array): void {
         }
       }
       // graphs/adding-bidir.ts:24
-      for (let i = 0; i < 256; i++) A[y0_5 + i] = tanh32(((A[232197 + i] + A[22933 + i]) + A[232453 + i]));
+      for (let i = 0; i < 256; i++) A[q4 + i] = tanh32(((A[232197 + i] + A[22933 + i]) + A[232453 + i]));
       // scripts/codegen.ts:46
-      for (let i = 0; i < 256; i++) A[231157 + i] = (A[y0_2 + i] !== 0 ? ((A[y0_4 + i] * A[230901 + i]) + ((1 - A[y0_4 + i]) * A[y0_5 + i])) : A[230901 + i]);
-      for (let i = 0; i < 256; i++) A[231941 + i] = (A[y0_2 + i] !== 0 ? A[231157 + i] : 0);
+      for (let i = 0; i < 256; i++) A[231157 + i] = (A[q1 + i] !== 0 ? ((A[q3 + i] * A[230901 + i]) + ((1 - A[q3 + i]) * A[q4 + i])) : A[230901 + i]);
+      for (let i = 0; i < 256; i++) A[231941 + i] = (A[q1 + i] !== 0 ? A[231157 + i] : 0);
       // (derived)
-      A.copyWithin(y0_1, 230901, 231157);
+      A.copyWithin(q0, 230901, 231157);
       A.copyWithin(230901, 231157, 231413);
       for (let r = 0; r < 16; r++) A.copyWithin(75349 + 256 + (r * 20 + t0) * 16, 231941 + r * 16, 231941 + (r + 1) * 16);
     }
@@ -2649,29 +2649,29 @@ function scan11(A: Float32Array): void {
     const W0 = A[11092]!;
     for (let i0 = 0; i0 < W0; i0++) {
       const t0 = W0 - 1 - i0;
-      const y0_2 = 111445 + 5696 + t0 * 256;
-      const y0_3 = 111445 + 10816 + t0 * 256;
-      const y0_4 = 111445 + 15936 + t0 * 512;
-      const y0_5 = 111445 + 26176 + t0 * 256;
-      const y0_6 = 111445 + 31296 + t0 * 256;
-      const y0_7 = 111445 + 36416 + t0 * 512;
+      const q0 = 117141 + t0 * 256;
+      const q1 = 122261 + t0 * 256;
+      const q2 = 127381 + t0 * 512;
+      const q3 = 137621 + t0 * 256;
+      const q4 = 142741 + t0 * 256;
+      const q5 = 147861 + t0 * 512;
       for (let r = 0; r < 16; r++) A.copyWithin(233221 + r * 16, 23893 + (r * 20 + t0) * 16, 23893 + (r * 20 + t0) * 16 + 16);
       for (let r = 0; r < 16; r++) A.copyWithin(233477 + r * 16, 49749 + (r * 20 + t0) * 16, 49749 + (r * 20 + t0) * 16 + 16);
       for (let r = 0; r < 16; r++) A.copyWithin(233733 + r * 16, 75605 + (r * 20 + t0) * 16, 75605 + (r * 20 + t0) * 16 + 16);
       for (let r = 0; r < 16; r++) A.copyWithin(233989 + r * 1, 23317 + (r * 20 + t0) * 1, 23317 + (r * 20 + t0) * 1 + 1);
       // scripts/codegen.ts:46
-      for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) A[y0_3 + i0 * 16 + i1] = A[233989 + i0]; }
+      for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) A[q1 + i0 * 16 + i1] = A[233989 + i0]; }
       // graphs/adding-bidir.ts:34
-      for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) A[y0_4 + i0 * 32 + i1] = A[233221 + i0 * 16 + i1]; }
-      for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) A[y0_4 + 16 + i0 * 32 + i1] = A[233477 + i0 * 16 + i1]; }
+      for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) A[q2 + i0 * 32 + i1] = A[233221 + i0 * 16 + i1]; }
+      for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) A[(q2 + 16) + i0 * 32 + i1] = A[233477 + i0 * 16 + i1]; }
       // graphs/adding-bidir.ts:12
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 15; j += 3) {
           let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-          const ra0 = y0_4 + (i + 0) * 32;
-          const ra1 = y0_4 + (i + 1) * 32;
-          const ra2 = y0_4 + (i + 2) * 32;
-          const ra3 = y0_4 + (i + 3) * 32;
+          const ra0 = q2 + (i + 0) * 32;
+          const ra1 = q2 + (i + 1) * 32;
+          const ra2 = q2 + (i + 2) * 32;
+          const ra3 = q2 + (i + 3) * 32;
           const rb0 = 3568 + (j + 0) * 32;
           const rb1 = 3568 + (j + 1) * 32;
           const rb2 = 3568 + (j + 2) * 32;
@@ -2691,10 +2691,10 @@ function scan11(A: Float32Array): void {
         }
         {
           let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-          const ra0 = y0_4 + (i + 0) * 32;
-          const ra1 = y0_4 + (i + 1) * 32;
-          const ra2 = y0_4 + (i + 2) * 32;
-          const ra3 = y0_4 + (i + 3) * 32;
+          const ra0 = q2 + (i + 0) * 32;
+          const ra1 = q2 + (i + 1) * 32;
+          const ra2 = q2 + (i + 2) * 32;
+          const ra3 = q2 + (i + 3) * 32;
           const rb0 = 3568 + (15 + 0) * 32;
           for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
           A[234277 + (i + 0) * 16 + (15 + 0)] = c00;
@@ -2742,15 +2742,15 @@ function scan11(A: Float32Array): void {
         }
       }
       // graphs/adding-bidir.ts:23
-      for (let i = 0; i < 256; i++) A[y0_5 + i] = sigmoid32(((A[234277 + i] + A[22677 + i]) + A[234533 + i]));
+      for (let i = 0; i < 256; i++) A[q3 + i] = sigmoid32(((A[234277 + i] + A[22677 + i]) + A[234533 + i]));
       // graphs/adding-bidir.ts:12
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 15; j += 3) {
           let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
-          const ra0 = y0_4 + (i + 0) * 32;
-          const ra1 = y0_4 + (i + 1) * 32;
-          const ra2 = y0_4 + (i + 2) * 32;
-          const ra3 = y0_4 + (i + 3) * 32;
+          const ra0 = q2 + (i + 0) * 32;
+          const ra1 = q2 + (i + 1) * 32;
+          const ra2 = q2 + (i + 2) * 32;
+          const ra3 = q2 + (i + 3) * 32;
           const rb0 = 2784 + (j + 0) * 32;
           const rb1 = 2784 + (j + 1) * 32;
           const rb2 = 2784 + (j + 2) * 32;
@@ -2770,10 +2770,10 @@ function scan11(A: Float32Array): void {
         }
         {
           let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-          const ra0 = y0_4 + (i + 0) * 32;
-          const ra1 = y0_4 + (i + 1) * 32;
-          const ra2 = y0_4 + (i + 2) * 32;
-          const ra3 = y0_4 + (i + 3) * 32;
+          const ra0 = q2 + (i + 0) * 32;
+          const ra1 = q2 + (i + 1) * 32;
+          const ra2 = q2 + (i + 2) * 32;
+          const ra3 = q2 + (i + 3) * 32;
           const rb0 = 2784 + (15 + 0) * 32;
           for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
           A[234277 + (i + 0) * 16 + (15 + 0)] = c00;
@@ -2821,21 +2821,21 @@ function scan11(A: Float32Array): void {
         }
       }
       // graphs/adding-bidir.ts:24
-      for (let i = 0; i < 256; i++) A[y0_6 + i] = tanh32(((A[234277 + i] + A[22933 + i]) + A[234533 + i]));
+      for (let i = 0; i < 256; i++) A[q4 + i] = tanh32(((A[234277 + i] + A[22933 + i]) + A[234533 + i]));
       // scripts/codegen.ts:46
-      for (let i = 0; i < 256; i++) A[232965 + i] = (A[y0_3 + i] !== 0 ? ((A[y0_5 + i] * A[232709 + i]) + ((1 - A[y0_5 + i]) * A[y0_6 + i])) : A[232709 + i]);
-      for (let i = 0; i < 256; i++) A[234021 + i] = (A[y0_3 + i] !== 0 ? A[232965 + i] : 0);
+      for (let i = 0; i < 256; i++) A[232965 + i] = (A[q1 + i] !== 0 ? ((A[q3 + i] * A[232709 + i]) + ((1 - A[q3 + i]) * A[q4 + i])) : A[232709 + i]);
+      for (let i = 0; i < 256; i++) A[234021 + i] = (A[q1 + i] !== 0 ? A[232965 + i] : 0);
       // graphs/adding-bidir.ts:34
-      for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) A[y0_7 + i0 * 32 + i1] = A[233733 + i0 * 16 + i1]; }
-      for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) A[y0_7 + 16 + i0 * 32 + i1] = A[234021 + i0 * 16 + i1]; }
+      for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) A[q5 + i0 * 32 + i1] = A[233733 + i0 * 16 + i1]; }
+      for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 16; i1++) A[(q5 + 16) + i0 * 32 + i1] = A[234021 + i0 * 16 + i1]; }
       // graphs/adding-bidir.ts:12
       for (let i = 0; i < 16; i += 4) {
         for (let j = 0; j < 1; j += 1) {
           let c00 = 0, c10 = 0, c20 = 0, c30 = 0;
-          const ra0 = y0_7 + (i + 0) * 32;
-          const ra1 = y0_7 + (i + 1) * 32;
-          const ra2 = y0_7 + (i + 2) * 32;
-          const ra3 = y0_7 + (i + 3) * 32;
+          const ra0 = q5 + (i + 0) * 32;
+          const ra1 = q5 + (i + 1) * 32;
+          const ra2 = q5 + (i + 2) * 32;
+          const ra3 = q5 + (i + 3) * 32;
           const rb0 = 4352 + (j + 0);
           for (let p = 0; p < 32; p++) { const a0 = A[ra0 + p]; const a1 = A[ra1 + p]; const a2 = A[ra2 + p]; const a3 = A[ra3 + p]; const b0 = A[rb0 + p]; c00 += a0 * b0; c10 += a1 * b0; c20 += a2 * b0; c30 += a3 * b0; }
           A[234005 + (i + 0) * 1 + (j + 0)] = c00 + A[23189 + (i + 0) * 1 + (j + 0)];
@@ -2845,7 +2845,7 @@ function scan11(A: Float32Array): void {
         }
       }
       // (derived)
-      A.copyWithin(y0_2, 232709, 232965);
+      A.copyWithin(q0, 232709, 232965);
       A.copyWithin(232709, 232965, 233221);
       for (let r = 0; r < 16; r++) A.copyWithin(111445 + 256 + (r * 20 + t0) * 1, 234005 + r * 1, 234005 + (r + 1) * 1);
       for (let r = 0; r < 16; r++) A.copyWithin(111445 + 576 + (r * 20 + t0) * 16, 234021 + r * 16, 234021 + (r + 1) * 16);

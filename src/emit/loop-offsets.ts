@@ -10,9 +10,9 @@ export interface StepIndex {
   readonly k: number;
 }
 
-/** The index's text in the loop's code: `t`, `(t + 1)`, `(t - lo)`, `(t - lo + 1)`. */
-export function indexText(i: StepIndex): string {
-  const t = i.lo ? 't - lo' : 't';
+/** The index's text in the loop's code: `t`, `(t + 1)`, `(t - lo)`, `(t - lo + 1)` (`t` the loop's variable). */
+export function indexText(i: StepIndex, tName = 't'): string {
+  const t = i.lo ? `${tName} - lo` : tName;
   return i.k === 0 ? (i.lo ? `(${t})` : t) : `(${t} ${i.k > 0 ? '+' : '-'} ${Math.abs(i.k)})`;
 }
 
@@ -35,13 +35,15 @@ export function isStepOffset(off: Offset): off is StepOffset {
  * placeholders are bound whether or not its code reads them), declared where rendered code read them.
  */
 export class LoopOffsets {
+  /** `tName`: the loop variable's name in the TypeScript code (the offsets' own variable is t). */
+  constructor(private readonly tName = 't') {}
   private readonly names = new Map<string, string>();
   /** Each name's declaration, in the order the names were handed out. */
   private readonly declarations = new Map<string, string>();
 
   /** Where `q` holds step `index` (t by default), plus `plus` elements. */
   at(q: Seq, index: StepIndex = { lo: false, k: 0 }, plus = 0): StepOffset {
-    const text = indexText(index);
+    const text = indexText(index, this.tName);
     const key = `${q.base}:${q.stride}:${text}`;
     let name = this.names.get(key);
     if (!name) {

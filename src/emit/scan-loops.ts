@@ -5,8 +5,12 @@ import type { Node } from '../ir/node.ts';
 import { topoOrder } from '../ir/graph.ts';
 import { sameShape, sizeOf } from '../ir/tensor.ts';
 import { scanParts, timeAxis } from '../prims/scan.ts';
-import type { Buf, EmitTarget } from '../prims/types.ts';
-import { emitKernel, emitPanelCopies, type LoopLowering } from './kernel.ts';
+import type { Buf, EmitTarget, KernelCall } from '../prims/types.ts';
+import { emitKernel, emitPanelCopies, kernelStatements, type LoopLowering } from './kernel.ts';
+import { LoopOffsets } from './loop-offsets.ts';
+import { callsInWasm } from './statements.ts';
+import { loopable } from './wasm/loops.ts';
+import { primOf } from '../prims/index.ts';
 import { KERNELS } from './wasm/module.ts';
 import { afterPasses, numberLiteral, planOutputs, type OnPass, type Offset, type OutputSlot, type StepInvariants } from './plan.ts';
 import type { Context } from '../ir/node.ts';
@@ -36,6 +40,8 @@ export interface ScanLoopOptions {
 }
 
 const plus = (off: Offset, k: number | string): string => (k === 0 ? `${off}` : `${off} + ${k}`);
+/** `off` k elements further: a number where both are. */
+const past = (off: Offset, k: number): Offset => (typeof off === 'number' ? off + k : plus(off, k));
 const indent = (lines: readonly string[]) => lines.map((l) => l.replace(/^/gm, '  '));
 
 /** `n` elements from `src` (a buffer, or a literal fill) into the arena at `dst`. */
@@ -99,8 +105,18 @@ export function scanLoops(opts: ScanLoopOptions, depth = 0): LoopLowering {
     const inPlace = (step: readonly number[], buf?: Buf) => rows(step).outer === 1 && buf?.literal === undefined && !buf?.transposed;
     const xDirect = xSteps.map((p, j) => inPlace(p.shape, inputs[nc + j]));
     const yDirect = ys.map((y) => inPlace(y.shape));
+    // An outermost scan over fixed storage names its per-step offsets as data (StepOffsets), so the
+    // target may run its loop itself; a nested one's are expressions of the enclosing loop.
+    const fixed = typeof out.off === 'number' && inputs.every((b) => typeof b.off === 'number');
+    const stepOffsets = depth === 0 && fixed ? new LoopOffsets(t) : undefined;
+    const handedOut: Offset[] = [];
     const declared: string[] = [];
-    const at = (name: string, base: Offset, inner: number): string => {
+    const at = (name: string, base: Offset, inner: number): Offset => {
+      if (stepOffsets && typeof base === 'number') {
+        const off = stepOffsets.at({ base, stride: inner });
+        handedOut.push(off);
+        return off;
+      }
       declared.push(`const ${name} = ${plus(base, `${t} * ${inner}`)};`);
       return name;
     };
@@ -113,7 +129,7 @@ export function scanLoops(opts: ScanLoopOptions, depth = 0): LoopLowering {
       return !yDirect[j] && i < nc && !deltas[i] ? next[i] : undefined;
     });
     const yCopied = region(ys.map((y, j) => (yDirect[j] || carrySlot[j] !== undefined ? 0 : sizeOf(y.shape))));
-    const yOff: Offset[] = ys.map((y, j) => (yDirect[j] ? at(`y${depth}_${j}`, plus(out.off, parts[nc + j]!.offset), sizeOf(y.shape)) : carrySlot[j] ?? yCopied[j]!));
+    const yOff: Offset[] = ys.map((y, j) => (yDirect[j] ? at(`y${depth}_${j}`, past(out.off, parts[nc + j]!.offset), sizeOf(y.shape)) : carrySlot[j] ?? yCopied[j]!));
     // Consts: read where they live; a literal (a fill) gets a slot, filled before the loop.
     const constBufs = inputs.slice(nc + nx);
     const constPh = body.inputs.slice(nc + nx);
@@ -139,31 +155,77 @@ export function scanLoops(opts: ScanLoopOptions, depth = 0): LoopLowering {
     // Planned once to learn the temporaries' size (panels included), then at the region reserved for them.
     const tempBase = opts.reserve(planOutputs(slots, pinned, 0, still).tempSize);
     const plan = planOutputs(slots, pinned, tempBase, still);
-    const stepCode = emitKernel(plan, opts.target, scanLoops(opts, depth + 1), t);
 
     const kernels = opts.target.kernels;
     // An xs the step does not read (a VJP's backward step given every forward xs) is not copied.
     const read = new Set(topoOrder(body.outputs));
+    /** Where step t of a stacked value starts (rows T·inner apart). */
+    const stepOf = (base: Offset, inner: number): Offset => (stepOffsets && typeof base === 'number' ? stepOffsets.at({ base, stride: inner }) : plus(base, `${t} * ${inner}`));
+    // A target with its own kernels copies a step's rows in one call (rows T·inner apart to or from a block).
+    const stepInCopies = xSteps.flatMap((p, j) => {
+      const src = inputs[nc + j]!;
+      if (xDirect[j] || !read.has(p) || src.literal !== undefined || !kernels) return [];
+      const { outer, inner } = rows(p.shape);
+      return [kernels.strided([outer, inner], [inner, 1], [T * inner, 1], false, xOff[j]!, stepOf(src.off, inner))];
+    });
+    const stepOutCopies = ys.flatMap((y, j) => {
+      if (yDirect[j] || !kernels) return [];
+      const { outer, inner } = rows(y.shape);
+      return [kernels.strided([outer, inner], [T * inner, 1], [inner, 1], false, stepOf(past(out.off, parts[nc + j]!.offset), inner), yOff[j]!)];
+    });
     const stepIn = xSteps.flatMap((p, j) => {
       if (xDirect[j] || !read.has(p)) return [];
       const { outer, inner } = rows(p.shape);
       const src = inputs[nc + j]!;
       if (src.literal !== undefined) return copyInto(xOff[j]!, src, 0, outer * inner);
-      // A target with its own kernels copies the rows in one call (rows T·inner apart into a block).
-      if (kernels) return `${kernels.strided([outer, inner], [inner, 1], [T * inner, 1], false, xOff[j]!, plus(src.off, `${t} * ${inner}`))}`;
+      if (kernels) return [];
       return `for (let r = 0; r < ${outer}; r++) ${copyInto(`${xOff[j]} + r * ${inner}`, src, `(r * ${T} + ${t}) * ${inner}`, inner)}`;
     });
-    const stepOut = ys.flatMap((y, j) => {
+    const stepOut = kernels ? [] : ys.flatMap((y, j) => {
       if (yDirect[j]) return [];
-      const { outer, inner } = rows(y.shape);
+      const { inner, outer } = rows(y.shape);
       const dst = plus(out.off, parts[nc + j]!.offset);
-      if (kernels) return `${kernels.strided([outer, inner], [T * inner, 1], [inner, 1], false, plus(dst, `${t} * ${inner}`), yOff[j]!)}`;
       return `for (let r = 0; r < ${outer}; r++) A.copyWithin(${dst} + (r * ${T} + ${t}) * ${inner}, ${yOff[j]} + r * ${inner}, ${yOff[j]} + (r + 1) * ${inner});`;
     });
     const carrySize = plain.reduce((a, i) => a + carrySizes[i]!, 0);
     // The steps the loop runs: all T, or the window's first W (read from the arena: set per window).
     const windowed = depth === 0 && opts.window?.length === T;
     const steps = windowed ? `W${depth}` : `${T}`;
+    // On a target that runs loops itself, the loop is one call when every statement of it is a kernel.
+    const inWasm = kernels && stepOffsets && !opts.target.checkNumerics && !plan.order.some((x) => primOf(x.op)?.emit.kind === 'loop')
+      ? kernels.attempt(() => {
+        const calls: KernelCall[] = [...stepInCopies];
+        for (const st of kernelStatements(plan)) {
+          const c = callsInWasm(st, kernels);
+          if (!c) return undefined;
+          calls.push(...c);
+        }
+        if (carrySize) calls.push(kernels.strided([carrySize], [1], [1], false, plainCur[0]!, plainNext[0]!));
+        calls.push(...stepOutCopies);
+        return loopable(calls) && stepIn.length === 0 ? String(kernels.loop({ reverse, calls }, 0, windowed ? steps : T)) : undefined;
+      })
+      : undefined;
+    // The loop over t in TypeScript (its statements rendered only when it runs there).
+    const loopText = (): string[] => {
+      const stepCode = emitKernel(plan, opts.target, scanLoops(opts, depth + 1), t);
+      const copies = { in: stepInCopies.map(String), out: stepOutCopies.map(String) };
+      const offsets = stepOffsets?.declarationsFor([...handedOut, ...stepInCopies.flatMap((c) => c.args), ...stepOutCopies.flatMap((c) => c.args)]) ?? [];
+      return [
+        `for (let ${i} = 0; ${i} < ${steps}; ${i}++) {`,
+        ...indent([
+          ...(stepIn.length + stepOut.length + copies.in.length + copies.out.length + declared.length + offsets.length || opts.target.checkNumerics ? [`const ${t} = ${reverse ? (windowed ? `${steps} - 1 - ${i}` : `${T - 1} - ${i}`) : i};`] : []),
+          ...declared,
+          ...offsets,
+          ...stepIn,
+          ...copies.in,
+          ...stepCode,
+          ...(carrySize ? [`A.copyWithin(${plainCur[0]}, ${plainNext[0]}, ${plainNext[0]! + carrySize});`] : []),
+          ...stepOut,
+          ...copies.out,
+        ]),
+        '}',
+      ];
+    };
     const code = [
       `{ // scan over ${T} steps${reverse ? ', reverse' : ''}: ${nc} carr${nc === 1 ? 'y' : 'ies'}, ${nx} xs, ${constPh.length} consts`,
       ...indent([
@@ -171,22 +233,12 @@ export function scanLoops(opts: ScanLoopOptions, depth = 0): LoopLowering {
         ...inputs.slice(0, nc).map((b, k) => copyInto(cur[k]!, b, 0, carrySizes[k]!)),
         ...emitPanelCopies(plan, opts.target),
         ...(windowed ? [`const ${steps} = A[${opts.window!.slot}]!;`] : []),
-        `for (let ${i} = 0; ${i} < ${steps}; ${i}++) {`,
-        ...indent([
-          ...(stepIn.length + stepOut.length + declared.length || opts.target.checkNumerics ? [`const ${t} = ${reverse ? (windowed ? `${steps} - 1 - ${i}` : `${T - 1} - ${i}`) : i};`] : []),
-          ...declared,
-          ...stepIn,
-          ...stepCode,
-          ...(carrySize ? [`A.copyWithin(${plainCur[0]}, ${plainNext[0]}, ${plainNext[0]! + carrySize});`] : []),
-          ...stepOut,
-        ]),
-        '}',
+        ...(inWasm !== undefined ? [inWasm] : loopText()),
         ...carrySizes.map((s, k) => `A.copyWithin(${plus(out.off, parts[k]!.offset)}, ${cur[k]}, ${cur[k]! + s});`),
       ]),
       '}',
     ];
     // Offsets that are expressions belong to an enclosing loop: such a scan stays inline.
-    const fixed = typeof out.off === 'number' && inputs.every((b) => typeof b.off === 'number');
     if (!opts.functions || depth > 0 || !fixed) return code.join('\n');
     const name = `scan${opts.functions.defs.length}`;
     const kernelType = opts.functions.kernels;
