@@ -251,7 +251,12 @@ describe('unfold grad and show on graphs/translate.ts', () => {
     expect(JSON.parse(r.stdout)).toMatchObject({ form: 'rolled', batch: f.batch, target: 'wasm' });
     const js = fs.readFileSync(path.join(dir, 'trainer.js'), 'utf8');
     expect(js).toMatch(/new WebAssembly\.Instance/);
-    expect(js).toMatch(/\bW\.mm\d+\(/);
+    // Its whole step is one call into the module, whose products and chains the JSON lists.
+    expect(js).toMatch(/\bW\.step\d+\(\)/);
+    const kernels = (JSON.parse(r.stdout) as { wasm: { kernels: { name: string; calls?: string[] }[] } }).wasm.kernels;
+    const called = new Set(kernels.flatMap((k) => k.calls ?? []));
+    expect(kernels.filter((k) => k.name.startsWith('mm') && called.has(k.name)).length).toBeGreaterThan(2);
+    expect(kernels.filter((k) => k.name.startsWith('ew') && called.has(k.name)).length).toBeGreaterThan(2);
     const mod = await import(`data:text/javascript;base64,${Buffer.from(js).toString('base64')}`) as { SPEC: { target: string }; createTrainer(o: object): { gradients(d: object): number; getGrads(): Record<string, { data: number[] }> } };
     expect(mod.SPEC.target).toBe('wasm');
     const t = mod.createTrainer({ params: Object.fromEntries(Object.entries(f.params).map(([k, v]) => [k, v.data])) });

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { UnfoldError } from '../ir/errors.ts';
 import { describeOsError, makeDirectory, writeFileAtomic } from '../io/atomic-write.ts';
 import type { Graph } from '../ir/graph.ts';
+import type { WasmReport } from '../emit/wasm/trainer-parts.ts';
 import { printGraph } from '../ir/graph.ts';
 import type { Hoisted } from '../emit/layout.ts';
 import { describeSchedule } from '../emit/bptt-schedule.ts';
@@ -96,6 +97,11 @@ async function compileFinalHead(record: CellRecord, source: string, values: Reco
   return writeGraphTrainer(finalHeadModel(record, cfg.tau), source, { ...cfg, loss: { kind: cfg.loss.kind } }, values, form, values['varlen'] === true, declarations);
 }
 
+/** `--json`'s account of the wasm module: its size, memory, and each kernel (a loop's or a step's with the kernels it calls). */
+function wasmJson(w: WasmReport) {
+  return { moduleBytes: w.moduleBytes, pages: w.pages, scratchBytes: w.scratchElements * 4, kernels: w.kernels.map((k) => ({ name: k.name, computes: k.description, strategy: k.strategy, ...(k.calls ? { calls: k.calls } : {}) })) };
+}
+
 /** A graph model's trainer at the config's batch size, written as trainer.ts with trainer.js and trainer.d.ts beside it; --json reports the arena. */
 async function writeGraphTrainer(model: ModelDef, source: string, cfg: TrainerConfig, values: Record<string, unknown>, form: string, lengths: boolean, declarations: Declarations): Promise<number> {
   const { describeGraphSchedule, emitGraphTrainer } = await import('../emit/graph-trainer.ts');
@@ -107,7 +113,7 @@ async function writeGraphTrainer(model: ModelDef, source: string, cfg: TrainerCo
   });
   const files = await writeModule(String(values['out']), 'trainer', emitted.source, declarations, { outline: emitted.outline });
   const rolled = form !== 'unrolled';
-  if (values['json']) process.stdout.write(JSON.stringify({ file: files[0], files, form: rolled ? 'rolled' : 'unrolled', arenaBytes: emitted.arenaBytes, batch: cfg.batch, target: cfg.target, ...(emitted.schedule ? { schedule: emitted.schedule } : {}) }) + '\n');
+  if (values['json']) process.stdout.write(JSON.stringify({ file: files[0], files, form: rolled ? 'rolled' : 'unrolled', arenaBytes: emitted.arenaBytes, batch: cfg.batch, target: cfg.target, ...(emitted.schedule ? { schedule: emitted.schedule } : {}), ...(emitted.wasm ? { wasm: wasmJson(emitted.wasm) } : {}) }) + '\n');
   else process.stdout.write(`wrote ${files[0]} (${rolled ? 'rolled: a loop per scan' : 'unrolled: every scan inlined'}), and trainer.js, trainer.d.ts beside it\narena: ${emitted.arenaBytes} bytes, batch ${cfg.batch}, target ${cfg.target}\n${emitted.schedule ? `${describeGraphSchedule(emitted.schedule, emitted.arenaBytes)}\n` : ''}`);
   return 0;
 }
@@ -169,7 +175,7 @@ async function compileCommand(argv: readonly string[], phases: Phases, declarati
       ...(a.schedule ? { schedule: a.schedule } : {}),
       ...(a.packedRows ? { packedRows: a.packedRows } : {}),
       ...(values.profile ? { phases: phases.record } : {}),
-      ...(emitted.wasm ? { wasm: { moduleBytes: emitted.wasm.moduleBytes, pages: emitted.wasm.pages, scratchBytes: emitted.wasm.scratchElements * 4, kernels: emitted.wasm.kernels.map((k) => ({ name: k.name, computes: k.description, strategy: k.strategy, ...(k.calls ? { calls: k.calls } : {}) })) } } : {}),
+      ...(emitted.wasm ? { wasm: wasmJson(emitted.wasm) } : {}),
     }) + '\n');
   } else {
     process.stdout.write([

@@ -19,7 +19,7 @@ import { targetOf, type Dtype, type HoistMode, type Target } from './config.ts';
 import { KernelTable } from './wasm/module.ts';
 import { wasmTrainerParts, type WasmReport } from './wasm/trainer-parts.ts';
 import type { EmitHelper } from '../prims/types.ts';
-import { emitKernel, helpersIn, NUMERICS_HELPER, withKernelCalls } from './kernel.ts';
+import { emitKernel, kernelOps, helpersIn, NUMERICS_HELPER, withKernelCalls } from './kernel.ts';
 import { scanLoops } from './scan-loops.ts';
 import { describeOptimizer, planOptimizer } from './optimizer.ts';
 import { afterPasses, ArenaBuilder, initLiteral, numberLiteral, planOutputs, type KernelPlan, type OnPass, type Offset, type OutputSlot } from './plan.ts';
@@ -236,7 +236,18 @@ function emitInContext(cfg: GraphTrainerConfig): EmittedGraphTrainer {
     const { code, callsKernels } = withKernelCalls(products, () => emitKernel(plan, target, loops));
     return { code, callsKernels: callsKernels || (products !== undefined && functions.defs.length > functionsBefore) };
   };
-  const trainCode = rendered(trainPlan), forwardCode = rendered(forwardPlan);
+  // On the wasm target, each method is one call when every statement and scan of it has kernels.
+  const whole = (plan: KernelPlan) => {
+    const ops = products && !cfg.checkNumerics ? products.attempt(() => kernelOps(plan, products, loops.ops)) : undefined;
+    return ops && { code: [String(products!.method(ops, []))], callsKernels: true };
+  };
+  // (A method given up forgets the scans it prepared: the kernels they named were taken back.)
+  const trainWhole = whole(trainPlan);
+  if (!trainWhole) loops.forget();
+  const trainCode = trainWhole ?? rendered(trainPlan);
+  const forwardWhole = whole(forwardPlan);
+  if (!forwardWhole) loops.forget();
+  const forwardCode = forwardWhole ?? rendered(forwardPlan);
   const train = trainCode.code, forward = forwardCode.code;
   const { code: optimizer, callsKernels: optimizerCalls } = withKernelCalls(products, () => planOptimizer(cfg.optimizer, params.map((p, j) => ({ name: p.name, size: p.size, paramOff: p.off, gradOff: grads[j]! })), arena.size, {
     ...(cfg.clipNorm !== undefined ? { clipNorm: cfg.clipNorm } : {}), float32: cfg.dtype === 'f32', ...(products ? { kernels: products } : {}),
@@ -372,13 +383,11 @@ ${indent(masks.map((m) => [
   }
 
 ` : ''}  private train(): void {
-    const A = this.arena;
-${bodies ? indent([...bindKernels(trainCode.callsKernels), ...train]) : ''}
+${bodies ? indent([...(trainWhole ? [] : ['const A = this.arena;']), ...bindKernels(trainCode.callsKernels), ...train]) : ''}
   }
 
   private forward(): void {
-    const A = this.arena;
-${bodies ? indent([...bindKernels(forwardCode.callsKernels), ...forward]) : ''}
+${bodies ? indent([...(forwardWhole ? [] : ['const A = this.arena;']), ...bindKernels(forwardCode.callsKernels), ...forward]) : ''}
   }
 
   private update(A: ${Arr}, lr: number, t: number): boolean {

@@ -5,9 +5,9 @@ import type { Node } from '../ir/node.ts';
 import { sizeOf, type Shape } from '../ir/tensor.ts';
 import { primOf, prims } from '../prims/index.ts';
 import { offsetPlus } from '../prims/kit.ts';
-import type { Buf, ElementwiseExpr, EmitHelper, EmitTarget, EpilogueExpr, KernelCall, Statement, TargetKernels } from '../prims/types.ts';
+import type { Buf, ElementwiseExpr, EmitHelper, EmitTarget, EpilogueExpr, KernelCall, MethodOp, Statement, TargetKernels } from '../prims/types.ts';
 import type { KernelPlan, Offset } from './plan.ts';
-import { ARENA, renderStatement, renderStatements } from './statements.ts';
+import { ARENA, callsInWasm, renderStatement, renderStatements } from './statements.ts';
 import { NUMERICS_PREFIX } from './trainer-text.ts';
 
 /** Where `n`'s value is read from in `plan`: its buffer (through an alias or a view), or a literal. */
@@ -158,6 +158,30 @@ function copyStatements(plan: KernelPlan): Statement[] {
  */
 export function kernelStatements(plan: KernelPlan): Statement[] {
   return [...plan.order.flatMap((n) => statementsOf(plan, n, ownShape)), ...copyStatements(plan)];
+}
+
+/**
+ * The kernel as the steps of a method a target runs whole (wasm): each statement's kernel calls
+ * (constant offsets), each scan by `loopOps`; undefined when one of them has none.
+ */
+export function kernelOps(plan: KernelPlan, kernels: TargetKernels, loopOps: (n: Node, out: Buf, inputs: readonly Buf[]) => MethodOp[] | undefined): MethodOp[] | undefined {
+  const ops: MethodOp[] = [];
+  const calls = (statements: readonly Statement[]): boolean => {
+    for (const st of statements) {
+      const c = callsInWasm(st, kernels);
+      if (!c || !c.every((call) => !call.checked && call.args.every((a) => typeof a === 'number'))) return false;
+      ops.push(...c.map((call): MethodOp => ({ kind: 'call', call })));
+    }
+    return true;
+  };
+  for (const n of plan.order) {
+    if (primOf(n.op)?.emit.kind === 'loop') {
+      const scan = loopOps(n, bufOf(plan, n), n.inputs.map((x) => bufOf(plan, x)));
+      if (!scan) return undefined;
+      ops.push(...scan);
+    } else if (!calls(statementsOf(plan, n, ownShape))) return undefined;
+  }
+  return calls(copyStatements(plan)) ? ops : undefined;
 }
 
 /**

@@ -5,11 +5,11 @@ import type { Node } from '../ir/node.ts';
 import { topoOrder } from '../ir/graph.ts';
 import { sameShape, sizeOf } from '../ir/tensor.ts';
 import { scanParts, timeAxis } from '../prims/scan.ts';
-import type { Buf, EmitTarget, KernelCall } from '../prims/types.ts';
-import { emitKernel, emitPanelCopies, kernelStatements, type LoopLowering } from './kernel.ts';
+import type { Buf, EmitTarget, KernelCall, MethodOp, Statement } from '../prims/types.ts';
+import { emitKernel, emitPanelCopies, kernelStatements, panelCopyCalls, type LoopLowering } from './kernel.ts';
 import { LoopOffsets } from './loop-offsets.ts';
 import { callsInWasm } from './statements.ts';
-import { loopable } from './wasm/loops.ts';
+import { constantCalls, loopable } from './wasm/loops.ts';
 import { primOf } from '../prims/index.ts';
 import { KERNELS } from './wasm/module.ts';
 import { afterPasses, numberLiteral, planOutputs, type OnPass, type Offset, type OutputSlot, type StepInvariants } from './plan.ts';
@@ -74,9 +74,40 @@ function rows(step: readonly number[]): { outer: number; inner: number } {
   return { outer: sizeOf(step.slice(0, a)), inner: sizeOf(step.slice(a)) };
 }
 
+/** How a scan node is lowered, prepared once (its storage reserved): its TypeScript, or its steps as data. */
+interface PreparedScan {
+  readonly text: () => string;
+  /** The scan as steps of a method the target runs whole (wasm), when every part of it has kernels and fixed offsets. */
+  readonly ops: () => MethodOp[] | undefined;
+}
+
+/** The lowering of every scan node (nested ones too), for emitKernel; `ops` gives an outermost scan as a method's steps. */
+export type ScanLowering = LoopLowering & {
+  readonly ops: (n: Node, out: Buf, inputs: readonly Buf[]) => MethodOp[] | undefined;
+  /** Forgets every prepared scan: after an attempt at ops was given up, the kernels they named are gone from the target's table. */
+  readonly forget: () => void;
+};
+
 /** The lowering of every scan node (nested ones too), for emitKernel. */
-export function scanLoops(opts: ScanLoopOptions, depth = 0): LoopLowering {
-  return (n, out, inputs) => {
+export function scanLoops(opts: ScanLoopOptions, depth = 0): ScanLowering {
+  // Prepared once per scan node and placement of its operands and result (the same node in two
+  // plans may read operands from different places): its storage is reserved when first lowered.
+  const prepared = new Map<Node, Map<string, PreparedScan>>();
+  const prepare = (n: Node, out: Buf, inputs: readonly Buf[]): PreparedScan => {
+    const key = [out, ...inputs].map((b) => `${String(b.off)}:${b.literal ?? ''}:${b.transposed ? 't' : ''}`).join('|');
+    const known = prepared.get(n)?.get(key);
+    if (known) return known;
+    const made = prepareScan(opts, depth, n, out, inputs);
+    if (!prepared.has(n)) prepared.set(n, new Map());
+    prepared.get(n)!.set(key, made);
+    return made;
+  };
+  const lowering = (n: Node, out: Buf, inputs: readonly Buf[]) => prepare(n, out, inputs).text();
+  return Object.assign(lowering, { ops: (n: Node, out: Buf, inputs: readonly Buf[]) => prepare(n, out, inputs).ops(), forget: () => prepared.clear() });
+}
+
+function prepareScan(opts: ScanLoopOptions, depth: number, n: Node, out: Buf, inputs: readonly Buf[]): PreparedScan {
+  {
     const body = n.body!;
     const nc = n.attrs['carries'] as number, nx = n.attrs['xs'] as number;
     const T = n.attrs['length'] as number, reverse = n.attrs['reverse'] === true;
@@ -134,10 +165,12 @@ export function scanLoops(opts: ScanLoopOptions, depth = 0): LoopLowering {
     const constBufs = inputs.slice(nc + nx);
     const constPh = body.inputs.slice(nc + nx);
     const prologue: string[] = [];
+    const prologueMoves: { to: number; from: Buf; size: number }[] = [];
     const constOff = constBufs.map((b, k) => {
       if (b.literal === undefined && !b.transposed) return b.off;
       const [off] = region([sizeOf(constPh[k]!.shape)]);
       prologue.push(copyInto(off!, b, 0, sizeOf(constPh[k]!.shape)));
+      prologueMoves.push({ to: off!, from: b, size: sizeOf(constPh[k]!.shape) });
       return off!;
     });
     const pinned = new Map<Node, Offset>([
@@ -192,7 +225,7 @@ export function scanLoops(opts: ScanLoopOptions, depth = 0): LoopLowering {
     const windowed = depth === 0 && opts.window?.length === T;
     const steps = windowed ? `W${depth}` : `${T}`;
     // On a target that runs loops itself, the loop is one call when every statement of it is a kernel.
-    const inWasm = kernels && stepOffsets && !opts.target.checkNumerics && !plan.order.some((x) => primOf(x.op)?.emit.kind === 'loop')
+    const wasmCalls = kernels && stepOffsets && !opts.target.checkNumerics && !plan.order.some((x) => primOf(x.op)?.emit.kind === 'loop')
       ? kernels.attempt(() => {
         const calls: KernelCall[] = [...stepInCopies];
         for (const st of kernelStatements(plan)) {
@@ -202,9 +235,10 @@ export function scanLoops(opts: ScanLoopOptions, depth = 0): LoopLowering {
         }
         if (carrySize) calls.push(kernels.strided([carrySize], [1], [1], false, plainCur[0]!, plainNext[0]!));
         calls.push(...stepOutCopies);
-        return loopable(calls) && stepIn.length === 0 ? String(kernels.loop({ reverse, calls }, 0, windowed ? steps : T)) : undefined;
+        return loopable(calls) && stepIn.length === 0 ? calls : undefined;
       })
       : undefined;
+    const loopSpec = wasmCalls && { reverse, calls: wasmCalls };
     // The loop over t in TypeScript (its statements rendered only when it runs there).
     const loopText = (): string[] => {
       const stepCode = emitKernel(plan, opts.target, scanLoops(opts, depth + 1), t);
@@ -233,16 +267,47 @@ export function scanLoops(opts: ScanLoopOptions, depth = 0): LoopLowering {
         ...inputs.slice(0, nc).map((b, k) => copyInto(cur[k]!, b, 0, carrySizes[k]!)),
         ...emitPanelCopies(plan, opts.target),
         ...(windowed ? [`const ${steps} = A[${opts.window!.slot}]!;`] : []),
-        ...(inWasm !== undefined ? [inWasm] : loopText()),
+        ...(loopSpec ? [String(kernels!.loop(loopSpec, 0, windowed ? steps : T))] : loopText()),
         ...carrySizes.map((s, k) => `A.copyWithin(${plus(out.off, parts[k]!.offset)}, ${cur[k]}, ${cur[k]! + s});`),
       ]),
       '}',
     ];
-    // Offsets that are expressions belong to an enclosing loop: such a scan stays inline.
-    if (!opts.functions || depth > 0 || !fixed) return code.join('\n');
-    const name = `scan${opts.functions.defs.length}`;
-    const kernelType = opts.functions.kernels;
-    opts.functions.defs.push([`function ${name}(A: ${opts.functions.arena}${kernelType ? `, ${KERNELS}: ${kernelType}` : ''}): void {`, ...indent(code), '}'].join('\n'));
-    return `${name}(A${kernelType ? `, ${KERNELS}` : ''});`;
-  };
+    // The scan as a method's steps: the consts' and carries' copies in, the panels, the loop, the
+    // carries out (every offset fixed: an outermost scan over fixed storage).
+    const ops = (): MethodOp[] | undefined => {
+      if (!kernels || !loopSpec || !fixed) return undefined;
+      return kernels.attempt(() => {
+        const move = (to: number, from: Buf, size: number): Statement => (from.literal !== undefined
+          ? { kind: 'fill', size, value: from.literal, out: { arr: 'A', off: to } }
+          : { kind: 'copy', dims: [size], out: { arr: 'A', off: to }, outStrides: [1], x: { arr: 'A', off: from.off }, xStrides: [1], accumulate: false });
+        const statements = [
+          ...prologueMoves.map((m) => move(m.to, m.from, m.size)),
+          ...inputs.slice(0, nc).map((b, k) => move(cur[k]!, b, carrySizes[k]!)),
+        ];
+        const before: KernelCall[] = [];
+        for (const st of statements) {
+          const c = callsInWasm(st, kernels);
+          if (!c) return undefined;
+          before.push(...c);
+        }
+        before.push(...panelCopyCalls(plan, kernels));
+        const after = carrySizes.map((size, k) => kernels.strided([size], [1], [1], false, (out.off as number) + parts[k]!.offset, cur[k]!));
+        if (!constantCalls([...before, ...after])) return undefined;
+        return [
+          ...before.map((call): MethodOp => ({ kind: 'call', call })),
+          { kind: 'loop', loop: loopSpec, lo: 0, hi: windowed ? { slot: opts.window!.slot } : T },
+          ...after.map((call): MethodOp => ({ kind: 'call', call })),
+        ];
+      });
+    };
+    const text = (): string => {
+      // Offsets that are expressions belong to an enclosing loop: such a scan stays inline.
+      if (!opts.functions || depth > 0 || !fixed) return code.join('\n');
+      const name = `scan${opts.functions.defs.length}`;
+      const kernelType = opts.functions.kernels;
+      opts.functions.defs.push([`function ${name}(A: ${opts.functions.arena}${kernelType ? `, ${KERNELS}: ${kernelType}` : ''}): void {`, ...indent(code), '}'].join('\n'));
+      return `${name}(A${kernelType ? `, ${KERNELS}` : ''});`;
+    };
+    return { text, ops };
+  }
 }

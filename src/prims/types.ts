@@ -222,8 +222,8 @@ export interface TargetKernels {
   attempt<T>(render: () => T | undefined): T | undefined;
 }
 
-/** A loop bound: a number, or the name of a run-time integer (the window's T, a segment's lo). */
-export type Bound = number | string;
+/** A loop bound: a number, the name of a run-time integer (the window's T, a segment's lo), or the integer the arena holds at `slot` (a window set per call). */
+export type Bound = number | string | { readonly slot: number };
 
 /** A step of a method a target runs whole: a call (constant offsets), a loop between bounds, or the loss's mean of its running sum. */
 export type MethodOp =

@@ -52,6 +52,8 @@ export function methodKernel(ops: readonly ResolvedOp[], params: readonly string
   const sum = f.local(F64);
   const bound = (b: Bound) => {
     if (typeof b === 'number') return void f.i32Const(b);
+    // The window the arena holds (a float32 integer).
+    if (typeof b === 'object') return void f.i32Const(b.slot * 4).f32Load().i32TruncSatF32S();
     const p = params.indexOf(b);
     if (p < 0) throw new Error(`wasm method: the bound ${b} is not one of its parameters`);
     f.localGet(p);

@@ -173,13 +173,13 @@ export class KernelTable implements TargetKernels, OptimizerKernels {
       calls: spec.calls.map((c) => c.kernel),
       build: (_scratch, indexOf) => loopKernel(spec, indexOf),
     }));
-    return new LoopCall(k.name, [lo, hi, ...(sum === undefined ? [] : [sum])], sum);
+    return new LoopCall(k.name, [boundText(lo), boundText(hi), ...(sum === undefined ? [] : [sum])], sum);
   }
 
   method(ops: readonly MethodOp[], params: readonly string[]): KernelCall {
     // Its loops are kernels of their own (a reverse loop's body is too large to inline twice).
     const resolved: ResolvedOp[] = ops.map((op) => (op.kind === 'loop' ? { kind: 'loop', kernel: this.loop(op.loop, op.lo, op.hi).kernel, lo: op.lo, hi: op.hi, loss: op.loop.loss !== undefined } : op));
-    const key = `step:${params.join(',')}:${resolved.map((op) => (op.kind === 'call' ? callKey(op.call) : op.kind === 'loop' ? `${op.kernel}[${op.lo},${op.hi}]` : `mean${op.out}/${op.norm}`)).join(';')}`;
+    const key = `step:${params.join(',')}:${resolved.map((op) => (op.kind === 'call' ? callKey(op.call) : op.kind === 'loop' ? `${op.kernel}[${JSON.stringify(op.lo)},${JSON.stringify(op.hi)}]` : `mean${op.out}/${op.norm}`)).join(';')}`;
     const k = this.kernel(key, (name) => ({
       name, description: `a method of ${resolved.length} steps (${resolved.filter((op) => op.kind === 'loop').length} loops over t)`, strategy: 'method', scratch: 0,
       signature: `(${params.map((p) => `${p}: number`).join(', ')}) => void`,
@@ -275,6 +275,9 @@ class LoopCall extends Call {
     return this.sum === undefined ? super.toString() : `${this.sum} = ${KERNELS}.${this.kernel}(${this.args.join(', ')});`;
   }
 }
+
+/** A bound as the calling TypeScript reads it (the arena bound as `A`). */
+const boundText = (b: Bound): Offset => (typeof b === 'object' ? `${ARENA}[${b.slot}]` : b);
 
 /** A call as a kernel key: its kernel and offsets (a step's offset by its value's terms). */
 function callKey(c: KernelCall): string {
