@@ -1,14 +1,15 @@
 // The unrolled form: straight-line kernels over the τ copies of the step body, planned from the
-// unrolled forward graph and its gradient graph (the whole BPTT spelled out, step by step).
+// unrolled forward graph and its gradient graph (the whole BPTT spelled out, step by step); on the
+// wasm target each is one function of the module.
 import type { Node } from '../ir/node.ts';
 import type { NodeBuilder } from '../prims/builder.ts';
 import type { Recurrence } from '../dsl/recurrence.ts';
 import type { TrainingGraph } from '../transforms/training.ts';
 import type { TrainerConfig } from './config.ts';
 import type { EmitTarget } from '../prims/types.ts';
-import { emitKernel, withKernelCalls } from './kernel.ts';
+import { emitKernel, kernelOps, withKernelCalls } from './kernel.ts';
 import { seqAt, type KernelLayout, type Kernels } from './layout.ts';
-import { afterPasses, planOutputs, type Offset } from './plan.ts';
+import { afterPasses, planOutputs, type KernelPlan, type Offset } from './plan.ts';
 
 export function unrolledKernels(tg: TrainingGraph, rec: Recurrence, cfg: TrainerConfig & EmitTarget, b: NodeBuilder, L: KernelLayout): Kernels {
   const T = cfg.tau;
@@ -51,8 +52,14 @@ export function unrolledKernels(tg: TrainingGraph, rec: Recurrence, cfg: Trainer
   ]);
   const trainPlan = planOutputs(slots, pinned, tempBase);
   const forwardPlan = planOutputs(slots.slice(gradSlots.length), pinned, tempBase);
-  const train = withKernelCalls(cfg.kernels, () => emitKernel(trainPlan, cfg));
-  const forward = withKernelCalls(cfg.kernels, () => emitKernel(forwardPlan, cfg));
+  // On a target that runs whole methods (wasm, without --check-numerics), each kernel is one call when every statement of it has a kernel.
+  const kernels = cfg.checkNumerics ? undefined : cfg.kernels;
+  const whole = (plan: KernelPlan) => {
+    const ops = kernels?.attempt(() => kernelOps(plan, kernels, () => undefined));
+    return ops && { code: [String(kernels!.method(ops, []))], callsKernels: true };
+  };
+  const train = whole(trainPlan) ?? withKernelCalls(cfg.kernels, () => emitKernel(trainPlan, cfg));
+  const forward = whole(forwardPlan) ?? withKernelCalls(cfg.kernels, () => emitKernel(forwardPlan, cfg));
   return {
     train: train.code,
     forward: forward.code,
