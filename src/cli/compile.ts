@@ -34,15 +34,16 @@ async function compileInference(model: ModelDef, source: string, values: Record<
   for (const flag of ['form', 'dump-ir-after', 'tau', 'optimizer', 'lr', 'loss', 'loss-over', 'varlen', 'hoist', 'clip-norm', 'momentum', 'weight-decay', 'carry-state', 'no-carry-state', 'memory-budget']) {
     if (values[flag] !== undefined) throw new UsageError(`compile: --${flag} applies to the trainer, not to --inference (a forward-only module runs any number of steps)`);
   }
-  if (values['target'] !== undefined && values['target'] !== 'ts') throw new UsageError('compile: --inference emits TypeScript loops (--target ts) only');
+  const target = choiceFlag('compile', 'target', values['target'] as string | undefined, ['ts', 'wasm'], 'ts');
   const batch = intFlag('compile', 'batch', values['batch'] as string | undefined, 1);
   const dtype = choiceFlag('compile', 'dtype', values['dtype'] as string | undefined, ['f32', 'f64'], 'f32');
   const seed = intFlag('compile', 'seed', values['seed'] as string | undefined, model.task?.seed ?? 1234, 0);
   const { emitInference } = await import('../emit/inference.ts');
-  const emitted = emitInference({ model, source, batch, dtype, seed, originComments: true });
+  if (target === 'wasm' && dtype !== 'f32') throw new UsageError(`compile: --target wasm computes in float32, not ${dtype}; use --dtype f32, or --target ts`);
+  const emitted = emitInference({ model, source, batch, dtype, seed, originComments: true, target });
   const files = await writeModule(values['out'] as string, 'inference', emitted.source, declarations);
-  if (values['json']) process.stdout.write(JSON.stringify({ file: files[0], files, inference: true, batch, dtype, arenaBytes: emitted.bytes, arenaElements: emitted.elements }) + '\n');
-  else process.stdout.write(`wrote ${files[0]} (forward only: step(x) → o, state kept between calls; batch ${batch}, ${dtype})\n  and inference.js, inference.d.ts beside it\narena: ${emitted.bytes} bytes (${emitted.elements} ${dtype} elements)\n`);
+  if (values['json']) process.stdout.write(JSON.stringify({ file: files[0], files, inference: true, batch, dtype, target, arenaBytes: emitted.bytes, arenaElements: emitted.elements, ...(emitted.wasm ? { wasm: wasmJson(emitted.wasm) } : {}) }) + '\n');
+  else process.stdout.write(`wrote ${files[0]} (forward only: step(x) → o, state kept between calls; batch ${batch}, ${dtype}, target ${target})\n  and inference.js, inference.d.ts beside it\narena: ${emitted.bytes} bytes (${emitted.elements} ${dtype} elements)\n`);
   return 0;
 }
 
