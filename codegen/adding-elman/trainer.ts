@@ -122,7 +122,7 @@ function rows4_0(A: Float32Array, t: number): void {
   for (let i = 0; i < 128; i++) A[(q2 + 528) + i] = tanh32(((A[q5 + i] + A[15609 + i]) + (A[59002 + i] + A[16121 + i])));
   // (derived)
   for (let i = 0; i < 128; i++) A[q0 + i] = (A[(q2 + 16) + i] !== 0 ? A[(q2 + 528) + i] : A[q3 + i]);
-  A.copyWithin(q0 + 128, q3 + 128, q3 + 128 + 384);
+  A.copyWithin((q0 + 128), q3 + 128, q3 + 128 + 384);
   for (let i = 0; i < 128; i++) A[(q2 + 1040) + i] = (A[(q2 + 16) + i] !== 0 ? A[q0 + i] : 0);
   // graphs/adding-elman.ts:9
   for (let i = 0; i < 4; i += 4) {
@@ -140,7 +140,7 @@ function rows4_0(A: Float32Array, t: number): void {
       A[q1 + (i + 3) * 1 + (j + 0)] = c30 + A[16665 + (i + 3) * 1 + (j + 0)];
     }
   }
-  for (let i = 0; i < 12; i++) A[q1 + 4 + i] = 0 + A[16669 + i];
+  for (let i = 0; i < 12; i++) A[(q1 + 4) + i] = 0 + A[16669 + i];
   // (derived)
   for (let i = 0; i < 4; i++) A[q2 + i] = A[q1 + i] - A[q6 + i];
   for (let i = 0; i < 4; i++) A[59002 + i] = A[q2 + i] * A[q2 + i];
@@ -206,7 +206,7 @@ function rows8_1(A: Float32Array, t: number): void {
   for (let i = 0; i < 256; i++) A[(q2 + 528) + i] = tanh32(((A[q5 + i] + A[15609 + i]) + (A[59002 + i] + A[16121 + i])));
   // (derived)
   for (let i = 0; i < 256; i++) A[q0 + i] = (A[(q2 + 16) + i] !== 0 ? A[(q2 + 528) + i] : A[q3 + i]);
-  A.copyWithin(q0 + 256, q3 + 256, q3 + 256 + 256);
+  A.copyWithin((q0 + 256), q3 + 256, q3 + 256 + 256);
   for (let i = 0; i < 256; i++) A[(q2 + 1040) + i] = (A[(q2 + 16) + i] !== 0 ? A[q0 + i] : 0);
   // graphs/adding-elman.ts:9
   for (let i = 0; i < 8; i += 4) {
@@ -224,7 +224,7 @@ function rows8_1(A: Float32Array, t: number): void {
       A[q1 + (i + 3) * 1 + (j + 0)] = c30 + A[16665 + (i + 3) * 1 + (j + 0)];
     }
   }
-  for (let i = 0; i < 8; i++) A[q1 + 8 + i] = 0 + A[16673 + i];
+  for (let i = 0; i < 8; i++) A[(q1 + 8) + i] = 0 + A[16673 + i];
   // (derived)
   for (let i = 0; i < 8; i++) A[q2 + i] = A[q1 + i] - A[q6 + i];
   for (let i = 0; i < 8; i++) A[59002 + i] = A[q2 + i] * A[q2 + i];
@@ -290,7 +290,7 @@ function rows12_2(A: Float32Array, t: number): void {
   for (let i = 0; i < 384; i++) A[(q2 + 528) + i] = tanh32(((A[q5 + i] + A[15609 + i]) + (A[59002 + i] + A[16121 + i])));
   // (derived)
   for (let i = 0; i < 384; i++) A[q0 + i] = (A[(q2 + 16) + i] !== 0 ? A[(q2 + 528) + i] : A[q3 + i]);
-  A.copyWithin(q0 + 384, q3 + 384, q3 + 384 + 128);
+  A.copyWithin((q0 + 384), q3 + 384, q3 + 384 + 128);
   for (let i = 0; i < 384; i++) A[(q2 + 1040) + i] = (A[(q2 + 16) + i] !== 0 ? A[q0 + i] : 0);
   // graphs/adding-elman.ts:9
   for (let i = 0; i < 12; i += 4) {
@@ -308,7 +308,7 @@ function rows12_2(A: Float32Array, t: number): void {
       A[q1 + (i + 3) * 1 + (j + 0)] = c30 + A[16665 + (i + 3) * 1 + (j + 0)];
     }
   }
-  for (let i = 0; i < 4; i++) A[q1 + 12 + i] = 0 + A[16677 + i];
+  for (let i = 0; i < 4; i++) A[(q1 + 12) + i] = 0 + A[16677 + i];
   // (derived)
   for (let i = 0; i < 12; i++) A[q2 + i] = A[q1 + i] - A[q6 + i];
   for (let i = 0; i < 12; i++) A[59002 + i] = A[q2 + i] * A[q2 + i];
@@ -802,7 +802,7 @@ function rows4_6(A: Float32Array, t: number): void {
   }
   // (derived)
   for (let i = 0; i < 128; i++) A[q0 + i] = (A[59002 + i] !== 0 ? (tanh32(((A[q4 + i] + A[15609 + i]) + (A[59514 + i] + A[16121 + i])))) : A[q2 + i]);
-  A.copyWithin(q0 + 128, q2 + 128, q2 + 128 + 384);
+  A.copyWithin((q0 + 128), q2 + 128, q2 + 128 + 384);
   for (let i = 0; i < 128; i++) A[59514 + i] = (A[59002 + i] !== 0 ? A[q0 + i] : 0);
   // graphs/adding-elman.ts:9
   for (let i = 0; i < 4; i += 4) {
@@ -820,7 +820,7 @@ function rows4_6(A: Float32Array, t: number): void {
       A[q1 + (i + 3) * 1 + (j + 0)] = c30 + A[16665 + (i + 3) * 1 + (j + 0)];
     }
   }
-  for (let i = 0; i < 12; i++) A[q1 + 4 + i] = 0 + A[16669 + i];
+  for (let i = 0; i < 12; i++) A[(q1 + 4) + i] = 0 + A[16669 + i];
 }
 /** A scan's prediction step t, over the first 8 of 16 rows (packed execution under lengths). */
 function rows8_7(A: Float32Array, t: number): void {
@@ -876,7 +876,7 @@ function rows8_7(A: Float32Array, t: number): void {
   }
   // (derived)
   for (let i = 0; i < 256; i++) A[q0 + i] = (A[59002 + i] !== 0 ? (tanh32(((A[q4 + i] + A[15609 + i]) + (A[59514 + i] + A[16121 + i])))) : A[q2 + i]);
-  A.copyWithin(q0 + 256, q2 + 256, q2 + 256 + 256);
+  A.copyWithin((q0 + 256), q2 + 256, q2 + 256 + 256);
   for (let i = 0; i < 256; i++) A[59514 + i] = (A[59002 + i] !== 0 ? A[q0 + i] : 0);
   // graphs/adding-elman.ts:9
   for (let i = 0; i < 8; i += 4) {
@@ -894,7 +894,7 @@ function rows8_7(A: Float32Array, t: number): void {
       A[q1 + (i + 3) * 1 + (j + 0)] = c30 + A[16665 + (i + 3) * 1 + (j + 0)];
     }
   }
-  for (let i = 0; i < 8; i++) A[q1 + 8 + i] = 0 + A[16673 + i];
+  for (let i = 0; i < 8; i++) A[(q1 + 8) + i] = 0 + A[16673 + i];
 }
 /** A scan's prediction step t, over the first 12 of 16 rows (packed execution under lengths). */
 function rows12_8(A: Float32Array, t: number): void {
@@ -950,7 +950,7 @@ function rows12_8(A: Float32Array, t: number): void {
   }
   // (derived)
   for (let i = 0; i < 384; i++) A[q0 + i] = (A[59002 + i] !== 0 ? (tanh32(((A[q4 + i] + A[15609 + i]) + (A[59514 + i] + A[16121 + i])))) : A[q2 + i]);
-  A.copyWithin(q0 + 384, q2 + 384, q2 + 384 + 128);
+  A.copyWithin((q0 + 384), q2 + 384, q2 + 384 + 128);
   for (let i = 0; i < 384; i++) A[59514 + i] = (A[59002 + i] !== 0 ? A[q0 + i] : 0);
   // graphs/adding-elman.ts:9
   for (let i = 0; i < 12; i += 4) {
@@ -968,7 +968,7 @@ function rows12_8(A: Float32Array, t: number): void {
       A[q1 + (i + 3) * 1 + (j + 0)] = c30 + A[16665 + (i + 3) * 1 + (j + 0)];
     }
   }
-  for (let i = 0; i < 4; i++) A[q1 + 12 + i] = 0 + A[16677 + i];
+  for (let i = 0; i < 4; i++) A[(q1 + 12) + i] = 0 + A[16677 + i];
 }
 
 /** Trains the compiled model: `step(x, y)` runs forward, loss, backward and the optimizer on one window. */

@@ -119,7 +119,7 @@ const ownShape: ShapeOf = (n) => n.shape;
  */
 export interface RowView {
   shapesIn(statement: Node): ShapeOf | undefined;
-  after(statement: Node): readonly string[];
+  after(statement: Node): readonly Statement[];
 }
 
 /** The kernel's statements, one block per scheduled node (under a comment naming the user's line that wrote it), then copies into output slots. */
@@ -132,7 +132,7 @@ export function emitKernel(plan: KernelPlan, target: EmitTarget, loop?: LoopLowe
     const comment = !target.originComments || n.origin === line ? '' : n.origin !== undefined ? originComment(n.origin) : '// (derived)\n';
     if (target.originComments) line = n.origin;
     const shapeOf = rows?.shapesIn(n) ?? ownShape;
-    const rest = rows?.after(n) ?? [];
+    const rest = (rows?.after(n) ?? []).map((st) => renderStatement(st, target));
     return comment + statement(plan, n, target, loop, shapeOf) + (target.checkNumerics ? `\n${numericsCheck(plan, n, step, shapeOf)}` : '') + rest.map((l) => `\n${l}`).join('');
   });
   for (const c of copyStatements(plan)) lines.push(renderStatement(c, target));
@@ -153,11 +153,12 @@ function copyStatements(plan: KernelPlan): Statement[] {
 }
 
 /**
- * The kernel's statements as data, copies into output slots included: what a target that runs a
- * whole loop body itself (wasm) takes instead of emitKernel's lines. The plan holds no loop.
+ * The kernel's statements as data, copies into output slots included (over `rows`, a packed body's
+ * rows and the tails completing the others): what a target that runs a whole loop body itself
+ * (wasm) takes instead of emitKernel's lines. The plan holds no loop.
  */
-export function kernelStatements(plan: KernelPlan): Statement[] {
-  return [...plan.order.flatMap((n) => statementsOf(plan, n, ownShape)), ...copyStatements(plan)];
+export function kernelStatements(plan: KernelPlan, rows?: RowView): Statement[] {
+  return [...plan.order.flatMap((n) => [...statementsOf(plan, n, rows?.shapesIn(n) ?? ownShape), ...(rows?.after(n) ?? [])]), ...copyStatements(plan)];
 }
 
 /**

@@ -12,11 +12,11 @@ import type { Node } from '../ir/node.ts';
 import { sizeOf, type Shape } from '../ir/tensor.ts';
 import { fillValue } from '../prims/builder.ts';
 import { isElementwiseOp, prims } from '../prims/index.ts';
-import { intAttr, intList } from '../prims/kit.ts';
-import type { ElementwiseExpr, EmitTarget, Statement } from '../prims/types.ts';
+import { intAttr, intList, offsetPlus } from '../prims/kit.ts';
+import type { ElementwiseExpr, Offset, Statement } from '../prims/types.ts';
 import { bufOf, type RowView } from './kernel.ts';
 import { isElementwise, type KernelPlan } from './plan.ts';
-import { ARENA, renderStatement } from './statements.ts';
+import { ARENA } from './statements.ts';
 import type { Seq } from './layout.ts';
 
 /** The product kernels block 4 rows at a time: a class is a multiple of 4 rows. */
@@ -264,7 +264,7 @@ function tailExpr(plan: KernelPlan, facts: RowFacts, root: Node, r: number, read
 }
 
 /** The view emitKernel takes to emit `plan` over r of its B rows (modes from rowModes). */
-export function rowView(plan: KernelPlan, facts: RowFacts, modes: RowModes, r: number, target: EmitTarget): RowView {
+export function rowView(plan: KernelPlan, facts: RowFacts, modes: RowModes, r: number): RowView {
   const { B, axis } = facts;
   const cut = (x: Node): Shape => {
     const a = axis.get(x);
@@ -280,23 +280,22 @@ export function rowView(plan: KernelPlan, facts: RowFacts, modes: RowModes, r: n
       const out = bufOf(plan, n);
       const width = sizeOf(n.shape) / B;
       const size = (B - r) * width;
-      const from = typeof out.off === 'number' ? out.off + r * width : `${out.off} + ${r * width}`;
+      const from = offsetPlus(out, r * width);
       const accumulate = plan.accumulate.has(n);
       const expr = mode === 'zeroTail' ? { value: 0 } : tailExpr(plan, facts, n, r, []);
       if (expr === undefined) throw new Error('emit: a split statement without a tail');
-      return tailCode(expr, size, from, accumulate, target);
+      return tail(expr, size, from, accumulate);
     },
   };
 }
 
-/** out[i] (+)= expr over `size` elements from `from`: a fill, a copy, or the chain. */
-function tailCode(expr: ElementwiseExpr, size: number, from: number | string, accumulate: boolean, target: EmitTarget): string[] {
+/** out[i] (+)= expr over `size` elements from `from`: a fill, a copy, or the chain (nothing to add a zero). */
+function tail(expr: ElementwiseExpr, size: number, from: Offset, accumulate: boolean): Statement[] {
   const out = { arr: ARENA, off: from };
   if ('value' in expr && accumulate && expr.value === 0) return [];
-  const tail: Statement = 'value' in expr && !accumulate ? { kind: 'fill', size, value: expr.value, out }
+  return ['value' in expr && !accumulate ? { kind: 'fill', size, value: expr.value, out }
     : 'read' in expr && !accumulate ? { kind: 'copy', dims: [size], out, outStrides: [1], x: { arr: ARENA, off: expr.read }, xStrides: [1], accumulate: false }
-    : { kind: 'elementwise', size, out, expr, accumulate };
-  return [renderStatement(tail, target)];
+    : { kind: 'elementwise', size, out, expr, accumulate }];
 }
 
 /** What a packed trainer reorders around its loops: the sequences it keeps, where, and in what shape per index. */

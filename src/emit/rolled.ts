@@ -341,7 +341,7 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig & EmitTarget, b: NodeBu
       const args = ['A', 't', ...(seg ? ['lo'] : []), ...(functions.kernels ? ['this.kernels'] : [])];
       const types: Record<string, string> = { A: functions.arena, t: 'number', lo: 'number', [KERNELS]: functions.kernels ?? '' };
       const calls = packed.classes.slice(0, -1).map((r) => {
-        const code = emitReadingOffsets(plan, cfg, 't', (reading) => rowView(reading, facts, modes, r, cfg));
+        const code = emitReadingOffsets(plan, cfg, 't', (reading) => rowView(reading, facts, modes, r));
         const name = `rows${r}_${functions.defs.length}`;
         functions.defs.push([
           `/** ${what}, over the first ${r} of ${B} rows (packed execution under lengths). */`,

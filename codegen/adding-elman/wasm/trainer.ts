@@ -318,12 +318,12 @@ function rows4_0(A: Float32Array, t: number, W: Kernels): void {
   W.ew7((q2 + 528), q5, 15609, 59002, 16121);
   // (derived)
   W.ew8(q0, (q2 + 16), (q2 + 528), q3);
-  W.cp5(q0 + 128, q3 + 128);
+  W.cp5((q0 + 128), q3 + 128);
   W.ew9((q2 + 1040), (q2 + 16), q0);
   // graphs/adding-elman.ts:9
   W.mm4(q1, (q2 + 1040), 16633);
   W.ew11(q1, q1, 16665);
-  W.ew10(q1 + 4, 16669);
+  W.ew10((q1 + 4), 16669);
   // (derived)
   W.ew12(q2, q1, q6);
   W.ew13(59002, q2);
@@ -347,12 +347,12 @@ function rows8_1(A: Float32Array, t: number, W: Kernels): void {
   W.ew15((q2 + 528), q5, 15609, 59002, 16121);
   // (derived)
   W.ew16(q0, (q2 + 16), (q2 + 528), q3);
-  W.cp7(q0 + 256, q3 + 256);
+  W.cp7((q0 + 256), q3 + 256);
   W.ew17((q2 + 1040), (q2 + 16), q0);
   // graphs/adding-elman.ts:9
   W.mm6(q1, (q2 + 1040), 16633);
   W.ew19(q1, q1, 16665);
-  W.ew18(q1 + 8, 16673);
+  W.ew18((q1 + 8), 16673);
   // (derived)
   W.ew20(q2, q1, q6);
   W.ew21(59002, q2);
@@ -376,12 +376,12 @@ function rows12_2(A: Float32Array, t: number, W: Kernels): void {
   W.ew23((q2 + 528), q5, 15609, 59002, 16121);
   // (derived)
   W.ew24(q0, (q2 + 16), (q2 + 528), q3);
-  W.cp9(q0 + 384, q3 + 384);
+  W.cp9((q0 + 384), q3 + 384);
   W.ew25((q2 + 1040), (q2 + 16), q0);
   // graphs/adding-elman.ts:9
   W.mm8(q1, (q2 + 1040), 16633);
   W.ew27(q1, q1, 16665);
-  W.ew26(q1 + 12, 16677);
+  W.ew26((q1 + 12), 16677);
   // (derived)
   W.ew28(q2, q1, q6);
   W.ew29(59002, q2);
@@ -482,12 +482,12 @@ function rows4_6(A: Float32Array, t: number, W: Kernels): void {
   W.mm3(59514, q2, 64);
   // (derived)
   W.ew52(q0, 59002, q4, 15609, 59514, 16121, q2);
-  W.cp5(q0 + 128, q2 + 128);
+  W.cp5((q0 + 128), q2 + 128);
   W.ew9(59514, 59002, q0);
   // graphs/adding-elman.ts:9
   W.mm4(q1, 59514, 16633);
   W.ew11(q1, q1, 16665);
-  W.ew10(q1 + 4, 16669);
+  W.ew10((q1 + 4), 16669);
 }
 /** A scan's prediction step t, over the first 8 of 16 rows (packed execution under lengths). */
 function rows8_7(A: Float32Array, t: number, W: Kernels): void {
@@ -501,12 +501,12 @@ function rows8_7(A: Float32Array, t: number, W: Kernels): void {
   W.mm5(59514, q2, 64);
   // (derived)
   W.ew53(q0, 59002, q4, 15609, 59514, 16121, q2);
-  W.cp7(q0 + 256, q2 + 256);
+  W.cp7((q0 + 256), q2 + 256);
   W.ew17(59514, 59002, q0);
   // graphs/adding-elman.ts:9
   W.mm6(q1, 59514, 16633);
   W.ew19(q1, q1, 16665);
-  W.ew18(q1 + 8, 16673);
+  W.ew18((q1 + 8), 16673);
 }
 /** A scan's prediction step t, over the first 12 of 16 rows (packed execution under lengths). */
 function rows12_8(A: Float32Array, t: number, W: Kernels): void {
@@ -520,12 +520,12 @@ function rows12_8(A: Float32Array, t: number, W: Kernels): void {
   W.mm7(59514, q2, 64);
   // (derived)
   W.ew54(q0, 59002, q4, 15609, 59514, 16121, q2);
-  W.cp9(q0 + 384, q2 + 384);
+  W.cp9((q0 + 384), q2 + 384);
   W.ew25(59514, 59002, q0);
   // graphs/adding-elman.ts:9
   W.mm8(q1, 59514, 16633);
   W.ew27(q1, q1, 16665);
-  W.ew26(q1 + 12, 16677);
+  W.ew26((q1 + 12), 16677);
 }
 
 /** Trains the compiled model: `step(x, y)` runs forward, loss, backward and the optimizer on one window. */

@@ -414,14 +414,14 @@ function rows4_0(A: Float32Array, t: number, W: Kernels): void {
   W.ew13((q3 + 1040), 156541);
   // (derived)
   W.ew15(q0, (q3 + 16), (q3 + 528), (q3 + 1040), q4);
-  W.cp7(q0 + 128, q4 + 128);
+  W.cp7((q0 + 128), q4 + 128);
   W.ew16(q1, (q3 + 16), 156541, q5);
-  W.cp7(q1 + 128, q5 + 128);
+  W.cp7((q1 + 128), q5 + 128);
   W.ew17((q3 + 3088), (q3 + 16), q0);
   // graphs/adding.ts:10
   W.mm4(q2, (q3 + 3088), 37369);
   W.ew19(q2, q2, 37401);
-  W.ew18(q2 + 4, 37405);
+  W.ew18((q2 + 4), 37405);
   // (derived)
   W.ew20(q3, q2, q8);
   W.ew21(156541, q3);
@@ -457,14 +457,14 @@ function rows8_1(A: Float32Array, t: number, W: Kernels): void {
   W.ew25((q3 + 1040), 156541);
   // (derived)
   W.ew27(q0, (q3 + 16), (q3 + 528), (q3 + 1040), q4);
-  W.cp10(q0 + 256, q4 + 256);
+  W.cp10((q0 + 256), q4 + 256);
   W.ew28(q1, (q3 + 16), 156541, q5);
-  W.cp10(q1 + 256, q5 + 256);
+  W.cp10((q1 + 256), q5 + 256);
   W.ew29((q3 + 3088), (q3 + 16), q0);
   // graphs/adding.ts:10
   W.mm6(q2, (q3 + 3088), 37369);
   W.ew31(q2, q2, 37401);
-  W.ew30(q2 + 8, 37409);
+  W.ew30((q2 + 8), 37409);
   // (derived)
   W.ew32(q3, q2, q8);
   W.ew33(156541, q3);
@@ -500,14 +500,14 @@ function rows12_2(A: Float32Array, t: number, W: Kernels): void {
   W.ew37((q3 + 1040), 156541);
   // (derived)
   W.ew39(q0, (q3 + 16), (q3 + 528), (q3 + 1040), q4);
-  W.cp13(q0 + 384, q4 + 384);
+  W.cp13((q0 + 384), q4 + 384);
   W.ew40(q1, (q3 + 16), 156541, q5);
-  W.cp13(q1 + 384, q5 + 384);
+  W.cp13((q1 + 384), q5 + 384);
   W.ew41((q3 + 3088), (q3 + 16), q0);
   // graphs/adding.ts:10
   W.mm8(q2, (q3 + 3088), 37369);
   W.ew43(q2, q2, 37401);
-  W.ew42(q2 + 12, 37413);
+  W.ew42((q2 + 12), 37413);
   // (derived)
   W.ew44(q3, q2, q8);
   W.ew45(156541, q3);
@@ -652,14 +652,14 @@ function rows4_6(A: Float32Array, t: number, W: Kernels): void {
   W.ew82(157053, 159613, q4, 160125, 160637);
   // (derived)
   W.ew83(q0, 156541, 159101, 157053, q3);
-  W.cp7(q0 + 128, q3 + 128);
+  W.cp7((q0 + 128), q3 + 128);
   W.ew16(q1, 156541, 157053, q4);
-  W.cp7(q1 + 128, q4 + 128);
+  W.cp7((q1 + 128), q4 + 128);
   W.ew17(157053, 156541, q0);
   // graphs/adding.ts:10
   W.mm4(q2, 157053, 37369);
   W.ew19(q2, q2, 37401);
-  W.ew18(q2 + 4, 37405);
+  W.ew18((q2 + 4), 37405);
 }
 /** A scan's prediction step t, over the first 8 of 16 rows (packed execution under lengths). */
 function rows8_7(A: Float32Array, t: number, W: Kernels): void {
@@ -681,14 +681,14 @@ function rows8_7(A: Float32Array, t: number, W: Kernels): void {
   W.ew84(157053, 159613, q4, 160125, 160637);
   // (derived)
   W.ew85(q0, 156541, 159101, 157053, q3);
-  W.cp10(q0 + 256, q3 + 256);
+  W.cp10((q0 + 256), q3 + 256);
   W.ew28(q1, 156541, 157053, q4);
-  W.cp10(q1 + 256, q4 + 256);
+  W.cp10((q1 + 256), q4 + 256);
   W.ew29(157053, 156541, q0);
   // graphs/adding.ts:10
   W.mm6(q2, 157053, 37369);
   W.ew31(q2, q2, 37401);
-  W.ew30(q2 + 8, 37409);
+  W.ew30((q2 + 8), 37409);
 }
 /** A scan's prediction step t, over the first 12 of 16 rows (packed execution under lengths). */
 function rows12_8(A: Float32Array, t: number, W: Kernels): void {
@@ -710,14 +710,14 @@ function rows12_8(A: Float32Array, t: number, W: Kernels): void {
   W.ew86(157053, 159613, q4, 160125, 160637);
   // (derived)
   W.ew87(q0, 156541, 159101, 157053, q3);
-  W.cp13(q0 + 384, q3 + 384);
+  W.cp13((q0 + 384), q3 + 384);
   W.ew40(q1, 156541, 157053, q4);
-  W.cp13(q1 + 384, q4 + 384);
+  W.cp13((q1 + 384), q4 + 384);
   W.ew41(157053, 156541, q0);
   // graphs/adding.ts:10
   W.mm8(q2, 157053, 37369);
   W.ew43(q2, q2, 37401);
-  W.ew42(q2 + 12, 37413);
+  W.ew42((q2 + 12), 37413);
 }
 
 /** Trains the compiled model: `step(x, y)` runs forward, loss, backward and the optimizer on one window. */
