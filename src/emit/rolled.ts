@@ -15,13 +15,13 @@ import type { NodeBuilder } from '../prims/builder.ts';
 import type { Recurrence } from '../dsl/recurrence.ts';
 import type { LossSpec } from '../dsl/model.ts';
 import { stepVjp } from '../transforms/step-vjp.ts';
-import { emitKernel, emitPanelCopies, emitReadingOffsets, kernelStatements, panelCopyCalls, withKernelCalls } from './kernel.ts';
+import { emitKernel, emitPanelCopies, emitReadingOffsets, kernelStatements, panelCopyCalls, withKernelCalls, type RowView } from './kernel.ts';
 import { callsInWasm } from './statements.ts';
 import { constantCalls, loopable } from './wasm/loops.ts';
 import { KERNELS } from './wasm/module.ts';
 import { afterPasses, planOutputs, type ArenaBuilder, type Offset, type OutputSlot, type StepInvariants } from './plan.ts';
 import type { Slot, TrainerConfig } from './config.ts';
-import type { Bound, EmitTarget, KernelCall, MethodOp, Statement } from '../prims/types.ts';
+import type { Bound, EmitTarget, KernelCall, LoopSpec, MethodOp, Statement } from '../prims/types.ts';
 import { copy, seqAt, type Hoisted, type KernelLayout, type Kernels, type PackedRows, type Seq } from './layout.ts';
 import { hoistGradient, hoistProjection, inputProjections, stackedGradients, type Stacked } from './hoist.ts';
 import { rowFacts, rowModes, rowView, type RowModes } from './packed-rows.ts';
@@ -387,15 +387,27 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig & EmitTarget, b: NodeBu
       }
       return calls;
     };
-    /** A loop body's calls, when it can run in wasm. */
-    const loopCalls = (plan: KernelPlan, modes: RowModes | undefined, moves: readonly Move[]): KernelCall[] | undefined => {
-      if (!kernels || cfg.checkNumerics || (packed && facts && modes)) return undefined;
-      const calls = callsOf([...kernelStatements(plan), ...moves.map(moveStatement)]);
-      return calls && loopable(calls) ? calls : undefined;
+    /** A loop body's calls (and a packed body's per row class), when it can run in wasm. */
+    const loopCalls = (plan: KernelPlan, modes: RowModes | undefined, moves: readonly Move[]): Pick<LoopSpec, 'calls' | 'classes'> | undefined => {
+      if (!kernels || cfg.checkNumerics) return undefined;
+      const over = (rows?: RowView) => {
+        const calls = callsOf([...kernelStatements(plan, rows), ...moves.map(moveStatement)]);
+        return calls && loopable(calls) ? calls : undefined;
+      };
+      const calls = over();
+      if (!calls) return undefined;
+      if (!(packed && facts && modes)) return { calls };
+      const cases: { rows: number; calls: KernelCall[] }[] = [];
+      for (const r of packed.classes.slice(0, -1)) {
+        const c = over(rowView(plan, facts, modes, r));
+        if (!c) return undefined;
+        cases.push({ rows: r, calls: c });
+      }
+      return { calls, classes: { live: packed.seq.base, cases } };
     };
     const loopInWasm = (plan: KernelPlan, modes: RowModes | undefined, moves: readonly Move[], reverse: boolean, loss?: number): string | undefined => kernels?.attempt(() => {
-      const calls = loopCalls(plan, modes, moves);
-      return calls && String(kernels.loop({ reverse, calls, ...(loss === undefined ? {} : { loss }) }, loopBounds[0], loopBounds[1], loss === undefined ? undefined : 'lossSum'));
+      const body = loopCalls(plan, modes, moves);
+      return body && String(kernels.loop({ reverse, ...body, ...(loss === undefined ? {} : { loss }) }, loopBounds[0], loopBounds[1], loss === undefined ? undefined : 'lossSum'));
     });
     const plans = [prologuePlan, projectionPlan, fwdPlan, bwdPlan, predPlan, gradientPlan];
     const tempSize = Math.max(...plans.map((p) => p.tempSize));
@@ -408,8 +420,8 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig & EmitTarget, b: NodeBu
         const calls = callsOf(statements);
         return calls && constantCalls(calls) ? calls.map((call) => ({ kind: 'call', call })) : undefined;
       };
-      const loopOver = (calls: KernelCall[] | undefined, reverse: boolean, lo: Bound, hi: Bound, loss?: number): MethodOp[] | undefined =>
-        calls && [{ kind: 'loop', loop: { reverse, calls, ...(loss === undefined ? {} : { loss }) }, lo, hi }];
+      const loopOver = (body: Pick<LoopSpec, 'calls' | 'classes'> | undefined, reverse: boolean, lo: Bound, hi: Bound, loss?: number): MethodOp[] | undefined =>
+        body && [{ kind: 'loop', loop: { reverse, ...body, ...(loss === undefined ? {} : { loss }) }, lo, hi }];
       const panels = (plan: KernelPlan): MethodOp[] => panelCopyCalls(plan, kernels).map((call) => ({ kind: 'call', call }));
       const prologue = straight(kernelStatements(prologuePlan));
       const projections = straight(kernelStatements(projectionPlan));
@@ -423,7 +435,8 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig & EmitTarget, b: NodeBu
       const pastT: MethodOp[] = [];
       for (const x of [...forwardStacks, ...backwardStacks, ...stateStacks]) {
         const { seq } = stackedOf.get(x)!;
-        const zero = loopOver(callsOf([{ kind: 'fill', size: seq.stride, value: 0, out: { arr: 'A', off: new LoopOffsets().at(seq) } }]), false, 'T', tau);
+        const calls = callsOf([{ kind: 'fill', size: seq.stride, value: 0, out: { arr: 'A', off: new LoopOffsets().at(seq) } }]);
+        const zero = loopOver(calls && { calls }, false, 'T', tau);
         if (!zero) return undefined;
         pastT.push(...zero);
       }

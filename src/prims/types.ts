@@ -240,6 +240,11 @@ export interface LoopSpec {
   readonly calls: readonly KernelCall[];
   /** After each step, A[loss] is added into a float64 running sum (as `lossSum += A[loss]` would). */
   readonly loss?: number;
+  /**
+   * Packed execution under lengths: the step's rows still running, A[live + t] (an integer), choose
+   * the calls over that many rows when it is one of the cases, else `calls` over all rows.
+   */
+  readonly classes?: { readonly live: number; readonly cases: readonly { readonly rows: number; readonly calls: readonly KernelCall[] }[] };
 }
 
 /** What emission knows about the target: the arena's element type, and who runs the kernels. */

@@ -92,6 +92,7 @@ export class FunctionBuilder {
   i32Ne(): this { return this.op(0x47); }
   i32GeU(): this { return this.op(0x4f); }
   i32LtS(): this { return this.op(0x48); }
+  i32Eq(): this { return this.op(0x46); }
   i32GeS(): this { return this.op(0x4e); }
   /** f32 to i32, toward zero and saturating (NaN gives 0). */
   i32TruncSatF32S(): this { return this.op(0xfc, 0x00); }

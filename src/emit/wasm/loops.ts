@@ -32,10 +32,25 @@ export function loopKernel(spec: LoopSpec, indexOf: (kernel: string) => number):
   f.block().loop();
   if (spec.reverse) f.localGet(t).localGet(lo).i32LtS().brIf(1);
   else f.localGet(t).localGet(hi).i32GeS().brIf(1);
-  for (const call of spec.calls) {
-    call.args.forEach(offset);
-    f.call(indexOf(call.kernel));
-  }
+  const emitCalls = (calls: readonly KernelCall[]) => {
+    for (const call of calls) {
+      call.args.forEach(offset);
+      f.call(indexOf(call.kernel));
+    }
+  };
+  if (spec.classes) {
+    // The step's class: the calls over its rows, then out of the block; else the calls over all rows.
+    const live = f.local(I32);
+    f.localGet(t).i32Const(2).i32Shl().f32Load(spec.classes.live * 4).i32TruncSatF32S().localSet(live);
+    f.block();
+    for (const c of spec.classes.cases) {
+      f.localGet(live).i32Const(c.rows).i32Eq().if();
+      emitCalls(c.calls);
+      f.br(1).end();
+    }
+    emitCalls(spec.calls);
+    f.end();
+  } else emitCalls(spec.calls);
   if (withLoss) f.localGet(sum).i32Const(spec.loss! * 4).f32Load().f64PromoteF32().f64Add().localSet(sum);
   f.localGet(t).i32Const(spec.reverse ? -1 : 1).i32Add().localSet(t);
   f.br(0).end().end();

@@ -166,11 +166,12 @@ export class KernelTable implements TargetKernels, OptimizerKernels {
    * with a loss, `sum` names the float64 running sum it takes and gives back.
    */
   loop(spec: LoopSpec, lo: Bound, hi: Bound, sum?: string): KernelCall {
-    const key = `loop:${spec.reverse}:${spec.loss ?? ''}:${spec.calls.map(callKey).join(';')}`;
+    const cases = spec.classes ? `${spec.classes.live}:${spec.classes.cases.map((c) => `${c.rows}{${c.calls.map(callKey).join(';')}}`).join('')}` : '';
+    const key = `loop:${spec.reverse}:${spec.loss ?? ''}:${spec.calls.map(callKey).join(';')}:${cases}`;
     const k = this.kernel(key, (name) => ({
       name, description: `${spec.reverse ? 'the reverse loop' : 'a loop'} over t of ${spec.calls.length} kernel calls a step${spec.loss === undefined ? '' : ', summing the loss'}`, strategy: 'loop', scratch: 0,
       signature: spec.loss === undefined ? '(lo: number, hi: number) => void' : '(lo: number, hi: number, sum: number) => number',
-      calls: spec.calls.map((c) => c.kernel),
+      calls: [...new Set([...(spec.classes?.cases.flatMap((c) => c.calls.map((x) => x.kernel)) ?? []), ...spec.calls.map((c) => c.kernel)])],
       build: (_scratch, indexOf) => loopKernel(spec, indexOf),
     }));
     return new LoopCall(k.name, [boundText(lo), boundText(hi), ...(sum === undefined ? [] : [sum])], sum);
