@@ -122,7 +122,7 @@ function rows4_0(A: Float32Array, t: number): void {
   for (let i = 0; i < 128; i++) A[(q2 + 528) + i] = tanh32(((A[q5 + i] + A[15609 + i]) + (A[59002 + i] + A[16121 + i])));
   // (derived)
   for (let i = 0; i < 128; i++) A[q0 + i] = (A[(q2 + 16) + i] !== 0 ? A[(q2 + 528) + i] : A[q3 + i]);
-  A.copyWithin((q0 + 128), q3 + 128, q3 + 128 + 384);
+  A.copyWithin((q0 + 128), (q3 + 128), (q3 + 512));
   for (let i = 0; i < 128; i++) A[(q2 + 1040) + i] = (A[(q2 + 16) + i] !== 0 ? A[q0 + i] : 0);
   // graphs/adding-elman.ts:9
   for (let i = 0; i < 4; i += 4) {
@@ -206,7 +206,7 @@ function rows8_1(A: Float32Array, t: number): void {
   for (let i = 0; i < 256; i++) A[(q2 + 528) + i] = tanh32(((A[q5 + i] + A[15609 + i]) + (A[59002 + i] + A[16121 + i])));
   // (derived)
   for (let i = 0; i < 256; i++) A[q0 + i] = (A[(q2 + 16) + i] !== 0 ? A[(q2 + 528) + i] : A[q3 + i]);
-  A.copyWithin((q0 + 256), q3 + 256, q3 + 256 + 256);
+  A.copyWithin((q0 + 256), (q3 + 256), (q3 + 512));
   for (let i = 0; i < 256; i++) A[(q2 + 1040) + i] = (A[(q2 + 16) + i] !== 0 ? A[q0 + i] : 0);
   // graphs/adding-elman.ts:9
   for (let i = 0; i < 8; i += 4) {
@@ -290,7 +290,7 @@ function rows12_2(A: Float32Array, t: number): void {
   for (let i = 0; i < 384; i++) A[(q2 + 528) + i] = tanh32(((A[q5 + i] + A[15609 + i]) + (A[59002 + i] + A[16121 + i])));
   // (derived)
   for (let i = 0; i < 384; i++) A[q0 + i] = (A[(q2 + 16) + i] !== 0 ? A[(q2 + 528) + i] : A[q3 + i]);
-  A.copyWithin((q0 + 384), q3 + 384, q3 + 384 + 128);
+  A.copyWithin((q0 + 384), (q3 + 384), (q3 + 512));
   for (let i = 0; i < 384; i++) A[(q2 + 1040) + i] = (A[(q2 + 16) + i] !== 0 ? A[q0 + i] : 0);
   // graphs/adding-elman.ts:9
   for (let i = 0; i < 12; i += 4) {
@@ -802,7 +802,7 @@ function rows4_6(A: Float32Array, t: number): void {
   }
   // (derived)
   for (let i = 0; i < 128; i++) A[q0 + i] = (A[59002 + i] !== 0 ? (tanh32(((A[q4 + i] + A[15609 + i]) + (A[59514 + i] + A[16121 + i])))) : A[q2 + i]);
-  A.copyWithin((q0 + 128), q2 + 128, q2 + 128 + 384);
+  A.copyWithin((q0 + 128), (q2 + 128), (q2 + 512));
   for (let i = 0; i < 128; i++) A[59514 + i] = (A[59002 + i] !== 0 ? A[q0 + i] : 0);
   // graphs/adding-elman.ts:9
   for (let i = 0; i < 4; i += 4) {
@@ -876,7 +876,7 @@ function rows8_7(A: Float32Array, t: number): void {
   }
   // (derived)
   for (let i = 0; i < 256; i++) A[q0 + i] = (A[59002 + i] !== 0 ? (tanh32(((A[q4 + i] + A[15609 + i]) + (A[59514 + i] + A[16121 + i])))) : A[q2 + i]);
-  A.copyWithin((q0 + 256), q2 + 256, q2 + 256 + 256);
+  A.copyWithin((q0 + 256), (q2 + 256), (q2 + 512));
   for (let i = 0; i < 256; i++) A[59514 + i] = (A[59002 + i] !== 0 ? A[q0 + i] : 0);
   // graphs/adding-elman.ts:9
   for (let i = 0; i < 8; i += 4) {
@@ -950,7 +950,7 @@ function rows12_8(A: Float32Array, t: number): void {
   }
   // (derived)
   for (let i = 0; i < 384; i++) A[q0 + i] = (A[59002 + i] !== 0 ? (tanh32(((A[q4 + i] + A[15609 + i]) + (A[59514 + i] + A[16121 + i])))) : A[q2 + i]);
-  A.copyWithin((q0 + 384), q2 + 384, q2 + 384 + 128);
+  A.copyWithin((q0 + 384), (q2 + 384), (q2 + 512));
   for (let i = 0; i < 384; i++) A[59514 + i] = (A[59002 + i] !== 0 ? A[q0 + i] : 0);
   // graphs/adding-elman.ts:9
   for (let i = 0; i < 12; i += 4) {

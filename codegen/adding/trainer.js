@@ -163,9 +163,9 @@ function rows4_0(A, t) {
   for (let i = 0; i < 128; i++) A[152442 + i] = A[q3 + 2576 + i] * A[q5 + i] + A[q3 + 2064 + i] * A[q3 + 1552 + i];
   for (let i = 0; i < 128; i++) A[q3 + 1040 + i] = tanh32(A[152442 + i]);
   for (let i = 0; i < 128; i++) A[q0 + i] = A[q3 + 16 + i] !== 0 ? A[q3 + 528 + i] * A[q3 + 1040 + i] : A[q4 + i];
-  A.copyWithin(q0 + 128, q4 + 128, q4 + 128 + 384);
+  A.copyWithin(q0 + 128, q4 + 128, q4 + 512);
   for (let i = 0; i < 128; i++) A[q1 + i] = A[q3 + 16 + i] !== 0 ? A[152442 + i] : A[q5 + i];
-  A.copyWithin(q1 + 128, q5 + 128, q5 + 128 + 384);
+  A.copyWithin(q1 + 128, q5 + 128, q5 + 512);
   for (let i = 0; i < 128; i++) A[q3 + 3088 + i] = A[q3 + 16 + i] !== 0 ? A[q0 + i] : 0;
   for (let i = 0; i < 4; i += 4) {
     for (let j = 0; j < 1; j += 1) {
@@ -324,9 +324,9 @@ function rows8_1(A, t) {
   for (let i = 0; i < 256; i++) A[152442 + i] = A[q3 + 2576 + i] * A[q5 + i] + A[q3 + 2064 + i] * A[q3 + 1552 + i];
   for (let i = 0; i < 256; i++) A[q3 + 1040 + i] = tanh32(A[152442 + i]);
   for (let i = 0; i < 256; i++) A[q0 + i] = A[q3 + 16 + i] !== 0 ? A[q3 + 528 + i] * A[q3 + 1040 + i] : A[q4 + i];
-  A.copyWithin(q0 + 256, q4 + 256, q4 + 256 + 256);
+  A.copyWithin(q0 + 256, q4 + 256, q4 + 512);
   for (let i = 0; i < 256; i++) A[q1 + i] = A[q3 + 16 + i] !== 0 ? A[152442 + i] : A[q5 + i];
-  A.copyWithin(q1 + 256, q5 + 256, q5 + 256 + 256);
+  A.copyWithin(q1 + 256, q5 + 256, q5 + 512);
   for (let i = 0; i < 256; i++) A[q3 + 3088 + i] = A[q3 + 16 + i] !== 0 ? A[q0 + i] : 0;
   for (let i = 0; i < 8; i += 4) {
     for (let j = 0; j < 1; j += 1) {
@@ -485,9 +485,9 @@ function rows12_2(A, t) {
   for (let i = 0; i < 384; i++) A[152442 + i] = A[q3 + 2576 + i] * A[q5 + i] + A[q3 + 2064 + i] * A[q3 + 1552 + i];
   for (let i = 0; i < 384; i++) A[q3 + 1040 + i] = tanh32(A[152442 + i]);
   for (let i = 0; i < 384; i++) A[q0 + i] = A[q3 + 16 + i] !== 0 ? A[q3 + 528 + i] * A[q3 + 1040 + i] : A[q4 + i];
-  A.copyWithin(q0 + 384, q4 + 384, q4 + 384 + 128);
+  A.copyWithin(q0 + 384, q4 + 384, q4 + 512);
   for (let i = 0; i < 384; i++) A[q1 + i] = A[q3 + 16 + i] !== 0 ? A[152442 + i] : A[q5 + i];
-  A.copyWithin(q1 + 384, q5 + 384, q5 + 384 + 128);
+  A.copyWithin(q1 + 384, q5 + 384, q5 + 512);
   for (let i = 0; i < 384; i++) A[q3 + 3088 + i] = A[q3 + 16 + i] !== 0 ? A[q0 + i] : 0;
   for (let i = 0; i < 12; i += 4) {
     for (let j = 0; j < 1; j += 1) {
@@ -1469,9 +1469,9 @@ function rows4_6(A, t) {
   }
   for (let i = 0; i < 128; i++) A[152954 + i] = sigmoid32(A[155514 + i]) * A[q4 + i] + sigmoid32(A[156026 + i]) * tanh32(A[156538 + i]);
   for (let i = 0; i < 128; i++) A[q0 + i] = A[152442 + i] !== 0 ? sigmoid32(A[155002 + i]) * tanh32(A[152954 + i]) : A[q3 + i];
-  A.copyWithin(q0 + 128, q3 + 128, q3 + 128 + 384);
+  A.copyWithin(q0 + 128, q3 + 128, q3 + 512);
   for (let i = 0; i < 128; i++) A[q1 + i] = A[152442 + i] !== 0 ? A[152954 + i] : A[q4 + i];
-  A.copyWithin(q1 + 128, q4 + 128, q4 + 128 + 384);
+  A.copyWithin(q1 + 128, q4 + 128, q4 + 512);
   for (let i = 0; i < 128; i++) A[152954 + i] = A[152442 + i] !== 0 ? A[q0 + i] : 0;
   for (let i = 0; i < 4; i += 4) {
     for (let j = 0; j < 1; j += 1) {
@@ -1603,9 +1603,9 @@ function rows8_7(A, t) {
   }
   for (let i = 0; i < 256; i++) A[152954 + i] = sigmoid32(A[155514 + i]) * A[q4 + i] + sigmoid32(A[156026 + i]) * tanh32(A[156538 + i]);
   for (let i = 0; i < 256; i++) A[q0 + i] = A[152442 + i] !== 0 ? sigmoid32(A[155002 + i]) * tanh32(A[152954 + i]) : A[q3 + i];
-  A.copyWithin(q0 + 256, q3 + 256, q3 + 256 + 256);
+  A.copyWithin(q0 + 256, q3 + 256, q3 + 512);
   for (let i = 0; i < 256; i++) A[q1 + i] = A[152442 + i] !== 0 ? A[152954 + i] : A[q4 + i];
-  A.copyWithin(q1 + 256, q4 + 256, q4 + 256 + 256);
+  A.copyWithin(q1 + 256, q4 + 256, q4 + 512);
   for (let i = 0; i < 256; i++) A[152954 + i] = A[152442 + i] !== 0 ? A[q0 + i] : 0;
   for (let i = 0; i < 8; i += 4) {
     for (let j = 0; j < 1; j += 1) {
@@ -1737,9 +1737,9 @@ function rows12_8(A, t) {
   }
   for (let i = 0; i < 384; i++) A[152954 + i] = sigmoid32(A[155514 + i]) * A[q4 + i] + sigmoid32(A[156026 + i]) * tanh32(A[156538 + i]);
   for (let i = 0; i < 384; i++) A[q0 + i] = A[152442 + i] !== 0 ? sigmoid32(A[155002 + i]) * tanh32(A[152954 + i]) : A[q3 + i];
-  A.copyWithin(q0 + 384, q3 + 384, q3 + 384 + 128);
+  A.copyWithin(q0 + 384, q3 + 384, q3 + 512);
   for (let i = 0; i < 384; i++) A[q1 + i] = A[152442 + i] !== 0 ? A[152954 + i] : A[q4 + i];
-  A.copyWithin(q1 + 384, q4 + 384, q4 + 384 + 128);
+  A.copyWithin(q1 + 384, q4 + 384, q4 + 512);
   for (let i = 0; i < 384; i++) A[152954 + i] = A[152442 + i] !== 0 ? A[q0 + i] : 0;
   for (let i = 0; i < 12; i += 4) {
     for (let j = 0; j < 1; j += 1) {

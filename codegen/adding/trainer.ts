@@ -141,9 +141,9 @@ function rows4_0(A: Float32Array, t: number): void {
   for (let i = 0; i < 128; i++) A[(q3 + 1040) + i] = tanh32(A[152442 + i]);
   // (derived)
   for (let i = 0; i < 128; i++) A[q0 + i] = (A[(q3 + 16) + i] !== 0 ? (A[(q3 + 528) + i] * A[(q3 + 1040) + i]) : A[q4 + i]);
-  A.copyWithin((q0 + 128), q4 + 128, q4 + 128 + 384);
+  A.copyWithin((q0 + 128), (q4 + 128), (q4 + 512));
   for (let i = 0; i < 128; i++) A[q1 + i] = (A[(q3 + 16) + i] !== 0 ? A[152442 + i] : A[q5 + i]);
-  A.copyWithin((q1 + 128), q5 + 128, q5 + 128 + 384);
+  A.copyWithin((q1 + 128), (q5 + 128), (q5 + 512));
   for (let i = 0; i < 128; i++) A[(q3 + 3088) + i] = (A[(q3 + 16) + i] !== 0 ? A[q0 + i] : 0);
   // graphs/adding.ts:10
   for (let i = 0; i < 4; i += 4) {
@@ -238,9 +238,9 @@ function rows8_1(A: Float32Array, t: number): void {
   for (let i = 0; i < 256; i++) A[(q3 + 1040) + i] = tanh32(A[152442 + i]);
   // (derived)
   for (let i = 0; i < 256; i++) A[q0 + i] = (A[(q3 + 16) + i] !== 0 ? (A[(q3 + 528) + i] * A[(q3 + 1040) + i]) : A[q4 + i]);
-  A.copyWithin((q0 + 256), q4 + 256, q4 + 256 + 256);
+  A.copyWithin((q0 + 256), (q4 + 256), (q4 + 512));
   for (let i = 0; i < 256; i++) A[q1 + i] = (A[(q3 + 16) + i] !== 0 ? A[152442 + i] : A[q5 + i]);
-  A.copyWithin((q1 + 256), q5 + 256, q5 + 256 + 256);
+  A.copyWithin((q1 + 256), (q5 + 256), (q5 + 512));
   for (let i = 0; i < 256; i++) A[(q3 + 3088) + i] = (A[(q3 + 16) + i] !== 0 ? A[q0 + i] : 0);
   // graphs/adding.ts:10
   for (let i = 0; i < 8; i += 4) {
@@ -335,9 +335,9 @@ function rows12_2(A: Float32Array, t: number): void {
   for (let i = 0; i < 384; i++) A[(q3 + 1040) + i] = tanh32(A[152442 + i]);
   // (derived)
   for (let i = 0; i < 384; i++) A[q0 + i] = (A[(q3 + 16) + i] !== 0 ? (A[(q3 + 528) + i] * A[(q3 + 1040) + i]) : A[q4 + i]);
-  A.copyWithin((q0 + 384), q4 + 384, q4 + 384 + 128);
+  A.copyWithin((q0 + 384), (q4 + 384), (q4 + 512));
   for (let i = 0; i < 384; i++) A[q1 + i] = (A[(q3 + 16) + i] !== 0 ? A[152442 + i] : A[q5 + i]);
-  A.copyWithin((q1 + 384), q5 + 384, q5 + 384 + 128);
+  A.copyWithin((q1 + 384), (q5 + 384), (q5 + 512));
   for (let i = 0; i < 384; i++) A[(q3 + 3088) + i] = (A[(q3 + 16) + i] !== 0 ? A[q0 + i] : 0);
   // graphs/adding.ts:10
   for (let i = 0; i < 12; i += 4) {
@@ -892,9 +892,9 @@ function rows4_6(A: Float32Array, t: number): void {
   for (let i = 0; i < 128; i++) A[152954 + i] = ((sigmoid32(A[155514 + i])) * A[q4 + i]) + ((sigmoid32(A[156026 + i])) * (tanh32(A[156538 + i])));
   // (derived)
   for (let i = 0; i < 128; i++) A[q0 + i] = (A[152442 + i] !== 0 ? ((sigmoid32(A[155002 + i])) * (tanh32(A[152954 + i]))) : A[q3 + i]);
-  A.copyWithin((q0 + 128), q3 + 128, q3 + 128 + 384);
+  A.copyWithin((q0 + 128), (q3 + 128), (q3 + 512));
   for (let i = 0; i < 128; i++) A[q1 + i] = (A[152442 + i] !== 0 ? A[152954 + i] : A[q4 + i]);
-  A.copyWithin((q1 + 128), q4 + 128, q4 + 128 + 384);
+  A.copyWithin((q1 + 128), (q4 + 128), (q4 + 512));
   for (let i = 0; i < 128; i++) A[152954 + i] = (A[152442 + i] !== 0 ? A[q0 + i] : 0);
   // graphs/adding.ts:10
   for (let i = 0; i < 4; i += 4) {
@@ -975,9 +975,9 @@ function rows8_7(A: Float32Array, t: number): void {
   for (let i = 0; i < 256; i++) A[152954 + i] = ((sigmoid32(A[155514 + i])) * A[q4 + i]) + ((sigmoid32(A[156026 + i])) * (tanh32(A[156538 + i])));
   // (derived)
   for (let i = 0; i < 256; i++) A[q0 + i] = (A[152442 + i] !== 0 ? ((sigmoid32(A[155002 + i])) * (tanh32(A[152954 + i]))) : A[q3 + i]);
-  A.copyWithin((q0 + 256), q3 + 256, q3 + 256 + 256);
+  A.copyWithin((q0 + 256), (q3 + 256), (q3 + 512));
   for (let i = 0; i < 256; i++) A[q1 + i] = (A[152442 + i] !== 0 ? A[152954 + i] : A[q4 + i]);
-  A.copyWithin((q1 + 256), q4 + 256, q4 + 256 + 256);
+  A.copyWithin((q1 + 256), (q4 + 256), (q4 + 512));
   for (let i = 0; i < 256; i++) A[152954 + i] = (A[152442 + i] !== 0 ? A[q0 + i] : 0);
   // graphs/adding.ts:10
   for (let i = 0; i < 8; i += 4) {
@@ -1058,9 +1058,9 @@ function rows12_8(A: Float32Array, t: number): void {
   for (let i = 0; i < 384; i++) A[152954 + i] = ((sigmoid32(A[155514 + i])) * A[q4 + i]) + ((sigmoid32(A[156026 + i])) * (tanh32(A[156538 + i])));
   // (derived)
   for (let i = 0; i < 384; i++) A[q0 + i] = (A[152442 + i] !== 0 ? ((sigmoid32(A[155002 + i])) * (tanh32(A[152954 + i]))) : A[q3 + i]);
-  A.copyWithin((q0 + 384), q3 + 384, q3 + 384 + 128);
+  A.copyWithin((q0 + 384), (q3 + 384), (q3 + 512));
   for (let i = 0; i < 384; i++) A[q1 + i] = (A[152442 + i] !== 0 ? A[152954 + i] : A[q4 + i]);
-  A.copyWithin((q1 + 384), q4 + 384, q4 + 384 + 128);
+  A.copyWithin((q1 + 384), (q4 + 384), (q4 + 512));
   for (let i = 0; i < 384; i++) A[152954 + i] = (A[152442 + i] !== 0 ? A[q0 + i] : 0);
   // graphs/adding.ts:10
   for (let i = 0; i < 12; i += 4) {

@@ -251,7 +251,7 @@ function tailExpr(plan: KernelPlan, facts: RowFacts, root: Node, r: number, read
       if (buf.literal !== undefined) return { value: buf.literal };
       reads.push(x);
       const shift = (r * sizeOf(x.shape)) / facts.B;
-      return { read: typeof buf.off === 'number' ? buf.off + shift : shift === 0 ? buf.off : `${buf.off} + ${shift}` };
+      return { read: offsetPlus(buf, shift) };
     }
     // Finished rows: the mask (or what is zero where it is) takes the other operand, bit for bit.
     if (x.op === 'where' && facts.zero.has(x.inputs[0]!)) return walk(x.inputs[2]!);
