@@ -8,6 +8,7 @@ import { offsetPlus } from '../prims/kit.ts';
 import type { Buf, ElementwiseExpr, EmitHelper, EmitTarget, EpilogueExpr, KernelCall, MethodOp, Statement, TargetKernels } from '../prims/types.ts';
 import type { KernelPlan, Offset } from './plan.ts';
 import { ARENA, callsInWasm, renderStatement, renderStatements } from './statements.ts';
+import { constantCalls } from './wasm/loops.ts';
 import { NUMERICS_PREFIX } from './trainer-text.ts';
 
 /** Where `n`'s value is read from in `plan`: its buffer (through an alias or a view), or a literal. */
@@ -170,7 +171,7 @@ export function kernelOps(plan: KernelPlan, kernels: TargetKernels, loopOps: (n:
   const calls = (statements: readonly Statement[]): boolean => {
     for (const st of statements) {
       const c = callsInWasm(st, kernels);
-      if (!c || !c.every((call) => !call.checked && call.args.every((a) => typeof a === 'number'))) return false;
+      if (!c || !constantCalls(c)) return false;
       ops.push(...c.map((call): MethodOp => ({ kind: 'call', call })));
     }
     return true;

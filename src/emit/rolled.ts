@@ -373,8 +373,8 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig & EmitTarget, b: NodeBu
     // The next step's running state cotangents become this step's.
     const dsMove = dsSize ? [{ to: dsOffs[0]!, from: dsNextOffs[0]!, size: dsSize }] : [];
     // On a target that runs whole loops (wasm), a loop whose every statement is one of its kernels is
-    // one call, `W.loopN(lo, hi)`; bodies per row class (packed rows) and --check-numerics keep the
-    // TypeScript loop.
+    // one call, `W.loopN(lo, hi)`, packed bodies choosing their row class inside it; --check-numerics
+    // keeps the TypeScript loop (its checks are TypeScript).
     const kernels = cfg.kernels;
     const loopBounds = seg ? ['lo', 'hi'] as const : ['0', 'T'] as const;
     /** Each statement's kernel calls, or undefined when one has none. */
@@ -413,7 +413,9 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig & EmitTarget, b: NodeBu
     const tempSize = Math.max(...plans.map((p) => p.tempSize));
 
     // The whole of each part as data, for a target that runs whole methods: straight-line calls
-    // with constant offsets, and loops between 0, T and τ.
+    // with constant offsets, and loops between 0, T and τ. Segments (their bounds and checkpoint
+    // copies) and packed rows (their reordering around the loops) keep TypeScript methods that call
+    // the loops.
     const wholeProgram = (): ScanCode['program'] => {
       if (!kernels || cfg.checkNumerics || seg || packed) return undefined;
       const straight = (statements: readonly Statement[]): MethodOp[] | undefined => {

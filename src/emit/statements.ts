@@ -2,6 +2,7 @@
 // makes of a planned node). The tables are typed over the kinds, so a kind without a rule for a
 // target does not compile; where the wasm target keeps a statement in TypeScript, its rule says so.
 // The ts target prints loops; the wasm target calls its kernels (src/emit/wasm/module.ts).
+import { sizeOf } from '../ir/tensor.ts';
 import { primOf } from '../prims/index.ts';
 import { at, COPY_WITHIN, numberLiteral, offsetPlus } from '../prims/kit.ts';
 import { reductionLoop } from '../prims/reduce.ts';
@@ -200,7 +201,7 @@ function overProduct(e: EpilogueExpr, out: Offset): ElementwiseExpr {
   return { op: e.op, args: e.args.map((a) => overProduct(a, out)), attrs: e.attrs };
 }
 
-/** A literal operand (a fill) as a buffer the kernels can read: none; such statements are rare and stay TypeScript. */
+/** Whether a buffer is a literal (a fill): no kernel reads one. */
 const isLiteral = (b: Buf) => b.literal !== undefined;
 
 const WASM: CallRules = {
@@ -208,20 +209,18 @@ const WASM: CallRules = {
   product: (s, kernels) => (isLiteral(s.a) || isLiteral(s.b) || s.epilogue ? undefined : [kernels.product(s.shape, s.out.off, s.a.off, s.b.off)]),
   elementwise: (s, kernels, inWasm) => (s.size < SMALLEST_CALL && !inWasm ? undefined : [kernels.elementwise(s.expr, s.size, s.out.off, s.accumulate)]),
   copy: (s, kernels, inWasm) => {
-    const size = s.dims.reduce((p, d) => p * d, 1);
+    const size = sizeOf(s.dims);
     if (size < SMALLEST_CALL && !inWasm) return undefined;
     if (isLiteral(s.x)) return s.accumulate ? undefined : literalCopy(s, kernels);
     return [kernels.strided(s.dims, s.outStrides, s.xStrides, s.accumulate, s.out.off, s.x.off)];
   },
   fill: (s, kernels, inWasm) => (s.size < SMALLEST_CALL && !inWasm ? undefined : [kernels.fill(s.size, s.value, s.out.off)]),
   values: (s, kernels, inWasm) => (s.data.length < SMALLEST_CALL && !inWasm ? undefined : [kernels.values(s.data, s.out.off)]),
-  reduce: (s, kernels, inWasm) => (isLiteral(s.x) || (sizeOfShape(s.shape) < SMALLEST_CALL && !inWasm) ? undefined : [kernels.reduce(s.op, s.shape, s.axes, s.accumulate, s.out.off, s.x.off)]),
+  reduce: (s, kernels, inWasm) => (isLiteral(s.x) || (sizeOf(s.shape) < SMALLEST_CALL && !inWasm) ? undefined : [kernels.reduce(s.op, s.shape, s.axes, s.accumulate, s.out.off, s.x.off)]),
   // A bad index stops the step from TypeScript (the kernel returns it): never inside a loop run in wasm.
   gather: (s, kernels, inWasm) => (inWasm || isLiteral(s.indices) || isLiteral(s.table) ? undefined : [kernels.gather(s.rows, s.width, s.count, s.out.off, s.table.off, s.indices.off)]),
   scatterAdd: (s, kernels, inWasm) => (inWasm || isLiteral(s.indices) || isLiteral(s.values) ? undefined : [kernels.scatterAdd(s.rows, s.width, s.count, s.out.off, s.values.off, s.indices.off)]),
 };
-
-const sizeOfShape = (shape: readonly number[]) => shape.reduce((p, d) => p * d, 1);
 
 /** Most fills a literal copied between strides becomes (one per run of contiguous elements). */
 const MOST_FILLS = 64;
@@ -231,7 +230,7 @@ function literalCopy(s: CopyStatement, kernels: TargetKernels): KernelCall[] | u
   const { dims, outStrides } = normalizeCopy(s);
   const inner = dims.length > 0 && outStrides[dims.length - 1] === 1 ? dims[dims.length - 1]! : 1;
   const outer = inner === 1 ? dims : dims.slice(0, -1);
-  const runs = outer.reduce((p, d) => p * d, 1);
+  const runs = sizeOf(outer);
   if (runs > MOST_FILLS) return undefined;
   const calls: KernelCall[] = [];
   for (let r = 0; r < runs; r++) {
