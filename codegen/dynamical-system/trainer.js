@@ -199,15 +199,15 @@ export class Trainer {
   }
   /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
   train(A, T) {
+    let lossSum = 0;
     for (let i = 0; i < 2; i++) A[136 + i] = A[4 + i];
     A[225] = 1 / A[94];
     {
       const v = A[225];
       for (let f = 0; f < 2; f++) A[138 + f] = v;
     }
-    let lossSum = 0;
     for (let t = 0; t < T; t++) {
-      const q0 = 52 + (t + 1) * 2;
+      const q0 = 54 + t * 2;
       const q1 = 95 + t * 2;
       const q2 = 180 + t * 2;
       const q3 = 52 + t * 2;
@@ -244,9 +244,12 @@ export class Trainer {
       lossSum += A[220];
     }
     A[135] = lossSum / A[94];
-    A.fill(0, 6, 12);
-    A.fill(0, 221, 223);
-    if (T < 20) A.fill(0, 140 + T * 2, 180);
+    for (let i = 0; i < 6; i++) A[6 + i] = 0;
+    for (let i = 0; i < 2; i++) A[221 + i] = 0;
+    for (let t = T; t < 20; t++) {
+      const q0 = 140 + t * 2;
+      for (let i = 0; i < 2; i++) A[q0 + i] = 0;
+    }
     for (let t = T - 1; t >= 0; t--) {
       const q4 = 180 + t * 2;
       const q5 = 140 + t * 2;
@@ -269,7 +272,7 @@ export class Trainer {
           A[223 + (i + 0) * 2 + (j + 1)] = c01;
         }
       }
-      A.copyWithin(221, 223, 223 + 2);
+      for (let i = 0; i < 2; i++) A[221 + i] = A[223 + i];
     }
     for (let i = 0; i < 2; i += 2) {
       for (let j = 0; j < 2; j += 2) {
@@ -313,7 +316,7 @@ export class Trainer {
       for (let f = 0; f < 2; f++) A[138 + f] = v;
     }
     for (let t = 0; t < T; t++) {
-      const q0 = 52 + (t + 1) * 2;
+      const q0 = 54 + t * 2;
       const q1 = 95 + t * 2;
       const q2 = 52 + t * 2;
       for (let i = 0; i < 1; i += 1) {

@@ -273,6 +273,7 @@ export class Trainer {
 
     /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
     private train(A: Float32Array, T: number): void {
+        let lossSum = 0;
         // graphs/gru.ts:8
         A.copyWithin(7170, 0, 96);
         A.copyWithin(7266, 3168, 3264);
@@ -283,9 +284,8 @@ export class Trainer {
         A[12057] = 1 / A[7158];
         A[7491] = A[12057];
         for (let i = 0; i < 10; i++) { const a0 = A[6786 + i * 1]; for (let j = 0; j < 96; j++) A[7492 + i * 96 + j] = a0 * A[7170 + j]; }
-        let lossSum = 0;
         for (let t = 0; t < T; t++) {
-          const q0 = 6806 + (t + 1) * 32;
+          const q0 = 6838 + t * 32;
           const q1 = 7159 + t * 1;
           const q2 = 10382 + t * 161;
           const q3 = 6806 + t * 32;
@@ -335,10 +335,19 @@ export class Trainer {
         }
         A[7169] = lossSum / A[7158];
         A.fill(0, 3393, 6786);
-        A.fill(0, 11993, 12025);
-        if (T < 10) A.fill(0, 8452 + T * 96, 9412);
-        if (T < 10) A.fill(0, 9412 + T * 96, 10372);
-        if (T < 10) A.fill(0, 10372 + T * 1, 10382);
+        for (let i = 0; i < 32; i++) A[11993 + i] = 0;
+        for (let t = T; t < 10; t++) {
+          const q0 = 8452 + t * 96;
+          A.fill(0, q0, (q0 + 96));
+        }
+        for (let t = T; t < 10; t++) {
+          const q0 = 9412 + t * 96;
+          A.fill(0, q0, (q0 + 96));
+        }
+        for (let t = T; t < 10; t++) {
+          const q0 = 10372 + t * 1;
+          A[q0] = 0;
+        }
         for (let t = T - 1; t >= 0; t--) {
           const q0 = 6806 + t * 32;
           const q6 = 10382 + t * 161;
@@ -391,7 +400,7 @@ export class Trainer {
           for (let i = 0; i < 32; i++) A[12186 + i] = 0;
           for (let i = 0; i < 32; i++) A[12218 + i] = A[12057 + i];
           for (let i = 0; i < 96; i++) A[q7 + i] = A[12154 + i] + A[12282 + i];
-          A.copyWithin(11993, 12025, 12025 + 32);
+          for (let i = 0; i < 32; i++) A[11993 + i] = A[12025 + i];
         }
         for (let i = 0; i < 1; i += 1) {
           for (let j = 0; j < 96; j += 6) {
@@ -492,7 +501,7 @@ export class Trainer {
         A[7491] = A[12057];
         for (let i = 0; i < 10; i++) { const a0 = A[6786 + i * 1]; for (let j = 0; j < 96; j++) A[7492 + i * 96 + j] = a0 * A[7170 + j]; }
         for (let t = 0; t < T; t++) {
-          const q0 = 6806 + (t + 1) * 32;
+          const q0 = 6838 + t * 32;
           const q1 = 7159 + t * 1;
           const q2 = 6806 + t * 32;
           const q4 = 7492 + t * 96;

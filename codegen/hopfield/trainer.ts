@@ -255,14 +255,14 @@ export class Trainer {
 
     /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
     private train(A: Float32Array, T: number): void {
+        let lossSum = 0;
         // graphs/hopfield.ts:47
         for (let i = 0; i < 16; i++) A[1052 + i] = A[256 + i];
         // (derived)
         A[1437] = 1 / A[880];
         { const v = A[1437]; for (let f = 0; f < 16; f++) A[1068 + f] = v; }
-        let lossSum = 0;
         for (let t = 0; t < T; t++) {
-          const q0 = 704 + (t + 1) * 16;
+          const q0 = 720 + t * 16;
           const q1 = 881 + t * 16;
           const q2 = 1041 + t * 1;
           const q3 = 1244 + t * 16;
@@ -348,8 +348,11 @@ export class Trainer {
         }
         A[1051] = lossSum / A[880];
         A.fill(0, 272, 544);
-        A.fill(0, 1405, 1421);
-        if (T < 10) A.fill(0, 1084 + T * 16, 1244);
+        for (let i = 0; i < 16; i++) A[1405 + i] = 0;
+        for (let t = T; t < 10; t++) {
+          const q0 = 1084 + t * 16;
+          for (let i = 0; i < 16; i++) A[q0 + i] = 0;
+        }
         for (let t = T - 1; t >= 0; t--) {
           const q3 = 881 + t * 16;
           const q5 = 1244 + t * 16;
@@ -388,7 +391,7 @@ export class Trainer {
               A[1421 + (i + 0) * 16 + (12 + 3)] = c03;
             }
           }
-          A.copyWithin(1405, 1421, 1421 + 16);
+          for (let i = 0; i < 16; i++) A[1405 + i] = A[1421 + i];
         }
         for (let i = 0; i < 16; i += 4) {
           for (let j = 0; j < 15; j += 3) {
@@ -439,7 +442,7 @@ export class Trainer {
         A[1437] = 1 / A[880];
         { const v = A[1437]; for (let f = 0; f < 16; f++) A[1068 + f] = v; }
         for (let t = 0; t < T; t++) {
-          const q0 = 704 + (t + 1) * 16;
+          const q0 = 720 + t * 16;
           const q1 = 881 + t * 16;
           const q2 = 1041 + t * 1;
           const q3 = 704 + t * 16;

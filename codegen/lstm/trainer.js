@@ -230,6 +230,7 @@ export class Trainer {
   }
   /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
   train(A, T) {
+    let lossSum = 0;
     A.copyWithin(9762, 0, 128);
     A.copyWithin(9890, 4224, 4352);
     A.copyWithin(10018, 4352, 4480);
@@ -241,10 +242,9 @@ export class Trainer {
       const a0 = A[9026 + i * 1];
       for (let j = 0; j < 128; j++) A[10180 + i * 128 + j] = a0 * A[9762 + j];
     }
-    let lossSum = 0;
     for (let t = 0; t < T; t++) {
-      const q0 = 9046 + (t + 1) * 32;
-      const q1 = 9398 + (t + 1) * 32;
+      const q0 = 9078 + t * 32;
+      const q1 = 9430 + t * 32;
       const q2 = 9751 + t * 1;
       const q3 = 12750 + t * 161;
       const q4 = 9046 + t * 32;
@@ -335,8 +335,14 @@ export class Trainer {
     A[9761] = lossSum / A[9750];
     A.fill(0, 4513, 9026);
     A.fill(0, 14361, 14425);
-    if (T < 10) A.fill(0, 11460 + T * 128, 12740);
-    if (T < 10) A.fill(0, 12740 + T * 1, 12750);
+    for (let t = T; t < 10; t++) {
+      const q0 = 11460 + t * 128;
+      A.fill(0, q0, q0 + 128);
+    }
+    for (let t = T; t < 10; t++) {
+      const q0 = 12740 + t * 1;
+      A[q0] = 0;
+    }
     for (let t = T - 1; t >= 0; t--) {
       const q1 = 9398 + t * 32;
       const q8 = 12750 + t * 161;
@@ -407,7 +413,7 @@ export class Trainer {
         }
       }
       for (let i = 0; i < 32; i++) A[14457 + i] = A[14489 + i] * A[q8 + 129 + i];
-      A.copyWithin(14361, 14425, 14425 + 64);
+      A.copyWithin(14361, 14425, 14489);
     }
     for (let i = 0; i < 1; i += 1) {
       for (let j = 0; j < 126; j += 6) {
@@ -599,8 +605,8 @@ export class Trainer {
       for (let j = 0; j < 128; j++) A[10180 + i * 128 + j] = a0 * A[9762 + j];
     }
     for (let t = 0; t < T; t++) {
-      const q0 = 9046 + (t + 1) * 32;
-      const q1 = 9398 + (t + 1) * 32;
+      const q0 = 9078 + t * 32;
+      const q1 = 9430 + t * 32;
       const q2 = 9751 + t * 1;
       const q3 = 9046 + t * 32;
       const q4 = 9398 + t * 32;

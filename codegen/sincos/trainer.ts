@@ -265,6 +265,7 @@ export class Trainer {
 
     /** Forward over the window's T steps, the loss, and the backward pass (BPTT), emitted from the gradient graph. */
     private train(A: Float32Array, T: number): void {
+        let lossSum = 0;
         // graphs/sincos.ts:9
         for (let i = 0; i < 32; i++) A[2690 + i] = A[i];
         for (let i = 0; i < 32; i++) A[2722 + i] = A[1056 + i];
@@ -275,9 +276,8 @@ export class Trainer {
         A[3545] = 1 / A[2678];
         A[2819] = A[3545];
         for (let i = 0; i < 10; i++) { const a0 = A[2306 + i * 1]; for (let j = 0; j < 32; j++) A[2820 + i * 32 + j] = a0 * A[2690 + j]; }
-        let lossSum = 0;
         for (let t = 0; t < T; t++) {
-          const q0 = 2326 + (t + 1) * 32;
+          const q0 = 2358 + t * 32;
           const q1 = 2679 + t * 1;
           const q2 = 3470 + t * 1;
           const q3 = 2326 + t * 32;
@@ -330,11 +330,17 @@ export class Trainer {
         }
         A[2689] = lossSum / A[2678];
         A.fill(0, 1153, 2306);
-        A.fill(0, 3481, 3513);
-        if (T < 10) A.fill(0, 3140 + T * 32, 3460);
-        if (T < 10) A.fill(0, 3460 + T * 1, 3470);
+        for (let i = 0; i < 32; i++) A[3481 + i] = 0;
+        for (let t = T; t < 10; t++) {
+          const q0 = 3140 + t * 32;
+          for (let i = 0; i < 32; i++) A[q0 + i] = 0;
+        }
+        for (let t = T; t < 10; t++) {
+          const q0 = 3460 + t * 1;
+          A[q0] = 0;
+        }
         for (let t = T - 1; t >= 0; t--) {
-          const q4 = 2326 + (t + 1) * 32;
+          const q4 = 2358 + t * 32;
           const q6 = 3470 + t * 1;
           const q7 = 3140 + t * 32;
           const q8 = 3460 + t * 1;
@@ -370,7 +376,7 @@ export class Trainer {
               A[3513 + (i + 0) * 32 + (30 + 1)] = c01;
             }
           }
-          A.copyWithin(3481, 3513, 3513 + 32);
+          for (let i = 0; i < 32; i++) A[3481 + i] = A[3513 + i];
         }
         for (let i = 0; i < 1; i += 1) {
           for (let j = 0; j < 30; j += 6) {
@@ -481,7 +487,7 @@ export class Trainer {
         A[2819] = A[3545];
         for (let i = 0; i < 10; i++) { const a0 = A[2306 + i * 1]; for (let j = 0; j < 32; j++) A[2820 + i * 32 + j] = a0 * A[2690 + j]; }
         for (let t = 0; t < T; t++) {
-          const q0 = 2326 + (t + 1) * 32;
+          const q0 = 2358 + t * 32;
           const q1 = 2679 + t * 1;
           const q2 = 2326 + t * 32;
           const q4 = 2820 + t * 32;

@@ -158,8 +158,10 @@ function copyStatements(plan: KernelPlan): Statement[] {
  * rows and the tails completing the others): what a target that runs a whole loop body itself
  * (wasm) takes instead of emitKernel's lines. The plan holds no loop.
  */
-export function kernelStatements(plan: KernelPlan, rows?: RowView): Statement[] {
-  return [...plan.order.flatMap((n) => [...statementsOf(plan, n, rows?.shapesIn(n) ?? ownShape), ...(rows?.after(n) ?? [])]), ...copyStatements(plan)];
+export function kernelStatements(plan: KernelPlan, rows?: RowView, origins = false): Statement[] {
+  // (n.origin is formatted on first read: only code a user reads pays for it.)
+  const mark = (n: Node, ss: Statement[]): Statement[] => (origins ? ss.map((st) => ({ ...st, origin: n.origin ?? null })) : ss);
+  return [...plan.order.flatMap((n) => [...mark(n, statementsOf(plan, n, rows?.shapesIn(n) ?? ownShape)), ...(rows?.after(n) ?? [])]), ...copyStatements(plan)];
 }
 
 /**
@@ -229,8 +231,13 @@ export function panelCopyCalls(plan: KernelPlan, kernels: TargetKernels): Kernel
   return plan.panelCopies.map((c) => kernels.packPanels(c.shape, c.off, operandOf(plan, c.operand).off));
 }
 
+/** The copies of products' B operands into panels as statements (see emitPanelCopies). */
+export function panelStatements(plan: KernelPlan): Statement[] {
+  return plan.panelCopies.map((c) => ({ kind: 'panels', shape: c.shape, out: c.off, b: operandOf(plan, c.operand).off }));
+}
+
 /** `// graphs/sincos.ts:12`: the model file's line that wrote what follows (the backward pass's statements have none). */
-function originComment(origin: string): string {
+export function originComment(origin: string): string {
   return `// ${origin.replace(/[^\x20-\x7e]/g, '?')}\n`;
 }
 

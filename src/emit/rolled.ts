@@ -15,13 +15,14 @@ import type { NodeBuilder } from '../prims/builder.ts';
 import type { Recurrence } from '../dsl/recurrence.ts';
 import type { LossSpec } from '../dsl/model.ts';
 import { stepVjp } from '../transforms/step-vjp.ts';
-import { emitKernel, emitPanelCopies, emitReadingOffsets, kernelStatements, panelCopyCalls, withKernelCalls, type RowView } from './kernel.ts';
+import { emitKernel, emitPanelCopies, emitReadingOffsets, kernelStatements, panelStatements, withKernelCalls, type RowView } from './kernel.ts';
+import { programOps, programText } from './kernel-program.ts';
 import { callsInWasm } from './statements.ts';
-import { constantCalls, loopable } from './wasm/loops.ts';
+import { loopable } from './wasm/loops.ts';
 import { KERNELS } from './wasm/module.ts';
 import { afterPasses, planOutputs, type ArenaBuilder, type Offset, type OutputSlot, type StepInvariants } from './plan.ts';
 import type { Slot, TrainerConfig } from './config.ts';
-import type { Bound, EmitTarget, KernelCall, LoopSpec, MethodOp, Statement } from '../prims/types.ts';
+import type { EmitTarget, KernelCall, LoopSpec, ProgramStep, Statement } from '../prims/types.ts';
 import { copy, seqAt, type Hoisted, type KernelLayout, type Kernels, type PackedRows, type Seq } from './layout.ts';
 import { hoistGradient, hoistProjection, inputProjections, stackedGradients, type Stacked } from './hoist.ts';
 import { rowFacts, rowModes, rowView, type RowModes } from './packed-rows.ts';
@@ -72,11 +73,8 @@ export interface ScanCode {
   /** Which of the above call the target's kernels (noted as they were rendered). */
   readonly callsKernels: Readonly<Record<'prologue' | 'projections' | 'forwardLoop' | 'backward' | 'predictLoop', boolean>>;
   readonly tempSize: number;
-  /**
-   * On a target that runs whole methods (wasm), the same parts as data, when every statement of
-   * them has its kernel: the trainer's methods are then one call each, and the text above is empty.
-   */
-  readonly program?: Readonly<Record<'prologue' | 'projections' | 'forwardLoop' | 'backward' | 'predictLoop', readonly MethodOp[]>>;
+  /** The same parts as kernel programs (src/emit/kernel-program.ts), which the trainer renders for its target; the text above is then empty. */
+  readonly program?: Readonly<Record<'prologue' | 'projections' | 'forwardLoop' | 'backward' | 'predictLoop', readonly ProgramStep[]>>;
 }
 
 export interface ScanLoops {
@@ -412,49 +410,40 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig & EmitTarget, b: NodeBu
     const plans = [prologuePlan, projectionPlan, fwdPlan, bwdPlan, predPlan, gradientPlan];
     const tempSize = Math.max(...plans.map((p) => p.tempSize));
 
-    // The whole of each part as data, for a target that runs whole methods: straight-line calls
-    // with constant offsets, and loops between 0, T and τ. Segments (their bounds and checkpoint
-    // copies) and packed rows (their reordering around the loops) keep TypeScript methods that call
-    // the loops.
-    const wholeProgram = (): ScanCode['program'] => {
-      if (!kernels || cfg.checkNumerics || seg || packed) return undefined;
-      const straight = (statements: readonly Statement[]): MethodOp[] | undefined => {
-        const calls = callsOf(statements);
-        return calls && constantCalls(calls) ? calls.map((call) => ({ kind: 'call', call })) : undefined;
-      };
-      const loopOver = (body: Pick<LoopSpec, 'calls' | 'classes'> | undefined, reverse: boolean, lo: Bound, hi: Bound, loss?: number): MethodOp[] | undefined =>
-        body && [{ kind: 'loop', loop: { reverse, ...body, ...(loss === undefined ? {} : { loss }) }, lo, hi }];
-      const panels = (plan: KernelPlan): MethodOp[] => panelCopyCalls(plan, kernels).map((call) => ({ kind: 'call', call }));
-      const prologue = straight(kernelStatements(prologuePlan));
-      const projections = straight(kernelStatements(projectionPlan));
-      const forward = loopOver(loopCalls(fwdPlan, fwdModes, stateStackMoves), false, 0, 'T', lossTerm ? lossTermOff : undefined);
-      const reverse = loopOver(loopCalls(bwdPlan, bwdModes, dsMove), true, 0, 'T');
-      const predict = loopOver(loopCalls(predPlan, predModes, []), false, 0, 'T');
-      const gradients = straight(kernelStatements(gradientPlan));
-      const clear = straight(dsSize ? [{ kind: 'fill', size: dsSize, value: 0, out: { arr: 'A', off: dsOffs[0]! } }] : []);
-      const stateGrads = straight(io.stateGradOffs.map((off, i) => moveStatement({ to: off, from: dsOffs[i]!, size: sizeOf(rec.state[i]!.node.shape) })));
+    // Each part as a kernel program, which either target renders: statements run once, and the loops
+    // over t between 0, T and τ. Segments (their bounds and checkpoint copies), packed rows (their
+    // bodies per row class, their reordering around the loops) and --check-numerics are rendered
+    // below, their loops still running in wasm where they can.
+    const program = ((): ScanCode['program'] => {
+      if (cfg.checkNumerics || seg || packed) return undefined;
+      const origins = cfg.originComments === true;
+      const run = (statements: readonly Statement[]): ProgramStep[] => (statements.length ? [{ kind: 'run', statements }] : []);
+      const loop = (plan: KernelPlan, moves: readonly Move[], reverse: boolean, loss?: number): ProgramStep => ({
+        kind: 'loop', reverse, lo: 0, hi: 'T', body: [...kernelStatements(plan, undefined, origins), ...moves.map(moveStatement)], ...(loss === undefined ? {} : { loss }),
+      });
       // A shorter window's stacked rows past T are zero: a loop from T to τ over the rows of each step.
-      const pastT: MethodOp[] = [];
-      for (const x of [...forwardStacks, ...backwardStacks, ...stateStacks]) {
+      const pastT = [...forwardStacks, ...backwardStacks, ...stateStacks].map((x): ProgramStep => {
         const { seq } = stackedOf.get(x)!;
-        const calls = callsOf([{ kind: 'fill', size: seq.stride, value: 0, out: { arr: 'A', off: new LoopOffsets().at(seq) } }]);
-        const zero = loopOver(calls && { calls }, false, 'T', tau);
-        if (!zero) return undefined;
-        pastT.push(...zero);
-      }
-      if (!prologue || !projections || !forward || !reverse || !predict || !gradients || !clear || !stateGrads) return undefined;
+        return { kind: 'loop', reverse: false, lo: 'T', hi: tau, body: [{ kind: 'fill', size: seq.stride, value: 0, out: { arr: 'A', off: new LoopOffsets().at(seq) } }] };
+      });
       return {
-        prologue,
-        projections,
-        forwardLoop: [...panels(fwdPlan), ...forward],
-        backward: [...clear, ...pastT, ...panels(bwdPlan), ...reverse, ...gradients, ...stateGrads],
-        predictLoop: [...panels(predPlan), ...predict],
+        prologue: run(kernelStatements(prologuePlan, undefined, origins)),
+        projections: run(kernelStatements(projectionPlan, undefined, origins)),
+        forwardLoop: [...run(panelStatements(fwdPlan)), loop(fwdPlan, stateStackMoves, false, lossTerm ? lossTermOff : undefined)],
+        backward: [
+          ...run(dsSize ? [{ kind: 'fill', size: dsSize, value: 0, out: { arr: 'A', off: dsOffs[0]! } }] : []),
+          ...pastT,
+          ...run(panelStatements(bwdPlan)),
+          loop(bwdPlan, dsMove, true),
+          ...run(kernelStatements(gradientPlan, undefined, origins)),
+          ...run(io.stateGradOffs.map((off, i) => moveStatement({ to: off, from: dsOffs[i]!, size: sizeOf(rec.state[i]!.node.shape) }))),
+        ],
+        predictLoop: [...run(panelStatements(predPlan)), loop(predPlan, [], false)],
       };
-    };
-    const program = kernels?.attempt(wholeProgram);
+    })();
     if (program) {
       const none = { prologue: [], projections: [], forwardLoop: [], backward: [], predictLoop: [] };
-      return { ...none, callsKernels: { prologue: true, projections: true, forwardLoop: true, backward: true, predictLoop: true }, tempSize, program };
+      return { ...none, callsKernels: { prologue: false, projections: false, forwardLoop: false, backward: false, predictLoop: false }, tempSize, program };
     }
 
     // Kernels are numbered as they are emitted (the wasm table): prologue, loops, gradients, prediction.
@@ -576,14 +565,22 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig & EmitTarget, 
   const code = scan.finish(L.arena.size);
   const { loopSize, residualSize, residualsPerStep, hoisted } = scan;
   const program = code.program;
-  if (program && cfg.kernels) {
-    // The whole step in wasm: forward, loss and backward one call, the prediction another.
+  if (program) {
+    // Forward, loss and backward as one program, the prediction another: on wasm one call each when
+    // every statement has a kernel there, else (and on ts) their TypeScript.
     const gradSize = L.grads.reduce((n, g) => n + g.size, 0);
-    const clear: MethodOp[] = gradSize ? [{ kind: 'call', call: cfg.kernels.fill(gradSize, 0, L.grads[0]!.off) }] : [];
+    const clear: ProgramStep[] = gradSize ? [{ kind: 'run', statements: [{ kind: 'fill', size: gradSize, value: 0, out: { arr: 'A', off: L.grads[0]!.off } }] }] : [];
     const prologue = [...program.prologue, ...program.projections];
-    const train = cfg.kernels.method([...prologue, ...program.forwardLoop, { kind: 'mean', out: L.lossOff, norm: L.normOff }, ...clear, ...program.backward], ['T']);
-    const forward = cfg.kernels.method([...prologue, ...program.predictLoop], ['T']);
-    return { train: [String(train)], forward: [String(forward)], callsKernels: { train: true, forward: true }, tempSize: code.tempSize, loopSize, residualSize: residualSize + segmentStates, residualsPerStep, hoisted };
+    const methods = [
+      [...prologue, ...program.forwardLoop, { kind: 'mean', out: L.lossOff, norm: L.normOff }, ...clear, ...program.backward],
+      [...prologue, ...program.predictLoop],
+    ] as const;
+    const kernels = cfg.kernels;
+    const [train, forward] = methods.map((steps) => {
+      const ops = kernels?.attempt(() => programOps(steps, kernels));
+      return ops ? { code: [String(kernels!.method(ops, ['T']))], callsKernels: true } : programText(steps, cfg);
+    }) as [{ code: string[]; callsKernels: boolean }, { code: string[]; callsKernels: boolean }];
+    return { train: train.code, forward: forward.code, callsKernels: { train: train.callsKernels, forward: forward.callsKernels }, tempSize: code.tempSize, loopSize, residualSize: residualSize + segmentStates, residualsPerStep, hoisted };
   }
   const prologue = [...code.prologue, ...code.projections];
   const train = [

@@ -167,6 +167,9 @@ function indexCheck(rows: number): string {
 }
 
 const TS: StatementRules = {
+  panels: () => {
+    throw new Error('emit: panels are planned for a target with product kernels only (TargetKernels.panelElements)');
+  },
   product: productTs,
   elementwise: elementwiseTs,
   copy: copyTs,
@@ -205,6 +208,7 @@ function overProduct(e: EpilogueExpr, out: Offset): ElementwiseExpr {
 const isLiteral = (b: Buf) => b.literal !== undefined;
 
 const WASM: CallRules = {
+  panels: (s, kernels) => [kernels.packPanels(s.shape, s.out, s.b)],
   // A fill operand, or an epilogue to add into out (both rare), keeps the TypeScript loops.
   product: (s, kernels) => (isLiteral(s.a) || isLiteral(s.b) || s.epilogue ? undefined : [kernels.product(s.shape, s.out.off, s.a.off, s.b.off)]),
   elementwise: (s, kernels, inWasm) => (s.size < SMALLEST_CALL && !inWasm ? undefined : [kernels.elementwise(s.expr, s.size, s.out.off, s.accumulate)]),

@@ -69,6 +69,7 @@ export type ElementwiseExpr =
  * inside loops); a literal `Buf` reads as its value everywhere.
  */
 export type Statement =
+  | PanelsStatement
   | ProductStatement
   | ElementwiseStatement
   | CopyStatement
@@ -78,8 +79,24 @@ export type Statement =
   | GatherStatement
   | ScatterAddStatement;
 
+/** Where a statement comes from, for a comment above it: the model file's line, null for what the compiler derived (the loss, the backward pass); absent, no comment. */
+export interface StatementOrigin {
+  readonly origin?: string | null;
+}
+
+/**
+ * B of the products read from panels (`shape.panels`) copied into them at `out`: a target with
+ * product kernels plans these (TargetKernels.panelElements), before a loop whose steps read B.
+ */
+export interface PanelsStatement extends StatementOrigin {
+  readonly kind: 'panels';
+  readonly shape: ProductShape;
+  readonly out: Offset;
+  readonly b: Offset;
+}
+
 /** out[m×n] = (or +=) A·B (`shape`); with `epilogue`, out holds that chain over the product's value instead. */
-export interface ProductStatement {
+export interface ProductStatement extends StatementOrigin {
   readonly kind: 'product';
   readonly shape: ProductShape;
   readonly out: Buf;
@@ -97,7 +114,7 @@ export type EpilogueExpr =
   | { readonly op: string; readonly args: readonly EpilogueExpr[]; readonly attrs: Attrs };
 
 /** out[i] = (or +=) expr(i) for i < size: a fused element-wise chain. */
-export interface ElementwiseStatement {
+export interface ElementwiseStatement extends StatementOrigin {
   readonly kind: 'elementwise';
   readonly size: number;
   readonly out: Buf;
@@ -110,7 +127,7 @@ export interface ElementwiseStatement {
  * slices, concatenations' parts, pads' interiors, transposes, broadcasts (a 0 stride in x) and
  * plain copies. Distinct i write distinct elements of out.
  */
-export interface CopyStatement {
+export interface CopyStatement extends StatementOrigin {
   readonly kind: 'copy';
   readonly dims: readonly number[];
   readonly out: Buf;
@@ -121,7 +138,7 @@ export interface CopyStatement {
 }
 
 /** out[i] = value for i < size. */
-export interface FillStatement {
+export interface FillStatement extends StatementOrigin {
   readonly kind: 'fill';
   readonly size: number;
   readonly value: number;
@@ -129,7 +146,7 @@ export interface FillStatement {
 }
 
 /** out[i] = data[i]: a constant tensor written whole. */
-export interface ValuesStatement {
+export interface ValuesStatement extends StatementOrigin {
   readonly kind: 'values';
   readonly data: readonly number[];
   readonly out: Buf;
@@ -139,7 +156,7 @@ export interface ValuesStatement {
  * out (x's `shape` without `axes`) = (or, for sum, +=) the sum or max of x over `axes`, each
  * element accumulated over the reduced axes in row-major order (the interpreter's order).
  */
-export interface ReduceStatement {
+export interface ReduceStatement extends StatementOrigin {
   readonly kind: 'reduce';
   readonly op: 'sum' | 'max';
   readonly shape: Shape;
@@ -153,7 +170,7 @@ export interface ReduceStatement {
  * out[n·width + j] = table[k·width + j], k = indices[n], for n < count: rows of a [rows, width]
  * table at integer indices (data: an index not an integer in 0..rows-1 stops the step with a RangeError naming it).
  */
-export interface GatherStatement {
+export interface GatherStatement extends StatementOrigin {
   readonly kind: 'gather';
   readonly rows: number;
   readonly width: number;
@@ -164,7 +181,7 @@ export interface GatherStatement {
 }
 
 /** out ([rows, width]) = 0, then out[k·width + j] += values[n·width + j], k = indices[n], for n < count in order (checked as gather). */
-export interface ScatterAddStatement {
+export interface ScatterAddStatement extends StatementOrigin {
   readonly kind: 'scatterAdd';
   readonly rows: number;
   readonly width: number;
@@ -230,6 +247,25 @@ export type MethodOp =
   | { readonly kind: 'call'; readonly call: KernelCall }
   | { readonly kind: 'loop'; readonly loop: LoopSpec; readonly lo: Bound; readonly hi: Bound }
   /** A[out] = the running sum of the loops' loss terms / A[norm] (in float64, stored as the arena's float). */
+  | { readonly kind: 'mean'; readonly out: number; readonly norm: number };
+
+/**
+ * A step of a kernel program (a trainer's method as data, which each target renders): statements
+ * run once, a loop over t between bounds (its body's offsets StepOffsets; a packed body choosing
+ * the rows of its class; each step's loss term A[loss] added into the running sum), or the loss's
+ * mean A[out] = sum / A[norm].
+ */
+export type ProgramStep =
+  | { readonly kind: 'run'; readonly statements: readonly Statement[] }
+  | {
+    readonly kind: 'loop';
+    readonly reverse: boolean;
+    readonly lo: Bound;
+    readonly hi: Bound;
+    readonly body: readonly Statement[];
+    readonly classes?: { readonly live: number; readonly cases: readonly { readonly rows: number; readonly body: readonly Statement[] }[] };
+    readonly loss?: number;
+  }
   | { readonly kind: 'mean'; readonly out: number; readonly norm: number };
 
 /** A loop over t of kernel calls, as a target that runs whole loops takes it. */

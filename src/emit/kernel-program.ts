@@ -1,0 +1,113 @@
+// A kernel program — a method as data: statements run once, loops over t between bounds, the loss's
+// mean — rendered by each target: TypeScript text (the loops with their per-step offsets declared),
+// or, on a target that runs whole methods (wasm), the steps of one function of its module.
+import type { Bound, ElementwiseExpr, EmitTarget, EpilogueExpr, KernelCall, LoopSpec, MethodOp, Offset, ProgramStep, Statement, StepOffset, TargetKernels } from '../prims/types.ts';
+import { originComment, withKernelCalls } from './kernel.ts';
+import { callsInWasm, renderStatement } from './statements.ts';
+import { constantCalls, loopable } from './wasm/loops.ts';
+
+/** The running sum of the loss terms, in TypeScript. */
+const LOSS_SUM = 'lossSum';
+
+/** The program as the steps of one method the target runs itself; undefined when a statement has no kernel there. */
+export function programOps(program: readonly ProgramStep[], kernels: TargetKernels): MethodOp[] | undefined {
+  const callsOf = (statements: readonly Statement[]): KernelCall[] | undefined => {
+    const calls: KernelCall[] = [];
+    for (const st of statements) {
+      const c = callsInWasm(st, kernels);
+      if (!c) return undefined;
+      calls.push(...c);
+    }
+    return calls;
+  };
+  const ops: MethodOp[] = [];
+  for (const step of program) {
+    if (step.kind === 'mean') ops.push(step);
+    else if (step.kind === 'run') {
+      const calls = callsOf(step.statements);
+      if (!calls || !constantCalls(calls)) return undefined;
+      ops.push(...calls.map((call): MethodOp => ({ kind: 'call', call })));
+    } else {
+      const loop = loopSpec(step, callsOf);
+      if (!loop) return undefined;
+      ops.push({ kind: 'loop', loop, lo: step.lo, hi: step.hi });
+    }
+  }
+  return ops;
+}
+
+/** A loop step's calls (and its row classes'), when every statement has a kernel and every offset is t's or lo's. */
+export function loopSpec(step: Extract<ProgramStep, { kind: 'loop' }>, callsOf: (statements: readonly Statement[]) => KernelCall[] | undefined): LoopSpec | undefined {
+  const over = (body: readonly Statement[]) => {
+    const calls = callsOf(body);
+    return calls && loopable(calls) ? calls : undefined;
+  };
+  const calls = over(step.body);
+  if (!calls) return undefined;
+  const cases: { rows: number; calls: KernelCall[] }[] = [];
+  for (const c of step.classes?.cases ?? []) {
+    const body = over(c.body);
+    if (!body) return undefined;
+    cases.push({ rows: c.rows, calls: body });
+  }
+  return {
+    reverse: step.reverse, calls,
+    ...(step.classes ? { classes: { live: step.classes.live, cases } } : {}),
+    ...(step.loss === undefined ? {} : { loss: step.loss }),
+  };
+}
+
+/** The program as TypeScript (calling the target's kernels where its rules say), and whether it calls them. */
+export function programText(program: readonly ProgramStep[], target: EmitTarget): { readonly code: string[]; readonly callsKernels: boolean } {
+  return withKernelCalls(target.kernels, () => {
+    const lines: string[] = [];
+    if (program.some((s) => s.kind === 'loop' && s.loss !== undefined)) lines.push(`let ${LOSS_SUM} = 0;`);
+    for (const step of program) {
+      if (step.kind === 'mean') lines.push(`A[${step.out}] = ${LOSS_SUM} / A[${step.norm}];`);
+      else if (step.kind === 'run') lines.push(...statementsText(step.statements, target));
+      else {
+        if (step.classes) throw new Error('emit: a packed loop is rendered per row class by its trainer (src/emit/rolled.ts)');
+        const bound = (b: Bound) => (typeof b === 'object' ? `A[${b.slot}]` : String(b));
+        lines.push(step.reverse ? `for (let t = ${bound(step.hi)} - 1; t >= ${bound(step.lo)}; t--) {` : `for (let t = ${bound(step.lo)}; t < ${bound(step.hi)}; t++) {`);
+        const body = [...declarations(step.body), ...statementsText(step.body, target), ...(step.loss === undefined ? [] : [`${LOSS_SUM} += A[${step.loss}];`])];
+        lines.push(...body.map((l) => l.replace(/^/gm, '  ')), '}');
+      }
+    }
+    return lines;
+  });
+}
+
+/** Statements as TypeScript, the model file's line named above each run of them from one line (and `(derived)` above the compiler's). */
+function statementsText(statements: readonly Statement[], target: EmitTarget): string[] {
+  let line: string | null | undefined;
+  return statements.map((st) => {
+    const origin = st.origin;
+    const comment = !target.originComments || origin === undefined || origin === line || (origin === null && line === undefined) ? '' : origin === null ? '// (derived)\n' : originComment(origin);
+    if (target.originComments && origin !== undefined) line = origin;
+    return comment + renderStatement(st, target);
+  });
+}
+
+/** The declarations of the per-step offsets a loop body reads, in the order their names were given (q0, q1, …). */
+function declarations(body: readonly Statement[]): string[] {
+  const seen = new Map<string, StepOffset>();
+  const note = (off: Offset) => {
+    if (typeof off === 'object' && !seen.has(off.local)) seen.set(off.local, off);
+  };
+  const expr = (e: ElementwiseExpr | EpilogueExpr) => {
+    if ('read' in e) note(e.read);
+    else if ('op' in e) e.args.forEach(expr);
+  };
+  for (const st of body) {
+    for (const v of Object.values(st)) if (v && typeof v === 'object' && 'off' in v) note((v as { off: Offset }).off);
+    if (st.kind === 'elementwise') expr(st.expr);
+    if (st.kind === 'product' && st.epilogue) expr(st.epilogue);
+    if (st.kind === 'panels') [st.out, st.b].forEach(note);
+  }
+  const index = (local: string) => Number(local.replace(/^\D+/, ''));
+  return [...seen.values()].sort((a, b) => index(a.local) - index(b.local)).map((o) => {
+    const t = o.coefs['t'] ?? 0, lo = o.coefs['lo'] ?? 0;
+    const step = lo === -t && lo !== 0 ? `(t - lo) * ${t}` : [t ? `t * ${t}` : '', lo ? `lo * ${lo}` : ''].filter(Boolean).join(' + ');
+    return `const ${o.local} = ${o.base}${step ? ` + ${step}` : ''};`;
+  });
+}
