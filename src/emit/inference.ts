@@ -7,8 +7,9 @@ import { DEFAULT_SEED } from '../dsl/init.ts';
 import type { ModelDef } from '../dsl/model.ts';
 import { initOf } from '../dsl/recurrence.ts';
 import type { Dtype } from '../ir/tensor.ts';
-import type { EmitHelper } from '../prims/types.ts';
-import { emitKernel, helpersIn, kernelOps, withKernelCalls } from './kernel.ts';
+import type { EmitHelper, ProgramStep } from '../prims/types.ts';
+import { helpersIn, kernelStatements } from './kernel.ts';
+import { programOps, programText } from './kernel-program.ts';
 import { targetOf, type Target } from './config.ts';
 import { KernelTable } from './wasm/module.ts';
 import { wasmTrainerParts, type WasmReport } from './wasm/trainer-parts.ts';
@@ -84,9 +85,11 @@ function emitInContext(cfg: InferenceConfig): EmittedInference {
   const targetName = targetOf({ dtype: cfg.dtype, target: cfg.target ?? 'ts' });
   const kernels = targetName === 'wasm' ? new KernelTable() : undefined;
   const target = { dtype: cfg.dtype, helpers, ...(cfg.originComments ? { originComments: true } : {}), ...(kernels ? { kernels } : {}) };
-  // On the wasm target the step is one call into the module when every statement has a kernel.
-  const ops = kernels?.attempt(() => kernelOps(plan, kernels, () => undefined));
-  const { code: body, callsKernels } = ops ? { code: [String(kernels!.method(ops, []))], callsKernels: true } : withKernelCalls(kernels, () => emitKernel(plan, target));
+  // The step as a program of one run of statements: on the wasm target one call into the module
+  // when every statement has a kernel there, else TypeScript.
+  const steps: ProgramStep[] = [{ kind: 'run', statements: kernelStatements(plan, undefined, cfg.originComments === true) }];
+  const ops = kernels?.attempt(() => programOps(steps, kernels));
+  const { code: body, callsKernels } = ops ? { code: [String(kernels!.method(ops, []))], callsKernels: true } : programText(steps, target);
   const elements = arena.size;
   const wasm = kernels && wasmTrainerParts(kernels, elements);
   const bytes = elements * (cfg.dtype === 'f32' ? 4 : 8);

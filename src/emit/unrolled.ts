@@ -6,8 +6,9 @@ import type { NodeBuilder } from '../prims/builder.ts';
 import type { Recurrence } from '../dsl/recurrence.ts';
 import type { TrainingGraph } from '../transforms/training.ts';
 import type { TrainerConfig } from './config.ts';
-import type { EmitTarget } from '../prims/types.ts';
-import { emitKernel, kernelOps, withKernelCalls } from './kernel.ts';
+import type { EmitTarget, ProgramStep } from '../prims/types.ts';
+import { emitKernel, kernelStatements, withKernelCalls } from './kernel.ts';
+import { programOps, programText } from './kernel-program.ts';
 import { seqAt, type KernelLayout, type Kernels } from './layout.ts';
 import { afterPasses, planOutputs, type KernelPlan, type Offset } from './plan.ts';
 
@@ -52,14 +53,17 @@ export function unrolledKernels(tg: TrainingGraph, rec: Recurrence, cfg: Trainer
   ]);
   const trainPlan = planOutputs(slots, pinned, tempBase);
   const forwardPlan = planOutputs(slots.slice(gradSlots.length), pinned, tempBase);
-  // On a target that runs whole methods (wasm, without --check-numerics), each kernel is one call when every statement of it has a kernel.
-  const kernels = cfg.checkNumerics ? undefined : cfg.kernels;
-  const whole = (plan: KernelPlan) => {
-    const ops = kernels?.attempt(() => kernelOps(plan, kernels, () => undefined));
-    return ops && { code: [String(kernels!.method(ops, []))], callsKernels: true };
+  // Each kernel as a program of one run of statements: one call on wasm when every statement has a
+  // kernel there, else (and on ts) TypeScript. --check-numerics renders each statement with its check.
+  const render = (plan: KernelPlan) => {
+    if (cfg.checkNumerics) return withKernelCalls(cfg.kernels, () => emitKernel(plan, cfg));
+    const steps: ProgramStep[] = [{ kind: 'run', statements: kernelStatements(plan, undefined, cfg.originComments === true) }];
+    const kernels = cfg.kernels;
+    const ops = kernels?.attempt(() => programOps(steps, kernels));
+    return ops ? { code: [String(kernels!.method(ops, []))], callsKernels: true } : programText(steps, cfg);
   };
-  const train = whole(trainPlan) ?? withKernelCalls(cfg.kernels, () => emitKernel(trainPlan, cfg));
-  const forward = whole(forwardPlan) ?? withKernelCalls(cfg.kernels, () => emitKernel(forwardPlan, cfg));
+  const train = render(trainPlan);
+  const forward = render(forwardPlan);
   return {
     train: train.code,
     forward: forward.code,
