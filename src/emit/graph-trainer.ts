@@ -19,7 +19,8 @@ import { targetOf, type Dtype, type HoistMode, type Target } from './config.ts';
 import { KernelTable } from './wasm/module.ts';
 import { wasmTrainerParts, type WasmReport } from './wasm/trainer-parts.ts';
 import type { EmitHelper } from '../prims/types.ts';
-import { emitKernel, kernelOps, helpersIn, NUMERICS_HELPER, withKernelCalls } from './kernel.ts';
+import { emitKernel, helpersIn, kernelProgram, NUMERICS_HELPER, withKernelCalls } from './kernel.ts';
+import { programOps } from './kernel-program.ts';
 import { scanLoops } from './scan-loops.ts';
 import { describeOptimizer, planOptimizer } from './optimizer.ts';
 import { afterPasses, ArenaBuilder, initLiteral, numberLiteral, planOutputs, type KernelPlan, type OnPass, type Offset, type OutputSlot } from './plan.ts';
@@ -238,7 +239,8 @@ function emitInContext(cfg: GraphTrainerConfig): EmittedGraphTrainer {
   };
   // On the wasm target, each method is one call when every statement and scan of it has kernels.
   const whole = (plan: KernelPlan) => {
-    const ops = products && !cfg.checkNumerics ? products.attempt(() => kernelOps(plan, products, loops.ops)) : undefined;
+    const program = products && !cfg.checkNumerics ? kernelProgram(plan, loops.steps, cfg.originComments === true) : undefined;
+    const ops = program && products!.attempt(() => programOps(program, products!));
     return ops && { code: [String(products!.method(ops, []))], callsKernels: true };
   };
   // (A method given up forgets the scans it prepared: the kernels they named were taken back.)

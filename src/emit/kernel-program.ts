@@ -37,7 +37,7 @@ export function programOps(program: readonly ProgramStep[], kernels: TargetKerne
 }
 
 /** A loop step's calls (and its row classes'), when every statement has a kernel and every offset is t's or lo's. */
-export function loopSpec(step: Extract<ProgramStep, { kind: 'loop' }>, callsOf: (statements: readonly Statement[]) => KernelCall[] | undefined): LoopSpec | undefined {
+function loopSpec(step: Extract<ProgramStep, { kind: 'loop' }>, callsOf: (statements: readonly Statement[]) => KernelCall[] | undefined): LoopSpec | undefined {
   const over = (body: readonly Statement[]) => {
     const calls = callsOf(body);
     return calls && loopable(calls) ? calls : undefined;

@@ -5,10 +5,9 @@ import type { Node } from '../ir/node.ts';
 import { sizeOf, type Shape } from '../ir/tensor.ts';
 import { primOf, prims } from '../prims/index.ts';
 import { offsetPlus } from '../prims/kit.ts';
-import type { Buf, ElementwiseExpr, EmitHelper, EmitTarget, EpilogueExpr, KernelCall, MethodOp, Statement, TargetKernels } from '../prims/types.ts';
+import type { Buf, ElementwiseExpr, EmitHelper, EmitTarget, EpilogueExpr, ProgramStep, Statement } from '../prims/types.ts';
 import type { KernelPlan, Offset } from './plan.ts';
-import { ARENA, callsInWasm, renderStatement, renderStatements } from './statements.ts';
-import { constantCalls } from './wasm/loops.ts';
+import { ARENA, renderStatement, renderStatements } from './statements.ts';
 import { NUMERICS_PREFIX } from './trainer-text.ts';
 
 /** Where `n`'s value is read from in `plan`: its buffer (through an alias or a view), or a literal. */
@@ -165,27 +164,30 @@ export function kernelStatements(plan: KernelPlan, rows?: RowView, origins = fal
 }
 
 /**
- * The kernel as the steps of a method a target runs whole (wasm): each statement's kernel calls
- * (constant offsets), each scan by `loopOps`; undefined when one of them has none.
+ * The kernel as a kernel program: its statements in runs, each scan as the steps `scanSteps` gives
+ * it; undefined when a scan has none (a nested one, or one a target cannot run whole).
  */
-export function kernelOps(plan: KernelPlan, kernels: TargetKernels, loopOps: (n: Node, out: Buf, inputs: readonly Buf[]) => MethodOp[] | undefined): MethodOp[] | undefined {
-  const ops: MethodOp[] = [];
-  const calls = (statements: readonly Statement[]): boolean => {
-    for (const st of statements) {
-      const c = callsInWasm(st, kernels);
-      if (!c || !constantCalls(c)) return false;
-      ops.push(...c.map((call): MethodOp => ({ kind: 'call', call })));
-    }
-    return true;
+export function kernelProgram(plan: KernelPlan, scanSteps: (n: Node, out: Buf, inputs: readonly Buf[]) => ProgramStep[] | undefined, origins = false): ProgramStep[] | undefined {
+  const steps: ProgramStep[] = [];
+  let run: Statement[] = [];
+  const flush = () => {
+    if (run.length) steps.push({ kind: 'run', statements: run });
+    run = [];
   };
   for (const n of plan.order) {
     if (primOf(n.op)?.emit.kind === 'loop') {
-      const scan = loopOps(n, bufOf(plan, n), n.inputs.map((x) => bufOf(plan, x)));
+      const scan = scanSteps(n, bufOf(plan, n), n.inputs.map((x) => bufOf(plan, x)));
       if (!scan) return undefined;
-      ops.push(...scan);
-    } else if (!calls(statementsOf(plan, n, ownShape))) return undefined;
+      flush();
+      steps.push(...scan);
+    } else {
+      const ss = statementsOf(plan, n, ownShape);
+      run.push(...(origins ? ss.map((st) => ({ ...st, origin: n.origin ?? null })) : ss));
+    }
   }
-  return calls(copyStatements(plan)) ? ops : undefined;
+  run.push(...copyStatements(plan));
+  flush();
+  return steps;
 }
 
 /**
@@ -223,12 +225,7 @@ export function emitPanelCopies(plan: KernelPlan, target: EmitTarget): string[] 
   if (plan.panelCopies.length === 0) return [];
   const kernels = target.kernels;
   if (!kernels) throw new Error('emit: panels planned for a target without kernels');
-  return panelCopyCalls(plan, kernels).map(String);
-}
-
-/** The calls copying products' B operands into panels (see emitPanelCopies). */
-export function panelCopyCalls(plan: KernelPlan, kernels: TargetKernels): KernelCall[] {
-  return plan.panelCopies.map((c) => kernels.packPanels(c.shape, c.off, operandOf(plan, c.operand).off));
+  return plan.panelCopies.map((c) => String(kernels.packPanels(c.shape, c.off, operandOf(plan, c.operand).off)));
 }
 
 /** The copies of products' B operands into panels as statements (see emitPanelCopies). */

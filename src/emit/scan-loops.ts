@@ -5,11 +5,11 @@ import type { Node } from '../ir/node.ts';
 import { topoOrder } from '../ir/graph.ts';
 import { sameShape, sizeOf } from '../ir/tensor.ts';
 import { scanParts, timeAxis } from '../prims/scan.ts';
-import type { Buf, EmitTarget, KernelCall, MethodOp, Statement } from '../prims/types.ts';
-import { emitKernel, emitPanelCopies, kernelStatements, panelCopyCalls, type LoopLowering } from './kernel.ts';
+import type { Buf, EmitTarget, KernelCall, ProgramStep, Statement } from '../prims/types.ts';
+import { emitKernel, emitPanelCopies, kernelStatements, panelStatements, type LoopLowering } from './kernel.ts';
 import { LoopOffsets } from './loop-offsets.ts';
-import { callsInWasm } from './statements.ts';
-import { constantCalls, loopable } from './wasm/loops.ts';
+import { callsInWasm, renderStatement } from './statements.ts';
+import { loopable } from './wasm/loops.ts';
 import { primOf } from '../prims/index.ts';
 import { KERNELS } from './wasm/module.ts';
 import { afterPasses, numberLiteral, planOutputs, type OnPass, type Offset, type OutputSlot, type StepInvariants } from './plan.ts';
@@ -77,13 +77,13 @@ function rows(step: readonly number[]): { outer: number; inner: number } {
 /** How a scan node is lowered, prepared once (its storage reserved): its TypeScript, or its steps as data. */
 interface PreparedScan {
   readonly text: () => string;
-  /** The scan as steps of a method the target runs whole (wasm), when every part of it has kernels and fixed offsets. */
-  readonly ops: () => MethodOp[] | undefined;
+  /** The scan as steps of a kernel program, when it is an outermost scan over fixed storage whose body a target with kernels can run. */
+  readonly steps: () => ProgramStep[] | undefined;
 }
 
 /** The lowering of every scan node (nested ones too), for emitKernel; `ops` gives an outermost scan as a method's steps. */
 export type ScanLowering = LoopLowering & {
-  readonly ops: (n: Node, out: Buf, inputs: readonly Buf[]) => MethodOp[] | undefined;
+  readonly steps: (n: Node, out: Buf, inputs: readonly Buf[]) => ProgramStep[] | undefined;
   /** Forgets every prepared scan: after an attempt at ops was given up, the kernels they named are gone from the target's table. */
   readonly forget: () => void;
 };
@@ -103,7 +103,7 @@ export function scanLoops(opts: ScanLoopOptions, depth = 0): ScanLowering {
     return made;
   };
   const lowering = (n: Node, out: Buf, inputs: readonly Buf[]) => prepare(n, out, inputs).text();
-  return Object.assign(lowering, { ops: (n: Node, out: Buf, inputs: readonly Buf[]) => prepare(n, out, inputs).ops(), forget: () => prepared.clear() });
+  return Object.assign(lowering, { steps: (n: Node, out: Buf, inputs: readonly Buf[]) => prepare(n, out, inputs).steps(), forget: () => prepared.clear() });
 }
 
 function prepareScan(opts: ScanLoopOptions, depth: number, n: Node, out: Buf, inputs: readonly Buf[]): PreparedScan {
@@ -194,17 +194,20 @@ function prepareScan(opts: ScanLoopOptions, depth: number, n: Node, out: Buf, in
     const read = new Set(topoOrder(body.outputs));
     /** Where step t of a stacked value starts (rows T·inner apart). */
     const stepOf = (base: Offset, inner: number): Offset => (stepOffsets && typeof base === 'number' ? stepOffsets.at({ base, stride: inner }) : plus(base, `${t} * ${inner}`));
-    // A target with its own kernels copies a step's rows in one call (rows T·inner apart to or from a block).
+    // A target with its own kernels copies a step's rows in one statement (rows T·inner apart to or from a block).
+    const rowsCopy = (outer: number, inner: number, to: Offset, toStride: number, from: Offset, fromStride: number): Statement => ({
+      kind: 'copy', dims: [outer, inner], out: { arr: 'A', off: to }, outStrides: [toStride, 1], x: { arr: 'A', off: from }, xStrides: [fromStride, 1], accumulate: false,
+    });
     const stepInCopies = xSteps.flatMap((p, j) => {
       const src = inputs[nc + j]!;
       if (xDirect[j] || !read.has(p) || src.literal !== undefined || !kernels) return [];
       const { outer, inner } = rows(p.shape);
-      return [kernels.strided([outer, inner], [inner, 1], [T * inner, 1], false, xOff[j]!, stepOf(src.off, inner))];
+      return [rowsCopy(outer, inner, xOff[j]!, inner, stepOf(src.off, inner), T * inner)];
     });
     const stepOutCopies = ys.flatMap((y, j) => {
       if (yDirect[j] || !kernels) return [];
       const { outer, inner } = rows(y.shape);
-      return [kernels.strided([outer, inner], [T * inner, 1], [inner, 1], false, stepOf(past(out.off, parts[nc + j]!.offset), inner), yOff[j]!)];
+      return [rowsCopy(outer, inner, stepOf(past(out.off, parts[nc + j]!.offset), inner), T * inner, yOff[j]!, inner)];
     });
     const stepIn = xSteps.flatMap((p, j) => {
       if (xDirect[j] || !read.has(p)) return [];
@@ -225,25 +228,25 @@ function prepareScan(opts: ScanLoopOptions, depth: number, n: Node, out: Buf, in
     const windowed = depth === 0 && opts.window?.length === T;
     const steps = windowed ? `W${depth}` : `${T}`;
     // On a target that runs loops itself, the loop is one call when every statement of it is a kernel.
-    const wasmCalls = kernels && stepOffsets && !opts.target.checkNumerics && !plan.order.some((x) => primOf(x.op)?.emit.kind === 'loop')
-      ? kernels.attempt(() => {
-        const calls: KernelCall[] = [...stepInCopies];
-        for (const st of kernelStatements(plan)) {
-          const c = callsInWasm(st, kernels);
-          if (!c) return undefined;
-          calls.push(...c);
-        }
-        if (carrySize) calls.push(kernels.strided([carrySize], [1], [1], false, plainCur[0]!, plainNext[0]!));
-        calls.push(...stepOutCopies);
-        return loopable(calls) && stepIn.length === 0 ? calls : undefined;
-      })
-      : undefined;
+    // The loop body as statements (a target with kernels: the rows of each step copied in and out, the carries' double buffer).
+    const carryCopy: Statement[] = carrySize ? [{ kind: 'copy', dims: [carrySize], out: { arr: 'A', off: plainCur[0]! }, outStrides: [1], x: { arr: 'A', off: plainNext[0]! }, xStrides: [1], accumulate: false }] : [];
+    const inWasmBody = kernels && stepOffsets && !opts.target.checkNumerics && stepIn.length === 0 && !plan.order.some((x) => primOf(x.op)?.emit.kind === 'loop');
+    const loopBody = inWasmBody ? [...stepInCopies, ...kernelStatements(plan, undefined, opts.target.originComments === true), ...carryCopy, ...stepOutCopies] : undefined;
+    const wasmCalls = loopBody && kernels!.attempt(() => {
+      const calls: KernelCall[] = [];
+      for (const st of loopBody) {
+        const c = callsInWasm(st, kernels!);
+        if (!c) return undefined;
+        calls.push(...c);
+      }
+      return loopable(calls) ? calls : undefined;
+    });
     const loopSpec = wasmCalls && { reverse, calls: wasmCalls };
     // The loop over t in TypeScript (its statements rendered only when it runs there).
     const loopText = (): string[] => {
       const stepCode = emitKernel(plan, opts.target, scanLoops(opts, depth + 1), t);
-      const copies = { in: stepInCopies.map(String), out: stepOutCopies.map(String) };
-      const offsets = stepOffsets?.declarationsFor([...handedOut, ...stepInCopies.flatMap((c) => c.args), ...stepOutCopies.flatMap((c) => c.args)]) ?? [];
+      const copies = { in: stepInCopies.map((st) => renderStatement(st, opts.target)), out: stepOutCopies.map((st) => renderStatement(st, opts.target)) };
+      const offsets = stepOffsets?.declarationsFor([...handedOut, ...[...stepInCopies, ...stepOutCopies].flatMap((st) => (st.kind === 'copy' ? [st.out.off, st.x.off] : [])), ]) ?? [];
       return [
         `for (let ${i} = 0; ${i} < ${steps}; ${i}++) {`,
         ...indent([
@@ -274,31 +277,18 @@ function prepareScan(opts: ScanLoopOptions, depth: number, n: Node, out: Buf, in
     ];
     // The scan as a method's steps: the consts' and carries' copies in, the panels, the loop, the
     // carries out (every offset fixed: an outermost scan over fixed storage).
-    const ops = (): MethodOp[] | undefined => {
-      if (!kernels || !loopSpec || !fixed) return undefined;
-      return kernels.attempt(() => {
-        const move = (to: number, from: Buf, size: number): Statement => (from.literal !== undefined
-          ? { kind: 'fill', size, value: from.literal, out: { arr: 'A', off: to } }
-          : { kind: 'copy', dims: [size], out: { arr: 'A', off: to }, outStrides: [1], x: { arr: 'A', off: from.off }, xStrides: [1], accumulate: false });
-        const statements = [
-          ...prologueMoves.map((m) => move(m.to, m.from, m.size)),
-          ...inputs.slice(0, nc).map((b, k) => move(cur[k]!, b, carrySizes[k]!)),
-        ];
-        const before: KernelCall[] = [];
-        for (const st of statements) {
-          const c = callsInWasm(st, kernels);
-          if (!c) return undefined;
-          before.push(...c);
-        }
-        before.push(...panelCopyCalls(plan, kernels));
-        const after = carrySizes.map((size, k) => kernels.strided([size], [1], [1], false, (out.off as number) + parts[k]!.offset, cur[k]!));
-        if (!constantCalls([...before, ...after])) return undefined;
-        return [
-          ...before.map((call): MethodOp => ({ kind: 'call', call })),
-          { kind: 'loop', loop: loopSpec, lo: 0, hi: windowed ? { slot: opts.window!.slot } : T },
-          ...after.map((call): MethodOp => ({ kind: 'call', call })),
-        ];
-      });
+    // The scan as steps of a kernel program: the consts' and carries' copies in, the panels, the
+    // loop, the carries out (every offset fixed: an outermost scan over fixed storage).
+    const programSteps = (): ProgramStep[] | undefined => {
+      if (!loopBody || !fixed) return undefined;
+      const move = (to: number, from: Buf, size: number): Statement => (from.literal !== undefined
+        ? { kind: 'fill', size, value: from.literal, out: { arr: 'A', off: to } }
+        : { kind: 'copy', dims: [size], out: { arr: 'A', off: to }, outStrides: [1], x: { arr: 'A', off: from.off }, xStrides: [1], accumulate: false });
+      return [
+        { kind: 'run', statements: [...prologueMoves.map((m) => move(m.to, m.from, m.size)), ...inputs.slice(0, nc).map((b, k) => move(cur[k]!, b, carrySizes[k]!)), ...panelStatements(plan)] },
+        { kind: 'loop', reverse, lo: 0, hi: windowed ? { slot: opts.window!.slot } : T, body: loopBody },
+        { kind: 'run', statements: carrySizes.map((size, k) => move((out.off as number) + parts[k]!.offset, { arr: 'A', off: cur[k]! }, size)) },
+      ];
     };
     const text = (): string => {
       // Offsets that are expressions belong to an enclosing loop: such a scan stays inline.
@@ -308,6 +298,6 @@ function prepareScan(opts: ScanLoopOptions, depth: number, n: Node, out: Buf, in
       opts.functions.defs.push([`function ${name}(A: ${opts.functions.arena}${kernelType ? `, ${KERNELS}: ${kernelType}` : ''}): void {`, ...indent(code), '}'].join('\n'));
       return `${name}(A${kernelType ? `, ${KERNELS}` : ''});`;
     };
-    return { text, ops };
+    return { text, steps: programSteps };
   }
 }
