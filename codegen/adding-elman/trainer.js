@@ -46,7 +46,7 @@ function tanh32(x) {
   return p / q;
 }
 function rows4_0(A, t) {
-  const q0 = 3330 + (t + 1) * 512;
+  const q0 = 3842 + t * 512;
   const q1 = 15288 + t * 16;
   const q2 = 26937 + t * 1552;
   const q3 = 3330 + t * 512;
@@ -186,7 +186,7 @@ function rows4_0(A, t) {
   }
 }
 function rows8_1(A, t) {
-  const q0 = 3330 + (t + 1) * 512;
+  const q0 = 3842 + t * 512;
   const q1 = 15288 + t * 16;
   const q2 = 26937 + t * 1552;
   const q3 = 3330 + t * 512;
@@ -326,7 +326,7 @@ function rows8_1(A, t) {
   }
 }
 function rows12_2(A, t) {
-  const q0 = 3330 + (t + 1) * 512;
+  const q0 = 3842 + t * 512;
   const q1 = 15288 + t * 16;
   const q2 = 26937 + t * 1552;
   const q3 = 3330 + t * 512;
@@ -721,6 +721,7 @@ function rows4_3(A, t) {
   for (let i = 0; i < 32; i++) A[2273 + i] += A[59546 + i];
   for (let i = 0; i < 32; i++) A[2305 + i] += A[59546 + i];
   for (let i = 0; i < 32; i++) A[2337 + i] += A[59066 + i];
+  A.copyWithin(57978, 58490, 59002);
 }
 function rows8_4(A, t) {
   const q0 = 3330 + t * 512;
@@ -978,6 +979,7 @@ function rows8_4(A, t) {
   for (let i = 0; i < 32; i++) A[2273 + i] += A[59546 + i];
   for (let i = 0; i < 32; i++) A[2305 + i] += A[59546 + i];
   for (let i = 0; i < 32; i++) A[2337 + i] += A[59066 + i];
+  A.copyWithin(57978, 58490, 59002);
 }
 function rows12_5(A, t) {
   const q0 = 3330 + t * 512;
@@ -1235,9 +1237,10 @@ function rows12_5(A, t) {
   for (let i = 0; i < 32; i++) A[2273 + i] += A[59546 + i];
   for (let i = 0; i < 32; i++) A[2305 + i] += A[59546 + i];
   for (let i = 0; i < 32; i++) A[2337 + i] += A[59066 + i];
+  A.copyWithin(57978, 58490, 59002);
 }
 function rows4_6(A, t) {
-  const q0 = 3330 + (t + 1) * 512;
+  const q0 = 3842 + t * 512;
   const q1 = 15288 + t * 16;
   const q2 = 3330 + t * 512;
   const q4 = 16697 + t * 512;
@@ -1354,7 +1357,7 @@ function rows4_6(A, t) {
   for (let i = 0; i < 12; i++) A[q1 + 4 + i] = 0 + A[16669 + i];
 }
 function rows8_7(A, t) {
-  const q0 = 3330 + (t + 1) * 512;
+  const q0 = 3842 + t * 512;
   const q1 = 15288 + t * 16;
   const q2 = 3330 + t * 512;
   const q4 = 16697 + t * 512;
@@ -1471,7 +1474,7 @@ function rows8_7(A, t) {
   for (let i = 0; i < 8; i++) A[q1 + 8 + i] = 0 + A[16673 + i];
 }
 function rows12_8(A, t) {
-  const q0 = 3330 + (t + 1) * 512;
+  const q0 = 3842 + t * 512;
   const q1 = 15288 + t * 16;
   const q2 = 3330 + t * 512;
   const q4 = 16697 + t * 512;
@@ -1809,6 +1812,7 @@ export class Trainer {
         }
       }
     }
+    let lossSum = 0;
     for (let i0 = 0; i0 < 16; i0++) {
       for (let i1 = 0; i1 < 32; i1++) A[15609 + i0 * 32 + i1] = A[1088 + i1];
     }
@@ -1903,21 +1907,20 @@ export class Trainer {
         A[16697 + (i + 3) * 32 + (30 + 1)] = c31;
       }
     }
-    let lossSum = 0;
     for (let t = 0; t < T; t++) {
-      const q0 = 3330 + (t + 1) * 512;
-      const q1 = 15288 + t * 16;
-      const q2 = 26937 + t * 1552;
-      const q3 = 3330 + t * 512;
-      const q5 = 16697 + t * 512;
-      const q6 = 3010 + t * 16;
-      const q7 = 14082 + t * 16;
-      const q8 = 14402 + t * 16;
       const live = A[14723 + t];
       if (live === 4) rows4_0(A, t);
       else if (live === 8) rows8_1(A, t);
       else if (live === 12) rows12_2(A, t);
       else {
+        const q0 = 3842 + t * 512;
+        const q1 = 15288 + t * 16;
+        const q2 = 26937 + t * 1552;
+        const q3 = 3330 + t * 512;
+        const q5 = 16697 + t * 512;
+        const q6 = 3010 + t * 16;
+        const q7 = 14082 + t * 16;
+        const q8 = 14402 + t * 16;
         for (let i0 = 0; i0 < 16; i0++) {
           for (let i1 = 0; i1 < 32; i1++) A[q2 + 16 + i0 * 32 + i1] = A[q7 + i0];
         }
@@ -2053,15 +2056,15 @@ export class Trainer {
     A.fill(0, 1185, 2370);
     A.fill(0, 57978, 58490);
     for (let t = T - 1; t >= 0; t--) {
-      const q0 = 3330 + t * 512;
-      const q1 = 2370 + t * 32;
-      const q5 = 14402 + t * 16;
-      const q8 = 26937 + t * 1552;
       const live = A[14723 + t];
       if (live === 4) rows4_3(A, t);
       else if (live === 8) rows8_4(A, t);
       else if (live === 12) rows12_5(A, t);
       else {
+        const q0 = 3330 + t * 512;
+        const q1 = 2370 + t * 32;
+        const q5 = 14402 + t * 16;
+        const q8 = 26937 + t * 1552;
         for (let i = 0; i < 16; i++) A[59002 + i] = A[16681 + i] * A[q5 + i];
         for (let i = 0; i < 16; i++) A[59018 + i] = A[59002 + i];
         for (let i = 0; i < 16; i++) A[59002 + i] = A[59018 + i] * A[q8 + i];
@@ -2311,8 +2314,8 @@ export class Trainer {
         for (let i = 0; i < 32; i++) A[2273 + i] += A[59546 + i];
         for (let i = 0; i < 32; i++) A[2305 + i] += A[59546 + i];
         for (let i = 0; i < 32; i++) A[2337 + i] += A[59066 + i];
+        A.copyWithin(57978, 58490, 59002);
       }
-      A.copyWithin(57978, 58490, 58490 + 512);
     }
     if (A[14775] === 0) {
       for (let t = 0; t < T + 1; t++) {
@@ -2445,16 +2448,16 @@ export class Trainer {
       }
     }
     for (let t = 0; t < T; t++) {
-      const q0 = 3330 + (t + 1) * 512;
-      const q1 = 15288 + t * 16;
-      const q2 = 3330 + t * 512;
-      const q4 = 16697 + t * 512;
-      const q6 = 14082 + t * 16;
       const live = A[14723 + t];
       if (live === 4) rows4_6(A, t);
       else if (live === 8) rows8_7(A, t);
       else if (live === 12) rows12_8(A, t);
       else {
+        const q0 = 3842 + t * 512;
+        const q1 = 15288 + t * 16;
+        const q2 = 3330 + t * 512;
+        const q4 = 16697 + t * 512;
+        const q6 = 14082 + t * 16;
         for (let i0 = 0; i0 < 16; i0++) {
           for (let i1 = 0; i1 < 32; i1++) A[59002 + i0 * 32 + i1] = A[q6 + i0];
         }

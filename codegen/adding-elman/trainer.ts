@@ -64,9 +64,9 @@ export interface TrainerOptions {
     /** Carry the final state of a window, detached, into the next (truncated BPTT). */
     carryState?: boolean;
 }
-/** A scan's training step t, over the first 4 of 16 rows (packed execution under lengths). */
+/** A loop's step t over the first 4 rows (packed execution under lengths). */
 function rows4_0(A: Float32Array, t: number): void {
-  const q0 = 3330 + (t + 1) * 512;
+  const q0 = 3842 + t * 512;
   const q1 = 15288 + t * 16;
   const q2 = 26937 + t * 1552;
   const q3 = 3330 + t * 512;
@@ -148,9 +148,9 @@ function rows4_0(A: Float32Array, t: number): void {
   for (let i = 0; i < 4; i++) A[59002 + i] = A[q8 + i] * A[59018 + i];
   { let acc = 0; for (let i0 = 0; i0 < 4; i0++) { acc = acc + A[59002 + (i0 * 1)]; } A[57977 + (0)] = acc; }
 }
-/** A scan's training step t, over the first 8 of 16 rows (packed execution under lengths). */
+/** A loop's step t over the first 8 rows (packed execution under lengths). */
 function rows8_1(A: Float32Array, t: number): void {
-  const q0 = 3330 + (t + 1) * 512;
+  const q0 = 3842 + t * 512;
   const q1 = 15288 + t * 16;
   const q2 = 26937 + t * 1552;
   const q3 = 3330 + t * 512;
@@ -232,9 +232,9 @@ function rows8_1(A: Float32Array, t: number): void {
   for (let i = 0; i < 8; i++) A[59002 + i] = A[q8 + i] * A[59018 + i];
   { let acc = 0; for (let i0 = 0; i0 < 8; i0++) { acc = acc + A[59002 + (i0 * 1)]; } A[57977 + (0)] = acc; }
 }
-/** A scan's training step t, over the first 12 of 16 rows (packed execution under lengths). */
+/** A loop's step t over the first 12 rows (packed execution under lengths). */
 function rows12_2(A: Float32Array, t: number): void {
-  const q0 = 3330 + (t + 1) * 512;
+  const q0 = 3842 + t * 512;
   const q1 = 15288 + t * 16;
   const q2 = 26937 + t * 1552;
   const q3 = 3330 + t * 512;
@@ -316,7 +316,7 @@ function rows12_2(A: Float32Array, t: number): void {
   for (let i = 0; i < 12; i++) A[59002 + i] = A[q8 + i] * A[59018 + i];
   { let acc = 0; for (let i0 = 0; i0 < 12; i0++) { acc = acc + A[59002 + (i0 * 1)]; } A[57977 + (0)] = acc; }
 }
-/** A scan's reverse step t (its VJP), over the first 4 of 16 rows (packed execution under lengths). */
+/** A loop's step t over the first 4 rows (packed execution under lengths). */
 function rows4_3(A: Float32Array, t: number): void {
   const q0 = 3330 + t * 512;
   const q1 = 2370 + t * 32;
@@ -459,8 +459,9 @@ function rows4_3(A: Float32Array, t: number): void {
   for (let i = 0; i < 32; i++) A[2273 + i] += A[59546 + i];
   for (let i = 0; i < 32; i++) A[2305 + i] += A[59546 + i];
   for (let i = 0; i < 32; i++) A[2337 + i] += A[59066 + i];
+  A.copyWithin(57978, 58490, 59002);
 }
-/** A scan's reverse step t (its VJP), over the first 8 of 16 rows (packed execution under lengths). */
+/** A loop's step t over the first 8 rows (packed execution under lengths). */
 function rows8_4(A: Float32Array, t: number): void {
   const q0 = 3330 + t * 512;
   const q1 = 2370 + t * 32;
@@ -603,8 +604,9 @@ function rows8_4(A: Float32Array, t: number): void {
   for (let i = 0; i < 32; i++) A[2273 + i] += A[59546 + i];
   for (let i = 0; i < 32; i++) A[2305 + i] += A[59546 + i];
   for (let i = 0; i < 32; i++) A[2337 + i] += A[59066 + i];
+  A.copyWithin(57978, 58490, 59002);
 }
-/** A scan's reverse step t (its VJP), over the first 12 of 16 rows (packed execution under lengths). */
+/** A loop's step t over the first 12 rows (packed execution under lengths). */
 function rows12_5(A: Float32Array, t: number): void {
   const q0 = 3330 + t * 512;
   const q1 = 2370 + t * 32;
@@ -747,10 +749,11 @@ function rows12_5(A: Float32Array, t: number): void {
   for (let i = 0; i < 32; i++) A[2273 + i] += A[59546 + i];
   for (let i = 0; i < 32; i++) A[2305 + i] += A[59546 + i];
   for (let i = 0; i < 32; i++) A[2337 + i] += A[59066 + i];
+  A.copyWithin(57978, 58490, 59002);
 }
-/** A scan's prediction step t, over the first 4 of 16 rows (packed execution under lengths). */
+/** A loop's step t over the first 4 rows (packed execution under lengths). */
 function rows4_6(A: Float32Array, t: number): void {
-  const q0 = 3330 + (t + 1) * 512;
+  const q0 = 3842 + t * 512;
   const q1 = 15288 + t * 16;
   const q2 = 3330 + t * 512;
   const q4 = 16697 + t * 512;
@@ -822,9 +825,9 @@ function rows4_6(A: Float32Array, t: number): void {
   }
   for (let i = 0; i < 12; i++) A[(q1 + 4) + i] = 0 + A[16669 + i];
 }
-/** A scan's prediction step t, over the first 8 of 16 rows (packed execution under lengths). */
+/** A loop's step t over the first 8 rows (packed execution under lengths). */
 function rows8_7(A: Float32Array, t: number): void {
-  const q0 = 3330 + (t + 1) * 512;
+  const q0 = 3842 + t * 512;
   const q1 = 15288 + t * 16;
   const q2 = 3330 + t * 512;
   const q4 = 16697 + t * 512;
@@ -896,9 +899,9 @@ function rows8_7(A: Float32Array, t: number): void {
   }
   for (let i = 0; i < 8; i++) A[(q1 + 8) + i] = 0 + A[16673 + i];
 }
-/** A scan's prediction step t, over the first 12 of 16 rows (packed execution under lengths). */
+/** A loop's step t over the first 12 rows (packed execution under lengths). */
 function rows12_8(A: Float32Array, t: number): void {
-  const q0 = 3330 + (t + 1) * 512;
+  const q0 = 3842 + t * 512;
   const q1 = 15288 + t * 16;
   const q2 = 3330 + t * 512;
   const q4 = 16697 + t * 512;
@@ -1202,6 +1205,7 @@ export class Trainer {
           for (let t = 0; t < T; t++) { const s = 3010 + t * 16; A.copyWithin(14776, s, s + 16); for (let p = 0; p < 16; p++) A[s + p] = A[14776 + A[14743 + p]!]; }
           { const s = 3330; A.copyWithin(14776, s, s + 512); for (let p = 0; p < 16; p++) { const r = A[14743 + p]! * 32; A.copyWithin(s + p * 32, 14776 + r, 14776 + r + 32); } }
         }
+        let lossSum = 0;
         // graphs/adding-elman.ts:9
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 32; i1++) A[15609 + i0 * 32 + i1] = A[1088 + i1]; }
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 32; i1++) A[16121 + i0 * 32 + i1] = A[1120 + i1]; }
@@ -1253,21 +1257,20 @@ export class Trainer {
             A[16697 + (i + 3) * 32 + (30 + 1)] = c31;
           }
         }
-        let lossSum = 0;
         for (let t = 0; t < T; t++) {
-          const q0 = 3330 + (t + 1) * 512;
-          const q1 = 15288 + t * 16;
-          const q2 = 26937 + t * 1552;
-          const q3 = 3330 + t * 512;
-          const q5 = 16697 + t * 512;
-          const q6 = 3010 + t * 16;
-          const q7 = 14082 + t * 16;
-          const q8 = 14402 + t * 16;
           const live = A[14723 + t];
           if (live === 4) rows4_0(A, t);
           else if (live === 8) rows8_1(A, t);
           else if (live === 12) rows12_2(A, t);
           else {
+            const q0 = 3842 + t * 512;
+            const q1 = 15288 + t * 16;
+            const q2 = 26937 + t * 1552;
+            const q3 = 3330 + t * 512;
+            const q5 = 16697 + t * 512;
+            const q6 = 3010 + t * 16;
+            const q7 = 14082 + t * 16;
+            const q8 = 14402 + t * 16;
             for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 32; i1++) A[(q2 + 16) + i0 * 32 + i1] = A[q7 + i0]; }
             // graphs/adding-elman.ts:9
             for (let i = 0; i < 16; i += 4) {
@@ -1346,15 +1349,15 @@ export class Trainer {
         A.fill(0, 1185, 2370);
         A.fill(0, 57978, 58490);
         for (let t = T - 1; t >= 0; t--) {
-          const q0 = 3330 + t * 512;
-          const q1 = 2370 + t * 32;
-          const q5 = 14402 + t * 16;
-          const q8 = 26937 + t * 1552;
           const live = A[14723 + t];
           if (live === 4) rows4_3(A, t);
           else if (live === 8) rows8_4(A, t);
           else if (live === 12) rows12_5(A, t);
           else {
+            const q0 = 3330 + t * 512;
+            const q1 = 2370 + t * 32;
+            const q5 = 14402 + t * 16;
+            const q8 = 26937 + t * 1552;
             for (let i = 0; i < 16; i++) A[59002 + i] = A[16681 + i] * A[q5 + i];
             for (let i = 0; i < 16; i++) A[59018 + i] = A[59002 + i];
             for (let i = 0; i < 16; i++) A[59002 + i] = A[59018 + i] * A[q8 + i];
@@ -1490,8 +1493,8 @@ export class Trainer {
             for (let i = 0; i < 32; i++) A[2273 + i] += A[59546 + i];
             for (let i = 0; i < 32; i++) A[2305 + i] += A[59546 + i];
             for (let i = 0; i < 32; i++) A[2337 + i] += A[59066 + i];
+            A.copyWithin(57978, 58490, 59002);
           }
-          A.copyWithin(57978, 58490, 58490 + 512);
         }
         if (A[14775] === 0) {
           for (let t = 0; t < T + 1; t++) { const s = 3330 + t * 512; A.copyWithin(14776, s, s + 512); for (let p = 0; p < 16; p++) { const r = A[14743 + p]! * 32; A.copyWithin(s + r, 14776 + p * 32, 14776 + (p + 1) * 32); } }
@@ -1557,16 +1560,16 @@ export class Trainer {
           }
         }
         for (let t = 0; t < T; t++) {
-          const q0 = 3330 + (t + 1) * 512;
-          const q1 = 15288 + t * 16;
-          const q2 = 3330 + t * 512;
-          const q4 = 16697 + t * 512;
-          const q6 = 14082 + t * 16;
           const live = A[14723 + t];
           if (live === 4) rows4_6(A, t);
           else if (live === 8) rows8_7(A, t);
           else if (live === 12) rows12_8(A, t);
           else {
+            const q0 = 3842 + t * 512;
+            const q1 = 15288 + t * 16;
+            const q2 = 3330 + t * 512;
+            const q4 = 16697 + t * 512;
+            const q6 = 14082 + t * 16;
             for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 32; i1++) A[59002 + i0 * 32 + i1] = A[q6 + i0]; }
             // graphs/adding-elman.ts:9
             for (let i = 0; i < 16; i += 4) {

@@ -53,8 +53,8 @@ function sigmoid32(x) {
   return p / q + 0.5;
 }
 function rows4_0(A, t) {
-  const q0 = 10242 + (t + 1) * 512;
-  const q1 = 20994 + (t + 1) * 512;
+  const q0 = 10754 + t * 512;
+  const q1 = 21506 + t * 512;
   const q2 = 32952 + t * 16;
   const q3 = 78393 + t * 3600;
   const q4 = 10242 + t * 512;
@@ -214,8 +214,8 @@ function rows4_0(A, t) {
   }
 }
 function rows8_1(A, t) {
-  const q0 = 10242 + (t + 1) * 512;
-  const q1 = 20994 + (t + 1) * 512;
+  const q0 = 10754 + t * 512;
+  const q1 = 21506 + t * 512;
   const q2 = 32952 + t * 16;
   const q3 = 78393 + t * 3600;
   const q4 = 10242 + t * 512;
@@ -375,8 +375,8 @@ function rows8_1(A, t) {
   }
 }
 function rows12_2(A, t) {
-  const q0 = 10242 + (t + 1) * 512;
-  const q1 = 20994 + (t + 1) * 512;
+  const q0 = 10754 + t * 512;
+  const q1 = 21506 + t * 512;
   const q2 = 32952 + t * 16;
   const q3 = 78393 + t * 3600;
   const q4 = 10242 + t * 512;
@@ -811,6 +811,7 @@ function rows4_3(A, t) {
   for (let i = 0; i < 128; i++) A[8993 + i] += A[152474 + i];
   for (let i = 0; i < 128; i++) A[9121 + i] += A[152474 + i];
   for (let i = 0; i < 32; i++) A[9249 + i] += A[152634 + i];
+  A.copyWithin(150394, 151418, 152442);
 }
 function rows8_4(A, t) {
   const q0 = 10242 + t * 512;
@@ -1088,6 +1089,7 @@ function rows8_4(A, t) {
   for (let i = 0; i < 128; i++) A[8993 + i] += A[152474 + i];
   for (let i = 0; i < 128; i++) A[9121 + i] += A[152474 + i];
   for (let i = 0; i < 32; i++) A[9249 + i] += A[152634 + i];
+  A.copyWithin(150394, 151418, 152442);
 }
 function rows12_5(A, t) {
   const q0 = 10242 + t * 512;
@@ -1365,10 +1367,11 @@ function rows12_5(A, t) {
   for (let i = 0; i < 128; i++) A[8993 + i] += A[152474 + i];
   for (let i = 0; i < 128; i++) A[9121 + i] += A[152474 + i];
   for (let i = 0; i < 32; i++) A[9249 + i] += A[152634 + i];
+  A.copyWithin(150394, 151418, 152442);
 }
 function rows4_6(A, t) {
-  const q0 = 10242 + (t + 1) * 512;
-  const q1 = 20994 + (t + 1) * 512;
+  const q0 = 10754 + t * 512;
+  const q1 = 21506 + t * 512;
   const q2 = 32952 + t * 16;
   const q3 = 10242 + t * 512;
   const q4 = 20994 + t * 512;
@@ -1501,8 +1504,8 @@ function rows4_6(A, t) {
   for (let i = 0; i < 12; i++) A[q2 + 4 + i] = 0 + A[37405 + i];
 }
 function rows8_7(A, t) {
-  const q0 = 10242 + (t + 1) * 512;
-  const q1 = 20994 + (t + 1) * 512;
+  const q0 = 10754 + t * 512;
+  const q1 = 21506 + t * 512;
   const q2 = 32952 + t * 16;
   const q3 = 10242 + t * 512;
   const q4 = 20994 + t * 512;
@@ -1635,8 +1638,8 @@ function rows8_7(A, t) {
   for (let i = 0; i < 8; i++) A[q2 + 8 + i] = 0 + A[37409 + i];
 }
 function rows12_8(A, t) {
-  const q0 = 10242 + (t + 1) * 512;
-  const q1 = 20994 + (t + 1) * 512;
+  const q0 = 10754 + t * 512;
+  const q1 = 21506 + t * 512;
   const q2 = 32952 + t * 16;
   const q3 = 10242 + t * 512;
   const q4 = 20994 + t * 512;
@@ -2005,6 +2008,7 @@ export class Trainer {
         }
       }
     }
+    let lossSum = 0;
     for (let i0 = 0; i0 < 16; i0++) {
       for (let i1 = 0; i1 < 128; i1++) A[33273 + i0 * 128 + i1] = A[4352 + i1];
     }
@@ -2099,23 +2103,22 @@ export class Trainer {
         A[37433 + (i + 3) * 128 + (126 + 1)] = c31;
       }
     }
-    let lossSum = 0;
     for (let t = 0; t < T; t++) {
-      const q0 = 10242 + (t + 1) * 512;
-      const q1 = 20994 + (t + 1) * 512;
-      const q2 = 32952 + t * 16;
-      const q3 = 78393 + t * 3600;
-      const q4 = 10242 + t * 512;
-      const q5 = 20994 + t * 512;
-      const q7 = 37433 + t * 2048;
-      const q8 = 9922 + t * 16;
-      const q9 = 31746 + t * 16;
-      const q10 = 32066 + t * 16;
       const live = A[32387 + t];
       if (live === 4) rows4_0(A, t);
       else if (live === 8) rows8_1(A, t);
       else if (live === 12) rows12_2(A, t);
       else {
+        const q0 = 10754 + t * 512;
+        const q1 = 21506 + t * 512;
+        const q2 = 32952 + t * 16;
+        const q3 = 78393 + t * 3600;
+        const q4 = 10242 + t * 512;
+        const q5 = 20994 + t * 512;
+        const q7 = 37433 + t * 2048;
+        const q8 = 9922 + t * 16;
+        const q9 = 31746 + t * 16;
+        const q10 = 32066 + t * 16;
         for (let i0 = 0; i0 < 16; i0++) {
           for (let i1 = 0; i1 < 32; i1++) A[q3 + 16 + i0 * 32 + i1] = A[q9 + i0];
         }
@@ -2269,16 +2272,16 @@ export class Trainer {
     A.fill(0, 4641, 9282);
     A.fill(0, 150394, 151418);
     for (let t = T - 1; t >= 0; t--) {
-      const q0 = 10242 + t * 512;
-      const q1 = 20994 + t * 512;
-      const q2 = 9282 + t * 32;
-      const q6 = 32066 + t * 16;
-      const q10 = 78393 + t * 3600;
       const live = A[32387 + t];
       if (live === 4) rows4_3(A, t);
       else if (live === 8) rows8_4(A, t);
       else if (live === 12) rows12_5(A, t);
       else {
+        const q0 = 10242 + t * 512;
+        const q1 = 20994 + t * 512;
+        const q2 = 9282 + t * 32;
+        const q6 = 32066 + t * 16;
+        const q10 = 78393 + t * 3600;
         for (let i = 0; i < 16; i++) A[152442 + i] = A[37417 + i] * A[q6 + i];
         for (let i = 0; i < 16; i++) A[152458 + i] = A[152442 + i];
         for (let i = 0; i < 16; i++) A[152442 + i] = A[152458 + i] * A[q10 + i];
@@ -2546,8 +2549,8 @@ export class Trainer {
         for (let i = 0; i < 128; i++) A[8993 + i] += A[152474 + i];
         for (let i = 0; i < 128; i++) A[9121 + i] += A[152474 + i];
         for (let i = 0; i < 32; i++) A[9249 + i] += A[152634 + i];
+        A.copyWithin(150394, 151418, 152442);
       }
-      A.copyWithin(150394, 151418, 151418 + 1024);
     }
     if (A[32439] === 0) {
       for (let t = 0; t < T + 1; t++) {
@@ -2696,18 +2699,18 @@ export class Trainer {
       }
     }
     for (let t = 0; t < T; t++) {
-      const q0 = 10242 + (t + 1) * 512;
-      const q1 = 20994 + (t + 1) * 512;
-      const q2 = 32952 + t * 16;
-      const q3 = 10242 + t * 512;
-      const q4 = 20994 + t * 512;
-      const q6 = 37433 + t * 2048;
-      const q8 = 31746 + t * 16;
       const live = A[32387 + t];
       if (live === 4) rows4_6(A, t);
       else if (live === 8) rows8_7(A, t);
       else if (live === 12) rows12_8(A, t);
       else {
+        const q0 = 10754 + t * 512;
+        const q1 = 21506 + t * 512;
+        const q2 = 32952 + t * 16;
+        const q3 = 10242 + t * 512;
+        const q4 = 20994 + t * 512;
+        const q6 = 37433 + t * 2048;
+        const q8 = 31746 + t * 16;
         for (let i0 = 0; i0 < 16; i0++) {
           for (let i1 = 0; i1 < 32; i1++) A[152442 + i0 * 32 + i1] = A[q8 + i0];
         }

@@ -72,10 +72,10 @@ export interface TrainerOptions {
     /** Carry the final state of a window, detached, into the next (truncated BPTT). */
     carryState?: boolean;
 }
-/** A scan's training step t, over the first 4 of 16 rows (packed execution under lengths). */
+/** A loop's step t over the first 4 rows (packed execution under lengths). */
 function rows4_0(A: Float32Array, t: number): void {
-  const q0 = 10242 + (t + 1) * 512;
-  const q1 = 20994 + (t + 1) * 512;
+  const q0 = 10754 + t * 512;
+  const q1 = 21506 + t * 512;
   const q2 = 32952 + t * 16;
   const q3 = 78393 + t * 3600;
   const q4 = 10242 + t * 512;
@@ -169,10 +169,10 @@ function rows4_0(A: Float32Array, t: number): void {
   for (let i = 0; i < 4; i++) A[152442 + i] = A[q10 + i] * A[152458 + i];
   { let acc = 0; for (let i0 = 0; i0 < 4; i0++) { acc = acc + A[152442 + (i0 * 1)]; } A[150393 + (0)] = acc; }
 }
-/** A scan's training step t, over the first 8 of 16 rows (packed execution under lengths). */
+/** A loop's step t over the first 8 rows (packed execution under lengths). */
 function rows8_1(A: Float32Array, t: number): void {
-  const q0 = 10242 + (t + 1) * 512;
-  const q1 = 20994 + (t + 1) * 512;
+  const q0 = 10754 + t * 512;
+  const q1 = 21506 + t * 512;
   const q2 = 32952 + t * 16;
   const q3 = 78393 + t * 3600;
   const q4 = 10242 + t * 512;
@@ -266,10 +266,10 @@ function rows8_1(A: Float32Array, t: number): void {
   for (let i = 0; i < 8; i++) A[152442 + i] = A[q10 + i] * A[152458 + i];
   { let acc = 0; for (let i0 = 0; i0 < 8; i0++) { acc = acc + A[152442 + (i0 * 1)]; } A[150393 + (0)] = acc; }
 }
-/** A scan's training step t, over the first 12 of 16 rows (packed execution under lengths). */
+/** A loop's step t over the first 12 rows (packed execution under lengths). */
 function rows12_2(A: Float32Array, t: number): void {
-  const q0 = 10242 + (t + 1) * 512;
-  const q1 = 20994 + (t + 1) * 512;
+  const q0 = 10754 + t * 512;
+  const q1 = 21506 + t * 512;
   const q2 = 32952 + t * 16;
   const q3 = 78393 + t * 3600;
   const q4 = 10242 + t * 512;
@@ -363,7 +363,7 @@ function rows12_2(A: Float32Array, t: number): void {
   for (let i = 0; i < 12; i++) A[152442 + i] = A[q10 + i] * A[152458 + i];
   { let acc = 0; for (let i0 = 0; i0 < 12; i0++) { acc = acc + A[152442 + (i0 * 1)]; } A[150393 + (0)] = acc; }
 }
-/** A scan's reverse step t (its VJP), over the first 4 of 16 rows (packed execution under lengths). */
+/** A loop's step t over the first 4 rows (packed execution under lengths). */
 function rows4_3(A: Float32Array, t: number): void {
   const q0 = 10242 + t * 512;
   const q1 = 20994 + t * 512;
@@ -518,8 +518,9 @@ function rows4_3(A: Float32Array, t: number): void {
   for (let i = 0; i < 128; i++) A[8993 + i] += A[152474 + i];
   for (let i = 0; i < 128; i++) A[9121 + i] += A[152474 + i];
   for (let i = 0; i < 32; i++) A[9249 + i] += A[152634 + i];
+  A.copyWithin(150394, 151418, 152442);
 }
-/** A scan's reverse step t (its VJP), over the first 8 of 16 rows (packed execution under lengths). */
+/** A loop's step t over the first 8 rows (packed execution under lengths). */
 function rows8_4(A: Float32Array, t: number): void {
   const q0 = 10242 + t * 512;
   const q1 = 20994 + t * 512;
@@ -674,8 +675,9 @@ function rows8_4(A: Float32Array, t: number): void {
   for (let i = 0; i < 128; i++) A[8993 + i] += A[152474 + i];
   for (let i = 0; i < 128; i++) A[9121 + i] += A[152474 + i];
   for (let i = 0; i < 32; i++) A[9249 + i] += A[152634 + i];
+  A.copyWithin(150394, 151418, 152442);
 }
-/** A scan's reverse step t (its VJP), over the first 12 of 16 rows (packed execution under lengths). */
+/** A loop's step t over the first 12 rows (packed execution under lengths). */
 function rows12_5(A: Float32Array, t: number): void {
   const q0 = 10242 + t * 512;
   const q1 = 20994 + t * 512;
@@ -830,11 +832,12 @@ function rows12_5(A: Float32Array, t: number): void {
   for (let i = 0; i < 128; i++) A[8993 + i] += A[152474 + i];
   for (let i = 0; i < 128; i++) A[9121 + i] += A[152474 + i];
   for (let i = 0; i < 32; i++) A[9249 + i] += A[152634 + i];
+  A.copyWithin(150394, 151418, 152442);
 }
-/** A scan's prediction step t, over the first 4 of 16 rows (packed execution under lengths). */
+/** A loop's step t over the first 4 rows (packed execution under lengths). */
 function rows4_6(A: Float32Array, t: number): void {
-  const q0 = 10242 + (t + 1) * 512;
-  const q1 = 20994 + (t + 1) * 512;
+  const q0 = 10754 + t * 512;
+  const q1 = 21506 + t * 512;
   const q2 = 32952 + t * 16;
   const q3 = 10242 + t * 512;
   const q4 = 20994 + t * 512;
@@ -914,10 +917,10 @@ function rows4_6(A: Float32Array, t: number): void {
   }
   for (let i = 0; i < 12; i++) A[(q2 + 4) + i] = 0 + A[37405 + i];
 }
-/** A scan's prediction step t, over the first 8 of 16 rows (packed execution under lengths). */
+/** A loop's step t over the first 8 rows (packed execution under lengths). */
 function rows8_7(A: Float32Array, t: number): void {
-  const q0 = 10242 + (t + 1) * 512;
-  const q1 = 20994 + (t + 1) * 512;
+  const q0 = 10754 + t * 512;
+  const q1 = 21506 + t * 512;
   const q2 = 32952 + t * 16;
   const q3 = 10242 + t * 512;
   const q4 = 20994 + t * 512;
@@ -997,10 +1000,10 @@ function rows8_7(A: Float32Array, t: number): void {
   }
   for (let i = 0; i < 8; i++) A[(q2 + 8) + i] = 0 + A[37409 + i];
 }
-/** A scan's prediction step t, over the first 12 of 16 rows (packed execution under lengths). */
+/** A loop's step t over the first 12 rows (packed execution under lengths). */
 function rows12_8(A: Float32Array, t: number): void {
-  const q0 = 10242 + (t + 1) * 512;
-  const q1 = 20994 + (t + 1) * 512;
+  const q0 = 10754 + t * 512;
+  const q1 = 21506 + t * 512;
   const q2 = 32952 + t * 16;
   const q3 = 10242 + t * 512;
   const q4 = 20994 + t * 512;
@@ -1322,6 +1325,7 @@ export class Trainer {
           { const s = 10242; A.copyWithin(32440, s, s + 512); for (let p = 0; p < 16; p++) { const r = A[32407 + p]! * 32; A.copyWithin(s + p * 32, 32440 + r, 32440 + r + 32); } }
           { const s = 20994; A.copyWithin(32440, s, s + 512); for (let p = 0; p < 16; p++) { const r = A[32407 + p]! * 32; A.copyWithin(s + p * 32, 32440 + r, 32440 + r + 32); } }
         }
+        let lossSum = 0;
         // graphs/adding.ts:10
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 128; i1++) A[33273 + i0 * 128 + i1] = A[4352 + i1]; }
         for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 128; i1++) A[35321 + i0 * 128 + i1] = A[4480 + i1]; }
@@ -1373,23 +1377,22 @@ export class Trainer {
             A[37433 + (i + 3) * 128 + (126 + 1)] = c31;
           }
         }
-        let lossSum = 0;
         for (let t = 0; t < T; t++) {
-          const q0 = 10242 + (t + 1) * 512;
-          const q1 = 20994 + (t + 1) * 512;
-          const q2 = 32952 + t * 16;
-          const q3 = 78393 + t * 3600;
-          const q4 = 10242 + t * 512;
-          const q5 = 20994 + t * 512;
-          const q7 = 37433 + t * 2048;
-          const q8 = 9922 + t * 16;
-          const q9 = 31746 + t * 16;
-          const q10 = 32066 + t * 16;
           const live = A[32387 + t];
           if (live === 4) rows4_0(A, t);
           else if (live === 8) rows8_1(A, t);
           else if (live === 12) rows12_2(A, t);
           else {
+            const q0 = 10754 + t * 512;
+            const q1 = 21506 + t * 512;
+            const q2 = 32952 + t * 16;
+            const q3 = 78393 + t * 3600;
+            const q4 = 10242 + t * 512;
+            const q5 = 20994 + t * 512;
+            const q7 = 37433 + t * 2048;
+            const q8 = 9922 + t * 16;
+            const q9 = 31746 + t * 16;
+            const q10 = 32066 + t * 16;
             for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 32; i1++) A[(q3 + 16) + i0 * 32 + i1] = A[q9 + i0]; }
             // graphs/adding.ts:10
             for (let i = 0; i < 16; i += 4) {
@@ -1478,16 +1481,16 @@ export class Trainer {
         A.fill(0, 4641, 9282);
         A.fill(0, 150394, 151418);
         for (let t = T - 1; t >= 0; t--) {
-          const q0 = 10242 + t * 512;
-          const q1 = 20994 + t * 512;
-          const q2 = 9282 + t * 32;
-          const q6 = 32066 + t * 16;
-          const q10 = 78393 + t * 3600;
           const live = A[32387 + t];
           if (live === 4) rows4_3(A, t);
           else if (live === 8) rows8_4(A, t);
           else if (live === 12) rows12_5(A, t);
           else {
+            const q0 = 10242 + t * 512;
+            const q1 = 20994 + t * 512;
+            const q2 = 9282 + t * 32;
+            const q6 = 32066 + t * 16;
+            const q10 = 78393 + t * 3600;
             for (let i = 0; i < 16; i++) A[152442 + i] = A[37417 + i] * A[q6 + i];
             for (let i = 0; i < 16; i++) A[152458 + i] = A[152442 + i];
             for (let i = 0; i < 16; i++) A[152442 + i] = A[152458 + i] * A[q10 + i];
@@ -1633,8 +1636,8 @@ export class Trainer {
             for (let i = 0; i < 128; i++) A[8993 + i] += A[152474 + i];
             for (let i = 0; i < 128; i++) A[9121 + i] += A[152474 + i];
             for (let i = 0; i < 32; i++) A[9249 + i] += A[152634 + i];
+            A.copyWithin(150394, 151418, 152442);
           }
-          A.copyWithin(150394, 151418, 151418 + 1024);
         }
         if (A[32439] === 0) {
           for (let t = 0; t < T + 1; t++) { const s = 10242 + t * 512; A.copyWithin(32440, s, s + 512); for (let p = 0; p < 16; p++) { const r = A[32407 + p]! * 32; A.copyWithin(s + r, 32440 + p * 32, 32440 + (p + 1) * 32); } }
@@ -1702,18 +1705,18 @@ export class Trainer {
           }
         }
         for (let t = 0; t < T; t++) {
-          const q0 = 10242 + (t + 1) * 512;
-          const q1 = 20994 + (t + 1) * 512;
-          const q2 = 32952 + t * 16;
-          const q3 = 10242 + t * 512;
-          const q4 = 20994 + t * 512;
-          const q6 = 37433 + t * 2048;
-          const q8 = 31746 + t * 16;
           const live = A[32387 + t];
           if (live === 4) rows4_6(A, t);
           else if (live === 8) rows8_7(A, t);
           else if (live === 12) rows12_8(A, t);
           else {
+            const q0 = 10754 + t * 512;
+            const q1 = 21506 + t * 512;
+            const q2 = 32952 + t * 16;
+            const q3 = 10242 + t * 512;
+            const q4 = 20994 + t * 512;
+            const q6 = 37433 + t * 2048;
+            const q8 = 31746 + t * 16;
             for (let i0 = 0; i0 < 16; i0++) { for (let i1 = 0; i1 < 32; i1++) A[152442 + i0 * 32 + i1] = A[q8 + i0]; }
             // graphs/adding.ts:10
             for (let i = 0; i < 16; i += 4) {

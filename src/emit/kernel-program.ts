@@ -57,8 +57,20 @@ function loopSpec(step: Extract<ProgramStep, { kind: 'loop' }>, callsOf: (statem
   };
 }
 
-/** The program as TypeScript (calling the target's kernels where its rules say), and whether it calls them. */
-export function programText(program: readonly ProgramStep[], target: EmitTarget): { readonly code: string[]; readonly callsKernels: boolean } {
+/** Functions the module defines beside its class (a packed loop's body per row class), and their parameters' types. */
+export interface ProgramFunctions {
+  readonly arena: string;
+  /** The wasm kernels' type, when the bodies call them. */
+  readonly kernels?: string;
+  readonly defs: string[];
+}
+
+/**
+ * The program as TypeScript (calling the target's kernels where its rules say), and whether it
+ * calls them. A packed loop's body over each row class is a function in `functions` (one method
+ * holding every copy is too large for V8 to optimize), called by the step's class.
+ */
+export function programText(program: readonly ProgramStep[], target: EmitTarget, functions?: ProgramFunctions): { readonly code: string[]; readonly callsKernels: boolean } {
   return withKernelCalls(target.kernels, () => {
     const lines: string[] = [];
     if (program.some((s) => s.kind === 'loop' && s.loss !== undefined)) lines.push(`let ${LOSS_SUM} = 0;`);
@@ -66,15 +78,34 @@ export function programText(program: readonly ProgramStep[], target: EmitTarget)
       if (step.kind === 'mean') lines.push(`A[${step.out}] = ${LOSS_SUM} / A[${step.norm}];`);
       else if (step.kind === 'run') lines.push(...statementsText(step.statements, target));
       else {
-        if (step.classes) throw new Error('emit: a packed loop is rendered per row class by its trainer (src/emit/rolled.ts)');
         const bound = (b: Bound) => (typeof b === 'object' ? `A[${b.slot}]` : String(b));
         lines.push(step.reverse ? `for (let t = ${bound(step.hi)} - 1; t >= ${bound(step.lo)}; t--) {` : `for (let t = ${bound(step.lo)}; t < ${bound(step.hi)}; t++) {`);
-        const body = [...declarations(step.body), ...statementsText(step.body, target), ...(step.loss === undefined ? [] : [`${LOSS_SUM} += A[${step.loss}];`])];
+        const all = [...declarations(step.body), ...statementsText(step.body, target)];
+        const body = [...(step.classes ? classesText(step.classes, all, target, functions) : all), ...(step.loss === undefined ? [] : [`${LOSS_SUM} += A[${step.loss}];`])];
         lines.push(...body.map((l) => l.replace(/^/gm, '  ')), '}');
       }
     }
     return lines;
   });
+}
+
+/** A packed body: the step's row class chooses the function over that many rows, else the body over all of them. */
+function classesText(classes: NonNullable<Extract<ProgramStep, { kind: 'loop' }>['classes']>, all: readonly string[], target: EmitTarget, functions: ProgramFunctions | undefined): string[] {
+  if (!functions) throw new Error('emit: a packed loop needs the module\'s functions for its bodies per row class');
+  const kernels = functions.kernels !== undefined && target.kernels !== undefined;
+  const lines = [`const live = A[${classes.live} + t];`];
+  classes.cases.forEach((c, k) => {
+    const name = `rows${c.rows}_${functions.defs.length}`;
+    const params = ['A: ' + functions.arena, 't: number', ...(kernels ? [`W: ${functions.kernels}`] : [])];
+    functions.defs.push([
+      `/** A loop's step t over the first ${c.rows} rows (packed execution under lengths). */`,
+      `function ${name}(${params.join(', ')}): void {`,
+      ...[...declarations(c.body), ...statementsText(c.body, target)].map((l) => l.replace(/^/gm, '  ')),
+      '}',
+    ].join('\n'));
+    lines.push(`${k === 0 ? 'if' : 'else if'} (live === ${c.rows}) ${name}(A, t${kernels ? ', this.kernels' : ''});`);
+  });
+  return [...lines, 'else {', ...all.map((l) => l.replace(/^/gm, '  ')), '}'];
 }
 
 /** Statements as TypeScript, the model file's line named above each run of them from one line (and `(derived)` above the compiler's). */

@@ -411,16 +411,18 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig & EmitTarget, b: NodeBu
     const tempSize = Math.max(...plans.map((p) => p.tempSize));
 
     // Each part as a kernel program, which either target renders: statements run once, and the loops
-    // over t between 0, T and τ. Segments (their bounds and checkpoint copies), packed rows (their
-    // bodies per row class, their reordering around the loops) and --check-numerics are rendered
-    // below, their loops still running in wasm where they can.
+    // over t between 0, T and τ (packed: a body per row class). Segments (their bounds and checkpoint
+    // copies) and --check-numerics are rendered below, their loops still running in wasm where they can.
     const program = ((): ScanCode['program'] => {
-      if (cfg.checkNumerics || seg || packed) return undefined;
+      if (cfg.checkNumerics || seg) return undefined;
       const origins = cfg.originComments === true;
       const run = (statements: readonly Statement[]): ProgramStep[] => (statements.length ? [{ kind: 'run', statements }] : []);
-      const loop = (plan: KernelPlan, moves: readonly Move[], reverse: boolean, loss?: number): ProgramStep => ({
-        kind: 'loop', reverse, lo: 0, hi: 'T', body: [...kernelStatements(plan, undefined, origins), ...moves.map(moveStatement)], ...(loss === undefined ? {} : { loss }),
-      });
+      const loop = (plan: KernelPlan, modes: RowModes | undefined, moves: readonly Move[], reverse: boolean, loss?: number): ProgramStep => {
+        const body = (rows?: RowView) => [...kernelStatements(plan, rows, origins), ...moves.map(moveStatement)];
+        // Packed: the body over each row class but the last (all rows).
+        const classes = packed && facts && modes ? { live: packed.seq.base, cases: packed.classes.slice(0, -1).map((r) => ({ rows: r, body: body(rowView(plan, facts, modes, r)) })) } : undefined;
+        return { kind: 'loop', reverse, lo: 0, hi: 'T', body: body(), ...(classes ? { classes } : {}), ...(loss === undefined ? {} : { loss }) };
+      };
       // A shorter window's stacked rows past T are zero: a loop from T to τ over the rows of each step.
       const pastT = [...forwardStacks, ...backwardStacks, ...stateStacks].map((x): ProgramStep => {
         const { seq } = stackedOf.get(x)!;
@@ -429,16 +431,16 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig & EmitTarget, b: NodeBu
       return {
         prologue: run(kernelStatements(prologuePlan, undefined, origins)),
         projections: run(kernelStatements(projectionPlan, undefined, origins)),
-        forwardLoop: [...run(panelStatements(fwdPlan)), loop(fwdPlan, stateStackMoves, false, lossTerm ? lossTermOff : undefined)],
+        forwardLoop: [...run(panelStatements(fwdPlan)), loop(fwdPlan, fwdModes, stateStackMoves, false, lossTerm ? lossTermOff : undefined)],
         backward: [
           ...run(dsSize ? [{ kind: 'fill', size: dsSize, value: 0, out: { arr: 'A', off: dsOffs[0]! } }] : []),
           ...pastT,
           ...run(panelStatements(bwdPlan)),
-          loop(bwdPlan, dsMove, true),
+          loop(bwdPlan, bwdModes, dsMove, true),
           ...run(kernelStatements(gradientPlan, undefined, origins)),
           ...run(io.stateGradOffs.map((off, i) => moveStatement({ to: off, from: dsOffs[i]!, size: sizeOf(rec.state[i]!.node.shape) }))),
         ],
-        predictLoop: [...run(panelStatements(predPlan)), loop(predPlan, [], false)],
+        predictLoop: [...run(panelStatements(predPlan)), loop(predPlan, predModes, [], false)],
       };
     })();
     if (program) {
@@ -578,7 +580,7 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig & EmitTarget, 
     const kernels = cfg.kernels;
     const [train, forward] = methods.map((steps) => {
       const ops = kernels?.attempt(() => programOps(steps, kernels));
-      return ops ? { code: [String(kernels!.method(ops, ['T']))], callsKernels: true } : programText(steps, cfg);
+      return ops ? { code: [String(kernels!.method(ops, ['T']))], callsKernels: true } : programText(steps, cfg, L.packed?.functions);
     }) as [{ code: string[]; callsKernels: boolean }, { code: string[]; callsKernels: boolean }];
     return { train: train.code, forward: forward.code, callsKernels: { train: train.callsKernels, forward: forward.callsKernels }, tempSize: code.tempSize, loopSize, residualSize: residualSize + segmentStates, residualsPerStep, hoisted };
   }
