@@ -9,6 +9,9 @@ import { constantCalls, loopable } from './wasm/loops.ts';
 /** The running sum of the loss terms, in TypeScript. */
 const LOSS_SUM = 'lossSum';
 
+/** The variables a method binds for its segments' steps, which their offsets may be in. */
+const SEGMENT_VARIABLES = new Set(['c', 'lo', 'hi']);
+
 /** The program as the steps of one method the target runs itself; undefined when a statement has no kernel there. */
 export function programOps(program: readonly ProgramStep[], kernels: TargetKernels): MethodOp[] | undefined {
   const callsOf = (statements: readonly Statement[]): KernelCall[] | undefined => {
@@ -20,20 +23,29 @@ export function programOps(program: readonly ProgramStep[], kernels: TargetKerne
     }
     return calls;
   };
-  const ops: MethodOp[] = [];
-  for (const step of program) {
-    if (step.kind === 'mean') ops.push(step);
-    else if (step.kind === 'run') {
-      const calls = callsOf(step.statements);
-      if (!calls || !constantCalls(calls)) return undefined;
-      ops.push(...calls.map((call): MethodOp => ({ kind: 'call', call })));
-    } else {
-      const loop = loopSpec(step, callsOf);
-      if (!loop) return undefined;
-      ops.push({ kind: 'loop', loop, lo: step.lo, hi: step.hi });
+  // Straight-line calls take constant offsets, or inside segments offsets in c, lo and hi.
+  const runnable = (calls: readonly KernelCall[], inSegments: boolean) => constantCalls(calls) || (inSegments && calls.every((c) => !c.checked && c.args.every((a) => typeof a === 'number' || (typeof a === 'object' && Object.keys(a.coefs).every((v) => SEGMENT_VARIABLES.has(v))))));
+  const convert = (steps: readonly ProgramStep[], inSegments: boolean): MethodOp[] | undefined => {
+    const ops: MethodOp[] = [];
+    for (const step of steps) {
+      if (step.kind === 'mean') ops.push(step);
+      else if (step.kind === 'run') {
+        const calls = callsOf(step.statements);
+        if (!calls || !runnable(calls, inSegments)) return undefined;
+        ops.push(...calls.map((call): MethodOp => ({ kind: 'call', call })));
+      } else if (step.kind === 'loop') {
+        const loop = loopSpec(step, callsOf);
+        if (!loop) return undefined;
+        ops.push({ kind: 'loop', loop, lo: step.lo, hi: step.hi });
+      } else {
+        const inner = convert(step.steps, true);
+        if (!inner) return undefined;
+        ops.push(step.kind === 'segments' ? { kind: 'segments', length: step.length, reverse: step.reverse, ops: inner } : { kind: 'unlessLast', length: step.length, ops: inner });
+      }
     }
-  }
-  return ops;
+    return ops;
+  };
+  return convert(program, false);
 }
 
 /** A loop step's calls (and its row classes'), when every statement has a kernel and every offset is t's or lo's. */
@@ -72,20 +84,38 @@ export interface ProgramFunctions {
  */
 export function programText(program: readonly ProgramStep[], target: EmitTarget, functions?: ProgramFunctions): { readonly code: string[]; readonly callsKernels: boolean } {
   return withKernelCalls(target.kernels, () => {
-    const lines: string[] = [];
-    if (program.some((s) => s.kind === 'loop' && s.loss !== undefined)) lines.push(`let ${LOSS_SUM} = 0;`);
-    for (const step of program) {
-      if (step.kind === 'mean') lines.push(`A[${step.out}] = ${LOSS_SUM} / A[${step.norm}];`);
-      else if (step.kind === 'run') lines.push(...statementsText(step.statements, target));
-      else {
-        const bound = (b: Bound) => (typeof b === 'object' ? `A[${b.slot}]` : String(b));
-        lines.push(step.reverse ? `for (let t = ${bound(step.hi)} - 1; t >= ${bound(step.lo)}; t--) {` : `for (let t = ${bound(step.lo)}; t < ${bound(step.hi)}; t++) {`);
-        const all = [...declarations(step.body), ...statementsText(step.body, target)];
-        const body = [...(step.classes ? classesText(step.classes, all, target, functions) : all), ...(step.loss === undefined ? [] : [`${LOSS_SUM} += A[${step.loss}];`])];
-        lines.push(...body.map((l) => l.replace(/^/gm, '  ')), '}');
+    const indent = (lines: readonly string[]) => lines.map((l) => l.replace(/^/gm, '  '));
+    const hasLoss = (steps: readonly ProgramStep[]): boolean => steps.some((s) => (s.kind === 'loop' ? s.loss !== undefined : s.kind === 'segments' || s.kind === 'unlessLast' ? hasLoss(s.steps) : false));
+    const text = (steps: readonly ProgramStep[]): string[] => steps.flatMap((step): string[] => {
+      switch (step.kind) {
+        case 'mean':
+          return [`A[${step.out}] = ${LOSS_SUM} / A[${step.norm}];`];
+        case 'run':
+          return [...declarations(step.statements), ...statementsText(step.statements, target)];
+        case 'segments': {
+          // Segment c runs lo ≤ t < hi; the first is the shorter one.
+          const K = step.length;
+          return [
+            step.reverse ? `for (let c = Math.ceil(T / ${K}) - 1; c >= 0; c--) {` : `for (let c = 0; c * ${K} < T; c++) {`,
+            ...indent([`const hi = T - (Math.ceil(T / ${K}) - 1 - c) * ${K};`, `const lo = Math.max(hi - ${K}, 0);`, ...text(step.steps)]),
+            '}',
+          ];
+        }
+        case 'unlessLast':
+          return [`if ((c + 1) * ${step.length} < T) {`, ...indent(text(step.steps)), '}'];
+        case 'loop': {
+          const bound = (b: Bound) => (typeof b === 'object' ? `A[${b.slot}]` : String(b));
+          const all = [...declarations(step.body), ...statementsText(step.body, target)];
+          const body = [...(step.classes ? classesText(step.classes, all, target, functions) : all), ...(step.loss === undefined ? [] : [`${LOSS_SUM} += A[${step.loss}];`])];
+          return [
+            step.reverse ? `for (let t = ${bound(step.hi)} - 1; t >= ${bound(step.lo)}; t--) {` : `for (let t = ${bound(step.lo)}; t < ${bound(step.hi)}; t++) {`,
+            ...indent(body),
+            '}',
+          ];
+        }
       }
-    }
-    return lines;
+    });
+    return [...(hasLoss(program) ? [`let ${LOSS_SUM} = 0;`] : []), ...text(program)];
   });
 }
 
@@ -137,8 +167,11 @@ function declarations(body: readonly Statement[]): string[] {
   }
   const index = (local: string) => Number(local.replace(/^\D+/, ''));
   return [...seen.values()].sort((a, b) => index(a.local) - index(b.local)).map((o) => {
-    const t = o.coefs['t'] ?? 0, lo = o.coefs['lo'] ?? 0;
-    const step = lo === -t && lo !== 0 ? `(t - lo) * ${t}` : [t ? `t * ${t}` : '', lo ? `lo * ${lo}` : ''].filter(Boolean).join(' + ');
-    return `const ${o.local} = ${o.base}${step ? ` + ${step}` : ''};`;
+    const t = o.coefs['t'] ?? 0, lo = o.coefs['lo'] ?? 0, hi = o.coefs['hi'] ?? 0;
+    // A step's or a segment's own index reads as one: (t - lo), (hi - lo).
+    const pair = t && lo === -t ? ['t', 'lo'] : hi && lo === -hi ? ['hi', 'lo'] : [];
+    const terms = pair.length ? [`(${pair[0]} - lo) * ${o.coefs[pair[0]!]}`] : [];
+    for (const [v, k] of Object.entries(o.coefs)) if (k && !pair.includes(v)) terms.push(`${v} * ${k}`);
+    return `const ${o.local} = ${[String(o.base), ...terms].join(' + ')};`;
   });
 }

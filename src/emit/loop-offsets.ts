@@ -26,6 +26,11 @@ class SlotOffset implements StepOffset {
   }
 }
 
+/** An offset in the variables of a method (a segment's c, lo and hi): base + Σ coefs[v]·v, read in TypeScript through `local`. */
+export function variableOffset(local: string, base: number, coefs: Readonly<Record<string, number>>): StepOffset {
+  return new SlotOffset(local, base, coefs, 0);
+}
+
 export function isStepOffset(off: Offset): off is StepOffset {
   return typeof off === 'object';
 }

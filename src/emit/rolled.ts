@@ -17,16 +17,14 @@ import type { LossSpec } from '../dsl/model.ts';
 import { stepVjp } from '../transforms/step-vjp.ts';
 import { emitKernel, emitPanelCopies, emitReadingOffsets, kernelStatements, panelStatements, withKernelCalls, type RowView } from './kernel.ts';
 import { programOps, programText } from './kernel-program.ts';
-import { callsInWasm } from './statements.ts';
-import { loopable } from './wasm/loops.ts';
 import { KERNELS } from './wasm/module.ts';
 import { afterPasses, planOutputs, type ArenaBuilder, type Offset, type OutputSlot, type StepInvariants } from './plan.ts';
 import type { Slot, TrainerConfig } from './config.ts';
-import type { EmitTarget, KernelCall, LoopSpec, ProgramStep, Statement } from '../prims/types.ts';
+import type { EmitTarget, ProgramStep, Statement } from '../prims/types.ts';
 import { copy, seqAt, type Hoisted, type KernelLayout, type Kernels, type PackedRows, type Seq } from './layout.ts';
 import { hoistGradient, hoistProjection, inputProjections, stackedGradients, type Stacked } from './hoist.ts';
 import { rowFacts, rowModes, rowView, type RowModes } from './packed-rows.ts';
-import { LoopOffsets, type StepIndex } from './loop-offsets.ts';
+import { LoopOffsets, variableOffset, type StepIndex } from './loop-offsets.ts';
 import type { KernelPlan } from './plan.ts';
 
 /** Where one scan reads and writes its per-step values, and what its reverse loop produces. */
@@ -370,77 +368,77 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig & EmitTarget, b: NodeBu
     });
     // The next step's running state cotangents become this step's.
     const dsMove = dsSize ? [{ to: dsOffs[0]!, from: dsNextOffs[0]!, size: dsSize }] : [];
-    // On a target that runs whole loops (wasm), a loop whose every statement is one of its kernels is
-    // one call, `W.loopN(lo, hi)`, packed bodies choosing their row class inside it; --check-numerics
-    // keeps the TypeScript loop (its checks are TypeScript).
-    const kernels = cfg.kernels;
-    const loopBounds = seg ? ['lo', 'hi'] as const : ['0', 'T'] as const;
-    /** Each statement's kernel calls, or undefined when one has none. */
-    const callsOf = (statements: readonly Statement[]): KernelCall[] | undefined => {
-      const calls: KernelCall[] = [];
-      for (const st of statements) {
-        const c = callsInWasm(st, kernels!);
-        if (!c) return undefined;
-        calls.push(...c);
-      }
-      return calls;
-    };
-    /** A loop body's calls (and a packed body's per row class), when it can run in wasm. */
-    const loopCalls = (plan: KernelPlan, modes: RowModes | undefined, moves: readonly Move[]): Pick<LoopSpec, 'calls' | 'classes'> | undefined => {
-      if (!kernels || cfg.checkNumerics) return undefined;
-      const over = (rows?: RowView) => {
-        const calls = callsOf([...kernelStatements(plan, rows), ...moves.map(moveStatement)]);
-        return calls && loopable(calls) ? calls : undefined;
-      };
-      const calls = over();
-      if (!calls) return undefined;
-      if (!(packed && facts && modes)) return { calls };
-      const cases: { rows: number; calls: KernelCall[] }[] = [];
-      for (const r of packed.classes.slice(0, -1)) {
-        const c = over(rowView(plan, facts, modes, r));
-        if (!c) return undefined;
-        cases.push({ rows: r, calls: c });
-      }
-      return { calls, classes: { live: packed.seq.base, cases } };
-    };
-    const loopInWasm = (plan: KernelPlan, modes: RowModes | undefined, moves: readonly Move[], reverse: boolean, loss?: number): string | undefined => kernels?.attempt(() => {
-      const body = loopCalls(plan, modes, moves);
-      return body && String(kernels.loop({ reverse, ...body, ...(loss === undefined ? {} : { loss }) }, loopBounds[0], loopBounds[1], loss === undefined ? undefined : 'lossSum'));
-    });
     const plans = [prologuePlan, projectionPlan, fwdPlan, bwdPlan, predPlan, gradientPlan];
     const tempSize = Math.max(...plans.map((p) => p.tempSize));
 
-    // Each part as a kernel program, which either target renders: statements run once, and the loops
-    // over t between 0, T and τ (packed: a body per row class). Segments (their bounds and checkpoint
-    // copies) and --check-numerics are rendered below, their loops still running in wasm where they can.
+    // Each part as a kernel program, which either target renders: statements run once, the loops over
+    // t between 0, T and τ (packed: a body per row class), in segments their loops between lo and hi
+    // with the checkpoint copies around them. --check-numerics is rendered below, as text.
     const program = ((): ScanCode['program'] => {
-      if (cfg.checkNumerics || seg) return undefined;
+      if (cfg.checkNumerics) return undefined;
       const origins = cfg.originComments === true;
       const run = (statements: readonly Statement[]): ProgramStep[] => (statements.length ? [{ kind: 'run', statements }] : []);
+      const [lo, hi] = seg ? ['lo', 'hi'] : [0, 'T'];
       const loop = (plan: KernelPlan, modes: RowModes | undefined, moves: readonly Move[], reverse: boolean, loss?: number): ProgramStep => {
         const body = (rows?: RowView) => [...kernelStatements(plan, rows, origins), ...moves.map(moveStatement)];
         // Packed: the body over each row class but the last (all rows).
         const classes = packed && facts && modes ? { live: packed.seq.base, cases: packed.classes.slice(0, -1).map((r) => ({ rows: r, body: body(rowView(plan, facts, modes, r)) })) } : undefined;
-        return { kind: 'loop', reverse, lo: 0, hi: 'T', body: body(), ...(classes ? { classes } : {}), ...(loss === undefined ? {} : { loss }) };
+        return { kind: 'loop', reverse, lo, hi, body: body(), ...(classes ? { classes } : {}), ...(loss === undefined ? {} : { loss }) };
       };
       // A shorter window's stacked rows past T are zero: a loop from T to τ over the rows of each step.
       const pastT = [...forwardStacks, ...backwardStacks, ...stateStacks].map((x): ProgramStep => {
         const { seq } = stackedOf.get(x)!;
         return { kind: 'loop', reverse: false, lo: 'T', hi: tau, body: [{ kind: 'fill', size: seq.stride, value: 0, out: { arr: 'A', off: new LoopOffsets().at(seq) } }] };
       });
+      const fwdLoss = lossTerm ? lossTermOff : undefined;
+      const clear = run(dsSize ? [{ kind: 'fill', size: dsSize, value: 0, out: { arr: 'A', off: dsOffs[0]! } }] : []);
+      const gradients = [
+        ...run(kernelStatements(gradientPlan, undefined, origins)),
+        ...run(io.stateGradOffs.map((off, i) => moveStatement({ to: off, from: dsOffs[i]!, size: sizeOf(rec.state[i]!.node.shape) }))),
+      ];
+      const prologue = run(kernelStatements(prologuePlan, undefined, origins)), projections = run(kernelStatements(projectionPlan, undefined, origins));
+      if (!seg) {
+        return {
+          prologue,
+          projections,
+          forwardLoop: [...run(panelStatements(fwdPlan)), loop(fwdPlan, fwdModes, stateStackMoves, false, fwdLoss)],
+          backward: [...clear, ...pastT, ...run(panelStatements(bwdPlan)), loop(bwdPlan, bwdModes, dsMove, true), ...gradients],
+          predictLoop: [...run(panelStatements(predPlan)), loop(predPlan, predModes, [], false)],
+        };
+      }
+      // Segment c runs lo ≤ t < hi from the checkpoint before it (its states at t − lo), and leaves the one after it.
+      const K = seg.length;
+      let names = 0;
+      const checkpointMoves = (into: boolean): Move[] => rec.state.map((st, i) => {
+        const size = sizeOf(st.node.shape), q = io.stateSeqs[i]!, ck = seg.checkpoints[i]!;
+        return into
+          ? { to: q.base, from: variableOffset(`k${names++}`, ck.base, { c: ck.stride }), size }
+          : { to: variableOffset(`k${names++}`, ck.base + ck.stride, { c: ck.stride }), from: variableOffset(`k${names++}`, q.base, { hi: q.stride, lo: -q.stride }), size };
+      });
+      const fromCheckpoint = run(checkpointMoves(true).map(moveStatement)), toCheckpoint = run(checkpointMoves(false).map(moveStatement));
+      const forward = (plan: KernelPlan, modes: RowModes | undefined, moves: readonly Move[], loss?: number): ProgramStep[] => [
+        ...run(panelStatements(plan)),
+        { kind: 'segments', length: K, reverse: false, steps: [...fromCheckpoint, loop(plan, modes, moves, false, loss), ...toCheckpoint] },
+      ];
       return {
-        prologue: run(kernelStatements(prologuePlan, undefined, origins)),
-        projections: run(kernelStatements(projectionPlan, undefined, origins)),
-        forwardLoop: [...run(panelStatements(fwdPlan)), loop(fwdPlan, fwdModes, stateStackMoves, false, lossTerm ? lossTermOff : undefined)],
+        prologue,
+        projections,
+        forwardLoop: forward(fwdPlan, fwdModes, stateStackMoves, fwdLoss),
         backward: [
-          ...run(dsSize ? [{ kind: 'fill', size: dsSize, value: 0, out: { arr: 'A', off: dsOffs[0]! } }] : []),
+          ...clear,
           ...pastT,
-          ...run(panelStatements(bwdPlan)),
-          loop(bwdPlan, bwdModes, dsMove, true),
-          ...run(kernelStatements(gradientPlan, undefined, origins)),
-          ...run(io.stateGradOffs.map((off, i) => moveStatement({ to: off, from: dsOffs[i]!, size: sizeOf(rec.state[i]!.node.shape) }))),
+          {
+            kind: 'segments', length: K, reverse: true, steps: [
+              // The last segment's states and residuals are still in place from the forward loop; the
+              // forward and reverse bodies' panels share the temporaries region: copied before each loop.
+              { kind: 'unlessLast', length: K, steps: [...fromCheckpoint, ...run(panelStatements(fwdPlan)), loop(fwdPlan, fwdModes, stateStackMoves, false)] },
+              ...run(panelStatements(bwdPlan)),
+              loop(bwdPlan, bwdModes, dsMove, true),
+            ],
+          },
+          ...gradients,
         ],
-        predictLoop: [...run(panelStatements(predPlan)), loop(predPlan, predModes, [], false)],
+        predictLoop: forward(predPlan, predModes, []),
       };
     })();
     if (program) {
@@ -448,37 +446,35 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig & EmitTarget, b: NodeBu
       return { ...none, callsKernels: { prologue: false, projections: false, forwardLoop: false, backward: false, predictLoop: false }, tempSize, program };
     }
 
+    // --check-numerics: the parts as TypeScript text, a check after each statement (emitKernel).
     // Kernels are numbered as they are emitted (the wasm table): prologue, loops, gradients, prediction.
     const { code: prologue, callsKernels: prologueCalls } = noteCalls(() => emitKernel(prologuePlan, cfg));
     const { code: projectionCode, callsKernels: projectionCalls } = noteCalls(() => emitKernel(projectionPlan, cfg));
     // Emitted once: the segmented backward pass recomputes a segment with this very text.
-    const fwdWasm = noteCalls(() => loopInWasm(fwdPlan, fwdModes, stateStackMoves, false, lossTerm ? lossTermOff : undefined));
-    const fwdStep = fwdWasm.code === undefined ? body(fwdPlan, fwdModes, fwdOffs, `A scan's training step t`) : undefined;
+    const fwdStep = body(fwdPlan, fwdModes, fwdOffs, `A scan's training step t`);
     const stateStackCopies = stateStackMoves.map((m) => copy(m.to, m.from, m.size));
     const addLoss = lossTerm ? [`lossSum += A[${lossTermOff}];`] : [];
-    const fwdBody = fwdStep && withOffsets(fwdOffs, [...fwdStep.offsets, ...stateStackOffsets], [...fwdStep.lines, ...stateStackCopies]);
-    const bwdWasm = noteCalls(() => loopInWasm(bwdPlan, bwdModes, dsMove, true));
-    const bwdStep = bwdWasm.code === undefined ? body(bwdPlan, bwdModes, bwdOffs, `A scan's reverse step t (its VJP)`) : undefined;
-    const bwdBody = bwdStep && withOffsets(bwdOffs, bwdStep.offsets, [...bwdStep.lines, ...dsMove.map((m) => copy(m.to, m.from, m.size))]);
+    const fwdBody = withOffsets(fwdOffs, [...fwdStep.offsets, ...stateStackOffsets], [...fwdStep.lines, ...stateStackCopies]);
+    const bwdStep = body(bwdPlan, bwdModes, bwdOffs, `A scan's reverse step t (its VJP)`);
+    const bwdBody = withOffsets(bwdOffs, bwdStep.offsets, [...bwdStep.lines, ...dsMove.map((m) => copy(m.to, m.from, m.size))]);
     const { code: gradientCode, callsKernels: gradientCalls } = noteCalls(() => emitKernel(gradientPlan, cfg));
-    const predWasm = noteCalls(() => loopInWasm(predPlan, predModes, [], false));
-    const predStep = predWasm.code === undefined ? body(predPlan, predModes, predOffs, `A scan's prediction step t`) : undefined;
-    const predBody = predStep && withOffsets(predOffs, predStep.offsets, predStep.lines);
+    const predStep = body(predPlan, predModes, predOffs, `A scan's prediction step t`);
+    const predBody = withOffsets(predOffs, predStep.offsets, predStep.lines);
     // B operands copied into panels, before each loop that reads them (the loops share the temporaries region).
     const panelCopies = (plan: KernelPlan) => noteCalls(() => emitPanelCopies(plan, cfg));
     const fwdPanels = panelCopies(fwdPlan), bwdPanels = panelCopies(bwdPlan), predPanels = panelCopies(predPlan);
-    const forwardCalls = fwdPanels.callsKernels || fwdWasm.callsKernels || fwdStep?.callsKernels === true;
-    const reverseCalls = bwdPanels.callsKernels || bwdWasm.callsKernels || bwdStep?.callsKernels === true || gradientCalls;
+    const forwardCalls = fwdPanels.callsKernels || fwdStep.callsKernels;
+    const reverseCalls = bwdPanels.callsKernels || bwdStep.callsKernels || gradientCalls;
     const callsKernels = {
       prologue: prologueCalls,
       projections: projectionCalls,
       forwardLoop: forwardCalls,
       // Segmented, the backward pass runs each segment's forward loop again.
       backward: reverseCalls || (seg !== undefined && forwardCalls),
-      predictLoop: predPanels.callsKernels || predWasm.callsKernels || predStep?.callsKernels === true,
+      predictLoop: predPanels.callsKernels || predStep.callsKernels,
     };
-    // A loop: its one call into wasm, or its TypeScript over t.
-    const loop = (wasm: string | undefined, head: string, body: string[] | undefined) => (wasm !== undefined ? [wasm] : [head, ...indent(body!), '}']);
+    // A loop over t in TypeScript.
+    const loop = (head: string, body: string[]) => [head, ...indent(body), '}'];
     const clearCotangents = dsSize ? [`A.fill(0, ${dsOffs[0]}, ${dsOffs[0]! + dsSize});`] : [];
     const stateGradCopies = io.stateGradOffs.map((off, i) => `for (let i = 0; i < ${sizeOf(rec.state[i]!.node.shape)}; i++) A[${off} + i] = A[${dsOffs[i]} + i];`);
     if (!seg) {
@@ -486,9 +482,9 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig & EmitTarget, b: NodeBu
       return {
         prologue,
         projections: projectionCode,
-        forwardLoop: [...fwdPanels.code, ...loop(fwdWasm.code, forwardHead, fwdBody && [...fwdBody, ...addLoss])],
-        backward: [...clearCotangents, ...clearPastT, ...bwdPanels.code, ...loop(bwdWasm.code, backwardHead, bwdBody), ...gradientCode, ...stateGradCopies],
-        predictLoop: [...predPanels.code, ...loop(predWasm.code, forwardHead, predBody)],
+        forwardLoop: [...fwdPanels.code, ...loop(forwardHead, [...fwdBody, ...addLoss])],
+        backward: [...clearCotangents, ...clearPastT, ...bwdPanels.code, ...loop(backwardHead, bwdBody), ...gradientCode, ...stateGradCopies],
+        predictLoop: [...predPanels.code, ...loop(forwardHead, predBody)],
         callsKernels,
         tempSize,
       };
@@ -505,14 +501,12 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig & EmitTarget, b: NodeBu
     const fromCheckpoint = stateSizes.map((n, i) => copy(stateAt(io.stateSeqs[i]!, firstState), `(${stateAt(seg.checkpoints[i]!, 'c')})`, n));
     const toCheckpoint = stateSizes.map((n, i) => copy(stateAt(seg.checkpoints[i]!, '(c + 1)'), `(${stateAt(io.stateSeqs[i]!, lastState)})`, n));
     // Forward in segments, each from the checkpoint before it, leaving the one after it.
-    const segmentedForward = (wasm: string | undefined, body: string[] | undefined, panels: string[]) => [
+    const segmentedForward = (body: string[], panels: string[]) => [
       ...panels,
       `for (let c = 0; c * ${K} < T; c++) {`,
-      ...indent([...bounds, ...fromCheckpoint, ...loop(wasm, forwardSteps, body), ...toCheckpoint]),
+      ...indent([...bounds, ...fromCheckpoint, ...loop(forwardSteps, body), ...toCheckpoint]),
       '}',
     ];
-    // The backward pass runs a segment's forward again without its loss terms.
-    const recompute = fwdWasm.code === undefined || !lossTerm ? fwdWasm.code : noteCalls(() => loopInWasm(fwdPlan, fwdModes, stateStackMoves, false)).code;
     const backward = [
       ...clearCotangents,
       ...clearPastT,
@@ -522,10 +516,10 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig & EmitTarget, b: NodeBu
         // The last segment's states and residuals are still in place from the forward loop.
         // The forward and reverse bodies' panels share the temporaries region: copied before each loop.
         `if ((c + 1) * ${K} < T) {`,
-        ...indent([...fromCheckpoint, ...fwdPanels.code, ...loop(recompute, forwardSteps, fwdBody)]),
+        ...indent([...fromCheckpoint, ...fwdPanels.code, ...loop(forwardSteps, fwdBody)]),
         '}',
         ...bwdPanels.code,
-        ...loop(bwdWasm.code, reverseSteps, bwdBody),
+        ...loop(reverseSteps, bwdBody),
       ]),
       '}',
       ...gradientCode,
@@ -534,9 +528,9 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig & EmitTarget, b: NodeBu
     return {
       prologue,
       projections: projectionCode,
-      forwardLoop: segmentedForward(fwdWasm.code, fwdBody && [...fwdBody, ...addLoss], fwdPanels.code),
+      forwardLoop: segmentedForward([...fwdBody, ...addLoss], fwdPanels.code),
       backward,
-      predictLoop: segmentedForward(predWasm.code, predBody, predPanels.code),
+      predictLoop: segmentedForward(predBody, predPanels.code),
       callsKernels,
       tempSize,
     };
@@ -566,6 +560,9 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig & EmitTarget, 
   }, cfg, b, L.arena, L.pinned);
   const code = scan.finish(L.arena.size);
   const { loopSize, residualSize, residualsPerStep, hoisted } = scan;
+  const stateSize = rec.state.reduce((n, s) => n + sizeOf(s.node.shape), 0);
+  // Its checkpoints are the trainer's state store, which the trainer counts.
+  const segmentStorage = K !== undefined ? { segmentStorage: { perStep: scan.segmentResidualsPerStep + stateSize, perCheckpoint: 0 } } : {};
   const program = code.program;
   if (program) {
     // Forward, loss and backward as one program, the prediction another: on wasm one call each when
@@ -582,7 +579,10 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig & EmitTarget, 
       const ops = kernels?.attempt(() => programOps(steps, kernels));
       return ops ? { code: [String(kernels!.method(ops, ['T']))], callsKernels: true } : programText(steps, cfg, L.packed?.functions);
     }) as [{ code: string[]; callsKernels: boolean }, { code: string[]; callsKernels: boolean }];
-    return { train: train.code, forward: forward.code, callsKernels: { train: train.callsKernels, forward: forward.callsKernels }, tempSize: code.tempSize, loopSize, residualSize: residualSize + segmentStates, residualsPerStep, hoisted };
+    return {
+      train: train.code, forward: forward.code, callsKernels: { train: train.callsKernels, forward: forward.callsKernels }, tempSize: code.tempSize, loopSize, residualSize: residualSize + segmentStates, residualsPerStep, hoisted,
+      ...segmentStorage,
+    };
   }
   const prologue = [...code.prologue, ...code.projections];
   const train = [
@@ -597,10 +597,5 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig & EmitTarget, 
   const calls = code.callsKernels;
   const prologueCalls = calls.prologue || calls.projections;
   const callsKernels = { train: prologueCalls || calls.forwardLoop || calls.backward, forward: prologueCalls || calls.predictLoop };
-  const stateSize = rec.state.reduce((n, s) => n + sizeOf(s.node.shape), 0);
-  return {
-    train, forward, callsKernels, tempSize: code.tempSize, loopSize, residualSize: residualSize + segmentStates, residualsPerStep, hoisted,
-    // Its checkpoints are the trainer's state store, which the trainer counts.
-    ...(K !== undefined ? { segmentStorage: { perStep: scan.segmentResidualsPerStep + stateSize, perCheckpoint: 0 } } : {}),
-  };
+  return { train, forward, callsKernels, tempSize: code.tempSize, loopSize, residualSize: residualSize + segmentStates, residualsPerStep, hoisted, ...segmentStorage };
 }

@@ -247,7 +247,9 @@ export type MethodOp =
   | { readonly kind: 'call'; readonly call: KernelCall }
   | { readonly kind: 'loop'; readonly loop: LoopSpec; readonly lo: Bound; readonly hi: Bound }
   /** A[out] = the running sum of the loops' loss terms / A[norm] (in float64, stored as the arena's float). */
-  | { readonly kind: 'mean'; readonly out: number; readonly norm: number };
+  | { readonly kind: 'mean'; readonly out: number; readonly norm: number }
+  | { readonly kind: 'segments'; readonly length: number; readonly reverse: boolean; readonly ops: readonly MethodOp[] }
+  | { readonly kind: 'unlessLast'; readonly length: number; readonly ops: readonly MethodOp[] };
 
 /**
  * A step of a kernel program (a trainer's method as data, which each target renders): statements
@@ -266,7 +268,15 @@ export type ProgramStep =
     readonly classes?: { readonly live: number; readonly cases: readonly { readonly rows: number; readonly body: readonly Statement[] }[] };
     readonly loss?: number;
   }
-  | { readonly kind: 'mean'; readonly out: number; readonly norm: number };
+  | { readonly kind: 'mean'; readonly out: number; readonly norm: number }
+  /**
+   * BPTT in segments of `length` steps: `steps` for each segment c (from the last down when
+   * `reverse`), with hi = T − (⌈T/length⌉ − 1 − c)·length and lo = max(hi − length, 0) bound (the
+   * first segment the shorter one); offsets inside may be in c, lo and hi.
+   */
+  | { readonly kind: 'segments'; readonly length: number; readonly reverse: boolean; readonly steps: readonly ProgramStep[] }
+  /** Inside segments: `steps` unless c is the last segment ((c + 1)·length ≥ T). */
+  | { readonly kind: 'unlessLast'; readonly length: number; readonly steps: readonly ProgramStep[] };
 
 /** A loop over t of kernel calls, as a target that runs whole loops takes it. */
 export interface LoopSpec {

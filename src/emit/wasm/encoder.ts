@@ -93,6 +93,10 @@ export class FunctionBuilder {
   i32GeU(): this { return this.op(0x4f); }
   i32LtS(): this { return this.op(0x48); }
   i32Eq(): this { return this.op(0x46); }
+  i32GtS(): this { return this.op(0x4a); }
+  i32DivS(): this { return this.op(0x6d); }
+  /** The first of two values when the i32 after them is nonzero, else the second. */
+  select(): this { return this.op(0x1b); }
   i32GeS(): this { return this.op(0x4e); }
   /** f32 to i32, toward zero and saturating (NaN gives 0). */
   i32TruncSatF32S(): this { return this.op(0xfc, 0x00); }

@@ -58,38 +58,80 @@ export function loopKernel(spec: LoopSpec, indexOf: (kernel: string) => number):
   return f;
 }
 
-/** A method's step with its loop resolved to the module's loop kernel (by name). */
-export type ResolvedOp = Exclude<MethodOp, { kind: 'loop' }> | { readonly kind: 'loop'; readonly kernel: string; readonly lo: Bound; readonly hi: Bound; readonly loss: boolean };
+/** A method's step with its loops resolved to the module's loop kernels (by name). */
+export type ResolvedOp =
+  | Exclude<MethodOp, { kind: 'loop' | 'segments' | 'unlessLast' }>
+  | { readonly kind: 'loop'; readonly kernel: string; readonly lo: Bound; readonly hi: Bound; readonly loss: boolean }
+  | { readonly kind: 'segments'; readonly length: number; readonly reverse: boolean; readonly ops: readonly ResolvedOp[] }
+  | { readonly kind: 'unlessLast'; readonly length: number; readonly ops: readonly ResolvedOp[] };
 
-/** `(…params) → void`: the method, its bounds read from `params` by name, the loss's running sum a float64 local. */
+/**
+ * `(…params) → void`: the method, its bounds read from `params` by name, the loss's running sum a
+ * float64 local, a segment's c, lo and hi locals its offsets and bounds may be in.
+ */
 export function methodKernel(ops: readonly ResolvedOp[], params: readonly string[], indexOf: (kernel: string) => number): FunctionBuilder {
   const f = new FunctionBuilder(params.map(() => I32));
   const sum = f.local(F64);
+  const vars: Record<string, number> = { c: f.local(I32), lo: f.local(I32), hi: f.local(I32) };
+  const count = f.local(I32);
+  const T = params.indexOf('T');
+  const variable = (v: string) => {
+    const p = params.indexOf(v);
+    if (p >= 0) return p;
+    const l = vars[v];
+    if (l === undefined) throw new Error(`wasm method: ${v} is neither a parameter nor a segment's variable`);
+    return l;
+  };
   const bound = (b: Bound) => {
     if (typeof b === 'number') return void f.i32Const(b);
     // The window the arena holds (a float32 integer).
     if (typeof b === 'object') return void f.i32Const(b.slot * 4).f32Load().i32TruncSatF32S();
-    const p = params.indexOf(b);
-    if (p < 0) throw new Error(`wasm method: the bound ${b} is not one of its parameters`);
-    f.localGet(p);
+    f.localGet(variable(b));
   };
-  for (const op of ops) {
-    if (op.kind === 'call') {
-      for (const a of op.call.args) {
-        if (typeof a !== 'number') throw new Error(`wasm method: the offset ${String(a)} is not a number`);
-        f.i32Const(a);
+  const offset = (a: Offset) => {
+    if (typeof a === 'number') return void f.i32Const(a);
+    if (typeof a === 'string') throw new Error(`wasm method: the offset ${a} is TypeScript`);
+    f.i32Const(a.base + a.plus);
+    for (const [v, coef] of Object.entries(a.coefs)) f.localGet(variable(v)).i32Const(coef).i32Mul().i32Add();
+  };
+  const emit = (list: readonly ResolvedOp[]): void => {
+    for (const op of list) {
+      if (op.kind === 'call') {
+        op.call.args.forEach(offset);
+        f.call(indexOf(op.call.kernel));
+      } else if (op.kind === 'loop') {
+        bound(op.lo);
+        bound(op.hi);
+        if (op.loss) f.localGet(sum);
+        f.call(indexOf(op.kernel));
+        if (op.loss) f.localSet(sum);
+      } else if (op.kind === 'mean') {
+        f.i32Const(op.out * 4).localGet(sum).i32Const(op.norm * 4).f32Load().f64PromoteF32().f64Div().f32DemoteF64().f32Store();
+      } else if (op.kind === 'unlessLast') {
+        // (c + 1)·K < T
+        f.localGet(vars['c']!).i32Const(1).i32Add().i32Const(op.length).i32Mul().localGet(T).i32LtS().if();
+        emit(op.ops);
+        f.end();
+      } else {
+        if (T < 0) throw new Error('wasm method: segments need the window T as a parameter');
+        const K = op.length, c = vars['c']!;
+        // ⌈T/K⌉ segments; c from 0 up, or from the last down.
+        f.localGet(T).i32Const(K - 1).i32Add().i32Const(K).i32DivS().localSet(count);
+        if (op.reverse) f.localGet(count).i32Const(1).i32Sub().localSet(c);
+        else f.i32Const(0).localSet(c);
+        f.block().loop();
+        if (op.reverse) f.localGet(c).i32Const(0).i32LtS().brIf(1);
+        else f.localGet(c).localGet(count).i32GeS().brIf(1);
+        // hi = T − (⌈T/K⌉ − 1 − c)·K; lo = max(hi − K, 0)
+        f.localGet(T).localGet(count).i32Const(1).i32Sub().localGet(c).i32Sub().i32Const(K).i32Mul().i32Sub().localSet(vars['hi']!);
+        f.localGet(vars['hi']!).i32Const(K).i32Sub().i32Const(0).localGet(vars['hi']!).i32Const(K).i32Sub().i32Const(0).i32GtS().select().localSet(vars['lo']!);
+        emit(op.ops);
+        f.localGet(c).i32Const(op.reverse ? -1 : 1).i32Add().localSet(c);
+        f.br(0).end().end();
       }
-      f.call(indexOf(op.call.kernel));
-    } else if (op.kind === 'loop') {
-      bound(op.lo);
-      bound(op.hi);
-      if (op.loss) f.localGet(sum);
-      f.call(indexOf(op.kernel));
-      if (op.loss) f.localSet(sum);
-    } else {
-      f.i32Const(op.out * 4).localGet(sum).i32Const(op.norm * 4).f32Load().f64PromoteF32().f64Div().f32DemoteF64().f32Store();
     }
-  }
+  };
+  emit(ops);
   return f;
 }
 

@@ -179,12 +179,16 @@ export class KernelTable implements TargetKernels, OptimizerKernels {
 
   method(ops: readonly MethodOp[], params: readonly string[]): KernelCall {
     // Its loops are kernels of their own (a reverse loop's body is too large to inline twice).
-    const resolved: ResolvedOp[] = ops.map((op) => (op.kind === 'loop' ? { kind: 'loop', kernel: this.loop(op.loop, op.lo, op.hi).kernel, lo: op.lo, hi: op.hi, loss: op.loop.loss !== undefined } : op));
-    const key = `step:${params.join(',')}:${resolved.map((op) => (op.kind === 'call' ? callKey(op.call) : op.kind === 'loop' ? `${op.kernel}[${JSON.stringify(op.lo)},${JSON.stringify(op.hi)}]` : `mean${op.out}/${op.norm}`)).join(';')}`;
-    const k = this.kernel(key, (name) => ({
-      name, description: `a method of ${resolved.length} steps (${resolved.filter((op) => op.kind === 'loop').length} loops over t)`, strategy: 'method', scratch: 0,
+    const resolve = (list: readonly MethodOp[]): ResolvedOp[] => list.map((op): ResolvedOp => (op.kind === 'loop' ? { kind: 'loop', kernel: this.loop(op.loop, op.lo, op.hi).kernel, lo: op.lo, hi: op.hi, loss: op.loop.loss !== undefined }
+      : op.kind === 'segments' || op.kind === 'unlessLast' ? { ...op, ops: resolve(op.ops) } : op));
+    const resolved = resolve(ops);
+    const keyOf = (list: readonly ResolvedOp[]): string => list.map((op) => (op.kind === 'call' ? callKey(op.call) : op.kind === 'loop' ? `${op.kernel}[${JSON.stringify(op.lo)},${JSON.stringify(op.hi)}]` : op.kind === 'mean' ? `mean${op.out}/${op.norm}` : `${op.kind}${op.length}${op.kind === 'segments' && op.reverse ? 'r' : ''}{${keyOf(op.ops)}}`)).join(';');
+    const flat = (list: readonly ResolvedOp[]): ResolvedOp[] => list.flatMap((op) => (op.kind === 'segments' || op.kind === 'unlessLast' ? flat(op.ops) : [op]));
+    const all = flat(resolved);
+    const k = this.kernel(`step:${params.join(',')}:${keyOf(resolved)}`, (name) => ({
+      name, description: `a method of ${all.length} steps (${all.filter((op) => op.kind === 'loop').length} loops over t)`, strategy: 'method', scratch: 0,
       signature: `(${params.map((p) => `${p}: number`).join(', ')}) => void`,
-      calls: resolved.flatMap((op) => (op.kind === 'call' ? [op.call.kernel] : op.kind === 'loop' ? [op.kernel] : [])),
+      calls: [...new Set(all.flatMap((op) => (op.kind === 'call' ? [op.call.kernel] : op.kind === 'loop' ? [op.kernel] : [])))],
       build: (_scratch, indexOf) => methodKernel(resolved, params, indexOf),
     }));
     return new Call(k.name, params);
