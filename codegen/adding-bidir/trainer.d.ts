@@ -27,7 +27,7 @@ export declare const SPEC: {
     readonly lr: 0.01;
     readonly carryState: false;
     readonly seed: 1234;
-    readonly arenaBytes: 974236;
+    readonly arenaBytes: 968924;
 };
 export interface TrainerOptions {
     /** Seed of the parameter init (mulberry32), default SPEC.seed. */

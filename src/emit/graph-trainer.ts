@@ -20,7 +20,7 @@ import { KernelTable } from './wasm/module.ts';
 import { wasmTrainerParts, type WasmReport } from './wasm/trainer-parts.ts';
 import type { EmitHelper } from '../prims/types.ts';
 import { emitKernel, helpersIn, kernelProgram, NUMERICS_HELPER, withKernelCalls } from './kernel.ts';
-import { programOps } from './kernel-program.ts';
+import { programOps, programText } from './kernel-program.ts';
 import { scanLoops } from './scan-loops.ts';
 import { describeOptimizer, planOptimizer } from './optimizer.ts';
 import { afterPasses, ArenaBuilder, initLiteral, numberLiteral, planOutputs, type KernelPlan, type OnPass, type Offset, type OutputSlot } from './plan.ts';
@@ -237,19 +237,18 @@ function emitInContext(cfg: GraphTrainerConfig): EmittedGraphTrainer {
     const { code, callsKernels } = withKernelCalls(products, () => emitKernel(plan, target, loops));
     return { code, callsKernels: callsKernels || (products !== undefined && functions.defs.length > functionsBefore) };
   };
-  // On the wasm target, each method is one call when every statement and scan of it has kernels.
-  const whole = (plan: KernelPlan) => {
-    const program = products && !cfg.checkNumerics ? kernelProgram(plan, loops.steps, cfg.originComments === true) : undefined;
-    const ops = program && products!.attempt(() => programOps(program, products!));
-    return ops && { code: [String(products!.method(ops, []))], callsKernels: true };
+  // Each method as a kernel program (its outermost scans as steps): on wasm one call when every
+  // statement has a kernel there, else (and on ts) its TypeScript, each scan a function of its own.
+  // A nested scan, or --check-numerics, keeps the text the scans' lowering writes.
+  const method = (plan: KernelPlan) => {
+    const program = cfg.checkNumerics ? undefined : kernelProgram(plan, loops.steps, cfg.originComments === true);
+    if (!program) return undefined;
+    const ops = products?.attempt(() => programOps(program, products));
+    return ops ? { code: [String(products!.method(ops, []))], callsKernels: true, whole: true } : { ...programText(program, target, functions), whole: false };
   };
-  // (A method given up forgets the scans it prepared: the kernels they named were taken back.)
-  const trainWhole = whole(trainPlan);
-  if (!trainWhole) loops.forget();
-  const trainCode = trainWhole ?? rendered(trainPlan);
-  const forwardWhole = whole(forwardPlan);
-  if (!forwardWhole) loops.forget();
-  const forwardCode = forwardWhole ?? rendered(forwardPlan);
+  const trainCode = method(trainPlan) ?? { ...rendered(trainPlan), whole: false };
+  const forwardCode = method(forwardPlan) ?? { ...rendered(forwardPlan), whole: false };
+  const [trainWhole, forwardWhole] = [trainCode.whole, forwardCode.whole];
   const train = trainCode.code, forward = forwardCode.code;
   const { code: optimizer, callsKernels: optimizerCalls } = withKernelCalls(products, () => planOptimizer(cfg.optimizer, params.map((p, j) => ({ name: p.name, size: p.size, paramOff: p.off, gradOff: grads[j]! })), arena.size, {
     ...(cfg.clipNorm !== undefined ? { clipNorm: cfg.clipNorm } : {}), float32: cfg.dtype === 'f32', ...(products ? { kernels: products } : {}),

@@ -37,6 +37,10 @@ export function programOps(program: readonly ProgramStep[], kernels: TargetKerne
         const loop = loopSpec(step, callsOf);
         if (!loop) return undefined;
         ops.push({ kind: 'loop', loop, lo: step.lo, hi: step.hi });
+      } else if (step.kind === 'function') {
+        const inner = convert(step.steps, inSegments);
+        if (!inner) return undefined;
+        ops.push(...inner);
       } else {
         const inner = convert(step.steps, true);
         if (!inner) return undefined;
@@ -85,7 +89,7 @@ export interface ProgramFunctions {
 export function programText(program: readonly ProgramStep[], target: EmitTarget, functions?: ProgramFunctions): { readonly code: string[]; readonly callsKernels: boolean } {
   return withKernelCalls(target.kernels, () => {
     const indent = (lines: readonly string[]) => lines.map((l) => l.replace(/^/gm, '  '));
-    const hasLoss = (steps: readonly ProgramStep[]): boolean => steps.some((s) => (s.kind === 'loop' ? s.loss !== undefined : s.kind === 'segments' || s.kind === 'unlessLast' ? hasLoss(s.steps) : false));
+    const hasLoss = (steps: readonly ProgramStep[]): boolean => steps.some((s) => (s.kind === 'loop' ? s.loss !== undefined : s.kind === 'segments' || s.kind === 'unlessLast' || s.kind === 'function' ? hasLoss(s.steps) : false));
     const text = (steps: readonly ProgramStep[]): string[] => steps.flatMap((step): string[] => {
       switch (step.kind) {
         case 'mean':
@@ -103,6 +107,15 @@ export function programText(program: readonly ProgramStep[], target: EmitTarget,
         }
         case 'unlessLast':
           return [`if ((c + 1) * ${step.length} < T) {`, ...indent(text(step.steps)), '}'];
+        case 'function': {
+          if (!functions) return text(step.steps);
+          const name = `scan${functions.defs.length}`;
+          const kernels = functions.kernels !== undefined && target.kernels !== undefined;
+          // (Reserved before its body is rendered: functions the body defines come after it.)
+          const at = functions.defs.push('') - 1;
+          functions.defs[at] = [`function ${name}(A: ${functions.arena}${kernels ? `, W: ${functions.kernels}` : ''}): void {`, ...indent(text(step.steps)), '}'].join('\n');
+          return [`${name}(A${kernels ? ', W' : ''});`];
+        }
         case 'loop': {
           const bound = (b: Bound) => (typeof b === 'object' ? `A[${b.slot}]` : String(b));
           const all = [...declarations(step.body), ...statementsText(step.body, target)];

@@ -82,11 +82,7 @@ interface PreparedScan {
 }
 
 /** The lowering of every scan node (nested ones too), for emitKernel; `ops` gives an outermost scan as a method's steps. */
-export type ScanLowering = LoopLowering & {
-  readonly steps: (n: Node, out: Buf, inputs: readonly Buf[]) => ProgramStep[] | undefined;
-  /** Forgets every prepared scan: after an attempt at ops was given up, the kernels they named are gone from the target's table. */
-  readonly forget: () => void;
-};
+export type ScanLowering = LoopLowering & { readonly steps: (n: Node, out: Buf, inputs: readonly Buf[]) => ProgramStep[] | undefined };
 
 /** The lowering of every scan node (nested ones too), for emitKernel. */
 export function scanLoops(opts: ScanLoopOptions, depth = 0): ScanLowering {
@@ -103,7 +99,7 @@ export function scanLoops(opts: ScanLoopOptions, depth = 0): ScanLowering {
     return made;
   };
   const lowering = (n: Node, out: Buf, inputs: readonly Buf[]) => prepare(n, out, inputs).text();
-  return Object.assign(lowering, { steps: (n: Node, out: Buf, inputs: readonly Buf[]) => prepare(n, out, inputs).steps(), forget: () => prepared.clear() });
+  return Object.assign(lowering, { steps: (n: Node, out: Buf, inputs: readonly Buf[]) => prepare(n, out, inputs).steps() });
 }
 
 function prepareScan(opts: ScanLoopOptions, depth: number, n: Node, out: Buf, inputs: readonly Buf[]): PreparedScan {
@@ -198,17 +194,21 @@ function prepareScan(opts: ScanLoopOptions, depth: number, n: Node, out: Buf, in
     const rowsCopy = (outer: number, inner: number, to: Offset, toStride: number, from: Offset, fromStride: number): Statement => ({
       kind: 'copy', dims: [outer, inner], out: { arr: 'A', off: to }, outStrides: [toStride, 1], x: { arr: 'A', off: from }, xStrides: [fromStride, 1], accumulate: false,
     });
-    const stepInCopies = xSteps.flatMap((p, j) => {
+    // (As statements for every target: the program renders them; the text path below renders its own on ts.)
+    const stepInStatements = xSteps.flatMap((p, j): Statement[] => {
       const src = inputs[nc + j]!;
-      if (xDirect[j] || !read.has(p) || src.literal !== undefined || !kernels) return [];
+      if (xDirect[j] || !read.has(p)) return [];
       const { outer, inner } = rows(p.shape);
+      if (src.literal !== undefined) return [{ kind: 'fill', size: outer * inner, value: src.literal, out: { arr: 'A', off: xOff[j]! } }];
       return [rowsCopy(outer, inner, xOff[j]!, inner, stepOf(src.off, inner), T * inner)];
     });
-    const stepOutCopies = ys.flatMap((y, j) => {
-      if (yDirect[j] || !kernels) return [];
+    const stepOutStatements = ys.flatMap((y, j): Statement[] => {
+      if (yDirect[j]) return [];
       const { outer, inner } = rows(y.shape);
       return [rowsCopy(outer, inner, stepOf(past(out.off, parts[nc + j]!.offset), inner), T * inner, yOff[j]!, inner)];
     });
+    const stepInCopies = kernels ? stepInStatements.filter((st) => st.kind === 'copy') : [];
+    const stepOutCopies = kernels ? stepOutStatements : [];
     const stepIn = xSteps.flatMap((p, j) => {
       if (xDirect[j] || !read.has(p)) return [];
       const { outer, inner } = rows(p.shape);
@@ -230,9 +230,9 @@ function prepareScan(opts: ScanLoopOptions, depth: number, n: Node, out: Buf, in
     // On a target that runs loops itself, the loop is one call when every statement of it is a kernel.
     // The loop body as statements (a target with kernels: the rows of each step copied in and out, the carries' double buffer).
     const carryCopy: Statement[] = carrySize ? [{ kind: 'copy', dims: [carrySize], out: { arr: 'A', off: plainCur[0]! }, outStrides: [1], x: { arr: 'A', off: plainNext[0]! }, xStrides: [1], accumulate: false }] : [];
-    const inWasmBody = kernels && stepOffsets && !opts.target.checkNumerics && stepIn.length === 0 && !plan.order.some((x) => primOf(x.op)?.emit.kind === 'loop');
-    const loopBody = inWasmBody ? [...stepInCopies, ...kernelStatements(plan, undefined, opts.target.originComments === true), ...carryCopy, ...stepOutCopies] : undefined;
-    const wasmCalls = loopBody && kernels!.attempt(() => {
+    const asProgram = stepOffsets && !opts.target.checkNumerics && !plan.order.some((x) => primOf(x.op)?.emit.kind === 'loop');
+    const loopBody = asProgram ? [...stepInStatements, ...kernelStatements(plan, undefined, opts.target.originComments === true), ...carryCopy, ...stepOutStatements] : undefined;
+    const wasmCalls = loopBody && kernels?.attempt(() => {
       const calls: KernelCall[] = [];
       for (const st of loopBody) {
         const c = callsInWasm(st, kernels!);
@@ -284,11 +284,13 @@ function prepareScan(opts: ScanLoopOptions, depth: number, n: Node, out: Buf, in
       const move = (to: number, from: Buf, size: number): Statement => (from.literal !== undefined
         ? { kind: 'fill', size, value: from.literal, out: { arr: 'A', off: to } }
         : { kind: 'copy', dims: [size], out: { arr: 'A', off: to }, outStrides: [1], x: { arr: 'A', off: from.off }, xStrides: [1], accumulate: false });
-      return [
+      const steps: ProgramStep[] = [
         { kind: 'run', statements: [...prologueMoves.map((m) => move(m.to, m.from, m.size)), ...inputs.slice(0, nc).map((b, k) => move(cur[k]!, b, carrySizes[k]!)), ...panelStatements(plan)] },
         { kind: 'loop', reverse, lo: 0, hi: windowed ? { slot: opts.window!.slot } : T, body: loopBody },
         { kind: 'run', statements: carrySizes.map((size, k) => move((out.off as number) + parts[k]!.offset, { arr: 'A', off: cur[k]! }, size)) },
       ];
+      // An outermost scan is a function of its own on ts (V8 optimizes a function only below a size a whole step exceeds).
+      return opts.functions ? [{ kind: 'function', steps }] : steps;
     };
     const text = (): string => {
       // Offsets that are expressions belong to an enclosing loop: such a scan stays inline.

@@ -276,7 +276,9 @@ export type ProgramStep =
    */
   | { readonly kind: 'segments'; readonly length: number; readonly reverse: boolean; readonly steps: readonly ProgramStep[] }
   /** Inside segments: `steps` unless c is the last segment ((c + 1)·length ≥ T). */
-  | { readonly kind: 'unlessLast'; readonly length: number; readonly steps: readonly ProgramStep[] };
+  | { readonly kind: 'unlessLast'; readonly length: number; readonly steps: readonly ProgramStep[] }
+  /** `steps` as a function of their own where a target has functions (V8 optimizes a function only below a size a whole step exceeds); inline elsewhere. */
+  | { readonly kind: 'function'; readonly steps: readonly ProgramStep[] };
 
 /** A loop over t of kernel calls, as a target that runs whole loops takes it. */
 export interface LoopSpec {
