@@ -238,10 +238,10 @@ function emitInContext(cfg: GraphTrainerConfig): EmittedGraphTrainer {
     return { code, callsKernels: callsKernels || (products !== undefined && functions.defs.length > functionsBefore) };
   };
   // Each method as a kernel program (its outermost scans as steps): on wasm one call when every
-  // statement has a kernel there, else (and on ts) its TypeScript, each scan a function of its own.
-  // A nested scan, or --check-numerics, keeps the text the scans' lowering writes.
+  // statement has a kernel there, else (and on ts, and under --check-numerics) its TypeScript, each
+  // scan a function of its own. A nested scan keeps the text the scans' lowering writes.
   const method = (plan: KernelPlan) => {
-    const program = cfg.checkNumerics ? undefined : kernelProgram(plan, loops.steps, cfg.originComments === true);
+    const program = kernelProgram(plan, loops.steps, { origins: cfg.originComments === true, ...(cfg.checkNumerics ? { checks: 'straight' } : {}) });
     if (!program) return undefined;
     const ops = products?.attempt(() => programOps(program, products));
     return ops ? { code: [String(products!.method(ops, []))], callsKernels: true, whole: true } : { ...programText(program, target, functions), whole: false };

@@ -87,7 +87,7 @@ function emitInContext(cfg: InferenceConfig): EmittedInference {
   const target = { dtype: cfg.dtype, helpers, ...(cfg.originComments ? { originComments: true } : {}), ...(kernels ? { kernels } : {}) };
   // The step as a program of one run of statements: on the wasm target one call into the module
   // when every statement has a kernel there, else TypeScript.
-  const steps: ProgramStep[] = [{ kind: 'run', statements: kernelStatements(plan, undefined, cfg.originComments === true) }];
+  const steps: ProgramStep[] = [{ kind: 'run', statements: kernelStatements(plan, { origins: cfg.originComments === true }) }];
   const ops = kernels?.attempt(() => programOps(steps, kernels));
   const { code: body, callsKernels } = ops ? { code: [String(kernels!.method(ops, []))], callsKernels: true } : programText(steps, target);
   const elements = arena.size;

@@ -139,14 +139,16 @@ function classesText(classes: NonNullable<Extract<ProgramStep, { kind: 'loop' }>
   const lines = [`const live = A[${classes.live} + t];`];
   classes.cases.forEach((c, k) => {
     const name = `rows${c.rows}_${functions.defs.length}`;
-    const params = ['A: ' + functions.arena, 't: number', ...(kernels ? [`W: ${functions.kernels}`] : [])];
+    // A segment's body reads its steps at t − lo.
+    const lo = [...stepOffsets(c.body).values()].some((o) => o.coefs['lo'] !== undefined);
+    const params = ['A: ' + functions.arena, 't: number', ...(lo ? ['lo: number'] : []), ...(kernels ? [`W: ${functions.kernels}`] : [])];
     functions.defs.push([
       `/** A loop's step t over the first ${c.rows} rows (packed execution under lengths). */`,
       `function ${name}(${params.join(', ')}): void {`,
       ...[...declarations(c.body), ...statementsText(c.body, target)].map((l) => l.replace(/^/gm, '  ')),
       '}',
     ].join('\n'));
-    lines.push(`${k === 0 ? 'if' : 'else if'} (live === ${c.rows}) ${name}(A, t${kernels ? ', this.kernels' : ''});`);
+    lines.push(`${k === 0 ? 'if' : 'else if'} (live === ${c.rows}) ${name}(A, t${lo ? ', lo' : ''}${kernels ? ', this.kernels' : ''});`);
   });
   return [...lines, 'else {', ...all.map((l) => l.replace(/^/gm, '  ')), '}'];
 }
@@ -162,8 +164,8 @@ function statementsText(statements: readonly Statement[], target: EmitTarget): s
   });
 }
 
-/** The declarations of the per-step offsets a loop body reads, in the order their names were given (q0, q1, …). */
-function declarations(body: readonly Statement[]): string[] {
+/** The step offsets a run of statements reads or writes, by their local's name. */
+function stepOffsets(body: readonly Statement[]): Map<string, StepOffset> {
   const seen = new Map<string, StepOffset>();
   const note = (off: Offset) => {
     if (typeof off === 'object' && !seen.has(off.local)) seen.set(off.local, off);
@@ -178,8 +180,13 @@ function declarations(body: readonly Statement[]): string[] {
     if (st.kind === 'product' && st.epilogue) expr(st.epilogue);
     if (st.kind === 'panels') [st.out, st.b].forEach(note);
   }
+  return seen;
+}
+
+/** The declarations of the per-step offsets a loop body reads, in the order their names were given (q0, q1, …). */
+function declarations(body: readonly Statement[]): string[] {
   const index = (local: string) => Number(local.replace(/^\D+/, ''));
-  return [...seen.values()].sort((a, b) => index(a.local) - index(b.local)).map((o) => {
+  return [...stepOffsets(body).values()].sort((a, b) => index(a.local) - index(b.local)).map((o) => {
     const t = o.coefs['t'] ?? 0, lo = o.coefs['lo'] ?? 0, hi = o.coefs['hi'] ?? 0;
     // A step's or a segment's own index reads as one: (t - lo), (hi - lo).
     const pair = t && lo === -t ? ['t', 'lo'] : hi && lo === -hi ? ['hi', 'lo'] : [];

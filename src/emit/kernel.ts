@@ -6,7 +6,7 @@ import { sizeOf, type Shape } from '../ir/tensor.ts';
 import { primOf, prims } from '../prims/index.ts';
 import { offsetPlus } from '../prims/kit.ts';
 import type { Buf, ElementwiseExpr, EmitHelper, EmitTarget, EpilogueExpr, ProgramStep, Statement } from '../prims/types.ts';
-import type { KernelPlan, Offset } from './plan.ts';
+import type { KernelPlan } from './plan.ts';
 import { ARENA, renderStatement, renderStatements } from './statements.ts';
 import { NUMERICS_PREFIX } from './trainer-text.ts';
 
@@ -123,7 +123,7 @@ export interface RowView {
 }
 
 /** The kernel's statements, one block per scheduled node (under a comment naming the user's line that wrote it), then copies into output slots. */
-export function emitKernel(plan: KernelPlan, target: EmitTarget, loop?: LoopLowering, step?: string, rows?: RowView): string[] {
+export function emitKernel(plan: KernelPlan, target: EmitTarget, loop?: LoopLowering, step?: string): string[] {
   // The user's line of a run of statements, once, above its first (as a source map would place it);
   // a run the compiler derived (the loss, the backward pass) says so, once a user's line was named.
   let line: string | undefined;
@@ -131,9 +131,7 @@ export function emitKernel(plan: KernelPlan, target: EmitTarget, loop?: LoopLowe
     // (n.origin is formatted on first read: only code a user reads pays for it.)
     const comment = !target.originComments || n.origin === line ? '' : n.origin !== undefined ? originComment(n.origin) : '// (derived)\n';
     if (target.originComments) line = n.origin;
-    const shapeOf = rows?.shapesIn(n) ?? ownShape;
-    const rest = (rows?.after(n) ?? []).map((st) => renderStatement(st, target));
-    return comment + statement(plan, n, target, loop, shapeOf) + (target.checkNumerics ? `\n${numericsCheck(plan, n, step, shapeOf)}` : '') + rest.map((l) => `\n${l}`).join('');
+    return comment + statement(plan, n, target, loop, ownShape) + (target.checkNumerics ? checkOf(plan, n, ownShape, step).map((c) => `\n${renderStatement(c, target)}`).join('') : '');
   });
   for (const c of copyStatements(plan)) lines.push(renderStatement(c, target));
   return lines;
@@ -152,22 +150,48 @@ function copyStatements(plan: KernelPlan): Statement[] {
   });
 }
 
+/** How kernelStatements reads a plan. */
+export interface StatementOptions {
+  /** A packed body's rows, and the tails completing the others. */
+  readonly rows?: RowView;
+  /** Each statement carries its node's model line (the artifacts compile writes). */
+  readonly origins?: boolean;
+  /** --check-numerics: a check after each node's statements, inside a loop over t or in straight-line code (which names each node's step). */
+  readonly checks?: 'loop' | 'straight';
+}
+
 /**
- * The kernel's statements as data, copies into output slots included (over `rows`, a packed body's
- * rows and the tails completing the others): what a target that runs a whole loop body itself
- * (wasm) takes instead of emitKernel's lines. The plan holds no loop.
+ * The kernel's statements as data, copies into output slots included: what a kernel program holds
+ * (src/emit/kernel-program.ts). The plan holds no loop.
  */
-export function kernelStatements(plan: KernelPlan, rows?: RowView, origins = false): Statement[] {
-  // (n.origin is formatted on first read: only code a user reads pays for it.)
-  const mark = (n: Node, ss: Statement[]): Statement[] => (origins ? ss.map((st) => ({ ...st, origin: n.origin ?? null })) : ss);
-  return [...plan.order.flatMap((n) => [...mark(n, statementsOf(plan, n, rows?.shapesIn(n) ?? ownShape)), ...(rows?.after(n) ?? [])]), ...copyStatements(plan)];
+export function kernelStatements(plan: KernelPlan, opts: StatementOptions = {}): Statement[] {
+  const { rows, origins, checks } = opts;
+  return [
+    ...plan.order.flatMap((n) => {
+      const shapeOf = rows?.shapesIn(n) ?? ownShape;
+      // (n.origin is formatted on first read: only code a user reads pays for it.)
+      const own = statementsOf(plan, n, shapeOf);
+      const marked = origins ? own.map((st) => ({ ...st, origin: n.origin ?? null })) : own;
+      return [...marked, ...(checks ? checkOf(plan, n, shapeOf, checks === 'loop' ? 't' : undefined) : []), ...(rows?.after(n) ?? [])];
+    }),
+    ...copyStatements(plan),
+  ];
+}
+
+/** The check after `n`'s statements: what it wrote is finite (named by the user's line of the op, or the backward pass, which vjp builds with none). */
+function checkOf(plan: KernelPlan, n: Node, shapeOf: ShapeOf, step: string | undefined): Statement[] {
+  const out = bufOf(plan, n);
+  if (out.literal !== undefined || out.transposed) return [];
+  // Straight-line code knows each value's step; a loop says it at run time.
+  const at = step === undefined && n.step !== undefined ? ` at step ${n.step}` : '';
+  return [{ kind: 'check', out, size: sizeOf(shapeOf(n)), what: `${n.origin ?? 'the backward pass'}: ${n.op} [${n.shape.join(', ')}]${at}`, ...(step ? { step } : {}) }];
 }
 
 /**
  * The kernel as a kernel program: its statements in runs, each scan as the steps `scanSteps` gives
  * it; undefined when a scan has none (a nested one, or one a target cannot run whole).
  */
-export function kernelProgram(plan: KernelPlan, scanSteps: (n: Node, out: Buf, inputs: readonly Buf[]) => ProgramStep[] | undefined, origins = false): ProgramStep[] | undefined {
+export function kernelProgram(plan: KernelPlan, scanSteps: (n: Node, out: Buf, inputs: readonly Buf[]) => ProgramStep[] | undefined, opts: StatementOptions = {}): ProgramStep[] | undefined {
   const steps: ProgramStep[] = [];
   let run: Statement[] = [];
   const flush = () => {
@@ -182,38 +206,12 @@ export function kernelProgram(plan: KernelPlan, scanSteps: (n: Node, out: Buf, i
       steps.push(...scan);
     } else {
       const ss = statementsOf(plan, n, ownShape);
-      run.push(...(origins ? ss.map((st) => ({ ...st, origin: n.origin ?? null })) : ss));
+      run.push(...(opts.origins ? ss.map((st) => ({ ...st, origin: n.origin ?? null })) : ss), ...(opts.checks ? checkOf(plan, n, ownShape, opts.checks === 'loop' ? 't' : undefined) : []));
     }
   }
   run.push(...copyStatements(plan));
   flush();
   return steps;
-}
-
-/**
- * emitKernel's lines for a loop body (`step` its index), and the offsets they name: each offset
- * read from the plan as they were rendered (where a node lives, where a copy goes), so that the
- * loop declares the per-step offset names its code uses and no others. `rows` builds the body's
- * RowView over the same reading of the plan.
- */
-export function emitReadingOffsets(plan: KernelPlan, target: EmitTarget, step: string, rows?: (plan: KernelPlan) => RowView): { readonly lines: string[]; readonly offsets: ReadonlySet<Offset> } {
-  // emitKernel renders every copy.
-  const offsets = new Set<Offset>(plan.copies.map((c) => c.to));
-  const reading: KernelPlan = { ...plan, offsets: new OffsetsRead(plan.offsets, offsets) };
-  return { lines: emitKernel(reading, target, undefined, step, rows?.(reading)), offsets };
-}
-
-/** A plan's offsets, each one read noted in `read` (rendering reads the plan only for what it names). */
-class OffsetsRead extends Map<Node, Offset> {
-  constructor(offsets: ReadonlyMap<Node, Offset>, private readonly read: Set<Offset>) {
-    super(offsets);
-  }
-
-  override get(n: Node): Offset | undefined {
-    const off = super.get(n);
-    if (off !== undefined) this.read.add(off);
-    return off;
-  }
 }
 
 /**
@@ -236,19 +234,6 @@ export function panelStatements(plan: KernelPlan): Statement[] {
 /** `// graphs/sincos.ts:12`: the model file's line that wrote what follows (the backward pass's statements have none). */
 export function originComment(origin: string): string {
   return `// ${origin.replace(/[^\x20-\x7e]/g, '?')}\n`;
-}
-
-/**
- * The check after `n`'s statement: every element it wrote is finite, else the trainer stops, naming
- * the user's line of the op (or the backward pass, which vjp builds with none) and step t + 1.
- */
-function numericsCheck(plan: KernelPlan, n: Node, step: string | undefined, shapeOf: ShapeOf): string {
-  const buf = bufOf(plan, n);
-  if (buf.literal !== undefined || buf.transposed) return '';
-  // Straight-line code knows each value's step; a loop says it at run time.
-  const at = step === undefined && n.step !== undefined ? ` at step ${n.step}` : '';
-  const what = `${n.origin ?? 'the backward pass'}: ${n.op} [${n.shape.join(', ')}]${at}`;
-  return `numerics(${ARENA}, ${buf.off}, ${sizeOf(shapeOf(n))}, ${JSON.stringify(what)}${step ? `, ${step}` : ''});`;
 }
 
 /** The one function --check-numerics code calls, defined once in the emitted module. */

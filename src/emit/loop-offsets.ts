@@ -60,7 +60,7 @@ export class LoopOffsets {
     return new SlotOffset(name, q.base + index.k * q.stride, coefs, plus);
   }
 
-  /** The declarations of the names `read` uses (offsets the rendered code read: emitReadingOffsets, or used as handed out). */
+  /** The declarations of the names `read` uses (the offsets handed out that a loop's code reads). */
   declarationsFor(read: Iterable<Offset>): string[] {
     const used = new Set<string>();
     for (const off of read) if (isStepOffset(off)) used.add(off.local);

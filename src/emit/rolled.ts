@@ -15,13 +15,12 @@ import type { NodeBuilder } from '../prims/builder.ts';
 import type { Recurrence } from '../dsl/recurrence.ts';
 import type { LossSpec } from '../dsl/model.ts';
 import { stepVjp } from '../transforms/step-vjp.ts';
-import { emitKernel, emitPanelCopies, emitReadingOffsets, kernelStatements, panelStatements, withKernelCalls, type RowView } from './kernel.ts';
+import { kernelStatements, panelStatements, type RowView, type StatementOptions } from './kernel.ts';
 import { programOps, programText } from './kernel-program.ts';
-import { KERNELS } from './wasm/module.ts';
 import { afterPasses, planOutputs, type ArenaBuilder, type Offset, type OutputSlot, type StepInvariants } from './plan.ts';
 import type { Slot, TrainerConfig } from './config.ts';
 import type { EmitTarget, ProgramStep, Statement } from '../prims/types.ts';
-import { copy, seqAt, type Hoisted, type KernelLayout, type Kernels, type PackedRows, type Seq } from './layout.ts';
+import { seqAt, type Hoisted, type KernelLayout, type Kernels, type PackedRows, type Seq } from './layout.ts';
 import { hoistGradient, hoistProjection, inputProjections, stackedGradients, type Stacked } from './hoist.ts';
 import { rowFacts, rowModes, rowView, type RowModes } from './packed-rows.ts';
 import { LoopOffsets, variableOffset, type StepIndex } from './loop-offsets.ts';
@@ -57,22 +56,16 @@ export interface ScanIO {
 }
 
 /** One scan's code, once every scan has reserved its storage (temporaries come after all of it). */
+/** One scan's code, once every scan has reserved its storage (temporaries come after all of it): kernel programs, which the trainer renders for its target. */
 export interface ScanCode {
-  /** Step-invariant values (from parameters only): computed once, before any loop. */
-  readonly prologue: string[];
-  /** Input projections over all steps (their rows must be known: after the scans this one reads). */
-  readonly projections: string[];
-  /** The training forward loop; it adds each step's ℓ(t) into `lossSum` when the scan carries the loss. */
-  readonly forwardLoop: string[];
-  /** Zeroes the running state cotangents, then the reverse loop, then the gradients summed over all steps. */
-  readonly backward: string[];
-  /** The prediction loop (no residuals, no loss). */
-  readonly predictLoop: string[];
-  /** Which of the above call the target's kernels (noted as they were rendered). */
-  readonly callsKernels: Readonly<Record<'prologue' | 'projections' | 'forwardLoop' | 'backward' | 'predictLoop', boolean>>;
+  /**
+   * prologue: the step-invariant values (from parameters only), computed once before any loop;
+   * projections: the input projections over all steps; forwardLoop: the training forward loop,
+   * adding each step's ℓ(t) into the running loss; backward: the running state cotangents zeroed,
+   * the reverse loop, the gradients summed over all steps; predictLoop: the prediction loop.
+   */
+  readonly program: Readonly<Record<'prologue' | 'projections' | 'forwardLoop' | 'backward' | 'predictLoop', readonly ProgramStep[]>>;
   readonly tempSize: number;
-  /** The same parts as kernel programs (src/emit/kernel-program.ts), which the trainer renders for its target; the text above is then empty. */
-  readonly program?: Readonly<Record<'prologue' | 'projections' | 'forwardLoop' | 'backward' | 'predictLoop', readonly ProgramStep[]>>;
 }
 
 export interface ScanLoops {
@@ -84,8 +77,6 @@ export interface ScanLoops {
   readonly hoisted: Hoisted;
   finish(tempBase: number): ScanCode;
 }
-
-const indent = (lines: string[]) => lines.map((l) => l.replace(/^/gm, '  '));
 
 /** A block of `size` elements moved within the arena inside a loop (a state into its stack, the running cotangents). */
 interface Move {
@@ -318,7 +309,6 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig & EmitTarget, b: NodeBu
     const predOffs = new LoopOffsets();
     const predPlan = planOutputs(stepOutputs(predOffs), stepBinding(predOffs), tempBase, still);
 
-    const noteCalls = <T>(render: () => T) => withKernelCalls(cfg.kernels, render);
     // Packed execution: each loop body once per row class, the step's class chosen at run time.
     const packed = io.packed && rec.valid ? io.packed : undefined;
     const B = rec.state[0]!.node.shape[0]!;
@@ -326,44 +316,11 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig & EmitTarget, b: NodeBu
     const bwdModes = facts && rowModes(bwdPlan, facts, [...stateGrads, ...paramGrads, ...inputGrads, ...flowSquares, ...backwardStacks], new Set(residuals));
     const fwdModes = facts && rowModes(fwdPlan, facts, [...nexts, ...outs, ...(lossTerm ? [lossTerm] : []), ...forwardStacks, ...bwdModes!.required], new Set());
     const predModes = facts && rowModes(predPlan, facts, [...nexts, ...outs], new Set());
-    // Over all rows the body stays in the loop; over fewer, each is a function of the module's
-    // (reading step t, and the segment's first step under a memory budget), called by its class.
-    // Whether the loop's own code calls the kernels: the functions over fewer rows take them as a parameter.
-    const body = (plan: KernelPlan, modes: RowModes | undefined, offs: LoopOffsets, what: string): { lines: string[]; callsKernels: boolean; offsets: ReadonlySet<Offset> } => {
-      const { code: { lines: all, offsets }, callsKernels } = noteCalls(() => emitReadingOffsets(plan, cfg, 't'));
-      if (!packed || !facts || !modes) return { lines: all, callsKernels, offsets };
-      const { functions } = packed;
-      const params = ['A', 't', ...(seg ? ['lo'] : []), ...(functions.kernels ? [KERNELS] : [])];
-      const args = ['A', 't', ...(seg ? ['lo'] : []), ...(functions.kernels ? ['this.kernels'] : [])];
-      const types: Record<string, string> = { A: functions.arena, t: 'number', lo: 'number', [KERNELS]: functions.kernels ?? '' };
-      const calls = packed.classes.slice(0, -1).map((r) => {
-        const code = emitReadingOffsets(plan, cfg, 't', (reading) => rowView(reading, facts, modes, r));
-        const name = `rows${r}_${functions.defs.length}`;
-        functions.defs.push([
-          `/** ${what}, over the first ${r} of ${B} rows (packed execution under lengths). */`,
-          `function ${name}(${params.map((p) => `${p}: ${types[p]}`).join(', ')}): void {`,
-          ...indent([...offs.declarationsFor(code.offsets), ...code.lines]),
-          '}',
-        ].join('\n'));
-        return `${name}(${args.join(', ')});`;
-      });
-      const lines = [`const live = A[${packed.seq.base} + t];`];
-      calls.forEach((call, k) => lines.push(`${k === 0 ? 'if' : 'else if'} (live === ${packed.classes[k]}) ${call}`));
-      return { lines: [...lines, 'else {', ...indent(all), '}'], callsKernels, offsets };
-    };
-    const withOffsets = (offs: LoopOffsets, read: Iterable<Offset>, body: string[]) => [...offs.declarationsFor(read), ...body];
     const dsSize = dsOffs.length ? dsNextOffs[0]! - dsOffs[0]! : 0;
-    // The stacked gradients sum over all τ steps' rows: a shorter window's rows past T must be zero.
-    const clearPastT = [...forwardStacks, ...backwardStacks, ...stateStacks].map((x) => {
-      const { seq } = stackedOf.get(x)!;
-      return `if (T < ${tau}) A.fill(0, ${seq.base} + T * ${seq.stride}, ${seqAt(seq, tau)});`;
-    });
     // A segment's states feed the stacked gradients through storage of their own, step by step.
-    const stateStackOffsets: Offset[] = [];
     const stateStackMoves = stateStacks.map((x) => {
       const { state, index } = stateOf.get(x)!;
       const [to, from] = [fwdOffs.at(stackedOf.get(x)!.seq), fwdOffs.at(io.stateSeqs[state]!, index)];
-      stateStackOffsets.push(to, from);
       return { to, from, size: sizeOf(x.shape) };
     });
     // The next step's running state cotangents become this step's.
@@ -375,12 +332,12 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig & EmitTarget, b: NodeBu
     // t between 0, T and τ (packed: a body per row class), in segments their loops between lo and hi
     // with the checkpoint copies around them. --check-numerics is rendered below, as text.
     const program = ((): ScanCode['program'] => {
-      if (cfg.checkNumerics) return undefined;
-      const origins = cfg.originComments === true;
+      const origins = cfg.originComments === true, checks = cfg.checkNumerics === true;
+      const straight: StatementOptions = { origins, ...(checks ? { checks: 'straight' } : {}) };
       const run = (statements: readonly Statement[]): ProgramStep[] => (statements.length ? [{ kind: 'run', statements }] : []);
       const [lo, hi] = seg ? ['lo', 'hi'] : [0, 'T'];
       const loop = (plan: KernelPlan, modes: RowModes | undefined, moves: readonly Move[], reverse: boolean, loss?: number): ProgramStep => {
-        const body = (rows?: RowView) => [...kernelStatements(plan, rows, origins), ...moves.map(moveStatement)];
+        const body = (rows?: RowView) => [...kernelStatements(plan, { ...(rows ? { rows } : {}), origins, ...(checks ? { checks: 'loop' } : {}) }), ...moves.map(moveStatement)];
         // Packed: the body over each row class but the last (all rows).
         const classes = packed && facts && modes ? { live: packed.seq.base, cases: packed.classes.slice(0, -1).map((r) => ({ rows: r, body: body(rowView(plan, facts, modes, r)) })) } : undefined;
         return { kind: 'loop', reverse, lo, hi, body: body(), ...(classes ? { classes } : {}), ...(loss === undefined ? {} : { loss }) };
@@ -393,10 +350,10 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig & EmitTarget, b: NodeBu
       const fwdLoss = lossTerm ? lossTermOff : undefined;
       const clear = run(dsSize ? [{ kind: 'fill', size: dsSize, value: 0, out: { arr: 'A', off: dsOffs[0]! } }] : []);
       const gradients = [
-        ...run(kernelStatements(gradientPlan, undefined, origins)),
+        ...run(kernelStatements(gradientPlan, straight)),
         ...run(io.stateGradOffs.map((off, i) => moveStatement({ to: off, from: dsOffs[i]!, size: sizeOf(rec.state[i]!.node.shape) }))),
       ];
-      const prologue = run(kernelStatements(prologuePlan, undefined, origins)), projections = run(kernelStatements(projectionPlan, undefined, origins));
+      const prologue = run(kernelStatements(prologuePlan, straight)), projections = run(kernelStatements(projectionPlan, straight));
       if (!seg) {
         return {
           prologue,
@@ -441,108 +398,9 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig & EmitTarget, b: NodeBu
         predictLoop: forward(predPlan, predModes, []),
       };
     })();
-    if (program) {
-      const none = { prologue: [], projections: [], forwardLoop: [], backward: [], predictLoop: [] };
-      return { ...none, callsKernels: { prologue: false, projections: false, forwardLoop: false, backward: false, predictLoop: false }, tempSize, program };
-    }
-
-    // --check-numerics: the parts as TypeScript text, a check after each statement (emitKernel).
-    // Kernels are numbered as they are emitted (the wasm table): prologue, loops, gradients, prediction.
-    const { code: prologue, callsKernels: prologueCalls } = noteCalls(() => emitKernel(prologuePlan, cfg));
-    const { code: projectionCode, callsKernels: projectionCalls } = noteCalls(() => emitKernel(projectionPlan, cfg));
-    // Emitted once: the segmented backward pass recomputes a segment with this very text.
-    const fwdStep = body(fwdPlan, fwdModes, fwdOffs, `A scan's training step t`);
-    const stateStackCopies = stateStackMoves.map((m) => copy(m.to, m.from, m.size));
-    const addLoss = lossTerm ? [`lossSum += A[${lossTermOff}];`] : [];
-    const fwdBody = withOffsets(fwdOffs, [...fwdStep.offsets, ...stateStackOffsets], [...fwdStep.lines, ...stateStackCopies]);
-    const bwdStep = body(bwdPlan, bwdModes, bwdOffs, `A scan's reverse step t (its VJP)`);
-    const bwdBody = withOffsets(bwdOffs, bwdStep.offsets, [...bwdStep.lines, ...dsMove.map((m) => copy(m.to, m.from, m.size))]);
-    const { code: gradientCode, callsKernels: gradientCalls } = noteCalls(() => emitKernel(gradientPlan, cfg));
-    const predStep = body(predPlan, predModes, predOffs, `A scan's prediction step t`);
-    const predBody = withOffsets(predOffs, predStep.offsets, predStep.lines);
-    // B operands copied into panels, before each loop that reads them (the loops share the temporaries region).
-    const panelCopies = (plan: KernelPlan) => noteCalls(() => emitPanelCopies(plan, cfg));
-    const fwdPanels = panelCopies(fwdPlan), bwdPanels = panelCopies(bwdPlan), predPanels = panelCopies(predPlan);
-    const forwardCalls = fwdPanels.callsKernels || fwdStep.callsKernels;
-    const reverseCalls = bwdPanels.callsKernels || bwdStep.callsKernels || gradientCalls;
-    const callsKernels = {
-      prologue: prologueCalls,
-      projections: projectionCalls,
-      forwardLoop: forwardCalls,
-      // Segmented, the backward pass runs each segment's forward loop again.
-      backward: reverseCalls || (seg !== undefined && forwardCalls),
-      predictLoop: predPanels.callsKernels || predStep.callsKernels,
-    };
-    // A loop over t in TypeScript.
-    const loop = (head: string, body: string[]) => [head, ...indent(body), '}'];
-    const clearCotangents = dsSize ? [`A.fill(0, ${dsOffs[0]}, ${dsOffs[0]! + dsSize});`] : [];
-    const stateGradCopies = io.stateGradOffs.map((off, i) => `for (let i = 0; i < ${sizeOf(rec.state[i]!.node.shape)}; i++) A[${off} + i] = A[${dsOffs[i]} + i];`);
-    if (!seg) {
-      const [forwardHead, backwardHead] = ['for (let t = 0; t < T; t++) {', 'for (let t = T - 1; t >= 0; t--) {'];
-      return {
-        prologue,
-        projections: projectionCode,
-        forwardLoop: [...fwdPanels.code, ...loop(forwardHead, [...fwdBody, ...addLoss])],
-        backward: [...clearCotangents, ...clearPastT, ...bwdPanels.code, ...loop(backwardHead, bwdBody), ...gradientCode, ...stateGradCopies],
-        predictLoop: [...predPanels.code, ...loop(forwardHead, predBody)],
-        callsKernels,
-        tempSize,
-      };
-    }
-
-    // Segment c (0 … ⌈T/K⌉ − 1, in the scan's own order) runs lo ≤ t < hi; its states sit at t − lo.
-    // The first is the shorter one: the last, whose forward is not run again, is a whole K steps.
-    const K = seg.length;
-    const bounds = [`const hi = T - (Math.ceil(T / ${K}) - 1 - c) * ${K};`, `const lo = Math.max(hi - ${K}, 0);`];
-    const [firstState, lastState] = ['0', '(hi - lo)'];
-    const [forwardSteps, reverseSteps] = ['for (let t = lo; t < hi; t++) {', 'for (let t = hi - 1; t >= lo; t--) {'];
-    const stateAt = (q: Seq, index: string) => (index === '0' ? `${q.base}` : `${q.base} + ${index} * ${q.stride}`);
-    const stateSizes = rec.state.map((s) => sizeOf(s.node.shape));
-    const fromCheckpoint = stateSizes.map((n, i) => copy(stateAt(io.stateSeqs[i]!, firstState), `(${stateAt(seg.checkpoints[i]!, 'c')})`, n));
-    const toCheckpoint = stateSizes.map((n, i) => copy(stateAt(seg.checkpoints[i]!, '(c + 1)'), `(${stateAt(io.stateSeqs[i]!, lastState)})`, n));
-    // Forward in segments, each from the checkpoint before it, leaving the one after it.
-    const segmentedForward = (body: string[], panels: string[]) => [
-      ...panels,
-      `for (let c = 0; c * ${K} < T; c++) {`,
-      ...indent([...bounds, ...fromCheckpoint, ...loop(forwardSteps, body), ...toCheckpoint]),
-      '}',
-    ];
-    const backward = [
-      ...clearCotangents,
-      ...clearPastT,
-      `for (let c = Math.ceil(T / ${K}) - 1; c >= 0; c--) {`,
-      ...indent([
-        ...bounds,
-        // The last segment's states and residuals are still in place from the forward loop.
-        // The forward and reverse bodies' panels share the temporaries region: copied before each loop.
-        `if ((c + 1) * ${K} < T) {`,
-        ...indent([...fromCheckpoint, ...fwdPanels.code, ...loop(forwardSteps, fwdBody)]),
-        '}',
-        ...bwdPanels.code,
-        ...loop(reverseSteps, bwdBody),
-      ]),
-      '}',
-      ...gradientCode,
-      ...stateGradCopies,
-    ];
-    return {
-      prologue,
-      projections: projectionCode,
-      forwardLoop: segmentedForward([...fwdBody, ...addLoss], fwdPanels.code),
-      backward,
-      predictLoop: segmentedForward(predBody, predPanels.code),
-      callsKernels,
-      tempSize,
-    };
+    return { program, tempSize };
   };
   return { loopSize, residualSize: perStep * span + stackSize, residualsPerStep: perStep + stackSize / tau, segmentResidualsPerStep: perStep, hoisted, finish };
-}
-
-/** The zeroing of every gradient before a reverse loop adds into them. */
-export function clearGrads(grads: readonly Slot[]): string[] {
-  const gradSize = grads.reduce((acc, g) => acc + g.size, 0);
-  const grad0 = grads[0]?.off ?? 0;
-  return [`A.fill(0, ${grad0}, ${grad0 + gradSize});`];
 }
 
 /** A single recurrence: one forward scan carrying the loss. */
@@ -563,39 +421,23 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig & EmitTarget, 
   const stateSize = rec.state.reduce((n, s) => n + sizeOf(s.node.shape), 0);
   // Its checkpoints are the trainer's state store, which the trainer counts.
   const segmentStorage = K !== undefined ? { segmentStorage: { perStep: scan.segmentResidualsPerStep + stateSize, perCheckpoint: 0 } } : {};
-  const program = code.program;
-  if (program) {
-    // Forward, loss and backward as one program, the prediction another: on wasm one call each when
-    // every statement has a kernel there, else (and on ts) their TypeScript.
-    const gradSize = L.grads.reduce((n, g) => n + g.size, 0);
-    const clear: ProgramStep[] = gradSize ? [{ kind: 'run', statements: [{ kind: 'fill', size: gradSize, value: 0, out: { arr: 'A', off: L.grads[0]!.off } }] }] : [];
-    const prologue = [...program.prologue, ...program.projections];
-    const methods = [
-      [...prologue, ...program.forwardLoop, { kind: 'mean', out: L.lossOff, norm: L.normOff }, ...clear, ...program.backward],
-      [...prologue, ...program.predictLoop],
-    ] as const;
-    const kernels = cfg.kernels;
-    const [train, forward] = methods.map((steps) => {
-      const ops = kernels?.attempt(() => programOps(steps, kernels));
-      return ops ? { code: [String(kernels!.method(ops, ['T']))], callsKernels: true } : programText(steps, cfg, L.packed?.functions);
-    }) as [{ code: string[]; callsKernels: boolean }, { code: string[]; callsKernels: boolean }];
-    return {
-      train: train.code, forward: forward.code, callsKernels: { train: train.callsKernels, forward: forward.callsKernels }, tempSize: code.tempSize, loopSize, residualSize: residualSize + segmentStates, residualsPerStep, hoisted,
-      ...segmentStorage,
-    };
-  }
-  const prologue = [...code.prologue, ...code.projections];
-  const train = [
-    ...prologue,
-    'let lossSum = 0;',
-    ...code.forwardLoop,
-    `A[${L.lossOff}] = lossSum / A[${L.normOff}];`,
-    ...clearGrads(L.grads),
-    ...code.backward,
+  // Forward, loss and backward as one program, the prediction another: on wasm one call each when
+  // every statement has a kernel there, else (and on ts, and under --check-numerics) their TypeScript.
+  const { program } = code;
+  const gradSize = L.grads.reduce((n, g) => n + g.size, 0);
+  const clear: ProgramStep[] = gradSize ? [{ kind: 'run', statements: [{ kind: 'fill', size: gradSize, value: 0, out: { arr: 'A', off: L.grads[0]!.off } }] }] : [];
+  const prologue = [...program.prologue, ...program.projections];
+  const methods: readonly (readonly ProgramStep[])[] = [
+    [...prologue, ...program.forwardLoop, { kind: 'mean', out: L.lossOff, norm: L.normOff }, ...clear, ...program.backward],
+    [...prologue, ...program.predictLoop],
   ];
-  const forward = [...prologue, ...code.predictLoop];
-  const calls = code.callsKernels;
-  const prologueCalls = calls.prologue || calls.projections;
-  const callsKernels = { train: prologueCalls || calls.forwardLoop || calls.backward, forward: prologueCalls || calls.predictLoop };
-  return { train, forward, callsKernels, tempSize: code.tempSize, loopSize, residualSize: residualSize + segmentStates, residualsPerStep, hoisted, ...segmentStorage };
+  const kernels = cfg.kernels;
+  const [train, forward] = methods.map((steps) => {
+    const ops = kernels?.attempt(() => programOps(steps, kernels));
+    return ops ? { code: [String(kernels!.method(ops, ['T']))], callsKernels: true } : programText(steps, cfg, L.packed?.functions);
+  }) as [{ code: string[]; callsKernels: boolean }, { code: string[]; callsKernels: boolean }];
+  return {
+    train: train.code, forward: forward.code, callsKernels: { train: train.callsKernels, forward: forward.callsKernels }, tempSize: code.tempSize, loopSize, residualSize: residualSize + segmentStates, residualsPerStep, hoisted,
+    ...segmentStorage,
+  };
 }

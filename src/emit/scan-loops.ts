@@ -230,8 +230,8 @@ function prepareScan(opts: ScanLoopOptions, depth: number, n: Node, out: Buf, in
     // On a target that runs loops itself, the loop is one call when every statement of it is a kernel.
     // The loop body as statements (a target with kernels: the rows of each step copied in and out, the carries' double buffer).
     const carryCopy: Statement[] = carrySize ? [{ kind: 'copy', dims: [carrySize], out: { arr: 'A', off: plainCur[0]! }, outStrides: [1], x: { arr: 'A', off: plainNext[0]! }, xStrides: [1], accumulate: false }] : [];
-    const asProgram = stepOffsets && !opts.target.checkNumerics && !plan.order.some((x) => primOf(x.op)?.emit.kind === 'loop');
-    const loopBody = asProgram ? [...stepInStatements, ...kernelStatements(plan, undefined, opts.target.originComments === true), ...carryCopy, ...stepOutStatements] : undefined;
+    const asProgram = stepOffsets && !plan.order.some((x) => primOf(x.op)?.emit.kind === 'loop');
+    const loopBody = asProgram ? [...stepInStatements, ...kernelStatements(plan, { origins: opts.target.originComments === true, ...(opts.target.checkNumerics ? { checks: 'loop' } : {}) }), ...carryCopy, ...stepOutStatements] : undefined;
     const wasmCalls = loopBody && kernels?.attempt(() => {
       const calls: KernelCall[] = [];
       for (const st of loopBody) {

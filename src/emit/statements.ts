@@ -167,6 +167,7 @@ function indexCheck(rows: number): string {
 }
 
 const TS: StatementRules = {
+  check: (s) => `numerics(${ARENA}, ${s.out.off}, ${s.size}, ${JSON.stringify(s.what)}${s.step ? `, ${s.step}` : ''});`,
   panels: () => {
     throw new Error('emit: panels are planned for a target with product kernels only (TargetKernels.panelElements)');
   },
@@ -208,6 +209,8 @@ function overProduct(e: EpilogueExpr, out: Offset): ElementwiseExpr {
 const isLiteral = (b: Buf) => b.literal !== undefined;
 
 const WASM: CallRules = {
+  // A check stops the step with its message from TypeScript: a method holding one stays TypeScript.
+  check: () => undefined,
   panels: (s, kernels) => [kernels.packPanels(s.shape, s.out, s.b)],
   // A fill operand, or an epilogue to add into out (both rare), keeps the TypeScript loops.
   product: (s, kernels) => (isLiteral(s.a) || isLiteral(s.b) || s.epilogue ? undefined : [kernels.product(s.shape, s.out.off, s.a.off, s.b.off)]),

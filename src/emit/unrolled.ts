@@ -7,7 +7,7 @@ import type { Recurrence } from '../dsl/recurrence.ts';
 import type { TrainingGraph } from '../transforms/training.ts';
 import type { TrainerConfig } from './config.ts';
 import type { EmitTarget, ProgramStep } from '../prims/types.ts';
-import { emitKernel, kernelStatements, withKernelCalls } from './kernel.ts';
+import { kernelStatements } from './kernel.ts';
 import { programOps, programText } from './kernel-program.ts';
 import { seqAt, type KernelLayout, type Kernels } from './layout.ts';
 import { afterPasses, planOutputs, type KernelPlan, type Offset } from './plan.ts';
@@ -56,8 +56,7 @@ export function unrolledKernels(tg: TrainingGraph, rec: Recurrence, cfg: Trainer
   // Each kernel as a program of one run of statements: one call on wasm when every statement has a
   // kernel there, else (and on ts) TypeScript. --check-numerics renders each statement with its check.
   const render = (plan: KernelPlan) => {
-    if (cfg.checkNumerics) return withKernelCalls(cfg.kernels, () => emitKernel(plan, cfg));
-    const steps: ProgramStep[] = [{ kind: 'run', statements: kernelStatements(plan, undefined, cfg.originComments === true) }];
+    const steps: ProgramStep[] = [{ kind: 'run', statements: kernelStatements(plan, { origins: cfg.originComments === true, ...(cfg.checkNumerics ? { checks: 'straight' } : {}) }) }];
     const kernels = cfg.kernels;
     const ops = kernels?.attempt(() => programOps(steps, kernels));
     return ops ? { code: [String(kernels!.method(ops, []))], callsKernels: true } : programText(steps, cfg);

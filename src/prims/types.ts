@@ -69,6 +69,7 @@ export type ElementwiseExpr =
  * inside loops); a literal `Buf` reads as its value everywhere.
  */
 export type Statement =
+  | CheckStatement
   | PanelsStatement
   | ProductStatement
   | ElementwiseStatement
@@ -82,6 +83,19 @@ export type Statement =
 /** Where a statement comes from, for a comment above it: the model file's line, null for what the compiler derived (the loss, the backward pass); absent, no comment. */
 export interface StatementOrigin {
   readonly origin?: string | null;
+}
+
+/**
+ * --check-numerics: every one of `size` elements at out is finite, else the step stops with one line
+ * naming `what` (the model file's line of the op, its shape) and, inside a loop, the step t + 1.
+ */
+export interface CheckStatement extends StatementOrigin {
+  readonly kind: 'check';
+  readonly out: Buf;
+  readonly size: number;
+  readonly what: string;
+  /** Inside a loop over t: the loop variable's name in the code, whose value + 1 the message names. */
+  readonly step?: string;
 }
 
 /**
