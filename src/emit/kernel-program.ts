@@ -3,6 +3,7 @@
 // or, on a target that runs whole methods (wasm), the steps of one function of its module.
 import type { Bound, ElementwiseExpr, EmitTarget, EpilogueExpr, KernelCall, LoopSpec, MethodOp, Offset, ProgramStep, Statement, StepOffset, TargetKernels } from '../prims/types.ts';
 import { originComment, withKernelCalls } from './kernel.ts';
+import type { ModuleFunctions } from './layout.ts';
 import { callsInWasm, renderStatement } from './statements.ts';
 import { constantCalls, loopable } from './wasm/loops.ts';
 
@@ -73,20 +74,12 @@ function loopSpec(step: Extract<ProgramStep, { kind: 'loop' }>, callsOf: (statem
   };
 }
 
-/** Functions the module defines beside its class (a packed loop's body per row class), and their parameters' types. */
-export interface ProgramFunctions {
-  readonly arena: string;
-  /** The wasm kernels' type, when the bodies call them. */
-  readonly kernels?: string;
-  readonly defs: string[];
-}
-
 /**
  * The program as TypeScript (calling the target's kernels where its rules say), and whether it
- * calls them. A packed loop's body over each row class is a function in `functions` (one method
- * holding every copy is too large for V8 to optimize), called by the step's class.
+ * calls them. A packed loop's body over each row class, and a `function` step (a graph's scan), are
+ * functions in `functions` (one method holding all of them is too large for V8 to optimize).
  */
-export function programText(program: readonly ProgramStep[], target: EmitTarget, functions?: ProgramFunctions): { readonly code: string[]; readonly callsKernels: boolean } {
+export function programText(program: readonly ProgramStep[], target: EmitTarget, functions?: ModuleFunctions): { readonly code: string[]; readonly callsKernels: boolean } {
   return withKernelCalls(target.kernels, () => {
     const indent = (lines: readonly string[]) => lines.map((l) => l.replace(/^/gm, '  '));
     const hasLoss = (steps: readonly ProgramStep[]): boolean => steps.some((s) => (s.kind === 'loop' ? s.loss !== undefined : s.kind === 'segments' || s.kind === 'unlessLast' || s.kind === 'function' ? hasLoss(s.steps) : false));
@@ -133,7 +126,7 @@ export function programText(program: readonly ProgramStep[], target: EmitTarget,
 }
 
 /** A packed body: the step's row class chooses the function over that many rows, else the body over all of them. */
-function classesText(classes: NonNullable<Extract<ProgramStep, { kind: 'loop' }>['classes']>, all: readonly string[], target: EmitTarget, functions: ProgramFunctions | undefined): string[] {
+function classesText(classes: NonNullable<Extract<ProgramStep, { kind: 'loop' }>['classes']>, all: readonly string[], target: EmitTarget, functions: ModuleFunctions | undefined): string[] {
   if (!functions) throw new Error('emit: a packed loop needs the module\'s functions for its bodies per row class');
   const kernels = functions.kernels !== undefined && target.kernels !== undefined;
   const lines = [`const live = A[${classes.live} + t];`];
