@@ -143,6 +143,10 @@ const STRIDED: StridedCase[] = [
   { dims: [4, 3], out: [5, 1], x: [3, 1], accumulate: true, strategy: 'copy' },
   // Transposes: strides swapped.
   { dims: [6, 9], out: [1, 6], x: [9, 1], strategy: 'scalar', prim: (o, x) => tsCode(transpose, { out: buf(o), inputs: [buf(x)], inShapes: [[6, 9]], shape: [9, 6], attrs: {} }) },
+  // Sides that are multiples of 4: blocks of 4 × 4 through shuffles (one block; several in each direction; = and +=).
+  { dims: [4, 4], out: [1, 4], x: [4, 1], strategy: 'transpose' },
+  { dims: [8, 12], out: [1, 8], x: [12, 1], strategy: 'transpose', prim: (o, x) => tsCode(transpose, { out: buf(o), inputs: [buf(x)], inShapes: [[8, 12]], shape: [12, 8], attrs: {} }) },
+  { dims: [12, 8], out: [1, 12], x: [8, 1], accumulate: true, strategy: 'transpose' },
   { dims: [5, 7], out: [1, 5], x: [7, 1], accumulate: true, strategy: 'scalar' },
   // Broadcasts along rows (x a row) and along columns (x a column: splat per row).
   { dims: [5, 7], x: [0, 1], strategy: 'copy', prim: (o, x) => tsCode(broadcast, { out: buf(o), inputs: [buf(x)], inShapes: [[7]], shape: [5, 7], attrs: { shape: [5, 7], axes: [0] } }) },

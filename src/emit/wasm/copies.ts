@@ -132,10 +132,48 @@ export function normalizeStrided(dims: readonly number[], outStrides: readonly n
 }
 
 /** `copy` (the innermost dimension contiguous in both), `splat` (contiguous out, x broadcast along it) or `scalar`. */
-export function stridedStrategy(s: Strided): 'copy' | 'splat' | 'scalar' {
+export function stridedStrategy(s: Strided): 'copy' | 'splat' | 'transpose' | 'scalar' {
   const r = s.dims.length - 1;
+  if (isTranspose(s)) return 'transpose';
   if (r < 0 || s.out[r] !== 1) return 'scalar';
   return s.x[r] === 1 ? 'copy' : s.x[r] === 0 ? 'splat' : 'scalar';
+}
+
+/** A matrix transposed ([rows, cols] into [cols, rows]), both sides multiples of 4: blocks of 4 × 4 through shuffles. */
+function isTranspose(s: Strided): boolean {
+  if (s.dims.length !== 2) return false;
+  const [rows, cols] = s.dims as [number, number];
+  return rows % 4 === 0 && cols % 4 === 0 && s.out[0] === 1 && s.out[1] === rows && s.x[0] === cols && s.x[1] === 1;
+}
+
+/**
+ * A transpose, 4 × 4 blocks a step: four rows of x loaded, interleaved by shuffles into four
+ * columns, each stored as a row of out (= or +=).
+ */
+function transposeKernel(f: FunctionBuilder, rows: number, cols: number, accumulate: boolean): void {
+  const v = () => f.local(V128);
+  const r0 = v(), r1 = v(), r2 = v(), r3 = v(), t0 = v(), t1 = v(), t2 = v(), t3 = v();
+  // Lanes of two vectors by byte: the first's lanes 0–3 are bytes 0–15, the second's 16–31.
+  const lanes = (ls: readonly number[]) => ls.flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3]);
+  const mix = (a: number, b: number, ls: readonly number[], into: number) => f.localGet(a).localGet(b).i8x16Shuffle(lanes(ls)).localSet(into);
+  nest(f, [rows / 4, cols / 4], [{ local: 0, strides: [16, 16 * rows] }, { local: 1, strides: [16 * cols, 16] }], () => {
+    [r0, r1, r2, r3].forEach((r, k) => f.localGet(1).v128Load(k * cols * 4).localSet(r));
+    mix(r0, r1, [0, 4, 1, 5], t0); // a0 b0 a1 b1
+    mix(r0, r1, [2, 6, 3, 7], t1); // a2 b2 a3 b3
+    mix(r2, r3, [0, 4, 1, 5], t2); // c0 d0 c1 d1
+    mix(r2, r3, [2, 6, 3, 7], t3); // c2 d2 c3 d3
+    const column = (a: number, b: number, ls: readonly number[], k: number) => {
+      f.localGet(0);
+      if (accumulate) f.localGet(0).v128Load(k * rows * 4);
+      f.localGet(a).localGet(b).i8x16Shuffle(lanes(ls));
+      if (accumulate) f.f32x4Add();
+      f.v128Store(k * rows * 4);
+    };
+    column(t0, t2, [0, 1, 4, 5], 0); // a0 b0 c0 d0
+    column(t0, t2, [2, 3, 6, 7], 1);
+    column(t1, t3, [0, 1, 4, 5], 2);
+    column(t1, t3, [2, 3, 6, 7], 3);
+  });
 }
 
 /**
@@ -146,6 +184,10 @@ export function stridedKernel(s: Strided, accumulate: boolean): FunctionBuilder 
   const f = new FunctionBuilder([I32, I32]);
   for (const p of [0, 1]) f.localGet(p).i32Const(2).i32Shl().localSet(p);
   const strategy = stridedStrategy(s);
+  if (strategy === 'transpose') {
+    transposeKernel(f, s.dims[0]!, s.dims[1]!, accumulate);
+    return f;
+  }
   const outer = strategy === 'scalar' ? s.dims.length : s.dims.length - 1;
   const walks = [{ local: 0, strides: s.out.map((x) => x * 4) }, { local: 1, strides: s.x.map((x) => x * 4) }];
   nest(f, s.dims.slice(0, outer), walks, () => {
