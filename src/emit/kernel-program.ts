@@ -4,28 +4,18 @@
 import type { Bound, ElementwiseExpr, EmitTarget, EpilogueExpr, KernelCall, LoopSpec, MethodOp, Offset, ProgramStep, Statement, StepOffset, TargetKernels } from '../prims/types.ts';
 import { originComment, withKernelCalls } from './kernel.ts';
 import type { ModuleFunctions } from './layout.ts';
+import { declaration } from './loop-offsets.ts';
 import { callsInWasm, renderStatement } from './statements.ts';
-import { constantCalls, loopable } from './wasm/loops.ts';
+import { callsIn, LOOP_VARIABLES, SEGMENT_VARIABLES } from './wasm/loops.ts';
 
 /** The running sum of the loss terms, in TypeScript. */
 const LOSS_SUM = 'lossSum';
 
-/** The variables a method binds for its segments' steps, which their offsets may be in. */
-const SEGMENT_VARIABLES = new Set(['c', 'lo', 'hi']);
-
 /** The program as the steps of one method the target runs itself; undefined when a statement has no kernel there. */
 export function programOps(program: readonly ProgramStep[], kernels: TargetKernels): MethodOp[] | undefined {
-  const callsOf = (statements: readonly Statement[]): KernelCall[] | undefined => {
-    const calls: KernelCall[] = [];
-    for (const st of statements) {
-      const c = callsInWasm(st, kernels);
-      if (!c) return undefined;
-      calls.push(...c);
-    }
-    return calls;
-  };
+  const callsOf = (statements: readonly Statement[]) => callsInWasm(statements, kernels);
   // Straight-line calls take constant offsets, or inside segments offsets in c, lo and hi.
-  const runnable = (calls: readonly KernelCall[], inSegments: boolean) => constantCalls(calls) || (inSegments && calls.every((c) => !c.checked && c.args.every((a) => typeof a === 'number' || (typeof a === 'object' && Object.keys(a.coefs).every((v) => SEGMENT_VARIABLES.has(v))))));
+  const runnable = (calls: readonly KernelCall[], inSegments: boolean) => callsIn(calls, inSegments ? SEGMENT_VARIABLES : []);
   const convert = (steps: readonly ProgramStep[], inSegments: boolean): MethodOp[] | undefined => {
     const ops: MethodOp[] = [];
     for (const step of steps) {
@@ -57,7 +47,7 @@ export function programOps(program: readonly ProgramStep[], kernels: TargetKerne
 function loopSpec(step: Extract<ProgramStep, { kind: 'loop' }>, callsOf: (statements: readonly Statement[]) => KernelCall[] | undefined): LoopSpec | undefined {
   const over = (body: readonly Statement[]) => {
     const calls = callsOf(body);
-    return calls && loopable(calls) ? calls : undefined;
+    return calls && callsIn(calls, LOOP_VARIABLES) ? calls : undefined;
   };
   const calls = over(step.body);
   if (!calls) return undefined;
@@ -176,15 +166,8 @@ function stepOffsets(body: readonly Statement[]): Map<string, StepOffset> {
   return seen;
 }
 
-/** The declarations of the per-step offsets a loop body reads, in the order their names were given (q0, q1, …). */
+/** The declarations of the per-step offsets a run of statements reads, in the order their names were given (q0, q1, …). */
 function declarations(body: readonly Statement[]): string[] {
   const index = (local: string) => Number(local.replace(/^\D+/, ''));
-  return [...stepOffsets(body).values()].sort((a, b) => index(a.local) - index(b.local)).map((o) => {
-    const t = o.coefs['t'] ?? 0, lo = o.coefs['lo'] ?? 0, hi = o.coefs['hi'] ?? 0;
-    // A step's or a segment's own index reads as one: (t - lo), (hi - lo).
-    const pair = t && lo === -t ? ['t', 'lo'] : hi && lo === -hi ? ['hi', 'lo'] : [];
-    const terms = pair.length ? [`(${pair[0]} - lo) * ${o.coefs[pair[0]!]}`] : [];
-    for (const [v, k] of Object.entries(o.coefs)) if (k && !pair.includes(v)) terms.push(`${v} * ${k}`);
-    return `const ${o.local} = ${[String(o.base), ...terms].join(' + ')};`;
-  });
+  return [...stepOffsets(body).values()].sort((a, b) => index(a.local) - index(b.local)).map((o) => declaration(o));
 }

@@ -7,7 +7,7 @@ import { primOf, prims } from '../prims/index.ts';
 import { offsetPlus } from '../prims/kit.ts';
 import type { Buf, ElementwiseExpr, EmitHelper, EmitTarget, EpilogueExpr, ProgramStep, Statement } from '../prims/types.ts';
 import type { KernelPlan } from './plan.ts';
-import { ARENA, renderStatement, renderStatements } from './statements.ts';
+import { ARENA, blockCopy, renderStatement, renderStatements } from './statements.ts';
 import { NUMERICS_PREFIX } from './trainer-text.ts';
 
 /** Where `n`'s value is read from in `plan`: its buffer (through an alias or a view), or a literal. */
@@ -146,7 +146,7 @@ function copyStatements(plan: KernelPlan): Statement[] {
     // Adding a block into another: a gradient summed from two places, a scan's accumulated carry.
     return accumulate
       ? { kind: 'elementwise', size, out, expr: src.literal !== undefined ? { value: src.literal } : { read: src.off }, accumulate: true }
-      : { kind: 'copy', dims: [size], out, outStrides: [1], x: src, xStrides: [1], accumulate: false };
+      : blockCopy(to, src, size);
   });
 }
 
@@ -165,17 +165,16 @@ export interface StatementOptions {
  * (src/emit/kernel-program.ts). The plan holds no loop.
  */
 export function kernelStatements(plan: KernelPlan, opts: StatementOptions = {}): Statement[] {
-  const { rows, origins, checks } = opts;
-  return [
-    ...plan.order.flatMap((n) => {
-      const shapeOf = rows?.shapesIn(n) ?? ownShape;
-      // (n.origin is formatted on first read: only code a user reads pays for it.)
-      const own = statementsOf(plan, n, shapeOf);
-      const marked = origins ? own.map((st) => ({ ...st, origin: n.origin ?? null })) : own;
-      return [...marked, ...(checks ? checkOf(plan, n, shapeOf, checks === 'loop' ? 't' : undefined) : []), ...(rows?.after(n) ?? [])];
-    }),
-    ...copyStatements(plan),
-  ];
+  return [...plan.order.flatMap((n) => nodeStatements(plan, n, opts)), ...copyStatements(plan)];
+}
+
+/** `n`'s statements as kernelStatements reads them: marked with its line, checked, completed past a packed body's rows. */
+function nodeStatements(plan: KernelPlan, n: Node, { rows, origins, checks }: StatementOptions): Statement[] {
+  const shapeOf = rows?.shapesIn(n) ?? ownShape;
+  // (n.origin is formatted on first read: only code a user reads pays for it.)
+  const own = statementsOf(plan, n, shapeOf);
+  const marked = origins ? own.map((st) => ({ ...st, origin: n.origin ?? null })) : own;
+  return [...marked, ...(checks ? checkOf(plan, n, shapeOf, checks === 'loop' ? 't' : undefined) : []), ...(rows?.after(n) ?? [])];
 }
 
 /** The check after `n`'s statements: what it wrote is finite (named by the user's line of the op, or the backward pass, which vjp builds with none). */
@@ -204,10 +203,7 @@ export function kernelProgram(plan: KernelPlan, scanSteps: (n: Node, out: Buf, i
       if (!scan) return undefined;
       flush();
       steps.push(...scan);
-    } else {
-      const ss = statementsOf(plan, n, ownShape);
-      run.push(...(opts.origins ? ss.map((st) => ({ ...st, origin: n.origin ?? null })) : ss), ...(opts.checks ? checkOf(plan, n, ownShape, opts.checks === 'loop' ? 't' : undefined) : []));
-    }
+    } else run.push(...nodeStatements(plan, n, opts));
   }
   run.push(...copyStatements(plan));
   flush();
@@ -219,14 +215,6 @@ export function kernelProgram(plan: KernelPlan, scanSteps: (n: Node, out: Buf, i
  * before the loop: the operands hold still over it, and the copies are made again each time the loop
  * runs (after every optimizer step).
  */
-export function emitPanelCopies(plan: KernelPlan, target: EmitTarget): string[] {
-  if (plan.panelCopies.length === 0) return [];
-  const kernels = target.kernels;
-  if (!kernels) throw new Error('emit: panels planned for a target without kernels');
-  return plan.panelCopies.map((c) => String(kernels.packPanels(c.shape, c.off, operandOf(plan, c.operand).off)));
-}
-
-/** The copies of products' B operands into panels as statements (see emitPanelCopies). */
 export function panelStatements(plan: KernelPlan): Statement[] {
   return plan.panelCopies.map((c) => ({ kind: 'panels', shape: c.shape, out: c.off, b: operandOf(plan, c.operand).off }));
 }

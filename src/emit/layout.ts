@@ -14,9 +14,6 @@ export function seqAt(q: Seq, t: number): number {
   return q.base + t * q.stride;
 }
 
-/** Copies n elements: `A.copyWithin` over offsets that may be runtime expressions. */
-export const copy = (to: Offset, from: Offset, n: number) => `A.copyWithin(${to}, ${from}, ${from} + ${n});`;
-
 /**
  * The index of the state after a window of T steps in a state store: s(T) itself under full
  * storage, the last checkpoint when BPTT runs in segments of `segmentLength` steps (entry c holds

@@ -10,12 +10,6 @@ export interface StepIndex {
   readonly k: number;
 }
 
-/** The index's text in the loop's code: `t`, `(t + 1)`, `(t - lo)`, `(t - lo + 1)` (`t` the loop's variable). */
-export function indexText(i: StepIndex, tName = 't'): string {
-  const t = i.lo ? `${tName} - lo` : tName;
-  return i.k === 0 ? (i.lo ? `(${t})` : t) : `(${t} ${i.k > 0 ? '+' : '-'} ${Math.abs(i.k)})`;
-}
-
 class SlotOffset implements StepOffset {
   constructor(readonly local: string, readonly base: number, readonly coefs: Readonly<Record<string, number>>, readonly plus: number) {}
   shift(k: number): StepOffset {
@@ -36,34 +30,46 @@ export function isStepOffset(off: Offset): off is StepOffset {
 }
 
 /**
+ * `const q0 = 2306 + t * 32;`: the declaration of a step's offset's local (its constant and its
+ * terms in the variables; a step's or a segment's own index read as one, `(t - lo)`, `(hi - lo)`),
+ * `tName` the loop variable's name in the code.
+ */
+export function declaration(o: StepOffset, tName = 't'): string {
+  const name = (v: string) => (v === 't' ? tName : v);
+  const t = o.coefs['t'] ?? 0, lo = o.coefs['lo'] ?? 0, hi = o.coefs['hi'] ?? 0;
+  const pair = t && lo === -t ? ['t', 'lo'] : hi && lo === -hi ? ['hi', 'lo'] : [];
+  const terms = pair.length ? [`(${name(pair[0]!)} - lo) * ${o.coefs[pair[0]!]}`] : [];
+  for (const [v, k] of Object.entries(o.coefs)) if (k && !pair.includes(v)) terms.push(`${name(v)} * ${k}`);
+  return `const ${o.local} = ${[String(o.base), ...terms].join(' + ')};`;
+}
+
+/**
  * Local offset names for per-step slots inside a loop over `t`: named as slots are bound (a step's
  * placeholders are bound whether or not its code reads them), declared where rendered code read them.
  */
 export class LoopOffsets {
   /** `tName`: the loop variable's name in the TypeScript code (the offsets' own variable is t). */
   constructor(private readonly tName = 't') {}
-  private readonly names = new Map<string, string>();
-  /** Each name's declaration, in the order the names were handed out. */
-  private readonly declarations = new Map<string, string>();
+  /** Each name's offset, in the order the names were handed out. */
+  private readonly named = new Map<string, StepOffset>();
 
   /** Where `q` holds step `index` (t by default), plus `plus` elements. */
   at(q: Seq, index: StepIndex = { lo: false, k: 0 }, plus = 0): StepOffset {
-    const text = indexText(index, this.tName);
-    const key = `${q.base}:${q.stride}:${text}`;
-    let name = this.names.get(key);
-    if (!name) {
-      name = `q${this.names.size}`;
-      this.names.set(key, name);
-      this.declarations.set(name, `const ${name} = ${q.base} + ${text} * ${q.stride};`);
+    const base = q.base + index.k * q.stride;
+    const key = `${base}:${q.stride}:${index.lo}`;
+    let slot = this.named.get(key);
+    if (!slot) {
+      const coefs: Record<string, number> = index.lo ? { t: q.stride, lo: -q.stride } : { t: q.stride };
+      slot = new SlotOffset(`q${this.named.size}`, base, coefs, 0);
+      this.named.set(key, slot);
     }
-    const coefs: Record<string, number> = index.lo ? { t: q.stride, lo: -q.stride } : { t: q.stride };
-    return new SlotOffset(name, q.base + index.k * q.stride, coefs, plus);
+    return slot.shift(plus);
   }
 
   /** The declarations of the names `read` uses (the offsets handed out that a loop's code reads). */
   declarationsFor(read: Iterable<Offset>): string[] {
     const used = new Set<string>();
     for (const off of read) if (isStepOffset(off)) used.add(off.local);
-    return [...this.declarations].flatMap(([name, declaration]) => (used.has(name) ? [declaration] : []));
+    return [...this.named.values()].flatMap((o) => (used.has(o.local) ? [declaration(o, this.tName)] : []));
   }
 }

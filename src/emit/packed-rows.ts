@@ -16,7 +16,7 @@ import { intAttr, intList, offsetPlus } from '../prims/kit.ts';
 import type { ElementwiseExpr, Offset, Statement } from '../prims/types.ts';
 import { bufOf, type RowView } from './kernel.ts';
 import { isElementwise, type KernelPlan } from './plan.ts';
-import { ARENA } from './statements.ts';
+import { ARENA, blockCopy } from './statements.ts';
 import type { Seq } from './layout.ts';
 
 /** The product kernels block 4 rows at a time: a class is a multiple of 4 rows. */
@@ -294,7 +294,7 @@ function tail(expr: ElementwiseExpr, size: number, from: Offset, accumulate: boo
   const out = { arr: ARENA, off: from };
   if ('value' in expr && accumulate && expr.value === 0) return [];
   return ['value' in expr && !accumulate ? { kind: 'fill', size, value: expr.value, out }
-    : 'read' in expr && !accumulate ? { kind: 'copy', dims: [size], out, outStrides: [1], x: { arr: ARENA, off: expr.read }, xStrides: [1], accumulate: false }
+    : 'read' in expr && !accumulate ? blockCopy(from, expr.read, size)
     : { kind: 'elementwise', size, out, expr, accumulate }];
 }
 

@@ -114,7 +114,7 @@ export interface KernelPlan {
   readonly copies: readonly { readonly node: Node; readonly to: Offset; readonly accumulate: boolean }[];
   /**
    * A loop body's products that read B from panels (the product → the copy it reads), and the
-   * copies, which the loop's emitter makes before the loop (emitPanelCopies): see StepInvariants.
+   * copies, which the loop's emitter makes before the loop (panelStatements): see StepInvariants.
    */
   readonly panels: ReadonlyMap<Node, PanelCopy>;
   readonly panelCopies: readonly PanelCopy[];

@@ -17,6 +17,7 @@ import type { LossSpec } from '../dsl/model.ts';
 import { stepVjp } from '../transforms/step-vjp.ts';
 import { kernelStatements, panelStatements, type RowView, type StatementOptions } from './kernel.ts';
 import { programOps, programText } from './kernel-program.ts';
+import { blockCopy } from './statements.ts';
 import { afterPasses, planOutputs, type ArenaBuilder, type Offset, type OutputSlot, type StepInvariants } from './plan.ts';
 import type { Slot, TrainerConfig } from './config.ts';
 import type { EmitTarget, ProgramStep, Statement } from '../prims/types.ts';
@@ -84,7 +85,7 @@ interface Move {
   readonly from: Offset;
   readonly size: number;
 }
-const moveStatement = (m: Move): Statement => ({ kind: 'copy', dims: [m.size], out: { arr: 'A', off: m.to }, outStrides: [1], x: { arr: 'A', off: m.from }, xStrides: [1], accumulate: false });
+const moveStatement = (m: Move): Statement => blockCopy(m.to, m.from, m.size);
 
 /**
  * Reserves one scan's storage (invariants, stacked operands, residuals, running cotangents) in

@@ -5,11 +5,11 @@ import type { Node } from '../ir/node.ts';
 import { topoOrder } from '../ir/graph.ts';
 import { sameShape, sizeOf } from '../ir/tensor.ts';
 import { scanParts, timeAxis } from '../prims/scan.ts';
-import type { Buf, EmitTarget, KernelCall, ProgramStep, Statement } from '../prims/types.ts';
-import { emitKernel, emitPanelCopies, kernelStatements, panelStatements, type LoopLowering } from './kernel.ts';
+import type { Buf, EmitTarget, ProgramStep, Statement } from '../prims/types.ts';
+import { emitKernel, kernelStatements, panelStatements, type LoopLowering } from './kernel.ts';
 import { LoopOffsets } from './loop-offsets.ts';
-import { callsInWasm, renderStatement } from './statements.ts';
-import { loopable } from './wasm/loops.ts';
+import { blockCopy, callsInWasm, renderStatement } from './statements.ts';
+import { callsIn, LOOP_VARIABLES } from './wasm/loops.ts';
 import { primOf } from '../prims/index.ts';
 import { KERNELS } from './wasm/module.ts';
 import { afterPasses, numberLiteral, planOutputs, type OnPass, type Offset, type OutputSlot, type StepInvariants } from './plan.ts';
@@ -229,17 +229,12 @@ function prepareScan(opts: ScanLoopOptions, depth: number, n: Node, out: Buf, in
     const steps = windowed ? `W${depth}` : `${T}`;
     // On a target that runs loops itself, the loop is one call when every statement of it is a kernel.
     // The loop body as statements (a target with kernels: the rows of each step copied in and out, the carries' double buffer).
-    const carryCopy: Statement[] = carrySize ? [{ kind: 'copy', dims: [carrySize], out: { arr: 'A', off: plainCur[0]! }, outStrides: [1], x: { arr: 'A', off: plainNext[0]! }, xStrides: [1], accumulate: false }] : [];
+    const carryCopy: Statement[] = carrySize ? [blockCopy(plainCur[0]!, plainNext[0]!, carrySize)] : [];
     const asProgram = stepOffsets && !plan.order.some((x) => primOf(x.op)?.emit.kind === 'loop');
     const loopBody = asProgram ? [...stepInStatements, ...kernelStatements(plan, { origins: opts.target.originComments === true, ...(opts.target.checkNumerics ? { checks: 'loop' } : {}) }), ...carryCopy, ...stepOutStatements] : undefined;
     const wasmCalls = loopBody && kernels?.attempt(() => {
-      const calls: KernelCall[] = [];
-      for (const st of loopBody) {
-        const c = callsInWasm(st, kernels!);
-        if (!c) return undefined;
-        calls.push(...c);
-      }
-      return loopable(calls) ? calls : undefined;
+      const calls = callsInWasm(loopBody, kernels);
+      return calls && callsIn(calls, LOOP_VARIABLES) ? calls : undefined;
     });
     const loopSpec = wasmCalls && { reverse, calls: wasmCalls };
     // The loop over t in TypeScript (its statements rendered only when it runs there).
@@ -268,7 +263,7 @@ function prepareScan(opts: ScanLoopOptions, depth: number, n: Node, out: Buf, in
       ...indent([
         ...prologue,
         ...inputs.slice(0, nc).map((b, k) => copyInto(cur[k]!, b, 0, carrySizes[k]!)),
-        ...emitPanelCopies(plan, opts.target),
+        ...panelStatements(plan).map((st) => renderStatement(st, opts.target)),
         ...(windowed ? [`const ${steps} = A[${opts.window!.slot}]!;`] : []),
         ...(loopSpec ? [String(kernels!.loop(loopSpec, 0, windowed ? steps : T))] : loopText()),
         ...carrySizes.map((s, k) => `A.copyWithin(${plus(out.off, parts[k]!.offset)}, ${cur[k]}, ${cur[k]! + s});`),
@@ -283,7 +278,7 @@ function prepareScan(opts: ScanLoopOptions, depth: number, n: Node, out: Buf, in
       if (!loopBody || !fixed) return undefined;
       const move = (to: number, from: Buf, size: number): Statement => (from.literal !== undefined
         ? { kind: 'fill', size, value: from.literal, out: { arr: 'A', off: to } }
-        : { kind: 'copy', dims: [size], out: { arr: 'A', off: to }, outStrides: [1], x: { arr: 'A', off: from.off }, xStrides: [1], accumulate: false });
+        : blockCopy(to, from.off, size));
       const steps: ProgramStep[] = [
         { kind: 'run', statements: [...prologueMoves.map((m) => move(m.to, m.from, m.size)), ...inputs.slice(0, nc).map((b, k) => move(cur[k]!, b, carrySizes[k]!)), ...panelStatements(plan)] },
         { kind: 'loop', reverse, lo: 0, hi: windowed ? { slot: opts.window!.slot } : T, body: loopBody },

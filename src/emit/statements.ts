@@ -120,6 +120,12 @@ function registerBlocked(m: number, k: number, n: number, A: Operand, B: Operand
   return lines.join('\n');
 }
 
+/** `size` contiguous elements from `from` (an arena offset, or a buffer: a literal one copies its value) to `to`. */
+export function blockCopy(to: Offset, from: Offset | Buf, size: number): CopyStatement {
+  const x: Buf = typeof from === 'object' && 'arr' in from ? from : { arr: ARENA, off: from };
+  return { kind: 'copy', dims: [size], out: { arr: ARENA, off: to }, outStrides: [1], x, xStrides: [1], accumulate: false };
+}
+
 /**
  * A copy's walk with size-1 dimensions dropped and neighbours merged where both sides are
  * contiguous across them: a block is one dimension, a slice's rows two.
@@ -270,10 +276,10 @@ function renderWasm(s: Statement, target: EmitTarget & { readonly kernels: Targe
   }).join('\n');
 }
 
-/** The wasm target's kernel calls for `s` inside a loop that runs in wasm; undefined where it has none (the loop stays TypeScript). */
-export function callsInWasm(s: Statement, kernels: TargetKernels): KernelCall[] | undefined {
+/** The wasm target's kernel calls for `statements` inside a function of its module; undefined where one has none (its method stays TypeScript). */
+export function callsInWasm(statements: readonly Statement[], kernels: TargetKernels): KernelCall[] | undefined {
   const calls: KernelCall[] = [];
-  for (const x of forWasm(s)) {
+  for (const x of statements.flatMap(forWasm)) {
     const c = (WASM[x.kind] as CallRule<Statement['kind']>)(x as never, kernels, true);
     if (!c) return undefined;
     calls.push(...c);

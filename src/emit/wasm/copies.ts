@@ -1,6 +1,7 @@
 // Copy and fill kernels: any strided copy (blocks, slices' rows, concatenations' parts, pads'
 // interiors, broadcasts, transposes; = or +=) and a region set to one value or to constants, f32x4 a
 // step where the innermost dimension is contiguous; the loop nests the other kernels share.
+import { normalizeCopy } from '../statements.ts';
 import { FunctionBuilder, I32, V128 } from './encoder.ts';
 
 /** `(out)`: out[i] = value for i < size. */
@@ -114,21 +115,8 @@ export function normalizeStrided(dims: readonly number[], outStrides: readonly n
   if (outStrides.length !== dims.length || xStrides.length !== dims.length) throw new Error(`wasm strided copy: ${dims.length} dims but ${outStrides.length} and ${xStrides.length} strides`);
   if (dims.some((d) => !Number.isInteger(d) || d < 0)) throw new Error(`wasm strided copy: bad dims [${dims.join(', ')}]`);
   if (dims.includes(0)) return { dims: [0], out: [1], x: [1] };
-  const d: number[] = [], o: number[] = [], x: number[] = [];
-  dims.forEach((n, k) => {
-    if (n === 1) return;
-    const last = d.length - 1;
-    if (last >= 0 && o[last] === n * outStrides[k]! && x[last] === n * xStrides[k]!) {
-      d[last] = d[last]! * n;
-      o[last] = outStrides[k]!;
-      x[last] = xStrides[k]!;
-    } else {
-      d.push(n);
-      o.push(outStrides[k]!);
-      x.push(xStrides[k]!);
-    }
-  });
-  return { dims: d, out: o, x };
+  const n = normalizeCopy({ dims, outStrides, xStrides });
+  return { dims: n.dims, out: n.outStrides, x: n.xStrides };
 }
 
 /** `copy` (the innermost dimension contiguous in both), `splat` (contiguous out, x broadcast along it) or `scalar`. */

@@ -6,9 +6,18 @@ import type { Bound, KernelCall, LoopSpec, MethodOp, Offset } from '../../prims/
 import { F64, FunctionBuilder, I32 } from './encoder.ts';
 
 
-/** Whether every offset of `calls` is one a loop function computes (a number, or a step's offset in t and lo). */
-export function loopable(calls: readonly KernelCall[]): boolean {
-  return calls.every((c) => !c.checked && c.args.every((a) => typeof a === 'number' || (typeof a === 'object' && Object.keys(a.coefs).every((v) => v === 't' || v === 'lo'))));
+/** The variables a loop function computes offsets in: its step t, and its segment's first step lo. */
+export const LOOP_VARIABLES: readonly string[] = ['t', 'lo'];
+
+/** The variables a method binds for its segments' steps (methodKernel), which their offsets may be in. */
+export const SEGMENT_VARIABLES: readonly string[] = ['c', 'lo', 'hi'];
+
+/**
+ * Whether a function of the module can make every call of `calls`: none checked (whose failure
+ * TypeScript reports), every offset a number or a step's offset in `variables` only.
+ */
+export function callsIn(calls: readonly KernelCall[], variables: readonly string[]): boolean {
+  return calls.every((c) => !c.checked && c.args.every((a) => typeof a === 'number' || (typeof a === 'object' && Object.keys(a.coefs).every((v) => variables.includes(v)))));
 }
 
 /** `(lo, hi[, sum]) → [sum]`: the loop, calling the kernel `indexOf(name)` gives the index of. */
@@ -72,7 +81,7 @@ export type ResolvedOp =
 export function methodKernel(ops: readonly ResolvedOp[], params: readonly string[], indexOf: (kernel: string) => number): FunctionBuilder {
   const f = new FunctionBuilder(params.map(() => I32));
   const sum = f.local(F64);
-  const vars: Record<string, number> = { c: f.local(I32), lo: f.local(I32), hi: f.local(I32) };
+  const vars: Record<string, number> = Object.fromEntries(SEGMENT_VARIABLES.map((v) => [v, f.local(I32)]));
   const count = f.local(I32);
   const T = params.indexOf('T');
   const variable = (v: string) => {
@@ -133,9 +142,4 @@ export function methodKernel(ops: readonly ResolvedOp[], params: readonly string
   };
   emit(ops);
   return f;
-}
-
-/** Whether a method's calls take constant offsets only (what methodKernel runs). */
-export function constantCalls(calls: readonly KernelCall[]): boolean {
-  return calls.every((c) => !c.checked && c.args.every((a) => typeof a === 'number'));
 }
