@@ -18,6 +18,7 @@ import { exportOnnx } from '../src/onnx/export.ts';
 import { decodeModel, type GraphProto } from '../src/onnx/proto.ts';
 import { createBuilder } from '../src/prims/builder.ts';
 import { vjp } from '../src/transforms/vjp.ts';
+import { expectTargetsMatchInterpreter } from './helpers/engines.ts';
 import { runOnnx } from './helpers/ort.ts';
 
 const I = 2, H = 3, B = 3, T = 4;
@@ -107,15 +108,7 @@ describe('abs emitted', () => {
     const ref = await runWindow(model, 'test/abs.test.ts', rec, data, { kind: 'mse' }, params, { engine: 'interpreter', dtype: 'f64', form: 'auto' });
     const ts = (await trainer({})).t, wasm = (await trainer({ dtype: 'f32', target: 'wasm' })).t;
     const lt = ts.gradients(x.data, y.data), lw = wasm.gradients(x.data, y.data);
-    expect(Math.abs(lt - ref.loss)).toBeLessThanOrEqual(1e-12 * ref.loss);
-    expect(Math.abs(lw - ref.loss)).toBeLessThanOrEqual(1e-5 * ref.loss);
-    const [gt, gw] = [ts.getGrads(), wasm.getGrads()];
-    const scale = Math.max(...[...ref.grads.values()].flatMap((g) => [...g.data].map(Math.abs)));
-    for (const name of params.keys()) {
-      const want = ref.grads.get(name)!.data;
-      gt[name]!.data.forEach((v, i) => expect(Math.abs(v - want[i]!), `ts ${name}[${i}]`).toBeLessThanOrEqual(1e-12 * scale));
-      gw[name]!.data.forEach((v, i) => expect(Math.abs(v - want[i]!), `wasm ${name}[${i}]`).toBeLessThanOrEqual(1e-5 * scale));
-    }
+    expectTargetsMatchInterpreter(ref, { loss: lt, grads: ts.getGrads() }, { loss: lw, grads: wasm.getGrads() });
   }, 60_000);
 
   it('the ts f64 trainer\'s gradient matches central differences of its loss', async () => {

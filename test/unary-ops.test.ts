@@ -15,6 +15,7 @@ import { emitTrainer, type TrainerConfig } from '../src/emit/trainer.ts';
 import { tensor, type Tensor } from '../src/ir/tensor.ts';
 import { exportOnnx } from '../src/onnx/export.ts';
 import { ELEMENTWISE_UNARY, type ElementwiseUnaryName } from '../src/prims/index.ts';
+import { expectTargetsMatchInterpreter } from './helpers/engines.ts';
 import { runOnnx } from './helpers/ort.ts';
 
 const I = 2, H = 3, B = 3, T = 3;
@@ -61,15 +62,8 @@ describe.each(ELEMENTWISE_UNARY)('%s', (op) => {
     const data = { batch: B, tau: T, sequences: new Map([['x', x], ['y', y]]), initial: new Map([['h', h0]]), source: 'test' };
     const ref = await runWindow(model, 'test/unary-ops.test.ts', rec, data, { kind: 'mse' }, params, { engine: 'interpreter', dtype: 'f64', form: 'auto' });
     const ts = await trainer({}), wasm = await trainer({ dtype: 'f32', target: 'wasm' });
-    expect(Math.abs(ts.gradients(x.data, y.data) - ref.loss)).toBeLessThanOrEqual(1e-12 * ref.loss);
-    expect(Math.abs(wasm.gradients(x.data, y.data) - ref.loss)).toBeLessThanOrEqual(1e-5 * ref.loss);
-    const [gt, gw] = [ts.getGrads(), wasm.getGrads()];
-    const scale = Math.max(...[...ref.grads.values()].flatMap((g) => [...g.data].map(Math.abs)));
-    for (const name of params.keys()) {
-      const want = ref.grads.get(name)!.data;
-      gt[name]!.data.forEach((v, i) => expect(Math.abs(v - want[i]!), `ts ${name}[${i}]`).toBeLessThanOrEqual(1e-12 * scale));
-      gw[name]!.data.forEach((v, i) => expect(Math.abs(v - want[i]!), `wasm ${name}[${i}]`).toBeLessThanOrEqual(1e-5 * scale));
-    }
+    const lt = ts.gradients(x.data, y.data), lw = wasm.gradients(x.data, y.data);
+    expectTargetsMatchInterpreter(ref, { loss: lt, grads: ts.getGrads() }, { loss: lw, grads: wasm.getGrads() });
   }, 60_000);
 
   it('exports to ONNX, and ONNX Runtime gives the trainer\'s predictions (f32 1e-5, f64 1e-12)', async () => {

@@ -2,18 +2,15 @@
 // primitive of the registry at edge values (zeros, subnormals, ±Inf, NaN, exp's overflow and
 // underflow), exact where float32 rounding is, exp and log within 1 ulp, sigmoid 2, tanh within 3e-7;
 // sizes with and without a tail (size mod 4), = and +=, out read in place; strided copies, fills and column sums.
-import wabtInit from 'wabt';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { KernelTable, pagesFor } from '../src/emit/wasm/module.ts';
 import { COMPARE_KINDS } from '../src/prims/compare.ts';
 import { prims, type ElementwiseOpName, type PrimName } from '../src/prims/index.ts';
 import type { CompareKind, ElementwiseExpr, KernelCall } from '../src/prims/types.ts';
 import { rng } from './helpers/rng.ts';
+import { loadWabt, validateWasm } from './helpers/wabt.ts';
 
-let wabt: Awaited<ReturnType<typeof wabtInit>>;
-beforeAll(async () => {
-  wabt = await wabtInit();
-});
+beforeAll(loadWabt);
 
 type OpExpr = Extract<ElementwiseExpr, { op: string }>;
 const read = (off: number | string): ElementwiseExpr => ({ read: off });
@@ -32,12 +29,7 @@ function evaluate(e: ElementwiseExpr, mem: Float32Array, i: number): number {
 function instantiate(table: KernelTable, elements: number): { mem: Float32Array; exports: Record<string, (...xs: number[]) => void> } {
   const pages = pagesFor(elements);
   const bytes = table.encode(pages);
-  const mod = wabt.readWasm(bytes, { simd: true });
-  try {
-    mod.validate();
-  } finally {
-    mod.destroy();
-  }
+  validateWasm(bytes);
   const memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
   const exports = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports as Record<string, (...xs: number[]) => void>;
   return { mem: new Float32Array(memory.buffer), exports };

@@ -2,29 +2,15 @@
 // transposed or not), = and +=, shapes with and without remainders, unaligned offsets; each module
 // validated by wabt, and nothing outside the output written. The packed (cache-blocked) kernels
 // also at small blockings, so that every edge of every block occurs in small shapes.
-import wabtInit from 'wabt';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FunctionBuilder, I32, encodeModule } from '../src/emit/wasm/encoder.ts';
 import { KernelTable, memoryLayout } from '../src/emit/wasm/module.ts';
 import { DEFAULT_BLOCKING, packedProductKernel, packedScratch, panelElements, panelPackKernel, panelProductKernel, usePacked, type Blocking } from '../src/emit/wasm/packed.ts';
 import { describeProduct, productStrategy, type ProductShape } from '../src/emit/wasm/products.ts';
 import { rng } from './helpers/rng.ts';
+import { loadWabt, validateWasm } from './helpers/wabt.ts';
 
-type Wabt = Awaited<ReturnType<typeof wabtInit>>;
-let wabt: Wabt;
-beforeAll(async () => {
-  wabt = await wabtInit();
-});
-
-function validate(bytes: Uint8Array): string {
-  const mod = wabt.readWasm(bytes, { simd: true });
-  try {
-    mod.validate();
-    return mod.toText({ foldExprs: false, inlineExport: false });
-  } finally {
-    mod.destroy();
-  }
-}
+beforeAll(loadWabt);
 
 /** Element (i, p) of A / (p, j) of B as the layout holds it. */
 const aAt = (s: ProductShape, i: number, p: number) => (s.transA ? p * s.m + i : i * s.k + p);
@@ -48,7 +34,7 @@ function check(s: ProductShape, seed: number, blocking?: Blocking, panels = fals
   const bytes = panels
     ? encodeModule([{ name: 'mm0', fn: panelProductKernel(s, scratch, bl) }, { name: 'pack', fn: panelPackKernel(s, bl) }], pages)
     : blocking ? encodeModule([{ name: 'mm0', fn: packedProductKernel(s, scratch, blocking) }], pages) : table.encode(pages, scratch);
-  validate(bytes);
+  validateWasm(bytes);
   const memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
   const mem = new Float32Array(memory.buffer);
   mem.fill(NaN);
@@ -208,7 +194,7 @@ describe('wasm product kernels', () => {
     t.product({ m: 5, k: 9, n: 13, transA: true, transB: false, accumulate: true }, 0, 0, 0);
     const x = t.encode(2), y = t.encode(2);
     expect(Buffer.from(x).equals(Buffer.from(y))).toBe(true);
-    const text = validate(x);
+    const text = validateWasm(x);
     expect(text).toContain('(import "env" "memory" (memory (;0;) 2 2))');
     expect(text).toContain('(export "mm0" (func 0))');
     expect(text).toContain('f32x4.mul');
@@ -218,14 +204,14 @@ describe('wasm product kernels', () => {
   it('prints as the golden text (a 5×9·9×13 product with A held transposed, accumulated: edge blocks in both directions)', () => {
     const t = new KernelTable();
     t.product({ m: 5, k: 9, n: 13, transA: true, transB: false, accumulate: true }, 0, 0, 0);
-    expect(validate(t.encode(1))).toMatchSnapshot();
+    expect(validateWasm(t.encode(1))).toMatchSnapshot();
   });
 
   it('encodes integers as LEB128 (wabt reads back the constants)', () => {
     const f = new FunctionBuilder([I32]);
     const x = f.local(I32);
     for (const c of [0, 63, 64, -64, -65, 127, 128, 624485, -123456, 2 ** 31 - 1, -(2 ** 31)]) f.i32Const(c).localSet(x);
-    const text = validate(encodeModule([{ name: 'f', fn: f }], 1));
+    const text = validateWasm(encodeModule([{ name: 'f', fn: f }], 1));
     for (const c of [63, 64, -64, -65, 127, 128, 624485, -123456, 2147483647, -2147483648]) expect(text).toContain(`i32.const ${c}\n`);
     expect(() => f.i32Const(2 ** 31)).toThrow(/not an i32/);
   });

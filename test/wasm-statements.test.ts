@@ -3,7 +3,6 @@
 // (sum, max, gather, scatter, transpose, broadcast) or the plain loop nest, equal bits expected. Each
 // module validated by wabt, each call text run as emitted (W, A), operands at odd offsets between guard
 // bands of a NaN no computation makes: nothing outside the output may change.
-import wabtInit from 'wabt';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { KernelTable, pagesFor } from '../src/emit/wasm/module.ts';
 import { wasmTrainerParts } from '../src/emit/wasm/trainer-parts.ts';
@@ -18,23 +17,12 @@ import { transpose } from '../src/prims/transpose.ts';
 import type { EmitArgs, KernelCall, PrimDef, StatementsEmit } from '../src/prims/types.ts';
 import { renderStatements } from '../src/emit/statements.ts';
 import { rng, type Rng } from './helpers/rng.ts';
+import { loadWabt, validateWasm } from './helpers/wabt.ts';
 
 /** The ts target's code for a statement primitive's node (its lowered statements rendered). */
 const tsCode = (prim: PrimDef<StatementsEmit>, args: EmitArgs): string => renderStatements(prim.emit.lower(args), { dtype: 'f32' });
 
-let wabt: Awaited<ReturnType<typeof wabtInit>>;
-beforeAll(async () => {
-  wabt = await wabtInit();
-});
-
-function validate(bytes: Uint8Array): void {
-  const mod = wabt.readWasm(bytes, { simd: true });
-  try {
-    mod.validate();
-  } finally {
-    mod.destroy();
-  }
-}
+beforeAll(loadWabt);
 
 /** The bits of every element no statement writes: a quiet NaN with a payload no arithmetic produces. */
 const GUARD = 0x7fd0beef;
@@ -71,7 +59,7 @@ function check(label: string, sizes: readonly number[], out: number, fill: (regi
   const text = String(render(table, offs));
   const pages = pagesFor(end);
   const bytes = table.encode(pages);
-  validate(bytes);
+  validateWasm(bytes);
   const memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
   const words = new Uint32Array(memory.buffer);
   words.fill(GUARD);

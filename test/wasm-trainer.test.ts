@@ -2,7 +2,6 @@
 // and gradients within 1e-5 over several steps; against the PyTorch fixtures at float32 tolerance;
 // and the trainer still one standalone file whose arena is a fixed WebAssembly.Memory.
 import { readFileSync } from 'node:fs';
-import wabtInit from 'wabt';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { cell, cellScans, type CellKind } from '../src/cells/rnn.ts';
 import { defineModel, type ModelDef } from '../src/dsl/model.ts';
@@ -15,23 +14,16 @@ import { emitTrainer, emitTrainerInSegments, type TrainerConfig } from '../src/e
 import { UnfoldError } from '../src/ir/errors.ts';
 import { relErr } from './helpers/numeric.ts';
 import { rng } from './helpers/rng.ts';
+import { loadWabt, validateWasm } from './helpers/wabt.ts';
 
 const TOL = 1e-5;
 
-let wabt: Awaited<ReturnType<typeof wabtInit>>;
-beforeAll(async () => {
-  wabt = await wabtInit();
-});
+beforeAll(loadWabt);
 
 /** The trainer's embedded module, validated by wabt. */
 function validModule(source: string): void {
   const bytes = Buffer.from(source.match(/const WASM = "([^"]+)"/)![1]!, 'base64');
-  const mod = wabt.readWasm(bytes, { simd: true });
-  try {
-    mod.validate();
-  } finally {
-    mod.destroy();
-  }
+  validateWasm(bytes);
 }
 
 const cellModel = (kind: CellKind, spec: { input: number; hidden: number; output: number }): ModelDef =>
