@@ -232,11 +232,6 @@ function prepareScan(opts: ScanLoopOptions, depth: number, n: Node, out: Buf, in
     const carryCopy: Statement[] = carrySize ? [blockCopy(plainCur[0]!, plainNext[0]!, carrySize)] : [];
     const asProgram = stepOffsets && !plan.order.some((x) => primOf(x.op)?.emit.kind === 'loop');
     const loopBody = asProgram ? [...stepInStatements, ...kernelStatements(plan, { origins: opts.target.originComments === true, ...(opts.target.checkNumerics ? { checks: 'loop' } : {}) }), ...carryCopy, ...stepOutStatements] : undefined;
-    const wasmCalls = loopBody && kernels?.attempt(() => {
-      const calls = callsInWasm(loopBody, kernels);
-      return calls && callsIn(calls, LOOP_VARIABLES) ? calls : undefined;
-    });
-    const loopSpec = wasmCalls && { reverse, calls: wasmCalls };
     // The loop over t in TypeScript (its statements rendered only when it runs there).
     const loopText = (): string[] => {
       const stepCode = emitKernel(plan, opts.target, scanLoops(opts, depth + 1), t);
@@ -258,20 +253,29 @@ function prepareScan(opts: ScanLoopOptions, depth: number, n: Node, out: Buf, in
         '}',
       ];
     };
-    const code = [
-      `{ // scan over ${T} steps${reverse ? ', reverse' : ''}: ${nc} carr${nc === 1 ? 'y' : 'ies'}, ${nx} xs, ${constPh.length} consts`,
-      ...indent([
-        ...prologue,
-        ...inputs.slice(0, nc).map((b, k) => copyInto(cur[k]!, b, 0, carrySizes[k]!)),
-        ...panelStatements(plan).map((st) => renderStatement(st, opts.target)),
-        ...(windowed ? [`const ${steps} = A[${opts.window!.slot}]!;`] : []),
-        ...(loopSpec ? [String(kernels!.loop(loopSpec, 0, windowed ? steps : T))] : loopText()),
-        ...carrySizes.map((s, k) => `A.copyWithin(${plus(out.off, parts[k]!.offset)}, ${cur[k]}, ${cur[k]! + s});`),
-      ]),
-      '}',
-    ];
-    // The scan as a method's steps: the consts' and carries' copies in, the panels, the loop, the
-    // carries out (every offset fixed: an outermost scan over fixed storage).
+    // The scan as text (when it is not a step of a program), rendered once when first asked for: its
+    // loop one call on a target that runs loops itself when every statement of the body has a kernel
+    // there, else TypeScript.
+    let rendered: string[] | undefined;
+    const code = (): string[] => (rendered ??= renderCode());
+    const renderCode = (): string[] => {
+      const wasmCalls = loopBody && kernels?.attempt(() => {
+        const calls = callsInWasm(loopBody, kernels);
+        return calls && callsIn(calls, LOOP_VARIABLES) ? calls : undefined;
+      });
+      return [
+        `{ // scan over ${T} steps${reverse ? ', reverse' : ''}: ${nc} carr${nc === 1 ? 'y' : 'ies'}, ${nx} xs, ${constPh.length} consts`,
+        ...indent([
+          ...prologue,
+          ...inputs.slice(0, nc).map((b, k) => copyInto(cur[k]!, b, 0, carrySizes[k]!)),
+          ...panelStatements(plan).map((st) => renderStatement(st, opts.target)),
+          ...(windowed ? [`const ${steps} = A[${opts.window!.slot}]!;`] : []),
+          ...(wasmCalls ? [String(kernels!.loop({ reverse, calls: wasmCalls }, 0, windowed ? steps : T))] : loopText()),
+          ...carrySizes.map((s, k) => `A.copyWithin(${plus(out.off, parts[k]!.offset)}, ${cur[k]}, ${cur[k]! + s});`),
+        ]),
+        '}',
+      ];
+    };
     // The scan as steps of a kernel program: the consts' and carries' copies in, the panels, the
     // loop, the carries out (every offset fixed: an outermost scan over fixed storage).
     const programSteps = (): ProgramStep[] | undefined => {
@@ -289,10 +293,10 @@ function prepareScan(opts: ScanLoopOptions, depth: number, n: Node, out: Buf, in
     };
     const text = (): string => {
       // Offsets that are expressions belong to an enclosing loop: such a scan stays inline.
-      if (!opts.functions || depth > 0 || !fixed) return code.join('\n');
+      if (!opts.functions || depth > 0 || !fixed) return code().join('\n');
       const name = `scan${opts.functions.defs.length}`;
       const kernelType = opts.functions.kernels;
-      opts.functions.defs.push([`function ${name}(A: ${opts.functions.arena}${kernelType ? `, ${KERNELS}: ${kernelType}` : ''}): void {`, ...indent(code), '}'].join('\n'));
+      opts.functions.defs.push([`function ${name}(A: ${opts.functions.arena}${kernelType ? `, ${KERNELS}: ${kernelType}` : ''}): void {`, ...indent(code()), '}'].join('\n'));
       return `${name}(A${kernelType ? `, ${KERNELS}` : ''});`;
     };
     return { text, steps: programSteps };
