@@ -2,7 +2,7 @@
 // same module, called directly) with each step's offsets computed from t and the segment's first
 // step lo, adding the loss term of each step into a float64 sum as the TypeScript loop added it; a
 // method runs calls, loops and the loss's mean in order, taking the window's T.
-import type { Bound, KernelCall, LoopSpec, MethodOp, Offset } from '../../prims/types.ts';
+import type { Bound, KernelCall, LoopSpec, MethodOp } from '../../prims/types.ts';
 import { F64, FunctionBuilder, I32 } from './encoder.ts';
 
 
@@ -20,33 +20,43 @@ export function callsIn(calls: readonly KernelCall[], variables: readonly string
   return calls.every((c) => !c.checked && c.args.every((a) => typeof a === 'number' || (typeof a === 'object' && Object.keys(a.coefs).every((v) => variables.includes(v)))));
 }
 
+/**
+ * The calls of `calls`, each offset pushed as an i32: a number, or a step's offset computed from the
+ * locals `local` gives for its variables (undefined: not one this function has).
+ */
+function pushCalls(f: FunctionBuilder, calls: readonly KernelCall[], local: (v: string) => number | undefined, indexOf: (kernel: string) => number): void {
+  for (const call of calls) {
+    for (const a of call.args) {
+      if (typeof a === 'number') {
+        f.i32Const(a);
+        continue;
+      }
+      if (typeof a === 'string') throw new Error(`wasm: the offset ${a} is TypeScript`);
+      f.i32Const(a.base + a.plus);
+      for (const [v, coef] of Object.entries(a.coefs)) {
+        const l = local(v);
+        if (l === undefined) throw new Error(`wasm: an offset in ${v}, which this function does not have`);
+        f.localGet(l).i32Const(coef).i32Mul().i32Add();
+      }
+    }
+    f.call(indexOf(call.kernel));
+  }
+}
+
 /** `(lo, hi[, sum]) → [sum]`: the loop, calling the kernel `indexOf(name)` gives the index of. */
 export function loopKernel(spec: LoopSpec, indexOf: (kernel: string) => number): FunctionBuilder {
   const withLoss = spec.loss !== undefined;
   const f = new FunctionBuilder(withLoss ? [I32, I32, F64] : [I32, I32], withLoss ? [F64] : []);
   const [lo, hi, sum] = [0, 1, 2];
   const t = f.local(I32);
-  const offset = (a: Offset) => {
-    if (typeof a === 'number') return void f.i32Const(a);
-    if (typeof a === 'string') throw new Error(`wasm loop: the offset ${a} is TypeScript`);
-    f.i32Const(a.base + a.plus);
-    for (const [v, coef] of Object.entries(a.coefs)) {
-      if (v !== 't' && v !== 'lo') throw new Error(`wasm loop: an offset in ${v}`);
-      f.localGet(v === 't' ? t : lo).i32Const(coef).i32Mul().i32Add();
-    }
-  };
+  const local = (v: string) => (v === 't' ? t : v === 'lo' ? lo : undefined);
   // t = first step; while t is in [lo, hi): the calls, the loss term, the next t.
   if (spec.reverse) f.localGet(hi).i32Const(1).i32Sub().localSet(t);
   else f.localGet(lo).localSet(t);
   f.block().loop();
   if (spec.reverse) f.localGet(t).localGet(lo).i32LtS().brIf(1);
   else f.localGet(t).localGet(hi).i32GeS().brIf(1);
-  const emitCalls = (calls: readonly KernelCall[]) => {
-    for (const call of calls) {
-      call.args.forEach(offset);
-      f.call(indexOf(call.kernel));
-    }
-  };
+  const emitCalls = (calls: readonly KernelCall[]) => pushCalls(f, calls, local, indexOf);
   if (spec.classes) {
     // The step's class: the calls over its rows, then out of the block; else the calls over all rows.
     const live = f.local(I32);
@@ -97,18 +107,10 @@ export function methodKernel(ops: readonly ResolvedOp[], params: readonly string
     if (typeof b === 'object') return void f.i32Const(b.slot * 4).f32Load().i32TruncSatF32S();
     f.localGet(variable(b));
   };
-  const offset = (a: Offset) => {
-    if (typeof a === 'number') return void f.i32Const(a);
-    if (typeof a === 'string') throw new Error(`wasm method: the offset ${a} is TypeScript`);
-    f.i32Const(a.base + a.plus);
-    for (const [v, coef] of Object.entries(a.coefs)) f.localGet(variable(v)).i32Const(coef).i32Mul().i32Add();
-  };
   const emit = (list: readonly ResolvedOp[]): void => {
     for (const op of list) {
-      if (op.kind === 'call') {
-        op.call.args.forEach(offset);
-        f.call(indexOf(op.call.kernel));
-      } else if (op.kind === 'loop') {
+      if (op.kind === 'call') pushCalls(f, [op.call], variable, indexOf);
+      else if (op.kind === 'loop') {
         bound(op.lo);
         bound(op.hi);
         if (op.loss) f.localGet(sum);
