@@ -3,7 +3,8 @@
 // all keep the values (1e-12); plus goldens of the matmul epilogue (product + bias adds).
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { emitKernel } from '../src/emit/kernel.ts';
+import { kernelStatements } from '../src/emit/kernel.ts';
+import { renderStatements } from '../src/emit/statements.ts';
 import { planKernel, type Offset } from '../src/emit/plan.ts';
 import { evaluate } from '../src/interp/evaluate.ts';
 import { makeGraph, nodesOf, type Graph } from '../src/ir/graph.ts';
@@ -28,7 +29,7 @@ function runKernel(g: Graph, params: Values, inputs: Values): { values: Map<stri
   for (const n of leaves) { pinned.set(n, size); size += sizeOf(n.shape); }
   const slots = g.outputs.map((o) => { const slot = size; size += sizeOf(o.node.shape); return { node: o.node, slot }; });
   const plan = planKernel(g, pinned, slots, size);
-  const code = emitKernel(plan, { dtype: 'f64' }).join('\n');
+  const code = renderStatements(kernelStatements(plan), { dtype: 'f64' });
   const A = new Float64Array(size + plan.tempSize).fill(NaN); // a read of an unwritten element shows as NaN
   for (const n of leaves) A.set((n.op === 'param' ? params : inputs).get(leafKey(n))!, pinned.get(n) as number);
   new Function('A', code)(A);

@@ -19,7 +19,7 @@ import { targetOf, type Dtype, type HoistMode, type Target } from './config.ts';
 import { KernelTable } from './wasm/module.ts';
 import { wasmTrainerParts, type WasmReport } from './wasm/trainer-parts.ts';
 import type { EmitHelper } from '../prims/types.ts';
-import { emitKernel, helpersIn, kernelProgram, NUMERICS_HELPER, withKernelCalls } from './kernel.ts';
+import { helpersIn, kernelProgram, NUMERICS_HELPER, withKernelCalls } from './kernel.ts';
 import { programOps, programText } from './kernel-program.ts';
 import { scanLoops } from './scan-loops.ts';
 import { describeOptimizer, planOptimizer } from './optimizer.ts';
@@ -228,26 +228,19 @@ function emitInContext(cfg: GraphTrainerConfig): EmittedGraphTrainer {
   const Arr = cfg.dtype === 'f32' ? 'Float32Array' : 'Float64Array';
   const functions = { arena: Arr, defs: [] as string[], ...(products ? { kernels: 'Kernels' } : {}) };
   const loops = scanLoops({
-    ctx: b.ctx, target, reserve: (n) => arena.reserve(n), functions, ...(cfg.onPass ? { onPass: cfg.onPass } : {}),
+    ctx: b.ctx, target, reserve: (n) => arena.reserve(n), functions: true, ...(cfg.onPass ? { onPass: cfg.onPass } : {}),
     ...(cfg.window ? { window: { length: cfg.window.steps, slot: windowSlot! } } : {}),
   });
-  // A body calls the kernels itself, or hands them to the function of each scan it calls (defined as its call is rendered).
-  const rendered = (plan: KernelPlan) => {
-    const functionsBefore = functions.defs.length;
-    const { code, callsKernels } = withKernelCalls(products, () => emitKernel(plan, target, loops));
-    return { code, callsKernels: callsKernels || (products !== undefined && functions.defs.length > functionsBefore) };
-  };
   // Each method as a kernel program (its outermost scans as steps): on wasm one call when every
-  // statement has a kernel there, else (and on ts, and under --check-numerics) its TypeScript, each
-  // scan a function of its own. A nested scan keeps the text the scans' lowering writes.
+  // statement has a kernel there, else (and on ts, under --check-numerics, and with a scan in a
+  // scan's body) its TypeScript, each outermost scan a function of its own.
   const method = (plan: KernelPlan) => {
-    const program = kernelProgram(plan, loops.steps, { origins: cfg.originComments === true, ...(cfg.checkNumerics ? { checks: 'straight' } : {}) });
-    if (!program) return undefined;
+    const program = kernelProgram(plan, loops, { origins: cfg.originComments === true, ...(cfg.checkNumerics ? { checks: 'straight' } : {}) });
     const ops = products?.attempt(() => programOps(program, products));
     return ops ? { code: [String(products!.method(ops, []))], callsKernels: true, whole: true } : { ...programText(program, target, functions), whole: false };
   };
-  const trainCode = method(trainPlan) ?? { ...rendered(trainPlan), whole: false };
-  const forwardCode = method(forwardPlan) ?? { ...rendered(forwardPlan), whole: false };
+  const trainCode = method(trainPlan);
+  const forwardCode = method(forwardPlan);
   const [trainWhole, forwardWhole] = [trainCode.whole, forwardCode.whole];
   const train = trainCode.code, forward = forwardCode.code;
   const { code: optimizer, callsKernels: optimizerCalls } = withKernelCalls(products, () => planOptimizer(cfg.optimizer, params.map((p, j) => ({ name: p.name, size: p.size, paramOff: p.off, gradOff: grads[j]! })), arena.size, {

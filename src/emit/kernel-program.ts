@@ -32,6 +32,9 @@ export function programOps(program: readonly ProgramStep[], kernels: TargetKerne
         const inner = convert(step.steps, inSegments);
         if (!inner) return undefined;
         ops.push(...inner);
+      } else if (step.kind === 'nest') {
+        // (A loop's calls take offsets in t and lo alone: one whose body holds loops stays TypeScript.)
+        return undefined;
       } else {
         const inner = convert(step.steps, true);
         if (!inner) return undefined;
@@ -70,9 +73,12 @@ function loopSpec(step: Extract<ProgramStep, { kind: 'loop' }>, callsOf: (statem
  * functions in `functions` (one method holding all of them is too large for V8 to optimize).
  */
 export function programText(program: readonly ProgramStep[], target: EmitTarget, functions?: ModuleFunctions): { readonly code: string[]; readonly callsKernels: boolean } {
-  return withKernelCalls(target.kernels, () => {
+  // A function taking the kernels is handed them: the method binds them whether or not its own code calls one.
+  let handsKernels = false;
+  const { code, callsKernels } = withKernelCalls(target.kernels, () => {
     const indent = (lines: readonly string[]) => lines.map((l) => l.replace(/^/gm, '  '));
-    const hasLoss = (steps: readonly ProgramStep[]): boolean => steps.some((s) => (s.kind === 'loop' ? s.loss !== undefined : s.kind === 'segments' || s.kind === 'unlessLast' || s.kind === 'function' ? hasLoss(s.steps) : false));
+    const bound = (b: Bound) => (typeof b === 'object' ? `A[${b.slot}]` : String(b));
+    const hasLoss = (steps: readonly ProgramStep[]): boolean => steps.some((s) => (s.kind === 'loop' ? s.loss !== undefined : s.kind === 'run' || s.kind === 'mean' ? false : hasLoss(s.steps)));
     const text = (steps: readonly ProgramStep[]): string[] => steps.flatMap((step): string[] => {
       switch (step.kind) {
         case 'mean':
@@ -94,13 +100,23 @@ export function programText(program: readonly ProgramStep[], target: EmitTarget,
           if (!functions) return text(step.steps);
           const name = `scan${functions.defs.length}`;
           const kernels = functions.kernels !== undefined && target.kernels !== undefined;
+          handsKernels ||= kernels;
           // (Reserved before its body is rendered: functions the body defines come after it.)
           const at = functions.defs.push('') - 1;
           functions.defs[at] = [`function ${name}(A: ${functions.arena}${kernels ? `, W: ${functions.kernels}` : ''}): void {`, ...indent(text(step.steps)), '}'].join('\n');
           return [`${name}(A${kernels ? ', W' : ''});`];
         }
+        case 'nest':
+          return [
+            step.reverse ? `for (let ${step.index} = ${bound(step.hi)} - 1; ${step.index} >= ${bound(step.lo)}; ${step.index}--) {` : `for (let ${step.index} = ${bound(step.lo)}; ${step.index} < ${bound(step.hi)}; ${step.index}++) {`,
+            ...indent(text(step.steps)),
+            '}',
+          ];
         case 'loop': {
-          const bound = (b: Bound) => (typeof b === 'object' ? `A[${b.slot}]` : String(b));
+          // A loop every statement of which has a kernel is one call on a target that runs loops itself.
+          const kernels = target.kernels;
+          const whole = kernels?.attempt(() => loopSpec(step, (statements) => callsInWasm(statements, kernels)));
+          if (whole) return [String(kernels!.loop(whole, step.lo, step.hi, step.loss === undefined ? undefined : LOSS_SUM))];
           const all = [...declarations(step.body), ...statementsText(step.body, target)];
           const body = [...(step.classes ? classesText(step.classes, all, target, functions) : all), ...(step.loss === undefined ? [] : [`${LOSS_SUM} += A[${step.loss}];`])];
           return [
@@ -113,6 +129,7 @@ export function programText(program: readonly ProgramStep[], target: EmitTarget,
     });
     return [...(hasLoss(program) ? [`let ${LOSS_SUM} = 0;`] : []), ...text(program)];
   });
+  return { code, callsKernels: callsKernels || handsKernels };
 }
 
 /** A packed body: the step's row class chooses the function over that many rows, else the body over all of them. */
@@ -168,6 +185,11 @@ function stepOffsets(body: readonly Statement[]): Map<string, StepOffset> {
 
 /** The declarations of the per-step offsets a run of statements reads, in the order their names were given (q0, q1, …). */
 function declarations(body: readonly Statement[]): string[] {
-  const index = (local: string) => Number(local.replace(/^\D+/, ''));
-  return [...stepOffsets(body).values()].sort((a, b) => index(a.local) - index(b.local)).map((o) => declaration(o));
+  // (By prefix, then number: q1_2 before q1_10.)
+  const key = (local: string) => /^(.*?)(\d+)$/.exec(local)!;
+  const order = (a: StepOffset, b: StepOffset) => {
+    const [, pa, na] = key(a.local), [, pb, nb] = key(b.local);
+    return pa! < pb! ? -1 : pa! > pb! ? 1 : Number(na) - Number(nb);
+  };
+  return [...stepOffsets(body).values()].sort(order).map((o) => declaration(o));
 }

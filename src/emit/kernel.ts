@@ -5,9 +5,9 @@ import type { Node } from '../ir/node.ts';
 import { sizeOf, type Shape } from '../ir/tensor.ts';
 import { primOf, prims } from '../prims/index.ts';
 import { offsetPlus } from '../prims/kit.ts';
-import type { Buf, ElementwiseExpr, EmitHelper, EmitTarget, EpilogueExpr, ProgramStep, Statement } from '../prims/types.ts';
+import type { Buf, ElementwiseExpr, EmitHelper, EpilogueExpr, ProgramStep, Statement } from '../prims/types.ts';
 import type { KernelPlan } from './plan.ts';
-import { ARENA, blockCopy, renderStatement, renderStatements } from './statements.ts';
+import { ARENA, blockCopy } from './statements.ts';
 import { NUMERICS_PREFIX } from './trainer-text.ts';
 
 /** Where `n`'s value is read from in `plan`: its buffer (through an alias or a view), or a literal. */
@@ -47,9 +47,6 @@ function chainOf(plan: KernelPlan, n: Node, product?: Node): EpilogueExpr {
   });
   return { op: n.op, args, attrs: n.attrs };
 }
-
-/** How a node that runs its body over time (scan) becomes code: its lowering, given where its operands and result live. */
-export type LoopLowering = (n: Node, out: Buf, inputs: readonly Buf[]) => string;
 
 /**
  * The kernel statements of a statement primitive (not element-wise) computing `n` into `out`. A
@@ -100,14 +97,6 @@ function statementsOf(plan: KernelPlan, n: Node, shapeOf: ShapeOf): Statement[] 
   }
 }
 
-function statement(plan: KernelPlan, n: Node, target: EmitTarget, loop: LoopLowering | undefined, shapeOf: ShapeOf): string {
-  if (primOf(n.op)?.emit.kind === 'loop') {
-    if (!loop) throw new Error(`emit: ${n.op} runs its body over time: it is inlined (unroll) or lowered to loops (a LoopLowering) before kernels are emitted`);
-    return loop(n, bufOf(plan, n), n.inputs.map((x) => bufOf(plan, x)));
-  }
-  return renderStatements(statementsOf(plan, n, shapeOf), target);
-}
-
 /** The shape a node has in the code of one statement (its own, unless a RowView cuts its rows). */
 type ShapeOf = (n: Node) => Shape;
 const ownShape: ShapeOf = (n) => n.shape;
@@ -120,21 +109,6 @@ const ownShape: ShapeOf = (n) => n.shape;
 export interface RowView {
   shapesIn(statement: Node): ShapeOf | undefined;
   after(statement: Node): readonly Statement[];
-}
-
-/** The kernel's statements, one block per scheduled node (under a comment naming the user's line that wrote it), then copies into output slots. */
-export function emitKernel(plan: KernelPlan, target: EmitTarget, loop?: LoopLowering, step?: string): string[] {
-  // The user's line of a run of statements, once, above its first (as a source map would place it);
-  // a run the compiler derived (the loss, the backward pass) says so, once a user's line was named.
-  let line: string | undefined;
-  const lines = plan.order.map((n) => {
-    // (n.origin is formatted on first read: only code a user reads pays for it.)
-    const comment = !target.originComments || n.origin === line ? '' : n.origin !== undefined ? originComment(n.origin) : '// (derived)\n';
-    if (target.originComments) line = n.origin;
-    return comment + statement(plan, n, target, loop, ownShape) + (target.checkNumerics ? checkOf(plan, n, ownShape, step).map((c) => `\n${renderStatement(c, target)}`).join('') : '');
-  });
-  for (const c of copyStatements(plan)) lines.push(renderStatement(c, target));
-  return lines;
 }
 
 /** The copies into output slots at the end of a kernel (plan.copies) as statements. */
@@ -156,8 +130,8 @@ export interface StatementOptions {
   readonly rows?: RowView;
   /** Each statement carries its node's model line (the artifacts compile writes). */
   readonly origins?: boolean;
-  /** --check-numerics: a check after each node's statements, inside a loop over t or in straight-line code (which names each node's step). */
-  readonly checks?: 'loop' | 'straight';
+  /** --check-numerics: a check after each node's statements, inside a loop (naming its variable, the step it reads at run time) or in straight-line code (which names each node's step). */
+  readonly checks?: { readonly loop: string } | 'straight';
 }
 
 /**
@@ -174,7 +148,7 @@ function nodeStatements(plan: KernelPlan, n: Node, { rows, origins, checks }: St
   // (n.origin is formatted on first read: only code a user reads pays for it.)
   const own = statementsOf(plan, n, shapeOf);
   const marked = origins ? own.map((st) => ({ ...st, origin: n.origin ?? null })) : own;
-  return [...marked, ...(checks ? checkOf(plan, n, shapeOf, checks === 'loop' ? 't' : undefined) : []), ...(rows?.after(n) ?? [])];
+  return [...marked, ...(checks ? checkOf(plan, n, shapeOf, checks === 'straight' ? undefined : checks.loop) : []), ...(rows?.after(n) ?? [])];
 }
 
 /** The check after `n`'s statements: what it wrote is finite (named by the user's line of the op, or the backward pass, which vjp builds with none). */
@@ -186,11 +160,8 @@ function checkOf(plan: KernelPlan, n: Node, shapeOf: ShapeOf, step: string | und
   return [{ kind: 'check', out, size: sizeOf(shapeOf(n)), what: `${n.origin ?? 'the backward pass'}: ${n.op} [${n.shape.join(', ')}]${at}`, ...(step ? { step } : {}) }];
 }
 
-/**
- * The kernel as a kernel program: its statements in runs, each scan as the steps `scanSteps` gives
- * it; undefined when a scan has none (a nested one, or one a target cannot run whole).
- */
-export function kernelProgram(plan: KernelPlan, scanSteps: (n: Node, out: Buf, inputs: readonly Buf[]) => ProgramStep[] | undefined, opts: StatementOptions = {}): ProgramStep[] | undefined {
+/** The kernel as a kernel program: its statements in runs, each scan as the steps `scanSteps` gives it. */
+export function kernelProgram(plan: KernelPlan, scanSteps: (n: Node, out: Buf, inputs: readonly Buf[]) => ProgramStep[], opts: StatementOptions = {}): ProgramStep[] {
   const steps: ProgramStep[] = [];
   let run: Statement[] = [];
   const flush = () => {
@@ -199,10 +170,8 @@ export function kernelProgram(plan: KernelPlan, scanSteps: (n: Node, out: Buf, i
   };
   for (const n of plan.order) {
     if (primOf(n.op)?.emit.kind === 'loop') {
-      const scan = scanSteps(n, bufOf(plan, n), n.inputs.map((x) => bufOf(plan, x)));
-      if (!scan) return undefined;
       flush();
-      steps.push(...scan);
+      steps.push(...scanSteps(n, bufOf(plan, n), n.inputs.map((x) => bufOf(plan, x))));
     } else run.push(...nodeStatements(plan, n, opts));
   }
   run.push(...copyStatements(plan));

@@ -31,45 +31,44 @@ export function isStepOffset(off: Offset): off is StepOffset {
 
 /**
  * `const q0 = 2306 + t * 32;`: the declaration of a step's offset's local (its constant and its
- * terms in the variables; a step's or a segment's own index read as one, `(t - lo)`, `(hi - lo)`),
- * `tName` the loop variable's name in the code.
+ * terms in the variables; a step's or a segment's own index read as one, `(t - lo)`, `(hi - lo)`).
  */
-export function declaration(o: StepOffset, tName = 't'): string {
-  const name = (v: string) => (v === 't' ? tName : v);
+export function declaration(o: StepOffset): string {
   const t = o.coefs['t'] ?? 0, lo = o.coefs['lo'] ?? 0, hi = o.coefs['hi'] ?? 0;
   const pair = t && lo === -t ? ['t', 'lo'] : hi && lo === -hi ? ['hi', 'lo'] : [];
-  const terms = pair.length ? [`(${name(pair[0]!)} - lo) * ${o.coefs[pair[0]!]}`] : [];
-  for (const [v, k] of Object.entries(o.coefs)) if (k && !pair.includes(v)) terms.push(`${name(v)} * ${k}`);
+  const terms = pair.length ? [`(${pair[0]!} - lo) * ${o.coefs[pair[0]!]}`] : [];
+  for (const [v, k] of Object.entries(o.coefs)) if (k && !pair.includes(v)) terms.push(`${v} * ${k}`);
   return `const ${o.local} = ${[String(o.base), ...terms].join(' + ')};`;
 }
 
 /**
- * Local offset names for per-step slots inside a loop over `t`: named as slots are bound (a step's
- * placeholders are bound whether or not its code reads them), declared where rendered code read them.
+ * Local offset names for per-step slots inside a loop over `variable` (t; a loop whose body holds
+ * loops names its own, t0), named as slots are bound (a step's placeholders are bound whether or not
+ * its code reads them). A loop inside another names its locals apart (`prefix`): its offsets may
+ * also move with the enclosing loop's variable.
  */
 export class LoopOffsets {
-  /** `tName`: the loop variable's name in the TypeScript code (the offsets' own variable is t). */
-  constructor(private readonly tName = 't') {}
-  /** Each name's offset, in the order the names were handed out. */
-  private readonly named = new Map<string, StepOffset>();
+  constructor(private readonly variable = 't', private readonly prefix = 'q') {}
+  private readonly slots = new Map<string, StepOffset>();
+
+  /** The offset named for `key`, made (and named) when first asked for. */
+  private named(key: string, make: (local: string) => StepOffset): StepOffset {
+    let slot = this.slots.get(key);
+    if (!slot) this.slots.set(key, (slot = make(`${this.prefix}${this.slots.size}`)));
+    return slot;
+  }
 
   /** Where `q` holds step `index` (t by default), plus `plus` elements. */
   at(q: Seq, index: StepIndex = { lo: false, k: 0 }, plus = 0): StepOffset {
     const base = q.base + index.k * q.stride;
-    const key = `${base}:${q.stride}:${index.lo}`;
-    let slot = this.named.get(key);
-    if (!slot) {
-      const coefs: Record<string, number> = index.lo ? { t: q.stride, lo: -q.stride } : { t: q.stride };
-      slot = new SlotOffset(`q${this.named.size}`, base, coefs, 0);
-      this.named.set(key, slot);
-    }
-    return slot.shift(plus);
+    const coefs: Record<string, number> = index.lo ? { [this.variable]: q.stride, lo: -q.stride } : { [this.variable]: q.stride };
+    return this.named(`${base}:${q.stride}:${index.lo}`, (local) => new SlotOffset(local, base, coefs, 0)).shift(plus);
   }
 
-  /** The declarations of the names `read` uses (the offsets handed out that a loop's code reads). */
-  declarationsFor(read: Iterable<Offset>): string[] {
-    const used = new Set<string>();
-    for (const off of read) if (isStepOffset(off)) used.add(off.local);
-    return [...this.named.values()].flatMap((o) => (used.has(o.local) ? [declaration(o, this.tName)] : []));
+  /** Where the step's block of `stride` elements starts in rows from `base`: a fixed offset, or one an enclosing loop moves. */
+  step(base: number | StepOffset, stride: number): StepOffset {
+    if (typeof base === 'number') return this.at({ base, stride });
+    const coefs = { ...base.coefs, [this.variable]: (base.coefs[this.variable] ?? 0) + stride };
+    return this.named(`${base.local}+${base.plus}:${stride}`, (local) => new SlotOffset(local, base.base + base.plus, coefs, 0));
   }
 }

@@ -292,7 +292,13 @@ export type ProgramStep =
   /** Inside segments: `steps` unless c is the last segment ((c + 1)·length ≥ T). */
   | { readonly kind: 'unlessLast'; readonly length: number; readonly steps: readonly ProgramStep[] }
   /** `steps` as a function of their own where a target has functions (V8 optimizes a function only below a size a whole step exceeds); inline elsewhere. */
-  | { readonly kind: 'function'; readonly steps: readonly ProgramStep[] };
+  | { readonly kind: 'function'; readonly steps: readonly ProgramStep[] }
+  /**
+   * A loop whose body holds loops (a scan in a scan's body: a graph model's segments under
+   * --memory-budget): `steps` for each value of the variable `index` between the bounds, offsets
+   * inside in `index` (and an inner loop's in its own t as well).
+   */
+  | { readonly kind: 'nest'; readonly index: string; readonly reverse: boolean; readonly lo: Bound; readonly hi: Bound; readonly steps: readonly ProgramStep[] };
 
 /** A loop over t of kernel calls, as a target that runs whole loops takes it. */
 export interface LoopSpec {
