@@ -96,6 +96,8 @@ function joinRuns(steps: readonly ProgramStep[]): ProgramStep[] {
  * its steps (whose body holds loops when the scan's body holds scans), the carries out.
  */
 function scanSteps(opts: ScanLoopOptions, depth: number, n: Node, out: Buf, inputs: readonly Buf[]): ProgramStep[] {
+  // (A transposed view is one only products read.)
+  if (inputs.some((b) => b.transposed)) throw new Error('emit: a transposed view reached a scan\'s operand');
   const body = n.body!;
   const nc = n.attrs['carries'] as number, nx = n.attrs['xs'] as number;
   const T = n.attrs['length'] as number, reverse = n.attrs['reverse'] === true;
@@ -124,7 +126,7 @@ function scanSteps(opts: ScanLoopOptions, depth: number, n: Node, out: Buf, inpu
   // B rows per step, T apart) are copied into a slot of the step and out of it.
   const xSteps = body.inputs.slice(nc, nc + nx);
   const ys = body.outputs.slice(nc);
-  const inPlace = (step: readonly number[], buf?: Buf) => rows(step).outer === 1 && buf?.literal === undefined && !buf?.transposed;
+  const inPlace = (step: readonly number[], buf?: Buf) => rows(step).outer === 1 && buf?.literal === undefined;
   const xDirect = xSteps.map((p, j) => inPlace(p.shape, inputs[nc + j]));
   const yDirect = ys.map((y) => inPlace(y.shape));
   /** Where step t of a stacked value starts (rows T·inner apart). */
@@ -139,7 +141,7 @@ function scanSteps(opts: ScanLoopOptions, depth: number, n: Node, out: Buf, inpu
   });
   const yCopied = region(ys.map((y, j) => (yDirect[j] || carrySlot[j] !== undefined ? 0 : sizeOf(y.shape))));
   const yOff: Offset[] = ys.map((y, j) => (yDirect[j] ? stepOf(past(out.off, parts[nc + j]!.offset), sizeOf(y.shape)) : carrySlot[j] ?? yCopied[j]!));
-  // Consts: read where they live; a literal (a fill) or a transposed view gets a slot, filled before the loop.
+  // Consts: read where they live; a literal (a fill) gets a slot, filled before the loop.
   const constBufs = inputs.slice(nc + nx);
   const constPh = body.inputs.slice(nc + nx);
   const move = (to: Offset, from: Buf, size: number): Statement => (from.literal !== undefined
@@ -147,14 +149,9 @@ function scanSteps(opts: ScanLoopOptions, depth: number, n: Node, out: Buf, inpu
     : blockCopy(to, from.off, size));
   const prologue: Statement[] = [];
   const constOff = constBufs.map((b, k): Offset => {
-    if (b.literal === undefined && !b.transposed) return b.off;
-    const shape = constPh[k]!.shape;
-    const [off] = region([sizeOf(shape)]);
-    // A transposed view holds an [R, C] value's transpose: element (r, c) at c·R + r.
-    const [R = 1, C = 1] = shape;
-    prologue.push(b.transposed && b.literal === undefined
-      ? { kind: 'copy', dims: [R, C], out: { arr: 'A', off: off! }, outStrides: [C, 1], x: { arr: 'A', off: b.off }, xStrides: [1, R], accumulate: false }
-      : move(off!, b, sizeOf(shape)));
+    if (b.literal === undefined) return b.off;
+    const [off] = region([sizeOf(constPh[k]!.shape)]);
+    prologue.push(move(off!, b, sizeOf(constPh[k]!.shape)));
     return off!;
   });
   const pinned = new Map<Node, Offset>([
