@@ -89,20 +89,26 @@ describe('segmented scans: the same numbers, bit for bit', () => {
     });
   }
 
-  it('a segmented scan is a loop over its segments holding the loop over each segment\'s steps, its offsets in both variables', () => {
+  it('a segmented scan is a loop over its segments holding the loop over each segment\'s steps, its offsets in both variables; on wasm each method is one call', () => {
     // (One row: a step's rows are read where they live, at offsets that move with both loops.)
-    const source = (target: 'ts' | 'wasm') => emitGraphTrainer({
+    const emitted = (target: 'ts' | 'wasm') => emitGraphTrainer({
       model: model(CASES[2]!), source: 'test', batch: 1, lengths: true, dtype: target === 'ts' ? 'f64' : 'f32', loss: { kind: 'mse' }, optimizer: { name: 'sgd', lr: 0 }, target, segment: () => 4,
-    }).source;
+    });
     const count = (code: string, line: string) => code.split(line).length - 1;
-    for (const target of ['ts', 'wasm'] as const) {
-      const code = source(target);
-      // Both layers' forward scans (training, and the forward pass alone) run their 3 segments up,
-      // the VJPs' down; the forward steps of a segment up (recomputed in the backward pass too), its VJP's steps down.
-      expect([count(code, 'for (let t0 = 0; t0 < 3; t0++) {'), count(code, 'for (let t0 = 3 - 1; t0 >= 0; t0--) {')], target).toEqual([4, 2]);
-      expect([count(code, 'for (let t = 0; t < 4; t++) {'), count(code, 'for (let t = 4 - 1; t >= 0; t--) {')], target).toEqual([6, 2]);
-      expect(code, target).toMatch(/const q1_0 = \d+ \+ t0 \* \d+ \+ t \* \d+;/);
-    }
+    const code = emitted('ts').source;
+    // Both layers' forward scans (training, and the forward pass alone) run their 3 segments up,
+    // the VJPs' down; the forward steps of a segment up (recomputed in the backward pass too), its VJP's steps down.
+    expect([count(code, 'for (let t0 = 0; t0 < 3; t0++) {'), count(code, 'for (let t0 = 3 - 1; t0 >= 0; t0--) {')]).toEqual([4, 2]);
+    expect([count(code, 'for (let t = 0; t < 4; t++) {'), count(code, 'for (let t = 4 - 1; t >= 0; t--) {')]).toEqual([6, 2]);
+    expect(code).toMatch(/const q1_0 = \d+ \+ t0 \* \d+ \+ t \* \d+;/);
+    // On wasm: the training step and the forward pass are a call each; the loops over a segment's steps take the segment's index.
+    const wasm = emitted('wasm');
+    expect(count(wasm.source, 'for (let t')).toBe(0);
+    const kernels = wasm.wasm!.kernels;
+    expect(kernels.filter((k) => k.strategy === 'method')).toHaveLength(2);
+    const loops = kernels.filter((k) => k.strategy === 'loop').map((k) => k.signature);
+    expect(loops.length).toBeGreaterThanOrEqual(4); // each layer's forward steps and its VJP's, at least
+    expect(new Set(loops)).toEqual(new Set(['(lo: number, hi: number, t0: number) => void']));
   });
 
   it('a scan over T steps becomes a scan over T/K segments of a scan over K; K must divide T and be below it', () => {

@@ -14,43 +14,44 @@ const LOSS_SUM = 'lossSum';
 /** The program as the steps of one method the target runs itself; undefined when a statement has no kernel there. */
 export function programOps(program: readonly ProgramStep[], kernels: TargetKernels): MethodOp[] | undefined {
   const callsOf = (statements: readonly Statement[]) => callsInWasm(statements, kernels);
-  // Straight-line calls take constant offsets, or inside segments offsets in c, lo and hi.
-  const runnable = (calls: readonly KernelCall[], inSegments: boolean) => callsIn(calls, inSegments ? SEGMENT_VARIABLES : []);
-  const convert = (steps: readonly ProgramStep[], inSegments: boolean): MethodOp[] | undefined => {
+  // Straight-line calls take constant offsets, or offsets in the variables the segments (c, lo and
+  // hi) and the nests around them bind; a loop's, in its t and lo and the nests' indices.
+  const convert = (steps: readonly ProgramStep[], scope: readonly string[], nests: readonly string[]): MethodOp[] | undefined => {
     const ops: MethodOp[] = [];
     for (const step of steps) {
       if (step.kind === 'mean') ops.push(step);
       else if (step.kind === 'run') {
         const calls = callsOf(step.statements);
-        if (!calls || !runnable(calls, inSegments)) return undefined;
+        if (!calls || !callsIn(calls, scope)) return undefined;
         ops.push(...calls.map((call): MethodOp => ({ kind: 'call', call })));
       } else if (step.kind === 'loop') {
-        const loop = loopSpec(step, callsOf);
+        const loop = loopSpec(step, callsOf, nests);
         if (!loop) return undefined;
         ops.push({ kind: 'loop', loop, lo: step.lo, hi: step.hi });
       } else if (step.kind === 'function') {
-        const inner = convert(step.steps, inSegments);
+        const inner = convert(step.steps, scope, nests);
         if (!inner) return undefined;
         ops.push(...inner);
       } else if (step.kind === 'nest') {
-        // (A loop's calls take offsets in t and lo alone: one whose body holds loops stays TypeScript.)
-        return undefined;
+        const inner = convert(step.steps, [...scope, step.index], [...nests, step.index]);
+        if (!inner) return undefined;
+        ops.push({ kind: 'nest', index: step.index, reverse: step.reverse, lo: step.lo, hi: step.hi, ops: inner });
       } else {
-        const inner = convert(step.steps, true);
+        const inner = convert(step.steps, [...scope, ...SEGMENT_VARIABLES], nests);
         if (!inner) return undefined;
         ops.push(step.kind === 'segments' ? { kind: 'segments', length: step.length, reverse: step.reverse, ops: inner } : { kind: 'unlessLast', length: step.length, ops: inner });
       }
     }
     return ops;
   };
-  return convert(program, false);
+  return convert(program, [], []);
 }
 
-/** A loop step's calls (and its row classes'), when every statement has a kernel and every offset is t's or lo's. */
-function loopSpec(step: Extract<ProgramStep, { kind: 'loop' }>, callsOf: (statements: readonly Statement[]) => KernelCall[] | undefined): LoopSpec | undefined {
+/** A loop step's calls (and its row classes'), when every statement has a kernel and every offset is in t, lo and the indices of the nests around it (`outer`). */
+function loopSpec(step: Extract<ProgramStep, { kind: 'loop' }>, callsOf: (statements: readonly Statement[]) => KernelCall[] | undefined, outer: readonly string[]): LoopSpec | undefined {
   const over = (body: readonly Statement[]) => {
     const calls = callsOf(body);
-    return calls && callsIn(calls, LOOP_VARIABLES) ? calls : undefined;
+    return calls && callsIn(calls, [...LOOP_VARIABLES, ...outer]) ? calls : undefined;
   };
   const calls = over(step.body);
   if (!calls) return undefined;
@@ -62,6 +63,7 @@ function loopSpec(step: Extract<ProgramStep, { kind: 'loop' }>, callsOf: (statem
   }
   return {
     reverse: step.reverse, calls,
+    ...(outer.length ? { outer } : {}),
     ...(step.classes ? { classes: { live: step.classes.live, cases } } : {}),
     ...(step.loss === undefined ? {} : { loss: step.loss }),
   };
@@ -79,7 +81,8 @@ export function programText(program: readonly ProgramStep[], target: EmitTarget,
     const indent = (lines: readonly string[]) => lines.map((l) => l.replace(/^/gm, '  '));
     const bound = (b: Bound) => (typeof b === 'object' ? `A[${b.slot}]` : String(b));
     const hasLoss = (steps: readonly ProgramStep[]): boolean => steps.some((s) => (s.kind === 'loop' ? s.loss !== undefined : s.kind === 'run' || s.kind === 'mean' ? false : hasLoss(s.steps)));
-    const text = (steps: readonly ProgramStep[]): string[] => steps.flatMap((step): string[] => {
+    // (`nests`: the indices of the nests around the steps, which a loop's offsets may move with.)
+    const text = (steps: readonly ProgramStep[], nests: readonly string[] = []): string[] => steps.flatMap((step): string[] => {
       switch (step.kind) {
         case 'mean':
           return [`A[${step.out}] = ${LOSS_SUM} / A[${step.norm}];`];
@@ -90,32 +93,32 @@ export function programText(program: readonly ProgramStep[], target: EmitTarget,
           const K = step.length;
           return [
             step.reverse ? `for (let c = Math.ceil(T / ${K}) - 1; c >= 0; c--) {` : `for (let c = 0; c * ${K} < T; c++) {`,
-            ...indent([`const hi = T - (Math.ceil(T / ${K}) - 1 - c) * ${K};`, `const lo = Math.max(hi - ${K}, 0);`, ...text(step.steps)]),
+            ...indent([`const hi = T - (Math.ceil(T / ${K}) - 1 - c) * ${K};`, `const lo = Math.max(hi - ${K}, 0);`, ...text(step.steps, nests)]),
             '}',
           ];
         }
         case 'unlessLast':
-          return [`if ((c + 1) * ${step.length} < T) {`, ...indent(text(step.steps)), '}'];
+          return [`if ((c + 1) * ${step.length} < T) {`, ...indent(text(step.steps, nests)), '}'];
         case 'function': {
-          if (!functions) return text(step.steps);
+          if (!functions) return text(step.steps, nests);
           const name = `scan${functions.defs.length}`;
           const kernels = functions.kernels !== undefined && target.kernels !== undefined;
           handsKernels ||= kernels;
           // (Reserved before its body is rendered: functions the body defines come after it.)
           const at = functions.defs.push('') - 1;
-          functions.defs[at] = [`function ${name}(A: ${functions.arena}${kernels ? `, W: ${functions.kernels}` : ''}): void {`, ...indent(text(step.steps)), '}'].join('\n');
+          functions.defs[at] = [`function ${name}(A: ${functions.arena}${kernels ? `, W: ${functions.kernels}` : ''}): void {`, ...indent(text(step.steps, nests)), '}'].join('\n');
           return [`${name}(A${kernels ? ', W' : ''});`];
         }
         case 'nest':
           return [
             step.reverse ? `for (let ${step.index} = ${bound(step.hi)} - 1; ${step.index} >= ${bound(step.lo)}; ${step.index}--) {` : `for (let ${step.index} = ${bound(step.lo)}; ${step.index} < ${bound(step.hi)}; ${step.index}++) {`,
-            ...indent(text(step.steps)),
+            ...indent(text(step.steps, [...nests, step.index])),
             '}',
           ];
         case 'loop': {
           // A loop every statement of which has a kernel is one call on a target that runs loops itself.
           const kernels = target.kernels;
-          const whole = kernels?.attempt(() => loopSpec(step, (statements) => callsInWasm(statements, kernels)));
+          const whole = kernels?.attempt(() => loopSpec(step, (statements) => callsInWasm(statements, kernels), nests));
           if (whole) return [String(kernels!.loop(whole, step.lo, step.hi, step.loss === undefined ? undefined : LOSS_SUM))];
           const all = [...declarations(step.body), ...statementsText(step.body, target)];
           const body = [...(step.classes ? classesText(step.classes, all, target, functions) : all), ...(step.loss === undefined ? [] : [`${LOSS_SUM} += A[${step.loss}];`])];

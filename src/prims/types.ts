@@ -263,7 +263,9 @@ export type MethodOp =
   /** A[out] = the running sum of the loops' loss terms / A[norm] (in float64, stored as the arena's float). */
   | { readonly kind: 'mean'; readonly out: number; readonly norm: number }
   | { readonly kind: 'segments'; readonly length: number; readonly reverse: boolean; readonly ops: readonly MethodOp[] }
-  | { readonly kind: 'unlessLast'; readonly length: number; readonly ops: readonly MethodOp[] };
+  | { readonly kind: 'unlessLast'; readonly length: number; readonly ops: readonly MethodOp[] }
+  /** `ops` for each value of the variable `index` between the bounds (a program's nest). */
+  | { readonly kind: 'nest'; readonly index: string; readonly reverse: boolean; readonly lo: Bound; readonly hi: Bound; readonly ops: readonly MethodOp[] };
 
 /**
  * A step of a kernel program (a trainer's method as data, which each target renders): statements
@@ -304,8 +306,10 @@ export type ProgramStep =
 export interface LoopSpec {
   /** From hi − 1 down to lo (a reverse loop), or from lo up. */
   readonly reverse: boolean;
-  /** Each step's calls, in order; their offsets are numbers or step offsets (in t and lo). */
+  /** Each step's calls, in order; their offsets are numbers or step offsets (in t and lo, and the variables of `outer`). */
   readonly calls: readonly KernelCall[];
+  /** The variables of the loops around this one (a nest's index) its offsets move with too: the loop takes their values after its bounds. */
+  readonly outer?: readonly string[];
   /** After each step, A[loss] is added into a float64 running sum (as `lossSum += A[loss]` would). */
   readonly loss?: number;
   /**

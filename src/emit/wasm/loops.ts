@@ -3,7 +3,7 @@
 // step lo, adding the loss term of each step into a float64 sum as the TypeScript loop added it; a
 // method runs calls, loops and the loss's mean in order, taking the window's T.
 import type { Bound, KernelCall, LoopSpec, MethodOp } from '../../prims/types.ts';
-import { F64, FunctionBuilder, I32 } from './encoder.ts';
+import { F64, FunctionBuilder, I32, type ValType } from './encoder.ts';
 
 
 /** The variables a loop function computes offsets in: its step t, and its segment's first step lo. */
@@ -43,13 +43,16 @@ function pushCalls(f: FunctionBuilder, calls: readonly KernelCall[], local: (v: 
   }
 }
 
-/** `(lo, hi[, sum]) → [sum]`: the loop, calling the kernel `indexOf(name)` gives the index of. */
+/** `(lo, hi[, …outer][, sum]) → [sum]`: the loop, calling the kernel `indexOf(name)` gives the index of. */
 export function loopKernel(spec: LoopSpec, indexOf: (kernel: string) => number): FunctionBuilder {
   const withLoss = spec.loss !== undefined;
-  const f = new FunctionBuilder(withLoss ? [I32, I32, F64] : [I32, I32], withLoss ? [F64] : []);
-  const [lo, hi, sum] = [0, 1, 2];
+  const outer = spec.outer ?? [];
+  const params: ValType[] = [I32, I32, ...outer.map((): ValType => I32)];
+  if (withLoss) params.push(F64);
+  const f = new FunctionBuilder(params, withLoss ? [F64] : []);
+  const [lo, hi, sum] = [0, 1, 2 + outer.length];
   const t = f.local(I32);
-  const local = (v: string) => (v === 't' ? t : v === 'lo' ? lo : undefined);
+  const local = (v: string) => (v === 't' ? t : v === 'lo' ? lo : outer.includes(v) ? 2 + outer.indexOf(v) : undefined);
   // t = first step; while t is in [lo, hi): the calls, the loss term, the next t.
   if (spec.reverse) f.localGet(hi).i32Const(1).i32Sub().localSet(t);
   else f.localGet(lo).localSet(t);
@@ -79,26 +82,32 @@ export function loopKernel(spec: LoopSpec, indexOf: (kernel: string) => number):
 
 /** A method's step with its loops resolved to the module's loop kernels (by name). */
 export type ResolvedOp =
-  | Exclude<MethodOp, { kind: 'loop' | 'segments' | 'unlessLast' }>
-  | { readonly kind: 'loop'; readonly kernel: string; readonly lo: Bound; readonly hi: Bound; readonly loss: boolean }
+  | Exclude<MethodOp, { kind: 'loop' | 'segments' | 'unlessLast' | 'nest' }>
+  | { readonly kind: 'loop'; readonly kernel: string; readonly lo: Bound; readonly hi: Bound; readonly outer: readonly string[]; readonly loss: boolean }
   | { readonly kind: 'segments'; readonly length: number; readonly reverse: boolean; readonly ops: readonly ResolvedOp[] }
-  | { readonly kind: 'unlessLast'; readonly length: number; readonly ops: readonly ResolvedOp[] };
+  | { readonly kind: 'unlessLast'; readonly length: number; readonly ops: readonly ResolvedOp[] }
+  | { readonly kind: 'nest'; readonly index: string; readonly reverse: boolean; readonly lo: Bound; readonly hi: Bound; readonly ops: readonly ResolvedOp[] };
+
+/** The indices of the nests among `ops`, at any depth. */
+function nestIndices(ops: readonly ResolvedOp[]): string[] {
+  return ops.flatMap((op) => (op.kind === 'nest' ? [op.index, ...nestIndices(op.ops)] : op.kind === 'segments' || op.kind === 'unlessLast' ? nestIndices(op.ops) : []));
+}
 
 /**
  * `(…params) → void`: the method, its bounds read from `params` by name, the loss's running sum a
- * float64 local, a segment's c, lo and hi locals its offsets and bounds may be in.
+ * float64 local, a segment's c, lo and hi and each nest's index locals its offsets and bounds may be in.
  */
 export function methodKernel(ops: readonly ResolvedOp[], params: readonly string[], indexOf: (kernel: string) => number): FunctionBuilder {
   const f = new FunctionBuilder(params.map(() => I32));
   const sum = f.local(F64);
-  const vars: Record<string, number> = Object.fromEntries(SEGMENT_VARIABLES.map((v) => [v, f.local(I32)]));
+  const vars: Record<string, number> = Object.fromEntries([...SEGMENT_VARIABLES, ...new Set(nestIndices(ops))].map((v) => [v, f.local(I32)]));
   const count = f.local(I32);
   const T = params.indexOf('T');
   const variable = (v: string) => {
     const p = params.indexOf(v);
     if (p >= 0) return p;
     const l = vars[v];
-    if (l === undefined) throw new Error(`wasm method: ${v} is neither a parameter nor a segment's variable`);
+    if (l === undefined) throw new Error(`wasm method: ${v} is neither a parameter nor a segment's or a nest's variable`);
     return l;
   };
   const bound = (b: Bound) => {
@@ -113,11 +122,30 @@ export function methodKernel(ops: readonly ResolvedOp[], params: readonly string
       else if (op.kind === 'loop') {
         bound(op.lo);
         bound(op.hi);
+        for (const v of op.outer) f.localGet(variable(v));
         if (op.loss) f.localGet(sum);
         f.call(indexOf(op.kernel));
         if (op.loss) f.localSet(sum);
       } else if (op.kind === 'mean') {
         f.i32Const(op.out * 4).localGet(sum).i32Const(op.norm * 4).f32Load().f64PromoteF32().f64Div().f32DemoteF64().f32Store();
+      } else if (op.kind === 'nest') {
+        // index from lo up to hi − 1, or from hi − 1 down to lo.
+        const index = variable(op.index);
+        if (op.reverse) {
+          bound(op.hi);
+          f.i32Const(1).i32Sub().localSet(index);
+        } else {
+          bound(op.lo);
+          f.localSet(index);
+        }
+        f.block().loop();
+        f.localGet(index);
+        if (op.reverse) bound(op.lo), f.i32LtS();
+        else bound(op.hi), f.i32GeS();
+        f.brIf(1);
+        emit(op.ops);
+        f.localGet(index).i32Const(op.reverse ? -1 : 1).i32Add().localSet(index);
+        f.br(0).end().end();
       } else if (op.kind === 'unlessLast') {
         // (c + 1)·K < T
         f.localGet(vars['c']!).i32Const(1).i32Add().i32Const(op.length).i32Mul().localGet(T).i32LtS().if();

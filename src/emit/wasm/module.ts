@@ -167,23 +167,26 @@ export class KernelTable implements TargetKernels, OptimizerKernels {
    */
   loop(spec: LoopSpec, lo: Bound, hi: Bound, sum?: string): KernelCall {
     const cases = spec.classes ? `${spec.classes.live}:${spec.classes.cases.map((c) => `${c.rows}{${c.calls.map(callKey).join(';')}}`).join('')}` : '';
-    const key = `loop:${spec.reverse}:${spec.loss ?? ''}:${spec.calls.map(callKey).join(';')}:${cases}`;
+    const outer = spec.outer ?? [];
+    const key = `loop:${spec.reverse}:${spec.loss ?? ''}:${outer.join(',')}:${spec.calls.map(callKey).join(';')}:${cases}`;
+    const params = ['lo', 'hi', ...outer, ...(spec.loss === undefined ? [] : ['sum'])].map((p) => `${p}: number`).join(', ');
     const k = this.kernel(key, (name) => ({
       name, description: `${spec.reverse ? 'the reverse loop' : 'a loop'} over t of ${spec.calls.length} kernel calls a step${spec.loss === undefined ? '' : ', summing the loss'}`, strategy: 'loop', scratch: 0,
-      signature: spec.loss === undefined ? '(lo: number, hi: number) => void' : '(lo: number, hi: number, sum: number) => number',
+      signature: `(${params}) => ${spec.loss === undefined ? 'void' : 'number'}`,
       calls: [...new Set([...(spec.classes?.cases.flatMap((c) => c.calls.map((x) => x.kernel)) ?? []), ...spec.calls.map((c) => c.kernel)])],
       build: (_scratch, indexOf) => loopKernel(spec, indexOf),
     }));
-    return new LoopCall(k.name, [boundText(lo), boundText(hi), ...(sum === undefined ? [] : [sum])], sum);
+    return new LoopCall(k.name, [boundText(lo), boundText(hi), ...outer, ...(sum === undefined ? [] : [sum])], sum);
   }
 
   method(ops: readonly MethodOp[], params: readonly string[]): KernelCall {
     // Its loops are kernels of their own (a reverse loop's body is too large to inline twice).
-    const resolve = (list: readonly MethodOp[]): ResolvedOp[] => list.map((op): ResolvedOp => (op.kind === 'loop' ? { kind: 'loop', kernel: this.loop(op.loop, op.lo, op.hi).kernel, lo: op.lo, hi: op.hi, loss: op.loop.loss !== undefined }
-      : op.kind === 'segments' || op.kind === 'unlessLast' ? { ...op, ops: resolve(op.ops) } : op));
+    const resolve = (list: readonly MethodOp[]): ResolvedOp[] => list.map((op): ResolvedOp => (op.kind === 'loop' ? { kind: 'loop', kernel: this.loop(op.loop, op.lo, op.hi).kernel, lo: op.lo, hi: op.hi, outer: op.loop.outer ?? [], loss: op.loop.loss !== undefined }
+      : op.kind === 'segments' || op.kind === 'unlessLast' || op.kind === 'nest' ? { ...op, ops: resolve(op.ops) } : op));
     const resolved = resolve(ops);
-    const keyOf = (list: readonly ResolvedOp[]): string => list.map((op) => (op.kind === 'call' ? callKey(op.call) : op.kind === 'loop' ? `${op.kernel}[${JSON.stringify(op.lo)},${JSON.stringify(op.hi)}]` : op.kind === 'mean' ? `mean${op.out}/${op.norm}` : `${op.kind}${op.length}${op.kind === 'segments' && op.reverse ? 'r' : ''}{${keyOf(op.ops)}}`)).join(';');
-    const flat = (list: readonly ResolvedOp[]): ResolvedOp[] => list.flatMap((op) => (op.kind === 'segments' || op.kind === 'unlessLast' ? flat(op.ops) : [op]));
+    const keyOf = (list: readonly ResolvedOp[]): string => list.map((op) => (op.kind === 'call' ? callKey(op.call) : op.kind === 'loop' ? `${op.kernel}[${JSON.stringify(op.lo)},${JSON.stringify(op.hi)}]` : op.kind === 'mean' ? `mean${op.out}/${op.norm}`
+      : op.kind === 'nest' ? `nest${op.index}${op.reverse ? 'r' : ''}[${JSON.stringify(op.lo)},${JSON.stringify(op.hi)}]{${keyOf(op.ops)}}` : `${op.kind}${op.length}${op.kind === 'segments' && op.reverse ? 'r' : ''}{${keyOf(op.ops)}}`)).join(';');
+    const flat = (list: readonly ResolvedOp[]): ResolvedOp[] => list.flatMap((op) => (op.kind === 'segments' || op.kind === 'unlessLast' || op.kind === 'nest' ? flat(op.ops) : [op]));
     const all = flat(resolved);
     const k = this.kernel(`step:${params.join(',')}:${keyOf(resolved)}`, (name) => ({
       name, description: `a method of ${all.length} steps (${all.filter((op) => op.kind === 'loop').length} loops over t)`, strategy: 'method', scratch: 0,
