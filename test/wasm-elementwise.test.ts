@@ -8,12 +8,13 @@ import { COMPARE_KINDS } from '../src/prims/compare.ts';
 import { prims, type ElementwiseOpName, type PrimName } from '../src/prims/index.ts';
 import type { CompareKind, ElementwiseExpr, KernelCall } from '../src/prims/types.ts';
 import { rng } from './helpers/rng.ts';
+import { named } from './helpers/offsets.ts';
 import { loadWabt, validateWasm } from './helpers/wabt.ts';
 
 beforeAll(loadWabt);
 
 type OpExpr = Extract<ElementwiseExpr, { op: string }>;
-const read = (off: number | string): ElementwiseExpr => ({ read: off });
+const read = (off: number | string): ElementwiseExpr => ({ read: typeof off === 'string' ? named(off) : off });
 const op = (name: ElementwiseOpName, ...args: ElementwiseExpr[]): OpExpr => ({ op: name, args, attrs: {} });
 const compare = (kind: CompareKind, a: ElementwiseExpr, b: ElementwiseExpr): OpExpr => ({ op: 'compare', args: [a, b], attrs: { kind } });
 
@@ -38,7 +39,7 @@ function instantiate(table: KernelTable, elements: number): { mem: Float32Array;
 /** Runs `expr` over `size` elements into out (offset 1000) and compares with float64 element by element. */
 function check(expr: ElementwiseExpr, size: number, accumulate: boolean, scale: number, tol: number, out = 1000): void {
   const table = new KernelTable();
-  const call = String(table.elementwise(expr, size, 'o', accumulate));
+  const call = String(table.elementwise(expr, size, named('o'), accumulate));
   expect(call).toMatch(/^W\.ew0\(o(, \d+)*\);$/);
   const offsets = call.slice('W.ew0('.length, -2).split(', ').slice(1).map(Number);
   const { mem, exports } = instantiate(table, 2000);
@@ -201,8 +202,8 @@ describe('wasm element-wise kernels', () => {
   it('numbers each buffer once, deduplicates kernels (a comparison by its kind), and describes them', () => {
     const t = new KernelTable();
     expect(String(t.elementwise(op('mul', read(8), read(8)), 16, 0, false))).toBe('W.ew0(0, 8);');
-    expect(String(t.elementwise(op('mul', read('q0'), read('q0')), 16, 'q1', false))).toBe('W.ew0(q1, q0);');
-    expect(String(t.elementwise(op('mul', read('q0'), read('q0')), 16, 'q1', true))).toBe('W.ew1(q1, q0);');
+    expect(String(t.elementwise(op('mul', read('q0'), read('q0')), 16, named('q1'), false))).toBe('W.ew0(q1, q0);');
+    expect(String(t.elementwise(op('mul', read('q0'), read('q0')), 16, named('q1'), true))).toBe('W.ew1(q1, q0);');
     expect(String(t.elementwise(compare('lt', read(0), read(4)), 16, 8, false))).toBe('W.ew2(8, 0, 4);');
     expect(String(t.elementwise(compare('ge', read(0), read(4)), 16, 8, false))).toBe('W.ew3(8, 0, 4);');
     expect(String(t.elementwise(op('where', read(0), op('exp', read(4)), op('log', op('relu', { value: -Infinity }))), 16, 8, false))).toBe('W.ew4(8, 0, 4);');

@@ -8,6 +8,7 @@ import { KernelTable, memoryLayout } from '../src/emit/wasm/module.ts';
 import { DEFAULT_BLOCKING, packedProductKernel, packedScratch, panelElements, panelPackKernel, panelProductKernel, usePacked, type Blocking } from '../src/emit/wasm/packed.ts';
 import { describeProduct, productStrategy, type ProductShape } from '../src/emit/wasm/products.ts';
 import { rng } from './helpers/rng.ts';
+import { named } from './helpers/offsets.ts';
 import { loadWabt, validateWasm } from './helpers/wabt.ts';
 
 beforeAll(loadWabt);
@@ -22,7 +23,7 @@ const bAt = (s: ProductShape, p: number, j: number) => (s.transB ? j * s.k + p :
  */
 function check(s: ProductShape, seed: number, blocking?: Blocking, panels = false): void {
   const table = new KernelTable();
-  const call = table.product(s, 'o', 'a', 'b');
+  const call = table.product(s, named('o'), named('a'), named('b'));
   expect(String(call)).toBe('W.mm0(o, a, b);');
   const { m, k, n } = s;
   const r = rng(seed);
@@ -127,8 +128,8 @@ describe('wasm product kernels', () => {
     const t = new KernelTable();
     for (const x of [s(16, 128, 512, false, true), s(16, 512, 128, false, true), s(16, 8, 512, false, true), s(8, 128, 384, false, true)]) expect(t.panelElements(x)).toBe(panelElements(x));
     for (const x of [s(16, 128, 8, false, true), s(16, 8, 128, false, false), s(4, 128, 512, false, true), s(16, 128, 512, true, true)]) expect(t.panelElements(x)).toBe(0);
-    expect(String(t.product({ ...s(16, 128, 512, false, true), panels: true }, 'o', 'a', 'p'))).toBe('W.mm0(o, a, p);');
-    expect(String(t.packPanels(s(16, 128, 512, false, true), 'p', 'b'))).toBe('W.pk0(p, b);');
+    expect(String(t.product({ ...s(16, 128, 512, false, true), panels: true }, named('o'), named('a'), named('p')))).toBe('W.mm0(o, a, p);');
+    expect(String(t.packPanels(s(16, 128, 512, false, true), named('p'), named('b')))).toBe('W.pk0(p, b);');
     expect(t.kernels.map((k) => k.strategy)).toEqual(['panels', 'panels']);
     // The same sums in the same order as packedProductKernel: equal bits, = and +=.
     for (const x of [s(16, 128, 512, false, true), s(16, 512, 128, false, true, true), s(13, 300, 130, false, true)]) {
@@ -184,7 +185,7 @@ describe('wasm product kernels', () => {
     const t = new KernelTable();
     const a: ProductShape = { m: 4, k: 8, n: 8, transA: false, transB: true, accumulate: false };
     expect(String(t.product(a, 0, 16, 48))).toBe('W.mm0(0, 16, 48);');
-    expect(String(t.product({ ...a, accumulate: true }, 'q0', '(q1 + 4)', 7))).toBe('W.mm1(q0, (q1 + 4), 7);');
+    expect(String(t.product({ ...a, accumulate: true }, named('q0'), named('q1', 4), 7))).toBe('W.mm1(q0, (q1 + 4), 7);');
     expect(String(t.product(a, 1, 2, 3))).toBe('W.mm0(1, 2, 3);');
     expect(t.kernels.map((x) => x.description)).toEqual(['out[4×8] = A[4×8]·Bᵀ[8×8]', 'out[4×8] += A[4×8]·Bᵀ[8×8]']);
   });

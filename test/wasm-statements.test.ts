@@ -14,9 +14,10 @@ import { dropAxes } from '../src/prims/reduce.ts';
 import { scatter } from '../src/prims/scatter.ts';
 import { sum } from '../src/prims/sum.ts';
 import { transpose } from '../src/prims/transpose.ts';
-import type { EmitArgs, KernelCall, PrimDef, StatementsEmit } from '../src/prims/types.ts';
+import type { EmitArgs, KernelCall, Offset, PrimDef, StatementsEmit } from '../src/prims/types.ts';
 import { renderStatements } from '../src/emit/statements.ts';
 import { rng, type Rng } from './helpers/rng.ts';
+import { named } from './helpers/offsets.ts';
 import { loadWabt, validateWasm } from './helpers/wabt.ts';
 
 /** The ts target's code for a statement primitive's node (its lowered statements rendered). */
@@ -171,8 +172,8 @@ describe('wasm strided copies', () => {
 
   it('keys kernels on the normal form: equal copies share one export, named cp0, cp1 … in first-use order', () => {
     const t = new KernelTable();
-    expect(String(t.strided([2, 3], [3, 1], [3, 1], false, 0, 'q'))).toBe('W.cp0(0, q);');
-    expect(String(t.strided([6], [1], [1], false, 'a + 1', 7))).toBe('W.cp0(a + 1, 7);');
+    expect(String(t.strided([2, 3], [3, 1], [3, 1], false, 0, named('q')))).toBe('W.cp0(0, q);');
+    expect(String(t.strided([6], [1], [1], false, named('a', 1), 7))).toBe('W.cp0((a + 1), 7);');
     expect(String(t.strided([1, 6, 1], [9, 1, 4], [0, 1, 2], false, 0, 0))).toBe('W.cp0(0, 0);');
     expect(String(t.strided([6], [1], [1], true, 0, 0))).toBe('W.cp1(0, 0);');
     expect(String(t.strided([3, 4], [1, 3], [4, 1], false, 0, 0))).toBe('W.cp2(0, 0);');
@@ -280,7 +281,7 @@ const GOOD: IndexedCase[] = [
 const BAD = [1.5, -1, 10, NaN, -0.5, 1e10, Infinity, 2 ** 31];
 
 describe('wasm gathers and scatter-adds', () => {
-  const gatherRun = (c: IndexedCase, offsets: (offs: readonly number[]) => [string, string, string], prelude: string, seed: number) => {
+  const gatherRun = (c: IndexedCase, offsets: (offs: readonly number[]) => [Offset, Offset, Offset], prelude: string, seed: number) => {
     const r = rng(seed), count = c.indices.length;
     return check(
       `gather ${JSON.stringify(c)}`,
@@ -306,7 +307,7 @@ describe('wasm gathers and scatter-adds', () => {
 
   GOOD.forEach((c, k) => {
     it(`${c.rows}×${c.width} table, indices [${c.indices.join(', ')}]: gather and scatter-add`, () => {
-      const g = gatherRun(c, ([tb, ix, o]) => [String(o), String(tb), String(ix)], '', 300 + k);
+      const g = gatherRun(c, ([tb, ix, o]) => [o!, tb!, ix!], '', 300 + k);
       expect(g.error).toBeUndefined();
       expect(g.table.kernels.map((x) => [x.strategy, x.returns])).toEqual([['rows', 'number']]);
       const s = scatterRun(c, 400 + k);
@@ -314,17 +315,17 @@ describe('wasm gathers and scatter-adds', () => {
     });
   });
 
-  it('offsets as expressions: the call text reads the bad index back through them', () => {
+  it('offsets of a loop\'s step: the call text reads the bad index back through their locals', () => {
     const c = { rows: 10, width: 6, indices: [3, 0, 9, 1.5, 2] };
-    const g = gatherRun(c, ([tb, ix, o]) => [`q + ${o! - 7}`, `q - 7 + ${tb}`, `q * 1 + ${ix! - 7}`], 'const q = 7;\n', 9);
-    expect(g.text).toContain('A[(q * 1 + ');
+    const g = gatherRun(c, ([tb, ix, o]) => [named('q', o! - 7), named('q', tb! - 7), named('q', ix! - 7)], 'const q = 7;\n', 9);
+    expect(g.text).toContain('A[((q + ');
     expect(g.error).toBe('gather: index 3 is 1.5; indices are integers in 0..9');
   });
 
   BAD.forEach((bad, k) => {
     it(`index ${bad}: gather and scatter-add throw the TS target's message, having written what it had`, () => {
       const c = { rows: 10, width: 5, indices: [2, 9, 2, bad, 1] };
-      for (const run of [gatherRun(c, ([tb, ix, o]) => [String(o), String(tb), String(ix)], '', 500 + k), scatterRun(c, 600 + k)]) {
+      for (const run of [gatherRun(c, ([tb, ix, o]) => [o!, tb!, ix!], '', 500 + k), scatterRun(c, 600 + k)]) {
         expect(run.want).toBe(`gather: index 3 is ${Math.fround(bad)}; indices are integers in 0..9`);
         expect(run.error).toBe(run.want);
       }
@@ -363,6 +364,6 @@ describe('wasm constants', () => {
 
   it('shares one kernel per list of constants (−0 and NaN apart from 0)', () => {
     const t = new KernelTable();
-    expect([t.values([1, 0], 3), t.values([1, -0], 4), t.values([1, 0], 'q'), t.values([1, NaN], 5)].map(String)).toEqual(['W.val0(3);', 'W.val1(4);', 'W.val0(q);', 'W.val2(5);']);
+    expect([t.values([1, 0], 3), t.values([1, -0], 4), t.values([1, 0], named('q')), t.values([1, NaN], 5)].map(String)).toEqual(['W.val0(3);', 'W.val1(4);', 'W.val0(q);', 'W.val2(5);']);
   });
 });

@@ -33,10 +33,7 @@ export interface ScanLoopOptions {
 }
 
 /** `off` k elements further. */
-function past(off: Offset, k: number): number | StepOffset {
-  if (typeof off === 'string') throw new Error(`emit: a scan's operand at ${off}, an offset no loop of a program names`);
-  return typeof off === 'number' ? off + k : off.shift(k);
-}
+const past = (off: Offset, k: number): Offset => (typeof off === 'number' ? off + k : off.shift(k));
 
 /**
  * For each carry, the value d it is incremented by when its new value is c + d and its placeholder
@@ -130,7 +127,7 @@ function scanSteps(opts: ScanLoopOptions, depth: number, n: Node, out: Buf, inpu
   const xDirect = xSteps.map((p, j) => inPlace(p.shape, inputs[nc + j]));
   const yDirect = ys.map((y) => inPlace(y.shape));
   /** Where step t of a stacked value starts (rows T·inner apart). */
-  const stepOf = (base: Offset, inner: number): StepOffset => offsets.step(past(base, 0), inner);
+  const stepOf = (base: Offset, inner: number): StepOffset => offsets.step(base, inner);
   const xCopied = region(xSteps.map((p, j) => (xDirect[j] ? 0 : sizeOf(p.shape))));
   const xOff: Offset[] = xSteps.map((p, j) => (xDirect[j] ? stepOf(inputs[nc + j]!.off, sizeOf(p.shape)) : xCopied[j]!));
   // A per-step output that is also a carry's new value (a layer's h) is copied out of that carry's

@@ -20,11 +20,9 @@ export function at(b: Buf, i: string | number): string {
   return i === 0 ? `${b.arr}[${b.off}]` : `${b.arr}[${b.off} + ${i}]`;
 }
 
-/** The offset `k` elements past a buffer's start (a number, a step's offset, or an expression inside a loop). */
+/** The offset `k` elements past a buffer's start (a number, or a step's offset inside a loop). */
 export function offsetPlus(b: Buf, k: number): Offset {
-  if (typeof b.off === 'number') return b.off + k;
-  if (typeof b.off === 'string') return k === 0 ? b.off : `${b.off} + ${k}`;
-  return b.off.shift(k);
+  return typeof b.off === 'number' ? b.off + k : b.off.shift(k);
 }
 
 /** `name(args)`, a call of `helper` noted in the target's helpers, so the module defines it. */

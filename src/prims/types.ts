@@ -20,12 +20,12 @@ export interface StepOffset {
   toString(): string;
 }
 
-/** Where a value lives in the arena: an element index, an expression of a loop's code, or a step's offset. */
-export type Offset = number | string | StepOffset;
+/** Where a value lives in the arena: an element index, or a step's offset inside a loop (data either way: no offset is code). */
+export type Offset = number | StepOffset;
 
 /**
  * A value in the emitted arena: element i lives at `${arr}[${off} + i]`, or is the number `literal` for every i.
- * `off` may be an expression (a per-step offset inside a loop). A `transposed` matrix buffer holds
+ * `off` may be a step's offset (inside a loop). A `transposed` matrix buffer holds
  * the row-major transpose of the logical value: element (r, c) of an [R, C] value is at c·R + r.
  */
 export interface Buf {

@@ -31,7 +31,6 @@ function pushCalls(f: FunctionBuilder, calls: readonly KernelCall[], local: (v: 
         f.i32Const(a);
         continue;
       }
-      if (typeof a === 'string') throw new Error(`wasm: the offset ${a} is TypeScript`);
       f.i32Const(a.base + a.plus);
       for (const [v, coef] of Object.entries(a.coefs)) {
         const l = local(v);

@@ -176,7 +176,7 @@ export class KernelTable implements TargetKernels, OptimizerKernels {
       calls: [...new Set([...(spec.classes?.cases.flatMap((c) => c.calls.map((x) => x.kernel)) ?? []), ...spec.calls.map((c) => c.kernel)])],
       build: (_scratch, indexOf) => loopKernel(spec, indexOf),
     }));
-    return new LoopCall(k.name, [boundText(lo), boundText(hi), ...outer, ...(sum === undefined ? [] : [sum])], sum);
+    return new RunCall(k.name, [boundText(lo), boundText(hi), ...outer, ...(sum === undefined ? [] : [sum])], sum);
   }
 
   method(ops: readonly MethodOp[], params: readonly string[]): KernelCall {
@@ -194,7 +194,7 @@ export class KernelTable implements TargetKernels, OptimizerKernels {
       calls: [...new Set(all.flatMap((op) => (op.kind === 'call' ? [op.call.kernel] : op.kind === 'loop' ? [op.kernel] : [])))],
       build: (_scratch, indexOf) => methodKernel(resolved, params, indexOf),
     }));
-    return new Call(k.name, params);
+    return new RunCall(k.name, params);
   }
 
   optimizerUpdate(program: LaneProgram, size: number): string {
@@ -274,18 +274,21 @@ class Call implements KernelCall {
   }
 }
 
-/** A loop's call: `W.loop0(lo, hi);`, or with a loss `lossSum = W.loop0(lo, hi, lossSum);`. */
-class LoopCall extends Call {
-  constructor(kernel: string, args: readonly Offset[], private readonly sum: string | undefined) {
-    super(kernel, args);
-  }
-  override toString(): string {
-    return this.sum === undefined ? super.toString() : `${this.sum} = ${KERNELS}.${this.kernel}(${this.args.join(', ')});`;
+/**
+ * A call TypeScript makes with run-time integers, not arena offsets: a loop's (`W.loop0(lo, hi);`,
+ * with a loss `lossSum = W.loop0(lo, hi, lossSum);`) or a method's (`W.step0(T);`).
+ */
+class RunCall implements KernelCall {
+  readonly args: readonly Offset[] = [];
+  constructor(readonly kernel: string, private readonly params: readonly string[], private readonly sum?: string) {}
+  toString(): string {
+    const call = `${KERNELS}.${this.kernel}(${this.params.join(', ')})`;
+    return this.sum === undefined ? `${call};` : `${this.sum} = ${call};`;
   }
 }
 
 /** A bound as the calling TypeScript reads it (the arena bound as `A`). */
-const boundText = (b: Bound): Offset => (typeof b === 'object' ? `${ARENA}[${b.slot}]` : b);
+const boundText = (b: Bound): string => (typeof b === 'object' ? `${ARENA}[${b.slot}]` : String(b));
 
 /** A call as a kernel key: its kernel and offsets (a step's offset by its value's terms). */
 function callKey(c: KernelCall): string {
