@@ -230,9 +230,9 @@ const WASM: CallRules = {
   fill: (s, kernels, inWasm) => (s.size < SMALLEST_CALL && !inWasm ? undefined : [kernels.fill(s.size, s.value, s.out.off)]),
   values: (s, kernels, inWasm) => (s.data.length < SMALLEST_CALL && !inWasm ? undefined : [kernels.values(s.data, s.out.off)]),
   reduce: (s, kernels, inWasm) => (isLiteral(s.x) || (sizeOf(s.shape) < SMALLEST_CALL && !inWasm) ? undefined : [kernels.reduce(s.op, s.shape, s.axes, s.accumulate, s.out.off, s.x.off)]),
-  // A bad index stops the step from TypeScript (the kernel returns it): never inside a loop run in wasm.
-  gather: (s, kernels, inWasm) => (inWasm || isLiteral(s.indices) || isLiteral(s.table) ? undefined : [kernels.gather(s.rows, s.width, s.count, s.out.off, s.table.off, s.indices.off)]),
-  scatterAdd: (s, kernels, inWasm) => (inWasm || isLiteral(s.indices) || isLiteral(s.values) ? undefined : [kernels.scatterAdd(s.rows, s.width, s.count, s.out.off, s.values.off, s.indices.off)]),
+  // A bad index stops the step (the kernel returns it; a loop or method holding the call returns it on, and the TypeScript calling it throws).
+  gather: (s, kernels) => (isLiteral(s.indices) || isLiteral(s.table) ? undefined : [kernels.gather(s.rows, s.width, s.count, s.out.off, s.table.off, s.indices.off)]),
+  scatterAdd: (s, kernels) => (isLiteral(s.indices) || isLiteral(s.values) ? undefined : [kernels.scatterAdd(s.rows, s.width, s.count, s.out.off, s.values.off, s.indices.off)]),
 };
 
 /** Most fills a literal copied between strides becomes (one per run of contiguous elements). */

@@ -212,8 +212,11 @@ export interface ScatterAddStatement extends StatementOrigin {
 export interface KernelCall {
   readonly kernel: string;
   readonly args: readonly Offset[];
-  /** A gather or scatter-add: the kernel returns the first bad index (−1: none), which the call's text turns into gather's RangeError. */
-  readonly checked?: boolean;
+  /**
+   * A gather or scatter-add over a table of `rows` rows: the kernel returns the first bad index
+   * (−1: none), which the call's text, or the loop or method holding it, turns into gather's RangeError.
+   */
+  readonly checked?: { readonly rows: number };
   toString(): string;
 }
 

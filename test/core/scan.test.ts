@@ -18,6 +18,8 @@ import { opRule } from '../../src/prims/index.ts';
 import { inlineScans } from '../../src/transforms/inline-scans.ts';
 import { vjp } from '../../src/transforms/vjp.ts';
 import { mergeScans } from '../../src/passes/merge-scans.ts';
+import { emitGraphTrainer, type GraphTrainerInstance } from '../../src/emit/graph-trainer.ts';
+import { importTrainer } from '../../src/emit/load.ts';
 import { axpy, dot, relErr } from '../helpers/numeric.ts';
 import { rng } from '../helpers/rng.ts';
 import { cellFixtures, varlenFixtures, type CellFixture } from '../helpers/torch.ts';
@@ -203,6 +205,48 @@ describe('token indices read through embedding', () => {
     const bad = new Map(dataOf(true).tensors);
     bad.set('tokens', { shape: [B, T], data: Float64Array.from(tokens, (v, i) => (i === 5 ? 7 : v)) });
     expect(() => withContext(() => runGraphModel({ ...dataOf(true), tensors: bad }, loss, params, { dtype: 'f64' }))).toThrow('gather: index 5 is 7; indices are integers in 0..4');
+  });
+});
+
+describe('token indices read inside a scan\'s step', () => {
+  // Each step looks its tokens up itself (and its VJP scatters into E's gradient): on wasm the
+  // gathers run inside the loops, the whole step one call, a bad index the same error as on ts.
+  const B = 3, T = 4, V = 5, H = 3;
+  const tokens = Float64Array.from([0, 4, 2, 2, 1, 1, 3, 0, 4, 2, 2, 3]);
+  const target = Float64Array.from({ length: B * T * H }, (_, i) => Math.sin(3 * i) / 2);
+  const def = defineModel({
+    name: 'step-tokens',
+    graph: (b) => {
+      const E = param('E', [V, H], { kind: 'uniform', bound: 1 }), W = param('W', [H, H]), c = param('c', [H]);
+      const x = input('tokens', [b, T]), y = input('y', [b, T, H]);
+      const { ys } = scan(({ h }: { h: Node }, { tok }: { tok: Node }) => {
+        const next = tanh(add(add(embedding(E, tok), matmul(h, transpose(W))), c));
+        return { carry: { h: next }, y: { h: next } };
+      }, { init: { h: constant(0, [b, H]) }, xs: { tok: x } });
+      return graphModel({ inputs: { x, y }, outputs: { o: ys.h } });
+    },
+  });
+  const params = { E: Float64Array.from({ length: V * H }, (_, i) => Math.sin(i)), W: Float64Array.from({ length: H * H }, (_, i) => Math.cos(i) / 2), c: Float64Array.of(0.1, -0.2, 0.3) };
+  const compiled = async (target: 'ts' | 'wasm') => {
+    const emitted = emitGraphTrainer({ model: def, source: 'test', batch: B, dtype: 'f32', loss: { kind: 'mse' }, optimizer: { name: 'sgd', lr: 0 }, target });
+    return { source: emitted.source, trainer: (await importTrainer(emitted.source)).createTrainer({ params }) as unknown as GraphTrainerInstance };
+  };
+
+  it('runs each method in one wasm call, with the ts target\'s loss and gradients; a bad index throws the ts target\'s error', async () => {
+    const [ts, wasm] = await Promise.all([compiled('ts'), compiled('wasm')]);
+    expect(wasm.source).not.toContain('for (let t');
+    expect(wasm.source.match(/const \[rows, bad, value\] = W\.step\d+\(\);/g)).toHaveLength(2);
+    const data = { tokens, y: target };
+    const loss = [ts, wasm].map((c) => c.trainer.gradients(data));
+    expect(Math.abs(loss[1]! - loss[0]!)).toBeLessThanOrEqual(1e-6 * Math.abs(loss[0]!));
+    const [gt, gw] = [ts, wasm].map((c) => c.trainer.getGrads());
+    for (const n of ['E', 'W', 'c']) expect(relErr(Float64Array.from(gw![n]!.data), Float64Array.from(gt![n]!.data)), n).toBeLessThanOrEqual(1e-5);
+    for (const bad of [7, -1, 2.5]) {
+      const wrong = { tokens: Float64Array.from(tokens, (v, i) => (i === 6 ? bad : v)), y: target };
+      // (Row 1's third token: step 2 reads row 1's index at position 1 of its [B] indices.)
+      const message = `gather: index 1 is ${bad}; indices are integers in 0..4`;
+      for (const c of [ts, wasm]) expect(() => c.trainer.gradients(wrong)).toThrow(message);
+    }
   });
 });
 

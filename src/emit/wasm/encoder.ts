@@ -39,7 +39,7 @@ function name(out: number[], s: string): void {
   out.push(...bytes);
 }
 
-/** One function: its parameters, its results (none, or one value left on the stack at the end), its locals (declared as it goes) and its body. */
+/** One function: its parameters, its results (left on the stack at the end), its locals (declared as it goes) and its body. */
 export class FunctionBuilder {
   private readonly code: number[] = [];
   private readonly locals: ValType[] = [];

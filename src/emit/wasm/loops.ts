@@ -2,8 +2,8 @@
 // same module, called directly) with each step's offsets computed from t and the segment's first
 // step lo, adding the loss term of each step into a float64 sum as the TypeScript loop added it; a
 // method runs calls, loops and the loss's mean in order, taking the window's T.
-import type { Bound, KernelCall, LoopSpec, MethodOp } from '../../prims/types.ts';
-import { F64, FunctionBuilder, I32, type ValType } from './encoder.ts';
+import type { Bound, KernelCall, LoopSpec, MethodOp, Offset } from '../../prims/types.ts';
+import { F32, F64, FunctionBuilder, I32, type ValType } from './encoder.ts';
 
 
 /** The variables a loop function computes offsets in: its step t, and its segment's first step lo. */
@@ -12,53 +12,86 @@ export const LOOP_VARIABLES: readonly string[] = ['t', 'lo'];
 /** The variables a method binds for its segments' steps (methodKernel), which their offsets may be in. */
 export const SEGMENT_VARIABLES: readonly string[] = ['c', 'lo', 'hi'];
 
-/**
- * Whether a function of the module can make every call of `calls`: none checked (whose failure
- * TypeScript reports), every offset a number or a step's offset in `variables` only.
- */
+/** Whether a function of the module can make every call of `calls`: every offset a number or a step's offset in `variables` only. */
 export function callsIn(calls: readonly KernelCall[], variables: readonly string[]): boolean {
-  return calls.every((c) => !c.checked && c.args.every((a) => typeof a === 'number' || (typeof a === 'object' && Object.keys(a.coefs).every((v) => variables.includes(v)))));
+  return calls.every((c) => c.args.every((a) => typeof a === 'number' || Object.keys(a.coefs).every((v) => variables.includes(v))));
 }
 
 /**
- * The calls of `calls`, each offset pushed as an i32: a number, or a step's offset computed from the
- * locals `local` gives for its variables (undefined: not one this function has).
+ * What a function of the module holding gathers or scatter-adds returns after its own results: the
+ * rows of the table whose index was bad (0: none was), the bad index's position among the indices,
+ * and its value — what gather's RangeError says, thrown by the TypeScript calling it.
  */
-function pushCalls(f: FunctionBuilder, calls: readonly KernelCall[], local: (v: string) => number | undefined, indexOf: (kernel: string) => number): void {
-  for (const call of calls) {
-    for (const a of call.args) {
-      if (typeof a === 'number') {
-        f.i32Const(a);
-        continue;
-      }
-      f.i32Const(a.base + a.plus);
-      for (const [v, coef] of Object.entries(a.coefs)) {
-        const l = local(v);
-        if (l === undefined) throw new Error(`wasm: an offset in ${v}, which this function does not have`);
-        f.localGet(l).i32Const(coef).i32Mul().i32Add();
-      }
-    }
-    f.call(indexOf(call.kernel));
+export const FAILURE_RESULTS: readonly ValType[] = [I32, I32, F32];
+
+/** Whether a loop's calls (its row classes' too) hold a gather or scatter-add. */
+export function loopChecks(spec: LoopSpec): boolean {
+  return [spec.calls, ...(spec.classes?.cases.map((c) => c.calls) ?? [])].some((calls) => calls.some((c) => c.checked));
+}
+
+/** A checked call's failure: its table's rows, the local holding the bad position, and what pushes the bad index's value. */
+type Fail = (rows: number, bad: number, value: () => void) => void;
+
+/** An offset as an i32: a number, or a step's offset computed from the locals `local` gives for its variables. */
+function pushOffset(f: FunctionBuilder, a: Offset, local: (v: string) => number | undefined): void {
+  if (typeof a === 'number') {
+    f.i32Const(a);
+    return;
+  }
+  f.i32Const(a.base + a.plus);
+  for (const [v, coef] of Object.entries(a.coefs)) {
+    const l = local(v);
+    if (l === undefined) throw new Error(`wasm: an offset in ${v}, which this function does not have`);
+    f.localGet(l).i32Const(coef).i32Mul().i32Add();
   }
 }
 
-/** `(lo, hi[, …outer][, sum]) → [sum]`: the loop, calling the kernel `indexOf(name)` gives the index of. */
+/**
+ * The calls of `calls`, each offset pushed as an i32 (`local` gives the locals of its variables); a
+ * checked call's bad index (≥ 0) hands the failure to `fail`.
+ */
+function pushCalls(f: FunctionBuilder, calls: readonly KernelCall[], local: (v: string) => number | undefined, indexOf: (kernel: string) => number, fail?: Fail): void {
+  for (const call of calls) {
+    for (const a of call.args) pushOffset(f, a, local);
+    f.call(indexOf(call.kernel));
+    if (!call.checked) continue;
+    if (!fail) throw new Error(`wasm: the checked call of ${call.kernel} in a function that cannot report its failure`);
+    const bad = f.local(I32);
+    f.localTee(bad).i32Const(0).i32GeS().if();
+    fail(call.checked.rows, bad, () => {
+      pushOffset(f, call.args[2]!, local);
+      f.localGet(bad).i32Add().i32Const(2).i32Shl().f32Load();
+    });
+    f.end();
+  }
+}
+
+/** `(lo, hi[, …outer][, sum]) → [sum][, rows, bad, value]`: the loop, calling the kernel `indexOf(name)` gives the index of. */
 export function loopKernel(spec: LoopSpec, indexOf: (kernel: string) => number): FunctionBuilder {
-  const withLoss = spec.loss !== undefined;
+  const withLoss = spec.loss !== undefined, checks = loopChecks(spec);
   const outer = spec.outer ?? [];
   const params: ValType[] = [I32, I32, ...outer.map((): ValType => I32)];
   if (withLoss) params.push(F64);
-  const f = new FunctionBuilder(params, withLoss ? [F64] : []);
+  const results: ValType[] = withLoss ? [F64] : [];
+  if (checks) results.push(...FAILURE_RESULTS);
+  const f = new FunctionBuilder(params, results);
   const [lo, hi, sum] = [0, 1, 2 + outer.length];
   const t = f.local(I32);
   const local = (v: string) => (v === 't' ? t : v === 'lo' ? lo : outer.includes(v) ? 2 + outer.indexOf(v) : undefined);
+  // A bad index leaves the loop at once with the sum so far and the failure.
+  const fail: Fail | undefined = checks ? (rows, bad, value) => {
+    if (withLoss) f.localGet(sum);
+    f.i32Const(rows).localGet(bad);
+    value();
+    f.return();
+  } : undefined;
   // t = first step; while t is in [lo, hi): the calls, the loss term, the next t.
   if (spec.reverse) f.localGet(hi).i32Const(1).i32Sub().localSet(t);
   else f.localGet(lo).localSet(t);
   f.block().loop();
   if (spec.reverse) f.localGet(t).localGet(lo).i32LtS().brIf(1);
   else f.localGet(t).localGet(hi).i32GeS().brIf(1);
-  const emitCalls = (calls: readonly KernelCall[]) => pushCalls(f, calls, local, indexOf);
+  const emitCalls = (calls: readonly KernelCall[]) => pushCalls(f, calls, local, indexOf, fail);
   if (spec.classes) {
     // The step's class: the calls over its rows, then out of the block; else the calls over all rows.
     const live = f.local(I32);
@@ -76,13 +109,14 @@ export function loopKernel(spec: LoopSpec, indexOf: (kernel: string) => number):
   f.localGet(t).i32Const(spec.reverse ? -1 : 1).i32Add().localSet(t);
   f.br(0).end().end();
   if (withLoss) f.localGet(sum);
+  if (checks) f.i32Const(0).i32Const(0).f32Const(0);
   return f;
 }
 
 /** A method's step with its loops resolved to the module's loop kernels (by name). */
 export type ResolvedOp =
   | Exclude<MethodOp, { kind: 'loop' | 'segments' | 'unlessLast' | 'nest' }>
-  | { readonly kind: 'loop'; readonly kernel: string; readonly lo: Bound; readonly hi: Bound; readonly outer: readonly string[]; readonly loss: boolean }
+  | { readonly kind: 'loop'; readonly kernel: string; readonly lo: Bound; readonly hi: Bound; readonly outer: readonly string[]; readonly loss: boolean; readonly checks: boolean }
   | { readonly kind: 'segments'; readonly length: number; readonly reverse: boolean; readonly ops: readonly ResolvedOp[] }
   | { readonly kind: 'unlessLast'; readonly length: number; readonly ops: readonly ResolvedOp[] }
   | { readonly kind: 'nest'; readonly index: string; readonly reverse: boolean; readonly lo: Bound; readonly hi: Bound; readonly ops: readonly ResolvedOp[] };
@@ -92,12 +126,26 @@ function nestIndices(ops: readonly ResolvedOp[]): string[] {
   return ops.flatMap((op) => (op.kind === 'nest' ? [op.index, ...nestIndices(op.ops)] : op.kind === 'segments' || op.kind === 'unlessLast' ? nestIndices(op.ops) : []));
 }
 
+/** Whether a method's steps hold a gather or scatter-add (in a loop of its own or not). */
+export function methodChecks(ops: readonly ResolvedOp[]): boolean {
+  return ops.some((op) => (op.kind === 'call' ? op.call.checked !== undefined : op.kind === 'loop' ? op.checks : op.kind === 'mean' ? false : methodChecks(op.ops)));
+}
+
 /**
- * `(…params) → void`: the method, its bounds read from `params` by name, the loss's running sum a
- * float64 local, a segment's c, lo and hi and each nest's index locals its offsets and bounds may be in.
+ * `(…params) → void` (or the failure, FAILURE_RESULTS, when it holds gathers): the method, its
+ * bounds read from `params` by name, the loss's running sum a float64 local, a segment's c, lo and
+ * hi and each nest's index locals its offsets and bounds may be in.
  */
 export function methodKernel(ops: readonly ResolvedOp[], params: readonly string[], indexOf: (kernel: string) => number): FunctionBuilder {
-  const f = new FunctionBuilder(params.map(() => I32));
+  const checks = methodChecks(ops);
+  const f = new FunctionBuilder(params.map(() => I32), checks ? FAILURE_RESULTS : []);
+  // A bad index, here or in a loop, leaves the method at once with the failure.
+  const fail: Fail = (rows, bad, value) => {
+    f.i32Const(rows).localGet(bad);
+    value();
+    f.return();
+  };
+  const failure = checks ? [f.local(I32), f.local(I32), f.local(F32)] as const : undefined;
   const sum = f.local(F64);
   const vars: Record<string, number> = Object.fromEntries([...SEGMENT_VARIABLES, ...new Set(nestIndices(ops))].map((v) => [v, f.local(I32)]));
   const count = f.local(I32);
@@ -117,14 +165,19 @@ export function methodKernel(ops: readonly ResolvedOp[], params: readonly string
   };
   const emit = (list: readonly ResolvedOp[]): void => {
     for (const op of list) {
-      if (op.kind === 'call') pushCalls(f, [op.call], variable, indexOf);
+      if (op.kind === 'call') pushCalls(f, [op.call], variable, indexOf, fail);
       else if (op.kind === 'loop') {
         bound(op.lo);
         bound(op.hi);
         for (const v of op.outer) f.localGet(variable(v));
         if (op.loss) f.localGet(sum);
         f.call(indexOf(op.kernel));
-        if (op.loss) f.localSet(sum);
+        if (op.checks) {
+          const [rows, bad, value] = failure!;
+          f.localSet(value).localSet(bad).localSet(rows);
+          if (op.loss) f.localSet(sum);
+          f.localGet(rows).if().localGet(rows).localGet(bad).localGet(value).return().end();
+        } else if (op.loss) f.localSet(sum);
       } else if (op.kind === 'mean') {
         f.i32Const(op.out * 4).localGet(sum).i32Const(op.norm * 4).f32Load().f64PromoteF32().f64Div().f32DemoteF64().f32Store();
       } else if (op.kind === 'nest') {
@@ -170,5 +223,6 @@ export function methodKernel(ops: readonly ResolvedOp[], params: readonly string
     }
   };
   emit(ops);
+  if (checks) f.i32Const(0).i32Const(0).f32Const(0);
   return f;
 }

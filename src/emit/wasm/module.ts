@@ -10,7 +10,7 @@ import { describeExpr, elementwiseKernel, numberReads, type NumberedExpr } from 
 import { describeProduct, productKernel, productKey, productStrategy, type ProductShape } from './products.ts';
 import { packedProductKernel, packedScratch, panelElements, panelPackKernel, panelProductKernel, usePacked, usePanels } from './packed.ts';
 import { sumOfSquaresKernel, updateKernel } from './optimizer.ts';
-import { loopKernel, methodKernel, type ResolvedOp } from './loops.ts';
+import { loopChecks, loopKernel, methodChecks, methodKernel, type ResolvedOp } from './loops.ts';
 
 /** The name emitted code calls the module's exports by (the trainer binds it per method). */
 export const KERNELS = 'W';
@@ -170,31 +170,34 @@ export class KernelTable implements TargetKernels, OptimizerKernels {
     const outer = spec.outer ?? [];
     const key = `loop:${spec.reverse}:${spec.loss ?? ''}:${outer.join(',')}:${spec.calls.map(callKey).join(';')}:${cases}`;
     const params = ['lo', 'hi', ...outer, ...(spec.loss === undefined ? [] : ['sum'])].map((p) => `${p}: number`).join(', ');
+    const checks = loopChecks(spec);
+    const results = [...(spec.loss === undefined ? [] : ['sum: number']), ...(checks ? FAILURE_TYPES : [])];
     const k = this.kernel(key, (name) => ({
       name, description: `${spec.reverse ? 'the reverse loop' : 'a loop'} over t of ${spec.calls.length} kernel calls a step${spec.loss === undefined ? '' : ', summing the loss'}`, strategy: 'loop', scratch: 0,
-      signature: `(${params}) => ${spec.loss === undefined ? 'void' : 'number'}`,
+      signature: `(${params}) => ${results.length === 0 ? 'void' : checks ? `[${results.join(', ')}]` : 'number'}`,
       calls: [...new Set([...(spec.classes?.cases.flatMap((c) => c.calls.map((x) => x.kernel)) ?? []), ...spec.calls.map((c) => c.kernel)])],
       build: (_scratch, indexOf) => loopKernel(spec, indexOf),
     }));
-    return new RunCall(k.name, [boundText(lo), boundText(hi), ...outer, ...(sum === undefined ? [] : [sum])], sum);
+    return new RunCall(k.name, [boundText(lo), boundText(hi), ...outer, ...(sum === undefined ? [] : [sum])], sum, checks);
   }
 
   method(ops: readonly MethodOp[], params: readonly string[]): KernelCall {
     // Its loops are kernels of their own (a reverse loop's body is too large to inline twice).
-    const resolve = (list: readonly MethodOp[]): ResolvedOp[] => list.map((op): ResolvedOp => (op.kind === 'loop' ? { kind: 'loop', kernel: this.loop(op.loop, op.lo, op.hi).kernel, lo: op.lo, hi: op.hi, outer: op.loop.outer ?? [], loss: op.loop.loss !== undefined }
+    const resolve = (list: readonly MethodOp[]): ResolvedOp[] => list.map((op): ResolvedOp => (op.kind === 'loop' ? { kind: 'loop', kernel: this.loop(op.loop, op.lo, op.hi).kernel, lo: op.lo, hi: op.hi, outer: op.loop.outer ?? [], loss: op.loop.loss !== undefined, checks: loopChecks(op.loop) }
       : op.kind === 'segments' || op.kind === 'unlessLast' || op.kind === 'nest' ? { ...op, ops: resolve(op.ops) } : op));
     const resolved = resolve(ops);
     const keyOf = (list: readonly ResolvedOp[]): string => list.map((op) => (op.kind === 'call' ? callKey(op.call) : op.kind === 'loop' ? `${op.kernel}[${JSON.stringify(op.lo)},${JSON.stringify(op.hi)}]` : op.kind === 'mean' ? `mean${op.out}/${op.norm}`
       : op.kind === 'nest' ? `nest${op.index}${op.reverse ? 'r' : ''}[${JSON.stringify(op.lo)},${JSON.stringify(op.hi)}]{${keyOf(op.ops)}}` : `${op.kind}${op.length}${op.kind === 'segments' && op.reverse ? 'r' : ''}{${keyOf(op.ops)}}`)).join(';');
     const flat = (list: readonly ResolvedOp[]): ResolvedOp[] => list.flatMap((op) => (op.kind === 'segments' || op.kind === 'unlessLast' || op.kind === 'nest' ? flat(op.ops) : [op]));
     const all = flat(resolved);
+    const checks = methodChecks(resolved);
     const k = this.kernel(`step:${params.join(',')}:${keyOf(resolved)}`, (name) => ({
       name, description: `a method of ${all.length} steps (${all.filter((op) => op.kind === 'loop').length} loops over t)`, strategy: 'method', scratch: 0,
-      signature: `(${params.map((p) => `${p}: number`).join(', ')}) => void`,
+      signature: `(${params.map((p) => `${p}: number`).join(', ')}) => ${checks ? `[${FAILURE_TYPES.join(', ')}]` : 'void'}`,
       calls: [...new Set(all.flatMap((op) => (op.kind === 'call' ? [op.call.kernel] : op.kind === 'loop' ? [op.kernel] : [])))],
       build: (_scratch, indexOf) => methodKernel(resolved, params, indexOf),
     }));
-    return new RunCall(k.name, params);
+    return new RunCall(k.name, params, undefined, checks);
   }
 
   optimizerUpdate(program: LaneProgram, size: number): string {
@@ -276,14 +279,17 @@ class Call implements KernelCall {
 
 /**
  * A call TypeScript makes with run-time integers, not arena offsets: a loop's (`W.loop0(lo, hi);`,
- * with a loss `lossSum = W.loop0(lo, hi, lossSum);`) or a method's (`W.step0(T);`).
+ * with a loss `lossSum = W.loop0(lo, hi, lossSum);`) or a method's (`W.step0(T);`). One holding
+ * gathers also returns the failure (checkedResults), which it throws as gather's RangeError.
  */
 class RunCall implements KernelCall {
   readonly args: readonly Offset[] = [];
-  constructor(readonly kernel: string, private readonly params: readonly string[], private readonly sum?: string) {}
+  constructor(readonly kernel: string, private readonly params: readonly string[], private readonly sum: string | undefined, private readonly checks: boolean) {}
   toString(): string {
     const call = `${KERNELS}.${this.kernel}(${this.params.join(', ')})`;
-    return this.sum === undefined ? `${call};` : `${this.sum} = ${call};`;
+    if (!this.checks) return this.sum === undefined ? `${call};` : `${this.sum} = ${call};`;
+    const results = [...(this.sum === undefined ? [] : ['sum']), 'rows', 'bad', 'value'];
+    return `{ const [${results.join(', ')}] = ${call};${this.sum === undefined ? '' : ` ${this.sum} = sum;`} if (rows) ${badIndexError('bad', 'value', 'rows - 1')} }`;
   }
 }
 
@@ -295,18 +301,26 @@ function callKey(c: KernelCall): string {
   return `${c.kernel}(${c.args.map((a) => (typeof a === 'object' ? `${a.base + a.plus}${Object.entries(a.coefs).map(([v, k]) => `+${k}${v}`).join('')}` : String(a))).join(',')})`;
 }
 
+/** Gather's RangeError for the bad index `bad` whose value is `value`, in a table of rows 0..`last` (TypeScript expressions). */
+const badIndexError = (bad: string, value: string, last: string): string =>
+  `throw new RangeError(\`gather: index \${${bad}} is \${${value}}; indices are integers in 0..\${${last}}\`);`;
+
 /** A gather's or scatter-add's call, which throws gather's RangeError at the first bad index the kernel returns. */
 class CheckedCall extends Call {
-  readonly checked = true;
-  constructor(kernel: string, args: readonly [Offset, Offset, Offset], private readonly rows: number) {
+  readonly checked: { readonly rows: number };
+  constructor(kernel: string, args: readonly [Offset, Offset, Offset], rows: number) {
     super(kernel, args);
+    this.checked = { rows };
   }
   override toString(): string {
     const indices = this.args[2]!;
-    const index = typeof indices === 'number' ? `${indices} + bad` : `(${indices}) + bad`;
-    return `{ const bad = ${KERNELS}.${this.kernel}(${this.args.join(', ')}); if (bad >= 0) throw new RangeError(\`gather: index \${bad} is \${${ARENA}[${index}]}; indices are integers in 0..${this.rows - 1}\`); }`;
+    const at = typeof indices === 'number' ? `${indices} + bad` : `(${indices}) + bad`;
+    return `{ const bad = ${KERNELS}.${this.kernel}(${this.args.join(', ')}); if (bad >= 0) ${badIndexError('bad', `${ARENA}[${at}]`, String(this.checked.rows - 1))} }`;
   }
 }
+
+/** The failure a loop or method holding gathers returns (FAILURE_RESULTS), as its type names it. */
+const FAILURE_TYPES = ['rows: number', 'bad: number', 'value: number'];
 
 /** A constant in a kernel key: −0 apart from 0 (which `${-0}` is not). */
 const constantKey = (v: number): string => (Object.is(v, -0) ? '-0' : String(v));
