@@ -67,7 +67,7 @@ export function scanLoops(opts: ScanLoopOptions, depth = 0): ScanLowering {
   // plans may read operands from different places): its storage is reserved when first lowered.
   const prepared = new Map<Node, Map<string, ProgramStep[]>>();
   return (n, out, inputs) => {
-    const key = [out, ...inputs].map((b) => `${String(b.off)}:${b.literal ?? ''}:${b.transposed ? 't' : ''}`).join('|');
+    const key = [out, ...inputs].map((b) => `${String(b.off)}:${b.literal ?? ''}`).join('|');
     const known = prepared.get(n)?.get(key);
     if (known) return known;
     const made = scanSteps(opts, depth, n, out, inputs);
