@@ -6,7 +6,9 @@
 //     their two operands; more spill.
 //   tile R×C: the inner loop over p of the product kernels' micro-tile (src/emit/wasm/packed.ts),
 //     R rows × C columns of accumulators, B's C/4 vectors loaded and A's R values splatted each
-//     step, over panels that stay in L1; optionally unrolled.
+//     step, over panels that stay in L1; optionally unrolled, or with B loaded at each multiply.
+// The first call of a function runs on Liftoff (wasm has no on-stack replacement); `measure` warms
+// each up first. The VM's speed drifts: compare lines of one run.
 import { parseArgs } from 'node:util';
 import { encodeModule, F32, FunctionBuilder, I32, V128 } from '../src/emit/wasm/encoder.ts';
 
@@ -34,8 +36,11 @@ function peakKernel(chains: number): FunctionBuilder {
   return f.f32x4ExtractLane(0);
 }
 
-/** `run(n)`: n passes of 64 steps of the R × C micro-tile's loop over p, A's panel at 0 and B's after it. */
-function tileKernel(rows: number, cols: number, unroll: number): FunctionBuilder {
+/**
+ * `run(n)`: n passes of 64 steps of the R × C micro-tile's loop over p, A's panel at 0 and B's after
+ * it; `inlineB`: each B vector loaded where a multiply reads it (no register holds it).
+ */
+function tileKernel(rows: number, cols: number, unroll: number, inlineB = false): FunctionBuilder {
   const vecs = cols / 4;
   const f = new FunctionBuilder([I32], [F32]);
   const n = 0;
@@ -46,10 +51,15 @@ function tileKernel(rows: number, cols: number, unroll: number): FunctionBuilder
   f.i32Const(0).localSet(pa).i32Const(16384).localSet(pb).i32Const(64 / unroll).localSet(i);
   f.block().loop();
   for (let u = 0; u < unroll; u++) {
-    b.forEach((v, c) => f.localGet(pb).v128Load((u * vecs + c) * 16).localSet(v));
+    if (!inlineB) b.forEach((v, c) => f.localGet(pb).v128Load((u * vecs + c) * 16).localSet(v));
     for (let r = 0; r < rows; r++) {
       f.localGet(pa).v128Load32Splat((u * rows + r) * 4).localSet(a);
-      for (let c = 0; c < vecs; c++) f.localGet(acc[r * vecs + c]!).localGet(a).localGet(b[c]!).f32x4Mul().f32x4Add().localSet(acc[r * vecs + c]!);
+      for (let c = 0; c < vecs; c++) {
+        f.localGet(acc[r * vecs + c]!).localGet(a);
+        if (inlineB) f.localGet(pb).v128Load((u * vecs + c) * 16);
+        else f.localGet(b[c]!);
+        f.f32x4Mul().f32x4Add().localSet(acc[r * vecs + c]!);
+      }
     }
   }
   f.localGet(pa).i32Const(unroll * rows * 4).i32Add().localSet(pa);
@@ -91,7 +101,7 @@ for (const chains of [4, 6, 7]) {
   const run = instance(peakKernel(chains));
   console.log(`peak, ${chains} multiply + ${chains} add chains: ${measure((n) => run(n, 1.0000001), chains * 2 * 4).toFixed(1)} G f32 ops/s`);
 }
-for (const [rows, cols, unroll] of [[4, 8, 1], [4, 8, 2], [2, 16, 1], [3, 12, 1], [5, 8, 1], [6, 8, 1]] as const) {
-  const run = instance(tileKernel(rows, cols, unroll));
-  console.log(`tile ${rows}×${cols}${unroll > 1 ? `, unrolled ${unroll}×` : ''}: ${measure(run, 64 * rows * cols * 2).toFixed(1)} GFLOP/s`);
+for (const [rows, cols, unroll, inlineB] of [[4, 8, 1, false], [4, 8, 2, false], [2, 16, 1, false], [3, 12, 1, false], [5, 8, 1, false], [6, 8, 1, false], [1, 32, 1, true], [1, 40, 1, true], [2, 24, 1, true], [4, 8, 1, true], [6, 8, 1, true]] as const) {
+  const run = instance(tileKernel(rows, cols, unroll, inlineB));
+  console.log(`tile ${rows}×${cols}${unroll > 1 ? `, unrolled ${unroll}×` : ''}${inlineB ? ', B loaded at each multiply' : ''}: ${measure(run, 64 * rows * cols * 2).toFixed(1)} GFLOP/s`);
 }
