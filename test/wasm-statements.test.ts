@@ -18,6 +18,7 @@ import type { EmitArgs, KernelCall, Offset, PrimDef, StatementsEmit } from '../s
 import { renderStatements } from '../src/emit/statements.ts';
 import { rng, type Rng } from './helpers/rng.ts';
 import { named } from './helpers/offsets.ts';
+import { LoopOffsets } from '../src/emit/loop-offsets.ts';
 import { loadWabt, validateWasm } from './helpers/wabt.ts';
 
 /** The ts target's code for a statement primitive's node (its lowered statements rendered). */
@@ -330,6 +331,34 @@ describe('wasm gathers and scatter-adds', () => {
         expect(run.error).toBe(run.want);
       }
     });
+  });
+
+  it('inside a loop and a method: a bad index leaves both with the failure, which the call throws as gather\'s error', () => {
+    // Step t gathers 2 rows of a [4 × 2] table at A[0] by the indices at A[40 + 2t] into A[60 + 4t], and adds A[100] to the loss.
+    const t = new KernelTable();
+    const offs = new LoopOffsets();
+    const gather = t.gather(4, 2, 2, offs.at({ base: 60, stride: 4 }), 0, offs.at({ base: 40, stride: 2 }));
+    const spec = { reverse: false, calls: [gather], loss: 100 };
+    const loop = String(t.loop(spec, 0, 3, 'lossSum'));
+    const method = String(t.method([{ kind: 'loop', loop: spec, lo: 0, hi: 3 }], []));
+    const { declarations } = wasmTrainerParts(t, 128);
+    expect(declarations).toContain('readonly loop0: (lo: number, hi: number, sum: number) => [sum: number, rows: number, bad: number, value: number];');
+    expect(declarations).toContain('readonly step0: () => [rows: number, bad: number, value: number];');
+    const memory = new WebAssembly.Memory({ initial: 1, maximum: 1 });
+    const W = new WebAssembly.Instance(new WebAssembly.Module(t.encode(1)), { env: { memory } }).exports;
+    const A = new Float32Array(memory.buffer);
+    A.set([1, 2, 3, 4, 5, 6, 7, 8], 0);
+    A.set([0, 1, 2, 3, 3, 0], 40);
+    A[100] = 0.5;
+    const runLoop = () => new Function('W', 'A', `let lossSum = 0.25;\n${loop}\nreturn lossSum;`)(W, A) as number;
+    expect(runLoop()).toBe(1.75);
+    expect(Array.from(A.subarray(60, 72))).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 7, 8, 1, 2]);
+    A[43] = 4; // step 1, position 1
+    const message = 'gather: index 1 is 4; indices are integers in 0..3';
+    expect(runLoop).toThrow(message);
+    expect(() => new Function('W', 'A', method)(W, A)).toThrow(message);
+    A[43] = 3;
+    expect(() => new Function('W', 'A', method)(W, A)).not.toThrow();
   });
 
   it("declares the kernels' types: offsets in, a number out", () => {
