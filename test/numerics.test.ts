@@ -5,6 +5,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { unfold } from './helpers/cli.ts';
+import type { ModelDef } from '../src/dsl/model.ts';
+import { importTrainer } from '../src/emit/load.ts';
+import { emitTrainer } from '../src/emit/trainer.ts';
 
 const DIR = `test/.tmp-numerics-${process.pid}`;
 const f = (p: string) => path.join(DIR, p);
@@ -51,6 +54,18 @@ describe('--check-numerics', () => {
     const r = await unfold('run', f('model.ts'), '--params', f('params.json'), '--data', f('data.json'), '--json', '--check-numerics');
     expect(r.code).toBe(1);
     expect(r.stderr).toBe(`unfold run: ${LINE}\n`);
+  });
+
+  it('on wasm, the checks run inside the step: one call into wasm, which fails with the ts target\'s line', async () => {
+    const { default: model } = await import(path.resolve(f('model.ts'))) as { default: ModelDef };
+    const cfg = { model, source: f('model.ts'), batch: 1, tau: 4, dtype: 'f32', loss: { kind: 'mse' }, optimizer: { name: 'sgd', lr: 0.1 }, carryState: false, checkNumerics: true } as const;
+    const [ts, wasm] = [emitTrainer({ ...cfg, target: 'ts' }), emitTrainer({ ...cfg, target: 'wasm' })];
+    expect(wasm.source).toMatch(/const \[site, position, value, step\] = W\.step\d+\(T\); if \(site\) throw failure\(site, position, value, step\);/);
+    const x = Float32Array.of(0.5, 0.6, -5, 0.5), y = new Float32Array(4);
+    for (const e of [ts, wasm]) {
+      const trainer = (await importTrainer(e.source)).createTrainer({ params: { W: [0.1, 0.2, 0.3, 0.4], U: [0.5, -0.5], V: [0.3, 0.1] } }) as unknown as { step(x: Float32Array, y: Float32Array): number };
+      expect(() => trainer.step(x, y)).toThrow(`numerics: ${LINE}`);
+    }
   });
 
   it('off, the same run is stopped by its non-finite loss, without a line to point at', async () => {

@@ -342,23 +342,44 @@ describe('wasm gathers and scatter-adds', () => {
     const loop = String(t.loop(spec, 0, 3, 'lossSum'));
     const method = String(t.method([{ kind: 'loop', loop: spec, lo: 0, hi: 3 }], []));
     const { declarations } = wasmTrainerParts(t, 128);
-    expect(declarations).toContain('readonly loop0: (lo: number, hi: number, sum: number) => [sum: number, rows: number, bad: number, value: number];');
-    expect(declarations).toContain('readonly step0: () => [rows: number, bad: number, value: number];');
+    expect(declarations).toContain('readonly loop0: (lo: number, hi: number, sum: number) => [sum: number, site: number, position: number, value: number, step: number];');
+    expect(declarations).toContain('readonly step0: () => [site: number, position: number, value: number, step: number];');
+    expect(declarations).toContain('function failure(site: number, position: number, value: number, step: number): RangeError {');
+    // The module's failure function, as the trainer defines it (without its types).
+    const failure = new Function('site', 'position', 'value', 'step', `switch (site) { ${t.failures.map((m, k) => `case ${k + 1}: return new RangeError(${m});`).join(' ')} }`);
     const memory = new WebAssembly.Memory({ initial: 1, maximum: 1 });
     const W = new WebAssembly.Instance(new WebAssembly.Module(t.encode(1)), { env: { memory } }).exports;
     const A = new Float32Array(memory.buffer);
     A.set([1, 2, 3, 4, 5, 6, 7, 8], 0);
     A.set([0, 1, 2, 3, 3, 0], 40);
     A[100] = 0.5;
-    const runLoop = () => new Function('W', 'A', `let lossSum = 0.25;\n${loop}\nreturn lossSum;`)(W, A) as number;
+    const runLoop = () => new Function('W', 'A', 'failure', `let lossSum = 0.25;\n${loop}\nreturn lossSum;`)(W, A, failure) as number;
     expect(runLoop()).toBe(1.75);
     expect(Array.from(A.subarray(60, 72))).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 7, 8, 1, 2]);
     A[43] = 4; // step 1, position 1
     const message = 'gather: index 1 is 4; indices are integers in 0..3';
     expect(runLoop).toThrow(message);
-    expect(() => new Function('W', 'A', method)(W, A)).toThrow(message);
+    expect(() => new Function('W', 'A', 'failure', method)(W, A, failure)).toThrow(message);
     A[43] = 3;
-    expect(() => new Function('W', 'A', method)(W, A)).not.toThrow();
+    expect(() => new Function('W', 'A', 'failure', method)(W, A, failure)).not.toThrow();
+  });
+
+  it('a check (--check-numerics) finds the first value that is not finite, whatever else the values are', () => {
+    const t = new KernelTable();
+    const call = t.check(7, 10, '"numerics: x gives " + value + \' (element \' + position + \')\'');
+    const memory = new WebAssembly.Memory({ initial: 1, maximum: 1 });
+    const W = new WebAssembly.Instance(new WebAssembly.Module(t.encode(1)), { env: { memory } }).exports as Record<string, (off: number) => number>;
+    const A = new Float32Array(memory.buffer);
+    const finite = [0, -0, 1e-45, -3.4e38, 3.4e38, 1, -1];
+    for (const [bad, at] of [[NaN, 0], [Infinity, 3], [-Infinity, 6], [NaN, 2]] as const) {
+      A.set(finite, 10);
+      A[10 + at] = bad;
+      A[17] = NaN; // past the checked values
+      expect(W[call.kernel]!(10), `${bad} at ${at}`).toBe(at);
+    }
+    A.set(finite, 10);
+    expect(W[call.kernel]!(10)).toBe(-1);
+    expect(call.checked).toEqual({ site: 1, valueArg: 0 });
   });
 
   it("declares the kernels' types: offsets in, a number out", () => {

@@ -5,6 +5,7 @@
 import { sizeOf } from '../ir/tensor.ts';
 import { primOf } from '../prims/index.ts';
 import { at, COPY_WITHIN, numberLiteral, offsetPlus } from '../prims/kit.ts';
+import { NUMERICS_PREFIX } from './trainer-text.ts';
 import { reductionLoop } from '../prims/reduce.ts';
 import type { Buf, CopyStatement, ElementwiseExpr, EmitTarget, EpilogueExpr, KernelCall, Offset, ProductStatement, Statement, TargetKernels } from '../prims/types.ts';
 
@@ -211,12 +212,17 @@ function overProduct(e: EpilogueExpr, out: Offset): ElementwiseExpr {
   return { op: e.op, args: e.args.map((a) => overProduct(a, out)), attrs: e.attrs };
 }
 
+/** The message of NUMERICS_HELPER's error as a TypeScript expression in `position`, `value` and `step`. */
+function numericsMessage(what: string, atStep: boolean): string {
+  return `${JSON.stringify(`${NUMERICS_PREFIX}${what} gives `)} + value + ' (element ' + position + ')'${atStep ? " + ' at step ' + (step + 1)" : ''}`;
+}
+
 /** Whether a buffer is a literal (a fill): no kernel reads one. */
 const isLiteral = (b: Buf) => b.literal !== undefined;
 
 const WASM: CallRules = {
-  // A check stops the step with its message from TypeScript: a method holding one stays TypeScript.
-  check: () => undefined,
+  // Inside a loop or method run in wasm, a check fails it with numerics' message (the TypeScript calling it throws).
+  check: (s, kernels, inWasm) => (inWasm ? [kernels.check(s.size, s.out.off, numericsMessage(s.what, s.step !== undefined), s.step)] : undefined),
   panels: (s, kernels) => [kernels.packPanels(s.shape, s.out, s.b)],
   // A fill operand, or an epilogue to add into out (both rare), keeps the TypeScript loops.
   product: (s, kernels) => (isLiteral(s.a) || isLiteral(s.b) || s.epilogue ? undefined : [kernels.product(s.shape, s.out.off, s.a.off, s.b.off)]),

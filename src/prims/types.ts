@@ -213,10 +213,13 @@ export interface KernelCall {
   readonly kernel: string;
   readonly args: readonly Offset[];
   /**
-   * A gather or scatter-add over a table of `rows` rows: the kernel returns the first bad index
-   * (−1: none), which the call's text, or the loop or method holding it, turns into gather's RangeError.
+   * A call whose kernel can fail (a gather's or scatter-add's bad index, --check-numerics' first
+   * value not finite): it returns the position (−1: none), at which the arena holds the bad value
+   * past argument `valueArg`'s offset. A loop or method holding it returns its failure `site` (the
+   * module's `failure` function gives the error there), the position, the value and the step (the
+   * loop variable `step`'s value, or −1).
    */
-  readonly checked?: { readonly rows: number };
+  readonly checked?: { readonly site: number; readonly valueArg: number; readonly step?: string };
   toString(): string;
 }
 
@@ -240,6 +243,12 @@ export interface TargetKernels {
   reduce(op: 'sum' | 'max', shape: readonly number[], axes: readonly number[], accumulate: boolean, out: Offset, x: Offset): KernelCall;
   gather(rows: number, width: number, count: number, out: Offset, table: Offset, indices: Offset): KernelCall;
   scatterAdd(rows: number, width: number, count: number, out: Offset, values: Offset, indices: Offset): KernelCall;
+  /**
+   * --check-numerics inside a loop or method the target runs: the first of `size` values at `out`
+   * not finite fails the call, with `message`, a TypeScript expression of the error's message in
+   * `position`, `value` and `step` (the value of the loop variable `step`).
+   */
+  check(size: number, out: Offset, message: string, step?: string): KernelCall;
   /**
    * Elements of the panel copy of B the target reads this product's B from when B holds the same
    * values at every step of the loop the product runs in (a weight): copied once before the loop

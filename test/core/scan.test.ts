@@ -235,7 +235,7 @@ describe('token indices read inside a scan\'s step', () => {
   it('runs each method in one wasm call, with the ts target\'s loss and gradients; a bad index throws the ts target\'s error', async () => {
     const [ts, wasm] = await Promise.all([compiled('ts'), compiled('wasm')]);
     expect(wasm.source).not.toContain('for (let t');
-    expect(wasm.source.match(/const \[rows, bad, value\] = W\.step\d+\(\);/g)).toHaveLength(2);
+    expect(wasm.source.match(/const \[site, position, value, step\] = W\.step\d+\(\); if \(site\) throw failure\(site, position, value, step\);/g)).toHaveLength(2);
     const data = { tokens, y: target };
     const loss = [ts, wasm].map((c) => c.trainer.gradients(data));
     expect(Math.abs(loss[1]! - loss[0]!)).toBeLessThanOrEqual(1e-6 * Math.abs(loss[0]!));

@@ -1,4 +1,4 @@
-// Row gathers and scatter-adds at float32 indices read from the arena (an embedding lookup and its gradient), each index checked as it is read: the kernel returns −1, or the first n whose index is not an integer in 0..rows−1.
+// Row gathers and scatter-adds at float32 indices read from the arena (an embedding lookup and its gradient), each index checked as it is read: the kernel returns −1, or the first n whose index is not an integer in 0..rows−1. And --check-numerics' check of a tensor, which returns its first value that is not finite.
 import { F32, FunctionBuilder, I32 } from './encoder.ts';
 import { run, zeroRun } from './copies.ts';
 
@@ -46,6 +46,21 @@ export function scatterAddKernel(rows: number, width: number, count: number): Fu
     run(f, width, at, 1, true);
     f.localGet(1).i32Const(width * 4).i32Add().localSet(1);
   });
+  f.i32Const(-1);
+  return f;
+}
+
+/** `(out) → i32`: the first i < size whose value out[i] is not finite (v·0 ≠ 0: NaN or ±Infinity), else −1 (--check-numerics). */
+export function checkKernel(size: number): FunctionBuilder {
+  const f = new FunctionBuilder([I32], [I32]);
+  const i = f.local(I32);
+  f.localGet(0).i32Const(2).i32Shl().localSet(0);
+  if (size > 0) {
+    f.i32Const(0).localSet(i).loop();
+    f.localGet(0).f32Load().f32Const(0).f32Mul().f32Const(0).f32Ne().if().localGet(i).return().end();
+    f.localGet(0).i32Const(4).i32Add().localSet(0);
+    f.localGet(i).i32Const(1).i32Add().localTee(i).i32Const(size).i32Ne().brIf(0).end();
+  }
   f.i32Const(-1);
   return f;
 }

@@ -18,19 +18,19 @@ export function callsIn(calls: readonly KernelCall[], variables: readonly string
 }
 
 /**
- * What a function of the module holding gathers or scatter-adds returns after its own results: the
- * rows of the table whose index was bad (0: none was), the bad index's position among the indices,
- * and its value — what gather's RangeError says, thrown by the TypeScript calling it.
+ * What a function of the module holding calls that can fail (gathers, scatter-adds, checks) returns
+ * after its own results: the failure site (0: none failed), the position, the bad value and the step
+ * (−1 outside a loop) — what the TypeScript calling it throws, as the module's `failure` says.
  */
-export const FAILURE_RESULTS: readonly ValType[] = [I32, I32, F32];
+export const FAILURE_RESULTS: readonly ValType[] = [I32, I32, F32, I32];
 
-/** Whether a loop's calls (its row classes' too) hold a gather or scatter-add. */
+/** Whether a loop's calls (its row classes' too) hold one that can fail. */
 export function loopChecks(spec: LoopSpec): boolean {
   return [spec.calls, ...(spec.classes?.cases.map((c) => c.calls) ?? [])].some((calls) => calls.some((c) => c.checked));
 }
 
-/** A checked call's failure: its table's rows, the local holding the bad position, and what pushes the bad index's value. */
-type Fail = (rows: number, bad: number, value: () => void) => void;
+/** A failed call's results pushed (site, position, value, step), then out of the function. */
+type Fail = (push: () => void) => void;
 
 /** An offset as an i32: a number, or a step's offset computed from the locals `local` gives for its variables. */
 function pushOffset(f: FunctionBuilder, a: Offset, local: (v: string) => number | undefined): void {
@@ -56,17 +56,25 @@ function pushCalls(f: FunctionBuilder, calls: readonly KernelCall[], local: (v: 
     f.call(indexOf(call.kernel));
     if (!call.checked) continue;
     if (!fail) throw new Error(`wasm: the checked call of ${call.kernel} in a function that cannot report its failure`);
+    const { site, valueArg, step } = call.checked;
     const bad = f.local(I32);
     f.localTee(bad).i32Const(0).i32GeS().if();
-    fail(call.checked.rows, bad, () => {
-      pushOffset(f, call.args[2]!, local);
+    fail(() => {
+      f.i32Const(site).localGet(bad);
+      pushOffset(f, call.args[valueArg]!, local);
       f.localGet(bad).i32Add().i32Const(2).i32Shl().f32Load();
+      if (step === undefined) f.i32Const(-1);
+      else {
+        const l = local(step);
+        if (l === undefined) throw new Error(`wasm: a check at step ${step}, a variable this function does not have`);
+        f.localGet(l);
+      }
     });
     f.end();
   }
 }
 
-/** `(lo, hi[, …outer][, sum]) → [sum][, rows, bad, value]`: the loop, calling the kernel `indexOf(name)` gives the index of. */
+/** `(lo, hi[, …outer][, sum]) → [sum][, site, position, value, step]`: the loop, calling the kernel `indexOf(name)` gives the index of. */
 export function loopKernel(spec: LoopSpec, indexOf: (kernel: string) => number): FunctionBuilder {
   const withLoss = spec.loss !== undefined, checks = loopChecks(spec);
   const outer = spec.outer ?? [];
@@ -79,10 +87,9 @@ export function loopKernel(spec: LoopSpec, indexOf: (kernel: string) => number):
   const t = f.local(I32);
   const local = (v: string) => (v === 't' ? t : v === 'lo' ? lo : outer.includes(v) ? 2 + outer.indexOf(v) : undefined);
   // A bad index leaves the loop at once with the sum so far and the failure.
-  const fail: Fail | undefined = checks ? (rows, bad, value) => {
+  const fail: Fail | undefined = checks ? (push) => {
     if (withLoss) f.localGet(sum);
-    f.i32Const(rows).localGet(bad);
-    value();
+    push();
     f.return();
   } : undefined;
   // t = first step; while t is in [lo, hi): the calls, the loss term, the next t.
@@ -109,7 +116,7 @@ export function loopKernel(spec: LoopSpec, indexOf: (kernel: string) => number):
   f.localGet(t).i32Const(spec.reverse ? -1 : 1).i32Add().localSet(t);
   f.br(0).end().end();
   if (withLoss) f.localGet(sum);
-  if (checks) f.i32Const(0).i32Const(0).f32Const(0);
+  if (checks) f.i32Const(0).i32Const(0).f32Const(0).i32Const(0);
   return f;
 }
 
@@ -126,7 +133,7 @@ function nestIndices(ops: readonly ResolvedOp[]): string[] {
   return ops.flatMap((op) => (op.kind === 'nest' ? [op.index, ...nestIndices(op.ops)] : op.kind === 'segments' || op.kind === 'unlessLast' ? nestIndices(op.ops) : []));
 }
 
-/** Whether a method's steps hold a gather or scatter-add (in a loop of its own or not). */
+/** Whether a method's steps hold a call that can fail (in a loop of its own or not). */
 export function methodChecks(ops: readonly ResolvedOp[]): boolean {
   return ops.some((op) => (op.kind === 'call' ? op.call.checked !== undefined : op.kind === 'loop' ? op.checks : op.kind === 'mean' ? false : methodChecks(op.ops)));
 }
@@ -140,12 +147,11 @@ export function methodKernel(ops: readonly ResolvedOp[], params: readonly string
   const checks = methodChecks(ops);
   const f = new FunctionBuilder(params.map(() => I32), checks ? FAILURE_RESULTS : []);
   // A bad index, here or in a loop, leaves the method at once with the failure.
-  const fail: Fail = (rows, bad, value) => {
-    f.i32Const(rows).localGet(bad);
-    value();
+  const fail: Fail = (push) => {
+    push();
     f.return();
   };
-  const failure = checks ? [f.local(I32), f.local(I32), f.local(F32)] as const : undefined;
+  const failure = checks ? [f.local(I32), f.local(I32), f.local(F32), f.local(I32)] as const : undefined;
   const sum = f.local(F64);
   const vars: Record<string, number> = Object.fromEntries([...SEGMENT_VARIABLES, ...new Set(nestIndices(ops))].map((v) => [v, f.local(I32)]));
   const count = f.local(I32);
@@ -173,10 +179,10 @@ export function methodKernel(ops: readonly ResolvedOp[], params: readonly string
         if (op.loss) f.localGet(sum);
         f.call(indexOf(op.kernel));
         if (op.checks) {
-          const [rows, bad, value] = failure!;
-          f.localSet(value).localSet(bad).localSet(rows);
+          const [site, position, value, step] = failure!;
+          f.localSet(step).localSet(value).localSet(position).localSet(site);
           if (op.loss) f.localSet(sum);
-          f.localGet(rows).if().localGet(rows).localGet(bad).localGet(value).return().end();
+          f.localGet(site).if().localGet(site).localGet(position).localGet(value).localGet(step).return().end();
         } else if (op.loss) f.localSet(sum);
       } else if (op.kind === 'mean') {
         f.i32Const(op.out * 4).localGet(sum).i32Const(op.norm * 4).f32Load().f64PromoteF32().f64Div().f32DemoteF64().f32Store();
@@ -223,6 +229,6 @@ export function methodKernel(ops: readonly ResolvedOp[], params: readonly string
     }
   };
   emit(ops);
-  if (checks) f.i32Const(0).i32Const(0).f32Const(0);
+  if (checks) f.i32Const(0).i32Const(0).f32Const(0).i32Const(0);
   return f;
 }

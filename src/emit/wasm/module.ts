@@ -4,7 +4,7 @@ import type { Bound, ElementwiseExpr, KernelCall, LoopSpec, MethodOp, Offset, Ta
 import type { LaneProgram, OptimizerKernels } from '../optimizer.ts';
 import { encodeModule, PAGE_BYTES, type FunctionBuilder } from './encoder.ts';
 import { describeStrided, fillKernel, normalizeStrided, stridedKernel, stridedStrategy, valuesKernel } from './copies.ts';
-import { gatherKernel, scatterAddKernel } from './indexed.ts';
+import { checkKernel, gatherKernel, scatterAddKernel } from './indexed.ts';
 import { describeReduce, reduceKernel, reduceStrategy, reductionSegments, type ReduceOp } from './reductions.ts';
 import { describeExpr, elementwiseKernel, numberReads, type NumberedExpr } from './elementwise.ts';
 import { describeProduct, productKernel, productKey, productStrategy, type ProductShape } from './products.ts';
@@ -22,7 +22,8 @@ export interface KernelInfo {
   /**
    * mmN a product, pkN the copy of a product's B into panels, ewN an element-wise chain, cpN a
    * strided copy, fillN a fill, valN constants, sumN column sums or a sum over axes, maxN a max
-   * over axes, gaN a gather, saN a scatter-add, optN an optimizer update, sqN a sum of squares.
+   * over axes, gaN a gather, saN a scatter-add, ckN a check (--check-numerics), loopN a loop over
+   * t, stepN a method, optN an optimizer update, sqN a sum of squares.
    */
   readonly name: string;
   /** e.g. `out[16×512] = A[16×128]·Bᵀ[128×512]`, or `out[2048] = tanh((a0 + a1))`. */
@@ -48,6 +49,7 @@ export class KernelTable implements TargetKernels, OptimizerKernels {
   private readonly byKey = new Map<string, KernelInfo>();
   private readonly counts = new Map<string, number>();
   private rendered = 0;
+  private readonly failureMessages: string[] = [];
 
   /** The kernel under `key` (`kind:…`), named kind0, kind1, … in first-use order per kind, for a call being rendered. */
   private kernel(key: string, make: (name: string) => KernelInfo): KernelInfo {
@@ -140,7 +142,7 @@ export class KernelTable implements TargetKernels, OptimizerKernels {
       name, description: `out[${count}×${width}] = table[${rows}×${width}] rows at indices[${count}]`, strategy: 'rows', scratch: 0, returns: 'number', arity: 3,
       build: () => gatherKernel(rows, width, count),
     }));
-    return new CheckedCall(k.name, [out, table, indices], rows);
+    return new CheckedCall(k.name, [out, table, indices], rows, this.site(badIndexMessage(rows)));
   }
 
   /** out[rows×width] = 0, then out[k·width + j] += values[n·width + j], k = indices[n], for n < count in order; the index checked as gather's. */
@@ -149,7 +151,26 @@ export class KernelTable implements TargetKernels, OptimizerKernels {
       name, description: `out[${rows}×${width}] = Σ values[${count}×${width}] into the rows at indices[${count}]`, strategy: 'rows', scratch: 0, returns: 'number', arity: 3,
       build: () => scatterAddKernel(rows, width, count),
     }));
-    return new CheckedCall(k.name, [out, values, indices], rows);
+    return new CheckedCall(k.name, [out, values, indices], rows, this.site(badIndexMessage(rows)));
+  }
+
+  check(size: number, out: Offset, message: string, step?: string): KernelCall {
+    const k = this.kernel(`ck:${size}`, (name) => ({
+      name, description: `the first of ${size} values not finite (--check-numerics)`, strategy: 'check', scratch: 0, returns: 'number',
+      build: () => checkKernel(size),
+    }));
+    return new CheckCall(k.name, out, { site: this.site(message), valueArg: 0, ...(step === undefined ? {} : { step }) });
+  }
+
+  /** The failure site (1, 2, …) of a failure's message, one per distinct message. */
+  private site(message: string): number {
+    const at = this.failureMessages.indexOf(message);
+    return (at < 0 ? this.failureMessages.push(message) : at + 1);
+  }
+
+  /** Each failure site's message (site k at k − 1): a TypeScript expression in `position`, `value` and `step`. */
+  get failures(): readonly string[] {
+    return this.failureMessages;
   }
 
   /** out[i] = data[i] (rounded to float32) for i < data.length. */
@@ -280,7 +301,8 @@ class Call implements KernelCall {
 /**
  * A call TypeScript makes with run-time integers, not arena offsets: a loop's (`W.loop0(lo, hi);`,
  * with a loss `lossSum = W.loop0(lo, hi, lossSum);`) or a method's (`W.step0(T);`). One holding
- * gathers also returns the failure (checkedResults), which it throws as gather's RangeError.
+ * calls that can fail (gathers, checks) also returns the failure (FAILURE_RESULTS), which it throws
+ * as the module's `failure` says.
  */
 class RunCall implements KernelCall {
   readonly args: readonly Offset[] = [];
@@ -288,8 +310,8 @@ class RunCall implements KernelCall {
   toString(): string {
     const call = `${KERNELS}.${this.kernel}(${this.params.join(', ')})`;
     if (!this.checks) return this.sum === undefined ? `${call};` : `${this.sum} = ${call};`;
-    const results = [...(this.sum === undefined ? [] : ['sum']), 'rows', 'bad', 'value'];
-    return `{ const [${results.join(', ')}] = ${call};${this.sum === undefined ? '' : ` ${this.sum} = sum;`} if (rows) ${badIndexError('bad', 'value', 'rows - 1')} }`;
+    const results = [...(this.sum === undefined ? [] : ['sum']), 'site', 'position', 'value', 'step'];
+    return `{ const [${results.join(', ')}] = ${call};${this.sum === undefined ? '' : ` ${this.sum} = sum;`} if (site) throw failure(site, position, value, step); }`;
   }
 }
 
@@ -301,26 +323,37 @@ function callKey(c: KernelCall): string {
   return `${c.kernel}(${c.args.map((a) => (typeof a === 'object' ? `${a.base + a.plus}${Object.entries(a.coefs).map(([v, k]) => `+${k}${v}`).join('')}` : String(a))).join(',')})`;
 }
 
-/** Gather's RangeError for the bad index `bad` whose value is `value`, in a table of rows 0..`last` (TypeScript expressions). */
-const badIndexError = (bad: string, value: string, last: string): string =>
-  `throw new RangeError(\`gather: index \${${bad}} is \${${value}}; indices are integers in 0..\${${last}}\`);`;
+/** Gather's message for the bad index at `position` whose value is `value` (TypeScript expressions), in a table of `rows` rows. */
+const badIndexMessage = (rows: number, position = 'position', value = 'value'): string =>
+  `\`gather: index \${${position}} is \${${value}}; indices are integers in 0..${rows - 1}\``;
+
+/** The arena element `position` past `off`, in TypeScript. */
+const past = (off: Offset, position: string): string => `${ARENA}[${typeof off === 'number' ? off : `(${off})`} + ${position}]`;
 
 /** A gather's or scatter-add's call, which throws gather's RangeError at the first bad index the kernel returns. */
 class CheckedCall extends Call {
-  readonly checked: { readonly rows: number };
-  constructor(kernel: string, args: readonly [Offset, Offset, Offset], rows: number) {
+  readonly checked: { readonly site: number; readonly valueArg: number };
+  constructor(kernel: string, args: readonly [Offset, Offset, Offset], private readonly rows: number, site: number) {
     super(kernel, args);
-    this.checked = { rows };
+    this.checked = { site, valueArg: 2 };
   }
   override toString(): string {
-    const indices = this.args[2]!;
-    const at = typeof indices === 'number' ? `${indices} + bad` : `(${indices}) + bad`;
-    return `{ const bad = ${KERNELS}.${this.kernel}(${this.args.join(', ')}); if (bad >= 0) ${badIndexError('bad', `${ARENA}[${at}]`, String(this.checked.rows - 1))} }`;
+    return `{ const bad = ${KERNELS}.${this.kernel}(${this.args.join(', ')}); if (bad >= 0) throw new RangeError(${badIndexMessage(this.rows, 'bad', past(this.args[2]!, 'bad'))}); }`;
   }
 }
 
-/** The failure a loop or method holding gathers returns (FAILURE_RESULTS), as its type names it. */
-const FAILURE_TYPES = ['rows: number', 'bad: number', 'value: number'];
+/** A check's call (--check-numerics), made from the TypeScript: the module's failure at its site. */
+class CheckCall extends Call {
+  constructor(kernel: string, out: Offset, readonly checked: { readonly site: number; readonly valueArg: number; readonly step?: string }) {
+    super(kernel, [out]);
+  }
+  override toString(): string {
+    return `{ const bad = ${KERNELS}.${this.kernel}(${this.args[0]}); if (bad >= 0) throw failure(${this.checked.site}, bad, ${past(this.args[0]!, 'bad')}, ${this.checked.step ?? -1}); }`;
+  }
+}
+
+/** The failure a loop or method holding calls that can fail returns (FAILURE_RESULTS), as its type names it. */
+const FAILURE_TYPES = ['site: number', 'position: number', 'value: number', 'step: number'];
 
 /** A constant in a kernel key: −0 apart from 0 (which `${-0}` is not). */
 const constantKey = (v: number): string => (Object.is(v, -0) ? '-0' : String(v));

@@ -37,6 +37,23 @@ function kernelSignature(k: KernelInfo): string {
   return (k.arity ?? 1) === 1 ? '(x: number) => number' : '(out: number, ...inputs: number[]) => number';
 }
 
+/**
+ * `failure(site, position, value, step)`: the error a loop or method of the module returned, the
+ * one the ts target throws at that statement (a bad index, a value not finite); none without sites.
+ */
+function failureFunction(messages: readonly string[]): string[] {
+  if (messages.length === 0) return [];
+  return [
+    '/** The error a kernel, loop or method of the module failed with (site ≥ 1), as the ts target throws it there. */',
+    'function failure(site: number, position: number, value: number, step: number): RangeError {',
+    '  switch (site) {',
+    ...messages.map((m, k) => `    case ${k + 1}: return new RangeError(${m});`),
+    '    default: return new RangeError(`wasm: failure ${site} at ${position} (${value}, step ${step})`);',
+    '  }',
+    '}',
+  ];
+}
+
 /** The trainer's parts for the products in `table` over an arena of `elements` float32 values. */
 export function wasmTrainerParts(table: KernelTable, elements: number): WasmTrainerParts {
   const scratchElements = table.scratchElements;
@@ -65,6 +82,7 @@ export function wasmTrainerParts(table: KernelTable, elements: number): WasmTrai
     'function kernelModule(): WebAssembly.Module {',
     '  return (compiled ??= new WebAssembly.Module(wasmBytes()));',
     '}',
+    ...failureFunction(table.failures),
   ].join('\n');
   const arenaInit = [
     `const memory = new WebAssembly.Memory({ initial: ${pages}, maximum: ${pages} });`,
