@@ -19,7 +19,7 @@ import { targetOf, type Dtype, type HoistMode, type Target } from './config.ts';
 import { KernelTable } from './wasm/module.ts';
 import { wasmTrainerParts, type WasmReport } from './wasm/trainer-parts.ts';
 import type { EmitHelper } from '../prims/types.ts';
-import { helpersIn, kernelProgram, NUMERICS_HELPER, withKernelCalls } from './kernel.ts';
+import { helpersIn, kernelProgram, withKernelCalls } from './kernel.ts';
 import { programOps, programText } from './kernel-program.ts';
 import { scanLoops } from './scan-loops.ts';
 import { describeOptimizer, planOptimizer } from './optimizer.ts';
@@ -301,7 +301,7 @@ const INPUT_GRADS: readonly Slot[] = [
 ];` : ''}
 
 ${MULBERRY32}
-${helpersIn(helpers).map((h) => h.source).join('\n')}${cfg.checkNumerics ? `\n${NUMERICS_HELPER}` : ''}
+${helpersIn(helpers).map((h) => h.source).join('\n')}
 ${wasm ? `${wasm.declarations}\n` : ''}${bodies ? functions.defs.join('\n\n') : ''}
 function read(A: ${Arr}, s: Slot): TensorData {
   return { shape: [...s.shape], data: Array.from(A.subarray(s.offset, s.offset + s.size)) };

@@ -7,8 +7,7 @@ import { primOf, prims } from '../prims/index.ts';
 import { offsetPlus } from '../prims/kit.ts';
 import type { Buf, ElementwiseExpr, EmitHelper, EpilogueExpr, ProgramStep, Statement } from '../prims/types.ts';
 import type { KernelPlan } from './plan.ts';
-import { ARENA, blockCopy } from './statements.ts';
-import { NUMERICS_PREFIX } from './trainer-text.ts';
+import { ARENA, blockCopy, NUMERICS } from './statements.ts';
 
 /** Where `n`'s value is read from in `plan`: its buffer (through an alias or a view), or a literal. */
 export function bufOf(plan: KernelPlan, n: Node): Buf {
@@ -193,17 +192,10 @@ export function originComment(origin: string): string {
   return `// ${origin.replace(/[^\x20-\x7e]/g, '?')}\n`;
 }
 
-/** The one function --check-numerics code calls, defined once in the emitted module. */
-export const NUMERICS_HELPER = `function numerics(A: ArrayLike<number>, off: number, n: number, what: string, t?: number): void {
-  for (let i = 0; i < n; i++) {
-    const v = A[off + i]!;
-    if (v - v !== 0) throw new RangeError(\`${NUMERICS_PREFIX}\${what} gives \${v} (element \${i})\${t === undefined ? '' : \` at step \${t + 1}\`}\`);
-  }
-}`;
-
-/** The helper functions (e.g. float32 activations) among `used` (a target's helpers, noted as its code was rendered), in registry order. */
+/** The helper functions (e.g. float32 activations, then the numerics check) among `used` (a target's helpers, noted as its code was rendered), in registry order. */
 export function helpersIn(used: ReadonlySet<EmitHelper>): EmitHelper[] {
-  return Object.values(prims).flatMap((prim) => (prim.emit.kind === 'elementwise' ? (prim.emit.helpers ?? []).filter((h) => used.has(h)) : []));
+  const ops = Object.values(prims).flatMap((prim) => (prim.emit.kind === 'elementwise' ? (prim.emit.helpers ?? []).filter((h) => used.has(h)) : []));
+  return [...ops, ...(used.has(NUMERICS) ? [NUMERICS] : [])];
 }
 
 /**

@@ -4,10 +4,10 @@
 // The ts target prints loops; the wasm target calls its kernels (src/emit/wasm/module.ts).
 import { sizeOf } from '../ir/tensor.ts';
 import { primOf } from '../prims/index.ts';
-import { at, COPY_WITHIN, numberLiteral, offsetPlus } from '../prims/kit.ts';
-import { NUMERICS_PREFIX } from './trainer-text.ts';
+import { at, COPY_WITHIN, helperCall, numberLiteral, offsetPlus } from '../prims/kit.ts';
 import { reductionLoop } from '../prims/reduce.ts';
-import type { Buf, CopyStatement, ElementwiseExpr, EmitTarget, EpilogueExpr, KernelCall, Offset, ProductStatement, Statement, TargetKernels } from '../prims/types.ts';
+import type { Buf, CopyStatement, ElementwiseExpr, EmitHelper, EmitTarget, EpilogueExpr, KernelCall, Offset, ProductStatement, Statement, TargetKernels } from '../prims/types.ts';
+import { NUMERICS_PREFIX } from './trainer-text.ts';
 
 /** The arena's name in emitted code (the trainer's methods bind it as `const A = this.arena`). */
 export const ARENA = 'A';
@@ -174,7 +174,7 @@ function indexCheck(rows: number): string {
 }
 
 const TS: StatementRules = {
-  check: (s) => `numerics(${ARENA}, ${s.out.off}, ${s.size}, ${JSON.stringify(s.what)}${s.step ? `, ${s.step}` : ''});`,
+  check: (s, target) => `${helperCall(target, NUMERICS, ARENA, String(s.out.off), String(s.size), JSON.stringify(s.what), ...(s.step ? [s.step] : []))};`,
   panels: () => {
     throw new Error('emit: panels are planned for a target with product kernels only (TargetKernels.panelElements)');
   },
@@ -212,7 +212,18 @@ function overProduct(e: EpilogueExpr, out: Offset): ElementwiseExpr {
   return { op: e.op, args: e.args.map((a) => overProduct(a, out)), attrs: e.attrs };
 }
 
-/** The message of NUMERICS_HELPER's error as a TypeScript expression in `position`, `value` and `step`. */
+/** The function --check-numerics' TypeScript calls (its checks rendered for ts), defined once in the emitted module. */
+export const NUMERICS: EmitHelper = {
+  name: 'numerics',
+  source: `function numerics(A: ArrayLike<number>, off: number, n: number, what: string, t?: number): void {
+  for (let i = 0; i < n; i++) {
+    const v = A[off + i]!;
+    if (v - v !== 0) throw new RangeError(\`${NUMERICS_PREFIX}\${what} gives \${v} (element \${i})\${t === undefined ? '' : \` at step \${t + 1}\`}\`);
+  }
+}`,
+};
+
+/** The message of NUMERICS' error as a TypeScript expression in `position`, `value` and `step`. */
 function numericsMessage(what: string, atStep: boolean): string {
   return `${JSON.stringify(`${NUMERICS_PREFIX}${what} gives `)} + value + ' (element ' + position + ')'${atStep ? " + ' at step ' + (step + 1)" : ''}`;
 }

@@ -17,7 +17,7 @@ import { describeOptimizer, planOptimizer } from './optimizer.ts';
 import { ArenaBuilder, initLiteral, numberLiteral, type Offset } from './plan.ts';
 import { finalStateIndex, seqAt, type KernelLayout, type SegmentStorage, type Seq } from './layout.ts';
 import { fullStorage, longestSegment, segmented, segmentedArena, segmentedElements, smallestArena, type BpttSchedule } from './bptt-schedule.ts';
-import { helpersIn, NUMERICS_HELPER, withKernelCalls } from './kernel.ts';
+import { helpersIn, withKernelCalls } from './kernel.ts';
 import { emitSequenceTrainer } from './sequence-trainer.ts';
 import { stackLayout } from '../dsl/sequence.ts';
 import { rolledKernels } from './rolled.ts';
@@ -326,7 +326,6 @@ function emitInContext(cfg: TrainerConfig, schedule: BpttSchedule | undefined, w
   sf.addStatements(MULBERRY32);
   const functions = packed?.functions.defs ?? [];
   for (const h of helpersIn(helpers)) sf.addStatements(h.source);
-  if (cfg.checkNumerics) sf.addStatements(NUMERICS_HELPER);
   sf.addInterface({
     name: 'TensorData',
     isExported: true,
