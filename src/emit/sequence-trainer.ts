@@ -6,6 +6,7 @@
 import { UnfoldError } from '../ir/errors.ts';
 import { sizeOf } from '../ir/tensor.ts';
 import type { ModelDef } from '../dsl/model.ts';
+import type { Recurrence } from '../dsl/recurrence.ts';
 import { dataInputs, finalName, stackLayout, HIDDEN_OUTPUT, initialName, LOSS_NORMALIZER, LOSS_WEIGHTS, sequenceModel } from '../dsl/sequence.ts';
 import { lossUnit } from '../transforms/loss.ts';
 import type { TrainerConfig } from './config.ts';
@@ -34,9 +35,9 @@ function sequenceDef(cfg: TrainerConfig): ModelDef {
  * The trainer of a stack. `segmentLength`: BPTT in segments of that many steps (a divisor of τ),
  * whatever the arena (tests, benchmarks); --memory-budget chooses its own.
  */
-export function emitSequenceTrainer(cfg: TrainerConfig, segmentLength?: number): EmittedTrainer {
-  // The recurrence as its users see it: one step's shapes, states, outputs.
-  const rec = withContext(() => (cfg.dropout ? withDropout(() => cfg.model.build(cfg.batch)) : cfg.model.build(cfg.batch)));
+export function emitSequenceTrainer(cfg: TrainerConfig, segmentLength?: number, built?: Recurrence): EmittedTrainer {
+  // The recurrence as its users see it: one step's shapes, states, outputs (`built`, the model built without dropout, when it has none).
+  const rec = built && !cfg.dropout ? built : withContext(() => (cfg.dropout ? withDropout(() => cfg.model.build(cfg.batch)) : cfg.model.build(cfg.batch)));
   const scans = stackLayout(rec)?.scans ?? 1;
   if (cfg.gradFlow) throw new UnfoldError(`emit: the gradient flow through time is recorded for a single recurrence; model "${cfg.model.name}" has ${scans} scans (layers or directions)`);
   const def = sequenceDef(cfg);

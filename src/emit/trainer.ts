@@ -8,7 +8,7 @@ import { sizeOf } from '../ir/tensor.ts';
 import { derivedBuilder, withContext, withDropout } from '../dsl/context.ts';
 import { DROPOUT_ATTR, isDropoutMask } from '../dsl/ops.ts';
 import { DEFAULT_SEED } from '../dsl/init.ts';
-import { initOf } from '../dsl/recurrence.ts';
+import { initOf, type Recurrence } from '../dsl/recurrence.ts';
 import { isWeighted, lossOutputIndex, lossRows, lossUnit } from '../transforms/loss.ts';
 import { withLengths } from '../transforms/lengths.ts';
 import { trainingGraph, type TrainingGraph } from '../transforms/training.ts';
@@ -56,9 +56,15 @@ function lengthCheck(arg: string, perStep: number, what: string): string {
   return `if (${arg}.length !== T * ${perStep}) throw new RangeError(\`${what}: expected \${T * ${perStep}} values (T = \${T}), got \${${arg}.length}\`);`;
 }
 
+/** The model's recurrence when it is a stack (stacked or bidirectional layers), which trains as a graph of scans. */
+function stackOf(cfg: TrainerConfig): Recurrence | undefined {
+  const rec = withContext(() => cfg.model.build(cfg.batch));
+  return stackLayout(rec) ? rec : undefined;
+}
+
 export function emitTrainer(cfg: TrainerConfig): EmittedTrainer {
-  // Stacked and bidirectional layers (a program) train as a graph of scans.
-  if (stackLayout(withContext(() => cfg.model.build(cfg.batch)))) return emitSequenceTrainer(cfg);
+  const stack = stackOf(cfg);
+  if (stack) return emitSequenceTrainer(cfg, undefined, stack);
   if (cfg.memoryBudget === undefined) return withContext(() => emitInContext(cfg, undefined, Infinity)) as EmittedTrainer;
   return emitWithinBudget(cfg, cfg.memoryBudget);
 }
@@ -66,7 +72,8 @@ export function emitTrainer(cfg: TrainerConfig): EmittedTrainer {
 /** The trainer with BPTT in segments of a given length, whatever its arena (tests, benchmarks). */
 export function emitTrainerInSegments(cfg: TrainerConfig, segmentLength: number): EmittedTrainer {
   if (!Number.isInteger(segmentLength) || segmentLength < 1 || segmentLength > cfg.tau) throw new UnfoldError(`emit: a segment length is an integer in 1..τ (${cfg.tau}), not ${segmentLength}`);
-  if (stackLayout(withContext(() => cfg.model.build(cfg.batch)))) return emitSequenceTrainer(cfg, segmentLength === cfg.tau ? undefined : segmentLength);
+  const stack = stackOf(cfg);
+  if (stack) return emitSequenceTrainer(cfg, segmentLength === cfg.tau ? undefined : segmentLength, stack);
   return withContext(() => emitInContext(cfg, segmented(cfg.tau, segmentLength), Infinity)) as EmittedTrainer;
 }
 
