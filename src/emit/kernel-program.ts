@@ -80,6 +80,12 @@ export function programText(program: readonly ProgramStep[], target: EmitTarget,
   const { code, callsKernels } = withKernelCalls(target.kernels, () => {
     const indent = (lines: readonly string[]) => lines.map((l) => l.replace(/^/gm, '  '));
     const bound = (b: Bound) => (typeof b === 'object' ? `A[${b.slot}]` : String(b));
+    /** A loop over `v` between the bounds, down from hi − 1 when reverse, around `body`. */
+    const loopOver = (v: string, { reverse, lo, hi }: { reverse: boolean; lo: Bound; hi: Bound }, body: readonly string[]) => [
+      reverse ? `for (let ${v} = ${bound(hi)} - 1; ${v} >= ${bound(lo)}; ${v}--) {` : `for (let ${v} = ${bound(lo)}; ${v} < ${bound(hi)}; ${v}++) {`,
+      ...indent(body),
+      '}',
+    ];
     const hasLoss = (steps: readonly ProgramStep[]): boolean => steps.some((s) => (s.kind === 'loop' ? s.loss !== undefined : s.kind === 'run' || s.kind === 'mean' ? false : hasLoss(s.steps)));
     // (`nests`: the indices of the nests around the steps, which a loop's offsets may move with.)
     const text = (steps: readonly ProgramStep[], nests: readonly string[] = []): string[] => steps.flatMap((step): string[] => {
@@ -110,11 +116,7 @@ export function programText(program: readonly ProgramStep[], target: EmitTarget,
           return [`${name}(A${kernels ? ', W' : ''});`];
         }
         case 'nest':
-          return [
-            step.reverse ? `for (let ${step.index} = ${bound(step.hi)} - 1; ${step.index} >= ${bound(step.lo)}; ${step.index}--) {` : `for (let ${step.index} = ${bound(step.lo)}; ${step.index} < ${bound(step.hi)}; ${step.index}++) {`,
-            ...indent(text(step.steps, [...nests, step.index])),
-            '}',
-          ];
+          return loopOver(step.index, step, text(step.steps, [...nests, step.index]));
         case 'loop': {
           // A loop every statement of which has a kernel is one call on a target that runs loops itself.
           const kernels = target.kernels;
@@ -122,11 +124,7 @@ export function programText(program: readonly ProgramStep[], target: EmitTarget,
           if (whole) return [String(kernels!.loop(whole, step.lo, step.hi, step.loss === undefined ? undefined : LOSS_SUM))];
           const all = [...declarations(step.body), ...statementsText(step.body, target)];
           const body = [...(step.classes ? classesText(step.classes, all, target, functions) : all), ...(step.loss === undefined ? [] : [`${LOSS_SUM} += A[${step.loss}];`])];
-          return [
-            step.reverse ? `for (let t = ${bound(step.hi)} - 1; t >= ${bound(step.lo)}; t--) {` : `for (let t = ${bound(step.lo)}; t < ${bound(step.hi)}; t++) {`,
-            ...indent(body),
-            '}',
-          ];
+          return loopOver('t', step, body);
         }
       }
     });
