@@ -1,10 +1,11 @@
 // Loops over t and whole methods run inside wasm: a loop calls the kernels of one loop body (of the
-// same module, called directly) with each step's offsets computed from t and the segment's first
-// step lo, adding the loss term of each step into a float64 sum as the TypeScript loop added it; a
-// method runs calls, loops and the loss's mean in order, taking the window's T.
+// same module, called directly) with each step's offsets computed from t, the segment's first step
+// lo and the indices of the nests around it, adding the loss term of each step into a float64 sum as
+// the TypeScript loop added it; a method runs calls, loops, segments, nests and the loss's mean in
+// order, taking the window's T. A call that can fail (a bad index, a value not finite) leaves the
+// loop and the method at once with its failure, which the TypeScript calling them throws.
 import type { Bound, KernelCall, LoopSpec, MethodOp, Offset } from '../../prims/types.ts';
 import { F32, F64, FunctionBuilder, I32, type ValType } from './encoder.ts';
-
 
 /** The variables a loop function computes offsets in: its step t, and its segment's first step lo. */
 export const LOOP_VARIABLES: readonly string[] = ['t', 'lo'];
@@ -48,7 +49,7 @@ function pushOffset(f: FunctionBuilder, a: Offset, local: (v: string) => number 
 
 /**
  * The calls of `calls`, each offset pushed as an i32 (`local` gives the locals of its variables); a
- * checked call's bad index (≥ 0) hands the failure to `fail`.
+ * call that can fail and does (a position ≥ 0) hands its failure to `fail`.
  */
 function pushCalls(f: FunctionBuilder, calls: readonly KernelCall[], local: (v: string) => number | undefined, indexOf: (kernel: string) => number, fail?: Fail): void {
   for (const call of calls) {
