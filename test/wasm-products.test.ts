@@ -150,6 +150,45 @@ describe('wasm product kernels', () => {
     }
   });
 
+  it('with one operand a literal: filled into scratch past the product\'s own, the same sums; nothing else written', () => {
+    // (A register-blocked shape and a packed one, whose own scratch the literal must not overlap.)
+    for (const [m, k, n] of [[3, 5, 7], [64, 16, 128]] as const) {
+      for (const operand of ['a', 'b'] as const) for (const accumulate of [false, true]) {
+        const s: ProductShape = { m, k, n, transA: false, transB: true, accumulate };
+        const table = new KernelTable();
+        const value = -0.375;
+        const call = table.productOverLiteral(s, named('o'), named('x'), { operand, value });
+        expect(String(call)).toBe('W.ml0(o, x);');
+        expect(table.kernels.map((x) => x.strategy)).toEqual([m === 64 ? 'packed' : 'dot', 'fill', 'literal']);
+        const other = operand === 'a' ? k * n : m * k;
+        const xOff = 3, oOff = xOff + other + 5, size = oOff + m * n + 9;
+        const { pages, scratch } = memoryLayout(size, table.scratchElements);
+        const bytes = table.encode(pages, scratch);
+        validateWasm(bytes);
+        const memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
+        const mem = new Float32Array(memory.buffer);
+        const r = rng(m + k + n + (operand === 'a' ? 1 : 2) + (accumulate ? 4 : 0));
+        for (let i = 0; i < size; i++) mem[i] = r.uniform(-1, 1);
+        const before = Float32Array.from(mem.subarray(0, size));
+        const exports = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports;
+        (exports['ml0'] as (o: number, x: number) => void)(oOff, xOff);
+        for (let i = 0; i < m; i++) {
+          for (let j = 0; j < n; j++) {
+            let want = accumulate ? before[oOff + i * n + j]! : 0, scale = Math.abs(want);
+            // B held transposed ([n, k]): B(p, j) at j·k + p.
+            for (let p = 0; p < k; p++) {
+              const x = operand === 'a' ? value * before[xOff + j * k + p]! : before[xOff + i * k + p]! * value;
+              want += x;
+              scale += Math.abs(x);
+            }
+            expect(Math.abs(mem[oOff + i * n + j]! - want), `${operand} ${m}×${k}·${k}×${n} ${accumulate ? '+=' : '='} out[${i},${j}]`).toBeLessThanOrEqual((k + 2) * 2 ** -23 * scale);
+          }
+        }
+        for (let i = 0; i < size; i++) if (i < oOff || i >= oOff + m * n) expect(mem[i], `element ${i}`).toBe(before[i]);
+      }
+    }
+  });
+
   it('takes the packed kernels for large outputs and long k, keeps register blocks for small ones', () => {
     const s = (m: number, k: number, n: number, transA: boolean, transB: boolean): ProductShape => ({ m, k, n, transA, transB, accumulate: true });
     const packed = (x: ProductShape) => usePacked(x, productStrategy(x));

@@ -235,8 +235,13 @@ const WASM: CallRules = {
   // Inside a loop or method run in wasm, a check fails it with numerics' message (the TypeScript calling it throws).
   check: (s, kernels, inWasm) => (inWasm ? [kernels.check(s.size, s.out.off, numericsMessage(s.what, s.step !== undefined), s.step)] : undefined),
   panels: (s, kernels) => [kernels.packPanels(s.shape, s.out, s.b)],
-  // A fill operand, or an epilogue to add into out (both rare), keeps the TypeScript loops.
-  product: (s, kernels) => (isLiteral(s.a) || isLiteral(s.b) || s.epilogue ? undefined : [kernels.product(s.shape, s.out.off, s.a.off, s.b.off)]),
+  // A fill operand is filled into scratch first; two fill operands, or an epilogue to add into out (both rare), keep the TypeScript loops.
+  product: (s, kernels) => {
+    if (s.epilogue || (isLiteral(s.a) && isLiteral(s.b))) return undefined;
+    if (isLiteral(s.a)) return [kernels.productOverLiteral(s.shape, s.out.off, s.b.off, { operand: 'a', value: s.a.literal! })];
+    if (isLiteral(s.b)) return [kernels.productOverLiteral(s.shape, s.out.off, s.a.off, { operand: 'b', value: s.b.literal! })];
+    return [kernels.product(s.shape, s.out.off, s.a.off, s.b.off)];
+  },
   elementwise: (s, kernels, inWasm) => (s.size < SMALLEST_CALL && !inWasm ? undefined : [kernels.elementwise(s.expr, s.size, s.out.off, s.accumulate)]),
   copy: (s, kernels, inWasm) => {
     const size = sizeOf(s.dims);

@@ -231,6 +231,8 @@ export interface TargetKernels {
   /** Calls rendered so far: code rendered while this grew calls the kernels (the method holding it binds them). */
   readonly callsRendered: number;
   product(shape: ProductShape, out: Offset, a: Offset, b: Offset): KernelCall;
+  /** The product with one operand a literal (`operand`, every element `value`) and the other at `other`. */
+  productOverLiteral(shape: ProductShape, out: Offset, other: Offset, literal: { readonly operand: 'a' | 'b'; readonly value: number }): KernelCall;
   /** out[i] = (or +=) expr for i < size. A target with kernels has one for every element-wise primitive. */
   elementwise(expr: ElementwiseExpr, size: number, out: Offset, accumulate: boolean): KernelCall;
   /** out[Σ i_d·outStrides[d]] = (or +=) x[Σ i_d·xStrides[d]] for every i < dims (a 0 stride in x broadcasts). */

@@ -7,7 +7,7 @@ import { describeStrided, fillKernel, normalizeStrided, stridedKernel, stridedSt
 import { checkKernel, gatherKernel, scatterAddKernel } from './indexed.ts';
 import { describeReduce, reduceKernel, reduceStrategy, reductionSegments, type ReduceOp } from './reductions.ts';
 import { describeExpr, elementwiseKernel, numberReads, type NumberedExpr } from './elementwise.ts';
-import { describeProduct, productKernel, productKey, productStrategy, type ProductShape } from './products.ts';
+import { describeProduct, literalProductKernel, productKernel, productKey, productStrategy, type ProductShape } from './products.ts';
 import { packedProductKernel, packedScratch, panelElements, panelPackKernel, panelProductKernel, usePacked, usePanels } from './packed.ts';
 import { sumOfSquaresKernel, updateKernel } from './optimizer.ts';
 import { loopChecks, loopKernel, methodChecks, methodKernel, type ResolvedOp } from './loops.ts';
@@ -76,6 +76,23 @@ export class KernelTable implements TargetKernels, OptimizerKernels {
         : { name, description: describeProduct(shape), strategy, scratch: 0, build: () => productKernel(shape) };
     });
     return new Call(k.name, [out, a, b]);
+  }
+
+  /**
+   * The product with one operand a literal: the literal filled into the scratch region past the
+   * product's own (a fill kernel), then the product's kernel reading it there.
+   */
+  productOverLiteral(shape: ProductShape, out: Offset, other: Offset, literal: { readonly operand: 'a' | 'b'; readonly value: number }): KernelCall {
+    const product = this.product(shape, 0, 0, 0).kernel;
+    const own = this.kernels.find((k) => k.name === product)!.scratch;
+    const size = literal.operand === 'a' ? shape.m * shape.k : shape.k * shape.n;
+    const fill = this.fill(size, literal.value, 0).kernel;
+    const at = Math.ceil(own / 16) * 16;
+    const k = this.kernel(`ml:${product}:${literal.operand}:${constantKey(literal.value)}`, (name) => ({
+      name, description: `${describeProduct(shape)}, ${literal.operand.toUpperCase()} = ${literal.value} everywhere`, strategy: 'literal', scratch: at + size, calls: [fill, product],
+      build: (scratch, indexOf) => literalProductKernel(literal.operand, scratch + at, indexOf(fill), indexOf(product)),
+    }));
+    return new Call(k.name, [out, other]);
   }
 
   panelElements(shape: ProductShape): number {

@@ -253,3 +253,16 @@ export function productKernel(s: ProductShape): FunctionBuilder {
     }
   }
 }
+
+/**
+ * `(out, other)`: the literal operand filled at element offset `literal` (the scratch region) by the
+ * kernel `fill`, then `product(out, a, b)` with it as A or B (`operand`) and `other` as the other.
+ */
+export function literalProductKernel(operand: 'a' | 'b', literal: number, fill: number, product: number): FunctionBuilder {
+  const f = new FunctionBuilder([I32, I32]);
+  f.i32Const(literal).call(fill);
+  f.localGet(0);
+  if (operand === 'a') f.i32Const(literal).localGet(1);
+  else f.localGet(1).i32Const(literal);
+  return f.call(product);
+}
