@@ -7,7 +7,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { unfold } from './helpers/cli.ts';
 import type { ModelDef } from '../src/dsl/model.ts';
 import { importTrainer } from '../src/emit/load.ts';
-import { emitTrainer } from '../src/emit/trainer.ts';
+import { emitTrainer, emitTrainerInSegments } from '../src/emit/trainer.ts';
+import { defineModel } from '../src/dsl/model.ts';
+import { input, param, recurrence, state } from '../src/dsl/recurrence.ts';
+import { add, constant, log, matmul, tanh, transpose } from '../src/dsl/ops.ts';
+import { stack } from '../src/dsl/stack.ts';
 
 const DIR = `test/.tmp-numerics-${process.pid}`;
 const f = (p: string) => path.join(DIR, p);
@@ -65,6 +69,27 @@ describe('--check-numerics', () => {
     for (const e of [ts, wasm]) {
       const trainer = (await importTrainer(e.source)).createTrainer({ params: { W: [0.1, 0.2, 0.3, 0.4], U: [0.5, -0.5], V: [0.3, 0.1] } }) as unknown as { step(x: Float32Array, y: Float32Array): number };
       expect(() => trainer.step(x, y)).toThrow(`numerics: ${LINE}`);
+    }
+  });
+
+  it('in a stack trained in segments (a scan of scans), the check names the step of the whole window, on ts and wasm', async () => {
+    // log(x + 10) of x = −15 at step 3, inside the step: segments of 2 steps put it at step 1 of segment 2.
+    const model = defineModel({
+      name: 'segmented-numerics',
+      build: (B) => {
+        const W = param('W', [2, 2]), U = param('U', [2, 1]), V = param('V', [1, 2]);
+        const rec = recurrence({
+          state: { h: state('h', [B, 2]) }, input: { x: input('x', [B, 1]) }, params: [W, U],
+          step: ({ h }, { x }) => ({ h: tanh(add(matmul(h, transpose(W)), matmul(log(add(x, constant(10, [B, 1]))), transpose(U)))) }),
+        });
+        return stack({ layers: [rec], head: { params: [V], output: (h) => ({ o: matmul(h, transpose(V)) }) } });
+      },
+    });
+    const x = Float64Array.of(0.5, 0.6, -15, 0.5), y = new Float64Array(4);
+    for (const [dtype, target] of [['f64', 'ts'], ['f32', 'wasm']] as const) {
+      const emitted = emitTrainerInSegments({ model, source: 'segmented.ts', batch: 1, tau: 4, dtype, loss: { kind: 'mse' }, optimizer: { name: 'sgd', lr: 0.1 }, carryState: false, checkNumerics: true, target }, 2);
+      const trainer = (await importTrainer(emitted.source)).createTrainer({ params: { W: [0.1, 0.2, 0.3, 0.4], U: [0.5, -0.5], V: [0.3, 0.1] } }) as unknown as { step(x: Float64Array, y: Float64Array): number };
+      expect(() => trainer.step(x, y), target).toThrow(/: log \[1, 1\] gives NaN \(element 0\) at step 3$/);
     }
   });
 

@@ -5,7 +5,7 @@ import type { Node } from '../ir/node.ts';
 import { sizeOf, type Shape } from '../ir/tensor.ts';
 import { primOf, prims } from '../prims/index.ts';
 import { offsetPlus } from '../prims/kit.ts';
-import type { Buf, ElementwiseExpr, EmitHelper, EpilogueExpr, ProgramStep, Statement } from '../prims/types.ts';
+import type { Buf, ElementwiseExpr, EmitHelper, EpilogueExpr, ProgramStep, Statement, StepTerms } from '../prims/types.ts';
 import type { KernelPlan } from './plan.ts';
 import { ARENA, blockCopy, NUMERICS } from './statements.ts';
 
@@ -129,8 +129,8 @@ export interface StatementOptions {
   readonly rows?: RowView;
   /** Each statement carries its node's model line (the artifacts compile writes). */
   readonly origins?: boolean;
-  /** --check-numerics: a check after each node's statements, inside a loop (naming its variable, the step it reads at run time) or in straight-line code (which names each node's step). */
-  readonly checks?: { readonly loop: string } | 'straight';
+  /** --check-numerics: a check after each node's statements, inside a loop (naming the step it computes at run time from the loops' variables) or in straight-line code (which names each node's step). */
+  readonly checks?: { readonly loop: StepTerms } | 'straight';
 }
 
 /**
@@ -151,7 +151,7 @@ function nodeStatements(plan: KernelPlan, n: Node, { rows, origins, checks }: St
 }
 
 /** The check after `n`'s statements: what it wrote is finite (named by the user's line of the op, or the backward pass, which vjp builds with none). */
-function checkOf(plan: KernelPlan, n: Node, shapeOf: ShapeOf, step: string | undefined): Statement[] {
+function checkOf(plan: KernelPlan, n: Node, shapeOf: ShapeOf, step: StepTerms | undefined): Statement[] {
   const out = bufOf(plan, n);
   if (out.literal !== undefined || out.transposed) return [];
   // Straight-line code knows each value's step; a loop says it at run time.

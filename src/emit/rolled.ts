@@ -338,7 +338,7 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig & EmitTarget, b: NodeBu
       const run = (statements: readonly Statement[]): ProgramStep[] => (statements.length ? [{ kind: 'run', statements }] : []);
       const [lo, hi] = seg ? ['lo', 'hi'] : [0, 'T'];
       const loop = (plan: KernelPlan, modes: RowModes | undefined, moves: readonly Move[], reverse: boolean, loss?: number): ProgramStep => {
-        const body = (rows?: RowView) => [...kernelStatements(plan, { ...(rows ? { rows } : {}), origins, ...(checks ? { checks: { loop: 't' } } : {}) }), ...moves.map(moveStatement)];
+        const body = (rows?: RowView) => [...kernelStatements(plan, { ...(rows ? { rows } : {}), origins, ...(checks ? { checks: { loop: { t: 1 } } } : {}) }), ...moves.map(moveStatement)];
         // Packed: the body over each row class but the last (all rows).
         const classes = packed && facts && modes ? { live: packed.seq.base, cases: packed.classes.slice(0, -1).map((r) => ({ rows: r, body: body(rowView(plan, facts, modes, r)) })) } : undefined;
         return { kind: 'loop', reverse, lo, hi, body: body(), ...(classes ? { classes } : {}), ...(loss === undefined ? {} : { loss }) };

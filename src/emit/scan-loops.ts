@@ -6,7 +6,7 @@ import { topoOrder } from '../ir/graph.ts';
 import { sameShape, sizeOf } from '../ir/tensor.ts';
 import { scanParts, timeAxis } from '../prims/scan.ts';
 import type { Bound, Buf, EmitTarget, ProgramStep, Statement, StepOffset } from '../prims/types.ts';
-import { kernelProgram, panelStatements } from './kernel.ts';
+import { kernelProgram, panelStatements, type StatementOptions } from './kernel.ts';
 import { LoopOffsets } from './loop-offsets.ts';
 import { blockCopy } from './statements.ts';
 import { primOf } from '../prims/index.ts';
@@ -61,8 +61,11 @@ function rows(step: readonly number[]): { outer: number; inner: number } {
 /** The lowering of every scan node (nested ones too): its steps in a kernel program (a nested scan's inside the loop of the scan holding it). */
 export type ScanLowering = (n: Node, out: Buf, inputs: readonly Buf[]) => ProgramStep[];
 
-/** The lowering of every scan node at `depth` (0: outermost; a scan's body's scans are one deeper). */
-export function scanLoops(opts: ScanLoopOptions, depth = 0): ScanLowering {
+/**
+ * The lowering of every scan node at `depth` (0: outermost; a scan's body's scans are one deeper,
+ * inside the nest over `enclosing`, the variable of the scan holding them).
+ */
+export function scanLoops(opts: ScanLoopOptions, depth = 0, enclosing?: string): ScanLowering {
   // Prepared once per scan node and placement of its operands and result (the same node in two
   // plans may read operands from different places): its storage is reserved when first lowered.
   const prepared = new Map<Node, Map<string, ProgramStep[]>>();
@@ -70,7 +73,7 @@ export function scanLoops(opts: ScanLoopOptions, depth = 0): ScanLowering {
     const key = [out, ...inputs].map((b) => `${String(b.off)}:${b.literal ?? ''}`).join('|');
     const known = prepared.get(n)?.get(key);
     if (known) return known;
-    const made = scanSteps(opts, depth, n, out, inputs);
+    const made = scanSteps(opts, depth, enclosing, n, out, inputs);
     if (!prepared.has(n)) prepared.set(n, new Map());
     prepared.get(n)!.set(key, made);
     return made;
@@ -92,7 +95,7 @@ function joinRuns(steps: readonly ProgramStep[]): ProgramStep[] {
  * A scan as steps of a kernel program: the consts' and carries' copies in, the panels, the loop over
  * its steps (whose body holds loops when the scan's body holds scans), the carries out.
  */
-function scanSteps(opts: ScanLoopOptions, depth: number, n: Node, out: Buf, inputs: readonly Buf[]): ProgramStep[] {
+function scanSteps(opts: ScanLoopOptions, depth: number, enclosing: string | undefined, n: Node, out: Buf, inputs: readonly Buf[]): ProgramStep[] {
   // (A transposed view is one only products read.)
   if (inputs.some((b) => b.transposed)) throw new Error('emit: a transposed view reached a scan\'s operand');
   const body = n.body!;
@@ -187,9 +190,12 @@ function scanSteps(opts: ScanLoopOptions, depth: number, n: Node, out: Buf, inpu
   });
   const carrySize = plain.reduce((a, i) => a + carrySizes[i]!, 0);
   const carryCopy: Statement[] = carrySize ? [blockCopy(plainCur[0]!, plainNext[0]!, carrySize)] : [];
-  // The step's statements; a scan in the body is a loop inside this one, one deeper.
-  const step = kernelProgram(plan, scanLoops(opts, depth + 1), {
-    origins: opts.target.originComments === true, ...(opts.target.checkNumerics ? { checks: { loop: variable } } : {}),
+  // The step's statements; a scan in the body is a loop inside this one, one deeper. A check names
+  // the step t, or inside a nest's segment of T steps the step t0·T + t (a segmented scan's own);
+  // a nest's own statements, over a whole segment, name none.
+  const checks: StatementOptions['checks'] = nested ? 'straight' : { loop: enclosing ? { [enclosing]: T, t: 1 } : { t: 1 } };
+  const step = kernelProgram(plan, scanLoops(opts, depth + 1, nested ? variable : undefined), {
+    origins: opts.target.originComments === true, ...(opts.target.checkNumerics ? { checks } : {}),
   });
   // The steps the loop runs: all T, or the window's first A[slot] (set per window).
   const windowed = depth === 0 && opts.window?.length === T;

@@ -4,7 +4,7 @@
 // The ts target prints loops; the wasm target calls its kernels (src/emit/wasm/module.ts).
 import { sizeOf } from '../ir/tensor.ts';
 import { primOf } from '../prims/index.ts';
-import { at, COPY_WITHIN, helperCall, numberLiteral, offsetPlus } from '../prims/kit.ts';
+import { at, COPY_WITHIN, helperCall, numberLiteral, offsetPlus, stepText } from '../prims/kit.ts';
 import { reductionLoop } from '../prims/reduce.ts';
 import type { Buf, CopyStatement, ElementwiseExpr, EmitHelper, EmitTarget, EpilogueExpr, KernelCall, Offset, ProductStatement, Statement, TargetKernels } from '../prims/types.ts';
 import { NUMERICS_PREFIX } from './trainer-text.ts';
@@ -174,7 +174,7 @@ function indexCheck(rows: number): string {
 }
 
 const TS: StatementRules = {
-  check: (s, target) => `${helperCall(target, NUMERICS, ARENA, String(s.out.off), String(s.size), JSON.stringify(s.what), ...(s.step ? [s.step] : []))};`,
+  check: (s, target) => `${helperCall(target, NUMERICS, ARENA, String(s.out.off), String(s.size), JSON.stringify(s.what), ...(s.step ? [stepText(s.step)] : []))};`,
   panels: () => {
     throw new Error('emit: panels are planned for a target with product kernels only (TargetKernels.panelElements)');
   },

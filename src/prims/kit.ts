@@ -2,7 +2,7 @@
 
 import type { Attrs } from '../ir/node.ts';
 import { sameShape, shapeToString, sizeOf, type Shape } from '../ir/tensor.ts';
-import type { Buf, ElementwiseEmit, EmitHelper, EmitTarget, Offset, PrimDef } from './types.ts';
+import type { Buf, ElementwiseEmit, EmitHelper, EmitTarget, Offset, PrimDef, StepTerms } from './types.ts';
 
 /** A JS literal that reads back as exactly `x` (finite by the const rule). */
 export function numberLiteral(x: number): string {
@@ -18,6 +18,11 @@ export function at(b: Buf, i: string | number): string {
   if (typeof b.off === 'number' && typeof i === 'number') return `${b.arr}[${b.off + i}]`;
   if (b.off === 0) return `${b.arr}[${i}]`;
   return i === 0 ? `${b.arr}[${b.off}]` : `${b.arr}[${b.off} + ${i}]`;
+}
+
+/** A step index in the loops' variables as TypeScript: `t`, `t0 * 4 + t`. */
+export function stepText(terms: StepTerms): string {
+  return Object.entries(terms).map(([v, k]) => (k === 1 ? v : `${v} * ${k}`)).join(' + ') || '0';
 }
 
 /** The offset `k` elements past a buffer's start (a number, or a step's offset inside a loop). */

@@ -94,9 +94,15 @@ export interface CheckStatement extends StatementOrigin {
   readonly out: Buf;
   readonly size: number;
   readonly what: string;
-  /** Inside a loop over t: the loop variable's name in the code, whose value + 1 the message names. */
-  readonly step?: string;
+  /**
+   * Inside a loop: the step the message names (its value + 1) as Σ coefficient·variable over the
+   * loops' variables (`{ t: 1 }`; a segment's step t0·K + t).
+   */
+  readonly step?: StepTerms;
 }
+
+/** A step index in the variables of the loops around a statement: Σ terms[v]·v. */
+export type StepTerms = Readonly<Record<string, number>>;
 
 /**
  * B of the products read from panels (`shape.panels`) copied into them at `out`: a target with
@@ -216,10 +222,10 @@ export interface KernelCall {
    * A call whose kernel can fail (a gather's or scatter-add's bad index, --check-numerics' first
    * value not finite): it returns the position (−1: none), at which the arena holds the bad value
    * past argument `valueArg`'s offset. A loop or method holding it returns its failure `site` (the
-   * module's `failure` function gives the error there), the position, the value and the step (the
-   * loop variable `step`'s value, or −1).
+   * module's `failure` function gives the error there), the position, the value and the step (`step`
+   * computed from the loops' variables, or −1).
    */
-  readonly checked?: { readonly site: number; readonly valueArg: number; readonly step?: string };
+  readonly checked?: { readonly site: number; readonly valueArg: number; readonly step?: StepTerms };
   toString(): string;
 }
 
@@ -250,7 +256,7 @@ export interface TargetKernels {
    * not finite fails the call, with `message`, a TypeScript expression of the error's message in
    * `position`, `value` and `step` (the value of the loop variable `step`).
    */
-  check(size: number, out: Offset, message: string, step?: string): KernelCall;
+  check(size: number, out: Offset, message: string, step?: StepTerms): KernelCall;
   /**
    * Elements of the panel copy of B the target reads this product's B from when B holds the same
    * values at every step of the loop the product runs in (a weight): copied once before the loop

@@ -33,18 +33,20 @@ export function loopChecks(spec: LoopSpec): boolean {
 /** A failed call's results pushed (site, position, value, step), then out of the function. */
 type Fail = (push: () => void) => void;
 
-/** An offset as an i32: a number, or a step's offset computed from the locals `local` gives for its variables. */
-function pushOffset(f: FunctionBuilder, a: Offset, local: (v: string) => number | undefined): void {
-  if (typeof a === 'number') {
-    f.i32Const(a);
-    return;
-  }
-  f.i32Const(a.base + a.plus);
-  for (const [v, coef] of Object.entries(a.coefs)) {
+/** constant + Σ terms[v]·v as an i32, from the locals `local` gives for the variables. */
+function pushSum(f: FunctionBuilder, constant: number, terms: Readonly<Record<string, number>>, local: (v: string) => number | undefined): void {
+  f.i32Const(constant);
+  for (const [v, coef] of Object.entries(terms)) {
     const l = local(v);
-    if (l === undefined) throw new Error(`wasm: an offset in ${v}, which this function does not have`);
+    if (l === undefined) throw new Error(`wasm: an offset or a step in ${v}, which this function does not have`);
     f.localGet(l).i32Const(coef).i32Mul().i32Add();
   }
+}
+
+/** An offset as an i32: a number, or a step's offset computed from the locals `local` gives for its variables. */
+function pushOffset(f: FunctionBuilder, a: Offset, local: (v: string) => number | undefined): void {
+  if (typeof a === 'number') f.i32Const(a);
+  else pushSum(f, a.base + a.plus, a.coefs, local);
 }
 
 /**
@@ -65,11 +67,7 @@ function pushCalls(f: FunctionBuilder, calls: readonly KernelCall[], local: (v: 
       pushOffset(f, call.args[valueArg]!, local);
       f.localGet(bad).i32Add().i32Const(2).i32Shl().f32Load();
       if (step === undefined) f.i32Const(-1);
-      else {
-        const l = local(step);
-        if (l === undefined) throw new Error(`wasm: a check at step ${step}, a variable this function does not have`);
-        f.localGet(l);
-      }
+      else pushSum(f, 0, step, local);
     });
     f.end();
   }

@@ -1,6 +1,7 @@
 // The wasm target's module: the deduplicated kernels one trainer calls (matrix products, fused
 // element-wise chains, copies, reductions, gathers, the optimizer's update), in first-use order, encoded over the trainer's one memory (sized once from the arena).
-import type { Bound, ElementwiseExpr, KernelCall, LoopSpec, MethodOp, Offset, TargetKernels } from '../../prims/types.ts';
+import type { Bound, ElementwiseExpr, KernelCall, LoopSpec, MethodOp, Offset, StepTerms, TargetKernels } from '../../prims/types.ts';
+import { stepText } from '../../prims/kit.ts';
 import type { LaneProgram, OptimizerKernels } from '../optimizer.ts';
 import { encodeModule, PAGE_BYTES, type FunctionBuilder } from './encoder.ts';
 import { describeStrided, fillKernel, normalizeStrided, stridedKernel, stridedStrategy, valuesKernel } from './copies.ts';
@@ -171,7 +172,7 @@ export class KernelTable implements TargetKernels, OptimizerKernels {
     return new CheckedCall(k.name, [out, values, indices], rows, this.site(badIndexMessage(rows)));
   }
 
-  check(size: number, out: Offset, message: string, step?: string): KernelCall {
+  check(size: number, out: Offset, message: string, step?: StepTerms): KernelCall {
     const k = this.kernel(`ck:${size}`, (name) => ({
       name, description: `the first of ${size} values not finite (--check-numerics)`, strategy: 'check', scratch: 0, returns: 'number',
       build: () => checkKernel(size),
@@ -361,11 +362,12 @@ class CheckedCall extends Call {
 
 /** A check's call (--check-numerics), made from the TypeScript: the module's failure at its site. */
 class CheckCall extends Call {
-  constructor(kernel: string, out: Offset, readonly checked: { readonly site: number; readonly valueArg: number; readonly step?: string }) {
+  constructor(kernel: string, out: Offset, readonly checked: { readonly site: number; readonly valueArg: number; readonly step?: StepTerms }) {
     super(kernel, [out]);
   }
   override toString(): string {
-    return `{ const bad = ${KERNELS}.${this.kernel}(${this.args[0]}); if (bad >= 0) throw failure(${this.checked.site}, bad, ${past(this.args[0]!, 'bad')}, ${this.checked.step ?? -1}); }`;
+    const step = this.checked.step ? stepText(this.checked.step) : '-1';
+    return `{ const bad = ${KERNELS}.${this.kernel}(${this.args[0]}); if (bad >= 0) throw failure(${this.checked.site}, bad, ${past(this.args[0]!, 'bad')}, ${step}); }`;
   }
 }
 
