@@ -93,6 +93,14 @@ describe('--check-numerics', () => {
     }
   });
 
+  it('an input projection computed over all steps (--hoist on) names the line of the step\'s product', async () => {
+    // 1e39 is +Infinity in float32: x(3)·Uᵀ overflows, row 2 of the [T·B, 2] product.
+    fs.writeFileSync(f('huge.json'), JSON.stringify({ windows: [{ x: { shape: [1, 4, 1], data: [0.5, 0.6, 1e39, 0.5] }, y: { shape: [1, 4, 1], data: [0, 0, 0, 0] } }] }));
+    const r = await unfold('train', f('model.ts'), '--data', f('huge.json'), '--steps', '2', '--no-plots', '--check-numerics', '--hoist', 'on');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`^unfold train: training diverged at step 1 of 2: ${DIR}/model\\.ts:9: matmul \\[4, 2\\] gives -?Infinity \\(element 4\\)`));
+  });
+
   it('off, the same run is stopped by its non-finite loss, without a line to point at', async () => {
     const r = await unfold('train', f('model.ts'), '--data', f('windows.json'), '--steps', '2', '--no-plots', '--dtype', 'f64');
     expect(r.code).toBe(1);

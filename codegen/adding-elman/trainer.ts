@@ -1214,6 +1214,7 @@ export class Trainer {
         // (derived)
         A[59002] = 1 / A[14722];
         { const v = A[59002]; for (let f = 0; f < 16; f++) A[16681 + f] = v; }
+        // graphs/adding-elman.ts:9
         for (let i = 0; i < 320; i += 4) {
           for (let j = 0; j < 30; j += 3) {
             let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -1516,6 +1517,7 @@ export class Trainer {
         // (derived)
         A[59002] = 1 / A[14722];
         { const v = A[59002]; for (let f = 0; f < 16; f++) A[16681 + f] = v; }
+        // graphs/adding-elman.ts:9
         for (let i = 0; i < 320; i += 4) {
           for (let j = 0; j < 30; j += 3) {
             let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;

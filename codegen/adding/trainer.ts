@@ -1334,6 +1334,7 @@ export class Trainer {
         // (derived)
         A[152442] = 1 / A[32386];
         { const v = A[152442]; for (let f = 0; f < 16; f++) A[37417 + f] = v; }
+        // graphs/adding.ts:10
         for (let i = 0; i < 320; i += 4) {
           for (let j = 0; j < 126; j += 3) {
             let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
@@ -1661,6 +1662,7 @@ export class Trainer {
         // (derived)
         A[152442] = 1 / A[32386];
         { const v = A[152442]; for (let f = 0; f < 16; f++) A[37417 + f] = v; }
+        // graphs/adding.ts:10
         for (let i = 0; i < 320; i += 4) {
           for (let j = 0; j < 126; j += 3) {
             let c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;

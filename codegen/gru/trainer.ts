@@ -283,6 +283,7 @@ export class Trainer {
         // (derived)
         A[12057] = 1 / A[7158];
         A[7491] = A[12057];
+        // graphs/gru.ts:8
         for (let i = 0; i < 10; i++) { const a0 = A[6786 + i * 1]; for (let j = 0; j < 96; j++) A[7492 + i * 96 + j] = a0 * A[7170 + j]; }
         for (let t = 0; t < T; t++) {
           const q0 = 6838 + t * 32;
@@ -499,6 +500,7 @@ export class Trainer {
         // (derived)
         A[12057] = 1 / A[7158];
         A[7491] = A[12057];
+        // graphs/gru.ts:8
         for (let i = 0; i < 10; i++) { const a0 = A[6786 + i * 1]; for (let j = 0; j < 96; j++) A[7492 + i * 96 + j] = a0 * A[7170 + j]; }
         for (let t = 0; t < T; t++) {
           const q0 = 6838 + t * 32;

@@ -292,6 +292,7 @@ export class Trainer {
         // (derived)
         A[14489] = 1 / A[9750];
         A[10179] = A[14489];
+        // graphs/lstm.ts:8
         for (let i = 0; i < 10; i++) { const a0 = A[9026 + i * 1]; for (let j = 0; j < 128; j++) A[10180 + i * 128 + j] = a0 * A[9762 + j]; }
         for (let t = 0; t < T; t++) {
           const q0 = 9078 + t * 32;
@@ -520,6 +521,7 @@ export class Trainer {
         // (derived)
         A[14489] = 1 / A[9750];
         A[10179] = A[14489];
+        // graphs/lstm.ts:8
         for (let i = 0; i < 10; i++) { const a0 = A[9026 + i * 1]; for (let j = 0; j < 128; j++) A[10180 + i * 128 + j] = a0 * A[9762 + j]; }
         for (let t = 0; t < T; t++) {
           const q0 = 9078 + t * 32;

@@ -275,6 +275,7 @@ export class Trainer {
         // (derived)
         A[3545] = 1 / A[2678];
         A[2819] = A[3545];
+        // graphs/sincos.ts:9
         for (let i = 0; i < 10; i++) { const a0 = A[2306 + i * 1]; for (let j = 0; j < 32; j++) A[2820 + i * 32 + j] = a0 * A[2690 + j]; }
         for (let t = 0; t < T; t++) {
           const q0 = 2358 + t * 32;
@@ -485,6 +486,7 @@ export class Trainer {
         // (derived)
         A[3545] = 1 / A[2678];
         A[2819] = A[3545];
+        // graphs/sincos.ts:9
         for (let i = 0; i < 10; i++) { const a0 = A[2306 + i * 1]; for (let j = 0; j < 32; j++) A[2820 + i * 32 + j] = a0 * A[2690 + j]; }
         for (let t = 0; t < T; t++) {
           const q0 = 2358 + t * 32;

@@ -8,7 +8,7 @@
 // pass runs each segment's forward loop again from its checkpoint — the same emitted body, so the
 // same numbers — and then that segment's reverse loop.
 import { topoOrder } from '../ir/graph.ts';
-import type { Node } from '../ir/node.ts';
+import { originSpec, type Node } from '../ir/node.ts';
 import { sizeOf } from '../ir/tensor.ts';
 import { pushTo } from '../ir/multimap.ts';
 import type { NodeBuilder } from '../prims/builder.ts';
@@ -253,7 +253,12 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig & EmitTarget, b: NodeBu
       }
       return leaf;
     };
-    const projectionSlots = projections.map((p) => ({ node: b.matmul(allSteps(p.rows), p.product.inputs[1]!), slot: stackedOf.get(p.product)!.seq.base }));
+    // Each step's x(t)·W over all steps, keeping the user's line of the step's product (what compile's comments and --check-numerics name).
+    const projectionSlots = projections.map((p) => {
+      const rows = allSteps(p.rows);
+      const node = b.ctx.make({ op: 'matmul', inputs: [rows, p.product.inputs[1]!], shape: [rows.shape[0]!, p.product.shape[1]!], attrs: p.product.attrs, ...originSpec(p.product) });
+      return { node, slot: stackedOf.get(p.product)!.seq.base };
+    });
     const projectionPlan = planOutputs(projectionSlots, stackPinned, tempBase);
     const gradientSlots: OutputSlot[] = stackedGrads.map((g) => ({ node: g.build(allSteps, b), slot: io.grads[g.param]!.off, accumulate: true }));
     const gradientPlan = planOutputs(gradientSlots, stackPinned, tempBase);
