@@ -1,6 +1,7 @@
 // --check-numerics (train, run, grad; interpreted and compiled, ts and wasm): the first value that is
 // not finite stops the run with one line naming the model file's line of the op, the op, the tensor's
 // shape and the step t — here log of a negative number at step 3. Off, nothing is emitted.
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -37,6 +38,7 @@ beforeAll(() => {
   const x = { shape: [1, 4, 1], data: [0.5, 0.6, -5, 0.5] }, y = { shape: [1, 4, 1], data: [0, 0, 0, 0] };
   fs.writeFileSync(f('windows.json'), JSON.stringify({ windows: [{ x, y }] }));
   fs.writeFileSync(f('data.json'), JSON.stringify({ x, y }));
+  fs.writeFileSync(f('huge.json'), JSON.stringify({ windows: [{ x: { shape: [1, 4, 1], data: [0.5, 0.6, 1e39, 0.5] }, y }] }));
   fs.writeFileSync(f('params.json'), JSON.stringify({ W: { shape: [2, 2], data: [0.1, 0.2, 0.3, 0.4] }, U: { shape: [2, 1], data: [0.5, -0.5] }, V: { shape: [1, 2], data: [0.3, 0.1] } }));
 });
 afterAll(() => fs.rmSync(DIR, { recursive: true, force: true }));
@@ -94,11 +96,17 @@ describe('--check-numerics', () => {
   });
 
   it('an input projection computed over all steps (--hoist on) names the line of the step\'s product', async () => {
-    // 1e39 is +Infinity in float32: x(3)·Uᵀ overflows, row 2 of the [T·B, 2] product.
-    fs.writeFileSync(f('huge.json'), JSON.stringify({ windows: [{ x: { shape: [1, 4, 1], data: [0.5, 0.6, 1e39, 0.5] }, y: { shape: [1, 4, 1], data: [0, 0, 0, 0] } }] }));
+    // huge.json: x(3) = 1e39, +Infinity in float32: x(3)·Uᵀ overflows, row 2 of the [T·B, 2] product.
     const r = await unfold('train', f('model.ts'), '--data', f('huge.json'), '--steps', '2', '--no-plots', '--check-numerics', '--hoist', 'on');
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(new RegExp(`^unfold train: training diverged at step 1 of 2: ${DIR}/model\\.ts:9: matmul \\[4, 2\\] gives -?Infinity \\(element 4\\)`));
+  });
+
+  it('a --cell model, which has no model file, names the layer (nn.LSTM\'s layer k) whose op failed', () => {
+    // (The command itself: in this process the test's own frames would be the first outside the compiler.)
+    const r = spawnSync(process.execPath, ['bin/unfold.mjs', 'train', '--cell', 'lstm', '--input', '1', '--hidden', '8', '--output', '1', '--layers', '2', '--data', f('huge.json'), '--steps', '2', '--no-plots', '--check-numerics'], { encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^unfold train: training diverged at step 1 of 2: lstm layer 0: matmul \[\d+, 32\] gives -?Infinity \(element \d+\)/);
   });
 
   it('off, the same run is stopped by its non-finite loss, without a line to point at', async () => {

@@ -7,6 +7,7 @@ import { UnfoldError } from '../ir/errors.ts';
 import { input, param, recurrence, state, type Recurrence } from '../dsl/recurrence.ts';
 import { bidirectional, stack, type Layer } from '../dsl/stack.ts';
 import { graphModel, type GraphModel } from '../dsl/graph-model.ts';
+import { withOriginLabel } from '../dsl/origin.ts';
 
 export type CellKind = 'elman' | 'lstm' | 'gru';
 
@@ -68,7 +69,7 @@ export function cellParamShapes(kind: CellKind, s: Dims): [string, number[]][] {
 const linear = (x: Node, W: Node, b: Node): Node => add(matmul(x, transpose(W)), b);
 
 /** One layer's step: h (and c) from x [B, in] with the weights of that layer and direction, no head. */
-function layerCell(kind: CellKind, s: CellSpec, inputSize: number, [Wih, Whh, bih, bhh]: readonly Node[], outputs?: (h: Node) => Record<string, Node>, extraParams: readonly Node[] = []): Recurrence {
+function layerCell(kind: CellKind, s: CellSpec, inputSize: number, [Wih, Whh, bih, bhh]: readonly Node[], name: string, outputs?: (h: Node) => Record<string, Node>, extraParams: readonly Node[] = []): Recurrence {
   const H = s.hidden, B = s.batch;
   const x = input('x', [B, inputSize]);
   const h = state('h', [B, H]);
@@ -80,7 +81,7 @@ function layerCell(kind: CellKind, s: CellSpec, inputSize: number, [Wih, Whh, bi
     const act = s.nonlinearity === 'relu' ? relu : tanh;
     return recurrence({
       name: 'elman', state: { h }, input: { x }, params,
-      step: ({ h }, { x }) => ({ h: act(add(linear(x, Wih!, bih!), linear(h, Whh!, bhh!))) }),
+      step: ({ h }, { x }) => withOriginLabel(name, () => ({ h: act(add(linear(x, Wih!, bih!), linear(h, Whh!, bhh!))) })),
       ...(output ? { output } : {}),
     });
   }
@@ -88,24 +89,24 @@ function layerCell(kind: CellKind, s: CellSpec, inputSize: number, [Wih, Whh, bi
     const c = state('c', [B, H]);
     return recurrence({
       name: 'lstm', state: { h, c }, input: { x }, params,
-      step: ({ h, c }, { x }) => {
+      step: ({ h, c }, { x }) => withOriginLabel(name, () => {
         const z = add(linear(x, Wih!, bih!), linear(h, Whh!, bhh!));
         const i = sigmoid(gate(z, 0)), f = sigmoid(gate(z, 1)), g = tanh(gate(z, 2)), o = sigmoid(gate(z, 3));
         const c2 = add(mul(f, c), mul(i, g));
         return { h: mul(o, tanh(c2)), c: c2 };
-      },
+      }),
       ...(output ? { output } : {}),
     });
   }
   return recurrence({
     name: 'gru', state: { h }, input: { x }, params,
-    step: ({ h }, { x }) => {
+    step: ({ h }, { x }) => withOriginLabel(name, () => {
       const gi = linear(x, Wih!, bih!), gh = linear(h, Whh!, bhh!);
       const r = sigmoid(add(gate(gi, 0), gate(gh, 0)));
       const z = sigmoid(add(gate(gi, 1), gate(gh, 1)));
       const n = tanh(add(gate(gi, 2), mul(r, gate(gh, 2)))); // reset after, as torch.nn.GRU
       return { h: add(mul(sub(1, z), n), mul(z, h)) };
-    },
+    }),
     ...(output ? { output } : {}),
   });
 }
@@ -120,12 +121,13 @@ export function cell(kind: CellKind, s: CellSpec): Recurrence {
   const shapes = cellParamShapes(kind, s);
   const params = shapes.map(([name, shape], i) => param(name, shape, { kind: 'uniform', bound: 1 / Math.sqrt(i >= shapes.length - 2 ? D * s.hidden : s.hidden) }));
   const [Wout, bout] = params.slice(-2) as [Node, Node];
-  const head = (h: Node) => ({ o: linear(h, Wout, bout) });
-  if (L === 1 && D === 1) return layerCell(kind, s, s.input, params, head, [Wout, bout]);
+  // (Where no frame is the user's — a --cell model — its nodes are named by these parts.)
+  const head = (h: Node) => withOriginLabel('linear head', () => ({ o: linear(h, Wout, bout) }));
+  if (L === 1 && D === 1) return layerCell(kind, s, s.input, params, `${kind} layer 0`, head, [Wout, bout]);
   const layers: Layer[] = [];
   for (let k = 0; k < L; k++) {
     const inputSize = k === 0 ? s.input : D * s.hidden;
-    const at = (d: number) => layerCell(kind, s, inputSize, params.slice((k * D + d) * 4, (k * D + d) * 4 + 4));
+    const at = (d: number) => layerCell(kind, s, inputSize, params.slice((k * D + d) * 4, (k * D + d) * 4 + 4), `${kind} layer ${k}${d === 1 ? ' reverse' : ''}`);
     layers.push(D === 2 ? bidirectional(at(0), at(1)) : { forward: at(0) });
   }
   return stack({ name: kind, layers, head: { params: [Wout, bout], output: head }, ...(s.dropout ? { dropout: s.dropout } : {}) });

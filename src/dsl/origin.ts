@@ -76,9 +76,26 @@ function capturedOrigin(e: Error): string | undefined {
   return undefined;
 }
 
-/** `graphs/sincos.ts:12` for the innermost user frame of the current stack, or undefined. */
+/**
+ * What a node built with no user frame on its stack takes as its origin: the part of a built-in
+ * model being traced (a `--cell` layer's step, "lstm layer 0"), set by withOriginLabel.
+ */
+let label: string | undefined;
+
+/** `f()` with `name` the origin of what it builds where no frame is the user's. */
+export function withOriginLabel<T>(name: string, f: () => T): T {
+  const saved = label;
+  label = name;
+  try {
+    return f();
+  } finally {
+    label = saved;
+  }
+}
+
+/** `graphs/sincos.ts:12` for the innermost user frame of the current stack, else the label of what is being traced, or undefined. */
 export function userOrigin(): string | undefined {
-  return capturedOrigin(capture());
+  return capturedOrigin(capture()) ?? label;
 }
 
 /**
@@ -87,7 +104,8 @@ export function userOrigin(): string | undefined {
  */
 export function lazyUserOrigin(): () => string | undefined {
   const e = capture();
-  return () => capturedOrigin(e);
+  const traced = label;
+  return () => capturedOrigin(e) ?? traced;
 }
 
 /** `graphs/sincos.ts:12` for the innermost frame of `stack` outside the compiler (and node_modules), or undefined. */
