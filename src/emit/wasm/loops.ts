@@ -73,6 +73,22 @@ function pushCalls(f: FunctionBuilder, calls: readonly KernelCall[], local: (v: 
   }
 }
 
+/**
+ * `body` for each value of the local `index` from lo up to hi − 1, or from hi − 1 down to lo
+ * (`lo` and `hi` push the bounds, read again at each step).
+ */
+function forRange(f: FunctionBuilder, index: number, reverse: boolean, lo: () => void, hi: () => void, body: () => void): void {
+  if (reverse) hi(), f.i32Const(1).i32Sub();
+  else lo();
+  f.localSet(index).block().loop().localGet(index);
+  if (reverse) lo(), f.i32LtS();
+  else hi(), f.i32GeS();
+  f.brIf(1);
+  body();
+  f.localGet(index).i32Const(reverse ? -1 : 1).i32Add().localSet(index);
+  f.br(0).end().end();
+}
+
 /** `(lo, hi[, …outer][, sum]) → [sum][, site, position, value, step]`: the loop, calling the kernel `indexOf(name)` gives the index of. */
 export function loopKernel(spec: LoopSpec, indexOf: (kernel: string) => number): FunctionBuilder {
   const withLoss = spec.loss !== undefined, checks = loopChecks(spec);
@@ -91,29 +107,24 @@ export function loopKernel(spec: LoopSpec, indexOf: (kernel: string) => number):
     push();
     f.return();
   } : undefined;
-  // t = first step; while t is in [lo, hi): the calls, the loss term, the next t.
-  if (spec.reverse) f.localGet(hi).i32Const(1).i32Sub().localSet(t);
-  else f.localGet(lo).localSet(t);
-  f.block().loop();
-  if (spec.reverse) f.localGet(t).localGet(lo).i32LtS().brIf(1);
-  else f.localGet(t).localGet(hi).i32GeS().brIf(1);
   const emitCalls = (calls: readonly KernelCall[]) => pushCalls(f, calls, local, indexOf, fail);
-  if (spec.classes) {
-    // The step's class: the calls over its rows, then out of the block; else the calls over all rows.
-    const live = f.local(I32);
-    f.localGet(t).i32Const(2).i32Shl().f32Load(spec.classes.live * 4).i32TruncSatF32S().localSet(live);
-    f.block();
-    for (const c of spec.classes.cases) {
-      f.localGet(live).i32Const(c.rows).i32Eq().if();
-      emitCalls(c.calls);
-      f.br(1).end();
-    }
-    emitCalls(spec.calls);
-    f.end();
-  } else emitCalls(spec.calls);
-  if (withLoss) f.localGet(sum).i32Const(spec.loss! * 4).f32Load().f64PromoteF32().f64Add().localSet(sum);
-  f.localGet(t).i32Const(spec.reverse ? -1 : 1).i32Add().localSet(t);
-  f.br(0).end().end();
+  const live = spec.classes ? f.local(I32) : -1;
+  // Each t in [lo, hi): the calls, the loss term.
+  forRange(f, t, spec.reverse, () => f.localGet(lo), () => f.localGet(hi), () => {
+    if (spec.classes) {
+      // The step's class: the calls over its rows, then out of the block; else the calls over all rows.
+      f.localGet(t).i32Const(2).i32Shl().f32Load(spec.classes.live * 4).i32TruncSatF32S().localSet(live);
+      f.block();
+      for (const c of spec.classes.cases) {
+        f.localGet(live).i32Const(c.rows).i32Eq().if();
+        emitCalls(c.calls);
+        f.br(1).end();
+      }
+      emitCalls(spec.calls);
+      f.end();
+    } else emitCalls(spec.calls);
+    if (withLoss) f.localGet(sum).i32Const(spec.loss! * 4).f32Load().f64PromoteF32().f64Add().localSet(sum);
+  });
   if (withLoss) f.localGet(sum);
   if (checks) f.i32Const(0).i32Const(0).f32Const(0).i32Const(0);
   return f;
@@ -186,23 +197,7 @@ export function methodKernel(ops: readonly ResolvedOp[], params: readonly string
       } else if (op.kind === 'mean') {
         f.i32Const(op.out * 4).localGet(sum).i32Const(op.norm * 4).f32Load().f64PromoteF32().f64Div().f32DemoteF64().f32Store();
       } else if (op.kind === 'nest') {
-        // index from lo up to hi − 1, or from hi − 1 down to lo.
-        const index = variable(op.index);
-        if (op.reverse) {
-          bound(op.hi);
-          f.i32Const(1).i32Sub().localSet(index);
-        } else {
-          bound(op.lo);
-          f.localSet(index);
-        }
-        f.block().loop();
-        f.localGet(index);
-        if (op.reverse) bound(op.lo), f.i32LtS();
-        else bound(op.hi), f.i32GeS();
-        f.brIf(1);
-        emit(op.ops);
-        f.localGet(index).i32Const(op.reverse ? -1 : 1).i32Add().localSet(index);
-        f.br(0).end().end();
+        forRange(f, variable(op.index), op.reverse, () => bound(op.lo), () => bound(op.hi), () => emit(op.ops));
       } else if (op.kind === 'unlessLast') {
         // (c + 1)·K < T
         f.localGet(vars['c']!).i32Const(1).i32Add().i32Const(op.length).i32Mul().localGet(T).i32LtS().if();
@@ -213,17 +208,12 @@ export function methodKernel(ops: readonly ResolvedOp[], params: readonly string
         const K = op.length, c = vars['c']!;
         // ⌈T/K⌉ segments; c from 0 up, or from the last down.
         f.localGet(T).i32Const(K - 1).i32Add().i32Const(K).i32DivS().localSet(count);
-        if (op.reverse) f.localGet(count).i32Const(1).i32Sub().localSet(c);
-        else f.i32Const(0).localSet(c);
-        f.block().loop();
-        if (op.reverse) f.localGet(c).i32Const(0).i32LtS().brIf(1);
-        else f.localGet(c).localGet(count).i32GeS().brIf(1);
-        // hi = T − (⌈T/K⌉ − 1 − c)·K; lo = max(hi − K, 0)
-        f.localGet(T).localGet(count).i32Const(1).i32Sub().localGet(c).i32Sub().i32Const(K).i32Mul().i32Sub().localSet(vars['hi']!);
-        f.localGet(vars['hi']!).i32Const(K).i32Sub().i32Const(0).localGet(vars['hi']!).i32Const(K).i32Sub().i32Const(0).i32GtS().select().localSet(vars['lo']!);
-        emit(op.ops);
-        f.localGet(c).i32Const(op.reverse ? -1 : 1).i32Add().localSet(c);
-        f.br(0).end().end();
+        forRange(f, c, op.reverse, () => f.i32Const(0), () => f.localGet(count), () => {
+          // hi = T − (⌈T/K⌉ − 1 − c)·K; lo = max(hi − K, 0)
+          f.localGet(T).localGet(count).i32Const(1).i32Sub().localGet(c).i32Sub().i32Const(K).i32Mul().i32Sub().localSet(vars['hi']!);
+          f.localGet(vars['hi']!).i32Const(K).i32Sub().i32Const(0).localGet(vars['hi']!).i32Const(K).i32Sub().i32Const(0).i32GtS().select().localSet(vars['lo']!);
+          emit(op.ops);
+        });
       }
     }
   };
