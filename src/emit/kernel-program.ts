@@ -5,7 +5,7 @@ import type { Bound, ElementwiseExpr, EmitTarget, EpilogueExpr, KernelCall, Loop
 import { originComment, withKernelCalls } from './kernel.ts';
 import type { ModuleFunctions } from './layout.ts';
 import { declaration } from './loop-offsets.ts';
-import { callsInWasm, renderStatement } from './statements.ts';
+import { boundText, callsInWasm, renderStatement } from './statements.ts';
 import { callsIn, LOOP_VARIABLES, SEGMENT_VARIABLES } from './wasm/loops.ts';
 
 /** The running sum of the loss terms, in TypeScript. */
@@ -79,10 +79,9 @@ export function programText(program: readonly ProgramStep[], target: EmitTarget,
   let handsKernels = false;
   const { code, callsKernels } = withKernelCalls(target.kernels, () => {
     const indent = (lines: readonly string[]) => lines.map((l) => l.replace(/^/gm, '  '));
-    const bound = (b: Bound) => (typeof b === 'object' ? `A[${b.slot}]` : String(b));
     /** A loop over `v` between the bounds, down from hi − 1 when reverse, around `body`. */
     const loopOver = (v: string, { reverse, lo, hi }: { reverse: boolean; lo: Bound; hi: Bound }, body: readonly string[]) => [
-      reverse ? `for (let ${v} = ${bound(hi)} - 1; ${v} >= ${bound(lo)}; ${v}--) {` : `for (let ${v} = ${bound(lo)}; ${v} < ${bound(hi)}; ${v}++) {`,
+      reverse ? `for (let ${v} = ${boundText(hi)} - 1; ${v} >= ${boundText(lo)}; ${v}--) {` : `for (let ${v} = ${boundText(lo)}; ${v} < ${boundText(hi)}; ${v}++) {`,
       ...indent(body),
       '}',
     ];

@@ -1,7 +1,7 @@
 // Per-step offsets of a loop over t: each slot of a per-step sequence at step index t + k (or
 // t − lo + k in a segment starting at lo) is a StepOffset, read in TypeScript through a local the
 // loop declares (`const q0 = 2306 + t * 32;`) and computed by the wasm target from t and lo.
-import type { Offset, StepOffset } from '../prims/types.ts';
+import type { StepOffset } from '../prims/types.ts';
 import type { Seq } from './layout.ts';
 
 /** A step's index into a sequence: t + k, or with `lo` t − lo + k (a segment's own storage). */
@@ -23,10 +23,6 @@ class SlotOffset implements StepOffset {
 /** An offset in the variables of a method (a segment's c, lo and hi): base + Σ coefs[v]·v, read in TypeScript through `local`. */
 export function variableOffset(local: string, base: number, coefs: Readonly<Record<string, number>>): StepOffset {
   return new SlotOffset(local, base, coefs, 0);
-}
-
-export function isStepOffset(off: Offset): off is StepOffset {
-  return typeof off === 'object';
 }
 
 /**

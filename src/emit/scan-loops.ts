@@ -10,6 +10,7 @@ import { kernelProgram, panelStatements, type StatementOptions } from './kernel.
 import { LoopOffsets } from './loop-offsets.ts';
 import { blockCopy } from './statements.ts';
 import { primOf } from '../prims/index.ts';
+import { offsetAt } from '../prims/kit.ts';
 import { afterPasses, planOutputs, type OnPass, type Offset, type OutputSlot, type StepInvariants } from './plan.ts';
 import type { Context } from '../ir/node.ts';
 
@@ -31,9 +32,6 @@ export interface ScanLoopOptions {
    */
   readonly window?: { readonly length: number; readonly slot: number };
 }
-
-/** `off` k elements further. */
-const past = (off: Offset, k: number): Offset => (typeof off === 'number' ? off + k : off.shift(k));
 
 /**
  * For each carry, the value d it is incremented by when its new value is c + d and its placeholder
@@ -140,7 +138,7 @@ function scanSteps(opts: ScanLoopOptions, depth: number, enclosing: string | und
     return !yDirect[j] && i < nc && !deltas[i] ? next[i] : undefined;
   });
   const yCopied = region(ys.map((y, j) => (yDirect[j] || carrySlot[j] !== undefined ? 0 : sizeOf(y.shape))));
-  const yOff: Offset[] = ys.map((y, j) => (yDirect[j] ? stepOf(past(out.off, parts[nc + j]!.offset), sizeOf(y.shape)) : carrySlot[j] ?? yCopied[j]!));
+  const yOff: Offset[] = ys.map((y, j) => (yDirect[j] ? stepOf(offsetAt(out.off, parts[nc + j]!.offset), sizeOf(y.shape)) : carrySlot[j] ?? yCopied[j]!));
   // Consts: read where they live; a literal (a fill) gets a slot, filled before the loop.
   const constBufs = inputs.slice(nc + nx);
   const constPh = body.inputs.slice(nc + nx);
@@ -186,7 +184,7 @@ function scanSteps(opts: ScanLoopOptions, depth: number, enclosing: string | und
   const stepOut = ys.flatMap((y, j): Statement[] => {
     if (yDirect[j]) return [];
     const { outer, inner } = rows(y.shape);
-    return [rowsCopy(outer, inner, stepOf(past(out.off, parts[nc + j]!.offset), inner), T * inner, yOff[j]!, inner)];
+    return [rowsCopy(outer, inner, stepOf(offsetAt(out.off, parts[nc + j]!.offset), inner), T * inner, yOff[j]!, inner)];
   });
   const carrySize = plain.reduce((a, i) => a + carrySizes[i]!, 0);
   const carryCopy: Statement[] = carrySize ? [blockCopy(plainCur[0]!, plainNext[0]!, carrySize)] : [];
@@ -206,7 +204,7 @@ function scanSteps(opts: ScanLoopOptions, depth: number, enclosing: string | und
   const steps: ProgramStep[] = joinRuns([
     { kind: 'run', statements: [...prologue, ...inputs.slice(0, nc).map((b, k) => move(cur[k]!, b, carrySizes[k]!)), ...panelStatements(plan)] },
     loop,
-    { kind: 'run', statements: carrySizes.map((size, k) => move(past(out.off, parts[k]!.offset), { arr: 'A', off: cur[k]! }, size)) },
+    { kind: 'run', statements: carrySizes.map((size, k) => move(offsetAt(out.off, parts[k]!.offset), { arr: 'A', off: cur[k]! }, size)) },
   ]);
   // An outermost scan is a function of its own on ts (V8 optimizes a function only below a size a whole step exceeds).
   return opts.functions && depth === 0 ? [{ kind: 'function', steps }] : steps;

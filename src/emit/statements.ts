@@ -6,11 +6,14 @@ import { sizeOf } from '../ir/tensor.ts';
 import { primOf } from '../prims/index.ts';
 import { at, COPY_WITHIN, helperCall, numberLiteral, offsetPlus, stepText } from '../prims/kit.ts';
 import { reductionLoop } from '../prims/reduce.ts';
-import type { Buf, CopyStatement, ElementwiseExpr, EmitHelper, EmitTarget, EpilogueExpr, KernelCall, Offset, ProductStatement, Statement, TargetKernels } from '../prims/types.ts';
+import type { Bound, Buf, CopyStatement, ElementwiseExpr, EmitHelper, EmitTarget, EpilogueExpr, KernelCall, Offset, ProductStatement, Statement, TargetKernels } from '../prims/types.ts';
 import { NUMERICS_PREFIX } from './trainer-text.ts';
 
 /** The arena's name in emitted code (the trainer's methods bind it as `const A = this.arena`). */
 export const ARENA = 'A';
+
+/** A loop bound as TypeScript reads it: a number, a run-time integer's name, or the integer the arena holds. */
+export const boundText = (b: Bound): string => (typeof b === 'object' ? `${ARENA}[${b.slot}]` : String(b));
 
 /** The targets: `ts` prints TypeScript loops (the reference, and the only one for float64); `wasm` calls its own kernels. */
 export type TargetName = 'ts' | 'wasm';

@@ -25,9 +25,14 @@ export function stepText(terms: StepTerms): string {
   return Object.entries(terms).map(([v, k]) => (k === 1 ? v : `${v} * ${k}`)).join(' + ') || '0';
 }
 
-/** The offset `k` elements past a buffer's start (a number, or a step's offset inside a loop). */
+/** The offset `k` elements past `off` (a number, or a step's offset inside a loop). */
+export function offsetAt(off: Offset, k: number): Offset {
+  return typeof off === 'number' ? off + k : off.shift(k);
+}
+
+/** The offset `k` elements past a buffer's start. */
 export function offsetPlus(b: Buf, k: number): Offset {
-  return typeof b.off === 'number' ? b.off + k : b.off.shift(k);
+  return offsetAt(b.off, k);
 }
 
 /** `name(args)`, a call of `helper` noted in the target's helpers, so the module defines it. */

@@ -3,6 +3,7 @@
 import type { Bound, ElementwiseExpr, KernelCall, LoopSpec, MethodOp, Offset, StepTerms, TargetKernels } from '../../prims/types.ts';
 import { stepText } from '../../prims/kit.ts';
 import type { LaneProgram, OptimizerKernels } from '../optimizer.ts';
+import { ARENA, boundText } from '../statements.ts';
 import { encodeModule, PAGE_BYTES, type FunctionBuilder } from './encoder.ts';
 import { describeStrided, fillKernel, normalizeStrided, stridedKernel, stridedStrategy, valuesKernel } from './copies.ts';
 import { checkKernel, gatherKernel, scatterAddKernel } from './indexed.ts';
@@ -15,9 +16,6 @@ import { loopChecks, loopKernel, methodChecks, methodKernel, type ResolvedOp } f
 
 /** The name emitted code calls the module's exports by (the trainer binds it per method). */
 export const KERNELS = 'W';
-
-/** The arena's name in the methods that call kernels (`const A = this.arena`): a failed gather's message reads the bad index from it. */
-const ARENA = 'A';
 
 export interface KernelInfo {
   /**
@@ -333,8 +331,6 @@ class RunCall implements KernelCall {
   }
 }
 
-/** A bound as the calling TypeScript reads it (the arena bound as `A`). */
-const boundText = (b: Bound): string => (typeof b === 'object' ? `${ARENA}[${b.slot}]` : String(b));
 
 /** A call as a kernel key: its kernel and offsets (a step's offset by its value's terms). */
 function callKey(c: KernelCall): string {
