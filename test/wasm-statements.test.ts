@@ -35,6 +35,10 @@ function value(r: Rng): number {
   return u < 0.04 ? 0 : u < 0.08 ? -0 : Math.fround(r.uniform(-1, 1));
 }
 
+/** The module's failure function as a trainer defines it (without its types): each site's error. */
+const failureOf = (t: KernelTable) =>
+  new Function('site', 'position', 'value', 'step', `switch (site) { ${t.failures.map((m, k) => `case ${k + 1}: return new RangeError(${m});`).join(' ')} }`);
+
 interface Run {
   /** The message the kernel call threw, and the one the TS target's loops threw (or undefined). */
   readonly error?: string;
@@ -81,7 +85,7 @@ function check(label: string, sizes: readonly number[], out: number, fill: (regi
   };
   const wantError = attempt(() => new Function('A', reference(offs))(want));
   const exports = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports;
-  const error = attempt(() => new Function('W', 'A', prelude + text)(exports, A));
+  const error = attempt(() => new Function('W', 'A', 'failure', prelude + text)(exports, A, failureOf(table)));
   const wantWords = new Uint32Array(want.buffer);
   const o = offs[out]!, n = sizes[out]!;
   for (let i = 0; i < words.length; i++) {
@@ -345,8 +349,7 @@ describe('wasm gathers and scatter-adds', () => {
     expect(declarations).toContain('readonly loop0: (lo: number, hi: number, sum: number) => [sum: number, site: number, position: number, value: number, step: number];');
     expect(declarations).toContain('readonly step0: () => [site: number, position: number, value: number, step: number];');
     expect(declarations).toContain('function failure(site: number, position: number, value: number, step: number): RangeError {');
-    // The module's failure function, as the trainer defines it (without its types).
-    const failure = new Function('site', 'position', 'value', 'step', `switch (site) { ${t.failures.map((m, k) => `case ${k + 1}: return new RangeError(${m});`).join(' ')} }`);
+    const failure = failureOf(t);
     const memory = new WebAssembly.Memory({ initial: 1, maximum: 1 });
     const W = new WebAssembly.Instance(new WebAssembly.Module(t.encode(1)), { env: { memory } }).exports;
     const A = new Float32Array(memory.buffer);

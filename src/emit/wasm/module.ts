@@ -158,7 +158,7 @@ export class KernelTable implements TargetKernels, OptimizerKernels {
       name, description: `out[${count}×${width}] = table[${rows}×${width}] rows at indices[${count}]`, strategy: 'rows', scratch: 0, returns: 'number', arity: 3,
       build: () => gatherKernel(rows, width, count),
     }));
-    return new CheckedCall(k.name, [out, table, indices], rows, this.site(badIndexMessage(rows)));
+    return new FailingCall(k.name, [out, table, indices], { site: this.site(badIndexMessage(rows)), valueArg: 2 });
   }
 
   /** out[rows×width] = 0, then out[k·width + j] += values[n·width + j], k = indices[n], for n < count in order; the index checked as gather's. */
@@ -167,7 +167,7 @@ export class KernelTable implements TargetKernels, OptimizerKernels {
       name, description: `out[${rows}×${width}] = Σ values[${count}×${width}] into the rows at indices[${count}]`, strategy: 'rows', scratch: 0, returns: 'number', arity: 3,
       build: () => scatterAddKernel(rows, width, count),
     }));
-    return new CheckedCall(k.name, [out, values, indices], rows, this.site(badIndexMessage(rows)));
+    return new FailingCall(k.name, [out, values, indices], { site: this.site(badIndexMessage(rows)), valueArg: 2 });
   }
 
   check(size: number, out: Offset, message: string, step?: StepTerms): KernelCall {
@@ -175,7 +175,7 @@ export class KernelTable implements TargetKernels, OptimizerKernels {
       name, description: `the first of ${size} values not finite (--check-numerics)`, strategy: 'check', scratch: 0, returns: 'number',
       build: () => checkKernel(size),
     }));
-    return new CheckCall(k.name, out, { site: this.site(message), valueArg: 0, ...(step === undefined ? {} : { step }) });
+    return new FailingCall(k.name, [out], { site: this.site(message), valueArg: 0, ...(step === undefined ? {} : { step }) });
   }
 
   /** The failure site (1, 2, …) of a failure's message, one per distinct message. */
@@ -337,33 +337,22 @@ function callKey(c: KernelCall): string {
   return `${c.kernel}(${c.args.map((a) => (typeof a === 'object' ? `${a.base + a.plus}${Object.entries(a.coefs).map(([v, k]) => `+${k}${v}`).join('')}` : String(a))).join(',')})`;
 }
 
-/** Gather's message for the bad index at `position` whose value is `value` (TypeScript expressions), in a table of `rows` rows. */
-const badIndexMessage = (rows: number, position = 'position', value = 'value'): string =>
-  `\`gather: index \${${position}} is \${${value}}; indices are integers in 0..${rows - 1}\``;
+/** Gather's message for the bad index at `position` whose value is `value` (TypeScript expressions in the module's `failure`), in a table of `rows` rows. */
+const badIndexMessage = (rows: number): string => `\`gather: index \${position} is \${value}; indices are integers in 0..${rows - 1}\``;
 
-/** The arena element `position` past `off`, in TypeScript. */
-const past = (off: Offset, position: string): string => `${ARENA}[${typeof off === 'number' ? off : `(${off})`} + ${position}]`;
-
-/** A gather's or scatter-add's call, which throws gather's RangeError at the first bad index the kernel returns. */
-class CheckedCall extends Call {
-  readonly checked: { readonly site: number; readonly valueArg: number };
-  constructor(kernel: string, args: readonly [Offset, Offset, Offset], private readonly rows: number, site: number) {
+/**
+ * A call whose kernel can fail (a gather's or scatter-add's bad index, a check), made from the
+ * TypeScript: at a position ≥ 0 it throws the module's failure at its site, as a loop or method does.
+ */
+class FailingCall extends Call {
+  constructor(kernel: string, args: readonly Offset[], readonly checked: { readonly site: number; readonly valueArg: number; readonly step?: StepTerms }) {
     super(kernel, args);
-    this.checked = { site, valueArg: 2 };
   }
   override toString(): string {
-    return `{ const bad = ${KERNELS}.${this.kernel}(${this.args.join(', ')}); if (bad >= 0) throw new RangeError(${badIndexMessage(this.rows, 'bad', past(this.args[2]!, 'bad'))}); }`;
-  }
-}
-
-/** A check's call (--check-numerics), made from the TypeScript: the module's failure at its site. */
-class CheckCall extends Call {
-  constructor(kernel: string, out: Offset, readonly checked: { readonly site: number; readonly valueArg: number; readonly step?: StepTerms }) {
-    super(kernel, [out]);
-  }
-  override toString(): string {
-    const step = this.checked.step ? stepText(this.checked.step) : '-1';
-    return `{ const bad = ${KERNELS}.${this.kernel}(${this.args[0]}); if (bad >= 0) throw failure(${this.checked.site}, bad, ${past(this.args[0]!, 'bad')}, ${step}); }`;
+    const { site, valueArg, step } = this.checked;
+    const off = this.args[valueArg]!;
+    const value = `${ARENA}[${typeof off === 'number' ? off : `(${off})`} + bad]`;
+    return `{ const bad = ${KERNELS}.${this.kernel}(${this.args.join(', ')}); if (bad >= 0) throw failure(${site}, bad, ${value}, ${step ? stepText(step) : -1}); }`;
   }
 }
 
