@@ -134,6 +134,23 @@ function polynomial(f: FunctionBuilder, coef: readonly number[], x: number): voi
   for (let j = coef.length - 2; j >= 0; j--) f.localGet(x).f32x4Mul().f32x4Const(coef[j]!).f32x4Add();
 }
 
+/**
+ * The lanes on the stack clamped to [lo, hi] by f32x4.pmax and pmin, one x86 instruction each where
+ * f32x4.max and min (which also order −0 below +0) are seven: a NaN lane stays NaN.
+ */
+function clamp(f: FunctionBuilder, lo: number, hi: number): void {
+  f.f32x4Const(lo).f32x4Pmax().f32x4Const(hi).f32x4Pmin();
+}
+
+/**
+ * 1.5·2^23: a float32 y with |y| < 2^22 plus this is rounded to an integer (to nearest, ties to
+ * even, as f32x4.nearest), held in the sum's low mantissa bits: minus ROUND it is round(y) as a
+ * float, and the sum's bits minus ROUND_BITS are round(y) as an i32 (no f32x4.nearest, no
+ * i32x4.trunc_sat, which V8 makes five instructions).
+ */
+const ROUND = 1.5 * 2 ** 23;
+const ROUND_BITS = 0x4b400000;
+
 /** 2^k as f32 lanes for the i32 lanes k on the stack, −126 ≤ k ≤ 127 (the exponent field built directly). */
 function pow2(f: FunctionBuilder): void {
   f.i32x4Const(127).i32x4Add().i32Const(23).i32x4Shl();
@@ -147,7 +164,8 @@ const TANH_Q = [4.89352518554385e-3, 2.268434632439e-3, 1.18534705686654e-4, 1.1
 function tanhLanes(l: Lanes): void {
   const { f } = l;
   l.scratch(3, ([c, c2, p]) => {
-    f.f32x4Const(-9).f32x4Max().f32x4Const(9).f32x4Min().localTee(c!);
+    clamp(f, -9, 9);
+    f.localTee(c!);
     f.localGet(c!).f32x4Mul().localSet(c2!);
     polynomial(f, TANH_P, c2!);
     f.localGet(c!).f32x4Mul().localSet(p!);
@@ -185,22 +203,24 @@ const EXP_MIN = -104;
 /**
  * exp of the four lanes on the stack (Cephes expf): x = n·ln2 + r with n = round(x·log2 e), then
  * e^r by a polynomial and 2^n in two factors 2^⌊n/2⌋·2^(n−⌊n/2⌋), so a result that overflows
- * becomes +Inf and a subnormal one is rounded once, by the last product. NaN stays NaN (n is 0
- * for it, r NaN); −Inf gives 0, +Inf gives +Inf through the clamp. Measured within 1 ulp of
+ * becomes +Inf and a subnormal one is rounded once, by the last product. NaN stays NaN (r is NaN,
+ * whatever n is); −Inf gives 0, +Inf gives +Inf through the clamp. Measured within 1 ulp of
  * Math.exp rounded to float32 at every 61st float32 (7·10^7 of them, subnormal results included).
  */
 function expLanes(l: Lanes): void {
   const { f } = l;
-  l.scratch(2, ([x, n]) => {
-    f.f32x4Const(EXP_MIN).f32x4Max().f32x4Const(EXP_MAX).f32x4Min().localTee(x!);
-    f.f32x4Const(Math.LOG2E).f32x4Mul().f32x4Nearest().localSet(n!);
+  l.scratch(3, ([x, n, r]) => {
+    clamp(f, EXP_MIN, EXP_MAX);
+    f.localTee(x!);
+    // n = x·log2 e rounded to nearest (even), as a float and, from the same sum's bits, as an integer
+    f.f32x4Const(Math.LOG2E).f32x4Mul().f32x4Const(ROUND).f32x4Add().localTee(n!).f32x4Const(ROUND).f32x4Sub().localSet(r!);
     // r = x − n·ln2, into x
-    f.localGet(x!).localGet(n!).f32x4Const(LN2_HI).f32x4Mul().f32x4Sub();
-    f.localGet(n!).f32x4Const(LN2_LO).f32x4Mul().f32x4Sub().localSet(x!);
+    f.localGet(x!).localGet(r!).f32x4Const(LN2_HI).f32x4Mul().f32x4Sub();
+    f.localGet(r!).f32x4Const(LN2_LO).f32x4Mul().f32x4Sub().localSet(x!);
     polynomial(f, EXP_P, x!);
     f.localGet(x!).localGet(x!).f32x4Mul().f32x4Mul().localGet(x!).f32x4Add().f32x4Const(1).f32x4Add();
     // ·2^⌊n/2⌋·2^(n−⌊n/2⌋), n as i32 lanes (⌊n/2⌋ into x)
-    f.localGet(n!).i32x4TruncSatF32x4S().localTee(n!).i32Const(1).i32x4ShrS().localTee(x!);
+    f.localGet(n!).i32x4Const(ROUND_BITS).i32x4Sub().localTee(n!).i32Const(1).i32x4ShrS().localTee(x!);
     pow2(f);
     f.f32x4Mul();
     f.localGet(n!).localGet(x!).i32x4Sub();
