@@ -6,7 +6,8 @@
 //     their two operands; more spill.
 //   tile R×C: the inner loop over p of the product kernels' micro-tile (src/emit/wasm/packed.ts),
 //     R rows × C columns of accumulators, B's C/4 vectors loaded and A's R values splatted each
-//     step, over panels that stay in L1; optionally unrolled, or with B loaded at each multiply.
+//     step, over panels that stay in L1; optionally unrolled, with B loaded at each multiply, or
+//     with A's values held four times over (a whole f32x4 loaded instead of one splatted).
 // The first call of a function runs on Liftoff (wasm has no on-stack replacement); `measure` warms
 // each up first. The VM's speed drifts: compare lines of one run.
 import { parseArgs } from 'node:util';
@@ -40,7 +41,7 @@ function peakKernel(chains: number): FunctionBuilder {
  * `run(n)`: n passes of 64 steps of the R × C micro-tile's loop over p, A's panel at 0 and B's after
  * it; `inlineB`: each B vector loaded where a multiply reads it (no register holds it).
  */
-function tileKernel(rows: number, cols: number, unroll: number, inlineB = false): FunctionBuilder {
+function tileKernel(rows: number, cols: number, unroll: number, inlineB = false, wholeA = false): FunctionBuilder {
   const vecs = cols / 4;
   const f = new FunctionBuilder([I32], [F32]);
   const n = 0;
@@ -53,7 +54,8 @@ function tileKernel(rows: number, cols: number, unroll: number, inlineB = false)
   for (let u = 0; u < unroll; u++) {
     if (!inlineB) b.forEach((v, c) => f.localGet(pb).v128Load((u * vecs + c) * 16).localSet(v));
     for (let r = 0; r < rows; r++) {
-      f.localGet(pa).v128Load32Splat((u * rows + r) * 4).localSet(a);
+      if (wholeA) f.localGet(pa).v128Load((u * rows + r) * 16).localSet(a);
+      else f.localGet(pa).v128Load32Splat((u * rows + r) * 4).localSet(a);
       for (let c = 0; c < vecs; c++) {
         f.localGet(acc[r * vecs + c]!).localGet(a);
         if (inlineB) f.localGet(pb).v128Load((u * vecs + c) * 16);
@@ -62,7 +64,7 @@ function tileKernel(rows: number, cols: number, unroll: number, inlineB = false)
       }
     }
   }
-  f.localGet(pa).i32Const(unroll * rows * 4).i32Add().localSet(pa);
+  f.localGet(pa).i32Const(unroll * rows * (wholeA ? 16 : 4)).i32Add().localSet(pa);
   f.localGet(pb).i32Const(unroll * cols * 4).i32Add().localSet(pb);
   f.localGet(i).i32Const(1).i32Sub().localTee(i).brIf(0);
   f.end().end();
@@ -101,7 +103,8 @@ for (const chains of [4, 6, 7]) {
   const run = instance(peakKernel(chains));
   console.log(`peak, ${chains} multiply + ${chains} add chains: ${measure((n) => run(n, 1.0000001), chains * 2 * 4).toFixed(1)} G f32 ops/s`);
 }
-for (const [rows, cols, unroll, inlineB] of [[4, 8, 1, false], [4, 8, 2, false], [2, 16, 1, false], [3, 12, 1, false], [5, 8, 1, false], [6, 8, 1, false], [1, 32, 1, true], [1, 40, 1, true], [2, 24, 1, true], [4, 8, 1, true], [6, 8, 1, true]] as const) {
-  const run = instance(tileKernel(rows, cols, unroll, inlineB));
-  console.log(`tile ${rows}×${cols}${unroll > 1 ? `, unrolled ${unroll}×` : ''}${inlineB ? ', B loaded at each multiply' : ''}: ${measure(run, 64 * rows * cols * 2).toFixed(1)} GFLOP/s`);
+const TILES = [[4, 8, 1, false, false], [4, 8, 2, false, false], [2, 16, 1, false, false], [3, 12, 1, false, false], [5, 8, 1, false, false], [6, 8, 1, false, false], [1, 32, 1, true, false], [1, 40, 1, true, false], [2, 24, 1, true, false], [4, 8, 1, true, false], [6, 8, 1, true, false], [4, 8, 1, false, true], [2, 16, 1, false, true]] as const;
+for (const [rows, cols, unroll, inlineB, wholeA] of TILES) {
+  const run = instance(tileKernel(rows, cols, unroll, inlineB, wholeA));
+  console.log(`tile ${rows}×${cols}${unroll > 1 ? `, unrolled ${unroll}×` : ''}${inlineB ? ', B loaded at each multiply' : ''}${wholeA ? ', A held splatted (loaded whole)' : ''}: ${measure(run, 64 * rows * cols * 2).toFixed(1)} GFLOP/s`);
 }
