@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The `unfold` command: runs the CLI — from src/ in a source checkout, from dist/ installed — with
+// The `unfold` command: runs the CLI — from src/ in a source checkout, installed from dist/bundle/ (scripts/bundle.mjs) — with
 // the TypeScript loader (tsx) and the package's module hooks registered, so model files load as they
 // are, as ES modules in any project. A checkout needs tsx for the CLI itself; installed, the CLI is
 // plain JavaScript. The rest (tsx installed, our hooks, source maps) is set up only when a model
@@ -40,5 +40,5 @@ process.stdout.on('error', (e) => {
   if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
   throw e;
 });
-const { main } = source ? await import('../src/cli/main.ts') : await import('../dist/cli/main.js');
+const { main } = source ? await import('../src/cli/main.ts') : await import('../dist/bundle/cli.js');
 process.exitCode = await main(process.argv.slice(2));
