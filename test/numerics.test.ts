@@ -95,11 +95,13 @@ describe('--check-numerics', () => {
     }
   });
 
-  it('an input projection computed over all steps (--hoist on) names the line of the step\'s product', async () => {
-    // huge.json: x(3) = 1e39, +Infinity in float32: x(3)·Uᵀ overflows, row 2 of the [T·B, 2] product.
-    const r = await unfold('train', f('model.ts'), '--data', f('huge.json'), '--steps', '2', '--no-plots', '--check-numerics', '--hoist', 'on');
-    expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(new RegExp(`^unfold train: training diverged at step 1 of 2: ${DIR}/model\\.ts:9: matmul \\[4, 2\\] gives -?Infinity \\(element 4\\)`));
+  it('an input projection computed over all steps (--hoist on) names the line of the step\'s product, and the step of the element that failed', async () => {
+    // huge.json: x(3) = 1e39, +Infinity in float32: x(3)·Uᵀ overflows, row 2 of the [T·B, 2] product (step 3).
+    for (const target of ['ts', 'wasm']) {
+      const r = await unfold('train', f('model.ts'), '--data', f('huge.json'), '--steps', '2', '--no-plots', '--check-numerics', '--hoist', 'on', '--dtype', 'f32', '--target', target);
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).toMatch(new RegExp(`^unfold train: training diverged at step 1 of 2: ${DIR}/model\\.ts:9: matmul \\[4, 2\\] gives -?Infinity \\(element 4\\) at step 3\\.`));
+    }
   });
 
   it('a --cell model, which has no model file, names the layer (nn.LSTM\'s layer k) whose op failed', () => {

@@ -129,8 +129,12 @@ export interface StatementOptions {
   readonly rows?: RowView;
   /** Each statement carries its node's model line (the artifacts compile writes). */
   readonly origins?: boolean;
-  /** --check-numerics: a check after each node's statements, inside a loop (naming the step it computes at run time from the loops' variables) or in straight-line code (which names each node's step). */
-  readonly checks?: { readonly loop: StepTerms } | 'straight';
+  /**
+   * --check-numerics: a check after each node's statements, inside a loop (naming the step it
+   * computes at run time from the loops' variables), in straight-line code (which names each node's
+   * step), or over `steps` steps at once (each node's values step-major: the failing element's step).
+   */
+  readonly checks?: { readonly loop: StepTerms } | { readonly overSteps: number } | 'straight';
 }
 
 /**
@@ -147,16 +151,18 @@ function nodeStatements(plan: KernelPlan, n: Node, { rows, origins, checks }: St
   // (n.origin is formatted on first read: only code a user reads pays for it.)
   const own = statementsOf(plan, n, shapeOf);
   const marked = origins ? own.map((st) => ({ ...st, origin: n.origin ?? null })) : own;
-  return [...marked, ...(checks ? checkOf(plan, n, shapeOf, checks === 'straight' ? undefined : checks.loop) : []), ...(rows?.after(n) ?? [])];
+  return [...marked, ...(checks ? checkOf(plan, n, shapeOf, checks) : []), ...(rows?.after(n) ?? [])];
 }
 
 /** The check after `n`'s statements: what it wrote is finite (named by the user's line of the op, or the backward pass, which vjp builds with none). */
-function checkOf(plan: KernelPlan, n: Node, shapeOf: ShapeOf, step: StepTerms | undefined): Statement[] {
+function checkOf(plan: KernelPlan, n: Node, shapeOf: ShapeOf, checks: NonNullable<StatementOptions['checks']>): Statement[] {
   const out = bufOf(plan, n);
   if (out.literal !== undefined || out.transposed) return [];
-  // Straight-line code knows each value's step; a loop says it at run time.
-  const at = step === undefined && n.step !== undefined ? ` at step ${n.step}` : '';
-  return [{ kind: 'check', out, size: sizeOf(shapeOf(n)), what: `${n.origin ?? 'the backward pass'}: ${n.op} [${n.shape.join(', ')}]${at}`, ...(step ? { step } : {}) }];
+  const size = sizeOf(shapeOf(n));
+  // Straight-line code knows each value's step; a loop says it at run time, and so does a value over all steps.
+  const at = checks === 'straight' && n.step !== undefined ? ` at step ${n.step}` : '';
+  const where = checks === 'straight' ? {} : 'loop' in checks ? { step: checks.loop } : { stepEvery: size / checks.overSteps };
+  return [{ kind: 'check', out, size, what: `${n.origin ?? 'the backward pass'}: ${n.op} [${n.shape.join(', ')}]${at}`, ...where }];
 }
 
 /** The kernel as a kernel program: its statements in runs, each scan as the steps `scanSteps` gives it. */

@@ -359,7 +359,8 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig & EmitTarget, b: NodeBu
         ...run(kernelStatements(gradientPlan, straight)),
         ...run(io.stateGradOffs.map((off, i) => moveStatement({ to: off, from: dsOffs[i]!, size: sizeOf(rec.state[i]!.node.shape) }))),
       ];
-      const prologue = run(kernelStatements(prologuePlan, straight)), projections = run(kernelStatements(projectionPlan, straight));
+      // The projections hold every step's rows, step-major: a check names the failing element's step.
+      const prologue = run(kernelStatements(prologuePlan, straight)), projections = run(kernelStatements(projectionPlan, { origins, ...(checks ? { checks: { overSteps: tau } } : {}) }));
       if (!seg) {
         return {
           prologue,

@@ -6,7 +6,7 @@ import { sizeOf } from '../ir/tensor.ts';
 import { primOf } from '../prims/index.ts';
 import { at, COPY_WITHIN, helperCall, numberLiteral, offsetPlus, stepText } from '../prims/kit.ts';
 import { reductionLoop } from '../prims/reduce.ts';
-import type { Bound, Buf, CopyStatement, ElementwiseExpr, EmitHelper, EmitTarget, EpilogueExpr, KernelCall, Offset, ProductStatement, Statement, TargetKernels } from '../prims/types.ts';
+import type { Bound, Buf, CheckStatement, CopyStatement, ElementwiseExpr, EmitHelper, EmitTarget, EpilogueExpr, KernelCall, Offset, ProductStatement, Statement, TargetKernels } from '../prims/types.ts';
 import { NUMERICS_PREFIX } from './trainer-text.ts';
 
 /** The arena's name in emitted code (the trainer's methods bind it as `const A = this.arena`). */
@@ -177,7 +177,7 @@ function indexCheck(rows: number): string {
 }
 
 const TS: StatementRules = {
-  check: (s, target) => `${helperCall(target, NUMERICS, ARENA, String(s.out.off), String(s.size), JSON.stringify(s.what), ...(s.step ? [stepText(s.step)] : []))};`,
+  check: (s, target) => `${helperCall(target, NUMERICS, ARENA, String(s.out.off), String(s.size), JSON.stringify(s.what), ...(s.step ? [stepText(s.step)] : s.stepEvery ? [`{ every: ${s.stepEvery} }`] : []))};`,
   panels: () => {
     throw new Error('emit: panels are planned for a target with product kernels only (TargetKernels.panelElements)');
   },
@@ -218,17 +218,21 @@ function overProduct(e: EpilogueExpr, out: Offset): ElementwiseExpr {
 /** The function --check-numerics' TypeScript calls (its checks rendered for ts), defined once in the emitted module. */
 export const NUMERICS: EmitHelper = {
   name: 'numerics',
-  source: `function numerics(A: ArrayLike<number>, off: number, n: number, what: string, t?: number): void {
+  source: `function numerics(A: ArrayLike<number>, off: number, n: number, what: string, t?: number | { every: number }): void {
   for (let i = 0; i < n; i++) {
     const v = A[off + i]!;
-    if (v - v !== 0) throw new RangeError(\`${NUMERICS_PREFIX}\${what} gives \${v} (element \${i})\${t === undefined ? '' : \` at step \${t + 1}\`}\`);
+    if (v - v !== 0) {
+      const step = typeof t === 'object' ? Math.floor(i / t.every) : t;
+      throw new RangeError(\`${NUMERICS_PREFIX}\${what} gives \${v} (element \${i})\${step === undefined ? '' : \` at step \${step + 1}\`}\`);
+    }
   }
 }`,
 };
 
-/** The message of NUMERICS' error as a TypeScript expression in `position`, `value` and `step`. */
-function numericsMessage(what: string, atStep: boolean): string {
-  return `${JSON.stringify(`${NUMERICS_PREFIX}${what} gives `)} + value + ' (element ' + position + ')'${atStep ? " + ' at step ' + (step + 1)" : ''}`;
+/** The message of NUMERICS' error for check `s` as a TypeScript expression in `position`, `value` and `step`. */
+function numericsMessage(s: CheckStatement): string {
+  const at = s.step !== undefined ? " + ' at step ' + (step + 1)" : s.stepEvery ? ` + ' at step ' + (Math.floor(position / ${s.stepEvery}) + 1)` : '';
+  return `${JSON.stringify(`${NUMERICS_PREFIX}${s.what} gives `)} + value + ' (element ' + position + ')'${at}`;
 }
 
 /** Whether a buffer is a literal (a fill): no kernel reads one. */
@@ -236,7 +240,7 @@ const isLiteral = (b: Buf) => b.literal !== undefined;
 
 const WASM: CallRules = {
   // Inside a loop or method run in wasm, a check fails it with numerics' message (the TypeScript calling it throws).
-  check: (s, kernels, inWasm) => (inWasm ? [kernels.check(s.size, s.out.off, numericsMessage(s.what, s.step !== undefined), s.step)] : undefined),
+  check: (s, kernels, inWasm) => (inWasm ? [kernels.check(s.size, s.out.off, numericsMessage(s), s.step)] : undefined),
   panels: (s, kernels) => [kernels.packPanels(s.shape, s.out, s.b)],
   // A fill operand is filled into scratch first; two fill operands, or an epilogue to add into out (both rare), keep the TypeScript loops.
   product: (s, kernels) => {

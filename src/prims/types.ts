@@ -99,6 +99,11 @@ export interface CheckStatement extends StatementOrigin {
    * loops' variables (`{ t: 1 }`; a segment's step t0·K + t).
    */
   readonly step?: StepTerms;
+  /**
+   * Outside the loops, a value computed over all steps at once, each step's `stepEvery` elements
+   * together (step-major): the message names the step of the element that failed.
+   */
+  readonly stepEvery?: number;
 }
 
 /** A step index in the variables of the loops around a statement: Σ terms[v]·v. */
