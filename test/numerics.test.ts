@@ -104,6 +104,27 @@ describe('--check-numerics', () => {
     }
   });
 
+  it('in a graph of scans, an input projection hoisted over the rows of every step (batch-major) names the step of its row, on ts and wasm', async () => {
+    // x(t = 3) of row 1 is +Infinity: row 1·T + 2 of the [B·T, 2] product x_all·Uᵀ, elements 12 and 13 — step 3, not 7.
+    const model = defineModel({
+      name: 'hoisted-numerics',
+      build: (B) => {
+        const W = param('W', [2, 2]), U = param('U', [2, 1]), V = param('V', [1, 2]);
+        const rec = recurrence({
+          state: { h: state('h', [B, 2]) }, input: { x: input('x', [B, 1]) }, params: [W, U],
+          step: ({ h }, { x }) => ({ h: tanh(add(matmul(h, transpose(W)), matmul(x, transpose(U)))) }),
+        });
+        return stack({ layers: [rec], head: { params: [V], output: (h) => ({ o: matmul(h, transpose(V)) }) } });
+      },
+    });
+    const x = Float64Array.of(0.5, 0.6, 0.7, 0.5, 0.5, 0.6, Infinity, 0.5), y = new Float64Array(8);
+    for (const [dtype, target] of [['f64', 'ts'], ['f32', 'wasm']] as const) {
+      const emitted = emitTrainer({ model, source: 'hoisted.ts', batch: 2, tau: 4, dtype, loss: { kind: 'mse' }, optimizer: { name: 'sgd', lr: 0.1 }, carryState: false, checkNumerics: true, hoist: 'on', target });
+      const trainer = (await importTrainer(emitted.source)).createTrainer({ params: { W: [0.1, 0.2, 0.3, 0.4], U: [0.5, -0.5], V: [0.3, 0.1] } }) as unknown as { step(x: Float64Array, y: Float64Array): number };
+      expect(() => trainer.step(x, y), target).toThrow(/: matmul \[8, 2\] gives -?Infinity \(element 1[23]\) at step 3$/);
+    }
+  });
+
   it('a --cell model, which has no model file, names the layer (nn.LSTM\'s layer k) whose op failed', () => {
     // (The command itself: in this process the test's own frames would be the first outside the compiler.)
     const r = spawnSync(process.execPath, ['bin/unfold.mjs', 'train', '--cell', 'lstm', '--input', '1', '--hidden', '8', '--output', '1', '--layers', '2', '--data', f('huge.json'), '--steps', '2', '--no-plots', '--check-numerics'], { encoding: 'utf8' });

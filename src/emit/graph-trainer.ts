@@ -12,13 +12,13 @@ import { initOf } from '../dsl/recurrence.ts';
 import { graphTraining } from '../transforms/graph-training.ts';
 import { inlineScans } from '../transforms/inline-scans.ts';
 import { divisorsOf, type SegmentChoice } from '../transforms/segment-scans.ts';
-import type { HoistChoice } from '../transforms/hoist-scans.ts';
+import { hoistedSteps, type HoistChoice } from '../transforms/hoist-scans.ts';
 import { UnfoldError } from '../ir/errors.ts';
 import { formatBytes } from './arena-limit.ts';
 import { targetOf, type Dtype, type HoistMode, type Target } from './config.ts';
 import { KernelTable } from './wasm/module.ts';
 import { wasmTrainerParts, type WasmReport } from './wasm/trainer-parts.ts';
-import type { EmitHelper } from '../prims/types.ts';
+import type { EmitHelper, StepOfElement } from '../prims/types.ts';
 import { helpersIn, kernelProgram, withKernelCalls } from './kernel.ts';
 import { programOps, programText } from './kernel-program.ts';
 import { scanLoops } from './scan-loops.ts';
@@ -84,6 +84,12 @@ export function hoistChoice(mode: HoistMode): HoistChoice | undefined {
   if (mode === 'off') return undefined;
   if (mode === 'on') return () => true;
   return (_, products) => products.length > 0 && products.every((p) => p.m < 8 && p.k >= 16);
+}
+
+/** A value hoistScanInputs computes over the rows of every step ([B·T, …], batch-major): its check names the failing element's step. */
+function stepsOfHoisted(n: Node, size: number): StepOfElement | undefined {
+  const T = hoistedSteps(n);
+  return T === undefined ? undefined : { every: size / n.shape[0]!, modulo: T };
 }
 
 /** What an emitted graph trainer's createTrainer() returns (the class below, as its callers see it). */
@@ -235,7 +241,7 @@ function emitInContext(cfg: GraphTrainerConfig): EmittedGraphTrainer {
   // statement has a kernel there, else (and on ts, under --check-numerics, and with a scan in a
   // scan's body) its TypeScript, each outermost scan a function of its own.
   const method = (plan: KernelPlan) => {
-    const program = kernelProgram(plan, loops, { origins: cfg.originComments === true, ...(cfg.checkNumerics ? { checks: 'straight' } : {}) });
+    const program = kernelProgram(plan, loops, { origins: cfg.originComments === true, ...(cfg.checkNumerics ? { checks: 'straight', stepsOf: stepsOfHoisted } : {}) });
     const ops = products?.attempt(() => programOps(program, products));
     return ops ? { code: [String(products!.method(ops, []))], callsKernels: true, whole: true } : { ...programText(program, target, functions), whole: false };
   };

@@ -5,7 +5,7 @@ import type { Node } from '../ir/node.ts';
 import { sizeOf, type Shape } from '../ir/tensor.ts';
 import { primOf, prims } from '../prims/index.ts';
 import { offsetPlus } from '../prims/kit.ts';
-import type { Buf, ElementwiseExpr, EmitHelper, EpilogueExpr, ProgramStep, Statement, StepTerms } from '../prims/types.ts';
+import type { Buf, ElementwiseExpr, EmitHelper, EpilogueExpr, ProgramStep, Statement, StepOfElement, StepTerms } from '../prims/types.ts';
 import type { KernelPlan } from './plan.ts';
 import { ARENA, blockCopy, NUMERICS } from './statements.ts';
 
@@ -129,12 +129,10 @@ export interface StatementOptions {
   readonly rows?: RowView;
   /** Each statement carries its node's model line (the artifacts compile writes). */
   readonly origins?: boolean;
-  /**
-   * --check-numerics: a check after each node's statements, inside a loop (naming the step it
-   * computes at run time from the loops' variables), in straight-line code (which names each node's
-   * step), or over `steps` steps at once (each node's values step-major: the failing element's step).
-   */
-  readonly checks?: { readonly loop: StepTerms } | { readonly overSteps: number } | 'straight';
+  /** --check-numerics: a check after each node's statements, inside a loop (naming the step it computes at run time from the loops' variables) or in straight-line code (which names each node's step). */
+  readonly checks?: { readonly loop: StepTerms } | 'straight';
+  /** In straight-line code, a node holding every step's values at once (of `size` elements): how its check finds the failing element's step. */
+  readonly stepsOf?: (n: Node, size: number) => StepOfElement | undefined;
 }
 
 /**
@@ -146,22 +144,23 @@ export function kernelStatements(plan: KernelPlan, opts: StatementOptions = {}):
 }
 
 /** `n`'s statements as kernelStatements reads them: marked with its line, checked, completed past a packed body's rows. */
-function nodeStatements(plan: KernelPlan, n: Node, { rows, origins, checks }: StatementOptions): Statement[] {
+function nodeStatements(plan: KernelPlan, n: Node, { rows, origins, checks, stepsOf }: StatementOptions): Statement[] {
   const shapeOf = rows?.shapesIn(n) ?? ownShape;
   // (n.origin is formatted on first read: only code a user reads pays for it.)
   const own = statementsOf(plan, n, shapeOf);
   const marked = origins ? own.map((st) => ({ ...st, origin: n.origin ?? null })) : own;
-  return [...marked, ...(checks ? checkOf(plan, n, shapeOf, checks) : []), ...(rows?.after(n) ?? [])];
+  return [...marked, ...(checks ? checkOf(plan, n, shapeOf, checks, stepsOf) : []), ...(rows?.after(n) ?? [])];
 }
 
 /** The check after `n`'s statements: what it wrote is finite (named by the user's line of the op, or the backward pass, which vjp builds with none). */
-function checkOf(plan: KernelPlan, n: Node, shapeOf: ShapeOf, checks: NonNullable<StatementOptions['checks']>): Statement[] {
+function checkOf(plan: KernelPlan, n: Node, shapeOf: ShapeOf, checks: NonNullable<StatementOptions['checks']>, stepsOf: StatementOptions['stepsOf']): Statement[] {
   const out = bufOf(plan, n);
   if (out.literal !== undefined || out.transposed) return [];
   const size = sizeOf(shapeOf(n));
   // Straight-line code knows each value's step; a loop says it at run time, and so does a value over all steps.
-  const at = checks === 'straight' && n.step !== undefined ? ` at step ${n.step}` : '';
-  const where = checks === 'straight' ? {} : 'loop' in checks ? { step: checks.loop } : { stepEvery: size / checks.overSteps };
+  const stepOf = checks === 'straight' ? stepsOf?.(n, size) : undefined;
+  const at = checks === 'straight' && !stepOf && n.step !== undefined ? ` at step ${n.step}` : '';
+  const where = checks !== 'straight' ? { step: checks.loop } : stepOf ? { stepOf } : {};
   return [{ kind: 'check', out, size, what: `${n.origin ?? 'the backward pass'}: ${n.op} [${n.shape.join(', ')}]${at}`, ...where }];
 }
 

@@ -360,7 +360,7 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig & EmitTarget, b: NodeBu
         ...run(io.stateGradOffs.map((off, i) => moveStatement({ to: off, from: dsOffs[i]!, size: sizeOf(rec.state[i]!.node.shape) }))),
       ];
       // The projections hold every step's rows, step-major: a check names the failing element's step.
-      const prologue = run(kernelStatements(prologuePlan, straight)), projections = run(kernelStatements(projectionPlan, { origins, ...(checks ? { checks: { overSteps: tau } } : {}) }));
+      const prologue = run(kernelStatements(prologuePlan, straight)), projections = run(kernelStatements(projectionPlan, { ...straight, stepsOf: (_, size) => ({ every: size / tau }) }));
       if (!seg) {
         return {
           prologue,

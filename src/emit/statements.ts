@@ -6,7 +6,7 @@ import { sizeOf } from '../ir/tensor.ts';
 import { primOf } from '../prims/index.ts';
 import { at, COPY_WITHIN, helperCall, numberLiteral, offsetPlus, stepText } from '../prims/kit.ts';
 import { reductionLoop } from '../prims/reduce.ts';
-import type { Bound, Buf, CheckStatement, CopyStatement, ElementwiseExpr, EmitHelper, EmitTarget, EpilogueExpr, KernelCall, Offset, ProductStatement, Statement, TargetKernels } from '../prims/types.ts';
+import type { Bound, Buf, CheckStatement, CopyStatement, StepOfElement, ElementwiseExpr, EmitHelper, EmitTarget, EpilogueExpr, KernelCall, Offset, ProductStatement, Statement, TargetKernels } from '../prims/types.ts';
 import { NUMERICS_PREFIX } from './trainer-text.ts';
 
 /** The arena's name in emitted code (the trainer's methods bind it as `const A = this.arena`). */
@@ -177,7 +177,7 @@ function indexCheck(rows: number): string {
 }
 
 const TS: StatementRules = {
-  check: (s, target) => `${helperCall(target, NUMERICS, ARENA, String(s.out.off), String(s.size), JSON.stringify(s.what), ...(s.step ? [stepText(s.step)] : s.stepEvery ? [`{ every: ${s.stepEvery} }`] : []))};`,
+  check: (s, target) => `${helperCall(target, NUMERICS, ARENA, String(s.out.off), String(s.size), JSON.stringify(s.what), ...(s.step ? [stepText(s.step)] : s.stepOf ? [stepOfText(s.stepOf)] : []))};`,
   panels: () => {
     throw new Error('emit: panels are planned for a target with product kernels only (TargetKernels.panelElements)');
   },
@@ -218,20 +218,26 @@ function overProduct(e: EpilogueExpr, out: Offset): ElementwiseExpr {
 /** The function --check-numerics' TypeScript calls (its checks rendered for ts), defined once in the emitted module. */
 export const NUMERICS: EmitHelper = {
   name: 'numerics',
-  source: `function numerics(A: ArrayLike<number>, off: number, n: number, what: string, t?: number | { every: number }): void {
+  source: `function numerics(A: ArrayLike<number>, off: number, n: number, what: string, t?: number | { every: number; modulo?: number }): void {
   for (let i = 0; i < n; i++) {
     const v = A[off + i]!;
     if (v - v !== 0) {
-      const step = typeof t === 'object' ? Math.floor(i / t.every) : t;
+      const step = typeof t === 'object' ? Math.floor(i / t.every) % (t.modulo ?? Infinity) : t;
       throw new RangeError(\`${NUMERICS_PREFIX}\${what} gives \${v} (element \${i})\${step === undefined ? '' : \` at step \${step + 1}\`}\`);
     }
   }
 }`,
 };
 
+/** NUMERICS' last argument for a value over all steps: `{ every: 2 }`, `{ every: 8, modulo: 5 }`. */
+function stepOfText(s: StepOfElement): string {
+  return `{ every: ${s.every}${s.modulo === undefined ? '' : `, modulo: ${s.modulo}`} }`;
+}
+
 /** The message of NUMERICS' error for check `s` as a TypeScript expression in `position`, `value` and `step`. */
 function numericsMessage(s: CheckStatement): string {
-  const at = s.step !== undefined ? " + ' at step ' + (step + 1)" : s.stepEvery ? ` + ' at step ' + (Math.floor(position / ${s.stepEvery}) + 1)` : '';
+  const modulo = s.stepOf?.modulo === undefined ? '' : ` % ${s.stepOf.modulo}`;
+  const at = s.step !== undefined ? " + ' at step ' + (step + 1)" : s.stepOf ? ` + ' at step ' + (Math.floor(position / ${s.stepOf.every})${modulo} + 1)` : '';
   return `${JSON.stringify(`${NUMERICS_PREFIX}${s.what} gives `)} + value + ' (element ' + position + ')'${at}`;
 }
 

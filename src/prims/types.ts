@@ -99,11 +99,18 @@ export interface CheckStatement extends StatementOrigin {
    * loops' variables (`{ t: 1 }`; a segment's step t0·K + t).
    */
   readonly step?: StepTerms;
-  /**
-   * Outside the loops, a value computed over all steps at once, each step's `stepEvery` elements
-   * together (step-major): the message names the step of the element that failed.
-   */
-  readonly stepEvery?: number;
+  /** Outside the loops, a value computed over all steps at once: how the message finds the step of the element that failed. */
+  readonly stepOf?: StepOfElement;
+}
+
+/**
+ * Where a value holds every step's elements at once, element e's step: ⌊e / every⌋, modulo
+ * `modulo` when given — step-major rows ([τ·B, n]: every = B·n) or batch-major ones ([B·T, n]:
+ * every = n, modulo T).
+ */
+export interface StepOfElement {
+  readonly every: number;
+  readonly modulo?: number;
 }
 
 /** A step index in the variables of the loops around a statement: Σ terms[v]·v. */

@@ -11,6 +11,14 @@ import { createBuilder } from '../prims/builder.ts';
 import { isElementwiseOp, primOf } from '../prims/index.ts';
 import { rescan, stackedShape } from '../prims/scan.ts';
 
+/** The values the rewrite computes outside a scan over the rows of all its T steps, with T. */
+const overSteps = new WeakMap<Node, number>();
+
+/** T when `n` is a value the rewrite computes over the rows of a scan's T steps ([B·T, …], row b·T + t step t's row b), else undefined. */
+export function hoistedSteps(n: Node): number | undefined {
+  return overSteps.get(n);
+}
+
 /** A product the rewrite would take out of a scan, per step: [m, k] × [k, n] (m the batch rows of one step). */
 export interface HoistedProduct {
   readonly m: number;
@@ -130,6 +138,7 @@ function hoisted(b: ReturnType<typeof createBuilder>, n: Node, inputs: readonly 
       const attrs = 'shape' in v.attrs ? { ...v.attrs, shape: rowsShape(v) } : v.attrs;
       const shape = primOf(v.op)!.shape(args.map((x) => x.shape), attrs, []);
       r = b.ctx.make({ op: v.op, inputs: args, shape, attrs, ...originSpec(v) });
+      overSteps.set(r, T);
     }
     outer.set(v, r);
     return r;
