@@ -43,6 +43,31 @@ beforeAll(() => {
 });
 afterAll(() => fs.rmSync(DIR, { recursive: true, force: true }));
 
+type Value = ReturnType<typeof input>;
+
+/** A one-layer stack (a graph of scans) of h(t) = tanh(h·Wᵀ + feed(x)·Uᵀ) with a linear head. */
+function stackModel(name: string, feed: (B: number, x: Value) => Value): ModelDef {
+  return defineModel({
+    name,
+    build: (B) => {
+      const W = param('W', [2, 2]), U = param('U', [2, 1]), V = param('V', [1, 2]);
+      const rec = recurrence({
+        state: { h: state('h', [B, 2]) }, input: { x: input('x', [B, 1]) }, params: [W, U],
+        step: ({ h }, { x }) => ({ h: tanh(add(matmul(h, transpose(W)), matmul(feed(B, x), transpose(U)))) }),
+      });
+      return stack({ layers: [rec], head: { params: [V], output: (h) => ({ o: matmul(h, transpose(V)) }) } });
+    },
+  });
+}
+const STACK_TRAINING = { loss: { kind: 'mse' }, optimizer: { name: 'sgd', lr: 0.1 }, carryState: false, checkNumerics: true } as const;
+const TARGETS = [['f64', 'ts'], ['f32', 'wasm']] as const;
+
+/** One training step of the emitted trainer from the stack's fixed parameters, to expect a throw of. */
+async function stepOf(source: string, x: Float64Array, y: Float64Array): Promise<() => number> {
+  const trainer = (await importTrainer(source)).createTrainer({ params: { W: [0.1, 0.2, 0.3, 0.4], U: [0.5, -0.5], V: [0.3, 0.1] } }) as unknown as { step(x: Float64Array, y: Float64Array): number };
+  return () => trainer.step(x, y);
+}
+
 describe('--check-numerics', () => {
   it.each([['f64 (ts)', ['--dtype', 'f64']], ['f32 (wasm)', []]])('train %s: one line at the op\'s line and step, exit 1', async (_n, flags) => {
     const r = await unfold('train', f('model.ts'), '--data', f('windows.json'), '--steps', '2', '--no-plots', '--check-numerics', ...flags);
@@ -76,22 +101,11 @@ describe('--check-numerics', () => {
 
   it('in a stack trained in segments (a scan of scans), the check names the step of the whole window, on ts and wasm', async () => {
     // log(x + 10) of x = −15 at step 3, inside the step: segments of 2 steps put it at step 1 of segment 2.
-    const model = defineModel({
-      name: 'segmented-numerics',
-      build: (B) => {
-        const W = param('W', [2, 2]), U = param('U', [2, 1]), V = param('V', [1, 2]);
-        const rec = recurrence({
-          state: { h: state('h', [B, 2]) }, input: { x: input('x', [B, 1]) }, params: [W, U],
-          step: ({ h }, { x }) => ({ h: tanh(add(matmul(h, transpose(W)), matmul(log(add(x, constant(10, [B, 1]))), transpose(U)))) }),
-        });
-        return stack({ layers: [rec], head: { params: [V], output: (h) => ({ o: matmul(h, transpose(V)) }) } });
-      },
-    });
+    const model = stackModel('segmented-numerics', (B, x) => log(add(x, constant(10, [B, 1]))));
     const x = Float64Array.of(0.5, 0.6, -15, 0.5), y = new Float64Array(4);
-    for (const [dtype, target] of [['f64', 'ts'], ['f32', 'wasm']] as const) {
-      const emitted = emitTrainerInSegments({ model, source: 'segmented.ts', batch: 1, tau: 4, dtype, loss: { kind: 'mse' }, optimizer: { name: 'sgd', lr: 0.1 }, carryState: false, checkNumerics: true, target }, 2);
-      const trainer = (await importTrainer(emitted.source)).createTrainer({ params: { W: [0.1, 0.2, 0.3, 0.4], U: [0.5, -0.5], V: [0.3, 0.1] } }) as unknown as { step(x: Float64Array, y: Float64Array): number };
-      expect(() => trainer.step(x, y), target).toThrow(/: log \[1, 1\] gives NaN \(element 0\) at step 3$/);
+    for (const [dtype, target] of TARGETS) {
+      const emitted = emitTrainerInSegments({ model, source: 'segmented.ts', batch: 1, tau: 4, dtype, ...STACK_TRAINING, target }, 2);
+      expect(await stepOf(emitted.source, x, y), target).toThrow(/: log \[1, 1\] gives NaN \(element 0\) at step 3$/);
     }
   });
 
@@ -106,22 +120,11 @@ describe('--check-numerics', () => {
 
   it('in a graph of scans, an input projection hoisted over the rows of every step (batch-major) names the step of its row, on ts and wasm', async () => {
     // x(t = 3) of row 1 is +Infinity: row 1·T + 2 of the [B·T, 2] product x_all·Uᵀ, elements 12 and 13 — step 3, not 7.
-    const model = defineModel({
-      name: 'hoisted-numerics',
-      build: (B) => {
-        const W = param('W', [2, 2]), U = param('U', [2, 1]), V = param('V', [1, 2]);
-        const rec = recurrence({
-          state: { h: state('h', [B, 2]) }, input: { x: input('x', [B, 1]) }, params: [W, U],
-          step: ({ h }, { x }) => ({ h: tanh(add(matmul(h, transpose(W)), matmul(x, transpose(U)))) }),
-        });
-        return stack({ layers: [rec], head: { params: [V], output: (h) => ({ o: matmul(h, transpose(V)) }) } });
-      },
-    });
+    const model = stackModel('hoisted-numerics', (_B, x) => x);
     const x = Float64Array.of(0.5, 0.6, 0.7, 0.5, 0.5, 0.6, Infinity, 0.5), y = new Float64Array(8);
-    for (const [dtype, target] of [['f64', 'ts'], ['f32', 'wasm']] as const) {
-      const emitted = emitTrainer({ model, source: 'hoisted.ts', batch: 2, tau: 4, dtype, loss: { kind: 'mse' }, optimizer: { name: 'sgd', lr: 0.1 }, carryState: false, checkNumerics: true, hoist: 'on', target });
-      const trainer = (await importTrainer(emitted.source)).createTrainer({ params: { W: [0.1, 0.2, 0.3, 0.4], U: [0.5, -0.5], V: [0.3, 0.1] } }) as unknown as { step(x: Float64Array, y: Float64Array): number };
-      expect(() => trainer.step(x, y), target).toThrow(/: matmul \[8, 2\] gives -?Infinity \(element 1[23]\) at step 3$/);
+    for (const [dtype, target] of TARGETS) {
+      const emitted = emitTrainer({ model, source: 'hoisted.ts', batch: 2, tau: 4, dtype, ...STACK_TRAINING, hoist: 'on', target });
+      expect(await stepOf(emitted.source, x, y), target).toThrow(/: matmul \[8, 2\] gives -?Infinity \(element 1[23]\) at step 3$/);
     }
   });
 
