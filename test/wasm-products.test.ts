@@ -7,6 +7,8 @@ import { FunctionBuilder, I32, encodeModule } from '../src/emit/wasm/encoder.ts'
 import { KernelTable, memoryLayout } from '../src/emit/wasm/module.ts';
 import { DEFAULT_BLOCKING, packedProductKernel, packedScratch, panelElements, panelPackKernel, panelProductKernel, usePacked, type Blocking } from '../src/emit/wasm/packed.ts';
 import { describeProduct, productStrategy, type ProductShape } from '../src/emit/wasm/products.ts';
+import { callsInWasm } from '../src/emit/statements.ts';
+import type { ProductStatement } from '../src/prims/types.ts';
 import { rng } from './helpers/rng.ts';
 import { named } from './helpers/offsets.ts';
 import { loadWabt, validateWasm } from './helpers/wabt.ts';
@@ -187,6 +189,83 @@ describe('wasm product kernels', () => {
         for (let i = 0; i < size; i++) if (i < oOff || i >= oOff + m * n) expect(mem[i], `element ${i}`).toBe(before[i]);
       }
     }
+  });
+
+  it('with both operands literals: every element k·a·b, stored or added; nothing else written', () => {
+    for (const accumulate of [false, true]) {
+      const [m, k, n] = [3, 5, 7];
+      const table = new KernelTable();
+      const call = table.productOfLiterals({ m, k, n, transA: false, transB: false, accumulate }, named('o'), 0.375, -3);
+      expect(String(call)).toBe(accumulate ? 'W.ew0(o);' : 'W.fill0(o);');
+      const oOff = 5, size = oOff + m * n + 9;
+      const { pages, scratch } = memoryLayout(size, table.scratchElements);
+      const memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
+      const mem = new Float32Array(memory.buffer);
+      const r = rng(accumulate ? 2 : 1);
+      for (let i = 0; i < size; i++) mem[i] = r.uniform(-1, 1);
+      const before = Float32Array.from(mem.subarray(0, size));
+      const exports = new WebAssembly.Instance(new WebAssembly.Module(table.encode(pages, scratch)), { env: { memory } }).exports;
+      (exports[accumulate ? 'ew0' : 'fill0'] as (o: number) => void)(oOff);
+      for (let i = 0; i < size; i++) {
+        const inOut = i >= oOff && i < oOff + m * n;
+        expect(mem[i], `element ${i}`).toBe(!inOut ? before[i] : Math.fround((accumulate ? before[i]! : 0) + 5 * 0.375 * -3));
+      }
+    }
+  });
+
+  it('adding an epilogue into out (out += chain(A·B)): the product into scratch past its own, then the chain; every layout, a register-blocked and a packed shape', () => {
+    // (A·B + c)·d added into out, c and d [m, n] buffers; the scratch starts as NaN, so a chain reading it before the product wrote it fails.
+    const epilogue = { op: 'mul', attrs: {}, args: [{ op: 'add', attrs: {}, args: [{ product: true as const }, { read: named('c') }] }, { read: named('d') }] };
+    let seed = 40;
+    for (const [m, k, n] of [[3, 5, 7], [64, 16, 128]] as const) {
+      for (const [transA, transB] of LAYOUTS) {
+        const s: ProductShape = { m, k, n, transA, transB, accumulate: true };
+        const table = new KernelTable();
+        const call = table.productAddingEpilogue(s, named('o'), named('a'), named('b'), epilogue);
+        expect(String(call)).toBe('W.me0(o, a, b, c, d);');
+        expect(table.kernels.map((x) => x.strategy)).toEqual([m === 64 ? 'packed' : productStrategy({ ...s, accumulate: false }), 'lanes', 'epilogue']);
+        const aOff = 3, bOff = aOff + m * k + 5, cOff = bOff + k * n + 7, dOff = cOff + m * n + 3, oOff = dOff + m * n + 9, size = oOff + m * n + 9;
+        const { pages, scratch } = memoryLayout(size, table.scratchElements);
+        const bytes = table.encode(pages, scratch);
+        validateWasm(bytes);
+        const memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
+        const mem = new Float32Array(memory.buffer);
+        mem.fill(NaN);
+        const r = rng(seed++);
+        for (let i = 0; i < size; i++) mem[i] = r.uniform(-1, 1);
+        const before = Float32Array.from(mem.subarray(0, size));
+        const exports = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports;
+        (exports['me0'] as (...offsets: number[]) => void)(oOff, aOff, bOff, cOff, dOff);
+        for (let i = 0; i < m; i++) {
+          for (let j = 0; j < n; j++) {
+            let sum = 0, scale = 0;
+            for (let p = 0; p < k; p++) {
+              const x = before[aOff + aAt(s, i, p)]! * before[bOff + bAt(s, p, j)]!;
+              sum += x;
+              scale += Math.abs(x);
+            }
+            const at = i * n + j, d = before[dOff + at]!;
+            const want = before[oOff + at]! + (sum + before[cOff + at]!) * d;
+            const tol = (k + 4) * 2 ** -23 * (scale * Math.abs(d) + Math.abs(want) + 1);
+            expect(Math.abs(mem[oOff + at]! - want), `${JSON.stringify(s)} out[${i},${j}]`).toBeLessThanOrEqual(tol);
+          }
+        }
+        for (let i = 0; i < size; i++) if (i < oOff || i >= oOff + m * n) expect(mem[i], `element ${i}`).toBe(before[i]);
+      }
+    }
+  });
+
+  it('every product statement runs in wasm: two literals, an epilogue adding into out; only an epilogue adding into out beside a literal operand keeps its TypeScript', () => {
+    const shape = (accumulate: boolean): ProductShape => ({ m: 3, k: 5, n: 7, transA: false, transB: false, accumulate });
+    const buf = (off: string) => ({ arr: 'A', off: named(off) }), lit = (value: number) => ({ arr: 'A', off: 0, literal: value });
+    const adding = { op: 'add', attrs: {}, args: [{ product: true as const }, { read: named('c') }] };
+    const calls = (s: ProductStatement) => callsInWasm([s], new KernelTable())?.map(String);
+    expect(calls({ kind: 'product', shape: shape(false), out: buf('o'), a: lit(2), b: lit(0.5) })).toEqual(['W.fill0(o);']);
+    expect(calls({ kind: 'product', shape: shape(true), out: buf('o'), a: lit(2), b: lit(0.5) })).toEqual(['W.ew0(o);']);
+    expect(calls({ kind: 'product', shape: shape(true), out: buf('o'), a: buf('a'), b: buf('b'), epilogue: adding })).toEqual(['W.me0(o, a, b, c);']);
+    // Not adding into out: the product into out, then the chain over it in place.
+    expect(calls({ kind: 'product', shape: shape(false), out: buf('o'), a: buf('a'), b: buf('b'), epilogue: adding })).toEqual(['W.mm0(o, a, b);', 'W.ew0(o, o, c);']);
+    expect(calls({ kind: 'product', shape: shape(true), out: buf('o'), a: lit(2), b: buf('b'), epilogue: adding })).toBeUndefined();
   });
 
   it('takes the packed kernels for large outputs and long k, keeps register blocks for small ones', () => {

@@ -248,9 +248,11 @@ const WASM: CallRules = {
   // Inside a loop or method run in wasm, a check fails it with numerics' message (the TypeScript calling it throws).
   check: (s, kernels, inWasm) => (inWasm ? [kernels.check(s.size, s.out.off, numericsMessage(s), s.step)] : undefined),
   panels: (s, kernels) => [kernels.packPanels(s.shape, s.out, s.b)],
-  // A fill operand is filled into scratch first; two fill operands, or an epilogue to add into out (both rare), keep the TypeScript loops.
+  // A fill operand is filled into scratch first, two make a fill; an epilogue adding into out runs
+  // on the product's value in scratch (with a fill operand too, rare, it keeps the TypeScript loops).
   product: (s, kernels) => {
-    if (s.epilogue || (isLiteral(s.a) && isLiteral(s.b))) return undefined;
+    if (s.epilogue) return isLiteral(s.a) || isLiteral(s.b) ? undefined : [kernels.productAddingEpilogue(s.shape, s.out.off, s.a.off, s.b.off, s.epilogue)];
+    if (isLiteral(s.a) && isLiteral(s.b)) return [kernels.productOfLiterals(s.shape, s.out.off, s.a.literal!, s.b.literal!)];
     if (isLiteral(s.a)) return [kernels.productOverLiteral(s.shape, s.out.off, s.b.off, { operand: 'a', value: s.a.literal! })];
     if (isLiteral(s.b)) return [kernels.productOverLiteral(s.shape, s.out.off, s.a.off, { operand: 'b', value: s.b.literal! })];
     return [kernels.product(s.shape, s.out.off, s.a.off, s.b.off)];
@@ -295,7 +297,8 @@ function literalCopy(s: CopyStatement, kernels: TargetKernels): KernelCall[] | u
 /**
  * A product with an epilogue as the wasm target runs it: the product into out, then the chain over
  * it in place (the planner gives the chain's root a buffer none of its inputs share). Adding into
- * out would need a buffer of its own, so that rare case stays one statement.
+ * out needs a buffer of its own: that rare case stays one statement (its kernel computes the
+ * product into scratch).
  */
 function forWasm(s: Statement): readonly Statement[] {
   if (s.kind !== 'product' || !s.epilogue || s.shape.accumulate) return [s];

@@ -249,6 +249,10 @@ export interface TargetKernels {
   /** Calls rendered so far: code rendered while this grew calls the kernels (the method holding it binds them). */
   readonly callsRendered: number;
   product(shape: ProductShape, out: Offset, a: Offset, b: Offset): KernelCall;
+  /** out = (or +=) A·B with both operands literals (every element of A `a`, of B `b`): every element of out the same value. */
+  productOfLiterals(shape: ProductShape, out: Offset, a: number, b: number): KernelCall;
+  /** out += epilogue(A·B), for a product that accumulates: the product into scratch, then the chain adding into out. */
+  productAddingEpilogue(shape: ProductShape, out: Offset, a: Offset, b: Offset, epilogue: EpilogueExpr): KernelCall;
   /** The product with one operand a literal (`operand`, every element `value`) and the other at `other`. */
   productOverLiteral(shape: ProductShape, out: Offset, other: Offset, literal: { readonly operand: 'a' | 'b'; readonly value: number }): KernelCall;
   /** out[i] = (or +=) expr for i < size. A target with kernels has one for every element-wise primitive. */

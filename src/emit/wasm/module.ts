@@ -1,6 +1,6 @@
 // The wasm target's module: the deduplicated kernels one trainer calls (matrix products, fused
 // element-wise chains, copies, reductions, gathers, the optimizer's update), in first-use order, encoded over the trainer's one memory (sized once from the arena).
-import type { Bound, ElementwiseExpr, KernelCall, LoopSpec, MethodOp, Offset, StepTerms, TargetKernels } from '../../prims/types.ts';
+import type { Bound, ElementwiseExpr, EpilogueExpr, KernelCall, LoopSpec, MethodOp, Offset, StepTerms, TargetKernels } from '../../prims/types.ts';
 import { stepText } from '../../prims/kit.ts';
 import type { LaneProgram, OptimizerKernels } from '../optimizer.ts';
 import { ARENA, boundText } from '../statements.ts';
@@ -9,7 +9,7 @@ import { describeStrided, fillKernel, normalizeStrided, stridedKernel, stridedSt
 import { checkKernel, gatherKernel, scatterAddKernel } from './indexed.ts';
 import { describeReduce, reduceKernel, reduceStrategy, reductionSegments, type ReduceOp } from './reductions.ts';
 import { describeExpr, elementwiseKernel, numberReads, type NumberedExpr } from './elementwise.ts';
-import { describeProduct, literalProductKernel, productKernel, productKey, productStrategy, type ProductShape } from './products.ts';
+import { describeProduct, epilogueProductKernel, literalProductKernel, productKernel, productKey, productStrategy, type ProductShape } from './products.ts';
 import { packedProductKernel, packedScratch, panelElements, panelPackKernel, panelProductKernel, usePacked, usePanels } from './packed.ts';
 import { sumOfSquaresKernel, updateKernel } from './optimizer.ts';
 import { loopChecks, loopKernel, methodChecks, methodKernel, type ResolvedOp } from './loops.ts';
@@ -92,6 +92,37 @@ export class KernelTable implements TargetKernels, OptimizerKernels {
       build: (scratch, indexOf) => literalProductKernel(literal.operand, scratch + at, indexOf(fill), indexOf(product)),
     }));
     return new Call(k.name, [out, other]);
+  }
+
+  /**
+   * Both operands literals: each element of out is k·a·b (the sum of k equal terms, in float64 as
+   * the ts target's loops sum, rounded once), so out is a fill of it, or that value added to out.
+   */
+  productOfLiterals(shape: ProductShape, out: Offset, a: number, b: number): KernelCall {
+    const value = Math.fround(shape.k * a * b), size = shape.m * shape.n;
+    return shape.accumulate ? this.elementwise({ value }, size, out, true) : this.fill(size, value, out);
+  }
+
+  /**
+   * out += epilogue(A·B): the product (=) into the scratch region past its own, then the chain
+   * adding into out, its product leaf a read of that scratch — one kernel calling the two.
+   */
+  productAddingEpilogue(shape: ProductShape, out: Offset, a: Offset, b: Offset, epilogue: EpilogueExpr): KernelCall {
+    if (!shape.accumulate) throw new Error('wasm: an epilogue that does not add into out runs after its product (statements.ts forWasm)');
+    const plain = { ...shape, accumulate: false };
+    const product = this.product(plain, 0, 0, 0).kernel;
+    const own = this.kernels.find((k) => k.name === product)!.scratch;
+    const at = Math.ceil(own / 16) * 16, size = shape.m * shape.n;
+    // The chain with the product's value read from scratch, marked by an offset no arena value has.
+    const chain = readingProductAt(epilogue, SCRATCH_READ);
+    const { offsets } = numberReads(chain);
+    const ew = this.elementwise(chain, size, 0, true).kernel;
+    const scratchRead = offsets.map((o) => o === SCRATCH_READ);
+    const k = this.kernel(`me:${product}:${ew}`, (name) => ({
+      name, description: `${this.kernels.find((x) => x.name === ew)!.description}, its read a${scratchRead.indexOf(true)} = ${describeProduct(plain).replace(/^out/, 'A·B')}`, strategy: 'epilogue', scratch: at + size, calls: [product, ew],
+      build: (scratch, indexOf) => epilogueProductKernel(scratchRead, scratch + at, indexOf(product), indexOf(ew)),
+    }));
+    return new Call(k.name, [out, a, b, ...offsets.filter((o) => o !== SCRATCH_READ)]);
   }
 
   panelElements(shape: ProductShape): number {
@@ -363,6 +394,16 @@ const FAILURE_TYPES = ['site: number', 'position: number', 'value: number', 'ste
 const constantKey = (v: number): string => (Object.is(v, -0) ? '-0' : String(v));
 
 /** A chain as a kernel key: JSON, but with ±Infinity, NaN and −0 kept apart (JSON writes null, null, null and 0). */
+/** The offset productAddingEpilogue reads its product's value from (scratch): a mark, not an arena offset. */
+const SCRATCH_READ = -1;
+
+/** An epilogue as a chain, its product's value read at `at`. */
+function readingProductAt(e: EpilogueExpr, at: Offset): ElementwiseExpr {
+  if ('product' in e) return { read: at };
+  if (!('op' in e)) return e;
+  return { op: e.op, args: e.args.map((x) => readingProductAt(x, at)), attrs: e.attrs };
+}
+
 function chainKey(e: NumberedExpr | LaneProgram): string {
   return JSON.stringify(e, (_k, v: unknown) => (typeof v === 'number' ? constantKey(v) : v));
 }

@@ -1,7 +1,7 @@
 // f32x4 matrix-product kernels: out[m×n] = (or +=) A·B with A and/or B stored transposed, every
 // shape baked in as constants, the three element offsets (out, a, b) taken as i32 parameters.
 import type { ProductShape } from '../../prims/types.ts';
-import { F32, FunctionBuilder, I32, V128 } from './encoder.ts';
+import { F32, FunctionBuilder, I32, V128, type ValType } from './encoder.ts';
 
 /** One product as the planner describes it (src/prims/matmul.ts): A held as [k, m] when transA, B as [n, k] when transB. */
 export type { ProductShape };
@@ -265,4 +265,23 @@ export function literalProductKernel(operand: 'a' | 'b', literal: number, fill: 
   if (operand === 'a') f.i32Const(literal).localGet(1);
   else f.localGet(1).i32Const(literal);
   return f.call(product);
+}
+
+/**
+ * out += chain(A·B) (a product whose epilogue adds into out): the product `product` into scratch at
+ * element offset `at`, then the chain `chain` adding into out with the product's value read there.
+ * Takes (out, a, b, then the chain's other reads in order); `scratchRead[j]` says whether the
+ * chain's read j is the product's value.
+ */
+export function epilogueProductKernel(scratchRead: readonly boolean[], at: number, product: number, chain: number): FunctionBuilder {
+  const others = scratchRead.filter((x) => !x).length;
+  const f = new FunctionBuilder([I32, I32, I32, ...Array.from({ length: others }, (): ValType => I32)]);
+  f.i32Const(at).localGet(1).localGet(2).call(product);
+  f.localGet(0);
+  let next = 3;
+  for (const fromScratch of scratchRead) {
+    if (fromScratch) f.i32Const(at);
+    else f.localGet(next++);
+  }
+  return f.call(chain);
 }
