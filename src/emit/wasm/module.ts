@@ -119,7 +119,7 @@ export class KernelTable implements TargetKernels, OptimizerKernels {
     const ew = this.elementwise(chain, size, 0, true).kernel;
     const scratchRead = offsets.map((o) => o === SCRATCH_READ);
     const k = this.kernel(`me:${product}:${ew}`, (name) => ({
-      name, description: `${this.kernels.find((x) => x.name === ew)!.description}, its read a${scratchRead.indexOf(true)} = ${describeProduct(plain).replace(/^out/, 'A·B')}`, strategy: 'epilogue', scratch: at + size, calls: [product, ew],
+      name, description: `${this.kernels.find((x) => x.name === ew)!.description}, where a${scratchRead.indexOf(true)} is ${describeProduct(plain, 'A·B')} (in scratch)`, strategy: 'epilogue', scratch: at + size, calls: [product, ew],
       build: (scratch, indexOf) => epilogueProductKernel(scratchRead, scratch + at, indexOf(product), indexOf(ew)),
     }));
     return new Call(k.name, [out, a, b, ...offsets.filter((o) => o !== SCRATCH_READ)]);

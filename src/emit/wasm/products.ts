@@ -11,9 +11,9 @@ export function productKey(s: ProductShape): string {
   return `${s.m}x${s.k}x${s.n}${s.transA ? 't' : 'n'}${s.transB ? 't' : 'n'}${s.accumulate ? '+' : '='}${s.panels ? 'p' : ''}`;
 }
 
-/** e.g. `out[16×512] += Aᵀ[16×128]·B[128×512]`, or `out[16×512] = A[16×128]·Bᵀ[128×512] (B in panels)`. */
-export function describeProduct(s: ProductShape): string {
-  return `out[${s.m}×${s.n}] ${s.accumulate ? '+=' : '='} A${s.transA ? 'ᵀ' : ''}[${s.m}×${s.k}]·B${s.transB ? 'ᵀ' : ''}[${s.k}×${s.n}]${s.panels ? ' (B in panels)' : ''}`;
+/** e.g. `out[16×512] += Aᵀ[16×128]·B[128×512]`, or `out[16×512] = A[16×128]·Bᵀ[128×512] (B in panels)` (`out` naming the output). */
+export function describeProduct(s: ProductShape, out = 'out'): string {
+  return `${out}[${s.m}×${s.n}] ${s.accumulate ? '+=' : '='} A${s.transA ? 'ᵀ' : ''}[${s.m}×${s.k}]·B${s.transB ? 'ᵀ' : ''}[${s.k}×${s.n}]${s.panels ? ' (B in panels)' : ''}`;
 }
 
 /**
