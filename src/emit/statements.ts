@@ -6,7 +6,7 @@ import { sizeOf } from '../ir/tensor.ts';
 import { primOf } from '../prims/index.ts';
 import { at, COPY_WITHIN, helperCall, numberLiteral, offsetPlus, stepText } from '../prims/kit.ts';
 import { reductionLoop } from '../prims/reduce.ts';
-import type { Bound, Buf, CheckStatement, CopyStatement, StepOfElement, ElementwiseExpr, EmitHelper, EmitTarget, EpilogueExpr, KernelCall, Offset, ProductStatement, Statement, TargetKernels } from '../prims/types.ts';
+import type { Bound, Buf, CheckStatement, CopyStatement, ElementwiseExpr, EmitHelper, EmitTarget, EpilogueExpr, KernelCall, Offset, ProductStatement, Statement, StepOfElement, TargetKernels } from '../prims/types.ts';
 import { NUMERICS_PREFIX } from './trainer-text.ts';
 
 /** The arena's name in emitted code (the trainer's methods bind it as `const A = this.arena`). */
