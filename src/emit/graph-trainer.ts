@@ -20,7 +20,7 @@ import { KernelTable } from './wasm/module.ts';
 import { wasmTrainerParts, type WasmReport } from './wasm/trainer-parts.ts';
 import type { EmitHelper, StepOfElement } from '../prims/types.ts';
 import { helpersIn, kernelProgram, withKernelCalls } from './kernel.ts';
-import { programOps, programText } from './kernel-program.ts';
+import { methodCode } from './kernel-program.ts';
 import { scanLoops } from './scan-loops.ts';
 import { describeOptimizer, planOptimizer } from './optimizer.ts';
 import { afterPasses, ArenaBuilder, initLiteral, numberLiteral, planOutputs, type KernelPlan, type OnPass, type Offset, type OutputSlot } from './plan.ts';
@@ -238,12 +238,11 @@ function emitInContext(cfg: GraphTrainerConfig): EmittedGraphTrainer {
     ...(cfg.window ? { window: { length: cfg.window.steps, slot: windowSlot! } } : {}),
   });
   // Each method as a kernel program (its outermost scans as steps): on wasm one call when every
-  // statement has a kernel there, else (and on ts, under --check-numerics, and with a scan in a
-  // scan's body) its TypeScript, each outermost scan a function of its own.
+  // statement has a kernel there, else (and on ts) its TypeScript, each outermost scan a function of
+  // its own (methodCode).
   const method = (plan: KernelPlan) => {
     const program = kernelProgram(plan, loops, { origins: cfg.originComments === true, ...(cfg.checkNumerics ? { checks: 'straight', stepsOf: stepsOfHoisted } : {}) });
-    const ops = products?.attempt(() => programOps(program, products));
-    return ops ? { code: [String(products!.method(ops, []))], callsKernels: true, whole: true } : { ...programText(program, target, functions), whole: false };
+    return methodCode(program, target, [], functions);
   };
   const trainCode = method(trainPlan);
   const forwardCode = method(forwardPlan);

@@ -9,7 +9,7 @@ import { initOf } from '../dsl/recurrence.ts';
 import type { Dtype } from '../ir/tensor.ts';
 import type { EmitHelper, ProgramStep } from '../prims/types.ts';
 import { helpersIn, kernelStatements } from './kernel.ts';
-import { programOps, programText } from './kernel-program.ts';
+import { methodCode } from './kernel-program.ts';
 import { targetOf, type Target } from './config.ts';
 import { KernelTable } from './wasm/module.ts';
 import { wasmTrainerParts, type WasmReport } from './wasm/trainer-parts.ts';
@@ -88,8 +88,7 @@ function emitInContext(cfg: InferenceConfig): EmittedInference {
   // The step as a program of one run of statements: on the wasm target one call into the module
   // when every statement has a kernel there, else TypeScript.
   const steps: ProgramStep[] = [{ kind: 'run', statements: kernelStatements(plan, { origins: cfg.originComments === true }) }];
-  const ops = kernels?.attempt(() => programOps(steps, kernels));
-  const { code: body, callsKernels } = ops ? { code: [String(kernels!.method(ops, []))], callsKernels: true } : programText(steps, target);
+  const { code: body, callsKernels, whole } = methodCode(steps, target);
   const elements = arena.size;
   const wasm = kernels && wasmTrainerParts(kernels, elements);
   const bytes = elements * (cfg.dtype === 'f32' ? 4 : 8);
@@ -260,7 +259,7 @@ ${indent(states.map((s, i) => `for (let i = 0; i < ${s.size}; i++) A[${s.off} + 
   }
 
   /** The step body: s(t) and o(t) from s(t−1), x(t) and the parameters (emitted from the step graph). */
-  private kernel(${ops ? '_A' : 'A'}: ${Arr}): void {
+  private kernel(${whole ? '_A' : 'A'}: ${Arr}): void {
 ${indent([...(wasm && callsKernels ? [wasm.bindKernels] : []), ...body])}
   }
 }

@@ -12,7 +12,7 @@ import { callsIn, LOOP_VARIABLES, SEGMENT_VARIABLES } from './wasm/loops.ts';
 const LOSS_SUM = 'lossSum';
 
 /** The program as the steps of one method the target runs itself; undefined when a statement has no kernel there. */
-export function programOps(program: readonly ProgramStep[], kernels: TargetKernels): MethodOp[] | undefined {
+function programOps(program: readonly ProgramStep[], kernels: TargetKernels): MethodOp[] | undefined {
   const callsOf = (statements: readonly Statement[]) => callsInWasm(statements, kernels);
   // Straight-line calls take constant offsets, or offsets in the variables the segments (c, lo and
   // hi) and the nests around them bind; a loop's, in its t and lo and the nests' indices.
@@ -70,11 +70,22 @@ function loopSpec(step: Extract<ProgramStep, { kind: 'loop' }>, callsOf: (statem
 }
 
 /**
+ * A method's code: on a target that runs whole methods, one call into its module (taking the
+ * run-time integers `params`) when every statement has a kernel there (`whole`); else the program
+ * as TypeScript (programText).
+ */
+export function methodCode(program: readonly ProgramStep[], target: EmitTarget, params: readonly string[] = [], functions?: ModuleFunctions): { readonly code: string[]; readonly callsKernels: boolean; readonly whole: boolean } {
+  const kernels = target.kernels;
+  const ops = kernels?.attempt(() => programOps(program, kernels));
+  return ops ? { code: [String(kernels!.method(ops, params))], callsKernels: true, whole: true } : { ...programText(program, target, functions), whole: false };
+}
+
+/**
  * The program as TypeScript (calling the target's kernels where its rules say), and whether it
  * calls them. A packed loop's body over each row class, and a `function` step (a graph's scan), are
  * functions in `functions` (one method holding all of them is too large for V8 to optimize).
  */
-export function programText(program: readonly ProgramStep[], target: EmitTarget, functions?: ModuleFunctions): { readonly code: string[]; readonly callsKernels: boolean } {
+function programText(program: readonly ProgramStep[], target: EmitTarget, functions?: ModuleFunctions): { readonly code: string[]; readonly callsKernels: boolean } {
   // A function taking the kernels is handed them: the method binds them whether or not its own code calls one.
   let handsKernels = false;
   const { code, callsKernels } = withKernelCalls(target.kernels, () => {

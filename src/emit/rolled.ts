@@ -16,7 +16,7 @@ import type { Recurrence } from '../dsl/recurrence.ts';
 import type { LossSpec } from '../dsl/model.ts';
 import { stepVjp } from '../transforms/step-vjp.ts';
 import { kernelStatements, panelStatements, type RowView, type StatementOptions } from './kernel.ts';
-import { programOps, programText } from './kernel-program.ts';
+import { methodCode } from './kernel-program.ts';
 import { blockCopy } from './statements.ts';
 import { afterPasses, planOutputs, type ArenaBuilder, type Offset, type OutputSlot, type StepInvariants } from './plan.ts';
 import type { Slot, TrainerConfig } from './config.ts';
@@ -336,7 +336,7 @@ export function scanLoops(io: ScanIO, cfg: TrainerConfig & EmitTarget, b: NodeBu
 
     // Each part as a kernel program, which either target renders: statements run once, the loops over
     // t between 0, T and τ (packed: a body per row class), in segments their loops between lo and hi
-    // with the checkpoint copies around them. --check-numerics is rendered below, as text.
+    // with the checkpoint copies around them; under --check-numerics each node's check after its statements.
     const program = ((): ScanCode['program'] => {
       const origins = cfg.originComments === true, checks = cfg.checkNumerics === true;
       const straight: StatementOptions = { origins, ...(checks ? { checks: 'straight' } : {}) };
@@ -429,20 +429,14 @@ export function rolledKernels(rec: Recurrence, cfg: TrainerConfig & EmitTarget, 
   // Its checkpoints are the trainer's state store, which the trainer counts.
   const segmentStorage = K !== undefined ? { segmentStorage: { perStep: scan.segmentResidualsPerStep + stateSize, perCheckpoint: 0 } } : {};
   // Forward, loss and backward as one program, the prediction another: on wasm one call each when
-  // every statement has a kernel there, else (and on ts, and under --check-numerics) their TypeScript.
+  // every statement has a kernel there, else (and on ts) their TypeScript (methodCode).
   const { program } = code;
   const gradSize = L.grads.reduce((n, g) => n + g.size, 0);
   const clear: ProgramStep[] = gradSize ? [{ kind: 'run', statements: [{ kind: 'fill', size: gradSize, value: 0, out: { arr: 'A', off: L.grads[0]!.off } }] }] : [];
   const prologue = [...program.prologue, ...program.projections];
-  const methods: readonly (readonly ProgramStep[])[] = [
-    [...prologue, ...program.forwardLoop, { kind: 'mean', out: L.lossOff, norm: L.normOff }, ...clear, ...program.backward],
-    [...prologue, ...program.predictLoop],
-  ];
-  const kernels = cfg.kernels;
-  const [train, forward] = methods.map((steps) => {
-    const ops = kernels?.attempt(() => programOps(steps, kernels));
-    return ops ? { code: [String(kernels!.method(ops, ['T']))], callsKernels: true } : programText(steps, cfg, L.packed?.functions);
-  }) as [{ code: string[]; callsKernels: boolean }, { code: string[]; callsKernels: boolean }];
+  const method = (steps: readonly ProgramStep[]) => methodCode(steps, cfg, ['T'], L.packed?.functions);
+  const train = method([...prologue, ...program.forwardLoop, { kind: 'mean', out: L.lossOff, norm: L.normOff }, ...clear, ...program.backward]);
+  const forward = method([...prologue, ...program.predictLoop]);
   return {
     train: train.code, forward: forward.code, callsKernels: { train: train.callsKernels, forward: forward.callsKernels }, tempSize: code.tempSize, loopSize, residualSize: residualSize + segmentStates, residualsPerStep, hoisted,
     ...segmentStorage,

@@ -8,7 +8,7 @@ import type { TrainingGraph } from '../transforms/training.ts';
 import type { TrainerConfig } from './config.ts';
 import type { EmitTarget, ProgramStep } from '../prims/types.ts';
 import { kernelStatements } from './kernel.ts';
-import { programOps, programText } from './kernel-program.ts';
+import { methodCode } from './kernel-program.ts';
 import { seqAt, type KernelLayout, type Kernels } from './layout.ts';
 import { afterPasses, planOutputs, type KernelPlan, type Offset } from './plan.ts';
 
@@ -57,9 +57,7 @@ export function unrolledKernels(tg: TrainingGraph, rec: Recurrence, cfg: Trainer
   // kernel there, else (and on ts) TypeScript. --check-numerics renders each statement with its check.
   const render = (plan: KernelPlan) => {
     const steps: ProgramStep[] = [{ kind: 'run', statements: kernelStatements(plan, { origins: cfg.originComments === true, ...(cfg.checkNumerics ? { checks: 'straight' } : {}) }) }];
-    const kernels = cfg.kernels;
-    const ops = kernels?.attempt(() => programOps(steps, kernels));
-    return ops ? { code: [String(kernels!.method(ops, []))], callsKernels: true } : programText(steps, cfg);
+    return methodCode(steps, cfg);
   };
   const train = render(trainPlan);
   const forward = render(forwardPlan);
