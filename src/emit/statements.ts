@@ -208,11 +208,11 @@ type CallRules = { readonly [K in Statement['kind']]: CallRule<K> };
 /** Below this many elements a statement called from TypeScript stays TypeScript: the call into wasm costs more. */
 const SMALLEST_CALL = 4;
 
-/** An epilogue with the product's value read from out, where the product was stored before the chain runs over it. */
-function overProduct(e: EpilogueExpr, out: Offset): ElementwiseExpr {
-  if ('product' in e) return { read: out };
+/** An epilogue as a chain with the product's value read at `at` (where the product was stored before the chain runs). */
+export function overProduct(e: EpilogueExpr, at: Offset): ElementwiseExpr {
+  if ('product' in e) return { read: at };
   if (!('op' in e)) return e;
-  return { op: e.op, args: e.args.map((a) => overProduct(a, out)), attrs: e.attrs };
+  return { op: e.op, args: e.args.map((a) => overProduct(a, at)), attrs: e.attrs };
 }
 
 /** The function --check-numerics' TypeScript calls (its checks rendered for ts), defined once in the emitted module. */

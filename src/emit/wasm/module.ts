@@ -3,7 +3,7 @@
 import type { Bound, ElementwiseExpr, EpilogueExpr, KernelCall, LoopSpec, MethodOp, Offset, StepTerms, TargetKernels } from '../../prims/types.ts';
 import { stepText } from '../../prims/kit.ts';
 import type { LaneProgram, OptimizerKernels } from '../optimizer.ts';
-import { ARENA, boundText } from '../statements.ts';
+import { ARENA, boundText, overProduct } from '../statements.ts';
 import { encodeModule, PAGE_BYTES, type FunctionBuilder } from './encoder.ts';
 import { describeStrided, fillKernel, normalizeStrided, stridedKernel, stridedStrategy, valuesKernel } from './copies.ts';
 import { checkKernel, gatherKernel, scatterAddKernel } from './indexed.ts';
@@ -77,16 +77,24 @@ export class KernelTable implements TargetKernels, OptimizerKernels {
     return new Call(k.name, [out, a, b]);
   }
 
+  /** The kernel of `shape`'s product, and the first 64-byte line of scratch past what it packs into (free for a kernel calling it). */
+  private pastProduct(shape: ProductShape): { readonly product: string; readonly at: number } {
+    const product = this.product(shape, 0, 0, 0).kernel;
+    return { product, at: Math.ceil(this.byName(product).scratch / 16) * 16 };
+  }
+
+  private byName(name: string): KernelInfo {
+    return this.kernels.find((k) => k.name === name)!;
+  }
+
   /**
    * The product with one operand a literal: the literal filled into the scratch region past the
    * product's own (a fill kernel), then the product's kernel reading it there.
    */
   productOverLiteral(shape: ProductShape, out: Offset, other: Offset, literal: { readonly operand: 'a' | 'b'; readonly value: number }): KernelCall {
-    const product = this.product(shape, 0, 0, 0).kernel;
-    const own = this.kernels.find((k) => k.name === product)!.scratch;
+    const { product, at } = this.pastProduct(shape);
     const size = literal.operand === 'a' ? shape.m * shape.k : shape.k * shape.n;
     const fill = this.fill(size, literal.value, 0).kernel;
-    const at = Math.ceil(own / 16) * 16;
     const k = this.kernel(`ml:${product}:${literal.operand}:${constantKey(literal.value)}`, (name) => ({
       name, description: `${describeProduct(shape)}, ${literal.operand.toUpperCase()} = ${literal.value} everywhere`, strategy: 'literal', scratch: at + size, calls: [fill, product],
       build: (scratch, indexOf) => literalProductKernel(literal.operand, scratch + at, indexOf(fill), indexOf(product)),
@@ -110,16 +118,15 @@ export class KernelTable implements TargetKernels, OptimizerKernels {
   productAddingEpilogue(shape: ProductShape, out: Offset, a: Offset, b: Offset, epilogue: EpilogueExpr): KernelCall {
     if (!shape.accumulate) throw new Error('wasm: an epilogue that does not add into out runs after its product (statements.ts forWasm)');
     const plain = { ...shape, accumulate: false };
-    const product = this.product(plain, 0, 0, 0).kernel;
-    const own = this.kernels.find((k) => k.name === product)!.scratch;
-    const at = Math.ceil(own / 16) * 16, size = shape.m * shape.n;
+    const { product, at } = this.pastProduct(plain);
+    const size = shape.m * shape.n;
     // The chain with the product's value read from scratch, marked by an offset no arena value has.
-    const chain = readingProductAt(epilogue, SCRATCH_READ);
+    const chain = overProduct(epilogue, SCRATCH_READ);
     const { offsets } = numberReads(chain);
     const ew = this.elementwise(chain, size, 0, true).kernel;
     const scratchRead = offsets.map((o) => o === SCRATCH_READ);
     const k = this.kernel(`me:${product}:${ew}`, (name) => ({
-      name, description: `${this.kernels.find((x) => x.name === ew)!.description}, where a${scratchRead.indexOf(true)} is ${describeProduct(plain, 'A·B')} (in scratch)`, strategy: 'epilogue', scratch: at + size, calls: [product, ew],
+      name, description: `${this.byName(ew).description}, where a${scratchRead.indexOf(true)} is ${describeProduct(plain, 'A·B')} (in scratch)`, strategy: 'epilogue', scratch: at + size, calls: [product, ew],
       build: (scratch, indexOf) => epilogueProductKernel(scratchRead, scratch + at, indexOf(product), indexOf(ew)),
     }));
     return new Call(k.name, [out, a, b, ...offsets.filter((o) => o !== SCRATCH_READ)]);
@@ -393,17 +400,10 @@ const FAILURE_TYPES = ['site: number', 'position: number', 'value: number', 'ste
 /** A constant in a kernel key: −0 apart from 0 (which `${-0}` is not). */
 const constantKey = (v: number): string => (Object.is(v, -0) ? '-0' : String(v));
 
-/** A chain as a kernel key: JSON, but with ±Infinity, NaN and −0 kept apart (JSON writes null, null, null and 0). */
 /** The offset productAddingEpilogue reads its product's value from (scratch): a mark, not an arena offset. */
 const SCRATCH_READ = -1;
 
-/** An epilogue as a chain, its product's value read at `at`. */
-function readingProductAt(e: EpilogueExpr, at: Offset): ElementwiseExpr {
-  if ('product' in e) return { read: at };
-  if (!('op' in e)) return e;
-  return { op: e.op, args: e.args.map((x) => readingProductAt(x, at)), attrs: e.attrs };
-}
-
+/** A chain as a kernel key: JSON, but with ±Infinity, NaN and −0 kept apart (JSON writes null, null, null and 0). */
 function chainKey(e: NumberedExpr | LaneProgram): string {
   return JSON.stringify(e, (_k, v: unknown) => (typeof v === 'number' ? constantKey(v) : v));
 }
