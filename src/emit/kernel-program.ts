@@ -11,6 +11,9 @@ import { callsIn, LOOP_VARIABLES, SEGMENT_VARIABLES } from './wasm/loops.ts';
 /** The running sum of the loss terms, in TypeScript. */
 const LOSS_SUM = 'lossSum';
 
+/** Lines (each possibly several) one level further in. */
+const indent = (lines: readonly string[]): string[] => lines.map((l) => l.replace(/^/gm, '  '));
+
 /** The program as the steps of one method the target runs itself; undefined when a statement has no kernel there. */
 function programOps(program: readonly ProgramStep[], kernels: TargetKernels): MethodOp[] | undefined {
   const callsOf = (statements: readonly Statement[]) => callsInWasm(statements, kernels);
@@ -89,7 +92,6 @@ function programText(program: readonly ProgramStep[], target: EmitTarget, functi
   // A function taking the kernels is handed them: the method binds them whether or not its own code calls one.
   let handsKernels = false;
   const { code, callsKernels } = withKernelCalls(target.kernels, () => {
-    const indent = (lines: readonly string[]) => lines.map((l) => l.replace(/^/gm, '  '));
     /** A loop over `v` between the bounds, down from hi − 1 when reverse, around `body`. */
     const loopOver = (v: string, { reverse, lo, hi }: { reverse: boolean; lo: Bound; hi: Bound }, body: readonly string[]) => [
       reverse ? `for (let ${v} = ${boundText(hi)} - 1; ${v} >= ${boundText(lo)}; ${v}--) {` : `for (let ${v} = ${boundText(lo)}; ${v} < ${boundText(hi)}; ${v}++) {`,
@@ -156,12 +158,12 @@ function classesText(classes: NonNullable<Extract<ProgramStep, { kind: 'loop' }>
     functions.defs.push([
       `/** A loop's step t over the first ${c.rows} rows (packed execution under lengths). */`,
       `function ${name}(${params.join(', ')}): void {`,
-      ...[...declarations(c.body), ...statementsText(c.body, target)].map((l) => l.replace(/^/gm, '  ')),
+      ...indent([...declarations(c.body), ...statementsText(c.body, target)]),
       '}',
     ].join('\n'));
     lines.push(`${k === 0 ? 'if' : 'else if'} (live === ${c.rows}) ${name}(A, t${lo ? ', lo' : ''}${kernels ? ', this.kernels' : ''});`);
   });
-  return [...lines, 'else {', ...all.map((l) => l.replace(/^/gm, '  ')), '}'];
+  return [...lines, 'else {', ...indent(all), '}'];
 }
 
 /** Statements as TypeScript, the model file's line named above each run of them from one line (and `(derived)` above the compiler's). */
